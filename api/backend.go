@@ -1,0 +1,35 @@
+package api
+
+import (
+	"context"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// Backend is what the edge needs from the replicated store. *store.Store
+// implements it; the shard manager will later, so api stays unaware of how
+// worlds are placed.
+type Backend interface {
+	// Act proposes an action and returns its committed event (dup=true for
+	// an idempotent repeat).
+	Act(ctx context.Context, a *fsm.Action) (ev *fsm.Event, dup bool, err error)
+	CreateWorld(ctx context.Context, id string, rules fsm.Rules) error
+	Worlds() []fsm.WorldInfo
+	Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error)
+	Hash(world string, seq uint64) (fsm.HashPoint, error)
+	Subscribe(world string, from uint64) (*store.Subscription, error)
+
+	Status() store.Status
+	IsLeader() bool
+	Ready() bool
+	// Leader returns the leader's id and HTTP address, when known.
+	Leader() (id, httpAddr string)
+
+	Join(ctx context.Context, n fsm.NodeInfo) error
+	Remove(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context) error
+	Snapshot(ctx context.Context) (uint64, error)
+}
+
+var _ Backend = (*store.Store)(nil)

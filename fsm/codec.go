@@ -1,0 +1,381 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// The binary codec of log entries, events and snapshots: varints and
+// length-prefixed strings, canonical (one encoding per value) so that the
+// idempotency payload hash of a retried action is stable.
+
+// batchMagic starts every encoded Batch; the low nibble is the format version.
+const batchMagic byte = 0xB1
+
+// encoder appends to a byte slice.
+type encoder struct{ b []byte }
+
+func (e *encoder) byte(c byte)      { e.b = append(e.b, c) }
+func (e *encoder) uvarint(u uint64) { e.b = binary.AppendUvarint(e.b, u) }
+func (e *encoder) varint(i int64)   { e.b = binary.AppendVarint(e.b, i) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) bool(v bool)      { e.byte(boolByte(v)) }
+func (e *encoder) float(f float64)  { e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(f)) }
+func (e *encoder) fixed64(u uint64) { e.b = binary.LittleEndian.AppendUint64(e.b, u) }
+func (e *encoder) value(v Value)    { e.byte(byte(v.Kind)); e.valueBody(v) }
+func (e *encoder) expect(x Expect)  { e.byte(byte(x.Mode)); e.uvarint(x.Version) }
+func (e *encoder) nodeInfo(n *NodeInfo) {
+	e.str(n.ID)
+	e.str(n.RaftAddr)
+	e.str(n.HTTPAddr)
+	e.str(n.Region)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func (e *encoder) valueBody(v Value) {
+	switch v.Kind {
+	case KindInt, KindBool:
+		e.varint(v.Int)
+	case KindFloat:
+		e.float(v.Float)
+	case KindString:
+		e.str(v.Str)
+	}
+}
+
+func (e *encoder) rules(r Rules) {
+	e.bool(r.Strict)
+	names := r.fieldNames()
+	e.uvarint(uint64(len(names)))
+	for _, n := range names {
+		f := r.Fields[n]
+		e.str(n)
+		e.byte(byte(f.Type))
+		e.byte(byte(f.Policy))
+	}
+}
+
+func (e *encoder) action(a *Action) {
+	e.str(a.World)
+	e.str(a.Player)
+	e.uvarint(a.Seq)
+	e.varint(a.InputTime)
+	e.byte(byte(a.Priority))
+	e.uvarint(uint64(len(a.Ops)))
+	for i := range a.Ops {
+		o := &a.Ops[i]
+		e.byte(byte(o.Kind))
+		e.str(o.Entity)
+		e.str(o.Field)
+		e.value(o.Value)
+		e.varint(o.By)
+		e.expect(o.Expect)
+	}
+}
+
+// decoder reads what encoder wrote. The first error sticks; later reads
+// return zero values, so callers check err once at the end.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	u, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return u
+}
+
+func (d *decoder) varint() int64 {
+	i, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return i
+}
+
+func (d *decoder) fixed64() uint64 {
+	if len(d.b) < 8 {
+		d.fail("truncated")
+		return 0
+	}
+	u := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return u
+}
+
+func (d *decoder) rawBytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("length %d beyond input", n)
+		return nil
+	}
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) str() string { return string(d.rawBytes()) }
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad bool")
+	return false
+}
+
+// count reads a length that announces n items of at least min bytes each and
+// rejects counts that the remaining input cannot hold.
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/min) {
+		d.fail("count %d beyond input", n)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) value() Value {
+	k := Kind(d.byte())
+	switch k {
+	case KindNull:
+		return Value{}
+	case KindInt:
+		return Int(d.varint())
+	case KindBool:
+		n := d.varint()
+		if n != 0 && n != 1 {
+			d.fail("bad bool value")
+		}
+		return Value{Kind: KindBool, Int: n}
+	case KindFloat:
+		f := math.Float64frombits(d.fixed64())
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			d.fail("non-finite float")
+		}
+		return Float(f)
+	case KindString:
+		return String(d.str())
+	}
+	d.fail("bad value kind %d", k)
+	return Value{}
+}
+
+func (d *decoder) expect() Expect {
+	x := Expect{Mode: ExpectMode(d.byte()), Version: d.uvarint()}
+	if x.Mode > ExpectVersion {
+		d.fail("bad expect mode")
+	}
+	return x
+}
+
+func (d *decoder) nodeInfo() *NodeInfo {
+	return &NodeInfo{ID: d.str(), RaftAddr: d.str(), HTTPAddr: d.str(), Region: d.str()}
+}
+
+func (d *decoder) rules() Rules {
+	r := Rules{Strict: d.bool()}
+	n := d.count(3)
+	if n > 0 {
+		r.Fields = make(map[string]FieldRule, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		name := d.str()
+		r.Fields[name] = FieldRule{Type: Kind(d.byte()), Policy: Policy(d.byte())}
+	}
+	return r
+}
+
+func (d *decoder) action() *Action {
+	a := &Action{World: d.str(), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint(), Priority: Priority(d.byte())}
+	// An op takes at least 7 bytes: kind, entity, field, value kind, by,
+	// expect mode and version (empty names, a null value).
+	n := d.count(7)
+	if n > 0 {
+		a.Ops = make([]Op, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		a.Ops[i] = Op{Kind: OpKind(d.byte()), Entity: d.str(), Field: d.str(), Value: d.value(), By: d.varint(), Expect: d.expect()}
+	}
+	return a
+}
+
+// EncodeBatch encodes a batch as one log entry.
+func EncodeBatch(b *Batch) []byte {
+	e := encoder{b: make([]byte, 0, 64+64*len(b.Commands))}
+	return appendBatch(&e, b)
+}
+
+func appendBatch(e *encoder, b *Batch) []byte {
+	e.byte(batchMagic)
+	e.varint(b.Time)
+	e.uvarint(uint64(len(b.Commands)))
+	for i := range b.Commands {
+		c := &b.Commands[i]
+		e.byte(byte(c.Kind))
+		switch c.Kind {
+		case CmdAction:
+			e.action(c.Action)
+		case CmdCreateWorld:
+			e.str(c.World.ID)
+			e.str(c.World.Origin)
+			e.rules(c.World.Rules)
+		case CmdPutNode, CmdRemoveNode:
+			e.nodeInfo(c.Node)
+		}
+	}
+	return e.b
+}
+
+// EncodeAction encodes one action in the canonical form the batch carries.
+// Its hash is the idempotency payload hash.
+func EncodeAction(a *Action) []byte {
+	e := encoder{b: make([]byte, 0, 32+32*len(a.Ops))}
+	e.action(a)
+	return e.b
+}
+
+// decodedBatch is a batch plus, per action, the span of its encoding, whose
+// hash identifies the payload for idempotency.
+type decodedBatch struct {
+	Batch
+	spans [][]byte
+}
+
+// DecodeBatch decodes a log entry written by EncodeBatch.
+func DecodeBatch(p []byte) (*Batch, error) {
+	db, err := decodeBatch(p)
+	if err != nil {
+		return nil, err
+	}
+	return &db.Batch, nil
+}
+
+func decodeBatch(p []byte) (*decodedBatch, error) {
+	d := decoder{b: p}
+	if d.byte() != batchMagic {
+		return nil, fmt.Errorf("%w: not a gsd batch", ErrMalformed)
+	}
+	out := &decodedBatch{}
+	out.Time = d.varint()
+	n := d.count(2)
+	out.Commands = make([]Command, n)
+	out.spans = make([][]byte, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		c := &out.Commands[i]
+		c.Kind = CmdKind(d.byte())
+		switch c.Kind {
+		case CmdAction:
+			start := d.b
+			c.Action = d.action()
+			if d.err == nil {
+				out.spans[i] = start[:len(start)-len(d.b)]
+			}
+		case CmdCreateWorld:
+			c.World = &WorldSpec{ID: d.str(), Origin: d.str(), Rules: d.rules()}
+		case CmdPutNode, CmdRemoveNode:
+			c.Node = d.nodeInfo()
+		default:
+			d.fail("unknown command kind %d", c.Kind)
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return out, nil
+}
+
+// EncodeEvent encodes an event for the event archive.
+func EncodeEvent(ev *Event) []byte {
+	e := encoder{b: make([]byte, 0, 64+32*len(ev.Changes))}
+	e.str(ev.World)
+	e.uvarint(ev.Seq)
+	e.uvarint(ev.Index)
+	e.varint(ev.Time)
+	e.str(ev.Player)
+	e.uvarint(ev.ClientSeq)
+	e.byte(byte(ev.Priority))
+	e.byte(byte(ev.Status))
+	e.str(ev.Reason)
+	e.uvarint(uint64(len(ev.Changes)))
+	for _, c := range ev.Changes {
+		e.str(c.Entity)
+		e.str(c.Field)
+		e.byte(byte(c.Op))
+		e.value(c.Value)
+		e.uvarint(uint64(len(c.Set)))
+		for _, v := range c.Set {
+			e.value(v)
+		}
+		e.uvarint(c.Version)
+		e.bool(c.Exists)
+	}
+	return e.b
+}
+
+// DecodeEvent decodes what EncodeEvent wrote.
+func DecodeEvent(p []byte) (*Event, error) {
+	d := decoder{b: p}
+	ev := &Event{World: d.str(), Seq: d.uvarint(), Index: d.uvarint(), Time: d.varint(), Player: d.str(),
+		ClientSeq: d.uvarint(), Priority: Priority(d.byte()), Status: Status(d.byte()), Reason: d.str()}
+	n := d.count(7)
+	if n > 0 {
+		ev.Changes = make([]Change, n)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		c := Change{Entity: d.str(), Field: d.str(), Op: OpKind(d.byte()), Value: d.value()}
+		if m := d.count(1); m > 0 {
+			c.Set = make([]Value, m)
+			for j := range c.Set {
+				c.Set[j] = d.value()
+			}
+		}
+		c.Version = d.uvarint()
+		c.Exists = d.bool()
+		ev.Changes[i] = c
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return ev, nil
+}

@@ -1,0 +1,139 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Status is the committed outcome of an action.
+type Status uint8
+
+// The statuses of an event.
+const (
+	StatusApplied Status = iota + 1
+	StatusConflict
+	StatusRejected
+)
+
+var statusNames = [...]string{"", "applied", "conflict", "rejected"}
+
+// String returns the status's wire name.
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("status(%d)", s)
+}
+
+// Change is one field's state in an event: after the action for applied
+// events, the current state of a field whose expect failed for conflicts.
+type Change struct {
+	Entity  string
+	Field   string // empty for an entity delete
+	Op      OpKind
+	Value   Value   // set/incr: resulting value; add/remove: the element
+	Set     []Value // conflicts on set fields: the current elements, sorted
+	Version uint64  // the field's version (for a delete: the entity's last version)
+	Exists  bool    // conflicts: whether the field exists
+}
+
+// Event is the committed outcome of one action, numbered by its world's seq.
+type Event struct {
+	World     string
+	Seq       uint64
+	Index     uint64 // Raft index of the entry that carried it
+	Time      int64  // leader time of that entry, unix nanoseconds
+	Player    string
+	ClientSeq uint64
+	Priority  Priority
+	Status    Status
+	Reason    string // rejected: a reason code
+	Changes   []Change
+}
+
+// Versions returns entity → field → version of the event's changes.
+func (e *Event) Versions() map[string]map[string]uint64 {
+	out := make(map[string]map[string]uint64)
+	for _, c := range e.Changes {
+		if c.Field == "" {
+			continue
+		}
+		m := out[c.Entity]
+		if m == nil {
+			m = make(map[string]uint64)
+			out[c.Entity] = m
+		}
+		m[c.Field] = c.Version
+	}
+	return out
+}
+
+// Result is what Apply returns for one command. For an action either Event
+// is set (a new event, or with Duplicate the original one as far as the FSM
+// retains it: seq, status, reason) or Err is (ErrSeqReused, ErrSeqExpired,
+// ErrUnknownWorld). For other commands only Err may be set.
+type Result struct {
+	Event     *Event
+	Duplicate bool
+	Err       error
+}
+
+// JSONChange is the wire form of a Change.
+type JSONChange struct {
+	Entity  string  `json:"entity"`
+	Field   string  `json:"field,omitempty"`
+	Op      string  `json:"op,omitempty"`
+	Value   *Value  `json:"value,omitempty"`
+	Set     []Value `json:"set,omitempty"`
+	Version uint64  `json:"version"`
+	Exists  *bool   `json:"exists,omitempty"`
+}
+
+// JSONEvent is the wire form of an Event, used by the HTTP API, the event
+// stream and the Go client.
+type JSONEvent struct {
+	World     string                       `json:"world"`
+	Seq       uint64                       `json:"seq"`
+	Index     uint64                       `json:"index"`
+	Time      int64                        `json:"time"`
+	Player    string                       `json:"player"`
+	ClientSeq uint64                       `json:"client_seq"`
+	Priority  string                       `json:"priority"`
+	Status    string                       `json:"status"`
+	Reason    string                       `json:"reason,omitempty"`
+	Duplicate bool                         `json:"duplicate,omitempty"`
+	Versions  map[string]map[string]uint64 `json:"versions,omitempty"`
+	Changes   []JSONChange                 `json:"changes,omitempty"`
+}
+
+// JSON returns the event's wire form.
+func (e *Event) JSON() JSONEvent {
+	j := JSONEvent{
+		World: e.World, Seq: e.Seq, Index: e.Index, Time: e.Time,
+		Player: e.Player, ClientSeq: e.ClientSeq, Priority: e.Priority.String(),
+		Status: e.Status.String(), Reason: e.Reason,
+	}
+	if len(e.Changes) > 0 {
+		j.Versions = e.Versions()
+		j.Changes = make([]JSONChange, len(e.Changes))
+		for i, c := range e.Changes {
+			jc := JSONChange{Entity: c.Entity, Field: c.Field, Version: c.Version, Set: c.Set}
+			if c.Op != 0 {
+				jc.Op = c.Op.String()
+			}
+			if c.Value.Kind != KindNull {
+				v := c.Value
+				jc.Value = &v
+			}
+			if e.Status == StatusConflict {
+				ex := c.Exists
+				jc.Exists = &ex
+			}
+			j.Changes[i] = jc
+		}
+	}
+	return j
+}
+
+// MarshalJSON encodes the event in its wire form.
+func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.JSON()) }

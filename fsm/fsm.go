@@ -1,0 +1,389 @@
+package fsm
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Config configures an FSM. All replicas of a group must use equal values.
+type Config struct {
+	// Window is how many client seqs per player keep their results for
+	// idempotent retries (at least 1,024; a multiple of 64).
+	Window int
+	// HashHistory is how many recent seqs per world keep their state hash.
+	HashHistory int
+	// Validators run in order on every action before it applies.
+	Validators []Validator
+}
+
+// DefaultConfig returns the defaults: a 1,024-seq window and 4,096 hashes.
+func DefaultConfig() Config {
+	return Config{Window: 1024, HashHistory: 4096}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.Window < 1024 || c.Window%chunkSize != 0 {
+		return fmt.Errorf("fsm config: Window must be >= 1024 and a multiple of %d, got %d", chunkSize, c.Window)
+	}
+	if c.HashHistory < 1 {
+		return fmt.Errorf("fsm config: HashHistory must be >= 1, got %d", c.HashHistory)
+	}
+	return nil
+}
+
+// FSM is the state machine of one Raft group. See the package doc for its
+// determinism and concurrency contract.
+type FSM struct {
+	cfg Config
+
+	mu      sync.RWMutex // Apply and Restore write; reads read
+	gen     uint64       // snapshot generation; shared objects are copied on write
+	applied uint64       // Raft index of the last applied entry
+	worlds  map[string]*world
+	nodes   map[string]NodeInfo
+}
+
+// New returns an empty FSM.
+func New(cfg Config) (*FSM, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo)}, nil
+}
+
+// Apply decodes and applies one log entry. An entry that does not decode
+// means replicas would diverge, so Apply panics (the contract of a Raft FSM:
+// stop rather than silently differ).
+func (f *FSM) Apply(index uint64, data []byte) []Result {
+	b, err := decodeBatch(data)
+	if err != nil {
+		panic(fmt.Sprintf("gsd/fsm: undecodable log entry at index %d: %v", index, err))
+	}
+	return f.apply(index, b)
+}
+
+// ApplyBatch applies an already decoded batch (benchmarks, tests and replay
+// tools; the Raft path uses Apply).
+func (f *FSM) ApplyBatch(index uint64, b *Batch) []Result {
+	db := &decodedBatch{Batch: *b, spans: make([][]byte, len(b.Commands))}
+	for i := range b.Commands {
+		if b.Commands[i].Kind == CmdAction {
+			db.spans[i] = EncodeAction(b.Commands[i].Action)
+		}
+	}
+	return f.apply(index, db)
+}
+
+func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	results := make([]Result, len(b.Commands))
+	for i := range b.Commands {
+		c := &b.Commands[i]
+		switch c.Kind {
+		case CmdAction:
+			results[i] = f.applyAction(index, b.Time, c.Action, xxhash.Sum64(b.spans[i]))
+		case CmdCreateWorld:
+			results[i] = f.createWorld(c.World)
+		case CmdPutNode:
+			f.nodes[c.Node.ID] = *c.Node
+		case CmdRemoveNode:
+			delete(f.nodes, c.Node.ID)
+		}
+	}
+	f.applied = index
+	return results
+}
+
+func (f *FSM) createWorld(s *WorldSpec) Result {
+	if err := checkName("world", s.ID); err != nil {
+		return Result{Err: err}
+	}
+	if err := s.Rules.Validate(); err != nil {
+		return Result{Err: err}
+	}
+	if _, ok := f.worlds[s.ID]; ok {
+		return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, s.ID)}
+	}
+	f.worlds[s.ID] = &world{
+		id: s.ID, origin: s.Origin, rules: s.Rules,
+		inferred: make(map[string]FieldRule),
+		entities: make(map[string]*entity),
+		players:  make(map[string]*player),
+	}
+	return Result{}
+}
+
+// planned is one op resolved against the world before anything mutates.
+type planned struct {
+	op    *Op
+	rule  FieldRule
+	value Value // coerced
+	infer bool  // the op introduces an inferred rule
+}
+
+func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Result {
+	w := f.worlds[a.World]
+	if w == nil {
+		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, a.World)}
+	}
+	p := w.players[a.Player]
+	if p != nil {
+		if r, ok := p.lookup(a.Seq, f.cfg.Window); ok {
+			if r.payload != payload {
+				return Result{Err: fmt.Errorf("%w: player %s seq %d", ErrSeqReused, a.Player, a.Seq)}
+			}
+			return Result{Duplicate: true, Event: &Event{
+				World: a.World, Seq: r.worldSeq, Player: a.Player, ClientSeq: a.Seq,
+				Priority: a.Priority, Status: r.status, Reason: r.reason,
+			}}
+		}
+		if p.maxSeq >= uint64(f.cfg.Window) && a.Seq <= p.maxSeq-uint64(f.cfg.Window) {
+			return Result{Err: fmt.Errorf("%w: player %s seq %d, newest %d", ErrSeqExpired, a.Player, a.Seq, p.maxSeq)}
+		}
+	}
+
+	w.seq++
+	w.index = index
+	ev := &Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
+	f.decide(w, a, now, ev)
+
+	if p == nil {
+		p = &player{gen: f.gen}
+		w.players[a.Player] = p
+	} else if p.gen != f.gen {
+		p = p.clone(f.gen)
+		w.players[a.Player] = p
+	}
+	p.put(record{seq: a.Seq, payload: payload, worldSeq: ev.Seq, status: ev.Status, reason: ev.Reason}, f.cfg.Window, f.gen)
+	w.recordHash(f.cfg.HashHistory)
+	return Result{Event: ev}
+}
+
+// decide fills ev: rejected, conflict, or applied with its changes.
+func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
+	if err := a.Validate(); err != nil {
+		ev.Status, ev.Reason = StatusRejected, Code(err)
+		return
+	}
+	plan, err := f.plan(w, a)
+	if err != nil {
+		ev.Status, ev.Reason = StatusRejected, Code(err)
+		return
+	}
+	if conflicts := checkExpects(w, a); len(conflicts) > 0 {
+		ev.Status, ev.Changes = StatusConflict, conflicts
+		return
+	}
+	for _, v := range f.cfg.Validators {
+		if err := v.Validate(worldView{w}, a, now); err != nil {
+			ev.Status, ev.Reason = StatusRejected, rejectionCode(err)
+			return
+		}
+	}
+	ev.Status = StatusApplied
+	ev.Changes = make([]Change, 0, len(plan))
+	for i := range plan {
+		pl := &plan[i]
+		if pl.infer {
+			w.inferred[pl.op.Field] = pl.rule
+		}
+		ev.Changes = append(ev.Changes, f.mutate(w, pl))
+	}
+}
+
+// plan resolves each op's rule and value against the world's rules, without
+// mutating: an op that its field's policy or type refuses rejects the whole
+// action.
+func (f *FSM) plan(w *world, a *Action) ([]planned, error) {
+	plan := make([]planned, len(a.Ops))
+	for i := range a.Ops {
+		o := &a.Ops[i]
+		pl := planned{op: o}
+		if o.Kind == OpDelete {
+			plan[i] = pl
+			continue
+		}
+		rule, ok := w.rule(o.Field)
+		if !ok {
+			// An earlier op of this action may have introduced it.
+			for j := 0; j < i; j++ {
+				if plan[j].infer && a.Ops[j].Field == o.Field {
+					rule, ok = plan[j].rule, true
+				}
+			}
+		}
+		if !ok {
+			if w.rules.Strict {
+				return nil, fmt.Errorf("%w: %s", ErrUndeclaredField, o.Field)
+			}
+			rule = FieldRule{Policy: inferPolicy(o.Kind), Type: o.Value.Kind}
+			if rule.Policy == PolicyCounter {
+				rule.Type = KindInt
+			}
+			pl.infer = true
+		}
+		if !rule.Policy.accepts(o.Kind) {
+			return nil, fmt.Errorf("%w: %s on %s field %s", ErrPolicyViolation, o.Kind, rule.Policy, o.Field)
+		}
+		if o.Kind != OpIncr {
+			v, err := coerce(o.Value, rule.Type)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", o.Field, err)
+			}
+			pl.value = v
+		}
+		pl.rule = rule
+		plan[i] = pl
+	}
+	return plan, nil
+}
+
+// checkExpects compares every op's expect with the state before the action
+// and returns the current state of each field (or entity) that fails.
+func checkExpects(w *world, a *Action) []Change {
+	var out []Change
+	for i := range a.Ops {
+		o := &a.Ops[i]
+		if o.Expect.Mode == ExpectNone {
+			continue
+		}
+		e := w.entities[o.Entity]
+		var (
+			exists  bool
+			version uint64
+			fl      *field
+		)
+		if o.Kind == OpDelete {
+			if e != nil {
+				exists, version = true, e.version()
+			}
+		} else if e != nil {
+			if fl = e.get(o.Field); fl != nil {
+				exists, version = true, fl.version
+			}
+		}
+		ok := (o.Expect.Mode == ExpectAbsent && !exists) ||
+			(o.Expect.Mode == ExpectVersion && exists && version == o.Expect.Version)
+		if ok {
+			continue
+		}
+		c := Change{Entity: o.Entity, Field: o.Field, Version: version, Exists: exists}
+		if fl != nil {
+			if fl.policy == PolicySet {
+				c.Set = fl.elements()
+			} else {
+				c.Value = fl.current()
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// mutEntity returns the entity for writing, creating it or copying it away
+// from a snapshot that shares it.
+func (f *FSM) mutEntity(w *world, id string) *entity {
+	e := w.entities[id]
+	switch {
+	case e == nil:
+		e = &entity{gen: f.gen}
+		w.entities[id] = e
+	case e.gen != f.gen:
+		c := &entity{gen: f.gen, fields: append([]*field(nil), e.fields...)}
+		w.entities[id] = c
+		e = c
+	}
+	return e
+}
+
+// mutField returns the named field of e for writing, creating it from rule.
+func (f *FSM) mutField(e *entity, name string, rule FieldRule) *field {
+	i, ok := e.find(name)
+	if !ok {
+		fl := &field{gen: f.gen, name: name, policy: rule.Policy, kind: rule.Type}
+		e.fields = append(e.fields, nil)
+		copy(e.fields[i+1:], e.fields[i:])
+		e.fields[i] = fl
+		return fl
+	}
+	if fl := e.fields[i]; fl.gen != f.gen {
+		e.fields[i] = fl.clone(f.gen)
+	}
+	return e.fields[i]
+}
+
+// mutate applies one planned op and returns its change.
+func (f *FSM) mutate(w *world, pl *planned) Change {
+	o := pl.op
+	if o.Kind == OpDelete {
+		c := Change{Entity: o.Entity, Op: OpDelete}
+		if e := w.entities[o.Entity]; e != nil {
+			c.Version = e.version()
+			w.hash -= e.hash()
+			delete(w.entities, o.Entity)
+		}
+		return c
+	}
+	e := f.mutEntity(w, o.Entity)
+	fl := f.mutField(e, o.Field, pl.rule)
+	old := fl.hash
+	changed := fl.version == 0 // a new field always takes the action's seq
+	c := Change{Entity: o.Entity, Field: o.Field, Op: o.Kind}
+	switch o.Kind {
+	case OpIncr:
+		fl.counter.Add(w.origin, o.By)
+		changed = true
+		c.Value = fl.current()
+	case OpSet:
+		switch {
+		case fl.version == 0,
+			fl.policy == PolicyAuthoritative,
+			fl.policy == PolicyMax && pl.value.Compare(fl.val) > 0,
+			fl.policy == PolicyMin && pl.value.Compare(fl.val) < 0:
+			fl.val = pl.value
+			changed = true
+		}
+		c.Value = fl.val
+	case OpAdd:
+		if fl.set == nil {
+			fl.set = newValueSet()
+		}
+		if !fl.set.Contains(pl.value) {
+			fl.setSum += elementHash(pl.value)
+			changed = true
+		}
+		fl.set.Add(w.origin, pl.value)
+		c.Value = pl.value
+	case OpRemove:
+		if fl.set == nil {
+			fl.set = newValueSet()
+		}
+		if fl.set.Remove(pl.value) {
+			fl.setSum -= elementHash(pl.value)
+			changed = true
+		}
+		c.Value = pl.value
+	}
+	if changed {
+		fl.version = w.seq
+	}
+	fl.rehash(o.Entity)
+	w.hash += fl.hash - old
+	c.Version = fl.version
+	return c
+}
+
+// sortedKeys returns a map's keys in order, for deterministic output.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,299 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+
+	"github.com/gsd-dev/gsd/fsm/crdt"
+)
+
+// snapMagic starts every snapshot; the last byte is the format version.
+var snapMagic = []byte("GSDSNAP\x01")
+
+// Snapshot is an immutable view of the FSM at one applied index. Taking it
+// copies only the worlds' index maps; entities, fields and players are shared
+// and copied by Apply on its next write to them (copy-on-write), so WriteTo
+// may run concurrently with Apply.
+type Snapshot struct {
+	applied uint64
+	nodes   []NodeInfo
+	worlds  []*world // frozen copies: their maps are private to the snapshot
+}
+
+// AppliedIndex returns the Raft index the snapshot reflects.
+func (s *Snapshot) AppliedIndex() uint64 { return s.applied }
+
+// Snapshot captures the current state. Call it from the goroutine that calls
+// Apply (the Raft FSM goroutine), never concurrently with Apply.
+func (f *FSM) Snapshot() *Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := &Snapshot{applied: f.applied}
+	for _, id := range sortedKeys(f.nodes) {
+		s.nodes = append(s.nodes, f.nodes[id])
+	}
+	for _, id := range sortedKeys(f.worlds) {
+		w := f.worlds[id]
+		c := *w
+		c.inferred = maps.Clone(w.inferred)
+		c.entities = maps.Clone(w.entities)
+		c.players = maps.Clone(w.players)
+		c.history = nil
+		s.worlds = append(s.worlds, &c)
+	}
+	// Everything reachable from the snapshot now belongs to the old
+	// generation; Apply copies it before its next write.
+	f.gen++
+	return s
+}
+
+// WriteTo encodes the snapshot deterministically: equal states give equal bytes.
+func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
+	var total int64
+	e := &encoder{b: make([]byte, 0, 1<<16)}
+	flush := func(force bool) error {
+		if !force && len(e.b) < 1<<16 {
+			return nil
+		}
+		n, err := out.Write(e.b)
+		total += int64(n)
+		e.b = e.b[:0]
+		return err
+	}
+	e.b = append(e.b, snapMagic...)
+	e.uvarint(s.applied)
+	e.uvarint(uint64(len(s.nodes)))
+	for i := range s.nodes {
+		e.nodeInfo(&s.nodes[i])
+	}
+	e.uvarint(uint64(len(s.worlds)))
+	for _, w := range s.worlds {
+		e.str(w.id)
+		e.str(w.origin)
+		e.rules(w.rules)
+		e.rules(Rules{Fields: w.inferred})
+		e.uvarint(w.seq)
+		e.uvarint(w.index)
+		e.fixed64(w.hash)
+		e.uvarint(uint64(len(w.entities)))
+		for _, id := range sortedKeys(w.entities) {
+			e.str(id)
+			writeEntity(e, w.entities[id])
+			if err := flush(false); err != nil {
+				return total, err
+			}
+		}
+		e.uvarint(uint64(len(w.players)))
+		for _, id := range sortedKeys(w.players) {
+			e.str(id)
+			writePlayer(e, w.players[id])
+			if err := flush(false); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, flush(true)
+}
+
+func writeEntity(e *encoder, en *entity) {
+	e.uvarint(uint64(len(en.fields)))
+	for _, fl := range en.fields {
+		e.str(fl.name)
+		e.byte(byte(fl.policy))
+		e.byte(byte(fl.kind))
+		e.uvarint(fl.version)
+		switch fl.policy {
+		case PolicyCounter:
+			reps := fl.counter.Replicas()
+			e.uvarint(uint64(len(reps)))
+			for _, r := range reps {
+				e.str(r)
+				e.uvarint(fl.counter.P[r])
+				e.uvarint(fl.counter.N[r])
+			}
+		case PolicySet:
+			set := fl.set
+			if set == nil {
+				set = newValueSet()
+			}
+			writeDots(e, set.Clock())
+			els := fl.elements()
+			e.uvarint(uint64(len(els)))
+			for _, v := range els {
+				e.value(v)
+				writeDots(e, set.Dots(v))
+			}
+		default:
+			e.value(fl.val)
+		}
+	}
+}
+
+func writeDots(e *encoder, dots []crdt.Dot) {
+	e.uvarint(uint64(len(dots)))
+	for _, d := range dots {
+		e.str(d.Replica)
+		e.uvarint(d.Counter)
+	}
+}
+
+func writePlayer(e *encoder, p *player) {
+	e.uvarint(p.maxSeq)
+	var recs []record
+	for _, c := range p.chunks {
+		if c == nil {
+			continue
+		}
+		for _, r := range c {
+			if r.seq != 0 {
+				recs = append(recs, r)
+			}
+		}
+	}
+	e.uvarint(uint64(len(recs)))
+	for _, r := range recs {
+		e.uvarint(r.seq)
+		e.fixed64(r.payload)
+		e.uvarint(r.worldSeq)
+		e.byte(byte(r.status))
+		e.str(r.reason)
+	}
+}
+
+// Restore replaces the whole state with a snapshot written by WriteTo. It
+// recomputes every hash and refuses a snapshot whose stored world hash does
+// not match its contents. On error the FSM is unchanged.
+func (f *FSM) Restore(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("restore: read: %w", err)
+	}
+	if !bytes.HasPrefix(data, snapMagic) {
+		return fmt.Errorf("restore: %w: not a gsd snapshot (or unknown version)", ErrMalformed)
+	}
+	d := &decoder{b: data[len(snapMagic):]}
+	f.mu.Lock()
+	gen := f.gen + 1
+	f.mu.Unlock()
+	applied := d.uvarint()
+	nodes := make(map[string]NodeInfo)
+	for i, n := 0, d.count(4); i < n && d.err == nil; i++ {
+		ni := d.nodeInfo()
+		nodes[ni.ID] = *ni
+	}
+	worlds := make(map[string]*world)
+	for i, n := 0, d.count(8); i < n && d.err == nil; i++ {
+		w, err := f.readWorld(d, gen)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		worlds[w.id] = w
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return fmt.Errorf("restore: %w", d.err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gen, f.applied, f.nodes, f.worlds = gen, applied, nodes, worlds
+	return nil
+}
+
+func (f *FSM) readWorld(d *decoder, gen uint64) (*world, error) {
+	w := &world{id: d.str(), origin: d.str(), rules: d.rules()}
+	w.inferred = d.rules().Fields
+	if w.inferred == nil {
+		w.inferred = make(map[string]FieldRule)
+	}
+	w.seq, w.index = d.uvarint(), d.uvarint()
+	stored := d.fixed64()
+	n := d.count(2)
+	w.entities = make(map[string]*entity, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		id := d.str()
+		en := readEntity(d, id, gen)
+		w.entities[id] = en
+		w.hash += en.hash()
+	}
+	n = d.count(3)
+	w.players = make(map[string]*player, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		id := d.str()
+		w.players[id] = readPlayer(d, f.cfg.Window, gen)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if err := w.rules.Validate(); err != nil {
+		return nil, fmt.Errorf("world %s: %w", w.id, err)
+	}
+	if w.hash != stored {
+		return nil, fmt.Errorf("world %s: %w: state hash %s, snapshot says %s", w.id, ErrMalformed, HashString(w.hash), HashString(stored))
+	}
+	w.recordHash(f.cfg.HashHistory)
+	return w, nil
+}
+
+func readEntity(d *decoder, id string, gen uint64) *entity {
+	en := &entity{gen: gen}
+	n := d.count(4)
+	for i := 0; i < n && d.err == nil; i++ {
+		fl := &field{gen: gen, name: d.str(), policy: Policy(d.byte()), kind: Kind(d.byte()), version: d.uvarint()}
+		if len(en.fields) > 0 && en.fields[len(en.fields)-1].name >= fl.name {
+			d.fail("fields out of order")
+		}
+		switch fl.policy {
+		case PolicyCounter:
+			for j, m := 0, d.count(3); j < m && d.err == nil; j++ {
+				r, p, n := d.str(), d.uvarint(), d.uvarint()
+				if fl.counter.P == nil {
+					fl.counter.P, fl.counter.N = map[string]uint64{}, map[string]uint64{}
+				}
+				fl.counter.P[r], fl.counter.N[r] = p, n
+			}
+		case PolicySet:
+			clock := readDots(d)
+			entries := make(map[Value][]crdt.Dot)
+			for j, m := 0, d.count(2); j < m && d.err == nil; j++ {
+				v := d.value()
+				entries[v] = readDots(d)
+				fl.setSum += elementHash(v)
+			}
+			fl.set = newValueSet()
+			fl.set.Restore(clock, entries)
+		case PolicyAuthoritative, PolicyMax, PolicyMin:
+			fl.val = d.value()
+		default:
+			d.fail("bad policy %d", fl.policy)
+		}
+		fl.rehash(id)
+		en.fields = append(en.fields, fl)
+	}
+	return en
+}
+
+func readDots(d *decoder) []crdt.Dot {
+	n := d.count(2)
+	dots := make([]crdt.Dot, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		dots = append(dots, crdt.Dot{Replica: d.str(), Counter: d.uvarint()})
+	}
+	return dots
+}
+
+func readPlayer(d *decoder, window int, gen uint64) *player {
+	p := &player{gen: gen, maxSeq: d.uvarint()}
+	for i, n := 0, d.count(12); i < n && d.err == nil; i++ {
+		r := record{seq: d.uvarint(), payload: d.fixed64(), worldSeq: d.uvarint(), status: Status(d.byte()), reason: d.str()}
+		if r.seq == 0 {
+			d.fail("record with seq 0")
+			continue
+		}
+		p.put(r, window, gen)
+	}
+	return p
+}

@@ -1,0 +1,248 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"math"
+	"sort"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/gsd-dev/gsd/fsm/crdt"
+)
+
+// field is one field of one entity. Which of val, counter and set is used
+// depends on policy.
+type field struct {
+	gen     uint64 // snapshot generation that owns this copy
+	name    string
+	policy  Policy
+	kind    Kind // value type; for sets the element type
+	version uint64
+	val     Value
+	counter crdt.PNCounter
+	set     *crdt.ORSet[Value]
+	setSum  uint64 // sum of element hashes, so a set hashes without sorting
+	hash    uint64 // this field's contribution to the world hash
+}
+
+func (f *field) clone(gen uint64) *field {
+	c := *f
+	c.gen = gen
+	if f.policy == PolicyCounter {
+		c.counter = f.counter.Clone()
+	}
+	if f.set != nil {
+		c.set = f.set.Clone()
+	}
+	return &c
+}
+
+// current returns the field's plain value (a counter's total; null for sets).
+func (f *field) current() Value {
+	if f.policy == PolicyCounter {
+		return Int(f.counter.Value())
+	}
+	return f.val
+}
+
+// elements returns a set field's elements, sorted.
+func (f *field) elements() []Value {
+	if f.set == nil {
+		return nil
+	}
+	els := f.set.Elements()
+	sort.Slice(els, func(i, j int) bool { return els[i].Compare(els[j]) < 0 })
+	return els
+}
+
+// rehash recomputes the field's contribution from its entity id, name,
+// policy, value (or set sum) and version.
+func (f *field) rehash(entity string) {
+	var buf [64]byte
+	b := buf[:0]
+	b = binary.AppendUvarint(b, uint64(len(entity)))
+	b = append(b, entity...)
+	b = binary.AppendUvarint(b, uint64(len(f.name)))
+	b = append(b, f.name...)
+	b = append(b, byte(f.policy), byte(f.kind))
+	b = binary.LittleEndian.AppendUint64(b, f.version)
+	if f.policy == PolicySet {
+		b = binary.LittleEndian.AppendUint64(b, f.setSum)
+	} else {
+		b = appendValue(b, f.current())
+	}
+	f.hash = xxhash.Sum64(b)
+}
+
+func appendValue(b []byte, v Value) []byte {
+	b = append(b, byte(v.Kind))
+	switch v.Kind {
+	case KindInt, KindBool:
+		b = binary.LittleEndian.AppendUint64(b, uint64(v.Int))
+	case KindFloat:
+		f := v.Float
+		if f == 0 {
+			// -0 == +0, so they are one Value (one set element, one map
+			// key): they must hash alike, or a set's setSum drifts from
+			// its elements and Restore refuses the snapshot.
+			f = 0
+		}
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	case KindString:
+		b = binary.AppendUvarint(b, uint64(len(v.Str)))
+		b = append(b, v.Str...)
+	}
+	return b
+}
+
+func elementHash(v Value) uint64 {
+	var buf [32]byte
+	return xxhash.Sum64(appendValue(buf[:0], v))
+}
+
+// entity holds its fields sorted by name; entities are small, so a sorted
+// slice beats a map and gives deterministic order for free.
+type entity struct {
+	gen    uint64 // snapshot generation that owns this copy
+	fields []*field
+}
+
+func (e *entity) find(name string) (int, bool) {
+	i := sort.Search(len(e.fields), func(i int) bool { return e.fields[i].name >= name })
+	return i, i < len(e.fields) && e.fields[i].name == name
+}
+
+func (e *entity) get(name string) *field {
+	if i, ok := e.find(name); ok {
+		return e.fields[i]
+	}
+	return nil
+}
+
+func (e *entity) version() uint64 {
+	var v uint64
+	for _, f := range e.fields {
+		v = max(v, f.version)
+	}
+	return v
+}
+
+func (e *entity) hash() uint64 {
+	var h uint64
+	for _, f := range e.fields {
+		h += f.hash
+	}
+	return h
+}
+
+// record is one retained idempotency result.
+type record struct {
+	seq      uint64 // client seq; 0 = empty slot
+	payload  uint64 // hash of the encoded action
+	worldSeq uint64
+	status   Status
+	reason   string
+}
+
+// chunkSize records make one copy-on-write chunk of a player's window.
+const chunkSize = 64
+
+type chunk [chunkSize]record
+
+// player keeps the idempotency window of one player in one world: a ring of
+// the results of its last window client seqs, in chunks so that a snapshot
+// only forces copying the chunk being written.
+type player struct {
+	gen      uint64
+	maxSeq   uint64
+	chunks   []*chunk
+	chunkGen []uint64
+}
+
+func (p *player) clone(gen uint64) *player {
+	c := &player{gen: gen, maxSeq: p.maxSeq}
+	c.chunks = append([]*chunk(nil), p.chunks...)
+	c.chunkGen = append([]uint64(nil), p.chunkGen...)
+	return c
+}
+
+func (p *player) slot(seq uint64, window int) (ci, si int) {
+	i := int(seq % uint64(window))
+	return i / chunkSize, i % chunkSize
+}
+
+// lookup returns the record of seq, if retained.
+func (p *player) lookup(seq uint64, window int) (record, bool) {
+	ci, si := p.slot(seq, window)
+	if ci >= len(p.chunks) || p.chunks[ci] == nil {
+		return record{}, false
+	}
+	r := p.chunks[ci][si]
+	return r, r.seq == seq && seq != 0 // seq 0 marks an empty slot
+}
+
+// put stores r, copying its chunk first if a snapshot shares it.
+func (p *player) put(r record, window int, g uint64) {
+	if r.seq == 0 {
+		// Seq 0 (a malformed action) is the empty-slot marker: retaining it
+		// would make retries duplicates here but not after a Restore (which
+		// skips empty slots), and replicas would diverge.
+		return
+	}
+	ci, si := p.slot(r.seq, window)
+	if ci >= len(p.chunks) {
+		n := window / chunkSize
+		chunks := make([]*chunk, n)
+		copy(chunks, p.chunks)
+		gens := make([]uint64, n)
+		copy(gens, p.chunkGen)
+		p.chunks, p.chunkGen = chunks, gens
+	}
+	switch {
+	case p.chunks[ci] == nil:
+		p.chunks[ci] = new(chunk)
+		p.chunkGen[ci] = g
+	case p.chunkGen[ci] != g:
+		c := *p.chunks[ci]
+		p.chunks[ci] = &c
+		p.chunkGen[ci] = g
+	}
+	p.chunks[ci][si] = r
+	p.maxSeq = max(p.maxSeq, r.seq)
+}
+
+// hashPoint is the world hash after the event with seq Seq.
+type hashPoint struct {
+	seq, index, hash uint64
+}
+
+// world is one world's state.
+type world struct {
+	id       string
+	origin   string
+	rules    Rules
+	inferred map[string]FieldRule // policies and types learned from first ops
+	seq      uint64
+	index    uint64 // Raft index of the last event
+	hash     uint64
+	entities map[string]*entity
+	players  map[string]*player
+	history  []hashPoint // ring of the last len(history) points, by seq
+}
+
+// rule returns the effective rule of a field: declared, else inferred.
+func (w *world) rule(name string) (FieldRule, bool) {
+	if r, ok := w.rules.Fields[name]; ok {
+		return r, true
+	}
+	r, ok := w.inferred[name]
+	return r, ok
+}
+
+func (w *world) recordHash(n int) {
+	if len(w.history) != n {
+		w.history = make([]hashPoint, n)
+	}
+	w.history[w.seq%uint64(n)] = hashPoint{seq: w.seq, index: w.index, hash: w.hash}
+}
+
+func newValueSet() *crdt.ORSet[Value] { return crdt.NewORSet[Value]() }

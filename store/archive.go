@@ -1,0 +1,102 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	bolt "go.etcd.io/bbolt"
+)
+
+// archive is the node-local event archive: every committed event, keyed by
+// world and seq, in bbolt. It is derived from the log, so it is identical on
+// all replicas that applied the same entries.
+type archive struct {
+	db *bolt.DB
+}
+
+var eventsBucket = []byte("events")
+
+func openArchive(path string) (*archive, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open event archive %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(eventsBucket)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init event archive: %w", err)
+	}
+	return &archive{db: db}, nil
+}
+
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, seq)
+}
+
+// write stores events in one transaction (one fsync). Rewriting an event
+// that is already there (log replay after restart) writes the same bytes.
+func (a *archive) write(events []*fsm.Event) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(eventsBucket)
+		var (
+			b    *bolt.Bucket
+			last string
+		)
+		for _, ev := range events {
+			if b == nil || ev.World != last {
+				var err error
+				if b, err = root.CreateBucketIfNotExists([]byte(ev.World)); err != nil {
+					return err
+				}
+				last = ev.World
+			}
+			if err := b.Put(seqKey(ev.Seq), fsm.EncodeEvent(ev)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// read returns up to max contiguous events of world from seq on. An empty
+// result means seq is not held here.
+func (a *archive) read(world string, from uint64, max int) ([]*fsm.Event, error) {
+	var out []*fsm.Event
+	err := a.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(eventsBucket).Bucket([]byte(world))
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		next := from
+		for k, v := c.Seek(seqKey(from)); k != nil && len(out) < max; k, v = c.Next() {
+			if binary.BigEndian.Uint64(k) != next {
+				break
+			}
+			ev, err := fsm.DecodeEvent(v)
+			if err != nil {
+				return fmt.Errorf("archive %s seq %d: %w", world, next, err)
+			}
+			out = append(out, ev)
+			next++
+		}
+		return nil
+	})
+	return out, err
+}
+
+// get returns one event, or nil when it is not held.
+func (a *archive) get(world string, seq uint64) (*fsm.Event, error) {
+	evs, err := a.read(world, seq, 1)
+	if err != nil || len(evs) == 0 {
+		return nil, err
+	}
+	return evs[0], nil
+}
+
+func (a *archive) close() error { return a.db.Close() }

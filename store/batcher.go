@@ -1,0 +1,236 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/raft"
+)
+
+// proposal is one command waiting for its batch to commit.
+type proposal struct {
+	cmd  fsm.Command
+	size int
+	done chan outcome // buffered, receives exactly once
+}
+
+type outcome struct {
+	res   fsm.Result
+	index uint64
+	err   error
+}
+
+// inflight is one proposed batch whose future the waiter resolves.
+type inflight struct {
+	fut   raft.ApplyFuture
+	props []*proposal
+	start time.Time
+}
+
+// batcher groups proposals from all callers into log entries: critical lane
+// first, up to MaxActions or MaxBytes per entry. It proposes at once when
+// nothing is in flight (low latency when idle) and otherwise gathers for up
+// to MaxWait while earlier entries commit (throughput under load).
+type batcher struct {
+	cfg     BatchConfig
+	raft    *raft.Raft
+	timeout time.Duration
+	metrics *metrics
+
+	critical chan *proposal
+	bulk     chan *proposal
+	sem      chan struct{} // one token per batch in flight
+	waiting  chan inflight
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+}
+
+func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics) *batcher {
+	b := &batcher{
+		cfg: cfg, raft: r, timeout: timeout, metrics: m,
+		critical: make(chan *proposal, cfg.QueueSize),
+		bulk:     make(chan *proposal, cfg.QueueSize),
+		sem:      make(chan struct{}, cfg.MaxInflight),
+		waiting:  make(chan inflight, cfg.MaxInflight),
+		stop:     make(chan struct{}),
+	}
+	b.wg.Add(2)
+	go b.run()
+	go b.wait()
+	return b
+}
+
+// submit queues cmd and waits for its outcome. A caller that gives up after
+// its proposal may have been proposed gets ErrOutcomeUnknown.
+func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority, size int) (outcome, error) {
+	p := &proposal{cmd: cmd, size: size, done: make(chan outcome, 1)}
+	lane := b.critical
+	if prio == fsm.PriorityBulk {
+		lane = b.bulk
+	}
+	select {
+	case <-b.stop:
+		return outcome{}, ErrClosed
+	default:
+	}
+	select {
+	case lane <- p:
+	default:
+		return outcome{}, ErrOverloaded
+	}
+	select {
+	case o := <-p.done:
+		return o, o.err
+	case <-ctx.Done():
+		return outcome{}, ErrOutcomeUnknown
+	}
+}
+
+func (b *batcher) close() {
+	b.stopOnce.Do(func() { close(b.stop) })
+	b.wg.Wait()
+	// Anything still queued was never proposed.
+	for {
+		select {
+		case p := <-b.critical:
+			p.done <- outcome{err: ErrNotLeader}
+		case p := <-b.bulk:
+			p.done <- outcome{err: ErrNotLeader}
+		default:
+			return
+		}
+	}
+}
+
+// next takes one proposal, critical first; nil when stopping.
+func (b *batcher) next(block bool) *proposal {
+	select {
+	case p := <-b.critical:
+		return p
+	default:
+	}
+	if !block {
+		select {
+		case p := <-b.bulk:
+			return p
+		default:
+			return nil
+		}
+	}
+	select {
+	case p := <-b.critical:
+		return p
+	case p := <-b.bulk:
+		return p
+	case <-b.stop:
+		return nil
+	}
+}
+
+func (b *batcher) run() {
+	defer b.wg.Done()
+	defer close(b.waiting)
+	for {
+		first := b.next(true)
+		if first == nil {
+			return
+		}
+		batch := []*proposal{first}
+		bytes := first.size
+		full := func() bool { return len(batch) >= b.cfg.MaxActions || bytes >= b.cfg.MaxBytes }
+		for !full() {
+			p := b.next(false)
+			if p == nil {
+				break
+			}
+			batch, bytes = append(batch, p), bytes+p.size
+		}
+		if !full() && len(b.sem) > 0 && b.cfg.MaxWait > 0 {
+			timer := time.NewTimer(b.cfg.MaxWait)
+		gather:
+			for !full() {
+				select {
+				case p := <-b.critical:
+					batch, bytes = append(batch, p), bytes+p.size
+				case p := <-b.bulk:
+					batch, bytes = append(batch, p), bytes+p.size
+				case <-timer.C:
+					break gather
+				case <-b.stop:
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+		select {
+		case b.sem <- struct{}{}:
+		case <-b.stop:
+			for _, p := range batch {
+				p.done <- outcome{err: ErrNotLeader}
+			}
+			return
+		}
+		b.propose(batch)
+	}
+}
+
+func (b *batcher) propose(batch []*proposal) {
+	// Critical actions first inside the entry too: the FSM applies in order.
+	cmds := make([]fsm.Command, 0, len(batch))
+	ordered := make([]*proposal, 0, len(batch))
+	for pass := 0; pass < 2; pass++ {
+		for _, p := range batch {
+			bulk := p.cmd.Kind == fsm.CmdAction && p.cmd.Action.Priority == fsm.PriorityBulk
+			if bulk == (pass == 1) {
+				cmds = append(cmds, p.cmd)
+				ordered = append(ordered, p)
+			}
+		}
+	}
+	data := fsm.EncodeBatch(&fsm.Batch{Time: time.Now().UnixNano(), Commands: cmds})
+	b.metrics.batchSize.Observe(float64(len(cmds)))
+	b.metrics.batchBytes.Observe(float64(len(data)))
+	b.waiting <- inflight{fut: b.raft.Apply(data, b.timeout), props: ordered, start: time.Now()}
+}
+
+// wait resolves proposed batches in log order.
+func (b *batcher) wait() {
+	defer b.wg.Done()
+	for in := range b.waiting {
+		err := in.fut.Error()
+		<-b.sem
+		b.metrics.commitLatency.Observe(time.Since(in.start).Seconds())
+		if err != nil {
+			err = proposeError(err)
+			for _, p := range in.props {
+				p.done <- outcome{err: err}
+			}
+			continue
+		}
+		res, _ := in.fut.Response().([]fsm.Result)
+		idx := in.fut.Index()
+		for i, p := range in.props {
+			o := outcome{index: idx}
+			if i < len(res) {
+				o.res = res[i]
+			} else {
+				o.err = ErrOutcomeUnknown
+			}
+			p.done <- o
+		}
+	}
+}
+
+// proposeError maps raft's errors: only a proposal raft refused before
+// appending is safe to call not-proposed.
+func proposeError(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) {
+		return ErrNotLeader
+	}
+	return ErrOutcomeUnknown
+}

@@ -1,0 +1,138 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/raft"
+)
+
+// Config configures a Store.
+type Config struct {
+	ID        string // Raft server id; unique in the cluster
+	Dir       string // data directory (raft log, snapshots, event archive)
+	RaftAddr  string // address the Raft transport listens on
+	Advertise string // address peers dial; defaults to RaftAddr
+	HTTPAddr  string // this node's HTTP address, replicated for forwarding
+	Region    string // region name; also the CRDT replica id of worlds created here
+
+	// Bootstrap makes a node with no Raft state form a one-node cluster.
+	// A node with existing state never bootstraps.
+	Bootstrap bool
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	ApplyTimeout       time.Duration // how long a proposal may wait in raft
+
+	SnapshotThreshold uint64        // log entries between snapshots
+	SnapshotInterval  time.Duration // how often to check the threshold
+	TrailingLogs      uint64        // entries kept after a snapshot for slow followers
+	SnapshotRetain    int
+
+	Batch BatchConfig
+	FSM   fsm.Config
+
+	// TailSize is how many recent events per world stay in memory for
+	// subscribers (more while the archive writer catches up).
+	TailSize int
+
+	// ResolvePeer, when set, overrides the address used to dial a peer (the
+	// fault-injection suite puts a proxy on every link this way). Returning
+	// false falls back to the replicated node table, then to the Raft
+	// configuration's address.
+	ResolvePeer func(id string) (string, bool)
+
+	// NoSync skips fsync in the Raft log (tests and benchmarks only: a
+	// crash can lose acknowledged writes).
+	NoSync bool
+
+	Logger *slog.Logger
+}
+
+// BatchConfig bounds the group-commit batcher.
+type BatchConfig struct {
+	MaxActions  int           // actions per log entry
+	MaxBytes    int           // encoded bytes per log entry
+	MaxWait     time.Duration // how long to gather while earlier batches are in flight
+	MaxInflight int           // proposals in flight at once
+	QueueSize   int           // pending actions per lane before ErrOverloaded
+}
+
+// DefaultConfig returns LAN defaults.
+func DefaultConfig() Config {
+	return Config{
+		Region:             "local",
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		ApplyTimeout:       10 * time.Second,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		SnapshotRetain:     2,
+		Batch: BatchConfig{
+			MaxActions:  512,
+			MaxBytes:    1 << 20,
+			MaxWait:     time.Millisecond,
+			MaxInflight: 16,
+			QueueSize:   65536,
+		},
+		FSM:      fsm.DefaultConfig(),
+		TailSize: 4096,
+		Logger:   slog.Default(),
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("config.ID is required"))
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("config.Dir is required"))
+	}
+	if c.RaftAddr == "" {
+		errs = append(errs, errors.New("config.RaftAddr is required"))
+	}
+	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 {
+		errs = append(errs, fmt.Errorf("bad batch config %+v", c.Batch))
+	}
+	if c.TailSize < 1 {
+		errs = append(errs, errors.New("config.TailSize must be >= 1"))
+	}
+	if c.ApplyTimeout <= 0 {
+		errs = append(errs, errors.New("config.ApplyTimeout must be > 0"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("config.Logger is required"))
+	}
+	if err := c.FSM.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("store config: %w", err)
+	}
+	return nil
+}
+
+func (c Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.ID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.TrailingLogs = c.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	return rc
+}

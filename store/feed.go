@@ -1,0 +1,255 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// feed publishes committed events: a tail of recent events per world in
+// memory, written behind to the archive by one writer goroutine. The tail
+// never drops an event the archive does not hold yet, so a subscriber can
+// always find every event either in the tail or in the archive.
+type feed struct {
+	arch     *archive
+	tailSize int
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	cond      *sync.Cond // archived advanced, or closed
+	tails     map[string]*tail
+	pending   []*fsm.Event
+	lastIndex uint64 // Raft index of the last published entry
+	archived  uint64 // every event from entries up to this index is archived
+	writeErr  error
+	closed    bool
+	wake      chan struct{}
+	done      chan struct{}
+}
+
+// tail is one world's recent events, events[i].Seq == first+i.
+type tail struct {
+	first    uint64
+	events   []*fsm.Event
+	archived uint64        // highest seq known to be archived
+	changed  chan struct{} // closed and replaced on every publish
+}
+
+func (t *tail) next() uint64 { return t.first + uint64(len(t.events)) }
+
+func newFeed(arch *archive, tailSize int, log *slog.Logger) *feed {
+	f := &feed{arch: arch, tailSize: tailSize, log: log, tails: make(map[string]*tail),
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+	f.cond = sync.NewCond(&f.mu)
+	go f.writer()
+	return f
+}
+
+// tailLocked returns world's tail, creating an empty one that expects seq next.
+func (f *feed) tailLocked(world string, next uint64) *tail {
+	t := f.tails[world]
+	if t == nil {
+		t = &tail{first: next, archived: next - 1, changed: make(chan struct{})}
+		f.tails[world] = t
+	}
+	return t
+}
+
+// reset forgets all tails after a snapshot restore: each world's tail then
+// expects the seq after the restored one.
+func (f *feed) reset(worlds []fsm.WorldInfo) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, t := range f.tails {
+		close(t.changed)
+	}
+	f.tails = make(map[string]*tail, len(worlds))
+	for _, w := range worlds {
+		f.tailLocked(w.ID, w.Seq+1)
+	}
+}
+
+// publish appends the events of one applied entry.
+func (f *feed) publish(index uint64, events []*fsm.Event) {
+	f.mu.Lock()
+	for _, ev := range events {
+		t := f.tailLocked(ev.World, ev.Seq)
+		if ev.Seq != t.next() {
+			// Only after a restore that raced a subscriber's lazy tail;
+			// start the tail over at this event.
+			f.log.Warn("event feed: tail restarted", "world", ev.World, "seq", ev.Seq, "expected", t.next())
+			t.first, t.events = ev.Seq, nil
+		}
+		t.events = append(t.events, ev)
+		close(t.changed)
+		t.changed = make(chan struct{})
+	}
+	f.pending = append(f.pending, events...)
+	f.lastIndex = index
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer moves pending events to the archive, one transaction per round.
+func (f *feed) writer() {
+	defer close(f.done)
+	for {
+		f.mu.Lock()
+		for len(f.pending) == 0 && f.archived == f.lastIndex && !f.closed {
+			f.mu.Unlock()
+			<-f.wake
+			f.mu.Lock()
+		}
+		batch, index, closed := f.pending, f.lastIndex, f.closed
+		f.pending = nil
+		f.mu.Unlock()
+		if len(batch) > 0 {
+			if err := f.arch.write(batch); err != nil {
+				f.log.Error("event archive write failed", "err", err, "events", len(batch))
+				f.mu.Lock()
+				f.writeErr = err
+				f.cond.Broadcast()
+				f.mu.Unlock()
+				return
+			}
+		}
+		f.mu.Lock()
+		f.archived = index
+		for _, ev := range batch {
+			if t := f.tails[ev.World]; t != nil && ev.Seq > t.archived {
+				t.archived = ev.Seq
+			}
+		}
+		for _, t := range f.tails {
+			f.trimLocked(t)
+		}
+		f.cond.Broadcast()
+		f.mu.Unlock()
+		if closed && len(batch) == 0 {
+			return
+		}
+	}
+}
+
+func (f *feed) trimLocked(t *tail) {
+	drop := 0
+	for len(t.events)-drop > f.tailSize && t.events[drop].Seq <= t.archived {
+		drop++
+	}
+	if drop > 0 {
+		t.events = append([]*fsm.Event(nil), t.events[drop:]...)
+		t.first += uint64(drop)
+	}
+}
+
+// waitArchived blocks until every event of entries up to index is in the
+// archive (called before a snapshot lets Raft compact the log).
+func (f *feed) waitArchived(index uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.archived < index && f.writeErr == nil && !f.closed {
+		f.cond.Wait()
+	}
+	if f.writeErr != nil {
+		return fmt.Errorf("event archive: %w", f.writeErr)
+	}
+	if f.archived < index {
+		return ErrClosed
+	}
+	return nil
+}
+
+// close flushes pending events and stops the writer.
+func (f *feed) close() {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	f.closed = true
+	f.cond.Broadcast()
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+	<-f.done
+}
+
+// event returns one event from the tail or the archive, or nil.
+func (f *feed) event(world string, seq uint64) *fsm.Event {
+	f.mu.Lock()
+	if t := f.tails[world]; t != nil && seq >= t.first && seq < t.next() {
+		ev := t.events[seq-t.first]
+		f.mu.Unlock()
+		return ev
+	}
+	f.mu.Unlock()
+	ev, err := f.arch.get(world, seq)
+	if err != nil {
+		f.log.Warn("event archive read failed", "world", world, "seq", seq, "err", err)
+	}
+	return ev
+}
+
+// Subscription reads a world's committed events in seq order, without gaps
+// or duplicates, starting at the seq it was opened with.
+type Subscription struct {
+	f     *feed
+	world string
+	next  uint64
+}
+
+// maxRead bounds the events one Next call returns.
+const maxRead = 256
+
+// Next returns the next events (at least one), waiting for new ones. It
+// returns ErrArchiveGap when the next event is not held on this node.
+func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
+	for {
+		s.f.mu.Lock()
+		if s.f.closed {
+			s.f.mu.Unlock()
+			return nil, ErrClosed
+		}
+		t := s.f.tailLocked(s.world, 1)
+		switch {
+		case s.next >= t.next():
+			ch := t.changed
+			s.f.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		case s.next >= t.first:
+			i := s.next - t.first
+			n := min(uint64(len(t.events))-i, maxRead)
+			out := append([]*fsm.Event(nil), t.events[i:i+n]...)
+			s.f.mu.Unlock()
+			s.next += n
+			return out, nil
+		}
+		s.f.mu.Unlock()
+		evs, err := s.f.arch.read(s.world, s.next, maxRead)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) == 0 {
+			return nil, fmt.Errorf("%w: world %s seq %d", ErrArchiveGap, s.world, s.next)
+		}
+		s.next += uint64(len(evs))
+		return evs, nil
+	}
+}
+
+// Position returns the seq the next event will have.
+func (s *Subscription) Position() uint64 { return s.next }
+

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"io"
+	"sync"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/raft"
+)
+
+// fsmAdapter is the three-method raft.FSM over fsm.FSM. It publishes each
+// entry's events to the feed and tracks the index the FSM has finished
+// applying, which linearizable reads wait for.
+type fsmAdapter struct {
+	fsm  *fsm.FSM
+	feed *feed
+
+	mu      sync.Mutex
+	applied uint64
+	waiters map[chan struct{}]uint64
+}
+
+var (
+	_ raft.FSM         = (*fsmAdapter)(nil)
+	_ raft.BatchingFSM = (*fsmAdapter)(nil)
+)
+
+func newFSMAdapter(f *fsm.FSM, fd *feed) *fsmAdapter {
+	return &fsmAdapter{fsm: f, feed: fd, waiters: make(map[chan struct{}]uint64)}
+}
+
+// Apply applies one committed log entry. Its response is []fsm.Result.
+func (a *fsmAdapter) Apply(l *raft.Log) any {
+	var res []fsm.Result
+	if l.Type == raft.LogCommand {
+		res = a.fsm.Apply(l.Index, l.Data)
+		var events []*fsm.Event
+		for i := range res {
+			r := &res[i]
+			if r.Event != nil && !r.Duplicate {
+				events = append(events, r.Event)
+			}
+		}
+		a.feed.publish(l.Index, events)
+	}
+	a.setApplied(l.Index)
+	return res
+}
+
+// ApplyBatch applies several committed entries at once.
+func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		out[i] = a.Apply(l)
+	}
+	return out
+}
+
+func (a *fsmAdapter) setApplied(index uint64) {
+	a.mu.Lock()
+	a.applied = index
+	for ch, want := range a.waiters {
+		if index >= want {
+			close(ch)
+			delete(a.waiters, ch)
+		}
+	}
+	a.mu.Unlock()
+}
+
+// appliedIndex returns the index of the last entry applied to the FSM.
+func (a *fsmAdapter) appliedIndex() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.applied
+}
+
+// waitCh returns a channel closed once index is applied.
+func (a *fsmAdapter) waitCh(index uint64) chan struct{} {
+	ch := make(chan struct{})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.applied >= index {
+		close(ch)
+		return ch
+	}
+	a.waiters[ch] = index
+	return ch
+}
+
+func (a *fsmAdapter) cancelWait(ch chan struct{}) {
+	a.mu.Lock()
+	delete(a.waiters, ch)
+	a.mu.Unlock()
+}
+
+// Snapshot captures a copy-on-write view; Persist does the I/O.
+func (a *fsmAdapter) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{snap: a.fsm.Snapshot(), feed: a.feed}, nil
+}
+
+// Restore replaces the FSM's state and restarts the feed's tails after it.
+func (a *fsmAdapter) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	if err := a.fsm.Restore(r); err != nil {
+		return err
+	}
+	a.feed.reset(a.fsm.Worlds())
+	a.setApplied(a.fsm.AppliedIndex())
+	return nil
+}
+
+type fsmSnapshot struct {
+	snap *fsm.Snapshot
+	feed *feed
+}
+
+// Persist writes the snapshot once every event it covers is durable in the
+// archive: after this snapshot Raft may drop those entries from its log.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.feed.waitArchived(s.snap.AppliedIndex()); err != nil {
+		sink.Cancel()
+		return err
+	}
+	if _, err := s.snap.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,54 @@
+package store
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the store's Prometheus collectors.
+type metrics struct {
+	batchSize     prometheus.Histogram
+	batchBytes    prometheus.Histogram
+	commitLatency prometheus.Histogram
+	actLatency    *prometheus.HistogramVec
+	actions       *prometheus.CounterVec
+	leaderChanges prometheus.Counter
+	isLeader      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
+	m := &metrics{
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gsd_batch_commands", Help: "Commands per proposed log entry.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		batchBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gsd_batch_bytes", Help: "Encoded bytes per proposed log entry.",
+			Buckets: prometheus.ExponentialBuckets(64, 4, 10),
+		}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gsd_commit_latency_seconds", Help: "From proposing a log entry to its apply on the leader.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		actLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gsd_apply_latency_seconds", Help: "From an action entering the batcher to its result, by priority.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"priority"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gsd_actions_total", Help: "Actions answered by this node as leader, by outcome.",
+		}, []string{"outcome"}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_leader_changes_total", Help: "Times this node gained or lost leadership.",
+		}),
+		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gsd_is_leader", Help: "1 when this node is the Raft leader.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
+			func() float64 { return float64(s.raft.CommitIndex()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_applied_index", Help: "Index the FSM finished applying."},
+			func() float64 { return float64(s.adapter.appliedIndex()) }),
+	)
+	return m
+}

@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Store is one node's member of one Raft group.
+type Store struct {
+	cfg     Config
+	log     *slog.Logger
+	fsm     *fsm.FSM
+	adapter *fsmAdapter
+	feed    *feed
+	arch    *archive
+
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	logStore  *raftboltdb.BoltStore
+	batcher   *batcher
+	metrics   *metrics
+
+	ready    atomic.Bool // leader and its barrier applied: reads may be served
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	closeErr error
+}
+
+// New opens (or creates) the node's data in cfg.Dir and starts Raft. A node
+// with no Raft state and cfg.Bootstrap forms a one-node cluster; a node with
+// state rejoins its cluster from it.
+func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Advertise == "" {
+		cfg.Advertise = cfg.RaftAddr
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
+	var err error
+	if s.fsm, err = fsm.New(cfg.FSM); err != nil {
+		return nil, err
+	}
+	if s.arch, err = openArchive(filepath.Join(cfg.Dir, "events.db")); err != nil {
+		return nil, err
+	}
+	s.feed = newFeed(s.arch, cfg.TailSize, s.log)
+	s.adapter = newFSMAdapter(s.fsm, s.feed)
+	if err := s.openRaft(); err != nil {
+		s.feed.close()
+		s.arch.close()
+		return nil, err
+	}
+	s.metrics = newMetrics(reg, s)
+	s.batcher = newBatcher(cfg.Batch, s.raft, cfg.ApplyTimeout, s.metrics)
+	s.wg.Add(1)
+	go s.watchLeadership()
+	return s, nil
+}
+
+func (s *Store) openRaft() error {
+	cfg := s.cfg
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}})
+	var err error
+	s.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync})
+	if err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, max(cfg.SnapshotRetain, 1), hlog)
+	if err != nil {
+		s.logStore.Close()
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		s.logStore.Close()
+		return fmt.Errorf("resolve advertise address %q: %w", cfg.Advertise, err)
+	}
+	s.transport, err = raft.NewTCPTransportWithConfig(cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
+		ServerAddressProvider: addrProvider{s},
+		Logger:                hlog,
+		MaxPool:               3,
+		Timeout:               10 * time.Second,
+	})
+	if err != nil {
+		s.logStore.Close()
+		return fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	rc := cfg.raftConfig()
+	rc.Logger = hlog
+	hasState, err := raft.HasExistingState(s.logStore, s.logStore, snaps)
+	if err != nil {
+		s.transport.Close()
+		s.logStore.Close()
+		return fmt.Errorf("inspect raft state: %w", err)
+	}
+	s.raft, err = raft.NewRaft(rc, s.adapter, s.logStore, s.logStore, snaps, s.transport)
+	if err != nil {
+		s.transport.Close()
+		s.logStore.Close()
+		return fmt.Errorf("start raft: %w", err)
+	}
+	if cfg.Bootstrap && !hasState {
+		s.log.Info("bootstrapping a new cluster")
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			ID: raft.ServerID(cfg.ID), Address: s.transport.LocalAddr(),
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			s.raft.Shutdown()
+			s.transport.Close()
+			s.logStore.Close()
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+// addrProvider resolves a peer's Raft address: the override hook, then the
+// replicated node table; otherwise raft uses its configuration's address.
+type addrProvider struct{ s *Store }
+
+func (p addrProvider) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
+	if p.s.cfg.ResolvePeer != nil {
+		if a, ok := p.s.cfg.ResolvePeer(string(id)); ok {
+			return raft.ServerAddress(a), nil
+		}
+	}
+	if n, ok := p.s.fsm.Node(string(id)); ok && n.RaftAddr != "" {
+		return raft.ServerAddress(n.RaftAddr), nil
+	}
+	return "", fmt.Errorf("no address override for %s", id)
+}
+
+// slogWriter turns hclog's lines into slog records.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}
+
+// watchLeadership keeps ready and the metrics in step with leadership: a new
+// leader applies a barrier (so entries of earlier terms are applied) before
+// it serves linearizable reads, and records its own addresses.
+func (s *Store) watchLeadership() {
+	defer s.wg.Done()
+	ch := s.raft.LeaderCh()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case leader := <-ch:
+			s.metrics.leaderChanges.Inc()
+			s.ready.Store(false)
+			if !leader {
+				s.metrics.isLeader.Set(0)
+				continue
+			}
+			s.metrics.isLeader.Set(1)
+			if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
+				s.log.Warn("leader barrier failed", "err", err)
+				continue
+			}
+			s.ready.Store(true)
+			s.log.Info("became leader", "term", s.raft.CurrentTerm())
+			go s.registerSelf()
+		}
+	}
+}
+
+// registerSelf writes this node's addresses into the replicated node table
+// when they are missing or changed.
+func (s *Store) registerSelf() {
+	self := fsm.NodeInfo{ID: s.cfg.ID, RaftAddr: s.cfg.Advertise, HTTPAddr: s.cfg.HTTPAddr, Region: s.cfg.Region}
+	if cur, ok := s.fsm.Node(s.cfg.ID); ok && cur == self {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+	defer cancel()
+	if _, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdPutNode, Node: &self}); err != nil {
+		s.log.Warn("register own addresses", "err", err)
+	}
+}
+
+// IsLeader reports whether this node is the leader.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Ready reports whether this node can serve: it knows a leader.
+func (s *Store) Ready() bool {
+	addr, _ := s.raft.LeaderWithID()
+	return addr != ""
+}
+
+// Leader returns the leader's id and HTTP address, when known.
+func (s *Store) Leader() (id, httpAddr string) {
+	_, lid := s.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	if n, ok := s.fsm.Node(string(lid)); ok {
+		return string(lid), n.HTTPAddr
+	}
+	return string(lid), ""
+}
+
+// FSM returns the node's state machine for stale reads and pre-checks.
+func (s *Store) FSM() *fsm.FSM { return s.fsm }
+
+// Close shuts the node down: hands leadership to a peer first if it leads a
+// multi-node group, stops the batcher (queued actions get ErrNotLeader),
+// stops Raft, and flushes the event archive.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return s.closeErr
+	}
+	s.closed = true
+	if s.IsLeader() && s.voters() > 1 {
+		done := make(chan error, 1)
+		go func() { done <- s.raft.LeadershipTransfer().Error() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				s.log.Warn("leadership transfer on shutdown failed", "err", err)
+			}
+		case <-ctx.Done():
+		}
+	}
+	close(s.stop)
+	s.batcher.close()
+	var errs []error
+	if err := s.raft.Shutdown().Error(); err != nil {
+		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+	}
+	s.wg.Wait()
+	if err := s.transport.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	s.feed.close()
+	if err := s.arch.close(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.logStore.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	s.closeErr = errors.Join(errs...)
+	return s.closeErr
+}
+
+func (s *Store) voters() int {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	n := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			n++
+		}
+	}
+	return n
+}
+
