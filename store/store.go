@@ -262,6 +262,8 @@ func (s *Store) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}
 	s.wg.Wait()
+	// Close pooled outgoing connections too, so peers' handlers see EOF.
+	s.transport.CloseStreams()
 	if err := s.transport.Close(); err != nil {
 		errs = append(errs, err)
 	}
