@@ -162,6 +162,9 @@ func (f *feed) waitArchived(index uint64) error {
 	if f.archived < index {
 		return ErrClosed
 	}
+	if err := f.arch.sync(); err != nil {
+		return fmt.Errorf("event archive sync: %w", err)
+	}
 	return nil
 }
 
