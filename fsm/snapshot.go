@@ -94,7 +94,10 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 			}
 		}
 	}
-	return total, flush(true)
+	// Flush before reading total: in "return total, flush(true)" the order
+	// of evaluating total and the call is unspecified.
+	err := flush(true)
+	return total, err
 }
 
 func writeEntity(e *encoder, en *entity) {

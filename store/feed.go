@@ -255,4 +255,3 @@ func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
 
 // Position returns the seq the next event will have.
 func (s *Subscription) Position() uint64 { return s.next }
-

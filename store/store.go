@@ -291,4 +291,3 @@ func (s *Store) voters() int {
 	}
 	return n
 }
-
