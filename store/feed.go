@@ -40,6 +40,12 @@ type tail struct {
 
 func (t *tail) next() uint64 { return t.first + uint64(len(t.events)) }
 
+// wake tells waiting subscribers that the tail changed.
+func (t *tail) wake() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
 func newFeed(arch *archive, tailSize int, log *slog.Logger) *feed {
 	f := &feed{arch: arch, tailSize: tailSize, log: log, tails: make(map[string]*tail),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
@@ -75,6 +81,7 @@ func (f *feed) reset(worlds []fsm.WorldInfo) {
 // publish appends the events of one applied entry.
 func (f *feed) publish(index uint64, events []*fsm.Event) {
 	f.mu.Lock()
+	var last *tail
 	for _, ev := range events {
 		t := f.tailLocked(ev.World, ev.Seq)
 		if ev.Seq != t.next() {
@@ -84,8 +91,16 @@ func (f *feed) publish(index uint64, events []*fsm.Event) {
 			t.first, t.events = ev.Seq, nil
 		}
 		t.events = append(t.events, ev)
-		close(t.changed)
-		t.changed = make(chan struct{})
+		if t != last {
+			// Wake this world's subscribers once per entry, not per event.
+			if last != nil {
+				last.wake()
+			}
+			last = t
+		}
+	}
+	if last != nil {
+		last.wake()
 	}
 	f.pending = append(f.pending, events...)
 	f.lastIndex = index
