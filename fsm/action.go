@@ -174,8 +174,8 @@ func (o *Op) validate() error {
 		if o.Value.Kind == KindNull {
 			return fmt.Errorf("%w: %s needs a value", ErrMalformed, o.Kind)
 		}
-		if o.Value.Kind > KindBool {
-			return fmt.Errorf("%w: bad value kind", ErrMalformed)
+		if !o.Value.valid() {
+			return fmt.Errorf("%w: bad value (kind, bool or non-finite float)", ErrMalformed)
 		}
 		if len(o.Value.Str) > MaxStringLen {
 			return fmt.Errorf("%w: string longer than %d bytes", ErrMalformed, MaxStringLen)

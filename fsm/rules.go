@@ -86,7 +86,10 @@ func (r Rules) Validate() error {
 	if len(r.Fields) > maxRuleFields {
 		return fmt.Errorf("%w: more than %d fields", ErrMalformed, maxRuleFields)
 	}
-	for name, f := range r.Fields {
+	// In name order: the first error found is part of Apply's results, which
+	// must not depend on map iteration order.
+	for _, name := range r.fieldNames() {
+		f := r.Fields[name]
 		if err := checkName("field", name); err != nil {
 			return err
 		}

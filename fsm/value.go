@@ -175,6 +175,20 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// valid reports whether the codec can carry v: a known kind, a bool of 0
+// or 1, a finite float. The edge checks it, so no entry fails to decode.
+func (v Value) valid() bool {
+	switch v.Kind {
+	case KindNull, KindInt, KindString:
+		return true
+	case KindBool:
+		return v.Int == 0 || v.Int == 1
+	case KindFloat:
+		return !math.IsNaN(v.Float) && !math.IsInf(v.Float, 0)
+	}
+	return false
+}
+
 // coerce converts v to kind k where that loses nothing (an int literal into a
 // float field); otherwise it reports ErrTypeMismatch.
 func coerce(v Value, k Kind) (Value, error) {

@@ -192,6 +192,9 @@ func (f *feed) close() {
 	}
 	f.closed = true
 	f.cond.Broadcast()
+	for _, t := range f.tails {
+		t.wake() // waiting subscribers see closed
+	}
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:

@@ -116,6 +116,44 @@ func TestClosedStoreRefusesWork(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 }
 
+func TestCloseWakesWaitingSubscribers(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	s := c.leader()
+	mustCreateWorld(t, s, "arena")
+	sub, err := s.Subscribe("arena", 0)
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	got := make(chan uint64, 1)
+	go func() {
+		for { // no deadline: only Close can end this loop
+			evs, err := sub.Next(context.Background())
+			if err != nil {
+				errc <- err
+				return
+			}
+			got <- evs[0].Seq
+		}
+	}()
+	_, _, err = s.Act(ctxT(t), incr("arena", "p1", 1, "e1", "score", 1))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), <-got) // the subscriber now waits for seq 2
+	require.NoError(t, s.Close(context.Background()))
+	require.ErrorIs(t, <-errc, ErrClosed)
+}
+
+func TestSnapshotWithNothingNewReportsTheLatestIndex(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	s := c.leader()
+	mustCreateWorld(t, s, "arena")
+	first, err := s.Snapshot(ctxT(t))
+	require.NoError(t, err)
+	again, err := s.Snapshot(ctxT(t))
+	require.NoError(t, err)
+	require.Equal(t, first, again)
+}
+
 func TestConfigValidateListsEveryProblem(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Logger = nil

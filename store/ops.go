@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -287,7 +288,10 @@ func (s *Store) TransferLeadership(ctx context.Context) error {
 // Snapshot forces a snapshot now and returns its index.
 func (s *Store) Snapshot(ctx context.Context) (uint64, error) {
 	f := s.raft.Snapshot()
-	if err := f.Error(); err != nil {
+	if err := f.Error(); errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		// The newest snapshot already covers the log: report it.
+		return strconv.ParseUint(s.raft.Stats()["last_snapshot_index"], 10, 64)
+	} else if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
 	m, rc, err := f.Open()

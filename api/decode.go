@@ -1,0 +1,148 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// readBody reads the whole body, at most limit bytes. The bytes are kept so
+// that a follower can re-send them to the leader unchanged.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("%w: body of %d bytes, limit %d", errTooLarge, r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, fmt.Errorf("%w: body over %d bytes", errTooLarge, limit)
+		}
+		return nil, fmt.Errorf("%w: read body: %v", fsm.ErrMalformed, err)
+	}
+	return b, nil
+}
+
+// decodeStrict decodes exactly one JSON value from b into v, refusing
+// unknown fields and trailing data. Every error wraps fsm.ErrMalformed.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: empty body", fsm.ErrMalformed)
+		}
+		if errors.Is(err, fsm.ErrMalformed) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", fsm.ErrMalformed, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: trailing data after the JSON value", fsm.ErrMalformed)
+	}
+	return nil
+}
+
+// actionRequest is the wire form of an action; the world comes from the path.
+type actionRequest struct {
+	Player    string            `json:"player"`
+	Seq       uint64            `json:"seq"`
+	Priority  string            `json:"priority"`
+	InputTime int64             `json:"input_time"`
+	Ops       []json.RawMessage `json:"ops"`
+}
+
+// opKeys mirrors fsm's op wire form only to refuse unknown keys and wrong
+// types: fsm.Op's UnmarshalJSON, which gives an op its meaning, accepts any.
+type opKeys struct {
+	Op     string          `json:"op"`
+	Entity string          `json:"entity"`
+	Field  string          `json:"field"`
+	Value  json.RawMessage `json:"value"`
+	By     int64           `json:"by"`
+	Expect string          `json:"expect"`
+}
+
+// decodeAction decodes and validates one action of world.
+func decodeAction(b []byte, world string) (*fsm.Action, error) {
+	var req actionRequest
+	if err := decodeStrict(b, &req); err != nil {
+		return nil, err
+	}
+	a := &fsm.Action{World: world, Player: req.Player, Seq: req.Seq, InputTime: req.InputTime}
+	switch req.Priority {
+	case "", "critical":
+		a.Priority = fsm.PriorityCritical
+	case "bulk":
+		a.Priority = fsm.PriorityBulk
+	default:
+		return nil, fmt.Errorf("%w: priority must be critical or bulk, got %q", fsm.ErrMalformed, req.Priority)
+	}
+	if len(req.Ops) > fsm.MaxOpsPerAction {
+		return nil, fmt.Errorf("%w: more than %d ops", fsm.ErrMalformed, fsm.MaxOpsPerAction)
+	}
+	a.Ops = make([]fsm.Op, len(req.Ops))
+	for i, raw := range req.Ops {
+		if err := decodeStrict(raw, &opKeys{}); err != nil {
+			return nil, fmt.Errorf("op %d: %w", i, err)
+		}
+		if err := a.Ops[i].UnmarshalJSON(raw); err != nil {
+			return nil, fmt.Errorf("op %d: %w", i, err)
+		}
+	}
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// ruleKeys mirrors fsm's rules wire form only to refuse unknown keys.
+type ruleKeys struct {
+	Strict bool `json:"strict"`
+	Fields map[string]struct {
+		Type   string `json:"type"`
+		Policy string `json:"policy"`
+	} `json:"fields"`
+}
+
+// decodeRules decodes and validates a world's rules; absent means none.
+func decodeRules(raw json.RawMessage) (fsm.Rules, error) {
+	var rules fsm.Rules
+	if len(raw) == 0 {
+		return rules, nil
+	}
+	if err := decodeStrict(raw, &ruleKeys{}); err != nil {
+		return rules, fmt.Errorf("rules: %w", err)
+	}
+	if err := rules.UnmarshalJSON(raw); err != nil {
+		return rules, err
+	}
+	return rules, nil
+}
+
+// checkName checks a name taken from a request: 1..fsm.MaxNameLen bytes of UTF-8.
+func checkName(what, s string) error {
+	if s == "" || len(s) > fsm.MaxNameLen || !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s must be 1..%d bytes of UTF-8", fsm.ErrMalformed, what, fsm.MaxNameLen)
+	}
+	return nil
+}
+
+// parseSeq parses an optional non-negative seq query parameter.
+func parseSeq(r *http.Request, name string) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s must be a non-negative integer, got %q", fsm.ErrMalformed, name, v)
+	}
+	return n, nil
+}

@@ -1,0 +1,51 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// entityJSON answers GET /v1/worlds/{world}/entities/{entity}.
+type entityJSON struct {
+	ID       string            `json:"id"`
+	Version  uint64            `json:"version"`
+	Seq      uint64            `json:"seq"`
+	Fields   map[string]any    `json:"fields"`
+	Versions map[string]uint64 `json:"versions"`
+}
+
+func newEntityJSON(v fsm.EntityView) entityJSON {
+	out := entityJSON{ID: v.ID, Version: v.Version, Seq: v.Seq,
+		Fields: make(map[string]any, len(v.Fields)), Versions: make(map[string]uint64, len(v.Fields))}
+	for _, f := range v.Fields {
+		out.Fields[f.Name] = f.Plain()
+		out.Versions[f.Name] = f.Version
+	}
+	return out
+}
+
+// entity handles GET /v1/worlds/{world}/entities/{entity}?consistency=...
+// A linearizable read (the default) is served by the leader, through a
+// follower if need be; a stale read by whichever node is asked.
+func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
+	c, err := store.ParseConsistency(r.URL.Query().Get("consistency"))
+	if err != nil {
+		s.writeError(w, err, false)
+		return
+	}
+	if c == store.Linearizable && s.toLeader(w, r, nil, false) {
+		return
+	}
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	v, err := s.b.Entity(ctx, r.PathValue("world"), r.PathValue("entity"), c)
+	if err != nil {
+		if !s.retryOnLeader(w, r, nil, err, false) {
+			s.writeError(w, err, false)
+		}
+		return
+	}
+	s.writeJSON(w, http.StatusOK, newEntityJSON(v))
+}

@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// Codes the edge answers with besides fsm's reason codes (fsm.Code*).
+const (
+	CodeTooLarge         = "too_large"
+	CodeNotLeader        = "not_leader"
+	CodeOutcomeUnknown   = "outcome_unknown"
+	CodeOverloaded       = "overloaded"
+	CodeArchiveGap       = "archive_gap"
+	CodeUnavailable      = "unavailable"
+	CodeTimeout          = "timeout"
+	CodeNotReady         = "not_ready"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeInternal         = "internal"
+	// CodeNotFound is fsm's code, also used for routes that do not exist.
+	CodeNotFound = fsm.CodeNotFound
+)
+
+// Errors the edge raises itself.
+var (
+	errTooLarge    = errors.New("gsd/api: request too large")
+	errInternal    = errors.New("gsd/api: internal error")
+	errUnavailable = errors.New("gsd/api: server closing")
+	errNotReady    = errors.New("gsd/api: not ready: no known leader")
+)
+
+// ErrorBody is the JSON shape of every error answer, and of a failed item in
+// a batch answer or the last line of an event stream.
+type ErrorBody struct {
+	Code  string `json:"code"`
+	Error string `json:"error"`
+}
+
+// classify maps an error to its HTTP status and code. It is the one place
+// where errors become answers (HTTP, batch items, stream lines). write says
+// whether the request may have changed state: a write cut off by its
+// deadline may still commit, so it is outcome_unknown, while a read is
+// merely timed out.
+func classify(err error, write bool) (int, string) {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return http.StatusRequestEntityTooLarge, CodeTooLarge
+	case errors.Is(err, errNotReady):
+		return http.StatusServiceUnavailable, CodeNotReady
+	case errors.Is(err, errUnavailable), errors.Is(err, store.ErrClosed):
+		return http.StatusServiceUnavailable, CodeUnavailable
+	case errors.Is(err, store.ErrNotLeader):
+		return http.StatusServiceUnavailable, CodeNotLeader
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		return http.StatusServiceUnavailable, CodeOutcomeUnknown
+	case errors.Is(err, store.ErrOverloaded):
+		return http.StatusTooManyRequests, CodeOverloaded
+	case errors.Is(err, store.ErrArchiveGap):
+		return http.StatusGone, CodeArchiveGap
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		if write {
+			return http.StatusServiceUnavailable, CodeOutcomeUnknown
+		}
+		return http.StatusServiceUnavailable, CodeTimeout
+	}
+	switch code := fsm.Code(err); code {
+	case fsm.CodeMalformed, fsm.CodeTypeMismatch, fsm.CodePolicyViolation, fsm.CodeUndeclaredField, fsm.CodeValidator:
+		return http.StatusBadRequest, code
+	case fsm.CodeUnknownWorld, fsm.CodeNotFound, fsm.CodeSeqUnknown:
+		return http.StatusNotFound, code
+	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired:
+		return http.StatusConflict, code
+	}
+	return http.StatusInternalServerError, CodeInternal
+}
+
+// errorBody returns err's code and message, logging what the client cannot act on.
+func (s *Server) errorBody(err error, write bool) (int, ErrorBody) {
+	status, code := classify(err, write)
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "err", err)
+	}
+	return status, ErrorBody{Code: code, Error: err.Error()}
+}
+
+// writeError answers with err's status and code.
+func (s *Server) writeError(w http.ResponseWriter, err error, write bool) {
+	status, body := s.errorBody(err, write)
+	switch status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	}
+	s.writeJSON(w, status, body)
+}

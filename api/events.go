@@ -1,0 +1,85 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
+// the world's committed events from seq SEQ on (inclusive; absent or 0 means
+// only new events), one fsm.JSONEvent per line, flushed per batch the store
+// hands out, until the client goes away or the server closes. Any node
+// serves it from its own archive. A gap found mid-stream ends the stream with
+// a last line holding an ErrorBody.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	from, err := parseSeq(r, "from")
+	if err != nil {
+		s.writeError(w, err, false)
+		return
+	}
+	if !s.openStream() {
+		s.writeError(w, errUnavailable, false)
+		return
+	}
+	defer s.streams.Done()
+	sub, err := s.b.Subscribe(r.PathValue("world"), from)
+	if err != nil {
+		s.writeError(w, err, false)
+		return
+	}
+	s.metrics.streams.Inc()
+	defer s.metrics.streams.Dec()
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.closing, cancel)()
+
+	rc := http.NewResponseController(w)
+	// The http.Server's WriteTimeout would cut a long stream; each write
+	// gets its own deadline instead (ignored where unsupported).
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "application/x-ndjson")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return
+	}
+	enc := json.NewEncoder(w)
+	for {
+		evs, err := sub.Next(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
+		if err != nil {
+			_, body := s.errorBody(err, false)
+			_ = enc.Encode(body)
+			_ = rc.Flush()
+			return
+		}
+		for _, ev := range evs {
+			if err := enc.Encode(eventJSON(ev, false)); err != nil {
+				return
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// openStream registers an event stream unless the server is closing; the
+// caller calls s.streams.Done when it returns.
+func (s *Server) openStream() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}

@@ -1,0 +1,197 @@
+package api
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/stretchr/testify/require"
+)
+
+// pair is a leader and a follower whose Leader() points at the leader's
+// HTTP address (with or without the scheme, as the node table may hold it).
+func newPair(t *testing.T, opts ...func(*Config)) (leader, follower *testEnv) {
+	t.Helper()
+	lf := newFake()
+	require.NoError(t, lf.CreateWorld(context.Background(), "arena", fsm.Rules{}))
+	leader = newEnv(t, lf, opts...)
+	ff := newFake()
+	ff.leader.Store(false)
+	ff.actErr = store.ErrNotLeader
+	ff.createErr = store.ErrNotLeader
+	ff.entityErr = store.ErrNotLeader
+	ff.joinErr, ff.removeErr, ff.transferErr = store.ErrNotLeader, store.ErrNotLeader, store.ErrNotLeader
+	ff.setLeader("n1", leader.ts.Listener.Addr().String())
+	follower = newEnv(t, ff, opts...)
+	return leader, follower
+}
+
+func TestFollowerForwardsWritesToTheLeader(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t)
+
+	code, h, b := follower.do("POST", "/v1/worlds/arena/actions", incrBody)
+	require.Equal(t, 200, code, "%s", b)
+	require.Equal(t, "n1", h.Get(HeaderLeader))
+	require.Contains(t, h.Get("Content-Type"), "application/json")
+	require.Contains(t, string(b), `"status":"applied"`)
+	require.Equal(t, 1, leader.fake.acts)
+	require.Zero(t, follower.fake.acts, "a follower must not call Act when it knows it is not the leader")
+	require.Equal(t, 1, leader.fake.forwarded)
+
+	// The leader's errors come back as they are, and the retry is a duplicate.
+	code, m := follower.doJSON("POST", "/v1/worlds/arena/actions", incrBody)
+	require.Equal(t, 200, code)
+	require.Equal(t, true, m["duplicate"])
+	follower.requireError(409, "world_exists", "POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ = follower.doJSON("POST", "/v1/worlds", arenaBody[:len(arenaBody)-1]+`,"x":1}`)
+	require.Equal(t, 400, code, "bad input is refused before forwarding")
+	code, m = follower.doJSON("POST", "/v1/worlds", `{"id":"lobby"}`)
+	require.Equal(t, 201, code)
+	require.Equal(t, "lobby", m["id"])
+
+	code, m = follower.doJSON("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`]}`)
+	require.Equal(t, 200, code)
+	require.Len(t, m["results"], 1)
+
+	code, _ = follower.doJSON("POST", "/v1/cluster/join", `{"id":"n3","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`)
+	require.Equal(t, 200, code)
+	require.Equal(t, []fsm.NodeInfo{{ID: "n3", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2"}}, leader.fake.nodes)
+	code, _ = follower.doJSON("DELETE", "/v1/cluster/nodes/n3", "")
+	require.Equal(t, 200, code)
+	require.Equal(t, []string{"n3"}, leader.fake.removed)
+	code, _ = follower.doJSON("POST", "/v1/cluster/transfer-leadership", "")
+	require.Equal(t, 200, code)
+	require.Equal(t, 1, leader.fake.transfers)
+	require.Zero(t, follower.fake.transfers)
+}
+
+func TestFollowerForwardsLinearizableReadsAndServesStaleOnes(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t)
+	code, _ := leader.doJSON("POST", "/v1/worlds/arena/actions", incrBody)
+	require.Equal(t, 200, code)
+
+	for _, q := range []string{"", "?consistency=linearizable"} {
+		code, h, b := follower.do("GET", "/v1/worlds/arena/entities/e1"+q, "")
+		require.Equal(t, 200, code, "%s", b)
+		require.Equal(t, "n1", h.Get(HeaderLeader))
+		require.JSONEq(t, `{"id":"e1","version":1,"seq":1,"fields":{"score":1},"versions":{"score":1}}`, string(b))
+	}
+	require.Equal(t, store.Linearizable, leader.fake.lastRead)
+
+	// A stale read is the follower's own answer.
+	follower.fake.set(func(f *fakeBackend) { f.entityErr = nil })
+	follower.requireError(404, "unknown_world", "GET", "/v1/worlds/arena/entities/e1?consistency=stale", "")
+	require.Equal(t, store.Stale, follower.fake.lastRead)
+	follower.requireError(400, "malformed", "GET", "/v1/worlds/arena/entities/e1?consistency=sorta", "")
+}
+
+func TestForwardedRequestOnNonLeaderIsRefusedNotForwardedAgain(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t)
+	follower.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody, HeaderForwarded, "1")
+	follower.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "", HeaderForwarded, "1")
+	require.Zero(t, leader.fake.acts)
+	require.Zero(t, leader.fake.forwarded)
+
+	// Two followers that each think the other leads: one hop, then refused.
+	a, b := newFake(), newFake()
+	a.leader.Store(false)
+	b.leader.Store(false)
+	ea, eb := newEnv(t, a), newEnv(t, b)
+	a.setLeader("b", eb.ts.URL)
+	b.setLeader("a", ea.ts.URL)
+	ea.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
+	require.Equal(t, 1, b.forwarded)
+	require.Zero(t, a.forwarded)
+}
+
+func TestNoKnownOrReachableLeaderIsNotLeader(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.leader.Store(false)
+	f.setLeader("", "")
+	e := newEnv(t, f)
+	m := e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
+	require.Contains(t, m["error"], "no known leader")
+
+	// A leader whose address refuses connections: nothing was sent.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	f.setLeader("n9", dead)
+	m = e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
+	require.Contains(t, m["error"], "unreachable")
+
+	f.setLeader("n9", "bad host\x7f")
+	e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
+	require.Zero(t, f.acts)
+}
+
+func TestForwardThatTimesOutIsOutcomeUnknownForWritesOnly(t *testing.T) {
+	t.Parallel()
+	block := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(block); slow.Close() })
+	f := newFake()
+	f.leader.Store(false)
+	f.setLeader("n1", slow.URL)
+	e := newEnv(t, f, func(c *Config) { c.ForwardTimeout = 50 * time.Millisecond })
+	e.requireError(503, "outcome_unknown", "POST", "/v1/worlds/arena/actions", incrBody)
+	e.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "")
+}
+
+func TestLeaderThatLosesLeadershipMidRequestForwards(t *testing.T) {
+	t.Parallel()
+	leader, _ := newPair(t)
+	f := newFake()
+	f.setLeader("n1", leader.ts.URL)
+	// Leads when the request arrives, has lost it by the time it proposes.
+	f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
+		f.leader.Store(false)
+		return nil, false, store.ErrNotLeader
+	}
+	f.entityHook = func(context.Context) error { return store.ErrNotLeader }
+	f.createErr = store.ErrNotLeader
+	e := newEnv(t, f)
+	code, _ := e.doJSON("POST", "/v1/worlds/arena/actions", incrBody)
+	require.Equal(t, 200, code)
+	require.Equal(t, 1, leader.fake.acts)
+	code, _ = e.doJSON("GET", "/v1/worlds/arena/entities/e1", "")
+	require.Equal(t, 200, code)
+	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"lobby"}`)
+	require.Equal(t, 201, code)
+}
+
+func TestLeaderNotYetReadyAnswersNotLeader(t *testing.T) {
+	t.Parallel()
+	f := newFake() // IsLeader stays true: forwarding would reach itself
+	f.setLeader("self", "127.0.0.1:1")
+	f.actErr = store.ErrNotLeader
+	f.entityErr = store.ErrNotLeader
+	f.joinErr = store.ErrNotLeader
+	e := newEnv(t, f)
+	e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
+	e.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "")
+	e.requireError(503, "not_leader", "POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"x:1"}`)
+	require.Zero(t, f.forwarded)
+}
+
+func TestLeaderURL(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "http://10.0.0.1:8080", leaderURL("10.0.0.1:8080"))
+	require.Equal(t, "https://gsd.example:443", leaderURL("https://gsd.example:443/"))
+	require.Equal(t, "http://h:1", leaderURL("http://h:1"))
+}

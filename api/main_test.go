@@ -1,0 +1,138 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testEnv is one api Server over a backend, served by an httptest server.
+type testEnv struct {
+	t    *testing.T
+	fake *fakeBackend // nil over a real store
+	srv  *Server
+	ts   *httptest.Server
+	reg  *prometheus.Registry
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Logger = quietLogger()
+	return cfg
+}
+
+// newEnv serves fake through a new Server; opts adjust the config.
+func newEnv(t *testing.T, fake *fakeBackend, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	e := newEnvFor(t, fake, opts...)
+	e.fake = fake
+	return e
+}
+
+func newEnvFor(t *testing.T, b Backend, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	return newEnvReg(t, b, prometheus.NewRegistry(), nil, opts...)
+}
+
+// newEnvReg serves b through a new Server whose metrics go to reg, on ln
+// when it is not nil.
+func newEnvReg(t *testing.T, b Backend, reg *prometheus.Registry, ln net.Listener, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	cfg := testConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg, b, reg)
+	require.NoError(t, err)
+	h := s.Handler()
+	if f, ok := b.(*fakeBackend); ok {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get(HeaderForwarded) != "" {
+				f.set(func(f *fakeBackend) { f.forwarded++ })
+			}
+			inner.ServeHTTP(w, r)
+		})
+	}
+	ts := httptest.NewUnstartedServer(h)
+	if ln != nil {
+		ts.Listener.Close()
+		ts.Listener = ln
+	}
+	ts.Start()
+	t.Cleanup(func() {
+		s.Close()
+		ts.Close()
+	})
+	return &testEnv{t: t, srv: s, ts: ts, reg: reg}
+}
+
+// with returns e reporting to t (a subtest).
+func (e *testEnv) with(t *testing.T) *testEnv {
+	c := *e
+	c.t = t
+	return &c
+}
+
+// do sends a request and returns the status, headers and body.
+func (e *testEnv) do(method, path, body string, hdr ...string) (int, http.Header, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.ts.URL+path, rd)
+	require.NoError(e.t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.ts.Client().Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	return resp.StatusCode, resp.Header, b
+}
+
+// doJSON is do with the body decoded into a map.
+func (e *testEnv) doJSON(method, path, body string, hdr ...string) (int, map[string]any) {
+	e.t.Helper()
+	code, h, b := e.do(method, path, body, hdr...)
+	require.Contains(e.t, h.Get("Content-Type"), "json", "body: %s", b)
+	var m map[string]any
+	require.NoError(e.t, json.Unmarshal(b, &m), "body: %s", b)
+	return code, m
+}
+
+// requireError checks an error answer's status and code.
+func (e *testEnv) requireError(status int, code, method, path, body string, hdr ...string) map[string]any {
+	e.t.Helper()
+	got, m := e.doJSON(method, path, body, hdr...)
+	require.Equal(e.t, status, got, "answer: %v", m)
+	require.Equal(e.t, code, m["code"], "answer: %v", m)
+	require.NotEmpty(e.t, m["error"])
+	return m
+}
+
+const (
+	incrBody  = `{"player":"p1","seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`
+	arenaBody = `{"id":"arena","rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}}}`
+)
