@@ -43,6 +43,7 @@ type FSM struct {
 	mu      sync.RWMutex // Apply and Restore write; reads read
 	gen     uint64       // snapshot generation; shared objects are copied on write
 	applied uint64       // Raft index of the last applied entry
+	planBuf []planned    // scratch for plan, reused across actions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
 }
@@ -170,11 +171,12 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 		ev.Status, ev.Reason = StatusRejected, Code(err)
 		return
 	}
-	plan, err := f.plan(w, a)
+	plan, err := f.plan(w, a, f.planBuf)
 	if err != nil {
 		ev.Status, ev.Reason = StatusRejected, Code(err)
 		return
 	}
+	f.planBuf = plan[:0] // Apply holds f.mu exclusively: the buffer is ours
 	if conflicts := checkExpects(w, a); len(conflicts) > 0 {
 		ev.Status, ev.Changes = StatusConflict, conflicts
 		return
@@ -199,8 +201,12 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 // plan resolves each op's rule and value against the world's rules, without
 // mutating: an op that its field's policy or type refuses rejects the whole
 // action.
-func (f *FSM) plan(w *world, a *Action) ([]planned, error) {
-	plan := make([]planned, len(a.Ops))
+// buf is reused scratch space (Apply passes one buffer for all actions).
+func (f *FSM) plan(w *world, a *Action, buf []planned) ([]planned, error) {
+	if cap(buf) < len(a.Ops) {
+		buf = make([]planned, len(a.Ops))
+	}
+	plan := buf[:len(a.Ops)]
 	for i := range a.Ops {
 		o := &a.Ops[i]
 		pl := planned{op: o}

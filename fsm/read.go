@@ -173,6 +173,6 @@ func (f *FSM) Check(a *Action) error {
 	if w == nil {
 		return fmt.Errorf("%w: %s", ErrUnknownWorld, a.World)
 	}
-	_, err := f.plan(w, a)
+	_, err := f.plan(w, a, nil) // readers run concurrently: no shared scratch
 	return err
 }
