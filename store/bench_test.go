@@ -105,7 +105,6 @@ func newRawCluster(b *testing.B, n int) *raft.Raft {
 	var (
 		nodes   []*raft.Raft
 		servers []raft.Server
-		trans   []*raft.NetworkTransport
 	)
 	for i := 0; i < n; i++ {
 		cfg := testConfig(b, "r"+strconv.Itoa(i), filepath.Join(base, strconv.Itoa(i)))
@@ -118,7 +117,7 @@ func newRawCluster(b *testing.B, n int) *raft.Raft {
 		require.NoError(b, err)
 		r, err := raft.NewRaft(rc, nopFSM{}, ls, ls, raft.NewInmemSnapshotStore(), tr)
 		require.NoError(b, err)
-		nodes, trans = append(nodes, r), append(trans, tr)
+		nodes = append(nodes, r)
 		servers = append(servers, raft.Server{ID: rc.LocalID, Address: tr.LocalAddr()})
 		b.Cleanup(func() {
 			_ = r.Shutdown().Error()

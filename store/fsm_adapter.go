@@ -18,6 +18,7 @@ type fsmAdapter struct {
 	mu      sync.Mutex
 	applied uint64
 	waiters map[chan struct{}]uint64
+	servers map[raft.ServerID]raft.ServerAddress // latest configuration seen
 }
 
 var (
@@ -32,6 +33,9 @@ func newFSMAdapter(f *fsm.FSM, fd *feed) *fsmAdapter {
 // Apply applies one committed log entry. Its response is []fsm.Result.
 func (a *fsmAdapter) Apply(l *raft.Log) any {
 	var res []fsm.Result
+	if l.Type == raft.LogConfiguration {
+		a.storeConfiguration(raft.DecodeConfiguration(l.Data))
+	}
 	if l.Type == raft.LogCommand {
 		res = a.fsm.Apply(l.Index, l.Data)
 		var events []*fsm.Event
@@ -66,6 +70,25 @@ func (a *fsmAdapter) setApplied(index uint64) {
 		}
 	}
 	a.mu.Unlock()
+}
+
+// storeConfiguration remembers the members' addresses, so the address
+// provider can answer for peers that are not in the node table yet.
+func (a *fsmAdapter) storeConfiguration(c raft.Configuration) {
+	m := make(map[raft.ServerID]raft.ServerAddress, len(c.Servers))
+	for _, srv := range c.Servers {
+		m[srv.ID] = srv.Address
+	}
+	a.mu.Lock()
+	a.servers = m
+	a.mu.Unlock()
+}
+
+func (a *fsmAdapter) serverAddr(id raft.ServerID) (raft.ServerAddress, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	addr, ok := a.servers[id]
+	return addr, ok
 }
 
 // appliedIndex returns the index of the last entry applied to the FSM.

@@ -120,7 +120,11 @@ func (s *Store) ReadBarrier(ctx context.Context) error {
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return ErrNotLeader
 	}
-	ch := s.adapter.waitCh(ci)
+	target, err := s.lastAppliable(ci)
+	if err != nil {
+		return err
+	}
+	ch := s.adapter.waitCh(target)
 	select {
 	case <-ch:
 		return nil
@@ -128,6 +132,24 @@ func (s *Store) ReadBarrier(ctx context.Context) error {
 		s.adapter.cancelWait(ch)
 		return ctx.Err()
 	}
+}
+
+// lastAppliable returns the newest index <= ci of an entry that reaches the
+// FSM. Raft never hands no-op and barrier entries to the FSM, so waiting for
+// the FSM to reach a commit index that ends in one (right after an election)
+// would wait for the next write.
+func (s *Store) lastAppliable(ci uint64) (uint64, error) {
+	applied := s.adapter.appliedIndex()
+	var l raft.Log
+	for idx := ci; idx > applied; idx-- {
+		if err := s.logStore.GetLog(idx, &l); err != nil {
+			return 0, fmt.Errorf("read barrier: log %d: %w", idx, err)
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return idx, nil
+		}
+	}
+	return applied, nil
 }
 
 // Entity reads one entity at the given consistency.

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Store is one node's member of one Raft group.
@@ -82,7 +83,11 @@ func (s *Store) openRaft() error {
 	cfg := s.cfg
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}})
 	var err error
-	s.logStore, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync})
+	s.logStore, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync,
+		// Fail instead of waiting forever when another process holds the file.
+		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},
+	})
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
@@ -120,6 +125,9 @@ func (s *Store) openRaft() error {
 		s.logStore.Close()
 		return fmt.Errorf("start raft: %w", err)
 	}
+	if f := s.raft.GetConfiguration(); f.Error() == nil {
+		s.adapter.storeConfiguration(f.Configuration())
+	}
 	if cfg.Bootstrap && !hasState {
 		s.log.Info("bootstrapping a new cluster")
 		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
@@ -148,7 +156,10 @@ func (p addrProvider) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 	if n, ok := p.s.fsm.Node(string(id)); ok && n.RaftAddr != "" {
 		return raft.ServerAddress(n.RaftAddr), nil
 	}
-	return "", fmt.Errorf("no address override for %s", id)
+	if a, ok := p.s.adapter.serverAddr(id); ok {
+		return a, nil
+	}
+	return "", fmt.Errorf("no address known for %s", id)
 }
 
 // slogWriter turns hclog's lines into slog records.

@@ -200,3 +200,20 @@ func TestSnapshotAndRestartRestoresStateAndArchive(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), evs[0].Seq)
 }
+
+// Raft never applies its no-op entry to the FSM: a read right after an
+// election must not wait for the next write.
+func TestLinearizableReadAfterRestartNeedsNoWrite(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	s := c.leader()
+	mustCreateWorld(t, s, "arena")
+	_, _, err := s.Act(ctxT(t), incr("arena", "p1", 1, "e1", "score", 2))
+	require.NoError(t, err)
+	require.NoError(t, s.Close(context.Background()))
+	s = c.restart(0)
+	c.waitLeader()
+	v, err := s.Entity(ctxT(t), "arena", "e1", Linearizable)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), v.Fields[0].Value.Int)
+}

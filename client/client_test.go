@@ -1,0 +1,581 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+func testAction(seq uint64) ActionRequest {
+	return ActionRequest{Player: "p1", Seq: seq, Ops: []fsm.Op{
+		Incr("e1", "score", 1),
+		ExpectVersion(Set("door", "open", fsm.Bool(true)), 12),
+	}}
+}
+
+func eventFor(world string, seq uint64, dup bool) fsm.JSONEvent {
+	return fsm.JSONEvent{World: world, Seq: seq, Index: 40 + seq, Player: "p1", ClientSeq: 7,
+		Priority: "critical", Status: "applied", Duplicate: dup,
+		Versions: map[string]map[string]uint64{"e1": {"score": seq}}}
+}
+
+func TestActRetriesWithSameSeqAfterOutcomeUnknown(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n < 3 {
+			writeErr(w, http.StatusServiceUnavailable, CodeOutcomeUnknown, "leadership lost")
+			return
+		}
+		writeJSON(w, http.StatusOK, eventFor("arena", 5, true))
+	})
+	c := newTestClient(t, []string{node.URL})
+	ev, err := c.Act(context.Background(), "arena", testAction(7))
+	require.NoError(t, err)
+	require.True(t, ev.Duplicate)
+	require.Equal(t, uint64(5), ev.Seq)
+
+	reqs := node.requests()
+	require.Len(t, reqs, 3)
+	for _, r := range reqs {
+		require.Equal(t, http.MethodPost, r.Method)
+		require.Equal(t, "/v1/worlds/arena/actions", r.Path)
+		require.Equal(t, reqs[0].Body, r.Body, "every attempt must carry the same payload")
+	}
+	var sent map[string]any
+	require.NoError(t, json.Unmarshal([]byte(reqs[0].Body), &sent))
+	require.Equal(t, float64(7), sent["seq"])
+	require.Equal(t, "p1", sent["player"])
+	ops := sent["ops"].([]any)
+	require.Equal(t, map[string]any{"op": "incr", "entity": "e1", "field": "score", "by": float64(1)}, ops[0])
+	require.Equal(t, map[string]any{"op": "set", "entity": "door", "field": "open", "value": true, "expect": "12"}, ops[1])
+}
+
+func TestActFailsOverToNextAddressOnNotLeader(t *testing.T) {
+	follower := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeErr(w, http.StatusServiceUnavailable, CodeNotLeader, "no leader")
+	})
+	leader := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, http.StatusOK, eventFor("arena", uint64(n), false))
+	})
+	c := newTestClient(t, []string{follower.URL, leader.URL})
+	_, err := c.Act(context.Background(), "arena", testAction(1))
+	require.NoError(t, err)
+	require.Len(t, follower.requests(), 1)
+	require.Len(t, leader.requests(), 1)
+
+	// The client remembers who answered.
+	_, err = c.Act(context.Background(), "arena", testAction(2))
+	require.NoError(t, err)
+	require.Len(t, follower.requests(), 1)
+	require.Len(t, leader.requests(), 2)
+}
+
+func TestActFailsOverOnConnectionRefused(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, http.StatusOK, eventFor("arena", 1, false))
+	})
+	c := newTestClient(t, []string{deadAddr(t), strings.TrimPrefix(node.URL, "http://")})
+	ev, err := c.Act(context.Background(), "arena", testAction(1))
+	require.NoError(t, err)
+	require.Equal(t, "applied", ev.Status)
+	require.Len(t, node.requests(), 1)
+}
+
+func TestActRetriesAfterConnectionDroppedMidRequest(t *testing.T) {
+	var calls atomic.Int32
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if calls.Add(1) == 1 {
+			// Drop the connection after reading the request: the outcome is unknown.
+			hj := w.(http.Hijacker)
+			conn, _, err := hj.Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		writeJSON(w, http.StatusOK, eventFor("arena", 3, true))
+	})
+	c := newTestClient(t, []string{node.URL})
+	ev, err := c.Act(context.Background(), "arena", testAction(9))
+	require.NoError(t, err)
+	require.True(t, ev.Duplicate)
+	reqs := node.requests()
+	require.Len(t, reqs, 2)
+	require.Equal(t, reqs[0].Body, reqs[1].Body)
+}
+
+func TestActGivesUpAfterMaxAttemptsWithOutcomeUnknown(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeErr(w, http.StatusServiceUnavailable, CodeOutcomeUnknown, "timeout")
+	})
+	c := newTestClient(t, []string{node.URL}, WithMaxAttempts(4))
+	_, err := c.Act(context.Background(), "arena", testAction(1))
+	require.Error(t, err)
+	require.Len(t, node.requests(), 4)
+	require.True(t, IsOutcomeUnknown(err))
+	require.True(t, IsRetryable(err))
+	require.Equal(t, CodeOutcomeUnknown, Code(err))
+	require.Equal(t, http.StatusServiceUnavailable, StatusCode(err))
+	require.ErrorIs(t, err, ErrOutcomeUnknown)
+}
+
+func TestActUntilContextEnds(t *testing.T) {
+	t.Run("after an unknown outcome the error says so", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 1 {
+				writeErr(w, http.StatusServiceUnavailable, CodeOutcomeUnknown, "timeout")
+				return
+			}
+			writeErr(w, http.StatusServiceUnavailable, CodeNotLeader, "election")
+		})
+		c := newTestClient(t, []string{node.URL})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := c.Act(ctx, "arena", testAction(1))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.True(t, IsOutcomeUnknown(err))
+		require.Greater(t, len(node.requests()), 2)
+	})
+	t.Run("when nothing was proposed the outcome is known", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			writeErr(w, http.StatusServiceUnavailable, CodeNotLeader, "election")
+		})
+		// The context ends during the pause after the answer (a context
+		// that ends while a request is in flight leaves it unknown).
+		c := newTestClient(t, []string{node.URL}, WithBackoff(time.Hour, time.Hour))
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := c.Act(ctx, "arena", testAction(1))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.False(t, IsOutcomeUnknown(err))
+		require.Equal(t, CodeNotLeader, Code(err))
+
+		_, err = newTestClient(t, []string{node.URL}, WithMaxAttempts(3)).Act(context.Background(), "arena", testAction(1))
+		require.False(t, IsOutcomeUnknown(err))
+		require.Equal(t, CodeNotLeader, Code(err))
+	})
+	t.Run("a cancelled context stops before sending", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {})
+		c := newTestClient(t, []string{node.URL})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := c.Act(ctx, "arena", testAction(1))
+		require.ErrorIs(t, err, context.Canceled)
+		require.Empty(t, node.requests())
+	})
+}
+
+func TestActDoesNotRetryDefiniteErrors(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		code   string
+	}{
+		{http.StatusConflict, CodeSeqReused},
+		{http.StatusConflict, CodeSeqExpired},
+		{http.StatusNotFound, CodeUnknownWorld},
+		{http.StatusBadRequest, "malformed"},
+		{http.StatusRequestEntityTooLarge, "too_large"},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+				writeErr(w, tc.status, tc.code, "no: "+tc.code)
+			})
+			c := newTestClient(t, []string{node.URL, node.URL})
+			_, err := c.Act(context.Background(), "arena", testAction(1))
+			var e *Error
+			require.ErrorAs(t, err, &e)
+			require.Equal(t, &Error{Status: tc.status, Code: tc.code, Message: "no: " + tc.code}, e)
+			require.False(t, IsRetryable(err))
+			require.False(t, IsOutcomeUnknown(err))
+			require.Len(t, node.requests(), 1)
+		})
+	}
+}
+
+func TestActRetriesOverloadedOnTheSameNode(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			writeErr(w, http.StatusTooManyRequests, CodeOverloaded, "queue full")
+			return
+		}
+		writeJSON(w, http.StatusOK, eventFor("arena", 1, false))
+	})
+	c := newTestClient(t, []string{node.URL})
+	_, err := c.Act(context.Background(), "arena", testAction(1))
+	require.NoError(t, err)
+	require.Len(t, node.requests(), 2)
+}
+
+func TestActAbandonsAHungNodeAfterTheAttemptTimeout(t *testing.T) {
+	release := make(chan struct{})
+	hung := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	live := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeJSON(w, http.StatusOK, eventFor("arena", 1, false))
+	})
+	c := newTestClient(t, []string{hung.URL, live.URL}, WithAttemptTimeout(50*time.Millisecond))
+	_, err := c.Act(context.Background(), "arena", testAction(1))
+	require.NoError(t, err)
+	require.Len(t, live.requests(), 1)
+}
+
+func TestActRejectsAMissingSeq(t *testing.T) {
+	c := newTestClient(t, []string{"127.0.0.1:1"})
+	_, err := c.Act(context.Background(), "arena", ActionRequest{Player: "p1", Ops: []fsm.Op{Incr("e", "f", 1)}})
+	require.ErrorContains(t, err, "seq")
+	_, err = c.ActBatch(context.Background(), "arena", []ActionRequest{testAction(1), {Player: "p"}})
+	require.ErrorContains(t, err, "action 1 needs a seq")
+}
+
+func TestNoAddressesIsAnError(t *testing.T) {
+	c := New([]string{" ", ""})
+	_, err := c.Status(context.Background())
+	require.ErrorContains(t, err, "no addresses")
+}
+
+func TestErrorDecoding(t *testing.T) {
+	t.Run("a body that is not JSON becomes the message", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			http.Error(w, "boom", http.StatusInternalServerError)
+		})
+		c := newTestClient(t, []string{node.URL})
+		_, err := c.Status(context.Background())
+		var e *Error
+		require.ErrorAs(t, err, &e)
+		require.Equal(t, &Error{Status: 500, Message: "boom"}, e)
+		require.Equal(t, "gsd: 500 Internal Server Error: boom", e.Error())
+		require.False(t, IsRetryable(err))
+	})
+	t.Run("a gateway error without a code is retried", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 1 {
+				http.Error(w, strings.Repeat("x", 600), http.StatusBadGateway)
+				return
+			}
+			writeJSON(w, http.StatusOK, Status{ID: "n1"})
+		})
+		c := newTestClient(t, []string{node.URL})
+		st, err := c.Status(context.Background())
+		require.NoError(t, err)
+		require.Equal(t, "n1", st.ID)
+	})
+	t.Run("a long message is cut", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			http.Error(w, strings.Repeat("x", 600), http.StatusBadGateway)
+		})
+		c := newTestClient(t, []string{node.URL}, WithMaxAttempts(1))
+		_, err := c.Status(context.Background())
+		var e *Error
+		require.ErrorAs(t, err, &e)
+		require.Len(t, e.Message, 515)
+		require.True(t, IsOutcomeUnknown(err), "a gateway does not say whether it forwarded")
+	})
+	t.Run("a malformed success body is a decode error", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			w.Write([]byte("{not json"))
+		})
+		c := newTestClient(t, []string{node.URL})
+		_, err := c.Status(context.Background())
+		require.ErrorContains(t, err, "decode GET /v1/status answer")
+		require.Len(t, node.requests(), 1)
+	})
+	t.Run("redirects are not followed", func(t *testing.T) {
+		target := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			writeJSON(w, http.StatusOK, Status{})
+		})
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			http.Redirect(w, r, target.URL+"/v1/status", http.StatusTemporaryRedirect)
+		})
+		c := newTestClient(t, []string{node.URL}, WithHTTPClient(&http.Client{}))
+		_, err := c.Status(context.Background())
+		require.Equal(t, http.StatusTemporaryRedirect, StatusCode(err))
+		require.ErrorContains(t, err, "not followed")
+		require.Empty(t, target.requests())
+	})
+}
+
+func TestIsRetryable(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       error
+		retryable bool
+		unknown   bool
+	}{
+		{"nil", nil, false, false},
+		{"plain", errors.New("x"), false, false},
+		{"not leader", &Error{Status: 503, Code: CodeNotLeader}, true, false},
+		{"outcome unknown", &Error{Status: 503, Code: CodeOutcomeUnknown}, true, true},
+		{"wrapped outcome unknown", errors.Join(errors.New("ctx"), &Error{Status: 503, Code: CodeOutcomeUnknown}), true, true},
+		{"overloaded", &Error{Status: 429, Code: CodeOverloaded}, true, false},
+		{"bare 429", &Error{Status: 429}, true, false},
+		{"bare 503", &Error{Status: 503}, true, false},
+		{"bare 504", &Error{Status: 504}, true, true},
+		{"seq reused", &Error{Status: 409, Code: CodeSeqReused}, false, false},
+		{"shutting down", &Error{Status: 503, Code: CodeUnavailable}, true, false},
+		{"no leader yet", &Error{Status: 503, Code: CodeNotReady}, true, false},
+		{"read timeout", &Error{Status: 503, Code: CodeTimeout}, true, false},
+		{"bare 500", &Error{Status: 500}, false, false},
+		{"internal", &Error{Status: 500, Code: "internal"}, false, false},
+		{"archive gap", &Error{Status: 410, Code: CodeArchiveGap}, false, false},
+		{"dial", &connError{addr: "a", err: errors.New("refused")}, true, false},
+		{"reset after send", &connError{addr: "a", sent: true, err: errors.New("reset")}, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.retryable, IsRetryable(tc.err))
+			require.Equal(t, tc.unknown, IsOutcomeUnknown(tc.err))
+		})
+	}
+	require.True(t, IsConnError(&connError{err: errors.New("x")}))
+	require.Equal(t, "gsd: a: x", (&connError{addr: "a", err: errors.New("x")}).Error())
+	require.Equal(t, "gsd: archive_gap: old", (&Error{Code: CodeArchiveGap, Message: "old"}).Error())
+	require.Equal(t, "", Code(errors.New("x")))
+	require.Equal(t, 0, StatusCode(errors.New("x")))
+}
+
+func TestCreateWorld(t *testing.T) {
+	t.Run("sends id and rules", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			writeJSON(w, http.StatusCreated, map[string]string{"id": "arena"})
+		})
+		c := newTestClient(t, []string{node.URL})
+		rules := fsm.Rules{Strict: true, Fields: map[string]fsm.FieldRule{"score": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}}}
+		require.NoError(t, c.CreateWorld(context.Background(), "arena", rules))
+		r := node.requests()[0]
+		require.Equal(t, "POST /v1/worlds", r.Method+" "+r.Path)
+		require.JSONEq(t, `{"id":"arena","rules":{"strict":true,"fields":{"score":{"type":"int","policy":"counter"}}}}`, r.Body)
+	})
+	t.Run("is retried when nothing was done", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 1 {
+				writeErr(w, http.StatusServiceUnavailable, CodeNotLeader, "election")
+				return
+			}
+			writeErr(w, http.StatusConflict, CodeWorldExists, "arena exists")
+		})
+		c := newTestClient(t, []string{node.URL})
+		err := c.CreateWorld(context.Background(), "arena", fsm.Rules{})
+		require.Equal(t, CodeWorldExists, Code(err))
+		require.Len(t, node.requests(), 2)
+	})
+	t.Run("is not retried when it may have been applied", func(t *testing.T) {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			writeErr(w, http.StatusServiceUnavailable, CodeOutcomeUnknown, "timeout")
+		})
+		c := newTestClient(t, []string{node.URL})
+		err := c.CreateWorld(context.Background(), "arena", fsm.Rules{})
+		require.Equal(t, CodeOutcomeUnknown, Code(err))
+		require.Len(t, node.requests(), 1)
+	})
+}
+
+func TestReadsAndAdminCalls(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch r.Method + " " + r.URL.Path {
+		case "GET /v1/worlds":
+			w.Write([]byte(`{"worlds":[{"id":"arena","seq":12,"entities":3,"players":2,"hash":"00000000000000ff","rules":{"strict":false}}]}`))
+		case "GET /v1/worlds/arena/entities/door 1":
+			w.Write([]byte(`{"id":"door 1","version":9,"seq":12,"fields":{"open":true,"hp":9007199254740993,"tags":["a","b"],"speed":1.5},"versions":{"open":9,"hp":3}}`))
+		case "GET /v1/worlds/arena/hash":
+			w.Write([]byte(`{"world":"arena","seq":12,"index":40,"hash":255}`))
+		case "GET /v1/status":
+			w.Write([]byte(`{"id":"n1","state":"leader","leader":"n1","leader_http":"127.0.0.1:7070","term":3,"applied_index":40,"commit_index":40,"last_index":41,"region":"local","servers":[{"id":"n1","address":"127.0.0.1:7071","suffrage":"Voter"}],"nodes":[{"id":"n1","raft_addr":"127.0.0.1:7071","http_addr":"127.0.0.1:7070","region":"local"}]}`))
+		case "POST /v1/cluster/join", "DELETE /v1/cluster/nodes/n2", "POST /v1/cluster/transfer-leadership":
+			w.WriteHeader(http.StatusNoContent)
+		case "POST /v1/cluster/snapshot":
+			w.Write([]byte(`{"index":41}`))
+		default:
+			writeErr(w, http.StatusNotFound, "not_found", r.URL.Path)
+		}
+	})
+	c := newTestClient(t, []string{node.URL + "/"})
+	ctx := context.Background()
+
+	worlds, err := c.Worlds(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []World{{ID: "arena", Seq: 12, Entities: 3, Players: 2, Hash: "00000000000000ff"}}, worlds)
+
+	e, err := c.Entity(ctx, "arena", "door 1", Stale)
+	require.NoError(t, err)
+	require.Equal(t, uint64(9), e.Version)
+	require.Equal(t, uint64(12), e.Seq)
+	require.Equal(t, true, e.Fields["open"])
+	hp, ok := e.Int("hp")
+	require.True(t, ok)
+	require.Equal(t, int64(9007199254740993), hp, "numbers keep int64 precision")
+	_, ok = e.Int("speed")
+	require.False(t, ok)
+	_, ok = e.Int("open")
+	require.False(t, ok)
+	require.Equal(t, []any{"a", "b"}, e.Fields["tags"])
+	require.Equal(t, map[string]uint64{"open": 9, "hp": 3}, e.Versions)
+
+	_, err = c.Entity(ctx, "arena", "door 1", "")
+	require.NoError(t, err)
+
+	h, err := c.Hash(ctx, "arena", 12)
+	require.NoError(t, err)
+	require.Equal(t, HashPoint{World: "arena", Seq: 12, Index: 40, Hash: "00000000000000ff"}, h)
+	_, err = c.Hash(ctx, "arena", 0)
+	require.NoError(t, err)
+
+	st, err := c.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "leader", st.State)
+	require.Equal(t, []Server{{ID: "n1", Address: "127.0.0.1:7071", Suffrage: "Voter"}}, st.Servers)
+	require.Equal(t, []fsm.NodeInfo{{ID: "n1", RaftAddr: "127.0.0.1:7071", HTTPAddr: "127.0.0.1:7070", Region: "local"}}, st.Nodes)
+
+	require.NoError(t, c.Join(ctx, fsm.NodeInfo{ID: "n2", RaftAddr: "127.0.0.1:7073", HTTPAddr: "127.0.0.1:7072", Region: "eu"}))
+	require.NoError(t, c.Remove(ctx, "n2"))
+	require.NoError(t, c.TransferLeadership(ctx))
+	idx, err := c.Snapshot(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(41), idx)
+
+	reqs := node.requests()
+	require.Equal(t, "consistency=stale", reqs[1].Query)
+	require.Equal(t, "/v1/worlds/arena/entities/door%201", reqs[1].Path)
+	require.Equal(t, "", reqs[2].Query)
+	require.Equal(t, "seq=12", reqs[3].Query)
+	require.Equal(t, "", reqs[4].Query)
+	require.JSONEq(t, `{"id":"n2","raft_addr":"127.0.0.1:7073","http_addr":"127.0.0.1:7072","region":"eu"}`, reqs[6].Body)
+	require.Equal(t, []string{"http://127.0.0.1:1", "https://x:2"}, New([]string{"127.0.0.1:1", "https://x:2/"}).Addrs())
+}
+
+func TestHashDecodesStringsAndNumbers(t *testing.T) {
+	for in, want := range map[string]Hash{`"abc"`: "abc", `255`: "00000000000000ff", `null`: ""} {
+		var h Hash
+		require.NoError(t, json.Unmarshal([]byte(in), &h))
+		require.Equal(t, want, h)
+	}
+	var h Hash
+	require.Error(t, json.Unmarshal([]byte(`-1`), &h))
+	require.Error(t, json.Unmarshal([]byte(`"x`), &h))
+}
+
+func TestActBatchRetriesOnlyUnsettledActions(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			w.Write([]byte(`{"results":[` +
+				`{"world":"arena","seq":1,"index":5,"time":1,"player":"p1","client_seq":1,"priority":"critical","status":"applied"},` +
+				`{"code":"outcome_unknown","error":"timeout"},` +
+				`{"code":"seq_reused","error":"different payload"}]}`))
+			return
+		}
+		w.Write([]byte(`{"results":[{"world":"arena","seq":2,"index":6,"time":1,"player":"p1","client_seq":2,"priority":"critical","status":"applied","duplicate":true}]}`))
+	})
+	c := newTestClient(t, []string{node.URL})
+	res, err := c.ActBatch(context.Background(), "arena", []ActionRequest{testAction(1), testAction(2), testAction(3)})
+	require.NoError(t, err)
+	require.Len(t, res, 3)
+	require.NoError(t, res[0].Err)
+	require.Equal(t, uint64(1), res[0].Event.Seq)
+	require.NoError(t, res[1].Err)
+	require.True(t, res[1].Event.Duplicate)
+	require.Equal(t, &Error{Status: 409, Code: CodeSeqReused, Message: "different payload"}, res[2].Err)
+
+	reqs := node.requests()
+	require.Len(t, reqs, 2)
+	require.Equal(t, "/v1/worlds/arena/actions:batch", reqs[0].Path)
+	var second struct {
+		Actions []ActionRequest `json:"actions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(reqs[1].Body), &second))
+	require.Len(t, second.Actions, 1)
+	require.Equal(t, uint64(2), second.Actions[0].Seq)
+}
+
+func TestActBatchReportsUnsettledActionsWhenAttemptsRunOut(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch n {
+		case 1:
+			w.Write([]byte(`{"results":[{"code":"not_leader","error":"x"},{"code":"outcome_unknown","error":"y"}]}`))
+		default:
+			writeErr(w, http.StatusBadRequest, "malformed", "bad")
+		}
+	})
+	c := newTestClient(t, []string{node.URL})
+	res, err := c.ActBatch(context.Background(), "arena", []ActionRequest{testAction(1), testAction(2)})
+	require.NoError(t, err)
+	require.Equal(t, "malformed", Code(res[0].Err))
+	require.Equal(t, "malformed", Code(res[1].Err))
+
+	t.Run("first request fails", func(t *testing.T) {
+		bad := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			writeErr(w, http.StatusNotFound, CodeUnknownWorld, "nope")
+		})
+		_, err := newTestClient(t, []string{bad.URL}).ActBatch(context.Background(), "x", []ActionRequest{testAction(1)})
+		require.Equal(t, CodeUnknownWorld, Code(err))
+	})
+	t.Run("wrong result count", func(t *testing.T) {
+		bad := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			w.Write([]byte(`{"results":[]}`))
+		})
+		_, err := newTestClient(t, []string{bad.URL}).ActBatch(context.Background(), "x", []ActionRequest{testAction(1)})
+		require.ErrorContains(t, err, "answered 0 results")
+	})
+	t.Run("attempts cap", func(t *testing.T) {
+		busy := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 1 {
+				w.Write([]byte(`{"results":[{"code":"overloaded","error":"x"},7]}`))
+				return
+			}
+			w.Write([]byte(`{"results":[{"code":"overloaded","error":"x"}]}`))
+		})
+		res, err := newTestClient(t, []string{busy.URL}, WithMaxAttempts(2)).ActBatch(context.Background(), "x", []ActionRequest{testAction(1), testAction(2)})
+		require.NoError(t, err)
+		require.Equal(t, CodeOverloaded, Code(res[0].Err))
+		require.Equal(t, http.StatusTooManyRequests, StatusCode(res[0].Err))
+		require.ErrorContains(t, res[1].Err, "decode batch")
+		require.Len(t, busy.requests(), 2)
+	})
+	t.Run("context ends while waiting", func(t *testing.T) {
+		busy := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			w.Write([]byte(`{"results":[{"code":"outcome_unknown","error":"x"}]}`))
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		c := newTestClient(t, []string{busy.URL}, WithBackoff(time.Second, time.Second))
+		res, err := c.ActBatch(ctx, "x", []ActionRequest{testAction(1)})
+		require.NoError(t, err)
+		require.ErrorIs(t, res[0].Err, context.DeadlineExceeded)
+		require.True(t, IsOutcomeUnknown(res[0].Err))
+	})
+}
+
+func TestOpConstructorsMatchTheWireForm(t *testing.T) {
+	ops := []fsm.Op{
+		Add("bag", "items", fsm.String("shield")), Remove("bag", "items", fsm.String("sword")), Delete("bag"),
+		ExpectVersion(Set("door", "open", fsm.Bool(false)), 0),
+	}
+	b, err := json.Marshal(ops)
+	require.NoError(t, err)
+	require.JSONEq(t, `[
+		{"op":"add","entity":"bag","field":"items","value":"shield"},
+		{"op":"remove","entity":"bag","field":"items","value":"sword"},
+		{"op":"delete","entity":"bag"},
+		{"op":"set","entity":"door","field":"open","value":false,"expect":"*"}]`, string(b))
+}
+
+func TestWithHeaderIsSent(t *testing.T) {
+	var got atomic.Value
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		got.Store(r.Header.Get("Authorization"))
+		writeJSON(w, http.StatusOK, Status{})
+	})
+	c := newTestClient(t, []string{node.URL}, WithHeader("Authorization", "Bearer t"), WithAttemptTimeout(0))
+	_, err := c.Status(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, "Bearer t", got.Load())
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// testNode is a gsd node run in-process by run().
+type testNode struct {
+	id, dir, http, raft string
+	cancel              context.CancelFunc
+	done                chan int
+	stderr              *syncBuffer
+	code                int
+	stopped             bool
+}
+
+// fastFlags keep elections short so that tests are quick; tests assert
+// behaviour, never durations.
+var fastFlags = []string{"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--no-sync", "--shutdown-timeout", "5s"}
+
+// startNode runs gsd on fresh ports (or the given node's, to restart it) in
+// dir with extra flags, and stops it when the test ends.
+func startNode(t *testing.T, id, dir string, extra ...string) *testNode {
+	t.Helper()
+	return startNodeAt(t, id, dir, freeAddr(t), freeAddr(t), extra...)
+}
+
+func startNodeAt(t *testing.T, id, dir, httpAddr, raftAddr string, extra ...string) *testNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNode{id: id, dir: dir, http: httpAddr, raft: raftAddr, cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
+	args := append([]string{"--id", id, "--data-dir", dir, "--http-addr", httpAddr, "--raft-addr", raftAddr}, fastFlags...)
+	args = append(args, extra...)
+	go func() { n.done <- run(ctx, args, &syncBuffer{}, n.stderr) }()
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+// stop cancels the node and returns its exit code.
+func (n *testNode) stop(t *testing.T) int {
+	t.Helper()
+	if n.stopped {
+		return n.code
+	}
+	n.cancel()
+	select {
+	case n.code = <-n.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %s did not stop; log:\n%s", n.id, n.stderr.String())
+	}
+	n.stopped = true
+	return n.code
+}
+
+// exited waits for a node that is expected to fail on its own.
+func (n *testNode) exited(t *testing.T) int {
+	t.Helper()
+	select {
+	case n.code = <-n.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("node %s did not exit; log:\n%s", n.id, n.stderr.String())
+	}
+	n.stopped = true
+	return n.code
+}
+
+func (n *testNode) client(t testing.TB) *client.Client {
+	c := client.New([]string{n.http}, client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
+	t.Cleanup(c.Close)
+	return c
+}
+
+// waitStatus polls the node's status until ok accepts it.
+func (n *testNode) waitStatus(t *testing.T, what string, ok func(client.Status) bool) client.Status {
+	t.Helper()
+	c := n.client(t)
+	var last client.Status
+	var lastErr error
+	require.Eventually(t, func() bool {
+		if n.hasExited() {
+			return true
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		last, lastErr = c.Status(ctx)
+		return lastErr == nil && ok(last)
+	}, 60*time.Second, 20*time.Millisecond, "node %s: %s; last status %+v, err %v; log:\n%s", n.id, what, last, lastErr, n.stderr)
+	require.False(t, n.hasExited(), "node %s exited (%d); log:\n%s", n.id, n.code, n.stderr)
+	return last
+}
+
+func (n *testNode) hasExited() bool {
+	if n.stopped {
+		return true
+	}
+	select {
+	case n.code = <-n.done:
+		n.stopped = true
+		return true
+	default:
+		return false
+	}
+}
+
+func (n *testNode) waitLeader(t *testing.T) client.Status {
+	t.Helper()
+	return n.waitStatus(t, "knows a leader", func(s client.Status) bool { return s.Leader != "" && s.LeaderHTTP != "" })
+}
+
+func requireContains(t *testing.T, s string, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		require.True(t, strings.Contains(s, sub), "want %q in:\n%s", sub, s)
+	}
+}

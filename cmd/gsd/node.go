@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// runNode runs one node until ctx ends (a clean shutdown, nil) or it fails.
+func runNode(ctx context.Context, o *options, base *slog.Logger) error {
+	log := base.With("node", o.id) // the store adds the node id itself
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	hasDB, hasState, err := raftState(o.dataDir)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	defer ln.Close() // after a clean shutdown it is already closed
+	httpAdvertise := o.httpAdvertise
+	if httpAdvertise == "" {
+		httpAdvertise = o.httpAddr
+		if portOf(o.httpAddr) == "0" {
+			httpAdvertise = ln.Addr().String()
+		}
+	}
+
+	scfg := store.DefaultConfig()
+	scfg.ID = o.id
+	scfg.Dir = o.dataDir
+	scfg.RaftAddr = o.raftAddr
+	scfg.Advertise = o.raftAdvertise
+	scfg.HTTPAddr = httpAdvertise
+	scfg.Region = o.region
+	scfg.Logger = base
+	scfg.NoSync = o.noSync
+	// A node whose data dir has a raft.db never bootstraps, even when it holds
+	// no state yet: it may have been added to a cluster already, and a second
+	// one-node cluster under the same id would split the group.
+	scfg.Bootstrap = !hasDB && len(o.join) == 0
+	if o.heartbeatTimeout > 0 {
+		scfg.HeartbeatTimeout = o.heartbeatTimeout
+	}
+	if o.electionTimeout > 0 {
+		scfg.ElectionTimeout = o.electionTimeout
+	}
+	// Raft requires the leader lease to fit in the heartbeat timeout.
+	scfg.LeaderLeaseTimeout = min(scfg.LeaderLeaseTimeout, scfg.HeartbeatTimeout)
+	if o.snapshotThreshold > 0 {
+		scfg.SnapshotThreshold = o.snapshotThreshold
+	}
+	if o.snapshotInterval > 0 {
+		scfg.SnapshotInterval = o.snapshotInterval
+	}
+	if o.applyTimeout > 0 {
+		scfg.ApplyTimeout = o.applyTimeout
+	}
+	if o.peerAddrFile != "" {
+		peers, err := newPeerFile(o.peerAddrFile, log)
+		if err != nil {
+			return err
+		}
+		scfg.ResolvePeer = peers.lookup
+		stop := reloadOnSIGHUP(peers)
+		defer stop()
+	}
+
+	reg := prometheus.NewRegistry()
+	st, err := store.New(scfg, reg)
+	if err != nil {
+		return fmt.Errorf("start store: %w", err)
+	}
+	acfg := api.DefaultConfig()
+	acfg.Logger = log
+	if o.applyTimeout > 0 {
+		// A request must outlast the proposal it waits for.
+		acfg.RequestTimeout = max(acfg.RequestTimeout, o.applyTimeout+time.Second)
+		acfg.ForwardTimeout = max(acfg.ForwardTimeout, acfg.RequestTimeout+5*time.Second)
+	}
+	edge, err := api.New(acfg, st, reg)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return fmt.Errorf("start api: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           edge.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	log.Info("gsd node started", "http", ln.Addr().String(), "raft", o.raftAddr, "raft_advertise", o.raftAdvertise,
+		"data_dir", o.dataDir, "region", o.region, "bootstrap", scfg.Bootstrap, "existing_state", hasState)
+
+	var runErr error
+	switch {
+	case len(o.join) > 0 && hasState:
+		log.Info("data dir has raft state: not joining", "join", o.join)
+	case len(o.join) > 0:
+		runErr = join(ctx, o, httpAdvertise, log)
+	case hasDB && !hasState:
+		log.Warn("raft.db exists but holds no state and no --join was given: waiting to be added by a leader")
+	}
+	if runErr == nil {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+		case err := <-served:
+			runErr = fmt.Errorf("http server: %w", err)
+		}
+	}
+	shutdown(hs, edge, st, o.shutdownTimeout, log)
+	if runErr != nil && ctx.Err() == nil {
+		return runErr
+	}
+	log.Info("gsd node stopped")
+	return nil
+}
+
+// shutdown stops the node: no new HTTP connections, open event streams
+// ended, in-flight requests drained, then the store closed (which hands
+// leadership to a peer first).
+func shutdown(hs *http.Server, edge *api.Server, st *store.Store, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- hs.Shutdown(ctx) }()
+	edge.Close()
+	if err := <-drained; err != nil {
+		log.Warn("http shutdown incomplete; closing connections", "err", err)
+		hs.Close()
+	}
+	closeStore(st, timeout, log)
+}
+
+func closeStore(st *store.Store, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := st.Close(ctx); err != nil {
+		log.Error("store close", "err", err)
+	}
+}
+
+// join asks the cluster to add this node, retrying until it is accepted,
+// refused for good, ctx ends or --join-timeout passes.
+func join(ctx context.Context, o *options, httpAdvertise string, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, o.joinTimeout)
+	defer cancel()
+	c := client.New(o.join, client.WithAttemptTimeout(30*time.Second), client.WithBackoff(100*time.Millisecond, 2*time.Second))
+	defer c.Close()
+	n := fsm.NodeInfo{ID: o.id, RaftAddr: o.raftAdvertise, HTTPAddr: httpAdvertise, Region: o.region}
+	backoff := 250 * time.Millisecond
+	for {
+		err := c.Join(ctx, n)
+		if err == nil {
+			log.Info("joined the cluster", "via", o.join)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("join via %v: %w", o.join, err)
+		}
+		// 4xx answers (other than overload) will not change by retrying.
+		if s := client.StatusCode(err); s >= 400 && s < 500 && s != http.StatusTooManyRequests {
+			return fmt.Errorf("join via %v refused: %w", o.join, err)
+		}
+		log.Warn("join failed; retrying", "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("join via %v: %w", o.join, err)
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// raftState reports whether dir holds a raft.db and whether Raft has state
+// in it (a term, log entries or a snapshot), as raft.HasExistingState would.
+// It opens the log read-only with a timeout, so a data dir that another
+// process holds fails fast instead of blocking on the file lock.
+func raftState(dir string) (hasDB, hasState bool, err error) {
+	path := filepath.Join(dir, "raft.db")
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, false, nil
+	} else if err != nil {
+		return false, false, fmt.Errorf("inspect data dir: %w", err)
+	}
+	if snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*", "meta.json")); len(snaps) > 0 {
+		return true, true, nil
+	}
+	if fi.Size() == 0 {
+		return true, false, nil
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return true, false, fmt.Errorf("data dir %s is in use by another process", dir)
+	} else if err != nil {
+		return true, false, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer db.Close()
+	// raft-boltdb keeps the log in bucket "logs" and the stable store
+	// (CurrentTerm, big-endian) in bucket "conf".
+	err = db.View(func(tx *bbolt.Tx) error {
+		if b := tx.Bucket([]byte("conf")); b != nil {
+			if v := b.Get([]byte("CurrentTerm")); len(v) == 8 && binary.BigEndian.Uint64(v) > 0 {
+				hasState = true
+			}
+		}
+		if b := tx.Bucket([]byte("logs")); b != nil {
+			if k, _ := b.Cursor().First(); k != nil {
+				hasState = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return true, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	return true, hasState, nil
+}
+
+// reloadOnSIGHUP re-reads the peer file on every SIGHUP until stop is called.
+func reloadOnSIGHUP(p *peerFile) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		for {
+			select {
+			case <-ch:
+				p.reload(true)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+		<-exited
+	}
+}
