@@ -18,35 +18,9 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/testbin"
 	"github.com/stretchr/testify/require"
 )
-
-// The process tests run real gsd binaries, built once per test binary with
-// coverage, so that their coverage counts (GOCOVERDIR=$GSD_GOCOVERDIR).
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func gsdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "gsd-bin-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "gsd")
-		cmd := exec.Command("go", "build", "-cover", "-coverpkg=github.com/gsd-dev/gsd/...", "-o", binPath, "github.com/gsd-dev/gsd/cmd/gsd")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
 
 // proc is one gsd process.
 type proc struct {
@@ -66,12 +40,8 @@ type procCluster struct {
 }
 
 func newProcCluster(t *testing.T) *procCluster {
-	c := &procCluster{t: t, bin: gsdBinary(t), coverDir: os.Getenv("GSD_GOCOVERDIR")}
-	if c.coverDir == "" {
-		c.coverDir = t.TempDir()
-	} else {
-		require.NoError(t, os.MkdirAll(c.coverDir, 0o755))
-	}
+	// A coverage-instrumented binary, so what the processes run counts.
+	c := &procCluster{t: t, bin: testbin.GSD(t), coverDir: testbin.CoverDir(t)}
 	t.Cleanup(func() {
 		for _, p := range c.procs {
 			c.stop(p)

@@ -1,0 +1,41 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/internal/testbin"
+	"github.com/stretchr/testify/require"
+)
+
+// The demo is what a newcomer runs first: it must start a cluster, survive
+// killing its leader, and say that the replicas agree and nothing was lost.
+func TestDemoRunsABattleThroughALeaderKillAndVerifiesIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three gsd processes")
+	}
+	bin := testbin.GSD(t)
+	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"demo", "--gsd", bin, "--duration", "4s", "--down", "1s", "--players", "8", "--items", "2"},
+		nil, &out, &errb)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	require.Contains(t, out.String(), "replica hashes      EQUAL")
+	require.Contains(t, out.String(), ": consistent")
+	require.Contains(t, out.String(), "failover            killed leader")
+}
+
+func TestDemoRefusesBadSizesAndAMissingBinary(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 1, run(context.Background(), []string{"demo", "--players", "0"}, nil, &out, &errb))
+	require.Contains(t, errb.String(), "must be positive")
+	errb.Reset()
+	require.Equal(t, 1, run(context.Background(), []string{"demo", "--gsd", "/nonexistent/gsd", "--duration", "1s"}, nil, &out, &errb))
+	require.Contains(t, errb.String(), "gsdctl:")
+}
