@@ -68,7 +68,12 @@ func startNodeAt(t *testing.T, id, dir, httpAddr, raftAddr string, extra ...stri
 	args := append([]string{"--id", id, "--data-dir", dir, "--http-addr", httpAddr, "--raft-addr", raftAddr}, fastFlags...)
 	args = append(args, extra...)
 	go func() { n.done <- run(ctx, args, &syncBuffer{}, n.stderr) }()
-	t.Cleanup(func() { n.stop(t) })
+	t.Cleanup(func() {
+		n.stop(t)
+		if t.Failed() {
+			t.Logf("log of node %s:\n%s", n.id, n.stderr.String())
+		}
+	})
 	return n
 }
 
@@ -112,16 +117,21 @@ func (n *testNode) waitStatus(t *testing.T, what string, ok func(client.Status) 
 	c := n.client(t)
 	var last client.Status
 	var lastErr error
-	require.Eventually(t, func() bool {
-		if n.hasExited() {
-			return true
-		}
+	deadline := time.Now().Add(60 * time.Second)
+	for !n.hasExited() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		last, lastErr = c.Status(ctx)
-		return lastErr == nil && ok(last)
-	}, 60*time.Second, 20*time.Millisecond, "node %s: %s; last status %+v, err %v; log:\n%s", n.id, what, last, lastErr, n.stderr)
-	require.False(t, n.hasExited(), "node %s exited (%d); log:\n%s", n.id, n.code, n.stderr)
+		cancel()
+		if lastErr == nil && ok(last) {
+			return last
+		}
+		if time.Now().After(deadline) {
+			// Evaluated now, not when the wait began: the last answer seen.
+			t.Fatalf("node %s: %s: not within 60s; last status %+v, err %v", n.id, what, last, lastErr)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+	t.Fatalf("node %s exited (%d) while waiting: %s", n.id, n.code, what)
 	return last
 }
 
