@@ -104,6 +104,75 @@ func (a *archive) get(world string, seq uint64) (*fsm.Event, error) {
 	return evs[0], nil
 }
 
+// prune deletes, in every world, the events beyond the retention bounds:
+// those older than minTime (leader time; 0 = no age bound) and all but the
+// newest keep (0 = no count bound). It works in transactions of at most
+// batch deletions so that writers are not held up, and returns how many
+// events it removed.
+func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
+	var worlds [][]byte
+	err := a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(eventsBucket).ForEachBucket(func(k []byte) error {
+			worlds = append(worlds, append([]byte(nil), k...))
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, w := range worlds {
+		for {
+			n, err := a.pruneWorld(w, minTime, keep, batch)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if n < batch {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int) (int, error) {
+	n := 0
+	err := a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(eventsBucket).Bucket(world)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		lastKey, _ := c.Last()
+		if lastKey == nil {
+			return nil
+		}
+		last := binary.BigEndian.Uint64(lastKey)
+		for k, v := c.First(); k != nil && n < batch; k, v = c.Next() {
+			seq := binary.BigEndian.Uint64(k)
+			tooMany := keep > 0 && last-seq >= keep
+			tooOld := false
+			if minTime > 0 && !tooMany {
+				ev, err := fsm.DecodeEvent(v)
+				if err != nil {
+					return fmt.Errorf("archive %s seq %d: %w", world, seq, err)
+				}
+				tooOld = ev.Time < minTime
+			}
+			if !tooMany && !tooOld {
+				break // seqs and leader times only grow: the rest stay
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // sync makes every write so far durable.
 func (a *archive) sync() error { return a.db.Sync() }
 

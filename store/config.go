@@ -41,6 +41,10 @@ type Config struct {
 	// subscribers (more while the archive writer catches up).
 	TailSize int
 
+	// Retention bounds the event archive; events beyond it are pruned and
+	// subscribers asking for them get ErrArchiveGap.
+	Retention Retention
+
 	// ResolvePeer, when set, overrides the address used to dial a peer (the
 	// fault-injection suite puts a proxy on every link this way). Returning
 	// false falls back to the replicated node table, then to the Raft
@@ -52,6 +56,13 @@ type Config struct {
 	NoSync bool
 
 	Logger *slog.Logger
+}
+
+// Retention bounds the event archive. Zero fields mean no bound.
+type Retention struct {
+	MaxAge            time.Duration // events older than this (by leader time) go
+	MaxEventsPerWorld uint64        // only the newest this many per world stay
+	Interval          time.Duration // how often to prune
 }
 
 // BatchConfig bounds the group-commit batcher.
@@ -85,6 +96,10 @@ func DefaultConfig() Config {
 		},
 		FSM:      fsm.DefaultConfig(),
 		TailSize: 4096,
+		Retention: Retention{
+			MaxAge:   24 * time.Hour,
+			Interval: time.Minute,
+		},
 		Logger:   slog.Default(),
 	}
 }
@@ -106,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.TailSize < 1 {
 		errs = append(errs, errors.New("config.TailSize must be >= 1"))
+	}
+	if c.Retention.MaxAge < 0 || (c.Retention.Interval <= 0 && (c.Retention.MaxAge > 0 || c.Retention.MaxEventsPerWorld > 0)) {
+		errs = append(errs, errors.New("config.Retention: MaxAge must be >= 0 and Interval > 0 when a bound is set"))
 	}
 	if c.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("config.ApplyTimeout must be > 0"))

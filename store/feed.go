@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 )
@@ -160,6 +161,32 @@ func (f *feed) trimLocked(t *tail) {
 	if drop > 0 {
 		t.events = append([]*fsm.Event(nil), t.events[drop:]...)
 		t.first += uint64(drop)
+	}
+}
+
+// pruner applies the retention bounds every r.Interval until stop closes.
+func (f *feed) pruner(r Retention, stop <-chan struct{}) {
+	if r.MaxAge <= 0 && r.MaxEventsPerWorld == 0 {
+		return
+	}
+	t := time.NewTicker(r.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			var minTime int64
+			if r.MaxAge > 0 {
+				minTime = now.Add(-r.MaxAge).UnixNano()
+			}
+			n, err := f.arch.prune(minTime, r.MaxEventsPerWorld, 10000)
+			if err != nil {
+				f.log.Error("event archive prune failed", "err", err)
+			} else if n > 0 {
+				f.log.Info("event archive pruned", "events", n)
+			}
+		}
 	}
 }
 

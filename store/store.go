@@ -74,8 +74,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	}
 	s.metrics = newMetrics(reg, s)
 	s.batcher = newBatcher(cfg.Batch, s.raft, cfg.ApplyTimeout, s.metrics)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watchLeadership()
+	go func() {
+		defer s.wg.Done()
+		s.feed.pruner(cfg.Retention, s.stop)
+	}()
 	return s, nil
 }
 
