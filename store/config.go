@@ -100,7 +100,7 @@ func DefaultConfig() Config {
 			MaxAge:   24 * time.Hour,
 			Interval: time.Minute,
 		},
-		Logger:   slog.Default(),
+		Logger: slog.Default(),
 	}
 }
 
