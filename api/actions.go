@@ -18,7 +18,12 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	a, err := decodeAction(body, r.PathValue("world"))
+	player, err := s.identify(r)
+	if err != nil {
+		s.writeError(w, err, true)
+		return
+	}
+	a, err := decodeAction(body, r.PathValue("world"), player)
 	if err != nil {
 		s.writeError(w, err, true)
 		return
@@ -62,6 +67,11 @@ type batchResponse struct {
 // its own item. An item that meets a leadership change is answered
 // not_leader (or outcome_unknown) for the client to retry with the same seq.
 func (s *Server) actBatch(w http.ResponseWriter, r *http.Request) {
+	player, err := s.identify(r)
+	if err != nil {
+		s.writeError(w, err, true)
+		return
+	}
 	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
 	if err != nil {
 		s.writeError(w, err, true)
@@ -88,7 +98,7 @@ func (s *Server) actBatch(w http.ResponseWriter, r *http.Request) {
 	sem := make(chan struct{}, s.cfg.BatchConcurrency)
 	var wg sync.WaitGroup
 	for i, raw := range req.Actions {
-		a, err := decodeAction(raw, world)
+		a, err := decodeAction(raw, world, player)
 		if err != nil {
 			_, results[i] = s.errorBody(fmt.Errorf("action %d: %w", i, err), true)
 			continue

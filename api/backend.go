@@ -19,6 +19,9 @@ type Backend interface {
 	Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error)
 	Hash(world string, seq uint64) (fsm.HashPoint, error)
 	Subscribe(world string, from uint64) (*store.Subscription, error)
+	// Session proposes one session command (fsm.CmdSession*) and returns
+	// the session as it left it.
+	Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error)
 
 	Status() store.Status
 	IsLeader() bool

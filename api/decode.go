@@ -69,11 +69,19 @@ type opKeys struct {
 	Expect string          `json:"expect"`
 }
 
-// decodeAction decodes and validates one action of world.
-func decodeAction(b []byte, world string) (*fsm.Action, error) {
+// decodeAction decodes and validates one action of world. A non-empty
+// player (the authenticated one) is the action's player: a body that names
+// another is forbidden.
+func decodeAction(b []byte, world, player string) (*fsm.Action, error) {
 	var req actionRequest
 	if err := decodeStrict(b, &req); err != nil {
 		return nil, err
+	}
+	if player != "" {
+		if req.Player != "" && req.Player != player {
+			return nil, fmt.Errorf("%w: the token is for player %q, the action names %q", errForbidden, player, req.Player)
+		}
+		req.Player = player
 	}
 	a := &fsm.Action{World: world, Player: req.Player, Seq: req.Seq, InputTime: req.InputTime}
 	switch req.Priority {

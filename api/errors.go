@@ -21,6 +21,11 @@ const (
 	CodeNotReady         = "not_ready"
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeInternal         = "internal"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeSlowConsumer     = "slow_consumer"
+	CodeSessionReplaced  = "session_replaced"
+	CodeIdle             = "idle_timeout"
 	// CodeNotFound is fsm's code, also used for routes that do not exist.
 	CodeNotFound = fsm.CodeNotFound
 )
@@ -31,6 +36,16 @@ var (
 	errInternal    = errors.New("gsd/api: internal error")
 	errUnavailable = errors.New("gsd/api: server closing")
 	errNotReady    = errors.New("gsd/api: not ready: no known leader")
+	// errUnauthorized: a missing, forged, expired or misaddressed token.
+	errUnauthorized = errors.New("gsd/api: unauthorized")
+	// errForbidden: a valid token asking to act as someone else.
+	errForbidden = errors.New("gsd/api: forbidden")
+	// errSlowConsumer: a play connection that reads slower than its events come.
+	errSlowConsumer = errors.New("gsd/api: slow consumer")
+	// errSessionReplaced: the player opened a newer session in the world.
+	errSessionReplaced = errors.New("gsd/api: session replaced by a newer one")
+	// errIdle: a play connection that sent nothing for too long.
+	errIdle = errors.New("gsd/api: idle connection")
 )
 
 // ErrorBody is the JSON shape of every error answer, and of a failed item in
@@ -49,6 +64,16 @@ func classify(err error, write bool) (int, string) {
 	switch {
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
+	case errors.Is(err, errUnauthorized):
+		return http.StatusUnauthorized, CodeUnauthorized
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden, CodeForbidden
+	case errors.Is(err, errSlowConsumer):
+		return http.StatusTooManyRequests, CodeSlowConsumer
+	case errors.Is(err, errSessionReplaced):
+		return http.StatusConflict, CodeSessionReplaced
+	case errors.Is(err, errIdle):
+		return http.StatusRequestTimeout, CodeIdle
 	case errors.Is(err, errNotReady):
 		return http.StatusServiceUnavailable, CodeNotReady
 	case errors.Is(err, errUnavailable), errors.Is(err, store.ErrClosed):
@@ -70,10 +95,12 @@ func classify(err error, write bool) (int, string) {
 	switch code := fsm.Code(err); code {
 	case fsm.CodeMalformed, fsm.CodeTypeMismatch, fsm.CodePolicyViolation, fsm.CodeUndeclaredField, fsm.CodeValidator:
 		return http.StatusBadRequest, code
-	case fsm.CodeUnknownWorld, fsm.CodeNotFound, fsm.CodeSeqUnknown:
+	case fsm.CodeUnknownWorld, fsm.CodeNotFound, fsm.CodeSeqUnknown, fsm.CodeSessionUnknown:
 		return http.StatusNotFound, code
-	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired:
+	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired, fsm.CodeSessionExists:
 		return http.StatusConflict, code
+	case fsm.CodeSessionDenied:
+		return http.StatusForbidden, code
 	}
 	return http.StatusInternalServerError, CodeInternal
 }
@@ -93,6 +120,8 @@ func (s *Server) writeError(w http.ResponseWriter, err error, write bool) {
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gsd"`)
 	}
 	s.writeJSON(w, status, body)
 }

@@ -40,6 +40,8 @@ type fakeBackend struct {
 	panicWorlds                                   bool
 	snapIndex                                     uint64
 	status                                        store.Status
+	sessErr                                       error
+	sessions                                      map[string]fsm.SessionInfo
 }
 
 type fakeWorld struct {

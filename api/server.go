@@ -48,6 +48,11 @@ type Config struct {
 	// StreamWriteTimeout bounds writing one batch of events to a stream's
 	// client; a client that reads slower is cut off.
 	StreamWriteTimeout time.Duration
+	// Auth turns on player identity by JWT; nil leaves it off (the player
+	// comes from the request).
+	Auth *AuthConfig
+	// Play configures the WebSocket play endpoint.
+	Play PlayConfig
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }
@@ -64,6 +69,7 @@ func DefaultConfig() Config {
 		ForwardDialTimeout: 2 * time.Second,
 		ForwardMaxConns:    256,
 		StreamWriteTimeout: 10 * time.Second,
+		Play:               DefaultPlayConfig(),
 		Logger:             slog.Default(),
 	}
 }
@@ -101,6 +107,14 @@ func (c Config) Validate() error {
 	if c.Logger == nil {
 		errs = append(errs, errors.New("config.Logger is required"))
 	}
+	if c.Auth != nil {
+		if err := c.Auth.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("config.Auth: %w", err))
+		}
+	}
+	if err := c.Play.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("config.Play: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("api config: %w", err)
 	}
@@ -115,6 +129,9 @@ type Server struct {
 	mux     *http.ServeMux
 	metrics *metrics
 	fwd     *http.Client
+	auth    *authenticator // nil: auth off
+
+	playMetrics *playMetrics
 
 	// closing is cancelled by Close; open event streams end on it.
 	closing context.Context
@@ -122,6 +139,7 @@ type Server struct {
 	mu      sync.Mutex
 	closed  bool
 	streams sync.WaitGroup
+	plays   map[string]*playConn // session id → its connection on this node
 }
 
 // New returns a Server over b. Its request metrics are registered in reg
@@ -140,7 +158,14 @@ func New(cfg Config, b Backend, reg *prometheus.Registry) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), metrics: m, fwd: newForwardClient(cfg)}
+	pm, err := newPlayMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), metrics: m, playMetrics: pm, fwd: newForwardClient(cfg)}
+	if cfg.Auth != nil {
+		s.auth = newAuthenticator(*cfg.Auth)
+	}
 	s.closing, s.cancel = context.WithCancel(context.Background())
 	s.routes(reg)
 	return s, nil
@@ -153,6 +178,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("POST /v1/worlds/{world}/actions:batch", s.actBatch)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/entities/{entity}", s.entity)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/events", s.events)
+	s.mux.HandleFunc("GET /v1/worlds/{world}/play", s.play)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/hash", s.hash)
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("POST /v1/cluster/join", s.join)

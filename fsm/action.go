@@ -246,6 +246,11 @@ const (
 	CmdCreateWorld
 	CmdPutNode
 	CmdRemoveNode
+	CmdSessionOpen
+	CmdSessionAck
+	CmdSessionResume
+	CmdSessionClose
+	CmdSessionData
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -267,10 +272,11 @@ type NodeInfo struct {
 
 // Command is one replicated command; exactly one pointer is set, by Kind.
 type Command struct {
-	Kind   CmdKind
-	Action *Action
-	World  *WorldSpec
-	Node   *NodeInfo // CmdPutNode, and CmdRemoveNode (ID only)
+	Kind    CmdKind
+	Action  *Action
+	World   *WorldSpec
+	Node    *NodeInfo   // CmdPutNode, and CmdRemoveNode (ID only)
+	Session *SessionCmd // CmdSession*
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

@@ -210,6 +210,9 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrSeqExpired:      CodeSeqExpired,
 		ErrSeqUnknown:      CodeSeqUnknown,
 		ErrValidator:       CodeValidator,
+		ErrSessionUnknown:  CodeSessionUnknown,
+		ErrSessionExists:   CodeSessionExists,
+		ErrSessionDenied:   CodeSessionDenied,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

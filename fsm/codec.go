@@ -256,6 +256,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.rules(c.World.Rules)
 		case CmdPutNode, CmdRemoveNode:
 			e.nodeInfo(c.Node)
+		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData:
+			e.sessionCmd(c.Session)
 		}
 	}
 	return e.b
@@ -309,6 +311,8 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 			c.World = &WorldSpec{ID: d.str(), Origin: d.str(), Rules: d.rules()}
 		case CmdPutNode, CmdRemoveNode:
 			c.Node = d.nodeInfo()
+		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData:
+			c.Session = d.sessionCmd()
 		default:
 			d.fail("unknown command kind %d", c.Kind)
 		}

@@ -59,6 +59,9 @@ var codes = []struct {
 	{ErrSeqExpired, CodeSeqExpired},
 	{ErrSeqUnknown, CodeSeqUnknown},
 	{ErrValidator, CodeValidator},
+	{ErrSessionUnknown, CodeSessionUnknown},
+	{ErrSessionExists, CodeSessionExists},
+	{ErrSessionDenied, CodeSessionDenied},
 }
 
 // Code returns the reason code of err, or "" when err is not an fsm error.

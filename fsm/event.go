@@ -76,6 +76,7 @@ type Result struct {
 	Event     *Event
 	Duplicate bool
 	Err       error
+	Session   *SessionInfo // session commands
 }
 
 // JSONChange is the wire form of a Change.

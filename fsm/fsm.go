@@ -94,6 +94,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			f.nodes[c.Node.ID] = *c.Node
 		case CmdRemoveNode:
 			delete(f.nodes, c.Node.ID)
+		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData:
+			results[i] = f.applySession(c.Kind, b.Time, c.Session)
 		}
 	}
 	f.applied = index
@@ -115,6 +117,8 @@ func (f *FSM) createWorld(s *WorldSpec) Result {
 		inferred: make(map[string]FieldRule),
 		entities: make(map[string]*entity),
 		players:  make(map[string]*player),
+		sessions: make(map[string]*session),
+		data:     make(map[string]map[string]Value),
 	}
 	return Result{}
 }

@@ -10,7 +10,12 @@ import (
 )
 
 // snapMagic starts every snapshot; the last byte is the format version.
-var snapMagic = []byte("GSDSNAP\x01")
+// Version 2 added sessions and player data to each world; Restore still
+// reads version 1 (worlds without them).
+var snapMagic = []byte("GSDSNAP\x02")
+
+// snapV1 is the version-1 magic, read but no longer written.
+var snapV1 = []byte("GSDSNAP\x01")
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -40,6 +45,8 @@ func (f *FSM) Snapshot() *Snapshot {
 		c.inferred = maps.Clone(w.inferred)
 		c.entities = maps.Clone(w.entities)
 		c.players = maps.Clone(w.players)
+		c.sessions = maps.Clone(w.sessions)
+		c.data = maps.Clone(w.data)
 		c.history = nil
 		s.worlds = append(s.worlds, &c)
 	}
@@ -93,6 +100,7 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 				return total, err
 			}
 		}
+		writeSessions(e, w)
 	}
 	// Flush before reading total: in "return total, flush(true)" the order
 	// of evaluating total and the call is unspecified.
@@ -173,7 +181,8 @@ func (f *FSM) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("restore: read: %w", err)
 	}
-	if !bytes.HasPrefix(data, snapMagic) {
+	v1 := bytes.HasPrefix(data, snapV1)
+	if !v1 && !bytes.HasPrefix(data, snapMagic) {
 		return fmt.Errorf("restore: %w: not a gsd snapshot (or unknown version)", ErrMalformed)
 	}
 	d := &decoder{b: data[len(snapMagic):]}
@@ -188,7 +197,7 @@ func (f *FSM) Restore(r io.Reader) error {
 	}
 	worlds := make(map[string]*world)
 	for i, n := 0, d.count(8); i < n && d.err == nil; i++ {
-		w, err := f.readWorld(d, gen)
+		w, err := f.readWorld(d, gen, v1)
 		if err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
@@ -206,8 +215,9 @@ func (f *FSM) Restore(r io.Reader) error {
 	return nil
 }
 
-func (f *FSM) readWorld(d *decoder, gen uint64) (*world, error) {
-	w := &world{id: d.str(), origin: d.str(), rules: d.rules()}
+func (f *FSM) readWorld(d *decoder, gen uint64, v1 bool) (*world, error) {
+	w := &world{id: d.str(), origin: d.str(), rules: d.rules(),
+		sessions: make(map[string]*session), data: make(map[string]map[string]Value)}
 	w.inferred = d.rules().Fields
 	if w.inferred == nil {
 		w.inferred = make(map[string]FieldRule)
@@ -227,6 +237,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64) (*world, error) {
 	for i := 0; i < n && d.err == nil; i++ {
 		id := d.str()
 		w.players[id] = readPlayer(d, f.cfg.Window, gen)
+	}
+	if !v1 {
+		readSessions(d, w)
 	}
 	if d.err != nil {
 		return nil, d.err

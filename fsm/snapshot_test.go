@@ -272,7 +272,7 @@ func TestRestoreRejectsGarbageAndWrongMagic(t *testing.T) {
 	applyAll(h, prefixBatches())
 	valid := h.snapshotBytes()
 	other := bytes.Clone(valid)
-	other[len(snapMagic)-1] = 0x02 // a future format version
+	other[len(snapMagic)-1] = snapMagic[len(snapMagic)-1] + 1 // a future format version
 
 	for what, p := range map[string][]byte{
 		"empty":          nil,
@@ -379,12 +379,14 @@ func TestRestoreRefusesAnIdempotencyRecordWithSeqZero(t *testing.T) {
 	h.createWorld("w", Rules{})
 	h.event(act("w", "p", 5, opIncr("e", "c", 1)))
 	p := h.snapshotBytes()
-	// The snapshot ends with p's only record: seq, payload(8), world seq, status, reason "".
-	rec := p[len(p)-12:]
+	// The snapshot ends with p's only record: seq, payload(8), world seq,
+	// status, reason "", then no sessions and no player data.
+	rec := p[len(p)-14 : len(p)-2]
 	require.Equal(t, byte(5), rec[0])
 	require.Equal(t, []byte{1, byte(StatusApplied), 0}, rec[9:])
+	require.Equal(t, []byte{0, 0}, p[len(p)-2:])
 	bad := bytes.Clone(p)
-	bad[len(bad)-12] = 0
+	bad[len(bad)-14] = 0
 	err := restoreFails(t, newHarness(t).f, bad, "record with seq 0")
 	require.ErrorIs(t, err, ErrMalformed)
 	require.NoError(t, newHarness(t).f.Restore(bytes.NewReader(p)))

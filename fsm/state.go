@@ -226,7 +226,9 @@ type world struct {
 	hash     uint64
 	entities map[string]*entity
 	players  map[string]*player
-	history  []hashPoint // ring of the last len(history) points, by seq
+	history  []hashPoint                 // ring of the last len(history) points, by seq
+	sessions map[string]*session         // by id; immutable values
+	data     map[string]map[string]Value // player → critical data; inner maps immutable
 }
 
 // rule returns the effective rule of a field: declared, else inferred.

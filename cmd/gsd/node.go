@@ -74,6 +74,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if o.snapshotInterval > 0 {
 		scfg.SnapshotInterval = o.snapshotInterval
 	}
+	if o.trailingLogs > 0 {
+		scfg.TrailingLogs = o.trailingLogs
+	}
 	if o.applyTimeout > 0 {
 		scfg.ApplyTimeout = o.applyTimeout
 	}
@@ -94,6 +97,10 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
+	if acfg.Auth, err = o.auth.config(); err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
 	if o.applyTimeout > 0 {
 		// A request must outlast the proposal it waits for.
 		acfg.RequestTimeout = max(acfg.RequestTimeout, o.applyTimeout+time.Second)

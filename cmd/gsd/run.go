@@ -33,11 +33,14 @@ type options struct {
 	electionTimeout   time.Duration
 	snapshotThreshold uint64
 	snapshotInterval  time.Duration
+	trailingLogs      uint64
 	applyTimeout      time.Duration
 	noSync            bool
 
 	peerAddrFile    string
 	shutdownTimeout time.Duration
+
+	auth authOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -105,10 +108,12 @@ cluster from that data and ignores --join.`,
 	f.DurationVar(&o.electionTimeout, "election-timeout", 0, "Raft election timeout (default 1s)")
 	f.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 8192)")
 	f.DurationVar(&o.snapshotInterval, "snapshot-interval", 0, "how often to check the snapshot threshold (default 30s)")
+	f.Uint64Var(&o.trailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for slow followers (default 10240)")
 	f.DurationVar(&o.applyTimeout, "apply-timeout", 0, "how long a proposal may wait in Raft before it is outcome_unknown (default 10s)")
 	f.BoolVar(&o.noSync, "no-sync", false, "skip fsync of the Raft log (UNSAFE: a machine crash can lose acknowledged writes; tests only)")
 	f.StringVar(&o.peerAddrFile, "peer-addr-file", "", "JSON file mapping node id to the Raft address to dial it at; re-read when it changes and on SIGHUP")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	o.auth.flags(f)
 	return cmd
 }
 
@@ -129,6 +134,9 @@ func (o *options) complete() error {
 		if _, _, err := net.SplitHostPort(o.httpAdvertise); err != nil {
 			errs = append(errs, fmt.Errorf("--http-advertise %q: %v", o.httpAdvertise, err))
 		}
+	}
+	if _, err := o.auth.config(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.id == "" {
 		if _, port, err := net.SplitHostPort(o.raftAddr); err == nil {

@@ -115,6 +115,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.eventsCmd(),
 		a.hashCmd(),
 		a.demoCmd(),
+		a.tokenCmd(),
 	}
 }
 

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxLeeway bounds AuthConfig.Leeway: a larger clock-skew allowance would
+// let expired tokens live on.
+const MaxLeeway = 5 * time.Minute
+
+// MinHS256KeyLen is the shortest HS256 secret accepted (RFC 7518 §3.2).
+const MinHS256KeyLen = 32
+
+// AuthConfig turns on player identity by JWT. With it, a player is who the
+// token's sub says, and nothing in a request body can say otherwise.
+type AuthConfig struct {
+	// HS256Key is a shared secret for HS256 tokens (nil: none accepted).
+	HS256Key []byte
+	// PublicKeys verify RS256 (*rsa.PublicKey) and EdDSA
+	// (ed25519.PublicKey) tokens.
+	PublicKeys []crypto.PublicKey
+	// Issuer, when set, must equal the token's iss.
+	Issuer string
+	// Audience, when set, must be among the token's aud.
+	Audience string
+	// Leeway is the clock skew allowed on exp and nbf, at most MaxLeeway.
+	Leeway time.Duration
+	// Now is the clock (nil: time.Now); tests set it.
+	Now func() time.Time
+}
+
+// Validate checks the config.
+func (c *AuthConfig) Validate() error {
+	var errs []error
+	if len(c.HS256Key) == 0 && len(c.PublicKeys) == 0 {
+		errs = append(errs, errors.New("auth needs an HS256 key or a public key"))
+	}
+	if len(c.HS256Key) > 0 && len(c.HS256Key) < MinHS256KeyLen {
+		errs = append(errs, fmt.Errorf("the HS256 key must be at least %d bytes", MinHS256KeyLen))
+	}
+	for i, k := range c.PublicKeys {
+		switch k.(type) {
+		case *rsa.PublicKey, ed25519.PublicKey:
+		default:
+			errs = append(errs, fmt.Errorf("public key %d: %T is neither RSA nor Ed25519", i, k))
+		}
+	}
+	if c.Leeway < 0 || c.Leeway > MaxLeeway {
+		errs = append(errs, fmt.Errorf("auth leeway must be within 0..%s", MaxLeeway))
+	}
+	return errors.Join(errs...)
+}
+
+// methods returns the signing methods the configured keys can verify.
+func (c *AuthConfig) methods() []string {
+	var out []string
+	if len(c.HS256Key) > 0 {
+		out = append(out, jwt.SigningMethodHS256.Alg())
+	}
+	var rsaKey, edKey bool
+	for _, k := range c.PublicKeys {
+		_, isRSA := k.(*rsa.PublicKey)
+		rsaKey = rsaKey || isRSA
+		edKey = edKey || !isRSA
+	}
+	if rsaKey {
+		out = append(out, jwt.SigningMethodRS256.Alg())
+	}
+	if edKey {
+		out = append(out, jwt.SigningMethodEdDSA.Alg())
+	}
+	return out
+}
+
+// authenticator verifies players' tokens.
+type authenticator struct {
+	cfg    AuthConfig
+	parser *jwt.Parser
+}
+
+func newAuthenticator(cfg AuthConfig) *authenticator {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(cfg.methods()),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(cfg.Leeway),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if cfg.Audience != "" {
+		opts = append(opts, jwt.WithAudience(cfg.Audience))
+	}
+	if cfg.Now != nil {
+		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
+	}
+	return &authenticator{cfg: cfg, parser: jwt.NewParser(opts...)}
+}
+
+// keys returns the keys that can verify t's method (WithValidMethods has
+// already refused any other method).
+func (a *authenticator) keys(t *jwt.Token) (any, error) {
+	var set jwt.VerificationKeySet
+	switch t.Method.Alg() {
+	case jwt.SigningMethodHS256.Alg():
+		set.Keys = append(set.Keys, a.cfg.HS256Key)
+	default:
+		for _, k := range a.cfg.PublicKeys {
+			if _, isRSA := k.(*rsa.PublicKey); isRSA == (t.Method.Alg() == jwt.SigningMethodRS256.Alg()) {
+				set.Keys = append(set.Keys, k)
+			}
+		}
+	}
+	return set, nil
+}
+
+// verify checks a raw token and returns its subject, the player.
+func (a *authenticator) verify(raw string) (string, error) {
+	if raw == "" {
+		return "", fmt.Errorf("%w: no token", errUnauthorized)
+	}
+	var claims jwt.RegisteredClaims
+	if _, err := a.parser.ParseWithClaims(raw, &claims, a.keys); err != nil {
+		return "", fmt.Errorf("%w: %v", errUnauthorized, err)
+	}
+	if err := checkName("token subject", claims.Subject); err != nil {
+		return "", fmt.Errorf("%w: %v", errUnauthorized, err)
+	}
+	return claims.Subject, nil
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, or "".
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// identify returns the player a request acts as: "" with auth off (the body
+// names the player), else the token's subject.
+func (s *Server) identify(r *http.Request) (string, error) {
+	if s.auth == nil {
+		return "", nil
+	}
+	return s.auth.verify(bearer(r))
+}
+
+// LoadHS256Key reads an HS256 secret from a file; surrounding whitespace
+// (a trailing newline) is not part of it.
+func LoadHS256Key(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hs256 key: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) < MinHS256KeyLen {
+		return nil, fmt.Errorf("hs256 key %s: %d bytes, need at least %d", path, len(b), MinHS256KeyLen)
+	}
+	return b, nil
+}
+
+// LoadPublicKeys reads the RSA and Ed25519 public keys of a PEM file
+// ("PUBLIC KEY" blocks, PKIX, or "RSA PUBLIC KEY", PKCS #1).
+func LoadPublicKeys(path string) ([]crypto.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("public keys: %w", err)
+	}
+	var keys []crypto.PublicKey
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		var k any
+		switch blk.Type {
+		case "PUBLIC KEY":
+			k, err = x509.ParsePKIXPublicKey(blk.Bytes)
+		case "RSA PUBLIC KEY":
+			k, err = x509.ParsePKCS1PublicKey(blk.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("public keys %s: %w", path, err)
+		}
+		switch k.(type) {
+		case *rsa.PublicKey, ed25519.PublicKey:
+			keys = append(keys, k)
+		default:
+			return nil, fmt.Errorf("public keys %s: %T is neither RSA nor Ed25519", path, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("public keys %s: no PEM public key found", path)
+	}
+	return keys, nil
+}

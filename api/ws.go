@@ -1,0 +1,628 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PlaySubprotocol is the WebSocket subprotocol of the JSON play protocol
+// (docs/PROTOCOL.md). A binary one will sit beside it.
+const PlaySubprotocol = "gsd.json.v1"
+
+// PlayConfig configures the WebSocket play endpoint.
+type PlayConfig struct {
+	// MaxMessageBytes bounds one inbound message; a bigger one closes the
+	// connection with 1009.
+	MaxMessageBytes int64
+	// QueueSize bounds the outbound messages waiting per connection.
+	QueueSize int
+	// SlowTimeout is how long a full outbound queue may stay full before
+	// the connection is closed as a slow consumer.
+	SlowTimeout time.Duration
+	// WriteTimeout bounds writing one message to the socket.
+	WriteTimeout time.Duration
+	// HelloTimeout bounds the wait for the first message (hello or resume).
+	HelloTimeout time.Duration
+	// AckInterval is how often a connection replicates the client's latest
+	// ack (acks are batched: one Raft command per interval at most).
+	AckInterval time.Duration
+	// PingInterval is how often the server pings (application level).
+	PingInterval time.Duration
+	// IdleTimeout closes a connection that sent nothing for this long.
+	IdleTimeout time.Duration
+	// MaxInflight bounds one connection's actions awaiting commit.
+	MaxInflight int
+	// OriginPatterns lists the browser origins allowed besides the host's
+	// own (see websocket.AcceptOptions).
+	OriginPatterns []string
+}
+
+// DefaultPlayConfig returns the defaults.
+func DefaultPlayConfig() PlayConfig {
+	return PlayConfig{
+		MaxMessageBytes: 64 << 10,
+		QueueSize:       256,
+		SlowTimeout:     2 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		HelloTimeout:    10 * time.Second,
+		AckInterval:     200 * time.Millisecond,
+		PingInterval:    15 * time.Second,
+		IdleTimeout:     60 * time.Second,
+		MaxInflight:     64,
+	}
+}
+
+// Validate checks the config.
+func (c PlayConfig) Validate() error {
+	if c.MaxMessageBytes < 1 || c.QueueSize < 1 || c.MaxInflight < 1 {
+		return errors.New("MaxMessageBytes, QueueSize and MaxInflight must be > 0")
+	}
+	if c.SlowTimeout <= 0 || c.WriteTimeout <= 0 || c.HelloTimeout <= 0 || c.AckInterval <= 0 || c.PingInterval <= 0 {
+		return errors.New("play timeouts and intervals must be > 0")
+	}
+	if c.IdleTimeout <= c.PingInterval {
+		return errors.New("IdleTimeout must exceed PingInterval")
+	}
+	return nil
+}
+
+// playMetrics count play connections and why they ended.
+type playMetrics struct {
+	open   prometheus.Gauge
+	closes *prometheus.CounterVec
+}
+
+func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
+	m := &playMetrics{
+		open: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gsd_play_connections", Help: "Open WebSocket play connections.",
+		}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gsd_play_closes_total", Help: "Play connections ended, by close code.",
+		}, []string{"code"}),
+	}
+	for _, c := range []prometheus.Collector{m.open, m.closes} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("api play metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// clientMsg is any message a client sends; Type says which fields count.
+type clientMsg struct {
+	Type        string          `json:"type"`
+	Token       string          `json:"token,omitempty"`
+	Player      string          `json:"player,omitempty"`
+	Session     string          `json:"session,omitempty"`
+	ResumeToken string          `json:"resume_token,omitempty"`
+	LastSeq     uint64          `json:"last_seq,omitempty"`
+	Seq         uint64          `json:"seq,omitempty"`
+	T           int64           `json:"t,omitempty"`
+	Action      json.RawMessage `json:"action,omitempty"`
+}
+
+// welcomeMsg answers hello and resume.
+type welcomeMsg struct {
+	Type        string               `json:"type"`
+	Session     string               `json:"session"`
+	ResumeToken string               `json:"resume_token,omitempty"`
+	World       string               `json:"world"`
+	Player      string               `json:"player"`
+	Seq         uint64               `json:"seq"`
+	Epoch       uint64               `json:"epoch"`
+	Data        map[string]fsm.Value `json:"data,omitempty"`
+}
+
+type eventsMsg struct {
+	Type   string          `json:"type"`
+	Events []fsm.JSONEvent `json:"events"`
+}
+
+type resultMsg struct {
+	Type  string         `json:"type"`
+	Seq   uint64         `json:"seq"`
+	Event *fsm.JSONEvent `json:"event,omitempty"`
+	// error answers
+	Status int    `json:"status,omitempty"`
+	Code   string `json:"code,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+type pingMsg struct {
+	Type       string `json:"type"`
+	T          int64  `json:"t"`
+	ServerTime int64  `json:"server_time,omitempty"`
+}
+
+// errBye ends a connection normally, at the client's request.
+var errBye = errors.New("gsd/api: bye")
+
+// play handles GET /v1/worlds/{world}/play: the WebSocket play connection
+// (docs/PROTOCOL.md).
+func (s *Server) play(w http.ResponseWriter, r *http.Request) {
+	if !s.openStream() {
+		s.writeError(w, errUnavailable, false)
+		return
+	}
+	defer s.streams.Done()
+	world := r.PathValue("world")
+	if err := checkName("world", world); err != nil {
+		s.writeError(w, err, false)
+		return
+	}
+	// A bad Authorization header is refused before the upgrade; the token
+	// may also come in the hello (browsers cannot set headers).
+	if s.auth != nil && bearer(r) != "" {
+		if _, err := s.auth.verify(bearer(r)); err != nil {
+			s.writeError(w, err, false)
+			return
+		}
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{PlaySubprotocol},
+		OriginPatterns: s.cfg.Play.OriginPatterns,
+	})
+	if err != nil {
+		return // Accept has answered
+	}
+	ws.SetReadLimit(s.cfg.Play.MaxMessageBytes)
+	s.playMetrics.open.Inc()
+	defer s.playMetrics.open.Dec()
+	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r),
+		out: make(chan []byte, s.cfg.Play.QueueSize), sem: make(chan struct{}, s.cfg.Play.MaxInflight)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.run()
+}
+
+// playConn is one play connection. Its handler goroutine owns it: it reads,
+// and it starts and waits for the writer, the event pusher, the ticker and
+// the actions in flight.
+type playConn struct {
+	s      *Server
+	cfg    PlayConfig
+	ws     *websocket.Conn
+	world  string
+	header string // bearer token of the upgrade request, if any
+
+	player  string
+	session string
+
+	ctx     context.Context // cancelled when the connection ends
+	cancel  context.CancelFunc
+	errOnce sync.Once
+	err     error // why it ended; set once, before cancel
+
+	out      chan []byte
+	sem      chan struct{}
+	wg       sync.WaitGroup
+	sent     atomic.Uint64 // seq of the last event queued to the client
+	acked    atomic.Uint64 // the client's latest ack (<= sent)
+	ackMu    sync.Mutex    // serializes flushAck
+	flushed  uint64        // last ack replicated; under ackMu
+	lastRead atomic.Int64  // unix ns of the last message read
+	rtt      atomic.Int64  // last measured round trip, ns
+}
+
+// fail ends the connection with err (the first reason wins).
+func (c *playConn) fail(err error) {
+	c.errOnce.Do(func() {
+		c.err = err
+		c.cancel()
+	})
+}
+
+func (c *playConn) run() {
+	defer c.ws.CloseNow()
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		<-c.ctx.Done()
+		code, reason := closeStatus(c.err)
+		c.s.playMetrics.closes.WithLabelValues(fmt.Sprint(int(code))).Inc()
+		_ = c.ws.Close(code, reason)
+	}()
+	stop := context.AfterFunc(c.s.closing, func() { c.fail(errUnavailable) })
+	defer func() {
+		stop()
+		c.fail(errBye) // a no-op unless the read loop ended first
+		<-closed
+		c.wg.Wait()
+		c.s.unregisterPlay(c)
+		if !errors.Is(c.err, errSessionReplaced) && !errors.Is(c.err, errBye) {
+			c.flushAck(true)
+		}
+	}()
+	if c.ws.Subprotocol() != PlaySubprotocol {
+		c.fail(fmt.Errorf("%w: the client must offer the %s subprotocol", fsm.ErrMalformed, PlaySubprotocol))
+		return
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	hello := time.AfterFunc(c.cfg.HelloTimeout, func() {
+		c.fail(fmt.Errorf("%w: no hello within %s", fsm.ErrMalformed, c.cfg.HelloTimeout))
+	})
+	msg, ok := c.read()
+	hello.Stop()
+	if !ok {
+		return
+	}
+	sub, err := c.handshake(msg)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	c.wg.Add(3)
+	go c.writer()
+	go c.pusher(sub)
+	go c.ticker()
+	for {
+		msg, ok := c.read()
+		if !ok {
+			return
+		}
+		c.handle(msg)
+		if c.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// read returns the next message; false when the connection ended.
+func (c *playConn) read() (clientMsg, bool) {
+	// Read is not given c.ctx: cancelling it would drop the connection
+	// without a close frame. Close (run's closer) unblocks it instead.
+	typ, data, err := c.ws.Read(context.Background())
+	if err != nil {
+		if errors.Is(err, websocket.ErrMessageTooBig) {
+			err = fmt.Errorf("%w: message over %d bytes", errTooLarge, c.cfg.MaxMessageBytes)
+		}
+		c.fail(err)
+		return clientMsg{}, false
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	var msg clientMsg
+	if typ != websocket.MessageText {
+		c.fail(fmt.Errorf("%w: binary messages are not part of %s", fsm.ErrMalformed, PlaySubprotocol))
+		return msg, false
+	}
+	if err := decodeStrict(data, &msg); err != nil {
+		c.fail(err)
+		return msg, false
+	}
+	return msg, true
+}
+
+// handshake authenticates the first message, opens or resumes the session,
+// queues the welcome and subscribes to the world from the session's
+// position.
+func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
+	if msg.Type != "hello" && msg.Type != "resume" {
+		return nil, fmt.Errorf("%w: the first message must be hello or resume, got %q", fsm.ErrMalformed, msg.Type)
+	}
+	player, err := c.identify(msg)
+	if err != nil {
+		return nil, err
+	}
+	c.player = player
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+	defer cancel()
+	welcome := welcomeMsg{Type: "welcome", World: c.world, Player: player}
+	var info fsm.SessionInfo
+	if msg.Type == "hello" {
+		id, token := randomID(), randomToken()
+		info, err = c.s.b.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{
+			World: c.world, ID: id, Player: player, TokenHash: sha256.Sum256([]byte(token))})
+		welcome.ResumeToken = token
+	} else {
+		if err := checkName("session", msg.Session); err != nil {
+			return nil, err
+		}
+		info, err = c.s.b.Session(ctx, fsm.CmdSessionResume, &fsm.SessionCmd{
+			World: c.world, ID: msg.Session, Player: player,
+			TokenHash: sha256.Sum256([]byte(msg.ResumeToken)), Seq: msg.LastSeq})
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.session = info.ID
+	c.s.registerPlay(c, info.Replaced)
+	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, info.Acked, info.Epoch, info.Data
+	c.sent.Store(info.Acked)
+	c.acked.Store(info.Acked)
+	c.flushed = info.Acked
+	sub, err := c.s.b.Subscribe(c.world, info.Acked+1)
+	if err != nil {
+		return nil, err
+	}
+	if !c.send(welcome) {
+		return nil, c.ctx.Err()
+	}
+	return sub, nil
+}
+
+// identify returns the player: the token's subject with auth on (from the
+// message, else the upgrade request's header), else the message's player.
+func (c *playConn) identify(msg clientMsg) (string, error) {
+	if c.s.auth == nil {
+		return msg.Player, checkName("player", msg.Player)
+	}
+	tok := msg.Token
+	if tok == "" {
+		tok = c.header
+	}
+	player, err := c.s.auth.verify(tok)
+	if err != nil {
+		return "", err
+	}
+	if msg.Player != "" && msg.Player != player {
+		return "", fmt.Errorf("%w: the token is for player %q, the message names %q", errForbidden, player, msg.Player)
+	}
+	return player, nil
+}
+
+// handle acts on one message after the handshake.
+func (c *playConn) handle(msg clientMsg) {
+	switch msg.Type {
+	case "action":
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		c.wg.Go(func() {
+			defer func() { <-c.sem }()
+			c.act(msg.Action)
+		})
+	case "ack":
+		// An ack beyond what was sent is clamped: the client cannot have it.
+		seq := min(msg.Seq, c.sent.Load())
+		for {
+			cur := c.acked.Load()
+			if seq <= cur || c.acked.CompareAndSwap(cur, seq) {
+				break
+			}
+		}
+	case "ping":
+		c.send(pingMsg{Type: "pong", T: msg.T, ServerTime: time.Now().UnixNano()})
+	case "pong":
+		if msg.T > 0 {
+			c.rtt.Store(time.Now().UnixNano() - msg.T)
+		}
+	case "bye":
+		c.flushAck(false)
+		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+		defer cancel()
+		if _, err := c.s.b.Session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: c.world, ID: c.session, Reason: "bye"}); err != nil {
+			c.s.log.Debug("play: close session", "session", c.session, "err", err)
+		}
+		c.fail(errBye)
+	default:
+		c.fail(fmt.Errorf("%w: unexpected message type %q", fsm.ErrMalformed, msg.Type))
+	}
+}
+
+// act runs one action and queues its result or error.
+func (c *playConn) act(raw json.RawMessage) {
+	var key struct {
+		Seq uint64 `json:"seq"`
+	}
+	_ = json.Unmarshal(raw, &key) // best effort: the error answer names the seq
+	res := resultMsg{Type: "result", Seq: key.Seq}
+	a, err := decodeAction(raw, c.world, c.player)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
+		var ev *fsm.Event
+		var dup bool
+		ev, dup, err = c.s.b.Act(ctx, a)
+		cancel()
+		if err == nil {
+			j := eventJSON(ev, dup)
+			res.Event = &j
+		}
+	}
+	if err != nil {
+		var body ErrorBody
+		res.Type = "error"
+		res.Status, body = c.s.errorBody(err, true)
+		res.Code, res.Error = body.Code, body.Error
+	}
+	c.send(res)
+}
+
+// send queues one message, waiting at most SlowTimeout for room; a client
+// that leaves its queue full that long is cut off.
+func (c *playConn) send(v any) bool {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.fail(fmt.Errorf("%w: encode %T: %v", errInternal, v, err))
+		return false
+	}
+	select {
+	case c.out <- b:
+		return true
+	default:
+	}
+	t := time.NewTimer(c.cfg.SlowTimeout)
+	defer t.Stop()
+	select {
+	case c.out <- b:
+		return true
+	case <-t.C:
+		c.fail(fmt.Errorf("%w: outbound queue of %d messages full for %s", errSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
+	case <-c.ctx.Done():
+	}
+	return false
+}
+
+// writer writes queued messages, each within WriteTimeout.
+func (c *playConn) writer() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case b := <-c.out:
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				c.fail(fmt.Errorf("%w: write: %v", errSlowConsumer, err))
+				return
+			}
+		}
+	}
+}
+
+// pusher queues the world's committed events from the session's position.
+func (c *playConn) pusher(sub *store.Subscription) {
+	defer c.wg.Done()
+	for {
+		evs, err := sub.Next(c.ctx)
+		if c.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		msg := eventsMsg{Type: "events", Events: make([]fsm.JSONEvent, len(evs))}
+		for i, ev := range evs {
+			msg.Events[i] = ev.JSON()
+		}
+		if !c.send(msg) {
+			return
+		}
+		c.sent.Store(evs[len(evs)-1].Seq)
+	}
+}
+
+// ticker replicates acks, pings the client and closes idle connections.
+func (c *playConn) ticker() {
+	defer c.wg.Done()
+	acks := time.NewTicker(c.cfg.AckInterval)
+	defer acks.Stop()
+	pings := time.NewTicker(c.cfg.PingInterval)
+	defer pings.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-acks.C:
+			c.flushAck(false)
+		case now := <-pings.C:
+			if idle := now.Sub(time.Unix(0, c.lastRead.Load())); idle > c.cfg.IdleTimeout {
+				c.fail(fmt.Errorf("%w: nothing read for %s", errIdle, idle.Round(time.Millisecond)))
+				return
+			}
+			c.send(pingMsg{Type: "ping", T: now.UnixNano()})
+		}
+	}
+}
+
+// flushAck replicates the client's latest ack if it moved. final runs after
+// the connection ended, so it gets its own deadline.
+func (c *playConn) flushAck(final bool) {
+	c.ackMu.Lock()
+	defer c.ackMu.Unlock()
+	a := c.acked.Load()
+	if a <= c.flushed || c.session == "" {
+		return
+	}
+	parent := c.ctx
+	if final {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, c.s.cfg.RequestTimeout)
+	defer cancel()
+	if _, err := c.s.b.Session(ctx, fsm.CmdSessionAck, &fsm.SessionCmd{World: c.world, ID: c.session, Seq: a}); err != nil {
+		c.s.log.Debug("play: replicate ack", "session", c.session, "seq", a, "err", err)
+		return
+	}
+	c.flushed = a
+}
+
+// registerPlay records c as its session's connection on this node and
+// cuts off the connection it supersedes: an older one of the same session
+// (resumed here) or of the session the open replaced.
+func (s *Server) registerPlay(c *playConn, replaced string) {
+	s.mu.Lock()
+	if s.plays == nil {
+		s.plays = make(map[string]*playConn)
+	}
+	var old []*playConn
+	for _, id := range []string{c.session, replaced} {
+		if o := s.plays[id]; o != nil && o != c {
+			old = append(old, o)
+			delete(s.plays, id)
+		}
+	}
+	s.plays[c.session] = c
+	s.mu.Unlock()
+	for _, o := range old {
+		o.fail(errSessionReplaced)
+	}
+}
+
+func (s *Server) unregisterPlay(c *playConn) {
+	s.mu.Lock()
+	if s.plays[c.session] == c {
+		delete(s.plays, c.session)
+	}
+	s.mu.Unlock()
+}
+
+// closeStatus maps why a connection ended to its close code and reason:
+// 4000 + the HTTP status classify gives (4401 unauthorized, 4429
+// slow_consumer, 4503 not_leader, ...), 1000 for bye, 1001 when the server
+// closes, 1009 for an oversized message, 1011 for internal errors.
+func closeStatus(err error) (websocket.StatusCode, string) {
+	var code websocket.StatusCode
+	var reason string
+	switch {
+	case err == nil, errors.Is(err, errBye):
+		return websocket.StatusNormalClosure, "bye"
+	case errors.Is(err, errUnavailable):
+		code, reason = websocket.StatusGoingAway, CodeUnavailable
+	case errors.Is(err, errTooLarge):
+		code, reason = websocket.StatusMessageTooBig, CodeTooLarge
+	default:
+		status, c := classify(err, true)
+		code, reason = websocket.StatusCode(4000+status), c
+		if status == http.StatusInternalServerError {
+			code = websocket.StatusInternalError
+		}
+	}
+	reason += ": " + err.Error()
+	if len(reason) > 123 { // a close frame's reason is at most 123 bytes
+		reason = strings.ToValidUTF8(reason[:123], "")
+	}
+	return code, reason
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func randomToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

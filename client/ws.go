@@ -1,0 +1,532 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// PlaySubprotocol is the JSON play protocol (docs/PROTOCOL.md).
+const PlaySubprotocol = "gsd.json.v1"
+
+// ErrPlayClosed is returned by a Play after Close.
+var ErrPlayClosed = errors.New("gsd/client: play connection closed")
+
+// PlayOptions configures a play connection.
+type PlayOptions struct {
+	// Token is the player's JWT (servers with auth on).
+	Token string
+	// Player names the player (servers with auth off).
+	Player string
+	// Buffer is how many received events wait for Next (default 1024).
+	// When it is full the connection stops reading, and a server that
+	// cannot write for long cuts it off; the Play then resumes.
+	Buffer int
+	// AckInterval is how often the events returned by Next are
+	// acknowledged (default 100ms).
+	AckInterval time.Duration
+	// ReadLimit bounds one message from the server (default 64 MiB).
+	ReadLimit int64
+	// HTTPClient dials the WebSocket (default: the Client's).
+	HTTPClient *http.Client
+}
+
+// CloseError is a play connection ended by the server with a close code
+// (docs/PROTOCOL.md): 4000 + an HTTP status with a gsd code in Reason, or a
+// standard WebSocket code.
+type CloseError struct {
+	Code   int
+	Reason string
+}
+
+func (e *CloseError) Error() string { return fmt.Sprintf("gsd: play closed %d: %s", e.Code, e.Reason) }
+
+// terminal reports whether resuming cannot help: the server refused who we
+// are, what we sent, or the session itself.
+func (e *CloseError) terminal() bool {
+	switch e.Code {
+	case 4400, 4401, 4403, 4404, 4409, 4413, int(websocket.StatusNormalClosure), int(websocket.StatusMessageTooBig):
+		return true
+	}
+	return false
+}
+
+// Play is one player's session in one world over a WebSocket, resumed
+// transparently after drops: Next returns every committed event of the
+// world from the session's start, in seq order, without gaps or
+// duplicates. Actions are answered by their committed events and re-sent
+// (same seq, so idempotent) after a resume. Safe for concurrent use, but
+// Next is meant for one reader.
+type Play struct {
+	c     *Client
+	world string
+	opts  PlayOptions
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	events chan fsm.JSONEvent
+	pongs  chan pong
+	ready  chan struct{} // closed after the first welcome
+
+	mu          sync.Mutex
+	conn        *websocket.Conn
+	session     string
+	resumeToken string
+	received    uint64 // last event seq received (and queued for Next)
+	delivered   uint64 // last event seq Next returned
+	acked       uint64 // last ack sent on the current connection
+	pending     map[uint64]*pendingAct
+	resumes     int
+	err         error // why the Play ended
+	data        map[string]fsm.Value
+}
+
+type pendingAct struct {
+	msg  []byte
+	done chan actResult
+}
+
+type actResult struct {
+	ev  fsm.JSONEvent
+	err error
+}
+
+type pong struct{ t, server int64 }
+
+// serverMsg is any message from the server.
+type serverMsg struct {
+	Type        string               `json:"type"`
+	Session     string               `json:"session"`
+	ResumeToken string               `json:"resume_token"`
+	Seq         uint64               `json:"seq"`
+	Data        map[string]fsm.Value `json:"data"`
+	Events      []fsm.JSONEvent      `json:"events"`
+	Event       *fsm.JSONEvent       `json:"event"`
+	Status      int                  `json:"status"`
+	Code        string               `json:"code"`
+	Error       string               `json:"error"`
+	T           int64                `json:"t"`
+	ServerTime  int64                `json:"server_time"`
+}
+
+// Play opens a play session in world and returns once the server welcomed
+// it. The session lives until Close, ctx ends, or the server refuses it
+// for good (the error Next then returns).
+func (c *Client) Play(ctx context.Context, world string, opts PlayOptions) (*Play, error) {
+	if opts.Buffer <= 0 {
+		opts.Buffer = 1024
+	}
+	if opts.AckInterval <= 0 {
+		opts.AckInterval = 100 * time.Millisecond
+	}
+	if opts.ReadLimit <= 0 {
+		opts.ReadLimit = 64 << 20
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = c.hc
+	}
+	p := &Play{c: c, world: world, opts: opts, done: make(chan struct{}), ready: make(chan struct{}),
+		events: make(chan fsm.JSONEvent, opts.Buffer), pongs: make(chan pong, 1), pending: make(map[uint64]*pendingAct)}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	go p.run()
+	select {
+	case <-p.ready:
+		return p, nil
+	case <-p.done:
+		return nil, p.err
+	case <-ctx.Done():
+		p.cancel()
+		<-p.done
+		return nil, ctx.Err()
+	}
+}
+
+// Session returns the session id and how many times it resumed.
+func (p *Play) Session() (id string, resumes int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.session, p.resumes
+}
+
+// Data returns the player's critical data as of the last welcome.
+func (p *Play) Data() map[string]fsm.Value {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.data
+}
+
+// Next returns the next committed event of the world.
+func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
+	select {
+	case ev := <-p.events:
+		p.mu.Lock()
+		p.delivered = ev.Seq
+		p.mu.Unlock()
+		return ev, nil
+	default:
+	}
+	select {
+	case ev := <-p.events:
+		p.mu.Lock()
+		p.delivered = ev.Seq
+		p.mu.Unlock()
+		return ev, nil
+	case <-p.done:
+		return fsm.JSONEvent{}, p.err
+	case <-ctx.Done():
+		return fsm.JSONEvent{}, ctx.Err()
+	}
+}
+
+// Act submits an action over the play connection and returns its committed
+// event. The player is the session's. Across a resume the action is sent
+// again with the same seq, so it applies at most once.
+func (p *Play) Act(ctx context.Context, a ActionRequest) (fsm.JSONEvent, error) {
+	if a.Seq == 0 {
+		return fsm.JSONEvent{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
+	}
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return fsm.JSONEvent{}, err
+	}
+	msg, _ := json.Marshal(struct {
+		Type   string          `json:"type"`
+		Action json.RawMessage `json:"action"`
+	}{"action", raw})
+	pa := &pendingAct{msg: msg, done: make(chan actResult, 1)}
+	p.mu.Lock()
+	if p.err != nil {
+		p.mu.Unlock()
+		return fsm.JSONEvent{}, p.err
+	}
+	if _, dup := p.pending[a.Seq]; dup {
+		p.mu.Unlock()
+		return fsm.JSONEvent{}, fmt.Errorf("gsd/client: seq %d already in flight", a.Seq)
+	}
+	p.pending[a.Seq] = pa
+	conn := p.conn
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.pending, a.Seq)
+		p.mu.Unlock()
+	}()
+	if conn != nil {
+		_ = conn.Write(ctx, websocket.MessageText, msg) // on failure the resume re-sends it
+	}
+	select {
+	case r := <-pa.done:
+		return r.ev, r.err
+	case <-p.done:
+		return fsm.JSONEvent{}, p.err
+	case <-ctx.Done():
+		return fsm.JSONEvent{}, ctx.Err()
+	}
+}
+
+// Ping measures the round trip to the server with an application-level ping.
+func (p *Play) Ping(ctx context.Context) (time.Duration, error) {
+	p.mu.Lock()
+	conn := p.conn
+	p.mu.Unlock()
+	if conn == nil {
+		return 0, errors.New("gsd/client: not connected")
+	}
+	t := time.Now().UnixNano()
+	if err := p.write(ctx, conn, map[string]any{"type": "ping", "t": t}); err != nil {
+		return 0, err
+	}
+	for {
+		select {
+		case pg := <-p.pongs:
+			if pg.t == t {
+				return time.Duration(time.Now().UnixNano() - t), nil
+			}
+		case <-p.done:
+			return 0, p.err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Close ends the session for good (the server forgets it) and the
+// connection.
+func (p *Play) Close() error {
+	p.finish(ErrPlayClosed)
+	p.mu.Lock()
+	conn := p.conn
+	p.mu.Unlock()
+	if conn != nil {
+		p.sendAck(conn)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if p.write(ctx, conn, map[string]string{"type": "bye"}) == nil {
+			// The server closes after forgetting the session.
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+			}
+		}
+		cancel()
+	}
+	p.cancel()
+	<-p.done
+	return nil
+}
+
+// Drop cuts the current connection without a close handshake, as a network
+// failure would; the Play resumes. For tests and chaos drills.
+func (p *Play) Drop() {
+	p.mu.Lock()
+	conn := p.conn
+	p.mu.Unlock()
+	if conn != nil {
+		_ = conn.CloseNow()
+	}
+}
+
+func (p *Play) finish(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+// run connects, and reconnects with resume, until the Play ends.
+func (p *Play) run() {
+	defer close(p.done)
+	defer p.cancel()
+	backoff := p.c.minBackoff
+	addr := 0
+	for attempt := 0; ; attempt++ {
+		if p.ctx.Err() != nil {
+			p.finish(ErrPlayClosed)
+			return
+		}
+		base := p.c.addrs[addr%len(p.c.addrs)]
+		err := p.connect(base)
+		if p.ctx.Err() != nil {
+			p.finish(ErrPlayClosed)
+			return
+		}
+		var ce *CloseError
+		if errors.As(err, &ce) && ce.terminal() {
+			p.finish(err)
+			return
+		}
+		var he *Error
+		if errors.As(err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden || he.Status == http.StatusNotFound) {
+			p.finish(err)
+			return
+		}
+		if errors.As(err, &ce) && strings.Contains(ce.Reason, CodeNotLeader) || !errors.As(err, &ce) {
+			addr++ // another node may serve us better
+		}
+		select {
+		case <-time.After(backoff):
+		case <-p.ctx.Done():
+		}
+		backoff = min(backoff*2, p.c.maxBackoff)
+		if err == nil {
+			backoff = p.c.minBackoff
+		}
+	}
+}
+
+// connect runs one connection: dial, hello or resume, then read until it
+// fails.
+func (p *Play) connect(base string) error {
+	hdr := http.Header{}
+	if p.opts.Token != "" {
+		hdr.Set("Authorization", "Bearer "+p.opts.Token)
+	}
+	u := "ws" + strings.TrimPrefix(base, "http") + path("worlds", p.world, "play")
+	dctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	conn, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{
+		HTTPClient: p.opts.HTTPClient, HTTPHeader: hdr, Subprotocols: []string{PlaySubprotocol},
+	})
+	cancel()
+	if err != nil {
+		if resp != nil && resp.StatusCode >= 400 {
+			return &Error{Status: resp.StatusCode, Message: err.Error()}
+		}
+		return &connError{addr: base, err: err}
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(p.opts.ReadLimit)
+
+	p.mu.Lock()
+	first := p.session == ""
+	hello := map[string]any{"type": "hello", "token": p.opts.Token, "player": p.opts.Player}
+	if !first {
+		hello = map[string]any{"type": "resume", "token": p.opts.Token, "player": p.opts.Player,
+			"session": p.session, "resume_token": p.resumeToken, "last_seq": p.received}
+	}
+	p.mu.Unlock()
+	if err := p.write(p.ctx, conn, hello); err != nil {
+		return closeErr(err)
+	}
+	var w serverMsg
+	if err := p.read(conn, &w); err != nil {
+		return err
+	}
+	if w.Type != "welcome" {
+		return &CloseError{Code: 4400, Reason: "expected welcome, got " + w.Type}
+	}
+	p.mu.Lock()
+	if first {
+		p.session, p.resumeToken, p.received = w.Session, w.ResumeToken, w.Seq
+		p.delivered, p.acked = w.Seq, w.Seq
+	} else {
+		p.resumes++
+		p.received = max(p.received, w.Seq)
+	}
+	p.data = w.Data
+	p.conn = conn
+	resend := make([][]byte, 0, len(p.pending))
+	for _, pa := range p.pending {
+		resend = append(resend, pa.msg)
+	}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.conn = nil
+		p.mu.Unlock()
+	}()
+	if first {
+		close(p.ready)
+	}
+	for _, m := range resend {
+		if err := conn.Write(p.ctx, websocket.MessageText, m); err != nil {
+			return closeErr(err)
+		}
+	}
+	// Acks go out from their own goroutine, so a full event buffer (the
+	// reader blocked on it) does not stop them.
+	actx, stop := context.WithCancel(p.ctx)
+	defer stop()
+	go func() {
+		t := time.NewTicker(p.opts.AckInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-actx.Done():
+				return
+			case <-t.C:
+				p.sendAck(conn)
+			}
+		}
+	}()
+	for {
+		var m serverMsg
+		if err := p.read(conn, &m); err != nil {
+			return err
+		}
+		if err := p.handle(conn, &m); err != nil {
+			return err
+		}
+	}
+}
+
+// handle acts on one message of an established connection.
+func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
+	switch m.Type {
+	case "events":
+		for _, ev := range m.Events {
+			p.mu.Lock()
+			last := p.received
+			p.mu.Unlock()
+			switch {
+			case ev.Seq <= last:
+				continue // already have it (a resume overlapping)
+			case ev.Seq != last+1:
+				return fmt.Errorf("%w: got seq %d after %d", ErrGap, ev.Seq, last)
+			}
+			select {
+			case p.events <- ev:
+			case <-p.ctx.Done():
+				return p.ctx.Err()
+			}
+			p.mu.Lock()
+			p.received = ev.Seq
+			p.mu.Unlock()
+		}
+	case "result", "error":
+		r := actResult{}
+		if m.Type == "result" && m.Event != nil {
+			r.ev = *m.Event
+		} else {
+			r.err = &Error{Status: m.Status, Code: m.Code, Message: m.Error}
+		}
+		p.mu.Lock()
+		pa := p.pending[m.Seq]
+		p.mu.Unlock()
+		if pa != nil {
+			select {
+			case pa.done <- r:
+			default:
+			}
+		}
+	case "ping":
+		return p.write(p.ctx, conn, map[string]any{"type": "pong", "t": m.T})
+	case "pong":
+		select {
+		case p.pongs <- pong{t: m.T, server: m.ServerTime}:
+		default:
+		}
+	}
+	return nil
+}
+
+// sendAck acknowledges the events Next returned, if that moved.
+func (p *Play) sendAck(conn *websocket.Conn) {
+	p.mu.Lock()
+	d := p.delivered
+	if d <= p.acked {
+		p.mu.Unlock()
+		return
+	}
+	p.acked = d
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	_ = p.write(ctx, conn, map[string]any{"type": "ack", "seq": d})
+}
+
+func (p *Play) write(ctx context.Context, conn *websocket.Conn, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return conn.Write(ctx, websocket.MessageText, b)
+}
+
+func (p *Play) read(conn *websocket.Conn, v any) error {
+	_, b, err := conn.Read(p.ctx)
+	if err != nil {
+		return closeErr(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return &CloseError{Code: 4400, Reason: "undecodable server message: " + err.Error()}
+	}
+	return nil
+}
+
+// closeErr turns a WebSocket close into a *CloseError; other errors pass.
+func closeErr(err error) error {
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
+	}
+	return err
+}

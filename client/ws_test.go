@@ -1,0 +1,193 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/stretchr/testify/require"
+)
+
+// playNode is one real store behind a real api Server.
+type playNode struct {
+	st  *store.Store
+	url string
+}
+
+func startPlayNode(t *testing.T, tweak ...func(*api.Config)) *playNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	raftAddr := raftLn.Addr().String()
+	require.NoError(t, raftLn.Close())
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := store.DefaultConfig()
+	cfg.ID, cfg.Dir, cfg.RaftAddr, cfg.HTTPAddr = "n1", t.TempDir(), raftAddr, ln.Addr().String()
+	cfg.Bootstrap, cfg.NoSync, cfg.Logger = true, true, log
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+	st, err := store.New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, st.Close(ctx))
+	})
+	acfg := api.DefaultConfig()
+	acfg.Logger = log
+	acfg.Play.AckInterval = 10 * time.Millisecond
+	for _, f := range tweak {
+		f(&acfg)
+	}
+	srv, err := api.New(acfg, st, nil)
+	require.NoError(t, err)
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	return &playNode{st: st, url: ts.URL}
+}
+
+func playCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func incrAction(player string, seq uint64) ActionRequest {
+	return ActionRequest{Player: player, Seq: seq, Ops: []fsm.Op{Incr("e", "score", 1)}}
+}
+
+func TestPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates(t *testing.T) {
+	n := startPlayNode(t)
+	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
+	ctx := playCtx(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	p, err := c.Play(ctx, "arena", PlayOptions{Player: "ann", AckInterval: 5 * time.Millisecond})
+	require.NoError(t, err)
+	defer p.Close()
+
+	// Another player writes over HTTP while ann's connection drops again and again.
+	const total = 200
+	writer := make(chan error, 1)
+	go func() {
+		for i := uint64(1); i <= total; i++ {
+			if _, err := c.Act(ctx, "arena", incrAction("bob", i)); err != nil {
+				writer <- err
+				return
+			}
+		}
+		writer <- nil
+	}()
+	for want := uint64(1); want <= total; want++ {
+		ev, err := p.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, ev.Seq, "no gap, no duplicate")
+		if want%25 == 0 {
+			p.Drop()
+		}
+	}
+	require.NoError(t, <-writer)
+	_, resumes := p.Session()
+	require.GreaterOrEqual(t, resumes, 1)
+}
+
+func TestPlayActionsAreAnsweredAndSurviveAResume(t *testing.T) {
+	n := startPlayNode(t)
+	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
+	ctx := playCtx(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	p, err := c.Play(ctx, "arena", PlayOptions{Player: "ann"})
+	require.NoError(t, err)
+	defer p.Close()
+	for i := uint64(1); i <= 20; i++ {
+		ev, err := p.Act(ctx, incrAction("", i))
+		require.NoError(t, err)
+		require.Equal(t, "ann", ev.Player)
+		require.Equal(t, i, ev.ClientSeq)
+		if i%5 == 0 {
+			p.Drop()
+		}
+	}
+	for want := uint64(1); want <= 20; want++ {
+		ev, err := p.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, ev.Seq)
+	}
+	// A refused action is an *Error with the server's code.
+	_, err = p.Act(ctx, incrAction("bob", 99))
+	require.Equal(t, api.CodeForbidden, Code(err))
+	rtt, err := p.Ping(ctx)
+	require.NoError(t, err)
+	require.Positive(t, rtt)
+}
+
+func TestPlayEndsForGoodOnRefusals(t *testing.T) {
+	n := startPlayNode(t)
+	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
+	ctx := playCtx(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	_, err := c.Play(ctx, "nowhere", PlayOptions{Player: "ann"})
+	var ce *CloseError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, 4404, ce.Code)
+
+	// Another connection of the same player replaces the first for good.
+	p1, err := c.Play(ctx, "arena", PlayOptions{Player: "ann"})
+	require.NoError(t, err)
+	p2, err := c.Play(ctx, "arena", PlayOptions{Player: "ann"})
+	require.NoError(t, err)
+	defer p2.Close()
+	_, err = p1.Next(ctx)
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, 4409, ce.Code)
+
+	// Close forgets the session; the Play then reports it closed.
+	require.NoError(t, p2.Close())
+	_, err = p2.Next(ctx)
+	require.ErrorIs(t, err, ErrPlayClosed)
+	id, _ := p2.Session()
+	require.Eventually(t, func() bool {
+		_, err := n.st.SessionInfo("arena", id)
+		return err != nil
+	}, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestPlayWithAuthRejectsBadTokensAndUsesTheSubject(t *testing.T) {
+	key := []byte(fmt.Sprintf("%032d", 7))
+	now := time.Now()
+	n := startPlayNode(t, func(c *api.Config) {
+		c.Auth = &api.AuthConfig{HS256Key: key, Audience: "game", Leeway: time.Second}
+	})
+	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
+	ctx := playCtx(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	for what, tok := range map[string]string{
+		"forged":         hs256(t, []byte(fmt.Sprintf("%032d", 8)), "ann", "game", now.Add(time.Hour)),
+		"expired":        hs256(t, key, "ann", "game", now.Add(-time.Hour)),
+		"wrong audience": hs256(t, key, "ann", "other", now.Add(time.Hour)),
+	} {
+		_, err := c.Play(ctx, "arena", PlayOptions{Token: tok})
+		require.Equal(t, 401, StatusCode(err), "%s: %v", what, err)
+	}
+	p, err := c.Play(ctx, "arena", PlayOptions{Token: hs256(t, key, "ann", "game", now.Add(time.Hour))})
+	require.NoError(t, err)
+	defer p.Close()
+	ev, err := p.Act(ctx, incrAction("", 1))
+	require.NoError(t, err)
+	require.Equal(t, "ann", ev.Player)
+}

@@ -1,0 +1,315 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+)
+
+// Sessions are players' logical connections to a world, replicated so that
+// a player can resume on any node after a drop. They live in their world (a
+// migrating world takes its sessions along) and do not change the world's
+// seq or state hash: they are bookkeeping of the edge, not game state.
+//
+// The edge generates the session id and the resume token; the FSM stores
+// only the token's hash (sha256), so randomness stays outside Apply and a
+// snapshot leaks no usable token.
+
+// MaxSessionData bounds the keys of one player's critical data in one world.
+const MaxSessionData = 64
+
+// TokenHashLen is the length of a resume-token hash (sha256).
+const TokenHashLen = 32
+
+// Session sentinel errors; Code maps them like the others.
+var (
+	// ErrSessionUnknown reports a session id the world does not hold.
+	ErrSessionUnknown = errors.New("gsd/fsm: unknown session")
+	// ErrSessionExists reports an open with a session id that is taken.
+	ErrSessionExists = errors.New("gsd/fsm: session exists")
+	// ErrSessionDenied reports a resume whose token or player does not match.
+	ErrSessionDenied = errors.New("gsd/fsm: session resume denied")
+)
+
+// Session reason codes.
+const (
+	CodeSessionUnknown = "session_unknown"
+	CodeSessionExists  = "session_exists"
+	CodeSessionDenied  = "session_denied"
+)
+
+// DataItem is one key of a player's critical data; a null Value deletes it.
+type DataItem struct {
+	Key   string
+	Value Value
+}
+
+// SessionCmd is the payload of the session commands (CmdSessionOpen, Ack,
+// Resume, Close, Data). Each kind reads only some fields:
+//
+//	open:   World, ID, Player, TokenHash
+//	ack:    World, ID, Seq (last event seq the client processed)
+//	resume: World, ID, Player, TokenHash (of the presented token), Seq
+//	close:  World, ID, Reason
+//	data:   World, ID, Data
+type SessionCmd struct {
+	World     string
+	ID        string
+	Player    string
+	TokenHash [TokenHashLen]byte
+	Seq       uint64
+	Reason    string
+	Data      []DataItem
+}
+
+// SessionInfo is a session as readers and command results see it.
+type SessionInfo struct {
+	World  string
+	ID     string
+	Player string
+	// Acked is the last world event seq the player acknowledged; on open,
+	// the world's seq then (the session starts with the events after it).
+	Acked uint64
+	// Epoch counts resumes; the connection that resumed last holds it.
+	Epoch uint64
+	// Opened and Seen are leader times (unix ns) of the open and of the
+	// session's last command.
+	Opened, Seen int64
+	// Replaced is, on open, the id of the player's previous session in the
+	// world, which the open closed ("" if none).
+	Replaced string
+	// Data is the player's critical data in the world (a copy).
+	Data map[string]Value
+}
+
+// session is one stored session. Stored sessions are never mutated: a
+// change stores a new one, so snapshots share them safely.
+type session struct {
+	id, player   string
+	tokenHash    [TokenHashLen]byte
+	acked, epoch uint64
+	opened, seen int64
+}
+
+func (s *session) info(w *world) SessionInfo {
+	return SessionInfo{World: w.id, ID: s.id, Player: s.player, Acked: s.acked, Epoch: s.epoch,
+		Opened: s.opened, Seen: s.seen, Data: maps.Clone(w.data[s.player])}
+}
+
+// validate checks a session command's names and data before apply looks at
+// state.
+func (c *SessionCmd) validate(kind CmdKind) error {
+	if err := checkName("session", c.ID); err != nil {
+		return err
+	}
+	if kind == CmdSessionOpen || kind == CmdSessionResume {
+		if err := checkName("player", c.Player); err != nil {
+			return err
+		}
+	}
+	if len(c.Data) > MaxSessionData {
+		return fmt.Errorf("%w: more than %d data items", ErrMalformed, MaxSessionData)
+	}
+	for _, d := range c.Data {
+		if err := checkName("data key", d.Key); err != nil {
+			return err
+		}
+		if !d.Value.valid() || len(d.Value.Str) > MaxStringLen {
+			return fmt.Errorf("%w: bad value of data key %s", ErrMalformed, d.Key)
+		}
+	}
+	return nil
+}
+
+// applySession applies one session command at leader time now.
+func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
+	w := f.worlds[c.World]
+	if w == nil {
+		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, c.World)}
+	}
+	if err := c.validate(kind); err != nil {
+		return Result{Err: err}
+	}
+	old := w.sessions[c.ID]
+	if kind == CmdSessionOpen {
+		if old != nil {
+			return Result{Err: fmt.Errorf("%w: %s", ErrSessionExists, c.ID)}
+		}
+		s := &session{id: c.ID, player: c.Player, tokenHash: c.TokenHash, acked: w.seq, opened: now, seen: now}
+		var replaced string
+		if prev := w.playerSession(c.Player); prev != nil {
+			replaced = prev.id
+			delete(w.sessions, prev.id)
+		}
+		w.sessions[c.ID] = s
+		info := s.info(w)
+		info.Replaced = replaced
+		return Result{Session: &info}
+	}
+	if old == nil {
+		return Result{Err: fmt.Errorf("%w: %s in world %s", ErrSessionUnknown, c.ID, c.World)}
+	}
+	if c.Seq > w.seq {
+		return Result{Err: fmt.Errorf("%w: seq %d beyond world seq %d", ErrMalformed, c.Seq, w.seq)}
+	}
+	s := *old
+	s.seen = now
+	switch kind {
+	case CmdSessionAck:
+		s.acked = max(s.acked, c.Seq)
+	case CmdSessionResume:
+		if c.Player != s.player || c.TokenHash != s.tokenHash {
+			return Result{Err: fmt.Errorf("%w: session %s", ErrSessionDenied, c.ID)}
+		}
+		s.acked = max(s.acked, c.Seq)
+		s.epoch++
+	case CmdSessionClose:
+		delete(w.sessions, c.ID)
+		info := s.info(w)
+		return Result{Session: &info}
+	case CmdSessionData:
+		d := maps.Clone(w.data[s.player])
+		if d == nil {
+			d = make(map[string]Value, len(c.Data))
+		}
+		for _, it := range c.Data {
+			if it.Value.Kind == KindNull {
+				delete(d, it.Key)
+			} else {
+				d[it.Key] = it.Value
+			}
+		}
+		if len(d) > MaxSessionData {
+			return Result{Err: fmt.Errorf("%w: player data over %d keys", ErrMalformed, MaxSessionData)}
+		}
+		w.data[s.player] = d
+	}
+	w.sessions[c.ID] = &s
+	info := s.info(w)
+	return Result{Session: &info}
+}
+
+// playerSession returns the player's session in w, if any. Sessions are few
+// per world and opens are rare, so a scan is cheaper than an index to keep
+// in snapshots; at most one session per player exists, so order is moot.
+func (w *world) playerSession(player string) *session {
+	for _, s := range w.sessions {
+		if s.player == player {
+			return s
+		}
+	}
+	return nil
+}
+
+// Session returns one session of a world.
+func (f *FSM) Session(worldID, id string) (SessionInfo, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := f.worlds[worldID]
+	if w == nil {
+		return SessionInfo{}, fmt.Errorf("%w: %s", ErrUnknownWorld, worldID)
+	}
+	s := w.sessions[id]
+	if s == nil {
+		return SessionInfo{}, fmt.Errorf("%w: %s in world %s", ErrSessionUnknown, id, worldID)
+	}
+	return s.info(w), nil
+}
+
+// Sessions returns a world's sessions, sorted by id.
+func (f *FSM) Sessions(worldID string) ([]SessionInfo, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := f.worlds[worldID]
+	if w == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownWorld, worldID)
+	}
+	out := make([]SessionInfo, 0, len(w.sessions))
+	for _, id := range sortedKeys(w.sessions) {
+		out = append(out, w.sessions[id].info(w))
+	}
+	return out, nil
+}
+
+// encoding (in batches and snapshots)
+
+func (e *encoder) sessionCmd(c *SessionCmd) {
+	e.str(c.World)
+	e.str(c.ID)
+	e.str(c.Player)
+	e.b = append(e.b, c.TokenHash[:]...)
+	e.uvarint(c.Seq)
+	e.str(c.Reason)
+	e.uvarint(uint64(len(c.Data)))
+	for _, d := range c.Data {
+		e.str(d.Key)
+		e.value(d.Value)
+	}
+}
+
+func (d *decoder) tokenHash() (h [TokenHashLen]byte) {
+	if len(d.b) < TokenHashLen {
+		d.fail("truncated")
+		return h
+	}
+	copy(h[:], d.b)
+	d.b = d.b[TokenHashLen:]
+	return h
+}
+
+func (d *decoder) sessionCmd() *SessionCmd {
+	c := &SessionCmd{World: d.str(), ID: d.str(), Player: d.str(), TokenHash: d.tokenHash(), Seq: d.uvarint(), Reason: d.str()}
+	// A data item takes at least 2 bytes: an empty key and a null value.
+	if n := d.count(2); n > 0 {
+		c.Data = make([]DataItem, n)
+		for i := range c.Data {
+			c.Data[i] = DataItem{Key: d.str(), Value: d.value()}
+		}
+	}
+	return c
+}
+
+// writeSessions writes a world's sessions and player data, sorted.
+func writeSessions(e *encoder, w *world) {
+	e.uvarint(uint64(len(w.sessions)))
+	for _, id := range sortedKeys(w.sessions) {
+		s := w.sessions[id]
+		e.str(s.id)
+		e.str(s.player)
+		e.b = append(e.b, s.tokenHash[:]...)
+		e.uvarint(s.acked)
+		e.uvarint(s.epoch)
+		e.varint(s.opened)
+		e.varint(s.seen)
+	}
+	e.uvarint(uint64(len(w.data)))
+	for _, p := range sortedKeys(w.data) {
+		e.str(p)
+		m := w.data[p]
+		e.uvarint(uint64(len(m)))
+		for _, k := range sortedKeys(m) {
+			e.str(k)
+			e.value(m[k])
+		}
+	}
+}
+
+// readSessions reads what writeSessions wrote into w.
+func readSessions(d *decoder, w *world) {
+	// A session takes at least 2+32+4 bytes.
+	for i, n := 0, d.count(38); i < n && d.err == nil; i++ {
+		s := &session{id: d.str(), player: d.str(), tokenHash: d.tokenHash(), acked: d.uvarint(), epoch: d.uvarint(), opened: d.varint(), seen: d.varint()}
+		if w.playerSession(s.player) != nil {
+			d.fail("two sessions of player %s", s.player)
+		}
+		w.sessions[s.id] = s
+	}
+	for i, n := 0, d.count(2); i < n && d.err == nil; i++ {
+		p := d.str()
+		m := make(map[string]Value)
+		for j, k := 0, d.count(2); j < k && d.err == nil; j++ {
+			m[d.str()] = d.value()
+		}
+		w.data[p] = m
+	}
+}

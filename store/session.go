@@ -1,0 +1,34 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// Session proposes one session command (fsm.CmdSessionOpen, Ack, Resume,
+// Close or Data) in the critical lane and returns the session as the
+// command left it. Errors: fsm errors (unknown world or session, denied
+// resume, malformed), ErrNotLeader when nothing was proposed,
+// ErrOutcomeUnknown when the command may or may not commit.
+func (s *Store) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error) {
+	switch kind {
+	case fsm.CmdSessionOpen, fsm.CmdSessionAck, fsm.CmdSessionResume, fsm.CmdSessionClose, fsm.CmdSessionData:
+	default:
+		return fsm.SessionInfo{}, fmt.Errorf("%w: command kind %d is not a session command", fsm.ErrMalformed, kind)
+	}
+	o, err := s.propose(ctx, fsm.Command{Kind: kind, Session: c})
+	if err != nil {
+		return fsm.SessionInfo{}, err
+	}
+	if o.res.Err != nil {
+		return fsm.SessionInfo{}, o.res.Err
+	}
+	return *o.res.Session, nil
+}
+
+// SessionInfo returns one session from this node's applied state (stale).
+func (s *Store) SessionInfo(world, id string) (fsm.SessionInfo, error) {
+	return s.fsm.Session(world, id)
+}
