@@ -80,6 +80,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if o.applyTimeout > 0 {
 		scfg.ApplyTimeout = o.applyTimeout
 	}
+	scfg.Retention.MaxAge, scfg.Retention.MaxEventsPerWorld = o.archiveMaxAge, o.archiveMaxEvents
 	if o.peerAddrFile != "" {
 		peers, err := newPeerFile(o.peerAddrFile, log)
 		if err != nil {

@@ -247,6 +247,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"bad raft advertise", []string{"--raft-advertise", "x"}, "--raft-advertise"},
 		{"bad http advertise", []string{"--http-advertise", "x"}, "--http-advertise"},
 		{"negative timeout", []string{"--heartbeat-timeout", "-1s"}, "must not be negative"},
+		{"negative archive age", []string{"--archive-max-age", "-1h"}, "--archive-max-age must not be negative"},
 		{"zero join timeout", []string{"--join-timeout", "0s"}, "--join-timeout must be positive"},
 		{"zero shutdown timeout", []string{"--shutdown-timeout", "0s"}, "--shutdown-timeout must be positive"},
 		{"empty data dir", []string{"--data-dir", ""}, "--data-dir"},
