@@ -98,18 +98,21 @@ vet:
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
 
-# Placeholder benchmark run; a later issue replaces it.
-bench:
-	mkdir -p $(BENCH_DIR)
-	$(GO) test -run '^$$' -bench . -benchmem $(BENCH_PKGS) | tee $(BENCH_DIR)/bench-$$(date -u +%Y%m%dT%H%M%SZ).txt
+# The standard benchmark suite (store level, client level over HTTP against
+# a local 3-node cluster, the go test benchmarks); regenerates
+# docs/BENCHMARKS.md. Sizes: see scripts/bench.sh (env overrides).
+bench: build
+	GO=$(GO) BIN_DIR=$(BIN_DIR) BENCH_DIR=$(BENCH_DIR) scripts/bench.sh
 
 demo: build
 	$(BIN_DIR)/gsdctl demo
 
+# JEPSEN_FLAGS (unset by default) passes test flags, e.g.
+# JEPSEN_FLAGS='-run TestMatrix/kill-leader -args -jepsen.seed=42 -jepsen.duration=60s -jepsen.table=matrix.md'
 jepsen:
 	@if [ -d $(JEPSEN_DIR) ]; then \
-		echo "$(GO) test -tags jepsen -timeout $(JEPSEN_TIMEOUT) ./$(JEPSEN_DIR)/..."; \
-		$(GO) test -tags jepsen -timeout $(JEPSEN_TIMEOUT) ./$(JEPSEN_DIR)/...; \
+		echo "$(GO) test -tags jepsen -timeout $(JEPSEN_TIMEOUT) -v -count=1 ./$(JEPSEN_DIR)/... $(JEPSEN_FLAGS)"; \
+		$(GO) test -tags jepsen -timeout $(JEPSEN_TIMEOUT) -v -count=1 ./$(JEPSEN_DIR)/... $(JEPSEN_FLAGS); \
 	else \
 		echo "jepsen: ./$(JEPSEN_DIR) does not exist yet; skipping"; \
 	fi

@@ -116,6 +116,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.hashCmd(),
 		a.demoCmd(),
 		a.tokenCmd(),
+		a.benchCmd(),
 	}
 }
 

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/internal/localcluster"
+	"github.com/gsd-dev/gsd/loadgen"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+// benchScenarios are the scenarios `gsdctl bench` knows, in suite order
+// (failover last: it kills a node).
+var benchScenarios = []string{"battle", "conflict-storm", "spectator-influx", "churn", "failover"}
+
+type benchOptions struct {
+	gsd, dir, out       string
+	keep, noSync, quiet bool
+	nodes               int
+
+	load loadgen.LoadParams
+	tm   loadgen.Timing
+
+	stormPlayers, stormRounds, stormBatch int
+	spectators                            int
+	ramp                                  time.Duration
+	spectatorsAll                         bool
+	churners                              int
+	dwell, offline                        time.Duration
+	killAfter, down                       time.Duration
+}
+
+func (a *app) benchCmd() *cobra.Command {
+	o := benchOptions{load: loadgen.DefaultLoadParams()}
+	cmd := &cobra.Command{
+		Use:   "bench [scenario...]",
+		Short: "Run load scenarios against gsd and report latency, throughput and checks",
+		Long: `bench drives gsd over its HTTP API with simulated players, open-loop at a
+target rate: every --tick the actions due are sent (in actions:batch requests of
+--batch actions; --batch 1 sends single POST /actions), and each action's
+latency is measured from its scheduled send time, so stalls are not hidden
+(coordinated omission).
+
+Scenarios (default: all, in this order):
+  battle            --players in one world at --rate actions/s
+  conflict-storm    --storm-players take the same item each round; exactly one winner, verified
+  spectator-influx  a battle, then 0 → --spectators event-stream followers over --ramp;
+                    player P99 with and without spectators, and their ratio
+  churn             --churners reconnect again and again (new connections), resume
+                    the event stream at last seq + 1; gaps and duplicates counted
+  failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
+                    recovery time and a check that no acknowledged event was lost
+
+Without --addr it starts its own local cluster of --nodes gsd processes (fsync on
+unless --no-sync) and samples their CPU and RSS from /proc; with --addr it drives
+that cluster (failover is then skipped). It prints a table, writes the results
+as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runBench(cmd, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.gsd, "gsd", "", "gsd binary (default: next to gsdctl, then $PATH)")
+	f.StringVar(&o.dir, "dir", "", "working directory of the local cluster (default: a new temporary one)")
+	f.BoolVar(&o.keep, "keep", false, "keep the working directory afterwards")
+	f.IntVar(&o.nodes, "nodes", 3, "nodes of the local cluster")
+	f.BoolVar(&o.noSync, "no-sync", false, "start the local nodes with --no-sync (no fsync)")
+	f.StringVar(&o.out, "out", "", "JSON result file (default bench-results/bench-<time>.json)")
+	f.BoolVar(&o.quiet, "quiet", false, "no live progress")
+
+	f.IntVar(&o.load.Players, "players", o.load.Players, "simulated players in the world")
+	f.IntVar(&o.load.Items, "items", o.load.Items, "contested items in the battle")
+	f.Float64Var(&o.load.Rate, "rate", o.load.Rate, "actions per second, all players together (open loop)")
+	f.DurationVar(&o.load.Tick, "tick", o.load.Tick, "scheduling interval: the actions due are sent every tick")
+	f.IntVar(&o.load.Batch, "batch", o.load.Batch, "actions per HTTP request (1: POST /actions)")
+	f.IntVar(&o.load.Conns, "conns", o.load.Conns, "HTTP requests in flight at most")
+	f.IntVar(&o.load.Observers, "observers", o.load.Observers, "event-stream followers on follower nodes measuring propagation")
+	f.Uint64Var(&o.load.Seed, "seed", o.load.Seed, "seed of the players' choices")
+	f.DurationVar(&o.tm.Warmup, "warmup", 2*time.Second, "warm-up before measuring")
+	f.DurationVar(&o.tm.Duration, "duration", 10*time.Second, "measured time (per phase)")
+
+	f.IntVar(&o.stormPlayers, "storm-players", 1000, "conflict-storm: players racing for each item")
+	f.IntVar(&o.stormRounds, "rounds", 20, "conflict-storm: rounds")
+	f.IntVar(&o.stormBatch, "storm-batch", 100, "conflict-storm: actions per HTTP request")
+	f.IntVar(&o.spectators, "spectators", 100, "spectator-influx: spectators joining")
+	f.DurationVar(&o.ramp, "ramp", 3*time.Second, "spectator-influx: they join evenly over this")
+	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
+	f.IntVar(&o.churners, "churners", 50, "churn: reconnecting clients")
+	f.DurationVar(&o.dwell, "dwell", 500*time.Millisecond, "churn: mean time connected")
+	f.DurationVar(&o.offline, "offline", 200*time.Millisecond, "churn: mean time away")
+	f.DurationVar(&o.killAfter, "kill-after", 3*time.Second, "failover: kill the leader this far into the measured phase")
+	f.DurationVar(&o.down, "down", 3*time.Second, "failover: restart the killed node after this (0: never)")
+	cmd.AddCommand(a.benchReportCmd())
+	return cmd
+}
+
+func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error {
+	scenarios := args
+	if len(scenarios) == 0 || slices.Contains(scenarios, "all") {
+		scenarios = benchScenarios
+	}
+	for _, s := range scenarios {
+		if !slices.Contains(benchScenarios, s) {
+			return usageError{fmt.Errorf("unknown scenario %q (want %s or all)", s, strings.Join(benchScenarios, ", "))}
+		}
+	}
+	if o.tm.Duration <= 0 || o.tm.Warmup < 0 || o.nodes < 1 {
+		return usageError{errors.New("--duration and --nodes must be positive, --warmup not negative")}
+	}
+	ctx := cmd.Context()
+	out := a.stdout
+	remote := cmd.Flag("addr") != nil && cmd.Flag("addr").Changed
+	t := &loadgen.Target{Log: out}
+	cluster := ""
+	if remote {
+		t.Addrs = a.addrs
+		cluster = "existing cluster at " + strings.Join(a.addrs, ",")
+	} else {
+		lc, dir, err := a.startBenchCluster(ctx, o)
+		if err != nil {
+			return err
+		}
+		if !o.keep {
+			defer os.RemoveAll(dir)
+		}
+		defer lc.Stop()
+		t.Addrs = lc.Addrs()
+		for _, n := range lc.Nodes {
+			t.Procs = append(t.Procs, loadgen.Proc{Name: "gsd-" + n.ID, PID: n.PID})
+		}
+		t.KillLeader = func(ctx context.Context) (string, error) {
+			c := client.New(lc.Addrs())
+			defer c.Close()
+			return a.killLeader(ctx, lc, c)
+		}
+		t.Restart = func(ctx context.Context, id string) error { return lc.Restart(ctx, lc.Index(id)) }
+		sync := "fsync on"
+		if o.noSync {
+			sync = "no fsync"
+		}
+		cluster = fmt.Sprintf("%d local gsd processes on loopback (%s), started by gsdctl bench", o.nodes, sync)
+	}
+	if !o.quiet {
+		t.Progress = benchProgress(out)
+	}
+	rep := &loadgen.Report{Started: time.Now(), Command: "gsdctl " + strings.Join(os.Args[1:], " "), Cluster: cluster,
+		Machine: loadgen.DescribeMachine()}
+	if len(os.Args) < 2 || !strings.Contains(os.Args[1], "bench") {
+		rep.Command = "gsdctl bench " + strings.Join(args, " ") // under test
+	}
+	stamp := time.Now().UTC().Format("20060102T150405Z")
+	var failed []string
+	for _, s := range scenarios {
+		p := o.load
+		p.World = s + "-" + stamp
+		var (
+			r   *loadgen.Result
+			err error
+		)
+		fmt.Fprintf(out, "== %s\n", s)
+		switch s {
+		case "battle":
+			r, err = loadgen.Battle(ctx, t, p, o.tm)
+		case "conflict-storm":
+			r, err = loadgen.ConflictStorm(ctx, t, loadgen.StormParams{World: p.World, Players: o.stormPlayers, Rounds: o.stormRounds, Batch: o.stormBatch})
+		case "spectator-influx":
+			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll}, o.tm)
+		case "churn":
+			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
+		case "failover":
+			if t.KillLeader == nil {
+				fmt.Fprintln(out, "skipped: failover needs the local cluster bench starts (no --addr)")
+				continue
+			}
+			r, err = loadgen.Failover(ctx, t, p, loadgen.FailoverParams{KillAfter: o.killAfter, Down: o.down}, o.tm)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+		r.Command = rep.Command
+		rep.Results = append(rep.Results, r)
+		if !r.OK() {
+			failed = append(failed, s)
+		}
+	}
+	fmt.Fprintln(out)
+	loadgen.WriteTable(out, rep.Results)
+	if err := writeBenchFiles(out, o.out, rep); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("checks failed in: %s", strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func (a *app) startBenchCluster(ctx context.Context, o benchOptions) (*localcluster.Cluster, string, error) {
+	bin, err := findGSD(o.gsd)
+	if err != nil {
+		return nil, "", err
+	}
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "gsd-bench-"); err != nil {
+			return nil, "", err
+		}
+	}
+	args := []string{"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--log-level", "warn"}
+	if o.noSync {
+		args = append(args, "--no-sync")
+	}
+	fmt.Fprintf(a.stdout, "Starting %d gsd nodes in %s ...\n", o.nodes, dir)
+	lc, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Dir: dir, Nodes: o.nodes, Args: args,
+		Env: coverEnv()})
+	if err != nil {
+		if !o.keep {
+			os.RemoveAll(dir)
+		}
+		return nil, "", err
+	}
+	return lc, dir, nil
+}
+
+// coverEnv passes GOCOVERDIR to coverage-instrumented gsd binaries under test.
+func coverEnv() []string {
+	if d := os.Getenv("GSD_GOCOVERDIR"); d != "" && os.Getenv("GSD_BENCH_COVER") != "" {
+		return []string{"GOCOVERDIR=" + d}
+	}
+	return nil
+}
+
+// benchProgress shows a bar (or a spinner for phases of unknown length).
+func benchProgress(out io.Writer) func(ctx context.Context, phase string, total time.Duration, status func() string) {
+	return func(ctx context.Context, phase string, total time.Duration, status func() string) {
+		max := int64(-1)
+		if total > 0 {
+			max = total.Milliseconds()
+		}
+		bar := progressbar.NewOptions64(max,
+			progressbar.OptionSetWriter(out),
+			progressbar.OptionSetWidth(24),
+			progressbar.OptionThrottle(250*time.Millisecond),
+			progressbar.OptionSetPredictTime(false),
+			progressbar.OptionClearOnFinish(),
+		)
+		start := time.Now()
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				_ = bar.Finish()
+				fmt.Fprintf(out, "  %-8s %s\n", phase, status())
+				return
+			case <-tick.C:
+			}
+			bar.Describe(status())
+			if max > 0 {
+				_ = bar.Set64(min(time.Since(start).Milliseconds(), max))
+			} else {
+				_ = bar.Add(1)
+			}
+		}
+	}
+}
+
+// writeBenchFiles writes the JSON result and one SVG plot per scenario.
+func writeBenchFiles(out io.Writer, path string, rep *loadgen.Report) error {
+	if path == "" {
+		path = filepath.Join("bench-results", "bench-"+rep.Started.UTC().Format("20060102T150405Z")+".json")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nwrote %s\n", path)
+	base := strings.TrimSuffix(path, filepath.Ext(path))
+	for _, r := range rep.Results {
+		p := base + "-" + r.Scenario + ".svg"
+		if err := writePlot(p, r.Scenario+": latency by percentile ("+r.Level+")", loadgen.SeriesOf(r)); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "wrote %s\n", p)
+	}
+	return nil
+}
+
+func writePlot(path, title string, series []loadgen.Series) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := loadgen.WritePercentilePlot(f, title, series); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

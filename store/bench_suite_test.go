@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+)
+
+// The store-level suite of `make bench`: W closed-loop writers, each waiting
+// for its own event before sending the next, for a fixed time, against
+//
+//	replicated  a 3-replica group over loopback TCP with fsync, through Store.Act
+//	single      one node, no replication (fsync on), through Store.Act
+//	raw-raft    3 bare hashicorp/raft nodes with a no-op FSM, fed by the
+//	            store's own batcher with the same commands (same payloads,
+//	            batched the same way)
+//
+// It runs only when GSD_STORE_BENCH names the JSON file to write:
+//
+//	GSD_STORE_BENCH=store.json GSD_STORE_BENCH_WRITERS=1,64,1024,4096 \
+//	GSD_STORE_BENCH_DURATION=5s go test -run TestStoreLevelSuite -v -timeout 30m ./store/
+//
+// Nothing here asserts a duration or a rate.
+
+type suiteRun struct {
+	Mode       string          `json:"mode"`
+	Writers    int             `json:"writers"`
+	Events     int64           `json:"events"`
+	Errors     int64           `json:"errors"`
+	Seconds    float64         `json:"seconds"`
+	Rate       float64         `json:"events_per_s"`
+	P50        float64         `json:"p50_ms"`
+	P99        float64         `json:"p99_ms"`
+	P999       float64         `json:"p999_ms"`
+	Max        float64         `json:"max_ms"`
+	Points     []suitePoint    `json:"points"`
+	Batches    *suiteBatchInfo `json:"batches,omitempty"`
+	CPUSecs    float64         `json:"process_cpu_s"`
+	Replicas   int             `json:"replicas"`
+	FirstError string          `json:"first_error,omitempty"`
+}
+
+type suitePoint struct {
+	P  float64 `json:"p"`
+	Ms float64 `json:"ms"`
+}
+
+type suiteBatchInfo struct {
+	Entries   int64   `json:"entries"`
+	MeanSize  float64 `json:"mean_actions_per_entry"`
+	MeanBytes float64 `json:"mean_bytes_per_entry"`
+}
+
+type suiteReport struct {
+	Level    string     `json:"level"`
+	Command  string     `json:"command"`
+	Workload string     `json:"workload"`
+	Runs     []suiteRun `json:"runs"`
+}
+
+func TestStoreLevelSuite(t *testing.T) {
+	out := os.Getenv("GSD_STORE_BENCH")
+	if out == "" {
+		t.Skip("set GSD_STORE_BENCH=<file.json> to run the store-level benchmark suite")
+	}
+	writers := []int{1, 64, 1024, 4096}
+	if s := os.Getenv("GSD_STORE_BENCH_WRITERS"); s != "" {
+		writers = nil
+		for _, f := range strings.Split(s, ",") {
+			w, err := strconv.Atoi(strings.TrimSpace(f))
+			require.NoError(t, err)
+			writers = append(writers, w)
+		}
+	}
+	dur := 5 * time.Second
+	if s := os.Getenv("GSD_STORE_BENCH_DURATION"); s != "" {
+		var err error
+		dur, err = time.ParseDuration(s)
+		require.NoError(t, err)
+	}
+	modes := []string{"replicated", "single", "raw-raft"}
+	if s := os.Getenv("GSD_STORE_BENCH_MODES"); s != "" {
+		modes = strings.Split(s, ",")
+	}
+	rep := suiteReport{
+		Level: "store (in-process group: batcher + raft + FSM + archive, loopback TCP, fsync on)",
+		Command: fmt.Sprintf("GSD_STORE_BENCH=%s GSD_STORE_BENCH_WRITERS=%s GSD_STORE_BENCH_DURATION=%s go test -run TestStoreLevelSuite -v -timeout 30m ./store/",
+			out, joinInts(writers), dur),
+		Workload: "each writer: incr e<writer%1000>.score by 1 as player p<writer>, next seq after its answer (closed loop)",
+	}
+	for _, w := range writers {
+		for _, mode := range modes {
+			var r suiteRun
+			t.Run(fmt.Sprintf("%s/writers=%d", mode, w), func(t *testing.T) {
+				r = runSuiteMode(t, mode, w, dur)
+				t.Logf("%-10s writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  (%d events, %d errors)",
+					mode, w, r.Rate, r.P50, r.P99, r.Events, r.Errors)
+			})
+			rep.Runs = append(rep.Runs, r)
+		}
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(out, b, 0o644))
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration) suiteRun {
+	var (
+		op      func(ctx context.Context, writer int, seq uint64) error
+		batches func() *suiteBatchInfo
+		n       int
+	)
+	world := "bench"
+	switch mode {
+	case "replicated", "single":
+		n = 3
+		if mode == "single" {
+			n = 1
+		}
+		// Production timeouts (testConfig's 200 ms elections fire when the
+		// writers saturate both cores).
+		c := newCluster(t, n, suiteTimeouts)
+		l := c.leader()
+		mustCreateWorld(t, l, world)
+		base := batchCounts(l.metrics)
+		op = func(ctx context.Context, w int, seq uint64) error {
+			_, _, err := l.Act(ctx, incr(world, "p"+strconv.Itoa(w), seq, "e"+strconv.Itoa(w%1000), "score", 1))
+			return err
+		}
+		batches = func() *suiteBatchInfo { return batchCounts(l.metrics).minus(base) }
+	case "raw-raft":
+		n = 3
+		r := newRawGroup(t, n)
+		m := newMetrics(nil, nil)
+		b := newBatcher(DefaultConfig().Batch, r, 10*time.Second, m)
+		t.Cleanup(b.close)
+		op = func(ctx context.Context, w int, seq uint64) error {
+			a := incr(world, "p"+strconv.Itoa(w), seq, "e"+strconv.Itoa(w%1000), "score", 1)
+			size := 32 + 16 + len(a.Ops[0].Entity) + len(a.Ops[0].Field)
+			_, err := b.submit(ctx, fsm.Command{Kind: fsm.CmdAction, Action: a}, a.Priority, size)
+			return err
+		}
+		batches = func() *suiteBatchInfo { return batchCounts(m) }
+	default:
+		t.Fatalf("unknown mode %q", mode)
+	}
+	run := suiteRun{Mode: mode, Writers: writers, Replicas: n}
+	hist := hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+	var mu sync.Mutex
+	var events, errs atomic.Int64
+	var firstErr atomic.Value
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	cpu0 := processCPU()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
+			for seq := uint64(1); ctx.Err() == nil; seq++ {
+				t0 := time.Now()
+				if err := op(context.Background(), w, seq); err != nil {
+					if errs.Add(1) == 1 {
+						firstErr.Store(err.Error())
+					}
+					time.Sleep(time.Millisecond) // no hot loop on a persistent error
+					continue
+				}
+				events.Add(1)
+				_ = local.RecordValue(max(int64(time.Since(t0)/time.Microsecond), 1))
+			}
+			mu.Lock()
+			hist.Merge(local)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	run.CPUSecs = (processCPU() - cpu0).Seconds()
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	run.Events, run.Errors, run.Seconds = events.Load(), errs.Load(), el.Seconds()
+	run.Rate = float64(run.Events) / el.Seconds()
+	run.P50, run.P99, run.P999, run.Max = ms(hist.ValueAtQuantile(50)), ms(hist.ValueAtQuantile(99)), ms(hist.ValueAtQuantile(99.9)), ms(hist.Max())
+	for _, p := range []float64{0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100} {
+		v := hist.ValueAtQuantile(p)
+		if p == 0 {
+			v = hist.Min()
+		}
+		run.Points = append(run.Points, suitePoint{P: p, Ms: ms(v)})
+	}
+	run.Batches = batches()
+	if e, ok := firstErr.Load().(string); ok {
+		run.FirstError = e
+		t.Logf("first error: %s", e)
+	}
+	return run
+}
+
+// suiteTimeouts sets the store's default (production) Raft timeouts.
+func suiteTimeouts(cfg *Config) {
+	d := DefaultConfig()
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+	cfg.ApplyTimeout = d.ApplyTimeout
+}
+
+// batchCounts reads the batcher's entry-size histograms.
+func batchCounts(m *metrics) *suiteBatchInfo {
+	n, sum := histCount(m.batchSize)
+	_, bsum := histCount(m.batchBytes)
+	bi := &suiteBatchInfo{Entries: int64(n)}
+	if n > 0 {
+		bi.MeanSize = sum / float64(n)
+		bi.MeanBytes = bsum / float64(n)
+	}
+	return bi
+}
+
+func histCount(h prometheus.Histogram) (uint64, float64) {
+	var m dto.Metric
+	_ = h.Write(&m)
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+}
+
+// processCPU is this process's user + system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (b *suiteBatchInfo) minus(o *suiteBatchInfo) *suiteBatchInfo {
+	n := b.Entries - o.Entries
+	r := &suiteBatchInfo{Entries: n}
+	if n > 0 {
+		r.MeanSize = (b.MeanSize*float64(b.Entries) - o.MeanSize*float64(o.Entries)) / float64(n)
+		r.MeanBytes = (b.MeanBytes*float64(b.Entries) - o.MeanBytes*float64(o.Entries)) / float64(n)
+	}
+	return r
+}
+
+// nopResults answers every batch with empty results, so the batcher
+// resolves each proposal without the FSM doing anything.
+type nopResults struct{ res []fsm.Result }
+
+func (f nopResults) Apply(*raft.Log) any               { return f.res }
+func (nopResults) Snapshot() (raft.FSMSnapshot, error) { return nopSnap{}, nil }
+func (nopResults) Restore(r io.ReadCloser) error       { return r.Close() }
+
+// newRawGroup starts n bare raft nodes configured like the store's (bolt
+// log with fsync, loopback TCP) and returns the leader.
+func newRawGroup(t testing.TB, n int) *raft.Raft {
+	base := t.TempDir()
+	var (
+		nodes   []*raft.Raft
+		servers []raft.Server
+	)
+	f := nopResults{res: make([]fsm.Result, 1<<16)}
+	for i := 0; i < n; i++ {
+		cfg := testConfig(t, "r"+strconv.Itoa(i), filepath.Join(base, strconv.Itoa(i)))
+		suiteTimeouts(&cfg)
+		rc := cfg.raftConfig()
+		rc.Logger = nil
+		rc.LogLevel = "error"
+		ls, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(base, strconv.Itoa(i)+".db")})
+		require.NoError(t, err)
+		tr, err := raft.NewTCPTransport(cfg.RaftAddr, nil, 3, 10*time.Second, io.Discard)
+		require.NoError(t, err)
+		r, err := raft.NewRaft(rc, f, ls, ls, raft.NewInmemSnapshotStore(), tr)
+		require.NoError(t, err)
+		nodes = append(nodes, r)
+		servers = append(servers, raft.Server{ID: rc.LocalID, Address: tr.LocalAddr()})
+		t.Cleanup(func() {
+			_ = r.Shutdown().Error()
+			tr.CloseStreams()
+			_ = tr.Close()
+			_ = ls.Close()
+		})
+	}
+	require.NoError(t, nodes[0].BootstrapCluster(raft.Configuration{Servers: servers}).Error())
+	var leader *raft.Raft
+	require.Eventually(t, func() bool {
+		for _, r := range nodes {
+			if r.State() == raft.Leader {
+				leader = r
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	return leader
+}
