@@ -35,7 +35,7 @@ func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, false)
 		return
 	}
-	if c == store.Linearizable && s.toLeader(w, r, nil, false) {
+	if c == store.Linearizable && !store.BrokenLinearizableReads && s.toLeader(w, r, nil, false) {
 		return
 	}
 	ctx, cancel := s.requestContext(r)

@@ -1,0 +1,429 @@
+package jepsen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// Scenario is one named fault schedule over a workload.
+type Scenario struct {
+	Name     string
+	Nemesis  func() Nemesis
+	Voters   int // default 3
+	Spares   int
+	Args     []string      // extra gsd flags
+	Duration time.Duration // workload time (default 20s)
+	Hold     time.Duration // each fault lasts this long (default 3s)
+	Quiet    time.Duration // healthy time between faults (default 3s)
+	Clients  int           // default 4
+	Think    time.Duration // pause between a client's ops (default 10ms)
+}
+
+// Fault is one nemesis activation.
+type Fault struct {
+	Desc  string `json:"desc"`
+	Start int64  `json:"start"` // ns since the run began
+	End   int64  `json:"end"`
+	Err   string `json:"err,omitempty"`
+}
+
+// Result is a run's verdict.
+type Result struct {
+	Scenario     string        `json:"scenario"`
+	Seed         uint64        `json:"seed"`
+	Ops          int           `json:"ops"`
+	Writes       int           `json:"writes"`
+	Acked        int           `json:"acked"` // writes acknowledged
+	ReadsOK      int           `json:"reads_ok"`
+	Failed       int           `json:"failed"`
+	Unknown      int           `json:"unknown"`
+	Lost         int           `json:"lost"`
+	Linearizable bool          `json:"linearizable"`
+	HashesEqual  bool          `json:"hashes_equal"`
+	Recovery     time.Duration `json:"recovery_ns"`    // worst over faults: heal → first acked write invoked after it
+	Unavailable  time.Duration `json:"unavailable_ns"` // worst over faults: fault start → first acked write invoked after it
+	Faults       []Fault       `json:"faults"`
+	Lin          []LinResult   `json:"lin"`
+	Problems     []string      `json:"problems"`
+	Notes        []string      `json:"notes"`
+	Dir          string        `json:"dir"`
+}
+
+// OK reports whether the run found nothing wrong.
+func (r *Result) OK() bool { return len(r.Problems) == 0 }
+
+// Summary is a one-line verdict.
+func (r *Result) Summary() string {
+	return fmt.Sprintf("%s seed=%d ops=%d acked=%d unknown=%d failed=%d lost=%d linearizable=%v hashes_equal=%v first_ack_after_fault=%s first_ack_after_heal=%s problems=%d",
+		r.Scenario, r.Seed, r.Ops, r.Acked, r.Unknown, r.Failed, r.Lost, r.Linearizable, r.HashesEqual,
+		r.Unavailable.Round(time.Millisecond), r.Recovery.Round(time.Millisecond), len(r.Problems))
+}
+
+func (sc *Scenario) defaults() {
+	if sc.Voters == 0 {
+		sc.Voters = 3
+	}
+	if sc.Duration == 0 {
+		sc.Duration = 20 * time.Second
+	}
+	if sc.Hold == 0 {
+		sc.Hold = 3 * time.Second
+	}
+	if sc.Quiet == 0 {
+		sc.Quiet = 3 * time.Second
+	}
+	if sc.Clients == 0 {
+		sc.Clients = 4
+	}
+	if sc.Think == 0 {
+		sc.Think = 10 * time.Millisecond
+	}
+}
+
+var worlds = []string{"w0", "w1"}
+
+// Run runs sc with seed using the gsd binary bin, writing everything to a
+// fresh directory under out. The directory is removed after a clean run
+// unless keep is set.
+func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bool, logf func(string, ...any)) (*Result, error) {
+	sc.defaults()
+	dir := filepath.Join(out, fmt.Sprintf("%s-seed%d-%s", sc.Name, seed, time.Now().Format("150405.000")))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	logf("scenario %s: seed %d (replay: JEPSEN_SEED=%d), output %s", sc.Name, seed, seed, dir)
+	cover := os.Getenv("GSD_GOCOVERDIR")
+	if cover == "" {
+		cover = filepath.Join(dir, "cover")
+	}
+	if err := os.MkdirAll(cover, 0o755); err != nil {
+		return nil, err
+	}
+	c, err := NewCluster(ctx, ClusterConfig{Bin: bin, Dir: dir, Voters: sc.Voters, Spares: sc.Spares, Args: sc.Args, CoverDir: cover})
+	if err != nil {
+		return nil, fmt.Errorf("start cluster (logs in %s): %w", dir, err)
+	}
+	defer c.Close()
+
+	cl := client.New(allIngress(c), client.WithAttemptTimeout(1500*time.Millisecond), client.WithBackoff(20*time.Millisecond, 250*time.Millisecond))
+	defer cl.Close()
+	for _, w := range worlds {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := cl.CreateWorld(wctx, w, fsm.Rules{})
+		cancel()
+		if err != nil && client.Code(err) != client.CodeWorldExists {
+			return nil, fmt.Errorf("create world %s: %w", w, err)
+		}
+	}
+
+	res := &Result{Scenario: sc.Name, Seed: seed, Dir: dir}
+	hist := NewHistory()
+	wl := NewWorkload(WorkloadConfig{Worlds: worlds, Registers: 3, Clients: sc.Clients, OpTimeout: 2500 * time.Millisecond, Think: sc.Think}, allIngress(c)[:sc.Voters], hist, seed)
+	wctx, stopWorkload := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); wl.Run(wctx) }()
+
+	env := &Env{C: c, Rng: rand.New(rand.NewPCG(seed, 0x6e656d)), Log: logf}
+	nem := sc.Nemesis()
+	end := time.Now().Add(sc.Duration)
+	pause(ctx, 2*time.Second) // warm-up with no fault
+	for time.Now().Add(sc.Hold).Before(end) && ctx.Err() == nil {
+		f := Fault{Start: hist.Now()}
+		desc, err := nem.Start(ctx, env)
+		f.Desc = desc
+		if err != nil {
+			f.Err = err.Error()
+			logf("nemesis start: %v", err)
+		}
+		pause(ctx, sc.Hold)
+		if err := nem.Stop(ctx, env); err != nil {
+			f.Err += " stop: " + err.Error()
+			logf("nemesis stop: %v", err)
+		}
+		f.End = hist.Now()
+		res.Faults = append(res.Faults, f)
+		logf("fault %q from %s to %s", f.Desc, time.Duration(f.Start).Round(time.Millisecond), time.Duration(f.End).Round(time.Millisecond))
+		pause(ctx, min(sc.Quiet, time.Until(end)))
+	}
+	stopWorkload()
+	wg.Wait()
+	ops := hist.Snapshot()
+
+	// Heal everything and let the cluster settle before the final checks.
+	c.HealNetwork()
+	for i := range c.Nodes {
+		if c.Paused(i) {
+			_ = c.Resume(i)
+		}
+	}
+	if _, err := c.WaitLeader(ctx); err != nil {
+		res.Problems = append(res.Problems, "no leader after healing: "+err.Error())
+	}
+	finalChecks(ctx, c, cl, ops, res)
+
+	summarize(ops, res)
+	res.Linearizable, res.Lin = CheckLinearizable(ops, 60*time.Second, dir)
+	for _, lr := range res.Lin {
+		if lr.Result != porcupine.Ok {
+			res.Problems = append(res.Problems, fmt.Sprintf("register %s (%d ops) not linearizable: %s; see %s", lr.Key, lr.Ops, lr.Result, lr.Viz))
+		}
+	}
+	if err := writeJSON(filepath.Join(dir, "history.json"), ops); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(filepath.Join(dir, "result.json"), res); err != nil {
+		return nil, err
+	}
+	summary := res.Summary() + "\n\nfaults:\n"
+	for _, f := range res.Faults {
+		summary += fmt.Sprintf("  %8s..%8s %s %s\n", time.Duration(f.Start).Round(time.Millisecond), time.Duration(f.End).Round(time.Millisecond), f.Desc, f.Err)
+	}
+	summary += "\nproblems:\n  " + strings.Join(res.Problems, "\n  ") + "\n\nnotes:\n  " + strings.Join(res.Notes, "\n  ") + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "summary.txt"), []byte(summary), 0o644); err != nil {
+		return nil, err
+	}
+	for _, n := range res.Notes {
+		logf("note: %s", n)
+	}
+	logf("%s", res.Summary())
+	c.Close()
+	if res.OK() && !keep {
+		_ = os.RemoveAll(dir)
+		res.Dir = ""
+	}
+	return res, nil
+}
+
+func allIngress(c *Cluster) []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Ingress.Addr())
+	}
+	return out
+}
+
+// pause waits d (or until ctx ends): it paces the schedule, it does not
+// wait for a state.
+func pause(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func summarize(ops []*Op, r *Result) {
+	r.Ops = len(ops)
+	for _, o := range ops {
+		switch {
+		case !o.IsWrite() && o.Outcome == Ok:
+			r.ReadsOK++
+		case !o.IsWrite():
+		case o.Outcome == Ok:
+			r.Writes++
+			r.Acked++
+		case o.Outcome == Unknown:
+			r.Writes++
+			r.Unknown++
+		default:
+			r.Writes++
+			r.Failed++
+		}
+	}
+	firstAck := func(from int64) int64 {
+		first := int64(-1)
+		for _, o := range ops {
+			if o.IsWrite() && o.Outcome == Ok && o.Invoke >= from && (first < 0 || o.Complete < first) {
+				first = o.Complete
+			}
+		}
+		return first
+	}
+	for _, f := range r.Faults {
+		if first := firstAck(f.End); first >= 0 {
+			r.Recovery = max(r.Recovery, time.Duration(first-f.End))
+		} else {
+			r.Notes = append(r.Notes, fmt.Sprintf("no acked write after the fault %q ended", f.Desc))
+		}
+		if first := firstAck(f.Start); first >= 0 {
+			r.Unavailable = max(r.Unavailable, time.Duration(first-f.Start))
+		}
+	}
+}
+
+// members returns the slots in the leader's configuration that run.
+func members(ctx context.Context, c *Cluster) []int {
+	ids, err := c.Members(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, id := range ids {
+		if i := c.IndexOf(id); i >= 0 && c.Running(i) {
+			out = append(out, i)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// finalChecks reads the final counters and sets, waits for every member to
+// reach the same seq, compares hashes and checks the event feeds.
+func finalChecks(ctx context.Context, c *Cluster, cl *client.Client, ops []*Op, r *Result) {
+	r.HashesEqual = true
+	mem := members(ctx, c)
+	if len(mem) == 0 {
+		r.Problems = append(r.Problems, "no members after healing")
+		r.HashesEqual = false
+		return
+	}
+	for _, w := range worlds {
+		// Final values, read linearizably once everything healed.
+		var ce, se client.Entity
+		err := poll(ctx, 30*time.Second, func() error {
+			rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			var err error
+			if ce, err = cl.Entity(rctx, w, counterKey, client.Linearizable); err != nil && client.Code(err) != client.CodeNotFound {
+				return err
+			}
+			if se, err = cl.Entity(rctx, w, setKey, client.Linearizable); err != nil && client.Code(err) != client.CodeNotFound {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			r.Problems = append(r.Problems, fmt.Sprintf("%s: final reads failed: %v", w, err))
+		} else {
+			n, _ := ce.Int(fieldCounter)
+			if err := CheckCounter(ops, w, n); err != nil {
+				r.Problems = append(r.Problems, err.Error())
+				r.Lost++
+			}
+			var elems []int64
+			if arr, ok := se.Fields[fieldSet].([]any); ok {
+				for _, x := range arr {
+					if num, ok := x.(json.Number); ok {
+						v, _ := num.Int64()
+						elems = append(elems, v)
+					}
+				}
+			}
+			if err := CheckSet(ops, w, elems); err != nil {
+				r.Problems = append(r.Problems, err.Error())
+				r.Lost += strings.Count(err.Error(), "missing")
+			}
+		}
+
+		// Convergence: every member reaches the leader's seq, then hashes.
+		var target uint64
+		for _, i := range mem {
+			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			h, err := c.Direct(i).Hash(hctx, w, 0)
+			cancel()
+			if err == nil {
+				target = max(target, h.Seq)
+			}
+		}
+		hashes := map[string]string{}
+		for _, i := range mem {
+			err := poll(ctx, 30*time.Second, func() error {
+				hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				h, err := c.Direct(i).Hash(hctx, w, target)
+				if err != nil {
+					return err
+				}
+				hashes[c.Nodes[i].ID] = string(h.Hash)
+				return nil
+			})
+			if err != nil {
+				r.Problems = append(r.Problems, fmt.Sprintf("%s: %s never reached seq %d: %v", w, c.Nodes[i].ID, target, err))
+				r.HashesEqual = false
+			}
+		}
+		var first string
+		for _, h := range hashes {
+			if first == "" {
+				first = h
+			} else if h != first {
+				r.HashesEqual = false
+				r.Problems = append(r.Problems, fmt.Sprintf("%s: hashes differ at seq %d: %v", w, target, hashes))
+				break
+			}
+		}
+
+		// Event feeds from seq 1 on every member.
+		feeds := map[string][]fsm.JSONEvent{}
+		for _, i := range mem {
+			evs, err := readFeed(ctx, c.Direct(i), w, target)
+			if err != nil {
+				r.Notes = append(r.Notes, fmt.Sprintf("%s: feed of %s not checked: %v", w, c.Nodes[i].ID, err))
+				continue
+			}
+			feeds[c.Nodes[i].ID] = evs
+		}
+		if len(feeds) == 0 {
+			r.Problems = append(r.Problems, w+": no node had a complete event feed")
+			continue
+		}
+		rep := CheckEvents(ops, w, feeds)
+		r.Lost += len(rep.Lost)
+		r.Problems = append(r.Problems, rep.Problems()...)
+	}
+}
+
+// readFeed reads world's events 1..target from one node.
+func readFeed(ctx context.Context, cl *client.Client, world string, target uint64) ([]fsm.JSONEvent, error) {
+	if target == 0 {
+		return nil, nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := cl.Events(fctx, world, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var out []fsm.JSONEvent
+	for {
+		ev, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			return out, fmt.Errorf("stream ended at %d of %d", len(out), target)
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
+		if ev.Seq >= target {
+			return out, nil
+		}
+	}
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
