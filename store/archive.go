@@ -9,9 +9,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// archive is the node-local event archive: every committed event, keyed by
-// world and seq, in bbolt. It is derived from the log, so it is identical on
-// all replicas that applied the same entries.
+// archive is the node-local event archive: every committed event, by world
+// and seq, in bbolt. It is derived from the log, so it is identical on all
+// replicas that applied the same entries.
+//
+// Layout: one bucket per world; each key is the seq of the first event of a
+// run of consecutive events written together (big endian), its value the
+// run: uvarint count, varint newest leader time, then count length-prefixed
+// fsm.EncodeEvent records. Runs never overlap. One bbolt put per run rather
+// than per event keeps the archive off the apply path's critical cost.
 type archive struct {
 	db *bolt.DB
 }
@@ -42,30 +48,119 @@ func seqKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(nil, seq)
 }
 
-// write stores events in one transaction (one fsync). Rewriting an event
-// that is already there (log replay after restart) writes the same bytes.
+// eventRun is one stored run of consecutive events.
+type eventRun struct {
+	first, count uint64
+	newest       int64 // leader time of the newest event
+	body         []byte
+}
+
+func (r eventRun) last() uint64 { return r.first + r.count - 1 }
+
+func decodeRun(k, v []byte) (eventRun, error) {
+	r := eventRun{first: binary.BigEndian.Uint64(k)}
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n == 0 {
+		return r, fmt.Errorf("%w: archive run header", fsm.ErrMalformed)
+	}
+	t, w2 := binary.Varint(v[w:])
+	if w2 <= 0 {
+		return r, fmt.Errorf("%w: archive run header", fsm.ErrMalformed)
+	}
+	r.count, r.newest, r.body = n, t, v[w+w2:]
+	return r, nil
+}
+
+// events decodes the run's events with seq >= from, at most max of them.
+func (r eventRun) events(from uint64, max int, out []*fsm.Event) ([]*fsm.Event, error) {
+	p := r.body
+	for seq := r.first; seq <= r.last() && len(out) < max; seq++ {
+		n, w := binary.Uvarint(p)
+		if w <= 0 || n > uint64(len(p)-w) {
+			return out, fmt.Errorf("%w: archive run %d truncated", fsm.ErrMalformed, r.first)
+		}
+		rec := p[w : w+int(n)]
+		p = p[w+int(n):]
+		if seq < from {
+			continue
+		}
+		ev, err := fsm.DecodeEvent(rec)
+		if err != nil {
+			return out, fmt.Errorf("archive seq %d: %w", seq, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// lastRun returns the newest run of a world's bucket.
+func lastRun(b *bolt.Bucket) (eventRun, bool, error) {
+	k, v := b.Cursor().Last()
+	if k == nil {
+		return eventRun{}, false, nil
+	}
+	r, err := decodeRun(k, v)
+	return r, err == nil, err
+}
+
+// write stores events (in seq order per world, as the feed publishes them)
+// in one transaction, one run per world. Events the archive already holds
+// (log replay after a restart) are skipped: they are the same committed
+// events.
 func (a *archive) write(events []*fsm.Event) error {
 	return a.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
-		var (
-			b    *bolt.Bucket
-			last string
-		)
-		for _, ev := range events {
-			if b == nil || ev.World != last {
-				var err error
-				if b, err = root.CreateBucketIfNotExists([]byte(ev.World)); err != nil {
-					return err
-				}
-				b.FillPercent = 0.95 // keys are appended in seq order
-				last = ev.World
+		for i := 0; i < len(events); {
+			world := events[i].World
+			j := i
+			for j < len(events) && events[j].World == world {
+				j++
 			}
-			if err := b.Put(seqKey(ev.Seq), fsm.EncodeEvent(ev)); err != nil {
+			if err := writeRuns(root, world, events[i:j]); err != nil {
 				return err
 			}
+			i = j
 		}
 		return nil
 	})
+}
+
+func writeRuns(root *bolt.Bucket, world string, events []*fsm.Event) error {
+	b, err := root.CreateBucketIfNotExists([]byte(world))
+	if err != nil {
+		return err
+	}
+	b.FillPercent = 0.95 // keys are appended in seq order
+	held := uint64(0)
+	if r, ok, err := lastRun(b); err != nil {
+		return err
+	} else if ok {
+		held = r.last()
+	}
+	for len(events) > 0 {
+		// Skip what is held; split where seqs jump (after a snapshot install).
+		if events[0].Seq <= held {
+			events = events[1:]
+			continue
+		}
+		n := 1
+		for n < len(events) && events[n].Seq == events[n-1].Seq+1 {
+			n++
+		}
+		val := binary.AppendUvarint(nil, uint64(n))
+		val = binary.AppendVarint(val, events[n-1].Time)
+		for _, ev := range events[:n] {
+			rec := fsm.EncodeEvent(ev)
+			val = binary.AppendUvarint(val, uint64(len(rec)))
+			val = append(val, rec...)
+		}
+		if err := b.Put(seqKey(events[0].Seq), val); err != nil {
+			return err
+		}
+		held = events[n-1].Seq
+		events = events[n:]
+	}
+	return nil
 }
 
 // read returns up to max contiguous events of world from seq on. An empty
@@ -78,17 +173,29 @@ func (a *archive) read(world string, from uint64, max int) ([]*fsm.Event, error)
 			return nil
 		}
 		c := b.Cursor()
+		k, v := c.Seek(seqKey(from))
+		if k == nil || binary.BigEndian.Uint64(k) > from {
+			k, v = c.Prev() // the run that may contain from starts before it
+			if k == nil {
+				k, v = c.First()
+			}
+		}
 		next := from
-		for k, v := c.Seek(seqKey(from)); k != nil && len(out) < max; k, v = c.Next() {
-			if binary.BigEndian.Uint64(k) != next {
-				break
-			}
-			ev, err := fsm.DecodeEvent(v)
+		for ; k != nil && len(out) < max; k, v = c.Next() {
+			r, err := decodeRun(k, v)
 			if err != nil {
-				return fmt.Errorf("archive %s seq %d: %w", world, next, err)
+				return fmt.Errorf("archive %s: %w", world, err)
 			}
-			out = append(out, ev)
-			next++
+			if r.last() < next {
+				continue
+			}
+			if r.first > next {
+				break // a hole: what follows is not contiguous
+			}
+			if out, err = r.events(next, max, out); err != nil {
+				return fmt.Errorf("archive %s: %w", world, err)
+			}
+			next = r.last() + 1
 		}
 		return nil
 	})
@@ -104,11 +211,12 @@ func (a *archive) get(world string, seq uint64) (*fsm.Event, error) {
 	return evs[0], nil
 }
 
-// prune deletes, in every world, the events beyond the retention bounds:
-// those older than minTime (leader time; 0 = no age bound) and all but the
-// newest keep (0 = no count bound). It works in transactions of at most
-// batch deletions so that writers are not held up, and returns how many
-// events it removed.
+// prune deletes, in every world, the runs beyond the retention bounds: runs
+// whose newest event is older than minTime (leader time; 0 = no age bound),
+// and runs that lie wholly before the newest keep events (0 = no count
+// bound). Whole runs go, so slightly more than the bounds may stay. It works
+// in transactions of at most batch runs so that the writer is not held up,
+// and returns how many events it removed.
 func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
 	var worlds [][]byte
 	err := a.db.View(func(tx *bolt.Tx) error {
@@ -123,12 +231,12 @@ func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
 	total := 0
 	for _, w := range worlds {
 		for {
-			n, err := a.pruneWorld(w, minTime, keep, batch)
-			total += n
+			runs, events, err := a.pruneWorld(w, minTime, keep, batch)
+			total += events
 			if err != nil {
 				return total, err
 			}
-			if n < batch {
+			if runs < batch {
 				break
 			}
 		}
@@ -136,41 +244,41 @@ func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
 	return total, nil
 }
 
-func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int) (int, error) {
-	n := 0
-	err := a.db.Update(func(tx *bolt.Tx) error {
+func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int) (runs, events int, err error) {
+	err = a.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket).Bucket(world)
 		if b == nil {
 			return nil
 		}
-		c := b.Cursor()
-		lastKey, _ := c.Last()
-		if lastKey == nil {
-			return nil
+		newest, ok, err := lastRun(b)
+		if err != nil || !ok {
+			return err
 		}
-		last := binary.BigEndian.Uint64(lastKey)
-		for k, v := c.First(); k != nil && n < batch; k, v = c.Next() {
-			seq := binary.BigEndian.Uint64(k)
-			tooMany := keep > 0 && last-seq >= keep
-			tooOld := false
-			if minTime > 0 && !tooMany {
-				ev, err := fsm.DecodeEvent(v)
-				if err != nil {
-					return fmt.Errorf("archive %s seq %d: %w", world, seq, err)
-				}
-				tooOld = ev.Time < minTime
+		// Collect first, then delete: deleting under a moving cursor skips keys.
+		var doomed [][]byte
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(doomed) < batch; k, v = c.Next() {
+			r, err := decodeRun(k, v)
+			if err != nil {
+				return fmt.Errorf("archive %s: %w", world, err)
 			}
+			tooMany := keep > 0 && newest.last()-r.last() >= keep
+			tooOld := minTime > 0 && r.newest < minTime
 			if !tooMany && !tooOld {
 				break // seqs and leader times only grow: the rest stay
 			}
-			if err := c.Delete(); err != nil {
+			doomed = append(doomed, append([]byte(nil), k...))
+			events += int(r.count)
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
 				return err
 			}
-			n++
 		}
+		runs = len(doomed)
 		return nil
 	})
-	return n, err
+	return runs, events, err
 }
 
 // sync makes every write so far durable.

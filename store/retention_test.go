@@ -32,28 +32,3 @@ func TestArchiveRetentionPrunesOldEventsAndSubscribersSeeTheGap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(31), evs[0].Seq)
 }
-
-func TestArchivePruneByAgeKeepsNewerEvents(t *testing.T) {
-	t.Parallel()
-	c := newCluster(t, 1, func(cfg *Config) { cfg.Retention = Retention{} })
-	s := c.leader()
-	mustCreateWorld(t, s, "arena")
-	mustCreateWorld(t, s, "empty")
-	for seq := uint64(1); seq <= 5; seq++ {
-		_, _, err := s.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
-		require.NoError(t, err)
-	}
-	ev, ok := s.Event("arena", 3)
-	require.True(t, ok)
-	require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
-	// Everything strictly older than event 3's leader time goes.
-	n, err := s.arch.prune(ev.Time, 0, 1)
-	require.NoError(t, err)
-	require.Equal(t, 2, n)
-	got, err := s.arch.read("arena", 3, 10)
-	require.NoError(t, err)
-	require.Len(t, got, 3)
-	none, err := s.arch.get("arena", 2)
-	require.NoError(t, err)
-	require.Nil(t, none)
-}

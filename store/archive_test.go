@@ -1,0 +1,133 @@
+package store
+
+import (
+	"encoding/binary"
+	"path/filepath"
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTestArchive(t *testing.T) *archive {
+	t.Helper()
+	a, err := openArchive(filepath.Join(t.TempDir(), "events.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.close() })
+	return a
+}
+
+// evs returns events of world with seqs from..to, leader time = seq.
+func evs(world string, from, to uint64) []*fsm.Event {
+	var out []*fsm.Event
+	for s := from; s <= to; s++ {
+		out = append(out, &fsm.Event{World: world, Seq: s, Index: s, Time: int64(s), Status: fsm.StatusApplied})
+	}
+	return out
+}
+
+func seqs(t *testing.T, got []*fsm.Event) []uint64 {
+	t.Helper()
+	out := make([]uint64, len(got))
+	for i, ev := range got {
+		out[i] = ev.Seq
+	}
+	return out
+}
+
+func TestArchiveReadsAcrossRunsFromAnyPosition(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 1, 5)))
+	require.NoError(t, a.write(append(evs("w", 6, 8), evs("x", 1, 2)...)))
+	require.NoError(t, a.write(evs("w", 9, 12)))
+
+	got, err := a.read("w", 3, 100)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, seqs(t, got))
+	got, err = a.read("w", 7, 3)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{7, 8, 9}, seqs(t, got))
+	got, err = a.read("x", 1, 100)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2}, seqs(t, got))
+	for _, missing := range []struct {
+		world string
+		seq   uint64
+	}{{"w", 13}, {"nope", 1}, {"x", 0}} {
+		ev, err := a.get(missing.world, missing.seq)
+		require.NoError(t, err)
+		require.Nil(t, ev, "%s %d", missing.world, missing.seq)
+	}
+}
+
+func TestArchiveSkipsReplayedEventsAndStopsAtHoles(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 1, 10)))
+	// A restart replays 6..12: only 11 and 12 are new.
+	require.NoError(t, a.write(evs("w", 6, 12)))
+	// A snapshot install jumps from 12 to 20.
+	require.NoError(t, a.write(append(evs("w", 13, 14), evs("w", 20, 21)...)))
+
+	got, err := a.read("w", 1, 100)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, seqs(t, got), "stops at the hole")
+	ev, err := a.get("w", 15)
+	require.NoError(t, err)
+	require.Nil(t, ev)
+	got, err = a.read("w", 20, 100)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{20, 21}, seqs(t, got))
+}
+
+func TestArchivePruneDropsWholeRunsByCountAndByAge(t *testing.T) {
+	a := openTestArchive(t)
+	for from := uint64(1); from <= 50; from += 10 {
+		require.NoError(t, a.write(evs("w", from, from+9))) // runs 1-10 ... 41-50
+	}
+	// Keep the newest 15: runs ending at 10, 20 and 30 lie wholly before them.
+	n, err := a.prune(0, 15, 1)
+	require.NoError(t, err)
+	require.Equal(t, 30, n)
+	ev, err := a.get("w", 30)
+	require.NoError(t, err)
+	require.Nil(t, ev)
+	got, err := a.read("w", 31, 100)
+	require.NoError(t, err)
+	require.Len(t, got, 20)
+
+	// By age: a run goes when its newest event is older than minTime.
+	n, err = a.prune(41, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, 10, n)
+	got, err = a.read("w", 41, 100)
+	require.NoError(t, err)
+	require.Len(t, got, 10)
+	n, err = a.prune(0, 0, 10)
+	require.NoError(t, err)
+	require.Zero(t, n, "no bounds, nothing goes")
+}
+
+func TestArchiveReportsCorruptRuns(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 1, 3)))
+	put := func(v []byte) {
+		require.NoError(t, a.db.Update(func(tx *bolt.Tx) error {
+			return tx.Bucket(eventsBucket).Bucket([]byte("w")).Put(seqKey(1), v)
+		}))
+	}
+	for name, v := range map[string][]byte{
+		"empty":            {},
+		"no time":          binary.AppendUvarint(nil, 3),
+		"truncated record": append(binary.AppendVarint(binary.AppendUvarint(nil, 3), 1), 9, 1),
+		"bad event":        append(binary.AppendVarint(binary.AppendUvarint(nil, 3), 1), 1, 0xff),
+	} {
+		put(v)
+		_, err := a.read("w", 1, 10)
+		require.ErrorIs(t, err, fsm.ErrMalformed, name)
+		_, err = a.prune(0, 1, 10)
+		if name == "empty" || name == "no time" {
+			require.ErrorIs(t, err, fsm.ErrMalformed, name)
+		}
+	}
+}
