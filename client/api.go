@@ -64,6 +64,11 @@ func (c *Client) ActBatch(ctx context.Context, world string, actions []ActionReq
 		pending[i] = i
 	}
 	backoff := c.minBackoff
+	maybe := make([]bool, len(actions)) // some attempt of action i may have committed
+	settle := func(i int, err error) {
+		maybe[i] = maybe[i] || IsOutcomeUnknown(err)
+		results[i].Err = giveUp(nil, err, maybe[i])
+	}
 	for attempt := 1; ; attempt++ {
 		batch := make([]ActionRequest, len(pending))
 		for j, i := range pending {
@@ -81,7 +86,7 @@ func (c *Client) ActBatch(ctx context.Context, world string, actions []ActionReq
 				return nil, err
 			}
 			for _, i := range pending {
-				results[i].Err = err
+				settle(i, err)
 			}
 			return results, nil
 		}
@@ -92,6 +97,11 @@ func (c *Client) ActBatch(ctx context.Context, world string, actions []ActionReq
 		for j, raw := range out.Results {
 			i := pending[j]
 			results[i] = decodeBatchResult(raw)
+			if results[i].Err != nil {
+				// An earlier attempt's unknown outcome stays unknown until
+				// an answer with an event settles it.
+				settle(i, results[i].Err)
+			}
 			if IsRetryable(results[i].Err) {
 				again = append(again, i)
 			}
@@ -102,7 +112,7 @@ func (c *Client) ActBatch(ctx context.Context, world string, actions []ActionReq
 		}
 		if err := sleep(ctx, jitter(backoff)); err != nil {
 			for _, i := range pending {
-				results[i].Err = giveUp(err, results[i].Err, IsOutcomeUnknown(results[i].Err))
+				results[i].Err = giveUp(err, results[i].Err, maybe[i])
 			}
 			return results, nil
 		}

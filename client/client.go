@@ -192,9 +192,10 @@ func (c *Client) exec(ctx context.Context, r *request, once func(ctx context.Con
 			return giveUp(ctx.Err(), err, maybe || (r.write && IsOutcomeUnknown(err)))
 		}
 		if !r.canRetry(err) {
-			// A definite answer settles earlier unknown attempts: the
-			// server answered this very request.
-			return err
+			// Only a success settles earlier unknown attempts: a refusal
+			// of this attempt (seq_expired, an expired token, a 500)
+			// says nothing about whether an earlier one committed.
+			return giveUp(nil, err, maybe)
 		}
 		lastErr = err
 		maybe = maybe || (r.write && IsOutcomeUnknown(err))

@@ -510,6 +510,8 @@ func TestActBatchReportsUnsettledActionsWhenAttemptsRunOut(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "malformed", Code(res[0].Err))
 	require.Equal(t, "malformed", Code(res[1].Err))
+	require.False(t, IsOutcomeUnknown(res[0].Err), "only ever answered not_leader: nothing was proposed")
+	require.True(t, IsOutcomeUnknown(res[1].Err), "its first attempt may have committed")
 
 	t.Run("first request fails", func(t *testing.T) {
 		bad := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
@@ -578,4 +580,38 @@ func TestWithHeaderIsSent(t *testing.T) {
 	_, err := c.Status(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, "Bearer t", got.Load())
+}
+
+// An unknown outcome stays unknown until a success settles it: a later
+// not_leader or a refusal of the retry says nothing about the first attempt.
+func TestActKeepsAnEarlierUnknownOutcomeWhenARetryIsRefused(t *testing.T) {
+	for _, later := range []struct {
+		status int
+		code   string
+	}{{http.StatusConflict, "seq_expired"}, {http.StatusServiceUnavailable, "not_leader"}, {http.StatusInternalServerError, "internal"}} {
+		node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+			if n == 1 {
+				writeErr(w, http.StatusServiceUnavailable, CodeOutcomeUnknown, "timeout")
+				return
+			}
+			writeErr(w, later.status, later.code, "later")
+		})
+		_, err := newTestClient(t, []string{node.URL}, WithMaxAttempts(2)).Act(context.Background(), "arena", testAction(1))
+		require.Equal(t, later.code, Code(err))
+		require.True(t, IsOutcomeUnknown(err), later.code)
+	}
+}
+
+func TestActBatchKeepsAnEarlierUnknownOutcomeAcrossAttempts(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			w.Write([]byte(`{"results":[{"code":"outcome_unknown","error":"x"}]}`))
+			return
+		}
+		w.Write([]byte(`{"results":[{"code":"not_leader","error":"y"}]}`))
+	})
+	res, err := newTestClient(t, []string{node.URL}, WithMaxAttempts(2)).ActBatch(context.Background(), "x", []ActionRequest{testAction(1)})
+	require.NoError(t, err)
+	require.Equal(t, CodeNotLeader, Code(res[0].Err))
+	require.True(t, IsOutcomeUnknown(res[0].Err))
 }

@@ -134,11 +134,19 @@ func (s *EventStream) Close() error {
 // ctx ends or fn returns an error. When a stream breaks (a node dies, the
 // server closes it) it reconnects, to any address, at the last seq + 1, so
 // fn sees each event once and in order. Errors that reconnecting cannot fix
-// (archive_gap, unknown_world, a gap) end it. With from 0 it starts at the
-// next event committed; until the first event arrives a reconnect starts
-// afresh at "next", so give a seq when no event may be missed.
+// (archive_gap, unknown_world, a gap) end it. With from 0 it starts after
+// the seq the answering node holds now (a lagging node may hand over a few
+// events committed just before the call; none after it is ever missed, even
+// if the stream breaks before the first event).
 func (c *Client) Follow(ctx context.Context, world string, from uint64, fn func(fsm.JSONEvent) error) error {
 	next := from
+	if next == 0 {
+		h, err := c.Hash(ctx, world, 0)
+		if err != nil {
+			return err
+		}
+		next = h.Seq + 1
+	}
 	backoff := c.minBackoff
 	for {
 		s, err := c.Events(ctx, world, next)
