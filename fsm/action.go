@@ -164,6 +164,14 @@ func (o *Op) validate() error {
 	if o.Expect.Mode > ExpectVersion {
 		return fmt.Errorf("%w: bad expect", ErrMalformed)
 	}
+	// Every op carries its Value in the log entry, used or not: one the
+	// codec cannot carry would make every replica fail to decode the entry.
+	if !o.Value.valid() {
+		return fmt.Errorf("%w: bad value (kind, bool or non-finite float)", ErrMalformed)
+	}
+	if len(o.Value.Str) > MaxStringLen {
+		return fmt.Errorf("%w: string longer than %d bytes", ErrMalformed, MaxStringLen)
+	}
 	switch o.Kind {
 	case OpDelete:
 		if o.Field != "" {
@@ -173,12 +181,6 @@ func (o *Op) validate() error {
 	case OpSet, OpAdd, OpRemove:
 		if o.Value.Kind == KindNull {
 			return fmt.Errorf("%w: %s needs a value", ErrMalformed, o.Kind)
-		}
-		if !o.Value.valid() {
-			return fmt.Errorf("%w: bad value (kind, bool or non-finite float)", ErrMalformed)
-		}
-		if len(o.Value.Str) > MaxStringLen {
-			return fmt.Errorf("%w: string longer than %d bytes", ErrMalformed, MaxStringLen)
 		}
 	case OpIncr:
 	default:

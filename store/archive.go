@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -20,6 +21,8 @@ import (
 // than per event keeps the archive off the apply path's critical cost.
 type archive struct {
 	db *bolt.DB
+	// failWrite, when set (tests only), makes write fail with its error.
+	failWrite atomic.Pointer[func() error]
 }
 
 var eventsBucket = []byte("events")
@@ -108,6 +111,11 @@ func lastRun(b *bolt.Bucket) (eventRun, bool, error) {
 // (log replay after a restart) are skipped: they are the same committed
 // events.
 func (a *archive) write(events []*fsm.Event) error {
+	if fail := a.failWrite.Load(); fail != nil {
+		if err := (*fail)(); err != nil {
+			return err
+		}
+	}
 	return a.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
 		for i := 0; i < len(events); {

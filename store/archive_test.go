@@ -1,9 +1,13 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
@@ -129,5 +133,64 @@ func TestArchiveReportsCorruptRuns(t *testing.T) {
 		if name == "empty" || name == "no time" {
 			require.ErrorIs(t, err, fsm.ErrMalformed, name)
 		}
+	}
+}
+
+// A failing archive write (a full disk) keeps its events and retries; in
+// the meantime a snapshot cannot be persisted, so Raft keeps its log.
+func TestArchiveWriteFailureIsRetriedWithoutLosingEvents(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	s := c.leader()
+	mustCreateWorld(t, s, "arena")
+	var failing atomic.Bool
+	failing.Store(true)
+	fail := func() error {
+		if failing.Load() {
+			return errors.New("no space left on device")
+		}
+		return nil
+	}
+	s.arch.failWrite.Store(&fail)
+	for seq := uint64(1); seq <= 5; seq++ {
+		_, _, err := s.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
+		require.NoError(t, err)
+	}
+	err := s.feed.waitArchived(s.adapter.appliedIndex())
+	require.ErrorContains(t, err, "no space left")
+	failing.Store(false) // the disk has room again: the writer's retry succeeds
+	require.Eventually(t, func() bool { return s.feed.waitArchived(s.adapter.appliedIndex()) == nil },
+		30*time.Second, 10*time.Millisecond)
+	got, err := s.arch.read("arena", 1, 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3, 4, 5}, seqs(t, got))
+}
+
+// After a restart from a snapshot nothing new is published until a write:
+// the next snapshot (and Close) must not wait for the archive regardless.
+func TestSnapshotAfterRestartFromSnapshotDoesNotHang(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	s := c.leader()
+	mustCreateWorld(t, s, "arena")
+	for seq := uint64(1); seq <= 5; seq++ {
+		_, _, err := s.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
+		require.NoError(t, err)
+	}
+	_, err := s.Snapshot(ctxT(t))
+	require.NoError(t, err)
+	require.NoError(t, s.Close(context.Background()))
+	s = c.restart(0)
+	c.waitLeader() // its no-op and barrier entries are newer than the snapshot
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Snapshot(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("snapshot after restart is stuck waiting for the archive")
 	}
 }

@@ -45,6 +45,8 @@ type batcher struct {
 	sem      chan struct{} // one token per batch in flight
 	waiting  chan inflight
 
+	mu       sync.RWMutex // submit enqueues under R; close sets closed under W
+	closed   bool
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
@@ -73,16 +75,20 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 	if prio == fsm.PriorityBulk {
 		lane = b.bulk
 	}
-	select {
-	case <-b.stop:
+	// Enqueue under the read lock: close takes the write lock before it
+	// drains, so every proposal that got in is answered.
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
 		return outcome{}, ErrClosed
-	default:
 	}
 	select {
 	case lane <- p:
 	default:
+		b.mu.RUnlock()
 		return outcome{}, ErrOverloaded
 	}
+	b.mu.RUnlock()
 	select {
 	case o := <-p.done:
 		return o, o.err
@@ -92,6 +98,9 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 }
 
 func (b *batcher) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
 	b.stopOnce.Do(func() { close(b.stop) })
 	b.wg.Wait()
 	// Anything still queued was never proposed.

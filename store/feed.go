@@ -27,6 +27,7 @@ type feed struct {
 	archived  uint64 // every event from entries up to this index is archived
 	writeErr  error
 	closed    bool
+	stopping  bool // waitArchived gives up: the store is shutting down
 	wake      chan struct{}
 	done      chan struct{}
 }
@@ -67,15 +68,25 @@ func (f *feed) tailLocked(world string, next uint64) *tail {
 
 // reset forgets all tails after a snapshot restore: each world's tail then
 // expects the seq after the restored one.
-func (f *feed) reset(worlds []fsm.WorldInfo) {
+//
+// applied is the restored snapshot's index: every event up to it is either
+// archived already or never reaches this node (a gap), so the archive counts
+// as complete up to there; otherwise the next snapshot would wait in
+// waitArchived for a write that never comes.
+func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for _, t := range f.tails {
 		close(t.changed)
 	}
 	f.tails = make(map[string]*tail, len(worlds))
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
+	}
+	f.lastIndex = max(f.lastIndex, applied)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -115,6 +126,7 @@ func (f *feed) publish(index uint64, events []*fsm.Event) {
 // writer moves pending events to the archive, one transaction per round.
 func (f *feed) writer() {
 	defer close(f.done)
+	backoff := 10 * time.Millisecond
 	for {
 		f.mu.Lock()
 		for len(f.pending) == 0 && f.archived == f.lastIndex && !f.closed {
@@ -127,15 +139,31 @@ func (f *feed) writer() {
 		f.mu.Unlock()
 		if len(batch) > 0 {
 			if err := f.arch.write(batch); err != nil {
-				f.log.Error("event archive write failed", "err", err, "events", len(batch))
+				// Keep the events and retry (a full disk may be freed);
+				// meanwhile snapshots fail, so Raft keeps its log.
+				f.log.Error("event archive write failed; retrying", "err", err, "events", len(batch), "in", backoff)
 				f.mu.Lock()
 				f.writeErr = err
+				f.pending = append(batch, f.pending...)
+				stop := f.closed
 				f.cond.Broadcast()
 				f.mu.Unlock()
-				return
+				if stop {
+					return // the log replays these events after a restart
+				}
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-f.wake:
+					t.Stop()
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
 			}
 		}
+		backoff = 10 * time.Millisecond
 		f.mu.Lock()
+		f.writeErr = nil
 		f.archived = index
 		for _, ev := range batch {
 			if t := f.tails[ev.World]; t != nil && ev.Seq > t.archived {
@@ -195,7 +223,7 @@ func (f *feed) pruner(r Retention, stop <-chan struct{}) {
 func (f *feed) waitArchived(index uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for f.archived < index && f.writeErr == nil && !f.closed {
+	for f.archived < index && f.writeErr == nil && !f.closed && !f.stopping {
 		f.cond.Wait()
 	}
 	if f.writeErr != nil {
@@ -208,6 +236,15 @@ func (f *feed) waitArchived(index uint64) error {
 		return fmt.Errorf("event archive sync: %w", err)
 	}
 	return nil
+}
+
+// abortWaits makes waitArchived return at once: a snapshot persisting while
+// the store shuts down must not hold up raft's shutdown.
+func (f *feed) abortWaits() {
+	f.mu.Lock()
+	f.stopping = true
+	f.cond.Broadcast()
+	f.mu.Unlock()
 }
 
 // close flushes pending events and stops the writer.

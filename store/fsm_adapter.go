@@ -128,7 +128,7 @@ func (a *fsmAdapter) Restore(r io.ReadCloser) error {
 	if err := a.fsm.Restore(r); err != nil {
 		return err
 	}
-	a.feed.reset(a.fsm.Worlds())
+	a.feed.reset(a.fsm.Worlds(), a.fsm.AppliedIndex())
 	a.setApplied(a.fsm.AppliedIndex())
 	return nil
 }

@@ -34,6 +34,13 @@ func (s *Store) propose(ctx context.Context, cmd fsm.Command) (outcome, error) {
 // seq_reused/seq_expired/unknown world, ErrNotLeader when nothing was
 // proposed, ErrOutcomeUnknown when the action may or may not commit.
 func (s *Store) Act(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+	if !s.ready.Load() {
+		// Not leader, or a new leader before its barrier: its state may
+		// lack worlds and fields created just before the election, so a
+		// pre-check here could refuse for good what is merely not applied
+		// yet.
+		return nil, false, ErrNotLeader
+	}
 	if err := s.fsm.Check(a); err != nil {
 		return nil, false, err
 	}

@@ -200,8 +200,7 @@ func (s *Store) watchLeadership() {
 				continue
 			}
 			s.metrics.isLeader.Set(1)
-			if err := s.raft.Barrier(s.cfg.ApplyTimeout).Error(); err != nil {
-				s.log.Warn("leader barrier failed", "err", err)
+			if !s.barrier() {
 				continue
 			}
 			s.ready.Store(true)
@@ -209,6 +208,26 @@ func (s *Store) watchLeadership() {
 			go s.registerSelf()
 		}
 	}
+}
+
+// barrier applies a barrier as the new leader, retrying while this node
+// stays leader: until it succeeds the node serves no linearizable reads.
+func (s *Store) barrier() bool {
+	for s.raft.State() == raft.Leader {
+		err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
+		if err == nil {
+			return true
+		}
+		s.log.Warn("leader barrier failed; retrying", "err", err)
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-s.stop:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+	return false
 }
 
 // registerSelf writes this node's addresses into the replicated node table
@@ -271,6 +290,7 @@ func (s *Store) Close(ctx context.Context) error {
 		}
 	}
 	close(s.stop)
+	s.feed.abortWaits()
 	s.batcher.close()
 	var errs []error
 	if err := s.raft.Shutdown().Error(); err != nil {
