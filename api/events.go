@@ -62,7 +62,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, ev := range evs {
-			if err := enc.Encode(eventJSON(ev, false)); err != nil {
+			line, err := s.wire.line(ev)
+			if err != nil {
+				return
+			}
+			if _, err := w.Write(line); err != nil {
 				return
 			}
 		}

@@ -130,6 +130,7 @@ type Server struct {
 	metrics *metrics
 	fwd     *http.Client
 	auth    *authenticator // nil: auth off
+	wire    *wireCache     // encoded events shared by streams
 
 	playMetrics *playMetrics
 
@@ -162,7 +163,7 @@ func New(cfg Config, b Backend, reg *prometheus.Registry) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), metrics: m, playMetrics: pm, fwd: newForwardClient(cfg)}
+	s := &Server{cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), metrics: m, playMetrics: pm, fwd: newForwardClient(cfg), wire: new(wireCache)}
 	if cfg.Auth != nil {
 		s.auth = newAuthenticator(*cfg.Auth)
 	}

@@ -1,0 +1,45 @@
+package api
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// wireCache keeps the NDJSON line of recent events, so a thousand streams
+// following one world encode each event once, not once per stream. It is
+// keyed by the event's identity (the feed hands every subscriber the same
+// *fsm.Event), in a fixed ring: a collision just encodes again.
+type wireCache struct {
+	stripes [64]sync.Mutex
+	slots   [1 << 14]wireSlot
+}
+
+type wireSlot struct {
+	ev   *fsm.Event
+	line []byte
+}
+
+// line returns ev's NDJSON line (JSON and a newline). The returned slice is
+// shared: callers must not modify it.
+func (c *wireCache) line(ev *fsm.Event) ([]byte, error) {
+	i := (xxhash.Sum64String(ev.World) + ev.Seq) % uint64(len(c.slots))
+	mu := &c.stripes[i%uint64(len(c.stripes))]
+	mu.Lock()
+	if s := c.slots[i]; s.ev == ev {
+		mu.Unlock()
+		return s.line, nil
+	}
+	mu.Unlock()
+	b, err := json.Marshal(eventJSON(ev, false))
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	mu.Lock()
+	c.slots[i] = wireSlot{ev: ev, line: b}
+	mu.Unlock()
+	return b, nil
+}
