@@ -347,6 +347,7 @@ func (f *FSM) mutate(w *world, pl *planned) Change {
 	switch o.Kind {
 	case OpIncr:
 		fl.counter.Add(w.origin, o.By)
+		fl.total += o.By
 		changed = true
 		c.Value = fl.current()
 	case OpSet:

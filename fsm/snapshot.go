@@ -271,6 +271,7 @@ func readEntity(d *decoder, id string, gen uint64) *entity {
 				}
 				fl.counter.P[r], fl.counter.N[r] = p, n
 			}
+			fl.total = fl.counter.Value()
 		case PolicySet:
 			clock := readDots(d)
 			entries := make(map[Value][]crdt.Dot)

@@ -19,6 +19,7 @@ type field struct {
 	version uint64
 	val     Value
 	counter crdt.PNCounter
+	total   int64 // counter.Value(), kept so reads and hashing skip its maps
 	set     *crdt.ORSet[Value]
 	setSum  uint64 // sum of element hashes, so a set hashes without sorting
 	hash    uint64 // this field's contribution to the world hash
@@ -39,7 +40,7 @@ func (f *field) clone(gen uint64) *field {
 // current returns the field's plain value (a counter's total; null for sets).
 func (f *field) current() Value {
 	if f.policy == PolicyCounter {
-		return Int(f.counter.Value())
+		return Int(f.total)
 	}
 	return f.val
 }
