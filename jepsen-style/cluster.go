@@ -446,3 +446,50 @@ func poll(ctx context.Context, limit time.Duration, f func() error) error {
 		}
 	}
 }
+
+// FailpointFile is the control file gsd built with -tags gsd_failpoints
+// polls in its data dir (store.FailpointFile; names in store/failpoint.go).
+const FailpointFile = "failpoints"
+
+// SetFailpoints writes node i's failpoint control file: one `name=action`
+// per line (empty: all off). The node applies it within ~50 ms.
+func (c *Cluster) SetFailpoints(i int, lines ...string) error {
+	n := c.Nodes[i]
+	if err := os.MkdirAll(n.DataDir, 0o700); err != nil {
+		return err
+	}
+	tmp := filepath.Join(n.DataDir, FailpointFile+".tmp")
+	body := ""
+	for _, l := range lines {
+		body += l + "\n"
+	}
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(n.DataDir, FailpointFile))
+}
+
+// ClearFailpoints turns every failpoint off on every node slot.
+func (c *Cluster) ClearFailpoints() {
+	for _, n := range c.Nodes {
+		_ = os.Remove(filepath.Join(n.DataDir, FailpointFile))
+	}
+}
+
+// WaitExit waits up to d for node i's process to exit; it reports whether
+// it did.
+func (c *Cluster) WaitExit(i int, d time.Duration) bool {
+	n := c.Nodes[i]
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

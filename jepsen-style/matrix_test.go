@@ -32,7 +32,11 @@ func TestMatrix(t *testing.T) {
 	for _, sc := range Matrix() {
 		sc.Duration = matrixDuration()
 		t.Run(sc.Name, func(t *testing.T) {
-			res := runScenario(t, sc, bin)
+			b := bin
+			if sc.Tags != "" {
+				b = gsdBinary(t, sc.Tags)
+			}
+			res := runScenario(t, sc, b)
 			lin := "yes"
 			if !res.Linearizable {
 				lin = "NO"

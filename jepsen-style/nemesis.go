@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,21 @@ type Env struct {
 	C   *Cluster
 	Rng *rand.Rand
 	Log func(format string, args ...any)
+
+	res   *Result
+	resMu sync.Mutex
+}
+
+// Notef logs an observation and records it in the run's notes.
+func (e *Env) Notef(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	e.Log("%s", msg)
+	if e.res == nil {
+		return
+	}
+	e.resMu.Lock()
+	e.res.Notes = append(e.res.Notes, msg)
+	e.resMu.Unlock()
 }
 
 // live returns the slots of running member nodes.

@@ -31,6 +31,8 @@ type Scenario struct {
 	Quiet    time.Duration // healthy time between faults (default 3s)
 	Clients  int           // default 4
 	Think    time.Duration // pause between a client's ops (default 10ms)
+	Tags     string        // build tag of the gsd binary (FailpointsTag for disk faults); "" = normal build
+	Preload  int           // entities (1 KB each) written to world "bulk" before the workload: a large snapshot
 }
 
 // Fault is one nemesis activation.
@@ -131,6 +133,13 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	}
 
 	res := &Result{Scenario: sc.Name, Seed: seed, Dir: dir}
+	if sc.Preload > 0 {
+		t0 := time.Now()
+		if err := preload(ctx, cl, sc.Preload); err != nil {
+			return nil, fmt.Errorf("preload: %w", err)
+		}
+		logf("preloaded %d entities of 1 KB into world %s in %s", sc.Preload, bulkWorld, time.Since(t0).Round(time.Millisecond))
+	}
 	hist := NewHistory()
 	wl := NewWorkload(WorkloadConfig{Worlds: worlds, Registers: 3, Clients: sc.Clients, OpTimeout: 2500 * time.Millisecond, Think: sc.Think}, allIngress(c)[:sc.Voters], hist, seed)
 	wctx, stopWorkload := context.WithCancel(ctx)
@@ -138,7 +147,7 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	wg.Add(1)
 	go func() { defer wg.Done(); wl.Run(wctx) }()
 
-	env := &Env{C: c, Rng: rand.New(rand.NewPCG(seed, 0x6e656d)), Log: logf}
+	env := &Env{C: c, Rng: rand.New(rand.NewPCG(seed, 0x6e656d)), Log: logf, res: res}
 	nem := sc.Nemesis()
 	end := time.Now().Add(sc.Duration)
 	pause(ctx, 2*time.Second) // warm-up with no fault
@@ -160,11 +169,15 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 		logf("fault %q from %s to %s", f.Desc, time.Duration(f.Start).Round(time.Millisecond), time.Duration(f.End).Round(time.Millisecond))
 		pause(ctx, min(sc.Quiet, time.Until(end)))
 	}
+	if w, ok := nem.(interface{ Wait() }); ok {
+		w.Wait() // background work of the last fault (e.g. a catch-up watch)
+	}
 	stopWorkload()
 	wg.Wait()
 	ops := hist.Snapshot()
 
 	// Heal everything and let the cluster settle before the final checks.
+	c.ClearFailpoints()
 	c.HealNetwork()
 	for i := range c.Nodes {
 		if c.Paused(i) {
@@ -426,4 +439,35 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+const bulkWorld = "bulk"
+
+// preload writes n entities with a 1 KB string each into bulkWorld, so
+// snapshots are large (n KB and more). The workload never touches them.
+func preload(ctx context.Context, cl *client.Client, n int) error {
+	if err := cl.CreateWorld(ctx, bulkWorld, fsm.Rules{}); err != nil && client.Code(err) != client.CodeWorldExists {
+		return err
+	}
+	pad := strings.Repeat("x", 1000)
+	const per = 200
+	for first := 0; first < n; first += per {
+		var batch []client.ActionRequest
+		for i := first; i < min(first+per, n); i++ {
+			batch = append(batch, client.ActionRequest{Player: "preload", Seq: uint64(i + 1),
+				Ops: []fsm.Op{client.Set(fmt.Sprintf("e%d", i), "p", fsm.String(fmt.Sprintf("%d-%s", i, pad)))}})
+		}
+		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := cl.ActBatch(bctx, bulkWorld, batch)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				return r.Err
+			}
+		}
+	}
+	return nil
 }

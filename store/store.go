@@ -117,13 +117,14 @@ func (s *Store) openRaft() error {
 	}
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
-	hasState, err := raft.HasExistingState(s.logStore, s.logStore, snaps)
+	logs, stable, snapStore := withFailpoints(s, s.logStore, snaps) // the stores themselves unless built with -tags gsd_failpoints
+	hasState, err := raft.HasExistingState(logs, stable, snapStore)
 	if err != nil {
 		s.transport.Close()
 		s.logStore.Close()
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
-	s.raft, err = raft.NewRaft(rc, s.adapter, s.logStore, s.logStore, snaps, s.transport)
+	s.raft, err = raft.NewRaft(rc, s.adapter, logs, stable, snapStore, s.transport)
 	if err != nil {
 		s.transport.Close()
 		s.logStore.Close()
