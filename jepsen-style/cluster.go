@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -82,8 +83,39 @@ func freeAddr() (string, error) {
 }
 
 // NewCluster allocates ports, proxies and peer files for Voters+Spares
-// nodes and starts the voters: n1 bootstraps, the others join it.
+// nodes and starts the voters: n1 bootstraps, the others join it. Ports are
+// picked free and then bound by the child, so another process can take one
+// in between; a start that fails only because a port was taken is retried
+// from scratch with new ports (twice at most).
 func NewCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := newCluster(ctx, cfg)
+		if err == nil || attempt == 3 || !portTaken(cfg.Dir) {
+			return c, err
+		}
+		dirs, _ := filepath.Glob(filepath.Join(cfg.Dir, "n*-data"))
+		for _, d := range dirs {
+			_ = os.RemoveAll(d)
+		}
+		logs, _ := filepath.Glob(filepath.Join(cfg.Dir, "n*.log"))
+		for _, l := range logs {
+			_ = os.Rename(l, l+".port-taken-"+strconv.Itoa(attempt))
+		}
+	}
+}
+
+// portTaken reports whether a node log of a failed start says a port was in use.
+func portTaken(dir string) bool {
+	logs, _ := filepath.Glob(filepath.Join(dir, "n*.log"))
+	for _, l := range logs { // only this attempt's: earlier ones were renamed
+		if b, err := os.ReadFile(l); err == nil && strings.Contains(string(b), "address already in use") {
+			return true
+		}
+	}
+	return false
+}
+
+func newCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	c := &Cluster{cfg: cfg}
 	total := cfg.Voters + cfg.Spares
 	for i := range total {
