@@ -51,6 +51,13 @@ type Config struct {
 	// configuration's address.
 	ResolvePeer func(id string) (string, bool)
 
+	// DiskStallTimeout bounds one raft log write; a longer one is a stalled
+	// disk and OnDiskStall is called (0 disables the detector).
+	DiskStallTimeout time.Duration
+	// OnDiskStall is called once when a write outlasts DiskStallTimeout;
+	// the daemon exits there so that a node with a working disk leads.
+	OnDiskStall func(stalled time.Duration)
+
 	// NoSync skips fsync in the Raft log (tests and benchmarks only: a
 	// crash can lose acknowledged writes).
 	NoSync bool

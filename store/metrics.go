@@ -11,6 +11,7 @@ type metrics struct {
 	actions       *prometheus.CounterVec
 	leaderChanges prometheus.Counter
 	isLeader      prometheus.Gauge
+	diskStall     prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -40,11 +41,14 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 		isLeader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gsd_is_leader", Help: "1 when this node is the Raft leader.",
 		}),
+		diskStall: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gsd_raft_log_write_in_progress_seconds", Help: "How long the raft log write in progress has taken (0: none).",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader,
+	reg.MustRegister(m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(s.raft.CommitIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_applied_index", Help: "Index the FSM finished applying."},

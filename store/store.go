@@ -35,6 +35,7 @@ type Store struct {
 	logStore  *raftboltdb.BoltStore
 	batcher   *batcher
 	metrics   *metrics
+	stall     *stallStores // times raft log writes for the stall detector
 
 	ready    atomic.Bool // leader and its barrier applied: reads may be served
 	stop     chan struct{}
@@ -80,6 +81,13 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 		defer s.wg.Done()
 		s.feed.pruner(cfg.Retention, s.stop)
 	}()
+	if cfg.DiskStallTimeout > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.watchDisk(s.stall, cfg.DiskStallTimeout, min(cfg.DiskStallTimeout/4, time.Second))
+		}()
+	}
 	return s, nil
 }
 
@@ -118,6 +126,8 @@ func (s *Store) openRaft() error {
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
 	logs, stable, snapStore := withFailpoints(s, s.logStore, snaps) // the stores themselves unless built with -tags gsd_failpoints
+	s.stall = &stallStores{LogStore: logs, stable: stable}
+	logs, stable = s.stall, s.stall
 	hasState, err := raft.HasExistingState(logs, stable, snapStore)
 	if err != nil {
 		s.transport.Close()

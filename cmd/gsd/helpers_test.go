@@ -52,7 +52,8 @@ type testNode struct {
 
 // fastFlags keep elections short so that tests are quick; tests assert
 // behaviour, never durations.
-var fastFlags = []string{"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--no-sync", "--shutdown-timeout", "5s"}
+// The disk stall detector is off: it exits the process, here the test binary.
+var fastFlags = []string{"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--no-sync", "--shutdown-timeout", "5s", "--disk-stall-timeout", "0"}
 
 // startNode runs gsd on fresh ports (or the given node's, to restart it) in
 // dir with extra flags, and stops it when the test ends.

@@ -24,6 +24,10 @@ import (
 )
 
 // runNode runs one node until ctx ends (a clean shutdown, nil) or it fails.
+// exitDiskStall is gsd's exit code when a raft log write stalled past
+// --disk-stall-timeout.
+const exitDiskStall = 3
+
 func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	log := base.With("node", o.id) // the store adds the node id itself
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
@@ -81,6 +85,14 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		scfg.ApplyTimeout = o.applyTimeout
 	}
 	scfg.Retention.MaxAge, scfg.Retention.MaxEventsPerWorld = o.archiveMaxAge, o.archiveMaxEvents
+	scfg.DiskStallTimeout = o.diskStallTimeout
+	scfg.OnDiskStall = func(d time.Duration) {
+		// Crash-only: a leader stuck in a disk write keeps its followers
+		// from electing anyone else; exiting lets them. A supervisor
+		// restarts the process once the disk answers again.
+		log.Error("raft log write stalled; exiting so that a node with a working disk leads", "stalled", d)
+		os.Exit(exitDiskStall)
+	}
 	if o.peerAddrFile != "" {
 		peers, err := newPeerFile(o.peerAddrFile, log)
 		if err != nil {

@@ -37,6 +37,7 @@ type options struct {
 	applyTimeout      time.Duration
 	archiveMaxAge     time.Duration
 	archiveMaxEvents  uint64
+	diskStallTimeout  time.Duration
 	noSync            bool
 
 	peerAddrFile    string
@@ -114,6 +115,7 @@ cluster from that data and ignores --join.`,
 	f.DurationVar(&o.applyTimeout, "apply-timeout", 0, "how long a proposal may wait in Raft before it is outcome_unknown (default 10s)")
 	f.DurationVar(&o.archiveMaxAge, "archive-max-age", 24*time.Hour, "keep events in the event archive this long (0: forever)")
 	f.Uint64Var(&o.archiveMaxEvents, "archive-max-events", 0, "keep at most this many newest events per world in the archive (0: no bound)")
+	f.DurationVar(&o.diskStallTimeout, "disk-stall-timeout", 10*time.Second, "exit when one raft log write takes longer, so a node with a working disk leads (0: never)")
 	f.BoolVar(&o.noSync, "no-sync", false, "skip fsync of the Raft log (UNSAFE: a machine crash can lose acknowledged writes; tests only)")
 	f.StringVar(&o.peerAddrFile, "peer-addr-file", "", "JSON file mapping node id to the Raft address to dial it at; re-read when it changes and on SIGHUP")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
@@ -167,7 +169,7 @@ func (o *options) complete() error {
 	for name, d := range map[string]time.Duration{
 		"--heartbeat-timeout": o.heartbeatTimeout, "--election-timeout": o.electionTimeout,
 		"--snapshot-interval": o.snapshotInterval, "--apply-timeout": o.applyTimeout,
-		"--archive-max-age": o.archiveMaxAge,
+		"--archive-max-age": o.archiveMaxAge, "--disk-stall-timeout": o.diskStallTimeout,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", name))

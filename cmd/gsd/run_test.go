@@ -248,6 +248,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"bad http advertise", []string{"--http-advertise", "x"}, "--http-advertise"},
 		{"negative timeout", []string{"--heartbeat-timeout", "-1s"}, "must not be negative"},
 		{"negative archive age", []string{"--archive-max-age", "-1h"}, "--archive-max-age must not be negative"},
+		{"negative disk stall timeout", []string{"--disk-stall-timeout", "-1s"}, "--disk-stall-timeout must not be negative"},
 		{"zero join timeout", []string{"--join-timeout", "0s"}, "--join-timeout must be positive"},
 		{"zero shutdown timeout", []string{"--shutdown-timeout", "0s"}, "--shutdown-timeout must be positive"},
 		{"empty data dir", []string{"--data-dir", ""}, "--data-dir"},
