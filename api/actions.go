@@ -24,6 +24,9 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a, err := decodeAction(body, r.PathValue("world"), player)
+	if err == nil {
+		err = s.checkBan(a.World, a.Player)
+	}
 	if err != nil {
 		s.writeError(w, err, true)
 		return
@@ -99,6 +102,9 @@ func (s *Server) actBatch(w http.ResponseWriter, r *http.Request) {
 	var wg sync.WaitGroup
 	for i, raw := range req.Actions {
 		a, err := decodeAction(raw, world, player)
+		if err == nil {
+			err = s.checkBan(world, a.Player)
+		}
 		if err != nil {
 			_, results[i] = s.errorBody(fmt.Errorf("action %d: %w", i, err), true)
 			continue

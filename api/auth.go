@@ -128,17 +128,29 @@ func (a *authenticator) keys(t *jwt.Token) (any, error) {
 
 // verify checks a raw token and returns its subject, the player.
 func (a *authenticator) verify(raw string) (string, error) {
+	player, _, err := a.verifyExp(raw)
+	return player, err
+}
+
+// verifyExp checks a raw token and returns its subject and how long it
+// stays valid (until its exp plus the leeway, by the authenticator's clock).
+func (a *authenticator) verifyExp(raw string) (string, time.Duration, error) {
 	if raw == "" {
-		return "", fmt.Errorf("%w: no token", errUnauthorized)
+		return "", 0, fmt.Errorf("%w: no token", errUnauthorized)
 	}
 	var claims jwt.RegisteredClaims
 	if _, err := a.parser.ParseWithClaims(raw, &claims, a.keys); err != nil {
-		return "", fmt.Errorf("%w: %v", errUnauthorized, err)
+		return "", 0, fmt.Errorf("%w: %v", errUnauthorized, err)
 	}
 	if err := checkName("token subject", claims.Subject); err != nil {
-		return "", fmt.Errorf("%w: %v", errUnauthorized, err)
+		return "", 0, fmt.Errorf("%w: %v", errUnauthorized, err)
 	}
-	return claims.Subject, nil
+	now := time.Now
+	if a.cfg.Now != nil {
+		now = a.cfg.Now
+	}
+	// WithExpirationRequired has made sure exp is there.
+	return claims.Subject, claims.ExpiresAt.Add(a.cfg.Leeway).Sub(now()), nil
 }
 
 // bearer returns the token of an "Authorization: Bearer" header, or "".

@@ -22,6 +22,14 @@ type Backend interface {
 	// Session proposes one session command (fsm.CmdSession*) and returns
 	// the session as it left it.
 	Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error)
+	// SessionInfo, Sessions, Banned, Bans and PlayerData read this node's
+	// applied state (stale): the edge watches its connections' sessions
+	// there, whichever node proposed the change.
+	SessionInfo(world, id string) (fsm.SessionInfo, error)
+	Sessions(world string) ([]fsm.SessionInfo, error)
+	Banned(world, player string) (reason string, banned bool)
+	Bans(world string) ([]fsm.Ban, error)
+	PlayerData(world string) (map[string]map[string]fsm.Value, error)
 
 	Status() store.Status
 	IsLeader() bool

@@ -61,6 +61,9 @@ type ErrorBody struct {
 // deadline may still commit, so it is outcome_unknown, while a read is
 // merely timed out.
 func classify(err error, write bool) (int, string) {
+	if re, ok := errors.AsType[*remoteError](err); ok {
+		return re.status, re.code // the leader's answer to a forwarded call
+	}
 	switch {
 	case errors.Is(err, errTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
@@ -99,7 +102,7 @@ func classify(err error, write bool) (int, string) {
 		return http.StatusNotFound, code
 	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired, fsm.CodeSessionExists:
 		return http.StatusConflict, code
-	case fsm.CodeSessionDenied:
+	case fsm.CodeSessionDenied, fsm.CodeSessionKicked, fsm.CodeBanned:
 		return http.StatusForbidden, code
 	}
 	return http.StatusInternalServerError, CodeInternal

@@ -42,6 +42,8 @@ type fakeBackend struct {
 	status                                        store.Status
 	sessErr                                       error
 	sessions                                      map[string]fsm.SessionInfo
+	bans                                          map[string]string // world/player → reason
+	sessHook                                      func() error      // runs first in Session, unlocked
 }
 
 type fakeWorld struct {

@@ -11,6 +11,14 @@ import (
 // world's seq), other commands need an open session.
 func (f *fakeBackend) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error) {
 	f.mu.Lock()
+	hook := f.sessHook
+	f.mu.Unlock()
+	if hook != nil {
+		if err := hook(); err != nil {
+			return fsm.SessionInfo{}, err
+		}
+	}
+	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.sessErr != nil {
 		return fsm.SessionInfo{}, f.sessErr
@@ -24,6 +32,8 @@ func (f *fakeBackend) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.Sess
 	}
 	s, ok := f.sessions[c.ID]
 	switch {
+	case kind == fsm.CmdSessionImport:
+		return fsm.SessionInfo{World: c.World, Player: c.Player}, nil
 	case kind == fsm.CmdSessionOpen:
 		s = fsm.SessionInfo{World: c.World, ID: c.ID, Player: c.Player, Acked: w.seq}
 	case !ok:
@@ -36,4 +46,44 @@ func (f *fakeBackend) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.Sess
 	}
 	f.sessions[c.ID] = s
 	return s, nil
+}
+
+func (f *fakeBackend) SessionInfo(world, id string) (fsm.SessionInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sessions[id]
+	if !ok || s.World != world {
+		return fsm.SessionInfo{}, fmt.Errorf("%w: %s", fsm.ErrSessionUnknown, id)
+	}
+	return s, nil
+}
+
+func (f *fakeBackend) Sessions(world string) ([]fsm.SessionInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.worlds[world] == nil {
+		return nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, world)
+	}
+	var out []fsm.SessionInfo
+	for _, s := range f.sessions {
+		if s.World == world {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeBackend) Banned(world, player string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.bans[world+"/"+player]
+	return r, ok
+}
+
+func (f *fakeBackend) Bans(world string) ([]fsm.Ban, error) {
+	return nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, world)
+}
+
+func (f *fakeBackend) PlayerData(world string) (map[string]map[string]fsm.Value, error) {
+	return nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, world)
 }

@@ -203,6 +203,13 @@ type playConn struct {
 
 	player  string
 	session string
+	token   string // the player's JWT (auth on), sent along when forwarding
+	epoch   uint64 // the session's epoch this connection holds
+	// current: this node's applied state has shown the session at this
+	// connection's epoch, so its disappearance means it was closed or
+	// replaced (only the ticker reads and writes it after the handshake).
+	current bool
+	expiry  *time.Timer // fires when the token expires
 
 	ctx     context.Context // cancelled when the connection ends
 	cancel  context.CancelFunc
@@ -243,9 +250,15 @@ func (c *playConn) run() {
 		stop()
 		c.fail(errBye) // a no-op unless the read loop ended first
 		<-closed
+		if c.expiry != nil {
+			c.expiry.Stop()
+		}
 		c.wg.Wait()
 		c.s.unregisterPlay(c)
-		if !errors.Is(c.err, errSessionReplaced) && !errors.Is(c.err, errBye) {
+		switch {
+		case errors.Is(c.err, fsm.ErrSessionKicked):
+			c.closeSession("kicked", true)
+		case !errors.Is(c.err, errSessionReplaced) && !errors.Is(c.err, errBye):
 			c.flushAck(true)
 		}
 	}()
@@ -324,24 +337,30 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 	defer cancel()
 	welcome := welcomeMsg{Type: "welcome", World: c.world, Player: player}
 	var info fsm.SessionInfo
+	node := c.s.nodeID()
 	if msg.Type == "hello" {
 		id, token := randomID(), randomToken()
-		info, err = c.s.b.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{
-			World: c.world, ID: id, Player: player, TokenHash: sha256.Sum256([]byte(token))})
+		info, err = c.s.session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{
+			World: c.world, ID: id, Player: player, TokenHash: sha256.Sum256([]byte(token)), Node: node}, c.token)
 		welcome.ResumeToken = token
 	} else {
 		if err := checkName("session", msg.Session); err != nil {
 			return nil, err
 		}
-		info, err = c.s.b.Session(ctx, fsm.CmdSessionResume, &fsm.SessionCmd{
+		info, err = c.s.session(ctx, fsm.CmdSessionResume, &fsm.SessionCmd{
 			World: c.world, ID: msg.Session, Player: player,
-			TokenHash: sha256.Sum256([]byte(msg.ResumeToken)), Seq: msg.LastSeq})
+			TokenHash: sha256.Sum256([]byte(msg.ResumeToken)), Seq: msg.LastSeq, Node: node}, c.token)
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.session = info.ID
+	c.session, c.epoch = info.ID, info.Epoch
 	c.s.registerPlay(c, info.Replaced)
+	// The events come from this node's feed: wait until it has applied the
+	// session (and so the world), which the leader has at once.
+	if err := c.awaitLocal(ctx); err != nil {
+		return nil, err
+	}
 	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, info.Acked, info.Epoch, info.Data
 	c.sent.Store(info.Acked)
 	c.acked.Store(info.Acked)
@@ -366,13 +385,19 @@ func (c *playConn) identify(msg clientMsg) (string, error) {
 	if tok == "" {
 		tok = c.header
 	}
-	player, err := c.s.auth.verify(tok)
+	player, valid, err := c.s.auth.verifyExp(tok)
 	if err != nil {
 		return "", err
 	}
 	if msg.Player != "" && msg.Player != player {
 		return "", fmt.Errorf("%w: the token is for player %q, the message names %q", errForbidden, player, msg.Player)
 	}
+	c.token = tok
+	// The connection lives as long as the token: at its exp it closes
+	// with 4401, and the client reconnects with a fresh one.
+	c.expiry = time.AfterFunc(valid, func() {
+		c.fail(fmt.Errorf("%w: the token expired during the connection", errUnauthorized))
+	})
 	return player, nil
 }
 
@@ -406,11 +431,7 @@ func (c *playConn) handle(msg clientMsg) {
 		}
 	case "bye":
 		c.flushAck(false)
-		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
-		defer cancel()
-		if _, err := c.s.b.Session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: c.world, ID: c.session, Reason: "bye"}); err != nil {
-			c.s.log.Debug("play: close session", "session", c.session, "err", err)
-		}
+		c.closeSession("bye", false)
 		c.fail(errBye)
 	default:
 		c.fail(fmt.Errorf("%w: unexpected message type %q", fsm.ErrMalformed, msg.Type))
@@ -426,14 +447,15 @@ func (c *playConn) act(raw json.RawMessage) {
 	res := resultMsg{Type: "result", Seq: key.Seq}
 	a, err := decodeAction(raw, c.world, c.player)
 	if err == nil {
+		err = c.s.checkBan(c.world, c.player)
+	}
+	if err == nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
-		var ev *fsm.Event
-		var dup bool
-		ev, dup, err = c.s.b.Act(ctx, a)
+		var ev fsm.JSONEvent
+		ev, err = c.s.actOnLeader(ctx, a, raw, c.token)
 		cancel()
 		if err == nil {
-			j := eventJSON(ev, dup)
-			res.Event = &j
+			res.Event = &ev
 		}
 	}
 	if err != nil {
@@ -524,6 +546,10 @@ func (c *playConn) ticker() {
 		case <-c.ctx.Done():
 			return
 		case <-acks.C:
+			if err := c.watch(); err != nil {
+				c.fail(err)
+				return
+			}
 			c.flushAck(false)
 		case now := <-pings.C:
 			if idle := now.Sub(time.Unix(0, c.lastRead.Load())); idle > c.cfg.IdleTimeout {
@@ -550,11 +576,62 @@ func (c *playConn) flushAck(final bool) {
 	}
 	ctx, cancel := context.WithTimeout(parent, c.s.cfg.RequestTimeout)
 	defer cancel()
-	if _, err := c.s.b.Session(ctx, fsm.CmdSessionAck, &fsm.SessionCmd{World: c.world, ID: c.session, Seq: a}); err != nil {
+	if _, err := c.s.session(ctx, fsm.CmdSessionAck, &fsm.SessionCmd{World: c.world, ID: c.session, Seq: a}, c.token); err != nil {
 		c.s.log.Debug("play: replicate ack", "session", c.session, "seq", a, "err", err)
 		return
 	}
 	c.flushed = a
+}
+
+// closeSession closes the connection's session (after a bye, or once it
+// was kicked), best effort. final runs after the connection ended.
+func (c *playConn) closeSession(reason string, final bool) {
+	parent := c.ctx
+	if final {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, c.s.cfg.RequestTimeout)
+	defer cancel()
+	_, err := c.s.session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: c.world, ID: c.session, Reason: reason}, c.token)
+	c.s.log.Debug("play: close session", "session", c.session, "reason", reason, "err", err)
+}
+
+// awaitLocal waits until this node's applied state holds the session at
+// this connection's epoch or later, polling until ctx ends.
+func (c *playConn) awaitLocal(ctx context.Context) error {
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		if err := c.watch(); err != nil || c.current {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: this node has not applied the session yet: %v", store.ErrNotLeader, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// watch checks the connection's session on this node's applied state, so
+// that a resume or a new session on any node, a kick or a ban ends this
+// connection: the session at a later epoch, or gone after it was seen at
+// this one, means another connection holds it.
+func (c *playConn) watch() error {
+	info, err := c.s.b.SessionInfo(c.world, c.session)
+	switch {
+	case err != nil:
+		if c.current {
+			return fmt.Errorf("%w: the session was closed or replaced", errSessionReplaced)
+		}
+		return nil // not applied here yet
+	case info.Epoch > c.epoch:
+		return fmt.Errorf("%w: resumed elsewhere (epoch %d)", errSessionReplaced, info.Epoch)
+	case info.Epoch == c.epoch:
+		c.current = true
+		if info.Kicked != "" {
+			return fmt.Errorf("%w: %s", fsm.ErrSessionKicked, info.Kicked)
+		}
+	}
+	return nil
 }
 
 // registerPlay records c as its session's connection on this node and

@@ -253,6 +253,10 @@ const (
 	CmdSessionResume
 	CmdSessionClose
 	CmdSessionData
+	CmdSessionKick
+	CmdSessionBan
+	CmdSessionUnban
+	CmdSessionImport
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)

@@ -219,6 +219,8 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrSessionUnknown:  CodeSessionUnknown,
 		ErrSessionExists:   CodeSessionExists,
 		ErrSessionDenied:   CodeSessionDenied,
+		ErrSessionKicked:   CodeSessionKicked,
+		ErrBanned:          CodeBanned,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

@@ -11,7 +11,12 @@ import (
 // idempotency payload hash of a retried action is stable.
 
 // batchMagic starts every encoded Batch; the low nibble is the format version.
-const batchMagic byte = 0xB1
+// Version 2 added the node to session commands; entries of version 1
+// (batchMagicV1) still decode, so logs written before replay unchanged.
+const (
+	batchMagic   byte = 0xB2
+	batchMagicV1 byte = 0xB1
+)
 
 // encoder appends to a byte slice.
 type encoder struct{ b []byte }
@@ -256,7 +261,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.rules(c.World.Rules)
 		case CmdPutNode, CmdRemoveNode:
 			e.nodeInfo(c.Node)
-		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData:
+		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
+			CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport:
 			e.sessionCmd(c.Session)
 		}
 	}
@@ -289,7 +295,9 @@ func DecodeBatch(p []byte) (*Batch, error) {
 
 func decodeBatch(p []byte) (*decodedBatch, error) {
 	d := decoder{b: p}
-	if d.byte() != batchMagic {
+	magic := d.byte()
+	v1 := magic == batchMagicV1
+	if !v1 && magic != batchMagic {
 		return nil, fmt.Errorf("%w: not a gsd batch", ErrMalformed)
 	}
 	out := &decodedBatch{}
@@ -311,8 +319,9 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 			c.World = &WorldSpec{ID: d.str(), Origin: d.str(), Rules: d.rules()}
 		case CmdPutNode, CmdRemoveNode:
 			c.Node = d.nodeInfo()
-		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData:
-			c.Session = d.sessionCmd()
+		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
+			CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport:
+			c.Session = d.sessionCmd(v1)
 		default:
 			d.fail("unknown command kind %d", c.Kind)
 		}

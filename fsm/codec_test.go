@@ -129,7 +129,7 @@ func TestDecodeBatchRejectsMalformedEncodings(t *testing.T) {
 	noExpect := func(e *encoder) { e.expect(Expect{}) }
 	cases := map[string][]byte{
 		"empty":          nil,
-		"wrong magic":    append([]byte{0xB2}, valid[1:]...),
+		"wrong magic":    append([]byte{0xB3}, valid[1:]...),
 		"trailing bytes": append(append([]byte(nil), valid...), 0),
 		"unknown command kind": rawBatch(func(e *encoder) {
 			e.uvarint(1)

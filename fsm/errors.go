@@ -62,6 +62,8 @@ var codes = []struct {
 	{ErrSessionUnknown, CodeSessionUnknown},
 	{ErrSessionExists, CodeSessionExists},
 	{ErrSessionDenied, CodeSessionDenied},
+	{ErrSessionKicked, CodeSessionKicked},
+	{ErrBanned, CodeBanned},
 }
 
 // Code returns the reason code of err, or "" when err is not an fsm error.

@@ -94,7 +94,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			f.nodes[c.Node.ID] = *c.Node
 		case CmdRemoveNode:
 			delete(f.nodes, c.Node.ID)
-		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData:
+		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
+			CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport:
 			results[i] = f.applySession(c.Kind, b.Time, c.Session)
 		}
 	}
@@ -119,6 +120,7 @@ func (f *FSM) createWorld(s *WorldSpec) Result {
 		players:  make(map[string]*player),
 		sessions: make(map[string]*session),
 		data:     make(map[string]map[string]Value),
+		bans:     make(map[string]string),
 	}
 	return Result{}
 }

@@ -29,6 +29,10 @@ var (
 	ErrSessionExists = errors.New("gsd/fsm: session exists")
 	// ErrSessionDenied reports a resume whose token or player does not match.
 	ErrSessionDenied = errors.New("gsd/fsm: session resume denied")
+	// ErrSessionKicked reports a resume of a session an admin kicked.
+	ErrSessionKicked = errors.New("gsd/fsm: session kicked")
+	// ErrBanned reports an open or resume by a player banned from the world.
+	ErrBanned = errors.New("gsd/fsm: player banned")
 )
 
 // Session reason codes.
@@ -36,6 +40,8 @@ const (
 	CodeSessionUnknown = "session_unknown"
 	CodeSessionExists  = "session_exists"
 	CodeSessionDenied  = "session_denied"
+	CodeSessionKicked  = "kicked"
+	CodeBanned         = "banned"
 )
 
 // DataItem is one key of a player's critical data; a null Value deletes it.
@@ -45,13 +51,21 @@ type DataItem struct {
 }
 
 // SessionCmd is the payload of the session commands (CmdSessionOpen, Ack,
-// Resume, Close, Data). Each kind reads only some fields:
+// Resume, Close, Data, Kick, Ban, Unban, Import). Each kind reads only some
+// fields:
 //
-//	open:   World, ID, Player, TokenHash
+//	open:   World, ID, Player, TokenHash, Node (holding the connection)
 //	ack:    World, ID, Seq (last event seq the client processed)
-//	resume: World, ID, Player, TokenHash (of the presented token), Seq
+//	resume: World, ID, Player, TokenHash (of the presented token), Seq, Node
 //	close:  World, ID, Reason
 //	data:   World, ID, Data
+//	kick:   World, ID, Reason (required): marks the session kicked; its
+//	        connection closes and it cannot be resumed
+//	ban:    World, Player, Reason (required): bans the player and kicks
+//	        their session
+//	unban:  World, Player
+//	import: World, Player, Data: the player's data becomes exactly Data
+//	        (null values are skipped), so importing twice changes nothing
 type SessionCmd struct {
 	World     string
 	ID        string
@@ -60,6 +74,13 @@ type SessionCmd struct {
 	Seq       uint64
 	Reason    string
 	Data      []DataItem
+	Node      string
+}
+
+// Ban is one banned player of a world.
+type Ban struct {
+	Player string
+	Reason string
 }
 
 // SessionInfo is a session as readers and command results see it.
@@ -78,6 +99,11 @@ type SessionInfo struct {
 	// Replaced is, on open, the id of the player's previous session in the
 	// world, which the open closed ("" if none).
 	Replaced string
+	// Node is the node that holds the session's connection (as of the
+	// last open or resume).
+	Node string
+	// Kicked is the reason an admin kicked the session ("" if not).
+	Kicked string
 	// Data is the player's critical data in the world (a copy).
 	Data map[string]Value
 }
@@ -89,23 +115,37 @@ type session struct {
 	tokenHash    [TokenHashLen]byte
 	acked, epoch uint64
 	opened, seen int64
+	node, kicked string
 }
 
 func (s *session) info(w *world) SessionInfo {
 	return SessionInfo{World: w.id, ID: s.id, Player: s.player, Acked: s.acked, Epoch: s.epoch,
-		Opened: s.opened, Seen: s.seen, Data: maps.Clone(w.data[s.player])}
+		Opened: s.opened, Seen: s.seen, Node: s.node, Kicked: s.kicked, Data: maps.Clone(w.data[s.player])}
+}
+
+// playerKind reports the kinds addressed by player rather than session id.
+func playerKind(kind CmdKind) bool {
+	return kind == CmdSessionBan || kind == CmdSessionUnban || kind == CmdSessionImport
 }
 
 // validate checks a session command's names and data before apply looks at
 // state.
 func (c *SessionCmd) validate(kind CmdKind) error {
-	if err := checkName("session", c.ID); err != nil {
-		return err
+	if !playerKind(kind) {
+		if err := checkName("session", c.ID); err != nil {
+			return err
+		}
 	}
-	if kind == CmdSessionOpen || kind == CmdSessionResume {
+	if kind == CmdSessionOpen || kind == CmdSessionResume || playerKind(kind) {
 		if err := checkName("player", c.Player); err != nil {
 			return err
 		}
+	}
+	if len(c.Node) > MaxNameLen {
+		return fmt.Errorf("%w: node name over %d bytes", ErrMalformed, MaxNameLen)
+	}
+	if (kind == CmdSessionKick || kind == CmdSessionBan) && (c.Reason == "" || len(c.Reason) > MaxStringLen) {
+		return fmt.Errorf("%w: a kick or ban needs a reason of 1..%d bytes", ErrMalformed, MaxStringLen)
 	}
 	if len(c.Data) > MaxSessionData {
 		return fmt.Errorf("%w: more than %d data items", ErrMalformed, MaxSessionData)
@@ -130,12 +170,20 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 	if err := c.validate(kind); err != nil {
 		return Result{Err: err}
 	}
+	if playerKind(kind) {
+		return w.applyPlayer(kind, now, c)
+	}
+	if kind == CmdSessionOpen || kind == CmdSessionResume {
+		if reason, banned := w.bans[c.Player]; banned {
+			return Result{Err: fmt.Errorf("%w: %s from world %s: %s", ErrBanned, c.Player, c.World, reason)}
+		}
+	}
 	old := w.sessions[c.ID]
 	if kind == CmdSessionOpen {
 		if old != nil {
 			return Result{Err: fmt.Errorf("%w: %s", ErrSessionExists, c.ID)}
 		}
-		s := &session{id: c.ID, player: c.Player, tokenHash: c.TokenHash, acked: w.seq, opened: now, seen: now}
+		s := &session{id: c.ID, player: c.Player, tokenHash: c.TokenHash, acked: w.seq, opened: now, seen: now, node: c.Node}
 		var replaced string
 		if prev := w.playerSession(c.Player); prev != nil {
 			replaced = prev.id
@@ -161,8 +209,14 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		if c.Player != s.player || c.TokenHash != s.tokenHash {
 			return Result{Err: fmt.Errorf("%w: session %s", ErrSessionDenied, c.ID)}
 		}
+		if s.kicked != "" {
+			return Result{Err: fmt.Errorf("%w: session %s: %s", ErrSessionKicked, c.ID, s.kicked)}
+		}
 		s.acked = max(s.acked, c.Seq)
 		s.epoch++
+		s.node = c.Node
+	case CmdSessionKick:
+		s.kicked = c.Reason
 	case CmdSessionClose:
 		delete(w.sessions, c.ID)
 		info := s.info(w)
@@ -186,6 +240,37 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 	}
 	w.sessions[c.ID] = &s
 	info := s.info(w)
+	return Result{Session: &info}
+}
+
+// applyPlayer applies a command addressed by player: ban, unban, import.
+func (w *world) applyPlayer(kind CmdKind, now int64, c *SessionCmd) Result {
+	info := SessionInfo{World: w.id, Player: c.Player}
+	switch kind {
+	case CmdSessionBan:
+		w.bans[c.Player] = c.Reason
+		if old := w.playerSession(c.Player); old != nil {
+			s := *old
+			s.kicked, s.seen = "banned: "+c.Reason, now
+			w.sessions[s.id] = &s
+			info = s.info(w)
+		}
+	case CmdSessionUnban:
+		delete(w.bans, c.Player)
+	case CmdSessionImport:
+		d := make(map[string]Value, len(c.Data))
+		for _, it := range c.Data {
+			if it.Value.Kind != KindNull {
+				d[it.Key] = it.Value
+			}
+		}
+		if len(d) == 0 {
+			delete(w.data, c.Player)
+		} else {
+			w.data[c.Player] = d
+		}
+		info.Data = maps.Clone(w.data[c.Player])
+	}
 	return Result{Session: &info}
 }
 
@@ -231,6 +316,49 @@ func (f *FSM) Sessions(worldID string) ([]SessionInfo, error) {
 	return out, nil
 }
 
+// Banned reports whether player is banned from a world (false for a world
+// that does not exist), and why.
+func (f *FSM) Banned(worldID, player string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := f.worlds[worldID]
+	if w == nil {
+		return "", false
+	}
+	reason, ok := w.bans[player]
+	return reason, ok
+}
+
+// Bans returns a world's banned players, sorted.
+func (f *FSM) Bans(worldID string) ([]Ban, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := f.worlds[worldID]
+	if w == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownWorld, worldID)
+	}
+	out := make([]Ban, 0, len(w.bans))
+	for _, p := range sortedKeys(w.bans) {
+		out = append(out, Ban{Player: p, Reason: w.bans[p]})
+	}
+	return out, nil
+}
+
+// PlayerData returns every player's critical data in a world (copies).
+func (f *FSM) PlayerData(worldID string) (map[string]map[string]Value, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := f.worlds[worldID]
+	if w == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownWorld, worldID)
+	}
+	out := make(map[string]map[string]Value, len(w.data))
+	for p, m := range w.data {
+		out[p] = maps.Clone(m)
+	}
+	return out, nil
+}
+
 // encoding (in batches and snapshots)
 
 func (e *encoder) sessionCmd(c *SessionCmd) {
@@ -245,6 +373,7 @@ func (e *encoder) sessionCmd(c *SessionCmd) {
 		e.str(d.Key)
 		e.value(d.Value)
 	}
+	e.str(c.Node)
 }
 
 func (d *decoder) tokenHash() (h [TokenHashLen]byte) {
@@ -257,7 +386,8 @@ func (d *decoder) tokenHash() (h [TokenHashLen]byte) {
 	return h
 }
 
-func (d *decoder) sessionCmd() *SessionCmd {
+// sessionCmd decodes a session command; v1 entries carry no node.
+func (d *decoder) sessionCmd(v1 bool) *SessionCmd {
 	c := &SessionCmd{World: d.str(), ID: d.str(), Player: d.str(), TokenHash: d.tokenHash(), Seq: d.uvarint(), Reason: d.str()}
 	// A data item takes at least 2 bytes: an empty key and a null value.
 	if n := d.count(2); n > 0 {
@@ -266,11 +396,15 @@ func (d *decoder) sessionCmd() *SessionCmd {
 			c.Data[i] = DataItem{Key: d.str(), Value: d.value()}
 		}
 	}
+	if !v1 {
+		c.Node = d.str()
+	}
 	return c
 }
 
-// writeSessions writes a world's sessions and player data, sorted.
-func writeSessions(e *encoder, w *world) {
+// writeSessions writes a world's sessions, player data and (from version
+// 3) bans, sorted, in snapshot format version.
+func writeSessions(e *encoder, w *world, version byte) {
 	e.uvarint(uint64(len(w.sessions)))
 	for _, id := range sortedKeys(w.sessions) {
 		s := w.sessions[id]
@@ -281,6 +415,10 @@ func writeSessions(e *encoder, w *world) {
 		e.uvarint(s.epoch)
 		e.varint(s.opened)
 		e.varint(s.seen)
+		if version >= 3 {
+			e.str(s.node)
+			e.str(s.kicked)
+		}
 	}
 	e.uvarint(uint64(len(w.data)))
 	for _, p := range sortedKeys(w.data) {
@@ -292,13 +430,23 @@ func writeSessions(e *encoder, w *world) {
 			e.value(m[k])
 		}
 	}
+	if version >= 3 {
+		e.uvarint(uint64(len(w.bans)))
+		for _, p := range sortedKeys(w.bans) {
+			e.str(p)
+			e.str(w.bans[p])
+		}
+	}
 }
 
-// readSessions reads what writeSessions wrote into w.
-func readSessions(d *decoder, w *world) {
+// readSessions reads what writeSessions wrote in format version into w.
+func readSessions(d *decoder, w *world, version byte) {
 	// A session takes at least 2+32+4 bytes.
 	for i, n := 0, d.count(38); i < n && d.err == nil; i++ {
 		s := &session{id: d.str(), player: d.str(), tokenHash: d.tokenHash(), acked: d.uvarint(), epoch: d.uvarint(), opened: d.varint(), seen: d.varint()}
+		if version >= 3 {
+			s.node, s.kicked = d.str(), d.str()
+		}
 		if w.playerSession(s.player) != nil {
 			d.fail("two sessions of player %s", s.player)
 		}
@@ -311,5 +459,11 @@ func readSessions(d *decoder, w *world) {
 			m[d.str()] = d.value()
 		}
 		w.data[p] = m
+	}
+	if version >= 3 {
+		for i, n := 0, d.count(2); i < n && d.err == nil; i++ {
+			p := d.str()
+			w.bans[p] = d.str()
+		}
 	}
 }

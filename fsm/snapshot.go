@@ -10,12 +10,13 @@ import (
 )
 
 // snapMagic starts every snapshot; the last byte is the format version.
-// Version 2 added sessions and player data to each world; Restore still
-// reads version 1 (worlds without them).
-var snapMagic = []byte("GSDSNAP\x02")
+// Version 2 added sessions and player data to each world, version 3 the
+// sessions' node and kick reason and the world's bans; Restore still reads
+// versions 1 and 2.
+var snapMagic = []byte("GSDSNAP\x03")
 
-// snapV1 is the version-1 magic, read but no longer written.
-var snapV1 = []byte("GSDSNAP\x01")
+// snapVersion is the format version written.
+const snapVersion byte = 3
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -25,6 +26,7 @@ type Snapshot struct {
 	applied uint64
 	nodes   []NodeInfo
 	worlds  []*world // frozen copies: their maps are private to the snapshot
+	version byte     // format to write; 0: snapVersion (tests write older ones)
 }
 
 // AppliedIndex returns the Raft index the snapshot reflects.
@@ -47,6 +49,7 @@ func (f *FSM) Snapshot() *Snapshot {
 		c.players = maps.Clone(w.players)
 		c.sessions = maps.Clone(w.sessions)
 		c.data = maps.Clone(w.data)
+		c.bans = maps.Clone(w.bans)
 		c.history = nil
 		s.worlds = append(s.worlds, &c)
 	}
@@ -69,7 +72,12 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 		e.b = e.b[:0]
 		return err
 	}
-	e.b = append(e.b, snapMagic...)
+	version := s.version
+	if version == 0 {
+		version = snapVersion
+	}
+	e.b = append(e.b, snapMagic[:len(snapMagic)-1]...)
+	e.byte(version)
 	e.uvarint(s.applied)
 	e.uvarint(uint64(len(s.nodes)))
 	for i := range s.nodes {
@@ -100,7 +108,9 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 				return total, err
 			}
 		}
-		writeSessions(e, w)
+		if version >= 2 {
+			writeSessions(e, w, version)
+		}
 	}
 	// Flush before reading total: in "return total, flush(true)" the order
 	// of evaluating total and the call is unspecified.
@@ -181,10 +191,11 @@ func (f *FSM) Restore(r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("restore: read: %w", err)
 	}
-	v1 := bytes.HasPrefix(data, snapV1)
-	if !v1 && !bytes.HasPrefix(data, snapMagic) {
+	prefix := snapMagic[:len(snapMagic)-1]
+	if len(data) < len(snapMagic) || !bytes.HasPrefix(data, prefix) || data[len(prefix)] < 1 || data[len(prefix)] > snapVersion {
 		return fmt.Errorf("restore: %w: not a gsd snapshot (or unknown version)", ErrMalformed)
 	}
+	version := data[len(prefix)]
 	d := &decoder{b: data[len(snapMagic):]}
 	f.mu.Lock()
 	gen := f.gen + 1
@@ -197,7 +208,7 @@ func (f *FSM) Restore(r io.Reader) error {
 	}
 	worlds := make(map[string]*world)
 	for i, n := 0, d.count(8); i < n && d.err == nil; i++ {
-		w, err := f.readWorld(d, gen, v1)
+		w, err := f.readWorld(d, gen, version)
 		if err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
@@ -215,9 +226,9 @@ func (f *FSM) Restore(r io.Reader) error {
 	return nil
 }
 
-func (f *FSM) readWorld(d *decoder, gen uint64, v1 bool) (*world, error) {
+func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	w := &world{id: d.str(), origin: d.str(), rules: d.rules(),
-		sessions: make(map[string]*session), data: make(map[string]map[string]Value)}
+		sessions: make(map[string]*session), data: make(map[string]map[string]Value), bans: make(map[string]string)}
 	w.inferred = d.rules().Fields
 	if w.inferred == nil {
 		w.inferred = make(map[string]FieldRule)
@@ -238,8 +249,8 @@ func (f *FSM) readWorld(d *decoder, gen uint64, v1 bool) (*world, error) {
 		id := d.str()
 		w.players[id] = readPlayer(d, f.cfg.Window, gen)
 	}
-	if !v1 {
-		readSessions(d, w)
+	if version >= 2 {
+		readSessions(d, w, version)
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -380,13 +380,13 @@ func TestRestoreRefusesAnIdempotencyRecordWithSeqZero(t *testing.T) {
 	h.event(act("w", "p", 5, opIncr("e", "c", 1)))
 	p := h.snapshotBytes()
 	// The snapshot ends with p's only record: seq, payload(8), world seq,
-	// status, reason "", then no sessions and no player data.
-	rec := p[len(p)-14 : len(p)-2]
+	// status, reason "", then no sessions, no player data and no bans.
+	rec := p[len(p)-15 : len(p)-3]
 	require.Equal(t, byte(5), rec[0])
 	require.Equal(t, []byte{1, byte(StatusApplied), 0}, rec[9:])
-	require.Equal(t, []byte{0, 0}, p[len(p)-2:])
+	require.Equal(t, []byte{0, 0, 0}, p[len(p)-3:])
 	bad := bytes.Clone(p)
-	bad[len(bad)-14] = 0
+	bad[len(bad)-15] = 0
 	err := restoreFails(t, newHarness(t).f, bad, "record with seq 0")
 	require.ErrorIs(t, err, ErrMalformed)
 	require.NoError(t, newHarness(t).f.Restore(bytes.NewReader(p)))

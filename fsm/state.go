@@ -230,6 +230,7 @@ type world struct {
 	history  []hashPoint                 // ring of the last len(history) points, by seq
 	sessions map[string]*session         // by id; immutable values
 	data     map[string]map[string]Value // player → critical data; inner maps immutable
+	bans     map[string]string           // banned player → reason
 }
 
 // rule returns the effective rule of a field: declared, else inferred.

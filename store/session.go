@@ -8,13 +8,14 @@ import (
 )
 
 // Session proposes one session command (fsm.CmdSessionOpen, Ack, Resume,
-// Close or Data) in the critical lane and returns the session as the
+// Close, Data, Kick, Ban, Unban or Import) in the critical lane and returns the session as the
 // command left it. Errors: fsm errors (unknown world or session, denied
 // resume, malformed), ErrNotLeader when nothing was proposed,
 // ErrOutcomeUnknown when the command may or may not commit.
 func (s *Store) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error) {
 	switch kind {
-	case fsm.CmdSessionOpen, fsm.CmdSessionAck, fsm.CmdSessionResume, fsm.CmdSessionClose, fsm.CmdSessionData:
+	case fsm.CmdSessionOpen, fsm.CmdSessionAck, fsm.CmdSessionResume, fsm.CmdSessionClose, fsm.CmdSessionData,
+		fsm.CmdSessionKick, fsm.CmdSessionBan, fsm.CmdSessionUnban, fsm.CmdSessionImport:
 	default:
 		return fsm.SessionInfo{}, fmt.Errorf("%w: command kind %d is not a session command", fsm.ErrMalformed, kind)
 	}
@@ -31,4 +32,27 @@ func (s *Store) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd
 // SessionInfo returns one session from this node's applied state (stale).
 func (s *Store) SessionInfo(world, id string) (fsm.SessionInfo, error) {
 	return s.fsm.Session(world, id)
+}
+
+// Sessions returns a world's sessions from this node's applied state
+// (stale), sorted by id.
+func (s *Store) Sessions(world string) ([]fsm.SessionInfo, error) {
+	return s.fsm.Sessions(world)
+}
+
+// Banned reports whether player is banned from world on this node's
+// applied state (stale), and why.
+func (s *Store) Banned(world, player string) (string, bool) {
+	return s.fsm.Banned(world, player)
+}
+
+// Bans returns a world's banned players from this node's applied state.
+func (s *Store) Bans(world string) ([]fsm.Ban, error) {
+	return s.fsm.Bans(world)
+}
+
+// PlayerData returns every player's critical data in world from this
+// node's applied state.
+func (s *Store) PlayerData(world string) (map[string]map[string]fsm.Value, error) {
+	return s.fsm.PlayerData(world)
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/sha256"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
@@ -68,4 +69,44 @@ func TestSessionsSurviveARestartFromSnapshot(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]fsm.Value{"gold": fsm.Int(9)}, info.Data)
 	require.Equal(t, uint64(1), info.Epoch)
+}
+
+func TestImportedPlayerDataAndBansSurviveAFullRestart(t *testing.T) {
+	t.Parallel()
+	for _, snap := range []bool{false, true} {
+		c := newCluster(t, 1, nil)
+		l := c.leader()
+		mustCreateWorld(t, l, "arena")
+		imp := &fsm.SessionCmd{World: "arena", Player: "ann", Data: []fsm.DataItem{{Key: "gold", Value: fsm.Int(40)}, {Key: "rank", Value: fsm.String("gold")}}}
+		_, err := l.Session(ctxT(t), fsm.CmdSessionImport, imp)
+		require.NoError(t, err)
+		_, err = l.Session(ctxT(t), fsm.CmdSessionImport, imp) // idempotent
+		require.NoError(t, err)
+		_, err = l.Session(ctxT(t), fsm.CmdSessionBan, &fsm.SessionCmd{World: "arena", Player: "eve", Reason: "cheat"})
+		require.NoError(t, err)
+		if snap {
+			_, err = l.Snapshot(ctxT(t))
+			require.NoError(t, err)
+		}
+		require.NoError(t, l.Close(ctxT(t)))
+
+		s := c.restart(0)
+		c.waitLeader()
+		require.Eventually(t, func() bool {
+			d, err := s.PlayerData("arena")
+			return err == nil && len(d) == 1
+		}, 10*time.Second, 5*time.Millisecond, "snapshot %t", snap)
+		d, err := s.PlayerData("arena")
+		require.NoError(t, err)
+		require.Equal(t, map[string]map[string]fsm.Value{"ann": {"gold": fsm.Int(40), "rank": fsm.String("gold")}}, d)
+		reason, banned := s.Banned("arena", "eve")
+		require.True(t, banned)
+		require.Equal(t, "cheat", reason)
+		bans, err := s.Bans("arena")
+		require.NoError(t, err)
+		require.Len(t, bans, 1)
+		all, err := s.Sessions("arena")
+		require.NoError(t, err)
+		require.Empty(t, all)
+	}
 }

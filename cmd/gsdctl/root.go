@@ -117,6 +117,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.demoCmd(),
 		a.tokenCmd(),
 		a.benchCmd(),
+		a.sessionCmd(),
 	}
 }
 

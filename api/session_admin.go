@@ -1,0 +1,250 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// The session admin API: presence, kick, ban, and the export and import of
+// players' critical data (docs/API.md, "Sessions"). Writes run on the
+// leader (a follower forwards them); reads answer from this node's applied
+// state.
+
+// PlayerDataFormat names the export format; an import accepts it or none.
+const PlayerDataFormat = "gsd.players.v1"
+
+// DefaultKickReason is the reason of a kick that gives none.
+const DefaultKickReason = "kicked by an admin"
+
+// presenceJSON answers GET /v1/worlds/{world}/sessions.
+type presenceJSON struct {
+	World    string        `json:"world"`
+	Sessions []sessionJSON `json:"sessions"`
+}
+
+// presence handles GET /v1/worlds/{world}/sessions: the world's open
+// sessions (player, last ack, node holding the connection), from this
+// node's applied state.
+func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
+	world := r.PathValue("world")
+	all, err := s.b.Sessions(world)
+	if err != nil {
+		s.writeError(w, err, false)
+		return
+	}
+	out := presenceJSON{World: world, Sessions: make([]sessionJSON, 0, len(all))}
+	for _, i := range all {
+		j := toSessionJSON(i)
+		j.Data = nil // presence is who is here, not what they own
+		out.Sessions = append(out.Sessions, j)
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// reasonJSON is the body of a kick and of a ban.
+type reasonJSON struct {
+	Player string `json:"player,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// kick handles POST /v1/worlds/{world}/sessions/{id}/kick: the session is
+// marked kicked; the node holding its connection closes it with 4403 and
+// the reason, and it cannot be resumed.
+func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
+	var req reasonJSON
+	body, ok := s.adminBody(w, r, &req)
+	if !ok || s.toLeader(w, r, body, true) {
+		return
+	}
+	if req.Player != "" {
+		s.writeError(w, fmt.Errorf("%w: a kick names the session in the path, not a player", fsm.ErrMalformed), true)
+		return
+	}
+	if req.Reason == "" {
+		req.Reason = DefaultKickReason
+	}
+	s.adminSession(w, r, body, fsm.CmdSessionKick, &fsm.SessionCmd{World: r.PathValue("world"), ID: r.PathValue("id"), Reason: req.Reason})
+}
+
+// ban handles POST /v1/worlds/{world}/bans {"player","reason"}: the player
+// can no longer open or resume a session or act in the world, and their
+// session is kicked.
+func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
+	var req reasonJSON
+	body, ok := s.adminBody(w, r, &req)
+	if !ok || s.toLeader(w, r, body, true) {
+		return
+	}
+	s.adminSession(w, r, body, fsm.CmdSessionBan, &fsm.SessionCmd{World: r.PathValue("world"), Player: req.Player, Reason: req.Reason})
+}
+
+// unban handles DELETE /v1/worlds/{world}/bans/{player}.
+func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
+	if s.toLeader(w, r, nil, true) {
+		return
+	}
+	s.adminSession(w, r, nil, fsm.CmdSessionUnban, &fsm.SessionCmd{World: r.PathValue("world"), Player: r.PathValue("player")})
+}
+
+// bansJSON answers GET /v1/worlds/{world}/bans.
+type bansJSON struct {
+	World string       `json:"world"`
+	Bans  []reasonJSON `json:"bans"`
+}
+
+// bans handles GET /v1/worlds/{world}/bans, from this node's applied state.
+func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
+	world := r.PathValue("world")
+	all, err := s.b.Bans(world)
+	if err != nil {
+		s.writeError(w, err, false)
+		return
+	}
+	out := bansJSON{World: world, Bans: make([]reasonJSON, 0, len(all))}
+	for _, b := range all {
+		out.Bans = append(out.Bans, reasonJSON{Player: b.Player, Reason: b.Reason})
+	}
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// adminBody reads a small strict JSON body into v (an empty body leaves v
+// as it is) and returns the bytes for forwarding.
+func (s *Server) adminBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
+	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	if err == nil && len(body) > 0 {
+		err = decodeStrict(body, v)
+	}
+	if err != nil {
+		s.writeError(w, err, true)
+		return nil, false
+	}
+	return body, true
+}
+
+// adminSession runs an admin session command on this node, the leader,
+// and answers with the session it left.
+func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, body []byte, kind fsm.CmdKind, c *fsm.SessionCmd) {
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	info, err := s.b.Session(ctx, kind, c)
+	if err != nil {
+		if !s.retryOnLeader(w, r, body, err, true) {
+			s.writeError(w, err, true)
+		}
+		return
+	}
+	s.writeJSON(w, http.StatusOK, toSessionJSON(info))
+}
+
+// PlayerDataFile is the export and import format of players' critical data
+// (docs/API.md): one world's players, sorted, each with their data.
+type PlayerDataFile struct {
+	Format  string             `json:"format"`
+	World   string             `json:"world"`
+	Players []PlayerDataRecord `json:"players"`
+}
+
+// PlayerDataRecord is one player's critical data in a PlayerDataFile.
+type PlayerDataRecord struct {
+	Player string               `json:"player"`
+	Data   map[string]fsm.Value `json:"data"`
+}
+
+// exportData handles GET /v1/worlds/{world}/sessions:export. It answers on
+// the leader (a follower forwards), so the export holds every committed
+// import and data change.
+func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
+	if s.toLeader(w, r, nil, false) {
+		return
+	}
+	world := r.PathValue("world")
+	all, err := s.b.PlayerData(world)
+	if err != nil {
+		s.writeError(w, err, false)
+		return
+	}
+	out := PlayerDataFile{Format: PlayerDataFormat, World: world, Players: make([]PlayerDataRecord, 0, len(all))}
+	for p, d := range all {
+		out.Players = append(out.Players, PlayerDataRecord{Player: p, Data: d})
+	}
+	sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
+	s.writeJSON(w, http.StatusOK, out)
+}
+
+// importJSON answers an import.
+type importJSON struct {
+	World    string `json:"world"`
+	Imported int    `json:"imported"`
+}
+
+// importData handles POST /v1/worlds/{world}/sessions:import with a
+// PlayerDataFile: each listed player's data becomes exactly the file's
+// (players not listed keep theirs), so importing a file twice is the same
+// as once. The file's world may differ from the path's: that moves data
+// between worlds. Each player is one replicated command; a failure stops
+// the import and says how many were imported, and a retry is safe.
+func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
+	if err != nil {
+		s.writeError(w, err, true)
+		return
+	}
+	var f PlayerDataFile
+	if err := decodeStrict(body, &f); err != nil {
+		s.writeError(w, err, true)
+		return
+	}
+	if f.Format != "" && f.Format != PlayerDataFormat {
+		s.writeError(w, fmt.Errorf("%w: format %q, want %q", fsm.ErrMalformed, f.Format, PlayerDataFormat), true)
+		return
+	}
+	seen := make(map[string]bool, len(f.Players))
+	for i, p := range f.Players {
+		if err := checkName("player", p.Player); err != nil {
+			s.writeError(w, fmt.Errorf("player %d: %w", i, err), true)
+			return
+		}
+		if seen[p.Player] {
+			s.writeError(w, fmt.Errorf("%w: player %s listed twice", fsm.ErrMalformed, p.Player), true)
+			return
+		}
+		seen[p.Player] = true
+	}
+	if s.toLeader(w, r, body, true) {
+		return
+	}
+	world := r.PathValue("world")
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	for i, p := range f.Players {
+		c := &fsm.SessionCmd{World: world, Player: p.Player, Data: make([]fsm.DataItem, 0, len(p.Data))}
+		keys := make([]string, 0, len(p.Data))
+		for k := range p.Data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			c.Data = append(c.Data, fsm.DataItem{Key: k, Value: p.Data[k]})
+		}
+		if _, err := s.b.Session(ctx, fsm.CmdSessionImport, c); err != nil {
+			if i == 0 && s.retryOnLeader(w, r, body, err, true) {
+				return
+			}
+			s.writeError(w, fmt.Errorf("player %s (%d imported before it): %w", p.Player, i, err), true)
+			return
+		}
+	}
+	s.writeJSON(w, http.StatusOK, importJSON{World: world, Imported: len(f.Players)})
+}
+
+// checkBan refuses a banned player's action (403 banned), on this node's
+// applied state.
+func (s *Server) checkBan(world, player string) error {
+	if reason, banned := s.b.Banned(world, player); banned {
+		return fmt.Errorf("%w: %s from world %s: %s", fsm.ErrBanned, player, world, reason)
+	}
+	return nil
+}

@@ -1,0 +1,241 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPlayClosesAnIdleConnectionWith4408(t *testing.T) {
+	n := startLeaderWith(t, func(c *Config) {
+		c.Play.PingInterval = 20 * time.Millisecond
+		c.Play.IdleTimeout = 150 * time.Millisecond
+	})
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	c := dialPlay(t, n.env.wsURL("arena"))
+	welcome(t, c, "ann") // then silence: pings go unanswered
+	wsClosed(t, c, 4408, CodeIdle)
+}
+
+func TestPlayClosesWith4401WhenTheTokenExpiresDuringTheConnection(t *testing.T) {
+	n := startLeaderWith(t, fastPlay, withAuth)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	// Expired 29 s ago by the server's clock, within its 30 s leeway:
+	// valid for one second more.
+	tok := sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann", func(c *jwt.RegisteredClaims) {
+		c.ExpiresAt = jwt.NewNumericDate(testNow.Add(-29 * time.Second))
+	}))
+	c := dialPlay(t, n.env.wsURL("arena"))
+	wsSend(t, c, map[string]any{"type": "hello", "token": tok})
+	require.Equal(t, "welcome", wsRecv(t, c)["type"])
+	wsClosed(t, c, 4401, CodeUnauthorized)
+}
+
+func TestPlayWithAuthOnAFollowerForwardsTheTokenWithActions(t *testing.T) {
+	nodes := startPlayCluster(t, 2, fastPlay, withAuth)
+	nodes[0].env.do("POST", "/v1/worlds", arenaBody)
+	tok := sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
+	c := dialPlay(t, nodes[1].env.wsURL("arena"), "Authorization", "Bearer "+tok)
+	wsSend(t, c, map[string]any{"type": "hello"})
+	require.Equal(t, "welcome", wsRecv(t, c)["type"])
+	wsSend(t, c, map[string]any{"type": "action", "action": json.RawMessage(`{"seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`)})
+	for {
+		m := wsRecv(t, c)
+		if m["type"] == "result" {
+			require.Equal(t, "ann", m["event"].(map[string]any)["player"])
+			break
+		}
+	}
+}
+
+func TestInternalSessionEndpointServesOnlyForwardedWellFormedCommands(t *testing.T) {
+	fake := newFake()
+	e := newEnv(t, fake, withAuth)
+	e.do("POST", "/v1/worlds", arenaBody)
+	fwd := []string{HeaderForwarded, "1"}
+	hash := strings.Repeat("ab", fsm.TokenHashLen)
+	e.requireError(403, CodeForbidden, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann"}`)
+	e.requireError(404, fsm.CodeNotFound, "POST", "/v1/worlds/arena/sessions/dance", `{"id":"s1"}`, fwd...)
+	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/sessions/ack", `{"id":`, fwd...)
+	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann","token_hash":"zz"}`, fwd...)
+	e.requireError(401, CodeUnauthorized, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann","token_hash":"`+hash+`"}`, fwd...)
+	tok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("bob"))
+	e.requireError(403, CodeForbidden, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann"}`, HeaderForwarded, "1", "Authorization", tok)
+	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"bob","token_hash":"`+hash+`"}`, HeaderForwarded, "1", "Authorization", tok)
+	require.Equal(t, 200, code, "%v", m)
+	require.Equal(t, "s1", m["id"])
+	e.requireError(404, fsm.CodeSessionUnknown, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s9","seq":1}`, fwd...)
+	fake.leader.Store(false)
+	e.requireError(503, CodeNotLeader, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1","seq":1}`, fwd...)
+}
+
+func TestPlayOnANodeWithoutAReachableLeaderClosesWith4503(t *testing.T) {
+	fake := newFake()
+	e := newEnv(t, fake, fastPlay)
+	e.do("POST", "/v1/worlds", arenaBody)
+	fake.leader.Store(false)
+	for what, addr := range map[string]string{
+		"no leader":   "",
+		"bad address": "bad host:1",
+		"unreachable": freeAddr(t),
+	} {
+		t.Run(what, func(t *testing.T) {
+			fake.setLeader("n9", addr)
+			c := dialPlay(t, e.wsURL("arena"))
+			wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
+			wsClosed(t, c, 4503, CodeNotLeader)
+		})
+	}
+	// A leader that answers garbage is an internal error.
+	junk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/open") {
+			_, _ = w.Write([]byte("{not json"))
+			return
+		}
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = w.Write([]byte("teapot"))
+	}))
+	defer junk.Close()
+	fake.setLeader("n9", junk.URL)
+	c := dialPlay(t, e.wsURL("arena"))
+	wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
+	wsClosed(t, c, websocket.StatusInternalError, CodeInternal)
+	_, err := e.srv.session(context.Background(), fsm.CmdSessionAck, &fsm.SessionCmd{World: "arena", ID: "s"}, "")
+	var re *remoteError
+	require.ErrorAs(t, err, &re)
+	require.Equal(t, http.StatusTeapot, re.status)
+	require.Equal(t, CodeInternal, re.code)
+}
+
+func TestPlayOnAFollowerThatLagsGivesUpAfterTheRequestTimeout(t *testing.T) {
+	// The leader (here: a fake leader behind another edge) opens the
+	// session, but this node never applies it.
+	leader := newFake()
+	le := newEnv(t, leader)
+	le.do("POST", "/v1/worlds", arenaBody)
+	lagging := newFake()
+	e := newEnv(t, lagging, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond })
+	lagging.leader.Store(false)
+	lagging.setLeader("n1", le.ts.Listener.Addr().String())
+	c := dialPlay(t, e.wsURL("arena"))
+	wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
+	wsClosed(t, c, 4503, CodeNotLeader)
+}
+
+func TestActOnLeaderRetriesOnTheLeaderWhenLeadershipMovesMidCall(t *testing.T) {
+	leader := newFake()
+	le := newEnv(t, leader)
+	le.do("POST", "/v1/worlds", arenaBody)
+	me := newFake()
+	e := newEnv(t, me)
+	me.setLeader("n1", le.ts.Listener.Addr().String())
+	me.set(func(f *fakeBackend) {
+		f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
+			f.leader.Store(false) // deposed while proposing
+			return nil, false, store.ErrNotLeader
+		}
+		f.sessErr = nil
+	})
+	a, err := decodeAction([]byte(actBody("ann", 1)), "arena", "")
+	require.NoError(t, err)
+	ev, err := e.srv.actOnLeader(context.Background(), a, json.RawMessage(actBody("ann", 1)), "")
+	require.NoError(t, err)
+	require.Equal(t, "ann", ev.Player)
+	// Other errors of a local leader stay.
+	me.leader.Store(true)
+	me.set(func(f *fakeBackend) {
+		f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return nil, false, errors.New("boom") }
+	})
+	_, err = e.srv.actOnLeader(context.Background(), a, nil, "")
+	require.EqualError(t, err, "boom")
+}
+
+func TestSessionAdminRefusesOversizedBodies(t *testing.T) {
+	fake := newFake()
+	e := newEnv(t, fake, func(c *Config) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 64, 64 })
+	big := `{"id":"` + strings.Repeat("x", 100) + `"}`
+	e.requireError(413, CodeTooLarge, "POST", "/v1/worlds/arena/sessions/ack", big, HeaderForwarded, "1")
+	e.requireError(413, CodeTooLarge, "POST", "/v1/worlds/arena/sessions:import", big)
+}
+
+func TestImportMovesToTheLeaderWhenLeadershipMovesBeforeTheFirstPlayer(t *testing.T) {
+	leader := newFake()
+	le := newEnv(t, leader)
+	le.do("POST", "/v1/worlds", arenaBody)
+	me := newFake()
+	e := newEnv(t, me)
+	me.setLeader("n1", le.ts.Listener.Addr().String())
+	me.set(func(f *fakeBackend) {
+		f.sessHook = func() error {
+			f.leader.Store(false) // deposed while proposing
+			return store.ErrNotLeader
+		}
+	})
+	file := `{"players":[{"player":"ann","data":{"gold":1}}]}`
+	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions:import", file)
+	require.Equal(t, 200, code, "%v", m)
+	require.Equal(t, float64(1), m["imported"])
+	require.Equal(t, 1, leader.forwarded)
+	// A later failure says how far the import got.
+	me.leader.Store(true)
+	me.set(func(f *fakeBackend) { f.sessHook = func() error { return store.ErrOverloaded } })
+	e.requireError(429, CodeOverloaded, "POST", "/v1/worlds/arena/sessions:import", file)
+}
+
+func TestCallLeaderReportsATruncatedAnswerAsOutcomeUnknown(t *testing.T) {
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		_, _ = w.Write([]byte(`{"id":`))
+	}))
+	defer cut.Close()
+	fake := newFake()
+	e := newEnv(t, fake)
+	fake.leader.Store(false)
+	fake.setLeader("n9", cut.URL)
+	_, err := e.srv.session(context.Background(), fsm.CmdSessionAck, &fsm.SessionCmd{World: "arena", ID: "s"}, "")
+	require.ErrorIs(t, err, store.ErrOutcomeUnknown)
+}
+
+func TestPlayRefusesBeforeTheUpgradeAndEndsOnHelloTimeoutPongsAndAClosedStore(t *testing.T) {
+	n := startLeaderWith(t, fastPlay, func(c *Config) { c.Play.HelloTimeout = 50 * time.Millisecond })
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	// A bad world name and a plain GET are answered before any upgrade.
+	n.env.requireError(400, fsm.CodeMalformed, "GET", "/v1/worlds/"+strings.Repeat("w", fsm.MaxNameLen+1)+"/play", "")
+	code, _, _ := n.env.do("GET", "/v1/worlds/arena/play", "")
+	require.Equal(t, http.StatusUpgradeRequired, code)
+	// No hello in time.
+	c := dialPlay(t, n.env.wsURL("arena"))
+	wsClosed(t, c, 4400, fsm.CodeMalformed)
+	// A resume without a session name.
+	c = dialPlay(t, n.env.wsURL("arena"))
+	wsSend(t, c, map[string]any{"type": "resume", "player": "ann", "session": ""})
+	wsClosed(t, c, 4400, fsm.CodeMalformed)
+	// Pongs are taken; a store that closes ends the connection.
+	c = dialPlay(t, n.env.wsURL("arena"))
+	welcome(t, c, "ann")
+	wsSend(t, c, map[string]any{"type": "pong", "t": time.Now().UnixNano()})
+	require.NoError(t, n.st.Close(context.Background()))
+	wsClosed(t, c, 4503, CodeUnavailable)
+	// A closing server refuses new connections.
+	n.env.srv.Close()
+	n.env.requireError(503, CodeUnavailable, "GET", "/v1/worlds/arena/play", "")
+}
+
+func TestNewFailsWhenThePlayMetricsAreTaken(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_play_connections", Help: "taken"}))
+	_, err := New(testConfig(), newFake(), reg)
+	require.ErrorContains(t, err, "api play metrics")
+}

@@ -1,0 +1,112 @@
+package client
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// SessionInfo is a player's session as the session admin API shows it
+// (docs/API.md, "Sessions").
+type SessionInfo struct {
+	World  string `json:"world"`
+	ID     string `json:"id,omitempty"`
+	Player string `json:"player"`
+	// Acked is the last world event seq the player acknowledged.
+	Acked uint64 `json:"acked"`
+	// Epoch counts the session's resumes.
+	Epoch uint64 `json:"epoch"`
+	// Node holds the session's connection (as of its last open or resume).
+	Node string `json:"node,omitempty"`
+	// Opened and Seen are leader times (unix ns).
+	Opened int64 `json:"opened,omitempty"`
+	Seen   int64 `json:"seen,omitempty"`
+	// Kicked is why an admin kicked the session ("" if not).
+	Kicked string               `json:"kicked,omitempty"`
+	Data   map[string]fsm.Value `json:"data,omitempty"`
+}
+
+// Ban is one banned player of a world.
+type Ban struct {
+	Player string `json:"player"`
+	Reason string `json:"reason"`
+}
+
+// PlayerDataFormat is the format name of a PlayerDataFile.
+const PlayerDataFormat = "gsd.players.v1"
+
+// PlayerDataFile is one world's players' critical data, as exported and
+// imported (docs/API.md).
+type PlayerDataFile struct {
+	Format  string             `json:"format"`
+	World   string             `json:"world"`
+	Players []PlayerDataRecord `json:"players"`
+}
+
+// PlayerDataRecord is one player's data in a PlayerDataFile.
+type PlayerDataRecord struct {
+	Player string               `json:"player"`
+	Data   map[string]fsm.Value `json:"data"`
+}
+
+// Sessions lists a world's open sessions: who is connected, their last
+// ack and node (a stale read of the answering node).
+func (c *Client) Sessions(ctx context.Context, world string) ([]SessionInfo, error) {
+	var out struct {
+		Sessions []SessionInfo `json:"sessions"`
+	}
+	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds", world, "sessions")}, &out)
+	return out.Sessions, err
+}
+
+// Kick closes a session wherever its connection is, with a reason ("":
+// the server's default). The player may start a new session unless banned.
+func (c *Client) Kick(ctx context.Context, world, session, reason string) (SessionInfo, error) {
+	var out SessionInfo
+	body := map[string]string{}
+	if reason != "" {
+		body["reason"] = reason
+	}
+	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "sessions", session, "kick"), body: body, write: true}, &out)
+	return out, err
+}
+
+// Ban bans a player from a world (their session is kicked; hello, resume
+// and actions are refused with 403 banned) until Unban.
+func (c *Client) Ban(ctx context.Context, world, player, reason string) error {
+	body := Ban{Player: player, Reason: reason}
+	return c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "bans"), body: body, write: true}, nil)
+}
+
+// Unban lifts a player's ban.
+func (c *Client) Unban(ctx context.Context, world, player string) error {
+	return c.do(ctx, &request{method: http.MethodDelete, path: path("worlds", world, "bans", player), write: true}, nil)
+}
+
+// Bans lists a world's banned players.
+func (c *Client) Bans(ctx context.Context, world string) ([]Ban, error) {
+	var out struct {
+		Bans []Ban `json:"bans"`
+	}
+	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds", world, "bans")}, &out)
+	return out.Bans, err
+}
+
+// ExportPlayerData returns every player's critical data in a world.
+func (c *Client) ExportPlayerData(ctx context.Context, world string) (PlayerDataFile, error) {
+	var out PlayerDataFile
+	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds", world, "sessions:export")}, &out)
+	return out, err
+}
+
+// ImportPlayerData sets the data of every player in f in world (the file's
+// own world may differ) and returns how many players it imported. Import is
+// idempotent, so it is retried like an action.
+func (c *Client) ImportPlayerData(ctx context.Context, world string, f PlayerDataFile) (int, error) {
+	var out struct {
+		Imported int `json:"imported"`
+	}
+	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "sessions:import"), body: f, write: true}, &out)
+	return out.Imported, err
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCtlSessionExportImportBanAndPresence(t *testing.T) {
+	addr := startNode(t)
+	with := func(args ...string) []string { return append([]string{"--addr", addr, "--timeout", "30s"}, args...) }
+	mustRun(t, with("world", "create", "arena")...)
+
+	file := `{"format":"gsd.players.v1","world":"arena","players":[{"player":"ann","data":{"gold":40,"vip":true}}]}`
+	for range 2 { // idempotent
+		code, out, errOut := ctl(t, file, with("session", "import", "arena")...)
+		require.Equal(t, 0, code, errOut)
+		require.JSONEq(t, `{"ok":true,"world":"arena","imported":1}`, out)
+	}
+	var f client.PlayerDataFile
+	require.NoError(t, json.Unmarshal([]byte(mustRun(t, with("session", "export", "arena")...)), &f))
+	require.Equal(t, client.PlayerDataFormat, f.Format)
+	require.Equal(t, map[string]fsm.Value{"gold": fsm.Int(40), "vip": fsm.Bool(true)}, f.Players[0].Data)
+	code, _, errOut := ctl(t, "{nope", with("session", "import", "arena")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "player data")
+
+	require.JSONEq(t, `{"ok":true}`, mustRun(t, with("session", "ban", "arena", "eve", "--reason", "cheat")...))
+	require.JSONEq(t, `{"world":"arena","bans":[{"player":"eve","reason":"cheat"}]}`, mustRun(t, with("session", "bans", "arena")...))
+	require.JSONEq(t, `{"ok":true}`, mustRun(t, with("session", "unban", "arena", "eve")...))
+	code, _, errOut = ctl(t, "", with("session", "ban", "arena", "eve")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "--reason is required")
+
+	require.Contains(t, mustRun(t, with("session", "list", "arena")...), "SESSION")
+	require.JSONEq(t, `{"world":"arena","sessions":[]}`, mustRun(t, with("-o", "json", "session", "ls", "arena")...))
+	code, _, errOut = ctl(t, "", with("session", "kick", "arena", "nope", "--reason", "x")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "session_unknown")
+}
