@@ -531,3 +531,43 @@ func None() Nemesis { return none{} }
 
 func (none) Start(context.Context, *Env) (string, error) { return "nothing", nil }
 func (none) Stop(context.Context, *Env) error            { return nil }
+
+// Rotate applies the given nemeses in turn, one per fault cycle: a short
+// run that still passes through every kind of fault (the smoke slice).
+func Rotate(ns ...func() Nemesis) func() Nemesis {
+	return func() Nemesis {
+		r := &rotation{}
+		for _, n := range ns {
+			r.all = append(r.all, n())
+		}
+		return r
+	}
+}
+
+type rotation struct {
+	all []Nemesis
+	i   int
+	cur Nemesis
+}
+
+func (r *rotation) Start(ctx context.Context, e *Env) (string, error) {
+	r.cur = r.all[r.i%len(r.all)]
+	r.i++
+	return r.cur.Start(ctx, e)
+}
+
+func (r *rotation) Stop(ctx context.Context, e *Env) error {
+	if r.cur == nil {
+		return nil
+	}
+	return r.cur.Stop(ctx, e)
+}
+
+// Wait waits for every nemesis's background work.
+func (r *rotation) Wait() {
+	for _, n := range r.all {
+		if w, ok := n.(interface{ Wait() }); ok {
+			w.Wait()
+		}
+	}
+}

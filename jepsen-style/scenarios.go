@@ -63,7 +63,13 @@ func Smoke() []Scenario {
 	return []Scenario{
 		light(Scenario{Name: "smoke-leader-kill", Nemesis: KillLeader}),
 		light(Scenario{Name: "smoke-partition-minority", Nemesis: PartitionLeaderMinority}),
-		light(Scenario{Name: "smoke-latency", Nemesis: func() Nemesis { return Latency(75*time.Millisecond, 50*time.Millisecond) }}),
+		// Every non-disk fault once, 1 s each, on five voters and a spare.
+		{Name: "smoke-rotating-faults", Voters: 5, Spares: 1, Args: compactArgs, Clients: 3, Think: 20 * time.Millisecond,
+			Duration: 45 * time.Second, Hold: time.Second, Quiet: 1500 * time.Millisecond,
+			Nemesis: Rotate(PauseRandom, PartitionRandomHalves, PartitionOneWay, PartitionOneWayInbound, PartitionBridge,
+				func() Nemesis { return Latency(75*time.Millisecond, 50*time.Millisecond) }, Blackhole,
+				func() Nemesis { return Bandwidth(16 << 10) }, ConnectionResets, IsolateUntilCompacted,
+				MembershipReAdd, MembershipReplace, LeadershipTransfer, RestartFromSnapshot, KillRandom)},
 	}
 }
 

@@ -9,19 +9,37 @@ import "testing"
 // linearizable registers, consistent counters, sets and feeds, and equal
 // hashes after healing.
 
-func smoke(t *testing.T, name string) {
+func smoke(t *testing.T, name string) *Result {
 	if testing.Short() {
 		t.Skip("process-level fault injection")
 	}
 	for _, sc := range Smoke() {
 		if sc.Name == name {
-			requireClean(t, runScenario(t, sc, gsdBinary(t)))
-			return
+			res := runScenario(t, sc, gsdBinary(t))
+			requireClean(t, res)
+			return res
 		}
 	}
 	t.Fatalf("no smoke scenario %s", name)
+	return nil
 }
 
 func TestSmokeLeaderKill(t *testing.T)        { smoke(t, "smoke-leader-kill") }
 func TestSmokePartitionMinority(t *testing.T) { smoke(t, "smoke-partition-minority") }
-func TestSmokeLatency(t *testing.T)           { smoke(t, "smoke-latency") }
+
+// TestSmokeRotatingFaults passes through every non-disk nemesis once; each
+// must also have started and stopped without error.
+func TestSmokeRotatingFaults(t *testing.T) {
+	res := smoke(t, "smoke-rotating-faults")
+	if res == nil {
+		return
+	}
+	if len(res.Faults) < 15 {
+		t.Errorf("only %d faults ran; want every one of the 15 nemeses", len(res.Faults))
+	}
+	for _, f := range res.Faults {
+		if f.Err != "" {
+			t.Errorf("fault %q: %s", f.Desc, f.Err)
+		}
+	}
+}
