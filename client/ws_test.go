@@ -104,6 +104,7 @@ func TestPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates(t *testing.T) {
 	require.NoError(t, <-writer)
 	_, resumes := p.Session()
 	require.GreaterOrEqual(t, resumes, 1)
+	require.Empty(t, p.Data(), "this player has no stored data")
 }
 
 func TestPlayActionsAreAnsweredAndSurviveAResume(t *testing.T) {
@@ -145,6 +146,7 @@ func TestPlayEndsForGoodOnRefusals(t *testing.T) {
 	var ce *CloseError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, 4404, ce.Code)
+	require.Contains(t, ce.Error(), "play closed 4404")
 
 	// Another connection of the same player replaces the first for good.
 	p1, err := c.Play(ctx, "arena", PlayOptions{Player: "ann"})

@@ -158,6 +158,8 @@ func TestArchiveWriteFailureIsRetriedWithoutLosingEvents(t *testing.T) {
 	}
 	err := s.feed.waitArchived(s.adapter.appliedIndex())
 	require.ErrorContains(t, err, "no space left")
+	_, err = s.Snapshot(ctxT(t))
+	require.ErrorContains(t, err, "no space left", "no snapshot (and no log compaction) while events are not durable")
 	failing.Store(false) // the disk has room again: the writer's retry succeeds
 	require.Eventually(t, func() bool { return s.feed.waitArchived(s.adapter.appliedIndex()) == nil },
 		30*time.Second, 10*time.Millisecond)

@@ -334,6 +334,3 @@ func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
 		return evs, nil
 	}
 }
-
-// Position returns the seq the next event will have.
-func (s *Subscription) Position() uint64 { return s.next }

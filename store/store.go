@@ -276,9 +276,6 @@ func (s *Store) Leader() (id, httpAddr string) {
 	return string(lid), ""
 }
 
-// FSM returns the node's state machine for stale reads and pre-checks.
-func (s *Store) FSM() *fsm.FSM { return s.fsm }
-
 // Close shuts the node down: hands leadership to a peer first if it leads a
 // multi-node group, stops the batcher (queued actions get ErrNotLeader),
 // stops Raft, and flushes the event archive.

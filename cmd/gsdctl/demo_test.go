@@ -5,6 +5,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -38,4 +40,23 @@ func TestDemoRefusesBadSizesAndAMissingBinary(t *testing.T) {
 	errb.Reset()
 	require.Equal(t, 1, run(context.Background(), []string{"demo", "--gsd", "/nonexistent/gsd", "--duration", "1s"}, nil, &out, &errb))
 	require.Contains(t, errb.String(), "gsdctl:")
+}
+
+func TestFindGSDPrefersTheFlagThenPATH(t *testing.T) {
+	p, err := findGSD("/opt/gsd/bin/gsd")
+	require.NoError(t, err)
+	require.Equal(t, "/opt/gsd/bin/gsd", p)
+
+	// The test binary has no gsd beside it: the search falls to $PATH.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "gsd")
+	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755))
+	t.Setenv("PATH", dir)
+	p, err = findGSD("")
+	require.NoError(t, err)
+	require.Equal(t, bin, p)
+
+	t.Setenv("PATH", t.TempDir())
+	_, err = findGSD("")
+	require.ErrorContains(t, err, "make build")
 }
