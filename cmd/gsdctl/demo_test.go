@@ -60,3 +60,26 @@ func TestFindGSDPrefersTheFlagThenPATH(t *testing.T) {
 	_, err = findGSD("")
 	require.ErrorContains(t, err, "make build")
 }
+
+// gsdctl bench with its own local cluster: the failover scenario kills the
+// leader under load and checks that no acknowledged action was lost.
+func TestBenchFailoverOnItsOwnClusterLosesNoAcknowledgedAction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three gsd processes")
+	}
+	bin := testbin.GSD(t)
+	t.Setenv("GSD_BENCH_COVER", "1") // the gsd processes write coverage to $GSD_GOCOVERDIR
+	out := filepath.Join(t.TempDir(), "f.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, []string{"bench", "--gsd", bin, "--quiet", "--duration", "2s", "--warmup", "300ms",
+		"--players", "20", "--items", "3", "--rate", "100", "--batch", "4", "--conns", "4", "--observers", "1",
+		"--kill-after", "500ms", "--down", "500ms", "--out", out, "failover"}, nil, &stdout, &stderr)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Contains(t, stdout.String(), "failover: killed leader")
+	require.Contains(t, stdout.String(), "check no lost acknowledgements")
+	require.Regexp(t, `check no lost acknowledgements\s+ok: \d+ acknowledged events checked against the log, 0 missing`, stdout.String())
+	_, err := os.Stat(out)
+	require.NoError(t, err)
+}
