@@ -63,16 +63,23 @@ func Smoke() []Scenario {
 	return []Scenario{
 		light(Scenario{Name: "smoke-leader-kill", Nemesis: KillLeader}),
 		light(Scenario{Name: "smoke-partition-minority", Nemesis: PartitionLeaderMinority}),
-		// Every non-disk fault once, 1 s each, on five voters and a spare.
-		// Default snapshot settings: with compactArgs every node ends up
-		// installing a snapshot, and then no node holds a complete event
-		// feed for the duplicate check (the matrix covers compaction).
+		// Every kind of fault once, 1 s each, on five voters and a spare,
+		// disk faults included (gsd built with failpoints). Snapshots on
+		// demand, as in crash-between-steps: with compactArgs every node
+		// ends up installing a snapshot, and then no node holds a complete
+		// event feed for the duplicate check (the matrix covers compaction).
 		{Name: "smoke-rotating-faults", Voters: 5, Spares: 1, Clients: 3, Think: 20 * time.Millisecond,
-			Duration: 45 * time.Second, Hold: time.Second, Quiet: 1500 * time.Millisecond,
+			Tags: FailpointsTag, Args: crashArgs,
+			Duration: 55 * time.Second, Hold: time.Second, Quiet: 1500 * time.Millisecond,
 			Nemesis: Rotate(PauseRandom, PartitionRandomHalves, PartitionOneWay, PartitionOneWayInbound, PartitionBridge,
 				func() Nemesis { return Latency(75*time.Millisecond, 50*time.Millisecond) }, Blackhole,
 				func() Nemesis { return Bandwidth(16 << 10) }, ConnectionResets, IsolateUntilCompacted,
-				MembershipReAdd, MembershipReplace, LeadershipTransfer, RestartFromSnapshot, KillRandom)},
+				MembershipReAdd, MembershipReplace, LeadershipTransfer, RestartFromSnapshot, KillRandom,
+				DiskFault("leader", fpRaftLogAppend+"=sleep(200ms)"),
+				DiskFault("follower", fpRaftLogAppend+"=error(enospc)", fpRaftStable+"=error(enospc)"),
+				DiskFault("leader", fpRaftLogAppend+"=error(enospc)", fpRaftStable+"=error(enospc)"),
+				DiskFault("all", fpArchiveWrite+"=error(enospc)"),
+				CrashBetweenSteps)},
 	}
 }
 

@@ -15,7 +15,11 @@ func smoke(t *testing.T, name string) *Result {
 	}
 	for _, sc := range Smoke() {
 		if sc.Name == name {
-			res := runScenario(t, sc, gsdBinary(t))
+			var tags []string
+			if sc.Tags != "" {
+				tags = append(tags, sc.Tags)
+			}
+			res := runScenario(t, sc, gsdBinary(t, tags...))
 			requireClean(t, res)
 			return res
 		}
@@ -27,15 +31,15 @@ func smoke(t *testing.T, name string) *Result {
 func TestSmokeLeaderKill(t *testing.T)        { smoke(t, "smoke-leader-kill") }
 func TestSmokePartitionMinority(t *testing.T) { smoke(t, "smoke-partition-minority") }
 
-// TestSmokeRotatingFaults passes through every non-disk nemesis once; each
+// TestSmokeRotatingFaults passes through every nemesis kind once; each
 // must also have started and stopped without error.
 func TestSmokeRotatingFaults(t *testing.T) {
 	res := smoke(t, "smoke-rotating-faults")
 	if res == nil {
 		return
 	}
-	if len(res.Faults) < 15 {
-		t.Errorf("only %d faults ran; want every one of the 15 nemeses", len(res.Faults))
+	if len(res.Faults) < 20 {
+		t.Errorf("only %d faults ran; want every one of the 20 nemeses", len(res.Faults))
 	}
 	for _, f := range res.Faults {
 		if f.Err != "" {
