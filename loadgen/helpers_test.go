@@ -1,62 +1,14 @@
 package loadgen
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"net"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/api"
-	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/store"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/stretchr/testify/require"
+	"github.com/gsd-dev/gsd/internal/testnode"
 )
 
-// startNode runs a real one-node gsd (store + api) on loopback and returns
-// its HTTP address.
-func startNode(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	raftAddr := l.Addr().String()
-	require.NoError(t, l.Close())
-	hs := httptest.NewUnstartedServer(nil)
-	httpAddr := hs.Listener.Addr().String()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := store.DefaultConfig()
-	cfg.ID, cfg.Dir, cfg.RaftAddr, cfg.HTTPAddr = "n1", t.TempDir(), raftAddr, httpAddr
-	cfg.Bootstrap, cfg.NoSync, cfg.Logger = true, true, log
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
-	reg := prometheus.NewRegistry()
-	st, err := store.New(cfg, reg)
-	require.NoError(t, err)
-	acfg := api.DefaultConfig()
-	acfg.Logger = log
-	srv, err := api.New(acfg, st, reg)
-	require.NoError(t, err)
-	hs.Config.Handler = srv.Handler()
-	hs.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, st.Close(ctx))
-	})
-	c := client.New([]string{httpAddr})
-	defer c.Close()
-	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		s, err := c.Status(ctx)
-		return err == nil && s.LeaderHTTP != ""
-	}, 30*time.Second, 10*time.Millisecond)
-	return httpAddr
-}
+// startNode runs a real single-node gsd for the test; see internal/testnode.
+func startNode(t *testing.T) string { return testnode.Start(t) }
 
 func smallLoad(world string) LoadParams {
 	p := DefaultLoadParams()

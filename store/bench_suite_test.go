@@ -319,3 +319,8 @@ func newRawGroup(t testing.TB, n int) *raft.Raft {
 	}, 10*time.Second, 10*time.Millisecond)
 	return leader
 }
+
+type nopSnap struct{}
+
+func (nopSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
+func (nopSnap) Release()                          {}

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"io"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,9 +10,6 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"github.com/stretchr/testify/require"
 )
 
 // The store-level benchmarks: W writers, each waiting for its own event to
@@ -42,7 +37,7 @@ func BenchmarkCommit(b *testing.B) {
 func BenchmarkRawRaft(b *testing.B) {
 	for _, w := range []int{1, 64, 1024, 4096} {
 		b.Run("writers="+strconv.Itoa(w), func(b *testing.B) {
-			l := newRawCluster(b, 3)
+			l := newRawGroup(b, 3)
 			payload := fsm.EncodeAction(incr("bench", "p1", 1, "e1", "score", 1))
 			run(b, w, func(ctx context.Context, writer int, seq uint64) error {
 				return l.Apply(payload, 10*time.Second).Error()
@@ -85,57 +80,4 @@ func run(b *testing.B, w int, op func(ctx context.Context, writer int, seq uint6
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(all.ValueAtQuantile(50))/1e6, "p50-ms")
 	b.ReportMetric(float64(all.ValueAtQuantile(99))/1e6, "p99-ms")
-}
-
-type nopFSM struct{}
-
-func (nopFSM) Apply(*raft.Log) any                 { return nil }
-func (nopFSM) Snapshot() (raft.FSMSnapshot, error) { return nopSnap{}, nil }
-func (nopFSM) Restore(r io.ReadCloser) error       { return r.Close() }
-
-type nopSnap struct{}
-
-func (nopSnap) Persist(s raft.SnapshotSink) error { return s.Close() }
-func (nopSnap) Release()                          {}
-
-// newRawCluster starts n bare raft nodes with bolt logs (fsync on) over
-// loopback TCP, configured like the store's, and returns the leader.
-func newRawCluster(b *testing.B, n int) *raft.Raft {
-	base := b.TempDir()
-	var (
-		nodes   []*raft.Raft
-		servers []raft.Server
-	)
-	for i := 0; i < n; i++ {
-		cfg := testConfig(b, "r"+strconv.Itoa(i), filepath.Join(base, strconv.Itoa(i)))
-		rc := cfg.raftConfig()
-		rc.Logger = nil
-		rc.LogLevel = "error"
-		ls, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(base, strconv.Itoa(i)+".db")})
-		require.NoError(b, err)
-		tr, err := raft.NewTCPTransport(cfg.RaftAddr, nil, 3, 10*time.Second, io.Discard)
-		require.NoError(b, err)
-		r, err := raft.NewRaft(rc, nopFSM{}, ls, ls, raft.NewInmemSnapshotStore(), tr)
-		require.NoError(b, err)
-		nodes = append(nodes, r)
-		servers = append(servers, raft.Server{ID: rc.LocalID, Address: tr.LocalAddr()})
-		b.Cleanup(func() {
-			_ = r.Shutdown().Error()
-			tr.CloseStreams()
-			_ = tr.Close()
-			_ = ls.Close()
-		})
-	}
-	require.NoError(b, nodes[0].BootstrapCluster(raft.Configuration{Servers: servers}).Error())
-	var leader *raft.Raft
-	require.Eventually(b, func() bool {
-		for _, r := range nodes {
-			if r.State() == raft.Leader {
-				leader = r
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 10*time.Millisecond)
-	return leader
 }
