@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/store"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -40,30 +39,7 @@ func startNode(t *testing.T, id string, bootstrap bool) *node {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	cfg := store.DefaultConfig()
-	cfg.ID = id
-	cfg.Dir = t.TempDir()
-	cfg.RaftAddr = freeAddr(t)
-	cfg.HTTPAddr = ln.Addr().String()
-	cfg.Bootstrap = bootstrap
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
-	cfg.NoSync = true
-	cfg.Logger = quietLogger()
-	reg := prometheus.NewRegistry()
-	st, err := store.New(cfg, reg)
-	if err != nil {
-		ln.Close()
-	}
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, st.Close(ctx))
-	})
-	// Registered after the store's cleanup, so it runs first.
-	return &node{st: st, env: newEnvReg(t, st, reg, ln), raftAddr: cfg.RaftAddr}
+	return startNodeOn(t, id, bootstrap, ln)
 }
 
 func startLeader(t *testing.T) *node {

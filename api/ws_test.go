@@ -460,6 +460,7 @@ func startNodeOn(t *testing.T, id string, bootstrap bool, ln net.Listener, opts 
 		defer cancel()
 		require.NoError(t, st.Close(ctx))
 	})
+	// Registered after the store's cleanup, so it runs first.
 	return &node{st: st, env: newEnvReg(t, st, reg, ln, opts...), raftAddr: cfg.RaftAddr}
 }
 
