@@ -139,7 +139,9 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, a.World)}
 	}
 	p := w.players[a.Player]
-	if p != nil {
+	// A seq above the player's newest was never recorded: no lookup (the
+	// common case, and the window's slot is usually a cache miss).
+	if p != nil && a.Seq <= p.maxSeq {
 		if r, ok := p.lookup(a.Seq, f.cfg.Window); ok {
 			if r.payload != payload {
 				return Result{Err: fmt.Errorf("%w: player %s seq %d", ErrSeqReused, a.Player, a.Seq)}
