@@ -21,7 +21,7 @@ import (
 
 // benchScenarios are the scenarios `gsdctl bench` knows, in suite order
 // (failover last: it kills a node).
-var benchScenarios = []string{"battle", "conflict-storm", "spectator-influx", "churn", "failover"}
+var benchScenarios = []string{"battle", "conflict-storm", "spectator-influx", "churn", "play", "failover"}
 
 type benchOptions struct {
 	gsd, dir, out       string
@@ -58,6 +58,10 @@ Scenarios (default: all, in this order):
                     player P99 with and without spectators, and their ratio
   churn             --churners reconnect again and again (new connections), resume
                     the event stream at last seq + 1; gaps and duplicates counted
+  play              --players (at most 5000) each on its own WebSocket play connection,
+                    spread over the nodes, at --rate actions/s; action→result latency and
+                    propagation to another player's play stream (--batch, --conns and
+                    --observers do not apply)
   failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
                     recovery time and a check that no acknowledged event was lost
 
@@ -177,6 +181,8 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll}, o.tm)
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
+		case "play":
+			r, err = loadgen.PlayBattle(ctx, t, p, o.tm)
 		case "failover":
 			if t.KillLeader == nil {
 				fmt.Fprintln(out, "skipped: failover needs the local cluster bench starts (no --addr)")

@@ -1,0 +1,306 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+)
+
+// MaxPlayPlayers bounds the play scenario's players: each one is a
+// WebSocket connection that receives every event of the world.
+const MaxPlayPlayers = 5000
+
+// playInflight bounds one player's actions awaiting their result (the
+// server's default MaxInflight per connection).
+const playInflight = 64
+
+// playBuffer is each player's event buffer (client.PlayOptions.Buffer).
+const playBuffer = 256
+
+// playConnectParallel bounds the hellos and byes in flight.
+const playConnectParallel = 64
+
+// playPlayer is one simulated player's play connection.
+type playPlayer struct {
+	play     *client.Play
+	sem      chan struct{} // actions in flight
+	watch    string        // the player whose events this one measures (player A)
+	received atomic.Int64  // events received on the stream
+}
+
+// PlayBattle runs a battle like Battle, but each of Players players has
+// its own WebSocket play connection (client.Play), spread over the nodes,
+// and sends its actions over it, open-loop at Rate actions/s in total
+// (Tick, Items, Seed and RequestTimeout as in Battle; Batch, Conns and
+// Observers do not apply). action_commit is an action's scheduled send →
+// its result on the connection; propagation is player A's scheduled send
+// → the event received on player B's play stream (each player watches one
+// other player's critical events, so every event is measured once); fanout
+// is leader time → received, for the same watched events.
+func PlayBattle(ctx context.Context, t *Target, p LoadParams, tm Timing) (*Result, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	if p.Players > MaxPlayPlayers {
+		return nil, fmt.Errorf("loadgen: play supports at most %d players (one WebSocket each), not %d", MaxPlayPlayers, p.Players)
+	}
+	r := newResult("play")
+	p.into(r)
+	r.Level = "client (WebSocket play)"
+	for _, k := range []string{"batch", "conns", "observers"} {
+		delete(r.Params, k)
+	}
+	tm.into(r)
+	_, stopSampler := t.sampler(ctx)
+	defer func() {
+		if r.Procs == nil {
+			stopSampler()
+		}
+	}()
+	addrs, _, err := t.leaderFirst(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := createWorld(ctx, addrs, p.World); err != nil {
+		return nil, err
+	}
+	if err := waitWorld(ctx, addrs, p.World); err != nil {
+		return nil, err
+	}
+	l := newLoad(p, addrs)
+	defer l.c.Close()
+
+	// One client per node, each trying its node first (a resume may move on).
+	clients := make([]*client.Client, len(addrs))
+	for i := range addrs {
+		rot := append(append([]string{}, addrs[i:]...), addrs[:i]...)
+		clients[i] = client.New(rot, client.WithAttemptTimeout(5*time.Second),
+			client.WithBackoff(10*time.Millisecond, 500*time.Millisecond))
+		defer clients[i].Close()
+	}
+	players := make([]*playPlayer, p.Players)
+	var closing atomic.Bool
+	defer func() { // on an early return: close what was opened
+		if !closing.Load() {
+			closing.Store(true)
+			closePlays(players)
+		}
+	}()
+	t.logf("play: connecting %d players over WebSocket to %d nodes", p.Players, len(addrs))
+	if err := connectPlayers(ctx, t, clients, p, players, l.prefix); err != nil {
+		return nil, err
+	}
+
+	var (
+		rwg      sync.WaitGroup
+		streamMu sync.Mutex
+		streamEr []string
+	)
+	for _, pp := range players {
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			if err := l.readPlay(pp); err != nil && !closing.Load() {
+				streamMu.Lock()
+				streamEr = append(streamEr, err.Error())
+				streamMu.Unlock()
+			}
+		}()
+	}
+	delivered := func() int64 {
+		var n int64
+		for _, pp := range players {
+			n += pp.received.Load()
+		}
+		return n
+	}
+
+	lctx, cancel := context.WithCancel(ctx)
+	var awg sync.WaitGroup // actions in flight
+	done := make(chan struct{})
+	go func() { defer close(done); l.runPlay(lctx, players, &awg) }()
+	t.logf("play: %d players, %.0f actions/s", p.Players, p.Rate)
+	if tm.Warmup > 0 {
+		measure(ctx, t, l, "warmup", tm.Warmup)
+	}
+	d0 := delivered()
+	m := measure(ctx, t, l, "play", tm.Duration)
+	d1 := delivered()
+	cancel()
+	<-done
+	awg.Wait()
+	resumes := 0
+	for _, pp := range players {
+		_, n := pp.play.Session()
+		resumes += n
+	}
+	closing.Store(true)
+	closePlays(players)
+	rwg.Wait()
+	r.Procs = stopSampler()
+
+	m.into(r, p.Players, 0)
+	delete(r.Figures, "bytes_per_s_per_player") // WebSocket traffic is not counted
+	r.Counts["unsent_at_end"] = l.unsent.Load()
+	r.Counts["resumes"] = int64(resumes)
+	r.Counts["delivered_events"] = d1 - d0
+	r.Figures["offered_per_s"] = p.Rate
+	r.Figures["delivered_events_per_s"] = float64(d1-d0) / r.Seconds
+	r.Figures["delivered_events_per_s_per_player"] = float64(d1-d0) / r.Seconds / float64(p.Players)
+	if len(streamEr) > 0 {
+		r.check("play streams stayed up", false, fmt.Sprintf("%d ended: %s", len(streamEr), streamEr[0]))
+	} else {
+		r.check("play streams stayed up", true, fmt.Sprintf("%d players, %d resumes", p.Players, resumes))
+	}
+	return r, ctx.Err()
+}
+
+// connectPlayers opens the players' play sessions, spread over the nodes.
+func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p LoadParams, players []*playPlayer, prefix string) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		opened   atomic.Int64
+	)
+	sem := make(chan struct{}, playConnectParallel)
+	stop := t.progress(ctx, "connect", 0, func() string {
+		return fmt.Sprintf("players %5d/%d", opened.Load(), len(players))
+	})
+	defer stop()
+	for i := range players {
+		sem <- struct{}{}
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			pl, err := clients[i%len(clients)].Play(cctx, p.World, client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: playBuffer})
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("play: connect player %d: %w", i, err)
+				}
+				mu.Unlock()
+				return
+			}
+			pp := &playPlayer{play: pl, sem: make(chan struct{}, playInflight)}
+			if len(players) > 1 {
+				pp.watch = prefix + strconv.Itoa((i+1)%len(players))
+			}
+			mu.Lock()
+			players[i] = pp
+			mu.Unlock()
+			opened.Add(1)
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// closePlays ends every open session (bye), in parallel.
+func closePlays(players []*playPlayer) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, playConnectParallel)
+	for _, pp := range players {
+		if pp == nil {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_ = pp.play.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// readPlay reads a player's stream until the Play ends: every event is
+// counted, the watched player's are measured.
+func (l *load) readPlay(pp *playPlayer) error {
+	for {
+		ev, err := pp.play.Next(context.Background())
+		if err != nil {
+			if errors.Is(err, client.ErrPlayClosed) {
+				return nil
+			}
+			return err
+		}
+		pp.received.Add(1)
+		if pp.watch == "" || ev.Player != pp.watch {
+			continue
+		}
+		now := time.Now()
+		m := l.cur.Load()
+		m.fanout.Record(time.Duration(now.UnixNano() - ev.Time))
+		if ev.Priority == "critical" && !ev.Duplicate {
+			if sent, ok := l.sentAt(ev.Player, ev.ClientSeq); ok {
+				m.propagation.Record(time.Duration(now.UnixNano() - sent))
+			}
+		}
+	}
+}
+
+// runPlay paces actions (as run does) until ctx ends, each sent by its
+// player over its play connection without waiting for earlier ones.
+func (l *load) runPlay(ctx context.Context, players []*playPlayer, awg *sync.WaitGroup) {
+	t0 := time.Now()
+	scheduled := 0
+	next := 0 // round-robin over players
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for k := 1; ; k++ {
+		intended := t0.Add(time.Duration(k) * l.p.Tick)
+		timer.Reset(time.Until(intended))
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		due := int(l.p.Rate*float64(time.Duration(k)*l.p.Tick)/float64(time.Second)) - scheduled
+		m := l.cur.Load()
+		for ; due > 0; due-- {
+			i := next
+			next = (next + 1) % l.p.Players
+			scheduled++
+			a := l.next(i, intended.UnixNano())
+			awg.Add(1)
+			go l.playSend(ctx, players[i], job{intended: intended, m: m}, a, awg)
+		}
+	}
+}
+
+// playSend sends one action over its player's connection and settles it.
+func (l *load) playSend(ctx context.Context, pp *playPlayer, j job, a client.ActionRequest, awg *sync.WaitGroup) {
+	defer awg.Done()
+	select {
+	case pp.sem <- struct{}{}:
+	case <-ctx.Done():
+		l.unsent.Add(1)
+		return
+	}
+	defer func() { <-pp.sem }()
+	j.m.tally.Sent.Add(1)
+	actx, cancel := context.WithTimeout(context.Background(), l.p.RequestTimeout)
+	defer cancel()
+	start := time.Now()
+	ev, err := pp.play.Act(actx, a)
+	l.settle(j.m, j, start, a, ev, err)
+}
