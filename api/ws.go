@@ -268,7 +268,9 @@ func (c *playConn) run() {
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	hello := time.AfterFunc(c.cfg.HelloTimeout, func() {
-		c.fail(fmt.Errorf("%w: no hello within %s", fsm.ErrMalformed, c.cfg.HelloTimeout))
+		// A timeout, not bad input: an overloaded server or network can
+		// delay a resume's first message, and the client should resume.
+		c.fail(fmt.Errorf("%w: no hello within %s", errIdle, c.cfg.HelloTimeout))
 	})
 	msg, ok := c.read()
 	hello.Stop()

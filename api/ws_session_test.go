@@ -215,9 +215,9 @@ func TestPlayRefusesBeforeTheUpgradeAndEndsOnHelloTimeoutPongsAndAClosedStore(t 
 	n.env.requireError(400, fsm.CodeMalformed, "GET", "/v1/worlds/"+strings.Repeat("w", fsm.MaxNameLen+1)+"/play", "")
 	code, _, _ := n.env.do("GET", "/v1/worlds/arena/play", "")
 	require.Equal(t, http.StatusUpgradeRequired, code)
-	// No hello in time.
+	// No hello in time: a timeout the client may resume after, not bad input.
 	c := dialPlay(t, n.env.wsURL("arena"))
-	wsClosed(t, c, 4400, fsm.CodeMalformed)
+	wsClosed(t, c, 4408, CodeIdle)
 	// A resume without a session name.
 	c = dialPlay(t, n.env.wsURL("arena"))
 	wsSend(t, c, map[string]any{"type": "resume", "player": "ann", "session": ""})
