@@ -261,30 +261,17 @@ func (l *load) readPlay(pp *playPlayer) error {
 // runPlay paces actions (as run does) until ctx ends, each sent by its
 // player over its play connection without waiting for earlier ones.
 func (l *load) runPlay(ctx context.Context, players []*playPlayer, awg *sync.WaitGroup) {
-	t0 := time.Now()
-	scheduled := 0
 	next := 0 // round-robin over players
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for k := 1; ; k++ {
-		intended := t0.Add(time.Duration(k) * l.p.Tick)
-		timer.Reset(time.Until(intended))
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		due := int(l.p.Rate*float64(time.Duration(k)*l.p.Tick)/float64(time.Second)) - scheduled
-		m := l.cur.Load()
+	l.pace(ctx, func(intended time.Time, m *meter, due int) bool {
 		for ; due > 0; due-- {
 			i := next
 			next = (next + 1) % l.p.Players
-			scheduled++
 			a := l.next(i, intended.UnixNano())
 			awg.Add(1)
 			go l.playSend(ctx, players[i], job{intended: intended, m: m}, a, awg)
 		}
-	}
+		return true
+	})
 }
 
 // playSend sends one action over its player's connection and settles it.

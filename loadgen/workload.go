@@ -230,9 +230,34 @@ func (l *load) run(ctx context.Context) {
 		}()
 	}
 	defer func() { close(jobs); wg.Wait() }()
+	next := 0 // round-robin over players
+	l.pace(ctx, func(intended time.Time, m *meter, due int) bool {
+		for due > 0 {
+			n := min(due, l.p.Batch)
+			acts := make([]client.ActionRequest, n)
+			for i := range acts {
+				acts[i] = l.next(next, intended.UnixNano())
+				next = (next + 1) % l.p.Players
+			}
+			due -= n
+			select {
+			case jobs <- job{acts: acts, intended: intended, m: m}:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// pace is the open-loop schedule: at every tick it calls emit with the
+// number of actions due by then (Rate × elapsed, minus those already
+// handed out), never waiting for answers, until ctx ends or emit returns
+// false. Latency is measured from intended, so a slow answer does not hide
+// the actions that should have been sent meanwhile (coordinated omission).
+func (l *load) pace(ctx context.Context, emit func(intended time.Time, m *meter, due int) bool) {
 	t0 := time.Now()
 	scheduled := 0
-	next := 0 // round-robin over players
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for k := 1; ; k++ {
@@ -244,21 +269,12 @@ func (l *load) run(ctx context.Context) {
 		case <-timer.C:
 		}
 		due := int(l.p.Rate*float64(time.Duration(k)*l.p.Tick)/float64(time.Second)) - scheduled
-		m := l.cur.Load()
-		for due > 0 {
-			n := min(due, l.p.Batch)
-			acts := make([]client.ActionRequest, n)
-			for i := range acts {
-				acts[i] = l.next(next, intended.UnixNano())
-				next = (next + 1) % l.p.Players
-			}
-			due -= n
-			scheduled += n
-			select {
-			case jobs <- job{acts: acts, intended: intended, m: m}:
-			case <-ctx.Done():
-				return
-			}
+		if due <= 0 {
+			continue
+		}
+		scheduled += due
+		if !emit(intended, l.cur.Load(), due) {
+			return
 		}
 	}
 }
