@@ -19,7 +19,8 @@
 // Gate file: one "<import path or dir> <percent>" per line; '#' starts a
 // comment. A plain path matches exactly one package (directory); a trailing
 // "/..." matches the package and everything below it, each matched package
-// being checked on its own. Paths not starting with the module path are taken
+// being checked on its own. A path ending in ".go" names one file
+// ("api/session_admin.go"), checked on its own. Paths not starting with the module path are taken
 // relative to the module root ("fsm", "./fsm/...").
 package main
 
@@ -225,8 +226,9 @@ func okFail(failed bool) string {
 }
 
 type pattern struct {
-	path   string // import path
+	path   string // import path (of a package, or of a file: module/dir/x.go)
 	prefix bool   // trailing "/..."
+	file   bool   // names one .go file
 }
 
 func (pt pattern) String() string {
@@ -250,6 +252,7 @@ func parsePattern(s, module string) pattern {
 	if s == "..." || s == "./..." {
 		return pattern{path: module, prefix: true}
 	}
+	pt.file = strings.HasSuffix(s, ".go")
 	if strings.HasSuffix(s, "/...") {
 		pt.prefix = true
 		s = strings.TrimSuffix(s, "/...")
@@ -359,6 +362,7 @@ func runGate(args []string, stdout io.Writer) error {
 	}
 
 	stats := map[string]*pkgStat{}
+	files := map[string]*pkgStat{}
 	var total pkgStat
 	nExcluded := map[string]bool{}
 	for k, b := range p {
@@ -372,10 +376,17 @@ func runGate(args []string, stdout io.Writer) error {
 			s = &pkgStat{}
 			stats[pkg] = s
 		}
+		f := files[k.file]
+		if f == nil {
+			f = &pkgStat{}
+			files[k.file] = f
+		}
 		s.stmts += b.stmts
+		f.stmts += b.stmts
 		total.stmts += b.stmts
 		if b.count > 0 {
 			s.covered += b.stmts
+			f.covered += b.stmts
 			total.covered += b.stmts
 		}
 	}
@@ -410,7 +421,21 @@ func runGate(args []string, stdout io.Writer) error {
 	}
 	var failures []string
 	gateCol := map[string]*gateRes{}
+	var fileRows []string
 	for _, g := range gates {
+		if g.pat.file {
+			s := files[g.pat.path]
+			if s == nil {
+				failures = append(failures, fmt.Sprintf("gate %s (line %d) matched no file with statements in the profile", g.pat, g.line))
+				continue
+			}
+			failed := s.below(g.threshold)
+			if failed {
+				failures = append(failures, fmt.Sprintf("%s: %s < %g%% (file gate, line %d)", g.pat, fmtPct(s.pct()), g.threshold, g.line))
+			}
+			fileRows = append(fileRows, fmt.Sprintf("%s\t%d\t%d\t%s\t>=%g%% %s\t", strings.TrimPrefix(g.pat.path, *module+"/"), s.stmts, s.covered, fmtPct(s.pct()), g.threshold, okFail(failed)))
+			continue
+		}
 		matched := 0
 		for _, pkg := range pkgs {
 			if !g.pat.match(pkg) {
@@ -453,6 +478,12 @@ func runGate(args []string, stdout io.Writer) error {
 		failures = append(failures, fmt.Sprintf("overall: %s < COVER_MIN %g%%", fmtPct(total.pct()), *minPct))
 	}
 	fmt.Fprintf(tw, "TOTAL\t%d\t%d\t%s\t>=%g%% %s\t\n", total.stmts, total.covered, fmtPct(total.pct()), *minPct, okFail(overallFailed))
+	if len(fileRows) > 0 {
+		fmt.Fprintln(tw, "FILE\t\t\t\t\t")
+		for _, r := range fileRows {
+			fmt.Fprintln(tw, r)
+		}
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -86,3 +86,31 @@ func TestMergeAndGate(t *testing.T) {
 		t.Errorf("overall 4/13 passed -min 100 without exclusions:\n%s", &out)
 	}
 }
+
+func TestFileGate(t *testing.T) {
+	dir := t.TempDir()
+	prof := write(t, dir, "p.out", "mode: set\n"+
+		mod+"/api/a.go:1.1,2.1 3 1\n"+
+		mod+"/api/b.go:1.1,2.1 1 0\n")
+	var out strings.Builder
+	gate := func(gates string) error {
+		out.Reset()
+		g := write(t, dir, "gates.txt", gates)
+		return runGate([]string{"-module", mod, "-profile", prof, "-gates", g}, &out)
+	}
+	if err := gate("api/a.go 100\n"); err != nil {
+		t.Errorf("a.go is fully covered: %v\n%s", err, &out)
+	}
+	if !strings.Contains(out.String(), "api/a.go") {
+		t.Errorf("the table does not list the file gate:\n%s", &out)
+	}
+	if err := gate("api/b.go 100\n"); err == nil || !strings.Contains(out.String(), "file gate") {
+		t.Errorf("b.go is uncovered but passed its file gate: %v\n%s", err, &out)
+	}
+	if err := gate("api/missing.go 50\n"); err == nil || !strings.Contains(out.String(), "matched no file") {
+		t.Errorf("a gate naming no file passed: %v\n%s", err, &out)
+	}
+	if err := gate("api 70\n"); err != nil {
+		t.Errorf("package api is at 75%%: %v\n%s", err, &out)
+	}
+}
