@@ -167,12 +167,10 @@ func (f *FSM) Check(a *Action) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	w := f.worlds[a.World]
-	if w == nil {
+	rs, ok := (*f.view.Load())[a.World] // lock-free: see FSM.view
+	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownWorld, a.World)
 	}
-	_, err := f.plan(w, a, nil) // readers run concurrently: no shared scratch
+	_, err := plan(rs, a, nil) // callers run concurrently: no shared scratch
 	return err
 }

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"bytes"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -137,4 +139,37 @@ func TestCheckReportsWhatApplyWouldRejectBeforeCommit(t *testing.T) {
 	require.NoError(t, h.f.Check(act("open", "p", 1, opSet("e", "b", Int(1)))))
 	require.Equal(t, StatusApplied, h.event(act("open", "p", 1, opSet("e", "b", String("s")))).Status)
 	require.Zero(t, h.worldSeq("w"))
+}
+
+// Check reads rules published copy-on-write (no FSM lock): it must see a
+// rule as soon as Apply inferred it, a world once created, and the worlds
+// of a restored snapshot; and it must be safe beside a concurrent Apply.
+func TestCheckSeesRulesAsApplyAndRestorePublishThem(t *testing.T) {
+	h := newHarness(t)
+	require.ErrorIs(t, h.f.Check(act("open", "p", 1, opSet("e", "a", Int(1)))), ErrUnknownWorld)
+	h.createWorld("open", Rules{})
+	require.NoError(t, h.f.Check(act("open", "p", 1, opSet("e", "a", String("s")))))
+	require.Equal(t, StatusApplied, h.event(act("open", "p", 1, opSet("e", "a", Int(1)))).Status)
+	// a is now an inferred int: a string is refused before commit.
+	require.ErrorIs(t, h.f.Check(act("open", "p", 2, opSet("e", "a", String("s")))), ErrTypeMismatch)
+
+	snap := h.snapshotBytes()
+	fresh := newHarness(t)
+	require.ErrorIs(t, fresh.f.Check(act("open", "p", 2, opSet("e", "a", Int(1)))), ErrUnknownWorld)
+	require.NoError(t, fresh.f.Restore(bytes.NewReader(snap)))
+	require.ErrorIs(t, fresh.f.Check(act("open", "p", 2, opSet("e", "a", String("s")))), ErrTypeMismatch)
+
+	// Concurrent checks while Apply infers new fields (run with -race).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			_ = h.f.Check(act("open", "q", uint64(i+1), opSet("e", "f"+strconv.Itoa(i), Int(1))))
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		h.event(act("open", "p", uint64(i+2), opSet("e", "f"+strconv.Itoa(i), String("x"))))
+	}
+	<-done
+	require.ErrorIs(t, h.f.Check(act("open", "q", 1, opSet("e", "f199", Int(1)))), ErrTypeMismatch)
 }

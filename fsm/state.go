@@ -221,7 +221,7 @@ type world struct {
 	id       string
 	origin   string
 	rules    Rules
-	inferred map[string]FieldRule // policies and types learned from first ops
+	inferred map[string]FieldRule // policies and types learned from first ops; replaced, never mutated
 	seq      uint64
 	index    uint64 // Raft index of the last event
 	hash     uint64
@@ -233,13 +233,26 @@ type world struct {
 	bans     map[string]string           // banned player → reason
 }
 
+// ruleSet is what plan needs of a world: its declared and inferred rules.
+// Both maps are immutable once in a ruleSet, so Check can read them without
+// the FSM's lock (see FSM.view).
+type ruleSet struct {
+	declared map[string]FieldRule
+	inferred map[string]FieldRule
+	strict   bool
+}
+
+func (w *world) ruleSet() ruleSet {
+	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict}
+}
+
 // rule returns the effective rule of a field: declared, else inferred.
-func (w *world) rule(name string) (FieldRule, bool) {
-	if r, ok := w.rules.Fields[name]; ok {
-		return r, true
+func (r ruleSet) rule(name string) (FieldRule, bool) {
+	if fr, ok := r.declared[name]; ok {
+		return fr, true
 	}
-	r, ok := w.inferred[name]
-	return r, ok
+	fr, ok := r.inferred[name]
+	return fr, ok
 }
 
 func (w *world) recordHash(n int) {
