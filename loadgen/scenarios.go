@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -159,6 +161,12 @@ type SpectatorParams struct {
 	// OnFollowers puts spectators on follower nodes only (as relays would
 	// serve them); otherwise on every node.
 	OnFollowers bool
+	// DecodeEvery: one spectator in DecodeEvery decodes every event and
+	// records its delivery latency; the others read the stream raw and
+	// count its lines. Real spectators run on their own machines: decoding
+	// 1,000 streams here would measure the load generator, which shares
+	// the cores with gsd. 0 or 1: all decode.
+	DecodeEvery int
 }
 
 // SpectatorInflux runs a battle without spectators, then adds Spectators
@@ -173,6 +181,7 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	r.Params["spectators"] = sp.Spectators
 	r.Params["ramp_s"] = sp.Ramp.Seconds()
 	r.Params["spectators_on_followers"] = sp.OnFollowers
+	r.Params["spectator_decode_every"] = max(sp.DecodeEvery, 1)
 	_, stopSampler := t.sampler(ctx)
 	defer func() {
 		if r.Procs == nil {
@@ -214,13 +223,19 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	sctx, scancel := context.WithCancel(ctx)
 	join := func(i int) {
 		defer swg.Done()
-		c := client.New([]string{nodes[i%len(nodes)]}, client.WithHTTPClient(hc))
+		node := nodes[i%len(nodes)]
 		joined.Add(1)
-		err := c.Follow(sctx, p.World, 0, func(ev fsm.JSONEvent) error {
-			received.Add(1)
-			shist.Load().Record(time.Duration(time.Now().UnixNano() - ev.Time))
-			return nil
-		})
+		var err error
+		if sp.DecodeEvery <= 1 || i%sp.DecodeEvery == 0 {
+			c := client.New([]string{node}, client.WithHTTPClient(hc))
+			err = c.Follow(sctx, p.World, 0, func(ev fsm.JSONEvent) error {
+				received.Add(1)
+				shist.Load().Record(time.Duration(time.Now().UnixNano() - ev.Time))
+				return nil
+			})
+		} else {
+			err = countStream(sctx, hc, node, p.World, &received)
+		}
 		if sctx.Err() == nil { // Follow ends only with an error
 			serrs.Store(i, err)
 		}
@@ -597,6 +612,35 @@ func rawFollow(ctx context.Context, hc interface {
 		}
 		if ev.Seq != 0 {
 			fn(ev.Seq, ev.Time)
+		}
+	}
+}
+
+// countStream reads world's event stream from node raw, counting its lines
+// (one per event) into n, until ctx ends or the stream fails.
+func countStream(ctx context.Context, hc *http.Client, node, world string, n *atomic.Int64) error {
+	if !strings.Contains(node, "://") {
+		node = "http://" + node
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, node+"/v1/worlds/"+url.PathEscape(world)+"/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("event stream from %s: %s", node, resp.Status)
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := resp.Body.Read(buf)
+		n.Add(int64(bytes.Count(buf[:k], []byte{'\n'})))
+		if err != nil {
+			return err
 		}
 	}
 }

@@ -3,7 +3,9 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -64,7 +66,7 @@ func TestScenarios(t *testing.T) {
 		require.Error(t, err)
 	})
 	t.Run("spectator-influx", func(t *testing.T) {
-		r, err := SpectatorInflux(ctx, tg, smallLoad("s1"), SpectatorParams{Spectators: 3, Ramp: 100 * time.Millisecond, OnFollowers: true}, short)
+		r, err := SpectatorInflux(ctx, tg, smallLoad("s1"), SpectatorParams{Spectators: 3, Ramp: 100 * time.Millisecond, OnFollowers: true, DecodeEvery: 2}, short)
 		require.NoError(t, err)
 		require.Len(t, r.Phases, 3)
 		require.Positive(t, r.Latency["spectator"].Count)
@@ -178,4 +180,24 @@ func TestSetupAndBots(t *testing.T) {
 	defer bad.Close()
 	require.Error(t, Setup(ctx, bad, cfg))
 	require.True(t, strings.HasPrefix(cfg.World, "battle"))
+}
+
+func TestCountStreamCountsLinesAndEndsWithTheStream(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.EscapedPath() != "/v1/worlds/w%201/events" {
+			http.Error(w, "bad path "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		_, _ = io.WriteString(w, "{\"seq\":1}\n{\"seq\":2}\n")
+		w.(http.Flusher).Flush()
+		_, _ = io.WriteString(w, "{\"seq\":3}\n")
+	}))
+	defer srv.Close()
+	var n atomic.Int64
+	err := countStream(context.Background(), srv.Client(), strings.TrimPrefix(srv.URL, "http://"), "w 1", &n)
+	require.ErrorIs(t, err, io.EOF)
+	require.EqualValues(t, 3, n.Load())
+
+	err = countStream(context.Background(), srv.Client(), srv.URL, "other", &n)
+	require.ErrorContains(t, err, "404")
 }
