@@ -180,6 +180,14 @@ func TestEndToEndOnARealSingleNodeStore(t *testing.T) {
 	require.Equal(t, float64(last+1), ev["seq"], "from absent means only new events")
 	stop()
 	stopNew()
+	// A lingering stream delivers the same events, in order.
+	lingered, stopLingered := e.stream("/v1/worlds/arena/events?from=1&linger=20ms")
+	for seq := 1; seq <= last+1; seq++ {
+		ev := lingered()
+		require.NotNil(t, ev)
+		require.Equal(t, float64(seq), ev["seq"])
+	}
+	stopLingered()
 
 	// Hashes: now, at a retained seq, and at one never reached.
 	code, m = e.doJSON("GET", "/v1/worlds/arena/hash", "")

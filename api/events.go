@@ -3,8 +3,11 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
 )
 
 // events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
@@ -12,9 +15,14 @@ import (
 // only new events), one fsm.JSONEvent per line, flushed per batch the store
 // hands out, until the client goes away or the server closes. Any node
 // serves it from its own archive. A gap found mid-stream ends the stream with
-// a last line holding an ErrorBody.
+// a last line holding an ErrorBody. linger=DURATION (up to 5s) waits that
+// long after each flush, so that events gather into fewer, larger writes.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	var linger time.Duration
 	from, err := parseSeq(r, "from")
+	if err == nil {
+		linger, err = parseLinger(r)
+	}
 	if err != nil {
 		s.writeError(w, err, false)
 		return
@@ -73,7 +81,36 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if err := rc.Flush(); err != nil {
 			return
 		}
+		if linger > 0 {
+			// Let events gather: the next Next returns them in one
+			// batch, one write and one flush (spectators trade this
+			// delay for far fewer syscalls and wake-ups).
+			t := time.NewTimer(linger)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
 	}
+}
+
+// maxLinger bounds an event stream's linger.
+const maxLinger = 5 * time.Second
+
+// parseLinger reads the optional linger query parameter: a Go duration
+// ("100ms") in [0, maxLinger].
+func parseLinger(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("linger")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > maxLinger {
+		return 0, fmt.Errorf("%w: linger must be a duration from 0 to %s, got %q", fsm.ErrMalformed, maxLinger, v)
+	}
+	return d, nil
 }
 
 // openStream registers an event stream unless the server is closing; the

@@ -29,7 +29,8 @@ type Client struct {
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
 	attemptTimeout time.Duration
-	pref           atomic.Int64 // index of the address that last answered
+	linger         time.Duration // event streams' linger (Events, Follow)
+	pref           atomic.Int64  // index of the address that last answered
 }
 
 // Option configures a Client.
@@ -39,6 +40,13 @@ type Option func(*Client)
 // client never follows redirects.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.hc = hc }
+}
+
+// WithEventLinger asks event streams (Events, Follow) to gather events for
+// up to d between writes: fewer, larger writes for a delay of up to d, the
+// trade a spectator makes. 0, the default, has every batch sent at once.
+func WithEventLinger(d time.Duration) Option {
+	return func(c *Client) { c.linger = max(d, 0) }
 }
 
 // WithMaxAttempts caps the attempts of one call (each address tried counts).

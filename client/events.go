@@ -35,6 +35,9 @@ type EventStream struct {
 func (c *Client) Events(ctx context.Context, world string, from uint64) (*EventStream, error) {
 	q := url.Values{}
 	q.Set("from", strconv.FormatUint(from, 10))
+	if c.linger > 0 {
+		q.Set("linger", c.linger.String())
+	}
 	r := &request{method: http.MethodGet, path: path("worlds", world, "events"), query: q}
 	var s *EventStream
 	err := c.exec(ctx, r, func(ctx context.Context, base string, _ []byte) error {

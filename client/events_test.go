@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
@@ -49,6 +50,12 @@ func TestEventsReadsNDJSONUntilAnErrorLine(t *testing.T) {
 	require.Equal(t, &Error{Status: http.StatusGone, Code: CodeArchiveGap, Message: "compacted"}, err)
 	require.Equal(t, "/v1/worlds/arena/events", node.requests()[0].Path)
 	require.Equal(t, "from=4", node.requests()[0].Query)
+
+	lc := newTestClient(t, []string{node.URL}, WithEventLinger(100*time.Millisecond))
+	ls, err := lc.Events(context.Background(), "arena", 4)
+	require.NoError(t, err)
+	ls.Close()
+	require.Equal(t, "from=4&linger=100ms", node.requests()[1].Query)
 }
 
 func TestEventsEndAndBreak(t *testing.T) {

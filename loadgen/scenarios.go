@@ -167,6 +167,10 @@ type SpectatorParams struct {
 	// 1,000 streams here would measure the load generator, which shares
 	// the cores with gsd. 0 or 1: all decode.
 	DecodeEvery int
+	// Linger asks the spectators' streams to gather events for this long
+	// between writes (the linger parameter of the event stream): a
+	// spectator's delay traded for far fewer writes on the server.
+	Linger time.Duration
 }
 
 // SpectatorInflux runs a battle without spectators, then adds Spectators
@@ -182,6 +186,7 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	r.Params["ramp_s"] = sp.Ramp.Seconds()
 	r.Params["spectators_on_followers"] = sp.OnFollowers
 	r.Params["spectator_decode_every"] = max(sp.DecodeEvery, 1)
+	r.Params["spectator_linger_ms"] = sp.Linger.Milliseconds()
 	_, stopSampler := t.sampler(ctx)
 	defer func() {
 		if r.Procs == nil {
@@ -227,14 +232,14 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 		joined.Add(1)
 		var err error
 		if sp.DecodeEvery <= 1 || i%sp.DecodeEvery == 0 {
-			c := client.New([]string{node}, client.WithHTTPClient(hc))
+			c := client.New([]string{node}, client.WithHTTPClient(hc), client.WithEventLinger(sp.Linger))
 			err = c.Follow(sctx, p.World, 0, func(ev fsm.JSONEvent) error {
 				received.Add(1)
 				shist.Load().Record(time.Duration(time.Now().UnixNano() - ev.Time))
 				return nil
 			})
 		} else {
-			err = countStream(sctx, hc, node, p.World, &received)
+			err = countStream(sctx, hc, node, p.World, sp.Linger, &received)
 		}
 		if sctx.Err() == nil { // Follow ends only with an error
 			serrs.Store(i, err)
@@ -616,13 +621,18 @@ func rawFollow(ctx context.Context, hc interface {
 	}
 }
 
-// countStream reads world's event stream from node raw, counting its lines
+// countStream reads world's event stream from node (lingering if linger >
+// 0) raw, counting its lines
 // (one per event) into n, until ctx ends or the stream fails.
-func countStream(ctx context.Context, hc *http.Client, node, world string, n *atomic.Int64) error {
+func countStream(ctx context.Context, hc *http.Client, node, world string, linger time.Duration, n *atomic.Int64) error {
 	if !strings.Contains(node, "://") {
 		node = "http://" + node
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, node+"/v1/worlds/"+url.PathEscape(world)+"/events", nil)
+	u := node + "/v1/worlds/" + url.PathEscape(world) + "/events"
+	if linger > 0 {
+		u += "?linger=" + url.QueryEscape(linger.String())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func TestScenarios(t *testing.T) {
 		require.Error(t, err)
 	})
 	t.Run("spectator-influx", func(t *testing.T) {
-		r, err := SpectatorInflux(ctx, tg, smallLoad("s1"), SpectatorParams{Spectators: 3, Ramp: 100 * time.Millisecond, OnFollowers: true, DecodeEvery: 2}, short)
+		r, err := SpectatorInflux(ctx, tg, smallLoad("s1"), SpectatorParams{Spectators: 3, Ramp: 100 * time.Millisecond, OnFollowers: true, DecodeEvery: 2, Linger: 10 * time.Millisecond}, short)
 		require.NoError(t, err)
 		require.Len(t, r.Phases, 3)
 		require.Positive(t, r.Latency["spectator"].Count)
@@ -184,7 +184,7 @@ func TestSetupAndBots(t *testing.T) {
 
 func TestCountStreamCountsLinesAndEndsWithTheStream(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.EscapedPath() != "/v1/worlds/w%201/events" {
+		if r.URL.EscapedPath() != "/v1/worlds/w%201/events" || r.URL.Query().Get("linger") != "50ms" {
 			http.Error(w, "bad path "+r.URL.Path, http.StatusNotFound)
 			return
 		}
@@ -194,10 +194,10 @@ func TestCountStreamCountsLinesAndEndsWithTheStream(t *testing.T) {
 	}))
 	defer srv.Close()
 	var n atomic.Int64
-	err := countStream(context.Background(), srv.Client(), strings.TrimPrefix(srv.URL, "http://"), "w 1", &n)
+	err := countStream(context.Background(), srv.Client(), strings.TrimPrefix(srv.URL, "http://"), "w 1", 50*time.Millisecond, &n)
 	require.ErrorIs(t, err, io.EOF)
 	require.EqualValues(t, 3, n.Load())
 
-	err = countStream(context.Background(), srv.Client(), srv.URL, "other", &n)
+	err = countStream(context.Background(), srv.Client(), srv.URL, "other", 0, &n)
 	require.ErrorContains(t, err, "404")
 }

@@ -36,6 +36,7 @@ type benchOptions struct {
 	ramp                                  time.Duration
 	spectatorsAll                         bool
 	spectatorDecodeEvery                  int
+	spectatorLinger                       time.Duration
 	churners                              int
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
@@ -100,6 +101,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.IntVar(&o.spectators, "spectators", 100, "spectator-influx: spectators joining")
 	f.DurationVar(&o.ramp, "ramp", 3*time.Second, "spectator-influx: they join evenly over this")
 	f.IntVar(&o.spectatorDecodeEvery, "spectator-decode-every", 10, "spectator-influx: one spectator in N decodes events and records their latency; the others count raw lines (the load generator shares the cores with gsd)")
+	f.DurationVar(&o.spectatorLinger, "spectator-linger", 100*time.Millisecond, "spectator-influx: the spectators' streams gather events this long between writes (0: every batch at once)")
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
 	f.IntVar(&o.churners, "churners", 50, "churn: reconnecting clients")
 	f.DurationVar(&o.dwell, "dwell", 500*time.Millisecond, "churn: mean time connected")
@@ -180,7 +182,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "conflict-storm":
 			r, err = loadgen.ConflictStorm(ctx, t, loadgen.StormParams{World: p.World, Players: o.stormPlayers, Rounds: o.stormRounds, Batch: o.stormBatch})
 		case "spectator-influx":
-			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery}, o.tm)
+			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger}, o.tm)
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":
