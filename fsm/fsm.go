@@ -179,6 +179,13 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 		ev.Status, ev.Reason = StatusRejected, Code(err)
 		return
 	}
+	// The edge checks bans before proposing, but a ban committed after its
+	// check would let the action through: the FSM has the last word, in log
+	// order, on every replica alike.
+	if _, banned := w.bans[a.Player]; banned {
+		ev.Status, ev.Reason = StatusRejected, CodeBanned
+		return
+	}
 	plan, err := f.plan(w, a, f.planBuf)
 	if err != nil {
 		ev.Status, ev.Reason = StatusRejected, Code(err)
