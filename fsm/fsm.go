@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -46,6 +47,7 @@ type FSM struct {
 	planBuf []planned    // scratch for plan, reused across actions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
+	fair    atomic.Pointer[map[string]Fairness] // fair worlds, read lock-free (Fair)
 }
 
 // New returns an empty FSM.
@@ -121,6 +123,9 @@ func (f *FSM) createWorld(s *WorldSpec) Result {
 		sessions: make(map[string]*session),
 		data:     make(map[string]map[string]Value),
 		bans:     make(map[string]string),
+	}
+	if s.Rules.Fair.Enabled() {
+		f.setFair()
 	}
 	return Result{}
 }

@@ -223,6 +223,7 @@ func (f *FSM) Restore(r io.Reader) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.gen, f.applied, f.nodes, f.worlds = gen, applied, nodes, worlds
+	f.setFair()
 	return nil
 }
 
