@@ -112,8 +112,10 @@ func decodeAction(b []byte, world, player string) (*fsm.Action, error) {
 
 // ruleKeys mirrors fsm's rules wire form only to refuse unknown keys.
 type ruleKeys struct {
-	Strict bool `json:"strict"`
-	Fields map[string]struct {
+	Strict     bool   `json:"strict"`
+	FairWindow string `json:"fair_window"`
+	MaxLag     string `json:"max_lag_compensation"`
+	Fields     map[string]struct {
 		Type   string `json:"type"`
 		Policy string `json:"policy"`
 	} `json:"fields"`

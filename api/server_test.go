@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -168,16 +169,18 @@ func TestCreateWorldValidatesIDAndRules(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, newFake())
 	for name, body := range map[string]string{
-		"no id":              `{"rules":{}}`,
-		"long id":            `{"id":"` + strings.Repeat("w", fsm.MaxNameLen+1) + `"}`,
-		"unknown field":      `{"id":"w","rule":{}}`,
-		"unknown rules key":  `{"id":"w","rules":{"strict":true,"fieldz":{}}}`,
-		"unknown field key":  `{"id":"w","rules":{"fields":{"hp":{"type":"int","policy":"counter","min":0}}}}`,
-		"bad policy":         `{"id":"w","rules":{"fields":{"hp":{"type":"int","policy":"sum"}}}}`,
-		"bad type":           `{"id":"w","rules":{"fields":{"hp":{"type":"decimal","policy":"max"}}}}`,
-		"counter not int":    `{"id":"w","rules":{"fields":{"hp":{"type":"string","policy":"counter"}}}}`,
-		"rules not object":   `{"id":"w","rules":7}`,
-		"strict not boolean": `{"id":"w","rules":{"strict":"yes"}}`,
+		"no id":               `{"rules":{}}`,
+		"long id":             `{"id":"` + strings.Repeat("w", fsm.MaxNameLen+1) + `"}`,
+		"unknown field":       `{"id":"w","rule":{}}`,
+		"unknown rules key":   `{"id":"w","rules":{"strict":true,"fieldz":{}}}`,
+		"unknown field key":   `{"id":"w","rules":{"fields":{"hp":{"type":"int","policy":"counter","min":0}}}}`,
+		"bad policy":          `{"id":"w","rules":{"fields":{"hp":{"type":"int","policy":"sum"}}}}`,
+		"bad type":            `{"id":"w","rules":{"fields":{"hp":{"type":"decimal","policy":"max"}}}}`,
+		"counter not int":     `{"id":"w","rules":{"fields":{"hp":{"type":"string","policy":"counter"}}}}`,
+		"rules not object":    `{"id":"w","rules":7}`,
+		"strict not boolean":  `{"id":"w","rules":{"strict":"yes"}}`,
+		"bad fair window":     `{"id":"w","rules":{"fair_window":"soon"}}`,
+		"fair window too big": `{"id":"w","rules":{"fair_window":"1h"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			e.with(t).requireError(400, "malformed", "POST", "/v1/worlds", body)
@@ -188,6 +191,9 @@ func TestCreateWorldValidatesIDAndRules(t *testing.T) {
 	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"nullrules","rules":null}`)
 	require.Equal(t, 201, code)
 	require.True(t, e.fake.worlds["plain"].rules.Fields == nil)
+	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"fair","rules":{"fair_window":"50ms","max_lag_compensation":"100ms"}}`)
+	require.Equal(t, 201, code)
+	require.Equal(t, fsm.Fairness{Window: 50 * time.Millisecond, MaxLag: 100 * time.Millisecond}, e.fake.worlds["fair"].rules.Fair)
 }
 
 func TestClusterEndpoints(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 )
 
 // The binary codec of log entries, events and snapshots: varints and
@@ -55,8 +56,24 @@ func (e *encoder) valueBody(v Value) {
 	}
 }
 
+// Rules start with a flags byte: bit 0 strict, bit 1 fairness follows (two
+// varints: window and max lag, in ns). Encodings from before fairness wrote
+// a bool there (0 or 1), so they decode unchanged.
+const (
+	rulesStrict byte = 1 << iota
+	rulesFair
+)
+
 func (e *encoder) rules(r Rules) {
-	e.bool(r.Strict)
+	flags := boolByte(r.Strict)
+	if r.Fair != (Fairness{}) {
+		flags |= rulesFair
+	}
+	e.byte(flags)
+	if flags&rulesFair != 0 {
+		e.varint(int64(r.Fair.Window))
+		e.varint(int64(r.Fair.MaxLag))
+	}
 	names := r.fieldNames()
 	e.uvarint(uint64(len(names)))
 	for _, n := range names {
@@ -213,7 +230,17 @@ func (d *decoder) nodeInfo() *NodeInfo {
 }
 
 func (d *decoder) rules() Rules {
-	r := Rules{Strict: d.bool()}
+	flags := d.byte()
+	if flags&^(rulesStrict|rulesFair) != 0 {
+		d.fail("bad rules flags %#x", flags)
+	}
+	r := Rules{Strict: flags&rulesStrict != 0}
+	if flags&rulesFair != 0 {
+		r.Fair = Fairness{Window: time.Duration(d.varint()), MaxLag: time.Duration(d.varint())}
+		if r.Fair == (Fairness{}) {
+			d.fail("fairness flag without settings") // not canonical
+		}
+	}
 	n := d.count(3)
 	if n > 0 {
 		r.Fields = make(map[string]FieldRule, n)

@@ -147,12 +147,22 @@ func TestDecodeBatchRejectsMalformedEncodings(t *testing.T) {
 			e.uvarint(50)
 			e.str("short")
 		}),
-		"bad bool in rules": rawBatch(func(e *encoder) {
+		"bad flags in rules": rawBatch(func(e *encoder) {
 			e.uvarint(1)
 			e.byte(byte(CmdCreateWorld))
 			e.str("w")
 			e.str("")
-			e.byte(2) // strict
+			e.byte(4) // flags: only strict and fair exist
+			e.uvarint(0)
+		}),
+		"fair flag without settings": rawBatch(func(e *encoder) {
+			e.uvarint(1)
+			e.byte(byte(CmdCreateWorld))
+			e.str("w")
+			e.str("")
+			e.byte(rulesFair)
+			e.varint(0)
+			e.varint(0)
 			e.uvarint(0)
 		}),
 		"bool value out of range": setOp(func(e *encoder) { e.byte(byte(KindBool)); e.varint(2) }, noExpect),

@@ -96,7 +96,7 @@ func (f *FSM) Entity(worldID, id string) (EntityView, error) {
 
 func (w *world) info() WorldInfo {
 	return WorldInfo{ID: w.id, Origin: w.origin, Rules: w.rules, Seq: w.seq, Index: w.index,
-		Entities: len(w.entities), Players: len(w.players), Hash: w.hash}
+		Entities: len(w.entities), Players: len(w.players), Hash: w.stateHash()}
 }
 
 // World returns one world's summary.
@@ -131,7 +131,7 @@ func (f *FSM) Hash(worldID string, seq uint64) (HashPoint, error) {
 		return HashPoint{}, fmt.Errorf("%w: %s", ErrUnknownWorld, worldID)
 	}
 	if seq == 0 || seq == w.seq {
-		return HashPoint{Seq: w.seq, Index: w.index, Hash: w.hash}, nil
+		return HashPoint{Seq: w.seq, Index: w.index, Hash: w.stateHash()}, nil
 	}
 	if seq < w.seq && len(w.history) > 0 {
 		if p := w.history[seq%uint64(len(w.history))]; p.seq == seq {

@@ -75,6 +75,7 @@ type FieldRule struct {
 // from their first op and their type from their first value, unless Strict.
 type Rules struct {
 	Strict bool
+	Fair   Fairness // opt-in fair resolution (see Fairness); zero: off
 	Fields map[string]FieldRule
 }
 
@@ -85,6 +86,9 @@ const maxRuleFields = 1024
 func (r Rules) Validate() error {
 	if len(r.Fields) > maxRuleFields {
 		return fmt.Errorf("%w: more than %d fields", ErrMalformed, maxRuleFields)
+	}
+	if err := r.Fair.validate(); err != nil {
+		return err
 	}
 	// In name order: the first error found is part of Apply's results, which
 	// must not depend on map iteration order.
@@ -125,13 +129,15 @@ type jsonFieldRule struct {
 }
 
 type jsonRules struct {
-	Strict bool                     `json:"strict"`
-	Fields map[string]jsonFieldRule `json:"fields,omitempty"`
+	Strict     bool                     `json:"strict"`
+	FairWindow string                   `json:"fair_window,omitempty"`
+	MaxLag     string                   `json:"max_lag_compensation,omitempty"`
+	Fields     map[string]jsonFieldRule `json:"fields,omitempty"`
 }
 
 // MarshalJSON encodes rules as {"strict":..,"fields":{"f":{"type":..,"policy":..}}}.
 func (r Rules) MarshalJSON() ([]byte, error) {
-	j := jsonRules{Strict: r.Strict}
+	j := jsonRules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag)}
 	if len(r.Fields) > 0 {
 		j.Fields = make(map[string]jsonFieldRule, len(r.Fields))
 		for n, f := range r.Fields {
@@ -148,7 +154,11 @@ func (r *Rules) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("%w: rules: %v", ErrMalformed, err)
 	}
-	out := Rules{Strict: j.Strict}
+	fair, err := parseFairness(j.FairWindow, j.MaxLag)
+	if err != nil {
+		return err
+	}
+	out := Rules{Strict: j.Strict, Fair: fair}
 	if len(j.Fields) > 0 {
 		out.Fields = make(map[string]FieldRule, len(j.Fields))
 	}

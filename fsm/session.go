@@ -9,7 +9,8 @@ import (
 // Sessions are players' logical connections to a world, replicated so that
 // a player can resume on any node after a drop. They live in their world (a
 // migrating world takes its sessions along) and do not change the world's
-// seq or state hash: they are bookkeeping of the edge, not game state.
+// seq: they are bookkeeping of the edge, not game state. They are in the
+// world's state hash (see sessionhash.go), so diverged sessions show.
 //
 // The edge generates the session id and the resume token; the FSM stores
 // only the token's hash (sha256), so randomness stays outside Apply and a
@@ -170,6 +171,9 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 	if err := c.validate(kind); err != nil {
 		return Result{Err: err}
 	}
+	// Every session command may change the sessions hash: the hash point
+	// of the world's current seq follows it.
+	defer w.recordHash(f.cfg.HashHistory)
 	if playerKind(kind) {
 		return w.applyPlayer(kind, now, c)
 	}
@@ -187,9 +191,9 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		var replaced string
 		if prev := w.playerSession(c.Player); prev != nil {
 			replaced = prev.id
-			delete(w.sessions, prev.id)
+			w.dropSession(prev)
 		}
-		w.sessions[c.ID] = s
+		w.putSession(s)
 		info := s.info(w)
 		info.Replaced = replaced
 		return Result{Session: &info}
@@ -218,7 +222,7 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 	case CmdSessionKick:
 		s.kicked = c.Reason
 	case CmdSessionClose:
-		delete(w.sessions, c.ID)
+		w.dropSession(old)
 		info := s.info(w)
 		return Result{Session: &info}
 	case CmdSessionData:
@@ -236,9 +240,9 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		if len(d) > MaxSessionData {
 			return Result{Err: fmt.Errorf("%w: player data over %d keys", ErrMalformed, MaxSessionData)}
 		}
-		w.data[s.player] = d
+		w.putData(s.player, d)
 	}
-	w.sessions[c.ID] = &s
+	w.putSession(&s)
 	info := s.info(w)
 	return Result{Session: &info}
 }
@@ -248,15 +252,15 @@ func (w *world) applyPlayer(kind CmdKind, now int64, c *SessionCmd) Result {
 	info := SessionInfo{World: w.id, Player: c.Player}
 	switch kind {
 	case CmdSessionBan:
-		w.bans[c.Player] = c.Reason
+		w.putBan(c.Player, c.Reason)
 		if old := w.playerSession(c.Player); old != nil {
 			s := *old
 			s.kicked, s.seen = "banned: "+c.Reason, now
-			w.sessions[s.id] = &s
+			w.putSession(&s)
 			info = s.info(w)
 		}
 	case CmdSessionUnban:
-		delete(w.bans, c.Player)
+		w.dropBan(c.Player)
 	case CmdSessionImport:
 		d := make(map[string]Value, len(c.Data))
 		for _, it := range c.Data {
@@ -265,10 +269,9 @@ func (w *world) applyPlayer(kind CmdKind, now int64, c *SessionCmd) Result {
 			}
 		}
 		if len(d) == 0 {
-			delete(w.data, c.Player)
-		} else {
-			w.data[c.Player] = d
+			d = nil
 		}
+		w.putData(c.Player, d)
 		info.Data = maps.Clone(w.data[c.Player])
 	}
 	return Result{Session: &info}

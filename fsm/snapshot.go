@@ -262,6 +262,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	if w.hash != stored {
 		return nil, fmt.Errorf("world %s: %w: state hash %s, snapshot says %s", w.id, ErrMalformed, HashString(w.hash), HashString(stored))
 	}
+	// The snapshot stores the entities' hash (the format predates the
+	// sessions hash); the sessions' part is recomputed from their data.
+	w.meta = w.computeMeta()
 	w.recordHash(f.cfg.HashHistory)
 	return w, nil
 }

@@ -224,7 +224,8 @@ type world struct {
 	inferred map[string]FieldRule // policies and types learned from first ops; replaced, never mutated
 	seq      uint64
 	index    uint64 // Raft index of the last event
-	hash     uint64
+	hash     uint64 // sum of the entities' field hashes
+	meta     uint64 // sum of the sessions', bans' and data's terms (sessionhash.go)
 	entities map[string]*entity
 	players  map[string]*player
 	history  []hashPoint                 // ring of the last len(history) points, by seq
@@ -240,10 +241,11 @@ type ruleSet struct {
 	declared map[string]FieldRule
 	inferred map[string]FieldRule
 	strict   bool
+	fair     Fairness
 }
 
 func (w *world) ruleSet() ruleSet {
-	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict}
+	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair}
 }
 
 // rule returns the effective rule of a field: declared, else inferred.
@@ -259,7 +261,7 @@ func (w *world) recordHash(n int) {
 	if len(w.history) != n {
 		w.history = make([]hashPoint, n)
 	}
-	w.history[w.seq%uint64(n)] = hashPoint{seq: w.seq, index: w.index, hash: w.hash}
+	w.history[w.seq%uint64(n)] = hashPoint{seq: w.seq, index: w.index, hash: w.stateHash()}
 }
 
 func newValueSet() *crdt.ORSet[Value] { return crdt.NewORSet[Value]() }

@@ -10,11 +10,32 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// proposal is one command waiting for its batch to commit.
+// proposal is one command waiting for its batch to commit, or a fair group
+// (see fair.go): group's members, in order, go into one entry together.
 type proposal struct {
-	cmd  fsm.Command
-	size int
-	done chan outcome // buffered, receives exactly once
+	cmd   fsm.Command
+	size  int
+	done  chan outcome // buffered, receives exactly once
+	group []*proposal  // a fair group; cmd and done unused
+}
+
+// fail answers p (every member of a group) with err.
+func (p *proposal) fail(err error) {
+	if p.group == nil {
+		p.done <- outcome{err: err}
+		return
+	}
+	for _, m := range p.group {
+		m.done <- outcome{err: err}
+	}
+}
+
+// addTo appends p, or a group's members, to batch.
+func addTo(batch []*proposal, p *proposal) []*proposal {
+	if p.group != nil {
+		return append(batch, p.group...)
+	}
+	return append(batch, p)
 }
 
 type outcome struct {
@@ -45,6 +66,11 @@ type batcher struct {
 	sem      chan struct{} // one token per batch in flight
 	waiting  chan inflight
 
+	// fairness returns a world's fair-resolution settings (nil: no world
+	// is fair); fair holds the fair worlds' critical actions (fair.go).
+	fairness func(world string) fsm.Fairness
+	fair     *fairHold
+
 	mu       sync.RWMutex // submit enqueues under R; close sets closed under W
 	closed   bool
 	stop     chan struct{}
@@ -60,6 +86,7 @@ func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics
 		sem:      make(chan struct{}, cfg.MaxInflight),
 		waiting:  make(chan inflight, cfg.MaxInflight),
 		stop:     make(chan struct{}),
+		fair:     newFairHold(),
 	}
 	b.wg.Add(2)
 	go b.run()
@@ -82,11 +109,18 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 		b.mu.RUnlock()
 		return outcome{}, ErrClosed
 	}
-	select {
-	case lane <- p:
-	default:
-		b.mu.RUnlock()
-		return outcome{}, ErrOverloaded
+	if fair := b.fairOf(cmd, prio); fair.Enabled() {
+		if err := b.hold(p, fair); err != nil {
+			b.mu.RUnlock()
+			return outcome{}, err
+		}
+	} else {
+		select {
+		case lane <- p:
+		default:
+			b.mu.RUnlock()
+			return outcome{}, ErrOverloaded
+		}
 	}
 	b.mu.RUnlock()
 	select {
@@ -97,19 +131,34 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 	}
 }
 
+// fairOf returns the fairness that applies to cmd: its world's for a
+// critical action, none otherwise.
+func (b *batcher) fairOf(cmd fsm.Command, prio fsm.Priority) fsm.Fairness {
+	if b.fairness == nil || prio != fsm.PriorityCritical || cmd.Kind != fsm.CmdAction {
+		return fsm.Fairness{}
+	}
+	return b.fairness(cmd.Action.World)
+}
+
 func (b *batcher) close() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+	if b.fair != nil { // nil only in tests that build a bare batcher
+		b.closeHold()
+	}
 	b.stopOnce.Do(func() { close(b.stop) })
+	if b.fair != nil {
+		b.fair.wg.Wait()
+	}
 	b.wg.Wait()
 	// Anything still queued was never proposed.
 	for {
 		select {
 		case p := <-b.critical:
-			p.done <- outcome{err: ErrNotLeader}
+			p.fail(ErrNotLeader)
 		case p := <-b.bulk:
-			p.done <- outcome{err: ErrNotLeader}
+			p.fail(ErrNotLeader)
 		default:
 			return
 		}
@@ -149,7 +198,7 @@ func (b *batcher) run() {
 		if first == nil {
 			return
 		}
-		batch := []*proposal{first}
+		batch := addTo(nil, first)
 		bytes := first.size
 		full := func() bool { return len(batch) >= b.cfg.MaxActions || bytes >= b.cfg.MaxBytes }
 		for !full() {
@@ -157,7 +206,7 @@ func (b *batcher) run() {
 			if p == nil {
 				break
 			}
-			batch, bytes = append(batch, p), bytes+p.size
+			batch, bytes = addTo(batch, p), bytes+p.size
 		}
 		if !full() && len(b.sem) > 0 && b.cfg.MaxWait > 0 {
 			timer := time.NewTimer(b.cfg.MaxWait)
@@ -165,9 +214,9 @@ func (b *batcher) run() {
 			for !full() {
 				select {
 				case p := <-b.critical:
-					batch, bytes = append(batch, p), bytes+p.size
+					batch, bytes = addTo(batch, p), bytes+p.size
 				case p := <-b.bulk:
-					batch, bytes = append(batch, p), bytes+p.size
+					batch, bytes = addTo(batch, p), bytes+p.size
 				case <-timer.C:
 					break gather
 				case <-b.stop:
@@ -190,6 +239,8 @@ func (b *batcher) run() {
 
 func (b *batcher) propose(batch []*proposal) {
 	// Critical actions first inside the entry too: the FSM applies in order.
+	// A fair group's members are adjacent critical actions: they keep their
+	// order.
 	cmds := make([]fsm.Command, 0, len(batch))
 	ordered := make([]*proposal, 0, len(batch))
 	for pass := 0; pass < 2; pass++ {

@@ -12,6 +12,8 @@ type metrics struct {
 	leaderChanges prometheus.Counter
 	isLeader      prometheus.Gauge
 	diskStall     prometheus.Gauge
+	fairHeld      prometheus.Counter
+	fairReordered prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -44,11 +46,17 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 		diskStall: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gsd_raft_log_write_in_progress_seconds", Help: "How long the raft log write in progress has taken (0: none).",
 		}),
+		fairHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_fair_held_total", Help: "Critical actions of fair worlds the leader held for their fair window.",
+		}),
+		fairReordered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_fair_reordered_total", Help: "Held actions proposed at another position than their arrival order.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall,
+	reg.MustRegister(m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
 			func() float64 { return float64(s.raft.CommitIndex()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_applied_index", Help: "Index the FSM finished applying."},

@@ -75,6 +75,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	}
 	s.metrics = newMetrics(reg, s)
 	s.batcher = newBatcher(cfg.Batch, s.raft, cfg.ApplyTimeout, s.metrics)
+	s.batcher.fairness = s.fsm.Fair
 	s.wg.Add(2)
 	go s.watchLeadership()
 	go func() {

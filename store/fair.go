@@ -1,0 +1,162 @@
+package store
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// Fair resolution (opt-in per world, fsm.Fairness in the world's rules).
+//
+// The leader's batcher holds every critical action of a fair world (all of
+// them, not only those touching one entity: which actions contend is known
+// only once they apply) from the first one's arrival for the world's
+// window, then sorts the group by (clamped client input time, player, seq)
+// and proposes it in that order in one log entry. Lag compensation is
+// bounded: an input time older than arrival - MaxLag counts as arrival -
+// MaxLag, one in the future (or none) as arrival, so lying about input
+// time buys at most MaxLag. The FSM applies log order as always, so every
+// replica resolves the group alike. Bulk actions, other commands and
+// worlds without a window go straight to their lanes.
+
+// stopper is the part of *time.Timer the hold uses (tests fire by hand).
+type stopper interface{ Stop() bool }
+
+// fairHold is the batcher's set of held groups, one per fair world.
+type fairHold struct {
+	mu     sync.Mutex
+	groups map[string]*fairGroup
+	wg     sync.WaitGroup // one per group whose release has not finished
+
+	// now and after are time.Now and time.AfterFunc; tests replace them
+	// (under mu) to control arrival times and windows.
+	now   func() time.Time
+	after func(time.Duration, func()) stopper
+}
+
+// fairGroup is one world's held actions, in arrival order.
+type fairGroup struct {
+	items []heldAction
+	timer stopper
+}
+
+type heldAction struct {
+	p   *proposal
+	key int64 // clamped input time, unix ns
+}
+
+func newFairHold() *fairHold {
+	return &fairHold{
+		groups: make(map[string]*fairGroup),
+		now:    time.Now,
+		after:  func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
+	}
+}
+
+// fairKey is the time an action is ordered by: its input time, clamped to
+// [arrival - lag, arrival]; arrival when it has none.
+func fairKey(input, arrival int64, lag time.Duration) int64 {
+	if input == 0 || input > arrival {
+		return arrival
+	}
+	if floor := arrival - int64(lag); input < floor {
+		return floor
+	}
+	return input
+}
+
+// fairLess orders held actions: key, then player, then seq.
+func fairLess(a, b heldAction) bool {
+	if a.key != b.key {
+		return a.key < b.key
+	}
+	x, y := a.p.cmd.Action, b.p.cmd.Action
+	if x.Player != y.Player {
+		return x.Player < y.Player
+	}
+	return x.Seq < y.Seq
+}
+
+// hold adds p, a critical action of a fair world, to its world's group,
+// starting the group (and its window) if there is none. Called by submit
+// under b.mu's read lock with b open, so close has not begun.
+func (b *batcher) hold(p *proposal, fair fsm.Fairness) error {
+	h := b.fair
+	a := p.cmd.Action
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := h.groups[a.World]
+	if g == nil {
+		g = &fairGroup{}
+		h.groups[a.World] = g
+		h.wg.Add(1)
+		g.timer = h.after(fair.Window, func() { b.release(a.World, g) })
+	} else if len(g.items) >= b.cfg.QueueSize {
+		return ErrOverloaded
+	}
+	g.items = append(g.items, heldAction{p: p, key: fairKey(a.InputTime, h.now().UnixNano(), fair.Lag())})
+	b.metrics.fairHeld.Inc()
+	return nil
+}
+
+// release ends a group's window: it sorts the group and hands it to the
+// critical lane as one proposal, which the batcher puts in one entry.
+func (b *batcher) release(world string, g *fairGroup) {
+	h := b.fair
+	defer h.wg.Done()
+	h.mu.Lock()
+	if h.groups[world] == g {
+		delete(h.groups, world)
+	}
+	items := g.items
+	h.mu.Unlock()
+
+	sorted := make([]heldAction, len(items))
+	copy(sorted, items)
+	sort.SliceStable(sorted, func(i, j int) bool { return fairLess(sorted[i], sorted[j]) })
+	gp := &proposal{group: make([]*proposal, len(sorted))}
+	moved := 0
+	for i, it := range sorted {
+		if it.p != items[i].p {
+			moved++
+		}
+		gp.group[i] = it.p
+		gp.size += it.p.size
+	}
+	b.metrics.fairReordered.Add(float64(moved))
+	select {
+	case b.critical <- gp:
+	case <-b.stop:
+		gp.fail(ErrNotLeader)
+	}
+}
+
+// closeHold answers every group still waiting for its window: nothing of
+// it was proposed. Releases already running finish on their own (they see
+// b.stop or reach the lane, which close drains).
+func (b *batcher) closeHold() {
+	h := b.fair
+	h.mu.Lock()
+	for world, g := range h.groups {
+		if g.timer.Stop() {
+			for _, it := range g.items {
+				it.p.fail(ErrNotLeader)
+			}
+			h.wg.Done()
+		}
+		delete(h.groups, world)
+	}
+	h.mu.Unlock()
+}
+
+// heldCount returns how many actions of world are held now (tests, debug).
+func (b *batcher) heldCount(world string) int {
+	b.fair.mu.Lock()
+	defer b.fair.mu.Unlock()
+	if g := b.fair.groups[world]; g != nil {
+		return len(g.items)
+	}
+	return 0
+}
