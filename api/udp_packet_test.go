@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -102,4 +103,18 @@ func FuzzDecodeUDP(f *testing.F) {
 		require.Equal(t, windowOK, w.check(p.seq))
 		require.Equal(t, windowReplayed, w.check(p.seq))
 	})
+}
+
+func TestDecodeUDPReadsTheExampleOfTheProtocolDoc(t *testing.T) {
+	body, err := hex.DecodeString(strings.NewReplacer(" ", "", "\n", "").Replace(`
+01 0102030405060708 0000000000000007 0000000000000000 01
+03 616e6e 01 78 01 0000000000000005`))
+	require.NoError(t, err)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	b := append(body, udpTag(key, body)...)
+	require.Equal(t, udpBytes([]byte{1, 2, 3, 4, 5, 6, 7, 8}, key, 7, 0, input{"ann", "x", fsm.Int(5)}), b)
+	p, err := decodeUDP(b)
+	require.NoError(t, err)
+	require.Equal(t, uint64(7), p.seq)
+	require.Equal(t, []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "x", Value: fsm.Int(5)}}, p.ops)
 }
