@@ -400,3 +400,60 @@ func TestServeUDPRefusesBadConfigsTakenMetricsAndASecondLane(t *testing.T) {
 	require.NoError(t, u.Close())
 	require.NoError(t, u.Close(), "a second Close is a no-op")
 }
+
+func TestUDPInputOnMoreFieldsThanMaxFieldsIsOverloaded(t *testing.T) {
+	n := startLeader(t)
+	u := serveUDP(t, n, func(c *UDPConfig) { c.MaxFields = 2 })
+	n.env.do("POST", "/v1/worlds", posBody)
+	s := openUDPSession(t, n, "arena", "ann")
+	send := udpSender(t, u)
+
+	send(s.packet(1, input{"ann", "x", fsm.Int(1)}, input{"ann", "y", fsm.Int(1)}, input{"bob", "x", fsm.Int(1)}))
+	requireCount(t, u, udpOverloaded, 1)
+	// The refused packet added no field: two fields are taken.
+	send(s.packet(2, input{"ann", "x", fsm.Int(1)}, input{"ann", "y", fsm.Int(2)}))
+	require.Equal(t, float64(2), change(t, nextEventMaps(t, s.ws, 1)[0], "ann", "y"))
+	// Known fields go on; a third one does not.
+	send(s.packet(3, input{"ann", "x", fsm.Int(3)}))
+	require.Equal(t, float64(3), change(t, nextEventMaps(t, s.ws, 1)[0], "ann", "x"))
+	send(s.packet(4, input{"bob", "x", fsm.Int(1)}))
+	requireCount(t, u, udpOverloaded, 2)
+}
+
+// BenchmarkUDPHandleDropsForged measures the cost of refusing a forged
+// packet (lookup and tag check): what a flood costs the reader.
+func BenchmarkUDPHandleDropsForged(b *testing.B) {
+	benchHandle(b, true)
+}
+
+// BenchmarkUDPVerifyAndDecode measures tag check and decoding of a typical
+// movement packet (three fields).
+func BenchmarkUDPVerifyAndDecode(b *testing.B) {
+	benchHandle(b, false)
+}
+
+func benchHandle(b *testing.B, forged bool) {
+	key := make([]byte, udpKeyLen)
+	p := udpBytes([]byte("abcdefgh"), key, 1, 1, input{"ann", "x", fsm.Float(1.5)},
+		input{"ann", "y", fsm.Float(-2.25)}, input{"ann", "aim", fsm.Float(0.5)})
+	if forged {
+		p[len(p)-1] ^= 1
+		u := &UDP{cfg: DefaultUDPConfig(), keys: map[[udpKeyIDLen]byte]*udpKey{udpKeyID(p): {key: key}}}
+		b.ReportAllocs()
+		for b.Loop() {
+			if u.handle(p) != udpForged {
+				b.Fatal("not forged")
+			}
+		}
+		return
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !udpVerify(key, p) {
+			b.Fatal("bad tag")
+		}
+		if _, err := decodeUDP(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
