@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"net"
 	"testing"
@@ -456,4 +457,35 @@ func benchHandle(b *testing.B, forged bool) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestUDPInputOnAFollowerIsForwardedToTheLeader(t *testing.T) {
+	n1 := startLeader(t)
+	n2 := startNode(t, "n2", false)
+	join := fmt.Sprintf(`{"id":"n2","raft_addr":%q,"http_addr":%q}`, n2.raftAddr, n2.env.ts.Listener.Addr().String())
+	code, m := n1.env.doJSON("POST", "/v1/cluster/join", join)
+	require.Equal(t, 200, code, "%v", m)
+	require.Eventually(t, func() bool {
+		_, addr := n2.st.Leader()
+		return addr == n1.env.ts.Listener.Addr().String()
+	}, 10*time.Second, 10*time.Millisecond)
+	u := serveUDP(t, n2)
+	n1.env.do("POST", "/v1/worlds", posBody)
+	require.Eventually(t, func() bool {
+		code, _, _ := n2.env.do("GET", "/v1/worlds/arena/hash", "")
+		return code == 200
+	}, 10*time.Second, 10*time.Millisecond, "the follower has the world")
+
+	s := openUDPSession(t, n2, "arena", "ann")
+	send := udpSender(t, u)
+	send(udpBytes(s.keyID, s.key, 5, 1234, input{"ann", "x", fsm.Int(5)}, input{"ann", "y", fsm.Int(6)}))
+	ev := nextEventMaps(t, s.ws, 1)[0]
+	require.Equal(t, "ann", ev["player"])
+	require.Equal(t, "bulk", ev["priority"])
+	require.Equal(t, float64(5), ev["client_seq"])
+	require.Equal(t, float64(5), change(t, ev, "ann", "x"))
+	require.Equal(t, float64(6), change(t, ev, "ann", "y"))
+
+	code, m = n1.env.doJSON("DELETE", "/v1/cluster/nodes/n2", "")
+	require.Equal(t, 200, code, "%v", m)
 }
