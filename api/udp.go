@@ -315,7 +315,9 @@ func (u *UDP) drain(k *udpKey) {
 	for {
 		k.mu.Lock()
 		batch := k.pending
-		if len(batch) == 0 || u.ctx.Err() != nil {
+		// A closed lane or connection abandons what is left: its key is
+		// gone, so nothing more comes.
+		if len(batch) == 0 || u.ctx.Err() != nil || k.conn.ctx.Err() != nil {
 			k.running = false
 			k.mu.Unlock()
 			return
