@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -141,6 +142,7 @@ type Server struct {
 	closed  bool
 	streams sync.WaitGroup
 	plays   map[string]*playConn // session id → its connection on this node
+	udp     atomic.Pointer[UDP]  // the UDP input lane, when served (udp.go)
 }
 
 // New returns a Server over b. Its request metrics are registered in reg

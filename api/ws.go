@@ -128,6 +128,7 @@ type welcomeMsg struct {
 	Seq         uint64               `json:"seq"`
 	Epoch       uint64               `json:"epoch"`
 	Data        map[string]fsm.Value `json:"data,omitempty"`
+	UDP         *udpInfo             `json:"udp,omitempty"` // udp.go
 }
 
 type eventsMsg struct {
@@ -254,6 +255,7 @@ func (c *playConn) run() {
 			c.expiry.Stop()
 		}
 		c.wg.Wait()
+		c.s.udpClose(c)
 		c.s.unregisterPlay(c)
 		switch {
 		case errors.Is(c.err, fsm.ErrSessionKicked):
@@ -371,6 +373,7 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 	if err != nil {
 		return nil, err
 	}
+	welcome.UDP = c.s.udpOpen(c)
 	if !c.send(welcome) {
 		return nil, c.ctx.Err()
 	}

@@ -88,6 +88,7 @@ type Play struct {
 	resumes     int
 	err         error // why the Play ended
 	data        map[string]fsm.Value
+	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
 }
 
 type pendingAct struct {
@@ -116,6 +117,7 @@ type serverMsg struct {
 	Error       string               `json:"error"`
 	T           int64                `json:"t"`
 	ServerTime  int64                `json:"server_time"`
+	UDP         *UDPInfo             `json:"udp"` // udp.go
 }
 
 // Play opens a play session in world and returns once the server welcomed
@@ -392,6 +394,7 @@ func (p *Play) connect(base string) error {
 		p.received = max(p.received, w.Seq)
 	}
 	p.data = w.Data
+	p.udp = udpLane(w.UDP, base)
 	p.conn = conn
 	resend := make([][]byte, 0, len(p.pending))
 	for _, pa := range p.pending {
@@ -401,6 +404,7 @@ func (p *Play) connect(base string) error {
 	defer func() {
 		p.mu.Lock()
 		p.conn = nil
+		p.udp = nil
 		p.mu.Unlock()
 	}()
 	if first {

@@ -124,6 +124,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		closeStore(st, o.shutdownTimeout, log)
 		return fmt.Errorf("start api: %w", err)
 	}
+	lane, err := o.udp.start(edge, reg, log)
+	if err != nil {
+		edge.Close()
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
 	hs := &http.Server{
 		Handler:           edge.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -154,6 +160,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 			runErr = fmt.Errorf("http server: %w", err)
 		}
 	}
+	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log)
 	if runErr != nil && ctx.Err() == nil {
 		return runErr

@@ -44,6 +44,7 @@ type options struct {
 	shutdownTimeout time.Duration
 
 	auth authOptions
+	udp  udpOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -120,6 +121,7 @@ cluster from that data and ignores --join.`,
 	f.StringVar(&o.peerAddrFile, "peer-addr-file", "", "JSON file mapping node id to the Raft address to dial it at; re-read when it changes and on SIGHUP")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	o.auth.flags(f)
+	o.udp.flags(f)
 	return cmd
 }
 

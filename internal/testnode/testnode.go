@@ -23,6 +23,17 @@ import (
 // leads, and returns its HTTP address.
 func Start(t testing.TB) string {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartUDP is Start with the UDP input lane served on loopback.
+func StartUDP(t testing.TB) string {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, udp bool) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	raftAddr := l.Addr().String()
@@ -42,8 +53,18 @@ func Start(t testing.TB) string {
 	srv, err := api.New(acfg, st, reg)
 	require.NoError(t, err)
 	hs.Config.Handler = srv.Handler()
+	var lane *api.UDP
+	if udp {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		lane, err = srv.ServeUDP(pc, api.DefaultUDPConfig(), reg)
+		require.NoError(t, err)
+	}
 	hs.Start()
 	t.Cleanup(func() {
+		if lane != nil {
+			require.NoError(t, lane.Close())
+		}
 		srv.Close()
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,0 +1,267 @@
+package client
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// The UDP input packet (docs/PROTOCOL.md, "UDP input lane").
+const (
+	udpVersion  = 1
+	udpKeyIDLen = 8
+	udpKeyLen   = 32
+	udpTagLen   = 16
+	// UDPMaxInputs bounds the inputs of one packet.
+	UDPMaxInputs = 16
+	// UDPMaxPacketBytes is the largest packet a server takes by default.
+	UDPMaxPacketBytes = 1200
+)
+
+var (
+	// ErrNoUDP is returned when the server offers no UDP lane.
+	ErrNoUDP = errors.New("gsd/client: the server has no UDP input lane")
+	// ErrUDPInput is returned for inputs that cannot make a packet.
+	ErrUDPInput = errors.New("gsd/client: bad UDP input")
+)
+
+// UDPInfo is a play connection's UDP lane: the welcome's udp object. The
+// key is valid while that connection lasts.
+type UDPInfo struct {
+	Addr  string `json:"addr"`
+	KeyID string `json:"key_id"`
+	Key   string `json:"key"`
+}
+
+// udpLane resolves the welcome's udp object against the node the play
+// connection reached: an unspecified host means that node's host.
+func udpLane(info *UDPInfo, base string) *UDPInfo {
+	if info == nil {
+		return nil
+	}
+	out := *info
+	host, port, err := net.SplitHostPort(info.Addr)
+	if err != nil {
+		return &out
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if u, err := url.Parse(base); err == nil && u.Hostname() != "" {
+			out.Addr = net.JoinHostPort(u.Hostname(), port)
+		}
+	}
+	return &out
+}
+
+// UDP returns the UDP lane of the current connection, nil when there is
+// none (the server has no lane, or the Play is between connections).
+func (p *Play) UDP() *UDPInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.udp == nil {
+		return nil
+	}
+	info := *p.udp
+	return &info
+}
+
+// Input is the latest value of one field, sent as a set over UDP.
+type Input struct {
+	Entity string
+	Field  string
+	Value  fsm.Value
+}
+
+// UDPOptions configures a UDPInput.
+type UDPOptions struct {
+	// NextSeq returns the seq of the next packet. It is also the client
+	// seq of the action the server makes of it, so a player that sends
+	// actions over the WebSocket or HTTP too must draw both from one
+	// increasing counter. Default: the UDPInput's own counter from 1.
+	NextSeq func() uint64
+}
+
+// UDPInput sends a player's unreliable input (movement, aim) over the UDP
+// lane of a play session: each packet carries the absolute latest values,
+// is never answered or retried, and the server drops it if a packet with
+// a later seq already set the same field. Events still come over the
+// WebSocket. Safe for concurrent use.
+type UDPInput struct {
+	p       *Play // nil: a fixed key
+	nextSeq func() uint64
+	counter atomic.Uint64
+
+	mu    sync.Mutex
+	info  UDPInfo
+	keyID []byte
+	key   []byte
+	conn  net.Conn
+}
+
+// UDPInput returns a sender over the Play's UDP lane. It follows the Play
+// across resumes (each connection has its own key). ErrNoUDP when the
+// current connection has no lane.
+func (p *Play) UDPInput(opts UDPOptions) (*UDPInput, error) {
+	info := p.UDP()
+	if info == nil {
+		return nil, ErrNoUDP
+	}
+	u := newUDPInput(opts)
+	u.p = p
+	if err := u.use(*info); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// NewUDPInput returns a sender with a fixed lane and key, as a welcome's
+// udp object gave them (Addr must name a host).
+func NewUDPInput(info UDPInfo, opts UDPOptions) (*UDPInput, error) {
+	u := newUDPInput(opts)
+	if err := u.use(info); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func newUDPInput(opts UDPOptions) *UDPInput {
+	u := &UDPInput{nextSeq: opts.NextSeq}
+	if u.nextSeq == nil {
+		u.nextSeq = func() uint64 { return u.counter.Add(1) }
+	}
+	return u
+}
+
+// use switches to info's key, and its address if it changed. Under mu, or
+// before u is shared.
+func (u *UDPInput) use(info UDPInfo) error {
+	id, err := base64.StdEncoding.DecodeString(info.KeyID)
+	if err != nil || len(id) != udpKeyIDLen {
+		return fmt.Errorf("%w: key_id must be base64 of %d bytes", ErrUDPInput, udpKeyIDLen)
+	}
+	key, err := base64.StdEncoding.DecodeString(info.Key)
+	if err != nil || len(key) != udpKeyLen {
+		return fmt.Errorf("%w: key must be base64 of %d bytes", ErrUDPInput, udpKeyLen)
+	}
+	if u.conn == nil || info.Addr != u.info.Addr {
+		c, err := net.Dial("udp", info.Addr)
+		if err != nil {
+			return fmt.Errorf("gsd/client: udp lane %s: %w", info.Addr, err)
+		}
+		if u.conn != nil {
+			u.conn.Close()
+		}
+		u.conn = c
+	}
+	u.info, u.keyID, u.key = info, id, key
+	return nil
+}
+
+// SendInput sends one field's latest value; it returns the packet's seq.
+func (u *UDPInput) SendInput(entity, field string, v fsm.Value) (uint64, error) {
+	return u.Send(Input{Entity: entity, Field: field, Value: v})
+}
+
+// Send sends the latest values of up to UDPMaxInputs fields in one packet,
+// stamped with the current time as the input time; it returns the
+// packet's seq. A nil error means the packet left, not that it arrived.
+func (u *UDPInput) Send(inputs ...Input) (uint64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.p != nil {
+		info := u.p.UDP()
+		if info == nil {
+			return 0, fmt.Errorf("%w: the play session is not connected", ErrNoUDP)
+		}
+		if info.KeyID != u.info.KeyID || info.Addr != u.info.Addr {
+			if err := u.use(*info); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if u.conn == nil {
+		return 0, net.ErrClosed
+	}
+	seq := u.nextSeq()
+	b, err := encodeUDP(u.keyID, u.key, seq, time.Now().UnixNano(), inputs)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := u.conn.Write(b); err != nil {
+		return 0, fmt.Errorf("gsd/client: udp send: %w", err)
+	}
+	return seq, nil
+}
+
+// Close closes the sender's socket.
+func (u *UDPInput) Close() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.conn == nil {
+		return nil
+	}
+	err := u.conn.Close()
+	u.conn = nil
+	return err
+}
+
+// encodeUDP builds one tagged packet.
+func encodeUDP(keyID, key []byte, seq uint64, inputTime int64, inputs []Input) ([]byte, error) {
+	if len(inputs) < 1 || len(inputs) > UDPMaxInputs {
+		return nil, fmt.Errorf("%w: %d inputs, want 1..%d", ErrUDPInput, len(inputs), UDPMaxInputs)
+	}
+	if seq == 0 {
+		return nil, fmt.Errorf("%w: seq must be > 0", ErrUDPInput)
+	}
+	b := make([]byte, 0, 128)
+	b = append(b, udpVersion)
+	b = append(b, keyID...)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	b = binary.BigEndian.AppendUint64(b, uint64(inputTime))
+	b = append(b, byte(len(inputs)))
+	for i, in := range inputs {
+		if len(in.Entity) < 1 || len(in.Entity) > fsm.MaxNameLen || len(in.Field) < 1 || len(in.Field) > fsm.MaxNameLen {
+			return nil, fmt.Errorf("%w: input %d: entity and field must be 1..%d bytes", ErrUDPInput, i, fsm.MaxNameLen)
+		}
+		b = append(b, byte(len(in.Entity)))
+		b = append(b, in.Entity...)
+		b = append(b, byte(len(in.Field)))
+		b = append(b, in.Field...)
+		b = append(b, byte(in.Value.Kind))
+		switch in.Value.Kind {
+		case fsm.KindInt:
+			b = binary.BigEndian.AppendUint64(b, uint64(in.Value.Int))
+		case fsm.KindFloat:
+			if math.IsNaN(in.Value.Float) || math.IsInf(in.Value.Float, 0) {
+				return nil, fmt.Errorf("%w: input %d: float must be finite", ErrUDPInput, i)
+			}
+			b = binary.BigEndian.AppendUint64(b, math.Float64bits(in.Value.Float))
+		case fsm.KindString:
+			if len(in.Value.Str) > fsm.MaxStringLen {
+				return nil, fmt.Errorf("%w: input %d: string over %d bytes", ErrUDPInput, i, fsm.MaxStringLen)
+			}
+			b = binary.BigEndian.AppendUint16(b, uint16(len(in.Value.Str)))
+			b = append(b, in.Value.Str...)
+		case fsm.KindBool:
+			b = append(b, byte(min(in.Value.Int, 1)))
+		default:
+			return nil, fmt.Errorf("%w: input %d: a value is needed", ErrUDPInput, i)
+		}
+	}
+	if len(b)+udpTagLen > UDPMaxPacketBytes {
+		return nil, fmt.Errorf("%w: packet of %d bytes, at most %d", ErrUDPInput, len(b)+udpTagLen, UDPMaxPacketBytes)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(b)
+	return append(b, m.Sum(nil)[:udpTagLen]...), nil
+}

@@ -1,0 +1,96 @@
+package client_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/testnode"
+	"github.com/stretchr/testify/require"
+)
+
+func posRules() fsm.Rules {
+	return fsm.Rules{Fields: map[string]fsm.FieldRule{
+		"x": {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
+		"y": {Type: fsm.KindFloat, Policy: fsm.PolicyAuthoritative},
+	}}
+}
+
+// nextEvent returns the next event of p.
+func nextEvent(t *testing.T, p *client.Play) fsm.JSONEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ev, err := p.Next(ctx)
+	require.NoError(t, err)
+	return ev
+}
+
+func TestUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T) {
+	addr := testnode.StartUDP(t)
+	c := client.New([]string{addr})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, c.CreateWorld(ctx, "arena", posRules()))
+	p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann"})
+	require.NoError(t, err)
+	defer p.Close()
+	require.NotNil(t, p.UDP())
+
+	u, err := p.UDPInput(client.UDPOptions{})
+	require.NoError(t, err)
+	defer u.Close()
+	seq, err := u.Send(client.Input{Entity: "ann", Field: "x", Value: fsm.Int(3)}, client.Input{Entity: "ann", Field: "y", Value: fsm.Float(0.5)})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), seq)
+	ev := nextEvent(t, p)
+	require.Equal(t, "ann", ev.Player)
+	require.Equal(t, "bulk", ev.Priority)
+	require.Equal(t, "applied", ev.Status)
+	require.Equal(t, uint64(1), ev.ClientSeq)
+	require.Len(t, ev.Changes, 2)
+
+	// A burst: whatever coalesces, the last value stands.
+	for i := int64(1); i <= 50; i++ {
+		_, err := u.SendInput("ann", "x", fsm.Int(100+i))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		e, err := c.Entity(ctx, "arena", "ann", client.Stale)
+		x, _ := e.Int("x")
+		return err == nil && x == 150
+	}, 20*time.Second, 5*time.Millisecond)
+
+	// After a drop the Play resumes with a new key, and the sender follows.
+	old := p.UDP().KeyID
+	p.Drop()
+	require.Eventually(t, func() bool {
+		info := p.UDP()
+		return info != nil && info.KeyID != old
+	}, 20*time.Second, 5*time.Millisecond)
+	_, err = u.SendInput("ann", "x", fsm.Int(7))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		e, err := c.Entity(ctx, "arena", "ann", client.Stale)
+		x, _ := e.Int("x")
+		return err == nil && x == 7
+	}, 20*time.Second, 5*time.Millisecond)
+}
+
+func TestUDPInputOnAServerWithoutTheLaneIsErrNoUDP(t *testing.T) {
+	addr := testnode.Start(t)
+	c := client.New([]string{addr})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, c.CreateWorld(ctx, "arena", posRules()))
+	p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann"})
+	require.NoError(t, err)
+	defer p.Close()
+	require.Nil(t, p.UDP())
+	_, err = p.UDPInput(client.UDPOptions{})
+	require.ErrorIs(t, err, client.ErrNoUDP)
+}
