@@ -2,12 +2,17 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // archive is the node-local event archive: every committed event, by world
@@ -20,15 +25,46 @@ import (
 // fsm.EncodeEvent records. Runs never overlap. One bbolt put per run rather
 // than per event keeps the archive off the apply path's critical cost.
 type archive struct {
-	db *bolt.DB
+	db    *bolt.DB
+	clean string // marker file: written by close, removed by open
 	// failWrite, when set (tests only), makes write fail with its error.
 	failWrite atomic.Pointer[func() error]
 }
 
 var eventsBucket = []byte("events")
 
-func openArchive(path string) (*archive, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+// openArchive opens the archive at path. After a shutdown that did not
+// close it (no clean marker: a crash, a kill, a power loss), it first checks
+// the file, since writes skip fsync and a power loss can leave it corrupt;
+// a corrupt archive is moved aside and replaced by an empty one. The
+// archive is derived data: Raft replays what its log still holds, and
+// readers of older events get archive_gap, as after a snapshot install.
+func openArchive(path string, log *slog.Logger) (*archive, error) {
+	clean := path + ".clean"
+	_, statErr := os.Stat(path)
+	existed := statErr == nil
+	_, cleanErr := os.Stat(clean)
+	if err := os.Remove(clean); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("event archive: %w", err)
+	}
+	db, err := openBolt(path)
+	if existed && cleanErr != nil && !errors.Is(err, berrors.ErrTimeout) && !errors.Is(err, fs.ErrPermission) {
+		if err == nil {
+			err = checkBolt(db)
+			if err != nil {
+				db.Close()
+			}
+		}
+		if err != nil {
+			aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
+			log.Error("event archive is corrupt after an unclean shutdown; moved aside, starting an empty one (older events: archive_gap)",
+				"path", path, "moved_to", aside, "err", err)
+			if rerr := os.Rename(path, aside); rerr != nil {
+				return nil, fmt.Errorf("event archive %s is corrupt (%v) and cannot be moved aside: %w", path, err, rerr)
+			}
+			db, err = openBolt(path)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open event archive %s: %w", path, err)
 	}
@@ -44,7 +80,31 @@ func openArchive(path string) (*archive, error) {
 	// and is synced before a snapshot lets Raft drop the entries it holds
 	// (feed.waitArchived), so the hot path keeps Raft's fsync only.
 	db.NoSync = true
-	return &archive{db: db}, nil
+	return &archive{db: db, clean: clean}, nil
+}
+
+// openBolt opens a bbolt file; a file so corrupt that bbolt panics reading
+// it is an error.
+func openBolt(path string) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: bbolt: %v", fsm.ErrMalformed, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+}
+
+// checkBolt runs bbolt's consistency check and returns its first error.
+func checkBolt(db *bolt.DB) error {
+	return db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() {
+			if first == nil {
+				first = err
+			}
+		}
+		return first
+	})
 }
 
 func seqKey(seq uint64) []byte {
@@ -292,10 +352,15 @@ func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int
 // sync makes every write so far durable.
 func (a *archive) sync() error { return a.db.Sync() }
 
+// close syncs and closes the archive, then leaves the clean marker that
+// lets the next open skip the consistency check.
 func (a *archive) close() error {
 	if err := a.db.Sync(); err != nil {
 		a.db.Close()
 		return err
 	}
-	return a.db.Close()
+	if err := a.db.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(a.clean, nil, 0o600)
 }

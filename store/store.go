@@ -63,7 +63,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if s.fsm, err = fsm.New(cfg.FSM); err != nil {
 		return nil, err
 	}
-	if s.arch, err = openArchive(filepath.Join(cfg.Dir, "events.db")); err != nil {
+	if s.arch, err = openArchive(filepath.Join(cfg.Dir, "events.db"), s.log); err != nil {
 		return nil, err
 	}
 	s.feed = newFeed(s.arch, cfg.TailSize, s.log)
