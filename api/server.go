@@ -141,6 +141,9 @@ type Server struct {
 	closed  bool
 	streams sync.WaitGroup
 	plays   map[string]*playConn // session id → its connection on this node
+
+	hubMu sync.Mutex
+	hubs  map[string]*hub // world → its play fan-out on this node (hub.go)
 }
 
 // New returns a Server over b. Its request metrics are registered in reg
