@@ -512,6 +512,7 @@ func (h *hub) run(sub *store.Subscription) {
 				// Its queue is full: it reads on by itself, and the hub
 				// never waits for it.
 				h.members[c] = false
+				h.s.playMetrics.detaches.Inc()
 				wake(c.detached)
 			}
 		}
@@ -530,13 +531,18 @@ func (h *hub) ticker() {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-			h.mu.Lock()
-			h.ticks++
-			for c := range h.members {
-				c.ob.onTick(h.ticks)
-			}
-			h.mu.Unlock()
+			h.tick()
 		}
+	}
+}
+
+// tick asks every member for its pending delta.
+func (h *hub) tick() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ticks++
+	for c := range h.members {
+		c.ob.onTick(h.ticks)
 	}
 }
 

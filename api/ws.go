@@ -98,8 +98,9 @@ func (c PlayConfig) Validate() error {
 
 // playMetrics count play connections and why they ended.
 type playMetrics struct {
-	open   prometheus.Gauge
-	closes *prometheus.CounterVec
+	open     prometheus.Gauge
+	closes   *prometheus.CounterVec
+	detaches prometheus.Counter // connections the hub left to catch up alone
 }
 
 func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
@@ -110,8 +111,11 @@ func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gsd_play_closes_total", Help: "Play connections ended, by close code.",
 		}, []string{"code"}),
+		detaches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_play_detaches_total", Help: "Play connections whose full queue made the world's hub leave them to catch up alone.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.open, m.closes} {
+	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api play metrics: %w", err)
 		}
@@ -539,12 +543,13 @@ func (c *playConn) writer() {
 				return
 			}
 		case <-c.ob.signal:
-			for _, b := range c.ob.take() {
+			frames := c.ob.take()
+			c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
+			for _, b := range frames {
 				if !c.write(b) {
 					return
 				}
 			}
-			c.sent.Store(c.ob.coveredSeq())
 		}
 	}
 }
