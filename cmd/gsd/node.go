@@ -114,6 +114,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
 	}
+	o.play.set(&acfg.Play)
 	if o.applyTimeout > 0 {
 		// A request must outlast the proposal it waits for.
 		acfg.RequestTimeout = max(acfg.RequestTimeout, o.applyTimeout+time.Second)
