@@ -38,6 +38,7 @@ type benchOptions struct {
 	churners                              int
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
+	bulkRate                              float64
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -58,9 +59,11 @@ Scenarios (default: all, in this order):
                     player P99 with and without spectators, and their ratio
   churn             --churners reconnect again and again (new connections), resume
                     the event stream at last seq + 1; gaps and duplicates counted
-  play              --players (at most 5000) each on its own WebSocket play connection,
-                    spread over the nodes, at --rate actions/s; action→result latency and
-                    propagation to another player's play stream (--batch, --conns and
+  play              --players (at most 10000) each on its own WebSocket play connection,
+                    spread over the nodes, at --rate actions/s; action→result latency,
+                    propagation to another player's play stream and the nodes' memory per
+                    connection; with --bulk-rate a second phase adds bulk moves and the
+                    critical propagation P99 is compared (--batch, --conns and
                     --observers do not apply)
   failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
                     recovery time and a check that no acknowledged event was lost
@@ -99,6 +102,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.IntVar(&o.spectators, "spectators", 100, "spectator-influx: spectators joining")
 	f.DurationVar(&o.ramp, "ramp", 3*time.Second, "spectator-influx: they join evenly over this")
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
+	f.Float64Var(&o.bulkRate, "bulk-rate", 0, "play: bulk moves/s added in a second measured phase, to compare critical propagation with and without (0: one phase)")
 	f.IntVar(&o.churners, "churners", 50, "churn: reconnecting clients")
 	f.DurationVar(&o.dwell, "dwell", 500*time.Millisecond, "churn: mean time connected")
 	f.DurationVar(&o.offline, "offline", 200*time.Millisecond, "churn: mean time away")
@@ -182,7 +186,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":
-			r, err = loadgen.PlayBattle(ctx, t, p, o.tm)
+			r, err = loadgen.PlayBattle(ctx, t, p, loadgen.PlayParams{BulkRate: o.bulkRate}, o.tm)
 		case "failover":
 			if t.KillLeader == nil {
 				fmt.Fprintln(out, "skipped: failover needs the local cluster bench starts (no --addr)")
