@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestMemoryPerConnectionFromProcAndMetrics(t *testing.T) {
 	}))
 	defer bad.Close()
 	tg := &Target{Procs: []Proc{Self(), {Name: "gone", PID: func() int { return 0 }}}}
-	m := tg.memory(context.Background(), []string{srv.URL, srv.URL, bad.URL, "http://127.0.0.1:1"})
+	m := tg.memory(context.Background(), []string{srv.URL, strings.TrimPrefix(srv.URL, "http://"), bad.URL, "http://127.0.0.1:1"})
 	require.Positive(t, m.rssKB)
 	require.Equal(t, 5e6, m.heapBytes)
 	_, ok := scrapeMetric(context.Background(), http.DefaultClient, "http://bad host", "x")

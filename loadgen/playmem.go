@@ -38,6 +38,9 @@ func (t *Target) memory(ctx context.Context, addrs []string) memSample {
 
 // scrapeMetric reads one unlabelled sample from a node's /metrics.
 func scrapeMetric(ctx context.Context, hc *http.Client, addr, name string) (float64, bool) {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr+"/metrics", nil)
 	if err != nil {
 		return 0, false

@@ -39,6 +39,7 @@ type benchOptions struct {
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
 	bulkRate                              float64
+	gsdArgs                               []string
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -82,6 +83,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.BoolVar(&o.keep, "keep", false, "keep the working directory afterwards")
 	f.IntVar(&o.nodes, "nodes", 3, "nodes of the local cluster")
 	f.BoolVar(&o.noSync, "no-sync", false, "start the local nodes with --no-sync (no fsync)")
+	f.StringArrayVar(&o.gsdArgs, "gsd-arg", nil, "extra flag for every local gsd node, repeatable (e.g. --gsd-arg=--play-interest-cell=100)")
 	f.StringVar(&o.out, "out", "", "JSON result file (default bench-results/bench-<time>.json)")
 	f.BoolVar(&o.quiet, "quiet", false, "no live progress")
 
@@ -229,6 +231,7 @@ func (a *app) startBenchCluster(ctx context.Context, o benchOptions) (*localclus
 	if o.noSync {
 		args = append(args, "--no-sync")
 	}
+	args = append(args, o.gsdArgs...)
 	fmt.Fprintf(a.stdout, "Starting %d gsd nodes in %s ...\n", o.nodes, dir)
 	lc, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Dir: dir, Nodes: o.nodes, Args: args,
 		Env: coverEnv()})
