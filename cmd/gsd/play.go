@@ -13,6 +13,7 @@ type playOptions struct {
 	tick     time.Duration
 	queue    int
 	slow     time.Duration
+	ack      time.Duration
 	coalesce bool
 	interest api.InterestConfig
 }
@@ -22,6 +23,7 @@ func (p *playOptions) flags(f *pflag.FlagSet) {
 	f.DurationVar(&p.tick, "play-tick", d.TickInterval, "how often each play connection's coalesced bulk changes are sent")
 	f.IntVar(&p.queue, "play-queue", d.QueueSize, "critical frames (and control messages) queued per play connection")
 	f.DurationVar(&p.slow, "play-slow-timeout", d.SlowTimeout, "how long a play connection's queue may stay full before it is closed 4429 slow_consumer")
+	f.DurationVar(&p.ack, "play-ack-interval", d.AckInterval, "how often a play connection replicates its client's latest ack (one Raft command per connection per interval at most)")
 	f.BoolVar(&p.coalesce, "play-coalesce", d.CoalesceBulk, "send applied bulk events as per-tick deltas (latest value per entity and field)")
 	f.Float64Var(&p.interest.Cell, "play-interest-cell", 0, "interest grid cell size in position units (0: no grid; players receive every event)")
 	f.StringVar(&p.interest.X, "play-interest-x", "x", "numeric field holding an entity's x position (with --play-interest-cell)")
@@ -32,7 +34,7 @@ func (p *playOptions) flags(f *pflag.FlagSet) {
 
 // set sets c from the flags (complete has checked them).
 func (p *playOptions) set(c *api.PlayConfig) {
-	c.TickInterval, c.QueueSize, c.SlowTimeout, c.CoalesceBulk = p.tick, p.queue, p.slow, p.coalesce
+	c.TickInterval, c.QueueSize, c.SlowTimeout, c.CoalesceBulk, c.AckInterval = p.tick, p.queue, p.slow, p.coalesce, p.ack
 	c.Interest = p.interest
 }
 
