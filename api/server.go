@@ -143,6 +143,9 @@ type Server struct {
 	streams sync.WaitGroup
 	plays   map[string]*playConn // session id → its connection on this node
 	udp     atomic.Pointer[UDP]  // the UDP input lane, when served (udp.go)
+
+	hubMu sync.Mutex
+	hubs  map[string]*hub // world → its play fan-out on this node (hub.go)
 }
 
 // New returns a Server over b. Its request metrics are registered in reg

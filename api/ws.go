@@ -51,6 +51,15 @@ type PlayConfig struct {
 	// OriginPatterns lists the browser origins allowed besides the host's
 	// own (see websocket.AcceptOptions).
 	OriginPatterns []string
+	// TickInterval is how often each connection's coalesced bulk changes
+	// are flushed (a "delta" frame); critical events go at once.
+	TickInterval time.Duration
+	// CoalesceBulk turns on coalescing: applied bulk events reach clients
+	// as per-tick deltas (latest value per entity and field) rather than
+	// one by one.
+	CoalesceBulk bool
+	// Interest turns on area-of-interest filtering (off by default).
+	Interest InterestConfig
 }
 
 // DefaultPlayConfig returns the defaults.
@@ -65,6 +74,8 @@ func DefaultPlayConfig() PlayConfig {
 		PingInterval:    15 * time.Second,
 		IdleTimeout:     60 * time.Second,
 		MaxInflight:     64,
+		TickInterval:    50 * time.Millisecond,
+		CoalesceBulk:    true,
 	}
 }
 
@@ -73,8 +84,11 @@ func (c PlayConfig) Validate() error {
 	if c.MaxMessageBytes < 1 || c.QueueSize < 1 || c.MaxInflight < 1 {
 		return errors.New("MaxMessageBytes, QueueSize and MaxInflight must be > 0")
 	}
-	if c.SlowTimeout <= 0 || c.WriteTimeout <= 0 || c.HelloTimeout <= 0 || c.AckInterval <= 0 || c.PingInterval <= 0 {
+	if c.SlowTimeout <= 0 || c.WriteTimeout <= 0 || c.HelloTimeout <= 0 || c.AckInterval <= 0 || c.PingInterval <= 0 || c.TickInterval <= 0 {
 		return errors.New("play timeouts and intervals must be > 0")
+	}
+	if err := c.Interest.Validate(); err != nil {
+		return err
 	}
 	if c.IdleTimeout <= c.PingInterval {
 		return errors.New("IdleTimeout must exceed PingInterval")
@@ -84,8 +98,9 @@ func (c PlayConfig) Validate() error {
 
 // playMetrics count play connections and why they ended.
 type playMetrics struct {
-	open   prometheus.Gauge
-	closes *prometheus.CounterVec
+	open     prometheus.Gauge
+	closes   *prometheus.CounterVec
+	detaches prometheus.Counter // connections the hub left to catch up alone
 }
 
 func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
@@ -96,8 +111,11 @@ func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gsd_play_closes_total", Help: "Play connections ended, by close code.",
 		}, []string{"code"}),
+		detaches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_play_detaches_total", Help: "Play connections whose full queue made the world's hub leave them to catch up alone.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.open, m.closes} {
+	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api play metrics: %w", err)
 		}
@@ -131,8 +149,13 @@ type welcomeMsg struct {
 	UDP         *udpInfo             `json:"udp,omitempty"` // udp.go
 }
 
+// eventsMsg is the events frame (built by encodeEvents): the events in
+// seq order, From the first seq it covers and Seq the last (the client
+// acks and resumes from it).
 type eventsMsg struct {
 	Type   string          `json:"type"`
+	From   uint64          `json:"from"`
+	Seq    uint64          `json:"seq"`
 	Events []fsm.JSONEvent `json:"events"`
 }
 
@@ -187,7 +210,8 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	s.playMetrics.open.Inc()
 	defer s.playMetrics.open.Dec()
 	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r),
-		out: make(chan []byte, s.cfg.Play.QueueSize), sem: make(chan struct{}, s.cfg.Play.MaxInflight)}
+		out: make(chan []byte, s.cfg.Play.QueueSize), sem: make(chan struct{}, s.cfg.Play.MaxInflight),
+		ob: newOutbox(s.cfg.Play.QueueSize), detached: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
 }
@@ -217,7 +241,9 @@ type playConn struct {
 	errOnce sync.Once
 	err     error // why it ended; set once, before cancel
 
-	out      chan []byte
+	out      chan []byte   // control messages: welcome, results, pings
+	ob       *outbox       // events: critical frames and coalesced deltas (hub.go)
+	detached chan struct{} // the hub detached this connection (queue full)
 	sem      chan struct{}
 	wg       sync.WaitGroup
 	sent     atomic.Uint64 // seq of the last event queued to the client
@@ -367,6 +393,7 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 	}
 	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, info.Acked, info.Epoch, info.Data
 	c.sent.Store(info.Acked)
+	c.ob.start(info.Acked)
 	c.acked.Store(info.Acked)
 	c.flushed = info.Acked
 	sub, err := c.s.b.Subscribe(c.world, info.Acked+1)
@@ -497,46 +524,48 @@ func (c *playConn) send(v any) bool {
 	return false
 }
 
-// writer writes queued messages, each within WriteTimeout.
+// writer writes queued messages, each within WriteTimeout: control
+// messages first (so the welcome precedes every event), then the outbox's
+// events frames and, when a tick asked, its delta.
 func (c *playConn) writer() {
 	defer c.wg.Done()
 	for {
 		select {
+		case b := <-c.out:
+			if !c.write(b) {
+				return
+			}
+			continue
+		default:
+		}
+		select {
 		case <-c.ctx.Done():
 			return
 		case b := <-c.out:
-			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			cancel()
-			if err != nil {
-				c.fail(fmt.Errorf("%w: write: %v", errSlowConsumer, err))
+			if !c.write(b) {
 				return
+			}
+		case <-c.ob.signal:
+			frames := c.ob.take()
+			c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
+			for _, b := range frames {
+				if !c.write(b) {
+					return
+				}
 			}
 		}
 	}
 }
 
-// pusher queues the world's committed events from the session's position.
-func (c *playConn) pusher(sub *store.Subscription) {
-	defer c.wg.Done()
-	for {
-		evs, err := sub.Next(c.ctx)
-		if c.ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			c.fail(err)
-			return
-		}
-		msg := eventsMsg{Type: "events", Events: make([]fsm.JSONEvent, len(evs))}
-		for i, ev := range evs {
-			msg.Events[i] = ev.JSON()
-		}
-		if !c.send(msg) {
-			return
-		}
-		c.sent.Store(evs[len(evs)-1].Seq)
+func (c *playConn) write(b []byte) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+	err := c.ws.Write(ctx, websocket.MessageText, b)
+	cancel()
+	if err != nil {
+		c.fail(fmt.Errorf("%w: write: %v", errSlowConsumer, err))
+		return false
 	}
+	return true
 }
 
 // ticker replicates acks, pings the client and closes idle connections.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -60,9 +61,11 @@ func (e *CloseError) terminal() bool {
 }
 
 // Play is one player's session in one world over a WebSocket, resumed
-// transparently after drops: Next returns every committed event of the
-// world from the session's start, in seq order, without gaps or
-// duplicates. Actions are answered by their committed events and re-sent
+// transparently after drops: Next returns the committed events of the
+// world the server sends this player from the session's start, in seq
+// order, without gaps or duplicates: every event, unless the server
+// coalesces bulk changes (then they come as deltas, see DeltaStatus) or
+// filters by area of interest. Actions are answered by their committed events and re-sent
 // (same seq, so idempotent) after a resume. Safe for concurrent use, but
 // Next is meant for one reader.
 type Play struct {
@@ -73,7 +76,7 @@ type Play struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
-	events chan fsm.JSONEvent
+	events chan item
 	pongs  chan pong
 	ready  chan struct{} // closed after the first welcome
 
@@ -81,8 +84,9 @@ type Play struct {
 	conn        *websocket.Conn
 	session     string
 	resumeToken string
-	received    uint64 // last event seq received (and queued for Next)
-	delivered   uint64 // last event seq Next returned
+	received    uint64 // world seq the received frames cover (queued for Next)
+	lastEvent   uint64 // seq of the last individual event received
+	delivered   uint64 // world seq covered by what Next returned
 	acked       uint64 // last ack sent on the current connection
 	pending     map[uint64]*pendingAct
 	resumes     int
@@ -103,21 +107,51 @@ type actResult struct {
 
 type pong struct{ t, server int64 }
 
+// DeltaStatus is the Status of the events Next returns for a "delta" frame
+// (docs/PROTOCOL.md): bulk changes the server coalesced, each field's
+// latest value and version (op "set"; op "delete" with the entity's last
+// version for a deleted entity), covering every event up to Seq. Apply a
+// change only when its version is newer than the one you hold: after a
+// resume a delta may repeat changes.
+const DeltaStatus = "delta"
+
+// item is one entry for Next: an event or a delta, and the world seq the
+// client may acknowledge once Next returned it.
+type item struct {
+	ev      fsm.JSONEvent
+	covered uint64
+	skip    bool // only moves the covered seq (an empty delta)
+}
+
+// deltaEntity is one entity of a delta frame.
+type deltaEntity struct {
+	Deleted uint64                `json:"deleted"`
+	Fields  map[string]deltaField `json:"fields"`
+}
+
+type deltaField struct {
+	Value   fsm.Value `json:"value"`
+	Version uint64    `json:"version"`
+}
+
 // serverMsg is any message from the server.
 type serverMsg struct {
-	Type        string               `json:"type"`
-	Session     string               `json:"session"`
-	ResumeToken string               `json:"resume_token"`
-	Seq         uint64               `json:"seq"`
-	Data        map[string]fsm.Value `json:"data"`
-	Events      []fsm.JSONEvent      `json:"events"`
-	Event       *fsm.JSONEvent       `json:"event"`
-	Status      int                  `json:"status"`
-	Code        string               `json:"code"`
-	Error       string               `json:"error"`
-	T           int64                `json:"t"`
-	ServerTime  int64                `json:"server_time"`
-	UDP         *UDPInfo             `json:"udp"` // udp.go
+	Type        string                 `json:"type"`
+	Session     string                 `json:"session"`
+	ResumeToken string                 `json:"resume_token"`
+	Seq         uint64                 `json:"seq"`
+	From        uint64                 `json:"from"`
+	Tick        uint64                 `json:"tick"`
+	Entities    map[string]deltaEntity `json:"entities"`
+	Data        map[string]fsm.Value   `json:"data"`
+	Events      []fsm.JSONEvent        `json:"events"`
+	Event       *fsm.JSONEvent         `json:"event"`
+	Status      int                    `json:"status"`
+	Code        string                 `json:"code"`
+	Error       string                 `json:"error"`
+	T           int64                  `json:"t"`
+	ServerTime  int64                  `json:"server_time"`
+	UDP         *UDPInfo               `json:"udp"` // udp.go
 }
 
 // Play opens a play session in world and returns once the server welcomed
@@ -137,7 +171,7 @@ func (c *Client) Play(ctx context.Context, world string, opts PlayOptions) (*Pla
 		opts.HTTPClient = c.hc
 	}
 	p := &Play{c: c, world: world, opts: opts, done: make(chan struct{}), ready: make(chan struct{}),
-		events: make(chan fsm.JSONEvent, opts.Buffer), pongs: make(chan pong, 1), pending: make(map[uint64]*pendingAct)}
+		events: make(chan item, opts.Buffer), pongs: make(chan pong, 1), pending: make(map[uint64]*pendingAct)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	go p.run()
 	select {
@@ -166,26 +200,28 @@ func (p *Play) Data() map[string]fsm.Value {
 	return p.data
 }
 
-// Next returns the next committed event of the world.
+// Next returns the next committed event of the world (or a delta: Status
+// DeltaStatus).
 func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
-	select {
-	case ev := <-p.events:
+	for {
+		var it item
+		select {
+		case it = <-p.events:
+		default:
+			select {
+			case it = <-p.events:
+			case <-p.done:
+				return fsm.JSONEvent{}, p.err
+			case <-ctx.Done():
+				return fsm.JSONEvent{}, ctx.Err()
+			}
+		}
 		p.mu.Lock()
-		p.delivered = ev.Seq
+		p.delivered = max(p.delivered, it.covered)
 		p.mu.Unlock()
-		return ev, nil
-	default:
-	}
-	select {
-	case ev := <-p.events:
-		p.mu.Lock()
-		p.delivered = ev.Seq
-		p.mu.Unlock()
-		return ev, nil
-	case <-p.done:
-		return fsm.JSONEvent{}, p.err
-	case <-ctx.Done():
-		return fsm.JSONEvent{}, ctx.Err()
+		if !it.skip {
+			return it.ev, nil
+		}
 	}
 }
 
@@ -388,7 +424,7 @@ func (p *Play) connect(base string) error {
 	p.mu.Lock()
 	if first {
 		p.session, p.resumeToken, p.received = w.Session, w.ResumeToken, w.Seq
-		p.delivered, p.acked = w.Seq, w.Seq
+		p.delivered, p.acked, p.lastEvent = w.Seq, w.Seq, w.Seq
 	} else {
 		p.resumes++
 		p.received = max(p.received, w.Seq)
@@ -446,7 +482,10 @@ func (p *Play) connect(base string) error {
 func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 	switch m.Type {
 	case "events":
-		for _, ev := range m.Events {
+		if m.From != 0 {
+			return p.handleEvents(m)
+		}
+		for _, ev := range m.Events { // a server without coverage: every event, in order
 			p.mu.Lock()
 			last := p.received
 			p.mu.Unlock()
@@ -456,15 +495,15 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 			case ev.Seq != last+1:
 				return fmt.Errorf("%w: got seq %d after %d", ErrGap, ev.Seq, last)
 			}
-			select {
-			case p.events <- ev:
-			case <-p.ctx.Done():
-				return p.ctx.Err()
+			if err := p.queue(item{ev: ev, covered: ev.Seq}); err != nil {
+				return err
 			}
 			p.mu.Lock()
-			p.received = ev.Seq
+			p.received, p.lastEvent = ev.Seq, ev.Seq
 			p.mu.Unlock()
 		}
+	case "delta":
+		return p.handleDelta(m)
 	case "result", "error":
 		r := actResult{}
 		if m.Type == "result" && m.Event != nil {
@@ -489,6 +528,100 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 		default:
 		}
 	}
+	return nil
+}
+
+// queue hands it to Next, waiting while the buffer is full.
+func (p *Play) queue(it item) error {
+	select {
+	case p.events <- it:
+		return nil
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+}
+
+// cover checks that a frame starting at from follows what was received.
+func (p *Play) cover(from uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if from > p.received+1 {
+		return fmt.Errorf("%w: a frame from seq %d after seq %d", ErrGap, from, p.received)
+	}
+	return nil
+}
+
+// handleEvents queues an events frame's new events; the frame covers the
+// world up to m.Seq.
+func (p *Play) handleEvents(m *serverMsg) error {
+	if err := p.cover(m.From); err != nil {
+		return err
+	}
+	queued := false
+	for _, ev := range m.Events {
+		p.mu.Lock()
+		last := p.lastEvent
+		p.mu.Unlock()
+		if ev.Seq <= last {
+			continue // already have it (a resume overlapping)
+		}
+		queued = true
+		if err := p.queue(item{ev: ev, covered: min(ev.Seq, m.Seq)}); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.lastEvent = ev.Seq
+		p.received = max(p.received, min(ev.Seq, m.Seq))
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	p.received = max(p.received, m.Seq)
+	p.mu.Unlock()
+	if !queued {
+		return p.queue(item{covered: m.Seq, skip: true})
+	}
+	return nil
+}
+
+// handleDelta queues a delta frame as one event of Status DeltaStatus.
+func (p *Play) handleDelta(m *serverMsg) error {
+	if err := p.cover(m.From); err != nil {
+		return err
+	}
+	ev := fsm.JSONEvent{World: p.world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
+	ids := make([]string, 0, len(m.Entities))
+	for id := range m.Entities {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		e := m.Entities[id]
+		if e.Deleted != 0 {
+			ev.Changes = append(ev.Changes, fsm.JSONChange{Entity: id, Op: "delete", Version: e.Deleted})
+		}
+		names := make([]string, 0, len(e.Fields))
+		for f := range e.Fields {
+			names = append(names, f)
+		}
+		sort.Strings(names)
+		for _, f := range names {
+			v := e.Fields[f].Value
+			ev.Changes = append(ev.Changes, fsm.JSONChange{Entity: id, Field: f, Op: "set", Value: &v, Version: e.Fields[f].Version})
+			if ev.Versions == nil {
+				ev.Versions = make(map[string]map[string]uint64)
+			}
+			if ev.Versions[id] == nil {
+				ev.Versions[id] = make(map[string]uint64)
+			}
+			ev.Versions[id][f] = e.Fields[f].Version
+		}
+	}
+	if err := p.queue(item{ev: ev, covered: m.Seq, skip: len(ev.Changes) == 0}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.received = max(p.received, m.Seq)
+	p.mu.Unlock()
 	return nil
 }
 

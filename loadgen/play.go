@@ -10,18 +10,31 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
 )
 
 // MaxPlayPlayers bounds the play scenario's players: each one is a
-// WebSocket connection that receives every event of the world.
-const MaxPlayPlayers = 5000
+// WebSocket connection (and a file descriptor on each side).
+const MaxPlayPlayers = 10000
 
 // playInflight bounds one player's actions awaiting their result (the
 // server's default MaxInflight per connection).
 const playInflight = 64
 
-// playBuffer is each player's event buffer (client.PlayOptions.Buffer).
-const playBuffer = 256
+// playBuffer is each player's event buffer (client.PlayOptions.Buffer);
+// bigPlayBuffer with many players, whose buffers would add up.
+const (
+	playBuffer    = 256
+	bigPlayBuffer = 32
+)
+
+// PlayParams are what the play scenario adds to LoadParams.
+type PlayParams struct {
+	// BulkRate adds this many bulk moves per second (each player's own
+	// position, round-robin over the players) in a second measured phase,
+	// to compare critical-event propagation with bulk traffic and without.
+	BulkRate float64
+}
 
 // playConnectParallel bounds the hellos and byes in flight.
 const playConnectParallel = 64
@@ -32,6 +45,7 @@ type playPlayer struct {
 	sem      chan struct{} // actions in flight
 	watch    string        // the player whose events this one measures (player A)
 	received atomic.Int64  // events received on the stream
+	deltas   atomic.Int64  // coalesced bulk deltas received
 }
 
 // PlayBattle runs a battle like Battle, but each of Players players has
@@ -42,10 +56,16 @@ type playPlayer struct {
 // its result on the connection; propagation is player A's scheduled send
 // → the event received on player B's play stream (each player watches one
 // other player's critical events, so every event is measured once); fanout
-// is leader time → received, for the same watched events.
-func PlayBattle(ctx context.Context, t *Target, p LoadParams, tm Timing) (*Result, error) {
+// is leader time → received, for the same watched events. With BulkRate
+// a second phase adds that many bulk moves per second: the result's
+// latencies are that phase's, and the figures compare both. The memory
+// the connections took on the nodes is reported per connection.
+func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm Timing) (*Result, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
+	}
+	if pp.BulkRate < 0 {
+		return nil, fmt.Errorf("loadgen: bulk rate must be >= 0, not %v", pp.BulkRate)
 	}
 	if p.Players > MaxPlayPlayers {
 		return nil, fmt.Errorf("loadgen: play supports at most %d players (one WebSocket each), not %d", MaxPlayPlayers, p.Players)
@@ -56,6 +76,7 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, tm Timing) (*Resul
 	for _, k := range []string{"batch", "conns", "observers"} {
 		delete(r.Params, k)
 	}
+	r.Params["bulk_rate"] = pp.BulkRate
 	tm.into(r)
 	_, stopSampler := t.sampler(ctx)
 	defer func() {
@@ -93,9 +114,12 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, tm Timing) (*Resul
 		}
 	}()
 	t.logf("play: connecting %d players over WebSocket to %d nodes", p.Players, len(addrs))
+	mem0 := t.memory(ctx, addrs)
 	if err := connectPlayers(ctx, t, clients, p, players, l.prefix); err != nil {
 		return nil, err
 	}
+	sleepCtx(ctx, time.Second) // let the nodes settle
+	perConn(r, mem0, t.memory(ctx, addrs), p.Players)
 
 	var (
 		rwg      sync.WaitGroup
@@ -113,12 +137,12 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, tm Timing) (*Resul
 			}
 		}()
 	}
-	delivered := func() int64 {
-		var n int64
+	delivered := func() (n, deltas int64) {
 		for _, pp := range players {
 			n += pp.received.Load()
+			deltas += pp.deltas.Load()
 		}
-		return n
+		return n, deltas
 	}
 
 	lctx, cancel := context.WithCancel(ctx)
@@ -129,9 +153,19 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, tm Timing) (*Resul
 	if tm.Warmup > 0 {
 		measure(ctx, t, l, "warmup", tm.Warmup)
 	}
-	d0 := delivered()
+	d0, x0 := delivered()
 	m := measure(ctx, t, l, "play", tm.Duration)
-	d1 := delivered()
+	d1, x1 := delivered()
+	var without *meter
+	if pp.BulkRate > 0 {
+		without = m
+		go l.runBulk(lctx, players, pp.BulkRate, &awg)
+		t.logf("play: + %.0f bulk moves/s", pp.BulkRate)
+		measure(ctx, t, l, "bulk-warmup", time.Second)
+		d0, x0 = delivered()
+		m = measure(ctx, t, l, "with-bulk", tm.Duration)
+		d1, x1 = delivered()
+	}
 	cancel()
 	<-done
 	awg.Wait()
@@ -153,6 +187,18 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, tm Timing) (*Resul
 	r.Figures["offered_per_s"] = p.Rate
 	r.Figures["delivered_events_per_s"] = float64(d1-d0) / r.Seconds
 	r.Figures["delivered_events_per_s_per_player"] = float64(d1-d0) / r.Seconds / float64(p.Players)
+	r.Counts["delivered_deltas"] = x1 - x0
+	r.Counts["bulk_sent"] = l.bulkSent.Load()
+	r.Counts["bulk_failed"] = l.bulkFailed.Load()
+	if without != nil {
+		wr := newResult("without bulk")
+		without.into(wr, p.Players, 0)
+		with := newResult("with bulk")
+		m.into(with, p.Players, 0)
+		r.Phases = append(r.Phases, *wr, *with)
+		r.Figures["propagation_p99_without_bulk_ms"] = wr.Latency["propagation"].P99
+		r.Figures["propagation_p99_with_bulk_ms"] = with.Latency["propagation"].P99
+	}
 	if len(streamEr) > 0 {
 		r.check("play streams stayed up", false, fmt.Sprintf("%d ended: %s", len(streamEr), streamEr[0]))
 	} else {
@@ -188,7 +234,11 @@ func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p 
 			defer func() { <-sem; wg.Done() }()
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			pl, err := clients[i%len(clients)].Play(cctx, p.World, client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: playBuffer})
+			buf, ackEvery := playBuffer, 100*time.Millisecond
+			if len(players) > 1000 {
+				buf, ackEvery = bigPlayBuffer, time.Second
+			}
+			pl, err := clients[i%len(clients)].Play(cctx, p.World, client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: buf, AckInterval: ackEvery})
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -243,6 +293,10 @@ func (l *load) readPlay(pp *playPlayer) error {
 			}
 			return err
 		}
+		if ev.Status == client.DeltaStatus {
+			pp.deltas.Add(1)
+			continue
+		}
 		pp.received.Add(1)
 		if pp.watch == "" || ev.Player != pp.watch {
 			continue
@@ -290,4 +344,65 @@ func (l *load) playSend(ctx context.Context, pp *playPlayer, j job, a client.Act
 	start := time.Now()
 	ev, err := pp.play.Act(actx, a)
 	l.settle(j.m, j, start, a, ev, err)
+}
+
+// runBulk sends rate bulk moves per second, round-robin over the players,
+// each its own position, until ctx ends; they are counted, not measured.
+func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, awg *sync.WaitGroup) {
+	t0 := time.Now()
+	scheduled, next := 0, 0
+	tk := time.NewTicker(l.p.Tick)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tk.C:
+			due := int(rate*now.Sub(t0).Seconds()) - scheduled
+			for ; due > 0; due-- {
+				scheduled++
+				i := next
+				next = (next + 1) % len(players)
+				a := l.move(i, now.UnixNano())
+				awg.Add(1)
+				go l.bulkSend(ctx, players[i], a, awg)
+			}
+		}
+	}
+}
+
+// move builds a bulk move of player i's own entity.
+func (l *load) move(i int, intended int64) client.ActionRequest {
+	pl := &l.players[i]
+	pl.mu.Lock()
+	pl.seq++
+	pl.sent = append(pl.sent, intended)
+	seq := pl.seq
+	pl.mu.Unlock()
+	id := l.prefix + strconv.Itoa(i)
+	l.bulkMu.Lock()
+	x, y := l.bulkRng.Int64N(1000), l.bulkRng.Int64N(1000)
+	l.bulkMu.Unlock()
+	return client.ActionRequest{Player: id, Seq: seq, Priority: client.PriorityBulk,
+		Ops: []fsm.Op{client.Set(id, "x", fsm.Int(x)), client.Set(id, "y", fsm.Int(y))}}
+}
+
+// bulkSend sends one bulk move over its player's connection; a player
+// with its actions in flight at the bound skips it (open loop).
+func (l *load) bulkSend(ctx context.Context, pp *playPlayer, a client.ActionRequest, awg *sync.WaitGroup) {
+	defer awg.Done()
+	select {
+	case pp.sem <- struct{}{}:
+	default:
+		l.bulkFailed.Add(1)
+		return
+	}
+	defer func() { <-pp.sem }()
+	actx, cancel := context.WithTimeout(ctx, l.p.RequestTimeout)
+	defer cancel()
+	if _, err := pp.play.Act(actx, a); err != nil {
+		l.bulkFailed.Add(1)
+		return
+	}
+	l.bulkSent.Add(1)
 }

@@ -124,13 +124,18 @@ type load struct {
 	acks     []ack
 
 	unsent atomic.Int64
-	wg     sync.WaitGroup
-	obsErr chan error
+	// the play scenario's extra bulk moves (play.go)
+	bulkMu     sync.Mutex
+	bulkRng    *rand.Rand
+	bulkSent   atomic.Int64
+	bulkFailed atomic.Int64
+	wg         sync.WaitGroup
+	obsErr     chan error
 }
 
 func newLoad(p LoadParams, addrs []string) *load {
 	l := &load{p: p, prefix: "p", players: make([]player, p.Players), items: map[int]hold{},
-		rng: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)), obsErr: make(chan error, p.Observers+1)}
+		rng: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)), bulkRng: rand.New(rand.NewPCG(p.Seed, 0x5851f42d4c957f2d)), obsErr: make(chan error, p.Observers+1)}
 	l.c = client.New(addrs, client.WithHTTPClient(l.bytes.HTTPClient(p.Conns)),
 		client.WithAttemptTimeout(5*time.Second), client.WithBackoff(10*time.Millisecond, 500*time.Millisecond))
 	l.cur.Store(newMeter("warmup"))

@@ -19,6 +19,7 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -104,6 +105,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 
 	reg := prometheus.NewRegistry()
+	// The Go runtime's figures (heap, goroutines), e.g. for gsdctl bench's
+	// memory per play connection.
+	reg.MustRegister(collectors.NewGoCollector())
 	st, err := store.New(scfg, reg)
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)
@@ -114,6 +118,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
 	}
+	o.play.set(&acfg.Play)
 	if o.applyTimeout > 0 {
 		// A request must outlast the proposal it waits for.
 		acfg.RequestTimeout = max(acfg.RequestTimeout, o.applyTimeout+time.Second)

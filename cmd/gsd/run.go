@@ -45,6 +45,7 @@ type options struct {
 
 	auth authOptions
 	udp  udpOptions
+	play playOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -122,6 +123,7 @@ cluster from that data and ignores --join.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	o.auth.flags(f)
 	o.udp.flags(f)
+	o.play.flags(f)
 	return cmd
 }
 
@@ -144,6 +146,9 @@ func (o *options) complete() error {
 		}
 	}
 	if _, err := o.auth.config(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.play.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {

@@ -40,6 +40,8 @@ type benchOptions struct {
 	churners                              int
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
+	bulkRate                              float64
+	gsdArgs                               []string
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -60,9 +62,11 @@ Scenarios (default: all, in this order):
                     player P99 with and without spectators, and their ratio
   churn             --churners reconnect again and again (new connections), resume
                     the event stream at last seq + 1; gaps and duplicates counted
-  play              --players (at most 5000) each on its own WebSocket play connection,
-                    spread over the nodes, at --rate actions/s; action→result latency and
-                    propagation to another player's play stream (--batch, --conns and
+  play              --players (at most 10000) each on its own WebSocket play connection,
+                    spread over the nodes, at --rate actions/s; action→result latency,
+                    propagation to another player's play stream and the nodes' memory per
+                    connection; with --bulk-rate a second phase adds bulk moves and the
+                    critical propagation P99 is compared (--batch, --conns and
                     --observers do not apply)
   failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
                     recovery time and a check that no acknowledged event was lost
@@ -81,6 +85,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.BoolVar(&o.keep, "keep", false, "keep the working directory afterwards")
 	f.IntVar(&o.nodes, "nodes", 3, "nodes of the local cluster")
 	f.BoolVar(&o.noSync, "no-sync", false, "start the local nodes with --no-sync (no fsync)")
+	f.StringArrayVar(&o.gsdArgs, "gsd-arg", nil, "extra flag for every local gsd node, repeatable (e.g. --gsd-arg=--play-interest-cell=100)")
 	f.StringVar(&o.out, "out", "", "JSON result file (default bench-results/bench-<time>.json)")
 	f.BoolVar(&o.quiet, "quiet", false, "no live progress")
 
@@ -103,6 +108,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.IntVar(&o.spectatorDecodeEvery, "spectator-decode-every", 10, "spectator-influx: one spectator in N decodes events and records their latency; the others count raw lines (the load generator shares the cores with gsd)")
 	f.DurationVar(&o.spectatorLinger, "spectator-linger", 100*time.Millisecond, "spectator-influx: the spectators' streams gather events this long between writes (0: every batch at once)")
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
+	f.Float64Var(&o.bulkRate, "bulk-rate", 0, "play: bulk moves/s added in a second measured phase, to compare critical propagation with and without (0: one phase)")
 	f.IntVar(&o.churners, "churners", 50, "churn: reconnecting clients")
 	f.DurationVar(&o.dwell, "dwell", 500*time.Millisecond, "churn: mean time connected")
 	f.DurationVar(&o.offline, "offline", 200*time.Millisecond, "churn: mean time away")
@@ -186,7 +192,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":
-			r, err = loadgen.PlayBattle(ctx, t, p, o.tm)
+			r, err = loadgen.PlayBattle(ctx, t, p, loadgen.PlayParams{BulkRate: o.bulkRate}, o.tm)
 		case "failover":
 			if t.KillLeader == nil {
 				fmt.Fprintln(out, "skipped: failover needs the local cluster bench starts (no --addr)")
@@ -229,6 +235,7 @@ func (a *app) startBenchCluster(ctx context.Context, o benchOptions) (*localclus
 	if o.noSync {
 		args = append(args, "--no-sync")
 	}
+	args = append(args, o.gsdArgs...)
 	fmt.Fprintf(a.stdout, "Starting %d gsd nodes in %s ...\n", o.nodes, dir)
 	lc, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Dir: dir, Nodes: o.nodes, Args: args,
 		Env: coverEnv()})
