@@ -233,3 +233,45 @@ func TestPlayHubStartsWithTheFirstConnectionAndStopsWithTheLast(t *testing.T) {
 	seq = act(t, n, actBody("cy", 2))
 	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
 }
+
+func TestPlayReaderThatStopsReadingControlMessagesIsCutOffWith4429(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, smallBuffers{ln}, func(c *Config) {
+		c.Play.QueueSize = 1
+		c.Play.SlowTimeout = 300 * time.Millisecond
+		c.Play.WriteTimeout = time.Minute
+	})
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, n.env.wsURL("arena"), &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
+	require.NoError(t, err)
+	defer c.CloseNow()
+	welcome(t, c, "pinger")
+	// Pings, never reading the pongs: the socket fills, then the queue.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ping := []byte(`{"type":"ping","t":1}`)
+		for range 200000 {
+			if c.Write(ctx, websocket.MessageText, ping) != nil {
+				return
+			}
+		}
+	}()
+	require.Eventually(t, func() bool {
+		_, _, b := n.env.do("GET", "/metrics", "")
+		return strings.Contains(string(b), `gsd_play_closes_total{code="4429"} 1`)
+	}, 20*time.Second, 10*time.Millisecond)
+	_ = c.CloseNow()
+	<-done
+}
