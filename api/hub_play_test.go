@@ -335,3 +335,17 @@ func TestPlaySlowReaderGetsBulkCoalescedLatestWins(t *testing.T) {
 	require.Less(t, deltas, 100, "coalesced while the reader did not read")
 	t.Logf("100 moves arrived in %d deltas", deltas)
 }
+
+func TestPlayAFailedHubIsReplacedByTheNextConnection(t *testing.T) {
+	n := startLeaderWith(t, fastPlay)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	dead := &hub{world: "arena", err: fmt.Errorf("archive gap"), members: map[*playConn]bool{}}
+	n.env.srv.hubMu.Lock()
+	n.env.srv.hubs = map[string]*hub{"arena": dead}
+	n.env.srv.hubMu.Unlock()
+	c := dialPlay(t, n.env.wsURL("arena"))
+	welcome(t, c, "ann")
+	require.NotSame(t, dead, n.worldHub(t, "arena"))
+	seq := act(t, n, actBody("bob", 1))
+	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
+}
