@@ -636,10 +636,7 @@ func (c *playConn) offerWait(evs []*hubEvent, want func(*hubEvent) bool) bool {
 		}
 		select {
 		case <-c.ob.room:
-			if !t.Stop() {
-				<-t.C
-			}
-			t.Reset(c.cfg.SlowTimeout)
+			t.Reset(c.cfg.SlowTimeout) // progress: the wait starts over (no stale fire since Go 1.23)
 		case <-t.C:
 			c.fail(fmt.Errorf("%w: outbound queue of %d frames full for %s", errSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
 			return false

@@ -233,3 +233,119 @@ func TestPlayHubStartsWithTheFirstConnectionAndStopsWithTheLast(t *testing.T) {
 	seq = act(t, n, actBody("cy", 2))
 	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
 }
+
+func TestPlayReaderThatStopsReadingControlMessagesIsCutOffWith4429(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, smallBuffers{ln}, func(c *Config) {
+		c.Play.QueueSize = 1
+		c.Play.SlowTimeout = 300 * time.Millisecond
+		c.Play.WriteTimeout = time.Minute
+	})
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, n.env.wsURL("arena"), &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
+	require.NoError(t, err)
+	defer c.CloseNow()
+	welcome(t, c, "pinger")
+	// Pings, never reading the pongs: the socket fills, then the queue.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ping := []byte(`{"type":"ping","t":1}`)
+		for range 200000 {
+			if c.Write(ctx, websocket.MessageText, ping) != nil {
+				return
+			}
+		}
+	}()
+	require.Eventually(t, func() bool {
+		_, _, b := n.env.do("GET", "/metrics", "")
+		return strings.Contains(string(b), `gsd_play_closes_total{code="4429"} 1`)
+	}, 20*time.Second, 10*time.Millisecond)
+	_ = c.CloseNow()
+	<-done
+}
+
+// A reader that stops reading while bulk moves keep coming gets them
+// coalesced: few deltas, the latest value, and every critical event.
+func TestPlaySlowReaderGetsBulkCoalescedLatestWins(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, smallBuffers{ln}, func(c *Config) {
+		c.Play.TickInterval = 5 * time.Millisecond
+		c.Play.SlowTimeout = time.Minute
+	})
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	slow, _, err := websocket.Dial(ctx, n.env.wsURL("arena"), &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
+	require.NoError(t, err)
+	defer slow.CloseNow()
+	slow.SetReadLimit(64 << 20)
+	welcome(t, slow, "slow")
+
+	// Big critical events fill the socket; then 100 moves of one entity.
+	big := strings.Repeat("x", 3000)
+	var crit []uint64
+	for i := 1; i <= 40; i++ {
+		crit = append(crit, act(t, n, fmt.Sprintf(`{"player":"bob","seq":%d,"ops":[{"op":"set","entity":"e%d","field":"blob","value":%q}]}`, i, i, big)))
+	}
+	var last uint64
+	for i := 1; i <= 100; i++ {
+		last = act(t, n, moveBody("bob", 40+i, "mover", i, i))
+	}
+	// Now it reads: every critical event, and the moves coalesced.
+	var gotCrit []uint64
+	deltas, lastX := 0, float64(0)
+	for covered := uint64(0); covered < last; {
+		m := wsRecv(t, slow)
+		switch m["type"] {
+		case "events":
+			gotCrit = append(gotCrit, eventSeqs(m)...)
+		case "delta":
+			if e, ok := m["entities"].(map[string]any)["mover"]; ok {
+				deltas++
+				x := e.(map[string]any)["fields"].(map[string]any)["x"].(map[string]any)
+				require.Greater(t, x["value"].(float64), lastX, "values only move forward")
+				lastX = x["value"].(float64)
+			}
+		}
+		covered = max(covered, uint64(m["seq"].(float64)))
+	}
+	require.Equal(t, crit, gotCrit)
+	require.Equal(t, float64(100), lastX, "the latest value wins")
+	require.Less(t, deltas, 100, "coalesced while the reader did not read")
+	t.Logf("100 moves arrived in %d deltas", deltas)
+}
+
+func TestPlayAFailedHubIsReplacedByTheNextConnection(t *testing.T) {
+	n := startLeaderWith(t, fastPlay)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	dead := &hub{world: "arena", err: fmt.Errorf("archive gap"), members: map[*playConn]bool{}}
+	n.env.srv.hubMu.Lock()
+	n.env.srv.hubs = map[string]*hub{"arena": dead}
+	n.env.srv.hubMu.Unlock()
+	c := dialPlay(t, n.env.wsURL("arena"))
+	welcome(t, c, "ann")
+	require.NotSame(t, dead, n.worldHub(t, "arena"))
+	seq := act(t, n, actBody("bob", 1))
+	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
+}

@@ -278,3 +278,22 @@ func BenchmarkHubFanout(b *testing.B) {
 		}
 	}
 }
+
+func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
+	fake := newFake()
+	fake.worlds["arena"] = &fakeWorld{}
+	fake.subErr = errors.New("feed down")
+	e := newEnv(t, fake)
+	_, err := e.srv.joinHub(&playConn{world: "nope"})
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+	_, err = e.srv.joinHub(&playConn{world: "arena"})
+	require.ErrorContains(t, err, "feed down")
+	require.Zero(t, e.srv.hubCount())
+
+	// A failed hub refuses to attach its members and is replaced by the
+	// next join.
+	h := &hub{err: errors.New("gap"), members: map[*playConn]bool{}}
+	_, err = h.attach(&playConn{ob: newOutbox(1)})
+	require.ErrorContains(t, err, "gap")
+	require.True(t, h.failed())
+}

@@ -10,6 +10,7 @@ import (
 
 // playOptions are the WebSocket play fan-out flags (docs/PROTOCOL.md).
 type playOptions struct {
+	parsed   bool // flags registered: otherwise the defaults stand
 	tick     time.Duration
 	queue    int
 	slow     time.Duration
@@ -20,6 +21,7 @@ type playOptions struct {
 
 func (p *playOptions) flags(f *pflag.FlagSet) {
 	d := api.DefaultPlayConfig()
+	p.parsed = true
 	f.DurationVar(&p.tick, "play-tick", d.TickInterval, "how often each play connection's coalesced bulk changes are sent")
 	f.IntVar(&p.queue, "play-queue", d.QueueSize, "critical frames (and control messages) queued per play connection")
 	f.DurationVar(&p.slow, "play-slow-timeout", d.SlowTimeout, "how long a play connection's queue may stay full before it is closed 4429 slow_consumer")
@@ -34,6 +36,9 @@ func (p *playOptions) flags(f *pflag.FlagSet) {
 
 // set sets c from the flags (complete has checked them).
 func (p *playOptions) set(c *api.PlayConfig) {
+	if !p.parsed {
+		return
+	}
 	c.TickInterval, c.QueueSize, c.SlowTimeout, c.CoalesceBulk, c.AckInterval = p.tick, p.queue, p.slow, p.coalesce, p.ack
 	c.Interest = p.interest
 }
