@@ -125,6 +125,10 @@ func requireCount(t *testing.T, u *UDP, result string, want float64) {
 		"%s: got %v, want %v", result, value(c), want)
 }
 
+// uncoalesced turns bulk coalescing off: these tests read each bulk event
+// (with its player and client seq) from the play connection.
+func uncoalesced(c *Config) { c.Play.CoalesceBulk = false }
+
 // nextEventMaps reads events until it has n and returns them.
 func nextEventMaps(t *testing.T, c *websocket.Conn, n int) []map[string]any {
 	t.Helper()
@@ -158,7 +162,7 @@ func change(t *testing.T, ev map[string]any, entity, field string) any {
 }
 
 func TestUDPValidPacketIsAppliedAsTheSessionsPlayerAndReplayIsDropped(t *testing.T) {
-	n := startLeader(t)
+	n := startLeaderWith(t, uncoalesced)
 	u := serveUDP(t, n)
 	n.env.do("POST", "/v1/worlds", posBody)
 	s := openUDPSession(t, n, "arena", "ann")
@@ -190,7 +194,7 @@ func TestUDPValidPacketIsAppliedAsTheSessionsPlayerAndReplayIsDropped(t *testing
 }
 
 func TestUDPForgedPacketsAreDropped(t *testing.T) {
-	n := startLeader(t)
+	n := startLeaderWith(t, uncoalesced)
 	u := serveUDP(t, n)
 	n.env.do("POST", "/v1/worlds", posBody)
 	ann := openUDPSession(t, n, "arena", "ann")
@@ -223,7 +227,7 @@ func TestUDPForgedPacketsAreDropped(t *testing.T) {
 }
 
 func TestUDPReorderedPacketsLetTheLatestSeqWinAndOldSeqsOutsideTheWindowDrop(t *testing.T) {
-	n := startLeader(t)
+	n := startLeaderWith(t, uncoalesced)
 	u := serveUDP(t, n)
 	n.env.do("POST", "/v1/worlds", posBody)
 	s := openUDPSession(t, n, "arena", "ann")
@@ -255,7 +259,7 @@ func TestUDPReorderedPacketsLetTheLatestSeqWinAndOldSeqsOutsideTheWindowDrop(t *
 }
 
 func TestUDPMalformedAndOversizedPacketsAreDroppedAndCounted(t *testing.T) {
-	n := startLeader(t)
+	n := startLeaderWith(t, uncoalesced)
 	u := serveUDP(t, n)
 	n.env.do("POST", "/v1/worlds", posBody)
 	s := openUDPSession(t, n, "arena", "ann")
@@ -290,7 +294,7 @@ func TestUDPMalformedAndOversizedPacketsAreDroppedAndCounted(t *testing.T) {
 }
 
 func TestUDPKeyStopsWorkingWhenTheConnectionEndsAndAResumeGetsANewOne(t *testing.T) {
-	n := startLeaderWith(t, fastPlay)
+	n := startLeaderWith(t, fastPlay, uncoalesced)
 	u := serveUDP(t, n)
 	n.env.do("POST", "/v1/worlds", posBody)
 	ws := dialPlay(t, n.env.wsURL("arena"))
@@ -364,7 +368,7 @@ func TestUDPActionTakesTheNewestSeqAndSortsItsOps(t *testing.T) {
 }
 
 func TestUDPLaneWithoutTheLaneHasNoUDPInWelcome(t *testing.T) {
-	n := startLeader(t)
+	n := startLeaderWith(t, uncoalesced)
 	n.env.do("POST", "/v1/worlds", posBody)
 	ws := dialPlay(t, n.env.wsURL("arena"))
 	w := welcome(t, ws, "ann")
@@ -372,7 +376,7 @@ func TestUDPLaneWithoutTheLaneHasNoUDPInWelcome(t *testing.T) {
 }
 
 func TestServeUDPRefusesBadConfigsTakenMetricsAndASecondLane(t *testing.T) {
-	n := startLeader(t)
+	n := startLeaderWith(t, uncoalesced)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer pc.Close()
@@ -403,7 +407,7 @@ func TestServeUDPRefusesBadConfigsTakenMetricsAndASecondLane(t *testing.T) {
 }
 
 func TestUDPInputOnMoreFieldsThanMaxFieldsIsOverloaded(t *testing.T) {
-	n := startLeader(t)
+	n := startLeaderWith(t, uncoalesced)
 	u := serveUDP(t, n, func(c *UDPConfig) { c.MaxFields = 2 })
 	n.env.do("POST", "/v1/worlds", posBody)
 	s := openUDPSession(t, n, "arena", "ann")
@@ -460,8 +464,10 @@ func benchHandle(b *testing.B, forged bool) {
 }
 
 func TestUDPInputOnAFollowerIsForwardedToTheLeader(t *testing.T) {
-	n1 := startLeader(t)
-	n2 := startNode(t, "n2", false)
+	n1 := startLeaderWith(t, uncoalesced)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n2 := startNodeOn(t, "n2", false, ln, uncoalesced)
 	join := fmt.Sprintf(`{"id":"n2","raft_addr":%q,"http_addr":%q}`, n2.raftAddr, n2.env.ts.Listener.Addr().String())
 	code, m := n1.env.doJSON("POST", "/v1/cluster/join", join)
 	require.Equal(t, 200, code, "%v", m)
