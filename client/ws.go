@@ -88,6 +88,11 @@ type Play struct {
 	resumes     int
 	err         error // why the Play ended
 	data        map[string]fsm.Value
+	// A transfer (transfer.go): where to resume next, with which ticket,
+	// and the other nodes the welcomes named.
+	moveTo  string
+	ticket  string
+	learned []string
 }
 
 type pendingAct struct {
@@ -116,6 +121,9 @@ type serverMsg struct {
 	Error       string               `json:"error"`
 	T           int64                `json:"t"`
 	ServerTime  int64                `json:"server_time"`
+	To          string               `json:"to"`
+	Ticket      string               `json:"ticket"`
+	Nodes       []string             `json:"nodes"`
 }
 
 // Play opens a play session in world and returns once the server welcomed
@@ -313,13 +321,21 @@ func (p *Play) run() {
 			p.finish(ErrPlayClosed)
 			return
 		}
-		base := p.c.addrs[addr%len(p.c.addrs)]
+		addrs := p.addrs()
+		base := addrs[addr%len(addrs)]
+		if to := p.takeMove(); to != "" {
+			base = to
+		}
 		err := p.connect(base)
 		if p.ctx.Err() != nil {
 			p.finish(ErrPlayClosed)
 			return
 		}
 		var ce *CloseError
+		if errors.Is(err, errMoved) || p.ticketRefused(err) {
+			backoff = p.c.minBackoff
+			continue // resume at once, where the server said
+		}
 		if errors.As(err, &ce) && ce.terminal() {
 			p.finish(err)
 			return
@@ -329,7 +345,7 @@ func (p *Play) run() {
 			p.finish(err)
 			return
 		}
-		if errors.As(err, &ce) && strings.Contains(ce.Reason, CodeNotLeader) || !errors.As(err, &ce) {
+		if errors.As(err, &ce) && (strings.Contains(ce.Reason, CodeNotLeader) || ce.Code == CloseMoved) || !errors.As(err, &ce) {
 			addr++ // another node may serve us better
 		}
 		select {
@@ -371,6 +387,9 @@ func (p *Play) connect(base string) error {
 	if !first {
 		hello = map[string]any{"type": "resume", "token": p.opts.Token, "player": p.opts.Player,
 			"session": p.session, "resume_token": p.resumeToken, "last_seq": p.received}
+		if p.ticket != "" {
+			hello["ticket"] = p.ticket
+		}
 	}
 	p.mu.Unlock()
 	if err := p.write(p.ctx, conn, hello); err != nil {
@@ -392,6 +411,8 @@ func (p *Play) connect(base string) error {
 		p.received = max(p.received, w.Seq)
 	}
 	p.data = w.Data
+	p.ticket = "" // used
+	p.learn(w.Nodes)
 	p.conn = conn
 	resend := make([][]byte, 0, len(p.pending))
 	for _, pa := range p.pending {
@@ -477,6 +498,8 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 			default:
 			}
 		}
+	case "transfer":
+		return p.moved(m)
 	case "ping":
 		return p.write(p.ctx, conn, map[string]any{"type": "pong", "t": m.T})
 	case "pong":
