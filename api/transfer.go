@@ -92,9 +92,14 @@ func (s *Server) signTicket(t ticket) string {
 	}
 	b, _ := json.Marshal(t)
 	payload := base64.RawURLEncoding.EncodeToString(b)
+	return payload + "." + base64.RawURLEncoding.EncodeToString(s.ticketMAC(payload))
+}
+
+// ticketMAC signs a ticket's encoded payload.
+func (s *Server) ticketMAC(payload string) []byte {
 	m := hmac.New(sha256.New, s.hmacKey(ticketPurpose))
 	m.Write([]byte(payload))
-	return payload + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return m.Sum(nil)
 }
 
 // checkTicket verifies a resume's ticket for session of world on this node.
@@ -104,9 +109,7 @@ func (s *Server) checkTicket(raw, world, session string, now time.Time) error {
 	}
 	payload, sig, ok := strings.Cut(raw, ".")
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	m := hmac.New(sha256.New, s.hmacKey(ticketPurpose))
-	m.Write([]byte(payload))
-	if !ok || err != nil || !hmac.Equal(got, m.Sum(nil)) {
+	if !ok || err != nil || !hmac.Equal(got, s.ticketMAC(payload)) {
 		return fmt.Errorf("%w: bad signature", errTicket)
 	}
 	var t ticket
