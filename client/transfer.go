@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 )
@@ -66,14 +67,19 @@ func (p *Play) ticketRefused(err error) bool {
 	return true
 }
 
-// learn adds the nodes a welcome named to the addresses to resume on.
+// learn adds the nodes a welcome named to the addresses to resume on, in
+// a random order, so that the players of a node that dies spread over the
+// others.
 func (p *Play) learn(nodes []string) {
+	var added []string
 	for _, n := range nodes {
 		n = strings.TrimRight(n, "/")
-		if n != "" && !slices.Contains(p.c.addrs, n) && !slices.Contains(p.learned, n) {
-			p.learned = append(p.learned, n)
+		if n != "" && !slices.Contains(p.c.addrs, n) && !slices.Contains(p.learned, n) && !slices.Contains(added, n) {
+			added = append(added, n)
 		}
 	}
+	rand.Shuffle(len(added), func(i, j int) { added[i], added[j] = added[j], added[i] })
+	p.learned = append(p.learned, added...)
 }
 
 // addrs returns the addresses to rotate over: the Client's, then the

@@ -43,7 +43,8 @@ type options struct {
 	peerAddrFile    string
 	shutdownTimeout time.Duration
 
-	auth authOptions
+	auth    authOptions
+	cluster clusterOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -120,6 +121,7 @@ cluster from that data and ignores --join.`,
 	f.StringVar(&o.peerAddrFile, "peer-addr-file", "", "JSON file mapping node id to the Raft address to dial it at; re-read when it changes and on SIGHUP")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
 	o.auth.flags(f)
+	o.cluster.flags(f)
 	return cmd
 }
 
@@ -142,6 +144,9 @@ func (o *options) complete() error {
 		}
 	}
 	if _, err := o.auth.config(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.cluster.secret(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {

@@ -1,0 +1,192 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// killSessions is how many play sessions the kill test opens on the node
+// it kills: $GSD_KILL_SESSIONS, default 1,000.
+func killSessions(t *testing.T) int {
+	v := os.Getenv("GSD_KILL_SESSIONS")
+	if v == "" {
+		return 1000
+	}
+	n, err := strconv.Atoi(v)
+	require.NoError(t, err, "GSD_KILL_SESSIONS")
+	require.Positive(t, n, "GSD_KILL_SESSIONS")
+	return n
+}
+
+// killPlayer is one play session of the kill test and the events it got.
+type killPlayer struct {
+	name, world string
+	p           *client.Play
+	mu          sync.Mutex
+	events      []fsm.JSONEvent
+	err         error
+}
+
+func (k *killPlayer) read(ctx context.Context, want int) {
+	for {
+		ev, err := k.p.Next(ctx)
+		k.mu.Lock()
+		if err != nil {
+			k.err = err
+		} else {
+			k.events = append(k.events, ev)
+		}
+		done := err != nil || len(k.events) >= want
+		k.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+// act sends the action seq (incr the world's counter) until it is answered.
+func (k *killPlayer) act(ctx context.Context, seq uint64) error {
+	for {
+		_, err := k.p.Act(ctx, client.ActionRequest{Seq: seq, Ops: []fsm.Op{client.Incr("c", "n", 1)}})
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s action %d: %w (last: %v)", k.name, seq, ctx.Err(), err)
+		}
+		time.Sleep(20 * time.Millisecond) // an unknown outcome: the same seq again
+	}
+}
+
+// eachPlayer runs f for every player, 64 at a time, and fails on an error.
+func eachPlayer(t *testing.T, ps []*killPlayer, f func(*killPlayer) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, len(ps))
+	for _, k := range ps {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := f(k); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+// TestProcessClusterKillTheNodeHoldingThePlaySessions opens 1,000 play
+// sessions ($GSD_KILL_SESSIONS) on one follower of a three-process
+// cluster, SIGKILLs it, and requires every client to resume on a
+// remaining node, which the clients learnt from their welcome (they were
+// given only the killed node's address), with no gap and no duplicate in
+// their events and every action applied once.
+func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process cluster test in -short mode")
+	}
+	n := killSessions(t)
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
+	require.NoError(t, os.WriteFile(secret, []byte("kill-test-secret-0123456789abcdef0123\n"), 0o600))
+	pc := newProcCluster(t)
+	n1 := pc.add("n1", "--cluster-secret-file", secret)
+	n2 := pc.add("n2", "--join", n1.http, "--cluster-secret-file", secret)
+	n3 := pc.add("n3", "--join", n1.http, "--cluster-secret-file", secret)
+	pc.start(n1, false)
+	pc.waitStatus(n1, "leads", func(s client.Status) bool { return s.State == "leader" && s.LeaderHTTP != "" })
+	pc.start(n2, false)
+	pc.start(n3, false)
+	for _, p := range []*proc{n1, n2, n3} {
+		pc.waitStatus(p, "sees three voters and a leader", func(s client.Status) bool { return len(s.Servers) == 3 && s.Leader != "" })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	admin := client.New([]string{n1.http, n3.http}, client.WithClusterSecret("kill-test-secret-0123456789abcdef0123"))
+	defer admin.Close()
+	// A hundred players per world, so each event goes to a hundred.
+	worlds := make([]string, max(1, n/100))
+	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{"n": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}}}
+	for i := range worlds {
+		worlds[i] = fmt.Sprintf("w%d", i)
+		require.NoError(t, admin.CreateWorld(ctx, worlds[i], rules))
+	}
+	perWorld := map[string]int{}
+	ps := make([]*killPlayer, n)
+	for i := range ps {
+		ps[i] = &killPlayer{name: fmt.Sprintf("p%d", i), world: worlds[i%len(worlds)]}
+		perWorld[ps[i].world]++
+	}
+
+	// Every session on n2, the only address the clients are given.
+	cl := client.New([]string{n2.http}, client.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
+	defer cl.Close()
+	start := time.Now()
+	eachPlayer(t, ps, func(k *killPlayer) error {
+		p, err := cl.Play(ctx, k.world, client.PlayOptions{Player: k.name, AckInterval: 100 * time.Millisecond})
+		k.p = p
+		return err
+	})
+	t.Logf("%d sessions opened on n2 in %s", n, time.Since(start).Round(time.Millisecond))
+	var readers sync.WaitGroup
+	for _, k := range ps {
+		defer k.p.Close()
+		readers.Go(func() { k.read(ctx, 2*perWorld[k.world]) })
+	}
+	eachPlayer(t, ps, func(k *killPlayer) error { return k.act(ctx, 1) })
+	for _, w := range worlds {
+		ss, err := admin.Sessions(ctx, w)
+		require.NoError(t, err)
+		require.Len(t, ss, perWorld[w])
+		for _, s := range ss {
+			require.Equal(t, "n2", s.Node, "%+v", s)
+		}
+	}
+
+	pc.kill(n2)
+	killed := time.Now()
+	eachPlayer(t, ps, func(k *killPlayer) error { return k.act(ctx, 2) })
+	acted := time.Since(killed)
+	readers.Wait()
+	delivered := time.Since(killed)
+	t.Logf("SIGKILLed n2 holding %d sessions: every client resumed on n1/n3 and had its next action answered within %s, and every event up to the last delivered within %s",
+		n, acted.Round(time.Millisecond), delivered.Round(time.Millisecond))
+
+	for _, k := range ps {
+		require.NoError(t, k.err, k.name)
+		_, resumes := k.p.Session()
+		require.GreaterOrEqual(t, resumes, 1, k.name)
+		require.Len(t, k.events, 2*perWorld[k.world], k.name)
+		seen := map[string]bool{}
+		for i, ev := range k.events {
+			require.Equal(t, uint64(i+1), ev.Seq, "%s: consecutive world seqs", k.name)
+			key := fmt.Sprintf("%s/%d", ev.Player, ev.ClientSeq)
+			require.False(t, seen[key], "%s: action %s applied twice", k.name, key)
+			seen[key] = true
+		}
+	}
+	for _, w := range worlds {
+		ss, err := admin.Sessions(ctx, w)
+		require.NoError(t, err)
+		require.Len(t, ss, perWorld[w])
+		for _, s := range ss {
+			require.NotEqual(t, "n2", s.Node, "%+v", s)
+		}
+	}
+}
