@@ -83,6 +83,8 @@ func classify(err error, write bool) (int, string) {
 		return http.StatusTemporaryRedirect, CodeMoved
 	case errors.Is(err, errTicket):
 		return http.StatusUnauthorized, CodeTicketInvalid
+	case errors.Is(err, errNoTarget):
+		return http.StatusConflict, CodeNoTarget
 	case errors.Is(err, errNotReady):
 		return http.StatusServiceUnavailable, CodeNotReady
 	case errors.Is(err, errUnavailable), errors.Is(err, store.ErrClosed):

@@ -49,6 +49,8 @@ var (
 	errMoved = errors.New("gsd/api: moved to another node")
 	// errTicket: a resume with a forged, expired or misdirected ticket.
 	errTicket = errors.New("gsd/api: transfer ticket refused")
+	// errNoTarget: a drain with no other node to move connections to.
+	errNoTarget = errors.New("gsd/api: no node to move connections to")
 )
 
 // Codes of the drain and transfer.
@@ -56,6 +58,7 @@ const (
 	CodeDraining      = "draining"
 	CodeMoved         = "moved"
 	CodeTicketInvalid = "ticket_invalid"
+	CodeNoTarget      = "no_target"
 )
 
 // drainState is a node's drain switch and its cached view of the others.
@@ -187,7 +190,7 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(targets) == 0 {
-		err := fmt.Errorf("%w: no other node with an HTTP address to move connections to", errDraining)
+		err := fmt.Errorf("%w: this group has no other node with an HTTP address", errNoTarget)
 		if req.To != "" {
 			err = fmt.Errorf("%w: node %q is not another node of this group", fsm.ErrNotFound, req.To)
 		}

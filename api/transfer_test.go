@@ -280,7 +280,7 @@ func (ticket) forge(s *Server, payload string) string {
 func TestDrainRefusesWithoutAnotherNode(t *testing.T) {
 	nodes := startPlayCluster(t, 2, fastPlay)
 	l := startLeaderWith(t, fastPlay)
-	l.env.requireError(503, CodeDraining, "POST", "/v1/node/drain", "")
+	l.env.requireError(409, CodeNoTarget, "POST", "/v1/node/drain", "")
 	nodes[1].env.requireError(404, fsm.CodeNotFound, "POST", "/v1/node/drain", `{"to":"n7"}`)
 	nodes[1].env.requireError(400, fsm.CodeMalformed, "POST", "/v1/node/drain", `{"to":`)
 	// Not draining after a refusal: play is accepted.

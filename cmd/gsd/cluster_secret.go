@@ -39,11 +39,10 @@ func (c *clusterOptions) secret() ([]byte, error) {
 		}
 		return b, nil
 	}
-	v, ok := os.LookupEnv(EnvClusterSecret)
-	if !ok {
-		return nil, nil
+	b := []byte(strings.TrimSpace(os.Getenv(EnvClusterSecret)))
+	if len(b) == 0 {
+		return nil, nil // unset or empty: off
 	}
-	b := []byte(strings.TrimSpace(v))
 	cfg := api.DefaultConfig()
 	cfg.ClusterSecret = b
 	if err := cfg.Validate(); err != nil {

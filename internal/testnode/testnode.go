@@ -23,6 +23,12 @@ import (
 // leads, and returns its HTTP address.
 func Start(t testing.TB) string {
 	t.Helper()
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with the edge's config adjusted by opt (when not nil).
+func StartWith(t testing.TB, opt func(*api.Config)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	raftAddr := l.Addr().String()
@@ -39,6 +45,9 @@ func Start(t testing.TB) string {
 	require.NoError(t, err)
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
+	if opt != nil {
+		opt(&acfg)
+	}
 	srv, err := api.New(acfg, st, reg)
 	require.NoError(t, err)
 	hs.Config.Handler = srv.Handler()
