@@ -255,6 +255,11 @@ func (c *playConn) admitAct() bool {
 // transfer moves the connection to node to and reports whether the
 // transfer message went out before the connection ended.
 func (c *playConn) transfer(to fsm.NodeInfo) bool {
+	select {
+	case <-c.ready: // the handshake has set what the ticket binds
+	case <-c.ctx.Done():
+		return false
+	}
 	c.actMu.Lock()
 	c.moving = true
 	c.actMu.Unlock()

@@ -192,7 +192,7 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	s.playMetrics.open.Inc()
 	defer s.playMetrics.open.Dec()
 	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r),
-		out: make(chan []byte, s.cfg.Play.QueueSize), final: make(chan []byte, 1), sem: make(chan struct{}, s.cfg.Play.MaxInflight)}
+		out: make(chan []byte, s.cfg.Play.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.Play.MaxInflight)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
 }
@@ -223,7 +223,8 @@ type playConn struct {
 	err     error // why it ended; set once, before cancel
 
 	out      chan []byte
-	final    chan []byte // the transfer message, written last (transfer.go)
+	final    chan []byte   // the transfer message, written last (transfer.go)
+	ready    chan struct{} // closed once the handshake succeeded
 	sem      chan struct{}
 	actMu    sync.Mutex     // guards moving and acts.Add
 	moving   bool           // a drain is moving the connection: no new actions
@@ -292,6 +293,7 @@ func (c *playConn) run() {
 		c.fail(err)
 		return
 	}
+	close(c.ready)
 	c.wg.Add(3)
 	go c.writer()
 	go c.pusher(sub)

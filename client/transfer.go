@@ -54,15 +54,16 @@ func (p *Play) takeMove() string {
 	return to
 }
 
-// ticketRefused reports (and forgets the ticket) when the target refused
-// it: an expired ticket is no reason to stop, the resume token suffices.
-func (p *Play) ticketRefused(err error) bool {
+// ticketRefused reports when the target at base refused the ticket, and
+// then forgets the ticket and makes base the next address: an expired
+// ticket is no reason to stop, the resume token suffices.
+func (p *Play) ticketRefused(err error, base string) bool {
 	var ce *CloseError
 	if !errors.As(err, &ce) || !strings.HasPrefix(ce.Reason, CodeTicketInvalid) {
 		return false
 	}
 	p.mu.Lock()
-	p.ticket = ""
+	p.ticket, p.moveTo = "", base
 	p.mu.Unlock()
 	return true
 }

@@ -332,7 +332,7 @@ func (p *Play) run() {
 			return
 		}
 		var ce *CloseError
-		if errors.Is(err, errMoved) || p.ticketRefused(err) {
+		if errors.Is(err, errMoved) || p.ticketRefused(err, base) {
 			backoff = p.c.minBackoff
 			continue // resume at once, where the server said
 		}
