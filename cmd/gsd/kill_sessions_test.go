@@ -33,6 +33,7 @@ func killSessions(t *testing.T) int {
 // killPlayer is one play session of the kill test and the events it got.
 type killPlayer struct {
 	name, world string
+	before      bool // acts once before the kill too
 	p           *client.Play
 	mu          sync.Mutex
 	events      []fsm.JSONEvent
@@ -70,11 +71,11 @@ func (k *killPlayer) act(ctx context.Context, seq uint64) error {
 	}
 }
 
-// eachPlayer runs f for every player, 64 at a time, and fails on an error.
+// eachPlayer runs f for every player, 128 at a time, and fails on an error.
 func eachPlayer(t *testing.T, ps []*killPlayer, f func(*killPlayer) error) {
 	t.Helper()
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
+	sem := make(chan struct{}, 128)
 	errs := make(chan error, len(ps))
 	for _, k := range ps {
 		wg.Go(func() {
@@ -127,11 +128,18 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 		worlds[i] = fmt.Sprintf("w%d", i)
 		require.NoError(t, admin.CreateWorld(ctx, worlds[i], rules))
 	}
-	perWorld := map[string]int{}
+	players := map[string]int{}  // sessions per world
+	perWorld := map[string]int{} // events each world will have
 	ps := make([]*killPlayer, n)
+	before := 0
 	for i := range ps {
-		ps[i] = &killPlayer{name: fmt.Sprintf("p%d", i), world: worlds[i%len(worlds)]}
+		ps[i] = &killPlayer{name: fmt.Sprintf("p%d", i), world: worlds[i%len(worlds)], before: i%10 == 0}
+		players[ps[i].world]++
 		perWorld[ps[i].world]++
+		if ps[i].before {
+			perWorld[ps[i].world]++
+			before++
+		}
 	}
 
 	// Every session on n2, the only address the clients are given.
@@ -147,13 +155,21 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 	var readers sync.WaitGroup
 	for _, k := range ps {
 		defer k.p.Close()
-		readers.Go(func() { k.read(ctx, 2*perWorld[k.world]) })
+		readers.Go(func() { k.read(ctx, perWorld[k.world]) })
 	}
-	eachPlayer(t, ps, func(k *killPlayer) error { return k.act(ctx, 1) })
+	// One player in ten acts before the kill, so the resumes start past 0.
+	start = time.Now()
+	eachPlayer(t, ps, func(k *killPlayer) error {
+		if k.before {
+			return k.act(ctx, 1)
+		}
+		return nil
+	})
+	t.Logf("%d actions before the kill answered within %s", before, time.Since(start).Round(time.Millisecond))
 	for _, w := range worlds {
 		ss, err := admin.Sessions(ctx, w)
 		require.NoError(t, err)
-		require.Len(t, ss, perWorld[w])
+		require.Equal(t, players[w], len(ss), "sessions of %s", w)
 		for _, s := range ss {
 			require.Equal(t, "n2", s.Node, "%+v", s)
 		}
@@ -161,18 +177,36 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 
 	pc.kill(n2)
 	killed := time.Now()
-	eachPlayer(t, ps, func(k *killPlayer) error { return k.act(ctx, 2) })
+	resumed := make(chan time.Duration, 1)
+	go func() {
+		for ctx.Err() == nil {
+			all := true
+			for _, k := range ps {
+				if _, r := k.p.Session(); r < 1 {
+					all = false
+					break
+				}
+			}
+			if all {
+				resumed <- time.Since(killed)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		resumed <- -1
+	}()
+	eachPlayer(t, ps, func(k *killPlayer) error { return k.act(ctx, 2) }) // every player, after
 	acted := time.Since(killed)
 	readers.Wait()
 	delivered := time.Since(killed)
-	t.Logf("SIGKILLed n2 holding %d sessions: every client resumed on n1/n3 and had its next action answered within %s, and every event up to the last delivered within %s",
-		n, acted.Round(time.Millisecond), delivered.Round(time.Millisecond))
+	t.Logf("SIGKILLed n2 holding %d sessions: every client resumed on n1/n3 within %s, had its next action answered within %s, and every event up to the last delivered within %s",
+		n, (<-resumed).Round(time.Millisecond), acted.Round(time.Millisecond), delivered.Round(time.Millisecond))
 
 	for _, k := range ps {
 		require.NoError(t, k.err, k.name)
 		_, resumes := k.p.Session()
 		require.GreaterOrEqual(t, resumes, 1, k.name)
-		require.Len(t, k.events, 2*perWorld[k.world], k.name)
+		require.Len(t, k.events, perWorld[k.world], k.name)
 		seen := map[string]bool{}
 		for i, ev := range k.events {
 			require.Equal(t, uint64(i+1), ev.Seq, "%s: consecutive world seqs", k.name)
@@ -184,7 +218,7 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 	for _, w := range worlds {
 		ss, err := admin.Sessions(ctx, w)
 		require.NoError(t, err)
-		require.Len(t, ss, perWorld[w])
+		require.Equal(t, players[w], len(ss), "sessions of %s", w)
 		for _, s := range ss {
 			require.NotEqual(t, "n2", s.Node, "%+v", s)
 		}
