@@ -27,7 +27,6 @@ func TestTokenMintsAnHS256TokenTheEdgeAccepts(t *testing.T) {
 	require.Equal(t, "ann", claims.Subject)
 	require.WithinDuration(t, time.Now().Add(5*time.Minute), claims.ExpiresAt.Time, time.Minute)
 
-
 	out.Reset()
 	code = run(context.Background(), []string{"token", "ops", "--key-file", path, "--admin"}, nil, &out, &errOut)
 	require.Equal(t, 0, code, errOut.String())
