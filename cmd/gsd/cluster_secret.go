@@ -23,14 +23,14 @@ type clusterOptions struct {
 
 func (c *clusterOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&c.secretFile, "cluster-secret-file", "", "file holding the cluster secret (at least 32 printable bytes; default: $"+EnvClusterSecret+"); it guards the admin and internal endpoints and signs transfer tickets")
-	f.DurationVar(&c.ticketTTL, "transfer-ticket-ttl", 30*time.Second, "how long a drained connection's transfer ticket stays valid")
+	f.DurationVar(&c.ticketTTL, "transfer-ticket-ttl", 0, "how long a drained connection's transfer ticket stays valid (default 30s)")
 }
 
 // secret returns the cluster secret: the file's, else the environment's,
 // else nil.
 func (c *clusterOptions) secret() ([]byte, error) {
-	if c.ticketTTL <= 0 {
-		return nil, usageError{errors.New("--transfer-ticket-ttl must be positive")}
+	if c.ticketTTL < 0 {
+		return nil, usageError{errors.New("--transfer-ticket-ttl must not be negative")}
 	}
 	if c.secretFile != "" {
 		b, err := api.LoadClusterSecret(c.secretFile)

@@ -107,7 +107,7 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "cluster.secret")
 	require.NoError(t, os.WriteFile(secret, []byte("kill-test-secret-0123456789abcdef0123\n"), 0o600))
 	pc := newProcCluster(t)
-	n1 := pc.add("n1", "--cluster-secret-file", secret)
+	n1 := pc.add("n1", "--cluster-secret-file", secret, "--transfer-ticket-ttl", "20s")
 	n2 := pc.add("n2", "--join", n1.http, "--cluster-secret-file", secret)
 	n3 := pc.add("n3", "--join", n1.http, "--cluster-secret-file", secret)
 	pc.start(n1, false)
@@ -152,9 +152,15 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 		return err
 	})
 	t.Logf("%d sessions opened on n2 in %s", n, time.Since(start).Round(time.Millisecond))
+	defer func() { // all at once: each waits for its server's answer to bye
+		var wg sync.WaitGroup
+		for _, k := range ps {
+			wg.Go(func() { _ = k.p.Close() })
+		}
+		wg.Wait()
+	}()
 	var readers sync.WaitGroup
 	for _, k := range ps {
-		defer k.p.Close()
 		readers.Go(func() { k.read(ctx, perWorld[k.world]) })
 	}
 	// One player in ten acts before the kill, so the resumes start past 0.

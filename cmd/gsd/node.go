@@ -118,7 +118,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
 	}
-	acfg.TransferTicketTTL = o.cluster.ticketTTL
+	if o.cluster.ticketTTL > 0 {
+		acfg.TransferTicketTTL = o.cluster.ticketTTL
+	}
 	if acfg.ClusterSecret == nil {
 		log.Warn("no cluster secret: the admin and internal endpoints are open to whoever reaches the HTTP port")
 	}

@@ -255,7 +255,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"empty region", []string{"--region", ""}, "--region"},
 		{"short cluster secret", []string{"--cluster-secret-file", writeFile(t, "short")}, "at least 32 bytes"},
 		{"missing cluster secret", []string{"--cluster-secret-file", filepath.Join(dir, "none")}, "cluster secret"},
-		{"zero ticket ttl", []string{"--transfer-ticket-ttl", "0s"}, "--transfer-ticket-ttl must be positive"},
+		{"negative ticket ttl", []string{"--transfer-ticket-ttl", "-1s"}, "--transfer-ticket-ttl must not be negative"},
 		{"unreadable peer file", []string{"--data-dir", dir, "--peer-addr-file", writeFile(t, "{"), "--http-addr", "127.0.0.1:0"}, "peer address file"},
 		{"raft timeouts raft refuses", []string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--raft-addr", freeAddr(t),
 			"--heartbeat-timeout", "2s", "--election-timeout", "1s"}, "start store"},
