@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
@@ -301,4 +303,87 @@ func TestDrainRefusesWithoutAnotherNode(t *testing.T) {
 	require.Equal(t, float64(1), m["moved"])
 	code, _, _ = nodes[1].env.do("GET", "/v1/worlds/arena/play", "")
 	require.Equal(t, http.StatusServiceUnavailable, code)
+}
+
+// wsPair returns both ends of a play WebSocket: the server's and the client's.
+func wsPair(t *testing.T) (server, cl *websocket.Conn) {
+	t.Helper()
+	got := make(chan *websocket.Conn, 1)
+	done := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		got <- c
+		<-done // the handler owns the connection until the test ends
+	}))
+	t.Cleanup(func() {
+		close(done)
+		ts.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cl.CloseNow() })
+	server = <-got
+	t.Cleanup(func() { _ = server.CloseNow() })
+	return server, cl
+}
+
+// bareConn is a play connection over ws outside of any handler.
+func bareConn(s *Server, ws *websocket.Conn) *playConn {
+	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: "arena", out: make(chan []byte, 4),
+		final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+func TestWriteFinalWritesWhatWasQueuedThenTheTransfer(t *testing.T) {
+	e := newEnv(t, newFake())
+	srvWS, cl := wsPair(t)
+	c := bareConn(e.srv, srvWS)
+	c.out <- []byte(`{"type":"result","seq":1}`)
+	c.out <- []byte(`{"type":"events","events":[]}`)
+	c.writeFinal([]byte(`{"type":"transfer","to":"http://x"}`))
+	require.ErrorIs(t, c.err, errMoved)
+	for _, want := range []string{"result", "events", "transfer"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, b, err := cl.Read(ctx)
+		cancel()
+		require.NoError(t, err)
+		require.Contains(t, string(b), `"type":"`+want+`"`)
+	}
+
+	// A connection that cannot be written to ends as a slow consumer,
+	// without the transfer.
+	srvWS2, _ := wsPair(t)
+	c2 := bareConn(e.srv, srvWS2)
+	require.NoError(t, srvWS2.CloseNow())
+	c2.out <- []byte(`{"type":"result","seq":1}`)
+	c2.writeFinal([]byte(`{"type":"transfer"}`))
+	require.ErrorIs(t, c2.err, errSlowConsumer)
+	c3 := bareConn(e.srv, srvWS2)
+	c3.writeFinal([]byte(`{"type":"transfer"}`))
+	require.ErrorIs(t, c3.err, errSlowConsumer)
+}
+
+func TestTransferGivesUpOnAConnectionThatEndsOrStalls(t *testing.T) {
+	e := newEnv(t, newFake(), func(c *Config) {
+		c.RequestTimeout = time.Millisecond
+		c.Play.WriteTimeout = time.Millisecond
+	})
+	to := fsm.NodeInfo{ID: "n2", HTTPAddr: "127.0.0.1:1"}
+	// Ended before its handshake finished.
+	c := bareConn(e.srv, nil)
+	c.fail(errBye)
+	require.False(t, c.transfer(to))
+	// Nobody writes the transfer (the writer is stuck): it is cut off.
+	c = bareConn(e.srv, nil)
+	close(c.ready)
+	c.final <- []byte("already queued")
+	require.False(t, c.transfer(to))
+	require.ErrorIs(t, c.err, errSlowConsumer)
+	require.False(t, c.admitAct(), "no actions once moving")
 }
