@@ -98,12 +98,20 @@ func eachPlayer(t *testing.T, ps []*killPlayer, f func(*killPlayer) error) {
 // cluster, SIGKILLs it, and requires every client to resume on a
 // remaining node, which the clients learnt from their welcome (they were
 // given only the killed node's address), with no gap and no duplicate in
-// their events and every action applied once.
+// their events and every action applied once. Then the same with a fifth
+// as many sessions on the leader, whose death also takes an election.
 func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process cluster test in -short mode")
 	}
 	n := killSessions(t)
+	t.Run("follower", func(t *testing.T) { killHolder(t, 1, n) })
+	t.Run("leader", func(t *testing.T) { killHolder(t, 0, max(1, n/5)) })
+}
+
+// killHolder runs the kill test: n sessions on node victim (0 leads) of
+// three, then SIGKILL it.
+func killHolder(t *testing.T, victim, n int) {
 	secret := filepath.Join(t.TempDir(), "cluster.secret")
 	require.NoError(t, os.WriteFile(secret, []byte("kill-test-secret-0123456789abcdef0123\n"), 0o600))
 	pc := newProcCluster(t)
@@ -119,7 +127,15 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	admin := client.New([]string{n1.http, n3.http}, client.WithClusterSecret("kill-test-secret-0123456789abcdef0123"))
+	all := []*proc{n1, n2, n3}
+	holder := all[victim]
+	var others, otherIDs []string
+	for i, p := range all {
+		if i != victim {
+			others, otherIDs = append(others, p.http), append(otherIDs, p.id)
+		}
+	}
+	admin := client.New(others, client.WithClusterSecret("kill-test-secret-0123456789abcdef0123"), client.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
 	defer admin.Close()
 	// A hundred players per world, so each event goes to a hundred.
 	worlds := make([]string, max(1, n/100))
@@ -142,8 +158,8 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 		}
 	}
 
-	// Every session on n2, the only address the clients are given.
-	cl := client.New([]string{n2.http}, client.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
+	// Every session on the holder, the only address the clients are given.
+	cl := client.New([]string{holder.http}, client.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
 	defer cl.Close()
 	start := time.Now()
 	eachPlayer(t, ps, func(k *killPlayer) error {
@@ -151,7 +167,7 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 		k.p = p
 		return err
 	})
-	t.Logf("%d sessions opened on n2 in %s", n, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d sessions opened on %s in %s", n, holder.id, time.Since(start).Round(time.Millisecond))
 	defer func() { // all at once: each waits for its server's answer to bye
 		var wg sync.WaitGroup
 		for _, k := range ps {
@@ -177,11 +193,11 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, players[w], len(ss), "sessions of %s", w)
 		for _, s := range ss {
-			require.Equal(t, "n2", s.Node, "%+v", s)
+			require.Equal(t, holder.id, s.Node, "%+v", s)
 		}
 	}
 
-	pc.kill(n2)
+	pc.kill(holder)
 	killed := time.Now()
 	resumed := make(chan time.Duration, 1)
 	go func() {
@@ -205,8 +221,8 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 	acted := time.Since(killed)
 	readers.Wait()
 	delivered := time.Since(killed)
-	t.Logf("SIGKILLed n2 holding %d sessions: every client resumed on n1/n3 within %s, had its next action answered within %s, and every event up to the last delivered within %s",
-		n, (<-resumed).Round(time.Millisecond), acted.Round(time.Millisecond), delivered.Round(time.Millisecond))
+	t.Logf("SIGKILLed %s holding %d sessions: every client resumed on %v within %s, had its next action answered within %s, and every event up to the last delivered within %s",
+		holder.id, n, otherIDs, (<-resumed).Round(time.Millisecond), acted.Round(time.Millisecond), delivered.Round(time.Millisecond))
 
 	for _, k := range ps {
 		require.NoError(t, k.err, k.name)
@@ -226,7 +242,7 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, players[w], len(ss), "sessions of %s", w)
 		for _, s := range ss {
-			require.NotEqual(t, "n2", s.Node, "%+v", s)
+			require.NotEqual(t, holder.id, s.Node, "%+v", s)
 		}
 	}
 }
