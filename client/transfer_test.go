@@ -105,3 +105,35 @@ func TestPlayFollowsATransferWithItsTicketOnlyToItsTarget(t *testing.T) {
 	require.Nil(t, f.firsts[3]["ticket"])
 	require.Equal(t, []string{ts.URL}, p.addrs(), "a welcome's nodes are learnt once, the client's own addresses not again")
 }
+
+func TestPlayResumesOnAnotherAddressWhenTheServerGoesAway(t *testing.T) {
+	a, b := &fakeMover{}, &fakeMover{}
+	a.script = []func(context.Context, *websocket.Conn){
+		func(ctx context.Context, c *websocket.Conn) {
+			send(ctx, c, map[string]any{"type": "welcome", "session": "s1", "resume_token": "rt", "seq": 0})
+			_ = c.Close(websocket.StatusGoingAway, "unavailable: shutting down")
+		},
+	}
+	b.script = []func(context.Context, *websocket.Conn){
+		func(ctx context.Context, c *websocket.Conn) {
+			send(ctx, c, map[string]any{"type": "welcome", "session": "s1", "seq": 0})
+		},
+	}
+	ta, tb := httptest.NewServer(a), httptest.NewServer(b)
+	defer ta.Close()
+	defer tb.Close()
+	p, err := New([]string{ta.URL, tb.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond)).Play(playCtx(t), "arena", PlayOptions{Player: "ann"})
+	require.NoError(t, err)
+	defer p.Close()
+	require.Eventually(t, func() bool {
+		_, resumes := p.Session()
+		return resumes == 1
+	}, 10*time.Second, time.Millisecond)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Len(t, b.firsts, 1)
+	require.Equal(t, "resume", b.firsts[0]["type"])
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	require.Len(t, a.firsts, 1, "not back to the node that went away")
+}

@@ -345,7 +345,7 @@ func (p *Play) run() {
 			p.finish(err)
 			return
 		}
-		if errors.As(err, &ce) && (strings.Contains(ce.Reason, CodeNotLeader) || ce.Code == CloseMoved) || !errors.As(err, &ce) {
+		if errors.As(err, &ce) && (strings.Contains(ce.Reason, CodeNotLeader) || ce.Code == CloseMoved || ce.Code == int(websocket.StatusGoingAway)) || !errors.As(err, &ce) {
 			addr++ // another node may serve us better
 		}
 		select {
