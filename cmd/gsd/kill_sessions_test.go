@@ -105,13 +105,15 @@ func TestProcessClusterKillTheNodeHoldingThePlaySessions(t *testing.T) {
 		t.Skip("process cluster test in -short mode")
 	}
 	n := killSessions(t)
-	t.Run("follower", func(t *testing.T) { killHolder(t, 1, n) })
-	t.Run("leader", func(t *testing.T) { killHolder(t, 0, max(1, n/5)) })
+	t.Run("follower", func(t *testing.T) { killHolder(t, 1, n, false) })
+	t.Run("leader", func(t *testing.T) { killHolder(t, 0, max(1, n/5), false) })
+	// And a drain instead of a kill, while every player acts.
+	t.Run("drain", func(t *testing.T) { killHolder(t, 1, max(1, n/5), true) })
 }
 
 // killHolder runs the kill test: n sessions on node victim (0 leads) of
-// three, then SIGKILL it.
-func killHolder(t *testing.T, victim, n int) {
+// three, then SIGKILL it, or drain it when drain is set.
+func killHolder(t *testing.T, victim, n int, drain bool) {
 	secret := filepath.Join(t.TempDir(), "cluster.secret")
 	require.NoError(t, os.WriteFile(secret, []byte("kill-test-secret-0123456789abcdef0123\n"), 0o600))
 	pc := newProcCluster(t)
@@ -197,8 +199,33 @@ func killHolder(t *testing.T, victim, n int) {
 		}
 	}
 
-	pc.kill(holder)
 	killed := time.Now()
+	acts := make(chan error, 1)
+	if drain {
+		go func() { // every player acts while the node drains
+			var wg sync.WaitGroup
+			errs := make(chan error, len(ps))
+			for _, k := range ps {
+				wg.Go(func() {
+					if err := k.act(ctx, 2); err != nil {
+						errs <- err
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			acts <- <-errs // nil when none failed
+		}()
+		dc := client.New([]string{holder.http}, client.WithClusterSecret("kill-test-secret-0123456789abcdef0123"))
+		defer dc.Close()
+		res, err := dc.Drain(ctx, "")
+		require.NoError(t, err)
+		t.Logf("drained %s during play in %s: %+v", holder.id, time.Since(killed).Round(time.Millisecond), res)
+		require.Equal(t, n, res.Moved+len(res.Failed), "%+v", res)
+		require.Positive(t, res.Moved, "%+v", res)
+	} else {
+		pc.kill(holder)
+	}
 	resumed := make(chan time.Duration, 1)
 	go func() {
 		for ctx.Err() == nil {
@@ -217,12 +244,20 @@ func killHolder(t *testing.T, victim, n int) {
 		}
 		resumed <- -1
 	}()
-	eachPlayer(t, ps, func(k *killPlayer) error { return k.act(ctx, 2) }) // every player, after
+	if drain {
+		require.NoError(t, <-acts)
+	} else {
+		eachPlayer(t, ps, func(k *killPlayer) error { return k.act(ctx, 2) }) // every player, after
+	}
 	acted := time.Since(killed)
 	readers.Wait()
 	delivered := time.Since(killed)
-	t.Logf("SIGKILLed %s holding %d sessions: every client resumed on %v within %s, had its next action answered within %s, and every event up to the last delivered within %s",
-		holder.id, n, otherIDs, (<-resumed).Round(time.Millisecond), acted.Round(time.Millisecond), delivered.Round(time.Millisecond))
+	verb := "SIGKILLed"
+	if drain {
+		verb = "drained"
+	}
+	t.Logf("%s %s holding %d sessions: every client resumed on %v within %s, had its next action answered within %s, and every event up to the last delivered within %s",
+		verb, holder.id, n, otherIDs, (<-resumed).Round(time.Millisecond), acted.Round(time.Millisecond), delivered.Round(time.Millisecond))
 
 	for _, k := range ps {
 		require.NoError(t, k.err, k.name)
