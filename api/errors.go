@@ -77,6 +77,14 @@ func classify(err error, write bool) (int, string) {
 		return http.StatusConflict, CodeSessionReplaced
 	case errors.Is(err, errIdle):
 		return http.StatusRequestTimeout, CodeIdle
+	case errors.Is(err, errDraining):
+		return http.StatusServiceUnavailable, CodeDraining
+	case errors.Is(err, errMoved):
+		return http.StatusTemporaryRedirect, CodeMoved
+	case errors.Is(err, errTicket):
+		return http.StatusUnauthorized, CodeTicketInvalid
+	case errors.Is(err, errNoTarget):
+		return http.StatusConflict, CodeNoTarget
 	case errors.Is(err, errNotReady):
 		return http.StatusServiceUnavailable, CodeNotReady
 	case errors.Is(err, errUnavailable), errors.Is(err, store.ErrClosed):

@@ -90,6 +90,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte, wr
 		}
 	}
 	req.Header.Set(HeaderForwarded, "1")
+	s.setClusterKey(req.Header)
 	resp, err := s.fwd.Do(req)
 	if err != nil {
 		s.metrics.forwards.WithLabelValues("error").Inc()

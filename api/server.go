@@ -54,6 +54,13 @@ type Config struct {
 	Auth *AuthConfig
 	// Play configures the WebSocket play endpoint.
 	Play PlayConfig
+	// ClusterSecret, when set, guards the admin and internal endpoints and
+	// signs transfer tickets (cluster_auth.go, transfer.go); nil leaves
+	// them open to whoever reaches the HTTP port.
+	ClusterSecret []byte
+	// TransferTicketTTL is how long a drained connection's transfer ticket
+	// stays valid.
+	TransferTicketTTL time.Duration
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }
@@ -71,6 +78,7 @@ func DefaultConfig() Config {
 		ForwardMaxConns:    256,
 		StreamWriteTimeout: 10 * time.Second,
 		Play:               DefaultPlayConfig(),
+		TransferTicketTTL:  30 * time.Second,
 		Logger:             slog.Default(),
 	}
 }
@@ -113,6 +121,14 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config.Auth: %w", err))
 		}
 	}
+	if c.ClusterSecret != nil {
+		if err := validClusterSecret(c.ClusterSecret); err != nil {
+			errs = append(errs, fmt.Errorf("config.ClusterSecret: %w", err))
+		}
+	}
+	if c.TransferTicketTTL <= 0 {
+		errs = append(errs, errors.New("config.TransferTicketTTL must be > 0"))
+	}
 	if err := c.Play.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("config.Play: %w", err))
 	}
@@ -146,6 +162,7 @@ type Server struct {
 
 	hubMu sync.Mutex
 	hubs  map[string]*hub // world → its play fan-out on this node (hub.go)
+	drain drainState
 }
 
 // New returns a Server over b. Its request metrics are registered in reg
@@ -199,6 +216,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("DELETE /v1/cluster/nodes/{id}", s.removeNode)
 	s.mux.HandleFunc("POST /v1/cluster/transfer-leadership", s.transferLeadership)
 	s.mux.HandleFunc("POST /v1/cluster/snapshot", s.snapshot)
+	s.mux.HandleFunc("POST /v1/node/drain", s.drainNode)
+	s.mux.HandleFunc("DELETE /v1/node/drain", s.undrainNode)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", metricsHandler(reg))
@@ -239,10 +258,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		s.metrics.observe(route, sw.code(), time.Since(start))
 	}()
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		// The mux's own 404/405 (or a path-cleaning redirect): keep its
 		// status and headers, answer in JSON.
 		s.mux.ServeHTTP(&jsonErrorWriter{statusWriter: sw}, r)
+		return
+	}
+	if err := s.checkAccess(r, pattern); err != nil {
+		s.writeError(sw, err, false)
 		return
 	}
 	s.mux.ServeHTTP(sw, r)

@@ -145,6 +145,7 @@ func (s *Server) callLeader(ctx context.Context, path string, body []byte, token
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderForwarded, "1")
+	s.setClusterKey(req.Header)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

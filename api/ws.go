@@ -131,6 +131,7 @@ type clientMsg struct {
 	Session     string          `json:"session,omitempty"`
 	ResumeToken string          `json:"resume_token,omitempty"`
 	LastSeq     uint64          `json:"last_seq,omitempty"`
+	Ticket      string          `json:"ticket,omitempty"` // resume after a transfer (transfer.go)
 	Seq         uint64          `json:"seq,omitempty"`
 	T           int64           `json:"t,omitempty"`
 	Action      json.RawMessage `json:"action,omitempty"`
@@ -146,7 +147,8 @@ type welcomeMsg struct {
 	Seq         uint64               `json:"seq"`
 	Epoch       uint64               `json:"epoch"`
 	Data        map[string]fsm.Value `json:"data,omitempty"`
-	UDP         *udpInfo             `json:"udp,omitempty"` // udp.go
+	UDP         *udpInfo             `json:"udp,omitempty"`   // udp.go
+	Nodes       []string             `json:"nodes,omitempty"` // the other nodes' HTTP URLs (transfer.go)
 }
 
 // eventsMsg is the events frame (built by encodeEvents): the events in
@@ -186,6 +188,10 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.streams.Done()
+	if s.drain.on.Load() {
+		s.writeError(w, s.drainingError(), false)
+		return
+	}
 	world := r.PathValue("world")
 	if err := checkName("world", world); err != nil {
 		s.writeError(w, err, false)
@@ -210,7 +216,7 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	s.playMetrics.open.Inc()
 	defer s.playMetrics.open.Dec()
 	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r),
-		out: make(chan []byte, s.cfg.Play.QueueSize), sem: make(chan struct{}, s.cfg.Play.MaxInflight),
+		out: make(chan []byte, s.cfg.Play.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.Play.MaxInflight),
 		ob: newOutbox(s.cfg.Play.QueueSize), detached: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
@@ -244,7 +250,12 @@ type playConn struct {
 	out      chan []byte   // control messages: welcome, results, pings
 	ob       *outbox       // events: critical frames and coalesced deltas (hub.go)
 	detached chan struct{} // the hub detached this connection (queue full)
+	final    chan []byte   // the transfer message, written last (transfer.go)
+	ready    chan struct{} // closed once the handshake succeeded
 	sem      chan struct{}
+	actMu    sync.Mutex     // guards moving and acts.Add
+	moving   bool           // a drain is moving the connection: no new actions
+	acts     sync.WaitGroup // actions in flight
 	wg       sync.WaitGroup
 	sent     atomic.Uint64 // seq of the last event queued to the client
 	acked    atomic.Uint64 // the client's latest ack (<= sent)
@@ -310,6 +321,7 @@ func (c *playConn) run() {
 		c.fail(err)
 		return
 	}
+	close(c.ready)
 	c.wg.Add(3)
 	go c.writer()
 	go c.pusher(sub)
@@ -377,6 +389,11 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 		if err := checkName("session", msg.Session); err != nil {
 			return nil, err
 		}
+		if msg.Ticket != "" {
+			if err := c.s.checkTicket(msg.Ticket, c.world, msg.Session, time.Now()); err != nil {
+				return nil, err
+			}
+		}
 		info, err = c.s.session(ctx, fsm.CmdSessionResume, &fsm.SessionCmd{
 			World: c.world, ID: msg.Session, Player: player,
 			TokenHash: sha256.Sum256([]byte(msg.ResumeToken)), Seq: msg.LastSeq, Node: node}, c.token)
@@ -392,6 +409,7 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 		return nil, err
 	}
 	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, info.Acked, info.Epoch, info.Data
+	welcome.Nodes = c.s.otherNodes()
 	c.sent.Store(info.Acked)
 	c.ob.start(info.Acked)
 	c.acked.Store(info.Acked)
@@ -442,7 +460,12 @@ func (c *playConn) handle(msg clientMsg) {
 		case <-c.ctx.Done():
 			return
 		}
+		if !c.admitAct() {
+			<-c.sem
+			return
+		}
 		c.wg.Go(func() {
+			defer c.acts.Done()
 			defer func() { <-c.sem }()
 			c.act(msg.Action)
 		})
@@ -541,6 +564,9 @@ func (c *playConn) writer() {
 		select {
 		case <-c.ctx.Done():
 			return
+		case b := <-c.final:
+			c.writeFinal(b)
+			return
 		case b := <-c.out:
 			if !c.write(b) {
 				return
@@ -555,17 +581,6 @@ func (c *playConn) writer() {
 			}
 		}
 	}
-}
-
-func (c *playConn) write(b []byte) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
-	err := c.ws.Write(ctx, websocket.MessageText, b)
-	cancel()
-	if err != nil {
-		c.fail(fmt.Errorf("%w: write: %v", errSlowConsumer, err))
-		return false
-	}
-	return true
 }
 
 // ticker replicates acks, pings the client and closes idle connections.

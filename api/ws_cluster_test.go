@@ -29,7 +29,7 @@ func startPlayCluster(t *testing.T, n int, opts ...func(*Config)) []*node {
 		var m map[string]any
 		require.Eventually(t, func() bool {
 			var code int
-			code, m = nodes[0].env.doJSON("POST", "/v1/cluster/join", join)
+			code, m = nodes[0].env.doJSON("POST", "/v1/cluster/join", join, HeaderClusterKey, string(nodes[0].env.srv.cfg.ClusterSecret))
 			return code == 200
 		}, 10*time.Second, 20*time.Millisecond, "join n%d: %v", i, m)
 		nodes = append(nodes, f)

@@ -93,6 +93,11 @@ type Play struct {
 	err         error // why the Play ended
 	data        map[string]fsm.Value
 	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
+	// A transfer (transfer.go): where to resume next, with which ticket,
+	// and the other nodes the welcomes named.
+	moveTo  string
+	ticket  string
+	learned []string
 }
 
 type pendingAct struct {
@@ -151,7 +156,10 @@ type serverMsg struct {
 	Error       string                 `json:"error"`
 	T           int64                  `json:"t"`
 	ServerTime  int64                  `json:"server_time"`
-	UDP         *UDPInfo               `json:"udp"` // udp.go
+	UDP         *UDPInfo               `json:"udp"`    // udp.go
+	To          string                 `json:"to"`     // transfer.go
+	Ticket      string                 `json:"ticket"` // transfer.go
+	Nodes       []string               `json:"nodes"`
 }
 
 // Play opens a play session in world and returns once the server welcomed
@@ -351,13 +359,21 @@ func (p *Play) run() {
 			p.finish(ErrPlayClosed)
 			return
 		}
-		base := p.c.addrs[addr%len(p.c.addrs)]
+		addrs := p.addrs()
+		base := addrs[addr%len(addrs)]
+		if to := p.takeMove(); to != "" {
+			base = to
+		}
 		err := p.connect(base)
 		if p.ctx.Err() != nil {
 			p.finish(ErrPlayClosed)
 			return
 		}
 		var ce *CloseError
+		if errors.Is(err, errMoved) || p.ticketRefused(err, base) {
+			backoff = p.c.minBackoff
+			continue // resume at once, where the server said
+		}
 		if errors.As(err, &ce) && ce.terminal() {
 			p.finish(err)
 			return
@@ -367,7 +383,7 @@ func (p *Play) run() {
 			p.finish(err)
 			return
 		}
-		if errors.As(err, &ce) && strings.Contains(ce.Reason, CodeNotLeader) || !errors.As(err, &ce) {
+		if errors.As(err, &ce) && (strings.Contains(ce.Reason, CodeNotLeader) || ce.Code == CloseMoved || ce.Code == int(websocket.StatusGoingAway)) || !errors.As(err, &ce) {
 			addr++ // another node may serve us better
 		}
 		select {
@@ -409,6 +425,9 @@ func (p *Play) connect(base string) error {
 	if !first {
 		hello = map[string]any{"type": "resume", "token": p.opts.Token, "player": p.opts.Player,
 			"session": p.session, "resume_token": p.resumeToken, "last_seq": p.received}
+		if p.ticket != "" {
+			hello["ticket"] = p.ticket
+		}
 	}
 	p.mu.Unlock()
 	if err := p.write(p.ctx, conn, hello); err != nil {
@@ -431,6 +450,8 @@ func (p *Play) connect(base string) error {
 	}
 	p.data = w.Data
 	p.udp = udpLane(w.UDP, base)
+	p.ticket = "" // used
+	p.learn(w.Nodes)
 	p.conn = conn
 	resend := make([][]byte, 0, len(p.pending))
 	for _, pa := range p.pending {
@@ -520,6 +541,8 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 			default:
 			}
 		}
+	case "transfer":
+		return p.moved(m)
 	case "ping":
 		return p.write(p.ctx, conn, map[string]any{"type": "pong", "t": m.T})
 	case "pong":

@@ -119,6 +119,16 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	o.play.set(&acfg.Play)
+	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	if o.cluster.ticketTTL > 0 {
+		acfg.TransferTicketTTL = o.cluster.ticketTTL
+	}
+	if acfg.ClusterSecret == nil {
+		log.Warn("no cluster secret: the admin and internal endpoints are open to whoever reaches the HTTP port")
+	}
 	if o.applyTimeout > 0 {
 		// A request must outlast the proposal it waits for.
 		acfg.RequestTimeout = max(acfg.RequestTimeout, o.applyTimeout+time.Second)
@@ -203,7 +213,11 @@ func closeStore(st *store.Store, timeout time.Duration, log *slog.Logger) {
 func join(ctx context.Context, o *options, httpAdvertise string, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, o.joinTimeout)
 	defer cancel()
-	c := client.New(o.join, client.WithAttemptTimeout(30*time.Second), client.WithBackoff(100*time.Millisecond, 2*time.Second))
+	opts := []client.Option{client.WithAttemptTimeout(30 * time.Second), client.WithBackoff(100*time.Millisecond, 2*time.Second)}
+	if secret, _ := o.cluster.secret(); secret != nil { // complete has checked it
+		opts = append(opts, client.WithClusterSecret(string(secret)))
+	}
+	c := client.New(o.join, opts...)
 	defer c.Close()
 	n := fsm.NodeInfo{ID: o.id, RaftAddr: o.raftAdvertise, HTTPAddr: httpAdvertise, Region: o.region}
 	backoff := 250 * time.Millisecond

@@ -43,9 +43,10 @@ type options struct {
 	peerAddrFile    string
 	shutdownTimeout time.Duration
 
-	auth authOptions
-	udp  udpOptions
-	play playOptions
+	auth    authOptions
+	udp     udpOptions
+	play    playOptions
+	cluster clusterOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -124,6 +125,7 @@ cluster from that data and ignores --join.`,
 	o.auth.flags(f)
 	o.udp.flags(f)
 	o.play.flags(f)
+	o.cluster.flags(f)
 	return cmd
 }
 
@@ -149,6 +151,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.play.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.cluster.secret(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {

@@ -16,9 +16,11 @@ import (
 
 // app holds gsdctl's global flags and streams; subcommands hang off it.
 type app struct {
-	addrs   []string
-	timeout time.Duration
-	output  string
+	addrs      []string
+	timeout    time.Duration
+	output     string
+	secretFile string
+	secret     string // the cluster secret, from --secret-file or $GSD_CLUSTER_SECRET
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -88,7 +90,7 @@ func (a *app) rootCmd() *cobra.Command {
 			if a.output != "table" && a.output != "json" {
 				return usageError{fmt.Errorf("--output %q: want table or json", a.output)}
 			}
-			return nil
+			return a.loadSecret()
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -96,6 +98,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.StringSliceVar(&a.addrs, "addr", []string{"127.0.0.1:7070"}, "HTTP address(es) of gsd nodes, comma-separated; the next is tried when one fails")
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "how long one command may take, retries included")
 	pf.StringVarP(&a.output, "output", "o", "table", "output of status and world list: table or json")
+	pf.StringVar(&a.secretFile, "secret-file", "", "file holding the cluster secret, for the admin commands of a cluster started with one (default: $"+envClusterSecret+")")
 	root.AddCommand(a.subcommands()...)
 	return root
 }
@@ -118,11 +121,20 @@ func (a *app) subcommands() []*cobra.Command {
 		a.tokenCmd(),
 		a.benchCmd(),
 		a.sessionCmd(),
+		a.drainCmd(),
 	}
 }
 
 // client returns a client for --addr.
-func (a *app) client() *client.Client { return client.New(a.addrs) }
+func (a *app) client() *client.Client { return a.clientFor(a.addrs) }
+
+// clientFor returns a client for addrs, sending the cluster secret if any.
+func (a *app) clientFor(addrs []string) *client.Client {
+	if a.secret == "" {
+		return client.New(addrs)
+	}
+	return client.New(addrs, client.WithClusterSecret(a.secret))
+}
 
 // context bounds one command by --timeout.
 func (a *app) context(cmd *cobra.Command) (context.Context, context.CancelFunc) {

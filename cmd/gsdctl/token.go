@@ -17,6 +17,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	var (
 		keyFile, issuer, audience string
 		ttl                       time.Duration
+		admin                     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "token PLAYER",
@@ -36,7 +37,7 @@ func (a *app) tokenCmd() *cobra.Command {
 				return usageError{err}
 			}
 			now := time.Now()
-			claims := jwt.RegisteredClaims{
+			rc := jwt.RegisteredClaims{
 				Subject:   args[0],
 				Issuer:    issuer,
 				IssuedAt:  jwt.NewNumericDate(now),
@@ -44,8 +45,9 @@ func (a *app) tokenCmd() *cobra.Command {
 				ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			}
 			if audience != "" {
-				claims.Audience = jwt.ClaimStrings{audience}
+				rc.Audience = jwt.ClaimStrings{audience}
 			}
+			claims := tokenClaims{RegisteredClaims: rc, Admin: admin}
 			tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(key)
 			if err != nil {
 				return err
@@ -59,5 +61,12 @@ func (a *app) tokenCmd() *cobra.Command {
 	f.StringVar(&issuer, "issuer", "", "iss claim")
 	f.StringVar(&audience, "audience", "", "aud claim")
 	f.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
+	f.BoolVar(&admin, "admin", false, `add the claim "`+api.AdminClaim+`": true: an admin token, for the admin endpoints of a cluster with a secret`)
 	return cmd
+}
+
+// tokenClaims are a token's registered claims plus the admin flag.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Admin bool `json:"gsd_admin,omitempty"`
 }

@@ -27,6 +27,14 @@ func TestTokenMintsAnHS256TokenTheEdgeAccepts(t *testing.T) {
 	require.Equal(t, "ann", claims.Subject)
 	require.WithinDuration(t, time.Now().Add(5*time.Minute), claims.ExpiresAt.Time, time.Minute)
 
+	out.Reset()
+	code = run(context.Background(), []string{"token", "ops", "--key-file", path, "--admin"}, nil, &out, &errOut)
+	require.Equal(t, 0, code, errOut.String())
+	var admin tokenClaims
+	_, err = jwt.NewParser().ParseWithClaims(strings.TrimSpace(out.String()), &admin, func(*jwt.Token) (any, error) { return key, nil })
+	require.NoError(t, err)
+	require.True(t, admin.Admin)
+
 	for _, args := range [][]string{{"token", "ann"}, {"token", "ann", "--key-file", filepath.Join(t.TempDir(), "none")}, {"token", "ann", "--key-file", path, "--ttl", "0s"}} {
 		require.NotEqual(t, 0, run(context.Background(), args, nil, &out, &errOut), args)
 	}

@@ -23,16 +23,22 @@ import (
 // leads, and returns its HTTP address.
 func Start(t testing.TB) string {
 	t.Helper()
-	return start(t, false)
+	return start(t, false, nil)
 }
 
 // StartUDP is Start with the UDP input lane served on loopback.
 func StartUDP(t testing.TB) string {
 	t.Helper()
-	return start(t, true)
+	return start(t, true, nil)
 }
 
-func start(t testing.TB, udp bool) string {
+// StartWith is Start with the edge's config adjusted by opt (when not nil).
+func StartWith(t testing.TB, opt func(*api.Config)) string {
+	t.Helper()
+	return start(t, false, opt)
+}
+
+func start(t testing.TB, udp bool, opt func(*api.Config)) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -50,6 +56,9 @@ func start(t testing.TB, udp bool) string {
 	require.NoError(t, err)
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
+	if opt != nil {
+		opt(&acfg)
+	}
 	srv, err := api.New(acfg, st, reg)
 	require.NoError(t, err)
 	hs.Config.Handler = srv.Handler()

@@ -1,0 +1,154 @@
+package api
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// The cluster credential (docs/API.md, "Cluster credential"). With
+// Config.ClusterSecret set, the edge guards two kinds of routes:
+//
+//   - internal routes, which only nodes of the cluster call (the followers'
+//     session endpoint, and any request marked HeaderForwarded): they need
+//     the secret in HeaderClusterKey;
+//   - admin routes (membership, snapshot, kick, ban, unban, player data
+//     export and import, drain): they need the secret, or a player-token-
+//     style JWT carrying the claim "gsd_admin": true (auth on).
+//
+// Without a secret every route stays open as before, and the admin and
+// internal endpoints rely on the HTTP port being reachable only by trusted
+// parties.
+
+// HeaderClusterKey carries the cluster secret, node to node and from admin
+// tools. It is compared in constant time; send it only over a private
+// network or TLS, as anyone who reads it becomes an admin.
+const HeaderClusterKey = "X-Gsd-Cluster-Key"
+
+// AdminClaim is the JWT claim that makes a token an admin token.
+const AdminClaim = "gsd_admin"
+
+// MinClusterSecretLen is the shortest cluster secret accepted.
+const MinClusterSecretLen = 32
+
+// routeAccess says who may call a route.
+type routeAccess int
+
+const (
+	accessPublic   routeAccess = iota
+	accessAdmin                // the secret or an admin token
+	accessInternal             // the secret only
+)
+
+// routeAccesses lists the guarded routes by mux pattern.
+var routeAccesses = map[string]routeAccess{
+	"POST /v1/worlds/{world}/sessions/{op}":      accessInternal,
+	"POST /v1/cluster/join":                      accessAdmin,
+	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
+	"POST /v1/cluster/transfer-leadership":       accessAdmin,
+	"POST /v1/cluster/snapshot":                  accessAdmin,
+	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
+	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
+	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,
+	"POST /v1/worlds/{world}/bans":               accessAdmin,
+	"DELETE /v1/worlds/{world}/bans/{player}":    accessAdmin,
+	"POST /v1/node/drain":                        accessAdmin,
+	"DELETE /v1/node/drain":                      accessAdmin,
+}
+
+// checkAccess returns nil when r may reach the route of pattern, else an
+// unauthorized (no or a wrong credential) or forbidden (a valid one that
+// does not reach this far) error.
+func (s *Server) checkAccess(r *http.Request, pattern string) error {
+	if len(s.cfg.ClusterSecret) == 0 {
+		return nil
+	}
+	access := routeAccesses[pattern]
+	if r.Header.Get(HeaderForwarded) != "" {
+		access = accessInternal // only nodes forward
+	}
+	if access == accessPublic {
+		return nil
+	}
+	if key := r.Header.Get(HeaderClusterKey); key != "" {
+		if !hmac.Equal([]byte(key), s.cfg.ClusterSecret) {
+			return fmt.Errorf("%w: wrong cluster secret in %s", errUnauthorized, HeaderClusterKey)
+		}
+		return nil
+	}
+	if access == accessInternal {
+		return fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it, with the cluster secret in %s", errUnauthorized, HeaderClusterKey)
+	}
+	tok := bearer(r)
+	if tok == "" || s.auth == nil {
+		return fmt.Errorf("%w: admin endpoint: send the cluster secret in %s or an admin token (claim %q)", errUnauthorized, HeaderClusterKey, AdminClaim)
+	}
+	return s.auth.verifyAdmin(tok)
+}
+
+// adminClaims are a token's registered claims plus the admin flag.
+type adminClaims struct {
+	jwt.RegisteredClaims
+	Admin bool `json:"gsd_admin"`
+}
+
+// verifyAdmin checks a token like a player's and requires its admin claim.
+func (a *authenticator) verifyAdmin(raw string) error {
+	var claims adminClaims
+	if _, err := a.parser.ParseWithClaims(raw, &claims, a.keys); err != nil {
+		return fmt.Errorf("%w: %v", errUnauthorized, err)
+	}
+	if !claims.Admin {
+		return fmt.Errorf("%w: admin endpoint: the token of %q has no %q claim", errForbidden, claims.Subject, AdminClaim)
+	}
+	return nil
+}
+
+// setClusterKey marks a node-to-node request with the cluster secret.
+func (s *Server) setClusterKey(h http.Header) {
+	if len(s.cfg.ClusterSecret) > 0 {
+		h.Set(HeaderClusterKey, string(s.cfg.ClusterSecret))
+	}
+}
+
+// validClusterSecret checks a secret's length and that it can travel in a
+// header.
+func validClusterSecret(b []byte) error {
+	if len(b) < MinClusterSecretLen {
+		return fmt.Errorf("the cluster secret must be at least %d bytes", MinClusterSecretLen)
+	}
+	for _, c := range b {
+		if c < 0x21 || c > 0x7e {
+			return errors.New("the cluster secret must be printable ASCII without spaces (it travels in a header)")
+		}
+	}
+	return nil
+}
+
+// LoadClusterSecret reads the cluster secret from a file; surrounding
+// whitespace (a trailing newline) is not part of it.
+func LoadClusterSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if err := validClusterSecret(b); err != nil {
+		return nil, fmt.Errorf("cluster secret %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// hmacKey derives a key for one purpose from the cluster secret, so the
+// secret itself signs nothing.
+func (s *Server) hmacKey(purpose string) []byte {
+	m := hmac.New(sha256.New, s.cfg.ClusterSecret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
