@@ -29,11 +29,13 @@ func TestRunWithUDPAddrServesTheUDPInputLane(t *testing.T) {
 	defer u.Close()
 	_, err = u.SendInput("ann", "x", fsm.Int(42))
 	require.NoError(t, err)
+	// The input comes back coalesced, as the play connection's delta.
 	ev, err := p.Next(ctx)
 	require.NoError(t, err)
-	require.Equal(t, "ann", ev.Player)
+	require.Equal(t, client.DeltaStatus, ev.Status)
 	require.Equal(t, "bulk", ev.Priority)
-	require.Equal(t, "applied", ev.Status)
+	require.Len(t, ev.Changes, 1)
+	require.Equal(t, fsm.Int(42), *ev.Changes[0].Value)
 }
 
 func TestRunWithoutUDPAddrOffersNoLaneAndABadOneFails(t *testing.T) {
