@@ -28,6 +28,7 @@ type stopper interface{ Stop() bool }
 type fairHold struct {
 	mu     sync.Mutex
 	groups map[string]*fairGroup
+	held   int            // actions in all groups: at most the lane's QueueSize
 	wg     sync.WaitGroup // one per group whose release has not finished
 
 	// now and after are time.Now and time.AfterFunc; tests replace them
@@ -87,16 +88,20 @@ func (b *batcher) hold(p *proposal, fair fsm.Fairness) error {
 	a := p.cmd.Action
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// One bound for all fair worlds together, as the lane has one for all
+	// worlds: a bound per world would multiply it by the fair worlds.
+	if h.held >= b.cfg.QueueSize {
+		return ErrOverloaded
+	}
 	g := h.groups[a.World]
 	if g == nil {
 		g = &fairGroup{}
 		h.groups[a.World] = g
 		h.wg.Add(1)
 		g.timer = h.after(fair.Window, func() { b.release(a.World, g) })
-	} else if len(g.items) >= b.cfg.QueueSize {
-		return ErrOverloaded
 	}
 	g.items = append(g.items, heldAction{p: p, key: fairKey(a.InputTime, h.now().UnixNano(), fair.Lag())})
+	h.held++
 	b.metrics.fairHeld.Inc()
 	return nil
 }
@@ -111,6 +116,7 @@ func (b *batcher) release(world string, g *fairGroup) {
 		delete(h.groups, world)
 	}
 	items := g.items
+	h.held -= len(items)
 	h.mu.Unlock()
 
 	sorted := make([]heldAction, len(items))
@@ -144,6 +150,7 @@ func (b *batcher) closeHold() {
 			for _, it := range g.items {
 				it.p.fail(ErrNotLeader)
 			}
+			h.held -= len(g.items)
 			h.wg.Done()
 		}
 		delete(h.groups, world)

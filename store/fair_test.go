@@ -307,3 +307,32 @@ func TestFairWindowEndsOnItsOwn(t *testing.T) {
 	}
 	require.Equal(t, 2.0, counterValue(t, l.metrics.fairHeld))
 }
+
+func TestFairHoldIsBoundedAcrossWorlds(t *testing.T) {
+	t.Parallel()
+	// The lane's queue size bounds the actions held in all fair worlds
+	// together, as it bounds all worlds' queued actions: one group per
+	// world must not multiply it by the number of fair worlds.
+	c := newCluster(t, 1, func(cfg *Config) { cfg.Batch.QueueSize = 1 })
+	l := c.leader()
+	for _, w := range []string{"fair1", "fair2"} {
+		require.NoError(t, l.CreateWorld(ctxT(t), w, fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	}
+	m := installManualWindows(l.batcher, time.Now())
+	first := actAsync(t, l, incr("fair1", "ann", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair1", 1)
+	_, _, err := l.Act(ctxT(t), incr("fair2", "bob", 1, "e", "c", 1))
+	require.ErrorIs(t, err, ErrOverloaded)
+	require.Equal(t, 0, l.batcher.heldCount("fair2"), "nothing held for the refused action")
+	m.fire(t)
+	r := <-first
+	require.NoError(t, r.err)
+	require.Equal(t, fsm.StatusApplied, r.ev.Status)
+	// Released: the bound is free again.
+	second := actAsync(t, l, incr("fair2", "bob", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair2", 1)
+	m.fire(t)
+	r = <-second
+	require.NoError(t, r.err)
+	require.Equal(t, fsm.StatusApplied, r.ev.Status)
+}
