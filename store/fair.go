@@ -30,6 +30,7 @@ type fairHold struct {
 	groups map[string]*fairGroup
 	held   int            // actions in all groups: at most the lane's QueueSize
 	wg     sync.WaitGroup // one per group whose release has not finished
+	send   sync.Mutex     // held by a release while it hands its parts to the lane
 
 	// now and after are time.Now and time.AfterFunc; tests replace them
 	// (under mu) to control arrival times and windows.
@@ -107,7 +108,8 @@ func (b *batcher) hold(p *proposal, fair fsm.Fairness) error {
 }
 
 // release ends a group's window: it sorts the group and hands it to the
-// critical lane as one proposal, which the batcher puts in one entry.
+// critical lane as entry-sized parts (splitGroup), each of which the
+// batcher puts into one entry whole.
 func (b *batcher) release(world string, g *fairGroup) {
 	h := b.fair
 	defer h.wg.Done()
@@ -122,21 +124,51 @@ func (b *batcher) release(world string, g *fairGroup) {
 	sorted := make([]heldAction, len(items))
 	copy(sorted, items)
 	sort.SliceStable(sorted, func(i, j int) bool { return fairLess(sorted[i], sorted[j]) })
-	gp := &proposal{group: make([]*proposal, len(sorted))}
+	ordered := make([]*proposal, len(sorted))
 	moved := 0
 	for i, it := range sorted {
 		if it.p != items[i].p {
 			moved++
 		}
-		gp.group[i] = it.p
-		gp.size += it.p.size
+		ordered[i] = it.p
 	}
 	b.metrics.fairReordered.Add(float64(moved))
-	select {
-	case b.critical <- gp:
-	case <-b.stop:
-		gp.fail(ErrNotLeader)
+	parts := splitGroup(ordered, b.cfg.MaxActions, b.cfg.MaxBytes)
+	// One release at a time hands its parts to the lane, so a world's
+	// parts stay in order even when a full lane blocks a release for longer
+	// than the next window.
+	h.send.Lock()
+	defer h.send.Unlock()
+	for i, gp := range parts {
+		select {
+		case b.critical <- gp:
+		case <-b.stop:
+			for _, rest := range parts[i:] {
+				rest.fail(ErrNotLeader)
+			}
+			return
+		}
 	}
+}
+
+// splitGroup cuts a sorted group into parts that each fit one log entry
+// (at most maxActions actions and maxBytes bytes; an action over maxBytes
+// alone is a part of its own), in order: a big group becomes consecutive
+// parts of the critical lane instead of one entry of unbounded size.
+func splitGroup(ps []*proposal, maxActions, maxBytes int) []*proposal {
+	var (
+		parts []*proposal
+		cur   *proposal
+	)
+	for _, p := range ps {
+		if cur == nil || len(cur.group) >= maxActions || cur.size+p.size > maxBytes {
+			cur = &proposal{}
+			parts = append(parts, cur)
+		}
+		cur.group = append(cur.group, p)
+		cur.size += p.size
+	}
+	return parts
 }
 
 // closeHold answers every group still waiting for its window: nothing of

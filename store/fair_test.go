@@ -336,3 +336,122 @@ func TestFairHoldIsBoundedAcrossWorlds(t *testing.T) {
 	require.NoError(t, r.err)
 	require.Equal(t, fsm.StatusApplied, r.ev.Status)
 }
+
+func TestFairGroupOverTheEntryLimitsIsSplitInOrder(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cfg *Config) { cfg.Batch.MaxActions = 2 })
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	t0 := time.Unix(1_800_000_000, 0)
+	m := installManualWindows(l.batcher, t0.Add(100*time.Millisecond))
+	// Five players arrive in the reverse of their input order.
+	const n = 5
+	res := make([]<-chan actResult, n)
+	for i := range n {
+		res[i] = actAsync(t, l, claim("fair", name("p", i), 1, name("e", i), t0.Add(time.Duration(n-i)*time.Millisecond)))
+		waitHeld(t, l.batcher, "fair", i+1)
+	}
+	m.fire(t)
+	perEntry := map[uint64]int{}
+	var lastIndex uint64
+	for i := range n {
+		r := <-res[i]
+		require.NoError(t, r.err)
+		require.Equal(t, fsm.StatusApplied, r.ev.Status)
+		require.Equal(t, uint64(n-i), r.ev.Seq, "p%d commits in input order", i)
+		perEntry[r.ev.Index]++
+		if i > 0 {
+			require.LessOrEqual(t, r.ev.Index, lastIndex, "a later input never commits in an earlier entry")
+		}
+		lastIndex = r.ev.Index
+	}
+	require.Len(t, perEntry, 3, "5 actions in entries of at most 2")
+	for idx, k := range perEntry {
+		require.LessOrEqual(t, k, 2, "entry %d", idx)
+	}
+}
+
+func TestFairGroupDoesNotOverfillABatchBeingGathered(t *testing.T) {
+	t.Parallel()
+	for _, closing := range []bool{false, true} {
+		t.Run(map[bool]string{false: "proposed", true: "closed"}[closing], func(t *testing.T) {
+			t.Parallel()
+			testFairGroupDoesNotOverfill(t, closing)
+		})
+	}
+}
+
+// testFairGroupDoesNotOverfill has the batcher gather a plain action while
+// a fair group that does not fit with it arrives; then it frees the
+// in-flight slot, or closes the store while the batcher waits for it.
+func testFairGroupDoesNotOverfill(t *testing.T, closing bool) {
+	c := newCluster(t, 1, func(cfg *Config) {
+		cfg.Batch.MaxActions = 2
+		cfg.Batch.MaxInflight = 1
+		cfg.Batch.MaxWait = 5 * time.Second
+	})
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	mustCreateWorld(t, l, "plain")
+	m := installManualWindows(l.batcher, time.Now())
+	ann := actAsync(t, l, incr("fair", "ann", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair", 1)
+	bob := actAsync(t, l, incr("fair", "bob", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair", 2)
+	// With the only in-flight slot taken, the batcher gathers a plain
+	// action for MaxWait; the fair group of two arrives meanwhile.
+	l.batcher.sem <- struct{}{}
+	pa := incr("plain", "cy", 1, "e", "c", 1)
+	pp := &proposal{cmd: fsm.Command{Kind: fsm.CmdAction, Action: pa}, size: 64, done: make(chan outcome, 1)}
+	l.batcher.critical <- pp
+	require.Eventually(t, func() bool { return len(l.batcher.critical) == 0 }, 10*time.Second, time.Millisecond, "the batcher took it")
+	m.fire(t)
+	require.Eventually(t, func() bool { return len(l.batcher.critical) == 0 }, 10*time.Second, time.Millisecond)
+	if closing {
+		// The batcher waits for the slot with a full batch and the group
+		// carried over: closing answers both, nothing was proposed.
+		require.NoError(t, l.Close(context.Background()))
+		require.ErrorIs(t, (<-pp.done).err, ErrNotLeader)
+		for _, r := range []actResult{<-ann, <-bob} {
+			require.ErrorIs(t, r.err, ErrNotLeader)
+		}
+		return
+	}
+	<-l.batcher.sem
+	po := <-pp.done
+	require.NoError(t, po.err)
+	rs := map[string]actResult{"ann": <-ann, "bob": <-bob, "plain": {ev: po.res.Event}}
+	for who, r := range rs {
+		require.NoError(t, r.err, who)
+		require.Equal(t, fsm.StatusApplied, r.ev.Status, who)
+	}
+	require.Equal(t, rs["ann"].ev.Index, rs["bob"].ev.Index, "the group stays in one entry")
+	require.NotEqual(t, rs["plain"].ev.Index, rs["ann"].ev.Index, "three actions do not fit an entry of two")
+}
+func TestSplitGroupRespectsActionsAndBytes(t *testing.T) {
+	ps := func(sizes ...int) []*proposal {
+		out := make([]*proposal, len(sizes))
+		for i, s := range sizes {
+			out[i] = &proposal{size: s}
+		}
+		return out
+	}
+	shape := func(parts []*proposal) (got [][]int) {
+		for _, gp := range parts {
+			var sizes []int
+			sum := 0
+			for _, m := range gp.group {
+				sizes = append(sizes, m.size)
+				sum += m.size
+			}
+			require.Equal(t, sum, gp.size)
+			got = append(got, sizes)
+		}
+		return got
+	}
+	require.Equal(t, [][]int{{1, 1}, {1, 1}, {1}}, shape(splitGroup(ps(1, 1, 1, 1, 1), 2, 100)))
+	require.Equal(t, [][]int{{40, 60}, {50, 30, 20}, {10}}, shape(splitGroup(ps(40, 60, 50, 30, 20, 10), 5, 100)))
+	require.Equal(t, [][]int{{500}, {10}}, shape(splitGroup(ps(500, 10), 5, 100)), "an action over the bytes alone still goes, alone")
+	require.Equal(t, [][]int{{7}}, shape(splitGroup(ps(7), 1, 100)))
+}
+
