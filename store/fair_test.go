@@ -454,4 +454,3 @@ func TestSplitGroupRespectsActionsAndBytes(t *testing.T) {
 	require.Equal(t, [][]int{{500}, {10}}, shape(splitGroup(ps(500, 10), 5, 100)), "an action over the bytes alone still goes, alone")
 	require.Equal(t, [][]int{{7}}, shape(splitGroup(ps(7), 1, 100)))
 }
-
