@@ -30,7 +30,17 @@ type fairHold struct {
 	groups map[string]*fairGroup
 	held   int            // actions in all groups: at most the lane's QueueSize
 	wg     sync.WaitGroup // one per group whose release has not finished
-	send   sync.Mutex     // held by a release while it hands its parts to the lane
+	// Releases hand their parts to the lane in the order their groups
+	// closed: a release takes a ticket when it closes its group and waits
+	// for turn to reach it (turnDone, on mu, signals each turn's end).
+	// Otherwise a release that is slow to sort a big group would let the
+	// world's next, later group into the lane first.
+	ticket, turn uint64
+	turnDone     *sync.Cond
+	// afterSort and onWait, when set (tests, under mu), are called by a
+	// release after it cut its group and when it must wait for its turn.
+	afterSort func()
+	onWait    func()
 
 	// now and after are time.Now and time.AfterFunc; tests replace them
 	// (under mu) to control arrival times and windows.
@@ -50,11 +60,13 @@ type heldAction struct {
 }
 
 func newFairHold() *fairHold {
-	return &fairHold{
+	h := &fairHold{
 		groups: make(map[string]*fairGroup),
 		now:    time.Now,
 		after:  func(d time.Duration, f func()) stopper { return time.AfterFunc(d, f) },
 	}
+	h.turnDone = sync.NewCond(&h.mu)
+	return h
 }
 
 // fairKey is the time an action is ordered by: its input time, clamped to
@@ -119,7 +131,16 @@ func (b *batcher) release(world string, g *fairGroup) {
 	}
 	items := g.items
 	h.held -= len(items)
+	ticket := h.ticket
+	h.ticket++
+	afterSort, onWait := h.afterSort, h.onWait
 	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		h.turn++
+		h.turnDone.Broadcast()
+		h.mu.Unlock()
+	}()
 
 	sorted := make([]heldAction, len(items))
 	copy(sorted, items)
@@ -134,11 +155,18 @@ func (b *batcher) release(world string, g *fairGroup) {
 	}
 	b.metrics.fairReordered.Add(float64(moved))
 	parts := splitGroup(ordered, b.cfg.MaxActions, b.cfg.MaxBytes)
-	// One release at a time hands its parts to the lane, so a world's
-	// parts stay in order even when a full lane blocks a release for longer
-	// than the next window.
-	h.send.Lock()
-	defer h.send.Unlock()
+	if afterSort != nil {
+		afterSort()
+	}
+	h.mu.Lock()
+	for h.turn != ticket {
+		if onWait != nil {
+			onWait()
+			onWait = nil
+		}
+		h.turnDone.Wait()
+	}
+	h.mu.Unlock()
 	for i, gp := range parts {
 		select {
 		case b.critical <- gp:

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -453,4 +454,50 @@ func TestSplitGroupRespectsActionsAndBytes(t *testing.T) {
 	require.Equal(t, [][]int{{40, 60}, {50, 30, 20}, {10}}, shape(splitGroup(ps(40, 60, 50, 30, 20, 10), 5, 100)))
 	require.Equal(t, [][]int{{500}, {10}}, shape(splitGroup(ps(500, 10), 5, 100)), "an action over the bytes alone still goes, alone")
 	require.Equal(t, [][]int{{7}}, shape(splitGroup(ps(7), 1, 100)))
+}
+
+func TestAWorldsNextGroupWaitsForASlowRelease(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	m := installManualWindows(l.batcher, time.Now())
+	sorted, gate, waiting := make(chan struct{}, 2), make(chan struct{}), make(chan struct{}, 1)
+	var gateOnce sync.Once
+	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(openGate) // before the store closes, even when the test fails
+	var later atomic.Bool
+	l.batcher.fair.mu.Lock()
+	l.batcher.fair.afterSort = func() {
+		slow := !later.Swap(true) // only the first release is slow
+		sorted <- struct{}{}
+		if slow {
+			<-gate
+		}
+	}
+	l.batcher.fair.onWait = func() { waiting <- struct{}{} }
+	l.batcher.fair.mu.Unlock()
+
+	// ann's group closes first but its release is slow; bob's group opens
+	// and closes after it: bob must not commit first.
+	ann := actAsync(t, l, claim("fair", "ann", 1, "flag", time.Time{}))
+	waitHeld(t, l.batcher, "fair", 1)
+	go m.fire(t)
+	<-sorted
+	bob := actAsync(t, l, claim("fair", "bob", 1, "flag", time.Time{}))
+	waitHeld(t, l.batcher, "fair", 1)
+	go m.fire(t)
+	<-sorted
+	select {
+	case <-waiting:
+	case r := <-bob:
+		require.Failf(t, "bob's later group committed before ann's", "bob: %+v %v", r.ev, r.err)
+	}
+	openGate()
+	a, b := <-ann, <-bob
+	require.NoError(t, a.err)
+	require.NoError(t, b.err)
+	require.Equal(t, fsm.StatusApplied, a.ev.Status)
+	require.Equal(t, fsm.StatusConflict, b.ev.Status)
+	require.Less(t, a.ev.Seq, b.ev.Seq)
 }
