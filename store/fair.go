@@ -14,7 +14,8 @@ import (
 // them, not only those touching one entity: which actions contend is known
 // only once they apply) from the first one's arrival for the world's
 // window, then sorts the group by (clamped client input time, player, seq)
-// and proposes it in that order in one log entry. Lag compensation is
+// and proposes it in that order, in entry-sized parts (a player's own
+// actions keep their seq order: see keepPlayerOrder). Lag compensation is
 // bounded: an input time older than arrival - MaxLag counts as arrival -
 // MaxLag, one in the future (or none) as arrival, so lying about input
 // time buys at most MaxLag. The FSM applies log order as always, so every
@@ -93,6 +94,31 @@ func fairLess(a, b heldAction) bool {
 	return x.Seq < y.Seq
 }
 
+// keepPlayerOrder raises each held action's key to at least the keys of
+// the same player's lower seqs in the group, so sorting never puts a
+// player's own actions out of their seq order (input times that go back,
+// from a clock correction or from actions without one, would otherwise).
+// Other players' actions are ordered against the raised key.
+func keepPlayerOrder(hs []heldAction) {
+	idx := make([]int, len(hs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(i, j int) bool {
+		x, y := hs[idx[i]].p.cmd.Action, hs[idx[j]].p.cmd.Action
+		if x.Player != y.Player {
+			return x.Player < y.Player
+		}
+		return x.Seq < y.Seq
+	})
+	for n := 1; n < len(idx); n++ {
+		prev, cur := &hs[idx[n-1]], &hs[idx[n]]
+		if prev.p.cmd.Action.Player == cur.p.cmd.Action.Player && cur.key < prev.key {
+			cur.key = prev.key
+		}
+	}
+}
+
 // hold adds p, a critical action of a fair world, to its world's group,
 // starting the group (and its window) if there is none. Called by submit
 // under b.mu's read lock with b open, so close has not begun.
@@ -144,6 +170,7 @@ func (b *batcher) release(world string, g *fairGroup) {
 
 	sorted := make([]heldAction, len(items))
 	copy(sorted, items)
+	keepPlayerOrder(sorted)
 	sort.SliceStable(sorted, func(i, j int) bool { return fairLess(sorted[i], sorted[j]) })
 	ordered := make([]*proposal, len(sorted))
 	moved := 0

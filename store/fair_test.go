@@ -501,3 +501,31 @@ func TestAWorldsNextGroupWaitsForASlowRelease(t *testing.T) {
 	require.Equal(t, fsm.StatusConflict, b.ev.Status)
 	require.Less(t, a.ev.Seq, b.ev.Seq)
 }
+
+func TestAPlayersOwnActionsKeepTheirSeqOrderInAFairGroup(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	t0 := time.Unix(1_800_000_000, 0)
+	m := installManualWindows(l.batcher, t0.Add(100*time.Millisecond))
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	// ann's seq 1 has no input time (it counts as its arrival, 100 ms);
+	// her seq 2 says 50 ms (her clock correction moved, or only some of
+	// her actions carry one). bob's says 70 ms.
+	ann1 := actAsync(t, l, claim("fair", "ann", 1, "a", time.Time{}))
+	waitHeld(t, l.batcher, "fair", 1)
+	ann2 := actAsync(t, l, claim("fair", "ann", 2, "b", ms(50)))
+	waitHeld(t, l.batcher, "fair", 2)
+	bob := actAsync(t, l, claim("fair", "bob", 1, "c", ms(70)))
+	waitHeld(t, l.batcher, "fair", 3)
+	m.fire(t)
+	var seqs []uint64
+	for _, ch := range []<-chan actResult{bob, ann1, ann2} {
+		r := <-ch
+		require.NoError(t, r.err)
+		require.Equal(t, fsm.StatusApplied, r.ev.Status)
+		seqs = append(seqs, r.ev.Seq)
+	}
+	require.Equal(t, []uint64{1, 2, 3}, seqs, "bob (70 ms), then ann's seq 1 and 2 in her order")
+}
