@@ -25,6 +25,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add(EncodeBatch(&Batch{Commands: []Command{cmdAction(act("w", "p", 1, Op{Kind: OpIncr}))}}))
 	f.Add(EncodeBatch(&Batch{Commands: []Command{cmdAction(act("w", "p", 1,
 		opAdd("e", "s", Float(0)), opAdd("e", "s", Float(math.Copysign(0, -1))), opSet("e", "x", Int(1))))}}))
+	// Rules with the fairness flag (and its two varints).
+	f.Add(EncodeBatch(&Batch{Commands: []Command{cmdWorld("f", Rules{Strict: true, Fair: Fairness{Window: 5_000_000, MaxLag: 10_000_000}})}}))
 	for _, p := range replicaBatches()[:3] {
 		f.Add(p)
 	}

@@ -193,35 +193,53 @@ func (b *batcher) next(block bool) *proposal {
 func (b *batcher) run() {
 	defer b.wg.Done()
 	defer close(b.waiting)
+	var carry *proposal // a fair group's part that did not fit the last batch
 	for {
-		first := b.next(true)
+		first := carry
+		carry = nil
+		if first == nil {
+			first = b.next(true)
+		}
 		if first == nil {
 			return
 		}
 		batch := addTo(nil, first)
 		bytes := first.size
 		full := func() bool { return len(batch) >= b.cfg.MaxActions || bytes >= b.cfg.MaxBytes }
+		// A part goes into an entry whole; one that would take the batch
+		// over its limits starts the next batch instead.
+		fits := func(p *proposal) bool {
+			return p.group == nil || (len(batch)+len(p.group) <= b.cfg.MaxActions && bytes+p.size <= b.cfg.MaxBytes)
+		}
 		for !full() {
 			p := b.next(false)
 			if p == nil {
 				break
 			}
+			if !fits(p) {
+				carry = p
+				break
+			}
 			batch, bytes = addTo(batch, p), bytes+p.size
 		}
-		if !full() && len(b.sem) > 0 && b.cfg.MaxWait > 0 {
+		if carry == nil && !full() && len(b.sem) > 0 && b.cfg.MaxWait > 0 {
 			timer := time.NewTimer(b.cfg.MaxWait)
 		gather:
 			for !full() {
+				var p *proposal
 				select {
-				case p := <-b.critical:
-					batch, bytes = addTo(batch, p), bytes+p.size
-				case p := <-b.bulk:
-					batch, bytes = addTo(batch, p), bytes+p.size
+				case p = <-b.critical:
+				case p = <-b.bulk:
 				case <-timer.C:
 					break gather
 				case <-b.stop:
 					break gather
 				}
+				if !fits(p) {
+					carry = p
+					break
+				}
+				batch, bytes = addTo(batch, p), bytes+p.size
 			}
 			timer.Stop()
 		}
@@ -230,6 +248,9 @@ func (b *batcher) run() {
 		case <-b.stop:
 			for _, p := range batch {
 				p.done <- outcome{err: ErrNotLeader}
+			}
+			if carry != nil {
+				carry.fail(ErrNotLeader)
 			}
 			return
 		}

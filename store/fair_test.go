@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,4 +307,225 @@ func TestFairWindowEndsOnItsOwn(t *testing.T) {
 		require.Equal(t, fsm.StatusApplied, r.ev.Status)
 	}
 	require.Equal(t, 2.0, counterValue(t, l.metrics.fairHeld))
+}
+
+func TestFairHoldIsBoundedAcrossWorlds(t *testing.T) {
+	t.Parallel()
+	// The lane's queue size bounds the actions held in all fair worlds
+	// together, as it bounds all worlds' queued actions: one group per
+	// world must not multiply it by the number of fair worlds.
+	c := newCluster(t, 1, func(cfg *Config) { cfg.Batch.QueueSize = 1 })
+	l := c.leader()
+	for _, w := range []string{"fair1", "fair2"} {
+		require.NoError(t, l.CreateWorld(ctxT(t), w, fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	}
+	m := installManualWindows(l.batcher, time.Now())
+	first := actAsync(t, l, incr("fair1", "ann", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair1", 1)
+	_, _, err := l.Act(ctxT(t), incr("fair2", "bob", 1, "e", "c", 1))
+	require.ErrorIs(t, err, ErrOverloaded)
+	require.Equal(t, 0, l.batcher.heldCount("fair2"), "nothing held for the refused action")
+	m.fire(t)
+	r := <-first
+	require.NoError(t, r.err)
+	require.Equal(t, fsm.StatusApplied, r.ev.Status)
+	// Released: the bound is free again.
+	second := actAsync(t, l, incr("fair2", "bob", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair2", 1)
+	m.fire(t)
+	r = <-second
+	require.NoError(t, r.err)
+	require.Equal(t, fsm.StatusApplied, r.ev.Status)
+}
+
+func TestFairGroupOverTheEntryLimitsIsSplitInOrder(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cfg *Config) { cfg.Batch.MaxActions = 2 })
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	t0 := time.Unix(1_800_000_000, 0)
+	m := installManualWindows(l.batcher, t0.Add(100*time.Millisecond))
+	// Five players arrive in the reverse of their input order.
+	const n = 5
+	res := make([]<-chan actResult, n)
+	for i := range n {
+		res[i] = actAsync(t, l, claim("fair", name("p", i), 1, name("e", i), t0.Add(time.Duration(n-i)*time.Millisecond)))
+		waitHeld(t, l.batcher, "fair", i+1)
+	}
+	m.fire(t)
+	perEntry := map[uint64]int{}
+	var lastIndex uint64
+	for i := range n {
+		r := <-res[i]
+		require.NoError(t, r.err)
+		require.Equal(t, fsm.StatusApplied, r.ev.Status)
+		require.Equal(t, uint64(n-i), r.ev.Seq, "p%d commits in input order", i)
+		perEntry[r.ev.Index]++
+		if i > 0 {
+			require.LessOrEqual(t, r.ev.Index, lastIndex, "a later input never commits in an earlier entry")
+		}
+		lastIndex = r.ev.Index
+	}
+	require.Len(t, perEntry, 3, "5 actions in entries of at most 2")
+	for idx, k := range perEntry {
+		require.LessOrEqual(t, k, 2, "entry %d", idx)
+	}
+}
+
+func TestFairGroupDoesNotOverfillABatchBeingGathered(t *testing.T) {
+	t.Parallel()
+	for _, closing := range []bool{false, true} {
+		t.Run(map[bool]string{false: "proposed", true: "closed"}[closing], func(t *testing.T) {
+			t.Parallel()
+			testFairGroupDoesNotOverfill(t, closing)
+		})
+	}
+}
+
+// testFairGroupDoesNotOverfill has the batcher gather a plain action while
+// a fair group that does not fit with it arrives; then it frees the
+// in-flight slot, or closes the store while the batcher waits for it.
+func testFairGroupDoesNotOverfill(t *testing.T, closing bool) {
+	c := newCluster(t, 1, func(cfg *Config) {
+		cfg.Batch.MaxActions = 2
+		cfg.Batch.MaxInflight = 1
+		cfg.Batch.MaxWait = 5 * time.Second
+	})
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	mustCreateWorld(t, l, "plain")
+	m := installManualWindows(l.batcher, time.Now())
+	ann := actAsync(t, l, incr("fair", "ann", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair", 1)
+	bob := actAsync(t, l, incr("fair", "bob", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair", 2)
+	// With the only in-flight slot taken, the batcher gathers a plain
+	// action for MaxWait; the fair group of two arrives meanwhile.
+	l.batcher.sem <- struct{}{}
+	pa := incr("plain", "cy", 1, "e", "c", 1)
+	pp := &proposal{cmd: fsm.Command{Kind: fsm.CmdAction, Action: pa}, size: 64, done: make(chan outcome, 1)}
+	l.batcher.critical <- pp
+	require.Eventually(t, func() bool { return len(l.batcher.critical) == 0 }, 10*time.Second, time.Millisecond, "the batcher took it")
+	m.fire(t)
+	require.Eventually(t, func() bool { return len(l.batcher.critical) == 0 }, 10*time.Second, time.Millisecond)
+	if closing {
+		// The batcher waits for the slot with a full batch and the group
+		// carried over: closing answers both, nothing was proposed.
+		require.NoError(t, l.Close(context.Background()))
+		require.ErrorIs(t, (<-pp.done).err, ErrNotLeader)
+		for _, r := range []actResult{<-ann, <-bob} {
+			require.ErrorIs(t, r.err, ErrNotLeader)
+		}
+		return
+	}
+	<-l.batcher.sem
+	po := <-pp.done
+	require.NoError(t, po.err)
+	rs := map[string]actResult{"ann": <-ann, "bob": <-bob, "plain": {ev: po.res.Event}}
+	for who, r := range rs {
+		require.NoError(t, r.err, who)
+		require.Equal(t, fsm.StatusApplied, r.ev.Status, who)
+	}
+	require.Equal(t, rs["ann"].ev.Index, rs["bob"].ev.Index, "the group stays in one entry")
+	require.NotEqual(t, rs["plain"].ev.Index, rs["ann"].ev.Index, "three actions do not fit an entry of two")
+}
+func TestSplitGroupRespectsActionsAndBytes(t *testing.T) {
+	ps := func(sizes ...int) []*proposal {
+		out := make([]*proposal, len(sizes))
+		for i, s := range sizes {
+			out[i] = &proposal{size: s}
+		}
+		return out
+	}
+	shape := func(parts []*proposal) (got [][]int) {
+		for _, gp := range parts {
+			var sizes []int
+			sum := 0
+			for _, m := range gp.group {
+				sizes = append(sizes, m.size)
+				sum += m.size
+			}
+			require.Equal(t, sum, gp.size)
+			got = append(got, sizes)
+		}
+		return got
+	}
+	require.Equal(t, [][]int{{1, 1}, {1, 1}, {1}}, shape(splitGroup(ps(1, 1, 1, 1, 1), 2, 100)))
+	require.Equal(t, [][]int{{40, 60}, {50, 30, 20}, {10}}, shape(splitGroup(ps(40, 60, 50, 30, 20, 10), 5, 100)))
+	require.Equal(t, [][]int{{500}, {10}}, shape(splitGroup(ps(500, 10), 5, 100)), "an action over the bytes alone still goes, alone")
+	require.Equal(t, [][]int{{7}}, shape(splitGroup(ps(7), 1, 100)))
+}
+
+func TestAWorldsNextGroupWaitsForASlowRelease(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	m := installManualWindows(l.batcher, time.Now())
+	sorted, gate, waiting := make(chan struct{}, 2), make(chan struct{}), make(chan struct{}, 1)
+	var gateOnce sync.Once
+	openGate := func() { gateOnce.Do(func() { close(gate) }) }
+	t.Cleanup(openGate) // before the store closes, even when the test fails
+	var later atomic.Bool
+	l.batcher.fair.mu.Lock()
+	l.batcher.fair.afterSort = func() {
+		slow := !later.Swap(true) // only the first release is slow
+		sorted <- struct{}{}
+		if slow {
+			<-gate
+		}
+	}
+	l.batcher.fair.onWait = func() { waiting <- struct{}{} }
+	l.batcher.fair.mu.Unlock()
+
+	// ann's group closes first but its release is slow; bob's group opens
+	// and closes after it: bob must not commit first.
+	ann := actAsync(t, l, claim("fair", "ann", 1, "flag", time.Time{}))
+	waitHeld(t, l.batcher, "fair", 1)
+	go m.fire(t)
+	<-sorted
+	bob := actAsync(t, l, claim("fair", "bob", 1, "flag", time.Time{}))
+	waitHeld(t, l.batcher, "fair", 1)
+	go m.fire(t)
+	<-sorted
+	select {
+	case <-waiting:
+	case r := <-bob:
+		require.Failf(t, "bob's later group committed before ann's", "bob: %+v %v", r.ev, r.err)
+	}
+	openGate()
+	a, b := <-ann, <-bob
+	require.NoError(t, a.err)
+	require.NoError(t, b.err)
+	require.Equal(t, fsm.StatusApplied, a.ev.Status)
+	require.Equal(t, fsm.StatusConflict, b.ev.Status)
+	require.Less(t, a.ev.Seq, b.ev.Seq)
+}
+
+func TestAPlayersOwnActionsKeepTheirSeqOrderInAFairGroup(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	t0 := time.Unix(1_800_000_000, 0)
+	m := installManualWindows(l.batcher, t0.Add(100*time.Millisecond))
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	// ann's seq 1 has no input time (it counts as its arrival, 100 ms);
+	// her seq 2 says 50 ms (her clock correction moved, or only some of
+	// her actions carry one). bob's says 70 ms.
+	ann1 := actAsync(t, l, claim("fair", "ann", 1, "a", time.Time{}))
+	waitHeld(t, l.batcher, "fair", 1)
+	ann2 := actAsync(t, l, claim("fair", "ann", 2, "b", ms(50)))
+	waitHeld(t, l.batcher, "fair", 2)
+	bob := actAsync(t, l, claim("fair", "bob", 1, "c", ms(70)))
+	waitHeld(t, l.batcher, "fair", 3)
+	m.fire(t)
+	var seqs []uint64
+	for _, ch := range []<-chan actResult{bob, ann1, ann2} {
+		r := <-ch
+		require.NoError(t, r.err)
+		require.Equal(t, fsm.StatusApplied, r.ev.Status)
+		seqs = append(seqs, r.ev.Seq)
+	}
+	require.Equal(t, []uint64{1, 2, 3}, seqs, "bob (70 ms), then ann's seq 1 and 2 in her order")
 }
