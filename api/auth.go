@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -9,12 +10,16 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 )
 
 // MaxLeeway bounds AuthConfig.Leeway: a larger clock-skew allowance would
@@ -32,6 +37,9 @@ type AuthConfig struct {
 	// PublicKeys verify RS256 (*rsa.PublicKey) and EdDSA
 	// (ed25519.PublicKey) tokens.
 	PublicKeys []crypto.PublicKey
+	// JWKS, when set, verifies RS256 and EdDSA tokens with the key of a
+	// JWK Set that their kid names (LoadJWKSFile, NewJWKSURL).
+	JWKS KeySet
 	// Issuer, when set, must equal the token's iss.
 	Issuer string
 	// Audience, when set, must be among the token's aud.
@@ -45,8 +53,8 @@ type AuthConfig struct {
 // Validate checks the config.
 func (c *AuthConfig) Validate() error {
 	var errs []error
-	if len(c.HS256Key) == 0 && len(c.PublicKeys) == 0 {
-		errs = append(errs, errors.New("auth needs an HS256 key or a public key"))
+	if len(c.HS256Key) == 0 && len(c.PublicKeys) == 0 && c.JWKS == nil {
+		errs = append(errs, errors.New("auth needs an HS256 key, a public key or a JWK Set"))
 	}
 	if len(c.HS256Key) > 0 && len(c.HS256Key) < MinHS256KeyLen {
 		errs = append(errs, fmt.Errorf("the HS256 key must be at least %d bytes", MinHS256KeyLen))
@@ -70,7 +78,7 @@ func (c *AuthConfig) methods() []string {
 	if len(c.HS256Key) > 0 {
 		out = append(out, jwt.SigningMethodHS256.Alg())
 	}
-	var rsaKey, edKey bool
+	rsaKey, edKey := c.JWKS != nil, c.JWKS != nil
 	for _, k := range c.PublicKeys {
 		_, isRSA := k.(*rsa.PublicKey)
 		rsaKey = rsaKey || isRSA
@@ -122,8 +130,65 @@ func (a *authenticator) keys(t *jwt.Token) (any, error) {
 				set.Keys = append(set.Keys, k)
 			}
 		}
+		if a.cfg.JWKS != nil {
+			if k, err := a.cfg.JWKS.Keyfunc(t); err == nil {
+				set.Keys = append(set.Keys, k)
+			} else if len(set.Keys) == 0 {
+				return nil, fmt.Errorf("no key in the JWK Set for this token: %w", err)
+			}
+		}
 	}
 	return set, nil
+}
+
+// KeySet finds the key that verifies a token (by its kid): a JWK Set read
+// by keyfunc from a file or a URL.
+type KeySet interface {
+	Keyfunc(t *jwt.Token) (any, error)
+}
+
+// LoadJWKSFile reads a JWK Set (RFC 7517 JSON) from a file.
+func LoadJWKSFile(path string) (KeySet, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	ks, err := keyfunc.NewJWKSetJSON(b)
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", path, err)
+	}
+	return ks, nil
+}
+
+// NewJWKSURL fetches a JWK Set from url now (an error if it cannot), then
+// refreshes it in the background (hourly, and when a token names an unknown
+// kid, at most every 5 minutes) until ctx ends; failed refreshes are logged
+// and the keys held so far stay in use.
+func NewJWKSURL(ctx context.Context, url string, log *slog.Logger) (KeySet, error) {
+	store, err := jwkset.NewStorageFromHTTP(url, jwkset.HTTPClientStorageOptions{
+		Ctx:             ctx,
+		RefreshInterval: time.Hour,
+		HTTPTimeout:     10 * time.Second,
+		RefreshErrorHandler: func(ctx context.Context, err error) {
+			log.Error("jwks refresh failed; keeping the keys held", "url", url, "err", err)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", url, err)
+	}
+	client, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{url: store},
+		RateLimitWaitMax:  time.Minute,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(5*time.Minute), 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", url, err)
+	}
+	ks, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: client})
+	if err != nil {
+		return nil, fmt.Errorf("jwks %s: %w", url, err)
+	}
+	return ks, nil
 }
 
 // verify checks a raw token and returns its subject, the player.

@@ -114,7 +114,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
-	if acfg.Auth, err = o.auth.config(); err != nil {
+	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
 	}

@@ -147,7 +147,7 @@ func (o *options) complete() error {
 			errs = append(errs, fmt.Errorf("--http-advertise %q: %v", o.httpAdvertise, err))
 		}
 	}
-	if _, err := o.auth.config(); err != nil {
+	if _, err := o.auth.config(context.Background(), false, slog.Default()); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.play.check(); err != nil {

@@ -269,6 +269,9 @@ func benchProgress(out io.Writer) func(ctx context.Context, phase string, total 
 			progressbar.OptionThrottle(250*time.Millisecond),
 			progressbar.OptionSetPredictTime(false),
 			progressbar.OptionClearOnFinish(),
+			// No spinner goroutine: its unlocked IsStarted races with
+			// Finish (progressbar v3.19.1); our ticker renders anyway.
+			progressbar.OptionSetSpinnerChangeInterval(0),
 		)
 		start := time.Now()
 		tick := time.NewTicker(250 * time.Millisecond)
