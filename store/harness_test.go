@@ -40,9 +40,9 @@ func testConfig(t testing.TB, id, dir string) Config {
 	cfg.Dir = dir
 	cfg.RaftAddr = freePort(t)
 	cfg.HTTPAddr = "http-" + id
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+	cfg.HeartbeatTimeout = 500 * time.Millisecond
+	cfg.ElectionTimeout = 500 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
 	cfg.ApplyTimeout = 5 * time.Second
 	cfg.SnapshotInterval = time.Hour
 	cfg.Logger = testLogger()
