@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Token refresh for a Play (PlayOptions.TokenSource).
@@ -80,11 +81,12 @@ func (p *Play) retryAuth(err error, mark int) bool {
 	return p.authFails == 1
 }
 
-// authRefused reports whether err is the server refusing the token.
+// authRefused reports whether err is the server refusing the token (not a
+// transfer ticket, also refused with 4401: see ticketRefused).
 func authRefused(err error) bool {
 	var ce *CloseError
 	if errors.As(err, &ce) {
-		return ce.Code == 4000+http.StatusUnauthorized
+		return ce.Code == 4000+http.StatusUnauthorized && !strings.HasPrefix(ce.Reason, CodeTicketInvalid)
 	}
 	var he *Error
 	return errors.As(err, &he) && he.Status == http.StatusUnauthorized

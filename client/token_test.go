@@ -209,6 +209,7 @@ func TestPlayTokenRefusalsCountAnewAfterAWelcome(t *testing.T) {
 func TestAuthRefused(t *testing.T) {
 	require.True(t, authRefused(&CloseError{Code: 4401}))
 	require.True(t, authRefused(fmt.Errorf("wrapped: %w", &Error{Status: 401})))
+	require.False(t, authRefused(&CloseError{Code: 4401, Reason: CodeTicketInvalid + ": expired"}), "a transfer ticket, not the token")
 	require.False(t, authRefused(&CloseError{Code: 4403}))
 	require.False(t, authRefused(&Error{Status: 403}))
 	require.False(t, authRefused(errors.New("network")))
