@@ -38,6 +38,15 @@ type PlayOptions struct {
 	ReadLimit int64
 	// HTTPClient dials the WebSocket (default: the Client's).
 	HTTPClient *http.Client
+	// TokenSource, when set, gives the token for each connect and resume
+	// in place of Token (token.go). The server closes a connection with
+	// 4401 when its token expires; with a TokenSource that is not the end:
+	// the Play fetches a fresh token and resumes, losing no event. A
+	// second refusal in a row of a freshly fetched token ends the Play,
+	// as does an error of the TokenSource (Next returns it, wrapped).
+	// Called from the Play's goroutine with a context that ends at Close;
+	// it may block (to ask an identity service), which delays the resume.
+	TokenSource func(ctx context.Context) (string, error)
 }
 
 // CloseError is a play connection ended by the server with a close code
@@ -90,7 +99,9 @@ type Play struct {
 	acked       uint64 // last ack sent on the current connection
 	pending     map[uint64]*pendingAct
 	resumes     int
-	err         error // why the Play ended
+	tok         string // the TokenSource's latest token (token.go)
+	authFails   int    // token refusals in a row (token.go; run's only)
+	err         error  // why the Play ended
 	data        map[string]fsm.Value
 	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
 	// A transfer (transfer.go): where to resume next, with which ticket,
@@ -364,10 +375,19 @@ func (p *Play) run() {
 		if to := p.takeMove(); to != "" {
 			base = to
 		}
+		if err := p.refreshToken(); err != nil {
+			p.finish(err)
+			return
+		}
+		mark := p.welcomes()
 		err := p.connect(base)
 		if p.ctx.Err() != nil {
 			p.finish(ErrPlayClosed)
 			return
+		}
+		if p.retryAuth(err, mark) {
+			backoff = p.c.minBackoff
+			continue // at once, with a fresh token
 		}
 		var ce *CloseError
 		if errors.Is(err, errMoved) || p.ticketRefused(err, base) {
@@ -401,8 +421,9 @@ func (p *Play) run() {
 // fails.
 func (p *Play) connect(base string) error {
 	hdr := http.Header{}
-	if p.opts.Token != "" {
-		hdr.Set("Authorization", "Bearer "+p.opts.Token)
+	token := p.token()
+	if token != "" {
+		hdr.Set("Authorization", "Bearer "+token)
 	}
 	u := "ws" + strings.TrimPrefix(base, "http") + path("worlds", p.world, "play")
 	dctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
@@ -421,9 +442,9 @@ func (p *Play) connect(base string) error {
 
 	p.mu.Lock()
 	first := p.session == ""
-	hello := map[string]any{"type": "hello", "token": p.opts.Token, "player": p.opts.Player}
+	hello := map[string]any{"type": "hello", "token": token, "player": p.opts.Player}
 	if !first {
-		hello = map[string]any{"type": "resume", "token": p.opts.Token, "player": p.opts.Player,
+		hello = map[string]any{"type": "resume", "token": token, "player": p.opts.Player,
 			"session": p.session, "resume_token": p.resumeToken, "last_seq": p.received}
 		if p.ticket != "" {
 			hello["ticket"] = p.ticket
