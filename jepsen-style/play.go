@@ -213,7 +213,7 @@ func (pw *PlayWorkload) client(ctx context.Context, pc *PlayClient) {
 			return
 		}
 		var lastAcked uint64
-		for n := int64(1); ctx.Err() == nil && !s.ended(); n++ {
+		for ctx.Err() == nil && !s.ended() {
 			seq++
 			o := &Op{Client: 100 + pc.ID, Player: pc.Player, Seq: seq, World: pc.World}
 			switch r := rng.IntN(100); {
