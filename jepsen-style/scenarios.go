@@ -11,24 +11,24 @@ var compactArgs = []string{"--snapshot-threshold", "32", "--snapshot-interval", 
 func Matrix() []Scenario {
 	return []Scenario{
 		{Name: "none", Nemesis: None},
-		{Name: "kill-leader", Nemesis: KillLeader},
+		{Name: "kill-leader", Nemesis: KillLeader, Play: 3},
 		{Name: "kill-random", Nemesis: KillRandom},
 		{Name: "kill-majority", Nemesis: KillMajority},
 		{Name: "pause-leader", Nemesis: PauseLeader},
 		{Name: "pause-random", Nemesis: PauseRandom},
-		{Name: "partition-leader-minority", Nemesis: PartitionLeaderMinority},
+		{Name: "partition-leader-minority", Nemesis: PartitionLeaderMinority, Play: 3},
 		{Name: "partition-halves-5", Nemesis: PartitionRandomHalves, Voters: 5},
 		{Name: "one-way-leader-out", Nemesis: PartitionOneWay},
 		{Name: "one-way-leader-in", Nemesis: PartitionOneWayInbound},
 		{Name: "bridge-5", Nemesis: PartitionBridge, Voters: 5},
 		{Name: "latency-75ms-jitter-50ms", Nemesis: func() Nemesis { return Latency(75*time.Millisecond, 50*time.Millisecond) }},
-		{Name: "blackhole-node", Nemesis: Blackhole},
+		{Name: "blackhole-node", Nemesis: Blackhole, Play: 3},
 		{Name: "bandwidth-16KBps", Nemesis: func() Nemesis { return Bandwidth(16 << 10) }},
-		{Name: "connection-resets", Nemesis: ConnectionResets},
+		{Name: "connection-resets", Nemesis: ConnectionResets, Play: 3},
 		{Name: "isolate-until-compacted", Nemesis: IsolateUntilCompacted, Args: compactArgs},
 		{Name: "membership-readd", Nemesis: MembershipReAdd},
 		{Name: "membership-replace", Nemesis: MembershipReplace, Spares: 1},
-		{Name: "leadership-transfer", Nemesis: LeadershipTransfer, Hold: time.Second},
+		{Name: "leadership-transfer", Nemesis: LeadershipTransfer, Hold: time.Second, Play: 2},
 		{Name: "restart-from-snapshot", Nemesis: RestartFromSnapshot, Args: compactArgs},
 
 		// Disk faults through failpoints (gsd built with -tags gsd_failpoints).
@@ -57,7 +57,7 @@ var largeSnapshotArgs = []string{"--snapshot-threshold", "1000000", "--snapshot-
 // Smoke is the slice make test runs: short and light on CPU.
 func Smoke() []Scenario {
 	light := func(s Scenario) Scenario {
-		s.Duration, s.Clients, s.Think = 14*time.Second, 3, 20*time.Millisecond
+		s.Duration, s.Clients, s.Think, s.Play = 14*time.Second, 3, 20*time.Millisecond, 2
 		return s
 	}
 	return []Scenario{
@@ -68,7 +68,7 @@ func Smoke() []Scenario {
 		// demand, as in crash-between-steps: with compactArgs every node
 		// ends up installing a snapshot, and then no node holds a complete
 		// event feed for the duplicate check (the matrix covers compaction).
-		{Name: "smoke-rotating-faults", Voters: 5, Spares: 1, Clients: 3, Think: 20 * time.Millisecond,
+		{Name: "smoke-rotating-faults", Voters: 5, Spares: 1, Clients: 3, Think: 20 * time.Millisecond, Play: 3,
 			Tags: FailpointsTag, Args: crashArgs,
 			Duration: 55 * time.Second, Hold: time.Second, Quiet: 1500 * time.Millisecond,
 			Nemesis: Rotate(PauseRandom, PartitionRandomHalves, PartitionOneWay, PartitionOneWayInbound, PartitionBridge,

@@ -40,6 +40,8 @@ type Op struct {
 	Key    string `json:"key"`             // entity
 	Value  int64  `json:"value,omitempty"` // written value / element
 	Expect uint64 `json:"expect,omitempty"`
+	// Priority of a play action (its lane); HTTP ops use the default.
+	Priority string `json:"priority,omitempty"`
 
 	Invoke   int64  `json:"invoke"`
 	Complete int64  `json:"complete"`
