@@ -231,7 +231,7 @@ type playConn struct {
 	cfg    PlayConfig
 	ws     *websocket.Conn
 	world  string
-	header string // bearer token of the upgrade request, if any
+	header string    // bearer token of the upgrade request, if any
 	codec  playCodec // by the negotiated subprotocol (ws_codec.go)
 	known  bool      // a subprotocol was negotiated
 
