@@ -169,10 +169,10 @@ func BenchmarkEventsFrame(b *testing.B) {
 		frame := encode(k)
 		b.Run(name+"/encode", func(b *testing.B) {
 			b.ReportAllocs()
-			b.ReportMetric(float64(len(frame)), "bytes/frame")
 			for b.Loop() {
 				encode(k)
 			}
+			b.ReportMetric(float64(len(frame)), "bytes/frame")
 		})
 		b.Run(name+"/decode", func(b *testing.B) {
 			b.ReportAllocs()

@@ -104,16 +104,25 @@ func isInt(c byte) bool {
 // settings: json tags, map keys sorted, ints in their smallest form.
 func NewEncoder(buf *bytes.Buffer) *msgpack.Encoder {
 	enc := msgpack.NewEncoder(buf)
+	configure(enc)
+	return enc
+}
+
+func configure(enc *msgpack.Encoder) {
 	enc.SetCustomStructTag("json")
 	enc.SetSortMapKeys(true)
 	enc.UseCompactInts(true)
-	return enc
 }
 
 // Marshal encodes v.
 func Marshal(v any) ([]byte, error) {
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
 	var buf bytes.Buffer
-	if err := NewEncoder(&buf).Encode(v); err != nil {
+	buf.Grow(256)
+	enc.Reset(&buf)
+	configure(enc)
+	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
