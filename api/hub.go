@@ -783,9 +783,13 @@ func (ix *interestIndex) seed(id string) *entInterest {
 func (ix *interestIndex) get(id string) entInterest {
 	ix.mu.RLock()
 	e := ix.ents[id]
+	var v entInterest
+	if e != nil {
+		v = *e // copied under the lock: update writes the record in place
+	}
 	ix.mu.RUnlock()
 	if e != nil {
-		return *e
+		return v
 	}
 	seeded := ix.seed(id)
 	ix.mu.Lock()
@@ -793,7 +797,7 @@ func (ix *interestIndex) get(id string) entInterest {
 		e = seeded
 		ix.ents[id] = e
 	}
-	v := *e
+	v = *e
 	ix.mu.Unlock()
 	return v
 }
