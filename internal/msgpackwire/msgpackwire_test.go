@@ -141,3 +141,12 @@ func TestToJSONIsStrict(t *testing.T) {
 		require.ErrorIs(t, err, fsm.ErrMalformed, what)
 	}
 }
+
+func TestNewEncoderUsesTheProtocolSettings(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, NewEncoder(&buf).Encode(map[string]any{"b": uint64(1), "a": holder{V: fsm.Float(1)}}))
+	b, err := Marshal(map[string]any{"b": uint64(1), "a": holder{V: fsm.Float(1)}})
+	require.NoError(t, err)
+	require.Equal(t, b, buf.Bytes(), "sorted keys, json tags, compact ints alike")
+	require.Equal(t, "82a16181a176cb3ff0000000000000a16201", hex.EncodeToString(b))
+}
