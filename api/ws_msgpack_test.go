@@ -77,6 +77,22 @@ func toU64(t *testing.T, v any) uint64 {
 	return 0
 }
 
+// mpCollect reads until it has one message of each of types (they may
+// come in any order: results and events are independent streams).
+func mpCollect(t *testing.T, c *websocket.Conn, types ...string) map[string]map[string]any {
+	t.Helper()
+	got := map[string]map[string]any{}
+	for len(got) < len(types) {
+		m := mpRecv(t, c)
+		for _, typ := range types {
+			if m["type"] == typ && got[typ] == nil {
+				got[typ] = m
+			}
+		}
+	}
+	return got
+}
+
 // mpRecvType reads until a message of type typ.
 func mpRecvType(t *testing.T, c *websocket.Conn, typ string) map[string]any {
 	t.Helper()
@@ -113,7 +129,8 @@ func TestPlayMsgpackRoundTripKeepsValueTypes(t *testing.T) {
 		map[string]any{"op": "set", "entity": "e1", "field": "alive", "value": true},
 		map[string]any{"op": "incr", "entity": "e1", "field": "score", "by": 3},
 	}}})
-	res := mpRecvType(t, c, "result")
+	both := mpCollect(t, c, "result", "events")
+	res, frame := both["result"], both["events"]
 	require.EqualValues(t, 1, res["seq"])
 	ev := res["event"].(map[string]any)
 	require.Equal(t, "applied", ev["status"])
@@ -124,7 +141,6 @@ func TestPlayMsgpackRoundTripKeepsValueTypes(t *testing.T) {
 	}
 	require.Equal(t, map[string]any{"x": 2.0, "name": "zed", "alive": true, "score": int64(3)}, values,
 		"each value keeps its msgpack type: an integral float stays a float")
-	frame := mpRecvType(t, c, "events")
 	require.EqualValues(t, 1, frame["from"])
 	require.EqualValues(t, 1, frame["seq"])
 	require.Len(t, frame["events"], 1)
@@ -133,7 +149,9 @@ func TestPlayMsgpackRoundTripKeepsValueTypes(t *testing.T) {
 	// A bulk action coalesces into a delta frame.
 	mpSend(t, c, map[string]any{"type": "action", "action": map[string]any{"seq": uint64(2), "priority": "bulk", "ops": []any{
 		map[string]any{"op": "set", "entity": "e1", "field": "x", "value": 2.5}}}})
-	d := mpRecvType(t, c, "delta")
+	both = mpCollect(t, c, "result", "delta")
+	d := both["delta"]
+	require.EqualValues(t, 2, both["result"]["seq"])
 	require.EqualValues(t, 2, d["seq"])
 	require.NotNil(t, d["tick"])
 	f := d["entities"].(map[string]any)["e1"].(map[string]any)["fields"].(map[string]any)["x"].(map[string]any)
