@@ -81,12 +81,9 @@ type hubEvent struct {
 	mpErr  error
 }
 
-// encoded returns the event's encoding in codec k for an events frame,
-// encoded once for all the connections that take it.
-func (he *hubEvent) encoded(k playCodec) ([]byte, error) {
-	if k == codecJSON {
-		return he.frame, nil
-	}
+// msgpack returns the event's msgpack for gsd.msgpack.v1 events frames,
+// encoded once for all the connections that take it (its JSON is frame).
+func (he *hubEvent) msgpack() ([]byte, error) {
 	he.mpOnce.Do(func() { he.mp, he.mpErr = he.wire.msgpack(he.ev) })
 	return he.mp, he.mpErr
 }

@@ -10,12 +10,12 @@ import (
 
 // encodeEventsMsgpack writes the events frame of gsd.msgpack.v1: the map
 // {"type":"events","from":F,"seq":S,"events":[...]} around each event's
-// msgpack, encoded once per event (hubEvent.encoded).
+// msgpack, encoded once per event (hubEvent.msgpack).
 func encodeEventsMsgpack(from uint64, f *outFrame) ([]byte, error) {
 	evs := make([][]byte, len(f.events))
 	n := 48
 	for i, he := range f.events {
-		b, err := he.encoded(codecMsgpack)
+		b, err := he.msgpack()
 		if err != nil {
 			return nil, fmt.Errorf("%w: encode event %d: %v", errInternal, he.ev.Seq, err)
 		}

@@ -47,14 +47,14 @@ func TestMsgpackFramesMatchJSONAndEncodeEachEventOnce(t *testing.T) {
 		require.NoError(t, err)
 		require.JSONEq(t, string(jf[i]), string(tj))
 	}
-	a, err := hevs[0].encoded(codecMsgpack)
+	a, err := hevs[0].msgpack()
 	require.NoError(t, err)
-	b, err := hevs[0].encoded(codecMsgpack)
+	b, err := hevs[0].msgpack()
 	require.NoError(t, err)
 	require.Same(t, &a[0], &b[0], "encoded once")
 	again, err := s.prepare(evs[:1], true)
 	require.NoError(t, err)
-	c, err := again[0].encoded(codecMsgpack)
+	c, err := again[0].msgpack()
 	require.NoError(t, err)
 	require.Same(t, &a[0], &c[0], "a second preparation of the event reuses the wire cache")
 	// The JSON line is cached beside it, and the other way round.
