@@ -72,6 +72,20 @@ type hubEvent struct {
 	frame    []byte        // its JSON for an events frame; nil: it coalesces
 	delta    []deltaChange // applied bulk changes to coalesce
 	entities []string      // the entities it touches, once each
+
+	// Its msgpack for gsd.msgpack.v1 events frames, encoded the first
+	// time a connection of that subprotocol takes it (ws_codec.go).
+	wire   *wireCache
+	mpOnce sync.Once
+	mp     []byte
+	mpErr  error
+}
+
+// msgpack returns the event's msgpack for gsd.msgpack.v1 events frames,
+// encoded once for all the connections that take it (its JSON is frame).
+func (he *hubEvent) msgpack() ([]byte, error) {
+	he.mpOnce.Do(func() { he.mp, he.mpErr = he.wire.msgpack(he.ev) })
+	return he.mp, he.mpErr
 }
 
 // deltaChange is one coalescable change: a field's latest value, or an
@@ -80,6 +94,7 @@ type deltaChange struct {
 	entity, field string
 	version       uint64
 	value         []byte // JSON
+	v             fsm.Value
 }
 
 // prepare turns events into hubEvents. Critical events, and bulk ones that
@@ -89,7 +104,7 @@ type deltaChange struct {
 func (s *Server) prepare(evs []*fsm.Event, coalesce bool) ([]*hubEvent, error) {
 	out := make([]*hubEvent, len(evs))
 	for i, ev := range evs {
-		he := &hubEvent{ev: ev}
+		he := &hubEvent{ev: ev, wire: s.wire}
 		seen := make(map[string]bool, len(ev.Changes))
 		for _, c := range ev.Changes {
 			if !seen[c.Entity] {
@@ -102,7 +117,7 @@ func (s *Server) prepare(evs []*fsm.Event, coalesce bool) ([]*hubEvent, error) {
 				he.delta = make([]deltaChange, len(ev.Changes))
 				for j, c := range ev.Changes {
 					v, _ := c.Value.MarshalJSON() // scalars: never fails
-					he.delta[j] = deltaChange{entity: c.Entity, field: c.Field, version: c.Version, value: v}
+					he.delta[j] = deltaChange{entity: c.Entity, field: c.Field, version: c.Version, value: v, v: c.Value}
 				}
 			}
 		} else {
@@ -133,6 +148,7 @@ func latestValues(ev *fsm.Event) bool {
 // were handled (queued, merged or filtered out).
 type outbox struct {
 	limit int
+	codec playCodec
 
 	mu        sync.Mutex
 	pos       uint64      // every event up to pos is queued, merged or filtered
@@ -150,7 +166,7 @@ type outbox struct {
 
 type outFrame struct {
 	covered uint64
-	events  [][]byte
+	events  []*hubEvent
 }
 
 type entityDelta struct {
@@ -160,11 +176,12 @@ type entityDelta struct {
 
 type fieldDelta struct {
 	version uint64
-	value   []byte
+	value   []byte // JSON
+	v       fsm.Value
 }
 
-func newOutbox(limit int) *outbox {
-	return &outbox{limit: limit, signal: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+func newOutbox(limit int, codec playCodec) *outbox {
+	return &outbox{limit: limit, codec: codec, signal: make(chan struct{}, 1), room: make(chan struct{}, 1)}
 }
 
 // start sets the position the connection begins after.
@@ -216,7 +233,7 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 				o.open = &outFrame{}
 				o.frames = append(o.frames, o.open)
 			}
-			o.open.events = append(o.open.events, he.frame)
+			o.open.events = append(o.open.events, he)
 			queued = true
 		default:
 			o.merge(he)
@@ -257,7 +274,7 @@ func (o *outbox) merge(he *hubEvent) {
 			continue
 		}
 		if f, ok := ed.fields[c.field]; !ok || c.version >= f.version {
-			ed.fields[c.field] = fieldDelta{version: c.version, value: c.value}
+			ed.fields[c.field] = fieldDelta{version: c.version, value: c.value, v: c.v}
 		}
 	}
 }
@@ -278,23 +295,31 @@ func (o *outbox) onTick(tick uint64) {
 
 // take returns the encoded frames for the writer, in order: the queued
 // events frames, then the delta if a tick asked for it.
-func (o *outbox) take() [][]byte {
+func (o *outbox) take() ([][]byte, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([][]byte, 0, len(o.frames)+1)
 	for _, f := range o.frames {
-		out = append(out, encodeEvents(o.written+1, f))
+		b, err := encodeEvents(o.codec, o.written+1, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
 		o.written = max(o.written, f.covered)
 	}
 	clear(o.frames)
 	o.frames = o.frames[:0]
 	if o.due {
-		out = append(out, encodeDelta(o.written+1, o.pos, o.tick, o.delta))
+		if o.codec == codecMsgpack {
+			out = append(out, encodeDeltaMsgpack(o.written+1, o.pos, o.tick, o.delta))
+		} else {
+			out = append(out, encodeDelta(o.written+1, o.pos, o.tick, o.delta))
+		}
 		o.written = o.pos
 		o.delta, o.deltaFrom, o.due = nil, 0, false
 	}
 	wake(o.room)
-	return out
+	return out, nil
 }
 
 // coveredSeq is the highest seq the frames taken so far cover.
@@ -304,11 +329,15 @@ func (o *outbox) coveredSeq() uint64 {
 	return o.written
 }
 
-// encodeEvents writes {"type":"events","from":F,"seq":S,"events":[...]}.
-func encodeEvents(from uint64, f *outFrame) []byte {
+// encodeEvents writes {"type":"events","from":F,"seq":S,"events":[...]}
+// in codec k, from each event's encoding made once.
+func encodeEvents(k playCodec, from uint64, f *outFrame) ([]byte, error) {
+	if k == codecMsgpack {
+		return encodeEventsMsgpack(from, f)
+	}
 	n := 64
-	for _, e := range f.events {
-		n += len(e) + 1
+	for _, he := range f.events {
+		n += len(he.frame) + 1
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"type":"events","from":`...)
@@ -316,13 +345,13 @@ func encodeEvents(from uint64, f *outFrame) []byte {
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, f.covered, 10)
 	b = append(b, `,"events":[`...)
-	for i, e := range f.events {
+	for i, he := range f.events {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, e...)
+		b = append(b, he.frame...)
 	}
-	return append(b, "]}"...)
+	return append(b, "]}"...), nil
 }
 
 // encodeDelta writes {"type":"delta","from":F,"seq":S,"tick":N,"entities":

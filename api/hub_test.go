@@ -39,12 +39,20 @@ func moveEv(seq uint64, entity string, x int64) *fsm.Event {
 func frames(t *testing.T, o *outbox) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, b := range o.take() {
+	for _, b := range mustTake(t, o) {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(b, &m), "%s", b)
 		out = append(out, m)
 	}
 	return out
+}
+
+// mustTake is o.take without an error.
+func mustTake(t *testing.T, o *outbox) [][]byte {
+	t.Helper()
+	b, err := o.take()
+	require.NoError(t, err)
+	return b
 }
 
 func eventSeqs(m map[string]any) []uint64 {
@@ -56,7 +64,7 @@ func eventSeqs(m map[string]any) []uint64 {
 }
 
 func TestOutboxSendsCriticalAtOnceAndCoalescesBulkUntilTheTick(t *testing.T) {
-	o := newOutbox(8)
+	o := newOutbox(8, codecJSON)
 	o.start(10)
 	evs := hubEvents(t, critEv(11, "e1"), moveEv(12, "p1", 1), moveEv(13, "p1", 2), moveEv(14, "p2", 7), critEv(15, "e1"),
 		&fsm.Event{Seq: 16, Priority: fsm.PriorityBulk, Status: fsm.StatusRejected, Reason: "nope"})
@@ -86,13 +94,13 @@ func TestOutboxSendsCriticalAtOnceAndCoalescesBulkUntilTheTick(t *testing.T) {
 
 	// Nothing pending: a tick sends nothing; events already handled are skipped.
 	o.onTick(2)
-	require.Empty(t, o.take())
+	require.Empty(t, mustTake(t, o))
 	require.Equal(t, 2, o.offer(hubEvents(t, critEv(15, "e1"), critEv(16, "e1")), nil))
-	require.Empty(t, o.take())
+	require.Empty(t, mustTake(t, o))
 }
 
 func TestOutboxDeltaCarriesDeletesAndAProgressFrameFollowsFilteredEvents(t *testing.T) {
-	o := newOutbox(8)
+	o := newOutbox(8, codecJSON)
 	del := &fsm.Event{Seq: 2, Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "p1", Op: fsm.OpDelete, Version: 1}}}
 	require.Equal(t, 3, o.offer(hubEvents(t, moveEv(1, "p1", 5), del, moveEv(3, "p1", 9)), nil))
 	o.onTick(1)
@@ -105,9 +113,9 @@ func TestOutboxDeltaCarriesDeletesAndAProgressFrameFollowsFilteredEvents(t *test
 	// empty delta says so.
 	none := func(*hubEvent) bool { return false }
 	require.Equal(t, 2, o.offer(hubEvents(t, critEv(4, "far"), moveEv(5, "far", 1)), none))
-	require.Empty(t, o.take())
+	require.Empty(t, mustTake(t, o))
 	o.onTick(progressTicks - 1)
-	require.Empty(t, o.take())
+	require.Empty(t, mustTake(t, o))
 	o.onTick(progressTicks)
 	got = frames(t, o)
 	require.Equal(t, []map[string]any{{"type": "delta", "from": float64(4), "seq": float64(5), "tick": float64(progressTicks),
@@ -115,7 +123,7 @@ func TestOutboxDeltaCarriesDeletesAndAProgressFrameFollowsFilteredEvents(t *test
 }
 
 func TestOutboxStopsAtAFullQueueAndGoesOnWhenTheWriterTakes(t *testing.T) {
-	o := newOutbox(2)
+	o := newOutbox(2, codecJSON)
 	// One frame per offer: two fill the queue.
 	require.Equal(t, 1, o.offer(hubEvents(t, critEv(1, "e")), nil))
 	require.Equal(t, 1, o.offer(hubEvents(t, critEv(2, "e")), nil))
@@ -256,7 +264,7 @@ func BenchmarkHubFanout(b *testing.B) {
 	const conns = 10000
 	obs := make([]*outbox, conns)
 	for i := range obs {
-		obs[i] = newOutbox(256)
+		obs[i] = newOutbox(256, codecJSON)
 	}
 	s := &Server{wire: new(wireCache)}
 	b.ResetTimer()
@@ -272,7 +280,7 @@ func BenchmarkHubFanout(b *testing.B) {
 		for _, o := range obs {
 			o.offer(evs, nil)
 			o.onTick(seq)
-			if len(o.take()) != 2 {
+			if fr, err := o.take(); err != nil || len(fr) != 2 {
 				b.Fatal("want an events frame and a delta")
 			}
 		}
@@ -293,7 +301,7 @@ func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
 	// A failed hub refuses to attach its members and is replaced by the
 	// next join.
 	h := &hub{err: errors.New("gap"), members: map[*playConn]bool{}}
-	_, err = h.attach(&playConn{ob: newOutbox(1)})
+	_, err = h.attach(&playConn{ob: newOutbox(1, codecJSON)})
 	require.ErrorContains(t, err, "gap")
 	require.True(t, h.failed())
 }

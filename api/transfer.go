@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
 )
 
@@ -267,7 +266,11 @@ func (c *playConn) transfer(to fsm.NodeInfo) bool {
 	c.flushAck(false)
 	t := ticket{World: c.world, Session: c.session, Epoch: c.epoch, Sent: c.sent.Load(),
 		From: c.s.nodeID(), To: to.ID, Expires: time.Now().Add(c.s.cfg.TransferTicketTTL).UnixMilli()}
-	b, _ := json.Marshal(transferMsg{Type: "transfer", To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
+	b, err := c.codec.marshal(transferMsg{Type: "transfer", To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
+	if err != nil {
+		c.fail(fmt.Errorf("%w: encode the transfer message: %v", errInternal, err))
+		return false
+	}
 	select {
 	case c.final <- b:
 	default: // a transfer is already on its way
@@ -301,7 +304,7 @@ func (c *playConn) writeFinal(final []byte) {
 func (c *playConn) write(b []byte) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+	if err := c.ws.Write(ctx, c.codec.messageType(), b); err != nil {
 		c.fail(fmt.Errorf("%w: write: %v", errSlowConsumer, err))
 		return false
 	}

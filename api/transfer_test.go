@@ -29,9 +29,13 @@ type player struct {
 	err    error // why reading ended early
 }
 
+// playEncodings: the players of startPlayers alternate between both
+// subprotocols, so drains and transfers run with both.
+var playEncodings = []string{client.EncodingJSON, client.EncodingMsgpack}
+
 // startPlayers opens n plays (players p0..) through addrs, in worlds
-// round-robin, and starts a reader per play that collects events until
-// ctx ends or it has want events of its world.
+// round-robin (alternating the subprotocols), and starts a reader per play
+// that collects events until ctx ends or it has want events of its world.
 func startPlayers(t *testing.T, ctx context.Context, addrs, worlds []string, n int, want func(world string) int) []*player {
 	t.Helper()
 	cl := client.New(addrs, client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
@@ -45,7 +49,7 @@ func startPlayers(t *testing.T, ctx context.Context, addrs, worlds []string, n i
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			p, err := cl.Play(ctx, ps[i].world, client.PlayOptions{Player: ps[i].name, AckInterval: 20 * time.Millisecond})
+			p, err := cl.Play(ctx, ps[i].world, client.PlayOptions{Player: ps[i].name, AckInterval: 20 * time.Millisecond, Encoding: playEncodings[i%len(playEncodings)]})
 			if err != nil {
 				errs <- fmt.Errorf("%s: %w", ps[i].name, err)
 				return

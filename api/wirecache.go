@@ -6,6 +6,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/msgpackwire"
 )
 
 // wireCache keeps the NDJSON line of recent events, so a thousand streams
@@ -19,7 +20,8 @@ type wireCache struct {
 
 type wireSlot struct {
 	ev   *fsm.Event
-	line []byte
+	line []byte // nil: not encoded yet
+	mp   []byte // msgpack (gsd.msgpack.v1); nil: not encoded yet
 }
 
 // line returns ev's NDJSON line (JSON and a newline). The returned slice is
@@ -28,7 +30,7 @@ func (c *wireCache) line(ev *fsm.Event) ([]byte, error) {
 	i := (xxhash.Sum64String(ev.World) + ev.Seq) % uint64(len(c.slots))
 	mu := &c.stripes[i%uint64(len(c.stripes))]
 	mu.Lock()
-	if s := c.slots[i]; s.ev == ev {
+	if s := c.slots[i]; s.ev == ev && s.line != nil {
 		mu.Unlock()
 		return s.line, nil
 	}
@@ -39,7 +41,36 @@ func (c *wireCache) line(ev *fsm.Event) ([]byte, error) {
 	}
 	b = append(b, '\n')
 	mu.Lock()
-	c.slots[i] = wireSlot{ev: ev, line: b}
+	if c.slots[i].ev == ev {
+		c.slots[i].line = b
+	} else {
+		c.slots[i] = wireSlot{ev: ev, line: b}
+	}
+	mu.Unlock()
+	return b, nil
+}
+
+// msgpack returns ev's msgpack encoding for gsd.msgpack.v1 events frames,
+// cached like line. The returned slice is shared: callers must not modify it.
+func (c *wireCache) msgpack(ev *fsm.Event) ([]byte, error) {
+	i := (xxhash.Sum64String(ev.World) + ev.Seq) % uint64(len(c.slots))
+	mu := &c.stripes[i%uint64(len(c.stripes))]
+	mu.Lock()
+	if s := c.slots[i]; s.ev == ev && s.mp != nil {
+		mu.Unlock()
+		return s.mp, nil
+	}
+	mu.Unlock()
+	b, err := msgpackwire.Marshal(eventJSON(ev, false))
+	if err != nil {
+		return nil, err
+	}
+	mu.Lock()
+	if c.slots[i].ev == ev {
+		c.slots[i].mp = b
+	} else {
+		c.slots[i] = wireSlot{ev: ev, mp: b}
+	}
 	mu.Unlock()
 	return b, nil
 }

@@ -22,7 +22,7 @@ import (
 )
 
 // PlaySubprotocol is the WebSocket subprotocol of the JSON play protocol
-// (docs/PROTOCOL.md). A binary one will sit beside it.
+// (docs/PROTOCOL.md); MsgpackSubprotocol (ws_codec.go) is its binary twin.
 const PlaySubprotocol = "gsd.json.v1"
 
 // PlayConfig configures the WebSocket play endpoint.
@@ -206,7 +206,7 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols:   []string{PlaySubprotocol},
+		Subprotocols:   playSubprotocols(r),
 		OriginPatterns: s.cfg.Play.OriginPatterns,
 	})
 	if err != nil {
@@ -215,9 +215,10 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(s.cfg.Play.MaxMessageBytes)
 	s.playMetrics.open.Inc()
 	defer s.playMetrics.open.Dec()
-	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r),
+	codec, known := codecOf(ws.Subprotocol())
+	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r), codec: codec, known: known,
 		out: make(chan []byte, s.cfg.Play.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.Play.MaxInflight),
-		ob: newOutbox(s.cfg.Play.QueueSize), detached: make(chan struct{}, 1)}
+		ob: newOutbox(s.cfg.Play.QueueSize, codec), detached: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
 }
@@ -230,7 +231,9 @@ type playConn struct {
 	cfg    PlayConfig
 	ws     *websocket.Conn
 	world  string
-	header string // bearer token of the upgrade request, if any
+	header string    // bearer token of the upgrade request, if any
+	codec  playCodec // by the negotiated subprotocol (ws_codec.go)
+	known  bool      // a subprotocol was negotiated
 
 	player  string
 	session string
@@ -301,8 +304,8 @@ func (c *playConn) run() {
 			c.flushAck(true)
 		}
 	}()
-	if c.ws.Subprotocol() != PlaySubprotocol {
-		c.fail(fmt.Errorf("%w: the client must offer the %s subprotocol", fsm.ErrMalformed, PlaySubprotocol))
+	if !c.known {
+		c.fail(fmt.Errorf("%w: the client must offer the %s or %s subprotocol", fsm.ErrMalformed, PlaySubprotocol, MsgpackSubprotocol))
 		return
 	}
 	c.lastRead.Store(time.Now().UnixNano())
@@ -352,11 +355,7 @@ func (c *playConn) read() (clientMsg, bool) {
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	var msg clientMsg
-	if typ != websocket.MessageText {
-		c.fail(fmt.Errorf("%w: binary messages are not part of %s", fsm.ErrMalformed, PlaySubprotocol))
-		return msg, false
-	}
-	if err := decodeStrict(data, &msg); err != nil {
+	if err := c.codec.decode(typ, data, &msg); err != nil {
 		c.fail(err)
 		return msg, false
 	}
@@ -525,7 +524,7 @@ func (c *playConn) act(raw json.RawMessage) {
 // send queues one message, waiting at most SlowTimeout for room; a client
 // that leaves its queue full that long is cut off.
 func (c *playConn) send(v any) bool {
-	b, err := json.Marshal(v)
+	b, err := c.codec.marshal(v)
 	if err != nil {
 		c.fail(fmt.Errorf("%w: encode %T: %v", errInternal, v, err))
 		return false
@@ -572,7 +571,11 @@ func (c *playConn) writer() {
 				return
 			}
 		case <-c.ob.signal:
-			frames := c.ob.take()
+			frames, err := c.ob.take()
+			if err != nil {
+				c.fail(err)
+				return
+			}
 			c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
 			for _, b := range frames {
 				if !c.write(b) {

@@ -77,3 +77,10 @@ func newTestClient(t *testing.T, addrs []string, opts ...Option) *Client {
 	t.Cleanup(c.Close)
 	return c
 }
+
+// forEachEncoding runs test once per play encoding.
+func forEachEncoding(t *testing.T, test func(*testing.T, string)) {
+	for _, enc := range []string{EncodingJSON, EncodingMsgpack} {
+		t.Run(enc, func(t *testing.T) { test(t, enc) })
+	}
+}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,18 +22,16 @@ type fakeMover struct {
 }
 
 func (f *fakeMover) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{PlaySubprotocol}})
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{PlaySubprotocol, MsgpackSubprotocol}})
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
 	ctx := r.Context()
-	_, b, err := c.Read(ctx)
+	m, err := recv(ctx, c)
 	if err != nil {
 		return
 	}
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
 	f.mu.Lock()
 	i := len(f.firsts)
 	f.firsts = append(f.firsts, m)
@@ -43,23 +40,43 @@ func (f *fakeMover) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.script[i](ctx, c)
 	}
 	for { // keep the connection until the client goes
-		_, b, err := c.Read(ctx)
+		m, err := recv(ctx, c)
 		if err != nil {
 			return
 		}
-		if strings.Contains(string(b), `"bye"`) {
+		if m["type"] == "bye" {
 			_ = c.Close(websocket.StatusNormalClosure, "bye")
 			return
 		}
 	}
 }
 
+// fakeCodec is the codec of the subprotocol c negotiated.
+func fakeCodec(c *websocket.Conn) playCodec {
+	return playCodec{msgpack: c.Subprotocol() == MsgpackSubprotocol}
+}
+
 func send(ctx context.Context, c *websocket.Conn, v any) {
-	b, _ := json.Marshal(v)
-	_ = c.Write(ctx, websocket.MessageText, b)
+	k := fakeCodec(c)
+	b, _ := k.marshal(v)
+	_ = c.Write(ctx, k.messageType(), b)
+}
+
+// recv reads one message as a map (numbers as the codec decodes them).
+func recv(ctx context.Context, c *websocket.Conn) (map[string]any, error) {
+	typ, b, err := c.Read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, fakeCodec(c).unmarshal(typ, b, &m)
 }
 
 func TestPlayFollowsATransferWithItsTicketOnlyToItsTarget(t *testing.T) {
+	forEachEncoding(t, testPlayFollowsATransferWithItsTicketOnlyToItsTarget)
+}
+
+func testPlayFollowsATransferWithItsTicketOnlyToItsTarget(t *testing.T, enc string) {
 	f := &fakeMover{}
 	ts := httptest.NewServer(f)
 	defer ts.Close()
@@ -84,7 +101,7 @@ func TestPlayFollowsATransferWithItsTicketOnlyToItsTarget(t *testing.T) {
 	}
 	cl := New([]string{ts.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond))
 	ctx := playCtx(t)
-	p, err := cl.Play(ctx, "arena", PlayOptions{Player: "ann"})
+	p, err := cl.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()
 	require.Eventually(t, func() bool {
@@ -107,6 +124,10 @@ func TestPlayFollowsATransferWithItsTicketOnlyToItsTarget(t *testing.T) {
 }
 
 func TestPlayResumesOnAnotherAddressWhenTheServerGoesAway(t *testing.T) {
+	forEachEncoding(t, testPlayResumesOnAnotherAddressWhenTheServerGoesAway)
+}
+
+func testPlayResumesOnAnotherAddressWhenTheServerGoesAway(t *testing.T, enc string) {
 	a, b := &fakeMover{}, &fakeMover{}
 	a.script = []func(context.Context, *websocket.Conn){
 		func(ctx context.Context, c *websocket.Conn) {
@@ -122,7 +143,7 @@ func TestPlayResumesOnAnotherAddressWhenTheServerGoesAway(t *testing.T) {
 	ta, tb := httptest.NewServer(a), httptest.NewServer(b)
 	defer ta.Close()
 	defer tb.Close()
-	p, err := New([]string{ta.URL, tb.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond)).Play(playCtx(t), "arena", PlayOptions{Player: "ann"})
+	p, err := New([]string{ta.URL, tb.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond)).Play(playCtx(t), "arena", PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()
 	require.Eventually(t, func() bool {

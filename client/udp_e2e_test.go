@@ -29,13 +29,17 @@ func nextEvent(t *testing.T, p *client.Play) fsm.JSONEvent {
 }
 
 func TestUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T) {
+	forEachEncoding(t, testUDPInputReachesARealServerAsThePlayersLatestValue)
+}
+
+func testUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T, enc string) {
 	addr := testnode.StartUDP(t)
 	c := client.New([]string{addr})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, c.CreateWorld(ctx, "arena", posRules()))
-	p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann"})
+	p, err := c.Play(ctx, "arena", client.PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()
 	require.NotNil(t, p.UDP())
@@ -93,16 +97,27 @@ func TestUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T) {
 }
 
 func TestUDPInputOnAServerWithoutTheLaneIsErrNoUDP(t *testing.T) {
+	forEachEncoding(t, testUDPInputOnAServerWithoutTheLaneIsErrNoUDP)
+}
+
+func testUDPInputOnAServerWithoutTheLaneIsErrNoUDP(t *testing.T, enc string) {
 	addr := testnode.Start(t)
 	c := client.New([]string{addr})
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, c.CreateWorld(ctx, "arena", posRules()))
-	p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann"})
+	p, err := c.Play(ctx, "arena", client.PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()
 	require.Nil(t, p.UDP())
 	_, err = p.UDPInput(client.UDPOptions{})
 	require.ErrorIs(t, err, client.ErrNoUDP)
+}
+
+// forEachEncoding runs test once per play encoding.
+func forEachEncoding(t *testing.T, test func(*testing.T, string)) {
+	for _, enc := range []string{client.EncodingJSON, client.EncodingMsgpack} {
+		t.Run(enc, func(t *testing.T) { test(t, enc) })
+	}
 }

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,6 +46,9 @@ type PlayOptions struct {
 	// Called from the Play's goroutine with a context that ends at Close;
 	// it may block (to ask an identity service), which delays the resume.
 	TokenSource func(ctx context.Context) (string, error)
+	// Encoding is the subprotocol: EncodingJSON ("json", the default,
+	// gsd.json.v1) or EncodingMsgpack ("msgpack", gsd.msgpack.v1).
+	Encoding string
 }
 
 // CloseError is a play connection ended by the server with a close code
@@ -81,6 +83,7 @@ type Play struct {
 	c     *Client
 	world string
 	opts  PlayOptions
+	codec playCodec
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -189,7 +192,11 @@ func (c *Client) Play(ctx context.Context, world string, opts PlayOptions) (*Pla
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = c.hc
 	}
-	p := &Play{c: c, world: world, opts: opts, done: make(chan struct{}), ready: make(chan struct{}),
+	codec, err := codecFor(opts.Encoding)
+	if err != nil {
+		return nil, err
+	}
+	p := &Play{c: c, world: world, opts: opts, codec: codec, done: make(chan struct{}), ready: make(chan struct{}),
 		events: make(chan item, opts.Buffer), pongs: make(chan pong, 1), pending: make(map[uint64]*pendingAct)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	go p.run()
@@ -251,14 +258,10 @@ func (p *Play) Act(ctx context.Context, a ActionRequest) (fsm.JSONEvent, error) 
 	if a.Seq == 0 {
 		return fsm.JSONEvent{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
 	}
-	raw, err := json.Marshal(a)
+	msg, err := p.codec.actionMsg(a)
 	if err != nil {
 		return fsm.JSONEvent{}, err
 	}
-	msg, _ := json.Marshal(struct {
-		Type   string          `json:"type"`
-		Action json.RawMessage `json:"action"`
-	}{"action", raw})
 	pa := &pendingAct{msg: msg, done: make(chan actResult, 1)}
 	p.mu.Lock()
 	if p.err != nil {
@@ -278,7 +281,7 @@ func (p *Play) Act(ctx context.Context, a ActionRequest) (fsm.JSONEvent, error) 
 		p.mu.Unlock()
 	}()
 	if conn != nil {
-		_ = conn.Write(ctx, websocket.MessageText, msg) // on failure the resume re-sends it
+		_ = conn.Write(ctx, p.codec.messageType(), msg) // on failure the resume re-sends it
 	}
 	select {
 	case r := <-pa.done:
@@ -428,7 +431,7 @@ func (p *Play) connect(base string) error {
 	u := "ws" + strings.TrimPrefix(base, "http") + path("worlds", p.world, "play")
 	dctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	conn, resp, err := websocket.Dial(dctx, u, &websocket.DialOptions{
-		HTTPClient: p.opts.HTTPClient, HTTPHeader: hdr, Subprotocols: []string{PlaySubprotocol},
+		HTTPClient: p.opts.HTTPClient, HTTPHeader: hdr, Subprotocols: []string{p.codec.subprotocol()},
 	})
 	cancel()
 	if err != nil {
@@ -489,7 +492,7 @@ func (p *Play) connect(base string) error {
 		close(p.ready)
 	}
 	for _, m := range resend {
-		if err := conn.Write(p.ctx, websocket.MessageText, m); err != nil {
+		if err := conn.Write(p.ctx, p.codec.messageType(), m); err != nil {
 			return closeErr(err)
 		}
 	}
@@ -685,19 +688,19 @@ func (p *Play) sendAck(conn *websocket.Conn) {
 }
 
 func (p *Play) write(ctx context.Context, conn *websocket.Conn, v any) error {
-	b, err := json.Marshal(v)
+	b, err := p.codec.marshal(v)
 	if err != nil {
 		return err
 	}
-	return conn.Write(ctx, websocket.MessageText, b)
+	return conn.Write(ctx, p.codec.messageType(), b)
 }
 
 func (p *Play) read(conn *websocket.Conn, v any) error {
-	_, b, err := conn.Read(p.ctx)
+	typ, b, err := conn.Read(p.ctx)
 	if err != nil {
 		return closeErr(err)
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := p.codec.unmarshal(typ, b, v); err != nil {
 		return &CloseError{Code: 4400, Reason: "undecodable server message: " + err.Error()}
 	}
 	return nil

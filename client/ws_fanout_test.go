@@ -15,6 +15,10 @@ import (
 // again and again gets every critical event of its area exactly once and
 // in order, none from afar, and ends with the same state as the server.
 func TestPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents(t *testing.T) {
+	forEachEncoding(t, testPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents)
+}
+
+func testPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents(t *testing.T, enc string) {
 	n := startPlayNode(t, func(c *api.Config) {
 		c.Play.TickInterval = 5 * time.Millisecond
 		c.Play.Interest = api.InterestConfig{Cell: 100, X: "x", Y: "y", Radius: 1}
@@ -32,7 +36,7 @@ func TestPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents(t *test
 	place("ann", 50, 50)
 	place("near", 150, 150)
 	place("far", 950, 950)
-	p, err := c.Play(ctx, "arena", PlayOptions{Player: "ann", AckInterval: 5 * time.Millisecond})
+	p, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann", AckInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	defer p.Close()
 

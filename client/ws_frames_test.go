@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,23 +19,25 @@ import (
 // with a delete, a progress frame, then a frame after a gap, which makes
 // the client resume from what it covered.
 func TestPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T) {
+	forEachEncoding(t, testPlayHandlesCoverageDeltasProgressAndGaps)
+}
+
+func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string) {
 	resumed := make(chan map[string]any, 1)
 	var conns atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{PlaySubprotocol}})
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{PlaySubprotocol, MsgpackSubprotocol}})
 		if err != nil {
 			return
 		}
 		defer c.CloseNow()
 		ctx := r.Context()
-		_, b, err := c.Read(ctx)
+		hello, err := recv(ctx, c)
 		if err != nil {
 			return
 		}
-		var hello map[string]any
-		_ = json.Unmarshal(b, &hello)
 		n := conns.Add(1)
-		send := func(s string) { _ = c.Write(ctx, websocket.MessageText, []byte(s)) }
+		send := func(s string) { send(ctx, c, jsonToAny(t, s)) }
 		if n == 1 {
 			send(`{"type":"welcome","session":"s1","resume_token":"rt","world":"w","player":"ann","seq":0,"epoch":0}`)
 			send(`{"type":"events","events":[{"seq":1,"priority":"critical"},{"seq":2}]}`)
@@ -59,7 +62,7 @@ func TestPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, err := c.Play(ctx, "w", PlayOptions{Player: "ann", AckInterval: time.Hour})
+	p, err := c.Play(ctx, "w", PlayOptions{Encoding: enc, Player: "ann", AckInterval: time.Hour})
 	require.NoError(t, err)
 	defer p.Close()
 	var seqs []uint64
@@ -76,7 +79,7 @@ func TestPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T) {
 	require.Equal(t, []uint64{1, 2, 4, 6, 9}, seqs, "the repeated 4 is dropped")
 	h := <-resumed
 	require.Equal(t, "resume", h["type"])
-	require.Equal(t, float64(7), h["last_seq"], "it resumes from what the frames covered")
+	require.EqualValues(t, 7, h["last_seq"], "it resumes from what the frames covered")
 	require.Eventually(t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
@@ -90,4 +93,64 @@ func TestPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T) {
 	p.mu.Lock()
 	require.Equal(t, uint64(12), p.delivered)
 	p.mu.Unlock()
+}
+
+// jsonToAny decodes a scripted JSON message into plain values, integral
+// numbers as int64, so that either codec can send it.
+func jsonToAny(t *testing.T, s string) any {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	require.NoError(t, dec.Decode(&v))
+	var conv func(any) any
+	conv = func(v any) any {
+		switch x := v.(type) {
+		case json.Number:
+			if n, err := x.Int64(); err == nil {
+				return n
+			}
+			f, _ := x.Float64()
+			return f
+		case map[string]any:
+			for k, e := range x {
+				x[k] = conv(e)
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = conv(e)
+			}
+		}
+		return v
+	}
+	return conv(v)
+}
+
+// A message of the other codec's WebSocket type ends the Play with 4400,
+// and an unknown encoding is refused up front.
+func TestPlayRefusesAMessageOfTheWrongTypeAndUnknownEncodings(t *testing.T) {
+	for _, tc := range []struct {
+		enc string
+		typ websocket.MessageType
+	}{{EncodingMsgpack, websocket.MessageText}, {EncodingJSON, websocket.MessageBinary}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{PlaySubprotocol, MsgpackSubprotocol}})
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			if _, err := recv(r.Context(), c); err != nil {
+				return
+			}
+			_ = c.Write(r.Context(), tc.typ, []byte(`{"type":"welcome","session":"s1"}`))
+			_, _, _ = c.Read(r.Context())
+		}))
+		_, err := New([]string{srv.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond)).Play(playCtx(t), "w", PlayOptions{Encoding: tc.enc, Player: "ann"})
+		var ce *CloseError
+		require.ErrorAs(t, err, &ce, tc.enc)
+		require.Equal(t, 4400, ce.Code)
+		require.Contains(t, ce.Reason, "undecodable")
+		srv.Close()
+	}
+	_, err := New([]string{"http://127.0.0.1:1"}).Play(playCtx(t), "w", PlayOptions{Encoding: "cbor", Player: "ann"})
+	require.ErrorContains(t, err, "unknown play encoding")
 }

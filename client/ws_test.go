@@ -73,11 +73,15 @@ func incrAction(player string, seq uint64) ActionRequest {
 }
 
 func TestPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates(t *testing.T) {
+	forEachEncoding(t, testPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates)
+}
+
+func testPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates(t *testing.T, enc string) {
 	n := startPlayNode(t)
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
 	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
-	p, err := c.Play(ctx, "arena", PlayOptions{Player: "ann", AckInterval: 5 * time.Millisecond})
+	p, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann", AckInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	defer p.Close()
 
@@ -108,11 +112,15 @@ func TestPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates(t *testing.T) {
 }
 
 func TestPlayActionsAreAnsweredAndSurviveAResume(t *testing.T) {
+	forEachEncoding(t, testPlayActionsAreAnsweredAndSurviveAResume)
+}
+
+func testPlayActionsAreAnsweredAndSurviveAResume(t *testing.T, enc string) {
 	n := startPlayNode(t)
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
 	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
-	p, err := c.Play(ctx, "arena", PlayOptions{Player: "ann"})
+	p, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()
 	for i := uint64(1); i <= 20; i++ {
@@ -137,21 +145,23 @@ func TestPlayActionsAreAnsweredAndSurviveAResume(t *testing.T) {
 	require.Positive(t, rtt)
 }
 
-func TestPlayEndsForGoodOnRefusals(t *testing.T) {
+func TestPlayEndsForGoodOnRefusals(t *testing.T) { forEachEncoding(t, testPlayEndsForGoodOnRefusals) }
+
+func testPlayEndsForGoodOnRefusals(t *testing.T, enc string) {
 	n := startPlayNode(t)
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
 	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
-	_, err := c.Play(ctx, "nowhere", PlayOptions{Player: "ann"})
+	_, err := c.Play(ctx, "nowhere", PlayOptions{Encoding: enc, Player: "ann"})
 	var ce *CloseError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, 4404, ce.Code)
 	require.Contains(t, ce.Error(), "play closed 4404")
 
 	// Another connection of the same player replaces the first for good.
-	p1, err := c.Play(ctx, "arena", PlayOptions{Player: "ann"})
+	p1, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
-	p2, err := c.Play(ctx, "arena", PlayOptions{Player: "ann"})
+	p2, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
 	defer p2.Close()
 	_, err = p1.Next(ctx)
@@ -170,6 +180,10 @@ func TestPlayEndsForGoodOnRefusals(t *testing.T) {
 }
 
 func TestPlayWithAuthRejectsBadTokensAndUsesTheSubject(t *testing.T) {
+	forEachEncoding(t, testPlayWithAuthRejectsBadTokensAndUsesTheSubject)
+}
+
+func testPlayWithAuthRejectsBadTokensAndUsesTheSubject(t *testing.T, enc string) {
 	key := []byte(fmt.Sprintf("%032d", 7))
 	now := time.Now()
 	n := startPlayNode(t, func(c *api.Config) {
@@ -183,10 +197,10 @@ func TestPlayWithAuthRejectsBadTokensAndUsesTheSubject(t *testing.T) {
 		"expired":        hs256(t, key, "ann", "game", now.Add(-time.Hour)),
 		"wrong audience": hs256(t, key, "ann", "other", now.Add(time.Hour)),
 	} {
-		_, err := c.Play(ctx, "arena", PlayOptions{Token: tok})
+		_, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Token: tok})
 		require.Equal(t, 401, StatusCode(err), "%s: %v", what, err)
 	}
-	p, err := c.Play(ctx, "arena", PlayOptions{Token: hs256(t, key, "ann", "game", now.Add(time.Hour))})
+	p, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Token: hs256(t, key, "ann", "game", now.Add(time.Hour))})
 	require.NoError(t, err)
 	defer p.Close()
 	ev, err := p.Act(ctx, incrAction("", 1))

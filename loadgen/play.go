@@ -34,6 +34,9 @@ type PlayParams struct {
 	// position, round-robin over the players) in a second measured phase,
 	// to compare critical-event propagation with bulk traffic and without.
 	BulkRate float64
+	// Encoding is the players' play encoding (client.PlayOptions.Encoding:
+	// "json", the default, or "msgpack").
+	Encoding string
 }
 
 // playConnectParallel bounds the hellos and byes in flight.
@@ -77,6 +80,9 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 		delete(r.Params, k)
 	}
 	r.Params["bulk_rate"] = pp.BulkRate
+	if pp.Encoding != "" {
+		r.Params["encoding"] = pp.Encoding
+	}
 	tm.into(r)
 	_, stopSampler := t.sampler(ctx)
 	defer func() {
@@ -115,7 +121,7 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	}()
 	t.logf("play: connecting %d players over WebSocket to %d nodes", p.Players, len(addrs))
 	mem0 := t.memory(ctx, addrs)
-	if err := connectPlayers(ctx, t, clients, p, players, l.prefix); err != nil {
+	if err := connectPlayers(ctx, t, clients, p, players, l.prefix, pp.Encoding); err != nil {
 		return nil, err
 	}
 	sleepCtx(ctx, time.Second) // let the nodes settle
@@ -208,7 +214,7 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 }
 
 // connectPlayers opens the players' play sessions, spread over the nodes.
-func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p LoadParams, players []*playPlayer, prefix string) error {
+func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p LoadParams, players []*playPlayer, prefix, encoding string) error {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -238,7 +244,7 @@ func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p 
 			if len(players) > 1000 {
 				buf, ackEvery = bigPlayBuffer, time.Second
 			}
-			pl, err := clients[i%len(clients)].Play(cctx, p.World, client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: buf, AckInterval: ackEvery})
+			pl, err := clients[i%len(clients)].Play(cctx, p.World, client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: buf, AckInterval: ackEvery, Encoding: encoding})
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {

@@ -46,7 +46,7 @@ func TestPlayBattleWithBulkComparesPropagation(t *testing.T) {
 	addr := startNode(t)
 	p := smallLoad("play2")
 	p.Players, p.Rate = 4, 100
-	r, err := PlayBattle(context.Background(), &Target{Addrs: []string{addr}}, p, PlayParams{BulkRate: 300},
+	r, err := PlayBattle(context.Background(), &Target{Addrs: []string{addr}}, p, PlayParams{BulkRate: 300, Encoding: "msgpack"},
 		Timing{Duration: 400 * time.Millisecond})
 	require.NoError(t, err)
 	require.Len(t, r.Phases, 2)
@@ -55,6 +55,7 @@ func TestPlayBattleWithBulkComparesPropagation(t *testing.T) {
 	require.Positive(t, r.Counts["delivered_deltas"], "bulk moves arrive as deltas")
 	require.Contains(t, r.Figures, "propagation_p99_without_bulk_ms")
 	require.Contains(t, r.Figures, "propagation_p99_with_bulk_ms")
+	require.Equal(t, "msgpack", r.Params["encoding"])
 	require.True(t, r.OK(), "%+v", r.Checks)
 }
 

@@ -19,7 +19,7 @@ func TestBenchSmoke(t *testing.T) {
 	stdout := mustRun(t, "--addr", addr, "bench", "--duration", "300ms", "--warmup", "50ms",
 		"--players", "10", "--items", "3", "--rate", "200", "--batch", "4", "--conns", "4", "--observers", "1",
 		"--storm-players", "6", "--rounds", "2", "--storm-batch", "3", "--spectators", "2", "--ramp", "50ms",
-		"--churners", "2", "--dwell", "50ms", "--offline", "10ms", "--bulk-rate", "50", "--out", out)
+		"--churners", "2", "--dwell", "50ms", "--offline", "10ms", "--bulk-rate", "50", "--play-encoding", "msgpack", "--out", out)
 	requireContains(t, stdout, "battle", "conflict-storm", "spectator-influx", "churn",
 		"skipped: failover", "wrote "+out, "r-battle.svg")
 	for _, s := range []string{"battle", "conflict-storm", "spectator-influx", "churn"} {

@@ -1,0 +1,97 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"github.com/gsd-dev/gsd/internal/msgpackwire"
+)
+
+// encodeEventsMsgpack writes the events frame of gsd.msgpack.v1: the map
+// {"type":"events","from":F,"seq":S,"events":[...]} around each event's
+// msgpack, encoded once per event (hubEvent.msgpack).
+func encodeEventsMsgpack(from uint64, f *outFrame) ([]byte, error) {
+	evs := make([][]byte, len(f.events))
+	n := 48
+	for i, he := range f.events {
+		b, err := he.msgpack()
+		if err != nil {
+			return nil, fmt.Errorf("%w: encode event %d: %v", errInternal, he.ev.Seq, err)
+		}
+		evs[i] = b
+		n += len(b)
+	}
+	var buf bytes.Buffer
+	buf.Grow(n)
+	enc := msgpackwire.NewEncoder(&buf)
+	// Writes to a bytes.Buffer do not fail.
+	_ = enc.EncodeMapLen(4)
+	_ = enc.EncodeString("type")
+	_ = enc.EncodeString("events")
+	_ = enc.EncodeString("from")
+	_ = enc.EncodeUint(from)
+	_ = enc.EncodeString("seq")
+	_ = enc.EncodeUint(f.covered)
+	_ = enc.EncodeString("events")
+	_ = enc.EncodeArrayLen(len(evs))
+	for _, b := range evs {
+		buf.Write(b)
+	}
+	return buf.Bytes(), nil
+}
+
+// encodeDeltaMsgpack writes the delta frame of gsd.msgpack.v1, the map of
+// encodeDelta: {"type":"delta","from":F,"seq":S,"tick":N,"entities":{"e":
+// {"deleted":V,"fields":{"f":{"value":X,"version":V}}}}}, entities and
+// fields sorted, each value a msgpack scalar of its own type.
+func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byte {
+	var buf bytes.Buffer
+	enc := msgpackwire.NewEncoder(&buf)
+	// Writes to a bytes.Buffer do not fail, nor do the values' encodings
+	// (prepare took them from applied events, whose values are valid).
+	_ = enc.EncodeMapLen(5)
+	_ = enc.EncodeString("type")
+	_ = enc.EncodeString("delta")
+	_ = enc.EncodeString("from")
+	_ = enc.EncodeUint(from)
+	_ = enc.EncodeString("seq")
+	_ = enc.EncodeUint(seq)
+	_ = enc.EncodeString("tick")
+	_ = enc.EncodeUint(tick)
+	_ = enc.EncodeString("entities")
+	ids := make([]string, 0, len(d))
+	for id := range d {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	_ = enc.EncodeMapLen(len(ids))
+	for _, id := range ids {
+		ed := d[id]
+		_ = enc.EncodeString(id)
+		if ed.deleted != 0 {
+			_ = enc.EncodeMapLen(2)
+			_ = enc.EncodeString("deleted")
+			_ = enc.EncodeUint(ed.deleted)
+		} else {
+			_ = enc.EncodeMapLen(1)
+		}
+		_ = enc.EncodeString("fields")
+		names := make([]string, 0, len(ed.fields))
+		for f := range ed.fields {
+			names = append(names, f)
+		}
+		sort.Strings(names)
+		_ = enc.EncodeMapLen(len(names))
+		for _, f := range names {
+			fd := ed.fields[f]
+			_ = enc.EncodeString(f)
+			_ = enc.EncodeMapLen(2)
+			_ = enc.EncodeString("value")
+			_ = enc.Encode(fd.v)
+			_ = enc.EncodeString("version")
+			_ = enc.EncodeUint(fd.version)
+		}
+	}
+	return buf.Bytes()
+}

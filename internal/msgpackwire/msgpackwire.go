@@ -1,0 +1,267 @@
+// Package msgpackwire is the MessagePack side of the binary play
+// subprotocol, gsd.msgpack.v1 (docs/PROTOCOL.md, "Binary subprotocol"):
+// the same messages as gsd.json.v1, with the same keys, as MessagePack
+// maps. It is shared by the server (api) and the Go client.
+//
+// Structs are encoded by their json tags (names and omitempty), so one set
+// of message types serves both subprotocols. An fsm.Value is a msgpack
+// scalar of its own type: int, float 64, str, bool or nil, so ints and
+// floats stay apart (the JSON form writes an integral float like an int).
+package msgpackwire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// Subprotocol is the WebSocket subprotocol of the binary play protocol.
+const Subprotocol = "gsd.msgpack.v1"
+
+// MaxDepth bounds the nesting of maps and arrays ToJSON accepts.
+const MaxDepth = 32
+
+func init() {
+	msgpack.Register(fsm.Value{}, encodeValue, decodeValue)
+}
+
+func encodeValue(e *msgpack.Encoder, rv reflect.Value) error {
+	v := rv.Interface().(fsm.Value)
+	switch v.Kind {
+	case fsm.KindNull:
+		return e.EncodeNil()
+	case fsm.KindInt:
+		return e.EncodeInt(v.Int)
+	case fsm.KindFloat:
+		return e.EncodeFloat64(v.Float)
+	case fsm.KindString:
+		return e.EncodeString(v.Str)
+	case fsm.KindBool:
+		return e.EncodeBool(v.Int != 0)
+	}
+	return fmt.Errorf("msgpackwire: value of unknown kind %d", v.Kind)
+}
+
+func decodeValue(d *msgpack.Decoder, rv reflect.Value) error {
+	c, err := d.PeekCode()
+	if err != nil {
+		return err
+	}
+	var v fsm.Value
+	switch {
+	case c == msgpcode.Nil:
+		err = d.DecodeNil()
+	case c == msgpcode.True || c == msgpcode.False:
+		var b bool
+		b, err = d.DecodeBool()
+		v = fsm.Bool(b)
+	case c == msgpcode.Float || c == msgpcode.Double:
+		var f float64
+		f, err = d.DecodeFloat64()
+		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			err = fmt.Errorf("%w: a value must be a finite number", fsm.ErrMalformed)
+		}
+		v = fsm.Float(f)
+	case c == msgpcode.Uint64:
+		var n uint64
+		n, err = d.DecodeUint64()
+		if err == nil && n > math.MaxInt64 {
+			err = fmt.Errorf("%w: int value %d over the int64 range", fsm.ErrMalformed, n)
+		}
+		v = fsm.Int(int64(n))
+	case isInt(c):
+		var n int64
+		n, err = d.DecodeInt64()
+		v = fsm.Int(n)
+	case msgpcode.IsString(c):
+		var s string
+		s, err = d.DecodeString()
+		v = fsm.String(s)
+	default:
+		err = fmt.Errorf("%w: values must be scalars (int, float, string, bool, nil), got msgpack code 0x%02x", fsm.ErrMalformed, c)
+	}
+	if err != nil {
+		return err
+	}
+	rv.Set(reflect.ValueOf(v))
+	return nil
+}
+
+func isInt(c byte) bool {
+	return msgpcode.IsFixedNum(c) || c >= msgpcode.Uint8 && c <= msgpcode.Int64
+}
+
+// NewEncoder returns an encoder writing to buf with the protocol's
+// settings: json tags, map keys sorted, ints in their smallest form.
+func NewEncoder(buf *bytes.Buffer) *msgpack.Encoder {
+	enc := msgpack.NewEncoder(buf)
+	configure(enc)
+	return enc
+}
+
+func configure(enc *msgpack.Encoder) {
+	enc.SetCustomStructTag("json")
+	enc.SetSortMapKeys(true)
+	enc.UseCompactInts(true)
+}
+
+// Marshal encodes v.
+func Marshal(v any) ([]byte, error) {
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	var buf bytes.Buffer
+	buf.Grow(256)
+	enc.Reset(&buf)
+	configure(enc)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Unmarshal decodes exactly one msgpack value from b into v (json tags;
+// unknown keys are skipped, as encoding/json does).
+func Unmarshal(b []byte, v any) error {
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
+	dec.SetCustomStructTag("json")
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if r.Len() != 0 {
+		return errors.New("msgpackwire: trailing bytes after the message")
+	}
+	return nil
+}
+
+// ToJSON transcodes exactly one msgpack value into JSON, for the server's
+// strict JSON decoding (unknown keys and wrong types are then refused as in
+// gsd.json.v1). It refuses what JSON cannot say: bin and ext types, map
+// keys that are not strings, strings that are not UTF-8, NaN and
+// infinities, nesting deeper than MaxDepth, and trailing bytes. A float
+// stays a float (5.0, never 5). Every error wraps fsm.ErrMalformed.
+func ToJSON(b []byte) ([]byte, error) {
+	r := bytes.NewReader(b)
+	t := transcoder{d: msgpack.NewDecoder(r), out: make([]byte, 0, 2*len(b)+16)}
+	if err := t.value(0); err != nil {
+		return nil, fmt.Errorf("%w: msgpack: %v", fsm.ErrMalformed, err)
+	}
+	if r.Len() != 0 {
+		return nil, fmt.Errorf("%w: msgpack: %d trailing bytes after the message", fsm.ErrMalformed, r.Len())
+	}
+	return t.out, nil
+}
+
+type transcoder struct {
+	d   *msgpack.Decoder
+	out []byte
+}
+
+func (t *transcoder) value(depth int) error {
+	if depth > MaxDepth {
+		return fmt.Errorf("nested deeper than %d", MaxDepth)
+	}
+	c, err := t.d.PeekCode()
+	if err != nil {
+		return err
+	}
+	switch {
+	case c == msgpcode.Nil:
+		t.out = append(t.out, "null"...)
+		return t.d.DecodeNil()
+	case c == msgpcode.True || c == msgpcode.False:
+		v, err := t.d.DecodeBool()
+		t.out = strconv.AppendBool(t.out, v)
+		return err
+	case c == msgpcode.Float || c == msgpcode.Double:
+		f, err := t.d.DecodeFloat64()
+		if err != nil {
+			return err
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return errors.New("NaN and infinities are not numbers here")
+		}
+		n := len(t.out)
+		t.out = strconv.AppendFloat(t.out, f, 'g', -1, 64)
+		if !bytes.ContainsAny(t.out[n:], ".e") {
+			t.out = append(t.out, ".0"...) // still a float once in JSON
+		}
+		return nil
+	case c == msgpcode.Uint64:
+		v, err := t.d.DecodeUint64()
+		t.out = strconv.AppendUint(t.out, v, 10)
+		return err
+	case isInt(c):
+		v, err := t.d.DecodeInt64()
+		t.out = strconv.AppendInt(t.out, v, 10)
+		return err
+	case msgpcode.IsString(c):
+		return t.str()
+	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+		n, err := t.d.DecodeMapLen()
+		if err != nil {
+			return err
+		}
+		t.out = append(t.out, '{')
+		for i := range n {
+			if i > 0 {
+				t.out = append(t.out, ',')
+			}
+			k, err := t.d.PeekCode()
+			if err != nil {
+				return err
+			}
+			if !msgpcode.IsString(k) {
+				return fmt.Errorf("map keys must be strings, got msgpack code 0x%02x", k)
+			}
+			if err := t.str(); err != nil {
+				return err
+			}
+			t.out = append(t.out, ':')
+			if err := t.value(depth + 1); err != nil {
+				return err
+			}
+		}
+		t.out = append(t.out, '}')
+		return nil
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		n, err := t.d.DecodeArrayLen()
+		if err != nil {
+			return err
+		}
+		t.out = append(t.out, '[')
+		for i := range n {
+			if i > 0 {
+				t.out = append(t.out, ',')
+			}
+			if err := t.value(depth + 1); err != nil {
+				return err
+			}
+		}
+		t.out = append(t.out, ']')
+		return nil
+	}
+	return fmt.Errorf("msgpack code 0x%02x (bin, ext or reserved) is not part of the protocol", c)
+}
+
+func (t *transcoder) str() error {
+	s, err := t.d.DecodeString()
+	if err != nil {
+		return err
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("strings must be UTF-8")
+	}
+	q, _ := json.Marshal(s) // a valid string: never fails
+	t.out = append(t.out, q...)
+	return nil
+}
