@@ -266,6 +266,7 @@ type playConn struct {
 	flushed  uint64        // last ack replicated; under ackMu
 	lastRead atomic.Int64  // unix ns of the last message read
 	rtt      atomic.Int64  // last measured round trip, ns
+	bye      atomic.Bool   // the client said bye: its session closes next
 }
 
 // fail ends the connection with err (the first reason wins).
@@ -485,6 +486,9 @@ func (c *playConn) handle(msg clientMsg) {
 		}
 	case "bye":
 		c.flushAck(false)
+		// The session's disappearance is ours: watch must not take it for
+		// a replacement (4409) before fail(errBye) below.
+		c.bye.Store(true)
 		c.closeSession("bye", false)
 		c.fail(errBye)
 	default:
@@ -668,6 +672,9 @@ func (c *playConn) awaitLocal(ctx context.Context) error {
 // connection: the session at a later epoch, or gone after it was seen at
 // this one, means another connection holds it.
 func (c *playConn) watch() error {
+	if c.bye.Load() {
+		return nil
+	}
 	info, err := c.s.b.SessionInfo(c.world, c.session)
 	switch {
 	case err != nil:

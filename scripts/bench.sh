@@ -18,21 +18,24 @@ mkdir -p "$OUT"
 storecmd="GSD_STORE_BENCH=$OUT/store.json GSD_STORE_BENCH_WRITERS=$STORE_WRITERS GSD_STORE_BENCH_DURATION=$STORE_DURATION $GO test -run TestStoreLevelSuite -count=1 -v -timeout 30m ./store/"
 client1="$BIN/gsdctl bench --quiet --players $PLAYERS --rate $RATE --batch 64 --conns 32 --warmup 2s --duration 10s --storm-players 1000 --rounds 20 --storm-batch 100 --churners 50 --kill-after 3s --down 3s --out $OUT/client.json battle conflict-storm churn failover"
 client2="$BIN/gsdctl bench --quiet --players 1000 --rate $SPECTATOR_RATE --batch 16 --conns 16 --warmup 2s --duration 10s --spectators $SPECTATORS --ramp 5s --out $OUT/spectators.json spectator-influx"
+PLAY_PLAYERS=${PLAY_PLAYERS:-1000}
+client3="$BIN/gsdctl bench --quiet --players $PLAY_PLAYERS --rate 50 --bulk-rate 1000 --warmup 2s --duration 10s --out $OUT/play.json play"
 gostore="$GO test -run '^\$' -bench 'Commit|RawRaft' -benchtime 20000x ./store/"
 gofsm="$GO test -run '^\$' -bench . -benchmem ./fsm/"
 
 echo "== store level";       eval "$storecmd" | tee "$OUT/store.txt" | grep -E 'events/s|^(ok|FAIL|---)'
 echo "== client level";      eval "$client1" | tee "$OUT/client.txt"
 echo "== spectator influx";  eval "$client2" | tee "$OUT/spectators.txt"
+echo "== play (WebSocket)"; eval "$client3" | tee "$OUT/play.txt"
 echo "== go test benchmarks"
 eval "$gostore" | tee "$OUT/gobench-store.txt"
 eval "$gofsm" | tee "$OUT/gobench-fsm.txt"
 
 notes=()
 if [ -f docs/bench-notes.md ]; then notes=(--notes docs/bench-notes.md); fi
-"$BIN/gsdctl" bench report --store "$OUT/store.json" --client "$OUT/client.json" --client "$OUT/spectators.json" \
+"$BIN/gsdctl" bench report --store "$OUT/store.json" --client "$OUT/client.json" --client "$OUT/spectators.json" --client "$OUT/play.json" \
 	--gobench "go test benchmarks: store (BenchmarkCommit / BenchmarkRawRaft, closed loop, one Raft Apply per event for raw raft)=$OUT/gobench-store.txt" \
 	--gobench "go test benchmarks: fsm=$OUT/gobench-fsm.txt" ${notes[@]+"${notes[@]}"} \
 	--command "make bench   # = scripts/bench.sh; results in $OUT" \
-	--command "$storecmd" --command "$client1" --command "$client2" --command "$gostore" --command "$gofsm" \
+	--command "$storecmd" --command "$client1" --command "$client2" --command "$client3" --command "$gostore" --command "$gofsm" \
 	--out "$DOC" --plots "$(dirname "$DOC")/bench"
