@@ -121,13 +121,7 @@ func TestPlayBrieflySlowReaderIsDetachedCatchesUpAloneAndMissesNothing(t *testin
 	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
 	n.env.do("POST", "/v1/worlds", arenaBody)
 	url := n.env.wsURL("arena")
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		return c, err
-	}}}
+	hc := smallReadBufferClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lag, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
@@ -244,13 +238,7 @@ func TestPlayReaderThatStopsReadingControlMessagesIsCutOffWith4429(t *testing.T)
 	})
 	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
 	n.env.do("POST", "/v1/worlds", arenaBody)
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		return c, err
-	}}}
+	hc := smallReadBufferClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, n.env.wsURL("arena"), &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
@@ -287,13 +275,7 @@ func TestPlaySlowReaderGetsBulkCoalescedLatestWins(t *testing.T) {
 	})
 	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
 	n.env.do("POST", "/v1/worlds", arenaBody)
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		return c, err
-	}}}
+	hc := smallReadBufferClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	slow, _, err := websocket.Dial(ctx, n.env.wsURL("arena"), &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})

@@ -364,14 +364,7 @@ func TestPlaySlowConsumerIsCutOffWithoutSlowingOthers(t *testing.T) {
 	url := n.env.wsURL("arena")
 
 	// The slow player's socket reads nothing and has a tiny receive buffer.
-	dialer := &net.Dialer{}
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dialer.DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		return c, err
-	}}}
+	hc := smallReadBufferClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	slow, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
@@ -493,4 +486,16 @@ func startLeaderWith(t *testing.T, opts ...func(*Config)) *node {
 	n := startNodeOn(t, "n1", true, ln, opts...)
 	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
 	return n
+}
+
+// smallReadBufferClient dials with a 4 KiB receive buffer, so that a client
+// that stops reading fills its socket, and then the server's, quickly.
+func smallReadBufferClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}}}
 }
