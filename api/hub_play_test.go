@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -112,23 +111,12 @@ func TestPlayCriticalEventsGoAheadOfBulkWhichCoalescesLatestWins(t *testing.T) {
 }
 
 func TestPlayBrieflySlowReaderIsDetachedCatchesUpAloneAndMissesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	n := startNodeOn(t, "n1", true, smallBuffers{ln}, func(c *Config) {
+	n := startSmallBufferLeader(t, func(c *Config) {
 		c.Play.QueueSize = 2
 		c.Play.SlowTimeout = time.Minute
 	})
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	n.env.do("POST", "/v1/worlds", arenaBody)
 	url := n.env.wsURL("arena")
-	hc := smallReadBufferClient()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	lag, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
-	require.NoError(t, err)
-	defer lag.CloseNow()
-	lag.SetReadLimit(64 << 20)
-	welcome(t, lag, "lag")
+	lag := dialSlowReader(t, url, "lag")
 
 	// Big events, which the lagging player does not read for a while.
 	const total = 120
@@ -229,22 +217,14 @@ func TestPlayHubStartsWithTheFirstConnectionAndStopsWithTheLast(t *testing.T) {
 }
 
 func TestPlayReaderThatStopsReadingControlMessagesIsCutOffWith4429(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	n := startNodeOn(t, "n1", true, smallBuffers{ln}, func(c *Config) {
+	n := startSmallBufferLeader(t, func(c *Config) {
 		c.Play.QueueSize = 1
 		c.Play.SlowTimeout = 300 * time.Millisecond
 		c.Play.WriteTimeout = time.Minute
 	})
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	n.env.do("POST", "/v1/worlds", arenaBody)
-	hc := smallReadBufferClient()
+	c := dialSlowReader(t, n.env.wsURL("arena"), "pinger")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, n.env.wsURL("arena"), &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
-	require.NoError(t, err)
-	defer c.CloseNow()
-	welcome(t, c, "pinger")
 	// Pings, never reading the pongs: the socket fills, then the queue.
 	done := make(chan struct{})
 	go func() {
@@ -267,22 +247,11 @@ func TestPlayReaderThatStopsReadingControlMessagesIsCutOffWith4429(t *testing.T)
 // A reader that stops reading while bulk moves keep coming gets them
 // coalesced: few deltas, the latest value, and every critical event.
 func TestPlaySlowReaderGetsBulkCoalescedLatestWins(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	n := startNodeOn(t, "n1", true, smallBuffers{ln}, func(c *Config) {
+	n := startSmallBufferLeader(t, func(c *Config) {
 		c.Play.TickInterval = 5 * time.Millisecond
 		c.Play.SlowTimeout = time.Minute
 	})
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	n.env.do("POST", "/v1/worlds", arenaBody)
-	hc := smallReadBufferClient()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	slow, _, err := websocket.Dial(ctx, n.env.wsURL("arena"), &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
-	require.NoError(t, err)
-	defer slow.CloseNow()
-	slow.SetReadLimit(64 << 20)
-	welcome(t, slow, "slow")
+	slow := dialSlowReader(t, n.env.wsURL("arena"), "slow")
 
 	// Big critical events fill the socket; then 100 moves of one entity.
 	big := strings.Repeat("x", 3000)

@@ -353,25 +353,14 @@ func (l smallBuffers) Accept() (net.Conn, error) {
 }
 
 func TestPlaySlowConsumerIsCutOffWithoutSlowingOthers(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	n := startNodeOn(t, "n1", true, smallBuffers{ln}, func(c *Config) {
+	n := startSmallBufferLeader(t, func(c *Config) {
 		c.Play.QueueSize = 4
 		c.Play.SlowTimeout = time.Second
 	})
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	n.env.do("POST", "/v1/worlds", arenaBody)
 	url := n.env.wsURL("arena")
 
 	// The slow player's socket reads nothing and has a tiny receive buffer.
-	hc := smallReadBufferClient()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	slow, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: hc})
-	require.NoError(t, err)
-	defer slow.CloseNow()
-	slow.SetReadLimit(64 << 20)
-	welcome(t, slow, "slow")
+	slow := dialSlowReader(t, url, "slow")
 	fast := dialPlay(t, url)
 	welcome(t, fast, "fast")
 
@@ -488,8 +477,33 @@ func startLeaderWith(t *testing.T, opts ...func(*Config)) *node {
 	return n
 }
 
-// smallReadBufferClient dials with a 4 KiB receive buffer, so that a client
-// that stops reading fills its socket, and then the server's, quickly.
+// startSmallBufferLeader starts a one-node cluster on a listener with small
+// socket buffers, its play config tuned by opt, with world arena created.
+func startSmallBufferLeader(t *testing.T, opt func(*Config)) *node {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, smallBuffers{ln}, opt)
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	return n
+}
+
+// dialSlowReader opens a play connection through a 4 KiB receive buffer, so
+// that a client that stops reading fills its socket, and then the
+// server's, quickly; it says hello as player.
+func dialSlowReader(t *testing.T, url, player string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{PlaySubprotocol}, HTTPClient: smallReadBufferClient()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	c.SetReadLimit(64 << 20)
+	welcome(t, c, player)
+	return c
+}
+
 func smallReadBufferClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
