@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -217,31 +221,99 @@ func TestPlayHubStartsWithTheFirstConnectionAndStopsWithTheLast(t *testing.T) {
 }
 
 func TestPlayReaderThatStopsReadingControlMessagesIsCutOffWith4429(t *testing.T) {
-	n := startSmallBufferLeader(t, func(c *Config) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	stalling := &stallingListener{Listener: ln}
+	n := startNodeOn(t, "n1", true, stalling, func(c *Config) {
 		c.Play.QueueSize = 1
 		c.Play.SlowTimeout = 300 * time.Millisecond
 		c.Play.WriteTimeout = time.Minute
 	})
-	c := dialSlowReader(t, n.env.wsURL("arena"), "pinger")
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	c := dialPlay(t, n.env.wsURL("arena"))
+	welcome(t, c, "pinger")
+	// From now on the server's writes to the client make no progress (a
+	// kernel buffer that never drains): the pongs back up in the queue.
+	stalling.stallAll()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	// Pings, never reading the pongs: the socket fills, then the queue.
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		ping := []byte(`{"type":"ping","t":1}`)
-		for range 200000 {
-			if c.Write(ctx, websocket.MessageText, ping) != nil {
-				return
-			}
+	ping := []byte(`{"type":"ping","t":1}`)
+	closes := n.env.srv.playMetrics.closes.WithLabelValues("4429")
+	for i := 0; testutil.ToFloat64(closes) == 0; i++ {
+		require.NoError(t, c.Write(ctx, websocket.MessageText, ping), "ping %d: the server must read until it cuts the connection off", i)
+		if i >= 2 { // one pong is being written, one fills the queue, one waits
+			time.Sleep(10 * time.Millisecond)
 		}
-	}()
-	require.Eventually(t, func() bool {
-		_, _, b := n.env.do("GET", "/metrics", "")
-		return strings.Contains(string(b), `gsd_play_closes_total{code="4429"} 1`)
-	}, 20*time.Second, 10*time.Millisecond)
-	_ = c.CloseNow()
-	<-done
+	}
+	require.Equal(t, float64(1), testutil.ToFloat64(closes))
+	stalling.release() // the close frame goes out; the test ends at once
+}
+
+// stallingListener hands out connections whose writes, between stallAll
+// and release, block (or until the connection is closed): a peer that
+// stopped reading, without depending on how much the kernel buffers.
+type stallingListener struct {
+	net.Listener
+	mu       sync.Mutex
+	conns    []*stallingConn
+	released chan struct{}
+}
+
+type stallingConn struct {
+	net.Conn
+	stalled   atomic.Bool
+	released  chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *stallingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	if l.released == nil {
+		l.released = make(chan struct{})
+	}
+	sc := &stallingConn{Conn: c, released: l.released, closed: make(chan struct{})}
+	l.conns = append(l.conns, sc)
+	l.mu.Unlock()
+	return sc, nil
+}
+
+func (l *stallingListener) stallAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.stalled.Store(true)
+	}
+}
+
+func (l *stallingListener) release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.stalled.Store(false)
+	}
+	close(l.released)
+}
+
+func (c *stallingConn) Write(b []byte) (int, error) {
+	if c.stalled.Load() {
+		select {
+		case <-c.closed:
+			return 0, net.ErrClosed
+		case <-c.released:
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *stallingConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 // A reader that stops reading while bulk moves keep coming gets them
