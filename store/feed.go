@@ -187,7 +187,11 @@ func (f *feed) trimLocked(t *tail) {
 		drop++
 	}
 	if drop > 0 {
-		t.events = append([]*fsm.Event(nil), t.events[drop:]...)
+		// Readers copy out under the lock, so the prefix can go in place:
+		// append moves the live events when the array fills, instead of
+		// a copy of the whole tail on every write round.
+		clear(t.events[:drop])
+		t.events = t.events[drop:]
 		t.first += uint64(drop)
 	}
 }

@@ -32,30 +32,37 @@ func newFSMAdapter(f *fsm.FSM, fd *feed) *fsmAdapter {
 
 // Apply applies one committed log entry. Its response is []fsm.Result.
 func (a *fsmAdapter) Apply(l *raft.Log) any {
-	var res []fsm.Result
-	if l.Type == raft.LogConfiguration {
-		a.storeConfiguration(raft.DecodeConfiguration(l.Data))
-	}
-	if l.Type == raft.LogCommand {
-		res = a.fsm.Apply(l.Index, l.Data)
-		var events []*fsm.Event
-		for i := range res {
-			r := &res[i]
-			if r.Event != nil && !r.Duplicate {
-				events = append(events, r.Event)
-			}
-		}
-		a.feed.publish(l.Index, events)
-	}
-	a.setApplied(l.Index)
-	return res
+	return a.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies several committed entries at once.
+// ApplyBatch applies several committed entries at once. Their events go to
+// the feed in one publish, and linearizable readers are released once, at
+// the last index: per entry this would take the feed's lock and wake its
+// writer and subscribers as many times (raft hands over up to
+// MaxAppendEntries entries).
 func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
+	var events []*fsm.Event
 	for i, l := range logs {
-		out[i] = a.Apply(l)
+		var res []fsm.Result
+		if l.Type == raft.LogConfiguration {
+			a.storeConfiguration(raft.DecodeConfiguration(l.Data))
+		}
+		if l.Type == raft.LogCommand {
+			res = a.fsm.Apply(l.Index, l.Data)
+			for j := range res {
+				r := &res[j]
+				if r.Event != nil && !r.Duplicate {
+					events = append(events, r.Event)
+				}
+			}
+		}
+		out[i] = res
+	}
+	if len(logs) > 0 {
+		last := logs[len(logs)-1].Index
+		a.feed.publish(last, events)
+		a.setApplied(last)
 	}
 	return out
 }
