@@ -448,6 +448,17 @@ func Churn(ctx context.Context, t *Target, p LoadParams, cp ChurnParams, tm Timi
 type FailoverParams struct {
 	KillAfter time.Duration // into the measured phase
 	Down      time.Duration // how long the killed node stays down (0: not restarted)
+	// RecoveryWait bounds how long the load goes on after the measured
+	// phase when no write scheduled after the kill has been applied yet
+	// (0: 30 s).
+	RecoveryWait time.Duration
+}
+
+func (fp FailoverParams) recoveryWait() time.Duration {
+	if fp.RecoveryWait > 0 {
+		return fp.RecoveryWait
+	}
+	return 30 * time.Second
 }
 
 // Failover runs a battle, SIGKILLs the leader KillAfter into it and
@@ -503,6 +514,16 @@ func Failover(ctx context.Context, t *Target, p LoadParams, fp FailoverParams, t
 	}()
 	m := measure(ctx, t, l, "failover", tm.Duration)
 	fwg.Wait()
+	// A slow election (a loaded machine) may outlast the measured phase:
+	// the load goes on, unmeasured, until a write scheduled after the kill
+	// is applied or RecoveryWait passes, so "not recovered" means it.
+	if killed != "" && kerr == nil {
+		wctx, wcancel := context.WithTimeout(ctx, fp.recoveryWait())
+		for l.firstAfter.Load() == 0 && wctx.Err() == nil {
+			sleepCtx(wctx, 10*time.Millisecond)
+		}
+		wcancel()
+	}
 	stop()
 	m.into(r, p.Players, p.Observers)
 	r.Procs = stopSampler()
