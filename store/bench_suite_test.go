@@ -35,7 +35,7 @@ import (
 //
 // It runs only when GSD_STORE_BENCH names the JSON file to write:
 //
-//	GSD_STORE_BENCH=store.json GSD_STORE_BENCH_WRITERS=1,64,1024,4096 \
+//	GSD_STORE_BENCH=store.json GSD_STORE_BENCH_WRITERS=1,64,1024,4096,10000 \
 //	GSD_STORE_BENCH_DURATION=5s go test -run TestStoreLevelSuite -v -timeout 30m ./store/
 //
 // Nothing here asserts a duration or a rate.
@@ -81,7 +81,7 @@ func TestStoreLevelSuite(t *testing.T) {
 	if out == "" {
 		t.Skip("set GSD_STORE_BENCH=<file.json> to run the store-level benchmark suite")
 	}
-	writers := []int{1, 64, 1024, 4096}
+	writers := []int{1, 64, 1024, 4096, 10000}
 	if s := os.Getenv("GSD_STORE_BENCH_WRITERS"); s != "" {
 		writers = nil
 		for _, f := range strings.Split(s, ",") {
