@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/internal/localcluster"
 )
 
 // BuildGSD builds cmd/gsd with coverage (and extra build tags) into dir.
@@ -58,11 +57,15 @@ type Node struct {
 	Ingress  *Proxy // clients and forwarded requests reach the node through it
 
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	paused  bool
+	proc    *localcluster.Proc
 	direct  *client.Client
 	started bool
+}
+
+func (n *Node) current() *localcluster.Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
 }
 
 // Cluster is a set of gsd processes whose every link goes through a Proxy.
@@ -71,15 +74,6 @@ type Cluster struct {
 	Nodes []*Node
 	// Links[src][dst] carries src's Raft traffic to dst.
 	Links [][]*Proxy
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // NewCluster allocates ports, proxies and peer files for Voters+Spares
@@ -121,10 +115,10 @@ func newCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 	for i := range total {
 		n := &Node{ID: "n" + strconv.Itoa(i+1), Index: i}
 		var err error
-		if n.HTTP, err = freeAddr(); err != nil {
+		if n.HTTP, err = localcluster.FreeAddr(); err != nil {
 			return nil, err
 		}
-		if n.Raft, err = freeAddr(); err != nil {
+		if n.Raft, err = localcluster.FreeAddr(); err != nil {
 			return nil, err
 		}
 		n.DataDir = filepath.Join(cfg.Dir, n.ID+"-data")
@@ -182,10 +176,6 @@ func newCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 // Start runs node i on its data dir, joining through join when given.
 func (c *Cluster) Start(i int, join []string) error {
 	n := c.Nodes[i]
-	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
 	args := []string{"--id", n.ID, "--data-dir", n.DataDir, "--http-addr", n.HTTP,
 		"--http-advertise", n.Ingress.Addr(), "--raft-addr", n.Raft, "--peer-addr-file", n.PeerFile,
 		"--heartbeat-timeout", "400ms", "--election-timeout", "400ms", "--apply-timeout", "3s",
@@ -194,80 +184,28 @@ func (c *Cluster) Start(i int, join []string) error {
 	for _, j := range join {
 		args = append(args, "--join", j)
 	}
-	fmt.Fprintf(logf, "=== harness: start %s %v\n", n.ID, args)
-	cmd := exec.Command(c.cfg.Bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "GOCOVERDIR="+c.cfg.CoverDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	p, err := localcluster.StartProc(c.cfg.Bin, args, []string{"GOCOVERDIR=" + c.cfg.CoverDir}, n.LogPath,
+		fmt.Sprintf("=== harness: start %s %v", n.ID, args))
+	if err != nil {
 		return fmt.Errorf("start %s: %w", n.ID, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
 	n.mu.Lock()
-	n.cmd, n.done, n.paused, n.started = cmd, done, false, true
+	n.proc, n.started = p, true
 	n.mu.Unlock()
 	return nil
 }
 
 // Running reports whether node i's process is alive (paused counts).
-func (c *Cluster) Running(i int) bool {
-	n := c.Nodes[i]
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.done == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
-}
+func (c *Cluster) Running(i int) bool { return c.Nodes[i].current().Running() }
 
 // Paused reports whether node i is SIGSTOPped.
-func (c *Cluster) Paused(i int) bool {
-	n := c.Nodes[i]
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.paused
-}
+func (c *Cluster) Paused(i int) bool { return c.Nodes[i].current().Paused() }
 
+// signal sends sig to node i's process group; SIGKILL and SIGTERM wait
+// until it is gone (SIGKILL after 10 s of SIGTERM).
 func (c *Cluster) signal(i int, sig syscall.Signal) error {
-	n := c.Nodes[i]
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	if cmd == nil || !c.Running(i) {
-		return fmt.Errorf("%s is not running", n.ID)
-	}
-	if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
-		return fmt.Errorf("signal %s: %w", n.ID, err)
-	}
-	switch sig {
-	case syscall.SIGKILL:
-		<-done
-	case syscall.SIGTERM:
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	case syscall.SIGSTOP:
-		n.mu.Lock()
-		n.paused = true
-		n.mu.Unlock()
-	case syscall.SIGCONT:
-		n.mu.Lock()
-		n.paused = false
-		n.mu.Unlock()
+	if err := c.Nodes[i].current().Signal(sig, 10*time.Second); err != nil {
+		return fmt.Errorf("signal %s: %w", c.Nodes[i].ID, err)
 	}
 	return nil
 }
@@ -300,21 +238,10 @@ func (c *Cluster) Direct(i int) *client.Client { return c.Nodes[i].direct }
 // WaitReady polls node i's /readyz until it answers 200.
 func (c *Cluster) WaitReady(ctx context.Context, i int) error {
 	n := c.Nodes[i]
-	hc := &http.Client{Timeout: time.Second}
-	return poll(ctx, 60*time.Second, func() error {
-		if !c.Running(i) {
-			return fmt.Errorf("%s exited; see %s", n.ID, n.LogPath)
-		}
-		resp, err := hc.Get("http://" + n.HTTP + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s /readyz: %d", n.ID, resp.StatusCode)
-		}
-		return nil
-	})
+	if err := localcluster.WaitReady(ctx, n.current(), n.HTTP, n.LogPath, 60*time.Second); err != nil {
+		return fmt.Errorf("%s: %w", n.ID, err)
+	}
+	return nil
 }
 
 // Leader returns the index of the node that claims leadership with the
@@ -511,17 +438,5 @@ func (c *Cluster) ClearFailpoints() {
 // WaitExit waits up to d for node i's process to exit; it reports whether
 // it did.
 func (c *Cluster) WaitExit(i int, d time.Duration) bool {
-	n := c.Nodes[i]
-	n.mu.Lock()
-	done := n.done
-	n.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
-	}
+	return c.Nodes[i].current().WaitExit(d)
 }

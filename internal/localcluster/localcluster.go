@@ -9,9 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -39,8 +37,13 @@ type Node struct {
 	Log      string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *Proc
+}
+
+func (n *Node) current() *Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
 }
 
 // Cluster is a set of local gsd processes.
@@ -100,28 +103,14 @@ func (c *Cluster) start(n *Node, extra []string) error {
 	if err := os.MkdirAll(c.opts.Dir, 0o755); err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
 	args := append([]string{"--id", n.ID, "--data-dir", n.Dir, "--http-addr", n.HTTPAddr, "--raft-addr", n.RaftAddr}, c.opts.Args...)
 	args = append(args, extra...)
-	cmd := exec.Command(c.opts.Bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), c.opts.Env...)
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	p, err := StartProc(c.opts.Bin, args, c.opts.Env, n.Log, "")
+	if err != nil {
 		return fmt.Errorf("start %s: %w", n.ID, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
 	n.mu.Lock()
-	n.cmd, n.done = cmd, done
+	n.proc = p
 	n.mu.Unlock()
 	return nil
 }
@@ -129,73 +118,24 @@ func (c *Cluster) start(n *Node, extra []string) error {
 // WaitReady waits until node i answers /readyz with 200.
 func (c *Cluster) WaitReady(ctx context.Context, i int) error {
 	n := c.Nodes[i]
-	deadline := time.Now().Add(c.opts.Ready)
-	hc := &http.Client{Timeout: time.Second}
-	for time.Now().Before(deadline) {
-		if !n.Running() {
-			return fmt.Errorf("%s exited before it was ready; see %s", n.ID, n.Log)
-		}
-		resp, err := hc.Get("http://" + n.HTTPAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := WaitReady(ctx, n.current(), n.HTTPAddr, n.Log, c.opts.Ready); err != nil {
+		return fmt.Errorf("%s: %w", n.ID, err)
 	}
-	return fmt.Errorf("%s not ready after %s; see %s", n.ID, c.opts.Ready, n.Log)
+	return nil
 }
 
 // Running reports whether the node's process is alive.
-func (n *Node) Running() bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.done == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
-}
+func (n *Node) Running() bool { return n.current().Running() }
 
-// PID returns the node's process id (0 when not running).
-func (n *Node) PID() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
-		return 0
-	}
-	return n.cmd.Process.Pid
-}
+// PID returns the node's process id (0 when never started).
+func (n *Node) PID() int { return n.current().PID() }
 
 // Signal sends sig to node i's process group and, for SIGKILL and SIGTERM,
-// waits until the process is gone.
+// waits until the process is gone (SIGKILL after 30 s of SIGTERM).
 func (c *Cluster) Signal(i int, sig syscall.Signal) error {
 	n := c.Nodes[i]
-	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.mu.Unlock()
-	if cmd == nil || !n.Running() {
-		return fmt.Errorf("%s is not running", n.ID)
-	}
-	if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
+	if err := n.current().Signal(sig, 30*time.Second); err != nil {
 		return fmt.Errorf("signal %s: %w", n.ID, err)
-	}
-	if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
 	}
 	return nil
 }
