@@ -37,6 +37,12 @@ type PlayParams struct {
 	// Encoding is the players' play encoding (client.PlayOptions.Encoding:
 	// "json", the default, or "msgpack").
 	Encoding string
+	// BulkOver is how the bulk moves travel: BulkOverWS (the default:
+	// play actions on the WebSocket) or BulkOverUDP (client.UDPInput on
+	// each connection's UDP input lane; every node must serve one, gsd
+	// --udp-addr). With UDP the result is scenario "play-udp" and counts
+	// the packets sent and what the nodes did with them.
+	BulkOver string
 }
 
 // playConnectParallel bounds the hellos and byes in flight.
@@ -45,10 +51,11 @@ const playConnectParallel = 64
 // playPlayer is one simulated player's play connection.
 type playPlayer struct {
 	play     *client.Play
-	sem      chan struct{} // actions in flight
-	watch    string        // the player whose events this one measures (player A)
-	received atomic.Int64  // events received on the stream
-	deltas   atomic.Int64  // coalesced bulk deltas received
+	sem      chan struct{}    // actions in flight
+	watch    string           // the player whose events this one measures (player A)
+	received atomic.Int64     // events received on the stream
+	deltas   atomic.Int64     // coalesced bulk deltas received
+	udp      *client.UDPInput // bulk moves over UDP (playudp.go)
 }
 
 // PlayBattle runs a battle like Battle, but each of Players players has
@@ -73,13 +80,22 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	if p.Players > MaxPlayPlayers {
 		return nil, fmt.Errorf("loadgen: play supports at most %d players (one WebSocket each), not %d", MaxPlayPlayers, p.Players)
 	}
+	over, err := pp.bulkOver()
+	if err != nil {
+		return nil, err
+	}
+	udp := over == BulkOverUDP
 	r := newResult("play")
 	p.into(r)
 	r.Level = "client (WebSocket play)"
+	if udp {
+		r.Scenario, r.Level = "play-udp", "client (WebSocket play, bulk over UDP)"
+	}
 	for _, k := range []string{"batch", "conns", "observers"} {
 		delete(r.Params, k)
 	}
 	r.Params["bulk_rate"] = pp.BulkRate
+	r.Params["bulk_over"] = over
 	if pp.Encoding != "" {
 		r.Params["encoding"] = pp.Encoding
 	}
@@ -124,6 +140,12 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	if err := connectPlayers(ctx, t, clients, p, players, l.prefix, pp.Encoding); err != nil {
 		return nil, err
 	}
+	if udp {
+		defer closeUDP(players)
+		if err := l.openUDP(players); err != nil {
+			return nil, err
+		}
+	}
 	sleepCtx(ctx, time.Second) // let the nodes settle
 	perConn(r, mem0, t.memory(ctx, addrs), p.Players)
 
@@ -162,15 +184,33 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	d0, x0 := delivered()
 	m := measure(ctx, t, l, "play", tm.Duration)
 	d1, x1 := delivered()
-	var without *meter
+	var (
+		without             *meter
+		udpBefore, udpAfter udpCounts
+		udpErr              error
+		bulkStart           time.Time
+		bulkSecs            float64
+	)
 	if pp.BulkRate > 0 {
 		without = m
-		go l.runBulk(lctx, players, pp.BulkRate, &awg)
-		t.logf("play: + %.0f bulk moves/s", pp.BulkRate)
+		if udp {
+			udpBefore, udpErr = scrapeUDP(ctx, addrs)
+		}
+		bctx, bcancel := context.WithCancel(lctx)
+		bdone := make(chan struct{})
+		bulkStart = time.Now()
+		go func() { defer close(bdone); l.runBulk(bctx, players, pp.BulkRate, udp, &awg) }()
+		t.logf("play: + %.0f bulk moves/s over %s", pp.BulkRate, over)
 		measure(ctx, t, l, "bulk-warmup", time.Second)
 		d0, x0 = delivered()
 		m = measure(ctx, t, l, "with-bulk", tm.Duration)
 		d1, x1 = delivered()
+		bcancel()
+		<-bdone
+		bulkSecs = time.Since(bulkStart).Seconds()
+		if udp && udpErr == nil {
+			udpAfter, udpErr = settleUDP(ctx, addrs)
+		}
 	}
 	cancel()
 	<-done
@@ -204,6 +244,18 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 		r.Phases = append(r.Phases, *wr, *with)
 		r.Figures["propagation_p99_without_bulk_ms"] = wr.Latency["propagation"].P99
 		r.Figures["propagation_p99_with_bulk_ms"] = with.Latency["propagation"].P99
+		r.Figures["action_p99_without_bulk_ms"] = wr.Latency["action_commit"].P99
+		r.Figures["action_p99_with_bulk_ms"] = with.Latency["action_commit"].P99
+		if udp {
+			if udpErr != nil {
+				r.check("udp lane counters read", false, udpErr.Error())
+			} else {
+				udpInto(r, l.bulkSent.Load(), l.bulkFailed.Load(), bulkSecs, udpBefore, udpAfter)
+				forged, replayed := r.Counts["udp_packets_forged"], r.Counts["udp_packets_replayed"]
+				r.check("udp packets authentic and fresh", forged == 0 && replayed == 0 && r.Counts["udp_packets_accepted"] > 0,
+					fmt.Sprintf("%d accepted, %d forged, %d replayed", r.Counts["udp_packets_accepted"], forged, replayed))
+			}
+		}
 	}
 	if len(streamEr) > 0 {
 		r.check("play streams stayed up", false, fmt.Sprintf("%d ended: %s", len(streamEr), streamEr[0]))
@@ -354,7 +406,8 @@ func (l *load) playSend(ctx context.Context, pp *playPlayer, j job, a client.Act
 
 // runBulk sends rate bulk moves per second, round-robin over the players,
 // each its own position, until ctx ends; they are counted, not measured.
-func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, awg *sync.WaitGroup) {
+// Over UDP each move is one packet, sent here: nothing waits for it.
+func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, udp bool, awg *sync.WaitGroup) {
 	t0 := time.Now()
 	scheduled, next := 0, 0
 	tk := time.NewTicker(l.p.Tick)
@@ -369,6 +422,10 @@ func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64,
 				scheduled++
 				i := next
 				next = (next + 1) % len(players)
+				if udp {
+					l.udpMove(players[i], i)
+					continue
+				}
 				a := l.move(i, now.UnixNano())
 				awg.Add(1)
 				go l.bulkSend(ctx, players[i], a, awg)
@@ -379,12 +436,7 @@ func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64,
 
 // move builds a bulk move of player i's own entity.
 func (l *load) move(i int, intended int64) client.ActionRequest {
-	pl := &l.players[i]
-	pl.mu.Lock()
-	pl.seq++
-	pl.sent = append(pl.sent, intended)
-	seq := pl.seq
-	pl.mu.Unlock()
+	seq := l.takeSeq(i, intended)
 	id := l.prefix + strconv.Itoa(i)
 	l.bulkMu.Lock()
 	x, y := l.bulkRng.Int64N(1000), l.bulkRng.Int64N(1000)
