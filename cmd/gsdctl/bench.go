@@ -42,6 +42,7 @@ type benchOptions struct {
 	killAfter, down                       time.Duration
 	bulkRate                              float64
 	playEncoding                          string
+	bulkOver                              string
 	gsdArgs                               []string
 }
 
@@ -68,7 +69,8 @@ Scenarios (default: all, in this order):
                     propagation to another player's play stream and the nodes' memory per
                     connection; with --bulk-rate a second phase adds bulk moves and the
                     critical propagation P99 is compared (--batch, --conns and
-                    --observers do not apply)
+                    --observers do not apply); --play-bulk-over udp sends the bulk
+                    moves over the UDP input lane and counts its packets
   failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
                     recovery time and a check that no acknowledged event was lost
 
@@ -111,6 +113,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
 	f.StringVar(&o.playEncoding, "play-encoding", "json", "play: the players' WebSocket subprotocol, json (gsd.json.v1) or msgpack (gsd.msgpack.v1)")
 	f.Float64Var(&o.bulkRate, "bulk-rate", 0, "play: bulk moves/s added in a second measured phase, to compare critical propagation with and without (0: one phase)")
+	f.StringVar(&o.bulkOver, "play-bulk-over", loadgen.BulkOverWS, "play: how the bulk moves travel, ws (play actions on the WebSocket) or udp (the UDP input lane; the local nodes get --udp-addr 127.0.0.1:0, an --addr cluster must serve it); udp reports as scenario play-udp")
 	f.IntVar(&o.churners, "churners", 50, "churn: reconnecting clients")
 	f.DurationVar(&o.dwell, "dwell", 500*time.Millisecond, "churn: mean time connected")
 	f.DurationVar(&o.offline, "offline", 200*time.Millisecond, "churn: mean time away")
@@ -132,6 +135,9 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 	}
 	if o.tm.Duration <= 0 || o.tm.Warmup < 0 || o.nodes < 1 {
 		return usageError{errors.New("--duration and --nodes must be positive, --warmup not negative")}
+	}
+	if o.bulkOver != loadgen.BulkOverWS && o.bulkOver != loadgen.BulkOverUDP {
+		return usageError{fmt.Errorf("--play-bulk-over %q: want %s or %s", o.bulkOver, loadgen.BulkOverWS, loadgen.BulkOverUDP)}
 	}
 	ctx := cmd.Context()
 	out := a.stdout
@@ -194,7 +200,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":
-			r, err = loadgen.PlayBattle(ctx, t, p, loadgen.PlayParams{BulkRate: o.bulkRate, Encoding: o.playEncoding}, o.tm)
+			r, err = loadgen.PlayBattle(ctx, t, p, loadgen.PlayParams{BulkRate: o.bulkRate, Encoding: o.playEncoding, BulkOver: o.bulkOver}, o.tm)
 		case "failover":
 			if t.KillLeader == nil {
 				fmt.Fprintln(out, "skipped: failover needs the local cluster bench starts (no --addr)")
@@ -236,6 +242,10 @@ func (a *app) startBenchCluster(ctx context.Context, o benchOptions) (*localclus
 	args := []string{"--heartbeat-timeout", "500ms", "--election-timeout", "500ms", "--log-level", "warn"}
 	if o.noSync {
 		args = append(args, "--no-sync")
+	}
+	if o.bulkOver == loadgen.BulkOverUDP {
+		// Each node's own free port, advertised in its welcomes.
+		args = append(args, "--udp-addr", "127.0.0.1:0")
 	}
 	args = append(args, o.gsdArgs...)
 	fmt.Fprintf(a.stdout, "Starting %d gsd nodes in %s ...\n", o.nodes, dir)
