@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,11 @@ type PlayParams struct {
 	// --udp-addr). With UDP the result is scenario "play-udp" and counts
 	// the packets sent and what the nodes did with them.
 	BulkOver string
+	// AuthKey, when set, is the HS256 secret the nodes verify players'
+	// tokens with (gsd --jwt-hs256-key-file): each player's connections
+	// carry a token the load generator mints for it (playauth.go), so the
+	// run includes the cost of auth. Nil: no tokens (auth off).
+	AuthKey []byte
 }
 
 // playConnectParallel bounds the hellos and byes in flight.
@@ -91,6 +97,10 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	if udp {
 		r.Scenario, r.Level = "play-udp", "client (WebSocket play, bulk over UDP)"
 	}
+	if pp.AuthKey != nil {
+		r.Level = strings.TrimSuffix(r.Level, ")") + ", JWT auth)"
+		r.Params["auth"] = "hs256"
+	}
 	for _, k := range []string{"batch", "conns", "observers"} {
 		delete(r.Params, k)
 	}
@@ -137,7 +147,7 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	}()
 	t.logf("play: connecting %d players over WebSocket to %d nodes", p.Players, len(addrs))
 	mem0 := t.memory(ctx, addrs)
-	if err := connectPlayers(ctx, t, clients, p, players, l.prefix, pp.Encoding); err != nil {
+	if err := connectPlayers(ctx, t, clients, p, players, l.prefix, pp); err != nil {
 		return nil, err
 	}
 	if udp {
@@ -266,7 +276,7 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 }
 
 // connectPlayers opens the players' play sessions, spread over the nodes.
-func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p LoadParams, players []*playPlayer, prefix, encoding string) error {
+func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p LoadParams, players []*playPlayer, prefix string, pp PlayParams) error {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -296,7 +306,11 @@ func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p 
 			if len(players) > 1000 {
 				buf, ackEvery = bigPlayBuffer, time.Second
 			}
-			pl, err := clients[i%len(clients)].Play(cctx, p.World, client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: buf, AckInterval: ackEvery, Encoding: encoding})
+			opts := client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: buf, AckInterval: ackEvery, Encoding: pp.Encoding}
+			if pp.AuthKey != nil {
+				opts.TokenSource = tokenSource(pp.AuthKey, opts.Player)
+			}
+			pl, err := clients[i%len(clients)].Play(cctx, p.World, opts)
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
