@@ -75,7 +75,11 @@ type playPlayer struct {
 // is leader time → received, for the same watched events. With BulkRate
 // a second phase adds that many bulk moves per second: the result's
 // latencies are that phase's, and the figures compare both. The memory
-// the connections took on the nodes is reported per connection.
+// the connections took on the nodes is reported per connection. With
+// BulkOver BulkOverUDP the bulk moves are UDP packets (playudp.go) and the
+// nodes' gsd_udp_packets_total and gsd_udp_actions_total, read before and
+// after the bulk, say what became of them; with AuthKey every connection
+// carries a token.
 func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm Timing) (*Result, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -420,7 +424,7 @@ func (l *load) playSend(ctx context.Context, pp *playPlayer, j job, a client.Act
 
 // runBulk sends rate bulk moves per second, round-robin over the players,
 // each its own position, until ctx ends; they are counted, not measured.
-// Over UDP each move is one packet, sent here: nothing waits for it.
+// Over UDP each move is one packet: nothing waits for an answer.
 func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, udp bool, awg *sync.WaitGroup) {
 	t0 := time.Now()
 	scheduled, next := 0, 0
@@ -437,7 +441,8 @@ func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64,
 				i := next
 				next = (next + 1) % len(players)
 				if udp {
-					l.udpMove(players[i], i)
+					awg.Add(1)
+					go func() { defer awg.Done(); l.udpMove(players[i], i) }()
 					continue
 				}
 				a := l.move(i, now.UnixNano())

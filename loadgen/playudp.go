@@ -111,18 +111,43 @@ func (c udpCounts) received() (n float64) {
 	return n
 }
 
+// scrapeAttempts is how often a node's /metrics is tried (an overloaded
+// node may not answer within scrapeTimeout).
+const (
+	scrapeAttempts = 3
+	scrapeTimeout  = 10 * time.Second
+)
+
 // scrapeUDP reads the UDP counters of every node.
 func scrapeUDP(ctx context.Context, addrs []string) (udpCounts, error) {
 	c := udpCounts{packets: map[string]float64{}, actions: map[string]float64{}}
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := &http.Client{Timeout: scrapeTimeout}
 	var errs []error
 	for _, a := range addrs {
-		if err := scrapeByResult(ctx, hc, a, map[string]map[string]float64{
-			udpPacketsMetric: c.packets, udpActionsMetric: c.actions}); err != nil {
+		var err error
+		for try := 0; try < scrapeAttempts && ctx.Err() == nil; try++ {
+			one := udpCounts{packets: map[string]float64{}, actions: map[string]float64{}}
+			if err = scrapeByResult(ctx, hc, a, map[string]map[string]float64{
+				udpPacketsMetric: one.packets, udpActionsMetric: one.actions}); err == nil {
+				c.add(one)
+				break
+			}
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// add adds o's counts to c's.
+func (c udpCounts) add(o udpCounts) {
+	for k, v := range o.packets {
+		c.packets[k] += v
+	}
+	for k, v := range o.actions {
+		c.actions[k] += v
+	}
 }
 
 // scrapeByResult adds the samples of the named counters on a node's
@@ -170,15 +195,15 @@ func scrapeByResult(ctx context.Context, hc *http.Client, addr string, into map[
 }
 
 // settleUDP scrapes the nodes until their packet counters stop moving
-// (or udpSettle passes) and returns the last counts.
+// (or udpSettle passes) and returns the last complete counts.
 func settleUDP(ctx context.Context, addrs []string) (udpCounts, error) {
 	deadline := time.Now().Add(udpSettle)
 	last, err := scrapeUDP(ctx, addrs)
 	for err == nil && time.Now().Before(deadline) && ctx.Err() == nil {
 		sleepCtx(ctx, 200*time.Millisecond)
-		var now udpCounts
-		if now, err = scrapeUDP(ctx, addrs); err != nil {
-			break
+		now, err := scrapeUDP(ctx, addrs)
+		if err != nil {
+			break // keep the last complete counts
 		}
 		stable := now.received() == last.received() && sum(now.actions) == sum(last.actions)
 		last = now

@@ -72,7 +72,8 @@ Scenarios (default: all, in this order):
                     connection; with --bulk-rate a second phase adds bulk moves and the
                     critical propagation P99 is compared (--batch, --conns and
                     --observers do not apply); --play-bulk-over udp sends the bulk
-                    moves over the UDP input lane and counts its packets
+                    moves over the UDP input lane and counts its packets (scenario
+                    play-udp); --auth turns JWT auth on (play only)
   failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
                     recovery time and a check that no acknowledged event was lost
 
