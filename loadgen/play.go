@@ -250,6 +250,9 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	r.Counts["delivered_deltas"] = x1 - x0
 	r.Counts["bulk_sent"] = l.bulkSent.Load()
 	r.Counts["bulk_failed"] = l.bulkFailed.Load()
+	if bulkSecs > 0 {
+		r.Figures["bulk_offered_per_s"] = float64(l.bulkSent.Load()+l.bulkFailed.Load()) / bulkSecs
+	}
 	if without != nil {
 		wr := newResult("without bulk")
 		without.into(wr, p.Players, 0)
@@ -436,7 +439,9 @@ func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64,
 			return
 		case now := <-tk.C:
 			due := int(rate*now.Sub(t0).Seconds()) - scheduled
-			for ; due > 0; due-- {
+			// A starved pacer sees the end late: it must not schedule the
+			// moves of the time it waited.
+			for ; due > 0 && ctx.Err() == nil; due-- {
 				scheduled++
 				i := next
 				next = (next + 1) % len(players)

@@ -39,6 +39,7 @@ func TestPlayBattleBulkOverUDP(t *testing.T) {
 	require.Zero(t, r.Counts["udp_packets_malformed"])
 	require.LessOrEqual(t, r.Counts["udp_packets_accepted"], r.Counts["udp_packets_received"])
 	require.Contains(t, r.Figures, "udp_accepted_ratio")
+	require.Contains(t, r.Figures, "bulk_offered_per_s")
 	require.Contains(t, r.Figures, "propagation_p99_with_bulk_ms")
 	require.Contains(t, r.Figures, "action_p99_with_bulk_ms")
 	require.Positive(t, r.Counts["delivered_deltas"], "UDP moves reach the players as deltas")
