@@ -151,9 +151,13 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	}()
 	t.logf("play: connecting %d players over WebSocket to %d nodes", p.Players, len(addrs))
 	mem0 := t.memory(ctx, addrs)
+	connStart := time.Now()
 	if err := connectPlayers(ctx, t, clients, p, players, l.prefix, pp); err != nil {
 		return nil, err
 	}
+	// Every hello and welcome (and, with auth, every token check), at most
+	// playConnectParallel at a time.
+	r.Figures["connect_all_s"] = time.Since(connStart).Seconds()
 	if udp {
 		defer closeUDP(players)
 		if err := l.openUDP(players); err != nil {

@@ -24,6 +24,7 @@ func TestPlayBattleWithAuth(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "client (WebSocket play, JWT auth)", r.Level)
 	require.Equal(t, "hs256", r.Params["auth"])
+	require.Positive(t, r.Figures["connect_all_s"])
 	require.Positive(t, r.Counts["applied"])
 	require.Zero(t, r.Counts["failed"], "%v", r.Errors)
 	require.True(t, r.OK(), "%+v", r.Checks)
