@@ -223,9 +223,9 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 		d0, x0 = delivered()
 		m = measure(ctx, t, l, "with-bulk", tm.Duration)
 		d1, x1 = delivered()
+		bulkSecs = time.Since(bulkStart).Seconds()
 		bcancel()
 		<-bdone
-		bulkSecs = time.Since(bulkStart).Seconds()
 		if udp && udpErr == nil {
 			udpAfter, udpErr = settleUDP(ctx, addrs)
 		}
