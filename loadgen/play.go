@@ -431,8 +431,12 @@ func (l *load) playSend(ctx context.Context, pp *playPlayer, j job, a client.Act
 
 // runBulk sends rate bulk moves per second, round-robin over the players,
 // each its own position, until ctx ends; they are counted, not measured.
-// Over UDP each move is one packet: nothing waits for an answer.
+// Over UDP each move is one packet: nothing waits for an answer, and
+// every packet has left when runBulk returns (the nodes' counters are
+// read then).
 func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, udp bool, awg *sync.WaitGroup) {
+	var uwg sync.WaitGroup
+	defer uwg.Wait()
 	t0 := time.Now()
 	scheduled, next := 0, 0
 	tk := time.NewTicker(l.p.Tick)
@@ -450,8 +454,8 @@ func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64,
 				i := next
 				next = (next + 1) % len(players)
 				if udp {
-					awg.Add(1)
-					go func() { defer awg.Done(); l.udpMove(players[i], i) }()
+					uwg.Add(1)
+					go func() { defer uwg.Done(); l.udpMove(players[i], i) }()
 					continue
 				}
 				a := l.move(i, now.UnixNano())
