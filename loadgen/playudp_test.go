@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/internal/testnode"
 	"github.com/stretchr/testify/require"
 )
@@ -139,4 +140,23 @@ func TestUDPIntoCountsWhatTheNodesDid(t *testing.T) {
 	require.Zero(t, empty.Counts["udp_packets_lost"])
 	require.NotContains(t, empty.Figures, "udp_accepted_ratio")
 	require.NotContains(t, empty.Figures, "udp_packets_sent_per_s")
+}
+
+// A packet that cannot leave (the sender is closed) is counted as failed,
+// not as sent.
+func TestUDPMoveCountsASendThatFailed(t *testing.T) {
+	p := smallLoad("udpmove")
+	p.Players = 1
+	l := newLoad(p, []string{"127.0.0.1:1"})
+	defer l.c.Close()
+	in, err := client.NewUDPInput(client.UDPInfo{Addr: "127.0.0.1:9", KeyID: "AQIDBAUGBwg=",
+		Key: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, client.UDPOptions{})
+	require.NoError(t, err)
+	pp := &playPlayer{udp: in}
+	l.udpMove(pp, 0)
+	require.Equal(t, int64(1), l.bulkSent.Load())
+	require.NoError(t, in.Close())
+	l.udpMove(pp, 0)
+	require.Equal(t, int64(1), l.bulkSent.Load())
+	require.Equal(t, int64(1), l.bulkFailed.Load())
 }
