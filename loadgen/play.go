@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,17 @@ type PlayParams struct {
 	// Encoding is the players' play encoding (client.PlayOptions.Encoding:
 	// "json", the default, or "msgpack").
 	Encoding string
+	// BulkOver is how the bulk moves travel: BulkOverWS (the default:
+	// play actions on the WebSocket) or BulkOverUDP (client.UDPInput on
+	// each connection's UDP input lane; every node must serve one, gsd
+	// --udp-addr). With UDP the result is scenario "play-udp" and counts
+	// the packets sent and what the nodes did with them.
+	BulkOver string
+	// AuthKey, when set, is the HS256 secret the nodes verify players'
+	// tokens with (gsd --jwt-hs256-key-file): each player's connections
+	// carry a token the load generator mints for it (playauth.go), so the
+	// run includes the cost of auth. Nil: no tokens (auth off).
+	AuthKey []byte
 }
 
 // playConnectParallel bounds the hellos and byes in flight.
@@ -45,10 +57,11 @@ const playConnectParallel = 64
 // playPlayer is one simulated player's play connection.
 type playPlayer struct {
 	play     *client.Play
-	sem      chan struct{} // actions in flight
-	watch    string        // the player whose events this one measures (player A)
-	received atomic.Int64  // events received on the stream
-	deltas   atomic.Int64  // coalesced bulk deltas received
+	sem      chan struct{}    // actions in flight
+	watch    string           // the player whose events this one measures (player A)
+	received atomic.Int64     // events received on the stream
+	deltas   atomic.Int64     // coalesced bulk deltas received
+	udp      *client.UDPInput // bulk moves over UDP (playudp.go)
 }
 
 // PlayBattle runs a battle like Battle, but each of Players players has
@@ -62,7 +75,11 @@ type playPlayer struct {
 // is leader time → received, for the same watched events. With BulkRate
 // a second phase adds that many bulk moves per second: the result's
 // latencies are that phase's, and the figures compare both. The memory
-// the connections took on the nodes is reported per connection.
+// the connections took on the nodes is reported per connection. With
+// BulkOver BulkOverUDP the bulk moves are UDP packets (playudp.go) and the
+// nodes' gsd_udp_packets_total and gsd_udp_actions_total, read before and
+// after the bulk, say what became of them; with AuthKey every connection
+// carries a token.
 func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm Timing) (*Result, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
@@ -73,13 +90,26 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	if p.Players > MaxPlayPlayers {
 		return nil, fmt.Errorf("loadgen: play supports at most %d players (one WebSocket each), not %d", MaxPlayPlayers, p.Players)
 	}
+	over, err := pp.bulkOver()
+	if err != nil {
+		return nil, err
+	}
+	udp := over == BulkOverUDP
 	r := newResult("play")
 	p.into(r)
 	r.Level = "client (WebSocket play)"
+	if udp {
+		r.Scenario, r.Level = "play-udp", "client (WebSocket play, bulk over UDP)"
+	}
+	if pp.AuthKey != nil {
+		r.Level = strings.TrimSuffix(r.Level, ")") + ", JWT auth)"
+		r.Params["auth"] = "hs256"
+	}
 	for _, k := range []string{"batch", "conns", "observers"} {
 		delete(r.Params, k)
 	}
 	r.Params["bulk_rate"] = pp.BulkRate
+	r.Params["bulk_over"] = over
 	if pp.Encoding != "" {
 		r.Params["encoding"] = pp.Encoding
 	}
@@ -121,8 +151,18 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	}()
 	t.logf("play: connecting %d players over WebSocket to %d nodes", p.Players, len(addrs))
 	mem0 := t.memory(ctx, addrs)
-	if err := connectPlayers(ctx, t, clients, p, players, l.prefix, pp.Encoding); err != nil {
+	connStart := time.Now()
+	if err := connectPlayers(ctx, t, clients, p, players, l.prefix, pp); err != nil {
 		return nil, err
+	}
+	// Every hello and welcome (and, with auth, every token check), at most
+	// playConnectParallel at a time.
+	r.Figures["connect_all_s"] = time.Since(connStart).Seconds()
+	if udp {
+		defer closeUDP(players)
+		if err := l.openUDP(players); err != nil {
+			return nil, err
+		}
 	}
 	sleepCtx(ctx, time.Second) // let the nodes settle
 	perConn(r, mem0, t.memory(ctx, addrs), p.Players)
@@ -162,15 +202,33 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	d0, x0 := delivered()
 	m := measure(ctx, t, l, "play", tm.Duration)
 	d1, x1 := delivered()
-	var without *meter
+	var (
+		without             *meter
+		udpBefore, udpAfter udpCounts
+		udpErr              error
+		bulkStart           time.Time
+		bulkSecs            float64
+	)
 	if pp.BulkRate > 0 {
 		without = m
-		go l.runBulk(lctx, players, pp.BulkRate, &awg)
-		t.logf("play: + %.0f bulk moves/s", pp.BulkRate)
+		if udp {
+			udpBefore, udpErr = scrapeUDP(ctx, addrs)
+		}
+		bctx, bcancel := context.WithCancel(lctx)
+		bdone := make(chan struct{})
+		bulkStart = time.Now()
+		go func() { defer close(bdone); l.runBulk(bctx, players, pp.BulkRate, udp, &awg) }()
+		t.logf("play: + %.0f bulk moves/s over %s", pp.BulkRate, over)
 		measure(ctx, t, l, "bulk-warmup", time.Second)
 		d0, x0 = delivered()
 		m = measure(ctx, t, l, "with-bulk", tm.Duration)
 		d1, x1 = delivered()
+		bulkSecs = time.Since(bulkStart).Seconds()
+		bcancel()
+		<-bdone
+		if udp && udpErr == nil {
+			udpAfter, udpErr = settleUDP(ctx, addrs)
+		}
 	}
 	cancel()
 	<-done
@@ -196,6 +254,9 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	r.Counts["delivered_deltas"] = x1 - x0
 	r.Counts["bulk_sent"] = l.bulkSent.Load()
 	r.Counts["bulk_failed"] = l.bulkFailed.Load()
+	if bulkSecs > 0 {
+		r.Figures["bulk_offered_per_s"] = float64(l.bulkSent.Load()+l.bulkFailed.Load()) / bulkSecs
+	}
 	if without != nil {
 		wr := newResult("without bulk")
 		without.into(wr, p.Players, 0)
@@ -204,6 +265,18 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 		r.Phases = append(r.Phases, *wr, *with)
 		r.Figures["propagation_p99_without_bulk_ms"] = wr.Latency["propagation"].P99
 		r.Figures["propagation_p99_with_bulk_ms"] = with.Latency["propagation"].P99
+		r.Figures["action_p99_without_bulk_ms"] = wr.Latency["action_commit"].P99
+		r.Figures["action_p99_with_bulk_ms"] = with.Latency["action_commit"].P99
+		if udp {
+			if udpErr != nil {
+				r.check("udp lane counters read", false, udpErr.Error())
+			} else {
+				udpInto(r, l.bulkSent.Load(), l.bulkFailed.Load(), bulkSecs, udpBefore, udpAfter)
+				forged, replayed := r.Counts["udp_packets_forged"], r.Counts["udp_packets_replayed"]
+				r.check("udp packets authentic and fresh", forged == 0 && replayed == 0 && r.Counts["udp_packets_accepted"] > 0,
+					fmt.Sprintf("%d accepted, %d forged, %d replayed", r.Counts["udp_packets_accepted"], forged, replayed))
+			}
+		}
 	}
 	if len(streamEr) > 0 {
 		r.check("play streams stayed up", false, fmt.Sprintf("%d ended: %s", len(streamEr), streamEr[0]))
@@ -214,7 +287,7 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 }
 
 // connectPlayers opens the players' play sessions, spread over the nodes.
-func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p LoadParams, players []*playPlayer, prefix, encoding string) error {
+func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p LoadParams, players []*playPlayer, prefix string, pp PlayParams) error {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -244,7 +317,11 @@ func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p 
 			if len(players) > 1000 {
 				buf, ackEvery = bigPlayBuffer, time.Second
 			}
-			pl, err := clients[i%len(clients)].Play(cctx, p.World, client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: buf, AckInterval: ackEvery, Encoding: encoding})
+			opts := client.PlayOptions{Player: prefix + strconv.Itoa(i), Buffer: buf, AckInterval: ackEvery, Encoding: pp.Encoding}
+			if pp.AuthKey != nil {
+				opts.TokenSource = tokenSource(pp.AuthKey, opts.Player)
+			}
+			pl, err := clients[i%len(clients)].Play(cctx, p.World, opts)
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -354,7 +431,12 @@ func (l *load) playSend(ctx context.Context, pp *playPlayer, j job, a client.Act
 
 // runBulk sends rate bulk moves per second, round-robin over the players,
 // each its own position, until ctx ends; they are counted, not measured.
-func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, awg *sync.WaitGroup) {
+// Over UDP each move is one packet: nothing waits for an answer, and
+// every packet has left when runBulk returns (the nodes' counters are
+// read then).
+func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, udp bool, awg *sync.WaitGroup) {
+	var uwg sync.WaitGroup
+	defer uwg.Wait()
 	t0 := time.Now()
 	scheduled, next := 0, 0
 	tk := time.NewTicker(l.p.Tick)
@@ -365,10 +447,17 @@ func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64,
 			return
 		case now := <-tk.C:
 			due := int(rate*now.Sub(t0).Seconds()) - scheduled
-			for ; due > 0; due-- {
+			// A starved pacer sees the end late: it must not schedule the
+			// moves of the time it waited.
+			for ; due > 0 && ctx.Err() == nil; due-- {
 				scheduled++
 				i := next
 				next = (next + 1) % len(players)
+				if udp {
+					uwg.Add(1)
+					go func() { defer uwg.Done(); l.udpMove(players[i], i) }()
+					continue
+				}
 				a := l.move(i, now.UnixNano())
 				awg.Add(1)
 				go l.bulkSend(ctx, players[i], a, awg)
@@ -379,12 +468,7 @@ func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64,
 
 // move builds a bulk move of player i's own entity.
 func (l *load) move(i int, intended int64) client.ActionRequest {
-	pl := &l.players[i]
-	pl.mu.Lock()
-	pl.seq++
-	pl.sent = append(pl.sent, intended)
-	seq := pl.seq
-	pl.mu.Unlock()
+	seq := l.takeSeq(i, intended)
 	id := l.prefix + strconv.Itoa(i)
 	l.bulkMu.Lock()
 	x, y := l.bulkRng.Int64N(1000), l.bulkRng.Int64N(1000)

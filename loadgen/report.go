@@ -104,6 +104,9 @@ func WriteTable(w io.Writer, results []*Result) {
 	for _, r := range results {
 		fmt.Fprintf(w, "\n%s:\n", r.Scenario)
 		fmt.Fprintf(w, "  %s\n", strings.Join(keyFigures(r), "  "))
+		if udp := udpCountsOf(r); len(udp) > 0 {
+			fmt.Fprintf(w, "  %s\n", strings.Join(udp, "  "))
+		}
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  latency\tcount\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms")
 		for _, k := range r.LatencyKeys() {
@@ -145,5 +148,17 @@ func SeriesOf(r *Result) []Series {
 			out = append(out, Series{Name: "action_commit [" + ph.Scenario + "]", Points: s.Points})
 		}
 	}
+	return out
+}
+
+// udpCountsOf lists a result's UDP lane counts (udp_*) in a stable order.
+func udpCountsOf(r *Result) []string {
+	var out []string
+	for k, v := range r.Counts {
+		if strings.HasPrefix(k, "udp_") {
+			out = append(out, k+"="+strconv.FormatInt(v, 10))
+		}
+	}
+	sort.Strings(out)
 	return out
 }

@@ -42,6 +42,9 @@ type benchOptions struct {
 	killAfter, down                       time.Duration
 	bulkRate                              float64
 	playEncoding                          string
+	bulkOver                              string
+	auth                                  bool
+	authKeyFile                           string
 	gsdArgs                               []string
 }
 
@@ -68,7 +71,9 @@ Scenarios (default: all, in this order):
                     propagation to another player's play stream and the nodes' memory per
                     connection; with --bulk-rate a second phase adds bulk moves and the
                     critical propagation P99 is compared (--batch, --conns and
-                    --observers do not apply)
+                    --observers do not apply); --play-bulk-over udp sends the bulk
+                    moves over the UDP input lane and counts its packets (scenario
+                    play-udp); --auth turns JWT auth on (play only)
   failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
                     recovery time and a check that no acknowledged event was lost
 
@@ -111,6 +116,9 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
 	f.StringVar(&o.playEncoding, "play-encoding", "json", "play: the players' WebSocket subprotocol, json (gsd.json.v1) or msgpack (gsd.msgpack.v1)")
 	f.Float64Var(&o.bulkRate, "bulk-rate", 0, "play: bulk moves/s added in a second measured phase, to compare critical propagation with and without (0: one phase)")
+	f.StringVar(&o.bulkOver, "play-bulk-over", loadgen.BulkOverWS, "play: how the bulk moves travel, ws (play actions on the WebSocket) or udp (the UDP input lane; the local nodes get --udp-addr 127.0.0.1:0, an --addr cluster must serve it); udp reports as scenario play-udp")
+	f.BoolVar(&o.auth, "auth", false, "play: auth on: the local nodes verify HS256 tokens (a fresh key in --dir, or --auth-key-file) and every player's connections carry a token the load generator mints; play only")
+	f.StringVar(&o.authKeyFile, "auth-key-file", "", "play with --auth: the HS256 key file the nodes verify with (needed with --addr)")
 	f.IntVar(&o.churners, "churners", 50, "churn: reconnecting clients")
 	f.DurationVar(&o.dwell, "dwell", 500*time.Millisecond, "churn: mean time connected")
 	f.DurationVar(&o.offline, "offline", 200*time.Millisecond, "churn: mean time away")
@@ -133,16 +141,22 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 	if o.tm.Duration <= 0 || o.tm.Warmup < 0 || o.nodes < 1 {
 		return usageError{errors.New("--duration and --nodes must be positive, --warmup not negative")}
 	}
+	if o.bulkOver != loadgen.BulkOverWS && o.bulkOver != loadgen.BulkOverUDP {
+		return usageError{fmt.Errorf("--play-bulk-over %q: want %s or %s", o.bulkOver, loadgen.BulkOverWS, loadgen.BulkOverUDP)}
+	}
 	ctx := cmd.Context()
 	out := a.stdout
 	remote := cmd.Flag("addr") != nil && cmd.Flag("addr").Changed
+	if err := checkBenchAuth(o, scenarios, remote); err != nil {
+		return usageError{err}
+	}
 	t := &loadgen.Target{Log: out}
 	cluster := ""
 	if remote {
 		t.Addrs = a.addrs
 		cluster = "existing cluster at " + strings.Join(a.addrs, ",")
 	} else {
-		lc, dir, err := a.startBenchCluster(ctx, o)
+		lc, dir, err := a.startBenchCluster(ctx, &o)
 		if err != nil {
 			return err
 		}
@@ -194,7 +208,10 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":
-			r, err = loadgen.PlayBattle(ctx, t, p, loadgen.PlayParams{BulkRate: o.bulkRate, Encoding: o.playEncoding}, o.tm)
+			var key []byte
+			if key, err = benchAuthKey(o); err == nil {
+				r, err = loadgen.PlayBattle(ctx, t, p, loadgen.PlayParams{BulkRate: o.bulkRate, Encoding: o.playEncoding, BulkOver: o.bulkOver, AuthKey: key}, o.tm)
+			}
 		case "failover":
 			if t.KillLeader == nil {
 				fmt.Fprintln(out, "skipped: failover needs the local cluster bench starts (no --addr)")
@@ -222,7 +239,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 	return nil
 }
 
-func (a *app) startBenchCluster(ctx context.Context, o benchOptions) (*localcluster.Cluster, string, error) {
+func (a *app) startBenchCluster(ctx context.Context, o *benchOptions) (*localcluster.Cluster, string, error) {
 	bin, err := findGSD(o.gsd)
 	if err != nil {
 		return nil, "", err
@@ -237,6 +254,18 @@ func (a *app) startBenchCluster(ctx context.Context, o benchOptions) (*localclus
 	if o.noSync {
 		args = append(args, "--no-sync")
 	}
+	if o.bulkOver == loadgen.BulkOverUDP {
+		// Each node's own free port, advertised in its welcomes.
+		args = append(args, "--udp-addr", "127.0.0.1:0")
+	}
+	authArgs, err := benchAuthArgs(o, dir)
+	if err != nil {
+		if !o.keep {
+			os.RemoveAll(dir)
+		}
+		return nil, "", err
+	}
+	args = append(args, authArgs...)
 	args = append(args, o.gsdArgs...)
 	fmt.Fprintf(a.stdout, "Starting %d gsd nodes in %s ...\n", o.nodes, dir)
 	lc, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Dir: dir, Nodes: o.nodes, Args: args,
