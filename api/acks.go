@@ -314,7 +314,9 @@ func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it", errForbidden), true)
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	// A batch: up to fsm.MaxSessionAcks acks of long names may pass
+	// MaxBodyBytes.
+	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
 	if err != nil {
 		s.writeError(w, err, true)
 		return

@@ -309,8 +309,10 @@ func TestInternalAcksEndpointServesOnlyForwardedWellFormedBatches(t *testing.T) 
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[]}`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[{"world":"arena","id":"","seq":1}]}`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[],"extra":1}`, fwd...)
-	big := `{"acks":[` + strings.Repeat(`{"world":"arena","id":"s1","seq":1},`, 40000) + `{"world":"arena","id":"s1","seq":1}]}`
-	e.requireError(413, CodeTooLarge, "POST", "/v1/sessions:acks", big, fwd...)
+	tooMany := `{"acks":[` + strings.Repeat(`{"world":"arena","id":"s1","seq":1},`, fsm.MaxSessionAcks) + `{"world":"arena","id":"s1","seq":1}]}`
+	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", tooMany, fwd...)
+	small := newEnv(t, newFake(), func(c *Config) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 64, 64 })
+	small.requireError(413, CodeTooLarge, "POST", "/v1/sessions:acks", body, fwd...)
 	code, m := e.doJSON("POST", "/v1/sessions:acks", body, fwd...)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, float64(1), m["acked"], "the unknown session is skipped")

@@ -411,8 +411,8 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 	welcome.Nodes = c.s.otherNodes()
 	c.sent.Store(info.Acked)
 	c.ob.start(info.Acked)
+	c.flushed.Store(info.Acked) // first: the acker must not see acked move
 	c.acked.Store(info.Acked)
-	c.flushed.Store(info.Acked)
 	sub, err := c.s.b.Subscribe(c.world, info.Acked+1)
 	if err != nil {
 		return nil, err
