@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -368,4 +370,57 @@ func TestNewFailsWhenTheAckMetricsAreTaken(t *testing.T) {
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_play_acks_replicated_total", Help: "taken"}))
 	_, err := New(testConfig(), newFake(), reg)
 	require.ErrorContains(t, err, "api ack metrics")
+}
+
+// orderBackend is a store that records the order of its session commands.
+type orderBackend struct {
+	*store.Store
+	mu    sync.Mutex
+	calls []string
+}
+
+func (b *orderBackend) record(s string) {
+	b.mu.Lock()
+	b.calls = append(b.calls, s)
+	b.mu.Unlock()
+}
+
+func (b *orderBackend) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error) {
+	if kind == fsm.CmdSessionClose {
+		b.record("close " + c.ID)
+	}
+	return b.Store.Session(ctx, kind, c)
+}
+
+func (b *orderBackend) SessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error) {
+	for _, a := range acks {
+		b.record(fmt.Sprintf("ack %s %d", a.ID, a.Seq))
+	}
+	return b.Store.SessionAcks(ctx, acks)
+}
+
+func TestPlayByeReplicatesTheAckBeforeItClosesTheSession(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, ln, slowAcks)
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	// A second edge over the same store, recording what it proposes.
+	b := &orderBackend{Store: n.st}
+	e := newEnvReg(t, b, prometheus.NewRegistry(), nil, slowAcks)
+	e.do("POST", "/v1/worlds", arenaBody)
+	c := dialPlay(t, e.wsURL("arena"))
+	id := welcome(t, c, "ann")["session"].(string)
+	seq := act(t, n, actBody("bob", 1))
+	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
+	wsSend(t, c, map[string]any{"type": "ack", "seq": seq})
+	wsSend(t, c, map[string]any{"type": "bye"})
+	wsClosed(t, c, websocket.StatusNormalClosure, "bye")
+	require.Eventually(t, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.calls) == 2
+	}, 10*time.Second, 5*time.Millisecond)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Equal(t, []string{fmt.Sprintf("ack %s %d", id, seq), "close " + id}, b.calls)
 }
