@@ -22,6 +22,9 @@ type Backend interface {
 	// Session proposes one session command (fsm.CmdSession*) and returns
 	// the session as it left it.
 	Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error)
+	// SessionAcks proposes the acks of many sessions in one command and
+	// returns how many applied (acks of sessions gone are skipped).
+	SessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error)
 	// SessionInfo, Sessions, Banned, Bans and PlayerData read this node's
 	// applied state (stale): the edge watches its connections' sessions
 	// there, whichever node proposed the change.

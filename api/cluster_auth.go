@@ -16,8 +16,8 @@ import (
 // Config.ClusterSecret set, the edge guards two kinds of routes:
 //
 //   - internal routes, which only nodes of the cluster call (the followers'
-//     session endpoint, and any request marked HeaderForwarded): they need
-//     the secret in HeaderClusterKey;
+//     session and acks endpoints, and any request marked HeaderForwarded):
+//     they need the secret in HeaderClusterKey;
 //   - admin routes (membership, snapshot, kick, ban, unban, player data
 //     export and import, drain): they need the secret, or a player-token-
 //     style JWT carrying the claim "gsd_admin": true (auth on).
@@ -49,6 +49,7 @@ const (
 // routeAccesses lists the guarded routes by mux pattern.
 var routeAccesses = map[string]routeAccess{
 	"POST /v1/worlds/{world}/sessions/{op}":      accessInternal,
+	"POST /v1/sessions:acks":                     accessInternal,
 	"POST /v1/cluster/join":                      accessAdmin,
 	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
 	"POST /v1/cluster/transfer-leadership":       accessAdmin,

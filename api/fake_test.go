@@ -42,8 +42,9 @@ type fakeBackend struct {
 	status                                        store.Status
 	sessErr                                       error
 	sessions                                      map[string]fsm.SessionInfo
-	bans                                          map[string]string // world/player → reason
-	sessHook                                      func() error      // runs first in Session, unlocked
+	bans                                          map[string]string  // world/player → reason
+	sessHook                                      func() error       // runs first in Session and SessionAcks, unlocked
+	ackBatches                                    [][]fsm.SessionAck // every SessionAcks call
 }
 
 type fakeWorld struct {

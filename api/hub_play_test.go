@@ -368,7 +368,9 @@ func TestPlayAFailedHubIsReplacedByTheNextConnection(t *testing.T) {
 	n.env.srv.hubMu.Unlock()
 	c := dialPlay(t, n.env.wsURL("arena"))
 	welcome(t, c, "ann")
-	require.NotSame(t, dead, n.worldHub(t, "arena"))
+	// The connection's pusher joins (and so replaces) the hub while the
+	// welcome is on its way: wait for it rather than race it.
+	require.Eventually(t, func() bool { return n.worldHub(t, "arena") != dead }, 10*time.Second, 5*time.Millisecond)
 	seq := act(t, n, actBody("bob", 1))
 	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
 }

@@ -158,6 +158,7 @@ type Server struct {
 	closed  bool
 	streams sync.WaitGroup
 	plays   map[string]*playConn // session id → its connection on this node
+	acks    *acker               // replicates the plays' acks (acks.go)
 	udp     atomic.Pointer[UDP]  // the UDP input lane, when served (udp.go)
 
 	hubMu sync.Mutex
@@ -189,6 +190,9 @@ func New(cfg Config, b Backend, reg *prometheus.Registry) (*Server, error) {
 	if cfg.Auth != nil {
 		s.auth = newAuthenticator(*cfg.Auth)
 	}
+	if s.acks, err = newAcker(s, reg); err != nil {
+		return nil, err
+	}
 	s.closing, s.cancel = context.WithCancel(context.Background())
 	s.routes(reg)
 	return s, nil
@@ -204,6 +208,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("GET /v1/worlds/{world}/play", s.play)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions", s.presence)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{op}", s.sessionCommand)
+	s.mux.HandleFunc("POST /v1/sessions:acks", s.sessionAcksCommand)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", s.kick)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", s.exportData)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions:import", s.importData)
@@ -234,6 +239,7 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.streams.Wait()
+	s.acks.stop() // after the plays: their final flushes go through it
 	s.fwd.CloseIdleConnections()
 }
 

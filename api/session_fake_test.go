@@ -87,3 +87,33 @@ func (f *fakeBackend) Bans(world string) ([]fsm.Ban, error) {
 func (f *fakeBackend) PlayerData(world string) (map[string]map[string]fsm.Value, error) {
 	return nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, world)
 }
+
+// SessionAcks implements Backend for the fake: like Session's ack, for
+// each listed session that is open; every call is recorded in ackBatches.
+func (f *fakeBackend) SessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error) {
+	f.mu.Lock()
+	hook := f.sessHook
+	f.mu.Unlock()
+	if hook != nil {
+		if err := hook(); err != nil {
+			return 0, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ackBatches = append(f.ackBatches, append([]fsm.SessionAck(nil), acks...))
+	if f.sessErr != nil {
+		return 0, f.sessErr
+	}
+	n := 0
+	for _, a := range acks {
+		s, ok := f.sessions[a.ID]
+		if !ok || s.World != a.World {
+			continue
+		}
+		s.Acked = max(s.Acked, a.Seq)
+		f.sessions[a.ID] = s
+		n++
+	}
+	return n, nil
+}

@@ -39,8 +39,8 @@ type PlayConfig struct {
 	WriteTimeout time.Duration
 	// HelloTimeout bounds the wait for the first message (hello or resume).
 	HelloTimeout time.Duration
-	// AckInterval is how often a connection replicates the client's latest
-	// ack (acks are batched: one Raft command per interval at most).
+	// AckInterval is how often the node replicates its play connections'
+	// latest acks, all in one command (acks.go).
 	AckInterval time.Duration
 	// PingInterval is how often the server pings (application level).
 	PingInterval time.Duration
@@ -262,8 +262,7 @@ type playConn struct {
 	wg       sync.WaitGroup
 	sent     atomic.Uint64 // seq of the last event queued to the client
 	acked    atomic.Uint64 // the client's latest ack (<= sent)
-	ackMu    sync.Mutex    // serializes flushAck
-	flushed  uint64        // last ack replicated; under ackMu
+	flushed  atomic.Uint64 // the last ack replicated (acks.go)
 	lastRead atomic.Int64  // unix ns of the last message read
 	rtt      atomic.Int64  // last measured round trip, ns
 	bye      atomic.Bool   // the client said bye: its session closes next
@@ -412,8 +411,8 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 	welcome.Nodes = c.s.otherNodes()
 	c.sent.Store(info.Acked)
 	c.ob.start(info.Acked)
+	c.flushed.Store(info.Acked) // first: the acker must not see acked move
 	c.acked.Store(info.Acked)
-	c.flushed = info.Acked
 	sub, err := c.s.b.Subscribe(c.world, info.Acked+1)
 	if err != nil {
 		return nil, err
@@ -590,7 +589,8 @@ func (c *playConn) writer() {
 	}
 }
 
-// ticker replicates acks, pings the client and closes idle connections.
+// ticker watches the session, pings the client and closes idle
+// connections; the node's acker replicates the acks (acks.go).
 func (c *playConn) ticker() {
 	defer c.wg.Done()
 	acks := time.NewTicker(c.cfg.AckInterval)
@@ -606,7 +606,6 @@ func (c *playConn) ticker() {
 				c.fail(err)
 				return
 			}
-			c.flushAck(false)
 		case now := <-pings.C:
 			if idle := now.Sub(time.Unix(0, c.lastRead.Load())); idle > c.cfg.IdleTimeout {
 				c.fail(fmt.Errorf("%w: nothing read for %s", errIdle, idle.Round(time.Millisecond)))
@@ -615,28 +614,6 @@ func (c *playConn) ticker() {
 			c.send(pingMsg{Type: "ping", T: now.UnixNano()})
 		}
 	}
-}
-
-// flushAck replicates the client's latest ack if it moved. final runs after
-// the connection ended, so it gets its own deadline.
-func (c *playConn) flushAck(final bool) {
-	c.ackMu.Lock()
-	defer c.ackMu.Unlock()
-	a := c.acked.Load()
-	if a <= c.flushed || c.session == "" {
-		return
-	}
-	parent := c.ctx
-	if final {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(parent, c.s.cfg.RequestTimeout)
-	defer cancel()
-	if _, err := c.s.session(ctx, fsm.CmdSessionAck, &fsm.SessionCmd{World: c.world, ID: c.session, Seq: a}, c.token); err != nil {
-		c.s.log.Debug("play: replicate ack", "session", c.session, "seq", a, "err", err)
-		return
-	}
-	c.flushed = a
 }
 
 // closeSession closes the connection's session (after a bye, or once it
@@ -710,6 +687,7 @@ func (s *Server) registerPlay(c *playConn, replaced string) {
 	}
 	s.plays[c.session] = c
 	s.mu.Unlock()
+	s.acks.start()
 	for _, o := range old {
 		o.fail(errSessionReplaced)
 	}

@@ -257,6 +257,7 @@ const (
 	CmdSessionBan
 	CmdSessionUnban
 	CmdSessionImport
+	CmdSessionAcks
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -281,8 +282,9 @@ type Command struct {
 	Kind    CmdKind
 	Action  *Action
 	World   *WorldSpec
-	Node    *NodeInfo   // CmdPutNode, and CmdRemoveNode (ID only)
-	Session *SessionCmd // CmdSession*
+	Node    *NodeInfo    // CmdPutNode, and CmdRemoveNode (ID only)
+	Session *SessionCmd  // CmdSession* but CmdSessionAcks
+	Acks    []SessionAck // CmdSessionAcks
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

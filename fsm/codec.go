@@ -291,6 +291,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
 			CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport:
 			e.sessionCmd(c.Session)
+		case CmdSessionAcks:
+			e.sessionAcks(c.Acks)
 		}
 	}
 	return e.b
@@ -349,6 +351,8 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
 			CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport:
 			c.Session = d.sessionCmd(v1)
+		case CmdSessionAcks:
+			c.Acks = d.sessionAcks()
 		default:
 			d.fail("unknown command kind %d", c.Kind)
 		}

@@ -35,6 +35,7 @@ func sampleBatch() *Batch {
 			}),
 			{Kind: CmdPutNode, Node: &NodeInfo{ID: "n1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:8080", Region: "eu-west"}},
 			{Kind: CmdRemoveNode, Node: &NodeInfo{ID: "n0"}},
+			{Kind: CmdSessionAcks, Acks: []SessionAck{{World: "arena", ID: "s1", Seq: 1 << 40}, {World: "lobby", ID: "s2"}}},
 		},
 	}
 }

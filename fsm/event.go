@@ -77,6 +77,10 @@ type Result struct {
 	Duplicate bool
 	Err       error
 	Session   *SessionInfo // session commands
+	// Acked is, for CmdSessionAcks, how many of its acks applied (the
+	// others named sessions that no longer exist, or seqs beyond their
+	// world's).
+	Acked int
 }
 
 // JSONChange is the wire form of a Change.

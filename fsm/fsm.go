@@ -118,6 +118,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
 			CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport:
 			results[i] = f.applySession(c.Kind, b.Time, c.Session)
+		case CmdSessionAcks:
+			results[i] = f.applyAcks(b.Time, c.Acks)
 		}
 	}
 	f.applied = index

@@ -14,7 +14,20 @@ import (
 // players, so opens, resumes, kicks, bans and data changes meet each other.
 func drawSessionCommand(t *rapid.T) Command {
 	kind := rapid.SampledFrom([]CmdKind{CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose,
-		CmdSessionData, CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport}).Draw(t, "session kind")
+		CmdSessionData, CmdSessionKick, CmdSessionBan, CmdSessionUnban, CmdSessionImport, CmdSessionAcks}).Draw(t, "session kind")
+	if kind == CmdSessionAcks {
+		// Batched acks over the same worlds and ids, some of them closed
+		// or never opened, some seqs beyond the world's.
+		var acks []SessionAck
+		for range rapid.IntRange(1, 4).Draw(t, "acks") {
+			acks = append(acks, SessionAck{
+				World: rapid.SampledFrom([]string{"w", "strict", "none"}).Draw(t, "ack world"),
+				ID:    rapid.SampledFrom([]string{"s1", "s2", "s3"}).Draw(t, "ack id"),
+				Seq:   rapid.Uint64Range(0, 6).Draw(t, "ack seq"),
+			})
+		}
+		return Command{Kind: kind, Acks: acks}
+	}
 	player := rapid.SampledFrom([]string{"ann", "bob", "cat"}).Draw(t, "session player")
 	c := &SessionCmd{
 		World:     rapid.SampledFrom([]string{"w", "w", "strict"}).Draw(t, "session world"),

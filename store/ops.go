@@ -25,6 +25,9 @@ func (s *Store) propose(ctx context.Context, cmd fsm.Command) (outcome, error) {
 			size += 16 + len(o.Entity) + len(o.Field) + len(o.Value.Str)
 		}
 	}
+	for i := range cmd.Acks { // CmdSessionAcks: its size counts toward the entry's
+		size += 12 + len(cmd.Acks[i].World) + len(cmd.Acks[i].ID)
+	}
 	return s.batcher.submit(ctx, cmd, prio, size)
 }
 

@@ -56,3 +56,23 @@ func (s *Store) Bans(world string) ([]fsm.Ban, error) {
 func (s *Store) PlayerData(world string) (map[string]map[string]fsm.Value, error) {
 	return s.fsm.PlayerData(world)
 }
+
+// SessionAcks proposes one fsm.CmdSessionAcks command (the acks of many
+// play sessions, batched by an edge node) in the critical lane and returns
+// how many of its acks applied: acks of sessions that no longer exist are
+// skipped, not errors. Errors: fsm.ErrMalformed (no acks, more than
+// fsm.MaxSessionAcks, a bad name; nothing is proposed), ErrNotLeader when
+// nothing was proposed, ErrOutcomeUnknown when the command may or may not
+// commit.
+func (s *Store) SessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error) {
+	// Checked before proposing: the decoder refuses an oversized command,
+	// so one must never reach the log.
+	if err := fsm.ValidateAcks(acks); err != nil {
+		return 0, err
+	}
+	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdSessionAcks, Acks: acks})
+	if err != nil {
+		return 0, err
+	}
+	return o.res.Acked, nil
+}
