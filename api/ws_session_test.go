@@ -126,7 +126,8 @@ func TestPlayOnAFollowerThatLagsGivesUpAfterTheRequestTimeout(t *testing.T) {
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
 	lagging := newFake()
-	e := newEnv(t, lagging, func(c *Config) { c.RequestTimeout = 100 * time.Millisecond })
+	// Long enough for the forward to the leader on a loaded machine.
+	e := newEnv(t, lagging, func(c *Config) { c.RequestTimeout = time.Second })
 	lagging.leader.Store(false)
 	lagging.setLeader("n1", le.ts.Listener.Addr().String())
 	c := dialPlay(t, e.wsURL("arena"))
