@@ -532,22 +532,28 @@ func (h *hub) run(sub *store.Subscription) {
 			h.mu.Unlock()
 			return
 		}
-		if h.idx != nil {
-			h.idx.update(evs)
-		}
-		h.mu.Lock()
-		for c, attached := range h.members {
-			if attached && c.ob.offer(hevs, h.wants(c)) < len(hevs) {
-				// Its queue is full: it reads on by itself, and the hub
-				// never waits for it.
-				h.members[c] = false
-				h.s.playMetrics.detaches.Inc()
-				wake(c.detached)
-			}
-		}
-		h.next = evs[len(evs)-1].Seq + 1
-		h.mu.Unlock()
+		h.fanout(evs, hevs)
 	}
+}
+
+// fanout offers one batch of events, prepared as hevs, to the attached
+// members.
+func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
+	if h.idx != nil {
+		h.idx.update(evs)
+	}
+	h.mu.Lock()
+	for c, attached := range h.members {
+		if attached && c.ob.offer(hevs, h.wants(c)) < len(hevs) {
+			// Its queue is full: it reads on by itself, and the hub
+			// never waits for it.
+			h.members[c] = false
+			h.s.playMetrics.detaches.Inc()
+			wake(c.detached)
+		}
+	}
+	h.next = evs[len(evs)-1].Seq + 1
+	h.mu.Unlock()
 }
 
 // ticker flushes the members' coalesced changes every TickInterval.
