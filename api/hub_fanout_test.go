@@ -17,11 +17,11 @@ func fanoutHub(t testing.TB, n int, codec playCodec, queue int) (*hub, []*playCo
 	require.NoError(t, err)
 	s := &Server{wire: new(wireCache), playMetrics: pm}
 	s.cfg.Play = DefaultPlayConfig()
-	h := &hub{s: s, world: "w", next: 1, members: make(map[*playConn]bool)}
+	h := s.newHub("w", 0)
 	conns := make([]*playConn, n)
 	for i := range conns {
 		c := &playConn{s: s, world: "w", player: fmt.Sprintf("p%d", i), ob: newOutbox(queue, codec), detached: make(chan struct{}, 1)}
-		h.members[c] = true
+		h.members[c] = memberAttached
 		conns[i] = c
 	}
 	return h, conns

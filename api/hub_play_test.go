@@ -35,8 +35,8 @@ func (h *hub) attached() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for _, a := range h.members {
-		if a {
+	for _, m := range h.members {
+		if m != memberDetached {
 			n++
 		}
 	}
@@ -362,7 +362,7 @@ func TestPlaySlowReaderGetsBulkCoalescedLatestWins(t *testing.T) {
 func TestPlayAFailedHubIsReplacedByTheNextConnection(t *testing.T) {
 	n := startLeaderWith(t, fastPlay)
 	n.env.do("POST", "/v1/worlds", arenaBody)
-	dead := &hub{world: "arena", err: fmt.Errorf("archive gap"), members: map[*playConn]bool{}}
+	dead := &hub{world: "arena", err: fmt.Errorf("archive gap"), members: map[*playConn]member{}}
 	n.env.srv.hubMu.Lock()
 	n.env.srv.hubs = map[string]*hub{"arena": dead}
 	n.env.srv.hubMu.Unlock()
