@@ -591,9 +591,9 @@ type hub struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	next    uint64             // events before next were offered to the attached
+	next    uint64 // events before next were offered to the attached
 	members map[*playConn]member
-	err     error              // the hub's subscription failed
+	err     error // the hub's subscription failed
 	ticks   uint64
 }
 
