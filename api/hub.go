@@ -28,7 +28,10 @@ import (
 // queue is full is detached: its pusher goroutine reads on from its own
 // subscription, waiting for room at most SlowTimeout (then 4429), and
 // attaches again once it has caught up with the hub. A connection that
-// resumes from an older position catches up the same way first.
+// resumes from an older position catches up the same way first. With
+// interest off, all the connections want the same stream: the hub runs it
+// once in an outbox of its own and queues the same frames on every
+// connection that joined it (see hub).
 
 // InterestConfig turns on interest management for play connections: a
 // connection receives an event only when it touches the player's own

@@ -419,3 +419,25 @@ func TestHubMembersJoiningMidTickAndLeavingAFullQueueGetEveryEventOnce(t *testin
 		cl[z].check(l, 0)
 	}
 }
+
+func TestSharedFrameBeginsWhereTheConnectionsPreviousFrameEnded(t *testing.T) {
+	hevs := hubEvents(t, critEv(6, "boss"))
+	sf := newSharedFrame(5, &outFrame{covered: 6, events: hevs})
+	joined, steady := newOutbox(4, codecJSON), newOutbox(4, codecJSON)
+	joined.start(2) // its last frame covered 2; 3 and 4 were filtered out
+	steady.start(4)
+	for _, o := range []*outbox{joined, steady} {
+		o.push(sf.item, 6)
+	}
+	got := frames(t, joined)
+	require.Len(t, got, 1)
+	require.Equal(t, []any{float64(3), float64(6)}, []any{got[0]["from"], got[0]["seq"]})
+	a := mustTake(t, steady)
+	require.Len(t, a, 1)
+	b, err := sf.encode(codecJSON, 5)
+	require.NoError(t, err)
+	require.Same(t, &a[0][0], &b[0], "the frame's own bytes, made once")
+	require.Contains(t, string(b), `"from":5,"seq":6`)
+	require.Equal(t, uint64(6), steady.coveredSeq())
+	require.Equal(t, uint64(6), joined.coveredSeq())
+}
