@@ -217,7 +217,7 @@ func newSharedFrame(from uint64, body *outFrame) *sharedFrame {
 // encode returns the frame in codec k beginning at from: the bytes made
 // once when from is the frame's own, else a copy of its own.
 func (sf *sharedFrame) encode(k playCodec, from uint64) ([]byte, error) {
-	if from != sf.from {
+	if from != sf.from || int(k) >= len(sf.enc) {
 		return sf.body.encode(k, from)
 	}
 	e := &sf.enc[k]
