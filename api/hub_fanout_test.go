@@ -438,6 +438,10 @@ func TestSharedFrameBeginsWhereTheConnectionsPreviousFrameEnded(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, &a[0][0], &b[0], "the frame's own bytes, made once")
 	require.Contains(t, string(b), `"from":5,"seq":6`)
+	other, err := sf.encode(playCodec(len(sf.enc)), 5) // a codec without a cache slot
+	require.NoError(t, err)
+	require.Equal(t, b, other)
+	require.NotSame(t, &b[0], &other[0])
 	require.Equal(t, uint64(6), steady.coveredSeq())
 	require.Equal(t, uint64(6), joined.coveredSeq())
 }
