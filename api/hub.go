@@ -66,6 +66,12 @@ func (c InterestConfig) Validate() error {
 	return nil
 }
 
+// sharedLagDeltas: a member of a hub's shared stream whose writer has not
+// taken this many of its delta frames leaves the stream before the next
+// one, so that its bulk changes coalesce in its own delta again rather
+// than pile up one delta per tick.
+const sharedLagDeltas = 2
+
 // progressTicks: a connection whose position moved over filtered events
 // only is told so (an empty delta) every this many ticks, so its acks and
 // resume point follow the world.
@@ -164,6 +170,7 @@ type outbox struct {
 	due       bool   // the tick asked for a delta (or a progress) frame
 	tick      uint64
 	written   uint64 // covered seq of the last frame taken by the writer
+	deltas    int    // delta frames queued since the writer last took
 
 	signal chan struct{} // the writer has work
 	room   chan struct{} // the writer took frames
@@ -365,6 +372,7 @@ func (o *outbox) take() ([][]byte, error) {
 	}
 	clear(o.frames)
 	o.frames = o.frames[:0]
+	o.deltas = 0
 	if o.due {
 		out = append(out, encodeDeltaFrame(o.codec, o.written+1, o.pos, o.tick, o.delta))
 		o.written = o.pos
@@ -426,11 +434,12 @@ func (o *outbox) pending() (pos uint64, d map[string]*entityDelta, from uint64) 
 	return o.pos, d, o.deltaFrom
 }
 
-// full reports whether the queue has no room for another frame.
-func (o *outbox) full() bool {
+// behind reports whether the queue has no room for another frame, or
+// (delta) already holds sharedLagDeltas delta frames.
+func (o *outbox) behind(delta bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return len(o.frames) >= o.limit
+	return len(o.frames) >= o.limit || delta && o.deltas >= sharedLagDeltas
 }
 
 // push queues a frame of the shared stream, which has handled every event
@@ -438,6 +447,9 @@ func (o *outbox) full() bool {
 func (o *outbox) push(f *outFrame, pos uint64) {
 	o.mu.Lock()
 	o.frames = append(o.frames, f)
+	if f.shared.body.isDelta {
+		o.deltas++
+	}
 	o.pos = pos
 	o.mu.Unlock()
 	wake(o.signal)
@@ -456,6 +468,7 @@ func (o *outbox) join(tick, pos uint64) bool {
 	if o.delta != nil || o.due {
 		o.frames = append(o.frames, &outFrame{isDelta: true, covered: o.pos, tick: tick, delta: o.delta})
 		o.delta, o.deltaFrom, o.due = nil, 0, false
+		o.deltas++
 		wake(o.signal)
 	}
 	return true
@@ -752,7 +765,7 @@ func (h *hub) fanShared(hevs []*hubEvent) {
 	for _, he := range hevs {
 		if he.frame != nil && he.ev.Seq > pos {
 			// It makes a frame: who has no room for it leaves first.
-			h.leaveFull()
+			h.leaveBehind(false)
 			break
 		}
 	}
@@ -776,12 +789,13 @@ func (h *hub) pushShared(sfs ...*sharedFrame) {
 	}
 }
 
-// leaveFull detaches the shared members whose queue is full, before the
-// stream's next frame: each goes on alone from the stream's position, with
-// a copy of its pending delta.
-func (h *hub) leaveFull() {
+// leaveBehind detaches the shared members whose queue is full, or which
+// are sharedLagDeltas behind before a delta frame, before the stream's next
+// frame: each goes on alone from the stream's position, with a copy of its
+// pending delta.
+func (h *hub) leaveBehind(delta bool) {
 	for c, m := range h.members {
-		if m == memberShared && c.ob.full() {
+		if m == memberShared && c.ob.behind(delta) {
 			c.ob.resume(h.shared.pending())
 			h.detach(c)
 		}
@@ -814,7 +828,7 @@ func (h *hub) tick() {
 	if h.shared != nil {
 		h.shared.onTick(h.ticks)
 		if h.shared.dueDelta() {
-			h.leaveFull()
+			h.leaveBehind(true)
 		}
 		h.pushShared(h.shared.takeSharedDelta())
 		pos = h.shared.position()

@@ -159,7 +159,12 @@ func newFanClient(t *testing.T, from uint64) *fanClient {
 
 func (cl *fanClient) read(c *playConn) {
 	cl.t.Helper()
-	for _, m := range frames(cl.t, c.ob) {
+	cl.readFrames(frames(cl.t, c.ob))
+}
+
+func (cl *fanClient) readFrames(ms []map[string]any) {
+	cl.t.Helper()
+	for _, m := range ms {
 		from, seq := uint64(m["from"].(float64)), uint64(m["seq"].(float64))
 		require.Equal(cl.t, cl.last+1, from, "frames cover consecutive ranges: %v", m)
 		require.GreaterOrEqual(cl.t, seq+1, from, "%v", m)
@@ -444,4 +449,53 @@ func TestSharedFrameBeginsWhereTheConnectionsPreviousFrameEnded(t *testing.T) {
 	require.NotSame(t, &b[0], &other[0])
 	require.Equal(t, uint64(6), steady.coveredSeq())
 	require.Equal(t, uint64(6), joined.coveredSeq())
+}
+
+func TestHubSharedMemberTwoDeltasBehindLeavesAndCoalescesAlone(t *testing.T) {
+	h, conns := fanoutHub(t, 2, codecJSON, 64)
+	fast, slow := conns[0], conns[1]
+	l := &fanLog{t: t, h: h}
+	cl := map[*playConn]*fanClient{fast: newFanClient(t, 0), slow: newFanClient(t, 0)}
+	h.tick()
+	require.Equal(t, memberShared, l.member(slow))
+
+	// slow's writer takes nothing for two ticks: two deltas queue up.
+	for i := range sharedLagDeltas {
+		l.batch(move("p1", int64(i)), hit("boss"), move("p2", int64(i)))
+		h.tick()
+		cl[fast].read(fast)
+		require.Equal(t, memberShared, l.member(slow))
+	}
+	// Before a third, it leaves with the pending changes, and coalesces
+	// them by itself from then on.
+	l.batch(move("p1", 10), move("p3", 10))
+	h.tick()
+	require.Equal(t, memberDetached, l.member(slow))
+	require.Len(t, slow.detached, 1)
+	l.batch(move("p1", 11), move("p3", 11))
+	require.True(t, l.catchUp(slow))
+	h.tick()
+	cl[fast].read(fast)
+	got := frames(t, slow.ob)
+	require.Len(t, got, 2*sharedLagDeltas+1, "its queued frames, then one delta of its own")
+	require.Equal(t, map[string]any{
+		"p1": map[string]any{"fields": map[string]any{"x": map[string]any{"value": float64(11), "version": float64(9)}}},
+		"p3": map[string]any{"fields": map[string]any{"x": map[string]any{"value": float64(11), "version": float64(10)}}},
+	}, got[len(got)-1]["entities"])
+	require.Equal(t, memberShared, l.member(fast), "the other stays")
+
+	// slow reads on, attaches and joins the stream again.
+	cl[slow].readFrames(got)
+	ok, err := h.attach(slow)
+	require.NoError(t, err)
+	require.True(t, ok)
+	l.batch(hit("boss"), move("p2", 12))
+	h.tick()
+	require.Equal(t, memberShared, l.member(slow))
+	l.batch(move("p2", 13), hit("boss"))
+	h.tick()
+	cl[fast].read(fast)
+	cl[slow].read(slow)
+	cl[fast].check(l, 0)
+	cl[slow].check(l, 0)
 }
