@@ -67,10 +67,13 @@ func (c InterestConfig) Validate() error {
 }
 
 // sharedLagDeltas: a member of a hub's shared stream whose writer has not
-// taken this many of its delta frames leaves the stream before the next
-// one, so that its bulk changes coalesce in its own delta again rather
-// than pile up one delta per tick.
-const sharedLagDeltas = 2
+// taken this many of its delta frames (4 ticks, 200 ms by default) leaves
+// the stream before the next one, so that its bulk changes coalesce in its
+// own delta again rather than pile up one delta per tick. Not fewer: a
+// member that leaves costs a subscription and its own merges until it
+// joins again, which a briefly busy machine should not pay for every
+// connection.
+const sharedLagDeltas = 4
 
 // progressTicks: a connection whose position moved over filtered events
 // only is told so (an empty delta) every this many ticks, so its acks and
