@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -26,7 +28,10 @@ import (
 // queue is full is detached: its pusher goroutine reads on from its own
 // subscription, waiting for room at most SlowTimeout (then 4429), and
 // attaches again once it has caught up with the hub. A connection that
-// resumes from an older position catches up the same way first.
+// resumes from an older position catches up the same way first. With
+// interest off, all the connections want the same stream: the hub runs it
+// once in an outbox of its own and queues the same frames on every
+// connection that joined it (see hub).
 
 // InterestConfig turns on interest management for play connections: a
 // connection receives an event only when it touches the player's own
@@ -60,6 +65,15 @@ func (c InterestConfig) Validate() error {
 	}
 	return nil
 }
+
+// sharedLagDeltas: a member of a hub's shared stream whose writer has not
+// taken this many of its delta frames (4 ticks, 200 ms by default) leaves
+// the stream before the next one, so that its bulk changes coalesce in its
+// own delta again rather than pile up one delta per tick. Not fewer: a
+// member that leaves costs a subscription and its own merges until it
+// joins again, which a briefly busy machine should not pay for every
+// connection.
+const sharedLagDeltas = 4
 
 // progressTicks: a connection whose position moved over filtered events
 // only is told so (an empty delta) every this many ticks, so its acks and
@@ -159,14 +173,66 @@ type outbox struct {
 	due       bool   // the tick asked for a delta (or a progress) frame
 	tick      uint64
 	written   uint64 // covered seq of the last frame taken by the writer
+	deltas    int    // delta frames queued since the writer last took
 
 	signal chan struct{} // the writer has work
 	room   chan struct{} // the writer took frames
 }
 
+// outFrame is one queued frame: an events frame, a delta sealed when the
+// connection joined the hub's shared stream, or a frame of that stream.
 type outFrame struct {
 	covered uint64
 	events  []*hubEvent
+
+	isDelta bool // a delta frame of delta (nil: a progress frame) at tick
+	tick    uint64
+	delta   map[string]*entityDelta
+
+	shared *sharedFrame // a frame of the hub's shared stream
+}
+
+// encode writes f in codec k as a frame beginning at from.
+func (f *outFrame) encode(k playCodec, from uint64) ([]byte, error) {
+	switch {
+	case f.shared != nil:
+		return f.shared.encode(k, from)
+	case f.isDelta:
+		return encodeDeltaFrame(k, from, f.covered, f.tick, f.delta), nil
+	}
+	return encodeEvents(k, from, f)
+}
+
+// sharedFrame is a frame of the hub's shared stream (interest off): made
+// once for all the shared members, and encoded once per codec for those
+// whose previous frame ends where it begins (all of them but one that has
+// just joined).
+type sharedFrame struct {
+	from uint64
+	body outFrame  // its content
+	item *outFrame // what the members queue: {covered, shared}
+	enc  [2]struct {
+		once sync.Once
+		b    []byte
+		err  error
+	}
+}
+
+func newSharedFrame(from uint64, body *outFrame) *sharedFrame {
+	sf := &sharedFrame{from: from, body: *body}
+	sf.item = &outFrame{covered: body.covered, shared: sf}
+	return sf
+}
+
+// encode returns the frame in codec k beginning at from: the bytes made
+// once when from is the frame's own, else a copy of its own.
+func (sf *sharedFrame) encode(k playCodec, from uint64) ([]byte, error) {
+	if from != sf.from || int(k) >= len(sf.enc) {
+		return sf.body.encode(k, from)
+	}
+	e := &sf.enc[k]
+	e.once.Do(func() { e.b, e.err = sf.body.encode(k, from) })
+	return e.b, e.err
 }
 
 type entityDelta struct {
@@ -300,7 +366,7 @@ func (o *outbox) take() ([][]byte, error) {
 	defer o.mu.Unlock()
 	out := make([][]byte, 0, len(o.frames)+1)
 	for _, f := range o.frames {
-		b, err := encodeEvents(o.codec, o.written+1, f)
+		b, err := f.encode(o.codec, o.written+1)
 		if err != nil {
 			return nil, err
 		}
@@ -309,17 +375,114 @@ func (o *outbox) take() ([][]byte, error) {
 	}
 	clear(o.frames)
 	o.frames = o.frames[:0]
+	o.deltas = 0
 	if o.due {
-		if o.codec == codecMsgpack {
-			out = append(out, encodeDeltaMsgpack(o.written+1, o.pos, o.tick, o.delta))
-		} else {
-			out = append(out, encodeDelta(o.written+1, o.pos, o.tick, o.delta))
-		}
+		out = append(out, encodeDeltaFrame(o.codec, o.written+1, o.pos, o.tick, o.delta))
 		o.written = o.pos
 		o.delta, o.deltaFrom, o.due = nil, 0, false
 	}
 	wake(o.room)
 	return out, nil
+}
+
+// The hub's shared stream is an outbox too, whose writer is the hub:
+// takeShared and takeSharedDelta turn what it queued into shared frames.
+// A member joins the stream at a tick (join), and leaves it with a copy of
+// the stream's pending delta (pending, resume).
+
+// takeShared returns the events frames the stream's offers queued.
+func (o *outbox) takeShared() []*sharedFrame {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*sharedFrame
+	for _, f := range o.frames {
+		out = append(out, newSharedFrame(o.written+1, f))
+		o.written = max(o.written, f.covered)
+	}
+	clear(o.frames)
+	o.frames = o.frames[:0]
+	return out
+}
+
+// dueDelta reports whether a tick asked for a delta (or progress) frame.
+func (o *outbox) dueDelta() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.due
+}
+
+// takeSharedDelta returns the stream's delta frame if a tick asked for one.
+func (o *outbox) takeSharedDelta() *sharedFrame {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.due {
+		return nil
+	}
+	sf := newSharedFrame(o.written+1, &outFrame{isDelta: true, covered: o.pos, tick: o.tick, delta: o.delta})
+	o.written = o.pos
+	o.delta, o.deltaFrom, o.due = nil, 0, false
+	return sf
+}
+
+// pending returns the stream's position and a copy of its pending delta.
+func (o *outbox) pending() (pos uint64, d map[string]*entityDelta, from uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.delta != nil {
+		d = make(map[string]*entityDelta, len(o.delta))
+		for id, ed := range o.delta {
+			d[id] = &entityDelta{deleted: ed.deleted, fields: maps.Clone(ed.fields)}
+		}
+	}
+	return o.pos, d, o.deltaFrom
+}
+
+// behind reports whether the queue has no room for another frame, or
+// (delta) already holds sharedLagDeltas delta frames.
+func (o *outbox) behind(delta bool) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.frames) >= o.limit || delta && o.deltas >= sharedLagDeltas
+}
+
+// push queues a frame of the shared stream, which has handled every event
+// up to pos (the hub checked the room first).
+func (o *outbox) push(f *outFrame, pos uint64) {
+	o.mu.Lock()
+	o.frames = append(o.frames, f)
+	if f.shared.body.isDelta {
+		o.deltas++
+	}
+	o.pos = pos
+	o.mu.Unlock()
+	wake(o.signal)
+}
+
+// join prepares the connection for the shared stream at a tick, after the
+// stream's delta was taken: its position must be the stream's, pos, and
+// its own pending delta (or a due progress frame) is sealed into its queue
+// now, so that the stream's frames follow on.
+func (o *outbox) join(tick, pos uint64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pos != pos || len(o.frames) >= o.limit {
+		return false
+	}
+	if o.delta != nil || o.due {
+		o.frames = append(o.frames, &outFrame{isDelta: true, covered: o.pos, tick: tick, delta: o.delta})
+		o.delta, o.deltaFrom, o.due = nil, 0, false
+		o.deltas++
+		wake(o.signal)
+	}
+	return true
+}
+
+// resume makes the connection go on alone after leaving the shared
+// stream: from the stream's position, with its pending delta.
+func (o *outbox) resume(pos uint64, d map[string]*entityDelta, from uint64) {
+	o.mu.Lock()
+	o.pos, o.delta, o.deltaFrom = pos, d, from
+	o.mu.Unlock()
 }
 
 // coveredSeq is the highest seq the frames taken so far cover.
@@ -352,6 +515,14 @@ func encodeEvents(k playCodec, from uint64, f *outFrame) ([]byte, error) {
 		b = append(b, he.frame...)
 	}
 	return append(b, "]}"...), nil
+}
+
+// encodeDeltaFrame writes a delta frame in codec k.
+func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityDelta) []byte {
+	if k == codecMsgpack {
+		return encodeDeltaMsgpack(from, seq, tick, d)
+	}
+	return encodeDelta(from, seq, tick, d)
 }
 
 // encodeDelta writes {"type":"delta","from":F,"seq":S,"tick":N,"entities":
@@ -411,20 +582,37 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	b.Write(q)
 }
 
-// hub fans one world's events out to this node's play connections.
+// member is how a connection of a hub gets its events.
+type member uint8
+
+const (
+	memberDetached member = iota // from its own subscription (catching up)
+	memberAttached               // from the hub, through its own outbox's offers
+	memberShared                 // from the hub's shared stream
+)
+
+// hub fans one world's events out to this node's play connections. With
+// interest off every connection gets the same stream: the hub runs it
+// once, in its own outbox (shared), and queues the same frames, encoded
+// once per codec, on every shared member. An attached member joins the
+// shared stream at the first tick that finds it at the stream's position;
+// one that finds its queue full leaves it (detached) with a copy of the
+// stream's pending delta. With interest on, every attached member gets its
+// own offers.
 type hub struct {
-	s     *Server
-	world string
-	idx   *interestIndex // nil: interest off
+	s      *Server
+	world  string
+	idx    *interestIndex // nil: interest off
+	shared *outbox        // the shared stream (nil: interest on)
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	next    uint64             // events before next were offered to the attached
-	members map[*playConn]bool // → attached
-	err     error              // the hub's subscription failed
+	next    uint64 // events before next were offered to the attached
+	members map[*playConn]member
+	err     error // the hub's subscription failed
 	ticks   uint64
 }
 
@@ -444,7 +632,7 @@ func (s *Server) joinHub(c *playConn) (*hub, error) {
 		s.hubs[c.world] = h
 	}
 	h.mu.Lock()
-	h.members[c] = false
+	h.members[c] = memberDetached
 	h.mu.Unlock()
 	return h, nil
 }
@@ -482,17 +670,26 @@ func (s *Server) startHub(world string) (*hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &hub{s: s, world: world, next: seq + 1, members: make(map[*playConn]bool)}
-	if s.cfg.Play.Interest.enabled() {
-		h.idx = newInterestIndex(s.cfg.Play.Interest, func(id string) (fsm.EntityView, error) {
-			return s.b.Entity(context.Background(), world, id, store.Stale)
-		})
-	}
+	h := s.newHub(world, seq)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(2)
 	go h.run(sub)
 	go h.ticker()
 	return h, nil
+}
+
+// newHub returns world's hub, before it runs, at the world's seq.
+func (s *Server) newHub(world string, seq uint64) *hub {
+	h := &hub{s: s, world: world, next: seq + 1, members: make(map[*playConn]member)}
+	if s.cfg.Play.Interest.enabled() {
+		h.idx = newInterestIndex(s.cfg.Play.Interest, func(id string) (fsm.EntityView, error) {
+			return s.b.Entity(context.Background(), world, id, store.Stale)
+		})
+	} else {
+		h.shared = newOutbox(math.MaxInt, codecJSON)
+		h.shared.start(seq)
+	}
+	return h
 }
 
 // worldSeq returns world's seq in this node's applied state.
@@ -532,21 +729,79 @@ func (h *hub) run(sub *store.Subscription) {
 			h.mu.Unlock()
 			return
 		}
-		if h.idx != nil {
-			h.idx.update(evs)
+		h.fanout(evs, hevs)
+	}
+}
+
+// fanout offers one batch of events, prepared as hevs, to the shared
+// stream and the attached members.
+func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
+	if h.idx != nil {
+		h.idx.update(evs)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shared != nil {
+		h.fanShared(hevs)
+	}
+	for c, m := range h.members {
+		if m == memberAttached && c.ob.offer(hevs, h.wants(c)) < len(hevs) {
+			// Its queue is full: it reads on by itself, and the hub
+			// never waits for it.
+			h.detach(c)
 		}
-		h.mu.Lock()
-		for c, attached := range h.members {
-			if attached && c.ob.offer(hevs, h.wants(c)) < len(hevs) {
-				// Its queue is full: it reads on by itself, and the hub
-				// never waits for it.
-				h.members[c] = false
-				h.s.playMetrics.detaches.Inc()
-				wake(c.detached)
+	}
+	h.next = evs[len(evs)-1].Seq + 1
+}
+
+// detach leaves c to read on by itself.
+func (h *hub) detach(c *playConn) {
+	h.members[c] = memberDetached
+	h.s.playMetrics.detaches.Inc()
+	wake(c.detached)
+}
+
+// fanShared runs hevs through the shared stream and queues the frames it
+// makes on every shared member.
+func (h *hub) fanShared(hevs []*hubEvent) {
+	pos := h.shared.position()
+	for _, he := range hevs {
+		if he.frame != nil && he.ev.Seq > pos {
+			// It makes a frame: who has no room for it leaves first.
+			h.leaveBehind(false)
+			break
+		}
+	}
+	h.shared.offer(hevs, nil)
+	h.pushShared(h.shared.takeShared()...)
+}
+
+// pushShared queues frames of the shared stream on every shared member.
+func (h *hub) pushShared(sfs ...*sharedFrame) {
+	sfs = slices.DeleteFunc(sfs, func(sf *sharedFrame) bool { return sf == nil })
+	if len(sfs) == 0 {
+		return
+	}
+	pos := h.shared.position()
+	for c, m := range h.members {
+		if m == memberShared {
+			for _, sf := range sfs {
+				c.ob.push(sf.item, pos)
 			}
 		}
-		h.next = evs[len(evs)-1].Seq + 1
-		h.mu.Unlock()
+	}
+}
+
+// leaveBehind detaches the shared members whose queue is full, or which
+// are sharedLagDeltas behind before a delta frame, before the stream's next
+// frame: each goes on alone from the stream's position, with a copy of its
+// pending delta.
+func (h *hub) leaveBehind(delta bool) {
+	for c, m := range h.members {
+		if m == memberShared && c.ob.behind(delta) {
+			c.ob.resume(h.shared.pending())
+			h.detach(c)
+		}
 	}
 }
 
@@ -565,13 +820,30 @@ func (h *hub) ticker() {
 	}
 }
 
-// tick asks every member for its pending delta.
+// tick flushes the shared stream's pending delta to the shared members,
+// lets the attached members at the stream's position join it, and asks
+// every other member for its pending delta.
 func (h *hub) tick() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ticks++
-	for c := range h.members {
-		c.ob.onTick(h.ticks)
+	var pos uint64
+	if h.shared != nil {
+		h.shared.onTick(h.ticks)
+		if h.shared.dueDelta() {
+			h.leaveBehind(true)
+		}
+		h.pushShared(h.shared.takeSharedDelta())
+		pos = h.shared.position()
+	}
+	for c, m := range h.members {
+		switch {
+		case m == memberShared:
+		case m == memberAttached && h.shared != nil && c.ob.join(h.ticks, pos):
+			h.members[c] = memberShared
+		default:
+			c.ob.onTick(h.ticks)
+		}
 	}
 }
 
@@ -585,7 +857,7 @@ func (h *hub) attach(c *playConn) (bool, error) {
 	if c.ob.position()+1 < h.next {
 		return false, nil
 	}
-	h.members[c] = true
+	h.members[c] = memberAttached
 	return true, nil
 }
 

@@ -35,8 +35,8 @@ func (h *hub) attached() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for _, a := range h.members {
-		if a {
+	for _, m := range h.members {
+		if m != memberDetached {
 			n++
 		}
 	}
@@ -362,7 +362,7 @@ func TestPlaySlowReaderGetsBulkCoalescedLatestWins(t *testing.T) {
 func TestPlayAFailedHubIsReplacedByTheNextConnection(t *testing.T) {
 	n := startLeaderWith(t, fastPlay)
 	n.env.do("POST", "/v1/worlds", arenaBody)
-	dead := &hub{world: "arena", err: fmt.Errorf("archive gap"), members: map[*playConn]bool{}}
+	dead := &hub{world: "arena", err: fmt.Errorf("archive gap"), members: map[*playConn]member{}}
 	n.env.srv.hubMu.Lock()
 	n.env.srv.hubs = map[string]*hub{"arena": dead}
 	n.env.srv.hubMu.Unlock()
@@ -373,4 +373,53 @@ func TestPlayAFailedHubIsReplacedByTheNextConnection(t *testing.T) {
 	require.Eventually(t, func() bool { return n.worldHub(t, "arena") != dead }, 10*time.Second, 5*time.Millisecond)
 	seq := act(t, n, actBody("bob", 1))
 	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
+}
+
+// inShared reports how many connections the hub's shared stream feeds.
+func (h *hub) inShared() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, m := range h.members {
+		if m == memberShared {
+			n++
+		}
+	}
+	return n
+}
+
+func TestPlayConnectionsWithoutInterestShareOneStreamAndGetTheSameFrames(t *testing.T) {
+	n := startLeaderWith(t, fastPlay, func(c *Config) { c.Play.TickInterval = time.Hour }) // the test ticks
+	n.env.do("POST", "/v1/worlds", arenaBody)
+	var conns []*websocket.Conn
+	for _, p := range []string{"ann", "bea", "cid"} {
+		c := dialPlay(t, n.env.wsURL("arena"))
+		welcome(t, c, p)
+		conns = append(conns, c)
+	}
+	h := n.worldHub(t, "arena")
+	require.Eventually(t, func() bool { return h.attached() == 3 }, 10*time.Second, 5*time.Millisecond)
+	h.tick() // they join the shared stream
+	require.Equal(t, 3, h.inShared())
+
+	for i := 1; i <= 20; i++ {
+		act(t, n, moveBody("bob", i, fmt.Sprintf("u%d", i%4), i, 2*i))
+	}
+	require.Equal(t, uint64(21), act(t, n, hitBody("bob", 21, "ann")))
+	h.tick()
+	var want []map[string]any
+	for i, c := range conns {
+		got := []map[string]any{recvType(t, c, "events"), recvType(t, c, "delta")}
+		if i == 0 {
+			want = got
+			require.Equal(t, []uint64{21}, eventSeqs(got[0]))
+			require.Equal(t, []any{float64(1), float64(0)}, []any{got[0]["from"], got[0]["seq"]})
+			require.Equal(t, []any{float64(1), float64(21)}, []any{got[1]["from"], got[1]["seq"]})
+			require.Equal(t, map[string]any{"value": float64(20), "version": float64(20)},
+				got[1]["entities"].(map[string]any)["u0"].(map[string]any)["fields"].(map[string]any)["x"])
+			require.Len(t, got[1]["entities"], 4)
+		}
+		require.Equal(t, want, got)
+	}
+	require.Equal(t, 3, h.inShared())
 }

@@ -300,7 +300,7 @@ func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
 
 	// A failed hub refuses to attach its members and is replaced by the
 	// next join.
-	h := &hub{err: errors.New("gap"), members: map[*playConn]bool{}}
+	h := &hub{err: errors.New("gap"), members: map[*playConn]member{}}
 	_, err = h.attach(&playConn{ob: newOutbox(1, codecJSON)})
 	require.ErrorContains(t, err, "gap")
 	require.True(t, h.failed())
