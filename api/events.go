@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -56,44 +55,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	enc := json.NewEncoder(w)
-	for {
-		evs, err := sub.Next(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
-		if err != nil {
-			_, body := s.errorBody(err, false)
-			_ = enc.Encode(body)
-			_ = rc.Flush()
-			return
-		}
-		for _, ev := range evs {
-			line, err := s.wire.line(ev)
-			if err != nil {
-				return
-			}
-			if _, err := w.Write(line); err != nil {
-				return
-			}
-		}
-		if err := rc.Flush(); err != nil {
-			return
-		}
-		if linger > 0 {
-			// Let events gather: the next Next returns them in one
-			// batch, one write and one flush (spectators trade this
-			// delay for far fewer syscalls and wake-ups).
-			t := time.NewTimer(linger)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-		}
-	}
+	st := &eventStream{s: s, w: w, rc: rc, world: r.PathValue("world"), linger: linger, next: sub.Position()}
+	st.serve(ctx, sub)
 }
 
 // maxLinger bounds an event stream's linger.

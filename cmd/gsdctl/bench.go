@@ -40,6 +40,7 @@ type benchOptions struct {
 	churners                              int
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
+	cpuProfile                            string
 	bulkRate                              float64
 	playEncoding                          string
 	gsdArgs                               []string
@@ -116,6 +117,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.DurationVar(&o.offline, "offline", 200*time.Millisecond, "churn: mean time away")
 	f.DurationVar(&o.killAfter, "kill-after", 3*time.Second, "failover: kill the leader this far into the measured phase")
 	f.DurationVar(&o.down, "down", 3*time.Second, "failover: restart the killed node after this (0: never)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (this process) to this file")
 	cmd.AddCommand(a.benchReportCmd())
 	return cmd
 }
@@ -134,6 +136,13 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		return usageError{errors.New("--duration and --nodes must be positive, --warmup not negative")}
 	}
 	ctx := cmd.Context()
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	out := a.stdout
 	remote := cmd.Flag("addr") != nil && cmd.Flag("addr").Changed
 	t := &loadgen.Target{Log: out}
