@@ -39,7 +39,7 @@ type fanChunk struct {
 	data  []byte
 }
 
-// last returns the seq after the chunk's last event.
+// end returns the seq after the chunk's last event.
 func (c *fanChunk) end() uint64 { return c.first + uint64(len(c.offs)-1) }
 
 // from returns the chunk's bytes from event seq on (seq within the chunk).
@@ -52,8 +52,9 @@ type fanKey struct {
 
 // eventFans holds the fans of a Server; its zero value is ready.
 type eventFans struct {
-	mu   sync.Mutex
-	fans map[fanKey]*eventFan
+	mu    sync.Mutex
+	fans  map[fanKey]*eventFan
+	queue int // a stream's queue of chunks; 0: fanQueue (tests lower it)
 }
 
 // eventFan feeds the streams of one world and linger.
@@ -86,7 +87,11 @@ func (s *Server) attachFan(key fanKey) *fanSub {
 		s.streams.Add(1)
 		go s.runFan(ctx, f)
 	}
-	sub := &fanSub{fan: f, ch: make(chan *fanChunk, fanQueue)}
+	q := fs.queue
+	if q == 0 {
+		q = fanQueue
+	}
+	sub := &fanSub{fan: f, ch: make(chan *fanChunk, q)}
 	f.subs[sub] = struct{}{}
 	return sub
 }
