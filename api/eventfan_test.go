@@ -151,7 +151,7 @@ func TestEventStreamFollowWritesEachSeqOnce(t *testing.T) {
 	sub, err := n.st.Subscribe("arena", 2)
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
-	st := &eventStream{s: e.srv, w: rec, rc: http.NewResponseController(rec), world: "arena", next: 2}
+	st := &eventStream{s: e.srv, out: httpOut{w: rec, rc: http.NewResponseController(rec)}, world: "arena", next: 2}
 	ch := make(chan *fanChunk, 3)
 	ch <- chunk(1, 3) // from seq 2 on
 	ch <- chunk(2, 3) // written already

@@ -44,18 +44,25 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer context.AfterFunc(s.closing, cancel)()
 
 	rc := http.NewResponseController(w)
-	// The http.Server's WriteTimeout would cut a long stream; each write
-	// gets its own deadline instead (ignored where unsupported).
-	_ = rc.SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		return
+	var out streamOut
+	if raw, end, ok := hijackStream(w, r, rc, s.cfg.StreamWriteTimeout, cancel); ok {
+		defer end()
+		out = raw
+	} else {
+		// The http.Server's WriteTimeout would cut a long stream; each
+		// write gets its own deadline instead (ignored where unsupported).
+		_ = rc.SetWriteDeadline(time.Time{})
+		w.WriteHeader(http.StatusOK)
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		out = httpOut{w: w, rc: rc}
 	}
-	st := &eventStream{s: s, w: w, rc: rc, world: r.PathValue("world"), linger: linger, next: sub.Position()}
+	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position()}
 	st.serve(ctx, sub)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -17,8 +16,7 @@ import (
 // behind the fan or was detached from it.
 type eventStream struct {
 	s      *Server
-	w      http.ResponseWriter
-	rc     *http.ResponseController
+	out    streamOut
 	world  string
 	linger time.Duration
 	next   uint64 // seq of the next event to write
@@ -66,7 +64,7 @@ func (st *eventStream) follow(ctx context.Context, fsub *fanSub, sub **store.Sub
 		if c.end() <= st.next {
 			continue // written already
 		}
-		_ = st.rc.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
+		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
 		if c.first > st.next {
 			// Behind the fan: the events before the chunk come from our
 			// own subscription (it may return more than those).
@@ -76,13 +74,14 @@ func (st *eventStream) follow(ctx context.Context, fsub *fanSub, sub **store.Sub
 				}
 			}
 		}
+		var err error
 		if st.next < c.end() {
-			if _, err := st.w.Write(c.from(st.next)); err != nil {
-				return false
-			}
+			err = st.out.WriteChunk(c.from(st.next))
 			st.next = c.end()
+		} else {
+			err = st.out.Flush()
 		}
-		if err := st.rc.Flush(); err != nil {
+		if err != nil {
 			return false
 		}
 	}
@@ -105,7 +104,7 @@ func (st *eventStream) drain(ctx context.Context, sub **store.Subscription) bool
 		}
 		st.next = (*sub).Position()
 	}
-	return st.rc.Flush() == nil
+	return st.out.Flush() == nil
 }
 
 // own writes one batch from the stream's own subscription, waiting for
@@ -114,7 +113,7 @@ func (st *eventStream) own(ctx context.Context, sub **store.Subscription) bool {
 	if !st.read(ctx, sub) {
 		return false
 	}
-	if err := st.rc.Flush(); err != nil {
+	if err := st.out.Flush(); err != nil {
 		return false
 	}
 	if st.linger > 0 {
@@ -163,11 +162,11 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 	if ctx.Err() != nil {
 		return false
 	}
-	_ = st.rc.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
+	_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
 	if err != nil {
 		_, body := st.s.errorBody(err, false)
-		_ = json.NewEncoder(st.w).Encode(body)
-		_ = st.rc.Flush()
+		_ = json.NewEncoder(st.out).Encode(body)
+		_ = st.out.Flush()
 		return false
 	}
 	for _, ev := range evs {
@@ -175,7 +174,7 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 		if err != nil {
 			return false
 		}
-		if _, err := st.w.Write(line); err != nil {
+		if _, err := st.out.Write(line); err != nil {
 			return false
 		}
 	}
