@@ -168,3 +168,87 @@ func TestEventStreamFollowWritesEachSeqOnce(t *testing.T) {
 	require.Equal(t, []uint64{2, 3, 4, 5}, got)
 	require.EqualValues(t, 6, st.next)
 }
+
+// An HTTP/1.1 stream is written as a chunked body on the connection the
+// stream took over: valid framing, the usual header fields, the error line
+// when the feed fails and a proper end of the body.
+func TestEventStreamRawChunkedFraming(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	seq := act(t, n, incrBody)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET /v1/worlds/arena/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, []string{"chunked"}, resp.TransferEncoding)
+	require.True(t, resp.Close, "Connection: close")
+	require.Equal(t, "application/x-ndjson", resp.Header.Get("Content-Type"))
+	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	sc := bufio.NewScanner(resp.Body)
+	require.True(t, sc.Scan())
+	var ev struct{ Seq uint64 }
+	require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+	require.Equal(t, seq, ev.Seq)
+	require.NoError(t, n.st.Close(context.Background()))
+	require.True(t, sc.Scan())
+	require.Contains(t, sc.Text(), `"code":"unavailable"`)
+	require.False(t, sc.Scan())
+	require.NoError(t, sc.Err(), "the chunked body ends properly")
+}
+
+// An HTTP/1.0 client gets the stream through net/http (no chunking to take
+// over): the same events.
+func TestEventStreamHTTP10(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	seq := act(t, n, incrBody)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET /v1/worlds/arena/events?from=1 HTTP/1.0\r\n\r\n"))
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Empty(t, resp.TransferEncoding)
+	sc := bufio.NewScanner(resp.Body)
+	require.True(t, sc.Scan())
+	var ev struct{ Seq uint64 }
+	require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+	require.Equal(t, seq, ev.Seq)
+	seq2 := act(t, n, actBody("p1", 2))
+	require.True(t, sc.Scan())
+	require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+	require.Equal(t, seq2, ev.Seq)
+}
+
+// A client that closes its connection ends the taken-over stream even when
+// no event comes (nothing to write would tell).
+func TestEventStreamEndsWhenTheClientCloses(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	_, stop := e.stream("/v1/worlds/arena/events")
+	require.Eventually(t, func() bool {
+		_, subs := fanSubs(n, "arena")
+		return subs == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	stop()
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(e.srv.metrics.streams) == 0
+	}, 5*time.Second, 5*time.Millisecond)
+}
