@@ -161,9 +161,9 @@ type SpectatorParams struct {
 	// OnFollowers puts spectators on follower nodes only (as relays would
 	// serve them); otherwise on every node.
 	OnFollowers bool
-	// DecodeEvery: one spectator in DecodeEvery decodes every event and
-	// records its delivery latency; the others read the stream raw and
-	// count its lines. Real spectators run on their own machines: decoding
+	// DecodeEvery: one spectator in DecodeEvery reads every event's seq
+	// and time (checking there is no gap) and records its delivery
+	// latency; the others read the stream raw and count its lines. Real spectators run on their own machines: decoding
 	// 1,000 streams here would measure the load generator, which shares
 	// the cores with gsd. 0 or 1: all decode.
 	DecodeEvery int
@@ -232,16 +232,13 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 		joined.Add(1)
 		var err error
 		if sp.DecodeEvery <= 1 || i%sp.DecodeEvery == 0 {
-			c := client.New([]string{node}, client.WithHTTPClient(hc), client.WithEventLinger(sp.Linger))
-			err = c.Follow(sctx, p.World, 0, func(ev fsm.JSONEvent) error {
-				received.Add(1)
-				shist.Load().Record(time.Duration(time.Now().UnixNano() - ev.Time))
-				return nil
+			err = sampleStream(sctx, hc, node, p.World, sp.Linger, &received, func(t int64) {
+				shist.Load().Record(time.Duration(time.Now().UnixNano() - t))
 			})
 		} else {
 			err = countStream(sctx, hc, node, p.World, sp.Linger, &received)
 		}
-		if sctx.Err() == nil { // Follow ends only with an error
+		if sctx.Err() == nil { // a stream ends only with an error
 			serrs.Store(i, err)
 		}
 	}
