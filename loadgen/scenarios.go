@@ -171,6 +171,24 @@ type SpectatorParams struct {
 	// between writes (the linger parameter of the event stream): a
 	// spectator's delay traded for far fewer writes on the server.
 	Linger time.Duration
+	// Nodes puts the spectators on the first Nodes of those nodes only
+	// (0: all of them). With OnFollowers and Nodes 1, one follower serves
+	// every spectator and the other acknowledges the leader's entries
+	// undisturbed: what a relay (non-voter) would give, on the same cores.
+	Nodes int
+}
+
+// nodes returns the nodes spectators join: followers or all, then the
+// first Nodes of them.
+func (sp SpectatorParams) nodes(all, followers []string) []string {
+	nodes := all
+	if sp.OnFollowers {
+		nodes = followers
+	}
+	if sp.Nodes > 0 && sp.Nodes < len(nodes) {
+		nodes = nodes[:sp.Nodes]
+	}
+	return nodes
 }
 
 // SpectatorInflux runs a battle without spectators, then adds Spectators
@@ -187,6 +205,7 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	r.Params["spectators_on_followers"] = sp.OnFollowers
 	r.Params["spectator_decode_every"] = max(sp.DecodeEvery, 1)
 	r.Params["spectator_linger_ms"] = sp.Linger.Milliseconds()
+	r.Params["spectator_nodes"] = sp.Nodes
 	_, stopSampler := t.sampler(ctx)
 	defer func() {
 		if r.Procs == nil {
@@ -206,10 +225,7 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	if err != nil {
 		return nil, err
 	}
-	nodes := addrs
-	if sp.OnFollowers {
-		nodes = followers
-	}
+	nodes := sp.nodes(addrs, followers)
 	if tm.Warmup > 0 {
 		measure(ctx, t, l, "warmup", tm.Warmup)
 	}

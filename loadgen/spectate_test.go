@@ -51,3 +51,12 @@ func TestSampleStreamCountsChecksAndRecords(t *testing.T) {
 	defer ts.Close()
 	require.ErrorContains(t, sampleStream(context.Background(), ts.Client(), ts.URL, "w", 100e6, &n, rec), "404")
 }
+
+func TestSpectatorNodes(t *testing.T) {
+	all, followers := []string{"l", "f1", "f2"}, []string{"f1", "f2"}
+	require.Equal(t, all, SpectatorParams{}.nodes(all, followers))
+	require.Equal(t, followers, SpectatorParams{OnFollowers: true}.nodes(all, followers))
+	require.Equal(t, []string{"f1"}, SpectatorParams{OnFollowers: true, Nodes: 1}.nodes(all, followers))
+	require.Equal(t, []string{"l", "f1"}, SpectatorParams{Nodes: 2}.nodes(all, followers))
+	require.Equal(t, followers, SpectatorParams{OnFollowers: true, Nodes: 5}.nodes(all, followers))
+}

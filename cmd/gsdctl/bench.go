@@ -37,6 +37,7 @@ type benchOptions struct {
 	spectatorsAll                         bool
 	spectatorDecodeEvery                  int
 	spectatorLinger                       time.Duration
+	spectatorNodes                        int
 	churners                              int
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
@@ -109,6 +110,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.DurationVar(&o.ramp, "ramp", 3*time.Second, "spectator-influx: they join evenly over this")
 	f.IntVar(&o.spectatorDecodeEvery, "spectator-decode-every", 10, "spectator-influx: one spectator in N decodes events and records their latency; the others count raw lines (the load generator shares the cores with gsd)")
 	f.DurationVar(&o.spectatorLinger, "spectator-linger", 100*time.Millisecond, "spectator-influx: the spectators' streams gather events this long between writes (0: every batch at once)")
+	f.IntVar(&o.spectatorNodes, "spectator-nodes", 0, "spectator-influx: put the spectators on this many of their nodes only (0: all; 1 with the default placement: one follower serves them all and the other acknowledges the leader undisturbed)")
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
 	f.StringVar(&o.playEncoding, "play-encoding", "json", "play: the players' WebSocket subprotocol, json (gsd.json.v1) or msgpack (gsd.msgpack.v1)")
 	f.Float64Var(&o.bulkRate, "bulk-rate", 0, "play: bulk moves/s added in a second measured phase, to compare critical propagation with and without (0: one phase)")
@@ -199,7 +201,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "conflict-storm":
 			r, err = loadgen.ConflictStorm(ctx, t, loadgen.StormParams{World: p.World, Players: o.stormPlayers, Rounds: o.stormRounds, Batch: o.stormBatch})
 		case "spectator-influx":
-			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger}, o.tm)
+			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger, Nodes: o.spectatorNodes}, o.tm)
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":
