@@ -48,6 +48,15 @@ func seqsOf(t *testing.T, next func() map[string]any, n int) []uint64 {
 // again it gets every event, in order, exactly once.
 func TestEventStreamsShareAFanAndASlowStreamCatchesUpWithoutGaps(t *testing.T) {
 	t.Parallel()
+	for _, linger := range []string{"0s", "5ms"} {
+		t.Run("linger="+linger, func(t *testing.T) {
+			t.Parallel()
+			slowStreamCatchesUp(t, linger)
+		})
+	}
+}
+
+func slowStreamCatchesUp(t *testing.T, linger string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	stalling := &stallingListener{Listener: ln}
@@ -59,13 +68,13 @@ func TestEventStreamsShareAFanAndASlowStreamCatchesUpWithoutGaps(t *testing.T) {
 	require.Equal(t, 201, code)
 	first := act(t, n, incrBody)
 
-	slow, _ := e.stream("/v1/worlds/arena/events?from=1")
+	slow, _ := e.stream("/v1/worlds/arena/events?from=1&linger=" + linger)
 	require.Equal(t, []uint64{first}, seqsOf(t, slow, 1))
 	// From now on the slow stream's writes make no progress; requests on
 	// new connections are served as usual.
 	stalling.stallAll()
 	e.ts.Client().CloseIdleConnections()
-	fast, _ := e.stream("/v1/worlds/arena/events?from=1")
+	fast, _ := e.stream("/v1/worlds/arena/events?from=1&linger=" + linger)
 	require.Equal(t, []uint64{first}, seqsOf(t, fast, 1))
 	require.Eventually(t, func() bool {
 		fans, subs := fanSubs(n, "arena")
@@ -251,4 +260,24 @@ func TestEventStreamEndsWhenTheClientCloses(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return testutil.ToFloat64(e.srv.metrics.streams) == 0
 	}, 5*time.Second, 5*time.Millisecond)
+}
+
+// Closing the server ends a fan waiting out its linger, and its streams.
+func TestServerCloseEndsALingeringFan(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	next, _ := e.stream("/v1/worlds/arena/events?linger=5s")
+	require.Eventually(t, func() bool {
+		_, subs := fanSubs(n, "arena")
+		return subs == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	seq := act(t, n, incrBody)
+	require.Equal(t, []uint64{seq}, seqsOf(t, next, 1)) // the fan now lingers 5 s
+	e.srv.Close()
+	require.Nil(t, next(), "the stream ends when the server closes")
+	fans, _ := fanSubs(n, "arena")
+	require.Zero(t, fans)
 }
