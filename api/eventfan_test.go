@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -73,6 +74,11 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	// From now on the slow stream's writes make no progress; requests on
 	// new connections are served as usual.
 	stalling.stallAll()
+	// Released before the node's cleanup even when the test fails early:
+	// a stalled write ignores deadlines and would hold up Close.
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(stalling.release) }
+	t.Cleanup(release)
 	e.ts.Client().CloseIdleConnections()
 	fast, _ := e.stream("/v1/worlds/arena/events?from=1&linger=" + linger)
 	require.Equal(t, []uint64{first}, seqsOf(t, fast, 1))
@@ -92,7 +98,7 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	_, subs := fanSubs(n, "arena")
 	require.Equal(t, 1, subs, "the fast stream stays on the fan")
 
-	stalling.release()
+	release()
 	require.Equal(t, seqRange(first+1, last), seqsOf(t, slow, int(last-first)), "every event once, in order")
 	// Caught up, it attaches again and follows new events with the other.
 	next := act(t, n, actBody("p1", int(last)+100))
