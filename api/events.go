@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -45,55 +44,26 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer context.AfterFunc(s.closing, cancel)()
 
 	rc := http.NewResponseController(w)
-	// The http.Server's WriteTimeout would cut a long stream; each write
-	// gets its own deadline instead (ignored where unsupported).
-	_ = rc.SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if err := rc.Flush(); err != nil {
-		return
-	}
-	enc := json.NewEncoder(w)
-	for {
-		evs, err := sub.Next(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
-		if err != nil {
-			_, body := s.errorBody(err, false)
-			_ = enc.Encode(body)
-			_ = rc.Flush()
-			return
-		}
-		for _, ev := range evs {
-			line, err := s.wire.line(ev)
-			if err != nil {
-				return
-			}
-			if _, err := w.Write(line); err != nil {
-				return
-			}
-		}
+	var out streamOut
+	if raw, end, ok := hijackStream(w, r, rc, s.cfg.StreamWriteTimeout, cancel); ok {
+		defer end()
+		out = raw
+	} else {
+		// The http.Server's WriteTimeout would cut a long stream; each
+		// write gets its own deadline instead (ignored where unsupported).
+		_ = rc.SetWriteDeadline(time.Time{})
+		w.WriteHeader(http.StatusOK)
 		if err := rc.Flush(); err != nil {
 			return
 		}
-		if linger > 0 {
-			// Let events gather: the next Next returns them in one
-			// batch, one write and one flush (spectators trade this
-			// delay for far fewer syscalls and wake-ups).
-			t := time.NewTimer(linger)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return
-			}
-		}
+		out = httpOut{w: w, rc: rc}
 	}
+	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position()}
+	st.serve(ctx, sub)
 }
 
 // maxLinger bounds an event stream's linger.

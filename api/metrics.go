@@ -16,6 +16,9 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	forwards *prometheus.CounterVec
 	streams  prometheus.Gauge
+	// streamDetaches counts event streams their fan-out let go because
+	// they read too slowly (eventfan.go).
+	streamDetaches prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,8 +36,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gsd_http_event_streams", Help: "Open event streams.",
 		}),
+		streamDetaches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_http_event_stream_detaches_total", Help: "Event streams that fell behind their world's shared fan-out and caught up from their own subscription.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.forwards, m.streams} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.forwards, m.streams, m.streamDetaches} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api metrics: %w", err)
 		}

@@ -163,6 +163,7 @@ type Server struct {
 
 	hubMu sync.Mutex
 	hubs  map[string]*hub // world → its play fan-out on this node (hub.go)
+	fans  eventFans       // the event streams' shared fan-outs (eventfan.go)
 	drain drainState
 }
 

@@ -161,9 +161,9 @@ type SpectatorParams struct {
 	// OnFollowers puts spectators on follower nodes only (as relays would
 	// serve them); otherwise on every node.
 	OnFollowers bool
-	// DecodeEvery: one spectator in DecodeEvery decodes every event and
-	// records its delivery latency; the others read the stream raw and
-	// count its lines. Real spectators run on their own machines: decoding
+	// DecodeEvery: one spectator in DecodeEvery reads every event's seq
+	// and time (checking there is no gap) and records its delivery
+	// latency; the others read the stream raw and count its lines. Real spectators run on their own machines: decoding
 	// 1,000 streams here would measure the load generator, which shares
 	// the cores with gsd. 0 or 1: all decode.
 	DecodeEvery int
@@ -171,6 +171,24 @@ type SpectatorParams struct {
 	// between writes (the linger parameter of the event stream): a
 	// spectator's delay traded for far fewer writes on the server.
 	Linger time.Duration
+	// Nodes puts the spectators on the first Nodes of those nodes only
+	// (0: all of them). With OnFollowers and Nodes 1, one follower serves
+	// every spectator and the other acknowledges the leader's entries
+	// undisturbed: what a relay (non-voter) would give, on the same cores.
+	Nodes int
+}
+
+// nodes returns the nodes spectators join: followers or all, then the
+// first Nodes of them.
+func (sp SpectatorParams) nodes(all, followers []string) []string {
+	nodes := all
+	if sp.OnFollowers {
+		nodes = followers
+	}
+	if sp.Nodes > 0 && sp.Nodes < len(nodes) {
+		nodes = nodes[:sp.Nodes]
+	}
+	return nodes
 }
 
 // SpectatorInflux runs a battle without spectators, then adds Spectators
@@ -187,6 +205,7 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	r.Params["spectators_on_followers"] = sp.OnFollowers
 	r.Params["spectator_decode_every"] = max(sp.DecodeEvery, 1)
 	r.Params["spectator_linger_ms"] = sp.Linger.Milliseconds()
+	r.Params["spectator_nodes"] = sp.Nodes
 	_, stopSampler := t.sampler(ctx)
 	defer func() {
 		if r.Procs == nil {
@@ -206,10 +225,7 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	if err != nil {
 		return nil, err
 	}
-	nodes := addrs
-	if sp.OnFollowers {
-		nodes = followers
-	}
+	nodes := sp.nodes(addrs, followers)
 	if tm.Warmup > 0 {
 		measure(ctx, t, l, "warmup", tm.Warmup)
 	}
@@ -232,16 +248,13 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 		joined.Add(1)
 		var err error
 		if sp.DecodeEvery <= 1 || i%sp.DecodeEvery == 0 {
-			c := client.New([]string{node}, client.WithHTTPClient(hc), client.WithEventLinger(sp.Linger))
-			err = c.Follow(sctx, p.World, 0, func(ev fsm.JSONEvent) error {
-				received.Add(1)
-				shist.Load().Record(time.Duration(time.Now().UnixNano() - ev.Time))
-				return nil
+			err = sampleStream(sctx, hc, node, p.World, sp.Linger, &received, func(t int64) {
+				shist.Load().Record(time.Duration(time.Now().UnixNano() - t))
 			})
 		} else {
 			err = countStream(sctx, hc, node, p.World, sp.Linger, &received)
 		}
-		if sctx.Err() == nil { // Follow ends only with an error
+		if sctx.Err() == nil { // a stream ends only with an error
 			serrs.Store(i, err)
 		}
 	}

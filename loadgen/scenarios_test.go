@@ -66,7 +66,7 @@ func TestScenarios(t *testing.T) {
 		require.Error(t, err)
 	})
 	t.Run("spectator-influx", func(t *testing.T) {
-		r, err := SpectatorInflux(ctx, tg, smallLoad("s1"), SpectatorParams{Spectators: 3, Ramp: 100 * time.Millisecond, OnFollowers: true, DecodeEvery: 2, Linger: 10 * time.Millisecond}, short)
+		r, err := SpectatorInflux(ctx, tg, smallLoad("s1"), SpectatorParams{Spectators: 3, Ramp: 100 * time.Millisecond, OnFollowers: true, DecodeEvery: 2, Linger: 10 * time.Millisecond, Nodes: 1}, short)
 		require.NoError(t, err)
 		require.Len(t, r.Phases, 3)
 		require.Positive(t, r.Latency["spectator"].Count)

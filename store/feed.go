@@ -295,6 +295,9 @@ type Subscription struct {
 	next  uint64
 }
 
+// Position returns the seq of the event the next Next call returns first.
+func (s *Subscription) Position() uint64 { return s.next }
+
 // maxRead bounds the events one Next call returns.
 const maxRead = 256
 

@@ -34,6 +34,11 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	stopProfile, err := startCPUProfile(o.cpuProfile, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	hasDB, hasState, err := raftState(o.dataDir)
 	if err != nil {
 		return err

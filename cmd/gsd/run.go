@@ -42,6 +42,7 @@ type options struct {
 
 	peerAddrFile    string
 	shutdownTimeout time.Duration
+	cpuProfile      string
 
 	auth    authOptions
 	udp     udpOptions
@@ -122,6 +123,7 @@ cluster from that data and ignores --join.`,
 	f.BoolVar(&o.noSync, "no-sync", false, "skip fsync of the Raft log (UNSAFE: a machine crash can lose acknowledged writes; tests only)")
 	f.StringVar(&o.peerAddrFile, "peer-addr-file", "", "JSON file mapping node id to the Raft address to dial it at; re-read when it changes and on SIGHUP")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (relative: in the data dir)")
 	o.auth.flags(f)
 	o.udp.flags(f)
 	o.play.flags(f)

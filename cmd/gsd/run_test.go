@@ -259,6 +259,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"short cluster secret", []string{"--cluster-secret-file", writeFile(t, "short")}, "at least 32 bytes"},
 		{"missing cluster secret", []string{"--cluster-secret-file", filepath.Join(dir, "none")}, "cluster secret"},
 		{"negative ticket ttl", []string{"--transfer-ticket-ttl", "-1s"}, "--transfer-ticket-ttl must not be negative"},
+		{"unwritable cpu profile", []string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--cpuprofile", filepath.Join(dir, "none", "cpu.pprof")}, "--cpuprofile"},
 		{"unreadable peer file", []string{"--data-dir", dir, "--peer-addr-file", writeFile(t, "{"), "--http-addr", "127.0.0.1:0"}, "peer address file"},
 		{"raft timeouts raft refuses", []string{"--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--raft-addr", freeAddr(t),
 			"--heartbeat-timeout", "2s", "--election-timeout", "1s"}, "start store"},

@@ -37,9 +37,11 @@ type benchOptions struct {
 	spectatorsAll                         bool
 	spectatorDecodeEvery                  int
 	spectatorLinger                       time.Duration
+	spectatorNodes                        int
 	churners                              int
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
+	cpuProfile                            string
 	bulkRate                              float64
 	playEncoding                          string
 	bulkOver                              string
@@ -113,6 +115,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.DurationVar(&o.ramp, "ramp", 3*time.Second, "spectator-influx: they join evenly over this")
 	f.IntVar(&o.spectatorDecodeEvery, "spectator-decode-every", 10, "spectator-influx: one spectator in N decodes events and records their latency; the others count raw lines (the load generator shares the cores with gsd)")
 	f.DurationVar(&o.spectatorLinger, "spectator-linger", 100*time.Millisecond, "spectator-influx: the spectators' streams gather events this long between writes (0: every batch at once)")
+	f.IntVar(&o.spectatorNodes, "spectator-nodes", 0, "spectator-influx: put the spectators on this many of their nodes only (0: all; 1 with the default placement: one follower serves them all and the other acknowledges the leader undisturbed)")
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
 	f.StringVar(&o.playEncoding, "play-encoding", "json", "play: the players' WebSocket subprotocol, json (gsd.json.v1) or msgpack (gsd.msgpack.v1)")
 	f.Float64Var(&o.bulkRate, "bulk-rate", 0, "play: bulk moves/s added in a second measured phase, to compare critical propagation with and without (0: one phase)")
@@ -124,6 +127,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.DurationVar(&o.offline, "offline", 200*time.Millisecond, "churn: mean time away")
 	f.DurationVar(&o.killAfter, "kill-after", 3*time.Second, "failover: kill the leader this far into the measured phase")
 	f.DurationVar(&o.down, "down", 3*time.Second, "failover: restart the killed node after this (0: never)")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (this process) to this file")
 	cmd.AddCommand(a.benchReportCmd())
 	return cmd
 }
@@ -145,6 +149,13 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		return usageError{fmt.Errorf("--play-bulk-over %q: want %s or %s", o.bulkOver, loadgen.BulkOverWS, loadgen.BulkOverUDP)}
 	}
 	ctx := cmd.Context()
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	out := a.stdout
 	remote := cmd.Flag("addr") != nil && cmd.Flag("addr").Changed
 	if err := checkBenchAuth(o, scenarios, remote); err != nil {
@@ -204,7 +215,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "conflict-storm":
 			r, err = loadgen.ConflictStorm(ctx, t, loadgen.StormParams{World: p.World, Players: o.stormPlayers, Rounds: o.stormRounds, Batch: o.stormBatch})
 		case "spectator-influx":
-			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger}, o.tm)
+			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger, Nodes: o.spectatorNodes}, o.tm)
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":

@@ -19,13 +19,20 @@ func TestBenchSmoke(t *testing.T) {
 	stdout := mustRun(t, "--addr", addr, "bench", "--duration", "300ms", "--warmup", "50ms",
 		"--players", "10", "--items", "3", "--rate", "200", "--batch", "4", "--conns", "4", "--observers", "1",
 		"--storm-players", "6", "--rounds", "2", "--storm-batch", "3", "--spectators", "2", "--ramp", "50ms",
-		"--churners", "2", "--dwell", "50ms", "--offline", "10ms", "--bulk-rate", "50", "--play-encoding", "msgpack", "--out", out)
+		"--churners", "2", "--dwell", "50ms", "--offline", "10ms", "--bulk-rate", "50", "--play-encoding", "msgpack", "--out", out,
+		"--spectator-nodes", "1", "--cpuprofile", filepath.Join(dir, "lg.pprof"))
 	requireContains(t, stdout, "battle", "conflict-storm", "spectator-influx", "churn",
 		"skipped: failover", "wrote "+out, "r-battle.svg")
 	for _, s := range []string{"battle", "conflict-storm", "spectator-influx", "churn"} {
 		_, err := os.Stat(filepath.Join(dir, "r-"+s+".svg"))
 		require.NoError(t, err)
 	}
+	fi, err := os.Stat(filepath.Join(dir, "lg.pprof"))
+	require.NoError(t, err)
+	require.Positive(t, fi.Size(), "--cpuprofile wrote the load generator's profile")
+	code, _, errOut := ctl(t, "", "--addr", addr, "bench", "--cpuprofile", filepath.Join(dir, "no", "such", "x.pprof"), "battle")
+	require.NotZero(t, code)
+	require.Contains(t, errOut, "--cpuprofile")
 	store := filepath.Join(dir, "store.json")
 	require.NoError(t, os.WriteFile(store, []byte(`{"level":"store","command":"go test","workload":"w","runs":[
 		{"mode":"replicated","writers":1,"events_per_s":10,"p50_ms":1,"p99_ms":2,"points":[{"p":50,"ms":1}],"batches":{"entries":3,"mean_actions_per_entry":2}},

@@ -1,0 +1,289 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// fanSubs returns how many fans serve world on n and how many streams they
+// feed in all.
+func fanSubs(n *node, world string) (fans, subs int) {
+	fs := &n.env.srv.fans
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for k, f := range fs.fans {
+		if k.world == world {
+			fans++
+			subs += len(f.subs)
+		}
+	}
+	return fans, subs
+}
+
+// seqsOf reads n event lines and returns their seqs.
+func seqsOf(t *testing.T, next func() map[string]any, n int) []uint64 {
+	t.Helper()
+	out := make([]uint64, 0, n)
+	for range n {
+		ev := next()
+		require.NotNil(t, ev, "stream ended after %v", out)
+		require.Contains(t, ev, "seq", "%v", ev)
+		out = append(out, uint64(ev["seq"].(float64)))
+	}
+	return out
+}
+
+// Streams of one world and linger share one fan; a stream that stops
+// reading is detached instead of holding the others up, and once it reads
+// again it gets every event, in order, exactly once.
+func TestEventStreamsShareAFanAndASlowStreamCatchesUpWithoutGaps(t *testing.T) {
+	t.Parallel()
+	for _, linger := range []string{"0s", "5ms"} {
+		t.Run("linger="+linger, func(t *testing.T) {
+			t.Parallel()
+			slowStreamCatchesUp(t, linger)
+		})
+	}
+}
+
+func slowStreamCatchesUp(t *testing.T, linger string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	stalling := &stallingListener{Listener: ln}
+	n := startNodeOn(t, "n1", true, stalling)
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	n.env.srv.fans.queue = 2
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	first := act(t, n, incrBody)
+
+	slow, _ := e.stream("/v1/worlds/arena/events?from=1&linger=" + linger)
+	require.Equal(t, []uint64{first}, seqsOf(t, slow, 1))
+	// From now on the slow stream's writes make no progress; requests on
+	// new connections are served as usual.
+	stalling.stallAll()
+	// Released before the node's cleanup even when the test fails early:
+	// a stalled write ignores deadlines and would hold up Close.
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(stalling.release) }
+	t.Cleanup(release)
+	e.ts.Client().CloseIdleConnections()
+	fast, _ := e.stream("/v1/worlds/arena/events?from=1&linger=" + linger)
+	require.Equal(t, []uint64{first}, seqsOf(t, fast, 1))
+	require.Eventually(t, func() bool {
+		fans, subs := fanSubs(n, "arena")
+		return fans == 1 && subs == 2
+	}, 5*time.Second, 5*time.Millisecond, "both streams on one fan")
+
+	// Act until the fan has let the slow stream go (its queue holds 2
+	// chunks, so a few entries do it); the fast one sees each event.
+	last := first
+	for i := 2; testutil.ToFloat64(n.env.srv.metrics.streamDetaches) == 0; i++ {
+		require.Less(t, i, 500, "the slow stream was never detached")
+		last = act(t, n, actBody("p1", i))
+		require.Equal(t, []uint64{last}, seqsOf(t, fast, 1))
+	}
+	_, subs := fanSubs(n, "arena")
+	require.Equal(t, 1, subs, "the fast stream stays on the fan")
+
+	release()
+	require.Equal(t, seqRange(first+1, last), seqsOf(t, slow, int(last-first)), "every event once, in order")
+	// Caught up, it attaches again and follows new events with the other.
+	next := act(t, n, actBody("p1", int(last)+100))
+	require.Equal(t, []uint64{next}, seqsOf(t, slow, 1))
+	require.Equal(t, []uint64{next}, seqsOf(t, fast, 1))
+	require.Eventually(t, func() bool {
+		_, subs := fanSubs(n, "arena")
+		return subs == 2
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
+// A fan stops when its last stream goes; a new stream starts a new one.
+func TestEventFanStopsWithItsLastStream(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	_, stop := e.stream("/v1/worlds/arena/events?linger=10ms")
+	_, stop2 := e.stream("/v1/worlds/arena/events")
+	require.Eventually(t, func() bool {
+		fans, subs := fanSubs(n, "arena")
+		return fans == 2 && subs == 2
+	}, 5*time.Second, 5*time.Millisecond, "one fan per linger")
+	stop()
+	stop2()
+	require.Eventually(t, func() bool {
+		fans, _ := fanSubs(n, "arena")
+		return fans == 0
+	}, 5*time.Second, 5*time.Millisecond)
+	next, _ := e.stream("/v1/worlds/arena/events")
+	require.Eventually(t, func() bool {
+		fans, subs := fanSubs(n, "arena")
+		return fans == 1 && subs == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	seq := act(t, n, incrBody)
+	require.Equal(t, []uint64{seq}, seqsOf(t, next, 1))
+}
+
+// follow writes each seq once, in order, whatever the chunks it is handed:
+// it skips what it wrote already, writes a chunk from its position on, and
+// reads what lies before a chunk from its own subscription.
+func TestEventStreamFollowWritesEachSeqOnce(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	for i := 1; i <= 5; i++ {
+		require.EqualValues(t, i, act(t, n, actBody("p1", i)))
+	}
+	chunk := func(from, to uint64) *fanChunk {
+		c := &fanChunk{first: from}
+		for s := from; s <= to; s++ {
+			ev, ok := n.st.Event("arena", s)
+			require.True(t, ok)
+			line, err := e.srv.wire.line(ev)
+			require.NoError(t, err)
+			c.offs = append(c.offs, len(c.data))
+			c.data = append(c.data, line...)
+		}
+		c.offs = append(c.offs, len(c.data))
+		return c
+	}
+	sub, err := n.st.Subscribe("arena", 2)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	st := &eventStream{s: e.srv, out: httpOut{w: rec, rc: http.NewResponseController(rec)}, world: "arena", next: 2}
+	ch := make(chan *fanChunk, 3)
+	ch <- chunk(1, 3) // from seq 2 on
+	ch <- chunk(2, 3) // written already
+	ch <- chunk(5, 5) // 4 comes from the subscription (with 5)
+	close(ch)
+	require.True(t, st.follow(context.Background(), &fanSub{ch: ch}, &sub))
+	var got []uint64
+	sc := bufio.NewScanner(strings.NewReader(rec.Body.String()))
+	for sc.Scan() {
+		var ev struct{ Seq uint64 }
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+		got = append(got, ev.Seq)
+	}
+	require.Equal(t, []uint64{2, 3, 4, 5}, got)
+	require.EqualValues(t, 6, st.next)
+}
+
+// An HTTP/1.1 stream is written as a chunked body on the connection the
+// stream took over: valid framing, the usual header fields, the error line
+// when the feed fails and a proper end of the body.
+func TestEventStreamRawChunkedFraming(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	seq := act(t, n, incrBody)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET /v1/worlds/arena/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, []string{"chunked"}, resp.TransferEncoding)
+	require.True(t, resp.Close, "Connection: close")
+	require.Equal(t, "application/x-ndjson", resp.Header.Get("Content-Type"))
+	require.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	sc := bufio.NewScanner(resp.Body)
+	require.True(t, sc.Scan())
+	var ev struct{ Seq uint64 }
+	require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+	require.Equal(t, seq, ev.Seq)
+	require.NoError(t, n.st.Close(context.Background()))
+	require.True(t, sc.Scan())
+	require.Contains(t, sc.Text(), `"code":"unavailable"`)
+	require.False(t, sc.Scan())
+	require.NoError(t, sc.Err(), "the chunked body ends properly")
+}
+
+// An HTTP/1.0 client gets the stream through net/http (no chunking to take
+// over): the same events.
+func TestEventStreamHTTP10(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	seq := act(t, n, incrBody)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET /v1/worlds/arena/events?from=1 HTTP/1.0\r\n\r\n"))
+	require.NoError(t, err)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Empty(t, resp.TransferEncoding)
+	sc := bufio.NewScanner(resp.Body)
+	require.True(t, sc.Scan())
+	var ev struct{ Seq uint64 }
+	require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+	require.Equal(t, seq, ev.Seq)
+	seq2 := act(t, n, actBody("p1", 2))
+	require.True(t, sc.Scan())
+	require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+	require.Equal(t, seq2, ev.Seq)
+}
+
+// A client that closes its connection ends the taken-over stream even when
+// no event comes (nothing to write would tell).
+func TestEventStreamEndsWhenTheClientCloses(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	_, stop := e.stream("/v1/worlds/arena/events")
+	require.Eventually(t, func() bool {
+		_, subs := fanSubs(n, "arena")
+		return subs == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	stop()
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(e.srv.metrics.streams) == 0
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
+// Closing the server ends a fan waiting out its linger, and its streams.
+func TestServerCloseEndsALingeringFan(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	next, _ := e.stream("/v1/worlds/arena/events?linger=5s")
+	require.Eventually(t, func() bool {
+		_, subs := fanSubs(n, "arena")
+		return subs == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	seq := act(t, n, incrBody)
+	require.Equal(t, []uint64{seq}, seqsOf(t, next, 1)) // the fan now lingers 5 s
+	e.srv.Close()
+	require.Nil(t, next(), "the stream ends when the server closes")
+	fans, _ := fanSubs(n, "arena")
+	require.Zero(t, fans)
+}

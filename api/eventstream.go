@@ -1,0 +1,182 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// eventStream is one NDJSON event stream being served: it writes each seq
+// once, in order, from next on, taking the events from its world's fan
+// (eventfan.go) when it can and from its own subscription when it is
+// behind the fan or was detached from it.
+type eventStream struct {
+	s      *Server
+	out    streamOut
+	world  string
+	linger time.Duration
+	next   uint64 // seq of the next event to write
+}
+
+// serve writes events until the client goes away, the server closes or
+// the stream fails (its last line then holds the error). sub is the
+// stream's own subscription, at next.
+func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
+	key := fanKey{world: st.world, linger: st.linger}
+	for {
+		// Write what is there already (from= an older seq), then take
+		// new events from the fan.
+		if !st.drain(ctx, &sub) {
+			return
+		}
+		fsub := st.s.attachFan(key)
+		ok := st.follow(ctx, fsub, &sub)
+		st.s.detachFan(fsub)
+		if !ok {
+			return
+		}
+		// Detached (too slow) or the fan ended: one round from our own
+		// subscription, which also reports a failure of the feed, then
+		// attach again.
+		if !st.own(ctx, &sub) {
+			return
+		}
+	}
+}
+
+// follow writes the fan's chunks until the fan lets go of the stream (true)
+// or the stream ends (false).
+func (st *eventStream) follow(ctx context.Context, fsub *fanSub, sub **store.Subscription) bool {
+	for {
+		var c *fanChunk
+		select {
+		case c = <-fsub.ch:
+			if c == nil {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+		if c.end() <= st.next {
+			continue // written already
+		}
+		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
+		if c.first > st.next {
+			// Behind the fan: the events before the chunk come from our
+			// own subscription (it may return more than those).
+			for st.next < c.first {
+				if !st.read(ctx, sub) {
+					return false
+				}
+			}
+		}
+		var err error
+		if st.next < c.end() {
+			err = st.out.WriteChunk(c.from(st.next))
+			st.next = c.end()
+		} else {
+			err = st.out.Flush()
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// drain writes the events the stream's own subscription holds already,
+// without waiting for more, and flushes.
+func (st *eventStream) drain(ctx context.Context, sub **store.Subscription) bool {
+	for {
+		var evs []*fsm.Event
+		err := st.sync(sub)
+		if err == nil {
+			evs, err = (*sub).Next(done)
+			if errors.Is(err, context.Canceled) {
+				break // nothing more waiting
+			}
+		}
+		if !st.write(ctx, evs, err) {
+			return false
+		}
+		st.next = (*sub).Position()
+	}
+	return st.out.Flush() == nil
+}
+
+// own writes one batch from the stream's own subscription, waiting for
+// it, then lingers.
+func (st *eventStream) own(ctx context.Context, sub **store.Subscription) bool {
+	if !st.read(ctx, sub) {
+		return false
+	}
+	if err := st.out.Flush(); err != nil {
+		return false
+	}
+	if st.linger > 0 {
+		t := time.NewTimer(st.linger)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// read waits for the next events from the stream's own subscription (moved
+// to next first if the fan's chunks took the stream past it) and writes
+// them unflushed. On a failure it writes the error line and returns false.
+func (st *eventStream) read(ctx context.Context, sub **store.Subscription) bool {
+	var evs []*fsm.Event
+	err := st.sync(sub)
+	if err == nil {
+		evs, err = (*sub).Next(ctx)
+	}
+	if !st.write(ctx, evs, err) {
+		return false
+	}
+	st.next = (*sub).Position()
+	return true
+}
+
+// sync moves the stream's own subscription to next if the fan's chunks
+// took the stream past it.
+func (st *eventStream) sync(sub **store.Subscription) error {
+	if (*sub).Position() == st.next {
+		return nil
+	}
+	s, err := st.s.b.Subscribe(st.world, st.next)
+	if err == nil {
+		*sub = s
+	}
+	return err
+}
+
+// write writes events unflushed, or the error line of err.
+func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
+	if err != nil {
+		_, body := st.s.errorBody(err, false)
+		_ = json.NewEncoder(st.out).Encode(body)
+		_ = st.out.Flush()
+		return false
+	}
+	for _, ev := range evs {
+		line, err := st.s.wire.line(ev)
+		if err != nil {
+			return false
+		}
+		if _, err := st.out.Write(line); err != nil {
+			return false
+		}
+	}
+	return true
+}
