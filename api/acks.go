@@ -310,20 +310,13 @@ func (s *Server) sessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, e
 // Only forwarded requests are served (with a cluster secret, only with it:
 // cluster_auth.go).
 func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get(HeaderForwarded) == "" {
-		s.writeError(w, fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it", errForbidden), true)
+	if !s.forwardedOnly(w, r) {
 		return
 	}
 	// A batch: up to fsm.MaxSessionAcks acks of long names may pass
 	// MaxBodyBytes.
-	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
-	if err != nil {
-		s.writeError(w, err, true)
-		return
-	}
 	var req acksJSON
-	if err := decodeStrict(body, &req); err != nil {
-		s.writeError(w, err, true)
+	if !s.readJSON(w, r, s.cfg.MaxBatchBodyBytes, &req) {
 		return
 	}
 	acks := make([]fsm.SessionAck, len(req.Acks))

@@ -156,3 +156,28 @@ func parseSeq(r *http.Request, name string) (uint64, error) {
 	}
 	return n, nil
 }
+
+// readJSON reads a body of at most limit bytes and decodes it strictly into
+// v; on failure it answers the error and returns false.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	body, err := readBody(w, r, limit)
+	if err == nil {
+		err = decodeStrict(body, v)
+	}
+	if err != nil {
+		s.writeError(w, err, true)
+		return false
+	}
+	return true
+}
+
+// forwardedOnly answers 403 and returns false unless another node of the
+// cluster sent r (internal endpoints; with a cluster secret the request
+// must carry it too: cluster_auth.go).
+func (s *Server) forwardedOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Header.Get(HeaderForwarded) == "" {
+		s.writeError(w, fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it", errForbidden), true)
+		return false
+	}
+	return true
+}

@@ -180,8 +180,7 @@ func (s *Server) callLeader(ctx context.Context, path string, body []byte, token
 // endpoints, it relies on the HTTP port being reachable only by trusted
 // parties for anything beyond that.
 func (s *Server) sessionCommand(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get(HeaderForwarded) == "" {
-		s.writeError(w, fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it", errForbidden), true)
+	if !s.forwardedOnly(w, r) {
 		return
 	}
 	kind, ok := sessionOps[r.PathValue("op")]
@@ -189,14 +188,8 @@ func (s *Server) sessionCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fmt.Errorf("%w: unknown session op %q", fsm.ErrNotFound, r.PathValue("op")), true)
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		s.writeError(w, err, true)
-		return
-	}
 	var req sessionCmdJSON
-	if err := decodeStrict(body, &req); err != nil {
-		s.writeError(w, err, true)
+	if !s.readJSON(w, r, s.cfg.MaxBodyBytes, &req) {
 		return
 	}
 	c := &fsm.SessionCmd{World: r.PathValue("world"), ID: req.ID, Player: req.Player, Seq: req.Seq, Reason: req.Reason, Node: req.Node}

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
-	"runtime/pprof"
+
+	"github.com/gsd-dev/gsd/internal/cpuprofile"
 )
 
 // startCPUProfile starts a CPU profile of the whole run into path (relative
@@ -18,16 +17,5 @@ func startCPUProfile(path, dataDir string) (func(), error) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(dataDir, path)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
+	return cpuprofile.Start(path)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/internal/cpuprofile"
 	"github.com/gsd-dev/gsd/internal/localcluster"
 	"github.com/gsd-dev/gsd/loadgen"
 	"github.com/schollz/progressbar/v3"
@@ -150,7 +151,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 	}
 	ctx := cmd.Context()
 	if o.cpuProfile != "" {
-		stop, err := startCPUProfile(o.cpuProfile)
+		stop, err := cpuprofile.Start(o.cpuProfile)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package main
+package cpuprofile
 
 import (
 	"os"
@@ -8,17 +8,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestStartCPUProfile(t *testing.T) {
+func TestStart(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "lg.pprof")
-	stop, err := startCPUProfile(p)
+	p := filepath.Join(dir, "cpu.pprof")
+	stop, err := Start(p)
 	require.NoError(t, err)
-	_, err = startCPUProfile(filepath.Join(dir, "second.pprof"))
+	_, err = Start(filepath.Join(dir, "second.pprof"))
 	require.ErrorContains(t, err, "--cpuprofile", "one profile at a time")
 	stop()
 	fi, err := os.Stat(p)
 	require.NoError(t, err)
 	require.Positive(t, fi.Size())
-	_, err = startCPUProfile(filepath.Join(dir, "no", "such", "lg.pprof"))
+	_, err = Start(filepath.Join(dir, "no", "such", "cpu.pprof"))
 	require.ErrorContains(t, err, "--cpuprofile")
 }
