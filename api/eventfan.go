@@ -62,6 +62,7 @@ type eventFan struct {
 	key    fanKey
 	cancel context.CancelFunc
 	subs   map[*fanSub]struct{} // under eventFans.mu
+	pos    uint64               // seq of the next event the fan hands out; under eventFans.mu
 }
 
 // fanSub is one stream's attachment to a fan.
@@ -70,22 +71,29 @@ type fanSub struct {
 	ch  chan *fanChunk // closed when detached or the fan ends
 }
 
-// attach attaches a stream to the fan of key, starting the fan if there is
-// none. The caller holds a s.streams slot (the fan takes one of its own).
-func (s *Server) attachFan(key fanKey) *fanSub {
+// attachFan attaches a stream whose next event is next to the fan of key,
+// starting the fan at next if there is none. It returns the seq of the
+// next event the fan hands out: the stream gets every chunk from there on,
+// and must write the events before it from its own subscription (the fan
+// may have handed them out before the stream attached). The caller holds a
+// s.streams slot (the fan takes one of its own).
+func (s *Server) attachFan(key fanKey, next uint64) (*fanSub, uint64) {
 	fs := &s.fans
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	f := fs.fans[key]
 	if f == nil {
 		ctx, cancel := context.WithCancel(s.closing)
-		f = &eventFan{key: key, cancel: cancel, subs: make(map[*fanSub]struct{})}
+		f = &eventFan{key: key, cancel: cancel, subs: make(map[*fanSub]struct{}), pos: next}
 		if fs.fans == nil {
 			fs.fans = make(map[fanKey]*eventFan)
 		}
 		fs.fans[key] = f
 		s.streams.Add(1)
-		go s.runFan(ctx, f)
+		// Subscribed here, at next, not in the goroutine: an event
+		// published in between would reach no stream until the next one.
+		sub, err := s.b.Subscribe(key.world, next)
+		go s.runFan(ctx, f, sub, err)
 	}
 	q := fs.queue
 	if q == 0 {
@@ -93,7 +101,7 @@ func (s *Server) attachFan(key fanKey) *fanSub {
 	}
 	sub := &fanSub{fan: f, ch: make(chan *fanChunk, q)}
 	f.subs[sub] = struct{}{}
-	return sub
+	return sub, f.pos
 }
 
 // detachFan takes sub off its fan (if the fan has not done so already) and
@@ -128,14 +136,13 @@ func (s *Server) endFanLocked(f *eventFan) {
 // runFan reads the world's new events and hands them out until ctx ends or
 // the feed fails (the streams then read on from their own subscriptions,
 // which report the failure).
-func (s *Server) runFan(ctx context.Context, f *eventFan) {
+func (s *Server) runFan(ctx context.Context, f *eventFan, sub *store.Subscription, err error) {
 	defer s.streams.Done()
 	defer func() {
 		s.fans.mu.Lock()
 		s.endFanLocked(f)
 		s.fans.mu.Unlock()
 	}()
-	sub, err := s.b.Subscribe(f.key.world, 0)
 	if err != nil {
 		return
 	}
@@ -145,6 +152,7 @@ func (s *Server) runFan(ctx context.Context, f *eventFan) {
 			return
 		}
 		s.fans.mu.Lock()
+		f.pos = c.end()
 		for st := range f.subs {
 			select {
 			case st.ch <- c:

@@ -33,8 +33,8 @@ func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
 		if !st.drain(ctx, &sub) {
 			return
 		}
-		fsub := st.s.attachFan(key)
-		ok := st.follow(ctx, fsub, &sub)
+		fsub, pos := st.s.attachFan(key, st.next)
+		ok := st.catchUp(ctx, pos, &sub) && st.follow(ctx, fsub, &sub)
 		st.s.detachFan(fsub)
 		if !ok {
 			return
@@ -46,6 +46,20 @@ func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
 			return
 		}
 	}
+}
+
+// catchUp writes, from the stream's own subscription, the events before
+// pos that the fan handed out before the stream attached.
+func (st *eventStream) catchUp(ctx context.Context, pos uint64, sub **store.Subscription) bool {
+	if st.next >= pos {
+		return true
+	}
+	for st.next < pos {
+		if !st.read(ctx, sub) {
+			return false
+		}
+	}
+	return st.out.Flush() == nil
 }
 
 // follow writes the fan's chunks until the fan lets go of the stream (true)
