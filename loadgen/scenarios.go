@@ -655,10 +655,9 @@ func rawFollow(ctx context.Context, hc interface {
 	}
 }
 
-// countStream reads world's event stream from node (lingering if linger >
-// 0) raw, counting its lines
-// (one per event) into n, until ctx ends or the stream fails.
-func countStream(ctx context.Context, hc *http.Client, node, world string, linger time.Duration, n *atomic.Int64) error {
+// openStream opens world's event stream on node (lingering if linger > 0)
+// from the next event on; an answer other than 200 is an error.
+func openStream(ctx context.Context, hc *http.Client, node, world string, linger time.Duration) (*http.Response, error) {
 	if !strings.Contains(node, "://") {
 		node = "http://" + node
 	}
@@ -668,17 +667,29 @@ func countStream(ctx context.Context, hc *http.Client, node, world string, linge
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
 	resp, err := hc.Do(req)
 	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("event stream from %s: %s", node, resp.Status)
+	}
+	return resp, nil
+}
+
+// countStream reads world's event stream from node (lingering if linger >
+// 0) raw, counting its lines
+// (one per event) into n, until ctx ends or the stream fails.
+func countStream(ctx context.Context, hc *http.Client, node, world string, linger time.Duration, n *atomic.Int64) error {
+	resp, err := openStream(ctx, hc, node, world, linger)
+	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("event stream from %s: %s", node, resp.Status)
-	}
 	buf := make([]byte, 32<<10)
 	for {
 		k, err := resp.Body.Read(buf)

@@ -7,9 +7,7 @@ import (
 
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -21,25 +19,11 @@ import (
 // event: the load generator shares the cores with gsd, and a full decode
 // of every event would measure it rather than gsd.
 func sampleStream(ctx context.Context, hc *http.Client, node, world string, linger time.Duration, n *atomic.Int64, rec func(t int64)) error {
-	if !strings.Contains(node, "://") {
-		node = "http://" + node
-	}
-	u := node + "/v1/worlds/" + url.PathEscape(world) + "/events"
-	if linger > 0 {
-		u += "?linger=" + url.QueryEscape(linger.String())
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
+	resp, err := openStream(ctx, hc, node, world, linger)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("event stream from %s: %s", node, resp.Status)
-	}
 	rd := bufio.NewReaderSize(resp.Body, 32<<10)
 	var last uint64
 	for {
