@@ -529,3 +529,44 @@ func TestAPlayersOwnActionsKeepTheirSeqOrderInAFairGroup(t *testing.T) {
 	}
 	require.Equal(t, []uint64{1, 2, 3}, seqs, "bob (70 ms), then ann's seq 1 and 2 in her order")
 }
+
+// A release whose part cannot be queued (the critical lane is full while the
+// batcher waits for an in-flight slot) gives up when the store closes: the
+// held actions are answered ErrNotLeader, nothing is proposed.
+func TestFairReleaseBlockedOnAFullLaneFailsWhenTheStoreCloses(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cfg *Config) {
+		cfg.Batch.MaxActions = 1
+		cfg.Batch.MaxInflight = 1
+		cfg.Batch.QueueSize = 1
+		cfg.Batch.MaxWait = 5 * time.Second
+	})
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "fair", fsm.Rules{Fair: fsm.Fairness{Window: time.Second}}))
+	mustCreateWorld(t, l, "plain")
+	m := installManualWindows(l.batcher, time.Now())
+	sorted := make(chan struct{}, 1)
+	l.batcher.fair.mu.Lock()
+	l.batcher.fair.afterSort = func() { sorted <- struct{}{} }
+	l.batcher.fair.mu.Unlock()
+	ann := actAsync(t, l, incr("fair", "ann", 1, "e", "c", 1))
+	waitHeld(t, l.batcher, "fair", 1)
+
+	// The only in-flight slot is taken: the batcher takes one plain action
+	// (a full batch of one) and waits for the slot; a second fills the lane.
+	l.batcher.sem <- struct{}{}
+	plain := func(seq uint64) *proposal {
+		a := incr("plain", "cy", seq, "e", "c", 1)
+		return &proposal{cmd: fsm.Command{Kind: fsm.CmdAction, Action: a}, size: 64, done: make(chan outcome, 1)}
+	}
+	p1, p2 := plain(1), plain(2)
+	l.batcher.critical <- p1
+	require.Eventually(t, func() bool { return len(l.batcher.critical) == 0 }, 10*time.Second, time.Millisecond, "the batcher took it")
+	l.batcher.critical <- p2
+	go m.fire(t)
+	<-sorted // ann's group is released into the full lane
+	require.NoError(t, l.Close(context.Background()))
+	require.ErrorIs(t, (<-ann).err, ErrNotLeader)
+	require.ErrorIs(t, (<-p1.done).err, ErrNotLeader)
+	require.ErrorIs(t, (<-p2.done).err, ErrNotLeader)
+}
