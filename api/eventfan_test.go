@@ -189,20 +189,7 @@ func TestEventStreamFollowWritesEachSeqOnce(t *testing.T) {
 // when the feed fails and a proper end of the body.
 func TestEventStreamRawChunkedFraming(t *testing.T) {
 	t.Parallel()
-	n := startLeader(t)
-	e := n.env
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
-	require.Equal(t, 201, code)
-	seq := act(t, n, incrBody)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.Write([]byte("GET /v1/worlds/arena/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n"))
-	require.NoError(t, err)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, 200, resp.StatusCode)
+	n, seq, resp := rawEventStream(t, "GET /v1/worlds/arena/events?from=1 HTTP/1.1\r\nHost: x\r\n\r\n")
 	require.Equal(t, []string{"chunked"}, resp.TransferEncoding)
 	require.True(t, resp.Close, "Connection: close")
 	require.Equal(t, "application/x-ndjson", resp.Header.Get("Content-Type"))
@@ -223,20 +210,7 @@ func TestEventStreamRawChunkedFraming(t *testing.T) {
 // over): the same events.
 func TestEventStreamHTTP10(t *testing.T) {
 	t.Parallel()
-	n := startLeader(t)
-	e := n.env
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
-	require.Equal(t, 201, code)
-	seq := act(t, n, incrBody)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
-	require.NoError(t, err)
-	defer conn.Close()
-	_, err = conn.Write([]byte("GET /v1/worlds/arena/events?from=1 HTTP/1.0\r\n\r\n"))
-	require.NoError(t, err)
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, 200, resp.StatusCode)
+	n, seq, resp := rawEventStream(t, "GET /v1/worlds/arena/events?from=1 HTTP/1.0\r\n\r\n")
 	require.Empty(t, resp.TransferEncoding)
 	sc := bufio.NewScanner(resp.Body)
 	require.True(t, sc.Scan())
@@ -286,4 +260,24 @@ func TestServerCloseEndsALingeringFan(t *testing.T) {
 	require.Nil(t, next(), "the stream ends when the server closes")
 	fans, _ := fanSubs(n, "arena")
 	require.Zero(t, fans)
+}
+
+// rawEventStream starts a leader with world arena and one event (seq), sends
+// request on a raw connection and returns the 200 response, whose body the
+// test reads.
+func rawEventStream(t *testing.T, request string) (*node, uint64, *http.Response) {
+	t.Helper()
+	n := startLeader(t)
+	code, _ := n.env.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	seq := act(t, n, incrBody)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.env.ts.URL, "http://"))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	_, err = conn.Write([]byte(request))
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	return n, seq, resp
 }
