@@ -54,12 +54,18 @@ func (st *eventStream) catchUp(ctx context.Context, pos uint64, sub **store.Subs
 	if st.next >= pos {
 		return true
 	}
+	return st.readUpTo(ctx, pos, sub) && st.out.Flush() == nil
+}
+
+// readUpTo writes, unflushed, the events before pos from the stream's own
+// subscription (it may return more than those).
+func (st *eventStream) readUpTo(ctx context.Context, pos uint64, sub **store.Subscription) bool {
 	for st.next < pos {
 		if !st.read(ctx, sub) {
 			return false
 		}
 	}
-	return st.out.Flush() == nil
+	return true
 }
 
 // follow writes the fan's chunks until the fan lets go of the stream (true)
@@ -79,14 +85,10 @@ func (st *eventStream) follow(ctx context.Context, fsub *fanSub, sub **store.Sub
 			continue // written already
 		}
 		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
-		if c.first > st.next {
-			// Behind the fan: the events before the chunk come from our
-			// own subscription (it may return more than those).
-			for st.next < c.first {
-				if !st.read(ctx, sub) {
-					return false
-				}
-			}
+		// Behind the fan: the events before the chunk come from our own
+		// subscription.
+		if !st.readUpTo(ctx, c.first, sub) {
+			return false
 		}
 		var err error
 		if st.next < c.end() {
