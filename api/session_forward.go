@@ -13,6 +13,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Any node serves play connections. Their session commands and actions go
@@ -108,14 +109,14 @@ func (s *Server) session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCm
 
 // actOnLeader runs a play connection's action on the leader: here when
 // this node leads, else forwarded to the leader's actions endpoint.
-func (s *Server) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage, token string) (fsm.JSONEvent, error) {
+func (s *Server) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage, token string) (wire.Event, error) {
 	if s.b.IsLeader() {
 		ev, dup, err := s.b.Act(ctx, a)
 		if err == nil {
 			return eventJSON(ev, dup), nil
 		}
 		if !errors.Is(err, store.ErrNotLeader) || s.b.IsLeader() {
-			return fsm.JSONEvent{}, err
+			return wire.Event{}, err
 		}
 	}
 	// The client may leave out the player; the leader needs it (auth off)
@@ -124,7 +125,7 @@ func (s *Server) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMes
 	_ = json.Unmarshal(raw, &req) // decodeAction has accepted raw
 	req.Player = a.Player
 	body, _ := json.Marshal(req)
-	var ev fsm.JSONEvent
+	var ev wire.Event
 	err := s.callLeader(ctx, "/v1/worlds/"+url.PathEscape(a.World)+"/actions", body, token, &ev)
 	return ev, err
 }

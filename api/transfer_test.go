@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -25,7 +26,7 @@ type player struct {
 	p      *client.Play
 	acted  atomic.Int64
 	mu     sync.Mutex
-	events []fsm.JSONEvent
+	events []wire.Event
 	err    error // why reading ended early
 }
 

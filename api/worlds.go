@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // createWorldRequest is the body of POST /v1/worlds.
@@ -66,7 +67,7 @@ func (s *Server) listWorlds(w http.ResponseWriter, r *http.Request) {
 	out := make([]worldJSON, len(infos))
 	for i, wi := range infos {
 		out[i] = worldJSON{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index,
-			Entities: wi.Entities, Players: wi.Players, Hash: fsm.HashString(wi.Hash), Rules: wi.Rules}
+			Entities: wi.Entities, Players: wi.Players, Hash: wire.HashString(wi.Hash), Rules: wi.Rules}
 	}
 	s.writeJSON(w, http.StatusOK, map[string][]worldJSON{"worlds": out})
 }
@@ -93,5 +94,5 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, false)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, hashJSON{World: world, Seq: p.Seq, Index: p.Index, Hash: fsm.HashString(p.Hash)})
+	s.writeJSON(w, http.StatusOK, hashJSON{World: world, Seq: p.Seq, Index: p.Index, Hash: wire.HashString(p.Hash)})
 }

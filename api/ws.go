@@ -18,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -155,16 +156,16 @@ type welcomeMsg struct {
 // seq order, From the first seq it covers and Seq the last (the client
 // acks and resumes from it).
 type eventsMsg struct {
-	Type   string          `json:"type"`
-	From   uint64          `json:"from"`
-	Seq    uint64          `json:"seq"`
-	Events []fsm.JSONEvent `json:"events"`
+	Type   string       `json:"type"`
+	From   uint64       `json:"from"`
+	Seq    uint64       `json:"seq"`
+	Events []wire.Event `json:"events"`
 }
 
 type resultMsg struct {
-	Type  string         `json:"type"`
-	Seq   uint64         `json:"seq"`
-	Event *fsm.JSONEvent `json:"event,omitempty"`
+	Type  string      `json:"type"`
+	Seq   uint64      `json:"seq"`
+	Event *wire.Event `json:"event,omitempty"`
 	// error answers
 	Status int    `json:"status,omitempty"`
 	Code   string `json:"code,omitempty"`
@@ -508,7 +509,7 @@ func (c *playConn) act(raw json.RawMessage) {
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
-		var ev fsm.JSONEvent
+		var ev wire.Event
 		ev, err = c.s.actOnLeader(ctx, a, raw, c.token)
 		cancel()
 		if err == nil {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // CreateWorld creates a world with rules. It is not idempotent, so it is
@@ -39,11 +40,11 @@ func (c *Client) Worlds(ctx context.Context) ([]World, error) {
 // attempts run out; then the error satisfies IsOutcomeUnknown if any attempt
 // may have been applied. A committed action that conflicted or was rejected
 // is not an error: see the event's Status.
-func (c *Client) Act(ctx context.Context, world string, a ActionRequest) (fsm.JSONEvent, error) {
+func (c *Client) Act(ctx context.Context, world string, a ActionRequest) (wire.Event, error) {
 	if a.Seq == 0 {
-		return fsm.JSONEvent{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
+		return wire.Event{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
 	}
-	var ev fsm.JSONEvent
+	var ev wire.Event
 	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "actions"), body: a, write: true}, &ev)
 	return ev, err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,8 +22,8 @@ func testAction(seq uint64) ActionRequest {
 	}}
 }
 
-func eventFor(world string, seq uint64, dup bool) fsm.JSONEvent {
-	return fsm.JSONEvent{World: world, Seq: seq, Index: 40 + seq, Player: "p1", ClientSeq: 7,
+func eventFor(world string, seq uint64, dup bool) wire.Event {
+	return wire.Event{World: world, Seq: seq, Index: 40 + seq, Player: "p1", ClientSeq: 7,
 		Priority: "critical", Status: "applied", Duplicate: dup,
 		Versions: map[string]map[string]uint64{"e1": {"score": seq}}}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Priorities of an action on the wire.
@@ -64,7 +65,7 @@ func ExpectVersion(op fsm.Op, version uint64) fsm.Op {
 
 // BatchResult is one action's outcome in ActBatch: Event, or Err.
 type BatchResult struct {
-	Event fsm.JSONEvent
+	Event wire.Event
 	Err   error
 }
 
@@ -146,7 +147,7 @@ func (h *Hash) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("hash: %w", err)
 	}
-	*h = Hash(fsm.HashString(n))
+	*h = Hash(wire.HashString(n))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/testnode"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,7 +20,7 @@ func posRules() fsm.Rules {
 }
 
 // nextEvent returns the next event of p.
-func nextEvent(t *testing.T, p *client.Play) fsm.JSONEvent {
+func nextEvent(t *testing.T, p *client.Play) wire.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

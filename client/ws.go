@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // PlaySubprotocol is the JSON play protocol (docs/PROTOCOL.md).
@@ -120,7 +121,7 @@ type pendingAct struct {
 }
 
 type actResult struct {
-	ev  fsm.JSONEvent
+	ev  wire.Event
 	err error
 }
 
@@ -137,7 +138,7 @@ const DeltaStatus = "delta"
 // item is one entry for Next: an event or a delta, and the world seq the
 // client may acknowledge once Next returned it.
 type item struct {
-	ev      fsm.JSONEvent
+	ev      wire.Event
 	covered uint64
 	skip    bool // only moves the covered seq (an empty delta)
 }
@@ -163,8 +164,8 @@ type serverMsg struct {
 	Tick        uint64                 `json:"tick"`
 	Entities    map[string]deltaEntity `json:"entities"`
 	Data        map[string]fsm.Value   `json:"data"`
-	Events      []fsm.JSONEvent        `json:"events"`
-	Event       *fsm.JSONEvent         `json:"event"`
+	Events      []wire.Event           `json:"events"`
+	Event       *wire.Event            `json:"event"`
 	Status      int                    `json:"status"`
 	Code        string                 `json:"code"`
 	Error       string                 `json:"error"`
@@ -228,7 +229,7 @@ func (p *Play) Data() map[string]fsm.Value {
 
 // Next returns the next committed event of the world (or a delta: Status
 // DeltaStatus).
-func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
+func (p *Play) Next(ctx context.Context) (wire.Event, error) {
 	for {
 		var it item
 		select {
@@ -237,9 +238,9 @@ func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
 			select {
 			case it = <-p.events:
 			case <-p.done:
-				return fsm.JSONEvent{}, p.err
+				return wire.Event{}, p.err
 			case <-ctx.Done():
-				return fsm.JSONEvent{}, ctx.Err()
+				return wire.Event{}, ctx.Err()
 			}
 		}
 		p.mu.Lock()
@@ -254,23 +255,23 @@ func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
 // Act submits an action over the play connection and returns its committed
 // event. The player is the session's. Across a resume the action is sent
 // again with the same seq, so it applies at most once.
-func (p *Play) Act(ctx context.Context, a ActionRequest) (fsm.JSONEvent, error) {
+func (p *Play) Act(ctx context.Context, a ActionRequest) (wire.Event, error) {
 	if a.Seq == 0 {
-		return fsm.JSONEvent{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
+		return wire.Event{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
 	}
 	msg, err := p.codec.actionMsg(a)
 	if err != nil {
-		return fsm.JSONEvent{}, err
+		return wire.Event{}, err
 	}
 	pa := &pendingAct{msg: msg, done: make(chan actResult, 1)}
 	p.mu.Lock()
 	if p.err != nil {
 		p.mu.Unlock()
-		return fsm.JSONEvent{}, p.err
+		return wire.Event{}, p.err
 	}
 	if _, dup := p.pending[a.Seq]; dup {
 		p.mu.Unlock()
-		return fsm.JSONEvent{}, fmt.Errorf("gsd/client: seq %d already in flight", a.Seq)
+		return wire.Event{}, fmt.Errorf("gsd/client: seq %d already in flight", a.Seq)
 	}
 	p.pending[a.Seq] = pa
 	conn := p.conn
@@ -287,9 +288,9 @@ func (p *Play) Act(ctx context.Context, a ActionRequest) (fsm.JSONEvent, error) 
 	case r := <-pa.done:
 		return r.ev, r.err
 	case <-p.done:
-		return fsm.JSONEvent{}, p.err
+		return wire.Event{}, p.err
 	case <-ctx.Done():
-		return fsm.JSONEvent{}, ctx.Err()
+		return wire.Event{}, ctx.Err()
 	}
 }
 
@@ -635,7 +636,7 @@ func (p *Play) handleDelta(m *serverMsg) error {
 	if err := p.cover(m.From); err != nil {
 		return err
 	}
-	ev := fsm.JSONEvent{World: p.world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
+	ev := wire.Event{World: p.world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
 	ids := make([]string, 0, len(m.Entities))
 	for id := range m.Entities {
 		ids = append(ids, id)
@@ -644,7 +645,7 @@ func (p *Play) handleDelta(m *serverMsg) error {
 	for _, id := range ids {
 		e := m.Entities[id]
 		if e.Deleted != 0 {
-			ev.Changes = append(ev.Changes, fsm.JSONChange{Entity: id, Op: "delete", Version: e.Deleted})
+			ev.Changes = append(ev.Changes, wire.Change{Entity: id, Op: "delete", Version: e.Deleted})
 		}
 		names := make([]string, 0, len(e.Fields))
 		for f := range e.Fields {
@@ -653,7 +654,7 @@ func (p *Play) handleDelta(m *serverMsg) error {
 		sort.Strings(names)
 		for _, f := range names {
 			v := e.Fields[f].Value
-			ev.Changes = append(ev.Changes, fsm.JSONChange{Entity: id, Field: f, Op: "set", Value: &v, Version: e.Fields[f].Version})
+			ev.Changes = append(ev.Changes, wire.Change{Entity: id, Field: f, Op: "set", Value: &v, Version: e.Fields[f].Version})
 			if ev.Versions == nil {
 				ev.Versions = make(map[string]map[string]uint64)
 			}

@@ -6,13 +6,13 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/internal/msgpackwire"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // MsgpackSubprotocol is the binary play protocol: the messages of
 // PlaySubprotocol as MessagePack maps with the same keys
 // (docs/PROTOCOL.md, "Binary subprotocol").
-const MsgpackSubprotocol = msgpackwire.Subprotocol
+const MsgpackSubprotocol = wire.SubprotocolMsgpack
 
 // The encodings of PlayOptions.Encoding.
 const (
@@ -49,7 +49,7 @@ func (k playCodec) messageType() websocket.MessageType {
 
 func (k playCodec) marshal(v any) ([]byte, error) {
 	if k.msgpack {
-		return msgpackwire.Marshal(v)
+		return wire.MarshalMsgpack(v)
 	}
 	return json.Marshal(v)
 }
@@ -60,7 +60,7 @@ func (k playCodec) unmarshal(typ websocket.MessageType, b []byte, v any) error {
 		return fmt.Errorf("a %s message on %s", typ, k.subprotocol())
 	}
 	if k.msgpack {
-		return msgpackwire.Unmarshal(b, v)
+		return wire.UnmarshalMsgpack(b, v)
 	}
 	return json.Unmarshal(b, v)
 }
@@ -104,7 +104,7 @@ func (k playCodec) actionMsg(a ActionRequest) ([]byte, error) {
 			w.Ops[i].Value = &v
 		}
 	}
-	return msgpackwire.Marshal(struct {
+	return wire.MarshalMsgpack(struct {
 		Type   string     `json:"type"`
 		Action actionWire `json:"action"`
 	}{"action", w})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gsd-dev/gsd/api"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -70,11 +71,11 @@ func testPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents(t *test
 	}()
 
 	var crit []uint64
-	state := map[string]map[string]fsm.JSONChange{}
-	apply := func(ev fsm.JSONEvent) {
+	state := map[string]map[string]wire.Change{}
+	apply := func(ev wire.Event) {
 		for _, ch := range ev.Changes {
 			if state[ch.Entity] == nil {
-				state[ch.Entity] = map[string]fsm.JSONChange{}
+				state[ch.Entity] = map[string]wire.Change{}
 			}
 			if old, ok := state[ch.Entity][ch.Field]; !ok || ch.Version > old.Version {
 				state[ch.Entity][ch.Field] = ch

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -258,9 +259,9 @@ func TestEventJSONWireFormOfAnAppliedEvent(t *testing.T) {
 			{"entity":"e","field":"hp","op":"incr","value":5,"version":7},
 			{"entity":"e","field":"tags","op":"add","value":"x","version":7},
 			{"entity":"gone","op":"delete","version":4}]}`, string(b))
-	var got JSONEvent
+	var got wire.Event
 	require.NoError(t, json.Unmarshal(b, &got))
-	require.Equal(t, ev.JSON(), got)
+	require.Equal(t, ev.Wire(), got)
 }
 
 func TestEventJSONOfAConflictCarriesExistsAndCurrentState(t *testing.T) {
@@ -272,7 +273,7 @@ func TestEventJSONOfAConflictCarriesExistsAndCurrentState(t *testing.T) {
 			{Entity: "e", Field: "new", Exists: false},
 		},
 	}
-	j := ev.JSON()
+	j := ev.Wire()
 	require.Equal(t, "conflict", j.Status)
 	require.Equal(t, "critical", j.Priority)
 	require.Equal(t, map[string]map[string]uint64{"e": {"owner": 3, "tags": 5, "new": 0}}, j.Versions)
@@ -287,7 +288,7 @@ func TestEventJSONOfAConflictCarriesExistsAndCurrentState(t *testing.T) {
 
 	b, err := json.Marshal(ev)
 	require.NoError(t, err)
-	var got JSONEvent
+	var got wire.Event
 	require.NoError(t, json.Unmarshal(b, &got))
 	require.Equal(t, j, got)
 }

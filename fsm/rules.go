@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Policy says how a field merges concurrent writers.
@@ -19,7 +21,7 @@ const (
 	PolicyMin                         // set; keeps the smallest
 )
 
-var policyNames = [...]string{"", "authoritative", "counter", "set", "max", "min"}
+var policyNames = [...]string{"", wire.PolicyAuthoritative, wire.PolicyCounter, wire.PolicySet, wire.PolicyMax, wire.PolicyMin}
 
 // String returns the policy's name as used in world rules.
 func (p Policy) String() string {
@@ -100,7 +102,7 @@ func (r Rules) Validate() error {
 		if f.Policy == PolicyNone || int(f.Policy) >= len(policyNames) {
 			return fmt.Errorf("%w: field %q has no policy", ErrMalformed, name)
 		}
-		if f.Type == KindNull || int(f.Type) >= len(kindNames) {
+		if f.Type == KindNull || f.Type > KindBool {
 			return fmt.Errorf("%w: field %q has no type", ErrMalformed, name)
 		}
 		if f.Policy == PolicyCounter && f.Type != KindInt {
@@ -123,34 +125,26 @@ func (r Rules) fieldNames() []string {
 	return names
 }
 
-type jsonFieldRule struct {
-	Type   string `json:"type"`
-	Policy string `json:"policy"`
-}
+// MarshalJSON encodes rules in their wire form (Wire):
+// {"strict":..,"fields":{"f":{"type":..,"policy":..}}}.
+func (r Rules) MarshalJSON() ([]byte, error) { return json.Marshal(r.Wire()) }
 
-type jsonRules struct {
-	Strict     bool                     `json:"strict"`
-	FairWindow string                   `json:"fair_window,omitempty"`
-	MaxLag     string                   `json:"max_lag_compensation,omitempty"`
-	Fields     map[string]jsonFieldRule `json:"fields,omitempty"`
-}
-
-// MarshalJSON encodes rules as {"strict":..,"fields":{"f":{"type":..,"policy":..}}}.
-func (r Rules) MarshalJSON() ([]byte, error) {
-	j := jsonRules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag)}
+// Wire returns the rules' wire form.
+func (r Rules) Wire() wire.Rules {
+	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag)}
 	if len(r.Fields) > 0 {
-		j.Fields = make(map[string]jsonFieldRule, len(r.Fields))
+		j.Fields = make(map[string]wire.FieldRule, len(r.Fields))
 		for n, f := range r.Fields {
-			j.Fields[n] = jsonFieldRule{Type: f.Type.String(), Policy: f.Policy.String()}
+			j.Fields[n] = wire.FieldRule{Type: f.Type.String(), Policy: f.Policy.String()}
 		}
 	}
-	return json.Marshal(j)
+	return j
 }
 
 // UnmarshalJSON decodes and validates rules. A missing type defaults to the
 // policy's natural one (int for counters, string otherwise).
 func (r *Rules) UnmarshalJSON(b []byte) error {
-	var j jsonRules
+	var j wire.Rules
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("%w: rules: %v", ErrMalformed, err)
 	}

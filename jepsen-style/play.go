@@ -12,6 +12,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Kinds of play actions (sent over a WebSocket play session). They are
@@ -32,13 +33,13 @@ const (
 // PlayEvent is one item Next returned: an event, or a delta (Delta true,
 // Seq = the world seq it covers, Changes = the coalesced fields).
 type PlayEvent struct {
-	Seq       uint64           `json:"seq"`
-	Player    string           `json:"player,omitempty"`
-	ClientSeq uint64           `json:"client_seq,omitempty"`
-	Priority  string           `json:"priority,omitempty"`
-	Status    string           `json:"status,omitempty"`
-	Delta     bool             `json:"delta,omitempty"`
-	Changes   []fsm.JSONChange `json:"changes,omitempty"`
+	Seq       uint64        `json:"seq"`
+	Player    string        `json:"player,omitempty"`
+	ClientSeq uint64        `json:"client_seq,omitempty"`
+	Priority  string        `json:"priority,omitempty"`
+	Status    string        `json:"status,omitempty"`
+	Delta     bool          `json:"delta,omitempty"`
+	Changes   []wire.Change `json:"changes,omitempty"`
 }
 
 // PlaySession is one play session (hello, then any number of resumes) of a
@@ -331,7 +332,7 @@ func (s *PlayStats) String() string {
 // and each session's events against a complete feed of its world (feeds:
 // what finalChecks read). Acked play actions exactly once in every feed is
 // CheckEvents' job (finalChecks gets the play ops too).
-func checkPlay(ctx context.Context, cl *client.Client, pw *PlayWorkload, feeds map[string]map[string][]fsm.JSONEvent, r *Result) {
+func checkPlay(ctx context.Context, cl *client.Client, pw *PlayWorkload, feeds map[string]map[string][]wire.Event, r *Result) {
 	st := &PlayStats{Clients: len(pw.Clients)}
 	r.Play = st
 	for _, pc := range pw.Clients {

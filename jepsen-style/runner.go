@@ -17,6 +17,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Scenario is one named fault schedule over a workload.
@@ -324,9 +325,9 @@ func members(ctx context.Context, c *Cluster) []int {
 // finalChecks reads the final counters and sets, waits for every member to
 // reach the same seq, compares hashes and checks the event feeds. It
 // returns the complete feeds it read: world -> node id -> events from seq 1.
-func finalChecks(ctx context.Context, c *Cluster, cl *client.Client, ops []*Op, r *Result) map[string]map[string][]fsm.JSONEvent {
+func finalChecks(ctx context.Context, c *Cluster, cl *client.Client, ops []*Op, r *Result) map[string]map[string][]wire.Event {
 	r.HashesEqual = true
-	all := map[string]map[string][]fsm.JSONEvent{}
+	all := map[string]map[string][]wire.Event{}
 	mem := members(ctx, c)
 	if len(mem) == 0 {
 		r.Problems = append(r.Problems, "no members after healing")
@@ -425,7 +426,7 @@ func finalChecks(ctx context.Context, c *Cluster, cl *client.Client, ops []*Op, 
 		}
 
 		// Event feeds from seq 1 on every member.
-		feeds := map[string][]fsm.JSONEvent{}
+		feeds := map[string][]wire.Event{}
 		for _, i := range mem {
 			evs, err := readFeed(ctx, c.Direct(i), w, target)
 			if err != nil {
@@ -461,7 +462,7 @@ func allEqual(m map[string]string) bool {
 }
 
 // readFeed reads world's events 1..target from one node.
-func readFeed(ctx context.Context, cl *client.Client, world string, target uint64) ([]fsm.JSONEvent, error) {
+func readFeed(ctx context.Context, cl *client.Client, world string, target uint64) ([]wire.Event, error) {
 	if target == 0 {
 		return nil, nil
 	}
@@ -472,7 +473,7 @@ func readFeed(ctx context.Context, cl *client.Client, world string, target uint6
 		return nil, err
 	}
 	defer s.Close()
-	var out []fsm.JSONEvent
+	var out []wire.Event
 	for {
 		ev, err := s.Next()
 		if errors.Is(err, io.EOF) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // BattleConfig sizes a battle.
@@ -57,7 +58,7 @@ type Stats struct {
 	lat []time.Duration
 }
 
-func (s *Stats) record(ev fsm.JSONEvent, d time.Duration) {
+func (s *Stats) record(ev wire.Event, d time.Duration) {
 	switch ev.Status {
 	case fsm.StatusApplied.String():
 		s.Applied.Add(1)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Timing is how long a scenario warms up and measures.
@@ -581,7 +582,7 @@ func verifyAcks(ctx context.Context, addrs []string, world string, acks []ack) (
 	defer cancel()
 	i := 0
 	last := acks[len(acks)-1].seq
-	err = c.Follow(fctx, world, acks[0].seq, func(ev fsm.JSONEvent) error {
+	err = c.Follow(fctx, world, acks[0].seq, func(ev wire.Event) error {
 		for i < len(acks) && acks[i].seq == ev.Seq {
 			if acks[i].player != ev.Player || acks[i].clientSeq != ev.ClientSeq {
 				lost++

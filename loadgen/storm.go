@@ -10,6 +10,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // StormParams size a conflict storm: each round, Players players try to
@@ -69,7 +70,7 @@ func ConflictStorm(ctx context.Context, t *Target, p StormParams) (*Result, erro
 		item := "storm" + strconv.Itoa(round)
 		type answer struct {
 			player string
-			ev     fsm.JSONEvent
+			ev     wire.Event
 			err    error
 		}
 		answers := make([]answer, p.Players)

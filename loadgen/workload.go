@@ -13,6 +13,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // LoadParams size an open-loop battle: Players simulated players in one
@@ -299,7 +300,7 @@ func (l *load) send(j job) {
 	res, err := l.c.ActBatch(ctx, l.p.World, j.acts)
 	if err != nil {
 		for _, a := range j.acts {
-			l.settle(m, j, start, a, fsm.JSONEvent{}, err)
+			l.settle(m, j, start, a, wire.Event{}, err)
 		}
 		return
 	}
@@ -308,7 +309,7 @@ func (l *load) send(j job) {
 	}
 }
 
-func (l *load) settle(m *meter, j job, start time.Time, a client.ActionRequest, ev fsm.JSONEvent, err error) {
+func (l *load) settle(m *meter, j job, start time.Time, a client.ActionRequest, ev wire.Event, err error) {
 	now := time.Now()
 	if err != nil {
 		m.tally.fail(client.Code(err))
@@ -349,7 +350,7 @@ func (l *load) applied(now, intended time.Time) {
 	}
 }
 
-func (l *load) trackItems(a client.ActionRequest, ev fsm.JSONEvent) {
+func (l *load) trackItems(a client.ActionRequest, ev wire.Event) {
 	for _, op := range a.Ops {
 		name, ok := strings.CutPrefix(op.Entity, "item")
 		if !ok {
@@ -377,7 +378,7 @@ func (l *load) observe(ctx context.Context, addr string) {
 	defer l.wg.Done()
 	c := client.New([]string{addr}, client.WithHTTPClient(l.obytes.HTTPClient(1)))
 	defer c.Close()
-	err := c.Follow(ctx, l.p.World, 0, func(ev fsm.JSONEvent) error {
+	err := c.Follow(ctx, l.p.World, 0, func(ev wire.Event) error {
 		now := time.Now()
 		m := l.cur.Load()
 		m.fanout.Record(time.Duration(now.UnixNano() - ev.Time))

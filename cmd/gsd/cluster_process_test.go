@@ -19,6 +19,7 @@ import (
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/testbin"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -278,7 +279,7 @@ func TestProcessClusterKeepsAcknowledgedWritesAcrossLeaderKill(t *testing.T) {
 	}
 	seen := map[string]uint64{}
 	done := errors.New("done")
-	err = cl.Follow(ctx, "arena", 1, func(ev fsm.JSONEvent) error {
+	err = cl.Follow(ctx, "arena", 1, func(ev wire.Event) error {
 		key := fmt.Sprintf("%s/%d", ev.Player, ev.ClientSeq)
 		if prev, dup := seen[key]; dup {
 			return fmt.Errorf("action %s has events at seqs %d and %d", key, prev, ev.Seq)

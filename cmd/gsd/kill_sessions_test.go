@@ -14,6 +14,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -36,7 +37,7 @@ type killPlayer struct {
 	before      bool // acts once before the kill too
 	p           *client.Play
 	mu          sync.Mutex
-	events      []fsm.JSONEvent
+	events      []wire.Event
 	err         error
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -55,7 +56,7 @@ func TestRunBootstrapsASingleNodeStore(t *testing.T) {
 	require.Equal(t, 400, client.StatusCode(res[3].Err))
 	var seqs []uint64
 	stop := errors.New("stop")
-	require.ErrorIs(t, c.Follow(ctx, "arena", 1, func(ev fsm.JSONEvent) error {
+	require.ErrorIs(t, c.Follow(ctx, "arena", 1, func(ev wire.Event) error {
 		seqs = append(seqs, ev.Seq)
 		if ev.Seq == 2 {
 			return stop

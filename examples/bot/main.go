@@ -41,6 +41,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // config is what the flags set.
@@ -419,7 +420,7 @@ type versioned struct {
 
 func newView() *view { return &view{entities: make(map[string]map[string]versioned)} }
 
-func (v *view) apply(ch fsm.JSONChange) {
+func (v *view) apply(ch wire.Change) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e := v.entities[ch.Entity]
