@@ -11,6 +11,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -265,24 +266,6 @@ func (s *Server) playConns() []*playConn {
 	return out
 }
 
-// ackJSON is one ack on the internal acks endpoint.
-type ackJSON struct {
-	World string `json:"world"`
-	ID    string `json:"id"`
-	Seq   uint64 `json:"seq"`
-}
-
-// acksJSON is the body of POST /v1/sessions:acks.
-type acksJSON struct {
-	Acks []ackJSON `json:"acks"`
-}
-
-// acksAnswer answers it: how many acks applied (the others named sessions
-// that no longer exist).
-type acksAnswer struct {
-	Acked int `json:"acked"`
-}
-
 // sessionAcks replicates a batch of acks on the leader: here when this node
 // leads, else forwarded in one request.
 func (s *Server) sessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error) {
@@ -292,12 +275,12 @@ func (s *Server) sessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, e
 			return n, err
 		}
 	}
-	req := acksJSON{Acks: make([]ackJSON, len(acks))}
+	req := wire.Acks{Acks: make([]wire.Ack, len(acks))}
 	for i, a := range acks {
-		req.Acks[i] = ackJSON(a)
+		req.Acks[i] = wire.Ack(a)
 	}
 	body, _ := json.Marshal(req)
-	var out acksAnswer
+	var out wire.AcksAnswer
 	if err := s.callLeader(ctx, "/v1/sessions:acks", body, "", &out); err != nil {
 		return 0, err
 	}
@@ -315,7 +298,7 @@ func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	// A batch: up to fsm.MaxSessionAcks acks of long names may pass
 	// MaxBodyBytes.
-	var req acksJSON
+	var req wire.Acks
 	if !s.readJSON(w, r, s.cfg.MaxBatchBodyBytes, &req) {
 		return
 	}
@@ -338,5 +321,5 @@ func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, acksAnswer{Acked: n})
+	s.writeJSON(w, http.StatusOK, wire.AcksAnswer{Acked: n})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Drain and transfer (docs/PROTOCOL.md, "Transfer"; docs/API.md, "Drain").
@@ -54,10 +55,10 @@ var (
 
 // Codes of the drain and transfer.
 const (
-	CodeDraining      = "draining"
-	CodeMoved         = "moved"
-	CodeTicketInvalid = "ticket_invalid"
-	CodeNoTarget      = "no_target"
+	CodeDraining      = wire.CodeDraining
+	CodeMoved         = wire.CodeMoved
+	CodeTicketInvalid = wire.CodeTicketInvalid
+	CodeNoTarget      = wire.CodeNoTarget
 )
 
 // drainState is a node's drain switch and its cached view of the others.
@@ -160,24 +161,11 @@ func (s *Server) drainingError() error {
 	return fmt.Errorf("%w: this node takes no new play connections; connect to another: %s", errDraining, strings.Join(s.otherNodes(), ", "))
 }
 
-// drainRequest is the optional body of POST /v1/node/drain.
-type drainRequest struct {
-	To string `json:"to,omitempty"` // a node id; default: spread over all others
-}
-
-// drainAnswer answers POST and DELETE /v1/node/drain.
-type drainAnswer struct {
-	Node     string   `json:"node"`
-	Draining bool     `json:"draining"`
-	Moved    int      `json:"moved"`
-	Failed   []string `json:"failed,omitempty"` // sessions that ended otherwise
-}
-
 // drainNode handles POST /v1/node/drain: this node (never forwarded) stops
 // taking play connections and moves the ones it has to other nodes; it
 // answers once each has moved or ended.
 func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
-	var req drainRequest
+	var req wire.DrainRequest
 	if _, ok := s.adminBody(w, r, &req); !ok {
 		return
 	}
@@ -198,7 +186,7 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 	}
 	s.drain.on.Store(true)
 	s.log.Info("draining play connections", "targets", len(targets))
-	out := drainAnswer{Node: st.ID, Draining: true}
+	out := wire.DrainResult{Node: st.ID, Draining: true}
 	var mu sync.Mutex
 	seen := map[*playConn]bool{}
 	// Two passes: a connection mid-handshake when the first began
@@ -236,7 +224,7 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 // undrainNode handles DELETE /v1/node/drain: take play connections again.
 func (s *Server) undrainNode(w http.ResponseWriter, r *http.Request) {
 	s.drain.on.Store(false)
-	s.writeJSON(w, http.StatusOK, drainAnswer{Node: s.nodeID()})
+	s.writeJSON(w, http.StatusOK, wire.DrainResult{Node: s.nodeID()})
 }
 
 // admitAct reserves a slot for one action; false while the connection is

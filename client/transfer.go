@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // A draining server moves a play connection: it sends
@@ -19,8 +21,8 @@ const CloseMoved = 4307
 
 // Codes of a transfer.
 const (
-	CodeDraining      = "draining"
-	CodeTicketInvalid = "ticket_invalid"
+	CodeDraining      = wire.CodeDraining
+	CodeTicketInvalid = wire.CodeTicketInvalid
 )
 
 // errMoved ends a connection the server moved; the Play resumes where it said.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -106,7 +105,7 @@ type Play struct {
 	tok         string // the TokenSource's latest token (token.go)
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
-	data        map[string]fsm.Value
+	data        map[string]wire.Value
 	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
 	// A transfer (transfer.go): where to resume next, with which ticket,
 	// and the other nodes the welcomes named.
@@ -150,8 +149,8 @@ type deltaEntity struct {
 }
 
 type deltaField struct {
-	Value   fsm.Value `json:"value"`
-	Version uint64    `json:"version"`
+	Value   wire.Value `json:"value"`
+	Version uint64     `json:"version"`
 }
 
 // serverMsg is any message from the server.
@@ -163,7 +162,7 @@ type serverMsg struct {
 	From        uint64                 `json:"from"`
 	Tick        uint64                 `json:"tick"`
 	Entities    map[string]deltaEntity `json:"entities"`
-	Data        map[string]fsm.Value   `json:"data"`
+	Data        map[string]wire.Value  `json:"data"`
 	Events      []wire.Event           `json:"events"`
 	Event       *wire.Event            `json:"event"`
 	Status      int                    `json:"status"`
@@ -221,7 +220,7 @@ func (p *Play) Session() (id string, resumes int) {
 }
 
 // Data returns the player's critical data as of the last welcome.
-func (p *Play) Data() map[string]fsm.Value {
+func (p *Play) Data() map[string]wire.Value {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.data

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/coder/websocket"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -65,15 +64,15 @@ func (k playCodec) unmarshal(typ websocket.MessageType, b []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// opWire is an op's wire form (as fsm.Op's MarshalJSON writes it), for
+// opWire is an op's wire form (as wire.Op's MarshalJSON writes it), for
 // msgpack, where the value keeps its type.
 type opWire struct {
-	Op     string     `json:"op"`
-	Entity string     `json:"entity"`
-	Field  string     `json:"field,omitempty"`
-	Value  *fsm.Value `json:"value,omitempty"`
-	By     int64      `json:"by,omitempty"`
-	Expect string     `json:"expect,omitempty"`
+	Op     string      `json:"op"`
+	Entity string      `json:"entity"`
+	Field  string      `json:"field,omitempty"`
+	Value  *wire.Value `json:"value,omitempty"`
+	By     int64       `json:"by,omitempty"`
+	Expect string      `json:"expect,omitempty"`
 }
 
 type actionWire struct {
@@ -99,7 +98,7 @@ func (k playCodec) actionMsg(a ActionRequest) ([]byte, error) {
 	w := actionWire{Player: a.Player, Seq: a.Seq, InputTime: a.InputTime, Priority: a.Priority, Ops: make([]opWire, len(a.Ops))}
 	for i, o := range a.Ops {
 		w.Ops[i] = opWire{Op: o.Kind.String(), Entity: o.Entity, Field: o.Field, By: o.By, Expect: o.Expect.String()}
-		if o.Value.Kind != fsm.KindNull {
+		if o.Value.Kind != wire.KindNull {
 			v := o.Value
 			w.Ops[i].Value = &v
 		}

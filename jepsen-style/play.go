@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -263,7 +262,7 @@ func (pw *PlayWorkload) act(runCtx context.Context, p *client.Play, o *Op) {
 	if o.Priority == "" {
 		o.Priority = client.PriorityCritical
 	}
-	op := client.Set(o.Key, fieldPlaySet, fsm.Int(o.Value))
+	op := client.Set(o.Key, fieldPlaySet, wire.Int(o.Value))
 	if o.Kind == OpPlayIncr {
 		op = client.Incr(o.Key, fieldCounter, 1)
 	}
@@ -281,7 +280,7 @@ func (pw *PlayWorkload) act(runCtx context.Context, p *client.Play, o *Op) {
 	attempts := 0
 	for {
 		attempts++
-		ev, err := p.Act(ctx, client.ActionRequest{Seq: o.Seq, Priority: o.Priority, Ops: []fsm.Op{op}})
+		ev, err := p.Act(ctx, client.ActionRequest{Seq: o.Seq, Priority: o.Priority, Ops: []wire.Op{op}})
 		if err == nil {
 			o.Outcome, o.Status, o.WorldSeq, o.Err = Ok, ev.Status, ev.Seq, ""
 			if len(ev.Changes) > 0 {

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -16,7 +15,7 @@ import (
 func logEv(seq uint64, player string, cseq uint64, prio string, sets ...any) wire.Event {
 	ev := wire.Event{World: "w", Seq: seq, Player: player, ClientSeq: cseq, Priority: prio, Status: "applied"}
 	for i := 0; i+2 < len(sets); i += 3 {
-		v := fsm.Int(sets[i+2].(int64))
+		v := wire.Int(sets[i+2].(int64))
 		ev.Changes = append(ev.Changes, wire.Change{Entity: sets[i].(string), Field: sets[i+1].(string), Op: "set", Value: &v, Version: seq})
 	}
 	return ev
@@ -27,7 +26,7 @@ func got(ev wire.Event) PlayEvent {
 }
 
 func delta(seq uint64, entity, field string, v int64, ver uint64) PlayEvent {
-	val := fsm.Int(v)
+	val := wire.Int(v)
 	return PlayEvent{Seq: seq, Delta: true, Changes: []wire.Change{{Entity: entity, Field: field, Op: "set", Value: &val, Version: ver}}}
 }
 

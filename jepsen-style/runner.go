@@ -16,7 +16,6 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -132,7 +131,7 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	defer cl.Close()
 	for _, w := range worlds {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := cl.CreateWorld(wctx, w, fsm.Rules{})
+		err := cl.CreateWorld(wctx, w, wire.Rules{})
 		cancel()
 		if err != nil && client.Code(err) != client.CodeWorldExists {
 			return nil, fmt.Errorf("create world %s: %w", w, err)
@@ -502,7 +501,7 @@ const bulkWorld = "bulk"
 // preload writes n entities with a 1 KB string each into bulkWorld, so
 // snapshots are large (n KB and more). The workload never touches them.
 func preload(ctx context.Context, cl *client.Client, n int) error {
-	if err := cl.CreateWorld(ctx, bulkWorld, fsm.Rules{}); err != nil && client.Code(err) != client.CodeWorldExists {
+	if err := cl.CreateWorld(ctx, bulkWorld, wire.Rules{}); err != nil && client.Code(err) != client.CodeWorldExists {
 		return err
 	}
 	pad := strings.Repeat("x", 1000)
@@ -511,7 +510,7 @@ func preload(ctx context.Context, cl *client.Client, n int) error {
 		var batch []client.ActionRequest
 		for i := first; i < min(first+per, n); i++ {
 			batch = append(batch, client.ActionRequest{Player: "preload", Seq: uint64(i + 1),
-				Ops: []fsm.Op{client.Set(fmt.Sprintf("e%d", i), "p", fsm.String(fmt.Sprintf("%d-%s", i, pad)))}})
+				Ops: []wire.Op{client.Set(fmt.Sprintf("e%d", i), "p", wire.String(fmt.Sprintf("%d-%s", i, pad)))}})
 		}
 		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		res, err := cl.ActBatch(bctx, bulkWorld, batch)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -81,7 +80,7 @@ func ConflictStorm(ctx context.Context, t *Target, p StormParams) (*Result, erro
 			for i := b; i < min(b+p.Batch, p.Players); i++ {
 				pl := "s" + strconv.Itoa(i)
 				acts = append(acts, client.ActionRequest{Player: pl, Seq: uint64(round), Priority: client.PriorityCritical,
-					Ops: []fsm.Op{client.ExpectVersion(client.Set(item, "owner", fsm.String(pl)), 0)}})
+					Ops: []wire.Op{client.ExpectVersion(client.Set(item, "owner", wire.String(pl)), 0)}})
 			}
 			wg.Add(1)
 			go func() {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -168,14 +167,14 @@ func (l *load) next(i int, intended int64) client.ActionRequest {
 	switch r := l.rng.IntN(100); {
 	case r < 55:
 		a.Priority = client.PriorityBulk
-		a.Ops = []fsm.Op{
-			client.Set(id, "x", fsm.Int(l.rng.Int64N(1000))),
-			client.Set(id, "y", fsm.Int(l.rng.Int64N(1000))),
+		a.Ops = []wire.Op{
+			client.Set(id, "x", wire.Int(l.rng.Int64N(1000))),
+			client.Set(id, "y", wire.Int(l.rng.Int64N(1000))),
 		}
 	case r < 80:
 		target := l.prefix + strconv.Itoa(l.rng.IntN(l.p.Players))
 		dmg := 1 + l.rng.Int64N(10)
-		a.Ops = []fsm.Op{client.Incr(target, "hp", -dmg), client.Set(id, "best", fsm.Int(dmg))}
+		a.Ops = []wire.Op{client.Incr(target, "hp", -dmg), client.Set(id, "best", wire.Int(dmg))}
 	case r < 95:
 		item := l.rng.IntN(l.p.Items)
 		l.itemsMu.Lock()
@@ -183,12 +182,12 @@ func (l *load) next(i int, intended int64) client.ActionRequest {
 		l.itemsMu.Unlock()
 		name := "item" + strconv.Itoa(item)
 		if held && h.holder == i {
-			a.Ops = []fsm.Op{client.ExpectVersion(client.Delete(name), h.version)}
+			a.Ops = []wire.Op{client.ExpectVersion(client.Delete(name), h.version)}
 		} else {
-			a.Ops = []fsm.Op{client.ExpectVersion(client.Set(name, "owner", fsm.String(id)), 0)}
+			a.Ops = []wire.Op{client.ExpectVersion(client.Set(name, "owner", wire.String(id)), 0)}
 		}
 	default:
-		a.Ops = []fsm.Op{client.Add(id, "inventory", fsm.String("gem"+strconv.Itoa(l.rng.IntN(20))))}
+		a.Ops = []wire.Op{client.Add(id, "inventory", wire.String("gem"+strconv.Itoa(l.rng.IntN(20))))}
 	}
 	return a
 }
@@ -362,7 +361,7 @@ func (l *load) trackItems(a client.ActionRequest, ev wire.Event) {
 		}
 		holder, _ := strconv.Atoi(strings.TrimPrefix(a.Player, l.prefix))
 		l.itemsMu.Lock()
-		if op.Kind == fsm.OpDelete {
+		if op.Kind == wire.OpDelete {
 			delete(l.items, item)
 		} else {
 			l.items[item] = hold{holder: holder, version: ev.Versions[op.Entity]["owner"]}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sort"
 	"strconv"
+	"time"
 )
 
 // The field policies' names in world rules (FieldRule.Policy).
@@ -32,6 +35,41 @@ type Rules struct {
 	MaxLag     string               `json:"max_lag_compensation,omitempty"`
 	Fields     map[string]FieldRule `json:"fields,omitempty"`
 }
+
+// Check reports what the rules' wire form cannot mean: an unknown policy or
+// type name, a duration that does not parse. The server validates the rest
+// (fsm.Rules: types a policy accepts, bounds); Check lets a tool refuse a
+// typo before it sends anything.
+func (r Rules) Check() error {
+	for _, d := range []struct{ name, s string }{{"fair_window", r.FairWindow}, {"max_lag_compensation", r.MaxLag}} {
+		if d.s == "" {
+			continue
+		}
+		if _, err := time.ParseDuration(d.s); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrMalformed, d.name, err)
+		}
+	}
+	names := make([]string, 0, len(r.Fields))
+	for n := range r.Fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := r.Fields[n]
+		if !slices.Contains(policyNames, f.Policy) {
+			return fmt.Errorf("field %q: %w: unknown policy %q", n, ErrMalformed, f.Policy)
+		}
+		if f.Type == "" {
+			continue
+		}
+		if _, err := ParseKind(f.Type); err != nil {
+			return fmt.Errorf("field %q: %w", n, err)
+		}
+	}
+	return nil
+}
+
+var policyNames = []string{PolicyAuthoritative, PolicyCounter, PolicySet, PolicyMax, PolicyMin}
 
 // CreateWorld is the body of POST /v1/worlds.
 type CreateWorld struct {

@@ -38,3 +38,21 @@ func TestEntityIntReadsNumbersOfEveryDecodedForm(t *testing.T) {
 		require.False(t, ok, field)
 	}
 }
+
+func TestRulesCheckRefusesUnknownNamesAndBadDurations(t *testing.T) {
+	ok := Rules{Strict: true, FairWindow: "50ms", MaxLag: "1s", Fields: map[string]FieldRule{
+		"hp": {Policy: PolicyCounter}, "x": {Type: "float", Policy: PolicyMax}, "tags": {Type: "string", Policy: PolicySet}}}
+	require.NoError(t, ok.Check())
+	require.NoError(t, Rules{}.Check())
+	for name, r := range map[string]Rules{
+		"policy":    {Fields: map[string]FieldRule{"x": {Policy: "nope"}}},
+		"no policy": {Fields: map[string]FieldRule{"x": {Type: "int"}}},
+		"type":      {Fields: map[string]FieldRule{"x": {Type: "uint", Policy: PolicyAuthoritative}}},
+		"window":    {FairWindow: "soon"},
+		"lag":       {FairWindow: "1ms", MaxLag: "5"},
+	} {
+		require.ErrorIs(t, r.Check(), ErrMalformed, name)
+	}
+	require.EqualError(t, Rules{Fields: map[string]FieldRule{"x": {Policy: "nope"}}}.Check(),
+		`field "x": gsd/fsm: malformed request: unknown policy "nope"`)
+}
