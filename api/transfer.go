@@ -80,14 +80,6 @@ type ticket struct {
 	Expires int64  `json:"x"` // unix ms
 }
 
-// transferMsg tells a play client to resume on another node.
-type transferMsg struct {
-	Type   string `json:"type"`
-	To     string `json:"to"`
-	Node   string `json:"node"`
-	Ticket string `json:"ticket,omitempty"`
-}
-
 // signTicket encodes and signs t; "" when there is no cluster secret.
 func (s *Server) signTicket(t ticket) string {
 	if len(s.cfg.ClusterSecret) == 0 {
@@ -254,7 +246,7 @@ func (c *playConn) transfer(to fsm.NodeInfo) bool {
 	c.flushAck(false)
 	t := ticket{World: c.world, Session: c.session, Epoch: c.epoch, Sent: c.sent.Load(),
 		From: c.s.nodeID(), To: to.ID, Expires: time.Now().Add(c.s.cfg.TransferTicketTTL).UnixMilli()}
-	b, err := c.codec.marshal(transferMsg{Type: "transfer", To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
+	b, err := c.codec.marshal(wire.Transfer{Type: wire.TypeTransfer, To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
 	if err != nil {
 		c.fail(fmt.Errorf("%w: encode the transfer message: %v", errInternal, err))
 		return false

@@ -93,13 +93,6 @@ func newUDPMetrics(reg prometheus.Registerer) (*udpMetrics, error) {
 	return m, nil
 }
 
-// udpInfo is the welcome's udp object: where to send, and the key.
-type udpInfo struct {
-	Addr  string `json:"addr"`
-	KeyID string `json:"key_id"` // base64 (standard, padded) of 8 bytes
-	Key   string `json:"key"`    // base64 (standard, padded) of 32 bytes
-}
-
 // UDP is a node's UDP input lane: one socket, a reader, and per play
 // connection a key and a worker that turns its inputs into bulk actions.
 type UDP struct {
@@ -185,7 +178,7 @@ func (u *UDP) Close() error {
 
 // udpOpen gives c a fresh key when the lane is on; nil when it is off.
 // ws.go calls it before the welcome.
-func (s *Server) udpOpen(c *playConn) *udpInfo {
+func (s *Server) udpOpen(c *playConn) *wire.UDPInfo {
 	u := s.udp.Load()
 	if u == nil {
 		return nil
@@ -204,7 +197,7 @@ func (s *Server) udpOpen(c *playConn) *udpInfo {
 	u.byConn[c] = k
 	u.mu.Unlock()
 	u.m.keys.Inc()
-	return &udpInfo{Addr: u.addr, KeyID: base64.StdEncoding.EncodeToString(k.id[:]),
+	return &wire.UDPInfo{Addr: u.addr, KeyID: base64.StdEncoding.EncodeToString(k.id[:]),
 		Key: base64.StdEncoding.EncodeToString(k.key)}
 }
 

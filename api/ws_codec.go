@@ -62,7 +62,7 @@ func (k playCodec) marshal(v any) ([]byte, error) {
 // decode decodes one client message of WebSocket type typ, as strictly in
 // either codec: a msgpack message is transcoded to JSON and decoded by the
 // same strict decoder (unknown keys, wrong types, trailing bytes refused).
-func (k playCodec) decode(typ websocket.MessageType, data []byte, msg *clientMsg) error {
+func (k playCodec) decode(typ websocket.MessageType, data []byte, msg *wire.ClientMsg) error {
 	if typ != k.messageType() {
 		return fmt.Errorf("%w: %s messages are not part of %s", fsm.ErrMalformed, typ, k)
 	}

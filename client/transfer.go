@@ -29,7 +29,7 @@ const (
 var errMoved = errors.New("gsd/client: moved to another node")
 
 // moved records a transfer message.
-func (p *Play) moved(m *serverMsg) error {
+func (p *Play) moved(m *wire.ServerMsg) error {
 	if m.To == "" {
 		return nil // nowhere to go: the close that follows rotates
 	}

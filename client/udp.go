@@ -30,11 +30,7 @@ var (
 
 // UDPInfo is a play connection's UDP lane: the welcome's udp object. The
 // key is valid while that connection lasts.
-type UDPInfo struct {
-	Addr  string `json:"addr"`
-	KeyID string `json:"key_id"`
-	Key   string `json:"key"`
-}
+type UDPInfo = wire.UDPInfo
 
 // udpLane resolves the welcome's udp object against the node the play
 // connection reached: an unspecified host means that node's host.

@@ -15,7 +15,7 @@ import (
 )
 
 // PlaySubprotocol is the JSON play protocol (docs/PROTOCOL.md).
-const PlaySubprotocol = "gsd.json.v1"
+const PlaySubprotocol = wire.SubprotocolJSON
 
 // ErrPlayClosed is returned by a Play after Close.
 var ErrPlayClosed = errors.New("gsd/client: play connection closed")
@@ -140,40 +140,6 @@ type item struct {
 	ev      wire.Event
 	covered uint64
 	skip    bool // only moves the covered seq (an empty delta)
-}
-
-// deltaEntity is one entity of a delta frame.
-type deltaEntity struct {
-	Deleted uint64                `json:"deleted"`
-	Fields  map[string]deltaField `json:"fields"`
-}
-
-type deltaField struct {
-	Value   wire.Value `json:"value"`
-	Version uint64     `json:"version"`
-}
-
-// serverMsg is any message from the server.
-type serverMsg struct {
-	Type        string                 `json:"type"`
-	Session     string                 `json:"session"`
-	ResumeToken string                 `json:"resume_token"`
-	Seq         uint64                 `json:"seq"`
-	From        uint64                 `json:"from"`
-	Tick        uint64                 `json:"tick"`
-	Entities    map[string]deltaEntity `json:"entities"`
-	Data        map[string]wire.Value  `json:"data"`
-	Events      []wire.Event           `json:"events"`
-	Event       *wire.Event            `json:"event"`
-	Status      int                    `json:"status"`
-	Code        string                 `json:"code"`
-	Error       string                 `json:"error"`
-	T           int64                  `json:"t"`
-	ServerTime  int64                  `json:"server_time"`
-	UDP         *UDPInfo               `json:"udp"`    // udp.go
-	To          string                 `json:"to"`     // transfer.go
-	Ticket      string                 `json:"ticket"` // transfer.go
-	Nodes       []string               `json:"nodes"`
 }
 
 // Play opens a play session in world and returns once the server welcomed
@@ -302,7 +268,7 @@ func (p *Play) Ping(ctx context.Context) (time.Duration, error) {
 		return 0, errors.New("gsd/client: not connected")
 	}
 	t := time.Now().UnixNano()
-	if err := p.write(ctx, conn, map[string]any{"type": "ping", "t": t}); err != nil {
+	if err := p.write(ctx, conn, map[string]any{"type": wire.TypePing, "t": t}); err != nil {
 		return 0, err
 	}
 	for {
@@ -329,7 +295,7 @@ func (p *Play) Close() error {
 	if conn != nil {
 		p.sendAck(conn)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if p.write(ctx, conn, map[string]string{"type": "bye"}) == nil {
+		if p.write(ctx, conn, map[string]string{"type": wire.TypeBye}) == nil {
 			// The server closes after forgetting the session.
 			select {
 			case <-p.done:
@@ -445,9 +411,9 @@ func (p *Play) connect(base string) error {
 
 	p.mu.Lock()
 	first := p.session == ""
-	hello := map[string]any{"type": "hello", "token": token, "player": p.opts.Player}
+	hello := map[string]any{"type": wire.TypeHello, "token": token, "player": p.opts.Player}
 	if !first {
-		hello = map[string]any{"type": "resume", "token": token, "player": p.opts.Player,
+		hello = map[string]any{"type": wire.TypeResume, "token": token, "player": p.opts.Player,
 			"session": p.session, "resume_token": p.resumeToken, "last_seq": p.received}
 		if p.ticket != "" {
 			hello["ticket"] = p.ticket
@@ -457,11 +423,11 @@ func (p *Play) connect(base string) error {
 	if err := p.write(p.ctx, conn, hello); err != nil {
 		return closeErr(err)
 	}
-	var w serverMsg
+	var w wire.ServerMsg
 	if err := p.read(conn, &w); err != nil {
 		return err
 	}
-	if w.Type != "welcome" {
+	if w.Type != wire.TypeWelcome {
 		return &CloseError{Code: 4400, Reason: "expected welcome, got " + w.Type}
 	}
 	p.mu.Lock()
@@ -513,7 +479,7 @@ func (p *Play) connect(base string) error {
 		}
 	}()
 	for {
-		var m serverMsg
+		var m wire.ServerMsg
 		if err := p.read(conn, &m); err != nil {
 			return err
 		}
@@ -524,9 +490,9 @@ func (p *Play) connect(base string) error {
 }
 
 // handle acts on one message of an established connection.
-func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
+func (p *Play) handle(conn *websocket.Conn, m *wire.ServerMsg) error {
 	switch m.Type {
-	case "events":
+	case wire.TypeEvents:
 		if m.From != 0 {
 			return p.handleEvents(m)
 		}
@@ -547,11 +513,11 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 			p.received, p.lastEvent = ev.Seq, ev.Seq
 			p.mu.Unlock()
 		}
-	case "delta":
+	case wire.TypeDelta:
 		return p.handleDelta(m)
-	case "result", "error":
+	case wire.TypeResult, wire.TypeError:
 		r := actResult{}
-		if m.Type == "result" && m.Event != nil {
+		if m.Type == wire.TypeResult && m.Event != nil {
 			r.ev = *m.Event
 		} else {
 			r.err = &Error{Status: m.Status, Code: m.Code, Message: m.Error}
@@ -565,11 +531,11 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 			default:
 			}
 		}
-	case "transfer":
+	case wire.TypeTransfer:
 		return p.moved(m)
-	case "ping":
-		return p.write(p.ctx, conn, map[string]any{"type": "pong", "t": m.T})
-	case "pong":
+	case wire.TypePing:
+		return p.write(p.ctx, conn, map[string]any{"type": wire.TypePong, "t": m.T})
+	case wire.TypePong:
 		select {
 		case p.pongs <- pong{t: m.T, server: m.ServerTime}:
 		default:
@@ -600,7 +566,7 @@ func (p *Play) cover(from uint64) error {
 
 // handleEvents queues an events frame's new events; the frame covers the
 // world up to m.Seq.
-func (p *Play) handleEvents(m *serverMsg) error {
+func (p *Play) handleEvents(m *wire.ServerMsg) error {
 	if err := p.cover(m.From); err != nil {
 		return err
 	}
@@ -631,7 +597,7 @@ func (p *Play) handleEvents(m *serverMsg) error {
 }
 
 // handleDelta queues a delta frame as one event of Status DeltaStatus.
-func (p *Play) handleDelta(m *serverMsg) error {
+func (p *Play) handleDelta(m *wire.ServerMsg) error {
 	if err := p.cover(m.From); err != nil {
 		return err
 	}
@@ -684,7 +650,7 @@ func (p *Play) sendAck(conn *websocket.Conn) {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	_ = p.write(ctx, conn, map[string]any{"type": "ack", "seq": d})
+	_ = p.write(ctx, conn, map[string]any{"type": wire.TypeAck, "seq": d})
 }
 
 func (p *Play) write(ctx context.Context, conn *websocket.Conn, v any) error {

@@ -64,25 +64,6 @@ func (k playCodec) unmarshal(typ websocket.MessageType, b []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// opWire is an op's wire form (as wire.Op's MarshalJSON writes it), for
-// msgpack, where the value keeps its type.
-type opWire struct {
-	Op     string      `json:"op"`
-	Entity string      `json:"entity"`
-	Field  string      `json:"field,omitempty"`
-	Value  *wire.Value `json:"value,omitempty"`
-	By     int64       `json:"by,omitempty"`
-	Expect string      `json:"expect,omitempty"`
-}
-
-type actionWire struct {
-	Player    string   `json:"player"`
-	Seq       uint64   `json:"seq"`
-	InputTime int64    `json:"input_time,omitempty"`
-	Priority  string   `json:"priority,omitempty"`
-	Ops       []opWire `json:"ops"`
-}
-
 // actionMsg encodes {"type":"action","action":a}.
 func (k playCodec) actionMsg(a ActionRequest) ([]byte, error) {
 	if !k.msgpack {
@@ -93,18 +74,10 @@ func (k playCodec) actionMsg(a ActionRequest) ([]byte, error) {
 		return json.Marshal(struct {
 			Type   string          `json:"type"`
 			Action json.RawMessage `json:"action"`
-		}{"action", raw})
-	}
-	w := actionWire{Player: a.Player, Seq: a.Seq, InputTime: a.InputTime, Priority: a.Priority, Ops: make([]opWire, len(a.Ops))}
-	for i, o := range a.Ops {
-		w.Ops[i] = opWire{Op: o.Kind.String(), Entity: o.Entity, Field: o.Field, By: o.By, Expect: o.Expect.String()}
-		if o.Value.Kind != wire.KindNull {
-			v := o.Value
-			w.Ops[i].Value = &v
-		}
+		}{wire.TypeAction, raw})
 	}
 	return wire.MarshalMsgpack(struct {
-		Type   string     `json:"type"`
-		Action actionWire `json:"action"`
-	}{"action", w})
+		Type   string             `json:"type"`
+		Action wire.ActionRequest `json:"action"`
+	}{wire.TypeAction, a})
 }

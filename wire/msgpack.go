@@ -96,6 +96,27 @@ func decodeValue(d *msgpack.Decoder, rv reflect.Value) error {
 	return nil
 }
 
+// msgpackOp is an op's msgpack form: its JSON form's keys, with the value
+// a msgpack scalar of its own type.
+type msgpackOp struct {
+	Op     string `json:"op"`
+	Entity string `json:"entity"`
+	Field  string `json:"field,omitempty"`
+	Value  *Value `json:"value,omitempty"`
+	By     int64  `json:"by,omitempty"`
+	Expect string `json:"expect,omitempty"`
+}
+
+// EncodeMsgpack encodes the op as a map with its JSON form's keys
+// (msgpack.CustomEncoder), so an ActionRequest encodes as it reads in JSON.
+func (o Op) EncodeMsgpack(enc *msgpack.Encoder) error {
+	m := msgpackOp{Op: o.Kind.String(), Entity: o.Entity, Field: o.Field, By: o.By, Expect: o.Expect.String()}
+	if o.Value.Kind != KindNull {
+		m.Value = &o.Value
+	}
+	return enc.Encode(m)
+}
+
 func isInt(c byte) bool {
 	return msgpcode.IsFixedNum(c) || c >= msgpcode.Uint8 && c <= msgpcode.Int64
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"math"
 	"testing"
 
@@ -148,4 +149,20 @@ func TestNewEncoderUsesTheProtocolSettings(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, b, buf.Bytes(), "sorted keys, json tags, compact ints alike")
 	require.Equal(t, "82a16181a176cb3ff0000000000000a16201", hex.EncodeToString(b))
+}
+
+func TestActionRequestsEncodeInMsgpackWithTheirJSONKeys(t *testing.T) {
+	a := ActionRequest{Player: "ann", Seq: 3, InputTime: 9, Priority: PriorityNameBulk, Ops: []Op{
+		{Kind: OpSet, Entity: "e", Field: "x", Value: Float(1.5), Expect: Expect{Mode: ExpectAbsent}},
+		{Kind: OpIncr, Entity: "e", Field: "hp", By: -2},
+		{Kind: OpAdd, Entity: "e", Field: "tags", Value: String("red")},
+		{Kind: OpDelete, Entity: "gone", Expect: Expect{Mode: ExpectVersion, Version: 4}},
+	}}
+	b, err := MarshalMsgpack(a)
+	require.NoError(t, err)
+	got, err := MsgpackToJSON(b)
+	require.NoError(t, err)
+	want, err := json.Marshal(a)
+	require.NoError(t, err)
+	require.JSONEq(t, string(want), string(got))
 }
