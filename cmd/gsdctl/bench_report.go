@@ -160,7 +160,10 @@ func (a *app) runBenchReport(o reportOptions) error {
 		}
 		fmt.Fprintln(w, "```")
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "Paths are relative to the repository root (`%s` stands for a directory outside it).\n\n", outsideMark)
+		fmt.Fprintf(w, "Paths are relative to the repository root, where the commands run (`%s` stands for a\n", outsideMark)
+		fmt.Fprintln(w, "directory outside it). `go test` runs in the package's directory: to rerun the store")
+		fmt.Fprintln(w, "suite, give `GSD_STORE_BENCH` an absolute path such as `$PWD/bench-results/store.json`.")
+		fmt.Fprintln(w)
 	}
 	if o.notes != "" {
 		nb, err := os.ReadFile(o.notes)
