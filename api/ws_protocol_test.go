@@ -75,6 +75,19 @@ func TestPlayActionBodyWithUnknownKeysIsAnErrorAnswerAndKeepsTheConnection(t *te
 		require.Nil(t, ev["duplicate"])
 		break
 	}
+
+	// The same in msgpack: an error message with an integer status.
+	mp := dialProtocols(t, n.env.wsURL("arena"), MsgpackSubprotocol)
+	mpSend(t, mp, map[string]any{"type": "hello", "player": "bob"})
+	require.Equal(t, "welcome", mpRecv(t, mp)["type"])
+	mpSend(t, mp, map[string]any{"type": "action", "action": map[string]any{"seq": uint64(4), "speed": uint64(9), "ops": []any{
+		map[string]any{"op": "incr", "entity": "e1", "field": "score", "by": uint64(1)}}}})
+	m := mpRecvType(t, mp, "error")
+	require.EqualValues(t, 4, m["seq"])
+	require.EqualValues(t, 400, m["status"])
+	require.Equal(t, fsm.CodeMalformed, m["code"])
+	mpSend(t, mp, map[string]any{"type": "ping", "t": int64(5)})
+	require.EqualValues(t, 5, mpRecvType(t, mp, "pong")["t"], "the connection stays open")
 }
 
 func TestPlayResumeWithALastSeqBeyondTheWorldSeqClosesWith4400(t *testing.T) {
