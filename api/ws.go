@@ -146,11 +146,14 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	}
 	// A bad Authorization header is refused before the upgrade; the token
 	// may also come in the hello (browsers cannot set headers).
+	var headerPlayer string
 	if s.auth != nil && bearer(r) != "" {
-		if _, err := s.auth.verify(bearer(r)); err != nil {
+		p, err := s.auth.verify(bearer(r))
+		if err != nil {
 			s.writeError(w, err, false)
 			return
 		}
+		headerPlayer = p
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:   playSubprotocols(r),
@@ -166,6 +169,7 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r), codec: codec, known: known,
 		out: make(chan []byte, s.cfg.Play.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.Play.MaxInflight),
 		ob: newOutbox(s.cfg.Play.QueueSize, codec), detached: make(chan struct{}, 1)}
+	c.headerPlayer = headerPlayer
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
 }
@@ -181,6 +185,10 @@ type playConn struct {
 	header string    // bearer token of the upgrade request, if any
 	codec  playCodec // by the negotiated subprotocol (ws_codec.go)
 	known  bool      // a subprotocol was negotiated
+
+	// headerPlayer is the header token's player, verified at the upgrade:
+	// a hello or resume token must name the same one.
+	headerPlayer string
 
 	player  string
 	session string
@@ -387,6 +395,9 @@ func (c *playConn) identify(msg wire.ClientMsg) (string, error) {
 	}
 	if msg.Player != "" && msg.Player != player {
 		return "", fmt.Errorf("%w: the token is for player %q, the message names %q", errForbidden, player, msg.Player)
+	}
+	if c.headerPlayer != "" && c.headerPlayer != player {
+		return "", fmt.Errorf("%w: the header token is for player %q, the %s token for %q", errForbidden, c.headerPlayer, msg.Type, player)
 	}
 	c.token = tok
 	// The connection lives as long as the token: at its exp it closes

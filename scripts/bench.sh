@@ -43,7 +43,10 @@ eval "$gofsm" | tee "$OUT/gobench-fsm.txt"
 
 notes=()
 if [ -f docs/bench-notes.md ]; then notes=(--notes docs/bench-notes.md); fi
-"$BIN/gsdctl" bench report --store "$OUT/store.json" --client "$OUT/client.json" --client "$OUT/spectators.json" --client "$OUT/play.json" ${udp_client[@]+"${udp_client[@]}"} \
+# The commands above use absolute paths ($OUT: go test runs in the
+# package's directory); the report prints them relative to --root, so the
+# committed document names no directory of this machine.
+"$BIN/gsdctl" bench report --root "$(pwd)" --store "$OUT/store.json" --client "$OUT/client.json" --client "$OUT/spectators.json" --client "$OUT/play.json" ${udp_client[@]+"${udp_client[@]}"} \
 	--gobench "go test benchmarks: store (BenchmarkCommit / BenchmarkRawRaft, closed loop, one Raft Apply per event for raw raft)=$OUT/gobench-store.txt" \
 	--gobench "go test benchmarks: fsm=$OUT/gobench-fsm.txt" ${notes[@]+"${notes[@]}"} \
 	--command "make bench   # = scripts/bench.sh; results in $OUT" \

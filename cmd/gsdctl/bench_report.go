@@ -44,6 +44,7 @@ type reportOptions struct {
 	client, gobench   []string
 	commands          []string
 	notes             string
+	root              string // repository root the printed paths are relative to
 }
 
 func (a *app) benchReportCmd() *cobra.Command {
@@ -56,7 +57,11 @@ store-level suite (--store, from store's TestStoreLevelSuite) and raw
 ` + "`go test -bench`" + ` output files (--gobench, repeatable) into one Markdown
 document with tables, percentile plots (SVG, in --plots) and the machine
 description. --notes inserts a hand-written Markdown file (findings,
-bottlenecks) verbatim.`,
+bottlenecks) verbatim, with the repository root's path taken out.
+Absolute paths in the commands it prints become relative to the
+repository root (--root, default: the nearest directory holding go.mod,
+else the working directory), so the document names no directory of the
+machine that ran the benchmarks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.runBenchReport(o) },
 	}
@@ -68,6 +73,7 @@ bottlenecks) verbatim.`,
 	f.StringVar(&o.notes, "notes", "", "Markdown file with findings, inserted verbatim")
 	f.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "Markdown file to write")
 	f.StringVar(&o.plots, "plots", "docs/bench", "directory of the plots (linked relative to --out)")
+	f.StringVar(&o.root, "root", "", "repository root that printed paths are made relative to (default: the nearest directory holding go.mod, else the working directory)")
 	return cmd
 }
 
@@ -83,6 +89,10 @@ func (a *app) runBenchReport(o reportOptions) error {
 	if len(o.client) == 0 && o.store == "" && len(o.gobench) == 0 {
 		return usageError{errors.New("give --client, --store or --gobench")}
 	}
+	paths, err := newBenchPaths(o.root)
+	if err != nil {
+		return usageError{err}
+	}
 	var rep *loadgen.Report
 	var cmds []string
 	for _, path := range o.client {
@@ -90,6 +100,7 @@ func (a *app) runBenchReport(o reportOptions) error {
 		if err := readJSON(path, r); err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
+		paths.report(r)
 		cmds = append(cmds, r.Command)
 		if rep == nil {
 			rep = r
@@ -106,6 +117,7 @@ func (a *app) runBenchReport(o reportOptions) error {
 		if err := readJSON(o.store, st); err != nil {
 			return fmt.Errorf("read %s: %w", o.store, err)
 		}
+		st.Command = paths.command(st.Command)
 	}
 	if err := os.MkdirAll(o.plots, 0o755); err != nil {
 		return err
@@ -144,9 +156,13 @@ func (a *app) runBenchReport(o reportOptions) error {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "```sh")
 		for _, c := range o.commands {
-			fmt.Fprintln(w, c)
+			fmt.Fprintln(w, paths.command(c))
 		}
 		fmt.Fprintln(w, "```")
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Paths are relative to the repository root, where the commands run (`%s` stands for a\n", outsideMark)
+		fmt.Fprintln(w, "directory outside it). `go test` runs in the package's directory: to rerun the store")
+		fmt.Fprintln(w, "suite, give `GSD_STORE_BENCH` an absolute path such as `$PWD/bench-results/store.json`.")
 		fmt.Fprintln(w)
 	}
 	if o.notes != "" {
@@ -154,7 +170,7 @@ func (a *app) runBenchReport(o reportOptions) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(w, strings.TrimSpace(string(nb)))
+		fmt.Fprintln(w, strings.TrimSpace(paths.text(string(nb))))
 		fmt.Fprintln(w)
 	}
 	if st != nil {
@@ -170,7 +186,7 @@ func (a *app) runBenchReport(o reportOptions) error {
 	for _, g := range o.gobench {
 		label, path, ok := strings.Cut(g, "=")
 		if !ok {
-			label, path = g, g
+			label, path = paths.command(g), g
 		}
 		raw, err := os.ReadFile(path)
 		if err != nil {
