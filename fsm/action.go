@@ -27,9 +27,6 @@ const (
 	OpDelete = wire.OpDelete
 )
 
-// ParseOpKind parses an op's wire name.
-func ParseOpKind(s string) (OpKind, error) { return wire.ParseOpKind(s) }
-
 // ExpectMode says what an op expects of its field before the action.
 type ExpectMode = wire.ExpectMode
 
@@ -43,9 +40,6 @@ const (
 
 // Expect is an op's optimistic-concurrency precondition.
 type Expect = wire.Expect
-
-// ParseExpect parses "", "*" or a decimal version.
-func ParseExpect(s string) (Expect, error) { return wire.ParseExpect(s) }
 
 // Priority is an action's lane in the batcher and the feed.
 type Priority = wire.Priority
