@@ -9,7 +9,7 @@ import (
 
 // HeaderClusterKey carries the cluster secret to the admin endpoints of a
 // cluster started with one (docs/API.md, "Cluster credential").
-const HeaderClusterKey = "X-Gsd-Cluster-Key"
+const HeaderClusterKey = wire.HeaderClusterKey
 
 // WithClusterSecret sends the cluster secret with every request, for the
 // admin endpoints (membership, kick, ban, export, import, drain).

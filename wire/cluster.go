@@ -46,3 +46,8 @@ type DrainResult struct {
 	Moved    int      `json:"moved"`
 	Failed   []string `json:"failed,omitempty"`
 }
+
+// HeaderClusterKey carries the cluster secret to the admin and internal
+// endpoints of a cluster started with one (docs/API.md, "Cluster
+// credential").
+const HeaderClusterKey = "X-Gsd-Cluster-Key"
