@@ -56,7 +56,7 @@ func (s *Server) listWorlds(w http.ResponseWriter, r *http.Request) {
 		out[i] = wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index,
 			Entities: wi.Entities, Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire()}
 	}
-	s.writeJSON(w, http.StatusOK, map[string][]wire.World{"worlds": out})
+	s.writeJSON(w, http.StatusOK, wire.Worlds{Worlds: out})
 }
 
 // hash handles GET /v1/worlds/{world}/hash[?seq=N]: this node's state hash

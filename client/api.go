@@ -22,9 +22,7 @@ func (c *Client) CreateWorld(ctx context.Context, id string, rules wire.Rules) e
 
 // Worlds lists the worlds the answering node knows (a stale read).
 func (c *Client) Worlds(ctx context.Context) ([]World, error) {
-	var out struct {
-		Worlds []World `json:"worlds"`
-	}
+	var out wire.Worlds
 	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds")}, &out)
 	return out.Worlds, err
 }

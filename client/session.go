@@ -36,10 +36,7 @@ func (c *Client) Sessions(ctx context.Context, world string) ([]SessionInfo, err
 // the server's default). The player may start a new session unless banned.
 func (c *Client) Kick(ctx context.Context, world, session, reason string) (SessionInfo, error) {
 	var out SessionInfo
-	body := map[string]string{}
-	if reason != "" {
-		body["reason"] = reason
-	}
+	body := wire.Ban{Reason: reason}
 	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "sessions", session, "kick"), body: body, write: true}, &out)
 	return out, err
 }

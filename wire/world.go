@@ -89,6 +89,11 @@ type World struct {
 	Rules    Rules  `json:"rules"`
 }
 
+// Worlds answers GET /v1/worlds.
+type Worlds struct {
+	Worlds []World `json:"worlds"`
+}
+
 // HashPoint is a node's state hash of a world after the event with seq Seq
 // (GET /v1/worlds/{world}/hash).
 type HashPoint struct {
