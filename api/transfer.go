@@ -2,10 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -69,32 +65,12 @@ type drainState struct {
 	at    time.Time // when nodes was read
 }
 
-// ticket is a signed hand-off of one session from one node to another.
-type ticket struct {
-	World   string `json:"w"`
-	Session string `json:"s"`
-	Epoch   uint64 `json:"e"`
-	Sent    uint64 `json:"q"` // last event seq the source had queued
-	From    string `json:"f"`
-	To      string `json:"t"`
-	Expires int64  `json:"x"` // unix ms
-}
-
 // signTicket encodes and signs t; "" when there is no cluster secret.
-func (s *Server) signTicket(t ticket) string {
+func (s *Server) signTicket(t wire.Ticket) string {
 	if len(s.cfg.ClusterSecret) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal(t)
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return payload + "." + base64.RawURLEncoding.EncodeToString(s.ticketMAC(payload))
-}
-
-// ticketMAC signs a ticket's encoded payload.
-func (s *Server) ticketMAC(payload string) []byte {
-	m := hmac.New(sha256.New, s.hmacKey(ticketPurpose))
-	m.Write([]byte(payload))
-	return m.Sum(nil)
+	return wire.SignTicket(s.hmacKey(ticketPurpose), t)
 }
 
 // checkTicket verifies a resume's ticket for session of world on this node.
@@ -102,18 +78,9 @@ func (s *Server) checkTicket(raw, world, session string, now time.Time) error {
 	if len(s.cfg.ClusterSecret) == 0 {
 		return fmt.Errorf("%w: this node has no cluster secret to verify it; resume without it", errTicket)
 	}
-	payload, sig, ok := strings.Cut(raw, ".")
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if !ok || err != nil || !hmac.Equal(got, s.ticketMAC(payload)) {
-		return fmt.Errorf("%w: bad signature", errTicket)
-	}
-	var t ticket
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err == nil {
-		err = json.Unmarshal(b, &t)
-	}
+	t, err := wire.OpenTicket(s.hmacKey(ticketPurpose), raw)
 	if err != nil {
-		return fmt.Errorf("%w: undecodable: %v", errTicket, err)
+		return fmt.Errorf("%w: %v", errTicket, err)
 	}
 	switch self := s.nodeID(); {
 	case now.UnixMilli() > t.Expires:
@@ -244,7 +211,7 @@ func (c *playConn) transfer(to fsm.NodeInfo) bool {
 	c.actMu.Unlock()
 	c.acts.Wait() // their results are queued before the transfer
 	c.flushAck(false)
-	t := ticket{World: c.world, Session: c.session, Epoch: c.epoch, Sent: c.sent.Load(),
+	t := wire.Ticket{World: c.world, Session: c.session, Epoch: c.epoch, Sent: c.sent.Load(),
 		From: c.s.nodeID(), To: to.ID, Expires: time.Now().Add(c.s.cfg.TransferTicketTTL).UnixMilli()}
 	b, err := c.codec.marshal(wire.Transfer{Type: wire.TypeTransfer, To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
 	if err != nil {
