@@ -4,9 +4,10 @@
 // (action.go, world.go, cluster.go, session.go), events as clients see
 // them (event.go), the play protocol's messages (play.go), the UDP input
 // packet codec (udp.go), the MessagePack encoding of the binary play
-// subprotocol (msgpack.go), and the error codes of answers (errors.go).
-// Signed envelopes and spectator frames will live here too, so there is
-// one canonical encoding of what gets signed.
+// subprotocol (msgpack.go), the error codes of answers (errors.go), and
+// the signed transfer ticket (ticket.go). Signed envelopes and spectator
+// frames will live here too, so there is one canonical encoding of what
+// gets signed.
 //
 // api/decode.go keeps small private mirrors of the action and rules bodies
 // whose only job is to refuse unknown keys before these types decode them
