@@ -16,7 +16,8 @@ type SessionInfo struct {
 	// Opened and Seen are leader times (unix ns).
 	Opened int64 `json:"opened,omitempty"`
 	Seen   int64 `json:"seen,omitempty"`
-	// Replaced names the session an open replaced ("" if none).
+	// Replaced is, on open, the id of the player's previous session in
+	// the world, which the open closed ("" if none).
 	Replaced string `json:"replaced,omitempty"`
 	// Kicked is why an admin kicked the session ("" if not).
 	Kicked string           `json:"kicked,omitempty"`
