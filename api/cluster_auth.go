@@ -15,8 +15,9 @@ import (
 // The cluster credential (docs/API.md, "Cluster credential"). With
 // Config.ClusterSecret set, the edge guards two kinds of routes:
 //
-//   - internal routes, which only nodes of the cluster call (the followers'
-//     session and acks endpoints, and any request marked HeaderForwarded):
+//   - internal routes, which only nodes of the cluster call (the
+//     node-to-node service under InternalPrefix, internal.go; the former
+//     session and acks paths; any request marked HeaderForwarded):
 //     they need the secret in HeaderClusterKey;
 //   - admin routes (membership, snapshot, kick, ban, unban, player data
 //     export and import, drain): they need the secret, or a player-token-
@@ -48,19 +49,24 @@ const (
 
 // routeAccesses lists the guarded routes by mux pattern.
 var routeAccesses = map[string]routeAccess{
-	"POST /v1/worlds/{world}/sessions/{op}":      accessInternal,
-	"POST /v1/sessions:acks":                     accessInternal,
-	"POST /v1/cluster/join":                      accessAdmin,
-	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
-	"POST /v1/cluster/transfer-leadership":       accessAdmin,
-	"POST /v1/cluster/snapshot":                  accessAdmin,
-	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
-	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
-	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,
-	"POST /v1/worlds/{world}/bans":               accessAdmin,
-	"DELETE /v1/worlds/{world}/bans/{player}":    accessAdmin,
-	"POST /v1/node/drain":                        accessAdmin,
-	"DELETE /v1/node/drain":                      accessAdmin,
+	"POST /v1/worlds/{world}/sessions/{op}":                       accessInternal,
+	"POST /v1/sessions:acks":                                      accessInternal,
+	"POST " + InternalPrefix + "/worlds/{world}/actions":          accessInternal,
+	"POST " + InternalPrefix + "/worlds/{world}/actions:batch":    accessInternal,
+	"GET " + InternalPrefix + "/worlds/{world}/entities/{entity}": accessInternal,
+	"POST " + InternalPrefix + "/worlds/{world}/sessions/{op}":    accessInternal,
+	"POST " + InternalPrefix + "/sessions:acks":                   accessInternal,
+	"POST /v1/cluster/join":                                       accessAdmin,
+	"DELETE /v1/cluster/nodes/{id}":                               accessAdmin,
+	"POST /v1/cluster/transfer-leadership":                        accessAdmin,
+	"POST /v1/cluster/snapshot":                                   accessAdmin,
+	"POST /v1/worlds/{world}/sessions/{id}/kick":                  accessAdmin,
+	"GET /v1/worlds/{world}/sessions:export":                      accessAdmin,
+	"POST /v1/worlds/{world}/sessions:import":                     accessAdmin,
+	"POST /v1/worlds/{world}/bans":                                accessAdmin,
+	"DELETE /v1/worlds/{world}/bans/{player}":                     accessAdmin,
+	"POST /v1/node/drain":                                         accessAdmin,
+	"DELETE /v1/node/drain":                                       accessAdmin,
 }
 
 // checkAccess returns nil when r may reach the route of pattern, else an
