@@ -22,18 +22,6 @@ const (
 	KindSession
 )
 
-func (k Kind) String() string {
-	switch k {
-	case KindWrite:
-		return "write"
-	case KindRead:
-		return "read"
-	case KindSession:
-		return "session"
-	}
-	return fmt.Sprintf("kind(%d)", int(k))
-}
-
 // Group is the handle of one Raft group that this node leads: what the
 // edge runs there. *store.Store implements it; the shard manager will hand
 // out one per group.

@@ -235,11 +235,12 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
 			}
 			if _, err := g.Session(ctx, fsm.CmdSessionImport, c); err != nil {
 				err = fmt.Errorf("player %s (%d imported before it): %w", p.Player, i, err)
-				if i == 0 {
-					return err // nothing imported: route sends it on if leadership moved
+				if i > 0 {
+					// Some imported: answered here, never sent on.
+					s.writeError(w, err, true)
+					return nil
 				}
-				s.writeError(w, err, true)
-				return nil
+				return err // nothing imported: sent on if leadership moved
 			}
 		}
 		s.writeJSON(w, http.StatusOK, importJSON{World: world, Imported: len(f.Players)})
