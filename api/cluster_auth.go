@@ -49,24 +49,19 @@ const (
 
 // routeAccesses lists the guarded routes by mux pattern.
 var routeAccesses = map[string]routeAccess{
-	"POST /v1/worlds/{world}/sessions/{op}":                       accessInternal,
-	"POST /v1/sessions:acks":                                      accessInternal,
-	"POST " + InternalPrefix + "/worlds/{world}/actions":          accessInternal,
-	"POST " + InternalPrefix + "/worlds/{world}/actions:batch":    accessInternal,
-	"GET " + InternalPrefix + "/worlds/{world}/entities/{entity}": accessInternal,
-	"POST " + InternalPrefix + "/worlds/{world}/sessions/{op}":    accessInternal,
-	"POST " + InternalPrefix + "/sessions:acks":                   accessInternal,
-	"POST /v1/cluster/join":                                       accessAdmin,
-	"DELETE /v1/cluster/nodes/{id}":                               accessAdmin,
-	"POST /v1/cluster/transfer-leadership":                        accessAdmin,
-	"POST /v1/cluster/snapshot":                                   accessAdmin,
-	"POST /v1/worlds/{world}/sessions/{id}/kick":                  accessAdmin,
-	"GET /v1/worlds/{world}/sessions:export":                      accessAdmin,
-	"POST /v1/worlds/{world}/sessions:import":                     accessAdmin,
-	"POST /v1/worlds/{world}/bans":                                accessAdmin,
-	"DELETE /v1/worlds/{world}/bans/{player}":                     accessAdmin,
-	"POST /v1/node/drain":                                         accessAdmin,
-	"DELETE /v1/node/drain":                                       accessAdmin,
+	"POST /v1/worlds/{world}/sessions/{op}":      accessInternal,
+	"POST /v1/sessions:acks":                     accessInternal,
+	"POST /v1/cluster/join":                      accessAdmin,
+	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
+	"POST /v1/cluster/transfer-leadership":       accessAdmin,
+	"POST /v1/cluster/snapshot":                  accessAdmin,
+	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
+	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
+	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,
+	"POST /v1/worlds/{world}/bans":               accessAdmin,
+	"DELETE /v1/worlds/{world}/bans/{player}":    accessAdmin,
+	"POST /v1/node/drain":                        accessAdmin,
+	"DELETE /v1/node/drain":                      accessAdmin,
 }
 
 // checkAccess returns nil when r may reach the route of pattern, else an
@@ -77,8 +72,8 @@ func (s *Server) checkAccess(r *http.Request, pattern string) error {
 		return nil
 	}
 	access := routeAccesses[pattern]
-	if r.Header.Get(HeaderForwarded) != "" {
-		access = accessInternal // only nodes forward
+	if r.Header.Get(HeaderForwarded) != "" || isInternalPattern(pattern) {
+		access = accessInternal // only nodes forward, or call internal routes
 	}
 	if access == accessPublic {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gsd-dev/gsd/store"
 )
@@ -50,6 +51,12 @@ func (s *Server) internalRoutes() {
 	s.mux.HandleFunc("POST "+InternalPrefix+"/sessions:acks", s.sessionAcksCommand)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{op}", s.sessionCommand)
 	s.mux.HandleFunc("POST /v1/sessions:acks", s.sessionAcksCommand)
+}
+
+// isInternalPattern reports whether a mux pattern is a node-to-node route.
+func isInternalPattern(pattern string) bool {
+	_, path, _ := strings.Cut(pattern, " ")
+	return strings.HasPrefix(path, InternalPrefix+"/")
 }
 
 func internalActPath(world string) string {
