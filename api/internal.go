@@ -79,12 +79,12 @@ const internalAcksPath = InternalPrefix + "/sessions:acks"
 // node-to-node request, internal call or proxied admin request, gets its
 // headers here: the HeaderForwarded mark and the cluster secret (and the
 // cluster version, once there is one).
-func (s *Server) peerRequest(ctx context.Context, method, url string, body []byte) (*http.Request, error) {
+func (s *Server) peerRequest(ctx context.Context, method, target string, body []byte) (*http.Request, error) {
 	var rd io.Reader = http.NoBody
 	if len(body) > 0 {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return nil, err
 	}
@@ -96,12 +96,26 @@ func (s *Server) peerRequest(ctx context.Context, method, url string, body []byt
 	return req, nil
 }
 
-// callNode makes one internal call to the node rt names and decodes a 200
-// answer into out (a *json.RawMessage keeps its bytes). Any other answer
-// becomes a *remoteError; a failed round trip the error forwardError
-// gives (for a POST, outcome_unknown once the request may have left).
-// token is the player's JWT, passed on with auth on.
+// callNode makes one internal call to the node rt names and decodes its
+// 200 answer into out. token is the player's JWT, passed on with auth on.
 func (s *Server) callNode(ctx context.Context, rt Route, method, path string, body []byte, token string, out any) error {
+	return s.send(ctx, rt, method, path, body, token, func(r io.Reader) error {
+		b, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxBatchBodyBytes))
+		if err != nil {
+			return forwardError(rt.Node, err, method != http.MethodGet)
+		}
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%w: leader %s: undecodable answer: %v", errInternal, rt.Node, err)
+		}
+		return nil
+	})
+}
+
+// send makes one internal call to the node rt names and hands its 200
+// answer's body to answer. Any other answer becomes a *remoteError; a
+// failed round trip the error forwardError gives (for a write,
+// outcome_unknown once the request may have left).
+func (s *Server) send(ctx context.Context, rt Route, method, path string, body []byte, token string, answer func(io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
 	defer cancel()
 	req, err := s.peerRequest(ctx, method, leaderURL(rt.Addr)+path, body)
@@ -119,46 +133,41 @@ func (s *Server) callNode(ctx context.Context, rt Route, method, path string, bo
 	}
 	defer resp.Body.Close()
 	s.metrics.forwards.WithLabelValues("ok").Inc()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxBatchBodyBytes))
+	if resp.StatusCode == http.StatusOK {
+		return answer(resp.Body)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
 		return forwardError(rt.Node, err, write)
 	}
-	if resp.StatusCode != http.StatusOK {
-		var eb ErrorBody
-		if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
-			eb = ErrorBody{Code: CodeInternal, Error: fmt.Sprintf("undecodable answer: %.200s", b)}
-		}
-		return &remoteError{status: resp.StatusCode, code: eb.Code, msg: eb.Error}
+	var eb ErrorBody
+	if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
+		eb = ErrorBody{Code: CodeInternal, Error: fmt.Sprintf("undecodable answer: %.200s", b)}
 	}
-	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("%w: leader %s: undecodable answer: %v", errInternal, rt.Node, err)
-	}
-	return nil
+	return &remoteError{status: resp.StatusCode, code: eb.Code, msg: eb.Error}
 }
 
 // relay serves a client's request by one internal call to the node rt
 // names (body and the client's token go along) and answers with what that
-// node answered: its answer's bytes, or its error as it was, marked with
-// HeaderLeader. When the call itself failed, the error is returned for the
-// caller to answer.
+// node answered, marked with HeaderLeader: a 200 answer's bytes streamed
+// as they come, or its error as it was. When the call itself failed, the
+// error is returned for the caller to answer.
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, rt Route, method, path string, body []byte) error {
-	var raw json.RawMessage
-	err := s.callNode(r.Context(), rt, method, path, body, bearer(r), &raw)
+	err := s.send(r.Context(), rt, method, path, body, bearer(r), func(answer io.Reader) error {
+		w.Header().Set(HeaderLeader, rt.Node)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		if _, err := io.Copy(w, answer); err != nil {
+			s.log.Debug("copy relayed answer", "leader", rt.Node, "err", err)
+		}
+		return nil
+	})
 	if re, ok := errors.AsType[*remoteError](err); ok {
 		w.Header().Set(HeaderLeader, rt.Node)
 		s.writeRemoteError(w, re)
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	w.Header().Set(HeaderLeader, rt.Node)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(append(raw, '\n')); err != nil {
-		s.log.Debug("write relayed answer", "leader", rt.Node, "err", err)
-	}
-	return nil
+	return err
 }
 
 // writeRemoteError answers with another node's error answer unchanged.

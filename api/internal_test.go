@@ -185,3 +185,24 @@ func TestARelayedAnswerToAClientThatWentAwayIsNoErrorToAnswer(t *testing.T) {
 	require.NoError(t, follower.srv.relay(w, r, rt, http.MethodGet, internalEntityPath("arena", "e1"), nil))
 	require.Equal(t, "n1", w.h.Get(HeaderLeader))
 }
+
+func TestAnInternalAnswerCutOffMidBodyIsAnUnknownOutcome(t *testing.T) {
+	t.Parallel()
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		if strings.HasSuffix(r.URL.Path, "/close") {
+			w.WriteHeader(http.StatusConflict)
+		}
+		_, _ = w.Write([]byte(`{"id":`)) // and the connection ends
+	}))
+	t.Cleanup(cut.Close)
+	f := newFake()
+	f.leader.Store(false)
+	f.setLeader("n9", cut.URL)
+	e := newEnv(t, f)
+	ctx := context.Background()
+	_, err := e.srv.session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s1", Player: "ann"}, "")
+	require.ErrorIs(t, err, store.ErrOutcomeUnknown, "a 200 answer cut off")
+	_, err = e.srv.session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: "arena", ID: "s1"}, "")
+	require.ErrorIs(t, err, store.ErrOutcomeUnknown, "an error answer cut off")
+}
