@@ -59,8 +59,9 @@ func (r Route) Local() bool { return r.Group != nil }
 //
 // The contract every implementation honours (the single-group one here,
 // the multi-group one of the shard manager):
-//   - Route is cheap and does not block on the network: it answers from
-//     what the node knows now (its groups' Raft state, the shard map).
+//   - Route is cheap, safe for concurrent use and does not block on the
+//     network: it answers from what the node knows now (its groups' Raft
+//     state, the shard map). The acker asks it once per ack per round.
 //   - A Route with Group set means this node leads the world's group at
 //     the time of the answer; the edge runs the command there. If the
 //     group then says store.ErrNotLeader, the edge asks again once and
@@ -74,8 +75,12 @@ func (r Route) Local() bool { return r.Group != nil }
 //     placed nowhere, a world being moved) are answered as classify maps
 //     them.
 //   - world "" names the group that holds the cluster's membership (the
-//     node table): join, remove, leadership transfer.
-//   - GroupID is the same for every world of one group, on every node.
+//     node table): join, remove, leadership transfer. A world's creation
+//     is routed by the new world's id (placement decides its group).
+//   - GroupID is non-empty and the same for every world of one group, on
+//     every node.
+//   - kind lets an implementation send kinds apart (a later follower or
+//     lease read); the single-group router routes every kind alike.
 type Router interface {
 	Route(world string, kind Kind) (Route, error)
 }
