@@ -3,27 +3,26 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Replicated acks, batched per node. A play client acks the events it
-// processed; the ack is replicated in its session so that a resume, on any
-// node, starts after it. Each connection only records its client's latest
-// ack (playConn.acked); one goroutine per Server, the acker, replicates
-// every AckInterval the acks of all this node's connections that moved
-// since they were last replicated, in ONE fsm.CmdSessionAcks command (on a
-// follower, one request to the leader's internal acks endpoint), split only
-// beyond fsm.MaxSessionAcks. With 1,000 players that is 5 commands a
-// second instead of 5,000.
+// Replicated acks, batched per node and group. A play client acks the
+// events it processed; the ack is replicated in its session so that a
+// resume, on any node, starts after it. Each connection only records its
+// client's latest ack (playConn.acked); one goroutine per Server, the
+// acker, replicates every AckInterval the acks of all this node's
+// connections that moved since they were last replicated, in ONE
+// fsm.CmdSessionAcks command per group (the Router names each world's
+// group; on a node that does not lead it, one internal call to the node
+// that does), split only beyond fsm.MaxSessionAcks. With 1,000 players
+// that is 5 commands a second instead of 5,000.
 //
 // A connection that ends, says bye or is moved by a drain flushes its ack
 // at once (flushAck): it queues it for the acker, wakes it and waits for
@@ -198,15 +197,34 @@ func (a *acker) round(ctx context.Context) {
 		p := add(w.c, w.seq)
 		p.waits = append(p.waits, w)
 	}
-	for len(pending) > 0 {
-		n := min(len(pending), fsm.MaxSessionAcks)
-		a.replicate(ctx, pending[:n])
-		pending = pending[n:]
+	// One command per group (the router names it), split only beyond
+	// fsm.MaxSessionAcks. Acks whose world has no route now go together,
+	// and stay pending when their batch fails on it.
+	byGroup := make(map[string][]*pendingAck)
+	var groups []string
+	for _, p := range pending {
+		g := ""
+		if rt, err := a.s.router.Route(p.ack.World, KindSession); err == nil {
+			g = rt.GroupID
+		}
+		if _, ok := byGroup[g]; !ok {
+			groups = append(groups, g)
+		}
+		byGroup[g] = append(byGroup[g], p)
+	}
+	for _, g := range groups {
+		batch := byGroup[g]
+		for len(batch) > 0 {
+			n := min(len(batch), fsm.MaxSessionAcks)
+			a.replicate(ctx, batch[:n])
+			batch = batch[n:]
+		}
 	}
 }
 
-// replicate sends one batch (at most fsm.MaxSessionAcks acks) and, when it
-// committed, records each ack as its connection's flushed one.
+// replicate sends one batch (at most fsm.MaxSessionAcks acks of one
+// group) and, when it committed, records each ack as its connection's
+// flushed one.
 func (a *acker) replicate(ctx context.Context, batch []*pendingAck) {
 	acks := make([]fsm.SessionAck, len(batch))
 	for i, p := range batch {
@@ -266,32 +284,37 @@ func (s *Server) playConns() []*playConn {
 	return out
 }
 
-// sessionAcks replicates a batch of acks on the leader: here when this node
-// leads, else forwarded in one request.
+// sessionAcks replicates a batch of acks, all of one group, on the group's
+// leader (routed by the first ack's world): here when this node leads,
+// else by one internal call.
 func (s *Server) sessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error) {
-	if s.b.IsLeader() {
-		n, err := s.b.SessionAcks(ctx, acks)
-		if !errors.Is(err, store.ErrNotLeader) || s.b.IsLeader() {
-			return n, err
+	var n int
+	err := s.route(acks[0].World, KindSession, false, func(g Group) error {
+		var err error
+		n, err = g.SessionAcks(ctx, acks)
+		return err
+	}, func(rt Route) error {
+		req := wire.Acks{Acks: make([]wire.Ack, len(acks))}
+		for i, a := range acks {
+			req.Acks[i] = wire.Ack(a)
 		}
-	}
-	req := wire.Acks{Acks: make([]wire.Ack, len(acks))}
-	for i, a := range acks {
-		req.Acks[i] = wire.Ack(a)
-	}
-	body, _ := json.Marshal(req)
-	var out wire.AcksAnswer
-	if err := s.callLeader(ctx, "/v1/sessions:acks", body, "", &out); err != nil {
-		return 0, err
-	}
-	return out.Acked, nil
+		body, _ := json.Marshal(req)
+		var out wire.AcksAnswer
+		if err := s.callNode(ctx, rt, http.MethodPost, internalAcksPath, body, "", &out); err != nil {
+			return err
+		}
+		n = out.Acked
+		return nil
+	})
+	return n, err
 }
 
-// sessionAcksCommand handles POST /v1/sessions:acks, the internal endpoint
-// through which a follower replicates its play connections' acks on the
-// leader, many sessions (of any worlds) in one request and one command.
-// Only forwarded requests are served (with a cluster secret, only with it:
-// cluster_auth.go).
+// sessionAcksCommand handles POST /internal/v1/sessions:acks, the internal
+// call through which another node replicates its play connections' acks on
+// the leader, many sessions (of the worlds of one group) in one request
+// and one command, routed by the first ack's world. Only forwarded
+// requests are served (with a cluster secret, only with it:
+// cluster_auth.go), and never sent on.
 func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
 	if !s.forwardedOnly(w, r) {
 		return
@@ -310,16 +333,16 @@ func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	if !s.b.IsLeader() {
-		s.writeError(w, fmt.Errorf("%w: a forwarded request reached a non-leader", store.ErrNotLeader), true)
-		return
-	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	n, err := s.b.SessionAcks(ctx, acks)
+	err := s.route(acks[0].World, KindSession, true, func(g Group) error {
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		n, err := g.SessionAcks(ctx, acks)
+		if err == nil {
+			s.writeJSON(w, http.StatusOK, wire.AcksAnswer{Acked: n})
+		}
+		return err
+	}, nil)
 	if err != nil {
 		s.writeError(w, err, true)
-		return
 	}
-	s.writeJSON(w, http.StatusOK, wire.AcksAnswer{Acked: n})
 }

@@ -212,7 +212,7 @@ func TestPlayAcksOnAFollowerGoToTheLeaderInOneRequest(t *testing.T) {
 		return act(t, l, actBody("bob", seq))
 	})
 	fwd := func() float64 {
-		return testutil.ToFloat64(l.env.srv.metrics.requests.WithLabelValues("POST /v1/sessions:acks", "200"))
+		return testutil.ToFloat64(l.env.srv.metrics.requests.WithLabelValues("POST "+InternalPrefix+"/sessions:acks", "200"))
 	}
 	before := fwd()
 	f.env.srv.acks.round(context.Background())
@@ -368,7 +368,7 @@ func TestSessionAcksMoveToTheLeaderWhenLeadershipMovesMidCallAndFailWithoutOne(t
 func TestNewFailsWhenTheAckMetricsAreTaken(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_play_acks_replicated_total", Help: "taken"}))
-	_, err := New(testConfig(), newFake(), reg)
+	_, err := newFakeServer(testConfig(), reg)
 	require.ErrorContains(t, err, "api ack metrics")
 }
 

@@ -32,19 +32,20 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	if s.toLeader(w, r, body, true) {
-		return
-	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	ev, dup, err := s.b.Act(ctx, a)
-	if err != nil {
-		if !s.retryOnLeader(w, r, body, err, true) {
-			s.writeError(w, err, true)
+	err = s.route(a.World, KindWrite, forwarded(r), func(g Group) error {
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		ev, dup, err := g.Act(ctx, a)
+		if err == nil {
+			s.writeJSON(w, http.StatusOK, eventJSON(ev, dup))
 		}
-		return
+		return err
+	}, func(rt Route) error {
+		return s.relay(w, r, rt, http.MethodPost, internalActPath(a.World), body)
+	})
+	if err != nil {
+		s.writeError(w, err, true)
 	}
-	s.writeJSON(w, http.StatusOK, eventJSON(ev, dup))
 }
 
 // eventJSON is an event's wire form, marked when it answers a repeat.
@@ -94,14 +95,24 @@ func (s *Server) actBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fmt.Errorf("%w: %d actions, limit %d", errTooLarge, len(req.Actions), s.cfg.MaxBatchActions), true)
 		return
 	}
-	if s.toLeader(w, r, body, true) {
-		return
-	}
 	world := r.PathValue("world")
-	results := make([]any, len(req.Actions))
+	err = s.route(world, KindWrite, forwarded(r), func(g Group) error {
+		s.writeJSON(w, http.StatusOK, s.runBatch(r, g, world, player, req.Actions))
+		return nil
+	}, func(rt Route) error {
+		return s.relay(w, r, rt, http.MethodPost, internalBatchPath(world), body)
+	})
+	if err != nil {
+		s.writeError(w, err, true)
+	}
+}
+
+// runBatch runs a batch's actions on g, concurrently, and answers each.
+func (s *Server) runBatch(r *http.Request, g Group, world, player string, actions []json.RawMessage) batchResponse {
+	results := make([]any, len(actions))
 	sem := make(chan struct{}, s.cfg.BatchConcurrency)
 	var wg sync.WaitGroup
-	for i, raw := range req.Actions {
+	for i, raw := range actions {
 		a, err := decodeAction(raw, world, player)
 		if err == nil {
 			err = s.checkBan(world, a.Player)
@@ -122,7 +133,7 @@ func (s *Server) actBatch(w http.ResponseWriter, r *http.Request) {
 			}()
 			ctx, cancel := s.requestContext(r)
 			defer cancel()
-			ev, dup, err := s.b.Act(ctx, a)
+			ev, dup, err := g.Act(ctx, a)
 			if err != nil {
 				_, results[i] = s.errorBody(err, true)
 				return
@@ -131,5 +142,5 @@ func (s *Server) actBatch(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wg.Wait()
-	s.writeJSON(w, http.StatusOK, batchResponse{Results: results})
+	return batchResponse{Results: results}
 }

@@ -165,7 +165,7 @@ func TestAuthConfigValidation(t *testing.T) {
 		require.Error(t, c.Validate(), what)
 		cfg := testConfig()
 		cfg.Auth = c
-		_, err := New(cfg, newFake(), nil)
+		_, err := newFakeServer(cfg, nil)
 		require.Error(t, err, what)
 	}
 }

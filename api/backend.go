@@ -7,43 +7,36 @@ import (
 	"github.com/gsd-dev/gsd/store"
 )
 
-// Backend is what the edge needs from the replicated store. *store.Store
-// implements it; the shard manager will later, so api stays unaware of how
-// worlds are placed.
+// Backend is this node's view of the replicated state: what the edge
+// reads here whichever node leads (stale reads, the event feed, sessions
+// as applied here) and the node's own status. *store.Store implements it.
+// Commands that only a world's leader may run (actions, linearizable
+// reads, session commands, world creation, membership) are never run
+// through it: the edge asks the Router (router.go) where they go and runs
+// them on the Group it names, or calls the node it names.
 type Backend interface {
-	// Act proposes an action and returns its committed event (dup=true for
-	// an idempotent repeat).
-	Act(ctx context.Context, a *fsm.Action) (ev *fsm.Event, dup bool, err error)
-	CreateWorld(ctx context.Context, id string, rules fsm.Rules) error
 	Worlds() []fsm.WorldInfo
+	// Entity reads an entity; the edge uses it for stale reads only.
 	Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error)
 	Hash(world string, seq uint64) (fsm.HashPoint, error)
 	Subscribe(world string, from uint64) (*store.Subscription, error)
-	// Session proposes one session command (fsm.CmdSession*) and returns
-	// the session as it left it.
-	Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error)
-	// SessionAcks proposes the acks of many sessions in one command and
-	// returns how many applied (acks of sessions gone are skipped).
-	SessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error)
-	// SessionInfo, Sessions, Banned, Bans and PlayerData read this node's
+	// SessionInfo, Sessions, Banned and Bans read this node's
 	// applied state (stale): the edge watches its connections' sessions
 	// there, whichever node proposed the change.
 	SessionInfo(world, id string) (fsm.SessionInfo, error)
 	Sessions(world string) ([]fsm.SessionInfo, error)
 	Banned(world, player string) (reason string, banned bool)
 	Bans(world string) ([]fsm.Ban, error)
-	PlayerData(world string) (map[string]map[string]fsm.Value, error)
 
+	// Status, Ready and Snapshot are about this node itself (GET
+	// /v1/status, /readyz, POST /v1/cluster/snapshot, the node id in its
+	// sessions), never about where a world's commands go.
 	Status() store.Status
-	IsLeader() bool
 	Ready() bool
-	// Leader returns the leader's id and HTTP address, when known.
-	Leader() (id, httpAddr string)
-
-	Join(ctx context.Context, n fsm.NodeInfo) error
-	Remove(ctx context.Context, id string) error
-	TransferLeadership(ctx context.Context) error
 	Snapshot(ctx context.Context) (uint64, error)
 }
 
-var _ Backend = (*store.Store)(nil)
+var (
+	_ Backend     = (*store.Store)(nil)
+	_ LeaderGroup = (*store.Store)(nil)
+)

@@ -10,7 +10,9 @@ import (
 // okJSON answers membership changes that have nothing else to say.
 var okJSON = map[string]bool{"ok": true}
 
-// status handles GET /v1/status: this node's view of its group.
+// status handles GET /v1/status: this node's view of its group. It, the
+// snapshot and the health routes ask about this node itself (Backend's
+// Status, Ready, Snapshot), never where a world's commands go.
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, s.b.Status())
 }
@@ -31,10 +33,10 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fmt.Errorf("%w: join needs id and raft_addr", fsm.ErrMalformed), true)
 		return
 	}
-	s.leaderCall(w, r, body, func(r *http.Request) error {
+	s.leaderCall(w, r, body, func(r *http.Request, g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
-		return s.b.Join(ctx, n)
+		return g.Join(ctx, n)
 	})
 }
 
@@ -45,35 +47,33 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	s.leaderCall(w, r, nil, func(r *http.Request) error {
+	s.leaderCall(w, r, nil, func(r *http.Request, g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
-		return s.b.Remove(ctx, id)
+		return g.Remove(ctx, id)
 	})
 }
 
 // transferLeadership handles POST /v1/cluster/transfer-leadership (leader
 // only; forwarded).
 func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
-	s.leaderCall(w, r, nil, func(r *http.Request) error {
+	s.leaderCall(w, r, nil, func(r *http.Request, g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
-		return s.b.TransferLeadership(ctx)
+		return g.TransferLeadership(ctx)
 	})
 }
 
-// leaderCall runs a membership change on the leader and answers {"ok":true}.
-func (s *Server) leaderCall(w http.ResponseWriter, r *http.Request, body []byte, call func(*http.Request) error) {
-	if s.toLeader(w, r, body, true) {
-		return
-	}
-	if err := call(r); err != nil {
-		if !s.retryOnLeader(w, r, body, err, true) {
-			s.writeError(w, err, true)
+// leaderCall runs a membership change on the leader of the group that
+// holds the cluster's membership (world "") and answers {"ok":true}.
+func (s *Server) leaderCall(w http.ResponseWriter, r *http.Request, body []byte, call func(*http.Request, Group) error) {
+	s.onLeader(w, r, "", KindWrite, body, func(g Group) error {
+		if err := call(r, g); err != nil {
+			return err
 		}
-		return
-	}
-	s.writeJSON(w, http.StatusOK, okJSON)
+		s.writeJSON(w, http.StatusOK, okJSON)
+		return nil
+	})
 }
 
 // snapshot handles POST /v1/cluster/snapshot: a snapshot of this node (any

@@ -16,8 +16,9 @@ import (
 // The cluster credential (docs/API.md, "Cluster credential"). With
 // Config.ClusterSecret set, the edge guards two kinds of routes:
 //
-//   - internal routes, which only nodes of the cluster call (the followers'
-//     session and acks endpoints, and any request marked HeaderForwarded):
+//   - internal routes, which only nodes of the cluster call (the
+//     node-to-node service under InternalPrefix, internal.go; the former
+//     session and acks paths; any request marked HeaderForwarded):
 //     they need the secret in HeaderClusterKey;
 //   - admin routes (membership, snapshot, kick, ban, unban, player data
 //     export and import, drain): they need the secret, or a player-token-
@@ -72,8 +73,8 @@ func (s *Server) checkAccess(r *http.Request, pattern string) error {
 		return nil
 	}
 	access := routeAccesses[pattern]
-	if r.Header.Get(HeaderForwarded) != "" {
-		access = accessInternal // only nodes forward
+	if r.Header.Get(HeaderForwarded) != "" || isInternalPattern(pattern) {
+		access = accessInternal // only nodes forward, or call internal routes
 	}
 	if access == accessPublic {
 		return nil

@@ -4,13 +4,17 @@
 //
 // Its place in the flow of one action: a handler decodes and validates the
 // request (malformed input is answered 4xx before anything is proposed),
-// hands the action to the Backend (the store, later the shard manager), and
-// answers with the committed event. A follower never proposes: it forwards
-// writes and linearizable reads to the leader's HTTP address itself, marked
-// with HeaderForwarded so that a stale view of the leader cannot make a
-// request loop. Errors become HTTP statuses and codes in exactly one place
-// (classify in errors.go); docs/API.md lists them with the retry rules.
+// asks the Router where the world's commands go (router.go), runs the
+// action on the Group it names when this node leads it, and answers with
+// the committed event. A node that does not lead never proposes: it sends
+// writes and linearizable reads to the leader itself, as calls of the
+// internal node-to-node service (internal.go) or proxied admin requests,
+// which are never sent on again, so a stale view of the leader cannot make
+// a request loop. Errors become HTTP statuses and codes in exactly one
+// place (classify in errors.go); docs/API.md lists them with the retry
+// rules.
 //
 // api holds no game logic and never touches Raft or bolt; everything it
-// needs from the replicated state goes through the Backend interface.
+// needs from the replicated state goes through the Router, its Groups and
+// the Backend (this node's view).
 package api

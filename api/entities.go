@@ -19,25 +19,44 @@ func newEntityJSON(v fsm.EntityView) wire.Entity {
 }
 
 // entity handles GET /v1/worlds/{world}/entities/{entity}?consistency=...
-// A linearizable read (the default) is served by the leader, through a
-// follower if need be; a stale read by whichever node is asked.
+// A linearizable read (the default) is served by the world's leader,
+// through this node's internal call if need be; a stale read by whichever
+// node is asked.
 func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
 	c, err := store.ParseConsistency(r.URL.Query().Get("consistency"))
 	if err != nil {
 		s.writeError(w, err, false)
 		return
 	}
-	if c == store.Linearizable && !store.BrokenLinearizableReads && s.toLeader(w, r, nil, false) {
+	if c == store.Linearizable && !store.BrokenLinearizableReads {
+		s.linearizableEntity(w, r)
 		return
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
 	v, err := s.b.Entity(ctx, r.PathValue("world"), r.PathValue("entity"), c)
 	if err != nil {
-		if !s.retryOnLeader(w, r, nil, err, false) {
-			s.writeError(w, err, false)
-		}
+		s.writeError(w, err, false)
 		return
 	}
 	s.writeJSON(w, http.StatusOK, newEntityJSON(v))
+}
+
+// linearizableEntity reads an entity on its world's leader.
+func (s *Server) linearizableEntity(w http.ResponseWriter, r *http.Request) {
+	world, id := r.PathValue("world"), r.PathValue("entity")
+	err := s.route(world, KindRead, forwarded(r), func(g Group) error {
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		v, err := g.Entity(ctx, world, id, store.Linearizable)
+		if err == nil {
+			s.writeJSON(w, http.StatusOK, newEntityJSON(v))
+		}
+		return err
+	}, func(rt Route) error {
+		return s.relay(w, r, rt, http.MethodGet, internalEntityPath(world, id), nil)
+	})
+	if err != nil {
+		s.writeError(w, err, false)
+	}
 }

@@ -45,7 +45,7 @@ func benchSpectators(b *testing.B, streams int) {
 	for !st.IsLeader() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	s, err := New(testConfig(), st, prometheus.NewRegistry())
+	s, err := New(testConfig(), st, NewSingleGroupRouter(st), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

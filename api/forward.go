@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,12 +13,15 @@ import (
 	"github.com/gsd-dev/gsd/store"
 )
 
-// A follower answers writes and linearizable reads by proxying them to the
-// leader itself, so clients never redo them. The original body bytes and
-// query go out unchanged with HeaderForwarded set; a marked request that
+// A node that does not serve a world's command sends it to the node that
+// does (the Router says which), so clients never redo it: actions, action
+// batches and linearizable reads as internal calls (internal.go), the
+// other leader-only requests (a world's creation, membership, admin
+// session commands) proxied to the same public route, original body bytes
+// and query unchanged, with HeaderForwarded set. A marked request that
 // reaches a non-leader is answered not_leader instead of hopping again.
-// Forwarding a write is safe because the follower proposed nothing: its
-// backend either was skipped (not the leader) or said store.ErrNotLeader.
+// Sending a write on is safe because this node proposed nothing: its group
+// either was not asked or said store.ErrNotLeader.
 
 func newForwardClient(cfg Config) *http.Client {
 	dialer := &net.Dialer{Timeout: cfg.ForwardDialTimeout, KeepAlive: 30 * time.Second}
@@ -37,64 +39,42 @@ func newForwardClient(cfg Config) *http.Client {
 	}
 }
 
-// toLeader routes a request that only the leader can serve: it returns
-// false when this node leads (the caller serves it), and otherwise answers
-// it by forwarding (or refusing) and returns true.
-func (s *Server) toLeader(w http.ResponseWriter, r *http.Request, body []byte, write bool) bool {
-	if s.b.IsLeader() {
-		return false
+// onLeader serves a public request that only the world's leader may serve
+// and that has no internal call of its own (a world's creation,
+// membership, admin session commands): local runs it on this node's group
+// and writes the answer when it succeeds; else the request is proxied to
+// the leader (route in router.go says when).
+func (s *Server) onLeader(w http.ResponseWriter, r *http.Request, world string, kind Kind, body []byte, local func(Group) error) {
+	write := kind != KindRead
+	err := s.route(world, kind, forwarded(r), local, func(rt Route) error {
+		s.forward(w, r, rt, body, write)
+		return nil
+	})
+	if err != nil {
+		s.writeError(w, err, write)
 	}
-	s.forward(w, r, body, write)
-	return true
 }
 
-// retryOnLeader handles a backend error: when it is store.ErrNotLeader and
-// this node has meanwhile lost leadership, the request is forwarded and
-// retryOnLeader returns true. A leader that is not yet ready keeps the error.
-func (s *Server) retryOnLeader(w http.ResponseWriter, r *http.Request, body []byte, err error, write bool) bool {
-	if !errors.Is(err, store.ErrNotLeader) || s.b.IsLeader() {
-		return false
-	}
-	s.forward(w, r, body, write)
-	return true
-}
-
-// forward proxies r to the leader and streams its answer back.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte, write bool) {
-	if r.Header.Get(HeaderForwarded) != "" {
-		s.metrics.forwards.WithLabelValues("loop").Inc()
-		s.writeError(w, fmt.Errorf("%w: a forwarded request reached a non-leader", store.ErrNotLeader), write)
-		return
-	}
-	id, addr := s.b.Leader()
-	if addr == "" {
-		s.metrics.forwards.WithLabelValues("no_leader").Inc()
-		s.writeError(w, fmt.Errorf("%w: no known leader", store.ErrNotLeader), write)
-		return
-	}
+// forward proxies r to the node rt names and streams its answer back.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body []byte, write bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ForwardTimeout)
 	defer cancel()
-	var rd io.Reader = http.NoBody
-	if len(body) > 0 {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, leaderURL(addr)+r.URL.RequestURI(), rd)
+	req, err := s.peerRequest(ctx, r.Method, leaderURL(rt.Addr)+r.URL.RequestURI(), body)
 	if err != nil {
 		s.metrics.forwards.WithLabelValues("error").Inc()
-		s.writeError(w, fmt.Errorf("%w: leader %s has a bad address %q: %v", store.ErrNotLeader, id, addr, err), write)
+		s.writeError(w, fmt.Errorf("%w: leader %s has a bad address %q: %v", store.ErrNotLeader, rt.Node, rt.Addr, err), write)
 		return
 	}
+	req.Header.Del("Content-Type") // the client's own, if any, below
 	for _, h := range []string{"Content-Type", "Accept", "Authorization"} {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}
 	}
-	req.Header.Set(HeaderForwarded, "1")
-	s.setClusterKey(req.Header)
 	resp, err := s.fwd.Do(req)
 	if err != nil {
 		s.metrics.forwards.WithLabelValues("error").Inc()
-		s.writeError(w, forwardError(id, err, write), write)
+		s.writeError(w, forwardError(rt.Node, err, write), write)
 		return
 	}
 	defer resp.Body.Close()
@@ -104,10 +84,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte, wr
 			w.Header().Set(h, v)
 		}
 	}
-	w.Header().Set(HeaderLeader, id)
+	w.Header().Set(HeaderLeader, rt.Node)
 	w.WriteHeader(resp.StatusCode)
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		s.log.Debug("copy forwarded answer", "leader", id, "err", err)
+		s.log.Debug("copy forwarded answer", "leader", rt.Node, "err", err)
 	}
 }
 

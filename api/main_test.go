@@ -57,7 +57,9 @@ func newEnvReg(t *testing.T, b Backend, reg *prometheus.Registry, ln net.Listene
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s, err := New(cfg, b, reg)
+	lg, ok := b.(LeaderGroup)
+	require.True(t, ok, "%T cannot say who leads its group", b)
+	s, err := New(cfg, b, NewSingleGroupRouter(lg), reg)
 	require.NoError(t, err)
 	h := s.Handler()
 	if f, ok := b.(*fakeBackend); ok {
@@ -80,6 +82,13 @@ func newEnvReg(t *testing.T, b Backend, reg *prometheus.Registry, ln net.Listene
 		ts.Close()
 	})
 	return &testEnv{t: t, srv: s, ts: ts, reg: reg}
+}
+
+// newFakeServer is a Server over a new fake backend, its group routed by
+// the single-group router.
+func newFakeServer(cfg Config, reg *prometheus.Registry) (*Server, error) {
+	f := newFake()
+	return New(cfg, f, NewSingleGroupRouter(f), reg)
 }
 
 // with returns e reporting to t (a subtest).

@@ -142,6 +142,7 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg     Config
 	b       Backend
+	router  Router // where a world's commands go (router.go)
 	log     *slog.Logger
 	mux     *http.ServeMux
 	metrics *metrics
@@ -167,14 +168,19 @@ type Server struct {
 	drain drainState
 }
 
-// New returns a Server over b. Its request metrics are registered in reg
-// (a fresh registry when nil), and /metrics serves reg.
-func New(cfg Config, b Backend, reg *prometheus.Registry) (*Server, error) {
+// New returns a Server over b that sends each world's commands where
+// router says (NewSingleGroupRouter for one Raft group). Its request
+// metrics are registered in reg (a fresh registry when nil), and /metrics
+// serves reg.
+func New(cfg Config, b Backend, router Router, reg *prometheus.Registry) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if b == nil {
 		return nil, errors.New("api: nil backend")
+	}
+	if router == nil {
+		return nil, errors.New("api: nil router")
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -187,7 +193,7 @@ func New(cfg Config, b Backend, reg *prometheus.Registry) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), metrics: m, playMetrics: pm, fwd: newForwardClient(cfg), wire: new(wireCache)}
+	s := &Server{cfg: cfg, b: b, router: router, log: cfg.Logger, mux: http.NewServeMux(), metrics: m, playMetrics: pm, fwd: newForwardClient(cfg), wire: new(wireCache)}
 	if cfg.Auth != nil {
 		s.auth = newAuthenticator(*cfg.Auth)
 	}
@@ -208,8 +214,6 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("GET /v1/worlds/{world}/events", s.events)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/play", s.play)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions", s.presence)
-	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{op}", s.sessionCommand)
-	s.mux.HandleFunc("POST /v1/sessions:acks", s.sessionAcksCommand)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", s.kick)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", s.exportData)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions:import", s.importData)
@@ -227,6 +231,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.Handle("GET /metrics", metricsHandler(reg))
+	s.internalRoutes()
 }
 
 // Handler returns the edge's HTTP handler.

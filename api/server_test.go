@@ -36,22 +36,24 @@ func TestDefaultConfigIsValidAndValidateCatchesEachField(t *testing.T) {
 		err := c.Validate()
 		require.Error(t, err, name)
 		require.Contains(t, err.Error(), name)
-		_, err = New(c, newFake(), nil)
+		_, err = newFakeServer(c, nil)
 		require.Error(t, err, name)
 	}
 }
 
-func TestNewRefusesNilBackendAndDoubleRegistration(t *testing.T) {
+func TestNewRefusesNilBackendOrRouterAndDoubleRegistration(t *testing.T) {
 	t.Parallel()
-	_, err := New(testConfig(), nil, nil)
-	require.Error(t, err)
+	_, err := New(testConfig(), nil, nil, nil)
+	require.ErrorContains(t, err, "nil backend")
+	_, err = New(testConfig(), newFake(), nil, nil)
+	require.ErrorContains(t, err, "nil router")
 	reg := prometheus.NewRegistry()
-	s, err := New(testConfig(), newFake(), reg)
+	s, err := newFakeServer(testConfig(), reg)
 	require.NoError(t, err)
 	defer s.Close()
-	_, err = New(testConfig(), newFake(), reg)
+	_, err = newFakeServer(testConfig(), reg)
 	require.ErrorContains(t, err, "api metrics")
-	s2, err := New(testConfig(), newFake(), nil) // a private registry
+	s2, err := newFakeServer(testConfig(), nil) // a private registry
 	require.NoError(t, err)
 	s2.Close()
 }
@@ -92,7 +94,7 @@ func TestPanicBecomes500Internal(t *testing.T) {
 
 func TestPanicAfterHeadersAndAbortHandler(t *testing.T) {
 	t.Parallel()
-	s, err := New(testConfig(), newFake(), nil)
+	s, err := newFakeServer(testConfig(), nil)
 	require.NoError(t, err)
 	defer s.Close()
 	s.mux.HandleFunc("GET /late-panic", func(w http.ResponseWriter, r *http.Request) {

@@ -45,17 +45,18 @@ func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
 func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 	var req wire.Ban
 	body, ok := s.adminBody(w, r, &req)
-	if !ok || s.toLeader(w, r, body, true) {
+	if !ok {
 		return
 	}
-	if req.Player != "" {
-		s.writeError(w, fmt.Errorf("%w: a kick names the session in the path, not a player", fsm.ErrMalformed), true)
-		return
-	}
-	if req.Reason == "" {
-		req.Reason = DefaultKickReason
-	}
-	s.adminSession(w, r, body, fsm.CmdSessionKick, &fsm.SessionCmd{World: r.PathValue("world"), ID: r.PathValue("id"), Reason: req.Reason})
+	s.adminSession(w, r, body, fsm.CmdSessionKick, func() (*fsm.SessionCmd, error) {
+		if req.Player != "" {
+			return nil, fmt.Errorf("%w: a kick names the session in the path, not a player", fsm.ErrMalformed)
+		}
+		if req.Reason == "" {
+			req.Reason = DefaultKickReason
+		}
+		return &fsm.SessionCmd{World: r.PathValue("world"), ID: r.PathValue("id"), Reason: req.Reason}, nil
+	})
 }
 
 // ban handles POST /v1/worlds/{world}/bans {"player","reason"}: the player
@@ -64,18 +65,19 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
 	var req wire.Ban
 	body, ok := s.adminBody(w, r, &req)
-	if !ok || s.toLeader(w, r, body, true) {
+	if !ok {
 		return
 	}
-	s.adminSession(w, r, body, fsm.CmdSessionBan, &fsm.SessionCmd{World: r.PathValue("world"), Player: req.Player, Reason: req.Reason})
+	s.adminSession(w, r, body, fsm.CmdSessionBan, func() (*fsm.SessionCmd, error) {
+		return &fsm.SessionCmd{World: r.PathValue("world"), Player: req.Player, Reason: req.Reason}, nil
+	})
 }
 
 // unban handles DELETE /v1/worlds/{world}/bans/{player}.
 func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
-	if s.toLeader(w, r, nil, true) {
-		return
-	}
-	s.adminSession(w, r, nil, fsm.CmdSessionUnban, &fsm.SessionCmd{World: r.PathValue("world"), Player: r.PathValue("player")})
+	s.adminSession(w, r, nil, fsm.CmdSessionUnban, func() (*fsm.SessionCmd, error) {
+		return &fsm.SessionCmd{World: r.PathValue("world"), Player: r.PathValue("player")}, nil
+	})
 }
 
 // bans handles GET /v1/worlds/{world}/bans, from this node's applied state.
@@ -107,40 +109,44 @@ func (s *Server) adminBody(w http.ResponseWriter, r *http.Request, v any) ([]byt
 	return body, true
 }
 
-// adminSession runs an admin session command on this node, the leader,
-// and answers with the session it left.
-func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, body []byte, kind fsm.CmdKind, c *fsm.SessionCmd) {
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	info, err := s.b.Session(ctx, kind, c)
-	if err != nil {
-		if !s.retryOnLeader(w, r, body, err, true) {
-			s.writeError(w, err, true)
+// adminSession runs an admin session command on the world's leader (cmd
+// builds it there, or refuses the request) and answers with the session it
+// left.
+func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, body []byte, kind fsm.CmdKind, cmd func() (*fsm.SessionCmd, error)) {
+	s.onLeader(w, r, r.PathValue("world"), KindWrite, body, func(g Group) error {
+		c, err := cmd()
+		if err != nil {
+			return err
 		}
-		return
-	}
-	s.writeJSON(w, http.StatusOK, toSessionJSON(info))
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		info, err := g.Session(ctx, kind, c)
+		if err != nil {
+			return err
+		}
+		s.writeJSON(w, http.StatusOK, toSessionJSON(info))
+		return nil
+	})
 }
 
 // exportData handles GET /v1/worlds/{world}/sessions:export. It answers on
 // the leader (a follower forwards), so the export holds every committed
 // import and data change.
 func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
-	if s.toLeader(w, r, nil, false) {
-		return
-	}
 	world := r.PathValue("world")
-	all, err := s.b.PlayerData(world)
-	if err != nil {
-		s.writeError(w, err, false)
-		return
-	}
-	out := wire.PlayerDataFile{Format: PlayerDataFormat, World: world, Players: make([]wire.PlayerDataRecord, 0, len(all))}
-	for p, d := range all {
-		out.Players = append(out.Players, wire.PlayerDataRecord{Player: p, Data: d})
-	}
-	sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
-	s.writeJSON(w, http.StatusOK, out)
+	s.onLeader(w, r, world, KindRead, nil, func(g Group) error {
+		all, err := g.PlayerData(world)
+		if err != nil {
+			return err
+		}
+		out := wire.PlayerDataFile{Format: PlayerDataFormat, World: world, Players: make([]wire.PlayerDataRecord, 0, len(all))}
+		for p, d := range all {
+			out.Players = append(out.Players, wire.PlayerDataRecord{Player: p, Data: d})
+		}
+		sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
+		s.writeJSON(w, http.StatusOK, out)
+		return nil
+	})
 }
 
 // importData handles POST /v1/worlds/{world}/sessions:import with a
@@ -176,31 +182,33 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
 		}
 		seen[p.Player] = true
 	}
-	if s.toLeader(w, r, body, true) {
-		return
-	}
 	world := r.PathValue("world")
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	for i, p := range f.Players {
-		c := &fsm.SessionCmd{World: world, Player: p.Player, Data: make([]fsm.DataItem, 0, len(p.Data))}
-		keys := make([]string, 0, len(p.Data))
-		for k := range p.Data {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			c.Data = append(c.Data, fsm.DataItem{Key: k, Value: p.Data[k]})
-		}
-		if _, err := s.b.Session(ctx, fsm.CmdSessionImport, c); err != nil {
-			if i == 0 && s.retryOnLeader(w, r, body, err, true) {
-				return
+	s.onLeader(w, r, world, KindWrite, body, func(g Group) error {
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		for i, p := range f.Players {
+			c := &fsm.SessionCmd{World: world, Player: p.Player, Data: make([]fsm.DataItem, 0, len(p.Data))}
+			keys := make([]string, 0, len(p.Data))
+			for k := range p.Data {
+				keys = append(keys, k)
 			}
-			s.writeError(w, fmt.Errorf("player %s (%d imported before it): %w", p.Player, i, err), true)
-			return
+			sort.Strings(keys)
+			for _, k := range keys {
+				c.Data = append(c.Data, fsm.DataItem{Key: k, Value: p.Data[k]})
+			}
+			if _, err := g.Session(ctx, fsm.CmdSessionImport, c); err != nil {
+				err = fmt.Errorf("player %s (%d imported before it): %w", p.Player, i, err)
+				if i > 0 {
+					// Some imported: answered here, never sent on.
+					s.writeError(w, err, true)
+					return nil
+				}
+				return err // nothing imported: sent on if leadership moved
+			}
 		}
-	}
-	s.writeJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
+		s.writeJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
+		return nil
+	})
 }
 
 // checkBan refuses a banned player's action (403 banned), on this node's

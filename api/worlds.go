@@ -34,18 +34,15 @@ func (s *Server) createWorld(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	if s.toLeader(w, r, body, true) {
-		return
-	}
-	ctx, cancel := s.requestContext(r)
-	defer cancel()
-	if err := s.b.CreateWorld(ctx, req.ID, rules); err != nil {
-		if !s.retryOnLeader(w, r, body, err, true) {
-			s.writeError(w, err, true)
+	s.onLeader(w, r, req.ID, KindWrite, body, func(g Group) error {
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		if err := g.CreateWorld(ctx, req.ID, rules); err != nil {
+			return err
 		}
-		return
-	}
-	s.writeJSON(w, http.StatusCreated, map[string]string{"id": req.ID})
+		s.writeJSON(w, http.StatusCreated, map[string]string{"id": req.ID})
+		return nil
+	})
 }
 
 // listWorlds handles GET /v1/worlds: this node's (possibly stale) view.

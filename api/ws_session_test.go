@@ -237,6 +237,6 @@ func TestPlayRefusesBeforeTheUpgradeAndEndsOnHelloTimeoutPongsAndAClosedStore(t 
 func TestNewFailsWhenThePlayMetricsAreTaken(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_play_connections", Help: "taken"}))
-	_, err := New(testConfig(), newFake(), reg)
+	_, err := newFakeServer(testConfig(), reg)
 	require.ErrorContains(t, err, "api play metrics")
 }

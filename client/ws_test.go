@@ -48,7 +48,7 @@ func startPlayNode(t *testing.T, tweak ...func(*api.Config)) *playNode {
 	for _, f := range tweak {
 		f(&acfg)
 	}
-	srv, err := api.New(acfg, st, nil)
+	srv, err := api.New(acfg, st, api.NewSingleGroupRouter(st), nil)
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	ts.Listener.Close()

@@ -31,8 +31,8 @@ type Presence struct {
 }
 
 // SessionCmd is the body of the node-internal
-// POST /v1/worlds/{world}/sessions/{op}: a session command a node forwards
-// to the leader.
+// POST /internal/v1/worlds/{world}/sessions/{op}: a session command a node
+// sends to its world's leader.
 type SessionCmd struct {
 	ID        string `json:"id"`
 	Player    string `json:"player,omitempty"`
@@ -50,7 +50,7 @@ type Ack struct {
 	Seq   uint64 `json:"seq"`
 }
 
-// Acks is the body of the node-internal POST /v1/sessions:acks.
+// Acks is the body of the node-internal POST /internal/v1/sessions:acks.
 type Acks struct {
 	Acks []Ack `json:"acks"`
 }

@@ -139,7 +139,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		acfg.RequestTimeout = max(acfg.RequestTimeout, o.applyTimeout+time.Second)
 		acfg.ForwardTimeout = max(acfg.ForwardTimeout, acfg.RequestTimeout+5*time.Second)
 	}
-	edge, err := api.New(acfg, st, reg)
+	edge, err := api.New(acfg, st, api.NewSingleGroupRouter(st), reg)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return fmt.Errorf("start api: %w", err)

@@ -59,7 +59,7 @@ func start(t testing.TB, udp bool, opt func(*api.Config)) string {
 	if opt != nil {
 		opt(&acfg)
 	}
-	srv, err := api.New(acfg, st, reg)
+	srv, err := api.New(acfg, st, api.NewSingleGroupRouter(st), reg)
 	require.NoError(t, err)
 	hs.Config.Handler = srv.Handler()
 	var lane *api.UDP

@@ -1,0 +1,221 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSingleGroupRouterAnswersLocalWhenLeaderRemoteWhenFollowerNotLeaderWhenUnknown(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	r := NewSingleGroupRouter(f)
+	for _, k := range []Kind{KindWrite, KindRead, KindSession} {
+		rt, err := r.Route("arena", k)
+		require.NoError(t, err)
+		require.True(t, rt.Local())
+		require.Same(t, f, rt.Group.(*fakeBackend))
+		require.Equal(t, SingleGroupID, rt.GroupID)
+	}
+
+	f.leader.Store(false)
+	f.setLeader("n2", "10.0.0.2:8080")
+	rt, err := r.Route("arena", KindWrite)
+	require.NoError(t, err)
+	require.False(t, rt.Local())
+	require.Equal(t, Route{GroupID: SingleGroupID, Node: "n2", Addr: "10.0.0.2:8080"}, rt)
+	other, err := r.Route("lobby", KindRead)
+	require.NoError(t, err)
+	require.Equal(t, rt, other, "one group holds every world")
+
+	for _, leader := range [][2]string{{"", ""}, {"n2", ""}} { // none, or one without an address
+		f.setLeader(leader[0], leader[1])
+		_, err = r.Route("arena", KindSession)
+		require.ErrorIs(t, err, store.ErrNotLeader)
+		status, code := classify(err, true)
+		require.Equal(t, http.StatusServiceUnavailable, status)
+		require.Equal(t, CodeNotLeader, code)
+	}
+}
+
+// tableRouter is a Router that answers from a table, per world: a route,
+// or an error. A world not in it has no known leader.
+type tableRouter struct {
+	mu     sync.Mutex
+	routes map[string]Route
+	errs   map[string]error
+	asked  int
+}
+
+func (r *tableRouter) Route(world string, kind Kind) (Route, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked++
+	if err := r.errs[world]; err != nil {
+		return Route{}, err
+	}
+	if rt, ok := r.routes[world]; ok {
+		return rt, nil
+	}
+	return Route{}, fmt.Errorf("%w: no known leader of %s", store.ErrNotLeader, world)
+}
+
+func (r *tableRouter) set(world string, rt Route) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.routes[world] = rt
+}
+
+// routedEnv is a Server over a fake whose commands go where tr says.
+func routedEnv(t *testing.T, tr *tableRouter, opts ...func(*Config)) (*Server, *fakeBackend) {
+	t.Helper()
+	cfg := testConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f := newFake()
+	s, err := New(cfg, f, tr, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	return s, f
+}
+
+func forwards(s *Server, result string) float64 {
+	return testutil.ToFloat64(s.metrics.forwards.WithLabelValues(result))
+}
+
+func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T) {
+	t.Parallel()
+	g := newFake()
+	tr := &tableRouter{routes: map[string]Route{"arena": {GroupID: "g1", Group: g}}}
+	s, _ := routedEnv(t, tr)
+	remote := func(Route) error { return errors.New("sent on") }
+
+	// Local success and local errors other than not_leader: no second look.
+	calls := 0
+	err := s.route("arena", KindWrite, false, func(got Group) error {
+		calls++
+		require.Same(t, g, got.(*fakeBackend))
+		return nil
+	}, remote)
+	require.NoError(t, err)
+	err = s.route("arena", KindWrite, false, func(Group) error { return fsm.ErrSeqReused }, remote)
+	require.ErrorIs(t, err, fsm.ErrSeqReused)
+	require.Equal(t, 1, calls)
+
+	// Not the leader any more, and the router names the new one: sent on.
+	deposed := func(Group) error {
+		tr.set("arena", Route{GroupID: "g1", Node: "n2", Addr: "h:2"})
+		return store.ErrNotLeader
+	}
+	var sentTo Route
+	err = s.route("arena", KindWrite, false, deposed, func(rt Route) error { sentTo = rt; return nil })
+	require.NoError(t, err)
+	require.Equal(t, "n2", sentTo.Node)
+
+	// A hop (the command came from another node) is refused, never sent on.
+	tr.set("arena", Route{GroupID: "g1", Group: g})
+	err = s.route("arena", KindWrite, true, deposed, remote)
+	require.ErrorIs(t, err, store.ErrNotLeader)
+	require.ErrorContains(t, err, "forwarded request reached a non-leader")
+	require.Equal(t, float64(1), forwards(s, "loop"))
+
+	// Still the leader (not yet ready): the group's own error stays.
+	tr.set("arena", Route{GroupID: "g1", Group: g})
+	notReady := fmt.Errorf("%w: not ready", store.ErrNotLeader)
+	err = s.route("arena", KindWrite, false, func(Group) error { return notReady }, remote)
+	require.Same(t, notReady, err)
+
+	// Deposed and no leader known now: not_leader, nothing sent.
+	err = s.route("arena", KindWrite, false, func(Group) error {
+		tr.mu.Lock()
+		delete(tr.routes, "arena")
+		tr.mu.Unlock()
+		return store.ErrNotLeader
+	}, remote)
+	require.ErrorIs(t, err, store.ErrNotLeader)
+	require.ErrorContains(t, err, "no known leader of arena")
+	require.Equal(t, float64(1), forwards(s, "no_leader"))
+
+	// The router's other errors are the answer.
+	tr.errs = map[string]error{"moved": fmt.Errorf("%w: world moved", fsm.ErrNotFound)}
+	err = s.route("moved", KindRead, false, func(Group) error { return nil }, remote)
+	require.ErrorIs(t, err, fsm.ErrNotFound)
+	require.Equal(t, float64(1), forwards(s, "no_leader"))
+}
+
+func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
+	t.Parallel()
+	g1, g2 := newFake(), newFake()
+	tr := &tableRouter{routes: map[string]Route{
+		"a": {GroupID: "g1", Group: g1},
+		"b": {GroupID: "g1", Group: g1},
+		"c": {GroupID: "g2", Group: g2},
+	}}
+	s, _ := routedEnv(t, tr, slowAcks)
+	s.mu.Lock()
+	s.plays = make(map[string]*playConn)
+	var conns []*playConn
+	for i, world := range []string{"a", "c", "b", "nowhere", "c"} {
+		c := &playConn{s: s, world: world, session: fmt.Sprintf("s%d", i)}
+		c.acked.Store(uint64(i + 1))
+		s.plays[c.session] = c
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	defer clearPlays(s)
+
+	s.acks.round(context.Background())
+	require.Len(t, g1.ackBatches, 1, "one command for the group's two worlds")
+	require.ElementsMatch(t, []fsm.SessionAck{{World: "a", ID: "s0", Seq: 1}, {World: "b", ID: "s2", Seq: 3}}, g1.ackBatches[0])
+	require.Len(t, g2.ackBatches, 1)
+	require.ElementsMatch(t, []fsm.SessionAck{{World: "c", ID: "s1", Seq: 2}, {World: "c", ID: "s4", Seq: 5}}, g2.ackBatches[0])
+	ok, failed := ackBatches(s)
+	require.Equal(t, [2]float64{2, 1}, [2]float64{ok, failed}, "the world without a route fails its own batch")
+	for i, c := range conns {
+		want := uint64(i + 1)
+		if c.world == "nowhere" {
+			want = 0 // still pending for the next round
+		}
+		require.Equal(t, want, c.flushed.Load(), c.world)
+	}
+}
+
+func TestImportThatFailsAfterItsFirstPlayerIsAnsweredNotSentOn(t *testing.T) {
+	t.Parallel()
+	leader, _ := newPair(t)
+	f := newFake()
+	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
+	f.setLeader("n1", leader.ts.URL)
+	var calls atomic.Int32
+	f.sessHook = func() error {
+		if calls.Add(1) == 1 {
+			return nil
+		}
+		f.leader.Store(false) // deposed after the first player
+		return store.ErrNotLeader
+	}
+	e := newEnv(t, f)
+	file := `{"players":[{"player":"ann","data":{"gold":1}},{"player":"bob","data":{"gold":2}}]}`
+	m := e.requireError(503, CodeNotLeader, "POST", "/v1/worlds/arena/sessions:import", file)
+	require.Contains(t, m["error"], "player bob (1 imported before it)")
+	require.Zero(t, leader.fake.forwarded, "a partial import is not sent on")
+
+	// Failing on the first player, it is sent on to the new leader.
+	f.leader.Store(true)
+	calls.Store(1)
+	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions:import", file)
+	require.Equal(t, 200, code, "%v", m)
+	require.Equal(t, 1, leader.fake.forwarded)
+	require.Equal(t, float64(2), m["imported"])
+}
