@@ -375,6 +375,14 @@ func TestPlayAFailedHubIsReplacedByTheNextConnection(t *testing.T) {
 	require.Equal(t, []uint64{seq}, nextEvents(t, c, 1))
 }
 
+// handled returns the seq up to which the hub has fanned the world's
+// events out.
+func (h *hub) handled() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.next - 1
+}
+
 // inShared reports how many connections the hub's shared stream feeds.
 func (h *hub) inShared() int {
 	h.mu.Lock()
@@ -406,6 +414,11 @@ func TestPlayConnectionsWithoutInterestShareOneStreamAndGetTheSameFrames(t *test
 		act(t, n, moveBody("bob", i, fmt.Sprintf("u%d", i%4), i, 2*i))
 	}
 	require.Equal(t, uint64(21), act(t, n, hitBody("bob", 21, "ann")))
+	// The answer comes once the hit is applied; the hub reads it from the
+	// world's feed in its own time. Tick only after it has fanned out all
+	// 21 events: a tick before would send a delta of part of the moves
+	// ahead of the hit's frame, and none after it.
+	require.Eventually(t, func() bool { return h.handled() == 21 }, 10*time.Second, 5*time.Millisecond)
 	h.tick()
 	var want []map[string]any
 	for i, c := range conns {
