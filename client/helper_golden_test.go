@@ -91,4 +91,3 @@ func goldenDiff(want, got []byte, binary bool) string {
 	}
 	return fmt.Sprintf("first difference at line %d:\n%s", i+1, sb.String())
 }
-
