@@ -15,6 +15,9 @@ type Backend interface {
 	// an idempotent repeat).
 	Act(ctx context.Context, a *fsm.Action) (ev *fsm.Event, dup bool, err error)
 	CreateWorld(ctx context.Context, id string, rules fsm.Rules) error
+	// UpdateRules replaces a world's rules and returns its new rules
+	// version; expect, when not 0, is the version it replaces.
+	UpdateRules(ctx context.Context, world string, rules fsm.Rules, expect uint64) (uint64, error)
 	Worlds() []fsm.WorldInfo
 	Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error)
 	Hash(world string, seq uint64) (fsm.HashPoint, error)

@@ -193,3 +193,27 @@ func TestVersionsCoverAndNeeds(t *testing.T) {
 		require.False(t, Versions{Log: 2, Snapshot: 4}.Covers(Needs(k)))
 	}
 }
+
+func TestStateOfOlderFormatsRestoresAndTakesTheNewCommands(t *testing.T) {
+	// Old writes: a state built from the command kinds older binaries
+	// write, snapshotted in the format they write (3).
+	h := newHarness(t)
+	applyAll(h, prefixBatches())
+	old := h.snapshotBytes()
+	require.Equal(t, byte(3), old[len(snapMagic)-1])
+	require.Equal(t, batchMagic, EncodeBatch(&Batch{Commands: prefixBatches()[0]})[0], "their log entries keep batch format 2")
+
+	// New reads: this binary restores it, applies the new kinds on top,
+	// and its format-4 snapshot restores to the same state.
+	g := restored(t, old)
+	requireSameState(t, h.f, g)
+	id := h.f.Worlds()[0].ID
+	res := g.Apply(h.index+1, EncodeBatch(&Batch{Commands: []Command{
+		{Kind: CmdNodeVersions, Node: &NodeInfo{ID: "n1", Versions: Supported()}},
+		cmdRules(id, 1, h.f.Worlds()[0].Rules),
+	}}))
+	require.NoError(t, res[1].Err)
+	p := snapshotBytes(t, g)
+	require.Equal(t, byte(4), p[len(snapMagic)-1])
+	requireSameState(t, g, restored(t, p))
+}
