@@ -92,4 +92,8 @@ func TestSingleNodeRecordsItsOwnVersionsAndUpdatesRules(t *testing.T) {
 	require.Equal(t, uint64(2), v)
 	_, err = l.UpdateRules(ctxT(t), "nope", strictRules(), 0)
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+	last := l.raft.LastIndex()
+	_, err = l.UpdateRules(ctxT(t), "w", fsm.Rules{Fields: map[string]fsm.FieldRule{"x": {}}}, 0)
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+	require.Equal(t, last, l.raft.LastIndex(), "invalid rules are refused before proposing")
 }
