@@ -345,7 +345,9 @@ func (s Schema) validateViews() error {
 
 // unsupported refuses the first key set to a non-default value, naming the
 // issue that builds it. Each issue removes its keys from this list when its
-// feature works.
+// feature works, and that is a log format change: a replica that still
+// refuses the key would apply the same entry differently, so the issue
+// raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
 func (s Schema) unsupported() error {
 	for _, k := range []struct {
 		key   string

@@ -183,14 +183,16 @@ func TestVersionsCoverAndNeeds(t *testing.T) {
 	require.False(t, Baseline().IsZero())
 	require.Equal(t, "log 1, snapshot 3, wire 1", Baseline().String())
 	for k := CmdAction; k <= CmdSessionAcks; k++ {
-		require.Equal(t, Baseline(), Needs(k), "kind %d", k)
-		require.True(t, Baseline().Covers(Needs(k)))
+		c := &Command{Kind: k, World: &WorldSpec{}}
+		require.Equal(t, Baseline(), Needs(c), "kind %d", k)
+		require.True(t, Baseline().Covers(Needs(c)))
 	}
-	for _, k := range []CmdKind{CmdNodeVersions, CmdUpdateRules} {
-		require.False(t, Baseline().Covers(Needs(k)), "kind %d", k)
-		require.True(t, Supported().Covers(Needs(k)), "kind %d", k)
-		require.False(t, Versions{Log: 2, Snapshot: 3, Wire: 1}.Covers(Needs(k)))
-		require.False(t, Versions{Log: 2, Snapshot: 4}.Covers(Needs(k)))
+	withSchema := &Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: Rules{Schema: Schema{Mode: "duel"}}}}
+	for _, c := range []*Command{{Kind: CmdNodeVersions}, {Kind: CmdUpdateRules}, withSchema} {
+		require.False(t, Baseline().Covers(Needs(c)), "kind %d", c.Kind)
+		require.True(t, Supported().Covers(Needs(c)), "kind %d", c.Kind)
+		require.False(t, Versions{Log: 2, Snapshot: 3, Wire: 1}.Covers(Needs(c)))
+		require.False(t, Versions{Log: 2, Snapshot: 4}.Covers(Needs(c)))
 	}
 }
 

@@ -51,14 +51,20 @@ func (v Versions) String() string {
 	return fmt.Sprintf("log %d, snapshot %d, wire %d", v.Log, v.Snapshot, v.Wire)
 }
 
-// Needs returns the versions a replica must read to apply a command of kind
-// k: the leader proposes k only when every voter's versions cover them.
-func Needs(k CmdKind) Versions {
-	if k == CmdUpdateRules || k == CmdNodeVersions {
+// Needs returns the versions a replica must read to apply c the way this
+// binary does: the leader proposes c only when every voter's versions
+// cover them. It looks at the content, not only the kind, so that a rules
+// key's format (the schema block) is gated like a command kind.
+func Needs(c *Command) Versions {
+	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
+	switch {
+	case c.Kind == CmdUpdateRules, c.Kind == CmdNodeVersions:
 		// A rules update may make a snapshot carry a rules version, a
 		// versions report makes it carry the nodes' versions: both need
 		// snapshot format 4 too.
-		return Versions{Log: 2, Snapshot: 4, Wire: 1}
+		return v2
+	case c.Kind == CmdCreateWorld && !c.World.Rules.Schema.IsZero():
+		return v2 // rules flag bit 2 (today refused: no schema key is built)
 	}
 	return Baseline()
 }

@@ -16,7 +16,7 @@ func (s *Store) propose(ctx context.Context, cmd fsm.Command) (outcome, error) {
 	if s.raft.State() != raft.Leader {
 		return outcome{}, ErrNotLeader
 	}
-	if err := s.gate(cmd.Kind); err != nil {
+	if err := s.gate(&cmd); err != nil {
 		return outcome{}, err
 	}
 	prio, size := fsm.PriorityCritical, 64

@@ -57,9 +57,9 @@ func (s *Store) voterVersions(id string) fsm.Versions {
 	return fsm.Baseline()
 }
 
-// gate refuses a command kind that some voter does not read.
-func (s *Store) gate(kind fsm.CmdKind) error {
-	need := fsm.Needs(kind)
+// gate refuses a command that some voter does not read.
+func (s *Store) gate(cmd *fsm.Command) error {
+	need := fsm.Needs(cmd)
 	if fsm.Baseline().Covers(need) {
 		return nil // every binary reads it: no need to look at the voters
 	}
@@ -72,7 +72,7 @@ func (s *Store) gate(kind fsm.CmdKind) error {
 			continue
 		}
 		if v := s.voterVersions(string(srv.ID)); !v.Covers(need) {
-			return fmt.Errorf("%w: voter %s reads %s, command kind %d needs %s: upgrade it first", ErrVersionGate, srv.ID, v, kind, need)
+			return fmt.Errorf("%w: voter %s reads %s, command kind %d needs %s: upgrade it first", ErrVersionGate, srv.ID, v, cmd.Kind, need)
 		}
 	}
 	return nil
@@ -93,7 +93,7 @@ func (s *Store) report(ctx context.Context, id string, v fsm.Versions) error {
 // reports it holds) into the node table where it differs. Until every
 // voter reads fsm.CmdNodeVersions the reports wait in memory.
 func (s *Store) flushReports(ctx context.Context) error {
-	if s.gate(fsm.CmdNodeVersions) != nil {
+	if s.gate(&fsm.Command{Kind: fsm.CmdNodeVersions}) != nil {
 		return nil
 	}
 	known := map[string]fsm.Versions{s.cfg.ID: s.Versions()}
