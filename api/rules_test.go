@@ -57,6 +57,7 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		"bad schema shape":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
 		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"capacity":10}}`},
 		"unbuilt field key": {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"type":"int","policy":"counter","visible":"owner"}}}}`},
+		"too large":         {413, CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := e.with(t).requireError(tc.status, tc.code, "PUT", tc.path, tc.body)
