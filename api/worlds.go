@@ -55,6 +55,8 @@ type worldJSON struct {
 	Players  int       `json:"players"`
 	Hash     string    `json:"hash"`
 	Rules    fsm.Rules `json:"rules"`
+	// RulesVersion is 1 at creation and rises with each rules update.
+	RulesVersion uint64 `json:"rules_version"`
 }
 
 // listWorlds handles GET /v1/worlds: this node's (possibly stale) view.
@@ -63,7 +65,7 @@ func (s *Server) listWorlds(w http.ResponseWriter, r *http.Request) {
 	out := make([]worldJSON, len(infos))
 	for i, wi := range infos {
 		out[i] = worldJSON{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index,
-			Entities: wi.Entities, Players: wi.Players, Hash: fsm.HashString(wi.Hash), Rules: wi.Rules}
+			Entities: wi.Entities, Players: wi.Players, Hash: fsm.HashString(wi.Hash), Rules: wi.Rules, RulesVersion: wi.RulesVersion}
 	}
 	s.writeJSON(w, http.StatusOK, map[string][]worldJSON{"worlds": out})
 }

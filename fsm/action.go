@@ -258,6 +258,8 @@ const (
 	CmdSessionUnban
 	CmdSessionImport
 	CmdSessionAcks
+	CmdNodeVersions // log version 2: a node's supported versions
+	CmdUpdateRules  // log version 2: replaces a world's rules
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -275,6 +277,8 @@ type NodeInfo struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	Region   string `json:"region,omitempty"`
+	// Versions are the formats the node reads (zero: not reported).
+	Versions Versions `json:"versions,omitzero"`
 }
 
 // Command is one replicated command; exactly one pointer is set, by Kind.
@@ -285,6 +289,7 @@ type Command struct {
 	Node    *NodeInfo    // CmdPutNode, and CmdRemoveNode (ID only)
 	Session *SessionCmd  // CmdSession* but CmdSessionAcks
 	Acks    []SessionAck // CmdSessionAcks
+	Rules   *RulesUpdate // CmdUpdateRules
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

@@ -81,6 +81,8 @@ type Result struct {
 	// others named sessions that no longer exist, or seqs beyond their
 	// world's).
 	Acked int
+	// RulesVersion is, for CmdUpdateRules, the world's new rules version.
+	RulesVersion uint64
 }
 
 // JSONChange is the wire form of a Change.
