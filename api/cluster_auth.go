@@ -53,6 +53,7 @@ var routeAccesses = map[string]routeAccess{
 	"POST /v1/worlds/{world}/sessions/{op}":      accessInternal,
 	"POST /v1/sessions:acks":                     accessInternal,
 	"POST /v1/cluster/join":                      accessAdmin,
+	"PUT /v1/worlds/{world}/rules":               accessAdmin,
 	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
 	"POST /v1/cluster/transfer-leadership":       accessAdmin,
 	"POST /v1/cluster/snapshot":                  accessAdmin,
@@ -115,6 +116,7 @@ func (a *authenticator) verifyAdmin(raw string) error {
 
 // setClusterKey marks a node-to-node request with the cluster secret.
 func (s *Server) setClusterKey(h http.Header) {
+	SetWireVersion(h) // every node-to-node call passes here (version.go)
 	if len(s.cfg.ClusterSecret) > 0 {
 		h.Set(HeaderClusterKey, string(s.cfg.ClusterSecret))
 	}

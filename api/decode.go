@@ -119,7 +119,9 @@ type ruleKeys struct {
 	Fields     map[string]struct {
 		Type   string `json:"type"`
 		Policy string `json:"policy"`
+		fsm.FieldAccess
 	} `json:"fields"`
+	fsm.Schema // rules schema v1's other keys (docs/RULES.md)
 }
 
 // decodeRules decodes and validates a world's rules; absent means none.

@@ -96,6 +96,10 @@ func classify(err error, write bool) (int, string) {
 		return http.StatusTooManyRequests, CodeOverloaded
 	case errors.Is(err, store.ErrArchiveGap):
 		return http.StatusGone, CodeArchiveGap
+	case errors.Is(err, store.ErrVersionGate):
+		return http.StatusConflict, CodeVersionGate
+	case errors.Is(err, errWireVersion):
+		return http.StatusBadRequest, CodeWireVersion
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		if write {
 			return http.StatusServiceUnavailable, CodeOutcomeUnknown
@@ -107,8 +111,11 @@ func classify(err error, write bool) (int, string) {
 		return http.StatusBadRequest, code
 	case fsm.CodeUnknownWorld, fsm.CodeNotFound, fsm.CodeSeqUnknown, fsm.CodeSessionUnknown:
 		return http.StatusNotFound, code
-	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired, fsm.CodeSessionExists:
+	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired, fsm.CodeSessionExists,
+		fsm.CodeRulesConflict, fsm.CodeRulesIncompatible:
 		return http.StatusConflict, code
+	case fsm.CodeNotSupported:
+		return http.StatusUnprocessableEntity, code
 	case fsm.CodeSessionDenied, fsm.CodeSessionKicked, fsm.CodeBanned:
 		return http.StatusForbidden, code
 	}

@@ -35,6 +35,7 @@ type fakeBackend struct {
 	// Knobs: a non-nil error is returned by the matching call.
 	actErr, createErr, entityErr, hashErr, subErr error
 	joinErr, removeErr, transferErr, snapErr      error
+	rulesErr                                      error
 	actHook                                       func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error)
 	entityHook                                    func(ctx context.Context) error
 	panicWorlds                                   bool
@@ -49,6 +50,7 @@ type fakeBackend struct {
 
 type fakeWorld struct {
 	rules    fsm.Rules
+	rulesVer uint64
 	seq      uint64
 	entities map[string]map[string]fsm.Value
 	versions map[string]map[string]uint64
@@ -138,9 +140,27 @@ func (f *fakeBackend) CreateWorld(ctx context.Context, id string, rules fsm.Rule
 	if f.worlds[id] != nil {
 		return fmt.Errorf("%w: %s", fsm.ErrWorldExists, id)
 	}
-	f.worlds[id] = &fakeWorld{rules: rules, entities: make(map[string]map[string]fsm.Value),
+	f.worlds[id] = &fakeWorld{rules: rules, rulesVer: 1, entities: make(map[string]map[string]fsm.Value),
 		versions: make(map[string]map[string]uint64), seen: make(map[string]fakeRecord)}
 	return nil
+}
+
+func (f *fakeBackend) UpdateRules(ctx context.Context, world string, rules fsm.Rules, expect uint64) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rulesErr != nil {
+		return 0, f.rulesErr
+	}
+	w := f.worlds[world]
+	if w == nil {
+		return 0, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, world)
+	}
+	if expect != 0 && expect != w.rulesVer {
+		return 0, fmt.Errorf("%w: version %d", fsm.ErrRulesConflict, w.rulesVer)
+	}
+	w.rules = rules
+	w.rulesVer++
+	return w.rulesVer, nil
 }
 
 func (f *fakeBackend) Worlds() []fsm.WorldInfo {
@@ -151,7 +171,7 @@ func (f *fakeBackend) Worlds() []fsm.WorldInfo {
 	}
 	var out []fsm.WorldInfo
 	for id, w := range f.worlds {
-		out = append(out, fsm.WorldInfo{ID: id, Rules: w.rules, Seq: w.seq, Entities: len(w.entities), Hash: 0xbeef})
+		out = append(out, fsm.WorldInfo{ID: id, Rules: w.rules, Seq: w.seq, Entities: len(w.entities), Hash: 0xbeef, RulesVersion: w.rulesVer})
 	}
 	return out
 }

@@ -28,6 +28,9 @@ const (
 type Group interface {
 	Act(ctx context.Context, a *fsm.Action) (ev *fsm.Event, dup bool, err error)
 	CreateWorld(ctx context.Context, id string, rules fsm.Rules) error
+	// UpdateRules replaces a world's rules and returns its new rules
+	// version; expect, when not 0, is the version it replaces.
+	UpdateRules(ctx context.Context, world string, rules fsm.Rules, expect uint64) (uint64, error)
 	Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error)
 	Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd) (fsm.SessionInfo, error)
 	SessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error)

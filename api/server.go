@@ -208,6 +208,7 @@ func New(cfg Config, b Backend, router Router, reg *prometheus.Registry) (*Serve
 func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("POST /v1/worlds", s.createWorld)
 	s.mux.HandleFunc("GET /v1/worlds", s.listWorlds)
+	s.mux.HandleFunc("PUT /v1/worlds/{world}/rules", s.updateRules)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/actions", s.act)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/actions:batch", s.actBatch)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/entities/{entity}", s.entity)
@@ -278,6 +279,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.checkAccess(r, pattern); err != nil {
+		s.writeError(sw, err, false)
+		return
+	}
+	if err := CheckWireVersion(r.Header); err != nil {
 		s.writeError(sw, err, false)
 		return
 	}

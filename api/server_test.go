@@ -150,7 +150,7 @@ func TestStatusWorldsAndHash(t *testing.T) {
 	code, _, b := e.do("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
 	require.JSONEq(t, `{"worlds":[{"id":"arena","seq":0,"index":0,"entities":0,"players":0,"hash":"000000000000beef",
-		"rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}}}]}`, string(b))
+		"rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}},"rules_version":1}]}`, string(b))
 
 	code, _, b = e.do("GET", "/v1/worlds/arena/hash?seq=5", "")
 	require.Equal(t, 200, code)

@@ -50,8 +50,8 @@ func (s *Server) listWorlds(w http.ResponseWriter, r *http.Request) {
 	infos := s.b.Worlds()
 	out := make([]wire.World, len(infos))
 	for i, wi := range infos {
-		out[i] = wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index,
-			Entities: wi.Entities, Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire()}
+		out[i] = wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
+			Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion}
 	}
 	s.writeJSON(w, http.StatusOK, wire.Worlds{Worlds: out})
 }

@@ -151,6 +151,8 @@ const (
 	CmdSessionUnban
 	CmdSessionImport
 	CmdSessionAcks
+	CmdNodeVersions // log version 2: a node's supported versions
+	CmdUpdateRules  // log version 2: replaces a world's rules
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -174,6 +176,7 @@ type Command struct {
 	Node    *NodeInfo    // CmdPutNode, and CmdRemoveNode (ID only)
 	Session *SessionCmd  // CmdSession* but CmdSessionAcks
 	Acks    []SessionAck // CmdSessionAcks
+	Rules   *RulesUpdate // CmdUpdateRules
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

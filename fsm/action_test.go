@@ -151,6 +151,10 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrSessionDenied:   CodeSessionDenied,
 		ErrSessionKicked:   CodeSessionKicked,
 		ErrBanned:          CodeBanned,
+		ErrNotSupported:    CodeNotSupported,
+		ErrRulesConflict:   CodeRulesConflict,
+		// A rules update the world's state would not satisfy.
+		ErrRulesIncompatible: CodeRulesIncompatible,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

@@ -38,6 +38,12 @@ func (e *encoder) nodeInfo(n *NodeInfo) {
 	e.str(n.Region)
 }
 
+func (e *encoder) versions(v Versions) {
+	e.uvarint(uint64(v.Log))
+	e.uvarint(uint64(v.Snapshot))
+	e.uvarint(uint64(v.Wire))
+}
+
 func boolByte(v bool) byte {
 	if v {
 		return 1
@@ -57,17 +63,23 @@ func (e *encoder) valueBody(v Value) {
 }
 
 // Rules start with a flags byte: bit 0 strict, bit 1 fairness follows (two
-// varints: window and max lag, in ns). Encodings from before fairness wrote
-// a bool there (0 or 1), so they decode unchanged.
+// varints: window and max lag, in ns), bit 2 the schema block follows the
+// fields (log version 2). Encodings from before fairness wrote a bool there
+// (0 or 1), so they decode unchanged; rules whose schema keys are all
+// defaults never set bit 2, so they keep the bytes of log version 1.
 const (
 	rulesStrict byte = 1 << iota
 	rulesFair
+	rulesSchema
 )
 
 func (e *encoder) rules(r Rules) {
 	flags := boolByte(r.Strict)
 	if r.Fair != (Fairness{}) {
 		flags |= rulesFair
+	}
+	if !r.Schema.IsZero() {
+		flags |= rulesSchema
 	}
 	e.byte(flags)
 	if flags&rulesFair != 0 {
@@ -81,6 +93,9 @@ func (e *encoder) rules(r Rules) {
 		e.str(n)
 		e.byte(byte(f.Type))
 		e.byte(byte(f.Policy))
+	}
+	if flags&rulesSchema != 0 {
+		e.schema(r.Schema)
 	}
 }
 
@@ -229,9 +244,19 @@ func (d *decoder) nodeInfo() *NodeInfo {
 	return &NodeInfo{ID: d.str(), RaftAddr: d.str(), HTTPAddr: d.str(), Region: d.str()}
 }
 
+func (d *decoder) versions() Versions {
+	v := [3]uint64{d.uvarint(), d.uvarint(), d.uvarint()}
+	for _, x := range v {
+		if x > math.MaxUint32 {
+			d.fail("version %d out of range", x)
+		}
+	}
+	return Versions{Log: uint32(v[0]), Snapshot: uint32(v[1]), Wire: uint32(v[2])}
+}
+
 func (d *decoder) rules() Rules {
 	flags := d.byte()
-	if flags&^(rulesStrict|rulesFair) != 0 {
+	if flags&^(rulesStrict|rulesFair|rulesSchema) != 0 {
 		d.fail("bad rules flags %#x", flags)
 	}
 	r := Rules{Strict: flags&rulesStrict != 0}
@@ -248,6 +273,9 @@ func (d *decoder) rules() Rules {
 	for i := 0; i < n && d.err == nil; i++ {
 		name := d.str()
 		r.Fields[name] = FieldRule{Type: Kind(d.byte()), Policy: Policy(d.byte())}
+	}
+	if flags&rulesSchema != 0 {
+		r.Schema = d.schema()
 	}
 	return r
 }
@@ -293,6 +321,13 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.sessionCmd(c.Session)
 		case CmdSessionAcks:
 			e.sessionAcks(c.Acks)
+		case CmdNodeVersions:
+			e.str(c.Node.ID)
+			e.versions(c.Node.Versions)
+		case CmdUpdateRules:
+			e.str(c.Rules.World)
+			e.uvarint(c.Rules.Expect)
+			e.rules(c.Rules.Rules)
 		}
 	}
 	return e.b
@@ -327,7 +362,7 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 	magic := d.byte()
 	v1 := magic == batchMagicV1
 	if !v1 && magic != batchMagic {
-		return nil, fmt.Errorf("%w: not a gsd batch", ErrMalformed)
+		return nil, fmt.Errorf("%w: not a gsd batch (magic %#x)", ErrMalformed, magic)
 	}
 	out := &decodedBatch{}
 	out.Time = d.varint()
@@ -353,8 +388,12 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 			c.Session = d.sessionCmd(v1)
 		case CmdSessionAcks:
 			c.Acks = d.sessionAcks()
+		case CmdNodeVersions:
+			c.Node = &NodeInfo{ID: d.str(), Versions: d.versions()}
+		case CmdUpdateRules:
+			c.Rules = &RulesUpdate{World: d.str(), Expect: d.uvarint(), Rules: d.rules()}
 		default:
-			d.fail("unknown command kind %d", c.Kind)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdUpdateRules)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

@@ -153,7 +153,7 @@ func TestDecodeBatchRejectsMalformedEncodings(t *testing.T) {
 			e.byte(byte(CmdCreateWorld))
 			e.str("w")
 			e.str("")
-			e.byte(4) // flags: only strict and fair exist
+			e.byte(8) // flags: only strict, fair and schema exist
 			e.uvarint(0)
 		}),
 		"fair flag without settings": rawBatch(func(e *encoder) {

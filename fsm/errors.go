@@ -69,6 +69,9 @@ var codes = []struct {
 	{ErrSessionDenied, CodeSessionDenied},
 	{ErrSessionKicked, CodeSessionKicked},
 	{ErrBanned, CodeBanned},
+	{ErrNotSupported, CodeNotSupported},
+	{ErrRulesConflict, CodeRulesConflict},
+	{ErrRulesIncompatible, CodeRulesIncompatible},
 }
 
 // Code returns the reason code of err, or "" when err is not an fsm error.

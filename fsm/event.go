@@ -83,6 +83,8 @@ type Result struct {
 	// others named sessions that no longer exist, or seqs beyond their
 	// world's).
 	Acked int
+	// RulesVersion is, for CmdUpdateRules, the world's new rules version.
+	RulesVersion uint64
 }
 
 // Wire returns the event as clients see it.

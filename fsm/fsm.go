@@ -79,11 +79,15 @@ func (f *FSM) publishView() {
 
 // Apply decodes and applies one log entry. An entry that does not decode
 // means replicas would diverge, so Apply panics (the contract of a Raft FSM:
-// stop rather than silently differ).
+// stop rather than silently differ). The message names the entry's index,
+// what failed (an unknown command kind names the kind) and the versions
+// this binary reads: an entry from a newer binary means the leader's
+// version gate was bypassed, and the fix is to upgrade this node, never to
+// skip the entry.
 func (f *FSM) Apply(index uint64, data []byte) []Result {
 	b, err := decodeBatch(data)
 	if err != nil {
-		panic(fmt.Sprintf("gsd/fsm: undecodable log entry at index %d: %v", index, err))
+		panic(fmt.Sprintf("gsd/fsm: undecodable log entry at index %d: %v; this binary reads %s: upgrade it to a binary that reads the entry (the leader's version gate should have kept it from being written)", index, err, Supported()))
 	}
 	return f.apply(index, b)
 }
@@ -112,7 +116,10 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 		case CmdCreateWorld:
 			results[i] = f.createWorld(c.World)
 		case CmdPutNode:
-			f.nodes[c.Node.ID] = *c.Node
+			// The addresses change; the versions the node reported stay.
+			n := *c.Node
+			n.Versions = f.nodes[n.ID].Versions
+			f.nodes[n.ID] = n
 		case CmdRemoveNode:
 			delete(f.nodes, c.Node.ID)
 		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
@@ -120,6 +127,12 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.applySession(c.Kind, b.Time, c.Session)
 		case CmdSessionAcks:
 			results[i] = f.applyAcks(b.Time, c.Acks)
+		case CmdNodeVersions:
+			n := f.nodes[c.Node.ID]
+			n.ID, n.Versions = c.Node.ID, c.Node.Versions
+			f.nodes[n.ID] = n
+		case CmdUpdateRules:
+			results[i] = f.updateRules(c.Rules)
 		}
 	}
 	f.applied = index
@@ -137,7 +150,7 @@ func (f *FSM) createWorld(s *WorldSpec) Result {
 		return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, s.ID)}
 	}
 	f.worlds[s.ID] = &world{
-		id: s.ID, origin: s.Origin, rules: s.Rules,
+		id: s.ID, origin: s.Origin, rules: s.Rules, rulesVersion: 1,
 		inferred: make(map[string]FieldRule),
 		entities: make(map[string]*entity),
 		players:  make(map[string]*player),

@@ -43,6 +43,9 @@ type WorldInfo struct {
 	Entities int
 	Players  int
 	Hash     uint64
+
+	// RulesVersion is 1 at creation and rises with each rules update.
+	RulesVersion uint64
 }
 
 // HashPoint is a world's state hash after the event with seq Seq.
@@ -86,7 +89,7 @@ func (f *FSM) Entity(worldID, id string) (EntityView, error) {
 
 func (w *world) info() WorldInfo {
 	return WorldInfo{ID: w.id, Origin: w.origin, Rules: w.rules, Seq: w.seq, Index: w.index,
-		Entities: len(w.entities), Players: len(w.players), Hash: w.stateHash()}
+		Entities: len(w.entities), Players: len(w.players), Hash: w.stateHash(), RulesVersion: w.rulesVersion}
 }
 
 // World returns one world's summary.

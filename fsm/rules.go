@@ -75,17 +75,32 @@ type FieldRule struct {
 
 // Rules are a world's declared fields. Undeclared fields take their policy
 // from their first op and their type from their first value, unless Strict.
+// Schema holds the keys of rules schema v1 that are not built yet
+// (docs/RULES.md).
 type Rules struct {
 	Strict bool
 	Fair   Fairness // opt-in fair resolution (see Fairness); zero: off
 	Fields map[string]FieldRule
+	Schema Schema
 }
 
 // maxRuleFields bounds the declared fields of a world.
 const maxRuleFields = 1024
 
-// Validate checks that every declared field has a type its policy accepts.
+// Validate checks that every declared field has a type its policy accepts,
+// and the schema's keys: their shapes, then that none whose feature is not
+// built is set (ErrNotSupported).
 func (r Rules) Validate() error {
+	if err := r.validateFields(); err != nil {
+		return err
+	}
+	if err := r.Schema.validate(r.Fields); err != nil {
+		return err
+	}
+	return r.Schema.unsupported()
+}
+
+func (r Rules) validateFields() error {
 	if len(r.Fields) > maxRuleFields {
 		return fmt.Errorf("%w: more than %d fields", ErrMalformed, maxRuleFields)
 	}
@@ -125,11 +140,37 @@ func (r Rules) fieldNames() []string {
 	return names
 }
 
-// MarshalJSON encodes rules in their wire form (Wire):
-// {"strict":..,"fields":{"f":{"type":..,"policy":..}}}.
-func (r Rules) MarshalJSON() ([]byte, error) { return json.Marshal(r.Wire()) }
+type jsonFieldRule struct {
+	Type   string `json:"type"`
+	Policy string `json:"policy"`
+	FieldAccess
+}
 
-// Wire returns the rules' wire form.
+type jsonRules struct {
+	Strict     bool                     `json:"strict"`
+	FairWindow string                   `json:"fair_window,omitempty"`
+	MaxLag     string                   `json:"max_lag_compensation,omitempty"`
+	Fields     map[string]jsonFieldRule `json:"fields,omitempty"`
+	Schema                              // the schema's keys, at the top level
+}
+
+// MarshalJSON encodes rules as {"strict":..,"fields":{"f":{"type":..,"policy":..}}}.
+func (r Rules) MarshalJSON() ([]byte, error) {
+	j := jsonRules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag), Schema: r.Schema}
+	if len(r.Fields) > 0 {
+		j.Fields = make(map[string]jsonFieldRule, len(r.Fields))
+		for n, f := range r.Fields {
+			j.Fields[n] = jsonFieldRule{Type: f.Type.String(), Policy: f.Policy.String(), FieldAccess: r.Schema.Access[n]}
+		}
+	}
+	return json.Marshal(j)
+}
+
+// Wire returns the rules' wire form for clients (wire.Rules). It spells
+// out the fields, strictness and fairness; the schema's keys are not in it
+// yet: Validate refuses every one set to a non-default value until the
+// issue that builds it, which then adds it to wire.Rules. For the rules a
+// world can hold, its JSON is MarshalJSON's.
 func (r Rules) Wire() wire.Rules {
 	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag)}
 	if len(r.Fields) > 0 {
@@ -144,7 +185,7 @@ func (r Rules) Wire() wire.Rules {
 // UnmarshalJSON decodes and validates rules. A missing type defaults to the
 // policy's natural one (int for counters, string otherwise).
 func (r *Rules) UnmarshalJSON(b []byte) error {
-	var j wire.Rules
+	var j jsonRules
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("%w: rules: %v", ErrMalformed, err)
 	}
@@ -152,11 +193,17 @@ func (r *Rules) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
-	out := Rules{Strict: j.Strict, Fair: fair}
+	out := Rules{Strict: j.Strict, Fair: fair, Schema: j.Schema}
 	if len(j.Fields) > 0 {
 		out.Fields = make(map[string]FieldRule, len(j.Fields))
 	}
 	for n, jf := range j.Fields {
+		if a := jf.FieldAccess.normal(); a != (FieldAccess{}) {
+			if out.Schema.Access == nil {
+				out.Schema.Access = make(map[string]FieldAccess)
+			}
+			out.Schema.Access[n] = a
+		}
 		p, err := ParsePolicy(jf.Policy)
 		if err != nil {
 			return fmt.Errorf("field %q: %w", n, err)

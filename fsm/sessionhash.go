@@ -63,8 +63,9 @@ func dataHash(player string, m map[string]Value) uint64 {
 	return sum
 }
 
-// stateHash is the world's state hash: entities, sessions, bans and data.
-func (w *world) stateHash() uint64 { return w.hash + w.meta }
+// stateHash is the world's state hash: entities, sessions, bans and data,
+// and its rules once updated (rulesHash).
+func (w *world) stateHash() uint64 { return w.hash + w.meta + w.rulesSum }
 
 // computeMeta recomputes the sessions hash from scratch (Restore, tests).
 func (w *world) computeMeta() uint64 {

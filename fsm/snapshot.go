@@ -12,12 +12,16 @@ import (
 
 // snapMagic starts every snapshot; the last byte is the format version.
 // Version 2 added sessions and player data to each world, version 3 the
-// sessions' node and kick reason and the world's bans; Restore still reads
-// versions 1 and 2.
-var snapMagic = []byte("GSDSNAP\x03")
+// sessions' node and kick reason and the world's bans, version 4 the nodes'
+// versions and each world's rules version; Restore still reads versions 1
+// to 3.
+var snapMagic = []byte("GSDSNAP\x04")
 
-// snapVersion is the format version written.
-const snapVersion byte = 3
+// snapVersion is the newest format version. WriteTo writes version 3 while
+// the state holds nothing that needs 4 (no node reported its versions, no
+// world's rules were updated), so a state of older binaries keeps its
+// exact bytes and older binaries can still restore it.
+const snapVersion byte = 4
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -75,7 +79,7 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 	}
 	version := s.version
 	if version == 0 {
-		version = snapVersion
+		version = s.format()
 	}
 	e.b = append(e.b, snapMagic[:len(snapMagic)-1]...)
 	e.byte(version)
@@ -83,12 +87,18 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 	e.uvarint(uint64(len(s.nodes)))
 	for i := range s.nodes {
 		e.nodeInfo(&s.nodes[i])
+		if version >= 4 {
+			e.versions(s.nodes[i].Versions)
+		}
 	}
 	e.uvarint(uint64(len(s.worlds)))
 	for _, w := range s.worlds {
 		e.str(w.id)
 		e.str(w.origin)
 		e.rules(w.rules)
+		if version >= 4 {
+			e.uvarint(w.rulesVersion)
+		}
 		e.rules(Rules{Fields: w.inferred})
 		e.uvarint(w.seq)
 		e.uvarint(w.index)
@@ -117,6 +127,21 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 	// of evaluating total and the call is unspecified.
 	err := flush(true)
 	return total, err
+}
+
+// format is the oldest format version that holds the snapshot's state.
+func (s *Snapshot) format() byte {
+	for i := range s.nodes {
+		if !s.nodes[i].Versions.IsZero() {
+			return 4
+		}
+	}
+	for _, w := range s.worlds {
+		if w.rulesVersion != 1 || !w.rules.Schema.IsZero() {
+			return 4
+		}
+	}
+	return 3
 }
 
 func writeEntity(e *encoder, en *entity) {
@@ -194,7 +219,7 @@ func (f *FSM) Restore(r io.Reader) error {
 	}
 	prefix := snapMagic[:len(snapMagic)-1]
 	if len(data) < len(snapMagic) || !bytes.HasPrefix(data, prefix) || data[len(prefix)] < 1 || data[len(prefix)] > snapVersion {
-		return fmt.Errorf("restore: %w: not a gsd snapshot (or unknown version)", ErrMalformed)
+		return fmt.Errorf("restore: %w: not a gsd snapshot, or a format newer than %d (this binary reads %s)", ErrMalformed, snapVersion, Supported())
 	}
 	version := data[len(prefix)]
 	d := &decoder{b: data[len(snapMagic):]}
@@ -205,6 +230,9 @@ func (f *FSM) Restore(r io.Reader) error {
 	nodes := make(map[string]NodeInfo)
 	for i, n := 0, d.count(4); i < n && d.err == nil; i++ {
 		ni := d.nodeInfo()
+		if version >= 4 {
+			ni.Versions = d.versions()
+		}
 		nodes[ni.ID] = *ni
 	}
 	worlds := make(map[string]*world)
@@ -229,8 +257,14 @@ func (f *FSM) Restore(r io.Reader) error {
 }
 
 func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
-	w := &world{id: d.str(), origin: d.str(), rules: d.rules(),
+	w := &world{id: d.str(), origin: d.str(), rules: d.rules(), rulesVersion: 1,
 		sessions: make(map[string]*session), data: make(map[string]map[string]Value), bans: make(map[string]string)}
+	if version >= 4 {
+		if w.rulesVersion = d.uvarint(); w.rulesVersion == 0 {
+			d.fail("rules version 0")
+		}
+	}
+	w.rulesSum = rulesHash(w.rulesVersion, w.rules)
 	w.inferred = d.rules().Fields
 	if w.inferred == nil {
 		w.inferred = make(map[string]FieldRule)

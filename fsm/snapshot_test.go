@@ -234,7 +234,7 @@ func TestEmptyFSMSnapshotRoundTrips(t *testing.T) {
 	f, err := New(DefaultConfig())
 	require.NoError(t, err)
 	b := snapshotBytes(t, f)
-	require.True(t, bytes.HasPrefix(b, snapMagic))
+	require.True(t, bytes.HasPrefix(b, append(bytes.Clone(snapMagic[:len(snapMagic)-1]), 3)))
 	g := restored(t, b)
 	require.Empty(t, g.Worlds())
 	require.Empty(t, g.Nodes())
@@ -272,7 +272,7 @@ func TestRestoreRejectsGarbageAndWrongMagic(t *testing.T) {
 	applyAll(h, prefixBatches())
 	valid := h.snapshotBytes()
 	other := bytes.Clone(valid)
-	other[len(snapMagic)-1] = snapMagic[len(snapMagic)-1] + 1 // a future format version
+	other[len(snapMagic)-1] = snapVersion + 1 // a future format version
 
 	for what, p := range map[string][]byte{
 		"empty":          nil,
@@ -332,7 +332,7 @@ func TestRestoreRefusesATamperedValue(t *testing.T) {
 
 // craftedWorld is a world built directly, with correct field and world hashes.
 func craftedWorld(id string, r Rules, entities map[string][]*field) *world {
-	w := &world{id: id, rules: r, seq: 1, entities: map[string]*entity{}, players: map[string]*player{}}
+	w := &world{id: id, rules: r, rulesVersion: 1, seq: 1, entities: map[string]*entity{}, players: map[string]*player{}}
 	for eid, fields := range entities {
 		for _, fl := range fields {
 			fl.rehash(eid)

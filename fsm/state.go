@@ -232,6 +232,11 @@ type world struct {
 	sessions map[string]*session         // by id; immutable values
 	data     map[string]map[string]Value // player → critical data; inner maps immutable
 	bans     map[string]string           // banned player → reason
+
+	// rulesVersion is 1 at creation and rises with each rules update;
+	// rulesSum is the rules' term of the state hash (rules_update.go).
+	rulesVersion uint64
+	rulesSum     uint64
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.

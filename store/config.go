@@ -58,6 +58,11 @@ type Config struct {
 	// the daemon exits there so that a node with a working disk leads.
 	OnDiskStall func(stalled time.Duration)
 
+	// Versions are the formats this node reads, reported to the leader's
+	// version gate; zero means fsm.Supported(). Tests set older ones to
+	// play a node running an older binary.
+	Versions fsm.Versions
+
 	// NoSync skips fsync in the Raft log (tests and benchmarks only: a
 	// crash can lose acknowledged writes).
 	NoSync bool

@@ -15,4 +15,7 @@ var (
 	ErrClosed = errors.New("gsd/store: closed")
 	// ErrOverloaded reports that the batcher's queue is full.
 	ErrOverloaded = errors.New("gsd/store: overloaded, retry later")
+	// ErrVersionGate reports a command that some voter's binary does not
+	// read: nothing was proposed (versions.go).
+	ErrVersionGate = errors.New("gsd/store: not supported by every voter")
 )

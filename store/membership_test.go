@@ -97,7 +97,7 @@ func TestCreateWorldTwiceAndBadInputAreRefusedBeforeProposing(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 	_, ok := s.Event("arena", 1)
 	require.False(t, ok)
-	require.Equal(t, []fsm.WorldInfo{{ID: "arena", Origin: "local", Rules: fsm.Rules{}}}, s.Worlds())
+	require.Equal(t, []fsm.WorldInfo{{ID: "arena", Origin: "local", Rules: fsm.Rules{}, RulesVersion: 1}}, s.Worlds())
 	require.True(t, s.Ready())
 }
 

@@ -17,6 +17,9 @@ func (s *Store) propose(ctx context.Context, cmd fsm.Command) (outcome, error) {
 	if s.raft.State() != raft.Leader {
 		return outcome{}, ErrNotLeader
 	}
+	if err := s.gate(&cmd); err != nil {
+		return outcome{}, err
+	}
 	prio, size := fsm.PriorityCritical, 64
 	if cmd.Kind == fsm.CmdAction {
 		prio = cmd.Action.Priority
@@ -231,7 +234,7 @@ func (s *Store) Status() Status {
 		ID: s.cfg.ID, State: stateName(s.raft.State()), Leader: lid, LeaderHTTP: lhttp,
 		Term: s.raft.CurrentTerm(), AppliedIndex: s.adapter.appliedIndex(),
 		CommitIndex: s.raft.CommitIndex(), LastIndex: s.raft.LastIndex(), Region: s.cfg.Region,
-		Nodes: s.fsm.Nodes(),
+		Nodes: s.fsm.Nodes(), Versions: s.Versions(),
 	}
 	if f := s.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
@@ -254,7 +257,9 @@ func stateName(s raft.RaftState) string {
 }
 
 // Join adds a voter (leader only). Its addresses go into the node table
-// first, so that every member can reach it and forward to it.
+// first, so that every member can reach it and forward to it. The versions
+// it reports (n.Versions; zero: none) feed the version gate (versions.go);
+// a member joining again with the same addresses only reports them.
 func (s *Store) Join(ctx context.Context, n fsm.NodeInfo) error {
 	if n.ID == "" || n.RaftAddr == "" {
 		return fmt.Errorf("%w: join needs id and raft_addr", fsm.ErrMalformed)
@@ -269,8 +274,8 @@ func (s *Store) Join(ctx context.Context, n fsm.NodeInfo) error {
 	for _, srv := range f.Configuration().Servers {
 		if srv.ID == raft.ServerID(n.ID) && srv.Address == raft.ServerAddress(n.RaftAddr) {
 			cur, ok := s.fsm.Node(n.ID)
-			if ok && cur == n {
-				return nil // already a member with these addresses
+			if ok && sameAddrs(cur, n) {
+				return s.report(ctx, n.ID, n.Versions) // already a member with these addresses
 			}
 		}
 	}
@@ -280,8 +285,8 @@ func (s *Store) Join(ctx context.Context, n fsm.NodeInfo) error {
 	if err := s.raft.AddVoter(raft.ServerID(n.ID), raft.ServerAddress(n.RaftAddr), 0, s.timeout(ctx)).Error(); err != nil {
 		return raftError(err)
 	}
-	s.log.Info("node joined", "id", n.ID, "raft", n.RaftAddr, "http", n.HTTPAddr)
-	return nil
+	s.log.Info("node joined", "id", n.ID, "raft", n.RaftAddr, "http", n.HTTPAddr, "versions", n.Versions)
+	return s.report(ctx, n.ID, n.Versions)
 }
 
 // Remove removes a member (leader only).
@@ -292,6 +297,9 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	if err := s.raft.RemoveServer(raft.ServerID(id), 0, s.timeout(ctx)).Error(); err != nil {
 		return raftError(err)
 	}
+	s.reportMu.Lock()
+	delete(s.reported, id)
+	s.reportMu.Unlock()
 	if _, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdRemoveNode, Node: &fsm.NodeInfo{ID: id}}); err != nil && !errors.Is(err, ErrNotLeader) {
 		return err
 	}

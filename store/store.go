@@ -37,6 +37,9 @@ type Store struct {
 	metrics   *metrics
 	stall     *stallStores // times raft log writes for the stall detector
 
+	reportMu sync.Mutex
+	reported map[string]fsm.Versions // versions nodes reported to this node as leader (versions.go)
+
 	ready    atomic.Bool // leader and its barrier applied: reads may be served
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -58,7 +61,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{})}
+	s := &Store{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{}), reported: make(map[string]fsm.Versions)}
 	var err error
 	if s.fsm, err = fsm.New(cfg.FSM); err != nil {
 		return nil, err
@@ -243,17 +246,26 @@ func (s *Store) barrier() bool {
 }
 
 // registerSelf writes this node's addresses into the replicated node table
-// when they are missing or changed.
+// when they are missing or changed, and the versions reported to it.
 func (s *Store) registerSelf() {
-	self := fsm.NodeInfo{ID: s.cfg.ID, RaftAddr: s.cfg.Advertise, HTTPAddr: s.cfg.HTTPAddr, Region: s.cfg.Region}
-	if cur, ok := s.fsm.Node(s.cfg.ID); ok && cur == self {
-		return
-	}
+	self := s.Self()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
 	defer cancel()
-	if _, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdPutNode, Node: &self}); err != nil {
-		s.log.Warn("register own addresses", "err", err)
+	if cur, ok := s.fsm.Node(s.cfg.ID); !ok || !sameAddrs(cur, self) {
+		if _, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdPutNode, Node: &self}); err != nil {
+			s.log.Warn("register own addresses", "err", err)
+			return
+		}
 	}
+	if err := s.flushReports(ctx); err != nil {
+		s.log.Warn("record reported versions", "err", err)
+	}
+}
+
+// sameAddrs reports whether two node entries have the same addresses.
+func sameAddrs(a, b fsm.NodeInfo) bool {
+	a.Versions, b.Versions = fsm.Versions{}, fsm.Versions{}
+	return a == b
 }
 
 // IsLeader reports whether this node is the leader.

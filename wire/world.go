@@ -87,6 +87,8 @@ type World struct {
 	Players  int    `json:"players"`
 	Hash     Hash   `json:"hash"`
 	Rules    Rules  `json:"rules"`
+	// RulesVersion is 1 at creation and rises with each rules update.
+	RulesVersion uint64 `json:"rules_version"`
 }
 
 // Worlds answers GET /v1/worlds.

@@ -160,6 +160,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
+	stopReport := startReporter(ctx, o, st, ln.Addr().String(), log)
 	log.Info("gsd node started", "http", ln.Addr().String(), "raft", o.raftAddr, "raft_advertise", o.raftAdvertise,
 		"data_dir", o.dataDir, "region", o.region, "bootstrap", scfg.Bootstrap, "existing_state", hasState)
 
@@ -180,6 +181,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 			runErr = fmt.Errorf("http server: %w", err)
 		}
 	}
+	stopReport()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log)
 	if runErr != nil && ctx.Err() == nil {

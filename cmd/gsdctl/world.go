@@ -12,9 +12,9 @@ import (
 func (a *app) worldCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "world",
-		Short: "Create and list worlds",
+		Short: "Create and list worlds, and replace their rules",
 	}
-	cmd.AddCommand(a.worldCreateCmd(), a.worldListCmd())
+	cmd.AddCommand(a.worldCreateCmd(), a.worldListCmd(), a.worldRulesCmd())
 	return cmd
 }
 

@@ -1,0 +1,164 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+// The play connection's server messages in both codecs (gsd.play.v1 JSON
+// and gsd.msgpack.v1): welcome, result, error, ping/pong and transfer as
+// playConn.send encodes them; events and delta frames as the outbox
+// encodes them; and the close codes and reasons. The encoders are called
+// directly, with fixed inputs, where a connection would add random ids.
+
+// goldenPlayCodecs are the codecs and the golden file suffix of each.
+var goldenPlayCodecs = []struct {
+	name  string
+	codec playCodec
+}{{"json", codecJSON}, {"msgpack", codecMsgpack}}
+
+// goldenPlayMessage encodes one server message as playConn.send does.
+func goldenPlayMessage(k playCodec, v any) ([]byte, error) { return k.marshal(v) }
+
+// goldenPlayFrames prepares evs as a hub does, offers them to an outbox of
+// codec k started at pos, ticks and returns the frames the writer sends.
+func goldenPlayFrames(t *testing.T, k playCodec, pos, tick uint64, evs []*fsm.Event) [][]byte {
+	t.Helper()
+	hevs, err := (&Server{wire: new(wireCache)}).prepare(evs, true)
+	require.NoError(t, err)
+	o := newOutbox(8, k)
+	o.start(pos)
+	require.Equal(t, len(hevs), o.offer(hevs, nil))
+	o.onTick(tick)
+	frames, err := o.take()
+	require.NoError(t, err)
+	return frames
+}
+
+// goldenCloseStatus is the close code and reason a connection ending on err sends.
+func goldenCloseStatus(err error) (int, string) {
+	code, reason := closeStatus(err)
+	return int(code), reason
+}
+
+// requireGoldenPlay compares JSON messages as one line each in name.jsonl,
+// msgpack ones as name_N.bin in canonical form (msgpack_golden_test.go).
+func requireGoldenPlay(t *testing.T, codec, name string, msgs [][]byte) {
+	t.Helper()
+	if codec == "json" {
+		requireGoldenText(t, name+".jsonl", append(bytes.Join(msgs, []byte("\n")), '\n'))
+		return
+	}
+	for i, m := range msgs {
+		requireGoldenMsgpack(t, fmt.Sprintf("%s_%d.bin", name, i), m)
+	}
+}
+
+func goldenPlayEvent() *wire.Event {
+	ev := (&fsm.Event{World: "arena", Seq: 42, Index: 1007, Time: 1_700_000_000_123_456_789, Player: "alice", ClientSeq: 300,
+		Priority: fsm.PriorityCritical, Status: fsm.StatusApplied, Changes: []fsm.Change{
+			{Entity: "hero", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(83), Version: 42},
+			{Entity: "hero", Field: "x", Op: fsm.OpSet, Value: fsm.Float(2.25), Version: 42},
+			{Entity: "chest", Op: fsm.OpDelete, Version: 17},
+		}}).Wire()
+	return &ev
+}
+
+func TestGoldenPlayMessages(t *testing.T) {
+	msgs := []any{
+		wire.Welcome{Type: "welcome", Session: "0123456789abcdef0123456789abcdef", ResumeToken: "tok_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+			World: "arena", Player: "alice", Seq: 41, Epoch: 0,
+			Data:  map[string]fsm.Value{"coins": fsm.Int(250), "title": fsm.String("Sir"), "ratio": fsm.Float(1.5), "vip": fsm.Bool(true)},
+			UDP:   &wire.UDPInfo{Addr: "10.0.0.1:9000", KeyID: "AAECAwQFBgc=", Key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+			Nodes: []string{"http://10.0.0.2:8080", "http://10.0.0.3:8080"}},
+		wire.Welcome{Type: "welcome", Session: "0123456789abcdef0123456789abcdef", World: "arena", Player: "alice", Seq: 50, Epoch: 2},
+		wire.Result{Type: "result", Seq: 300, Event: goldenPlayEvent()},
+		wire.Result{Type: "error", Seq: 301, Status: 409, Code: fsm.CodeSeqReused, Error: "gsd/fsm: seq reused with a different payload: player alice seq 301"},
+		wire.Ping{Type: "ping", T: 1_700_000_000_000_000_000},
+		wire.Ping{Type: "pong", T: 1_700_000_000_000_000_000, ServerTime: 1_700_000_000_000_500_000},
+		wire.Transfer{Type: "transfer", To: "http://10.0.0.2:8080", Node: "n2", Ticket: "eyJ3IjoiYXJlbmEifQ.c2lnbmF0dXJl"},
+		wire.Transfer{Type: "transfer", To: "http://10.0.0.2:8080", Node: "n2"},
+	}
+	for _, c := range goldenPlayCodecs {
+		t.Run(c.name, func(t *testing.T) {
+			var out [][]byte
+			for _, m := range msgs {
+				b, err := goldenPlayMessage(c.codec, m)
+				require.NoError(t, err)
+				out = append(out, b)
+			}
+			requireGoldenPlay(t, c.name, "play_messages_"+c.name, out)
+		})
+	}
+}
+
+// goldenFrameEvents make, from position 10, a critical events frame, bulk
+// moves that coalesce into one delta (a later value wins, a delete), a
+// bulk set-policy add that goes as an event, a rejection that goes to
+// nobody and a critical conflict.
+func goldenFrameEvents() []*fsm.Event {
+	evs := []*fsm.Event{
+		{Seq: 11, Player: "bob", Priority: fsm.PriorityCritical, Changes: []fsm.Change{{Entity: "boss", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-5), Version: 11}}},
+		{Seq: 12, Player: "ann", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "ann", Field: "x", Op: fsm.OpSet, Value: fsm.Float(1.5), Version: 12},
+			{Entity: "ann", Field: "name", Op: fsm.OpSet, Value: fsm.String("Ann \"A\""), Version: 12}}},
+		{Seq: 13, Player: "ann", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "ann", Field: "x", Op: fsm.OpSet, Value: fsm.Int(3), Version: 13},
+			{Entity: "ann", Field: "up", Op: fsm.OpSet, Value: fsm.Bool(true), Version: 13}}},
+		{Seq: 14, Player: "cid", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "cid", Op: fsm.OpDelete, Version: 9}}},
+		{Seq: 15, Player: "ann", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "ann", Field: "tags", Op: fsm.OpAdd, Value: fsm.String("red"), Version: 15}}},
+		{Seq: 16, Player: "ann", Priority: fsm.PriorityBulk, Status: fsm.StatusRejected, Reason: fsm.CodeTypeMismatch},
+		{Seq: 17, Player: "bob", Priority: fsm.PriorityCritical, Status: fsm.StatusConflict, Changes: []fsm.Change{
+			{Entity: "boss", Field: "hp", Value: fsm.Int(40), Version: 11, Exists: true}, {Entity: "boss", Field: "loot", Set: []fsm.Value{fsm.String("axe")}, Version: 3, Exists: true}}},
+	}
+	for _, ev := range evs {
+		ev.World, ev.Index, ev.Time = "arena", 900+ev.Seq, 1_700_000_000_000_000_000+int64(ev.Seq)
+		if ev.Status == 0 {
+			ev.Status = fsm.StatusApplied
+		}
+	}
+	return evs
+}
+
+func TestGoldenPlayFrames(t *testing.T) {
+	for _, c := range goldenPlayCodecs {
+		t.Run(c.name, func(t *testing.T) {
+			frames := goldenPlayFrames(t, c.codec, 10, 4, goldenFrameEvents())
+			require.Len(t, frames, 2, "an events frame (acked up to the pending delta) and the delta")
+			requireGoldenPlay(t, c.name, "play_frames_"+c.name, frames)
+		})
+	}
+}
+
+func TestGoldenPlayCloseStatus(t *testing.T) {
+	errs := []error{
+		nil,
+		errBye,
+		errUnavailable,
+		fmt.Errorf("%w: message of 70000 bytes", errTooLarge),
+		fmt.Errorf("%w: outbound queue of 256 messages full for 5s", errSlowConsumer),
+		errSessionReplaced,
+		errIdle,
+		fmt.Errorf("%w: the token expired during the connection", errUnauthorized),
+		fmt.Errorf("%w: the token is for player \"a\", the message names \"b\"", errForbidden),
+		store.ErrNotLeader,
+		fmt.Errorf("%w: alice from world arena: cheating", fsm.ErrBanned),
+		fmt.Errorf("%w: session s-1: afk", fsm.ErrSessionKicked),
+		fmt.Errorf("%w: the first message must be hello or resume, got %q", fsm.ErrMalformed, "ack"),
+		fmt.Errorf("%w: encode: boom", errInternal),
+		errors.New("gsd/api: something nobody classified"),
+		fmt.Errorf("%w: %s", fsm.ErrMalformed, strings.Repeat("é", 80)), // cut at 123 bytes, inside a rune
+	}
+	var sb strings.Builder
+	for _, err := range errs {
+		code, reason := goldenCloseStatus(err)
+		fmt.Fprintf(&sb, "%d %q\n", code, reason)
+	}
+	requireGoldenText(t, "play_close_status.txt", []byte(sb.String()))
+}

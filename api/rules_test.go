@@ -1,0 +1,123 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/stretchr/testify/require"
+)
+
+const strictBody = `{"rules":{"strict":true,"fields":{"hp":{"type":"int","policy":"counter"}}}}`
+
+func TestUpdateRulesReplacesTheRulesAndAnswersTheNewVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, newFake())
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	code, m := e.doJSON("GET", "/v1/worlds", "")
+	require.Equal(t, 200, code)
+	require.Equal(t, 1.0, m["worlds"].([]any)[0].(map[string]any)["rules_version"])
+
+	code, m = e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody)
+	require.Equal(t, 200, code, "%v", m)
+	require.Equal(t, map[string]any{"world": "arena", "rules_version": 2.0}, m)
+	require.True(t, e.fake.worlds["arena"].rules.Strict)
+	code, m = e.doJSON("GET", "/v1/worlds", "")
+	require.Equal(t, 200, code)
+	w := m["worlds"].([]any)[0].(map[string]any)
+	require.Equal(t, 2.0, w["rules_version"])
+	require.Equal(t, true, w["rules"].(map[string]any)["strict"])
+
+	code, m = e.doJSON("PUT", "/v1/worlds/arena/rules", `{"rules":{},"expect_rules_version":2}`)
+	require.Equal(t, 200, code, "%v", m)
+	require.Equal(t, 3.0, m["rules_version"])
+	e.requireError(409, fsm.CodeRulesConflict, "PUT", "/v1/worlds/arena/rules", `{"rules":{},"expect_rules_version":2}`)
+	e.requireError(404, fsm.CodeUnknownWorld, "PUT", "/v1/worlds/nope/rules", strictBody)
+}
+
+func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, newFake())
+	for name, tc := range map[string]struct {
+		status int
+		code   string
+		path   string
+		body   string
+	}{
+		"not JSON":          {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{`},
+		"unknown key":       {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rulez":{}}`},
+		"unknown rules key": {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"colour":"red"}}`},
+		"bad policy":        {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"policy":"sum"}}}}`},
+		"bad world id":      {400, fsm.CodeMalformed, "/v1/worlds/" + strings.Repeat("w", fsm.MaxNameLen+1) + "/rules", strictBody},
+		"bad schema shape":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
+		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"capacity":10}}`},
+		"unbuilt field key": {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"type":"int","policy":"counter","visible":"owner"}}}}`},
+		"too large":         {413, CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := e.with(t).requireError(tc.status, tc.code, "PUT", tc.path, tc.body)
+			if tc.code == fsm.CodeNotSupported {
+				require.Contains(t, m["error"], "waits for issue")
+			}
+		})
+	}
+	// World creation parses the same schema and refuses the same way.
+	e.requireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"actions":{"jump":{}}}}`)
+}
+
+func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	e := newEnv(t, f)
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	for err, want := range map[error]struct {
+		status int
+		code   string
+	}{
+		fmt.Errorf("%w: voter n3 reads log 1", store.ErrVersionGate): {409, CodeVersionGate},
+		fmt.Errorf("%w: field hp", fsm.ErrRulesIncompatible):         {409, fsm.CodeRulesIncompatible},
+		store.ErrOutcomeUnknown:                                      {503, CodeOutcomeUnknown},
+	} {
+		f.set(func(f *fakeBackend) { f.rulesErr = err })
+		e.requireError(want.status, want.code, "PUT", "/v1/worlds/arena/rules", strictBody)
+	}
+}
+
+func TestUpdateRulesIsAnAdminRoute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, newFake(), withSecret)
+	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	require.Equal(t, 201, code)
+	e.requireError(401, CodeUnauthorized, "PUT", "/v1/worlds/arena/rules", strictBody)
+	code, m := e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody, HeaderClusterKey, testSecret)
+	require.Equal(t, 200, code, "%v", m)
+}
+
+func TestFollowerForwardsRulesUpdatesWithItsWireVersion(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t)
+	follower.fake.set(func(f *fakeBackend) { f.rulesErr = store.ErrNotLeader })
+	code, m := follower.doJSON("PUT", "/v1/worlds/arena/rules", strictBody)
+	require.Equal(t, 200, code, "%v", m)
+	require.Equal(t, 2.0, m["rules_version"])
+	require.Equal(t, 1, leader.fake.forwarded)
+	require.True(t, leader.fake.worlds["arena"].rules.Strict)
+
+	// What the follower sends carries X-Gsd-Wire-Version.
+	got := make(chan string, 1)
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(HeaderWireVersion)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(rec.Close)
+	follower.fake.setLeader("n9", rec.Listener.Addr().String())
+	code, _, _ = follower.do("PUT", "/v1/worlds/arena/rules", strictBody)
+	require.Equal(t, http.StatusNoContent, code)
+	require.Equal(t, WireVersion(), <-got)
+}

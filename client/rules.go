@@ -1,0 +1,24 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+)
+
+// UpdateRules replaces a world's rules and returns its new rules version.
+// rules is their JSON (docs/RULES.md); expect, when not 0, is the rules
+// version being replaced (409 rules_conflict if another update came
+// first). An admin call: with a cluster secret set, the client needs it or
+// an admin token. Repeated only when the server did nothing.
+func (c *Client) UpdateRules(ctx context.Context, world string, rules json.RawMessage, expect uint64) (uint64, error) {
+	body := struct {
+		Rules  json.RawMessage `json:"rules"`
+		Expect uint64          `json:"expect_rules_version,omitempty"`
+	}{rules, expect}
+	var out struct {
+		RulesVersion uint64 `json:"rules_version"`
+	}
+	err := c.do(ctx, &request{method: http.MethodPut, path: path("worlds", world, "rules"), body: body, mode: retryUnapplied, write: true}, &out)
+	return out.RulesVersion, err
+}

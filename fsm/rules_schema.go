@@ -1,0 +1,425 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// ErrNotSupported reports a rules key of schema v1 whose feature is not
+// built yet: the key is parsed and validated, but a world may not set it.
+var ErrNotSupported = errors.New("gsd/fsm: not supported yet")
+
+// CodeNotSupported is ErrNotSupported's code.
+const CodeNotSupported = "not_supported"
+
+// Schema holds the keys of rules schema v1 (docs/RULES.md) whose features
+// land with later issues: authority (12), spectators (13) and shards (14).
+// They are parsed, shallowly validated (names, types, enumerations, bounds),
+// stored, encoded and hashed with the rules, but Rules.Validate refuses any
+// of them set to a non-default value with ErrNotSupported until its issue
+// makes it work. Defaults are zero values, so a Schema that is all defaults
+// is the zero Schema and encodes to nothing.
+type Schema struct {
+	// Access is each declared field's write permission and visibility; in
+	// JSON it sits in the field's own object ("write", "visible", "delay").
+	Access map[string]FieldAccess `json:"-"`
+	// Actions are the world's declared actions by name (issue 12).
+	Actions map[string]ActionRule `json:"actions,omitempty"`
+	// Roles are the world's roles beyond player, server and admin, by name:
+	// which declared actions each may invoke (issue 12).
+	Roles map[string]RoleRule `json:"roles,omitempty"`
+	// Teams says where a player's team comes from (issue 13).
+	Teams TeamRule `json:"teams,omitzero"`
+	// Viewers are the spectator classes by name (issue 13).
+	Viewers map[string]ViewerRule `json:"viewers,omitempty"`
+	// Views are the aggregated views by name (issue 13).
+	Views map[string]ViewRule `json:"views,omitempty"`
+	// Interest is the interest grid of play connections (issue 13; today
+	// the node flags --play-interest-*).
+	Interest InterestRule `json:"interest,omitzero"`
+	// IdleExpiry deletes the world after this long without an action
+	// (issue 14); 0: never.
+	IdleExpiry Duration `json:"idle_expiry,omitzero"`
+	// Capacity bounds the world's players (issue 14); 0: unbounded.
+	Capacity int `json:"capacity,omitempty"`
+	// Mode is a free-form game mode a matchmaker filters on (issue 14).
+	Mode string `json:"mode,omitempty"`
+	// Labels are free-form key/values a matchmaker filters on (issue 14).
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// FieldAccess is who may write a field and who may see it.
+type FieldAccess struct {
+	// Write is "" (anyone who may act, today's rule), "owner" (the
+	// entity's owner) or "server" (game servers and admins only).
+	Write string `json:"write,omitempty"`
+	// Visible is "" (all), "owner", "team", "hidden" (nobody until an
+	// effect reveals it) or "casters" (viewer classes, after Delay).
+	Visible string `json:"visible,omitempty"`
+	// Delay is how long after a change "casters" see it (0..MaxViewDelay).
+	Delay Duration `json:"delay,omitzero"`
+}
+
+// ActionRule is a declared action: typed parameters, preconditions that
+// must all hold and effects, the op templates it applies. Preconditions and
+// the effects' entity, field and value are expressions over the
+// parameters, the caller and the state (the language comes with issue 12).
+type ActionRule struct {
+	Params  map[string]string `json:"params,omitempty"` // name → int, float, string or bool
+	Pre     []string          `json:"pre,omitempty"`
+	Effects []EffectRule      `json:"effects,omitempty"`
+}
+
+// EffectRule is one op template of an action.
+type EffectRule struct {
+	Op     string `json:"op"` // set, incr, add, remove or delete
+	Entity string `json:"entity"`
+	Field  string `json:"field,omitempty"`
+	Value  string `json:"value,omitempty"`
+}
+
+// RoleRule is what a role may do beyond a player: invoke these declared
+// actions, and with Raw send raw ops.
+type RoleRule struct {
+	Actions []string `json:"actions,omitempty"`
+	Raw     bool     `json:"raw,omitempty"`
+}
+
+// TeamRule says where a player's team comes from: From is "" (no teams),
+// "claim" (the token claim named Key), "data" (the player's session data
+// key Key) or "field" (the string field Key of the player's entity, what
+// the node flag --play-interest-team names today).
+type TeamRule struct {
+	From string `json:"from,omitempty"`
+	Key  string `json:"key,omitempty"`
+}
+
+// ViewerRule is a spectator class: its delay and the visibility classes it
+// sees beyond "all" (owner, team, hidden, casters).
+type ViewerRule struct {
+	Delay Duration `json:"delay,omitzero"`
+	Sees  []string `json:"sees,omitempty"`
+}
+
+// ViewRule is an aggregated view: Kind (sum, count, max, min, heatmap or
+// feed) of Field, grouped By "" (the world), "team" or "player".
+type ViewRule struct {
+	Kind  string `json:"kind"`
+	Field string `json:"field,omitempty"`
+	By    string `json:"by,omitempty"`
+}
+
+// InterestRule is the interest grid: Cell size in position units (0: off),
+// Radius in cells, and the numeric position fields X and Y.
+type InterestRule struct {
+	Cell   float64 `json:"cell,omitempty"`
+	Radius int     `json:"radius,omitempty"`
+	X      string  `json:"x,omitempty"`
+	Y      string  `json:"y,omitempty"`
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string.
+type Duration time.Duration
+
+// MarshalJSON writes the duration as a string ("1.5s").
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Duration(d).String() + `"`), nil
+}
+
+// UnmarshalJSON reads a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return fmt.Errorf("%w: a duration is a string such as \"1.5s\"", ErrMalformed)
+	}
+	v, err := time.ParseDuration(string(b[1 : len(b)-1]))
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Bounds of the schema's keys.
+const (
+	MaxViewDelay   = 300 * time.Second // spectator and caster delays
+	maxSchemaItems = 256               // actions, roles, viewers, views, labels, params, pre, effects
+	maxExprLen     = 4096              // one expression
+	maxLabelLen    = 256               // one label value
+	maxRadius      = 64                // interest radius in cells
+)
+
+// IsZero reports whether every key has its default.
+func (s Schema) IsZero() bool {
+	return len(s.Access) == 0 && len(s.Actions) == 0 && len(s.Roles) == 0 && s.Teams == (TeamRule{}) &&
+		len(s.Viewers) == 0 && len(s.Views) == 0 && s.Interest == (InterestRule{}) &&
+		s.IdleExpiry == 0 && s.Capacity == 0 && s.Mode == "" && len(s.Labels) == 0
+}
+
+func oneOf(what, v string, allowed ...string) error {
+	if !slices.Contains(allowed, v) {
+		return fmt.Errorf("%w: %s %q is not one of %q", ErrMalformed, what, v, allowed)
+	}
+	return nil
+}
+
+func checkCount(what string, n int) error {
+	if n > maxSchemaItems {
+		return fmt.Errorf("%w: more than %d %s", ErrMalformed, maxSchemaItems, what)
+	}
+	return nil
+}
+
+func checkDelay(what string, d Duration) error {
+	if d < 0 || time.Duration(d) > MaxViewDelay {
+		return fmt.Errorf("%w: %s must be 0..%s", ErrMalformed, what, MaxViewDelay)
+	}
+	return nil
+}
+
+func checkExpr(what, e string) error {
+	if e == "" || len(e) > maxExprLen {
+		return fmt.Errorf("%w: %s must be 1..%d bytes", ErrMalformed, what, maxExprLen)
+	}
+	return nil
+}
+
+// validate checks the keys' shapes: names, types, enumerations and
+// bounds, in a fixed order so that the first error is deterministic.
+// fields are the declared fields Access may name.
+func (s Schema) validate(fields map[string]FieldRule) error {
+	for _, n := range sortedKeys(s.Access) {
+		a := s.Access[n]
+		if _, ok := fields[n]; !ok {
+			return fmt.Errorf("%w: access of undeclared field %q", ErrMalformed, n)
+		}
+		if a == (FieldAccess{}) {
+			return fmt.Errorf("%w: field %s: empty access (defaults are left out)", ErrMalformed, n)
+		}
+		if err := oneOf("field "+n+" write", a.Write, "", "owner", "server"); err != nil {
+			return err
+		}
+		if err := oneOf("field "+n+" visible", a.Visible, "", "owner", "team", "hidden", "casters"); err != nil {
+			return err
+		}
+		if err := checkDelay("field "+n+" delay", a.Delay); err != nil {
+			return err
+		}
+		if a.Delay != 0 && a.Visible != "casters" {
+			return fmt.Errorf("%w: field %s: delay needs visible \"casters\"", ErrMalformed, n)
+		}
+	}
+	if err := s.validateActions(); err != nil {
+		return err
+	}
+	if err := s.validateViews(); err != nil {
+		return err
+	}
+	if err := oneOf("teams.from", s.Teams.From, "", "claim", "data", "field"); err != nil {
+		return err
+	}
+	if (s.Teams.From == "") != (s.Teams.Key == "") {
+		return fmt.Errorf("%w: teams needs both from and key", ErrMalformed)
+	}
+	in := s.Interest
+	if in.Cell < 0 || math.IsNaN(in.Cell) || math.IsInf(in.Cell, 0) || in.Radius < 0 || in.Radius > maxRadius {
+		return fmt.Errorf("%w: interest: cell must be finite and >= 0, radius 0..%d", ErrMalformed, maxRadius)
+	}
+	for _, f := range []string{in.X, in.Y} {
+		if f != "" {
+			if err := checkName("interest field", f); err != nil {
+				return err
+			}
+		}
+	}
+	if s.IdleExpiry < 0 || s.Capacity < 0 || len(s.Mode) > MaxNameLen {
+		return fmt.Errorf("%w: idle_expiry and capacity must be >= 0, mode at most %d bytes", ErrMalformed, MaxNameLen)
+	}
+	if err := checkCount("labels", len(s.Labels)); err != nil {
+		return err
+	}
+	for _, k := range sortedKeys(s.Labels) {
+		if err := checkName("label", k); err != nil {
+			return err
+		}
+		if len(s.Labels[k]) > maxLabelLen {
+			return fmt.Errorf("%w: label %s: value longer than %d bytes", ErrMalformed, k, maxLabelLen)
+		}
+	}
+	return nil
+}
+
+// validateActions checks actions and the roles that name them.
+func (s Schema) validateActions() error {
+	if err := checkCount("actions", len(s.Actions)); err != nil {
+		return err
+	}
+	for _, n := range sortedKeys(s.Actions) {
+		a := s.Actions[n]
+		if err := checkName("action", n); err != nil {
+			return err
+		}
+		if err := checkCount("params, preconditions or effects of action "+n, max(len(a.Params), len(a.Pre), len(a.Effects))); err != nil {
+			return err
+		}
+		for _, p := range sortedKeys(a.Params) {
+			if err := checkName("param", p); err != nil {
+				return err
+			}
+			if err := oneOf("action "+n+" param "+p+" type", a.Params[p], "int", "float", "string", "bool"); err != nil {
+				return err
+			}
+		}
+		for _, e := range a.Pre {
+			if err := checkExpr("action "+n+" precondition", e); err != nil {
+				return err
+			}
+		}
+		for _, e := range a.Effects {
+			if _, err := wire.ParseOpKind(e.Op); err != nil {
+				return fmt.Errorf("action %s effect: %w", n, err)
+			}
+			if err := checkExpr("action "+n+" effect entity", e.Entity); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkCount("roles", len(s.Roles)); err != nil {
+		return err
+	}
+	for _, n := range sortedKeys(s.Roles) {
+		if err := checkName("role", n); err != nil {
+			return err
+		}
+		for _, a := range s.Roles[n].Actions {
+			if _, ok := s.Actions[a]; !ok {
+				return fmt.Errorf("%w: role %s names undeclared action %q", ErrMalformed, n, a)
+			}
+		}
+	}
+	return nil
+}
+
+// validateViews checks viewer classes and aggregated views.
+func (s Schema) validateViews() error {
+	if err := checkCount("viewers or views", max(len(s.Viewers), len(s.Views))); err != nil {
+		return err
+	}
+	for _, n := range sortedKeys(s.Viewers) {
+		v := s.Viewers[n]
+		if err := checkName("viewer class", n); err != nil {
+			return err
+		}
+		if err := checkDelay("viewer "+n+" delay", v.Delay); err != nil {
+			return err
+		}
+		for _, c := range v.Sees {
+			if err := oneOf("viewer "+n+" sees", c, "owner", "team", "hidden", "casters"); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range sortedKeys(s.Views) {
+		v := s.Views[n]
+		if err := checkName("view", n); err != nil {
+			return err
+		}
+		if err := oneOf("view "+n+" kind", v.Kind, "sum", "count", "max", "min", "heatmap", "feed"); err != nil {
+			return err
+		}
+		if err := oneOf("view "+n+" by", v.By, "", "team", "player"); err != nil {
+			return err
+		}
+		if v.Field != "" {
+			if err := checkName("view field", v.Field); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unsupported refuses the first key set to a non-default value, naming the
+// issue that builds it. Each issue removes its keys from this list when its
+// feature works, and that is a log format change: a replica that still
+// refuses the key would apply the same entry differently, so the issue
+// raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
+func (s Schema) unsupported() error {
+	for _, k := range []struct {
+		key   string
+		set   bool
+		issue int
+	}{
+		{"fields.write", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Write != "" }), 12},
+		{"actions", len(s.Actions) > 0, 12},
+		{"roles", len(s.Roles) > 0, 12},
+		{"fields.visible", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" }), 13},
+		{"teams", s.Teams != (TeamRule{}), 13},
+		{"viewers", len(s.Viewers) > 0, 13},
+		{"views", len(s.Views) > 0, 13},
+		{"interest", s.Interest != (InterestRule{}), 13},
+		{"idle_expiry", s.IdleExpiry != 0, 14},
+		{"capacity", s.Capacity != 0, 14},
+		{"mode", s.Mode != "", 14},
+		{"labels", len(s.Labels) > 0, 14},
+	} {
+		if k.set {
+			return fmt.Errorf("%w: rules key %q waits for issue %d", ErrNotSupported, k.key, k.issue)
+		}
+	}
+	return nil
+}
+
+// normal spells the defaults as the zero value: "write": "anyone" and
+// "visible": "all" are today's behaviour, not a setting.
+func (a FieldAccess) normal() FieldAccess {
+	if a.Write == "anyone" {
+		a.Write = ""
+	}
+	if a.Visible == "all" {
+		a.Visible = ""
+	}
+	return a
+}
+
+// schemaBlob is the schema block of the binary rules encoding: the keys as
+// canonical JSON (encoding/json sorts map keys), Access included. JSON keeps
+// the block small to define while the features are not built; an issue
+// that builds a key may give it a binary form under a new rules flag.
+type schemaBlob struct {
+	Access map[string]FieldAccess `json:"access,omitempty"`
+	Schema
+}
+
+func (e *encoder) schema(s Schema) {
+	b, err := json.Marshal(schemaBlob{Access: s.Access, Schema: s})
+	if err != nil {
+		// Every field is a string, number, bool, map or slice of those,
+		// and a Duration's marshaller cannot fail.
+		panic(fmt.Sprintf("gsd/fsm: encode rules schema: %v", err))
+	}
+	e.str(string(b))
+}
+
+func (d *decoder) schema() Schema {
+	raw := d.rawBytes()
+	var blob schemaBlob
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&blob); err != nil {
+		d.fail("rules schema: %v", err)
+		return Schema{}
+	}
+	blob.Schema.Access = blob.Access
+	if b, _ := json.Marshal(blob); !bytes.Equal(b, raw) || blob.Schema.IsZero() {
+		d.fail("rules schema not canonical") // one encoding per value
+		return Schema{}
+	}
+	return blob.Schema
+}

@@ -1,0 +1,226 @@
+package fsm
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// fullSchema sets every schema key to a valid, non-default value.
+func fullSchema() Schema {
+	return Schema{
+		Access: map[string]FieldAccess{
+			"hp":  {Write: "server", Visible: "team"},
+			"pos": {Write: "owner", Visible: "casters", Delay: Duration(2 * time.Second)},
+		},
+		Actions: map[string]ActionRule{"attack": {
+			Params:  map[string]string{"target": "string", "power": "int"},
+			Pre:     []string{"params.power <= 10"},
+			Effects: []EffectRule{{Op: "incr", Entity: "params.target", Field: "hp", Value: "-params.power"}},
+		}},
+		Roles:      map[string]RoleRule{"medic": {Actions: []string{"attack"}, Raw: true}},
+		Teams:      TeamRule{From: "claim", Key: "team"},
+		Viewers:    map[string]ViewerRule{"caster": {Delay: Duration(30 * time.Second), Sees: []string{"team", "casters"}}},
+		Views:      map[string]ViewRule{"score": {Kind: "sum", Field: "kills", By: "team"}},
+		Interest:   InterestRule{Cell: 50, Radius: 2, X: "x", Y: "y"},
+		IdleExpiry: Duration(time.Hour),
+		Capacity:   64,
+		Mode:       "ranked",
+		Labels:     map[string]string{"map": "dust"},
+	}
+}
+
+func schemaFields() map[string]FieldRule {
+	return map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyCounter}, "pos": {Type: KindFloat, Policy: PolicyAuthoritative}}
+}
+
+func TestRulesJSONOfTodaysKeysKeepsItsExactForm(t *testing.T) {
+	r := Rules{Strict: true, Fair: Fairness{Window: 50 * time.Millisecond},
+		Fields: map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyCounter}}}
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	require.Equal(t, `{"strict":true,"fair_window":"50ms","fields":{"hp":{"type":"int","policy":"counter"}}}`, string(b))
+}
+
+func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing.T) {
+	for key, tc := range map[string]struct {
+		json  string
+		issue string
+	}{
+		"fields.write":   {`{"fields":{"hp":{"type":"int","policy":"counter","write":"server"}}}`, "issue 12"},
+		"fields.visible": {`{"fields":{"hp":{"type":"int","policy":"counter","visible":"hidden"}}}`, "issue 13"},
+		"actions":        {`{"actions":{"heal":{"params":{"who":"string"},"effects":[{"op":"incr","entity":"params.who","field":"hp","value":"5"}]}}}`, "issue 12"},
+		"roles":          {`{"roles":{"gm":{"raw":true}}}`, "issue 12"},
+		"teams":          {`{"teams":{"from":"data","key":"team"}}`, "issue 13"},
+		"viewers":        {`{"viewers":{"public":{"delay":"90s"}}}`, "issue 13"},
+		"views":          {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
+		"interest":       {`{"interest":{"cell":100,"radius":1}}`, "issue 13"},
+		"idle_expiry":    {`{"idle_expiry":"10m"}`, "issue 14"},
+		"capacity":       {`{"capacity":100}`, "issue 14"},
+		"mode":           {`{"mode":"duel"}`, "issue 14"},
+		"labels":         {`{"labels":{"region":"eu"}}`, "issue 14"},
+	} {
+		var r Rules
+		err := json.Unmarshal([]byte(tc.json), &r)
+		require.ErrorIs(t, err, ErrNotSupported, key)
+		require.Equal(t, CodeNotSupported, Code(err))
+		require.ErrorContains(t, err, `"`+key+`"`)
+		require.ErrorContains(t, err, tc.issue)
+	}
+}
+
+func TestSchemaDefaultsSpelledOutAreNotSettings(t *testing.T) {
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","write":"anyone","visible":"all"},"n":{"policy":"max"}},"interest":{},"teams":{},"capacity":0}`), &r))
+	require.True(t, r.Schema.IsZero())
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	require.Equal(t, `{"strict":false,"fields":{"hp":{"type":"int","policy":"counter"},"n":{"type":"string","policy":"max"}}}`, string(b))
+}
+
+func TestSchemaKeysAreStoredInTheirJSONForm(t *testing.T) {
+	r := Rules{Fields: schemaFields(), Schema: fullSchema()}
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"pos":{"type":"float","policy":"authoritative","write":"owner","visible":"casters","delay":"2s"}`)
+	require.Contains(t, string(b), `"idle_expiry":"1h0m0s"`)
+	var back Rules
+	err = json.Unmarshal(b, &back)
+	require.ErrorIs(t, err, ErrNotSupported, "parsed in full, then refused")
+	// The shape checks pass: only the unbuilt features refuse.
+	require.NoError(t, r.Schema.validate(r.Fields))
+}
+
+func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
+	long := strings.Repeat("x", maxExprLen+1)
+	many := func(n int) map[string]string {
+		m := make(map[string]string, n)
+		for i := range n {
+			m[strings.Repeat("k", i+1)] = ""
+		}
+		return m
+	}
+	manyActions := map[string]ActionRule{}
+	for k := range many(maxSchemaItems + 1) {
+		manyActions[k] = ActionRule{}
+	}
+	manyRoles := map[string]RoleRule{}
+	for k := range many(maxSchemaItems + 1) {
+		manyRoles[k] = RoleRule{}
+	}
+	manyViewers := map[string]ViewerRule{}
+	for k := range many(maxSchemaItems + 1) {
+		manyViewers[k] = ViewerRule{}
+	}
+	act := func(a ActionRule) map[string]ActionRule { return map[string]ActionRule{"a": a} }
+	acc := func(a FieldAccess) map[string]FieldAccess { return map[string]FieldAccess{"hp": a} }
+	for what, s := range map[string]Schema{
+		"access of an undeclared field": {Access: map[string]FieldAccess{"zz": {Write: "owner"}}},
+		"empty access":                  {Access: acc(FieldAccess{})},
+		"unknown write":                 {Access: acc(FieldAccess{Write: "everyone"})},
+		"unknown visible":               {Access: acc(FieldAccess{Visible: "some"})},
+		"negative delay":                {Access: acc(FieldAccess{Visible: "casters", Delay: -1})},
+		"delay without casters":         {Access: acc(FieldAccess{Visible: "team", Delay: Duration(time.Second)})},
+		"too many actions":              {Actions: manyActions},
+		"bad action name":               {Actions: map[string]ActionRule{"": {}}},
+		"too many params":               {Actions: act(ActionRule{Params: many(maxSchemaItems + 1)})},
+		"bad param name":                {Actions: act(ActionRule{Params: map[string]string{"": "int"}})},
+		"bad param type":                {Actions: act(ActionRule{Params: map[string]string{"p": "list"}})},
+		"empty precondition":            {Actions: act(ActionRule{Pre: []string{""}})},
+		"long precondition":             {Actions: act(ActionRule{Pre: []string{long}})},
+		"bad effect op":                 {Actions: act(ActionRule{Effects: []EffectRule{{Op: "explode", Entity: "e"}}})},
+		"effect without entity":         {Actions: act(ActionRule{Effects: []EffectRule{{Op: "set"}}})},
+		"too many roles":                {Roles: manyRoles},
+		"bad role name":                 {Roles: map[string]RoleRule{"": {}}},
+		"role with undeclared action":   {Roles: map[string]RoleRule{"gm": {Actions: []string{"fly"}}}},
+		"too many viewers":              {Viewers: manyViewers},
+		"bad viewer name":               {Viewers: map[string]ViewerRule{"": {}}},
+		"viewer delay too long":         {Viewers: map[string]ViewerRule{"v": {Delay: Duration(MaxViewDelay + 1)}}},
+		"viewer sees unknown":           {Viewers: map[string]ViewerRule{"v": {Sees: []string{"all"}}}},
+		"bad view name":                 {Views: map[string]ViewRule{"": {Kind: "sum"}}},
+		"unknown view kind":             {Views: map[string]ViewRule{"v": {Kind: "median"}}},
+		"unknown view grouping":         {Views: map[string]ViewRule{"v": {Kind: "sum", By: "guild"}}},
+		"bad view field":                {Views: map[string]ViewRule{"v": {Kind: "sum", Field: long}}},
+		"unknown team source":           {Teams: TeamRule{From: "dns", Key: "k"}},
+		"team source without key":       {Teams: TeamRule{From: "claim"}},
+		"team key without source":       {Teams: TeamRule{Key: "k"}},
+		"negative cell":                 {Interest: InterestRule{Cell: -1}},
+		"NaN cell":                      {Interest: InterestRule{Cell: math.NaN()}},
+		"infinite cell":                 {Interest: InterestRule{Cell: math.Inf(1)}},
+		"negative radius":               {Interest: InterestRule{Radius: -1}},
+		"radius too large":              {Interest: InterestRule{Radius: maxRadius + 1}},
+		"bad interest field":            {Interest: InterestRule{Y: long}},
+		"negative idle expiry":          {IdleExpiry: -1},
+		"negative capacity":             {Capacity: -1},
+		"long mode":                     {Mode: long},
+		"too many labels":               {Labels: many(maxSchemaItems + 1)},
+		"bad label name":                {Labels: map[string]string{"": "v"}},
+		"long label value":              {Labels: map[string]string{"k": long}},
+	} {
+		r := Rules{Fields: map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyCounter}}, Schema: s}
+		require.ErrorIs(t, r.Validate(), ErrMalformed, what)
+	}
+}
+
+func TestSchemaEncodesOnlyWhenSetAndRoundTrips(t *testing.T) {
+	plain := Rules{Strict: true, Fields: schemaFields()}
+	e := &encoder{}
+	e.rules(plain)
+	require.Zero(t, e.b[0]&rulesSchema, "today's keys keep today's bytes")
+
+	full := Rules{Strict: true, Fields: schemaFields(), Schema: fullSchema()}
+	e = &encoder{}
+	e.rules(full)
+	require.NotZero(t, e.b[0]&rulesSchema)
+	d := &decoder{b: e.b}
+	got := d.rules()
+	require.NoError(t, d.err)
+	require.Empty(t, d.b)
+	require.Equal(t, full, got)
+
+	require.NotEqual(t, rulesHash(2, plain), rulesHash(2, full), "the schema's keys are in the state hash")
+	require.NotEqual(t, rulesHash(2, plain), rulesHash(3, plain), "and so is the rules version")
+	require.Zero(t, rulesHash(1, full), "rules never updated add nothing to the hash")
+}
+
+func TestSchemaBlockMustBeCanonicalJSON(t *testing.T) {
+	for what, blob := range map[string]string{
+		"not JSON":      `{`,
+		"unknown key":   `{"colour":"red"}`,
+		"not canonical": `{ "capacity":1}`,
+		"all defaults":  `{}`,
+		"bad duration":  `{"idle_expiry":"soon"}`,
+		"bare number":   `{"idle_expiry":5}`,
+	} {
+		e := &encoder{}
+		e.byte(rulesSchema)
+		e.uvarint(0)
+		e.str(blob)
+		d := &decoder{b: e.b}
+		d.rules()
+		require.ErrorIs(t, d.err, ErrMalformed, what)
+	}
+}
+
+func TestSchemaThatCannotBeJSONPanicsWhenEncoded(t *testing.T) {
+	// Validate refuses a NaN cell; encoding one anyway is a programming error.
+	require.Panics(t, func() {
+		(&encoder{}).rules(Rules{Schema: Schema{Interest: InterestRule{Cell: math.NaN()}}})
+	})
+}
+
+func TestDurationJSONIsAGoDurationString(t *testing.T) {
+	b, err := json.Marshal(Duration(1500 * time.Millisecond))
+	require.NoError(t, err)
+	require.Equal(t, `"1.5s"`, string(b))
+	var d Duration
+	require.NoError(t, json.Unmarshal([]byte(`"2m"`), &d))
+	require.Equal(t, Duration(2*time.Minute), d)
+	require.ErrorIs(t, d.UnmarshalJSON([]byte(`12`)), ErrMalformed)
+	require.ErrorIs(t, d.UnmarshalJSON([]byte(`"`)), ErrMalformed)
+	require.ErrorIs(t, d.UnmarshalJSON([]byte(`"later"`)), ErrMalformed)
+}

@@ -1,0 +1,57 @@
+package fsm
+
+import (
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Versions are the formats a binary reads: the log (command kinds and their
+// encodings), the snapshot and the node-to-node wire. Each node reports its
+// own in the replicated node table, and the leader proposes a command only
+// once every voter reads it (the version gate, in store): a replica that
+// meets an entry it cannot decode must stop (see FSM.Apply), so writing one
+// that some voter cannot read would crash that voter.
+//
+// The type is wire.Versions: nodes send it in joins and status answers.
+type Versions = wire.Versions
+
+// The versions this binary reads and writes.
+//
+//   - Log 1: command kinds CmdAction..CmdSessionAcks (batch formats 1 and 2).
+//     Log 2 adds CmdUpdateRules and CmdNodeVersions, and the rules schema's
+//     extension block.
+//   - Snapshot 3: sessions, bans and player data. Snapshot 4 adds the rules
+//     version per world and the nodes' versions; it is written only when
+//     the state holds one of them, so older states keep their exact bytes.
+//   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
+const (
+	LogVersion      uint32 = 2
+	SnapshotVersion uint32 = uint32(snapVersion)
+	WireVersion     uint32 = 1
+)
+
+// Supported returns the versions this binary reads.
+func Supported() Versions {
+	return Versions{Log: LogVersion, Snapshot: SnapshotVersion, Wire: WireVersion}
+}
+
+// Baseline is what a node that reported nothing is taken to read: the
+// formats of the binaries from before the version gate.
+func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
+
+// Needs returns the versions a replica must read to apply c the way this
+// binary does: the leader proposes c only when every voter's versions
+// cover them. It looks at the content, not only the kind, so that a rules
+// key's format (the schema block) is gated like a command kind.
+func Needs(c *Command) Versions {
+	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
+	switch {
+	case c.Kind == CmdUpdateRules, c.Kind == CmdNodeVersions:
+		// A rules update may make a snapshot carry a rules version, a
+		// versions report makes it carry the nodes' versions: both need
+		// snapshot format 4 too.
+		return v2
+	case c.Kind == CmdCreateWorld && !c.World.Rules.Schema.IsZero():
+		return v2 // rules flag bit 2 (today refused: no schema key is built)
+	}
+	return Baseline()
+}

@@ -1,0 +1,137 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/raft"
+)
+
+// The version gate. A replica panics on a log entry it cannot decode
+// (fsm.FSM.Apply), so a leader that wrote a command kind or an encoding
+// some voter's binary does not read would crash that voter, and on restart
+// it would meet the entry again. So every node reports the versions it
+// reads (fsm.Versions), and propose refuses, with ErrVersionGate, a command
+// that some voter's versions do not cover (fsm.Needs).
+//
+// Reports reach the leader through Join (a node that joins, and the
+// daemon's reporter for nodes that joined before they could report), and
+// the leader's own through its config. The leader keeps them in memory at
+// once, so the gate can open, and replicates them into the node table
+// (fsm.CmdNodeVersions) as soon as every voter reads that command, so that
+// the next leader knows them too. A voter that never reported counts as
+// fsm.Baseline(): the binaries from before the gate.
+
+// Versions returns the versions this node reads.
+func (s *Store) Versions() fsm.Versions {
+	if s.cfg.Versions.IsZero() {
+		return fsm.Supported()
+	}
+	return s.cfg.Versions
+}
+
+// Self returns this node's entry in the node table: its addresses and the
+// versions it reads.
+func (s *Store) Self() fsm.NodeInfo {
+	return fsm.NodeInfo{ID: s.cfg.ID, RaftAddr: s.cfg.Advertise, HTTPAddr: s.cfg.HTTPAddr, Region: s.cfg.Region, Versions: s.Versions()}
+}
+
+// voterVersions returns what the leader knows a voter reads: its own
+// config, else its latest report to this leader, else the node table,
+// else the baseline.
+func (s *Store) voterVersions(id string) fsm.Versions {
+	if id == s.cfg.ID {
+		return s.Versions()
+	}
+	s.reportMu.Lock()
+	v, ok := s.reported[id]
+	s.reportMu.Unlock()
+	if ok {
+		return v
+	}
+	if n, ok := s.fsm.Node(id); ok && !n.Versions.IsZero() {
+		return n.Versions
+	}
+	return fsm.Baseline()
+}
+
+// gate refuses a command that some voter does not read.
+func (s *Store) gate(cmd *fsm.Command) error {
+	need := fsm.Needs(cmd)
+	if fsm.Baseline().Covers(need) {
+		return nil // every binary reads it: no need to look at the voters
+	}
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return raftError(err)
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage != raft.Voter {
+			continue
+		}
+		if v := s.voterVersions(string(srv.ID)); !v.Covers(need) {
+			return fmt.Errorf("%w: voter %s reads %s, command kind %d needs %s: upgrade it first", ErrVersionGate, srv.ID, v, cmd.Kind, need)
+		}
+	}
+	return nil
+}
+
+// report records a node's versions in the leader's memory and replicates
+// every known report the node table lacks, once the gate allows it.
+func (s *Store) report(ctx context.Context, id string, v fsm.Versions) error {
+	if !v.IsZero() {
+		s.reportMu.Lock()
+		s.reported[id] = v
+		s.reportMu.Unlock()
+	}
+	return s.flushReports(ctx)
+}
+
+// flushReports writes the versions this leader knows (its own and the
+// reports it holds) into the node table where it differs. Until every
+// voter reads fsm.CmdNodeVersions the reports wait in memory.
+func (s *Store) flushReports(ctx context.Context) error {
+	if s.gate(&fsm.Command{Kind: fsm.CmdNodeVersions}) != nil {
+		return nil
+	}
+	known := map[string]fsm.Versions{s.cfg.ID: s.Versions()}
+	s.reportMu.Lock()
+	for id, v := range s.reported {
+		known[id] = v
+	}
+	s.reportMu.Unlock()
+	ids := make([]string, 0, len(known))
+	for id := range known {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if n, _ := s.fsm.Node(id); n.Versions == known[id] {
+			continue
+		}
+		cmd := fsm.Command{Kind: fsm.CmdNodeVersions, Node: &fsm.NodeInfo{ID: id, Versions: known[id]}}
+		if _, err := s.propose(ctx, cmd); err != nil {
+			return fmt.Errorf("record versions of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// UpdateRules replaces a world's rules through the log and returns the
+// world's new rules version. expect, when not 0, is the rules version the
+// update replaces. Errors: fsm errors for bad rules (ErrNotSupported for
+// keys not built yet), an unknown world, a stale expect or rules the
+// world's state would not satisfy; ErrVersionGate while a voter does not
+// read rules updates; ErrNotLeader, ErrOutcomeUnknown as for any write.
+func (s *Store) UpdateRules(ctx context.Context, world string, rules fsm.Rules, expect uint64) (uint64, error) {
+	if err := rules.Validate(); err != nil {
+		return 0, err
+	}
+	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdUpdateRules, Rules: &fsm.RulesUpdate{World: world, Expect: expect, Rules: rules}})
+	if err != nil {
+		return 0, err
+	}
+	return o.res.RulesVersion, o.res.Err
+}

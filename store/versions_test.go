@@ -1,0 +1,99 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+func strictRules() fsm.Rules {
+	return fsm.Rules{Strict: true, Fields: map[string]fsm.FieldRule{"hp": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}}}
+}
+
+// An "old" node is one whose binary does not read rules updates: n3 here
+// runs with the versions of the binaries from before the gate, and the
+// other followers have not reported yet (as after a rolling upgrade).
+func TestVersionGateHoldsRulesUpdatesUntilEveryVoterReadsThem(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, func(cfg *Config) {
+		if cfg.ID == "n3" {
+			cfg.Versions = fsm.Baseline()
+		}
+	})
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "w", fsm.Rules{}))
+	c.waitReplicated()
+
+	last := l.raft.LastIndex()
+	_, err := l.UpdateRules(ctxT(t), "w", strictRules(), 0)
+	require.ErrorIs(t, err, ErrVersionGate, "followers that never reported count as old")
+	require.Equal(t, last, l.raft.LastIndex(), "nothing was proposed")
+
+	var old *Store
+	for _, s := range c.nodes {
+		if s != l {
+			require.NoError(t, l.Join(ctxT(t), s.Self()), "a member reports its versions by joining again")
+		}
+		if s.cfg.ID == "n3" {
+			old = s
+		}
+	}
+	if old != l {
+		_, err = l.UpdateRules(ctxT(t), "w", strictRules(), 0)
+		require.ErrorIs(t, err, ErrVersionGate, "n3 reads log version 1 only")
+		require.ErrorContains(t, err, "voter n3 reads log 1, snapshot 3, wire 1")
+		require.Equal(t, uint64(1), c.nodes[0].fsm.Worlds()[0].RulesVersion)
+
+		// n3 is upgraded: its new binary reports what it reads. (Nothing
+		// reads n3's config while it follows.)
+		old.cfg.Versions = fsm.Versions{}
+		require.NoError(t, l.Join(ctxT(t), old.Self()))
+	}
+
+	v, err := l.UpdateRules(ctxT(t), "w", strictRules(), 1)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), v)
+	c.ensureSameHashes("w")
+	for _, s := range c.nodes {
+		w, err := s.fsm.World("w")
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), w.RulesVersion, s.cfg.ID)
+		for _, n := range s.Status().Nodes {
+			require.Equal(t, fsm.Supported(), n.Versions, "%s's table: %s", s.cfg.ID, n.ID)
+		}
+	}
+
+	// The reports are in the replicated table, so the next leader's gate
+	// is open too.
+	require.NoError(t, l.TransferLeadership(ctxT(t)))
+	nl := c.waitLeader()
+	v, err = nl.UpdateRules(ctxT(t), "w", strictRules(), 2)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), v)
+	_, err = nl.UpdateRules(ctxT(t), "w", strictRules(), 2)
+	require.ErrorIs(t, err, fsm.ErrRulesConflict)
+	_, err = nl.UpdateRules(ctxT(t), "w", fsm.Rules{Schema: fsm.Schema{Capacity: 8}}, 0)
+	require.ErrorIs(t, err, fsm.ErrNotSupported)
+}
+
+func TestSingleNodeRecordsItsOwnVersionsAndUpdatesRules(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	require.Equal(t, fsm.Supported(), l.Status().Versions)
+	require.Eventually(t, func() bool {
+		n, ok := l.fsm.Node(l.cfg.ID)
+		return ok && n.Versions == fsm.Supported() && n.RaftAddr == l.cfg.Advertise
+	}, 10e9, 1e7, "the leader records its addresses and versions")
+	require.NoError(t, l.CreateWorld(ctxT(t), "w", fsm.Rules{}))
+	v, err := l.UpdateRules(ctxT(t), "w", strictRules(), 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), v)
+	_, err = l.UpdateRules(ctxT(t), "nope", strictRules(), 0)
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+	last := l.raft.LastIndex()
+	_, err = l.UpdateRules(ctxT(t), "w", fsm.Rules{Fields: map[string]fsm.FieldRule{"x": {}}}, 0)
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+	require.Equal(t, last, l.raft.LastIndex(), "invalid rules are refused before proposing")
+}
