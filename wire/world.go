@@ -77,6 +77,20 @@ type CreateWorld struct {
 	Rules Rules  `json:"rules"`
 }
 
+// RulesUpdate is the body of PUT /v1/worlds/{world}/rules: the world's new
+// rules, as JSON (docs/RULES.md), and, when set, the rules version the
+// update replaces (another update first makes it 409 rules_conflict).
+type RulesUpdate struct {
+	Rules              json.RawMessage `json:"rules"`
+	ExpectRulesVersion uint64          `json:"expect_rules_version,omitempty"`
+}
+
+// RulesVersion answers a rules update: the world's new rules version.
+type RulesVersion struct {
+	World        string `json:"world"`
+	RulesVersion uint64 `json:"rules_version"`
+}
+
 // World summarises a world (GET /v1/worlds).
 type World struct {
 	ID       string `json:"id"`
