@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -283,24 +284,6 @@ func (s *Server) playConns() []*playConn {
 	return out
 }
 
-// ackJSON is one ack on the internal acks endpoint.
-type ackJSON struct {
-	World string `json:"world"`
-	ID    string `json:"id"`
-	Seq   uint64 `json:"seq"`
-}
-
-// acksJSON is the body of POST /internal/v1/sessions:acks.
-type acksJSON struct {
-	Acks []ackJSON `json:"acks"`
-}
-
-// acksAnswer answers it: how many acks applied (the others named sessions
-// that no longer exist).
-type acksAnswer struct {
-	Acked int `json:"acked"`
-}
-
 // sessionAcks replicates a batch of acks, all of one group, on the group's
 // leader (routed by the first ack's world): here when this node leads,
 // else by one internal call.
@@ -311,12 +294,12 @@ func (s *Server) sessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, e
 		n, err = g.SessionAcks(ctx, acks)
 		return err
 	}, func(rt Route) error {
-		req := acksJSON{Acks: make([]ackJSON, len(acks))}
+		req := wire.Acks{Acks: make([]wire.Ack, len(acks))}
 		for i, a := range acks {
-			req.Acks[i] = ackJSON(a)
+			req.Acks[i] = wire.Ack(a)
 		}
 		body, _ := json.Marshal(req)
-		var out acksAnswer
+		var out wire.AcksAnswer
 		if err := s.callNode(ctx, rt, http.MethodPost, internalAcksPath, body, "", &out); err != nil {
 			return err
 		}
@@ -338,7 +321,7 @@ func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	// A batch: up to fsm.MaxSessionAcks acks of long names may pass
 	// MaxBodyBytes.
-	var req acksJSON
+	var req wire.Acks
 	if !s.readJSON(w, r, s.cfg.MaxBatchBodyBytes, &req) {
 		return
 	}
@@ -355,7 +338,7 @@ func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		n, err := g.SessionAcks(ctx, acks)
 		if err == nil {
-			s.writeJSON(w, http.StatusOK, acksAnswer{Acked: n})
+			s.writeJSON(w, http.StatusOK, wire.AcksAnswer{Acked: n})
 		}
 		return err
 	}, nil)

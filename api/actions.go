@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // act handles POST /v1/worlds/{world}/actions: one action, answered with its
@@ -48,8 +49,8 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request) {
 }
 
 // eventJSON is an event's wire form, marked when it answers a repeat.
-func eventJSON(ev *fsm.Event, dup bool) fsm.JSONEvent {
-	j := ev.JSON()
+func eventJSON(ev *fsm.Event, dup bool) wire.Event {
+	j := ev.Wire()
 	j.Duplicate = dup
 	return j
 }
@@ -60,7 +61,7 @@ type batchRequest struct {
 }
 
 // batchResponse answers a batch: one item per action, in request order,
-// each an event (fsm.JSONEvent) or an ErrorBody.
+// each an event (wire.Event) or an ErrorBody.
 type batchResponse struct {
 	Results []any `json:"results"`
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -241,7 +242,7 @@ func TestEventJSONRoundTripsThroughTheWireForm(t *testing.T) {
 		Changes: []fsm.Change{{Entity: "e", Field: "f", Op: fsm.OpSet, Value: fsm.String("x"), Version: 2}}}
 	b, err := json.Marshal(eventJSON(ev, true))
 	require.NoError(t, err)
-	var j fsm.JSONEvent
+	var j wire.Event
 	require.NoError(t, json.Unmarshal(b, &j))
 	require.True(t, j.Duplicate)
 	require.Equal(t, "x", j.Changes[0].Value.Str)

@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // The cluster credential (docs/API.md, "Cluster credential"). With
@@ -30,7 +31,7 @@ import (
 // HeaderClusterKey carries the cluster secret, node to node and from admin
 // tools. It is compared in constant time; send it only over a private
 // network or TLS, as anyone who reads it becomes an admin.
-const HeaderClusterKey = "X-Gsd-Cluster-Key"
+const HeaderClusterKey = wire.HeaderClusterKey
 
 // AdminClaim is the JWT claim that makes a token an admin token.
 const AdminClaim = "gsd_admin"

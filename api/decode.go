@@ -58,8 +58,8 @@ type actionRequest struct {
 	Ops       []json.RawMessage `json:"ops"`
 }
 
-// opKeys mirrors fsm's op wire form only to refuse unknown keys and wrong
-// types: fsm.Op's UnmarshalJSON, which gives an op its meaning, accepts any.
+// opKeys mirrors wire.Op's JSON form only to refuse unknown keys and wrong
+// types: wire.Op's UnmarshalJSON, which gives an op its meaning, accepts any.
 type opKeys struct {
 	Op     string          `json:"op"`
 	Entity string          `json:"entity"`
@@ -110,7 +110,8 @@ func decodeAction(b []byte, world, player string) (*fsm.Action, error) {
 	return a, nil
 }
 
-// ruleKeys mirrors fsm's rules wire form only to refuse unknown keys.
+// ruleKeys mirrors wire.Rules only to refuse unknown keys (its own name:
+// decoding errors name it, and answers carry them).
 type ruleKeys struct {
 	Strict     bool   `json:"strict"`
 	FairWindow string `json:"fair_window"`

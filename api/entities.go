@@ -5,19 +5,11 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 )
 
-// entityJSON answers GET /v1/worlds/{world}/entities/{entity}.
-type entityJSON struct {
-	ID       string            `json:"id"`
-	Version  uint64            `json:"version"`
-	Seq      uint64            `json:"seq"`
-	Fields   map[string]any    `json:"fields"`
-	Versions map[string]uint64 `json:"versions"`
-}
-
-func newEntityJSON(v fsm.EntityView) entityJSON {
-	out := entityJSON{ID: v.ID, Version: v.Version, Seq: v.Seq,
+func newEntityJSON(v fsm.EntityView) wire.Entity {
+	out := wire.Entity{ID: v.ID, Version: v.Version, Seq: v.Seq,
 		Fields: make(map[string]any, len(v.Fields)), Versions: make(map[string]uint64, len(v.Fields))}
 	for _, f := range v.Fields {
 		out.Fields[f.Name] = f.Plain()

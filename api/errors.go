@@ -7,25 +7,27 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 )
 
-// Codes the edge answers with besides fsm's reason codes (fsm.Code*).
+// Codes the edge answers with besides fsm's reason codes (fsm.Code*); all
+// are wire's.
 const (
-	CodeTooLarge         = "too_large"
-	CodeNotLeader        = "not_leader"
-	CodeOutcomeUnknown   = "outcome_unknown"
-	CodeOverloaded       = "overloaded"
-	CodeArchiveGap       = "archive_gap"
-	CodeUnavailable      = "unavailable"
-	CodeTimeout          = "timeout"
-	CodeNotReady         = "not_ready"
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeInternal         = "internal"
-	CodeUnauthorized     = "unauthorized"
-	CodeForbidden        = "forbidden"
-	CodeSlowConsumer     = "slow_consumer"
-	CodeSessionReplaced  = "session_replaced"
-	CodeIdle             = "idle_timeout"
+	CodeTooLarge         = wire.CodeTooLarge
+	CodeNotLeader        = wire.CodeNotLeader
+	CodeOutcomeUnknown   = wire.CodeOutcomeUnknown
+	CodeOverloaded       = wire.CodeOverloaded
+	CodeArchiveGap       = wire.CodeArchiveGap
+	CodeUnavailable      = wire.CodeUnavailable
+	CodeTimeout          = wire.CodeTimeout
+	CodeNotReady         = wire.CodeNotReady
+	CodeMethodNotAllowed = wire.CodeMethodNotAllowed
+	CodeInternal         = wire.CodeInternal
+	CodeUnauthorized     = wire.CodeUnauthorized
+	CodeForbidden        = wire.CodeForbidden
+	CodeSlowConsumer     = wire.CodeSlowConsumer
+	CodeSessionReplaced  = wire.CodeSessionReplaced
+	CodeIdle             = wire.CodeIdle
 	// CodeNotFound is fsm's code, also used for routes that do not exist.
 	CodeNotFound = fsm.CodeNotFound
 )
@@ -50,10 +52,7 @@ var (
 
 // ErrorBody is the JSON shape of every error answer, and of a failed item in
 // a batch answer or the last line of an event stream.
-type ErrorBody struct {
-	Code  string `json:"code"`
-	Error string `json:"error"`
-}
+type ErrorBody = wire.ErrorBody
 
 // classify maps an error to its HTTP status and code. It is the one place
 // where errors become answers (HTTP, batch items, stream lines). write says

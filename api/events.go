@@ -11,7 +11,7 @@ import (
 
 // events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
 // the world's committed events from seq SEQ on (inclusive; absent or 0 means
-// only new events), one fsm.JSONEvent per line, flushed per batch the store
+// only new events), one wire.Event per line, flushed per batch the store
 // hands out, until the client goes away or the server closes. Any node
 // serves it from its own archive. A gap found mid-stream ends the stream with
 // a last line holding an ErrorBody. linger=DURATION (up to 5s) waits that

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -238,14 +239,14 @@ func TestGoldenHTTPAnswers(t *testing.T) {
 // The node-to-node session command: the body a follower sends to the
 // leader's internal sessions endpoint for a play connection's session
 // command. Not seen by users, but by the other nodes of a cluster in the
-// middle of a rolling upgrade. (The leader's answer is a sessionJSON, as
+// middle of a rolling upgrade. (The leader's answer is a wire.SessionInfo, as
 // in the kick and ban answers above.)
 func TestGoldenInternalSessionCommandBody(t *testing.T) {
 	var h [fsm.TokenHashLen]byte
 	for i := range h {
 		h[i] = byte(i)
 	}
-	body, err := goldenJSONBody(sessionCmdJSON{ID: "s-alice", Player: "alice", TokenHash: fmt.Sprintf("%x", h[:]), Seq: 7, Node: "n2"})
+	body, err := goldenJSONBody(wire.SessionCmd{ID: "s-alice", Player: "alice", TokenHash: fmt.Sprintf("%x", h[:]), Seq: 7, Node: "n2"})
 	require.NoError(t, err)
 	requireGoldenText(t, "internal_session_open_request.json", body)
 }

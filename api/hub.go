@@ -493,7 +493,7 @@ func (o *outbox) coveredSeq() uint64 {
 }
 
 // encodeEvents writes {"type":"events","from":F,"seq":S,"events":[...]}
-// in codec k, from each event's encoding made once.
+// (a wire.Events) in codec k, from each event's encoding made once.
 func encodeEvents(k playCodec, from uint64, f *outFrame) ([]byte, error) {
 	if k == codecMsgpack {
 		return encodeEventsMsgpack(from, f)
@@ -526,8 +526,8 @@ func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityD
 }
 
 // encodeDelta writes {"type":"delta","from":F,"seq":S,"tick":N,"entities":
-// {"e":{"deleted":V,"fields":{"f":{"value":X,"version":V}}}}}, entities and
-// fields sorted.
+// {"e":{"deleted":V,"fields":{"f":{"value":X,"version":V}}}}} (entities are
+// wire.DeltaEntity), entities and fields sorted.
 func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"type":"delta","from":`)

@@ -3,9 +3,8 @@ package api
 import (
 	"bytes"
 	"fmt"
+	"github.com/gsd-dev/gsd/wire"
 	"sort"
-
-	"github.com/gsd-dev/gsd/internal/msgpackwire"
 )
 
 // encodeEventsMsgpack writes the events frame of gsd.msgpack.v1: the map
@@ -24,7 +23,7 @@ func encodeEventsMsgpack(from uint64, f *outFrame) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Grow(n)
-	enc := msgpackwire.NewEncoder(&buf)
+	enc := wire.NewMsgpackEncoder(&buf)
 	// Writes to a bytes.Buffer do not fail.
 	_ = enc.EncodeMapLen(4)
 	_ = enc.EncodeString("type")
@@ -47,7 +46,7 @@ func encodeEventsMsgpack(from uint64, f *outFrame) ([]byte, error) {
 // fields sorted, each value a msgpack scalar of its own type.
 func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 	var buf bytes.Buffer
-	enc := msgpackwire.NewEncoder(&buf)
+	enc := wire.NewMsgpackEncoder(&buf)
 	// Writes to a bytes.Buffer do not fail, nor do the values' encodings
 	// (prepare took them from applied events, whose values are valid).
 	_ = enc.EncodeMapLen(5)

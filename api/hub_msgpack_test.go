@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/internal/msgpackwire"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,7 +43,7 @@ func TestMsgpackFramesMatchJSONAndEncodeEachEventOnce(t *testing.T) {
 	require.Len(t, jf, 2, "an events frame and a delta")
 	require.Equal(t, f1, f2)
 	for i := range jf {
-		tj, err := msgpackwire.ToJSON(f1[i])
+		tj, err := wire.MsgpackToJSON(f1[i])
 		require.NoError(t, err)
 		require.JSONEq(t, string(jf[i]), string(tj))
 	}
@@ -133,10 +133,10 @@ func benchFrame() []*fsm.Event {
 
 // clientFrame is what a client decodes an events frame into.
 type clientFrame struct {
-	Type   string          `json:"type"`
-	From   uint64          `json:"from"`
-	Seq    uint64          `json:"seq"`
-	Events []fsm.JSONEvent `json:"events"`
+	Type   string       `json:"type"`
+	From   uint64       `json:"from"`
+	Seq    uint64       `json:"seq"`
+	Events []wire.Event `json:"events"`
 }
 
 // BenchmarkEventsFrame compares the JSON and msgpack events frame: encode
@@ -151,7 +151,7 @@ func BenchmarkEventsFrame(b *testing.B) {
 			if k == codecJSON {
 				he.frame, _ = json.Marshal(eventJSON(ev, false))
 			} else {
-				he.mpOnce.Do(func() { he.mp, he.mpErr = msgpackwire.Marshal(eventJSON(ev, false)) })
+				he.mpOnce.Do(func() { he.mp, he.mpErr = wire.MarshalMsgpack(eventJSON(ev, false)) })
 			}
 			f.events[i] = he
 		}
@@ -182,7 +182,7 @@ func BenchmarkEventsFrame(b *testing.B) {
 				if k == codecJSON {
 					err = json.Unmarshal(frame, &f)
 				} else {
-					err = msgpackwire.Unmarshal(frame, &f)
+					err = wire.UnmarshalMsgpack(frame, &f)
 				}
 				if err != nil || len(f.Events) != len(evs) {
 					b.Fatal(err)

@@ -26,7 +26,7 @@ import (
 //
 // Calls, each with its request and answer type:
 //
-//	POST /internal/v1/worlds/{world}/actions        actionRequest → fsm.JSONEvent
+//	POST /internal/v1/worlds/{world}/actions        actionRequest → wire.Event
 //	POST /internal/v1/worlds/{world}/actions:batch  batchRequest → batchResponse
 //	GET  /internal/v1/worlds/{world}/entities/{id}  (none) → entityJSON (linearizable)
 //	POST /internal/v1/worlds/{world}/sessions/{op}  sessionCmdJSON → sessionJSON

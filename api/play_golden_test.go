@@ -9,6 +9,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,30 +62,30 @@ func requireGoldenPlay(t *testing.T, codec, name string, msgs [][]byte) {
 	}
 }
 
-func goldenPlayEvent() *fsm.JSONEvent {
+func goldenPlayEvent() *wire.Event {
 	ev := (&fsm.Event{World: "arena", Seq: 42, Index: 1007, Time: 1_700_000_000_123_456_789, Player: "alice", ClientSeq: 300,
 		Priority: fsm.PriorityCritical, Status: fsm.StatusApplied, Changes: []fsm.Change{
 			{Entity: "hero", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(83), Version: 42},
 			{Entity: "hero", Field: "x", Op: fsm.OpSet, Value: fsm.Float(2.25), Version: 42},
 			{Entity: "chest", Op: fsm.OpDelete, Version: 17},
-		}}).JSON()
+		}}).Wire()
 	return &ev
 }
 
 func TestGoldenPlayMessages(t *testing.T) {
 	msgs := []any{
-		welcomeMsg{Type: "welcome", Session: "0123456789abcdef0123456789abcdef", ResumeToken: "tok_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+		wire.Welcome{Type: "welcome", Session: "0123456789abcdef0123456789abcdef", ResumeToken: "tok_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
 			World: "arena", Player: "alice", Seq: 41, Epoch: 0,
 			Data:  map[string]fsm.Value{"coins": fsm.Int(250), "title": fsm.String("Sir"), "ratio": fsm.Float(1.5), "vip": fsm.Bool(true)},
-			UDP:   &udpInfo{Addr: "10.0.0.1:9000", KeyID: "AAECAwQFBgc=", Key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
+			UDP:   &wire.UDPInfo{Addr: "10.0.0.1:9000", KeyID: "AAECAwQFBgc=", Key: "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="},
 			Nodes: []string{"http://10.0.0.2:8080", "http://10.0.0.3:8080"}},
-		welcomeMsg{Type: "welcome", Session: "0123456789abcdef0123456789abcdef", World: "arena", Player: "alice", Seq: 50, Epoch: 2},
-		resultMsg{Type: "result", Seq: 300, Event: goldenPlayEvent()},
-		resultMsg{Type: "error", Seq: 301, Status: 409, Code: fsm.CodeSeqReused, Error: "gsd/fsm: seq reused with a different payload: player alice seq 301"},
-		pingMsg{Type: "ping", T: 1_700_000_000_000_000_000},
-		pingMsg{Type: "pong", T: 1_700_000_000_000_000_000, ServerTime: 1_700_000_000_000_500_000},
-		transferMsg{Type: "transfer", To: "http://10.0.0.2:8080", Node: "n2", Ticket: "eyJ3IjoiYXJlbmEifQ.c2lnbmF0dXJl"},
-		transferMsg{Type: "transfer", To: "http://10.0.0.2:8080", Node: "n2"},
+		wire.Welcome{Type: "welcome", Session: "0123456789abcdef0123456789abcdef", World: "arena", Player: "alice", Seq: 50, Epoch: 2},
+		wire.Result{Type: "result", Seq: 300, Event: goldenPlayEvent()},
+		wire.Result{Type: "error", Seq: 301, Status: 409, Code: fsm.CodeSeqReused, Error: "gsd/fsm: seq reused with a different payload: player alice seq 301"},
+		wire.Ping{Type: "ping", T: 1_700_000_000_000_000_000},
+		wire.Ping{Type: "pong", T: 1_700_000_000_000_000_000, ServerTime: 1_700_000_000_000_500_000},
+		wire.Transfer{Type: "transfer", To: "http://10.0.0.2:8080", Node: "n2", Ticket: "eyJ3IjoiYXJlbmEifQ.c2lnbmF0dXJl"},
+		wire.Transfer{Type: "transfer", To: "http://10.0.0.2:8080", Node: "n2"},
 	}
 	for _, c := range goldenPlayCodecs {
 		t.Run(c.name, func(t *testing.T) {

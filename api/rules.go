@@ -1,23 +1,10 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
+
+	"github.com/gsd-dev/gsd/wire"
 )
-
-// updateRulesRequest is the body of PUT /v1/worlds/{world}/rules.
-type updateRulesRequest struct {
-	Rules json.RawMessage `json:"rules"`
-	// ExpectRulesVersion, when set, is the rules version the update
-	// replaces: another update first makes it 409 rules_conflict.
-	ExpectRulesVersion uint64 `json:"expect_rules_version,omitempty"`
-}
-
-// rulesJSON answers PUT /v1/worlds/{world}/rules.
-type rulesJSON struct {
-	World        string `json:"world"`
-	RulesVersion uint64 `json:"rules_version"`
-}
 
 // updateRules handles PUT /v1/worlds/{world}/rules (admin; leader;
 // forwarded): the world's whole rules are replaced through the log.
@@ -27,7 +14,7 @@ func (s *Server) updateRules(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	var req updateRulesRequest
+	var req wire.RulesUpdate
 	if err := decodeStrict(body, &req); err != nil {
 		s.writeError(w, err, true)
 		return
@@ -49,7 +36,7 @@ func (s *Server) updateRules(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		s.writeJSON(w, http.StatusOK, rulesJSON{World: world, RulesVersion: v})
+		s.writeJSON(w, http.StatusOK, wire.RulesVersion{World: world, RulesVersion: v})
 		return nil
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // The session admin API: presence, kick, ban, and the export and import of
@@ -14,16 +15,10 @@ import (
 // state.
 
 // PlayerDataFormat names the export format; an import accepts it or none.
-const PlayerDataFormat = "gsd.players.v1"
+const PlayerDataFormat = wire.PlayerDataFormat
 
 // DefaultKickReason is the reason of a kick that gives none.
 const DefaultKickReason = "kicked by an admin"
-
-// presenceJSON answers GET /v1/worlds/{world}/sessions.
-type presenceJSON struct {
-	World    string        `json:"world"`
-	Sessions []sessionJSON `json:"sessions"`
-}
 
 // presence handles GET /v1/worlds/{world}/sessions: the world's open
 // sessions (player, last ack, node holding the connection), from this
@@ -35,7 +30,7 @@ func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, false)
 		return
 	}
-	out := presenceJSON{World: world, Sessions: make([]sessionJSON, 0, len(all))}
+	out := wire.Presence{World: world, Sessions: make([]wire.SessionInfo, 0, len(all))}
 	for _, i := range all {
 		j := toSessionJSON(i)
 		j.Data = nil // presence is who is here, not what they own
@@ -44,17 +39,11 @@ func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, out)
 }
 
-// reasonJSON is the body of a kick and of a ban.
-type reasonJSON struct {
-	Player string `json:"player,omitempty"`
-	Reason string `json:"reason,omitempty"`
-}
-
 // kick handles POST /v1/worlds/{world}/sessions/{id}/kick: the session is
 // marked kicked; the node holding its connection closes it with 4403 and
 // the reason, and it cannot be resumed.
 func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
-	var req reasonJSON
+	var req wire.Ban
 	body, ok := s.adminBody(w, r, &req)
 	if !ok {
 		return
@@ -74,7 +63,7 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 // can no longer open or resume a session or act in the world, and their
 // session is kicked.
 func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
-	var req reasonJSON
+	var req wire.Ban
 	body, ok := s.adminBody(w, r, &req)
 	if !ok {
 		return
@@ -91,12 +80,6 @@ func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// bansJSON answers GET /v1/worlds/{world}/bans.
-type bansJSON struct {
-	World string       `json:"world"`
-	Bans  []reasonJSON `json:"bans"`
-}
-
 // bans handles GET /v1/worlds/{world}/bans, from this node's applied state.
 func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
@@ -105,9 +88,9 @@ func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, false)
 		return
 	}
-	out := bansJSON{World: world, Bans: make([]reasonJSON, 0, len(all))}
+	out := wire.Bans{World: world, Bans: make([]wire.Ban, 0, len(all))}
 	for _, b := range all {
-		out.Bans = append(out.Bans, reasonJSON{Player: b.Player, Reason: b.Reason})
+		out.Bans = append(out.Bans, wire.Ban{Player: b.Player, Reason: b.Reason})
 	}
 	s.writeJSON(w, http.StatusOK, out)
 }
@@ -146,20 +129,6 @@ func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, body []byt
 	})
 }
 
-// PlayerDataFile is the export and import format of players' critical data
-// (docs/API.md): one world's players, sorted, each with their data.
-type PlayerDataFile struct {
-	Format  string             `json:"format"`
-	World   string             `json:"world"`
-	Players []PlayerDataRecord `json:"players"`
-}
-
-// PlayerDataRecord is one player's critical data in a PlayerDataFile.
-type PlayerDataRecord struct {
-	Player string               `json:"player"`
-	Data   map[string]fsm.Value `json:"data"`
-}
-
 // exportData handles GET /v1/worlds/{world}/sessions:export. It answers on
 // the leader (a follower forwards), so the export holds every committed
 // import and data change.
@@ -170,9 +139,9 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		out := PlayerDataFile{Format: PlayerDataFormat, World: world, Players: make([]PlayerDataRecord, 0, len(all))}
+		out := wire.PlayerDataFile{Format: PlayerDataFormat, World: world, Players: make([]wire.PlayerDataRecord, 0, len(all))}
 		for p, d := range all {
-			out.Players = append(out.Players, PlayerDataRecord{Player: p, Data: d})
+			out.Players = append(out.Players, wire.PlayerDataRecord{Player: p, Data: d})
 		}
 		sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
 		s.writeJSON(w, http.StatusOK, out)
@@ -180,14 +149,8 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// importJSON answers an import.
-type importJSON struct {
-	World    string `json:"world"`
-	Imported int    `json:"imported"`
-}
-
 // importData handles POST /v1/worlds/{world}/sessions:import with a
-// PlayerDataFile: each listed player's data becomes exactly the file's
+// wire.PlayerDataFile: each listed player's data becomes exactly the file's
 // (players not listed keep theirs), so importing a file twice is the same
 // as once. The file's world may differ from the path's: that moves data
 // between worlds. Each player is one replicated command; a failure stops
@@ -198,7 +161,7 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	var f PlayerDataFile
+	var f wire.PlayerDataFile
 	if err := decodeStrict(body, &f); err != nil {
 		s.writeError(w, err, true)
 		return
@@ -243,7 +206,7 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
 				return err // nothing imported: sent on if leadership moved
 			}
 		}
-		s.writeJSON(w, http.StatusOK, importJSON{World: world, Imported: len(f.Players)})
+		s.writeJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
 		return nil
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Any node serves play connections. Their session commands and actions go
@@ -43,38 +44,14 @@ var sessionOpNames = map[fsm.CmdKind]string{
 	fsm.CmdSessionClose:  "close",
 }
 
-// sessionCmdJSON is the body of POST /internal/v1/worlds/{world}/sessions/{op}.
-type sessionCmdJSON struct {
-	ID        string `json:"id"`
-	Player    string `json:"player,omitempty"`
-	TokenHash string `json:"token_hash,omitempty"` // hex sha256 of the resume token
-	Seq       uint64 `json:"seq,omitempty"`
-	Reason    string `json:"reason,omitempty"`
-	Node      string `json:"node,omitempty"`
-}
-
-// sessionJSON is a session on the wire (forwarded answers, presence, kick).
-// The resume token's hash never leaves the node.
-type sessionJSON struct {
-	World    string               `json:"world"`
-	ID       string               `json:"id,omitempty"`
-	Player   string               `json:"player"`
-	Acked    uint64               `json:"acked"`
-	Epoch    uint64               `json:"epoch"`
-	Node     string               `json:"node,omitempty"`
-	Opened   int64                `json:"opened,omitempty"`
-	Seen     int64                `json:"seen,omitempty"`
-	Replaced string               `json:"replaced,omitempty"`
-	Kicked   string               `json:"kicked,omitempty"`
-	Data     map[string]fsm.Value `json:"data,omitempty"`
-}
-
-func toSessionJSON(i fsm.SessionInfo) sessionJSON {
-	return sessionJSON{World: i.World, ID: i.ID, Player: i.Player, Acked: i.Acked, Epoch: i.Epoch, Node: i.Node,
+// toSessionJSON is a session's wire form.
+func toSessionJSON(i fsm.SessionInfo) wire.SessionInfo {
+	return wire.SessionInfo{World: i.World, ID: i.ID, Player: i.Player, Acked: i.Acked, Epoch: i.Epoch, Node: i.Node,
 		Opened: i.Opened, Seen: i.Seen, Replaced: i.Replaced, Kicked: i.Kicked, Data: i.Data}
 }
 
-func (j sessionJSON) info() fsm.SessionInfo {
+// sessionInfo is the session a wire form names.
+func sessionInfo(j wire.SessionInfo) fsm.SessionInfo {
 	return fsm.SessionInfo{World: j.World, ID: j.ID, Player: j.Player, Acked: j.Acked, Epoch: j.Epoch, Node: j.Node,
 		Opened: j.Opened, Seen: j.Seen, Replaced: j.Replaced, Kicked: j.Kicked, Data: j.Data}
 }
@@ -92,13 +69,13 @@ func (s *Server) session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCm
 		info, err = g.Session(ctx, kind, c)
 		return err
 	}, func(rt Route) error {
-		body, _ := json.Marshal(sessionCmdJSON{ID: c.ID, Player: c.Player, TokenHash: hex.EncodeToString(c.TokenHash[:]),
+		body, _ := json.Marshal(wire.SessionCmd{ID: c.ID, Player: c.Player, TokenHash: hex.EncodeToString(c.TokenHash[:]),
 			Seq: c.Seq, Reason: c.Reason, Node: c.Node})
-		var out sessionJSON
+		var out wire.SessionInfo
 		if err := s.callNode(ctx, rt, http.MethodPost, internalSessionPath(c.World, sessionOpNames[kind]), body, token, &out); err != nil {
 			return err
 		}
-		info = out.info()
+		info = sessionInfo(out)
 		return nil
 	})
 	return info, err
@@ -106,8 +83,8 @@ func (s *Server) session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCm
 
 // actOnLeader runs a play connection's action on the world's leader: here
 // when this node leads, else by an internal call.
-func (s *Server) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage, token string) (fsm.JSONEvent, error) {
-	var ev fsm.JSONEvent
+func (s *Server) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage, token string) (wire.Event, error) {
+	var ev wire.Event
 	err := s.route(a.World, KindWrite, false, func(g Group) error {
 		e, dup, err := g.Act(ctx, a)
 		if err == nil {
@@ -142,7 +119,7 @@ func (s *Server) sessionCommand(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fmt.Errorf("%w: unknown session op %q", fsm.ErrNotFound, r.PathValue("op")), true)
 		return
 	}
-	var req sessionCmdJSON
+	var req wire.SessionCmd
 	if !s.readJSON(w, r, s.cfg.MaxBodyBytes, &req) {
 		return
 	}

@@ -2,10 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Drain and transfer (docs/PROTOCOL.md, "Transfer"; docs/API.md, "Drain").
@@ -54,10 +51,10 @@ var (
 
 // Codes of the drain and transfer.
 const (
-	CodeDraining      = "draining"
-	CodeMoved         = "moved"
-	CodeTicketInvalid = "ticket_invalid"
-	CodeNoTarget      = "no_target"
+	CodeDraining      = wire.CodeDraining
+	CodeMoved         = wire.CodeMoved
+	CodeTicketInvalid = wire.CodeTicketInvalid
+	CodeNoTarget      = wire.CodeNoTarget
 )
 
 // drainState is a node's drain switch and its cached view of the others.
@@ -68,40 +65,12 @@ type drainState struct {
 	at    time.Time // when nodes was read
 }
 
-// ticket is a signed hand-off of one session from one node to another.
-type ticket struct {
-	World   string `json:"w"`
-	Session string `json:"s"`
-	Epoch   uint64 `json:"e"`
-	Sent    uint64 `json:"q"` // last event seq the source had queued
-	From    string `json:"f"`
-	To      string `json:"t"`
-	Expires int64  `json:"x"` // unix ms
-}
-
-// transferMsg tells a play client to resume on another node.
-type transferMsg struct {
-	Type   string `json:"type"`
-	To     string `json:"to"`
-	Node   string `json:"node"`
-	Ticket string `json:"ticket,omitempty"`
-}
-
 // signTicket encodes and signs t; "" when there is no cluster secret.
-func (s *Server) signTicket(t ticket) string {
+func (s *Server) signTicket(t wire.Ticket) string {
 	if len(s.cfg.ClusterSecret) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal(t)
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return payload + "." + base64.RawURLEncoding.EncodeToString(s.ticketMAC(payload))
-}
-
-// ticketMAC signs a ticket's encoded payload.
-func (s *Server) ticketMAC(payload string) []byte {
-	m := hmac.New(sha256.New, s.hmacKey(ticketPurpose))
-	m.Write([]byte(payload))
-	return m.Sum(nil)
+	return wire.SignTicket(s.hmacKey(ticketPurpose), t)
 }
 
 // checkTicket verifies a resume's ticket for session of world on this node.
@@ -109,18 +78,9 @@ func (s *Server) checkTicket(raw, world, session string, now time.Time) error {
 	if len(s.cfg.ClusterSecret) == 0 {
 		return fmt.Errorf("%w: this node has no cluster secret to verify it; resume without it", errTicket)
 	}
-	payload, sig, ok := strings.Cut(raw, ".")
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if !ok || err != nil || !hmac.Equal(got, s.ticketMAC(payload)) {
-		return fmt.Errorf("%w: bad signature", errTicket)
-	}
-	var t ticket
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	if err == nil {
-		err = json.Unmarshal(b, &t)
-	}
+	t, err := wire.OpenTicket(s.hmacKey(ticketPurpose), raw)
 	if err != nil {
-		return fmt.Errorf("%w: undecodable: %v", errTicket, err)
+		return fmt.Errorf("%w: %v", errTicket, err)
 	}
 	switch self := s.nodeID(); {
 	case now.UnixMilli() > t.Expires:
@@ -160,24 +120,11 @@ func (s *Server) drainingError() error {
 	return fmt.Errorf("%w: this node takes no new play connections; connect to another: %s", errDraining, strings.Join(s.otherNodes(), ", "))
 }
 
-// drainRequest is the optional body of POST /v1/node/drain.
-type drainRequest struct {
-	To string `json:"to,omitempty"` // a node id; default: spread over all others
-}
-
-// drainAnswer answers POST and DELETE /v1/node/drain.
-type drainAnswer struct {
-	Node     string   `json:"node"`
-	Draining bool     `json:"draining"`
-	Moved    int      `json:"moved"`
-	Failed   []string `json:"failed,omitempty"` // sessions that ended otherwise
-}
-
 // drainNode handles POST /v1/node/drain: this node (never forwarded) stops
 // taking play connections and moves the ones it has to other nodes; it
 // answers once each has moved or ended.
 func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
-	var req drainRequest
+	var req wire.DrainRequest
 	if _, ok := s.adminBody(w, r, &req); !ok {
 		return
 	}
@@ -198,7 +145,7 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 	}
 	s.drain.on.Store(true)
 	s.log.Info("draining play connections", "targets", len(targets))
-	out := drainAnswer{Node: st.ID, Draining: true}
+	out := wire.DrainResult{Node: st.ID, Draining: true}
 	var mu sync.Mutex
 	seen := map[*playConn]bool{}
 	// Two passes: a connection mid-handshake when the first began
@@ -236,7 +183,7 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 // undrainNode handles DELETE /v1/node/drain: take play connections again.
 func (s *Server) undrainNode(w http.ResponseWriter, r *http.Request) {
 	s.drain.on.Store(false)
-	s.writeJSON(w, http.StatusOK, drainAnswer{Node: s.nodeID()})
+	s.writeJSON(w, http.StatusOK, wire.DrainResult{Node: s.nodeID()})
 }
 
 // admitAct reserves a slot for one action; false while the connection is
@@ -264,9 +211,9 @@ func (c *playConn) transfer(to fsm.NodeInfo) bool {
 	c.actMu.Unlock()
 	c.acts.Wait() // their results are queued before the transfer
 	c.flushAck(false)
-	t := ticket{World: c.world, Session: c.session, Epoch: c.epoch, Sent: c.sent.Load(),
+	t := wire.Ticket{World: c.world, Session: c.session, Epoch: c.epoch, Sent: c.sent.Load(),
 		From: c.s.nodeID(), To: to.ID, Expires: time.Now().Add(c.s.cfg.TransferTicketTTL).UnixMilli()}
-	b, err := c.codec.marshal(transferMsg{Type: "transfer", To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
+	b, err := c.codec.marshal(wire.Transfer{Type: wire.TypeTransfer, To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
 	if err != nil {
 		c.fail(fmt.Errorf("%w: encode the transfer message: %v", errInternal, err))
 		return false

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -25,7 +25,7 @@ type player struct {
 	p      *client.Play
 	acted  atomic.Int64
 	mu     sync.Mutex
-	events []fsm.JSONEvent
+	events []wire.Event
 	err    error // why reading ended early
 }
 
@@ -239,9 +239,9 @@ func TestTransferTicketsAreCheckedOnResume(t *testing.T) {
 	w := welcome(t, c, "ann")
 	id, tok := w["session"].(string), w["resume_token"].(string)
 	srv := n.env.srv
-	good := ticket{World: "arena", Session: id, Epoch: 0, To: "n1", Expires: time.Now().Add(time.Minute).UnixMilli()}
+	good := wire.Ticket{World: "arena", Session: id, Epoch: 0, To: "n1", Expires: time.Now().Add(time.Minute).UnixMilli()}
 	other := &Server{cfg: Config{ClusterSecret: []byte(strings.Repeat("z", 32))}}
-	mod := func(f func(*ticket)) string {
+	mod := func(f func(*wire.Ticket)) string {
 		t := good
 		f(&t)
 		return srv.signTicket(t)
@@ -263,10 +263,10 @@ func TestTransferTicketsAreCheckedOnResume(t *testing.T) {
 	}
 	refused("nonsense", "bad signature")
 	refused(other.signTicket(good), "bad signature")
-	refused(good.forge(srv, "{"), "undecodable")
-	refused(mod(func(t *ticket) { t.Expires = time.Now().Add(-time.Second).UnixMilli() }), "expired")
-	refused(mod(func(t *ticket) { t.Session = "other" }), "issued for session other")
-	refused(mod(func(t *ticket) { t.To = "n9" }), "issued for node n9, this is n1")
+	refused(wire.SignTicketPayload(srv.hmacKey(ticketPurpose), []byte("{")), "undecodable")
+	refused(mod(func(t *wire.Ticket) { t.Expires = time.Now().Add(-time.Second).UnixMilli() }), "expired")
+	refused(mod(func(t *wire.Ticket) { t.Session = "other" }), "issued for session other")
+	refused(mod(func(t *wire.Ticket) { t.To = "n9" }), "issued for node n9, this is n1")
 	// None of those touched the session; a good ticket resumes it.
 	require.Equal(t, float64(1), resume(srv.signTicket(good))["epoch"])
 	wsClosed(t, c, 4409, CodeSessionReplaced)
@@ -284,12 +284,6 @@ func TestTransferTicketsAreCheckedOnResume(t *testing.T) {
 	wsSend(t, c2, map[string]any{"type": "resume", "player": "bob", "session": pw["session"], "resume_token": pw["resume_token"], "ticket": "x.y"})
 	wsClosed(t, c2, 4401, CodeTicketInvalid)
 	require.Empty(t, plain.env.srv.signTicket(good))
-}
-
-// forge signs an arbitrary payload as a ticket's is signed.
-func (ticket) forge(s *Server, payload string) string {
-	p := base64.RawURLEncoding.EncodeToString([]byte(payload))
-	return p + "." + base64.RawURLEncoding.EncodeToString(s.ticketMAC(p))
 }
 
 func TestDrainRefusesWithoutAnotherNode(t *testing.T) {

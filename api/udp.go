@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -37,8 +38,8 @@ func DefaultUDPConfig() UDPConfig {
 
 // Validate checks the config.
 func (c UDPConfig) Validate() error {
-	if c.MaxPacketBytes < udpMinPacket || c.MaxPacketBytes > 65507 {
-		return fmt.Errorf("udp config: MaxPacketBytes must be %d..65507", udpMinPacket)
+	if c.MaxPacketBytes < wire.UDPMinPacket || c.MaxPacketBytes > 65507 {
+		return fmt.Errorf("udp config: MaxPacketBytes must be %d..65507", wire.UDPMinPacket)
 	}
 	if c.MaxFields < 1 {
 		return errors.New("udp config: MaxFields must be > 0")
@@ -92,13 +93,6 @@ func newUDPMetrics(reg prometheus.Registerer) (*udpMetrics, error) {
 	return m, nil
 }
 
-// udpInfo is the welcome's udp object: where to send, and the key.
-type udpInfo struct {
-	Addr  string `json:"addr"`
-	KeyID string `json:"key_id"` // base64 (standard, padded) of 8 bytes
-	Key   string `json:"key"`    // base64 (standard, padded) of 32 bytes
-}
-
 // UDP is a node's UDP input lane: one socket, a reader, and per play
 // connection a key and a worker that turns its inputs into bulk actions.
 type UDP struct {
@@ -113,7 +107,7 @@ type UDP struct {
 	wg     sync.WaitGroup // the reader and the workers
 
 	mu     sync.Mutex
-	keys   map[[udpKeyIDLen]byte]*udpKey
+	keys   map[[wire.UDPKeyIDLen]byte]*udpKey
 	byConn map[*playConn]*udpKey
 }
 
@@ -129,7 +123,7 @@ type udpInput struct {
 
 // udpKey is one play connection's key and input state.
 type udpKey struct {
-	id   [udpKeyIDLen]byte
+	id   [wire.UDPKeyIDLen]byte
 	key  []byte
 	conn *playConn
 
@@ -156,7 +150,7 @@ func (s *Server) ServeUDP(pc net.PacketConn, cfg UDPConfig, reg prometheus.Regis
 		addr = pc.LocalAddr().String()
 	}
 	u := &UDP{s: s, cfg: cfg, pc: pc, addr: addr, m: m,
-		keys: make(map[[udpKeyIDLen]byte]*udpKey), byConn: make(map[*playConn]*udpKey)}
+		keys: make(map[[wire.UDPKeyIDLen]byte]*udpKey), byConn: make(map[*playConn]*udpKey)}
 	u.ctx, u.cancel = context.WithCancel(context.Background())
 	if !s.udp.CompareAndSwap(nil, u) {
 		return nil, errors.New("api: the UDP lane is already served")
@@ -184,12 +178,12 @@ func (u *UDP) Close() error {
 
 // udpOpen gives c a fresh key when the lane is on; nil when it is off.
 // ws.go calls it before the welcome.
-func (s *Server) udpOpen(c *playConn) *udpInfo {
+func (s *Server) udpOpen(c *playConn) *wire.UDPInfo {
 	u := s.udp.Load()
 	if u == nil {
 		return nil
 	}
-	k := &udpKey{key: make([]byte, udpKeyLen), conn: c,
+	k := &udpKey{key: make([]byte, wire.UDPKeyLen), conn: c,
 		latest: make(map[fieldKey]uint64), pending: make(map[fieldKey]udpInput)}
 	_, _ = rand.Read(k.key)
 	u.mu.Lock()
@@ -203,7 +197,7 @@ func (s *Server) udpOpen(c *playConn) *udpInfo {
 	u.byConn[c] = k
 	u.mu.Unlock()
 	u.m.keys.Inc()
-	return &udpInfo{Addr: u.addr, KeyID: base64.StdEncoding.EncodeToString(k.id[:]),
+	return &wire.UDPInfo{Addr: u.addr, KeyID: base64.StdEncoding.EncodeToString(k.id[:]),
 		Key: base64.StdEncoding.EncodeToString(k.key)}
 }
 
@@ -249,16 +243,16 @@ func (u *UDP) handle(b []byte) string {
 	if len(b) > u.cfg.MaxPacketBytes {
 		return udpOversized
 	}
-	if len(b) < udpMinPacket || b[0] != udpVersion {
+	if len(b) < wire.UDPMinPacket || b[0] != wire.UDPVersion {
 		return udpMalformed
 	}
 	u.mu.Lock()
-	k := u.keys[udpKeyID(b)]
+	k := u.keys[wire.UDPKeyID(b)]
 	u.mu.Unlock()
 	if k == nil {
 		return udpUnknownKey
 	}
-	if !udpVerify(k.key, b) {
+	if !wire.UDPVerify(k.key, b) {
 		return udpForged
 	}
 	p, err := decodeUDP(b)
@@ -267,7 +261,7 @@ func (u *UDP) handle(b []byte) string {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	switch k.win.check(p.seq) {
+	switch k.win.check(p.Seq) {
 	case windowReplayed:
 		return udpReplayed
 	case windowTooOld:
@@ -275,12 +269,12 @@ func (u *UDP) handle(b []byte) string {
 	}
 	// Latest input wins: an op on a field that already has a newer seq is
 	// dropped, so a late packet never overwrites a newer value.
-	fresh := p.ops[:0]
+	fresh := p.Ops[:0]
 	var added int
-	for _, op := range p.ops {
+	for _, op := range p.Ops {
 		f := fieldKey{op.Entity, op.Field}
 		last, seen := k.latest[f]
-		if seen && last >= p.seq {
+		if seen && last >= p.Seq {
 			continue
 		}
 		if !seen {
@@ -296,8 +290,8 @@ func (u *UDP) handle(b []byte) string {
 	}
 	for _, op := range fresh {
 		f := fieldKey{op.Entity, op.Field}
-		k.latest[f] = p.seq
-		k.pending[f] = udpInput{seq: p.seq, inputTime: p.inputTime, value: op.Value}
+		k.latest[f] = p.Seq
+		k.pending[f] = udpInput{seq: p.Seq, inputTime: p.InputTime, value: op.Value}
 	}
 	if !k.running {
 		k.running = true

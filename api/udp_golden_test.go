@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -17,7 +18,7 @@ import (
 
 // goldenUDPKey and goldenUDPKeyID are the packet's fixed key and key id.
 func goldenUDPKey() []byte {
-	k := make([]byte, udpKeyLen)
+	k := make([]byte, wire.UDPKeyLen)
 	for i := range k {
 		k[i] = byte(i)
 	}
@@ -27,8 +28,8 @@ func goldenUDPKey() []byte {
 var goldenUDPKeyID = []byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7}
 
 // goldenUDPDecode verifies and decodes a packet as the server's lane does.
-func goldenUDPDecode(key, b []byte) (*udpPacket, error) {
-	if !udpVerify(key, b) {
+func goldenUDPDecode(key, b []byte) (*wire.UDPPacket, error) {
+	if !wire.UDPVerify(key, b) {
 		return nil, fmt.Errorf("bad tag")
 	}
 	return decodeUDP(b)
@@ -44,8 +45,8 @@ func TestGoldenUDPPacket(t *testing.T) {
 	p, err := goldenUDPDecode(goldenUDPKey(), readGolden(t, "udp_packet.bin"))
 	require.NoError(t, err)
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "key_id=%x seq=%d input_time=%d\n", p.keyID, p.seq, p.inputTime)
-	for _, o := range p.ops {
+	fmt.Fprintf(&sb, "key_id=%x seq=%d input_time=%d\n", p.KeyID, p.Seq, p.InputTime)
+	for _, o := range p.Ops {
 		j, err := json.Marshal(o)
 		require.NoError(t, err)
 		fmt.Fprintf(&sb, "%s\n", j)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,59 +50,59 @@ func TestReplayWindowForgetsSeqsItSlidPast(t *testing.T) {
 }
 
 func TestDecodeUDPReadsEveryValueType(t *testing.T) {
-	key := make([]byte, udpKeyLen)
+	key := make([]byte, wire.UDPKeyLen)
 	long := strings.Repeat("s", fsm.MaxStringLen)
 	b := udpBytes([]byte("abcdefgh"), key, 42, -7,
 		input{"e", "i", fsm.Int(-3)}, input{"e", "f", fsm.Float(1.5)},
 		input{"e", "s", fsm.String(long)}, input{"e", "t", fsm.Bool(true)}, input{"e", "u", fsm.Bool(false)})
-	require.True(t, udpVerify(key, b))
+	require.True(t, wire.UDPVerify(key, b))
 	p, err := decodeUDP(b)
 	require.NoError(t, err)
-	require.Equal(t, [udpKeyIDLen]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}, p.keyID)
-	require.Equal(t, uint64(42), p.seq)
-	require.Equal(t, int64(-7), p.inputTime)
+	require.Equal(t, [wire.UDPKeyIDLen]byte{'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'}, p.KeyID)
+	require.Equal(t, uint64(42), p.Seq)
+	require.Equal(t, int64(-7), p.InputTime)
 	require.Equal(t, []fsm.Op{
 		{Kind: fsm.OpSet, Entity: "e", Field: "i", Value: fsm.Int(-3)},
 		{Kind: fsm.OpSet, Entity: "e", Field: "f", Value: fsm.Float(1.5)},
 		{Kind: fsm.OpSet, Entity: "e", Field: "s", Value: fsm.String(long)},
 		{Kind: fsm.OpSet, Entity: "e", Field: "t", Value: fsm.Bool(true)},
 		{Kind: fsm.OpSet, Entity: "e", Field: "u", Value: fsm.Bool(false)},
-	}, p.ops)
+	}, p.Ops)
 
-	ops := make([]input, udpMaxOps+1)
+	ops := make([]input, wire.UDPMaxOps+1)
 	for i := range ops {
 		ops[i] = input{"e", "f", fsm.Int(1)}
 	}
 	_, err = decodeUDP(udpBytes([]byte("abcdefgh"), key, 1, 0, ops...))
-	require.ErrorIs(t, err, errUDPMalformed)
+	require.ErrorIs(t, err, wire.ErrUDPMalformed)
 	_, err = decodeUDP(udpBytes([]byte("abcdefgh"), key, 1, 0, input{"e", "f", fsm.String(long + "s")}))
-	require.ErrorIs(t, err, errUDPMalformed)
-	_, err = decodeUDP([]byte{udpVersion})
-	require.ErrorIs(t, err, errUDPMalformed)
+	require.ErrorIs(t, err, wire.ErrUDPMalformed)
+	_, err = decodeUDP([]byte{wire.UDPVersion})
+	require.ErrorIs(t, err, wire.ErrUDPMalformed)
 }
 
 // FuzzDecodeUDP feeds the lane's decoder arbitrary bytes: it must never
 // panic, and whatever it accepts must be a valid action's ops.
 func FuzzDecodeUDP(f *testing.F) {
-	key := make([]byte, udpKeyLen)
+	key := make([]byte, wire.UDPKeyLen)
 	id := []byte("abcdefgh")
 	f.Add(udpBytes(id, key, 1, 0, input{"ann", "x", fsm.Int(5)}))
 	f.Add(udpBytes(id, key, 9, 9, input{"ann", "x", fsm.Float(0.5)}, input{"ann", "n", fsm.String("hi")}, input{"a", "b", fsm.Bool(true)}))
 	f.Add(udpBytes(id, key, 1, 0))
-	f.Add([]byte{udpVersion})
-	f.Add(make([]byte, udpMinPacket))
+	f.Add([]byte{wire.UDPVersion})
+	f.Add(make([]byte, wire.UDPMinPacket))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := decodeUDP(b)
 		if err != nil {
-			require.ErrorIs(t, err, errUDPMalformed)
+			require.ErrorIs(t, err, wire.ErrUDPMalformed)
 			return
 		}
-		require.NotZero(t, p.seq)
-		a := fsm.Action{World: "w", Player: "p", Seq: p.seq, Ops: p.ops}
+		require.NotZero(t, p.Seq)
+		a := fsm.Action{World: "w", Player: "p", Seq: p.Seq, Ops: p.Ops}
 		require.NoError(t, a.Validate())
 		var w replayWindow
-		require.Equal(t, windowOK, w.check(p.seq))
-		require.Equal(t, windowReplayed, w.check(p.seq))
+		require.Equal(t, windowOK, w.check(p.Seq))
+		require.Equal(t, windowReplayed, w.check(p.Seq))
 	})
 }
 
@@ -111,10 +112,10 @@ func TestDecodeUDPReadsTheExampleOfTheProtocolDoc(t *testing.T) {
 03 616e6e 01 78 01 0000000000000005`))
 	require.NoError(t, err)
 	key := []byte("0123456789abcdef0123456789abcdef")
-	b := append(body, udpTag(key, body)...)
+	b := append(body, wire.UDPTag(key, body)...)
 	require.Equal(t, udpBytes([]byte{1, 2, 3, 4, 5, 6, 7, 8}, key, 7, 0, input{"ann", "x", fsm.Int(5)}), b)
 	p, err := decodeUDP(b)
 	require.NoError(t, err)
-	require.Equal(t, uint64(7), p.seq)
-	require.Equal(t, []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "x", Value: fsm.Int(5)}}, p.ops)
+	require.Equal(t, uint64(7), p.Seq)
+	require.Equal(t, []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "x", Value: fsm.Int(5)}}, p.Ops)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
@@ -37,7 +38,7 @@ type input struct {
 // udpBytes encodes a packet as docs/PROTOCOL.md describes it, independent
 // of the decoder, and tags it with key.
 func udpBytes(keyID, key []byte, seq uint64, inputTime int64, ins ...input) []byte {
-	b := []byte{udpVersion}
+	b := []byte{wire.UDPVersion}
 	b = append(b, keyID...)
 	b = binary.BigEndian.AppendUint64(b, seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(inputTime))
@@ -60,7 +61,7 @@ func udpBytes(keyID, key []byte, seq uint64, inputTime int64, ins ...input) []by
 			b = append(b, byte(in.value.Int))
 		}
 	}
-	return append(b, udpTag(key, b)...)
+	return append(b, wire.UDPTag(key, b)...)
 }
 
 // udpSession is a play connection with its UDP key.
@@ -81,8 +82,8 @@ func openUDPSession(t *testing.T, n *node, world, player string) udpSession {
 	require.NoError(t, err)
 	key, err := base64.StdEncoding.DecodeString(info["key"].(string))
 	require.NoError(t, err)
-	require.Len(t, id, udpKeyIDLen)
-	require.Len(t, key, udpKeyLen)
+	require.Len(t, id, wire.UDPKeyIDLen)
+	require.Len(t, key, wire.UDPKeyLen)
 	return udpSession{ws: ws, keyID: id, key: key, addr: info["addr"].(string)}
 }
 
@@ -203,7 +204,7 @@ func TestUDPForgedPacketsAreDropped(t *testing.T) {
 
 	// A flipped bit in the payload, then in the tag.
 	p := ann.packet(1, input{"ann", "x", fsm.Int(5)})
-	p[len(p)-udpTagLen-1] ^= 1
+	p[len(p)-wire.UDPTagLen-1] ^= 1
 	send(p)
 	p = ann.packet(1, input{"ann", "x", fsm.Int(5)})
 	p[len(p)-1] ^= 1
@@ -268,8 +269,8 @@ func TestUDPMalformedAndOversizedPacketsAreDroppedAndCounted(t *testing.T) {
 	send(make([]byte, DefaultUDPConfig().MaxPacketBytes+1))
 	requireCount(t, u, udpOversized, 1)
 	bad := [][]byte{
-		{},                           // empty
-		make([]byte, udpMinPacket-1), // too short
+		{},                                // empty
+		make([]byte, wire.UDPMinPacket-1), // too short
 		append([]byte{2}, s.packet(1, input{"ann", "x", fsm.Int(1)})[1:]...), // version 2
 		s.packet(1), // no ops
 		s.packet(0, input{"ann", "x", fsm.Int(1)}),                            // seq 0
@@ -280,10 +281,10 @@ func TestUDPMalformedAndOversizedPacketsAreDroppedAndCounted(t *testing.T) {
 	}
 	// A truncated op and trailing bytes, each with a valid tag.
 	p := s.packet(1, input{"ann", "x", fsm.Int(1)})
-	body := p[:len(p)-udpTagLen]
-	bad = append(bad, append(append([]byte(nil), body[:len(body)-3]...), udpTag(s.key, body[:len(body)-3])...))
+	body := p[:len(p)-wire.UDPTagLen]
+	bad = append(bad, append(append([]byte(nil), body[:len(body)-3]...), wire.UDPTag(s.key, body[:len(body)-3])...))
 	long := append(append([]byte(nil), body...), 0)
-	bad = append(bad, append(long, udpTag(s.key, long)...))
+	bad = append(bad, append(long, wire.UDPTag(s.key, long)...))
 	for _, b := range bad {
 		send(b)
 	}
@@ -438,12 +439,12 @@ func BenchmarkUDPVerifyAndDecode(b *testing.B) {
 }
 
 func benchHandle(b *testing.B, forged bool) {
-	key := make([]byte, udpKeyLen)
+	key := make([]byte, wire.UDPKeyLen)
 	p := udpBytes([]byte("abcdefgh"), key, 1, 1, input{"ann", "x", fsm.Float(1.5)},
 		input{"ann", "y", fsm.Float(-2.25)}, input{"ann", "aim", fsm.Float(0.5)})
 	if forged {
 		p[len(p)-1] ^= 1
-		u := &UDP{cfg: DefaultUDPConfig(), keys: map[[udpKeyIDLen]byte]*udpKey{udpKeyID(p): {key: key}}}
+		u := &UDP{cfg: DefaultUDPConfig(), keys: map[[wire.UDPKeyIDLen]byte]*udpKey{wire.UDPKeyID(p): {key: key}}}
 		b.ReportAllocs()
 		for b.Loop() {
 			if u.handle(p) != udpForged {
@@ -454,7 +455,7 @@ func benchHandle(b *testing.B, forged bool) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if !udpVerify(key, p) {
+		if !wire.UDPVerify(key, p) {
 			b.Fatal("bad tag")
 		}
 		if _, err := decodeUDP(p); err != nil {

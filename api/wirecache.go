@@ -6,7 +6,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/internal/msgpackwire"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // wireCache keeps the NDJSON line of recent events, so a thousand streams
@@ -61,7 +61,7 @@ func (c *wireCache) msgpack(ev *fsm.Event) ([]byte, error) {
 		return s.mp, nil
 	}
 	mu.Unlock()
-	b, err := msgpackwire.Marshal(eventJSON(ev, false))
+	b, err := wire.MarshalMsgpack(eventJSON(ev, false))
 	if err != nil {
 		return nil, err
 	}

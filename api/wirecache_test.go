@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -16,7 +17,7 @@ func TestWireCacheEncodesAnEventOnceAndTellsEventsApart(t *testing.T) {
 	b, err := c.line(ev)
 	require.NoError(t, err)
 	require.Same(t, &a[0], &b[0], "the second stream reuses the first encoding")
-	var got fsm.JSONEvent
+	var got wire.Event
 	require.NoError(t, json.Unmarshal(a, &got))
 	require.Equal(t, uint64(7), got.Seq)
 	require.Equal(t, byte('\n'), a[len(a)-1])

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // createWorldRequest is the body of POST /v1/worlds.
@@ -45,37 +45,15 @@ func (s *Server) createWorld(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// worldJSON is one world in GET /v1/worlds.
-type worldJSON struct {
-	ID       string    `json:"id"`
-	Origin   string    `json:"origin,omitempty"`
-	Seq      uint64    `json:"seq"`
-	Index    uint64    `json:"index"`
-	Entities int       `json:"entities"`
-	Players  int       `json:"players"`
-	Hash     string    `json:"hash"`
-	Rules    fsm.Rules `json:"rules"`
-	// RulesVersion is 1 at creation and rises with each rules update.
-	RulesVersion uint64 `json:"rules_version"`
-}
-
 // listWorlds handles GET /v1/worlds: this node's (possibly stale) view.
 func (s *Server) listWorlds(w http.ResponseWriter, r *http.Request) {
 	infos := s.b.Worlds()
-	out := make([]worldJSON, len(infos))
+	out := make([]wire.World, len(infos))
 	for i, wi := range infos {
-		out[i] = worldJSON{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index,
-			Entities: wi.Entities, Players: wi.Players, Hash: fsm.HashString(wi.Hash), Rules: wi.Rules, RulesVersion: wi.RulesVersion}
+		out[i] = wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
+			Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion}
 	}
-	s.writeJSON(w, http.StatusOK, map[string][]worldJSON{"worlds": out})
-}
-
-// hashJSON answers GET /v1/worlds/{world}/hash.
-type hashJSON struct {
-	World string `json:"world"`
-	Seq   uint64 `json:"seq"`
-	Index uint64 `json:"index"`
-	Hash  string `json:"hash"`
+	s.writeJSON(w, http.StatusOK, wire.Worlds{Worlds: out})
 }
 
 // hash handles GET /v1/worlds/{world}/hash[?seq=N]: this node's state hash
@@ -92,5 +70,5 @@ func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, false)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, hashJSON{World: world, Seq: p.Seq, Index: p.Index, Hash: fsm.HashString(p.Hash)})
+	s.writeJSON(w, http.StatusOK, wire.HashPoint{World: world, Seq: p.Seq, Index: p.Index, Hash: wire.Hash(wire.HashString(p.Hash))})
 }

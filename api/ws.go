@@ -18,12 +18,13 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // PlaySubprotocol is the WebSocket subprotocol of the JSON play protocol
 // (docs/PROTOCOL.md); MsgpackSubprotocol (ws_codec.go) is its binary twin.
-const PlaySubprotocol = "gsd.json.v1"
+const PlaySubprotocol = wire.SubprotocolJSON
 
 // PlayConfig configures the WebSocket play endpoint.
 type PlayConfig struct {
@@ -121,60 +122,6 @@ func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
 		}
 	}
 	return m, nil
-}
-
-// clientMsg is any message a client sends; Type says which fields count.
-type clientMsg struct {
-	Type        string          `json:"type"`
-	Token       string          `json:"token,omitempty"`
-	Player      string          `json:"player,omitempty"`
-	Session     string          `json:"session,omitempty"`
-	ResumeToken string          `json:"resume_token,omitempty"`
-	LastSeq     uint64          `json:"last_seq,omitempty"`
-	Ticket      string          `json:"ticket,omitempty"` // resume after a transfer (transfer.go)
-	Seq         uint64          `json:"seq,omitempty"`
-	T           int64           `json:"t,omitempty"`
-	Action      json.RawMessage `json:"action,omitempty"`
-}
-
-// welcomeMsg answers hello and resume.
-type welcomeMsg struct {
-	Type        string               `json:"type"`
-	Session     string               `json:"session"`
-	ResumeToken string               `json:"resume_token,omitempty"`
-	World       string               `json:"world"`
-	Player      string               `json:"player"`
-	Seq         uint64               `json:"seq"`
-	Epoch       uint64               `json:"epoch"`
-	Data        map[string]fsm.Value `json:"data,omitempty"`
-	UDP         *udpInfo             `json:"udp,omitempty"`   // udp.go
-	Nodes       []string             `json:"nodes,omitempty"` // the other nodes' HTTP URLs (transfer.go)
-}
-
-// eventsMsg is the events frame (built by encodeEvents): the events in
-// seq order, From the first seq it covers and Seq the last (the client
-// acks and resumes from it).
-type eventsMsg struct {
-	Type   string          `json:"type"`
-	From   uint64          `json:"from"`
-	Seq    uint64          `json:"seq"`
-	Events []fsm.JSONEvent `json:"events"`
-}
-
-type resultMsg struct {
-	Type  string         `json:"type"`
-	Seq   uint64         `json:"seq"`
-	Event *fsm.JSONEvent `json:"event,omitempty"`
-	// error answers
-	Status int    `json:"status,omitempty"`
-	Code   string `json:"code,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
-type pingMsg struct {
-	Type       string `json:"type"`
-	T          int64  `json:"t"`
-	ServerTime int64  `json:"server_time,omitempty"`
 }
 
 // errBye ends a connection normally, at the client's request.
@@ -350,7 +297,7 @@ func (c *playConn) run() {
 }
 
 // read returns the next message; false when the connection ended.
-func (c *playConn) read() (clientMsg, bool) {
+func (c *playConn) read() (wire.ClientMsg, bool) {
 	// Read is not given c.ctx: cancelling it would drop the connection
 	// without a close frame. Close (run's closer) unblocks it instead.
 	typ, data, err := c.ws.Read(context.Background())
@@ -359,10 +306,10 @@ func (c *playConn) read() (clientMsg, bool) {
 			err = fmt.Errorf("%w: message over %d bytes", errTooLarge, c.cfg.MaxMessageBytes)
 		}
 		c.fail(err)
-		return clientMsg{}, false
+		return wire.ClientMsg{}, false
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	var msg clientMsg
+	var msg wire.ClientMsg
 	if err := c.codec.decode(typ, data, &msg); err != nil {
 		c.fail(err)
 		return msg, false
@@ -373,8 +320,8 @@ func (c *playConn) read() (clientMsg, bool) {
 // handshake authenticates the first message, opens or resumes the session,
 // queues the welcome and subscribes to the world from the session's
 // position.
-func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
-	if msg.Type != "hello" && msg.Type != "resume" {
+func (c *playConn) handshake(msg wire.ClientMsg) (*store.Subscription, error) {
+	if msg.Type != wire.TypeHello && msg.Type != wire.TypeResume {
 		return nil, fmt.Errorf("%w: the first message must be hello or resume, got %q", fsm.ErrMalformed, msg.Type)
 	}
 	player, err := c.identify(msg)
@@ -384,10 +331,10 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 	c.player = player
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
 	defer cancel()
-	welcome := welcomeMsg{Type: "welcome", World: c.world, Player: player}
+	welcome := wire.Welcome{Type: wire.TypeWelcome, World: c.world, Player: player}
 	var info fsm.SessionInfo
 	node := c.s.nodeID()
-	if msg.Type == "hello" {
+	if msg.Type == wire.TypeHello {
 		id, token := randomID(), randomToken()
 		info, err = c.s.session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{
 			World: c.world, ID: id, Player: player, TokenHash: sha256.Sum256([]byte(token)), Node: node}, c.token)
@@ -434,7 +381,7 @@ func (c *playConn) handshake(msg clientMsg) (*store.Subscription, error) {
 
 // identify returns the player: the token's subject with auth on (from the
 // message, else the upgrade request's header), else the message's player.
-func (c *playConn) identify(msg clientMsg) (string, error) {
+func (c *playConn) identify(msg wire.ClientMsg) (string, error) {
 	if c.s.auth == nil {
 		return msg.Player, checkName("player", msg.Player)
 	}
@@ -462,9 +409,9 @@ func (c *playConn) identify(msg clientMsg) (string, error) {
 }
 
 // handle acts on one message after the handshake.
-func (c *playConn) handle(msg clientMsg) {
+func (c *playConn) handle(msg wire.ClientMsg) {
 	switch msg.Type {
-	case "action":
+	case wire.TypeAction:
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.ctx.Done():
@@ -479,7 +426,7 @@ func (c *playConn) handle(msg clientMsg) {
 			defer func() { <-c.sem }()
 			c.act(msg.Action)
 		})
-	case "ack":
+	case wire.TypeAck:
 		// An ack beyond what was sent is clamped: the client cannot have it.
 		seq := min(msg.Seq, c.sent.Load())
 		for {
@@ -488,13 +435,13 @@ func (c *playConn) handle(msg clientMsg) {
 				break
 			}
 		}
-	case "ping":
-		c.send(pingMsg{Type: "pong", T: msg.T, ServerTime: time.Now().UnixNano()})
-	case "pong":
+	case wire.TypePing:
+		c.send(wire.Ping{Type: wire.TypePong, T: msg.T, ServerTime: time.Now().UnixNano()})
+	case wire.TypePong:
 		if msg.T > 0 {
 			c.rtt.Store(time.Now().UnixNano() - msg.T)
 		}
-	case "bye":
+	case wire.TypeBye:
 		c.flushAck(false)
 		// The session's disappearance is ours: watch must not take it for
 		// a replacement (4409) before fail(errBye) below.
@@ -512,14 +459,14 @@ func (c *playConn) act(raw json.RawMessage) {
 		Seq uint64 `json:"seq"`
 	}
 	_ = json.Unmarshal(raw, &key) // best effort: the error answer names the seq
-	res := resultMsg{Type: "result", Seq: key.Seq}
+	res := wire.Result{Type: wire.TypeResult, Seq: key.Seq}
 	a, err := decodeAction(raw, c.world, c.player)
 	if err == nil {
 		err = c.s.checkBan(c.world, c.player)
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
-		var ev fsm.JSONEvent
+		var ev wire.Event
 		ev, err = c.s.actOnLeader(ctx, a, raw, c.token)
 		cancel()
 		if err == nil {
@@ -528,7 +475,7 @@ func (c *playConn) act(raw json.RawMessage) {
 	}
 	if err != nil {
 		var body ErrorBody
-		res.Type = "error"
+		res.Type = wire.TypeError
 		res.Status, body = c.s.errorBody(err, true)
 		res.Code, res.Error = body.Code, body.Error
 	}
@@ -622,7 +569,7 @@ func (c *playConn) ticker() {
 				c.fail(fmt.Errorf("%w: nothing read for %s", errIdle, idle.Round(time.Millisecond)))
 				return
 			}
-			c.send(pingMsg{Type: "ping", T: now.UnixNano()})
+			c.send(wire.Ping{Type: wire.TypePing, T: now.UnixNano()})
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -130,9 +131,9 @@ func TestPlayClientOnFollowersKeepsPlayingWhenTheLeaderGoesWithoutGapsOrDuplicat
 	defer p.Close()
 
 	const total = 60
-	got := make(chan []fsm.JSONEvent, 1)
+	got := make(chan []wire.Event, 1)
 	go func() {
-		var evs []fsm.JSONEvent
+		var evs []wire.Event
 		defer func() { got <- evs }()
 		for len(evs) < total {
 			ev, err := p.Next(ctx)

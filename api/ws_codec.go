@@ -8,13 +8,13 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/internal/msgpackwire"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // MsgpackSubprotocol is the WebSocket subprotocol of the binary play
 // protocol: the messages of PlaySubprotocol as MessagePack maps with the
 // same keys, in binary messages (docs/PROTOCOL.md, "Binary subprotocol").
-const MsgpackSubprotocol = msgpackwire.Subprotocol
+const MsgpackSubprotocol = wire.SubprotocolMsgpack
 
 // playCodec is how a play connection's messages are encoded: by the
 // negotiated subprotocol.
@@ -54,7 +54,7 @@ func (k playCodec) messageType() websocket.MessageType {
 // marshal encodes one server message.
 func (k playCodec) marshal(v any) ([]byte, error) {
 	if k == codecMsgpack {
-		return msgpackwire.Marshal(v)
+		return wire.MarshalMsgpack(v)
 	}
 	return json.Marshal(v)
 }
@@ -62,12 +62,12 @@ func (k playCodec) marshal(v any) ([]byte, error) {
 // decode decodes one client message of WebSocket type typ, as strictly in
 // either codec: a msgpack message is transcoded to JSON and decoded by the
 // same strict decoder (unknown keys, wrong types, trailing bytes refused).
-func (k playCodec) decode(typ websocket.MessageType, data []byte, msg *clientMsg) error {
+func (k playCodec) decode(typ websocket.MessageType, data []byte, msg *wire.ClientMsg) error {
 	if typ != k.messageType() {
 		return fmt.Errorf("%w: %s messages are not part of %s", fsm.ErrMalformed, typ, k)
 	}
 	if k == codecMsgpack {
-		j, err := msgpackwire.ToJSON(data)
+		j, err := wire.MsgpackToJSON(data)
 		if err != nil {
 			return err
 		}

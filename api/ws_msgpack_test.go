@@ -10,7 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/internal/msgpackwire"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -29,7 +29,7 @@ func dialProtocols(t *testing.T, url string, protocols ...string) *websocket.Con
 
 func mpSend(t *testing.T, c *websocket.Conn, v any) {
 	t.Helper()
-	b, err := msgpackwire.Marshal(v)
+	b, err := wire.MarshalMsgpack(v)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -198,7 +198,7 @@ func TestPlayMsgpackClosesMalformedFramesWith4400(t *testing.T) {
 	n.env.do("POST", "/v1/worlds", arenaBody)
 	url := n.env.wsURL("arena")
 	mp := func(v any) []byte {
-		b, err := msgpackwire.Marshal(v)
+		b, err := wire.MarshalMsgpack(v)
 		require.NoError(t, err)
 		return b
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
@@ -377,7 +378,7 @@ func TestPlaySlowConsumerIsCutOffWithoutSlowingOthers(t *testing.T) {
 			if err != nil {
 				return
 			}
-			var m eventsMsg
+			var m wire.Events
 			if json.Unmarshal(b, &m) == nil {
 				for _, ev := range m.Events {
 					seqs = append(seqs, ev.Seq)

@@ -9,25 +9,20 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // CreateWorld creates a world with rules. It is not idempotent, so it is
 // repeated only when the server did nothing; a world that exists answers
 // 409 world_exists.
-func (c *Client) CreateWorld(ctx context.Context, id string, rules fsm.Rules) error {
-	body := struct {
-		ID    string    `json:"id"`
-		Rules fsm.Rules `json:"rules"`
-	}{id, rules}
+func (c *Client) CreateWorld(ctx context.Context, id string, rules wire.Rules) error {
+	body := wire.CreateWorld{ID: id, Rules: rules}
 	return c.do(ctx, &request{method: http.MethodPost, path: path("worlds"), body: body, mode: retryUnapplied, write: true}, nil)
 }
 
 // Worlds lists the worlds the answering node knows (a stale read).
 func (c *Client) Worlds(ctx context.Context) ([]World, error) {
-	var out struct {
-		Worlds []World `json:"worlds"`
-	}
+	var out wire.Worlds
 	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds")}, &out)
 	return out.Worlds, err
 }
@@ -39,11 +34,11 @@ func (c *Client) Worlds(ctx context.Context) ([]World, error) {
 // attempts run out; then the error satisfies IsOutcomeUnknown if any attempt
 // may have been applied. A committed action that conflicted or was rejected
 // is not an error: see the event's Status.
-func (c *Client) Act(ctx context.Context, world string, a ActionRequest) (fsm.JSONEvent, error) {
+func (c *Client) Act(ctx context.Context, world string, a ActionRequest) (wire.Event, error) {
 	if a.Seq == 0 {
-		return fsm.JSONEvent{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
+		return wire.Event{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
 	}
-	var ev fsm.JSONEvent
+	var ev wire.Event
 	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "actions"), body: a, write: true}, &ev)
 	return ev, err
 }
@@ -78,9 +73,7 @@ func (c *Client) ActBatch(ctx context.Context, world string, actions []ActionReq
 			Results []json.RawMessage `json:"results"`
 		}
 		err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "actions:batch"),
-			body: struct {
-				Actions []ActionRequest `json:"actions"`
-			}{batch}, write: true}, &out)
+			body: wire.Batch{Actions: batch}, write: true}, &out)
 		if err != nil {
 			if attempt == 1 {
 				return nil, err
@@ -121,10 +114,7 @@ func (c *Client) ActBatch(ctx context.Context, world string, actions []ActionReq
 }
 
 func decodeBatchResult(raw json.RawMessage) BatchResult {
-	var probe struct {
-		Code  string `json:"code"`
-		Error string `json:"error"`
-	}
+	var probe wire.ErrorBody
 	if err := json.Unmarshal(raw, &probe); err != nil {
 		return BatchResult{Err: fmt.Errorf("gsd/client: decode batch result: %w", err)}
 	}
@@ -170,7 +160,7 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 
 // Join adds a node as a voter. It is idempotent: joining a member with the
 // same addresses succeeds without change.
-func (c *Client) Join(ctx context.Context, n fsm.NodeInfo) error {
+func (c *Client) Join(ctx context.Context, n wire.NodeInfo) error {
 	return c.do(ctx, &request{method: http.MethodPost, path: path("cluster", "join"), body: n, write: true}, nil)
 }
 

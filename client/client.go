@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // maxBody bounds a unary answer read into memory.
@@ -302,10 +304,7 @@ func isDialError(err error) bool {
 func decodeError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	e := &Error{Status: resp.StatusCode}
-	var j struct {
-		Code  string `json:"code"`
-		Error string `json:"error"`
-	}
+	var j wire.ErrorBody
 	if json.Unmarshal(b, &j) == nil && (j.Code != "" || j.Error != "") {
 		e.Code, e.Message = j.Code, j.Error
 	} else {

@@ -10,19 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
 func testAction(seq uint64) ActionRequest {
-	return ActionRequest{Player: "p1", Seq: seq, Ops: []fsm.Op{
+	return ActionRequest{Player: "p1", Seq: seq, Ops: []wire.Op{
 		Incr("e1", "score", 1),
-		ExpectVersion(Set("door", "open", fsm.Bool(true)), 12),
+		ExpectVersion(Set("door", "open", wire.Bool(true)), 12),
 	}}
 }
 
-func eventFor(world string, seq uint64, dup bool) fsm.JSONEvent {
-	return fsm.JSONEvent{World: world, Seq: seq, Index: 40 + seq, Player: "p1", ClientSeq: 7,
+func eventFor(world string, seq uint64, dup bool) wire.Event {
+	return wire.Event{World: world, Seq: seq, Index: 40 + seq, Player: "p1", ClientSeq: 7,
 		Priority: "critical", Status: "applied", Duplicate: dup,
 		Versions: map[string]map[string]uint64{"e1": {"score": seq}}}
 }
@@ -233,7 +233,7 @@ func TestActAbandonsAHungNodeAfterTheAttemptTimeout(t *testing.T) {
 
 func TestActRejectsAMissingSeq(t *testing.T) {
 	c := newTestClient(t, []string{"127.0.0.1:1"})
-	_, err := c.Act(context.Background(), "arena", ActionRequest{Player: "p1", Ops: []fsm.Op{Incr("e", "f", 1)}})
+	_, err := c.Act(context.Background(), "arena", ActionRequest{Player: "p1", Ops: []wire.Op{Incr("e", "f", 1)}})
 	require.ErrorContains(t, err, "seq")
 	_, err = c.ActBatch(context.Background(), "arena", []ActionRequest{testAction(1), {Player: "p"}})
 	require.ErrorContains(t, err, "action 1 needs a seq")
@@ -350,7 +350,7 @@ func TestCreateWorld(t *testing.T) {
 			writeJSON(w, http.StatusCreated, map[string]string{"id": "arena"})
 		})
 		c := newTestClient(t, []string{node.URL})
-		rules := fsm.Rules{Strict: true, Fields: map[string]fsm.FieldRule{"score": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}}}
+		rules := wire.Rules{Strict: true, Fields: map[string]wire.FieldRule{"score": {Type: "int", Policy: wire.PolicyCounter}}}
 		require.NoError(t, c.CreateWorld(context.Background(), "arena", rules))
 		r := node.requests()[0]
 		require.Equal(t, "POST /v1/worlds", r.Method+" "+r.Path)
@@ -365,7 +365,7 @@ func TestCreateWorld(t *testing.T) {
 			writeErr(w, http.StatusConflict, CodeWorldExists, "arena exists")
 		})
 		c := newTestClient(t, []string{node.URL})
-		err := c.CreateWorld(context.Background(), "arena", fsm.Rules{})
+		err := c.CreateWorld(context.Background(), "arena", wire.Rules{})
 		require.Equal(t, CodeWorldExists, Code(err))
 		require.Len(t, node.requests(), 2)
 	})
@@ -374,7 +374,7 @@ func TestCreateWorld(t *testing.T) {
 			writeErr(w, http.StatusServiceUnavailable, CodeOutcomeUnknown, "timeout")
 		})
 		c := newTestClient(t, []string{node.URL})
-		err := c.CreateWorld(context.Background(), "arena", fsm.Rules{})
+		err := c.CreateWorld(context.Background(), "arena", wire.Rules{})
 		require.Equal(t, CodeOutcomeUnknown, Code(err))
 		require.Len(t, node.requests(), 1)
 	})
@@ -434,9 +434,9 @@ func TestReadsAndAdminCalls(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "leader", st.State)
 	require.Equal(t, []Server{{ID: "n1", Address: "127.0.0.1:7071", Suffrage: "Voter"}}, st.Servers)
-	require.Equal(t, []fsm.NodeInfo{{ID: "n1", RaftAddr: "127.0.0.1:7071", HTTPAddr: "127.0.0.1:7070", Region: "local"}}, st.Nodes)
+	require.Equal(t, []wire.NodeInfo{{ID: "n1", RaftAddr: "127.0.0.1:7071", HTTPAddr: "127.0.0.1:7070", Region: "local"}}, st.Nodes)
 
-	require.NoError(t, c.Join(ctx, fsm.NodeInfo{ID: "n2", RaftAddr: "127.0.0.1:7073", HTTPAddr: "127.0.0.1:7072", Region: "eu"}))
+	require.NoError(t, c.Join(ctx, wire.NodeInfo{ID: "n2", RaftAddr: "127.0.0.1:7073", HTTPAddr: "127.0.0.1:7072", Region: "eu"}))
 	require.NoError(t, c.Remove(ctx, "n2"))
 	require.NoError(t, c.TransferLeadership(ctx))
 	idx, err := c.Snapshot(ctx)
@@ -557,9 +557,9 @@ func TestActBatchReportsUnsettledActionsWhenAttemptsRunOut(t *testing.T) {
 }
 
 func TestOpConstructorsMatchTheWireForm(t *testing.T) {
-	ops := []fsm.Op{
-		Add("bag", "items", fsm.String("shield")), Remove("bag", "items", fsm.String("sword")), Delete("bag"),
-		ExpectVersion(Set("door", "open", fsm.Bool(false)), 0),
+	ops := []wire.Op{
+		Add("bag", "items", wire.String("shield")), Remove("bag", "items", wire.String("sword")), Delete("bag"),
+		ExpectVersion(Set("door", "open", wire.Bool(false)), 0),
 	}
 	b, err := json.Marshal(ops)
 	require.NoError(t, err)

@@ -3,11 +3,13 @@ package client
 import (
 	"context"
 	"net/http"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // HeaderClusterKey carries the cluster secret to the admin endpoints of a
 // cluster started with one (docs/API.md, "Cluster credential").
-const HeaderClusterKey = "X-Gsd-Cluster-Key"
+const HeaderClusterKey = wire.HeaderClusterKey
 
 // WithClusterSecret sends the cluster secret with every request, for the
 // admin endpoints (membership, kick, ban, export, import, drain).
@@ -17,12 +19,7 @@ func WithClusterSecret(secret string) Option {
 
 // DrainResult answers a drain: the node, whether it drains, how many play
 // connections it moved and the sessions whose connection ended otherwise.
-type DrainResult struct {
-	Node     string   `json:"node"`
-	Draining bool     `json:"draining"`
-	Moved    int      `json:"moved"`
-	Failed   []string `json:"failed,omitempty"`
-}
+type DrainResult = wire.DrainResult
 
 // Drain makes the node at the client's first address stop taking play
 // connections and move its players to other nodes (to: one node id, or
@@ -33,7 +30,7 @@ func (c *Client) Drain(ctx context.Context, to string) (DrainResult, error) {
 	var out DrainResult
 	var body any
 	if to != "" {
-		body = map[string]string{"to": to}
+		body = wire.DrainRequest{To: to}
 	}
 	err := c.do(ctx, &request{method: http.MethodPost, path: path("node", "drain"), body: body, write: true}, &out)
 	return out, err

@@ -4,23 +4,25 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Error codes the server answers with that the client acts on.
 const (
-	CodeNotLeader      = "not_leader"
-	CodeOutcomeUnknown = "outcome_unknown"
-	CodeOverloaded     = "overloaded"
-	CodeUnavailable    = "unavailable" // the node is shutting down
-	CodeNotReady       = "not_ready"   // the node knows no leader yet
-	CodeTimeout        = "timeout"     // a read ran out of time
-	CodeArchiveGap     = "archive_gap"
-	CodeSeqReused      = "seq_reused"
-	CodeSeqExpired     = "seq_expired"
-	CodeWorldExists    = "world_exists"
-	CodeUnknownWorld   = "unknown_world"
-	CodeNotFound       = "not_found"
-	CodeSeqUnknown     = "seq_unknown"
+	CodeNotLeader      = wire.CodeNotLeader
+	CodeOutcomeUnknown = wire.CodeOutcomeUnknown
+	CodeOverloaded     = wire.CodeOverloaded
+	CodeUnavailable    = wire.CodeUnavailable // the node is shutting down
+	CodeNotReady       = wire.CodeNotReady    // the node knows no leader yet
+	CodeTimeout        = wire.CodeTimeout     // a read ran out of time
+	CodeArchiveGap     = wire.CodeArchiveGap
+	CodeSeqReused      = wire.CodeSeqReused
+	CodeSeqExpired     = wire.CodeSeqExpired
+	CodeWorldExists    = wire.CodeWorldExists
+	CodeUnknownWorld   = wire.CodeUnknownWorld
+	CodeNotFound       = wire.CodeNotFound
+	CodeSeqUnknown     = wire.CodeSeqUnknown
 )
 
 // ErrOutcomeUnknown marks an error returned after a request that may have

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // EventStream reads one world's committed events, in seq order, from one
@@ -74,29 +74,28 @@ func (c *Client) Events(ctx context.Context, world string, from uint64) (*EventS
 
 // streamLine is one NDJSON line: an event, or an error that ends the stream.
 type streamLine struct {
-	fsm.JSONEvent
-	Code  string `json:"code"`
-	Error string `json:"error"`
+	wire.Event
+	wire.ErrorBody
 }
 
 // Next returns the next event, waiting for it. It returns io.EOF when the
 // server ended the stream cleanly, an *Error when the server ended it with
 // an error line (such as archive_gap), ErrGap if a seq was skipped, and a
 // retryable connection error when the connection broke.
-func (s *EventStream) Next() (fsm.JSONEvent, error) {
+func (s *EventStream) Next() (wire.Event, error) {
 	for {
 		line, err := s.rd.ReadBytes('\n')
 		if err != nil {
 			if cerr := s.ctx.Err(); cerr != nil {
-				return fsm.JSONEvent{}, cerr
+				return wire.Event{}, cerr
 			}
 			if errors.Is(err, io.EOF) && len(bytes.TrimSpace(line)) == 0 {
-				return fsm.JSONEvent{}, io.EOF
+				return wire.Event{}, io.EOF
 			}
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return fsm.JSONEvent{}, &connError{addr: s.addr, sent: true, err: err}
+			return wire.Event{}, &connError{addr: s.addr, sent: true, err: err}
 		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
@@ -104,10 +103,10 @@ func (s *EventStream) Next() (fsm.JSONEvent, error) {
 		}
 		var l streamLine
 		if err := json.Unmarshal(line, &l); err != nil {
-			return fsm.JSONEvent{}, fmt.Errorf("gsd/client: decode event: %w", err)
+			return wire.Event{}, fmt.Errorf("gsd/client: decode event: %w", err)
 		}
 		if l.Code != "" {
-			return fsm.JSONEvent{}, &Error{Status: codeStatus[l.Code], Code: l.Code, Message: l.Error}
+			return wire.Event{}, &Error{Status: codeStatus[l.Code], Code: l.Code, Message: l.Error}
 		}
 		if l.Seq == 0 {
 			continue // not an event (keep-alive object)
@@ -116,10 +115,10 @@ func (s *EventStream) Next() (fsm.JSONEvent, error) {
 		case s.next != 0 && l.Seq < s.next:
 			continue // already delivered
 		case s.next != 0 && l.Seq > s.next:
-			return fsm.JSONEvent{}, fmt.Errorf("%w: want seq %d, got %d", ErrGap, s.next, l.Seq)
+			return wire.Event{}, fmt.Errorf("%w: want seq %d, got %d", ErrGap, s.next, l.Seq)
 		}
 		s.next = l.Seq + 1
-		return l.JSONEvent, nil
+		return l.Event, nil
 	}
 }
 
@@ -141,7 +140,7 @@ func (s *EventStream) Close() error {
 // the seq the answering node holds now (a lagging node may hand over a few
 // events committed just before the call; none after it is ever missed, even
 // if the stream breaks before the first event).
-func (c *Client) Follow(ctx context.Context, world string, from uint64, fn func(fsm.JSONEvent) error) error {
+func (c *Client) Follow(ctx context.Context, world string, from uint64, fn func(wire.Event) error) error {
 	next := from
 	if next == 0 {
 		h, err := c.Hash(ctx, world, 0)

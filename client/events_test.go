@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
 func eventLine(seq uint64) string {
-	b, _ := json.Marshal(fsm.JSONEvent{World: "arena", Seq: seq, Index: seq + 10, Player: "p", ClientSeq: seq, Priority: "critical", Status: "applied"})
+	b, _ := json.Marshal(wire.Event{World: "arena", Seq: seq, Index: seq + 10, Player: "p", ClientSeq: seq, Priority: "critical", Status: "applied"})
 	return string(b) + "\n"
 }
 
@@ -188,7 +188,7 @@ func TestFollowResumesWithoutGapsOrDuplicates(t *testing.T) {
 	c := newTestClient(t, []string{node.URL})
 	var got []uint64
 	stop := errors.New("stop")
-	err := c.Follow(context.Background(), "arena", 1, func(ev fsm.JSONEvent) error {
+	err := c.Follow(context.Background(), "arena", 1, func(ev wire.Event) error {
 		got = append(got, ev.Seq)
 		if ev.Seq == 9 {
 			return stop
@@ -209,7 +209,7 @@ func TestFollowMovesToAnotherNodeWhenOneDies(t *testing.T) {
 	var got []uint64
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	err := c.Follow(ctx, "arena", 1, func(ev fsm.JSONEvent) error {
+	err := c.Follow(ctx, "arena", 1, func(ev wire.Event) error {
 		got = append(got, ev.Seq)
 		if ev.Seq == 2 {
 			a.CloseClientConnections()
@@ -235,7 +235,7 @@ func TestFollowStopsOnErrorsThatReconnectingCannotFix(t *testing.T) {
 	})
 	c := newTestClient(t, []string{node.URL})
 	var got []uint64
-	err := c.Follow(context.Background(), "arena", 1, func(ev fsm.JSONEvent) error {
+	err := c.Follow(context.Background(), "arena", 1, func(ev wire.Event) error {
 		got = append(got, ev.Seq)
 		return nil
 	})
@@ -246,7 +246,7 @@ func TestFollowStopsOnErrorsThatReconnectingCannotFix(t *testing.T) {
 	bad := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		writeErr(w, http.StatusNotFound, CodeUnknownWorld, "x")
 	})
-	err = newTestClient(t, []string{bad.URL}).Follow(context.Background(), "x", 1, func(fsm.JSONEvent) error { return nil })
+	err = newTestClient(t, []string{bad.URL}).Follow(context.Background(), "x", 1, func(wire.Event) error { return nil })
 	require.Equal(t, CodeUnknownWorld, Code(err))
 }
 
@@ -254,7 +254,7 @@ func ExampleClient_Follow() {
 	c := New([]string{"127.0.0.1:7070", "127.0.0.1:7080"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_ = c.Follow(ctx, "arena", 1, func(ev fsm.JSONEvent) error {
+	_ = c.Follow(ctx, "arena", 1, func(ev wire.Event) error {
 		fmt.Println(ev.Seq, ev.Status)
 		return nil
 	})

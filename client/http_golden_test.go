@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"encoding/json"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,14 +20,14 @@ import (
 // goldenAction carries every op kind, value kind and expect mode, an input
 // time and the bulk priority.
 func goldenAction(seq uint64) ActionRequest {
-	return ActionRequest{Player: "ann", Seq: seq, InputTime: 1_700_000_000_100_000_000, Priority: "bulk", Ops: []fsm.Op{
-		ExpectVersion(Set("hero", "name", fsm.String("Ærwyn <\"x\">")), 0),
-		ExpectVersion(Set("hero", "x", fsm.Float(-12.375)), 41),
-		Set("hero", "alive", fsm.Bool(true)),
-		Set("hero", "level", fsm.Int(-9_000_000_000)),
+	return ActionRequest{Player: "ann", Seq: seq, InputTime: 1_700_000_000_100_000_000, Priority: "bulk", Ops: []wire.Op{
+		ExpectVersion(Set("hero", "name", wire.String("Ærwyn <\"x\">")), 0),
+		ExpectVersion(Set("hero", "x", wire.Float(-12.375)), 41),
+		Set("hero", "alive", wire.Bool(true)),
+		Set("hero", "level", wire.Int(-9_000_000_000)),
 		Incr("hero", "hp", -17),
-		Add("hero", "tags", fsm.String("red")),
-		Remove("hero", "nums", fsm.Int(7)),
+		Add("hero", "tags", wire.String("red")),
+		Remove("hero", "nums", wire.Int(7)),
 		ExpectVersion(Delete("chest"), 12),
 	}}
 }
@@ -66,17 +67,17 @@ func TestGoldenClientRequestBodies(t *testing.T) {
 	c := newTestClient(t, []string{node.URL}, WithMaxAttempts(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var rules fsm.Rules
-	require.NoError(t, rules.UnmarshalJSON([]byte(`{"strict":true,"fair_window":"30ms","fields":{"hp":{"type":"int","policy":"counter"},"tags":{"type":"string","policy":"set"}}}`)))
+	var rules wire.Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"strict":true,"fair_window":"30ms","fields":{"hp":{"type":"int","policy":"counter"},"tags":{"type":"string","policy":"set"}}}`), &rules))
 
 	require.NoError(t, c.CreateWorld(ctx, "arena", rules))
 	_, err := c.Act(ctx, "arena", goldenAction(300))
 	require.NoError(t, err)
-	_, err = c.Act(ctx, "w/ü", ActionRequest{Player: "bob", Seq: 1, Ops: []fsm.Op{Incr("e", "n", 1)}})
+	_, err = c.Act(ctx, "w/ü", ActionRequest{Player: "bob", Seq: 1, Ops: []wire.Op{Incr("e", "n", 1)}})
 	require.NoError(t, err)
-	_, err = c.ActBatch(ctx, "arena", []ActionRequest{goldenAction(301), {Player: "bob", Seq: 2, Ops: []fsm.Op{Set("e", "s", fsm.String(""))}}})
+	_, err = c.ActBatch(ctx, "arena", []ActionRequest{goldenAction(301), {Player: "bob", Seq: 2, Ops: []wire.Op{Set("e", "s", wire.String(""))}}})
 	require.NoError(t, err)
-	require.NoError(t, c.Join(ctx, fsm.NodeInfo{ID: "n3", RaftAddr: "10.0.0.3:7000", HTTPAddr: "10.0.0.3:8080", Region: "eu-west"}))
+	require.NoError(t, c.Join(ctx, wire.NodeInfo{ID: "n3", RaftAddr: "10.0.0.3:7000", HTTPAddr: "10.0.0.3:8080", Region: "eu-west"}))
 	_, err = c.Kick(ctx, "arena", "s-bob", "afk")
 	require.NoError(t, err)
 	_, err = c.Kick(ctx, "arena", "s-bob", "")
@@ -84,8 +85,8 @@ func TestGoldenClientRequestBodies(t *testing.T) {
 	require.NoError(t, c.Ban(ctx, "arena", "mallory", "cheating"))
 	require.NoError(t, c.Unban(ctx, "arena", "mallory"))
 	_, err = c.ImportPlayerData(ctx, "arena", PlayerDataFile{Format: "gsd.players.v1", World: "arena", Players: []PlayerDataRecord{
-		{Player: "alice", Data: map[string]fsm.Value{"coins": fsm.Int(250), "title": fsm.String("Sir"), "ratio": fsm.Float(0.5), "vip": fsm.Bool(true)}},
-		{Player: "erin", Data: map[string]fsm.Value{"rank": fsm.Int(3)}},
+		{Player: "alice", Data: map[string]wire.Value{"coins": wire.Int(250), "title": wire.String("Sir"), "ratio": wire.Float(0.5), "vip": wire.Bool(true)}},
+		{Player: "erin", Data: map[string]wire.Value{"rank": wire.Int(3)}},
 	}})
 	require.NoError(t, err)
 	require.NoError(t, c.TransferLeadership(ctx))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // UpdateRules replaces a world's rules and returns its new rules version.
@@ -12,13 +14,8 @@ import (
 // first). An admin call: with a cluster secret set, the client needs it or
 // an admin token. Repeated only when the server did nothing.
 func (c *Client) UpdateRules(ctx context.Context, world string, rules json.RawMessage, expect uint64) (uint64, error) {
-	body := struct {
-		Rules  json.RawMessage `json:"rules"`
-		Expect uint64          `json:"expect_rules_version,omitempty"`
-	}{rules, expect}
-	var out struct {
-		RulesVersion uint64 `json:"rules_version"`
-	}
+	body := wire.RulesUpdate{Rules: rules, ExpectRulesVersion: expect}
+	var out wire.RulesVersion
 	err := c.do(ctx, &request{method: http.MethodPut, path: path("worlds", world, "rules"), body: body, mode: retryUnapplied, write: true}, &out)
 	return out.RulesVersion, err
 }

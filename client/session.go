@@ -4,58 +4,30 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // SessionInfo is a player's session as the session admin API shows it
 // (docs/API.md, "Sessions").
-type SessionInfo struct {
-	World  string `json:"world"`
-	ID     string `json:"id,omitempty"`
-	Player string `json:"player"`
-	// Acked is the last world event seq the player acknowledged.
-	Acked uint64 `json:"acked"`
-	// Epoch counts the session's resumes.
-	Epoch uint64 `json:"epoch"`
-	// Node holds the session's connection (as of its last open or resume).
-	Node string `json:"node,omitempty"`
-	// Opened and Seen are leader times (unix ns).
-	Opened int64 `json:"opened,omitempty"`
-	Seen   int64 `json:"seen,omitempty"`
-	// Kicked is why an admin kicked the session ("" if not).
-	Kicked string               `json:"kicked,omitempty"`
-	Data   map[string]fsm.Value `json:"data,omitempty"`
-}
+type SessionInfo = wire.SessionInfo
 
 // Ban is one banned player of a world.
-type Ban struct {
-	Player string `json:"player"`
-	Reason string `json:"reason"`
-}
+type Ban = wire.Ban
 
 // PlayerDataFormat is the format name of a PlayerDataFile.
-const PlayerDataFormat = "gsd.players.v1"
+const PlayerDataFormat = wire.PlayerDataFormat
 
 // PlayerDataFile is one world's players' critical data, as exported and
 // imported (docs/API.md).
-type PlayerDataFile struct {
-	Format  string             `json:"format"`
-	World   string             `json:"world"`
-	Players []PlayerDataRecord `json:"players"`
-}
+type PlayerDataFile = wire.PlayerDataFile
 
 // PlayerDataRecord is one player's data in a PlayerDataFile.
-type PlayerDataRecord struct {
-	Player string               `json:"player"`
-	Data   map[string]fsm.Value `json:"data"`
-}
+type PlayerDataRecord = wire.PlayerDataRecord
 
 // Sessions lists a world's open sessions: who is connected, their last
 // ack and node (a stale read of the answering node).
 func (c *Client) Sessions(ctx context.Context, world string) ([]SessionInfo, error) {
-	var out struct {
-		Sessions []SessionInfo `json:"sessions"`
-	}
+	var out wire.Presence
 	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds", world, "sessions")}, &out)
 	return out.Sessions, err
 }
@@ -64,10 +36,7 @@ func (c *Client) Sessions(ctx context.Context, world string) ([]SessionInfo, err
 // the server's default). The player may start a new session unless banned.
 func (c *Client) Kick(ctx context.Context, world, session, reason string) (SessionInfo, error) {
 	var out SessionInfo
-	body := map[string]string{}
-	if reason != "" {
-		body["reason"] = reason
-	}
+	body := wire.Ban{Reason: reason}
 	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "sessions", session, "kick"), body: body, write: true}, &out)
 	return out, err
 }
@@ -86,9 +55,7 @@ func (c *Client) Unban(ctx context.Context, world, player string) error {
 
 // Bans lists a world's banned players.
 func (c *Client) Bans(ctx context.Context, world string) ([]Ban, error) {
-	var out struct {
-		Bans []Ban `json:"bans"`
-	}
+	var out wire.Bans
 	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds", world, "bans")}, &out)
 	return out.Bans, err
 }
@@ -104,9 +71,7 @@ func (c *Client) ExportPlayerData(ctx context.Context, world string) (PlayerData
 // own world may differ) and returns how many players it imported. Import is
 // idempotent, so it is retried like an action.
 func (c *Client) ImportPlayerData(ctx context.Context, world string, f PlayerDataFile) (int, error) {
-	var out struct {
-		Imported int `json:"imported"`
-	}
+	var out wire.ImportAnswer
 	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "sessions:import"), body: f, write: true}, &out)
 	return out.Imported, err
 }

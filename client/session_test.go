@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,10 +42,10 @@ func TestSessionAdminCallsUseTheirEndpoints(t *testing.T) {
 	require.NoError(t, c.Unban(ctx, "arena", "eve"))
 	bans, err := c.Bans(ctx, "arena")
 	require.NoError(t, err)
-	require.Equal(t, []Ban{{"eve", "cheat"}}, bans)
+	require.Equal(t, []Ban{{Player: "eve", Reason: "cheat"}}, bans)
 	f, err := c.ExportPlayerData(ctx, "arena")
 	require.NoError(t, err)
-	require.Equal(t, map[string]fsm.Value{"gold": fsm.Int(5)}, f.Players[0].Data)
+	require.Equal(t, map[string]wire.Value{"gold": wire.Int(5)}, f.Players[0].Data)
 	imported, err := c.ImportPlayerData(ctx, "arena", f)
 	require.NoError(t, err)
 	require.Equal(t, 1, imported)

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // A draining server moves a play connection: it sends
@@ -19,15 +21,15 @@ const CloseMoved = 4307
 
 // Codes of a transfer.
 const (
-	CodeDraining      = "draining"
-	CodeTicketInvalid = "ticket_invalid"
+	CodeDraining      = wire.CodeDraining
+	CodeTicketInvalid = wire.CodeTicketInvalid
 )
 
 // errMoved ends a connection the server moved; the Play resumes where it said.
 var errMoved = errors.New("gsd/client: moved to another node")
 
 // moved records a transfer message.
-func (p *Play) moved(m *serverMsg) error {
+func (p *Play) moved(m *wire.ServerMsg) error {
 	if m.To == "" {
 		return nil // nowhere to go: the close that follows rotates
 	}

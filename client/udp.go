@@ -1,48 +1,36 @@
 package client
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
-// The UDP input packet (docs/PROTOCOL.md, "UDP input lane").
+// The UDP input packet (docs/PROTOCOL.md, "UDP input lane"; wire.EncodeUDP).
 const (
-	udpVersion  = 1
-	udpKeyIDLen = 8
-	udpKeyLen   = 32
-	udpTagLen   = 16
 	// UDPMaxInputs bounds the inputs of one packet.
-	UDPMaxInputs = 16
+	UDPMaxInputs = wire.UDPMaxOps
 	// UDPMaxPacketBytes is the largest packet a server takes by default.
-	UDPMaxPacketBytes = 1200
+	UDPMaxPacketBytes = wire.UDPMaxPacketBytes
 )
 
 var (
 	// ErrNoUDP is returned when the server offers no UDP lane.
 	ErrNoUDP = errors.New("gsd/client: the server has no UDP input lane")
 	// ErrUDPInput is returned for inputs that cannot make a packet.
-	ErrUDPInput = errors.New("gsd/client: bad UDP input")
+	ErrUDPInput = wire.ErrUDPInput
 )
 
 // UDPInfo is a play connection's UDP lane: the welcome's udp object. The
 // key is valid while that connection lasts.
-type UDPInfo struct {
-	Addr  string `json:"addr"`
-	KeyID string `json:"key_id"`
-	Key   string `json:"key"`
-}
+type UDPInfo = wire.UDPInfo
 
 // udpLane resolves the welcome's udp object against the node the play
 // connection reached: an unspecified host means that node's host.
@@ -79,7 +67,7 @@ func (p *Play) UDP() *UDPInfo {
 type Input struct {
 	Entity string
 	Field  string
-	Value  fsm.Value
+	Value  wire.Value
 }
 
 // UDPOptions configures a UDPInput.
@@ -146,12 +134,12 @@ func newUDPInput(opts UDPOptions) *UDPInput {
 // before u is shared.
 func (u *UDPInput) use(info UDPInfo) error {
 	id, err := base64.StdEncoding.DecodeString(info.KeyID)
-	if err != nil || len(id) != udpKeyIDLen {
-		return fmt.Errorf("%w: key_id must be base64 of %d bytes", ErrUDPInput, udpKeyIDLen)
+	if err != nil || len(id) != wire.UDPKeyIDLen {
+		return fmt.Errorf("%w: key_id must be base64 of %d bytes", ErrUDPInput, wire.UDPKeyIDLen)
 	}
 	key, err := base64.StdEncoding.DecodeString(info.Key)
-	if err != nil || len(key) != udpKeyLen {
-		return fmt.Errorf("%w: key must be base64 of %d bytes", ErrUDPInput, udpKeyLen)
+	if err != nil || len(key) != wire.UDPKeyLen {
+		return fmt.Errorf("%w: key must be base64 of %d bytes", ErrUDPInput, wire.UDPKeyLen)
 	}
 	if u.conn == nil || info.Addr != u.info.Addr {
 		c, err := net.Dial("udp", info.Addr)
@@ -168,7 +156,7 @@ func (u *UDPInput) use(info UDPInfo) error {
 }
 
 // SendInput sends one field's latest value; it returns the packet's seq.
-func (u *UDPInput) SendInput(entity, field string, v fsm.Value) (uint64, error) {
+func (u *UDPInput) SendInput(entity, field string, v wire.Value) (uint64, error) {
 	return u.Send(Input{Entity: entity, Field: field, Value: v})
 }
 
@@ -217,51 +205,10 @@ func (u *UDPInput) Close() error {
 
 // encodeUDP builds one tagged packet.
 func encodeUDP(keyID, key []byte, seq uint64, inputTime int64, inputs []Input) ([]byte, error) {
-	if len(inputs) < 1 || len(inputs) > UDPMaxInputs {
-		return nil, fmt.Errorf("%w: %d inputs, want 1..%d", ErrUDPInput, len(inputs), UDPMaxInputs)
-	}
-	if seq == 0 {
-		return nil, fmt.Errorf("%w: seq must be > 0", ErrUDPInput)
-	}
-	b := make([]byte, 0, 128)
-	b = append(b, udpVersion)
-	b = append(b, keyID...)
-	b = binary.BigEndian.AppendUint64(b, seq)
-	b = binary.BigEndian.AppendUint64(b, uint64(inputTime))
-	b = append(b, byte(len(inputs)))
+	p := wire.UDPPacket{Seq: seq, InputTime: inputTime, Ops: make([]wire.Op, len(inputs))}
+	copy(p.KeyID[:], keyID)
 	for i, in := range inputs {
-		if len(in.Entity) < 1 || len(in.Entity) > fsm.MaxNameLen || len(in.Field) < 1 || len(in.Field) > fsm.MaxNameLen {
-			return nil, fmt.Errorf("%w: input %d: entity and field must be 1..%d bytes", ErrUDPInput, i, fsm.MaxNameLen)
-		}
-		b = append(b, byte(len(in.Entity)))
-		b = append(b, in.Entity...)
-		b = append(b, byte(len(in.Field)))
-		b = append(b, in.Field...)
-		b = append(b, byte(in.Value.Kind))
-		switch in.Value.Kind {
-		case fsm.KindInt:
-			b = binary.BigEndian.AppendUint64(b, uint64(in.Value.Int))
-		case fsm.KindFloat:
-			if math.IsNaN(in.Value.Float) || math.IsInf(in.Value.Float, 0) {
-				return nil, fmt.Errorf("%w: input %d: float must be finite", ErrUDPInput, i)
-			}
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(in.Value.Float))
-		case fsm.KindString:
-			if len(in.Value.Str) > fsm.MaxStringLen {
-				return nil, fmt.Errorf("%w: input %d: string over %d bytes", ErrUDPInput, i, fsm.MaxStringLen)
-			}
-			b = binary.BigEndian.AppendUint16(b, uint16(len(in.Value.Str)))
-			b = append(b, in.Value.Str...)
-		case fsm.KindBool:
-			b = append(b, byte(min(in.Value.Int, 1)))
-		default:
-			return nil, fmt.Errorf("%w: input %d: a value is needed", ErrUDPInput, i)
-		}
+		p.Ops[i] = wire.Op{Kind: wire.OpSet, Entity: in.Entity, Field: in.Field, Value: in.Value}
 	}
-	if len(b)+udpTagLen > UDPMaxPacketBytes {
-		return nil, fmt.Errorf("%w: packet of %d bytes, at most %d", ErrUDPInput, len(b)+udpTagLen, UDPMaxPacketBytes)
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write(b)
-	return append(b, m.Sum(nil)[:udpTagLen]...), nil
+	return wire.EncodeUDP(key, &p)
 }

@@ -6,20 +6,20 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/testnode"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
-func posRules() fsm.Rules {
-	return fsm.Rules{Fields: map[string]fsm.FieldRule{
-		"x": {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
-		"y": {Type: fsm.KindFloat, Policy: fsm.PolicyAuthoritative},
+func posRules() wire.Rules {
+	return wire.Rules{Fields: map[string]wire.FieldRule{
+		"x": {Type: "int", Policy: wire.PolicyAuthoritative},
+		"y": {Type: "float", Policy: wire.PolicyAuthoritative},
 	}}
 }
 
 // nextEvent returns the next event of p.
-func nextEvent(t *testing.T, p *client.Play) fsm.JSONEvent {
+func nextEvent(t *testing.T, p *client.Play) wire.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -47,7 +47,7 @@ func testUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T, enc str
 	u, err := p.UDPInput(client.UDPOptions{})
 	require.NoError(t, err)
 	defer u.Close()
-	seq, err := u.Send(client.Input{Entity: "ann", Field: "x", Value: fsm.Int(3)}, client.Input{Entity: "ann", Field: "y", Value: fsm.Float(0.5)})
+	seq, err := u.Send(client.Input{Entity: "ann", Field: "x", Value: wire.Int(3)}, client.Input{Entity: "ann", Field: "y", Value: wire.Float(0.5)})
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), seq)
 	// The play connection gets the bulk input coalesced, as a delta.
@@ -56,7 +56,7 @@ func testUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T, enc str
 	require.Equal(t, "bulk", ev.Priority)
 	require.Len(t, ev.Changes, 2)
 	require.Equal(t, "x", ev.Changes[0].Field)
-	require.Equal(t, fsm.Int(3), *ev.Changes[0].Value)
+	require.Equal(t, wire.Int(3), *ev.Changes[0].Value)
 	// The committed event itself is the session's player's bulk action.
 	s, err := c.Events(ctx, "arena", 1)
 	require.NoError(t, err)
@@ -71,7 +71,7 @@ func testUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T, enc str
 
 	// A burst: whatever coalesces, the last value stands.
 	for i := int64(1); i <= 50; i++ {
-		_, err := u.SendInput("ann", "x", fsm.Int(100+i))
+		_, err := u.SendInput("ann", "x", wire.Int(100+i))
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool {
@@ -87,7 +87,7 @@ func testUDPInputReachesARealServerAsThePlayersLatestValue(t *testing.T, enc str
 		info := p.UDP()
 		return info != nil && info.KeyID != old
 	}, 20*time.Second, 5*time.Millisecond)
-	_, err = u.SendInput("ann", "x", fsm.Int(7))
+	_, err = u.SendInput("ann", "x", wire.Int(7))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		e, err := c.Entity(ctx, "arena", "ann", client.Stale)

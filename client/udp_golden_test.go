@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,9 +28,9 @@ func TestGoldenUDPPacket(t *testing.T) {
 	}
 	keyID := []byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7}
 	got, err := goldenUDPEncode(keyID, key, 1_000_000_007, 1_700_000_000_123_456_789, []Input{
-		{Entity: "ann", Field: "x", Value: fsm.Float(-12.375)}, {Entity: "ann", Field: "hp", Value: fsm.Int(-3)},
-		{Entity: "ann", Field: "name", Value: fsm.String("Ærwyn")}, {Entity: "ann", Field: "up", Value: fsm.Bool(true)},
-		{Entity: "ann", Field: "down", Value: fsm.Bool(false)}, {Entity: "cart", Field: "n", Value: fsm.Int(1 << 40)},
+		{Entity: "ann", Field: "x", Value: wire.Float(-12.375)}, {Entity: "ann", Field: "hp", Value: wire.Int(-3)},
+		{Entity: "ann", Field: "name", Value: wire.String("Ærwyn")}, {Entity: "ann", Field: "up", Value: wire.Bool(true)},
+		{Entity: "ann", Field: "down", Value: wire.Bool(false)}, {Entity: "cart", Field: "n", Value: wire.Int(1 << 40)},
 	})
 	require.NoError(t, err)
 	requireGoldenBinary(t, "udp_packet.bin", got)

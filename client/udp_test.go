@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -55,14 +55,14 @@ func udpServer(t *testing.T) (net.PacketConn, chan []byte) {
 
 func TestUDPInputSendsTaggedPacketsInTheDocumentedLayout(t *testing.T) {
 	pc, got := udpServer(t)
-	key := make([]byte, udpKeyLen)
+	key := make([]byte, wire.UDPKeyLen)
 	key[0] = 7
 	info := UDPInfo{Addr: pc.LocalAddr().String(), KeyID: base64.StdEncoding.EncodeToString([]byte("KEYID-01")), Key: base64.StdEncoding.EncodeToString(key)}
 	var n uint64 = 40
 	u, err := NewUDPInput(info, UDPOptions{NextSeq: func() uint64 { n++; return n }})
 	require.NoError(t, err)
 	before := time.Now().UnixNano()
-	seq, err := u.Send(Input{"e", "i", fsm.Int(-2)}, Input{"e", "f", fsm.Float(2.5)}, Input{"e", "s", fsm.String("hi")}, Input{"e", "b", fsm.Bool(true)})
+	seq, err := u.Send(Input{"e", "i", wire.Int(-2)}, Input{"e", "f", wire.Float(2.5)}, Input{"e", "s", wire.String("hi")}, Input{"e", "b", wire.Bool(true)})
 	require.NoError(t, err)
 	require.Equal(t, uint64(41), seq)
 	var b []byte
@@ -71,10 +71,10 @@ func TestUDPInputSendsTaggedPacketsInTheDocumentedLayout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no datagram")
 	}
-	body, tag := b[:len(b)-udpTagLen], b[len(b)-udpTagLen:]
+	body, tag := b[:len(b)-wire.UDPTagLen], b[len(b)-wire.UDPTagLen:]
 	m := hmac.New(sha256.New, key)
 	m.Write(body)
-	require.Equal(t, m.Sum(nil)[:udpTagLen], tag)
+	require.Equal(t, m.Sum(nil)[:wire.UDPTagLen], tag)
 	require.Equal(t, byte(1), body[0])
 	require.Equal(t, "KEYID-01", string(body[1:9]))
 	require.Equal(t, uint64(41), binary.BigEndian.Uint64(body[9:17]))
@@ -91,12 +91,12 @@ func TestUDPInputSendsTaggedPacketsInTheDocumentedLayout(t *testing.T) {
 	// The default counter starts at 1.
 	u2, err := NewUDPInput(info, UDPOptions{})
 	require.NoError(t, err)
-	seq, err = u2.SendInput("e", "x", fsm.Int(1))
+	seq, err = u2.SendInput("e", "x", wire.Int(1))
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), seq)
 	require.NoError(t, u2.Close())
 	require.NoError(t, u2.Close())
-	_, err = u2.SendInput("e", "x", fsm.Int(1))
+	_, err = u2.SendInput("e", "x", wire.Int(1))
 	require.ErrorIs(t, err, net.ErrClosed)
 	require.NoError(t, u.Close())
 }
@@ -121,22 +121,22 @@ func TestUDPInputRefusesBadKeysAndInputs(t *testing.T) {
 	defer u.Close()
 	many := make([]Input, UDPMaxInputs+1)
 	for i := range many {
-		many[i] = Input{"e", "f", fsm.Int(1)}
+		many[i] = Input{"e", "f", wire.Int(1)}
 	}
-	long := strings.Repeat("s", fsm.MaxStringLen)
+	long := strings.Repeat("s", wire.MaxStringLen)
 	for name, in := range map[string][]Input{
 		"none":         nil,
 		"too many":     many,
-		"empty entity": {{"", "f", fsm.Int(1)}},
-		"long field":   {{"e", strings.Repeat("f", fsm.MaxNameLen+1), fsm.Int(1)}},
-		"NaN":          {{"e", "f", fsm.Float(math.NaN())}},
-		"null":         {{"e", "f", fsm.Value{}}},
-		"long string":  {{"e", "f", fsm.String(long + "s")}},
-		"over 1200":    {{"e", "f", fsm.String(long)}},
+		"empty entity": {{"", "f", wire.Int(1)}},
+		"long field":   {{"e", strings.Repeat("f", wire.MaxNameLen+1), wire.Int(1)}},
+		"NaN":          {{"e", "f", wire.Float(math.NaN())}},
+		"null":         {{"e", "f", wire.Value{}}},
+		"long string":  {{"e", "f", wire.String(long + "s")}},
+		"over 1200":    {{"e", "f", wire.String(long)}},
 	} {
 		_, err := u.Send(in...)
 		require.ErrorIs(t, err, ErrUDPInput, name)
 	}
-	_, err = encodeUDP(make([]byte, 8), make([]byte, 32), 0, 0, []Input{{"e", "f", fsm.Int(1)}})
+	_, err = encodeUDP(make([]byte, 8), make([]byte, 32), 0, 0, []Input{{"e", "f", wire.Int(1)}})
 	require.ErrorIs(t, err, ErrUDPInput)
 }

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // PlaySubprotocol is the JSON play protocol (docs/PROTOCOL.md).
-const PlaySubprotocol = "gsd.json.v1"
+const PlaySubprotocol = wire.SubprotocolJSON
 
 // ErrPlayClosed is returned by a Play after Close.
 var ErrPlayClosed = errors.New("gsd/client: play connection closed")
@@ -105,7 +105,7 @@ type Play struct {
 	tok         string // the TokenSource's latest token (token.go)
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
-	data        map[string]fsm.Value
+	data        map[string]wire.Value
 	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
 	// A transfer (transfer.go): where to resume next, with which ticket,
 	// and the other nodes the welcomes named.
@@ -120,7 +120,7 @@ type pendingAct struct {
 }
 
 type actResult struct {
-	ev  fsm.JSONEvent
+	ev  wire.Event
 	err error
 }
 
@@ -137,43 +137,9 @@ const DeltaStatus = "delta"
 // item is one entry for Next: an event or a delta, and the world seq the
 // client may acknowledge once Next returned it.
 type item struct {
-	ev      fsm.JSONEvent
+	ev      wire.Event
 	covered uint64
 	skip    bool // only moves the covered seq (an empty delta)
-}
-
-// deltaEntity is one entity of a delta frame.
-type deltaEntity struct {
-	Deleted uint64                `json:"deleted"`
-	Fields  map[string]deltaField `json:"fields"`
-}
-
-type deltaField struct {
-	Value   fsm.Value `json:"value"`
-	Version uint64    `json:"version"`
-}
-
-// serverMsg is any message from the server.
-type serverMsg struct {
-	Type        string                 `json:"type"`
-	Session     string                 `json:"session"`
-	ResumeToken string                 `json:"resume_token"`
-	Seq         uint64                 `json:"seq"`
-	From        uint64                 `json:"from"`
-	Tick        uint64                 `json:"tick"`
-	Entities    map[string]deltaEntity `json:"entities"`
-	Data        map[string]fsm.Value   `json:"data"`
-	Events      []fsm.JSONEvent        `json:"events"`
-	Event       *fsm.JSONEvent         `json:"event"`
-	Status      int                    `json:"status"`
-	Code        string                 `json:"code"`
-	Error       string                 `json:"error"`
-	T           int64                  `json:"t"`
-	ServerTime  int64                  `json:"server_time"`
-	UDP         *UDPInfo               `json:"udp"`    // udp.go
-	To          string                 `json:"to"`     // transfer.go
-	Ticket      string                 `json:"ticket"` // transfer.go
-	Nodes       []string               `json:"nodes"`
 }
 
 // Play opens a play session in world and returns once the server welcomed
@@ -220,7 +186,7 @@ func (p *Play) Session() (id string, resumes int) {
 }
 
 // Data returns the player's critical data as of the last welcome.
-func (p *Play) Data() map[string]fsm.Value {
+func (p *Play) Data() map[string]wire.Value {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.data
@@ -228,7 +194,7 @@ func (p *Play) Data() map[string]fsm.Value {
 
 // Next returns the next committed event of the world (or a delta: Status
 // DeltaStatus).
-func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
+func (p *Play) Next(ctx context.Context) (wire.Event, error) {
 	for {
 		var it item
 		select {
@@ -237,9 +203,9 @@ func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
 			select {
 			case it = <-p.events:
 			case <-p.done:
-				return fsm.JSONEvent{}, p.err
+				return wire.Event{}, p.err
 			case <-ctx.Done():
-				return fsm.JSONEvent{}, ctx.Err()
+				return wire.Event{}, ctx.Err()
 			}
 		}
 		p.mu.Lock()
@@ -254,23 +220,23 @@ func (p *Play) Next(ctx context.Context) (fsm.JSONEvent, error) {
 // Act submits an action over the play connection and returns its committed
 // event. The player is the session's. Across a resume the action is sent
 // again with the same seq, so it applies at most once.
-func (p *Play) Act(ctx context.Context, a ActionRequest) (fsm.JSONEvent, error) {
+func (p *Play) Act(ctx context.Context, a ActionRequest) (wire.Event, error) {
 	if a.Seq == 0 {
-		return fsm.JSONEvent{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
+		return wire.Event{}, errors.New("gsd/client: an action needs a seq > 0 (its idempotency key)")
 	}
 	msg, err := p.codec.actionMsg(a)
 	if err != nil {
-		return fsm.JSONEvent{}, err
+		return wire.Event{}, err
 	}
 	pa := &pendingAct{msg: msg, done: make(chan actResult, 1)}
 	p.mu.Lock()
 	if p.err != nil {
 		p.mu.Unlock()
-		return fsm.JSONEvent{}, p.err
+		return wire.Event{}, p.err
 	}
 	if _, dup := p.pending[a.Seq]; dup {
 		p.mu.Unlock()
-		return fsm.JSONEvent{}, fmt.Errorf("gsd/client: seq %d already in flight", a.Seq)
+		return wire.Event{}, fmt.Errorf("gsd/client: seq %d already in flight", a.Seq)
 	}
 	p.pending[a.Seq] = pa
 	conn := p.conn
@@ -287,9 +253,9 @@ func (p *Play) Act(ctx context.Context, a ActionRequest) (fsm.JSONEvent, error) 
 	case r := <-pa.done:
 		return r.ev, r.err
 	case <-p.done:
-		return fsm.JSONEvent{}, p.err
+		return wire.Event{}, p.err
 	case <-ctx.Done():
-		return fsm.JSONEvent{}, ctx.Err()
+		return wire.Event{}, ctx.Err()
 	}
 }
 
@@ -302,7 +268,7 @@ func (p *Play) Ping(ctx context.Context) (time.Duration, error) {
 		return 0, errors.New("gsd/client: not connected")
 	}
 	t := time.Now().UnixNano()
-	if err := p.write(ctx, conn, map[string]any{"type": "ping", "t": t}); err != nil {
+	if err := p.write(ctx, conn, map[string]any{"type": wire.TypePing, "t": t}); err != nil {
 		return 0, err
 	}
 	for {
@@ -329,7 +295,7 @@ func (p *Play) Close() error {
 	if conn != nil {
 		p.sendAck(conn)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if p.write(ctx, conn, map[string]string{"type": "bye"}) == nil {
+		if p.write(ctx, conn, map[string]string{"type": wire.TypeBye}) == nil {
 			// The server closes after forgetting the session.
 			select {
 			case <-p.done:
@@ -445,9 +411,9 @@ func (p *Play) connect(base string) error {
 
 	p.mu.Lock()
 	first := p.session == ""
-	hello := map[string]any{"type": "hello", "token": token, "player": p.opts.Player}
+	hello := map[string]any{"type": wire.TypeHello, "token": token, "player": p.opts.Player}
 	if !first {
-		hello = map[string]any{"type": "resume", "token": token, "player": p.opts.Player,
+		hello = map[string]any{"type": wire.TypeResume, "token": token, "player": p.opts.Player,
 			"session": p.session, "resume_token": p.resumeToken, "last_seq": p.received}
 		if p.ticket != "" {
 			hello["ticket"] = p.ticket
@@ -457,11 +423,11 @@ func (p *Play) connect(base string) error {
 	if err := p.write(p.ctx, conn, hello); err != nil {
 		return closeErr(err)
 	}
-	var w serverMsg
+	var w wire.ServerMsg
 	if err := p.read(conn, &w); err != nil {
 		return err
 	}
-	if w.Type != "welcome" {
+	if w.Type != wire.TypeWelcome {
 		return &CloseError{Code: 4400, Reason: "expected welcome, got " + w.Type}
 	}
 	p.mu.Lock()
@@ -513,7 +479,7 @@ func (p *Play) connect(base string) error {
 		}
 	}()
 	for {
-		var m serverMsg
+		var m wire.ServerMsg
 		if err := p.read(conn, &m); err != nil {
 			return err
 		}
@@ -524,9 +490,9 @@ func (p *Play) connect(base string) error {
 }
 
 // handle acts on one message of an established connection.
-func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
+func (p *Play) handle(conn *websocket.Conn, m *wire.ServerMsg) error {
 	switch m.Type {
-	case "events":
+	case wire.TypeEvents:
 		if m.From != 0 {
 			return p.handleEvents(m)
 		}
@@ -547,11 +513,11 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 			p.received, p.lastEvent = ev.Seq, ev.Seq
 			p.mu.Unlock()
 		}
-	case "delta":
+	case wire.TypeDelta:
 		return p.handleDelta(m)
-	case "result", "error":
+	case wire.TypeResult, wire.TypeError:
 		r := actResult{}
-		if m.Type == "result" && m.Event != nil {
+		if m.Type == wire.TypeResult && m.Event != nil {
 			r.ev = *m.Event
 		} else {
 			r.err = &Error{Status: m.Status, Code: m.Code, Message: m.Error}
@@ -565,11 +531,11 @@ func (p *Play) handle(conn *websocket.Conn, m *serverMsg) error {
 			default:
 			}
 		}
-	case "transfer":
+	case wire.TypeTransfer:
 		return p.moved(m)
-	case "ping":
-		return p.write(p.ctx, conn, map[string]any{"type": "pong", "t": m.T})
-	case "pong":
+	case wire.TypePing:
+		return p.write(p.ctx, conn, map[string]any{"type": wire.TypePong, "t": m.T})
+	case wire.TypePong:
 		select {
 		case p.pongs <- pong{t: m.T, server: m.ServerTime}:
 		default:
@@ -600,7 +566,7 @@ func (p *Play) cover(from uint64) error {
 
 // handleEvents queues an events frame's new events; the frame covers the
 // world up to m.Seq.
-func (p *Play) handleEvents(m *serverMsg) error {
+func (p *Play) handleEvents(m *wire.ServerMsg) error {
 	if err := p.cover(m.From); err != nil {
 		return err
 	}
@@ -631,11 +597,11 @@ func (p *Play) handleEvents(m *serverMsg) error {
 }
 
 // handleDelta queues a delta frame as one event of Status DeltaStatus.
-func (p *Play) handleDelta(m *serverMsg) error {
+func (p *Play) handleDelta(m *wire.ServerMsg) error {
 	if err := p.cover(m.From); err != nil {
 		return err
 	}
-	ev := fsm.JSONEvent{World: p.world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
+	ev := wire.Event{World: p.world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
 	ids := make([]string, 0, len(m.Entities))
 	for id := range m.Entities {
 		ids = append(ids, id)
@@ -644,7 +610,7 @@ func (p *Play) handleDelta(m *serverMsg) error {
 	for _, id := range ids {
 		e := m.Entities[id]
 		if e.Deleted != 0 {
-			ev.Changes = append(ev.Changes, fsm.JSONChange{Entity: id, Op: "delete", Version: e.Deleted})
+			ev.Changes = append(ev.Changes, wire.Change{Entity: id, Op: "delete", Version: e.Deleted})
 		}
 		names := make([]string, 0, len(e.Fields))
 		for f := range e.Fields {
@@ -653,7 +619,7 @@ func (p *Play) handleDelta(m *serverMsg) error {
 		sort.Strings(names)
 		for _, f := range names {
 			v := e.Fields[f].Value
-			ev.Changes = append(ev.Changes, fsm.JSONChange{Entity: id, Field: f, Op: "set", Value: &v, Version: e.Fields[f].Version})
+			ev.Changes = append(ev.Changes, wire.Change{Entity: id, Field: f, Op: "set", Value: &v, Version: e.Fields[f].Version})
 			if ev.Versions == nil {
 				ev.Versions = make(map[string]map[string]uint64)
 			}
@@ -684,7 +650,7 @@ func (p *Play) sendAck(conn *websocket.Conn) {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
 	defer cancel()
-	_ = p.write(ctx, conn, map[string]any{"type": "ack", "seq": d})
+	_ = p.write(ctx, conn, map[string]any{"type": wire.TypeAck, "seq": d})
 }
 
 func (p *Play) write(ctx context.Context, conn *websocket.Conn, v any) error {

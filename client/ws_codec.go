@@ -5,14 +5,13 @@ import (
 	"fmt"
 
 	"github.com/coder/websocket"
-	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/internal/msgpackwire"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // MsgpackSubprotocol is the binary play protocol: the messages of
 // PlaySubprotocol as MessagePack maps with the same keys
 // (docs/PROTOCOL.md, "Binary subprotocol").
-const MsgpackSubprotocol = msgpackwire.Subprotocol
+const MsgpackSubprotocol = wire.SubprotocolMsgpack
 
 // The encodings of PlayOptions.Encoding.
 const (
@@ -49,7 +48,7 @@ func (k playCodec) messageType() websocket.MessageType {
 
 func (k playCodec) marshal(v any) ([]byte, error) {
 	if k.msgpack {
-		return msgpackwire.Marshal(v)
+		return wire.MarshalMsgpack(v)
 	}
 	return json.Marshal(v)
 }
@@ -60,28 +59,9 @@ func (k playCodec) unmarshal(typ websocket.MessageType, b []byte, v any) error {
 		return fmt.Errorf("a %s message on %s", typ, k.subprotocol())
 	}
 	if k.msgpack {
-		return msgpackwire.Unmarshal(b, v)
+		return wire.UnmarshalMsgpack(b, v)
 	}
 	return json.Unmarshal(b, v)
-}
-
-// opWire is an op's wire form (as fsm.Op's MarshalJSON writes it), for
-// msgpack, where the value keeps its type.
-type opWire struct {
-	Op     string     `json:"op"`
-	Entity string     `json:"entity"`
-	Field  string     `json:"field,omitempty"`
-	Value  *fsm.Value `json:"value,omitempty"`
-	By     int64      `json:"by,omitempty"`
-	Expect string     `json:"expect,omitempty"`
-}
-
-type actionWire struct {
-	Player    string   `json:"player"`
-	Seq       uint64   `json:"seq"`
-	InputTime int64    `json:"input_time,omitempty"`
-	Priority  string   `json:"priority,omitempty"`
-	Ops       []opWire `json:"ops"`
 }
 
 // actionMsg encodes {"type":"action","action":a}.
@@ -94,18 +74,10 @@ func (k playCodec) actionMsg(a ActionRequest) ([]byte, error) {
 		return json.Marshal(struct {
 			Type   string          `json:"type"`
 			Action json.RawMessage `json:"action"`
-		}{"action", raw})
+		}{wire.TypeAction, raw})
 	}
-	w := actionWire{Player: a.Player, Seq: a.Seq, InputTime: a.InputTime, Priority: a.Priority, Ops: make([]opWire, len(a.Ops))}
-	for i, o := range a.Ops {
-		w.Ops[i] = opWire{Op: o.Kind.String(), Entity: o.Entity, Field: o.Field, By: o.By, Expect: o.Expect.String()}
-		if o.Value.Kind != fsm.KindNull {
-			v := o.Value
-			w.Ops[i].Value = &v
-		}
-	}
-	return msgpackwire.Marshal(struct {
-		Type   string     `json:"type"`
-		Action actionWire `json:"action"`
-	}{"action", w})
+	return wire.MarshalMsgpack(struct {
+		Type   string             `json:"type"`
+		Action wire.ActionRequest `json:"action"`
+	}{wire.TypeAction, a})
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,11 +26,11 @@ func testPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents(t *test
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	defer c.Close()
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	gm := uint64(0)
 	place := func(entity string, x, y int64) {
 		gm++
-		_, err := c.Act(ctx, "arena", ActionRequest{Player: "gm", Seq: gm, Ops: []fsm.Op{Set(entity, "x", fsm.Int(x)), Set(entity, "y", fsm.Int(y))}})
+		_, err := c.Act(ctx, "arena", ActionRequest{Player: "gm", Seq: gm, Ops: []wire.Op{Set(entity, "x", wire.Int(x)), Set(entity, "y", wire.Int(y))}})
 		require.NoError(t, err)
 	}
 	place("ann", 50, 50)
@@ -51,30 +51,30 @@ func testPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents(t *test
 		seq := uint64(0)
 		for i := range rounds {
 			seq++
-			ev, err := c.Act(ctx, "arena", ActionRequest{Player: "bob", Seq: seq, Ops: []fsm.Op{Incr("near", "hp", -1)}})
+			ev, err := c.Act(ctx, "arena", ActionRequest{Player: "bob", Seq: seq, Ops: []wire.Op{Incr("near", "hp", -1)}})
 			if err != nil {
 				return
 			}
 			s.near = append(s.near, ev.Seq)
 			seq++
-			if ev, err = c.Act(ctx, "arena", ActionRequest{Player: "bob", Seq: seq, Ops: []fsm.Op{Incr("far", "hp", -1)}}); err != nil {
+			if ev, err = c.Act(ctx, "arena", ActionRequest{Player: "bob", Seq: seq, Ops: []wire.Op{Incr("far", "hp", -1)}}); err != nil {
 				return
 			}
 			s.far = append(s.far, ev.Seq)
 			seq++
 			if _, err = c.Act(ctx, "arena", ActionRequest{Player: "bob", Seq: seq, Priority: PriorityBulk,
-				Ops: []fsm.Op{Set("near", "x", fsm.Int(int64(100+i%50))), Set("near", "y", fsm.Int(int64(150)))}}); err != nil {
+				Ops: []wire.Op{Set("near", "x", wire.Int(int64(100+i%50))), Set("near", "y", wire.Int(int64(150)))}}); err != nil {
 				return
 			}
 		}
 	}()
 
 	var crit []uint64
-	state := map[string]map[string]fsm.JSONChange{}
-	apply := func(ev fsm.JSONEvent) {
+	state := map[string]map[string]wire.Change{}
+	apply := func(ev wire.Event) {
 		for _, ch := range ev.Changes {
 			if state[ch.Entity] == nil {
-				state[ch.Entity] = map[string]fsm.JSONChange{}
+				state[ch.Entity] = map[string]wire.Change{}
 			}
 			if old, ok := state[ch.Entity][ch.Field]; !ok || ch.Version > old.Version {
 				state[ch.Entity][ch.Field] = ch
@@ -98,7 +98,7 @@ func testPlayResumesWithInterestAndCoalescingWithoutGapsInCriticalEvents(t *test
 			require.NoError(t, err)
 			if x := state["near"]["x"]; x.Value != nil && x.Version == want.Versions["x"] {
 				wx, _ := want.Int("x")
-				require.Equal(t, fsm.Int(wx), *x.Value, "the final state is the server's")
+				require.Equal(t, wire.Int(wx), *x.Value, "the final state is the server's")
 				require.Equal(t, want.Versions["hp"], state["near"]["hp"].Version)
 				break
 			}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -71,8 +71,8 @@ func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string) {
 		require.NoError(t, err)
 		seqs = append(seqs, ev.Seq)
 		if ev.Status == DeltaStatus {
-			x := fsm.Int(1)
-			require.Equal(t, []fsm.JSONChange{{Entity: "e", Op: "delete", Version: 2}, {Entity: "e", Field: "x", Op: "set", Value: &x, Version: 6}}, ev.Changes)
+			x := wire.Int(1)
+			require.Equal(t, []wire.Change{{Entity: "e", Op: "delete", Version: 2}, {Entity: "e", Field: "x", Op: "set", Value: &x, Version: 6}}, ev.Changes)
 			require.Equal(t, map[string]map[string]uint64{"e": {"x": 6}}, ev.Versions)
 		}
 	}

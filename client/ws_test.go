@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,7 +69,7 @@ func playCtx(t *testing.T) context.Context {
 }
 
 func incrAction(player string, seq uint64) ActionRequest {
-	return ActionRequest{Player: player, Seq: seq, Ops: []fsm.Op{Incr("e", "score", 1)}}
+	return ActionRequest{Player: player, Seq: seq, Ops: []wire.Op{Incr("e", "score", 1)}}
 }
 
 func TestPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates(t *testing.T) {
@@ -80,7 +80,7 @@ func testPlayResumesAfterDropsMidStreamWithoutGapsOrDuplicates(t *testing.T, enc
 	n := startPlayNode(t)
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	p, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann", AckInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
 	defer p.Close()
@@ -119,7 +119,7 @@ func testPlayActionsAreAnsweredAndSurviveAResume(t *testing.T, enc string) {
 	n := startPlayNode(t)
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	p, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()
@@ -151,7 +151,7 @@ func testPlayEndsForGoodOnRefusals(t *testing.T, enc string) {
 	n := startPlayNode(t)
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	_, err := c.Play(ctx, "nowhere", PlayOptions{Encoding: enc, Player: "ann"})
 	var ce *CloseError
 	require.ErrorAs(t, err, &ce)
@@ -191,7 +191,7 @@ func testPlayWithAuthRejectsBadTokensAndUsesTheSubject(t *testing.T, enc string)
 	})
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	for what, tok := range map[string]string{
 		"forged":         hs256(t, []byte(fmt.Sprintf("%032d", 8)), "ann", "game", now.Add(time.Hour)),
 		"expired":        hs256(t, key, "ann", "game", now.Add(-time.Hour)),

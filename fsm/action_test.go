@@ -8,40 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
-
-func TestOpKindStringAndParseRoundTripEveryOp(t *testing.T) {
-	for _, k := range []OpKind{OpSet, OpIncr, OpAdd, OpRemove, OpDelete} {
-		got, err := ParseOpKind(k.String())
-		require.NoError(t, err)
-		require.Equal(t, k, got)
-	}
-	require.Equal(t, "op(9)", OpKind(9).String())
-	for _, bad := range []string{"", "SET", "append"} {
-		_, err := ParseOpKind(bad)
-		require.ErrorIs(t, err, ErrMalformed, bad)
-	}
-}
-
-func TestExpectStringAndParseRoundTrip(t *testing.T) {
-	for wire, x := range map[string]Expect{
-		"":                     {},
-		"*":                    expectAbsent,
-		"0":                    expectVersion(0),
-		"42":                   expectVersion(42),
-		"18446744073709551615": expectVersion(1<<64 - 1),
-	} {
-		got, err := ParseExpect(wire)
-		require.NoError(t, err)
-		require.Equal(t, x, got)
-		require.Equal(t, wire, x.String())
-	}
-	for _, bad := range []string{"-1", "x", "*1", "1.0", "18446744073709551616", " 1"} {
-		_, err := ParseExpect(bad)
-		require.ErrorIs(t, err, ErrMalformed, bad)
-	}
-}
 
 func TestPriorityIsCriticalUnlessBulk(t *testing.T) {
 	require.Equal(t, "critical", PriorityCritical.String())
@@ -151,45 +120,6 @@ func TestOpJSONRoundTripsEveryOpKind(t *testing.T) {
 	}
 }
 
-func TestOpJSONWireForm(t *testing.T) {
-	cases := map[string]Op{
-		`{"op":"set","entity":"e","field":"f","value":3,"expect":"*"}`: withExpect(opSet("e", "f", Int(3)), expectAbsent),
-		`{"op":"incr","entity":"e","field":"hp","by":-2}`:              opIncr("e", "hp", -2),
-		`{"op":"add","entity":"e","field":"t","value":"x"}`:            opAdd("e", "t", String("x")),
-		`{"op":"delete","entity":"e","expect":"7"}`:                    withExpect(opDelete("e"), expectVersion(7)),
-	}
-	for wire, o := range cases {
-		b, err := json.Marshal(o)
-		require.NoError(t, err)
-		require.JSONEq(t, wire, string(b))
-	}
-}
-
-func TestOpUnmarshalJSONTreatsNullValueAsAbsent(t *testing.T) {
-	var o Op
-	require.NoError(t, json.Unmarshal([]byte(`{"op":"incr","entity":"e","field":"c","value":null,"by":4}`), &o))
-	require.Equal(t, opIncr("e", "c", 4), o)
-}
-
-func TestOpUnmarshalJSONRejectsMalformedOpsAndLeavesTargetUnchanged(t *testing.T) {
-	for _, in := range []string{
-		`{`,
-		`[]`,
-		`{"op":5}`,
-		`{"op":"explode","entity":"e"}`,
-		`{"op":"set","entity":"e","field":"f","value":1,"expect":"soon"}`,
-		`{"op":"set","entity":"e","field":"f","value":[1]}`,
-		`{"op":"set","entity":"e","field":"f","value":{"x":1}}`,
-		`{"op":"incr","entity":"e","field":"f","by":1.5}`,
-	} {
-		o := opIncr("keep", "me", 1)
-		err := o.UnmarshalJSON([]byte(in))
-		require.ErrorIs(t, err, ErrMalformed, in)
-		require.Equal(t, CodeMalformed, Code(err), in)
-		require.Equal(t, opIncr("keep", "me", 1), o, in)
-	}
-}
-
 func TestActionsDecodeFromJSONListsOfOps(t *testing.T) {
 	var ops []Op
 	require.NoError(t, json.Unmarshal([]byte(`[
@@ -262,9 +192,9 @@ func TestEventJSONWireFormOfAnAppliedEvent(t *testing.T) {
 			{"entity":"e","field":"hp","op":"incr","value":5,"version":7},
 			{"entity":"e","field":"tags","op":"add","value":"x","version":7},
 			{"entity":"gone","op":"delete","version":4}]}`, string(b))
-	var got JSONEvent
+	var got wire.Event
 	require.NoError(t, json.Unmarshal(b, &got))
-	require.Equal(t, ev.JSON(), got)
+	require.Equal(t, ev.Wire(), got)
 }
 
 func TestEventJSONOfAConflictCarriesExistsAndCurrentState(t *testing.T) {
@@ -276,7 +206,7 @@ func TestEventJSONOfAConflictCarriesExistsAndCurrentState(t *testing.T) {
 			{Entity: "e", Field: "new", Exists: false},
 		},
 	}
-	j := ev.JSON()
+	j := ev.Wire()
 	require.Equal(t, "conflict", j.Status)
 	require.Equal(t, "critical", j.Priority)
 	require.Equal(t, map[string]map[string]uint64{"e": {"owner": 3, "tags": 5, "new": 0}}, j.Versions)
@@ -291,7 +221,7 @@ func TestEventJSONOfAConflictCarriesExistsAndCurrentState(t *testing.T) {
 
 	b, err := json.Marshal(ev)
 	require.NoError(t, err)
-	var got JSONEvent
+	var got wire.Event
 	require.NoError(t, json.Unmarshal(b, &got))
 	require.Equal(t, j, got)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -188,7 +189,7 @@ func TestGoldenIdempotencyPayloadHash(t *testing.T) {
 	}
 	var sb strings.Builder
 	for _, x := range actions {
-		fmt.Fprintf(&sb, "%s %s\n", x.name, HashString(goldenPayloadHash(x.a)))
+		fmt.Fprintf(&sb, "%s %s\n", x.name, wire.HashString(goldenPayloadHash(x.a)))
 	}
 	requireGoldenText(t, "payload_hashes.txt", []byte(sb.String()))
 }

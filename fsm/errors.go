@@ -1,12 +1,17 @@
 package fsm
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/gsd-dev/gsd/wire"
+)
 
 // Sentinel errors of the state machine. The api package maps each to an HTTP
 // status and a code in one place; Code returns the code.
 var (
-	// ErrMalformed reports an undecodable or structurally invalid request.
-	ErrMalformed = errors.New("gsd/fsm: malformed request")
+	// ErrMalformed reports an undecodable or structurally invalid request
+	// (wire.ErrMalformed: values and ops decode in wire).
+	ErrMalformed = wire.ErrMalformed
 	// ErrUnknownWorld reports an action or read on a world that does not exist.
 	ErrUnknownWorld = errors.New("gsd/fsm: unknown world")
 	// ErrWorldExists reports a create of a world id that is taken.
@@ -31,17 +36,17 @@ var (
 
 // Reason codes carried by rejected events and by 4xx answers.
 const (
-	CodeMalformed       = "malformed"
-	CodeUnknownWorld    = "unknown_world"
-	CodeWorldExists     = "world_exists"
-	CodeNotFound        = "not_found"
-	CodeTypeMismatch    = "type_mismatch"
-	CodePolicyViolation = "policy_violation"
-	CodeUndeclaredField = "undeclared_field"
-	CodeSeqReused       = "seq_reused"
-	CodeSeqExpired      = "seq_expired"
-	CodeSeqUnknown      = "seq_unknown"
-	CodeValidator       = "validator"
+	CodeMalformed       = wire.CodeMalformed
+	CodeUnknownWorld    = wire.CodeUnknownWorld
+	CodeWorldExists     = wire.CodeWorldExists
+	CodeNotFound        = wire.CodeNotFound
+	CodeTypeMismatch    = wire.CodeTypeMismatch
+	CodePolicyViolation = wire.CodePolicyViolation
+	CodeUndeclaredField = wire.CodeUndeclaredField
+	CodeSeqReused       = wire.CodeSeqReused
+	CodeSeqExpired      = wire.CodeSeqExpired
+	CodeSeqUnknown      = wire.CodeSeqUnknown
+	CodeValidator       = wire.CodeValidator
 )
 
 var codes = []struct {

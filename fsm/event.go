@@ -3,6 +3,8 @@ package fsm
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Status is the committed outcome of an action.
@@ -15,7 +17,7 @@ const (
 	StatusRejected
 )
 
-var statusNames = [...]string{"", "applied", "conflict", "rejected"}
+var statusNames = [...]string{"", wire.StatusApplied, wire.StatusConflict, wire.StatusRejected}
 
 // String returns the status's wire name.
 func (s Status) String() string {
@@ -85,46 +87,18 @@ type Result struct {
 	RulesVersion uint64
 }
 
-// JSONChange is the wire form of a Change.
-type JSONChange struct {
-	Entity  string  `json:"entity"`
-	Field   string  `json:"field,omitempty"`
-	Op      string  `json:"op,omitempty"`
-	Value   *Value  `json:"value,omitempty"`
-	Set     []Value `json:"set,omitempty"`
-	Version uint64  `json:"version"`
-	Exists  *bool   `json:"exists,omitempty"`
-}
-
-// JSONEvent is the wire form of an Event, used by the HTTP API, the event
-// stream and the Go client.
-type JSONEvent struct {
-	World     string                       `json:"world"`
-	Seq       uint64                       `json:"seq"`
-	Index     uint64                       `json:"index"`
-	Time      int64                        `json:"time"`
-	Player    string                       `json:"player"`
-	ClientSeq uint64                       `json:"client_seq"`
-	Priority  string                       `json:"priority"`
-	Status    string                       `json:"status"`
-	Reason    string                       `json:"reason,omitempty"`
-	Duplicate bool                         `json:"duplicate,omitempty"`
-	Versions  map[string]map[string]uint64 `json:"versions,omitempty"`
-	Changes   []JSONChange                 `json:"changes,omitempty"`
-}
-
-// JSON returns the event's wire form.
-func (e *Event) JSON() JSONEvent {
-	j := JSONEvent{
+// Wire returns the event as clients see it.
+func (e *Event) Wire() wire.Event {
+	j := wire.Event{
 		World: e.World, Seq: e.Seq, Index: e.Index, Time: e.Time,
 		Player: e.Player, ClientSeq: e.ClientSeq, Priority: e.Priority.String(),
 		Status: e.Status.String(), Reason: e.Reason,
 	}
 	if len(e.Changes) > 0 {
 		j.Versions = e.Versions()
-		j.Changes = make([]JSONChange, len(e.Changes))
+		j.Changes = make([]wire.Change, len(e.Changes))
 		for i, c := range e.Changes {
-			jc := JSONChange{Entity: c.Entity, Field: c.Field, Version: c.Version, Set: c.Set}
+			jc := wire.Change{Entity: c.Entity, Field: c.Field, Version: c.Version, Set: c.Set}
 			if c.Op != 0 {
 				jc.Op = c.Op.String()
 			}
@@ -143,4 +117,4 @@ func (e *Event) JSON() JSONEvent {
 }
 
 // MarshalJSON encodes the event in its wire form.
-func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.JSON()) }
+func (e Event) MarshalJSON() ([]byte, error) { return json.Marshal(e.Wire()) }

@@ -8,13 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestHashStringIsSixteenHexDigits(t *testing.T) {
-	require.Equal(t, "0000000000000000", HashString(0))
-	require.Equal(t, "00000000000000ff", HashString(255))
-	require.Equal(t, "ffffffffffffffff", HashString(^uint64(0)))
-	require.Equal(t, "0123456789abcdef", HashString(0x0123456789abcdef))
-}
-
 func TestHashKeepsRecentSeqsAndRefusesOldOrFutureOnes(t *testing.T) {
 	h := newHarness(t, Config{Window: 1024, HashHistory: 4})
 	h.createWorld("w", Rules{})

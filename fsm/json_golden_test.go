@@ -69,7 +69,7 @@ func TestGoldenNodeInfoJSON(t *testing.T) {
 
 func TestGoldenEventJSON(t *testing.T) {
 	evs := goldenArchiveEvents()
-	dup := evs["applied"].JSON()
+	dup := evs["applied"].Wire()
 	dup.Duplicate = true
 	got := goldenJSONLines(t, evs["applied"], evs["conflict"], evs["rejected"], dup)
 	requireGoldenText(t, "json_events.jsonl", got)

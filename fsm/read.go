@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"strconv"
 )
 
 // FieldView is one field as readers see it.
@@ -54,15 +53,6 @@ type HashPoint struct {
 	Seq   uint64
 	Index uint64
 	Hash  uint64
-}
-
-// HashString formats a hash as 16 hex digits.
-func HashString(h uint64) string {
-	s := strconv.FormatUint(h, 16)
-	for len(s) < 16 {
-		s = "0" + s
-	}
-	return s
 }
 
 // AppliedIndex returns the Raft index of the last entry the FSM finished applying.

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Policy says how a field merges concurrent writers.
@@ -19,7 +21,7 @@ const (
 	PolicyMin                         // set; keeps the smallest
 )
 
-var policyNames = [...]string{"", "authoritative", "counter", "set", "max", "min"}
+var policyNames = [...]string{"", wire.PolicyAuthoritative, wire.PolicyCounter, wire.PolicySet, wire.PolicyMax, wire.PolicyMin}
 
 // String returns the policy's name as used in world rules.
 func (p Policy) String() string {
@@ -115,7 +117,7 @@ func (r Rules) validateFields() error {
 		if f.Policy == PolicyNone || int(f.Policy) >= len(policyNames) {
 			return fmt.Errorf("%w: field %q has no policy", ErrMalformed, name)
 		}
-		if f.Type == KindNull || int(f.Type) >= len(kindNames) {
+		if f.Type == KindNull || f.Type > KindBool {
 			return fmt.Errorf("%w: field %q has no type", ErrMalformed, name)
 		}
 		if f.Policy == PolicyCounter && f.Type != KindInt {
@@ -162,6 +164,22 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return json.Marshal(j)
+}
+
+// Wire returns the rules' wire form for clients (wire.Rules). It spells
+// out the fields, strictness and fairness; the schema's keys are not in it
+// yet: Validate refuses every one set to a non-default value until the
+// issue that builds it, which then adds it to wire.Rules. For the rules a
+// world can hold, its JSON is MarshalJSON's.
+func (r Rules) Wire() wire.Rules {
+	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag)}
+	if len(r.Fields) > 0 {
+		j.Fields = make(map[string]wire.FieldRule, len(r.Fields))
+		for n, f := range r.Fields {
+			j.Fields[n] = wire.FieldRule{Type: f.Type.String(), Policy: f.Policy.String()}
+		}
+	}
+	return j
 }
 
 // UnmarshalJSON decodes and validates rules. A missing type defaults to the

@@ -8,6 +8,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // ErrNotSupported reports a rules key of schema v1 whose feature is not
@@ -280,7 +282,7 @@ func (s Schema) validateActions() error {
 			}
 		}
 		for _, e := range a.Effects {
-			if _, err := ParseOpKind(e.Op); err != nil {
+			if _, err := wire.ParseOpKind(e.Op); err != nil {
 				return fmt.Errorf("action %s effect: %w", n, err)
 			}
 			if err := checkExpr("action "+n+" effect entity", e.Entity); err != nil {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Sessions are players' logical connections to a world, replicated so that
@@ -38,11 +40,11 @@ var (
 
 // Session reason codes.
 const (
-	CodeSessionUnknown = "session_unknown"
-	CodeSessionExists  = "session_exists"
-	CodeSessionDenied  = "session_denied"
-	CodeSessionKicked  = "kicked"
-	CodeBanned         = "banned"
+	CodeSessionUnknown = wire.CodeSessionUnknown
+	CodeSessionExists  = wire.CodeSessionExists
+	CodeSessionDenied  = wire.CodeSessionDenied
+	CodeSessionKicked  = wire.CodeSessionKicked
+	CodeBanned         = wire.CodeBanned
 )
 
 // DataItem is one key of a player's critical data; a null Value deletes it.
@@ -155,7 +157,7 @@ func (c *SessionCmd) validate(kind CmdKind) error {
 		if err := checkName("data key", d.Key); err != nil {
 			return err
 		}
-		if !d.Value.valid() || len(d.Value.Str) > MaxStringLen {
+		if !d.Value.Valid() || len(d.Value.Str) > MaxStringLen {
 			return fmt.Errorf("%w: bad value of data key %s", ErrMalformed, d.Key)
 		}
 	}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"testing"
 
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -48,7 +49,7 @@ func TestSessionsBansAndDataAreInTheWorldHash(t *testing.T) {
 		require.NoError(t, h.session(kind, c).Err, name)
 		got := h.hash("w")
 		if prev, dup := seen[got]; dup {
-			t.Fatalf("%s: hash %s equals the hash after %s", name, HashString(got), prev)
+			t.Fatalf("%s: hash %s equals the hash after %s", name, wire.HashString(got), prev)
 		}
 		seen[got] = name
 		w := h.f.worlds["w"]

@@ -7,6 +7,7 @@ import (
 	"maps"
 
 	"github.com/gsd-dev/gsd/fsm/crdt"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // snapMagic starts every snapshot; the last byte is the format version.
@@ -294,7 +295,7 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 		return nil, fmt.Errorf("world %s: %w", w.id, err)
 	}
 	if w.hash != stored {
-		return nil, fmt.Errorf("world %s: %w: state hash %s, snapshot says %s", w.id, ErrMalformed, HashString(w.hash), HashString(stored))
+		return nil, fmt.Errorf("world %s: %w: state hash %s, snapshot says %s", w.id, ErrMalformed, wire.HashString(w.hash), wire.HashString(stored))
 	}
 	// The snapshot stores the entities' hash (the format predates the
 	// sessions hash); the sessions' part is recomputed from their data.

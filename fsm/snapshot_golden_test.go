@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -147,7 +148,7 @@ func goldenStateSummary(t *testing.T, f *FSM) []byte {
 	}
 	for _, w := range f.Worlds() {
 		fmt.Fprintf(&sb, "world %s origin=%s seq=%d index=%d entities=%d players=%d hash=%s\n",
-			w.ID, w.Origin, w.Seq, w.Index, w.Entities, w.Players, HashString(w.Hash))
+			w.ID, w.Origin, w.Seq, w.Index, w.Entities, w.Players, wire.HashString(w.Hash))
 		sessions, err := f.Sessions(w.ID)
 		require.NoError(t, err)
 		for _, s := range sessions {
@@ -191,7 +192,7 @@ func goldenHashHistory(t *testing.T, f *FSM) []byte {
 		for seq := uint64(1); seq <= w.Seq; seq++ {
 			p, err := f.Hash(w.ID, seq)
 			require.NoError(t, err)
-			fmt.Fprintf(&sb, "%s seq=%d index=%d hash=%s\n", w.ID, p.Seq, p.Index, HashString(p.Hash))
+			fmt.Fprintf(&sb, "%s seq=%d index=%d hash=%s\n", w.ID, p.Seq, p.Index, wire.HashString(p.Hash))
 		}
 	}
 	return []byte(sb.String())

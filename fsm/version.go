@@ -1,6 +1,8 @@
 package fsm
 
-import "fmt"
+import (
+	"github.com/gsd-dev/gsd/wire"
+)
 
 // Versions are the formats a binary reads: the log (command kinds and their
 // encodings), the snapshot and the node-to-node wire. Each node reports its
@@ -8,11 +10,9 @@ import "fmt"
 // once every voter reads it (the version gate, in store): a replica that
 // meets an entry it cannot decode must stop (see FSM.Apply), so writing one
 // that some voter cannot read would crash that voter.
-type Versions struct {
-	Log      uint32 `json:"log"`
-	Snapshot uint32 `json:"snapshot"`
-	Wire     uint32 `json:"wire"`
-}
+//
+// The type is wire.Versions: nodes send it in joins and status answers.
+type Versions = wire.Versions
 
 // The versions this binary reads and writes.
 //
@@ -37,19 +37,6 @@ func Supported() Versions {
 // Baseline is what a node that reported nothing is taken to read: the
 // formats of the binaries from before the version gate.
 func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
-
-// IsZero reports whether nothing was reported.
-func (v Versions) IsZero() bool { return v == Versions{} }
-
-// Covers reports whether a node reading v reads everything need asks for.
-func (v Versions) Covers(need Versions) bool {
-	return v.Log >= need.Log && v.Snapshot >= need.Snapshot && v.Wire >= need.Wire
-}
-
-// String formats v as "log L, snapshot S, wire W".
-func (v Versions) String() string {
-	return fmt.Sprintf("log %d, snapshot %d, wire %d", v.Log, v.Snapshot, v.Wire)
-}
 
 // Needs returns the versions a replica must read to apply c the way this
 // binary does: the leader proposes c only when every voter's versions

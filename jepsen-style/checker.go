@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // regState is a register's state in the model: its value and version (the
@@ -302,7 +302,7 @@ func (r EventReport) Problems() []string {
 // caller): every acked action appears exactly once, at the acked seq; no
 // (player, client seq) appears twice; no definitely failed action appears;
 // the feeds of all nodes agree seq by seq.
-func CheckEvents(ops []*Op, world string, feeds map[string][]fsm.JSONEvent) EventReport {
+func CheckEvents(ops []*Op, world string, feeds map[string][]wire.Event) EventReport {
 	var r EventReport
 	type key struct {
 		player string
@@ -313,7 +313,7 @@ func CheckEvents(ops []*Op, world string, feeds map[string][]fsm.JSONEvent) Even
 		nodes = append(nodes, n)
 	}
 	sort.Strings(nodes)
-	bySeq := map[uint64]fsm.JSONEvent{}
+	bySeq := map[uint64]wire.Event{}
 	for _, n := range nodes {
 		count := map[key]int{}
 		for _, ev := range feeds[n] {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Hand-made histories: the checkers must reject each classic anomaly and
@@ -47,7 +47,7 @@ func TestCheckerRejectsLostWrite(t *testing.T) {
 		t.Fatal("a lost write passed the register check")
 	}
 	ops := []*Op{w(0, 0, 10, 0, 1, 3)}
-	rep := CheckEvents(ops, "w", map[string][]fsm.JSONEvent{"n1": {}})
+	rep := CheckEvents(ops, "w", map[string][]wire.Event{"n1": {}})
 	if len(rep.Lost) != 1 {
 		t.Fatalf("lost = %v, want the acked write", rep.Lost)
 	}
@@ -103,18 +103,18 @@ func TestCheckerFindsDuplicateAndPhantomActions(t *testing.T) {
 	ok := w(0, 0, 10, 0, 1, 1)
 	failed := w(1, 0, 20, 2, 3, 0)
 	failed.Outcome = Fail
-	feed := []fsm.JSONEvent{
+	feed := []wire.Event{
 		{Seq: 1, Player: "p", ClientSeq: 1, Status: "applied"},
 		{Seq: 2, Player: "p", ClientSeq: 1, Status: "applied"},
 		{Seq: 3, Player: "p", ClientSeq: 2, Status: "applied"},
 	}
-	rep := CheckEvents([]*Op{ok, failed}, "w", map[string][]fsm.JSONEvent{"n1": feed})
+	rep := CheckEvents([]*Op{ok, failed}, "w", map[string][]wire.Event{"n1": feed})
 	if len(rep.Duplicates) != 1 || len(rep.Phantoms) != 1 {
 		t.Fatalf("duplicates %v phantoms %v, want one each", rep.Duplicates, rep.Phantoms)
 	}
 	// Two nodes that disagree at a seq.
-	other := []fsm.JSONEvent{{Seq: 1, Player: "q", ClientSeq: 9, Status: "applied"}}
-	rep = CheckEvents(nil, "w", map[string][]fsm.JSONEvent{"n1": feed[:1], "n2": other})
+	other := []wire.Event{{Seq: 1, Player: "q", ClientSeq: 9, Status: "applied"}}
+	rep = CheckEvents(nil, "w", map[string][]wire.Event{"n1": feed[:1], "n2": other})
 	if len(rep.Mismatch) == 0 {
 		t.Fatal("diverging feeds not reported")
 	}

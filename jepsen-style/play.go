@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Kinds of play actions (sent over a WebSocket play session). They are
@@ -32,13 +32,13 @@ const (
 // PlayEvent is one item Next returned: an event, or a delta (Delta true,
 // Seq = the world seq it covers, Changes = the coalesced fields).
 type PlayEvent struct {
-	Seq       uint64           `json:"seq"`
-	Player    string           `json:"player,omitempty"`
-	ClientSeq uint64           `json:"client_seq,omitempty"`
-	Priority  string           `json:"priority,omitempty"`
-	Status    string           `json:"status,omitempty"`
-	Delta     bool             `json:"delta,omitempty"`
-	Changes   []fsm.JSONChange `json:"changes,omitempty"`
+	Seq       uint64        `json:"seq"`
+	Player    string        `json:"player,omitempty"`
+	ClientSeq uint64        `json:"client_seq,omitempty"`
+	Priority  string        `json:"priority,omitempty"`
+	Status    string        `json:"status,omitempty"`
+	Delta     bool          `json:"delta,omitempty"`
+	Changes   []wire.Change `json:"changes,omitempty"`
 }
 
 // PlaySession is one play session (hello, then any number of resumes) of a
@@ -262,7 +262,7 @@ func (pw *PlayWorkload) act(runCtx context.Context, p *client.Play, o *Op) {
 	if o.Priority == "" {
 		o.Priority = client.PriorityCritical
 	}
-	op := client.Set(o.Key, fieldPlaySet, fsm.Int(o.Value))
+	op := client.Set(o.Key, fieldPlaySet, wire.Int(o.Value))
 	if o.Kind == OpPlayIncr {
 		op = client.Incr(o.Key, fieldCounter, 1)
 	}
@@ -280,7 +280,7 @@ func (pw *PlayWorkload) act(runCtx context.Context, p *client.Play, o *Op) {
 	attempts := 0
 	for {
 		attempts++
-		ev, err := p.Act(ctx, client.ActionRequest{Seq: o.Seq, Priority: o.Priority, Ops: []fsm.Op{op}})
+		ev, err := p.Act(ctx, client.ActionRequest{Seq: o.Seq, Priority: o.Priority, Ops: []wire.Op{op}})
 		if err == nil {
 			o.Outcome, o.Status, o.WorldSeq, o.Err = Ok, ev.Status, ev.Seq, ""
 			if len(ev.Changes) > 0 {
@@ -331,7 +331,7 @@ func (s *PlayStats) String() string {
 // and each session's events against a complete feed of its world (feeds:
 // what finalChecks read). Acked play actions exactly once in every feed is
 // CheckEvents' job (finalChecks gets the play ops too).
-func checkPlay(ctx context.Context, cl *client.Client, pw *PlayWorkload, feeds map[string]map[string][]fsm.JSONEvent, r *Result) {
+func checkPlay(ctx context.Context, cl *client.Client, pw *PlayWorkload, feeds map[string]map[string][]wire.Event, r *Result) {
 	st := &PlayStats{Clients: len(pw.Clients)}
 	r.Play = st
 	for _, pc := range pw.Clients {

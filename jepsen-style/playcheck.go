@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // CheckPlaySession compares what one play session's Next returned with the
@@ -22,12 +22,12 @@ import (
 //     them), at or below the seq the delta covers.
 //
 // It returns the problems found, each naming the player and session.
-func CheckPlaySession(player string, s *PlaySession, feed []fsm.JSONEvent) []string {
+func CheckPlaySession(player string, s *PlaySession, feed []wire.Event) []string {
 	var probs []string
 	bad := func(f string, a ...any) {
 		probs = append(probs, fmt.Sprintf("play %s session %s: ", player, s.ID)+fmt.Sprintf(f, a...))
 	}
-	bySeq := make(map[uint64]fsm.JSONEvent, len(feed))
+	bySeq := make(map[uint64]wire.Event, len(feed))
 	for _, ev := range feed {
 		bySeq[ev.Seq] = ev
 	}
@@ -92,7 +92,7 @@ func CheckPlaySession(player string, s *PlaySession, feed []fsm.JSONEvent) []str
 }
 
 // sets reports whether ev changed entity.field to the int v.
-func sets(ev fsm.JSONEvent, entity, field string, v int64) bool {
+func sets(ev wire.Event, entity, field string, v int64) bool {
 	for _, ch := range ev.Changes {
 		if ch.Entity == entity && ch.Field == field && ch.Value != nil && ch.Value.Int == v {
 			return true
@@ -101,7 +101,7 @@ func sets(ev fsm.JSONEvent, entity, field string, v int64) bool {
 	return false
 }
 
-func valueOf(ch fsm.JSONChange) int64 {
+func valueOf(ch wire.Change) int64 {
 	if ch.Value == nil {
 		return 0
 	}

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Hand-made play records: the play checks must reject a duplicate, a
@@ -12,27 +12,27 @@ import (
 // value and a counter off its bounds, and accept the legal cases (bulk
 // events coalesced away, deltas skipping intermediate values).
 
-func logEv(seq uint64, player string, cseq uint64, prio string, sets ...any) fsm.JSONEvent {
-	ev := fsm.JSONEvent{World: "w", Seq: seq, Player: player, ClientSeq: cseq, Priority: prio, Status: "applied"}
+func logEv(seq uint64, player string, cseq uint64, prio string, sets ...any) wire.Event {
+	ev := wire.Event{World: "w", Seq: seq, Player: player, ClientSeq: cseq, Priority: prio, Status: "applied"}
 	for i := 0; i+2 < len(sets); i += 3 {
-		v := fsm.Int(sets[i+2].(int64))
-		ev.Changes = append(ev.Changes, fsm.JSONChange{Entity: sets[i].(string), Field: sets[i+1].(string), Op: "set", Value: &v, Version: seq})
+		v := wire.Int(sets[i+2].(int64))
+		ev.Changes = append(ev.Changes, wire.Change{Entity: sets[i].(string), Field: sets[i+1].(string), Op: "set", Value: &v, Version: seq})
 	}
 	return ev
 }
 
-func got(ev fsm.JSONEvent) PlayEvent {
+func got(ev wire.Event) PlayEvent {
 	return PlayEvent{Seq: ev.Seq, Player: ev.Player, ClientSeq: ev.ClientSeq, Priority: ev.Priority, Status: ev.Status}
 }
 
 func delta(seq uint64, entity, field string, v int64, ver uint64) PlayEvent {
-	val := fsm.Int(v)
-	return PlayEvent{Seq: seq, Delta: true, Changes: []fsm.JSONChange{{Entity: entity, Field: field, Op: "set", Value: &val, Version: ver}}}
+	val := wire.Int(v)
+	return PlayEvent{Seq: seq, Delta: true, Changes: []wire.Change{{Entity: entity, Field: field, Op: "set", Value: &val, Version: ver}}}
 }
 
 // testLog: seqs 1..6; 3 and 4 are bulk sets of ps0.x (coalesced), the rest critical.
-func testLog() []fsm.JSONEvent {
-	return []fsm.JSONEvent{
+func testLog() []wire.Event {
+	return []wire.Event{
 		logEv(1, "p0", 1, "critical"),
 		logEv(2, "q0", 1, "critical"),
 		logEv(3, "q0", 2, "bulk", "ps0", "x", int64(30)),
@@ -101,7 +101,7 @@ func TestPlayCheckRejectsInventedEvents(t *testing.T) {
 	requireProblem(t, p, "no such event in the log")
 	requireProblem(t, playProblems(got(l[0]), delta(3, "ps0", "x", 40, 4)), "beyond it")
 	// Deletes are not checked (the workload never deletes).
-	del := PlayEvent{Seq: 4, Delta: true, Changes: []fsm.JSONChange{{Entity: "ps0", Op: "delete", Version: 4}}}
+	del := PlayEvent{Seq: 4, Delta: true, Changes: []wire.Change{{Entity: "ps0", Op: "delete", Version: 4}}}
 	if p := playProblems(got(l[0]), got(l[1]), del); len(p) != 0 {
 		t.Fatalf("delete change: %v", p)
 	}
@@ -135,8 +135,8 @@ func TestPlayActionsAreCheckedInTheFeed(t *testing.T) {
 		{ID: 0, Kind: OpPlayIncr, World: "w", Key: "pc0", Player: "q0", Seq: 1, Outcome: Ok, Status: "applied", WorldSeq: 2},
 		{ID: 1, Kind: OpPlaySet, World: "w", Key: "ps0", Player: "q0", Seq: 7, Outcome: Fail},
 	}
-	feed := []fsm.JSONEvent{logEv(1, "q0", 7, "critical")}
-	rep := CheckEvents(ops, "w", map[string][]fsm.JSONEvent{"n1": feed})
+	feed := []wire.Event{logEv(1, "q0", 7, "critical")}
+	rep := CheckEvents(ops, "w", map[string][]wire.Event{"n1": feed})
 	if len(rep.Lost) != 1 || len(rep.Phantoms) != 1 {
 		t.Fatalf("lost %v phantoms %v, want one each", rep.Lost, rep.Phantoms)
 	}

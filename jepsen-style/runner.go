@@ -16,7 +16,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Scenario is one named fault schedule over a workload.
@@ -131,7 +131,7 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	defer cl.Close()
 	for _, w := range worlds {
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := cl.CreateWorld(wctx, w, fsm.Rules{})
+		err := cl.CreateWorld(wctx, w, wire.Rules{})
 		cancel()
 		if err != nil && client.Code(err) != client.CodeWorldExists {
 			return nil, fmt.Errorf("create world %s: %w", w, err)
@@ -324,9 +324,9 @@ func members(ctx context.Context, c *Cluster) []int {
 // finalChecks reads the final counters and sets, waits for every member to
 // reach the same seq, compares hashes and checks the event feeds. It
 // returns the complete feeds it read: world -> node id -> events from seq 1.
-func finalChecks(ctx context.Context, c *Cluster, cl *client.Client, ops []*Op, r *Result) map[string]map[string][]fsm.JSONEvent {
+func finalChecks(ctx context.Context, c *Cluster, cl *client.Client, ops []*Op, r *Result) map[string]map[string][]wire.Event {
 	r.HashesEqual = true
-	all := map[string]map[string][]fsm.JSONEvent{}
+	all := map[string]map[string][]wire.Event{}
 	mem := members(ctx, c)
 	if len(mem) == 0 {
 		r.Problems = append(r.Problems, "no members after healing")
@@ -425,7 +425,7 @@ func finalChecks(ctx context.Context, c *Cluster, cl *client.Client, ops []*Op, 
 		}
 
 		// Event feeds from seq 1 on every member.
-		feeds := map[string][]fsm.JSONEvent{}
+		feeds := map[string][]wire.Event{}
 		for _, i := range mem {
 			evs, err := readFeed(ctx, c.Direct(i), w, target)
 			if err != nil {
@@ -461,7 +461,7 @@ func allEqual(m map[string]string) bool {
 }
 
 // readFeed reads world's events 1..target from one node.
-func readFeed(ctx context.Context, cl *client.Client, world string, target uint64) ([]fsm.JSONEvent, error) {
+func readFeed(ctx context.Context, cl *client.Client, world string, target uint64) ([]wire.Event, error) {
 	if target == 0 {
 		return nil, nil
 	}
@@ -472,7 +472,7 @@ func readFeed(ctx context.Context, cl *client.Client, world string, target uint6
 		return nil, err
 	}
 	defer s.Close()
-	var out []fsm.JSONEvent
+	var out []wire.Event
 	for {
 		ev, err := s.Next()
 		if errors.Is(err, io.EOF) {
@@ -501,7 +501,7 @@ const bulkWorld = "bulk"
 // preload writes n entities with a 1 KB string each into bulkWorld, so
 // snapshots are large (n KB and more). The workload never touches them.
 func preload(ctx context.Context, cl *client.Client, n int) error {
-	if err := cl.CreateWorld(ctx, bulkWorld, fsm.Rules{}); err != nil && client.Code(err) != client.CodeWorldExists {
+	if err := cl.CreateWorld(ctx, bulkWorld, wire.Rules{}); err != nil && client.Code(err) != client.CodeWorldExists {
 		return err
 	}
 	pad := strings.Repeat("x", 1000)
@@ -510,7 +510,7 @@ func preload(ctx context.Context, cl *client.Client, n int) error {
 		var batch []client.ActionRequest
 		for i := first; i < min(first+per, n); i++ {
 			batch = append(batch, client.ActionRequest{Player: "preload", Seq: uint64(i + 1),
-				Ops: []fsm.Op{client.Set(fmt.Sprintf("e%d", i), "p", fsm.String(fmt.Sprintf("%d-%s", i, pad)))}})
+				Ops: []wire.Op{client.Set(fmt.Sprintf("e%d", i), "p", wire.String(fmt.Sprintf("%d-%s", i, pad)))}})
 		}
 		bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		res, err := cl.ActBatch(bctx, bulkWorld, batch)

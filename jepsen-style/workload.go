@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Kinds of operations in a history.
@@ -210,18 +210,18 @@ func (w *Workload) do(runCtx context.Context, cl *client.Client, o *Op) {
 		}
 		return
 	}
-	var op fsm.Op
+	var op wire.Op
 	switch o.Kind {
 	case OpWrite:
-		op = client.Set(o.Key, fieldReg, fsm.Int(o.Value))
+		op = client.Set(o.Key, fieldReg, wire.Int(o.Value))
 	case OpCAS:
-		op = client.ExpectVersion(client.Set(o.Key, fieldReg, fsm.Int(o.Value)), o.Expect)
+		op = client.ExpectVersion(client.Set(o.Key, fieldReg, wire.Int(o.Value)), o.Expect)
 	case OpIncr:
 		op = client.Incr(o.Key, fieldCounter, 1)
 	case OpAdd:
-		op = client.Add(o.Key, fieldSet, fsm.Int(o.Value))
+		op = client.Add(o.Key, fieldSet, wire.Int(o.Value))
 	}
-	ev, err := cl.Act(ctx, o.World, client.ActionRequest{Player: o.Player, Seq: o.Seq, Ops: []fsm.Op{op}})
+	ev, err := cl.Act(ctx, o.World, client.ActionRequest{Player: o.Player, Seq: o.Seq, Ops: []wire.Op{op}})
 	if err != nil {
 		o.Err = err.Error()
 		switch s := client.StatusCode(err); {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // BattleConfig sizes a battle.
@@ -29,15 +29,15 @@ func DefaultBattleConfig() BattleConfig {
 }
 
 // BattleRules declares the battle world's fields.
-func BattleRules() fsm.Rules {
-	return fsm.Rules{Fields: map[string]fsm.FieldRule{
-		"x":         {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
-		"y":         {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
-		"hp":        {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
-		"kills":     {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
-		"owner":     {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
-		"inventory": {Type: fsm.KindString, Policy: fsm.PolicySet},
-		"best":      {Type: fsm.KindInt, Policy: fsm.PolicyMax},
+func BattleRules() wire.Rules {
+	return wire.Rules{Fields: map[string]wire.FieldRule{
+		"x":         {Type: "int", Policy: wire.PolicyAuthoritative},
+		"y":         {Type: "int", Policy: wire.PolicyAuthoritative},
+		"hp":        {Type: "int", Policy: wire.PolicyCounter},
+		"kills":     {Type: "int", Policy: wire.PolicyCounter},
+		"owner":     {Type: "string", Policy: wire.PolicyAuthoritative},
+		"inventory": {Type: "string", Policy: wire.PolicySet},
+		"best":      {Type: "int", Policy: wire.PolicyMax},
 	}}
 }
 
@@ -57,12 +57,12 @@ type Stats struct {
 	lat []time.Duration
 }
 
-func (s *Stats) record(ev fsm.JSONEvent, d time.Duration) {
+func (s *Stats) record(ev wire.Event, d time.Duration) {
 	switch ev.Status {
-	case fsm.StatusApplied.String():
+	case wire.StatusApplied:
 		s.Applied.Add(1)
 		s.LastOK.Store(time.Now().UnixNano())
-	case fsm.StatusConflict.String():
+	case wire.StatusConflict:
 		s.Conflicts.Add(1)
 	default:
 		s.Rejected.Add(1)
@@ -85,7 +85,7 @@ func (s *Stats) Latencies() []time.Duration {
 // Setup creates the battle world (an existing one is fine).
 func Setup(ctx context.Context, c *client.Client, cfg BattleConfig) error {
 	err := c.CreateWorld(ctx, cfg.World, BattleRules())
-	if err != nil && client.Code(err) != fsm.CodeWorldExists {
+	if err != nil && client.Code(err) != wire.CodeWorldExists {
 		return fmt.Errorf("create world %s: %w", cfg.World, err)
 	}
 	return nil
@@ -141,26 +141,26 @@ func (b *bot) next() client.ActionRequest {
 	switch r := b.rng.IntN(100); {
 	case r < 55:
 		a.Priority = client.PriorityBulk
-		a.Ops = []fsm.Op{
-			client.Set(b.id, "x", fsm.Int(b.rng.Int64N(1000))),
-			client.Set(b.id, "y", fsm.Int(b.rng.Int64N(1000))),
+		a.Ops = []wire.Op{
+			client.Set(b.id, "x", wire.Int(b.rng.Int64N(1000))),
+			client.Set(b.id, "y", wire.Int(b.rng.Int64N(1000))),
 		}
 	case r < 80:
 		target := "p" + strconv.Itoa(b.rng.IntN(b.cfg.Players))
 		dmg := 1 + b.rng.Int64N(10)
-		a.Ops = []fsm.Op{client.Incr(target, "hp", -dmg), client.Set(b.id, "best", fsm.Int(dmg))}
+		a.Ops = []wire.Op{client.Incr(target, "hp", -dmg), client.Set(b.id, "best", wire.Int(dmg))}
 	case r < 95:
 		for item, v := range b.held {
 			if b.rng.IntN(2) == 0 {
 				delete(b.held, item)
-				a.Ops = []fsm.Op{client.ExpectVersion(client.Delete(item), v)}
+				a.Ops = []wire.Op{client.ExpectVersion(client.Delete(item), v)}
 				return a
 			}
 		}
 		item := "item" + strconv.Itoa(b.rng.IntN(b.cfg.Items))
-		a.Ops = []fsm.Op{client.ExpectVersion(client.Set(item, "owner", fsm.String(b.id)), 0)}
+		a.Ops = []wire.Op{client.ExpectVersion(client.Set(item, "owner", wire.String(b.id)), 0)}
 	default:
-		a.Ops = []fsm.Op{client.Add(b.id, "inventory", fsm.String("gem"+strconv.Itoa(b.rng.IntN(20))))}
+		a.Ops = []wire.Op{client.Add(b.id, "inventory", wire.String("gem"+strconv.Itoa(b.rng.IntN(20))))}
 	}
 	return a
 }
@@ -174,21 +174,21 @@ func (b *bot) act(ctx context.Context, a client.ActionRequest) {
 		// or may not have been applied.
 		b.st.Failed.Add(1)
 		for _, op := range a.Ops {
-			if op.Kind == fsm.OpIncr {
+			if op.Kind == wire.OpIncr {
 				b.st.MaybeIncrs.Add(-op.By)
 			}
 		}
 		return
 	}
 	b.st.record(ev, time.Since(start))
-	if ev.Status != fsm.StatusApplied.String() {
+	if ev.Status != wire.StatusApplied {
 		return
 	}
 	for _, op := range a.Ops {
 		switch {
-		case op.Kind == fsm.OpIncr:
+		case op.Kind == wire.OpIncr:
 			b.st.Incrs.Add(-op.By)
-		case op.Kind == fsm.OpSet && op.Field == "owner":
+		case op.Kind == wire.OpSet && op.Field == "owner":
 			b.held[op.Entity] = ev.Versions[op.Entity]["owner"]
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // MaxPlayPlayers bounds the play scenario's players: each one is a
@@ -474,7 +474,7 @@ func (l *load) move(i int, intended int64) client.ActionRequest {
 	x, y := l.bulkRng.Int64N(1000), l.bulkRng.Int64N(1000)
 	l.bulkMu.Unlock()
 	return client.ActionRequest{Player: id, Seq: seq, Priority: client.PriorityBulk,
-		Ops: []fsm.Op{client.Set(id, "x", fsm.Int(x)), client.Set(id, "y", fsm.Int(y))}}
+		Ops: []wire.Op{client.Set(id, "x", wire.Int(x)), client.Set(id, "y", wire.Int(y))}}
 }
 
 // bulkSend sends one bulk move over its player's connection; a player

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // How the play scenario's bulk moves travel (PlayParams.BulkOver).
@@ -89,8 +89,8 @@ func (l *load) udpMove(pp *playPlayer, i int) {
 	l.bulkMu.Lock()
 	x, y := l.bulkRng.Int64N(1000), l.bulkRng.Int64N(1000)
 	l.bulkMu.Unlock()
-	if _, err := pp.udp.Send(client.Input{Entity: id, Field: "x", Value: fsm.Int(x)},
-		client.Input{Entity: id, Field: "y", Value: fsm.Int(y)}); err != nil {
+	if _, err := pp.udp.Send(client.Input{Entity: id, Field: "x", Value: wire.Int(x)},
+		client.Input{Entity: id, Field: "y", Value: wire.Int(y)}); err != nil {
 		l.bulkFailed.Add(1)
 		return
 	}

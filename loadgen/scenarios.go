@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Timing is how long a scenario warms up and measures.
@@ -41,7 +41,7 @@ func createWorld(ctx context.Context, addrs []string, world string) error {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := c.CreateWorld(cctx, world, BattleRules())
-	if err != nil && client.Code(err) != fsm.CodeWorldExists {
+	if err != nil && client.Code(err) != wire.CodeWorldExists {
 		return fmt.Errorf("create world %s: %w", world, err)
 	}
 	return nil
@@ -382,7 +382,7 @@ func Churn(ctx context.Context, t *Target, p LoadParams, cp ChurnParams, tm Timi
 				actx, acancel := context.WithTimeout(cctx, p.RequestTimeout)
 				tally.Sent.Add(1)
 				ev, err := c.Act(actx, p.World, client.ActionRequest{Player: player, Seq: seq,
-					Ops: []fsm.Op{client.Incr(player, "hp", 1)}})
+					Ops: []wire.Op{client.Incr(player, "hp", 1)}})
 				acancel()
 				switch {
 				case err != nil && cctx.Err() == nil:
@@ -581,7 +581,7 @@ func verifyAcks(ctx context.Context, addrs []string, world string, acks []ack) (
 	defer cancel()
 	i := 0
 	last := acks[len(acks)-1].seq
-	err = c.Follow(fctx, world, acks[0].seq, func(ev fsm.JSONEvent) error {
+	err = c.Follow(fctx, world, acks[0].seq, func(ev wire.Event) error {
 		for i < len(acks) && acks[i].seq == ev.Seq {
 			if acks[i].player != ev.Player || acks[i].clientSeq != ev.ClientSeq {
 				lost++

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -158,7 +158,7 @@ func TestVerifyAcksFindsMissingAndDifferentEvents(t *testing.T) {
 	require.Error(t, waitWorld(wctx, []string{addr}, "never"))
 }
 
-func smallOps() []fsm.Op { return []fsm.Op{client.Incr("e", "n", 1)} }
+func smallOps() []wire.Op { return []wire.Op{client.Incr("e", "n", 1)} }
 
 func TestSetupAndBots(t *testing.T) {
 	addr := startNode(t)

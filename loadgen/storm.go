@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // StormParams size a conflict storm: each round, Players players try to
@@ -69,7 +69,7 @@ func ConflictStorm(ctx context.Context, t *Target, p StormParams) (*Result, erro
 		item := "storm" + strconv.Itoa(round)
 		type answer struct {
 			player string
-			ev     fsm.JSONEvent
+			ev     wire.Event
 			err    error
 		}
 		answers := make([]answer, p.Players)
@@ -80,7 +80,7 @@ func ConflictStorm(ctx context.Context, t *Target, p StormParams) (*Result, erro
 			for i := b; i < min(b+p.Batch, p.Players); i++ {
 				pl := "s" + strconv.Itoa(i)
 				acts = append(acts, client.ActionRequest{Player: pl, Seq: uint64(round), Priority: client.PriorityCritical,
-					Ops: []fsm.Op{client.ExpectVersion(client.Set(item, "owner", fsm.String(pl)), 0)}})
+					Ops: []wire.Op{client.ExpectVersion(client.Set(item, "owner", wire.String(pl)), 0)}})
 			}
 			wg.Add(1)
 			go func() {

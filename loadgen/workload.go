@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // LoadParams size an open-loop battle: Players simulated players in one
@@ -167,14 +167,14 @@ func (l *load) next(i int, intended int64) client.ActionRequest {
 	switch r := l.rng.IntN(100); {
 	case r < 55:
 		a.Priority = client.PriorityBulk
-		a.Ops = []fsm.Op{
-			client.Set(id, "x", fsm.Int(l.rng.Int64N(1000))),
-			client.Set(id, "y", fsm.Int(l.rng.Int64N(1000))),
+		a.Ops = []wire.Op{
+			client.Set(id, "x", wire.Int(l.rng.Int64N(1000))),
+			client.Set(id, "y", wire.Int(l.rng.Int64N(1000))),
 		}
 	case r < 80:
 		target := l.prefix + strconv.Itoa(l.rng.IntN(l.p.Players))
 		dmg := 1 + l.rng.Int64N(10)
-		a.Ops = []fsm.Op{client.Incr(target, "hp", -dmg), client.Set(id, "best", fsm.Int(dmg))}
+		a.Ops = []wire.Op{client.Incr(target, "hp", -dmg), client.Set(id, "best", wire.Int(dmg))}
 	case r < 95:
 		item := l.rng.IntN(l.p.Items)
 		l.itemsMu.Lock()
@@ -182,12 +182,12 @@ func (l *load) next(i int, intended int64) client.ActionRequest {
 		l.itemsMu.Unlock()
 		name := "item" + strconv.Itoa(item)
 		if held && h.holder == i {
-			a.Ops = []fsm.Op{client.ExpectVersion(client.Delete(name), h.version)}
+			a.Ops = []wire.Op{client.ExpectVersion(client.Delete(name), h.version)}
 		} else {
-			a.Ops = []fsm.Op{client.ExpectVersion(client.Set(name, "owner", fsm.String(id)), 0)}
+			a.Ops = []wire.Op{client.ExpectVersion(client.Set(name, "owner", wire.String(id)), 0)}
 		}
 	default:
-		a.Ops = []fsm.Op{client.Add(id, "inventory", fsm.String("gem"+strconv.Itoa(l.rng.IntN(20))))}
+		a.Ops = []wire.Op{client.Add(id, "inventory", wire.String("gem"+strconv.Itoa(l.rng.IntN(20))))}
 	}
 	return a
 }
@@ -299,7 +299,7 @@ func (l *load) send(j job) {
 	res, err := l.c.ActBatch(ctx, l.p.World, j.acts)
 	if err != nil {
 		for _, a := range j.acts {
-			l.settle(m, j, start, a, fsm.JSONEvent{}, err)
+			l.settle(m, j, start, a, wire.Event{}, err)
 		}
 		return
 	}
@@ -308,7 +308,7 @@ func (l *load) send(j job) {
 	}
 }
 
-func (l *load) settle(m *meter, j job, start time.Time, a client.ActionRequest, ev fsm.JSONEvent, err error) {
+func (l *load) settle(m *meter, j job, start time.Time, a client.ActionRequest, ev wire.Event, err error) {
 	now := time.Now()
 	if err != nil {
 		m.tally.fail(client.Code(err))
@@ -349,7 +349,7 @@ func (l *load) applied(now, intended time.Time) {
 	}
 }
 
-func (l *load) trackItems(a client.ActionRequest, ev fsm.JSONEvent) {
+func (l *load) trackItems(a client.ActionRequest, ev wire.Event) {
 	for _, op := range a.Ops {
 		name, ok := strings.CutPrefix(op.Entity, "item")
 		if !ok {
@@ -361,7 +361,7 @@ func (l *load) trackItems(a client.ActionRequest, ev fsm.JSONEvent) {
 		}
 		holder, _ := strconv.Atoi(strings.TrimPrefix(a.Player, l.prefix))
 		l.itemsMu.Lock()
-		if op.Kind == fsm.OpDelete {
+		if op.Kind == wire.OpDelete {
 			delete(l.items, item)
 		} else {
 			l.items[item] = hold{holder: holder, version: ev.Versions[op.Entity]["owner"]}
@@ -377,7 +377,7 @@ func (l *load) observe(ctx context.Context, addr string) {
 	defer l.wg.Done()
 	c := client.New([]string{addr}, client.WithHTTPClient(l.obytes.HTTPClient(1)))
 	defer c.Close()
-	err := c.Follow(ctx, l.p.World, 0, func(ev fsm.JSONEvent) error {
+	err := c.Follow(ctx, l.p.World, 0, func(ev wire.Event) error {
 		now := time.Now()
 		m := l.cur.Load()
 		m.fanout.Record(time.Duration(now.UnixNano() - ev.Time))

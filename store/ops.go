@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/hashicorp/raft"
 )
 
@@ -219,28 +220,12 @@ func (s *Store) Event(world string, seq uint64) (*fsm.Event, bool) {
 	return ev, ev != nil
 }
 
-// Status is a node's view of its group.
-type Status struct {
-	ID           string         `json:"id"`
-	State        string         `json:"state"`
-	Leader       string         `json:"leader"`
-	LeaderHTTP   string         `json:"leader_http,omitempty"`
-	Term         uint64         `json:"term"`
-	AppliedIndex uint64         `json:"applied_index"`
-	CommitIndex  uint64         `json:"commit_index"`
-	LastIndex    uint64         `json:"last_index"`
-	Region       string         `json:"region"`
-	Servers      []Server       `json:"servers"`
-	Nodes        []fsm.NodeInfo `json:"nodes"`
-	Versions     fsm.Versions   `json:"versions"` // what this node reads
-}
+// Status is a node's view of its group (wire.Status: GET /v1/status
+// answers it as it is).
+type Status = wire.Status
 
 // Server is one member of the Raft configuration.
-type Server struct {
-	ID       string `json:"id"`
-	Address  string `json:"address"`
-	Suffrage string `json:"suffrage"`
-}
+type Server = wire.Server
 
 // Status returns the node's view of its group.
 func (s *Store) Status() Status {

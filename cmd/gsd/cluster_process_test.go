@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/testbin"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -192,9 +192,9 @@ func TestProcessClusterKeepsAcknowledgedWritesAcrossLeaderKill(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{
-		"n": {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
-		"v": {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
+	rules := wire.Rules{Fields: map[string]wire.FieldRule{
+		"n": {Type: "int", Policy: wire.PolicyCounter},
+		"v": {Type: "int", Policy: wire.PolicyAuthoritative},
 	}}
 	require.NoError(t, cl.CreateWorld(ctx, "arena", rules))
 
@@ -278,7 +278,7 @@ func TestProcessClusterKeepsAcknowledgedWritesAcrossLeaderKill(t *testing.T) {
 	}
 	seen := map[string]uint64{}
 	done := errors.New("done")
-	err = cl.Follow(ctx, "arena", 1, func(ev fsm.JSONEvent) error {
+	err = cl.Follow(ctx, "arena", 1, func(ev wire.Event) error {
 		key := fmt.Sprintf("%s/%d", ev.Player, ev.ClientSeq)
 		if prev, dup := seen[key]; dup {
 			return fmt.Errorf("action %s has events at seqs %d and %d", key, prev, ev.Seq)
@@ -341,9 +341,9 @@ func runWriter(ctx context.Context, t *testing.T, cl *client.Client, w int, stop
 				t.Errorf("%s: read door: %v", player, err)
 				return
 			}
-			a = client.ActionRequest{Player: player, Seq: seq, Ops: []fsm.Op{client.ExpectVersion(client.Set("door", "v", fsm.Int(value)), version)}}
+			a = client.ActionRequest{Player: player, Seq: seq, Ops: []wire.Op{client.ExpectVersion(client.Set("door", "v", wire.Int(value)), version)}}
 		} else {
-			a = client.ActionRequest{Player: player, Seq: seq, Priority: client.PriorityBulk, Ops: []fsm.Op{client.Incr(counter, "n", 1)}}
+			a = client.ActionRequest{Player: player, Seq: seq, Priority: client.PriorityBulk, Ops: []wire.Op{client.Incr(counter, "n", 1)}}
 		}
 		ev, err := cl.Act(actx, "arena", a)
 		cancel()

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -36,7 +36,7 @@ type killPlayer struct {
 	before      bool // acts once before the kill too
 	p           *client.Play
 	mu          sync.Mutex
-	events      []fsm.JSONEvent
+	events      []wire.Event
 	err         error
 }
 
@@ -60,7 +60,7 @@ func (k *killPlayer) read(ctx context.Context, want int) {
 // act sends the action seq (incr the world's counter) until it is answered.
 func (k *killPlayer) act(ctx context.Context, seq uint64) error {
 	for {
-		_, err := k.p.Act(ctx, client.ActionRequest{Seq: seq, Ops: []fsm.Op{client.Incr("c", "n", 1)}})
+		_, err := k.p.Act(ctx, client.ActionRequest{Seq: seq, Ops: []wire.Op{client.Incr("c", "n", 1)}})
 		if err == nil {
 			return nil
 		}
@@ -141,7 +141,7 @@ func killHolder(t *testing.T, victim, n int, drain bool) {
 	defer admin.Close()
 	// A hundred players per world, so each event goes to a hundred.
 	worlds := make([]string, max(1, n/100))
-	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{"n": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}}}
+	rules := wire.Rules{Fields: map[string]wire.FieldRule{"n": {Type: "int", Policy: wire.PolicyCounter}}}
 	for i := range worlds {
 		worlds[i] = fmt.Sprintf("w%d", i)
 		require.NoError(t, admin.CreateWorld(ctx, worlds[i], rules))

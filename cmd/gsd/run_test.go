@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
 func incr(player string, seq uint64, entity string, by int64) client.ActionRequest {
-	return client.ActionRequest{Player: player, Seq: seq, Ops: []fsm.Op{client.Incr(entity, "n", by)}}
+	return client.ActionRequest{Player: player, Seq: seq, Ops: []wire.Op{client.Incr(entity, "n", by)}}
 }
 
 func TestRunBootstrapsASingleNodeStore(t *testing.T) {
@@ -34,7 +34,7 @@ func TestRunBootstrapsASingleNodeStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := n.client(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	ev, err := c.Act(ctx, "arena", incr("p1", 1, "e1", 2))
 	require.NoError(t, err)
 	require.Equal(t, "applied", ev.Status)
@@ -43,7 +43,7 @@ func TestRunBootstrapsASingleNodeStore(t *testing.T) {
 	// action, then the event stream.
 	res, err := c.ActBatch(ctx, "arena", []client.ActionRequest{
 		incr("p1", 1, "e1", 2), incr("p1", 2, "e1", 3), incr("p1", 1, "e1", 9),
-		{Player: "p1", Seq: 3, Ops: []fsm.Op{client.Set("e1", "n", fsm.Int(1))}},
+		{Player: "p1", Seq: 3, Ops: []wire.Op{client.Set("e1", "n", wire.Int(1))}},
 	})
 	require.NoError(t, err)
 	require.NoError(t, res[0].Err)
@@ -55,7 +55,7 @@ func TestRunBootstrapsASingleNodeStore(t *testing.T) {
 	require.Equal(t, 400, client.StatusCode(res[3].Err))
 	var seqs []uint64
 	stop := errors.New("stop")
-	require.ErrorIs(t, c.Follow(ctx, "arena", 1, func(ev fsm.JSONEvent) error {
+	require.ErrorIs(t, c.Follow(ctx, "arena", 1, func(ev wire.Event) error {
 		seqs = append(seqs, ev.Seq)
 		if ev.Seq == 2 {
 			return stop
@@ -80,7 +80,7 @@ func TestRunRestartKeepsDataAndDoesNotBootstrapAgain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := n.client(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	for seq := uint64(1); seq <= 5; seq++ {
 		_, err := c.Act(ctx, "arena", incr("p1", seq, "e1", 1))
 		require.NoError(t, err)
@@ -179,7 +179,7 @@ func TestRunJoinsAClusterAndRoutesPeersThroughTheAddressFile(t *testing.T) {
 	defer cancel()
 	c := client.New([]string{n2.http}) // a follower forwards to the leader
 	defer c.Close()
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	ev, err := c.Act(ctx, "arena", incr("p1", 1, "e1", 7))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -224,9 +224,9 @@ func TestRunJoinFailsWhenTheClusterRefuses(t *testing.T) {
 	n := startNode(t, "refused", t.TempDir(), "--join", refuser.URL, "--region", "eu")
 	require.Equal(t, 1, n.exited(t))
 	requireContains(t, n.stderr.String(), "refused", "malformed")
-	var sent fsm.NodeInfo
+	var sent wire.NodeInfo
 	require.NoError(t, json.Unmarshal([]byte(got.Load().(string)), &sent))
-	require.Equal(t, fsm.NodeInfo{ID: "refused", RaftAddr: n.raft, HTTPAddr: n.http, Region: "eu"}, sent)
+	require.Equal(t, wire.NodeInfo{ID: "refused", RaftAddr: n.raft, HTTPAddr: n.http, Region: "eu"}, sent)
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,14 +20,14 @@ func TestRunWithUDPAddrServesTheUDPInputLane(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := n.client(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()
 	u, err := p.UDPInput(client.UDPOptions{})
 	require.NoError(t, err)
 	defer u.Close()
-	_, err = u.SendInput("ann", "x", fsm.Int(42))
+	_, err = u.SendInput("ann", "x", wire.Int(42))
 	require.NoError(t, err)
 	// The input comes back coalesced, as the play connection's delta.
 	ev, err := p.Next(ctx)
@@ -35,7 +35,7 @@ func TestRunWithUDPAddrServesTheUDPInputLane(t *testing.T) {
 	require.Equal(t, client.DeltaStatus, ev.Status)
 	require.Equal(t, "bulk", ev.Priority)
 	require.Len(t, ev.Changes, 1)
-	require.Equal(t, fsm.Int(42), *ev.Changes[0].Value)
+	require.Equal(t, wire.Int(42), *ev.Changes[0].Value)
 }
 
 func TestRunWithoutUDPAddrOffersNoLaneAndABadOneFails(t *testing.T) {
@@ -45,7 +45,7 @@ func TestRunWithoutUDPAddrOffersNoLaneAndABadOneFails(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := n.client(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann"})
 	require.NoError(t, err)
 	defer p.Close()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -50,7 +51,7 @@ func TestRunNodesReportTheirVersionsSoRulesUpdatesPassTheGate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c := n2.client(t) // a follower forwards to the leader
-	require.NoError(t, c.CreateWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+n2.http+"/v1/worlds/arena/rules", strings.NewReader(`{"rules":{"strict":true}}`))
 	require.NoError(t, err)
 	resp, err := http.DefaultClient.Do(req)

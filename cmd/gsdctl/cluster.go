@@ -5,7 +5,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -40,7 +40,7 @@ func (a *app) printStatus(st client.Status) error {
 	fmt.Fprintln(tw, "NODE\tSTATE\tTERM\tAPPLIED\tCOMMIT\tLAST\tREGION\tLEADER")
 	fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", st.ID, st.State, st.Term, st.AppliedIndex, st.CommitIndex, st.LastIndex, st.Region, leader)
 	fmt.Fprintln(tw)
-	nodes := map[string]fsm.NodeInfo{}
+	nodes := map[string]wire.NodeInfo{}
 	for _, n := range st.Nodes {
 		nodes[n.ID] = n
 	}
@@ -68,7 +68,7 @@ func (a *app) joinCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.context(cmd)
 			defer cancel()
-			n := fsm.NodeInfo{ID: args[0], RaftAddr: args[1], HTTPAddr: args[2], Region: region}
+			n := wire.NodeInfo{ID: args[0], RaftAddr: args[1], HTTPAddr: args[2], Region: region}
 			if err := a.client().Join(ctx, n); err != nil {
 				return err
 			}

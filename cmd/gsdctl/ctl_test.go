@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -58,7 +58,7 @@ func TestCtlAgainstANode(t *testing.T) {
 
 	t.Run("act", func(t *testing.T) {
 		action := `{"player":"p1","seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":3}]}`
-		var ev fsm.JSONEvent
+		var ev wire.Event
 		require.NoError(t, json.Unmarshal([]byte(mustRun(t, with("act", "arena", "--json", action)...)), &ev))
 		require.Equal(t, "applied", ev.Status)
 		require.Equal(t, uint64(1), ev.Seq)
@@ -109,7 +109,7 @@ func TestCtlAgainstANode(t *testing.T) {
 	t.Run("events", func(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(mustRun(t, with("events", "arena")...)), "\n")
 		require.Len(t, lines, 2)
-		var ev fsm.JSONEvent
+		var ev wire.Event
 		require.NoError(t, json.Unmarshal([]byte(lines[1]), &ev))
 		require.Equal(t, uint64(2), ev.Seq)
 		lines = strings.Split(strings.TrimSpace(mustRun(t, with("events", "arena", "--from", "2")...)), "\n")

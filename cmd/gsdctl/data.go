@@ -10,7 +10,7 @@ import (
 	"net/http"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -141,7 +141,7 @@ until interrupted, reconnecting (to any --addr) without gaps or repeats;
 			c := a.client()
 			enc := json.NewEncoder(a.stdout)
 			if follow {
-				err := c.Follow(cmd.Context(), world, from, func(ev fsm.JSONEvent) error { return enc.Encode(ev) })
+				err := c.Follow(cmd.Context(), world, from, func(ev wire.Event) error { return enc.Encode(ev) })
 				if cmd.Context().Err() != nil {
 					return nil // interrupted: the normal end of --follow
 				}
@@ -160,7 +160,7 @@ until interrupted, reconnecting (to any --addr) without gaps or repeats;
 				return nil
 			}
 			stop := errors.New("done")
-			err = c.Follow(ctx, world, from, func(ev fsm.JSONEvent) error {
+			err = c.Follow(ctx, world, from, func(ev wire.Event) error {
 				if err := enc.Encode(ev); err != nil {
 					return err
 				}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,7 +23,7 @@ func TestCtlSessionExportImportBanAndPresence(t *testing.T) {
 	var f client.PlayerDataFile
 	require.NoError(t, json.Unmarshal([]byte(mustRun(t, with("session", "export", "arena")...)), &f))
 	require.Equal(t, client.PlayerDataFormat, f.Format)
-	require.Equal(t, map[string]fsm.Value{"gold": fsm.Int(40), "vip": fsm.Bool(true)}, f.Players[0].Data)
+	require.Equal(t, map[string]wire.Value{"gold": wire.Int(40), "vip": wire.Bool(true)}, f.Players[0].Data)
 	code, _, errOut := ctl(t, "{nope", with("session", "import", "arena")...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "player data")

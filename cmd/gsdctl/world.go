@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -28,13 +28,16 @@ func (a *app) worldCreateCmd() *cobra.Command {
   gsdctl world create arena --rules @rules.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var rules fsm.Rules
+			var rules wire.Rules
 			if rulesArg != "" {
 				b, err := a.readArg(rulesArg)
 				if err != nil {
 					return fmt.Errorf("--rules: %w", err)
 				}
 				if err := json.Unmarshal(b, &rules); err != nil {
+					return usageError{fmt.Errorf("--rules: %w", err)}
+				}
+				if err := rules.Check(); err != nil {
 					return usageError{fmt.Errorf("--rules: %w", err)}
 				}
 			}

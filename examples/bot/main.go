@@ -40,7 +40,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // config is what the flags set.
@@ -125,15 +125,15 @@ func main() {
 
 // rules declares the world's fields. They match the worlds `gsdctl demo`
 // and `gsdctl bench` create, so the bot can join those battles too.
-func rules() fsm.Rules {
-	return fsm.Rules{Fields: map[string]fsm.FieldRule{
-		"x":         {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative}, // position: last writer wins
-		"y":         {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
-		"hp":        {Type: fsm.KindInt, Policy: fsm.PolicyCounter},          // every hit adds up
-		"kills":     {Type: fsm.KindInt, Policy: fsm.PolicyCounter},          // (unused here)
-		"owner":     {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative}, // an item's holder
-		"inventory": {Type: fsm.KindString, Policy: fsm.PolicySet},           // (unused here)
-		"best":      {Type: fsm.KindInt, Policy: fsm.PolicyMax},              // (unused here)
+func rules() wire.Rules {
+	return wire.Rules{Fields: map[string]wire.FieldRule{
+		"x":         {Type: "int", Policy: wire.PolicyAuthoritative}, // position: last writer wins
+		"y":         {Type: "int", Policy: wire.PolicyAuthoritative},
+		"hp":        {Type: "int", Policy: wire.PolicyCounter},          // every hit adds up
+		"kills":     {Type: "int", Policy: wire.PolicyCounter},          // (unused here)
+		"owner":     {Type: "string", Policy: wire.PolicyAuthoritative}, // an item's holder
+		"inventory": {Type: "string", Policy: wire.PolicySet},           // (unused here)
+		"best":      {Type: "int", Policy: wire.PolicyMax},              // (unused here)
 	}}
 }
 
@@ -262,12 +262,12 @@ func (b *bot) play(ctx context.Context, out io.Writer, readDone <-chan struct{})
 func (b *bot) spawn(ctx context.Context) {
 	me := b.cfg.player
 	b.x, b.y = b.rng.Int64N(1000), b.rng.Int64N(1000)
-	b.act(ctx, b.action(client.PriorityBulk, client.Set(me, "x", fsm.Int(b.x)), client.Set(me, "y", fsm.Int(b.y))))
+	b.act(ctx, b.action(client.PriorityBulk, client.Set(me, "x", wire.Int(b.x)), client.Set(me, "y", wire.Int(b.y))))
 	b.act(ctx, b.action(client.PriorityCritical, client.ExpectVersion(client.Incr(me, "hp", 100), 0)))
 }
 
 // action numbers a new action.
-func (b *bot) action(priority string, ops ...fsm.Op) client.ActionRequest {
+func (b *bot) action(priority string, ops ...wire.Op) client.ActionRequest {
 	b.seq++
 	// Player stays empty: over a play connection the player is the
 	// session's.
@@ -311,7 +311,7 @@ func (b *bot) next() client.ActionRequest {
 		if free := b.view.freeItems(b.cfg.items); len(free) > 0 {
 			item = free[b.rng.IntN(len(free))]
 		}
-		return b.action(client.PriorityCritical, client.ExpectVersion(client.Set(item, "owner", fsm.String(me)), 0))
+		return b.action(client.PriorityCritical, client.ExpectVersion(client.Set(item, "owner", wire.String(me)), 0))
 	}
 }
 
@@ -321,7 +321,7 @@ func (b *bot) move() client.ActionRequest {
 	step := func(v int64) int64 { return min(999, max(0, v+b.rng.Int64N(21)-10)) }
 	b.x, b.y = step(b.x), step(b.y)
 	me := b.cfg.player
-	return b.action(client.PriorityBulk, client.Set(me, "x", fsm.Int(b.x)), client.Set(me, "y", fsm.Int(b.y)))
+	return b.action(client.PriorityBulk, client.Set(me, "x", wire.Int(b.x)), client.Set(me, "y", wire.Int(b.y)))
 }
 
 // act sends one action and records its outcome. Over a resume the Play
@@ -340,19 +340,19 @@ func (b *bot) act(ctx context.Context, a client.ActionRequest) {
 	}
 	op := a.Ops[0]
 	switch ev.Status {
-	case fsm.StatusApplied.String():
+	case wire.StatusApplied:
 		b.applied.Add(1)
 		switch {
-		case op.Kind == fsm.OpSet && op.Field == "owner":
+		case op.Kind == wire.OpSet && op.Field == "owner":
 			b.held[op.Entity] = ev.Versions[op.Entity]["owner"]
-		case op.Kind == fsm.OpDelete:
+		case op.Kind == wire.OpDelete:
 			delete(b.held, op.Entity)
-		case op.Kind == fsm.OpIncr && op.Expect.Mode == fsm.ExpectVersion:
+		case op.Kind == wire.OpIncr && op.Expect.Mode == wire.ExpectVersion:
 			b.respawns.Add(1)
 		}
-	case fsm.StatusConflict.String():
+	case wire.StatusConflict:
 		b.conflicts.Add(1)
-		if op.Kind == fsm.OpDelete {
+		if op.Kind == wire.OpDelete {
 			delete(b.held, op.Entity) // it changed under us: not ours any more
 		}
 	default:
@@ -379,7 +379,7 @@ func (b *bot) read() error {
 		default:
 			b.critical.Add(1)
 		}
-		if ev.Status != client.DeltaStatus && ev.Status != fsm.StatusApplied.String() {
+		if ev.Status != client.DeltaStatus && ev.Status != wire.StatusApplied {
 			continue // a conflict or rejection changed nothing
 		}
 		for _, ch := range ev.Changes {
@@ -413,13 +413,13 @@ type view struct {
 }
 
 type versioned struct {
-	value   fsm.Value
+	value   wire.Value
 	version uint64
 }
 
 func newView() *view { return &view{entities: make(map[string]map[string]versioned)} }
 
-func (v *view) apply(ch fsm.JSONChange) {
+func (v *view) apply(ch wire.Change) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e := v.entities[ch.Entity]
@@ -454,7 +454,7 @@ func (v *view) intField(entity, field string) int64 {
 }
 
 // field returns a field's value and version (0: unknown).
-func (v *view) field(entity, field string) (fsm.Value, uint64) {
+func (v *view) field(entity, field string) (wire.Value, uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	f := v.entities[entity][field]

@@ -1,13 +1,14 @@
-// Package msgpackwire is the MessagePack side of the binary play
-// subprotocol, gsd.msgpack.v1 (docs/PROTOCOL.md, "Binary subprotocol"):
-// the same messages as gsd.json.v1, with the same keys, as MessagePack
-// maps. It is shared by the server (api) and the Go client.
+// The MessagePack side of the binary play subprotocol, gsd.msgpack.v1
+// (docs/PROTOCOL.md, "Binary subprotocol"): the same messages as
+// gsd.json.v1, with the same keys, as MessagePack maps. Server and client
+// both use it.
 //
 // Structs are encoded by their json tags (names and omitempty), so one set
-// of message types serves both subprotocols. An fsm.Value is a msgpack
-// scalar of its own type: int, float 64, str, bool or nil, so ints and
-// floats stay apart (the JSON form writes an integral float like an int).
-package msgpackwire
+// of message types serves both subprotocols. A Value is a msgpack scalar of
+// its own type: int, float 64, str, bool or nil, so ints and floats stay
+// apart (the JSON form writes an integral float like an int).
+
+package wire
 
 import (
 	"bytes"
@@ -19,36 +20,35 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
-// Subprotocol is the WebSocket subprotocol of the binary play protocol.
-const Subprotocol = "gsd.msgpack.v1"
+// SubprotocolMsgpack is the WebSocket subprotocol of the binary play protocol.
+const SubprotocolMsgpack = "gsd.msgpack.v1"
 
-// MaxDepth bounds the nesting of maps and arrays ToJSON accepts.
-const MaxDepth = 32
+// MsgpackMaxDepth bounds the nesting of maps and arrays ToJSON accepts.
+const MsgpackMaxDepth = 32
 
 func init() {
-	msgpack.Register(fsm.Value{}, encodeValue, decodeValue)
+	msgpack.Register(Value{}, encodeValue, decodeValue)
 }
 
 func encodeValue(e *msgpack.Encoder, rv reflect.Value) error {
-	v := rv.Interface().(fsm.Value)
+	v := rv.Interface().(Value)
 	switch v.Kind {
-	case fsm.KindNull:
+	case KindNull:
 		return e.EncodeNil()
-	case fsm.KindInt:
+	case KindInt:
 		return e.EncodeInt(v.Int)
-	case fsm.KindFloat:
+	case KindFloat:
 		return e.EncodeFloat64(v.Float)
-	case fsm.KindString:
+	case KindString:
 		return e.EncodeString(v.Str)
-	case fsm.KindBool:
+	case KindBool:
 		return e.EncodeBool(v.Int != 0)
 	}
-	return fmt.Errorf("msgpackwire: value of unknown kind %d", v.Kind)
+	return fmt.Errorf("gsd/wire: msgpack: value of unknown kind %d", v.Kind)
 }
 
 func decodeValue(d *msgpack.Decoder, rv reflect.Value) error {
@@ -56,38 +56,38 @@ func decodeValue(d *msgpack.Decoder, rv reflect.Value) error {
 	if err != nil {
 		return err
 	}
-	var v fsm.Value
+	var v Value
 	switch {
 	case c == msgpcode.Nil:
 		err = d.DecodeNil()
 	case c == msgpcode.True || c == msgpcode.False:
 		var b bool
 		b, err = d.DecodeBool()
-		v = fsm.Bool(b)
+		v = Bool(b)
 	case c == msgpcode.Float || c == msgpcode.Double:
 		var f float64
 		f, err = d.DecodeFloat64()
 		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
-			err = fmt.Errorf("%w: a value must be a finite number", fsm.ErrMalformed)
+			err = fmt.Errorf("%w: a value must be a finite number", ErrMalformed)
 		}
-		v = fsm.Float(f)
+		v = Float(f)
 	case c == msgpcode.Uint64:
 		var n uint64
 		n, err = d.DecodeUint64()
 		if err == nil && n > math.MaxInt64 {
-			err = fmt.Errorf("%w: int value %d over the int64 range", fsm.ErrMalformed, n)
+			err = fmt.Errorf("%w: int value %d over the int64 range", ErrMalformed, n)
 		}
-		v = fsm.Int(int64(n))
+		v = Int(int64(n))
 	case isInt(c):
 		var n int64
 		n, err = d.DecodeInt64()
-		v = fsm.Int(n)
+		v = Int(n)
 	case msgpcode.IsString(c):
 		var s string
 		s, err = d.DecodeString()
-		v = fsm.String(s)
+		v = String(s)
 	default:
-		err = fmt.Errorf("%w: values must be scalars (int, float, string, bool, nil), got msgpack code 0x%02x", fsm.ErrMalformed, c)
+		err = fmt.Errorf("%w: values must be scalars (int, float, string, bool, nil), got msgpack code 0x%02x", ErrMalformed, c)
 	}
 	if err != nil {
 		return err
@@ -96,13 +96,34 @@ func decodeValue(d *msgpack.Decoder, rv reflect.Value) error {
 	return nil
 }
 
+// msgpackOp is an op's msgpack form: its JSON form's keys, with the value
+// a msgpack scalar of its own type.
+type msgpackOp struct {
+	Op     string `json:"op"`
+	Entity string `json:"entity"`
+	Field  string `json:"field,omitempty"`
+	Value  *Value `json:"value,omitempty"`
+	By     int64  `json:"by,omitempty"`
+	Expect string `json:"expect,omitempty"`
+}
+
+// EncodeMsgpack encodes the op as a map with its JSON form's keys
+// (msgpack.CustomEncoder), so an ActionRequest encodes as it reads in JSON.
+func (o Op) EncodeMsgpack(enc *msgpack.Encoder) error {
+	m := msgpackOp{Op: o.Kind.String(), Entity: o.Entity, Field: o.Field, By: o.By, Expect: o.Expect.String()}
+	if o.Value.Kind != KindNull {
+		m.Value = &o.Value
+	}
+	return enc.Encode(m)
+}
+
 func isInt(c byte) bool {
 	return msgpcode.IsFixedNum(c) || c >= msgpcode.Uint8 && c <= msgpcode.Int64
 }
 
-// NewEncoder returns an encoder writing to buf with the protocol's
+// NewMsgpackEncoder returns an encoder writing to buf with the protocol's
 // settings: json tags, map keys sorted, ints in their smallest form.
-func NewEncoder(buf *bytes.Buffer) *msgpack.Encoder {
+func NewMsgpackEncoder(buf *bytes.Buffer) *msgpack.Encoder {
 	enc := msgpack.NewEncoder(buf)
 	configure(enc)
 	return enc
@@ -114,8 +135,8 @@ func configure(enc *msgpack.Encoder) {
 	enc.UseCompactInts(true)
 }
 
-// Marshal encodes v.
-func Marshal(v any) ([]byte, error) {
+// MarshalMsgpack encodes v.
+func MarshalMsgpack(v any) ([]byte, error) {
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
 	var buf bytes.Buffer
@@ -128,9 +149,9 @@ func Marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Unmarshal decodes exactly one msgpack value from b into v (json tags;
+// UnmarshalMsgpack decodes exactly one msgpack value from b into v (json tags;
 // unknown keys are skipped, as encoding/json does).
-func Unmarshal(b []byte, v any) error {
+func UnmarshalMsgpack(b []byte, v any) error {
 	r := bytes.NewReader(b)
 	dec := msgpack.NewDecoder(r)
 	dec.SetCustomStructTag("json")
@@ -138,25 +159,25 @@ func Unmarshal(b []byte, v any) error {
 		return err
 	}
 	if r.Len() != 0 {
-		return errors.New("msgpackwire: trailing bytes after the message")
+		return errors.New("gsd/wire: msgpack: trailing bytes after the message")
 	}
 	return nil
 }
 
-// ToJSON transcodes exactly one msgpack value into JSON, for the server's
+// MsgpackToJSON transcodes exactly one msgpack value into JSON, for the server's
 // strict JSON decoding (unknown keys and wrong types are then refused as in
 // gsd.json.v1). It refuses what JSON cannot say: bin and ext types, map
 // keys that are not strings, strings that are not UTF-8, NaN and
-// infinities, nesting deeper than MaxDepth, and trailing bytes. A float
-// stays a float (5.0, never 5). Every error wraps fsm.ErrMalformed.
-func ToJSON(b []byte) ([]byte, error) {
+// infinities, nesting deeper than MsgpackMaxDepth, and trailing bytes. A float
+// stays a float (5.0, never 5). Every error wraps ErrMalformed.
+func MsgpackToJSON(b []byte) ([]byte, error) {
 	r := bytes.NewReader(b)
 	t := transcoder{d: msgpack.NewDecoder(r), out: make([]byte, 0, 2*len(b)+16)}
 	if err := t.value(0); err != nil {
-		return nil, fmt.Errorf("%w: msgpack: %v", fsm.ErrMalformed, err)
+		return nil, fmt.Errorf("%w: msgpack: %v", ErrMalformed, err)
 	}
 	if r.Len() != 0 {
-		return nil, fmt.Errorf("%w: msgpack: %d trailing bytes after the message", fsm.ErrMalformed, r.Len())
+		return nil, fmt.Errorf("%w: msgpack: %d trailing bytes after the message", ErrMalformed, r.Len())
 	}
 	return t.out, nil
 }
@@ -167,8 +188,8 @@ type transcoder struct {
 }
 
 func (t *transcoder) value(depth int) error {
-	if depth > MaxDepth {
-		return fmt.Errorf("nested deeper than %d", MaxDepth)
+	if depth > MsgpackMaxDepth {
+		return fmt.Errorf("nested deeper than %d", MsgpackMaxDepth)
 	}
 	c, err := t.d.PeekCode()
 	if err != nil {

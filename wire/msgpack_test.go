@@ -1,37 +1,37 @@
-package msgpackwire
+package wire
 
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"math"
 	"testing"
 
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
 type holder struct {
-	V    fsm.Value   `json:"v"`
-	P    *fsm.Value  `json:"p,omitempty"`
-	S    []fsm.Value `json:"s,omitempty"`
-	Skip string      `json:"skip,omitempty"`
+	V    Value   `json:"v"`
+	P    *Value  `json:"p,omitempty"`
+	S    []Value `json:"s,omitempty"`
+	Skip string  `json:"skip,omitempty"`
 }
 
 func TestValuesKeepTheirTypes(t *testing.T) {
-	for _, v := range []fsm.Value{{}, fsm.Int(0), fsm.Int(-1), fsm.Int(math.MaxInt64), fsm.Int(math.MinInt64),
-		fsm.Float(5), fsm.Float(-0.25), fsm.String(""), fsm.String("héllo"), fsm.Bool(true), fsm.Bool(false)} {
-		b, err := Marshal(holder{V: v, P: &v, S: []fsm.Value{v, v}})
+	for _, v := range []Value{{}, Int(0), Int(-1), Int(math.MaxInt64), Int(math.MinInt64),
+		Float(5), Float(-0.25), String(""), String("héllo"), Bool(true), Bool(false)} {
+		b, err := MarshalMsgpack(holder{V: v, P: &v, S: []Value{v, v}})
 		require.NoError(t, err)
 		var got holder
-		require.NoError(t, Unmarshal(b, &got))
+		require.NoError(t, UnmarshalMsgpack(b, &got))
 		require.Equal(t, v, got.V)
-		if v.Kind == fsm.KindNull {
+		if v.Kind == KindNull {
 			require.Nil(t, got.P, "nil is a nil pointer, as JSON's null")
 		} else {
 			require.Equal(t, v, *got.P)
 		}
-		require.Equal(t, []fsm.Value{v, v}, got.S)
+		require.Equal(t, []Value{v, v}, got.S)
 		// A plain msgpack reader sees a plain map with the json keys.
 		var m map[string]any
 		require.NoError(t, msgpack.Unmarshal(b, &m))
@@ -39,13 +39,13 @@ func TestValuesKeepTheirTypes(t *testing.T) {
 		require.Contains(t, m, "v")
 	}
 	// A float is a msgpack float 64 even when integral; an int is compact.
-	b, err := Marshal(fsm.Float(5))
+	b, err := MarshalMsgpack(Float(5))
 	require.NoError(t, err)
 	require.Equal(t, "cb4014000000000000", hex.EncodeToString(b))
-	b, err = Marshal(fsm.Int(5))
+	b, err = MarshalMsgpack(Int(5))
 	require.NoError(t, err)
 	require.Equal(t, "05", hex.EncodeToString(b))
-	_, err = Marshal(fsm.Value{Kind: 99})
+	_, err = MarshalMsgpack(Value{Kind: 99})
 	require.Error(t, err)
 }
 
@@ -57,16 +57,16 @@ func TestValuesDecodeFromEveryScalarEncoding(t *testing.T) {
 	}
 	cases := []struct {
 		b    []byte
-		want fsm.Value
+		want Value
 	}{
-		{enc(func(e *msgpack.Encoder) error { return e.EncodeFloat32(1.5) }), fsm.Float(1.5)},
-		{enc(func(e *msgpack.Encoder) error { return e.EncodeUint64(7) }), fsm.Int(7)},
-		{enc(func(e *msgpack.Encoder) error { return e.EncodeInt8(-3) }), fsm.Int(-3)},
-		{enc(func(e *msgpack.Encoder) error { return e.EncodeUint16(300) }), fsm.Int(300)},
+		{enc(func(e *msgpack.Encoder) error { return e.EncodeFloat32(1.5) }), Float(1.5)},
+		{enc(func(e *msgpack.Encoder) error { return e.EncodeUint64(7) }), Int(7)},
+		{enc(func(e *msgpack.Encoder) error { return e.EncodeInt8(-3) }), Int(-3)},
+		{enc(func(e *msgpack.Encoder) error { return e.EncodeUint16(300) }), Int(300)},
 	}
 	for _, tc := range cases {
-		var v fsm.Value
-		require.NoError(t, Unmarshal(tc.b, &v))
+		var v Value
+		require.NoError(t, UnmarshalMsgpack(tc.b, &v))
 		require.Equal(t, tc.want, v)
 	}
 	bad := [][]byte{
@@ -78,11 +78,11 @@ func TestValuesDecodeFromEveryScalarEncoding(t *testing.T) {
 		{}, // nothing
 	}
 	for _, b := range bad {
-		var v fsm.Value
-		require.Error(t, Unmarshal(b, &v), "%x", b)
+		var v Value
+		require.Error(t, UnmarshalMsgpack(b, &v), "%x", b)
 	}
-	var v fsm.Value
-	require.ErrorContains(t, Unmarshal([]byte{0x01, 0x02}, &v), "trailing")
+	var v Value
+	require.ErrorContains(t, UnmarshalMsgpack([]byte{0x01, 0x02}, &v), "trailing")
 }
 
 func TestToJSONIsStrict(t *testing.T) {
@@ -97,9 +97,9 @@ func TestToJSONIsStrict(t *testing.T) {
 		L    []any          `json:"l"`
 		M    map[string]any `json:"m"`
 	}
-	b, err := Marshal(msg{Type: "hello", Seq: 3, F: 2, Neg: -70000, Big: math.MaxUint64, Ok: true, L: []any{"a", 1.5}, M: map[string]any{"k": false}})
+	b, err := MarshalMsgpack(msg{Type: "hello", Seq: 3, F: 2, Neg: -70000, Big: math.MaxUint64, Ok: true, L: []any{"a", 1.5}, M: map[string]any{"k": false}})
 	require.NoError(t, err)
-	j, err := ToJSON(b)
+	j, err := MsgpackToJSON(b)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"type":"hello","seq":3,"f":2.0,"neg":-70000,"big":18446744073709551615,"ok":true,"n":null,"l":["a",1.5],"m":{"k":false}}`, string(j))
 	require.Contains(t, string(j), `"f":2.0`, "an integral float stays a float")
@@ -110,7 +110,7 @@ func TestToJSONIsStrict(t *testing.T) {
 		return buf.Bytes()
 	}
 	deep := []byte{}
-	for range MaxDepth + 2 {
+	for range MsgpackMaxDepth + 2 {
 		deep = append(deep, 0x91) // an array of one
 	}
 	deep = append(deep, 0x01)
@@ -137,16 +137,32 @@ func TestToJSONIsStrict(t *testing.T) {
 		"short array16":  {0xdc},
 	}
 	for what, b := range bad {
-		_, err := ToJSON(b)
-		require.ErrorIs(t, err, fsm.ErrMalformed, what)
+		_, err := MsgpackToJSON(b)
+		require.ErrorIs(t, err, ErrMalformed, what)
 	}
 }
 
 func TestNewEncoderUsesTheProtocolSettings(t *testing.T) {
 	var buf bytes.Buffer
-	require.NoError(t, NewEncoder(&buf).Encode(map[string]any{"b": uint64(1), "a": holder{V: fsm.Float(1)}}))
-	b, err := Marshal(map[string]any{"b": uint64(1), "a": holder{V: fsm.Float(1)}})
+	require.NoError(t, NewMsgpackEncoder(&buf).Encode(map[string]any{"b": uint64(1), "a": holder{V: Float(1)}}))
+	b, err := MarshalMsgpack(map[string]any{"b": uint64(1), "a": holder{V: Float(1)}})
 	require.NoError(t, err)
 	require.Equal(t, b, buf.Bytes(), "sorted keys, json tags, compact ints alike")
 	require.Equal(t, "82a16181a176cb3ff0000000000000a16201", hex.EncodeToString(b))
+}
+
+func TestActionRequestsEncodeInMsgpackWithTheirJSONKeys(t *testing.T) {
+	a := ActionRequest{Player: "ann", Seq: 3, InputTime: 9, Priority: PriorityNameBulk, Ops: []Op{
+		{Kind: OpSet, Entity: "e", Field: "x", Value: Float(1.5), Expect: Expect{Mode: ExpectAbsent}},
+		{Kind: OpIncr, Entity: "e", Field: "hp", By: -2},
+		{Kind: OpAdd, Entity: "e", Field: "tags", Value: String("red")},
+		{Kind: OpDelete, Entity: "gone", Expect: Expect{Mode: ExpectVersion, Version: 4}},
+	}}
+	b, err := MarshalMsgpack(a)
+	require.NoError(t, err)
+	got, err := MsgpackToJSON(b)
+	require.NoError(t, err)
+	want, err := json.Marshal(a)
+	require.NoError(t, err)
+	require.JSONEq(t, string(want), string(got))
 }

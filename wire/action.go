@@ -1,0 +1,18 @@
+package wire
+
+// ActionRequest is one action as the HTTP API and the play protocol take
+// it; the world is in the path (or the connection). Player and Seq are the
+// idempotency key with the world: a retry must send the same payload with
+// the same Seq.
+type ActionRequest struct {
+	Player    string `json:"player"`
+	Seq       uint64 `json:"seq"`
+	InputTime int64  `json:"input_time,omitempty"` // client input time, unix nanoseconds
+	Priority  string `json:"priority,omitempty"`   // "critical" (default) or "bulk"
+	Ops       []Op   `json:"ops"`
+}
+
+// Batch is the body of POST /v1/worlds/{world}/actions:batch.
+type Batch struct {
+	Actions []ActionRequest `json:"actions"`
+}
