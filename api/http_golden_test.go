@@ -236,12 +236,12 @@ func TestGoldenHTTPAnswers(t *testing.T) {
 	})
 }
 
-// The node-to-node session command: the body a follower sends to the
-// leader's internal sessions endpoint for a play connection's session
-// command. Not seen by users, but by the other nodes of a cluster in the
-// middle of a rolling upgrade. (The leader's answer is a wire.SessionInfo, as
-// in the kick and ban answers above.)
-func TestGoldenInternalSessionCommandBody(t *testing.T) {
+// The node-to-node session command: the body a follower sends for a play
+// connection's session command, and the leader's answer on the internal
+// endpoint. Not seen by users, but by the other nodes of a cluster in the
+// middle of a rolling upgrade.
+func TestGoldenInternalSessionCommand(t *testing.T) {
+	e, _ := newGoldenEnv(t)
 	var h [fsm.TokenHashLen]byte
 	for i := range h {
 		h[i] = byte(i)
@@ -249,6 +249,10 @@ func TestGoldenInternalSessionCommandBody(t *testing.T) {
 	body, err := goldenJSONBody(wire.SessionCmd{ID: "s-alice", Player: "alice", TokenHash: fmt.Sprintf("%x", h[:]), Seq: 7, Node: "n2"})
 	require.NoError(t, err)
 	requireGoldenText(t, "internal_session_open_request.json", body)
+	code, hdr, answer := e.do("POST", "/v1/worlds/arena/sessions/open", string(body), HeaderForwarded, "1")
+	require.Equal(t, 200, code, "%s", answer)
+	require.Equal(t, "application/json", hdr.Get("Content-Type"))
+	requireGoldenText(t, "internal_session_open_answer.json", answer)
 }
 
 // goldenJSONBody is how the edge encodes a request body it sends.

@@ -122,6 +122,7 @@ func (s *Store) openRaft() error {
 		Logger:                hlog,
 		MaxPool:               3,
 		Timeout:               10 * time.Second,
+		MaxRPCsInFlight:       raftMaxRPCsInFlight,
 	})
 	if err != nil {
 		s.logStore.Close()
@@ -161,6 +162,20 @@ func (s *Store) openRaft() error {
 	}
 	return nil
 }
+
+// raftMaxRPCsInFlight is 1: replication to each follower sends one
+// AppendEntries at a time instead of pipelining them. hashicorp/raft
+// v1.7.3's pipeline can deadlock: with the default of 2 in flight both of
+// the transport pipeline's channels are unbuffered, and when the decoder
+// goroutine stops on a refused append (Success false, or a newer term, as
+// around a leader change) the replication loop may still send once more.
+// That send then waits forever for the transport's response decoder, which
+// waits forever for the decoder goroutine that is gone; the pipeline is
+// closed only once that loop returns. The follower gets no more entries
+// (heartbeats go on, so nobody calls an election), and raft.Shutdown waits
+// for the stuck goroutine forever: Store.Close hung on a failover in the
+// api cluster tests.
+const raftMaxRPCsInFlight = 1
 
 // addrProvider resolves a peer's Raft address: the override hook, then the
 // replicated node table; otherwise raft uses its configuration's address.
