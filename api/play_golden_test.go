@@ -50,7 +50,7 @@ func goldenCloseStatus(err error) (int, string) {
 }
 
 // requireGoldenPlay compares JSON messages as one line each in name.jsonl,
-// msgpack ones as name_N.bin in canonical form (msgpack_golden_test.go).
+// msgpack ones byte for byte as name_N.bin.
 func requireGoldenPlay(t *testing.T, codec, name string, msgs [][]byte) {
 	t.Helper()
 	if codec == "json" {
@@ -58,7 +58,7 @@ func requireGoldenPlay(t *testing.T, codec, name string, msgs [][]byte) {
 		return
 	}
 	for i, m := range msgs {
-		requireGoldenMsgpack(t, fmt.Sprintf("%s_%d.bin", name, i), m)
+		requireGoldenBinary(t, fmt.Sprintf("%s_%d.bin", name, i), m)
 	}
 }
 

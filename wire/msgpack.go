@@ -7,6 +7,11 @@
 // of message types serves both subprotocols. A Value is a msgpack scalar of
 // its own type: int, float 64, str, bool or nil, so ints and floats stay
 // apart (the JSON form writes an integral float like an int).
+//
+// MarshalMsgpack's bytes are canonical: every map's keys in one order
+// (msgpack_canonical.go), so a message has one encoding, whatever Go's map
+// order and the structs' field order; golden tests and signatures can
+// rely on its bytes.
 
 package wire
 
@@ -122,7 +127,10 @@ func isInt(c byte) bool {
 }
 
 // NewMsgpackEncoder returns an encoder writing to buf with the protocol's
-// settings: json tags, map keys sorted, ints in their smallest form.
+// settings: json tags, ints in their smallest form. It writes maps as the
+// msgpack library does, not in the canonical form: it is for frames
+// written by hand, which write their maps' keys in canonical order
+// (CompareMsgpackKeys) and embed values that MarshalMsgpack encoded.
 func NewMsgpackEncoder(buf *bytes.Buffer) *msgpack.Encoder {
 	enc := msgpack.NewEncoder(buf)
 	configure(enc)
@@ -131,22 +139,24 @@ func NewMsgpackEncoder(buf *bytes.Buffer) *msgpack.Encoder {
 
 func configure(enc *msgpack.Encoder) {
 	enc.SetCustomStructTag("json")
-	enc.SetSortMapKeys(true)
 	enc.UseCompactInts(true)
 }
 
-// MarshalMsgpack encodes v.
+// MarshalMsgpack encodes v in the canonical form (msgpack_canonical.go):
+// every map, a Go map or a struct, at any depth, with its keys in order,
+// so equal values have equal bytes.
 func MarshalMsgpack(v any) ([]byte, error) {
+	c := canonicalizers.Get().(*canonicalizer)
+	defer canonicalizers.Put(c)
+	c.enc.Reset()
 	enc := msgpack.GetEncoder()
 	defer msgpack.PutEncoder(enc)
-	var buf bytes.Buffer
-	buf.Grow(256)
-	enc.Reset(&buf)
+	enc.Reset(&c.enc)
 	configure(enc)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return c.canonical(c.enc.Bytes())
 }
 
 // UnmarshalMsgpack decodes exactly one msgpack value from b into v (json tags;
