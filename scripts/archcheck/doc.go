@@ -80,8 +80,9 @@ func fixDoc(rules, doc []byte) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	b.Write(doc[:start])
-	b.WriteString(strings.Join(lines(rules), "\n"))
-	b.WriteString("\n")
+	for _, l := range lines(rules) {
+		b.WriteString(l + "\n")
+	}
 	b.Write(doc[end:])
 	return b.Bytes(), nil
 }
