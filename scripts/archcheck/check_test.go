@@ -164,6 +164,19 @@ func TestCheckOnSyntheticGraphs(t *testing.T) {
 	}
 }
 
+func TestALinkTheImportsDoNotExplainIsStillReported(t *testing.T) {
+	rs, err := parseRules("r.txt", mod, []byte("may-import ./...\nmust-not-link a x.io/db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := graph("a:")
+	g.Packages[0].Deps = []string{"x.io/db"}
+	got, _ := Check(rs, g)
+	if want := []string{"a links x.io/db: not allowed by rule at r.txt:2"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestChecksDoNotDependOnTheOrderOfPackages(t *testing.T) {
 	rs, err := parseRules("r.txt", mod, []byte("may-import a\nmay-import b\nmay-import c"))
 	if err != nil {
