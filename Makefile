@@ -40,7 +40,7 @@ BENCH_PKGS    ?= ./fsm/ ./store/
 JEPSEN_DIR    ?= jepsen-style
 JEPSEN_TIMEOUT ?= 60m
 
-.PHONY: all build test test-run cover cover-merge cover-gate lint fmt-check vet staticcheck bench demo jepsen clean
+.PHONY: all build test test-run cover cover-merge cover-gate lint fmt-check vet staticcheck arch bench demo jepsen clean
 
 all: lint test build
 
@@ -82,7 +82,7 @@ cover-gate:
 		-min $(COVER_MIN) -exclude '$(COVER_EXCLUDE)'
 
 # Independent checks; `make -k lint` reports all of them.
-lint: fmt-check vet staticcheck
+lint: fmt-check vet staticcheck arch
 
 fmt-check:
 	@files=$$($(GOFMT) -l .); \
@@ -97,6 +97,11 @@ vet:
 
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
+
+# The import rules of docs/import-rules.txt (direct imports and what each
+# binary links), and docs/ARCHITECTURE.md's verbatim copy of them.
+arch:
+	$(GO) run ./scripts/archcheck -go $(GO) -rules docs/import-rules.txt -doc docs/ARCHITECTURE.md
 
 # The standard benchmark suite (store level, client level over HTTP against
 # a local 3-node cluster, the go test benchmarks); regenerates

@@ -1,13 +1,10 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,15 +16,13 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/internal/credential"
 	"golang.org/x/time/rate"
 )
 
 // MaxLeeway bounds AuthConfig.Leeway: a larger clock-skew allowance would
 // let expired tokens live on.
 const MaxLeeway = 5 * time.Minute
-
-// MinHS256KeyLen is the shortest HS256 secret accepted (RFC 7518 §3.2).
-const MinHS256KeyLen = 32
 
 // AuthConfig turns on player identity by JWT. With it, a player is who the
 // token's sub says, and nothing in a request body can say otherwise.
@@ -56,8 +51,8 @@ func (c *AuthConfig) Validate() error {
 	if len(c.HS256Key) == 0 && len(c.PublicKeys) == 0 && c.JWKS == nil {
 		errs = append(errs, errors.New("auth needs an HS256 key, a public key or a JWK Set"))
 	}
-	if len(c.HS256Key) > 0 && len(c.HS256Key) < MinHS256KeyLen {
-		errs = append(errs, fmt.Errorf("the HS256 key must be at least %d bytes", MinHS256KeyLen))
+	if len(c.HS256Key) > 0 && len(c.HS256Key) < credential.MinHS256KeyLen {
+		errs = append(errs, fmt.Errorf("the HS256 key must be at least %d bytes", credential.MinHS256KeyLen))
 	}
 	for i, k := range c.PublicKeys {
 		switch k.(type) {
@@ -234,57 +229,4 @@ func (s *Server) identify(r *http.Request) (string, error) {
 		return "", nil
 	}
 	return s.auth.verify(bearer(r))
-}
-
-// LoadHS256Key reads an HS256 secret from a file; surrounding whitespace
-// (a trailing newline) is not part of it.
-func LoadHS256Key(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("hs256 key: %w", err)
-	}
-	b = bytes.TrimSpace(b)
-	if len(b) < MinHS256KeyLen {
-		return nil, fmt.Errorf("hs256 key %s: %d bytes, need at least %d", path, len(b), MinHS256KeyLen)
-	}
-	return b, nil
-}
-
-// LoadPublicKeys reads the RSA and Ed25519 public keys of a PEM file
-// ("PUBLIC KEY" blocks, PKIX, or "RSA PUBLIC KEY", PKCS #1).
-func LoadPublicKeys(path string) ([]crypto.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("public keys: %w", err)
-	}
-	var keys []crypto.PublicKey
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		var k any
-		switch blk.Type {
-		case "PUBLIC KEY":
-			k, err = x509.ParsePKIXPublicKey(blk.Bytes)
-		case "RSA PUBLIC KEY":
-			k, err = x509.ParsePKCS1PublicKey(blk.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("public keys %s: %w", path, err)
-		}
-		switch k.(type) {
-		case *rsa.PublicKey, ed25519.PublicKey:
-			keys = append(keys, k)
-		default:
-			return nil, fmt.Errorf("public keys %s: %T is neither RSA nor Ed25519", path, k)
-		}
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("public keys %s: no PEM public key found", path)
-	}
-	return keys, nil
 }

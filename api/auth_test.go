@@ -8,8 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -168,42 +166,4 @@ func TestAuthConfigValidation(t *testing.T) {
 		_, err := newFakeServer(cfg, nil)
 		require.Error(t, err, what)
 	}
-}
-
-func TestLoadKeysFromFiles(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, b, 0o600))
-		return p
-	}
-	k, err := LoadHS256Key(write("hs", append(keys.hs, '\n')))
-	require.NoError(t, err)
-	require.Equal(t, keys.hs, k)
-	_, err = LoadHS256Key(write("short", []byte("abc\n")))
-	require.Error(t, err)
-	_, err = LoadHS256Key(filepath.Join(dir, "absent"))
-	require.Error(t, err)
-
-	rsaDER, err := x509.MarshalPKIXPublicKey(&keys.rsa.PublicKey)
-	require.NoError(t, err)
-	edDER, err := x509.MarshalPKIXPublicKey(keys.ed.Public())
-	require.NoError(t, err)
-	var pems []byte
-	pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: rsaDER})...)
-	pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("skipped")})...)
-	pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: edDER})...)
-	pems = append(pems, pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&keys.rsa.PublicKey)})...)
-	got, err := LoadPublicKeys(write("pub.pem", pems))
-	require.NoError(t, err)
-	require.Len(t, got, 3)
-	require.True(t, keys.rsa.PublicKey.Equal(got[0]))
-	require.True(t, keys.ed.Public().(ed25519.PublicKey).Equal(got[1]))
-
-	_, err = LoadPublicKeys(write("empty.pem", []byte("no pem here")))
-	require.Error(t, err)
-	_, err = LoadPublicKeys(write("bad.pem", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})))
-	require.Error(t, err)
-	_, err = LoadPublicKeys(filepath.Join(dir, "absent"))
-	require.Error(t, err)
 }

@@ -1,15 +1,13 @@
 package api
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -32,12 +30,6 @@ import (
 // tools. It is compared in constant time; send it only over a private
 // network or TLS, as anyone who reads it becomes an admin.
 const HeaderClusterKey = wire.HeaderClusterKey
-
-// AdminClaim is the JWT claim that makes a token an admin token.
-const AdminClaim = "gsd_admin"
-
-// MinClusterSecretLen is the shortest cluster secret accepted.
-const MinClusterSecretLen = 32
 
 // routeAccess says who may call a route.
 type routeAccess int
@@ -91,12 +83,13 @@ func (s *Server) checkAccess(r *http.Request, pattern string) error {
 	}
 	tok := bearer(r)
 	if tok == "" || s.auth == nil {
-		return fmt.Errorf("%w: admin endpoint: send the cluster secret in %s or an admin token (claim %q)", errUnauthorized, HeaderClusterKey, AdminClaim)
+		return fmt.Errorf("%w: admin endpoint: send the cluster secret in %s or an admin token (claim %q)", errUnauthorized, HeaderClusterKey, credential.AdminClaim)
 	}
 	return s.auth.verifyAdmin(tok)
 }
 
-// adminClaims are a token's registered claims plus the admin flag.
+// adminClaims are a token's registered claims plus the admin flag (its
+// JSON name is credential.AdminClaim).
 type adminClaims struct {
 	jwt.RegisteredClaims
 	Admin bool `json:"gsd_admin"`
@@ -109,7 +102,7 @@ func (a *authenticator) verifyAdmin(raw string) error {
 		return fmt.Errorf("%w: %v", errUnauthorized, err)
 	}
 	if !claims.Admin {
-		return fmt.Errorf("%w: admin endpoint: the token of %q has no %q claim", errForbidden, claims.Subject, AdminClaim)
+		return fmt.Errorf("%w: admin endpoint: the token of %q has no %q claim", errForbidden, claims.Subject, credential.AdminClaim)
 	}
 	return nil
 }
@@ -123,32 +116,9 @@ func (s *Server) setClusterKey(h http.Header) {
 }
 
 // validClusterSecret checks a secret's length and that it can travel in a
-// header.
-func validClusterSecret(b []byte) error {
-	if len(b) < MinClusterSecretLen {
-		return fmt.Errorf("the cluster secret must be at least %d bytes", MinClusterSecretLen)
-	}
-	for _, c := range b {
-		if c < 0x21 || c > 0x7e {
-			return errors.New("the cluster secret must be printable ASCII without spaces (it travels in a header)")
-		}
-	}
-	return nil
-}
-
-// LoadClusterSecret reads the cluster secret from a file; surrounding
-// whitespace (a trailing newline) is not part of it.
-func LoadClusterSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("cluster secret: %w", err)
-	}
-	b = bytes.TrimSpace(b)
-	if err := validClusterSecret(b); err != nil {
-		return nil, fmt.Errorf("cluster secret %s: %w", path, err)
-	}
-	return b, nil
-}
+// header; the files the secret comes from are read by the credential
+// package, which the admin CLI shares.
+var validClusterSecret = credential.ValidClusterSecret
 
 // hmacKey derives a key for one purpose from the cluster secret, so the
 // secret itself signs nothing.

@@ -1,13 +1,12 @@
 package api
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/stretchr/testify/require"
 )
 
@@ -93,7 +92,7 @@ func TestClusterSecretAcceptsAdminTokensOnly(t *testing.T) {
 
 	player := sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
 	m := e.requireError(403, CodeForbidden, "DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+player)
-	require.Contains(t, m["error"], AdminClaim)
+	require.Contains(t, m["error"], credential.AdminClaim)
 	forged := sign(t, jwt.SigningMethodHS256, keys.otherHS, adminClaims{RegisteredClaims: claims("ops"), Admin: true})
 	e.requireError(401, CodeUnauthorized, "DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+forged)
 	// An admin token is no key to the internal endpoint.
@@ -104,7 +103,7 @@ func TestClusterSecretAcceptsAdminTokensOnly(t *testing.T) {
 	require.Equal(t, 200, code, "%s", b)
 }
 
-func TestClusterSecretConfigAndFile(t *testing.T) {
+func TestClusterSecretConfig(t *testing.T) {
 	for _, bad := range []string{"short", strings.Repeat("a", 31) + " ", strings.Repeat("é", 20)} {
 		cfg := testConfig()
 		cfg.ClusterSecret = []byte(bad)
@@ -113,17 +112,4 @@ func TestClusterSecretConfigAndFile(t *testing.T) {
 	cfg := testConfig()
 	cfg.TransferTicketTTL = 0
 	require.ErrorContains(t, cfg.Validate(), "TransferTicketTTL")
-
-	dir := t.TempDir()
-	good := filepath.Join(dir, "good")
-	require.NoError(t, os.WriteFile(good, []byte(testSecret+"\n"), 0o600))
-	b, err := LoadClusterSecret(good)
-	require.NoError(t, err)
-	require.Equal(t, testSecret, string(b))
-	short := filepath.Join(dir, "short")
-	require.NoError(t, os.WriteFile(short, []byte("abc"), 0o600))
-	_, err = LoadClusterSecret(short)
-	require.ErrorContains(t, err, "at least 32 bytes")
-	_, err = LoadClusterSecret(filepath.Join(dir, "missing"))
-	require.ErrorContains(t, err, "cluster secret")
 }

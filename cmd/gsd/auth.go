@@ -10,6 +10,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/spf13/pflag"
 )
 
@@ -46,14 +47,14 @@ func (a *authOptions) config(ctx context.Context, fetch bool, log *slog.Logger) 
 	}
 	c := &api.AuthConfig{Issuer: a.issuer, Audience: a.audience, Leeway: a.leeway}
 	if a.hs256KeyFile != "" {
-		k, err := api.LoadHS256Key(a.hs256KeyFile)
+		k, err := credential.LoadHS256Key(a.hs256KeyFile)
 		if err != nil {
 			return nil, usageError{err}
 		}
 		c.HS256Key = k
 	}
 	if a.publicKeyFile != "" {
-		keys, err := api.LoadPublicKeys(a.publicKeyFile)
+		keys, err := credential.LoadPublicKeys(a.publicKeyFile)
 		if err != nil {
 			return nil, usageError{err}
 		}

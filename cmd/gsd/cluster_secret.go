@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/spf13/pflag"
 )
 
@@ -33,7 +34,7 @@ func (c *clusterOptions) secret() ([]byte, error) {
 		return nil, usageError{errors.New("--transfer-ticket-ttl must not be negative")}
 	}
 	if c.secretFile != "" {
-		b, err := api.LoadClusterSecret(c.secretFile)
+		b, err := credential.LoadClusterSecret(c.secretFile)
 		if err != nil {
 			return nil, usageError{err}
 		}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/internal/credential"
 )
 
 // checkBenchAuth validates --auth: it applies to the play scenario only
@@ -59,5 +59,5 @@ func benchAuthKey(o benchOptions) ([]byte, error) {
 	if !o.auth {
 		return nil, nil
 	}
-	return api.LoadHS256Key(o.authKeyFile)
+	return credential.LoadHS256Key(o.authKeyFile)
 }

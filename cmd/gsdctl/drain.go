@@ -6,8 +6,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/gsd-dev/gsd/api"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +18,7 @@ const envClusterSecret = "GSD_CLUSTER_SECRET"
 // environment (none: the admin commands send no credential).
 func (a *app) loadSecret() error {
 	if a.secretFile != "" {
-		b, err := api.LoadClusterSecret(a.secretFile)
+		b, err := credential.LoadClusterSecret(a.secretFile)
 		if err != nil {
 			return usageError{err}
 		}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +32,7 @@ func (a *app) tokenCmd() *cobra.Command {
 			if ttl <= 0 {
 				return usageError{errors.New("--ttl must be positive")}
 			}
-			key, err := api.LoadHS256Key(keyFile)
+			key, err := credential.LoadHS256Key(keyFile)
 			if err != nil {
 				return usageError{err}
 			}
@@ -61,7 +61,7 @@ func (a *app) tokenCmd() *cobra.Command {
 	f.StringVar(&issuer, "issuer", "", "iss claim")
 	f.StringVar(&audience, "audience", "", "aud claim")
 	f.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
-	f.BoolVar(&admin, "admin", false, `add the claim "`+api.AdminClaim+`": true: an admin token, for the admin endpoints of a cluster with a secret`)
+	f.BoolVar(&admin, "admin", false, `add the claim "`+credential.AdminClaim+`": true: an admin token, for the admin endpoints of a cluster with a secret`)
 	return cmd
 }
 
