@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
 
@@ -226,13 +227,13 @@ func TestGoldenHTTPAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			requireGoldenText(t, "http_"+c.name+".txt", goldenHTTP(e.with(t), c.method, c.path, c.body))
+			golden.Text(t, "http_"+c.name+".txt", goldenHTTP(e.with(t), c.method, c.path, c.body))
 		})
 	}
 	t.Run("error_not_ready", func(t *testing.T) {
 		f.ready.Store(false)
 		defer f.ready.Store(true)
-		requireGoldenText(t, "http_error_not_ready.txt", goldenHTTP(e.with(t), "GET", "/readyz", ""))
+		golden.Text(t, "http_error_not_ready.txt", goldenHTTP(e.with(t), "GET", "/readyz", ""))
 	})
 }
 
@@ -248,11 +249,11 @@ func TestGoldenInternalSessionCommand(t *testing.T) {
 	}
 	body, err := goldenJSONBody(wire.SessionCmd{ID: "s-alice", Player: "alice", TokenHash: fmt.Sprintf("%x", h[:]), Seq: 7, Node: "n2"})
 	require.NoError(t, err)
-	requireGoldenText(t, "internal_session_open_request.json", body)
+	golden.Text(t, "internal_session_open_request.json", body)
 	code, hdr, answer := e.do("POST", "/v1/worlds/arena/sessions/open", string(body), HeaderForwarded, "1")
 	require.Equal(t, 200, code, "%s", answer)
 	require.Equal(t, "application/json", hdr.Get("Content-Type"))
-	requireGoldenText(t, "internal_session_open_answer.json", answer)
+	golden.Text(t, "internal_session_open_answer.json", answer)
 }
 
 // goldenJSONBody is how the edge encodes a request body it sends.

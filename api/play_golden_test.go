@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
 
@@ -54,11 +55,11 @@ func goldenCloseStatus(err error) (int, string) {
 func requireGoldenPlay(t *testing.T, codec, name string, msgs [][]byte) {
 	t.Helper()
 	if codec == "json" {
-		requireGoldenText(t, name+".jsonl", append(bytes.Join(msgs, []byte("\n")), '\n'))
+		golden.Text(t, name+".jsonl", append(bytes.Join(msgs, []byte("\n")), '\n'))
 		return
 	}
 	for i, m := range msgs {
-		requireGoldenBinary(t, fmt.Sprintf("%s_%d.bin", name, i), m)
+		golden.Binary(t, fmt.Sprintf("%s_%d.bin", name, i), m)
 	}
 }
 
@@ -160,5 +161,5 @@ func TestGoldenPlayCloseStatus(t *testing.T) {
 		code, reason := goldenCloseStatus(err)
 		fmt.Fprintf(&sb, "%d %q\n", code, reason)
 	}
-	requireGoldenText(t, "play_close_status.txt", []byte(sb.String()))
+	golden.Text(t, "play_close_status.txt", []byte(sb.String()))
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"context"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"net/http"
 	"regexp"
 	"strings"
@@ -90,7 +91,7 @@ func TestGoldenHTTPAnswersOverARealStore(t *testing.T) {
 		{"status", "GET", "/v1/status", ""},
 	}
 	for _, s := range steps {
-		requireGoldenText(t, "store_"+s.name+".txt", goldenNormalize(n, goldenHTTP(e, s.method, s.path, s.body)))
+		golden.Text(t, "store_"+s.name+".txt", goldenNormalize(n, goldenHTTP(e, s.method, s.path, s.body)))
 	}
-	requireGoldenText(t, "store_event_stream.jsonl", goldenNormalize(n, goldenStreamLines(t, e, "/v1/worlds/arena/events?from=1", 5)))
+	golden.Text(t, "store_event_stream.jsonl", goldenNormalize(n, goldenStreamLines(t, e, "/v1/worlds/arena/events?from=1", 5)))
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"net"
 	"testing"
 	"time"
@@ -43,5 +44,5 @@ func goldenStreamChunks(t *testing.T, evs []*fsm.Event, err error) []byte {
 func TestGoldenEventStreamChunk(t *testing.T) {
 	evs := goldenFrameEvents()
 	got := goldenStreamChunks(t, evs, fmt.Errorf("%w: world arena seq 18 is no longer archived", store.ErrArchiveGap))
-	requireGoldenBinary(t, "stream_chunk.bin", got)
+	golden.Binary(t, "stream_chunk.bin", got)
 }

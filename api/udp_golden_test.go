@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
 
@@ -40,9 +41,9 @@ func TestGoldenUDPPacket(t *testing.T) {
 		input{"ann", "x", fsm.Float(-12.375)}, input{"ann", "hp", fsm.Int(-3)},
 		input{"ann", "name", fsm.String("Ærwyn")}, input{"ann", "up", fsm.Bool(true)},
 		input{"ann", "down", fsm.Bool(false)}, input{"cart", "n", fsm.Int(1 << 40)})
-	requireGoldenBinary(t, "udp_packet.bin", b)
+	golden.Binary(t, "udp_packet.bin", b)
 
-	p, err := goldenUDPDecode(goldenUDPKey(), readGolden(t, "udp_packet.bin"))
+	p, err := goldenUDPDecode(goldenUDPKey(), golden.Read(t, "udp_packet.bin"))
 	require.NoError(t, err)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "key_id=%x seq=%d input_time=%d\n", p.KeyID, p.Seq, p.InputTime)
@@ -51,5 +52,5 @@ func TestGoldenUDPPacket(t *testing.T) {
 		require.NoError(t, err)
 		fmt.Fprintf(&sb, "%s\n", j)
 	}
-	requireGoldenText(t, "udp_packet_decoded.txt", []byte(sb.String()))
+	golden.Text(t, "udp_packet_decoded.txt", []byte(sb.String()))
 }

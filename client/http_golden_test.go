@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"net/http"
 	"strings"
 	"testing"
@@ -96,5 +97,5 @@ func TestGoldenClientRequestBodies(t *testing.T) {
 	_, err = c.Hash(ctx, "arena", 5)
 	require.NoError(t, err)
 
-	requireGoldenText(t, "requests.txt", goldenRequests(node.requests()))
+	golden.Text(t, "requests.txt", goldenRequests(node.requests()))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -129,11 +130,11 @@ func TestGoldenClientPlayMessages(t *testing.T) {
 		msgs := goldenClientPlay(t, enc)
 		require.Len(t, msgs, 6, "hello, pong, action, resume, ack, bye")
 		if enc == EncodingJSON {
-			requireGoldenText(t, "play_messages_json.jsonl", append(bytes.Join(msgs, []byte("\n")), '\n'))
+			golden.Text(t, "play_messages_json.jsonl", append(bytes.Join(msgs, []byte("\n")), '\n'))
 			return
 		}
 		for i, m := range msgs {
-			requireGoldenBinary(t, fmt.Sprintf("play_messages_msgpack_%d.bin", i), m)
+			golden.Binary(t, fmt.Sprintf("play_messages_msgpack_%d.bin", i), m)
 		}
 	})
 }

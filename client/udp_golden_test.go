@@ -1,6 +1,7 @@
 package client
 
 import (
+	"github.com/gsd-dev/gsd/internal/golden"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,7 +34,7 @@ func TestGoldenUDPPacket(t *testing.T) {
 		{Entity: "ann", Field: "down", Value: wire.Bool(false)}, {Entity: "cart", Field: "n", Value: wire.Int(1 << 40)},
 	})
 	require.NoError(t, err)
-	requireGoldenBinary(t, "udp_packet.bin", got)
+	golden.Binary(t, "udp_packet.bin", got)
 	server, err := os.ReadFile(serverGoldenUDPPacket)
 	require.NoError(t, err)
 	require.Equal(t, server, got, "the client's packet must be the server's golden packet")

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func TestGoldenLogEntryPerCommandKind(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := &Batch{Time: goldenBatchTime, Commands: tc.cmds}
 			got := goldenEncodeBatch(b)
-			requireGoldenBinary(t, "batch_"+tc.name+".bin", got)
+			golden.Binary(t, "batch_"+tc.name+".bin", got)
 			// The golden entry decodes back to the batch, so a replica of
 			// the refactored code replays today's logs.
 			dec, err := goldenDecodeBatch(got)
@@ -163,7 +164,7 @@ func TestGoldenEventArchiveRecord(t *testing.T) {
 	for name, ev := range goldenArchiveEvents() {
 		t.Run(name, func(t *testing.T) {
 			got := goldenEncodeEvent(ev)
-			requireGoldenBinary(t, "event_"+name+".bin", got)
+			golden.Binary(t, "event_"+name+".bin", got)
 			dec, err := goldenDecodeEvent(got)
 			require.NoError(t, err)
 			require.Equal(t, ev, dec)
@@ -191,5 +192,5 @@ func TestGoldenIdempotencyPayloadHash(t *testing.T) {
 	for _, x := range actions {
 		fmt.Fprintf(&sb, "%s %s\n", x.name, wire.HashString(goldenPayloadHash(x.a)))
 	}
-	requireGoldenText(t, "payload_hashes.txt", []byte(sb.String()))
+	golden.Text(t, "payload_hashes.txt", []byte(sb.String()))
 }

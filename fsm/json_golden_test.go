@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"math"
 	"testing"
 
@@ -37,7 +38,7 @@ func TestGoldenValueJSON(t *testing.T) {
 		Bool(true), Bool(false),
 		[]Value{Int(1), String("a"), Bool(true), Float(0.5), {}},
 	)
-	requireGoldenText(t, "json_values.jsonl", got)
+	golden.Text(t, "json_values.jsonl", got)
 }
 
 func TestGoldenOpJSON(t *testing.T) {
@@ -46,7 +47,7 @@ func TestGoldenOpJSON(t *testing.T) {
 		vs = append(vs, o)
 	}
 	vs = append(vs, goldenAction().Ops) // as a list
-	requireGoldenText(t, "json_ops.jsonl", goldenJSONLines(t, vs...))
+	golden.Text(t, "json_ops.jsonl", goldenJSONLines(t, vs...))
 }
 
 func TestGoldenRulesJSON(t *testing.T) {
@@ -56,7 +57,7 @@ func TestGoldenRulesJSON(t *testing.T) {
 		Rules{Strict: true},
 		Rules{Fields: map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyCounter}}},
 	)
-	requireGoldenText(t, "json_rules.jsonl", got)
+	golden.Text(t, "json_rules.jsonl", got)
 }
 
 func TestGoldenNodeInfoJSON(t *testing.T) {
@@ -64,7 +65,7 @@ func TestGoldenNodeInfoJSON(t *testing.T) {
 		NodeInfo{ID: "n1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:8080", Region: "eu-west"},
 		NodeInfo{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2"},
 	)
-	requireGoldenText(t, "json_nodes.jsonl", got)
+	golden.Text(t, "json_nodes.jsonl", got)
 }
 
 func TestGoldenEventJSON(t *testing.T) {
@@ -72,5 +73,5 @@ func TestGoldenEventJSON(t *testing.T) {
 	dup := evs["applied"].Wire()
 	dup.Duplicate = true
 	got := goldenJSONLines(t, evs["applied"], evs["conflict"], evs["rejected"], dup)
-	requireGoldenText(t, "json_events.jsonl", got)
+	golden.Text(t, "json_events.jsonl", got)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
 	"time"
@@ -201,8 +202,8 @@ func goldenHashHistory(t *testing.T, f *FSM) []byte {
 func TestGoldenSnapshotOfAFullState(t *testing.T) {
 	live, _ := goldenState(t)
 	snap := goldenSnapshotBytes(t, live)
-	requireGoldenBinary(t, "snapshot.bin", snap)
-	requireGoldenText(t, "snapshot_state.txt", goldenStateSummary(t, live))
+	golden.Binary(t, "snapshot.bin", snap)
+	golden.Text(t, "snapshot_state.txt", goldenStateSummary(t, live))
 }
 
 func TestGoldenSnapshotRestoresToTheSameStateHash(t *testing.T) {
@@ -210,22 +211,22 @@ func TestGoldenSnapshotRestoresToTheSameStateHash(t *testing.T) {
 	snap := goldenSnapshotBytes(t, live)
 	// Restore today's golden snapshot, not the one just taken: a refactored
 	// Restore must read the bytes written before it.
-	golden := bytes.Clone(snap)
-	if !*update {
-		golden = readGolden(t, "snapshot.bin")
+	old := bytes.Clone(snap)
+	if !golden.Updating() {
+		old = golden.Read(t, "snapshot.bin")
 	}
-	f := goldenRestore(t, golden)
+	f := goldenRestore(t, old)
 	require.Equal(t, live.Worlds(), f.Worlds(), "world infos (state hashes included)")
 	require.Equal(t, string(goldenStateSummary(t, live)), string(goldenStateSummary(t, f)))
-	require.Equal(t, golden, goldenSnapshotBytes(t, f), "a restored state snapshots to the same bytes")
+	require.Equal(t, old, goldenSnapshotBytes(t, f), "a restored state snapshots to the same bytes")
 }
 
 func TestGoldenStateHashAfterAFixedSequence(t *testing.T) {
 	live, _ := goldenState(t)
-	requireGoldenText(t, "state_hashes.txt", goldenHashHistory(t, live))
+	golden.Text(t, "state_hashes.txt", goldenHashHistory(t, live))
 }
 
 func TestGoldenEventJSONOfAFixedSequence(t *testing.T) {
 	_, events := goldenState(t)
-	requireGoldenText(t, "events.jsonl", events)
+	golden.Text(t, "events.jsonl", events)
 }
