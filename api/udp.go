@@ -177,7 +177,7 @@ func (u *UDP) Close() error {
 }
 
 // udpOpen gives c a fresh key when the lane is on; nil when it is off.
-// ws.go calls it before the welcome.
+// ws_session.go calls it before the welcome.
 func (s *Server) udpOpen(c *playConn) *wire.UDPInfo {
 	u := s.udp.Load()
 	if u == nil {

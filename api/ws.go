@@ -210,7 +210,7 @@ type playConn struct {
 	err     error // why it ended; set once, before cancel
 
 	out      chan []byte   // control messages: welcome, results, pings
-	ob       *outbox       // events: critical frames and coalesced deltas (hub.go)
+	ob       *outbox       // events: critical frames and coalesced deltas (outbox.go)
 	detached chan struct{} // the hub detached this connection (queue full)
 	final    chan []byte   // the transfer message, written last (transfer.go)
 	ready    chan struct{} // closed once the handshake succeeded
