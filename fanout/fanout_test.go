@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -370,4 +371,85 @@ func TestNewChunk(t *testing.T) {
 		return nil, nil, errors.New("unencodable")
 	}, 1, []*fsm.Event{{Seq: 1}})
 	require.ErrorContains(t, err, "unencodable")
+}
+
+// Members attaching, reading and detaching while events are published:
+// within one attachment a member's chunks start at the position Attach
+// returned and follow on without gaps or overlaps.
+func TestMembersComingAndGoingSeeContiguousChunks(t *testing.T) {
+	t.Parallel()
+	f := newFeed()
+	h := newHub(t, f, func(c *Config) { c.Queue = 4 })
+	key := Key{World: "arena"}
+	const total = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for round := 0; ; round++ {
+				m, pos := h.Attach(key, 1)
+				next := pos
+				for range w + 1 { // a few chunks per attachment, fewer for some
+					c := <-m.Chunks()
+					if c == nil {
+						break // detached: attach again
+					}
+					if c.First() != next {
+						errs <- fmt.Errorf("member %d round %d: chunk from %d, want %d", w, round, c.First(), next)
+						h.Detach(m)
+						return
+					}
+					next = c.End()
+				}
+				h.Detach(m)
+				if next > total {
+					return
+				}
+			}
+		})
+	}
+	// Publish until every member has seen the last event; a member may
+	// find the fan stopped (all gone) and start a new one at seq 1, which
+	// reads the whole feed again.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			return
+		default:
+			// One event at a time, each handed out before the next, so
+			// the chunks are many and small.
+			last := f.publish(1)
+			for !handedOut(h, last) && !closed(done) {
+				runtime.Gosched()
+			}
+		}
+	}
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// handedOut reports whether every running fan of h is past seq.
+func handedOut(h *Hub, seq uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range h.fans {
+		if f.pos <= seq {
+			return false
+		}
+	}
+	return true
 }
