@@ -6,13 +6,70 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 )
 
+// The event streams' fan-out: every NDJSON event stream of one world with
+// the same linger on this node is fed by one fan of s.fans (package
+// fanout). The fan reads the world's feed once, joins the NDJSON lines of
+// each read (one linger window) into one chunk, and hands the same chunk to
+// every attached stream; a stream writes it with one write and one flush.
+// So a thousand spectators cost one feed read, one encoding per event and
+// one buffer per window, not a thousand of each.
+//
+// A hand-over never blocks the fan: a stream whose queue of chunks is full
+// is detached (its channel closed after the chunks already queued). A
+// detached stream, or one that starts behind the fan (from= an older seq),
+// reads the events it is missing from its own subscription, then attaches
+// again. Each stream keeps its own position and writes each seq once, in
+// order, so the stream's contract (docs/API.md) is the same either way.
+
+// newEventFans returns the event streams' fan-out hub; queue 0 means
+// fanout.DefaultQueue (tests lower it).
+func (s *Server) newEventFans(queue int) (*fanout.Hub, error) {
+	cfg := fanout.DefaultConfig()
+	if queue > 0 {
+		cfg.Queue = queue
+	}
+	cfg.Subscribe = func(world string, from uint64) (fanout.Subscription, error) {
+		sub, err := s.b.Subscribe(world, from)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return sub, nil
+	}
+	cfg.Encode = s.wire.ndjson
+	cfg.OnDetach = s.metrics.streamDetaches.Inc
+	return fanout.New(cfg)
+}
+
+// ndjson is the event streams' chunk encoder (fanout.Encoder): each
+// event's NDJSON line.
+func (c *wireCache) ndjson(data []byte, offs []int, evs []*fsm.Event) ([]byte, []int, error) {
+	for _, ev := range evs {
+		line, err := c.line(ev)
+		if err != nil {
+			return nil, nil, err
+		}
+		offs = append(offs, len(data))
+		data = append(data, line...)
+	}
+	return data, offs, nil
+}
+
+// done is a context that is always done: Next with it returns the events
+// already waiting, or an error at once.
+var done = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // eventStream is one NDJSON event stream being served: it writes each seq
 // once, in order, from next on, taking the events from its world's fan
-// (eventfan.go) when it can and from its own subscription when it is
+// (s.fans) when it can and from its own subscription when it is
 // behind the fan or was detached from it.
 type eventStream struct {
 	s      *Server
@@ -26,16 +83,16 @@ type eventStream struct {
 // the stream fails (its last line then holds the error). sub is the
 // stream's own subscription, at next.
 func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
-	key := fanKey{world: st.world, linger: st.linger}
+	key := fanout.Key{World: st.world, Linger: st.linger}
 	for {
 		// Write what is there already (from= an older seq), then take
 		// new events from the fan.
 		if !st.drain(ctx, &sub) {
 			return
 		}
-		fsub, pos := st.s.attachFan(key, st.next)
-		ok := st.catchUp(ctx, pos, &sub) && st.follow(ctx, fsub, &sub)
-		st.s.detachFan(fsub)
+		m, pos := st.s.fans.Attach(key, st.next)
+		ok := st.catchUp(ctx, pos, &sub) && st.follow(ctx, m.Chunks(), &sub)
+		st.s.fans.Detach(m)
 		if !ok {
 			return
 		}
@@ -70,30 +127,30 @@ func (st *eventStream) readUpTo(ctx context.Context, pos uint64, sub **store.Sub
 
 // follow writes the fan's chunks until the fan lets go of the stream (true)
 // or the stream ends (false).
-func (st *eventStream) follow(ctx context.Context, fsub *fanSub, sub **store.Subscription) bool {
+func (st *eventStream) follow(ctx context.Context, chunks <-chan *fanout.Chunk, sub **store.Subscription) bool {
 	for {
-		var c *fanChunk
+		var c *fanout.Chunk
 		select {
-		case c = <-fsub.ch:
+		case c = <-chunks:
 			if c == nil {
 				return true
 			}
 		case <-ctx.Done():
 			return false
 		}
-		if c.end() <= st.next {
+		if c.End() <= st.next {
 			continue // written already
 		}
 		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
 		// Behind the fan: the events before the chunk come from our own
 		// subscription.
-		if !st.readUpTo(ctx, c.first, sub) {
+		if !st.readUpTo(ctx, c.First(), sub) {
 			return false
 		}
 		var err error
-		if st.next < c.end() {
-			err = st.out.WriteChunk(c.from(st.next))
-			st.next = c.end()
+		if st.next < c.End() {
+			err = st.out.WriteChunk(c.From(st.next))
+			st.next = c.End()
 		} else {
 			err = st.out.Flush()
 		}

@@ -17,7 +17,7 @@ type metrics struct {
 	forwards *prometheus.CounterVec
 	streams  prometheus.Gauge
 	// streamDetaches counts event streams their fan-out let go because
-	// they read too slowly (eventfan.go).
+	// they read too slowly (package fanout).
 	streamDetaches prometheus.Counter
 }
 

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gsd-dev/gsd/fanout"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -164,7 +165,7 @@ type Server struct {
 
 	hubMu sync.Mutex
 	hubs  map[string]*hub // world → its play fan-out on this node (hub.go)
-	fans  eventFans       // the event streams' shared fan-outs (eventfan.go)
+	fans  *fanout.Hub     // the event streams' shared fan-outs (eventstream.go)
 	drain drainState
 }
 
@@ -201,6 +202,9 @@ func New(cfg Config, b Backend, router Router, reg *prometheus.Registry) (*Serve
 		return nil, err
 	}
 	s.closing, s.cancel = context.WithCancel(context.Background())
+	if s.fans, err = s.newEventFans(0); err != nil {
+		return nil, err
+	}
 	s.routes(reg)
 	return s, nil
 }
@@ -246,7 +250,8 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.cancel()
 	s.streams.Wait()
-	s.acks.stop() // after the plays: their final flushes go through it
+	s.fans.Close() // the fans stopped with their last streams: waits for them
+	s.acks.stop()  // after the plays: their final flushes go through it
 	s.fwd.CloseIdleConnections()
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -19,16 +21,7 @@ import (
 // fanSubs returns how many fans serve world on n and how many streams they
 // feed in all.
 func fanSubs(n *node, world string) (fans, subs int) {
-	fs := &n.env.srv.fans
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for k, f := range fs.fans {
-		if k.world == world {
-			fans++
-			subs += len(f.subs)
-		}
-	}
-	return fans, subs
+	return n.env.srv.fans.Members(world)
 }
 
 // seqsOf reads n event lines and returns their seqs.
@@ -63,7 +56,10 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	stalling := &stallingListener{Listener: ln}
 	n := startNodeOn(t, "n1", true, stalling)
 	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	n.env.srv.fans.queue = 2
+	old := n.env.srv.fans
+	n.env.srv.fans, err = n.env.srv.newEventFans(2)
+	require.NoError(t, err)
+	old.Close()
 	e := n.env
 	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
@@ -110,34 +106,6 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	}, 5*time.Second, 5*time.Millisecond)
 }
 
-// A fan stops when its last stream goes; a new stream starts a new one.
-func TestEventFanStopsWithItsLastStream(t *testing.T) {
-	t.Parallel()
-	n := startLeader(t)
-	e := n.env
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
-	require.Equal(t, 201, code)
-	_, stop := e.stream("/v1/worlds/arena/events?linger=10ms")
-	_, stop2 := e.stream("/v1/worlds/arena/events")
-	require.Eventually(t, func() bool {
-		fans, subs := fanSubs(n, "arena")
-		return fans == 2 && subs == 2
-	}, 5*time.Second, 5*time.Millisecond, "one fan per linger")
-	stop()
-	stop2()
-	require.Eventually(t, func() bool {
-		fans, _ := fanSubs(n, "arena")
-		return fans == 0
-	}, 5*time.Second, 5*time.Millisecond)
-	next, _ := e.stream("/v1/worlds/arena/events")
-	require.Eventually(t, func() bool {
-		fans, subs := fanSubs(n, "arena")
-		return fans == 1 && subs == 1
-	}, 5*time.Second, 5*time.Millisecond)
-	seq := act(t, n, incrBody)
-	require.Equal(t, []uint64{seq}, seqsOf(t, next, 1))
-}
-
 // follow writes each seq once, in order, whatever the chunks it is handed:
 // it skips what it wrote already, writes a chunk from its position on, and
 // reads what lies before a chunk from its own subscription.
@@ -150,29 +118,27 @@ func TestEventStreamFollowWritesEachSeqOnce(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		require.EqualValues(t, i, act(t, n, actBody("p1", i)))
 	}
-	chunk := func(from, to uint64) *fanChunk {
-		c := &fanChunk{first: from}
+	chunk := func(from, to uint64) *fanout.Chunk {
+		var evs []*fsm.Event
 		for s := from; s <= to; s++ {
 			ev, ok := n.st.Event("arena", s)
 			require.True(t, ok)
-			line, err := e.srv.wire.line(ev)
-			require.NoError(t, err)
-			c.offs = append(c.offs, len(c.data))
-			c.data = append(c.data, line...)
+			evs = append(evs, ev)
 		}
-		c.offs = append(c.offs, len(c.data))
+		c, err := fanout.NewChunk(e.srv.wire.ndjson, from, evs)
+		require.NoError(t, err)
 		return c
 	}
 	sub, err := n.st.Subscribe("arena", 2)
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	st := &eventStream{s: e.srv, out: httpOut{w: rec, rc: http.NewResponseController(rec)}, world: "arena", next: 2}
-	ch := make(chan *fanChunk, 3)
+	ch := make(chan *fanout.Chunk, 3)
 	ch <- chunk(1, 3) // from seq 2 on
 	ch <- chunk(2, 3) // written already
 	ch <- chunk(5, 5) // 4 comes from the subscription (with 5)
 	close(ch)
-	require.True(t, st.follow(context.Background(), &fanSub{ch: ch}, &sub))
+	require.True(t, st.follow(context.Background(), ch, &sub))
 	var got []uint64
 	sc := bufio.NewScanner(strings.NewReader(rec.Body.String()))
 	for sc.Scan() {
@@ -280,4 +246,24 @@ func rawEventStream(t *testing.T, request string) (*node, uint64, *http.Response
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.StatusCode)
 	return n, seq, resp
+}
+
+// The fan's chunks (fanout with the ndjson encoder) carry the same bytes as
+// a stream writing the events from its own subscription, from any event on.
+func TestEventFanChunksHoldTheStreamsLines(t *testing.T) {
+	t.Parallel()
+	evs := goldenFrameEvents()
+	w := new(wireCache)
+	c, err := fanout.NewChunk(w.ndjson, evs[0].Seq, evs)
+	require.NoError(t, err)
+	require.Equal(t, evs[len(evs)-1].Seq+1, c.End())
+	for i := range evs {
+		var want []byte
+		for _, ev := range evs[i:] {
+			line, err := w.line(ev)
+			require.NoError(t, err)
+			want = append(want, line...)
+		}
+		require.Equal(t, string(want), string(c.From(evs[i].Seq)), "from seq %d", evs[i].Seq)
+	}
 }
