@@ -32,7 +32,7 @@ func newForwardClient(cfg Config) *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: cfg.ForwardTimeout,
 		},
-		// The leader's answer goes back as it is, redirects included.
+		// A redirect is not followed: the serving node answers itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
