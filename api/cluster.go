@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/gsd-dev/gsd/fsm"
 )
@@ -33,7 +34,7 @@ func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fmt.Errorf("%w: join needs id and raft_addr", fsm.ErrMalformed), true)
 		return
 	}
-	s.leaderCall(w, r, body, func(r *http.Request, g Group) error {
+	s.leaderCall(w, r, internalClusterPath+"/join", body, func(r *http.Request, g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
 		return g.Join(ctx, n)
@@ -47,7 +48,7 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	s.leaderCall(w, r, nil, func(r *http.Request, g Group) error {
+	s.leaderCall(w, r, internalClusterPath+"/nodes/"+url.PathEscape(id), nil, func(r *http.Request, g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
 		return g.Remove(ctx, id)
@@ -57,7 +58,7 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 // transferLeadership handles POST /v1/cluster/transfer-leadership (leader
 // only; forwarded).
 func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
-	s.leaderCall(w, r, nil, func(r *http.Request, g Group) error {
+	s.leaderCall(w, r, internalClusterPath+"/transfer-leadership", nil, func(r *http.Request, g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
 		return g.TransferLeadership(ctx)
@@ -65,9 +66,10 @@ func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
 }
 
 // leaderCall runs a membership change on the leader of the group that
-// holds the cluster's membership (world "") and answers {"ok":true}.
-func (s *Server) leaderCall(w http.ResponseWriter, r *http.Request, body []byte, call func(*http.Request, Group) error) {
-	s.onLeader(w, r, "", KindWrite, body, func(g Group) error {
+// holds the cluster's membership (world "") and answers {"ok":true}; path
+// is its internal call's.
+func (s *Server) leaderCall(w http.ResponseWriter, r *http.Request, path string, body []byte, call func(*http.Request, Group) error) {
+	s.onLeader(w, r, "", KindWrite, path, body, func(g Group) error {
 		if err := call(r, g); err != nil {
 			return err
 		}

@@ -1,10 +1,8 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -14,12 +12,12 @@ import (
 )
 
 // A node that does not serve a world's command sends it to the node that
-// does (the Router says which), so clients never redo it: actions, action
-// batches and linearizable reads as internal calls (internal.go), the
-// other leader-only requests (a world's creation, membership, admin
-// session commands) proxied to the same public route, original body bytes
-// and query unchanged, with HeaderForwarded set. A marked request that
-// reaches a non-leader is answered not_leader instead of hopping again.
+// does (the Router says which), so clients never redo it: every such
+// command (actions, action batches, linearizable reads, a world's
+// creation, rules updates, membership, admin session commands, player
+// data) as an internal call (internal.go) carrying the original body
+// bytes, with HeaderForwarded set. A marked request that reaches a
+// non-leader is answered not_leader instead of hopping again.
 // Sending a write on is safe because this node proposed nothing: its group
 // either was not asked or said store.ErrNotLeader.
 
@@ -34,60 +32,26 @@ func newForwardClient(cfg Config) *http.Client {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: cfg.ForwardTimeout,
 		},
-		// The leader's answer goes back as it is, redirects included.
+		// A redirect is not followed: the serving node answers itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
-// onLeader serves a public request that only the world's leader may serve
-// and that has no internal call of its own (a world's creation,
-// membership, admin session commands): local runs it on this node's group
-// and writes the answer when it succeeds; else the request is proxied to
-// the leader (route in router.go says when).
-func (s *Server) onLeader(w http.ResponseWriter, r *http.Request, world string, kind Kind, body []byte, local func(Group) error) {
+// onLeader serves a public admin or world request that only the world's
+// leader may serve (a world's creation, a rules update, membership, admin
+// session commands, player data): local runs it on this node's group and
+// writes the answer when it succeeds; else the leader runs it through its
+// internal route at path (internal.go), whose answer is relayed as it is
+// (route in router.go says when). A request marked HeaderForwarded (an
+// internal call, or a follower of an older version proxying the public
+// route) is run here or refused, never sent on.
+func (s *Server) onLeader(w http.ResponseWriter, r *http.Request, world string, kind Kind, path string, body []byte, local func(Group) error) {
 	write := kind != KindRead
 	err := s.route(world, kind, forwarded(r), local, func(rt Route) error {
-		s.forward(w, r, rt, body, write)
-		return nil
+		return s.relay(w, r, rt, r.Method, path, body)
 	})
 	if err != nil {
 		s.writeError(w, err, write)
-	}
-}
-
-// forward proxies r to the node rt names and streams its answer back.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, rt Route, body []byte, write bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ForwardTimeout)
-	defer cancel()
-	req, err := s.peerRequest(ctx, r.Method, leaderURL(rt.Addr)+r.URL.RequestURI(), body)
-	if err != nil {
-		s.metrics.forwards.WithLabelValues("error").Inc()
-		s.writeError(w, fmt.Errorf("%w: leader %s has a bad address %q: %v", store.ErrNotLeader, rt.Node, rt.Addr, err), write)
-		return
-	}
-	req.Header.Del("Content-Type") // the client's own, if any, below
-	for _, h := range []string{"Content-Type", "Accept", "Authorization"} {
-		if v := r.Header.Get(h); v != "" {
-			req.Header.Set(h, v)
-		}
-	}
-	resp, err := s.fwd.Do(req)
-	if err != nil {
-		s.metrics.forwards.WithLabelValues("error").Inc()
-		s.writeError(w, forwardError(rt.Node, err, write), write)
-		return
-	}
-	defer resp.Body.Close()
-	s.metrics.forwards.WithLabelValues("ok").Inc()
-	for _, h := range []string{"Content-Type", "Retry-After", "Allow"} {
-		if v := resp.Header.Get(h); v != "" {
-			w.Header().Set(h, v)
-		}
-	}
-	w.Header().Set(HeaderLeader, rt.Node)
-	w.WriteHeader(resp.StatusCode)
-	if _, err := io.Copy(w, resp.Body); err != nil {
-		s.log.Debug("copy forwarded answer", "leader", rt.Node, "err", err)
 	}
 }
 

@@ -17,7 +17,9 @@ import (
 // The node-to-node service. A node that does not serve a world's command
 // (the Router names another node) calls that node here, never through the
 // public JSON routes: forwarded actions and action batches, linearizable
-// reads, play connections' session commands and their batched acks. The
+// reads, play connections' session commands and their batched acks, and
+// the admin and world commands (a world's creation, a rules update,
+// membership changes, kick, ban, unban, player data export and import). The
 // routes live under InternalPrefix; only nodes of the cluster call them
 // (cluster_auth.go: the cluster secret when set, HeaderForwarded always),
 // and they never send a call on again, so a stale route costs one
@@ -32,6 +34,31 @@ import (
 //	POST /internal/v1/worlds/{world}/sessions/{op}  sessionCmdJSON → sessionJSON
 //	POST /internal/v1/sessions:acks                 acksJSON → acksAnswer
 //
+// The admin and world commands take the public route's body and answer
+// its answer (status included: a world's creation is 201), so they share
+// the public body types (createWorldRequest, wire.RulesUpdate,
+// fsm.NodeInfo, wire.Ban, wire.PlayerDataFile) and handlers:
+//
+//	POST   /internal/v1/worlds                               createWorldRequest → {"id"} (201)
+//	PUT    /internal/v1/worlds/{world}/rules                 wire.RulesUpdate → wire.RulesVersion
+//	POST   /internal/v1/cluster/join                         fsm.NodeInfo → {"ok"}
+//	DELETE /internal/v1/cluster/nodes/{id}                   (none) → {"ok"}
+//	POST   /internal/v1/cluster/transfer-leadership          (none) → {"ok"}
+//	POST   /internal/v1/worlds/{world}/sessions/{id}/kick    wire.Ban → wire.SessionInfo
+//	POST   /internal/v1/worlds/{world}/bans                  wire.Ban → wire.SessionInfo
+//	DELETE /internal/v1/worlds/{world}/bans/{player}         (none) → wire.SessionInfo
+//	GET    /internal/v1/worlds/{world}/sessions:export       (none) → wire.PlayerDataFile
+//	POST   /internal/v1/worlds/{world}/sessions:import       wire.PlayerDataFile → wire.ImportAnswer
+//
+// Who may run an admin command is decided once, by the node the admin
+// called: its public route checks the cluster secret or an admin token
+// (cluster_auth.go). The serving node trusts the calling node, as it does
+// for forwarded actions: the internal route needs the cluster secret (with
+// none, the HeaderForwarded mark), never an admin token, so a call is as
+// strong as the public route's check and no weaker. None of these commands
+// needs the admin's identity; the admin's Authorization still goes along,
+// as with every relayed request.
+//
 // An error answer is an ErrorBody, which the caller turns into a
 // *remoteError (classify keeps the serving node's status and code). The
 // player's token, with auth on, travels in Authorization as the client
@@ -42,13 +69,30 @@ const InternalPrefix = "/internal/v1"
 
 // internalRoutes registers the node-to-node service. The session and acks
 // calls are also served at their former public paths, for followers of
-// older versions during a rolling upgrade (docs/API.md).
+// older versions during a rolling upgrade (docs/API.md), and the public
+// admin and world routes still serve requests that followers of older
+// versions proxy to them (marked HeaderForwarded: run here or refused).
 func (s *Server) internalRoutes() {
 	s.mux.HandleFunc("POST "+InternalPrefix+"/worlds/{world}/actions", s.internalAct)
 	s.mux.HandleFunc("POST "+InternalPrefix+"/worlds/{world}/actions:batch", s.internalActBatch)
 	s.mux.HandleFunc("GET "+InternalPrefix+"/worlds/{world}/entities/{entity}", s.internalEntity)
 	s.mux.HandleFunc("POST "+InternalPrefix+"/worlds/{world}/sessions/{op}", s.sessionCommand)
 	s.mux.HandleFunc("POST "+InternalPrefix+"/sessions:acks", s.sessionAcksCommand)
+	for pattern, h := range map[string]http.HandlerFunc{
+		"POST /worlds":                            s.createWorld,
+		"PUT /worlds/{world}/rules":               s.updateRules,
+		"POST /cluster/join":                      s.join,
+		"DELETE /cluster/nodes/{id}":              s.removeNode,
+		"POST /cluster/transfer-leadership":       s.transferLeadership,
+		"POST /worlds/{world}/sessions/{id}/kick": s.kick,
+		"POST /worlds/{world}/bans":               s.ban,
+		"DELETE /worlds/{world}/bans/{player}":    s.unban,
+		"GET /worlds/{world}/sessions:export":     s.exportData,
+		"POST /worlds/{world}/sessions:import":    s.importData,
+	} {
+		method, path, _ := strings.Cut(pattern, " ")
+		s.mux.HandleFunc(method+" "+InternalPrefix+path, s.internalOnly(h))
+	}
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{op}", s.sessionCommand)
 	s.mux.HandleFunc("POST /v1/sessions:acks", s.sessionAcksCommand)
 }
@@ -75,10 +119,30 @@ func internalSessionPath(world, op string) string {
 
 const internalAcksPath = InternalPrefix + "/sessions:acks"
 
+// The paths of the world creation and membership calls.
+const (
+	internalWorldsPath  = InternalPrefix + "/worlds"
+	internalClusterPath = InternalPrefix + "/cluster"
+)
+
+// internalWorldPath is the path of a world's admin call: rest follows
+// /internal/v1/worlds/{world}.
+func internalWorldPath(world, rest string) string {
+	return InternalPrefix + "/worlds/" + url.PathEscape(world) + rest
+}
+
+// internalOnly serves h to other nodes of the cluster only.
+func (s *Server) internalOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.forwardedOnly(w, r) {
+			h(w, r)
+		}
+	}
+}
+
 // peerRequest builds a request to another node of the cluster. Every
-// node-to-node request, internal call or proxied admin request, gets its
-// headers here: the HeaderForwarded mark and the cluster secret (and the
-// cluster version, once there is one).
+// node-to-node request gets its headers here: the HeaderForwarded mark and
+// the cluster secret (and the cluster version, once there is one).
 func (s *Server) peerRequest(ctx context.Context, method, target string, body []byte) (*http.Request, error) {
 	var rd io.Reader = http.NoBody
 	if len(body) > 0 {
@@ -97,9 +161,9 @@ func (s *Server) peerRequest(ctx context.Context, method, target string, body []
 }
 
 // callNode makes one internal call to the node rt names and decodes its
-// 200 answer into out. token is the player's JWT, passed on with auth on.
+// 2xx answer into out. token is the player's JWT, passed on with auth on.
 func (s *Server) callNode(ctx context.Context, rt Route, method, path string, body []byte, token string, out any) error {
-	return s.send(ctx, rt, method, path, body, token, func(r io.Reader) error {
+	return s.send(ctx, rt, method, path, body, token, func(_ int, r io.Reader) error {
 		b, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxBatchBodyBytes))
 		if err != nil {
 			return forwardError(rt.Node, err, method != http.MethodGet)
@@ -111,11 +175,11 @@ func (s *Server) callNode(ctx context.Context, rt Route, method, path string, bo
 	})
 }
 
-// send makes one internal call to the node rt names and hands its 200
-// answer's body to answer. Any other answer becomes a *remoteError; a
-// failed round trip the error forwardError gives (for a write,
-// outcome_unknown once the request may have left).
-func (s *Server) send(ctx context.Context, rt Route, method, path string, body []byte, token string, answer func(io.Reader) error) error {
+// send makes one internal call to the node rt names and hands its 2xx
+// answer's status and body to answer. Any other answer becomes a
+// *remoteError; a failed round trip the error forwardError gives (for a
+// write, outcome_unknown once the request may have left).
+func (s *Server) send(ctx context.Context, rt Route, method, path string, body []byte, token string, answer func(status int, body io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
 	defer cancel()
 	req, err := s.peerRequest(ctx, method, leaderURL(rt.Addr)+path, body)
@@ -133,8 +197,8 @@ func (s *Server) send(ctx context.Context, rt Route, method, path string, body [
 	}
 	defer resp.Body.Close()
 	s.metrics.forwards.WithLabelValues("ok").Inc()
-	if resp.StatusCode == http.StatusOK {
-		return answer(resp.Body)
+	if resp.StatusCode/100 == 2 {
+		return answer(resp.StatusCode, resp.Body)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes))
 	if err != nil {
@@ -149,14 +213,15 @@ func (s *Server) send(ctx context.Context, rt Route, method, path string, body [
 
 // relay serves a client's request by one internal call to the node rt
 // names (body and the client's token go along) and answers with what that
-// node answered, marked with HeaderLeader: a 200 answer's bytes streamed
-// as they come, or its error as it was. When the call itself failed, the
+// node answered, marked with HeaderLeader: a 2xx answer's status and bytes
+// streamed as they come, or its error as it was. When the call itself
+// failed, the
 // error is returned for the caller to answer.
 func (s *Server) relay(w http.ResponseWriter, r *http.Request, rt Route, method, path string, body []byte) error {
-	err := s.send(r.Context(), rt, method, path, body, bearer(r), func(answer io.Reader) error {
+	err := s.send(r.Context(), rt, method, path, body, bearer(r), func(status int, answer io.Reader) error {
 		w.Header().Set(HeaderLeader, rt.Node)
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
+		w.WriteHeader(status)
 		if _, err := io.Copy(w, answer); err != nil {
 			s.log.Debug("copy relayed answer", "leader", rt.Node, "err", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -26,6 +27,27 @@ var internalCalls = []struct{ method, pattern, path, body string }{
 	{"POST", "/sessions:acks", "/sessions:acks", `{"acks":[{"world":"arena","id":"s1","seq":1}]}`},
 }
 
+// internalAdminCalls lists one request per admin or world call of the
+// node-to-node service (its public route is "/v1" + path), with the status
+// a leader over the fake answers it after internalCalls (which open s1):
+// the fake knows no bans, so ban and unban find no session, and it holds
+// no player data.
+var internalAdminCalls = []struct {
+	method, pattern, path, body string
+	code                        int
+}{
+	{"POST", "/worlds", "/worlds", `{"id":"lobby"}`, 201},
+	{"PUT", "/worlds/{world}/rules", "/worlds/arena/rules", strictBody, 200},
+	{"POST", "/cluster/join", "/cluster/join", `{"id":"n3","raft_addr":"127.0.0.1:1"}`, 200},
+	{"DELETE", "/cluster/nodes/{id}", "/cluster/nodes/n3", "", 200},
+	{"POST", "/cluster/transfer-leadership", "/cluster/transfer-leadership", "", 200},
+	{"POST", "/worlds/{world}/sessions/{id}/kick", "/worlds/arena/sessions/s1/kick", `{"reason":"spam"}`, 200},
+	{"POST", "/worlds/{world}/bans", "/worlds/arena/bans", `{"player":"bob"}`, 404},
+	{"DELETE", "/worlds/{world}/bans/{player}", "/worlds/arena/bans/bob", "", 404},
+	{"GET", "/worlds/{world}/sessions:export", "/worlds/arena/sessions:export", "", 404},
+	{"POST", "/worlds/{world}/sessions:import", "/worlds/arena/sessions:import", `{"players":[{"player":"p1","data":{"gold":1}}]}`, 200},
+}
+
 func TestInternalRoutesRefuseCallsWithoutTheClusterCredential(t *testing.T) {
 	t.Parallel()
 	fake := newFake()
@@ -43,10 +65,25 @@ func TestInternalRoutesRefuseCallsWithoutTheClusterCredential(t *testing.T) {
 			"Authorization", "Bearer "+sign(t, jwt.SigningMethodHS256, keys.hs, claims("p1")))
 		require.Equal(t, 200, code, "%s: %s", path, b)
 	}
+	for _, c := range internalAdminCalls {
+		path := InternalPrefix + c.path
+		m := e.requireError(401, CodeUnauthorized, c.method, path, c.body)
+		require.Contains(t, m["error"], "internal endpoint", path)
+		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1")
+		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1", HeaderClusterKey, testSecret+"x")
+		// The admin's token opens the public route, never the internal one.
+		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
+		code, _, b := e.do(c.method, path, c.body, HeaderForwarded, "1", HeaderClusterKey, testSecret)
+		require.Equal(t, c.code, code, "%s: %s", path, b)
+	}
 
 	// Without a secret, only calls marked as coming from a node are served.
 	open := newEnv(t, newFake())
 	for _, c := range internalCalls {
+		m := open.requireError(403, CodeForbidden, c.method, InternalPrefix+c.path, c.body)
+		require.Contains(t, m["error"], "internal endpoint")
+	}
+	for _, c := range internalAdminCalls {
 		m := open.requireError(403, CodeForbidden, c.method, InternalPrefix+c.path, c.body)
 		require.Contains(t, m["error"], "internal endpoint")
 	}
@@ -94,6 +131,20 @@ func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
 	}
 	require.Equal(t, 6, leader.fake.forwarded)
 	require.Zero(t, follower.fake.acts)
+
+	// The admin and world commands, asked of the follower, run on the
+	// leader through their internal routes: same status as the leader's.
+	for _, c := range internalAdminCalls {
+		code, h, b := follower.do(c.method, "/v1"+c.path, c.body)
+		require.Equal(t, c.code, code, "%s %s: %s", c.method, c.path, b)
+		require.Equal(t, "n1", h.Get(HeaderLeader), c.path)
+		status := strconv.Itoa(c.code)
+		require.Equal(t, float64(1), requests(leader, c.method+" "+InternalPrefix+c.pattern, status), c.pattern)
+		require.Zero(t, requests(leader, c.method+" /v1"+c.pattern, status), c.pattern)
+	}
+	require.Equal(t, 6+len(internalAdminCalls), leader.fake.forwarded)
+	require.Equal(t, 1, leader.fake.transfers)
+	require.Zero(t, follower.fake.transfers)
 }
 
 func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
@@ -108,6 +159,11 @@ func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
 		{"POST", "/v1/worlds/arena/actions", incrBody},                                         // a repeat
 		{"POST", "/v1/worlds/arena/actions", strings.Replace(incrBody, `"by":1`, `"by":2`, 1)}, // seq_reused
 		{"POST", "/v1/worlds/nowhere/actions:batch", `{"actions":[` + incrBody + `]}`},         // an item's error
+		{"POST", "/v1/worlds", `{"id":"arena"}`},                                               // world_exists
+		{"PUT", "/v1/worlds/nowhere/rules", strictBody},
+		{"POST", "/v1/worlds/arena/sessions/nope/kick", ""},
+		{"DELETE", "/v1/worlds/arena/bans/bob", ""},
+		{"GET", "/v1/worlds/arena/sessions:export", ""},
 	} {
 		lc, lh, lb := leader.do(r.method, r.path, r.body)
 		fc, fh, fb := follower.do(r.method, r.path, r.body)
@@ -205,4 +261,31 @@ func TestAnInternalAnswerCutOffMidBodyIsAnUnknownOutcome(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrOutcomeUnknown, "a 200 answer cut off")
 	_, err = e.srv.session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: "arena", ID: "s1"}, "")
 	require.ErrorIs(t, err, store.ErrOutcomeUnknown, "an error answer cut off")
+}
+
+func TestAdminCommandsAreAuthorizedWhereTheAdminCalledAndRunOnTheLeader(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t, withSecret, withAuth)
+	adminTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, adminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	playerTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
+
+	// The follower checks the admin's credential; the leader trusts the
+	// follower's cluster secret on its internal route.
+	follower.requireError(403, CodeForbidden, "POST", "/v1/cluster/transfer-leadership", "", "Authorization", playerTok)
+	follower.requireError(401, CodeUnauthorized, "POST", "/v1/cluster/transfer-leadership", "")
+	require.Zero(t, leader.fake.forwarded, "refused before anything was sent")
+	for _, hdr := range [][]string{{"Authorization", adminTok}, {HeaderClusterKey, testSecret}} {
+		code, _, b := follower.do("POST", "/v1/cluster/transfer-leadership", "", hdr...)
+		require.Equal(t, 200, code, "%s", b)
+	}
+	require.Equal(t, 2, leader.fake.transfers)
+	require.Equal(t, float64(2), requests(leader, "POST "+InternalPrefix+"/cluster/transfer-leadership", "200"))
+
+	// A follower of an older version proxies the public route, marked and
+	// with the secret: the leader still serves it, and a node that does not
+	// lead refuses it rather than sending it on.
+	code, _, b := leader.do("POST", "/v1/worlds", `{"id":"lobby"}`, HeaderForwarded, "1", HeaderClusterKey, testSecret)
+	require.Equal(t, 201, code, "%s", b)
+	follower.requireError(503, CodeNotLeader, "POST", "/v1/worlds", `{"id":"hall"}`, HeaderForwarded, "1", HeaderClusterKey, testSecret)
+	require.Equal(t, 3, leader.fake.forwarded)
 }

@@ -29,7 +29,7 @@ func (s *Server) updateRules(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	s.onLeader(w, r, world, KindWrite, body, func(g Group) error {
+	s.onLeader(w, r, world, KindWrite, internalWorldPath(world, "/rules"), body, func(g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
 		v, err := g.UpdateRules(ctx, world, rules, req.ExpectRulesVersion)

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -48,7 +49,8 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.adminSession(w, r, body, fsm.CmdSessionKick, func() (*fsm.SessionCmd, error) {
+	path := internalWorldPath(r.PathValue("world"), "/sessions/"+url.PathEscape(r.PathValue("id"))+"/kick")
+	s.adminSession(w, r, path, body, fsm.CmdSessionKick, func() (*fsm.SessionCmd, error) {
 		if req.Player != "" {
 			return nil, fmt.Errorf("%w: a kick names the session in the path, not a player", fsm.ErrMalformed)
 		}
@@ -68,14 +70,15 @@ func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.adminSession(w, r, body, fsm.CmdSessionBan, func() (*fsm.SessionCmd, error) {
+	s.adminSession(w, r, internalWorldPath(r.PathValue("world"), "/bans"), body, fsm.CmdSessionBan, func() (*fsm.SessionCmd, error) {
 		return &fsm.SessionCmd{World: r.PathValue("world"), Player: req.Player, Reason: req.Reason}, nil
 	})
 }
 
 // unban handles DELETE /v1/worlds/{world}/bans/{player}.
 func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
-	s.adminSession(w, r, nil, fsm.CmdSessionUnban, func() (*fsm.SessionCmd, error) {
+	path := internalWorldPath(r.PathValue("world"), "/bans/"+url.PathEscape(r.PathValue("player")))
+	s.adminSession(w, r, path, nil, fsm.CmdSessionUnban, func() (*fsm.SessionCmd, error) {
 		return &fsm.SessionCmd{World: r.PathValue("world"), Player: r.PathValue("player")}, nil
 	})
 }
@@ -110,10 +113,10 @@ func (s *Server) adminBody(w http.ResponseWriter, r *http.Request, v any) ([]byt
 }
 
 // adminSession runs an admin session command on the world's leader (cmd
-// builds it there, or refuses the request) and answers with the session it
-// left.
-func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, body []byte, kind fsm.CmdKind, cmd func() (*fsm.SessionCmd, error)) {
-	s.onLeader(w, r, r.PathValue("world"), KindWrite, body, func(g Group) error {
+// builds it there, or refuses the request; path is its internal call's)
+// and answers with the session it left.
+func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, path string, body []byte, kind fsm.CmdKind, cmd func() (*fsm.SessionCmd, error)) {
+	s.onLeader(w, r, r.PathValue("world"), KindWrite, path, body, func(g Group) error {
 		c, err := cmd()
 		if err != nil {
 			return err
@@ -134,7 +137,7 @@ func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, body []byt
 // import and data change.
 func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
-	s.onLeader(w, r, world, KindRead, nil, func(g Group) error {
+	s.onLeader(w, r, world, KindRead, internalWorldPath(world, "/sessions:export"), nil, func(g Group) error {
 		all, err := g.PlayerData(world)
 		if err != nil {
 			return err
@@ -183,7 +186,7 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
 		seen[p.Player] = true
 	}
 	world := r.PathValue("world")
-	s.onLeader(w, r, world, KindWrite, body, func(g Group) error {
+	s.onLeader(w, r, world, KindWrite, internalWorldPath(world, "/sessions:import"), body, func(g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
 		for i, p := range f.Players {

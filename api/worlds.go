@@ -34,7 +34,7 @@ func (s *Server) createWorld(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err, true)
 		return
 	}
-	s.onLeader(w, r, req.ID, KindWrite, body, func(g Group) error {
+	s.onLeader(w, r, req.ID, KindWrite, internalWorldsPath, body, func(g Group) error {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
 		if err := g.CreateWorld(ctx, req.ID, rules); err != nil {
