@@ -121,6 +121,11 @@ func TestPlayBrieflySlowReaderIsDetachedCatchesUpAloneAndMissesNothing(t *testin
 	})
 	url := n.env.wsURL("arena")
 	lag := dialSlowReader(t, url, "lag")
+	// The welcome can come before the connection's pusher has joined the
+	// hub: until it is attached it reads alone, and a full queue then
+	// makes it wait rather than be detached.
+	h := n.worldHub(t, "arena")
+	require.Eventually(t, func() bool { return h.attached() == 1 }, 10*time.Second, 5*time.Millisecond)
 
 	// Big events, which the lagging player does not read for a while.
 	const total = 120
@@ -135,7 +140,6 @@ func TestPlayBrieflySlowReaderIsDetachedCatchesUpAloneAndMissesNothing(t *testin
 		10*time.Second, 5*time.Millisecond, "the hub left the full connection behind")
 	// It reads now: everything, in order, and it attaches again.
 	require.Equal(t, seqRange(1, total), nextEvents(t, lag, total))
-	h := n.worldHub(t, "arena")
 	require.Eventually(t, func() bool { return h.attached() == 1 }, 10*time.Second, 5*time.Millisecond)
 	act(t, n, actBody("bob", total+1))
 	require.Equal(t, []uint64{total + 1}, nextEvents(t, lag, 1))
