@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -304,4 +305,20 @@ func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
 	_, err = h.attach(&playConn{ob: newOutbox(1, codecJSON)})
 	require.ErrorContains(t, err, "gap")
 	require.True(t, h.failed())
+}
+
+func TestPusherEndsItsConnectionWhenTheWorldsHubCannotStart(t *testing.T) {
+	fake := newFake()
+	fake.worlds["arena"] = &fakeWorld{}
+	fake.subErr = errors.New("feed down")
+	e := newEnv(t, fake)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &playConn{s: e.srv, world: "arena", ctx: ctx, cancel: cancel}
+	c.wg.Add(1)
+	c.pusher(nil) // returns at once: the hub's own subscription fails
+	c.wg.Wait()
+	require.ErrorContains(t, c.err, "feed down", "the connection ends with the hub's error")
+	require.ErrorIs(t, ctx.Err(), context.Canceled)
+	require.Zero(t, e.srv.hubCount(), "no hub is left behind")
 }
