@@ -118,6 +118,9 @@ func TestPlayBrieflySlowReaderIsDetachedCatchesUpAloneAndMissesNothing(t *testin
 	n := startSmallBufferLeader(t, func(c *Config) {
 		c.Play.QueueSize = 2
 		c.Play.SlowTimeout = time.Minute
+		// Its catch-up frame (about 300 KB) crawls through the reader's
+		// 4 KiB window for about 10 s: it must not be cut off for that.
+		c.Play.WriteTimeout = time.Minute
 	})
 	url := n.env.wsURL("arena")
 	lag := dialSlowReader(t, url, "lag")
