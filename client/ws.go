@@ -115,9 +115,8 @@ type Play struct {
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
 	data        map[string]wire.Value
-	udp         *UDPInfo        // the current connection's UDP lane key (udp.go)
-	closed      bool            // Close was called (mirrors closing, under mu)
-	byeOn       *websocket.Conn // the connection bye was last sent on
+	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
+	closed      bool     // Close was called (mirrors closing, under mu)
 	// A transfer (transfer.go): where to resume next, with which ticket,
 	// and the other nodes the welcomes named.
 	moveTo  string
@@ -328,16 +327,10 @@ func (p *Play) Close() error {
 	return nil
 }
 
-// sayBye acknowledges what Next returned and says bye on conn, once per
-// connection.
+// sayBye acknowledges what Next returned and says bye on conn. Close says
+// it on the connection it finds, connect on one welcomed after Close came
+// (both decide under mu, so each connection gets one bye).
 func (p *Play) sayBye(conn *websocket.Conn) {
-	p.mu.Lock()
-	if p.byeOn == conn {
-		p.mu.Unlock()
-		return
-	}
-	p.byeOn = conn
-	p.mu.Unlock()
 	p.sendAck(conn)
 	ctx, cancel := context.WithTimeout(p.ctx, closeWait)
 	defer cancel()
