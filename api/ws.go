@@ -258,7 +258,7 @@ func (c *playConn) run() {
 		c.s.unregisterPlay(c)
 		switch {
 		case errors.Is(c.err, fsm.ErrSessionKicked):
-			c.closeSession("kicked", true)
+			c.closeSession("kicked")
 		case !errors.Is(c.err, errSessionReplaced) && !errors.Is(c.err, errBye):
 			c.flushAck(true)
 		}
@@ -359,7 +359,7 @@ func (c *playConn) handle(msg wire.ClientMsg) {
 		// The session's disappearance is ours: watch must not take it for
 		// a replacement (4409) before fail(errBye) below.
 		c.bye.Store(true)
-		c.closeSession("bye", false)
+		c.closeSession("bye")
 		c.fail(errBye)
 	default:
 		c.fail(fmt.Errorf("%w: unexpected message type %q", fsm.ErrMalformed, msg.Type))

@@ -114,13 +114,11 @@ func (c *playConn) identify(msg wire.ClientMsg) (string, error) {
 }
 
 // closeSession closes the connection's session (after a bye, or once it
-// was kicked), best effort. final runs after the connection ended.
-func (c *playConn) closeSession(reason string, final bool) {
-	parent := c.ctx
-	if final {
-		parent = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(parent, c.s.cfg.RequestTimeout)
+// was kicked), best effort. Its context is not the connection's: a bye
+// that was read must not be lost because the connection fails meanwhile
+// (a slow consumer cut off, a ping timeout), nor a kick because it ended.
+func (c *playConn) closeSession(reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
 	defer cancel()
 	_, err := c.s.session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: c.world, ID: c.session, Reason: reason}, c.token)
 	c.s.log.Debug("play: close session", "session", c.session, "reason", reason, "err", err)

@@ -98,6 +98,9 @@ type Play struct {
 	pongs  chan pong
 	ready  chan struct{} // closed after the first welcome
 
+	closeOnce sync.Once
+	closing   chan struct{} // closed by Close: say bye, on a resumed connection if need be
+
 	mu          sync.Mutex
 	conn        *websocket.Conn
 	session     string
@@ -113,6 +116,7 @@ type Play struct {
 	err         error  // why the Play ended
 	data        map[string]wire.Value
 	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
+	closed      bool     // Close was called (mirrors closing, under mu)
 	// A transfer (transfer.go): where to resume next, with which ticket,
 	// and the other nodes the welcomes named.
 	moveTo  string
@@ -168,7 +172,7 @@ func (c *Client) Play(ctx context.Context, world string, opts PlayOptions) (*Pla
 	if err != nil {
 		return nil, err
 	}
-	p := &Play{c: c, world: world, opts: opts, codec: codec, done: make(chan struct{}), ready: make(chan struct{}),
+	p := &Play{c: c, world: world, opts: opts, codec: codec, done: make(chan struct{}), ready: make(chan struct{}), closing: make(chan struct{}),
 		events: make(chan item, opts.Buffer), pongs: make(chan pong, 1), pending: make(map[uint64]*pendingAct)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	go p.run()
@@ -291,28 +295,46 @@ func (p *Play) Ping(ctx context.Context) (time.Duration, error) {
 	}
 }
 
+// closeWait bounds how long Close waits for the server to forget the
+// session after bye.
+const closeWait = 5 * time.Second
+
 // Close ends the session for good (the server forgets it) and the
-// connection.
+// connection. It says bye on the current connection; when there is none
+// (the Play is resuming after a drop) or that one ends before the server
+// closed it, the Play resumes and says bye on the new connection, so a
+// player who quits during a reconnect leaves no session behind. It gives
+// up after closeWait.
 func (p *Play) Close() error {
 	p.finish(ErrPlayClosed)
 	p.mu.Lock()
+	p.closed = true
 	conn := p.conn
 	p.mu.Unlock()
+	p.closeOnce.Do(func() { close(p.closing) })
 	if conn != nil {
-		p.sendAck(conn)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if p.write(ctx, conn, map[string]string{"type": wire.TypeBye}) == nil {
-			// The server closes after forgetting the session.
-			select {
-			case <-p.done:
-			case <-ctx.Done():
-			}
-		}
-		cancel()
+		p.sayBye(conn)
 	}
+	t := time.NewTimer(closeWait)
+	// The server closes after forgetting the session, which ends run.
+	select {
+	case <-p.done:
+	case <-t.C:
+	}
+	t.Stop()
 	p.cancel()
 	<-p.done
 	return nil
+}
+
+// sayBye acknowledges what Next returned and says bye on conn. Close says
+// it on the connection it finds, connect on one welcomed after Close came
+// (both decide under mu, so each connection gets one bye).
+func (p *Play) sayBye(conn *websocket.Conn) {
+	p.sendAck(conn)
+	ctx, cancel := context.WithTimeout(p.ctx, closeWait)
+	defer cancel()
+	_ = p.write(ctx, conn, map[string]string{"type": wire.TypeBye})
 }
 
 // Drop cuts the current connection without a close handshake, as a network

@@ -66,15 +66,28 @@ func (p *Play) run() {
 		if errors.As(err, &ce) && (strings.Contains(ce.Reason, CodeNotLeader) || ce.Code == CloseMoved || ce.Code == int(websocket.StatusGoingAway)) || !errors.As(err, &ce) {
 			addr++ // another node may serve us better
 		}
+		wait, closing := backoff, p.closing
+		if p.isClosing() {
+			// Close waits for a connection to say bye on: no long waits.
+			wait, closing = p.c.minBackoff, nil
+		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-p.ctx.Done():
+		case <-closing:
 		}
 		backoff = min(backoff*2, p.c.maxBackoff)
 		if err == nil {
 			backoff = p.c.minBackoff
 		}
 	}
+}
+
+// isClosing reports whether Close was called.
+func (p *Play) isClosing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // connect runs one connection: dial, hello or resume, then read until it
@@ -134,6 +147,7 @@ func (p *Play) connect(base string) error {
 	p.ticket = "" // used
 	p.learn(w.Nodes)
 	p.conn = conn
+	closing := p.closed
 	resend := make([][]byte, 0, len(p.pending))
 	for _, pa := range p.pending {
 		resend = append(resend, pa.msg)
@@ -147,6 +161,11 @@ func (p *Play) connect(base string) error {
 	}()
 	if first {
 		close(p.ready)
+	}
+	if closing {
+		// Close came while there was no connection (or on a connection
+		// that ended before the server forgot the session): say bye here.
+		p.sayBye(conn)
 	}
 	for _, m := range resend {
 		if err := conn.Write(p.ctx, p.codec.messageType(), m); err != nil {
