@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -12,77 +11,55 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// byeServer is a play server that welcomes each connection (after its
-// gate, if it has one), records the first message and whether bye came on
-// each connection, and answers bye by its connection's rule: drop it (the
-// bye is lost) or close normally (the session is forgotten).
-type byeServer struct {
-	mu     sync.Mutex
-	firsts []map[string]any
-	byes   []bool
-	// dropFirst: connection 0 ends right after the welcome.
-	dropFirst bool
-	// loseBye: connection 0 drops on bye instead of closing.
-	loseBye bool
-	// gate, when set, holds connection 1's welcome until it is closed.
-	gate chan struct{}
-	// resumed is closed when connection 1's first message arrived.
-	resumed chan struct{}
+// byes records, per connection of a fakeMover, whether the client said bye
+// on it.
+type byes struct {
+	mu  sync.Mutex
+	got [2]bool
 }
 
-func (f *byeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{PlaySubprotocol, MsgpackSubprotocol}})
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	ctx := r.Context()
-	m, err := recv(ctx, c)
-	if err != nil {
-		return
-	}
-	f.mu.Lock()
-	i := len(f.firsts)
-	f.firsts = append(f.firsts, m)
-	f.byes = append(f.byes, false)
-	f.mu.Unlock()
-	if i == 1 {
-		close(f.resumed)
-		if f.gate != nil {
-			select {
-			case <-f.gate:
-			case <-ctx.Done():
+func (b *byes) seen() []bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	got := b.got
+	return got[:]
+}
+
+// welcomeThenBye is connection i's script: welcome, then wait for bye,
+// record it and answer it by the rule: drop the connection (lose: the bye
+// is lost) or close normally (the session is forgotten).
+func (b *byes) welcomeThenBye(i int, lose bool) func(ctx context.Context, c *websocket.Conn) {
+	return func(ctx context.Context, c *websocket.Conn) {
+		sendWelcome(ctx, c)
+		for {
+			m, err := recv(ctx, c)
+			if err != nil {
 				return
 			}
-		}
-	}
-	send(ctx, c, map[string]any{"type": "welcome", "session": "s1", "resume_token": "rt", "seq": 0})
-	if i == 0 && f.dropFirst {
-		return // CloseNow: no close frame, the client resumes
-	}
-	for {
-		m, err := recv(ctx, c)
-		if err != nil {
+			if m["type"] != "bye" {
+				continue
+			}
+			b.mu.Lock()
+			b.got[i] = true
+			b.mu.Unlock()
+			if lose {
+				_ = c.CloseNow()
+			} else {
+				_ = c.Close(websocket.StatusNormalClosure, "bye")
+			}
 			return
 		}
-		if m["type"] != "bye" {
-			continue
-		}
-		f.mu.Lock()
-		f.byes[i] = true
-		f.mu.Unlock()
-		if i == 0 && f.loseBye {
-			return
-		}
-		_ = c.Close(websocket.StatusNormalClosure, "bye")
-		return
 	}
 }
 
-func (f *byeServer) seen() (firsts []map[string]any, byes []bool) {
+func sendWelcome(ctx context.Context, c *websocket.Conn) {
+	send(ctx, c, map[string]any{"type": "welcome", "session": "s1", "resume_token": "rt", "seq": 0})
+}
+
+func (f *fakeMover) seenFirsts() []map[string]any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]map[string]any(nil), f.firsts...), append([]bool(nil), f.byes...)
+	return append([]map[string]any(nil), f.firsts...)
 }
 
 func TestPlayCloseDuringAResumeSaysByeOnTheResumedConnection(t *testing.T) {
@@ -90,7 +67,23 @@ func TestPlayCloseDuringAResumeSaysByeOnTheResumedConnection(t *testing.T) {
 }
 
 func testPlayCloseDuringAResumeSaysByeOnTheResumedConnection(t *testing.T, enc string) {
-	f := &byeServer{dropFirst: true, gate: make(chan struct{}), resumed: make(chan struct{})}
+	var b byes
+	gate, resumed := make(chan struct{}), make(chan struct{})
+	f := &fakeMover{script: []func(ctx context.Context, c *websocket.Conn){
+		func(ctx context.Context, c *websocket.Conn) {
+			sendWelcome(ctx, c)
+			_ = c.CloseNow() // no close frame: the client resumes
+		},
+		func(ctx context.Context, c *websocket.Conn) {
+			close(resumed)
+			select { // hold the welcome until the test has called Close
+			case <-gate:
+			case <-ctx.Done():
+				return
+			}
+			b.welcomeThenBye(1, false)(ctx, c)
+		},
+	}}
 	ts := httptest.NewServer(f)
 	defer ts.Close()
 	cl := New([]string{ts.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond))
@@ -101,24 +94,24 @@ func testPlayCloseDuringAResumeSaysByeOnTheResumedConnection(t *testing.T, enc s
 	// The first connection dropped; the resume waits for its welcome, so
 	// the Play has no connection when Close comes.
 	select {
-	case <-f.resumed:
+	case <-resumed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no resume")
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- p.Close() }()
 	require.Eventually(t, p.isClosing, 10*time.Second, time.Millisecond)
-	close(f.gate)
+	close(gate)
 	select {
 	case err := <-closed:
 		require.NoError(t, err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return")
 	}
-	firsts, byes := f.seen()
+	firsts := f.seenFirsts()
 	require.Len(t, firsts, 2)
 	require.Equal(t, "resume", firsts[1]["type"])
-	require.Equal(t, []bool{false, true}, byes, "bye goes on the resumed connection")
+	require.Equal(t, []bool{false, true}, b.seen(), "bye goes on the resumed connection")
 	_, err = p.Next(context.Background())
 	require.ErrorIs(t, err, ErrPlayClosed)
 }
@@ -128,7 +121,10 @@ func TestPlayCloseSaysByeAgainWhenItsConnectionDropsFirst(t *testing.T) {
 }
 
 func testPlayCloseSaysByeAgainWhenItsConnectionDropsFirst(t *testing.T, enc string) {
-	f := &byeServer{loseBye: true, resumed: make(chan struct{})}
+	var b byes
+	f := &fakeMover{script: []func(ctx context.Context, c *websocket.Conn){
+		b.welcomeThenBye(0, true), b.welcomeThenBye(1, false),
+	}}
 	ts := httptest.NewServer(f)
 	defer ts.Close()
 	cl := New([]string{ts.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond))
@@ -137,8 +133,8 @@ func testPlayCloseSaysByeAgainWhenItsConnectionDropsFirst(t *testing.T, enc stri
 	require.NoError(t, err)
 	require.NoError(t, p.Close())
 	require.NoError(t, p.Close(), "a second Close is a no-op")
-	firsts, byes := f.seen()
+	firsts := f.seenFirsts()
 	require.Len(t, firsts, 2)
 	require.Equal(t, "resume", firsts[1]["type"])
-	require.Equal(t, []bool{true, true}, byes, "the lost bye is said again after the resume")
+	require.Equal(t, []bool{true, true}, b.seen(), "the lost bye is said again after the resume")
 }
