@@ -144,15 +144,19 @@ func (c *procCluster) waitStatus(p *proc, what string, ok func(client.Status) bo
 	defer cl.Close()
 	var last client.Status
 	var lastErr error
-	require.Eventually(c.t, func() bool {
-		if !p.running() {
-			return true
-		}
+	deadline := time.Now().Add(90 * time.Second)
+	for p.running() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		last, lastErr = cl.Status(ctx)
-		return lastErr == nil && ok(last)
-	}, 90*time.Second, 25*time.Millisecond, "%s: %s; last %+v err %v", p.id, what, last, lastErr)
+		cancel()
+		if lastErr == nil && ok(last) {
+			break
+		}
+		// The message names the last status polled (arguments to
+		// require.Eventually would be evaluated before the first poll).
+		require.True(c.t, time.Now().Before(deadline), "%s: %s; last %+v err %v", p.id, what, last, lastErr)
+		time.Sleep(25 * time.Millisecond)
+	}
 	require.True(c.t, p.running(), "%s exited", p.id)
 	return last
 }
