@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -212,7 +213,7 @@ func TestPlayAcksOnAFollowerGoToTheLeaderInOneRequest(t *testing.T) {
 		return act(t, l, actBody("bob", seq))
 	})
 	fwd := func() float64 {
-		return testutil.ToFloat64(l.env.srv.metrics.requests.WithLabelValues("POST "+InternalPrefix+"/sessions:acks", "200"))
+		return testutil.ToFloat64(l.env.srv.Metrics().Requests.WithLabelValues("POST "+edge.InternalPrefix+"/sessions:acks", "200"))
 	}
 	before := fwd()
 	f.env.srv.acks.round(context.Background())
@@ -303,10 +304,10 @@ func TestInternalAcksEndpointServesOnlyForwardedWellFormedBatches(t *testing.T) 
 	fake := newFake()
 	e := newEnv(t, fake)
 	e.do("POST", "/v1/worlds", arenaBody)
-	fwd := []string{HeaderForwarded, "1"}
+	fwd := []string{edge.HeaderForwarded, "1"}
 	fake.set(func(f *fakeBackend) { f.sessions = map[string]fsm.SessionInfo{"s1": {World: "arena", ID: "s1"}} })
 	body := `{"acks":[{"world":"arena","id":"s1","seq":4},{"world":"arena","id":"gone","seq":4}]}`
-	e.requireError(403, CodeForbidden, "POST", "/v1/sessions:acks", body)
+	e.requireError(403, edge.CodeForbidden, "POST", "/v1/sessions:acks", body)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[]}`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[{"world":"arena","id":"","seq":1}]}`, fwd...)
@@ -314,7 +315,7 @@ func TestInternalAcksEndpointServesOnlyForwardedWellFormedBatches(t *testing.T) 
 	tooMany := `{"acks":[` + strings.Repeat(`{"world":"arena","id":"s1","seq":1},`, fsm.MaxSessionAcks) + `{"world":"arena","id":"s1","seq":1}]}`
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", tooMany, fwd...)
 	small := newEnv(t, newFake(), func(c *Config) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 64, 64 })
-	small.requireError(413, CodeTooLarge, "POST", "/v1/sessions:acks", body, fwd...)
+	small.requireError(413, edge.CodeTooLarge, "POST", "/v1/sessions:acks", body, fwd...)
 	code, m := e.doJSON("POST", "/v1/sessions:acks", body, fwd...)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, float64(1), m["acked"], "the unknown session is skipped")
@@ -322,9 +323,9 @@ func TestInternalAcksEndpointServesOnlyForwardedWellFormedBatches(t *testing.T) 
 	require.NoError(t, err)
 	require.Equal(t, uint64(4), s.Acked)
 	fake.set(func(f *fakeBackend) { f.sessErr = store.ErrOverloaded })
-	e.requireError(429, CodeOverloaded, "POST", "/v1/sessions:acks", body, fwd...)
+	e.requireError(429, edge.CodeOverloaded, "POST", "/v1/sessions:acks", body, fwd...)
 	fake.leader.Store(false)
-	e.requireError(503, CodeNotLeader, "POST", "/v1/sessions:acks", body, fwd...)
+	e.requireError(503, edge.CodeNotLeader, "POST", "/v1/sessions:acks", body, fwd...)
 }
 
 func TestInternalAcksEndpointNeedsTheClusterSecret(t *testing.T) {
@@ -332,11 +333,11 @@ func TestInternalAcksEndpointNeedsTheClusterSecret(t *testing.T) {
 	e := newEnv(t, fake, withSecret)
 	e.do("POST", "/v1/worlds", arenaBody)
 	body := `{"acks":[{"world":"arena","id":"s1","seq":1}]}`
-	m := e.requireError(401, CodeUnauthorized, "POST", "/v1/sessions:acks", body)
+	m := e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/sessions:acks", body)
 	require.Contains(t, m["error"], "internal endpoint")
-	e.requireError(401, CodeUnauthorized, "POST", "/v1/sessions:acks", body, HeaderForwarded, "1")
-	e.requireError(401, CodeUnauthorized, "POST", "/v1/sessions:acks", body, HeaderForwarded, "1", HeaderClusterKey, testSecret+"x")
-	code, a := e.doJSON("POST", "/v1/sessions:acks", body, HeaderForwarded, "1", HeaderClusterKey, testSecret)
+	e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/sessions:acks", body, edge.HeaderForwarded, "1")
+	e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/sessions:acks", body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
+	code, a := e.doJSON("POST", "/v1/sessions:acks", body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 200, code, "%v", a)
 }
 
@@ -355,13 +356,13 @@ func TestSessionAcksMoveToTheLeaderWhenLeadershipMovesMidCallAndFailWithoutOne(t
 		}
 	})
 	acks := []fsm.SessionAck{{World: "arena", ID: "s1", Seq: 3}}
-	n, err := e.srv.sessionAcks(context.Background(), acks)
+	n, err := e.srv.SessionAcks(context.Background(), acks)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	require.Equal(t, 1, leader.forwarded)
 	// No known leader: nothing sent.
 	me.setLeader("", "")
-	_, err = e.srv.sessionAcks(context.Background(), acks)
+	_, err = e.srv.SessionAcks(context.Background(), acks)
 	require.ErrorIs(t, err, store.ErrNotLeader)
 }
 

@@ -7,52 +7,45 @@ import (
 	"runtime/debug"
 	"sync"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/wire"
 )
 
 // act handles POST /v1/worlds/{world}/actions: one action, answered with its
 // committed event (200 whatever its status) or an error.
 func (s *Server) act(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, err := edge.ReadBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
-	player, err := s.identify(r)
+	player, err := s.Identify(r)
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
-	a, err := decodeAction(body, r.PathValue("world"), player)
+	a, err := edge.DecodeAction(body, r.PathValue("world"), player)
 	if err == nil {
-		err = s.checkBan(a.World, a.Player)
+		err = s.CheckBan(a.World, a.Player)
 	}
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
-	err = s.route(a.World, KindWrite, forwarded(r), func(g Group) error {
-		ctx, cancel := s.requestContext(r)
+	err = s.RouteCall(a.World, edge.KindWrite, edge.IsForwarded(r), func(g edge.Group) error {
+		ctx, cancel := s.RequestContext(r)
 		defer cancel()
 		ev, dup, err := g.Act(ctx, a)
 		if err == nil {
-			s.writeJSON(w, http.StatusOK, eventJSON(ev, dup))
+			s.WriteJSON(w, http.StatusOK, edge.EventJSON(ev, dup))
 		}
 		return err
-	}, func(rt Route) error {
-		return s.relay(w, r, rt, http.MethodPost, internalActPath(a.World), body)
+	}, func(rt edge.Route) error {
+		return s.Relay(w, r, rt, http.MethodPost, edge.InternalActPath(a.World), body)
 	})
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 	}
-}
-
-// eventJSON is an event's wire form, marked when it answers a repeat.
-func eventJSON(ev *fsm.Event, dup bool) wire.Event {
-	j := ev.Wire()
-	j.Duplicate = dup
-	return j
 }
 
 // batchRequest is the body of POST /v1/worlds/{world}/actions:batch.
@@ -72,53 +65,53 @@ type batchResponse struct {
 // its own item. An item that meets a leadership change is answered
 // not_leader (or outcome_unknown) for the client to retry with the same seq.
 func (s *Server) actBatch(w http.ResponseWriter, r *http.Request) {
-	player, err := s.identify(r)
+	player, err := s.Identify(r)
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
-	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
+	body, err := edge.ReadBody(w, r, s.cfg.MaxBatchBodyBytes)
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
 	var req batchRequest
-	if err := decodeStrict(body, &req); err != nil {
-		s.writeError(w, err, true)
+	if err := edge.DecodeStrict(body, &req); err != nil {
+		s.WriteError(w, err, true)
 		return
 	}
 	switch {
 	case len(req.Actions) == 0:
-		s.writeError(w, fmt.Errorf("%w: a batch needs at least one action", fsm.ErrMalformed), true)
+		s.WriteError(w, fmt.Errorf("%w: a batch needs at least one action", fsm.ErrMalformed), true)
 		return
 	case len(req.Actions) > s.cfg.MaxBatchActions:
-		s.writeError(w, fmt.Errorf("%w: %d actions, limit %d", errTooLarge, len(req.Actions), s.cfg.MaxBatchActions), true)
+		s.WriteError(w, fmt.Errorf("%w: %d actions, limit %d", edge.ErrTooLarge, len(req.Actions), s.cfg.MaxBatchActions), true)
 		return
 	}
 	world := r.PathValue("world")
-	err = s.route(world, KindWrite, forwarded(r), func(g Group) error {
-		s.writeJSON(w, http.StatusOK, s.runBatch(r, g, world, player, req.Actions))
+	err = s.RouteCall(world, edge.KindWrite, edge.IsForwarded(r), func(g edge.Group) error {
+		s.WriteJSON(w, http.StatusOK, s.runBatch(r, g, world, player, req.Actions))
 		return nil
-	}, func(rt Route) error {
-		return s.relay(w, r, rt, http.MethodPost, internalBatchPath(world), body)
+	}, func(rt edge.Route) error {
+		return s.Relay(w, r, rt, http.MethodPost, edge.InternalBatchPath(world), body)
 	})
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 	}
 }
 
 // runBatch runs a batch's actions on g, concurrently, and answers each.
-func (s *Server) runBatch(r *http.Request, g Group, world, player string, actions []json.RawMessage) batchResponse {
+func (s *Server) runBatch(r *http.Request, g edge.Group, world, player string, actions []json.RawMessage) batchResponse {
 	results := make([]any, len(actions))
 	sem := make(chan struct{}, s.cfg.BatchConcurrency)
 	var wg sync.WaitGroup
 	for i, raw := range actions {
-		a, err := decodeAction(raw, world, player)
+		a, err := edge.DecodeAction(raw, world, player)
 		if err == nil {
-			err = s.checkBan(world, a.Player)
+			err = s.CheckBan(world, a.Player)
 		}
 		if err != nil {
-			_, results[i] = s.errorBody(fmt.Errorf("action %d: %w", i, err), true)
+			_, results[i] = s.ErrorFor(fmt.Errorf("action %d: %w", i, err), true)
 			continue
 		}
 		sem <- struct{}{}
@@ -128,17 +121,17 @@ func (s *Server) runBatch(r *http.Request, g Group, world, player string, action
 			defer func() {
 				if v := recover(); v != nil {
 					s.log.Error("batch action panic", "panic", v, "stack", string(debug.Stack()))
-					_, results[i] = s.errorBody(fmt.Errorf("%w: %v", errInternal, v), true)
+					_, results[i] = s.ErrorFor(fmt.Errorf("%w: %v", edge.ErrInternal, v), true)
 				}
 			}()
-			ctx, cancel := s.requestContext(r)
+			ctx, cancel := s.RequestContext(r)
 			defer cancel()
 			ev, dup, err := g.Act(ctx, a)
 			if err != nil {
-				_, results[i] = s.errorBody(err, true)
+				_, results[i] = s.ErrorFor(err, true)
 				return
 			}
-			results[i] = eventJSON(ev, dup)
+			results[i] = edge.EventJSON(ev, dup)
 		})
 	}
 	wg.Wait()

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -240,7 +241,7 @@ func TestEventJSONRoundTripsThroughTheWireForm(t *testing.T) {
 	t.Parallel()
 	ev := &fsm.Event{World: "w", Seq: 2, Status: fsm.StatusApplied,
 		Changes: []fsm.Change{{Entity: "e", Field: "f", Op: fsm.OpSet, Value: fsm.String("x"), Version: 2}}}
-	b, err := json.Marshal(eventJSON(ev, true))
+	b, err := json.Marshal(edge.EventJSON(ev, true))
 	require.NoError(t, err)
 	var j wire.Event
 	require.NoError(t, json.Unmarshal(b, &j))

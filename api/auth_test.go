@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,8 +36,8 @@ var keys = func() testKeys {
 
 var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func testAuth() *AuthConfig {
-	return &AuthConfig{
+func testAuth() *edge.AuthConfig {
+	return &edge.AuthConfig{
 		HS256Key:   keys.hs,
 		PublicKeys: []crypto.PublicKey{&keys.rsa.PublicKey, keys.ed.Public()},
 		Issuer:     "gsd-test", Audience: "arena-players",
@@ -87,12 +88,12 @@ func TestAuthActionsTakeThePlayerFromTheToken(t *testing.T) {
 	tok := sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
 	code, _ := e.doJSON("POST", "/v1/worlds/arena/actions", `{"player":"ann","seq":9,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`, "Authorization", "Bearer "+tok)
 	require.Equal(t, http.StatusOK, code)
-	e.requireError(http.StatusForbidden, CodeForbidden, "POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer "+tok)
+	e.requireError(http.StatusForbidden, edge.CodeForbidden, "POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer "+tok)
 	// The batch endpoint too.
 	code, m := e.doJSON("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`,{"seq":10,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}]}`, "Authorization", "Bearer "+tok)
 	require.Equal(t, http.StatusOK, code)
 	res := m["results"].([]any)
-	require.Equal(t, CodeForbidden, res[0].(map[string]any)["code"])
+	require.Equal(t, edge.CodeForbidden, res[0].(map[string]any)["code"])
 	require.Equal(t, "ann", res[1].(map[string]any)["player"])
 }
 
@@ -108,7 +109,7 @@ func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 	cases := map[string]string{
 		"missing":         "",
 		"garbage":         "Bearer not.a.token",
-		"not bearer":      "Basic " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann")),
+		"not Bearer":      "Basic " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann")),
 		"forged HS256":    "Bearer " + sign(t, jwt.SigningMethodHS256, keys.otherHS, claims("ann")),
 		"forged EdDSA":    "Bearer " + sign(t, jwt.SigningMethodEdDSA, keys.otherEd, claims("ann")),
 		"alg none":        "Bearer " + none,
@@ -153,7 +154,7 @@ func TestAuthOffKeepsTheBodysPlayer(t *testing.T) {
 func TestAuthConfigValidation(t *testing.T) {
 	ok := testAuth()
 	require.NoError(t, ok.Validate())
-	for what, c := range map[string]*AuthConfig{
+	for what, c := range map[string]*edge.AuthConfig{
 		"no keys":       {},
 		"short hs key":  {HS256Key: []byte("short")},
 		"foreign key":   {PublicKeys: []crypto.PublicKey{"nope"}},

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -25,38 +26,38 @@ func newEntityJSON(v fsm.EntityView) wire.Entity {
 func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
 	c, err := store.ParseConsistency(r.URL.Query().Get("consistency"))
 	if err != nil {
-		s.writeError(w, err, false)
+		s.WriteError(w, err, false)
 		return
 	}
 	if c == store.Linearizable && !store.BrokenLinearizableReads {
 		s.linearizableEntity(w, r)
 		return
 	}
-	ctx, cancel := s.requestContext(r)
+	ctx, cancel := s.RequestContext(r)
 	defer cancel()
 	v, err := s.b.Entity(ctx, r.PathValue("world"), r.PathValue("entity"), c)
 	if err != nil {
-		s.writeError(w, err, false)
+		s.WriteError(w, err, false)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, newEntityJSON(v))
+	s.WriteJSON(w, http.StatusOK, newEntityJSON(v))
 }
 
 // linearizableEntity reads an entity on its world's leader.
 func (s *Server) linearizableEntity(w http.ResponseWriter, r *http.Request) {
 	world, id := r.PathValue("world"), r.PathValue("entity")
-	err := s.route(world, KindRead, forwarded(r), func(g Group) error {
-		ctx, cancel := s.requestContext(r)
+	err := s.RouteCall(world, edge.KindRead, edge.IsForwarded(r), func(g edge.Group) error {
+		ctx, cancel := s.RequestContext(r)
 		defer cancel()
 		v, err := g.Entity(ctx, world, id, store.Linearizable)
 		if err == nil {
-			s.writeJSON(w, http.StatusOK, newEntityJSON(v))
+			s.WriteJSON(w, http.StatusOK, newEntityJSON(v))
 		}
 		return err
-	}, func(rt Route) error {
-		return s.relay(w, r, rt, http.MethodGet, internalEntityPath(world, id), nil)
+	}, func(rt edge.Route) error {
+		return s.Relay(w, r, rt, http.MethodGet, edge.InternalEntityPath(world, id), nil)
 	})
 	if err != nil {
-		s.writeError(w, err, false)
+		s.WriteError(w, err, false)
 	}
 }

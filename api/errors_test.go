@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
@@ -39,7 +40,7 @@ var outcomeTable = []struct {
 	{"store closed", store.ErrClosed, 503, "unavailable"},
 	{"deadline", context.DeadlineExceeded, 503, "outcome_unknown"},
 	{"canceled", context.Canceled, 503, "outcome_unknown"},
-	{"too large", errTooLarge, 413, "too_large"},
+	{"too large", edge.ErrTooLarge, 413, "too_large"},
 	{"anything else", errors.New("disk on fire"), 500, "internal"},
 }
 
@@ -63,9 +64,9 @@ func TestActionErrorsMapToStatusAndCode(t *testing.T) {
 
 func TestReadDeadlineIsTimeoutNotOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	status, code := classify(fmt.Errorf("read: %w", context.DeadlineExceeded), false)
+	status, code := edge.Classify(fmt.Errorf("read: %w", context.DeadlineExceeded), false)
 	require.Equal(t, http.StatusServiceUnavailable, status)
-	require.Equal(t, CodeTimeout, code)
+	require.Equal(t, edge.CodeTimeout, code)
 
 	f := newFake()
 	f.entityHook = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
@@ -116,7 +117,7 @@ func TestReadErrorsMapLikeWrites(t *testing.T) {
 		if errors.Is(tc.err, context.DeadlineExceeded) || errors.Is(tc.err, context.Canceled) || errors.Is(tc.err, store.ErrNotLeader) {
 			continue // reads differ here: covered by their own tests
 		}
-		status, code := classify(fmt.Errorf("read: %w", tc.err), false)
+		status, code := edge.Classify(fmt.Errorf("read: %w", tc.err), false)
 		require.Equal(t, tc.status, status, tc.name)
 		require.Equal(t, tc.code, code, tc.name)
 	}

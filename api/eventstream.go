@@ -40,23 +40,9 @@ func (s *Server) newEventFans(queue int) (*fanout.Hub, error) {
 		}
 		return sub, nil
 	}
-	cfg.Encode = s.wire.ndjson
-	cfg.OnDetach = s.metrics.streamDetaches.Inc
+	cfg.Encode = s.Wire().NDJSON
+	cfg.OnDetach = s.Metrics().StreamDetaches.Inc
 	return fanout.New(cfg)
-}
-
-// ndjson is the event streams' chunk encoder (fanout.Encoder): each
-// event's NDJSON line.
-func (c *wireCache) ndjson(data []byte, offs []int, evs []*fsm.Event) ([]byte, []int, error) {
-	for _, ev := range evs {
-		line, err := c.line(ev)
-		if err != nil {
-			return nil, nil, err
-		}
-		offs = append(offs, len(data))
-		data = append(data, line...)
-	}
-	return data, offs, nil
 }
 
 // done is a context that is always done: Next with it returns the events
@@ -237,13 +223,13 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 	}
 	_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
 	if err != nil {
-		_, body := st.s.errorBody(err, false)
+		_, body := st.s.ErrorFor(err, false)
 		_ = json.NewEncoder(st.out).Encode(body)
 		_ = st.out.Flush()
 		return false
 	}
 	for _, ev := range evs {
-		line, err := st.s.wire.line(ev)
+		line, err := st.s.Wire().Line(ev)
 		if err != nil {
 			return false
 		}

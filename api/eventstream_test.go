@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -86,7 +87,7 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	// Act until the fan has let the slow stream go (its queue holds 2
 	// chunks, so a few entries do it); the fast one sees each event.
 	last := first
-	for i := 2; testutil.ToFloat64(n.env.srv.metrics.streamDetaches) == 0; i++ {
+	for i := 2; testutil.ToFloat64(n.env.srv.Metrics().StreamDetaches) == 0; i++ {
 		require.Less(t, i, 500, "the slow stream was never detached")
 		last = act(t, n, actBody("p1", i))
 		require.Equal(t, []uint64{last}, seqsOf(t, fast, 1))
@@ -125,7 +126,7 @@ func TestEventStreamFollowWritesEachSeqOnce(t *testing.T) {
 			require.True(t, ok)
 			evs = append(evs, ev)
 		}
-		c, err := fanout.NewChunk(e.srv.wire.ndjson, from, evs)
+		c, err := fanout.NewChunk(e.srv.Wire().NDJSON, from, evs)
 		require.NoError(t, err)
 		return c
 	}
@@ -204,7 +205,7 @@ func TestEventStreamEndsWhenTheClientCloses(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond)
 	stop()
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(e.srv.metrics.streams) == 0
+		return testutil.ToFloat64(e.srv.Metrics().Streams) == 0
 	}, 5*time.Second, 5*time.Millisecond)
 }
 
@@ -253,14 +254,14 @@ func rawEventStream(t *testing.T, request string) (*node, uint64, *http.Response
 func TestEventFanChunksHoldTheStreamsLines(t *testing.T) {
 	t.Parallel()
 	evs := goldenFrameEvents()
-	w := new(wireCache)
-	c, err := fanout.NewChunk(w.ndjson, evs[0].Seq, evs)
+	w := new(edge.WireCache)
+	c, err := fanout.NewChunk(w.NDJSON, evs[0].Seq, evs)
 	require.NoError(t, err)
 	require.Equal(t, evs[len(evs)-1].Seq+1, c.End())
 	for i := range evs {
 		var want []byte
 		for _, ev := range evs[i:] {
-			line, err := w.line(ev)
+			line, err := w.Line(ev)
 			require.NoError(t, err)
 			want = append(want, line...)
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 )
@@ -26,7 +27,7 @@ type fakeBackend struct {
 	removed    []string
 	transfers  int
 	acts       int
-	forwarded  int // requests seen with HeaderForwarded (set by the test server)
+	forwarded  int // requests seen with edge.HeaderForwarded (set by the test server)
 	inflight   int
 	maxInfl    int
 	lastAction *fsm.Action
@@ -62,7 +63,7 @@ type fakeRecord struct {
 	ev      *fsm.Event
 }
 
-var _ Backend = (*fakeBackend)(nil)
+var _ edge.Backend = (*fakeBackend)(nil)
 
 func newFake() *fakeBackend {
 	f := &fakeBackend{worlds: make(map[string]*fakeWorld), leaderID: "self", snapIndex: 42,

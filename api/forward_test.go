@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
@@ -37,7 +38,7 @@ func TestFollowerForwardsWritesToTheLeader(t *testing.T) {
 
 	code, h, b := follower.do("POST", "/v1/worlds/arena/actions", incrBody)
 	require.Equal(t, 200, code, "%s", b)
-	require.Equal(t, "n1", h.Get(HeaderLeader))
+	require.Equal(t, "n1", h.Get(edge.HeaderLeader))
 	require.Contains(t, h.Get("Content-Type"), "application/json")
 	require.Contains(t, string(b), `"status":"applied"`)
 	require.Equal(t, 1, leader.fake.acts)
@@ -80,7 +81,7 @@ func TestFollowerForwardsLinearizableReadsAndServesStaleOnes(t *testing.T) {
 	for _, q := range []string{"", "?consistency=linearizable"} {
 		code, h, b := follower.do("GET", "/v1/worlds/arena/entities/e1"+q, "")
 		require.Equal(t, 200, code, "%s", b)
-		require.Equal(t, "n1", h.Get(HeaderLeader))
+		require.Equal(t, "n1", h.Get(edge.HeaderLeader))
 		require.JSONEq(t, `{"id":"e1","version":1,"seq":1,"fields":{"score":1},"versions":{"score":1}}`, string(b))
 	}
 	require.Equal(t, store.Linearizable, leader.fake.lastRead)
@@ -95,8 +96,8 @@ func TestFollowerForwardsLinearizableReadsAndServesStaleOnes(t *testing.T) {
 func TestForwardedRequestOnNonLeaderIsRefusedNotForwardedAgain(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
-	follower.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody, HeaderForwarded, "1")
-	follower.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "", HeaderForwarded, "1")
+	follower.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody, edge.HeaderForwarded, "1")
+	follower.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "", edge.HeaderForwarded, "1")
 	require.Zero(t, leader.fake.acts)
 	require.Zero(t, leader.fake.forwarded)
 
@@ -191,7 +192,7 @@ func TestLeaderNotYetReadyAnswersNotLeader(t *testing.T) {
 
 func TestLeaderURL(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, "http://10.0.0.1:8080", leaderURL("10.0.0.1:8080"))
-	require.Equal(t, "https://gsd.example:443", leaderURL("https://gsd.example:443/"))
-	require.Equal(t, "http://h:1", leaderURL("http://h:1"))
+	require.Equal(t, "http://10.0.0.1:8080", edge.LeaderURL("10.0.0.1:8080"))
+	require.Equal(t, "https://gsd.example:443", edge.LeaderURL("https://gsd.example:443/"))
+	require.Equal(t, "http://h:1", edge.LeaderURL("http://h:1"))
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -250,7 +252,7 @@ func TestGoldenInternalSessionCommand(t *testing.T) {
 	body, err := goldenJSONBody(wire.SessionCmd{ID: "s-alice", Player: "alice", TokenHash: fmt.Sprintf("%x", h[:]), Seq: 7, Node: "n2"})
 	require.NoError(t, err)
 	golden.Text(t, "internal_session_open_request.json", body)
-	code, hdr, answer := e.do("POST", "/v1/worlds/arena/sessions/open", string(body), HeaderForwarded, "1")
+	code, hdr, answer := e.do("POST", "/v1/worlds/arena/sessions/open", string(body), edge.HeaderForwarded, "1")
 	require.Equal(t, 200, code, "%s", answer)
 	require.Equal(t, "application/json", hdr.Get("Content-Type"))
 	golden.Text(t, "internal_session_open_answer.json", answer)

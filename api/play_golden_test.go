@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -33,7 +35,7 @@ func goldenPlayMessage(k playCodec, v any) ([]byte, error) { return k.marshal(v)
 // codec k started at pos, ticks and returns the frames the writer sends.
 func goldenPlayFrames(t *testing.T, k playCodec, pos, tick uint64, evs []*fsm.Event) [][]byte {
 	t.Helper()
-	hevs, err := (&Server{wire: new(wireCache)}).prepare(evs, true)
+	hevs, err := bareServer(nil).prepare(evs, true)
 	require.NoError(t, err)
 	o := newOutbox(8, k)
 	o.start(pos)
@@ -141,18 +143,18 @@ func TestGoldenPlayCloseStatus(t *testing.T) {
 	errs := []error{
 		nil,
 		errBye,
-		errUnavailable,
-		fmt.Errorf("%w: message of 70000 bytes", errTooLarge),
-		fmt.Errorf("%w: outbound queue of 256 messages full for 5s", errSlowConsumer),
-		errSessionReplaced,
-		errIdle,
-		fmt.Errorf("%w: the token expired during the connection", errUnauthorized),
-		fmt.Errorf("%w: the token is for player \"a\", the message names \"b\"", errForbidden),
+		edge.ErrUnavailable,
+		fmt.Errorf("%w: message of 70000 bytes", edge.ErrTooLarge),
+		fmt.Errorf("%w: outbound queue of 256 messages full for 5s", edge.ErrSlowConsumer),
+		edge.ErrSessionReplaced,
+		edge.ErrIdle,
+		fmt.Errorf("%w: the token expired during the connection", edge.ErrUnauthorized),
+		fmt.Errorf("%w: the token is for player \"a\", the message names \"b\"", edge.ErrForbidden),
 		store.ErrNotLeader,
 		fmt.Errorf("%w: alice from world arena: cheating", fsm.ErrBanned),
 		fmt.Errorf("%w: session s-1: afk", fsm.ErrSessionKicked),
 		fmt.Errorf("%w: the first message must be hello or resume, got %q", fsm.ErrMalformed, "ack"),
-		fmt.Errorf("%w: encode: boom", errInternal),
+		fmt.Errorf("%w: encode: boom", edge.ErrInternal),
 		errors.New("gsd/api: something nobody classified"),
 		fmt.Errorf("%w: %s", fsm.ErrMalformed, strings.Repeat("é", 80)), // cut at 123 bytes, inside a rune
 	}

@@ -3,40 +3,41 @@ package api
 import (
 	"net/http"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/wire"
 )
 
 // updateRules handles PUT /v1/worlds/{world}/rules (admin; leader;
 // forwarded): the world's whole rules are replaced through the log.
 func (s *Server) updateRules(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
+	body, err := edge.ReadBody(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
 	var req wire.RulesUpdate
-	if err := decodeStrict(body, &req); err != nil {
-		s.writeError(w, err, true)
+	if err := edge.DecodeStrict(body, &req); err != nil {
+		s.WriteError(w, err, true)
 		return
 	}
 	world := r.PathValue("world")
-	if err := checkName("world id", world); err != nil {
-		s.writeError(w, err, true)
+	if err := edge.CheckName("world id", world); err != nil {
+		s.WriteError(w, err, true)
 		return
 	}
-	rules, err := decodeRules(req.Rules)
+	rules, err := edge.DecodeRules(req.Rules)
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
-	s.onLeader(w, r, world, KindWrite, internalWorldPath(world, "/rules"), body, func(g Group) error {
-		ctx, cancel := s.requestContext(r)
+	s.OnLeader(w, r, world, edge.KindWrite, edge.InternalWorldPath(world, "/rules"), body, func(g edge.Group) error {
+		ctx, cancel := s.RequestContext(r)
 		defer cancel()
 		v, err := g.UpdateRules(ctx, world, rules, req.ExpectRulesVersion)
 		if err != nil {
 			return err
 		}
-		s.writeJSON(w, http.StatusOK, wire.RulesVersion{World: world, RulesVersion: v})
+		s.WriteJSON(w, http.StatusOK, wire.RulesVersion{World: world, RulesVersion: v})
 		return nil
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
@@ -57,7 +58,7 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		"bad schema shape":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
 		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"capacity":10}}`},
 		"unbuilt field key": {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"type":"int","policy":"counter","visible":"owner"}}}}`},
-		"too large":         {413, CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
+		"too large":         {413, edge.CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := e.with(t).requireError(tc.status, tc.code, "PUT", tc.path, tc.body)
@@ -80,9 +81,9 @@ func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {
 		status int
 		code   string
 	}{
-		fmt.Errorf("%w: voter n3 reads log 1", store.ErrVersionGate): {409, CodeVersionGate},
+		fmt.Errorf("%w: voter n3 reads log 1", store.ErrVersionGate): {409, edge.CodeVersionGate},
 		fmt.Errorf("%w: field hp", fsm.ErrRulesIncompatible):         {409, fsm.CodeRulesIncompatible},
-		store.ErrOutcomeUnknown:                                      {503, CodeOutcomeUnknown},
+		store.ErrOutcomeUnknown:                                      {503, edge.CodeOutcomeUnknown},
 	} {
 		f.set(func(f *fakeBackend) { f.rulesErr = err })
 		e.requireError(want.status, want.code, "PUT", "/v1/worlds/arena/rules", strictBody)
@@ -94,8 +95,8 @@ func TestUpdateRulesIsAnAdminRoute(t *testing.T) {
 	e := newEnv(t, newFake(), withSecret)
 	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
-	e.requireError(401, CodeUnauthorized, "PUT", "/v1/worlds/arena/rules", strictBody)
-	code, m := e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody, HeaderClusterKey, testSecret)
+	e.requireError(401, edge.CodeUnauthorized, "PUT", "/v1/worlds/arena/rules", strictBody)
+	code, m := e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody, edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 200, code, "%v", m)
 }
 
@@ -112,12 +113,12 @@ func TestFollowerForwardsRulesUpdatesWithItsWireVersion(t *testing.T) {
 	// What the follower sends carries X-Gsd-Wire-Version.
 	got := make(chan string, 1)
 	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get(HeaderWireVersion)
+		got <- r.Header.Get(edge.HeaderWireVersion)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(rec.Close)
 	follower.fake.setLeader("n9", rec.Listener.Addr().String())
 	code, _, _ = follower.do("PUT", "/v1/worlds/arena/rules", strictBody)
 	require.Equal(t, http.StatusNoContent, code)
-	require.Equal(t, WireVersion(), <-got)
+	require.Equal(t, edge.WireVersion(), <-got)
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -28,16 +29,16 @@ func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
 	all, err := s.b.Sessions(world)
 	if err != nil {
-		s.writeError(w, err, false)
+		s.WriteError(w, err, false)
 		return
 	}
 	out := wire.Presence{World: world, Sessions: make([]wire.SessionInfo, 0, len(all))}
 	for _, i := range all {
-		j := toSessionJSON(i)
+		j := edge.ToSessionJSON(i)
 		j.Data = nil // presence is who is here, not what they own
 		out.Sessions = append(out.Sessions, j)
 	}
-	s.writeJSON(w, http.StatusOK, out)
+	s.WriteJSON(w, http.StatusOK, out)
 }
 
 // kick handles POST /v1/worlds/{world}/sessions/{id}/kick: the session is
@@ -45,11 +46,11 @@ func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
 // the reason, and it cannot be resumed.
 func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 	var req wire.Ban
-	body, ok := s.adminBody(w, r, &req)
+	body, ok := s.AdminBody(w, r, &req)
 	if !ok {
 		return
 	}
-	path := internalWorldPath(r.PathValue("world"), "/sessions/"+url.PathEscape(r.PathValue("id"))+"/kick")
+	path := edge.InternalWorldPath(r.PathValue("world"), "/sessions/"+url.PathEscape(r.PathValue("id"))+"/kick")
 	s.adminSession(w, r, path, body, fsm.CmdSessionKick, func() (*fsm.SessionCmd, error) {
 		if req.Player != "" {
 			return nil, fmt.Errorf("%w: a kick names the session in the path, not a player", fsm.ErrMalformed)
@@ -66,18 +67,18 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 // session is kicked.
 func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
 	var req wire.Ban
-	body, ok := s.adminBody(w, r, &req)
+	body, ok := s.AdminBody(w, r, &req)
 	if !ok {
 		return
 	}
-	s.adminSession(w, r, internalWorldPath(r.PathValue("world"), "/bans"), body, fsm.CmdSessionBan, func() (*fsm.SessionCmd, error) {
+	s.adminSession(w, r, edge.InternalWorldPath(r.PathValue("world"), "/bans"), body, fsm.CmdSessionBan, func() (*fsm.SessionCmd, error) {
 		return &fsm.SessionCmd{World: r.PathValue("world"), Player: req.Player, Reason: req.Reason}, nil
 	})
 }
 
 // unban handles DELETE /v1/worlds/{world}/bans/{player}.
 func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
-	path := internalWorldPath(r.PathValue("world"), "/bans/"+url.PathEscape(r.PathValue("player")))
+	path := edge.InternalWorldPath(r.PathValue("world"), "/bans/"+url.PathEscape(r.PathValue("player")))
 	s.adminSession(w, r, path, nil, fsm.CmdSessionUnban, func() (*fsm.SessionCmd, error) {
 		return &fsm.SessionCmd{World: r.PathValue("world"), Player: r.PathValue("player")}, nil
 	})
@@ -88,46 +89,32 @@ func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
 	all, err := s.b.Bans(world)
 	if err != nil {
-		s.writeError(w, err, false)
+		s.WriteError(w, err, false)
 		return
 	}
 	out := wire.Bans{World: world, Bans: make([]wire.Ban, 0, len(all))}
 	for _, b := range all {
 		out.Bans = append(out.Bans, wire.Ban{Player: b.Player, Reason: b.Reason})
 	}
-	s.writeJSON(w, http.StatusOK, out)
-}
-
-// adminBody reads a small strict JSON body into v (an empty body leaves v
-// as it is) and returns the bytes for forwarding.
-func (s *Server) adminBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
-	if err == nil && len(body) > 0 {
-		err = decodeStrict(body, v)
-	}
-	if err != nil {
-		s.writeError(w, err, true)
-		return nil, false
-	}
-	return body, true
+	s.WriteJSON(w, http.StatusOK, out)
 }
 
 // adminSession runs an admin session command on the world's leader (cmd
 // builds it there, or refuses the request; path is its internal call's)
 // and answers with the session it left.
 func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, path string, body []byte, kind fsm.CmdKind, cmd func() (*fsm.SessionCmd, error)) {
-	s.onLeader(w, r, r.PathValue("world"), KindWrite, path, body, func(g Group) error {
+	s.OnLeader(w, r, r.PathValue("world"), edge.KindWrite, path, body, func(g edge.Group) error {
 		c, err := cmd()
 		if err != nil {
 			return err
 		}
-		ctx, cancel := s.requestContext(r)
+		ctx, cancel := s.RequestContext(r)
 		defer cancel()
 		info, err := g.Session(ctx, kind, c)
 		if err != nil {
 			return err
 		}
-		s.writeJSON(w, http.StatusOK, toSessionJSON(info))
+		s.WriteJSON(w, http.StatusOK, edge.ToSessionJSON(info))
 		return nil
 	})
 }
@@ -137,7 +124,7 @@ func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, path strin
 // import and data change.
 func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
-	s.onLeader(w, r, world, KindRead, internalWorldPath(world, "/sessions:export"), nil, func(g Group) error {
+	s.OnLeader(w, r, world, edge.KindRead, edge.InternalWorldPath(world, "/sessions:export"), nil, func(g edge.Group) error {
 		all, err := g.PlayerData(world)
 		if err != nil {
 			return err
@@ -147,7 +134,7 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
 			out.Players = append(out.Players, wire.PlayerDataRecord{Player: p, Data: d})
 		}
 		sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
-		s.writeJSON(w, http.StatusOK, out)
+		s.WriteJSON(w, http.StatusOK, out)
 		return nil
 	})
 }
@@ -159,35 +146,35 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
 // between worlds. Each player is one replicated command; a failure stops
 // the import and says how many were imported, and a retry is safe.
 func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
+	body, err := edge.ReadBody(w, r, s.cfg.MaxBatchBodyBytes)
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
 	var f wire.PlayerDataFile
-	if err := decodeStrict(body, &f); err != nil {
-		s.writeError(w, err, true)
+	if err := edge.DecodeStrict(body, &f); err != nil {
+		s.WriteError(w, err, true)
 		return
 	}
 	if f.Format != "" && f.Format != PlayerDataFormat {
-		s.writeError(w, fmt.Errorf("%w: format %q, want %q", fsm.ErrMalformed, f.Format, PlayerDataFormat), true)
+		s.WriteError(w, fmt.Errorf("%w: format %q, want %q", fsm.ErrMalformed, f.Format, PlayerDataFormat), true)
 		return
 	}
 	seen := make(map[string]bool, len(f.Players))
 	for i, p := range f.Players {
-		if err := checkName("player", p.Player); err != nil {
-			s.writeError(w, fmt.Errorf("player %d: %w", i, err), true)
+		if err := edge.CheckName("player", p.Player); err != nil {
+			s.WriteError(w, fmt.Errorf("player %d: %w", i, err), true)
 			return
 		}
 		if seen[p.Player] {
-			s.writeError(w, fmt.Errorf("%w: player %s listed twice", fsm.ErrMalformed, p.Player), true)
+			s.WriteError(w, fmt.Errorf("%w: player %s listed twice", fsm.ErrMalformed, p.Player), true)
 			return
 		}
 		seen[p.Player] = true
 	}
 	world := r.PathValue("world")
-	s.onLeader(w, r, world, KindWrite, internalWorldPath(world, "/sessions:import"), body, func(g Group) error {
-		ctx, cancel := s.requestContext(r)
+	s.OnLeader(w, r, world, edge.KindWrite, edge.InternalWorldPath(world, "/sessions:import"), body, func(g edge.Group) error {
+		ctx, cancel := s.RequestContext(r)
 		defer cancel()
 		for i, p := range f.Players {
 			c := &fsm.SessionCmd{World: world, Player: p.Player, Data: make([]fsm.DataItem, 0, len(p.Data))}
@@ -203,22 +190,13 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
 				err = fmt.Errorf("player %s (%d imported before it): %w", p.Player, i, err)
 				if i > 0 {
 					// Some imported: answered here, never sent on.
-					s.writeError(w, err, true)
+					s.WriteError(w, err, true)
 					return nil
 				}
 				return err // nothing imported: sent on if leadership moved
 			}
 		}
-		s.writeJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
+		s.WriteJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
 		return nil
 	})
-}
-
-// checkBan refuses a banned player's action (403 banned), on this node's
-// applied state.
-func (s *Server) checkBan(world, player string) error {
-	if reason, banned := s.b.Banned(world, player); banned {
-		return fmt.Errorf("%w: %s from world %s: %s", fsm.ErrBanned, player, world, reason)
-	}
-	return nil
 }

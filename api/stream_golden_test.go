@@ -3,10 +3,11 @@ package api
 import (
 	"context"
 	"fmt"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -32,7 +33,7 @@ func (c *captureConn) SetWriteDeadline(time.Time) error { return nil }
 // of err, and returns the bytes sent on the connection.
 func goldenStreamChunks(t *testing.T, evs []*fsm.Event, err error) []byte {
 	t.Helper()
-	s := &Server{cfg: testConfig(), log: quietLogger(), wire: new(wireCache)}
+	s := bareServer(nil)
 	conn := &captureConn{}
 	st := &eventStream{s: s, out: newRawOut(conn), world: "arena", next: evs[0].Seq}
 	require.True(t, st.write(context.Background(), evs, nil))
