@@ -69,16 +69,16 @@ func (s *Server) internalRoutes() {
 	s.mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/sessions/{op}", s.sessionCommand)
 	s.mux.HandleFunc("POST "+edge.InternalPrefix+"/sessions:acks", s.sessionAcksCommand)
 	for pattern, h := range map[string]http.HandlerFunc{
-		"POST /worlds":                            s.createWorld,
-		"PUT /worlds/{world}/rules":               s.updateRules,
-		"POST /cluster/join":                      s.join,
-		"DELETE /cluster/nodes/{id}":              s.removeNode,
-		"POST /cluster/transfer-leadership":       s.transferLeadership,
-		"POST /worlds/{world}/sessions/{id}/kick": s.kick,
-		"POST /worlds/{world}/bans":               s.ban,
-		"DELETE /worlds/{world}/bans/{player}":    s.unban,
-		"GET /worlds/{world}/sessions:export":     s.exportData,
-		"POST /worlds/{world}/sessions:import":    s.importData,
+		"POST /worlds":                            s.public.CreateWorld,
+		"PUT /worlds/{world}/rules":               s.public.UpdateRules,
+		"POST /cluster/join":                      s.admin.Join,
+		"DELETE /cluster/nodes/{id}":              s.admin.RemoveNode,
+		"POST /cluster/transfer-leadership":       s.admin.TransferLeadership,
+		"POST /worlds/{world}/sessions/{id}/kick": s.admin.Kick,
+		"POST /worlds/{world}/bans":               s.admin.Ban,
+		"DELETE /worlds/{world}/bans/{player}":    s.admin.Unban,
+		"GET /worlds/{world}/sessions:export":     s.admin.ExportData,
+		"POST /worlds/{world}/sessions:import":    s.admin.ImportData,
 	} {
 		method, path, _ := strings.Cut(pattern, " ")
 		s.mux.HandleFunc(method+" "+edge.InternalPrefix+path, s.internalOnly(h))
@@ -102,7 +102,7 @@ func (s *Server) internalAct(w http.ResponseWriter, r *http.Request) {
 	if !s.ForwardedOnly(w, r) {
 		return
 	}
-	s.act(w, r)
+	s.public.Act(w, r)
 }
 
 // internalActBatch handles POST /internal/v1/worlds/{world}/actions:batch.
@@ -110,7 +110,7 @@ func (s *Server) internalActBatch(w http.ResponseWriter, r *http.Request) {
 	if !s.ForwardedOnly(w, r) {
 		return
 	}
-	s.actBatch(w, r)
+	s.public.ActBatch(w, r)
 }
 
 // internalEntity handles GET /internal/v1/worlds/{world}/entities/{entity}:
@@ -119,5 +119,5 @@ func (s *Server) internalEntity(w http.ResponseWriter, r *http.Request) {
 	if !s.ForwardedOnly(w, r) {
 		return
 	}
-	s.linearizableEntity(w, r)
+	s.public.LinearizableEntity(w, r)
 }

@@ -10,7 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/admin"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/public"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -47,6 +49,9 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
+	public *public.API // worlds, actions, reads (api/public)
+	admin  *admin.API  // cluster, sessions, bans, health (api/admin)
+
 	playMetrics *playMetrics
 
 	mu    sync.Mutex
@@ -79,7 +84,8 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Core: core, cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), playMetrics: pm}
+	s := &Server{Core: core, cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), playMetrics: pm,
+		public: public.New(core), admin: admin.New(core)}
 	if s.acks, err = newAcker(s, reg); err != nil {
 		return nil, err
 	}
@@ -91,31 +97,31 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 }
 
 func (s *Server) routes(reg *prometheus.Registry) {
-	s.mux.HandleFunc("POST /v1/worlds", s.createWorld)
-	s.mux.HandleFunc("GET /v1/worlds", s.listWorlds)
-	s.mux.HandleFunc("PUT /v1/worlds/{world}/rules", s.updateRules)
-	s.mux.HandleFunc("POST /v1/worlds/{world}/actions", s.act)
-	s.mux.HandleFunc("POST /v1/worlds/{world}/actions:batch", s.actBatch)
-	s.mux.HandleFunc("GET /v1/worlds/{world}/entities/{entity}", s.entity)
+	s.mux.HandleFunc("POST /v1/worlds", s.public.CreateWorld)
+	s.mux.HandleFunc("GET /v1/worlds", s.public.ListWorlds)
+	s.mux.HandleFunc("PUT /v1/worlds/{world}/rules", s.public.UpdateRules)
+	s.mux.HandleFunc("POST /v1/worlds/{world}/actions", s.public.Act)
+	s.mux.HandleFunc("POST /v1/worlds/{world}/actions:batch", s.public.ActBatch)
+	s.mux.HandleFunc("GET /v1/worlds/{world}/entities/{entity}", s.public.Entity)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/events", s.events)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/play", s.play)
-	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions", s.presence)
-	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", s.kick)
-	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", s.exportData)
-	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions:import", s.importData)
-	s.mux.HandleFunc("GET /v1/worlds/{world}/bans", s.bans)
-	s.mux.HandleFunc("POST /v1/worlds/{world}/bans", s.ban)
-	s.mux.HandleFunc("DELETE /v1/worlds/{world}/bans/{player}", s.unban)
-	s.mux.HandleFunc("GET /v1/worlds/{world}/hash", s.hash)
-	s.mux.HandleFunc("GET /v1/status", s.status)
-	s.mux.HandleFunc("POST /v1/cluster/join", s.join)
-	s.mux.HandleFunc("DELETE /v1/cluster/nodes/{id}", s.removeNode)
-	s.mux.HandleFunc("POST /v1/cluster/transfer-leadership", s.transferLeadership)
-	s.mux.HandleFunc("POST /v1/cluster/snapshot", s.snapshot)
+	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions", s.admin.Presence)
+	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", s.admin.Kick)
+	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", s.admin.ExportData)
+	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions:import", s.admin.ImportData)
+	s.mux.HandleFunc("GET /v1/worlds/{world}/bans", s.admin.Bans)
+	s.mux.HandleFunc("POST /v1/worlds/{world}/bans", s.admin.Ban)
+	s.mux.HandleFunc("DELETE /v1/worlds/{world}/bans/{player}", s.admin.Unban)
+	s.mux.HandleFunc("GET /v1/worlds/{world}/hash", s.public.Hash)
+	s.mux.HandleFunc("GET /v1/status", s.admin.Status)
+	s.mux.HandleFunc("POST /v1/cluster/join", s.admin.Join)
+	s.mux.HandleFunc("DELETE /v1/cluster/nodes/{id}", s.admin.RemoveNode)
+	s.mux.HandleFunc("POST /v1/cluster/transfer-leadership", s.admin.TransferLeadership)
+	s.mux.HandleFunc("POST /v1/cluster/snapshot", s.admin.Snapshot)
 	s.mux.HandleFunc("POST /v1/node/drain", s.drainNode)
 	s.mux.HandleFunc("DELETE /v1/node/drain", s.undrainNode)
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /healthz", s.admin.Healthz)
+	s.mux.HandleFunc("GET /readyz", s.admin.Readyz)
 	s.mux.Handle("GET /metrics", edge.MetricsHandler(reg))
 	s.internalRoutes()
 }

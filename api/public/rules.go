@@ -1,4 +1,4 @@
-package api
+package public
 
 import (
 	"net/http"
@@ -7,37 +7,37 @@ import (
 	"github.com/gsd-dev/gsd/wire"
 )
 
-// updateRules handles PUT /v1/worlds/{world}/rules (admin; leader;
+// UpdateRules handles PUT /v1/worlds/{world}/rules (admin; leader;
 // forwarded): the world's whole rules are replaced through the log.
-func (s *Server) updateRules(w http.ResponseWriter, r *http.Request) {
-	body, err := edge.ReadBody(w, r, s.cfg.MaxBodyBytes)
+func (p *API) UpdateRules(w http.ResponseWriter, r *http.Request) {
+	body, err := edge.ReadBody(w, r, p.Config().MaxBodyBytes)
 	if err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
 	var req wire.RulesUpdate
 	if err := edge.DecodeStrict(body, &req); err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
 	world := r.PathValue("world")
 	if err := edge.CheckName("world id", world); err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
 	rules, err := edge.DecodeRules(req.Rules)
 	if err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
-	s.OnLeader(w, r, world, edge.KindWrite, edge.InternalWorldPath(world, "/rules"), body, func(g edge.Group) error {
-		ctx, cancel := s.RequestContext(r)
+	p.OnLeader(w, r, world, edge.KindWrite, edge.InternalWorldPath(world, "/rules"), body, func(g edge.Group) error {
+		ctx, cancel := p.RequestContext(r)
 		defer cancel()
 		v, err := g.UpdateRules(ctx, world, rules, req.ExpectRulesVersion)
 		if err != nil {
 			return err
 		}
-		s.WriteJSON(w, http.StatusOK, wire.RulesVersion{World: world, RulesVersion: v})
+		p.WriteJSON(w, http.StatusOK, wire.RulesVersion{World: world, RulesVersion: v})
 		return nil
 	})
 }

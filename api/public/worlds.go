@@ -1,4 +1,4 @@
-package api
+package public
 
 import (
 	"encoding/json"
@@ -14,62 +14,62 @@ type createWorldRequest struct {
 	Rules json.RawMessage `json:"rules"`
 }
 
-// createWorld handles POST /v1/worlds.
-func (s *Server) createWorld(w http.ResponseWriter, r *http.Request) {
-	body, err := edge.ReadBody(w, r, s.cfg.MaxBodyBytes)
+// CreateWorld handles POST /v1/worlds.
+func (p *API) CreateWorld(w http.ResponseWriter, r *http.Request) {
+	body, err := edge.ReadBody(w, r, p.Config().MaxBodyBytes)
 	if err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
 	var req createWorldRequest
 	if err := edge.DecodeStrict(body, &req); err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
 	if err := edge.CheckName("world id", req.ID); err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
 	rules, err := edge.DecodeRules(req.Rules)
 	if err != nil {
-		s.WriteError(w, err, true)
+		p.WriteError(w, err, true)
 		return
 	}
-	s.OnLeader(w, r, req.ID, edge.KindWrite, edge.InternalWorldsPath, body, func(g edge.Group) error {
-		ctx, cancel := s.RequestContext(r)
+	p.OnLeader(w, r, req.ID, edge.KindWrite, edge.InternalWorldsPath, body, func(g edge.Group) error {
+		ctx, cancel := p.RequestContext(r)
 		defer cancel()
 		if err := g.CreateWorld(ctx, req.ID, rules); err != nil {
 			return err
 		}
-		s.WriteJSON(w, http.StatusCreated, map[string]string{"id": req.ID})
+		p.WriteJSON(w, http.StatusCreated, map[string]string{"id": req.ID})
 		return nil
 	})
 }
 
-// listWorlds handles GET /v1/worlds: this node's (possibly stale) view.
-func (s *Server) listWorlds(w http.ResponseWriter, r *http.Request) {
-	infos := s.b.Worlds()
+// ListWorlds handles GET /v1/worlds: this node's (possibly stale) view.
+func (p *API) ListWorlds(w http.ResponseWriter, r *http.Request) {
+	infos := p.Backend().Worlds()
 	out := make([]wire.World, len(infos))
 	for i, wi := range infos {
 		out[i] = wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
 			Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion}
 	}
-	s.WriteJSON(w, http.StatusOK, wire.Worlds{Worlds: out})
+	p.WriteJSON(w, http.StatusOK, wire.Worlds{Worlds: out})
 }
 
-// hash handles GET /v1/worlds/{world}/hash[?seq=N]: this node's state hash
+// Hash handles GET /v1/worlds/{world}/hash[?seq=N]: this node's state hash
 // now or after event N, for comparing replicas at equal seqs.
-func (s *Server) hash(w http.ResponseWriter, r *http.Request) {
+func (p *API) Hash(w http.ResponseWriter, r *http.Request) {
 	seq, err := edge.ParseSeq(r, "seq")
 	if err != nil {
-		s.WriteError(w, err, false)
+		p.WriteError(w, err, false)
 		return
 	}
 	world := r.PathValue("world")
-	p, err := s.b.Hash(world, seq)
+	hp, err := p.Backend().Hash(world, seq)
 	if err != nil {
-		s.WriteError(w, err, false)
+		p.WriteError(w, err, false)
 		return
 	}
-	s.WriteJSON(w, http.StatusOK, wire.HashPoint{World: world, Seq: p.Seq, Index: p.Index, Hash: wire.Hash(wire.HashString(p.Hash))})
+	p.WriteJSON(w, http.StatusOK, wire.HashPoint{World: world, Seq: hp.Seq, Index: hp.Index, Hash: wire.Hash(wire.HashString(hp.Hash))})
 }
