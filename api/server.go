@@ -13,7 +13,7 @@ import (
 	"github.com/gsd-dev/gsd/api/admin"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/public"
-	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/api/streams"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -49,8 +49,9 @@ type Server struct {
 	log *slog.Logger
 	mux *http.ServeMux
 
-	public *public.API // worlds, actions, reads (api/public)
-	admin  *admin.API  // cluster, sessions, bans, health (api/admin)
+	public *public.API      // worlds, actions, reads (api/public)
+	admin  *admin.API       // cluster, sessions, bans, health (api/admin)
+	events *streams.Service // NDJSON event streams (api/streams)
 
 	playMetrics *playMetrics
 
@@ -61,7 +62,6 @@ type Server struct {
 
 	hubMu sync.Mutex
 	hubs  map[string]*hub // world → its play fan-out on this node (hub.go)
-	fans  *fanout.Hub     // the event streams' shared fan-outs (eventstream.go)
 	drain drainState
 }
 
@@ -89,7 +89,7 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	if s.acks, err = newAcker(s, reg); err != nil {
 		return nil, err
 	}
-	if s.fans, err = s.newEventFans(0); err != nil {
+	if s.events, err = streams.New(core, 0); err != nil {
 		return nil, err
 	}
 	s.routes(reg)
@@ -103,7 +103,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("POST /v1/worlds/{world}/actions", s.public.Act)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/actions:batch", s.public.ActBatch)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/entities/{entity}", s.public.Entity)
-	s.mux.HandleFunc("GET /v1/worlds/{world}/events", s.events)
+	s.mux.HandleFunc("GET /v1/worlds/{world}/events", func(w http.ResponseWriter, r *http.Request) { s.events.Events(w, r) })
 	s.mux.HandleFunc("GET /v1/worlds/{world}/play", s.play)
 	s.mux.HandleFunc("GET /v1/worlds/{world}/sessions", s.admin.Presence)
 	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", s.admin.Kick)
@@ -133,8 +133,8 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
 // Other requests are left to the http.Server's own shutdown.
 func (s *Server) Close() {
 	s.Core.Close()
-	s.fans.Close() // the fans stopped with their last streams: waits for them
-	s.acks.stop()  // after the plays: their final flushes go through it
+	s.events.Close() // the fans stopped with their last streams: waits for them
+	s.acks.stop()    // after the plays: their final flushes go through it
 	s.CloseIdle()
 }
 

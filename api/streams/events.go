@@ -1,4 +1,4 @@
-package api
+package streams
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 )
 
-// events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
+// Events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
 // the world's committed events from seq SEQ on (inclusive; absent or 0 means
 // only new events), one wire.Event per line, flushed per batch the store
 // hands out, until the client goes away or the server closes. Any node
 // serves it from its own archive. A gap found mid-stream ends the stream with
 // a last line holding an ErrorBody. linger=DURATION (up to 5s) waits that
 // long after each flush, so that events gather into fewer, larger writes.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	var linger time.Duration
 	from, err := edge.ParseSeq(r, "from")
 	if err == nil {
@@ -32,7 +32,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.StreamDone()
-	sub, err := s.b.Subscribe(r.PathValue("world"), from)
+	sub, err := s.Backend().Subscribe(r.PathValue("world"), from)
 	if err != nil {
 		s.WriteError(w, err, false)
 		return
@@ -50,7 +50,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	var out streamOut
-	if raw, end, ok := hijackStream(w, r, rc, s.cfg.StreamWriteTimeout, cancel); ok {
+	if raw, end, ok := hijackStream(w, r, rc, s.Config().StreamWriteTimeout, cancel); ok {
 		defer end()
 		out = raw
 	} else {
