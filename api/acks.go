@@ -3,13 +3,11 @@ package api
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -282,42 +280,4 @@ func (s *Server) playConns() []*playConn {
 		out = append(out, c)
 	}
 	return out
-}
-
-// sessionAcksCommand handles POST /internal/v1/sessions:acks, the internal
-// call through which another node replicates its play connections' acks on
-// the leader, many sessions (of the worlds of one group) in one request
-// and one command, routed by the first ack's world. Only forwarded
-// requests are served (with a cluster secret, only with it:
-// cluster_auth.go), and never sent on.
-func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
-	if !s.ForwardedOnly(w, r) {
-		return
-	}
-	// A batch: up to fsm.MaxSessionAcks acks of long names may pass
-	// MaxBodyBytes.
-	var req wire.Acks
-	if !s.ReadJSON(w, r, s.cfg.MaxBatchBodyBytes, &req) {
-		return
-	}
-	acks := make([]fsm.SessionAck, len(req.Acks))
-	for i, a := range req.Acks {
-		acks[i] = fsm.SessionAck(a)
-	}
-	if err := fsm.ValidateAcks(acks); err != nil {
-		s.WriteError(w, err, true)
-		return
-	}
-	err := s.RouteCall(acks[0].World, edge.KindSession, true, func(g edge.Group) error {
-		ctx, cancel := s.RequestContext(r)
-		defer cancel()
-		n, err := g.SessionAcks(ctx, acks)
-		if err == nil {
-			s.WriteJSON(w, http.StatusOK, wire.AcksAnswer{Acked: n})
-		}
-		return err
-	}, nil)
-	if err != nil {
-		s.WriteError(w, err, true)
-	}
 }

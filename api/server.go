@@ -12,6 +12,7 @@ import (
 
 	"github.com/gsd-dev/gsd/api/admin"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/peer"
 	"github.com/gsd-dev/gsd/api/public"
 	"github.com/gsd-dev/gsd/api/streams"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,7 @@ type Server struct {
 	public *public.API      // worlds, actions, reads (api/public)
 	admin  *admin.API       // cluster, sessions, bans, health (api/admin)
 	events *streams.Service // NDJSON event streams (api/streams)
+	peer   *peer.API        // node-to-node routes (api/peer)
 
 	playMetrics *playMetrics
 
@@ -85,7 +87,7 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 		return nil, err
 	}
 	s := &Server{Core: core, cfg: cfg, b: b, log: cfg.Logger, mux: http.NewServeMux(), playMetrics: pm,
-		public: public.New(core), admin: admin.New(core)}
+		public: public.New(core), admin: admin.New(core), peer: peer.New(core)}
 	if s.acks, err = newAcker(s, reg); err != nil {
 		return nil, err
 	}
@@ -123,7 +125,12 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	s.mux.HandleFunc("GET /healthz", s.admin.Healthz)
 	s.mux.HandleFunc("GET /readyz", s.admin.Readyz)
 	s.mux.Handle("GET /metrics", edge.MetricsHandler(reg))
-	s.internalRoutes()
+	s.peer.Register(s.mux, peer.Handlers{
+		Act: s.public.Act, ActBatch: s.public.ActBatch, LinearizableEntity: s.public.LinearizableEntity,
+		CreateWorld: s.public.CreateWorld, UpdateRules: s.public.UpdateRules,
+		Join: s.admin.Join, RemoveNode: s.admin.RemoveNode, TransferLeadership: s.admin.TransferLeadership,
+		Kick: s.admin.Kick, Ban: s.admin.Ban, Unban: s.admin.Unban, ExportData: s.admin.ExportData, ImportData: s.admin.ImportData,
+	})
 }
 
 // Handler returns the edge's HTTP handler.

@@ -1,4 +1,4 @@
-package api
+package peer
 
 import (
 	"net/http"
@@ -57,67 +57,56 @@ import (
 // player's token, with auth on, travels in Authorization as the client
 // sent it, and the serving node checks it again.
 
-// internalRoutes registers the node-to-node service. The session and acks
+// API serves the node-to-node routes over the edge's shared core.
+type API struct{ *edge.Core }
+
+// New returns the node-to-node routes' handlers over core.
+func New(core *edge.Core) *API { return &API{Core: core} }
+
+// Handlers are the public and admin handlers that the internal routes
+// serve to other nodes as they are.
+type Handlers struct {
+	Act, ActBatch, LinearizableEntity        http.HandlerFunc
+	CreateWorld, UpdateRules                 http.HandlerFunc
+	Join, RemoveNode, TransferLeadership     http.HandlerFunc
+	Kick, Ban, Unban, ExportData, ImportData http.HandlerFunc
+}
+
+// Register adds the node-to-node service to mux. The session and acks
 // calls are also served at their former public paths, for followers of
 // older versions during a rolling upgrade (docs/API.md), and the public
 // admin and world routes still serve requests that followers of older
 // versions proxy to them (marked HeaderForwarded: run here or refused).
-func (s *Server) internalRoutes() {
-	s.mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/actions", s.internalAct)
-	s.mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/actions:batch", s.internalActBatch)
-	s.mux.HandleFunc("GET "+edge.InternalPrefix+"/worlds/{world}/entities/{entity}", s.internalEntity)
-	s.mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/sessions/{op}", s.sessionCommand)
-	s.mux.HandleFunc("POST "+edge.InternalPrefix+"/sessions:acks", s.sessionAcksCommand)
+func (p *API) Register(mux *http.ServeMux, h Handlers) {
+	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/actions", p.internalOnly(h.Act))
+	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/actions:batch", p.internalOnly(h.ActBatch))
+	mux.HandleFunc("GET "+edge.InternalPrefix+"/worlds/{world}/entities/{entity}", p.internalOnly(h.LinearizableEntity))
+	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/sessions/{op}", p.SessionCommand)
+	mux.HandleFunc("POST "+edge.InternalPrefix+"/sessions:acks", p.SessionAcks)
 	for pattern, h := range map[string]http.HandlerFunc{
-		"POST /worlds":                            s.public.CreateWorld,
-		"PUT /worlds/{world}/rules":               s.public.UpdateRules,
-		"POST /cluster/join":                      s.admin.Join,
-		"DELETE /cluster/nodes/{id}":              s.admin.RemoveNode,
-		"POST /cluster/transfer-leadership":       s.admin.TransferLeadership,
-		"POST /worlds/{world}/sessions/{id}/kick": s.admin.Kick,
-		"POST /worlds/{world}/bans":               s.admin.Ban,
-		"DELETE /worlds/{world}/bans/{player}":    s.admin.Unban,
-		"GET /worlds/{world}/sessions:export":     s.admin.ExportData,
-		"POST /worlds/{world}/sessions:import":    s.admin.ImportData,
+		"POST /worlds":                            h.CreateWorld,
+		"PUT /worlds/{world}/rules":               h.UpdateRules,
+		"POST /cluster/join":                      h.Join,
+		"DELETE /cluster/nodes/{id}":              h.RemoveNode,
+		"POST /cluster/transfer-leadership":       h.TransferLeadership,
+		"POST /worlds/{world}/sessions/{id}/kick": h.Kick,
+		"POST /worlds/{world}/bans":               h.Ban,
+		"DELETE /worlds/{world}/bans/{player}":    h.Unban,
+		"GET /worlds/{world}/sessions:export":     h.ExportData,
+		"POST /worlds/{world}/sessions:import":    h.ImportData,
 	} {
 		method, path, _ := strings.Cut(pattern, " ")
-		s.mux.HandleFunc(method+" "+edge.InternalPrefix+path, s.internalOnly(h))
+		mux.HandleFunc(method+" "+edge.InternalPrefix+path, p.internalOnly(h))
 	}
-	s.mux.HandleFunc("POST /v1/worlds/{world}/sessions/{op}", s.sessionCommand)
-	s.mux.HandleFunc("POST /v1/sessions:acks", s.sessionAcksCommand)
+	mux.HandleFunc("POST /v1/worlds/{world}/sessions/{op}", p.SessionCommand)
+	mux.HandleFunc("POST /v1/sessions:acks", p.SessionAcks)
 }
 
 // internalOnly serves h to other nodes of the cluster only.
-func (s *Server) internalOnly(h http.HandlerFunc) http.HandlerFunc {
+func (p *API) internalOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if s.ForwardedOnly(w, r) {
+		if p.ForwardedOnly(w, r) {
 			h(w, r)
 		}
 	}
-}
-
-// internalAct handles POST /internal/v1/worlds/{world}/actions: a client's
-// or a play connection's action that another node could not serve.
-func (s *Server) internalAct(w http.ResponseWriter, r *http.Request) {
-	if !s.ForwardedOnly(w, r) {
-		return
-	}
-	s.public.Act(w, r)
-}
-
-// internalActBatch handles POST /internal/v1/worlds/{world}/actions:batch.
-func (s *Server) internalActBatch(w http.ResponseWriter, r *http.Request) {
-	if !s.ForwardedOnly(w, r) {
-		return
-	}
-	s.public.ActBatch(w, r)
-}
-
-// internalEntity handles GET /internal/v1/worlds/{world}/entities/{entity}:
-// a linearizable read that another node could not serve.
-func (s *Server) internalEntity(w http.ResponseWriter, r *http.Request) {
-	if !s.ForwardedOnly(w, r) {
-		return
-	}
-	s.public.LinearizableEntity(w, r)
 }
