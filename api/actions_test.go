@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -18,7 +19,7 @@ import (
 
 func newArenaEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
-	f := newFake()
+	f := apitest.NewFake()
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
 	return newEnv(t, f, opts...)
 }
@@ -38,7 +39,7 @@ func TestActionAppliedReturnsEventAndRepeatIsDuplicate(t *testing.T) {
 	require.Nil(t, m["duplicate"])
 	require.Len(t, m["changes"], 2)
 
-	a := e.fake.lastAction
+	a := e.fake.LastAction
 	require.Equal(t, "arena", a.World)
 	require.Equal(t, fsm.PriorityBulk, a.Priority)
 	require.Equal(t, int64(5), a.InputTime)
@@ -87,7 +88,7 @@ func TestBadActionBodiesAre400WithoutReachingTheBackend(t *testing.T) {
 			e.with(t).requireError(400, "malformed", "POST", "/v1/worlds/arena/actions", body)
 		})
 	}
-	require.Zero(t, e.fake.acts, "a malformed action reached the backend")
+	require.Zero(t, e.fake.Acts, "a malformed action reached the backend")
 }
 
 func TestOversizedBodiesAre413(t *testing.T) {
@@ -114,7 +115,7 @@ func TestOversizedBodiesAre413(t *testing.T) {
 	code, _ := e.doJSON("POST", "/v1/worlds/arena/actions:batch", batch)
 	require.Equal(t, 200, code)
 	e.requireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Repeat(incrBody+",", 8)+incrBody+`]}`)
-	require.Equal(t, 5, e.fake.acts)
+	require.Equal(t, 5, e.fake.Acts)
 }
 
 func TestBatchAnswersEachActionInOrder(t *testing.T) {
@@ -175,18 +176,18 @@ func TestBatchOfDistinctActionsAppliesAll(t *testing.T) {
 		seqs[ev["seq"].(float64)] = true
 	}
 	require.Len(t, seqs, 50)
-	require.LessOrEqual(t, e.fake.maxInfl, 4)
+	require.LessOrEqual(t, e.fake.MaxInfl, 4)
 }
 
 func TestBatchActionsRunConcurrently(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	const n = 8
 	var arrived sync.WaitGroup
 	arrived.Add(n)
 	release := make(chan struct{})
 	go func() { arrived.Wait(); close(release) }()
-	f.actHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+	f.ActHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
 		arrived.Done()
 		<-release // only returns once all n are in flight together
 		return &fsm.Event{World: a.World, Seq: a.Seq, Player: a.Player, ClientSeq: a.Seq, Status: fsm.StatusApplied}, false, nil
@@ -199,13 +200,13 @@ func TestBatchActionsRunConcurrently(t *testing.T) {
 	code, m := e.doJSON("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Join(acts, ",")+`]}`)
 	require.Equal(t, 200, code)
 	require.Len(t, m["results"], n)
-	require.Equal(t, n, f.maxInfl)
+	require.Equal(t, n, f.MaxInfl)
 }
 
 func TestBatchItemErrorsAndPanicsAreAnsweredPerItem(t *testing.T) {
 	t.Parallel()
-	f := newFake()
-	f.actHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+	f := apitest.NewFake()
+	f.ActHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
 		switch a.Player {
 		case "boom":
 			panic("fake act exploded")
@@ -234,7 +235,7 @@ func TestBadBatchBodiesAreRefusedWhole(t *testing.T) {
 	e.requireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[]}{}`)
 	e.requireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch",
 		`{"actions":[`+incrBody+`,`+incrBody+`,`+incrBody+`]}`)
-	require.Zero(t, e.fake.acts)
+	require.Zero(t, e.fake.Acts)
 }
 
 func TestEventJSONRoundTripsThroughTheWireForm(t *testing.T) {

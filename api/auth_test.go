@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,7 +70,7 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, c jwt.Claims) string {
 func withAuth(c *Config) { c.Auth = testAuth() }
 
 func TestAuthActionsTakeThePlayerFromTheToken(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
 	e.do("POST", "/v1/worlds", arenaBody)
 	for i, tok := range []string{
@@ -98,7 +99,7 @@ func TestAuthActionsTakeThePlayerFromTheToken(t *testing.T) {
 }
 
 func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
 	e.do("POST", "/v1/worlds", arenaBody)
 	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims("ann")).SignedString(jwt.UnsafeAllowNoneSignatureType)
@@ -139,11 +140,11 @@ func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 		require.Contains(t, string(b), `"code":"unauthorized"`, what)
 		require.Equal(t, `Bearer realm="gsd"`, resp.Get("WWW-Authenticate"), what)
 	}
-	require.Zero(t, fake.acts, "nothing reached the backend")
+	require.Zero(t, fake.Acts, "nothing reached the backend")
 }
 
 func TestAuthOffKeepsTheBodysPlayer(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake)
 	e.do("POST", "/v1/worlds", arenaBody)
 	code, m := e.doJSON("POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer whatever")

@@ -6,6 +6,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/stretchr/testify/require"
@@ -82,7 +83,7 @@ func TestClusterSecretGuardsAdminAndInternalEndpointsAndForwardingStillWorks(t *
 }
 
 func TestClusterSecretAcceptsAdminTokensOnly(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth, withSecret)
 	e.do("POST", "/v1/worlds", arenaBody)
 	adminTok := sign(t, jwt.SigningMethodHS256, keys.hs, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})

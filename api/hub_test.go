@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
 )
@@ -290,9 +291,9 @@ func BenchmarkHubFanout(b *testing.B) {
 }
 
 func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
-	fake := newFake()
-	fake.worlds["arena"] = &fakeWorld{}
-	fake.subErr = errors.New("feed down")
+	fake := apitest.NewFake()
+	fake.WorldMap["arena"] = &apitest.FakeWorld{}
+	fake.SubErr = errors.New("feed down")
 	e := newEnv(t, fake)
 	_, err := e.srv.joinHub(&playConn{world: "nope"})
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
@@ -309,9 +310,9 @@ func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
 }
 
 func TestPusherEndsItsConnectionWhenTheWorldsHubCannotStart(t *testing.T) {
-	fake := newFake()
-	fake.worlds["arena"] = &fakeWorld{}
-	fake.subErr = errors.New("feed down")
+	fake := apitest.NewFake()
+	fake.WorldMap["arena"] = &apitest.FakeWorld{}
+	fake.SubErr = errors.New("feed down")
 	e := newEnv(t, fake)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

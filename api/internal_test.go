@@ -13,6 +13,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -51,7 +52,7 @@ var internalAdminCalls = []struct {
 
 func TestInternalRoutesRefuseCallsWithoutTheClusterCredential(t *testing.T) {
 	t.Parallel()
-	fake := newFake()
+	fake := apitest.NewFake()
 	require.NoError(t, fake.CreateWorld(context.Background(), "arena", fsm.Rules{}))
 	e := newEnv(t, fake, withSecret, withAuth)
 	adminTok := sign(t, jwt.SigningMethodHS256, keys.hs, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
@@ -79,7 +80,7 @@ func TestInternalRoutesRefuseCallsWithoutTheClusterCredential(t *testing.T) {
 	}
 
 	// Without a secret, only calls marked as coming from a node are served.
-	open := newEnv(t, newFake())
+	open := newEnv(t, apitest.NewFake())
 	for _, c := range internalCalls {
 		m := open.requireError(403, edge.CodeForbidden, c.method, edge.InternalPrefix+c.path, c.body)
 		require.Contains(t, m["error"], "internal endpoint")
@@ -130,8 +131,8 @@ func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
 	} {
 		require.Equal(t, want, requests(leader, pattern, "200"), pattern)
 	}
-	require.Equal(t, 6, leader.fake.forwarded)
-	require.Zero(t, follower.fake.acts)
+	require.Equal(t, 6, leader.fake.Forwarded)
+	require.Zero(t, follower.fake.Acts)
 
 	// The admin and world commands, asked of the follower, run on the
 	// leader through their internal routes: same status as the leader's.
@@ -143,9 +144,9 @@ func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
 		require.Equal(t, float64(1), requests(leader, c.method+" "+edge.InternalPrefix+c.pattern, status), c.pattern)
 		require.Zero(t, requests(leader, c.method+" /v1"+c.pattern, status), c.pattern)
 	}
-	require.Equal(t, 6+len(internalAdminCalls), leader.fake.forwarded)
-	require.Equal(t, 1, leader.fake.transfers)
-	require.Zero(t, follower.fake.transfers)
+	require.Equal(t, 6+len(internalAdminCalls), leader.fake.Forwarded)
+	require.Equal(t, 1, leader.fake.Transfers)
+	require.Zero(t, follower.fake.Transfers)
 }
 
 func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
@@ -174,7 +175,7 @@ func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
 		require.Equal(t, lh.Get("Retry-After"), fh.Get("Retry-After"))
 		require.Equal(t, "n1", fh.Get(edge.HeaderLeader))
 	}
-	leader.fake.set(func(f *fakeBackend) { f.actErr = store.ErrOverloaded })
+	leader.fake.Set(func(f *apitest.Fake) { f.ActErr = store.ErrOverloaded })
 	_, lh, lb := leader.do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
 	_, fh, fb := follower.do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
 	require.Equal(t, string(lb), string(fb))
@@ -189,12 +190,12 @@ func TestForwardedActionsCarryThePlayersTokenToTheLeader(t *testing.T) {
 	noPlayer := `{"seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`
 	code, _, b := follower.do("POST", "/v1/worlds/arena/actions", noPlayer, "Authorization", tok)
 	require.Equal(t, 200, code, "%s", b)
-	require.Equal(t, "ann", leader.fake.lastAction.Player, "the leader took the player from the token")
+	require.Equal(t, "ann", leader.fake.LastAction.Player, "the leader took the player from the token")
 	code, _, b = follower.do("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`, "Authorization", tok)
 	require.Equal(t, 200, code, "%s", b)
 	follower.requireError(403, edge.CodeForbidden, "POST", "/v1/worlds/arena/actions", actBody("bob", 2), "Authorization", tok)
 	follower.requireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`)
-	require.Equal(t, 2, leader.fake.forwarded, "refused before anything was sent")
+	require.Equal(t, 2, leader.fake.Forwarded, "refused before anything was sent")
 }
 
 func TestNodeToNodeCallsWithoutAReachableLeaderAreNotLeader(t *testing.T) {
@@ -203,26 +204,26 @@ func TestNodeToNodeCallsWithoutAReachableLeaderAreNotLeader(t *testing.T) {
 	require.NoError(t, err)
 	dead := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	f := newFake()
-	f.leader.Store(false)
+	f := apitest.NewFake()
+	f.LeaderFlag.Store(false)
 	e := newEnv(t, f)
 	acks := []fsm.SessionAck{{World: "arena", ID: "s1", Seq: 1}}
 	for _, leader := range []string{"", dead, "bad host\x7f"} {
-		f.setLeader("n9", leader)
+		f.SetLeader("n9", leader)
 		e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`]}`)
 		e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"lobby"}`)
 		e.requireError(503, edge.CodeNotLeader, "DELETE", "/v1/cluster/nodes/n3", "")
 		_, err := e.srv.SessionAcks(context.Background(), acks)
 		require.ErrorIs(t, err, store.ErrNotLeader, leader)
 	}
-	require.Zero(t, f.acts)
+	require.Zero(t, f.Acts)
 }
 
 func TestBanWithABadBodyIsRefusedBeforeAnythingIsSentOn(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
 	follower.requireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/bans", `{"player":"bob","x":1}`)
-	require.Zero(t, leader.fake.forwarded)
+	require.Zero(t, leader.fake.Forwarded)
 }
 
 // failingWriter is a client that went away: every write fails.
@@ -253,9 +254,9 @@ func TestAnInternalAnswerCutOffMidBodyIsAnUnknownOutcome(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":`)) // and the connection ends
 	}))
 	t.Cleanup(cut.Close)
-	f := newFake()
-	f.leader.Store(false)
-	f.setLeader("n9", cut.URL)
+	f := apitest.NewFake()
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n9", cut.URL)
 	e := newEnv(t, f)
 	ctx := context.Background()
 	_, err := e.srv.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s1", Player: "ann"}, "")
@@ -274,12 +275,12 @@ func TestAdminCommandsAreAuthorizedWhereTheAdminCalledAndRunOnTheLeader(t *testi
 	// follower's cluster secret on its internal route.
 	follower.requireError(403, edge.CodeForbidden, "POST", "/v1/cluster/transfer-leadership", "", "Authorization", playerTok)
 	follower.requireError(401, edge.CodeUnauthorized, "POST", "/v1/cluster/transfer-leadership", "")
-	require.Zero(t, leader.fake.forwarded, "refused before anything was sent")
+	require.Zero(t, leader.fake.Forwarded, "refused before anything was sent")
 	for _, hdr := range [][]string{{"Authorization", adminTok}, {edge.HeaderClusterKey, testSecret}} {
 		code, _, b := follower.do("POST", "/v1/cluster/transfer-leadership", "", hdr...)
 		require.Equal(t, 200, code, "%s", b)
 	}
-	require.Equal(t, 2, leader.fake.transfers)
+	require.Equal(t, 2, leader.fake.Transfers)
 	require.Equal(t, float64(2), requests(leader, "POST "+edge.InternalPrefix+"/cluster/transfer-leadership", "200"))
 
 	// A follower of an older version proxies the public route, marked and
@@ -288,5 +289,5 @@ func TestAdminCommandsAreAuthorizedWhereTheAdminCalledAndRunOnTheLeader(t *testi
 	code, _, b := leader.do("POST", "/v1/worlds", `{"id":"lobby"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 201, code, "%s", b)
 	follower.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"hall"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
-	require.Equal(t, 3, leader.fake.forwarded)
+	require.Equal(t, 3, leader.fake.Forwarded)
 }

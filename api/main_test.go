@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 // testEnv is one api Server over a backend, served by an httptest server.
 type testEnv struct {
 	t    *testing.T
-	fake *fakeBackend // nil over a real store
+	fake *apitest.Fake // nil over a real store
 	srv  *Server
 	ts   *httptest.Server
 	reg  *prometheus.Registry
@@ -38,7 +39,7 @@ func testConfig() Config {
 }
 
 // newEnv serves fake through a new Server; opts adjust the config.
-func newEnv(t *testing.T, fake *fakeBackend, opts ...func(*Config)) *testEnv {
+func newEnv(t *testing.T, fake *apitest.Fake, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	e := newEnvFor(t, fake, opts...)
 	e.fake = fake
@@ -63,11 +64,11 @@ func newEnvReg(t *testing.T, b edge.Backend, reg *prometheus.Registry, ln net.Li
 	s, err := New(cfg, b, edge.NewSingleGroupRouter(lg), reg)
 	require.NoError(t, err)
 	h := s.Handler()
-	if f, ok := b.(*fakeBackend); ok {
+	if f, ok := b.(*apitest.Fake); ok {
 		inner := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get(edge.HeaderForwarded) != "" {
-				f.set(func(f *fakeBackend) { f.forwarded++ })
+				f.Set(func(f *apitest.Fake) { f.Forwarded++ })
 			}
 			inner.ServeHTTP(w, r)
 		})
@@ -88,7 +89,7 @@ func newEnvReg(t *testing.T, b edge.Backend, reg *prometheus.Registry, ln net.Li
 // newFakeServer is a Server over a new fake backend, its group routed by
 // the single-group router.
 func newFakeServer(cfg Config, reg *prometheus.Registry) (*Server, error) {
-	f := newFake()
+	f := apitest.NewFake()
 	return New(cfg, f, edge.NewSingleGroupRouter(f), reg)
 }
 
@@ -155,7 +156,7 @@ func bareServer(pm *playMetrics, opts ...func(*Config)) *Server {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	f := newFake()
+	f := apitest.NewFake()
 	core, err := edge.NewCore(cfg.Config, f, NewSingleGroupRouter(f), prometheus.NewRegistry())
 	if err != nil {
 		panic(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,18 +20,18 @@ import (
 
 func TestSingleGroupRouterAnswersLocalWhenLeaderRemoteWhenFollowerNotLeaderWhenUnknown(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	r := edge.NewSingleGroupRouter(f)
 	for _, k := range []edge.Kind{edge.KindWrite, edge.KindRead, edge.KindSession} {
 		rt, err := r.Route("arena", k)
 		require.NoError(t, err)
 		require.True(t, rt.Local())
-		require.Same(t, f, rt.Group.(*fakeBackend))
+		require.Same(t, f, rt.Group.(*apitest.Fake))
 		require.Equal(t, edge.SingleGroupID, rt.GroupID)
 	}
 
-	f.leader.Store(false)
-	f.setLeader("n2", "10.0.0.2:8080")
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n2", "10.0.0.2:8080")
 	rt, err := r.Route("arena", edge.KindWrite)
 	require.NoError(t, err)
 	require.False(t, rt.Local())
@@ -40,7 +41,7 @@ func TestSingleGroupRouterAnswersLocalWhenLeaderRemoteWhenFollowerNotLeaderWhenU
 	require.Equal(t, rt, other, "one group holds every world")
 
 	for _, leader := range [][2]string{{"", ""}, {"n2", ""}} { // none, or one without an address
-		f.setLeader(leader[0], leader[1])
+		f.SetLeader(leader[0], leader[1])
 		_, err = r.Route("arena", edge.KindSession)
 		require.ErrorIs(t, err, store.ErrNotLeader)
 		status, code := edge.Classify(err, true)
@@ -78,13 +79,13 @@ func (r *tableRouter) set(world string, rt edge.Route) {
 }
 
 // routedEnv is a Server over a fake whose commands go where tr says.
-func routedEnv(t *testing.T, tr *tableRouter, opts ...func(*Config)) (*Server, *fakeBackend) {
+func routedEnv(t *testing.T, tr *tableRouter, opts ...func(*Config)) (*Server, *apitest.Fake) {
 	t.Helper()
 	cfg := testConfig()
 	for _, o := range opts {
 		o(&cfg)
 	}
-	f := newFake()
+	f := apitest.NewFake()
 	s, err := New(cfg, f, tr, prometheus.NewRegistry())
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
@@ -97,7 +98,7 @@ func forwards(s *Server, result string) float64 {
 
 func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T) {
 	t.Parallel()
-	g := newFake()
+	g := apitest.NewFake()
 	tr := &tableRouter{routes: map[string]edge.Route{"arena": {GroupID: "g1", Group: g}}}
 	s, _ := routedEnv(t, tr)
 	remote := func(edge.Route) error { return errors.New("sent on") }
@@ -106,7 +107,7 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 	calls := 0
 	err := s.RouteCall("arena", edge.KindWrite, false, func(got edge.Group) error {
 		calls++
-		require.Same(t, g, got.(*fakeBackend))
+		require.Same(t, g, got.(*apitest.Fake))
 		return nil
 	}, remote)
 	require.NoError(t, err)
@@ -157,7 +158,7 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 
 func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
 	t.Parallel()
-	g1, g2 := newFake(), newFake()
+	g1, g2 := apitest.NewFake(), apitest.NewFake()
 	tr := &tableRouter{routes: map[string]edge.Route{
 		"a": {GroupID: "g1", Group: g1},
 		"b": {GroupID: "g1", Group: g1},
@@ -177,10 +178,10 @@ func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
 	defer clearPlays(s)
 
 	s.acks.round(context.Background())
-	require.Len(t, g1.ackBatches, 1, "one command for the group's two worlds")
-	require.ElementsMatch(t, []fsm.SessionAck{{World: "a", ID: "s0", Seq: 1}, {World: "b", ID: "s2", Seq: 3}}, g1.ackBatches[0])
-	require.Len(t, g2.ackBatches, 1)
-	require.ElementsMatch(t, []fsm.SessionAck{{World: "c", ID: "s1", Seq: 2}, {World: "c", ID: "s4", Seq: 5}}, g2.ackBatches[0])
+	require.Len(t, g1.AckBatches, 1, "one command for the group's two worlds")
+	require.ElementsMatch(t, []fsm.SessionAck{{World: "a", ID: "s0", Seq: 1}, {World: "b", ID: "s2", Seq: 3}}, g1.AckBatches[0])
+	require.Len(t, g2.AckBatches, 1)
+	require.ElementsMatch(t, []fsm.SessionAck{{World: "c", ID: "s1", Seq: 2}, {World: "c", ID: "s4", Seq: 5}}, g2.AckBatches[0])
 	ok, failed := ackBatches(s)
 	require.Equal(t, [2]float64{2, 1}, [2]float64{ok, failed}, "the world without a route fails its own batch")
 	for i, c := range conns {
@@ -195,28 +196,28 @@ func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
 func TestImportThatFailsAfterItsFirstPlayerIsAnsweredNotSentOn(t *testing.T) {
 	t.Parallel()
 	leader, _ := newPair(t)
-	f := newFake()
+	f := apitest.NewFake()
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
-	f.setLeader("n1", leader.ts.URL)
+	f.SetLeader("n1", leader.ts.URL)
 	var calls atomic.Int32
-	f.sessHook = func() error {
+	f.SessHook = func() error {
 		if calls.Add(1) == 1 {
 			return nil
 		}
-		f.leader.Store(false) // deposed after the first player
+		f.LeaderFlag.Store(false) // deposed after the first player
 		return store.ErrNotLeader
 	}
 	e := newEnv(t, f)
 	file := `{"players":[{"player":"ann","data":{"gold":1}},{"player":"bob","data":{"gold":2}}]}`
 	m := e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/sessions:import", file)
 	require.Contains(t, m["error"], "player bob (1 imported before it)")
-	require.Zero(t, leader.fake.forwarded, "a partial import is not sent on")
+	require.Zero(t, leader.fake.Forwarded, "a partial import is not sent on")
 
 	// Failing on the first player, it is sent on to the new leader.
-	f.leader.Store(true)
+	f.LeaderFlag.Store(true)
 	calls.Store(1)
 	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions:import", file)
 	require.Equal(t, 200, code, "%v", m)
-	require.Equal(t, 1, leader.fake.forwarded)
+	require.Equal(t, 1, leader.fake.Forwarded)
 	require.Equal(t, float64(2), m["imported"])
 }

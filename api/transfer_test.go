@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
@@ -340,7 +341,7 @@ func bareConn(s *Server, ws *websocket.Conn) *playConn {
 }
 
 func TestWriteFinalWritesWhatWasQueuedThenTheTransfer(t *testing.T) {
-	e := newEnv(t, newFake())
+	e := newEnv(t, apitest.NewFake())
 	srvWS, cl := wsPair(t)
 	c := bareConn(e.srv, srvWS)
 	c.out <- []byte(`{"type":"result","seq":1}`)
@@ -369,7 +370,7 @@ func TestWriteFinalWritesWhatWasQueuedThenTheTransfer(t *testing.T) {
 }
 
 func TestTransferGivesUpOnAConnectionThatEndsOrStalls(t *testing.T) {
-	e := newEnv(t, newFake(), func(c *Config) {
+	e := newEnv(t, apitest.NewFake(), func(c *Config) {
 		c.RequestTimeout = time.Millisecond
 		c.Play.WriteTimeout = time.Millisecond
 	})

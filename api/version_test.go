@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
 )
@@ -28,7 +29,7 @@ func TestCheckWireVersionAcceptsOwnAndOlderAndRefusesNewerMajors(t *testing.T) {
 
 func TestServerRefusesCallsOfANewerWireMajor(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFake())
+	e := newEnv(t, apitest.NewFake())
 	m := e.requireError(400, edge.CodeWireVersion, "GET", "/v1/worlds", "", edge.HeaderWireVersion, "2.0")
 	require.Contains(t, m["error"], "upgrade")
 	e.requireError(400, fsm.CodeMalformed, "GET", "/v1/worlds", "", edge.HeaderWireVersion, "one")

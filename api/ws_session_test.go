@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,7 +63,7 @@ func TestPlayWithAuthOnAFollowerForwardsTheTokenWithActions(t *testing.T) {
 }
 
 func TestInternalSessionEndpointServesOnlyForwardedWellFormedCommands(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
 	e.do("POST", "/v1/worlds", arenaBody)
 	fwd := []string{edge.HeaderForwarded, "1"}
@@ -78,22 +79,22 @@ func TestInternalSessionEndpointServesOnlyForwardedWellFormedCommands(t *testing
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, "s1", m["id"])
 	e.requireError(404, fsm.CodeSessionUnknown, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s9","seq":1}`, fwd...)
-	fake.leader.Store(false)
+	fake.LeaderFlag.Store(false)
 	e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1","seq":1}`, fwd...)
 }
 
 func TestPlayOnANodeWithoutAReachableLeaderClosesWith4503(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, fastPlay)
 	e.do("POST", "/v1/worlds", arenaBody)
-	fake.leader.Store(false)
+	fake.LeaderFlag.Store(false)
 	for what, addr := range map[string]string{
 		"no leader":   "",
 		"bad address": "bad host:1",
 		"unreachable": freeAddr(t),
 	} {
 		t.Run(what, func(t *testing.T) {
-			fake.setLeader("n9", addr)
+			fake.SetLeader("n9", addr)
 			c := dialPlay(t, e.wsURL("arena"))
 			wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
 			wsClosed(t, c, 4503, edge.CodeNotLeader)
@@ -109,7 +110,7 @@ func TestPlayOnANodeWithoutAReachableLeaderClosesWith4503(t *testing.T) {
 		_, _ = w.Write([]byte("teapot"))
 	}))
 	defer junk.Close()
-	fake.setLeader("n9", junk.URL)
+	fake.SetLeader("n9", junk.URL)
 	c := dialPlay(t, e.wsURL("arena"))
 	wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
 	wsClosed(t, c, websocket.StatusInternalError, edge.CodeInternal)
@@ -123,32 +124,32 @@ func TestPlayOnANodeWithoutAReachableLeaderClosesWith4503(t *testing.T) {
 func TestPlayOnAFollowerThatLagsGivesUpAfterTheRequestTimeout(t *testing.T) {
 	// The leader (here: a fake leader behind another edge) opens the
 	// session, but this node never applies it.
-	leader := newFake()
+	leader := apitest.NewFake()
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
-	lagging := newFake()
+	lagging := apitest.NewFake()
 	// Long enough for the forward to the leader on a loaded machine.
 	e := newEnv(t, lagging, func(c *Config) { c.RequestTimeout = time.Second })
-	lagging.leader.Store(false)
-	lagging.setLeader("n1", le.ts.Listener.Addr().String())
+	lagging.LeaderFlag.Store(false)
+	lagging.SetLeader("n1", le.ts.Listener.Addr().String())
 	c := dialPlay(t, e.wsURL("arena"))
 	wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
 	wsClosed(t, c, 4503, edge.CodeNotLeader)
 }
 
 func TestActOnLeaderRetriesOnTheLeaderWhenLeadershipMovesMidCall(t *testing.T) {
-	leader := newFake()
+	leader := apitest.NewFake()
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
-	me := newFake()
+	me := apitest.NewFake()
 	e := newEnv(t, me)
-	me.setLeader("n1", le.ts.Listener.Addr().String())
-	me.set(func(f *fakeBackend) {
-		f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
-			f.leader.Store(false) // deposed while proposing
+	me.SetLeader("n1", le.ts.Listener.Addr().String())
+	me.Set(func(f *apitest.Fake) {
+		f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
+			f.LeaderFlag.Store(false) // deposed while proposing
 			return nil, false, store.ErrNotLeader
 		}
-		f.sessErr = nil
+		f.SessErr = nil
 	})
 	a, err := edge.DecodeAction([]byte(actBody("ann", 1)), "arena", "")
 	require.NoError(t, err)
@@ -156,16 +157,16 @@ func TestActOnLeaderRetriesOnTheLeaderWhenLeadershipMovesMidCall(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ann", ev.Player)
 	// Other errors of a local leader stay.
-	me.leader.Store(true)
-	me.set(func(f *fakeBackend) {
-		f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return nil, false, errors.New("boom") }
+	me.LeaderFlag.Store(true)
+	me.Set(func(f *apitest.Fake) {
+		f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return nil, false, errors.New("boom") }
 	})
 	_, err = e.srv.ActOnLeader(context.Background(), a, nil, "")
 	require.EqualError(t, err, "boom")
 }
 
 func TestSessionAdminRefusesOversizedBodies(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, func(c *Config) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 64, 64 })
 	big := `{"id":"` + strings.Repeat("x", 100) + `"}`
 	e.requireError(413, edge.CodeTooLarge, "POST", "/v1/worlds/arena/sessions/ack", big, edge.HeaderForwarded, "1")
@@ -173,15 +174,15 @@ func TestSessionAdminRefusesOversizedBodies(t *testing.T) {
 }
 
 func TestImportMovesToTheLeaderWhenLeadershipMovesBeforeTheFirstPlayer(t *testing.T) {
-	leader := newFake()
+	leader := apitest.NewFake()
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
-	me := newFake()
+	me := apitest.NewFake()
 	e := newEnv(t, me)
-	me.setLeader("n1", le.ts.Listener.Addr().String())
-	me.set(func(f *fakeBackend) {
-		f.sessHook = func() error {
-			f.leader.Store(false) // deposed while proposing
+	me.SetLeader("n1", le.ts.Listener.Addr().String())
+	me.Set(func(f *apitest.Fake) {
+		f.SessHook = func() error {
+			f.LeaderFlag.Store(false) // deposed while proposing
 			return store.ErrNotLeader
 		}
 	})
@@ -189,10 +190,10 @@ func TestImportMovesToTheLeaderWhenLeadershipMovesBeforeTheFirstPlayer(t *testin
 	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions:import", file)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, float64(1), m["imported"])
-	require.Equal(t, 1, leader.forwarded)
+	require.Equal(t, 1, leader.Forwarded)
 	// A later failure says how far the import got.
-	me.leader.Store(true)
-	me.set(func(f *fakeBackend) { f.sessHook = func() error { return store.ErrOverloaded } })
+	me.LeaderFlag.Store(true)
+	me.Set(func(f *apitest.Fake) { f.SessHook = func() error { return store.ErrOverloaded } })
 	e.requireError(429, edge.CodeOverloaded, "POST", "/v1/worlds/arena/sessions:import", file)
 }
 
@@ -202,10 +203,10 @@ func TestCallLeaderReportsATruncatedAnswerAsOutcomeUnknown(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":`))
 	}))
 	defer cut.Close()
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake)
-	fake.leader.Store(false)
-	fake.setLeader("n9", cut.URL)
+	fake.LeaderFlag.Store(false)
+	fake.SetLeader("n9", cut.URL)
 	_, err := e.srv.Session(context.Background(), fsm.CmdSessionAck, &fsm.SessionCmd{World: "arena", ID: "s"}, "")
 	require.ErrorIs(t, err, store.ErrOutcomeUnknown)
 }
