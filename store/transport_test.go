@@ -136,6 +136,36 @@ func TestGroupsOverOneMuxPerNodeAreIndependent(t *testing.T) {
 	c2.ensureSameHashes("world")
 }
 
+// A rolling upgrade: a node on the old transport (a TCP listener of its
+// own) and nodes running group 0 over a shard.Mux form one cluster, and
+// leadership can move between them.
+func TestGroupZeroOverMuxJoinsAClusterOnPlainTCP(t *testing.T) {
+	t.Parallel()
+	c := newClusterWith(t, 3, func(cfg *Config) {
+		if cfg.ID == "n1" {
+			return // the old binary
+		}
+		mc := shard.DefaultMuxConfig()
+		mc.Addr = cfg.RaftAddr
+		mc.Logger = testLogger()
+		m, err := shard.NewMux(mc, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = m.Close() })
+		cfg.StreamLayer, err = m.Listen(0)
+		require.NoError(t, err)
+	}, func(string) prometheus.Registerer { return nil })
+	for seq := uint64(1); seq <= 3; seq++ {
+		l := c.leader()
+		if seq == 1 {
+			mustCreateWorld(t, l, "arena")
+		}
+		_, _, err := l.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
+		require.NoError(t, err)
+		c.ensureSameHashes("arena")
+		require.NoError(t, l.raft.LeadershipTransfer().Error())
+	}
+}
+
 func TestStoresOfTwoGroupsShareARegistry(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
