@@ -67,6 +67,7 @@ type Mux struct {
 	mu      sync.Mutex
 	groups  map[uint64]*Layer
 	pending map[net.Conn]struct{} // accepted, header not yet read
+	warned  map[uint64]time.Time  // when a refusal for the group was last logged as a warning
 	closed  bool
 
 	done  chan struct{}
@@ -98,7 +99,7 @@ func NewMux(cfg MuxConfig, reg prometheus.Registerer) (*Mux, error) {
 	}
 	m := &Mux{
 		cfg: cfg, log: cfg.Logger, ln: ln, adv: adv,
-		groups: make(map[uint64]*Layer), pending: make(map[net.Conn]struct{}),
+		groups: make(map[uint64]*Layer), pending: make(map[net.Conn]struct{}), warned: make(map[uint64]time.Time),
 		done: make(chan struct{}),
 	}
 	if reg != nil {
@@ -238,6 +239,7 @@ func (m *Mux) route(conn net.Conn) {
 	m.mu.Lock()
 	delete(m.pending, conn)
 	l := m.groups[group]
+	warn := err == nil && l == nil && m.warnUnknown(group, time.Now())
 	m.mu.Unlock()
 	remote := conn.RemoteAddr().String()
 	switch {
@@ -252,8 +254,13 @@ func (m *Mux) route(conn net.Conn) {
 		conn.Close()
 		return
 	case l == nil:
-		m.stats.unknown.Add(1)
-		m.log.Warn("raft mux: connection refused: no such group on this node", "remote", remote, "group", group)
+		n := m.stats.unknown.Add(1)
+		level := slog.LevelDebug
+		if warn {
+			level = slog.LevelWarn
+		}
+		m.log.Log(context.Background(), level, "raft mux: connection refused: no such group on this node",
+			"remote", remote, "group", group, "unknown_group_total", n)
 		conn.Close()
 		return
 	case first != nil:
@@ -263,6 +270,23 @@ func (m *Mux) route(conn net.Conn) {
 		m.stats.grouped.Add(1)
 	}
 	l.deliver(conn)
+}
+
+// unknownGroupWarnEvery spaces the warnings about one unknown group: peers
+// of a group closed on this node redial it at every heartbeat.
+const unknownGroupWarnEvery = 10 * time.Second
+
+// warnUnknown reports whether a refusal for group should be a warning,
+// and notes when it was. The caller holds m.mu.
+func (m *Mux) warnUnknown(group uint64, now time.Time) bool {
+	if last, ok := m.warned[group]; ok && now.Sub(last) < unknownGroupWarnEvery {
+		return false
+	}
+	if len(m.warned) >= 1024 { // bounded, whatever group ids peers send
+		clear(m.warned)
+	}
+	m.warned[group] = now
+	return true
 }
 
 // readHeader reads conn's group header within HeaderTimeout.

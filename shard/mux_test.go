@@ -208,6 +208,16 @@ func TestUnknownGroupIsRefusedCleanly(t *testing.T) {
 	require.Eventually(t, func() bool { return m.Stats() == MuxStats{UnknownGroup: 1} }, 5*time.Second, 5*time.Millisecond)
 	require.Contains(t, logs.String(), "group=9")
 
+	// Peers redial a closed group at every heartbeat: one warning, then
+	// debug lines until unknownGroupWarnEvery has passed; every one counted.
+	conn = dial(t, m)
+	_, err = conn.Write(appendHeader(nil, 9))
+	require.NoError(t, err)
+	requireClosedByPeer(t, conn)
+	require.Eventually(t, func() bool { return m.Stats() == MuxStats{UnknownGroup: 2} }, 5*time.Second, 5*time.Millisecond)
+	require.Equal(t, 1, strings.Count(logs.String(), "level=WARN"), logs.String())
+	require.Contains(t, logs.String(), "unknown_group_total=2")
+
 	// A transport of a group the peer does not have gets an error, not a hang.
 	other, _ := newTestMux(t, nil)
 	tr := transport(t, listen(t, other, 9), 109)
@@ -405,4 +415,19 @@ func TestDialToNoListenerFails(t *testing.T) {
 		_, err = listen(t, m, group).Dial(raft.ServerAddress(addr), time.Second)
 		require.Error(t, err)
 	}
+}
+
+func TestUnknownGroupWarningsAreSpacedPerGroup(t *testing.T) {
+	m, _ := newTestMux(t, nil)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t0 := time.Now()
+	require.True(t, m.warnUnknown(1, t0))
+	require.False(t, m.warnUnknown(1, t0.Add(unknownGroupWarnEvery-time.Millisecond)))
+	require.True(t, m.warnUnknown(2, t0), "each group has its own spacing")
+	require.True(t, m.warnUnknown(1, t0.Add(unknownGroupWarnEvery)))
+	for g := range uint64(2000) {
+		m.warnUnknown(g+10, t0)
+	}
+	require.LessOrEqual(t, len(m.warned), 1024, "bounded")
 }
