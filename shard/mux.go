@@ -85,6 +85,12 @@ func NewMux(cfg MuxConfig, reg prometheus.Registerer) (*Mux, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft mux: %w", err)
 	}
+	return newMux(cfg, ln, reg)
+}
+
+// newMux serves ln, which it closes when it fails.
+func newMux(cfg MuxConfig, ln net.Listener, reg prometheus.Registerer) (*Mux, error) {
+	var err error
 	adv := ln.Addr()
 	if cfg.Advertise != "" {
 		if adv, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -430,4 +431,73 @@ func TestUnknownGroupWarningsAreSpacedPerGroup(t *testing.T) {
 		m.warnUnknown(g+10, t0)
 	}
 	require.LessOrEqual(t, len(m.warned), 1024, "bounded")
+}
+
+// flakyListener fails its first Accepts, then hands out scripted
+// connections, then blocks until closed.
+type flakyListener struct {
+	fails atomic.Int32
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails.Add(-1) >= 0 {
+		return nil, errors.New("too many open files")
+	}
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *flakyListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *flakyListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 7071} }
+
+// noDeadlineConn cannot set deadlines, like a connection already closed.
+type noDeadlineConn struct{ net.Conn }
+
+func (noDeadlineConn) SetReadDeadline(time.Time) error { return net.ErrClosed }
+
+func TestMuxKeepsServingAfterAcceptErrors(t *testing.T) {
+	ln := &flakyListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	ln.fails.Store(2)
+	logs := &logBuf{}
+	cfg := DefaultMuxConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	m, err := newMux(cfg, ln, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, m.Close()) })
+	l := listen(t, m, 0)
+
+	client, server := net.Pipe()
+	defer client.Close()
+	ln.conns <- server // accepted once the two failures are behind
+	go func() { _, _ = client.Write([]byte{0}) }()
+	conn, err := l.Accept()
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	require.Equal(t, 2, strings.Count(logs.String(), "too many open files"))
+
+	client, server = net.Pipe()
+	defer client.Close()
+	ln.conns <- noDeadlineConn{server}
+	require.Eventually(t, func() bool { return m.Stats().BadHeader == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+func TestMuxClosedDuringAcceptBackoff(t *testing.T) {
+	ln := &flakyListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	ln.fails.Store(1 << 20)
+	cfg := DefaultMuxConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m, err := newMux(cfg, ln, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Close()) // returns although Accept keeps failing
 }
