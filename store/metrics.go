@@ -96,7 +96,7 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	return nil
 }
 
-// unregister undoes register, for a Store that failed to open.
+// unregister undoes register: on Close, and when New fails.
 func (m *metrics) unregister() {
 	for _, c := range m.registered {
 		m.reg.Unregister(c)
