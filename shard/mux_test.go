@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -500,4 +501,41 @@ func TestMuxClosedDuringAcceptBackoff(t *testing.T) {
 	m, err := newMux(cfg, ln, nil)
 	require.NoError(t, err)
 	require.NoError(t, m.Close()) // returns although Accept keeps failing
+}
+
+// Many groups, many RPCs at once: every answer comes from the group asked.
+func TestConcurrentRPCsReachTheirOwnGroups(t *testing.T) {
+	a, _ := newTestMux(t, nil)
+	b, _ := newTestMux(t, nil)
+	const groups, callers, calls = 4, 8, 10
+	from := make([]*raft.NetworkTransport, groups)
+	for g := range uint64(groups) {
+		from[g] = transport(t, listen(t, a, g), 100+g)
+		transport(t, listen(t, b, g), 200+g)
+	}
+	errs := make(chan error, groups*callers)
+	for g := range groups {
+		for range callers {
+			go func() {
+				for range calls {
+					term, err := appendTerm(from[g], raft.ServerAddress(b.Addr().String()))
+					if err == nil && term != uint64(200+g) {
+						err = fmt.Errorf("group %d answered by term %d", g, term)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+	}
+	for range groups * callers {
+		require.NoError(t, <-errs)
+	}
+	st := b.Stats()
+	require.Zero(t, st.UnknownGroup+st.BadHeader)
+	require.Positive(t, st.Legacy, "group 0 dials without a header")
+	require.Positive(t, st.Grouped)
 }
