@@ -1,0 +1,292 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+	"sort"
+
+	"github.com/gsd-dev/gsd/wire"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The kinds of problems VerifyLog finds.
+const (
+	Modified  = "modified"  // an event of the log whose content changed
+	Removed   = "removed"   // an event of the log missing from the export
+	Inserted  = "inserted"  // a line that is no event of the log
+	Reordered = "reordered" // an event of the log out of its place
+	Malformed = "malformed" // a line that is not an event
+)
+
+// MaxLineBytes bounds one line of an exported log.
+const MaxLineBytes = 16 << 20
+
+// ErrLeaves: leaf hashes given to VerifyLog that are not the checkpoint's.
+var ErrLeaves = errors.New("gsd/audit: leaf hashes do not match the checkpoint")
+
+// Problem is one difference between an exported log and the log a
+// checkpoint commits to.
+type Problem struct {
+	Kind   string
+	Seq    uint64 // the seq concerned (0: some event, unnamed)
+	Line   int    // the export's line, from 1 (0: none, e.g. removed)
+	Detail string
+}
+
+// String describes the problem on one line.
+func (p Problem) String() string {
+	s := p.Kind
+	if p.Seq != 0 {
+		s += fmt.Sprintf(": seq %d", p.Seq)
+	}
+	if p.Line != 0 {
+		s += fmt.Sprintf(" (line %d)", p.Line)
+	}
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// Report is what VerifyLog found.
+type Report struct {
+	Checkpoint Checkpoint
+	Lines      int  // event lines read
+	Beyond     int  // events after the checkpoint's size: not covered by it
+	Named      bool // leaf hashes were given: every changed event is named
+	Problems   []Problem
+}
+
+// OK reports whether the export holds exactly the checkpoint's events in
+// order (events after its size aside).
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// VerifyLog checks an exported log against a checkpoint (opened, so
+// signed by a trusted key): NDJSON, one event per line as the event stream
+// sends them, from seq 1. Every event of seqs 1 to cp.Size must be there
+// once, in order, unchanged; later events are counted, not checked.
+//
+// Without leaves, removed, inserted (a seq repeated) and reordered events
+// are named by their seqs, and a changed content is found by the root
+// hash, but not named: 32 bytes of root cannot say which leaf differs.
+// With leaves, the checkpoint's leaf hashes (Log.LeafHashes, from any
+// copy of the log: VerifyLog checks them against the root), every problem
+// is named: an event whose leaf is in the tree is genuine, and the others
+// are modified (their seq's leaf is unmatched) or inserted.
+func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash) (Report, error) {
+	rep := Report{Checkpoint: cp, Named: leaves != nil}
+	if leaves != nil && (int64(len(leaves)) != cp.Size || rootOf(leaves) != cp.Root) {
+		return rep, fmt.Errorf("%w: %d leaf hashes for a checkpoint of %d", ErrLeaves, len(leaves), cp.Size)
+	}
+	var lines []logLine
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	for n := 1; sc.Scan(); n++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var e wire.Event
+		if err := json.Unmarshal(b, &e); err != nil || e.Seq == 0 {
+			rep.Problems = append(rep.Problems, Problem{Kind: Malformed, Line: n, Detail: "not an event"})
+			continue
+		}
+		rep.Lines++
+		if e.Seq > uint64(cp.Size) {
+			rep.Beyond++
+			continue
+		}
+		lines = append(lines, logLine{n: n, seq: e.Seq, world: e.World, hash: LeafHash(&e)})
+	}
+	if err := sc.Err(); err != nil {
+		return rep, fmt.Errorf("read log: %w", err)
+	}
+	if leaves != nil {
+		rep.Problems = append(rep.Problems, named(lines, leaves)...)
+	} else {
+		rep.Problems = append(rep.Problems, structural(lines, cp)...)
+	}
+	slices.SortStableFunc(rep.Problems, func(a, b Problem) int {
+		if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	return rep, nil
+}
+
+// logLine is one event of an export.
+type logLine struct {
+	n     int
+	seq   uint64
+	world string
+	hash  tlog.Hash
+}
+
+// named finds problems by matching each line's leaf hash to the tree's.
+func named(lines []logLine, leaves []tlog.Hash) []Problem {
+	var out []Problem
+	index := make(map[tlog.Hash]int, len(leaves))
+	for i, h := range leaves {
+		index[h] = i
+	}
+	matched := make([]int, len(leaves)) // the line of the leaf's event
+	var inOrder []int                   // matched leaves in line order
+	var lineOf []int
+	var unmatched []logLine
+	for _, l := range lines {
+		i, ok := index[l.hash]
+		switch {
+		case !ok:
+			unmatched = append(unmatched, l)
+		case matched[i] != 0:
+			out = append(out, Problem{Kind: Inserted, Seq: l.seq, Line: l.n, Detail: fmt.Sprintf("a copy of the event at line %d", matched[i])})
+		default:
+			matched[i] = l.n
+			inOrder = append(inOrder, i)
+			lineOf = append(lineOf, l.n)
+		}
+	}
+	out = append(out, reordered(inOrder, lineOf)...)
+	claimed := make([]bool, len(leaves))
+	for _, l := range unmatched {
+		i := l.seq - 1
+		if matched[i] == 0 && !claimed[i] {
+			claimed[i] = true
+			out = append(out, Problem{Kind: Modified, Seq: l.seq, Line: l.n, Detail: "its leaf is not the log's"})
+			continue
+		}
+		out = append(out, Problem{Kind: Inserted, Seq: l.seq, Line: l.n, Detail: "not an event of the log"})
+	}
+	for i := range leaves {
+		if matched[i] == 0 && !claimed[i] {
+			out = append(out, Problem{Kind: Removed, Seq: uint64(i) + 1})
+		}
+	}
+	return out
+}
+
+// structural finds problems by the lines' seqs, and a changed content by
+// the root.
+func structural(lines []logLine, cp Checkpoint) []Problem {
+	var out []Problem
+	first := make([]int, cp.Size) // position in lines of each seq's first line, +1
+	hashes := make([]tlog.Hash, cp.Size)
+	var dups []logLine
+	var inOrder, lineOf []int
+	for k, l := range lines {
+		i := l.seq - 1
+		if first[i] != 0 {
+			dups = append(dups, l)
+			continue
+		}
+		first[i] = k + 1
+		hashes[i] = l.hash
+		inOrder = append(inOrder, int(i))
+		lineOf = append(lineOf, l.n)
+		if l.world != cp.Origin {
+			out = append(out, Problem{Kind: Modified, Seq: l.seq, Line: l.n, Detail: fmt.Sprintf("an event of world %q", l.world)})
+		}
+	}
+	out = append(out, reordered(inOrder, lineOf)...)
+	complete := true
+	for i := range first {
+		if first[i] == 0 {
+			complete = false
+			out = append(out, Problem{Kind: Removed, Seq: uint64(i) + 1})
+		}
+	}
+	rootOK := complete && rootOf(hashes) == cp.Root
+	for _, d := range dups {
+		p := Problem{Kind: Inserted, Seq: d.seq, Line: d.n, Detail: fmt.Sprintf("seq %d again (first at line %d)", d.seq, lines[first[d.seq-1]-1].n)}
+		if !rootOK {
+			p.Detail += "; either may be the inserted one"
+		}
+		out = append(out, p)
+	}
+	if complete && !rootOK {
+		out = append(out, Problem{Kind: Modified, Detail: "the events do not hash to the checkpoint's root; give the leaf hashes to name them"})
+	}
+	return out
+}
+
+// reordered names the events out of place: those outside a longest run of
+// leaves in increasing order (the fewest that moved).
+func reordered(leaves, lineOf []int) []Problem {
+	keep := increasing(leaves)
+	var out []Problem
+	for k, i := range leaves {
+		if !keep[k] {
+			out = append(out, Problem{Kind: Reordered, Seq: uint64(i) + 1, Line: lineOf[k], Detail: "out of its place in seq order"})
+		}
+	}
+	return out
+}
+
+// increasing marks a longest strictly increasing subsequence of v.
+func increasing(v []int) []bool {
+	tails := []int{} // tails[l]: index in v of the smallest tail of a run of l+1
+	prev := make([]int, len(v))
+	for k, x := range v {
+		l := sort.Search(len(tails), func(j int) bool { return v[tails[j]] >= x })
+		prev[k] = -1
+		if l > 0 {
+			prev[k] = tails[l-1]
+		}
+		if l == len(tails) {
+			tails = append(tails, k)
+		} else {
+			tails[l] = k
+		}
+	}
+	keep := make([]bool, len(v))
+	if len(tails) > 0 {
+		for k := tails[len(tails)-1]; k >= 0; k = prev[k] {
+			keep[k] = true
+		}
+	}
+	return keep
+}
+
+// rootOf returns the RFC 6962 root of leaves.
+func rootOf(leaves []tlog.Hash) tlog.Hash {
+	switch n := len(leaves); n {
+	case 0:
+		h, _ := tlog.TreeHash(0, nil) // the empty tree's: reads nothing
+		return h
+	case 1:
+		return leaves[0]
+	default:
+		k := 1 << (bits.Len(uint(n-1)) - 1) // the largest power of 2 below n
+		return tlog.NodeHash(rootOf(leaves[:k]), rootOf(leaves[k:]))
+	}
+}
+
+// EncodeLeafHashes returns the leaves file of hashes: the 32 bytes of
+// each, in order, nothing else.
+func EncodeLeafHashes(hashes []tlog.Hash) []byte {
+	out := make([]byte, 0, len(hashes)*tlog.HashSize)
+	for _, h := range hashes {
+		out = append(out, h[:]...)
+	}
+	return out
+}
+
+// DecodeLeafHashes parses a leaves file (EncodeLeafHashes).
+func DecodeLeafHashes(b []byte) ([]tlog.Hash, error) {
+	if len(b)%tlog.HashSize != 0 {
+		return nil, fmt.Errorf("%w: %d bytes are not a whole number of %d-byte hashes", ErrLeaves, len(b), tlog.HashSize)
+	}
+	out := make([]tlog.Hash, len(b)/tlog.HashSize)
+	for i := range out {
+		out[i] = tlog.Hash(b[i*tlog.HashSize:])
+	}
+	return out, nil
+}
