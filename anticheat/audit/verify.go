@@ -34,10 +34,10 @@ var ErrLeaves = errors.New("gsd/audit: leaf hashes do not match the checkpoint")
 // Problem is one difference between an exported log and the log a
 // checkpoint commits to.
 type Problem struct {
-	Kind   string
-	Seq    uint64 // the seq concerned (0: some event, unnamed)
-	Line   int    // the export's line, from 1 (0: none, e.g. removed)
-	Detail string
+	Kind   string `json:"kind"`
+	Seq    uint64 `json:"seq,omitempty"`  // the seq concerned (0: some event, unnamed)
+	Line   int    `json:"line,omitempty"` // the export's line, from 1 (0: none, e.g. removed)
+	Detail string `json:"detail,omitempty"`
 }
 
 // String describes the problem on one line.
