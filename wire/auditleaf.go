@@ -64,16 +64,14 @@ func AppendAuditLeaf(dst []byte, e *Event) []byte {
 	dst = appendLeafString(dst, e.Status)
 	dst = appendLeafString(dst, e.Reason)
 
-	entities := sortedKeys(e.Versions)
-	dst = binary.AppendUvarint(dst, uint64(len(entities)))
-	for _, ent := range entities {
-		fields := e.Versions[ent]
-		dst = appendLeafString(dst, ent)
-		names := sortedKeys(fields)
-		dst = binary.AppendUvarint(dst, uint64(len(names)))
-		for _, f := range names {
-			dst = appendLeafString(dst, f)
-			dst = binary.AppendUvarint(dst, fields[f])
+	dst = binary.AppendUvarint(dst, uint64(len(e.Versions)))
+	if len(e.Versions) == 1 { // most events: no sort, no allocation
+		for ent, fields := range e.Versions {
+			dst = appendLeafEntity(dst, ent, fields)
+		}
+	} else {
+		for _, ent := range sortedKeys(e.Versions) {
+			dst = appendLeafEntity(dst, ent, e.Versions[ent])
 		}
 	}
 
@@ -101,6 +99,22 @@ func AppendAuditLeaf(dst []byte, e *Event) []byte {
 		default:
 			dst = append(dst, 1)
 		}
+	}
+	return dst
+}
+
+// appendLeafEntity appends an entity's versions by field, fields in order.
+func appendLeafEntity(dst []byte, ent string, fields map[string]uint64) []byte {
+	dst = appendLeafString(dst, ent)
+	dst = binary.AppendUvarint(dst, uint64(len(fields)))
+	if len(fields) == 1 {
+		for f, v := range fields {
+			return binary.AppendUvarint(appendLeafString(dst, f), v)
+		}
+	}
+	for _, f := range sortedKeys(fields) {
+		dst = appendLeafString(dst, f)
+		dst = binary.AppendUvarint(dst, fields[f])
 	}
 	return dst
 }

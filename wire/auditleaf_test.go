@@ -42,6 +42,17 @@ func TestAuditLeafV1BytesAreFrozen(t *testing.T) {
 	e := Event{World: "w", Seq: 5, Index: 77, Time: -2, Priority: "critical", Status: "applied", Duplicate: true}
 	require.Equal(t, minimal, AppendAuditLeaf(nil, &e))
 
+	// One entity, one field: the common case.
+	one := Event{World: "w", Seq: 1, Priority: "bulk", Status: "applied", Versions: map[string]map[string]uint64{"e": {"f": 300}}}
+	require.Equal(t, []byte{
+		0x01, 0x01, 'w', 0x01, 0x00, 0x00, 0x00,
+		0x04, 'b', 'u', 'l', 'k',
+		0x07, 'a', 'p', 'p', 'l', 'i', 'e', 'd',
+		0x00,
+		0x01, 0x01, 'e', 0x01, 0x01, 'f', 0xac, 0x02, // versions: e: f: 300
+		0x00,
+	}, AppendAuditLeaf(nil, &one))
+
 	full := leafEvent()
 	golden.Binary(t, "audit_leaf_v1.bin", AppendAuditLeaf(nil, &full))
 }

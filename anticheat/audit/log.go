@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -37,6 +39,8 @@ type Log struct {
 	mu    sync.RWMutex
 	store HashStore
 	size  int64
+	leaf  []byte  // scratch: 0x00 and a leaf, the input of its hash
+	need  []int64 // scratch: the stored hashes a new leaf's subtrees need
 }
 
 // Open returns the log of world kept in store, which holds its hashes so
@@ -80,7 +84,8 @@ func (l *Log) Append(events ...*wire.Event) error {
 		if e.Seq == 0 || e.Seq > uint64(n)+1 {
 			return fmt.Errorf("%w: seq %d after seq %d", ErrGap, e.Seq, n)
 		}
-		h := LeafHash(e)
+		l.leaf = wire.AppendAuditLeaf(append(l.leaf[:0], 0), e)
+		h := tlog.Hash(sha256.Sum256(l.leaf)) // tlog.RecordHash, without its allocations
 		if e.Seq <= uint64(n) {
 			old, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(e.Seq)-1)})
 			if err != nil {
@@ -91,11 +96,9 @@ func (l *Log) Append(events ...*wire.Event) error {
 			}
 			continue
 		}
-		hs, err := tlog.StoredHashesForRecordHash(n, h, r)
-		if err != nil {
+		if err := l.storeLeaf(r, n, h); err != nil {
 			return fmt.Errorf("audit log %s: seq %d: %w", l.world, e.Seq, err)
 		}
-		r.pending = append(r.pending, hs...)
 		n++
 	}
 	if len(r.pending) > 0 {
@@ -104,6 +107,31 @@ func (l *Log) Append(events ...*wire.Event) error {
 		}
 	}
 	l.size = n
+	return nil
+}
+
+// storeLeaf adds to r.pending the stored hashes of leaf n, whose hash is
+// h: as tlog.StoredHashesForRecordHash, with reused buffers. Leaf n
+// completes one subtree per trailing 1 bit of n; each takes its left
+// neighbour's hash.
+func (l *Log) storeLeaf(r *pendingReader, n int64, h tlog.Hash) error {
+	r.pending = append(r.pending, h)
+	m := bits.TrailingZeros64(uint64(n + 1))
+	if m == 0 {
+		return nil
+	}
+	l.need = l.need[:0]
+	for i := m - 1; i >= 0; i-- {
+		l.need = append(l.need, tlog.StoredHashIndex(i, n>>uint(i)-1))
+	}
+	old, err := r.ReadHashes(l.need)
+	if err != nil {
+		return err
+	}
+	for i := range m {
+		h = tlog.NodeHash(old[m-1-i], h)
+		r.pending = append(r.pending, h)
+	}
 	return nil
 }
 

@@ -157,15 +157,15 @@ func TestLogReportsItsStoresFailures(t *testing.T) {
 	l, err := Open("arena", fs)
 	require.NoError(t, err)
 	evs := events("arena", 4)
-	require.NoError(t, l.Append(evs[:2]...))
+	require.NoError(t, l.Append(evs[:3]...))
 
 	fs.appendErr = boom
-	require.ErrorIs(t, l.Append(evs[2]), boom)
-	require.Equal(t, int64(2), l.Size())
+	require.ErrorIs(t, l.Append(evs[3]), boom)
+	require.Equal(t, int64(3), l.Size())
 	fs.appendErr = nil
 
 	fs.read = boom
-	require.ErrorIs(t, l.Append(evs[2]), boom, "the new leaf needs the old subtree")
+	require.ErrorIs(t, l.Append(evs[3]), boom, "the new leaf needs the old subtrees")
 	require.ErrorIs(t, l.Append(evs[0]), boom, "a repeat is compared with its leaf")
 	_, err = l.Checkpoint()
 	require.ErrorIs(t, err, boom)
@@ -177,9 +177,11 @@ func TestLogReportsItsStoresFailures(t *testing.T) {
 	require.ErrorIs(t, err, boom)
 	fs.read = nil
 
-	require.NoError(t, l.Append(evs[2]))
 	fs.short = true
 	require.ErrorIs(t, l.Append(evs[3]), ErrCorrupt)
+	fs.short = false
+	require.NoError(t, l.Append(evs[3]))
+	require.Equal(t, int64(4), l.Size())
 }
 
 func TestMemStoreRefusesWhatItDoesNotHold(t *testing.T) {

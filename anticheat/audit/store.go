@@ -81,34 +81,39 @@ func treeSize(count int64) (int64, error) {
 }
 
 // pendingReader reads a store's hashes and those of a batch not stored yet,
-// which start at index base.
+// which start at index base. Its answers are valid until its next call.
 type pendingReader struct {
 	store   HashStore
 	base    int64
 	pending []tlog.Hash
+	stored  []int64     // scratch
+	out     []tlog.Hash // scratch
 }
 
 func (r *pendingReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	var stored []int64
+	r.stored = r.stored[:0]
 	for _, x := range indexes {
 		if x < r.base {
-			stored = append(stored, x)
+			r.stored = append(r.stored, x)
 		}
 	}
-	old, err := r.store.ReadHashes(stored)
-	if err != nil {
-		return nil, err
+	var old []tlog.Hash
+	if len(r.stored) > 0 {
+		var err error
+		if old, err = r.store.ReadHashes(r.stored); err != nil {
+			return nil, err
+		}
+		if len(old) != len(r.stored) {
+			return nil, fmt.Errorf("%w: read %d hashes, got %d", ErrCorrupt, len(r.stored), len(old))
+		}
 	}
-	if len(old) != len(stored) {
-		return nil, fmt.Errorf("%w: read %d hashes, got %d", ErrCorrupt, len(stored), len(old))
-	}
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
+	r.out = r.out[:0]
+	for _, x := range indexes {
 		if x < r.base {
-			out[i], old = old[0], old[1:]
+			r.out, old = append(r.out, old[0]), old[1:]
 		} else {
-			out[i] = r.pending[x-r.base]
+			r.out = append(r.out, r.pending[x-r.base])
 		}
 	}
-	return out, nil
+	return r.out, nil
 }
