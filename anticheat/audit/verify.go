@@ -25,8 +25,12 @@ const (
 	Malformed = "malformed" // a line that is not an event
 )
 
-// MaxLineBytes bounds one line of an exported log.
-const MaxLineBytes = 16 << 20
+// Limits of VerifyLog: one line of an export, and the events a checkpoint
+// may cover (the verifier holds about 40 bytes per event).
+const (
+	MaxLineBytes    = 16 << 20
+	MaxVerifyEvents = 1 << 26
+)
 
 // ErrLeaves: leaf hashes given to VerifyLog that are not the checkpoint's.
 var ErrLeaves = errors.New("gsd/audit: leaf hashes do not match the checkpoint")
@@ -36,6 +40,7 @@ var ErrLeaves = errors.New("gsd/audit: leaf hashes do not match the checkpoint")
 type Problem struct {
 	Kind   string `json:"kind"`
 	Seq    uint64 `json:"seq,omitempty"`  // the seq concerned (0: some event, unnamed)
+	To     uint64 `json:"to,omitempty"`   // removed: the last of a run of seqs from Seq
 	Line   int    `json:"line,omitempty"` // the export's line, from 1 (0: none, e.g. removed)
 	Detail string `json:"detail,omitempty"`
 }
@@ -43,7 +48,10 @@ type Problem struct {
 // String describes the problem on one line.
 func (p Problem) String() string {
 	s := p.Kind
-	if p.Seq != 0 {
+	switch {
+	case p.To > p.Seq:
+		s += fmt.Sprintf(": seqs %d to %d", p.Seq, p.To)
+	case p.Seq != 0:
 		s += fmt.Sprintf(": seq %d", p.Seq)
 	}
 	if p.Line != 0 {
@@ -82,6 +90,9 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // are modified (their seq's leaf is unmatched) or inserted.
 func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash) (Report, error) {
 	rep := Report{Checkpoint: cp, Named: leaves != nil}
+	if cp.Size > MaxVerifyEvents {
+		return rep, fmt.Errorf("gsd/audit: a checkpoint of %d events, over the %d one verification holds", cp.Size, MaxVerifyEvents)
+	}
 	if leaves != nil && (int64(len(leaves)) != cp.Size || rootOf(leaves) != cp.Root) {
 		return rep, fmt.Errorf("%w: %d leaf hashes for a checkpoint of %d", ErrLeaves, len(leaves), cp.Size)
 	}
@@ -165,12 +176,7 @@ func named(lines []logLine, leaves []tlog.Hash) []Problem {
 		}
 		out = append(out, Problem{Kind: Inserted, Seq: l.seq, Line: l.n, Detail: "not an event of the log"})
 	}
-	for i := range leaves {
-		if matched[i] == 0 && !claimed[i] {
-			out = append(out, Problem{Kind: Removed, Seq: uint64(i) + 1})
-		}
-	}
-	return out
+	return append(out, removed(len(leaves), func(i int) bool { return matched[i] != 0 || claimed[i] })...)
 }
 
 // structural finds problems by the lines' seqs, and a changed content by
@@ -196,13 +202,9 @@ func structural(lines []logLine, cp Checkpoint) []Problem {
 		}
 	}
 	out = append(out, reordered(inOrder, lineOf)...)
-	complete := true
-	for i := range first {
-		if first[i] == 0 {
-			complete = false
-			out = append(out, Problem{Kind: Removed, Seq: uint64(i) + 1})
-		}
-	}
+	gone := removed(len(first), func(i int) bool { return first[i] != 0 })
+	out = append(out, gone...)
+	complete := len(gone) == 0
 	rootOK := complete && rootOf(hashes) == cp.Root
 	for _, d := range dups {
 		p := Problem{Kind: Inserted, Seq: d.seq, Line: d.n, Detail: fmt.Sprintf("seq %d again (first at line %d)", d.seq, lines[first[d.seq-1]-1].n)}
@@ -213,6 +215,25 @@ func structural(lines []logLine, cp Checkpoint) []Problem {
 	}
 	if complete && !rootOK {
 		out = append(out, Problem{Kind: Modified, Detail: "the events do not hash to the checkpoint's root; give the leaf hashes to name them"})
+	}
+	return out
+}
+
+// removed names the runs of leaves among the first n that are not there.
+func removed(n int, there func(i int) bool) []Problem {
+	var out []Problem
+	for i := 0; i < n; i++ {
+		if there(i) {
+			continue
+		}
+		p := Problem{Kind: Removed, Seq: uint64(i) + 1}
+		for i+1 < n && !there(i+1) {
+			i++
+		}
+		if last := uint64(i) + 1; last > p.Seq {
+			p.To = last
+		}
+		out = append(out, p)
 	}
 	return out
 }

@@ -115,6 +115,13 @@ func TestARemovedEventIsFoundAndNamed(t *testing.T) {
 	// The last one too: the checkpoint's size says it was there.
 	rep := m.verify(t, m.lines[:19], false)
 	require.Equal(t, []string{"removed: seq 20"}, kinds(rep))
+	// A run of removed events is one problem.
+	lines = append(slices.Clone(m.lines[:3]), m.lines[9:18]...)
+	for _, named := range []bool{false, true} {
+		rep := m.verify(t, lines, named)
+		require.Equal(t, []string{"removed: seqs 4 to 9", "removed: seqs 19 to 20"}, kinds(rep), "named %v", named)
+		require.Equal(t, Problem{Kind: Removed, Seq: 4, To: 9}, rep.Problems[0])
+	}
 }
 
 func TestAnInsertedEventIsFoundAndNamed(t *testing.T) {
@@ -209,8 +216,10 @@ func TestLeafHashesThatAreNotTheCheckpointsAreRefused(t *testing.T) {
 
 func TestVerifyLogReportsUnreadableLogs(t *testing.T) {
 	m := newMatchLog(t)
+	_, err := VerifyLog(ndjson(m.lines), Checkpoint{Origin: "arena", Size: MaxVerifyEvents + 1}, nil)
+	require.ErrorContains(t, err, "over the 67108864 one verification holds")
 	long := strings.Repeat("x", MaxLineBytes+1)
-	_, err := VerifyLog(strings.NewReader(long), m.cp, nil)
+	_, err = VerifyLog(strings.NewReader(long), m.cp, nil)
 	require.ErrorContains(t, err, "read log")
 	boom := errors.New("boom")
 	_, err = VerifyLog(errReader{boom}, m.cp, nil)
