@@ -104,9 +104,9 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash) (Report, error) {
 		if len(b) == 0 {
 			continue
 		}
-		var e wire.Event
-		if err := json.Unmarshal(b, &e); err != nil || e.Seq == 0 {
-			rep.Problems = append(rep.Problems, Problem{Kind: Malformed, Line: n, Detail: "not an event"})
+		e, err := decodeEvent(b)
+		if err != nil {
+			rep.Problems = append(rep.Problems, Problem{Kind: Malformed, Line: n, Detail: "not an event: " + err.Error()})
 			continue
 		}
 		rep.Lines++
@@ -131,6 +131,25 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash) (Report, error) {
 		return cmp.Compare(a.Line, b.Line)
 	})
 	return rep, nil
+}
+
+// decodeEvent decodes one line of an export. A key the event does not
+// have is refused: the leaf would not cover it, and a reader might trust
+// it.
+func decodeEvent(b []byte) (wire.Event, error) {
+	var e wire.Event
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&e); err != nil {
+		return e, err
+	}
+	if d.More() {
+		return e, errors.New("more than one JSON value")
+	}
+	if e.Seq == 0 {
+		return e, errors.New("no seq")
+	}
+	return e, nil
 }
 
 // logLine is one event of an export.

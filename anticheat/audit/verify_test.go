@@ -199,9 +199,19 @@ func TestAReorderedEventIsFoundAndNamed(t *testing.T) {
 
 func TestLinesThatAreNotEventsAreNamed(t *testing.T) {
 	m := newMatchLog(t)
-	lines := append(slices.Clone(m.lines), []byte(`{"code":"archive_gap","error":"gone"}`), []byte("{"))
+	lines := append(slices.Clone(m.lines), []byte(`{"code":"archive_gap","error":"gone"}`), []byte("{"),
+		[]byte(`{"world":"arena"}`), []byte(`{"world":"arena","seq":21} {}`))
+	// A key the leaf does not cover, added to a genuine event.
+	lines[4] = append(bytes.TrimSuffix(lines[4], []byte("}")), `,"winner":"mallory"}`...)
 	rep := m.verify(t, lines, false)
-	require.Equal(t, []string{"malformed (line 21): not an event", "malformed (line 22): not an event"}, kinds(rep))
+	require.Equal(t, []string{
+		`malformed (line 5): not an event: json: unknown field "winner"`,
+		`malformed (line 21): not an event: json: unknown field "code"`,
+		"malformed (line 22): not an event: unexpected EOF",
+		"malformed (line 23): not an event: no seq",
+		"malformed (line 24): not an event: more than one JSON value",
+		"removed: seq 5",
+	}, kinds(rep))
 }
 
 func TestLeafHashesThatAreNotTheCheckpointsAreRefused(t *testing.T) {

@@ -139,7 +139,7 @@ func TestAuditVerifyNamesTamperedEvents(t *testing.T) {
 	require.Contains(t, out, "log: 10 events, 1 after the checkpoint (not covered)\n")
 	require.Contains(t, out, "modified: seq 4 (line 4): its leaf is not the log's\n")
 	require.Contains(t, out, "removed: seq 7\n")
-	require.Contains(t, out, "malformed (line 10): not an event\n")
+	require.Contains(t, out, "malformed (line 10): not an event: invalid character")
 	require.Contains(t, errOut, "does not match the checkpoint: 3 problem(s)")
 
 	code, out, _ = ctl(t, "", "audit", "verify", "--log", f.log, "--checkpoint", f.checkpoint, "--key", f.pub, "-o", "json")
