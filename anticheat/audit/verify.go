@@ -84,17 +84,34 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // Without leaves, removed, inserted (a seq repeated) and reordered events
 // are named by their seqs, and a changed content is found by the root
 // hash, but not named: 32 bytes of root cannot say which leaf differs.
+// Earlier checkpoints of the same world narrow it down: the change is
+// after the largest one the export agrees with and at or before the
+// smallest one it does not (named exactly when they are one event apart).
 // With leaves, the checkpoint's leaf hashes (Log.LeafHashes, from any
 // copy of the log: VerifyLog checks them against the root), every problem
 // is named: an event whose leaf is in the tree is genuine, and the others
 // are modified (their seq's leaf is unmatched) or inserted.
-func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash) (Report, error) {
+func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkpoint) (Report, error) {
 	rep := Report{Checkpoint: cp, Named: leaves != nil}
 	if cp.Size > MaxVerifyEvents {
 		return rep, fmt.Errorf("gsd/audit: a checkpoint of %d events, over the %d one verification holds", cp.Size, MaxVerifyEvents)
 	}
 	if leaves != nil && (int64(len(leaves)) != cp.Size || rootOf(leaves) != cp.Root) {
 		return rep, fmt.Errorf("%w: %d leaf hashes for a checkpoint of %d", ErrLeaves, len(leaves), cp.Size)
+	}
+	earlier = slices.Clone(earlier)
+	slices.SortFunc(earlier, func(a, b Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+	for i, e := range earlier {
+		if e.Origin != cp.Origin || e.Size < 1 || e.Size > cp.Size {
+			return rep, fmt.Errorf("%w: %s of %d events is no earlier checkpoint of %s of %d", ErrCheckpoint, e.Origin, e.Size, cp.Origin, cp.Size)
+		}
+		next := cp
+		if i+1 < len(earlier) {
+			next = earlier[i+1]
+		}
+		if e.Size == next.Size && e.Root != next.Root {
+			return rep, fmt.Errorf("%w: two checkpoints of %d events with different roots: the log forked", ErrCheckpoint, e.Size)
+		}
 	}
 	var lines []logLine
 	sc := bufio.NewScanner(r)
@@ -122,7 +139,7 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash) (Report, error) {
 	if leaves != nil {
 		rep.Problems = append(rep.Problems, named(lines, leaves)...)
 	} else {
-		rep.Problems = append(rep.Problems, structural(lines, cp)...)
+		rep.Problems = append(rep.Problems, structural(lines, cp, earlier)...)
 	}
 	slices.SortStableFunc(rep.Problems, func(a, b Problem) int {
 		if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
@@ -199,8 +216,8 @@ func named(lines []logLine, leaves []tlog.Hash) []Problem {
 }
 
 // structural finds problems by the lines' seqs, and a changed content by
-// the root.
-func structural(lines []logLine, cp Checkpoint) []Problem {
+// the roots.
+func structural(lines []logLine, cp Checkpoint, earlier []Checkpoint) []Problem {
 	var out []Problem
 	first := make([]int, cp.Size) // position in lines of each seq's first line, +1
 	hashes := make([]tlog.Hash, cp.Size)
@@ -233,9 +250,36 @@ func structural(lines []logLine, cp Checkpoint) []Problem {
 		out = append(out, p)
 	}
 	if complete && !rootOK {
-		out = append(out, Problem{Kind: Modified, Detail: "the events do not hash to the checkpoint's root; give the leaf hashes to name them"})
+		out = append(out, changed(lines, first, hashes, cp, earlier))
 	}
 	return out
+}
+
+// changed narrows down where an export whose roots differ from cp's
+// changed, with the earlier checkpoints sorted by size. Once a prefix
+// differs every longer one does, so the smallest that differs is found by
+// bisection.
+func changed(lines []logLine, first []int, hashes []tlog.Hash, cp Checkpoint, earlier []Checkpoint) Problem {
+	k := sort.Search(len(earlier), func(i int) bool { return rootOf(hashes[:earlier[i].Size]) != earlier[i].Root })
+	lo, hi := int64(1), cp.Size
+	if k > 0 {
+		lo = earlier[k-1].Size + 1
+	}
+	if k < len(earlier) {
+		hi = earlier[k].Size
+	}
+	p := Problem{Kind: Modified, Seq: uint64(lo)}
+	switch {
+	case len(earlier) == 0:
+		return Problem{Kind: Modified, Detail: "the events do not hash to the checkpoint's root; give the leaf hashes to name them"}
+	case lo == hi:
+		p.Line = lines[first[lo-1]-1].n
+		p.Detail = fmt.Sprintf("the checkpoints of %d and %d events differ by it", lo-1, hi)
+	default:
+		p.To = uint64(hi)
+		p.Detail = fmt.Sprintf("an event changed after the checkpoint of %d events agreed and by the one of %d; give the leaf hashes to name it", lo-1, hi)
+	}
+	return p
 }
 
 // removed names the runs of leaves among the first n that are not there.

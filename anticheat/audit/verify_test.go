@@ -105,6 +105,54 @@ func TestAModifiedEventIsFoundAndNamed(t *testing.T) {
 	require.Equal(t, []string{"modified: seq 3 (line 3): its leaf is not the log's"}, kinds(rep))
 }
 
+// checkpointAt returns the checkpoint of the first n events of m's log.
+func checkpointAt(t *testing.T, n int) Checkpoint {
+	l, _ := newLog(t, "arena", n)
+	c, err := l.Checkpoint()
+	require.NoError(t, err)
+	return c
+}
+
+func TestEarlierCheckpointsNarrowDownAModifiedEvent(t *testing.T) {
+	m := newMatchLog(t)
+	e := *m.events[11]
+	e.Time++
+	lines := slices.Clone(m.lines)
+	lines[11] = line(t, e) // seq 12
+	verify := func(sizes ...int) []string {
+		var earlier []Checkpoint
+		for _, n := range sizes {
+			earlier = append(earlier, checkpointAt(t, n))
+		}
+		rep, err := VerifyLog(ndjson(lines), m.cp, nil, earlier...)
+		require.NoError(t, err)
+		return kinds(rep)
+	}
+	require.Equal(t, []string{"modified: seqs 11 to 15: an event changed after the checkpoint of 10 events agreed and by the one of 15; give the leaf hashes to name it"},
+		verify(15, 5, 10))
+	require.Equal(t, []string{"modified: seqs 1 to 13: an event changed after the checkpoint of 0 events agreed and by the one of 13; give the leaf hashes to name it"},
+		verify(13))
+	require.Equal(t, []string{"modified: seqs 12 to 20: an event changed after the checkpoint of 11 events agreed and by the one of 20; give the leaf hashes to name it"},
+		verify(11, 20))
+	require.Equal(t, []string{"modified: seq 12 (line 12): the checkpoints of 11 and 12 events differ by it"},
+		verify(3, 11, 12, 17))
+
+	for name, earlier := range map[string]Checkpoint{
+		"other world": {Origin: "lobby", Size: 3},
+		"empty":       {Origin: "arena"},
+		"larger":      {Origin: "arena", Size: 21},
+		"forked":      {Origin: "arena", Size: 20, Root: tlog.Hash{1}},
+	} {
+		_, err := VerifyLog(ndjson(lines), m.cp, nil, earlier)
+		require.ErrorIs(t, err, ErrCheckpoint, name)
+	}
+	_, err := VerifyLog(ndjson(lines), m.cp, nil, checkpointAt(t, 4), Checkpoint{Origin: "arena", Size: 4})
+	require.ErrorIs(t, err, ErrCheckpoint, "two of one size")
+	rep, err := VerifyLog(ndjson(m.lines), m.cp, nil, checkpointAt(t, 4), checkpointAt(t, 4), m.cp)
+	require.NoError(t, err, "the same checkpoint twice")
+	require.True(t, rep.OK())
+}
+
 func TestARemovedEventIsFoundAndNamed(t *testing.T) {
 	m := newMatchLog(t)
 	lines := slices.Delete(slices.Clone(m.lines), 11, 12)

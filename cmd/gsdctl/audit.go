@@ -91,8 +91,8 @@ type auditReport struct {
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
-	var logFile, cpFile, leavesFile string
-	var keyFiles []string
+	var logFile, leavesFile string
+	var keyFiles, cpFiles []string
 	cmd := &cobra.Command{
 		Use:   "verify --log FILE --checkpoint FILE --key FILE",
 		Short: "Check an exported match log against a signed checkpoint, offline",
@@ -103,17 +103,20 @@ checkpoint's size must be there once, in order, unchanged; events after it
 are counted, not checked.
 
 Removed, inserted (a repeated seq) and reordered events are named by seq. A
-changed event is found by the root hash; to name it, give --leaves, the
+changed event is found by the root hash; earlier checkpoints of the world
+(--checkpoint again) narrow down where; to name it, give --leaves, the
 log's leaf hashes (32 bytes each, in seq order) from any copy of the log:
-they are checked against the signed root first.
+they are checked against the signed root first. The largest checkpoint is
+the one the log is checked against.
 
 Exit status 0: the log matches. 1: it does not (each problem is listed), or
 an input could not be read.`,
 		Example: `  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key gsd-audit-2026.pub
-  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key old.pub --key new.pub --leaves match.leaves -o json`,
+  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key old.pub --key new.pub --leaves match.leaves -o json
+  gsdctl audit verify --log match.ndjson --checkpoint at-1000.checkpoint --checkpoint at-500.checkpoint --key gsd-audit-2026.pub`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if logFile == "" || cpFile == "" || len(keyFiles) == 0 {
+			if logFile == "" || len(cpFiles) == 0 || len(keyFiles) == 0 {
 				return usageError{errors.New("--log, --checkpoint and --key are required")}
 			}
 			var verifiers []note.Verifier
@@ -128,13 +131,23 @@ an input could not be read.`,
 				}
 				verifiers = append(verifiers, v)
 			}
-			msg, err := os.ReadFile(cpFile)
-			if err != nil {
-				return usageError{err}
-			}
-			cp, signers, err := audit.OpenCheckpoint(msg, verifiers...)
-			if err != nil {
-				return fmt.Errorf("%s: %w", cpFile, err)
+			// The largest checkpoint first: the log is checked against it.
+			var cps []audit.Checkpoint
+			var signers []string
+			for _, f := range cpFiles {
+				msg, err := os.ReadFile(f)
+				if err != nil {
+					return usageError{err}
+				}
+				cp, names, err := audit.OpenCheckpoint(msg, verifiers...)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				cps = append(cps, cp)
+				if cp.Size >= cps[0].Size {
+					cps[0], cps[len(cps)-1] = cp, cps[0]
+					signers = names
+				}
 			}
 			var leaves []tlog.Hash
 			if leavesFile != "" {
@@ -151,7 +164,7 @@ an input could not be read.`,
 				return usageError{err}
 			}
 			defer f.Close()
-			rep, err := audit.VerifyLog(f, cp, leaves)
+			rep, err := audit.VerifyLog(f, cps[0], leaves, cps[1:]...)
 			if err != nil {
 				return fmt.Errorf("%s: %w", logFile, err)
 			}
@@ -166,7 +179,7 @@ an input could not be read.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&logFile, "log", "", "the exported match log (NDJSON)")
-	f.StringVar(&cpFile, "checkpoint", "", "the signed checkpoint (a note)")
+	f.StringArrayVar(&cpFiles, "checkpoint", nil, "a signed checkpoint (a note); repeat with earlier ones to narrow down a change")
 	f.StringArrayVar(&keyFiles, "key", nil, "an audit public key file (repeat during a key rotation)")
 	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")
 	return cmd

@@ -17,7 +17,7 @@ import (
 // auditFiles is a world's exported log, its signed checkpoint, its leaf
 // hashes and the public key, in a temp dir.
 type auditFiles struct {
-	dir, log, checkpoint, leaves, pub string
+	dir, log, checkpoint, earlier, leaves, pub string
 	lines                             [][]byte
 }
 
@@ -35,7 +35,7 @@ func newAuditFiles(t *testing.T) auditFiles {
 	l, err := audit.Open("arena", &audit.MemStore{})
 	require.NoError(t, err)
 	f := auditFiles{dir: dir, log: filepath.Join(dir, "match.ndjson"), checkpoint: filepath.Join(dir, "match.checkpoint"),
-		leaves: filepath.Join(dir, "match.leaves"), pub: prefix + ".pub"}
+		earlier: filepath.Join(dir, "at-5.checkpoint"), leaves: filepath.Join(dir, "match.leaves"), pub: prefix + ".pub"}
 	for i := range 10 {
 		v := wire.Int(int64(i))
 		e := &wire.Event{World: "arena", Seq: uint64(i) + 1, Time: int64(1000 + i), Player: fmt.Sprintf("p%d", i%3),
@@ -46,6 +46,13 @@ func newAuditFiles(t *testing.T) auditFiles {
 		b, err := json.Marshal(e)
 		require.NoError(t, err)
 		f.lines = append(f.lines, b)
+		if i == 4 {
+			cp, err := l.Checkpoint()
+			require.NoError(t, err)
+			msg, err := audit.SignCheckpoint(cp, signer)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(f.earlier, msg, 0o644))
+		}
 	}
 	cp, err := l.Checkpoint()
 	require.NoError(t, err)
@@ -150,6 +157,19 @@ func TestAuditVerifyNamesTamperedEvents(t *testing.T) {
 	require.Contains(t, rep.Problems, audit.Problem{Kind: audit.Removed, Seq: 7})
 }
 
+func TestAuditVerifyNarrowsAChangeDownWithEarlierCheckpoints(t *testing.T) {
+	f := newAuditFiles(t)
+	lines := append([][]byte{}, f.lines...)
+	lines[7] = bytes.Replace(lines[7], []byte(`"value":7`), []byte(`"value":70`), 1)
+	f.write(t, lines)
+	for _, order := range [][]string{{f.checkpoint, f.earlier}, {f.earlier, f.checkpoint}} {
+		code, out, _ := ctl(t, "", "audit", "verify", "--log", f.log, "--checkpoint", order[0], "--checkpoint", order[1], "--key", f.pub)
+		require.Equal(t, 1, code)
+		require.Contains(t, out, "checkpoint: world arena, 10 events")
+		require.Contains(t, out, "modified: seqs 6 to 10: an event changed after the checkpoint of 5 events agreed and by the one of 10")
+	}
+}
+
 func TestAuditVerifyRefusesBadInputs(t *testing.T) {
 	f := newAuditFiles(t)
 	missing := filepath.Join(f.dir, "missing")
@@ -167,6 +187,7 @@ func TestAuditVerifyRefusesBadInputs(t *testing.T) {
 		want string
 	}{
 		{[]string{"--log", f.log, "--checkpoint", f.checkpoint}, "--log, --checkpoint and --key are required"},
+		{[]string{"--log", f.log, "--checkpoint", f.checkpoint, "--checkpoint", garbage, "--key", f.pub}, "bad checkpoint"},
 		{[]string{"--log", f.log, "--checkpoint", f.checkpoint, "--key", missing}, "no such file"},
 		{[]string{"--log", f.log, "--checkpoint", f.checkpoint, "--key", garbage}, "public key"},
 		{[]string{"--log", f.log, "--checkpoint", missing, "--key", f.pub}, "no such file"},
