@@ -18,7 +18,7 @@ import (
 // hashes and the public key, in a temp dir.
 type auditFiles struct {
 	dir, log, checkpoint, earlier, leaves, pub string
-	lines                             [][]byte
+	lines                                      [][]byte
 }
 
 func newAuditFiles(t *testing.T) auditFiles {
