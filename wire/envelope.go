@@ -242,10 +242,10 @@ func (r *Keyring) Open(b []byte, purpose string, now time.Time, replay *ReplayCa
 		return body, fmt.Errorf("%w: %d bytes, over %d", ErrEnvelopeMalformed, len(b), MaxEnvelopeBytes)
 	}
 	var env envelope
-	if err := UnmarshalMsgpack(b, &env); err != nil {
+	if err := decodeBounded(b, &env); err != nil {
 		return body, fmt.Errorf("%w: %v", ErrEnvelopeMalformed, err)
 	}
-	if err := UnmarshalMsgpack(env.Body, &body); err != nil {
+	if err := decodeBounded(env.Body, &body); err != nil {
 		return EnvelopeBody{}, fmt.Errorf("%w: body: %v", ErrEnvelopeMalformed, err)
 	}
 	r.mu.RLock()
@@ -281,6 +281,56 @@ func (r *Keyring) Open(b []byte, purpose string, now time.Time, replay *ReplayCa
 		}
 	}
 	return body, nil
+}
+
+// decodeBounded decodes b into v once checkMsgpack has found that every
+// length it declares fits in it: the msgpack library allocates a bin's
+// declared length before reading it, so 8 bytes could make it allocate
+// 4 GiB.
+func decodeBounded(b []byte, v any) error {
+	if err := checkMsgpack(b); err != nil {
+		return err
+	}
+	return UnmarshalMsgpack(b, v)
+}
+
+// checkMsgpack reports whether b holds exactly one msgpack value whose
+// declared lengths and counts fit in b, nested at most MsgpackMaxDepth
+// deep. It walks b once, without recursion or allocations that b's claims
+// could inflate.
+func checkMsgpack(b []byte) error {
+	var open []int // the items left in each enclosing array or map
+	off, left := 0, 1
+	for left > 0 || len(open) > 0 {
+		if left == 0 {
+			left, open = open[len(open)-1], open[:len(open)-1]
+			continue
+		}
+		items, raw, head, err := msgpackHead(b[off:])
+		if err != nil {
+			return err
+		}
+		left--
+		if raw > len(b)-off-head {
+			return errTruncated
+		}
+		off += head + raw
+		if items == 0 {
+			continue
+		}
+		if items > len(b)-off {
+			return errTruncated // every item takes a byte at least
+		}
+		if len(open) == MsgpackMaxDepth {
+			return fmt.Errorf("nested deeper than %d", MsgpackMaxDepth)
+		}
+		open = append(open, left)
+		left = items
+	}
+	if off != len(b) {
+		return fmt.Errorf("%d trailing bytes", len(b)-off)
+	}
+	return nil
 }
 
 // ReplayCache remembers the envelopes a receiver opened until they expire,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -258,4 +259,67 @@ func TestKeyringRefusesBadKeys(t *testing.T) {
 		require.Error(t, err, name)
 	}
 	require.NoError(t, r.Add(k.verifying()), "the same key again")
+}
+
+// FuzzEnvelopeOpen: whatever the bytes, Open refuses them with a reason
+// code or opens a genuine envelope; it never panics.
+func FuzzEnvelopeOpen(f *testing.F) {
+	sender, receiver := NewKeyring(time.Minute, time.Second), NewKeyring(time.Minute, time.Second)
+	k := testKey("a")
+	if err := sender.SetSigner(k); err != nil {
+		f.Fatal(err)
+	}
+	if err := receiver.Add(k.verifying()); err != nil {
+		f.Fatal(err)
+	}
+	env, err := sender.Seal("p", []byte("payload"), t0, time.Second)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(env)
+	f.Add([]byte{0x82, 0xa1, 'b', 0xc6, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		body, err := receiver.Open(b, "p", t0, NewReplayCache(4))
+		if err != nil {
+			if EnvelopeReason(err) == "" {
+				t.Fatalf("an error without a reason code: %v", err)
+			}
+			return
+		}
+		if body.Key != "a" || len(body.Nonce) != EnvelopeNonceLen {
+			t.Fatalf("opened %+v", body)
+		}
+	})
+}
+
+func TestEnvelopesClaimingMoreThanTheyHoldAreRefusedWithoutAllocatingIt(t *testing.T) {
+	_, receiver := pair(t, testKey("a"))
+	deep := append(bytes.Repeat([]byte{0x91}, MsgpackMaxDepth+1), 0xc0)
+	for name, b := range map[string][]byte{
+		"a 4 GiB bin":           {0x82, 0xa1, 'b', 0xc6, 0xff, 0xff, 0xff, 0xff},
+		"a 4 GiB body":          {0x81, 0xa1, 'b', 0xc4, 0x05, 0xc6, 0xff, 0xff, 0xff, 0xff},
+		"an array of 4 billion": {0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0},
+		"a map of 4 billion":    {0xdf, 0xff, 0xff, 0xff, 0xff, 0xc0},
+		"too deep":              deep,
+		"trailing bytes":        {0xc0, 0xc0},
+		"not msgpack":           {0xc1},
+		"nothing":               {},
+	} {
+		allocs := testing.AllocsPerRun(1, func() {
+			_, err := receiver.Open(b, "p", t0, nil)
+			requireReason(t, EnvelopeMalformed, err)
+		})
+		require.Less(t, allocs, 20.0, name)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	_, err := receiver.Open([]byte{0x82, 0xa1, 'b', 0xc6, 0xff, 0xff, 0xff, 0xff}, "p", t0, nil)
+	requireReason(t, EnvelopeMalformed, err)
+	runtime.ReadMemStats(&ms)
+	require.Less(t, ms.TotalAlloc-before, uint64(1<<20), "bytes allocated for an 8-byte envelope")
+	// Well-formed nesting within the depth is fine for the walk.
+	require.NoError(t, checkMsgpack(append(bytes.Repeat([]byte{0x91}, MsgpackMaxDepth), 0xc0)))
+	require.NoError(t, checkMsgpack([]byte{0x92, 0x91, 0xc0, 0x80}))
 }

@@ -309,3 +309,34 @@ func TestProblemsReadAsOneLine(t *testing.T) {
 	require.Equal(t, "removed: seq 4", Problem{Kind: Removed, Seq: 4}.String())
 	require.Equal(t, "malformed (line 2): x", Problem{Kind: Malformed, Line: 2, Detail: "x"}.String())
 }
+
+// FuzzVerifyLog: whatever the export and the leaves file, VerifyLog
+// reports problems or an error; it never panics.
+func FuzzVerifyLog(f *testing.F) {
+	l, evs := newLog(f, "arena", 6)
+	cp, err := l.Checkpoint()
+	if err != nil {
+		f.Fatal(err)
+	}
+	leaves, err := l.LeafHashes(1, 6)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := bytes.Join(export(f, evs), []byte("\n"))
+	f.Add(good, EncodeLeafHashes(leaves))
+	f.Add(good, []byte(nil))
+	f.Add([]byte(`{"world":"arena","seq":3}`+"\n"+`{"world":"arena","seq":1}`), EncodeLeafHashes(leaves))
+	f.Fuzz(func(t *testing.T, log, leafFile []byte) {
+		var hs []tlog.Hash
+		if len(leafFile) > 0 {
+			var err error
+			if hs, err = DecodeLeafHashes(leafFile); err != nil {
+				return
+			}
+		}
+		rep, err := VerifyLog(bytes.NewReader(log), cp, hs, Checkpoint{Origin: "arena", Size: 3, Root: leaves[2]})
+		if err == nil && rep.OK() && rep.Lines < 6 {
+			t.Fatalf("a log of %d events passed a checkpoint of 6", rep.Lines)
+		}
+	})
+}
