@@ -40,7 +40,7 @@ var ErrLeaves = errors.New("gsd/audit: leaf hashes do not match the checkpoint")
 type Problem struct {
 	Kind   string `json:"kind"`
 	Seq    uint64 `json:"seq,omitempty"`  // the seq concerned (0: some event, unnamed)
-	To     uint64 `json:"to,omitempty"`   // removed: the last of a run of seqs from Seq
+	To     uint64 `json:"to,omitempty"`   // the last of a run of seqs from Seq: removed ones, or where a change is
 	Line   int    `json:"line,omitempty"` // the export's line, from 1 (0: none, e.g. removed)
 	Detail string `json:"detail,omitempty"`
 }
@@ -93,8 +93,8 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // are modified (their seq's leaf is unmatched) or inserted.
 func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkpoint) (Report, error) {
 	rep := Report{Checkpoint: cp, Named: leaves != nil}
-	if cp.Size > MaxVerifyEvents {
-		return rep, fmt.Errorf("gsd/audit: a checkpoint of %d events, over the %d one verification holds", cp.Size, MaxVerifyEvents)
+	if cp.Size < 0 || cp.Size > MaxVerifyEvents {
+		return rep, fmt.Errorf("gsd/audit: a checkpoint of %d events, outside the 0 to %d one verification holds", cp.Size, MaxVerifyEvents)
 	}
 	if leaves != nil && (int64(len(leaves)) != cp.Size || rootOf(leaves) != cp.Root) {
 		return rep, fmt.Errorf("%w: %d leaf hashes for a checkpoint of %d", ErrLeaves, len(leaves), cp.Size)

@@ -275,7 +275,9 @@ func TestLeafHashesThatAreNotTheCheckpointsAreRefused(t *testing.T) {
 func TestVerifyLogReportsUnreadableLogs(t *testing.T) {
 	m := newMatchLog(t)
 	_, err := VerifyLog(ndjson(m.lines), Checkpoint{Origin: "arena", Size: MaxVerifyEvents + 1}, nil)
-	require.ErrorContains(t, err, "over the 67108864 one verification holds")
+	require.ErrorContains(t, err, "outside the 0 to 67108864 one verification holds")
+	_, err = VerifyLog(ndjson(m.lines), Checkpoint{Origin: "arena", Size: -1}, nil)
+	require.ErrorContains(t, err, "a checkpoint of -1 events")
 	long := strings.Repeat("x", MaxLineBytes+1)
 	_, err = VerifyLog(strings.NewReader(long), m.cp, nil)
 	require.ErrorContains(t, err, "read log")
