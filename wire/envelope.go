@@ -268,8 +268,8 @@ func (r *Keyring) Open(b []byte, purpose string, now time.Time, replay *ReplayCa
 	switch {
 	case len(body.Nonce) != EnvelopeNonceLen:
 		return body, fmt.Errorf("%w: a nonce of %d bytes, not %d", ErrEnvelopeMalformed, len(body.Nonce), EnvelopeNonceLen)
-	case body.Expires <= body.Issued || body.Expires-body.Issued > r.maxTTL.Milliseconds():
-		return body, fmt.Errorf("%w: lifetime %d ms outside (0, %d]", ErrEnvelopeMalformed, body.Expires-body.Issued, r.maxTTL.Milliseconds())
+	case body.Expires <= body.Issued || body.Expires > body.Issued+r.maxTTL.Milliseconds(): // no subtraction to overflow
+		return body, fmt.Errorf("%w: issued at %d ms and expiring at %d ms: the lifetime must be in (0, %d] ms", ErrEnvelopeMalformed, body.Issued, body.Expires, r.maxTTL.Milliseconds())
 	case ms >= body.Expires:
 		return body, fmt.Errorf("%w: at %d ms, %d ms ago", ErrEnvelopeExpired, body.Expires, ms-body.Expires)
 	case body.Issued > ms+r.skew.Milliseconds():

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -232,6 +233,12 @@ func TestMalformedEnvelopesAreRefused(t *testing.T) {
 	backwards := good
 	backwards.Expires = backwards.Issued
 	cases["no lifetime"] = SealBody(k, backwards)
+	forever := good
+	forever.Issued, forever.Expires = math.MinInt64, math.MaxInt64 // a difference that overflows
+	cases["from the beginning to the end of time"] = SealBody(k, forever)
+	late := good
+	late.Issued, late.Expires = math.MaxInt64-10, math.MaxInt64
+	cases["issued at the end of time"] = SealBody(k, late)
 	for name, b := range cases {
 		_, err := receiver.Open(b, "p", t0, NewReplayCache(1))
 		requireReason(t, EnvelopeMalformed, err)
