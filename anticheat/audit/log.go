@@ -39,8 +39,9 @@ type Log struct {
 	mu    sync.RWMutex
 	store HashStore
 	size  int64
-	leaf  []byte  // scratch: 0x00 and a leaf, the input of its hash
-	need  []int64 // scratch: the stored hashes a new leaf's subtrees need
+	leaf  []byte        // scratch: 0x00 and a leaf, the input of its hash
+	need  []int64       // scratch: the stored hashes a new leaf's subtrees need
+	r     pendingReader // scratch: a batch's hashes (stores copy what they keep)
 }
 
 // Open returns the log of world kept in store, which holds its hashes so
@@ -75,7 +76,8 @@ func (l *Log) Size() int64 {
 func (l *Log) Append(events ...*wire.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := &pendingReader{store: l.store, base: tlog.StoredHashCount(l.size)}
+	r := &l.r
+	r.store, r.base, r.pending = l.store, tlog.StoredHashCount(l.size), r.pending[:0]
 	n := l.size
 	for _, e := range events {
 		if e.World != l.world {

@@ -15,7 +15,8 @@ type HashStore interface {
 	// ReadHashes returns the hashes at the given indexes, all below Count.
 	ReadHashes(indexes []int64) ([]tlog.Hash, error)
 	// AppendHashes stores hashes at indexes start, start+1, ...; start is
-	// always the count stored so far.
+	// always the count stored so far. It must not keep the slice: the
+	// caller reuses it.
 	AppendHashes(start int64, hashes []tlog.Hash) error
 	// Count returns the number of hashes stored.
 	Count() (int64, error)
