@@ -196,3 +196,41 @@ func TestMemStoreRefusesWhatItDoesNotHold(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []tlog.Hash{{7}}, h)
 }
+
+func TestLogServesCheckedProofsWhileItAppends(t *testing.T) {
+	l, err := Open("arena", &MemStore{})
+	require.NoError(t, err)
+	evs := events("arena", 300)
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < len(evs); i += 7 {
+			if err := l.Append(evs[i:min(i+7, len(evs))]...); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	check := func() {
+		cp, err := l.Checkpoint()
+		require.NoError(t, err)
+		if cp.Size == 0 {
+			return
+		}
+		seq := uint64(cp.Size+1) / 2
+		p, err := l.ProveInclusion(seq, cp.Size)
+		require.NoError(t, err)
+		require.NoError(t, CheckInclusion(cp, evs[seq-1], p))
+	}
+	for running := true; running; {
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			running = false
+		default:
+		}
+		check()
+	}
+	require.Equal(t, int64(300), l.Size())
+	check()
+}
