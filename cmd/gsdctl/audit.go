@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
@@ -111,7 +112,8 @@ the one the log is checked against.
 
 Exit status 0: the log matches. 1: it does not (each problem is listed), or
 an input could not be read.`,
-		Example: `  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key gsd-audit-2026.pub
+		Example: `  gsdctl events arena > match.ndjson
+  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key gsd-audit-2026.pub
   gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key old.pub --key new.pub --leaves match.leaves -o json
   gsdctl audit verify --log match.ndjson --checkpoint at-1000.checkpoint --checkpoint at-500.checkpoint --key gsd-audit-2026.pub`,
 		Args: cobra.NoArgs,
@@ -159,12 +161,16 @@ an input could not be read.`,
 					return fmt.Errorf("%s: %w", leavesFile, err)
 				}
 			}
-			f, err := os.Open(logFile)
-			if err != nil {
-				return usageError{err}
+			var log io.Reader = a.stdin
+			if logFile != "-" {
+				f, err := os.Open(logFile)
+				if err != nil {
+					return usageError{err}
+				}
+				defer f.Close()
+				log = f
 			}
-			defer f.Close()
-			rep, err := audit.VerifyLog(f, cps[0], leaves, cps[1:]...)
+			rep, err := audit.VerifyLog(log, cps[0], leaves, cps[1:]...)
 			if err != nil {
 				return fmt.Errorf("%s: %w", logFile, err)
 			}
@@ -178,7 +184,7 @@ an input could not be read.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&logFile, "log", "", "the exported match log (NDJSON)")
+	f.StringVar(&logFile, "log", "", "the exported match log (NDJSON, e.g. from gsdctl events WORLD), or - for stdin")
 	f.StringArrayVar(&cpFiles, "checkpoint", nil, "a signed checkpoint (a note); repeat with earlier ones to narrow down a change")
 	f.StringArrayVar(&keyFiles, "key", nil, "an audit public key file (repeat during a key rotation)")
 	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")

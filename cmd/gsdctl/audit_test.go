@@ -121,6 +121,12 @@ func TestAuditVerifyAcceptsAnUntouchedLog(t *testing.T) {
 	require.Contains(t, out, "signed by [gsd-audit+")
 	require.True(t, strings.HasSuffix(out, "log: 10 events\nok\n"), out)
 
+	log, err := os.ReadFile(f.log)
+	require.NoError(t, err)
+	code, out, errOut := ctl(t, string(log), "audit", "verify", "--log", "-", "--checkpoint", f.checkpoint, "--key", f.pub)
+	require.Equal(t, 0, code, errOut)
+	require.True(t, strings.HasSuffix(out, "log: 10 events\nok\n"), "from stdin: %s", out)
+
 	out = mustRun(t, "audit", "verify", "--log", f.log, "--checkpoint", f.checkpoint, "--key", f.pub, "--leaves", f.leaves, "-o", "json")
 	var rep auditReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
