@@ -98,11 +98,11 @@ func (m *mirror) session(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	m.setPosition(pos)
 	sub, err := m.s.src.Subscribe(m.world, pos+1)
 	if err != nil {
 		return false, fmt.Errorf("subscribe from %d: %w", pos+1, err)
 	}
-	m.setPosition(pos)
 	for {
 		evs, err := m.read(ctx, sub)
 		if err != nil {

@@ -141,16 +141,16 @@ func (s *Sink) start(ctx context.Context, world string) *mirror {
 // publish sets a world's gauges from its mirror's position (once the
 // mirror has read it) and the node's seq of the world.
 func (s *Sink) publish(m *mirror, seq uint64, now time.Time) {
-	pos, ok := m.position()
-	if !ok {
-		return
-	}
-	s.m.position.WithLabelValues(m.world).Set(float64(pos))
 	gap := 0.0
 	if m.gap.Load() {
 		gap = 1
 	}
 	s.m.gap.WithLabelValues(m.world).Set(gap)
+	pos, ok := m.position()
+	if !ok {
+		return
+	}
+	s.m.position.WithLabelValues(m.world).Set(float64(pos))
 	var lag uint64
 	if seq > pos {
 		lag = seq - pos
