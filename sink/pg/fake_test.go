@@ -61,7 +61,7 @@ func (f *fakeSource) add(world string, n int, time int64) {
 }
 
 func (f *fakeSource) setLow(world string, low uint64) { f.update(func() { f.world(world).low = low }) }
-func (f *fakeSource) setLeads(world string, l bool)  { f.update(func() { f.world(world).leads = l }) }
+func (f *fakeSource) setLeads(world string, l bool)   { f.update(func() { f.world(world).leads = l }) }
 
 func (f *fakeSource) Worlds() []fsm.WorldInfo {
 	f.mu.Lock()
