@@ -32,6 +32,10 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// MaxConns bounds the sink's connections to the database.
 	MaxConns int32
+	// Timeout bounds each call to the database (a batch's transaction, a
+	// read, the migration), so a connection that died silently fails the
+	// call and is retried instead of holding the mirror up.
+	Timeout time.Duration
 
 	Logger *slog.Logger
 }
@@ -46,6 +50,7 @@ func DefaultConfig() Config {
 		RetryMin:      100 * time.Millisecond,
 		RetryMax:      5 * time.Second,
 		MaxConns:      4,
+		Timeout:       30 * time.Second,
 		Logger:        slog.Default(),
 	}
 }
@@ -80,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryMin <= 0 || c.RetryMax < c.RetryMin {
 		errs = append(errs, errors.New("pg sink: want 0 < RetryMin <= RetryMax"))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, errors.New("pg sink: Timeout must be positive"))
 	}
 	if c.MaxConns < 1 {
 		errs = append(errs, errors.New("pg sink: MaxConns must be positive"))

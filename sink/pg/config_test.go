@@ -30,6 +30,7 @@ func TestConfigValidateNamesEachBadField(t *testing.T) {
 		{"no check interval", func(c *Config) { c.CheckInterval = 0 }, "check interval"},
 		{"retry", func(c *Config) { c.RetryMin, c.RetryMax = time.Second, time.Millisecond }, "RetryMin"},
 		{"conns", func(c *Config) { c.MaxConns = 0 }, "MaxConns"},
+		{"timeout", func(c *Config) { c.Timeout = 0 }, "Timeout"},
 		{"logger", func(c *Config) { c.Logger = nil }, "Logger"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

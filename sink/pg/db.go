@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -11,15 +12,16 @@ import (
 
 // db is the sink's statements against its schema.
 type db struct {
-	pool   *pgxpool.Pool
-	schema string
+	pool    *pgxpool.Pool
+	schema  string
+	timeout time.Duration // bounds each call, so a dead connection fails it
 
 	insertEvents, upsertPosition, selectPositions, selectEvent string
 }
 
-func newDB(pool *pgxpool.Pool, schema string) *db {
+func newDB(pool *pgxpool.Pool, schema string, timeout time.Duration) *db {
 	return &db{
-		pool: pool, schema: schema,
+		pool: pool, schema: schema, timeout: timeout,
 		insertEvents: expand(`INSERT INTO {S}.events
 			(world, incarnation, seq, raft_index, time_ns, player, client_seq, priority, status, reason, changes)
 			SELECT $1, $2, u.seq, u.idx, u.tns, u.player, u.cseq::numeric, u.prio, u.status, u.reason, u.changes::jsonb
@@ -44,6 +46,8 @@ type position struct {
 
 // positions returns world's incarnations, the most recently written first.
 func (d *db) positions(ctx context.Context, world string) ([]position, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
 	rs, err := d.pool.Query(ctx, d.selectPositions, world)
 	if err != nil {
 		return nil, err
@@ -63,6 +67,8 @@ func (d *db) positions(ctx context.Context, world string) ([]position, error) {
 
 // event returns the Raft index and leader time of a stored event.
 func (d *db) event(ctx context.Context, world string, inc int64, seq uint64) (index uint64, timeNs int64, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
 	var idx int64
 	err = d.pool.QueryRow(ctx, d.selectEvent, world, inc, int64(seq)).Scan(&idx, &timeNs)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -77,6 +83,8 @@ func (d *db) event(ctx context.Context, world string, inc int64, seq uint64) (in
 // write inserts a batch of a world's events and moves its position to
 // last, in one transaction; it returns how many rows were new.
 func (d *db) write(ctx context.Context, world string, inc int64, r *rows, last uint64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return 0, err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -279,4 +281,37 @@ func TestMigrateFailsOnADatabaseItCannotWrite(t *testing.T) {
 	var exists bool
 	require.NoError(t, conn.QueryRow(context.Background(), `SELECT to_regclass('gsd.worlds') IS NOT NULL`).Scan(&exists))
 	require.False(t, exists)
+}
+
+// A database that accepts connections and never answers fails each call
+// after Config.Timeout, so the sink retries instead of hanging.
+func TestDatabaseThatNeverAnswersFailsEachCallAfterTheTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	cfg := testConfig("host=127.0.0.1 port=" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port) + " user=gsd sslmode=disable")
+	cfg.Timeout = 100 * time.Millisecond
+	src := newFakeSource()
+	src.add("w", 1, 1000)
+	r := runSink(t, cfg, src)
+	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "database") >= 2 }, 10*time.Second, 10*time.Millisecond)
+	r.stop()
+	require.NoError(t, l.Close())
+	mu.Lock()
+	for _, c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
 }

@@ -58,7 +58,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		return fmt.Errorf("pg sink: %w", err)
 	}
 	defer pool.Close()
-	s.db = newDB(pool, s.cfg.Schema)
+	s.db = newDB(pool, s.cfg.Schema, s.cfg.Timeout)
 	if !s.migrate(ctx) {
 		return nil
 	}
@@ -81,7 +81,9 @@ func (s *Sink) Run(ctx context.Context) error {
 func (s *Sink) migrate(ctx context.Context) bool {
 	b := s.backoff()
 	for {
-		v, err := migrate(ctx, s.db.pool, s.cfg.Schema)
+		mctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		v, err := migrate(mctx, s.db.pool, s.cfg.Schema)
+		cancel()
 		if err == nil {
 			s.m.schema.Set(float64(v))
 			s.log.Info("schema ready", "schema", s.cfg.Schema, "version", v)
