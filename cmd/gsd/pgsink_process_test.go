@@ -107,11 +107,23 @@ func TestProcessClusterPGSinkSurvivesLeaderAndDatabaseKills(t *testing.T) {
 	close(stop)
 	<-done
 
-	// The world's events, as the cluster serves them.
-	worlds, err := cl.Worlds(ctx)
-	require.NoError(t, err)
-	require.Len(t, worlds, 1)
-	head := worlds[0].Seq
+	// The world's events, as the cluster serves them, once every node
+	// has applied the same head (a node's answer may lag the leader's).
+	var head uint64
+	require.Eventually(t, func() bool {
+		seqs := map[uint64]bool{}
+		for _, p := range nodes {
+			c := p.client()
+			ws, err := c.Worlds(ctx)
+			c.Close()
+			if err != nil || len(ws) != 1 {
+				return false
+			}
+			seqs[ws[0].Seq] = true
+			head = ws[0].Seq
+		}
+		return len(seqs) == 1
+	}, time.Minute, 20*time.Millisecond, "nodes agree on the head")
 	require.Eventually(t, func() bool { return mirrored() >= int64(head) }, 2*time.Minute, 20*time.Millisecond, "mirror reaches seq %d", head)
 	var events []wire.Event
 	errDone := errors.New("done")
@@ -126,14 +138,13 @@ func TestProcessClusterPGSinkSurvivesLeaderAndDatabaseKills(t *testing.T) {
 	rows, err := conn.Query(ctx, `SELECT seq, raft_index, time_ns, player, client_seq::text, priority, status, reason, changes::text
 		FROM gsd.events WHERE world = 'arena' AND incarnation = $1 ORDER BY seq`, events[0].Time)
 	require.NoError(t, err)
+	defer rows.Close()
 	n := 0
 	for rows.Next() {
 		var seq, index, timeNs int64
 		var player, clientSeq, priority, status, reason, changes string
 		require.NoError(t, rows.Scan(&seq, &index, &timeNs, &player, &clientSeq, &priority, &status, &reason, &changes))
-		if uint64(seq) > head {
-			break // written after the head was read
-		}
+		require.LessOrEqual(t, uint64(seq), head, "a row past the head")
 		ev := events[n]
 		require.Equal(t, ev.Seq, uint64(seq), "row %d", n)
 		require.Equal(t, []any{ev.Index, ev.Time, ev.Player, ev.ClientSeq, ev.Priority, ev.Status, ev.Reason},
@@ -144,6 +155,7 @@ func TestProcessClusterPGSinkSurvivesLeaderAndDatabaseKills(t *testing.T) {
 		n++
 	}
 	require.NoError(t, rows.Err())
+	rows.Close()
 	require.Equal(t, int(head), n, "rows of seqs 1..%d", head)
 	var total int
 	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM gsd.events WHERE world = 'arena'`).Scan(&total))
