@@ -135,3 +135,19 @@ func (f *fakeT) Skipf(format string, args ...any) {
 	panic("skip")
 }
 func (f *fakeT) Cleanup(fn func()) { f.TB.Cleanup(fn) }
+
+func TestAServerThatCannotStartReportsItsLog(t *testing.T) {
+	Start(t) // skips where PostgreSQL is missing
+	bin, err := findBin()
+	require.NoError(t, err)
+	cred, err := credential()
+	require.NoError(t, err)
+	s := &Server{bin: bin, cred: cred}
+	s.base, err = s.mkdirTemp()
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.mkdir(s.dataDir())) // empty: no cluster in it
+	err = s.startServer()
+	require.ErrorContains(t, err, "postgres exited during start")
+	require.ErrorContains(t, err, "postgresql.conf", "the error carries the server's log")
+}
