@@ -94,6 +94,17 @@ func (r *running) gauge(name string, labels ...string) float64 {
 	return 0
 }
 
+// histogramCount returns how many observations a sink histogram holds.
+func (r *running) histogramCount(name string) uint64 {
+	mfs, _ := r.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.Metric) == 1 {
+			return mf.Metric[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
 // freePort returns a loopback address with a port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()

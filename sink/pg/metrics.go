@@ -16,6 +16,7 @@ type metrics struct {
 	worlds     prometheus.Gauge
 	inserted   prometheus.Counter
 	batches    prometheus.Counter
+	writeTime  prometheus.Histogram
 	errors     *prometheus.CounterVec
 	schema     prometheus.Gauge
 }
@@ -51,6 +52,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_pgsink_batches_total", Help: "Transactions that committed a batch of events.",
 		}),
+		writeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gsd_pgsink_write_seconds", Help: "Time of one batch's transaction, committed or not.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gsd_pgsink_errors_total", Help: "Failures of the sink, by kind (database, archive_gap, incarnation, feed); each is retried.",
 		}, []string{"kind"}),
@@ -61,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.lagEvents, m.lagSeconds, m.position, m.gap, m.worlds, m.inserted, m.batches, m.errors, m.schema} {
+	for _, c := range []prometheus.Collector{m.lagEvents, m.lagSeconds, m.position, m.gap, m.worlds, m.inserted, m.batches, m.writeTime, m.errors, m.schema} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pg sink metrics: %w", err)
 		}

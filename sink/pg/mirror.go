@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -205,7 +206,9 @@ func (m *mirror) write(ctx context.Context, inc int64, pos uint64, evs []*fsm.Ev
 		return pos, errNotLeading
 	}
 	last := evs[len(evs)-1].Seq
+	start := time.Now()
 	n, err := m.s.db.write(ctx, m.world, inc, &m.rows, last)
+	m.s.m.writeTime.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return pos, dbErr(fmt.Errorf("write world %s events %d..%d: %w", m.world, pos+1, last, err))
 	}

@@ -46,6 +46,7 @@ func TestMirrorEqualsWorldAndSkipsWorldsNotListed(t *testing.T) {
 	require.Equal(t, 2.0, r.gauge("gsd_pgsink_worlds"))
 	require.Equal(t, float64(SchemaVersion), r.gauge("gsd_pgsink_schema_version"))
 	require.Equal(t, 304.0, r.gauge("gsd_pgsink_events_inserted_total"))
+	require.Positive(t, r.histogramCount("gsd_pgsink_write_seconds"))
 	require.Zero(t, r.gauge("gsd_pgsink_lag_seconds", "world", "w1"))
 
 	var ts time.Time
