@@ -1,4 +1,4 @@
-package api
+package streams
 
 import (
 	"bufio"

@@ -1,4 +1,4 @@
-package api
+package admin
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -21,36 +22,36 @@ const PlayerDataFormat = wire.PlayerDataFormat
 // DefaultKickReason is the reason of a kick that gives none.
 const DefaultKickReason = "kicked by an admin"
 
-// presence handles GET /v1/worlds/{world}/sessions: the world's open
+// Presence handles GET /v1/worlds/{world}/sessions: the world's open
 // sessions (player, last ack, node holding the connection), from this
 // node's applied state.
-func (s *Server) presence(w http.ResponseWriter, r *http.Request) {
+func (a *API) Presence(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
-	all, err := s.b.Sessions(world)
+	all, err := a.Backend().Sessions(world)
 	if err != nil {
-		s.writeError(w, err, false)
+		a.WriteError(w, err, false)
 		return
 	}
 	out := wire.Presence{World: world, Sessions: make([]wire.SessionInfo, 0, len(all))}
 	for _, i := range all {
-		j := toSessionJSON(i)
+		j := edge.ToSessionJSON(i)
 		j.Data = nil // presence is who is here, not what they own
 		out.Sessions = append(out.Sessions, j)
 	}
-	s.writeJSON(w, http.StatusOK, out)
+	a.WriteJSON(w, http.StatusOK, out)
 }
 
-// kick handles POST /v1/worlds/{world}/sessions/{id}/kick: the session is
+// Kick handles POST /v1/worlds/{world}/sessions/{id}/kick: the session is
 // marked kicked; the node holding its connection closes it with 4403 and
 // the reason, and it cannot be resumed.
-func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
+func (a *API) Kick(w http.ResponseWriter, r *http.Request) {
 	var req wire.Ban
-	body, ok := s.adminBody(w, r, &req)
+	body, ok := a.AdminBody(w, r, &req)
 	if !ok {
 		return
 	}
-	path := internalWorldPath(r.PathValue("world"), "/sessions/"+url.PathEscape(r.PathValue("id"))+"/kick")
-	s.adminSession(w, r, path, body, fsm.CmdSessionKick, func() (*fsm.SessionCmd, error) {
+	path := edge.InternalWorldPath(r.PathValue("world"), "/sessions/"+url.PathEscape(r.PathValue("id"))+"/kick")
+	a.adminSession(w, r, path, body, fsm.CmdSessionKick, func() (*fsm.SessionCmd, error) {
 		if req.Player != "" {
 			return nil, fmt.Errorf("%w: a kick names the session in the path, not a player", fsm.ErrMalformed)
 		}
@@ -61,83 +62,69 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// ban handles POST /v1/worlds/{world}/bans {"player","reason"}: the player
+// Ban handles POST /v1/worlds/{world}/bans {"player","reason"}: the player
 // can no longer open or resume a session or act in the world, and their
 // session is kicked.
-func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
+func (a *API) Ban(w http.ResponseWriter, r *http.Request) {
 	var req wire.Ban
-	body, ok := s.adminBody(w, r, &req)
+	body, ok := a.AdminBody(w, r, &req)
 	if !ok {
 		return
 	}
-	s.adminSession(w, r, internalWorldPath(r.PathValue("world"), "/bans"), body, fsm.CmdSessionBan, func() (*fsm.SessionCmd, error) {
+	a.adminSession(w, r, edge.InternalWorldPath(r.PathValue("world"), "/bans"), body, fsm.CmdSessionBan, func() (*fsm.SessionCmd, error) {
 		return &fsm.SessionCmd{World: r.PathValue("world"), Player: req.Player, Reason: req.Reason}, nil
 	})
 }
 
-// unban handles DELETE /v1/worlds/{world}/bans/{player}.
-func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
-	path := internalWorldPath(r.PathValue("world"), "/bans/"+url.PathEscape(r.PathValue("player")))
-	s.adminSession(w, r, path, nil, fsm.CmdSessionUnban, func() (*fsm.SessionCmd, error) {
+// Unban handles DELETE /v1/worlds/{world}/bans/{player}.
+func (a *API) Unban(w http.ResponseWriter, r *http.Request) {
+	path := edge.InternalWorldPath(r.PathValue("world"), "/bans/"+url.PathEscape(r.PathValue("player")))
+	a.adminSession(w, r, path, nil, fsm.CmdSessionUnban, func() (*fsm.SessionCmd, error) {
 		return &fsm.SessionCmd{World: r.PathValue("world"), Player: r.PathValue("player")}, nil
 	})
 }
 
-// bans handles GET /v1/worlds/{world}/bans, from this node's applied state.
-func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
+// Bans handles GET /v1/worlds/{world}/bans, from this node's applied state.
+func (a *API) Bans(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
-	all, err := s.b.Bans(world)
+	all, err := a.Backend().Bans(world)
 	if err != nil {
-		s.writeError(w, err, false)
+		a.WriteError(w, err, false)
 		return
 	}
 	out := wire.Bans{World: world, Bans: make([]wire.Ban, 0, len(all))}
 	for _, b := range all {
 		out.Bans = append(out.Bans, wire.Ban{Player: b.Player, Reason: b.Reason})
 	}
-	s.writeJSON(w, http.StatusOK, out)
-}
-
-// adminBody reads a small strict JSON body into v (an empty body leaves v
-// as it is) and returns the bytes for forwarding.
-func (s *Server) adminBody(w http.ResponseWriter, r *http.Request, v any) ([]byte, bool) {
-	body, err := readBody(w, r, s.cfg.MaxBodyBytes)
-	if err == nil && len(body) > 0 {
-		err = decodeStrict(body, v)
-	}
-	if err != nil {
-		s.writeError(w, err, true)
-		return nil, false
-	}
-	return body, true
+	a.WriteJSON(w, http.StatusOK, out)
 }
 
 // adminSession runs an admin session command on the world's leader (cmd
 // builds it there, or refuses the request; path is its internal call's)
 // and answers with the session it left.
-func (s *Server) adminSession(w http.ResponseWriter, r *http.Request, path string, body []byte, kind fsm.CmdKind, cmd func() (*fsm.SessionCmd, error)) {
-	s.onLeader(w, r, r.PathValue("world"), KindWrite, path, body, func(g Group) error {
+func (a *API) adminSession(w http.ResponseWriter, r *http.Request, path string, body []byte, kind fsm.CmdKind, cmd func() (*fsm.SessionCmd, error)) {
+	a.OnLeader(w, r, r.PathValue("world"), edge.KindWrite, path, body, func(g edge.Group) error {
 		c, err := cmd()
 		if err != nil {
 			return err
 		}
-		ctx, cancel := s.requestContext(r)
+		ctx, cancel := a.RequestContext(r)
 		defer cancel()
 		info, err := g.Session(ctx, kind, c)
 		if err != nil {
 			return err
 		}
-		s.writeJSON(w, http.StatusOK, toSessionJSON(info))
+		a.WriteJSON(w, http.StatusOK, edge.ToSessionJSON(info))
 		return nil
 	})
 }
 
-// exportData handles GET /v1/worlds/{world}/sessions:export. It answers on
+// ExportData handles GET /v1/worlds/{world}/sessions:export. It answers on
 // the leader (a follower forwards), so the export holds every committed
 // import and data change.
-func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
+func (a *API) ExportData(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
-	s.onLeader(w, r, world, KindRead, internalWorldPath(world, "/sessions:export"), nil, func(g Group) error {
+	a.OnLeader(w, r, world, edge.KindRead, edge.InternalWorldPath(world, "/sessions:export"), nil, func(g edge.Group) error {
 		all, err := g.PlayerData(world)
 		if err != nil {
 			return err
@@ -147,47 +134,47 @@ func (s *Server) exportData(w http.ResponseWriter, r *http.Request) {
 			out.Players = append(out.Players, wire.PlayerDataRecord{Player: p, Data: d})
 		}
 		sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
-		s.writeJSON(w, http.StatusOK, out)
+		a.WriteJSON(w, http.StatusOK, out)
 		return nil
 	})
 }
 
-// importData handles POST /v1/worlds/{world}/sessions:import with a
+// ImportData handles POST /v1/worlds/{world}/sessions:import with a
 // wire.PlayerDataFile: each listed player's data becomes exactly the file's
 // (players not listed keep theirs), so importing a file twice is the same
 // as once. The file's world may differ from the path's: that moves data
 // between worlds. Each player is one replicated command; a failure stops
 // the import and says how many were imported, and a retry is safe.
-func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, s.cfg.MaxBatchBodyBytes)
+func (a *API) ImportData(w http.ResponseWriter, r *http.Request) {
+	body, err := edge.ReadBody(w, r, a.Config().MaxBatchBodyBytes)
 	if err != nil {
-		s.writeError(w, err, true)
+		a.WriteError(w, err, true)
 		return
 	}
 	var f wire.PlayerDataFile
-	if err := decodeStrict(body, &f); err != nil {
-		s.writeError(w, err, true)
+	if err := edge.DecodeStrict(body, &f); err != nil {
+		a.WriteError(w, err, true)
 		return
 	}
 	if f.Format != "" && f.Format != PlayerDataFormat {
-		s.writeError(w, fmt.Errorf("%w: format %q, want %q", fsm.ErrMalformed, f.Format, PlayerDataFormat), true)
+		a.WriteError(w, fmt.Errorf("%w: format %q, want %q", fsm.ErrMalformed, f.Format, PlayerDataFormat), true)
 		return
 	}
 	seen := make(map[string]bool, len(f.Players))
 	for i, p := range f.Players {
-		if err := checkName("player", p.Player); err != nil {
-			s.writeError(w, fmt.Errorf("player %d: %w", i, err), true)
+		if err := edge.CheckName("player", p.Player); err != nil {
+			a.WriteError(w, fmt.Errorf("player %d: %w", i, err), true)
 			return
 		}
 		if seen[p.Player] {
-			s.writeError(w, fmt.Errorf("%w: player %s listed twice", fsm.ErrMalformed, p.Player), true)
+			a.WriteError(w, fmt.Errorf("%w: player %s listed twice", fsm.ErrMalformed, p.Player), true)
 			return
 		}
 		seen[p.Player] = true
 	}
 	world := r.PathValue("world")
-	s.onLeader(w, r, world, KindWrite, internalWorldPath(world, "/sessions:import"), body, func(g Group) error {
-		ctx, cancel := s.requestContext(r)
+	a.OnLeader(w, r, world, edge.KindWrite, edge.InternalWorldPath(world, "/sessions:import"), body, func(g edge.Group) error {
+		ctx, cancel := a.RequestContext(r)
 		defer cancel()
 		for i, p := range f.Players {
 			c := &fsm.SessionCmd{World: world, Player: p.Player, Data: make([]fsm.DataItem, 0, len(p.Data))}
@@ -203,22 +190,13 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request) {
 				err = fmt.Errorf("player %s (%d imported before it): %w", p.Player, i, err)
 				if i > 0 {
 					// Some imported: answered here, never sent on.
-					s.writeError(w, err, true)
+					a.WriteError(w, err, true)
 					return nil
 				}
 				return err // nothing imported: sent on if leadership moved
 			}
 		}
-		s.writeJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
+		a.WriteJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
 		return nil
 	})
-}
-
-// checkBan refuses a banned player's action (403 banned), on this node's
-// applied state.
-func (s *Server) checkBan(world, player string) error {
-	if reason, banned := s.b.Banned(world, player); banned {
-		return fmt.Errorf("%w: %s from world %s: %s", fsm.ErrBanned, player, world, reason)
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package api
+package edge
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ import (
 // Sending a write on is safe because this node proposed nothing: its group
 // either was not asked or said store.ErrNotLeader.
 
-func newForwardClient(cfg Config) *http.Client {
+func NewForwardClient(cfg Config) *http.Client {
 	dialer := &net.Dialer{Timeout: cfg.ForwardDialTimeout, KeepAlive: 30 * time.Second}
 	return &http.Client{
 		Transport: &http.Transport{
@@ -45,20 +45,20 @@ func newForwardClient(cfg Config) *http.Client {
 // (route in router.go says when). A request marked HeaderForwarded (an
 // internal call, or a follower of an older version proxying the public
 // route) is run here or refused, never sent on.
-func (s *Server) onLeader(w http.ResponseWriter, r *http.Request, world string, kind Kind, path string, body []byte, local func(Group) error) {
+func (s *Core) OnLeader(w http.ResponseWriter, r *http.Request, world string, kind Kind, path string, body []byte, local func(Group) error) {
 	write := kind != KindRead
-	err := s.route(world, kind, forwarded(r), local, func(rt Route) error {
-		return s.relay(w, r, rt, r.Method, path, body)
+	err := s.RouteCall(world, kind, IsForwarded(r), local, func(rt Route) error {
+		return s.Relay(w, r, rt, r.Method, path, body)
 	})
 	if err != nil {
-		s.writeError(w, err, write)
+		s.WriteError(w, err, write)
 	}
 }
 
-// forwardError maps a failed round trip to the leader. A request that never
+// ForwardError maps a failed round trip to the leader. A request that never
 // left (the dial failed) changed nothing; any later failure of a write may
 // have reached the leader, so its outcome is unknown.
-func forwardError(leader string, err error, write bool) error {
+func ForwardError(leader string, err error, write bool) error {
 	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
 		return fmt.Errorf("%w: leader %s unreachable: %v", store.ErrNotLeader, leader, err)
 	}
@@ -68,8 +68,8 @@ func forwardError(leader string, err error, write bool) error {
 	return fmt.Errorf("%w: forwarding to leader %s: %v", store.ErrNotLeader, leader, err)
 }
 
-// leaderURL turns a replicated HTTP address (host:port or a URL) into a base URL.
-func leaderURL(addr string) string {
+// LeaderURL turns a replicated HTTP address (host:port or a URL) into a base URL.
+func LeaderURL(addr string) string {
 	addr = strings.TrimSuffix(addr, "/")
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		return addr

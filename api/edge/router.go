@@ -1,4 +1,4 @@
-package api
+package edge
 
 import (
 	"context"
@@ -75,7 +75,7 @@ func (r Route) Local() bool { return r.Group != nil }
 //     never a loop.
 //   - When no leader of the group is known, the error wraps
 //     store.ErrNotLeader (answered 503 not_leader). Other errors (a world
-//     placed nowhere, a world being moved) are answered as classify maps
+//     placed nowhere, a world being moved) are answered as Classify maps
 //     them.
 //   - world "" names the group that holds the cluster's membership (the
 //     node table): join, remove, leadership transfer. A world's creation
@@ -138,8 +138,8 @@ func (r *SingleGroupRouter) Route(world string, kind Kind) (Route, error) {
 //
 // Nothing was proposed when remote runs: the local group either was not
 // asked or said it does not lead, so sending the command on is safe.
-func (s *Server) route(world string, kind Kind, hop bool, local func(Group) error, remote func(Route) error) error {
-	rt, err := s.routeRemote(world, kind)
+func (s *Core) RouteCall(world string, kind Kind, hop bool, local func(Group) error, remote func(Route) error) error {
+	rt, err := s.RouteRemote(world, kind)
 	if err != nil {
 		return err
 	}
@@ -148,7 +148,7 @@ func (s *Server) route(world string, kind Kind, hop bool, local func(Group) erro
 		if !errors.Is(err, store.ErrNotLeader) {
 			return err
 		}
-		again, rerr := s.routeRemote(world, kind)
+		again, rerr := s.RouteRemote(world, kind)
 		switch {
 		case rerr != nil:
 			return rerr
@@ -158,17 +158,17 @@ func (s *Server) route(world string, kind Kind, hop bool, local func(Group) erro
 		rt = again
 	}
 	if hop {
-		s.metrics.forwards.WithLabelValues("loop").Inc()
+		s.metrics.Forwards.WithLabelValues("loop").Inc()
 		return fmt.Errorf("%w: a forwarded request reached a non-leader", store.ErrNotLeader)
 	}
 	return remote(rt)
 }
 
 // routeRemote asks the router, counting an unknown leader.
-func (s *Server) routeRemote(world string, kind Kind) (Route, error) {
+func (s *Core) RouteRemote(world string, kind Kind) (Route, error) {
 	rt, err := s.router.Route(world, kind)
 	if errors.Is(err, store.ErrNotLeader) {
-		s.metrics.forwards.WithLabelValues("no_leader").Inc()
+		s.metrics.Forwards.WithLabelValues("no_leader").Inc()
 	}
 	return rt, err
 }

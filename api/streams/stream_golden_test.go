@@ -1,12 +1,14 @@
-package api
+package streams
 
 import (
 	"context"
 	"fmt"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -32,7 +34,7 @@ func (c *captureConn) SetWriteDeadline(time.Time) error { return nil }
 // of err, and returns the bytes sent on the connection.
 func goldenStreamChunks(t *testing.T, evs []*fsm.Event, err error) []byte {
 	t.Helper()
-	s := &Server{cfg: testConfig(), log: quietLogger(), wire: new(wireCache)}
+	s := &Service{Core: apitest.Core(t, apitest.Unused{}, nil)}
 	conn := &captureConn{}
 	st := &eventStream{s: s, out: newRawOut(conn), world: "arena", next: evs[0].Seq}
 	require.True(t, st.write(context.Background(), evs, nil))
@@ -42,7 +44,7 @@ func goldenStreamChunks(t *testing.T, evs []*fsm.Event, err error) []byte {
 }
 
 func TestGoldenEventStreamChunk(t *testing.T) {
-	evs := goldenFrameEvents()
+	evs := apitest.GoldenFrameEvents()
 	got := goldenStreamChunks(t, evs, fmt.Errorf("%w: world arena seq 18 is no longer archived", store.ErrArchiveGap))
 	golden.Binary(t, "stream_chunk.bin", got)
 }

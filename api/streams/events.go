@@ -1,4 +1,4 @@
-package api
+package streams
 
 import (
 	"context"
@@ -6,42 +6,43 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 )
 
-// events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
+// Events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
 // the world's committed events from seq SEQ on (inclusive; absent or 0 means
 // only new events), one wire.Event per line, flushed per batch the store
 // hands out, until the client goes away or the server closes. Any node
 // serves it from its own archive. A gap found mid-stream ends the stream with
 // a last line holding an ErrorBody. linger=DURATION (up to 5s) waits that
 // long after each flush, so that events gather into fewer, larger writes.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	var linger time.Duration
-	from, err := parseSeq(r, "from")
+	from, err := edge.ParseSeq(r, "from")
 	if err == nil {
 		linger, err = parseLinger(r)
 	}
 	if err != nil {
-		s.writeError(w, err, false)
+		s.WriteError(w, err, false)
 		return
 	}
-	if !s.openStream() {
-		s.writeError(w, errUnavailable, false)
+	if !s.OpenStream() {
+		s.WriteError(w, edge.ErrUnavailable, false)
 		return
 	}
-	defer s.streams.Done()
-	sub, err := s.b.Subscribe(r.PathValue("world"), from)
+	defer s.StreamDone()
+	sub, err := s.Backend().Subscribe(r.PathValue("world"), from)
 	if err != nil {
-		s.writeError(w, err, false)
+		s.WriteError(w, err, false)
 		return
 	}
-	s.metrics.streams.Inc()
-	defer s.metrics.streams.Dec()
+	s.Metrics().Streams.Inc()
+	defer s.Metrics().Streams.Dec()
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	defer context.AfterFunc(s.closing, cancel)()
+	defer context.AfterFunc(s.Closing(), cancel)()
 
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -49,7 +50,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	var out streamOut
-	if raw, end, ok := hijackStream(w, r, rc, s.cfg.StreamWriteTimeout, cancel); ok {
+	if raw, end, ok := hijackStream(w, r, rc, s.Config().StreamWriteTimeout, cancel); ok {
 		defer end()
 		out = raw
 	} else {
@@ -81,16 +82,4 @@ func parseLinger(r *http.Request) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: linger must be a duration from 0 to %s, got %q", fsm.ErrMalformed, maxLinger, v)
 	}
 	return d, nil
-}
-
-// openStream registers an event stream unless the server is closing; the
-// caller calls s.streams.Done when it returns.
-func (s *Server) openStream() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.streams.Add(1)
-	return true
 }

@@ -1,4 +1,4 @@
-package api
+package edge
 
 import (
 	"errors"
@@ -28,8 +28,8 @@ const (
 	CodeVersionGate = "version_gate"
 )
 
-// errWireVersion reports a call of a wire major version this node does not speak.
-var errWireVersion = errors.New("gsd/api: wire version not supported")
+// ErrWireVersion reports a call of a wire major version this node does not speak.
+var ErrWireVersion = errors.New("gsd/api: wire version not supported")
 
 // WireVersion returns the wire version this binary speaks, as sent.
 func WireVersion() string { return strconv.FormatUint(uint64(fsm.WireVersion), 10) + ".0" }
@@ -39,7 +39,7 @@ func SetWireVersion(h http.Header) { h.Set(HeaderWireVersion, WireVersion()) }
 
 // CheckWireVersion checks a received request's wire version: absent or of
 // a major version this binary speaks is fine; a higher major is
-// errWireVersion (400 wire_version), a malformed one fsm.ErrMalformed.
+// ErrWireVersion (400 wire_version), a malformed one fsm.ErrMalformed.
 func CheckWireVersion(h http.Header) error {
 	v := h.Get(HeaderWireVersion)
 	if v == "" {
@@ -54,7 +54,7 @@ func CheckWireVersion(h http.Header) error {
 		return fmt.Errorf("%w: %s %q is not major.minor", fsm.ErrMalformed, HeaderWireVersion, v)
 	}
 	if m > uint64(fsm.WireVersion) {
-		return fmt.Errorf("%w: %s %s, this node speaks %s: upgrade it", errWireVersion, HeaderWireVersion, v, WireVersion())
+		return fmt.Errorf("%w: %s %s, this node speaks %s: upgrade it", ErrWireVersion, HeaderWireVersion, v, WireVersion())
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package api
+package edge
 
 import (
 	"encoding/json"
@@ -9,11 +9,11 @@ import (
 	"github.com/gsd-dev/gsd/wire"
 )
 
-// wireCache keeps the NDJSON line of recent events, so a thousand streams
+// WireCache keeps the NDJSON line of recent events, so a thousand streams
 // following one world encode each event once, not once per stream. It is
 // keyed by the event's identity (the feed hands every subscriber the same
 // *fsm.Event), in a fixed ring: a collision just encodes again.
-type wireCache struct {
+type WireCache struct {
 	stripes [64]sync.Mutex
 	slots   [1 << 14]wireSlot
 }
@@ -24,9 +24,9 @@ type wireSlot struct {
 	mp   []byte // msgpack (gsd.msgpack.v1); nil: not encoded yet
 }
 
-// line returns ev's NDJSON line (JSON and a newline). The returned slice is
+// Line returns ev's NDJSON line (JSON and a newline). The returned slice is
 // shared: callers must not modify it.
-func (c *wireCache) line(ev *fsm.Event) ([]byte, error) {
+func (c *WireCache) Line(ev *fsm.Event) ([]byte, error) {
 	i := (xxhash.Sum64String(ev.World) + ev.Seq) % uint64(len(c.slots))
 	mu := &c.stripes[i%uint64(len(c.stripes))]
 	mu.Lock()
@@ -35,7 +35,7 @@ func (c *wireCache) line(ev *fsm.Event) ([]byte, error) {
 		return s.line, nil
 	}
 	mu.Unlock()
-	b, err := json.Marshal(eventJSON(ev, false))
+	b, err := json.Marshal(EventJSON(ev, false))
 	if err != nil {
 		return nil, err
 	}
@@ -50,9 +50,9 @@ func (c *wireCache) line(ev *fsm.Event) ([]byte, error) {
 	return b, nil
 }
 
-// msgpack returns ev's msgpack encoding for gsd.msgpack.v1 events frames,
+// Msgpack returns ev's msgpack encoding for gsd.msgpack.v1 events frames,
 // cached like line. The returned slice is shared: callers must not modify it.
-func (c *wireCache) msgpack(ev *fsm.Event) ([]byte, error) {
+func (c *WireCache) Msgpack(ev *fsm.Event) ([]byte, error) {
 	i := (xxhash.Sum64String(ev.World) + ev.Seq) % uint64(len(c.slots))
 	mu := &c.stripes[i%uint64(len(c.stripes))]
 	mu.Lock()
@@ -61,7 +61,7 @@ func (c *wireCache) msgpack(ev *fsm.Event) ([]byte, error) {
 		return s.mp, nil
 	}
 	mu.Unlock()
-	b, err := wire.MarshalMsgpack(eventJSON(ev, false))
+	b, err := wire.MarshalMsgpack(EventJSON(ev, false))
 	if err != nil {
 		return nil, err
 	}
@@ -73,4 +73,18 @@ func (c *wireCache) msgpack(ev *fsm.Event) ([]byte, error) {
 	}
 	mu.Unlock()
 	return b, nil
+}
+
+// NDJSON is the event streams' chunk encoder (fanout.Encoder): each
+// event's NDJSON line.
+func (c *WireCache) NDJSON(data []byte, offs []int, evs []*fsm.Event) ([]byte, []int, error) {
+	for _, ev := range evs {
+		line, err := c.Line(ev)
+		if err != nil {
+			return nil, nil, err
+		}
+		offs = append(offs, len(data))
+		data = append(data, line...)
+	}
+	return data, offs, nil
 }

@@ -1,4 +1,4 @@
-package api
+package streams
 
 import (
 	"context"
@@ -6,13 +6,14 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 )
 
 // The event streams' fan-out: every NDJSON event stream of one world with
-// the same linger on this node is fed by one fan of s.fans (package
+// the same linger on this node is fed by one fan of Service.fans (package
 // fanout). The fan reads the world's feed once, joins the NDJSON lines of
 // each read (one linger window) into one chunk, and hands the same chunk to
 // every attached stream; a stream writes it with one write and one flush.
@@ -26,38 +27,43 @@ import (
 // again. Each stream keeps its own position and writes each seq once, in
 // order, so the stream's contract (docs/API.md) is the same either way.
 
-// newEventFans returns the event streams' fan-out hub; queue 0 means
-// fanout.DefaultQueue (tests lower it).
-func (s *Server) newEventFans(queue int) (*fanout.Hub, error) {
+// Service serves the event streams over the edge's shared core.
+type Service struct {
+	*edge.Core
+	fans *fanout.Hub // the streams' shared fan-outs, one per world and linger
+}
+
+// New returns the event streams' service over core; queue is each
+// stream's queue of chunks in its fan, 0 meaning fanout.DefaultQueue
+// (tests lower it).
+func New(core *edge.Core, queue int) (*Service, error) {
+	s := &Service{Core: core}
 	cfg := fanout.DefaultConfig()
 	if queue > 0 {
 		cfg.Queue = queue
 	}
 	cfg.Subscribe = func(world string, from uint64) (fanout.Subscription, error) {
-		sub, err := s.b.Subscribe(world, from)
+		sub, err := core.Backend().Subscribe(world, from)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
 		}
 		return sub, nil
 	}
-	cfg.Encode = s.wire.ndjson
-	cfg.OnDetach = s.metrics.streamDetaches.Inc
-	return fanout.New(cfg)
+	cfg.Encode = core.Wire().NDJSON
+	cfg.OnDetach = core.Metrics().StreamDetaches.Inc
+	var err error
+	if s.fans, err = fanout.New(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// ndjson is the event streams' chunk encoder (fanout.Encoder): each
-// event's NDJSON line.
-func (c *wireCache) ndjson(data []byte, offs []int, evs []*fsm.Event) ([]byte, []int, error) {
-	for _, ev := range evs {
-		line, err := c.line(ev)
-		if err != nil {
-			return nil, nil, err
-		}
-		offs = append(offs, len(data))
-		data = append(data, line...)
-	}
-	return data, offs, nil
-}
+// Members returns the fans and attached streams of world on this node.
+func (s *Service) Members(world string) (fans, members int) { return s.fans.Members(world) }
+
+// Close stops the fans; call it after the core's Close has ended the
+// streams (the fans stop with their last stream: it waits for them).
+func (s *Service) Close() { s.fans.Close() }
 
 // done is a context that is always done: Next with it returns the events
 // already waiting, or an error at once.
@@ -72,7 +78,7 @@ var done = func() context.Context {
 // (s.fans) when it can and from its own subscription when it is
 // behind the fan or was detached from it.
 type eventStream struct {
-	s      *Server
+	s      *Service
 	out    streamOut
 	world  string
 	linger time.Duration
@@ -141,7 +147,7 @@ func (st *eventStream) follow(ctx context.Context, chunks <-chan *fanout.Chunk, 
 		if c.End() <= st.next {
 			continue // written already
 		}
-		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
+		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.Config().StreamWriteTimeout))
 		// Behind the fan: the events before the chunk come from our own
 		// subscription.
 		if !st.readUpTo(ctx, c.First(), sub) {
@@ -223,7 +229,7 @@ func (st *eventStream) sync(sub **store.Subscription) error {
 	if (*sub).Position() == st.next {
 		return nil
 	}
-	s, err := st.s.b.Subscribe(st.world, st.next)
+	s, err := st.s.Backend().Subscribe(st.world, st.next)
 	if err == nil {
 		*sub = s
 	}
@@ -235,15 +241,15 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 	if ctx.Err() != nil {
 		return false
 	}
-	_ = st.out.SetWriteDeadline(time.Now().Add(st.s.cfg.StreamWriteTimeout))
+	_ = st.out.SetWriteDeadline(time.Now().Add(st.s.Config().StreamWriteTimeout))
 	if err != nil {
-		_, body := st.s.errorBody(err, false)
+		_, body := st.s.ErrorFor(err, false)
 		_ = json.NewEncoder(st.out).Encode(body)
 		_ = st.out.Flush()
 		return false
 	}
 	for _, ev := range evs {
-		line, err := st.s.wire.line(ev)
+		line, err := st.s.Wire().Line(ev)
 		if err != nil {
 			return false
 		}

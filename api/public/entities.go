@@ -1,8 +1,9 @@
-package api
+package public
 
 import (
 	"net/http"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -18,45 +19,45 @@ func newEntityJSON(v fsm.EntityView) wire.Entity {
 	return out
 }
 
-// entity handles GET /v1/worlds/{world}/entities/{entity}?consistency=...
+// Entity handles GET /v1/worlds/{world}/entities/{entity}?consistency=...
 // A linearizable read (the default) is served by the world's leader,
 // through this node's internal call if need be; a stale read by whichever
 // node is asked.
-func (s *Server) entity(w http.ResponseWriter, r *http.Request) {
+func (p *API) Entity(w http.ResponseWriter, r *http.Request) {
 	c, err := store.ParseConsistency(r.URL.Query().Get("consistency"))
 	if err != nil {
-		s.writeError(w, err, false)
+		p.WriteError(w, err, false)
 		return
 	}
 	if c == store.Linearizable && !store.BrokenLinearizableReads {
-		s.linearizableEntity(w, r)
+		p.LinearizableEntity(w, r)
 		return
 	}
-	ctx, cancel := s.requestContext(r)
+	ctx, cancel := p.RequestContext(r)
 	defer cancel()
-	v, err := s.b.Entity(ctx, r.PathValue("world"), r.PathValue("entity"), c)
+	v, err := p.Backend().Entity(ctx, r.PathValue("world"), r.PathValue("entity"), c)
 	if err != nil {
-		s.writeError(w, err, false)
+		p.WriteError(w, err, false)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, newEntityJSON(v))
+	p.WriteJSON(w, http.StatusOK, newEntityJSON(v))
 }
 
-// linearizableEntity reads an entity on its world's leader.
-func (s *Server) linearizableEntity(w http.ResponseWriter, r *http.Request) {
+// LinearizableEntity reads an entity on its world's leader.
+func (p *API) LinearizableEntity(w http.ResponseWriter, r *http.Request) {
 	world, id := r.PathValue("world"), r.PathValue("entity")
-	err := s.route(world, KindRead, forwarded(r), func(g Group) error {
-		ctx, cancel := s.requestContext(r)
+	err := p.RouteCall(world, edge.KindRead, edge.IsForwarded(r), func(g edge.Group) error {
+		ctx, cancel := p.RequestContext(r)
 		defer cancel()
 		v, err := g.Entity(ctx, world, id, store.Linearizable)
 		if err == nil {
-			s.writeJSON(w, http.StatusOK, newEntityJSON(v))
+			p.WriteJSON(w, http.StatusOK, newEntityJSON(v))
 		}
 		return err
-	}, func(rt Route) error {
-		return s.relay(w, r, rt, http.MethodGet, internalEntityPath(world, id), nil)
+	}, func(rt edge.Route) error {
+		return p.Relay(w, r, rt, http.MethodGet, edge.InternalEntityPath(world, id), nil)
 	})
 	if err != nil {
-		s.writeError(w, err, false)
+		p.WriteError(w, err, false)
 	}
 }

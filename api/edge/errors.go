@@ -1,4 +1,4 @@
-package api
+package edge
 
 import (
 	"context"
@@ -34,59 +34,59 @@ const (
 
 // Errors the edge raises itself.
 var (
-	errTooLarge    = errors.New("gsd/api: request too large")
-	errInternal    = errors.New("gsd/api: internal error")
-	errUnavailable = errors.New("gsd/api: server closing")
-	errNotReady    = errors.New("gsd/api: not ready: no known leader")
-	// errUnauthorized: a missing, forged, expired or misaddressed token.
-	errUnauthorized = errors.New("gsd/api: unauthorized")
-	// errForbidden: a valid token asking to act as someone else.
-	errForbidden = errors.New("gsd/api: forbidden")
-	// errSlowConsumer: a play connection that reads slower than its events come.
-	errSlowConsumer = errors.New("gsd/api: slow consumer")
-	// errSessionReplaced: the player opened a newer session in the world.
-	errSessionReplaced = errors.New("gsd/api: session replaced by a newer one")
-	// errIdle: a play connection that sent nothing for too long.
-	errIdle = errors.New("gsd/api: idle connection")
+	ErrTooLarge    = errors.New("gsd/api: request too large")
+	ErrInternal    = errors.New("gsd/api: internal error")
+	ErrUnavailable = errors.New("gsd/api: server closing")
+	ErrNotReady    = errors.New("gsd/api: not ready: no known leader")
+	// ErrUnauthorized: a missing, forged, expired or misaddressed token.
+	ErrUnauthorized = errors.New("gsd/api: unauthorized")
+	// ErrForbidden: a valid token asking to act as someone else.
+	ErrForbidden = errors.New("gsd/api: forbidden")
+	// ErrSlowConsumer: a play connection that reads slower than its events come.
+	ErrSlowConsumer = errors.New("gsd/api: slow consumer")
+	// ErrSessionReplaced: the player opened a newer session in the world.
+	ErrSessionReplaced = errors.New("gsd/api: session replaced by a newer one")
+	// ErrIdle: a play connection that sent nothing for too long.
+	ErrIdle = errors.New("gsd/api: idle connection")
 )
 
 // ErrorBody is the JSON shape of every error answer, and of a failed item in
 // a batch answer or the last line of an event stream.
 type ErrorBody = wire.ErrorBody
 
-// classify maps an error to its HTTP status and code. It is the one place
+// Classify maps an error to its HTTP status and code. It is the one place
 // where errors become answers (HTTP, batch items, stream lines). write says
 // whether the request may have changed state: a write cut off by its
 // deadline may still commit, so it is outcome_unknown, while a read is
 // merely timed out.
-func classify(err error, write bool) (int, string) {
-	if re, ok := errors.AsType[*remoteError](err); ok {
-		return re.status, re.code // the leader's answer to a forwarded call
+func Classify(err error, write bool) (int, string) {
+	if re, ok := errors.AsType[*RemoteError](err); ok {
+		return re.Status, re.Code // the leader's answer to a forwarded call
 	}
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized, CodeUnauthorized
-	case errors.Is(err, errForbidden):
+	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden, CodeForbidden
-	case errors.Is(err, errSlowConsumer):
+	case errors.Is(err, ErrSlowConsumer):
 		return http.StatusTooManyRequests, CodeSlowConsumer
-	case errors.Is(err, errSessionReplaced):
+	case errors.Is(err, ErrSessionReplaced):
 		return http.StatusConflict, CodeSessionReplaced
-	case errors.Is(err, errIdle):
+	case errors.Is(err, ErrIdle):
 		return http.StatusRequestTimeout, CodeIdle
-	case errors.Is(err, errDraining):
+	case errors.Is(err, ErrDraining):
 		return http.StatusServiceUnavailable, CodeDraining
-	case errors.Is(err, errMoved):
+	case errors.Is(err, ErrMoved):
 		return http.StatusTemporaryRedirect, CodeMoved
-	case errors.Is(err, errTicket):
+	case errors.Is(err, ErrTicket):
 		return http.StatusUnauthorized, CodeTicketInvalid
-	case errors.Is(err, errNoTarget):
+	case errors.Is(err, ErrNoTarget):
 		return http.StatusConflict, CodeNoTarget
-	case errors.Is(err, errNotReady):
+	case errors.Is(err, ErrNotReady):
 		return http.StatusServiceUnavailable, CodeNotReady
-	case errors.Is(err, errUnavailable), errors.Is(err, store.ErrClosed):
+	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrClosed):
 		return http.StatusServiceUnavailable, CodeUnavailable
 	case errors.Is(err, store.ErrNotLeader):
 		return http.StatusServiceUnavailable, CodeNotLeader
@@ -98,7 +98,7 @@ func classify(err error, write bool) (int, string) {
 		return http.StatusGone, CodeArchiveGap
 	case errors.Is(err, store.ErrVersionGate):
 		return http.StatusConflict, CodeVersionGate
-	case errors.Is(err, errWireVersion):
+	case errors.Is(err, ErrWireVersion):
 		return http.StatusBadRequest, CodeWireVersion
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		if write {
@@ -123,8 +123,8 @@ func classify(err error, write bool) (int, string) {
 }
 
 // errorBody returns err's code and message, logging what the client cannot act on.
-func (s *Server) errorBody(err error, write bool) (int, ErrorBody) {
-	status, code := classify(err, write)
+func (s *Core) ErrorFor(err error, write bool) (int, ErrorBody) {
+	status, code := Classify(err, write)
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "err", err)
 	}
@@ -132,13 +132,33 @@ func (s *Server) errorBody(err error, write bool) (int, ErrorBody) {
 }
 
 // writeError answers with err's status and code.
-func (s *Server) writeError(w http.ResponseWriter, err error, write bool) {
-	status, body := s.errorBody(err, write)
+func (s *Core) WriteError(w http.ResponseWriter, err error, write bool) {
+	status, body := s.ErrorFor(err, write)
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gsd"`)
 	}
-	s.writeJSON(w, status, body)
+	s.WriteJSON(w, status, body)
 }
+
+// Errors of the drain and transfer.
+var (
+	// ErrDraining: a new play connection to a draining node.
+	ErrDraining = errors.New("gsd/api: node draining")
+	// ErrMoved: a play connection moved to another node by a drain.
+	ErrMoved = errors.New("gsd/api: moved to another node")
+	// ErrTicket: a resume with a forged, expired or misdirected ticket.
+	ErrTicket = errors.New("gsd/api: transfer ticket refused")
+	// ErrNoTarget: a drain with no other node to move connections to.
+	ErrNoTarget = errors.New("gsd/api: no node to move connections to")
+)
+
+// Codes of the drain and transfer.
+const (
+	CodeDraining      = wire.CodeDraining
+	CodeMoved         = wire.CodeMoved
+	CodeTicketInvalid = wire.CodeTicketInvalid
+	CodeNoTarget      = wire.CodeNoTarget
+)

@@ -1,4 +1,4 @@
-package api
+package edge
 
 import (
 	"bytes"
@@ -13,25 +13,25 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 )
 
-// readBody reads the whole body, at most limit bytes. The bytes are kept so
+// ReadBody reads the whole body, at most limit bytes. The bytes are kept so
 // that a follower can re-send them to the leader unchanged.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
-		return nil, fmt.Errorf("%w: body of %d bytes, limit %d", errTooLarge, r.ContentLength, limit)
+		return nil, fmt.Errorf("%w: body of %d bytes, limit %d", ErrTooLarge, r.ContentLength, limit)
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, fmt.Errorf("%w: body over %d bytes", errTooLarge, limit)
+			return nil, fmt.Errorf("%w: body over %d bytes", ErrTooLarge, limit)
 		}
 		return nil, fmt.Errorf("%w: read body: %v", fsm.ErrMalformed, err)
 	}
 	return b, nil
 }
 
-// decodeStrict decodes exactly one JSON value from b into v, refusing
+// DecodeStrict decodes exactly one JSON value from b into v, refusing
 // unknown fields and trailing data. Every error wraps fsm.ErrMalformed.
-func decodeStrict(b []byte, v any) error {
+func DecodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -49,8 +49,8 @@ func decodeStrict(b []byte, v any) error {
 	return nil
 }
 
-// actionRequest is the wire form of an action; the world comes from the path.
-type actionRequest struct {
+// ActionRequest is the wire form of an action; the world comes from the path.
+type ActionRequest struct {
 	Player    string            `json:"player"`
 	Seq       uint64            `json:"seq"`
 	Priority  string            `json:"priority"`
@@ -69,17 +69,17 @@ type opKeys struct {
 	Expect string          `json:"expect"`
 }
 
-// decodeAction decodes and validates one action of world. A non-empty
+// DecodeAction decodes and validates one action of world. A non-empty
 // player (the authenticated one) is the action's player: a body that names
 // another is forbidden.
-func decodeAction(b []byte, world, player string) (*fsm.Action, error) {
-	var req actionRequest
-	if err := decodeStrict(b, &req); err != nil {
+func DecodeAction(b []byte, world, player string) (*fsm.Action, error) {
+	var req ActionRequest
+	if err := DecodeStrict(b, &req); err != nil {
 		return nil, err
 	}
 	if player != "" {
 		if req.Player != "" && req.Player != player {
-			return nil, fmt.Errorf("%w: the token is for player %q, the action names %q", errForbidden, player, req.Player)
+			return nil, fmt.Errorf("%w: the token is for player %q, the action names %q", ErrForbidden, player, req.Player)
 		}
 		req.Player = player
 	}
@@ -97,7 +97,7 @@ func decodeAction(b []byte, world, player string) (*fsm.Action, error) {
 	}
 	a.Ops = make([]fsm.Op, len(req.Ops))
 	for i, raw := range req.Ops {
-		if err := decodeStrict(raw, &opKeys{}); err != nil {
+		if err := DecodeStrict(raw, &opKeys{}); err != nil {
 			return nil, fmt.Errorf("op %d: %w", i, err)
 		}
 		if err := a.Ops[i].UnmarshalJSON(raw); err != nil {
@@ -124,13 +124,13 @@ type ruleKeys struct {
 	fsm.Schema // rules schema v1's other keys (docs/RULES.md)
 }
 
-// decodeRules decodes and validates a world's rules; absent means none.
-func decodeRules(raw json.RawMessage) (fsm.Rules, error) {
+// DecodeRules decodes and validates a world's rules; absent means none.
+func DecodeRules(raw json.RawMessage) (fsm.Rules, error) {
 	var rules fsm.Rules
 	if len(raw) == 0 {
 		return rules, nil
 	}
-	if err := decodeStrict(raw, &ruleKeys{}); err != nil {
+	if err := DecodeStrict(raw, &ruleKeys{}); err != nil {
 		return rules, fmt.Errorf("rules: %w", err)
 	}
 	if err := rules.UnmarshalJSON(raw); err != nil {
@@ -139,16 +139,16 @@ func decodeRules(raw json.RawMessage) (fsm.Rules, error) {
 	return rules, nil
 }
 
-// checkName checks a name taken from a request: 1..fsm.MaxNameLen bytes of UTF-8.
-func checkName(what, s string) error {
+// CheckName checks a name taken from a request: 1..fsm.MaxNameLen bytes of UTF-8.
+func CheckName(what, s string) error {
 	if s == "" || len(s) > fsm.MaxNameLen || !utf8.ValidString(s) {
 		return fmt.Errorf("%w: %s must be 1..%d bytes of UTF-8", fsm.ErrMalformed, what, fsm.MaxNameLen)
 	}
 	return nil
 }
 
-// parseSeq parses an optional non-negative seq query parameter.
-func parseSeq(r *http.Request, name string) (uint64, error) {
+// ParseSeq parses an optional non-negative seq query parameter.
+func ParseSeq(r *http.Request, name string) (uint64, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return 0, nil
@@ -162,13 +162,13 @@ func parseSeq(r *http.Request, name string) (uint64, error) {
 
 // readJSON reads a body of at most limit bytes and decodes it strictly into
 // v; on failure it answers the error and returns false.
-func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	body, err := readBody(w, r, limit)
+func (s *Core) ReadJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	body, err := ReadBody(w, r, limit)
 	if err == nil {
-		err = decodeStrict(body, v)
+		err = DecodeStrict(body, v)
 	}
 	if err != nil {
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return false
 	}
 	return true
@@ -177,9 +177,9 @@ func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, limit int64, v
 // forwardedOnly answers 403 and returns false unless another node of the
 // cluster sent r (internal endpoints; with a cluster secret the request
 // must carry it too: cluster_auth.go).
-func (s *Server) forwardedOnly(w http.ResponseWriter, r *http.Request) bool {
+func (s *Core) ForwardedOnly(w http.ResponseWriter, r *http.Request) bool {
 	if r.Header.Get(HeaderForwarded) == "" {
-		s.writeError(w, fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it", errForbidden), true)
+		s.WriteError(w, fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it", ErrForbidden), true)
 		return false
 	}
 	return true

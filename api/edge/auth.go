@@ -1,4 +1,4 @@
-package api
+package edge
 
 import (
 	"context"
@@ -88,13 +88,13 @@ func (c *AuthConfig) methods() []string {
 	return out
 }
 
-// authenticator verifies players' tokens.
-type authenticator struct {
+// Authenticator verifies players' tokens.
+type Authenticator struct {
 	cfg    AuthConfig
 	parser *jwt.Parser
 }
 
-func newAuthenticator(cfg AuthConfig) *authenticator {
+func NewAuthenticator(cfg AuthConfig) *Authenticator {
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(cfg.methods()),
 		jwt.WithExpirationRequired(),
@@ -109,12 +109,12 @@ func newAuthenticator(cfg AuthConfig) *authenticator {
 	if cfg.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
 	}
-	return &authenticator{cfg: cfg, parser: jwt.NewParser(opts...)}
+	return &Authenticator{cfg: cfg, parser: jwt.NewParser(opts...)}
 }
 
 // keys returns the keys that can verify t's method (WithValidMethods has
 // already refused any other method).
-func (a *authenticator) keys(t *jwt.Token) (any, error) {
+func (a *Authenticator) keys(t *jwt.Token) (any, error) {
 	var set jwt.VerificationKeySet
 	switch t.Method.Alg() {
 	case jwt.SigningMethodHS256.Alg():
@@ -187,23 +187,23 @@ func NewJWKSURL(ctx context.Context, url string, log *slog.Logger) (KeySet, erro
 }
 
 // verify checks a raw token and returns its subject, the player.
-func (a *authenticator) verify(raw string) (string, error) {
-	player, _, err := a.verifyExp(raw)
+func (a *Authenticator) Verify(raw string) (string, error) {
+	player, _, err := a.VerifyExp(raw)
 	return player, err
 }
 
 // verifyExp checks a raw token and returns its subject and how long it
-// stays valid (until its exp plus the leeway, by the authenticator's clock).
-func (a *authenticator) verifyExp(raw string) (string, time.Duration, error) {
+// stays valid (until its exp plus the leeway, by the Authenticator's clock).
+func (a *Authenticator) VerifyExp(raw string) (string, time.Duration, error) {
 	if raw == "" {
-		return "", 0, fmt.Errorf("%w: no token", errUnauthorized)
+		return "", 0, fmt.Errorf("%w: no token", ErrUnauthorized)
 	}
 	var claims jwt.RegisteredClaims
 	if _, err := a.parser.ParseWithClaims(raw, &claims, a.keys); err != nil {
-		return "", 0, fmt.Errorf("%w: %v", errUnauthorized, err)
+		return "", 0, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
-	if err := checkName("token subject", claims.Subject); err != nil {
-		return "", 0, fmt.Errorf("%w: %v", errUnauthorized, err)
+	if err := CheckName("token subject", claims.Subject); err != nil {
+		return "", 0, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
 	now := time.Now
 	if a.cfg.Now != nil {
@@ -213,8 +213,8 @@ func (a *authenticator) verifyExp(raw string) (string, time.Duration, error) {
 	return claims.Subject, claims.ExpiresAt.Add(a.cfg.Leeway).Sub(now()), nil
 }
 
-// bearer returns the token of an "Authorization: Bearer" header, or "".
-func bearer(r *http.Request) string {
+// Bearer returns the token of an "Authorization: Bearer" header, or "".
+func Bearer(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
@@ -224,9 +224,9 @@ func bearer(r *http.Request) string {
 
 // identify returns the player a request acts as: "" with auth off (the body
 // names the player), else the token's subject.
-func (s *Server) identify(r *http.Request) (string, error) {
+func (s *Core) Identify(r *http.Request) (string, error) {
 	if s.auth == nil {
 		return "", nil
 	}
-	return s.auth.verify(bearer(r))
+	return s.auth.Verify(Bearer(r))
 }
