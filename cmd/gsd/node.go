@@ -117,7 +117,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)
 	}
-	stopSink, err := o.pgSink.start(st, reg, log)
+	stopSink, err := o.pgSink.start(st, scfg.Retention, reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err

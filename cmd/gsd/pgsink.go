@@ -51,13 +51,15 @@ func (p *pgSinkOptions) config(log *slog.Logger) (cfg pg.Config, ok bool, err er
 	return cfg, true, nil
 }
 
-// start runs the sink over st until the returned stop is called (a no-op
-// when the sink is off; idempotent).
-func (p *pgSinkOptions) start(st *store.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+// start runs the sink over st, whose archive keeps events for retention,
+// until the returned stop is called (a no-op when the sink is off;
+// idempotent).
+func (p *pgSinkOptions) start(st *store.Store, retention store.Retention, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	cfg, on, err := p.config(log)
 	if err != nil || !on {
 		return func() {}, err
 	}
+	cfg.Retention = retention // to warn before unmirrored events are pruned
 	s, err := pg.New(cfg, pg.NewStoreSource(st), reg)
 	if err != nil {
 		return nil, fmt.Errorf("pg sink: %w", err)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/gsd-dev/gsd/store"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,6 +37,11 @@ type Config struct {
 	// read, the migration), so a connection that died silently fails the
 	// call and is retried instead of holding the mirror up.
 	Timeout time.Duration
+
+	// Retention is the node's event archive retention (store.Config's),
+	// so that the sink warns before the events it has not mirrored are
+	// pruned; zero bounds mean none.
+	Retention store.Retention
 
 	Logger *slog.Logger
 }

@@ -3,6 +3,7 @@ package pg
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"net"
 	"strconv"
@@ -314,4 +315,47 @@ func TestDatabaseThatNeverAnswersFailsEachCallAfterTheTimeout(t *testing.T) {
 		c.Close()
 	}
 	mu.Unlock()
+}
+
+// syncBuffer is a log destination safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLagPastHalfTheRetentionIsWarnedOncePerCrossing(t *testing.T) {
+	_, dsn := startPG(t)
+	var logs syncBuffer
+	cfg := testConfig(dsn)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.Retention.MaxEventsPerWorld = 8
+	const warning = "lags by more than half of the event archive's retention"
+	src := newFakeSource()
+	src.add("w", 10, 1000)
+	src.setLow("w", 2) // stuck: seq 1 is not held
+	r := runSink(t, cfg, src)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), warning) }, 10*time.Second, 10*time.Millisecond)
+	for range 3 { // more checks pass while the lag stays
+		<-time.After(cfg.CheckInterval)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), warning))
+
+	src.setLow("w", 1)
+	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
+	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_lag_events", "world", "w") == 0 }, 10*time.Second, 10*time.Millisecond)
+	src.add("w", 10, 1000)
+	src.setLow("w", 21) // stuck again, 10 behind: a second crossing
+	require.Eventually(t, func() bool { return strings.Count(logs.String(), warning) == 2 }, 10*time.Second, 10*time.Millisecond)
 }

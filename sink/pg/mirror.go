@@ -34,6 +34,9 @@ type mirror struct {
 	pos  atomic.Uint64 // position+1 once read from the database; 0 before
 	gap  atomic.Bool   // the next event is not held on this node
 	rows rows
+	// nearPrune: the lag passed half of the archive's retention (owned by
+	// the sink's Run).
+	nearPrune bool
 }
 
 // position returns the seq up to which every event is in the database,

@@ -165,6 +165,20 @@ func (s *Sink) publish(m *mirror, seq uint64, now time.Time) {
 		}
 	}
 	s.m.lagSeconds.WithLabelValues(m.world).Set(age)
+	s.warnRetention(m, lag, age)
+}
+
+// warnRetention logs once, when a world's lag first passes half of the
+// archive's retention, that the events it has not mirrored are about to
+// be pruned (gsd_pgsink_archive_gap then says it happened).
+func (s *Sink) warnRetention(m *mirror, lag uint64, age float64) {
+	r := s.cfg.Retention
+	near := (r.MaxAge > 0 && age > r.MaxAge.Seconds()/2) || (r.MaxEventsPerWorld > 0 && lag > r.MaxEventsPerWorld/2)
+	if near && !m.nearPrune {
+		s.log.Warn("the mirror lags by more than half of the event archive's retention: events not mirrored yet will be pruned if it does not catch up",
+			"world", m.world, "lag_events", lag, "lag_seconds", age, "archive_max_age", r.MaxAge, "archive_max_events", r.MaxEventsPerWorld)
+	}
+	m.nearPrune = near
 }
 
 // stopAll stops every mirror and waits for them.
