@@ -11,20 +11,6 @@ import (
 	"github.com/gsd-dev/gsd/store"
 )
 
-// ErrIncarnation reports that the database's newest rows of a world are
-// not this world's events: a world of the same name (a cluster rebuilt
-// against the same database) whose first event this node no longer holds,
-// so the sink cannot tell the two apart. Nothing is written for it.
-var ErrIncarnation = errors.New("gsd/pg: the database holds another incarnation of this world")
-
-// errNotLeading stops a mirror's session when the node stopped leading
-// the world's group between two of the sink's checks.
-var errNotLeading = errors.New("gsd/pg: not leading the world's group")
-
-// errFeedOrder reports events that do not follow the mirror's position
-// (a feed out of order; never expected).
-var errFeedOrder = errors.New("gsd/pg: feed out of order")
-
 // mirror copies one world's events while this node leads its group.
 type mirror struct {
 	s      *Sink
@@ -89,9 +75,6 @@ func (m *mirror) report(err error, b backoff) {
 		log.Warn("event feed failed; retrying from the stored position", "err", err)
 	}
 }
-
-// errDB marks a failure of the database.
-var errDB = errors.New("database")
 
 func dbErr(err error) error { return fmt.Errorf("%w: %w", errDB, err) }
 

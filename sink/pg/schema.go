@@ -2,17 +2,12 @@ package pg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-// ErrSchemaNewer reports a database whose sink schema a newer gsd wrote:
-// this binary does not know its tables, so it writes nothing.
-var ErrSchemaNewer = errors.New("gsd/pg: database schema is newer than this gsd")
 
 // migrations are the schema's versions: migrations[i] takes the schema
 // from version i to i+1. Append only; never edit a released one. {S} is the

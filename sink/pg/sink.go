@@ -45,8 +45,9 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 }
 
 // Run mirrors until ctx ends, then stops every world's mirror and returns
-// nil. It retries what fails (the database down, a schema another gsd
-// migrated further) with backoff, logging each failure, and never gives up.
+// nil; call it once. It retries what fails (the database down, a schema
+// another gsd migrated further) with backoff, logging each failure, and
+// never gives up.
 func (s *Sink) Run(ctx context.Context) error {
 	pcfg, err := pgxpool.ParseConfig(s.cfg.DSN)
 	if err != nil {
