@@ -359,3 +359,18 @@ func TestLagPastHalfTheRetentionIsWarnedOncePerCrossing(t *testing.T) {
 	src.setLow("w", 21) // stuck again, 10 behind: a second crossing
 	require.Eventually(t, func() bool { return strings.Count(logs.String(), warning) == 2 }, 10*time.Second, 10*time.Millisecond)
 }
+
+func TestLagPastHalfTheRetentionByAgeIsWarned(t *testing.T) {
+	_, dsn := startPG(t)
+	var logs syncBuffer
+	cfg := testConfig(dsn)
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.Retention.MaxAge = time.Hour
+	src := newFakeSource()
+	src.add("w", 1, 1000) // leader time in 1970: older than any retention
+	src.update(func() { src.worlds["w"].events[0].Index = math.MaxUint64 }) // never written
+	runSink(t, cfg, src)
+	require.Eventually(t, func() bool {
+		return strings.Contains(logs.String(), "lags by more than half of the event archive's retention")
+	}, 10*time.Second, 10*time.Millisecond)
+}
