@@ -367,7 +367,7 @@ func TestLagPastHalfTheRetentionByAgeIsWarned(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.Retention.MaxAge = time.Hour
 	src := newFakeSource()
-	src.add("w", 1, 1000) // leader time in 1970: older than any retention
+	src.add("w", 1, 1000)                                                   // leader time in 1970: older than any retention
 	src.update(func() { src.worlds["w"].events[0].Index = math.MaxUint64 }) // never written
 	runSink(t, cfg, src)
 	require.Eventually(t, func() bool {
