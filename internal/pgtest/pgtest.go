@@ -188,7 +188,9 @@ func (s *Server) startServer() error {
 		"-c", "max_connections=50", "-c", "shared_buffers=16MB")
 	cmd.Dir = s.base
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	// Its own process group, and an immediate shutdown when the test
+	// binary dies without cleaning up (a timeout's panic).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
