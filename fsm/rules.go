@@ -90,14 +90,28 @@ const maxRuleFields = 1024
 // Validate checks that every declared field has a type its policy accepts,
 // and the schema's keys: their shapes, then that none whose feature is not
 // built is set (ErrNotSupported).
+//
+// It also compiles the rules' declared actions: an expression that does not
+// compile, has the wrong type, could depend on more than its inputs, or
+// may cost more than the limit is refused here, when the rules are set.
 func (r Rules) Validate() error {
+	_, err := r.compile()
+	return err
+}
+
+// compile is Validate, returning the compiled authority rules (nil when
+// there are none) for the world that takes the rules.
+func (r Rules) compile() (*authority, error) {
 	if err := r.validateFields(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.Schema.validate(r.Fields); err != nil {
-		return err
+		return nil, err
 	}
-	return r.Schema.unsupported()
+	if err := r.Schema.unsupported(); err != nil {
+		return nil, err
+	}
+	return compileAuthority(r)
 }
 
 func (r Rules) validateFields() error {

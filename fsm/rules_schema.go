@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm/expr"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -69,17 +70,64 @@ type FieldAccess struct {
 
 // ActionRule is a declared action: typed parameters, preconditions that
 // must all hold and effects, the op templates it applies. Preconditions and
-// the effects' entity, field and value are expressions over the
-// parameters, the caller and the state (the language comes with issue 12).
+// the effects' entity and value are CEL expressions over the parameters,
+// the caller, the leader time and the state (authority.go, fsm/expr).
 type ActionRule struct {
 	Params  map[string]string `json:"params,omitempty"` // name → int, float, string or bool
-	Pre     []string          `json:"pre,omitempty"`
+	Pre     []Precondition    `json:"pre,omitempty"`
 	Effects []EffectRule      `json:"effects,omitempty"`
 }
 
-// EffectRule is one op template of an action.
+// Precondition is one check of an action: a bool expression and the name
+// a rejected event carries as its reason when it does not hold. In JSON it
+// is the expression alone (named "<action>.pre<i>", i from 0) or
+// {"name": .., "expr": ..}.
+type Precondition struct {
+	Name string
+	Expr string
+}
+
+// MarshalJSON writes the expression alone when the precondition has no name.
+func (p Precondition) MarshalJSON() ([]byte, error) {
+	if p.Name == "" {
+		return json.Marshal(p.Expr)
+	}
+	return json.Marshal(struct {
+		Name string `json:"name"`
+		Expr string `json:"expr"`
+	}{p.Name, p.Expr})
+}
+
+// UnmarshalJSON reads either form; the object form has exactly the keys
+// name and expr, and a name.
+func (p *Precondition) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		*p = Precondition{}
+		return json.Unmarshal(b, &p.Expr)
+	}
+	var o struct {
+		Name string `json:"name"`
+		Expr string `json:"expr"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return fmt.Errorf("%w: precondition: %v", ErrMalformed, err)
+	}
+	if err := checkName("precondition", o.Name); err != nil {
+		return err
+	}
+	*p = Precondition(o)
+	return nil
+}
+
+// EffectRule is one op template of an action: Op is set, incr, add,
+// remove or delete; Entity (a string expression) names the entity, Field
+// the field (a literal name, so that rules are checked against the
+// field's policy when they are set; none for delete) and Value (an
+// expression; none for delete) the value, or for incr the amount.
 type EffectRule struct {
-	Op     string `json:"op"` // set, incr, add, remove or delete
+	Op     string `json:"op"`
 	Entity string `json:"entity"`
 	Field  string `json:"field,omitempty"`
 	Value  string `json:"value,omitempty"`
@@ -276,17 +324,29 @@ func (s Schema) validateActions() error {
 				return err
 			}
 		}
-		for _, e := range a.Pre {
-			if err := checkExpr("action "+n+" precondition", e); err != nil {
+		for _, p := range a.Pre {
+			if err := checkExpr("action "+n+" precondition", p.Expr); err != nil {
 				return err
 			}
 		}
 		for _, e := range a.Effects {
-			if _, err := wire.ParseOpKind(e.Op); err != nil {
+			k, err := wire.ParseOpKind(e.Op)
+			if err != nil {
 				return fmt.Errorf("action %s effect: %w", n, err)
 			}
 			if err := checkExpr("action "+n+" effect entity", e.Entity); err != nil {
 				return err
+			}
+			if (k == OpDelete) != (e.Field == "" && e.Value == "") {
+				return fmt.Errorf("%w: action %s effect %s: delete takes no field and no value, the other ops both", ErrMalformed, n, e.Op)
+			}
+			if k != OpDelete {
+				if err := checkName("effect field", e.Field); err != nil {
+					return err
+				}
+				if err := checkExpr("action "+n+" effect value", e.Value); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -346,7 +406,8 @@ func (s Schema) validateViews() error {
 }
 
 // unsupported refuses the first key set to a non-default value, naming the
-// issue that builds it. Each issue removes its keys from this list when its
+// issue that builds it. Issue 12 built actions, roles and fields' write
+// (log version 3). Each issue removes its keys from this list when its
 // feature works, and that is a log format change: a replica that still
 // refuses the key would apply the same entry differently, so the issue
 // raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
@@ -356,9 +417,6 @@ func (s Schema) unsupported() error {
 		set   bool
 		issue int
 	}{
-		{"fields.write", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Write != "" }), 12},
-		{"actions", len(s.Actions) > 0, 12},
-		{"roles", len(s.Roles) > 0, 12},
 		{"fields.visible", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" }), 13},
 		{"teams", s.Teams != (TeamRule{}), 13},
 		{"viewers", len(s.Viewers) > 0, 13},
@@ -392,13 +450,17 @@ func (a FieldAccess) normal() FieldAccess {
 // canonical JSON (encoding/json sorts map keys), Access included. JSON keeps
 // the block small to define while the features are not built; an issue
 // that builds a key may give it a binary form under a new rules flag.
+// CEL is the expression engine's version (expr.CELVersion), recorded
+// with rules that declare actions: a binary evaluating with another
+// refuses to decode them rather than maybe evaluate them differently.
 type schemaBlob struct {
 	Access map[string]FieldAccess `json:"access,omitempty"`
+	CEL    string                 `json:"cel,omitempty"`
 	Schema
 }
 
 func (e *encoder) schema(s Schema) {
-	b, err := json.Marshal(schemaBlob{Access: s.Access, Schema: s})
+	b, err := json.Marshal(schemaBlob{Access: s.Access, CEL: celVersionOf(s), Schema: s})
 	if err != nil {
 		// Every field is a string, number, bool, map or slice of those,
 		// and a Duration's marshaller cannot fail.
@@ -417,9 +479,21 @@ func (d *decoder) schema() Schema {
 		return Schema{}
 	}
 	blob.Schema.Access = blob.Access
+	if want := celVersionOf(blob.Schema); blob.CEL != want {
+		d.fail("rules evaluate with %q, this binary with %q", blob.CEL, want)
+		return Schema{}
+	}
 	if b, _ := json.Marshal(blob); !bytes.Equal(b, raw) || blob.Schema.IsZero() {
 		d.fail("rules schema not canonical") // one encoding per value
 		return Schema{}
 	}
 	return blob.Schema
+}
+
+// celVersionOf is the engine version recorded with s: none without actions.
+func celVersionOf(s Schema) string {
+	if len(s.Actions) == 0 {
+		return ""
+	}
+	return expr.CELVersion
 }
