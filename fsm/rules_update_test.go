@@ -183,7 +183,7 @@ func TestVersionsCoverAndNeeds(t *testing.T) {
 	require.False(t, Baseline().IsZero())
 	require.Equal(t, "log 1, snapshot 3, wire 1", Baseline().String())
 	for k := CmdAction; k <= CmdSessionAcks; k++ {
-		c := &Command{Kind: k, World: &WorldSpec{}}
+		c := &Command{Kind: k, World: &WorldSpec{}, Action: &Action{}}
 		require.Equal(t, Baseline(), Needs(c), "kind %d", k)
 		require.True(t, Baseline().Covers(Needs(c)))
 	}
