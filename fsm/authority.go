@@ -114,10 +114,7 @@ func compileAuthority(r Rules) (*authority, error) {
 }
 
 func compileAction(name string, ar ActionRule, fields map[string]FieldRule) (*action, error) {
-	env, err := expr.NewEnv(ar.Params)
-	if err != nil {
-		return nil, err
-	}
+	env := expr.NewEnv(ar.Params)
 	ca := &action{}
 	for _, p := range sortedKeys(ar.Params) {
 		ca.params = append(ca.params, paramDecl{name: p, kind: paramKinds[ar.Params[p]]})
@@ -137,6 +134,7 @@ func compileAction(name string, ar ActionRule, fields map[string]FieldRule) (*ac
 	for _, e := range ar.Effects {
 		k, _ := wire.ParseOpKind(e.Op) // Schema.validate checked it
 		ce := effect{kind: k, field: e.Field}
+		var err error
 		if ce.entity, err = env.Compile(e.Entity, expr.String); err != nil {
 			return nil, err
 		}
@@ -236,9 +234,7 @@ func (e *effect) eval(in *expr.Input) (Op, error) {
 	if err != nil {
 		return Op{}, err
 	}
-	if ent.Kind != KindString {
-		return Op{}, fmt.Errorf("%w: entity %s is not a string", ErrActionFailed, e.entity)
-	}
+	// The entity compiled as a string expression: ent is a string.
 	op := Op{Kind: e.kind, Entity: ent.Str, Field: e.field}
 	if e.value == nil {
 		return op, nil

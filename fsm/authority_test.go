@@ -361,3 +361,33 @@ func TestBadActionShapesAreMalformed(t *testing.T) {
 		require.ErrorIs(t, a.Validate(), ErrMalformed, name)
 	}
 }
+
+func TestEffectsThatCannotBeComputedRejectAsActionFailed(t *testing.T) {
+	h := newHarness(t)
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter"},"note":{"type":"string","policy":"authoritative"}},
+	  "actions":{
+	    "tag":  {"params":{"who":"string"},"pre":["!in_set(params.who, 'items', 'x')"],
+	             "effects":[{"op":"set","entity":"string(field(params.who, 'owner'))","field":"note","value":"'tagged'"}]},
+	    "poke": {"params":{"who":"string"},
+	             "effects":[{"op":"incr","entity":"params.who","field":"hp","value":"field_or(params.who, 'note', 1)"}]}}}`), &r))
+	h.createWorld("a", r)
+	a := func(seq uint64, name string) *Action {
+		x := declared("ann", seq, name, Param{Name: "who", Value: String("ann")})
+		return x
+	}
+	require.Equal(t, CodeActionFailed, h.event(a(1, "tag")).Reason, "the entity's expression fails: no owner")
+	require.Equal(t, StatusApplied, h.event(a(2, "poke")).Status, "no note: incr by 1")
+	require.Equal(t, Int(1), h.field("a", "ann", "hp").Value)
+	h.event(act("a", "ann", 3, opSet("ann", "note", String("n"))))
+	require.Equal(t, CodeActionFailed, h.event(a(4, "poke")).Reason, "incr by a string")
+}
+
+func TestWriteAccessAloneNeedsLogVersion3(t *testing.T) {
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","write":"owner"}}}`), &r))
+	require.Equal(t, Versions{Log: 3, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}))
+	var v Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","visible":"all"}}}`), &v))
+	require.Equal(t, Baseline(), Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: v}}))
+}

@@ -76,7 +76,10 @@ type Input struct {
 
 // Env compiles the expressions of one declared action: its parameters are
 // variables params.<name> of their declared types.
-type Env struct{ env *cel.Env }
+type Env struct {
+	params map[string]string
+	env    *cel.Env
+}
 
 // The late-bound functions that read the state.
 const (
@@ -88,8 +91,11 @@ const (
 )
 
 // NewEnv returns the environment of an action with these params (name →
-// int, float, string or bool).
-func NewEnv(params map[string]string) (*Env, error) {
+// int, float, string or bool). It is built on the first Compile, which
+// reports an unknown param type.
+func NewEnv(params map[string]string) *Env { return &Env{params: params} }
+
+func (e *Env) build() error {
 	opts := []cel.EnvOption{
 		cel.Variable("caller.id", cel.StringType),
 		cel.Variable("caller.role", cel.StringType),
@@ -102,18 +108,16 @@ func NewEnv(params map[string]string) (*Env, error) {
 		cel.Function(fnInSet, cel.Overload("in_set_string_string_dyn", []*cel.Type{cel.StringType, cel.StringType, cel.DynType}, cel.BoolType, cel.LateFunctionBinding())),
 		cel.Function("abs", cel.Overload("abs_int", []*cel.Type{cel.IntType}, cel.IntType, cel.UnaryBinding(absInt))),
 	}
-	for _, n := range sortedKeys(params) {
-		t, ok := paramTypes[params[n]]
+	for _, n := range sortedKeys(e.params) {
+		t, ok := paramTypes[e.params[n]]
 		if !ok {
-			return nil, fmt.Errorf("%w: param %s: unknown type %q", ErrCompile, n, params[n])
+			return fmt.Errorf("%w: param %s: unknown type %q", ErrCompile, n, e.params[n])
 		}
 		opts = append(opts, cel.Variable("params."+n, t))
 	}
 	env, err := cel.NewEnv(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCompile, err)
-	}
-	return &Env{env: env}, nil
+	e.env = env
+	return err // the declarations above are valid: only a cel-go bug fails
 }
 
 var paramTypes = map[string]*cel.Type{"int": cel.IntType, "float": cel.DoubleType, "string": cel.StringType, "bool": cel.BoolType}
@@ -150,6 +154,11 @@ func (p *Program) String() string { return p.src }
 // maps in Go's random order; no time-zone functions) and its estimated
 // cost is at most MaxCost.
 func (e *Env) Compile(src string, want Type) (*Program, error) {
+	if e.env == nil {
+		if err := e.build(); err != nil {
+			return nil, err
+		}
+	}
 	a, iss := e.env.Compile(src)
 	if iss.Err() != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrCompile, src, iss.Err())
