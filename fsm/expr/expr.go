@@ -170,14 +170,16 @@ func (e *Env) Compile(src string, want Type) (*Program, error) {
 	if err := deterministic(a.NativeRep().Expr()); err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrCompile, src, err)
 	}
+	// Neither EstimateCost nor Program fails on a checked AST today; their
+	// errors share the cost's answer.
 	est, err := e.env.EstimateCost(a, estimator{})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %q: cost: %v", ErrCompile, src, err)
+	if err == nil && est.Max > MaxCost {
+		err = fmt.Errorf("may cost %d, more than the limit %d", est.Max, MaxCost)
 	}
-	if est.Max > MaxCost {
-		return nil, fmt.Errorf("%w: %q may cost %d, more than the limit %d", ErrCompile, src, est.Max, MaxCost)
+	var prg cel.Program
+	if err == nil {
+		prg, err = e.env.Program(a, cel.CostLimit(MaxCost))
 	}
-	prg, err := e.env.Program(a, cel.CostLimit(MaxCost))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrCompile, src, err)
 	}
