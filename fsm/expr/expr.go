@@ -215,7 +215,7 @@ func (estimator) EstimateSize(n cost.AstNode) *cost.SizeEstimate {
 func (estimator) EstimateCallCost(fn, _ string, _ *cost.AstNode, _ []cost.AstNode) *cost.CallEstimate {
 	switch fn {
 	case fnField, fnFieldOr, fnHas, fnVersion, fnInSet:
-		return &cost.CallEstimate{CostEstimate: cost.CostEstimate{Min: 1, Max: 1}}
+		return &cost.CallEstimate{CostEstimate: cost.Estimate{Min: 1, Max: 1}}
 	}
 	return nil
 }
@@ -246,7 +246,7 @@ func toValue(v ref.Val) (wire.Value, error) {
 	case types.Bool:
 		return wire.Bool(bool(x)), nil
 	}
-	return wire.Value{}, fmt.Errorf("result of type %s is not a field value", v.Type().(ref.Type).TypeName())
+	return wire.Value{}, fmt.Errorf("result of type %s is not a field value", v.Type().TypeName())
 }
 
 // toCEL converts a field value for an expression; null stays null.
