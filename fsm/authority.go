@@ -209,15 +209,16 @@ func (ca *action) expand(w *world, a *Action, now int64) ([]Op, string) {
 			}
 		}
 	}
+	sc := expr.NewScope(in)
 	for _, p := range ca.pre {
-		v, err := p.prg.Eval(in)
+		v, err := p.prg.Eval(sc)
 		if err != nil || v.Int == 0 {
 			return nil, p.name // false, or an error such as a missing field: the check fails
 		}
 	}
 	ops := make([]Op, 0, len(ca.effects))
 	for _, e := range ca.effects {
-		op, err := e.eval(in)
+		op, err := e.eval(sc)
 		if err == nil {
 			err = validateOp(&op)
 		}
@@ -229,8 +230,8 @@ func (ca *action) expand(w *world, a *Action, now int64) ([]Op, string) {
 	return ops, ""
 }
 
-func (e *effect) eval(in *expr.Input) (Op, error) {
-	ent, err := e.entity.Eval(in)
+func (e *effect) eval(sc *expr.Scope) (Op, error) {
+	ent, err := e.entity.Eval(sc)
 	if err != nil {
 		return Op{}, err
 	}
@@ -239,7 +240,7 @@ func (e *effect) eval(in *expr.Input) (Op, error) {
 	if e.value == nil {
 		return op, nil
 	}
-	v, err := e.value.Eval(in)
+	v, err := e.value.Eval(sc)
 	if err != nil {
 		return Op{}, err
 	}

@@ -5,5 +5,5 @@
 // evaluates them inside Apply on every replica, so an expression's result
 // must depend only on its inputs: no map literals (CEL iterates maps in
 // Go's random order), no time-zone functions, and a cost bound checked
-// statically when the rules are set and enforced while evaluating.
+// statically when the rules are set.
 package expr

@@ -22,7 +22,7 @@ func eval(t *testing.T, params map[string]string, src string, want Type, in *Inp
 	p, err := NewEnv(params).Compile(src, want)
 	require.NoError(t, err)
 	require.Equal(t, src, p.String())
-	return p.Eval(in)
+	return p.Eval(NewScope(in))
 }
 
 func TestExpressionsSeeParamsCallerTimeSeqAndState(t *testing.T) {
@@ -98,13 +98,13 @@ func TestCostIsBoundedWhileEvaluating(t *testing.T) {
 	// maxStringLen), and evaluated within it.
 	p, err := NewEnv(nil).Compile("field('a', 's').size() < 10", Bool)
 	require.NoError(t, err)
-	v, err := p.Eval(&Input{State: state{"a": {"s": wire.String("abc")}}})
+	v, err := p.Eval(NewScope(&Input{State: state{"a": {"s": wire.String("abc")}}}))
 	require.NoError(t, err)
 	require.Equal(t, wire.Bool(true), v)
 }
 
 func TestActivationResolvesOnlyItsNames(t *testing.T) {
-	a := &activation{in: &Input{Params: []Param{{"n", wire.Int(1)}}}}
+	a := NewScope(&Input{Params: []Param{{"n", wire.Int(1)}}})
 	_, ok := a.ResolveName("params.m")
 	require.False(t, ok)
 	_, ok = a.ResolveName("other")
