@@ -3,6 +3,8 @@ package fsm
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -390,4 +392,26 @@ func TestWriteAccessAloneNeedsLogVersion3(t *testing.T) {
 	var v Rules
 	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","visible":"all"}}}`), &v))
 	require.Equal(t, Baseline(), Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: v}}))
+}
+
+func TestTheArenaOfTheRulesDocIsValidAndPlays(t *testing.T) {
+	doc, err := os.ReadFile("../docs/RULES.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "#### Example: an arena")
+	require.True(t, ok)
+	_, rest, ok = strings.Cut(rest, "```json\n")
+	require.True(t, ok)
+	block, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(block), &r))
+	h := newHarness(t)
+	h.createWorld("a", r)
+	srv := act("a", "server", 1, opSet("ann", "x", Int(0)), opSet("ann", "y", Int(0)), opIncr("ann", "hp", 100))
+	srv.Role = RoleServer
+	require.Equal(t, StatusApplied, h.event(srv).Status)
+	require.Equal(t, StatusApplied, h.event(declared("ann", 1, "move", Param{Name: "x", Value: Int(1)}, Param{Name: "y", Value: Int(0)})).Status)
+	mallory := act("a", "mallory", 1, opIncr("ann", "hp", 999999))
+	mallory.Role = RolePlayer
+	require.Equal(t, CodeForbidden, h.event(mallory).Reason)
 }
