@@ -415,3 +415,15 @@ func TestTheArenaOfTheRulesDocIsValidAndPlays(t *testing.T) {
 	mallory.Role = RolePlayer
 	require.Equal(t, CodeForbidden, h.event(mallory).Reason)
 }
+
+func TestRulesWireFormShowsActionsRolesAndWriteAccessAsTheirJSON(t *testing.T) {
+	r := arenaRules(t)
+	want, err := json.Marshal(r)
+	require.NoError(t, err)
+	got, err := json.Marshal(r.Wire())
+	require.NoError(t, err)
+	require.JSONEq(t, string(want), string(got))
+	plain, err := json.Marshal(Rules{Fields: map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyCounter}}}.Wire())
+	require.NoError(t, err)
+	require.Equal(t, `{"strict":false,"fields":{"hp":{"type":"int","policy":"counter"}}}`, string(plain))
+}

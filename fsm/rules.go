@@ -181,16 +181,18 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 }
 
 // Wire returns the rules' wire form for clients (wire.Rules). It spells
-// out the fields, strictness and fairness; the schema's keys are not in it
-// yet: Validate refuses every one set to a non-default value until the
-// issue that builds it, which then adds it to wire.Rules. For the rules a
-// world can hold, its JSON is MarshalJSON's.
+// out the fields (with their write access), strictness, fairness, actions
+// and roles; the schema's other keys are not in it yet: Validate refuses
+// every one set to a non-default value until the issue that builds it,
+// which then adds it to wire.Rules. For the rules a world can hold, its
+// JSON is MarshalJSON's.
 func (r Rules) Wire() wire.Rules {
-	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag)}
+	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag),
+		Actions: r.Schema.Actions, Roles: r.Schema.Roles}
 	if len(r.Fields) > 0 {
 		j.Fields = make(map[string]wire.FieldRule, len(r.Fields))
 		for n, f := range r.Fields {
-			j.Fields[n] = wire.FieldRule{Type: f.Type.String(), Policy: f.Policy.String()}
+			j.Fields[n] = wire.FieldRule{Type: f.Type.String(), Policy: f.Policy.String(), Write: r.Schema.Access[n].Write}
 		}
 	}
 	return j

@@ -68,77 +68,21 @@ type FieldAccess struct {
 	Delay Duration `json:"delay,omitzero"`
 }
 
-// ActionRule is a declared action: typed parameters, preconditions that
-// must all hold and effects, the op templates it applies. Preconditions and
-// the effects' entity and value are CEL expressions over the parameters,
-// the caller, the leader time and the state (authority.go, fsm/expr).
-type ActionRule struct {
-	Params  map[string]string `json:"params,omitempty"` // name → int, float, string or bool
-	Pre     []Precondition    `json:"pre,omitempty"`
-	Effects []EffectRule      `json:"effects,omitempty"`
-}
+// ActionRule is a declared action (wire.ActionRule: clients send it in
+// rules): typed parameters, preconditions that must all hold and effects,
+// the op templates it applies. Preconditions and the effects' entity and
+// value are CEL expressions over the parameters, the caller, the leader
+// time and the state (authority.go, fsm/expr).
+type ActionRule = wire.ActionRule
 
-// Precondition is one check of an action: a bool expression and the name
-// a rejected event carries as its reason when it does not hold. In JSON it
-// is the expression alone (named "<action>.pre<i>", i from 0) or
-// {"name": .., "expr": ..}.
-type Precondition struct {
-	Name string
-	Expr string
-}
+// Precondition is one check of an action (wire.Precondition).
+type Precondition = wire.Precondition
 
-// MarshalJSON writes the expression alone when the precondition has no name.
-func (p Precondition) MarshalJSON() ([]byte, error) {
-	if p.Name == "" {
-		return json.Marshal(p.Expr)
-	}
-	return json.Marshal(struct {
-		Name string `json:"name"`
-		Expr string `json:"expr"`
-	}{p.Name, p.Expr})
-}
+// EffectRule is one op template of an action (wire.EffectRule).
+type EffectRule = wire.EffectRule
 
-// UnmarshalJSON reads either form; the object form has exactly the keys
-// name and expr, and a name.
-func (p *Precondition) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		*p = Precondition{}
-		return json.Unmarshal(b, &p.Expr)
-	}
-	var o struct {
-		Name string `json:"name"`
-		Expr string `json:"expr"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&o); err != nil {
-		return fmt.Errorf("%w: precondition: %v", ErrMalformed, err)
-	}
-	if err := checkName("precondition", o.Name); err != nil {
-		return err
-	}
-	*p = Precondition(o)
-	return nil
-}
-
-// EffectRule is one op template of an action: Op is set, incr, add,
-// remove or delete; Entity (a string expression) names the entity, Field
-// the field (a literal name, so that rules are checked against the
-// field's policy when they are set; none for delete) and Value (an
-// expression; none for delete) the value, or for incr the amount.
-type EffectRule struct {
-	Op     string `json:"op"`
-	Entity string `json:"entity"`
-	Field  string `json:"field,omitempty"`
-	Value  string `json:"value,omitempty"`
-}
-
-// RoleRule is what a role may do beyond a player: invoke these declared
-// actions, and with Raw send raw ops.
-type RoleRule struct {
-	Actions []string `json:"actions,omitempty"`
-	Raw     bool     `json:"raw,omitempty"`
-}
+// RoleRule is what a role may do beyond a player (wire.RoleRule).
+type RoleRule = wire.RoleRule
 
 // TeamRule says where a player's team comes from: From is "" (no teams),
 // "claim" (the token claim named Key), "data" (the player's session data
