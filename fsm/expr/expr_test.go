@@ -1,6 +1,8 @@
 package expr
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -112,4 +114,16 @@ func TestActivationResolvesOnlyItsNames(t *testing.T) {
 	require.Nil(t, a.Parent())
 	_, ok = a.ResolveFunction("nope")
 	require.False(t, ok)
+}
+
+func TestCELVersionIsTheRequiredOne(t *testing.T) {
+	mod, err := os.ReadFile("../../go.mod")
+	require.NoError(t, err)
+	required := ""
+	for _, l := range strings.Split(string(mod), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "cel.dev/cel-go" {
+			required = f[0] + " " + f[1]
+		}
+	}
+	require.Equal(t, required, CELVersion, "bump CELVersion (and fsm's log version) with go.mod")
 }
