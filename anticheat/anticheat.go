@@ -178,3 +178,35 @@ func (o Owns) Pre() []fsm.Precondition {
 
 // Effects returns none.
 func (Owns) Effects() []fsm.EffectRule { return nil }
+
+// Rate allows at most Max actions of the entity per fixed window of
+// leader time: field Start holds the window's start and Count the actions
+// in it (both authoritative ints, set by the check's effects).
+type Rate struct {
+	Entity       string // default caller.id
+	Start, Count string
+	Window       time.Duration
+	Max          int64
+	Name         string // reason code; default rate
+}
+
+// expired is true when the entity's window has ended (or never began).
+func (r Rate) expired() string {
+	return fmt.Sprintf("now - field_or(%s, %s, 0) >= %d", or(r.Entity, caller), q(r.Start), r.Window)
+}
+
+// Pre returns the rate check.
+func (r Rate) Pre() []fsm.Precondition {
+	return []fsm.Precondition{{Name: or(r.Name, "rate"),
+		Expr: fmt.Sprintf("%s || field_or(%s, %s, 0) < %d", r.expired(), or(r.Entity, caller), q(r.Count), r.Max)}}
+}
+
+// Effects start a new window when the last one has ended, and count the
+// action in the current one.
+func (r Rate) Effects() []fsm.EffectRule {
+	e := or(r.Entity, caller)
+	return []fsm.EffectRule{
+		{Op: "set", Entity: e, Field: r.Count, Value: fmt.Sprintf("%s ? 1 : field_or(%s, %s, 0) + 1", r.expired(), e, q(r.Count))},
+		{Op: "set", Entity: e, Field: r.Start, Value: fmt.Sprintf("%s ? now : field_or(%s, %s, 0)", r.expired(), e, q(r.Start))},
+	}
+}

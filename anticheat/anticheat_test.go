@@ -47,6 +47,10 @@ func arenaRules() fsm.Rules {
 			Params:  map[string]string{"item": "string"},
 			Effects: []fsm.EffectRule{{Op: "remove", Entity: "caller.id", Field: "items", Value: "params.item"}},
 		}, Owns{Field: "items", Item: "params.item"}, Cooldown{At: "drank_at", Period: time.Minute, Name: "thirsty"}),
+		"chat": Guard(fsm.ActionRule{
+			Params:  map[string]string{"text": "string"},
+			Effects: []fsm.EffectRule{{Op: "set", Entity: "caller.id", Field: "said", Value: "params.text"}},
+		}, Rate{Start: "chat_from", Count: "chats", Window: time.Second, Max: 2}),
 	}}}
 }
 
@@ -64,7 +68,10 @@ func newWorld(t testing.TB) *world {
 	require.NoError(t, err)
 	w := &world{t: t, f: f, seq: map[string]uint64{}}
 	r := arenaRules()
-	r.Fields["drank_at"] = fsm.FieldRule{Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative}
+	for _, f := range []string{"drank_at", "chat_from", "chats"} {
+		r.Fields[f] = fsm.FieldRule{Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative}
+	}
+	r.Fields["said"] = fsm.FieldRule{Type: fsm.KindString, Policy: fsm.PolicyAuthoritative}
 	res := w.apply(0, fsm.Command{Kind: fsm.CmdCreateWorld, World: &fsm.WorldSpec{ID: "arena", Rules: r}})
 	require.NoError(t, res.Err)
 	var ops []fsm.Op
@@ -140,6 +147,12 @@ func TestCheatsAreRejectedWithTheirRulesCodeAndHonestPlayersAreNot(t *testing.T)
 		{1700 * ms, &fsm.Action{Player: "mal", Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "mal", Field: "gold", By: 1000}}}, fsm.CodeForbidden},
 		{1800 * ms, &fsm.Action{Player: "srv", Role: fsm.RoleServer, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "mal", Field: "hp", By: -100}}}, ""},
 		{1900 * ms, do("mal", "move", "x", 6, "y", 1), "dead"},
+		{2000 * ms, do("ann", "chat", "text", "gg"), ""},
+		{2100 * ms, do("ann", "chat", "text", "gg"), ""},
+		{2200 * ms, do("ann", "chat", "text", "spam"), "rate"},
+		{2900 * ms, do("ann", "chat", "text", "spam"), "rate"},
+		{3000 * ms, do("ann", "chat", "text", "gg"), ""},
+		{3100 * ms, do("bob", "chat", "text", "gg"), ""},
 	}
 	for i, s := range steps {
 		ev := w.act(s.at, s.a)

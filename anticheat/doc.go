@@ -1,8 +1,8 @@
 // Package anticheat ships ready-made, parameterised anti-cheat checks for
 // a world's declared actions (docs/RULES.md): movement speed and teleport
-// limits over the leader-time delta, cooldowns and fire rates, range on a
-// grid, no negative balance, no acting while dead, no using an item not
-// owned.
+// limits over the leader-time delta, cooldowns and fire rates, a
+// per-player action rate per window, range on a grid, no negative
+// balance, no acting while dead, no using an item not owned.
 //
 // Each check is a rule kind that compiles to declared-action
 // preconditions, plus the effects that keep the state it reads next time
@@ -18,7 +18,8 @@
 // differently.
 //
 // A rejected action's event carries the failing check's name as its
-// reason code ("too_fast", "teleport", "cooldown", "out_of_range",
+// reason code ("too_fast", "teleport", "cooldown", "fire_rate", "rate",
+// "out_of_range",
 // "negative_balance", "dead", "not_owned", or the name a game gives), so
 // the feed counts rejections per rule.
 package anticheat
