@@ -143,6 +143,7 @@ const (
 	MaxViewDelay   = 300 * time.Second // spectator and caster delays
 	maxSchemaItems = 256               // actions, roles, viewers, views, labels, params, pre, effects
 	maxExprLen     = 4096              // one expression
+	maxRuleExprs   = 2048              // all actions' expressions
 	maxLabelLen    = 256               // one label value
 	maxRadius      = 64                // interest radius in cells
 )
@@ -251,6 +252,15 @@ func (s Schema) validate(fields map[string]FieldRule) error {
 func (s Schema) validateActions() error {
 	if err := checkCount("actions", len(s.Actions)); err != nil {
 		return err
+	}
+	// Every replica compiles the expressions inside Apply (tens of
+	// microseconds each): bound them all, not only per action.
+	exprs := 0
+	for _, a := range s.Actions {
+		exprs += len(a.Pre) + 2*len(a.Effects)
+	}
+	if exprs > maxRuleExprs {
+		return fmt.Errorf("%w: more than %d expressions in all actions", ErrMalformed, maxRuleExprs)
 	}
 	for _, n := range sortedKeys(s.Actions) {
 		a := s.Actions[n]

@@ -114,6 +114,10 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		manyViewers[k] = ViewerRule{}
 	}
 	act := func(a ActionRule) map[string]ActionRule { return map[string]ActionRule{"a": a} }
+	manyExprs := map[string]ActionRule{}
+	for i := range maxRuleExprs/maxSchemaItems + 1 {
+		manyExprs[strings.Repeat("a", i+1)] = ActionRule{Pre: make([]Precondition, maxSchemaItems)}
+	}
 	acc := func(a FieldAccess) map[string]FieldAccess { return map[string]FieldAccess{"hp": a} }
 	for what, s := range map[string]Schema{
 		"access of an undeclared field": {Access: map[string]FieldAccess{"zz": {Write: "owner"}}},
@@ -123,6 +127,7 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		"negative delay":                {Access: acc(FieldAccess{Visible: "casters", Delay: -1})},
 		"delay without casters":         {Access: acc(FieldAccess{Visible: "team", Delay: Duration(time.Second)})},
 		"too many actions":              {Actions: manyActions},
+		"too many expressions":          {Actions: manyExprs},
 		"bad action name":               {Actions: map[string]ActionRule{"": {}}},
 		"too many params":               {Actions: act(ActionRule{Params: many(maxSchemaItems + 1)})},
 		"bad param name":                {Actions: act(ActionRule{Params: map[string]string{"": "int"}})},
