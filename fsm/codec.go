@@ -113,7 +113,9 @@ func (e *encoder) action(a *Action) {
 	e.str(a.Player)
 	e.uvarint(a.Seq)
 	e.varint(a.InputTime)
-	p := byte(a.Priority)
+	// A priority Validate refuses must not turn into flags that make the
+	// entry undecodable on every replica.
+	p := byte(a.Priority) &^ actionFlags
 	if a.Name != "" || len(a.Params) > 0 {
 		p |= actionDeclared
 	}
