@@ -65,15 +65,18 @@ type Speed struct {
 }
 
 // Pre returns the speed check and, with MaxStep, the teleport check.
+// cel.bind reads each field once.
 func (s Speed) Pre() []fsm.Precondition {
 	e := or(s.Entity, caller)
-	dist := fmt.Sprintf("((%s) - field(%s, %s)) * ((%s) - field(%s, %s)) + ((%s) - field(%s, %s)) * ((%s) - field(%s, %s))",
-		s.ToX, e, q(s.X), s.ToX, e, q(s.X), s.ToY, e, q(s.Y), s.ToY, e, q(s.Y))
-	elapsed := fmt.Sprintf("(now - field_or(%s, %s, 0) > %d ? %d : now - field_or(%s, %s, 0))", e, q(s.At), maxElapsed, maxElapsed, e, q(s.At))
-	reach := fmt.Sprintf("(%d + %d * %s / %d)", s.Slack, s.PerSecond, elapsed, time.Second)
-	pre := []fsm.Precondition{{Name: or(s.Name, "too_fast"), Expr: fmt.Sprintf("%s <= %s * %s", dist, reach, reach)}}
+	deltas := func(body string) string {
+		return fmt.Sprintf("cel.bind(dx, (%s) - field(%s, %s), cel.bind(dy, (%s) - field(%s, %s), %s))",
+			s.ToX, e, q(s.X), s.ToY, e, q(s.Y), body)
+	}
+	speed := fmt.Sprintf("cel.bind(el, now - field_or(%s, %s, 0), cel.bind(r, %d + %d * (el > %d ? %d : el) / %d, dx * dx + dy * dy <= r * r))",
+		e, q(s.At), s.Slack, s.PerSecond, maxElapsed, maxElapsed, time.Second)
+	pre := []fsm.Precondition{{Name: or(s.Name, "too_fast"), Expr: deltas(speed)}}
 	if s.MaxStep > 0 {
-		pre = append(pre, fsm.Precondition{Name: "teleport", Expr: fmt.Sprintf("%s <= %d", dist, s.MaxStep*s.MaxStep)})
+		pre = append(pre, fsm.Precondition{Name: "teleport", Expr: deltas(fmt.Sprintf("dx * dx + dy * dy <= %d", s.MaxStep*s.MaxStep))})
 	}
 	return pre
 }

@@ -199,7 +199,9 @@ func (au *authority) lookup(a *Action) (*action, error) {
 // expand evaluates a's preconditions in order and, when all hold, its
 // effects into ops. It returns the ops, or the reason code of the
 // rejection: the failing precondition's name, or action_failed.
-func (ca *action) expand(w *world, a *Action, now int64) ([]Op, string) {
+//
+// sc is scratch reused across actions (Apply holds the FSM exclusively).
+func (ca *action) expand(w *world, a *Action, now int64, sc *expr.Scope) ([]Op, string) {
 	in := &expr.Input{Params: a.Params, Player: a.Player, Role: a.Role, Now: now, Seq: w.seq, State: worldView{w}}
 	if ca.floats {
 		in.Params = slices.Clone(a.Params) // a is the log's: never mutated
@@ -209,7 +211,7 @@ func (ca *action) expand(w *world, a *Action, now int64) ([]Op, string) {
 			}
 		}
 	}
-	sc := expr.NewScope(in)
+	sc.Reset(in)
 	for _, p := range ca.pre {
 		v, err := p.prg.Eval(sc)
 		if err != nil || v.Int == 0 {

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gsd-dev/gsd/fsm/expr"
 )
 
 // Config configures an FSM. All replicas of a group must use equal values.
@@ -46,6 +47,7 @@ type FSM struct {
 	gen     uint64       // snapshot generation; shared objects are copied on write
 	applied uint64       // Raft index of the last applied entry
 	planBuf []planned    // scratch for plan, reused across actions
+	scope   *expr.Scope  // scratch for declared actions' expressions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
 	// view is every world's rules, published copy-on-write by Apply and
@@ -62,7 +64,7 @@ func New(cfg Config) (*FSM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo)}
+	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo), scope: expr.NewScope(&expr.Input{})}
 	f.publishView()
 	return f, nil
 }
@@ -235,7 +237,7 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 			ev.Status, ev.Reason = StatusRejected, Code(err)
 			return
 		}
-		ops, reason := ca.expand(w, a, now)
+		ops, reason := ca.expand(w, a, now, f.scope) // Apply holds f.mu exclusively
 		if reason != "" {
 			ev.Status, ev.Reason = StatusRejected, reason
 			return

@@ -12,6 +12,7 @@ import (
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/common/types"
 	"cel.dev/cel-go/common/types/ref"
+	"cel.dev/cel-go/ext"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -109,6 +110,7 @@ func (e *Env) build() error {
 		cel.Function(fnVersion, cel.Overload("version_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.IntType, cel.LateFunctionBinding())),
 		cel.Function(fnInSet, cel.Overload("in_set_string_string_dyn", []*cel.Type{cel.StringType, cel.StringType, cel.DynType}, cel.BoolType, cel.LateFunctionBinding())),
 		cel.Function("abs", cel.Overload("abs_int", []*cel.Type{cel.IntType}, cel.IntType, cel.UnaryBinding(absInt))),
+		ext.Bindings(), // cel.bind(name, init, expr): a local, evaluated once
 	}
 	for _, n := range sortedKeys(e.params) {
 		t, ok := paramTypes[e.params[n]]
@@ -268,7 +270,9 @@ func toCEL(v wire.Value) ref.Val {
 
 // Scope is one action's evaluation context, shared by all its
 // expressions: the variables converted once, the state functions bound
-// once, so an evaluation resolves names without allocating.
+// once, so an evaluation resolves names without allocating. A Scope may
+// be Reset for the next action (Apply keeps one), but not while one of
+// its evaluations runs.
 type Scope struct {
 	in                     *Input
 	player, role, now, seq ref.Val
@@ -278,13 +282,20 @@ type Scope struct {
 
 // NewScope returns the scope of in.
 func NewScope(in *Input) *Scope {
-	s := &Scope{in: in, player: types.String(in.Player), role: types.String(in.Role), now: types.Int(in.Now), seq: types.Int(int64(in.Seq))}
-	s.params = make([]ref.Val, len(in.Params))
-	for i, p := range in.Params {
-		s.params[i] = toCEL(p.Value)
-	}
+	s := &Scope{}
 	s.fns = [5]cel.LateBoundFunction{s.field, s.fieldOr, s.has, s.version, s.inSet}
+	s.Reset(in)
 	return s
+}
+
+// Reset makes s the scope of in, reusing its memory.
+func (s *Scope) Reset(in *Input) {
+	s.in = in
+	s.player, s.role, s.now, s.seq = types.String(in.Player), types.String(in.Role), types.Int(in.Now), types.Int(int64(in.Seq))
+	s.params = s.params[:0]
+	for _, p := range in.Params {
+		s.params = append(s.params, toCEL(p.Value))
+	}
 }
 
 // ResolveName implements cel.Activation.
