@@ -13,9 +13,9 @@ import (
 // snapMagic starts every snapshot; the last byte is the format version.
 // Version 2 added sessions and player data to each world, version 3 the
 // sessions' node and kick reason and the world's bans, version 4 the nodes'
-// versions and each world's rules version; Restore still reads versions 1
-// to 3, version 5 each world's clock (the latest leader time of its
-// actions); Restore still reads versions 1 to 4.
+// versions and each world's rules version, version 5 each world's clock
+// (the latest leader time of its actions); Restore still reads versions 1
+// to 4.
 var snapMagic = []byte("GSDSNAP\x05")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while
