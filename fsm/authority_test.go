@@ -335,15 +335,34 @@ func TestDeclaredActionsRoundTripTheLogAndAreGatedByLogVersion3(t *testing.T) {
 	}
 }
 
-func TestRulesOfAnotherCELVersionDoNotDecode(t *testing.T) {
+func TestRulesKeepTheCELVersionTheyWereWrittenWith(t *testing.T) {
 	r := arenaRules(t)
 	e := encoder{}
 	e.rules(r)
 	require.Contains(t, string(e.b), `"cel":"cel.dev/cel-go v0.33.3"`)
-	bad := bytes.Replace(e.b, []byte("v0.33.3"), []byte("v0.99.9"), 1)
-	d := decoder{b: bad}
-	d.rules()
-	require.ErrorContains(t, d.err, "this binary with")
+	// Rules another engine version wrote decode and re-encode as written,
+	// so every replica hashes them alike.
+	old := bytes.Replace(e.b, []byte("v0.33.3"), []byte("v0.32.0"), 1)
+	d := decoder{b: old}
+	back := d.rules()
+	require.NoError(t, d.err)
+	again := encoder{}
+	again.rules(back)
+	require.Equal(t, old, again.b)
+	require.NoError(t, back.Validate())
+	// A version without actions, or actions without one, is not canonical.
+	for name, blob := range map[string]string{
+		"version without actions": `{"cel":"x","roles":{"gm":{"raw":true}}}`,
+		"actions without version": `{"actions":{"a":{}}}`,
+	} {
+		e := encoder{}
+		e.byte(rulesSchema)
+		e.uvarint(0)
+		e.str(blob)
+		d := decoder{b: e.b}
+		d.rules()
+		require.ErrorContains(t, d.err, "engine version", name)
+	}
 }
 
 func TestBadActionShapesAreMalformed(t *testing.T) {

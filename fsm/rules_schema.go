@@ -36,6 +36,10 @@ type Schema struct {
 	// Roles are the world's roles beyond player, server and admin, by name:
 	// which declared actions each may invoke (issue 12).
 	Roles map[string]RoleRule `json:"roles,omitempty"`
+	// cel is the expression engine version recorded with decoded rules
+	// that declare actions ("": this binary's, expr.CELVersion); kept so
+	// the rules re-encode and hash as they were written.
+	cel string
 	// Teams says where a player's team comes from (issue 13).
 	Teams TeamRule `json:"teams,omitzero"`
 	// Viewers are the spectator classes by name (issue 13).
@@ -404,9 +408,11 @@ func (a FieldAccess) normal() FieldAccess {
 // canonical JSON (encoding/json sorts map keys), Access included. JSON keeps
 // the block small to define while the features are not built; an issue
 // that builds a key may give it a binary form under a new rules flag.
-// CEL is the expression engine's version (expr.CELVersion), recorded
-// with rules that declare actions: a binary evaluating with another
-// refuses to decode them rather than maybe evaluate them differently.
+// CEL is the expression engine's version, recorded with rules that
+// declare actions: the version of the binary that first encoded them,
+// kept as it was. A binary evaluates them with its own engine; what
+// keeps two engines from evaluating one log is the version gate (a
+// cel-go upgrade raises the log version, expr's tests enforce it).
 type schemaBlob struct {
 	Access map[string]FieldAccess `json:"access,omitempty"`
 	CEL    string                 `json:"cel,omitempty"`
@@ -414,7 +420,7 @@ type schemaBlob struct {
 }
 
 func (e *encoder) schema(s Schema) {
-	b, err := json.Marshal(schemaBlob{Access: s.Access, CEL: celVersionOf(s), Schema: s})
+	b, err := json.Marshal(schemaBlob{Access: s.Access, CEL: s.celVersion(), Schema: s})
 	if err != nil {
 		// Every field is a string, number, bool, map or slice of those,
 		// and a Duration's marshaller cannot fail.
@@ -433,9 +439,12 @@ func (d *decoder) schema() Schema {
 		return Schema{}
 	}
 	blob.Schema.Access = blob.Access
-	if want := celVersionOf(blob.Schema); blob.CEL != want {
-		d.fail("rules evaluate with %q, this binary with %q", blob.CEL, want)
+	if (blob.CEL == "") != (len(blob.Actions) == 0) {
+		d.fail("rules schema: an engine version goes with actions and only with them")
 		return Schema{}
+	}
+	if blob.CEL != expr.CELVersion {
+		blob.Schema.cel = blob.CEL // "" stands for this binary's
 	}
 	if b, _ := json.Marshal(blob); !bytes.Equal(b, raw) || blob.Schema.IsZero() {
 		d.fail("rules schema not canonical") // one encoding per value
@@ -444,10 +453,14 @@ func (d *decoder) schema() Schema {
 	return blob.Schema
 }
 
-// celVersionOf is the engine version recorded with s: none without actions.
-func celVersionOf(s Schema) string {
-	if len(s.Actions) == 0 {
+// celVersion is the engine version recorded with s: none without
+// actions, the decoded one, or this binary's.
+func (s Schema) celVersion() string {
+	switch {
+	case len(s.Actions) == 0:
 		return ""
+	case s.cel != "":
+		return s.cel
 	}
 	return expr.CELVersion
 }
