@@ -213,3 +213,27 @@ func (r Rate) Effects() []fsm.EffectRule {
 		{Op: "set", Entity: e, Field: r.Start, Value: fmt.Sprintf("%s ? now : field_or(%s, %s, 0)", r.expired(), e, q(r.Start))},
 	}
 }
+
+// Transfer moves an item (an expression) from the entity's set Field to
+// the set Field of To (an entity expression), after checking the entity
+// owns it: items are conserved (removed where added) and never
+// duplicated, and one not owned cannot be given.
+type Transfer struct {
+	Entity, To string // Entity defaults to caller.id
+	Field      string
+	Item       string
+	Name       string // reason code; default not_owned
+}
+
+// Pre returns the ownership check.
+func (t Transfer) Pre() []fsm.Precondition {
+	return Owns{Entity: t.Entity, Field: t.Field, Item: t.Item, Name: t.Name}.Pre()
+}
+
+// Effects remove the item from the giver and add it to the receiver.
+func (t Transfer) Effects() []fsm.EffectRule {
+	return []fsm.EffectRule{
+		{Op: "remove", Entity: or(t.Entity, caller), Field: t.Field, Value: t.Item},
+		{Op: "add", Entity: t.To, Field: t.Field, Value: t.Item},
+	}
+}

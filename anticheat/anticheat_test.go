@@ -47,6 +47,8 @@ func arenaRules() fsm.Rules {
 			Params:  map[string]string{"item": "string"},
 			Effects: []fsm.EffectRule{{Op: "remove", Entity: "caller.id", Field: "items", Value: "params.item"}},
 		}, Owns{Field: "items", Item: "params.item"}, Cooldown{At: "drank_at", Period: time.Minute, Name: "thirsty"}),
+		"give": Guard(fsm.ActionRule{Params: map[string]string{"item": "string", "to": "string"}},
+			alive, Transfer{To: "params.to", Field: "items", Item: "params.item"}),
 		"chat": Guard(fsm.ActionRule{
 			Params:  map[string]string{"text": "string"},
 			Effects: []fsm.EffectRule{{Op: "set", Entity: "caller.id", Field: "said", Value: "params.text"}},
@@ -141,6 +143,9 @@ func TestCheatsAreRejectedWithTheirRulesCodeAndHonestPlayersAreNot(t *testing.T)
 		{1200 * ms, do("mal", "buy", "item", "sword", "price", 11), "negative_balance"},
 		{1210 * ms, do("mal", "buy", "item", "sword", "price", -5), "negative_balance"},
 		{1300 * ms, do("mal", "drink", "item", "potion"), "not_owned"},
+		{1350 * ms, do("eve", "give", "item", "potion", "to", "ann"), ""},
+		{1360 * ms, do("eve", "give", "item", "potion", "to", "mal"), "not_owned"},
+		{1370 * ms, do("ann", "give", "item", "potion", "to", "eve"), ""},
 		{1400 * ms, do("eve", "drink", "item", "potion"), ""},
 		{1500 * ms, do("eve", "buy", "item", "potion", "price", 4), ""},
 		{1600 * ms, do("eve", "drink", "item", "potion"), "thirsty"},

@@ -2,7 +2,8 @@
 // a world's declared actions (docs/RULES.md): movement speed and teleport
 // limits over the leader-time delta, cooldowns and fire rates, a
 // per-player action rate per window, range on a grid, no negative
-// balance, no acting while dead, no using an item not owned.
+// balance, no acting while dead, no using an item not owned, and
+// transfers that conserve items (removed where added, never duplicated).
 //
 // Each check is a rule kind that compiles to declared-action
 // preconditions, plus the effects that keep the state it reads next time
