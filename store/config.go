@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -38,6 +39,11 @@ type Config struct {
 	// Bootstrap makes a node with no Raft state form a one-node cluster.
 	// A node with existing state never bootstraps.
 	Bootstrap bool
+	// Voters, when set, are the first configuration a bootstrapping node
+	// forms instead of itself alone: every voter of a group formed from a
+	// static shard map bootstraps with the same list (raft accepts that).
+	// The list must name this node.
+	Voters []raft.Server
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -146,6 +152,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("config.StreamLayer and config.Transport: set at most one"))
 	case c.RaftAddr == "" && c.StreamLayer == nil && c.Transport == nil:
 		errs = append(errs, errors.New("config.RaftAddr is required"))
+	}
+	if len(c.Voters) > 0 && !slices.ContainsFunc(c.Voters, func(v raft.Server) bool { return string(v.ID) == c.ID }) {
+		errs = append(errs, fmt.Errorf("config.Voters does not name this node (%s)", c.ID))
 	}
 	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("bad batch config %+v", c.Batch))

@@ -168,10 +168,12 @@ func (s *Store) openRaft() (err error) {
 		s.adapter.storeConfiguration(f.Configuration())
 	}
 	if cfg.Bootstrap && !hasState {
-		s.log.Info("bootstrapping a new cluster")
-		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-			ID: raft.ServerID(cfg.ID), Address: s.transport.LocalAddr(),
-		}}})
+		servers := cfg.Voters
+		if len(servers) == 0 {
+			servers = []raft.Server{{ID: raft.ServerID(cfg.ID), Address: s.transport.LocalAddr()}}
+		}
+		s.log.Info("bootstrapping a new cluster", "voters", len(servers))
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: servers})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			s.raft.Shutdown()
 			return fmt.Errorf("bootstrap: %w", err)
