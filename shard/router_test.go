@@ -1,0 +1,188 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/stretchr/testify/require"
+)
+
+// shardCluster is n nodes in one process, each a Manager over its own Mux
+// running the shards the map makes it a voter of, and a Router.
+type shardCluster struct {
+	t       testing.TB
+	ids     []string
+	smap    *Map
+	mgrs    map[string]*Manager
+	routers map[string]*Router
+}
+
+func newShardCluster(t testing.TB, n int, smap Map) *shardCluster {
+	t.Helper()
+	c := &shardCluster{t: t, mgrs: map[string]*Manager{}, routers: map[string]*Router{}}
+	muxes := map[string]*Mux{}
+	smap.Nodes = map[string]MapNode{}
+	for i := range n {
+		id := fmt.Sprintf("n%d", i+1)
+		c.ids = append(c.ids, id)
+		muxes[id] = groupMux(t)
+		smap.Nodes[id] = MapNode{Raft: muxes[id].Addr().String(), HTTP: "http-" + id + ":80"}
+	}
+	require.NoError(t, smap.Validate())
+	c.smap = &smap
+	for _, id := range c.ids {
+		m := newTestManager(t, id, t.TempDir(), muxes[id])
+		for _, g := range smap.ShardsOf(id) {
+			voters, err := smap.Voters(g)
+			require.NoError(t, err)
+			_, err = m.Open(g, GroupOptions{Bootstrap: true, Voters: voters})
+			require.NoError(t, err)
+		}
+		c.mgrs[id] = m
+		c.routers[id] = NewRouter(m, c.smap)
+	}
+	return c
+}
+
+// leader waits until some node's router places world on a Store it leads.
+func (c *shardCluster) leader(world string) (string, *store.Store) {
+	c.t.Helper()
+	var id string
+	var st *store.Store
+	require.Eventually(c.t, func() bool {
+		for _, n := range c.ids {
+			if loc, err := c.routers[n].Locate(world); err == nil && loc.Store != nil {
+				id, st = n, loc.Store
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond, "no leader for world %q", world)
+	return id, st
+}
+
+// act runs world's next action on the leader its routers name, retrying
+// while leadership settles, and returns the event.
+func (c *shardCluster) act(world string, seq uint64) *fsm.Event {
+	c.t.Helper()
+	var ev *fsm.Event
+	require.Eventually(c.t, func() bool {
+		_, st := c.leader(world)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var err error
+		ev, _, err = st.Act(ctx, incr(world, "p", seq, "e"))
+		return err == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(c.t, fsm.StatusApplied, ev.Status)
+	return ev
+}
+
+// replicas returns every running Store of group g.
+func (c *shardCluster) replicas(g uint64) []*store.Store {
+	var out []*store.Store
+	for _, id := range c.ids {
+		if st, ok := c.mgrs[id].Group(g); ok {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// Two shards on three nodes: each world lives on its shard's group only,
+// every node's router agrees where a world's commands go, and one shard
+// losing its quorum does not stop the other.
+func TestTwoShardsOnThreeNodesProgressIndependently(t *testing.T) {
+	all := []string{"n1", "n2", "n3"}
+	c := newShardCluster(t, 3, Map{
+		Membership: 1,
+		Shards:     []MapShard{{ID: 1, Voters: all}, {ID: 2, Voters: all}},
+		Worlds:     map[string]uint64{"wa": 1, "wb": 2},
+	})
+	for _, g := range []uint64{1, 2} {
+		require.Len(t, c.replicas(g), 3)
+	}
+	_, la := c.leader("wa")
+	mustCreateWorld(t, la, "wa")
+	_, lb := c.leader("wb")
+	mustCreateWorld(t, lb, "wb")
+	var evA, evB *fsm.Event
+	for seq := uint64(1); seq <= 5; seq++ {
+		evA = c.act("wa", seq)
+		evB = c.act("wb", seq)
+	}
+	requireSameHash(t, c.replicas(1), "wa", evA.Seq)
+	requireSameHash(t, c.replicas(2), "wb", evB.Seq)
+	for _, st := range c.replicas(1) {
+		_, err := st.Hash("wb", evB.Seq)
+		require.Error(t, err, "shard 1 does not hold wb")
+	}
+
+	// Every other node's router names the leader: its id and HTTP address.
+	leaderID, _ := c.leader("wb")
+	for _, id := range c.ids {
+		if id == leaderID {
+			continue
+		}
+		require.Eventually(t, func() bool {
+			loc, err := c.routers[id].Locate("wb")
+			return err == nil && loc.Store == nil && loc.Group == 2 && loc.Node == leaderID && loc.Addr == "http-"+leaderID+":80"
+		}, 10*time.Second, 5*time.Millisecond, "node %s routes wb to %s", id, leaderID)
+	}
+	// World "" is the membership group.
+	require.Eventually(t, func() bool {
+		loc, err := c.routers["n1"].Locate("")
+		return err == nil && loc.Group == 1
+	}, 10*time.Second, 5*time.Millisecond)
+
+	// Shard 2 loses its quorum: two of its three replicas stop (their
+	// nodes and shard 1's replicas on them go on).
+	ctx := context.Background()
+	stopped := []string{"n1", "n2"}
+	for _, id := range stopped {
+		require.NoError(t, c.mgrs[id].CloseGroup(ctx, 2))
+		_, err := c.routers[id].Locate("wb")
+		require.ErrorIs(t, err, store.ErrNotLeader)
+		require.ErrorIs(t, err, ErrUnknownGroup)
+	}
+	lone, ok := c.mgrs["n3"].Group(2)
+	require.True(t, ok)
+	require.Eventually(t, func() bool { return !lone.IsLeader() }, 10*time.Second, 5*time.Millisecond,
+		"a replica without a quorum does not stay leader")
+	require.Eventually(t, func() bool {
+		_, err := c.routers["n3"].Locate("wb")
+		return errors.Is(err, store.ErrNotLeader) && !errors.Is(err, ErrUnknownGroup)
+	}, 10*time.Second, 5*time.Millisecond, "no known leader of shard 2")
+	actCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, _, err := lone.Act(actCtx, incr("wb", "p", 6, "e"))
+	require.Error(t, err, "shard 2 has no quorum")
+
+	for seq := uint64(6); seq <= 10; seq++ {
+		ev := c.act("wa", seq)
+		require.Equal(t, evA.Seq+seq-5, ev.Seq, "shard 1 goes on")
+	}
+	requireSameHash(t, c.replicas(1), "wa", evA.Seq+5)
+}
+
+// A node that runs no replica of a world's shard cannot know its leader
+// until the meta group exists: it answers not_leader, never a guess.
+func TestRouterOnANodeWithoutTheShard(t *testing.T) {
+	c := newShardCluster(t, 2, Map{
+		Shards: []MapShard{{ID: 0, Voters: []string{"n1"}}, {ID: 5, Voters: []string{"n2"}}},
+		Worlds: map[string]uint64{"here": 0, "there": 5},
+	})
+	_, st := c.leader("here")
+	got, ok := c.mgrs["n1"].Group(0)
+	require.True(t, ok)
+	require.Same(t, got, st)
+	_, err := c.routers["n1"].Locate("there")
+	require.ErrorIs(t, err, store.ErrNotLeader)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	require.Same(t, c.smap, c.routers["n1"].Map())
+}
