@@ -186,3 +186,81 @@ func TestRouterOnANodeWithoutTheShard(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnknownGroup)
 	require.Same(t, c.smap, c.routers["n1"].Map())
 }
+
+// The Backend reads each world from this node's replica of its group, and
+// answers for the node itself from the membership group.
+func TestBackendReadsEachWorldFromItsGroup(t *testing.T) {
+	c := newShardCluster(t, 2, Map{
+		Membership: 1,
+		Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n1"}}, {ID: 3, Voters: []string{"n2"}}},
+		Worlds:     map[string]uint64{"wa": 1, "wb": 2, "wc": 3},
+	})
+	_, err := NewBackend(c.routers["n2"])
+	require.ErrorIs(t, err, ErrUnknownGroup, "n2 does not run the membership group")
+	b, err := NewBackend(c.routers["n1"])
+	require.NoError(t, err)
+	for _, w := range []string{"wa", "wb"} {
+		_, st := c.leader(w)
+		mustCreateWorld(t, st, w)
+	}
+	evA := c.act("wa", 1)
+	evB := c.act("wb", 1)
+	c.act("wb", 2)
+
+	ctx := context.Background()
+	var ids []string
+	for _, w := range b.Worlds() {
+		ids = append(ids, w.ID)
+	}
+	require.Equal(t, []string{"wa", "wb"}, ids)
+	v, err := b.Entity(ctx, "wa", "e", store.Stale)
+	require.NoError(t, err)
+	require.Equal(t, evA.Seq, v.Seq)
+	v, err = b.Entity(ctx, "wb", "e", store.Stale)
+	require.NoError(t, err)
+	require.Equal(t, evB.Seq+1, v.Seq, "wb's own group")
+	_, err = b.Hash("wb", evB.Seq)
+	require.NoError(t, err)
+	sub, err := b.Subscribe("wa", evA.Seq)
+	require.NoError(t, err)
+	nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	evs, err := sub.Next(nctx)
+	require.NoError(t, err)
+	require.Equal(t, "wa", evs[0].World)
+	require.Equal(t, evA.Seq, evs[0].Seq)
+	_, err = b.SessionInfo("wa", "nobody")
+	require.Error(t, err)
+	require.NotErrorIs(t, err, ErrUnknownGroup)
+	sessions, err := b.Sessions("wa")
+	require.NoError(t, err)
+	require.Empty(t, sessions)
+	_, banned := b.Banned("wa", "p")
+	require.False(t, banned)
+	bans, err := b.Bans("wb")
+	require.NoError(t, err)
+	require.Empty(t, bans)
+
+	// wc is on a group n1 does not run.
+	_, err = b.Entity(ctx, "wc", "e", store.Stale)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	_, err = b.Hash("wc", 1)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	_, err = b.Subscribe("wc", 1)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	_, err = b.SessionInfo("wc", "s")
+	require.ErrorIs(t, err, store.ErrNotLeader)
+	_, err = b.Sessions("wc")
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	_, banned = b.Banned("wc", "p")
+	require.False(t, banned)
+	_, err = b.Bans("wc")
+	require.ErrorIs(t, err, ErrUnknownGroup)
+
+	home, _ := c.mgrs["n1"].Group(1)
+	require.Equal(t, home.Status().ID, b.Status().ID)
+	require.Equal(t, home.Status().Leader, b.Status().Leader)
+	require.True(t, b.Ready())
+	_, err = b.Snapshot(ctx)
+	require.NoError(t, err)
+}
