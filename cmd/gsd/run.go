@@ -49,6 +49,7 @@ type options struct {
 	play    playOptions
 	cluster clusterOptions
 	pgSink  pgSinkOptions
+	shards  shardOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -130,6 +131,7 @@ cluster from that data and ignores --join.`,
 	o.play.flags(f)
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
+	o.shards.flags(f)
 	return cmd
 }
 
@@ -171,6 +173,11 @@ func (o *options) complete() error {
 			}
 			o.id = host + "-" + port
 		}
+	}
+	if m, err := o.shards.load(o); err != nil {
+		errs = append(errs, err)
+	} else {
+		o.shards.m = m
 	}
 	var join []string
 	for _, j := range o.join {
