@@ -24,6 +24,13 @@ type shardCluster struct {
 
 func newShardCluster(t testing.TB, n int, smap Map) *shardCluster {
 	t.Helper()
+	return newShardClusterWith(t, n, smap, nil)
+}
+
+// newShardClusterWith is newShardCluster with tweak applied to every
+// group's store config.
+func newShardClusterWith(t testing.TB, n int, smap Map, tweak func(*store.Config)) *shardCluster {
+	t.Helper()
 	c := &shardCluster{t: t, mgrs: map[string]*Manager{}, routers: map[string]*Router{}}
 	muxes := map[string]*Mux{}
 	smap.Nodes = map[string]MapNode{}
@@ -36,7 +43,13 @@ func newShardCluster(t testing.TB, n int, smap Map) *shardCluster {
 	require.NoError(t, smap.Validate())
 	c.smap = &smap
 	for _, id := range c.ids {
-		m := newTestManager(t, id, t.TempDir(), muxes[id])
+		cfg := testStoreConfig(id)
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		m, err := NewManager(ManagerConfig{DataDir: t.TempDir(), Store: cfg}, muxes[id], nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = m.Close(context.Background()) })
 		for _, g := range smap.ShardsOf(id) {
 			voters, err := smap.Voters(g)
 			require.NoError(t, err)
