@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -126,4 +127,67 @@ func TestRunWithAShardMapRefusesAnAmbiguousDataDir(t *testing.T) {
 		"--shard-map", shardMapFile(t, "s1", raft, "127.0.0.1:1", 0)}, io.Discard, &stderr)
 	require.Equal(t, 1, code)
 	requireContains(t, stderr.String(), "ambiguous data directory layout")
+}
+
+// Three nodes with a map of two shards (a voter on each node): every
+// node serves every world, running it on the shard's leader wherever
+// that is, and each world's state comes from its own shard.
+func TestRunThreeNodesWithAShardMapServeEveryWorldFromAnyNode(t *testing.T) {
+	t.Parallel()
+	ids := []string{"n1", "n2", "n3"}
+	httpAddrs, raftAddrs := map[string]string{}, map[string]string{}
+	nodes := map[string]any{}
+	for _, id := range ids {
+		httpAddrs[id], raftAddrs[id] = freeAddr(t), freeAddr(t)
+		nodes[id] = map[string]string{"raft": raftAddrs[id], "http": httpAddrs[id]}
+	}
+	b, err := json.Marshal(map[string]any{
+		"nodes":  nodes,
+		"shards": []map[string]any{{"id": 1, "voters": ids}, {"id": 2, "voters": ids}},
+		"worlds": map[string]uint64{"a": 1, "b": 2},
+	})
+	require.NoError(t, err)
+	smap := writeFile(t, string(b))
+	var run []*testNode
+	for i, id := range ids {
+		extra := []string{"--shard-map", smap}
+		if i > 0 {
+			extra = append(extra, "--join", httpAddrs["n1"])
+		}
+		n := startNodeAt(t, id, t.TempDir(), httpAddrs[id], raftAddrs[id], extra...)
+		if i == 0 {
+			n.waitLeader(t)
+		}
+		run = append(run, n)
+	}
+	run[0].waitStatus(t, "group 0 has three voters", func(s client.Status) bool { return len(s.Servers) == 3 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	clients := make([]*client.Client, len(run))
+	for i, n := range run {
+		clients[i] = n.client(t)
+	}
+	require.NoError(t, clients[1].CreateWorld(ctx, "a", wire.Rules{}))
+	require.NoError(t, clients[2].CreateWorld(ctx, "b", wire.Rules{}))
+	for seq := uint64(1); seq <= 6; seq++ {
+		c := clients[seq%3]
+		for _, w := range []string{"a", "b"} {
+			ev, err := c.Act(ctx, w, incr("p1", seq, "e1", 1))
+			require.NoError(t, err, "world %s via %s", w, ids[seq%3])
+			require.Equal(t, "applied", ev.Status)
+			require.Equal(t, seq, ev.Seq)
+		}
+	}
+	for i, c := range clients {
+		for _, w := range []string{"a", "b"} {
+			e, err := c.Entity(ctx, w, "e1", client.Linearizable)
+			require.NoError(t, err, "world %s via %s", w, ids[i])
+			total, _ := e.Int("n")
+			require.Equal(t, int64(6), total)
+		}
+	}
+	for _, n := range run {
+		require.Equal(t, 0, n.stop(t))
+	}
 }
