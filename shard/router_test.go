@@ -277,3 +277,21 @@ func TestBackendReadsEachWorldFromItsGroup(t *testing.T) {
 	_, err = b.Snapshot(ctx)
 	require.NoError(t, err)
 }
+
+// A group's node table learns a leader's HTTP address once it has led
+// and recorded it; until then (here: never, the nodes run without one)
+// the router takes it from the map.
+func TestRouterTakesTheLeadersAddressFromTheMap(t *testing.T) {
+	all := []string{"n1", "n2", "n3"}
+	c := newShardClusterWith(t, 3, Map{Shards: []MapShard{{ID: 4, Voters: all}}}, func(cfg *store.Config) { cfg.HTTPAddr = "" })
+	leaderID, _ := c.leader("w")
+	for _, id := range c.ids {
+		if id == leaderID {
+			continue
+		}
+		require.Eventually(t, func() bool {
+			loc, err := c.routers[id].Locate("w")
+			return err == nil && loc.Node == leaderID && loc.Addr == c.smap.Nodes[leaderID].HTTP
+		}, 10*time.Second, 5*time.Millisecond, "node %s routes w to %s", id, leaderID)
+	}
+}
