@@ -48,6 +48,8 @@ type shardBenchRun struct {
 	Max         float64 `json:"max_ms"`
 	CPUSecs     float64 `json:"process_cpu_s"`
 	CPUPerEvent float64 `json:"cpu_us_per_event"`
+	Entries     float64 `json:"log_entries"`            // proposed by the groups' leaders during the run
+	MeanBatch   float64 `json:"mean_actions_per_entry"` // actions per log entry
 	FirstError  string  `json:"first_error,omitempty"`
 }
 
@@ -100,8 +102,8 @@ func TestShardScalingSuite(t *testing.T) {
 			var r shardBenchRun
 			t.Run(fmt.Sprintf("shards=%d/writers=%d", s, w), func(t *testing.T) {
 				r = runShardBench(t, s, w, dur)
-				t.Logf("shards=%d writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  %.1f µs CPU/event  (%d events, %d errors)",
-					s, w, r.Rate, r.P50, r.P99, r.CPUPerEvent, r.Events, r.Errors)
+				t.Logf("shards=%d writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  %.1f µs CPU/event  %.1f actions/entry  (%d events, %d errors)",
+					s, w, r.Rate, r.P50, r.P99, r.CPUPerEvent, r.MeanBatch, r.Events, r.Errors)
 			})
 			rep.Runs = append(rep.Runs, r)
 			if i == 0 {
@@ -154,6 +156,7 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 	var firstErr atomic.Value
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
+	entries0, actions0 := c.batches()
 	cpu0 := processCPU()
 	start := time.Now()
 	var end atomic.Int64
@@ -193,6 +196,11 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 		el = e
 	}
 	run.CPUSecs = (processCPU() - cpu0).Seconds()
+	entries, actions := c.batches()
+	run.Entries = entries - entries0
+	if run.Entries > 0 {
+		run.MeanBatch = (actions - actions0) / run.Entries
+	}
 	ms := func(us int64) float64 { return float64(us) / 1000 }
 	run.Events, run.Errors, run.Seconds = events.Load(), errs.Load(), el.Seconds()
 	run.Rate = float64(run.Events) / el.Seconds()
@@ -213,4 +221,23 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// batches sums gsd_batch_commands over every node's groups: log entries
+// proposed and the commands they carried.
+func (c *shardCluster) batches() (entries, commands float64) {
+	for _, reg := range c.regs {
+		mfs, err := reg.Gather()
+		require.NoError(c.t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != "gsd_batch_commands" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				entries += float64(m.GetHistogram().GetSampleCount())
+				commands += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return entries, commands
 }

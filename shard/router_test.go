@@ -9,6 +9,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,6 +21,7 @@ type shardCluster struct {
 	smap    *Map
 	mgrs    map[string]*Manager
 	routers map[string]*Router
+	regs    map[string]*prometheus.Registry // each node's groups' metrics
 }
 
 func newShardCluster(t testing.TB, n int, smap Map) *shardCluster {
@@ -31,7 +33,7 @@ func newShardCluster(t testing.TB, n int, smap Map) *shardCluster {
 // group's store config.
 func newShardClusterWith(t testing.TB, n int, smap Map, tweak func(*store.Config)) *shardCluster {
 	t.Helper()
-	c := &shardCluster{t: t, mgrs: map[string]*Manager{}, routers: map[string]*Router{}}
+	c := &shardCluster{t: t, mgrs: map[string]*Manager{}, routers: map[string]*Router{}, regs: map[string]*prometheus.Registry{}}
 	muxes := map[string]*Mux{}
 	smap.Nodes = map[string]MapNode{}
 	for i := range n {
@@ -47,7 +49,8 @@ func newShardClusterWith(t testing.TB, n int, smap Map, tweak func(*store.Config
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		m, err := NewManager(ManagerConfig{DataDir: t.TempDir(), Store: cfg}, muxes[id], nil)
+		c.regs[id] = prometheus.NewRegistry()
+		m, err := NewManager(ManagerConfig{DataDir: t.TempDir(), Store: cfg}, muxes[id], c.regs[id])
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = m.Close(context.Background()) })
 		for _, g := range smap.ShardsOf(id) {
