@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -240,4 +241,65 @@ func (c *shardCluster) batches() (entries, commands float64) {
 		}
 	}
 	return entries, commands
+}
+
+// TestIdleGroupsCost measures what idle groups cost (issue 14): three
+// in-process nodes each run G groups of 3 voters, with production Raft
+// timeouts and no writes; it reports the process CPU per second of wall
+// time (for the three nodes together: one node's share is about a third)
+// and the goroutines, after every group has a leader. hashicorp/raft
+// v1.7.3 heartbeats every group separately and cannot quiesce one.
+//
+//	GSD_SHARD_IDLE_BENCH=idle.json GSD_SHARD_IDLE_GROUPS=100 GSD_SHARD_IDLE_DURATION=10s \
+//	go test -run TestIdleGroupsCost -v -timeout 30m ./shard/
+//
+// Nothing here asserts a duration or a rate.
+func TestIdleGroupsCost(t *testing.T) {
+	out := os.Getenv("GSD_SHARD_IDLE_BENCH")
+	if out == "" {
+		t.Skip("set GSD_SHARD_IDLE_BENCH=<file.json> to measure idle groups")
+	}
+	groups := envInts(t, "GSD_SHARD_IDLE_GROUPS", []int{100})[0]
+	dur := 10 * time.Second
+	if s := os.Getenv("GSD_SHARD_IDLE_DURATION"); s != "" {
+		var err error
+		dur, err = time.ParseDuration(s)
+		require.NoError(t, err)
+	}
+	all := []string{"n1", "n2", "n3"}
+	smap := Map{Membership: 1}
+	for g := range groups {
+		smap.Shards = append(smap.Shards, MapShard{ID: uint64(g + 1), Voters: all})
+	}
+	c := newShardClusterWith(t, 3, smap, func(cfg *store.Config) {
+		d := store.DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
+		cfg.NoSync = false
+	})
+	require.Eventually(t, func() bool {
+		for g := range groups {
+			if leaderOf(c.replicas(uint64(g+1))) == nil {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Minute, 50*time.Millisecond, "every group has a leader")
+	cpu0, start := processCPU(), time.Now()
+	timer := time.NewTimer(dur)
+	<-timer.C
+	cpu, wall := processCPU()-cpu0, time.Since(start)
+	res := map[string]any{
+		"level":              "3 in-process nodes, each group 3 voters over one mux per node, production timeouts, no writes",
+		"groups":             groups,
+		"seconds":            wall.Seconds(),
+		"process_cpu_s":      cpu.Seconds(),
+		"cpu_per_wall_s":     cpu.Seconds() / wall.Seconds(),
+		"cpu_ms_per_group_s": 1000 * cpu.Seconds() / wall.Seconds() / float64(groups),
+		"goroutines":         runtime.NumGoroutine(),
+	}
+	t.Logf("%d idle groups x 3 nodes: %.3f CPU-s per s (%.2f ms per group per s), %d goroutines",
+		groups, res["cpu_per_wall_s"], res["cpu_ms_per_group_s"], res["goroutines"])
+	b, err := json.MarshalIndent(res, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(out, b, 0o644))
 }
