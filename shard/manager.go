@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,12 @@ type ManagerConfig struct {
 	// group; RaftAddr, Advertise and Transport must be empty (the groups
 	// share the Mux).
 	Store store.Config
+	// Membership is the group whose node table every node reports its
+	// versions to (gsd's group 0). The other groups' leaders take a
+	// voter's versions from there when the voter has not reported to
+	// them (store.Config.NodeVersions): all of a node's groups run one
+	// binary.
+	Membership uint64
 }
 
 // Validate checks the config.
@@ -118,6 +125,9 @@ func (m *Manager) Open(group uint64, o GroupOptions) (*store.Store, error) {
 	cfg.StreamLayer = layer
 	cfg.Bootstrap = o.Bootstrap
 	cfg.Voters = o.Voters
+	if group != m.cfg.Membership {
+		cfg.NodeVersions = m.nodeVersions
+	}
 	st, err := store.New(cfg, m.reg) // closes the layer when it fails
 	if err != nil {
 		return nil, fmt.Errorf("open group %d: %w", group, err)
@@ -196,4 +206,15 @@ func (m *Manager) Close(ctx context.Context) error {
 		all = append(all, err)
 	}
 	return errors.Join(all...)
+}
+
+// nodeVersions answers what node id reads from the membership group's
+// node table on this node.
+func (m *Manager) nodeVersions(id string) (fsm.Versions, bool) {
+	st, ok := m.Group(m.cfg.Membership)
+	if !ok {
+		return fsm.Versions{}, false
+	}
+	n, ok := st.Node(id)
+	return n.Versions, ok
 }

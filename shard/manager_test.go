@@ -267,3 +267,22 @@ func TestManagerConfigValidate(t *testing.T) {
 	_, err = NewManager(ManagerConfig{DataDir: dir, Store: testStoreConfig("n1")}, groupMux(t), nil)
 	require.ErrorIs(t, err, ErrLayout)
 }
+
+// A group other than the membership group learns what a node reads from
+// the membership group's node table on this node.
+func TestManagerTakesNodeVersionsFromTheMembershipGroup(t *testing.T) {
+	m, err := NewManager(ManagerConfig{DataDir: t.TempDir(), Store: testStoreConfig("n1"), Membership: 1}, groupMux(t), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	_, ok := m.nodeVersions("n1")
+	require.False(t, ok, "no membership group yet")
+	home, err := m.Open(1, GroupOptions{Bootstrap: true})
+	require.NoError(t, err)
+	waitLeader(t, home)
+	require.Eventually(t, func() bool {
+		v, ok := m.nodeVersions("n1")
+		return ok && v == fsm.Supported()
+	}, 10*time.Second, 10*time.Millisecond, "the leader records its own versions in the node table")
+	_, ok = m.nodeVersions("n9")
+	require.False(t, ok)
+}

@@ -50,7 +50,7 @@ func newShardClusterWith(t testing.TB, n int, smap Map, tweak func(*store.Config
 			tweak(&cfg)
 		}
 		c.regs[id] = prometheus.NewRegistry()
-		m, err := NewManager(ManagerConfig{DataDir: t.TempDir(), Store: cfg}, muxes[id], c.regs[id])
+		m, err := NewManager(ManagerConfig{DataDir: t.TempDir(), Store: cfg, Membership: smap.Membership}, muxes[id], c.regs[id])
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = m.Close(context.Background()) })
 		for _, g := range smap.ShardsOf(id) {

@@ -80,6 +80,13 @@ type Config struct {
 	// the daemon exits there so that a node with a working disk leads.
 	OnDiskStall func(stalled time.Duration)
 
+	// NodeVersions, when set, tells the leader what a voter reads when the
+	// voter has not reported to it and the group's node table does not
+	// say (false: unknown, the baseline is assumed). A node runs one
+	// binary for all its groups, so shard.Manager answers from the node
+	// table of the group every node reports to.
+	NodeVersions func(id string) (fsm.Versions, bool)
+
 	// Versions are the formats this node reads, reported to the leader's
 	// version gate; zero means fsm.Supported(). Tests set older ones to
 	// play a node running an older binary.

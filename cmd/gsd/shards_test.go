@@ -187,6 +187,20 @@ func TestRunThreeNodesWithAShardMapServeEveryWorldFromAnyNode(t *testing.T) {
 			require.Equal(t, int64(6), total)
 		}
 	}
+	// A rules update needs every voter of the world's shard to read it
+	// (the version gate): the shards' leaders know what each node reads
+	// from group 0's node table, where every node reports.
+	// Nodes report a moment after they join: until then the gate refuses.
+	var v uint64
+	require.Eventually(t, func() bool {
+		v, err = clients[0].UpdateRules(ctx, "b", json.RawMessage(`{"strict": false}`), 0)
+		if client.Code(err) == "version_gate" {
+			return false
+		}
+		require.NoError(t, err)
+		return true
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Equal(t, uint64(2), v)
 	for _, n := range run {
 		require.Equal(t, 0, n.stop(t))
 	}
