@@ -69,9 +69,15 @@ func freeAddr(t testing.TB) string {
 	return addr
 }
 
+// waitLeader waits until st leads and has applied its leader barrier, so
+// that it serves actions (store.Store.Act refuses before).
 func waitLeader(t testing.TB, st *store.Store) {
 	t.Helper()
-	require.Eventually(t, st.IsLeader, 10*time.Second, 5*time.Millisecond, "not leader")
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return st.ReadBarrier(ctx) == nil
+	}, 10*time.Second, 5*time.Millisecond, "not a ready leader")
 }
 
 // mustCreateWorld creates world on st, retrying while the new leader is
