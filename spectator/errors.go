@@ -1,0 +1,18 @@
+package spectator
+
+import "errors"
+
+// The package's errors.
+var (
+	// ErrBadRules reports visibility rules the package cannot enforce.
+	ErrBadRules = errors.New("gsd/spectator: bad visibility rules")
+	// ErrUnknownClass reports a viewer class the world does not declare.
+	ErrUnknownClass = errors.New("gsd/spectator: unknown viewer class")
+	// ErrBadDelay reports a delay outside 0..fsm.MaxViewDelay.
+	ErrBadDelay = errors.New("gsd/spectator: bad delay")
+	// ErrGap reports an event that does not follow the state's seq (or
+	// belongs to another world).
+	ErrGap = errors.New("gsd/spectator: event out of order")
+	// ErrClosed reports a pipeline that has stopped.
+	ErrClosed = errors.New("gsd/spectator: closed")
+)

@@ -1,0 +1,191 @@
+package spectator
+
+import (
+	"encoding/json"
+	"slices"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Frame is one encoded watch frame (wire.Keyframe, wire.WatchDelta or
+// wire.ViewFrame as JSON), shared by every viewer of a view: read-only.
+type Frame struct {
+	Type string // wire.TypeKeyframe, wire.TypeWatchDelta or wire.TypeView
+	Seq  uint64 // the last seq it reflects
+	Data []byte
+}
+
+// Ticker coalesces the events of one tick into per-view deltas: it applies
+// each event to the world's State and remembers which fields of which
+// entities the tick touched and what each touched entity looked like when
+// the tick began. At the tick's end Delta makes each view's delta from the
+// state then, so a field changed many times in a tick is sent once, with
+// its latest value (latest-value coalescing of moves). Not safe for
+// concurrent use.
+type Ticker struct {
+	access  *Access
+	state   *State
+	teamOf  TeamFunc
+	from    uint64 // first seq of the tick; 0: no event yet
+	touched map[string]*touch
+}
+
+// touch is what a tick did to one entity.
+type touch struct {
+	start     []fieldVersion // its fields when the tick began (nil: it did not exist)
+	startTeam string
+	gone      []fieldVersion // its fields when the tick last deleted it
+	goneTeam  string
+	deleted   bool                // the tick deleted it (and maybe made it again)
+	fields    map[string]struct{} // fields changed since its last delete in the tick
+}
+
+// NewTicker returns a ticker that keeps s under a.
+func NewTicker(a *Access, s *State, teamOf TeamFunc) *Ticker {
+	return &Ticker{access: a, state: s, teamOf: teamOf, touched: make(map[string]*touch)}
+}
+
+// State returns the state the ticker keeps.
+func (t *Ticker) State() *State { return t.state }
+
+// Apply applies the next event to the state and records what it touched.
+func (t *Ticker) Apply(ev *fsm.Event) error {
+	applied := ev.Status == fsm.StatusApplied
+	err := t.state.apply(ev, func(i int) {
+		if !applied {
+			return
+		}
+		c := &ev.Changes[i]
+		tc := t.touched[c.Entity]
+		if tc == nil {
+			tc = &touch{start: t.state.fieldVersions(c.Entity), fields: make(map[string]struct{})}
+			tc.startTeam = t.state.team(t.access, t.teamOf, c.Entity)
+			t.touched[c.Entity] = tc
+		}
+		if c.Field == "" {
+			if _, ok := t.state.ents[c.Entity]; ok {
+				tc.gone = t.state.fieldVersions(c.Entity)
+				tc.goneTeam = t.state.team(t.access, t.teamOf, c.Entity)
+				tc.deleted = true
+				clear(tc.fields)
+			}
+			return
+		}
+		tc.fields[c.Field] = struct{}{}
+	})
+	if err != nil {
+		return err
+	}
+	if t.from == 0 {
+		t.from = ev.Seq
+	}
+	return nil
+}
+
+// Pending reports whether events were applied since the last Reset.
+func (t *Ticker) Pending() bool { return t.from != 0 }
+
+// Reset starts the next tick.
+func (t *Ticker) Reset() {
+	t.from = 0
+	clear(t.touched)
+}
+
+// Delta returns view's delta for the tick, or nil when the tick changed
+// nothing the view may see.
+func (t *Ticker) Delta(view View) *wire.WatchDelta {
+	if t.from == 0 {
+		return nil
+	}
+	ents := make(map[string]wire.WatchEntity)
+	for id, tc := range t.touched {
+		if we, ok := t.entityDelta(view, id, tc); ok {
+			ents[id] = we
+		}
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	return &wire.WatchDelta{Type: wire.TypeWatchDelta, World: t.state.world, From: t.from, Seq: t.state.seq,
+		Time: t.state.time, Entities: ents}
+}
+
+func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity, bool) {
+	a := t.access
+	_, sawIt := versionOf(a, view, id, tc.start, tc.startTeam)
+	e := t.state.ents[id]
+	if e == nil { // gone at the tick's end
+		if !sawIt {
+			return wire.WatchEntity{}, false
+		}
+		v, _ := versionOf(a, view, id, tc.gone, tc.goneTeam)
+		return wire.WatchEntity{Deleted: true, Version: v}, true
+	}
+	team := t.state.team(a, t.teamOf, id)
+	// A delete (then a new entity), or a team change, makes the view's
+	// picture of the entity wrong as a whole: send all it may see now.
+	replace := tc.deleted || team != tc.startTeam
+	we := wire.WatchEntity{Replace: replace && sawIt, Fields: make(map[string]wire.WatchField)}
+	for name, f := range e.fields {
+		if !a.visible(view, id, name, team) {
+			continue
+		}
+		we.Version = max(we.Version, f.version)
+		if _, ch := tc.fields[name]; ch || replace {
+			we.Fields[name] = watchField(f)
+		}
+	}
+	return we, len(we.Fields) > 0 || we.Replace
+}
+
+// versionOf returns the largest version among fields the view may see,
+// and whether there is one.
+func versionOf(a *Access, view View, entity string, fields []fieldVersion, team string) (uint64, bool) {
+	var v uint64
+	ok := false
+	for _, fv := range fields {
+		if a.visible(view, entity, fv.name, team) {
+			v, ok = max(v, fv.version), true
+		}
+	}
+	return v, ok
+}
+
+func watchField(f *fieldState) wire.WatchField {
+	if f.isSet {
+		return wire.WatchField{IsSet: true, Set: slices.Clone(f.set), Version: f.version}
+	}
+	v := f.value
+	return wire.WatchField{Value: &v, Version: f.version}
+}
+
+// Keyframe returns the state view may see: every entity with a field the
+// view may see, with those fields only.
+func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
+	k := &wire.Keyframe{Type: wire.TypeKeyframe, World: s.world, Seq: s.seq, Time: s.time,
+		Entities: make(map[string]wire.WatchEntity, len(s.ents))}
+	for id, e := range s.ents {
+		team := s.team(a, teamOf, id)
+		we := wire.WatchEntity{Fields: make(map[string]wire.WatchField, len(e.fields))}
+		for name, f := range e.fields {
+			if a.visible(view, id, name, team) {
+				we.Fields[name] = watchField(f)
+				we.Version = max(we.Version, f.version)
+			}
+		}
+		if len(we.Fields) > 0 {
+			k.Entities[id] = we
+		}
+	}
+	return k
+}
+
+// encode makes a frame of a wire frame.
+func encode(typ string, seq uint64, v any) (*Frame, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return &Frame{Type: typ, Seq: seq, Data: b}, nil
+}

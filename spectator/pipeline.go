@@ -1,0 +1,385 @@
+package spectator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Defaults of a pipeline's Config.
+const (
+	DefaultTick             = 100 * time.Millisecond
+	DefaultKeyframeInterval = 5 * time.Second
+	DefaultQueue            = 256
+	DefaultMaxHeld          = 1 << 20
+)
+
+// Config configures a Pipeline.
+type Config struct {
+	// World is the world watched (required).
+	World string
+	// Access is the world's visibility rules (required).
+	Access *Access
+	// Subscribe opens the world's feed (required): the seam the event
+	// streams' fan-out reads too (fanout.SubscribeFunc, store.Subscribe).
+	Subscribe fanout.SubscribeFunc
+	// Seed is the state to start from: the feed is read from the event
+	// after it. Nil starts from the world's first event.
+	Seed *State
+	// TeamOf gives players' teams when they come from claims or session
+	// data; nil: no such teams.
+	TeamOf TeamFunc
+	// Delay is how old an event must be (in the leader's time) before any
+	// frame reflects it; every view of the pipeline has this delay.
+	Delay time.Duration
+	// MaxClockSkew bounds how far this node's clock may be from the
+	// leader's for the delay to hold (see Delay).
+	MaxClockSkew time.Duration
+	// Tick is how often released events make deltas.
+	Tick time.Duration
+	// KeyframeInterval is how often each view's join keyframe is made
+	// anew; a viewer joining gets the latest one and the deltas since.
+	KeyframeInterval time.Duration
+	// Queue is how many frames a viewer may have waiting; a viewer with a
+	// full queue skips deltas and gets a keyframe once it has room again.
+	Queue int
+	// MaxHeld bounds the events the delay holds; beyond it the pipeline
+	// stops reading the feed until some are released (the feed keeps them).
+	MaxHeld int
+	// Now is the clock (time.Now unless set).
+	Now func() time.Time
+}
+
+// DefaultConfig returns a Config with the defaults; World, Access and
+// Subscribe are left to the caller.
+func DefaultConfig() Config {
+	return Config{MaxClockSkew: DefaultMaxClockSkew, Tick: DefaultTick, KeyframeInterval: DefaultKeyframeInterval,
+		Queue: DefaultQueue, MaxHeld: DefaultMaxHeld, Now: time.Now}
+}
+
+// Validate reports a Config a Pipeline cannot run with.
+func (c Config) Validate() error {
+	switch {
+	case c.World == "":
+		return errors.New("spectator: no World")
+	case c.Access == nil:
+		return errors.New("spectator: nil Access")
+	case c.Subscribe == nil:
+		return errors.New("spectator: nil Subscribe")
+	case c.Now == nil:
+		return errors.New("spectator: nil Now")
+	case c.Seed != nil && c.Seed.world != c.World:
+		return fmt.Errorf("spectator: seed of world %s for world %s", c.Seed.world, c.World)
+	case c.Delay < 0 || c.Delay > fsm.MaxViewDelay:
+		return fmt.Errorf("%w: %s is outside 0..%s", ErrBadDelay, c.Delay, fsm.MaxViewDelay)
+	case c.MaxClockSkew < 0:
+		return errors.New("spectator: MaxClockSkew must be >= 0")
+	case c.Tick <= 0 || c.KeyframeInterval <= 0:
+		return errors.New("spectator: Tick and KeyframeInterval must be > 0")
+	case c.Queue < 2 || c.MaxHeld < 1:
+		return errors.New("spectator: Queue must be at least 2, MaxHeld at least 1")
+	}
+	return nil
+}
+
+// Pipeline serves the watchers of one world with one delay: it reads the
+// world's feed once, holds the events in a Delay, applies the released
+// ones to the world's State once per tick, and makes each view's delta
+// once per tick and its keyframe once per interval, encoded once and
+// shared by the view's viewers. A viewer joins with a keyframe then gets
+// deltas; one too slow for its queue skips to a keyframe.
+//
+// Goroutines: a reader of the feed and the loop, both owned by the
+// pipeline; Close stops them and waits. A feed that fails stops the
+// pipeline: its viewers' channels close and Err says why.
+type Pipeline struct {
+	cfg    Config
+	delay  *Delay // the loop's only
+	sub    fanout.Subscription
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	ticker    *Ticker
+	views     map[View]*viewState
+	lastKey   time.Time
+	err       error
+	stopped   bool
+	keyframes int // keyframes made, for tests and metrics
+}
+
+// viewState is one view's viewers and its join point: the latest keyframe
+// and the deltas made since.
+type viewState struct {
+	members map[*Member]struct{}
+	key     *Frame
+	since   []*Frame
+	cur     *Frame // keyframe at the state's seq, made for a lagging viewer
+}
+
+// Member is one viewer of a pipeline.
+type Member struct {
+	view    View
+	ch      chan *Frame
+	lagging bool // under the pipeline's lock
+}
+
+// Frames returns the viewer's frames: a keyframe first, then deltas and,
+// after it fell behind, keyframes again. It is closed by Leave and when
+// the pipeline stops.
+func (m *Member) Frames() <-chan *Frame { return m.ch }
+
+// New starts a pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	p, err := newPipeline(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	evs := make(chan []*fsm.Event)
+	errs := make(chan error, 1)
+	p.wg.Add(2)
+	go p.read(ctx, evs, errs)
+	go p.loop(ctx, evs, errs)
+	return p, nil
+}
+
+// newPipeline makes a pipeline without starting it.
+func newPipeline(cfg Config) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := cfg.Seed
+	if s == nil {
+		s = NewState(cfg.World)
+	}
+	sub, err := cfg.Subscribe(cfg.World, s.seq+1)
+	if err != nil {
+		return nil, fmt.Errorf("spectator: subscribe world %s from %d: %w", cfg.World, s.seq+1, err)
+	}
+	return &Pipeline{cfg: cfg, delay: NewDelay(cfg.Delay, cfg.MaxClockSkew), sub: sub,
+		ticker: NewTicker(cfg.Access, s, cfg.TeamOf), views: make(map[View]*viewState),
+		lastKey: cfg.Now(), cancel: func() {}}, nil
+}
+
+// read hands the feed's events to the loop until ctx ends or the feed
+// fails.
+func (p *Pipeline) read(ctx context.Context, out chan<- []*fsm.Event, errs chan<- error) {
+	defer p.wg.Done()
+	for {
+		evs, err := p.sub.Next(ctx)
+		if err != nil {
+			errs <- err
+			return
+		}
+		select {
+		case out <- evs:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// loop holds events, and steps once per tick.
+func (p *Pipeline) loop(ctx context.Context, evs <-chan []*fsm.Event, errs <-chan error) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.Tick)
+	defer t.Stop()
+	for {
+		in := evs
+		if p.delay.Len() >= p.cfg.MaxHeld {
+			in = nil // the feed keeps them meanwhile
+		}
+		select {
+		case <-ctx.Done():
+			p.stop(ErrClosed)
+			return
+		case err := <-errs:
+			p.stop(fmt.Errorf("spectator: world %s feed: %w", p.cfg.World, err))
+			return
+		case b := <-in:
+			p.delay.Push(b...)
+		case <-t.C:
+			if err := p.step(p.cfg.Now()); err != nil {
+				p.stop(err)
+				return
+			}
+		}
+	}
+}
+
+// step releases what the delay lets go at now, makes the tick's deltas and,
+// when due, new keyframes, and serves lagging viewers.
+func (p *Pipeline) step(now time.Time) error {
+	released := p.delay.Release(now)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ev := range released {
+		if err := p.ticker.Apply(ev); err != nil {
+			return err
+		}
+	}
+	if p.ticker.Pending() {
+		for view, vs := range p.views {
+			if d := p.ticker.Delta(view); d != nil {
+				f, err := encode(wire.TypeWatchDelta, d.Seq, d)
+				if err != nil {
+					return err
+				}
+				vs.since = append(vs.since, f)
+				p.sendLocked(vs, f)
+			}
+			vs.cur = nil
+		}
+		p.ticker.Reset()
+	}
+	if now.Sub(p.lastKey) >= p.cfg.KeyframeInterval {
+		p.lastKey = now
+		for view, vs := range p.views {
+			k, err := p.keyframeLocked(view)
+			if err != nil {
+				return err
+			}
+			vs.key, vs.since, vs.cur = k, nil, k
+		}
+	}
+	for view, vs := range p.views {
+		for m := range vs.members {
+			if !m.lagging || len(m.ch) == cap(m.ch) {
+				continue
+			}
+			if vs.cur == nil {
+				k, err := p.keyframeLocked(view)
+				if err != nil {
+					return err
+				}
+				vs.cur = k
+			}
+			m.ch <- vs.cur
+			m.lagging = false
+		}
+	}
+	return nil
+}
+
+// sendLocked offers f to the view's viewers without blocking; one without
+// room skips it and waits for a keyframe.
+func (p *Pipeline) sendLocked(vs *viewState, f *Frame) {
+	for m := range vs.members {
+		if m.lagging {
+			continue
+		}
+		select {
+		case m.ch <- f:
+		default:
+			m.lagging = true
+		}
+	}
+}
+
+func (p *Pipeline) keyframeLocked(view View) (*Frame, error) {
+	s := p.ticker.State()
+	k := Keyframe(p.cfg.Access, s, p.cfg.TeamOf, view)
+	p.keyframes++
+	return encode(wire.TypeKeyframe, k.Seq, k)
+}
+
+// Join adds a viewer of view (from Access.Resolve, whose delay must be the
+// pipeline's: a caller keeps a pipeline per delay). Its channel starts
+// with the view's latest keyframe and the deltas since, or, when those do
+// not fit its queue, with a keyframe made now. After the pipeline stopped,
+// Join returns its error.
+func (p *Pipeline) Join(view View) (*Member, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return nil, p.err
+	}
+	vs := p.views[view]
+	if vs == nil {
+		k, err := p.keyframeLocked(view)
+		if err != nil {
+			return nil, err
+		}
+		vs = &viewState{members: make(map[*Member]struct{}), key: k, cur: k}
+		p.views[view] = vs
+	}
+	m := &Member{view: view, ch: make(chan *Frame, p.cfg.Queue)}
+	if len(vs.since)+1 > p.cfg.Queue {
+		k, err := p.keyframeLocked(view)
+		if err != nil {
+			return nil, err
+		}
+		vs.key, vs.since, vs.cur = k, nil, k
+	}
+	m.ch <- vs.key
+	for _, f := range vs.since {
+		m.ch <- f
+	}
+	vs.members[m] = struct{}{}
+	return m, nil
+}
+
+// Leave removes a viewer and closes its channel; a view without viewers
+// is forgotten.
+func (p *Pipeline) Leave(m *Member) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	vs := p.views[m.view]
+	if vs == nil {
+		return
+	}
+	if _, ok := vs.members[m]; !ok {
+		return
+	}
+	delete(vs.members, m)
+	close(m.ch)
+	if len(vs.members) == 0 {
+		delete(p.views, m.view)
+	}
+}
+
+// stop ends the pipeline with err: every viewer's channel closes.
+func (p *Pipeline) stop(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.stopped, p.err = true, err
+	for v, vs := range p.views {
+		for m := range vs.members {
+			close(m.ch)
+		}
+		delete(p.views, v)
+	}
+	p.cancel()
+}
+
+// Err returns why the pipeline stopped, or nil while it runs.
+func (p *Pipeline) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Seq returns the seq of the last event the pipeline released.
+func (p *Pipeline) Seq() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ticker.State().Seq()
+}
+
+// Close stops the pipeline and waits for its goroutines.
+func (p *Pipeline) Close() {
+	p.cancel()
+	p.wg.Wait()
+	p.stop(ErrClosed)
+}

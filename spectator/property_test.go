@@ -1,0 +1,347 @@
+package spectator
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+// The property tests play random games under random visibility rules and
+// check every byte made for each view: no value of a field the view may
+// not see, no field it may not see, no version that only a field it may
+// not see had. The reference of what a view may see is written apart from
+// Access, over the real FSM's state.
+
+var (
+	propEntities = []string{"P0", "P1", "P2", "OB0", "OB1"}
+	propPlayers  = []string{"P0", "P1", "P2"}
+	propStrings  = []string{"F0", "F1", "F2"}
+	propVis      = []string{"", "owner", "team", "hidden", "casters"}
+	tokenRE      = regexp.MustCompile(`V[0-9]+x[A-Z0-9]+x[A-Z0-9]+`)
+)
+
+// propWorld is a random game's rules and the reference model.
+type propWorld struct {
+	vis      map[string]string // field → visibility ("" all)
+	a        *Access
+	g        *game
+	versions map[string]map[string][]uint64 // entity → field → versions it held
+}
+
+func newPropWorld(t *rapid.T) *propWorld {
+	fields := map[string]fsm.FieldRule{
+		"C0":   {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
+		"S0":   {Type: fsm.KindString, Policy: fsm.PolicySet},
+		"side": {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
+	}
+	for _, f := range propStrings {
+		fields[f] = fsm.FieldRule{Type: fsm.KindString, Policy: fsm.PolicyAuthoritative}
+	}
+	pw := &propWorld{vis: map[string]string{}, versions: map[string]map[string][]uint64{}}
+	r := fsm.Rules{Fields: fields, Schema: fsm.Schema{
+		Teams:   fsm.TeamRule{From: "field", Key: "side"},
+		Viewers: map[string]fsm.ViewerRule{},
+	}}
+	for _, f := range append(slices.Clone(propStrings), "C0", "S0") {
+		v := rapid.SampledFrom(propVis).Draw(t, "vis "+f)
+		pw.vis[f] = v
+		if v != "" {
+			if r.Schema.Access == nil {
+				r.Schema.Access = map[string]fsm.FieldAccess{}
+			}
+			r.Schema.Access[f] = fsm.FieldAccess{Visible: v}
+		}
+	}
+	for i := range rapid.IntRange(0, 2).Draw(t, "classes") {
+		sees := rapid.SliceOfDistinct(rapid.SampledFrom(propVis[1:]), rapid.ID[string]).Draw(t, "sees")
+		r.Schema.Viewers[fmt.Sprintf("class%d", i)] = fsm.ViewerRule{Sees: sees}
+	}
+	a, err := NewAccess(r)
+	require.NoError(t, err)
+	pw.a = a
+	pw.g = newGame(t, "w", fields)
+	return pw
+}
+
+// viewer is one random viewer with the reference's terms.
+type propViewer struct {
+	Viewer
+	sees []string
+	view View
+}
+
+func (pw *propWorld) viewers(t *rapid.T) []propViewer {
+	var out []propViewer
+	for _, c := range pw.a.Classes() {
+		var sees []string
+		if c != "" {
+			for _, v := range propVis[1:] {
+				if pw.a.classes[c].sees.has(mustVis(v)) {
+					sees = append(sees, v)
+				}
+			}
+		}
+		out = append(out, propViewer{Viewer: Viewer{Class: c}, sees: sees})
+	}
+	for _, p := range propPlayers {
+		team := rapid.SampledFrom([]string{"", "red", "blue"}).Draw(t, "team of "+p)
+		out = append(out, propViewer{Viewer: Viewer{Player: p, Team: team}})
+	}
+	out = append(out, propViewer{Viewer: Viewer{Team: "red"}}) // a team's coach
+	for i := range out {
+		out[i].view = resolve(t, pw.a, out[i].Viewer)
+	}
+	return out
+}
+
+func mustVis(s string) Visibility {
+	v, err := ParseVisibility(s)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// refVisible is the reference: may viewer v see field of entity, whose
+// team is team?
+func (pw *propWorld) refVisible(v propViewer, entity, field, team string) bool {
+	vis := pw.vis[field]
+	if vis == "" || field == "side" {
+		return true
+	}
+	if slices.Contains(v.sees, vis) {
+		return true
+	}
+	own := v.Player != "" && v.Player == entity
+	switch vis {
+	case "owner":
+		return own
+	case "team":
+		return own || v.Team != "" && v.Team == team
+	}
+	return false
+}
+
+// team reads an entity's team from the FSM ("" when it has none or is gone).
+func (pw *propWorld) team(entity string) string {
+	e, err := pw.g.f.Entity("w", entity)
+	if err != nil {
+		return ""
+	}
+	for _, f := range e.Fields {
+		if f.Name == "side" {
+			return f.Value.Str
+		}
+	}
+	return ""
+}
+
+// step plays one random action and records the versions it gave.
+func (pw *propWorld) step(t *rapid.T) *fsm.Event {
+	g := pw.g
+	seq := len(g.events) + 1
+	player := rapid.SampledFrom(propPlayers).Draw(t, "player")
+	var ops []fsm.Op
+	for range rapid.IntRange(1, 3).Draw(t, "ops") {
+		e := rapid.SampledFrom(propEntities).Draw(t, "entity")
+		switch rapid.IntRange(0, 6).Draw(t, "op") {
+		case 0, 1:
+			f := rapid.SampledFrom(propStrings).Draw(t, "field")
+			ops = append(ops, set(e, f, fsm.String(fmt.Sprintf("V%dx%sx%s", seq, f, e))))
+		case 2:
+			ops = append(ops, incr(e, "C0", rapid.Int64Range(-3, 3).Draw(t, "by")))
+		case 3:
+			ops = append(ops, add(e, "S0", fsm.String(fmt.Sprintf("V%dxS0x%s", seq, e))))
+		case 4:
+			if cur, err := g.f.Entity("w", e); err == nil {
+				for _, f := range cur.Fields {
+					if f.Name == "S0" && len(f.Set) > 0 {
+						ops = append(ops, remove(e, "S0", rapid.SampledFrom(f.Set).Draw(t, "element")))
+					}
+				}
+			}
+		case 5:
+			ops = append(ops, set(e, "side", fsm.String(rapid.SampledFrom([]string{"red", "blue"}).Draw(t, "side"))))
+		case 6:
+			if rapid.Bool().Draw(t, "delete") {
+				ops = append(ops, del(e))
+			} else { // a conflict: its payload is the field's current state
+				f := rapid.SampledFrom(propStrings).Draw(t, "field")
+				ops = append(ops, expect(set(e, f, fsm.String("never")), 1<<40))
+			}
+		}
+	}
+	if len(ops) == 0 {
+		ops = append(ops, incr("OB0", "C0", 1))
+	}
+	ev := g.act(player, ops...)
+	if ev.Status == fsm.StatusApplied {
+		for _, c := range ev.Changes {
+			if c.Field == "" {
+				continue
+			}
+			m := pw.versions[c.Entity]
+			if m == nil {
+				m = map[string][]uint64{}
+				pw.versions[c.Entity] = m
+			}
+			m[c.Field] = append(m[c.Field], c.Version)
+		}
+	}
+	return ev
+}
+
+// checkBytes checks what was made for v: each value token's field is one
+// v may see on its entity, whose team is teams(entity).
+func (pw *propWorld) checkBytes(t *rapid.T, v propViewer, b []byte, teams func(string) string) {
+	for _, tok := range tokenRE.FindAll(b, -1) {
+		var seq int
+		var field, entity string
+		parts := regexp.MustCompile(`x`).Split(string(tok), 3)
+		_, err := fmt.Sscanf(parts[0], "V%d", &seq)
+		require.NoError(t, err)
+		field, entity = parts[1], parts[2]
+		if !pw.refVisible(v, entity, field, teams(entity)) {
+			t.Fatalf("view %+v got %s: field %s of %s (team %q) is %q to it\n%s", v.Viewer, tok, field, entity,
+				teams(entity), pw.vis[field], b)
+		}
+	}
+}
+
+// checkVersion checks that version was held by a field of entity that v
+// may see.
+func (pw *propWorld) checkVersion(t *rapid.T, v propViewer, entity string, version uint64, team string, what string) {
+	for f, vs := range pw.versions[entity] {
+		if slices.Contains(vs, version) && pw.refVisible(v, entity, f, team) {
+			return
+		}
+	}
+	t.Fatalf("view %+v got version %d of %s (%s): no field it may see had it", v.Viewer, version, entity, what)
+}
+
+func TestPropertyFilteredEventsShowNothingTheViewMayNotSee(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		pw := newPropWorld(t)
+		viewers := pw.viewers(t)
+		flt := NewFilter(pw.a, NewState("w"), nil)
+		for range rapid.IntRange(1, 40).Draw(t, "events") {
+			before := map[string]string{}
+			for _, e := range propEntities {
+				before[e] = pw.team(e)
+			}
+			ev := pw.step(t)
+			p, err := flt.Prepare(ev)
+			require.NoError(t, err)
+			// An entity's team after the event, or, for one the event
+			// deletes, just before its (last) delete.
+			teams := func(e string) string {
+				if _, err := pw.g.f.Entity("w", e); err == nil {
+					return pw.team(e)
+				}
+				t, atDelete := before[e], before[e]
+				for _, c := range ev.Changes {
+					switch {
+					case c.Entity != e || ev.Status != fsm.StatusApplied:
+					case c.Field == "side":
+						t = c.Value.Str
+					case c.Field == "":
+						atDelete, t = t, ""
+					}
+				}
+				return atDelete
+			}
+			for _, v := range viewers {
+				out := flt.Event(p, v.view)
+				if out == nil {
+					continue
+				}
+				b, err := json.Marshal(out.Wire())
+				require.NoError(t, err)
+				pw.checkBytes(t, v, b, teams)
+				for _, c := range out.Changes {
+					if c.Field != "" {
+						require.True(t, pw.refVisible(v, c.Entity, c.Field, teams(c.Entity)), "field %s of %s", c.Field, c.Entity)
+					}
+					if c.Version != 0 && ev.Status == fsm.StatusApplied {
+						pw.checkVersion(t, v, c.Entity, c.Version, teams(c.Entity), "event change")
+					}
+				}
+				if ev.Player != v.Player && len(ev.Changes) > 0 {
+					require.NotEmpty(t, out.Changes, "an event of another player with nothing visible is dropped")
+				}
+			}
+		}
+	})
+}
+
+func TestPropertyKeyframesAndDeltasShowNothingTheViewMayNotSee(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		pw := newPropWorld(t)
+		viewers := pw.viewers(t)
+		tk := NewTicker(pw.a, NewState("w"), nil)
+		clients := make([]*client, len(viewers))
+		join := func(i int) {
+			k := Keyframe(pw.a, tk.State(), nil, viewers[i].view)
+			b, err := json.Marshal(k)
+			require.NoError(t, err)
+			pw.checkBytes(t, viewers[i], b, pw.team)
+			for id, we := range k.Entities {
+				for f := range we.Fields {
+					require.True(t, pw.refVisible(viewers[i], id, f, pw.team(id)), "keyframe field %s of %s", f, id)
+				}
+				pw.checkVersion(t, viewers[i], id, we.Version, pw.team(id), "keyframe entity")
+			}
+			clients[i] = &client{}
+			clients[i].keyframe(*k)
+		}
+		for range rapid.IntRange(1, 40).Draw(t, "events") {
+			require.NoError(t, tk.Apply(pw.step(t)))
+			if rapid.IntRange(0, 3).Draw(t, "tick") != 0 {
+				continue
+			}
+			for i, v := range viewers {
+				if clients[i] == nil {
+					if rapid.Bool().Draw(t, "join") {
+						join(i)
+					}
+					continue
+				}
+				d := tk.Delta(v.view)
+				if d == nil {
+					continue
+				}
+				b, err := json.Marshal(d)
+				require.NoError(t, err)
+				pw.checkBytes(t, v, b, pw.team)
+				for id, we := range d.Entities {
+					for f := range we.Fields {
+						require.True(t, pw.refVisible(v, id, f, pw.team(id)), "delta field %s of %s", f, id)
+					}
+					if !we.Deleted && we.Version != 0 {
+						pw.checkVersion(t, v, id, we.Version, pw.team(id), "delta entity")
+					}
+				}
+				clients[i].delta(*d)
+			}
+			tk.Reset()
+		}
+		// A watcher that applied its keyframe and every delta since sees
+		// what a keyframe made now shows (the last tick flushed first).
+		for i, v := range viewers {
+			if clients[i] == nil {
+				continue
+			}
+			if d := tk.Delta(v.view); d != nil {
+				clients[i].delta(*d)
+			}
+			want := Keyframe(pw.a, tk.State(), nil, v.view)
+			requireSameEntities(t, want.Entities, clients[i].ents)
+		}
+	})
+}

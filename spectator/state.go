@@ -1,0 +1,159 @@
+package spectator
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// State is one world's entities as the feed leaves them after event Seq,
+// kept from the applied events' changes: the source of keyframes and of
+// what deltas and filters need to know (teams, versions of deleted
+// entities). Not safe for concurrent use.
+type State struct {
+	world string
+	seq   uint64
+	time  int64
+	ents  map[string]*entState
+}
+
+type entState struct {
+	fields map[string]*fieldState
+}
+
+type fieldState struct {
+	isSet   bool
+	value   fsm.Value
+	set     []fsm.Value // sorted
+	version uint64
+}
+
+// NewState returns the empty state of world before its first event.
+func NewState(world string) *State {
+	return &State{world: world, ents: make(map[string]*entState)}
+}
+
+// SeedState returns world's state after event seq (leader time t) from
+// its entities as read from a store.
+func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State {
+	s := NewState(world)
+	s.seq, s.time = seq, t
+	for _, ev := range ents {
+		e := &entState{fields: make(map[string]*fieldState, len(ev.Fields))}
+		for _, f := range ev.Fields {
+			fs := &fieldState{version: f.Version}
+			if f.Policy == fsm.PolicySet {
+				fs.isSet, fs.set = true, slices.Clone(f.Set)
+				slices.SortFunc(fs.set, fsm.Value.Compare)
+			} else {
+				fs.value = f.Value
+			}
+			e.fields[f.Name] = fs
+		}
+		s.ents[ev.ID] = e
+	}
+	return s
+}
+
+// Seq returns the seq of the last event the state reflects.
+func (s *State) Seq() uint64 { return s.seq }
+
+// Time returns the leader time of that event.
+func (s *State) Time() int64 { return s.time }
+
+// Apply applies the next event's changes (only applied events change
+// anything). An event that is not the next of this world is ErrGap.
+func (s *State) Apply(ev *fsm.Event) error {
+	return s.apply(ev, nil)
+}
+
+// apply applies ev, calling each (when set) before each change with the
+// change's index, so a caller can read the state just before it.
+func (s *State) apply(ev *fsm.Event, each func(i int)) error {
+	if ev.World != s.world || ev.Seq != s.seq+1 {
+		return fmt.Errorf("%w: world %s seq %d after world %s seq %d", ErrGap, ev.World, ev.Seq, s.world, s.seq)
+	}
+	s.seq, s.time = ev.Seq, ev.Time
+	for i := range ev.Changes {
+		if each != nil {
+			each(i)
+		}
+		if ev.Status == fsm.StatusApplied {
+			s.change(&ev.Changes[i])
+		}
+	}
+	return nil
+}
+
+func (s *State) change(c *fsm.Change) {
+	if c.Field == "" {
+		delete(s.ents, c.Entity)
+		return
+	}
+	e := s.ents[c.Entity]
+	if e == nil {
+		e = &entState{fields: make(map[string]*fieldState)}
+		s.ents[c.Entity] = e
+	}
+	f := e.fields[c.Field]
+	if f == nil {
+		f = &fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove}
+		e.fields[c.Field] = f
+	}
+	f.version = c.Version
+	switch c.Op {
+	case fsm.OpAdd:
+		if i, ok := slices.BinarySearchFunc(f.set, c.Value, fsm.Value.Compare); !ok {
+			f.set = slices.Insert(f.set, i, c.Value)
+		}
+	case fsm.OpRemove:
+		if i, ok := slices.BinarySearchFunc(f.set, c.Value, fsm.Value.Compare); ok {
+			f.set = slices.Delete(f.set, i, i+1)
+		}
+	default: // set, incr: the resulting value
+		f.value = c.Value
+	}
+}
+
+// team returns an entity's team under a: its own team field when teams
+// come from a field, else its owner's (the player whose id it is) from
+// teamOf.
+func (s *State) team(a *Access, teamOf TeamFunc, entity string) string {
+	if k := a.TeamField(); k != "" {
+		if e := s.ents[entity]; e != nil {
+			if f := e.fields[k]; f != nil && !f.isSet && f.value.Kind == fsm.KindString {
+				return f.value.Str
+			}
+		}
+		return ""
+	}
+	if a.teams.From != "" && teamOf != nil {
+		return teamOf(entity)
+	}
+	return ""
+}
+
+// fieldVersions returns an entity's fields' names and versions, sorted by
+// name (nil when it does not exist).
+func (s *State) fieldVersions(entity string) []fieldVersion {
+	e := s.ents[entity]
+	if e == nil {
+		return nil
+	}
+	out := make([]fieldVersion, 0, len(e.fields))
+	for _, n := range sortedKeys(e.fields) {
+		out = append(out, fieldVersion{n, e.fields[n].version})
+	}
+	return out
+}
+
+type fieldVersion struct {
+	name    string
+	version uint64
+}
+
+// TeamFunc returns a player's team when teams come from a token claim or
+// session data (rules key teams.from "claim" or "data"); the edge that
+// knows the sessions supplies it. It must be cheap and must not block.
+type TeamFunc func(player string) string
