@@ -33,7 +33,7 @@ func (f *Filter) State() *State { return f.state }
 // filtering needs to know of that state; shared by every view, read-only.
 type Prepared struct {
 	Event *fsm.Event
-	teams []string              // per change: the entity's team
+	teams []string               // per change: the entity's team
 	whole map[int][]fieldVersion // per entity-level change (Field ""): the entity's fields before it
 }
 
