@@ -256,6 +256,20 @@ func TestPropertyFilteredEventsShowNothingTheViewMayNotSee(t *testing.T) {
 				}
 				return atDelete
 			}
+			// The team of the entity a delete removes, just before it.
+			teamAtDelete := func(e string, i int) string {
+				t := before[e]
+				for _, c := range ev.Changes[:i] {
+					switch {
+					case c.Entity != e || ev.Status != fsm.StatusApplied:
+					case c.Field == "side":
+						t = c.Value.Str
+					case c.Field == "":
+						t = ""
+					}
+				}
+				return t
+			}
 			for _, v := range viewers {
 				out := flt.Event(p, v.view)
 				if out == nil {
@@ -265,11 +279,16 @@ func TestPropertyFilteredEventsShowNothingTheViewMayNotSee(t *testing.T) {
 				require.NoError(t, err)
 				pw.checkBytes(t, v, b, teams)
 				for _, c := range out.Changes {
+					team := teams(c.Entity)
 					if c.Field != "" {
-						require.True(t, pw.refVisible(v, c.Entity, c.Field, teams(c.Entity)), "field %s of %s", c.Field, c.Entity)
+						require.True(t, pw.refVisible(v, c.Entity, c.Field, team), "field %s of %s", c.Field, c.Entity)
+					} else {
+						team = teamAtDelete(c.Entity, slices.IndexFunc(ev.Changes, func(o fsm.Change) bool {
+							return o.Entity == c.Entity && o.Field == "" && o.Op == c.Op
+						}))
 					}
 					if c.Version != 0 && ev.Status == fsm.StatusApplied {
-						pw.checkVersion(t, v, c.Entity, c.Version, teams(c.Entity), "event change")
+						pw.checkVersion(t, v, c.Entity, c.Version, team, "event change")
 					}
 				}
 				if ev.Player != v.Player && len(ev.Changes) > 0 {
