@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +37,10 @@ type Config struct {
 	// TeamOf gives players' teams when they come from claims or session
 	// data; nil: no such teams.
 	TeamOf TeamFunc
+	// Aggregates are the world's aggregated views (NewAggregates), kept by
+	// the pipeline from the events it releases; nil: none. One per
+	// pipeline: it holds their state.
+	Aggregates *Aggregates
 	// Delay is how old an event must be (in the leader's time) before any
 	// frame reflects it; every view of the pipeline has this delay.
 	Delay time.Duration
@@ -82,8 +88,8 @@ func (c Config) Validate() error {
 		return errors.New("spectator: MaxClockSkew must be >= 0")
 	case c.Tick <= 0 || c.KeyframeInterval <= 0:
 		return errors.New("spectator: Tick and KeyframeInterval must be > 0")
-	case c.Queue < 2 || c.MaxHeld < 1:
-		return errors.New("spectator: Queue must be at least 2, MaxHeld at least 1")
+	case c.Queue < 2+c.Aggregates.Len() || c.MaxHeld < 1:
+		return errors.New("spectator: Queue must hold a keyframe, a delta and a frame per aggregated view; MaxHeld must be at least 1")
 	}
 	return nil
 }
@@ -111,7 +117,8 @@ type Pipeline struct {
 	lastKey   time.Time
 	err       error
 	stopped   bool
-	keyframes int // keyframes made, for tests and metrics
+	keyframes int         // keyframes made, for tests and metrics
+	aggs      []*aggFrame // each aggregate's latest frame, for joiners
 }
 
 // viewState is one view's viewers and its join point: the latest keyframe
@@ -164,9 +171,18 @@ func newPipeline(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spectator: subscribe world %s from %d: %w", cfg.World, s.seq+1, err)
 	}
-	return &Pipeline{cfg: cfg, delay: NewDelay(cfg.Delay, cfg.MaxClockSkew), sub: sub,
+	p := &Pipeline{cfg: cfg, delay: NewDelay(cfg.Delay, cfg.MaxClockSkew), sub: sub,
 		ticker: NewTicker(cfg.Access, s, cfg.TeamOf), views: make(map[View]*viewState),
-		lastKey: cfg.Now(), cancel: func() {}}, nil
+		lastKey: cfg.Now(), cancel: func() {}}
+	if ag := cfg.Aggregates; ag != nil {
+		ag.update(s, cfg.TeamOf, maps.Keys(s.ents))
+		fs, err := ag.frames(cfg.World, s.seq)
+		if err != nil {
+			return nil, err
+		}
+		p.aggs = fs
+	}
+	return p, nil
 }
 
 // read hands the feed's events to the loop until ctx ends or the feed
@@ -227,6 +243,15 @@ func (p *Pipeline) step(now time.Time) error {
 		}
 	}
 	if p.ticker.Pending() {
+		var aggs []*aggFrame
+		if ag := p.cfg.Aggregates; ag != nil {
+			ag.update(p.ticker.State(), p.cfg.TeamOf, maps.Keys(p.ticker.touched))
+			var err error
+			if aggs, err = ag.frames(p.cfg.World, p.ticker.State().Seq()); err != nil {
+				return err
+			}
+			p.mergeAggsLocked(aggs)
+		}
 		for view, vs := range p.views {
 			if d := p.ticker.Delta(view); d != nil {
 				f, err := encode(wire.TypeWatchDelta, d.Seq, d)
@@ -235,6 +260,11 @@ func (p *Pipeline) step(now time.Time) error {
 				}
 				vs.since = append(vs.since, f)
 				p.sendLocked(vs, f)
+			}
+			for _, a := range aggs {
+				if p.cfg.Aggregates.sees(view, a.agg) {
+					p.sendLocked(vs, a.frame)
+				}
 			}
 			vs.cur = nil
 		}
@@ -251,8 +281,9 @@ func (p *Pipeline) step(now time.Time) error {
 		}
 	}
 	for view, vs := range p.views {
+		aggs := p.aggsFor(view)
 		for m := range vs.members {
-			if !m.lagging || len(m.ch) == cap(m.ch) {
+			if !m.lagging || cap(m.ch)-len(m.ch) < 1+len(aggs) {
 				continue
 			}
 			if vs.cur == nil {
@@ -263,10 +294,36 @@ func (p *Pipeline) step(now time.Time) error {
 				vs.cur = k
 			}
 			m.ch <- vs.cur
+			for _, f := range aggs {
+				m.ch <- f
+			}
 			m.lagging = false
 		}
 	}
 	return nil
+}
+
+// mergeAggsLocked records the aggregates' latest frames.
+func (p *Pipeline) mergeAggsLocked(fs []*aggFrame) {
+	for _, f := range fs {
+		i := slices.IndexFunc(p.aggs, func(o *aggFrame) bool { return o.agg == f.agg })
+		if i < 0 {
+			p.aggs = append(p.aggs, f)
+		} else {
+			p.aggs[i] = f
+		}
+	}
+}
+
+// aggsFor returns the latest frames of the aggregates view may see.
+func (p *Pipeline) aggsFor(view View) []*Frame {
+	var out []*Frame
+	for _, a := range p.aggs {
+		if p.cfg.Aggregates.sees(view, a.agg) {
+			out = append(out, a.frame)
+		}
+	}
+	return out
 }
 
 // sendLocked offers f to the view's viewers without blocking; one without
@@ -312,7 +369,8 @@ func (p *Pipeline) Join(view View) (*Member, error) {
 		p.views[view] = vs
 	}
 	m := &Member{view: view, ch: make(chan *Frame, p.cfg.Queue)}
-	if len(vs.since)+1 > p.cfg.Queue {
+	aggs := p.aggsFor(view)
+	if len(vs.since)+1+len(aggs) > p.cfg.Queue {
 		k, err := p.keyframeLocked(view)
 		if err != nil {
 			return nil, err
@@ -321,6 +379,9 @@ func (p *Pipeline) Join(view View) (*Member, error) {
 	}
 	m.ch <- vs.key
 	for _, f := range vs.since {
+		m.ch <- f
+	}
+	for _, f := range aggs {
 		m.ch <- f
 	}
 	vs.members[m] = struct{}{}

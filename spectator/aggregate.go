@@ -1,0 +1,215 @@
+package spectator
+
+import (
+	"errors"
+	"fmt"
+	"iter"
+	"math"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// ErrNotBuilt reports an aggregated view kind the package does not make
+// yet (heatmap, feed).
+var ErrNotBuilt = errors.New("gsd/spectator: aggregated view kind not built yet")
+
+// Aggregates keeps a world's aggregated views (rules key views: a
+// scoreboard's sum, count, max or min of a field, by team, by player or
+// over the world) incrementally: each entity contributes its field's
+// current value to its group, and a tick updates only the entities it
+// touched and the groups they were or are in. Not safe for concurrent
+// use.
+//
+// A view may see an aggregate only when it may see the field on every
+// entity (the field is visible to all, or its class sees the field's
+// visibility), and, for one by team with teams from a field, the team
+// field too: a sum over fields it may not see would tell it what they
+// hold.
+type Aggregates struct {
+	access *Access
+	aggs   []*aggregate // by name
+}
+
+type aggregate struct {
+	name    string
+	rule    fsm.ViewRule
+	members map[string]member          // entity → its contribution
+	groups  map[string]map[string]bool // group → entities in it
+	dirty   map[string]bool            // groups changed since the last frame
+	values  map[string]wire.Value      // group → aggregate, as last made
+}
+
+type member struct {
+	group string
+	value fsm.Value
+}
+
+// NewAggregates compiles the aggregated views of a world's rules.
+func NewAggregates(a *Access, r fsm.Rules) (*Aggregates, error) {
+	ag := &Aggregates{access: a}
+	for _, name := range sortedKeys(r.Schema.Views) {
+		v := r.Schema.Views[name]
+		switch v.Kind {
+		case "sum", "count", "max", "min":
+		case "heatmap", "feed":
+			return nil, fmt.Errorf("%w: view %s: %s", ErrNotBuilt, name, v.Kind)
+		default:
+			return nil, fmt.Errorf("%w: view %s: kind %q", ErrBadRules, name, v.Kind)
+		}
+		switch v.By {
+		case "", "team", "player":
+		default:
+			return nil, fmt.Errorf("%w: view %s: by %q", ErrBadRules, name, v.By)
+		}
+		if v.Field == "" {
+			return nil, fmt.Errorf("%w: view %s: no field", ErrBadRules, name)
+		}
+		ag.aggs = append(ag.aggs, &aggregate{name: name, rule: v, members: map[string]member{},
+			groups: map[string]map[string]bool{}, dirty: map[string]bool{}, values: map[string]wire.Value{}})
+	}
+	return ag, nil
+}
+
+// update recomputes the contributions of entities from s.
+func (ag *Aggregates) update(s *State, teamOf TeamFunc, entities iter.Seq[string]) {
+	for id := range entities {
+		for _, g := range ag.aggs {
+			g.update(s, ag.access, teamOf, id)
+		}
+	}
+}
+
+func (g *aggregate) update(s *State, a *Access, teamOf TeamFunc, id string) {
+	old, had := g.members[id]
+	var now member
+	has := false
+	if e := s.ents[id]; e != nil {
+		if f := e.fields[g.rule.Field]; f != nil && !f.isSet {
+			has = true
+			now.value = f.value
+			switch g.rule.By {
+			case "team":
+				now.group = s.team(a, teamOf, id)
+			case "player":
+				now.group = id
+			}
+		}
+	}
+	if had == has && old == now {
+		return
+	}
+	if had {
+		delete(g.groups[old.group], id)
+		g.dirty[old.group] = true
+		delete(g.members, id)
+	}
+	if has {
+		g.members[id] = now
+		if g.groups[now.group] == nil {
+			g.groups[now.group] = map[string]bool{}
+		}
+		g.groups[now.group][id] = true
+		g.dirty[now.group] = true
+	}
+}
+
+// frames returns the frame of each aggregate whose groups changed since
+// its last one, made at seq.
+func (ag *Aggregates) frames(world string, seq uint64) ([]*aggFrame, error) {
+	var out []*aggFrame
+	for _, g := range ag.aggs {
+		if len(g.dirty) == 0 {
+			continue
+		}
+		for grp := range g.dirty {
+			if v, ok := g.compute(grp); ok {
+				g.values[grp] = v
+			} else {
+				delete(g.values, grp)
+			}
+		}
+		clear(g.dirty)
+		f, err := encode(wire.TypeView, seq, &wire.ViewFrame{Type: wire.TypeView, World: world, Name: g.name,
+			Kind: g.rule.Kind, Seq: seq, Groups: g.values})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &aggFrame{agg: g, frame: f})
+	}
+	return out, nil
+}
+
+// aggFrame is an aggregate's frame, to send to the views that may see it.
+type aggFrame struct {
+	agg   *aggregate
+	frame *Frame
+}
+
+// compute returns a group's aggregate, and false when the group is empty.
+func (g *aggregate) compute(grp string) (wire.Value, bool) {
+	ids := g.groups[grp]
+	if len(ids) == 0 {
+		delete(g.groups, grp)
+		return wire.Value{}, false
+	}
+	switch g.rule.Kind {
+	case "count":
+		return fsm.Int(int64(len(ids))), true
+	case "sum":
+		var i int64
+		var f float64
+		isFloat := false
+		for id := range ids {
+			switch v := g.members[id].value; v.Kind {
+			case fsm.KindInt:
+				i += v.Int // wraps like the counters it sums
+			case fsm.KindFloat:
+				f, isFloat = f+v.Float, true
+			}
+		}
+		if isFloat {
+			s := f + float64(i)
+			if math.IsInf(s, 0) {
+				s = math.Copysign(math.MaxFloat64, s) // JSON has no infinity
+			}
+			return fsm.Float(s), true
+		}
+		return fsm.Int(i), true
+	}
+	var best fsm.Value
+	first := true
+	for id := range ids {
+		v := g.members[id].value
+		c := v.Compare(best)
+		if first || g.rule.Kind == "max" && c > 0 || g.rule.Kind == "min" && c < 0 {
+			best, first = v, false
+		}
+	}
+	return best, true
+}
+
+// sees reports whether view may see aggregate g.
+func (ag *Aggregates) sees(view View, g *aggregate) bool {
+	if !ag.access.seesEverywhere(view, g.rule.Field) {
+		return false
+	}
+	if k := ag.access.TeamField(); g.rule.By == "team" && k != "" {
+		return ag.access.seesEverywhere(view, k)
+	}
+	return true
+}
+
+// seesEverywhere reports whether view may see field on every entity.
+func (a *Access) seesEverywhere(view View, field string) bool {
+	vis, ok := a.fields[field]
+	return !ok || view.sees.has(vis)
+}
+
+// Len returns how many aggregated views there are (0 for nil).
+func (ag *Aggregates) Len() int {
+	if ag == nil {
+		return 0
+	}
+	return len(ag.aggs)
+}
