@@ -13,6 +13,9 @@ var (
 	// ErrGap reports an event that does not follow the state's seq (or
 	// belongs to another world).
 	ErrGap = errors.New("gsd/spectator: event out of order")
+	// ErrSeedTooNew reports a seed state newer than a pipeline's delay
+	// allows it to show.
+	ErrSeedTooNew = errors.New("gsd/spectator: seed newer than the delay allows")
 	// ErrClosed reports a pipeline that has stopped.
 	ErrClosed = errors.New("gsd/spectator: closed")
 )

@@ -32,7 +32,8 @@ type Config struct {
 	// streams' fan-out reads too (fanout.SubscribeFunc, store.Subscribe).
 	Subscribe fanout.SubscribeFunc
 	// Seed is the state to start from: the feed is read from the event
-	// after it. Nil starts from the world's first event.
+	// after it. Nil starts from the world's first event. A seed newer than
+	// the delay allows is refused (ErrSeedTooNew): start from an older one.
 	Seed *State
 	// TeamOf gives players' teams when they come from claims or session
 	// data; nil: no such teams.
@@ -167,11 +168,16 @@ func newPipeline(cfg Config) (*Pipeline, error) {
 	if s == nil {
 		s = NewState(cfg.World)
 	}
+	delay := NewDelay(cfg.Delay, cfg.MaxClockSkew)
+	if cfg.Delay > 0 && s.time > delay.Cutoff(cfg.Now()) {
+		// Its keyframes would show what the delay still holds back.
+		return nil, fmt.Errorf("%w: seq %d of world %s", ErrSeedTooNew, s.seq, cfg.World)
+	}
 	sub, err := cfg.Subscribe(cfg.World, s.seq+1)
 	if err != nil {
 		return nil, fmt.Errorf("spectator: subscribe world %s from %d: %w", cfg.World, s.seq+1, err)
 	}
-	p := &Pipeline{cfg: cfg, delay: NewDelay(cfg.Delay, cfg.MaxClockSkew), sub: sub,
+	p := &Pipeline{cfg: cfg, delay: delay, sub: sub,
 		ticker: NewTicker(cfg.Access, s, cfg.TeamOf), views: make(map[View]*viewState),
 		lastKey: cfg.Now(), cancel: func() {}}
 	if ag := cfg.Aggregates; ag != nil {
@@ -218,7 +224,12 @@ func (p *Pipeline) loop(ctx context.Context, evs <-chan []*fsm.Event, errs <-cha
 			p.stop(ErrClosed)
 			return
 		case err := <-errs:
-			p.stop(fmt.Errorf("spectator: world %s feed: %w", p.cfg.World, err))
+			if ctx.Err() != nil {
+				err = ErrClosed // the read ended because the pipeline did
+			} else {
+				err = fmt.Errorf("spectator: world %s feed: %w", p.cfg.World, err)
+			}
+			p.stop(err)
 			return
 		case b := <-in:
 			p.delay.Push(b...)
@@ -429,6 +440,17 @@ func (p *Pipeline) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
+}
+
+// Viewers returns how many viewers the pipeline serves.
+func (p *Pipeline) Viewers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, vs := range p.views {
+		n += len(vs.members)
+	}
+	return n
 }
 
 // Seq returns the seq of the last event the pipeline released.

@@ -322,3 +322,18 @@ func TestPipelineReportsAFrameItCannotEncode(t *testing.T) {
 	_, err = p.Join(View{})
 	require.Error(t, err)
 }
+
+func TestPipelineRefusesASeedNewerThanItsDelay(t *testing.T) {
+	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
+	now := time.Unix(1_700_000_000, 0)
+	cfg := DefaultConfig()
+	cfg.World, cfg.Access, cfg.Subscribe = "w", a, newFeed().subscribe
+	cfg.Now = func() time.Time { return now }
+	cfg.Delay, cfg.MaxClockSkew = time.Minute, time.Second
+	cfg.Seed = SeedState("w", 5, now.Add(-time.Minute).UnixNano(), nil)
+	_, err := newPipeline(cfg)
+	require.ErrorIs(t, err, ErrSeedTooNew, "within the skew bound")
+	cfg.Seed = SeedState("w", 5, now.Add(-time.Minute-time.Second).UnixNano(), nil)
+	_, err = newPipeline(cfg)
+	require.NoError(t, err)
+}

@@ -1,0 +1,168 @@
+package spectator
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// HubConfig configures a Hub.
+type HubConfig struct {
+	// Subscribe opens a world's feed (required).
+	Subscribe fanout.SubscribeFunc
+	// Rules returns a world's current rules (required).
+	Rules func(world string) (fsm.Rules, error)
+	// Seed returns a state to start a world's pipeline from (a read of the
+	// store's state at a seq, with that event's leader time); nil, or a
+	// seed the delay refuses, starts from the world's first event.
+	Seed func(world string) (*State, error)
+	// TeamOf returns the players' teams of a world when they come from
+	// claims or session data; nil: no such teams.
+	TeamOf func(world string) TeamFunc
+	// Pipeline is the template of every pipeline's Config: its World,
+	// Access, Subscribe, Seed, TeamOf, Aggregates and Delay are set per
+	// pipeline.
+	Pipeline Config
+}
+
+// Hub runs the pipelines of a node's watchers: one per world and delay,
+// started by its first viewer and stopped by its last (fanout.Hub's
+// lifecycle, one level up). It is what a watch endpoint calls.
+type Hub struct {
+	cfg HubConfig
+
+	mu     sync.Mutex
+	pipes  map[pipeKey]*Pipeline
+	closed bool
+}
+
+type pipeKey struct {
+	world string
+	delay time.Duration
+}
+
+// NewHub returns a Hub; it starts nothing until a viewer joins.
+func NewHub(cfg HubConfig) (*Hub, error) {
+	if cfg.Subscribe == nil || cfg.Rules == nil {
+		return nil, errors.New("spectator: a hub needs Subscribe and Rules")
+	}
+	return &Hub{cfg: cfg, pipes: make(map[pipeKey]*Pipeline)}, nil
+}
+
+// Watch is one viewer's place in a hub.
+type Watch struct {
+	hub *Hub
+	key pipeKey
+	p   *Pipeline
+	m   *Member
+}
+
+// Frames returns the viewer's frames (Member.Frames).
+func (w *Watch) Frames() <-chan *Frame { return w.m.Frames() }
+
+// Err returns why the viewer's frames ended when its pipeline stopped
+// (nil while it runs, ErrClosed after Close).
+func (w *Watch) Err() error { return w.p.Err() }
+
+// Close ends the watch; the pipeline stops when it was its last viewer.
+func (w *Watch) Close() {
+	h := w.hub
+	h.mu.Lock()
+	w.p.Leave(w.m)
+	stop := w.p.Viewers() == 0 && h.pipes[w.key] == w.p
+	if stop {
+		delete(h.pipes, w.key)
+	}
+	h.mu.Unlock()
+	if stop {
+		w.p.Close()
+	}
+}
+
+// Join starts watching world as v. Errors: the world's rules (unknown
+// world), the viewer (ErrUnknownClass, ErrBadDelay), rules the package
+// cannot enforce (ErrBadRules, ErrNotBuilt), the feed's.
+func (h *Hub) Join(world string, v Viewer) (*Watch, error) {
+	rules, err := h.cfg.Rules(world)
+	if err != nil {
+		return nil, err
+	}
+	a, err := NewAccess(rules)
+	if err != nil {
+		return nil, err
+	}
+	view, delay, err := a.Resolve(v)
+	if err != nil {
+		return nil, err
+	}
+	key := pipeKey{world, delay}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	p := h.pipes[key]
+	if p == nil || p.Err() != nil {
+		if p, err = h.start(world, rules, a, delay); err != nil {
+			return nil, err
+		}
+		h.pipes[key] = p
+	}
+	m, err := p.Join(view)
+	if err != nil {
+		return nil, err
+	}
+	return &Watch{hub: h, key: key, p: p, m: m}, nil
+}
+
+// start starts world's pipeline with delay.
+func (h *Hub) start(world string, rules fsm.Rules, a *Access, delay time.Duration) (*Pipeline, error) {
+	ag, err := NewAggregates(a, rules)
+	if err != nil {
+		return nil, err
+	}
+	cfg := h.cfg.Pipeline
+	cfg.World, cfg.Access, cfg.Subscribe, cfg.Aggregates, cfg.Delay = world, a, h.cfg.Subscribe, ag, delay
+	cfg.Seed, cfg.TeamOf = nil, nil
+	if h.cfg.TeamOf != nil {
+		cfg.TeamOf = h.cfg.TeamOf(world)
+	}
+	if h.cfg.Seed != nil {
+		s, err := h.cfg.Seed(world)
+		if err != nil {
+			return nil, fmt.Errorf("spectator: seed world %s: %w", world, err)
+		}
+		cfg.Seed = s
+		p, err := New(cfg)
+		if !errors.Is(err, ErrSeedTooNew) {
+			return p, err
+		}
+		// Too new for the delay: build the state from the feed instead
+		// (the refusal came before the aggregates were touched).
+		cfg.Seed = nil
+	}
+	return New(cfg)
+}
+
+// Close stops every pipeline; their viewers' channels close.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	pipes := h.pipes
+	h.pipes = map[pipeKey]*Pipeline{}
+	h.mu.Unlock()
+	for _, p := range pipes {
+		p.Close()
+	}
+}
+
+// Pipelines returns how many pipelines run.
+func (h *Hub) Pipelines() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pipes)
+}
