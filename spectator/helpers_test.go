@@ -240,6 +240,14 @@ func requireSameEntities(t testingT, want, got map[string]wire.WatchEntity) {
 				continue
 			}
 			we.Replace = false
+			fields := map[string]wire.WatchField{}
+			for n, f := range we.Fields {
+				if len(f.Set) == 0 {
+					f.Set = nil // JSON leaves an empty set out
+				}
+				fields[n] = f
+			}
+			we.Fields = fields
 			out[id] = we
 		}
 		return out

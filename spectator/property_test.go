@@ -6,8 +6,10 @@ import (
 	"regexp"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
@@ -360,6 +362,108 @@ func TestPropertyKeyframesAndDeltasShowNothingTheViewMayNotSee(t *testing.T) {
 				clients[i].delta(*d)
 			}
 			want := Keyframe(pw.a, tk.State(), nil, v.view)
+			requireSameEntities(t, want.Entities, clients[i].ents)
+		}
+	})
+}
+
+// TestPropertyPipelineFramesShowNothingTheViewMayNotSee checks the bytes a
+// pipeline queues for each viewer (keyframes, deltas, aggregates, the
+// keyframes of viewers that fell behind), and that a viewer that applies
+// them holds what its view may see.
+func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		pw := newPropWorld(t)
+		viewers := pw.viewers(t)
+		views := map[string]fsm.ViewRule{
+			"kills": {Kind: "sum", Field: "C0", By: "team"},
+			"count": {Kind: "count", Field: "F0", By: "player"},
+		}
+		r := fsm.Rules{Schema: fsm.Schema{Views: views}}
+		ag, err := NewAggregates(pw.a, r)
+		require.NoError(t, err)
+		fd := newFeed()
+		now := time.Unix(0, t0)
+		cfg := DefaultConfig()
+		cfg.World, cfg.Access, cfg.Subscribe, cfg.Aggregates = "w", pw.a, fd.subscribe, ag
+		cfg.Now, cfg.Queue = func() time.Time { return now }, rapid.IntRange(4, 8).Draw(t, "queue")
+		cfg.KeyframeInterval = time.Duration(rapid.IntRange(1, 20).Draw(t, "interval")) * time.Second
+		p, err := newPipeline(cfg)
+		require.NoError(t, err)
+		// Each frame is checked against the teams at its seq: a viewer
+		// reads it later, when they may have changed.
+		teamsAt := map[uint64]map[string]string{0: {}}
+		members := make([]*Member, len(viewers))
+		clients := make([]*client, len(viewers))
+		read := func(i int, all bool) {
+			m := members[i]
+			for len(m.ch) > 0 {
+				f := <-m.ch
+				at := teamsAt[f.Seq]
+				team := func(e string) string { return at[e] }
+				pw.checkBytes(t, viewers[i], f.Data, team)
+				switch f.Type {
+				case wire.TypeKeyframe:
+					k := decodeKeyframe(t, f)
+					for id, we := range k.Entities {
+						for fl := range we.Fields {
+							require.True(t, pw.refVisible(viewers[i], id, fl, team(id)))
+						}
+					}
+					clients[i].keyframe(k)
+				case wire.TypeWatchDelta:
+					d := decodeDelta(t, f)
+					for id, we := range d.Entities {
+						for fl := range we.Fields {
+							require.True(t, pw.refVisible(viewers[i], id, fl, team(id)))
+						}
+					}
+					clients[i].delta(d)
+				case wire.TypeView:
+					var v wire.ViewFrame
+					require.NoError(t, json.Unmarshal(f.Data, &v))
+					field := views[v.Name].Field
+					for _, e := range propEntities {
+						require.True(t, pw.refVisible(viewers[i], e, field, team(e)),
+							"aggregate %s of %s reached a view that may not see it on %s", v.Name, field, e)
+					}
+				}
+				if !all {
+					return
+				}
+			}
+		}
+		for range rapid.IntRange(1, 40).Draw(t, "events") {
+			ev := pw.step(t)
+			teamsAt[ev.Seq] = map[string]string{}
+			for _, e := range propEntities {
+				teamsAt[ev.Seq][e] = pw.team(e)
+			}
+			p.delay.Push(ev)
+			now = time.Unix(0, ev.Time)
+			if rapid.IntRange(0, 2).Draw(t, "tick") == 0 {
+				require.NoError(t, p.step(now))
+			}
+			i := rapid.IntRange(0, len(viewers)-1).Draw(t, "viewer")
+			switch {
+			case members[i] == nil:
+				m, err := p.Join(viewers[i].view)
+				require.NoError(t, err)
+				members[i], clients[i] = m, &client{}
+			default:
+				read(i, rapid.Bool().Draw(t, "read all"))
+			}
+		}
+		now = now.Add(time.Hour) // the last keyframes and deltas
+		require.NoError(t, p.step(now))
+		for i, m := range members {
+			if m == nil {
+				continue
+			}
+			read(i, true)
+			require.NoError(t, p.step(now)) // a viewer that fell behind gets its keyframe
+			read(i, true)
+			want := Keyframe(pw.a, p.ticker.State(), nil, viewers[i].view)
 			requireSameEntities(t, want.Entities, clients[i].ents)
 		}
 	})
