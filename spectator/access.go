@@ -50,9 +50,11 @@ func (s sees) has(v Visibility) bool { return s&(1<<v) != 0 }
 
 // Viewer is who asks to watch: a viewer class of the world's rules
 // (rules key viewers; "" is the public class, which sees only fields
-// visible to all), the player it is (""  for a spectator who plays in
-// no team), the team it belongs to ("" for none), and the delay it asks
-// for, which may only raise its class's.
+// visible to all), the player it is ("" for a spectator), the team it
+// belongs to ("" for none), and the delay it asks for, which may only
+// raise its class's. The edge fills Player and Team from the viewer's
+// credential and the world's team source, never from what the client
+// says; who may use a class is the edge's decision too.
 type Viewer struct {
 	Class  string
 	Player string

@@ -1,6 +1,7 @@
 package spectator
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -69,7 +70,12 @@ func FuzzDelayNeverLeaks(f *testing.F) {
 		fd := newFeed()
 		cfg := DefaultConfig()
 		cfg.World, cfg.Access, cfg.Subscribe = "w", access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{}), fd.subscribe
-		cfg.Delay, cfg.MaxClockSkew, cfg.Queue, cfg.KeyframeInterval = delay, skew, 2, 20*time.Second
+		cfg.Delay, cfg.MaxClockSkew, cfg.Queue, cfg.KeyframeInterval = delay, skew, 3, 20*time.Second
+		ag, err := NewAggregates(cfg.Access, fsm.Rules{Schema: fsm.Schema{Views: map[string]fsm.ViewRule{
+			"best": {Kind: "max", Field: "x"},
+		}}})
+		require.NoError(t, err)
+		cfg.Aggregates = ag
 		cfg.Now = func() time.Time { return now }
 		p, err := newPipeline(cfg)
 		require.NoError(t, err)
@@ -86,10 +92,17 @@ func FuzzDelayNeverLeaks(f *testing.F) {
 						require.LessOrEqual(t, times[fr.Seq], cut, "frame %s at seq %d", fr.Type, fr.Seq)
 					}
 					var ents map[string]wire.WatchEntity
-					if fr.Type == wire.TypeKeyframe {
+					switch fr.Type {
+					case wire.TypeKeyframe:
 						ents = decodeKeyframe(t, fr).Entities
-					} else {
+					case wire.TypeWatchDelta:
 						ents = decodeDelta(t, fr).Entities
+					default: // an aggregate: the best x is the seq that set it
+						var v wire.ViewFrame
+						require.NoError(t, json.Unmarshal(fr.Data, &v))
+						for _, best := range v.Groups {
+							require.LessOrEqual(t, times[uint64(best.Int)], cut)
+						}
 					}
 					for _, we := range ents {
 						require.LessOrEqual(t, times[we.Version], cut)
