@@ -34,8 +34,10 @@ func NewState(world string) *State {
 	return &State{world: world, ents: make(map[string]*entState)}
 }
 
-// SeedState returns world's state after event seq (leader time t) from
-// its entities as read from a store.
+// SeedState returns world's state after event seq from its entities as
+// read from a store at that seq (fsm.FSM.Entities). t must be the leader
+// time of event seq: a delayed pipeline trusts it to decide whether the
+// seed may be shown.
 func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State {
 	s := NewState(world)
 	s.seq, s.time = seq, t
