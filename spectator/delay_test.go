@@ -86,7 +86,7 @@ func FuzzDelayNeverLeaks(f *testing.F) {
 			for _, m := range members {
 				// Only some viewers read: the others fall behind and
 				// get keyframes made for them.
-				for len(m.ch) > 0 && (m.view == View{} && len(members)%2 == 0 || len(m.ch) == cap(m.ch)) {
+				for len(m.ch) > 0 && (m.key.view == View{} && len(members)%2 == 0 || len(m.ch) == cap(m.ch)) {
 					fr := <-m.ch
 					if fr.Seq > 0 {
 						require.LessOrEqual(t, times[fr.Seq], cut, "frame %s at seq %d", fr.Type, fr.Seq)

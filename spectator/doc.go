@@ -28,8 +28,10 @@
 //     state a view may see at a seq.
 //   - Pipeline ties them together for one world and one delay: a reader of
 //     the feed, a loop that steps once per tick, views with their join
-//     keyframe and the deltas since, and viewers that skip to a keyframe
-//     when they fall behind.
+//     keyframe and the deltas since (or, for JoinEvents, the filtered
+//     events since), and viewers that skip to a keyframe when they fall
+//     behind. Hub runs a pipeline per world and delay, by viewer count:
+//     what a watch endpoint calls.
 //
 // The rules keys stay refused with not_supported in fsm until the edge
 // applies these filters on every read path (event streams, play streams,

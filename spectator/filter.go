@@ -40,13 +40,22 @@ type Prepared struct {
 // Prepare applies the next event to the state and prepares it for
 // filtering. An event out of order is ErrGap and changes nothing.
 func (f *Filter) Prepare(ev *fsm.Event) (*Prepared, error) {
+	return prepareEvent(f.access, f.state, f.teamOf, ev, nil)
+}
+
+// prepareEvent applies ev to s and prepares it for filtering under a;
+// each, when set, is called before each change as State.apply does.
+func prepareEvent(a *Access, s *State, teamOf TeamFunc, ev *fsm.Event, each func(i int)) (*Prepared, error) {
 	p := &Prepared{Event: ev}
-	if !f.access.Restricted() {
-		return p, f.state.Apply(ev)
+	if !a.Restricted() {
+		return p, s.apply(ev, each)
 	}
 	p.teams = make([]string, len(ev.Changes))
 	var goneTeam map[string]string // entities the event deletes: their team before
-	err := f.state.apply(ev, func(i int) {
+	err := s.apply(ev, func(i int) {
+		if each != nil {
+			each(i)
+		}
 		c := &ev.Changes[i]
 		if c.Field != "" {
 			return
@@ -55,8 +64,8 @@ func (f *Filter) Prepare(ev *fsm.Event) (*Prepared, error) {
 			p.whole = make(map[int][]fieldVersion)
 			goneTeam = make(map[string]string)
 		}
-		p.whole[i] = f.state.fieldVersions(c.Entity)
-		p.teams[i] = f.state.team(f.access, f.teamOf, c.Entity)
+		p.whole[i] = s.fieldVersions(c.Entity)
+		p.teams[i] = s.team(a, teamOf, c.Entity)
 		goneTeam[c.Entity] = p.teams[i]
 	})
 	if err != nil {
@@ -67,8 +76,8 @@ func (f *Filter) Prepare(ev *fsm.Event) (*Prepared, error) {
 		if c.Field == "" {
 			continue
 		}
-		if _, exists := f.state.ents[c.Entity]; exists || goneTeam == nil {
-			p.teams[i] = f.state.team(f.access, f.teamOf, c.Entity)
+		if _, exists := s.ents[c.Entity]; exists || goneTeam == nil {
+			p.teams[i] = s.team(a, teamOf, c.Entity)
 		} else {
 			p.teams[i] = goneTeam[c.Entity]
 		}
@@ -87,9 +96,11 @@ func (f *Filter) Prepare(ev *fsm.Event) (*Prepared, error) {
 // that player's actions, hidden ones too). The viewer's own events always
 // come, with their status and reason. Without restricted fields the event
 // is returned as it is.
-func (f *Filter) Event(p *Prepared, view View) *fsm.Event {
+func (f *Filter) Event(p *Prepared, view View) *fsm.Event { return filterEvent(f.access, p, view) }
+
+func filterEvent(a *Access, p *Prepared, view View) *fsm.Event {
 	ev := p.Event
-	if !f.access.Restricted() {
+	if !a.Restricted() {
 		return ev
 	}
 	own := view.player != "" && ev.Player == view.player
@@ -97,12 +108,12 @@ func (f *Filter) Event(p *Prepared, view View) *fsm.Event {
 	out.Changes = nil
 	for i, c := range ev.Changes {
 		if c.Field == "" {
-			v, ok := versionOf(f.access, view, c.Entity, p.whole[i], p.teams[i])
+			v, ok := versionOf(a, view, c.Entity, p.whole[i], p.teams[i])
 			if !ok {
 				continue
 			}
 			c.Version = v
-		} else if !f.access.visible(view, c.Entity, c.Field, p.teams[i]) {
+		} else if !a.visible(view, c.Entity, c.Field, p.teams[i]) {
 			continue
 		}
 		out.Changes = append(out.Changes, c)

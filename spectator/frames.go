@@ -8,10 +8,11 @@ import (
 	"github.com/gsd-dev/gsd/wire"
 )
 
-// Frame is one encoded watch frame (wire.Keyframe, wire.WatchDelta or
-// wire.ViewFrame as JSON), shared by every viewer of a view: read-only.
+// Frame is one encoded watch frame (wire.Keyframe, wire.WatchDelta,
+// wire.Events or wire.ViewFrame as JSON), shared by every viewer of a
+// view: read-only.
 type Frame struct {
-	Type string // wire.TypeKeyframe, wire.TypeWatchDelta or wire.TypeView
+	Type string // wire.TypeKeyframe, wire.TypeWatchDelta, wire.TypeEvents or wire.TypeView
 	Seq  uint64 // the last seq it reflects
 	Data []byte
 }
@@ -29,6 +30,8 @@ type Ticker struct {
 	teamOf  TeamFunc
 	from    uint64 // first seq of the tick; 0: no event yet
 	touched map[string]*touch
+	keep    bool        // keep the tick's events, prepared for filtering
+	events  []*Prepared // the tick's events, when keep
 }
 
 // touch is what a tick did to one entity.
@@ -49,10 +52,14 @@ func NewTicker(a *Access, s *State, teamOf TeamFunc) *Ticker {
 // State returns the state the ticker keeps.
 func (t *Ticker) State() *State { return t.state }
 
+// KeepEvents makes the ticker keep each tick's events, prepared for
+// filtering, for Events.
+func (t *Ticker) KeepEvents() { t.keep = true }
+
 // Apply applies the next event to the state and records what it touched.
 func (t *Ticker) Apply(ev *fsm.Event) error {
 	applied := ev.Status == fsm.StatusApplied
-	err := t.state.apply(ev, func(i int) {
+	each := func(i int) {
 		if !applied {
 			return
 		}
@@ -73,8 +80,14 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 			return
 		}
 		tc.fields[c.Field] = struct{}{}
-	})
-	if err != nil {
+	}
+	if t.keep {
+		p, err := prepareEvent(t.access, t.state, t.teamOf, ev, each)
+		if err != nil {
+			return err
+		}
+		t.events = append(t.events, p)
+	} else if err := t.state.apply(ev, each); err != nil {
 		return err
 	}
 	if t.from == 0 {
@@ -90,6 +103,23 @@ func (t *Ticker) Pending() bool { return t.from != 0 }
 func (t *Ticker) Reset() {
 	t.from = 0
 	clear(t.touched)
+	clear(t.events)
+	t.events = t.events[:0]
+}
+
+// Events returns view's events frame for the tick (KeepEvents): each
+// event as view may see it (Filter.Event), or nil when it may see none.
+func (t *Ticker) Events(view View) *wire.Events {
+	var evs []wire.Event
+	for _, p := range t.events {
+		if ev := filterEvent(t.access, p, view); ev != nil {
+			evs = append(evs, ev.Wire())
+		}
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	return &wire.Events{Type: wire.TypeEvents, From: t.from, Seq: t.state.seq, Events: evs}
 }
 
 // Delta returns view's delta for the tick, or nil when the tick changed

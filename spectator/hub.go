@@ -86,7 +86,14 @@ func (w *Watch) Close() {
 // Join starts watching world as v. Errors: the world's rules (unknown
 // world), the viewer (ErrUnknownClass, ErrBadDelay), rules the package
 // cannot enforce (ErrBadRules, ErrNotBuilt), the feed's.
-func (h *Hub) Join(world string, v Viewer) (*Watch, error) {
+func (h *Hub) Join(world string, v Viewer) (*Watch, error) { return h.join(world, v, false) }
+
+// JoinEvents is Join for a filtered, delayed event stream: after its
+// keyframe the viewer gets every event as its view may see it
+// (Pipeline.JoinEvents).
+func (h *Hub) JoinEvents(world string, v Viewer) (*Watch, error) { return h.join(world, v, true) }
+
+func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
 	rules, err := h.cfg.Rules(world)
 	if err != nil {
 		return nil, err
@@ -112,7 +119,11 @@ func (h *Hub) Join(world string, v Viewer) (*Watch, error) {
 		}
 		h.pipes[key] = p
 	}
-	m, err := p.Join(view)
+	join := p.Join
+	if events {
+		join = p.JoinEvents
+	}
+	m, err := join(view)
 	if err != nil {
 		return nil, err
 	}

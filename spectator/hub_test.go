@@ -189,3 +189,20 @@ func TestHubCloseEndsEveryWatch(t *testing.T) {
 	_, err = h.Join("w", Viewer{})
 	require.ErrorIs(t, err, ErrClosed)
 }
+
+func TestHubJoinEventsServesAFilteredEventStream(t *testing.T) {
+	hw := newHubWorld(t)
+	h, err := NewHub(hw.config())
+	require.NoError(t, err)
+	defer h.Close()
+	w, err := h.JoinEvents("w", Viewer{Player: "cat"})
+	require.NoError(t, err)
+	defer w.Close()
+	require.Equal(t, wire.TypeKeyframe, (<-w.Frames()).Type)
+	hw.fd.push(hw.g.act("ann", set("ann", "plan", fsm.String("rush"))), hw.g.act("ann", set("ann", "x", fsm.String("1"))))
+	hw.clk.set(time.Unix(0, hw.g.time))
+	f := <-w.Frames()
+	require.Equal(t, wire.TypeEvents, f.Type)
+	require.NotContains(t, string(f.Data), "rush", "cat is not on ann's team")
+	require.Contains(t, string(f.Data), `"seq":2`)
+}

@@ -114,12 +114,18 @@ type Pipeline struct {
 
 	mu        sync.Mutex
 	ticker    *Ticker
-	views     map[View]*viewState
+	views     map[viewKey]*viewState
 	lastKey   time.Time
 	err       error
 	stopped   bool
 	keyframes int         // keyframes made, for tests and metrics
 	aggs      []*aggFrame // each aggregate's latest frame, for joiners
+}
+
+// viewKey is a view and what its viewers get after their keyframe.
+type viewKey struct {
+	view   View
+	events bool // filtered events, not deltas
 }
 
 // viewState is one view's viewers and its join point: the latest keyframe
@@ -133,7 +139,7 @@ type viewState struct {
 
 // Member is one viewer of a pipeline.
 type Member struct {
-	view    View
+	key     viewKey
 	ch      chan *Frame
 	lagging bool // under the pipeline's lock
 }
@@ -178,7 +184,7 @@ func newPipeline(cfg Config) (*Pipeline, error) {
 		return nil, fmt.Errorf("spectator: subscribe world %s from %d: %w", cfg.World, s.seq+1, err)
 	}
 	p := &Pipeline{cfg: cfg, delay: delay, sub: sub,
-		ticker: NewTicker(cfg.Access, s, cfg.TeamOf), views: make(map[View]*viewState),
+		ticker: NewTicker(cfg.Access, s, cfg.TeamOf), views: make(map[viewKey]*viewState),
 		lastKey: cfg.Now(), cancel: func() {}}
 	if ag := cfg.Aggregates; ag != nil {
 		ag.update(s, cfg.TeamOf, maps.Keys(s.ents))
@@ -263,17 +269,17 @@ func (p *Pipeline) step(now time.Time) error {
 			}
 			p.mergeAggsLocked(aggs)
 		}
-		for view, vs := range p.views {
-			if d := p.ticker.Delta(view); d != nil {
-				f, err := encode(wire.TypeWatchDelta, d.Seq, d)
-				if err != nil {
-					return err
-				}
+		for key, vs := range p.views {
+			f, err := p.tickFrameLocked(key)
+			if err != nil {
+				return err
+			}
+			if f != nil {
 				vs.since = append(vs.since, f)
 				p.sendLocked(vs, f)
 			}
 			for _, a := range aggs {
-				if p.cfg.Aggregates.sees(view, a.agg) {
+				if p.cfg.Aggregates.sees(key.view, a.agg) {
 					p.sendLocked(vs, a.frame)
 				}
 			}
@@ -283,22 +289,22 @@ func (p *Pipeline) step(now time.Time) error {
 	}
 	if now.Sub(p.lastKey) >= p.cfg.KeyframeInterval {
 		p.lastKey = now
-		for view, vs := range p.views {
-			k, err := p.keyframeLocked(view)
+		for key, vs := range p.views {
+			k, err := p.keyframeLocked(key.view)
 			if err != nil {
 				return err
 			}
 			vs.key, vs.since, vs.cur = k, nil, k
 		}
 	}
-	for view, vs := range p.views {
-		aggs := p.aggsFor(view)
+	for key, vs := range p.views {
+		aggs := p.aggsFor(key.view)
 		for m := range vs.members {
 			if !m.lagging || cap(m.ch)-len(m.ch) < 1+len(aggs) {
 				continue
 			}
 			if vs.cur == nil {
-				k, err := p.keyframeLocked(view)
+				k, err := p.keyframeLocked(key.view)
 				if err != nil {
 					return err
 				}
@@ -337,6 +343,21 @@ func (p *Pipeline) aggsFor(view View) []*Frame {
 	return out
 }
 
+// tickFrameLocked returns the tick's frame for key's viewers: its delta,
+// or its filtered events; nil when there is nothing for them.
+func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
+	if key.events {
+		if e := p.ticker.Events(key.view); e != nil {
+			return encode(wire.TypeEvents, e.Seq, e)
+		}
+		return nil, nil
+	}
+	if d := p.ticker.Delta(key.view); d != nil {
+		return encode(wire.TypeWatchDelta, d.Seq, d)
+	}
+	return nil, nil
+}
+
 // sendLocked offers f to the view's viewers without blocking; one without
 // room skips it and waits for a keyframe.
 func (p *Pipeline) sendLocked(vs *viewState, f *Frame) {
@@ -364,22 +385,35 @@ func (p *Pipeline) keyframeLocked(view View) (*Frame, error) {
 // with the view's latest keyframe and the deltas since, or, when those do
 // not fit its queue, with a keyframe made now. After the pipeline stopped,
 // Join returns its error.
-func (p *Pipeline) Join(view View) (*Member, error) {
+func (p *Pipeline) Join(view View) (*Member, error) { return p.join(viewKey{view: view}) }
+
+// JoinEvents is Join for a viewer that gets, after its keyframe, every
+// event as its view may see it (Filter.Event), one wire.Events frame per
+// tick, instead of deltas: a delayed, filtered event stream.
+func (p *Pipeline) JoinEvents(view View) (*Member, error) {
+	return p.join(viewKey{view: view, events: true})
+}
+
+func (p *Pipeline) join(key viewKey) (*Member, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
 		return nil, p.err
 	}
-	vs := p.views[view]
+	view := key.view
+	if key.events {
+		p.ticker.KeepEvents()
+	}
+	vs := p.views[key]
 	if vs == nil {
 		k, err := p.keyframeLocked(view)
 		if err != nil {
 			return nil, err
 		}
 		vs = &viewState{members: make(map[*Member]struct{}), key: k, cur: k}
-		p.views[view] = vs
+		p.views[key] = vs
 	}
-	m := &Member{view: view, ch: make(chan *Frame, p.cfg.Queue)}
+	m := &Member{key: key, ch: make(chan *Frame, p.cfg.Queue)}
 	aggs := p.aggsFor(view)
 	if len(vs.since)+1+len(aggs) > p.cfg.Queue {
 		k, err := p.keyframeLocked(view)
@@ -404,7 +438,7 @@ func (p *Pipeline) Join(view View) (*Member, error) {
 func (p *Pipeline) Leave(m *Member) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	vs := p.views[m.view]
+	vs := p.views[m.key]
 	if vs == nil {
 		return
 	}
@@ -414,7 +448,7 @@ func (p *Pipeline) Leave(m *Member) {
 	delete(vs.members, m)
 	close(m.ch)
 	if len(vs.members) == 0 {
-		delete(p.views, m.view)
+		delete(p.views, m.key)
 	}
 }
 

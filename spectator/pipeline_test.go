@@ -1,6 +1,7 @@
 package spectator
 
 import (
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -336,4 +337,46 @@ func TestPipelineRefusesASeedNewerThanItsDelay(t *testing.T) {
 	cfg.Seed = SeedState("w", 5, now.Add(-time.Minute-time.Second).UnixNano(), nil)
 	_, err = newPipeline(cfg)
 	require.NoError(t, err)
+}
+
+func TestPipelineEventsViewersGetAKeyframeThenFilteredEvents(t *testing.T) {
+	a := access(t, map[string]string{"x": "", "mine": "hidden"}, nil, fsm.TeamRule{})
+	g := newGame(t, "w", strFields("x", "mine"))
+	fd := newFeed()
+	now := time.Unix(0, t0)
+	cfg := DefaultConfig()
+	cfg.World, cfg.Access, cfg.Subscribe = "w", a, fd.subscribe
+	cfg.Now = func() time.Time { return now }
+	p, err := newPipeline(cfg)
+	require.NoError(t, err)
+	p.delay.Push(g.act("ann", set("ann", "x", fsm.String("1"))))
+	require.NoError(t, p.step(now))
+	pub, err := p.JoinEvents(resolve(t, a, Viewer{}))
+	require.NoError(t, err)
+	ann, err := p.JoinEvents(resolve(t, a, Viewer{Player: "ann"}))
+	require.NoError(t, err)
+	deltas, err := p.Join(resolve(t, a, Viewer{}))
+	require.NoError(t, err)
+	for _, m := range []*Member{pub, ann, deltas} {
+		require.Equal(t, uint64(1), decodeKeyframe(t, <-m.ch).Seq)
+	}
+
+	p.delay.Push(g.act("ann", set("ann", "mine", fsm.String("secret"))), // only hidden: ann's own
+		g.act("bob", set("bob", "x", fsm.String("2")), set("bob", "mine", fsm.String("s2"))),
+		g.act("bob", set("bob", "mine", fsm.String("s3")))) // only hidden: bob's
+	require.NoError(t, p.step(now))
+	var e wire.Events
+	require.NoError(t, json.Unmarshal((<-pub.ch).Data, &e))
+	require.Equal(t, wire.TypeEvents, e.Type)
+	require.Equal(t, uint64(2), e.From)
+	require.Equal(t, uint64(4), e.Seq)
+	require.Len(t, e.Events, 1, "the hidden-only events are not there")
+	require.Equal(t, uint64(3), e.Events[0].Seq)
+	require.Len(t, e.Events[0].Changes, 1)
+	require.NotContains(t, string((<-ann.ch).Data), "secret")
+	require.Equal(t, wire.TypeWatchDelta, (<-deltas.ch).Type)
+
+	p.delay.Push(g.act("bob", set("bob", "mine", fsm.String("s4"))))
+	require.NoError(t, p.step(now))
+	require.Empty(t, pub.ch, "nothing it may see: no frame")
 }

@@ -393,6 +393,10 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 		// Each frame is checked against the teams at its seq: a viewer
 		// reads it later, when they may have changed.
 		teamsAt := map[uint64]map[string]string{0: {}}
+		// Viewers in events mode get what a Filter of their own makes.
+		ref := NewFilter(pw.a, NewState("w"), nil)
+		prepared := map[uint64]*Prepared{}
+		eventsMode := make([]bool, len(viewers))
 		members := make([]*Member, len(viewers))
 		clients := make([]*client, len(viewers))
 		read := func(i int, all bool) {
@@ -401,7 +405,9 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 				f := <-m.ch
 				at := teamsAt[f.Seq]
 				team := func(e string) string { return at[e] }
-				pw.checkBytes(t, viewers[i], f.Data, team)
+				if f.Type != wire.TypeEvents { // each event has its own teams: see below
+					pw.checkBytes(t, viewers[i], f.Data, team)
+				}
 				switch f.Type {
 				case wire.TypeKeyframe:
 					k := decodeKeyframe(t, f)
@@ -412,6 +418,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 					}
 					clients[i].keyframe(k)
 				case wire.TypeWatchDelta:
+					require.False(t, eventsMode[i])
 					d := decodeDelta(t, f)
 					for id, we := range d.Entities {
 						for fl := range we.Fields {
@@ -419,6 +426,23 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 						}
 					}
 					clients[i].delta(d)
+				case wire.TypeEvents:
+					require.True(t, eventsMode[i])
+					var e wire.Events
+					require.NoError(t, json.Unmarshal(f.Data, &e))
+					var want []wire.Event
+					for seq := e.From; seq <= e.Seq; seq++ {
+						if ev := ref.Event(prepared[seq], viewers[i].view); ev != nil {
+							want = append(want, ev.Wire())
+						}
+					}
+					wb, err := json.Marshal(want)
+					require.NoError(t, err)
+					gb, err := json.Marshal(e.Events)
+					require.NoError(t, err)
+					// The events as a Filter shows them, which the property
+					// test of filtered events checks byte by byte.
+					require.JSONEq(t, string(wb), string(gb))
 				case wire.TypeView:
 					var v wire.ViewFrame
 					require.NoError(t, json.Unmarshal(f.Data, &v))
@@ -439,6 +463,9 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 			for _, e := range propEntities {
 				teamsAt[ev.Seq][e] = pw.team(e)
 			}
+			pe, err := ref.Prepare(ev)
+			require.NoError(t, err)
+			prepared[ev.Seq] = pe
 			p.delay.Push(ev)
 			now = time.Unix(0, ev.Time)
 			if rapid.IntRange(0, 2).Draw(t, "tick") == 0 {
@@ -447,7 +474,11 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 			i := rapid.IntRange(0, len(viewers)-1).Draw(t, "viewer")
 			switch {
 			case members[i] == nil:
-				m, err := p.Join(viewers[i].view)
+				join := p.Join
+				if eventsMode[i] = rapid.Bool().Draw(t, "events mode"); eventsMode[i] {
+					join = p.JoinEvents
+				}
+				m, err := join(viewers[i].view)
 				require.NoError(t, err)
 				members[i], clients[i] = m, &client{}
 			default:
@@ -463,6 +494,9 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 			read(i, true)
 			require.NoError(t, p.step(now)) // a viewer that fell behind gets its keyframe
 			read(i, true)
+			if eventsMode[i] {
+				continue // its events were checked against the Filter's
+			}
 			want := Keyframe(pw.a, p.ticker.State(), nil, viewers[i].view)
 			requireSameEntities(t, want.Entities, clients[i].ents)
 		}
