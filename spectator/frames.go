@@ -3,6 +3,7 @@ package spectator
 import (
 	"encoding/json"
 	"slices"
+	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
@@ -10,11 +11,24 @@ import (
 
 // Frame is one encoded watch frame (wire.Keyframe, wire.WatchDelta,
 // wire.Events or wire.ViewFrame as JSON), shared by every viewer of a
-// view: read-only.
+// view: read-only. Its MessagePack form is made the first time a viewer
+// asks for it, once for all.
 type Frame struct {
 	Type string // wire.TypeKeyframe, wire.TypeWatchDelta, wire.TypeEvents or wire.TypeView
 	Seq  uint64 // the last seq it reflects
-	Data []byte
+	Data []byte // JSON
+
+	v       any // the wire value, for Msgpack
+	once    sync.Once
+	msgpack []byte
+	err     error
+}
+
+// Msgpack returns the frame in the binary codec of the play protocol
+// (wire.MarshalMsgpack: the JSON form's keys, canonical bytes).
+func (f *Frame) Msgpack() ([]byte, error) {
+	f.once.Do(func() { f.msgpack, f.err = wire.MarshalMsgpack(f.v) })
+	return f.msgpack, f.err
 }
 
 // Ticker coalesces the events of one tick into per-view deltas: it applies
@@ -217,5 +231,5 @@ func encode(typ string, seq uint64, v any) (*Frame, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Frame{Type: typ, Seq: seq, Data: b}, nil
+	return &Frame{Type: typ, Seq: seq, Data: b, v: v}, nil
 }

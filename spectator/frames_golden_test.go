@@ -2,11 +2,13 @@ package spectator
 
 import (
 	"bytes"
+	"encoding/json"
 	"maps"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/golden"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -62,4 +64,32 @@ func TestGoldenWatchFrames(t *testing.T) {
 	require.NoError(t, err)
 	out.Write(append(fs[0].frame.Data, '\n'))
 	golden.Text(t, "watch_frames.ndjson", out.Bytes())
+}
+
+func TestFramesHaveAMsgpackFormWithTheSameContent(t *testing.T) {
+	for _, line := range bytes.Split(bytes.TrimSpace(golden.Read(t, "watch_frames.ndjson")), []byte("\n")) {
+		var head struct{ Type string }
+		require.NoError(t, json.Unmarshal(line, &head))
+		var v any
+		switch head.Type {
+		case wire.TypeKeyframe:
+			v = &wire.Keyframe{}
+		case wire.TypeWatchDelta:
+			v = &wire.WatchDelta{}
+		default:
+			v = &wire.ViewFrame{}
+		}
+		require.NoError(t, json.Unmarshal(line, v))
+		f, err := encode(head.Type, 0, v)
+		require.NoError(t, err)
+		mp, err := f.Msgpack()
+		require.NoError(t, err)
+		again, err := f.Msgpack()
+		require.NoError(t, err)
+		require.Same(t, &mp[0], &again[0], "made once")
+		asJSON, err := wire.MsgpackToJSON(mp)
+		require.NoError(t, err)
+		require.JSONEq(t, string(line), string(asJSON))
+		t.Logf("%s: %d bytes JSON, %d msgpack", head.Type, len(line), len(mp))
+	}
 }
