@@ -16,6 +16,9 @@ var (
 	// ErrSeedTooNew reports a seed state newer than a pipeline's delay
 	// allows it to show.
 	ErrSeedTooNew = errors.New("gsd/spectator: seed newer than the delay allows")
+	// ErrRulesChanged ends the viewers of a pipeline whose world's rules
+	// changed: they join again under the new rules.
+	ErrRulesChanged = errors.New("gsd/spectator: the world's rules changed")
 	// ErrClosed reports a pipeline that has stopped.
 	ErrClosed = errors.New("gsd/spectator: closed")
 )

@@ -1,6 +1,8 @@
 package spectator
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -36,8 +38,14 @@ type Hub struct {
 	cfg HubConfig
 
 	mu     sync.Mutex
-	pipes  map[pipeKey]*Pipeline
+	pipes  map[pipeKey]*hubPipe
 	closed bool
+}
+
+// hubPipe is a running pipeline and the rules it enforces.
+type hubPipe struct {
+	p     *Pipeline
+	rules []byte // the rules as JSON
 }
 
 type pipeKey struct {
@@ -50,7 +58,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Subscribe == nil || cfg.Rules == nil {
 		return nil, errors.New("spectator: a hub needs Subscribe and Rules")
 	}
-	return &Hub{cfg: cfg, pipes: make(map[pipeKey]*Pipeline)}, nil
+	return &Hub{cfg: cfg, pipes: make(map[pipeKey]*hubPipe)}, nil
 }
 
 // Watch is one viewer's place in a hub.
@@ -73,7 +81,8 @@ func (w *Watch) Close() {
 	h := w.hub
 	h.mu.Lock()
 	w.p.Leave(w.m)
-	stop := w.p.Viewers() == 0 && h.pipes[w.key] == w.p
+	hp := h.pipes[w.key]
+	stop := w.p.Viewers() == 0 && hp != nil && hp.p == w.p
 	if stop {
 		delete(h.pipes, w.key)
 	}
@@ -106,19 +115,35 @@ func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
 	if err != nil {
 		return nil, err
 	}
+	rb, err := json.Marshal(rules)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRules, err)
+	}
 	key := pipeKey{world, delay}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
-	p := h.pipes[key]
-	if p == nil || p.Err() != nil {
-		if p, err = h.start(world, rules, a, delay); err != nil {
+	// A world's rules changed (an update is not in the feed): its
+	// pipelines enforce the old ones, so they end, and their viewers with
+	// them (ErrRulesChanged: join again).
+	for k, hp := range h.pipes {
+		if k.world == world && !bytes.Equal(hp.rules, rb) {
+			hp.p.stop(ErrRulesChanged)
+			delete(h.pipes, k)
+		}
+	}
+	hp := h.pipes[key]
+	if hp == nil || hp.p.Err() != nil {
+		p, err := h.start(world, rules, a, delay)
+		if err != nil {
 			return nil, err
 		}
-		h.pipes[key] = p
+		hp = &hubPipe{p: p, rules: rb}
+		h.pipes[key] = hp
 	}
+	p := hp.p
 	join := p.Join
 	if events {
 		join = p.JoinEvents
@@ -159,15 +184,30 @@ func (h *Hub) start(world string, rules fsm.Rules, a *Access, delay time.Duratio
 	return New(cfg)
 }
 
+// RulesChanged ends world's pipelines, and their viewers with them
+// (ErrRulesChanged), for the edge to call when it learns of a rules
+// update: a running pipeline enforces the rules it started with, and a
+// join only compares the rules of the pipelines it meets.
+func (h *Hub) RulesChanged(world string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, hp := range h.pipes {
+		if k.world == world {
+			hp.p.stop(ErrRulesChanged)
+			delete(h.pipes, k)
+		}
+	}
+}
+
 // Close stops every pipeline; their viewers' channels close.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
 	pipes := h.pipes
-	h.pipes = map[pipeKey]*Pipeline{}
+	h.pipes = map[pipeKey]*hubPipe{}
 	h.mu.Unlock()
-	for _, p := range pipes {
-		p.Close()
+	for _, hp := range pipes {
+		hp.p.Close()
 	}
 }
 

@@ -2,6 +2,7 @@ package spectator
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -205,4 +206,57 @@ func TestHubJoinEventsServesAFilteredEventStream(t *testing.T) {
 	require.Equal(t, wire.TypeEvents, f.Type)
 	require.NotContains(t, string(f.Data), "rush", "cat is not on ann's team")
 	require.Contains(t, string(f.Data), `"seq":2`)
+}
+
+func TestHubEndsPipelinesWhoseRulesChanged(t *testing.T) {
+	hw := newHubWorld(t)
+	h, err := NewHub(hw.config())
+	require.NoError(t, err)
+	defer h.Close()
+	old, err := h.Join("w", Viewer{Player: "bob", Team: "red"})
+	require.NoError(t, err)
+	oldTV, err := h.Join("w", Viewer{Class: "tv"})
+	require.NoError(t, err)
+	hw.rules.Schema.Access = map[string]fsm.FieldAccess{"plan": {Visible: "hidden"}} // stricter
+	w, err := h.Join("w", Viewer{Player: "bob", Team: "red"})
+	require.NoError(t, err)
+	defer w.Close()
+	for range old.Frames() {
+	}
+	require.ErrorIs(t, old.Err(), ErrRulesChanged, "its pipeline enforced the old rules")
+	for range oldTV.Frames() {
+	}
+	require.ErrorIs(t, oldTV.Err(), ErrRulesChanged, "every pipeline of the world")
+	old.Close()
+	oldTV.Close()
+	require.Equal(t, 1, h.Pipelines())
+	hw.fd.push(hw.g.act("ann", set("ann", "plan", fsm.String("rush")), set("ann", "x", fsm.String("1"))))
+	hw.clk.set(time.Unix(0, hw.g.time))
+	for f := range w.Frames() {
+		require.NotContains(t, string(f.Data), "rush")
+		if f.Seq == 1 {
+			break
+		}
+	}
+
+	hw.rules.Schema.Interest = fsm.InterestRule{Cell: math.NaN()}
+	_, err = h.Join("w", Viewer{})
+	require.ErrorIs(t, err, ErrBadRules, "rules it cannot compare")
+}
+
+func TestHubRulesChangedEndsTheWorldsViewers(t *testing.T) {
+	hw := newHubWorld(t)
+	h, err := NewHub(hw.config())
+	require.NoError(t, err)
+	defer h.Close()
+	w, err := h.Join("w", Viewer{})
+	require.NoError(t, err)
+	h.RulesChanged("elsewhere")
+	require.Equal(t, 1, h.Pipelines())
+	h.RulesChanged("w")
+	for range w.Frames() {
+	}
+	require.ErrorIs(t, w.Err(), ErrRulesChanged)
+	require.Zero(t, h.Pipelines())
+	w.Close()
 }
