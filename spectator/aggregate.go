@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -85,7 +86,7 @@ func (g *aggregate) update(s *State, a *Access, teamOf TeamFunc, id string) {
 	var now member
 	has := false
 	if e := s.ents[id]; e != nil {
-		if f := e.fields[g.rule.Field]; f != nil && !f.isSet {
+		if f := e.fields[g.rule.Field]; f != nil && (!f.isSet || g.rule.Kind == "count") {
 			has = true
 			now.value = f.value
 			switch g.rule.By {
@@ -131,7 +132,7 @@ func (ag *Aggregates) frames(world string, seq uint64) ([]*aggFrame, error) {
 		}
 		clear(g.dirty)
 		f, err := encode(wire.TypeView, seq, &wire.ViewFrame{Type: wire.TypeView, World: world, Name: g.name,
-			Kind: g.rule.Kind, Seq: seq, Groups: g.values})
+			Kind: g.rule.Kind, Seq: seq, Groups: maps.Clone(g.values)}) // the frame keeps it: Frame.Msgpack
 		if err != nil {
 			return nil, err
 		}

@@ -40,12 +40,13 @@ func TestAggregatesKeepScoreboardsIncrementally(t *testing.T) {
 		"best":            {Kind: "max", Field: "kills"},
 		"worst":           {Kind: "min", Field: "kills", By: "player"},
 		"cash":            {Kind: "sum", Field: "cash"},
+		"bags":            {Kind: "count", Field: "tags"},
 	}, nil)
 	a, err := NewAccess(r)
 	require.NoError(t, err)
 	ag, err := NewAggregates(a, r)
 	require.NoError(t, err)
-	require.Equal(t, 5, ag.Len())
+	require.Equal(t, 6, ag.Len())
 	g := newGame(t, "w", r.Fields)
 	tk := NewTicker(a, NewState("w"), nil)
 	tick := func(evs ...*fsm.Event) map[string]map[string]wire.Value {
@@ -80,7 +81,9 @@ func TestAggregatesKeepScoreboardsIncrementally(t *testing.T) {
 		"worst":           {"ann": fsm.Int(3), "bob": fsm.Int(1)},
 		"cash":            {},
 	}, got)
-	require.Empty(t, tick(g.act("ann", add("ann", "tags", fsm.String("x")))), "nothing aggregated changed")
+	require.Equal(t, map[string]map[string]wire.Value{"bags": {"": fsm.Int(1)}},
+		tick(g.act("ann", add("ann", "tags", fsm.String("x")))), "a set field counts; nothing else changed")
+	require.Empty(t, tick(g.act("ann", add("ann", "tags", fsm.String("y")))), "nothing aggregated changed")
 }
 
 func TestAggregatesSumSaturatesFloatsJSONCannotHold(t *testing.T) {
@@ -177,4 +180,26 @@ func TestPipelineServesAggregatesToJoinersAndEachTick(t *testing.T) {
 	cfg.Queue = 2
 	_, err = newPipeline(cfg)
 	require.Error(t, err, "a queue too small for a keyframe, a delta and the aggregates")
+}
+
+func TestAggregateFramesKeepTheirContentAfterLaterTicks(t *testing.T) {
+	r := scoreRules(map[string]fsm.ViewRule{"kills": {Kind: "sum", Field: "kills"}}, nil)
+	a, err := NewAccess(r)
+	require.NoError(t, err)
+	ag, err := NewAggregates(a, r)
+	require.NoError(t, err)
+	s := SeedState("w", 1, 0, []fsm.EntityView{{ID: "a", Fields: []fsm.FieldView{{Name: "kills", Value: fsm.Int(1)}}}})
+	ag.update(s, nil, maps.Keys(s.ents))
+	first, err := ag.frames("w", 1)
+	require.NoError(t, err)
+	require.NoError(t, s.Apply(&fsm.Event{World: "w", Seq: 2, Status: fsm.StatusApplied,
+		Changes: []fsm.Change{{Entity: "a", Field: "kills", Op: fsm.OpIncr, Value: fsm.Int(5), Version: 2}}}))
+	ag.update(s, nil, maps.Keys(s.ents))
+	_, err = ag.frames("w", 2)
+	require.NoError(t, err)
+	mp, err := first[0].frame.Msgpack()
+	require.NoError(t, err)
+	js, err := wire.MsgpackToJSON(mp)
+	require.NoError(t, err)
+	require.JSONEq(t, string(first[0].frame.Data), string(js), "a frame's msgpack is of its own tick")
 }
