@@ -380,3 +380,44 @@ func TestPipelineEventsViewersGetAKeyframeThenFilteredEvents(t *testing.T) {
 	require.NoError(t, p.step(now))
 	require.Empty(t, pub.ch, "nothing it may see: no frame")
 }
+
+func TestPipelineFramesAreSafeToEncodeWhileItRuns(t *testing.T) {
+	r := scoreRules(map[string]fsm.ViewRule{"kills": {Kind: "sum", Field: "kills", By: "team"}}, nil)
+	a, err := NewAccess(r)
+	require.NoError(t, err)
+	ag, err := NewAggregates(a, r)
+	require.NoError(t, err)
+	g := newGame(t, "w", r.Fields)
+	fd, clk := newFeed(), &clock{now: time.Unix(0, t0)}
+	cfg := pipelineConfig(t, a, fd, clk)
+	cfg.Aggregates = ag
+	p, err := New(cfg)
+	require.NoError(t, err)
+	defer p.Close()
+	m1, err := p.Join(View{})
+	require.NoError(t, err)
+	m2, err := p.Join(View{})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	for _, m := range []*Member{m1, m2} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for f := range m.Frames() {
+				if _, err := f.Msgpack(); err != nil {
+					t.Error(err) // not FailNow: another goroutine
+				}
+				if f.Type == wire.TypeView && f.Seq == 20 {
+					return
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		fd.push(g.act("ann", set("ann", "side", fsm.String([]string{"red", "blue"}[i%2])), incr("ann", "kills", 1)))
+		clk.set(time.Unix(0, g.time))
+	}
+	<-done
+	<-done
+	p.Leave(m1)
+	p.Leave(m2)
+}
