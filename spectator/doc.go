@@ -32,6 +32,8 @@
 //     events since), and viewers that skip to a keyframe when they fall
 //     behind. Hub runs a pipeline per world and delay, by viewer count:
 //     what a watch endpoint calls.
+//   - Replay reads a world's archive forward: the keyframe at a seq or
+//     time, then deltas as the caller advances leader time (N× speed).
 //
 // The rules keys stay refused with not_supported in fsm until the edge
 // applies these filters on every read path (event streams, play streams,
