@@ -31,6 +31,7 @@ var (
 // propWorld is a random game's rules and the reference model.
 type propWorld struct {
 	vis      map[string]string // field → visibility ("" all)
+	fields   map[string]fsm.FieldRule
 	a        *Access
 	g        *game
 	versions map[string]map[string][]uint64 // entity → field → versions it held
@@ -45,7 +46,7 @@ func newPropWorld(t *rapid.T) *propWorld {
 	for _, f := range propStrings {
 		fields[f] = fsm.FieldRule{Type: fsm.KindString, Policy: fsm.PolicyAuthoritative}
 	}
-	pw := &propWorld{vis: map[string]string{}, versions: map[string]map[string][]uint64{}}
+	pw := &propWorld{vis: map[string]string{}, fields: fields, versions: map[string]map[string][]uint64{}}
 	r := fsm.Rules{Fields: fields, Schema: fsm.Schema{
 		Teams:   fsm.TeamRule{From: "field", Key: "side"},
 		Viewers: map[string]fsm.ViewerRule{},

@@ -13,14 +13,16 @@ import (
 )
 
 // TestPropertyReplayAtAnySeqIsTheLiveState plays random games, keeps the
-// live FSM's entities after every event, and requires a replay seeked to
-// any seq, then advanced through the rest in random steps of leader time,
-// to show at each point exactly the live state then.
+// live FSM's entities and entity hash after every event, and requires a
+// replay seeked to any seq, then advanced through the rest in random
+// steps of leader time, to show at each point exactly the live state
+// then, and to hash as it did.
 func TestPropertyReplayAtAnySeqIsTheLiveState(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		pw := newPropWorld(t)
 		fd := newFeed()
 		live := map[uint64][]fsm.EntityView{}
+		hashes := map[uint64]uint64{}
 		n := rapid.IntRange(1, 30).Draw(t, "events")
 		for range n {
 			ev := pw.step(t)
@@ -29,6 +31,9 @@ func TestPropertyReplayAtAnySeqIsTheLiveState(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, ev.Seq, seq)
 			live[seq] = ents
+			h, _, err := pw.g.f.EntityHash("w")
+			require.NoError(t, err)
+			hashes[seq] = h
 		}
 		view := View{sees: 0xff} // every visibility: the state itself
 		a := pw.a
@@ -39,9 +44,20 @@ func TestPropertyReplayAtAnySeqIsTheLiveState(t *testing.T) {
 		require.NoError(t, err)
 		c := &client{}
 		c.keyframe(decodeKeyframe(t, f))
+		// Some of the world's fields are declared (their types and
+		// policies come from the rules), and the others inferred.
+		rules := fsm.Rules{Fields: map[string]fsm.FieldRule{}}
+		for n, fr := range pw.fields {
+			if rapid.Bool().Draw(t, "declared "+n) {
+				rules.Fields[n] = fr
+			}
+		}
 		want := func(seq uint64) {
 			k := Keyframe(a, SeedState("w", seq, 0, live[seq]), nil, view)
 			requireSameEntities(t, k.Entities, c.ents)
+			h, err := r.tk.State().EntityHash(rules)
+			require.NoError(t, err)
+			require.Equal(t, hashes[seq], h, "the replay's entity hash at %d is the live world's", seq)
 		}
 		want(at)
 		for r.Seq() < uint64(n) {
@@ -132,4 +148,28 @@ func TestReplayReportsFeedFailures(t *testing.T) {
 
 	_, err = NewReplay(ReplayConfig{Access: a, Subscribe: fd.subscribe}, View{})
 	require.Error(t, err, "no world")
+}
+
+func TestEntityHashNeedsTheKindOfAnUndeclaredEmptySet(t *testing.T) {
+	s := SeedState("w", 2, 0, []fsm.EntityView{{ID: "e", Fields: []fsm.FieldView{
+		{Name: "tags", Policy: fsm.PolicySet, Version: 2},
+	}}})
+	_, err := s.EntityHash(fsm.Rules{})
+	require.ErrorIs(t, err, ErrHashUnknown)
+	_, err = s.EntityHash(fsm.Rules{Fields: map[string]fsm.FieldRule{"tags": {Type: fsm.KindString, Policy: fsm.PolicySet}}})
+	require.NoError(t, err, "declared: its type is the rules'")
+}
+
+func TestASeededStateHashesAsTheWorldItWasReadFrom(t *testing.T) {
+	fields := map[string]fsm.FieldRule{"best": {Type: fsm.KindInt, Policy: fsm.PolicyMax}}
+	g := newGame(t, "w", fields)
+	g.act("ann", set("ann", "best", fsm.Int(3)), incr("ann", "hp", 2), add("ann", "tags", fsm.String("a")),
+		set("ann", "name", fsm.String("Ann")))
+	ents, seq, err := g.f.Entities("w")
+	require.NoError(t, err)
+	want, _, err := g.f.EntityHash("w")
+	require.NoError(t, err)
+	got, err := SeedState("w", seq, 0, ents).EntityHash(fsm.Rules{Fields: fields})
+	require.NoError(t, err)
+	require.Equal(t, want, got)
 }

@@ -1,6 +1,7 @@
 package spectator
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -27,6 +28,14 @@ type fieldState struct {
 	value   fsm.Value
 	set     []fsm.Value // sorted
 	version uint64
+
+	// What EntityHash needs beyond the rules: the policy a seed said
+	// (0: infer it from firstOp, as the FSM does for undeclared fields),
+	// and the kind of its values when known.
+	policy    fsm.Policy
+	firstOp   fsm.OpKind
+	kind      fsm.Kind
+	kindKnown bool
 }
 
 // NewState returns the empty state of world before its first event.
@@ -44,12 +53,15 @@ func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State 
 	for _, ev := range ents {
 		e := &entState{fields: make(map[string]*fieldState, len(ev.Fields))}
 		for _, f := range ev.Fields {
-			fs := &fieldState{version: f.Version}
+			fs := &fieldState{version: f.Version, policy: f.Policy}
 			if f.Policy == fsm.PolicySet {
 				fs.isSet, fs.set = true, slices.Clone(f.Set)
 				slices.SortFunc(fs.set, fsm.Value.Compare)
+				if len(fs.set) > 0 {
+					fs.kind, fs.kindKnown = fs.set[0].Kind, true
+				}
 			} else {
-				fs.value = f.Value
+				fs.value, fs.kind, fs.kindKnown = f.Value, f.Value.Kind, true
 			}
 			e.fields[f.Name] = fs
 		}
@@ -100,7 +112,7 @@ func (s *State) change(c *fsm.Change) {
 	}
 	f := e.fields[c.Field]
 	if f == nil {
-		f = &fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove}
+		f = &fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove, firstOp: c.Op, kind: c.Value.Kind, kindKnown: true}
 		e.fields[c.Field] = f
 	}
 	f.version = c.Version
@@ -159,3 +171,40 @@ type fieldVersion struct {
 // session data (rules key teams.from "claim" or "data"); the edge that
 // knows the sessions supplies it. It must be cheap and must not block.
 type TeamFunc func(player string) string
+
+// ErrHashUnknown reports a state whose hash cannot be recomputed: a seed
+// held an empty set field that the rules do not declare, so its
+// elements' kind is not known.
+var ErrHashUnknown = errors.New("gsd/spectator: entity hash unknown")
+
+// EntityHash recomputes the world's entity hash (fsm.FSM.EntityHash) from
+// the state under the world's rules r: a replay's state at seq N hashes
+// as the live world's entities did at N. Fields r declares take their
+// policy and type from it; others are inferred from their first op, as
+// the FSM infers them.
+func (s *State) EntityHash(r fsm.Rules) (uint64, error) {
+	var sum uint64
+	for id, e := range s.ents {
+		for name, f := range e.fields {
+			policy, kind, known := f.policy, f.kind, f.kindKnown
+			if fr, ok := r.Fields[name]; ok {
+				policy, kind, known = fr.Policy, fr.Type, true
+			} else if policy == fsm.PolicyNone {
+				switch f.firstOp {
+				case fsm.OpIncr:
+					policy = fsm.PolicyCounter
+				case fsm.OpAdd, fsm.OpRemove:
+					policy = fsm.PolicySet
+				default:
+					policy = fsm.PolicyAuthoritative
+				}
+			}
+			if !known {
+				return 0, fmt.Errorf("%w: field %s of %s", ErrHashUnknown, name, id)
+			}
+			sum += fsm.FieldHash(id, fsm.FieldView{Name: name, Policy: policy, Value: f.value, Set: f.set,
+				Version: f.version}, kind)
+		}
+	}
+	return sum, nil
+}
