@@ -119,6 +119,7 @@ type Pipeline struct {
 	err       error
 	stopped   bool
 	keyframes int         // keyframes made, for tests and metrics
+	stats     Stats
 	aggs      []*aggFrame // each aggregate's latest frame, for joiners
 }
 
@@ -142,6 +143,41 @@ type Member struct {
 	key     viewKey
 	ch      chan *Frame
 	lagging bool // under the pipeline's lock
+	frames  int  // queued to it, under the pipeline's lock
+	bytes   int
+}
+
+// Stats counts a pipeline's work, for metrics and the bench: frames
+// encoded (once per view) and their bytes, frames queued to viewers and
+// their bytes (what viewers are sent, per-viewer bytes/s over time), and
+// how often a viewer fell behind and was skipped to a keyframe.
+type Stats struct {
+	Encoded, EncodedBytes int
+	Queued, QueuedBytes   int
+	Skips                 int
+}
+
+// Stats returns the pipeline's counts so far.
+func (p *Pipeline) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Sent returns how many frames and bytes were queued to the viewer.
+func (p *Pipeline) Sent(m *Member) (frames, bytes int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return m.frames, m.bytes
+}
+
+// queueLocked puts f on m's queue, which has room.
+func (p *Pipeline) queueLocked(m *Member, f *Frame) {
+	m.ch <- f
+	m.frames++
+	m.bytes += len(f.Data)
+	p.stats.Queued++
+	p.stats.QueuedBytes += len(f.Data)
 }
 
 // Frames returns the viewer's frames: a keyframe first, then deltas and,
@@ -268,6 +304,9 @@ func (p *Pipeline) step(now time.Time) error {
 				return err
 			}
 			p.mergeAggsLocked(aggs)
+			for _, a := range aggs {
+				p.encodedLocked(a.frame, nil)
+			}
 		}
 		for key, vs := range p.views {
 			f, err := p.tickFrameLocked(key)
@@ -310,9 +349,9 @@ func (p *Pipeline) step(now time.Time) error {
 				}
 				vs.cur = k
 			}
-			m.ch <- vs.cur
+			p.queueLocked(m, vs.cur)
 			for _, f := range aggs {
-				m.ch <- f
+				p.queueLocked(m, f)
 			}
 			m.lagging = false
 		}
@@ -348,12 +387,12 @@ func (p *Pipeline) aggsFor(view View) []*Frame {
 func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
 	if key.events {
 		if e := p.ticker.Events(key.view); e != nil {
-			return encode(wire.TypeEvents, e.Seq, e)
+			return p.encodedLocked(encode(wire.TypeEvents, e.Seq, e))
 		}
 		return nil, nil
 	}
 	if d := p.ticker.Delta(key.view); d != nil {
-		return encode(wire.TypeWatchDelta, d.Seq, d)
+		return p.encodedLocked(encode(wire.TypeWatchDelta, d.Seq, d))
 	}
 	return nil, nil
 }
@@ -365,11 +404,12 @@ func (p *Pipeline) sendLocked(vs *viewState, f *Frame) {
 		if m.lagging {
 			continue
 		}
-		select {
-		case m.ch <- f:
-		default:
+		if len(m.ch) == cap(m.ch) {
 			m.lagging = true
+			p.stats.Skips++
+			continue
 		}
+		p.queueLocked(m, f)
 	}
 }
 
@@ -377,7 +417,16 @@ func (p *Pipeline) keyframeLocked(view View) (*Frame, error) {
 	s := p.ticker.State()
 	k := Keyframe(p.cfg.Access, s, p.cfg.TeamOf, view)
 	p.keyframes++
-	return encode(wire.TypeKeyframe, k.Seq, k)
+	return p.encodedLocked(encode(wire.TypeKeyframe, k.Seq, k))
+}
+
+// encodedLocked counts a frame made.
+func (p *Pipeline) encodedLocked(f *Frame, err error) (*Frame, error) {
+	if err == nil {
+		p.stats.Encoded++
+		p.stats.EncodedBytes += len(f.Data)
+	}
+	return f, err
 }
 
 // Join adds a viewer of view (from Access.Resolve, whose delay must be the
@@ -422,12 +471,12 @@ func (p *Pipeline) join(key viewKey) (*Member, error) {
 		}
 		vs.key, vs.since, vs.cur = k, nil, k
 	}
-	m.ch <- vs.key
+	p.queueLocked(m, vs.key)
 	for _, f := range vs.since {
-		m.ch <- f
+		p.queueLocked(m, f)
 	}
 	for _, f := range aggs {
-		m.ch <- f
+		p.queueLocked(m, f)
 	}
 	vs.members[m] = struct{}{}
 	return m, nil

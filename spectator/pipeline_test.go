@@ -421,3 +421,34 @@ func TestPipelineFramesAreSafeToEncodeWhileItRuns(t *testing.T) {
 	p.Leave(m1)
 	p.Leave(m2)
 }
+
+func TestPipelineCountsWhatItEncodesAndWhatViewersAreSent(t *testing.T) {
+	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
+	g := newGame(t, "w", strFields("x"))
+	now := time.Unix(0, t0)
+	cfg := DefaultConfig()
+	cfg.World, cfg.Access, cfg.Subscribe, cfg.Queue = "w", a, newFeed().subscribe, 2
+	cfg.Now = func() time.Time { return now }
+	p, err := newPipeline(cfg)
+	require.NoError(t, err)
+	m1, err := p.Join(View{})
+	require.NoError(t, err)
+	m2, err := p.Join(View{})
+	require.NoError(t, err)
+	<-m2.ch // m2 reads; m1 does not
+	for _, v := range []string{"a", "b"} {
+		p.delay.Push(g.act("ann", set("ann", "x", fsm.String(v))))
+		require.NoError(t, p.step(now))
+	}
+	st := p.Stats()
+	require.Equal(t, 3, st.Encoded, "one keyframe and two deltas, for both viewers")
+	require.Equal(t, 1, st.Skips, "m1's queue was full for the second delta")
+	f1, b1 := p.Sent(m1)
+	f2, b2 := p.Sent(m2)
+	require.Equal(t, 2, f1)
+	require.Equal(t, 3, f2)
+	require.Equal(t, st.QueuedBytes, b1+b2)
+	require.Equal(t, 5, st.Queued)
+	require.Less(t, b1, b2)
+	require.Positive(t, st.EncodedBytes)
+}
