@@ -118,7 +118,7 @@ type Pipeline struct {
 	lastKey   time.Time
 	err       error
 	stopped   bool
-	keyframes int         // keyframes made, for tests and metrics
+	keyframes int // keyframes made, for tests and metrics
 	stats     Stats
 	aggs      []*aggFrame // each aggregate's latest frame, for joiners
 }
