@@ -6,13 +6,14 @@ import (
 	"iter"
 	"maps"
 	"math"
+	"strconv"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
 // ErrNotBuilt reports an aggregated view kind the package does not make
-// yet (heatmap, feed).
+// yet (feed).
 var ErrNotBuilt = errors.New("gsd/spectator: aggregated view kind not built yet")
 
 // Aggregates keeps a world's aggregated views (rules key views: a
@@ -29,7 +30,8 @@ var ErrNotBuilt = errors.New("gsd/spectator: aggregated view kind not built yet"
 // hold.
 type Aggregates struct {
 	access *Access
-	aggs   []*aggregate // by name
+	grid   fsm.InterestRule // heatmaps' cells
+	aggs   []*aggregate     // by name
 }
 
 type aggregate struct {
@@ -46,14 +48,21 @@ type member struct {
 	value fsm.Value
 }
 
-// NewAggregates compiles the aggregated views of a world's rules.
+// NewAggregates compiles the aggregated views of a world's rules. A
+// heatmap counts the entities holding its field per cell of the world's
+// interest grid (rules key interest: cell, x, y), grouped by cell
+// ("cx,cy"), so it needs the grid and is not grouped otherwise.
 func NewAggregates(a *Access, r fsm.Rules) (*Aggregates, error) {
-	ag := &Aggregates{access: a}
+	ag := &Aggregates{access: a, grid: r.Schema.Interest}
 	for _, name := range sortedKeys(r.Schema.Views) {
 		v := r.Schema.Views[name]
 		switch v.Kind {
 		case "sum", "count", "max", "min":
-		case "heatmap", "feed":
+		case "heatmap":
+			if g := ag.grid; g.Cell <= 0 || g.X == "" || g.Y == "" || v.By != "" {
+				return nil, fmt.Errorf("%w: view %s: a heatmap needs the interest grid (cell, x, y) and no by", ErrBadRules, name)
+			}
+		case "feed":
 			return nil, fmt.Errorf("%w: view %s: %s", ErrNotBuilt, name, v.Kind)
 		default:
 			return nil, fmt.Errorf("%w: view %s: kind %q", ErrBadRules, name, v.Kind)
@@ -76,24 +85,28 @@ func NewAggregates(a *Access, r fsm.Rules) (*Aggregates, error) {
 func (ag *Aggregates) update(s *State, teamOf TeamFunc, entities iter.Seq[string]) {
 	for id := range entities {
 		for _, g := range ag.aggs {
-			g.update(s, ag.access, teamOf, id)
+			g.update(s, ag, teamOf, id)
 		}
 	}
 }
 
-func (g *aggregate) update(s *State, a *Access, teamOf TeamFunc, id string) {
+func (g *aggregate) update(s *State, ag *Aggregates, teamOf TeamFunc, id string) {
 	old, had := g.members[id]
 	var now member
 	has := false
 	if e := s.ents[id]; e != nil {
-		if f := e.fields[g.rule.Field]; f != nil && (!f.isSet || g.rule.Kind == "count") {
+		if f := e.fields[g.rule.Field]; f != nil && (!f.isSet || g.rule.Kind == "count" || g.rule.Kind == "heatmap") {
 			has = true
 			now.value = f.value
 			switch g.rule.By {
 			case "team":
-				now.group = s.team(a, teamOf, id)
+				now.group = s.team(ag.access, teamOf, id)
 			case "player":
 				now.group = id
+			}
+			if g.rule.Kind == "heatmap" {
+				now.value = fsm.Value{}
+				now.group, has = cell(e, ag.grid)
 			}
 		}
 	}
@@ -155,7 +168,7 @@ func (g *aggregate) compute(grp string) (wire.Value, bool) {
 		return wire.Value{}, false
 	}
 	switch g.rule.Kind {
-	case "count":
+	case "count", "heatmap":
 		return fsm.Int(int64(len(ids))), true
 	case "sum":
 		var i int64
@@ -190,10 +203,40 @@ func (g *aggregate) compute(grp string) (wire.Value, bool) {
 	return best, true
 }
 
+// cell returns the grid cell ("cx,cy") of an entity's numeric position,
+// and false when it has none.
+func cell(e *entState, grid fsm.InterestRule) (string, bool) {
+	var at [2]int64
+	for i, name := range []string{grid.X, grid.Y} {
+		f := e.fields[name]
+		if f == nil || f.isSet {
+			return "", false
+		}
+		var v float64
+		switch f.value.Kind {
+		case fsm.KindInt:
+			v = float64(f.value.Int)
+		case fsm.KindFloat:
+			v = f.value.Float
+		default:
+			return "", false
+		}
+		c := math.Floor(v / grid.Cell)
+		if c < math.MinInt64 || c >= math.MaxInt64 {
+			return "", false // off any grid a client can draw
+		}
+		at[i] = int64(c)
+	}
+	return strconv.FormatInt(at[0], 10) + "," + strconv.FormatInt(at[1], 10), true
+}
+
 // sees reports whether view may see aggregate g.
 func (ag *Aggregates) sees(view View, g *aggregate) bool {
 	if !ag.access.seesEverywhere(view, g.rule.Field) {
 		return false
+	}
+	if g.rule.Kind == "heatmap" && (!ag.access.seesEverywhere(view, ag.grid.X) || !ag.access.seesEverywhere(view, ag.grid.Y)) {
+		return false // where entities are tells their positions
 	}
 	if k := ag.access.TeamField(); g.rule.By == "team" && k != "" {
 		return ag.access.seesEverywhere(view, k)

@@ -125,7 +125,7 @@ func TestNewAggregatesRefusesWhatItCannotMake(t *testing.T) {
 		view fsm.ViewRule
 		err  error
 	}{
-		"heatmap":  {fsm.ViewRule{Kind: "heatmap", Field: "kills"}, ErrNotBuilt},
+		"heatmap":  {fsm.ViewRule{Kind: "heatmap", Field: "kills"}, ErrBadRules}, // no grid
 		"feed":     {fsm.ViewRule{Kind: "feed", Field: "kills"}, ErrNotBuilt},
 		"kind":     {fsm.ViewRule{Kind: "avg", Field: "kills"}, ErrBadRules},
 		"by":       {fsm.ViewRule{Kind: "sum", Field: "kills", By: "guild"}, ErrBadRules},
@@ -202,4 +202,76 @@ func TestAggregateFramesKeepTheirContentAfterLaterTicks(t *testing.T) {
 	js, err := wire.MsgpackToJSON(mp)
 	require.NoError(t, err)
 	require.JSONEq(t, string(first[0].frame.Data), string(js), "a frame's msgpack is of its own tick")
+}
+
+func TestHeatmapCountsEntitiesPerGridCell(t *testing.T) {
+	r := fsm.Rules{Fields: map[string]fsm.FieldRule{
+		"x":     {Type: fsm.KindFloat, Policy: fsm.PolicyAuthoritative},
+		"y":     {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
+		"alive": {Type: fsm.KindBool, Policy: fsm.PolicyAuthoritative},
+		"name":  {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
+		"tags":  {Type: fsm.KindString, Policy: fsm.PolicySet},
+	}, Schema: fsm.Schema{
+		Interest: fsm.InterestRule{Cell: 10, X: "x", Y: "y"},
+		Views:    map[string]fsm.ViewRule{"where": {Kind: "heatmap", Field: "alive"}},
+		Access:   map[string]fsm.FieldAccess{"name": {Visible: "hidden"}},
+		Viewers:  map[string]fsm.ViewerRule{"caster": {Sees: []string{"hidden"}}},
+	}}
+	a, err := NewAccess(r)
+	require.NoError(t, err)
+	ag, err := NewAggregates(a, r)
+	require.NoError(t, err)
+	require.True(t, ag.sees(resolve(t, a, Viewer{}), ag.aggs[0]))
+	g := newGame(t, "w", r.Fields)
+	tk := NewTicker(a, NewState("w"), nil)
+	tick := func(evs ...*fsm.Event) map[string]wire.Value {
+		for _, ev := range evs {
+			require.NoError(t, tk.Apply(ev))
+		}
+		ag.update(tk.State(), nil, maps.Keys(tk.touched))
+		tk.Reset()
+		fs, err := ag.frames("w", tk.State().Seq())
+		require.NoError(t, err)
+		return aggValues(t, fs)["where"]
+	}
+	alive := fsm.Bool(true)
+	require.Equal(t, map[string]wire.Value{"0,0": fsm.Int(2), "-1,3": fsm.Int(1)}, tick(
+		g.act("ann", set("ann", "x", fsm.Float(1)), set("ann", "y", fsm.Int(2)), set("ann", "alive", alive)),
+		g.act("bob", set("bob", "x", fsm.Float(9.9)), set("bob", "y", fsm.Int(0)), set("bob", "alive", alive)),
+		g.act("cat", set("cat", "x", fsm.Float(-0.5)), set("cat", "y", fsm.Int(35)), set("cat", "alive", alive)),
+		g.act("dan", set("dan", "alive", alive)),                                                                 // no position
+		g.act("eve", set("eve", "x", fsm.Float(1)), set("eve", "y", fsm.Int(1))),                                 // not alive
+		g.act("far", set("far", "x", fsm.Float(1e300)), set("far", "y", fsm.Int(1)), set("far", "alive", alive)), // off the grid
+	))
+	require.Equal(t, map[string]wire.Value{"0,0": fsm.Int(1), "1,0": fsm.Int(1), "-1,3": fsm.Int(1)},
+		tick(g.act("bob", set("bob", "x", fsm.Float(10)))), "bob moved a cell east")
+
+	r.Schema.Access = map[string]fsm.FieldAccess{"x": {Visible: "hidden"}}
+	a, err = NewAccess(r)
+	require.NoError(t, err)
+	ag, err = NewAggregates(a, r)
+	require.NoError(t, err)
+	require.False(t, ag.sees(resolve(t, a, Viewer{}), ag.aggs[0]), "a heatmap tells hidden positions")
+	require.True(t, ag.sees(resolve(t, a, Viewer{Class: "caster"}), ag.aggs[0]))
+
+	for name, v := range map[string]fsm.ViewRule{
+		"by team": {Kind: "heatmap", Field: "alive", By: "team"},
+	} {
+		r.Schema.Views = map[string]fsm.ViewRule{"v": v}
+		_, err := NewAggregates(a, r)
+		require.ErrorIs(t, err, ErrBadRules, name)
+	}
+}
+
+func TestHeatmapIgnoresPositionsThatAreNotNumbers(t *testing.T) {
+	grid := fsm.InterestRule{Cell: 1, X: "x", Y: "y"}
+	for name, fields := range map[string]map[string]*fieldState{
+		"no y":       {"x": {value: fsm.Int(1)}},
+		"a set":      {"x": {isSet: true}, "y": {value: fsm.Int(1)}},
+		"a string":   {"x": {value: fsm.String("1")}, "y": {value: fsm.Int(1)}},
+		"very small": {"x": {value: fsm.Float(-1e300)}, "y": {value: fsm.Int(1)}},
+	} {
+		_, ok := cell(&entState{fields: fields}, grid)
+		require.False(t, ok, name)
+	}
 }

@@ -100,7 +100,7 @@ func TestHubRefusesWhatItCannotServe(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 	_, err = h.Join("w", Viewer{Class: "director"})
 	require.ErrorIs(t, err, ErrUnknownClass)
-	hw.rules.Schema.Views = map[string]fsm.ViewRule{"heat": {Kind: "heatmap", Field: "x"}}
+	hw.rules.Schema.Views = map[string]fsm.ViewRule{"kills": {Kind: "feed", Field: "x"}}
 	_, err = h.Join("w", Viewer{})
 	require.ErrorIs(t, err, ErrNotBuilt)
 	hw.rules.Schema.Views = nil
