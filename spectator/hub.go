@@ -150,6 +150,10 @@ func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
 	}
 	m, err := join(view)
 	if err != nil {
+		if p.Viewers() == 0 { // none to serve: do not leave it running
+			delete(h.pipes, key)
+			p.Close()
+		}
 		return nil, err
 	}
 	return &Watch{hub: h, key: key, p: p, m: m}, nil

@@ -260,3 +260,19 @@ func TestHubRulesChangedEndsTheWorldsViewers(t *testing.T) {
 	require.Zero(t, h.Pipelines())
 	w.Close()
 }
+
+func TestHubStopsAPipelineWhoseFirstJoinFailed(t *testing.T) {
+	hw := newHubWorld(t)
+	hw.g.act("ann", set("ann", "x", fsm.String("1")))
+	e, err := hw.g.f.Entity("w", "ann")
+	require.NoError(t, err)
+	e.Fields[0].Value = fsm.Float(math.NaN()) // no JSON for it: the keyframe cannot be made
+	cfg := hw.config()
+	cfg.Seed = func(string) (*State, error) { return SeedState("w", 1, 0, []fsm.EntityView{e}), nil }
+	h, err := NewHub(cfg)
+	require.NoError(t, err)
+	defer h.Close()
+	_, err = h.Join("w", Viewer{})
+	require.Error(t, err)
+	require.Zero(t, h.Pipelines())
+}
