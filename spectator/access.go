@@ -121,6 +121,9 @@ func NewAccess(r fsm.Rules) (*Access, error) {
 	default:
 		return nil, fmt.Errorf("%w: teams.from %q", ErrBadRules, a.teams.From)
 	}
+	if (a.teams.From == "") != (a.teams.Key == "") {
+		return nil, fmt.Errorf("%w: teams needs both from and key", ErrBadRules)
+	}
 	for _, name := range sortedKeys(r.Schema.Viewers) {
 		vr := r.Schema.Viewers[name]
 		if name == "" {

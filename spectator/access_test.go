@@ -30,6 +30,8 @@ func TestNewAccessRefusesRulesItCannotEnforce(t *testing.T) {
 		"field delay":     {Access: map[string]fsm.FieldAccess{"hp": {Visible: "casters", Delay: fsm.Duration(-time.Second)}}},
 		"long delay":      {Access: map[string]fsm.FieldAccess{"hp": {Visible: "casters", Delay: fsm.Duration(fsm.MaxViewDelay + 1)}}},
 		"teams":           {Teams: fsm.TeamRule{From: "guild", Key: "g"}},
+		"team key":        {Teams: fsm.TeamRule{From: "field"}},
+		"team source":     {Teams: fsm.TeamRule{Key: "side"}},
 		"unnamed class":   {Viewers: map[string]fsm.ViewerRule{"": {}}},
 		"class delay":     {Viewers: map[string]fsm.ViewerRule{"tv": {Delay: fsm.Duration(fsm.MaxViewDelay + 1)}}},
 		"class sees":      {Viewers: map[string]fsm.ViewerRule{"tv": {Sees: []string{"friends"}}}},
