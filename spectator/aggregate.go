@@ -1,27 +1,23 @@
 package spectator
 
 import (
-	"errors"
 	"fmt"
 	"iter"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
-// ErrNotBuilt reports an aggregated view kind the package does not make
-// yet (feed).
-var ErrNotBuilt = errors.New("gsd/spectator: aggregated view kind not built yet")
-
 // Aggregates keeps a world's aggregated views (rules key views: a
 // scoreboard's sum, count, max or min of a field, by team, by player or
-// over the world) incrementally: each entity contributes its field's
-// current value to its group, and a tick updates only the entities it
-// touched and the groups they were or are in. Not safe for concurrent
-// use.
+// over the world; a heatmap; a feed of a field's latest changes)
+// incrementally: each entity contributes its field's current value to
+// its group, and a tick updates only the entities it touched and the
+// groups they were or are in. Not safe for concurrent use.
 //
 // A view may see an aggregate only when it may see the field on every
 // entity (the field is visible to all, or its class sees the field's
@@ -41,6 +37,33 @@ type aggregate struct {
 	groups  map[string]map[string]bool // group → entities in it
 	dirty   map[string]bool            // groups changed since the last frame
 	values  map[string]wire.Value      // group → aggregate, as last made
+
+	feed      []wire.FeedItem // a feed's latest items, oldest first
+	feedDirty bool
+}
+
+// FeedLen is how many items a feed view keeps and sends.
+const FeedLen = 32
+
+// observe records a released event's changes of feed views' fields.
+func (ag *Aggregates) observe(ev *fsm.Event) {
+	if ev.Status != fsm.StatusApplied {
+		return
+	}
+	for _, g := range ag.aggs {
+		if g.rule.Kind != "feed" {
+			continue
+		}
+		for _, c := range ev.Changes {
+			if c.Field == g.rule.Field {
+				g.feed = append(g.feed, wire.FeedItem{Seq: ev.Seq, Player: ev.Player, Entity: c.Entity, Value: c.Value})
+				g.feedDirty = true
+			}
+		}
+		if n := len(g.feed); n > FeedLen {
+			g.feed = slices.Clone(g.feed[n-FeedLen:])
+		}
+	}
 }
 
 type member struct {
@@ -63,7 +86,9 @@ func NewAggregates(a *Access, r fsm.Rules) (*Aggregates, error) {
 				return nil, fmt.Errorf("%w: view %s: a heatmap needs the interest grid (cell, x, y) and no by", ErrBadRules, name)
 			}
 		case "feed":
-			return nil, fmt.Errorf("%w: view %s: %s", ErrNotBuilt, name, v.Kind)
+			if v.By != "" {
+				return nil, fmt.Errorf("%w: view %s: a feed has no by", ErrBadRules, name)
+			}
 		default:
 			return nil, fmt.Errorf("%w: view %s: kind %q", ErrBadRules, name, v.Kind)
 		}
@@ -91,6 +116,9 @@ func (ag *Aggregates) update(s *State, teamOf TeamFunc, entities iter.Seq[string
 }
 
 func (g *aggregate) update(s *State, ag *Aggregates, teamOf TeamFunc, id string) {
+	if g.rule.Kind == "feed" {
+		return // kept by observe
+	}
 	old, had := g.members[id]
 	var now member
 	has := false
@@ -133,6 +161,16 @@ func (g *aggregate) update(s *State, ag *Aggregates, teamOf TeamFunc, id string)
 func (ag *Aggregates) frames(world string, seq uint64) ([]*aggFrame, error) {
 	var out []*aggFrame
 	for _, g := range ag.aggs {
+		if g.feedDirty {
+			g.feedDirty = false
+			f, err := encode(wire.TypeView, seq, &wire.ViewFrame{Type: wire.TypeView, World: world, Name: g.name,
+				Kind: g.rule.Kind, Seq: seq, Feed: slices.Clone(g.feed)})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &aggFrame{agg: g, frame: f})
+			continue
+		}
 		if len(g.dirty) == 0 {
 			continue
 		}

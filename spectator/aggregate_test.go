@@ -79,7 +79,7 @@ func TestAggregatesKeepScoreboardsIncrementally(t *testing.T) {
 		"players_by_team": {"red": fsm.Int(1), "blue": fsm.Int(1)},
 		"best":            {"": fsm.Int(3)},
 		"worst":           {"ann": fsm.Int(3), "bob": fsm.Int(1)},
-		"cash":            {},
+		"cash":            nil, // an empty scoreboard: no groups
 	}, got)
 	require.Equal(t, map[string]map[string]wire.Value{"bags": {"": fsm.Int(1)}},
 		tick(g.act("ann", add("ann", "tags", fsm.String("x")))), "a set field counts; nothing else changed")
@@ -126,7 +126,7 @@ func TestNewAggregatesRefusesWhatItCannotMake(t *testing.T) {
 		err  error
 	}{
 		"heatmap":  {fsm.ViewRule{Kind: "heatmap", Field: "kills"}, ErrBadRules}, // no grid
-		"feed":     {fsm.ViewRule{Kind: "feed", Field: "kills"}, ErrNotBuilt},
+		"feed by":  {fsm.ViewRule{Kind: "feed", Field: "kills", By: "team"}, ErrBadRules},
 		"kind":     {fsm.ViewRule{Kind: "avg", Field: "kills"}, ErrBadRules},
 		"by":       {fsm.ViewRule{Kind: "sum", Field: "kills", By: "guild"}, ErrBadRules},
 		"no field": {fsm.ViewRule{Kind: "count"}, ErrBadRules},
@@ -274,4 +274,47 @@ func TestHeatmapIgnoresPositionsThatAreNotNumbers(t *testing.T) {
 		_, ok := cell(&entState{fields: fields}, grid)
 		require.False(t, ok, name)
 	}
+}
+
+func TestFeedKeepsTheLatestChangesOfItsField(t *testing.T) {
+	r := scoreRules(map[string]fsm.ViewRule{"kills": {Kind: "feed", Field: "kills"}}, nil)
+	a, err := NewAccess(r)
+	require.NoError(t, err)
+	ag, err := NewAggregates(a, r)
+	require.NoError(t, err)
+	g := newGame(t, "w", r.Fields)
+	fd := newFeed()
+	now := time.Unix(0, t0)
+	cfg := DefaultConfig()
+	cfg.World, cfg.Access, cfg.Subscribe, cfg.Aggregates = "w", a, fd.subscribe, ag
+	cfg.Now = func() time.Time { return now }
+	p, err := newPipeline(cfg)
+	require.NoError(t, err)
+	m, err := p.Join(View{})
+	require.NoError(t, err)
+	require.Equal(t, wire.TypeKeyframe, (<-m.ch).Type)
+	p.delay.Push(g.act("ann", incr("ann", "kills", 1), set("ann", "side", fsm.String("red"))),
+		g.act("bob", incr("bob", "kills", 1)), g.act("ann", incr("ann", "kills", 1)))
+	require.NoError(t, p.step(now))
+	require.Equal(t, wire.TypeWatchDelta, (<-m.ch).Type)
+	require.JSONEq(t, `{"type":"view","world":"w","name":"kills","kind":"feed","seq":3,"feed":[
+		{"seq":1,"player":"ann","entity":"ann","value":1},
+		{"seq":2,"player":"bob","entity":"bob","value":1},
+		{"seq":3,"player":"ann","entity":"ann","value":2}]}`, string((<-m.ch).Data), "every change, none coalesced")
+
+	p.delay.Push(g.act("bob", set("bob", "side", fsm.String("blue"))))
+	require.NoError(t, p.step(now))
+	require.Equal(t, wire.TypeWatchDelta, (<-m.ch).Type)
+	require.Empty(t, m.ch, "the feed did not change")
+	for range FeedLen {
+		p.delay.Push(g.act("cat", incr("cat", "kills", 1)))
+	}
+	p.delay.Push(&fsm.Event{World: "w", Seq: uint64(len(g.events) + 1), Status: fsm.StatusRejected, Player: "dan"})
+	require.NoError(t, p.step(now))
+	<-m.ch
+	var v wire.ViewFrame
+	require.NoError(t, json.Unmarshal((<-m.ch).Data, &v))
+	require.Len(t, v.Feed, FeedLen, "the latest only")
+	require.Equal(t, "cat", v.Feed[0].Entity)
+	p.Leave(m)
 }

@@ -94,7 +94,7 @@ func (w *Watch) Close() {
 
 // Join starts watching world as v. Errors: the world's rules (unknown
 // world), the viewer (ErrUnknownClass, ErrBadDelay), rules the package
-// cannot enforce (ErrBadRules, ErrNotBuilt), the feed's.
+// cannot enforce (ErrBadRules), the feed's.
 func (h *Hub) Join(world string, v Viewer) (*Watch, error) { return h.join(world, v, false) }
 
 // JoinEvents is Join for a filtered, delayed event stream: after its

@@ -100,9 +100,9 @@ func TestHubRefusesWhatItCannotServe(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 	_, err = h.Join("w", Viewer{Class: "director"})
 	require.ErrorIs(t, err, ErrUnknownClass)
-	hw.rules.Schema.Views = map[string]fsm.ViewRule{"kills": {Kind: "feed", Field: "x"}}
+	hw.rules.Schema.Views = map[string]fsm.ViewRule{"kills": {Kind: "feed", Field: "x", By: "team"}}
 	_, err = h.Join("w", Viewer{})
-	require.ErrorIs(t, err, ErrNotBuilt)
+	require.ErrorIs(t, err, ErrBadRules)
 	hw.rules.Schema.Views = nil
 	hw.rules.Schema.Access["plan"] = fsm.FieldAccess{Visible: "secret"}
 	_, err = h.Join("w", Viewer{})

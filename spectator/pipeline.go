@@ -294,6 +294,9 @@ func (p *Pipeline) step(now time.Time) error {
 		if err := p.ticker.Apply(ev); err != nil {
 			return err
 		}
+		if ag := p.cfg.Aggregates; ag != nil {
+			ag.observe(ev)
+		}
 	}
 	if p.ticker.Pending() {
 		var aggs []*aggFrame

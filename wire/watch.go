@@ -61,13 +61,26 @@ type WatchDelta struct {
 	Entities map[string]WatchEntity `json:"entities"`
 }
 
-// ViewFrame is an aggregated view (a scoreboard) after event Seq: per
-// group (a team, a player, or "" for the whole world), the aggregate.
+// ViewFrame is an aggregated view after event Seq: for a scoreboard, per
+// group (a team, a player, a heatmap's grid cell "cx,cy", or "" for the
+// whole world) the aggregate, no groups when it has none; for a feed, its
+// latest items, oldest first.
 type ViewFrame struct {
 	Type   string           `json:"type"`
 	World  string           `json:"world"`
 	Name   string           `json:"name"`
 	Kind   string           `json:"kind"`
 	Seq    uint64           `json:"seq"`
-	Groups map[string]Value `json:"groups"`
+	Groups map[string]Value `json:"groups,omitempty"`
+	Feed   []FeedItem       `json:"feed,omitempty"`
+}
+
+// FeedItem is one change of a feed view's field (a kill feed's kill): the
+// event's seq, the player who acted, the entity and the field's value
+// after it (for a set field, the element added or removed).
+type FeedItem struct {
+	Seq    uint64 `json:"seq"`
+	Player string `json:"player"`
+	Entity string `json:"entity"`
+	Value  Value  `json:"value"`
 }
