@@ -91,9 +91,10 @@ func prepareEvent(a *Access, s *State, teamOf TeamFunc, ev *fsm.Event, each func
 // conflict payloads alike), and an entity-level change (a delete, or a
 // conflict on an entity's version) carries the largest version among the
 // entity's fields the view may see, or is gone when there is none. An
-// event of another player that changed only what the view may not see is
-// dropped whole, and other players' client seqs are zeroed (they count
-// that player's actions, hidden ones too). The viewer's own events always
+// event of another player with nothing left to show is dropped whole
+// (a rejection too: that someone tried, and why, may be about a hidden
+// field), and other players' client seqs are zeroed (they count that
+// player's actions, hidden ones too). The viewer's own events always
 // come, with their status and reason. Without restricted fields the event
 // is returned as it is.
 func (f *Filter) Event(p *Prepared, view View) *fsm.Event { return filterEvent(f.access, p, view) }
@@ -118,7 +119,7 @@ func filterEvent(a *Access, p *Prepared, view View) *fsm.Event {
 		}
 		out.Changes = append(out.Changes, c)
 	}
-	if len(ev.Changes) > 0 && len(out.Changes) == 0 && !own {
+	if len(out.Changes) == 0 && !own {
 		return nil
 	}
 	if !own {

@@ -86,12 +86,13 @@ func TestFilterDropsOtherPlayersEventsThatChangedOnlyHiddenFields(t *testing.T) 
 	require.Empty(t, own.Changes)
 	require.Equal(t, fsm.StatusApplied, own.Status)
 
-	// A rejected event has no changes to hide: it goes out as it is.
-	rej := &fsm.Event{World: "w", Seq: 2, Player: "bob", Status: fsm.StatusRejected, Reason: "banned"}
+	// A rejection shows nothing but that someone tried, and why, which may
+	// be about a hidden field: only its player sees it.
+	rej := &fsm.Event{World: "w", Seq: 2, Player: "bob", Status: fsm.StatusRejected, Reason: "type_mismatch"}
 	p, err = f.Prepare(rej)
 	require.NoError(t, err)
-	out := f.Event(p, resolve(t, a, Viewer{}))
-	require.Equal(t, "banned", out.Reason)
+	require.Nil(t, f.Event(p, resolve(t, a, Viewer{})))
+	require.Equal(t, "type_mismatch", f.Event(p, resolve(t, a, Viewer{Player: "bob"})).Reason)
 }
 
 func TestFilterGivesADeleteTheLastVersionTheViewSaw(t *testing.T) {
