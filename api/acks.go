@@ -2,14 +2,12 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -204,7 +202,7 @@ func (a *acker) round(ctx context.Context) {
 	var groups []string
 	for _, p := range pending {
 		g := ""
-		if rt, err := a.s.router.Route(p.ack.World, KindSession); err == nil {
+		if rt, err := a.s.Router().Route(p.ack.World, edge.KindSession); err == nil {
 			g = rt.GroupID
 		}
 		if _, ok := byGroup[g]; !ok {
@@ -232,7 +230,7 @@ func (a *acker) replicate(ctx context.Context, batch []*pendingAck) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.s.cfg.RequestTimeout)
 	defer cancel()
-	_, err := a.s.sessionAcks(ctx, acks)
+	_, err := a.s.SessionAcks(ctx, acks)
 	if err != nil {
 		a.batches.WithLabelValues("error").Inc()
 		a.s.log.Debug("play: replicate acks", "acks", len(acks), "err", err)
@@ -282,67 +280,4 @@ func (s *Server) playConns() []*playConn {
 		out = append(out, c)
 	}
 	return out
-}
-
-// sessionAcks replicates a batch of acks, all of one group, on the group's
-// leader (routed by the first ack's world): here when this node leads,
-// else by one internal call.
-func (s *Server) sessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error) {
-	var n int
-	err := s.route(acks[0].World, KindSession, false, func(g Group) error {
-		var err error
-		n, err = g.SessionAcks(ctx, acks)
-		return err
-	}, func(rt Route) error {
-		req := wire.Acks{Acks: make([]wire.Ack, len(acks))}
-		for i, a := range acks {
-			req.Acks[i] = wire.Ack(a)
-		}
-		body, _ := json.Marshal(req)
-		var out wire.AcksAnswer
-		if err := s.callNode(ctx, rt, http.MethodPost, internalAcksPath, body, "", &out); err != nil {
-			return err
-		}
-		n = out.Acked
-		return nil
-	})
-	return n, err
-}
-
-// sessionAcksCommand handles POST /internal/v1/sessions:acks, the internal
-// call through which another node replicates its play connections' acks on
-// the leader, many sessions (of the worlds of one group) in one request
-// and one command, routed by the first ack's world. Only forwarded
-// requests are served (with a cluster secret, only with it:
-// cluster_auth.go), and never sent on.
-func (s *Server) sessionAcksCommand(w http.ResponseWriter, r *http.Request) {
-	if !s.forwardedOnly(w, r) {
-		return
-	}
-	// A batch: up to fsm.MaxSessionAcks acks of long names may pass
-	// MaxBodyBytes.
-	var req wire.Acks
-	if !s.readJSON(w, r, s.cfg.MaxBatchBodyBytes, &req) {
-		return
-	}
-	acks := make([]fsm.SessionAck, len(req.Acks))
-	for i, a := range req.Acks {
-		acks[i] = fsm.SessionAck(a)
-	}
-	if err := fsm.ValidateAcks(acks); err != nil {
-		s.writeError(w, err, true)
-		return
-	}
-	err := s.route(acks[0].World, KindSession, true, func(g Group) error {
-		ctx, cancel := s.requestContext(r)
-		defer cancel()
-		n, err := g.SessionAcks(ctx, acks)
-		if err == nil {
-			s.writeJSON(w, http.StatusOK, wire.AcksAnswer{Acked: n})
-		}
-		return err
-	}, nil)
-	if err != nil {
-		s.writeError(w, err, true)
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -148,27 +150,27 @@ func clearPlays(s *Server) {
 }
 
 func TestPlayAFailedAckBatchKeepsItsAcksForTheNextRound(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, slowAcks)
 	e.do("POST", "/v1/worlds", arenaBody)
 	conns := fakePlays(e.srv, 2)
 	defer clearPlays(e.srv)
-	fake.set(func(f *fakeBackend) { f.sessErr = store.ErrOverloaded })
+	fake.Set(func(f *apitest.Fake) { f.SessErr = store.ErrOverloaded })
 	e.srv.acks.round(context.Background())
 	ok, failed := ackBatches(e.srv)
 	require.Equal(t, [2]float64{0, 1}, [2]float64{ok, failed})
 	for _, c := range conns {
 		require.Equal(t, uint64(0), c.flushed.Load(), "still pending")
 	}
-	fake.set(func(f *fakeBackend) { f.sessErr = nil })
+	fake.Set(func(f *apitest.Fake) { f.SessErr = nil })
 	e.srv.acks.round(context.Background())
-	require.Len(t, fake.ackBatches, 2)
-	require.Len(t, fake.ackBatches[1], 2, "the failed acks went again")
+	require.Len(t, fake.AckBatches, 2)
+	require.Len(t, fake.AckBatches[1], 2, "the failed acks went again")
 	for _, c := range conns {
 		require.Equal(t, uint64(1), c.flushed.Load())
 	}
 	e.srv.acks.round(context.Background())
-	require.Len(t, fake.ackBatches, 2, "replicated acks do not go again")
+	require.Len(t, fake.AckBatches, 2, "replicated acks do not go again")
 }
 
 func TestPlayAConnectionThatEndsOrSaysByeFlushesItsAck(t *testing.T) {
@@ -212,7 +214,7 @@ func TestPlayAcksOnAFollowerGoToTheLeaderInOneRequest(t *testing.T) {
 		return act(t, l, actBody("bob", seq))
 	})
 	fwd := func() float64 {
-		return testutil.ToFloat64(l.env.srv.metrics.requests.WithLabelValues("POST "+InternalPrefix+"/sessions:acks", "200"))
+		return testutil.ToFloat64(l.env.srv.Metrics().Requests.WithLabelValues("POST "+edge.InternalPrefix+"/sessions:acks", "200"))
 	}
 	before := fwd()
 	f.env.srv.acks.round(context.Background())
@@ -229,19 +231,19 @@ func TestPlayAcksOnAFollowerGoToTheLeaderInOneRequest(t *testing.T) {
 }
 
 func TestAckRoundsSplitAtTheCommandLimit(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, slowAcks)
 	e.do("POST", "/v1/worlds", arenaBody)
 	fakePlays(e.srv, fsm.MaxSessionAcks+1)
 	defer clearPlays(e.srv)
 	e.srv.acks.round(context.Background())
-	require.Len(t, fake.ackBatches, 2)
-	require.Len(t, fake.ackBatches[0], fsm.MaxSessionAcks)
-	require.Len(t, fake.ackBatches[1], 1)
+	require.Len(t, fake.AckBatches, 2)
+	require.Len(t, fake.AckBatches[0], fsm.MaxSessionAcks)
+	require.Len(t, fake.AckBatches[1], 1)
 }
 
 func TestAckerStopsOnceAndAFlushAfterwardsReplicatesAlone(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, fastPlay)
 	e.do("POST", "/v1/worlds", arenaBody)
 	a := e.srv.acks
@@ -250,24 +252,24 @@ func TestAckerStopsOnceAndAFlushAfterwardsReplicatesAlone(t *testing.T) {
 	a.start() // after stop: no loop
 	require.False(t, a.started)
 	c := &playConn{s: e.srv, world: "arena", session: "s1", ctx: context.Background()}
-	fake.set(func(f *fakeBackend) { f.sessions = map[string]fsm.SessionInfo{"s1": {World: "arena", ID: "s1"}} })
+	fake.Set(func(f *apitest.Fake) { f.SessionMap = map[string]fsm.SessionInfo{"s1": {World: "arena", ID: "s1"}} })
 	c.flushAck(true) // nothing moved: nothing sent
-	require.Empty(t, fake.ackBatches)
+	require.Empty(t, fake.AckBatches)
 	c.acked.Store(1)
 	c.flushAck(false)
-	require.Len(t, fake.ackBatches, 1)
+	require.Len(t, fake.AckBatches, 1)
 	require.Equal(t, uint64(1), c.flushed.Load())
 	c.markFlushed(0) // flushed only rises
 	require.Equal(t, uint64(1), c.flushed.Load())
 }
 
 func TestAFlushGivesUpWithItsContextWhileARoundIsInFlight(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, fastPlay)
 	e.do("POST", "/v1/worlds", arenaBody)
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	fake.set(func(f *fakeBackend) {
-		f.sessHook = func() error {
+	fake.Set(func(f *apitest.Fake) {
+		f.SessHook = func() error {
 			select {
 			case entered <- struct{}{}:
 			default:
@@ -300,68 +302,68 @@ func TestAFlushGivesUpWithItsContextWhileARoundIsInFlight(t *testing.T) {
 }
 
 func TestInternalAcksEndpointServesOnlyForwardedWellFormedBatches(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake)
 	e.do("POST", "/v1/worlds", arenaBody)
-	fwd := []string{HeaderForwarded, "1"}
-	fake.set(func(f *fakeBackend) { f.sessions = map[string]fsm.SessionInfo{"s1": {World: "arena", ID: "s1"}} })
+	fwd := []string{edge.HeaderForwarded, "1"}
+	fake.Set(func(f *apitest.Fake) { f.SessionMap = map[string]fsm.SessionInfo{"s1": {World: "arena", ID: "s1"}} })
 	body := `{"acks":[{"world":"arena","id":"s1","seq":4},{"world":"arena","id":"gone","seq":4}]}`
-	e.requireError(403, CodeForbidden, "POST", "/v1/sessions:acks", body)
+	e.requireError(403, edge.CodeForbidden, "POST", "/v1/sessions:acks", body)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[]}`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[{"world":"arena","id":"","seq":1}]}`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", `{"acks":[],"extra":1}`, fwd...)
 	tooMany := `{"acks":[` + strings.Repeat(`{"world":"arena","id":"s1","seq":1},`, fsm.MaxSessionAcks) + `{"world":"arena","id":"s1","seq":1}]}`
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/sessions:acks", tooMany, fwd...)
-	small := newEnv(t, newFake(), func(c *Config) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 64, 64 })
-	small.requireError(413, CodeTooLarge, "POST", "/v1/sessions:acks", body, fwd...)
+	small := newEnv(t, apitest.NewFake(), func(c *Config) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 64, 64 })
+	small.requireError(413, edge.CodeTooLarge, "POST", "/v1/sessions:acks", body, fwd...)
 	code, m := e.doJSON("POST", "/v1/sessions:acks", body, fwd...)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, float64(1), m["acked"], "the unknown session is skipped")
 	s, err := fake.SessionInfo("arena", "s1")
 	require.NoError(t, err)
 	require.Equal(t, uint64(4), s.Acked)
-	fake.set(func(f *fakeBackend) { f.sessErr = store.ErrOverloaded })
-	e.requireError(429, CodeOverloaded, "POST", "/v1/sessions:acks", body, fwd...)
-	fake.leader.Store(false)
-	e.requireError(503, CodeNotLeader, "POST", "/v1/sessions:acks", body, fwd...)
+	fake.Set(func(f *apitest.Fake) { f.SessErr = store.ErrOverloaded })
+	e.requireError(429, edge.CodeOverloaded, "POST", "/v1/sessions:acks", body, fwd...)
+	fake.LeaderFlag.Store(false)
+	e.requireError(503, edge.CodeNotLeader, "POST", "/v1/sessions:acks", body, fwd...)
 }
 
 func TestInternalAcksEndpointNeedsTheClusterSecret(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withSecret)
 	e.do("POST", "/v1/worlds", arenaBody)
 	body := `{"acks":[{"world":"arena","id":"s1","seq":1}]}`
-	m := e.requireError(401, CodeUnauthorized, "POST", "/v1/sessions:acks", body)
+	m := e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/sessions:acks", body)
 	require.Contains(t, m["error"], "internal endpoint")
-	e.requireError(401, CodeUnauthorized, "POST", "/v1/sessions:acks", body, HeaderForwarded, "1")
-	e.requireError(401, CodeUnauthorized, "POST", "/v1/sessions:acks", body, HeaderForwarded, "1", HeaderClusterKey, testSecret+"x")
-	code, a := e.doJSON("POST", "/v1/sessions:acks", body, HeaderForwarded, "1", HeaderClusterKey, testSecret)
+	e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/sessions:acks", body, edge.HeaderForwarded, "1")
+	e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/sessions:acks", body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
+	code, a := e.doJSON("POST", "/v1/sessions:acks", body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 200, code, "%v", a)
 }
 
 func TestSessionAcksMoveToTheLeaderWhenLeadershipMovesMidCallAndFailWithoutOne(t *testing.T) {
-	leader := newFake()
+	leader := apitest.NewFake()
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
-	leader.set(func(f *fakeBackend) { f.sessions = map[string]fsm.SessionInfo{"s1": {World: "arena", ID: "s1"}} })
-	me := newFake()
+	leader.Set(func(f *apitest.Fake) { f.SessionMap = map[string]fsm.SessionInfo{"s1": {World: "arena", ID: "s1"}} })
+	me := apitest.NewFake()
 	e := newEnv(t, me)
-	me.setLeader("n1", le.ts.Listener.Addr().String())
-	me.set(func(f *fakeBackend) {
-		f.sessHook = func() error {
-			f.leader.Store(false) // deposed while proposing
+	me.SetLeader("n1", le.ts.Listener.Addr().String())
+	me.Set(func(f *apitest.Fake) {
+		f.SessHook = func() error {
+			f.LeaderFlag.Store(false) // deposed while proposing
 			return store.ErrNotLeader
 		}
 	})
 	acks := []fsm.SessionAck{{World: "arena", ID: "s1", Seq: 3}}
-	n, err := e.srv.sessionAcks(context.Background(), acks)
+	n, err := e.srv.SessionAcks(context.Background(), acks)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, 1, leader.forwarded)
+	require.Equal(t, 1, leader.Forwarded)
 	// No known leader: nothing sent.
-	me.setLeader("", "")
-	_, err = e.srv.sessionAcks(context.Background(), acks)
+	me.SetLeader("", "")
+	_, err = e.srv.SessionAcks(context.Background(), acks)
 	require.ErrorIs(t, err, store.ErrNotLeader)
 }
 

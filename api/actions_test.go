@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -17,7 +19,7 @@ import (
 
 func newArenaEnv(t *testing.T, opts ...func(*Config)) *testEnv {
 	t.Helper()
-	f := newFake()
+	f := apitest.NewFake()
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
 	return newEnv(t, f, opts...)
 }
@@ -37,7 +39,7 @@ func TestActionAppliedReturnsEventAndRepeatIsDuplicate(t *testing.T) {
 	require.Nil(t, m["duplicate"])
 	require.Len(t, m["changes"], 2)
 
-	a := e.fake.lastAction
+	a := e.fake.LastAction
 	require.Equal(t, "arena", a.World)
 	require.Equal(t, fsm.PriorityBulk, a.Priority)
 	require.Equal(t, int64(5), a.InputTime)
@@ -86,7 +88,7 @@ func TestBadActionBodiesAre400WithoutReachingTheBackend(t *testing.T) {
 			e.with(t).requireError(400, "malformed", "POST", "/v1/worlds/arena/actions", body)
 		})
 	}
-	require.Zero(t, e.fake.acts, "a malformed action reached the backend")
+	require.Zero(t, e.fake.Acts, "a malformed action reached the backend")
 }
 
 func TestOversizedBodiesAre413(t *testing.T) {
@@ -113,7 +115,7 @@ func TestOversizedBodiesAre413(t *testing.T) {
 	code, _ := e.doJSON("POST", "/v1/worlds/arena/actions:batch", batch)
 	require.Equal(t, 200, code)
 	e.requireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Repeat(incrBody+",", 8)+incrBody+`]}`)
-	require.Equal(t, 5, e.fake.acts)
+	require.Equal(t, 5, e.fake.Acts)
 }
 
 func TestBatchAnswersEachActionInOrder(t *testing.T) {
@@ -174,18 +176,18 @@ func TestBatchOfDistinctActionsAppliesAll(t *testing.T) {
 		seqs[ev["seq"].(float64)] = true
 	}
 	require.Len(t, seqs, 50)
-	require.LessOrEqual(t, e.fake.maxInfl, 4)
+	require.LessOrEqual(t, e.fake.MaxInfl, 4)
 }
 
 func TestBatchActionsRunConcurrently(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	const n = 8
 	var arrived sync.WaitGroup
 	arrived.Add(n)
 	release := make(chan struct{})
 	go func() { arrived.Wait(); close(release) }()
-	f.actHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+	f.ActHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
 		arrived.Done()
 		<-release // only returns once all n are in flight together
 		return &fsm.Event{World: a.World, Seq: a.Seq, Player: a.Player, ClientSeq: a.Seq, Status: fsm.StatusApplied}, false, nil
@@ -198,13 +200,13 @@ func TestBatchActionsRunConcurrently(t *testing.T) {
 	code, m := e.doJSON("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Join(acts, ",")+`]}`)
 	require.Equal(t, 200, code)
 	require.Len(t, m["results"], n)
-	require.Equal(t, n, f.maxInfl)
+	require.Equal(t, n, f.MaxInfl)
 }
 
 func TestBatchItemErrorsAndPanicsAreAnsweredPerItem(t *testing.T) {
 	t.Parallel()
-	f := newFake()
-	f.actHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+	f := apitest.NewFake()
+	f.ActHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
 		switch a.Player {
 		case "boom":
 			panic("fake act exploded")
@@ -233,14 +235,14 @@ func TestBadBatchBodiesAreRefusedWhole(t *testing.T) {
 	e.requireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[]}{}`)
 	e.requireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch",
 		`{"actions":[`+incrBody+`,`+incrBody+`,`+incrBody+`]}`)
-	require.Zero(t, e.fake.acts)
+	require.Zero(t, e.fake.Acts)
 }
 
 func TestEventJSONRoundTripsThroughTheWireForm(t *testing.T) {
 	t.Parallel()
 	ev := &fsm.Event{World: "w", Seq: 2, Status: fsm.StatusApplied,
 		Changes: []fsm.Change{{Entity: "e", Field: "f", Op: fsm.OpSet, Value: fsm.String("x"), Version: 2}}}
-	b, err := json.Marshal(eventJSON(ev, true))
+	b, err := json.Marshal(edge.EventJSON(ev, true))
 	require.NoError(t, err)
 	var j wire.Event
 	require.NoError(t, json.Unmarshal(b, &j))

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -35,8 +37,8 @@ var keys = func() testKeys {
 
 var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func testAuth() *AuthConfig {
-	return &AuthConfig{
+func testAuth() *edge.AuthConfig {
+	return &edge.AuthConfig{
 		HS256Key:   keys.hs,
 		PublicKeys: []crypto.PublicKey{&keys.rsa.PublicKey, keys.ed.Public()},
 		Issuer:     "gsd-test", Audience: "arena-players",
@@ -68,7 +70,7 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, c jwt.Claims) string {
 func withAuth(c *Config) { c.Auth = testAuth() }
 
 func TestAuthActionsTakeThePlayerFromTheToken(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
 	e.do("POST", "/v1/worlds", arenaBody)
 	for i, tok := range []string{
@@ -87,17 +89,17 @@ func TestAuthActionsTakeThePlayerFromTheToken(t *testing.T) {
 	tok := sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
 	code, _ := e.doJSON("POST", "/v1/worlds/arena/actions", `{"player":"ann","seq":9,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`, "Authorization", "Bearer "+tok)
 	require.Equal(t, http.StatusOK, code)
-	e.requireError(http.StatusForbidden, CodeForbidden, "POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer "+tok)
+	e.requireError(http.StatusForbidden, edge.CodeForbidden, "POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer "+tok)
 	// The batch endpoint too.
 	code, m := e.doJSON("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`,{"seq":10,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}]}`, "Authorization", "Bearer "+tok)
 	require.Equal(t, http.StatusOK, code)
 	res := m["results"].([]any)
-	require.Equal(t, CodeForbidden, res[0].(map[string]any)["code"])
+	require.Equal(t, edge.CodeForbidden, res[0].(map[string]any)["code"])
 	require.Equal(t, "ann", res[1].(map[string]any)["player"])
 }
 
 func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
 	e.do("POST", "/v1/worlds", arenaBody)
 	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims("ann")).SignedString(jwt.UnsafeAllowNoneSignatureType)
@@ -108,7 +110,7 @@ func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 	cases := map[string]string{
 		"missing":         "",
 		"garbage":         "Bearer not.a.token",
-		"not bearer":      "Basic " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann")),
+		"not Bearer":      "Basic " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann")),
 		"forged HS256":    "Bearer " + sign(t, jwt.SigningMethodHS256, keys.otherHS, claims("ann")),
 		"forged EdDSA":    "Bearer " + sign(t, jwt.SigningMethodEdDSA, keys.otherEd, claims("ann")),
 		"alg none":        "Bearer " + none,
@@ -138,11 +140,11 @@ func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 		require.Contains(t, string(b), `"code":"unauthorized"`, what)
 		require.Equal(t, `Bearer realm="gsd"`, resp.Get("WWW-Authenticate"), what)
 	}
-	require.Zero(t, fake.acts, "nothing reached the backend")
+	require.Zero(t, fake.Acts, "nothing reached the backend")
 }
 
 func TestAuthOffKeepsTheBodysPlayer(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake)
 	e.do("POST", "/v1/worlds", arenaBody)
 	code, m := e.doJSON("POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer whatever")
@@ -153,7 +155,7 @@ func TestAuthOffKeepsTheBodysPlayer(t *testing.T) {
 func TestAuthConfigValidation(t *testing.T) {
 	ok := testAuth()
 	require.NoError(t, ok.Validate())
-	for what, c := range map[string]*AuthConfig{
+	for what, c := range map[string]*edge.AuthConfig{
 		"no keys":       {},
 		"short hs key":  {HS256Key: []byte("short")},
 		"foreign key":   {PublicKeys: []crypto.PublicKey{"nope"}},

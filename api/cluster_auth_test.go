@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/stretchr/testify/require"
@@ -18,7 +20,7 @@ func TestClusterSecretGuardsAdminAndInternalEndpointsAndForwardingStillWorks(t *
 	// startPlayCluster joins with the secret: a join without it fails below.
 	nodes := startPlayCluster(t, 2, withSecret, fastPlay)
 	l, f := nodes[0], nodes[1]
-	key := []string{HeaderClusterKey, testSecret}
+	key := []string{edge.HeaderClusterKey, testSecret}
 	l.env.do("POST", "/v1/worlds", arenaBody) // public
 	code, _, _ := f.env.do("POST", "/v1/worlds/arena/actions", actBody("bob", 1))
 	require.Equal(t, 200, code, "public routes stay open, forwarded with the secret")
@@ -38,18 +40,18 @@ func TestClusterSecretGuardsAdminAndInternalEndpointsAndForwardingStillWorks(t *
 	}
 	for _, n := range nodes {
 		for _, r := range admin {
-			m := n.env.with(t).requireError(401, CodeUnauthorized, r.method, r.path, r.body)
-			require.Contains(t, m["error"], HeaderClusterKey, "%s %s", r.method, r.path)
-			m = n.env.with(t).requireError(401, CodeUnauthorized, r.method, r.path, r.body, HeaderClusterKey, testSecret+"x")
+			m := n.env.with(t).requireError(401, edge.CodeUnauthorized, r.method, r.path, r.body)
+			require.Contains(t, m["error"], edge.HeaderClusterKey, "%s %s", r.method, r.path)
+			m = n.env.with(t).requireError(401, edge.CodeUnauthorized, r.method, r.path, r.body, edge.HeaderClusterKey, testSecret+"x")
 			require.Contains(t, m["error"], "wrong cluster secret")
-			// No auth configured: a bearer token cannot be an admin token.
-			n.env.with(t).requireError(401, CodeUnauthorized, r.method, r.path, r.body, "Authorization", "Bearer x.y.z")
+			// No auth configured: a Bearer token cannot be an admin token.
+			n.env.with(t).requireError(401, edge.CodeUnauthorized, r.method, r.path, r.body, "Authorization", "Bearer x.y.z")
 		}
 		// The internal endpoint, even with the forwarding mark.
-		m := n.env.requireError(401, CodeUnauthorized, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1","seq":1}`, HeaderForwarded, "1")
+		m := n.env.requireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1","seq":1}`, edge.HeaderForwarded, "1")
 		require.Contains(t, m["error"], "internal endpoint")
 		// A forged forwarding mark on a public route.
-		n.env.requireError(401, CodeUnauthorized, "POST", "/v1/worlds/arena/actions", actBody("bob", 2), HeaderForwarded, "1")
+		n.env.requireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/actions", actBody("bob", 2), edge.HeaderForwarded, "1")
 	}
 
 	// With the secret: kick and ban through the follower (forwarded).
@@ -81,22 +83,22 @@ func TestClusterSecretGuardsAdminAndInternalEndpointsAndForwardingStillWorks(t *
 }
 
 func TestClusterSecretAcceptsAdminTokensOnly(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth, withSecret)
 	e.do("POST", "/v1/worlds", arenaBody)
-	adminTok := sign(t, jwt.SigningMethodHS256, keys.hs, adminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	adminTok := sign(t, jwt.SigningMethodHS256, keys.hs, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
 	code, _, b := e.do("DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+adminTok)
 	require.Equal(t, 200, code, "%s", b)
-	code, _, b = e.do("DELETE", "/v1/node/drain", "", HeaderClusterKey, testSecret)
+	code, _, b = e.do("DELETE", "/v1/node/drain", "", edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 200, code, "%s", b)
 
 	player := sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
-	m := e.requireError(403, CodeForbidden, "DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+player)
+	m := e.requireError(403, edge.CodeForbidden, "DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+player)
 	require.Contains(t, m["error"], credential.AdminClaim)
-	forged := sign(t, jwt.SigningMethodHS256, keys.otherHS, adminClaims{RegisteredClaims: claims("ops"), Admin: true})
-	e.requireError(401, CodeUnauthorized, "DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+forged)
+	forged := sign(t, jwt.SigningMethodHS256, keys.otherHS, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	e.requireError(401, edge.CodeUnauthorized, "DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+forged)
 	// An admin token is no key to the internal endpoint.
-	m = e.requireError(401, CodeUnauthorized, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1"}`, HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
+	m = e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1"}`, edge.HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
 	require.Contains(t, m["error"], "internal endpoint")
 	// Players' routes are unchanged.
 	code, _, b = e.do("POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer "+sign(t, jwt.SigningMethodHS256, keys.hs, claims("p1")))

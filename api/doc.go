@@ -11,7 +11,7 @@
 // internal node-to-node service (internal.go) or proxied admin requests,
 // which are never sent on again, so a stale view of the leader cannot make
 // a request loop. Errors become HTTP statuses and codes in exactly one
-// place (classify in errors.go); docs/API.md lists them with the retry
+// place (Classify in errors.go); docs/API.md lists them with the retry
 // rules.
 //
 // api holds no game logic and never touches Raft or bolt; everything it

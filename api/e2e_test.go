@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
 )
@@ -279,7 +280,7 @@ func TestFollowerForwardsToARealLeader(t *testing.T) {
 	e := n2.env
 	code, h, body := e.do("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code, "%s", body)
-	require.Equal(t, "n1", h.Get(HeaderLeader))
+	require.Equal(t, "n1", h.Get(edge.HeaderLeader))
 	code, m = e.doJSON("POST", "/v1/worlds/arena/actions", action("p1", 1, `{"op":"incr","entity":"e1","field":"score","by":2}`))
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, "applied", m["status"])

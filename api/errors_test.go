@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
@@ -39,7 +41,7 @@ var outcomeTable = []struct {
 	{"store closed", store.ErrClosed, 503, "unavailable"},
 	{"deadline", context.DeadlineExceeded, 503, "outcome_unknown"},
 	{"canceled", context.Canceled, 503, "outcome_unknown"},
-	{"too large", errTooLarge, 413, "too_large"},
+	{"too large", edge.ErrTooLarge, 413, "too_large"},
 	{"anything else", errors.New("disk on fire"), 500, "internal"},
 }
 
@@ -48,8 +50,8 @@ func TestActionErrorsMapToStatusAndCode(t *testing.T) {
 	for _, tc := range outcomeTable {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFake()
-			f.actErr = fmt.Errorf("act: %w", tc.err)
+			f := apitest.NewFake()
+			f.ActErr = fmt.Errorf("act: %w", tc.err)
 			e := newEnv(t, f)
 			code, h, _ := e.do("POST", "/v1/worlds/arena/actions", incrBody)
 			require.Equal(t, tc.status, code)
@@ -63,20 +65,20 @@ func TestActionErrorsMapToStatusAndCode(t *testing.T) {
 
 func TestReadDeadlineIsTimeoutNotOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	status, code := classify(fmt.Errorf("read: %w", context.DeadlineExceeded), false)
+	status, code := edge.Classify(fmt.Errorf("read: %w", context.DeadlineExceeded), false)
 	require.Equal(t, http.StatusServiceUnavailable, status)
-	require.Equal(t, CodeTimeout, code)
+	require.Equal(t, edge.CodeTimeout, code)
 
-	f := newFake()
-	f.entityHook = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+	f := apitest.NewFake()
+	f.EntityHook = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	e := newEnv(t, f, func(c *Config) { c.RequestTimeout = 20 * time.Millisecond })
 	e.requireError(503, "timeout", "GET", "/v1/worlds/arena/entities/e1", "")
 }
 
 func TestWriteDeadlineIsOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	f := newFake()
-	f.actHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+	f := apitest.NewFake()
+	f.ActHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
 		<-ctx.Done()
 		return nil, false, ctx.Err()
 	}
@@ -91,8 +93,8 @@ func TestCommittedRejectedAndConflictAre200WithStatus(t *testing.T) {
 		{World: "arena", Seq: 4, Index: 9, Player: "p1", ClientSeq: 1, Status: fsm.StatusConflict,
 			Changes: []fsm.Change{{Entity: "door", Field: "open", Value: fsm.Bool(false), Version: 2, Exists: true}}},
 	} {
-		f := newFake()
-		f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return ev, false, nil }
+		f := apitest.NewFake()
+		f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return ev, false, nil }
 		e := newEnv(t, f)
 		code, m := e.doJSON("POST", "/v1/worlds/arena/actions", incrBody)
 		require.Equal(t, 200, code)
@@ -116,7 +118,7 @@ func TestReadErrorsMapLikeWrites(t *testing.T) {
 		if errors.Is(tc.err, context.DeadlineExceeded) || errors.Is(tc.err, context.Canceled) || errors.Is(tc.err, store.ErrNotLeader) {
 			continue // reads differ here: covered by their own tests
 		}
-		status, code := classify(fmt.Errorf("read: %w", tc.err), false)
+		status, code := edge.Classify(fmt.Errorf("read: %w", tc.err), false)
 		require.Equal(t, tc.status, status, tc.name)
 		require.Equal(t, tc.code, code, tc.name)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -45,7 +46,7 @@ func benchSpectators(b *testing.B, streams int) {
 	for !st.IsLeader() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	s, err := New(testConfig(), st, NewSingleGroupRouter(st), prometheus.NewRegistry())
+	s, err := New(testConfig(), st, edge.NewSingleGroupRouter(st), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/fanout"
-	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/api/streams"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +19,7 @@ import (
 // fanSubs returns how many fans serve world on n and how many streams they
 // feed in all.
 func fanSubs(n *node, world string) (fans, subs int) {
-	return n.env.srv.fans.Members(world)
+	return n.env.srv.events.Members(world)
 }
 
 // seqsOf reads n event lines and returns their seqs.
@@ -56,8 +54,8 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	stalling := &stallingListener{Listener: ln}
 	n := startNodeOn(t, "n1", true, stalling)
 	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	old := n.env.srv.fans
-	n.env.srv.fans, err = n.env.srv.newEventFans(2)
+	old := n.env.srv.events
+	n.env.srv.events, err = streams.New(n.env.srv.Core, 2)
 	require.NoError(t, err)
 	old.Close()
 	e := n.env
@@ -86,7 +84,7 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	// Act until the fan has let the slow stream go (its queue holds 2
 	// chunks, so a few entries do it); the fast one sees each event.
 	last := first
-	for i := 2; testutil.ToFloat64(n.env.srv.metrics.streamDetaches) == 0; i++ {
+	for i := 2; testutil.ToFloat64(n.env.srv.Metrics().StreamDetaches) == 0; i++ {
 		require.Less(t, i, 500, "the slow stream was never detached")
 		last = act(t, n, actBody("p1", i))
 		require.Equal(t, []uint64{last}, seqsOf(t, fast, 1))
@@ -104,50 +102,6 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 		_, subs := fanSubs(n, "arena")
 		return subs == 2
 	}, 5*time.Second, 5*time.Millisecond)
-}
-
-// follow writes each seq once, in order, whatever the chunks it is handed:
-// it skips what it wrote already, writes a chunk from its position on, and
-// reads what lies before a chunk from its own subscription.
-func TestEventStreamFollowWritesEachSeqOnce(t *testing.T) {
-	t.Parallel()
-	n := startLeader(t)
-	e := n.env
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
-	require.Equal(t, 201, code)
-	for i := 1; i <= 5; i++ {
-		require.EqualValues(t, i, act(t, n, actBody("p1", i)))
-	}
-	chunk := func(from, to uint64) *fanout.Chunk {
-		var evs []*fsm.Event
-		for s := from; s <= to; s++ {
-			ev, ok := n.st.Event("arena", s)
-			require.True(t, ok)
-			evs = append(evs, ev)
-		}
-		c, err := fanout.NewChunk(e.srv.wire.ndjson, from, evs)
-		require.NoError(t, err)
-		return c
-	}
-	sub, err := n.st.Subscribe("arena", 2)
-	require.NoError(t, err)
-	rec := httptest.NewRecorder()
-	st := &eventStream{s: e.srv, out: httpOut{w: rec, rc: http.NewResponseController(rec)}, world: "arena", next: 2}
-	ch := make(chan *fanout.Chunk, 3)
-	ch <- chunk(1, 3) // from seq 2 on
-	ch <- chunk(2, 3) // written already
-	ch <- chunk(5, 5) // 4 comes from the subscription (with 5)
-	close(ch)
-	require.True(t, st.follow(context.Background(), ch, &sub))
-	var got []uint64
-	sc := bufio.NewScanner(strings.NewReader(rec.Body.String()))
-	for sc.Scan() {
-		var ev struct{ Seq uint64 }
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
-		got = append(got, ev.Seq)
-	}
-	require.Equal(t, []uint64{2, 3, 4, 5}, got)
-	require.EqualValues(t, 6, st.next)
 }
 
 // An HTTP/1.1 stream is written as a chunked body on the connection the
@@ -204,7 +158,7 @@ func TestEventStreamEndsWhenTheClientCloses(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond)
 	stop()
 	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(e.srv.metrics.streams) == 0
+		return testutil.ToFloat64(e.srv.Metrics().Streams) == 0
 	}, 5*time.Second, 5*time.Millisecond)
 }
 
@@ -246,24 +200,4 @@ func rawEventStream(t *testing.T, request string) (*node, uint64, *http.Response
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.StatusCode)
 	return n, seq, resp
-}
-
-// The fan's chunks (fanout with the ndjson encoder) carry the same bytes as
-// a stream writing the events from its own subscription, from any event on.
-func TestEventFanChunksHoldTheStreamsLines(t *testing.T) {
-	t.Parallel()
-	evs := goldenFrameEvents()
-	w := new(wireCache)
-	c, err := fanout.NewChunk(w.ndjson, evs[0].Seq, evs)
-	require.NoError(t, err)
-	require.Equal(t, evs[len(evs)-1].Seq+1, c.End())
-	for i := range evs {
-		var want []byte
-		for _, ev := range evs[i:] {
-			line, err := w.line(ev)
-			require.NoError(t, err)
-			want = append(want, line...)
-		}
-		require.Equal(t, string(want), string(c.From(evs[i].Seq)), "from seq %d", evs[i].Seq)
-	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
@@ -17,16 +19,16 @@ import (
 // HTTP address (with or without the scheme, as the node table may hold it).
 func newPair(t *testing.T, opts ...func(*Config)) (leader, follower *testEnv) {
 	t.Helper()
-	lf := newFake()
+	lf := apitest.NewFake()
 	require.NoError(t, lf.CreateWorld(context.Background(), "arena", fsm.Rules{}))
 	leader = newEnv(t, lf, opts...)
-	ff := newFake()
-	ff.leader.Store(false)
-	ff.actErr = store.ErrNotLeader
-	ff.createErr = store.ErrNotLeader
-	ff.entityErr = store.ErrNotLeader
-	ff.joinErr, ff.removeErr, ff.transferErr = store.ErrNotLeader, store.ErrNotLeader, store.ErrNotLeader
-	ff.setLeader("n1", leader.ts.Listener.Addr().String())
+	ff := apitest.NewFake()
+	ff.LeaderFlag.Store(false)
+	ff.ActErr = store.ErrNotLeader
+	ff.CreateErr = store.ErrNotLeader
+	ff.EntityErr = store.ErrNotLeader
+	ff.JoinErr, ff.RemoveErr, ff.TransferErr = store.ErrNotLeader, store.ErrNotLeader, store.ErrNotLeader
+	ff.SetLeader("n1", leader.ts.Listener.Addr().String())
 	follower = newEnv(t, ff, opts...)
 	return leader, follower
 }
@@ -37,12 +39,12 @@ func TestFollowerForwardsWritesToTheLeader(t *testing.T) {
 
 	code, h, b := follower.do("POST", "/v1/worlds/arena/actions", incrBody)
 	require.Equal(t, 200, code, "%s", b)
-	require.Equal(t, "n1", h.Get(HeaderLeader))
+	require.Equal(t, "n1", h.Get(edge.HeaderLeader))
 	require.Contains(t, h.Get("Content-Type"), "application/json")
 	require.Contains(t, string(b), `"status":"applied"`)
-	require.Equal(t, 1, leader.fake.acts)
-	require.Zero(t, follower.fake.acts, "a follower must not call Act when it knows it is not the leader")
-	require.Equal(t, 1, leader.fake.forwarded)
+	require.Equal(t, 1, leader.fake.Acts)
+	require.Zero(t, follower.fake.Acts, "a follower must not call Act when it knows it is not the leader")
+	require.Equal(t, 1, leader.fake.Forwarded)
 
 	// The leader's errors come back as they are, and the retry is a duplicate.
 	code, m := follower.doJSON("POST", "/v1/worlds/arena/actions", incrBody)
@@ -61,14 +63,14 @@ func TestFollowerForwardsWritesToTheLeader(t *testing.T) {
 
 	code, _ = follower.doJSON("POST", "/v1/cluster/join", `{"id":"n3","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`)
 	require.Equal(t, 200, code)
-	require.Equal(t, []fsm.NodeInfo{{ID: "n3", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2"}}, leader.fake.nodes)
+	require.Equal(t, []fsm.NodeInfo{{ID: "n3", RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2"}}, leader.fake.Nodes)
 	code, _ = follower.doJSON("DELETE", "/v1/cluster/nodes/n3", "")
 	require.Equal(t, 200, code)
-	require.Equal(t, []string{"n3"}, leader.fake.removed)
+	require.Equal(t, []string{"n3"}, leader.fake.Removed)
 	code, _ = follower.doJSON("POST", "/v1/cluster/transfer-leadership", "")
 	require.Equal(t, 200, code)
-	require.Equal(t, 1, leader.fake.transfers)
-	require.Zero(t, follower.fake.transfers)
+	require.Equal(t, 1, leader.fake.Transfers)
+	require.Zero(t, follower.fake.Transfers)
 }
 
 func TestFollowerForwardsLinearizableReadsAndServesStaleOnes(t *testing.T) {
@@ -80,43 +82,43 @@ func TestFollowerForwardsLinearizableReadsAndServesStaleOnes(t *testing.T) {
 	for _, q := range []string{"", "?consistency=linearizable"} {
 		code, h, b := follower.do("GET", "/v1/worlds/arena/entities/e1"+q, "")
 		require.Equal(t, 200, code, "%s", b)
-		require.Equal(t, "n1", h.Get(HeaderLeader))
+		require.Equal(t, "n1", h.Get(edge.HeaderLeader))
 		require.JSONEq(t, `{"id":"e1","version":1,"seq":1,"fields":{"score":1},"versions":{"score":1}}`, string(b))
 	}
-	require.Equal(t, store.Linearizable, leader.fake.lastRead)
+	require.Equal(t, store.Linearizable, leader.fake.LastRead)
 
 	// A stale read is the follower's own answer.
-	follower.fake.set(func(f *fakeBackend) { f.entityErr = nil })
+	follower.fake.Set(func(f *apitest.Fake) { f.EntityErr = nil })
 	follower.requireError(404, "unknown_world", "GET", "/v1/worlds/arena/entities/e1?consistency=stale", "")
-	require.Equal(t, store.Stale, follower.fake.lastRead)
+	require.Equal(t, store.Stale, follower.fake.LastRead)
 	follower.requireError(400, "malformed", "GET", "/v1/worlds/arena/entities/e1?consistency=sorta", "")
 }
 
 func TestForwardedRequestOnNonLeaderIsRefusedNotForwardedAgain(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
-	follower.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody, HeaderForwarded, "1")
-	follower.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "", HeaderForwarded, "1")
-	require.Zero(t, leader.fake.acts)
-	require.Zero(t, leader.fake.forwarded)
+	follower.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody, edge.HeaderForwarded, "1")
+	follower.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "", edge.HeaderForwarded, "1")
+	require.Zero(t, leader.fake.Acts)
+	require.Zero(t, leader.fake.Forwarded)
 
 	// Two followers that each think the other leads: one hop, then refused.
-	a, b := newFake(), newFake()
-	a.leader.Store(false)
-	b.leader.Store(false)
+	a, b := apitest.NewFake(), apitest.NewFake()
+	a.LeaderFlag.Store(false)
+	b.LeaderFlag.Store(false)
 	ea, eb := newEnv(t, a), newEnv(t, b)
-	a.setLeader("b", eb.ts.URL)
-	b.setLeader("a", ea.ts.URL)
+	a.SetLeader("b", eb.ts.URL)
+	b.SetLeader("a", ea.ts.URL)
 	ea.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
-	require.Equal(t, 1, b.forwarded)
-	require.Zero(t, a.forwarded)
+	require.Equal(t, 1, b.Forwarded)
+	require.Zero(t, a.Forwarded)
 }
 
 func TestNoKnownOrReachableLeaderIsNotLeader(t *testing.T) {
 	t.Parallel()
-	f := newFake()
-	f.leader.Store(false)
-	f.setLeader("", "")
+	f := apitest.NewFake()
+	f.LeaderFlag.Store(false)
+	f.SetLeader("", "")
 	e := newEnv(t, f)
 	m := e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
 	require.Contains(t, m["error"], "no known leader")
@@ -126,13 +128,13 @@ func TestNoKnownOrReachableLeaderIsNotLeader(t *testing.T) {
 	require.NoError(t, err)
 	dead := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	f.setLeader("n9", dead)
+	f.SetLeader("n9", dead)
 	m = e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
 	require.Contains(t, m["error"], "unreachable")
 
-	f.setLeader("n9", "bad host\x7f")
+	f.SetLeader("n9", "bad host\x7f")
 	e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
-	require.Zero(t, f.acts)
+	require.Zero(t, f.Acts)
 }
 
 func TestForwardThatTimesOutIsOutcomeUnknownForWritesOnly(t *testing.T) {
@@ -145,9 +147,9 @@ func TestForwardThatTimesOutIsOutcomeUnknownForWritesOnly(t *testing.T) {
 		}
 	}))
 	t.Cleanup(func() { close(block); slow.Close() })
-	f := newFake()
-	f.leader.Store(false)
-	f.setLeader("n1", slow.URL)
+	f := apitest.NewFake()
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n1", slow.URL)
 	e := newEnv(t, f, func(c *Config) { c.ForwardTimeout = 50 * time.Millisecond })
 	e.requireError(503, "outcome_unknown", "POST", "/v1/worlds/arena/actions", incrBody)
 	e.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "")
@@ -156,19 +158,19 @@ func TestForwardThatTimesOutIsOutcomeUnknownForWritesOnly(t *testing.T) {
 func TestLeaderThatLosesLeadershipMidRequestForwards(t *testing.T) {
 	t.Parallel()
 	leader, _ := newPair(t)
-	f := newFake()
-	f.setLeader("n1", leader.ts.URL)
+	f := apitest.NewFake()
+	f.SetLeader("n1", leader.ts.URL)
 	// Leads when the request arrives, has lost it by the time it proposes.
-	f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
-		f.leader.Store(false)
+	f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
+		f.LeaderFlag.Store(false)
 		return nil, false, store.ErrNotLeader
 	}
-	f.entityHook = func(context.Context) error { return store.ErrNotLeader }
-	f.createErr = store.ErrNotLeader
+	f.EntityHook = func(context.Context) error { return store.ErrNotLeader }
+	f.CreateErr = store.ErrNotLeader
 	e := newEnv(t, f)
 	code, _ := e.doJSON("POST", "/v1/worlds/arena/actions", incrBody)
 	require.Equal(t, 200, code)
-	require.Equal(t, 1, leader.fake.acts)
+	require.Equal(t, 1, leader.fake.Acts)
 	code, _ = e.doJSON("GET", "/v1/worlds/arena/entities/e1", "")
 	require.Equal(t, 200, code)
 	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"lobby"}`)
@@ -177,21 +179,21 @@ func TestLeaderThatLosesLeadershipMidRequestForwards(t *testing.T) {
 
 func TestLeaderNotYetReadyAnswersNotLeader(t *testing.T) {
 	t.Parallel()
-	f := newFake() // IsLeader stays true: forwarding would reach itself
-	f.setLeader("self", "127.0.0.1:1")
-	f.actErr = store.ErrNotLeader
-	f.entityErr = store.ErrNotLeader
-	f.joinErr = store.ErrNotLeader
+	f := apitest.NewFake() // IsLeader stays true: forwarding would reach itself
+	f.SetLeader("self", "127.0.0.1:1")
+	f.ActErr = store.ErrNotLeader
+	f.EntityErr = store.ErrNotLeader
+	f.JoinErr = store.ErrNotLeader
 	e := newEnv(t, f)
 	e.requireError(503, "not_leader", "POST", "/v1/worlds/arena/actions", incrBody)
 	e.requireError(503, "not_leader", "GET", "/v1/worlds/arena/entities/e1", "")
 	e.requireError(503, "not_leader", "POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"x:1"}`)
-	require.Zero(t, f.forwarded)
+	require.Zero(t, f.Forwarded)
 }
 
 func TestLeaderURL(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, "http://10.0.0.1:8080", leaderURL("10.0.0.1:8080"))
-	require.Equal(t, "https://gsd.example:443", leaderURL("https://gsd.example:443/"))
-	require.Equal(t, "http://h:1", leaderURL("http://h:1"))
+	require.Equal(t, "http://10.0.0.1:8080", edge.LeaderURL("10.0.0.1:8080"))
+	require.Equal(t, "https://gsd.example:443", edge.LeaderURL("https://gsd.example:443/"))
+	require.Equal(t, "http://h:1", edge.LeaderURL("http://h:1"))
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 )
 
@@ -27,7 +28,7 @@ type hubEvent struct {
 
 	// Its msgpack for gsd.msgpack.v1 events frames, encoded the first
 	// time a connection of that subprotocol takes it (ws_codec.go).
-	wire   *wireCache
+	wire   *edge.WireCache
 	mpOnce sync.Once
 	mp     []byte
 	mpErr  error
@@ -36,7 +37,7 @@ type hubEvent struct {
 // msgpack returns the event's msgpack for gsd.msgpack.v1 events frames,
 // encoded once for all the connections that take it (its JSON is frame).
 func (he *hubEvent) msgpack() ([]byte, error) {
-	he.mpOnce.Do(func() { he.mp, he.mpErr = he.wire.msgpack(he.ev) })
+	he.mpOnce.Do(func() { he.mp, he.mpErr = he.wire.Msgpack(he.ev) })
 	return he.mp, he.mpErr
 }
 
@@ -56,7 +57,7 @@ type deltaChange struct {
 func (s *Server) prepare(evs []*fsm.Event, coalesce bool) ([]*hubEvent, error) {
 	out := make([]*hubEvent, len(evs))
 	for i, ev := range evs {
-		he := &hubEvent{ev: ev, wire: s.wire}
+		he := &hubEvent{ev: ev, wire: s.Wire()}
 		seen := make(map[string]bool, len(ev.Changes))
 		for _, c := range ev.Changes {
 			if !seen[c.Entity] {
@@ -73,9 +74,9 @@ func (s *Server) prepare(evs []*fsm.Event, coalesce bool) ([]*hubEvent, error) {
 				}
 			}
 		} else {
-			line, err := s.wire.line(ev)
+			line, err := s.Wire().Line(ev)
 			if err != nil {
-				return nil, fmt.Errorf("%w: encode event %d: %v", errInternal, ev.Seq, err)
+				return nil, fmt.Errorf("%w: encode event %d: %v", edge.ErrInternal, ev.Seq, err)
 			}
 			he.frame = line[:len(line)-1] // without the newline
 		}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -21,7 +24,7 @@ import (
 // Allow; never Date or Content-Length) and the body.
 
 // goldenBackend is the fake backend with deterministic reads.
-type goldenBackend struct{ *fakeBackend }
+type goldenBackend struct{ *apitest.Fake }
 
 func (goldenBackend) Worlds() []fsm.WorldInfo {
 	return []fsm.WorldInfo{
@@ -32,7 +35,7 @@ func (goldenBackend) Worlds() []fsm.WorldInfo {
 
 func (g goldenBackend) Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error) {
 	if world != "arena" || id != "hero" {
-		return g.fakeBackend.Entity(ctx, world, id, c)
+		return g.Fake.Entity(ctx, world, id, c)
 	}
 	return fsm.EntityView{ID: "hero", Version: 8, Seq: 9, Fields: []fsm.FieldView{
 		{Name: "alive", Policy: fsm.PolicyAuthoritative, Value: fsm.Bool(true), Version: 1},
@@ -47,7 +50,7 @@ func (g goldenBackend) Entity(ctx context.Context, world, id string, c store.Con
 
 func (g goldenBackend) Hash(world string, seq uint64) (fsm.HashPoint, error) {
 	if world != "arena" {
-		return g.fakeBackend.Hash(world, seq)
+		return g.Fake.Hash(world, seq)
 	}
 	if seq == 0 {
 		seq = 9
@@ -66,21 +69,21 @@ func goldenSessions() []fsm.SessionInfo {
 
 func (g goldenBackend) Sessions(world string) ([]fsm.SessionInfo, error) {
 	if world != "arena" {
-		return g.fakeBackend.Sessions(world)
+		return g.Fake.Sessions(world)
 	}
 	return goldenSessions(), nil
 }
 
 func (g goldenBackend) Bans(world string) ([]fsm.Ban, error) {
 	if world != "arena" {
-		return g.fakeBackend.Bans(world)
+		return g.Fake.Bans(world)
 	}
 	return []fsm.Ban{{Player: "dave", Reason: "griefing"}, {Player: "mallory", Reason: "cheating"}}, nil
 }
 
 func (g goldenBackend) PlayerData(world string) (map[string]map[string]fsm.Value, error) {
 	if world != "arena" {
-		return g.fakeBackend.PlayerData(world)
+		return g.Fake.PlayerData(world)
 	}
 	return map[string]map[string]fsm.Value{
 		"alice": {"coins": fsm.Int(250), "title": fsm.String("Sir"), "ratio": fsm.Float(0.5), "vip": fsm.Bool(true)},
@@ -151,12 +154,12 @@ func goldenActOutcome(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, err
 }
 
 // newGoldenEnv serves the golden backend.
-func newGoldenEnv(t *testing.T) (*testEnv, *fakeBackend) {
+func newGoldenEnv(t *testing.T) (*testEnv, *apitest.Fake) {
 	t.Helper()
-	f := newFake()
+	f := apitest.NewFake()
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
-	f.actHook = goldenActOutcome
-	f.status = store.Status{ID: "n1", State: "leader", Leader: "n1", LeaderHTTP: "10.0.0.1:8080", Term: 3,
+	f.ActHook = goldenActOutcome
+	f.StatusVal = store.Status{ID: "n1", State: "leader", Leader: "n1", LeaderHTTP: "10.0.0.1:8080", Term: 3,
 		AppliedIndex: 1007, CommitIndex: 1007, LastIndex: 1008, Region: "eu-west",
 		Servers: []store.Server{{ID: "n1", Address: "10.0.0.1:7000", Suffrage: "Voter"}, {ID: "n2", Address: "10.0.0.2:7000", Suffrage: "Nonvoter"}},
 		Nodes:   []fsm.NodeInfo{{ID: "n1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:8080", Region: "eu-west"}, {ID: "n2", RaftAddr: "10.0.0.2:7000", HTTPAddr: "10.0.0.2:8080"}}}
@@ -231,8 +234,8 @@ func TestGoldenHTTPAnswers(t *testing.T) {
 		})
 	}
 	t.Run("error_not_ready", func(t *testing.T) {
-		f.ready.Store(false)
-		defer f.ready.Store(true)
+		f.ReadyFlag.Store(false)
+		defer f.ReadyFlag.Store(true)
 		golden.Text(t, "http_error_not_ready.txt", goldenHTTP(e.with(t), "GET", "/readyz", ""))
 	})
 }
@@ -250,7 +253,7 @@ func TestGoldenInternalSessionCommand(t *testing.T) {
 	body, err := goldenJSONBody(wire.SessionCmd{ID: "s-alice", Player: "alice", TokenHash: fmt.Sprintf("%x", h[:]), Seq: 7, Node: "n2"})
 	require.NoError(t, err)
 	golden.Text(t, "internal_session_open_request.json", body)
-	code, hdr, answer := e.do("POST", "/v1/worlds/arena/sessions/open", string(body), HeaderForwarded, "1")
+	code, hdr, answer := e.do("POST", "/v1/worlds/arena/sessions/open", string(body), edge.HeaderForwarded, "1")
 	require.Equal(t, 200, code, "%s", answer)
 	require.Equal(t, "application/json", hdr.Get("Content-Type"))
 	golden.Text(t, "internal_session_open_answer.json", answer)

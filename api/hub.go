@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 )
@@ -393,7 +394,7 @@ func (c *playConn) offerWait(evs []*hubEvent, want func(*hubEvent) bool) bool {
 		case <-c.ob.room:
 			t.Reset(c.cfg.SlowTimeout) // progress: the wait starts over (no stale fire since Go 1.23)
 		case <-t.C:
-			c.fail(fmt.Errorf("%w: outbound queue of %d frames full for %s", errSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
+			c.fail(fmt.Errorf("%w: outbound queue of %d frames full for %s", edge.ErrSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
 			return false
 		case <-c.ctx.Done():
 			return false

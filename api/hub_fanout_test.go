@@ -16,7 +16,7 @@ func fanoutHub(t testing.TB, n int, codec playCodec, queue int) (*hub, []*playCo
 	t.Helper()
 	pm, err := newPlayMetrics(prometheus.NewRegistry())
 	require.NoError(t, err)
-	s := &Server{wire: new(wireCache), playMetrics: pm}
+	s := bareServer(pm)
 	s.cfg.Play = DefaultPlayConfig()
 	h := s.newHub("w", 0)
 	conns := make([]*playConn, n)

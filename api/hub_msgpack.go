@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -17,7 +18,7 @@ func encodeEventsMsgpack(from uint64, f *outFrame) ([]byte, error) {
 	for i, he := range f.events {
 		b, err := he.msgpack()
 		if err != nil {
-			return nil, fmt.Errorf("%w: encode event %d: %v", errInternal, he.ev.Seq, err)
+			return nil, fmt.Errorf("%w: encode event %d: %v", edge.ErrInternal, he.ev.Seq, err)
 		}
 		evs[i] = b
 		n += len(b)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -27,7 +28,7 @@ func takeOne(t *testing.T, o *outbox) [][]byte {
 func TestMsgpackFramesMatchJSONAndEncodeEachEventOnce(t *testing.T) {
 	del := &fsm.Event{Seq: 3, Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "p1", Op: fsm.OpDelete, Version: 1}}}
 	flt := &fsm.Event{Seq: 5, Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "p2", Field: "x", Op: fsm.OpSet, Value: fsm.Float(1.5), Version: 5}}}
-	s := &Server{wire: new(wireCache)}
+	s := bareServer(nil)
 	evs := []*fsm.Event{critEv(1, "e1"), moveEv(2, "p1", 4), del, critEv(4, "e2"), flt}
 	for _, ev := range evs {
 		ev.World, ev.Status = "w", fsm.StatusApplied
@@ -60,14 +61,14 @@ func TestMsgpackFramesMatchJSONAndEncodeEachEventOnce(t *testing.T) {
 	// The JSON line is cached beside it, and the other way round.
 	other := critEv(6, "e3")
 	other.World, other.Status = "w", fsm.StatusApplied
-	m, err := s.wire.msgpack(other)
+	m, err := s.Wire().Msgpack(other)
 	require.NoError(t, err)
-	l, err := s.wire.line(other)
+	l, err := s.Wire().Line(other)
 	require.NoError(t, err)
-	m2b, err := s.wire.msgpack(other)
+	m2b, err := s.Wire().Msgpack(other)
 	require.NoError(t, err)
 	require.Same(t, &m[0], &m2b[0])
-	l2, err := s.wire.line(other)
+	l2, err := s.Wire().Line(other)
 	require.NoError(t, err)
 	require.Same(t, &l[0], &l2[0])
 }
@@ -90,7 +91,7 @@ func TestDocsMsgpackExampleFrame(t *testing.T) {
 	want, err := hex.DecodeString(hexText)
 	require.NoError(t, err)
 
-	he := &hubEvent{ev: exampleEvent(), wire: new(wireCache)}
+	he := &hubEvent{ev: exampleEvent(), wire: new(edge.WireCache)}
 	got, err := encodeEventsMsgpack(7, &outFrame{covered: 7, events: []*hubEvent{he}})
 	require.NoError(t, err)
 	require.Equal(t, want, got, "docs/PROTOCOL.md should show:\n%s", hexDump(got))
@@ -149,9 +150,9 @@ func BenchmarkEventsFrame(b *testing.B) {
 		for i, ev := range evs {
 			he := &hubEvent{ev: ev}
 			if k == codecJSON {
-				he.frame, _ = json.Marshal(eventJSON(ev, false))
+				he.frame, _ = json.Marshal(edge.EventJSON(ev, false))
 			} else {
-				he.mpOnce.Do(func() { he.mp, he.mpErr = wire.MarshalMsgpack(eventJSON(ev, false)) })
+				he.mpOnce.Do(func() { he.mp, he.mpErr = wire.MarshalMsgpack(edge.EventJSON(ev, false)) })
 			}
 			f.events[i] = he
 		}

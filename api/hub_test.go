@@ -8,6 +8,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
 )
@@ -21,7 +23,7 @@ func hubEvents(t *testing.T, evs ...*fsm.Event) []*hubEvent {
 			ev.Status = fsm.StatusApplied
 		}
 	}
-	out, err := (&Server{wire: new(wireCache)}).prepare(evs, true)
+	out, err := bareServer(nil).prepare(evs, true)
 	require.NoError(t, err)
 	return out
 }
@@ -157,15 +159,15 @@ func TestPrepareKeepsSetOpsAndCriticalAsEventsAndCoalescesTheRest(t *testing.T) 
 	require.Len(t, hevs[2].delta, 1)
 	require.NotNil(t, hevs[3].frame)
 
-	off, err := (&Server{wire: new(wireCache)}).prepare([]*fsm.Event{moveEv(5, "p", 1)}, false)
+	off, err := bareServer(nil).prepare([]*fsm.Event{moveEv(5, "p", 1)}, false)
 	require.NoError(t, err)
 	require.NotNil(t, off[0].frame, "coalescing off: bulk goes as events")
 
 	bad := moveEv(6, "p", 1)
 	bad.World = "w"
 	bad.Changes[0].Value = fsm.Float(math.NaN())
-	_, err = (&Server{wire: new(wireCache)}).prepare([]*fsm.Event{critEv(6, "p"), {World: "w", Seq: 7, Changes: bad.Changes}}, true)
-	require.ErrorIs(t, err, errInternal)
+	_, err = bareServer(nil).prepare([]*fsm.Event{critEv(6, "p"), {World: "w", Seq: 7, Changes: bad.Changes}}, true)
+	require.ErrorIs(t, err, edge.ErrInternal)
 }
 
 func TestInterestConfigValidation(t *testing.T) {
@@ -267,7 +269,7 @@ func BenchmarkHubFanout(b *testing.B) {
 	for i := range obs {
 		obs[i] = newOutbox(256, codecJSON)
 	}
-	s := &Server{wire: new(wireCache)}
+	s := bareServer(nil)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += conns {
 		seq := uint64(i/conns)*2 + 1
@@ -289,9 +291,9 @@ func BenchmarkHubFanout(b *testing.B) {
 }
 
 func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
-	fake := newFake()
-	fake.worlds["arena"] = &fakeWorld{}
-	fake.subErr = errors.New("feed down")
+	fake := apitest.NewFake()
+	fake.WorldMap["arena"] = &apitest.FakeWorld{}
+	fake.SubErr = errors.New("feed down")
 	e := newEnv(t, fake)
 	_, err := e.srv.joinHub(&playConn{world: "nope"})
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
@@ -308,9 +310,9 @@ func TestHubRefusesUnknownWorldsAndFailedSubscriptions(t *testing.T) {
 }
 
 func TestPusherEndsItsConnectionWhenTheWorldsHubCannotStart(t *testing.T) {
-	fake := newFake()
-	fake.worlds["arena"] = &fakeWorld{}
-	fake.subErr = errors.New("feed down")
+	fake := apitest.NewFake()
+	fake.WorldMap["arena"] = &apitest.FakeWorld{}
+	fake.SubErr = errors.New("feed down")
 	e := newEnv(t, fake)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

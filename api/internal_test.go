@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -50,48 +52,48 @@ var internalAdminCalls = []struct {
 
 func TestInternalRoutesRefuseCallsWithoutTheClusterCredential(t *testing.T) {
 	t.Parallel()
-	fake := newFake()
+	fake := apitest.NewFake()
 	require.NoError(t, fake.CreateWorld(context.Background(), "arena", fsm.Rules{}))
 	e := newEnv(t, fake, withSecret, withAuth)
-	adminTok := sign(t, jwt.SigningMethodHS256, keys.hs, adminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	adminTok := sign(t, jwt.SigningMethodHS256, keys.hs, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
 	for _, c := range internalCalls {
-		path := InternalPrefix + c.path
-		m := e.requireError(401, CodeUnauthorized, c.method, path, c.body)
+		path := edge.InternalPrefix + c.path
+		m := e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body)
 		require.Contains(t, m["error"], "internal endpoint", path)
-		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1")
-		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1", HeaderClusterKey, testSecret+"x")
-		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
-		code, _, b := e.do(c.method, path, c.body, HeaderForwarded, "1", HeaderClusterKey, testSecret,
+		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1")
+		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
+		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
+		code, _, b := e.do(c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret,
 			"Authorization", "Bearer "+sign(t, jwt.SigningMethodHS256, keys.hs, claims("p1")))
 		require.Equal(t, 200, code, "%s: %s", path, b)
 	}
 	for _, c := range internalAdminCalls {
-		path := InternalPrefix + c.path
-		m := e.requireError(401, CodeUnauthorized, c.method, path, c.body)
+		path := edge.InternalPrefix + c.path
+		m := e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body)
 		require.Contains(t, m["error"], "internal endpoint", path)
-		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1")
-		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1", HeaderClusterKey, testSecret+"x")
+		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1")
+		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
 		// The admin's token opens the public route, never the internal one.
-		e.requireError(401, CodeUnauthorized, c.method, path, c.body, HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
-		code, _, b := e.do(c.method, path, c.body, HeaderForwarded, "1", HeaderClusterKey, testSecret)
+		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
+		code, _, b := e.do(c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 		require.Equal(t, c.code, code, "%s: %s", path, b)
 	}
 
 	// Without a secret, only calls marked as coming from a node are served.
-	open := newEnv(t, newFake())
+	open := newEnv(t, apitest.NewFake())
 	for _, c := range internalCalls {
-		m := open.requireError(403, CodeForbidden, c.method, InternalPrefix+c.path, c.body)
+		m := open.requireError(403, edge.CodeForbidden, c.method, edge.InternalPrefix+c.path, c.body)
 		require.Contains(t, m["error"], "internal endpoint")
 	}
 	for _, c := range internalAdminCalls {
-		m := open.requireError(403, CodeForbidden, c.method, InternalPrefix+c.path, c.body)
+		m := open.requireError(403, edge.CodeForbidden, c.method, edge.InternalPrefix+c.path, c.body)
 		require.Contains(t, m["error"], "internal endpoint")
 	}
 }
 
 // requests returns how many requests of route pattern a node answered.
 func requests(e *testEnv, pattern string, code string) float64 {
-	return testutil.ToFloat64(e.srv.metrics.requests.WithLabelValues(pattern, code))
+	return testutil.ToFloat64(e.srv.Metrics().Requests.WithLabelValues(pattern, code))
 }
 
 func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
@@ -106,45 +108,45 @@ func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
 	code, _, b = follower.do("GET", "/v1/worlds/arena/entities/e1", "")
 	require.Equal(t, 200, code, "%s", b)
 	a := &fsm.Action{World: "arena", Player: "p3", Seq: 1, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e1", Field: "score", By: 1}}}
-	_, err := follower.srv.actOnLeader(ctx, a, json.RawMessage(actBody("p3", 1)), "")
+	_, err := follower.srv.ActOnLeader(ctx, a, json.RawMessage(actBody("p3", 1)), "")
 	require.NoError(t, err)
-	info, err := follower.srv.session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s1", Player: "p3"}, "")
+	info, err := follower.srv.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s1", Player: "p3"}, "")
 	require.NoError(t, err)
 	require.Equal(t, "s1", info.ID)
-	n, err := follower.srv.sessionAcks(ctx, []fsm.SessionAck{{World: "arena", ID: "s1", Seq: 1}})
+	n, err := follower.srv.SessionAcks(ctx, []fsm.SessionAck{{World: "arena", ID: "s1", Seq: 1}})
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 
 	for pattern, want := range map[string]float64{
-		"POST " + InternalPrefix + "/worlds/{world}/actions":          2,
-		"POST " + InternalPrefix + "/worlds/{world}/actions:batch":    1,
-		"GET " + InternalPrefix + "/worlds/{world}/entities/{entity}": 1,
-		"POST " + InternalPrefix + "/worlds/{world}/sessions/{op}":    1,
-		"POST " + InternalPrefix + "/sessions:acks":                   1,
-		"POST /v1/worlds/{world}/actions":                             0,
-		"POST /v1/worlds/{world}/actions:batch":                       0,
-		"GET /v1/worlds/{world}/entities/{entity}":                    0,
-		"POST /v1/worlds/{world}/sessions/{op}":                       0,
-		"POST /v1/sessions:acks":                                      0,
+		"POST " + edge.InternalPrefix + "/worlds/{world}/actions":          2,
+		"POST " + edge.InternalPrefix + "/worlds/{world}/actions:batch":    1,
+		"GET " + edge.InternalPrefix + "/worlds/{world}/entities/{entity}": 1,
+		"POST " + edge.InternalPrefix + "/worlds/{world}/sessions/{op}":    1,
+		"POST " + edge.InternalPrefix + "/sessions:acks":                   1,
+		"POST /v1/worlds/{world}/actions":                                  0,
+		"POST /v1/worlds/{world}/actions:batch":                            0,
+		"GET /v1/worlds/{world}/entities/{entity}":                         0,
+		"POST /v1/worlds/{world}/sessions/{op}":                            0,
+		"POST /v1/sessions:acks":                                           0,
 	} {
 		require.Equal(t, want, requests(leader, pattern, "200"), pattern)
 	}
-	require.Equal(t, 6, leader.fake.forwarded)
-	require.Zero(t, follower.fake.acts)
+	require.Equal(t, 6, leader.fake.Forwarded)
+	require.Zero(t, follower.fake.Acts)
 
 	// The admin and world commands, asked of the follower, run on the
 	// leader through their internal routes: same status as the leader's.
 	for _, c := range internalAdminCalls {
 		code, h, b := follower.do(c.method, "/v1"+c.path, c.body)
 		require.Equal(t, c.code, code, "%s %s: %s", c.method, c.path, b)
-		require.Equal(t, "n1", h.Get(HeaderLeader), c.path)
+		require.Equal(t, "n1", h.Get(edge.HeaderLeader), c.path)
 		status := strconv.Itoa(c.code)
-		require.Equal(t, float64(1), requests(leader, c.method+" "+InternalPrefix+c.pattern, status), c.pattern)
+		require.Equal(t, float64(1), requests(leader, c.method+" "+edge.InternalPrefix+c.pattern, status), c.pattern)
 		require.Zero(t, requests(leader, c.method+" /v1"+c.pattern, status), c.pattern)
 	}
-	require.Equal(t, 6+len(internalAdminCalls), leader.fake.forwarded)
-	require.Equal(t, 1, leader.fake.transfers)
-	require.Zero(t, follower.fake.transfers)
+	require.Equal(t, 6+len(internalAdminCalls), leader.fake.Forwarded)
+	require.Equal(t, 1, leader.fake.Transfers)
+	require.Zero(t, follower.fake.Transfers)
 }
 
 func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
@@ -171,9 +173,9 @@ func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
 		require.Equal(t, string(lb), string(fb), "%s %s", r.method, r.path)
 		require.Equal(t, lh.Get("Content-Type"), fh.Get("Content-Type"))
 		require.Equal(t, lh.Get("Retry-After"), fh.Get("Retry-After"))
-		require.Equal(t, "n1", fh.Get(HeaderLeader))
+		require.Equal(t, "n1", fh.Get(edge.HeaderLeader))
 	}
-	leader.fake.set(func(f *fakeBackend) { f.actErr = store.ErrOverloaded })
+	leader.fake.Set(func(f *apitest.Fake) { f.ActErr = store.ErrOverloaded })
 	_, lh, lb := leader.do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
 	_, fh, fb := follower.do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
 	require.Equal(t, string(lb), string(fb))
@@ -188,12 +190,12 @@ func TestForwardedActionsCarryThePlayersTokenToTheLeader(t *testing.T) {
 	noPlayer := `{"seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`
 	code, _, b := follower.do("POST", "/v1/worlds/arena/actions", noPlayer, "Authorization", tok)
 	require.Equal(t, 200, code, "%s", b)
-	require.Equal(t, "ann", leader.fake.lastAction.Player, "the leader took the player from the token")
+	require.Equal(t, "ann", leader.fake.LastAction.Player, "the leader took the player from the token")
 	code, _, b = follower.do("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`, "Authorization", tok)
 	require.Equal(t, 200, code, "%s", b)
-	follower.requireError(403, CodeForbidden, "POST", "/v1/worlds/arena/actions", actBody("bob", 2), "Authorization", tok)
-	follower.requireError(401, CodeUnauthorized, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`)
-	require.Equal(t, 2, leader.fake.forwarded, "refused before anything was sent")
+	follower.requireError(403, edge.CodeForbidden, "POST", "/v1/worlds/arena/actions", actBody("bob", 2), "Authorization", tok)
+	follower.requireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`)
+	require.Equal(t, 2, leader.fake.Forwarded, "refused before anything was sent")
 }
 
 func TestNodeToNodeCallsWithoutAReachableLeaderAreNotLeader(t *testing.T) {
@@ -202,26 +204,26 @@ func TestNodeToNodeCallsWithoutAReachableLeaderAreNotLeader(t *testing.T) {
 	require.NoError(t, err)
 	dead := ln.Addr().String()
 	require.NoError(t, ln.Close())
-	f := newFake()
-	f.leader.Store(false)
+	f := apitest.NewFake()
+	f.LeaderFlag.Store(false)
 	e := newEnv(t, f)
 	acks := []fsm.SessionAck{{World: "arena", ID: "s1", Seq: 1}}
 	for _, leader := range []string{"", dead, "bad host\x7f"} {
-		f.setLeader("n9", leader)
-		e.requireError(503, CodeNotLeader, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`]}`)
-		e.requireError(503, CodeNotLeader, "POST", "/v1/worlds", `{"id":"lobby"}`)
-		e.requireError(503, CodeNotLeader, "DELETE", "/v1/cluster/nodes/n3", "")
-		_, err := e.srv.sessionAcks(context.Background(), acks)
+		f.SetLeader("n9", leader)
+		e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`]}`)
+		e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"lobby"}`)
+		e.requireError(503, edge.CodeNotLeader, "DELETE", "/v1/cluster/nodes/n3", "")
+		_, err := e.srv.SessionAcks(context.Background(), acks)
 		require.ErrorIs(t, err, store.ErrNotLeader, leader)
 	}
-	require.Zero(t, f.acts)
+	require.Zero(t, f.Acts)
 }
 
 func TestBanWithABadBodyIsRefusedBeforeAnythingIsSentOn(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
 	follower.requireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/bans", `{"player":"bob","x":1}`)
-	require.Zero(t, leader.fake.forwarded)
+	require.Zero(t, leader.fake.Forwarded)
 }
 
 // failingWriter is a client that went away: every write fails.
@@ -237,9 +239,9 @@ func TestARelayedAnswerToAClientThatWentAwayIsNoErrorToAnswer(t *testing.T) {
 	leader.do("POST", "/v1/worlds/arena/actions", incrBody)
 	r := httptest.NewRequest("GET", "/v1/worlds/arena/entities/e1", nil)
 	w := &failingWriter{h: make(http.Header)}
-	rt := Route{GroupID: SingleGroupID, Node: "n1", Addr: leader.ts.URL}
-	require.NoError(t, follower.srv.relay(w, r, rt, http.MethodGet, internalEntityPath("arena", "e1"), nil))
-	require.Equal(t, "n1", w.h.Get(HeaderLeader))
+	rt := edge.Route{GroupID: edge.SingleGroupID, Node: "n1", Addr: leader.ts.URL}
+	require.NoError(t, follower.srv.Relay(w, r, rt, http.MethodGet, edge.InternalEntityPath("arena", "e1"), nil))
+	require.Equal(t, "n1", w.h.Get(edge.HeaderLeader))
 }
 
 func TestAnInternalAnswerCutOffMidBodyIsAnUnknownOutcome(t *testing.T) {
@@ -252,40 +254,40 @@ func TestAnInternalAnswerCutOffMidBodyIsAnUnknownOutcome(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":`)) // and the connection ends
 	}))
 	t.Cleanup(cut.Close)
-	f := newFake()
-	f.leader.Store(false)
-	f.setLeader("n9", cut.URL)
+	f := apitest.NewFake()
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n9", cut.URL)
 	e := newEnv(t, f)
 	ctx := context.Background()
-	_, err := e.srv.session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s1", Player: "ann"}, "")
+	_, err := e.srv.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s1", Player: "ann"}, "")
 	require.ErrorIs(t, err, store.ErrOutcomeUnknown, "a 200 answer cut off")
-	_, err = e.srv.session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: "arena", ID: "s1"}, "")
+	_, err = e.srv.Session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: "arena", ID: "s1"}, "")
 	require.ErrorIs(t, err, store.ErrOutcomeUnknown, "an error answer cut off")
 }
 
 func TestAdminCommandsAreAuthorizedWhereTheAdminCalledAndRunOnTheLeader(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t, withSecret, withAuth)
-	adminTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, adminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	adminTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
 	playerTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
 
 	// The follower checks the admin's credential; the leader trusts the
 	// follower's cluster secret on its internal route.
-	follower.requireError(403, CodeForbidden, "POST", "/v1/cluster/transfer-leadership", "", "Authorization", playerTok)
-	follower.requireError(401, CodeUnauthorized, "POST", "/v1/cluster/transfer-leadership", "")
-	require.Zero(t, leader.fake.forwarded, "refused before anything was sent")
-	for _, hdr := range [][]string{{"Authorization", adminTok}, {HeaderClusterKey, testSecret}} {
+	follower.requireError(403, edge.CodeForbidden, "POST", "/v1/cluster/transfer-leadership", "", "Authorization", playerTok)
+	follower.requireError(401, edge.CodeUnauthorized, "POST", "/v1/cluster/transfer-leadership", "")
+	require.Zero(t, leader.fake.Forwarded, "refused before anything was sent")
+	for _, hdr := range [][]string{{"Authorization", adminTok}, {edge.HeaderClusterKey, testSecret}} {
 		code, _, b := follower.do("POST", "/v1/cluster/transfer-leadership", "", hdr...)
 		require.Equal(t, 200, code, "%s", b)
 	}
-	require.Equal(t, 2, leader.fake.transfers)
-	require.Equal(t, float64(2), requests(leader, "POST "+InternalPrefix+"/cluster/transfer-leadership", "200"))
+	require.Equal(t, 2, leader.fake.Transfers)
+	require.Equal(t, float64(2), requests(leader, "POST "+edge.InternalPrefix+"/cluster/transfer-leadership", "200"))
 
 	// A follower of an older version proxies the public route, marked and
 	// with the secret: the leader still serves it, and a node that does not
 	// lead refuses it rather than sending it on.
-	code, _, b := leader.do("POST", "/v1/worlds", `{"id":"lobby"}`, HeaderForwarded, "1", HeaderClusterKey, testSecret)
+	code, _, b := leader.do("POST", "/v1/worlds", `{"id":"lobby"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 201, code, "%s", b)
-	follower.requireError(503, CodeNotLeader, "POST", "/v1/worlds", `{"id":"hall"}`, HeaderForwarded, "1", HeaderClusterKey, testSecret)
-	require.Equal(t, 3, leader.fake.forwarded)
+	follower.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"hall"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
+	require.Equal(t, 3, leader.fake.Forwarded)
 }

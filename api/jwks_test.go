@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/stretchr/testify/require"
 )
 
@@ -44,16 +45,16 @@ func signKid(t *testing.T, m jwt.SigningMethod, key any, kid string, c jwt.Claim
 
 // checkJWKSAuth requires that ks verifies the tokens of its keys by kid and
 // refuses unknown kids, other keys under a known kid, and HS256.
-func checkJWKSAuth(t *testing.T, ks KeySet) {
+func checkJWKSAuth(t *testing.T, ks edge.KeySet) {
 	t.Helper()
-	c := &AuthConfig{JWKS: ks, Issuer: "gsd-test", Audience: "arena-players", Now: func() time.Time { return testNow }}
+	c := &edge.AuthConfig{JWKS: ks, Issuer: "gsd-test", Audience: "arena-players", Now: func() time.Time { return testNow }}
 	require.NoError(t, c.Validate())
-	a := newAuthenticator(*c)
+	a := edge.NewAuthenticator(*c)
 	for what, tok := range map[string]string{
 		"rs256": signKid(t, jwt.SigningMethodRS256, keys.rsa, "r1", claims("ann")),
 		"eddsa": signKid(t, jwt.SigningMethodEdDSA, keys.ed, "e1", claims("ann")),
 	} {
-		player, err := a.verify(tok)
+		player, err := a.Verify(tok)
 		require.NoError(t, err, what)
 		require.Equal(t, "ann", player, what)
 	}
@@ -63,23 +64,23 @@ func checkJWKSAuth(t *testing.T, ks KeySet) {
 		"no kid":              sign(t, jwt.SigningMethodEdDSA, keys.ed, claims("ann")),
 		"hs256 without key":   signKid(t, jwt.SigningMethodHS256, keys.hs, "r1", claims("ann")),
 	} {
-		_, err := a.verify(tok)
-		require.ErrorIs(t, err, errUnauthorized, what)
+		_, err := a.Verify(tok)
+		require.ErrorIs(t, err, edge.ErrUnauthorized, what)
 	}
 }
 
 func TestJWKSFileVerifiesTokensByKid(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "jwks.json")
 	require.NoError(t, os.WriteFile(path, testJWKS(t), 0o600))
-	ks, err := LoadJWKSFile(path)
+	ks, err := edge.LoadJWKSFile(path)
 	require.NoError(t, err)
 	checkJWKSAuth(t, ks)
 
-	_, err = LoadJWKSFile(filepath.Join(t.TempDir(), "missing.json"))
+	_, err = edge.LoadJWKSFile(filepath.Join(t.TempDir(), "missing.json"))
 	require.Error(t, err)
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	require.NoError(t, os.WriteFile(bad, []byte("{not json"), 0o600))
-	_, err = LoadJWKSFile(bad)
+	_, err = edge.LoadJWKSFile(bad)
 	require.Error(t, err)
 }
 
@@ -92,7 +93,7 @@ func TestJWKSURLVerifiesTokensByKid(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ks, err := NewJWKSURL(ctx, srv.URL, quietLogger())
+	ks, err := edge.NewJWKSURL(ctx, srv.URL, quietLogger())
 	require.NoError(t, err)
 	checkJWKSAuth(t, ks)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -22,7 +24,7 @@ func TestMain(m *testing.M) {
 // testEnv is one api Server over a backend, served by an httptest server.
 type testEnv struct {
 	t    *testing.T
-	fake *fakeBackend // nil over a real store
+	fake *apitest.Fake // nil over a real store
 	srv  *Server
 	ts   *httptest.Server
 	reg  *prometheus.Registry
@@ -37,36 +39,36 @@ func testConfig() Config {
 }
 
 // newEnv serves fake through a new Server; opts adjust the config.
-func newEnv(t *testing.T, fake *fakeBackend, opts ...func(*Config)) *testEnv {
+func newEnv(t *testing.T, fake *apitest.Fake, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	e := newEnvFor(t, fake, opts...)
 	e.fake = fake
 	return e
 }
 
-func newEnvFor(t *testing.T, b Backend, opts ...func(*Config)) *testEnv {
+func newEnvFor(t *testing.T, b edge.Backend, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	return newEnvReg(t, b, prometheus.NewRegistry(), nil, opts...)
 }
 
 // newEnvReg serves b through a new Server whose metrics go to reg, on ln
 // when it is not nil.
-func newEnvReg(t *testing.T, b Backend, reg *prometheus.Registry, ln net.Listener, opts ...func(*Config)) *testEnv {
+func newEnvReg(t *testing.T, b edge.Backend, reg *prometheus.Registry, ln net.Listener, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	cfg := testConfig()
 	for _, o := range opts {
 		o(&cfg)
 	}
-	lg, ok := b.(LeaderGroup)
+	lg, ok := b.(edge.LeaderGroup)
 	require.True(t, ok, "%T cannot say who leads its group", b)
-	s, err := New(cfg, b, NewSingleGroupRouter(lg), reg)
+	s, err := New(cfg, b, edge.NewSingleGroupRouter(lg), reg)
 	require.NoError(t, err)
 	h := s.Handler()
-	if f, ok := b.(*fakeBackend); ok {
+	if f, ok := b.(*apitest.Fake); ok {
 		inner := h
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get(HeaderForwarded) != "" {
-				f.set(func(f *fakeBackend) { f.forwarded++ })
+			if r.Header.Get(edge.HeaderForwarded) != "" {
+				f.Set(func(f *apitest.Fake) { f.Forwarded++ })
 			}
 			inner.ServeHTTP(w, r)
 		})
@@ -87,8 +89,8 @@ func newEnvReg(t *testing.T, b Backend, reg *prometheus.Registry, ln net.Listene
 // newFakeServer is a Server over a new fake backend, its group routed by
 // the single-group router.
 func newFakeServer(cfg Config, reg *prometheus.Registry) (*Server, error) {
-	f := newFake()
-	return New(cfg, f, NewSingleGroupRouter(f), reg)
+	f := apitest.NewFake()
+	return New(cfg, f, edge.NewSingleGroupRouter(f), reg)
 }
 
 // with returns e reporting to t (a subtest).
@@ -145,3 +147,19 @@ const (
 	incrBody  = `{"player":"p1","seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`
 	arenaBody = `{"id":"arena","rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}}}`
 )
+
+// bareServer is a Server without routes, fans or acker: enough for the hub
+// and stream code that the tests drive by hand. pm, when not nil, are its
+// play metrics.
+func bareServer(pm *playMetrics, opts ...func(*Config)) *Server {
+	cfg := testConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f := apitest.NewFake()
+	core, err := edge.NewCore(cfg.Config, f, NewSingleGroupRouter(f), prometheus.NewRegistry())
+	if err != nil {
+		panic(err)
+	}
+	return &Server{Core: core, cfg: cfg, b: f, log: cfg.Logger, playMetrics: pm}
+}

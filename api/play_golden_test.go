@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -33,7 +36,7 @@ func goldenPlayMessage(k playCodec, v any) ([]byte, error) { return k.marshal(v)
 // codec k started at pos, ticks and returns the frames the writer sends.
 func goldenPlayFrames(t *testing.T, k playCodec, pos, tick uint64, evs []*fsm.Event) [][]byte {
 	t.Helper()
-	hevs, err := (&Server{wire: new(wireCache)}).prepare(evs, true)
+	hevs, err := bareServer(nil).prepare(evs, true)
 	require.NoError(t, err)
 	o := newOutbox(8, k)
 	o.start(pos)
@@ -101,36 +104,10 @@ func TestGoldenPlayMessages(t *testing.T) {
 	}
 }
 
-// goldenFrameEvents make, from position 10, a critical events frame, bulk
-// moves that coalesce into one delta (a later value wins, a delete), a
-// bulk set-policy add that goes as an event, a rejection that goes to
-// nobody and a critical conflict.
-func goldenFrameEvents() []*fsm.Event {
-	evs := []*fsm.Event{
-		{Seq: 11, Player: "bob", Priority: fsm.PriorityCritical, Changes: []fsm.Change{{Entity: "boss", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-5), Version: 11}}},
-		{Seq: 12, Player: "ann", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "ann", Field: "x", Op: fsm.OpSet, Value: fsm.Float(1.5), Version: 12},
-			{Entity: "ann", Field: "name", Op: fsm.OpSet, Value: fsm.String("Ann \"A\""), Version: 12}}},
-		{Seq: 13, Player: "ann", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "ann", Field: "x", Op: fsm.OpSet, Value: fsm.Int(3), Version: 13},
-			{Entity: "ann", Field: "up", Op: fsm.OpSet, Value: fsm.Bool(true), Version: 13}}},
-		{Seq: 14, Player: "cid", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "cid", Op: fsm.OpDelete, Version: 9}}},
-		{Seq: 15, Player: "ann", Priority: fsm.PriorityBulk, Changes: []fsm.Change{{Entity: "ann", Field: "tags", Op: fsm.OpAdd, Value: fsm.String("red"), Version: 15}}},
-		{Seq: 16, Player: "ann", Priority: fsm.PriorityBulk, Status: fsm.StatusRejected, Reason: fsm.CodeTypeMismatch},
-		{Seq: 17, Player: "bob", Priority: fsm.PriorityCritical, Status: fsm.StatusConflict, Changes: []fsm.Change{
-			{Entity: "boss", Field: "hp", Value: fsm.Int(40), Version: 11, Exists: true}, {Entity: "boss", Field: "loot", Set: []fsm.Value{fsm.String("axe")}, Version: 3, Exists: true}}},
-	}
-	for _, ev := range evs {
-		ev.World, ev.Index, ev.Time = "arena", 900+ev.Seq, 1_700_000_000_000_000_000+int64(ev.Seq)
-		if ev.Status == 0 {
-			ev.Status = fsm.StatusApplied
-		}
-	}
-	return evs
-}
-
 func TestGoldenPlayFrames(t *testing.T) {
 	for _, c := range goldenPlayCodecs {
 		t.Run(c.name, func(t *testing.T) {
-			frames := goldenPlayFrames(t, c.codec, 10, 4, goldenFrameEvents())
+			frames := goldenPlayFrames(t, c.codec, 10, 4, apitest.GoldenFrameEvents())
 			require.Len(t, frames, 2, "an events frame (acked up to the pending delta) and the delta")
 			requireGoldenPlay(t, c.name, "play_frames_"+c.name, frames)
 		})
@@ -141,18 +118,18 @@ func TestGoldenPlayCloseStatus(t *testing.T) {
 	errs := []error{
 		nil,
 		errBye,
-		errUnavailable,
-		fmt.Errorf("%w: message of 70000 bytes", errTooLarge),
-		fmt.Errorf("%w: outbound queue of 256 messages full for 5s", errSlowConsumer),
-		errSessionReplaced,
-		errIdle,
-		fmt.Errorf("%w: the token expired during the connection", errUnauthorized),
-		fmt.Errorf("%w: the token is for player \"a\", the message names \"b\"", errForbidden),
+		edge.ErrUnavailable,
+		fmt.Errorf("%w: message of 70000 bytes", edge.ErrTooLarge),
+		fmt.Errorf("%w: outbound queue of 256 messages full for 5s", edge.ErrSlowConsumer),
+		edge.ErrSessionReplaced,
+		edge.ErrIdle,
+		fmt.Errorf("%w: the token expired during the connection", edge.ErrUnauthorized),
+		fmt.Errorf("%w: the token is for player \"a\", the message names \"b\"", edge.ErrForbidden),
 		store.ErrNotLeader,
 		fmt.Errorf("%w: alice from world arena: cheating", fsm.ErrBanned),
 		fmt.Errorf("%w: session s-1: afk", fsm.ErrSessionKicked),
 		fmt.Errorf("%w: the first message must be hello or resume, got %q", fsm.ErrMalformed, "ack"),
-		fmt.Errorf("%w: encode: boom", errInternal),
+		fmt.Errorf("%w: encode: boom", edge.ErrInternal),
 		errors.New("gsd/api: something nobody classified"),
 		fmt.Errorf("%w: %s", fsm.ErrMalformed, strings.Repeat("é", 80)), // cut at 123 bytes, inside a rune
 	}

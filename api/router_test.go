@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,33 +20,33 @@ import (
 
 func TestSingleGroupRouterAnswersLocalWhenLeaderRemoteWhenFollowerNotLeaderWhenUnknown(t *testing.T) {
 	t.Parallel()
-	f := newFake()
-	r := NewSingleGroupRouter(f)
-	for _, k := range []Kind{KindWrite, KindRead, KindSession} {
+	f := apitest.NewFake()
+	r := edge.NewSingleGroupRouter(f)
+	for _, k := range []edge.Kind{edge.KindWrite, edge.KindRead, edge.KindSession} {
 		rt, err := r.Route("arena", k)
 		require.NoError(t, err)
 		require.True(t, rt.Local())
-		require.Same(t, f, rt.Group.(*fakeBackend))
-		require.Equal(t, SingleGroupID, rt.GroupID)
+		require.Same(t, f, rt.Group.(*apitest.Fake))
+		require.Equal(t, edge.SingleGroupID, rt.GroupID)
 	}
 
-	f.leader.Store(false)
-	f.setLeader("n2", "10.0.0.2:8080")
-	rt, err := r.Route("arena", KindWrite)
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n2", "10.0.0.2:8080")
+	rt, err := r.Route("arena", edge.KindWrite)
 	require.NoError(t, err)
 	require.False(t, rt.Local())
-	require.Equal(t, Route{GroupID: SingleGroupID, Node: "n2", Addr: "10.0.0.2:8080"}, rt)
-	other, err := r.Route("lobby", KindRead)
+	require.Equal(t, edge.Route{GroupID: edge.SingleGroupID, Node: "n2", Addr: "10.0.0.2:8080"}, rt)
+	other, err := r.Route("lobby", edge.KindRead)
 	require.NoError(t, err)
 	require.Equal(t, rt, other, "one group holds every world")
 
 	for _, leader := range [][2]string{{"", ""}, {"n2", ""}} { // none, or one without an address
-		f.setLeader(leader[0], leader[1])
-		_, err = r.Route("arena", KindSession)
+		f.SetLeader(leader[0], leader[1])
+		_, err = r.Route("arena", edge.KindSession)
 		require.ErrorIs(t, err, store.ErrNotLeader)
-		status, code := classify(err, true)
+		status, code := edge.Classify(err, true)
 		require.Equal(t, http.StatusServiceUnavailable, status)
-		require.Equal(t, CodeNotLeader, code)
+		require.Equal(t, edge.CodeNotLeader, code)
 	}
 }
 
@@ -52,38 +54,38 @@ func TestSingleGroupRouterAnswersLocalWhenLeaderRemoteWhenFollowerNotLeaderWhenU
 // or an error. A world not in it has no known leader.
 type tableRouter struct {
 	mu     sync.Mutex
-	routes map[string]Route
+	routes map[string]edge.Route
 	errs   map[string]error
 	asked  int
 }
 
-func (r *tableRouter) Route(world string, kind Kind) (Route, error) {
+func (r *tableRouter) Route(world string, kind edge.Kind) (edge.Route, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.asked++
 	if err := r.errs[world]; err != nil {
-		return Route{}, err
+		return edge.Route{}, err
 	}
 	if rt, ok := r.routes[world]; ok {
 		return rt, nil
 	}
-	return Route{}, fmt.Errorf("%w: no known leader of %s", store.ErrNotLeader, world)
+	return edge.Route{}, fmt.Errorf("%w: no known leader of %s", store.ErrNotLeader, world)
 }
 
-func (r *tableRouter) set(world string, rt Route) {
+func (r *tableRouter) set(world string, rt edge.Route) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.routes[world] = rt
 }
 
 // routedEnv is a Server over a fake whose commands go where tr says.
-func routedEnv(t *testing.T, tr *tableRouter, opts ...func(*Config)) (*Server, *fakeBackend) {
+func routedEnv(t *testing.T, tr *tableRouter, opts ...func(*Config)) (*Server, *apitest.Fake) {
 	t.Helper()
 	cfg := testConfig()
 	for _, o := range opts {
 		o(&cfg)
 	}
-	f := newFake()
+	f := apitest.NewFake()
 	s, err := New(cfg, f, tr, prometheus.NewRegistry())
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
@@ -91,53 +93,53 @@ func routedEnv(t *testing.T, tr *tableRouter, opts ...func(*Config)) (*Server, *
 }
 
 func forwards(s *Server, result string) float64 {
-	return testutil.ToFloat64(s.metrics.forwards.WithLabelValues(result))
+	return testutil.ToFloat64(s.Metrics().Forwards.WithLabelValues(result))
 }
 
 func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T) {
 	t.Parallel()
-	g := newFake()
-	tr := &tableRouter{routes: map[string]Route{"arena": {GroupID: "g1", Group: g}}}
+	g := apitest.NewFake()
+	tr := &tableRouter{routes: map[string]edge.Route{"arena": {GroupID: "g1", Group: g}}}
 	s, _ := routedEnv(t, tr)
-	remote := func(Route) error { return errors.New("sent on") }
+	remote := func(edge.Route) error { return errors.New("sent on") }
 
 	// Local success and local errors other than not_leader: no second look.
 	calls := 0
-	err := s.route("arena", KindWrite, false, func(got Group) error {
+	err := s.RouteCall("arena", edge.KindWrite, false, func(got edge.Group) error {
 		calls++
-		require.Same(t, g, got.(*fakeBackend))
+		require.Same(t, g, got.(*apitest.Fake))
 		return nil
 	}, remote)
 	require.NoError(t, err)
-	err = s.route("arena", KindWrite, false, func(Group) error { return fsm.ErrSeqReused }, remote)
+	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error { return fsm.ErrSeqReused }, remote)
 	require.ErrorIs(t, err, fsm.ErrSeqReused)
 	require.Equal(t, 1, calls)
 
 	// Not the leader any more, and the router names the new one: sent on.
-	deposed := func(Group) error {
-		tr.set("arena", Route{GroupID: "g1", Node: "n2", Addr: "h:2"})
+	deposed := func(edge.Group) error {
+		tr.set("arena", edge.Route{GroupID: "g1", Node: "n2", Addr: "h:2"})
 		return store.ErrNotLeader
 	}
-	var sentTo Route
-	err = s.route("arena", KindWrite, false, deposed, func(rt Route) error { sentTo = rt; return nil })
+	var sentTo edge.Route
+	err = s.RouteCall("arena", edge.KindWrite, false, deposed, func(rt edge.Route) error { sentTo = rt; return nil })
 	require.NoError(t, err)
 	require.Equal(t, "n2", sentTo.Node)
 
 	// A hop (the command came from another node) is refused, never sent on.
-	tr.set("arena", Route{GroupID: "g1", Group: g})
-	err = s.route("arena", KindWrite, true, deposed, remote)
+	tr.set("arena", edge.Route{GroupID: "g1", Group: g})
+	err = s.RouteCall("arena", edge.KindWrite, true, deposed, remote)
 	require.ErrorIs(t, err, store.ErrNotLeader)
 	require.ErrorContains(t, err, "forwarded request reached a non-leader")
 	require.Equal(t, float64(1), forwards(s, "loop"))
 
 	// Still the leader (not yet ready): the group's own error stays.
-	tr.set("arena", Route{GroupID: "g1", Group: g})
+	tr.set("arena", edge.Route{GroupID: "g1", Group: g})
 	notReady := fmt.Errorf("%w: not ready", store.ErrNotLeader)
-	err = s.route("arena", KindWrite, false, func(Group) error { return notReady }, remote)
+	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error { return notReady }, remote)
 	require.Same(t, notReady, err)
 
 	// Deposed and no leader known now: not_leader, nothing sent.
-	err = s.route("arena", KindWrite, false, func(Group) error {
+	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error {
 		tr.mu.Lock()
 		delete(tr.routes, "arena")
 		tr.mu.Unlock()
@@ -149,15 +151,15 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 
 	// The router's other errors are the answer.
 	tr.errs = map[string]error{"moved": fmt.Errorf("%w: world moved", fsm.ErrNotFound)}
-	err = s.route("moved", KindRead, false, func(Group) error { return nil }, remote)
+	err = s.RouteCall("moved", edge.KindRead, false, func(edge.Group) error { return nil }, remote)
 	require.ErrorIs(t, err, fsm.ErrNotFound)
 	require.Equal(t, float64(1), forwards(s, "no_leader"))
 }
 
 func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
 	t.Parallel()
-	g1, g2 := newFake(), newFake()
-	tr := &tableRouter{routes: map[string]Route{
+	g1, g2 := apitest.NewFake(), apitest.NewFake()
+	tr := &tableRouter{routes: map[string]edge.Route{
 		"a": {GroupID: "g1", Group: g1},
 		"b": {GroupID: "g1", Group: g1},
 		"c": {GroupID: "g2", Group: g2},
@@ -176,10 +178,10 @@ func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
 	defer clearPlays(s)
 
 	s.acks.round(context.Background())
-	require.Len(t, g1.ackBatches, 1, "one command for the group's two worlds")
-	require.ElementsMatch(t, []fsm.SessionAck{{World: "a", ID: "s0", Seq: 1}, {World: "b", ID: "s2", Seq: 3}}, g1.ackBatches[0])
-	require.Len(t, g2.ackBatches, 1)
-	require.ElementsMatch(t, []fsm.SessionAck{{World: "c", ID: "s1", Seq: 2}, {World: "c", ID: "s4", Seq: 5}}, g2.ackBatches[0])
+	require.Len(t, g1.AckBatches, 1, "one command for the group's two worlds")
+	require.ElementsMatch(t, []fsm.SessionAck{{World: "a", ID: "s0", Seq: 1}, {World: "b", ID: "s2", Seq: 3}}, g1.AckBatches[0])
+	require.Len(t, g2.AckBatches, 1)
+	require.ElementsMatch(t, []fsm.SessionAck{{World: "c", ID: "s1", Seq: 2}, {World: "c", ID: "s4", Seq: 5}}, g2.AckBatches[0])
 	ok, failed := ackBatches(s)
 	require.Equal(t, [2]float64{2, 1}, [2]float64{ok, failed}, "the world without a route fails its own batch")
 	for i, c := range conns {
@@ -194,28 +196,28 @@ func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
 func TestImportThatFailsAfterItsFirstPlayerIsAnsweredNotSentOn(t *testing.T) {
 	t.Parallel()
 	leader, _ := newPair(t)
-	f := newFake()
+	f := apitest.NewFake()
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
-	f.setLeader("n1", leader.ts.URL)
+	f.SetLeader("n1", leader.ts.URL)
 	var calls atomic.Int32
-	f.sessHook = func() error {
+	f.SessHook = func() error {
 		if calls.Add(1) == 1 {
 			return nil
 		}
-		f.leader.Store(false) // deposed after the first player
+		f.LeaderFlag.Store(false) // deposed after the first player
 		return store.ErrNotLeader
 	}
 	e := newEnv(t, f)
 	file := `{"players":[{"player":"ann","data":{"gold":1}},{"player":"bob","data":{"gold":2}}]}`
-	m := e.requireError(503, CodeNotLeader, "POST", "/v1/worlds/arena/sessions:import", file)
+	m := e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/sessions:import", file)
 	require.Contains(t, m["error"], "player bob (1 imported before it)")
-	require.Zero(t, leader.fake.forwarded, "a partial import is not sent on")
+	require.Zero(t, leader.fake.Forwarded, "a partial import is not sent on")
 
 	// Failing on the first player, it is sent on to the new leader.
-	f.leader.Store(true)
+	f.LeaderFlag.Store(true)
 	calls.Store(1)
 	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions:import", file)
 	require.Equal(t, 200, code, "%v", m)
-	require.Equal(t, 1, leader.fake.forwarded)
+	require.Equal(t, 1, leader.fake.Forwarded)
 	require.Equal(t, float64(2), m["imported"])
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
@@ -16,7 +18,7 @@ const strictBody = `{"rules":{"strict":true,"fields":{"hp":{"type":"int","policy
 
 func TestUpdateRulesReplacesTheRulesAndAnswersTheNewVersion(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFake())
+	e := newEnv(t, apitest.NewFake())
 	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
 	code, m := e.doJSON("GET", "/v1/worlds", "")
@@ -26,7 +28,7 @@ func TestUpdateRulesReplacesTheRulesAndAnswersTheNewVersion(t *testing.T) {
 	code, m = e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, map[string]any{"world": "arena", "rules_version": 2.0}, m)
-	require.True(t, e.fake.worlds["arena"].rules.Strict)
+	require.True(t, e.fake.WorldMap["arena"].Rules.Strict)
 	code, m = e.doJSON("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
 	w := m["worlds"].([]any)[0].(map[string]any)
@@ -42,7 +44,7 @@ func TestUpdateRulesReplacesTheRulesAndAnswersTheNewVersion(t *testing.T) {
 
 func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFake())
+	e := newEnv(t, apitest.NewFake())
 	for name, tc := range map[string]struct {
 		status int
 		code   string
@@ -57,7 +59,7 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		"bad schema shape":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
 		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"capacity":10}}`},
 		"unbuilt field key": {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"type":"int","policy":"counter","visible":"owner"}}}}`},
-		"too large":         {413, CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
+		"too large":         {413, edge.CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			m := e.with(t).requireError(tc.status, tc.code, "PUT", tc.path, tc.body)
@@ -72,7 +74,7 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 
 func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	e := newEnv(t, f)
 	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
@@ -80,44 +82,44 @@ func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {
 		status int
 		code   string
 	}{
-		fmt.Errorf("%w: voter n3 reads log 1", store.ErrVersionGate): {409, CodeVersionGate},
+		fmt.Errorf("%w: voter n3 reads log 1", store.ErrVersionGate): {409, edge.CodeVersionGate},
 		fmt.Errorf("%w: field hp", fsm.ErrRulesIncompatible):         {409, fsm.CodeRulesIncompatible},
-		store.ErrOutcomeUnknown:                                      {503, CodeOutcomeUnknown},
+		store.ErrOutcomeUnknown:                                      {503, edge.CodeOutcomeUnknown},
 	} {
-		f.set(func(f *fakeBackend) { f.rulesErr = err })
+		f.Set(func(f *apitest.Fake) { f.RulesErr = err })
 		e.requireError(want.status, want.code, "PUT", "/v1/worlds/arena/rules", strictBody)
 	}
 }
 
 func TestUpdateRulesIsAnAdminRoute(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFake(), withSecret)
+	e := newEnv(t, apitest.NewFake(), withSecret)
 	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
-	e.requireError(401, CodeUnauthorized, "PUT", "/v1/worlds/arena/rules", strictBody)
-	code, m := e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody, HeaderClusterKey, testSecret)
+	e.requireError(401, edge.CodeUnauthorized, "PUT", "/v1/worlds/arena/rules", strictBody)
+	code, m := e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody, edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 200, code, "%v", m)
 }
 
 func TestFollowerForwardsRulesUpdatesWithItsWireVersion(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
-	follower.fake.set(func(f *fakeBackend) { f.rulesErr = store.ErrNotLeader })
+	follower.fake.Set(func(f *apitest.Fake) { f.RulesErr = store.ErrNotLeader })
 	code, m := follower.doJSON("PUT", "/v1/worlds/arena/rules", strictBody)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, 2.0, m["rules_version"])
-	require.Equal(t, 1, leader.fake.forwarded)
-	require.True(t, leader.fake.worlds["arena"].rules.Strict)
+	require.Equal(t, 1, leader.fake.Forwarded)
+	require.True(t, leader.fake.WorldMap["arena"].Rules.Strict)
 
 	// What the follower sends carries X-Gsd-Wire-Version.
 	got := make(chan string, 1)
 	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get(HeaderWireVersion)
+		got <- r.Header.Get(edge.HeaderWireVersion)
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(rec.Close)
-	follower.fake.setLeader("n9", rec.Listener.Addr().String())
+	follower.fake.SetLeader("n9", rec.Listener.Addr().String())
 	code, _, _ = follower.do("PUT", "/v1/worlds/arena/rules", strictBody)
 	require.Equal(t, http.StatusNoContent, code)
-	require.Equal(t, WireVersion(), <-got)
+	require.Equal(t, edge.WireVersion(), <-got)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +46,7 @@ func TestNewRefusesNilBackendOrRouterAndDoubleRegistration(t *testing.T) {
 	t.Parallel()
 	_, err := New(testConfig(), nil, nil, nil)
 	require.ErrorContains(t, err, "nil backend")
-	_, err = New(testConfig(), newFake(), nil, nil)
+	_, err = New(testConfig(), apitest.NewFake(), nil, nil)
 	require.ErrorContains(t, err, "nil router")
 	reg := prometheus.NewRegistry()
 	s, err := newFakeServer(testConfig(), reg)
@@ -60,7 +61,7 @@ func TestNewRefusesNilBackendOrRouterAndDoubleRegistration(t *testing.T) {
 
 func TestUnknownRoutesAndMethodsAnswerJSON(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFake())
+	e := newEnv(t, apitest.NewFake())
 	e.requireError(404, "not_found", "GET", "/v2/nothing", "")
 	_, h, _ := e.do("GET", "/v1/cluster/snapshot", "")
 	require.Equal(t, "POST", h.Get("Allow"))
@@ -82,8 +83,8 @@ func TestUnknownRoutesAndMethodsAnswerJSON(t *testing.T) {
 
 func TestPanicBecomes500Internal(t *testing.T) {
 	t.Parallel()
-	f := newFake()
-	f.panicWorlds = true
+	f := apitest.NewFake()
+	f.PanicWorlds = true
 	e := newEnv(t, f)
 	m := e.requireError(500, "internal", "GET", "/v1/worlds", "")
 	require.Contains(t, m["error"], "worlds exploded")
@@ -113,16 +114,16 @@ func TestPanicAfterHeadersAndAbortHandler(t *testing.T) {
 
 func TestHealthReadyAndMetrics(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	e := newEnv(t, f)
 	code, m := e.doJSON("GET", "/healthz", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, "ok", m["status"])
 	code, _ = e.doJSON("GET", "/readyz", "")
 	require.Equal(t, 200, code)
-	f.ready.Store(false)
+	f.ReadyFlag.Store(false)
 	e.requireError(503, "not_ready", "GET", "/readyz", "")
-	f.ready.Store(true)
+	f.ReadyFlag.Store(true)
 
 	e.do("GET", "/nope", "")
 	code, _, b := e.do("GET", "/metrics", "")
@@ -137,7 +138,7 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 
 func TestStatusWorldsAndHash(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	e := newEnv(t, f)
 	code, m := e.doJSON("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
@@ -157,7 +158,7 @@ func TestStatusWorldsAndHash(t *testing.T) {
 	require.JSONEq(t, `{"world":"arena","seq":5,"index":9,"hash":"0000000000000abc"}`, string(b))
 	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/hash?seq=-1", "")
 	e.requireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/hash", "")
-	f.set(func(f *fakeBackend) { f.hashErr = fmt.Errorf("%w: seq 3", fsm.ErrSeqUnknown) })
+	f.Set(func(f *apitest.Fake) { f.HashErr = fmt.Errorf("%w: seq 3", fsm.ErrSeqUnknown) })
 	e.requireError(404, "seq_unknown", "GET", "/v1/worlds/arena/hash?seq=3", "")
 
 	code, m = e.doJSON("GET", "/v1/status", "")
@@ -169,7 +170,7 @@ func TestStatusWorldsAndHash(t *testing.T) {
 
 func TestCreateWorldValidatesIDAndRules(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, newFake())
+	e := newEnv(t, apitest.NewFake())
 	for name, body := range map[string]string{
 		"no id":               `{"rules":{}}`,
 		"long id":             `{"id":"` + strings.Repeat("w", fsm.MaxNameLen+1) + `"}`,
@@ -192,69 +193,61 @@ func TestCreateWorldValidatesIDAndRules(t *testing.T) {
 	require.Equal(t, 201, code)
 	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"nullrules","rules":null}`)
 	require.Equal(t, 201, code)
-	require.True(t, e.fake.worlds["plain"].rules.Fields == nil)
+	require.True(t, e.fake.WorldMap["plain"].Rules.Fields == nil)
 	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"fair","rules":{"fair_window":"50ms","max_lag_compensation":"100ms"}}`)
 	require.Equal(t, 201, code)
-	require.Equal(t, fsm.Fairness{Window: 50 * time.Millisecond, MaxLag: 100 * time.Millisecond}, e.fake.worlds["fair"].rules.Fair)
+	require.Equal(t, fsm.Fairness{Window: 50 * time.Millisecond, MaxLag: 100 * time.Millisecond}, e.fake.WorldMap["fair"].Rules.Fair)
 }
 
 func TestClusterEndpoints(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	e := newEnv(t, f)
 	code, m := e.doJSON("POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"127.0.0.1:7001","http_addr":"127.0.0.1:8001","region":"eu"}`)
 	require.Equal(t, 200, code)
 	require.Equal(t, true, m["ok"])
-	require.Equal(t, []fsm.NodeInfo{{ID: "n2", RaftAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", Region: "eu"}}, f.nodes)
+	require.Equal(t, []fsm.NodeInfo{{ID: "n2", RaftAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", Region: "eu"}}, f.Nodes)
 	e.requireError(400, "malformed", "POST", "/v1/cluster/join", `{"id":"n2"}`)
 	e.requireError(400, "malformed", "POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"x:1","port":1}`)
 	e.requireError(413, "too_large", "POST", "/v1/cluster/join", `{"id":"`+strings.Repeat("n", 2<<20)+`"}`)
 
 	code, _ = e.doJSON("DELETE", "/v1/cluster/nodes/n2", "")
 	require.Equal(t, 200, code)
-	require.Equal(t, []string{"n2"}, f.removed)
+	require.Equal(t, []string{"n2"}, f.Removed)
 	e.requireError(400, "malformed", "DELETE", "/v1/cluster/nodes/"+strings.Repeat("n", 200), "")
-	f.set(func(f *fakeBackend) { f.removeErr = errors.New("raft: unknown peer") })
+	f.Set(func(f *apitest.Fake) { f.RemoveErr = errors.New("raft: unknown peer") })
 	e.requireError(500, "internal", "DELETE", "/v1/cluster/nodes/n7", "")
 
 	code, _ = e.doJSON("POST", "/v1/cluster/transfer-leadership", "")
 	require.Equal(t, 200, code)
-	require.Equal(t, 1, f.transfers)
+	require.Equal(t, 1, f.Transfers)
 
 	code, m = e.doJSON("POST", "/v1/cluster/snapshot", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, float64(42), m["index"])
-	f.set(func(f *fakeBackend) { f.snapErr = errors.New("snapshot: nothing new to snapshot") })
+	f.Set(func(f *apitest.Fake) { f.SnapErr = errors.New("snapshot: nothing new to snapshot") })
 	e.requireError(500, "internal", "POST", "/v1/cluster/snapshot", "")
 }
 
 func TestEventsErrorsBeforeTheStreamOpens(t *testing.T) {
 	t.Parallel()
-	f := newFake()
+	f := apitest.NewFake()
 	e := newEnv(t, f)
 	e.requireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/events", "")
 	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?from=x", "")
 	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=5", "")
 	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=-1s", "")
 	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=6s", "")
-	f.set(func(f *fakeBackend) { f.subErr = fmt.Errorf("%w: world arena seq 1", store.ErrArchiveGap) })
+	f.Set(func(f *apitest.Fake) { f.SubErr = fmt.Errorf("%w: world arena seq 1", store.ErrArchiveGap) })
 	e.requireError(410, "archive_gap", "GET", "/v1/worlds/arena/events?from=1", "")
 	e.srv.Close()
 	e.requireError(503, "unavailable", "GET", "/v1/worlds/arena/events", "")
 	e.srv.Close() // idempotent
 }
 
-func TestEntityAnswerUsesPlainValues(t *testing.T) {
+func TestEntityReadErrors(t *testing.T) {
 	t.Parallel()
-	v := fsm.EntityView{ID: "e1", Version: 5, Seq: 9, Fields: []fsm.FieldView{
-		{Name: "score", Policy: fsm.PolicyCounter, Value: fsm.Int(3), Version: 4},
-		{Name: "tags", Policy: fsm.PolicySet, Set: []fsm.Value{fsm.String("a"), fsm.String("b")}, Version: 5},
-	}}
-	j := newEntityJSON(v)
-	require.Equal(t, map[string]any{"score": int64(3), "tags": []any{"a", "b"}}, j.Fields)
-	require.Equal(t, map[string]uint64{"score": 4, "tags": 5}, j.Versions)
-
-	f := newFake()
+	f := apitest.NewFake()
 	e := newEnv(t, f)
 	e.requireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/entities/e1", "")
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))

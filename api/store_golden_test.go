@@ -3,12 +3,13 @@ package api
 import (
 	"bufio"
 	"context"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/stretchr/testify/require"
 )

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -37,26 +38,6 @@ import (
 // ticketPurpose separates the ticket key from other uses of the secret.
 const ticketPurpose = "gsd transfer ticket v1"
 
-// Errors of the drain and transfer.
-var (
-	// errDraining: a new play connection to a draining node.
-	errDraining = errors.New("gsd/api: node draining")
-	// errMoved: a play connection moved to another node by a drain.
-	errMoved = errors.New("gsd/api: moved to another node")
-	// errTicket: a resume with a forged, expired or misdirected ticket.
-	errTicket = errors.New("gsd/api: transfer ticket refused")
-	// errNoTarget: a drain with no other node to move connections to.
-	errNoTarget = errors.New("gsd/api: no node to move connections to")
-)
-
-// Codes of the drain and transfer.
-const (
-	CodeDraining      = wire.CodeDraining
-	CodeMoved         = wire.CodeMoved
-	CodeTicketInvalid = wire.CodeTicketInvalid
-	CodeNoTarget      = wire.CodeNoTarget
-)
-
 // drainState is a node's drain switch and its cached view of the others.
 type drainState struct {
 	on    atomic.Bool
@@ -66,39 +47,39 @@ type drainState struct {
 }
 
 // signTicket encodes and signs t; "" when there is no cluster secret.
-func (s *Server) signTicket(t wire.Ticket) string {
+func (s *Server) SignTicket(t wire.Ticket) string {
 	if len(s.cfg.ClusterSecret) == 0 {
 		return ""
 	}
-	return wire.SignTicket(s.hmacKey(ticketPurpose), t)
+	return wire.SignTicket(s.HMACKey(ticketPurpose), t)
 }
 
 // checkTicket verifies a resume's ticket for session of world on this node.
-func (s *Server) checkTicket(raw, world, session string, now time.Time) error {
+func (s *Server) CheckTicket(raw, world, session string, now time.Time) error {
 	if len(s.cfg.ClusterSecret) == 0 {
-		return fmt.Errorf("%w: this node has no cluster secret to verify it; resume without it", errTicket)
+		return fmt.Errorf("%w: this node has no cluster secret to verify it; resume without it", edge.ErrTicket)
 	}
-	t, err := wire.OpenTicket(s.hmacKey(ticketPurpose), raw)
+	t, err := wire.OpenTicket(s.HMACKey(ticketPurpose), raw)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errTicket, err)
+		return fmt.Errorf("%w: %v", edge.ErrTicket, err)
 	}
-	switch self := s.nodeID(); {
+	switch self := s.NodeID(); {
 	case now.UnixMilli() > t.Expires:
-		return fmt.Errorf("%w: expired at %s", errTicket, time.UnixMilli(t.Expires).UTC().Format(time.RFC3339Nano))
+		return fmt.Errorf("%w: expired at %s", edge.ErrTicket, time.UnixMilli(t.Expires).UTC().Format(time.RFC3339Nano))
 	case t.World != world || t.Session != session:
-		return fmt.Errorf("%w: issued for session %s of world %s", errTicket, t.Session, t.World)
+		return fmt.Errorf("%w: issued for session %s of world %s", edge.ErrTicket, t.Session, t.World)
 	case t.To != self:
-		return fmt.Errorf("%w: issued for node %s, this is %s", errTicket, t.To, self)
+		return fmt.Errorf("%w: issued for node %s, this is %s", edge.ErrTicket, t.To, self)
 	}
 	if info, err := s.b.SessionInfo(world, session); err == nil && info.Epoch > t.Epoch {
-		return fmt.Errorf("%w: the session moved on since (epoch %d, ticket %d)", errTicket, info.Epoch, t.Epoch)
+		return fmt.Errorf("%w: the session moved on since (epoch %d, ticket %d)", edge.ErrTicket, info.Epoch, t.Epoch)
 	}
 	return nil
 }
 
 // otherNodes returns the HTTP base URLs of the group's other nodes, read
 // at most once a second.
-func (s *Server) otherNodes() []string {
+func (s *Server) OtherNodes() []string {
 	d := &s.drain
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -107,7 +88,7 @@ func (s *Server) otherNodes() []string {
 		d.nodes = []string{}
 		for _, n := range st.Nodes {
 			if n.ID != st.ID && n.HTTPAddr != "" {
-				d.nodes = append(d.nodes, leaderURL(n.HTTPAddr))
+				d.nodes = append(d.nodes, edge.LeaderURL(n.HTTPAddr))
 			}
 		}
 		d.at = time.Now()
@@ -117,7 +98,7 @@ func (s *Server) otherNodes() []string {
 
 // drainingError refuses a new play connection, naming where to go.
 func (s *Server) drainingError() error {
-	return fmt.Errorf("%w: this node takes no new play connections; connect to another: %s", errDraining, strings.Join(s.otherNodes(), ", "))
+	return fmt.Errorf("%w: this node takes no new play connections; connect to another: %s", edge.ErrDraining, strings.Join(s.OtherNodes(), ", "))
 }
 
 // drainNode handles POST /v1/node/drain: this node (never forwarded) stops
@@ -125,7 +106,7 @@ func (s *Server) drainingError() error {
 // answers once each has moved or ended.
 func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 	var req wire.DrainRequest
-	if _, ok := s.adminBody(w, r, &req); !ok {
+	if _, ok := s.AdminBody(w, r, &req); !ok {
 		return
 	}
 	st := s.b.Status()
@@ -136,11 +117,11 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(targets) == 0 {
-		err := fmt.Errorf("%w: this group has no other node with an HTTP address", errNoTarget)
+		err := fmt.Errorf("%w: this group has no other node with an HTTP address", edge.ErrNoTarget)
 		if req.To != "" {
 			err = fmt.Errorf("%w: node %q is not another node of this group", fsm.ErrNotFound, req.To)
 		}
-		s.writeError(w, err, true)
+		s.WriteError(w, err, true)
 		return
 	}
 	s.drain.on.Store(true)
@@ -177,13 +158,13 @@ func (s *Server) drainNode(w http.ResponseWriter, r *http.Request) {
 		wg.Wait()
 	}
 	slices.Sort(out.Failed)
-	s.writeJSON(w, http.StatusOK, out)
+	s.WriteJSON(w, http.StatusOK, out)
 }
 
 // undrainNode handles DELETE /v1/node/drain: take play connections again.
 func (s *Server) undrainNode(w http.ResponseWriter, r *http.Request) {
 	s.drain.on.Store(false)
-	s.writeJSON(w, http.StatusOK, wire.DrainResult{Node: s.nodeID()})
+	s.WriteJSON(w, http.StatusOK, wire.DrainResult{Node: s.NodeID()})
 }
 
 // admitAct reserves a slot for one action; false while the connection is
@@ -212,10 +193,10 @@ func (c *playConn) transfer(to fsm.NodeInfo) bool {
 	c.acts.Wait() // their results are queued before the transfer
 	c.flushAck(false)
 	t := wire.Ticket{World: c.world, Session: c.session, Epoch: c.epoch, Sent: c.sent.Load(),
-		From: c.s.nodeID(), To: to.ID, Expires: time.Now().Add(c.s.cfg.TransferTicketTTL).UnixMilli()}
-	b, err := c.codec.marshal(wire.Transfer{Type: wire.TypeTransfer, To: leaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.signTicket(t)})
+		From: c.s.NodeID(), To: to.ID, Expires: time.Now().Add(c.s.cfg.TransferTicketTTL).UnixMilli()}
+	b, err := c.codec.marshal(wire.Transfer{Type: wire.TypeTransfer, To: edge.LeaderURL(to.HTTPAddr), Node: to.ID, Ticket: c.s.SignTicket(t)})
 	if err != nil {
-		c.fail(fmt.Errorf("%w: encode the transfer message: %v", errInternal, err))
+		c.fail(fmt.Errorf("%w: encode the transfer message: %v", edge.ErrInternal, err))
 		return false
 	}
 	select {
@@ -227,10 +208,10 @@ func (c *playConn) transfer(to fsm.NodeInfo) bool {
 	select {
 	case <-c.ctx.Done():
 	case <-timer.C:
-		c.fail(fmt.Errorf("%w: the transfer message was not written in time", errSlowConsumer))
+		c.fail(fmt.Errorf("%w: the transfer message was not written in time", edge.ErrSlowConsumer))
 		<-c.ctx.Done()
 	}
-	return errors.Is(c.err, errMoved)
+	return errors.Is(c.err, edge.ErrMoved)
 }
 
 // writeFinal writes what was queued (results and events), then the
@@ -242,7 +223,7 @@ func (c *playConn) writeFinal(final []byte) {
 		}
 	}
 	if c.write(final) {
-		c.fail(fmt.Errorf("%w: resume on the node the transfer message names", errMoved))
+		c.fail(fmt.Errorf("%w: resume on the node the transfer message names", edge.ErrMoved))
 	}
 }
 
@@ -252,7 +233,7 @@ func (c *playConn) write(b []byte) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
 	defer cancel()
 	if err := c.ws.Write(ctx, c.codec.messageType(), b); err != nil {
-		c.fail(fmt.Errorf("%w: write: %v", errSlowConsumer, err))
+		c.fail(fmt.Errorf("%w: write: %v", edge.ErrSlowConsumer, err))
 		return false
 	}
 	return true

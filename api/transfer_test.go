@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
@@ -149,7 +151,7 @@ func TestDrainMovesEveryPlayerDuringActivePlayExactlyOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes := startPlayCluster(t, 3, tc.opts...)
-			key := []string{HeaderClusterKey, string(nodes[0].env.srv.cfg.ClusterSecret)}
+			key := []string{edge.HeaderClusterKey, string(nodes[0].env.srv.cfg.ClusterSecret)}
 			nodes[0].env.do("POST", "/v1/worlds", arenaBody)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -187,7 +189,7 @@ func TestDrainMovesEveryPlayerDuringActivePlayExactlyOnce(t *testing.T) {
 				t.Logf("drain: %v", m)
 			}
 			// New connections are refused while it drains.
-			m = nodes[1].env.requireError(503, CodeDraining, "GET", "/v1/worlds/arena/play", "")
+			m = nodes[1].env.requireError(503, edge.CodeDraining, "GET", "/v1/worlds/arena/play", "")
 			require.Contains(t, m["error"], nodes[0].env.ts.URL)
 			wg.Wait()
 			close(errs)
@@ -240,11 +242,11 @@ func TestTransferTicketsAreCheckedOnResume(t *testing.T) {
 	id, tok := w["session"].(string), w["resume_token"].(string)
 	srv := n.env.srv
 	good := wire.Ticket{World: "arena", Session: id, Epoch: 0, To: "n1", Expires: time.Now().Add(time.Minute).UnixMilli()}
-	other := &Server{cfg: Config{ClusterSecret: []byte(strings.Repeat("z", 32))}}
+	other := bareServer(nil, func(c *Config) { c.ClusterSecret = []byte(strings.Repeat("z", 32)) })
 	mod := func(f func(*wire.Ticket)) string {
 		t := good
 		f(&t)
-		return srv.signTicket(t)
+		return srv.SignTicket(t)
 	}
 	resume := func(ticket string) map[string]any {
 		c := dialPlay(t, n.env.wsURL("arena"))
@@ -259,21 +261,21 @@ func TestTransferTicketsAreCheckedOnResume(t *testing.T) {
 		t.Helper()
 		c := dialPlay(t, n.env.wsURL("arena"))
 		wsSend(t, c, map[string]any{"type": "resume", "player": "ann", "session": id, "resume_token": tok, "ticket": ticket})
-		wsClosed(t, c, 4401, CodeTicketInvalid+": "+errTicket.Error()+": "+why)
+		wsClosed(t, c, 4401, edge.CodeTicketInvalid+": "+edge.ErrTicket.Error()+": "+why)
 	}
 	refused("nonsense", "bad signature")
-	refused(other.signTicket(good), "bad signature")
-	refused(wire.SignTicketPayload(srv.hmacKey(ticketPurpose), []byte("{")), "undecodable")
+	refused(other.SignTicket(good), "bad signature")
+	refused(wire.SignTicketPayload(srv.HMACKey(ticketPurpose), []byte("{")), "undecodable")
 	refused(mod(func(t *wire.Ticket) { t.Expires = time.Now().Add(-time.Second).UnixMilli() }), "expired")
 	refused(mod(func(t *wire.Ticket) { t.Session = "other" }), "issued for session other")
 	refused(mod(func(t *wire.Ticket) { t.To = "n9" }), "issued for node n9, this is n1")
 	// None of those touched the session; a good ticket resumes it.
-	require.Equal(t, float64(1), resume(srv.signTicket(good))["epoch"])
-	wsClosed(t, c, 4409, CodeSessionReplaced)
+	require.Equal(t, float64(1), resume(srv.SignTicket(good))["epoch"])
+	wsClosed(t, c, 4409, edge.CodeSessionReplaced)
 	// The session is now at epoch 1: the epoch-0 ticket is stale.
-	refused(srv.signTicket(good), "the session moved on since")
+	refused(srv.SignTicket(good), "the session moved on since")
 	good.Epoch = 1
-	require.Equal(t, float64(2), resume(srv.signTicket(good))["epoch"])
+	require.Equal(t, float64(2), resume(srv.SignTicket(good))["epoch"])
 
 	// A node without a secret cannot check tickets and says so.
 	plain := startLeaderWith(t, fastPlay)
@@ -282,14 +284,14 @@ func TestTransferTicketsAreCheckedOnResume(t *testing.T) {
 	pw := welcome(t, pc, "bob")
 	c2 := dialPlay(t, plain.env.wsURL("arena"))
 	wsSend(t, c2, map[string]any{"type": "resume", "player": "bob", "session": pw["session"], "resume_token": pw["resume_token"], "ticket": "x.y"})
-	wsClosed(t, c2, 4401, CodeTicketInvalid)
-	require.Empty(t, plain.env.srv.signTicket(good))
+	wsClosed(t, c2, 4401, edge.CodeTicketInvalid)
+	require.Empty(t, plain.env.srv.SignTicket(good))
 }
 
 func TestDrainRefusesWithoutAnotherNode(t *testing.T) {
 	nodes := startPlayCluster(t, 2, fastPlay)
 	l := startLeaderWith(t, fastPlay)
-	l.env.requireError(409, CodeNoTarget, "POST", "/v1/node/drain", "")
+	l.env.requireError(409, edge.CodeNoTarget, "POST", "/v1/node/drain", "")
 	nodes[1].env.requireError(404, fsm.CodeNotFound, "POST", "/v1/node/drain", `{"to":"n7"}`)
 	nodes[1].env.requireError(400, fsm.CodeMalformed, "POST", "/v1/node/drain", `{"to":`)
 	// Not draining after a refusal: play is accepted.
@@ -339,13 +341,13 @@ func bareConn(s *Server, ws *websocket.Conn) *playConn {
 }
 
 func TestWriteFinalWritesWhatWasQueuedThenTheTransfer(t *testing.T) {
-	e := newEnv(t, newFake())
+	e := newEnv(t, apitest.NewFake())
 	srvWS, cl := wsPair(t)
 	c := bareConn(e.srv, srvWS)
 	c.out <- []byte(`{"type":"result","seq":1}`)
 	c.out <- []byte(`{"type":"events","events":[]}`)
 	c.writeFinal([]byte(`{"type":"transfer","to":"http://x"}`))
-	require.ErrorIs(t, c.err, errMoved)
+	require.ErrorIs(t, c.err, edge.ErrMoved)
 	for _, want := range []string{"result", "events", "transfer"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, b, err := cl.Read(ctx)
@@ -361,14 +363,14 @@ func TestWriteFinalWritesWhatWasQueuedThenTheTransfer(t *testing.T) {
 	require.NoError(t, srvWS2.CloseNow())
 	c2.out <- []byte(`{"type":"result","seq":1}`)
 	c2.writeFinal([]byte(`{"type":"transfer"}`))
-	require.ErrorIs(t, c2.err, errSlowConsumer)
+	require.ErrorIs(t, c2.err, edge.ErrSlowConsumer)
 	c3 := bareConn(e.srv, srvWS2)
 	c3.writeFinal([]byte(`{"type":"transfer"}`))
-	require.ErrorIs(t, c3.err, errSlowConsumer)
+	require.ErrorIs(t, c3.err, edge.ErrSlowConsumer)
 }
 
 func TestTransferGivesUpOnAConnectionThatEndsOrStalls(t *testing.T) {
-	e := newEnv(t, newFake(), func(c *Config) {
+	e := newEnv(t, apitest.NewFake(), func(c *Config) {
 		c.RequestTimeout = time.Millisecond
 		c.Play.WriteTimeout = time.Millisecond
 	})
@@ -382,6 +384,6 @@ func TestTransferGivesUpOnAConnectionThatEndsOrStalls(t *testing.T) {
 	close(c.ready)
 	c.final <- []byte("already queued")
 	require.False(t, c.transfer(to))
-	require.ErrorIs(t, c.err, errSlowConsumer)
+	require.ErrorIs(t, c.err, edge.ErrSlowConsumer)
 	require.False(t, c.admitAct(), "no actions once moving")
 }

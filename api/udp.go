@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -343,7 +344,7 @@ func udpAction(c *playConn, batch map[fieldKey]udpInput) *fsm.Action {
 // path as the connection's WebSocket actions, and returns the outcome.
 func (u *UDP) apply(c *playConn, batch map[fieldKey]udpInput) string {
 	a := udpAction(c, batch)
-	if err := u.s.checkBan(c.world, c.player); err != nil {
+	if err := u.s.CheckBan(c.world, c.player); err != nil {
 		return u.outcome(err)
 	}
 	raw, err := json.Marshal(struct {
@@ -354,13 +355,13 @@ func (u *UDP) apply(c *playConn, batch map[fieldKey]udpInput) string {
 		Ops       []fsm.Op `json:"ops"`
 	}{a.Player, a.Seq, "bulk", a.InputTime, a.Ops})
 	if err != nil {
-		return u.outcome(fmt.Errorf("%w: encode udp action: %v", errInternal, err))
+		return u.outcome(fmt.Errorf("%w: encode udp action: %v", edge.ErrInternal, err))
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, u.s.cfg.RequestTimeout)
 	defer cancel()
 	stop := context.AfterFunc(u.ctx, cancel)
 	defer stop()
-	ev, err := u.s.actOnLeader(ctx, a, raw, c.token)
+	ev, err := u.s.ActOnLeader(ctx, a, raw, c.token)
 	if err != nil {
 		return u.outcome(err)
 	}
@@ -369,7 +370,7 @@ func (u *UDP) apply(c *playConn, batch map[fieldKey]udpInput) string {
 
 // outcome is an error's label, and logs it: nobody else hears of it.
 func (u *UDP) outcome(err error) string {
-	_, body := u.s.errorBody(err, true)
+	_, body := u.s.ErrorFor(err, true)
 	u.s.log.Debug("udp: action not committed", "code", body.Code, "err", err)
 	return body.Code
 }

@@ -3,9 +3,10 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/gsd-dev/gsd/internal/golden"
 	"strings"
 	"testing"
+
+	"github.com/gsd-dev/gsd/internal/golden"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"

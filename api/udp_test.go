@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -329,7 +330,7 @@ func TestUDPKeyStopsWorkingWhenTheConnectionEndsAndAResumeGetsANewOne(t *testing
 }
 
 func TestUDPApplyRefusesABannedPlayerAndCountsBackendErrors(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -339,16 +340,16 @@ func TestUDPApplyRefusesABannedPlayerAndCountsBackendErrors(t *testing.T) {
 	c := &playConn{s: e.srv, world: "arena", player: "ann", ctx: t.Context()}
 	batch := map[fieldKey]udpInput{{"ann", "x"}: {seq: 3, value: fsm.Int(1)}}
 
-	fake.set(func(f *fakeBackend) { f.bans = map[string]string{"arena/ann": "cheat"} })
+	fake.Set(func(f *apitest.Fake) { f.BanMap = map[string]string{"arena/ann": "cheat"} })
 	require.Equal(t, fsm.CodeBanned, u.apply(c, batch))
-	require.Equal(t, 0, fake.acts, "a banned player's input never reaches the store")
+	require.Equal(t, 0, fake.Acts, "a banned player's input never reaches the store")
 
-	fake.set(func(f *fakeBackend) { f.bans = nil; f.actErr = fsm.ErrUnknownWorld })
+	fake.Set(func(f *apitest.Fake) { f.BanMap = nil; f.ActErr = fsm.ErrUnknownWorld })
 	require.Equal(t, fsm.CodeUnknownWorld, u.apply(c, batch))
-	require.Equal(t, fsm.Int(1), fake.lastAction.Ops[0].Value)
-	require.Equal(t, "ann", fake.lastAction.Player)
-	require.Equal(t, uint64(3), fake.lastAction.Seq)
-	require.Equal(t, fsm.PriorityBulk, fake.lastAction.Priority)
+	require.Equal(t, fsm.Int(1), fake.LastAction.Ops[0].Value)
+	require.Equal(t, "ann", fake.LastAction.Player)
+	require.Equal(t, uint64(3), fake.LastAction.Seq)
+	require.Equal(t, fsm.PriorityBulk, fake.LastAction.Priority)
 }
 
 func TestUDPActionTakesTheNewestSeqAndSortsItsOps(t *testing.T) {

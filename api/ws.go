@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,27 +135,27 @@ var errBye = errors.New("gsd/api: bye")
 // play handles GET /v1/worlds/{world}/play: the WebSocket play connection
 // (docs/PROTOCOL.md).
 func (s *Server) play(w http.ResponseWriter, r *http.Request) {
-	if !s.openStream() {
-		s.writeError(w, errUnavailable, false)
+	if !s.OpenStream() {
+		s.WriteError(w, edge.ErrUnavailable, false)
 		return
 	}
-	defer s.streams.Done()
+	defer s.StreamDone()
 	if s.drain.on.Load() {
-		s.writeError(w, s.drainingError(), false)
+		s.WriteError(w, s.drainingError(), false)
 		return
 	}
 	world := r.PathValue("world")
-	if err := checkName("world", world); err != nil {
-		s.writeError(w, err, false)
+	if err := edge.CheckName("world", world); err != nil {
+		s.WriteError(w, err, false)
 		return
 	}
 	// A bad Authorization header is refused before the upgrade; the token
 	// may also come in the hello (browsers cannot set headers).
 	var headerPlayer string
-	if s.auth != nil && bearer(r) != "" {
-		p, err := s.auth.verify(bearer(r))
+	if s.Auth() != nil && edge.Bearer(r) != "" {
+		p, err := s.Auth().Verify(edge.Bearer(r))
 		if err != nil {
-			s.writeError(w, err, false)
+			s.WriteError(w, err, false)
 			return
 		}
 		headerPlayer = p
@@ -170,7 +171,7 @@ func (s *Server) play(w http.ResponseWriter, r *http.Request) {
 	s.playMetrics.open.Inc()
 	defer s.playMetrics.open.Dec()
 	codec, known := codecOf(ws.Subprotocol())
-	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: bearer(r), codec: codec, known: known,
+	c := &playConn{s: s, cfg: s.cfg.Play, ws: ws, world: world, header: edge.Bearer(r), codec: codec, known: known,
 		out: make(chan []byte, s.cfg.Play.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.Play.MaxInflight),
 		ob: newOutbox(s.cfg.Play.QueueSize, codec), detached: make(chan struct{}, 1)}
 	c.headerPlayer = headerPlayer
@@ -186,7 +187,7 @@ type playConn struct {
 	cfg    PlayConfig
 	ws     *websocket.Conn
 	world  string
-	header string    // bearer token of the upgrade request, if any
+	header string    // edge.Bearer token of the upgrade request, if any
 	codec  playCodec // by the negotiated subprotocol (ws_codec.go)
 	known  bool      // a subprotocol was negotiated
 
@@ -245,7 +246,7 @@ func (c *playConn) run() {
 		c.s.playMetrics.closes.WithLabelValues(fmt.Sprint(int(code))).Inc()
 		_ = c.ws.Close(code, reason)
 	}()
-	stop := context.AfterFunc(c.s.closing, func() { c.fail(errUnavailable) })
+	stop := context.AfterFunc(c.s.Closing(), func() { c.fail(edge.ErrUnavailable) })
 	defer func() {
 		stop()
 		c.fail(errBye) // a no-op unless the read loop ended first
@@ -259,7 +260,7 @@ func (c *playConn) run() {
 		switch {
 		case errors.Is(c.err, fsm.ErrSessionKicked):
 			c.closeSession("kicked")
-		case !errors.Is(c.err, errSessionReplaced) && !errors.Is(c.err, errBye):
+		case !errors.Is(c.err, edge.ErrSessionReplaced) && !errors.Is(c.err, errBye):
 			c.flushAck(true)
 		}
 	}()
@@ -271,7 +272,7 @@ func (c *playConn) run() {
 	hello := time.AfterFunc(c.cfg.HelloTimeout, func() {
 		// A timeout, not bad input: an overloaded server or network can
 		// delay a resume's first message, and the client should resume.
-		c.fail(fmt.Errorf("%w: no hello within %s", errIdle, c.cfg.HelloTimeout))
+		c.fail(fmt.Errorf("%w: no hello within %s", edge.ErrIdle, c.cfg.HelloTimeout))
 	})
 	msg, ok := c.read()
 	hello.Stop()
@@ -307,7 +308,7 @@ func (c *playConn) read() (wire.ClientMsg, bool) {
 	typ, data, err := c.ws.Read(context.Background())
 	if err != nil {
 		if errors.Is(err, websocket.ErrMessageTooBig) {
-			err = fmt.Errorf("%w: message over %d bytes", errTooLarge, c.cfg.MaxMessageBytes)
+			err = fmt.Errorf("%w: message over %d bytes", edge.ErrTooLarge, c.cfg.MaxMessageBytes)
 		}
 		c.fail(err)
 		return wire.ClientMsg{}, false
@@ -373,23 +374,23 @@ func (c *playConn) act(raw json.RawMessage) {
 	}
 	_ = json.Unmarshal(raw, &key) // best effort: the error answer names the seq
 	res := wire.Result{Type: wire.TypeResult, Seq: key.Seq}
-	a, err := decodeAction(raw, c.world, c.player)
+	a, err := edge.DecodeAction(raw, c.world, c.player)
 	if err == nil {
-		err = c.s.checkBan(c.world, c.player)
+		err = c.s.CheckBan(c.world, c.player)
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.RequestTimeout)
 		var ev wire.Event
-		ev, err = c.s.actOnLeader(ctx, a, raw, c.token)
+		ev, err = c.s.ActOnLeader(ctx, a, raw, c.token)
 		cancel()
 		if err == nil {
 			res.Event = &ev
 		}
 	}
 	if err != nil {
-		var body ErrorBody
+		var body edge.ErrorBody
 		res.Type = wire.TypeError
-		res.Status, body = c.s.errorBody(err, true)
+		res.Status, body = c.s.ErrorFor(err, true)
 		res.Code, res.Error = body.Code, body.Error
 	}
 	c.send(res)
@@ -400,7 +401,7 @@ func (c *playConn) act(raw json.RawMessage) {
 func (c *playConn) send(v any) bool {
 	b, err := c.codec.marshal(v)
 	if err != nil {
-		c.fail(fmt.Errorf("%w: encode %T: %v", errInternal, v, err))
+		c.fail(fmt.Errorf("%w: encode %T: %v", edge.ErrInternal, v, err))
 		return false
 	}
 	select {
@@ -414,7 +415,7 @@ func (c *playConn) send(v any) bool {
 	case c.out <- b:
 		return true
 	case <-t.C:
-		c.fail(fmt.Errorf("%w: outbound queue of %d messages full for %s", errSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
+		c.fail(fmt.Errorf("%w: outbound queue of %d messages full for %s", edge.ErrSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
 	case <-c.ctx.Done():
 	}
 	return false
@@ -479,7 +480,7 @@ func (c *playConn) ticker() {
 			}
 		case now := <-pings.C:
 			if idle := now.Sub(time.Unix(0, c.lastRead.Load())); idle > c.cfg.IdleTimeout {
-				c.fail(fmt.Errorf("%w: nothing read for %s", errIdle, idle.Round(time.Millisecond)))
+				c.fail(fmt.Errorf("%w: nothing read for %s", edge.ErrIdle, idle.Round(time.Millisecond)))
 				return
 			}
 			c.send(wire.Ping{Type: wire.TypePing, T: now.UnixNano()})
@@ -488,7 +489,7 @@ func (c *playConn) ticker() {
 }
 
 // closeStatus maps why a connection ended to its close code and reason:
-// 4000 + the HTTP status classify gives (4401 unauthorized, 4429
+// 4000 + the HTTP status Classify gives (4401 unauthorized, 4429
 // slow_consumer, 4503 not_leader, ...), 1000 for bye, 1001 when the server
 // closes, 1009 for an oversized message, 1011 for internal errors.
 func closeStatus(err error) (websocket.StatusCode, string) {
@@ -497,12 +498,12 @@ func closeStatus(err error) (websocket.StatusCode, string) {
 	switch {
 	case err == nil, errors.Is(err, errBye):
 		return websocket.StatusNormalClosure, "bye"
-	case errors.Is(err, errUnavailable):
-		code, reason = websocket.StatusGoingAway, CodeUnavailable
-	case errors.Is(err, errTooLarge):
-		code, reason = websocket.StatusMessageTooBig, CodeTooLarge
+	case errors.Is(err, edge.ErrUnavailable):
+		code, reason = websocket.StatusGoingAway, edge.CodeUnavailable
+	case errors.Is(err, edge.ErrTooLarge):
+		code, reason = websocket.StatusMessageTooBig, edge.CodeTooLarge
 	default:
-		status, c := classify(err, true)
+		status, c := edge.Classify(err, true)
 		code, reason = websocket.StatusCode(4000+status), c
 		if status == http.StatusInternalServerError {
 			code = websocket.StatusInternalError

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
@@ -30,7 +31,7 @@ func startPlayCluster(t *testing.T, n int, opts ...func(*Config)) []*node {
 		var m map[string]any
 		require.Eventually(t, func() bool {
 			var code int
-			code, m = nodes[0].env.doJSON("POST", "/v1/cluster/join", join, HeaderClusterKey, string(nodes[0].env.srv.cfg.ClusterSecret))
+			code, m = nodes[0].env.doJSON("POST", "/v1/cluster/join", join, edge.HeaderClusterKey, string(nodes[0].env.srv.cfg.ClusterSecret))
 			return code == 200
 		}, 10*time.Second, 20*time.Millisecond, "join n%d: %v", i, m)
 		nodes = append(nodes, f)
@@ -184,11 +185,11 @@ func TestPlayResumeOnAnotherNodeClosesTheOlderConnection(t *testing.T) {
 	m := wsRecv(t, c2)
 	require.Equal(t, "welcome", m["type"])
 	require.Equal(t, float64(1), m["epoch"])
-	wsClosed(t, c, 4409, CodeSessionReplaced)
+	wsClosed(t, c, 4409, edge.CodeSessionReplaced)
 	// A hello on the leader replaces the session itself.
 	c3 := dialPlay(t, nodes[0].env.wsURL("arena"))
 	welcome(t, c3, "ann")
-	wsClosed(t, c2, 4409, CodeSessionReplaced)
+	wsClosed(t, c2, 4409, edge.CodeSessionReplaced)
 }
 
 func TestPlayKickAndBanCloseConnectionsOnAnyNode(t *testing.T) {

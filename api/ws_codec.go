@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -73,7 +74,7 @@ func (k playCodec) decode(typ websocket.MessageType, data []byte, msg *wire.Clie
 		}
 		data = j
 	}
-	return decodeStrict(data, msg)
+	return edge.DecodeStrict(data, msg)
 }
 
 // playSubprotocols returns the subprotocols to accept: the first one the

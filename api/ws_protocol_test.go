@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
 )
@@ -30,11 +31,11 @@ func TestPlayRefusesAHelloOrResumeTokenForAnotherPlayerThanTheHeaderToken(t *tes
 	// A hello token naming another player than the header's is refused.
 	c2 := dialPlay(t, url, "Authorization", "Bearer "+bob)
 	wsSend(t, c2, map[string]any{"type": "hello", "token": ann})
-	wsClosed(t, c2, 4403, CodeForbidden)
+	wsClosed(t, c2, 4403, edge.CodeForbidden)
 	// So is a resume token, even one that owns the session.
 	c3 := dialPlay(t, url, "Authorization", "Bearer "+bob)
 	wsSend(t, c3, map[string]any{"type": "resume", "token": ann, "session": w["session"], "resume_token": w["resume_token"]})
-	wsClosed(t, c3, 4403, CodeForbidden)
+	wsClosed(t, c3, 4403, edge.CodeForbidden)
 
 	// Nothing happened to ann's session: her connection still plays.
 	wsSend(t, c, map[string]any{"type": "ping", "t": 7})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -38,22 +39,22 @@ func (c *playConn) handshake(msg wire.ClientMsg) (*store.Subscription, error) {
 	defer cancel()
 	welcome := wire.Welcome{Type: wire.TypeWelcome, World: c.world, Player: player}
 	var info fsm.SessionInfo
-	node := c.s.nodeID()
+	node := c.s.NodeID()
 	if msg.Type == wire.TypeHello {
 		id, token := randomID(), randomToken()
-		info, err = c.s.session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{
+		info, err = c.s.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{
 			World: c.world, ID: id, Player: player, TokenHash: sha256.Sum256([]byte(token)), Node: node}, c.token)
 		welcome.ResumeToken = token
 	} else {
-		if err := checkName("session", msg.Session); err != nil {
+		if err := edge.CheckName("session", msg.Session); err != nil {
 			return nil, err
 		}
 		if msg.Ticket != "" {
-			if err := c.s.checkTicket(msg.Ticket, c.world, msg.Session, time.Now()); err != nil {
+			if err := c.s.CheckTicket(msg.Ticket, c.world, msg.Session, time.Now()); err != nil {
 				return nil, err
 			}
 		}
-		info, err = c.s.session(ctx, fsm.CmdSessionResume, &fsm.SessionCmd{
+		info, err = c.s.Session(ctx, fsm.CmdSessionResume, &fsm.SessionCmd{
 			World: c.world, ID: msg.Session, Player: player,
 			TokenHash: sha256.Sum256([]byte(msg.ResumeToken)), Seq: msg.LastSeq, Node: node}, c.token)
 	}
@@ -68,7 +69,7 @@ func (c *playConn) handshake(msg wire.ClientMsg) (*store.Subscription, error) {
 		return nil, err
 	}
 	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, info.Acked, info.Epoch, info.Data
-	welcome.Nodes = c.s.otherNodes()
+	welcome.Nodes = c.s.OtherNodes()
 	c.sent.Store(info.Acked)
 	c.ob.start(info.Acked)
 	c.flushed.Store(info.Acked) // first: the acker must not see acked move
@@ -87,28 +88,28 @@ func (c *playConn) handshake(msg wire.ClientMsg) (*store.Subscription, error) {
 // identify returns the player: the token's subject with auth on (from the
 // message, else the upgrade request's header), else the message's player.
 func (c *playConn) identify(msg wire.ClientMsg) (string, error) {
-	if c.s.auth == nil {
-		return msg.Player, checkName("player", msg.Player)
+	if c.s.Auth() == nil {
+		return msg.Player, edge.CheckName("player", msg.Player)
 	}
 	tok := msg.Token
 	if tok == "" {
 		tok = c.header
 	}
-	player, valid, err := c.s.auth.verifyExp(tok)
+	player, valid, err := c.s.Auth().VerifyExp(tok)
 	if err != nil {
 		return "", err
 	}
 	if msg.Player != "" && msg.Player != player {
-		return "", fmt.Errorf("%w: the token is for player %q, the message names %q", errForbidden, player, msg.Player)
+		return "", fmt.Errorf("%w: the token is for player %q, the message names %q", edge.ErrForbidden, player, msg.Player)
 	}
 	if c.headerPlayer != "" && c.headerPlayer != player {
-		return "", fmt.Errorf("%w: the header token is for player %q, the %s token for %q", errForbidden, c.headerPlayer, msg.Type, player)
+		return "", fmt.Errorf("%w: the header token is for player %q, the %s token for %q", edge.ErrForbidden, c.headerPlayer, msg.Type, player)
 	}
 	c.token = tok
 	// The connection lives as long as the token: at its exp it closes
 	// with 4401, and the client reconnects with a fresh one.
 	c.expiry = time.AfterFunc(valid, func() {
-		c.fail(fmt.Errorf("%w: the token expired during the connection", errUnauthorized))
+		c.fail(fmt.Errorf("%w: the token expired during the connection", edge.ErrUnauthorized))
 	})
 	return player, nil
 }
@@ -120,7 +121,7 @@ func (c *playConn) identify(msg wire.ClientMsg) (string, error) {
 func (c *playConn) closeSession(reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
 	defer cancel()
-	_, err := c.s.session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: c.world, ID: c.session, Reason: reason}, c.token)
+	_, err := c.s.Session(ctx, fsm.CmdSessionClose, &fsm.SessionCmd{World: c.world, ID: c.session, Reason: reason}, c.token)
 	c.s.log.Debug("play: close session", "session", c.session, "reason", reason, "err", err)
 }
 
@@ -151,11 +152,11 @@ func (c *playConn) watch() error {
 	switch {
 	case err != nil:
 		if c.current {
-			return fmt.Errorf("%w: the session was closed or replaced", errSessionReplaced)
+			return fmt.Errorf("%w: the session was closed or replaced", edge.ErrSessionReplaced)
 		}
 		return nil // not applied here yet
 	case info.Epoch > c.epoch:
-		return fmt.Errorf("%w: resumed elsewhere (epoch %d)", errSessionReplaced, info.Epoch)
+		return fmt.Errorf("%w: resumed elsewhere (epoch %d)", edge.ErrSessionReplaced, info.Epoch)
 	case info.Epoch == c.epoch:
 		c.current = true
 		if info.Kicked != "" {
@@ -184,7 +185,7 @@ func (s *Server) registerPlay(c *playConn, replaced string) {
 	s.mu.Unlock()
 	s.acks.start()
 	for _, o := range old {
-		o.fail(errSessionReplaced)
+		o.fail(edge.ErrSessionReplaced)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +28,7 @@ func TestPlayClosesAnIdleConnectionWith4408(t *testing.T) {
 	n.env.do("POST", "/v1/worlds", arenaBody)
 	c := dialPlay(t, n.env.wsURL("arena"))
 	welcome(t, c, "ann") // then silence: pings go unanswered
-	wsClosed(t, c, 4408, CodeIdle)
+	wsClosed(t, c, 4408, edge.CodeIdle)
 }
 
 func TestPlayClosesWith4401WhenTheTokenExpiresDuringTheConnection(t *testing.T) {
@@ -40,7 +42,7 @@ func TestPlayClosesWith4401WhenTheTokenExpiresDuringTheConnection(t *testing.T) 
 	c := dialPlay(t, n.env.wsURL("arena"))
 	wsSend(t, c, map[string]any{"type": "hello", "token": tok})
 	require.Equal(t, "welcome", wsRecv(t, c)["type"])
-	wsClosed(t, c, 4401, CodeUnauthorized)
+	wsClosed(t, c, 4401, edge.CodeUnauthorized)
 }
 
 func TestPlayWithAuthOnAFollowerForwardsTheTokenWithActions(t *testing.T) {
@@ -61,41 +63,41 @@ func TestPlayWithAuthOnAFollowerForwardsTheTokenWithActions(t *testing.T) {
 }
 
 func TestInternalSessionEndpointServesOnlyForwardedWellFormedCommands(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
 	e.do("POST", "/v1/worlds", arenaBody)
-	fwd := []string{HeaderForwarded, "1"}
+	fwd := []string{edge.HeaderForwarded, "1"}
 	hash := strings.Repeat("ab", fsm.TokenHashLen)
-	e.requireError(403, CodeForbidden, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann"}`)
+	e.requireError(403, edge.CodeForbidden, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann"}`)
 	e.requireError(404, fsm.CodeNotFound, "POST", "/v1/worlds/arena/sessions/dance", `{"id":"s1"}`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/sessions/ack", `{"id":`, fwd...)
 	e.requireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann","token_hash":"zz"}`, fwd...)
-	e.requireError(401, CodeUnauthorized, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann","token_hash":"`+hash+`"}`, fwd...)
+	e.requireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann","token_hash":"`+hash+`"}`, fwd...)
 	tok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("bob"))
-	e.requireError(403, CodeForbidden, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann"}`, HeaderForwarded, "1", "Authorization", tok)
-	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"bob","token_hash":"`+hash+`"}`, HeaderForwarded, "1", "Authorization", tok)
+	e.requireError(403, edge.CodeForbidden, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann"}`, edge.HeaderForwarded, "1", "Authorization", tok)
+	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"bob","token_hash":"`+hash+`"}`, edge.HeaderForwarded, "1", "Authorization", tok)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, "s1", m["id"])
 	e.requireError(404, fsm.CodeSessionUnknown, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s9","seq":1}`, fwd...)
-	fake.leader.Store(false)
-	e.requireError(503, CodeNotLeader, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1","seq":1}`, fwd...)
+	fake.LeaderFlag.Store(false)
+	e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1","seq":1}`, fwd...)
 }
 
 func TestPlayOnANodeWithoutAReachableLeaderClosesWith4503(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, fastPlay)
 	e.do("POST", "/v1/worlds", arenaBody)
-	fake.leader.Store(false)
+	fake.LeaderFlag.Store(false)
 	for what, addr := range map[string]string{
 		"no leader":   "",
 		"bad address": "bad host:1",
 		"unreachable": freeAddr(t),
 	} {
 		t.Run(what, func(t *testing.T) {
-			fake.setLeader("n9", addr)
+			fake.SetLeader("n9", addr)
 			c := dialPlay(t, e.wsURL("arena"))
 			wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
-			wsClosed(t, c, 4503, CodeNotLeader)
+			wsClosed(t, c, 4503, edge.CodeNotLeader)
 		})
 	}
 	// A leader that answers garbage is an internal error.
@@ -108,79 +110,79 @@ func TestPlayOnANodeWithoutAReachableLeaderClosesWith4503(t *testing.T) {
 		_, _ = w.Write([]byte("teapot"))
 	}))
 	defer junk.Close()
-	fake.setLeader("n9", junk.URL)
+	fake.SetLeader("n9", junk.URL)
 	c := dialPlay(t, e.wsURL("arena"))
 	wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
-	wsClosed(t, c, websocket.StatusInternalError, CodeInternal)
-	_, err := e.srv.session(context.Background(), fsm.CmdSessionAck, &fsm.SessionCmd{World: "arena", ID: "s"}, "")
-	var re *remoteError
+	wsClosed(t, c, websocket.StatusInternalError, edge.CodeInternal)
+	_, err := e.srv.Session(context.Background(), fsm.CmdSessionAck, &fsm.SessionCmd{World: "arena", ID: "s"}, "")
+	var re *edge.RemoteError
 	require.ErrorAs(t, err, &re)
-	require.Equal(t, http.StatusTeapot, re.status)
-	require.Equal(t, CodeInternal, re.code)
+	require.Equal(t, http.StatusTeapot, re.Status)
+	require.Equal(t, edge.CodeInternal, re.Code)
 }
 
 func TestPlayOnAFollowerThatLagsGivesUpAfterTheRequestTimeout(t *testing.T) {
 	// The leader (here: a fake leader behind another edge) opens the
 	// session, but this node never applies it.
-	leader := newFake()
+	leader := apitest.NewFake()
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
-	lagging := newFake()
+	lagging := apitest.NewFake()
 	// Long enough for the forward to the leader on a loaded machine.
 	e := newEnv(t, lagging, func(c *Config) { c.RequestTimeout = time.Second })
-	lagging.leader.Store(false)
-	lagging.setLeader("n1", le.ts.Listener.Addr().String())
+	lagging.LeaderFlag.Store(false)
+	lagging.SetLeader("n1", le.ts.Listener.Addr().String())
 	c := dialPlay(t, e.wsURL("arena"))
 	wsSend(t, c, map[string]any{"type": "hello", "player": "ann"})
-	wsClosed(t, c, 4503, CodeNotLeader)
+	wsClosed(t, c, 4503, edge.CodeNotLeader)
 }
 
 func TestActOnLeaderRetriesOnTheLeaderWhenLeadershipMovesMidCall(t *testing.T) {
-	leader := newFake()
+	leader := apitest.NewFake()
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
-	me := newFake()
+	me := apitest.NewFake()
 	e := newEnv(t, me)
-	me.setLeader("n1", le.ts.Listener.Addr().String())
-	me.set(func(f *fakeBackend) {
-		f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
-			f.leader.Store(false) // deposed while proposing
+	me.SetLeader("n1", le.ts.Listener.Addr().String())
+	me.Set(func(f *apitest.Fake) {
+		f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) {
+			f.LeaderFlag.Store(false) // deposed while proposing
 			return nil, false, store.ErrNotLeader
 		}
-		f.sessErr = nil
+		f.SessErr = nil
 	})
-	a, err := decodeAction([]byte(actBody("ann", 1)), "arena", "")
+	a, err := edge.DecodeAction([]byte(actBody("ann", 1)), "arena", "")
 	require.NoError(t, err)
-	ev, err := e.srv.actOnLeader(context.Background(), a, json.RawMessage(actBody("ann", 1)), "")
+	ev, err := e.srv.ActOnLeader(context.Background(), a, json.RawMessage(actBody("ann", 1)), "")
 	require.NoError(t, err)
 	require.Equal(t, "ann", ev.Player)
 	// Other errors of a local leader stay.
-	me.leader.Store(true)
-	me.set(func(f *fakeBackend) {
-		f.actHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return nil, false, errors.New("boom") }
+	me.LeaderFlag.Store(true)
+	me.Set(func(f *apitest.Fake) {
+		f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return nil, false, errors.New("boom") }
 	})
-	_, err = e.srv.actOnLeader(context.Background(), a, nil, "")
+	_, err = e.srv.ActOnLeader(context.Background(), a, nil, "")
 	require.EqualError(t, err, "boom")
 }
 
 func TestSessionAdminRefusesOversizedBodies(t *testing.T) {
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake, func(c *Config) { c.MaxBodyBytes, c.MaxBatchBodyBytes = 64, 64 })
 	big := `{"id":"` + strings.Repeat("x", 100) + `"}`
-	e.requireError(413, CodeTooLarge, "POST", "/v1/worlds/arena/sessions/ack", big, HeaderForwarded, "1")
-	e.requireError(413, CodeTooLarge, "POST", "/v1/worlds/arena/sessions:import", big)
+	e.requireError(413, edge.CodeTooLarge, "POST", "/v1/worlds/arena/sessions/ack", big, edge.HeaderForwarded, "1")
+	e.requireError(413, edge.CodeTooLarge, "POST", "/v1/worlds/arena/sessions:import", big)
 }
 
 func TestImportMovesToTheLeaderWhenLeadershipMovesBeforeTheFirstPlayer(t *testing.T) {
-	leader := newFake()
+	leader := apitest.NewFake()
 	le := newEnv(t, leader)
 	le.do("POST", "/v1/worlds", arenaBody)
-	me := newFake()
+	me := apitest.NewFake()
 	e := newEnv(t, me)
-	me.setLeader("n1", le.ts.Listener.Addr().String())
-	me.set(func(f *fakeBackend) {
-		f.sessHook = func() error {
-			f.leader.Store(false) // deposed while proposing
+	me.SetLeader("n1", le.ts.Listener.Addr().String())
+	me.Set(func(f *apitest.Fake) {
+		f.SessHook = func() error {
+			f.LeaderFlag.Store(false) // deposed while proposing
 			return store.ErrNotLeader
 		}
 	})
@@ -188,11 +190,11 @@ func TestImportMovesToTheLeaderWhenLeadershipMovesBeforeTheFirstPlayer(t *testin
 	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions:import", file)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, float64(1), m["imported"])
-	require.Equal(t, 1, leader.forwarded)
+	require.Equal(t, 1, leader.Forwarded)
 	// A later failure says how far the import got.
-	me.leader.Store(true)
-	me.set(func(f *fakeBackend) { f.sessHook = func() error { return store.ErrOverloaded } })
-	e.requireError(429, CodeOverloaded, "POST", "/v1/worlds/arena/sessions:import", file)
+	me.LeaderFlag.Store(true)
+	me.Set(func(f *apitest.Fake) { f.SessHook = func() error { return store.ErrOverloaded } })
+	e.requireError(429, edge.CodeOverloaded, "POST", "/v1/worlds/arena/sessions:import", file)
 }
 
 func TestCallLeaderReportsATruncatedAnswerAsOutcomeUnknown(t *testing.T) {
@@ -201,11 +203,11 @@ func TestCallLeaderReportsATruncatedAnswerAsOutcomeUnknown(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":`))
 	}))
 	defer cut.Close()
-	fake := newFake()
+	fake := apitest.NewFake()
 	e := newEnv(t, fake)
-	fake.leader.Store(false)
-	fake.setLeader("n9", cut.URL)
-	_, err := e.srv.session(context.Background(), fsm.CmdSessionAck, &fsm.SessionCmd{World: "arena", ID: "s"}, "")
+	fake.LeaderFlag.Store(false)
+	fake.SetLeader("n9", cut.URL)
+	_, err := e.srv.Session(context.Background(), fsm.CmdSessionAck, &fsm.SessionCmd{World: "arena", ID: "s"}, "")
 	require.ErrorIs(t, err, store.ErrOutcomeUnknown)
 }
 
@@ -218,7 +220,7 @@ func TestPlayRefusesBeforeTheUpgradeAndEndsOnHelloTimeoutPongsAndAClosedStore(t 
 	require.Equal(t, http.StatusUpgradeRequired, code)
 	// No hello in time: a timeout the client may resume after, not bad input.
 	c := dialPlay(t, n.env.wsURL("arena"))
-	wsClosed(t, c, 4408, CodeIdle)
+	wsClosed(t, c, 4408, edge.CodeIdle)
 	// A resume without a session name.
 	c = dialPlay(t, n.env.wsURL("arena"))
 	wsSend(t, c, map[string]any{"type": "resume", "player": "ann", "session": ""})
@@ -228,10 +230,10 @@ func TestPlayRefusesBeforeTheUpgradeAndEndsOnHelloTimeoutPongsAndAClosedStore(t 
 	welcome(t, c, "ann")
 	wsSend(t, c, map[string]any{"type": "pong", "t": time.Now().UnixNano()})
 	require.NoError(t, n.st.Close(context.Background()))
-	wsClosed(t, c, 4503, CodeUnavailable)
+	wsClosed(t, c, 4503, edge.CodeUnavailable)
 	// A closing server refuses new connections.
 	n.env.srv.Close()
-	n.env.requireError(503, CodeUnavailable, "GET", "/v1/worlds/arena/play", "")
+	n.env.requireError(503, edge.CodeUnavailable, "GET", "/v1/worlds/arena/play", "")
 }
 
 func TestNewFailsWhenThePlayMetricsAreTaken(t *testing.T) {

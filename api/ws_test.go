@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -165,7 +166,7 @@ func TestPlayWelcomesPushesEventsAndAnswersActionsAndPings(t *testing.T) {
 	m := wsRecv(t, c)
 	require.Equal(t, "error", m["type"])
 	require.Equal(t, float64(7), m["seq"])
-	require.Equal(t, CodeForbidden, m["code"])
+	require.Equal(t, edge.CodeForbidden, m["code"])
 	// A malformed action is an error answer too.
 	wsSend(t, c, map[string]any{"type": "action", "action": map[string]any{"seq": 8, "ops": []any{}}})
 	m = wsRecv(t, c)
@@ -238,11 +239,11 @@ func TestPlayANewerConnectionOfTheSessionReplacesTheOlder(t *testing.T) {
 	c2 := dialPlay(t, n.env.wsURL("arena"))
 	wsSend(t, c2, map[string]any{"type": "resume", "player": "ann", "session": w["session"], "resume_token": w["resume_token"]})
 	require.Equal(t, "welcome", wsRecv(t, c2)["type"])
-	wsClosed(t, c, 4409, CodeSessionReplaced)
+	wsClosed(t, c, 4409, edge.CodeSessionReplaced)
 	// A fresh hello of the same player replaces the session itself.
 	c3 := dialPlay(t, n.env.wsURL("arena"))
 	welcome(t, c3, "ann")
-	wsClosed(t, c2, 4409, CodeSessionReplaced)
+	wsClosed(t, c2, 4409, edge.CodeSessionReplaced)
 }
 
 func TestPlayClosesMalformedAndOversizedMessagesWithACode(t *testing.T) {
@@ -313,7 +314,7 @@ func TestPlayRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 		t.Run(what, func(t *testing.T) {
 			c := dialPlay(t, url)
 			wsSend(t, c, map[string]any{"type": "hello", "token": tok})
-			wsClosed(t, c, 4401, CodeUnauthorized)
+			wsClosed(t, c, 4401, edge.CodeUnauthorized)
 			if tok != "" {
 				// In the upgrade's header, refused before the upgrade.
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -328,7 +329,7 @@ func TestPlayRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 	// A token for ann cannot play as bob.
 	c := dialPlay(t, url)
 	wsSend(t, c, map[string]any{"type": "hello", "token": good, "player": "bob"})
-	wsClosed(t, c, 4403, CodeForbidden)
+	wsClosed(t, c, 4403, edge.CodeForbidden)
 	// The header's token is enough; actions are the token's player's.
 	c = dialPlay(t, url, "Authorization", "Bearer "+good)
 	wsSend(t, c, map[string]any{"type": "hello"})
@@ -408,7 +409,7 @@ func TestPlaySlowConsumerIsCutOffWithoutSlowingOthers(t *testing.T) {
 		var ce websocket.CloseError
 		if errors.As(err, &ce) {
 			require.Equal(t, websocket.StatusCode(4429), ce.Code, "reason: %s", ce.Reason)
-			require.True(t, strings.HasPrefix(ce.Reason, CodeSlowConsumer), "reason %q", ce.Reason)
+			require.True(t, strings.HasPrefix(ce.Reason, edge.CodeSlowConsumer), "reason %q", ce.Reason)
 		} else {
 			require.NotErrorIs(t, err, context.DeadlineExceeded, "the slow connection stayed open")
 		}
@@ -422,7 +423,7 @@ func TestPlayConnectionsEndWithGoingAwayWhenTheServerCloses(t *testing.T) {
 	c := dialPlay(t, n.env.wsURL("arena"))
 	welcome(t, c, "ann")
 	go n.env.srv.Close()
-	wsClosed(t, c, websocket.StatusGoingAway, CodeUnavailable)
+	wsClosed(t, c, websocket.StatusGoingAway, edge.CodeUnavailable)
 }
 
 func TestPlayConfigValidation(t *testing.T) {

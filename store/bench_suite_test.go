@@ -157,7 +157,7 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration) sui
 	case "raw-raft":
 		n = 3
 		r := newRawGroup(t, n)
-		m := newMetrics(nil, nil)
+		m := newMetrics()
 		b := newBatcher(DefaultConfig().Batch, r, 10*time.Second, m)
 		t.Cleanup(b.close)
 		op = func(ctx context.Context, w int, seq uint64) error {

@@ -14,10 +14,26 @@ import (
 type Config struct {
 	ID        string // Raft server id; unique in the cluster
 	Dir       string // data directory (raft log, snapshots, event archive)
-	RaftAddr  string // address the Raft transport listens on
-	Advertise string // address peers dial; defaults to RaftAddr
+	RaftAddr  string // address the Raft transport listens on (unless StreamLayer or Transport is set)
+	Advertise string // address peers dial; defaults to RaftAddr, else the transport's address
 	HTTPAddr  string // this node's HTTP address, replicated for forwarding
 	Region    string // region name; also the CRDT replica id of worlds created here
+
+	// GroupID names the Raft group this Store is a member of; 0 is the
+	// node's first group (the only one before shards). It is the "group"
+	// label of the Store's metrics, so Stores of different groups share a
+	// registry.
+	GroupID uint64
+
+	// StreamLayer, when set, carries the group's Raft connections instead
+	// of a listener of the Store's own on RaftAddr (shard.Mux gives each
+	// group one over a shared port). The Store builds its transport on it.
+	StreamLayer raft.StreamLayer
+	// Transport, when set, is used as it is (tests: raft.InmemTransport).
+	// It resolves peers' addresses itself: ResolvePeer and the node table
+	// are not consulted. At most one of StreamLayer and Transport is set;
+	// New takes ownership of it (closes it on Close, or when New fails).
+	Transport raft.Transport
 
 	// Bootstrap makes a node with no Raft state form a one-node cluster.
 	// A node with existing state never bootstraps.
@@ -125,7 +141,10 @@ func (c Config) Validate() error {
 	if c.Dir == "" {
 		errs = append(errs, errors.New("config.Dir is required"))
 	}
-	if c.RaftAddr == "" {
+	switch {
+	case c.StreamLayer != nil && c.Transport != nil:
+		errs = append(errs, errors.New("config.StreamLayer and config.Transport: set at most one"))
+	case c.RaftAddr == "" && c.StreamLayer == nil && c.Transport == nil:
 		errs = append(errs, errors.New("config.RaftAddr is required"))
 	}
 	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 {
@@ -150,6 +169,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store config: %w", err)
 	}
 	return nil
+}
+
+// closeInjected closes the injected StreamLayer or Transport: New owns them
+// even when it fails before it built the transport.
+func (c Config) closeInjected() {
+	if c.StreamLayer != nil {
+		c.StreamLayer.Close()
+	}
+	if c.Transport != nil {
+		_ = closeTransport(c.Transport)
+	}
 }
 
 func (c Config) raftConfig() *raft.Config {

@@ -21,7 +21,7 @@ func TestDiskStallDetectorReportsAWriteThatHangsAndOnlyThat(t *testing.T) {
 	release := make(chan struct{})
 	st := &stallStores{LogStore: &blockingLogs{release: release}, stable: raft.NewInmemStore()}
 	stalled := make(chan time.Duration, 1)
-	s := &Store{stop: make(chan struct{}), metrics: newMetrics(nil, nil), log: testLogger(),
+	s := &Store{stop: make(chan struct{}), metrics: newMetrics(), log: testLogger(),
 		cfg: Config{OnDiskStall: func(d time.Duration) { stalled <- d }}}
 
 	// Quick writes never trip it.
@@ -56,7 +56,7 @@ func TestDiskStallDetectorReportsAWriteThatHangsAndOnlyThat(t *testing.T) {
 
 func TestDiskStallDetectorStopsWithTheStore(t *testing.T) {
 	st := &stallStores{LogStore: raft.NewInmemStore(), stable: raft.NewInmemStore()}
-	s := &Store{stop: make(chan struct{}), metrics: newMetrics(nil, nil), log: testLogger(),
+	s := &Store{stop: make(chan struct{}), metrics: newMetrics(), log: testLogger(),
 		cfg: Config{OnDiskStall: func(time.Duration) { t.Error("no stall here") }}}
 	ended := make(chan struct{})
 	go func() {

@@ -1,6 +1,13 @@
 package store
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics are the store's Prometheus collectors.
 type metrics struct {
@@ -14,9 +21,13 @@ type metrics struct {
 	diskStall     prometheus.Gauge
 	fairHeld      prometheus.Counter
 	fairReordered prometheus.Counter
+
+	raft       atomic.Pointer[raft.Raft] // for the commit index gauge, once started
+	reg        prometheus.Registerer     // where register put the collectors
+	registered []prometheus.Collector
 }
 
-func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
+func newMetrics() *metrics {
 	m := &metrics{
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "gsd_batch_commands", Help: "Commands per proposed log entry.",
@@ -53,14 +64,42 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Name: "gsd_fair_reordered_total", Help: "Held actions proposed at another position than their arrival order.",
 		}),
 	}
-	if reg == nil {
-		return m
-	}
-	reg.MustRegister(m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered,
+	return m
+}
+
+// register registers the collectors, and the index gauges of s's adapter
+// and (once started) raft, on reg with the store's group as the const label
+// "group", so that the Stores of several groups share a registry. A
+// collision (a second Store of the same group on reg) is an error, and
+// nothing of this Store stays registered.
+func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
+	reg = prometheus.WrapRegistererWith(prometheus.Labels{"group": strconv.FormatUint(s.cfg.GroupID, 10)}, reg)
+	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
-			func() float64 { return float64(s.raft.CommitIndex()) }),
+			func() float64 {
+				if r := m.raft.Load(); r != nil {
+					return float64(r.CommitIndex())
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_applied_index", Help: "Index the FSM finished applying."},
 			func() float64 { return float64(s.adapter.appliedIndex()) }),
-	)
-	return m
+	}
+	m.reg = reg
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			m.unregister()
+			return fmt.Errorf("register metrics of group %d: %w", s.cfg.GroupID, err)
+		}
+		m.registered = append(m.registered, c)
+	}
+	return nil
+}
+
+// unregister undoes register: on Close, and when New fails.
+func (m *metrics) unregister() {
+	for _, c := range m.registered {
+		m.reg.Unregister(c)
+	}
+	m.registered = nil
 }

@@ -31,7 +31,7 @@ type Store struct {
 	arch    *archive
 
 	raft      *raft.Raft
-	transport *raft.NetworkTransport
+	transport raft.Transport
 	logStore  *raftboltdb.BoltStore
 	batcher   *batcher
 	metrics   *metrics
@@ -50,33 +50,53 @@ type Store struct {
 
 // New opens (or creates) the node's data in cfg.Dir and starts Raft. A node
 // with no Raft state and cfg.Bootstrap forms a one-node cluster; a node with
-// state rejoins its cluster from it.
+// state rejoins its cluster from it. reg, when not nil, gets the Store's
+// metrics labelled with cfg.GroupID.
 func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
+		cfg.closeInjected()
 		return nil, err
 	}
-	if cfg.Advertise == "" {
+	if cfg.Advertise == "" && cfg.StreamLayer == nil && cfg.Transport == nil {
 		cfg.Advertise = cfg.RaftAddr
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		cfg.closeInjected()
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), stop: make(chan struct{}), reported: make(map[string]fsm.Versions)}
+	log := cfg.Logger.With("node", cfg.ID)
+	if cfg.GroupID != 0 {
+		log = log.With("group", cfg.GroupID)
+	}
+	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), reported: make(map[string]fsm.Versions)}
 	var err error
 	if s.fsm, err = fsm.New(cfg.FSM); err != nil {
+		cfg.closeInjected()
 		return nil, err
 	}
 	if s.arch, err = openArchive(filepath.Join(cfg.Dir, "events.db"), s.log); err != nil {
+		cfg.closeInjected()
 		return nil, err
 	}
 	s.feed = newFeed(s.arch, cfg.TailSize, s.log)
 	s.adapter = newFSMAdapter(s.fsm, s.feed)
+	s.metrics = newMetrics()
+	if reg != nil {
+		// Before Raft starts, so that a collision leaves no Raft state behind.
+		if err := s.metrics.register(reg, s); err != nil {
+			cfg.closeInjected()
+			s.feed.close()
+			s.arch.close()
+			return nil, err
+		}
+	}
 	if err := s.openRaft(); err != nil {
+		s.metrics.unregister()
 		s.feed.close()
 		s.arch.close()
 		return nil, err
 	}
-	s.metrics = newMetrics(reg, s)
+	s.metrics.raft.Store(s.raft)
 	s.batcher = newBatcher(cfg.Batch, s.raft, cfg.ApplyTimeout, s.metrics)
 	s.batcher.fairness = s.fsm.Fair
 	s.wg.Add(2)
@@ -95,10 +115,24 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) openRaft() error {
+// openRaft opens the log and snapshot stores and the transport and starts
+// Raft. When it fails, what it opened is closed, the injected transport too.
+func (s *Store) openRaft() (err error) {
 	cfg := s.cfg
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}})
-	var err error
+	defer func() {
+		if err == nil {
+			return
+		}
+		if s.transport != nil {
+			_ = closeTransport(s.transport)
+		} else {
+			cfg.closeInjected()
+		}
+		if s.logStore != nil {
+			s.logStore.Close()
+		}
+	}()
 	s.logStore, err = raftboltdb.New(raftboltdb.Options{
 		Path: filepath.Join(cfg.Dir, "raft.db"), NoSync: cfg.NoSync,
 		// Fail instead of waiting forever when another process holds the file.
@@ -109,24 +143,13 @@ func (s *Store) openRaft() error {
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, max(cfg.SnapshotRetain, 1), hlog)
 	if err != nil {
-		s.logStore.Close()
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
-	if err != nil {
-		s.logStore.Close()
-		return fmt.Errorf("resolve advertise address %q: %w", cfg.Advertise, err)
+	if s.transport, err = s.newTransport(hlog); err != nil {
+		return err
 	}
-	s.transport, err = raft.NewTCPTransportWithConfig(cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
-		ServerAddressProvider: addrProvider{s},
-		Logger:                hlog,
-		MaxPool:               3,
-		Timeout:               10 * time.Second,
-		MaxRPCsInFlight:       raftMaxRPCsInFlight,
-	})
-	if err != nil {
-		s.logStore.Close()
-		return fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	if s.cfg.Advertise == "" {
+		s.cfg.Advertise = string(s.transport.LocalAddr())
 	}
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
@@ -135,14 +158,10 @@ func (s *Store) openRaft() error {
 	logs, stable = s.stall, s.stall
 	hasState, err := raft.HasExistingState(logs, stable, snapStore)
 	if err != nil {
-		s.transport.Close()
-		s.logStore.Close()
 		return fmt.Errorf("inspect raft state: %w", err)
 	}
 	s.raft, err = raft.NewRaft(rc, s.adapter, logs, stable, snapStore, s.transport)
 	if err != nil {
-		s.transport.Close()
-		s.logStore.Close()
 		return fmt.Errorf("start raft: %w", err)
 	}
 	if f := s.raft.GetConfiguration(); f.Error() == nil {
@@ -155,10 +174,49 @@ func (s *Store) openRaft() error {
 		}}})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			s.raft.Shutdown()
-			s.transport.Close()
-			s.logStore.Close()
 			return fmt.Errorf("bootstrap: %w", err)
 		}
+	}
+	return nil
+}
+
+// newTransport returns the group's Raft transport: the injected one, one on
+// the injected stream layer, or one with a TCP listener of its own.
+func (s *Store) newTransport(hlog hclog.Logger) (raft.Transport, error) {
+	cfg := s.cfg
+	if cfg.Transport != nil {
+		return cfg.Transport, nil
+	}
+	tc := &raft.NetworkTransportConfig{
+		ServerAddressProvider: addrProvider{s},
+		Logger:                hlog,
+		MaxPool:               3,
+		Timeout:               10 * time.Second,
+		MaxRPCsInFlight:       raftMaxRPCsInFlight,
+	}
+	if cfg.StreamLayer != nil {
+		tc.Stream = cfg.StreamLayer
+		return raft.NewNetworkTransportWithConfig(tc), nil
+	}
+	adv, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+	if err != nil {
+		return nil, fmt.Errorf("resolve advertise address %q: %w", cfg.Advertise, err)
+	}
+	t, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, adv, tc)
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	return t, nil
+}
+
+// closeTransport closes t, and first its pooled outgoing connections, so
+// that peers' handlers see EOF.
+func closeTransport(t raft.Transport) error {
+	if nt, ok := t.(*raft.NetworkTransport); ok {
+		nt.CloseStreams()
+	}
+	if c, ok := t.(raft.WithClose); ok {
+		return c.Close()
 	}
 	return nil
 }
@@ -333,11 +391,10 @@ func (s *Store) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}
 	s.wg.Wait()
-	// Close pooled outgoing connections too, so peers' handlers see EOF.
-	s.transport.CloseStreams()
-	if err := s.transport.Close(); err != nil {
+	if err := closeTransport(s.transport); err != nil {
 		errs = append(errs, err)
 	}
+	s.metrics.unregister() // the group may open again on the same registry
 	s.feed.close()
 	if err := s.arch.close(); err != nil {
 		errs = append(errs, err)

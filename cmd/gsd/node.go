@@ -17,6 +17,7 @@ import (
 	"github.com/gsd-dev/gsd/api"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -113,6 +114,19 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	// The Go runtime's figures (heap, goroutines), e.g. for gsdctl bench's
 	// memory per play connection.
 	reg.MustRegister(collectors.NewGoCollector())
+	// Raft listens through the mux: today's one group is group 0, whose
+	// connections carry no group header, so peers running an older gsd
+	// (a plain raft TCP transport on the same address) interoperate.
+	mcfg := shard.DefaultMuxConfig()
+	mcfg.Addr, mcfg.Advertise, mcfg.Logger = o.raftAddr, o.raftAdvertise, log
+	mux, err := shard.NewMux(mcfg, reg)
+	if err != nil {
+		return fmt.Errorf("start store: raft transport on %s: %w", o.raftAddr, err)
+	}
+	defer mux.Close() // after the store, which closes its group's layer
+	if scfg.StreamLayer, err = mux.Listen(0); err != nil {
+		return fmt.Errorf("start store: %w", err)
+	}
 	st, err := store.New(scfg, reg)
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)

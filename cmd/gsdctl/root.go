@@ -122,6 +122,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.benchCmd(),
 		a.sessionCmd(),
 		a.drainCmd(),
+		a.auditCmd(),
 	}
 }
 

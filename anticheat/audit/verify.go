@@ -1,0 +1,376 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+	"sort"
+
+	"github.com/gsd-dev/gsd/wire"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The kinds of problems VerifyLog finds.
+const (
+	Modified  = "modified"  // an event of the log whose content changed
+	Removed   = "removed"   // an event of the log missing from the export
+	Inserted  = "inserted"  // a line that is no event of the log
+	Reordered = "reordered" // an event of the log out of its place
+	Malformed = "malformed" // a line that is not an event
+)
+
+// Limits of VerifyLog: one line of an export, and the events a checkpoint
+// may cover (the verifier holds about 40 bytes per event).
+const (
+	MaxLineBytes    = 16 << 20
+	MaxVerifyEvents = 1 << 26
+)
+
+// ErrLeaves: leaf hashes given to VerifyLog that are not the checkpoint's.
+var ErrLeaves = errors.New("gsd/audit: leaf hashes do not match the checkpoint")
+
+// Problem is one difference between an exported log and the log a
+// checkpoint commits to.
+type Problem struct {
+	Kind   string `json:"kind"`
+	Seq    uint64 `json:"seq,omitempty"`  // the seq concerned (0: some event, unnamed)
+	To     uint64 `json:"to,omitempty"`   // the last of a run of seqs from Seq: removed ones, or where a change is
+	Line   int    `json:"line,omitempty"` // the export's line, from 1 (0: none, e.g. removed)
+	Detail string `json:"detail,omitempty"`
+}
+
+// String describes the problem on one line.
+func (p Problem) String() string {
+	s := p.Kind
+	switch {
+	case p.To > p.Seq:
+		s += fmt.Sprintf(": seqs %d to %d", p.Seq, p.To)
+	case p.Seq != 0:
+		s += fmt.Sprintf(": seq %d", p.Seq)
+	}
+	if p.Line != 0 {
+		s += fmt.Sprintf(" (line %d)", p.Line)
+	}
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// Report is what VerifyLog found.
+type Report struct {
+	Checkpoint Checkpoint
+	Lines      int  // event lines read
+	Beyond     int  // events after the checkpoint's size: not covered by it
+	Named      bool // leaf hashes were given: every changed event is named
+	Problems   []Problem
+}
+
+// OK reports whether the export holds exactly the checkpoint's events in
+// order (events after its size aside).
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// VerifyLog checks an exported log against a checkpoint (opened, so
+// signed by a trusted key): NDJSON, one event per line as the event stream
+// sends them, from seq 1. Every event of seqs 1 to cp.Size must be there
+// once, in order, unchanged; later events are counted, not checked.
+//
+// Without leaves, removed, inserted (a seq repeated) and reordered events
+// are named by their seqs, and a changed content is found by the root
+// hash, but not named: 32 bytes of root cannot say which leaf differs.
+// Earlier checkpoints of the same world narrow it down: the change is
+// after the largest one the export agrees with and at or before the
+// smallest one it does not (named exactly when they are one event apart).
+// With leaves, the checkpoint's leaf hashes (Log.LeafHashes, from any
+// copy of the log: VerifyLog checks them against the root), every problem
+// is named: an event whose leaf is in the tree is genuine, and the others
+// are modified (their seq's leaf is unmatched) or inserted.
+func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkpoint) (Report, error) {
+	rep := Report{Checkpoint: cp, Named: leaves != nil}
+	if cp.Size < 0 || cp.Size > MaxVerifyEvents {
+		return rep, fmt.Errorf("gsd/audit: a checkpoint of %d events, outside the 0 to %d one verification holds", cp.Size, MaxVerifyEvents)
+	}
+	if leaves != nil && (int64(len(leaves)) != cp.Size || rootOf(leaves) != cp.Root) {
+		return rep, fmt.Errorf("%w: %d leaf hashes for a checkpoint of %d", ErrLeaves, len(leaves), cp.Size)
+	}
+	earlier = slices.Clone(earlier)
+	slices.SortFunc(earlier, func(a, b Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
+	for i, e := range earlier {
+		if e.Origin != cp.Origin || e.Size < 1 || e.Size > cp.Size {
+			return rep, fmt.Errorf("%w: %s of %d events is no earlier checkpoint of %s of %d", ErrCheckpoint, e.Origin, e.Size, cp.Origin, cp.Size)
+		}
+		next := cp
+		if i+1 < len(earlier) {
+			next = earlier[i+1]
+		}
+		if e.Size == next.Size && e.Root != next.Root {
+			return rep, fmt.Errorf("%w: two checkpoints of %d events with different roots: the log forked", ErrCheckpoint, e.Size)
+		}
+	}
+	var lines []logLine
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
+	for n := 1; sc.Scan(); n++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		e, err := decodeEvent(b)
+		if err != nil {
+			rep.Problems = append(rep.Problems, Problem{Kind: Malformed, Line: n, Detail: "not an event: " + err.Error()})
+			continue
+		}
+		rep.Lines++
+		if e.Seq > uint64(cp.Size) {
+			rep.Beyond++
+			continue
+		}
+		lines = append(lines, logLine{n: n, seq: e.Seq, world: e.World, hash: LeafHash(&e)})
+	}
+	if err := sc.Err(); err != nil {
+		return rep, fmt.Errorf("read log: %w", err)
+	}
+	if leaves != nil {
+		rep.Problems = append(rep.Problems, named(lines, leaves)...)
+	} else {
+		rep.Problems = append(rep.Problems, structural(lines, cp, earlier)...)
+	}
+	slices.SortStableFunc(rep.Problems, func(a, b Problem) int {
+		if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Line, b.Line)
+	})
+	return rep, nil
+}
+
+// decodeEvent decodes one line of an export. A key the event does not
+// have is refused: the leaf would not cover it, and a reader might trust
+// it.
+func decodeEvent(b []byte) (wire.Event, error) {
+	var e wire.Event
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&e); err != nil {
+		return e, err
+	}
+	if d.More() {
+		return e, errors.New("more than one JSON value")
+	}
+	if e.Seq == 0 {
+		return e, errors.New("no seq")
+	}
+	return e, nil
+}
+
+// logLine is one event of an export.
+type logLine struct {
+	n     int
+	seq   uint64
+	world string
+	hash  tlog.Hash
+}
+
+// named finds problems by matching each line's leaf hash to the tree's.
+func named(lines []logLine, leaves []tlog.Hash) []Problem {
+	var out []Problem
+	index := make(map[tlog.Hash]int, len(leaves))
+	for i, h := range leaves {
+		index[h] = i
+	}
+	matched := make([]int, len(leaves)) // the line of the leaf's event
+	var inOrder []int                   // matched leaves in line order
+	var lineOf []int
+	var unmatched []logLine
+	for _, l := range lines {
+		i, ok := index[l.hash]
+		switch {
+		case !ok:
+			unmatched = append(unmatched, l)
+		case matched[i] != 0:
+			out = append(out, Problem{Kind: Inserted, Seq: l.seq, Line: l.n, Detail: fmt.Sprintf("a copy of the event at line %d", matched[i])})
+		default:
+			matched[i] = l.n
+			inOrder = append(inOrder, i)
+			lineOf = append(lineOf, l.n)
+		}
+	}
+	out = append(out, reordered(inOrder, lineOf)...)
+	claimed := make([]bool, len(leaves))
+	for _, l := range unmatched {
+		i := l.seq - 1
+		if matched[i] == 0 && !claimed[i] {
+			claimed[i] = true
+			out = append(out, Problem{Kind: Modified, Seq: l.seq, Line: l.n, Detail: "its leaf is not the log's"})
+			continue
+		}
+		out = append(out, Problem{Kind: Inserted, Seq: l.seq, Line: l.n, Detail: "not an event of the log"})
+	}
+	return append(out, removed(len(leaves), func(i int) bool { return matched[i] != 0 || claimed[i] })...)
+}
+
+// structural finds problems by the lines' seqs, and a changed content by
+// the roots.
+func structural(lines []logLine, cp Checkpoint, earlier []Checkpoint) []Problem {
+	var out []Problem
+	first := make([]int, cp.Size) // position in lines of each seq's first line, +1
+	hashes := make([]tlog.Hash, cp.Size)
+	var dups []logLine
+	var inOrder, lineOf []int
+	for k, l := range lines {
+		i := l.seq - 1
+		if first[i] != 0 {
+			dups = append(dups, l)
+			continue
+		}
+		first[i] = k + 1
+		hashes[i] = l.hash
+		inOrder = append(inOrder, int(i))
+		lineOf = append(lineOf, l.n)
+		if l.world != cp.Origin {
+			out = append(out, Problem{Kind: Modified, Seq: l.seq, Line: l.n, Detail: fmt.Sprintf("an event of world %q", l.world)})
+		}
+	}
+	out = append(out, reordered(inOrder, lineOf)...)
+	gone := removed(len(first), func(i int) bool { return first[i] != 0 })
+	out = append(out, gone...)
+	complete := len(gone) == 0
+	rootOK := complete && rootOf(hashes) == cp.Root
+	for _, d := range dups {
+		p := Problem{Kind: Inserted, Seq: d.seq, Line: d.n, Detail: fmt.Sprintf("seq %d again (first at line %d)", d.seq, lines[first[d.seq-1]-1].n)}
+		if !rootOK {
+			p.Detail += "; either may be the inserted one"
+		}
+		out = append(out, p)
+	}
+	if complete && !rootOK {
+		out = append(out, changed(lines, first, hashes, cp, earlier))
+	}
+	return out
+}
+
+// changed narrows down where an export whose roots differ from cp's
+// changed, with the earlier checkpoints sorted by size. Once a prefix
+// differs every longer one does, so the smallest that differs is found by
+// bisection.
+func changed(lines []logLine, first []int, hashes []tlog.Hash, cp Checkpoint, earlier []Checkpoint) Problem {
+	k := sort.Search(len(earlier), func(i int) bool { return rootOf(hashes[:earlier[i].Size]) != earlier[i].Root })
+	lo, hi := int64(1), cp.Size
+	if k > 0 {
+		lo = earlier[k-1].Size + 1
+	}
+	if k < len(earlier) {
+		hi = earlier[k].Size
+	}
+	p := Problem{Kind: Modified, Seq: uint64(lo)}
+	switch {
+	case len(earlier) == 0:
+		return Problem{Kind: Modified, Detail: "the events do not hash to the checkpoint's root; give the leaf hashes to name them"}
+	case lo == hi:
+		p.Line = lines[first[lo-1]-1].n
+		p.Detail = fmt.Sprintf("the checkpoints of %d and %d events differ by it", lo-1, hi)
+	default:
+		p.To = uint64(hi)
+		p.Detail = fmt.Sprintf("an event changed after the checkpoint of %d events agreed and by the one of %d; give the leaf hashes to name it", lo-1, hi)
+	}
+	return p
+}
+
+// removed names the runs of leaves among the first n that are not there.
+func removed(n int, there func(i int) bool) []Problem {
+	var out []Problem
+	for i := 0; i < n; i++ {
+		if there(i) {
+			continue
+		}
+		p := Problem{Kind: Removed, Seq: uint64(i) + 1}
+		for i+1 < n && !there(i+1) {
+			i++
+		}
+		if last := uint64(i) + 1; last > p.Seq {
+			p.To = last
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// reordered names the events out of place: those outside a longest run of
+// leaves in increasing order (the fewest that moved).
+func reordered(leaves, lineOf []int) []Problem {
+	keep := increasing(leaves)
+	var out []Problem
+	for k, i := range leaves {
+		if !keep[k] {
+			out = append(out, Problem{Kind: Reordered, Seq: uint64(i) + 1, Line: lineOf[k], Detail: "out of its place in seq order"})
+		}
+	}
+	return out
+}
+
+// increasing marks a longest strictly increasing subsequence of v.
+func increasing(v []int) []bool {
+	tails := []int{} // tails[l]: index in v of the smallest tail of a run of l+1
+	prev := make([]int, len(v))
+	for k, x := range v {
+		l := sort.Search(len(tails), func(j int) bool { return v[tails[j]] >= x })
+		prev[k] = -1
+		if l > 0 {
+			prev[k] = tails[l-1]
+		}
+		if l == len(tails) {
+			tails = append(tails, k)
+		} else {
+			tails[l] = k
+		}
+	}
+	keep := make([]bool, len(v))
+	if len(tails) > 0 {
+		for k := tails[len(tails)-1]; k >= 0; k = prev[k] {
+			keep[k] = true
+		}
+	}
+	return keep
+}
+
+// rootOf returns the RFC 6962 root of leaves.
+func rootOf(leaves []tlog.Hash) tlog.Hash {
+	switch n := len(leaves); n {
+	case 0:
+		h, _ := tlog.TreeHash(0, nil) // the empty tree's: reads nothing
+		return h
+	case 1:
+		return leaves[0]
+	default:
+		k := 1 << (bits.Len(uint(n-1)) - 1) // the largest power of 2 below n
+		return tlog.NodeHash(rootOf(leaves[:k]), rootOf(leaves[k:]))
+	}
+}
+
+// EncodeLeafHashes returns the leaves file of hashes: the 32 bytes of
+// each, in order, nothing else.
+func EncodeLeafHashes(hashes []tlog.Hash) []byte {
+	out := make([]byte, 0, len(hashes)*tlog.HashSize)
+	for _, h := range hashes {
+		out = append(out, h[:]...)
+	}
+	return out
+}
+
+// DecodeLeafHashes parses a leaves file (EncodeLeafHashes).
+func DecodeLeafHashes(b []byte) ([]tlog.Hash, error) {
+	if len(b)%tlog.HashSize != 0 {
+		return nil, fmt.Errorf("%w: %d bytes are not a whole number of %d-byte hashes", ErrLeaves, len(b), tlog.HashSize)
+	}
+	out := make([]tlog.Hash, len(b)/tlog.HashSize)
+	for i := range out {
+		out[i] = tlog.Hash(b[i*tlog.HashSize:])
+	}
+	return out, nil
+}

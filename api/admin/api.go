@@ -1,0 +1,9 @@
+package admin
+
+import "github.com/gsd-dev/gsd/api/edge"
+
+// API serves the admin routes over the edge's shared core.
+type API struct{ *edge.Core }
+
+// New returns the admin routes' handlers over core.
+func New(core *edge.Core) *API { return &API{Core: core} }

@@ -1,0 +1,261 @@
+package streams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// The event streams' fan-out: every NDJSON event stream of one world with
+// the same linger on this node is fed by one fan of Service.fans (package
+// fanout). The fan reads the world's feed once, joins the NDJSON lines of
+// each read (one linger window) into one chunk, and hands the same chunk to
+// every attached stream; a stream writes it with one write and one flush.
+// So a thousand spectators cost one feed read, one encoding per event and
+// one buffer per window, not a thousand of each.
+//
+// A hand-over never blocks the fan: a stream whose queue of chunks is full
+// is detached (its channel closed after the chunks already queued). A
+// detached stream, or one that starts behind the fan (from= an older seq),
+// reads the events it is missing from its own subscription, then attaches
+// again. Each stream keeps its own position and writes each seq once, in
+// order, so the stream's contract (docs/API.md) is the same either way.
+
+// Service serves the event streams over the edge's shared core.
+type Service struct {
+	*edge.Core
+	fans *fanout.Hub // the streams' shared fan-outs, one per world and linger
+}
+
+// New returns the event streams' service over core; queue is each
+// stream's queue of chunks in its fan, 0 meaning fanout.DefaultQueue
+// (tests lower it).
+func New(core *edge.Core, queue int) (*Service, error) {
+	s := &Service{Core: core}
+	cfg := fanout.DefaultConfig()
+	if queue > 0 {
+		cfg.Queue = queue
+	}
+	cfg.Subscribe = func(world string, from uint64) (fanout.Subscription, error) {
+		sub, err := core.Backend().Subscribe(world, from)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return sub, nil
+	}
+	cfg.Encode = core.Wire().NDJSON
+	cfg.OnDetach = core.Metrics().StreamDetaches.Inc
+	var err error
+	if s.fans, err = fanout.New(cfg); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Members returns the fans and attached streams of world on this node.
+func (s *Service) Members(world string) (fans, members int) { return s.fans.Members(world) }
+
+// Close stops the fans; call it after the core's Close has ended the
+// streams (the fans stop with their last stream: it waits for them).
+func (s *Service) Close() { s.fans.Close() }
+
+// done is a context that is always done: Next with it returns the events
+// already waiting, or an error at once.
+var done = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// eventStream is one NDJSON event stream being served: it writes each seq
+// once, in order, from next on, taking the events from its world's fan
+// (s.fans) when it can and from its own subscription when it is
+// behind the fan or was detached from it.
+type eventStream struct {
+	s      *Service
+	out    streamOut
+	world  string
+	linger time.Duration
+	next   uint64 // seq of the next event to write
+}
+
+// serve writes events until the client goes away, the server closes or
+// the stream fails (its last line then holds the error). sub is the
+// stream's own subscription, at next.
+func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
+	key := fanout.Key{World: st.world, Linger: st.linger}
+	for {
+		// Write what is there already (from= an older seq), then take
+		// new events from the fan.
+		if !st.drain(ctx, &sub) {
+			return
+		}
+		m, pos := st.s.fans.Attach(key, st.next)
+		ok := st.catchUp(ctx, pos, &sub) && st.follow(ctx, m.Chunks(), &sub)
+		st.s.fans.Detach(m)
+		if !ok {
+			return
+		}
+		// Detached (too slow) or the fan ended: one round from our own
+		// subscription, which also reports a failure of the feed, then
+		// attach again.
+		if !st.own(ctx, &sub) {
+			return
+		}
+	}
+}
+
+// catchUp writes, from the stream's own subscription, the events before
+// pos that the fan handed out before the stream attached.
+func (st *eventStream) catchUp(ctx context.Context, pos uint64, sub **store.Subscription) bool {
+	if st.next >= pos {
+		return true
+	}
+	return st.readUpTo(ctx, pos, sub) && st.out.Flush() == nil
+}
+
+// readUpTo writes, unflushed, the events before pos from the stream's own
+// subscription (it may return more than those).
+func (st *eventStream) readUpTo(ctx context.Context, pos uint64, sub **store.Subscription) bool {
+	for st.next < pos {
+		if !st.read(ctx, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// follow writes the fan's chunks until the fan lets go of the stream (true)
+// or the stream ends (false).
+func (st *eventStream) follow(ctx context.Context, chunks <-chan *fanout.Chunk, sub **store.Subscription) bool {
+	for {
+		var c *fanout.Chunk
+		select {
+		case c = <-chunks:
+			if c == nil {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+		if c.End() <= st.next {
+			continue // written already
+		}
+		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.Config().StreamWriteTimeout))
+		// Behind the fan: the events before the chunk come from our own
+		// subscription.
+		if !st.readUpTo(ctx, c.First(), sub) {
+			return false
+		}
+		var err error
+		if st.next < c.End() {
+			err = st.out.WriteChunk(c.From(st.next))
+			st.next = c.End()
+		} else {
+			err = st.out.Flush()
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// drain writes the events the stream's own subscription holds already,
+// without waiting for more, and flushes.
+func (st *eventStream) drain(ctx context.Context, sub **store.Subscription) bool {
+	for {
+		var evs []*fsm.Event
+		err := st.sync(sub)
+		if err == nil {
+			evs, err = (*sub).Next(done)
+			if errors.Is(err, context.Canceled) {
+				break // nothing more waiting
+			}
+		}
+		if !st.write(ctx, evs, err) {
+			return false
+		}
+		st.next = (*sub).Position()
+	}
+	return st.out.Flush() == nil
+}
+
+// own writes one batch from the stream's own subscription, waiting for
+// it, then lingers.
+func (st *eventStream) own(ctx context.Context, sub **store.Subscription) bool {
+	if !st.read(ctx, sub) {
+		return false
+	}
+	if err := st.out.Flush(); err != nil {
+		return false
+	}
+	if st.linger > 0 {
+		t := time.NewTimer(st.linger)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// read waits for the next events from the stream's own subscription (moved
+// to next first if the fan's chunks took the stream past it) and writes
+// them unflushed. On a failure it writes the error line and returns false.
+func (st *eventStream) read(ctx context.Context, sub **store.Subscription) bool {
+	var evs []*fsm.Event
+	err := st.sync(sub)
+	if err == nil {
+		evs, err = (*sub).Next(ctx)
+	}
+	if !st.write(ctx, evs, err) {
+		return false
+	}
+	st.next = (*sub).Position()
+	return true
+}
+
+// sync moves the stream's own subscription to next if the fan's chunks
+// took the stream past it.
+func (st *eventStream) sync(sub **store.Subscription) error {
+	if (*sub).Position() == st.next {
+		return nil
+	}
+	s, err := st.s.Backend().Subscribe(st.world, st.next)
+	if err == nil {
+		*sub = s
+	}
+	return err
+}
+
+// write writes events unflushed, or the error line of err.
+func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	_ = st.out.SetWriteDeadline(time.Now().Add(st.s.Config().StreamWriteTimeout))
+	if err != nil {
+		_, body := st.s.ErrorFor(err, false)
+		_ = json.NewEncoder(st.out).Encode(body)
+		_ = st.out.Flush()
+		return false
+	}
+	for _, ev := range evs {
+		line, err := st.s.Wire().Line(ev)
+		if err != nil {
+			return false
+		}
+		if _, err := st.out.Write(line); err != nil {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// auditCmd groups the offline commands of the audit log (docs/ANTICHEAT.md):
+// they read files and talk to no node.
+func (a *app) auditCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Audit keys and offline checks of exported match logs",
+	}
+	cmd.AddCommand(a.auditKeygenCmd(), a.auditVerifyCmd())
+	return cmd
+}
+
+func (a *app) auditKeygenCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen NAME",
+		Short: "Make an ed25519 audit key pair: NAME.key (private) and NAME.pub",
+		Long: `Make an ed25519 audit key pair in the note key format
+(golang.org/x/mod/sumdb/note), one line per file:
+
+  NAME.key  PRIVATE+KEY+<name>+<hash>+<base64 key>   (mode 0600; keep it secret)
+  NAME.pub  <name>+<hash>+<base64 key>               (give it to auditors)
+
+<name>+<hash> is the key id. Existing files are never overwritten.`,
+		Example: `  gsdctl audit keygen gsd-audit-2026
+  gsdctl audit keygen gsd-audit-2026 --out /etc/gsd/audit`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			private, public, err := audit.GenerateKey(args[0])
+			if err != nil {
+				return usageError{err}
+			}
+			prefix := out
+			if prefix == "" {
+				prefix = args[0]
+			}
+			if err := writeNew(prefix+".key", private+"\n", 0o600); err != nil {
+				return err
+			}
+			if err := writeNew(prefix+".pub", public+"\n", 0o644); err != nil {
+				return errors.Join(err, os.Remove(prefix+".key"))
+			}
+			_, err = fmt.Fprintf(a.stdout, "wrote %s.key and %s.pub; key id %s\n", prefix, prefix, idOf(public))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "path prefix of the two files (default: NAME)")
+	return cmd
+}
+
+// idOf returns a public key's id: its first two +-separated parts.
+func idOf(public string) string {
+	v, _ := audit.ParseVerifyingKey(public) // GenerateKey made it
+	return v.ID()
+}
+
+// writeNew writes a file that must not exist yet.
+func writeNew(path, text string, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
+}
+
+// auditReport is verify's JSON output.
+type auditReport struct {
+	OK       bool            `json:"ok"`
+	World    string          `json:"world"`
+	Size     int64           `json:"size"`
+	Root     string          `json:"root"`
+	Signers  []string        `json:"signers"`
+	Lines    int             `json:"lines"`
+	Beyond   int             `json:"beyond"`
+	Named    bool            `json:"named"`
+	Problems []audit.Problem `json:"problems"`
+}
+
+func (a *app) auditVerifyCmd() *cobra.Command {
+	var logFile, leavesFile string
+	var keyFiles, cpFiles []string
+	cmd := &cobra.Command{
+		Use:   "verify --log FILE --checkpoint FILE --key FILE",
+		Short: "Check an exported match log against a signed checkpoint, offline",
+		Long: `Check an exported match log (NDJSON, one event per line, as the event
+stream sends it, from seq 1) against a signed checkpoint of its world, with
+the audit public key(s) that may have signed it. Every event up to the
+checkpoint's size must be there once, in order, unchanged; events after it
+are counted, not checked.
+
+Removed, inserted (a repeated seq) and reordered events are named by seq. A
+changed event is found by the root hash; earlier checkpoints of the world
+(--checkpoint again) narrow down where; to name it, give --leaves, the
+log's leaf hashes (32 bytes each, in seq order) from any copy of the log:
+they are checked against the signed root first. The largest checkpoint is
+the one the log is checked against.
+
+Exit status 0: the log matches. 1: it does not (each problem is listed), or
+an input could not be read.`,
+		Example: `  gsdctl events arena > match.ndjson
+  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key gsd-audit-2026.pub
+  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key old.pub --key new.pub --leaves match.leaves -o json
+  gsdctl audit verify --log match.ndjson --checkpoint at-1000.checkpoint --checkpoint at-500.checkpoint --key gsd-audit-2026.pub`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if logFile == "" || len(cpFiles) == 0 || len(keyFiles) == 0 {
+				return usageError{errors.New("--log, --checkpoint and --key are required")}
+			}
+			var verifiers []note.Verifier
+			for _, f := range keyFiles {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return usageError{err}
+				}
+				v, err := audit.ParseVerifyingKey(string(b))
+				if err != nil {
+					return usageError{fmt.Errorf("%s: %w", f, err)}
+				}
+				verifiers = append(verifiers, v)
+			}
+			// The largest checkpoint first: the log is checked against it.
+			var cps []audit.Checkpoint
+			var signers []string
+			for _, f := range cpFiles {
+				msg, err := os.ReadFile(f)
+				if err != nil {
+					return usageError{err}
+				}
+				cp, names, err := audit.OpenCheckpoint(msg, verifiers...)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				cps = append(cps, cp)
+				if cp.Size >= cps[0].Size {
+					cps[0], cps[len(cps)-1] = cp, cps[0]
+					signers = names
+				}
+			}
+			var leaves []tlog.Hash
+			if leavesFile != "" {
+				b, err := os.ReadFile(leavesFile)
+				if err != nil {
+					return usageError{err}
+				}
+				if leaves, err = audit.DecodeLeafHashes(b); err != nil {
+					return fmt.Errorf("%s: %w", leavesFile, err)
+				}
+			}
+			var log io.Reader = a.stdin
+			if logFile != "-" {
+				f, err := os.Open(logFile)
+				if err != nil {
+					return usageError{err}
+				}
+				defer f.Close()
+				log = f
+			}
+			rep, err := audit.VerifyLog(log, cps[0], leaves, cps[1:]...)
+			if err != nil {
+				return fmt.Errorf("%s: %w", logFile, err)
+			}
+			if err := a.printAuditReport(rep, signers); err != nil {
+				return err
+			}
+			if !rep.OK() {
+				return fmt.Errorf("%s does not match the checkpoint: %d problem(s)", logFile, len(rep.Problems))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&logFile, "log", "", "the exported match log (NDJSON, e.g. from gsdctl events WORLD), or - for stdin")
+	f.StringArrayVar(&cpFiles, "checkpoint", nil, "a signed checkpoint (a note); repeat with earlier ones to narrow down a change")
+	f.StringArrayVar(&keyFiles, "key", nil, "an audit public key file (repeat during a key rotation)")
+	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")
+	return cmd
+}
+
+func (a *app) printAuditReport(rep audit.Report, signers []string) error {
+	root := base64.StdEncoding.EncodeToString(rep.Checkpoint.Root[:])
+	if a.output == "json" {
+		problems := rep.Problems
+		if problems == nil {
+			problems = []audit.Problem{}
+		}
+		return a.printJSON(auditReport{OK: rep.OK(), World: rep.Checkpoint.Origin, Size: rep.Checkpoint.Size, Root: root,
+			Signers: signers, Lines: rep.Lines, Beyond: rep.Beyond, Named: rep.Named, Problems: problems})
+	}
+	w := a.stdout
+	fmt.Fprintf(w, "checkpoint: world %s, %d events, root %s, signed by %v\n", rep.Checkpoint.Origin, rep.Checkpoint.Size, root, signers)
+	fmt.Fprintf(w, "log: %d events", rep.Lines)
+	if rep.Beyond > 0 {
+		fmt.Fprintf(w, ", %d after the checkpoint (not covered)", rep.Beyond)
+	}
+	fmt.Fprintln(w)
+	for _, p := range rep.Problems {
+		fmt.Fprintln(w, p.String())
+	}
+	if rep.OK() {
+		_, err := fmt.Fprintln(w, "ok")
+		return err
+	}
+	return nil
+}

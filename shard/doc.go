@@ -1,0 +1,16 @@
+// Package shard runs many Raft groups on one node. This first slice is the
+// transport: Mux shares one TCP listener among the node's groups. Each
+// group gets a Layer (a raft.StreamLayer) from Mux.Listen, and builds its
+// raft.NetworkTransport on it (store.Config.StreamLayer).
+//
+// A connection for group g > 0 starts with a header naming g (header.go);
+// the accepting Mux reads it and hands the connection to g's Layer. A
+// connection without a header, whose first byte is one of raft's own RPC
+// types, belongs to group 0: group 0 dials without a header too, so a node
+// running group 0 over a Mux speaks exactly the protocol of a plain
+// raft.NewTCPTransport, and clusters that mix old and new binaries keep
+// working.
+//
+// Planned (issue 14): the meta group's shard map, placement, the
+// multi-group Router, world migration, TLS under the mux.
+package shard
