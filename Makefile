@@ -40,7 +40,11 @@ BENCH_PKGS    ?= ./fsm/ ./store/
 JEPSEN_DIR    ?= jepsen-style
 JEPSEN_TIMEOUT ?= 60m
 
-.PHONY: all build test test-run cover cover-merge cover-gate lint fmt-check vet staticcheck arch bench demo jepsen clean
+# Tests that need PostgreSQL (internal/pgtest) fail rather than skip when
+# it cannot be started: test and cover install it first (pg-install).
+export GSD_PGTEST_REQUIRE ?= 1
+
+.PHONY: all build test test-run cover cover-merge cover-gate lint fmt-check vet staticcheck arch bench demo jepsen clean pg-install
 
 all: lint test build
 
@@ -53,6 +57,7 @@ build:
 # The steps run as sequential recipe lines (not prerequisites) so that make -j
 # or -k can never start the gate when the tests failed.
 test:
+	$(MAKE) --no-print-directory pg-install
 	$(MAKE) --no-print-directory test-run
 	$(MAKE) --no-print-directory cover-merge
 	$(MAKE) --no-print-directory cover-gate
@@ -60,11 +65,17 @@ test:
 # cover = same as test, plus the HTML report (written before the gate so it is
 # available when the gate fails).
 cover:
+	$(MAKE) --no-print-directory pg-install
 	$(MAKE) --no-print-directory test-run
 	$(MAKE) --no-print-directory cover-merge
 	$(GO) tool cover -html=$(COVER_PROFILE) -o $(COVER_HTML)
 	@echo "wrote $(COVER_HTML)"
 	$(MAKE) --no-print-directory cover-gate
+
+# Debian's PostgreSQL server, when missing (apt-get; root or sudo), for the
+# tests that start a throwaway server (internal/pgtest).
+pg-install:
+	scripts/pg-install.sh
 
 test-run:
 	rm -rf $(GSD_GOCOVERDIR) $(COVER_UNIT) $(COVER_PROFILE) $(COVER_DIR)/integration.out

@@ -30,7 +30,7 @@ func TestActionAppliedReturnsEventAndRepeatIsDuplicate(t *testing.T) {
 	body := `{"player":"p1","seq":7,"priority":"bulk","input_time":5,"ops":[` +
 		`{"op":"incr","entity":"e1","field":"score","by":1},` +
 		`{"op":"set","entity":"door","field":"open","value":true,"expect":"12"}]}`
-	code, m := e.doJSON("POST", "/v1/worlds/arena/actions", body)
+	code, m := e.DoJSON("POST", "/v1/worlds/arena/actions", body)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, "applied", m["status"])
 	require.Equal(t, float64(1), m["seq"])
@@ -39,19 +39,19 @@ func TestActionAppliedReturnsEventAndRepeatIsDuplicate(t *testing.T) {
 	require.Nil(t, m["duplicate"])
 	require.Len(t, m["changes"], 2)
 
-	a := e.fake.LastAction
+	a := e.Fake.LastAction
 	require.Equal(t, "arena", a.World)
 	require.Equal(t, fsm.PriorityBulk, a.Priority)
 	require.Equal(t, int64(5), a.InputTime)
 	require.Equal(t, fsm.Expect{Mode: fsm.ExpectVersion, Version: 12}, a.Ops[1].Expect)
 	require.Equal(t, fsm.Bool(true), a.Ops[1].Value)
 
-	code, m = e.doJSON("POST", "/v1/worlds/arena/actions", body)
+	code, m = e.DoJSON("POST", "/v1/worlds/arena/actions", body)
 	require.Equal(t, 200, code)
 	require.Equal(t, true, m["duplicate"])
 	require.Equal(t, float64(1), m["seq"])
 
-	e.requireError(409, "seq_reused", "POST", "/v1/worlds/arena/actions",
+	e.RequireError(409, "seq_reused", "POST", "/v1/worlds/arena/actions",
 		`{"player":"p1","seq":7,"ops":[{"op":"incr","entity":"e1","field":"score","by":2}]}`)
 }
 
@@ -85,10 +85,10 @@ func TestBadActionBodiesAre400WithoutReachingTheBackend(t *testing.T) {
 		"huge int as number": `{"player":"p1","seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1e30}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			e.with(t).requireError(400, "malformed", "POST", "/v1/worlds/arena/actions", body)
+			e.With(t).RequireError(400, "malformed", "POST", "/v1/worlds/arena/actions", body)
 		})
 	}
-	require.Zero(t, e.fake.Acts, "a malformed action reached the backend")
+	require.Zero(t, e.Fake.Acts, "a malformed action reached the backend")
 }
 
 func TestOversizedBodiesAre413(t *testing.T) {
@@ -96,13 +96,13 @@ func TestOversizedBodiesAre413(t *testing.T) {
 	e := newArenaEnv(t, func(c *Config) { c.MaxBodyBytes = 256; c.MaxBatchBodyBytes = 512 })
 	big := `{"player":"p1","seq":1,"ops":[{"op":"set","entity":"e1","field":"f","value":"` + strings.Repeat("x", 300) + `"}]}`
 	// With a Content-Length.
-	e.requireError(413, "too_large", "POST", "/v1/worlds/arena/actions", big)
-	e.requireError(413, "too_large", "POST", "/v1/worlds", `{"id":"`+strings.Repeat("w", 300)+`"}`)
+	e.RequireError(413, "too_large", "POST", "/v1/worlds/arena/actions", big)
+	e.RequireError(413, "too_large", "POST", "/v1/worlds", `{"id":"`+strings.Repeat("w", 300)+`"}`)
 	// Without one (chunked): the limit is enforced while reading.
-	req, err := http.NewRequest("POST", e.ts.URL+"/v1/worlds/arena/actions", io.MultiReader(strings.NewReader(big)))
+	req, err := http.NewRequest("POST", e.TS.URL+"/v1/worlds/arena/actions", io.MultiReader(strings.NewReader(big)))
 	require.NoError(t, err)
 	req.ContentLength = -1
-	resp, err := e.ts.Client().Do(req)
+	resp, err := e.TS.Client().Do(req)
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -112,10 +112,10 @@ func TestOversizedBodiesAre413(t *testing.T) {
 	batch := `{"actions":[` + strings.Repeat(incrBody+",", 4) + incrBody + `]}`
 	require.Greater(t, len(batch), 256)
 	require.Less(t, len(batch), 512)
-	code, _ := e.doJSON("POST", "/v1/worlds/arena/actions:batch", batch)
+	code, _ := e.DoJSON("POST", "/v1/worlds/arena/actions:batch", batch)
 	require.Equal(t, 200, code)
-	e.requireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Repeat(incrBody+",", 8)+incrBody+`]}`)
-	require.Equal(t, 5, e.fake.Acts)
+	e.RequireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Repeat(incrBody+",", 8)+incrBody+`]}`)
+	require.Equal(t, 5, e.Fake.Acts)
 }
 
 func TestBatchAnswersEachActionInOrder(t *testing.T) {
@@ -128,7 +128,7 @@ func TestBatchAnswersEachActionInOrder(t *testing.T) {
 		{"player":"p2","seq":1,"ops":[{"op":"bogus","entity":"e1"}]},
 		{"player":"p3","seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}
 	]}`
-	code, m := e.doJSON("POST", "/v1/worlds/arena/actions:batch", body)
+	code, m := e.DoJSON("POST", "/v1/worlds/arena/actions:batch", body)
 	require.Equal(t, 200, code)
 	res := m["results"].([]any)
 	require.Len(t, res, 5)
@@ -166,7 +166,7 @@ func TestBatchOfDistinctActionsAppliesAll(t *testing.T) {
 		fmt.Fprintf(&sb, `{"player":"p%d","seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`, i)
 	}
 	sb.WriteString(`]}`)
-	code, m := e.doJSON("POST", "/v1/worlds/arena/actions:batch", sb.String())
+	code, m := e.DoJSON("POST", "/v1/worlds/arena/actions:batch", sb.String())
 	require.Equal(t, 200, code)
 	seqs := map[float64]bool{}
 	for i, r := range m["results"].([]any) {
@@ -176,7 +176,7 @@ func TestBatchOfDistinctActionsAppliesAll(t *testing.T) {
 		seqs[ev["seq"].(float64)] = true
 	}
 	require.Len(t, seqs, 50)
-	require.LessOrEqual(t, e.fake.MaxInfl, 4)
+	require.LessOrEqual(t, e.Fake.MaxInfl, 4)
 }
 
 func TestBatchActionsRunConcurrently(t *testing.T) {
@@ -197,7 +197,7 @@ func TestBatchActionsRunConcurrently(t *testing.T) {
 	for i := range n {
 		acts = append(acts, fmt.Sprintf(`{"player":"p","seq":%d,"ops":[{"op":"incr","entity":"e","field":"f","by":1}]}`, i+1))
 	}
-	code, m := e.doJSON("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Join(acts, ",")+`]}`)
+	code, m := e.DoJSON("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+strings.Join(acts, ",")+`]}`)
 	require.Equal(t, 200, code)
 	require.Len(t, m["results"], n)
 	require.Equal(t, n, f.MaxInfl)
@@ -216,7 +216,7 @@ func TestBatchItemErrorsAndPanicsAreAnsweredPerItem(t *testing.T) {
 		return nil, false, fmt.Errorf("x: %w", fsm.ErrUnknownWorld)
 	}
 	e := newEnv(t, f)
-	code, m := e.doJSON("POST", "/v1/worlds/nowhere/actions:batch", `{"actions":[`+
+	code, m := e.DoJSON("POST", "/v1/worlds/nowhere/actions:batch", `{"actions":[`+
 		`{"player":"boom","seq":1,"ops":[{"op":"incr","entity":"e","field":"f","by":1}]},`+
 		`{"player":"slow","seq":1,"ops":[{"op":"incr","entity":"e","field":"f","by":1}]},`+
 		`{"player":"p","seq":1,"ops":[{"op":"incr","entity":"e","field":"f","by":1}]}]}`)
@@ -230,12 +230,12 @@ func TestBatchItemErrorsAndPanicsAreAnsweredPerItem(t *testing.T) {
 func TestBadBatchBodiesAreRefusedWhole(t *testing.T) {
 	t.Parallel()
 	e := newArenaEnv(t, func(c *Config) { c.MaxBatchActions = 2 })
-	e.requireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[]}`)
-	e.requireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"acts":[]}`)
-	e.requireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[]}{}`)
-	e.requireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch",
+	e.RequireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[]}`)
+	e.RequireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"acts":[]}`)
+	e.RequireError(400, "malformed", "POST", "/v1/worlds/arena/actions:batch", `{"actions":[]}{}`)
+	e.RequireError(413, "too_large", "POST", "/v1/worlds/arena/actions:batch",
 		`{"actions":[`+incrBody+`,`+incrBody+`,`+incrBody+`]}`)
-	require.Zero(t, e.fake.Acts)
+	require.Zero(t, e.Fake.Acts)
 }
 
 func TestEventJSONRoundTripsThroughTheWireForm(t *testing.T) {

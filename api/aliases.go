@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/play"
 )
 
 // Names of the edge's shared package that the server's users need, kept
@@ -37,3 +38,21 @@ func LoadJWKSFile(path string) (KeySet, error) { return edge.LoadJWKSFile(path) 
 func NewJWKSURL(ctx context.Context, url string, log *slog.Logger) (KeySet, error) {
 	return edge.NewJWKSURL(ctx, url, log)
 }
+
+// PlayConfig configures the WebSocket play endpoint (play.Config).
+type PlayConfig = play.Config
+
+// DefaultPlayConfig returns the play endpoint's defaults.
+func DefaultPlayConfig() PlayConfig { return play.DefaultConfig() }
+
+// UDPConfig configures the UDP input lane (play.UDPConfig).
+type UDPConfig = play.UDPConfig
+
+// DefaultUDPConfig returns the UDP lane's defaults.
+func DefaultUDPConfig() UDPConfig { return play.DefaultUDPConfig() }
+
+// InterestConfig configures play connections' interest grid (play.InterestConfig).
+type InterestConfig = play.InterestConfig
+
+// UDP is a served UDP input lane (play.UDP).
+type UDP = play.UDP

@@ -53,9 +53,9 @@ func TestActionErrorsMapToStatusAndCode(t *testing.T) {
 			f := apitest.NewFake()
 			f.ActErr = fmt.Errorf("act: %w", tc.err)
 			e := newEnv(t, f)
-			code, h, _ := e.do("POST", "/v1/worlds/arena/actions", incrBody)
+			code, h, _ := e.Do("POST", "/v1/worlds/arena/actions", incrBody)
 			require.Equal(t, tc.status, code)
-			e.requireError(tc.status, tc.code, "POST", "/v1/worlds/arena/actions", incrBody)
+			e.RequireError(tc.status, tc.code, "POST", "/v1/worlds/arena/actions", incrBody)
 			if tc.status == 429 || tc.status == 503 {
 				require.Equal(t, "1", h.Get("Retry-After"))
 			}
@@ -72,7 +72,7 @@ func TestReadDeadlineIsTimeoutNotOutcomeUnknown(t *testing.T) {
 	f := apitest.NewFake()
 	f.EntityHook = func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	e := newEnv(t, f, func(c *Config) { c.RequestTimeout = 20 * time.Millisecond })
-	e.requireError(503, "timeout", "GET", "/v1/worlds/arena/entities/e1", "")
+	e.RequireError(503, "timeout", "GET", "/v1/worlds/arena/entities/e1", "")
 }
 
 func TestWriteDeadlineIsOutcomeUnknown(t *testing.T) {
@@ -83,7 +83,7 @@ func TestWriteDeadlineIsOutcomeUnknown(t *testing.T) {
 		return nil, false, ctx.Err()
 	}
 	e := newEnv(t, f, func(c *Config) { c.RequestTimeout = 20 * time.Millisecond })
-	e.requireError(503, "outcome_unknown", "POST", "/v1/worlds/arena/actions", incrBody)
+	e.RequireError(503, "outcome_unknown", "POST", "/v1/worlds/arena/actions", incrBody)
 }
 
 func TestCommittedRejectedAndConflictAre200WithStatus(t *testing.T) {
@@ -96,7 +96,7 @@ func TestCommittedRejectedAndConflictAre200WithStatus(t *testing.T) {
 		f := apitest.NewFake()
 		f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return ev, false, nil }
 		e := newEnv(t, f)
-		code, m := e.doJSON("POST", "/v1/worlds/arena/actions", incrBody)
+		code, m := e.DoJSON("POST", "/v1/worlds/arena/actions", incrBody)
 		require.Equal(t, 200, code)
 		require.Equal(t, ev.Status.String(), m["status"])
 		require.Equal(t, float64(ev.Seq), m["seq"])

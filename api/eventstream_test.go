@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/api/streams"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -51,30 +51,26 @@ func TestEventStreamsShareAFanAndASlowStreamCatchesUpWithoutGaps(t *testing.T) {
 func slowStreamCatchesUp(t *testing.T, linger string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	stalling := &stallingListener{Listener: ln}
-	n := startNodeOn(t, "n1", true, stalling)
+	stalling := &apitest.StallingListener{Listener: ln}
+	n := startNodeOn(t, "n1", true, stalling, func(c *Config) { c.StreamQueue = 2 })
 	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	old := n.env.srv.events
-	n.env.srv.events, err = streams.New(n.env.srv.Core, 2)
-	require.NoError(t, err)
-	old.Close()
 	e := n.env
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
 	first := act(t, n, incrBody)
 
-	slow, _ := e.stream("/v1/worlds/arena/events?from=1&linger=" + linger)
+	slow, _ := e.Stream("/v1/worlds/arena/events?from=1&linger=" + linger)
 	require.Equal(t, []uint64{first}, seqsOf(t, slow, 1))
 	// From now on the slow stream's writes make no progress; requests on
 	// new connections are served as usual.
-	stalling.stallAll()
+	stalling.StallAll()
 	// Released before the node's cleanup even when the test fails early:
 	// a stalled write ignores deadlines and would hold up Close.
 	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(stalling.release) }
+	release := func() { releaseOnce.Do(stalling.Release) }
 	t.Cleanup(release)
-	e.ts.Client().CloseIdleConnections()
-	fast, _ := e.stream("/v1/worlds/arena/events?from=1&linger=" + linger)
+	e.TS.Client().CloseIdleConnections()
+	fast, _ := e.Stream("/v1/worlds/arena/events?from=1&linger=" + linger)
 	require.Equal(t, []uint64{first}, seqsOf(t, fast, 1))
 	require.Eventually(t, func() bool {
 		fans, subs := fanSubs(n, "arena")
@@ -149,9 +145,9 @@ func TestEventStreamEndsWhenTheClientCloses(t *testing.T) {
 	t.Parallel()
 	n := startLeader(t)
 	e := n.env
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
-	_, stop := e.stream("/v1/worlds/arena/events")
+	_, stop := e.Stream("/v1/worlds/arena/events")
 	require.Eventually(t, func() bool {
 		_, subs := fanSubs(n, "arena")
 		return subs == 1
@@ -167,9 +163,9 @@ func TestServerCloseEndsALingeringFan(t *testing.T) {
 	t.Parallel()
 	n := startLeader(t)
 	e := n.env
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
-	next, _ := e.stream("/v1/worlds/arena/events?linger=5s")
+	next, _ := e.Stream("/v1/worlds/arena/events?linger=5s")
 	require.Eventually(t, func() bool {
 		_, subs := fanSubs(n, "arena")
 		return subs == 1
@@ -188,10 +184,10 @@ func TestServerCloseEndsALingeringFan(t *testing.T) {
 func rawEventStream(t *testing.T, request string) (*node, uint64, *http.Response) {
 	t.Helper()
 	n := startLeader(t)
-	code, _ := n.env.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ := n.env.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
 	seq := act(t, n, incrBody)
-	conn, err := net.Dial("tcp", strings.TrimPrefix(n.env.ts.URL, "http://"))
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.env.TS.URL, "http://"))
 	require.NoError(t, err)
 	t.Cleanup(func() { conn.Close() })
 	_, err = conn.Write([]byte(request))

@@ -168,8 +168,8 @@ func newGoldenEnv(t *testing.T) (*testEnv, *apitest.Fake) {
 
 // goldenHTTP sends a request and renders its answer for a golden file.
 func goldenHTTP(e *testEnv, method, path, body string) []byte {
-	e.t.Helper()
-	code, h, b := e.do(method, path, body)
+	e.T.Helper()
+	code, h, b := e.Do(method, path, body)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d\n", code)
 	for _, k := range []string{"Allow", "Content-Type", "Retry-After", "WWW-Authenticate"} {
@@ -230,13 +230,13 @@ func TestGoldenHTTPAnswers(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			golden.Text(t, "http_"+c.name+".txt", goldenHTTP(e.with(t), c.method, c.path, c.body))
+			golden.Text(t, "http_"+c.name+".txt", goldenHTTP(e.With(t), c.method, c.path, c.body))
 		})
 	}
 	t.Run("error_not_ready", func(t *testing.T) {
 		f.ReadyFlag.Store(false)
 		defer f.ReadyFlag.Store(true)
-		golden.Text(t, "http_error_not_ready.txt", goldenHTTP(e.with(t), "GET", "/readyz", ""))
+		golden.Text(t, "http_error_not_ready.txt", goldenHTTP(e.With(t), "GET", "/readyz", ""))
 	})
 }
 
@@ -253,7 +253,7 @@ func TestGoldenInternalSessionCommand(t *testing.T) {
 	body, err := goldenJSONBody(wire.SessionCmd{ID: "s-alice", Player: "alice", TokenHash: fmt.Sprintf("%x", h[:]), Seq: 7, Node: "n2"})
 	require.NoError(t, err)
 	golden.Text(t, "internal_session_open_request.json", body)
-	code, hdr, answer := e.do("POST", "/v1/worlds/arena/sessions/open", string(body), edge.HeaderForwarded, "1")
+	code, hdr, answer := e.Do("POST", "/v1/worlds/arena/sessions/open", string(body), edge.HeaderForwarded, "1")
 	require.Equal(t, 200, code, "%s", answer)
 	require.Equal(t, "application/json", hdr.Get("Content-Type"))
 	golden.Text(t, "internal_session_open_answer.json", answer)

@@ -55,38 +55,38 @@ func TestInternalRoutesRefuseCallsWithoutTheClusterCredential(t *testing.T) {
 	fake := apitest.NewFake()
 	require.NoError(t, fake.CreateWorld(context.Background(), "arena", fsm.Rules{}))
 	e := newEnv(t, fake, withSecret, withAuth)
-	adminTok := sign(t, jwt.SigningMethodHS256, keys.hs, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	adminTok := sign(t, jwt.SigningMethodHS256, keys.HS, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
 	for _, c := range internalCalls {
 		path := edge.InternalPrefix + c.path
-		m := e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body)
+		m := e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body)
 		require.Contains(t, m["error"], "internal endpoint", path)
-		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1")
-		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
-		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
-		code, _, b := e.do(c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret,
-			"Authorization", "Bearer "+sign(t, jwt.SigningMethodHS256, keys.hs, claims("p1")))
+		e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1")
+		e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
+		e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
+		code, _, b := e.Do(c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret,
+			"Authorization", "Bearer "+sign(t, jwt.SigningMethodHS256, keys.HS, claims("p1")))
 		require.Equal(t, 200, code, "%s: %s", path, b)
 	}
 	for _, c := range internalAdminCalls {
 		path := edge.InternalPrefix + c.path
-		m := e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body)
+		m := e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body)
 		require.Contains(t, m["error"], "internal endpoint", path)
-		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1")
-		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
+		e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1")
+		e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret+"x")
 		// The admin's token opens the public route, never the internal one.
-		e.requireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
-		code, _, b := e.do(c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
+		e.RequireError(401, edge.CodeUnauthorized, c.method, path, c.body, edge.HeaderForwarded, "1", "Authorization", "Bearer "+adminTok)
+		code, _, b := e.Do(c.method, path, c.body, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 		require.Equal(t, c.code, code, "%s: %s", path, b)
 	}
 
 	// Without a secret, only calls marked as coming from a node are served.
 	open := newEnv(t, apitest.NewFake())
 	for _, c := range internalCalls {
-		m := open.requireError(403, edge.CodeForbidden, c.method, edge.InternalPrefix+c.path, c.body)
+		m := open.RequireError(403, edge.CodeForbidden, c.method, edge.InternalPrefix+c.path, c.body)
 		require.Contains(t, m["error"], "internal endpoint")
 	}
 	for _, c := range internalAdminCalls {
-		m := open.requireError(403, edge.CodeForbidden, c.method, edge.InternalPrefix+c.path, c.body)
+		m := open.RequireError(403, edge.CodeForbidden, c.method, edge.InternalPrefix+c.path, c.body)
 		require.Contains(t, m["error"], "internal endpoint")
 	}
 }
@@ -101,11 +101,11 @@ func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
 	leader, follower := newPair(t)
 	ctx := context.Background()
 
-	code, _, b := follower.do("POST", "/v1/worlds/arena/actions", incrBody)
+	code, _, b := follower.Do("POST", "/v1/worlds/arena/actions", incrBody)
 	require.Equal(t, 200, code, "%s", b)
-	code, _, b = follower.do("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+actBody("p2", 1)+`]}`)
+	code, _, b = follower.Do("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+actBody("p2", 1)+`]}`)
 	require.Equal(t, 200, code, "%s", b)
-	code, _, b = follower.do("GET", "/v1/worlds/arena/entities/e1", "")
+	code, _, b = follower.Do("GET", "/v1/worlds/arena/entities/e1", "")
 	require.Equal(t, 200, code, "%s", b)
 	a := &fsm.Action{World: "arena", Player: "p3", Seq: 1, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e1", Field: "score", By: 1}}}
 	_, err := follower.srv.ActOnLeader(ctx, a, json.RawMessage(actBody("p3", 1)), "")
@@ -131,28 +131,28 @@ func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
 	} {
 		require.Equal(t, want, requests(leader, pattern, "200"), pattern)
 	}
-	require.Equal(t, 6, leader.fake.Forwarded)
-	require.Zero(t, follower.fake.Acts)
+	require.Equal(t, 6, leader.Fake.Forwarded)
+	require.Zero(t, follower.Fake.Acts)
 
 	// The admin and world commands, asked of the follower, run on the
 	// leader through their internal routes: same status as the leader's.
 	for _, c := range internalAdminCalls {
-		code, h, b := follower.do(c.method, "/v1"+c.path, c.body)
+		code, h, b := follower.Do(c.method, "/v1"+c.path, c.body)
 		require.Equal(t, c.code, code, "%s %s: %s", c.method, c.path, b)
 		require.Equal(t, "n1", h.Get(edge.HeaderLeader), c.path)
 		status := strconv.Itoa(c.code)
 		require.Equal(t, float64(1), requests(leader, c.method+" "+edge.InternalPrefix+c.pattern, status), c.pattern)
 		require.Zero(t, requests(leader, c.method+" /v1"+c.pattern, status), c.pattern)
 	}
-	require.Equal(t, 6+len(internalAdminCalls), leader.fake.Forwarded)
-	require.Equal(t, 1, leader.fake.Transfers)
-	require.Zero(t, follower.fake.Transfers)
+	require.Equal(t, 6+len(internalAdminCalls), leader.Fake.Forwarded)
+	require.Equal(t, 1, leader.Fake.Transfers)
+	require.Zero(t, follower.Fake.Transfers)
 }
 
 func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
-	_, _, b := leader.do("POST", "/v1/worlds/arena/actions", incrBody)
+	_, _, b := leader.Do("POST", "/v1/worlds/arena/actions", incrBody)
 	require.Contains(t, string(b), `"status":"applied"`)
 	for _, r := range []struct{ method, path, body string }{
 		{"GET", "/v1/worlds/arena/entities/e1", ""},
@@ -167,17 +167,17 @@ func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
 		{"DELETE", "/v1/worlds/arena/bans/bob", ""},
 		{"GET", "/v1/worlds/arena/sessions:export", ""},
 	} {
-		lc, lh, lb := leader.do(r.method, r.path, r.body)
-		fc, fh, fb := follower.do(r.method, r.path, r.body)
+		lc, lh, lb := leader.Do(r.method, r.path, r.body)
+		fc, fh, fb := follower.Do(r.method, r.path, r.body)
 		require.Equal(t, lc, fc, "%s %s", r.method, r.path)
 		require.Equal(t, string(lb), string(fb), "%s %s", r.method, r.path)
 		require.Equal(t, lh.Get("Content-Type"), fh.Get("Content-Type"))
 		require.Equal(t, lh.Get("Retry-After"), fh.Get("Retry-After"))
 		require.Equal(t, "n1", fh.Get(edge.HeaderLeader))
 	}
-	leader.fake.Set(func(f *apitest.Fake) { f.ActErr = store.ErrOverloaded })
-	_, lh, lb := leader.do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
-	_, fh, fb := follower.do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
+	leader.Fake.Set(func(f *apitest.Fake) { f.ActErr = store.ErrOverloaded })
+	_, lh, lb := leader.Do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
+	_, fh, fb := follower.Do("POST", "/v1/worlds/arena/actions", actBody("p9", 1))
 	require.Equal(t, string(lb), string(fb))
 	require.Equal(t, "1", lh.Get("Retry-After"))
 	require.Equal(t, "1", fh.Get("Retry-After"))
@@ -186,16 +186,16 @@ func TestRelayedAnswersAreTheLeadersBytes(t *testing.T) {
 func TestForwardedActionsCarryThePlayersTokenToTheLeader(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t, withAuth)
-	tok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
+	tok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.HS, claims("ann"))
 	noPlayer := `{"seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`
-	code, _, b := follower.do("POST", "/v1/worlds/arena/actions", noPlayer, "Authorization", tok)
+	code, _, b := follower.Do("POST", "/v1/worlds/arena/actions", noPlayer, "Authorization", tok)
 	require.Equal(t, 200, code, "%s", b)
-	require.Equal(t, "ann", leader.fake.LastAction.Player, "the leader took the player from the token")
-	code, _, b = follower.do("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`, "Authorization", tok)
+	require.Equal(t, "ann", leader.Fake.LastAction.Player, "the leader took the player from the token")
+	code, _, b = follower.Do("POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`, "Authorization", tok)
 	require.Equal(t, 200, code, "%s", b)
-	follower.requireError(403, edge.CodeForbidden, "POST", "/v1/worlds/arena/actions", actBody("bob", 2), "Authorization", tok)
-	follower.requireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`)
-	require.Equal(t, 2, leader.fake.Forwarded, "refused before anything was sent")
+	follower.RequireError(403, edge.CodeForbidden, "POST", "/v1/worlds/arena/actions", actBody("bob", 2), "Authorization", tok)
+	follower.RequireError(401, edge.CodeUnauthorized, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+noPlayer+`]}`)
+	require.Equal(t, 2, leader.Fake.Forwarded, "refused before anything was sent")
 }
 
 func TestNodeToNodeCallsWithoutAReachableLeaderAreNotLeader(t *testing.T) {
@@ -210,9 +210,9 @@ func TestNodeToNodeCallsWithoutAReachableLeaderAreNotLeader(t *testing.T) {
 	acks := []fsm.SessionAck{{World: "arena", ID: "s1", Seq: 1}}
 	for _, leader := range []string{"", dead, "bad host\x7f"} {
 		f.SetLeader("n9", leader)
-		e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`]}`)
-		e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"lobby"}`)
-		e.requireError(503, edge.CodeNotLeader, "DELETE", "/v1/cluster/nodes/n3", "")
+		e.RequireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/actions:batch", `{"actions":[`+incrBody+`]}`)
+		e.RequireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"lobby"}`)
+		e.RequireError(503, edge.CodeNotLeader, "DELETE", "/v1/cluster/nodes/n3", "")
 		_, err := e.srv.SessionAcks(context.Background(), acks)
 		require.ErrorIs(t, err, store.ErrNotLeader, leader)
 	}
@@ -222,8 +222,8 @@ func TestNodeToNodeCallsWithoutAReachableLeaderAreNotLeader(t *testing.T) {
 func TestBanWithABadBodyIsRefusedBeforeAnythingIsSentOn(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
-	follower.requireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/bans", `{"player":"bob","x":1}`)
-	require.Zero(t, leader.fake.Forwarded)
+	follower.RequireError(400, fsm.CodeMalformed, "POST", "/v1/worlds/arena/bans", `{"player":"bob","x":1}`)
+	require.Zero(t, leader.Fake.Forwarded)
 }
 
 // failingWriter is a client that went away: every write fails.
@@ -236,10 +236,10 @@ func (w *failingWriter) Write([]byte) (int, error) { return 0, errors.New("clien
 func TestARelayedAnswerToAClientThatWentAwayIsNoErrorToAnswer(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
-	leader.do("POST", "/v1/worlds/arena/actions", incrBody)
+	leader.Do("POST", "/v1/worlds/arena/actions", incrBody)
 	r := httptest.NewRequest("GET", "/v1/worlds/arena/entities/e1", nil)
 	w := &failingWriter{h: make(http.Header)}
-	rt := edge.Route{GroupID: edge.SingleGroupID, Node: "n1", Addr: leader.ts.URL}
+	rt := edge.Route{GroupID: edge.SingleGroupID, Node: "n1", Addr: leader.TS.URL}
 	require.NoError(t, follower.srv.Relay(w, r, rt, http.MethodGet, edge.InternalEntityPath("arena", "e1"), nil))
 	require.Equal(t, "n1", w.h.Get(edge.HeaderLeader))
 }
@@ -268,26 +268,26 @@ func TestAnInternalAnswerCutOffMidBodyIsAnUnknownOutcome(t *testing.T) {
 func TestAdminCommandsAreAuthorizedWhereTheAdminCalledAndRunOnTheLeader(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t, withSecret, withAuth)
-	adminTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
-	playerTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.hs, claims("ann"))
+	adminTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.HS, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	playerTok := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.HS, claims("ann"))
 
 	// The follower checks the admin's credential; the leader trusts the
 	// follower's cluster secret on its internal route.
-	follower.requireError(403, edge.CodeForbidden, "POST", "/v1/cluster/transfer-leadership", "", "Authorization", playerTok)
-	follower.requireError(401, edge.CodeUnauthorized, "POST", "/v1/cluster/transfer-leadership", "")
-	require.Zero(t, leader.fake.Forwarded, "refused before anything was sent")
+	follower.RequireError(403, edge.CodeForbidden, "POST", "/v1/cluster/transfer-leadership", "", "Authorization", playerTok)
+	follower.RequireError(401, edge.CodeUnauthorized, "POST", "/v1/cluster/transfer-leadership", "")
+	require.Zero(t, leader.Fake.Forwarded, "refused before anything was sent")
 	for _, hdr := range [][]string{{"Authorization", adminTok}, {edge.HeaderClusterKey, testSecret}} {
-		code, _, b := follower.do("POST", "/v1/cluster/transfer-leadership", "", hdr...)
+		code, _, b := follower.Do("POST", "/v1/cluster/transfer-leadership", "", hdr...)
 		require.Equal(t, 200, code, "%s", b)
 	}
-	require.Equal(t, 2, leader.fake.Transfers)
+	require.Equal(t, 2, leader.Fake.Transfers)
 	require.Equal(t, float64(2), requests(leader, "POST "+edge.InternalPrefix+"/cluster/transfer-leadership", "200"))
 
 	// A follower of an older version proxies the public route, marked and
 	// with the secret: the leader still serves it, and a node that does not
 	// lead refuses it rather than sending it on.
-	code, _, b := leader.do("POST", "/v1/worlds", `{"id":"lobby"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
+	code, _, b := leader.Do("POST", "/v1/worlds", `{"id":"lobby"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 201, code, "%s", b)
-	follower.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"hall"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
-	require.Equal(t, 3, leader.fake.Forwarded)
+	follower.RequireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"hall"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
+	require.Equal(t, 3, leader.Fake.Forwarded)
 }

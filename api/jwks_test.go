@@ -23,10 +23,10 @@ import (
 func testJWKS(t *testing.T) []byte {
 	t.Helper()
 	b64 := base64.RawURLEncoding.EncodeToString
-	pub := keys.rsa.PublicKey
+	pub := keys.RSA.PublicKey
 	set := map[string]any{"keys": []map[string]any{
 		{"kty": "RSA", "kid": "r1", "alg": "RS256", "use": "sig", "n": b64(pub.N.Bytes()), "e": b64(big.NewInt(int64(pub.E)).Bytes())},
-		{"kty": "OKP", "crv": "Ed25519", "kid": "e1", "alg": "EdDSA", "use": "sig", "x": b64(keys.ed.Public().(ed25519.PublicKey))},
+		{"kty": "OKP", "crv": "Ed25519", "kid": "e1", "alg": "EdDSA", "use": "sig", "x": b64(keys.Ed.Public().(ed25519.PublicKey))},
 	}}
 	b, err := json.Marshal(set)
 	require.NoError(t, err)
@@ -51,18 +51,18 @@ func checkJWKSAuth(t *testing.T, ks edge.KeySet) {
 	require.NoError(t, c.Validate())
 	a := edge.NewAuthenticator(*c)
 	for what, tok := range map[string]string{
-		"rs256": signKid(t, jwt.SigningMethodRS256, keys.rsa, "r1", claims("ann")),
-		"eddsa": signKid(t, jwt.SigningMethodEdDSA, keys.ed, "e1", claims("ann")),
+		"rs256": signKid(t, jwt.SigningMethodRS256, keys.RSA, "r1", claims("ann")),
+		"eddsa": signKid(t, jwt.SigningMethodEdDSA, keys.Ed, "e1", claims("ann")),
 	} {
 		player, err := a.Verify(tok)
 		require.NoError(t, err, what)
 		require.Equal(t, "ann", player, what)
 	}
 	for what, tok := range map[string]string{
-		"unknown kid":         signKid(t, jwt.SigningMethodEdDSA, keys.ed, "nope", claims("ann")),
-		"other key, same kid": signKid(t, jwt.SigningMethodEdDSA, keys.otherEd, "e1", claims("ann")),
-		"no kid":              sign(t, jwt.SigningMethodEdDSA, keys.ed, claims("ann")),
-		"hs256 without key":   signKid(t, jwt.SigningMethodHS256, keys.hs, "r1", claims("ann")),
+		"unknown kid":         signKid(t, jwt.SigningMethodEdDSA, keys.Ed, "nope", claims("ann")),
+		"other key, same kid": signKid(t, jwt.SigningMethodEdDSA, keys.OtherEd, "e1", claims("ann")),
+		"no kid":              sign(t, jwt.SigningMethodEdDSA, keys.Ed, claims("ann")),
+		"hs256 without key":   signKid(t, jwt.SigningMethodHS256, keys.HS, "r1", claims("ann")),
 	} {
 		_, err := a.Verify(tok)
 		require.ErrorIs(t, err, edge.ErrUnauthorized, what)

@@ -2,12 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -23,11 +22,8 @@ func TestMain(m *testing.M) {
 
 // testEnv is one api Server over a backend, served by an httptest server.
 type testEnv struct {
-	t    *testing.T
-	fake *apitest.Fake // nil over a real store
-	srv  *Server
-	ts   *httptest.Server
-	reg  *prometheus.Registry
+	*apitest.Env
+	srv *Server
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -42,7 +38,7 @@ func testConfig() Config {
 func newEnv(t *testing.T, fake *apitest.Fake, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	e := newEnvFor(t, fake, opts...)
-	e.fake = fake
+	e.Fake = fake
 	return e
 }
 
@@ -63,27 +59,8 @@ func newEnvReg(t *testing.T, b edge.Backend, reg *prometheus.Registry, ln net.Li
 	require.True(t, ok, "%T cannot say who leads its group", b)
 	s, err := New(cfg, b, edge.NewSingleGroupRouter(lg), reg)
 	require.NoError(t, err)
-	h := s.Handler()
-	if f, ok := b.(*apitest.Fake); ok {
-		inner := h
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get(edge.HeaderForwarded) != "" {
-				f.Set(func(f *apitest.Fake) { f.Forwarded++ })
-			}
-			inner.ServeHTTP(w, r)
-		})
-	}
-	ts := httptest.NewUnstartedServer(h)
-	if ln != nil {
-		ts.Listener.Close()
-		ts.Listener = ln
-	}
-	ts.Start()
-	t.Cleanup(func() {
-		s.Close()
-		ts.Close()
-	})
-	return &testEnv{t: t, srv: s, ts: ts, reg: reg}
+	f, _ := b.(*apitest.Fake)
+	return &testEnv{Env: apitest.Serve(t, s.Handler(), f, reg, ln, s.Close), srv: s}
 }
 
 // newFakeServer is a Server over a new fake backend, its group routed by
@@ -94,53 +71,10 @@ func newFakeServer(cfg Config, reg *prometheus.Registry) (*Server, error) {
 }
 
 // with returns e reporting to t (a subtest).
-func (e *testEnv) with(t *testing.T) *testEnv {
-	c := *e
-	c.t = t
-	return &c
-}
-
-// do sends a request and returns the status, headers and body.
-func (e *testEnv) do(method, path, body string, hdr ...string) (int, http.Header, []byte) {
-	e.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.ts.URL+path, rd)
-	require.NoError(e.t, err)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := e.ts.Client().Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	return resp.StatusCode, resp.Header, b
-}
-
-// doJSON is do with the body decoded into a map.
-func (e *testEnv) doJSON(method, path, body string, hdr ...string) (int, map[string]any) {
-	e.t.Helper()
-	code, h, b := e.do(method, path, body, hdr...)
-	require.Contains(e.t, h.Get("Content-Type"), "json", "body: %s", b)
-	var m map[string]any
-	require.NoError(e.t, json.Unmarshal(b, &m), "body: %s", b)
-	return code, m
-}
-
-// requireError checks an error answer's status and code.
-func (e *testEnv) requireError(status int, code, method, path, body string, hdr ...string) map[string]any {
-	e.t.Helper()
-	got, m := e.doJSON(method, path, body, hdr...)
-	require.Equal(e.t, status, got, "answer: %v", m)
-	require.Equal(e.t, code, m["code"], "answer: %v", m)
-	require.NotEmpty(e.t, m["error"])
-	return m
+func (e *testEnv) With(t *testing.T) *testEnv {
+	env := *e.Env
+	env.T = t
+	return &testEnv{Env: &env, srv: e.srv}
 }
 
 const (
@@ -148,18 +82,51 @@ const (
 	arenaBody = `{"id":"arena","rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}}}`
 )
 
-// bareServer is a Server without routes, fans or acker: enough for the hub
-// and stream code that the tests drive by hand. pm, when not nil, are its
-// play metrics.
-func bareServer(pm *playMetrics, opts ...func(*Config)) *Server {
-	cfg := testConfig()
-	for _, o := range opts {
-		o(&cfg)
+// The tests' credentials (apitest/auth.go).
+var (
+	keys    = apitest.Keys
+	testNow = apitest.Now
+	claims  = apitest.Claims
+	sign    = apitest.Sign
+)
+
+const testSecret = apitest.Secret
+
+func testAuth() *edge.AuthConfig { return apitest.Auth() }
+
+func withAuth(c *Config) { c.Auth = apitest.Auth() }
+
+func withSecret(c *Config) { c.ClusterSecret = []byte(testSecret) }
+
+// startNodeOn starts a store (bootstrapping a one-node cluster when asked)
+// and serves it on ln; both stop in t.Cleanup. opts adjust the config.
+func startNodeOn(t *testing.T, id string, bootstrap bool, ln net.Listener, opts ...func(*Config)) *node {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	st, raftAddr := apitest.StartStoreOn(t, id, bootstrap, ln.Addr().String(), reg)
+	// Registered after the store's cleanup, so it runs first.
+	return &node{st: st, env: newEnvReg(t, st, reg, ln, opts...), raftAddr: raftAddr}
+}
+
+// act posts an action to world arena on n and returns its seq.
+func act(t *testing.T, n *node, body string) uint64 {
+	t.Helper()
+	code, _, b := n.env.Do("POST", "/v1/worlds/arena/actions", body)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	var ev struct{ Seq uint64 }
+	require.NoError(t, json.Unmarshal(b, &ev))
+	return ev.Seq
+}
+
+// actBody is an action of player with seq incrementing e1's score.
+func actBody(player string, seq int) string {
+	return fmt.Sprintf(`{"player":%q,"seq":%d,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`, player, seq)
+}
+
+func seqRange(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
 	}
-	f := apitest.NewFake()
-	core, err := edge.NewCore(cfg.Config, f, NewSingleGroupRouter(f), prometheus.NewRegistry())
-	if err != nil {
-		panic(err)
-	}
-	return &Server{Core: core, cfg: cfg, b: f, log: cfg.Logger, playMetrics: pm}
+	return out
 }

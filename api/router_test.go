@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -50,36 +49,8 @@ func TestSingleGroupRouterAnswersLocalWhenLeaderRemoteWhenFollowerNotLeaderWhenU
 	}
 }
 
-// tableRouter is a Router that answers from a table, per world: a route,
-// or an error. A world not in it has no known leader.
-type tableRouter struct {
-	mu     sync.Mutex
-	routes map[string]edge.Route
-	errs   map[string]error
-	asked  int
-}
-
-func (r *tableRouter) Route(world string, kind edge.Kind) (edge.Route, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.asked++
-	if err := r.errs[world]; err != nil {
-		return edge.Route{}, err
-	}
-	if rt, ok := r.routes[world]; ok {
-		return rt, nil
-	}
-	return edge.Route{}, fmt.Errorf("%w: no known leader of %s", store.ErrNotLeader, world)
-}
-
-func (r *tableRouter) set(world string, rt edge.Route) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.routes[world] = rt
-}
-
 // routedEnv is a Server over a fake whose commands go where tr says.
-func routedEnv(t *testing.T, tr *tableRouter, opts ...func(*Config)) (*Server, *apitest.Fake) {
+func routedEnv(t *testing.T, tr *apitest.TableRouter, opts ...func(*Config)) (*Server, *apitest.Fake) {
 	t.Helper()
 	cfg := testConfig()
 	for _, o := range opts {
@@ -99,7 +70,7 @@ func forwards(s *Server, result string) float64 {
 func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T) {
 	t.Parallel()
 	g := apitest.NewFake()
-	tr := &tableRouter{routes: map[string]edge.Route{"arena": {GroupID: "g1", Group: g}}}
+	tr := &apitest.TableRouter{Routes: map[string]edge.Route{"arena": {GroupID: "g1", Group: g}}}
 	s, _ := routedEnv(t, tr)
 	remote := func(edge.Route) error { return errors.New("sent on") }
 
@@ -117,7 +88,7 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 
 	// Not the leader any more, and the router names the new one: sent on.
 	deposed := func(edge.Group) error {
-		tr.set("arena", edge.Route{GroupID: "g1", Node: "n2", Addr: "h:2"})
+		tr.Set("arena", edge.Route{GroupID: "g1", Node: "n2", Addr: "h:2"})
 		return store.ErrNotLeader
 	}
 	var sentTo edge.Route
@@ -126,23 +97,21 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 	require.Equal(t, "n2", sentTo.Node)
 
 	// A hop (the command came from another node) is refused, never sent on.
-	tr.set("arena", edge.Route{GroupID: "g1", Group: g})
+	tr.Set("arena", edge.Route{GroupID: "g1", Group: g})
 	err = s.RouteCall("arena", edge.KindWrite, true, deposed, remote)
 	require.ErrorIs(t, err, store.ErrNotLeader)
 	require.ErrorContains(t, err, "forwarded request reached a non-leader")
 	require.Equal(t, float64(1), forwards(s, "loop"))
 
 	// Still the leader (not yet ready): the group's own error stays.
-	tr.set("arena", edge.Route{GroupID: "g1", Group: g})
+	tr.Set("arena", edge.Route{GroupID: "g1", Group: g})
 	notReady := fmt.Errorf("%w: not ready", store.ErrNotLeader)
 	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error { return notReady }, remote)
 	require.Same(t, notReady, err)
 
 	// Deposed and no leader known now: not_leader, nothing sent.
 	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error {
-		tr.mu.Lock()
-		delete(tr.routes, "arena")
-		tr.mu.Unlock()
+		tr.Delete("arena")
 		return store.ErrNotLeader
 	}, remote)
 	require.ErrorIs(t, err, store.ErrNotLeader)
@@ -150,47 +119,10 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 	require.Equal(t, float64(1), forwards(s, "no_leader"))
 
 	// The router's other errors are the answer.
-	tr.errs = map[string]error{"moved": fmt.Errorf("%w: world moved", fsm.ErrNotFound)}
+	tr.Errs = map[string]error{"moved": fmt.Errorf("%w: world moved", fsm.ErrNotFound)}
 	err = s.RouteCall("moved", edge.KindRead, false, func(edge.Group) error { return nil }, remote)
 	require.ErrorIs(t, err, fsm.ErrNotFound)
 	require.Equal(t, float64(1), forwards(s, "no_leader"))
-}
-
-func TestAckRoundsBatchPerGroupTheRouterNames(t *testing.T) {
-	t.Parallel()
-	g1, g2 := apitest.NewFake(), apitest.NewFake()
-	tr := &tableRouter{routes: map[string]edge.Route{
-		"a": {GroupID: "g1", Group: g1},
-		"b": {GroupID: "g1", Group: g1},
-		"c": {GroupID: "g2", Group: g2},
-	}}
-	s, _ := routedEnv(t, tr, slowAcks)
-	s.mu.Lock()
-	s.plays = make(map[string]*playConn)
-	var conns []*playConn
-	for i, world := range []string{"a", "c", "b", "nowhere", "c"} {
-		c := &playConn{s: s, world: world, session: fmt.Sprintf("s%d", i)}
-		c.acked.Store(uint64(i + 1))
-		s.plays[c.session] = c
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	defer clearPlays(s)
-
-	s.acks.round(context.Background())
-	require.Len(t, g1.AckBatches, 1, "one command for the group's two worlds")
-	require.ElementsMatch(t, []fsm.SessionAck{{World: "a", ID: "s0", Seq: 1}, {World: "b", ID: "s2", Seq: 3}}, g1.AckBatches[0])
-	require.Len(t, g2.AckBatches, 1)
-	require.ElementsMatch(t, []fsm.SessionAck{{World: "c", ID: "s1", Seq: 2}, {World: "c", ID: "s4", Seq: 5}}, g2.AckBatches[0])
-	ok, failed := ackBatches(s)
-	require.Equal(t, [2]float64{2, 1}, [2]float64{ok, failed}, "the world without a route fails its own batch")
-	for i, c := range conns {
-		want := uint64(i + 1)
-		if c.world == "nowhere" {
-			want = 0 // still pending for the next round
-		}
-		require.Equal(t, want, c.flushed.Load(), c.world)
-	}
 }
 
 func TestImportThatFailsAfterItsFirstPlayerIsAnsweredNotSentOn(t *testing.T) {
@@ -198,7 +130,7 @@ func TestImportThatFailsAfterItsFirstPlayerIsAnsweredNotSentOn(t *testing.T) {
 	leader, _ := newPair(t)
 	f := apitest.NewFake()
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
-	f.SetLeader("n1", leader.ts.URL)
+	f.SetLeader("n1", leader.TS.URL)
 	var calls atomic.Int32
 	f.SessHook = func() error {
 		if calls.Add(1) == 1 {
@@ -209,15 +141,15 @@ func TestImportThatFailsAfterItsFirstPlayerIsAnsweredNotSentOn(t *testing.T) {
 	}
 	e := newEnv(t, f)
 	file := `{"players":[{"player":"ann","data":{"gold":1}},{"player":"bob","data":{"gold":2}}]}`
-	m := e.requireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/sessions:import", file)
+	m := e.RequireError(503, edge.CodeNotLeader, "POST", "/v1/worlds/arena/sessions:import", file)
 	require.Contains(t, m["error"], "player bob (1 imported before it)")
-	require.Zero(t, leader.fake.Forwarded, "a partial import is not sent on")
+	require.Zero(t, leader.Fake.Forwarded, "a partial import is not sent on")
 
 	// Failing on the first player, it is sent on to the new leader.
 	f.LeaderFlag.Store(true)
 	calls.Store(1)
-	code, m := e.doJSON("POST", "/v1/worlds/arena/sessions:import", file)
+	code, m := e.DoJSON("POST", "/v1/worlds/arena/sessions:import", file)
 	require.Equal(t, 200, code, "%v", m)
-	require.Equal(t, 1, leader.fake.Forwarded)
+	require.Equal(t, 1, leader.Fake.Forwarded)
 	require.Equal(t, float64(2), m["imported"])
 }

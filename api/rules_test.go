@@ -19,27 +19,27 @@ const strictBody = `{"rules":{"strict":true,"fields":{"hp":{"type":"int","policy
 func TestUpdateRulesReplacesTheRulesAndAnswersTheNewVersion(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, apitest.NewFake())
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
-	code, m := e.doJSON("GET", "/v1/worlds", "")
+	code, m := e.DoJSON("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, 1.0, m["worlds"].([]any)[0].(map[string]any)["rules_version"])
 
-	code, m = e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody)
+	code, m = e.DoJSON("PUT", "/v1/worlds/arena/rules", strictBody)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, map[string]any{"world": "arena", "rules_version": 2.0}, m)
-	require.True(t, e.fake.WorldMap["arena"].Rules.Strict)
-	code, m = e.doJSON("GET", "/v1/worlds", "")
+	require.True(t, e.Fake.WorldMap["arena"].Rules.Strict)
+	code, m = e.DoJSON("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
 	w := m["worlds"].([]any)[0].(map[string]any)
 	require.Equal(t, 2.0, w["rules_version"])
 	require.Equal(t, true, w["rules"].(map[string]any)["strict"])
 
-	code, m = e.doJSON("PUT", "/v1/worlds/arena/rules", `{"rules":{},"expect_rules_version":2}`)
+	code, m = e.DoJSON("PUT", "/v1/worlds/arena/rules", `{"rules":{},"expect_rules_version":2}`)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, 3.0, m["rules_version"])
-	e.requireError(409, fsm.CodeRulesConflict, "PUT", "/v1/worlds/arena/rules", `{"rules":{},"expect_rules_version":2}`)
-	e.requireError(404, fsm.CodeUnknownWorld, "PUT", "/v1/worlds/nope/rules", strictBody)
+	e.RequireError(409, fsm.CodeRulesConflict, "PUT", "/v1/worlds/arena/rules", `{"rules":{},"expect_rules_version":2}`)
+	e.RequireError(404, fsm.CodeUnknownWorld, "PUT", "/v1/worlds/nope/rules", strictBody)
 }
 
 func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
@@ -62,21 +62,21 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		"too large":         {413, edge.CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			m := e.with(t).requireError(tc.status, tc.code, "PUT", tc.path, tc.body)
+			m := e.With(t).RequireError(tc.status, tc.code, "PUT", tc.path, tc.body)
 			if tc.code == fsm.CodeNotSupported {
 				require.Contains(t, m["error"], "waits for issue")
 			}
 		})
 	}
 	// World creation parses the same schema and refuses the same way.
-	e.requireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"actions":{"jump":{}}}}`)
+	e.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"actions":{"jump":{}}}}`)
 }
 
 func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {
 	t.Parallel()
 	f := apitest.NewFake()
 	e := newEnv(t, f)
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
 	for err, want := range map[error]struct {
 		status int
@@ -87,29 +87,29 @@ func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {
 		store.ErrOutcomeUnknown:                                      {503, edge.CodeOutcomeUnknown},
 	} {
 		f.Set(func(f *apitest.Fake) { f.RulesErr = err })
-		e.requireError(want.status, want.code, "PUT", "/v1/worlds/arena/rules", strictBody)
+		e.RequireError(want.status, want.code, "PUT", "/v1/worlds/arena/rules", strictBody)
 	}
 }
 
 func TestUpdateRulesIsAnAdminRoute(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, apitest.NewFake(), withSecret)
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"arena"}`)
+	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)
-	e.requireError(401, edge.CodeUnauthorized, "PUT", "/v1/worlds/arena/rules", strictBody)
-	code, m := e.doJSON("PUT", "/v1/worlds/arena/rules", strictBody, edge.HeaderClusterKey, testSecret)
+	e.RequireError(401, edge.CodeUnauthorized, "PUT", "/v1/worlds/arena/rules", strictBody)
+	code, m := e.DoJSON("PUT", "/v1/worlds/arena/rules", strictBody, edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 200, code, "%v", m)
 }
 
 func TestFollowerForwardsRulesUpdatesWithItsWireVersion(t *testing.T) {
 	t.Parallel()
 	leader, follower := newPair(t)
-	follower.fake.Set(func(f *apitest.Fake) { f.RulesErr = store.ErrNotLeader })
-	code, m := follower.doJSON("PUT", "/v1/worlds/arena/rules", strictBody)
+	follower.Fake.Set(func(f *apitest.Fake) { f.RulesErr = store.ErrNotLeader })
+	code, m := follower.DoJSON("PUT", "/v1/worlds/arena/rules", strictBody)
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, 2.0, m["rules_version"])
-	require.Equal(t, 1, leader.fake.Forwarded)
-	require.True(t, leader.fake.WorldMap["arena"].Rules.Strict)
+	require.Equal(t, 1, leader.Fake.Forwarded)
+	require.True(t, leader.Fake.WorldMap["arena"].Rules.Strict)
 
 	// What the follower sends carries X-Gsd-Wire-Version.
 	got := make(chan string, 1)
@@ -118,8 +118,8 @@ func TestFollowerForwardsRulesUpdatesWithItsWireVersion(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(rec.Close)
-	follower.fake.SetLeader("n9", rec.Listener.Addr().String())
-	code, _, _ = follower.do("PUT", "/v1/worlds/arena/rules", strictBody)
+	follower.Fake.SetLeader("n9", rec.Listener.Addr().String())
+	code, _, _ = follower.Do("PUT", "/v1/worlds/arena/rules", strictBody)
 	require.Equal(t, http.StatusNoContent, code)
 	require.Equal(t, edge.WireVersion(), <-got)
 }

@@ -30,6 +30,7 @@ func TestDefaultConfigIsValidAndValidateCatchesEachField(t *testing.T) {
 		"ForwardDialTimeout": func(c *Config) { c.ForwardDialTimeout = 0 },
 		"ForwardMaxConns":    func(c *Config) { c.ForwardMaxConns = 0 },
 		"StreamWriteTimeout": func(c *Config) { c.StreamWriteTimeout = 0 },
+		"StreamQueue":        func(c *Config) { c.StreamQueue = -1 },
 		"Logger":             func(c *Config) { c.Logger = nil },
 	} {
 		c := DefaultConfig()
@@ -62,17 +63,17 @@ func TestNewRefusesNilBackendOrRouterAndDoubleRegistration(t *testing.T) {
 func TestUnknownRoutesAndMethodsAnswerJSON(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, apitest.NewFake())
-	e.requireError(404, "not_found", "GET", "/v2/nothing", "")
-	_, h, _ := e.do("GET", "/v1/cluster/snapshot", "")
+	e.RequireError(404, "not_found", "GET", "/v2/nothing", "")
+	_, h, _ := e.Do("GET", "/v1/cluster/snapshot", "")
 	require.Equal(t, "POST", h.Get("Allow"))
-	m := e.requireError(405, "method_not_allowed", "GET", "/v1/cluster/snapshot", "")
+	m := e.RequireError(405, "method_not_allowed", "GET", "/v1/cluster/snapshot", "")
 	require.Contains(t, m["error"], "POST")
-	e.requireError(405, "method_not_allowed", "PUT", "/v1/worlds", "{}")
+	e.RequireError(405, "method_not_allowed", "PUT", "/v1/worlds", "{}")
 	// A path the mux cleans is redirected, not answered as an error.
-	c := e.ts.Client()
+	c := e.TS.Client()
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	for _, path := range []string{"/v1//status", "/v2//nothing"} {
-		req, err := http.NewRequest("GET", e.ts.URL+path, nil)
+		req, err := http.NewRequest("GET", e.TS.URL+path, nil)
 		require.NoError(t, err)
 		resp, err := c.Do(req)
 		require.NoError(t, err)
@@ -86,10 +87,10 @@ func TestPanicBecomes500Internal(t *testing.T) {
 	f := apitest.NewFake()
 	f.PanicWorlds = true
 	e := newEnv(t, f)
-	m := e.requireError(500, "internal", "GET", "/v1/worlds", "")
+	m := e.RequireError(500, "internal", "GET", "/v1/worlds", "")
 	require.Contains(t, m["error"], "worlds exploded")
 	// The server keeps serving.
-	code, _ := e.doJSON("GET", "/healthz", "")
+	code, _ := e.DoJSON("GET", "/healthz", "")
 	require.Equal(t, 200, code)
 }
 
@@ -116,17 +117,17 @@ func TestHealthReadyAndMetrics(t *testing.T) {
 	t.Parallel()
 	f := apitest.NewFake()
 	e := newEnv(t, f)
-	code, m := e.doJSON("GET", "/healthz", "")
+	code, m := e.DoJSON("GET", "/healthz", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, "ok", m["status"])
-	code, _ = e.doJSON("GET", "/readyz", "")
+	code, _ = e.DoJSON("GET", "/readyz", "")
 	require.Equal(t, 200, code)
 	f.ReadyFlag.Store(false)
-	e.requireError(503, "not_ready", "GET", "/readyz", "")
+	e.RequireError(503, "not_ready", "GET", "/readyz", "")
 	f.ReadyFlag.Store(true)
 
-	e.do("GET", "/nope", "")
-	code, _, b := e.do("GET", "/metrics", "")
+	e.Do("GET", "/nope", "")
+	code, _, b := e.Do("GET", "/metrics", "")
 	require.Equal(t, 200, code)
 	body := string(b)
 	require.Contains(t, body, `gsd_http_requests_total{code="200",route="GET /healthz"} 1`)
@@ -140,28 +141,28 @@ func TestStatusWorldsAndHash(t *testing.T) {
 	t.Parallel()
 	f := apitest.NewFake()
 	e := newEnv(t, f)
-	code, m := e.doJSON("GET", "/v1/worlds", "")
+	code, m := e.DoJSON("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, []any{}, m["worlds"])
 
-	code, m = e.doJSON("POST", "/v1/worlds", arenaBody)
+	code, m = e.DoJSON("POST", "/v1/worlds", arenaBody)
 	require.Equal(t, 201, code)
 	require.Equal(t, map[string]any{"id": "arena"}, m)
-	e.requireError(409, "world_exists", "POST", "/v1/worlds", arenaBody)
-	code, _, b := e.do("GET", "/v1/worlds", "")
+	e.RequireError(409, "world_exists", "POST", "/v1/worlds", arenaBody)
+	code, _, b := e.Do("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
 	require.JSONEq(t, `{"worlds":[{"id":"arena","seq":0,"index":0,"entities":0,"players":0,"hash":"000000000000beef",
 		"rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}},"rules_version":1}]}`, string(b))
 
-	code, _, b = e.do("GET", "/v1/worlds/arena/hash?seq=5", "")
+	code, _, b = e.Do("GET", "/v1/worlds/arena/hash?seq=5", "")
 	require.Equal(t, 200, code)
 	require.JSONEq(t, `{"world":"arena","seq":5,"index":9,"hash":"0000000000000abc"}`, string(b))
-	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/hash?seq=-1", "")
-	e.requireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/hash", "")
+	e.RequireError(400, "malformed", "GET", "/v1/worlds/arena/hash?seq=-1", "")
+	e.RequireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/hash", "")
 	f.Set(func(f *apitest.Fake) { f.HashErr = fmt.Errorf("%w: seq 3", fsm.ErrSeqUnknown) })
-	e.requireError(404, "seq_unknown", "GET", "/v1/worlds/arena/hash?seq=3", "")
+	e.RequireError(404, "seq_unknown", "GET", "/v1/worlds/arena/hash?seq=3", "")
 
-	code, m = e.doJSON("GET", "/v1/status", "")
+	code, m = e.DoJSON("GET", "/v1/status", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, "self", m["id"])
 	require.Equal(t, "leader", m["state"])
@@ -186,62 +187,62 @@ func TestCreateWorldValidatesIDAndRules(t *testing.T) {
 		"fair window too big": `{"id":"w","rules":{"fair_window":"1h"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			e.with(t).requireError(400, "malformed", "POST", "/v1/worlds", body)
+			e.With(t).RequireError(400, "malformed", "POST", "/v1/worlds", body)
 		})
 	}
-	code, _ := e.doJSON("POST", "/v1/worlds", `{"id":"plain"}`)
+	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"plain"}`)
 	require.Equal(t, 201, code)
-	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"nullrules","rules":null}`)
+	code, _ = e.DoJSON("POST", "/v1/worlds", `{"id":"nullrules","rules":null}`)
 	require.Equal(t, 201, code)
-	require.True(t, e.fake.WorldMap["plain"].Rules.Fields == nil)
-	code, _ = e.doJSON("POST", "/v1/worlds", `{"id":"fair","rules":{"fair_window":"50ms","max_lag_compensation":"100ms"}}`)
+	require.True(t, e.Fake.WorldMap["plain"].Rules.Fields == nil)
+	code, _ = e.DoJSON("POST", "/v1/worlds", `{"id":"fair","rules":{"fair_window":"50ms","max_lag_compensation":"100ms"}}`)
 	require.Equal(t, 201, code)
-	require.Equal(t, fsm.Fairness{Window: 50 * time.Millisecond, MaxLag: 100 * time.Millisecond}, e.fake.WorldMap["fair"].Rules.Fair)
+	require.Equal(t, fsm.Fairness{Window: 50 * time.Millisecond, MaxLag: 100 * time.Millisecond}, e.Fake.WorldMap["fair"].Rules.Fair)
 }
 
 func TestClusterEndpoints(t *testing.T) {
 	t.Parallel()
 	f := apitest.NewFake()
 	e := newEnv(t, f)
-	code, m := e.doJSON("POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"127.0.0.1:7001","http_addr":"127.0.0.1:8001","region":"eu"}`)
+	code, m := e.DoJSON("POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"127.0.0.1:7001","http_addr":"127.0.0.1:8001","region":"eu"}`)
 	require.Equal(t, 200, code)
 	require.Equal(t, true, m["ok"])
 	require.Equal(t, []fsm.NodeInfo{{ID: "n2", RaftAddr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001", Region: "eu"}}, f.Nodes)
-	e.requireError(400, "malformed", "POST", "/v1/cluster/join", `{"id":"n2"}`)
-	e.requireError(400, "malformed", "POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"x:1","port":1}`)
-	e.requireError(413, "too_large", "POST", "/v1/cluster/join", `{"id":"`+strings.Repeat("n", 2<<20)+`"}`)
+	e.RequireError(400, "malformed", "POST", "/v1/cluster/join", `{"id":"n2"}`)
+	e.RequireError(400, "malformed", "POST", "/v1/cluster/join", `{"id":"n2","raft_addr":"x:1","port":1}`)
+	e.RequireError(413, "too_large", "POST", "/v1/cluster/join", `{"id":"`+strings.Repeat("n", 2<<20)+`"}`)
 
-	code, _ = e.doJSON("DELETE", "/v1/cluster/nodes/n2", "")
+	code, _ = e.DoJSON("DELETE", "/v1/cluster/nodes/n2", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, []string{"n2"}, f.Removed)
-	e.requireError(400, "malformed", "DELETE", "/v1/cluster/nodes/"+strings.Repeat("n", 200), "")
+	e.RequireError(400, "malformed", "DELETE", "/v1/cluster/nodes/"+strings.Repeat("n", 200), "")
 	f.Set(func(f *apitest.Fake) { f.RemoveErr = errors.New("raft: unknown peer") })
-	e.requireError(500, "internal", "DELETE", "/v1/cluster/nodes/n7", "")
+	e.RequireError(500, "internal", "DELETE", "/v1/cluster/nodes/n7", "")
 
-	code, _ = e.doJSON("POST", "/v1/cluster/transfer-leadership", "")
+	code, _ = e.DoJSON("POST", "/v1/cluster/transfer-leadership", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, 1, f.Transfers)
 
-	code, m = e.doJSON("POST", "/v1/cluster/snapshot", "")
+	code, m = e.DoJSON("POST", "/v1/cluster/snapshot", "")
 	require.Equal(t, 200, code)
 	require.Equal(t, float64(42), m["index"])
 	f.Set(func(f *apitest.Fake) { f.SnapErr = errors.New("snapshot: nothing new to snapshot") })
-	e.requireError(500, "internal", "POST", "/v1/cluster/snapshot", "")
+	e.RequireError(500, "internal", "POST", "/v1/cluster/snapshot", "")
 }
 
 func TestEventsErrorsBeforeTheStreamOpens(t *testing.T) {
 	t.Parallel()
 	f := apitest.NewFake()
 	e := newEnv(t, f)
-	e.requireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/events", "")
-	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?from=x", "")
-	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=5", "")
-	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=-1s", "")
-	e.requireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=6s", "")
+	e.RequireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/events", "")
+	e.RequireError(400, "malformed", "GET", "/v1/worlds/arena/events?from=x", "")
+	e.RequireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=5", "")
+	e.RequireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=-1s", "")
+	e.RequireError(400, "malformed", "GET", "/v1/worlds/arena/events?linger=6s", "")
 	f.Set(func(f *apitest.Fake) { f.SubErr = fmt.Errorf("%w: world arena seq 1", store.ErrArchiveGap) })
-	e.requireError(410, "archive_gap", "GET", "/v1/worlds/arena/events?from=1", "")
+	e.RequireError(410, "archive_gap", "GET", "/v1/worlds/arena/events?from=1", "")
 	e.srv.Close()
-	e.requireError(503, "unavailable", "GET", "/v1/worlds/arena/events", "")
+	e.RequireError(503, "unavailable", "GET", "/v1/worlds/arena/events", "")
 	e.srv.Close() // idempotent
 }
 
@@ -249,7 +250,7 @@ func TestEntityReadErrors(t *testing.T) {
 	t.Parallel()
 	f := apitest.NewFake()
 	e := newEnv(t, f)
-	e.requireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/entities/e1", "")
+	e.RequireError(404, "unknown_world", "GET", "/v1/worlds/nowhere/entities/e1", "")
 	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
-	e.requireError(404, "not_found", "GET", "/v1/worlds/arena/entities/ghost", "")
+	e.RequireError(404, "not_found", "GET", "/v1/worlds/arena/entities/ghost", "")
 }

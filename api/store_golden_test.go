@@ -27,7 +27,7 @@ import (
 func goldenNormalize(n *node, b []byte) []byte {
 	s := string(b)
 	s = strings.ReplaceAll(s, n.raftAddr, "RAFT_ADDR")
-	s = strings.ReplaceAll(s, n.env.ts.Listener.Addr().String(), "HTTP_ADDR")
+	s = strings.ReplaceAll(s, n.env.TS.Listener.Addr().String(), "HTTP_ADDR")
 	s = goldenTimeField.ReplaceAllString(s, `"time":0`)
 	return []byte(s)
 }
@@ -39,9 +39,9 @@ func goldenStreamLines(t *testing.T, e *testEnv, path string, n int) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", e.ts.URL+path, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", e.TS.URL+path, nil)
 	require.NoError(t, err)
-	resp, err := e.ts.Client().Do(req)
+	resp, err := e.TS.Client().Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, 200, resp.StatusCode)
@@ -60,7 +60,7 @@ func TestGoldenHTTPAnswersOverARealStore(t *testing.T) {
 	n := startLeader(t)
 	require.Eventually(t, func() bool { return len(n.st.Status().Nodes) == 1 }, 10*time.Second, 10*time.Millisecond,
 		"the leader registers itself first")
-	e := n.env.with(t)
+	e := n.env.With(t)
 	steps := []struct{ name, method, path, body string }{
 		{"create_world", "POST", "/v1/worlds", `{"id":"arena","rules":{"strict":true,"fields":{` +
 			`"alive":{"type":"bool","policy":"authoritative"},"best":{"type":"float","policy":"max"},"hp":{"type":"int","policy":"counter"},` +

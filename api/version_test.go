@@ -30,9 +30,9 @@ func TestCheckWireVersionAcceptsOwnAndOlderAndRefusesNewerMajors(t *testing.T) {
 func TestServerRefusesCallsOfANewerWireMajor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, apitest.NewFake())
-	m := e.requireError(400, edge.CodeWireVersion, "GET", "/v1/worlds", "", edge.HeaderWireVersion, "2.0")
+	m := e.RequireError(400, edge.CodeWireVersion, "GET", "/v1/worlds", "", edge.HeaderWireVersion, "2.0")
 	require.Contains(t, m["error"], "upgrade")
-	e.requireError(400, fsm.CodeMalformed, "GET", "/v1/worlds", "", edge.HeaderWireVersion, "one")
-	code, _ := e.doJSON("GET", "/v1/worlds", "", edge.HeaderWireVersion, edge.WireVersion())
+	e.RequireError(400, fsm.CodeMalformed, "GET", "/v1/worlds", "", edge.HeaderWireVersion, "one")
+	code, _ := e.DoJSON("GET", "/v1/worlds", "", edge.HeaderWireVersion, edge.WireVersion())
 	require.Equal(t, 200, code)
 }

@@ -1,9 +1,31 @@
 package admin
 
-import "github.com/gsd-dev/gsd/api/edge"
+import (
+	"net/http"
+
+	"github.com/gsd-dev/gsd/api/edge"
+)
 
 // API serves the admin routes over the edge's shared core.
 type API struct{ *edge.Core }
 
 // New returns the admin routes' handlers over core.
 func New(core *edge.Core) *API { return &API{Core: core} }
+
+// Register adds the admin, status and health routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/worlds/{world}/sessions", a.Presence)
+	mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", a.Kick)
+	mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", a.ExportData)
+	mux.HandleFunc("POST /v1/worlds/{world}/sessions:import", a.ImportData)
+	mux.HandleFunc("GET /v1/worlds/{world}/bans", a.Bans)
+	mux.HandleFunc("POST /v1/worlds/{world}/bans", a.Ban)
+	mux.HandleFunc("DELETE /v1/worlds/{world}/bans/{player}", a.Unban)
+	mux.HandleFunc("GET /v1/status", a.Status)
+	mux.HandleFunc("POST /v1/cluster/join", a.Join)
+	mux.HandleFunc("DELETE /v1/cluster/nodes/{id}", a.RemoveNode)
+	mux.HandleFunc("POST /v1/cluster/transfer-leadership", a.TransferLeadership)
+	mux.HandleFunc("POST /v1/cluster/snapshot", a.Snapshot)
+	mux.HandleFunc("GET /healthz", a.Healthz)
+	mux.HandleFunc("GET /readyz", a.Readyz)
+}

@@ -143,6 +143,10 @@ type Config struct {
 	// StreamWriteTimeout bounds writing one batch of events to a stream's
 	// client; a client that reads slower is cut off.
 	StreamWriteTimeout time.Duration
+	// StreamQueue is how many chunks of its world's shared fan-out an
+	// event stream may have waiting before the fan lets it go (it then
+	// catches up from its own subscription); 0 means fanout.DefaultQueue.
+	StreamQueue int
 	// Auth turns on player identity by JWT; nil leaves it off (the player
 	// comes from the request).
 	Auth *AuthConfig
@@ -200,6 +204,9 @@ func (c Config) Validate() error {
 	}
 	if c.ForwardMaxConns < 1 {
 		errs = append(errs, errors.New("config.ForwardMaxConns must be > 0"))
+	}
+	if c.StreamQueue < 0 {
+		errs = append(errs, errors.New("config.StreamQueue must be >= 0"))
 	}
 	if c.StreamWriteTimeout <= 0 {
 		errs = append(errs, errors.New("config.StreamWriteTimeout must be > 0"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -33,14 +34,12 @@ type Service struct {
 	fans *fanout.Hub // the streams' shared fan-outs, one per world and linger
 }
 
-// New returns the event streams' service over core; queue is each
-// stream's queue of chunks in its fan, 0 meaning fanout.DefaultQueue
-// (tests lower it).
-func New(core *edge.Core, queue int) (*Service, error) {
+// New returns the event streams' service over core.
+func New(core *edge.Core) (*Service, error) {
 	s := &Service{Core: core}
 	cfg := fanout.DefaultConfig()
-	if queue > 0 {
-		cfg.Queue = queue
+	if q := core.Config().StreamQueue; q > 0 {
+		cfg.Queue = q
 	}
 	cfg.Subscribe = func(world string, from uint64) (fanout.Subscription, error) {
 		sub, err := core.Backend().Subscribe(world, from)
@@ -56,6 +55,11 @@ func New(core *edge.Core, queue int) (*Service, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Register adds the event stream route to mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/worlds/{world}/events", s.Events)
 }
 
 // Members returns the fans and attached streams of world on this node.

@@ -131,6 +131,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("start store: %w", err)
 	}
+	stopSink, err := o.pgSink.start(st, scfg.Retention, reg, log)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopSink() // on the failure paths below; idempotent
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -196,6 +202,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 	}
 	stopReport()
+	stopSink() // before the store hands leadership on and closes
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log)
 	if runErr != nil && ctx.Err() == nil {

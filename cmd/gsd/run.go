@@ -48,6 +48,7 @@ type options struct {
 	udp     udpOptions
 	play    playOptions
 	cluster clusterOptions
+	pgSink  pgSinkOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -128,6 +129,7 @@ cluster from that data and ignores --join.`,
 	o.udp.flags(f)
 	o.play.flags(f)
 	o.cluster.flags(f)
+	o.pgSink.flags(f)
 	return cmd
 }
 
@@ -156,6 +158,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, err := o.cluster.secret(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := o.pgSink.config(slog.Default()); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {

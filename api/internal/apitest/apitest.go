@@ -56,30 +56,44 @@ func Core(t testing.TB, b Node, cfg *edge.Config) *edge.Core {
 // in t.Cleanup.
 func StartStore(t testing.TB) *store.Store {
 	t.Helper()
+	st, _ := StartStoreOn(t, "n1", true, "127.0.0.1:1", nil)
+	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	return st
+}
+
+// StartStoreOn starts a store with id that advertises httpAddr,
+// bootstrapping a one-node cluster when asked, with short timeouts and no
+// fsync; its metrics go to reg (a fresh registry when nil). It closes in
+// t.Cleanup. It returns the store and its Raft address.
+func StartStoreOn(t testing.TB, id string, bootstrap bool, httpAddr string, reg *prometheus.Registry) (*store.Store, string) {
+	t.Helper()
 	cfg := store.DefaultConfig()
-	cfg.ID = "n1"
+	cfg.ID = id
 	cfg.Dir = t.TempDir()
-	cfg.RaftAddr = freeAddr(t)
-	cfg.HTTPAddr = "127.0.0.1:1"
-	cfg.Bootstrap = true
+	cfg.RaftAddr = FreeAddr(t)
+	cfg.HTTPAddr = httpAddr
+	cfg.Bootstrap = bootstrap
 	cfg.HeartbeatTimeout = 500 * time.Millisecond
 	cfg.ElectionTimeout = 500 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 250 * time.Millisecond
 	cfg.NoSync = true
 	cfg.Logger = QuietLogger()
-	st, err := store.New(cfg, prometheus.NewRegistry())
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	st, err := store.New(cfg, reg)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		require.NoError(t, st.Close(ctx))
 	})
-	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
-	return st
+	return st, cfg.RaftAddr
 }
 
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address with a port nobody listens on:
+// raft's TCP transport needs a concrete port to advertise.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

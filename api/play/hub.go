@@ -1,0 +1,403 @@
+package play
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// The hub and its connections' pushers: this file holds the hub's
+// lifecycle (joinHub, startHub, leaveHub), its run loop and fan-out of
+// each batch of events to the shared stream and the attached members, its
+// tick, attach and detach, and the pusher goroutine of a play connection
+// that reads on alone while detached. What a hub offers is prepared in
+// frames.go, queued per connection in outbox.go and filtered by the
+// interest index in interest.go; ws.go writes what the outbox gives.
+
+// The play fan-out (docs/ARCHITECTURE.md, "Player edge"): one hub per
+// world on this node reads the world's events once, prepares each once
+// (its JSON for events frames, its coalescable bulk changes, the entities
+// it touches) and offers them to every connection attached to it. An offer
+// never blocks: a connection's outbox queues critical events (bounded by
+// Config.QueueSize frames), merges bulk changes into a pending delta
+// (latest value per entity/field) that the hub's tick flushes, and drops
+// what lies outside the player's area of interest. A connection whose
+// queue is full is detached: its pusher goroutine reads on from its own
+// subscription, waiting for room at most SlowTimeout (then 4429), and
+// attaches again once it has caught up with the hub. A connection that
+// resumes from an older position catches up the same way first. With
+// interest off, all the connections want the same stream: the hub runs it
+// once in an outbox of its own and queues the same frames on every
+// connection that joined it (see hub).
+
+// member is how a connection of a hub gets its events.
+type member uint8
+
+const (
+	memberDetached member = iota // from its own subscription (catching up)
+	memberAttached               // from the hub, through its own outbox's offers
+	memberShared                 // from the hub's shared stream
+)
+
+// hub fans one world's events out to this node's play connections. With
+// interest off every connection gets the same stream: the hub runs it
+// once, in its own outbox (shared), and queues the same frames, encoded
+// once per codec, on every shared member. An attached member joins the
+// shared stream at the first tick that finds it at the stream's position;
+// one that finds its queue full leaves it (detached) with a copy of the
+// stream's pending delta. With interest on, every attached member gets its
+// own offers.
+type hub struct {
+	s      *Service
+	world  string
+	idx    *interestIndex // nil: interest off
+	shared *outbox        // the shared stream (nil: interest on)
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	next    uint64 // events before next were offered to the attached
+	members map[*playConn]member
+	err     error // the hub's subscription failed
+	ticks   uint64
+}
+
+// joinHub registers c with its world's hub, starting one if needed.
+func (s *Service) joinHub(c *playConn) (*hub, error) {
+	s.hubMu.Lock()
+	defer s.hubMu.Unlock()
+	h := s.hubs[c.world]
+	if h == nil || h.failed() {
+		var err error
+		if h, err = s.startHub(c.world); err != nil {
+			return nil, err
+		}
+		if s.hubs == nil {
+			s.hubs = make(map[string]*hub)
+		}
+		s.hubs[c.world] = h
+	}
+	h.mu.Lock()
+	h.members[c] = memberDetached
+	h.mu.Unlock()
+	return h, nil
+}
+
+// leaveHub unregisters c; the last member stops the hub.
+func (s *Service) leaveHub(h *hub, c *playConn) {
+	s.hubMu.Lock()
+	h.mu.Lock()
+	delete(h.members, c)
+	last := len(h.members) == 0
+	h.mu.Unlock()
+	if last && s.hubs[h.world] == h {
+		delete(s.hubs, h.world)
+	}
+	s.hubMu.Unlock()
+	if last {
+		h.cancel()
+		h.wg.Wait()
+	}
+}
+
+// hubCount returns the running hubs (for tests and metrics).
+func (s *Service) hubCount() int {
+	s.hubMu.Lock()
+	defer s.hubMu.Unlock()
+	return len(s.hubs)
+}
+
+func (s *Service) startHub(world string) (*hub, error) {
+	seq, err := s.worldSeq(world)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := s.b.Subscribe(world, seq+1)
+	if err != nil {
+		return nil, err
+	}
+	h := s.newHub(world, seq)
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.wg.Add(2)
+	go h.run(sub)
+	go h.ticker()
+	return h, nil
+}
+
+// newHub returns world's hub, before it runs, at the world's seq.
+func (s *Service) newHub(world string, seq uint64) *hub {
+	h := &hub{s: s, world: world, next: seq + 1, members: make(map[*playConn]member)}
+	if s.cfg.Interest.enabled() {
+		h.idx = newInterestIndex(s.cfg.Interest, func(id string) (fsm.EntityView, error) {
+			return s.b.Entity(context.Background(), world, id, store.Stale)
+		})
+	} else {
+		h.shared = newOutbox(math.MaxInt, codecJSON)
+		h.shared.start(seq)
+	}
+	return h
+}
+
+// worldSeq returns world's seq in this node's applied state.
+func (s *Service) worldSeq(world string) (uint64, error) {
+	for _, w := range s.b.Worlds() {
+		if w.ID == world {
+			return w.Seq, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, world)
+}
+
+func (h *hub) failed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.err != nil
+}
+
+// run reads the world's events and offers them to the attached members.
+func (h *hub) run(sub *store.Subscription) {
+	defer h.wg.Done()
+	for {
+		evs, err := sub.Next(h.ctx)
+		if h.ctx.Err() != nil {
+			return
+		}
+		var hevs []*hubEvent
+		if err == nil {
+			hevs, err = h.s.prepare(evs, h.s.cfg.CoalesceBulk)
+		}
+		if err != nil {
+			h.mu.Lock()
+			h.err = err
+			for c := range h.members {
+				c.fail(err)
+			}
+			h.mu.Unlock()
+			return
+		}
+		h.fanout(evs, hevs)
+	}
+}
+
+// fanout offers one batch of events, prepared as hevs, to the shared
+// stream and the attached members.
+func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
+	if h.idx != nil {
+		h.idx.update(evs)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.shared != nil {
+		h.fanShared(hevs)
+	}
+	for c, m := range h.members {
+		if m == memberAttached && c.ob.offer(hevs, h.wants(c)) < len(hevs) {
+			// Its queue is full: it reads on by itself, and the hub
+			// never waits for it.
+			h.detach(c)
+		}
+	}
+	h.next = evs[len(evs)-1].Seq + 1
+}
+
+// detach leaves c to read on by itself.
+func (h *hub) detach(c *playConn) {
+	h.members[c] = memberDetached
+	h.s.playMetrics.detaches.Inc()
+	wake(c.detached)
+}
+
+// fanShared runs hevs through the shared stream and queues the frames it
+// makes on every shared member.
+func (h *hub) fanShared(hevs []*hubEvent) {
+	pos := h.shared.position()
+	for _, he := range hevs {
+		if he.frame != nil && he.ev.Seq > pos {
+			// It makes a frame: who has no room for it leaves first.
+			h.leaveBehind(false)
+			break
+		}
+	}
+	h.shared.offer(hevs, nil)
+	h.pushShared(h.shared.takeShared()...)
+}
+
+// pushShared queues frames of the shared stream on every shared member.
+func (h *hub) pushShared(sfs ...*sharedFrame) {
+	sfs = slices.DeleteFunc(sfs, func(sf *sharedFrame) bool { return sf == nil })
+	if len(sfs) == 0 {
+		return
+	}
+	pos := h.shared.position()
+	for c, m := range h.members {
+		if m == memberShared {
+			for _, sf := range sfs {
+				c.ob.push(sf.item, pos)
+			}
+		}
+	}
+}
+
+// leaveBehind detaches the shared members whose queue is full, or which
+// are sharedLagDeltas behind before a delta frame, before the stream's next
+// frame: each goes on alone from the stream's position, with a copy of its
+// pending delta.
+func (h *hub) leaveBehind(delta bool) {
+	for c, m := range h.members {
+		if m == memberShared && c.ob.behind(delta) {
+			c.ob.resume(h.shared.pending())
+			h.detach(c)
+		}
+	}
+}
+
+// ticker flushes the members' coalesced changes every TickInterval.
+func (h *hub) ticker() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.s.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+			h.tick()
+		}
+	}
+}
+
+// tick flushes the shared stream's pending delta to the shared members,
+// lets the attached members at the stream's position join it, and asks
+// every other member for its pending delta.
+func (h *hub) tick() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ticks++
+	var pos uint64
+	if h.shared != nil {
+		h.shared.onTick(h.ticks)
+		if h.shared.dueDelta() {
+			h.leaveBehind(true)
+		}
+		h.pushShared(h.shared.takeSharedDelta())
+		pos = h.shared.position()
+	}
+	for c, m := range h.members {
+		switch {
+		case m == memberShared:
+		case m == memberAttached && h.shared != nil && c.ob.join(h.ticks, pos):
+			h.members[c] = memberShared
+		default:
+			c.ob.onTick(h.ticks)
+		}
+	}
+}
+
+// attach makes c an attached member if it has caught up with the hub.
+func (h *hub) attach(c *playConn) (bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err != nil {
+		return false, h.err
+	}
+	if c.ob.position()+1 < h.next {
+		return false, nil
+	}
+	h.members[c] = memberAttached
+	return true, nil
+}
+
+// wants returns c's interest filter (nil: everything).
+func (h *hub) wants(c *playConn) func(*hubEvent) bool {
+	if h.idx == nil {
+		return nil
+	}
+	return func(he *hubEvent) bool { return h.idx.wants(c.player, he) }
+}
+
+// pusher feeds c's outbox: from its own subscription until it has caught
+// up with the hub, then from the hub; again from its own subscription
+// whenever the hub detaches it.
+func (c *playConn) pusher(sub *store.Subscription) {
+	defer c.wg.Done()
+	h, err := c.s.joinHub(c)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	defer c.s.leaveHub(h, c)
+	for {
+		for {
+			ok, err := h.attach(c)
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			if ok {
+				break
+			}
+			evs, err := sub.Next(c.ctx)
+			if c.ctx.Err() != nil {
+				return
+			}
+			var hevs []*hubEvent
+			if err == nil {
+				hevs, err = c.s.prepare(evs, c.cfg.CoalesceBulk)
+			}
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			if !c.offerWait(hevs, h.wants(c)) {
+				return
+			}
+		}
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.detached:
+		}
+		if sub, err = c.s.b.Subscribe(c.world, c.ob.position()+1); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+// offerWait offers evs, waiting for room in the queue; a queue that stays
+// full for SlowTimeout cuts the connection off (4429).
+func (c *playConn) offerWait(evs []*hubEvent, want func(*hubEvent) bool) bool {
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
+	for {
+		evs = evs[c.ob.offer(evs, want):]
+		if len(evs) == 0 {
+			return true
+		}
+		if t == nil {
+			t = time.NewTimer(c.cfg.SlowTimeout)
+		}
+		select {
+		case <-c.ob.room:
+			t.Reset(c.cfg.SlowTimeout) // progress: the wait starts over (no stale fire since Go 1.23)
+		case <-t.C:
+			c.fail(fmt.Errorf("%w: outbound queue of %d frames full for %s", edge.ErrSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
+			return false
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}

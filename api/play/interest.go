@@ -1,0 +1,213 @@
+package play
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// Interest management of the play fan-out: InterestConfig (what a
+// connection wants), and the hub's interestIndex, which keeps each
+// entity's grid cell and team from the events the hub fans out and
+// answers, per player and prepared event, whether the connection wants it
+// (hub.wants). With interest off (the default) none of this runs and the
+// hub's shared stream serves every connection.
+
+// InterestConfig turns on interest management for play connections: a
+// connection receives an event only when it touches the player's own
+// entity (the entity whose id is the player id), an entity of the
+// player's team, an entity without a position (global), or an entity in a
+// grid cell within Radius cells of the player's. Positions and teams come
+// from the world's authoritative state, never from the client.
+type InterestConfig struct {
+	// Cell is the grid cell size in position units; 0 turns the grid off.
+	Cell float64
+	// X and Y name the numeric position fields (with Cell > 0).
+	X, Y string
+	// Radius is how many cells around the player's count as near.
+	Radius int
+	// Team names the team field; "" turns team interest off.
+	Team string
+}
+
+// enabled reports whether any interest filter is on.
+func (c InterestConfig) enabled() bool { return c.Cell > 0 || c.Team != "" }
+
+// Validate checks the config.
+func (c InterestConfig) Validate() error {
+	switch {
+	case c.Cell < 0 || math.IsNaN(c.Cell) || math.IsInf(c.Cell, 0):
+		return fmt.Errorf("interest cell must be a finite number >= 0, not %v", c.Cell)
+	case c.Cell > 0 && (c.X == "" || c.Y == ""):
+		return fmt.Errorf("interest with a grid needs the X and Y field names")
+	case c.Radius < 0:
+		return fmt.Errorf("interest radius must be >= 0, not %d", c.Radius)
+	}
+	return nil
+}
+
+// interestIndex keeps, per entity, its grid cell and team, from the
+// events the hub fans out; an entity it has not seen is looked up in this
+// node's applied state once.
+type interestIndex struct {
+	cfg    InterestConfig
+	lookup func(id string) (fsm.EntityView, error)
+
+	mu   sync.RWMutex
+	ents map[string]*entInterest
+}
+
+type entInterest struct {
+	x, y       float64
+	hasX, hasY bool
+	team       string
+}
+
+func (e *entInterest) cell(size float64) (int64, int64, bool) {
+	if size <= 0 || !e.hasX || !e.hasY {
+		return 0, 0, false
+	}
+	return int64(math.Floor(e.x / size)), int64(math.Floor(e.y / size)), true
+}
+
+func newInterestIndex(cfg InterestConfig, lookup func(string) (fsm.EntityView, error)) *interestIndex {
+	return &interestIndex{cfg: cfg, lookup: lookup, ents: make(map[string]*entInterest)}
+}
+
+func number(v fsm.Value) (float64, bool) {
+	switch v.Kind {
+	case fsm.KindInt:
+		return float64(v.Int), true
+	case fsm.KindFloat:
+		return v.Float, true
+	}
+	return 0, false
+}
+
+// set records one field's value on e.
+func (ix *interestIndex) set(e *entInterest, field string, v fsm.Value, exists bool) {
+	switch field {
+	case "":
+		return
+	case ix.cfg.Team:
+		e.team = ""
+		if exists && v.Kind == fsm.KindString {
+			e.team = v.Str
+		}
+	}
+	if ix.cfg.Cell <= 0 {
+		return
+	}
+	switch field {
+	case ix.cfg.X:
+		e.x, e.hasX = number(v)
+		e.hasX = e.hasX && exists
+	case ix.cfg.Y:
+		e.y, e.hasY = number(v)
+		e.hasY = e.hasY && exists
+	}
+}
+
+// update applies the applied events' changes to the index.
+func (ix *interestIndex) update(evs []*fsm.Event) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, ev := range evs {
+		if ev.Status != fsm.StatusApplied {
+			continue
+		}
+		for _, c := range ev.Changes {
+			if c.Field == "" { // deleted: it has no position or team any more
+				ix.ents[c.Entity] = &entInterest{}
+				continue
+			}
+			if c.Field != ix.cfg.Team && (ix.cfg.Cell <= 0 || c.Field != ix.cfg.X && c.Field != ix.cfg.Y) {
+				continue
+			}
+			e := ix.ents[c.Entity]
+			if e == nil {
+				e = ix.seed(c.Entity)
+				ix.ents[c.Entity] = e
+			}
+			ix.set(e, c.Field, c.Value, true)
+		}
+	}
+}
+
+// seed reads an entity's position and team from the applied state.
+func (ix *interestIndex) seed(id string) *entInterest {
+	e := &entInterest{}
+	view, err := ix.lookup(id)
+	if err != nil {
+		return e // not there (yet): no position, no team
+	}
+	for _, f := range view.Fields {
+		ix.set(e, f.Name, f.Value, true)
+	}
+	return e
+}
+
+// get returns an entity's record, seeding it when unknown.
+func (ix *interestIndex) get(id string) entInterest {
+	ix.mu.RLock()
+	e := ix.ents[id]
+	var v entInterest
+	if e != nil {
+		v = *e // copied under the lock: update mutates records in place
+	}
+	ix.mu.RUnlock()
+	if e != nil {
+		return v
+	}
+	seeded := ix.seed(id)
+	ix.mu.Lock()
+	if e = ix.ents[id]; e == nil { // an update may have come first
+		e = seeded
+		ix.ents[id] = e
+	}
+	v = *e
+	ix.mu.Unlock()
+	return v
+}
+
+// wants decides whether player receives he.
+func (ix *interestIndex) wants(player string, he *hubEvent) bool {
+	if he.ev.Player == player {
+		return true
+	}
+	me := ix.get(player)
+	mx, my, mePos := me.cell(ix.cfg.Cell)
+	for _, id := range he.entities {
+		if id == player {
+			return true
+		}
+		e := ix.get(id)
+		if ix.cfg.Team != "" && me.team != "" && e.team == me.team {
+			return true
+		}
+		if ix.cfg.Cell <= 0 {
+			if e.team == "" {
+				return true // teams only: an entity without a team is global
+			}
+			continue
+		}
+		ex, ey, pos := e.cell(ix.cfg.Cell)
+		if !pos {
+			return true // global
+		}
+		r := int64(ix.cfg.Radius)
+		if mePos && abs(ex-mx) <= r && abs(ey-my) <= r {
+			return true
+		}
+	}
+	return false
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}

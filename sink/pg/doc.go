@@ -1,0 +1,31 @@
+// Package pg mirrors committed events of worlds into a studio's
+// PostgreSQL database, idempotently and restart-safe.
+//
+// Place in the flow: it reads the store's committed feed (a Source, in
+// production the node's store.Store through NewStoreSource), like the
+// edge's event streams do, and writes rows; it never touches Apply, the
+// edge or the FSM's state.
+//
+// Which node writes a world: the sink runs on every node, and each node
+// mirrors only the worlds whose group it leads (Source.Leads). When
+// leadership moves, the old leader's sink stops that world within
+// Config.CheckInterval and the new leader's sink resumes from the position
+// stored in the database. Both may write for that short while; that is
+// harmless, because every write is idempotent:
+//
+//   - an event's row is keyed by (world, incarnation, seq) and inserted
+//     with ON CONFLICT DO NOTHING, and every replica holds the same event
+//     at the same seq;
+//   - the world's position (the seq up to which every event is in the
+//     table) is written in the same transaction as the rows and only
+//     ever rises (GREATEST), so a crash, a lost connection or a
+//     transaction whose commit was lost just repeats rows from the stored
+//     position on.
+//
+// Incarnation: worlds have no creation id yet (a world's id is unique
+// within its cluster, and worlds are never deleted), so the sink uses the
+// leader time (unix nanoseconds) of the world's first event, the same on
+// every replica, to tell a world apart from a world of the same name in a
+// cluster that was rebuilt against the same database. See schema.go for
+// the tables and docs/INTEGRATIONS.md for the guarantees.
+package pg

@@ -1,0 +1,26 @@
+package pg
+
+import "errors"
+
+// Sentinel errors of the sink. The sink retries every failure itself;
+// these name what it logs and counts (gsd_pgsink_errors_total).
+var (
+	// ErrSchemaNewer reports a database whose sink schema a newer gsd
+	// wrote: this binary does not know its tables, so it writes nothing.
+	ErrSchemaNewer = errors.New("gsd/pg: database schema is newer than this gsd")
+	// ErrIncarnation reports that the database's newest rows of a world
+	// are not this world's events: a world of the same name (a cluster
+	// rebuilt against the same database) whose first event this node no
+	// longer holds, so the sink cannot tell the two apart. Nothing is
+	// written for it.
+	ErrIncarnation = errors.New("gsd/pg: the database holds another incarnation of this world")
+
+	// errNotLeading stops a mirror's session when the node stopped
+	// leading the world's group between two of the sink's checks.
+	errNotLeading = errors.New("gsd/pg: not leading the world's group")
+	// errFeedOrder reports events that do not follow the mirror's
+	// position (a feed out of order; never expected).
+	errFeedOrder = errors.New("gsd/pg: feed out of order")
+	// errDB marks a failure of the database.
+	errDB = errors.New("gsd/pg: database")
+)

@@ -1,0 +1,167 @@
+package pg
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMirrorEqualsWorldAndSkipsWorldsNotListed(t *testing.T) {
+	_, dsn := startPG(t)
+	c := newCluster(t, 1)
+	c.createWorld("w1")
+	c.createWorld("w2")
+	c.createWorld("other")
+	c.act(&fsm.Action{World: "w1", Player: "p\x00nul", Seq: 1, Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "e", Field: "name", Value: wire.String("a\x00b \\u0000")}}})
+	c.act(&fsm.Action{World: "w1", Player: "p", Seq: 2, Priority: fsm.PriorityBulk, Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "e", Field: "name", Value: wire.String("x"), Expect: fsm.Expect{Mode: fsm.ExpectAbsent}}}})
+	c.act(&fsm.Action{World: "w1", Player: "p", Seq: ^uint64(0), Ops: []fsm.Op{{Kind: fsm.OpDelete, Entity: "e"}}})
+	for i := range 300 { // more than one read and one batch
+		c.act(&fsm.Action{World: "w2", Player: "q", Seq: uint64(i + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}})
+	}
+	c.act(&fsm.Action{World: "other", Player: "q", Seq: 1, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}})
+
+	cfg := testConfig(dsn)
+	cfg.Worlds = []string{"w1", "w2"}
+	r := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+	requireMirrorEquals(t, dsn, c.nodes[0], "w1")
+	requireMirrorEquals(t, dsn, c.nodes[0], "w2")
+	c.act(&fsm.Action{World: "w2", Player: "q", Seq: 301, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}})
+	requireMirrorEquals(t, dsn, c.nodes[0], "w2")
+	require.Zero(t, storedPosition(t, dsn, "other"), "a world not listed is not mirrored")
+
+	rows := readRows(t, dsn, "w1", mustEvent(t, c, "w1", 1).Time)
+	require.Equal(t, "p\uFFFDnul", rows[0].Player, "NUL is written as U+FFFD")
+	require.Equal(t, "a\uFFFDb \\u0000", rows[0].Changes[0].Value.Str)
+	require.Equal(t, "conflict", rows[1].Status)
+	require.Equal(t, "bulk", rows[1].Priority)
+	require.Equal(t, ^uint64(0), rows[2].ClientSeq)
+
+	require.Eventually(t, func() bool {
+		return r.gauge("gsd_pgsink_lag_events", "world", "w2") == 0 && r.gauge("gsd_pgsink_position", "world", "w2") == 301
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, 2.0, r.gauge("gsd_pgsink_worlds"))
+	require.Equal(t, float64(SchemaVersion), r.gauge("gsd_pgsink_schema_version"))
+	require.Equal(t, 304.0, r.gauge("gsd_pgsink_events_inserted_total"))
+	require.Positive(t, r.histogramCount("gsd_pgsink_write_seconds"))
+	require.Zero(t, r.gauge("gsd_pgsink_lag_seconds", "world", "w1"))
+
+	var ts time.Time
+	conn := connect(t, dsn)
+	require.NoError(t, conn.QueryRow(context.Background(), `SELECT leader_time FROM gsd.events WHERE world = 'w1' AND seq = 1`).Scan(&ts))
+	require.WithinDuration(t, time.Unix(0, mustEvent(t, c, "w1", 1).Time), ts, time.Millisecond)
+}
+
+func mustEvent(t *testing.T, c *cluster, world string, seq uint64) *fsm.Event {
+	t.Helper()
+	ev, ok := c.leader().Event(world, seq)
+	require.True(t, ok)
+	return ev
+}
+
+// The issue's must-show: kill the sink and the database mid-stream,
+// restart both, and the mirror equals the world.
+func TestSinkAndDatabaseKilledMidStreamMirrorLosesNothingRepeatsNothing(t *testing.T) {
+	pg, dsn := startPG(t)
+	c := newCluster(t, 1)
+	c.createWorld("w")
+	w := c.startWriter("w")
+	cfg := testConfig(dsn)
+	r1 := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") >= 50 }, 30*time.Second, 10*time.Millisecond)
+	r1.stop() // the sink stops mid-stream
+
+	at := storedPosition(t, dsn, "w")
+	require.Eventually(t, func() bool { return c.nodes[0].Worlds()[0].Seq > at+50 }, 30*time.Second, 10*time.Millisecond)
+	r2 := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") > at+50 }, 30*time.Second, 10*time.Millisecond)
+
+	pg.Kill(t) // the database dies mid-stream
+	require.Eventually(t, func() bool { return r2.gauge("gsd_pgsink_errors_total", "kind", "database") > 0 }, 30*time.Second, 10*time.Millisecond)
+	pg.Restart(t)
+	at = storedPosition(t, dsn, "w")
+	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") > at+50 }, 30*time.Second, 10*time.Millisecond)
+
+	n := w.stop()
+	require.Positive(t, n)
+	requireMirrorEquals(t, dsn, c.nodes[0], "w")
+}
+
+// Leadership moves mid-stream: the old leader's sink stops writing the
+// world, the new leader's resumes from the stored position.
+func TestNewLeaderResumesTheMirrorWhenLeadershipMoves(t *testing.T) {
+	_, dsn := startPG(t)
+	c := newCluster(t, 3)
+	c.createWorld("w")
+	w := c.startWriter("w")
+	cfg := testConfig(dsn)
+	var sinks []*running
+	for _, n := range c.nodes {
+		sinks = append(sinks, runSink(t, cfg, NewStoreSource(n)))
+	}
+	leaderIdx := func() int {
+		l := c.leader()
+		for i, n := range c.nodes {
+			if n == l {
+				return i
+			}
+		}
+		return -1
+	}
+	// Only the leader's sink mirrors.
+	first := leaderIdx()
+	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") >= 30 }, 30*time.Second, 10*time.Millisecond)
+	for i, s := range sinks {
+		want := 0.0
+		if i == first {
+			want = 1
+		}
+		require.Equal(t, want, s.gauge("gsd_pgsink_worlds"), "node %d", i)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	require.NoError(t, c.nodes[first].TransferLeadership(ctx))
+	cancel()
+	second := -1
+	require.Eventually(t, func() bool { second = leaderIdx(); return second >= 0 && second != first }, 10*time.Second, 10*time.Millisecond)
+	at := storedPosition(t, dsn, "w")
+	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") > at+30 }, 30*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return sinks[first].gauge("gsd_pgsink_worlds") == 0 && sinks[second].gauge("gsd_pgsink_worlds") == 1
+	}, 10*time.Second, 10*time.Millisecond)
+
+	// The new leader fails over again: it closes (handing leadership on).
+	sinks[second].stop()
+	require.NoError(t, c.nodes[second].Close(context.Background()))
+	at = storedPosition(t, dsn, "w")
+	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") > at+30 }, 30*time.Second, 10*time.Millisecond)
+
+	w.stop()
+	requireMirrorEquals(t, dsn, c.leader(), "w")
+}
+
+// A world of the same name in a cluster rebuilt against the same database
+// is another incarnation: its rows go beside the old ones.
+func TestRebuiltClusterWorldIsMirroredAsANewIncarnation(t *testing.T) {
+	_, dsn := startPG(t)
+	cfg := testConfig(dsn)
+	var incs []int64
+	for i := range 2 {
+		c := newCluster(t, 1)
+		c.createWorld("w")
+		for j := range 5 + i {
+			c.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: int64(i + 1)}}})
+		}
+		r := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+		requireMirrorEquals(t, dsn, c.nodes[0], "w")
+		r.stop()
+		incs = append(incs, mustEvent(t, c, "w", 1).Time)
+		require.NoError(t, c.nodes[0].Close(context.Background()))
+	}
+	require.NotEqual(t, incs[0], incs[1])
+	require.Len(t, readRows(t, dsn, "w", incs[0]), 5)
+	require.Len(t, readRows(t, dsn, "w", incs[1]), 6)
+}
