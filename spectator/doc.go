@@ -16,8 +16,10 @@
 //   - Filter cuts an event down to what a view may see: values, set
 //     elements, per-field versions, conflict payloads, and the version a
 //     delete carries (its entity's last, which may be a hidden field's).
-//     Hidden means hidden everywhere. It serves event streams and play
-//     streams; the Pipeline does not need it.
+//     Hidden means hidden everywhere. Events prepares a world's events
+//     once for many readers at different positions and gives a view's
+//     fan-out encoder (fanout.Encoder): what the NDJSON event streams
+//     need.
 //   - Delay holds events until they are old enough in the leader's time,
 //     with a stated clock-skew bound; everything downstream (state,
 //     keyframes, deltas) is built only from released events, so a delay
