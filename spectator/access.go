@@ -80,10 +80,11 @@ type class struct {
 // Access is a world's visibility rules, compiled: each field's visibility,
 // where teams come from, and the viewer classes.
 //
-// An entity's owner is the player whose id is the entity's id (the rule
-// play interest uses); an entity's team is its own team field when teams
-// come from a field and it has one, otherwise its owner's team. Entities
-// and fields the rules do not declare are visible to all.
+// An entity's owner is the player its string field "owner" names, or
+// else the player whose id is the entity's id (the rule fsm's field write
+// access uses); an entity's team is its own team field when teams come
+// from a field and it has one, otherwise its owner's team. Entities and
+// fields the rules do not declare are visible to all.
 type Access struct {
 	fields      map[string]Visibility // restricted fields only
 	casterDelay time.Duration         // the longest delay of a "casters" field
@@ -204,9 +205,9 @@ func (a *Access) Resolve(v Viewer) (View, time.Duration, error) {
 // Player returns the player a view belongs to ("" for spectators).
 func (v View) Player() string { return v.player }
 
-// visible reports whether view may see field of entity, whose team is
-// team.
-func (a *Access) visible(view View, entity, field, team string) bool {
+// visible reports whether view may see field of an entity whose owner
+// and team are w.
+func (a *Access) visible(view View, field string, w who) bool {
 	vis, ok := a.fields[field]
 	if !ok {
 		return true
@@ -216,9 +217,9 @@ func (a *Access) visible(view View, entity, field, team string) bool {
 	}
 	switch vis {
 	case VisibleOwner:
-		return view.player != "" && view.player == entity
+		return view.player != "" && view.player == w.owner
 	case VisibleTeam:
-		return view.player != "" && view.player == entity || view.team != "" && view.team == team
+		return view.player != "" && view.player == w.owner || view.team != "" && view.team == w.team
 	}
 	return false
 }

@@ -128,9 +128,9 @@ func (g *aggregate) update(s *State, ag *Aggregates, teamOf TeamFunc, id string)
 			now.value = f.value
 			switch g.rule.By {
 			case "team":
-				now.group = s.team(ag.access, teamOf, id)
+				now.group = s.who(ag.access, teamOf, id).team
 			case "player":
-				now.group = id
+				now.group = s.who(ag.access, teamOf, id).owner
 			}
 			if g.rule.Kind == "heatmap" {
 				now.value = fsm.Value{}

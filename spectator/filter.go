@@ -33,7 +33,7 @@ func (f *Filter) State() *State { return f.state }
 // filtering needs to know of that state; shared by every view, read-only.
 type Prepared struct {
 	Event *fsm.Event
-	teams []string               // per change: the entity's team
+	who   []who                  // per change: the entity's owner and team
 	whole map[int][]fieldVersion // per entity-level change (Field ""): the entity's fields before it
 }
 
@@ -50,8 +50,8 @@ func prepareEvent(a *Access, s *State, teamOf TeamFunc, ev *fsm.Event, each func
 	if !a.Restricted() {
 		return p, s.apply(ev, each)
 	}
-	p.teams = make([]string, len(ev.Changes))
-	var goneTeam map[string]string // entities the event deletes: their team before
+	p.who = make([]who, len(ev.Changes))
+	var gone map[string]who // entities the event deletes: their owner and team before
 	err := s.apply(ev, func(i int) {
 		if each != nil {
 			each(i)
@@ -62,11 +62,11 @@ func prepareEvent(a *Access, s *State, teamOf TeamFunc, ev *fsm.Event, each func
 		}
 		if p.whole == nil {
 			p.whole = make(map[int][]fieldVersion)
-			goneTeam = make(map[string]string)
+			gone = make(map[string]who)
 		}
 		p.whole[i] = s.fieldVersions(c.Entity)
-		p.teams[i] = s.team(a, teamOf, c.Entity)
-		goneTeam[c.Entity] = p.teams[i]
+		p.who[i] = s.who(a, teamOf, c.Entity)
+		gone[c.Entity] = p.who[i]
 	})
 	if err != nil {
 		return nil, err
@@ -76,10 +76,10 @@ func prepareEvent(a *Access, s *State, teamOf TeamFunc, ev *fsm.Event, each func
 		if c.Field == "" {
 			continue
 		}
-		if _, exists := s.ents[c.Entity]; exists || goneTeam == nil {
-			p.teams[i] = s.team(a, teamOf, c.Entity)
+		if _, exists := s.ents[c.Entity]; exists || gone == nil {
+			p.who[i] = s.who(a, teamOf, c.Entity)
 		} else {
-			p.teams[i] = goneTeam[c.Entity]
+			p.who[i] = gone[c.Entity]
 		}
 	}
 	return p, nil
@@ -109,12 +109,12 @@ func filterEvent(a *Access, p *Prepared, view View) *fsm.Event {
 	out.Changes = nil
 	for i, c := range ev.Changes {
 		if c.Field == "" {
-			v, ok := versionOf(a, view, c.Entity, p.whole[i], p.teams[i])
+			v, ok := versionOf(a, view, p.whole[i], p.who[i])
 			if !ok {
 				continue
 			}
 			c.Version = v
-		} else if !a.visible(view, c.Entity, c.Field, p.teams[i]) {
+		} else if !a.visible(view, c.Field, p.who[i]) {
 			continue
 		}
 		out.Changes = append(out.Changes, c)

@@ -50,12 +50,12 @@ type Ticker struct {
 
 // touch is what a tick did to one entity.
 type touch struct {
-	start     []fieldVersion // its fields when the tick began (nil: it did not exist)
-	startTeam string
-	gone      []fieldVersion // its fields when the tick last deleted it
-	goneTeam  string
-	deleted   bool                // the tick deleted it (and maybe made it again)
-	fields    map[string]struct{} // fields changed since its last delete in the tick
+	start    []fieldVersion // its fields when the tick began (nil: it did not exist)
+	startWho who
+	gone     []fieldVersion // its fields when the tick last deleted it
+	goneWho  who
+	deleted  bool                // the tick deleted it (and maybe made it again)
+	fields   map[string]struct{} // fields changed since its last delete in the tick
 }
 
 // NewTicker returns a ticker that keeps s under a.
@@ -78,16 +78,18 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 			return
 		}
 		c := &ev.Changes[i]
-		tc := t.touched[c.Entity]
-		if tc == nil {
-			tc = &touch{start: t.state.fieldVersions(c.Entity), fields: make(map[string]struct{})}
-			tc.startTeam = t.state.team(t.access, t.teamOf, c.Entity)
-			t.touched[c.Entity] = tc
+		tc := t.touch(c.Entity)
+		if k := t.access.TeamField(); k != "" && (c.Field == k || c.Field == "") {
+			// The entities c.Entity owns take its team: they may change
+			// sight as a whole too.
+			for id := range t.state.owned[c.Entity] {
+				t.touch(id)
+			}
 		}
 		if c.Field == "" {
 			if _, ok := t.state.ents[c.Entity]; ok {
 				tc.gone = t.state.fieldVersions(c.Entity)
-				tc.goneTeam = t.state.team(t.access, t.teamOf, c.Entity)
+				tc.goneWho = t.state.who(t.access, t.teamOf, c.Entity)
 				tc.deleted = true
 				clear(tc.fields)
 			}
@@ -108,6 +110,18 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 		t.from = ev.Seq
 	}
 	return nil
+}
+
+// touch returns what the tick did to an entity, recording how it was
+// before the tick's first change to it.
+func (t *Ticker) touch(id string) *touch {
+	tc := t.touched[id]
+	if tc == nil {
+		tc = &touch{start: t.state.fieldVersions(id), startWho: t.state.who(t.access, t.teamOf, id),
+			fields: make(map[string]struct{})}
+		t.touched[id] = tc
+	}
+	return tc
 }
 
 // Pending reports whether events were applied since the last Reset.
@@ -157,22 +171,23 @@ func (t *Ticker) Delta(view View) *wire.WatchDelta {
 
 func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity, bool) {
 	a := t.access
-	_, sawIt := versionOf(a, view, id, tc.start, tc.startTeam)
+	_, sawIt := versionOf(a, view, tc.start, tc.startWho)
 	e := t.state.ents[id]
 	if e == nil { // gone at the tick's end
 		if !sawIt {
 			return wire.WatchEntity{}, false
 		}
-		v, _ := versionOf(a, view, id, tc.gone, tc.goneTeam)
+		v, _ := versionOf(a, view, tc.gone, tc.goneWho)
 		return wire.WatchEntity{Deleted: true, Version: v}, true
 	}
-	team := t.state.team(a, t.teamOf, id)
-	// A delete (then a new entity), or a team change, makes the view's
-	// picture of the entity wrong as a whole: send all it may see now.
-	replace := tc.deleted || team != tc.startTeam
+	w := t.state.who(a, t.teamOf, id)
+	// A delete (then a new entity), or a change of owner or team, makes
+	// the view's picture of the entity wrong as a whole: send all it may
+	// see now.
+	replace := tc.deleted || w != tc.startWho
 	we := wire.WatchEntity{Replace: replace && sawIt, Fields: make(map[string]wire.WatchField)}
 	for name, f := range e.fields {
-		if !a.visible(view, id, name, team) {
+		if !a.visible(view, name, w) {
 			continue
 		}
 		we.Version = max(we.Version, f.version)
@@ -185,11 +200,11 @@ func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity,
 
 // versionOf returns the largest version among fields the view may see,
 // and whether there is one.
-func versionOf(a *Access, view View, entity string, fields []fieldVersion, team string) (uint64, bool) {
+func versionOf(a *Access, view View, fields []fieldVersion, w who) (uint64, bool) {
 	var v uint64
 	ok := false
 	for _, fv := range fields {
-		if a.visible(view, entity, fv.name, team) {
+		if a.visible(view, fv.name, w) {
 			v, ok = max(v, fv.version), true
 		}
 	}
@@ -210,10 +225,10 @@ func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
 	k := &wire.Keyframe{Type: wire.TypeKeyframe, World: s.world, Seq: s.seq, Time: s.time,
 		Entities: make(map[string]wire.WatchEntity, len(s.ents))}
 	for id, e := range s.ents {
-		team := s.team(a, teamOf, id)
+		w := s.who(a, teamOf, id)
 		we := wire.WatchEntity{Fields: make(map[string]wire.WatchField, len(e.fields))}
 		for name, f := range e.fields {
-			if a.visible(view, id, name, team) {
+			if a.visible(view, name, w) {
 				we.Fields[name] = watchField(f)
 				we.Version = max(we.Version, f.version)
 			}

@@ -122,3 +122,23 @@ func TestKeyframeShowsOnlyEntitiesWithAFieldTheViewMaySee(t *testing.T) {
 		"bag": {Version: 4, Fields: map[string]wire.WatchField{"tags": {IsSet: true, Set: []fsm.Value{fsm.String("a")}, Version: 4}}},
 	}}, Keyframe(a, s, nil, resolve(t, a, Viewer{})))
 }
+
+func TestTickerReplacesWhatAPlayerOwnsWhenItsTeamChanges(t *testing.T) {
+	a := access(t, map[string]string{"side": "", "owner": "", "plan": "team"}, nil, fsm.TeamRule{From: "field", Key: "side"})
+	g := newGame(t, "w", strFields("side", "owner", "plan"))
+	tk := NewTicker(a, NewState("w"), nil)
+	blue := resolve(t, a, Viewer{Team: "blue"})
+	require.NoError(t, tk.Apply(g.act("ann", set("ann", "side", fsm.String("red")),
+		set("map", "owner", fsm.String("ann")), set("map", "plan", fsm.String("rush")))))
+	require.NotContains(t, Keyframe(a, tk.State(), nil, blue).Entities["map"].Fields, "plan", "ann's map is red's")
+	tk.Reset()
+	require.NoError(t, tk.Apply(g.act("ann", set("ann", "side", fsm.String("blue")))))
+	d := tk.Delta(blue)
+	require.Contains(t, d.Entities["map"].Fields, "plan", "the map follows its owner to blue")
+	require.True(t, d.Entities["map"].Replace, "its sight changed: the whole picture")
+	tk.Reset()
+	require.NoError(t, tk.Apply(g.act("ann", del("ann"))))
+	d = tk.Delta(blue)
+	require.True(t, d.Entities["map"].Replace, "its owner gone, it has no team")
+	require.NotContains(t, d.Entities["map"].Fields, "plan")
+}

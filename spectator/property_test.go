@@ -3,6 +3,7 @@ package spectator
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"testing"
@@ -39,9 +40,10 @@ type propWorld struct {
 
 func newPropWorld(t *rapid.T) *propWorld {
 	fields := map[string]fsm.FieldRule{
-		"C0":   {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
-		"S0":   {Type: fsm.KindString, Policy: fsm.PolicySet},
-		"side": {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
+		"C0":    {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
+		"S0":    {Type: fsm.KindString, Policy: fsm.PolicySet},
+		"side":  {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
+		"owner": {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
 	}
 	for _, f := range propStrings {
 		fields[f] = fsm.FieldRule{Type: fsm.KindString, Policy: fsm.PolicyAuthoritative}
@@ -111,39 +113,96 @@ func mustVis(s string) Visibility {
 	return v
 }
 
-// refVisible is the reference: may viewer v see field of entity, whose
-// team is team?
-func (pw *propWorld) refVisible(v propViewer, entity, field, team string) bool {
+// refWho is the reference's owner and team of an entity.
+type refWho struct{ owner, team string }
+
+// refVisible is the reference: may viewer v see field of an entity whose
+// owner and team are w?
+func (pw *propWorld) refVisible(v propViewer, field string, w refWho) bool {
 	vis := pw.vis[field]
-	if vis == "" || field == "side" {
+	if vis == "" || field == "side" || field == "owner" {
 		return true
 	}
 	if slices.Contains(v.sees, vis) {
 		return true
 	}
-	own := v.Player != "" && v.Player == entity
+	own := v.Player != "" && v.Player == w.owner
 	switch vis {
 	case "owner":
 		return own
 	case "team":
-		return own || v.Team != "" && v.Team == team
+		return own || v.Team != "" && v.Team == w.team
 	}
 	return false
 }
 
-// team reads an entity's team from the FSM ("" when it has none or is gone).
-func (pw *propWorld) team(entity string) string {
-	e, err := pw.g.f.Entity("w", entity)
-	if err != nil {
-		return ""
-	}
-	for _, f := range e.Fields {
-		if f.Name == "side" {
-			return f.Value.Str
+// refFields is the reference's picture of the entities' "side" and
+// "owner" fields.
+type refFields map[string]map[string]string
+
+// sides reads every entity's side and owner from the FSM.
+func (pw *propWorld) sides() refFields {
+	out := refFields{}
+	for _, id := range propEntities {
+		e, err := pw.g.f.Entity("w", id)
+		if err != nil {
+			continue
+		}
+		out[id] = map[string]string{}
+		for _, f := range e.Fields {
+			if (f.Name == "side" || f.Name == "owner") && f.Value.Kind == fsm.KindString {
+				out[id][f.Name] = f.Value.Str
+			}
 		}
 	}
-	return ""
+	return out
 }
+
+// who is an entity's owner (its owner field, or itself) and team (its
+// side, or its owner's).
+func (rf refFields) who(entity string) refWho {
+	w := refWho{owner: entity}
+	e := rf[entity]
+	if o, ok := e["owner"]; ok {
+		w.owner = o
+	}
+	if side, ok := e["side"]; ok {
+		w.team = side
+	} else if w.owner != entity {
+		w.team = rf[w.owner]["side"]
+	}
+	return w
+}
+
+// after returns rf with the applied changes of ev before index n made.
+func (rf refFields) after(ev *fsm.Event, n int) refFields {
+	out := refFields{}
+	for id, m := range rf {
+		out[id] = maps.Clone(m)
+	}
+	if ev.Status != fsm.StatusApplied {
+		return out
+	}
+	for _, c := range ev.Changes[:n] {
+		switch {
+		case c.Field == "":
+			delete(out, c.Entity)
+		case c.Field == "side" || c.Field == "owner":
+			if out[c.Entity] == nil {
+				out[c.Entity] = map[string]string{}
+			}
+			out[c.Entity][c.Field] = c.Value.Str
+		default:
+			if out[c.Entity] == nil {
+				out[c.Entity] = map[string]string{}
+			}
+		}
+	}
+	return out
+}
+
+// who reads an entity's owner and team from the FSM now.
+func (pw *propWorld) who(entity string) refWho { return pw.sides().who(entity) }
 
 // step plays one random action and records the versions it gave.
 func (pw *propWorld) step(t *rapid.T) *fsm.Event {
@@ -170,7 +229,11 @@ func (pw *propWorld) step(t *rapid.T) *fsm.Event {
 				}
 			}
 		case 5:
-			ops = append(ops, set(e, "side", fsm.String(rapid.SampledFrom([]string{"red", "blue"}).Draw(t, "side"))))
+			if rapid.Bool().Draw(t, "owner") {
+				ops = append(ops, set(e, "owner", fsm.String(rapid.SampledFrom(propPlayers).Draw(t, "owned by"))))
+			} else {
+				ops = append(ops, set(e, "side", fsm.String(rapid.SampledFrom([]string{"red", "blue"}).Draw(t, "side"))))
+			}
 		case 6:
 			if rapid.Bool().Draw(t, "delete") {
 				ops = append(ops, del(e))
@@ -201,8 +264,8 @@ func (pw *propWorld) step(t *rapid.T) *fsm.Event {
 }
 
 // checkBytes checks what was made for v: each value token's field is one
-// v may see on its entity, whose team is teams(entity).
-func (pw *propWorld) checkBytes(t *rapid.T, v propViewer, b []byte, teams func(string) string) {
+// v may see on its entity, whose owner and team are whos(entity).
+func (pw *propWorld) checkBytes(t *rapid.T, v propViewer, b []byte, whos func(string) refWho) {
 	for _, tok := range tokenRE.FindAll(b, -1) {
 		var seq int
 		var field, entity string
@@ -210,18 +273,18 @@ func (pw *propWorld) checkBytes(t *rapid.T, v propViewer, b []byte, teams func(s
 		_, err := fmt.Sscanf(parts[0], "V%d", &seq)
 		require.NoError(t, err)
 		field, entity = parts[1], parts[2]
-		if !pw.refVisible(v, entity, field, teams(entity)) {
-			t.Fatalf("view %+v got %s: field %s of %s (team %q) is %q to it\n%s", v.Viewer, tok, field, entity,
-				teams(entity), pw.vis[field], b)
+		if !pw.refVisible(v, field, whos(entity)) {
+			t.Fatalf("view %+v got %s: field %s of %s (%+v) is %q to it\n%s", v.Viewer, tok, field, entity,
+				whos(entity), pw.vis[field], b)
 		}
 	}
 }
 
 // checkVersion checks that version was held by a field of entity that v
 // may see.
-func (pw *propWorld) checkVersion(t *rapid.T, v propViewer, entity string, version uint64, team string, what string) {
+func (pw *propWorld) checkVersion(t *rapid.T, v propViewer, entity string, version uint64, w refWho, what string) {
 	for f, vs := range pw.versions[entity] {
-		if slices.Contains(vs, version) && pw.refVisible(v, entity, f, team) {
+		if slices.Contains(vs, version) && pw.refVisible(v, f, w) {
 			return
 		}
 	}
@@ -234,45 +297,29 @@ func TestPropertyFilteredEventsShowNothingTheViewMayNotSee(t *testing.T) {
 		viewers := pw.viewers(t)
 		flt := NewFilter(pw.a, NewState("w"), nil)
 		for range rapid.IntRange(1, 40).Draw(t, "events") {
-			before := map[string]string{}
-			for _, e := range propEntities {
-				before[e] = pw.team(e)
-			}
+			before := pw.sides()
 			ev := pw.step(t)
 			p, err := flt.Prepare(ev)
 			require.NoError(t, err)
-			// An entity's team after the event, or, for one the event
-			// deletes, just before its (last) delete.
-			teams := func(e string) string {
+			// An entity's owner and team after the event, or, for one the
+			// event deletes, just before its (last) delete.
+			lastDelete := func(e string) int {
+				last := 0
+				for i, c := range ev.Changes {
+					if c.Entity == e && c.Field == "" {
+						last = i
+					}
+				}
+				return last
+			}
+			whos := func(e string) refWho {
 				if _, err := pw.g.f.Entity("w", e); err == nil {
-					return pw.team(e)
+					return pw.who(e)
 				}
-				t, atDelete := before[e], before[e]
-				for _, c := range ev.Changes {
-					switch {
-					case c.Entity != e || ev.Status != fsm.StatusApplied:
-					case c.Field == "side":
-						t = c.Value.Str
-					case c.Field == "":
-						atDelete, t = t, ""
-					}
-				}
-				return atDelete
+				return before.after(ev, lastDelete(e)).who(e)
 			}
-			// The team of the entity a delete removes, just before it.
-			teamAtDelete := func(e string, i int) string {
-				t := before[e]
-				for _, c := range ev.Changes[:i] {
-					switch {
-					case c.Entity != e || ev.Status != fsm.StatusApplied:
-					case c.Field == "side":
-						t = c.Value.Str
-					case c.Field == "":
-						t = ""
-					}
-				}
-				return t
-			}
+			// An entity's owner and team just before the delete at i.
+			whoAtDelete := func(e string, i int) refWho { return before.after(ev, i).who(e) }
 			for _, v := range viewers {
 				out := flt.Event(p, v.view)
 				if out == nil {
@@ -280,18 +327,18 @@ func TestPropertyFilteredEventsShowNothingTheViewMayNotSee(t *testing.T) {
 				}
 				b, err := json.Marshal(out.Wire())
 				require.NoError(t, err)
-				pw.checkBytes(t, v, b, teams)
+				pw.checkBytes(t, v, b, whos)
 				for _, c := range out.Changes {
-					team := teams(c.Entity)
+					w := whos(c.Entity)
 					if c.Field != "" {
-						require.True(t, pw.refVisible(v, c.Entity, c.Field, team), "field %s of %s", c.Field, c.Entity)
+						require.True(t, pw.refVisible(v, c.Field, w), "field %s of %s", c.Field, c.Entity)
 					} else {
-						team = teamAtDelete(c.Entity, slices.IndexFunc(ev.Changes, func(o fsm.Change) bool {
+						w = whoAtDelete(c.Entity, slices.IndexFunc(ev.Changes, func(o fsm.Change) bool {
 							return o.Entity == c.Entity && o.Field == "" && o.Op == c.Op
 						}))
 					}
 					if c.Version != 0 && ev.Status == fsm.StatusApplied {
-						pw.checkVersion(t, v, c.Entity, c.Version, team, "event change")
+						pw.checkVersion(t, v, c.Entity, c.Version, w, "event change")
 					}
 				}
 				if ev.Player != v.Player && len(ev.Changes) > 0 {
@@ -312,12 +359,12 @@ func TestPropertyKeyframesAndDeltasShowNothingTheViewMayNotSee(t *testing.T) {
 			k := Keyframe(pw.a, tk.State(), nil, viewers[i].view)
 			b, err := json.Marshal(k)
 			require.NoError(t, err)
-			pw.checkBytes(t, viewers[i], b, pw.team)
+			pw.checkBytes(t, viewers[i], b, pw.who)
 			for id, we := range k.Entities {
 				for f := range we.Fields {
-					require.True(t, pw.refVisible(viewers[i], id, f, pw.team(id)), "keyframe field %s of %s", f, id)
+					require.True(t, pw.refVisible(viewers[i], f, pw.who(id)), "keyframe field %s of %s", f, id)
 				}
-				pw.checkVersion(t, viewers[i], id, we.Version, pw.team(id), "keyframe entity")
+				pw.checkVersion(t, viewers[i], id, we.Version, pw.who(id), "keyframe entity")
 			}
 			clients[i] = &client{}
 			clients[i].keyframe(*k)
@@ -340,13 +387,13 @@ func TestPropertyKeyframesAndDeltasShowNothingTheViewMayNotSee(t *testing.T) {
 				}
 				b, err := json.Marshal(d)
 				require.NoError(t, err)
-				pw.checkBytes(t, v, b, pw.team)
+				pw.checkBytes(t, v, b, pw.who)
 				for id, we := range d.Entities {
 					for f := range we.Fields {
-						require.True(t, pw.refVisible(v, id, f, pw.team(id)), "delta field %s of %s", f, id)
+						require.True(t, pw.refVisible(v, f, pw.who(id)), "delta field %s of %s", f, id)
 					}
 					if !we.Deleted && we.Version != 0 {
-						pw.checkVersion(t, v, id, we.Version, pw.team(id), "delta entity")
+						pw.checkVersion(t, v, id, we.Version, pw.who(id), "delta entity")
 					}
 				}
 				clients[i].delta(*d)
@@ -393,7 +440,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 		require.NoError(t, err)
 		// Each frame is checked against the teams at its seq: a viewer
 		// reads it later, when they may have changed.
-		teamsAt := map[uint64]map[string]string{0: {}}
+		teamsAt := map[uint64]refFields{0: {}}
 		// Viewers in events mode get what a Filter of their own makes.
 		ref := NewFilter(pw.a, NewState("w"), nil)
 		prepared := map[uint64]*Prepared{}
@@ -404,8 +451,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 			m := members[i]
 			for len(m.ch) > 0 {
 				f := <-m.ch
-				at := teamsAt[f.Seq]
-				team := func(e string) string { return at[e] }
+				team := teamsAt[f.Seq].who
 				if f.Type != wire.TypeEvents { // each event has its own teams: see below
 					pw.checkBytes(t, viewers[i], f.Data, team)
 				}
@@ -414,7 +460,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 					k := decodeKeyframe(t, f)
 					for id, we := range k.Entities {
 						for fl := range we.Fields {
-							require.True(t, pw.refVisible(viewers[i], id, fl, team(id)))
+							require.True(t, pw.refVisible(viewers[i], fl, team(id)))
 						}
 					}
 					clients[i].keyframe(k)
@@ -423,7 +469,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 					d := decodeDelta(t, f)
 					for id, we := range d.Entities {
 						for fl := range we.Fields {
-							require.True(t, pw.refVisible(viewers[i], id, fl, team(id)))
+							require.True(t, pw.refVisible(viewers[i], fl, team(id)))
 						}
 					}
 					clients[i].delta(d)
@@ -449,7 +495,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 					require.NoError(t, json.Unmarshal(f.Data, &v))
 					field := views[v.Name].Field
 					for _, e := range propEntities {
-						require.True(t, pw.refVisible(viewers[i], e, field, team(e)),
+						require.True(t, pw.refVisible(viewers[i], field, team(e)),
 							"aggregate %s of %s reached a view that may not see it on %s", v.Name, field, e)
 					}
 				}
@@ -460,10 +506,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 		}
 		for range rapid.IntRange(1, 40).Draw(t, "events") {
 			ev := pw.step(t)
-			teamsAt[ev.Seq] = map[string]string{}
-			for _, e := range propEntities {
-				teamsAt[ev.Seq][e] = pw.team(e)
-			}
+			teamsAt[ev.Seq] = pw.sides()
 			pe, err := ref.Prepare(ev)
 			require.NoError(t, err)
 			prepared[ev.Seq] = pe

@@ -26,17 +26,14 @@ func TestPropertyARecordingShowsTheLiveViewAtEveryFrame(t *testing.T) {
 		v := viewers[rapid.IntRange(0, len(viewers)-1).Draw(t, "viewer")]
 		fd := newFeed()
 		live := map[uint64][]fsm.EntityView{0: nil}
-		teamsAt := map[uint64]map[string]string{0: {}}
+		teamsAt := map[uint64]refFields{0: {}}
 		for range rapid.IntRange(1, 30).Draw(t, "events") {
 			ev := pw.step(t)
 			fd.push(ev)
 			ents, _, err := pw.g.f.Entities("w")
 			require.NoError(t, err)
 			live[ev.Seq] = ents
-			teamsAt[ev.Seq] = map[string]string{}
-			for _, e := range propEntities {
-				teamsAt[ev.Seq][e] = pw.team(e)
-			}
+			teamsAt[ev.Seq] = pw.sides()
 		}
 		r, err := NewReplay(ReplayConfig{World: "w", Access: pw.a, Subscribe: fd.subscribe}, v.view)
 		require.NoError(t, err)
@@ -54,8 +51,7 @@ func TestPropertyARecordingShowsTheLiveViewAtEveryFrame(t *testing.T) {
 		for _, line := range bytes.Split(bytes.TrimSpace(file.Bytes()), []byte("\n")) {
 			var head struct{ Seq uint64 }
 			require.NoError(t, json.Unmarshal(line, &head))
-			at := teamsAt[head.Seq]
-			pw.checkBytes(t, v, line, func(e string) string { return at[e] })
+			pw.checkBytes(t, v, line, teamsAt[head.Seq].who)
 			want = Keyframe(pw.a, SeedState("w", head.Seq, 0, live[head.Seq]), nil, v.view)
 			requireSameEntities(t, want.Entities, rec.At(head.Seq).Entities)
 		}

@@ -17,6 +17,7 @@ type State struct {
 	seq   uint64
 	time  int64
 	ents  map[string]*entState
+	owned map[string]map[string]bool // player → entities whose owner field names it
 }
 
 type entState struct {
@@ -40,7 +41,7 @@ type fieldState struct {
 
 // NewState returns the empty state of world before its first event.
 func NewState(world string) *State {
-	return &State{world: world, ents: make(map[string]*entState)}
+	return &State{world: world, ents: make(map[string]*entState), owned: make(map[string]map[string]bool)}
 }
 
 // SeedState returns world's state after event seq from its entities as
@@ -66,6 +67,7 @@ func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State 
 			e.fields[f.Name] = fs
 		}
 		s.ents[ev.ID] = e
+		s.own(ev.ID, "")
 	}
 	return s
 }
@@ -102,8 +104,14 @@ func (s *State) apply(ev *fsm.Event, each func(i int)) error {
 
 func (s *State) change(c *fsm.Change) {
 	if c.Field == "" {
+		old, _ := s.str(c.Entity, OwnerField)
 		delete(s.ents, c.Entity)
+		s.own(c.Entity, old)
 		return
+	}
+	if c.Field == OwnerField {
+		old, _ := s.str(c.Entity, OwnerField)
+		defer s.own(c.Entity, old)
 	}
 	e := s.ents[c.Entity]
 	if e == nil {
@@ -130,22 +138,65 @@ func (s *State) change(c *fsm.Change) {
 	}
 }
 
-// team returns an entity's team under a: its own team field when teams
-// come from a field, else its owner's (the player whose id it is) from
-// teamOf.
-func (s *State) team(a *Access, teamOf TeamFunc, entity string) string {
-	if k := a.TeamField(); k != "" {
-		if e := s.ents[entity]; e != nil {
-			if f := e.fields[k]; f != nil && !f.isSet && f.value.Kind == fsm.KindString {
-				return f.value.Str
-			}
+// own moves entity in the owned index from the player old named to the
+// one its owner field names now.
+func (s *State) own(entity, old string) {
+	now, _ := s.str(entity, OwnerField)
+	if now == old {
+		return
+	}
+	if m := s.owned[old]; m != nil {
+		delete(m, entity)
+		if len(m) == 0 {
+			delete(s.owned, old)
 		}
-		return ""
 	}
-	if a.teams.From != "" && teamOf != nil {
-		return teamOf(entity)
+	if now != "" {
+		if s.owned[now] == nil {
+			s.owned[now] = make(map[string]bool)
+		}
+		s.owned[now][entity] = true
 	}
-	return ""
+}
+
+// OwnerField is the string field that names an entity's owner when it is
+// not the player whose id the entity has: the rule fsm's field write
+// access ("write": "owner") uses.
+const OwnerField = "owner"
+
+// who is whom an entity's owner- and team-visible fields are for.
+type who struct {
+	owner string // the owning player
+	team  string // the entity's team
+}
+
+// who returns an entity's owner and team under a.
+func (s *State) who(a *Access, teamOf TeamFunc, entity string) who {
+	w := who{owner: entity}
+	if v, ok := s.str(entity, OwnerField); ok {
+		w.owner = v
+	}
+	if k := a.TeamField(); k != "" {
+		// Its own team field, else its owner's (when another entity).
+		if v, ok := s.str(entity, k); ok {
+			w.team = v
+		} else if w.owner != entity {
+			w.team, _ = s.str(w.owner, k)
+		}
+	} else if a.teams.From != "" && teamOf != nil {
+		w.team = teamOf(w.owner)
+	}
+	return w
+}
+
+// str returns an entity's string field.
+func (s *State) str(entity, field string) (string, bool) {
+	if e := s.ents[entity]; e != nil {
+		if f := e.fields[field]; f != nil && !f.isSet && f.value.Kind == fsm.KindString {
+			return f.value.Str, true
+		}
+	}
+	return "", false
 }
 
 // fieldVersions returns an entity's fields' names and versions, sorted by

@@ -47,22 +47,39 @@ func TestSeedStateSortsSetElements(t *testing.T) {
 	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("ab"), fsm.String("b")}, s.ents["e"].fields["tags"].set)
 }
 
-func TestStateTeamComesFromTheTeamFieldOrTheEdge(t *testing.T) {
+func TestStateOwnerAndTeamComeFromTheOwnerFieldTheTeamFieldOrTheEdge(t *testing.T) {
 	byField := access(t, map[string]string{"side": "", "plan": "team"}, nil, fsm.TeamRule{From: "field", Key: "side"})
 	s := SeedState("w", 1, 0, []fsm.EntityView{
 		{ID: "ann", Fields: []fsm.FieldView{{Name: "side", Value: fsm.String("red")}}},
 		{ID: "bob", Fields: []fsm.FieldView{{Name: "side", Value: fsm.Int(7)}}},
+		{ID: "sword", Fields: []fsm.FieldView{{Name: OwnerField, Value: fsm.String("ann")}}},
+		{ID: "flag", Fields: []fsm.FieldView{{Name: OwnerField, Value: fsm.String("ann")}, {Name: "side", Value: fsm.String("blue")}}},
+		{ID: "odd", Fields: []fsm.FieldView{{Name: OwnerField, Value: fsm.Int(1)}}},
 	})
-	require.Equal(t, "red", s.team(byField, nil, "ann"))
-	require.Empty(t, s.team(byField, nil, "bob"), "a team is a string")
-	require.Empty(t, s.team(byField, nil, "cat"), "no entity, no team")
+	require.Equal(t, who{"ann", "red"}, s.who(byField, nil, "ann"))
+	require.Equal(t, who{"bob", ""}, s.who(byField, nil, "bob"), "a team is a string")
+	require.Equal(t, who{"cat", ""}, s.who(byField, nil, "cat"), "no entity, no team")
+	require.Equal(t, who{"ann", "red"}, s.who(byField, nil, "sword"), "its owner's team")
+	require.Equal(t, who{"ann", "blue"}, s.who(byField, nil, "flag"), "its own team field first")
+	require.Equal(t, who{"odd", ""}, s.who(byField, nil, "odd"), "an owner is a string")
 	require.Equal(t, "side", byField.TeamField())
+	require.Equal(t, map[string]map[string]bool{"ann": {"sword": true, "flag": true}}, s.owned)
 
 	byClaim := access(t, map[string]string{"plan": "team"}, nil, fsm.TeamRule{From: "claim", Key: "team"})
-	require.Equal(t, "blue", s.team(byClaim, func(string) string { return "blue" }, "cat"))
-	require.Empty(t, s.team(byClaim, nil, "cat"))
+	claims := func(p string) string { return map[string]string{"ann": "blue"}[p] }
+	require.Equal(t, who{"ann", "blue"}, s.who(byClaim, claims, "sword"), "the owner's claim")
+	require.Equal(t, who{"cat", ""}, s.who(byClaim, nil, "cat"))
 	none := access(t, map[string]string{"plan": "team"}, nil, fsm.TeamRule{})
-	require.Empty(t, s.team(none, func(string) string { return "blue" }, "cat"))
+	require.Equal(t, who{"ann", ""}, s.who(none, claims, "ann"))
+
+	// The owned index follows owner changes and deletes.
+	require.NoError(t, s.Apply(&fsm.Event{World: "w", Seq: 2, Status: fsm.StatusApplied, Changes: []fsm.Change{
+		{Entity: "sword", Field: OwnerField, Op: fsm.OpSet, Value: fsm.String("bob"), Version: 2},
+		{Entity: "flag", Op: fsm.OpDelete},
+		{Entity: "axe", Field: OwnerField, Op: fsm.OpSet, Value: fsm.String("bob"), Version: 2},
+		{Entity: "axe", Field: "x", Op: fsm.OpSet, Value: fsm.Int(1), Version: 2},
+	}}))
+	require.Equal(t, map[string]map[string]bool{"bob": {"sword": true, "axe": true}}, s.owned)
 }
 
 func TestEncodeRefusesAValueJSONCannotHold(t *testing.T) {
