@@ -31,6 +31,8 @@ var outcomeTable = []struct {
 	{"unknown world", fsm.ErrUnknownWorld, 404, "unknown_world"},
 	{"not found", fsm.ErrNotFound, 404, "not_found"},
 	{"seq unknown", fsm.ErrSeqUnknown, 404, "seq_unknown"},
+	{"unknown action", fsm.ErrUnknownAction, 404, "unknown_action"},
+	{"forbidden", fsm.ErrForbidden, 403, "forbidden"},
 	{"world exists", fsm.ErrWorldExists, 409, "world_exists"},
 	{"seq reused", fsm.ErrSeqReused, 409, "seq_reused"},
 	{"seq expired", fsm.ErrSeqExpired, 409, "seq_expired"},

@@ -69,7 +69,7 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		})
 	}
 	// World creation parses the same schema and refuses the same way.
-	e.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"actions":{"jump":{}}}}`)
+	e.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"capacity":4}}`)
 }
 
 func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {

@@ -54,7 +54,11 @@ const (
 // Op is one change inside an action.
 type Op = wire.Op
 
-// Action is what a player asks for. All its ops apply, or none.
+// Action is what a player asks for. All its ops apply, or none. It carries
+// either raw Ops or a declared action: Name, one of the world's rules'
+// actions, and its Params, sorted by name; Apply expands it into ops
+// (authority.go). Role is the caller's role from its token ("" when the
+// edge had none: not restricted); Apply checks it, so it is in the log.
 type Action struct {
 	World     string
 	Player    string
@@ -62,6 +66,9 @@ type Action struct {
 	InputTime int64  // optional client input time, unix nanoseconds
 	Priority  Priority
 	Ops       []Op
+	Name      string  // a declared action (log version 3)
+	Params    []Param // its params, sorted by name, unique
+	Role      string  // the caller's role (log version 3)
 }
 
 // Validate checks the action's shape: names, op kinds, sizes. It does not
@@ -79,6 +86,14 @@ func (a *Action) Validate() error {
 	if a.Priority > PriorityBulk {
 		return fmt.Errorf("%w: unknown priority", ErrMalformed)
 	}
+	if a.Role != "" {
+		if err := checkName("role", a.Role); err != nil {
+			return err
+		}
+	}
+	if a.Name != "" || len(a.Params) > 0 {
+		return a.validateDeclared()
+	}
 	if len(a.Ops) == 0 {
 		return fmt.Errorf("%w: an action needs at least one op", ErrMalformed)
 	}
@@ -88,6 +103,32 @@ func (a *Action) Validate() error {
 	for i := range a.Ops {
 		if err := validateOp(&a.Ops[i]); err != nil {
 			return fmt.Errorf("op %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// validateDeclared checks a declared action's shape: a name, no raw ops,
+// params sorted by unique name with values the codec carries.
+func (a *Action) validateDeclared() error {
+	if err := checkName("action", a.Name); err != nil {
+		return err
+	}
+	if len(a.Ops) > 0 {
+		return fmt.Errorf("%w: a declared action carries params, not ops", ErrMalformed)
+	}
+	if len(a.Params) > maxSchemaItems {
+		return fmt.Errorf("%w: more than %d params", ErrMalformed, maxSchemaItems)
+	}
+	for i, p := range a.Params {
+		if err := checkName("param", p.Name); err != nil {
+			return err
+		}
+		if i > 0 && a.Params[i-1].Name >= p.Name {
+			return fmt.Errorf("%w: params must be sorted by unique name", ErrMalformed)
+		}
+		if !p.Value.Valid() || p.Value.Kind == KindNull || len(p.Value.Str) > MaxStringLen {
+			return fmt.Errorf("%w: param %s: bad value", ErrMalformed, p.Name)
 		}
 	}
 	return nil

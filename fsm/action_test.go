@@ -155,6 +155,9 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrRulesConflict:   CodeRulesConflict,
 		// A rules update the world's state would not satisfy.
 		ErrRulesIncompatible: CodeRulesIncompatible,
+		ErrUnknownAction:     CodeUnknownAction,
+		ErrForbidden:         CodeForbidden,
+		ErrActionFailed:      CodeActionFailed,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

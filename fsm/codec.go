@@ -99,12 +99,41 @@ func (e *encoder) rules(r Rules) {
 	}
 }
 
+// The priority byte of an action also flags what log version 3 added
+// after it: a declared action (name and params) and a role. Actions
+// without either keep their log version 1 bytes.
+const (
+	actionDeclared byte = 0x80
+	actionRole     byte = 0x40
+	actionFlags         = actionDeclared | actionRole
+)
+
 func (e *encoder) action(a *Action) {
 	e.str(a.World)
 	e.str(a.Player)
 	e.uvarint(a.Seq)
 	e.varint(a.InputTime)
-	e.byte(byte(a.Priority))
+	// A priority Validate refuses must not turn into flags that make the
+	// entry undecodable on every replica.
+	p := byte(a.Priority) &^ actionFlags
+	if a.Name != "" || len(a.Params) > 0 {
+		p |= actionDeclared
+	}
+	if a.Role != "" {
+		p |= actionRole
+	}
+	e.byte(p)
+	if p&actionDeclared != 0 {
+		e.str(a.Name)
+		e.uvarint(uint64(len(a.Params)))
+		for _, x := range a.Params {
+			e.str(x.Name)
+			e.value(x.Value)
+		}
+	}
+	if p&actionRole != 0 {
+		e.str(a.Role)
+	}
 	e.uvarint(uint64(len(a.Ops)))
 	for i := range a.Ops {
 		o := &a.Ops[i]
@@ -281,7 +310,27 @@ func (d *decoder) rules() Rules {
 }
 
 func (d *decoder) action() *Action {
-	a := &Action{World: d.str(), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint(), Priority: Priority(d.byte())}
+	a := &Action{World: d.str(), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint()}
+	p := d.byte()
+	a.Priority = Priority(p &^ actionFlags)
+	if p&actionDeclared != 0 {
+		a.Name = d.str()
+		// A param takes at least 2 bytes: name length and value kind.
+		if n := d.count(2); n > 0 {
+			a.Params = make([]Param, n)
+			for i := 0; i < n && d.err == nil; i++ {
+				a.Params[i] = Param{Name: d.str(), Value: d.value()}
+			}
+		}
+		if a.Name == "" && len(a.Params) == 0 {
+			d.fail("declared action flag without an action") // not canonical
+		}
+	}
+	if p&actionRole != 0 {
+		if a.Role = d.str(); a.Role == "" {
+			d.fail("role flag without a role") // not canonical
+		}
+	}
 	// An op takes at least 7 bytes: kind, entity, field, value kind, by,
 	// expect mode and version (empty names, a null value).
 	n := d.count(7)

@@ -72,6 +72,9 @@ var codes = []struct {
 	{ErrNotSupported, CodeNotSupported},
 	{ErrRulesConflict, CodeRulesConflict},
 	{ErrRulesIncompatible, CodeRulesIncompatible},
+	{ErrUnknownAction, CodeUnknownAction},
+	{ErrForbidden, CodeForbidden},
+	{ErrActionFailed, CodeActionFailed},
 }
 
 // Code returns the reason code of err, or "" when err is not an fsm error.

@@ -44,7 +44,7 @@ type Event struct {
 	World     string
 	Seq       uint64
 	Index     uint64 // Raft index of the entry that carried it
-	Time      int64  // leader time of that entry, unix nanoseconds
+	Time      int64  // leader time of that entry, unix nanoseconds, clamped to the world's previous event's
 	Player    string
 	ClientSeq uint64
 	Priority  Priority

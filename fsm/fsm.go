@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/gsd-dev/gsd/fsm/expr"
 )
 
 // Config configures an FSM. All replicas of a group must use equal values.
@@ -46,6 +47,7 @@ type FSM struct {
 	gen     uint64       // snapshot generation; shared objects are copied on write
 	applied uint64       // Raft index of the last applied entry
 	planBuf []planned    // scratch for plan, reused across actions
+	scope   *expr.Scope  // scratch for declared actions' expressions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
 	// view is every world's rules, published copy-on-write by Apply and
@@ -62,7 +64,7 @@ func New(cfg Config) (*FSM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo)}
+	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo), scope: expr.NewScope(&expr.Input{})}
 	f.publishView()
 	return f, nil
 }
@@ -143,14 +145,15 @@ func (f *FSM) createWorld(s *WorldSpec) Result {
 	if err := checkName("world", s.ID); err != nil {
 		return Result{Err: err}
 	}
-	if err := s.Rules.Validate(); err != nil {
-		return Result{Err: err}
-	}
 	if _, ok := f.worlds[s.ID]; ok {
 		return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, s.ID)}
 	}
+	auth, err := s.Rules.compile()
+	if err != nil {
+		return Result{Err: err}
+	}
 	f.worlds[s.ID] = &world{
-		id: s.ID, origin: s.Origin, rules: s.Rules, rulesVersion: 1,
+		id: s.ID, origin: s.Origin, rules: s.Rules, rulesVersion: 1, auth: auth,
 		inferred: make(map[string]FieldRule),
 		entities: make(map[string]*entity),
 		players:  make(map[string]*player),
@@ -195,6 +198,8 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 
 	w.seq++
 	w.index = index
+	now = max(now, w.clock)
+	w.clock = now
 	ev := &Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
 	f.decide(w, a, now, ev)
 
@@ -221,6 +226,27 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 	// order, on every replica alike.
 	if _, banned := w.bans[a.Player]; banned {
 		ev.Status, ev.Reason = StatusRejected, CodeBanned
+		return
+	}
+	if a.Name != "" {
+		// A declared action: its role may invoke it, its params type-check,
+		// its preconditions hold; then its effects are the ops, and apply
+		// as a raw action's would.
+		ca, err := w.auth.lookup(a)
+		if err != nil {
+			ev.Status, ev.Reason = StatusRejected, Code(err)
+			return
+		}
+		ops, reason := ca.expand(w, a, now, f.scope) // Apply holds f.mu exclusively
+		if reason != "" {
+			ev.Status, ev.Reason = StatusRejected, reason
+			return
+		}
+		x := *a
+		x.Ops = ops
+		a = &x
+	} else if err := w.auth.checkRaw(w, a); err != nil {
+		ev.Status, ev.Reason = StatusRejected, Code(err)
 		return
 	}
 	plan, err := plan(w.ruleSet(), a, f.planBuf)

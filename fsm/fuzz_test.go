@@ -17,6 +17,17 @@ var fuzzWorlds = []Command{
 		"best": {Type: KindFloat, Policy: PolicyMax},
 	})),
 	cmdWorld("s", rules(true, map[string]FieldRule{"x": {Type: KindInt, Policy: PolicyMin}})),
+	cmdWorld("a", fuzzArena()),
+}
+
+// fuzzArena is the arena of authority_test.go: declared actions, roles
+// and write access.
+func fuzzArena() Rules {
+	var r Rules
+	if err := r.UnmarshalJSON([]byte(arenaJSON)); err != nil {
+		panic(err)
+	}
+	return r
 }
 
 func FuzzDecodeBatch(f *testing.F) {
@@ -27,6 +38,13 @@ func FuzzDecodeBatch(f *testing.F) {
 		opAdd("e", "s", Float(0)), opAdd("e", "s", Float(math.Copysign(0, -1))), opSet("e", "x", Int(1))))}}))
 	// Rules with the fairness flag (and its two varints).
 	f.Add(EncodeBatch(&Batch{Commands: []Command{cmdWorld("f", Rules{Strict: true, Fair: Fairness{Window: 5_000_000, MaxLag: 10_000_000}})}}))
+	// Declared actions, with and without a role, and a raw one with a role.
+	move := declared("ann", 1, "move", Param{Name: "x", Value: Int(1)}, Param{Name: "y", Value: Int(0)})
+	heal := declared("mia", 1, "heal", Param{Name: "amount", Value: Int(5)}, Param{Name: "who", Value: String("ann")})
+	heal.Role = "medic"
+	raw := act("a", "ann", 2, opSet("ann", "emote", String("gg")))
+	raw.Role = RolePlayer
+	f.Add(EncodeBatch(&Batch{Time: 7, Commands: []Command{cmdAction(move), cmdAction(heal), cmdAction(raw)}}))
 	for _, p := range replicaBatches()[:3] {
 		f.Add(p)
 	}

@@ -164,6 +164,12 @@ func (f *FSM) Check(a *Action) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownWorld, a.World)
 	}
+	if a.Name != "" {
+		// Preconditions and effects read the state: only Apply evaluates
+		// them. The name, the role and the params are checked here.
+		_, err := rs.auth.lookup(a)
+		return err
+	}
 	_, err := plan(rs, a, nil) // callers run concurrently: no shared scratch
 	return err
 }

@@ -90,14 +90,28 @@ const maxRuleFields = 1024
 // Validate checks that every declared field has a type its policy accepts,
 // and the schema's keys: their shapes, then that none whose feature is not
 // built is set (ErrNotSupported).
+//
+// It also compiles the rules' declared actions: an expression that does not
+// compile, has the wrong type, could depend on more than its inputs, or
+// may cost more than the limit is refused here, when the rules are set.
 func (r Rules) Validate() error {
+	_, err := r.compile()
+	return err
+}
+
+// compile is Validate, returning the compiled authority rules (nil when
+// there are none) for the world that takes the rules.
+func (r Rules) compile() (*authority, error) {
 	if err := r.validateFields(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.Schema.validate(r.Fields); err != nil {
-		return err
+		return nil, err
 	}
-	return r.Schema.unsupported()
+	if err := r.Schema.unsupported(); err != nil {
+		return nil, err
+	}
+	return compileAuthority(r)
 }
 
 func (r Rules) validateFields() error {
@@ -167,16 +181,18 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 }
 
 // Wire returns the rules' wire form for clients (wire.Rules). It spells
-// out the fields, strictness and fairness; the schema's keys are not in it
-// yet: Validate refuses every one set to a non-default value until the
-// issue that builds it, which then adds it to wire.Rules. For the rules a
-// world can hold, its JSON is MarshalJSON's.
+// out the fields (with their write access), strictness, fairness, actions
+// and roles; the schema's other keys are not in it yet: Validate refuses
+// every one set to a non-default value until the issue that builds it,
+// which then adds it to wire.Rules. For the rules a world can hold, its
+// JSON is MarshalJSON's.
 func (r Rules) Wire() wire.Rules {
-	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag)}
+	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag),
+		Actions: r.Schema.Actions, Roles: r.Schema.Roles}
 	if len(r.Fields) > 0 {
 		j.Fields = make(map[string]wire.FieldRule, len(r.Fields))
 		for n, f := range r.Fields {
-			j.Fields[n] = wire.FieldRule{Type: f.Type.String(), Policy: f.Policy.String()}
+			j.Fields[n] = wire.FieldRule{Type: f.Type.String(), Policy: f.Policy.String(), Write: r.Schema.Access[n].Write}
 		}
 	}
 	return j

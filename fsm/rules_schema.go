@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm/expr"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -35,6 +36,10 @@ type Schema struct {
 	// Roles are the world's roles beyond player, server and admin, by name:
 	// which declared actions each may invoke (issue 12).
 	Roles map[string]RoleRule `json:"roles,omitempty"`
+	// cel is the expression engine version recorded with decoded rules
+	// that declare actions ("": this binary's, expr.CELVersion); kept so
+	// the rules re-encode and hash as they were written.
+	cel string
 	// Teams says where a player's team comes from (issue 13).
 	Teams TeamRule `json:"teams,omitzero"`
 	// Viewers are the spectator classes by name (issue 13).
@@ -67,30 +72,21 @@ type FieldAccess struct {
 	Delay Duration `json:"delay,omitzero"`
 }
 
-// ActionRule is a declared action: typed parameters, preconditions that
-// must all hold and effects, the op templates it applies. Preconditions and
-// the effects' entity, field and value are expressions over the
-// parameters, the caller and the state (the language comes with issue 12).
-type ActionRule struct {
-	Params  map[string]string `json:"params,omitempty"` // name → int, float, string or bool
-	Pre     []string          `json:"pre,omitempty"`
-	Effects []EffectRule      `json:"effects,omitempty"`
-}
+// ActionRule is a declared action (wire.ActionRule: clients send it in
+// rules): typed parameters, preconditions that must all hold and effects,
+// the op templates it applies. Preconditions and the effects' entity and
+// value are CEL expressions over the parameters, the caller, the leader
+// time and the state (authority.go, fsm/expr).
+type ActionRule = wire.ActionRule
 
-// EffectRule is one op template of an action.
-type EffectRule struct {
-	Op     string `json:"op"` // set, incr, add, remove or delete
-	Entity string `json:"entity"`
-	Field  string `json:"field,omitempty"`
-	Value  string `json:"value,omitempty"`
-}
+// Precondition is one check of an action (wire.Precondition).
+type Precondition = wire.Precondition
 
-// RoleRule is what a role may do beyond a player: invoke these declared
-// actions, and with Raw send raw ops.
-type RoleRule struct {
-	Actions []string `json:"actions,omitempty"`
-	Raw     bool     `json:"raw,omitempty"`
-}
+// EffectRule is one op template of an action (wire.EffectRule).
+type EffectRule = wire.EffectRule
+
+// RoleRule is what a role may do beyond a player (wire.RoleRule).
+type RoleRule = wire.RoleRule
 
 // TeamRule says where a player's team comes from: From is "" (no teams),
 // "claim" (the token claim named Key), "data" (the player's session data
@@ -151,6 +147,7 @@ const (
 	MaxViewDelay   = 300 * time.Second // spectator and caster delays
 	maxSchemaItems = 256               // actions, roles, viewers, views, labels, params, pre, effects
 	maxExprLen     = 4096              // one expression
+	maxRuleExprs   = 2048              // all actions' expressions
 	maxLabelLen    = 256               // one label value
 	maxRadius      = 64                // interest radius in cells
 )
@@ -260,6 +257,15 @@ func (s Schema) validateActions() error {
 	if err := checkCount("actions", len(s.Actions)); err != nil {
 		return err
 	}
+	// Every replica compiles the expressions inside Apply (tens of
+	// microseconds each): bound them all, not only per action.
+	exprs := 0
+	for _, a := range s.Actions {
+		exprs += len(a.Pre) + 2*len(a.Effects)
+	}
+	if exprs > maxRuleExprs {
+		return fmt.Errorf("%w: more than %d expressions in all actions", ErrMalformed, maxRuleExprs)
+	}
 	for _, n := range sortedKeys(s.Actions) {
 		a := s.Actions[n]
 		if err := checkName("action", n); err != nil {
@@ -276,17 +282,29 @@ func (s Schema) validateActions() error {
 				return err
 			}
 		}
-		for _, e := range a.Pre {
-			if err := checkExpr("action "+n+" precondition", e); err != nil {
+		for _, p := range a.Pre {
+			if err := checkExpr("action "+n+" precondition", p.Expr); err != nil {
 				return err
 			}
 		}
 		for _, e := range a.Effects {
-			if _, err := wire.ParseOpKind(e.Op); err != nil {
+			k, err := wire.ParseOpKind(e.Op)
+			if err != nil {
 				return fmt.Errorf("action %s effect: %w", n, err)
 			}
 			if err := checkExpr("action "+n+" effect entity", e.Entity); err != nil {
 				return err
+			}
+			if (k == OpDelete) != (e.Field == "" && e.Value == "") {
+				return fmt.Errorf("%w: action %s effect %s: delete takes no field and no value, the other ops both", ErrMalformed, n, e.Op)
+			}
+			if k != OpDelete {
+				if err := checkName("effect field", e.Field); err != nil {
+					return err
+				}
+				if err := checkExpr("action "+n+" effect value", e.Value); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -346,7 +364,8 @@ func (s Schema) validateViews() error {
 }
 
 // unsupported refuses the first key set to a non-default value, naming the
-// issue that builds it. Each issue removes its keys from this list when its
+// issue that builds it. Issue 12 built actions, roles and fields' write
+// (log version 3). Each issue removes its keys from this list when its
 // feature works, and that is a log format change: a replica that still
 // refuses the key would apply the same entry differently, so the issue
 // raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
@@ -356,9 +375,6 @@ func (s Schema) unsupported() error {
 		set   bool
 		issue int
 	}{
-		{"fields.write", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Write != "" }), 12},
-		{"actions", len(s.Actions) > 0, 12},
-		{"roles", len(s.Roles) > 0, 12},
 		{"fields.visible", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" }), 13},
 		{"teams", s.Teams != (TeamRule{}), 13},
 		{"viewers", len(s.Viewers) > 0, 13},
@@ -392,13 +408,19 @@ func (a FieldAccess) normal() FieldAccess {
 // canonical JSON (encoding/json sorts map keys), Access included. JSON keeps
 // the block small to define while the features are not built; an issue
 // that builds a key may give it a binary form under a new rules flag.
+// CEL is the expression engine's version, recorded with rules that
+// declare actions: the version of the binary that first encoded them,
+// kept as it was. A binary evaluates them with its own engine; what
+// keeps two engines from evaluating one log is the version gate (a
+// cel-go upgrade raises the log version, expr's tests enforce it).
 type schemaBlob struct {
 	Access map[string]FieldAccess `json:"access,omitempty"`
+	CEL    string                 `json:"cel,omitempty"`
 	Schema
 }
 
 func (e *encoder) schema(s Schema) {
-	b, err := json.Marshal(schemaBlob{Access: s.Access, Schema: s})
+	b, err := json.Marshal(schemaBlob{Access: s.Access, CEL: s.celVersion(), Schema: s})
 	if err != nil {
 		// Every field is a string, number, bool, map or slice of those,
 		// and a Duration's marshaller cannot fail.
@@ -417,9 +439,28 @@ func (d *decoder) schema() Schema {
 		return Schema{}
 	}
 	blob.Schema.Access = blob.Access
+	if (blob.CEL == "") != (len(blob.Actions) == 0) {
+		d.fail("rules schema: an engine version goes with actions and only with them")
+		return Schema{}
+	}
+	if blob.CEL != expr.CELVersion {
+		blob.Schema.cel = blob.CEL // "" stands for this binary's
+	}
 	if b, _ := json.Marshal(blob); !bytes.Equal(b, raw) || blob.Schema.IsZero() {
 		d.fail("rules schema not canonical") // one encoding per value
 		return Schema{}
 	}
 	return blob.Schema
+}
+
+// celVersion is the engine version recorded with s: none without
+// actions, the decoded one, or this binary's.
+func (s Schema) celVersion() string {
+	switch {
+	case len(s.Actions) == 0:
+		return ""
+	case s.cel != "":
+		return s.cel
+	}
+	return expr.CELVersion
 }

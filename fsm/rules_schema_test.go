@@ -19,7 +19,7 @@ func fullSchema() Schema {
 		},
 		Actions: map[string]ActionRule{"attack": {
 			Params:  map[string]string{"target": "string", "power": "int"},
-			Pre:     []string{"params.power <= 10"},
+			Pre:     []Precondition{{Expr: "params.power <= 10"}},
 			Effects: []EffectRule{{Op: "incr", Entity: "params.target", Field: "hp", Value: "-params.power"}},
 		}},
 		Roles:      map[string]RoleRule{"medic": {Actions: []string{"attack"}, Raw: true}},
@@ -51,10 +51,7 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 		json  string
 		issue string
 	}{
-		"fields.write":   {`{"fields":{"hp":{"type":"int","policy":"counter","write":"server"}}}`, "issue 12"},
 		"fields.visible": {`{"fields":{"hp":{"type":"int","policy":"counter","visible":"hidden"}}}`, "issue 13"},
-		"actions":        {`{"actions":{"heal":{"params":{"who":"string"},"effects":[{"op":"incr","entity":"params.who","field":"hp","value":"5"}]}}}`, "issue 12"},
-		"roles":          {`{"roles":{"gm":{"raw":true}}}`, "issue 12"},
 		"teams":          {`{"teams":{"from":"data","key":"team"}}`, "issue 13"},
 		"viewers":        {`{"viewers":{"public":{"delay":"90s"}}}`, "issue 13"},
 		"views":          {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
@@ -117,6 +114,10 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		manyViewers[k] = ViewerRule{}
 	}
 	act := func(a ActionRule) map[string]ActionRule { return map[string]ActionRule{"a": a} }
+	manyExprs := map[string]ActionRule{}
+	for i := range maxRuleExprs/maxSchemaItems + 1 {
+		manyExprs[strings.Repeat("a", i+1)] = ActionRule{Pre: make([]Precondition, maxSchemaItems)}
+	}
 	acc := func(a FieldAccess) map[string]FieldAccess { return map[string]FieldAccess{"hp": a} }
 	for what, s := range map[string]Schema{
 		"access of an undeclared field": {Access: map[string]FieldAccess{"zz": {Write: "owner"}}},
@@ -126,14 +127,19 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		"negative delay":                {Access: acc(FieldAccess{Visible: "casters", Delay: -1})},
 		"delay without casters":         {Access: acc(FieldAccess{Visible: "team", Delay: Duration(time.Second)})},
 		"too many actions":              {Actions: manyActions},
+		"too many expressions":          {Actions: manyExprs},
 		"bad action name":               {Actions: map[string]ActionRule{"": {}}},
 		"too many params":               {Actions: act(ActionRule{Params: many(maxSchemaItems + 1)})},
 		"bad param name":                {Actions: act(ActionRule{Params: map[string]string{"": "int"}})},
 		"bad param type":                {Actions: act(ActionRule{Params: map[string]string{"p": "list"}})},
-		"empty precondition":            {Actions: act(ActionRule{Pre: []string{""}})},
-		"long precondition":             {Actions: act(ActionRule{Pre: []string{long}})},
+		"empty precondition":            {Actions: act(ActionRule{Pre: []Precondition{{Expr: ""}}})},
+		"long precondition":             {Actions: act(ActionRule{Pre: []Precondition{{Expr: long}}})},
 		"bad effect op":                 {Actions: act(ActionRule{Effects: []EffectRule{{Op: "explode", Entity: "e"}}})},
 		"effect without entity":         {Actions: act(ActionRule{Effects: []EffectRule{{Op: "set"}}})},
+		"delete with a field":           {Actions: act(ActionRule{Effects: []EffectRule{{Op: "delete", Entity: "e", Field: "hp"}}})},
+		"set without a value":           {Actions: act(ActionRule{Effects: []EffectRule{{Op: "set", Entity: "e", Field: "hp"}}})},
+		"effect with a bad field name":  {Actions: act(ActionRule{Effects: []EffectRule{{Op: "set", Entity: "e", Field: long, Value: "1"}}})},
+		"effect with a long value":      {Actions: act(ActionRule{Effects: []EffectRule{{Op: "set", Entity: "e", Field: "hp", Value: long}}})},
 		"too many roles":                {Roles: manyRoles},
 		"bad role name":                 {Roles: map[string]RoleRule{"": {}}},
 		"role with undeclared action":   {Roles: map[string]RoleRule{"gm": {Actions: []string{"fly"}}}},

@@ -40,7 +40,8 @@ func (f *FSM) updateRules(u *RulesUpdate) Result {
 	if w == nil {
 		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, u.World)}
 	}
-	if err := u.Rules.Validate(); err != nil {
+	auth, err := u.Rules.compile()
+	if err != nil {
 		return Result{Err: err}
 	}
 	if u.Expect != 0 && u.Expect != w.rulesVersion {
@@ -49,7 +50,7 @@ func (f *FSM) updateRules(u *RulesUpdate) Result {
 	if err := compatible(w, u.Rules); err != nil {
 		return Result{Err: err}
 	}
-	w.rules = u.Rules
+	w.rules, w.auth = u.Rules, auth
 	w.rulesVersion++
 	w.rulesSum = rulesHash(w.rulesVersion, w.rules)
 	f.publishView()

@@ -178,17 +178,17 @@ func TestRestoreRefusesRulesVersionZeroAndNamesNewerFormats(t *testing.T) {
 }
 
 func TestVersionsCoverAndNeeds(t *testing.T) {
-	require.Equal(t, Versions{Log: LogVersion, Snapshot: 4, Wire: 1}, Supported())
+	require.Equal(t, Versions{Log: LogVersion, Snapshot: 5, Wire: 1}, Supported())
 	require.True(t, Versions{}.IsZero())
 	require.False(t, Baseline().IsZero())
 	require.Equal(t, "log 1, snapshot 3, wire 1", Baseline().String())
 	for k := CmdAction; k <= CmdSessionAcks; k++ {
-		c := &Command{Kind: k, World: &WorldSpec{}}
+		c := &Command{Kind: k, World: &WorldSpec{}, Action: &Action{}}
 		require.Equal(t, Baseline(), Needs(c), "kind %d", k)
 		require.True(t, Baseline().Covers(Needs(c)))
 	}
 	withSchema := &Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: Rules{Schema: Schema{Mode: "duel"}}}}
-	for _, c := range []*Command{{Kind: CmdNodeVersions}, {Kind: CmdUpdateRules}, withSchema} {
+	for _, c := range []*Command{{Kind: CmdNodeVersions}, {Kind: CmdUpdateRules, Rules: &RulesUpdate{}}, withSchema} {
 		require.False(t, Baseline().Covers(Needs(c)), "kind %d", c.Kind)
 		require.True(t, Supported().Covers(Needs(c)), "kind %d", c.Kind)
 		require.False(t, Versions{Log: 2, Snapshot: 3, Wire: 1}.Covers(Needs(c)))

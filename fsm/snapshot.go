@@ -13,15 +13,22 @@ import (
 // snapMagic starts every snapshot; the last byte is the format version.
 // Version 2 added sessions and player data to each world, version 3 the
 // sessions' node and kick reason and the world's bans, version 4 the nodes'
-// versions and each world's rules version; Restore still reads versions 1
-// to 3.
-var snapMagic = []byte("GSDSNAP\x04")
+// versions and each world's rules version, version 5 each world's clock
+// (the latest leader time of its actions); Restore still reads versions 1
+// to 4.
+var snapMagic = []byte("GSDSNAP\x05")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while
 // the state holds nothing that needs 4 (no node reported its versions, no
 // world's rules were updated), so a state of older binaries keeps its
 // exact bytes and older binaries can still restore it.
-const snapVersion byte = 4
+//
+// Likewise version 5 only while a world declares actions: their
+// expressions read the world's clock, which a restored replica must
+// clamp to as the others do. Without them the clock bounds only events'
+// times, and a replica restored from an older format starts it from the
+// next batch.
+const snapVersion byte = 5
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -99,6 +106,9 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 		if version >= 4 {
 			e.uvarint(w.rulesVersion)
 		}
+		if version >= 5 {
+			e.varint(w.clock)
+		}
 		e.rules(Rules{Fields: w.inferred})
 		e.uvarint(w.seq)
 		e.uvarint(w.index)
@@ -131,6 +141,11 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 
 // format is the oldest format version that holds the snapshot's state.
 func (s *Snapshot) format() byte {
+	for _, w := range s.worlds {
+		if len(w.rules.Schema.Actions) > 0 {
+			return 5
+		}
+	}
 	for i := range s.nodes {
 		if !s.nodes[i].Versions.IsZero() {
 			return 4
@@ -264,6 +279,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 			d.fail("rules version 0")
 		}
 	}
+	if version >= 5 {
+		w.clock = d.varint()
+	}
 	w.rulesSum = rulesHash(w.rulesVersion, w.rules)
 	w.inferred = d.rules().Fields
 	if w.inferred == nil {
@@ -291,9 +309,11 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if err := w.rules.Validate(); err != nil {
+	auth, err := w.rules.compile()
+	if err != nil {
 		return nil, fmt.Errorf("world %s: %w", w.id, err)
 	}
+	w.auth = auth
 	if w.hash != stored {
 		return nil, fmt.Errorf("world %s: %w: state hash %s, snapshot says %s", w.id, ErrMalformed, wire.HashString(w.hash), wire.HashString(stored))
 	}

@@ -237,6 +237,13 @@ type world struct {
 	// rulesSum is the rules' term of the state hash (rules_update.go).
 	rulesVersion uint64
 	rulesSum     uint64
+	// auth is the rules' actions compiled, roles and write access, built
+	// once per rules version (authority.go); nil: no authority rules.
+	auth *authority
+	// clock is the latest leader time an action of the world was applied
+	// at: a batch's time is clamped to it, so the world's time never goes
+	// backwards (it can across a failover, between two leaders' clocks).
+	clock int64
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.
@@ -247,10 +254,11 @@ type ruleSet struct {
 	inferred map[string]FieldRule
 	strict   bool
 	fair     Fairness
+	auth     *authority
 }
 
 func (w *world) ruleSet() ruleSet {
-	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair}
+	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair, auth: w.auth}
 }
 
 // rule returns the effective rule of a field: declared, else inferred.

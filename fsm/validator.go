@@ -34,6 +34,16 @@ func (v worldView) Field(entity, name string) (Value, uint64, bool) {
 
 func (v worldView) Seq() uint64 { return v.w.seq }
 
+// Contains reports whether a set field holds x (for expressions).
+func (v worldView) Contains(entity, name string, x Value) bool {
+	e := v.w.entities[entity]
+	if e == nil {
+		return false
+	}
+	f := e.get(name)
+	return f != nil && f.set != nil && f.set.Contains(x)
+}
+
 func rejectionCode(err error) string {
 	if c, ok := err.(interface{ Code() string }); ok && c.Code() != "" {
 		return c.Code()

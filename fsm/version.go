@@ -22,9 +22,15 @@ type Versions = wire.Versions
 //   - Snapshot 3: sessions, bans and player data. Snapshot 4 adds the rules
 //     version per world and the nodes' versions; it is written only when
 //     the state holds one of them, so older states keep their exact bytes.
+//     Log 3 builds the rules' actions, roles and fields' write access (rules
+//     that set them apply differently on a log 2 replica, which refuses
+//     them), and adds a declared action and a role to an action.
+//   - Snapshot 5 adds each world's clock (the latest leader time of its
+//     actions); it is written only when a world declares actions, whose
+//     expressions read that time.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 2
+	LogVersion      uint32 = 3
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -45,6 +51,11 @@ func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
 func Needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdAction && (c.Action.Name != "" || len(c.Action.Params) > 0 || c.Action.Role != ""):
+		return Versions{Log: 3, Snapshot: 3, Wire: 1}
+	case c.Kind == CmdCreateWorld && c.World.Rules.Schema.authority(),
+		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.authority():
+		return Versions{Log: 3, Snapshot: 5, Wire: 1}
 	case c.Kind == CmdUpdateRules, c.Kind == CmdNodeVersions:
 		// A rules update may make a snapshot carry a rules version, a
 		// versions report makes it carry the nodes' versions: both need

@@ -25,15 +25,18 @@ const (
 type FieldRule struct {
 	Type   string `json:"type"`
 	Policy string `json:"policy"`
+	Write  string `json:"write,omitempty"` // "", "owner" or "server" (docs/RULES.md)
 }
 
 // Rules are a world's declared fields as they travel: in a create request
 // and in world listings. fsm.Rules parses and validates them.
 type Rules struct {
-	Strict     bool                 `json:"strict"`
-	FairWindow string               `json:"fair_window,omitempty"`
-	MaxLag     string               `json:"max_lag_compensation,omitempty"`
-	Fields     map[string]FieldRule `json:"fields,omitempty"`
+	Strict     bool                  `json:"strict"`
+	FairWindow string                `json:"fair_window,omitempty"`
+	MaxLag     string                `json:"max_lag_compensation,omitempty"`
+	Fields     map[string]FieldRule  `json:"fields,omitempty"`
+	Actions    map[string]ActionRule `json:"actions,omitempty"`
+	Roles      map[string]RoleRule   `json:"roles,omitempty"`
 }
 
 // Check reports what the rules' wire form cannot mean: an unknown policy or

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -50,12 +52,15 @@ func DecodeStrict(b []byte, v any) error {
 }
 
 // ActionRequest is the wire form of an action; the world comes from the path.
+// Action and Params are a declared action (wire.ActionRequest).
 type ActionRequest struct {
-	Player    string            `json:"player"`
-	Seq       uint64            `json:"seq"`
-	Priority  string            `json:"priority"`
-	InputTime int64             `json:"input_time"`
-	Ops       []json.RawMessage `json:"ops"`
+	Player    string               `json:"player"`
+	Seq       uint64               `json:"seq"`
+	Priority  string               `json:"priority"`
+	InputTime int64                `json:"input_time"`
+	Ops       []json.RawMessage    `json:"ops"`
+	Action    string               `json:"action"`
+	Params    map[string]fsm.Value `json:"params"`
 }
 
 // opKeys mirrors wire.Op's JSON form only to refuse unknown keys and wrong
@@ -103,6 +108,10 @@ func DecodeAction(b []byte, world, player string) (*fsm.Action, error) {
 		if err := a.Ops[i].UnmarshalJSON(raw); err != nil {
 			return nil, fmt.Errorf("op %d: %w", i, err)
 		}
+	}
+	a.Name = req.Action
+	for _, n := range slices.Sorted(maps.Keys(req.Params)) {
+		a.Params = append(a.Params, fsm.Param{Name: n, Value: req.Params[n]})
 	}
 	if err := a.Validate(); err != nil {
 		return nil, err

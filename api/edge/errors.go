@@ -109,14 +109,14 @@ func Classify(err error, write bool) (int, string) {
 	switch code := fsm.Code(err); code {
 	case fsm.CodeMalformed, fsm.CodeTypeMismatch, fsm.CodePolicyViolation, fsm.CodeUndeclaredField, fsm.CodeValidator:
 		return http.StatusBadRequest, code
-	case fsm.CodeUnknownWorld, fsm.CodeNotFound, fsm.CodeSeqUnknown, fsm.CodeSessionUnknown:
+	case fsm.CodeUnknownWorld, fsm.CodeNotFound, fsm.CodeSeqUnknown, fsm.CodeSessionUnknown, fsm.CodeUnknownAction:
 		return http.StatusNotFound, code
 	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired, fsm.CodeSessionExists,
 		fsm.CodeRulesConflict, fsm.CodeRulesIncompatible:
 		return http.StatusConflict, code
 	case fsm.CodeNotSupported:
 		return http.StatusUnprocessableEntity, code
-	case fsm.CodeSessionDenied, fsm.CodeSessionKicked, fsm.CodeBanned:
+	case fsm.CodeSessionDenied, fsm.CodeSessionKicked, fsm.CodeBanned, fsm.CodeForbidden:
 		return http.StatusForbidden, code
 	}
 	return http.StatusInternalServerError, CodeInternal
