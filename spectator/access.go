@@ -50,11 +50,13 @@ func (s sees) has(v Visibility) bool { return s&(1<<v) != 0 }
 
 // Viewer is who asks to watch: a viewer class of the world's rules
 // (rules key viewers; "" is the public class, which sees only fields
-// visible to all), the player it is ("" for a spectator), the team it
-// belongs to ("" for none), and the delay it asks for, which may only
-// raise its class's. The edge fills Player and Team from the viewer's
-// credential and the world's team source, never from what the client
-// says; who may use a class is the edge's decision too.
+// visible to all), the player it is ("" for a spectator), the team a
+// spectator watches for ("" for none: a team's coach, say), and the delay
+// it asks for, which may only raise its class's. A player's team is not
+// taken from here: it follows the world's team source as the game goes
+// (a player who changes team stops seeing its old team's fields at once).
+// The edge fills Player and Team from the viewer's credential, never from
+// what the client says; who may use a class is the edge's decision too.
 type Viewer struct {
 	Class  string
 	Player string
@@ -196,14 +198,24 @@ func (a *Access) Resolve(v Viewer) (View, time.Duration, error) {
 		return View{}, d, nil // every view is the same
 	}
 	view := View{sees: c.sees, player: v.Player}
-	if a.anyTeam {
-		view.team = v.Team
+	if a.anyTeam && v.Player == "" {
+		view.team = v.Team // a player's is bound as the game goes (bound)
 	}
 	return view, d, nil
 }
 
 // Player returns the player a view belongs to ("" for spectators).
 func (v View) Player() string { return v.player }
+
+// bound returns view with its player's team as s has it now: a
+// player's team follows the world's team source; a spectator's is fixed.
+// Every use of a view against a state binds it first.
+func (a *Access) bound(view View, s *State, teamOf TeamFunc) View {
+	if view.player != "" && a.anyTeam {
+		view.team = s.who(a, teamOf, view.player).team
+	}
+	return view
+}
 
 // visible reports whether view may see field of an entity whose owner
 // and team are w.

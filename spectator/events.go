@@ -105,7 +105,9 @@ func (e *Events) prepareLocked(ev *fsm.Event) error {
 
 // Event returns p's event as view may see it (Filter.Event).
 func (e *Events) Event(p *Prepared, view View) *fsm.Event {
-	return filterEvent(e.filter.access, p, view)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.filter.Event(p, view)
 }
 
 // Encoder returns a fanout.Encoder for view's event stream: each event is

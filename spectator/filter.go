@@ -97,7 +97,11 @@ func prepareEvent(a *Access, s *State, teamOf TeamFunc, ev *fsm.Event, each func
 // player's actions, hidden ones too). The viewer's own events always
 // come, with their status and reason. Without restricted fields the event
 // is returned as it is.
-func (f *Filter) Event(p *Prepared, view View) *fsm.Event { return filterEvent(f.access, p, view) }
+//
+// A player's team is the one the filter's state gives it now.
+func (f *Filter) Event(p *Prepared, view View) *fsm.Event {
+	return filterEvent(f.access, p, f.access.bound(view, f.state, f.teamOf))
+}
 
 func filterEvent(a *Access, p *Prepared, view View) *fsm.Event {
 	ev := p.Event

@@ -138,6 +138,7 @@ func (t *Ticker) Reset() {
 // Events returns view's events frame for the tick (KeepEvents): each
 // event as view may see it (Filter.Event), or nil when it may see none.
 func (t *Ticker) Events(view View) *wire.Events {
+	view = t.access.bound(view, t.state, t.teamOf)
 	var evs []wire.Event
 	for _, p := range t.events {
 		if ev := filterEvent(t.access, p, view); ev != nil {
@@ -150,12 +151,23 @@ func (t *Ticker) Events(view View) *wire.Events {
 	return &wire.Events{Type: wire.TypeEvents, From: t.from, Seq: t.state.seq, Events: evs}
 }
 
+// Resync reports whether view's player changed team in the tick: what the
+// view may see changed as a whole, so it wants a keyframe, not a delta.
+func (t *Ticker) Resync(view View) bool {
+	if view.player == "" || !t.access.anyTeam {
+		return false
+	}
+	tc := t.touched[view.player]
+	return tc != nil && tc.startWho.team != t.state.who(t.access, t.teamOf, view.player).team
+}
+
 // Delta returns view's delta for the tick, or nil when the tick changed
 // nothing the view may see.
 func (t *Ticker) Delta(view View) *wire.WatchDelta {
 	if t.from == 0 {
 		return nil
 	}
+	view = t.access.bound(view, t.state, t.teamOf)
 	ents := make(map[string]wire.WatchEntity)
 	for id, tc := range t.touched {
 		if we, ok := t.entityDelta(view, id, tc); ok {
@@ -222,6 +234,7 @@ func watchField(f *fieldState) wire.WatchField {
 // Keyframe returns the state view may see: every entity with a field the
 // view may see, with those fields only.
 func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
+	view = a.bound(view, s, teamOf)
 	k := &wire.Keyframe{Type: wire.TypeKeyframe, World: s.world, Seq: s.seq, Time: s.time,
 		Entities: make(map[string]wire.WatchEntity, len(s.ents))}
 	for id, e := range s.ents {

@@ -341,6 +341,9 @@ func (p *Pipeline) aggsFor(view View) []*Frame {
 // tickFrameLocked returns the tick's frame for key's viewers: its delta,
 // or its filtered events; nil when there is nothing for them.
 func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
+	if p.ticker.Resync(key.view) {
+		return p.keyframeLocked(key.view) // its player changed team
+	}
 	if key.events {
 		if e := p.ticker.Events(key.view); e != nil {
 			return p.encodedLocked(encode(wire.TypeEvents, e.Seq, e))

@@ -452,3 +452,39 @@ func TestPipelineCountsWhatItEncodesAndWhatViewersAreSent(t *testing.T) {
 	require.Less(t, b1, b2)
 	require.Positive(t, st.EncodedBytes)
 }
+
+func TestPipelineSendsAKeyframeWhenAViewersPlayerChangesTeam(t *testing.T) {
+	a := access(t, map[string]string{"side": "", "plan": "team"}, nil, fsm.TeamRule{From: "field", Key: "side"})
+	g := newGame(t, "w", strFields("side", "plan"))
+	now := time.Unix(0, t0)
+	cfg := DefaultConfig()
+	cfg.World, cfg.Access, cfg.Subscribe = "w", a, newFeed().subscribe
+	cfg.Now = func() time.Time { return now }
+	p, err := newPipeline(cfg)
+	require.NoError(t, err)
+	p.delay.Push(g.act("ann", set("ann", "side", fsm.String("red")), set("ann", "plan", fsm.String("rush"))),
+		g.act("bob", set("bob", "side", fsm.String("red"))),
+		g.act("cat", set("cat", "side", fsm.String("blue")), set("cat", "plan", fsm.String("hold"))))
+	require.NoError(t, p.step(now))
+	bobView := resolve(t, a, Viewer{Player: "bob", Team: "blue"}) // the Team a player gives is not taken
+	bob, err := p.Join(bobView)
+	require.NoError(t, err)
+	bobEvents, err := p.JoinEvents(bobView)
+	require.NoError(t, err)
+	k := decodeKeyframe(t, <-bob.ch)
+	require.Contains(t, k.Entities["ann"].Fields, "plan", "bob is red: he sees red's plan")
+	require.NotContains(t, k.Entities["cat"].Fields, "plan")
+	<-bobEvents.ch
+
+	p.delay.Push(g.act("bob", set("bob", "side", fsm.String("blue"))))
+	require.NoError(t, p.step(now))
+	k = decodeKeyframe(t, <-bob.ch)
+	require.NotContains(t, k.Entities["ann"].Fields, "plan", "bob left red: red's plan is gone from his picture")
+	require.Contains(t, k.Entities["cat"].Fields, "plan")
+	require.Equal(t, wire.TypeKeyframe, (<-bobEvents.ch).Type)
+
+	p.delay.Push(g.act("ann", set("ann", "plan", fsm.String("rush B"))))
+	require.NoError(t, p.step(now))
+	require.Empty(t, bob.ch, "red's plan changes reach him no more")
+	require.Empty(t, bobEvents.ch)
+}

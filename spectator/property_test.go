@@ -31,11 +31,14 @@ var (
 
 // propWorld is a random game's rules and the reference model.
 type propWorld struct {
-	vis      map[string]string // field → visibility ("" all)
-	fields   map[string]fsm.FieldRule
-	a        *Access
-	g        *game
-	versions map[string]map[string][]uint64 // entity → field → versions it held
+	vis map[string]string // field → visibility ("" all)
+	// viewerWho gives a player viewer's team at the time of what is
+	// checked (nil: the FSM's now).
+	viewerWho func(string) refWho
+	fields    map[string]fsm.FieldRule
+	a         *Access
+	g         *game
+	versions  map[string]map[string][]uint64 // entity → field → versions it held
 }
 
 func newPropWorld(t *rapid.T) *propWorld {
@@ -127,11 +130,19 @@ func (pw *propWorld) refVisible(v propViewer, field string, w refWho) bool {
 		return true
 	}
 	own := v.Player != "" && v.Player == w.owner
+	team := v.Team // a spectator's; a player's follows the game
+	if v.Player != "" {
+		whos := pw.viewerWho
+		if whos == nil {
+			whos = pw.who
+		}
+		team = whos(v.Player).team
+	}
 	switch vis {
 	case "owner":
 		return own
 	case "team":
-		return own || v.Team != "" && v.Team == w.team
+		return own || team != "" && team == w.team
 	}
 	return false
 }
@@ -381,6 +392,10 @@ func TestPropertyKeyframesAndDeltasShowNothingTheViewMayNotSee(t *testing.T) {
 					}
 					continue
 				}
+				if tk.Resync(v.view) { // its player changed team: a keyframe
+					join(i)
+					continue
+				}
 				d := tk.Delta(v.view)
 				if d == nil {
 					continue
@@ -406,7 +421,9 @@ func TestPropertyKeyframesAndDeltasShowNothingTheViewMayNotSee(t *testing.T) {
 			if clients[i] == nil {
 				continue
 			}
-			if d := tk.Delta(v.view); d != nil {
+			if tk.Resync(v.view) {
+				join(i)
+			} else if d := tk.Delta(v.view); d != nil {
 				clients[i].delta(*d)
 			}
 			want := Keyframe(pw.a, tk.State(), nil, v.view)
@@ -452,6 +469,7 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 			for len(m.ch) > 0 {
 				f := <-m.ch
 				team := teamsAt[f.Seq].who
+				pw.viewerWho = team
 				if f.Type != wire.TypeEvents { // each event has its own teams: see below
 					pw.checkBytes(t, viewers[i], f.Data, team)
 				}
@@ -478,8 +496,12 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 					var e wire.Events
 					require.NoError(t, json.Unmarshal(f.Data, &e))
 					var want []wire.Event
+					view := viewers[i].view // a player's team as at the frame's seq
+					if view.player != "" && pw.a.anyTeam {
+						view.team = teamsAt[e.Seq].who(view.player).team
+					}
 					for seq := e.From; seq <= e.Seq; seq++ {
-						if ev := ref.Event(prepared[seq], viewers[i].view); ev != nil {
+						if ev := filterEvent(pw.a, prepared[seq], view); ev != nil {
 							want = append(want, ev.Wire())
 						}
 					}

@@ -63,44 +63,59 @@ var maxReplayLine = 64 << 20
 
 // Recording is a replay file read back: seek it to any seq it covers.
 type Recording struct {
-	start  wire.Keyframe
-	deltas []wire.WatchDelta
+	frames []recFrame // a keyframe first; in seq order
+}
+
+// recFrame is a keyframe or a delta of a recording.
+type recFrame struct {
+	seq   uint64
+	key   *wire.Keyframe
+	delta *wire.WatchDelta
 }
 
 // ReadRecording reads a replay file. A file that does not start with a
-// keyframe, or holds a frame it does not know or out of seq order, is
-// refused with an error naming the line.
+// keyframe, or holds a frame that is not a keyframe or a delta of its
+// world in seq order, is refused with an error naming the line.
 func ReadRecording(r io.Reader) (*Recording, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, min(64<<10, maxReplayLine)), maxReplayLine)
 	rec := &Recording{}
 	line := 0
+	world := ""
 	for sc.Scan() {
 		line++
 		var head struct {
-			Type string `json:"type"`
+			Type  string `json:"type"`
+			World string `json:"world"`
+			Seq   uint64 `json:"seq"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
 			return nil, fmt.Errorf("spectator: replay file line %d: %w", line, err)
 		}
-		switch {
-		case line == 1 && head.Type == wire.TypeKeyframe:
-			if err := json.Unmarshal(sc.Bytes(), &rec.start); err != nil {
+		var f recFrame
+		switch head.Type {
+		case wire.TypeKeyframe:
+			f.key = &wire.Keyframe{}
+			if err := json.Unmarshal(sc.Bytes(), f.key); err != nil {
 				return nil, fmt.Errorf("spectator: replay file line %d: %w", line, err)
 			}
-		case line > 1 && head.Type == wire.TypeWatchDelta:
-			var d wire.WatchDelta
-			if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+		case wire.TypeWatchDelta:
+			f.delta = &wire.WatchDelta{}
+			if err := json.Unmarshal(sc.Bytes(), f.delta); err != nil {
 				return nil, fmt.Errorf("spectator: replay file line %d: %w", line, err)
 			}
-			if d.Seq <= rec.last() || d.World != rec.start.World {
-				return nil, fmt.Errorf("spectator: replay file line %d: delta of %s seq %d after %s seq %d",
-					line, d.World, d.Seq, rec.start.World, rec.last())
-			}
-			rec.deltas = append(rec.deltas, d)
-		default:
-			return nil, fmt.Errorf("spectator: replay file line %d: a %q frame (a keyframe first, then deltas)", line, head.Type)
 		}
+		switch {
+		case f.key == nil && f.delta == nil, line == 1 && f.key == nil:
+			return nil, fmt.Errorf("spectator: replay file line %d: a %q frame (a keyframe first, then deltas or keyframes)", line, head.Type)
+		case line == 1:
+			world = head.World
+		case head.World != world || head.Seq < rec.last() || head.Seq == rec.last() && f.delta != nil:
+			return nil, fmt.Errorf("spectator: replay file line %d: %s of %s seq %d after %s seq %d",
+				line, head.Type, head.World, head.Seq, world, rec.last())
+		}
+		f.seq = head.Seq
+		rec.frames = append(rec.frames, f)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("spectator: replay file: %w", err)
@@ -112,27 +127,28 @@ func ReadRecording(r io.Reader) (*Recording, error) {
 }
 
 // last returns the seq of the recording's last frame.
-func (rec *Recording) last() uint64 {
-	if len(rec.deltas) == 0 {
-		return rec.start.Seq
-	}
-	return rec.deltas[len(rec.deltas)-1].Seq
-}
+func (rec *Recording) last() uint64 { return rec.frames[len(rec.frames)-1].seq }
 
 // Span returns the first and last seq the recording shows.
-func (rec *Recording) Span() (first, last uint64) { return rec.start.Seq, rec.last() }
+func (rec *Recording) Span() (first, last uint64) { return rec.frames[0].seq, rec.last() }
 
 // At returns the keyframe of the recording's view after its last frame
 // with a seq up to seq (its first keyframe for a seq before it).
 func (rec *Recording) At(seq uint64) *wire.Keyframe {
-	k := &wire.Keyframe{Type: wire.TypeKeyframe, World: rec.start.World, Seq: rec.start.Seq, Time: rec.start.Time,
-		Entities: maps.Clone(rec.start.Entities)}
+	end := sort.Search(len(rec.frames), func(i int) bool { return rec.frames[i].seq > seq })
+	start := 0
+	for i := range rec.frames[:end] {
+		if rec.frames[i].key != nil {
+			start = i
+		}
+	}
+	k0 := rec.frames[start].key
+	k := &wire.Keyframe{Type: wire.TypeKeyframe, World: k0.World, Seq: k0.Seq, Time: k0.Time, Entities: maps.Clone(k0.Entities)}
 	if k.Entities == nil {
 		k.Entities = map[string]wire.WatchEntity{}
 	}
-	i := sort.Search(len(rec.deltas), func(i int) bool { return rec.deltas[i].Seq > seq })
-	for _, d := range rec.deltas[:i] {
-		ApplyDelta(k, &d)
+	for _, f := range rec.frames[start+1 : max(end, start+1)] {
+		ApplyDelta(k, f.delta)
 	}
 	return k
 }

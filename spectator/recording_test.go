@@ -51,6 +51,7 @@ func TestPropertyARecordingShowsTheLiveViewAtEveryFrame(t *testing.T) {
 		for _, line := range bytes.Split(bytes.TrimSpace(file.Bytes()), []byte("\n")) {
 			var head struct{ Seq uint64 }
 			require.NoError(t, json.Unmarshal(line, &head))
+			pw.viewerWho = teamsAt[head.Seq].who
 			pw.checkBytes(t, v, line, teamsAt[head.Seq].who)
 			want = Keyframe(pw.a, SeedState("w", head.Seq, 0, live[head.Seq]), nil, v.view)
 			requireSameEntities(t, want.Entities, rec.At(head.Seq).Entities)
@@ -118,7 +119,9 @@ func TestReadRecordingRefusesWhatIsNotAReplayFile(t *testing.T) {
 		"empty":            "",
 		"not json":         "hello\n",
 		"delta first":      `{"type":"delta","world":"w","seq":1}` + "\n",
-		"two keyframes":    `{"type":"keyframe","world":"w"}` + "\n" + `{"type":"keyframe","world":"w"}` + "\n",
+		"bad entities":     `{"type":"keyframe","world":"w","entities":7}` + "\n",
+		"bad delta body":   `{"type":"keyframe","world":"w"}` + "\n" + `{"type":"delta","world":"w","seq":1,"entities":7}` + "\n",
+		"going back":       `{"type":"keyframe","world":"w","seq":5}` + "\n" + `{"type":"keyframe","world":"w","seq":3}` + "\n",
 		"bad keyframe":     `{"type":"keyframe","world":7}` + "\n",
 		"bad delta":        `{"type":"keyframe","world":"w"}` + "\n" + `{"type":"delta","world":7}` + "\n",
 		"out of order":     `{"type":"keyframe","world":"w","seq":5}` + "\n" + `{"type":"delta","world":"w","seq":5}` + "\n",

@@ -86,13 +86,16 @@ func (r *Replay) SeekTime(ctx context.Context, t time.Time) (*Frame, error) {
 
 // Advance moves forward past every event with a leader time up to t and
 // returns the delta of what changed in the view, or nil when nothing it
-// may see did.
+// may see did (a keyframe when the view's player changed team).
 // Short of t for the delay, it returns the delta up to where it stopped
 // and ErrNotReached.
 func (r *Replay) Advance(ctx context.Context, t time.Time) (*Frame, error) {
 	err := r.run(ctx, func(ev *fsm.Event) bool { return ev.Time <= t.UnixNano() })
 	if err != nil && !errors.Is(err, ErrNotReached) {
 		return nil, err
+	}
+	if r.tk.Resync(r.view) {
+		return r.keyframe(err) // its player changed team: the whole picture
 	}
 	d := r.tk.Delta(r.view)
 	if d == nil {
