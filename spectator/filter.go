@@ -6,9 +6,10 @@ import (
 
 // Filter cuts events down to what a view may see. It keeps the world's
 // State from the events it prepares, since what a view may see of an
-// event depends on the state: an entity's team, and the versions of the
-// fields of an entity being deleted (a delete's version is its entity's
-// last one, which may be a hidden field's).
+// event depends on the state: an entity's owner and team, the viewing
+// player's team, and the versions of the fields of an entity being
+// deleted (a delete's version is its entity's last one, which may be a
+// hidden field's).
 //
 // Each event is prepared once (Prepare, in seq order), then filtered per
 // view (Event): views are shared, so a stream serves each view's filtered
