@@ -90,8 +90,12 @@ func (c *Cluster) verifyRaw(usage x509.ExtKeyUsage) func([][]byte, [][]*x509.Cer
 			}
 			certs[i] = cert
 		}
-		_, err := c.verify(certs[0], certs[1:], usage)
-		return err
+		if _, err := c.verify(certs[0], certs[1:], usage); err != nil {
+			// The type Go gives its own verification failures, so that
+			// callers tell a refused handshake from a lost request.
+			return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
+		}
+		return nil
 	}
 }
 
