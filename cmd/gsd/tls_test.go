@@ -119,6 +119,13 @@ func TestClusterWithMutualTLSReplicatesAndRefusesOutsiders(t *testing.T) {
 		return err == nil && e.Seq >= ev.Seq && v == 7
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Positive(t, proxy.conns.Load(), "n1 dials n2 through the proxy")
+	// A player over wss:// on the follower: its actions reach the leader.
+	p, err := c2.Play(ctx, "arena", client.PlayOptions{Player: "p2"})
+	require.NoError(t, err)
+	pev, err := p.Act(ctx, client.ActionRequest{Seq: 1, Ops: []wire.Op{client.Incr("e1", "n", 1)}})
+	require.NoError(t, err)
+	require.Equal(t, "applied", string(pev.Status))
+	require.NoError(t, p.Close())
 	st, err := c1.Status(ctx)
 	require.NoError(t, err)
 	for _, n := range st.Nodes {
