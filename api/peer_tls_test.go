@@ -40,7 +40,7 @@ func tlsNode(t *testing.T, ca tlsconf.PEMPair, id string) *tlsconf.Cluster {
 func withClusterTLS(c *tlsconf.Cluster) func(*Config) {
 	return func(cfg *Config) {
 		cfg.PeerTLS = c.ClientConfig()
-		cfg.PeerCert = func(cs *tls.ConnectionState) error { _, err := c.PeerNode(cs); return err }
+		cfg.PeerCert = c.PeerNode
 	}
 }
 
@@ -113,7 +113,7 @@ func TestNodeOnlyRoutesNeedTheClusterCertificate(t *testing.T) {
 	foreignCA := newCATest(t)
 	intruder := caClient(ca, tlsNode(t, foreignCA, "n2")) // a certificate of another CA
 	anon := caClient(ca, nil)
-	join := `{"id":"n9","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`
+	join := `{"id":"n2","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`
 
 	for _, tc := range []struct {
 		name, method, path, body string
@@ -138,6 +138,38 @@ func TestNodeOnlyRoutesNeedTheClusterCertificate(t *testing.T) {
 
 	code, b := call(t, anon, "POST", base+"/v1/worlds/arena/actions", incrBody)
 	require.Equal(t, http.StatusOK, code, "players need no certificate: %s", b)
+
+	// A node joins as itself: n2's certificate cannot add n9.
+	code, b = call(t, node, "POST", base+"/v1/cluster/join", `{"id":"n9","raft_addr":"127.0.0.1:1"}`, edge.HeaderClusterKey, testSecret)
+	require.Equal(t, http.StatusForbidden, code, b)
+	require.Contains(t, b, "joins as itself")
+}
+
+// A join through a follower is checked there, against the joiner's
+// certificate, and forwarded to the leader with the follower's.
+func TestJoinThroughAFollowerIsCheckedWhereItArrives(t *testing.T) {
+	ca := newCATest(t)
+	lf := apitest.NewFake()
+	_, leaderAddr := serveTLS(t, lf, tlsNode(t, ca, "n1"))
+	ff := apitest.NewFake()
+	ff.LeaderFlag.Store(false)
+	ff.JoinErr = store.ErrNotLeader
+	ff.SetLeader("n1", leaderAddr)
+	_, followerAddr := serveTLS(t, ff, tlsNode(t, ca, "n2"))
+	n3 := caClient(ca, tlsNode(t, ca, "n3"))
+
+	code, b := call(t, n3, "POST", "https://"+followerAddr+"/v1/cluster/join", `{"id":"n3","raft_addr":"127.0.0.1:1"}`)
+	require.Equal(t, http.StatusOK, code, b)
+	code, b = call(t, n3, "POST", "https://"+followerAddr+"/v1/cluster/join", `{"id":"n4","raft_addr":"127.0.0.1:1"}`)
+	require.Equal(t, http.StatusForbidden, code, b)
+}
+
+func TestCheckJoinerWithoutACertificate(t *testing.T) {
+	ca := newCATest(t)
+	f := apitest.NewFake()
+	s, _ := serveTLS(t, f, tlsNode(t, ca, "n1"))
+	r := httptest.NewRequest("POST", "/v1/cluster/join", nil)
+	require.ErrorIs(t, s.CheckJoiner(r, "n1"), edge.ErrUnauthorized)
 }
 
 // TestFollowerForwardsOverMutualTLS: a follower reaches its leader over

@@ -164,8 +164,9 @@ type Config struct {
 	PeerTLS *tls.Config
 	// PeerCert, when set, must accept the TLS connection of every
 	// node-to-node request and of a join, so that only holders of a
-	// certificate of the cluster reach them (nil: not checked).
-	PeerCert func(*tls.ConnectionState) error
+	// certificate of the cluster reach them (nil: not checked); it returns
+	// the node id the certificate names, which a join must ask to add.
+	PeerCert func(*tls.ConnectionState) (node string, err error)
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }

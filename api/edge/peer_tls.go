@@ -30,8 +30,26 @@ func (s *Core) checkPeerCert(r *http.Request, pattern string) error {
 	if !nodeOnly {
 		return nil
 	}
-	if err := s.cfg.PeerCert(r.TLS); err != nil {
+	if _, err := s.cfg.PeerCert(r.TLS); err != nil {
 		return fmt.Errorf("%w: node-to-node endpoint: only nodes of the cluster, with its certificate, call it: %v", ErrUnauthorized, err)
+	}
+	return nil
+}
+
+// CheckJoiner refuses a join, with mutual TLS on, that asks to add a node
+// other than the one its certificate names: a node joins as itself. A
+// forwarded join was checked by the node that forwarded it (whose own
+// certificate this connection carries).
+func (s *Core) CheckJoiner(r *http.Request, id string) error {
+	if s.cfg.PeerCert == nil || IsForwarded(r) {
+		return nil
+	}
+	cert, err := s.cfg.PeerCert(r.TLS)
+	if err != nil { // checkAccess refused it already; kept for direct callers
+		return fmt.Errorf("%w: join: %v", ErrUnauthorized, err)
+	}
+	if cert != id {
+		return fmt.Errorf("%w: join: the certificate names node %q, not %q: a node joins as itself", ErrForbidden, cert, id)
 	}
 	return nil
 }

@@ -141,10 +141,7 @@ func (t *tlsOptions) setMux(cfg *shard.MuxConfig) {
 func (t *tlsOptions) setEdge(cfg *api.Config) {
 	cfg.PeerTLS = t.peerTLS()
 	if c := t.cluster; c != nil {
-		cfg.PeerCert = func(cs *tls.ConnectionState) error {
-			_, err := c.PeerNode(cs)
-			return err
-		}
+		cfg.PeerCert = c.PeerNode
 	}
 }
 

@@ -23,7 +23,7 @@ type ctlTLS struct {
 
 func (t *ctlTLS) flags(f *pflag.FlagSet) {
 	f.StringVar(&t.caFile, "tls-ca", "", "PEM CA to trust for https:// nodes (a cluster's dev CA from 'gsdctl tls ca', or the CA of the nodes' public certificate); turns https on")
-	f.StringVar(&t.certFile, "tls-cert", "", "PEM certificate of the cluster to present (with --tls-key, and --tls-ca the cluster CA): for joins and node-only calls on clusters with mutual TLS")
+	f.StringVar(&t.certFile, "tls-cert", "", "PEM certificate of the cluster to present (with --tls-key, and --tls-ca the cluster CA), for node-only calls on clusters with mutual TLS: 'join ID' needs node ID's own")
 	f.StringVar(&t.keyFile, "tls-key", "", "PEM key of --tls-cert")
 }
 

@@ -96,7 +96,7 @@ func TestCtlTalksToATLSNodeWithTheCA(t *testing.T) {
 	dir := t.TempDir()
 	mustRun(t, "tls", "ca", "--dir", dir)
 	mustRun(t, "tls", "node", "--dir", dir, "--id", "n1", "--host", "127.0.0.1")
-	mustRun(t, "tls", "node", "--dir", dir, "--id", "ops")
+	mustRun(t, "tls", "node", "--dir", dir, "--id", "ops") // any certificate of the cluster
 	c, err := tlsconf.LoadCluster(tlsconf.ClusterFiles{CA: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, "n1.crt"), Key: filepath.Join(dir, "n1.key")}, 0, nil)
 	require.NoError(t, err)
 	peers := make(chan string, 8)
