@@ -57,6 +57,9 @@ var routeAccesses = map[string]routeAccess{
 // unauthorized (no or a wrong credential) or forbidden (a valid one that
 // does not reach this far) error.
 func (s *Core) checkAccess(r *http.Request, pattern string) error {
+	if err := s.checkPeerCert(r, pattern); err != nil {
+		return err
+	}
 	if len(s.cfg.ClusterSecret) == 0 {
 		return nil
 	}

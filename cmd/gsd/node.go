@@ -57,6 +57,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 			httpAdvertise = ln.Addr().String()
 		}
 	}
+	httpAdvertise = o.tls.advertise(httpAdvertise) // https:// with TLS (tls.go)
 
 	scfg := store.DefaultConfig()
 	scfg.ID = o.id
@@ -119,6 +120,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	// (a plain raft TCP transport on the same address) interoperate.
 	mcfg := shard.DefaultMuxConfig()
 	mcfg.Addr, mcfg.Advertise, mcfg.Logger = o.raftAddr, o.raftAdvertise, log
+	o.tls.setMux(&mcfg)
 	mux, err := shard.NewMux(mcfg, reg)
 	if err != nil {
 		return fmt.Errorf("start store: raft transport on %s: %w", o.raftAddr, err)
@@ -144,6 +146,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	o.play.set(&acfg.Play)
+	o.tls.setEdge(&acfg)
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
@@ -179,8 +182,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	stopReport := startReporter(ctx, o, st, ln.Addr().String(), log)
+	go func() { served <- hs.Serve(o.tls.listen(ln)) }()
+	stopReport := startReporter(ctx, o, st, o.tls.reportAddr(ln.Addr().String(), httpAdvertise), log)
 	log.Info("gsd node started", "http", ln.Addr().String(), "raft", o.raftAddr, "raft_advertise", o.raftAdvertise,
 		"data_dir", o.dataDir, "region", o.region, "bootstrap", scfg.Bootstrap, "existing_state", hasState)
 
@@ -242,6 +245,7 @@ func join(ctx context.Context, o *options, httpAdvertise string, log *slog.Logge
 	ctx, cancel := context.WithTimeout(ctx, o.joinTimeout)
 	defer cancel()
 	opts := []client.Option{client.WithAttemptTimeout(30 * time.Second), client.WithBackoff(100*time.Millisecond, 2*time.Second)}
+	opts = append(opts, o.tls.clientOptions()...)
 	if secret, _ := o.cluster.secret(); secret != nil { // complete has checked it
 		opts = append(opts, client.WithClusterSecret(string(secret)))
 	}
