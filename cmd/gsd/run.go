@@ -49,6 +49,7 @@ type options struct {
 	play    playOptions
 	cluster clusterOptions
 	pgSink  pgSinkOptions
+	audit   auditOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -130,6 +131,7 @@ cluster from that data and ignores --join.`,
 	o.play.flags(f)
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
+	o.audit.flags(f)
 	return cmd
 }
 
@@ -161,6 +163,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, _, err := o.pgSink.config(slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.audit.signers(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {
