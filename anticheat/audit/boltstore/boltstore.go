@@ -5,9 +5,8 @@
 // whole events only, and the tree's size is derived from the last key.
 //
 // It lives apart from package audit so that audit, which gsdctl links
-// for offline verification, links no database. The node that wires the
-// audit log into the committed feed (not yet: issue 15) hands it the
-// event archive's bolt file or a file of its own.
+// for offline verification, links no database. A gsd node keeps its
+// trees in a file of their own, <data-dir>/audit.db (cmd/gsd/audit.go).
 package boltstore
 
 import (
