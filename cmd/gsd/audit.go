@@ -33,13 +33,13 @@ type auditOptions struct {
 
 func (a *auditOptions) flags(f *pflag.FlagSet) {
 	f.StringArrayVar(&a.keyFiles, "audit-key", nil, "private audit key file (gsdctl audit keygen) that signs every world's audit checkpoints; give it twice during a key rotation (see docs/ANTICHEAT.md)")
-	f.DurationVar(&a.signInterval, "audit-sign-interval", 10*time.Second, "how often each world whose audit log grew gets a new signed checkpoint")
+	f.DurationVar(&a.signInterval, "audit-sign-interval", 10*time.Second, "how often each world whose audit log grew gets a new signed checkpoint (0: the default)")
 }
 
 // signers reads the key files.
 func (a *auditOptions) signers() ([]note.Signer, error) {
-	if a.signInterval <= 0 {
-		return nil, usageError{errors.New("--audit-sign-interval must be > 0")}
+	if a.signInterval < 0 {
+		return nil, usageError{errors.New("--audit-sign-interval must not be negative")}
 	}
 	var out []note.Signer
 	for _, f := range a.keyFiles {
@@ -71,7 +71,10 @@ func (a *auditOptions) start(dir string, st *store.Store, log *slog.Logger) (*au
 		return nil, nil, fmt.Errorf("audit log file: %w", err)
 	}
 	cfg := auditor.DefaultConfig()
-	cfg.Signers, cfg.SignInterval, cfg.Logger = signers, a.signInterval, log.With("component", "audit")
+	cfg.Signers, cfg.Logger = signers, log.With("component", "audit")
+	if a.signInterval > 0 {
+		cfg.SignInterval = a.signInterval
+	}
 	aud, err := auditor.New(cfg, storeSource{st}, func(world string) (audit.HashStore, error) { return boltstore.New(db, world) })
 	if err != nil {
 		db.Close()
@@ -81,7 +84,7 @@ func (a *auditOptions) start(dir string, st *store.Store, log *slog.Logger) (*au
 	done := make(chan struct{})
 	go func() { defer close(done); aud.Run(ctx) }()
 	if len(signers) > 0 {
-		log.Info("audit checkpoints signed", "keys", len(signers), "interval", a.signInterval)
+		log.Info("audit checkpoints signed", "keys", len(signers), "interval", cfg.SignInterval)
 	}
 	var once sync.Once
 	return aud, func() {

@@ -20,7 +20,7 @@ func TestAuditKeyFlagsAreChecked(t *testing.T) {
 	require.Len(t, s, 2)
 
 	for _, bad := range []auditOptions{
-		{signInterval: 0},
+		{signInterval: -time.Second},
 		{keyFiles: []string{filepath.Join(t.TempDir(), "missing.key")}, signInterval: time.Second},
 		{keyFiles: []string{writeFile(t, "not a key")}, signInterval: time.Second},
 	} {
