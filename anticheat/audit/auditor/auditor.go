@@ -12,7 +12,6 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/wire"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -229,8 +228,7 @@ func (a *Auditor) append(ctx context.Context, w *world) error {
 	if err != nil {
 		return fmt.Errorf("subscribe from seq %d: %w", from, err)
 	}
-	var batch []*wire.Event
-	var wires []wire.Event
+	var conv converter
 	for {
 		evs, err := sub.Next(ctx)
 		if err != nil {
@@ -245,14 +243,7 @@ func (a *Auditor) append(ctx context.Context, w *world) error {
 			}
 			evs = append(evs, more...)
 		}
-		wires = wires[:0]
-		for _, e := range evs {
-			wires = append(wires, e.Wire())
-		}
-		batch = batch[:0]
-		for i := range wires {
-			batch = append(batch, &wires[i])
-		}
+		batch := conv.convert(evs)
 		if err := w.log.Append(batch...); err != nil {
 			return err
 		}
