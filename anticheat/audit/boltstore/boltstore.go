@@ -56,7 +56,6 @@ func (s *Store) bucket(tx *bbolt.Tx) (*bbolt.Bucket, error) {
 	return nil, fmt.Errorf("%w: the bucket of world %s is gone", audit.ErrCorrupt, s.world)
 }
 
-
 // count returns the number of hashes in b: the last index plus one.
 func count(b *bbolt.Bucket) (int64, error) {
 	k, _ := b.Cursor().Last()
