@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 func TestAuditKeyFlagsAreChecked(t *testing.T) {
@@ -52,4 +55,56 @@ func TestANodeWithoutAnAuditKeyServesProofsButSignsNothing(t *testing.T) {
 	}, time.Minute, 10*time.Millisecond)
 	_, err := c.AuditCheckpoint(ctx, "arena")
 	require.ErrorContains(t, err, wire.CodeNoAuditKey)
+}
+
+// Every replica builds the same tree: a follower's checkpoint equals the
+// leader's at the same size, and a proof from one checks against the
+// other's signed checkpoint.
+func TestReplicasKeepTheSameAuditTree(t *testing.T) {
+	t.Parallel()
+	priv, pub, err := audit.GenerateKey("gsd-audit")
+	require.NoError(t, err)
+	key := writeFile(t, priv)
+	v, err := audit.ParseVerifyingKey(pub)
+	require.NoError(t, err)
+	n1 := startNode(t, "n1", t.TempDir(), "--audit-key", key)
+	n1.waitLeader(t)
+	n2 := startNode(t, "n2", t.TempDir(), "--audit-key", key, "--join", n1.http)
+	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
+	n2.waitLeader(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c1, c2 := n1.client(t), n2.client(t)
+	require.NoError(t, c2.CreateWorld(ctx, "arena", wire.Rules{}))
+	evs := make([]wire.Event, 0, 30)
+	for seq := uint64(1); seq <= 30; seq++ {
+		ev, err := c2.Act(ctx, "arena", incr(fmt.Sprintf("p%d", seq%3), seq, "e1", int64(seq)))
+		require.NoError(t, err)
+		evs = append(evs, ev)
+	}
+	signedAt := func(c *client.Client) audit.Checkpoint {
+		var cp audit.Checkpoint
+		require.Eventually(t, func() bool {
+			msg, err := c.SignAuditCheckpoint(ctx, "arena")
+			require.NoError(t, err)
+			cp, _, err = audit.OpenCheckpoint(msg, v)
+			require.NoError(t, err)
+			return cp.Size == 30
+		}, time.Minute, 10*time.Millisecond)
+		return cp
+	}
+	cp1, cp2 := signedAt(c1), signedAt(c2)
+	require.Equal(t, cp1, cp2)
+	for _, seq := range []uint64{1, 17, 30} {
+		p, err := c2.AuditProof(ctx, "arena", seq, 30)
+		require.NoError(t, err)
+		proof := make([]tlog.Hash, len(p.Proof))
+		for i, h := range p.Proof {
+			proof[i] = tlog.Hash(h)
+		}
+		ev := evs[seq-1]
+		ev.Duplicate = false
+		require.NoError(t, audit.CheckInclusion(cp1, &ev, proof))
+	}
 }
