@@ -16,6 +16,7 @@ import (
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/note"
@@ -58,7 +59,7 @@ func (a *auditOptions) signers() ([]note.Signer, error) {
 
 // start opens the audit trees' file in dir and runs the node's auditor
 // over st until the returned stop is called (idempotent).
-func (a *auditOptions) start(dir string, st *store.Store, log *slog.Logger) (*auditor.Auditor, func(), error) {
+func (a *auditOptions) start(dir string, st *store.Store, reg prometheus.Registerer, log *slog.Logger) (*auditor.Auditor, func(), error) {
 	signers, err := a.signers()
 	if err != nil {
 		return nil, nil, err
@@ -80,6 +81,10 @@ func (a *auditOptions) start(dir string, st *store.Store, log *slog.Logger) (*au
 		db.Close()
 		return nil, nil, err
 	}
+	if err := registerAuditMetrics(reg, aud); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); aud.Run(ctx) }()
@@ -96,6 +101,26 @@ func (a *auditOptions) start(dir string, st *store.Store, log *slog.Logger) (*au
 			}
 		})
 	}, nil
+}
+
+// registerAuditMetrics publishes the auditor's figures, read at each scrape.
+func registerAuditMetrics(reg prometheus.Registerer, aud *auditor.Auditor) error {
+	gauge := func(name, help string, f func(auditor.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(aud.Stats()) })
+	}
+	for _, c := range []prometheus.Collector{
+		gauge("gsd_audit_worlds", "Worlds whose audit log this node keeps.", func(s auditor.Stats) float64 { return float64(s.Worlds) }),
+		gauge("gsd_audit_worlds_stalled", "Worlds whose audit log stopped following the feed (an archive gap; retried every second).",
+			func(s auditor.Stats) float64 { return float64(s.Stalled) }),
+		gauge("gsd_audit_events", "Events in this node's audit logs, all worlds together.", func(s auditor.Stats) float64 { return float64(s.Events) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gsd_audit_checkpoints_signed_total", Help: "Audit checkpoints this node signed."},
+			func() float64 { return float64(aud.Stats().Signed) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("audit metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // storeSource is the auditor's view of the node's one group.

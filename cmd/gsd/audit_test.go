@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/wire"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -55,6 +59,20 @@ func TestANodeWithoutAnAuditKeyServesProofsButSignsNothing(t *testing.T) {
 	}, time.Minute, 10*time.Millisecond)
 	_, err := c.AuditCheckpoint(ctx, "arena")
 	require.ErrorContains(t, err, wire.CodeNoAuditKey)
+	resp, err := http.Get("http://" + n.http + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	requireContains(t, string(b), "gsd_audit_worlds 1", "gsd_audit_worlds_stalled 0", "gsd_audit_events 3", "gsd_audit_checkpoints_signed_total 0")
+}
+
+func TestAuditMetricsRegisterOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	aud, err := auditor.New(auditor.DefaultConfig(), storeSource{}, func(string) (audit.HashStore, error) { return &audit.MemStore{}, nil })
+	require.NoError(t, err)
+	require.NoError(t, registerAuditMetrics(reg, aud))
+	require.ErrorContains(t, registerAuditMetrics(reg, aud), "audit metrics")
 }
 
 // Every replica builds the same tree: a follower's checkpoint equals the

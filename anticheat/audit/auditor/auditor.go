@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
@@ -97,6 +98,7 @@ type Auditor struct {
 	worlds map[string]*world
 	ctx    context.Context // Run's; nil before Run and after it returned
 	wg     sync.WaitGroup
+	signed atomic.Uint64 // checkpoints signed
 }
 
 // world is one world's log and its newest signed checkpoint.
@@ -356,7 +358,36 @@ func (a *Auditor) sign(w *world, l *audit.Log, force bool) ([]byte, error) {
 		return nil, err
 	}
 	w.signed, w.signedSize = msg, cp.Size
+	a.signed.Add(1)
 	return msg, nil
+}
+
+// Stats are the auditor's figures across its worlds, for metrics.
+type Stats struct {
+	Worlds  int    // worlds whose log is open
+	Stalled int    // of them, those whose follower stopped on an error (a gap)
+	Events  int64  // events logged, all worlds together
+	Signed  uint64 // checkpoints signed since New
+}
+
+// Stats returns the auditor's figures now.
+func (a *Auditor) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := Stats{Signed: a.signed.Load()}
+	for _, w := range a.worlds {
+		if w.log == nil {
+			continue
+		}
+		st.Worlds++
+		st.Events += w.log.Size()
+		w.mu.Lock()
+		if w.err != nil {
+			st.Stalled++
+		}
+		w.mu.Unlock()
+	}
+	return st
 }
 
 // signAll signs the checkpoint of every world that grew since its last.

@@ -170,6 +170,7 @@ func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, st2.Err, errGap)
 	require.Zero(t, st2.Size)
+	require.Equal(t, Stats{Worlds: 1, Stalled: 1}, a.Stats())
 	require.Equal(t, 1, strings.Count(logs.String(), "stopped following"), "a lasting failure is logged once")
 
 	// Once the feed holds seq 1 again, it catches up and clears the error.
@@ -181,6 +182,7 @@ func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 		s, err := a.Status("arena")
 		return err == nil && s.Err == nil
 	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, Stats{Worlds: 1, Events: 3}, a.Stats())
 }
 
 func TestFailuresOfTheStoreAndTheFeedAreReported(t *testing.T) {
@@ -192,6 +194,7 @@ func TestFailuresOfTheStoreAndTheFeedAreReported(t *testing.T) {
 	require.NoError(t, err)
 	_, err = a.Log("broken")
 	require.ErrorIs(t, err, boom)
+	require.Zero(t, a.Stats().Worlds, "a log that did not open is not counted")
 	_, err = a.Checkpoint("broken")
 	require.ErrorIs(t, err, boom)
 	_, err = a.Sign("broken")
@@ -264,11 +267,21 @@ func TestCheckpointsAreSignedOnDemandAndAtTheInterval(t *testing.T) {
 		require.NoError(t, err)
 		return cp.Size == 4
 	}, 10*time.Second, time.Millisecond)
+	// A tree that did not grow is not signed again.
+	before, err := b.Checkpoint("arena")
+	require.NoError(t, err)
+	b.signAll()
+	after, err := b.Checkpoint("arena")
+	require.NoError(t, err)
+	require.Equal(t, before, after)
 	msg, err = b.Sign("arena")
 	require.NoError(t, err)
 	cp, _, err = audit.OpenCheckpoint(msg, oldV)
 	require.NoError(t, err)
 	require.Equal(t, want(t, src, "arena"), cp)
+	stats := b.Stats()
+	require.GreaterOrEqual(t, stats.Signed, uint64(3)) // on demand, at the interval, on demand
+	require.Equal(t, 1, stats.Worlds)
 }
 
 // failSigner is a signer whose signatures fail.
