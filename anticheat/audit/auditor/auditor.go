@@ -172,8 +172,13 @@ func (a *Auditor) follow(id string) *world {
 	if w.log == nil {
 		l, err := a.open(id)
 		if err != nil {
-			w.setErr(err)
-			a.log.Error("audit log cannot be opened", "world", id, "err", err)
+			w.mu.Lock()
+			again := w.err != nil && w.err.Error() == err.Error()
+			w.err = err
+			w.mu.Unlock()
+			if !again { // retried at every scan, logged once
+				a.log.Error("audit log cannot be opened; retrying", "world", id, "err", err)
+			}
 			return w
 		}
 		w.log = l
@@ -198,12 +203,6 @@ func (a *Auditor) open(id string) (*audit.Log, error) {
 		return nil, fmt.Errorf("audit log %s: %w", id, err)
 	}
 	return audit.Open(id, s)
-}
-
-func (w *world) setErr(err error) {
-	w.mu.Lock()
-	w.err = err
-	w.mu.Unlock()
 }
 
 // run appends world's committed events to its log until ctx ends or the
@@ -249,7 +248,9 @@ func (a *Auditor) append(ctx context.Context, w *world) error {
 		if err := w.log.Append(batch...); err != nil {
 			return err
 		}
-		w.setErr(nil)
+		w.mu.Lock()
+		w.err = nil
+		w.mu.Unlock()
 	}
 }
 

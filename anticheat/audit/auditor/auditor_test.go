@@ -224,6 +224,7 @@ func TestFailuresOfTheStoreAndTheFeedAreReported(t *testing.T) {
 		return err == nil && errors.Is(s.Err, boom)
 	}, 10*time.Second, time.Millisecond)
 	require.Contains(t, logs.String(), "disk gone")
+	require.Equal(t, 1, strings.Count(logs.String(), "audit log cannot be opened"), "retried at every scan, logged once")
 }
 
 func TestCheckpointsAreSignedOnDemandAndAtTheInterval(t *testing.T) {
