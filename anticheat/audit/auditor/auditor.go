@@ -224,10 +224,16 @@ func (a *Auditor) run(ctx context.Context, w *world) {
 }
 
 func (a *Auditor) append(ctx context.Context, w *world) error {
+	// Start at the last event logged when the feed still holds it: Append
+	// checks it against its stored leaf (ErrDiverged), so a node whose
+	// state went back to another history (restored from an older point)
+	// stops here instead of logging a fork as if it continued the tree.
 	from := uint64(w.log.Size()) + 1
-	sub, err := a.src.Subscribe(w.id, from)
+	sub, err := a.src.Subscribe(w.id, max(from-1, 1))
 	if err != nil {
-		return fmt.Errorf("subscribe from seq %d: %w", from, err)
+		if sub, err = a.src.Subscribe(w.id, from); err != nil {
+			return fmt.Errorf("subscribe from seq %d: %w", from, err)
+		}
 	}
 	var conv converter
 	for {

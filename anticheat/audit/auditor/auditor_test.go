@@ -154,6 +154,36 @@ func TestARestartedAuditorResumesFromItsStoredSize(t *testing.T) {
 	require.NotContains(t, logs.String(), "level=ERROR")
 }
 
+func TestAStateRestoredToAnotherHistoryStopsTheLogInsteadOfForkingIt(t *testing.T) {
+	src, st, logs := newSource(), newStores(), &syncBuf{}
+	src.add("arena", 5)
+	a, err := New(testConfig(logs), src, st.open)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	waitSize(t, a, "arena", 5)
+	cancel()
+	<-done
+
+	// The node's state goes back to seq 3, and the world goes on
+	// differently from there.
+	src.mu.Lock()
+	src.events["arena"] = src.events["arena"][:3]
+	src.mu.Unlock()
+	src.addAs("arena", 4, "q")
+	b, err := New(testConfig(logs), src, st.open)
+	require.NoError(t, err)
+	start(t, b)
+	require.Eventually(t, func() bool {
+		s, err := b.Status("arena")
+		return err == nil && errors.Is(s.Err, audit.ErrDiverged)
+	}, 10*time.Second, time.Millisecond)
+	s, err := b.Status("arena")
+	require.NoError(t, err)
+	require.Equal(t, int64(5), s.Size, "nothing of the other history logged")
+}
+
 func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
 	src.add("arena", 3)

@@ -28,13 +28,16 @@ func newSource() *source {
 }
 
 // add commits n events to world (creating it).
-func (s *source) add(world string, n int) {
+func (s *source) add(world string, n int) { s.addAs(world, n, "p") }
+
+// addAs commits n events to world by players named with prefix.
+func (s *source) addAs(world string, n int, prefix string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range n {
 		seq := uint64(len(s.events[world])) + 1
 		s.events[world] = append(s.events[world], &fsm.Event{
-			World: world, Seq: seq, Index: seq, Time: int64(seq), Player: fmt.Sprintf("p%d", seq%3), ClientSeq: seq,
+			World: world, Seq: seq, Index: seq, Time: int64(seq), Player: fmt.Sprintf("%s%d", prefix, seq%3), ClientSeq: seq,
 			Priority: fsm.PriorityCritical, Status: fsm.StatusApplied,
 			Changes: []fsm.Change{{Entity: "e", Field: "hp", Op: fsm.OpSet, Value: fsm.Int(int64(seq)), Version: seq}},
 		})
@@ -64,6 +67,9 @@ func (s *source) Subscribe(world string, from uint64) (fanout.Subscription, erro
 	s.subs++
 	if s.subErr != nil {
 		return nil, s.subErr
+	}
+	if from < max(s.first[world], 1) {
+		return nil, fmt.Errorf("%w: seq %d", errGap, from)
 	}
 	return &sub{s: s, world: world, next: from}, nil
 }
