@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -154,4 +156,28 @@ func toHashes(p [][]byte) []tlog.Hash {
 		out[i] = tlog.Hash(h)
 	}
 	return out
+}
+
+func TestAuditFetchRefusesWhatIsNotASignedCheckpointAndWritesAnEmptyLog(t *testing.T) {
+	answer := "not a note"
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(answer)) }))
+	defer ts.Close()
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	prefix := filepath.Join(t.TempDir(), "m")
+	code, _, stderr := ctl(t, "", "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "bad checkpoint")
+	_, err := os.Stat(prefix + ".checkpoint")
+	require.True(t, os.IsNotExist(err), "nothing written")
+
+	// A world without events: its checkpoint of size 0, an empty log and
+	// no leaves (an empty tree's root is the hash of nothing).
+	answer = "arena\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n— k AAAA\n"
+	out := mustRun(t, "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.Contains(t, out, "world arena, 0 events")
+	for _, ext := range []string{".ndjson", ".leaves"} {
+		b, err := os.ReadFile(prefix + ext)
+		require.NoError(t, err)
+		require.Empty(t, b)
+	}
 }
