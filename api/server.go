@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gsd-dev/gsd/api/admin"
+	auditapi "github.com/gsd-dev/gsd/api/audit"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/peer"
 	"github.com/gsd-dev/gsd/api/play"
@@ -21,6 +22,9 @@ type Config struct {
 	edge.Config
 	// Play configures the WebSocket play endpoint.
 	Play PlayConfig
+	// Audit is the node's audit logs (an *auditor.Auditor), served under
+	// /v1/worlds/{world}/audit/; nil leaves those routes out.
+	Audit auditapi.Logs
 }
 
 // DefaultConfig returns the defaults.
@@ -83,6 +87,9 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	s.events.Register(s.mux)
 	s.play.Register(s.mux)
 	s.watch.Register(s.mux)
+	if cfg.Audit != nil {
+		auditapi.New(core, cfg.Audit).Register(s.mux)
+	}
 	s.mux.Handle("GET /metrics", edge.MetricsHandler(reg))
 	s.peer.Register(s.mux, peer.Handlers{
 		Act: s.public.Act, ActBatch: s.public.ActBatch, LinearizableEntity: s.public.LinearizableEntity,

@@ -51,6 +51,7 @@ var routeAccesses = map[string]routeAccess{
 	"DELETE /v1/worlds/{world}/bans/{player}":    accessAdmin,
 	"POST /v1/node/drain":                        accessAdmin,
 	"DELETE /v1/node/drain":                      accessAdmin,
+	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
 }
 
 // checkAccess returns nil when r may reach the route of pattern, else an

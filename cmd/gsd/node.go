@@ -139,6 +139,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	defer stopSink() // on the failure paths below; idempotent
+	aud, stopAudit, err := o.audit.start(o.dataDir, st, reg, log)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopAudit() // on the failure paths below; idempotent
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -147,6 +153,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	o.play.set(&acfg.Play)
 	o.tls.setEdge(&acfg)
+	acfg.Audit = aud
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
@@ -207,7 +214,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopReport()
 	stopSink() // before the store hands leadership on and closes
 	closeUDP(lane, log)
-	shutdown(hs, edge, st, o.shutdownTimeout, log)
+	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)
 	if runErr != nil && ctx.Err() == nil {
 		return runErr
 	}
@@ -217,8 +224,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 
 // shutdown stops the node: no new HTTP connections, open event streams
 // ended, in-flight requests drained, then the store closed (which hands
-// leadership to a peer first).
-func shutdown(hs *http.Server, edge *api.Server, st *store.Store, timeout time.Duration, log *slog.Logger) {
+// leadership to a peer first). beforeStore runs between the last request
+// and the store's close (the audit log: served until then, fed until then).
+func shutdown(hs *http.Server, edge *api.Server, st *store.Store, timeout time.Duration, log *slog.Logger, beforeStore ...func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	drained := make(chan error, 1)
@@ -227,6 +235,9 @@ func shutdown(hs *http.Server, edge *api.Server, st *store.Store, timeout time.D
 	if err := <-drained; err != nil {
 		log.Warn("http shutdown incomplete; closing connections", "err", err)
 		hs.Close()
+	}
+	for _, f := range beforeStore {
+		f()
 	}
 	closeStore(st, timeout, log)
 }

@@ -50,6 +50,7 @@ type options struct {
 	cluster clusterOptions
 	pgSink  pgSinkOptions
 	tls     tlsOptions
+	audit   auditOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -132,6 +133,7 @@ cluster from that data and ignores --join.`,
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
 	o.tls.flags(f)
+	o.audit.flags(f)
 	return cmd
 }
 
@@ -166,6 +168,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.tls.complete(&o.id, slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.audit.signers(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {
