@@ -122,6 +122,15 @@ func (e *encoder) action(a *Action) {
 type decoder struct {
 	b   []byte
 	err error
+
+	// A batch's actions and ops are carved from shared slices (one
+	// allocation each instead of two per action), and its world and field
+	// names, which repeat from action to action, reuse the previous string
+	// when equal: Apply decodes every action on every replica.
+	actions   []Action
+	ops       []Op
+	lastWorld string
+	lastField string
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -183,6 +192,16 @@ func (d *decoder) rawBytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.rawBytes()) }
+
+// strLike returns the next string, reusing *last when equal (no copy) and
+// remembering it otherwise.
+func (d *decoder) strLike(last *string) string {
+	b := d.rawBytes()
+	if string(b) != *last { // compared without a copy
+		*last = string(b)
+	}
+	return *last
+}
 
 func (d *decoder) bool() bool {
 	switch d.byte() {
@@ -280,16 +299,27 @@ func (d *decoder) rules() Rules {
 	return r
 }
 
-func (d *decoder) action() *Action {
-	a := &Action{World: d.str(), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint(), Priority: Priority(d.byte())}
+// action decodes one action of a batch that has up to left more commands
+// (this one included), the size of the shared slices it carves from.
+func (d *decoder) action(left int) *Action {
+	if len(d.actions) == 0 {
+		d.actions = make([]Action, max(left, 1))
+	}
+	a := &d.actions[0]
+	d.actions = d.actions[1:]
+	*a = Action{World: d.strLike(&d.lastWorld), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint(), Priority: Priority(d.byte())}
 	// An op takes at least 7 bytes: kind, entity, field, value kind, by,
 	// expect mode and version (empty names, a null value).
 	n := d.count(7)
 	if n > 0 {
-		a.Ops = make([]Op, n)
+		if cap(d.ops)-len(d.ops) < n {
+			d.ops = make([]Op, 0, max(n, left)) // room for one op per command left
+		}
+		a.Ops = d.ops[len(d.ops) : len(d.ops)+n : len(d.ops)+n]
+		d.ops = d.ops[:len(d.ops)+n]
 	}
 	for i := 0; i < n && d.err == nil; i++ {
-		a.Ops[i] = Op{Kind: OpKind(d.byte()), Entity: d.str(), Field: d.str(), Value: d.value(), By: d.varint(), Expect: d.expect()}
+		a.Ops[i] = Op{Kind: OpKind(d.byte()), Entity: d.str(), Field: d.strLike(&d.lastField), Value: d.value(), By: d.varint(), Expect: d.expect()}
 	}
 	return a
 }
@@ -375,7 +405,7 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 		switch c.Kind {
 		case CmdAction:
 			start := d.b
-			c.Action = d.action()
+			c.Action = d.action(n - i)
 			if d.err == nil {
 				out.spans[i] = start[:len(start)-len(d.b)]
 			}
@@ -407,7 +437,12 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 
 // EncodeEvent encodes an event for the event archive.
 func EncodeEvent(ev *Event) []byte {
-	e := encoder{b: make([]byte, 0, 64+32*len(ev.Changes))}
+	return AppendEvent(make([]byte, 0, 64+32*len(ev.Changes)), ev)
+}
+
+// AppendEvent appends EncodeEvent's encoding of ev to b.
+func AppendEvent(b []byte, ev *Event) []byte {
+	e := encoder{b: b}
 	e.str(ev.World)
 	e.uvarint(ev.Seq)
 	e.uvarint(ev.Index)

@@ -195,8 +195,20 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 
 	w.seq++
 	w.index = index
-	ev := &Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
-	f.decide(w, a, now, ev)
+	var (
+		ev    *Event
+		spare []Change
+	)
+	if len(a.Ops) == 1 {
+		// Most actions have one op: the event and its change in one
+		// allocation.
+		ec := &eventWithChange{}
+		ev, spare = &ec.ev, ec.ch[:0]
+	} else {
+		ev = &Event{}
+	}
+	*ev = Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
+	f.decide(w, a, now, ev, spare)
 
 	if p == nil {
 		p = &player{gen: f.gen}
@@ -210,8 +222,16 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 	return Result{Event: ev}
 }
 
-// decide fills ev: rejected, conflict, or applied with its changes.
-func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
+// eventWithChange is an event with room for one change.
+type eventWithChange struct {
+	ev Event
+	ch [1]Change
+}
+
+// decide fills ev: rejected, conflict, or applied with its changes. spare,
+// when its capacity suffices, holds the changes (a rejected event keeps nil
+// changes).
+func (f *FSM) decide(w *world, a *Action, now int64, ev *Event, spare []Change) {
 	if err := a.Validate(); err != nil {
 		ev.Status, ev.Reason = StatusRejected, Code(err)
 		return
@@ -229,7 +249,7 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 		return
 	}
 	f.planBuf = plan[:0] // Apply holds f.mu exclusively: the buffer is ours
-	if conflicts := checkExpects(w, a); len(conflicts) > 0 {
+	if conflicts := checkExpects(w, a, spare); len(conflicts) > 0 {
 		ev.Status, ev.Changes = StatusConflict, conflicts
 		return
 	}
@@ -240,7 +260,10 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 		}
 	}
 	ev.Status = StatusApplied
-	ev.Changes = make([]Change, 0, len(plan))
+	ev.Changes = spare
+	if cap(spare) < len(plan) {
+		ev.Changes = make([]Change, 0, len(plan))
+	}
 	inferred := false
 	for i := range plan {
 		pl := &plan[i]
@@ -310,9 +333,10 @@ func plan(w ruleSet, a *Action, buf []planned) ([]planned, error) {
 }
 
 // checkExpects compares every op's expect with the state before the action
-// and returns the current state of each field (or entity) that fails.
-func checkExpects(w *world, a *Action) []Change {
-	var out []Change
+// and returns the current state of each field (or entity) that fails,
+// appended to out[:0].
+func checkExpects(w *world, a *Action, out []Change) []Change {
+	out = out[:0]
 	for i := range a.Ops {
 		o := &a.Ops[i]
 		if o.Expect.Mode == ExpectNone {

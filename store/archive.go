@@ -178,13 +178,14 @@ func (a *archive) write(events []*fsm.Event) error {
 	}
 	return a.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
+		var scratch []byte
 		for i := 0; i < len(events); {
 			world := events[i].World
 			j := i
 			for j < len(events) && events[j].World == world {
 				j++
 			}
-			if err := writeRuns(root, world, events[i:j]); err != nil {
+			if err := writeRuns(root, world, events[i:j], &scratch); err != nil {
 				return err
 			}
 			i = j
@@ -193,7 +194,9 @@ func (a *archive) write(events []*fsm.Event) error {
 	})
 }
 
-func writeRuns(root *bolt.Bucket, world string, events []*fsm.Event) error {
+// writeRuns stores one world's events as runs; scratch is reusable space
+// for encoding one event.
+func writeRuns(root *bolt.Bucket, world string, events []*fsm.Event, scratch *[]byte) error {
 	b, err := root.CreateBucketIfNotExists([]byte(world))
 	if err != nil {
 		return err
@@ -211,16 +214,22 @@ func writeRuns(root *bolt.Bucket, world string, events []*fsm.Event) error {
 			events = events[1:]
 			continue
 		}
-		n := 1
+		n, size := 1, 0
 		for n < len(events) && events[n].Seq == events[n-1].Seq+1 {
 			n++
 		}
-		val := binary.AppendUvarint(nil, uint64(n))
+		for _, ev := range events[:n] {
+			size += 64 + 32*len(ev.Changes) // about an event's encoding and its length
+		}
+		// One buffer per run (bbolt holds the value until the commit);
+		// each event is encoded into scratch, then copied after its length.
+		val := make([]byte, 0, 2*binary.MaxVarintLen64+size)
+		val = binary.AppendUvarint(val, uint64(n))
 		val = binary.AppendVarint(val, events[n-1].Time)
 		for _, ev := range events[:n] {
-			rec := fsm.EncodeEvent(ev)
-			val = binary.AppendUvarint(val, uint64(len(rec)))
-			val = append(val, rec...)
+			*scratch = fsm.AppendEvent((*scratch)[:0], ev)
+			val = binary.AppendUvarint(val, uint64(len(*scratch)))
+			val = append(val, *scratch...)
 		}
 		if err := b.Put(seqKey(events[0].Seq), val); err != nil {
 			return err

@@ -94,10 +94,17 @@ func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics
 	return b
 }
 
+// proposals recycles proposals and their done channels: at 100k actions/s
+// they were two of the leader's allocations per action. A proposal goes
+// back only after its caller received its outcome: done receives exactly
+// once, and nothing touches a proposal after sending to done.
+var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan outcome, 1)} }}
+
 // submit queues cmd and waits for its outcome. A caller that gives up after
 // its proposal may have been proposed gets ErrOutcomeUnknown.
 func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority, size int) (outcome, error) {
-	p := &proposal{cmd: cmd, size: size, done: make(chan outcome, 1)}
+	p := proposals.Get().(*proposal)
+	p.cmd, p.size = cmd, size
 	lane := b.critical
 	if prio == fsm.PriorityBulk {
 		lane = b.bulk
@@ -123,12 +130,19 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 		}
 	}
 	b.mu.RUnlock()
-	select {
-	case o := <-p.done:
-		return o, o.err
-	case <-ctx.Done():
-		return outcome{}, ErrOutcomeUnknown
+	var o outcome
+	if ctx.Done() == nil {
+		o = <-p.done // cannot be cancelled: a plain receive, not a select
+	} else {
+		select {
+		case o = <-p.done:
+		case <-ctx.Done():
+			return outcome{}, ErrOutcomeUnknown // p may still be answered: not recycled
+		}
 	}
+	p.cmd = fsm.Command{}
+	proposals.Put(p)
+	return o, o.err
 }
 
 // fairOf returns the fairness that applies to cmd: its world's for a
