@@ -38,6 +38,15 @@ import (
 //	GSD_STORE_BENCH=store.json GSD_STORE_BENCH_WRITERS=1,64,1024,4096,10000 \
 //	GSD_STORE_BENCH_DURATION=5s go test -run TestStoreLevelSuite -v -timeout 30m ./store/
 //
+// GSD_STORE_BENCH_OPEN_RATE=100000 makes every run open-loop instead: the
+// writers together offer that many events/s, each on its own fixed
+// schedule (writer w sends at start + (w/W + k)·W/rate), and a latency is
+// measured from the time the event was due, not from when a writer that
+// fell behind got to send it (coordinated omission corrected). Such runs
+// are named <mode>-open and carry offered_per_s; every send due before the
+// end is waited for and counted in the latencies, while events/s counts
+// the answers that arrived before the end.
+//
 // Nothing here asserts a duration or a rate.
 
 type suiteRun struct {
@@ -55,6 +64,8 @@ type suiteRun struct {
 	Batches    *suiteBatchInfo `json:"batches,omitempty"`
 	CPUSecs    float64         `json:"process_cpu_s"`
 	Replicas   int             `json:"replicas"`
+	Offered    float64         `json:"offered_per_s,omitempty"` // open loop only
+	Late       int64           `json:"late_sends,omitempty"`    // open loop: sends that left after their due time (a writer behind)
 	FirstError string          `json:"first_error,omitempty"`
 }
 
@@ -100,19 +111,30 @@ func TestStoreLevelSuite(t *testing.T) {
 	if s := os.Getenv("GSD_STORE_BENCH_MODES"); s != "" {
 		modes = strings.Split(s, ",")
 	}
+	var offered float64
+	if s := os.Getenv("GSD_STORE_BENCH_OPEN_RATE"); s != "" {
+		var err error
+		offered, err = strconv.ParseFloat(s, 64)
+		require.NoError(t, err)
+		require.Positive(t, offered, "GSD_STORE_BENCH_OPEN_RATE is events/s offered by all writers together")
+	}
 	rep := suiteReport{
 		Level: "store (in-process group: batcher + raft + FSM + archive, loopback TCP, fsync on)",
 		Command: fmt.Sprintf("GSD_STORE_BENCH=%s GSD_STORE_BENCH_WRITERS=%s GSD_STORE_BENCH_DURATION=%s go test -run TestStoreLevelSuite -v -timeout 30m ./store/",
 			out, joinInts(writers), dur),
 		Workload: "each writer: incr e<writer%1000>.score by 1 as player p<writer>, next seq after its answer (closed loop)",
 	}
+	if offered > 0 {
+		rep.Command = "GSD_STORE_BENCH_OPEN_RATE=" + strconv.FormatFloat(offered, 'f', -1, 64) + " " + rep.Command
+		rep.Workload = fmt.Sprintf("each writer: incr e<writer%%1000>.score by 1 as player p<writer>, next seq on its schedule: %.0f events/s offered by all writers together (open loop; latency from each event's due time)", offered)
+	}
 	for _, w := range writers {
 		for _, mode := range modes {
 			var r suiteRun
 			t.Run(fmt.Sprintf("%s/writers=%d", mode, w), func(t *testing.T) {
-				r = runSuiteMode(t, mode, w, dur)
+				r = runSuiteMode(t, mode, w, dur, offered)
 				t.Logf("%-10s writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  (%d events, %d errors)",
-					mode, w, r.Rate, r.P50, r.P99, r.Events, r.Errors)
+					r.Mode, w, r.Rate, r.P50, r.P99, r.Events, r.Errors)
 			})
 			rep.Runs = append(rep.Runs, r)
 		}
@@ -130,7 +152,9 @@ func joinInts(v []int) string {
 	return strings.Join(s, ",")
 }
 
-func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration) suiteRun {
+// runSuiteMode runs one mode with writers writers for dur: closed loop, or
+// open loop at offered events/s when offered > 0.
+func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration, offered float64) suiteRun {
 	var (
 		op      func(ctx context.Context, writer int, seq uint64) error
 		batches func() *suiteBatchInfo
@@ -171,9 +195,17 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration) sui
 		t.Fatalf("unknown mode %q", mode)
 	}
 	run := suiteRun{Mode: mode, Writers: writers, Replicas: n}
+	if offered > 0 {
+		run.Mode, run.Offered = mode+"-open", offered
+	}
 	h := newShardedHist()
-	var events, errs atomic.Int64
+	var events, errs, late atomic.Int64
 	var firstErr atomic.Value
+	fail := func(err error) {
+		if errs.Add(1) == 1 {
+			firstErr.Store(err.Error())
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	cpu0 := processCPU()
@@ -182,25 +214,53 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration) sui
 	// that is not part of it.
 	var end atomic.Int64
 	context.AfterFunc(ctx, func() { end.Store(int64(time.Since(start))) })
+	closed := func(w int) {
+		for seq := uint64(1); ctx.Err() == nil; seq++ {
+			t0 := time.Now()
+			if err := op(context.Background(), w, seq); err != nil {
+				fail(err)
+				time.Sleep(time.Millisecond) // no hot loop on a persistent error
+				continue
+			}
+			if ctx.Err() != nil {
+				break // answered after the run ended: not counted
+			}
+			events.Add(1)
+			h.record(w, time.Since(t0))
+		}
+	}
+	// open sends on writer w's schedule: every interval, phase-shifted so
+	// the writers' sends spread evenly over each interval.
+	interval := time.Duration(float64(writers) / max(offered, 1e-9) * float64(time.Second))
+	deadline := start.Add(dur)
+	open := func(w int) {
+		due := start.Add(interval * time.Duration(w) / time.Duration(writers))
+		for seq := uint64(1); due.Before(deadline); seq, due = seq+1, due.Add(interval) {
+			if d := time.Until(due); d > 0 {
+				time.Sleep(d)
+			} else if d < -time.Millisecond {
+				late.Add(1)
+			}
+			err := op(context.Background(), w, seq)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			h.record(w, time.Since(due))
+			if ctx.Err() == nil {
+				events.Add(1)
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for seq := uint64(1); ctx.Err() == nil; seq++ {
-				t0 := time.Now()
-				if err := op(context.Background(), w, seq); err != nil {
-					if errs.Add(1) == 1 {
-						firstErr.Store(err.Error())
-					}
-					time.Sleep(time.Millisecond) // no hot loop on a persistent error
-					continue
-				}
-				if ctx.Err() != nil {
-					break // answered after the run ended: not counted
-				}
-				events.Add(1)
-				h.record(w, time.Since(t0))
+			if offered > 0 {
+				open(w)
+			} else {
+				closed(w)
 			}
 		}()
 	}
@@ -212,7 +272,7 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration) sui
 	run.CPUSecs = (processCPU() - cpu0).Seconds()
 	hist := h.merged()
 	ms := func(us int64) float64 { return float64(us) / 1000 }
-	run.Events, run.Errors, run.Seconds = events.Load(), errs.Load(), el.Seconds()
+	run.Events, run.Errors, run.Seconds, run.Late = events.Load(), errs.Load(), el.Seconds(), late.Load()
 	run.Rate = float64(run.Events) / el.Seconds()
 	run.P50, run.P99, run.P999, run.Max = ms(hist.ValueAtQuantile(50)), ms(hist.ValueAtQuantile(99)), ms(hist.ValueAtQuantile(99.9)), ms(hist.Max())
 	for _, p := range []float64{0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100} {
