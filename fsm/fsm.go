@@ -48,6 +48,7 @@ type FSM struct {
 	planBuf []planned    // scratch for plan, reused across actions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
+	reasons *reasonTable // the reason codes of retained results
 	// view is every world's rules, published copy-on-write by Apply and
 	// Restore, so Check plans without f.mu: under load many callers check
 	// while Apply waits for the write lock, and an RWMutex then stalls
@@ -62,7 +63,7 @@ func New(cfg Config) (*FSM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo)}
+	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo), reasons: newReasonTable()}
 	f.publishView()
 	return f, nil
 }
@@ -185,7 +186,7 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 			}
 			return Result{Duplicate: true, Event: &Event{
 				World: a.World, Seq: r.worldSeq, Player: a.Player, ClientSeq: a.Seq,
-				Priority: a.Priority, Status: r.status, Reason: r.reason,
+				Priority: a.Priority, Status: r.status, Reason: f.reasons.name(r.reason),
 			}}
 		}
 		if p.maxSeq >= uint64(f.cfg.Window) && a.Seq <= p.maxSeq-uint64(f.cfg.Window) {
@@ -217,7 +218,7 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 		p = p.clone(f.gen)
 		w.players[a.Player] = p
 	}
-	p.put(record{seq: a.Seq, payload: payload, worldSeq: ev.Seq, status: ev.Status, reason: ev.Reason}, f.cfg.Window, f.gen)
+	p.put(record{seq: a.Seq, payload: payload, worldSeq: ev.Seq, status: ev.Status, reason: f.reasons.id(ev.Reason)}, f.cfg.Window, f.gen)
 	w.recordHash(f.cfg.HashHistory)
 	return Result{Event: ev}
 }

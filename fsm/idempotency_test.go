@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -251,4 +252,20 @@ func TestSeqZeroIsRejectedEveryTimeAndNeverRetained(t *testing.T) {
 	// Past the window seq 0 is simply expired, on every replica alike.
 	h.event(act("w", "p", 5000, opIncr("e", "c", 1)))
 	require.ErrorIs(t, h.do(a).Err, ErrSeqExpired)
+}
+
+// The idempotency windows are most of a busy world's memory (1,024
+// records per player); records without pointers keep the garbage
+// collector from scanning them on every cycle.
+func TestIdempotencyRecordsHoldNoPointers(t *testing.T) {
+	typ := reflect.TypeOf(chunk{}).Elem()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		switch f.Type.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		default:
+			t.Errorf("record.%s is a %s: a window's chunks would hold pointers", f.Name, f.Type.Kind())
+		}
+	}
 }
