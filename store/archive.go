@@ -29,9 +29,18 @@ type archive struct {
 	clean string // marker file: written by close, removed by open
 	// failWrite, when set (tests only), makes write fail with its error.
 	failWrite atomic.Pointer[func() error]
+	// arena holds a write's keys and values, reused from one write to the
+	// next: bbolt reads them until its transaction commits, and its single
+	// writer lock serializes writes. Each round's runs (tens of KB) were
+	// fresh, zeroed allocations before.
+	arena   []byte
+	scratch []byte // one event's encoding
 }
 
 var eventsBucket = []byte("events")
+
+// maxArena bounds the write arena kept between writes.
+const maxArena = 4 << 20
 
 // openArchive opens the archive at path. After a shutdown that did not
 // close it (no clean marker: a crash, a kill, a power loss), it first checks
@@ -178,14 +187,17 @@ func (a *archive) write(events []*fsm.Event) error {
 	}
 	return a.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
-		var scratch []byte
+		if cap(a.arena) > maxArena {
+			a.arena = nil // after a replay's big rounds: do not keep it
+		}
+		a.arena = a.arena[:0]
 		for i := 0; i < len(events); {
 			world := events[i].World
 			j := i
 			for j < len(events) && events[j].World == world {
 				j++
 			}
-			if err := writeRuns(root, world, events[i:j], &scratch); err != nil {
+			if err := a.writeRuns(root, world, events[i:j]); err != nil {
 				return err
 			}
 			i = j
@@ -194,9 +206,9 @@ func (a *archive) write(events []*fsm.Event) error {
 	})
 }
 
-// writeRuns stores one world's events as runs; scratch is reusable space
-// for encoding one event.
-func writeRuns(root *bolt.Bucket, world string, events []*fsm.Event, scratch *[]byte) error {
+// writeRuns stores one world's events as runs (inside write's
+// transaction).
+func (a *archive) writeRuns(root *bolt.Bucket, world string, events []*fsm.Event) error {
 	b, err := root.CreateBucketIfNotExists([]byte(world))
 	if err != nil {
 		return err
@@ -214,24 +226,25 @@ func writeRuns(root *bolt.Bucket, world string, events []*fsm.Event, scratch *[]
 			events = events[1:]
 			continue
 		}
-		n, size := 1, 0
+		n := 1
 		for n < len(events) && events[n].Seq == events[n-1].Seq+1 {
 			n++
 		}
+		// Key and value go to the end of the arena. When append moves the
+		// arena, earlier keys and values stay valid in the old array,
+		// which nothing writes again.
+		start := len(a.arena)
+		a.arena = binary.BigEndian.AppendUint64(a.arena, events[0].Seq)
+		mid := len(a.arena)
+		a.arena = binary.AppendUvarint(a.arena, uint64(n))
+		a.arena = binary.AppendVarint(a.arena, events[n-1].Time)
 		for _, ev := range events[:n] {
-			size += 64 + 32*len(ev.Changes) // about an event's encoding and its length
+			a.scratch = fsm.AppendEvent(a.scratch[:0], ev)
+			a.arena = binary.AppendUvarint(a.arena, uint64(len(a.scratch)))
+			a.arena = append(a.arena, a.scratch...)
 		}
-		// One buffer per run (bbolt holds the value until the commit);
-		// each event is encoded into scratch, then copied after its length.
-		val := make([]byte, 0, 2*binary.MaxVarintLen64+size)
-		val = binary.AppendUvarint(val, uint64(n))
-		val = binary.AppendVarint(val, events[n-1].Time)
-		for _, ev := range events[:n] {
-			*scratch = fsm.AppendEvent((*scratch)[:0], ev)
-			val = binary.AppendUvarint(val, uint64(len(*scratch)))
-			val = append(val, *scratch...)
-		}
-		if err := b.Put(seqKey(events[0].Seq), val); err != nil {
+		key, val := a.arena[start:mid:mid], a.arena[mid:len(a.arena):len(a.arena)]
+		if err := b.Put(key, val); err != nil {
 			return err
 		}
 		held = events[n-1].Seq

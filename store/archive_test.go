@@ -67,6 +67,37 @@ func TestArchiveReadsAcrossRunsFromAnyPosition(t *testing.T) {
 	}
 }
 
+// A write's keys and values share one arena that the next write reuses:
+// what bbolt committed must not change when the arena moves mid-write
+// (a big run after a small one), when a later write overwrites it, or when
+// an arena grown past maxArena is dropped.
+func TestArchiveKeepsEventsWrittenFromItsReusedArena(t *testing.T) {
+	a := openTestArchive(t)
+	big := uint64(maxArena/20 + 1) // over maxArena encoded
+	require.NoError(t, a.write(append(evs("w", 1, 3), evs("x", 1, big)...)))
+	require.Greater(t, cap(a.arena), maxArena)
+	require.NoError(t, a.write(evs("w", 4, 5)))
+	require.LessOrEqual(t, cap(a.arena), maxArena, "the big arena was dropped")
+	require.NoError(t, a.write(evs("y", 1, 2)))
+
+	for world, last := range map[string]uint64{"w": 5, "x": big, "y": 2} {
+		var got []*fsm.Event
+		for next := uint64(1); next <= last; {
+			part, err := a.read(world, next, 1000)
+			require.NoError(t, err)
+			require.NotEmpty(t, part, "%s from %d", world, next)
+			got = append(got, part...)
+			next += uint64(len(part))
+		}
+		require.Len(t, got, int(last), world)
+		for i, ev := range got {
+			require.Equal(t, world, ev.World)
+			require.Equal(t, uint64(i+1), ev.Seq, world)
+			require.Equal(t, int64(i+1), ev.Time, world)
+		}
+	}
+}
+
 func TestArchiveSkipsReplayedEventsAndStopsAtHoles(t *testing.T) {
 	a := openTestArchive(t)
 	require.NoError(t, a.write(evs("w", 1, 10)))
