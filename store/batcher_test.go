@@ -14,6 +14,10 @@ func bulkIncr(world, player string, seq uint64) *fsm.Action {
 	return a
 }
 
+func newTestProposal(a *fsm.Action) *proposal {
+	return &proposal{cmd: fsm.Command{Kind: fsm.CmdAction, Action: a}, size: 64, done: make(chan outcome, 1)}
+}
+
 // The batcher takes queued critical actions before queued bulk ones, even
 // when the bulk ones were queued first: with the only in-flight slot taken,
 // two bulk then two critical actions wait in their lanes; once the slot
@@ -28,11 +32,13 @@ func TestBatcherTakesTheCriticalLaneBeforeTheBulkLane(t *testing.T) {
 	l := c.leader()
 	mustCreateWorld(t, l, "w")
 	b := l.batcher
-	lanesEmpty := func() bool { return len(b.critical) == 0 && len(b.bulk) == 0 }
 
 	b.sem <- struct{}{} // the only in-flight slot
-	pilot := actAsync(t, l, incr("w", "pilot", 1, "e", "c", 1))
-	require.Eventually(t, lanesEmpty, 10*time.Second, time.Millisecond, "the batcher holds the pilot, waiting for the slot")
+	// The pilot goes into the lane here, so once the lane is empty the
+	// batcher holds it and waits for the slot.
+	pilot := newTestProposal(incr("w", "pilot", 1, "e", "c", 1))
+	b.critical <- pilot
+	require.Eventually(t, func() bool { return len(b.critical) == 0 }, 10*time.Second, time.Millisecond, "the batcher took the pilot")
 	bulk := []<-chan actResult{actAsync(t, l, bulkIncr("w", "b1", 1)), actAsync(t, l, bulkIncr("w", "b2", 1))}
 	require.Eventually(t, func() bool { return len(b.bulk) == 2 }, 10*time.Second, time.Millisecond)
 	critical := []<-chan actResult{actAsync(t, l, incr("w", "c1", 1, "e", "c", 1)), actAsync(t, l, incr("w", "c2", 1, "e", "c", 1))}
@@ -45,7 +51,9 @@ func TestBatcherTakesTheCriticalLaneBeforeTheBulkLane(t *testing.T) {
 		require.Equal(t, fsm.StatusApplied, r.ev.Status)
 		return r.ev
 	}
-	require.Equal(t, uint64(1), get(pilot).Seq)
+	po := <-pilot.done
+	require.NoError(t, po.err)
+	require.Equal(t, uint64(1), po.res.Event.Seq)
 	c1, c2 := get(critical[0]), get(critical[1])
 	b1, b2 := get(bulk[0]), get(bulk[1])
 	for _, cr := range []*fsm.Event{c1, c2} {
@@ -68,9 +76,7 @@ func TestBatcherPutsCriticalActionsFirstInsideAnEntry(t *testing.T) {
 	l := c.leader()
 	mustCreateWorld(t, l, "w")
 	b := l.batcher
-	prop := func(a *fsm.Action) *proposal {
-		return &proposal{cmd: fsm.Command{Kind: fsm.CmdAction, Action: a}, size: 64, done: make(chan outcome, 1)}
-	}
+	prop := newTestProposal
 	bu1, cr1, bu2, cr2 := prop(bulkIncr("w", "b1", 1)), prop(incr("w", "c1", 1, "e", "c", 1)),
 		prop(bulkIncr("w", "b2", 1)), prop(incr("w", "c2", 1, "e", "c", 1))
 	b.sem <- struct{}{} // the waiter returns the slot of every proposed entry
