@@ -71,6 +71,13 @@ type batcher struct {
 	fairness func(world string) fsm.Fairness
 	fair     *fairHold
 
+	// proposals recycles proposals and their done channels: at 100k
+	// actions/s they were two of the leader's allocations per action. A
+	// proposal goes back only after its caller received its outcome: done
+	// receives exactly once, and nothing touches a proposal after sending
+	// to done.
+	proposals sync.Pool
+
 	mu       sync.RWMutex // submit enqueues under R; close sets closed under W
 	closed   bool
 	stop     chan struct{}
@@ -94,16 +101,10 @@ func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics
 	return b
 }
 
-// proposals recycles proposals and their done channels: at 100k actions/s
-// they were two of the leader's allocations per action. A proposal goes
-// back only after its caller received its outcome: done receives exactly
-// once, and nothing touches a proposal after sending to done.
-var proposals = sync.Pool{New: func() any { return &proposal{done: make(chan outcome, 1)} }}
-
 // submit queues cmd and waits for its outcome. A caller that gives up after
 // its proposal may have been proposed gets ErrOutcomeUnknown.
 func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority, size int) (outcome, error) {
-	p := proposals.Get().(*proposal)
+	p := b.newProposal()
 	p.cmd, p.size = cmd, size
 	lane := b.critical
 	if prio == fsm.PriorityBulk {
@@ -141,8 +142,16 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 		}
 	}
 	p.cmd = fsm.Command{}
-	proposals.Put(p)
+	b.proposals.Put(p)
 	return o, o.err
+}
+
+// newProposal returns a recycled proposal, or a new one.
+func (b *batcher) newProposal() *proposal {
+	if p, ok := b.proposals.Get().(*proposal); ok {
+		return p
+	}
+	return &proposal{done: make(chan outcome, 1)}
 }
 
 // fairOf returns the fairness that applies to cmd: its world's for a
