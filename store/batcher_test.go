@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -96,4 +97,35 @@ func TestBatcherPutsCriticalActionsFirstInsideAnEntry(t *testing.T) {
 	}
 	require.Equal(t, map[string]uint64{"c1": 1, "c2": 2, "b1": 3, "b2": 4}, seq,
 		"critical first, each lane in the order it was gathered")
+}
+
+// Proposals are recycled once their caller has its outcome: under many
+// concurrent callers each still gets the event of its own action.
+func TestBatcherAnswersEachCallerWithItsOwnEventUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	mustCreateWorld(t, l, "w")
+	const writers, each = 32, 40
+	errs := make(chan error, writers)
+	for w := range writers {
+		go func() {
+			player := name("p", w)
+			for seq := uint64(1); seq <= each; seq++ {
+				ev, dup, err := l.Act(ctxT(t), incr("w", player, seq, name("e", w%4), "c", 1))
+				switch {
+				case err != nil:
+					errs <- err
+					return
+				case dup || ev.Player != player || ev.ClientSeq != seq:
+					errs <- fmt.Errorf("%s seq %d got the event of %s seq %d (duplicate %v)", player, seq, ev.Player, ev.ClientSeq, dup)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		require.NoError(t, <-errs)
+	}
 }
