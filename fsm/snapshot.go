@@ -190,16 +190,7 @@ func writeDots(e *encoder, dots []crdt.Dot) {
 func writePlayer(e *encoder, p *player, reasons *reasonTable) {
 	e.uvarint(p.maxSeq)
 	var recs []record
-	for _, ref := range p.chunks {
-		if ref.c == nil {
-			continue
-		}
-		for _, r := range ref.c {
-			if r.seq != 0 {
-				recs = append(recs, r)
-			}
-		}
-	}
+	p.records(func(r record) { recs = append(recs, r) })
 	e.uvarint(uint64(len(recs)))
 	for _, r := range recs {
 		e.uvarint(r.seq)
