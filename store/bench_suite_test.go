@@ -65,7 +65,8 @@ type suiteRun struct {
 	CPUSecs    float64         `json:"process_cpu_s"`
 	Replicas   int             `json:"replicas"`
 	Offered    float64         `json:"offered_per_s,omitempty"` // open loop only
-	Late       int64           `json:"late_sends,omitempty"`    // open loop: sends that left after their due time (a writer behind)
+	Sent       int64           `json:"sent,omitempty"`          // open loop: sends due before the end (events counts those answered before it)
+	Late       int64           `json:"late_sends,omitempty"`    // open loop: sends that left over 1 ms after their due time (a writer behind)
 	FirstError string          `json:"first_error,omitempty"`
 }
 
@@ -199,7 +200,7 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration, off
 		run.Mode, run.Offered = mode+"-open", offered
 	}
 	h := newShardedHist()
-	var events, errs, late atomic.Int64
+	var events, errs, sent, late atomic.Int64
 	var firstErr atomic.Value
 	fail := func(err error) {
 		if errs.Add(1) == 1 {
@@ -241,6 +242,7 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration, off
 			} else if d < -time.Millisecond {
 				late.Add(1)
 			}
+			sent.Add(1)
 			err := op(context.Background(), w, seq)
 			if err != nil {
 				fail(err)
@@ -272,7 +274,7 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration, off
 	run.CPUSecs = (processCPU() - cpu0).Seconds()
 	hist := h.merged()
 	ms := func(us int64) float64 { return float64(us) / 1000 }
-	run.Events, run.Errors, run.Seconds, run.Late = events.Load(), errs.Load(), el.Seconds(), late.Load()
+	run.Events, run.Errors, run.Seconds, run.Sent, run.Late = events.Load(), errs.Load(), el.Seconds(), sent.Load(), late.Load()
 	run.Rate = float64(run.Events) / el.Seconds()
 	run.P50, run.P99, run.P999, run.Max = ms(hist.ValueAtQuantile(50)), ms(hist.ValueAtQuantile(99)), ms(hist.ValueAtQuantile(99.9)), ms(hist.Max())
 	for _, p := range []float64{0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 100} {
