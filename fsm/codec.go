@@ -387,7 +387,21 @@ func DecodeBatch(p []byte) (*Batch, error) {
 	return &db.Batch, nil
 }
 
-func decodeBatch(p []byte) (*decodedBatch, error) {
+// decodeScratch is space that Apply reuses from one entry to the next for
+// the entry's commands, spans, actions and ops: about half the bytes each
+// replica allocated per action.
+type decodeScratch struct {
+	batch   decodedBatch
+	actions []Action
+	ops     []Op
+}
+
+func decodeBatch(p []byte) (*decodedBatch, error) { return decodeBatchInto(p, nil) }
+
+// decodeBatchInto decodes p into fresh memory, or, when s is not nil, into
+// s's: the result and its actions are then valid until the next call with
+// s.
+func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 	d := decoder{b: p}
 	magic := d.byte()
 	v1 := magic == batchMagicV1
@@ -395,10 +409,24 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 		return nil, fmt.Errorf("%w: not a gsd batch (magic %#x)", ErrMalformed, magic)
 	}
 	out := &decodedBatch{}
+	if s != nil {
+		out = &s.batch
+	}
 	out.Time = d.varint()
 	n := d.count(2)
-	out.Commands = make([]Command, n)
-	out.spans = make([][]byte, n)
+	out.Commands = reuse(out.Commands, n)
+	out.spans = reuse(out.spans, n)
+	if s != nil {
+		if cap(s.actions) < n {
+			s.actions, s.ops = make([]Action, n), make([]Op, 0, n)
+		}
+		d.actions, d.ops = s.actions[:cap(s.actions)], s.ops[:0]
+		defer func() {
+			if cap(d.ops) > cap(s.ops) { // grown for actions of several ops
+				s.ops = d.ops
+			}
+		}()
+	}
 	for i := 0; i < n && d.err == nil; i++ {
 		c := &out.Commands[i]
 		c.Kind = CmdKind(d.byte())
@@ -433,6 +461,17 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 		return nil, d.err
 	}
 	return out, nil
+}
+
+// reuse returns s resized to n zero elements, in place when it has room;
+// never nil, as make's result.
+func reuse[T any](s []T, n int) []T {
+	if s == nil || cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
 }
 
 // EncodeEvent encodes an event for the event archive.

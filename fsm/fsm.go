@@ -49,6 +49,12 @@ type FSM struct {
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
 	reasons *reasonTable // the reason codes of retained results
+	// scratch is Apply's decode space, reused from entry to entry: the
+	// actions of an entry live only while Apply applies them (nothing in
+	// the state, an event or a validator may keep an *Action). scratchMu
+	// is held from decoding to the end of applying.
+	scratchMu sync.Mutex
+	scratch   decodeScratch
 	// view is every world's rules, published copy-on-write by Apply and
 	// Restore, so Check plans without f.mu: under load many callers check
 	// while Apply waits for the write lock, and an RWMutex then stalls
@@ -86,7 +92,9 @@ func (f *FSM) publishView() {
 // version gate was bypassed, and the fix is to upgrade this node, never to
 // skip the entry.
 func (f *FSM) Apply(index uint64, data []byte) []Result {
-	b, err := decodeBatch(data)
+	f.scratchMu.Lock()
+	defer f.scratchMu.Unlock()
+	b, err := decodeBatchInto(data, &f.scratch)
 	if err != nil {
 		panic(fmt.Sprintf("gsd/fsm: undecodable log entry at index %d: %v; this binary reads %s: upgrade it to a binary that reads the entry (the leader's version gate should have kept it from being written)", index, err, Supported()))
 	}
