@@ -22,8 +22,9 @@ import (
 // Layout: one bucket per world; each key is the seq of the first event of a
 // run of consecutive events written together (big endian), its value the
 // run: uvarint count, varint newest leader time, then count length-prefixed
-// fsm.EncodeEvent records. Runs never overlap. One bbolt put per run rather
-// than per event keeps the archive off the apply path's critical cost.
+// fsm.EncodeEvent records. Runs never overlap; a round's events make runs
+// of up to maxRunBytes of records. One bbolt put per run rather than per
+// event keeps the archive off the apply path's critical cost.
 type archive struct {
 	db    *bolt.DB
 	clean string // marker file: written by close, removed by open
@@ -34,6 +35,7 @@ type archive struct {
 	// writer lock serializes writes. Each round's runs (tens of KB) were
 	// fresh, zeroed allocations before.
 	arena   []byte
+	body    []byte // one run's records
 	scratch []byte // one event's encoding
 }
 
@@ -41,6 +43,15 @@ var eventsBucket = []byte("events")
 
 // maxArena bounds the write arena kept between writes.
 const maxArena = 4 << 20
+
+// maxRunBytes bounds the records of one run. bbolt keeps values inline in
+// leaf pages and splits a leaf only past four keys, so an append rewrites
+// the last leaf with up to four earlier runs: with one run per round (tens
+// of KB at load) every round rewrote about three earlier rounds (the
+// archive was a fifth of the bytes the store allocated, and 4-5 times the
+// bytes it stored). Runs of about a KB keep a page-sized leaf the most an
+// append rewrites, at a few dozen events per bbolt put.
+const maxRunBytes = 1024
 
 // openArchive opens the archive at path. After a shutdown that did not
 // close it (no clean marker: a crash, a kill, a power loss), it first checks
@@ -226,8 +237,17 @@ func (a *archive) writeRuns(root *bolt.Bucket, world string, events []*fsm.Event
 			events = events[1:]
 			continue
 		}
-		n := 1
-		for n < len(events) && events[n].Seq == events[n-1].Seq+1 {
+		// A run: consecutive seqs, records of up to maxRunBytes (at least
+		// one record).
+		a.body = a.body[:0]
+		n := 0
+		for n < len(events) && (n == 0 || events[n].Seq == events[n-1].Seq+1) {
+			a.scratch = fsm.AppendEvent(a.scratch[:0], events[n])
+			if n > 0 && len(a.body)+binary.MaxVarintLen64+len(a.scratch) > maxRunBytes {
+				break
+			}
+			a.body = binary.AppendUvarint(a.body, uint64(len(a.scratch)))
+			a.body = append(a.body, a.scratch...)
 			n++
 		}
 		// Key and value go to the end of the arena. When append moves the
@@ -238,11 +258,7 @@ func (a *archive) writeRuns(root *bolt.Bucket, world string, events []*fsm.Event
 		mid := len(a.arena)
 		a.arena = binary.AppendUvarint(a.arena, uint64(n))
 		a.arena = binary.AppendVarint(a.arena, events[n-1].Time)
-		for _, ev := range events[:n] {
-			a.scratch = fsm.AppendEvent(a.scratch[:0], ev)
-			a.arena = binary.AppendUvarint(a.arena, uint64(len(a.scratch)))
-			a.arena = append(a.arena, a.scratch...)
-		}
+		a.arena = append(a.arena, a.body...)
 		key, val := a.arena[start:mid:mid], a.arena[mid:len(a.arena):len(a.arena)]
 		if err := b.Put(key, val); err != nil {
 			return err

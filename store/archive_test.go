@@ -98,6 +98,33 @@ func TestArchiveKeepsEventsWrittenFromItsReusedArena(t *testing.T) {
 	}
 }
 
+// A round bigger than maxRunBytes is stored as several runs, each within
+// the bound (bbolt rewrites the last leaf's runs on every append), and
+// reads across them.
+func TestArchiveCutsABigRoundIntoBoundedRuns(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 1, 500)))
+	runs := 0
+	require.NoError(t, a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(eventsBucket).Bucket([]byte("w")).ForEach(func(k, v []byte) error {
+			runs++
+			require.LessOrEqual(t, len(v), maxRunBytes+2*binary.MaxVarintLen64, "run %d", binary.BigEndian.Uint64(k))
+			return nil
+		})
+	}))
+	require.Greater(t, runs, 1)
+	var want []uint64
+	for s := uint64(1); s <= 500; s++ {
+		want = append(want, s)
+	}
+	got, err := a.read("w", 1, 1000)
+	require.NoError(t, err)
+	require.Equal(t, want, seqs(t, got))
+	got, err = a.read("w", 250, 100)
+	require.NoError(t, err)
+	require.Equal(t, want[249:349], seqs(t, got), "from inside a run, up to max")
+}
+
 func TestArchiveSkipsReplayedEventsAndStopsAtHoles(t *testing.T) {
 	a := openTestArchive(t)
 	require.NoError(t, a.write(evs("w", 1, 10)))
