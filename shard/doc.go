@@ -13,6 +13,9 @@
 // raft.NewTCPTransport, and clusters that mix old and new binaries keep
 // working.
 //
+// With MuxConfig.TLS and DialTLS set, every connection is mutual TLS
+// first and the header travels inside it (tls.go, issue 12).
+//
 // Planned (issue 14): the meta group holding the shard map and node
-// membership, placement, world migration, TLS under the mux.
+// membership, placement, world migration.
 package shard

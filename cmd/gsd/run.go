@@ -49,6 +49,8 @@ type options struct {
 	play    playOptions
 	cluster clusterOptions
 	pgSink  pgSinkOptions
+	tls     tlsOptions
+	audit   auditOptions
 	shards  shardOptions
 }
 
@@ -131,6 +133,8 @@ cluster from that data and ignores --join.`,
 	o.play.flags(f)
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
+	o.tls.flags(f)
+	o.audit.flags(f)
 	o.shards.flags(f)
 	return cmd
 }
@@ -163,6 +167,12 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, _, err := o.pgSink.config(slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.tls.complete(&o.id, slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.audit.signers(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {
