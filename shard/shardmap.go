@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/raft"
 )
@@ -38,7 +40,7 @@ type Map struct {
 // MapNode is one node's addresses.
 type MapNode struct {
 	Raft string `json:"raft"` // the node's Raft (mux) address
-	HTTP string `json:"http"` // the node's HTTP address
+	HTTP string `json:"http"` // the node's HTTP address: host:port, or a base URL (https:// with TLS)
 }
 
 // MapShard is one shard: a Raft group and the nodes that are its voters.
@@ -83,10 +85,11 @@ func (m *Map) Validate() error {
 		if id == "" {
 			errs = append(errs, errors.New("a node with an empty id"))
 		}
-		for what, addr := range map[string]string{"raft": n.Raft, "http": n.HTTP} {
-			if _, _, err := net.SplitHostPort(addr); err != nil {
-				errs = append(errs, fmt.Errorf("node %s: %s address %q: %v", id, what, addr, err))
-			}
+		if _, _, err := net.SplitHostPort(n.Raft); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: raft address %q: %v", id, n.Raft, err))
+		}
+		if err := checkHTTPAddr(n.HTTP); err != nil {
+			errs = append(errs, fmt.Errorf("node %s: http address %q: %v", id, n.HTTP, err))
 		}
 	}
 	if len(m.Shards) == 0 {
@@ -121,6 +124,26 @@ func (m *Map) Validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadMap, err)
+	}
+	return nil
+}
+
+// checkHTTPAddr accepts host:port, or a base URL (http:// or https://,
+// as with cluster TLS) with a host:port.
+func checkHTTPAddr(addr string) error {
+	if !strings.Contains(addr, "://") {
+		_, _, err := net.SplitHostPort(addr)
+		return err
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme %q: want http or https", u.Scheme)
+	}
+	if u.Port() == "" || u.Hostname() == "" {
+		return errors.New("the URL needs a host and a port")
 	}
 	return nil
 }

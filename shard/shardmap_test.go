@@ -15,7 +15,7 @@ const goodMap = `{
   "nodes": {
     "n1": {"raft": "10.0.0.1:7071", "http": "10.0.0.1:7070"},
     "n2": {"raft": "10.0.0.2:7071", "http": "10.0.0.2:7070"},
-    "n3": {"raft": "10.0.0.3:7071", "http": "10.0.0.3:7070"}
+    "n3": {"raft": "10.0.0.3:7071", "http": "https://10.0.0.3:7070"}
   },
   "shards": [
     {"id": 2, "voters": ["n2", "n3", "n1"]},
@@ -60,6 +60,9 @@ func TestParseMapRejects(t *testing.T) {
 		"empty world name":  `{` + nodes + `, "shards": [{"id": 1, "voters": ["n1"]}], "worlds": {"": 1}}`,
 		"bad raft address":  `{"nodes": {"n1": {"raft": "nowhere", "http": "10.0.0.1:7070"}}, "shards": [{"id": 1, "voters": ["n1"]}]}`,
 		"missing http":      `{"nodes": {"n1": {"raft": "10.0.0.1:7071"}}, "shards": [{"id": 1, "voters": ["n1"]}]}`,
+		"http url scheme":   `{"nodes": {"n1": {"raft": "10.0.0.1:7071", "http": "ftp://10.0.0.1:7070"}}, "shards": [{"id": 1, "voters": ["n1"]}]}`,
+		"http url no port":  `{"nodes": {"n1": {"raft": "10.0.0.1:7071", "http": "https://10.0.0.1"}}, "shards": [{"id": 1, "voters": ["n1"]}]}`,
+		"http url bad":      `{"nodes": {"n1": {"raft": "10.0.0.1:7071", "http": "https://%zz:1"}}, "shards": [{"id": 1, "voters": ["n1"]}]}`,
 		"empty node id":     `{"nodes": {"": {"raft": "10.0.0.1:7071", "http": "10.0.0.1:7070"}}, "shards": [{"id": 1, "voters": [""]}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -134,12 +134,27 @@ func TestRunWithAShardMapRefusesAnAmbiguousDataDir(t *testing.T) {
 // that is, and each world's state comes from its own shard.
 func TestRunThreeNodesWithAShardMapServeEveryWorldFromAnyNode(t *testing.T) {
 	t.Parallel()
+	runThreeNodesWithAShardMap(t, nil)
+}
+
+// The same with mutual TLS: the shards' groups ride the mux under TLS,
+// and the map names the nodes' HTTP ports by https:// URL.
+func TestRunThreeNodesWithAShardMapOverMutualTLS(t *testing.T) {
+	t.Parallel()
+	runThreeNodesWithAShardMap(t, newTestCA(t))
+}
+
+func runThreeNodesWithAShardMap(t *testing.T, ca *testCA) {
 	ids := []string{"n1", "n2", "n3"}
 	httpAddrs, raftAddrs := map[string]string{}, map[string]string{}
 	nodes := map[string]any{}
 	for _, id := range ids {
 		httpAddrs[id], raftAddrs[id] = freeAddr(t), freeAddr(t)
-		nodes[id] = map[string]string{"raft": raftAddrs[id], "http": httpAddrs[id]}
+		url := httpAddrs[id]
+		if ca != nil {
+			url = "https://" + url
+		}
+		nodes[id] = map[string]string{"raft": raftAddrs[id], "http": url}
 	}
 	b, err := json.Marshal(map[string]any{
 		"nodes":  nodes,
@@ -149,25 +164,29 @@ func TestRunThreeNodesWithAShardMapServeEveryWorldFromAnyNode(t *testing.T) {
 	require.NoError(t, err)
 	smap := writeFile(t, string(b))
 	var run []*testNode
+	var clients []*client.Client
 	for i, id := range ids {
 		extra := []string{"--shard-map", smap}
+		if ca != nil {
+			extra = append(extra, ca.flags(t, id)...)
+		}
 		if i > 0 {
 			extra = append(extra, "--join", httpAddrs["n1"])
 		}
 		n := startNodeAt(t, id, t.TempDir(), httpAddrs[id], raftAddrs[id], extra...)
-		if i == 0 {
-			n.waitLeader(t)
-		}
 		run = append(run, n)
+		clients = append(clients, n.client(t))
+		if ca != nil {
+			clients[i] = ca.client(t, n.http)
+		}
+		if i == 0 {
+			waitFor(t, n, clients[0], "leads", func(s client.Status) bool { return s.Leader == "n1" })
+		}
 	}
-	run[0].waitStatus(t, "group 0 has three voters", func(s client.Status) bool { return len(s.Servers) == 3 })
+	waitFor(t, run[0], clients[0], "group 0 has three voters", func(s client.Status) bool { return len(s.Servers) == 3 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	clients := make([]*client.Client, len(run))
-	for i, n := range run {
-		clients[i] = n.client(t)
-	}
 	require.NoError(t, clients[1].CreateWorld(ctx, "a", wire.Rules{}))
 	require.NoError(t, clients[2].CreateWorld(ctx, "b", wire.Rules{}))
 	for seq := uint64(1); seq <= 6; seq++ {
