@@ -137,6 +137,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	defer stopSink() // on the failure paths below; idempotent
+	stopExpiry := o.expiry.start(st, log)
+	defer stopExpiry() // on the failure paths below; idempotent
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -203,6 +205,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	stopReport()
 	stopSink() // before the store hands leadership on and closes
+	stopExpiry()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log)
 	if runErr != nil && ctx.Err() == nil {
