@@ -50,6 +50,7 @@ type options struct {
 	cluster clusterOptions
 	pgSink  pgSinkOptions
 	expiry  expiryOptions
+	config  configOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -90,8 +91,18 @@ cluster from that data and ignores --join.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := o.config.file
+			if path == "" {
+				path = os.Getenv(envName("config"))
+			}
+			if err := applyConfig(cmd.Flags(), path, os.LookupEnv); err != nil {
+				return usageError{err}
+			}
 			if err := o.complete(); err != nil {
 				return usageError{err}
+			}
+			if o.config.print {
+				return printConfig(cmd.OutOrStdout(), cmd.Flags(), os.LookupEnv)
 			}
 			log, err := newLogger(stderr, o.logLevel, o.logFormat)
 			if err != nil {
@@ -132,6 +143,7 @@ cluster from that data and ignores --join.`,
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
 	o.expiry.flags(f)
+	o.config.flags(f)
 	return cmd
 }
 
