@@ -63,7 +63,13 @@ func envName(name string) string {
 // the environment (lookup) or, failing that, from the TOML file (path; ""
 // for none).
 func applyConfig(fs *pflag.FlagSet, path string, lookup func(string) (string, bool)) error {
-	file, err := readConfigFile(fs, path)
+	return applyConfigKeys(fs, path, lookup, true)
+}
+
+// applyConfigKeys is applyConfig; with strict false, file keys that name
+// none of fs's flags are skipped (a subcommand reads the daemon's file).
+func applyConfigKeys(fs *pflag.FlagSet, path string, lookup func(string) (string, bool), strict bool) error {
+	file, err := readConfigFile(fs, path, strict)
 	if err != nil {
 		return err
 	}
@@ -90,7 +96,7 @@ func applyConfig(fs *pflag.FlagSet, path string, lookup func(string) (string, bo
 }
 
 // readConfigFile decodes the file and checks that every key names a flag.
-func readConfigFile(fs *pflag.FlagSet, path string) (map[string]any, error) {
+func readConfigFile(fs *pflag.FlagSet, path string, strict bool) (map[string]any, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -105,6 +111,8 @@ func readConfigFile(fs *pflag.FlagSet, path string) (map[string]any, error) {
 	var errs []error
 	for _, k := range sortedConfigKeys(file) {
 		switch f := fs.Lookup(k); {
+		case (f == nil || notConfigurable[k]) && !strict:
+			delete(file, k)
 		case f == nil || notConfigurable[k]:
 			errs = append(errs, fmt.Errorf("config file %s: unknown key %q (keys are gsd's flag names, see gsd --help)", path, k))
 		default:

@@ -144,6 +144,7 @@ cluster from that data and ignores --join.`,
 	o.pgSink.flags(f)
 	o.expiry.flags(f)
 	o.config.flags(f)
+	cmd.AddCommand(restoreCmd())
 	return cmd
 }
 
