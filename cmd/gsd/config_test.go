@@ -148,3 +148,10 @@ func TestRunPrintConfigReadsTheConfigFileAndExits(t *testing.T) {
 	require.Equal(t, 1, code)
 	requireContains(t, stderr.String(), `unknown key "regoin"`, "gsd --help")
 }
+
+func TestDeployExampleConfigNamesOnlyRealFlags(t *testing.T) {
+	fs := rootFlags(t)
+	require.NoError(t, applyConfig(fs, filepath.Join("..", "..", "deploy", "gsd.toml.example"), envOf(nil)))
+	require.Equal(t, "30m0s", get(t, fs, "session-expiry"))
+	require.Equal(t, "10.0.0.2:7070,10.0.0.3:7070", get(t, fs, "join"))
+}
