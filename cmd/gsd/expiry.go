@@ -26,7 +26,7 @@ type expiryOptions struct {
 }
 
 func (e *expiryOptions) flags(f *pflag.FlagSet) {
-	f.DurationVar(&e.after, "session-expiry", 0, "close play sessions with no command (ack, resume, data) for longer than this, decided in the replicated state on leader time; every node should use the same value (0: sessions without a bye never expire)")
+	f.DurationVar(&e.after, "session-expiry", 0, "close play sessions with no command (ack, resume, data) for longer than this, decided in the replicated state on leader time; connected clients are kept alive every third of it; every node should use the same value (0: sessions without a bye never expire)")
 }
 
 func (e *expiryOptions) check() error {
@@ -41,6 +41,12 @@ func (e *expiryOptions) check() error {
 func (e *expiryOptions) interval() time.Duration {
 	return min(max(e.after/4, time.Second), time.Minute)
 }
+
+// keepalive is how often a node refreshes the sessions of its connected
+// but quiet play clients (api/play Config.SessionKeepalive): a third of the
+// expiry, so a connected player's session is never the idle one; 0 when
+// expiry is off.
+func (e *expiryOptions) keepalive() time.Duration { return e.after / 3 }
 
 // sessionExpirer is what the expiry loop needs of a store.
 type sessionExpirer interface {

@@ -98,5 +98,6 @@ func TestSessionExpiryFlagBoundsAndInterval(t *testing.T) {
 		}
 		require.NoError(t, e.check(), "%s", tc.after)
 		require.Equal(t, tc.every, e.interval(), "%s", tc.after)
+		require.Equal(t, tc.after/3, e.keepalive(), "%s", tc.after)
 	}
 }

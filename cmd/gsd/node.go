@@ -146,6 +146,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	o.play.set(&acfg.Play)
+	acfg.Play.SessionKeepalive = o.expiry.keepalive()
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
