@@ -52,12 +52,10 @@ func (s *Store) Backup(ctx context.Context) (*Backup, error) {
 		}
 	}
 	f := s.raft.Snapshot()
-	err := f.Error()
-	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
-		// The newest snapshot already covers the applied state.
-		return s.openLatestSnapshot()
-	}
-	if err != nil {
+	// Raft snapshots whenever its FSM applied anything (it answers
+	// ErrNothingNewToSnapshot only before the first entry): a backup with
+	// nothing new since the last one is a fresh snapshot of the same state.
+	if err := f.Error(); err != nil {
 		return nil, fmt.Errorf("backup: %w", raftError(err))
 	}
 	meta, rc, err := f.Open()
@@ -65,33 +63,6 @@ func (s *Store) Backup(ctx context.Context) (*Backup, error) {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	return &Backup{Index: meta.Index, Term: meta.Term, Size: meta.Size, Body: rc}, nil
-}
-
-// openLatestSnapshot opens the newest snapshot in the data directory
-// through a second handle on the snapshot store (reading only; Raft's own
-// handle keeps creating and reaping). Raft may reap the snapshot between
-// listing and opening it: then a newer one exists, so it tries again.
-func (s *Store) openLatestSnapshot() (*Backup, error) {
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.cfg.Dir, 1, hclog.NewNullLogger())
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	for attempt := 0; ; attempt++ {
-		list, err := snaps.List()
-		if err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
-		}
-		if len(list) == 0 {
-			return nil, errors.New("backup: no snapshot to stream (nothing applied yet)")
-		}
-		meta, rc, err := snaps.Open(list[0].ID)
-		if err == nil {
-			return &Backup{Index: meta.Index, Term: meta.Term, Size: meta.Size, Body: rc}, nil
-		}
-		if attempt == 2 {
-			return nil, fmt.Errorf("backup: open snapshot %s: %w", list[0].ID, err)
-		}
-	}
 }
 
 // RestoreConfig says where and as whom a backup is restored.

@@ -46,7 +46,7 @@ func TestBackupRestoresIntoAFreshNodeWithTheSameHashes(t *testing.T) {
 
 	b, data := backupBytes(t, l)
 	require.Equal(t, l.adapter.appliedIndex(), b.Index, "the leader's backup holds every write acknowledged before it")
-	// A second backup with nothing new applied streams the same snapshot.
+	// A second backup with nothing new applied is a new snapshot of the same state.
 	b2, data2 := backupBytes(t, l)
 	require.Equal(t, b.Index, b2.Index)
 	require.Equal(t, data, data2)
