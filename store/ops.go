@@ -182,6 +182,10 @@ func (s *Store) Entity(ctx context.Context, world, id string, c Consistency) (fs
 // Worlds lists the worlds this node knows (stale).
 func (s *Store) Worlds() []fsm.WorldInfo { return s.fsm.Worlds() }
 
+// Entities returns a world's entities in this node's applied state and the
+// seq they reflect (stale: a spectator's seed).
+func (s *Store) Entities(world string) ([]fsm.EntityView, uint64, error) { return s.fsm.Entities(world) }
+
 // Hash returns this node's state hash of a world now (seq 0) or at seq.
 func (s *Store) Hash(world string, seq uint64) (fsm.HashPoint, error) {
 	return s.fsm.Hash(world, seq)

@@ -58,3 +58,11 @@ const (
 	CodeTicketInvalid    = "ticket_invalid"
 	CodeNoTarget         = "no_target"
 )
+
+// Codes of the audit routes (docs/API.md, "Audit").
+const (
+	// CodeBeyondLog: a proof or leaves asked for beyond the node's audit log.
+	CodeBeyondLog = "beyond_log"
+	// CodeNoAuditKey: a signed checkpoint asked of a node without the audit key.
+	CodeNoAuditKey = "no_audit_key"
+)

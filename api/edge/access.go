@@ -52,12 +52,16 @@ var routeAccesses = map[string]routeAccess{
 	"DELETE /v1/worlds/{world}/bans/{player}":    accessAdmin,
 	"POST /v1/node/drain":                        accessAdmin,
 	"DELETE /v1/node/drain":                      accessAdmin,
+	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
 }
 
 // checkAccess returns nil when r may reach the route of pattern, else an
 // unauthorized (no or a wrong credential) or forbidden (a valid one that
 // does not reach this far) error.
 func (s *Core) checkAccess(r *http.Request, pattern string) error {
+	if err := s.checkPeerCert(r, pattern); err != nil {
+		return err
+	}
 	if len(s.cfg.ClusterSecret) == 0 {
 		return nil
 	}

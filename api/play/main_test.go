@@ -1,7 +1,6 @@
 package play
 
 import (
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -42,8 +41,6 @@ type testServer struct {
 func testConfig() nodeConfig {
 	return nodeConfig{Config: apitest.Config(), Play: DefaultConfig()}
 }
-
-func quietLogger() *slog.Logger { return apitest.QuietLogger() }
 
 func newServer(cfg nodeConfig, b edge.Backend, router edge.Router, reg *prometheus.Registry) (*testServer, error) {
 	if reg == nil {
@@ -193,8 +190,6 @@ var (
 )
 
 const testSecret = apitest.Secret
-
-func testAuth() *edge.AuthConfig { return apitest.Auth() }
 
 func withAuth(c *nodeConfig) { c.Auth = apitest.Auth() }
 

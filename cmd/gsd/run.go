@@ -49,6 +49,8 @@ type options struct {
 	play    playOptions
 	cluster clusterOptions
 	pgSink  pgSinkOptions
+	tls     tlsOptions
+	audit   auditOptions
 	expiry  expiryOptions
 	config  configOptions
 }
@@ -142,6 +144,8 @@ cluster from that data and ignores --join.`,
 	o.play.flags(f)
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
+	o.tls.flags(f)
+	o.audit.flags(f)
 	o.expiry.flags(f)
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
@@ -179,6 +183,12 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, _, err := o.pgSink.config(slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.tls.complete(&o.id, slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.audit.signers(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {
