@@ -407,6 +407,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.str(c.Rules.World)
 			e.uvarint(c.Rules.Expect)
 			e.rules(c.Rules.Rules)
+		case CmdSessionExpire:
+			e.sessionExpiry(c.Expire)
 		}
 	}
 	return e.b
@@ -499,8 +501,10 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Node = &NodeInfo{ID: d.str(), Versions: d.versions()}
 		case CmdUpdateRules:
 			c.Rules = &RulesUpdate{World: d.str(), Expect: d.uvarint(), Rules: d.rules()}
+		case CmdSessionExpire:
+			c.Expire = d.sessionExpiry()
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdUpdateRules)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdSessionExpire)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

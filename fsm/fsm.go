@@ -144,6 +144,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			f.nodes[n.ID] = n
 		case CmdUpdateRules:
 			results[i] = f.updateRules(c.Rules)
+		case CmdSessionExpire:
+			results[i] = f.applyExpire(b.Time, c.Expire)
 		}
 	}
 	f.applied = index

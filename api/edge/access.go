@@ -44,6 +44,7 @@ var routeAccesses = map[string]routeAccess{
 	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
 	"POST /v1/cluster/transfer-leadership":       accessAdmin,
 	"POST /v1/cluster/snapshot":                  accessAdmin,
+	"GET /v1/cluster/backup":                     accessAdmin,
 	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
 	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
 	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,

@@ -162,6 +162,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	defer stopAudit() // on the failure paths below; idempotent
+	stopExpiry := o.expiry.start(st, log)
+	defer stopExpiry() // on the failure paths below; idempotent
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -171,6 +173,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	o.play.set(&acfg.Play)
 	o.tls.setEdge(&acfg)
 	acfg.Audit = aud
+	acfg.Play.SessionKeepalive = o.expiry.keepalive()
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
@@ -230,6 +233,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	stopReport()
 	stopSink() // before the store hands leadership on and closes
+	stopExpiry()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)
 	if runErr != nil && ctx.Err() == nil {

@@ -51,6 +51,8 @@ type options struct {
 	pgSink  pgSinkOptions
 	tls     tlsOptions
 	audit   auditOptions
+	expiry  expiryOptions
+	config  configOptions
 	shards  shardOptions
 }
 
@@ -92,8 +94,18 @@ cluster from that data and ignores --join.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := o.config.file
+			if path == "" {
+				path = os.Getenv(envName("config"))
+			}
+			if err := applyConfig(cmd.Flags(), path, os.LookupEnv); err != nil {
+				return usageError{err}
+			}
 			if err := o.complete(); err != nil {
 				return usageError{err}
+			}
+			if o.config.print {
+				return printConfig(cmd.OutOrStdout(), cmd.Flags(), os.LookupEnv)
 			}
 			log, err := newLogger(stderr, o.logLevel, o.logFormat)
 			if err != nil {
@@ -135,6 +147,9 @@ cluster from that data and ignores --join.`,
 	o.pgSink.flags(f)
 	o.tls.flags(f)
 	o.audit.flags(f)
+	o.expiry.flags(f)
+	o.config.flags(f)
+	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
 	return cmd
 }
@@ -161,6 +176,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.play.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.expiry.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := o.cluster.secret(); err != nil {

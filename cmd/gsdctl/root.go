@@ -117,6 +117,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.removeCmd(),
 		a.transferLeaderCmd(),
 		a.snapshotCmd(),
+		a.backupCmd(),
 		a.worldCmd(),
 		a.actCmd(),
 		a.getCmd(),
