@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -17,20 +18,21 @@ import (
 const HeaderClusterKey = wire.HeaderClusterKey
 
 // AdminClaims are a token's registered claims plus the admin flag (its
-// JSON name is credential.AdminClaim).
+// JSON name is credential.AdminClaim) and the role (RoleClaim).
 type AdminClaims struct {
 	jwt.RegisteredClaims
-	Admin bool `json:"gsd_admin"`
+	Admin bool   `json:"gsd_admin,omitempty"`
+	Role  string `json:"gsd_role,omitempty"`
 }
 
-// verifyAdmin checks a token like a player's and requires its admin claim.
+// VerifyAdmin checks a token like a player's and requires the admin role.
 func (a *Authenticator) VerifyAdmin(raw string) error {
-	var claims AdminClaims
-	if _, err := a.parser.ParseWithClaims(raw, &claims, a.keys); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	id, _, err := a.VerifyIdentity(raw)
+	if err != nil {
+		return err
 	}
-	if !claims.Admin {
-		return fmt.Errorf("%w: admin endpoint: the token of %q has no %q claim", ErrForbidden, claims.Subject, credential.AdminClaim)
+	if id.Role != fsm.RoleAdmin {
+		return fmt.Errorf("%w: admin endpoint: the token of %q has no %q claim (role %q)", ErrForbidden, id.Player, credential.AdminClaim, id.Role)
 	}
 	return nil
 }

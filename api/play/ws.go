@@ -196,6 +196,7 @@ type playConn struct {
 	headerPlayer string
 
 	player  string
+	role    string // the token's role (auth on), carried by every action
 	session string
 	token   string // the player's JWT (auth on), sent along when forwarding
 	epoch   uint64 // the session's epoch this connection holds
@@ -374,7 +375,7 @@ func (c *playConn) act(raw json.RawMessage) {
 	}
 	_ = json.Unmarshal(raw, &key) // best effort: the error answer names the seq
 	res := wire.Result{Type: wire.TypeResult, Seq: key.Seq}
-	a, err := edge.DecodeAction(raw, c.world, c.player)
+	a, err := edge.DecodeAction(raw, c.world, edge.Identity{Player: c.player, Role: c.role})
 	if err == nil {
 		err = c.s.CheckBan(c.world, c.player)
 	}

@@ -151,7 +151,7 @@ func TestActOnLeaderRetriesOnTheLeaderWhenLeadershipMovesMidCall(t *testing.T) {
 		}
 		f.SessErr = nil
 	})
-	a, err := edge.DecodeAction([]byte(actBody("ann", 1)), "arena", "")
+	a, err := edge.DecodeAction([]byte(actBody("ann", 1)), "arena", edge.Identity{})
 	require.NoError(t, err)
 	ev, err := e.srv.ActOnLeader(context.Background(), a, json.RawMessage(actBody("ann", 1)), "")
 	require.NoError(t, err)

@@ -1,0 +1,45 @@
+package play
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// The mallory probe over the play WebSocket: the connection's actions
+// carry its token's role, so a player's raw set of another player's hit
+// points is rejected forbidden by Apply, and a game server's applies.
+func TestPlayActionsCarryTheTokensRole(t *testing.T) {
+	n := startLeaderWith(t, fastPlay, withAuth)
+	admin := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.HS, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	code, _, b := n.env.Do("POST", "/v1/worlds", `{"id":"arena","rules":{"fields":{"hp":{"type":"int","policy":"authoritative","write":"owner"}}}}`,
+		"Authorization", admin)
+	require.Equal(t, http.StatusCreated, code, "%s", b)
+	for _, c := range []struct{ player, role, status string }{
+		{"mallory", "", "rejected"},
+		{"gs1", fsm.RoleServer, "applied"},
+	} {
+		tok := sign(t, jwt.SigningMethodHS256, keys.HS, edge.AdminClaims{RegisteredClaims: claims(c.player), Role: c.role})
+		ws := dialPlay(t, n.env.WSURL("arena"))
+		wsSend(t, ws, map[string]any{"type": "hello", "token": tok})
+		require.Equal(t, "welcome", wsRecv(t, ws)["type"])
+		wsSend(t, ws, map[string]any{"type": "action", "action": json.RawMessage(`{"seq":1,"ops":[{"op":"set","entity":"ann","field":"hp","value":999999}]}`)})
+		for {
+			m := wsRecv(t, ws)
+			if m["type"] != "result" {
+				continue
+			}
+			ev := m["event"].(map[string]any)
+			require.Equal(t, c.status, ev["status"], "%s: %v", c.player, ev)
+			if c.status == "rejected" {
+				require.Equal(t, fsm.CodeForbidden, ev["reason"])
+			}
+			break
+		}
+	}
+}
