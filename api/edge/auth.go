@@ -225,13 +225,6 @@ func (a *Authenticator) Verify(raw string) (string, error) {
 	return id.Player, err
 }
 
-// VerifyExp checks a raw token and returns its subject and how long it
-// stays valid (until its exp plus the leeway, by the Authenticator's clock).
-func (a *Authenticator) VerifyExp(raw string) (string, time.Duration, error) {
-	id, valid, err := a.VerifyIdentity(raw)
-	return id.Player, valid, err
-}
-
 // VerifyIdentity checks a raw token and returns who it names (subject and
 // role) and how long it stays valid.
 func (a *Authenticator) VerifyIdentity(raw string) (Identity, time.Duration, error) {

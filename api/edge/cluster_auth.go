@@ -3,11 +3,9 @@ package edge
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"fmt"
 	"net/http"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/credential"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -23,18 +21,6 @@ type AdminClaims struct {
 	jwt.RegisteredClaims
 	Admin bool   `json:"gsd_admin,omitempty"`
 	Role  string `json:"gsd_role,omitempty"`
-}
-
-// VerifyAdmin checks a token like a player's and requires the admin role.
-func (a *Authenticator) VerifyAdmin(raw string) error {
-	id, _, err := a.VerifyIdentity(raw)
-	if err != nil {
-		return err
-	}
-	if id.Role != fsm.RoleAdmin {
-		return fmt.Errorf("%w: admin endpoint: the token of %q has no %q claim (role %q)", ErrForbidden, id.Player, credential.AdminClaim, id.Role)
-	}
-	return nil
 }
 
 // setClusterKey marks a node-to-node request with the cluster secret.
