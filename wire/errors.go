@@ -57,4 +57,7 @@ const (
 	CodeMoved            = "moved"
 	CodeTicketInvalid    = "ticket_invalid"
 	CodeNoTarget         = "no_target"
+	// CodeRateLimited: the player sent actions faster than the edge's
+	// per-player rate limit lets through; nothing was proposed.
+	CodeRateLimited = "rate_limited"
 )

@@ -43,3 +43,31 @@ func TestPlayActionsCarryTheTokensRole(t *testing.T) {
 		}
 	}
 }
+
+// Over the per-player rate limit, a play action is answered with an error
+// message (rate_limited) and the connection stays open.
+func TestPlayActionsOverTheRateLimitGetAnErrorAndTheConnectionStays(t *testing.T) {
+	n := startLeaderWith(t, fastPlay, func(c *nodeConfig) { c.PlayerRate, c.PlayerBurst = 0.001, 1 })
+	n.env.Do("POST", "/v1/worlds", arenaBody)
+	ws := dialPlay(t, n.env.WSURL("arena"))
+	welcome(t, ws, "ann")
+	result := func(seq int) map[string]any {
+		wsSend(t, ws, map[string]any{"type": "action", "action": json.RawMessage(actBody("ann", seq))})
+		for {
+			if m := wsRecv(t, ws); m["type"] == "result" || m["type"] == "error" {
+				return m
+			}
+		}
+	}
+	require.Equal(t, "result", result(1)["type"])
+	m := result(2)
+	require.Equal(t, "error", m["type"], "%v", m)
+	require.Equal(t, edge.CodeRateLimited, m["code"])
+	require.Equal(t, 2.0, m["seq"])
+	wsSend(t, ws, map[string]any{"type": "ping", "t": 7})
+	for {
+		if m := wsRecv(t, ws); m["type"] == "pong" {
+			break
+		}
+	}
+}

@@ -347,6 +347,9 @@ func (u *UDP) apply(c *playConn, batch map[fieldKey]udpInput) string {
 	if err := u.s.CheckBan(c.world, c.player); err != nil {
 		return u.outcome(err)
 	}
+	if err := u.s.Admit(nil, c.player, "udp"); err != nil {
+		return u.outcome(err)
+	}
 	raw, err := json.Marshal(struct {
 		Player    string   `json:"player"`
 		Seq       uint64   `json:"seq"`

@@ -380,6 +380,9 @@ func (c *playConn) act(raw json.RawMessage) {
 		err = c.s.CheckBan(c.world, c.player)
 	}
 	if err == nil {
+		err = c.s.Admit(nil, c.player, "play") // refused with an error message; the connection stays
+	}
+	if err == nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.Config().RequestTimeout)
 		var ev wire.Event
 		ev, err = c.s.ActOnLeader(ctx, a, raw, c.token)

@@ -28,6 +28,9 @@ func (p *API) Act(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = p.CheckBan(a.World, a.Player)
 	}
+	if err == nil {
+		err = p.Admit(r, a.Player, "http")
+	}
 	if err != nil {
 		p.WriteError(w, err, true)
 		return
@@ -109,6 +112,9 @@ func (p *API) runBatch(r *http.Request, g edge.Group, world string, id edge.Iden
 		a, err := edge.DecodeAction(raw, world, id)
 		if err == nil {
 			err = p.CheckBan(world, a.Player)
+		}
+		if err == nil {
+			err = p.Admit(r, a.Player, "http") // one token per action
 		}
 		if err != nil {
 			_, results[i] = p.ErrorFor(fmt.Errorf("action %d: %w", i, err), true)
