@@ -144,6 +144,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	o.play.set(&acfg.Play)
+	o.limit.set(&acfg)
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err

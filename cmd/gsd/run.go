@@ -49,6 +49,7 @@ type options struct {
 	play    playOptions
 	cluster clusterOptions
 	pgSink  pgSinkOptions
+	limit   rateLimitOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -130,6 +131,7 @@ cluster from that data and ignores --join.`,
 	o.play.flags(f)
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
+	o.limit.flags(f)
 	return cmd
 }
 
@@ -155,6 +157,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.play.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.limit.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := o.cluster.secret(); err != nil {
