@@ -44,7 +44,7 @@ JEPSEN_TIMEOUT ?= 60m
 # it cannot be started: test and cover install it first (pg-install).
 export GSD_PGTEST_REQUIRE ?= 1
 
-.PHONY: all build test test-run cover cover-merge cover-gate lint fmt-check vet staticcheck arch bench demo jepsen clean pg-install
+.PHONY: all build test test-run cover cover-merge cover-gate lint fmt-check vet staticcheck arch filesize bench demo jepsen clean pg-install
 
 all: lint test build
 
@@ -93,7 +93,7 @@ cover-gate:
 		-min $(COVER_MIN) -exclude '$(COVER_EXCLUDE)'
 
 # Independent checks; `make -k lint` reports all of them.
-lint: fmt-check vet staticcheck arch
+lint: fmt-check vet staticcheck arch filesize
 
 fmt-check:
 	@files=$$($(GOFMT) -l .); \
@@ -108,6 +108,19 @@ vet:
 
 staticcheck:
 	$(GO) tool staticcheck $(PKGS)
+
+# No Go file over 600 lines unless one of its first lines gives the reason
+# ("Long file: ...").
+filesize:
+	@bad=$$(git ls-files '*.go' | while read -r f; do \
+		n=$$(wc -l < "$$f"); \
+		if [ "$$n" -gt 600 ] && ! head -n 10 "$$f" | grep -q 'Long file:'; then echo "  $$f ($$n lines)"; fi; \
+	done); \
+	if [ -n "$$bad" ]; then \
+		echo "files over 600 lines without a 'Long file:' reason in their first 10 lines:"; \
+		echo "$$bad"; \
+		exit 1; \
+	fi
 
 # The import rules of docs/import-rules.txt (direct imports and what each
 # binary links), and docs/ARCHITECTURE.md's verbatim copy of them.

@@ -26,7 +26,9 @@ const (
 
 // allRoutes is one request per route every surface registers (public,
 // admin, play, streams, peer, metrics), with what it needs when auth is
-// on. A route added to a surface belongs here.
+// on. A route added to a surface belongs here. (The audit routes exist
+// only on a node with an audit log: api/audit's tests; their access is in
+// api/edge/access.go's table.)
 var allRoutes = []struct{ method, path, body, needs string }{
 	{"GET", "/healthz", "", needsNothing},
 	{"GET", "/readyz", "", needsNothing},
@@ -41,12 +43,14 @@ var allRoutes = []struct{ method, path, body, needs string }{
 	{"GET", "/v1/worlds/arena/sessions", "", needsAnyToken},
 	{"GET", "/v1/worlds/arena/bans", "", needsAnyToken},
 	{"GET", "/v1/status", "", needsAnyToken},
+	{"GET", "/v1/worlds/arena/watch", "", needsAnyToken},
 	{"POST", "/v1/worlds", `{"id":"lobby"}`, needsServer},
 	{"PUT", "/v1/worlds/arena/rules", strictBody, needsServer},
 	{"POST", "/v1/cluster/join", `{"id":"n3","raft_addr":"127.0.0.1:1"}`, needsAdmin},
 	{"DELETE", "/v1/cluster/nodes/n3", "", needsAdmin},
 	{"POST", "/v1/cluster/transfer-leadership", "", needsAdmin},
 	{"POST", "/v1/cluster/snapshot", "", needsAdmin},
+	{"GET", "/v1/cluster/backup", "", needsAdmin},
 	{"POST", "/v1/worlds/arena/sessions/s1/kick", `{"reason":"spam"}`, needsAdmin},
 	{"GET", "/v1/worlds/arena/sessions:export", "", needsAdmin},
 	{"POST", "/v1/worlds/arena/sessions:import", `{"players":[{"player":"p1","data":{"gold":1}}]}`, needsAdmin},
@@ -159,9 +163,9 @@ func TestAuthOnGuardsEveryRoute(t *testing.T) {
 				case !secret:
 				case c.needs == needsSecret:
 					requireServed(t, e, c.method, c.path, c.body, edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1")
-				case strings.Contains(c.path, "/actions"):
-					// An action is a player's: the secret opens the route,
-					// the token names the player.
+				case strings.Contains(c.path, "/actions"), strings.HasSuffix(c.path, "/watch"):
+					// An action is a player's, a watch a viewer's: the
+					// secret opens the route, the token names who.
 					requireRefused(t, e, http.StatusUnauthorized, c.method, c.path, c.body, edge.HeaderClusterKey, testSecret)
 				default:
 					requireServed(t, e, c.method, c.path, c.body, edge.HeaderClusterKey, testSecret)

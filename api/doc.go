@@ -14,7 +14,10 @@
 //   - api/peer: the node-to-node service other nodes call;
 //   - api/play: play sessions over WebSocket and the UDP input lane, their
 //     hubs, batched acks and the node's drain;
-//   - api/streams: NDJSON event streams on the shared fanout package.
+//   - api/streams: NDJSON event streams on the shared fanout package;
+//   - api/audit: each world's audit log (checkpoints, inclusion and
+//     consistency proofs, leaf hashes) from the node's auditor, when
+//     Config.Audit is set.
 //
 // Its place in the flow of one action: a handler decodes and validates the
 // request (malformed input is answered 4xx before anything is proposed),

@@ -21,17 +21,6 @@ type node struct {
 	raftAddr string
 }
 
-// freeAddr returns a loopback address with a port nobody listens on:
-// raft's TCP transport needs a concrete port to advertise.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
-
 // startNode starts a store (bootstrapping a one-node cluster when asked)
 // and serves it over HTTP; both stop in t.Cleanup.
 func startNode(t *testing.T, id string, bootstrap bool) *node {

@@ -51,16 +51,8 @@ func newEnvFor(t *testing.T, b edge.Backend, opts ...func(*Config)) *testEnv {
 // when it is not nil.
 func newEnvReg(t *testing.T, b edge.Backend, reg *prometheus.Registry, ln net.Listener, opts ...func(*Config)) *testEnv {
 	t.Helper()
-	cfg := testConfig()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	lg, ok := b.(edge.LeaderGroup)
-	require.True(t, ok, "%T cannot say who leads its group", b)
-	s, err := New(cfg, b, edge.NewSingleGroupRouter(lg), reg)
-	require.NoError(t, err)
-	f, _ := b.(*apitest.Fake)
-	return &testEnv{Env: apitest.Serve(t, s.Handler(), f, reg, ln, s.Close), srv: s}
+	env, s := apitest.ServeNode(t, b, reg, ln, testConfig(), opts, New)
+	return &testEnv{Env: env, srv: s}
 }
 
 // newFakeServer is a Server over a new fake backend, its group routed by

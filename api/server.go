@@ -6,11 +6,13 @@ import (
 	"net/http"
 
 	"github.com/gsd-dev/gsd/api/admin"
+	auditapi "github.com/gsd-dev/gsd/api/audit"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/peer"
 	"github.com/gsd-dev/gsd/api/play"
 	"github.com/gsd-dev/gsd/api/public"
 	"github.com/gsd-dev/gsd/api/streams"
+	"github.com/gsd-dev/gsd/api/watch"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,6 +22,9 @@ type Config struct {
 	edge.Config
 	// Play configures the WebSocket play endpoint.
 	Play PlayConfig
+	// Audit is the node's audit logs (an *auditor.Auditor), served under
+	// /v1/worlds/{world}/audit/; nil leaves those routes out.
+	Audit auditapi.Logs
 }
 
 // DefaultConfig returns the defaults.
@@ -49,6 +54,7 @@ type Server struct {
 	events *streams.Service // NDJSON event streams (api/streams)
 	play   *play.Service    // play sessions: WebSocket, UDP, drain (api/play)
 	peer   *peer.API        // node-to-node routes (api/peer)
+	watch  *watch.Service   // spectators\' watch route (api/watch)
 }
 
 // New returns a Server over b that sends each world's commands where
@@ -73,10 +79,17 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	if s.events, err = streams.New(core); err != nil {
 		return nil, err
 	}
+	if s.watch, err = watch.New(core, reg); err != nil {
+		return nil, err
+	}
 	s.public.Register(s.mux)
 	s.admin.Register(s.mux)
 	s.events.Register(s.mux)
 	s.play.Register(s.mux)
+	s.watch.Register(s.mux)
+	if cfg.Audit != nil {
+		auditapi.New(core, cfg.Audit).Register(s.mux)
+	}
 	s.mux.Handle("GET /metrics", edge.MetricsHandler(reg))
 	s.peer.Register(s.mux, peer.Handlers{
 		Act: s.public.Act, ActBatch: s.public.ActBatch, LinearizableEntity: s.public.LinearizableEntity,
@@ -95,7 +108,8 @@ func (s *Server) Handler() http.Handler { return s.Core.Handler(s.mux) }
 func (s *Server) Close() {
 	s.Core.Close()
 	s.events.Close() // the fans stopped with their last streams: waits for them
-	s.play.Close()   // after the plays: their final flushes go through it
+	s.watch.Close()
+	s.play.Close() // after the plays: their final flushes go through it
 	s.CloseIdle()
 }
 

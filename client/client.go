@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ type Client struct {
 	maxBackoff     time.Duration
 	attemptTimeout time.Duration
 	linger         time.Duration // event streams' linger (Events, Follow)
+	tlsCfg         *tls.Config   // WithTLSConfig
 	pref           atomic.Int64  // index of the address that last answered
 }
 
@@ -42,6 +44,15 @@ type Option func(*Client)
 // client never follows redirects.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.hc = hc }
+}
+
+// WithTLSConfig makes the client speak TLS with cfg (for example RootCAs
+// holding a private CA, or a client certificate): addresses without a
+// scheme become https:// (and play connections wss://). It configures the
+// client's default transport; with WithHTTPClient, set the TLS of that
+// client's transport instead.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *Client) { c.tlsCfg = cfg }
 }
 
 // WithEventLinger asks event streams (Events, Follow) to gather events for
@@ -89,19 +100,27 @@ func New(addrs []string, opts ...Option) *Client {
 		maxBackoff:     time.Second,
 		attemptTimeout: 15 * time.Second,
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	scheme := "http://"
+	if c.tlsCfg != nil {
+		scheme = "https://"
+	}
 	for _, a := range addrs {
 		if a = strings.TrimSpace(a); a == "" {
 			continue
 		}
 		if !strings.Contains(a, "://") {
-			a = "http://" + a
+			a = scheme + a
 		}
 		c.addrs = append(c.addrs, strings.TrimRight(a, "/"))
 	}
-	for _, o := range opts {
-		o(c)
+	t := defaultTransport()
+	if c.tlsCfg != nil {
+		t.TLSClientConfig = c.tlsCfg.Clone()
 	}
-	hc := &http.Client{Transport: defaultTransport()}
+	hc := &http.Client{Transport: t}
 	if c.hc != nil {
 		cp := *c.hc
 		hc = &cp

@@ -20,7 +20,7 @@ func goldenUDPEncode(keyID, key []byte, seq uint64, inputTime int64, inputs []In
 }
 
 // serverGoldenUDPPacket is the server side's golden packet.
-var serverGoldenUDPPacket = filepath.Join("..", "api", "testdata", "golden", "udp_packet.bin")
+var serverGoldenUDPPacket = filepath.Join("..", "api", "play", "testdata", "golden", "udp_packet.bin")
 
 func TestGoldenUDPPacket(t *testing.T) {
 	key := make([]byte, 32)

@@ -34,7 +34,49 @@ type SubscribeFunc func(world string, from uint64) (Subscription, error)
 // a chunk from any event on.
 type Encoder func(data []byte, offs []int, evs []*fsm.Event) ([]byte, []int, error)
 
-// Config configures a Hub.
+// Batch is what a fan hands its members for one window of events: made
+// once by the fan, shared by every member, read-only. End is the seq
+// after its last event.
+type Batch interface {
+	End() uint64
+}
+
+// Prepare makes a window's batch from its events (one or more, in seq
+// order, without gaps).
+type Prepare[T Batch] func(evs []*fsm.Event) (T, error)
+
+// FansConfig configures Fans of batches T.
+type FansConfig[T Batch] struct {
+	// Subscribe opens the feed a fan reads (required).
+	Subscribe SubscribeFunc
+	// Prepare makes each window's batch (required).
+	Prepare Prepare[T]
+	// Queue is how many batches a member may have waiting before it is
+	// detached.
+	Queue int
+	// Reads bounds the feed reads joined into one window.
+	Reads int
+	// OnDetach, when set, is called (under the lock of the Fans: keep it
+	// short) each time a member is detached for being too slow.
+	OnDetach func()
+}
+
+// Validate reports a config Fans cannot run with.
+func (c FansConfig[T]) Validate() error {
+	switch {
+	case c.Subscribe == nil:
+		return errors.New("fanout: nil Subscribe")
+	case c.Prepare == nil:
+		return errors.New("fanout: nil Prepare")
+	case c.Queue < 1:
+		return errors.New("fanout: Queue must be at least 1")
+	case c.Reads < 1:
+		return errors.New("fanout: Reads must be at least 1")
+	}
+	return nil
+}
+
+// Config configures a Hub, the fans of encoded chunks.
 type Config struct {
 	// Subscribe opens the feed a fan reads (required).
 	Subscribe SubscribeFunc
@@ -58,17 +100,19 @@ func DefaultConfig() Config {
 
 // Validate reports a Config a Hub cannot run with.
 func (c Config) Validate() error {
-	switch {
-	case c.Subscribe == nil:
-		return errors.New("fanout: nil Subscribe")
-	case c.Encode == nil:
+	if c.Encode == nil {
 		return errors.New("fanout: nil Encode")
-	case c.Queue < 1:
-		return errors.New("fanout: Queue must be at least 1")
-	case c.Reads < 1:
-		return errors.New("fanout: Reads must be at least 1")
 	}
-	return nil
+	return c.fans().Validate()
+}
+
+// fans is c as the config of Fans of chunks.
+func (c Config) fans() FansConfig[*Chunk] {
+	fc := FansConfig[*Chunk]{Subscribe: c.Subscribe, Queue: c.Queue, Reads: c.Reads, OnDetach: c.OnDetach}
+	if enc := c.Encode; enc != nil {
+		fc.Prepare = func(evs []*fsm.Event) (*Chunk, error) { return NewChunk(enc, evs[0].Seq, evs) }
+	}
+	return fc
 }
 
 // Key names a fan: members with the same world and linger share one.
@@ -109,47 +153,63 @@ func (c *Chunk) End() uint64 { return c.first + uint64(len(c.offs)-1) }
 // [First, End).
 func (c *Chunk) From(seq uint64) []byte { return c.data[c.offs[seq-c.first]:] }
 
-// Hub holds the fans of one kind of stream on a node (one encoding): a fan
-// per Key, started by its first member and stopped by its last. Close
-// stops them all.
-type Hub struct {
-	cfg    Config
-	ctx    context.Context // cancelled by Close; every fan's parent
-	cancel context.CancelFunc
-	wg     sync.WaitGroup // the fans' goroutines
+// Hub holds the fans of encoded chunks of one kind of stream on a node
+// (one encoding).
+type Hub = Fans[*Chunk]
 
-	mu   sync.Mutex
-	fans map[Key]*fan
-}
+// Member is one stream's attachment to a fan of chunks.
+type Member = Attached[*Chunk]
 
 // New returns a Hub; it starts no goroutine until a member attaches.
 func New(cfg Config) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, fans: make(map[Key]*fan)}
+	return NewFans(cfg.fans())
+}
+
+// Fans holds the fans of one kind of member on a node: a fan per Key,
+// started by its first member and stopped by its last, reads its world's
+// feed once and hands every member the same batch of each window. Close
+// stops them all.
+type Fans[T Batch] struct {
+	cfg    FansConfig[T]
+	ctx    context.Context // cancelled by Close; every fan's parent
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the fans' goroutines
+
+	mu   sync.Mutex
+	fans map[Key]*fan[T]
+}
+
+// NewFans returns Fans; they start no goroutine until a member attaches.
+func NewFans[T Batch](cfg FansConfig[T]) (*Fans[T], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Fans[T]{cfg: cfg, fans: make(map[Key]*fan[T])}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	return h, nil
 }
 
 // fan feeds the members of one Key.
-type fan struct {
+type fan[T Batch] struct {
 	key    Key
 	cancel context.CancelFunc
-	subs   map[*Member]struct{} // under Hub.mu
-	pos    uint64               // seq of the next event the fan hands out; under Hub.mu
+	subs   map[*Attached[T]]struct{} // under Fans.mu
+	pos    uint64                    // seq of the next event the fan hands out; under Fans.mu
 }
 
-// Member is one stream's attachment to a fan.
-type Member struct {
-	fan *fan
-	ch  chan *Chunk // closed when detached or the fan ends
+// Attached is one member's attachment to a fan.
+type Attached[T Batch] struct {
+	fan *fan[T]
+	ch  chan T // closed when detached or the fan ends
 }
 
-// Chunks returns the member's chunks, in seq order, without gaps between
+// Chunks returns the member's batches, in seq order, without gaps between
 // them; it is closed when the member is detached (too slow), the fan ends
-// (its feed failed, or the hub closed) or Detach is called.
-func (m *Member) Chunks() <-chan *Chunk { return m.ch }
+// (its feed failed, or the Fans closed) or Detach is called.
+func (m *Attached[T]) Chunks() <-chan T { return m.ch }
 
 // Attach attaches a member whose next event is next to the fan of key,
 // starting the fan at next if there is none. It returns the seq of the next
@@ -157,18 +217,18 @@ func (m *Member) Chunks() <-chan *Chunk { return m.ch }
 // must take the events before it from its own subscription (the fan may
 // have handed them out before the member attached). Every Attach is paired
 // with a Detach. After Close the member's channel is closed at once.
-func (h *Hub) Attach(key Key, next uint64) (*Member, uint64) {
+func (h *Fans[T]) Attach(key Key, next uint64) (*Attached[T], uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ctx.Err() != nil {
-		m := &Member{fan: &fan{subs: map[*Member]struct{}{}}, ch: make(chan *Chunk)}
+		m := &Attached[T]{fan: &fan[T]{subs: map[*Attached[T]]struct{}{}}, ch: make(chan T)}
 		close(m.ch)
 		return m, next
 	}
 	f := h.fans[key]
 	if f == nil {
 		ctx, cancel := context.WithCancel(h.ctx)
-		f = &fan{key: key, cancel: cancel, subs: make(map[*Member]struct{}), pos: next}
+		f = &fan[T]{key: key, cancel: cancel, subs: make(map[*Attached[T]]struct{}), pos: next}
 		h.fans[key] = f
 		h.wg.Add(1)
 		// Subscribed here, at next, not in the goroutine: an event
@@ -176,14 +236,14 @@ func (h *Hub) Attach(key Key, next uint64) (*Member, uint64) {
 		sub, err := h.cfg.Subscribe(key.World, next)
 		go h.run(ctx, f, sub, err)
 	}
-	m := &Member{fan: f, ch: make(chan *Chunk, h.cfg.Queue)}
+	m := &Attached[T]{fan: f, ch: make(chan T, h.cfg.Queue)}
 	f.subs[m] = struct{}{}
 	return m, f.pos
 }
 
 // Detach takes m off its fan (if the fan has not done so already) and stops
 // the fan when m was its last member.
-func (h *Hub) Detach(m *Member) {
+func (h *Fans[T]) Detach(m *Attached[T]) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	f := m.fan
@@ -198,7 +258,7 @@ func (h *Hub) Detach(m *Member) {
 
 // Close stops every fan (their members see their channels closed) and
 // waits for the fans' goroutines to return.
-func (h *Hub) Close() {
+func (h *Fans[T]) Close() {
 	h.mu.Lock()
 	h.cancel()
 	for _, f := range h.fans {
@@ -210,7 +270,7 @@ func (h *Hub) Close() {
 
 // Members returns how many fans serve world and how many members they feed
 // in all.
-func (h *Hub) Members(world string) (fans, members int) {
+func (h *Fans[T]) Members(world string) (fans, members int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for k, f := range h.fans {
@@ -224,7 +284,7 @@ func (h *Hub) Members(world string) (fans, members int) {
 
 // endLocked stops f and forgets it; its remaining members see their
 // channels closed.
-func (h *Hub) endLocked(f *fan) {
+func (h *Fans[T]) endLocked(f *fan[T]) {
 	f.cancel()
 	if h.fans[f.key] == f {
 		delete(h.fans, f.key)
@@ -238,7 +298,7 @@ func (h *Hub) endLocked(f *fan) {
 // run reads the world's new events and hands them out until ctx ends or the
 // feed fails (the members then read on from their own subscriptions, which
 // report the failure).
-func (h *Hub) run(ctx context.Context, f *fan, sub Subscription, err error) {
+func (h *Fans[T]) run(ctx context.Context, f *fan[T], sub Subscription, err error) {
 	defer h.wg.Done()
 	defer func() {
 		h.mu.Lock()
@@ -288,24 +348,19 @@ var done = func() context.Context {
 }()
 
 // read waits for the next events of sub and returns them, with the others
-// already waiting (up to cfg.Reads reads), as one chunk.
-func (h *Hub) read(ctx context.Context, sub Subscription) (*Chunk, error) {
+// already waiting (up to cfg.Reads reads), as one window's batch.
+func (h *Fans[T]) read(ctx context.Context, sub Subscription) (T, error) {
 	evs, err := sub.Next(ctx)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
-	c := &Chunk{first: evs[0].Seq}
-	for i := 0; ; i++ {
-		if c.data, c.offs, err = h.cfg.Encode(c.data, c.offs, evs); err != nil {
-			return nil, err
-		}
-		if i+1 == h.cfg.Reads {
-			break
-		}
-		if evs, err = sub.Next(done); err != nil {
+	for i := 1; i < h.cfg.Reads; i++ {
+		more, err := sub.Next(done)
+		if err != nil {
 			break // nothing more waiting (or a failure the next read sees)
 		}
+		evs = append(evs[:len(evs):len(evs)], more...)
 	}
-	c.offs = append(c.offs, len(c.data))
-	return c, nil
+	return h.cfg.Prepare(evs)
 }

@@ -453,3 +453,42 @@ func handedOut(h *Hub, seq uint64) bool {
 	}
 	return true
 }
+
+// seqBatch is a window's events as a test's prepared batch.
+type seqBatch struct{ seqs []uint64 }
+
+func (b *seqBatch) End() uint64 { return b.seqs[len(b.seqs)-1] + 1 }
+
+// Fans of any batch type hand every member the very batch Prepare made,
+// once per window, and refuse a config without Prepare.
+func TestFansHandEveryMemberTheBatchPreparedOncePerWindow(t *testing.T) {
+	t.Parallel()
+	f := newFeed()
+	var prepared atomic.Int64
+	cfg := FansConfig[*seqBatch]{Subscribe: f.Subscribe, Queue: 8, Reads: 1,
+		Prepare: func(evs []*fsm.Event) (*seqBatch, error) {
+			prepared.Add(1)
+			b := &seqBatch{}
+			for _, ev := range evs {
+				b.seqs = append(b.seqs, ev.Seq)
+			}
+			return b, nil
+		}}
+	_, err := NewFans(FansConfig[*seqBatch]{Subscribe: f.Subscribe, Queue: 1, Reads: 1})
+	require.ErrorContains(t, err, "Prepare")
+	fans, err := NewFans(cfg)
+	require.NoError(t, err)
+	defer fans.Close()
+	key := Key{World: "arena"}
+	a, pos := fans.Attach(key, 1)
+	b, _ := fans.Attach(key, 1)
+	require.EqualValues(t, 1, pos)
+	f.publish(3)
+	ba, bb := <-a.Chunks(), <-b.Chunks()
+	require.Same(t, ba, bb, "one batch for both members")
+	require.Equal(t, []uint64{1, 2, 3}, ba.seqs)
+	require.EqualValues(t, 4, ba.End())
+	require.EqualValues(t, 1, prepared.Load())
+	fans.Detach(a)
+	fans.Detach(b)
+}

@@ -192,8 +192,9 @@ const (
 	CmdSessionUnban
 	CmdSessionImport
 	CmdSessionAcks
-	CmdNodeVersions // log version 2: a node's supported versions
-	CmdUpdateRules  // log version 2: replaces a world's rules
+	CmdNodeVersions  // log version 2: a node's supported versions
+	CmdUpdateRules   // log version 2: replaces a world's rules
+	CmdSessionExpire // log version 4: closes a world's idle sessions
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -214,10 +215,11 @@ type Command struct {
 	Kind    CmdKind
 	Action  *Action
 	World   *WorldSpec
-	Node    *NodeInfo    // CmdPutNode, and CmdRemoveNode (ID only)
-	Session *SessionCmd  // CmdSession* but CmdSessionAcks
-	Acks    []SessionAck // CmdSessionAcks
-	Rules   *RulesUpdate // CmdUpdateRules
+	Node    *NodeInfo      // CmdPutNode, and CmdRemoveNode (ID only)
+	Session *SessionCmd    // CmdSession* but CmdSessionAcks
+	Acks    []SessionAck   // CmdSessionAcks
+	Rules   *RulesUpdate   // CmdUpdateRules
+	Expire  *SessionExpiry // CmdSessionExpire
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

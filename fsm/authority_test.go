@@ -330,7 +330,7 @@ func TestDeclaredActionsRoundTripTheLogAndAreGatedByLogVersion3(t *testing.T) {
 		}(),
 	} {
 		d := decoder{b: p}
-		d.action()
+		d.action(1)
 		require.ErrorIs(t, d.err, ErrMalformed, name)
 	}
 }

@@ -151,6 +151,15 @@ func (e *encoder) action(a *Action) {
 type decoder struct {
 	b   []byte
 	err error
+
+	// A batch's actions and ops are carved from shared slices (one
+	// allocation each instead of two per action), and its world and field
+	// names, which repeat from action to action, reuse the previous string
+	// when equal: Apply decodes every action on every replica.
+	actions   []Action
+	ops       []Op
+	lastWorld string
+	lastField string
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -212,6 +221,16 @@ func (d *decoder) rawBytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.rawBytes()) }
+
+// strLike returns the next string, reusing *last when equal (no copy) and
+// remembering it otherwise.
+func (d *decoder) strLike(last *string) string {
+	b := d.rawBytes()
+	if string(b) != *last { // compared without a copy
+		*last = string(b)
+	}
+	return *last
+}
 
 func (d *decoder) bool() bool {
 	switch d.byte() {
@@ -309,8 +328,15 @@ func (d *decoder) rules() Rules {
 	return r
 }
 
-func (d *decoder) action() *Action {
-	a := &Action{World: d.str(), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint()}
+// action decodes one action of a batch that has up to left more commands
+// (this one included), the size of the shared slices it carves from.
+func (d *decoder) action(left int) *Action {
+	if len(d.actions) == 0 {
+		d.actions = make([]Action, max(left, 1))
+	}
+	a := &d.actions[0]
+	d.actions = d.actions[1:]
+	*a = Action{World: d.strLike(&d.lastWorld), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint()}
 	p := d.byte()
 	a.Priority = Priority(p &^ actionFlags)
 	if p&actionDeclared != 0 {
@@ -335,10 +361,14 @@ func (d *decoder) action() *Action {
 	// expect mode and version (empty names, a null value).
 	n := d.count(7)
 	if n > 0 {
-		a.Ops = make([]Op, n)
+		if cap(d.ops)-len(d.ops) < n {
+			d.ops = make([]Op, 0, max(n, left)) // room for one op per command left
+		}
+		a.Ops = d.ops[len(d.ops) : len(d.ops)+n : len(d.ops)+n]
+		d.ops = d.ops[:len(d.ops)+n]
 	}
 	for i := 0; i < n && d.err == nil; i++ {
-		a.Ops[i] = Op{Kind: OpKind(d.byte()), Entity: d.str(), Field: d.str(), Value: d.value(), By: d.varint(), Expect: d.expect()}
+		a.Ops[i] = Op{Kind: OpKind(d.byte()), Entity: d.str(), Field: d.strLike(&d.lastField), Value: d.value(), By: d.varint(), Expect: d.expect()}
 	}
 	return a
 }
@@ -377,6 +407,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.str(c.Rules.World)
 			e.uvarint(c.Rules.Expect)
 			e.rules(c.Rules.Rules)
+		case CmdSessionExpire:
+			e.sessionExpiry(c.Expire)
 		}
 	}
 	return e.b
@@ -406,7 +438,21 @@ func DecodeBatch(p []byte) (*Batch, error) {
 	return &db.Batch, nil
 }
 
-func decodeBatch(p []byte) (*decodedBatch, error) {
+// decodeScratch is space that Apply reuses from one entry to the next for
+// the entry's commands, spans, actions and ops: about half the bytes each
+// replica allocated per action.
+type decodeScratch struct {
+	batch   decodedBatch
+	actions []Action
+	ops     []Op
+}
+
+func decodeBatch(p []byte) (*decodedBatch, error) { return decodeBatchInto(p, nil) }
+
+// decodeBatchInto decodes p into fresh memory, or, when s is not nil, into
+// s's: the result and its actions are then valid until the next call with
+// s.
+func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 	d := decoder{b: p}
 	magic := d.byte()
 	v1 := magic == batchMagicV1
@@ -414,17 +460,31 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 		return nil, fmt.Errorf("%w: not a gsd batch (magic %#x)", ErrMalformed, magic)
 	}
 	out := &decodedBatch{}
+	if s != nil {
+		out = &s.batch
+	}
 	out.Time = d.varint()
 	n := d.count(2)
-	out.Commands = make([]Command, n)
-	out.spans = make([][]byte, n)
+	out.Commands = reuse(out.Commands, n)
+	out.spans = reuse(out.spans, n)
+	if s != nil {
+		if cap(s.actions) < n {
+			s.actions, s.ops = make([]Action, n), make([]Op, 0, n)
+		}
+		d.actions, d.ops = s.actions[:cap(s.actions)], s.ops[:0]
+		defer func() {
+			if cap(d.ops) > cap(s.ops) { // grown for actions of several ops
+				s.ops = d.ops
+			}
+		}()
+	}
 	for i := 0; i < n && d.err == nil; i++ {
 		c := &out.Commands[i]
 		c.Kind = CmdKind(d.byte())
 		switch c.Kind {
 		case CmdAction:
 			start := d.b
-			c.Action = d.action()
+			c.Action = d.action(n - i)
 			if d.err == nil {
 				out.spans[i] = start[:len(start)-len(d.b)]
 			}
@@ -441,8 +501,10 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 			c.Node = &NodeInfo{ID: d.str(), Versions: d.versions()}
 		case CmdUpdateRules:
 			c.Rules = &RulesUpdate{World: d.str(), Expect: d.uvarint(), Rules: d.rules()}
+		case CmdSessionExpire:
+			c.Expire = d.sessionExpiry()
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdUpdateRules)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdSessionExpire)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {
@@ -454,9 +516,25 @@ func decodeBatch(p []byte) (*decodedBatch, error) {
 	return out, nil
 }
 
+// reuse returns s resized to n zero elements, in place when it has room;
+// never nil, as make's result.
+func reuse[T any](s []T, n int) []T {
+	if s == nil || cap(s) < n {
+		return make([]T, n)
+	}
+	s = s[:n]
+	clear(s)
+	return s
+}
+
 // EncodeEvent encodes an event for the event archive.
 func EncodeEvent(ev *Event) []byte {
-	e := encoder{b: make([]byte, 0, 64+32*len(ev.Changes))}
+	return AppendEvent(make([]byte, 0, 64+32*len(ev.Changes)), ev)
+}
+
+// AppendEvent appends EncodeEvent's encoding of ev to b.
+func AppendEvent(b []byte, ev *Event) []byte {
+	e := encoder{b: b}
 	e.str(ev.World)
 	e.uvarint(ev.Seq)
 	e.uvarint(ev.Index)

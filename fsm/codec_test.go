@@ -282,3 +282,25 @@ func TestDecodeEventRejectsTrailingBytesAndBadFlags(t *testing.T) {
 	_, err = DecodeEvent(one)
 	require.ErrorIs(t, err, ErrMalformed)
 }
+
+// Apply decodes every entry into the same scratch space: whatever came
+// before (more commands, fewer, other kinds, actions of many ops), each
+// decode equals a decode into fresh memory.
+func TestDecodeIntoReusedScratchEqualsAFreshDecode(t *testing.T) {
+	many := func(n int, player string) []byte {
+		cmds := make([]Command, n)
+		for i := range cmds {
+			cmds[i] = cmdAction(act("arena", player, uint64(i+1), opIncr("e", "hp", int64(i))))
+		}
+		return EncodeBatch(&Batch{Time: int64(n), Commands: cmds})
+	}
+	var s decodeScratch
+	for _, p := range [][]byte{EncodeBatch(sampleBatch()), many(40, "bob"), EncodeBatch(sampleBatch()), many(2, "cy"), many(0, "")} {
+		fresh, err := decodeBatch(p)
+		require.NoError(t, err)
+		got, err := decodeBatchInto(p, &s)
+		require.NoError(t, err)
+		require.Equal(t, fresh.Batch, got.Batch)
+		require.Equal(t, fresh.spans, got.spans)
+	}
+}

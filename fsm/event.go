@@ -85,6 +85,9 @@ type Result struct {
 	Acked int
 	// RulesVersion is, for CmdUpdateRules, the world's new rules version.
 	RulesVersion uint64
+	// Expired is, for CmdSessionExpire, the sessions it closed, sorted by
+	// id (as they were before closing).
+	Expired []SessionInfo
 }
 
 // Wire returns the event as clients see it.

@@ -50,6 +50,13 @@ type FSM struct {
 	scope   *expr.Scope  // scratch for declared actions' expressions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
+	reasons *reasonTable // the reason codes of retained results
+	// scratch is Apply's decode space, reused from entry to entry: the
+	// actions of an entry live only while Apply applies them (nothing in
+	// the state, an event or a validator may keep an *Action). scratchMu
+	// is held from decoding to the end of applying.
+	scratchMu sync.Mutex
+	scratch   decodeScratch
 	// view is every world's rules, published copy-on-write by Apply and
 	// Restore, so Check plans without f.mu: under load many callers check
 	// while Apply waits for the write lock, and an RWMutex then stalls
@@ -64,7 +71,7 @@ func New(cfg Config) (*FSM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo), scope: expr.NewScope(&expr.Input{})}
+	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo), scope: expr.NewScope(&expr.Input{}), reasons: newReasonTable()}
 	f.publishView()
 	return f, nil
 }
@@ -87,7 +94,9 @@ func (f *FSM) publishView() {
 // version gate was bypassed, and the fix is to upgrade this node, never to
 // skip the entry.
 func (f *FSM) Apply(index uint64, data []byte) []Result {
-	b, err := decodeBatch(data)
+	f.scratchMu.Lock()
+	defer f.scratchMu.Unlock()
+	b, err := decodeBatchInto(data, &f.scratch)
 	if err != nil {
 		panic(fmt.Sprintf("gsd/fsm: undecodable log entry at index %d: %v; this binary reads %s: upgrade it to a binary that reads the entry (the leader's version gate should have kept it from being written)", index, err, Supported()))
 	}
@@ -135,6 +144,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			f.nodes[n.ID] = n
 		case CmdUpdateRules:
 			results[i] = f.updateRules(c.Rules)
+		case CmdSessionExpire:
+			results[i] = f.applyExpire(b.Time, c.Expire)
 		}
 	}
 	f.applied = index
@@ -188,7 +199,7 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 			}
 			return Result{Duplicate: true, Event: &Event{
 				World: a.World, Seq: r.worldSeq, Player: a.Player, ClientSeq: a.Seq,
-				Priority: a.Priority, Status: r.status, Reason: r.reason,
+				Priority: a.Priority, Status: r.status, Reason: f.reasons.name(r.reason),
 			}}
 		}
 		if p.maxSeq >= uint64(f.cfg.Window) && a.Seq <= p.maxSeq-uint64(f.cfg.Window) {
@@ -200,8 +211,20 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 	w.index = index
 	now = max(now, w.clock)
 	w.clock = now
-	ev := &Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
-	f.decide(w, a, now, ev)
+	var (
+		ev    *Event
+		spare []Change
+	)
+	if len(a.Ops) == 1 {
+		// Most actions have one op: the event and its change in one
+		// allocation.
+		ec := &eventWithChange{}
+		ev, spare = &ec.ev, ec.ch[:0]
+	} else {
+		ev = &Event{}
+	}
+	*ev = Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
+	f.decide(w, a, now, ev, spare)
 
 	if p == nil {
 		p = &player{gen: f.gen}
@@ -210,13 +233,21 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 		p = p.clone(f.gen)
 		w.players[a.Player] = p
 	}
-	p.put(record{seq: a.Seq, payload: payload, worldSeq: ev.Seq, status: ev.Status, reason: ev.Reason}, f.cfg.Window, f.gen)
+	p.put(record{seq: a.Seq, payload: payload, worldSeq: ev.Seq, status: ev.Status, reason: f.reasons.id(ev.Reason)}, f.cfg.Window, f.gen)
 	w.recordHash(f.cfg.HashHistory)
 	return Result{Event: ev}
 }
 
-// decide fills ev: rejected, conflict, or applied with its changes.
-func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
+// eventWithChange is an event with room for one change.
+type eventWithChange struct {
+	ev Event
+	ch [1]Change
+}
+
+// decide fills ev: rejected, conflict, or applied with its changes. spare,
+// when its capacity suffices, holds the changes (a rejected event keeps nil
+// changes).
+func (f *FSM) decide(w *world, a *Action, now int64, ev *Event, spare []Change) {
 	if err := a.Validate(); err != nil {
 		ev.Status, ev.Reason = StatusRejected, Code(err)
 		return
@@ -255,7 +286,7 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 		return
 	}
 	f.planBuf = plan[:0] // Apply holds f.mu exclusively: the buffer is ours
-	if conflicts := checkExpects(w, a); len(conflicts) > 0 {
+	if conflicts := checkExpects(w, a, spare); len(conflicts) > 0 {
 		ev.Status, ev.Changes = StatusConflict, conflicts
 		return
 	}
@@ -266,7 +297,10 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event) {
 		}
 	}
 	ev.Status = StatusApplied
-	ev.Changes = make([]Change, 0, len(plan))
+	ev.Changes = spare
+	if cap(spare) < len(plan) {
+		ev.Changes = make([]Change, 0, len(plan))
+	}
 	inferred := false
 	for i := range plan {
 		pl := &plan[i]
@@ -336,9 +370,10 @@ func plan(w ruleSet, a *Action, buf []planned) ([]planned, error) {
 }
 
 // checkExpects compares every op's expect with the state before the action
-// and returns the current state of each field (or entity) that fails.
-func checkExpects(w *world, a *Action) []Change {
-	var out []Change
+// and returns the current state of each field (or entity) that fails,
+// appended to out[:0].
+func checkExpects(w *world, a *Action, out []Change) []Change {
+	out = out[:0]
 	for i := range a.Ops {
 		o := &a.Ops[i]
 		if o.Expect.Mode == ExpectNone {

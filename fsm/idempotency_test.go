@@ -1,9 +1,12 @@
 package fsm
 
 import (
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 )
 
 func TestActionRetryWithSameSeqReturnsOriginalResult(t *testing.T) {
@@ -251,4 +254,81 @@ func TestSeqZeroIsRejectedEveryTimeAndNeverRetained(t *testing.T) {
 	// Past the window seq 0 is simply expired, on every replica alike.
 	h.event(act("w", "p", 5000, opIncr("e", "c", 1)))
 	require.ErrorIs(t, h.do(a).Err, ErrSeqExpired)
+}
+
+// The idempotency windows are most of a busy world's memory (1,024
+// records per player); records without pointers keep the garbage
+// collector from scanning them on every cycle.
+func TestIdempotencyRecordsHoldNoPointers(t *testing.T) {
+	typ := reflect.TypeOf(chunk{}).Elem()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		switch f.Type.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		default:
+			t.Errorf("record.%s is a %s: a window's chunks would hold pointers", f.Name, f.Type.Kind())
+		}
+	}
+}
+
+// A player's window against a plain map of slot to record: after any mix
+// of puts (in order, out of order, a window or more apart), lookups agree,
+// records lists exactly the map's records in slot order, and a copy taken
+// for a snapshot keeps its records while the live player moves on.
+func TestPlayerWindowMatchesAMapOfSlots(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		window := rapid.SampledFrom([]int{1024, 1088}).Draw(t, "window")
+		g := uint64(1)
+		p := &player{gen: g}
+		model := map[uint64]record{}
+		var frozen *player
+		var frozenWant []record
+		want := func(m map[uint64]record) []record {
+			var out []record
+			for slot := range uint64(window) {
+				if r, ok := m[slot]; ok {
+					out = append(out, r)
+				}
+			}
+			return out
+		}
+		got := func(p *player) []record {
+			var out []record
+			p.records(func(r record) { out = append(out, r) })
+			return out
+		}
+		seq := uint64(0)
+		for i, n := 0, rapid.IntRange(1, 400).Draw(t, "n"); i < n; i++ {
+			switch rapid.IntRange(0, 9).Draw(t, "op") {
+			case 0: // a snapshot: freeze this generation, write a copy
+				frozen, frozenWant = p, want(model)
+				g++
+				p = p.clone(g)
+			case 1: // a jump, possibly back, possibly a window or more
+				seq = uint64(rapid.IntRange(1, 4*window).Draw(t, "seq"))
+			default:
+				seq++
+			}
+			r := record{seq: seq, payload: uint64(i), worldSeq: uint64(i + 1), status: Status(i % 3), reason: uint32(i % 2)}
+			p.put(r, window, g)
+			if seq != 0 { // seq 0 is never retained
+				model[seq%uint64(window)] = r
+			}
+			for _, s := range []uint64{seq, seq + uint64(window), max(seq, uint64(window)) - uint64(window), uint64(rapid.IntRange(0, 4*window).Draw(t, "probe"))} {
+				m, inModel := model[s%uint64(window)]
+				inModel = inModel && m.seq == s && s != 0
+				r, ok := p.lookup(s, window)
+				if ok != inModel || (ok && r != m) {
+					t.Fatalf("lookup(%d) = %+v, %v; the map says %+v, %v", s, r, ok, m, inModel)
+				}
+			}
+		}
+		if g, w := got(p), want(model); !slices.Equal(g, w) {
+			t.Fatalf("records %v, want %v", g, w)
+		}
+		if frozen != nil && !slices.Equal(got(frozen), frozenWant) {
+			t.Fatalf("the frozen copy changed: %v, want %v", got(frozen), frozenWant)
+		}
+	})
 }

@@ -170,6 +170,9 @@ func (f *FSM) Check(a *Action) error {
 		_, err := rs.auth.lookup(a)
 		return err
 	}
-	_, err := plan(rs, a, nil) // callers run concurrently: no shared scratch
+	// Callers run concurrently: no shared scratch, but room on the stack
+	// for the usual few ops.
+	var buf [4]planned
+	_, err := plan(rs, a, buf[:0])
 	return err
 }

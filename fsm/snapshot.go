@@ -37,8 +37,9 @@ const snapVersion byte = 5
 type Snapshot struct {
 	applied uint64
 	nodes   []NodeInfo
-	worlds  []*world // frozen copies: their maps are private to the snapshot
-	version byte     // format to write; 0: snapVersion (tests write older ones)
+	worlds  []*world     // frozen copies: their maps are private to the snapshot
+	version byte         // format to write; 0: snapVersion (tests write older ones)
+	reasons *reasonTable // the FSM's: its records hold reason ids
 }
 
 // AppliedIndex returns the Raft index the snapshot reflects.
@@ -49,7 +50,7 @@ func (s *Snapshot) AppliedIndex() uint64 { return s.applied }
 func (f *FSM) Snapshot() *Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := &Snapshot{applied: f.applied}
+	s := &Snapshot{applied: f.applied, reasons: f.reasons}
 	for _, id := range sortedKeys(f.nodes) {
 		s.nodes = append(s.nodes, f.nodes[id])
 	}
@@ -124,7 +125,7 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 		e.uvarint(uint64(len(w.players)))
 		for _, id := range sortedKeys(w.players) {
 			e.str(id)
-			writePlayer(e, w.players[id])
+			writePlayer(e, w.players[id], s.reasons)
 			if err := flush(false); err != nil {
 				return total, err
 			}
@@ -201,26 +202,17 @@ func writeDots(e *encoder, dots []crdt.Dot) {
 	}
 }
 
-func writePlayer(e *encoder, p *player) {
+func writePlayer(e *encoder, p *player, reasons *reasonTable) {
 	e.uvarint(p.maxSeq)
 	var recs []record
-	for _, c := range p.chunks {
-		if c == nil {
-			continue
-		}
-		for _, r := range c {
-			if r.seq != 0 {
-				recs = append(recs, r)
-			}
-		}
-	}
+	p.records(func(r record) { recs = append(recs, r) })
 	e.uvarint(uint64(len(recs)))
 	for _, r := range recs {
 		e.uvarint(r.seq)
 		e.fixed64(r.payload)
 		e.uvarint(r.worldSeq)
 		e.byte(byte(r.status))
-		e.str(r.reason)
+		e.str(reasons.name(r.reason))
 	}
 }
 
@@ -301,7 +293,7 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	w.players = make(map[string]*player, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		id := d.str()
-		w.players[id] = readPlayer(d, f.cfg.Window, gen)
+		w.players[id] = readPlayer(d, f.cfg.Window, gen, f.reasons)
 	}
 	if version >= 2 {
 		readSessions(d, w, version)
@@ -372,10 +364,10 @@ func readDots(d *decoder) []crdt.Dot {
 	return dots
 }
 
-func readPlayer(d *decoder, window int, gen uint64) *player {
+func readPlayer(d *decoder, window int, gen uint64, reasons *reasonTable) *player {
 	p := &player{gen: gen, maxSeq: d.uvarint()}
 	for i, n := 0, d.count(12); i < n && d.err == nil; i++ {
-		r := record{seq: d.uvarint(), payload: d.fixed64(), worldSeq: d.uvarint(), status: Status(d.byte()), reason: d.str()}
+		r := record{seq: d.uvarint(), payload: d.fixed64(), worldSeq: d.uvarint(), status: Status(d.byte()), reason: reasons.id(d.str())}
 		if r.seq == 0 {
 			d.fail("record with seq 0")
 			continue

@@ -28,9 +28,10 @@ type Versions = wire.Versions
 //   - Snapshot 5 adds each world's clock (the latest leader time of its
 //     actions); it is written only when a world declares actions, whose
 //     expressions read that time.
+//   - Log 4 adds CmdSessionExpire (session_expiry.go).
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 3
+	LogVersion      uint32 = 4
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -51,6 +52,8 @@ func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
 func Needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdSessionExpire:
+		return Versions{Log: 4, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdAction && (c.Action.Name != "" || len(c.Action.Params) > 0 || c.Action.Role != ""):
 		return Versions{Log: 3, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdCreateWorld && c.World.Rules.Schema.authority(),

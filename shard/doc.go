@@ -11,6 +11,9 @@
 // raft.NewTCPTransport, and clusters that mix old and new binaries keep
 // working.
 //
+// With MuxConfig.TLS and DialTLS set, every connection is mutual TLS
+// first and the header travels inside it (tls.go, issue 12).
+//
 // Planned (issue 14): the meta group's shard map, placement, the
-// multi-group Router, world migration, TLS under the mux.
+// multi-group Router, world migration.
 package shard

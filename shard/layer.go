@@ -59,7 +59,8 @@ func (l *Layer) Close() error {
 // Addr returns the address peers dial for any group of this node.
 func (l *Layer) Addr() net.Addr { return l.mux.adv }
 
-// Dial connects to a peer's Mux for the Layer's group. Group 0 sends no
+// Dial connects to a peer's Mux for the Layer's group, through TLS when
+// the Mux has it (tls.go). Group 0 sends no
 // header: its connections are those of a plain raft TCP transport, so a
 // peer running an older binary (raft.NewTCPTransport) accepts them.
 func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
@@ -72,6 +73,9 @@ func (l *Layer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Con
 	conn, err := d.Dial("tcp", string(address))
 	if err != nil {
 		return nil, err
+	}
+	if conn, err = l.dialTLS(conn, timeout); err != nil {
+		return nil, fmt.Errorf("raft tls to %s: %w", address, err)
 	}
 	if l.group == 0 {
 		return conn, nil

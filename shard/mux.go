@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,12 @@ type MuxConfig struct {
 	// its first bytes (its header, or its first RPC's type byte).
 	HeaderTimeout time.Duration
 	Logger        *slog.Logger
+	// TLS, when set, wraps every accepted connection: the handshake comes
+	// first, within HeaderTimeout, then the group header inside it
+	// (tls.go). DialTLS wraps every connection a Layer dials. Both or
+	// neither: a node with TLS on speaks to TLS peers only.
+	TLS     *tls.Config
+	DialTLS *tls.Config
 }
 
 // DefaultMuxConfig returns the defaults; Addr must still be set.
@@ -41,6 +48,9 @@ func (c MuxConfig) Validate() error {
 	if c.Logger == nil {
 		errs = append(errs, errors.New("a logger (Logger) is required"))
 	}
+	if (c.TLS == nil) != (c.DialTLS == nil) {
+		errs = append(errs, errors.New("TLS and DialTLS are set together or not at all"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("mux config: %w", err)
 	}
@@ -53,6 +63,7 @@ type MuxStats struct {
 	Grouped      uint64 // with a header, handed to their group
 	UnknownGroup uint64 // refused: no Layer listens for their group
 	BadHeader    uint64 // refused: short, late or unknown header
+	TLSRefused   uint64 // refused: the TLS handshake failed (no or a foreign certificate)
 }
 
 // Mux shares one TCP listener among a node's Raft groups: it reads each
@@ -72,7 +83,7 @@ type Mux struct {
 
 	done  chan struct{}
 	wg    sync.WaitGroup
-	stats struct{ legacy, grouped, unknown, bad atomic.Uint64 }
+	stats struct{ legacy, grouped, unknown, bad, tls atomic.Uint64 }
 }
 
 // NewMux listens on cfg.Addr and starts accepting. reg, when not nil, gets
@@ -123,6 +134,7 @@ func (m *Mux) register(reg prometheus.Registerer) error {
 	for outcome, v := range map[string]*atomic.Uint64{
 		"legacy": &m.stats.legacy, "grouped": &m.stats.grouped,
 		"unknown_group": &m.stats.unknown, "bad_header": &m.stats.bad,
+		"tls_refused": &m.stats.tls,
 	} {
 		c := prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "gsd_raft_mux_connections_total",
@@ -144,6 +156,7 @@ func (m *Mux) Stats() MuxStats {
 	return MuxStats{
 		Legacy: m.stats.legacy.Load(), Grouped: m.stats.grouped.Load(),
 		UnknownGroup: m.stats.unknown.Load(), BadHeader: m.stats.bad.Load(),
+		TLSRefused: m.stats.tls.Load(),
 	}
 }
 
@@ -239,11 +252,19 @@ func (m *Mux) track(conn net.Conn) bool {
 }
 
 // route reads conn's header and hands it to its group's Layer, or closes it.
-func (m *Mux) route(conn net.Conn) {
+func (m *Mux) route(raw net.Conn) {
 	defer m.wg.Done()
+	conn, err := m.handshake(raw)
+	if err != nil {
+		m.mu.Lock()
+		delete(m.pending, raw)
+		m.mu.Unlock()
+		m.refuseTLS(raw, err)
+		return
+	}
 	group, first, err := m.readHeader(conn)
 	m.mu.Lock()
-	delete(m.pending, conn)
+	delete(m.pending, raw)
 	l := m.groups[group]
 	warn := err == nil && l == nil && m.warnUnknown(group, time.Now())
 	m.mu.Unlock()

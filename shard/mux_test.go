@@ -354,7 +354,7 @@ func TestMuxMetrics(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond)
 	n, err := testutil.GatherAndCount(reg, "gsd_raft_mux_connections_total")
 	require.NoError(t, err)
-	require.Equal(t, 4, n, "one series per outcome")
+	require.Equal(t, 5, n, "one series per outcome")
 
 	_, err = NewMux(cfg, reg)
 	require.ErrorContains(t, err, "metrics", "a second Mux on one registry is an error, not a panic")

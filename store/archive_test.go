@@ -67,6 +67,64 @@ func TestArchiveReadsAcrossRunsFromAnyPosition(t *testing.T) {
 	}
 }
 
+// A write's keys and values share one arena that the next write reuses:
+// what bbolt committed must not change when the arena moves mid-write
+// (a big run after a small one), when a later write overwrites it, or when
+// an arena grown past maxArena is dropped.
+func TestArchiveKeepsEventsWrittenFromItsReusedArena(t *testing.T) {
+	a := openTestArchive(t)
+	big := uint64(maxArena/20 + 1) // over maxArena encoded
+	require.NoError(t, a.write(append(evs("w", 1, 3), evs("x", 1, big)...)))
+	require.Greater(t, cap(a.arena), maxArena)
+	require.NoError(t, a.write(evs("w", 4, 5)))
+	require.LessOrEqual(t, cap(a.arena), maxArena, "the big arena was dropped")
+	require.NoError(t, a.write(evs("y", 1, 2)))
+
+	for world, last := range map[string]uint64{"w": 5, "x": big, "y": 2} {
+		var got []*fsm.Event
+		for next := uint64(1); next <= last; {
+			part, err := a.read(world, next, 1000)
+			require.NoError(t, err)
+			require.NotEmpty(t, part, "%s from %d", world, next)
+			got = append(got, part...)
+			next += uint64(len(part))
+		}
+		require.Len(t, got, int(last), world)
+		for i, ev := range got {
+			require.Equal(t, world, ev.World)
+			require.Equal(t, uint64(i+1), ev.Seq, world)
+			require.Equal(t, int64(i+1), ev.Time, world)
+		}
+	}
+}
+
+// A round bigger than maxRunBytes is stored as several runs, each within
+// the bound (bbolt rewrites the last leaf's runs on every append), and
+// reads across them.
+func TestArchiveCutsABigRoundIntoBoundedRuns(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 1, 500)))
+	runs := 0
+	require.NoError(t, a.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(eventsBucket).Bucket([]byte("w")).ForEach(func(k, v []byte) error {
+			runs++
+			require.LessOrEqual(t, len(v), maxRunBytes+2*binary.MaxVarintLen64, "run %d", binary.BigEndian.Uint64(k))
+			return nil
+		})
+	}))
+	require.Greater(t, runs, 1)
+	var want []uint64
+	for s := uint64(1); s <= 500; s++ {
+		want = append(want, s)
+	}
+	got, err := a.read("w", 1, 1000)
+	require.NoError(t, err)
+	require.Equal(t, want, seqs(t, got))
+	got, err = a.read("w", 250, 100)
+	require.NoError(t, err)
+	require.Equal(t, want[249:349], seqs(t, got), "from inside a run, up to max")
+}
+
 func TestArchiveSkipsReplayedEventsAndStopsAtHoles(t *testing.T) {
 	a := openTestArchive(t)
 	require.NoError(t, a.write(evs("w", 1, 10)))

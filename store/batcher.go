@@ -71,6 +71,13 @@ type batcher struct {
 	fairness func(world string) fsm.Fairness
 	fair     *fairHold
 
+	// proposals recycles proposals and their done channels: at 100k
+	// actions/s they were two of the leader's allocations per action. A
+	// proposal goes back only after its caller received its outcome: done
+	// receives exactly once, and nothing touches a proposal after sending
+	// to done.
+	proposals sync.Pool
+
 	mu       sync.RWMutex // submit enqueues under R; close sets closed under W
 	closed   bool
 	stop     chan struct{}
@@ -97,7 +104,8 @@ func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics
 // submit queues cmd and waits for its outcome. A caller that gives up after
 // its proposal may have been proposed gets ErrOutcomeUnknown.
 func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority, size int) (outcome, error) {
-	p := &proposal{cmd: cmd, size: size, done: make(chan outcome, 1)}
+	p := b.newProposal()
+	p.cmd, p.size = cmd, size
 	lane := b.critical
 	if prio == fsm.PriorityBulk {
 		lane = b.bulk
@@ -123,12 +131,27 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 		}
 	}
 	b.mu.RUnlock()
-	select {
-	case o := <-p.done:
-		return o, o.err
-	case <-ctx.Done():
-		return outcome{}, ErrOutcomeUnknown
+	var o outcome
+	if ctx.Done() == nil {
+		o = <-p.done // cannot be cancelled: a plain receive, not a select
+	} else {
+		select {
+		case o = <-p.done:
+		case <-ctx.Done():
+			return outcome{}, ErrOutcomeUnknown // p may still be answered: not recycled
+		}
 	}
+	p.cmd = fsm.Command{}
+	b.proposals.Put(p)
+	return o, o.err
+}
+
+// newProposal returns a recycled proposal, or a new one.
+func (b *batcher) newProposal() *proposal {
+	if p, ok := b.proposals.Get().(*proposal); ok {
+		return p
+	}
+	return &proposal{done: make(chan outcome, 1)}
 }
 
 // fairOf returns the fairness that applies to cmd: its world's for a

@@ -123,6 +123,10 @@ func (f *feed) publish(index uint64, events []*fsm.Event) {
 	}
 }
 
+// maxPendingReuse bounds the pending list the writer hands back to
+// publish for reuse (a replay's big rounds are not kept).
+const maxPendingReuse = 1 << 16
+
 // writer moves pending events to the archive, one transaction per round.
 func (f *feed) writer() {
 	defer close(f.done)
@@ -169,6 +173,12 @@ func (f *feed) writer() {
 			if t := f.tails[ev.World]; t != nil && ev.Seq > t.archived {
 				t.archived = ev.Seq
 			}
+		}
+		if f.pending == nil && cap(batch) <= maxPendingReuse {
+			// Publish appends to this round's slice again instead of
+			// growing a new one from nothing.
+			clear(batch)
+			f.pending = batch[:0]
 		}
 		for _, t := range f.tails {
 			f.trimLocked(t)

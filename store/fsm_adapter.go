@@ -50,6 +50,9 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 		}
 		if l.Type == raft.LogCommand {
 			res = a.fsm.Apply(l.Index, l.Data)
+			if events == nil {
+				events = make([]*fsm.Event, 0, len(res)*(len(logs)-i))
+			}
 			for j := range res {
 				r := &res[j]
 				if r.Event != nil && !r.Duplicate {

@@ -61,3 +61,11 @@ const (
 	// per-player rate limit lets through; nothing was proposed.
 	CodeRateLimited = "rate_limited"
 )
+
+// Codes of the audit routes (docs/API.md, "Audit").
+const (
+	// CodeBeyondLog: a proof or leaves asked for beyond the node's audit log.
+	CodeBeyondLog = "beyond_log"
+	// CodeNoAuditKey: a signed checkpoint asked of a node without the audit key.
+	CodeNoAuditKey = "no_audit_key"
+)

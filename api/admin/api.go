@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // API serves the admin routes over the edge's shared core.
@@ -26,6 +27,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/cluster/nodes/{id}", a.RemoveNode)
 	mux.HandleFunc("POST /v1/cluster/transfer-leadership", a.TransferLeadership)
 	mux.HandleFunc("POST /v1/cluster/snapshot", a.Snapshot)
+	mux.HandleFunc("GET "+wire.PathBackup, a.Backup)
 	mux.HandleFunc("GET /healthz", a.Healthz)
 	mux.HandleFunc("GET /readyz", a.Readyz)
 }

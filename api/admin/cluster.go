@@ -35,6 +35,10 @@ func (a *API) Join(w http.ResponseWriter, r *http.Request) {
 		a.WriteError(w, fmt.Errorf("%w: join needs id and raft_addr", fsm.ErrMalformed), true)
 		return
 	}
+	if err := a.CheckJoiner(r, n.ID); err != nil { // mutual TLS (api/edge/peer_tls.go)
+		a.WriteError(w, err, true)
+		return
+	}
 	a.leaderCall(w, r, edge.InternalClusterPath+"/join", body, func(r *http.Request, g edge.Group) error {
 		ctx, cancel := a.RequestContext(r)
 		defer cancel()

@@ -28,8 +28,8 @@ import (
 //   - world creation and rules changes need a server or admin token, or
 //     the secret; with auth off, world creation nothing and rules changes
 //     the secret (when there is one), as before;
-//   - admin routes (membership, snapshot, kick, ban, unban, player data
-//     export and import, drain) need an admin token or the secret; with
+//   - admin routes (membership, snapshot, backup, kick, ban, unban, player
+//     data export and import, drain, signing an audit checkpoint) need an admin token or the secret; with
 //     neither auth nor a secret they are open, as they always were;
 //   - internal routes, which only nodes of the cluster call (the
 //     node-to-node service under InternalPrefix; the former session and
@@ -66,6 +66,8 @@ var routeAccesses = map[string]routeAccess{
 	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
 	"POST /v1/cluster/transfer-leadership":       accessAdmin,
 	"POST /v1/cluster/snapshot":                  accessAdmin,
+	"GET /v1/cluster/backup":                     accessAdmin,
+	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
 	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
 	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
 	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,
@@ -90,6 +92,9 @@ func publicAccess(pattern string) routeAccess {
 // unauthorized (no or a wrong credential) or forbidden (a valid one that
 // does not reach this far) error.
 func (s *Core) checkAccess(r *http.Request, pattern string) error {
+	if err := s.checkPeerCert(r, pattern); err != nil {
+		return err
+	}
 	access := routeAccesses[pattern]
 	if access == accessOpen || access == accessPlay {
 		return nil

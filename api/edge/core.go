@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,6 +169,15 @@ type Config struct {
 	// PlayerBurst is how many actions a player may send at once above
 	// PlayerRate (the bucket's size); at least 1 when PlayerRate is set.
 	PlayerBurst int
+	// PeerTLS, when set, is the TLS this node calls other nodes with (over
+	// https, peer_tls.go): the cluster's mutual TLS. Nil calls them over
+	// plain HTTP.
+	PeerTLS *tls.Config
+	// PeerCert, when set, must accept the TLS connection of every
+	// node-to-node request and of a join, so that only holders of a
+	// certificate of the cluster reach them (nil: not checked); it returns
+	// the node id the certificate names, which a join must ask to add.
+	PeerCert func(*tls.ConnectionState) (node string, err error)
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -102,6 +104,10 @@ func Classify(err error, write bool) (int, string) {
 		return http.StatusConflict, CodeVersionGate
 	case errors.Is(err, ErrWireVersion):
 		return http.StatusBadRequest, CodeWireVersion
+	case errors.Is(err, audit.ErrRange):
+		return http.StatusNotFound, CodeBeyondLog
+	case errors.Is(err, auditor.ErrNoKey):
+		return http.StatusNotFound, CodeNoAuditKey
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		if write {
 			return http.StatusServiceUnavailable, CodeOutcomeUnknown
@@ -163,4 +169,10 @@ const (
 	CodeMoved         = wire.CodeMoved
 	CodeTicketInvalid = wire.CodeTicketInvalid
 	CodeNoTarget      = wire.CodeNoTarget
+)
+
+// Codes of the audit routes.
+const (
+	CodeBeyondLog  = wire.CodeBeyondLog
+	CodeNoAuditKey = wire.CodeNoAuditKey
 )

@@ -31,6 +31,7 @@ func NewForwardClient(cfg Config) *http.Client {
 			MaxConnsPerHost:       cfg.ForwardMaxConns,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: cfg.ForwardTimeout,
+			TLSClientConfig:       cfg.PeerTLS,
 		},
 		// A redirect is not followed: the serving node answers itself.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -56,10 +57,10 @@ func (s *Core) OnLeader(w http.ResponseWriter, r *http.Request, world string, ki
 }
 
 // ForwardError maps a failed round trip to the leader. A request that never
-// left (the dial failed) changed nothing; any later failure of a write may
+// left (the dial or the TLS handshake failed) changed nothing; any later failure of a write may
 // have reached the leader, so its outcome is unknown.
 func ForwardError(leader string, err error, write bool) error {
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" || tlsRefused(err) {
 		return fmt.Errorf("%w: leader %s unreachable: %v", store.ErrNotLeader, leader, err)
 	}
 	if write {

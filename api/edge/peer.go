@@ -87,7 +87,7 @@ func (s *Core) CallNode(ctx context.Context, rt Route, method, path string, body
 func (s *Core) send(ctx context.Context, rt Route, method, path string, body []byte, token string, answer func(status int, body io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
 	defer cancel()
-	req, err := s.PeerRequest(ctx, method, LeaderURL(rt.Addr)+path, body)
+	req, err := s.PeerRequest(ctx, method, s.peerURL(rt.Addr)+path, body)
 	if err != nil {
 		return fmt.Errorf("%w: leader %s has a bad address %q: %v", store.ErrNotLeader, rt.Node, rt.Addr, err)
 	}

@@ -186,9 +186,12 @@ func (a *acker) round(ctx context.Context) {
 		p.ack.Seq = max(p.ack.Seq, seq)
 		return p
 	}
+	now := time.Now().UnixNano()
 	for _, c := range a.s.playConns() {
 		if seq := c.acked.Load(); seq > c.flushed.Load() {
 			add(c, seq)
+		} else if a.keepalive(c, now) {
+			add(c, c.flushed.Load())
 		}
 	}
 	for _, w := range waits {
@@ -238,9 +241,11 @@ func (a *acker) replicate(ctx context.Context, batch []*pendingAck) {
 		a.batches.WithLabelValues("ok").Inc()
 		a.acks.Add(float64(len(acks)))
 	}
+	now := time.Now().UnixNano()
 	for _, p := range batch {
 		if err == nil {
 			p.c.markFlushed(p.ack.Seq)
+			p.c.kept.Store(now)
 		}
 		for _, w := range p.waits {
 			w.done <- err
@@ -256,6 +261,21 @@ func (c *playConn) markFlushed(seq uint64) {
 			return
 		}
 	}
+}
+
+// keepalive reports whether c's session needs its seen time refreshed at
+// now: keepalives are on and c has replicated no ack for a keepalive
+// interval. A connection the acker meets for the first time starts its
+// interval then (its session was just opened or resumed, so it is fresh).
+func (a *acker) keepalive(c *playConn, now int64) bool {
+	every := a.s.cfg.SessionKeepalive
+	if every <= 0 || c.session == "" {
+		return false
+	}
+	if c.kept.CompareAndSwap(0, now) {
+		return false
+	}
+	return now-c.kept.Load() >= int64(every)
 }
 
 // flushAck replicates the client's latest ack now if it moved (a bye, a

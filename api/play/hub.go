@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 )
@@ -121,6 +122,8 @@ func (s *Service) startHub(world string) (*hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The hub's own subscription, opened here so that a world whose feed
+	// cannot be read fails its first member at once.
 	sub, err := s.b.Subscribe(world, seq+1)
 	if err != nil {
 		return nil, err
@@ -163,29 +166,120 @@ func (h *hub) failed() bool {
 	return h.err != nil
 }
 
-// run reads the world's events and offers them to the attached members.
+// run feeds the hub from its world's fan on this node (Service.fans, the
+// fanout machinery the event streams use too): the fan reads the world's
+// feed and prepares each window once, and the hub offers it to its
+// members. When the hub starts behind the fan, or the fan lets it go (a
+// full queue) or ends (its feed failed), the hub reads from a subscription
+// of its own until it can attach again; a failing feed fails the hub and
+// its members there.
 func (h *hub) run(sub *store.Subscription) {
 	defer h.wg.Done()
+	key := fanout.Key{World: h.world}
 	for {
-		evs, err := sub.Next(h.ctx)
-		if h.ctx.Err() != nil {
+		m, pos := h.s.fans.Attach(key, h.position())
+		ok := h.readUpTo(pos, &sub) && h.follow(m.Chunks(), &sub)
+		h.s.fans.Detach(m)
+		if !ok || !h.readOwn(&sub) {
 			return
 		}
-		var hevs []*hubEvent
-		if err == nil {
-			hevs, err = h.s.prepare(evs, h.s.cfg.CoalesceBulk)
-		}
-		if err != nil {
-			h.mu.Lock()
-			h.err = err
-			for c := range h.members {
-				c.fail(err)
-			}
-			h.mu.Unlock()
-			return
-		}
-		h.fanout(evs, hevs)
 	}
+}
+
+// position returns the seq of the next event the hub offers.
+func (h *hub) position() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.next
+}
+
+// follow offers the fan's batches until the fan lets the hub go (true) or
+// the hub stops (false). The hub is its fan's only member on this node, so
+// a batch starts at the hub's position; should one start after it (the
+// fan ran ahead), the hub reads up to it alone first, and a batch that
+// starts before it (the hub read ahead alone) is offered from the
+// position on.
+func (h *hub) follow(batches <-chan *playBatch, sub **store.Subscription) bool {
+	for {
+		var b *playBatch
+		select {
+		case b = <-batches:
+			if b == nil {
+				return true
+			}
+		case <-h.ctx.Done():
+			return false
+		}
+		if !h.readUpTo(b.evs[0].Seq, sub) {
+			return false
+		}
+		if evs, hevs := b.from(h.position()); len(evs) > 0 {
+			h.fanout(evs, hevs)
+		}
+	}
+}
+
+// readUpTo reads from the hub's own subscription until its position is at
+// least pos.
+func (h *hub) readUpTo(pos uint64, sub **store.Subscription) bool {
+	for h.position() < pos {
+		if !h.readOwn(sub) {
+			return false
+		}
+	}
+	return true
+}
+
+// readOwn reads the next events from the hub's own subscription (opened at
+// its position when it has none there) and offers them; a failure fails
+// the hub.
+func (h *hub) readOwn(sub **store.Subscription) bool {
+	next := h.position()
+	var err error
+	if *sub == nil || (*sub).Position() != next {
+		*sub, err = h.s.b.Subscribe(h.world, next)
+	}
+	var evs []*fsm.Event
+	if err == nil {
+		evs, err = (*sub).Next(h.ctx)
+	}
+	if h.ctx.Err() != nil {
+		return false
+	}
+	var hevs []*hubEvent
+	if err == nil {
+		hevs, err = h.s.prepare(evs, h.s.cfg.CoalesceBulk)
+	}
+	if err != nil {
+		h.mu.Lock()
+		h.err = err
+		for c := range h.members {
+			c.fail(err)
+		}
+		h.mu.Unlock()
+		return false
+	}
+	h.fanout(evs, hevs)
+	return true
+}
+
+// playBatch is one window of a world's events as the fan prepared them
+// for the hubs (frames.go): shared, read-only.
+type playBatch struct {
+	evs  []*fsm.Event
+	hevs []*hubEvent
+}
+
+// End returns the seq after the batch's last event.
+func (b *playBatch) End() uint64 { return b.evs[len(b.evs)-1].Seq + 1 }
+
+// from returns the batch's events from seq next on.
+func (b *playBatch) from(next uint64) ([]*fsm.Event, []*hubEvent) {
+	i := 0
+	for i < len(b.evs) && b.evs[i].Seq < next {
+		i++
+	}
+	return b.evs[i:], b.hevs[i:]
 }
 
 // fanout offers one batch of events, prepared as hevs, to the shared

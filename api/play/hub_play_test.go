@@ -12,6 +12,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -375,4 +378,109 @@ func TestPlayConnectionsWithoutInterestShareOneStreamAndGetTheSameFrames(t *test
 		require.Equal(t, want, got)
 	}
 	require.Equal(t, 3, h.inShared())
+}
+
+// A hub too slow for its fan (its queue of batches full) is let go, reads
+// on from its own subscription and attaches again; its player misses no
+// event and sees none twice. A fan that runs ahead of the hub (it kept
+// reading for another member) is caught up with from the subscription and
+// its batches are offered from the hub's position on.
+func TestHubLetGoByItsFanCatchesUpAloneAndAttachesAgain(t *testing.T) {
+	t.Parallel()
+	n := startLeaderWith(t, fastPlay)
+	srv := n.env.srv
+	srv.fans.Close()
+	var err error
+	srv.fans, err = srv.newFans(1)
+	require.NoError(t, err)
+	code, _ := n.env.DoJSON("POST", "/v1/worlds", arenaBody)
+	require.Equal(t, 201, code)
+	key := fanout.Key{World: "arena"}
+	members := func() int {
+		_, m := srv.fans.Members("arena")
+		return m
+	}
+
+	c := dialPlay(t, n.env.WSURL("arena"))
+	welcome(t, c, "ann")
+	h := n.worldHub(t, "arena")
+	require.Eventually(t, func() bool { return members() == 1 }, 10*time.Second, time.Millisecond)
+
+	// Block the hub inside its fan-out while events arrive one window at
+	// a time: its queue of one batch overflows and the fan lets it go.
+	h.mu.Lock()
+	for i := 1; i <= 4; i++ {
+		act(t, n, actBody("bob", i))
+	}
+	require.Eventually(t, func() bool { return members() == 0 }, 10*time.Second, time.Millisecond)
+	h.mu.Unlock()
+	require.Equal(t, seqRange(1, 4), nextEvents(t, c, 4))
+	require.Eventually(t, func() bool { return members() == 1 }, 10*time.Second, time.Millisecond)
+
+	// Another member keeps the fan alive while the hub is let go again;
+	// when the hub comes back the fan is ahead of it.
+	other, _ := srv.fans.Attach(key, 5)
+	defer srv.fans.Detach(other)
+	go func() {
+		for range other.Chunks() {
+		}
+	}()
+	h.mu.Lock()
+	for i := 5; i <= 9; i++ {
+		act(t, n, actBody("bob", i))
+	}
+	require.Eventually(t, func() bool { return members() == 1 }, 10*time.Second, time.Millisecond)
+	h.mu.Unlock()
+	require.Equal(t, seqRange(5, 9), nextEvents(t, c, 5))
+	require.Eventually(t, func() bool { return members() == 2 }, 10*time.Second, time.Millisecond)
+	act(t, n, actBody("bob", 10))
+	require.Equal(t, []uint64{10}, nextEvents(t, c, 1))
+}
+
+// follow offers each event once, in order, whatever the batches: one that
+// overlaps what the hub offered is offered from the hub's position on, one
+// that starts after it is preceded by the events in between, read from the
+// hub's own subscription, and one the hub is past is skipped.
+func TestHubFollowOffersEachSeqOnce(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	code, _ := n.env.DoJSON("POST", "/v1/worlds", arenaBody)
+	require.Equal(t, 201, code)
+	for i := 1; i <= 6; i++ {
+		require.EqualValues(t, i, act(t, n, actBody("p1", i)))
+	}
+	srv := n.env.srv
+	batch := func(from, to uint64) *playBatch {
+		var evs []*fsm.Event
+		for s := from; s <= to; s++ {
+			ev, ok := n.st.Event("arena", s)
+			require.True(t, ok)
+			evs = append(evs, ev)
+		}
+		hevs, err := srv.prepare(evs, true)
+		require.NoError(t, err)
+		return &playBatch{evs: evs, hevs: hevs}
+	}
+	h := srv.newHub("arena", 0)
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	defer h.cancel()
+	ch := make(chan *playBatch, 4)
+	ch <- batch(1, 2)
+	ch <- batch(1, 3) // 1 and 2 offered already
+	ch <- batch(5, 5) // 4 comes from the subscription first (with 5 and 6)
+	ch <- batch(2, 4) // passed
+	close(ch)
+	var sub *store.Subscription
+	require.True(t, h.follow(ch, &sub))
+	require.EqualValues(t, 7, h.position(), "the hub offered up to 6")
+	require.EqualValues(t, 6, h.shared.position())
+
+	// A hub that stops while following returns false: while it waits for
+	// a batch, or while it reads up to one that ran ahead of the feed.
+	ahead := make(chan *playBatch, 1)
+	ahead <- &playBatch{evs: []*fsm.Event{{World: "arena", Seq: 10}}, hevs: []*hubEvent{{}}}
+	stop := time.AfterFunc(50*time.Millisecond, h.cancel)
+	defer stop.Stop()
+	require.False(t, h.follow(ahead, &sub))
+	require.False(t, h.follow(make(chan *playBatch), &sub))
 }

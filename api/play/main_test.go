@@ -1,7 +1,6 @@
 package play
 
 import (
-	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -42,8 +41,6 @@ type testServer struct {
 func testConfig() nodeConfig {
 	return nodeConfig{Config: apitest.Config(), Play: DefaultConfig()}
 }
-
-func quietLogger() *slog.Logger { return apitest.QuietLogger() }
 
 func newServer(cfg nodeConfig, b edge.Backend, router edge.Router, reg *prometheus.Registry) (*testServer, error) {
 	if reg == nil {
@@ -113,16 +110,8 @@ func newEnvFor(t *testing.T, b edge.Backend, opts ...func(*nodeConfig)) *testEnv
 // when it is not nil.
 func newEnvReg(t *testing.T, b edge.Backend, reg *prometheus.Registry, ln net.Listener, opts ...func(*nodeConfig)) *testEnv {
 	t.Helper()
-	cfg := testConfig()
-	for _, o := range opts {
-		o(&cfg)
-	}
-	lg, ok := b.(edge.LeaderGroup)
-	require.True(t, ok, "%T cannot say who leads its group", b)
-	s, err := newServer(cfg, b, edge.NewSingleGroupRouter(lg), reg)
-	require.NoError(t, err)
-	f, _ := b.(*apitest.Fake)
-	return &testEnv{Env: apitest.Serve(t, s.Handler(), f, reg, ln, s.Close), srv: s}
+	env, s := apitest.ServeNode(t, b, reg, ln, testConfig(), opts, newServer)
+	return &testEnv{Env: env, srv: s}
 }
 
 // newFakeServer is a node over a new fake backend.
@@ -193,8 +182,6 @@ var (
 )
 
 const testSecret = apitest.Secret
-
-func testAuth() *edge.AuthConfig { return apitest.Auth() }
 
 func withAuth(c *nodeConfig) { c.Auth = apitest.Auth() }
 

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,7 +28,8 @@ type Service struct {
 	udp   atomic.Pointer[UDP]  // the UDP input lane, when served (udp.go)
 
 	hubMu sync.Mutex
-	hubs  map[string]*hub // world → its play fan-out on this node (hub.go)
+	hubs  map[string]*hub          // world → its play fan-out on this node (hub.go)
+	fans  *fanout.Fans[*playBatch] // the worlds' feeds, read and prepared once (hub.go)
 	drain drainState
 }
 
@@ -43,6 +46,9 @@ func New(core *edge.Core, cfg Config, reg prometheus.Registerer) (*Service, erro
 	if s.acks, err = newAcker(s, reg); err != nil {
 		return nil, err
 	}
+	if s.fans, err = s.newFans(fanout.DefaultQueue); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -53,6 +59,30 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/node/drain", s.undrainNode)
 }
 
-// Close stops the acker; call it after the core's Close has ended the
-// play connections, whose final flushes go through it.
-func (s *Service) Close() { s.acks.stop() }
+// Close stops the acker and the worlds' fans; call it after the core's
+// Close has ended the play connections, whose final flushes go through
+// the acker.
+func (s *Service) Close() {
+	s.acks.stop()
+	s.fans.Close()
+}
+
+// newFans returns the fans that read the worlds' feeds for the hubs, each
+// hub's queue of batches bounded by queue (tests lower it).
+func (s *Service) newFans(queue int) (*fanout.Fans[*playBatch], error) {
+	return fanout.NewFans(fanout.FansConfig[*playBatch]{Queue: queue, Reads: fanout.DefaultReads,
+		Subscribe: func(world string, from uint64) (fanout.Subscription, error) {
+			sub, err := s.b.Subscribe(world, from)
+			if err != nil {
+				return nil, err // not a typed nil in the interface
+			}
+			return sub, nil
+		},
+		Prepare: func(evs []*fsm.Event) (*playBatch, error) {
+			hevs, err := s.prepare(evs, s.cfg.CoalesceBulk)
+			if err != nil {
+				return nil, err
+			}
+			return &playBatch{evs: evs, hevs: hevs}, nil
+		}})
+}

@@ -48,6 +48,12 @@ type Config struct {
 	// AckInterval is how often the node replicates its play connections'
 	// latest acks, all in one command (acks.go).
 	AckInterval time.Duration
+	// SessionKeepalive, when > 0, makes the acker replicate a connection's
+	// ack again when it has not replicated one for this long, so that its
+	// session's seen time stays fresh while the client is connected but
+	// has nothing new to ack (a quiet world) and session expiry (gsd
+	// --session-expiry) does not close it. 0: only acks that moved.
+	SessionKeepalive time.Duration
 	// PingInterval is how often the server pings (application level).
 	PingInterval time.Duration
 	// IdleTimeout closes a connection that sent nothing for this long.
@@ -95,6 +101,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Interest.Validate(); err != nil {
 		return err
+	}
+	if c.SessionKeepalive < 0 {
+		return errors.New("SessionKeepalive must not be negative")
 	}
 	if c.IdleTimeout <= c.PingInterval {
 		return errors.New("IdleTimeout must exceed PingInterval")
@@ -224,6 +233,7 @@ type playConn struct {
 	sent     atomic.Uint64 // seq of the last event queued to the client
 	acked    atomic.Uint64 // the client's latest ack (<= sent)
 	flushed  atomic.Uint64 // the last ack replicated (acks.go)
+	kept     atomic.Int64  // unix ns its ack was last replicated, or first seen by the acker (acks.go)
 	lastRead atomic.Int64  // unix ns of the last message read
 	rtt      atomic.Int64  // last measured round trip, ns
 	bye      atomic.Bool   // the client said bye: its session closes next

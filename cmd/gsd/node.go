@@ -57,6 +57,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 			httpAdvertise = ln.Addr().String()
 		}
 	}
+	httpAdvertise = o.tls.advertise(httpAdvertise) // https:// with TLS (tls.go)
 
 	scfg := store.DefaultConfig()
 	scfg.ID = o.id
@@ -119,6 +120,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	// (a plain raft TCP transport on the same address) interoperate.
 	mcfg := shard.DefaultMuxConfig()
 	mcfg.Addr, mcfg.Advertise, mcfg.Logger = o.raftAddr, o.raftAdvertise, log
+	o.tls.setMux(&mcfg)
 	mux, err := shard.NewMux(mcfg, reg)
 	if err != nil {
 		return fmt.Errorf("start store: raft transport on %s: %w", o.raftAddr, err)
@@ -137,6 +139,14 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	defer stopSink() // on the failure paths below; idempotent
+	aud, stopAudit, err := o.audit.start(o.dataDir, st, reg, log)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopAudit() // on the failure paths below; idempotent
+	stopExpiry := o.expiry.start(st, log)
+	defer stopExpiry() // on the failure paths below; idempotent
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -145,6 +155,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	o.play.set(&acfg.Play)
 	o.limit.set(&acfg)
+	o.tls.setEdge(&acfg)
+	acfg.Audit = aud
+	acfg.Play.SessionKeepalive = o.expiry.keepalive()
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
@@ -180,8 +193,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	stopReport := startReporter(ctx, o, st, ln.Addr().String(), log)
+	go func() { served <- hs.Serve(o.tls.listen(ln)) }()
+	stopReport := startReporter(ctx, o, st, o.tls.reportAddr(ln.Addr().String(), httpAdvertise), log)
 	log.Info("gsd node started", "http", ln.Addr().String(), "raft", o.raftAddr, "raft_advertise", o.raftAdvertise,
 		"data_dir", o.dataDir, "region", o.region, "bootstrap", scfg.Bootstrap, "existing_state", hasState)
 
@@ -204,8 +217,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	stopReport()
 	stopSink() // before the store hands leadership on and closes
+	stopExpiry()
 	closeUDP(lane, log)
-	shutdown(hs, edge, st, o.shutdownTimeout, log)
+	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)
 	if runErr != nil && ctx.Err() == nil {
 		return runErr
 	}
@@ -215,8 +229,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 
 // shutdown stops the node: no new HTTP connections, open event streams
 // ended, in-flight requests drained, then the store closed (which hands
-// leadership to a peer first).
-func shutdown(hs *http.Server, edge *api.Server, st *store.Store, timeout time.Duration, log *slog.Logger) {
+// leadership to a peer first). beforeStore runs between the last request
+// and the store's close (the audit log: served until then, fed until then).
+func shutdown(hs *http.Server, edge *api.Server, st *store.Store, timeout time.Duration, log *slog.Logger, beforeStore ...func()) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	drained := make(chan error, 1)
@@ -225,6 +240,9 @@ func shutdown(hs *http.Server, edge *api.Server, st *store.Store, timeout time.D
 	if err := <-drained; err != nil {
 		log.Warn("http shutdown incomplete; closing connections", "err", err)
 		hs.Close()
+	}
+	for _, f := range beforeStore {
+		f()
 	}
 	closeStore(st, timeout, log)
 }
@@ -243,6 +261,7 @@ func join(ctx context.Context, o *options, httpAdvertise string, log *slog.Logge
 	ctx, cancel := context.WithTimeout(ctx, o.joinTimeout)
 	defer cancel()
 	opts := []client.Option{client.WithAttemptTimeout(30 * time.Second), client.WithBackoff(100*time.Millisecond, 2*time.Second)}
+	opts = append(opts, o.tls.clientOptions()...)
 	if secret, _ := o.cluster.secret(); secret != nil { // complete has checked it
 		opts = append(opts, client.WithClusterSecret(string(secret)))
 	}

@@ -50,6 +50,10 @@ type options struct {
 	cluster clusterOptions
 	pgSink  pgSinkOptions
 	limit   rateLimitOptions
+	tls     tlsOptions
+	audit   auditOptions
+	expiry  expiryOptions
+	config  configOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -90,8 +94,18 @@ cluster from that data and ignores --join.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			path := o.config.file
+			if path == "" {
+				path = os.Getenv(envName("config"))
+			}
+			if err := applyConfig(cmd.Flags(), path, os.LookupEnv); err != nil {
+				return usageError{err}
+			}
 			if err := o.complete(); err != nil {
 				return usageError{err}
+			}
+			if o.config.print {
+				return printConfig(cmd.OutOrStdout(), cmd.Flags(), os.LookupEnv)
 			}
 			log, err := newLogger(stderr, o.logLevel, o.logFormat)
 			if err != nil {
@@ -132,6 +146,11 @@ cluster from that data and ignores --join.`,
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
 	o.limit.flags(f)
+	o.tls.flags(f)
+	o.audit.flags(f)
+	o.expiry.flags(f)
+	o.config.flags(f)
+	cmd.AddCommand(restoreCmd())
 	return cmd
 }
 
@@ -162,10 +181,19 @@ func (o *options) complete() error {
 	if err := o.limit.check(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := o.expiry.check(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := o.cluster.secret(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, _, err := o.pgSink.config(slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.tls.complete(&o.id, slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.audit.signers(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {

@@ -58,7 +58,7 @@ func needsReport(table []fsm.NodeInfo, self fsm.NodeInfo) bool {
 // startReporter runs reportVersions through this node's own HTTP address
 // and returns the function that stops it and waits for it.
 func startReporter(ctx context.Context, o *options, st *store.Store, httpAddr string, log *slog.Logger) (stop func()) {
-	var opts []client.Option
+	opts := o.tls.clientOptions()
 	if secret, _ := o.cluster.secret(); secret != nil { // complete has checked it
 		opts = append(opts, client.WithClusterSecret(string(secret)))
 	}

@@ -13,14 +13,14 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// auditCmd groups the offline commands of the audit log (docs/ANTICHEAT.md):
-// they read files and talk to no node.
+// auditCmd groups the commands of the audit log (docs/ANTICHEAT.md): fetch
+// asks a node; keygen and verify read and write files and talk to no node.
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Audit keys and offline checks of exported match logs",
+		Short: "Audit keys, match log exports and their offline checks",
 	}
-	cmd.AddCommand(a.auditKeygenCmd(), a.auditVerifyCmd())
+	cmd.AddCommand(a.auditKeygenCmd(), a.auditFetchCmd(), a.auditVerifyCmd())
 	return cmd
 }
 

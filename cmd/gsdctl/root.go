@@ -21,6 +21,7 @@ type app struct {
 	output     string
 	secretFile string
 	secret     string // the cluster secret, from --secret-file or $GSD_CLUSTER_SECRET
+	tls        ctlTLS // --tls-ca, --tls-cert, --tls-key (tls.go)
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -90,6 +91,9 @@ func (a *app) rootCmd() *cobra.Command {
 			if a.output != "table" && a.output != "json" {
 				return usageError{fmt.Errorf("--output %q: want table or json", a.output)}
 			}
+			if err := a.tls.load(); err != nil {
+				return err
+			}
 			return a.loadSecret()
 		},
 	}
@@ -99,6 +103,7 @@ func (a *app) rootCmd() *cobra.Command {
 	pf.DurationVar(&a.timeout, "timeout", 10*time.Second, "how long one command may take, retries included")
 	pf.StringVarP(&a.output, "output", "o", "table", "output of status and world list: table or json")
 	pf.StringVar(&a.secretFile, "secret-file", "", "file holding the cluster secret, for the admin commands of a cluster started with one (default: $"+envClusterSecret+")")
+	a.tls.flags(pf)
 	root.AddCommand(a.subcommands()...)
 	return root
 }
@@ -112,6 +117,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.removeCmd(),
 		a.transferLeaderCmd(),
 		a.snapshotCmd(),
+		a.backupCmd(),
 		a.worldCmd(),
 		a.actCmd(),
 		a.getCmd(),
@@ -123,6 +129,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.sessionCmd(),
 		a.drainCmd(),
 		a.auditCmd(),
+		a.tlsCmd(),
 	}
 }
 
@@ -131,10 +138,11 @@ func (a *app) client() *client.Client { return a.clientFor(a.addrs) }
 
 // clientFor returns a client for addrs, sending the cluster secret if any.
 func (a *app) clientFor(addrs []string) *client.Client {
-	if a.secret == "" {
-		return client.New(addrs)
+	opts := a.tls.options()
+	if a.secret != "" {
+		opts = append(opts, client.WithClusterSecret(a.secret))
 	}
-	return client.New(addrs, client.WithClusterSecret(a.secret))
+	return client.New(addrs, opts...)
 }
 
 // context bounds one command by --timeout.

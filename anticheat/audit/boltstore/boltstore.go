@@ -5,9 +5,8 @@
 // whole events only, and the tree's size is derived from the last key.
 //
 // It lives apart from package audit so that audit, which gsdctl links
-// for offline verification, links no database. The node that wires the
-// audit log into the committed feed (not yet: issue 15) hands it the
-// event archive's bolt file or a file of its own.
+// for offline verification, links no database. A gsd node keeps its
+// trees in a file of their own, <data-dir>/audit.db (cmd/gsd/audit.go).
 package boltstore
 
 import (
@@ -57,8 +56,6 @@ func (s *Store) bucket(tx *bbolt.Tx) (*bbolt.Bucket, error) {
 	return nil, fmt.Errorf("%w: the bucket of world %s is gone", audit.ErrCorrupt, s.world)
 }
 
-func key(i int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(i)) }
-
 // count returns the number of hashes in b: the last index plus one.
 func count(b *bbolt.Bucket) (int64, error) {
 	k, _ := b.Cursor().Last()
@@ -92,8 +89,10 @@ func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		if err != nil {
 			return err
 		}
+		var k [8]byte // Get keeps no reference to it
 		for i, x := range indexes {
-			v := b.Get(key(x))
+			binary.BigEndian.PutUint64(k[:], uint64(x))
+			v := b.Get(k[:])
 			if len(v) != tlog.HashSize {
 				return fmt.Errorf("%w: world %s: stored hash %d has %d bytes", audit.ErrCorrupt, s.world, x, len(v))
 			}
@@ -122,8 +121,14 @@ func (s *Store) AppendHashes(start int64, hashes []tlog.Hash) error {
 			return fmt.Errorf("gsd/audit/boltstore: world %s: append at %d, %d stored", s.world, start, n)
 		}
 		b.FillPercent = 1 // keys only ever grow
-		for i, h := range hashes {
-			err = errors.Join(err, b.Put(key(start+int64(i)), h[:]))
+		// Put keeps its key and value until the commit: one array holds
+		// the batch's keys, and the values are the caller's hashes, which
+		// stay put until this call returns.
+		keys := make([]byte, 8*len(hashes))
+		for i := range hashes {
+			k := keys[8*i : 8*i+8 : 8*i+8]
+			binary.BigEndian.PutUint64(k, uint64(start+int64(i)))
+			err = errors.Join(err, b.Put(k, hashes[i][:]))
 		}
 		return err
 	})

@@ -132,3 +132,27 @@ func (e *Env) Stream(path string) (next func() map[string]any, stop func()) {
 func (e *Env) WSURL(world string) string {
 	return "ws" + strings.TrimPrefix(e.TS.URL, "http") + "/v1/worlds/" + world + "/play"
 }
+
+// Server is a node's edge under test: it serves HTTP and closes.
+type Server interface {
+	Handler() http.Handler
+	Close()
+}
+
+// ServeNode builds a node's edge over b with build (the package's
+// constructor: api.New, or play's tests' own assembly), its config cfg
+// adjusted by opts and its world's commands routed by the single-group
+// router, and serves it on ln (see Serve).
+func ServeNode[C any, S Server](t *testing.T, b edge.Backend, reg *prometheus.Registry, ln net.Listener, cfg C, opts []func(*C),
+	build func(C, edge.Backend, edge.Router, *prometheus.Registry) (S, error)) (*Env, S) {
+	t.Helper()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	lg, ok := b.(edge.LeaderGroup)
+	require.True(t, ok, "%T cannot say who leads its group", b)
+	s, err := build(cfg, b, edge.NewSingleGroupRouter(lg), reg)
+	require.NoError(t, err)
+	f, _ := b.(*Fake)
+	return Serve(t, s.Handler(), f, reg, ln, s.Close), s
+}

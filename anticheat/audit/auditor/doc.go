@@ -1,0 +1,17 @@
+// Package auditor keeps a node's audit logs: for every world the node
+// holds, the Merkle tree of its committed events (anticheat/audit), fed
+// from the world's committed feed, and, when the node holds the cluster's
+// audit key, checkpoints of it signed at an interval and on demand.
+//
+// Its place in the flow: the store commits events and keeps each world's
+// feed; an Auditor follows each world's feed from the position after its
+// tree's stored size (so a restarted node resumes where it stopped, and
+// the feed's at-least-once delivery is absorbed by audit.Log), appends
+// the events in batches of what the feed has ready, and signs. The edge
+// (api/audit) serves the logs' checkpoints and proofs. Every replica
+// builds the same tree from the same log, so any node can serve proofs;
+// only nodes given the key sign.
+//
+// Goroutines: one per followed world and one signer, owned by Run, which
+// returns once they have stopped.
+package auditor

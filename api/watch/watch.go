@@ -1,0 +1,250 @@
+// Package watch serves spectators: GET /v1/worlds/{world}/watch over
+// WebSocket, the frames of package spectator (a keyframe of what the
+// viewer's class may see, then a delta per tick, or filtered events),
+// delayed as the world's rules and the viewer ask. Watchers never slow
+// players: a world's pipeline reads the committed feed once per delay and
+// makes each view's frames once, and a viewer whose queue is full skips
+// to the next keyframe.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Close codes of a watch connection (docs/PROTOCOL.md, "Watching").
+const (
+	// CloseRulesChanged: the world's rules changed; join again.
+	CloseRulesChanged websocket.StatusCode = 4409
+	// CloseGone: the feed cannot serve the world from where the pipeline
+	// starts (archive_gap), or the world is gone.
+	CloseGone websocket.StatusCode = 4410
+)
+
+// Service serves the watch route over the edge's shared core.
+type Service struct {
+	*edge.Core
+	hub     *spectator.Hub
+	viewers prometheus.Gauge
+	frames  prometheus.Counter
+	bytes   prometheus.Counter
+}
+
+// seeder is what a backend offers to seed a pipeline with the world's
+// current state instead of its whole history (store.Store has it).
+type seeder interface {
+	Entities(world string) ([]fsm.EntityView, uint64, error)
+	Event(world string, seq uint64) (*fsm.Event, bool)
+}
+
+// New returns the watch service over core; its metrics go to reg.
+func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
+	b := core.Backend()
+	cfg := spectator.HubConfig{
+		Subscribe: func(world string, from uint64) (fanout.Subscription, error) {
+			sub, err := b.Subscribe(world, from)
+			if err != nil {
+				return nil, err // not a typed nil in the interface
+			}
+			return sub, nil
+		},
+		Rules:    func(world string) (fsm.Rules, error) { return rulesOf(b, world) },
+		Pipeline: spectator.DefaultConfig(),
+	}
+	if sd, ok := b.(seeder); ok {
+		cfg.Seed = func(world string) (*spectator.State, error) { return seed(sd, world) }
+	}
+	hub, err := spectator.NewHub(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{Core: core, hub: hub,
+		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_watch_viewers", Help: "Open watch connections on this node."}),
+		frames:  prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_frames_total", Help: "Frames written to watch connections."}),
+		bytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_bytes_total", Help: "Bytes of the frames written to watch connections."}),
+	}
+	for _, c := range []prometheus.Collector{s.viewers, s.frames, s.bytes} {
+		if err := reg.Register(c); err != nil {
+			hub.Close()
+			return nil, fmt.Errorf("watch metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// rulesOf returns world's rules in this node's applied state.
+func rulesOf(b edge.Backend, world string) (fsm.Rules, error) {
+	for _, w := range b.Worlds() {
+		if w.ID == world {
+			return w.Rules, nil
+		}
+	}
+	return fsm.Rules{}, fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, world)
+}
+
+// seed reads world's state on this node: nil (start from the first event)
+// before its first event, or when that event has left the node's memory.
+func seed(sd seeder, world string) (*spectator.State, error) {
+	ents, seq, err := sd.Entities(world)
+	if err != nil || seq == 0 {
+		return nil, err
+	}
+	ev, ok := sd.Event(world, seq)
+	if !ok {
+		return nil, nil
+	}
+	return spectator.SeedState(world, seq, ev.Time, ents), nil
+}
+
+// Register adds the watch route to mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/worlds/{world}/watch", s.Watch)
+}
+
+// Close stops the pipelines; call it after the core's Close has ended the
+// watch connections.
+func (s *Service) Close() { s.hub.Close() }
+
+// Watch handles GET /v1/worlds/{world}/watch[?view=CLASS][&delay=D][&mode=events].
+// Errors before the upgrade are JSON answers: an unknown world (404), a
+// bad view, delay or mode (400), a missing or bad token with auth on
+// (401). After it, frames are text messages (JSON) or, with the
+// gsd.msgpack.v1 subprotocol, binary ones.
+func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
+	world := r.PathValue("world")
+	v, events, err := s.viewer(r)
+	if err != nil {
+		s.WriteError(w, err, false)
+		return
+	}
+	if !s.OpenStream() {
+		s.WriteError(w, edge.ErrUnavailable, false)
+		return
+	}
+	defer s.StreamDone()
+	join := s.hub.Join
+	if events {
+		join = s.hub.JoinEvents
+	}
+	wt, err := join(world, v)
+	if err != nil {
+		s.WriteError(w, classify(err), false)
+		return
+	}
+	defer wt.Close()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.SubprotocolJSON, wire.SubprotocolMsgpack}})
+	if err != nil {
+		return // Accept has answered
+	}
+	defer ws.CloseNow()
+	s.viewers.Inc()
+	defer s.viewers.Dec()
+	binary := ws.Subprotocol() == wire.SubprotocolMsgpack
+	ctx := ws.CloseRead(r.Context()) // the client says nothing; its close ends ctx
+	defer context.AfterFunc(s.Closing(), func() { ws.Close(websocket.StatusGoingAway, "server closing") })()
+	for {
+		var f *spectator.Frame
+		select {
+		case f = <-wt.Frames():
+		case <-ctx.Done():
+			return
+		}
+		if f == nil {
+			code, reason := closeStatus(wt.Err())
+			ws.Close(code, reason)
+			return
+		}
+		if err := s.write(ctx, ws, f, binary); err != nil {
+			return
+		}
+	}
+}
+
+// write sends one frame within the stream write timeout.
+func (s *Service) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, binary bool) error {
+	typ, data := websocket.MessageText, f.Data
+	if binary {
+		var err error
+		if data, err = f.Msgpack(); err != nil {
+			ws.Close(websocket.StatusInternalError, edge.CodeInternal)
+			return err
+		}
+		typ = websocket.MessageBinary
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Config().StreamWriteTimeout)
+	defer cancel()
+	if err := ws.Write(ctx, typ, data); err != nil {
+		return err
+	}
+	s.frames.Inc()
+	s.bytes.Add(float64(len(data)))
+	return nil
+}
+
+// viewer reads the watcher's class, delay and mode from the query and,
+// with auth on, its player from its token (a player watching its own
+// world sees what it owns); a watcher without a token with auth off is a
+// spectator of the public class.
+func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
+	q := r.URL.Query()
+	v := spectator.Viewer{Class: q.Get("view")}
+	if d := q.Get("delay"); d != "" {
+		delay, err := time.ParseDuration(d)
+		if err != nil || delay < 0 || delay > fsm.MaxViewDelay {
+			return v, false, fmt.Errorf("%w: delay must be a duration from 0 to %s, got %q", fsm.ErrMalformed, fsm.MaxViewDelay, d)
+		}
+		v.Delay = delay
+	}
+	var events bool
+	switch m := q.Get("mode"); m {
+	case "", "state":
+	case "events":
+		events = true
+	default:
+		return v, false, fmt.Errorf("%w: mode must be state or events, got %q", fsm.ErrMalformed, m)
+	}
+	if s.Auth() != nil {
+		id, err := s.Identify(r)
+		if err != nil {
+			return v, false, err
+		}
+		v.Player = id.Player
+	}
+	return v, events, nil
+}
+
+// classify maps the spectator package's refusals to the edge's errors.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, spectator.ErrUnknownClass), errors.Is(err, spectator.ErrBadDelay), errors.Is(err, spectator.ErrBadRules):
+		return fmt.Errorf("%w: %v", fsm.ErrMalformed, err)
+	}
+	return err
+}
+
+// closeStatus is the close of a watch whose frames ended with err.
+func closeStatus(err error) (websocket.StatusCode, string) {
+	switch {
+	case err == nil, errors.Is(err, spectator.ErrClosed):
+		return websocket.StatusGoingAway, "server closing"
+	case errors.Is(err, spectator.ErrRulesChanged):
+		return CloseRulesChanged, "rules changed: join again"
+	}
+	status, code := edge.Classify(err, false)
+	if status == http.StatusGone || status == http.StatusNotFound {
+		return CloseGone, code
+	}
+	return websocket.StatusInternalError, strings.TrimSpace(code)
+}

@@ -1,0 +1,271 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// watchEnv is a one-node store with a world arena and the watch route.
+type watchEnv struct {
+	st  *store.Store
+	svc *Service
+	ts  *httptest.Server
+	seq uint64
+}
+
+func newWatchEnv(t *testing.T) *watchEnv {
+	t.Helper()
+	st := apitest.StartStore(t)
+	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{"score": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}}}
+	require.NoError(t, st.CreateWorld(context.Background(), "arena", rules))
+	core := apitest.Core(t, st, nil)
+	svc, err := New(core, prometheus.NewRegistry())
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	ts := httptest.NewServer(core.Handler(mux))
+	t.Cleanup(func() {
+		core.Close()
+		svc.Close()
+		ts.Close()
+	})
+	return &watchEnv{st: st, svc: svc, ts: ts}
+}
+
+// hit adds by to e1's score and returns the event's seq.
+func (e *watchEnv) hit(t *testing.T, by int64) uint64 {
+	t.Helper()
+	e.seq++
+	ev, _, err := e.st.Act(context.Background(), &fsm.Action{World: "arena", Player: "p1", Seq: e.seq,
+		Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e1", Field: "score", By: by}}})
+	require.NoError(t, err)
+	return ev.Seq
+}
+
+func (e *watchEnv) dial(t *testing.T, query string, protocols ...string) *websocket.Conn {
+	t.Helper()
+	url := "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/v1/worlds/arena/watch" + query
+	c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{Subprotocols: protocols})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// next reads frames until one of typ reflects seq at least, and returns it.
+func next(t *testing.T, c *websocket.Conn, typ string, seq uint64) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		mt, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageText, mt)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(b, &m), "%s", b)
+		if m["type"] == typ && uint64(m["seq"].(float64)) >= seq {
+			return m
+		}
+	}
+}
+
+func score(t *testing.T, frame map[string]any) float64 {
+	t.Helper()
+	ents := frame["entities"].(map[string]any)
+	e1 := ents["e1"].(map[string]any)
+	return e1["fields"].(map[string]any)["score"].(map[string]any)["value"].(float64)
+}
+
+// A watcher gets a keyframe of the world's state, then deltas as events
+// commit; a late watcher gets the view's last keyframe and the deltas
+// since.
+func TestWatchSendsAKeyframeThenDeltas(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	for range 3 {
+		e.hit(t, 1)
+	}
+	c := e.dial(t, "")
+	kf := next(t, c, wire.TypeKeyframe, 0)
+	require.Equal(t, "arena", kf["world"])
+	seq := e.hit(t, 10)
+	d := next(t, c, wire.TypeWatchDelta, seq)
+	require.EqualValues(t, 13, score(t, d))
+
+	// The late watcher joins on the view's last keyframe and the deltas
+	// made since.
+	late := e.dial(t, "")
+	next(t, late, wire.TypeKeyframe, 0)
+	require.EqualValues(t, 13, score(t, next(t, late, wire.TypeWatchDelta, seq)))
+	require.Equal(t, float64(2), testutil.ToFloat64(e.svc.viewers))
+}
+
+// With the msgpack subprotocol, frames are binary and say the same.
+func TestWatchOverMsgpack(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	seq := e.hit(t, 5)
+	c := e.dial(t, "", wire.SubprotocolMsgpack)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		mt, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageBinary, mt)
+		var kf wire.Keyframe
+		require.NoError(t, wire.UnmarshalMsgpack(b, &kf))
+		if kf.Type == wire.TypeKeyframe && kf.Seq >= seq {
+			require.EqualValues(t, 5, kf.Entities["e1"].Fields["score"].Value.Int)
+			return
+		}
+	}
+}
+
+// Bad requests are answered before the upgrade, in JSON.
+func TestWatchRefusesBadRequests(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	for name, tc := range map[string]struct {
+		path   string
+		status int
+		code   string
+	}{
+		"unknown world": {"/v1/worlds/nowhere/watch", 404, fsm.CodeUnknownWorld},
+		"bad delay":     {"/v1/worlds/arena/watch?delay=forever", 400, fsm.CodeMalformed},
+		"long delay":    {"/v1/worlds/arena/watch?delay=301s", 400, fsm.CodeMalformed},
+		"bad mode":      {"/v1/worlds/arena/watch?mode=replay", 400, fsm.CodeMalformed},
+		"unknown class": {"/v1/worlds/arena/watch?view=coach", 400, fsm.CodeMalformed},
+	} {
+		resp, err := http.Get(e.ts.URL + tc.path)
+		require.NoError(t, err, name)
+		var body wire.ErrorBody
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body), name)
+		resp.Body.Close()
+		require.Equal(t, tc.status, resp.StatusCode, name)
+		require.Equal(t, tc.code, body.Code, name)
+	}
+}
+
+// A watcher in events mode gets the events its view may see after its
+// keyframe; a delayed watcher gets nothing newer than its delay.
+func TestWatchEventsModeAndDelay(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	c := e.dial(t, "?mode=events")
+	next(t, c, wire.TypeKeyframe, 0)
+	seq := e.hit(t, 2)
+	m := next(t, c, wire.TypeEvents, seq)
+	require.NotEmpty(t, m["events"])
+
+	delayed := e.dial(t, "?delay=300s")
+	kf := next(t, delayed, wire.TypeKeyframe, 0)
+	require.Less(t, uint64(kf["seq"].(float64)), seq, "nothing of the last 300 s")
+}
+
+// Closing the server ends its watch connections with going away.
+func TestWatchEndsWhenTheServerCloses(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	c := e.dial(t, "")
+	next(t, c, wire.TypeKeyframe, 0)
+	e.svc.Core.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			require.Equal(t, websocket.StatusGoingAway, websocket.CloseStatus(err), "%v", err)
+			return
+		}
+	}
+}
+
+func TestCloseStatusSaysWhyFramesEnded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err    error
+		status websocket.StatusCode
+	}{
+		{nil, websocket.StatusGoingAway},
+		{spectator.ErrClosed, websocket.StatusGoingAway},
+		{fmt.Errorf("x: %w", spectator.ErrRulesChanged), CloseRulesChanged},
+		{fmt.Errorf("%w: world arena seq 1", store.ErrArchiveGap), CloseGone},
+		{fmt.Errorf("%w: arena", fsm.ErrUnknownWorld), CloseGone},
+		{errors.New("disk on fire"), websocket.StatusInternalError},
+	} {
+		status, reason := closeStatus(tc.err)
+		require.Equal(t, tc.status, status, "%v", tc.err)
+		require.NotEmpty(t, reason)
+	}
+}
+
+func TestNewFailsWhenItsMetricsAreTaken(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	reg := prometheus.NewRegistry()
+	s, err := New(e.svc.Core, reg)
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = New(e.svc.Core, reg)
+	require.ErrorContains(t, err, "watch metrics")
+}
+
+// With auth on a watcher needs a valid token; a closing node takes no new
+// watcher.
+func TestWatchNeedsATokenWithAuthOnAndRefusesWhileClosing(t *testing.T) {
+	t.Parallel()
+	st := apitest.StartStore(t)
+	require.NoError(t, st.CreateWorld(context.Background(), "arena", fsm.Rules{}))
+	cfg := apitest.Config()
+	cfg.Auth = apitest.Auth()
+	core := apitest.Core(t, st, &cfg)
+	svc, err := New(core, prometheus.NewRegistry())
+	require.NoError(t, err)
+	defer svc.Close()
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	ts := httptest.NewServer(core.Handler(mux))
+	defer ts.Close()
+
+	resp, err := http.Get(ts.URL + "/v1/worlds/arena/watch")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+	tok := apitest.Sign(t, jwt.SigningMethodHS256, apitest.Keys.HS, apitest.Claims("ann"))
+	url := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/worlds/arena/watch"
+	c, _, err := websocket.Dial(context.Background(), url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tok}}})
+	require.NoError(t, err)
+	next(t, c, wire.TypeKeyframe, 0)
+	c.CloseNow()
+
+	core.Close()
+	req, err := http.NewRequest("GET", ts.URL+"/v1/worlds/arena/watch", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}

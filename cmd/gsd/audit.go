@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
+	"github.com/gsd-dev/gsd/anticheat/audit/boltstore"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// auditFile is the audit trees' bolt file in the data dir.
+const auditFile = "audit.db"
+
+// auditOptions are the audit log's flags. Every node keeps the trees;
+// only a node given a key signs checkpoints.
+type auditOptions struct {
+	keyFiles     []string
+	signInterval time.Duration
+}
+
+func (a *auditOptions) flags(f *pflag.FlagSet) {
+	f.StringArrayVar(&a.keyFiles, "audit-key", nil, "private audit key file (gsdctl audit keygen) that signs every world's audit checkpoints; give it twice during a key rotation (see docs/ANTICHEAT.md)")
+	f.DurationVar(&a.signInterval, "audit-sign-interval", 10*time.Second, "how often each world whose audit log grew gets a new signed checkpoint (0: the default)")
+}
+
+// signers reads the key files.
+func (a *auditOptions) signers() ([]note.Signer, error) {
+	if a.signInterval < 0 {
+		return nil, usageError{errors.New("--audit-sign-interval must not be negative")}
+	}
+	var out []note.Signer
+	for _, f := range a.keyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--audit-key: %w", err)}
+		}
+		k, err := audit.ParseSigningKey(string(b))
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--audit-key %s: %w", f, err)}
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// start opens the audit trees' file in dir and runs the node's auditor
+// over st until the returned stop is called (idempotent).
+func (a *auditOptions) start(dir string, st *store.Store, reg prometheus.Registerer, log *slog.Logger) (*auditor.Auditor, func(), error) {
+	signers, err := a.signers()
+	if err != nil {
+		return nil, nil, err
+	}
+	// No fsync per write: the trees are derived from the event archive,
+	// which holds what a lost write needs again (see docs/ANTICHEAT.md);
+	// the file is synced when the auditor stops.
+	db, err := bbolt.Open(filepath.Join(dir, auditFile), 0o600, &bbolt.Options{Timeout: time.Second, NoSync: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit log file: %w", err)
+	}
+	cfg := auditor.DefaultConfig()
+	cfg.Signers, cfg.Logger = signers, log.With("component", "audit")
+	if a.signInterval > 0 {
+		cfg.SignInterval = a.signInterval
+	}
+	aud, err := auditor.New(cfg, storeSource{st}, func(world string) (audit.HashStore, error) { return boltstore.New(db, world) })
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := registerAuditMetrics(reg, aud); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); aud.Run(ctx) }()
+	if len(signers) > 0 {
+		log.Info("audit checkpoints signed", "keys", len(signers), "interval", cfg.SignInterval)
+	}
+	var once sync.Once
+	return aud, func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			if err := errors.Join(db.Sync(), db.Close()); err != nil {
+				log.Error("audit log file close", "err", err)
+			}
+		})
+	}, nil
+}
+
+// registerAuditMetrics publishes the auditor's figures, read at each scrape.
+func registerAuditMetrics(reg prometheus.Registerer, aud *auditor.Auditor) error {
+	gauge := func(name, help string, f func(auditor.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(aud.Stats()) })
+	}
+	for _, c := range []prometheus.Collector{
+		gauge("gsd_audit_worlds", "Worlds whose audit log this node keeps.", func(s auditor.Stats) float64 { return float64(s.Worlds) }),
+		gauge("gsd_audit_worlds_stalled", "Worlds whose audit log stopped following the feed (an archive gap; retried every second).",
+			func(s auditor.Stats) float64 { return float64(s.Stalled) }),
+		gauge("gsd_audit_events", "Events in this node's audit logs, all worlds together.", func(s auditor.Stats) float64 { return float64(s.Events) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gsd_audit_checkpoints_signed_total", Help: "Audit checkpoints this node signed."},
+			func() float64 { return float64(aud.Stats().Signed) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("audit metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// storeSource is the auditor's view of the node's one group.
+type storeSource struct{ st *store.Store }
+
+func (s storeSource) Worlds() []fsm.WorldInfo { return s.st.Worlds() }
+
+func (s storeSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
+	sub, err := s.st.Subscribe(world, from)
+	if err != nil {
+		return nil, err
+	}
+	return sub, nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func TestAuditKeyFlagsAreChecked(t *testing.T) {
+	priv, _, err := audit.GenerateKey("k")
+	require.NoError(t, err)
+	o := auditOptions{keyFiles: []string{writeFile(t, priv+"\n"), writeFile(t, priv)}, signInterval: time.Second}
+	s, err := o.signers()
+	require.NoError(t, err)
+	require.Len(t, s, 2)
+
+	for _, bad := range []auditOptions{
+		{signInterval: -time.Second},
+		{keyFiles: []string{filepath.Join(t.TempDir(), "missing.key")}, signInterval: time.Second},
+		{keyFiles: []string{writeFile(t, "not a key")}, signInterval: time.Second},
+	} {
+		_, err := bad.signers()
+		require.Error(t, err)
+		require.ErrorAs(t, err, new(usageError))
+	}
+	code := run(context.Background(), []string{"--audit-key", filepath.Join(t.TempDir(), "missing.key")}, &syncBuffer{}, &syncBuffer{})
+	require.NotZero(t, code)
+}
+
+// A node without a key keeps the trees and serves proofs; asking it for
+// a signed checkpoint names the missing key.
+func TestANodeWithoutAnAuditKeyServesProofsButSignsNothing(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, "solo", t.TempDir())
+	n.waitLeader(t)
+	c := n.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, err := c.Act(ctx, "arena", incr("p1", seq, "e1", 1))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		p, err := c.AuditProof(ctx, "arena", 3, 3)
+		return err == nil && p.Size == 3 && len(p.Proof) == 1 // leaf 3 of 3: its sibling is the root of leaves 1 and 2
+	}, time.Minute, 10*time.Millisecond)
+	_, err := c.AuditCheckpoint(ctx, "arena")
+	require.ErrorContains(t, err, wire.CodeNoAuditKey)
+	resp, err := http.Get("http://" + n.http + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	requireContains(t, string(b), "gsd_audit_worlds 1", "gsd_audit_worlds_stalled 0", "gsd_audit_events 3", "gsd_audit_checkpoints_signed_total 0")
+}
+
+func TestAuditMetricsRegisterOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	aud, err := auditor.New(auditor.DefaultConfig(), storeSource{}, func(string) (audit.HashStore, error) { return &audit.MemStore{}, nil })
+	require.NoError(t, err)
+	require.NoError(t, registerAuditMetrics(reg, aud))
+	require.ErrorContains(t, registerAuditMetrics(reg, aud), "audit metrics")
+}
+
+// Every replica builds the same tree: a follower's checkpoint equals the
+// leader's at the same size, and a proof from one checks against the
+// other's signed checkpoint.
+func TestReplicasKeepTheSameAuditTree(t *testing.T) {
+	t.Parallel()
+	priv, pub, err := audit.GenerateKey("gsd-audit")
+	require.NoError(t, err)
+	key := writeFile(t, priv)
+	v, err := audit.ParseVerifyingKey(pub)
+	require.NoError(t, err)
+	n1 := startNode(t, "n1", t.TempDir(), "--audit-key", key)
+	n1.waitLeader(t)
+	n2 := startNode(t, "n2", t.TempDir(), "--audit-key", key, "--join", n1.http)
+	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
+	n2.waitLeader(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c1, c2 := n1.client(t), n2.client(t)
+	require.NoError(t, c2.CreateWorld(ctx, "arena", wire.Rules{}))
+	evs := make([]wire.Event, 0, 30)
+	for seq := uint64(1); seq <= 30; seq++ {
+		ev, err := c2.Act(ctx, "arena", incr(fmt.Sprintf("p%d", seq%3), seq, "e1", int64(seq)))
+		require.NoError(t, err)
+		evs = append(evs, ev)
+	}
+	signedAt := func(c *client.Client) audit.Checkpoint {
+		var cp audit.Checkpoint
+		require.Eventually(t, func() bool {
+			msg, err := c.SignAuditCheckpoint(ctx, "arena")
+			require.NoError(t, err)
+			cp, _, err = audit.OpenCheckpoint(msg, v)
+			require.NoError(t, err)
+			return cp.Size == 30
+		}, time.Minute, 10*time.Millisecond)
+		return cp
+	}
+	cp1, cp2 := signedAt(c1), signedAt(c2)
+	require.Equal(t, cp1, cp2)
+	for _, seq := range []uint64{1, 17, 30} {
+		p, err := c2.AuditProof(ctx, "arena", seq, 30)
+		require.NoError(t, err)
+		proof := make([]tlog.Hash, len(p.Proof))
+		for i, h := range p.Proof {
+			proof[i] = tlog.Hash(h)
+		}
+		ev := evs[seq-1]
+		ev.Duplicate = false
+		require.NoError(t, audit.CheckInclusion(cp1, &ev, proof))
+	}
+}

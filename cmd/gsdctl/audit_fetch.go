@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) auditFetchCmd() *cobra.Command {
+	var out string
+	var sign bool
+	cmd := &cobra.Command{
+		Use:   "fetch WORLD",
+		Short: "Export a world's match log with its signed checkpoint and leaf hashes",
+		Long: `Fetch from a node what gsdctl audit verify checks: the world's newest
+signed audit checkpoint (PREFIX.checkpoint), its events from seq 1 up to the
+checkpoint's size as NDJSON (PREFIX.ndjson) and the audit tree's leaf hashes
+of those events (PREFIX.leaves). Any node serves them: every replica keeps
+the same tree. With --sign the node signs a checkpoint of its log now
+(an admin call) instead of answering its newest one.
+
+Nothing is checked here: check the files with the audit public key, on
+this machine or any other, with gsdctl audit verify.`,
+		Example: `  gsdctl audit fetch arena --out match
+  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --leaves match.leaves --key gsd-audit-2026.pub`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			world := args[0]
+			prefix := out
+			if prefix == "" {
+				prefix = world
+			}
+			ctx, cancel := a.context(cmd)
+			defer cancel()
+			c := a.client()
+			var msg []byte
+			var err error
+			if sign {
+				msg, err = c.SignAuditCheckpoint(ctx, world)
+			} else {
+				msg, err = c.AuditCheckpoint(ctx, world)
+			}
+			if err != nil {
+				return err
+			}
+			cp, err := checkpointText(msg)
+			if err != nil {
+				return err
+			}
+			var log bytes.Buffer
+			if cp.Size > 0 {
+				stop := errors.New("done")
+				enc := json.NewEncoder(&log)
+				err = c.Follow(ctx, world, 1, func(ev wire.Event) error {
+					if err := enc.Encode(ev); err != nil {
+						return err
+					}
+					if int64(ev.Seq) >= cp.Size {
+						return stop
+					}
+					return nil
+				})
+				if !errors.Is(err, stop) {
+					return fmt.Errorf("export events 1 to %d: %w", cp.Size, err)
+				}
+			}
+			var leaves []byte
+			if cp.Size > 0 {
+				if leaves, err = c.AuditLeaves(ctx, world, 1, uint64(cp.Size)); err != nil {
+					return fmt.Errorf("leaf hashes 1 to %d: %w", cp.Size, err)
+				}
+			}
+			for _, f := range []struct {
+				ext string
+				b   []byte
+			}{{".checkpoint", msg}, {".ndjson", log.Bytes()}, {".leaves", leaves}} {
+				if err := os.WriteFile(prefix+f.ext, f.b, 0o644); err != nil {
+					return err
+				}
+			}
+			_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events), %[1]s.ndjson and %[1]s.leaves\n", prefix, cp.Origin, cp.Size)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "path prefix of the three files (default: WORLD)")
+	cmd.Flags().BoolVar(&sign, "sign", false, "have the node sign a checkpoint now (admin) rather than fetch its newest")
+	return cmd
+}
+
+// checkpointText reads a signed checkpoint's text without checking its
+// signatures (gsdctl audit verify does, with the public key).
+func checkpointText(msg []byte) (audit.Checkpoint, error) {
+	i := bytes.Index(msg, []byte("\n\n"))
+	if i < 0 {
+		return audit.Checkpoint{}, fmt.Errorf("%w: not a signed note", audit.ErrCheckpoint)
+	}
+	return audit.ParseCheckpoint(string(msg[:i+1]))
+}

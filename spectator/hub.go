@@ -1,0 +1,223 @@
+package spectator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// HubConfig configures a Hub.
+type HubConfig struct {
+	// Subscribe opens a world's feed (required).
+	Subscribe fanout.SubscribeFunc
+	// Rules returns a world's current rules (required).
+	Rules func(world string) (fsm.Rules, error)
+	// Seed returns a state to start a world's pipeline from (a read of the
+	// store's state at a seq, with that event's leader time); nil, or a
+	// seed the delay refuses, starts from the world's first event.
+	Seed func(world string) (*State, error)
+	// TeamOf returns the players' teams of a world when they come from
+	// claims or session data; nil: no such teams.
+	TeamOf func(world string) TeamFunc
+	// Pipeline is the template of every pipeline's Config: its World,
+	// Access, Subscribe, Seed, TeamOf, Aggregates and Delay are set per
+	// pipeline.
+	Pipeline Config
+}
+
+// Hub runs the pipelines of a node's watchers: one per world and delay,
+// started by its first viewer and stopped by its last (fanout.Hub's
+// lifecycle, one level up). It is what a watch endpoint calls.
+type Hub struct {
+	cfg HubConfig
+
+	mu     sync.Mutex
+	pipes  map[pipeKey]*hubPipe
+	closed bool
+}
+
+// hubPipe is a running pipeline and the rules it enforces.
+type hubPipe struct {
+	p     *Pipeline
+	rules []byte // the rules as JSON
+}
+
+type pipeKey struct {
+	world string
+	delay time.Duration
+}
+
+// NewHub returns a Hub; it starts nothing until a viewer joins.
+func NewHub(cfg HubConfig) (*Hub, error) {
+	if cfg.Subscribe == nil || cfg.Rules == nil {
+		return nil, errors.New("spectator: a hub needs Subscribe and Rules")
+	}
+	return &Hub{cfg: cfg, pipes: make(map[pipeKey]*hubPipe)}, nil
+}
+
+// Watch is one viewer's place in a hub.
+type Watch struct {
+	hub *Hub
+	key pipeKey
+	p   *Pipeline
+	m   *Member
+}
+
+// Frames returns the viewer's frames (Member.Frames).
+func (w *Watch) Frames() <-chan *Frame { return w.m.Frames() }
+
+// Err returns why the viewer's frames ended when its pipeline stopped
+// (nil while it runs, ErrClosed after Close).
+func (w *Watch) Err() error { return w.p.Err() }
+
+// Close ends the watch; the pipeline stops when it was its last viewer.
+func (w *Watch) Close() {
+	h := w.hub
+	h.mu.Lock()
+	w.p.Leave(w.m)
+	hp := h.pipes[w.key]
+	stop := w.p.Viewers() == 0 && hp != nil && hp.p == w.p
+	if stop {
+		delete(h.pipes, w.key)
+	}
+	h.mu.Unlock()
+	if stop {
+		w.p.Close()
+	}
+}
+
+// Join starts watching world as v. Errors: the world's rules (unknown
+// world), the viewer (ErrUnknownClass, ErrBadDelay), rules the package
+// cannot enforce (ErrBadRules), the feed's.
+func (h *Hub) Join(world string, v Viewer) (*Watch, error) { return h.join(world, v, false) }
+
+// JoinEvents is Join for a filtered, delayed event stream: after its
+// keyframe the viewer gets every event as its view may see it
+// (Pipeline.JoinEvents).
+func (h *Hub) JoinEvents(world string, v Viewer) (*Watch, error) { return h.join(world, v, true) }
+
+func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
+	rules, err := h.cfg.Rules(world)
+	if err != nil {
+		return nil, err
+	}
+	a, err := NewAccess(rules)
+	if err != nil {
+		return nil, err
+	}
+	view, delay, err := a.Resolve(v)
+	if err != nil {
+		return nil, err
+	}
+	rb, err := json.Marshal(rules)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadRules, err)
+	}
+	key := pipeKey{world, delay}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	// A world's rules changed (an update is not in the feed): its
+	// pipelines enforce the old ones, so they end, and their viewers with
+	// them (ErrRulesChanged: join again).
+	for k, hp := range h.pipes {
+		if k.world == world && !bytes.Equal(hp.rules, rb) {
+			hp.p.stop(ErrRulesChanged)
+			delete(h.pipes, k)
+		}
+	}
+	hp := h.pipes[key]
+	if hp == nil || hp.p.Err() != nil {
+		p, err := h.start(world, rules, a, delay)
+		if err != nil {
+			return nil, err
+		}
+		hp = &hubPipe{p: p, rules: rb}
+		h.pipes[key] = hp
+	}
+	p := hp.p
+	join := p.Join
+	if events {
+		join = p.JoinEvents
+	}
+	m, err := join(view)
+	if err != nil {
+		if p.Viewers() == 0 { // none to serve: do not leave it running
+			delete(h.pipes, key)
+			p.Close()
+		}
+		return nil, err
+	}
+	return &Watch{hub: h, key: key, p: p, m: m}, nil
+}
+
+// start starts world's pipeline with delay.
+func (h *Hub) start(world string, rules fsm.Rules, a *Access, delay time.Duration) (*Pipeline, error) {
+	ag, err := NewAggregates(a, rules)
+	if err != nil {
+		return nil, err
+	}
+	cfg := h.cfg.Pipeline
+	cfg.World, cfg.Access, cfg.Subscribe, cfg.Aggregates, cfg.Delay = world, a, h.cfg.Subscribe, ag, delay
+	cfg.Seed, cfg.TeamOf = nil, nil
+	if h.cfg.TeamOf != nil {
+		cfg.TeamOf = h.cfg.TeamOf(world)
+	}
+	if h.cfg.Seed != nil {
+		s, err := h.cfg.Seed(world)
+		if err != nil {
+			return nil, fmt.Errorf("spectator: seed world %s: %w", world, err)
+		}
+		cfg.Seed = s
+		p, err := New(cfg)
+		if !errors.Is(err, ErrSeedTooNew) {
+			return p, err
+		}
+		// Too new for the delay: build the state from the feed instead
+		// (the refusal came before the aggregates were touched).
+		cfg.Seed = nil
+	}
+	return New(cfg)
+}
+
+// RulesChanged ends world's pipelines, and their viewers with them
+// (ErrRulesChanged), for the edge to call when it learns of a rules
+// update: a running pipeline enforces the rules it started with, and a
+// join only compares the rules of the pipelines it meets.
+func (h *Hub) RulesChanged(world string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, hp := range h.pipes {
+		if k.world == world {
+			hp.p.stop(ErrRulesChanged)
+			delete(h.pipes, k)
+		}
+	}
+}
+
+// Close stops every pipeline; their viewers' channels close.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	pipes := h.pipes
+	h.pipes = map[pipeKey]*hubPipe{}
+	h.mu.Unlock()
+	for _, hp := range pipes {
+		hp.p.Close()
+	}
+}
+
+// Pipelines returns how many pipelines run.
+func (h *Hub) Pipelines() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.pipes)
+}

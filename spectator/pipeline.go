@@ -1,0 +1,412 @@
+package spectator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Defaults of a pipeline's Config.
+const (
+	DefaultTick             = 100 * time.Millisecond
+	DefaultKeyframeInterval = 5 * time.Second
+	DefaultQueue            = 256
+	DefaultMaxHeld          = 1 << 20
+)
+
+// Config configures a Pipeline.
+type Config struct {
+	// World is the world watched (required).
+	World string
+	// Access is the world's visibility rules (required).
+	Access *Access
+	// Subscribe opens the world's feed (required): the seam the event
+	// streams' fan-out reads too (fanout.SubscribeFunc, store.Subscribe).
+	Subscribe fanout.SubscribeFunc
+	// Seed is the state to start from: the feed is read from the event
+	// after it. Nil starts from the world's first event. A seed newer than
+	// the delay allows is refused (ErrSeedTooNew): start from an older one.
+	Seed *State
+	// TeamOf gives players' teams when they come from claims or session
+	// data; nil: no such teams.
+	TeamOf TeamFunc
+	// Aggregates are the world's aggregated views (NewAggregates), kept by
+	// the pipeline from the events it releases; nil: none. One per
+	// pipeline: it holds their state.
+	Aggregates *Aggregates
+	// Delay is how old an event must be (in the leader's time) before any
+	// frame reflects it; every view of the pipeline has this delay.
+	Delay time.Duration
+	// MaxClockSkew bounds how far this node's clock may be from the
+	// leader's for the delay to hold (see Delay).
+	MaxClockSkew time.Duration
+	// Tick is how often released events make deltas.
+	Tick time.Duration
+	// KeyframeInterval is how often each view's join keyframe is made
+	// anew; a viewer joining gets the latest one and the deltas since.
+	KeyframeInterval time.Duration
+	// Queue is how many frames a viewer may have waiting; a viewer with a
+	// full queue skips deltas and gets a keyframe once it has room again.
+	Queue int
+	// MaxHeld bounds the events the delay holds; beyond it the pipeline
+	// stops reading the feed until some are released (the feed keeps them).
+	MaxHeld int
+	// Now is the clock (time.Now unless set).
+	Now func() time.Time
+}
+
+// DefaultConfig returns a Config with the defaults; World, Access and
+// Subscribe are left to the caller.
+func DefaultConfig() Config {
+	return Config{MaxClockSkew: DefaultMaxClockSkew, Tick: DefaultTick, KeyframeInterval: DefaultKeyframeInterval,
+		Queue: DefaultQueue, MaxHeld: DefaultMaxHeld, Now: time.Now}
+}
+
+// Validate reports a Config a Pipeline cannot run with.
+func (c Config) Validate() error {
+	switch {
+	case c.World == "":
+		return errors.New("spectator: no World")
+	case c.Access == nil:
+		return errors.New("spectator: nil Access")
+	case c.Subscribe == nil:
+		return errors.New("spectator: nil Subscribe")
+	case c.Now == nil:
+		return errors.New("spectator: nil Now")
+	case c.Seed != nil && c.Seed.world != c.World:
+		return fmt.Errorf("spectator: seed of world %s for world %s", c.Seed.world, c.World)
+	case c.Delay < 0 || c.Delay > fsm.MaxViewDelay:
+		return fmt.Errorf("%w: %s is outside 0..%s", ErrBadDelay, c.Delay, fsm.MaxViewDelay)
+	case c.MaxClockSkew < 0:
+		return errors.New("spectator: MaxClockSkew must be >= 0")
+	case c.Tick <= 0 || c.KeyframeInterval <= 0:
+		return errors.New("spectator: Tick and KeyframeInterval must be > 0")
+	case c.Queue < 2+c.Aggregates.Len() || c.MaxHeld < 1:
+		return errors.New("spectator: Queue must hold a keyframe, a delta and a frame per aggregated view; MaxHeld must be at least 1")
+	}
+	return nil
+}
+
+// Pipeline serves the watchers of one world with one delay: it reads the
+// world's feed once, holds the events in a Delay, applies the released
+// ones to the world's State once per tick, and makes each view's delta
+// once per tick and its keyframe once per interval, encoded once and
+// shared by the view's viewers. A viewer joins with a keyframe then gets
+// deltas; one too slow for its queue skips to a keyframe.
+//
+// Goroutines: a reader of the feed and the loop, both owned by the
+// pipeline; Close stops them and waits. A feed that fails stops the
+// pipeline: its viewers' channels close and Err says why.
+type Pipeline struct {
+	cfg    Config
+	delay  *Delay // the loop's only
+	sub    fanout.Subscription
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	ticker    *Ticker
+	views     map[viewKey]*viewState
+	lastKey   time.Time
+	err       error
+	stopped   bool
+	keyframes int // keyframes made, for tests and metrics
+	stats     Stats
+	aggs      []*aggFrame // each aggregate's latest frame, for joiners
+}
+
+// viewKey is a view and what its viewers get after their keyframe.
+type viewKey struct {
+	view   View
+	events bool // filtered events, not deltas
+}
+
+// viewState is one view's viewers and its join point: the latest keyframe
+// and the deltas made since.
+type viewState struct {
+	members map[*Member]struct{}
+	key     *Frame
+	since   []*Frame
+	cur     *Frame // keyframe at the state's seq, made for a lagging viewer
+}
+
+// New starts a pipeline.
+func New(cfg Config) (*Pipeline, error) {
+	p, err := newPipeline(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	evs := make(chan []*fsm.Event)
+	errs := make(chan error, 1)
+	p.wg.Add(2)
+	go p.read(ctx, evs, errs)
+	go p.loop(ctx, evs, errs)
+	return p, nil
+}
+
+// newPipeline makes a pipeline without starting it.
+func newPipeline(cfg Config) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := cfg.Seed
+	if s == nil {
+		s = NewState(cfg.World)
+	}
+	delay := NewDelay(cfg.Delay, cfg.MaxClockSkew)
+	if cfg.Delay > 0 && s.time > delay.Cutoff(cfg.Now()) {
+		// Its keyframes would show what the delay still holds back.
+		return nil, fmt.Errorf("%w: seq %d of world %s", ErrSeedTooNew, s.seq, cfg.World)
+	}
+	sub, err := cfg.Subscribe(cfg.World, s.seq+1)
+	if err != nil {
+		return nil, fmt.Errorf("spectator: subscribe world %s from %d: %w", cfg.World, s.seq+1, err)
+	}
+	p := &Pipeline{cfg: cfg, delay: delay, sub: sub,
+		ticker: NewTicker(cfg.Access, s, cfg.TeamOf), views: make(map[viewKey]*viewState),
+		lastKey: cfg.Now(), cancel: func() {}}
+	if ag := cfg.Aggregates; ag != nil {
+		ag.update(s, cfg.TeamOf, maps.Keys(s.ents))
+		fs, err := ag.frames(cfg.World, s.seq)
+		if err != nil {
+			return nil, err
+		}
+		p.aggs = fs
+	}
+	return p, nil
+}
+
+// read hands the feed's events to the loop until ctx ends or the feed
+// fails.
+func (p *Pipeline) read(ctx context.Context, out chan<- []*fsm.Event, errs chan<- error) {
+	defer p.wg.Done()
+	for {
+		evs, err := p.sub.Next(ctx)
+		if err != nil {
+			errs <- err
+			return
+		}
+		select {
+		case out <- evs:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// loop holds events, and steps once per tick.
+func (p *Pipeline) loop(ctx context.Context, evs <-chan []*fsm.Event, errs <-chan error) {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.Tick)
+	defer t.Stop()
+	for {
+		in := evs
+		if p.delay.Len() >= p.cfg.MaxHeld {
+			in = nil // the feed keeps them meanwhile
+		}
+		select {
+		case <-ctx.Done():
+			p.stop(ErrClosed)
+			return
+		case err := <-errs:
+			if ctx.Err() != nil {
+				err = ErrClosed // the read ended because the pipeline did
+			} else {
+				err = fmt.Errorf("spectator: world %s feed: %w", p.cfg.World, err)
+			}
+			p.stop(err)
+			return
+		case b := <-in:
+			p.delay.Push(b...)
+		case <-t.C:
+			if err := p.step(p.cfg.Now()); err != nil {
+				p.stop(err)
+				return
+			}
+		}
+	}
+}
+
+// step releases what the delay lets go at now, makes the tick's deltas and,
+// when due, new keyframes, and serves lagging viewers.
+func (p *Pipeline) step(now time.Time) error {
+	released := p.delay.Release(now)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ev := range released {
+		if err := p.ticker.Apply(ev); err != nil {
+			return err
+		}
+		if ag := p.cfg.Aggregates; ag != nil {
+			ag.observe(ev)
+		}
+	}
+	if p.ticker.Pending() {
+		var aggs []*aggFrame
+		if ag := p.cfg.Aggregates; ag != nil {
+			ag.update(p.ticker.State(), p.cfg.TeamOf, maps.Keys(p.ticker.touched))
+			var err error
+			if aggs, err = ag.frames(p.cfg.World, p.ticker.State().Seq()); err != nil {
+				return err
+			}
+			p.mergeAggsLocked(aggs)
+			for _, a := range aggs {
+				p.encodedLocked(a.frame, nil)
+			}
+		}
+		for key, vs := range p.views {
+			f, err := p.tickFrameLocked(key)
+			if err != nil {
+				return err
+			}
+			if f != nil {
+				vs.since = append(vs.since, f)
+				p.sendLocked(vs, f)
+			}
+			for _, a := range aggs {
+				if p.cfg.Aggregates.sees(key.view, a.agg) {
+					p.sendLocked(vs, a.frame)
+				}
+			}
+			vs.cur = nil
+		}
+		p.ticker.Reset()
+	}
+	if now.Sub(p.lastKey) >= p.cfg.KeyframeInterval {
+		p.lastKey = now
+		for key, vs := range p.views {
+			k, err := p.keyframeLocked(key.view)
+			if err != nil {
+				return err
+			}
+			vs.key, vs.since, vs.cur = k, nil, k
+		}
+	}
+	for key, vs := range p.views {
+		aggs := p.aggsFor(key.view)
+		for m := range vs.members {
+			if !m.lagging || cap(m.ch)-len(m.ch) < 1+len(aggs) {
+				continue
+			}
+			if vs.cur == nil {
+				k, err := p.keyframeLocked(key.view)
+				if err != nil {
+					return err
+				}
+				vs.cur = k
+			}
+			p.queueLocked(m, vs.cur)
+			for _, f := range aggs {
+				p.queueLocked(m, f)
+			}
+			m.lagging = false
+		}
+	}
+	return nil
+}
+
+// mergeAggsLocked records the aggregates' latest frames.
+func (p *Pipeline) mergeAggsLocked(fs []*aggFrame) {
+	for _, f := range fs {
+		i := slices.IndexFunc(p.aggs, func(o *aggFrame) bool { return o.agg == f.agg })
+		if i < 0 {
+			p.aggs = append(p.aggs, f)
+		} else {
+			p.aggs[i] = f
+		}
+	}
+}
+
+// aggsFor returns the latest frames of the aggregates view may see.
+func (p *Pipeline) aggsFor(view View) []*Frame {
+	var out []*Frame
+	for _, a := range p.aggs {
+		if p.cfg.Aggregates.sees(view, a.agg) {
+			out = append(out, a.frame)
+		}
+	}
+	return out
+}
+
+// tickFrameLocked returns the tick's frame for key's viewers: its delta,
+// or its filtered events; nil when there is nothing for them.
+func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
+	if p.ticker.Resync(key.view) {
+		return p.keyframeLocked(key.view) // its player changed team
+	}
+	if key.events {
+		if e := p.ticker.Events(key.view); e != nil {
+			return p.encodedLocked(encode(wire.TypeEvents, e.Seq, e))
+		}
+		return nil, nil
+	}
+	if d := p.ticker.Delta(key.view); d != nil {
+		return p.encodedLocked(encode(wire.TypeWatchDelta, d.Seq, d))
+	}
+	return nil, nil
+}
+
+// keyframeLocked makes view's keyframe at the state now.
+func (p *Pipeline) keyframeLocked(view View) (*Frame, error) {
+	s := p.ticker.State()
+	k := Keyframe(p.cfg.Access, s, p.cfg.TeamOf, view)
+	p.keyframes++
+	return p.encodedLocked(encode(wire.TypeKeyframe, k.Seq, k))
+}
+
+// encodedLocked counts a frame made.
+func (p *Pipeline) encodedLocked(f *Frame, err error) (*Frame, error) {
+	if err == nil {
+		p.stats.Encoded++
+		p.stats.EncodedBytes += len(f.Data)
+	}
+	return f, err
+}
+
+// stop ends the pipeline with err: every viewer's channel closes.
+func (p *Pipeline) stop(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.stopped, p.err = true, err
+	for v, vs := range p.views {
+		for m := range vs.members {
+			close(m.ch)
+		}
+		delete(p.views, v)
+	}
+	p.cancel()
+}
+
+// Err returns why the pipeline stopped, or nil while it runs.
+func (p *Pipeline) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// Seq returns the seq of the last event the pipeline released.
+func (p *Pipeline) Seq() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ticker.State().Seq()
+}
+
+// Close stops the pipeline and waits for its goroutines.
+func (p *Pipeline) Close() {
+	p.cancel()
+	p.wg.Wait()
+	p.stop(ErrClosed)
+}

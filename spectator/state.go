@@ -1,0 +1,261 @@
+package spectator
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// State is one world's entities as the feed leaves them after event Seq,
+// kept from the applied events' changes: the source of keyframes and of
+// what deltas and filters need to know (teams, versions of deleted
+// entities). Not safe for concurrent use.
+type State struct {
+	world string
+	seq   uint64
+	time  int64
+	ents  map[string]*entState
+	owned map[string]map[string]bool // player → entities whose owner field names it
+}
+
+type entState struct {
+	fields map[string]*fieldState
+}
+
+type fieldState struct {
+	isSet   bool
+	value   fsm.Value
+	set     []fsm.Value // sorted
+	version uint64
+
+	// What EntityHash needs beyond the rules: the policy a seed said
+	// (0: infer it from firstOp, as the FSM does for undeclared fields),
+	// and the kind of its values when known.
+	policy    fsm.Policy
+	firstOp   fsm.OpKind
+	kind      fsm.Kind
+	kindKnown bool
+}
+
+// NewState returns the empty state of world before its first event.
+func NewState(world string) *State {
+	return &State{world: world, ents: make(map[string]*entState), owned: make(map[string]map[string]bool)}
+}
+
+// SeedState returns world's state after event seq from its entities as
+// read from a store at that seq (fsm.FSM.Entities). t must be the leader
+// time of event seq: a delayed pipeline trusts it to decide whether the
+// seed may be shown.
+func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State {
+	s := NewState(world)
+	s.seq, s.time = seq, t
+	for _, ev := range ents {
+		e := &entState{fields: make(map[string]*fieldState, len(ev.Fields))}
+		for _, f := range ev.Fields {
+			fs := &fieldState{version: f.Version, policy: f.Policy}
+			if f.Policy == fsm.PolicySet {
+				fs.isSet, fs.set = true, slices.Clone(f.Set)
+				slices.SortFunc(fs.set, fsm.Value.Compare)
+				if len(fs.set) > 0 {
+					fs.kind, fs.kindKnown = fs.set[0].Kind, true
+				}
+			} else {
+				fs.value, fs.kind, fs.kindKnown = f.Value, f.Value.Kind, true
+			}
+			e.fields[f.Name] = fs
+		}
+		s.ents[ev.ID] = e
+		s.own(ev.ID, "")
+	}
+	return s
+}
+
+// Seq returns the seq of the last event the state reflects.
+func (s *State) Seq() uint64 { return s.seq }
+
+// Time returns the leader time of that event.
+func (s *State) Time() int64 { return s.time }
+
+// Apply applies the next event's changes (only applied events change
+// anything). An event that is not the next of this world is ErrGap.
+func (s *State) Apply(ev *fsm.Event) error {
+	return s.apply(ev, nil)
+}
+
+// apply applies ev, calling each (when set) before each change with the
+// change's index, so a caller can read the state just before it.
+func (s *State) apply(ev *fsm.Event, each func(i int)) error {
+	if ev.World != s.world || ev.Seq != s.seq+1 {
+		return fmt.Errorf("%w: world %s seq %d after world %s seq %d", ErrGap, ev.World, ev.Seq, s.world, s.seq)
+	}
+	s.seq, s.time = ev.Seq, ev.Time
+	for i := range ev.Changes {
+		if each != nil {
+			each(i)
+		}
+		if ev.Status == fsm.StatusApplied {
+			s.change(&ev.Changes[i])
+		}
+	}
+	return nil
+}
+
+func (s *State) change(c *fsm.Change) {
+	if c.Field == "" {
+		old, _ := s.str(c.Entity, OwnerField)
+		delete(s.ents, c.Entity)
+		s.own(c.Entity, old)
+		return
+	}
+	if c.Field == OwnerField {
+		old, _ := s.str(c.Entity, OwnerField)
+		defer s.own(c.Entity, old)
+	}
+	e := s.ents[c.Entity]
+	if e == nil {
+		e = &entState{fields: make(map[string]*fieldState)}
+		s.ents[c.Entity] = e
+	}
+	f := e.fields[c.Field]
+	if f == nil {
+		f = &fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove, firstOp: c.Op, kind: c.Value.Kind, kindKnown: true}
+		e.fields[c.Field] = f
+	}
+	f.version = c.Version
+	switch c.Op {
+	case fsm.OpAdd:
+		if i, ok := slices.BinarySearchFunc(f.set, c.Value, fsm.Value.Compare); !ok {
+			f.set = slices.Insert(f.set, i, c.Value)
+		}
+	case fsm.OpRemove:
+		if i, ok := slices.BinarySearchFunc(f.set, c.Value, fsm.Value.Compare); ok {
+			f.set = slices.Delete(f.set, i, i+1)
+		}
+	default: // set, incr: the resulting value
+		f.value = c.Value
+	}
+}
+
+// own moves entity in the owned index from the player old named to the
+// one its owner field names now.
+func (s *State) own(entity, old string) {
+	now, _ := s.str(entity, OwnerField)
+	if now == old {
+		return
+	}
+	if m := s.owned[old]; m != nil {
+		delete(m, entity)
+		if len(m) == 0 {
+			delete(s.owned, old)
+		}
+	}
+	if now != "" {
+		if s.owned[now] == nil {
+			s.owned[now] = make(map[string]bool)
+		}
+		s.owned[now][entity] = true
+	}
+}
+
+// OwnerField is the string field that names an entity's owner when it is
+// not the player whose id the entity has: the rule fsm's field write
+// access ("write": "owner") uses.
+const OwnerField = "owner"
+
+// who is whom an entity's owner- and team-visible fields are for.
+type who struct {
+	owner string // the owning player
+	team  string // the entity's team
+}
+
+// who returns an entity's owner and team under a.
+func (s *State) who(a *Access, teamOf TeamFunc, entity string) who {
+	w := who{owner: entity}
+	if v, ok := s.str(entity, OwnerField); ok {
+		w.owner = v
+	}
+	if k := a.TeamField(); k != "" {
+		// Its own team field, else its owner's (when another entity).
+		if v, ok := s.str(entity, k); ok {
+			w.team = v
+		} else if w.owner != entity {
+			w.team, _ = s.str(w.owner, k)
+		}
+	} else if a.teams.From != "" && teamOf != nil {
+		w.team = teamOf(w.owner)
+	}
+	return w
+}
+
+// str returns an entity's string field.
+func (s *State) str(entity, field string) (string, bool) {
+	if e := s.ents[entity]; e != nil {
+		if f := e.fields[field]; f != nil && !f.isSet && f.value.Kind == fsm.KindString {
+			return f.value.Str, true
+		}
+	}
+	return "", false
+}
+
+// fieldVersions returns an entity's fields' names and versions, sorted by
+// name (nil when it does not exist).
+func (s *State) fieldVersions(entity string) []fieldVersion {
+	e := s.ents[entity]
+	if e == nil {
+		return nil
+	}
+	out := make([]fieldVersion, 0, len(e.fields))
+	for _, n := range sortedKeys(e.fields) {
+		out = append(out, fieldVersion{n, e.fields[n].version})
+	}
+	return out
+}
+
+type fieldVersion struct {
+	name    string
+	version uint64
+}
+
+// TeamFunc returns a player's team when teams come from a token claim or
+// session data (rules key teams.from "claim" or "data"); the edge that
+// knows the sessions supplies it. It must be cheap and must not block.
+type TeamFunc func(player string) string
+
+// ErrHashUnknown reports a state whose hash cannot be recomputed: a seed
+// held an empty set field that the rules do not declare, so its
+// elements' kind is not known.
+var ErrHashUnknown = errors.New("gsd/spectator: entity hash unknown")
+
+// EntityHash recomputes the world's entity hash (fsm.FSM.EntityHash) from
+// the state under the world's rules r: a replay's state at seq N hashes
+// as the live world's entities did at N. Fields r declares take their
+// policy and type from it; others are inferred from their first op, as
+// the FSM infers them.
+func (s *State) EntityHash(r fsm.Rules) (uint64, error) {
+	var sum uint64
+	for id, e := range s.ents {
+		for name, f := range e.fields {
+			policy, kind, known := f.policy, f.kind, f.kindKnown
+			if fr, ok := r.Fields[name]; ok {
+				policy, kind, known = fr.Policy, fr.Type, true
+			} else if policy == fsm.PolicyNone {
+				switch f.firstOp {
+				case fsm.OpIncr:
+					policy = fsm.PolicyCounter
+				case fsm.OpAdd, fsm.OpRemove:
+					policy = fsm.PolicySet
+				default:
+					policy = fsm.PolicyAuthoritative
+				}
+			}
+			if !known {
+				return 0, fmt.Errorf("%w: field %s of %s", ErrHashUnknown, name, id)
+			}
+			sum += fsm.FieldHash(id, fsm.FieldView{Name: name, Policy: policy, Value: f.value, Set: f.set,
+				Version: f.version}, kind)
+		}
+	}
+	return sum, nil
+}

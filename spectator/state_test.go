@@ -1,0 +1,91 @@
+package spectator
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+func TestStateFollowsTheFSMThroughEveryOp(t *testing.T) {
+	a := access(t, map[string]string{}, nil, fsm.TeamRule{})
+	g := newGame(t, "w", map[string]fsm.FieldRule{
+		"name":  {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
+		"hp":    {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
+		"items": {Type: fsm.KindString, Policy: fsm.PolicySet},
+		"best":  {Type: fsm.KindInt, Policy: fsm.PolicyMax},
+	})
+	s := NewState("w")
+	for _, ev := range []*fsm.Event{
+		g.act("ann", set("ann", "name", fsm.String("Ann")), incr("ann", "hp", 10), add("ann", "items", fsm.String("sword"))),
+		g.act("ann", incr("ann", "hp", -3), add("ann", "items", fsm.String("axe")), add("ann", "items", fsm.String("sword"))),
+		g.act("ann", remove("ann", "items", fsm.String("sword")), remove("ann", "items", fsm.String("bow")), set("ann", "best", fsm.Int(5))),
+		g.act("ann", set("ann", "best", fsm.Int(3)), set("box", "name", fsm.String("box")), remove("box", "items", fsm.String("x"))),
+		g.act("bob", del("box"), del("nobody")),
+		g.act("bob", expect(set("ann", "name", fsm.String("x")), 99)), // a conflict changes nothing
+	} {
+		require.NoError(t, s.Apply(ev))
+	}
+	require.Equal(t, uint64(6), s.Seq())
+	require.Equal(t, g.time, s.Time())
+	want, err := g.f.Entity("w", "ann")
+	require.NoError(t, err)
+	seeded := SeedState("w", want.Seq, g.time, []fsm.EntityView{want})
+	view := resolve(t, a, Viewer{})
+	require.Equal(t, Keyframe(a, seeded, nil, view), Keyframe(a, s, nil, view), "the feed's state is the FSM's")
+	require.NotContains(t, Keyframe(a, s, nil, view).Entities, "box")
+}
+
+func TestSeedStateSortsSetElements(t *testing.T) {
+	s := SeedState("w", 3, 0, []fsm.EntityView{{ID: "e", Fields: []fsm.FieldView{
+		{Name: "tags", Policy: fsm.PolicySet, Set: []fsm.Value{fsm.String("b"), fsm.String("a")}, Version: 3},
+	}}})
+	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("b")}, s.ents["e"].fields["tags"].set)
+	require.NoError(t, s.Apply(&fsm.Event{World: "w", Seq: 4, Status: fsm.StatusApplied,
+		Changes: []fsm.Change{{Entity: "e", Field: "tags", Op: fsm.OpAdd, Value: fsm.String("ab"), Version: 4}}}))
+	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("ab"), fsm.String("b")}, s.ents["e"].fields["tags"].set)
+}
+
+func TestStateOwnerAndTeamComeFromTheOwnerFieldTheTeamFieldOrTheEdge(t *testing.T) {
+	byField := access(t, map[string]string{"side": "", "plan": "team"}, nil, fsm.TeamRule{From: "field", Key: "side"})
+	s := SeedState("w", 1, 0, []fsm.EntityView{
+		{ID: "ann", Fields: []fsm.FieldView{{Name: "side", Value: fsm.String("red")}}},
+		{ID: "bob", Fields: []fsm.FieldView{{Name: "side", Value: fsm.Int(7)}}},
+		{ID: "sword", Fields: []fsm.FieldView{{Name: OwnerField, Value: fsm.String("ann")}}},
+		{ID: "flag", Fields: []fsm.FieldView{{Name: OwnerField, Value: fsm.String("ann")}, {Name: "side", Value: fsm.String("blue")}}},
+		{ID: "odd", Fields: []fsm.FieldView{{Name: OwnerField, Value: fsm.Int(1)}}},
+	})
+	require.Equal(t, who{"ann", "red"}, s.who(byField, nil, "ann"))
+	require.Equal(t, who{"bob", ""}, s.who(byField, nil, "bob"), "a team is a string")
+	require.Equal(t, who{"cat", ""}, s.who(byField, nil, "cat"), "no entity, no team")
+	require.Equal(t, who{"ann", "red"}, s.who(byField, nil, "sword"), "its owner's team")
+	require.Equal(t, who{"ann", "blue"}, s.who(byField, nil, "flag"), "its own team field first")
+	require.Equal(t, who{"odd", ""}, s.who(byField, nil, "odd"), "an owner is a string")
+	require.Equal(t, "side", byField.TeamField())
+	require.Equal(t, map[string]map[string]bool{"ann": {"sword": true, "flag": true}}, s.owned)
+
+	byClaim := access(t, map[string]string{"plan": "team"}, nil, fsm.TeamRule{From: "claim", Key: "team"})
+	claims := func(p string) string { return map[string]string{"ann": "blue"}[p] }
+	require.Equal(t, who{"ann", "blue"}, s.who(byClaim, claims, "sword"), "the owner's claim")
+	require.Equal(t, who{"cat", ""}, s.who(byClaim, nil, "cat"))
+	none := access(t, map[string]string{"plan": "team"}, nil, fsm.TeamRule{})
+	require.Equal(t, who{"ann", ""}, s.who(none, claims, "ann"))
+
+	// The owned index follows owner changes and deletes.
+	require.NoError(t, s.Apply(&fsm.Event{World: "w", Seq: 2, Status: fsm.StatusApplied, Changes: []fsm.Change{
+		{Entity: "sword", Field: OwnerField, Op: fsm.OpSet, Value: fsm.String("bob"), Version: 2},
+		{Entity: "flag", Op: fsm.OpDelete},
+		{Entity: "axe", Field: OwnerField, Op: fsm.OpSet, Value: fsm.String("bob"), Version: 2},
+		{Entity: "axe", Field: "x", Op: fsm.OpSet, Value: fsm.Int(1), Version: 2},
+	}}))
+	require.Equal(t, map[string]map[string]bool{"bob": {"sword": true, "axe": true}}, s.owned)
+}
+
+func TestEncodeRefusesAValueJSONCannotHold(t *testing.T) {
+	a := access(t, map[string]string{}, nil, fsm.TeamRule{})
+	s := SeedState("w", 1, 0, []fsm.EntityView{{ID: "e", Fields: []fsm.FieldView{{Name: "x", Value: fsm.Float(math.NaN())}}}})
+	k := Keyframe(a, s, nil, View{})
+	_, err := encode("keyframe", 1, k)
+	require.Error(t, err)
+}

@@ -1,0 +1,86 @@
+package wire
+
+// The watch stream (issue 13): what a spectator receives, as the
+// spectator package makes it. Each frame is made and encoded once per view
+// (a viewer class, or a team's or player's view), never per viewer. A
+// viewer starts with a keyframe (the state its view may see at a seq),
+// then deltas; keyframes come again at an interval, so a slow or late
+// viewer skips to the next one instead of replaying. The watch endpoint
+// that carries these frames is not built yet.
+
+// The types of watch frames (the "type" key of every frame).
+const (
+	TypeKeyframe   = "keyframe"
+	TypeWatchDelta = "delta"
+	TypeView       = "view"
+)
+
+// WatchField is one field as a view sees it: its value (a counter's
+// total) or, for set fields, its elements sorted, and its version (the
+// seq of its last change).
+type WatchField struct {
+	Value   *Value  `json:"value,omitempty"`
+	Set     []Value `json:"set,omitempty"`
+	IsSet   bool    `json:"is_set,omitempty"`
+	Version uint64  `json:"version"`
+}
+
+// WatchEntity is one entity of a keyframe or delta: the fields the view
+// may see. Version is the largest of those fields' versions (never a
+// version of a field the view may not see). In a delta, Replace says the
+// fields listed are all the view sees of the entity now (drop the others:
+// the entity moved out of the view's sight, e.g. changed team), and
+// Deleted that the entity is gone (Fields is then empty).
+type WatchEntity struct {
+	Version uint64                `json:"version"`
+	Replace bool                  `json:"replace,omitempty"`
+	Deleted bool                  `json:"deleted,omitempty"`
+	Fields  map[string]WatchField `json:"fields,omitempty"`
+}
+
+// Keyframe is the state of a world a view may see after the event with
+// seq Seq, whose leader time is Time (unix nanoseconds).
+type Keyframe struct {
+	Type     string                 `json:"type"`
+	World    string                 `json:"world"`
+	Seq      uint64                 `json:"seq"`
+	Time     int64                  `json:"time"`
+	Entities map[string]WatchEntity `json:"entities"`
+}
+
+// WatchDelta is what changed in a view over the events From..Seq (one
+// tick), coalesced: each touched field's latest state. Time is the leader
+// time of event Seq. Events that changed nothing the view may see make no
+// delta.
+type WatchDelta struct {
+	Type     string                 `json:"type"`
+	World    string                 `json:"world"`
+	From     uint64                 `json:"from"`
+	Seq      uint64                 `json:"seq"`
+	Time     int64                  `json:"time"`
+	Entities map[string]WatchEntity `json:"entities"`
+}
+
+// ViewFrame is an aggregated view after event Seq: for a scoreboard, per
+// group (a team, a player, a heatmap's grid cell "cx,cy", or "" for the
+// whole world) the aggregate, no groups when it has none; for a feed, its
+// latest items, oldest first.
+type ViewFrame struct {
+	Type   string           `json:"type"`
+	World  string           `json:"world"`
+	Name   string           `json:"name"`
+	Kind   string           `json:"kind"`
+	Seq    uint64           `json:"seq"`
+	Groups map[string]Value `json:"groups,omitempty"`
+	Feed   []FeedItem       `json:"feed,omitempty"`
+}
+
+// FeedItem is one change of a feed view's field (a kill feed's kill): the
+// event's seq, the player who acted, the entity and the field's value
+// after it (for a set field, the element added or removed).
+type FeedItem struct {
+	Seq    uint64 `json:"seq"`
+	Player string `json:"player"`
+	Entity string `json:"entity"`
+	Value  Value  `json:"value"`
+}
