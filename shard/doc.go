@@ -1,7 +1,9 @@
-// Package shard runs many Raft groups on one node. This first slice is the
-// transport: Mux shares one TCP listener among the node's groups. Each
-// group gets a Layer (a raft.StreamLayer) from Mux.Listen, and builds its
-// raft.NetworkTransport on it (store.Config.StreamLayer).
+// Package shard runs many Raft groups on one node. Mux shares one TCP
+// listener among the node's groups. Each group gets a Layer (a
+// raft.StreamLayer) from Mux.Listen, and builds its raft.NetworkTransport
+// on it (store.Config.StreamLayer). Manager runs the groups, a store.Store
+// each in its own data directory; a static Map places worlds on shards,
+// and Router answers where a world's commands go (see DESIGN.md).
 //
 // A connection for group g > 0 starts with a header naming g (header.go);
 // the accepting Mux reads it and hands the connection to g's Layer. A
@@ -14,6 +16,6 @@
 // With MuxConfig.TLS and DialTLS set, every connection is mutual TLS
 // first and the header travels inside it (tls.go, issue 12).
 //
-// Planned (issue 14): the meta group's shard map, placement, the
-// multi-group Router, world migration.
+// Planned (issue 14): the meta group holding the shard map and node
+// membership, placement, world migration.
 package shard

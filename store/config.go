@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -38,6 +39,11 @@ type Config struct {
 	// Bootstrap makes a node with no Raft state form a one-node cluster.
 	// A node with existing state never bootstraps.
 	Bootstrap bool
+	// Voters, when set, are the first configuration a bootstrapping node
+	// forms instead of itself alone: every voter of a group formed from a
+	// static shard map bootstraps with the same list (raft accepts that).
+	// The list must name this node.
+	Voters []raft.Server
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -73,6 +79,13 @@ type Config struct {
 	// OnDiskStall is called once when a write outlasts DiskStallTimeout;
 	// the daemon exits there so that a node with a working disk leads.
 	OnDiskStall func(stalled time.Duration)
+
+	// NodeVersions, when set, tells the leader what a voter reads when the
+	// voter has not reported to it and the group's node table does not
+	// say (false: unknown, the baseline is assumed). A node runs one
+	// binary for all its groups, so shard.Manager answers from the node
+	// table of the group every node reports to.
+	NodeVersions func(id string) (fsm.Versions, bool)
 
 	// Versions are the formats this node reads, reported to the leader's
 	// version gate; zero means fsm.Supported(). Tests set older ones to
@@ -146,6 +159,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("config.StreamLayer and config.Transport: set at most one"))
 	case c.RaftAddr == "" && c.StreamLayer == nil && c.Transport == nil:
 		errs = append(errs, errors.New("config.RaftAddr is required"))
+	}
+	if len(c.Voters) > 0 && !slices.ContainsFunc(c.Voters, func(v raft.Server) bool { return string(v.ID) == c.ID }) {
+		errs = append(errs, fmt.Errorf("config.Voters does not name this node (%s)", c.ID))
 	}
 	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 {
 		errs = append(errs, fmt.Errorf("bad batch config %+v", c.Batch))

@@ -168,10 +168,12 @@ func (s *Store) openRaft() (err error) {
 		s.adapter.storeConfiguration(f.Configuration())
 	}
 	if cfg.Bootstrap && !hasState {
-		s.log.Info("bootstrapping a new cluster")
-		f := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
-			ID: raft.ServerID(cfg.ID), Address: s.transport.LocalAddr(),
-		}}})
+		servers := cfg.Voters
+		if len(servers) == 0 {
+			servers = []raft.Server{{ID: raft.ServerID(cfg.ID), Address: s.transport.LocalAddr()}}
+		}
+		s.log.Info("bootstrapping a new cluster", "voters", len(servers))
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: servers})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			s.raft.Shutdown()
 			return fmt.Errorf("bootstrap: %w", err)
@@ -386,11 +388,16 @@ func (s *Store) Close(ctx context.Context) error {
 	close(s.stop)
 	s.feed.abortWaits()
 	s.batcher.close()
+	// The Store's goroutines stop before Raft does: a new leader's barrier
+	// (watchLeadership) that Raft took into its buffered apply channel
+	// (BatchApplyCh) but had not read when it shut down is never answered
+	// in v1.7.3, and its wait would hold Close forever. A running Raft
+	// answers it, at the latest by losing leadership.
+	s.wg.Wait()
 	var errs []error
 	if err := s.raft.Shutdown().Error(); err != nil {
 		errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 	}
-	s.wg.Wait()
 	if err := closeTransport(s.transport); err != nil {
 		errs = append(errs, err)
 	}

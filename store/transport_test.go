@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/shard"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -80,90 +78,51 @@ func TestClusterOverInmemTransport(t *testing.T) {
 	c.ensureSameHashes("arena")
 }
 
-// Two groups run over one shard.Mux per node, as cmd/gsd will run many:
-// each group replicates on its own, and one group losing its quorum does
-// not stop the other.
-func TestGroupsOverOneMuxPerNodeAreIndependent(t *testing.T) {
+// Every voter of a group formed from a static shard map bootstraps with
+// the same Voters: one group, one leader, all replicas apply the same.
+func TestVotersBootstrapOneGroupOnEveryVoter(t *testing.T) {
 	t.Parallel()
-	muxes := map[string]*shard.Mux{}
-	for _, id := range []string{"n1", "n2"} {
-		mc := shard.DefaultMuxConfig()
-		mc.Addr = "127.0.0.1:0"
-		mc.Logger = testLogger()
-		m, err := shard.NewMux(mc, nil)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = m.Close() })
-		muxes[id] = m
+	base := t.TempDir()
+	trans := make([]*raft.InmemTransport, 3)
+	var voters []raft.Server
+	for i := range trans {
+		_, trans[i] = raft.NewInmemTransport("")
+		voters = append(voters, raft.Server{ID: raft.ServerID("n" + strconv.Itoa(i+1)), Address: trans[i].LocalAddr()})
 	}
-	regs := map[string]*prometheus.Registry{"n1": prometheus.NewRegistry(), "n2": prometheus.NewRegistry()} // a node's groups share one
-	groups := map[uint64]*cluster{}
-	for _, g := range []uint64{1, 2} {
-		groups[g] = newClusterWith(t, 2, func(cfg *Config) {
-			m := muxes[cfg.ID]
-			l, err := m.Listen(g)
-			require.NoError(t, err)
-			cfg.GroupID = g
-			cfg.RaftAddr = m.Addr().String()
-			cfg.StreamLayer = l
-		}, func(id string) prometheus.Registerer { return regs[id] })
-	}
-	require.Equal(t, groups[1].nodes[0].Self().RaftAddr, groups[2].nodes[0].Self().RaftAddr, "one address per node")
-	for g, c := range groups {
-		mustCreateWorld(t, c.leader(), "world")
-		for seq := uint64(1); seq <= 5; seq++ {
-			_, _, err := c.leader().Act(ctxT(t), incr("world", "p1", seq, "e1", "score", int64(g)))
-			require.NoError(t, err)
+	for _, a := range trans {
+		for _, b := range trans {
+			if a != b {
+				a.Connect(b.LocalAddr(), b)
+			}
 		}
-		c.ensureSameHashes("world")
-		v, err := c.leader().Entity(ctxT(t), "world", "e1", Stale)
-		require.NoError(t, err)
-		require.Equal(t, 5*int64(g), v.Fields[0].Value.Int, "group %d applied only its own actions", g)
 	}
-	require.ElementsMatch(t, []string{"1", "2"}, keys(gaugeByGroup(t, regs["n2"], "gsd_is_leader")), "each group's metrics carry its label")
-
-	// Group 1 loses a node, and with it its quorum of two.
-	c1 := groups[1]
-	follower := 1 - indexOf(c1, c1.leader())
-	c1.crash(follower)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_, _, err := c1.nodes[1-follower].Act(ctx, incr("world", "p1", 6, "e1", "score", 1))
-	require.Error(t, err, "group 1 has no quorum")
-
-	c2 := groups[2]
-	_, _, err = c2.leader().Act(ctxT(t), incr("world", "p1", 6, "e1", "score", 2))
-	require.NoError(t, err, "group 2 goes on")
-	c2.ensureSameHashes("world")
-}
-
-// A rolling upgrade: a node on the old transport (a TCP listener of its
-// own) and nodes running group 0 over a shard.Mux form one cluster, and
-// leadership can move between them.
-func TestGroupZeroOverMuxJoinsAClusterOnPlainTCP(t *testing.T) {
-	t.Parallel()
-	c := newClusterWith(t, 3, func(cfg *Config) {
-		if cfg.ID == "n1" {
-			return // the old binary
-		}
-		mc := shard.DefaultMuxConfig()
-		mc.Addr = cfg.RaftAddr
-		mc.Logger = testLogger()
-		m, err := shard.NewMux(mc, nil)
+	c := &cluster{t: t}
+	for i, tr := range trans {
+		cfg := testConfig(t, string(voters[i].ID), filepath.Join(base, string(voters[i].ID)))
+		cfg.RaftAddr, cfg.Transport, cfg.Bootstrap, cfg.Voters = "", tr, true, voters
+		s, err := New(cfg, nil)
 		require.NoError(t, err)
-		t.Cleanup(func() { _ = m.Close() })
-		cfg.StreamLayer, err = m.Listen(0)
-		require.NoError(t, err)
-	}, func(string) prometheus.Registerer { return nil })
-	for seq := uint64(1); seq <= 3; seq++ {
-		l := c.leader()
-		if seq == 1 {
-			mustCreateWorld(t, l, "arena")
-		}
-		_, _, err := l.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
-		require.NoError(t, err)
-		c.ensureSameHashes("arena")
-		require.NoError(t, l.raft.LeadershipTransfer().Error())
+		c.cfgs = append(c.cfgs, cfg)
+		c.nodes = append(c.nodes, s)
 	}
+	t.Cleanup(func() {
+		for i, s := range c.nodes {
+			_ = s.Close(context.Background())
+			for _, other := range trans {
+				other.Disconnect(trans[i].LocalAddr())
+			}
+		}
+	})
+	l := c.leader()
+	require.Equal(t, 3, l.voters())
+	mustCreateWorld(t, l, "arena")
+	_, _, err := l.Act(ctxT(t), incr("arena", "p1", 1, "e1", "score", 1))
+	require.NoError(t, err)
+	c.ensureSameHashes("arena")
+
+	cfg := testConfig(t, "n4", t.TempDir())
+	cfg.Voters = voters
+	require.ErrorContains(t, cfg.Validate(), "does not name this node")
 }
 
 func TestStoresOfTwoGroupsShareARegistry(t *testing.T) {
@@ -244,33 +203,6 @@ func TestNewTakesOwnershipOfTheInjectedTransport(t *testing.T) {
 	})
 }
 
-// newClusterWith is newCluster with each Store's metrics on reg(its id).
-func newClusterWith(t *testing.T, n int, tweak func(*Config), reg func(id string) prometheus.Registerer) *cluster {
-	t.Helper()
-	c := &cluster{t: t}
-	base := t.TempDir()
-	for i := range n {
-		id := "n" + strconv.Itoa(i+1)
-		cfg := testConfig(t, id, filepath.Join(base, id))
-		cfg.Bootstrap = i == 0
-		tweak(&cfg)
-		c.cfgs = append(c.cfgs, cfg)
-		s, err := New(cfg, reg(id))
-		require.NoError(t, err)
-		c.nodes = append(c.nodes, s)
-		t.Cleanup(func() { _ = s.Close(context.Background()) })
-		if i == 0 {
-			c.waitLeader()
-			continue
-		}
-		require.Eventually(t, func() bool {
-			return c.leader().Join(ctxT(t), fsm.NodeInfo{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr}) == nil
-		}, 10*time.Second, 50*time.Millisecond)
-	}
-	c.waitReplicated()
-	return c
-}
-
 // gaugeByGroup returns a gauge's value per "group" label.
 func gaugeByGroup(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
 	t.Helper()
@@ -295,12 +227,4 @@ func label(m *dto.Metric, name string) string {
 		}
 	}
 	return ""
-}
-
-func keys(m map[string]float64) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

@@ -40,7 +40,7 @@ func (s *Store) Self() fsm.NodeInfo {
 
 // voterVersions returns what the leader knows a voter reads: its own
 // config, else its latest report to this leader, else the node table,
-// else the baseline.
+// else what Config.NodeVersions says, else the baseline.
 func (s *Store) voterVersions(id string) fsm.Versions {
 	if id == s.cfg.ID {
 		return s.Versions()
@@ -54,8 +54,16 @@ func (s *Store) voterVersions(id string) fsm.Versions {
 	if n, ok := s.fsm.Node(id); ok && !n.Versions.IsZero() {
 		return n.Versions
 	}
+	if s.cfg.NodeVersions != nil {
+		if v, ok := s.cfg.NodeVersions(id); ok && !v.IsZero() {
+			return v
+		}
+	}
 	return fsm.Baseline()
 }
+
+// Node returns id's entry in this replica's node table.
+func (s *Store) Node(id string) (fsm.NodeInfo, bool) { return s.fsm.Node(id) }
 
 // gate refuses a command that some voter does not read.
 func (s *Store) gate(cmd *fsm.Command) error {

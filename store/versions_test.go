@@ -97,3 +97,33 @@ func TestSingleNodeRecordsItsOwnVersionsAndUpdatesRules(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrMalformed)
 	require.Equal(t, last, l.raft.LastIndex(), "invalid rules are refused before proposing")
 }
+
+// A group whose voters report elsewhere (shard.Manager's groups other than
+// the membership group) learns what they read from Config.NodeVersions;
+// what a voter reported to the leader itself still comes first.
+func TestVersionGateAsksNodeVersionsForVotersThatDidNotReport(t *testing.T) {
+	t.Parallel()
+	known := map[string]fsm.Versions{"n2": fsm.Supported(), "n3": fsm.Baseline()}
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.NodeVersions = func(id string) (fsm.Versions, bool) { v, ok := known[id]; return v, ok }
+	})
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "w", fsm.Rules{}))
+	c.waitReplicated()
+	for _, s := range c.nodes {
+		s.reportMu.Lock()
+		clear(s.reported) // as if nobody had reported to this leader
+		s.reportMu.Unlock()
+	}
+	_, err := l.UpdateRules(ctxT(t), "w", strictRules(), 0)
+	if l.cfg.ID != "n3" {
+		require.ErrorIs(t, err, ErrVersionGate, "n3 reads the baseline, says NodeVersions")
+	}
+	known["n3"] = fsm.Supported()
+	known["n1"] = fsm.Supported()
+	_, err = l.UpdateRules(ctxT(t), "w", strictRules(), 0)
+	require.NoError(t, err)
+	n, ok := l.Node(l.cfg.ID)
+	require.True(t, ok)
+	require.Equal(t, l.Self().RaftAddr, n.RaftAddr)
+}

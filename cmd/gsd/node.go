@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
@@ -40,7 +41,11 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	defer stopProfile()
-	hasDB, hasState, err := raftState(o.dataDir)
+	groupDir, err := stateDir(o.dataDir, o.shards.m) // group 0's; moved under groups/ with a shard map
+	if err != nil {
+		return err
+	}
+	hasDB, hasState, err := raftState(groupDir)
 	if err != nil {
 		return err
 	}
@@ -61,7 +66,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 
 	scfg := store.DefaultConfig()
 	scfg.ID = o.id
-	scfg.Dir = o.dataDir
+	scfg.Dir = groupDir
 	scfg.RaftAddr = o.raftAddr
 	scfg.Advertise = o.raftAdvertise
 	scfg.HTTPAddr = httpAdvertise
@@ -126,12 +131,24 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return fmt.Errorf("start store: raft transport on %s: %w", o.raftAddr, err)
 	}
 	defer mux.Close() // after the store, which closes its group's layer
-	if scfg.StreamLayer, err = mux.Listen(0); err != nil {
-		return fmt.Errorf("start store: %w", err)
-	}
-	st, err := store.New(scfg, reg)
-	if err != nil {
-		return fmt.Errorf("start store: %w", err)
+	var st *store.Store
+	var backend edge.Backend
+	var router edge.Router
+	if o.shards.m == nil {
+		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
+			return fmt.Errorf("start store: %w", err)
+		}
+		if st, err = store.New(scfg, reg); err != nil {
+			return fmt.Errorf("start store: %w", err)
+		}
+		backend, router = st, api.NewSingleGroupRouter(st)
+	} else {
+		groups, err := startShards(o.shards.m, o.dataDir, scfg, mux, reg)
+		if err != nil {
+			return fmt.Errorf("start store: %w", err)
+		}
+		defer groups.close(o.shutdownTimeout, log) // the groups other than 0, before the mux
+		st, backend, router = groups.zero, groups.backend, groups.router
 	}
 	stopSink, err := o.pgSink.start(st, scfg.Retention, reg, log)
 	if err != nil {
@@ -177,7 +194,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		acfg.RequestTimeout = max(acfg.RequestTimeout, o.applyTimeout+time.Second)
 		acfg.ForwardTimeout = max(acfg.ForwardTimeout, acfg.RequestTimeout+5*time.Second)
 	}
-	edge, err := api.New(acfg, st, api.NewSingleGroupRouter(st), reg)
+	edge, err := api.New(acfg, backend, router, reg)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return fmt.Errorf("start api: %w", err)

@@ -54,6 +54,7 @@ type options struct {
 	audit   auditOptions
 	expiry  expiryOptions
 	config  configOptions
+	shards  shardOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -151,6 +152,7 @@ cluster from that data and ignores --join.`,
 	o.expiry.flags(f)
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
+	o.shards.flags(f)
 	return cmd
 }
 
@@ -204,6 +206,11 @@ func (o *options) complete() error {
 			}
 			o.id = host + "-" + port
 		}
+	}
+	if m, err := o.shards.load(o); err != nil {
+		errs = append(errs, err)
+	} else {
+		o.shards.m = m
 	}
 	var join []string
 	for _, j := range o.join {

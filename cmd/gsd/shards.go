@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+)
+
+// shardOptions are the flags of many groups per node (issue 14). Without
+// --shard-map the node runs its one group as before shards: group 0, its
+// files at the top of the data dir.
+type shardOptions struct {
+	mapFile string
+	m       *shard.Map // loaded by options.complete
+}
+
+func (s *shardOptions) flags(f *pflag.FlagSet) {
+	f.StringVar(&s.mapFile, "shard-map", "", "JSON shard map (nodes, shards and their voters, worlds; see shard/DESIGN.md): "+
+		"run this node's shards as Raft groups over --raft-addr, each in <data-dir>/groups/<id> "+
+		"(a single-group data dir moves to groups/0 on first start). Default: one group")
+}
+
+// load reads the shard map, or returns nil when --shard-map is not set.
+// gsd forms its membership group as group 0 (bootstrap or --join), so the
+// map must name it so, and must give this node the addresses it runs on:
+// the other voters of its shards dial them.
+func (s *shardOptions) load(o *options) (*shard.Map, error) {
+	if s.mapFile == "" {
+		return nil, nil
+	}
+	m, err := shard.LoadMap(s.mapFile)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	if m.Membership != 0 {
+		errs = append(errs, fmt.Errorf("membership is %d: gsd runs the membership group as group 0", m.Membership))
+	}
+	if n, ok := m.Nodes[o.id]; ok && n.Raft != o.raftAdvertise {
+		errs = append(errs, fmt.Errorf("node %s has raft address %s in the map, but runs on %s (--raft-advertise)", o.id, n.Raft, o.raftAdvertise))
+	}
+	if len(m.ShardsOf(o.id)) > 0 {
+		if _, ok := m.Nodes[o.id]; !ok {
+			errs = append(errs, fmt.Errorf("node %s is a voter but not in nodes", o.id))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("shard map %s: %w", s.mapFile, err)
+	}
+	return m, nil
+}
+
+// stateDir returns the directory of group 0's Raft state: the data dir
+// itself without a shard map; with one, groups/0, after moving a
+// single-group data dir there.
+func stateDir(dataDir string, m *shard.Map) (string, error) {
+	if m == nil {
+		return dataDir, nil
+	}
+	if _, err := shard.MigrateLegacyLayout(dataDir); err != nil {
+		return "", err
+	}
+	return shard.GroupDir(dataDir, 0), nil
+}
+
+// shardGroups are a node's groups when it runs a shard map: group 0 (the
+// membership group, formed by bootstrap or --join as before) and the
+// shards the map makes this node a voter of, each bootstrapped with its
+// voters on first start.
+type shardGroups struct {
+	mgr     *shard.Manager
+	zero    *store.Store
+	router  shardRouter
+	backend *shard.Backend
+}
+
+var _ edge.Backend = (*shard.Backend)(nil)
+
+// startShards opens the node's groups over mux. scfg is group 0's config,
+// as a single-group node would run it.
+func startShards(smap *shard.Map, dataDir string, scfg store.Config, mux *shard.Mux, reg prometheus.Registerer) (*shardGroups, error) {
+	tmpl := scfg
+	tmpl.Dir, tmpl.RaftAddr, tmpl.Advertise, tmpl.StreamLayer, tmpl.Transport = "", "", "", nil, nil
+	tmpl.Bootstrap, tmpl.Voters = false, nil
+	mgr, err := shard.NewManager(shard.ManagerConfig{DataDir: dataDir, Store: tmpl}, mux, reg)
+	if err != nil {
+		return nil, err
+	}
+	g := &shardGroups{mgr: mgr}
+	if g.zero, err = mgr.Open(0, shard.GroupOptions{Bootstrap: scfg.Bootstrap}); err != nil {
+		return nil, err
+	}
+	for _, id := range smap.ShardsOf(scfg.ID) {
+		if id == 0 {
+			continue // group 0's voters are whoever joined it
+		}
+		voters, err := smap.Voters(id)
+		if err == nil {
+			_, err = mgr.Open(id, shard.GroupOptions{Bootstrap: true, Voters: voters})
+		}
+		if err != nil {
+			g.close(time.Minute, scfg.Logger)
+			return nil, err
+		}
+	}
+	r := shard.NewRouter(mgr, smap)
+	g.router = shardRouter{r}
+	if g.backend, err = shard.NewBackend(r); err != nil {
+		g.close(time.Minute, scfg.Logger)
+		return nil, err
+	}
+	return g, nil
+}
+
+// close stops every group (group 0 may be closed already: closing a
+// Store twice is harmless).
+func (g *shardGroups) close(timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := g.mgr.Close(ctx); err != nil {
+		log.Error("shard groups close", "err", err)
+	}
+}
+
+// shardRouter is the edge's Router over shard.Router.
+type shardRouter struct{ r *shard.Router }
+
+var _ edge.Router = shardRouter{}
+
+// Route answers where world's commands go; every kind alike for now.
+func (s shardRouter) Route(world string, _ edge.Kind) (edge.Route, error) {
+	loc, err := s.r.Locate(world)
+	if err != nil {
+		return edge.Route{}, err
+	}
+	rt := edge.Route{GroupID: strconv.FormatUint(loc.Group, 10), Node: loc.Node, Addr: loc.Addr}
+	if loc.Store != nil { // never a typed nil in the interface
+		rt.Group = loc.Store
+	}
+	return rt, nil
+}

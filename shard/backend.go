@@ -1,0 +1,127 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// Backend serves the edge's node-local reads (api/edge.Backend) over the
+// node's groups: a world's stale reads, hashes, event feed, sessions and
+// bans come from this node's replica of the world's group; the node's own
+// status, readiness and snapshot from the membership group (the node
+// table's). A world whose group this node does not run answers
+// store.ErrNotLeader (and ErrUnknownGroup), as the Router does.
+type Backend struct {
+	r    *Router
+	home *store.Store
+}
+
+// NewBackend returns the Backend of r's node; the node must run r's
+// membership group.
+func NewBackend(r *Router) (*Backend, error) {
+	home, ok := r.mgr.Group(r.smap.Membership)
+	if !ok {
+		return nil, fmt.Errorf("shard backend: membership group %d: %w", r.smap.Membership, ErrUnknownGroup)
+	}
+	return &Backend{r: r, home: home}, nil
+}
+
+// group returns this node's replica of world's group.
+func (b *Backend) group(world string) (*store.Store, error) {
+	g := b.r.smap.ShardOf(world)
+	st, ok := b.r.mgr.Group(g)
+	if !ok {
+		return nil, fmt.Errorf("%w: world %q is on group %d: %w", store.ErrNotLeader, world, g, ErrUnknownGroup)
+	}
+	return st, nil
+}
+
+// Worlds lists the worlds of every group this node runs, by id.
+func (b *Backend) Worlds() []fsm.WorldInfo {
+	var out []fsm.WorldInfo
+	for _, g := range b.r.mgr.Groups() {
+		if st, ok := b.r.mgr.Group(g); ok {
+			out = append(out, st.Worlds()...)
+		}
+	}
+	slices.SortFunc(out, func(a, b fsm.WorldInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Entity reads an entity from world's group on this node.
+func (b *Backend) Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return fsm.EntityView{}, err
+	}
+	return st.Entity(ctx, world, id, c)
+}
+
+// Hash returns world's state hash at seq from its group on this node.
+func (b *Backend) Hash(world string, seq uint64) (fsm.HashPoint, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return fsm.HashPoint{}, err
+	}
+	return st.Hash(world, seq)
+}
+
+// Subscribe follows world's events from its group on this node.
+func (b *Backend) Subscribe(world string, from uint64) (*store.Subscription, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return nil, err
+	}
+	return st.Subscribe(world, from)
+}
+
+// SessionInfo reads a session of world from its group on this node.
+func (b *Backend) SessionInfo(world, id string) (fsm.SessionInfo, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return fsm.SessionInfo{}, err
+	}
+	return st.SessionInfo(world, id)
+}
+
+// Sessions lists world's sessions from its group on this node.
+func (b *Backend) Sessions(world string) ([]fsm.SessionInfo, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return nil, err
+	}
+	return st.Sessions(world)
+}
+
+// Banned reports whether player is banned from world; a world whose group
+// this node does not run reports no ban (the group's leader checks again).
+func (b *Backend) Banned(world, player string) (string, bool) {
+	st, err := b.group(world)
+	if err != nil {
+		return "", false
+	}
+	return st.Banned(world, player)
+}
+
+// Bans lists world's bans from its group on this node.
+func (b *Backend) Bans(world string) ([]fsm.Ban, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return nil, err
+	}
+	return st.Bans(world)
+}
+
+// Status is the membership group's status on this node.
+func (b *Backend) Status() store.Status { return b.home.Status() }
+
+// Ready reports whether the membership group knows a leader.
+func (b *Backend) Ready() bool { return b.home.Ready() }
+
+// Snapshot snapshots the membership group on this node.
+func (b *Backend) Snapshot(ctx context.Context) (uint64, error) { return b.home.Snapshot(ctx) }
