@@ -17,7 +17,7 @@ import (
 func TestAuthActionsTakeThePlayerFromTheToken(t *testing.T) {
 	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
-	e.Do("POST", "/v1/worlds", arenaBody)
+	e.Do("POST", "/v1/worlds", arenaBody, asAdmin(t)...)
 	for i, tok := range []string{
 		sign(t, jwt.SigningMethodHS256, keys.HS, claims("ann")),
 		sign(t, jwt.SigningMethodRS256, keys.RSA, claims("ann")),
@@ -46,7 +46,7 @@ func TestAuthActionsTakeThePlayerFromTheToken(t *testing.T) {
 func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
-	e.Do("POST", "/v1/worlds", arenaBody)
+	e.Do("POST", "/v1/worlds", arenaBody, asAdmin(t)...)
 	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims("ann")).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	require.NoError(t, err)
 	pub, err := x509.MarshalPKIXPublicKey(&keys.RSA.PublicKey)
@@ -91,7 +91,7 @@ func TestAuthRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 func TestAuthOffKeepsTheBodysPlayer(t *testing.T) {
 	fake := apitest.NewFake()
 	e := newEnv(t, fake)
-	e.Do("POST", "/v1/worlds", arenaBody)
+	e.Do("POST", "/v1/worlds", arenaBody, asAdmin(t)...)
 	code, m := e.DoJSON("POST", "/v1/worlds/arena/actions", incrBody, "Authorization", "Bearer whatever")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "p1", m["player"])

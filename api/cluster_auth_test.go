@@ -14,7 +14,7 @@ import (
 func TestClusterSecretAcceptsAdminTokensOnly(t *testing.T) {
 	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth, withSecret)
-	e.Do("POST", "/v1/worlds", arenaBody)
+	e.Do("POST", "/v1/worlds", arenaBody, asAdmin(t)...)
 	adminTok := sign(t, jwt.SigningMethodHS256, keys.HS, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
 	code, _, b := e.Do("DELETE", "/v1/node/drain", "", "Authorization", "Bearer "+adminTok)
 	require.Equal(t, 200, code, "%s", b)

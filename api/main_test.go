@@ -88,6 +88,10 @@ func testAuth() *edge.AuthConfig { return apitest.Auth() }
 
 func withAuth(c *Config) { c.Auth = apitest.Auth() }
 
+// asAdmin is the header of an admin token: with auth on, it creates
+// worlds and reads (apitest.AdminHeader).
+func asAdmin(t *testing.T) []string { return apitest.AdminHeader(t) }
+
 func withSecret(c *Config) { c.ClusterSecret = []byte(testSecret) }
 
 // startNodeOn starts a store (bootstrapping a one-node cluster when asked)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api"
-	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,7 +48,7 @@ func TestPlayTokenSourceResumesWithAFreshTokenAfterExpiryLosingNoEvent(t *testin
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	defer c.Close()
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	createArena(ctx, t, n.url, key)
 	var calls atomic.Int64
 	p, err := c.Play(ctx, "arena", PlayOptions{AckInterval: 5 * time.Millisecond,
 		TokenSource: shortThen(key, &calls, func(int64) (string, error) { return mint(key, "ann", time.Now().Add(time.Hour)) })})
@@ -106,7 +105,7 @@ func TestPlayWithoutTokenSourceEndsWhenTheTokenExpires(t *testing.T) {
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	defer c.Close()
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	createArena(ctx, t, n.url, key)
 	tok, err := mint(key, "ann", time.Now().Add(2*time.Second))
 	require.NoError(t, err)
 	p, err := c.Play(ctx, "arena", PlayOptions{Token: tok})
@@ -123,7 +122,7 @@ func TestPlayTokenSourceErrorEndsThePlay(t *testing.T) {
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	defer c.Close()
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	createArena(ctx, t, n.url, key)
 	boom := errors.New("identity service down")
 
 	// At the first connect: Play itself fails with it.
@@ -157,7 +156,7 @@ func TestPlayTokenSourceRefusedTwiceInARowIsTerminal(t *testing.T) {
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	defer c.Close()
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	createArena(ctx, t, n.url, key)
 	expired := func(int64) (string, error) { return mint(key, "ann", time.Now().Add(-time.Hour)) }
 
 	// At the first connect: the first refusal is retried once, with a
@@ -188,7 +187,7 @@ func TestPlayTokenRefusalsCountAnewAfterAWelcome(t *testing.T) {
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	defer c.Close()
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	createArena(ctx, t, n.url, key)
 	var calls atomic.Int64
 	p, err := c.Play(ctx, "arena", PlayOptions{TokenSource: func(context.Context) (string, error) {
 		calls.Add(1)

@@ -191,7 +191,7 @@ func testPlayWithAuthRejectsBadTokensAndUsesTheSubject(t *testing.T, enc string)
 	})
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	createArena(ctx, t, n.url, key)
 	for what, tok := range map[string]string{
 		"forged":         hs256(t, []byte(fmt.Sprintf("%032d", 8)), "ann", "game", now.Add(time.Hour)),
 		"expired":        hs256(t, key, "ann", "game", now.Add(-time.Hour)),

@@ -120,14 +120,18 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 			stopSampler()
 		}
 	}()
-	addrs, _, err := t.leaderFirst(ctx)
+	ctl, err := controlOptions(pp.AuthKey)
 	if err != nil {
 		return nil, err
 	}
-	if err := createWorld(ctx, addrs, p.World); err != nil {
+	addrs, _, err := t.leaderFirst(ctx, ctl...)
+	if err != nil {
 		return nil, err
 	}
-	if err := waitWorld(ctx, addrs, p.World); err != nil {
+	if err := createWorld(ctx, addrs, p.World, ctl...); err != nil {
+		return nil, err
+	}
+	if err := waitWorld(ctx, addrs, p.World, ctl...); err != nil {
 		return nil, err
 	}
 	l := newLoad(p, addrs)

@@ -30,11 +30,13 @@ func TestPlayBattleWithAuth(t *testing.T) {
 	require.True(t, r.OK(), "%+v", r.Checks)
 
 	p.World = "playauth2"
+	// With auth on every route needs a credential: the run's own calls
+	// are refused first.
 	_, err = PlayBattle(context.Background(), &Target{Addrs: []string{addr}}, p, PlayParams{}, Timing{Duration: 100 * time.Millisecond})
-	require.ErrorContains(t, err, "connect player")
+	require.ErrorContains(t, err, "refuse the run's credential")
 	_, err = PlayBattle(context.Background(), &Target{Addrs: []string{addr}}, p, PlayParams{AuthKey: []byte("another key, another key, another")},
 		Timing{Duration: 100 * time.Millisecond})
-	require.ErrorContains(t, err, "connect player")
+	require.ErrorContains(t, err, "refuse the run's credential")
 }
 
 func TestTokenSourceMintsATokenForThePlayer(t *testing.T) {

@@ -32,9 +32,10 @@ func (t Timing) into(r *Result) {
 	r.Params["duration_s"] = t.Duration.Seconds()
 }
 
-// createWorld creates a world with the battle's rules (an existing one is fine).
-func createWorld(ctx context.Context, addrs []string, world string) error {
-	c := client.New(addrs, client.WithAttemptTimeout(5*time.Second))
+// createWorld creates a world with the battle's rules (an existing one is
+// fine); opts add the credential a node with auth on asks for.
+func createWorld(ctx context.Context, addrs []string, world string, opts ...client.Option) error {
+	c := client.New(addrs, append([]client.Option{client.WithAttemptTimeout(5 * time.Second)}, opts...)...)
 	defer c.Close()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -46,10 +47,10 @@ func createWorld(ctx context.Context, addrs []string, world string) error {
 }
 
 // waitWorld waits until every node has applied the world's creation, so
-// that streams opened on followers find it.
-func waitWorld(ctx context.Context, addrs []string, world string) error {
+// that streams opened on followers find it; opts as for createWorld.
+func waitWorld(ctx context.Context, addrs []string, world string, opts ...client.Option) error {
 	for _, a := range addrs {
-		c := client.New([]string{a}, client.WithMaxAttempts(1), client.WithAttemptTimeout(2*time.Second))
+		c := client.New([]string{a}, append([]client.Option{client.WithMaxAttempts(1), client.WithAttemptTimeout(2 * time.Second)}, opts...)...)
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			ws, err := c.Worlds(ctx)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Target is the cluster a scenario drives, and what the harness may do to it.
@@ -52,12 +53,13 @@ func (t *Target) progress(ctx context.Context, phase string, total time.Duration
 
 // leaderFirst returns the addresses with the leader's first (players talk
 // to the leader, as a latency-aware router would send them; a follower
-// would add one forwarding hop), and the followers.
-func (t *Target) leaderFirst(ctx context.Context) (ordered, followers []string, err error) {
+// would add one forwarding hop), and the followers. opts add the
+// credential a node with auth on asks for.
+func (t *Target) leaderFirst(ctx context.Context, opts ...client.Option) (ordered, followers []string, err error) {
 	if len(t.Addrs) == 0 {
 		return nil, nil, errors.New("loadgen: no addresses")
 	}
-	c := client.New(t.Addrs, client.WithAttemptTimeout(2*time.Second))
+	c := client.New(t.Addrs, append([]client.Option{client.WithAttemptTimeout(2 * time.Second)}, opts...)...)
 	defer c.Close()
 	var s client.Status
 	for {
@@ -69,6 +71,9 @@ func (t *Target) leaderFirst(ctx context.Context) (ordered, followers []string, 
 		}
 		if ctx.Err() != nil {
 			return nil, nil, fmt.Errorf("find leader: %w", errors.Join(ctx.Err(), err))
+		}
+		if code := client.Code(err); code == wire.CodeUnauthorized || code == wire.CodeForbidden {
+			return nil, nil, fmt.Errorf("find leader: the nodes refuse the run's credential (auth on: give the key its tokens are signed with): %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -57,6 +57,9 @@ const (
 	CodeMoved            = "moved"
 	CodeTicketInvalid    = "ticket_invalid"
 	CodeNoTarget         = "no_target"
+	// CodeRateLimited: the player sent actions faster than the edge's
+	// per-player rate limit lets through; nothing was proposed.
+	CodeRateLimited = "rate_limited"
 )
 
 // Codes of the audit routes (docs/API.md, "Audit").

@@ -6,45 +6,68 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/credential"
 )
 
-// The cluster credential (docs/API.md, "Cluster credential"). With
-// Config.ClusterSecret set, the edge guards two kinds of routes:
+// Who may call which route (docs/API.md, "Access"). Two credentials open
+// routes: the cluster secret (Config.ClusterSecret) in HeaderClusterKey,
+// which nodes and admin tools hold, and, with auth on (Config.Auth), a
+// JWT whose role (auth.go) says who the caller is. Auth on is the one
+// switch that closes every route but health, readiness and metrics:
 //
+//   - open routes (health, readiness, metrics) need nothing, ever;
+//   - the play WebSocket is let through: its hello carries the token
+//     (browsers cannot set headers), and play checks it before anything;
+//   - reads and actions (every route not listed otherwise) need a valid
+//     token of any role with auth on (actions take their player and role
+//     from it), or the secret; with auth off, nothing;
+//   - world creation and rules changes need a server or admin token, or
+//     the secret; with auth off, world creation nothing and rules changes
+//     the secret (when there is one), as before;
+//   - admin routes (membership, snapshot, backup, kick, ban, unban, player
+//     data export and import, drain, signing an audit checkpoint) need an admin token or the secret; with
+//     neither auth nor a secret they are open, as they always were;
 //   - internal routes, which only nodes of the cluster call (the
-//     node-to-node service under InternalPrefix, internal.go; the former
-//     session and acks paths; any request marked HeaderForwarded):
-//     they need the secret in HeaderClusterKey;
-//   - admin routes (membership, snapshot, kick, ban, unban, player data
-//     export and import, drain): they need the secret, or a player-token-
-//     style JWT carrying the claim "gsd_admin": true (auth on).
-//
-// Without a secret every route stays open as before, and the admin and
-// internal endpoints rely on the HTTP port being reachable only by trusted
-// parties.
+//     node-to-node service under InternalPrefix; the former session and
+//     acks paths; any request marked HeaderForwarded) need the secret when
+//     there is one. Without a secret they need HeaderForwarded (the
+//     handlers check it) and, with auth on, the caller's token that the
+//     calling node passes on, checked as on the public route.
 
 // routeAccess says who may call a route.
 type routeAccess int
 
 const (
-	accessPublic   routeAccess = iota
-	accessAdmin                // the secret or an admin token
-	accessInternal             // the secret only
+	accessRead     routeAccess = iota // a token of any role (auth on), or the secret
+	accessOpen                        // anyone, always
+	accessPlay                        // anyone at the upgrade: the hello authenticates
+	accessWorld                       // a server or admin token, or the secret
+	accessRules                       // as accessWorld; with auth off, as accessAdmin
+	accessAdmin                       // an admin token or the secret
+	accessInternal                    // the secret only
 )
 
-// routeAccesses lists the guarded routes by mux pattern.
+// routeAccesses lists by mux pattern the routes that are not reads or
+// actions (accessRead, the zero value: an unlisted route is guarded).
 var routeAccesses = map[string]routeAccess{
+	"GET /healthz":                               accessOpen,
+	"GET /readyz":                                accessOpen,
+	"GET /metrics":                               accessOpen,
+	"GET /v1/worlds/{world}/play":                accessPlay,
+	"POST /v1/worlds":                            accessWorld,
+	"PUT /v1/worlds/{world}/rules":               accessRules,
 	"POST /v1/worlds/{world}/sessions/{op}":      accessInternal,
 	"POST /v1/sessions:acks":                     accessInternal,
 	"POST /v1/cluster/join":                      accessAdmin,
-	"PUT /v1/worlds/{world}/rules":               accessAdmin,
 	"DELETE /v1/cluster/nodes/{id}":              accessAdmin,
 	"POST /v1/cluster/transfer-leadership":       accessAdmin,
 	"POST /v1/cluster/snapshot":                  accessAdmin,
 	"GET /v1/cluster/backup":                     accessAdmin,
+	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
 	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
 	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
 	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,
@@ -52,7 +75,17 @@ var routeAccesses = map[string]routeAccess{
 	"DELETE /v1/worlds/{world}/bans/{player}":    accessAdmin,
 	"POST /v1/node/drain":                        accessAdmin,
 	"DELETE /v1/node/drain":                      accessAdmin,
-	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
+}
+
+// publicAccess is the access of the public route an internal pattern
+// serves ("POST /internal/v1/worlds" serves "POST /v1/worlds"), or of
+// pattern itself.
+func publicAccess(pattern string) routeAccess {
+	method, path, _ := strings.Cut(pattern, " ")
+	if rest, ok := strings.CutPrefix(path, InternalPrefix+"/"); ok {
+		pattern = method + " /v1/" + rest
+	}
+	return routeAccesses[pattern]
 }
 
 // checkAccess returns nil when r may reach the route of pattern, else an
@@ -62,30 +95,63 @@ func (s *Core) checkAccess(r *http.Request, pattern string) error {
 	if err := s.checkPeerCert(r, pattern); err != nil {
 		return err
 	}
-	if len(s.cfg.ClusterSecret) == 0 {
+	access := routeAccesses[pattern]
+	if access == accessOpen || access == accessPlay {
 		return nil
 	}
-	access := routeAccesses[pattern]
+	secret := len(s.cfg.ClusterSecret) > 0
+	if !secret && s.auth == nil {
+		return nil
+	}
 	if r.Header.Get(HeaderForwarded) != "" || IsInternalPattern(pattern) {
 		access = accessInternal // only nodes forward, or call internal routes
 	}
-	if access == accessPublic {
-		return nil
-	}
-	if key := r.Header.Get(HeaderClusterKey); key != "" {
+	if key := r.Header.Get(HeaderClusterKey); key != "" && secret {
 		if !hmac.Equal([]byte(key), s.cfg.ClusterSecret) {
 			return fmt.Errorf("%w: wrong cluster secret in %s", ErrUnauthorized, HeaderClusterKey)
 		}
 		return nil
 	}
 	if access == accessInternal {
-		return fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it, with the cluster secret in %s", ErrUnauthorized, HeaderClusterKey)
+		if secret {
+			return fmt.Errorf("%w: internal endpoint: only nodes of the cluster call it, with the cluster secret in %s", ErrUnauthorized, HeaderClusterKey)
+		}
+		// Auth on, no secret: the calling node passed its caller's token on.
+		if access = publicAccess(pattern); access == accessInternal {
+			return nil // session commands and acks: HeaderForwarded only
+		}
 	}
 	tok := Bearer(r)
-	if tok == "" || s.Auth() == nil {
-		return fmt.Errorf("%w: admin endpoint: send the cluster secret in %s or an admin token (claim %q)", ErrUnauthorized, HeaderClusterKey, credential.AdminClaim)
+	if s.auth == nil {
+		if access != accessAdmin && access != accessRules {
+			return nil
+		}
+		return fmt.Errorf("%w: admin endpoint: send the cluster secret in %s (auth is off: no token opens it)", ErrUnauthorized, HeaderClusterKey)
 	}
-	return s.Auth().VerifyAdmin(tok)
+	if tok == "" {
+		return fmt.Errorf("%w: %s", ErrUnauthorized, access.needs())
+	}
+	id, _, err := s.auth.VerifyIdentity(tok)
+	if err != nil {
+		return err
+	}
+	switch {
+	case access == accessAdmin && id.Role != fsm.RoleAdmin,
+		(access == accessWorld || access == accessRules) && id.Role != fsm.RoleAdmin && id.Role != fsm.RoleServer:
+		return fmt.Errorf("%w: the token of %q has role %q: %s", ErrForbidden, id.Player, id.Role, access.needs())
+	}
+	return nil
+}
+
+// needs says what a route of access a needs, with auth on.
+func (a routeAccess) needs() string {
+	switch a {
+	case accessAdmin:
+		return fmt.Sprintf("admin endpoint: send the cluster secret in %s or an admin token (claim %q, or %q %q)", HeaderClusterKey, credential.AdminClaim, RoleClaim, fsm.RoleAdmin)
+	case accessWorld, accessRules:
+		return fmt.Sprintf("world creation and rules: send a server or admin token (claim %q) or the cluster secret in %s", RoleClaim, HeaderClusterKey)
+	}
+	return "auth is on: send a token (Authorization: Bearer)"
 }
 
 // Handler wraps mux, the routes of the edge's surfaces: it answers

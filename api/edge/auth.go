@@ -16,6 +16,7 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/credential"
 	"golang.org/x/time/rate"
 )
@@ -186,31 +187,67 @@ func NewJWKSURL(ctx context.Context, url string, log *slog.Logger) (KeySet, erro
 	return ks, nil
 }
 
-// verify checks a raw token and returns its subject, the player.
-func (a *Authenticator) Verify(raw string) (string, error) {
-	player, _, err := a.VerifyExp(raw)
-	return player, err
+// RoleClaim is the JWT claim that names the caller's role: "player"
+// (also when absent), "server" (a game server), "admin", or a role of the
+// world's rules (docs/API.md, "Roles"). The admin claim (AdminClaim,
+// "gsd_admin": true) makes a token an admin's too.
+const RoleClaim = "gsd_role"
+
+// Identity is who a request acts as: the token's subject and role. With
+// auth off it is empty: the body names the player, and actions carry no
+// role (fsm does not restrict them, as before roles).
+type Identity struct {
+	Player string
+	Role   string
 }
 
-// verifyExp checks a raw token and returns its subject and how long it
-// stays valid (until its exp plus the leeway, by the Authenticator's clock).
-func (a *Authenticator) VerifyExp(raw string) (string, time.Duration, error) {
-	if raw == "" {
-		return "", 0, fmt.Errorf("%w: no token", ErrUnauthorized)
+// role returns the role c's claims give: admin with the admin claim,
+// else the role claim, else player. An admin claim beside another role
+// is refused: the token's issuer said two things.
+func (c *AdminClaims) role() (string, error) {
+	switch {
+	case c.Admin && c.Role != "" && c.Role != fsm.RoleAdmin:
+		return "", fmt.Errorf("the token has %q and %q: %q", credential.AdminClaim, RoleClaim, c.Role)
+	case c.Admin:
+		return fsm.RoleAdmin, nil
+	case c.Role == "":
+		return fsm.RolePlayer, nil
 	}
-	var claims jwt.RegisteredClaims
+	if err := CheckName("token role", c.Role); err != nil {
+		return "", err
+	}
+	return c.Role, nil
+}
+
+// Verify checks a raw token and returns its subject, the player.
+func (a *Authenticator) Verify(raw string) (string, error) {
+	id, _, err := a.VerifyIdentity(raw)
+	return id.Player, err
+}
+
+// VerifyIdentity checks a raw token and returns who it names (subject and
+// role) and how long it stays valid.
+func (a *Authenticator) VerifyIdentity(raw string) (Identity, time.Duration, error) {
+	if raw == "" {
+		return Identity{}, 0, fmt.Errorf("%w: no token", ErrUnauthorized)
+	}
+	var claims AdminClaims
 	if _, err := a.parser.ParseWithClaims(raw, &claims, a.keys); err != nil {
-		return "", 0, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		return Identity{}, 0, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
 	if err := CheckName("token subject", claims.Subject); err != nil {
-		return "", 0, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+		return Identity{}, 0, fmt.Errorf("%w: %v", ErrUnauthorized, err)
+	}
+	role, err := claims.role()
+	if err != nil {
+		return Identity{}, 0, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
 	now := time.Now
 	if a.cfg.Now != nil {
 		now = a.cfg.Now
 	}
 	// WithExpirationRequired has made sure exp is there.
-	return claims.Subject, claims.ExpiresAt.Add(a.cfg.Leeway).Sub(now()), nil
+	return Identity{Player: claims.Subject, Role: role}, claims.ExpiresAt.Add(a.cfg.Leeway).Sub(now()), nil
 }
 
 // Bearer returns the token of an "Authorization: Bearer" header, or "".
@@ -222,11 +259,12 @@ func Bearer(r *http.Request) string {
 	return ""
 }
 
-// identify returns the player a request acts as: "" with auth off (the body
-// names the player), else the token's subject.
-func (s *Core) Identify(r *http.Request) (string, error) {
+// Identify returns who a request acts as: nobody with auth off (the body
+// names the player; no role), else the token's subject and role.
+func (s *Core) Identify(r *http.Request) (Identity, error) {
 	if s.auth == nil {
-		return "", nil
+		return Identity{}, nil
 	}
-	return s.auth.Verify(Bearer(r))
+	id, _, err := s.auth.VerifyIdentity(Bearer(r))
+	return id, err
 }

@@ -3,7 +3,6 @@ package edge
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"fmt"
 	"net/http"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,22 +16,11 @@ import (
 const HeaderClusterKey = wire.HeaderClusterKey
 
 // AdminClaims are a token's registered claims plus the admin flag (its
-// JSON name is credential.AdminClaim).
+// JSON name is credential.AdminClaim) and the role (RoleClaim).
 type AdminClaims struct {
 	jwt.RegisteredClaims
-	Admin bool `json:"gsd_admin"`
-}
-
-// verifyAdmin checks a token like a player's and requires its admin claim.
-func (a *Authenticator) VerifyAdmin(raw string) error {
-	var claims AdminClaims
-	if _, err := a.parser.ParseWithClaims(raw, &claims, a.keys); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnauthorized, err)
-	}
-	if !claims.Admin {
-		return fmt.Errorf("%w: admin endpoint: the token of %q has no %q claim", ErrForbidden, claims.Subject, credential.AdminClaim)
-	}
-	return nil
+	Admin bool   `json:"gsd_admin,omitempty"`
+	Role  string `json:"gsd_role,omitempty"`
 }
 
 // setClusterKey marks a node-to-node request with the cluster secret.

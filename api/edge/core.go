@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ type Core struct {
 	fwd     *http.Client   // node-to-node calls (peer.go)
 	auth    *Authenticator // nil: auth off
 	wire    *WireCache     // encoded events shared by streams and plays
+	limiter *playerLimiter // nil: no per-player rate limit (ratelimit.go)
 
 	// closing is cancelled by Close; open streams end on it.
 	closing context.Context
@@ -56,6 +58,9 @@ func NewCore(cfg Config, b Backend, router Router, reg prometheus.Registerer) (*
 	c := &Core{cfg: cfg, b: b, router: router, log: cfg.Logger, metrics: m, fwd: NewForwardClient(cfg), wire: new(WireCache)}
 	if cfg.Auth != nil {
 		c.auth = NewAuthenticator(*cfg.Auth)
+	}
+	if cfg.PlayerRate > 0 {
+		c.limiter = newPlayerLimiter(cfg.PlayerRate, cfg.PlayerBurst, time.Now)
 	}
 	c.closing, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -158,6 +163,12 @@ type Config struct {
 	// TransferTicketTTL is how long a drained connection's transfer ticket
 	// stays valid.
 	TransferTicketTTL time.Duration
+	// PlayerRate is each player's sustained rate of actions per second at
+	// this node's edge (ratelimit.go); 0 turns the limit off.
+	PlayerRate float64
+	// PlayerBurst is how many actions a player may send at once above
+	// PlayerRate (the bucket's size); at least 1 when PlayerRate is set.
+	PlayerBurst int
 	// PeerTLS, when set, is the TLS this node calls other nodes with (over
 	// https, peer_tls.go): the cluster's mutual TLS. Nil calls them over
 	// plain HTTP.
@@ -233,6 +244,12 @@ func (c Config) Validate() error {
 		if err := ValidClusterSecret(c.ClusterSecret); err != nil {
 			errs = append(errs, fmt.Errorf("config.ClusterSecret: %w", err))
 		}
+	}
+	if c.PlayerRate < 0 || math.IsNaN(c.PlayerRate) || math.IsInf(c.PlayerRate, 0) {
+		errs = append(errs, errors.New("config.PlayerRate must be a finite number >= 0"))
+	}
+	if c.PlayerRate > 0 && c.PlayerBurst < 1 {
+		errs = append(errs, errors.New("config.PlayerBurst must be >= 1 when PlayerRate is set"))
 	}
 	if c.TransferTicketTTL <= 0 {
 		errs = append(errs, errors.New("config.TransferTicketTTL must be > 0"))

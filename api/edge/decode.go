@@ -74,10 +74,13 @@ type opKeys struct {
 	Expect string          `json:"expect"`
 }
 
-// DecodeAction decodes and validates one action of world. A non-empty
-// player (the authenticated one) is the action's player: a body that names
-// another is forbidden.
-func DecodeAction(b []byte, world, player string) (*fsm.Action, error) {
+// DecodeAction decodes and validates one action of world as id, the
+// verified caller. A non-empty id.Player (auth on) is the action's player:
+// a body that names another is forbidden. The action carries id.Role,
+// which only the token gives: the body has no key for it, so a client
+// cannot claim a role (an unknown key is malformed).
+func DecodeAction(b []byte, world string, id Identity) (*fsm.Action, error) {
+	player := id.Player
 	var req ActionRequest
 	if err := DecodeStrict(b, &req); err != nil {
 		return nil, err
@@ -88,7 +91,7 @@ func DecodeAction(b []byte, world, player string) (*fsm.Action, error) {
 		}
 		req.Player = player
 	}
-	a := &fsm.Action{World: world, Player: req.Player, Seq: req.Seq, InputTime: req.InputTime}
+	a := &fsm.Action{World: world, Player: req.Player, Seq: req.Seq, InputTime: req.InputTime, Role: id.Role}
 	switch req.Priority {
 	case "", "critical":
 		a.Priority = fsm.PriorityCritical

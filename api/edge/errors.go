@@ -72,6 +72,8 @@ func Classify(err error, write bool) (int, string) {
 		return http.StatusUnauthorized, CodeUnauthorized
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden, CodeForbidden
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests, CodeRateLimited
 	case errors.Is(err, ErrSlowConsumer):
 		return http.StatusTooManyRequests, CodeSlowConsumer
 	case errors.Is(err, ErrSessionReplaced):
@@ -142,7 +144,7 @@ func (s *Core) WriteError(w http.ResponseWriter, err error, write bool) {
 	status, body := s.ErrorFor(err, write)
 	switch status {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfter(err))
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gsd"`)
 	}

@@ -45,13 +45,13 @@ func (p *API) SessionCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	copy(c.TokenHash[:], h)
 	if p.Auth() != nil && (kind == fsm.CmdSessionOpen || kind == fsm.CmdSessionResume) {
-		player, err := p.Identify(r)
+		id, err := p.Identify(r)
 		if err != nil {
 			p.WriteError(w, err, true)
 			return
 		}
-		if player != c.Player {
-			p.WriteError(w, fmt.Errorf("%w: the token is for player %q, the command names %q", edge.ErrForbidden, player, c.Player), true)
+		if id.Player != c.Player {
+			p.WriteError(w, fmt.Errorf("%w: the token is for player %q, the command names %q", edge.ErrForbidden, id.Player, c.Player), true)
 			return
 		}
 	}

@@ -327,7 +327,7 @@ func (u *UDP) drain(k *udpKey) {
 // field) order, the client seq and input time of the newest input. Each
 // packet's seq is in one batch at most, so no two actions share a seq.
 func udpAction(c *playConn, batch map[fieldKey]udpInput) *fsm.Action {
-	a := &fsm.Action{World: c.world, Player: c.player, Priority: fsm.PriorityBulk, Ops: make([]fsm.Op, 0, len(batch))}
+	a := &fsm.Action{World: c.world, Player: c.player, Role: c.role, Priority: fsm.PriorityBulk, Ops: make([]fsm.Op, 0, len(batch))}
 	for f, in := range batch {
 		a.Ops = append(a.Ops, fsm.Op{Kind: fsm.OpSet, Entity: f.entity, Field: f.field, Value: in.value})
 		if in.seq > a.Seq {
@@ -345,6 +345,9 @@ func udpAction(c *playConn, batch map[fieldKey]udpInput) *fsm.Action {
 func (u *UDP) apply(c *playConn, batch map[fieldKey]udpInput) string {
 	a := udpAction(c, batch)
 	if err := u.s.CheckBan(c.world, c.player); err != nil {
+		return u.outcome(err)
+	}
+	if err := u.s.Admit(nil, c.player, "udp"); err != nil {
 		return u.outcome(err)
 	}
 	raw, err := json.Marshal(struct {

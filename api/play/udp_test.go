@@ -353,7 +353,7 @@ func TestUDPApplyRefusesABannedPlayerAndCountsBackendErrors(t *testing.T) {
 }
 
 func TestUDPActionTakesTheNewestSeqAndSortsItsOps(t *testing.T) {
-	c := &playConn{world: "arena", player: "ann"}
+	c := &playConn{world: "arena", player: "ann", role: fsm.RolePlayer}
 	a := udpAction(c, map[fieldKey]udpInput{
 		{"b", "x"}: {seq: 4, inputTime: 40, value: fsm.Int(4)},
 		{"a", "y"}: {seq: 7, inputTime: 70, value: fsm.Int(7)},
@@ -366,6 +366,7 @@ func TestUDPActionTakesTheNewestSeqAndSortsItsOps(t *testing.T) {
 		{Kind: fsm.OpSet, Entity: "a", Field: "y", Value: fsm.Int(7)},
 		{Kind: fsm.OpSet, Entity: "b", Field: "x", Value: fsm.Int(4)},
 	}, a.Ops)
+	require.Equal(t, fsm.RolePlayer, a.Role, "the connection's token's role")
 	require.NoError(t, a.Validate())
 }
 

@@ -205,6 +205,7 @@ type playConn struct {
 	headerPlayer string
 
 	player  string
+	role    string // the token's role (auth on), carried by every action
 	session string
 	token   string // the player's JWT (auth on), sent along when forwarding
 	epoch   uint64 // the session's epoch this connection holds
@@ -384,9 +385,12 @@ func (c *playConn) act(raw json.RawMessage) {
 	}
 	_ = json.Unmarshal(raw, &key) // best effort: the error answer names the seq
 	res := wire.Result{Type: wire.TypeResult, Seq: key.Seq}
-	a, err := edge.DecodeAction(raw, c.world, c.player)
+	a, err := edge.DecodeAction(raw, c.world, edge.Identity{Player: c.player, Role: c.role})
 	if err == nil {
 		err = c.s.CheckBan(c.world, c.player)
+	}
+	if err == nil {
+		err = c.s.Admit(nil, c.player, "play") // refused with an error message; the connection stays
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.Config().RequestTimeout)

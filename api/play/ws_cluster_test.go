@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
@@ -25,13 +26,20 @@ func startPlayCluster(t *testing.T, n int, opts ...func(*nodeConfig)) []*node {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		f := startNodeOn(t, fmt.Sprintf("n%d", i), false, ln, opts...)
-		join := fmt.Sprintf(`{"id":"n%d","raft_addr":%q,"http_addr":%q}`, i, f.raftAddr, f.env.TS.Listener.Addr().String())
+		// The join reports the versions the node reads, as gsd's does: with
+		// auth on, actions carry a role (log 3), which the leader proposes
+		// only once every voter reads it.
+		v := fsm.Supported()
+		join := fmt.Sprintf(`{"id":"n%d","raft_addr":%q,"http_addr":%q,"versions":{"log":%d,"snapshot":%d,"wire":%d}}`,
+			i, f.raftAddr, f.env.TS.Listener.Addr().String(), v.Log, v.Snapshot, v.Wire)
 		// Right after a join the leader may step down for a moment (its
 		// new quorum includes a node still starting): join again.
 		var m map[string]any
 		require.Eventually(t, func() bool {
 			var code int
-			code, m = nodes[0].env.DoJSON("POST", "/v1/cluster/join", join, edge.HeaderClusterKey, string(nodes[0].env.srv.Config().ClusterSecret))
+			// The secret, or with auth on and no secret an admin token.
+			code, m = nodes[0].env.DoJSON("POST", "/v1/cluster/join", join, append(apitest.AdminHeader(t),
+				edge.HeaderClusterKey, string(nodes[0].env.srv.Config().ClusterSecret))...)
 			return code == 200
 		}, 10*time.Second, 20*time.Millisecond, "join n%d: %v", i, m)
 		nodes = append(nodes, f)

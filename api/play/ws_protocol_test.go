@@ -6,6 +6,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
 )
@@ -15,7 +16,7 @@ import (
 
 func TestPlayRefusesAHelloOrResumeTokenForAnotherPlayerThanTheHeaderToken(t *testing.T) {
 	n := startLeaderWith(t, fastPlay, withAuth)
-	n.env.Do("POST", "/v1/worlds", arenaBody)
+	n.env.Do("POST", "/v1/worlds", arenaBody, apitest.AdminHeader(t)...)
 	url := n.env.WSURL("arena")
 	ann := sign(t, jwt.SigningMethodEdDSA, keys.Ed, claims("ann"))
 	ann2 := sign(t, jwt.SigningMethodHS256, keys.HS, claims("ann"))

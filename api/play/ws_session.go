@@ -95,17 +95,18 @@ func (c *playConn) identify(msg wire.ClientMsg) (string, error) {
 	if tok == "" {
 		tok = c.header
 	}
-	player, valid, err := c.s.Auth().VerifyExp(tok)
+	id, valid, err := c.s.Auth().VerifyIdentity(tok)
 	if err != nil {
 		return "", err
 	}
+	player := id.Player
 	if msg.Player != "" && msg.Player != player {
 		return "", fmt.Errorf("%w: the token is for player %q, the message names %q", edge.ErrForbidden, player, msg.Player)
 	}
 	if c.headerPlayer != "" && c.headerPlayer != player {
 		return "", fmt.Errorf("%w: the header token is for player %q, the %s token for %q", edge.ErrForbidden, c.headerPlayer, msg.Type, player)
 	}
-	c.token = tok
+	c.token, c.role = tok, id.Role
 	// The connection lives as long as the token: at its exp it closes
 	// with 4401, and the client reconnects with a fresh one.
 	c.expiry = time.AfterFunc(valid, func() {

@@ -33,7 +33,7 @@ func TestPlayClosesAnIdleConnectionWith4408(t *testing.T) {
 
 func TestPlayClosesWith4401WhenTheTokenExpiresDuringTheConnection(t *testing.T) {
 	n := startLeaderWith(t, fastPlay, withAuth)
-	n.env.Do("POST", "/v1/worlds", arenaBody)
+	n.env.Do("POST", "/v1/worlds", arenaBody, apitest.AdminHeader(t)...)
 	// Expired 29 s ago by the server's clock, within its 30 s leeway:
 	// valid for one second more.
 	tok := sign(t, jwt.SigningMethodHS256, keys.HS, claims("ann", func(c *jwt.RegisteredClaims) {
@@ -47,7 +47,7 @@ func TestPlayClosesWith4401WhenTheTokenExpiresDuringTheConnection(t *testing.T) 
 
 func TestPlayWithAuthOnAFollowerForwardsTheTokenWithActions(t *testing.T) {
 	nodes := startPlayCluster(t, 2, fastPlay, withAuth)
-	nodes[0].env.Do("POST", "/v1/worlds", arenaBody)
+	nodes[0].env.Do("POST", "/v1/worlds", arenaBody, apitest.AdminHeader(t)...)
 	tok := sign(t, jwt.SigningMethodHS256, keys.HS, claims("ann"))
 	c := dialPlay(t, nodes[1].env.WSURL("arena"), "Authorization", "Bearer "+tok)
 	wsSend(t, c, map[string]any{"type": "hello"})
@@ -65,7 +65,7 @@ func TestPlayWithAuthOnAFollowerForwardsTheTokenWithActions(t *testing.T) {
 func TestInternalSessionEndpointServesOnlyForwardedWellFormedCommands(t *testing.T) {
 	fake := apitest.NewFake()
 	e := newEnv(t, fake, withAuth)
-	e.Do("POST", "/v1/worlds", arenaBody)
+	e.Do("POST", "/v1/worlds", arenaBody, apitest.AdminHeader(t)...)
 	fwd := []string{edge.HeaderForwarded, "1"}
 	hash := strings.Repeat("ab", fsm.TokenHashLen)
 	e.RequireError(403, edge.CodeForbidden, "POST", "/v1/worlds/arena/sessions/open", `{"id":"s1","player":"ann"}`)
@@ -151,7 +151,7 @@ func TestActOnLeaderRetriesOnTheLeaderWhenLeadershipMovesMidCall(t *testing.T) {
 		}
 		f.SessErr = nil
 	})
-	a, err := edge.DecodeAction([]byte(actBody("ann", 1)), "arena", "")
+	a, err := edge.DecodeAction([]byte(actBody("ann", 1)), "arena", edge.Identity{})
 	require.NoError(t, err)
 	ev, err := e.srv.ActOnLeader(context.Background(), a, json.RawMessage(actBody("ann", 1)), "")
 	require.NoError(t, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -291,7 +292,7 @@ func TestPlayClosesMalformedAndOversizedMessagesWithACode(t *testing.T) {
 
 func TestPlayRejectsForgedExpiredAndMisaddressedTokens(t *testing.T) {
 	n := startLeaderWith(t, fastPlay, withAuth)
-	n.env.Do("POST", "/v1/worlds", arenaBody)
+	n.env.Do("POST", "/v1/worlds", arenaBody, apitest.AdminHeader(t)...)
 	url := n.env.WSURL("arena")
 	good := sign(t, jwt.SigningMethodEdDSA, keys.Ed, claims("ann"))
 	for what, tok := range map[string]string{

@@ -19,14 +19,17 @@ func (p *API) Act(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
-	player, err := p.Identify(r)
+	id, err := p.Identify(r)
 	if err != nil {
 		p.WriteError(w, err, true)
 		return
 	}
-	a, err := edge.DecodeAction(body, r.PathValue("world"), player)
+	a, err := edge.DecodeAction(body, r.PathValue("world"), id)
 	if err == nil {
 		err = p.CheckBan(a.World, a.Player)
+	}
+	if err == nil {
+		err = p.Admit(r, a.Player, "http")
 	}
 	if err != nil {
 		p.WriteError(w, err, true)
@@ -65,7 +68,7 @@ type batchResponse struct {
 // its own item. An item that meets a leadership change is answered
 // not_leader (or outcome_unknown) for the client to retry with the same seq.
 func (p *API) ActBatch(w http.ResponseWriter, r *http.Request) {
-	player, err := p.Identify(r)
+	id, err := p.Identify(r)
 	if err != nil {
 		p.WriteError(w, err, true)
 		return
@@ -90,7 +93,7 @@ func (p *API) ActBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	world := r.PathValue("world")
 	err = p.RouteCall(world, edge.KindWrite, edge.IsForwarded(r), func(g edge.Group) error {
-		p.WriteJSON(w, http.StatusOK, p.runBatch(r, g, world, player, req.Actions))
+		p.WriteJSON(w, http.StatusOK, p.runBatch(r, g, world, id, req.Actions))
 		return nil
 	}, func(rt edge.Route) error {
 		return p.Relay(w, r, rt, http.MethodPost, edge.InternalBatchPath(world), body)
@@ -101,14 +104,17 @@ func (p *API) ActBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // runBatch runs a batch's actions on g, concurrently, and answers each.
-func (p *API) runBatch(r *http.Request, g edge.Group, world, player string, actions []json.RawMessage) batchResponse {
+func (p *API) runBatch(r *http.Request, g edge.Group, world string, id edge.Identity, actions []json.RawMessage) batchResponse {
 	results := make([]any, len(actions))
 	sem := make(chan struct{}, p.Config().BatchConcurrency)
 	var wg sync.WaitGroup
 	for i, raw := range actions {
-		a, err := edge.DecodeAction(raw, world, player)
+		a, err := edge.DecodeAction(raw, world, id)
 		if err == nil {
 			err = p.CheckBan(world, a.Player)
+		}
+		if err == nil {
+			err = p.Admit(r, a.Player, "http") // one token per action
 		}
 		if err != nil {
 			_, results[i] = p.ErrorFor(fmt.Errorf("action %d: %w", i, err), true)

@@ -216,11 +216,11 @@ func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
 		return v, false, fmt.Errorf("%w: mode must be state or events, got %q", fsm.ErrMalformed, m)
 	}
 	if s.Auth() != nil {
-		player, err := s.Identify(r)
+		id, err := s.Identify(r)
 		if err != nil {
 			return v, false, err
 		}
-		v.Player = player
+		v.Player = id.Player
 	}
 	return v, events, nil
 }

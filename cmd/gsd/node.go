@@ -171,6 +171,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	o.play.set(&acfg.Play)
+	o.limit.set(&acfg)
 	o.tls.setEdge(&acfg)
 	acfg.Audit = aud
 	acfg.Play.SessionKeepalive = o.expiry.keepalive()
@@ -181,7 +182,11 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if o.cluster.ticketTTL > 0 {
 		acfg.TransferTicketTTL = o.cluster.ticketTTL
 	}
-	if acfg.ClusterSecret == nil {
+	switch {
+	case acfg.ClusterSecret == nil && acfg.Auth != nil:
+		// Auth on closes every route: nodes join and report with the secret.
+		log.Warn("auth on without a cluster secret: admin routes need an admin token, and other nodes can neither join this one nor report their versions")
+	case acfg.ClusterSecret == nil:
 		log.Warn("no cluster secret: the admin and internal endpoints are open to whoever reaches the HTTP port")
 	}
 	if o.applyTimeout > 0 {

@@ -49,6 +49,7 @@ type options struct {
 	play    playOptions
 	cluster clusterOptions
 	pgSink  pgSinkOptions
+	limit   rateLimitOptions
 	tls     tlsOptions
 	audit   auditOptions
 	expiry  expiryOptions
@@ -145,6 +146,7 @@ cluster from that data and ignores --join.`,
 	o.play.flags(f)
 	o.cluster.flags(f)
 	o.pgSink.flags(f)
+	o.limit.flags(f)
 	o.tls.flags(f)
 	o.audit.flags(f)
 	o.expiry.flags(f)
@@ -176,6 +178,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.play.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.limit.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.expiry.check(); err != nil {

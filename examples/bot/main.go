@@ -147,21 +147,36 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	// it is a token's subject. A TokenSource is asked before every connect
 	// and resume, so a long session outlives its tokens.
 	opts := client.PlayOptions{Player: cfg.player, Token: cfg.token}
+	creator := c
+	if cfg.token != "" {
+		creator = client.New(cfg.addrs, client.WithHeader("Authorization", "Bearer "+cfg.token))
+		defer creator.Close()
+	}
 	if cfg.tokenSecret != "" {
 		key, err := loadSecret(cfg.tokenSecret)
 		if err != nil {
 			return err
 		}
 		opts.TokenSource = func(context.Context) (string, error) {
-			return mintHS256(key, cfg.player, cfg.audience, cfg.issuer, time.Now(), cfg.tokenTTL)
+			return mintHS256(key, cfg.player, "", cfg.audience, cfg.issuer, time.Now(), cfg.tokenTTL)
 		}
+		// With auth on only game servers and admins create worlds: with
+		// the key, the bot mints itself a server's token for that.
+		tok, err := mintHS256(key, cfg.player+"-server", "server", cfg.audience, cfg.issuer, time.Now(), time.Minute)
+		if err != nil {
+			return err
+		}
+		creator = client.New(cfg.addrs, client.WithHeader("Authorization", "Bearer "+tok))
+		defer creator.Close()
 	}
 
 	// Create the world; one that exists already is fine.
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := c.CreateWorld(cctx, cfg.world, rules())
+	err := creator.CreateWorld(cctx, cfg.world, rules())
 	cancel()
-	if err != nil && client.Code(err) != client.CodeWorldExists {
+	// A player's own token may not create worlds (auth on: servers and
+	// admins do); the world then has to exist, which play will tell.
+	if err != nil && client.Code(err) != client.CodeWorldExists && client.Code(err) != wire.CodeForbidden {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -503,17 +518,21 @@ func loadSecret(path string) ([]byte, error) {
 	return b, nil
 }
 
-// mintHS256 signs a development JWT for player, as `gsdctl token` does. A
+// mintHS256 signs a development JWT for player with role (claim
+// gsd_role; "" for a player), as `gsdctl token` does. A
 // real game gets its tokens from its own identity service; gsd only
 // verifies them. Written with the standard library to keep the example
 // free of dependencies: base64url(header) "." base64url(claims) "."
 // base64url(HMAC-SHA256 of the two).
-func mintHS256(key []byte, player, audience, issuer string, now time.Time, ttl time.Duration) (string, error) {
+func mintHS256(key []byte, player, role, audience, issuer string, now time.Time, ttl time.Duration) (string, error) {
 	claims := map[string]any{
 		"sub": player,
 		"iat": now.Unix(),
 		"nbf": now.Unix(),
 		"exp": now.Add(ttl).Unix(),
+	}
+	if role != "" {
+		claims["gsd_role"] = role
 	}
 	if audience != "" {
 		claims["aud"] = audience

@@ -194,7 +194,7 @@ func TestBotWithMintedTokensOnAnAuthServer(t *testing.T) {
 func TestMintedTokenVerifiesWithTheJWTLibrary(t *testing.T) {
 	key := []byte(strings.Repeat("k", 32))
 	now := time.Now()
-	tok, err := mintHS256(key, "ann", "game", "studio", now, time.Minute)
+	tok, err := mintHS256(key, "ann", "", "game", "studio", now, time.Minute)
 	require.NoError(t, err)
 	var claims jwt.RegisteredClaims
 	_, err = jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithAudience("game"),
@@ -205,7 +205,7 @@ func TestMintedTokenVerifiesWithTheJWTLibrary(t *testing.T) {
 	require.Equal(t, now.Add(time.Minute).Unix(), claims.ExpiresAt.Unix())
 
 	// Without audience and issuer the claims are absent, not empty.
-	tok, err = mintHS256(key, "ann", "", "", now, time.Minute)
+	tok, err = mintHS256(key, "ann", "", "", "", now, time.Minute)
 	require.NoError(t, err)
 	claims = jwt.RegisteredClaims{}
 	_, err = jwt.NewParser().ParseWithClaims(tok, &claims, func(*jwt.Token) (any, error) { return key, nil })

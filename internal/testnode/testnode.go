@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
-	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -80,13 +79,10 @@ func start(t testing.TB, udp bool, opt func(*api.Config)) string {
 		defer cancel()
 		require.NoError(t, st.Close(ctx))
 	})
-	c := client.New([]string{httpAddr})
-	defer c.Close()
+	// Asked of the store: with auth on, /v1/status needs a token.
 	require.Eventually(t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		s, err := c.Status(ctx)
-		return err == nil && s.LeaderHTTP != ""
+		_, addr := st.Leader()
+		return addr != ""
 	}, 30*time.Second, 10*time.Millisecond)
 	return httpAddr
 }

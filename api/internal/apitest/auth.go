@@ -69,3 +69,10 @@ func Sign(t testing.TB, m jwt.SigningMethod, key any, c jwt.Claims) string {
 
 // Secret is a cluster secret for the tests.
 const Secret = "0123456789abcdef0123456789abcdef-cluster"
+
+// AdminHeader is an Authorization header (name, value) carrying an admin
+// token: with auth on, every route but health, readiness and metrics
+// needs a credential, and world creation a server's or an admin's.
+func AdminHeader(t testing.TB) []string {
+	return []string{"Authorization", "Bearer " + Sign(t, jwt.SigningMethodHS256, Keys.HS, edge.AdminClaims{RegisteredClaims: Claims("ops"), Admin: true})}
+}
