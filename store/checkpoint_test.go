@@ -59,7 +59,7 @@ func TestCheckpointMismatchIsCountedLoggedAndReported(t *testing.T) {
 	s.checkpointApplied(&fsm.CheckpointResult{Checkpoint: cp, Local: 2, Known: true})
 	require.Equal(t, []CheckpointMismatch{{Node: "n1", World: "w", Index: 7, Leader: "n9", LeaderHash: 1, Local: 2}}, got)
 	require.Equal(t, 1.0, testutil.ToFloat64(s.metrics.checkpointMismatches))
-	require.Equal(t, 3.0, testutil.ToFloat64(s.metrics.checkpointsCompared), "every round but the first carried a mark")
+	require.Equal(t, 2.0, testutil.ToFloat64(s.metrics.checkpointsCompared))
 }
 
 // TestLeaderStepsDownWhenAMajorityReportsAMismatchAgainstIt: one report
@@ -96,7 +96,7 @@ func TestLeaderStepsDownWhenAMajorityReportsAMismatchAgainstIt(t *testing.T) {
 	down, err = l.ReportMismatch(m)
 	require.NoError(t, err)
 	require.True(t, down)
-	require.NotSame(t, l, c.waitLeader())
+	require.Eventually(t, func() bool { return c.waitLeader() != l }, 10*time.Second, 10*time.Millisecond)
 }
 
 func TestCheckpointIntervalMustNotBeNegative(t *testing.T) {
