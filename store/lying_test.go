@@ -35,6 +35,9 @@ func mismatchCluster(t *testing.T) (*cluster, chan CheckpointMismatch) {
 	found := make(chan CheckpointMismatch, 64)
 	c := newCluster(t, 3, func(cfg *Config) {
 		withCheckpoints(cfg)
+		// Who leads is part of what the tests assert: no elections from a
+		// loaded machine's slow heartbeats (-race on two cores).
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
 		cfg.FSM.Validators = []fsm.Validator{capHP{}}
 		cfg.OnCheckpointMismatch = func(m CheckpointMismatch) {
 			select {
