@@ -78,6 +78,14 @@ func TestLeaderStepsDownWhenAMajorityReportsAMismatchAgainstIt(t *testing.T) {
 	_, err := followers[0].ReportMismatch(m)
 	require.ErrorIs(t, err, ErrNotLeader)
 
+	// A follower's round proposes nothing (it logs ErrNotLeader).
+	mustCreateWorld(t, l, "w")
+	c.waitReplicated()
+	carried := make(map[string]uint64)
+	followers[0].checkpointRound(context.Background(), carried)
+	require.Empty(t, carried)
+	require.Equal(t, l.raft.LastIndex(), followers[0].raft.LastIndex())
+
 	other := m
 	other.Leader, other.Node = "someone-else", followers[0].cfg.ID
 	down, err := l.ReportMismatch(other)
