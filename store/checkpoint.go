@@ -62,28 +62,48 @@ func (s *Store) checkpointApplied(r *fsm.CheckpointResult) {
 	}
 }
 
-// ReportMismatch records, on the leader, a follower's mismatch against one
+// ReportMismatch records, on the leader, a voter's mismatch against one
 // of this leader's checkpoints. When the voters reporting against the same
 // checkpoint make a majority, this leader is the odd replica: it logs so
-// and transfers leadership, and ReportMismatch returns true. Reports about
-// another leader's checkpoint are ignored. Errors: ErrNotLeader.
+// and transfers leadership, and ReportMismatch returns true; below that,
+// the reporters are the odd ones and the leader logs their names. Reports
+// about another leader's checkpoint, or from a node that is not a voter,
+// are ignored. Errors: ErrNotLeader.
 func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 	if s.raft.State() != raft.Leader {
 		return false, ErrNotLeader
 	}
-	if m.Leader != s.cfg.ID {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return false, raftError(err)
+	}
+	voters, known := 0, false
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+			known = known || string(srv.ID) == m.Node
+		}
+	}
+	if m.Leader != s.cfg.ID || !known {
 		return false, nil
 	}
 	key := checkpointKey{world: m.World, index: m.Index}
 	s.checkMu.Lock()
+	for k := range s.reports {
+		if k.world == key.world && k.index < key.index {
+			delete(s.reports, k) // a newer checkpoint of the world supersedes it
+		}
+	}
 	if s.reports[key] == nil {
 		s.reports[key] = make(map[string]bool)
 	}
 	s.reports[key][m.Node] = true
 	n := len(s.reports[key])
 	s.checkMu.Unlock()
-	voters := s.voters()
 	if n <= voters/2 {
+		s.log.Warn("checkpoint mismatch reported: the reporting replica's state differs from this leader's",
+			"replica", m.Node, "world", m.World, "index", m.Index,
+			"leader_hash", wire.HashString(m.LeaderHash), "hash", wire.HashString(m.Local))
 		return false, nil
 	}
 	s.log.Error("checkpoint mismatch reported by a majority: this leader is the odd replica; stepping down",

@@ -92,6 +92,20 @@ func TestLeaderStepsDownWhenAMajorityReportsAMismatchAgainstIt(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, down, "a report about another leader's checkpoint")
 
+	stranger := m
+	stranger.Node = "not-a-voter"
+	down, err = l.ReportMismatch(stranger)
+	require.NoError(t, err)
+	require.False(t, down, "a report from a node that is not a voter")
+
+	// Reports against an older checkpoint of the world are dropped once a
+	// newer one is reported: they never add up with the newer ones.
+	old := m
+	old.Node, old.Index = followers[1].cfg.ID, m.Index-1
+	down, err = l.ReportMismatch(old)
+	require.NoError(t, err)
+	require.False(t, down)
+
 	m.Node = followers[0].cfg.ID
 	for range 2 { // the same reporter twice is one report
 		down, err = l.ReportMismatch(m)
