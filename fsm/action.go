@@ -195,6 +195,7 @@ const (
 	CmdNodeVersions  // log version 2: a node's supported versions
 	CmdUpdateRules   // log version 2: replaces a world's rules
 	CmdSessionExpire // log version 4: closes a world's idle sessions
+	CmdCheckpoint    // log version 5: the leader's state hash of a world at a seq
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -220,6 +221,7 @@ type Command struct {
 	Acks    []SessionAck   // CmdSessionAcks
 	Rules   *RulesUpdate   // CmdUpdateRules
 	Expire  *SessionExpiry // CmdSessionExpire
+	Check   *Checkpoint    // CmdCheckpoint
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

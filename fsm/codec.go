@@ -409,6 +409,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.rules(c.Rules.Rules)
 		case CmdSessionExpire:
 			e.sessionExpiry(c.Expire)
+		case CmdCheckpoint:
+			e.checkpoint(c.Check)
 		}
 	}
 	return e.b
@@ -503,8 +505,10 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Rules = &RulesUpdate{World: d.str(), Expect: d.uvarint(), Rules: d.rules()}
 		case CmdSessionExpire:
 			c.Expire = d.sessionExpiry()
+		case CmdCheckpoint:
+			c.Check = d.checkpoint()
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdSessionExpire)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdCheckpoint)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

@@ -88,6 +88,9 @@ type Result struct {
 	// Expired is, for CmdSessionExpire, the sessions it closed, sorted by
 	// id (as they were before closing).
 	Expired []SessionInfo
+	// Checkpoint is, for CmdCheckpoint, this replica's comparison of the
+	// proposer's hash with its own: it differs per replica by design.
+	Checkpoint *CheckpointResult
 }
 
 // Wire returns the event as clients see it.

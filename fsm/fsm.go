@@ -51,6 +51,9 @@ type FSM struct {
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
 	reasons *reasonTable // the reason codes of retained results
+	// marks are this replica's own hashes at recent checkpoints, per
+	// world: beside the state, never in it (checkpoint.go).
+	marks map[string][]mark
 	// scratch is Apply's decode space, reused from entry to entry: the
 	// actions of an entry live only while Apply applies them (nothing in
 	// the state, an event or a validator may keep an *Action). scratchMu
@@ -71,7 +74,7 @@ func New(cfg Config) (*FSM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo), scope: expr.NewScope(&expr.Input{}), reasons: newReasonTable()}
+	f := &FSM{cfg: cfg, gen: 1, worlds: make(map[string]*world), nodes: make(map[string]NodeInfo), scope: expr.NewScope(&expr.Input{}), reasons: newReasonTable(), marks: make(map[string][]mark)}
 	f.publishView()
 	return f, nil
 }
@@ -146,6 +149,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.updateRules(c.Rules)
 		case CmdSessionExpire:
 			results[i] = f.applyExpire(b.Time, c.Expire)
+		case CmdCheckpoint:
+			results[i] = f.applyCheckpoint(index, c.Check)
 		}
 	}
 	f.applied = index
@@ -290,7 +295,7 @@ func (f *FSM) decide(w *world, a *Action, now int64, ev *Event, spare []Change) 
 		ev.Status, ev.Changes = StatusConflict, conflicts
 		return
 	}
-	for _, v := range f.cfg.Validators {
+	for _, v := range f.validators() {
 		if err := v.Validate(worldView{w}, a, now); err != nil {
 			ev.Status, ev.Reason = StatusRejected, rejectionCode(err)
 			return

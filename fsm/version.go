@@ -29,9 +29,10 @@ type Versions = wire.Versions
 //     actions); it is written only when a world declares actions, whose
 //     expressions read that time.
 //   - Log 4 adds CmdSessionExpire (session_expiry.go).
+//   - Log 5 adds CmdCheckpoint (checkpoint.go).
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 4
+	LogVersion      uint32 = 5
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -52,6 +53,8 @@ func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
 func Needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdCheckpoint:
+		return Versions{Log: 5, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdSessionExpire:
 		return Versions{Log: 4, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdAction && (c.Action.Name != "" || len(c.Action.Params) > 0 || c.Action.Role != ""):

@@ -79,6 +79,12 @@ type Config struct {
 	// OnDiskStall is called once when a write outlasts DiskStallTimeout;
 	// the daemon exits there so that a node with a working disk leads.
 	OnDiskStall func(stalled time.Duration)
+	// CheckpointInterval is how often the leader proposes hash checkpoints
+	// of the worlds that changed (checkpoint.go); 0 proposes none.
+	CheckpointInterval time.Duration
+	// OnCheckpointMismatch is called, on Raft's apply goroutine, when this
+	// replica's hash differs from a checkpoint's; it must not block.
+	OnCheckpointMismatch func(CheckpointMismatch)
 
 	// NodeVersions, when set, tells the leader what a voter reads when the
 	// voter has not reported to it and the group's node table does not
@@ -171,6 +177,9 @@ func (c Config) Validate() error {
 	}
 	if c.Retention.MaxAge < 0 || (c.Retention.Interval <= 0 && (c.Retention.MaxAge > 0 || c.Retention.MaxEventsPerWorld > 0)) {
 		errs = append(errs, errors.New("config.Retention: MaxAge must be >= 0 and Interval > 0 when a bound is set"))
+	}
+	if c.CheckpointInterval < 0 {
+		errs = append(errs, errors.New("config.CheckpointInterval must be >= 0"))
 	}
 	if c.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("config.ApplyTimeout must be > 0"))

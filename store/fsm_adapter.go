@@ -19,6 +19,9 @@ type fsmAdapter struct {
 	applied uint64
 	waiters map[chan struct{}]uint64
 	servers map[raft.ServerID]raft.ServerAddress // latest configuration seen
+
+	// onCheckpoint, when set, gets every applied checkpoint's comparison.
+	onCheckpoint func(*fsm.CheckpointResult)
 }
 
 var (
@@ -57,6 +60,9 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 				r := &res[j]
 				if r.Event != nil && !r.Duplicate {
 					events = append(events, r.Event)
+				}
+				if r.Checkpoint != nil && a.onCheckpoint != nil {
+					a.onCheckpoint(r.Checkpoint)
 				}
 			}
 		}

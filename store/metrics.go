@@ -21,6 +21,10 @@ type metrics struct {
 	diskStall     prometheus.Gauge
 	fairHeld      prometheus.Counter
 	fairReordered prometheus.Counter
+	// checkpointMismatches counts checkpoints whose leader hash differed
+	// from this replica's (checkpoint.go).
+	checkpointMismatches prometheus.Counter
+	checkpointsCompared  prometheus.Counter
 
 	raft       atomic.Pointer[raft.Raft] // for the commit index gauge, once started
 	reg        prometheus.Registerer     // where register put the collectors
@@ -63,6 +67,12 @@ func newMetrics() *metrics {
 		fairReordered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_fair_reordered_total", Help: "Held actions proposed at another position than their arrival order.",
 		}),
+		checkpointMismatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_checkpoint_mismatches_total", Help: "Hash checkpoints whose leader hash differed from this replica's.",
+		}),
+		checkpointsCompared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_checkpoints_compared_total", Help: "Hash checkpoints this replica compared with its own hash.",
+		}),
 	}
 	return m
 }
@@ -74,7 +84,7 @@ func newMetrics() *metrics {
 // nothing of this Store stays registered.
 func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	reg = prometheus.WrapRegistererWith(prometheus.Labels{"group": strconv.FormatUint(s.cfg.GroupID, 10)}, reg)
-	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered,
+	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered, m.checkpointMismatches, m.checkpointsCompared,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
 			func() float64 {
 				if r := m.raft.Load(); r != nil {

@@ -40,6 +40,9 @@ type Store struct {
 	reportMu sync.Mutex
 	reported map[string]fsm.Versions // versions nodes reported to this node as leader (versions.go)
 
+	checkMu sync.Mutex
+	reports map[checkpointKey]map[string]bool // mismatch reporters per checkpoint of this leader (checkpoint.go)
+
 	ready    atomic.Bool // leader and its barrier applied: reads may be served
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -68,7 +71,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if cfg.GroupID != 0 {
 		log = log.With("group", cfg.GroupID)
 	}
-	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), reported: make(map[string]fsm.Versions)}
+	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), reported: make(map[string]fsm.Versions), reports: make(map[checkpointKey]map[string]bool)}
 	var err error
 	if s.fsm, err = fsm.New(cfg.FSM); err != nil {
 		cfg.closeInjected()
@@ -80,6 +83,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	}
 	s.feed = newFeed(s.arch, cfg.TailSize, s.log)
 	s.adapter = newFSMAdapter(s.fsm, s.feed)
+	s.adapter.onCheckpoint = s.checkpointApplied
 	s.metrics = newMetrics()
 	if reg != nil {
 		// Before Raft starts, so that a collision leaves no Raft state behind.
@@ -105,6 +109,13 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 		defer s.wg.Done()
 		s.feed.pruner(cfg.Retention, s.stop)
 	}()
+	if cfg.CheckpointInterval > 0 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.proposeCheckpoints(cfg.CheckpointInterval)
+		}()
+	}
 	if cfg.DiskStallTimeout > 0 {
 		s.wg.Add(1)
 		go func() {

@@ -99,6 +99,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	scfg.Retention.MaxAge, scfg.Retention.MaxEventsPerWorld = o.archiveMaxAge, o.archiveMaxEvents
 	scfg.DiskStallTimeout = o.diskStallTimeout
+	o.checks.apply(&scfg)
 	scfg.OnDiskStall = func(d time.Duration) {
 		// Crash-only: a leader stuck in a disk write keeps its followers
 		// from electing anyone else; exiting lets them. A supervisor

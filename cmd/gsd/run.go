@@ -53,6 +53,7 @@ type options struct {
 	tls     tlsOptions
 	audit   auditOptions
 	expiry  expiryOptions
+	checks  checkpointOptions
 	config  configOptions
 	shards  shardOptions
 }
@@ -150,6 +151,7 @@ cluster from that data and ignores --join.`,
 	o.tls.flags(f)
 	o.audit.flags(f)
 	o.expiry.flags(f)
+	o.checks.flags(f)
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
@@ -184,6 +186,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.expiry.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.checks.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := o.cluster.secret(); err != nil {
