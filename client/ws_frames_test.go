@@ -97,7 +97,7 @@ func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string) {
 
 // jsonToAny decodes a scripted JSON message into plain values, integral
 // numbers as int64, so that either codec can send it.
-func jsonToAny(t *testing.T, s string) any {
+func jsonToAny(t testing.TB, s string) any {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	var v any
