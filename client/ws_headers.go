@@ -51,6 +51,11 @@ func (p *Play) readMessage(conn *websocket.Conn) error {
 	if err != nil {
 		return closeErr(err)
 	}
+	return p.message(conn, typ, b)
+}
+
+// message decodes and handles one message of WebSocket type typ.
+func (p *Play) message(conn *websocket.Conn, typ websocket.MessageType, b []byte) error {
 	if p.opts.HeadersOnly {
 		done, err := p.handleHeaders(typ, b)
 		if done || err != nil {
