@@ -131,6 +131,9 @@ type Play struct {
 	moveTo  string
 	ticket  string
 	learned []string
+	// The reader's events of one JSON frame with HeadersOnly (ws_scan.go),
+	// reused: Next gets copies.
+	scratch []wire.Event
 }
 
 type pendingAct struct {

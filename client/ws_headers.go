@@ -12,6 +12,7 @@ import (
 // slices and values (about two thirds of the cost of a frame, see
 // BenchmarkPlayFrame). Every other message, and any frame whose type the
 // lean decode does not handle, is decoded whole, as without the option.
+// JSON frames are read by hand first (ws_scan.go), which is faster still.
 
 // headerMsg is an events or delta frame without the events' changes and
 // versions and without the delta's fields.
@@ -72,6 +73,20 @@ func (p *Play) message(conn *websocket.Conn, typ websocket.MessageType, b []byte
 // handleHeaders decodes b as a headerMsg and handles it when it is an
 // events or delta frame (done).
 func (p *Play) handleHeaders(typ websocket.MessageType, b []byte) (done bool, err error) {
+	if !p.codec.msgpack && typ == websocket.MessageText {
+		h, complete := scanFrame(b, p.world, p.scratch)
+		if complete {
+			p.scratch = h.evs
+			switch h.typ {
+			case wire.TypeEvents:
+				return true, p.handleEvents(h.from, h.seq, h.evs)
+			case wire.TypeDelta:
+				ev := wire.Event{World: p.world, Seq: h.seq, Priority: "bulk", Status: DeltaStatus}
+				return true, p.handleDelta(h.from, ev, !h.entities)
+			}
+			return false, nil // another message: decoded whole
+		}
+	}
 	var h headerMsg
 	if err := p.decode(typ, b, &h); err != nil {
 		return true, err
