@@ -2,7 +2,7 @@ package client
 
 import (
 	"bytes"
-	"encoding/json"
+	"unicode/utf8"
 
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -10,21 +10,23 @@ import (
 // A hand-rolled reader of the JSON events and delta frames for
 // PlayOptions.HeadersOnly. encoding/json spends most of a frame's time in
 // reflection even when it only skips keys; this reads the keys a
-// headerMsg has and skips the rest. It handles the frames as the server
-// writes them; on anything else (a string with an escape, a null, a
-// number that is not a plain integer, a key that differs from a known one
-// only in case, which encoding/json would take) it gives up and the frame
-// is decoded with encoding/json, whose errors a bad frame then gets.
-// json.Valid runs first, so what it accepts is JSON and skipping a value
-// needs no checks.
+// headerMsg has and checks and skips the rest. It handles the frames as
+// the server writes them; on anything else (invalid JSON, a string with an
+// escape, a null, a number that is not a plain integer, a key that
+// differs from a known one only in case, which encoding/json would take,
+// nesting deeper than scanMaxDepth) it gives up and the frame is decoded
+// with encoding/json, whose errors a bad frame then gets. What it accepts
+// is JSON that encoding/json would decode the same
+// (FuzzScanFrameReadsWhatEncodingJSONReads).
+
+// scanMaxDepth bounds the nesting the reader follows (encoding/json's own
+// bound is 10000).
+const scanMaxDepth = 1000
 
 // scanFrame reads b, a JSON message, into h (an events frame's events
 // appended to evs[:0], without their changes). complete is false when the
 // scan gave up; h.typ then means nothing.
 func scanFrame(b []byte, world string, evs []wire.Event) (h scanned, complete bool) {
-	if !json.Valid(b) {
-		return h, false
-	}
 	h.evs = evs[:0]
 	s := scanner{b: b, world: world}
 	complete = s.object(func(key []byte) bool {
@@ -44,15 +46,14 @@ func scanFrame(b []byte, world string, evs []wire.Event) (h scanned, complete bo
 				return s.event(&h.evs[len(h.evs)-1])
 			})
 		case "entities":
-			if s.peek() != '{' {
-				return false
-			}
-			h.entities = s.nonEmptyObject()
-			return true
+			var ok bool
+			h.entities, ok = s.nonEmptyObject()
+			return ok
 		}
 		return s.skipUnknown(key, "type", "seq", "from", "events", "entities")
 	})
-	return h, complete && s.peek() == 0
+	s.ws()
+	return h, complete && s.i == len(s.b)
 }
 
 // scanned is what scanFrame read of a frame.
@@ -78,6 +79,7 @@ type scanner struct {
 	b     []byte
 	i     int
 	world string
+	depth int
 }
 
 func (s *scanner) ws() {
@@ -103,10 +105,12 @@ func (s *scanner) peek() byte {
 // object reads an object, calling field for each key with the scanner at
 // its value; field reads or skips the value.
 func (s *scanner) object(field func(key []byte) bool) bool {
-	if s.peek() != '{' {
+	if s.peek() != '{' || s.depth >= scanMaxDepth {
 		return false
 	}
 	s.i++
+	s.depth++
+	defer func() { s.depth-- }()
 	if s.peek() == '}' {
 		s.i++
 		return true
@@ -134,10 +138,12 @@ func (s *scanner) object(field func(key []byte) bool) bool {
 
 // array reads an array, calling elem for each element.
 func (s *scanner) array(elem func() bool) bool {
-	if s.peek() != '[' {
+	if s.peek() != '[' || s.depth >= scanMaxDepth {
 		return false
 	}
 	s.i++
+	s.depth++
+	defer func() { s.depth-- }()
 	if s.peek() == ']' {
 		s.i++
 		return true
@@ -164,12 +170,17 @@ func (s *scanner) str() ([]byte, bool) {
 	if s.peek() != '"' {
 		return nil, false
 	}
-	start := s.i + 1
+	start, high := s.i+1, false
 	for j := start; j < len(s.b); j++ {
-		switch s.b[j] {
-		case '\\':
+		switch c := s.b[j]; {
+		case c == '\\' || c < 0x20:
 			return nil, false
-		case '"':
+		case c >= utf8.RuneSelf:
+			high = true
+		case c == '"':
+			if high && !utf8.Valid(s.b[start:j]) {
+				return nil, false // encoding/json would replace what is not UTF-8
+			}
 			s.i = j + 1
 			return s.b[start:j], true
 		}
@@ -189,7 +200,7 @@ func (s *scanner) uint(v *uint64) bool {
 		}
 		n = n*10 + d
 	}
-	if j == s.i || (j < len(s.b) && (s.b[j] == '.' || s.b[j] == 'e' || s.b[j] == 'E')) {
+	if j == s.i || (s.b[s.i] == '0' && j > s.i+1) || (j < len(s.b) && (s.b[j] == '.' || s.b[j] == 'e' || s.b[j] == 'E')) {
 		return false
 	}
 	s.i, *v = j, n
@@ -213,14 +224,14 @@ func (s *scanner) int(v *int64) bool {
 	return true
 }
 
-// nonEmptyObject skips the object at i and reports whether it has a key.
-func (s *scanner) nonEmptyObject() bool {
-	start := s.i
-	s.i++
-	nonEmpty := s.peek() != '}'
-	s.i = start
-	s.skip()
-	return nonEmpty
+// nonEmptyObject skips the object of objects at i (a delta's entities)
+// and reports whether it has a key.
+func (s *scanner) nonEmptyObject() (nonEmpty, ok bool) {
+	ok = s.object(func([]byte) bool {
+		nonEmpty = true
+		return s.peek() == '{' && s.skip()
+	})
+	return nonEmpty, ok
 }
 
 // event reads one event's header fields into ev.
@@ -264,8 +275,7 @@ func (s *scanner) event(ev *wire.Event) bool {
 			default:
 				return false
 			}
-			s.skip()
-			return true
+			return s.skip()
 		}
 		return s.skipUnknown(key, "world", "seq", "index", "time", "player", "client_seq", "priority", "status", "reason", "duplicate")
 	})
@@ -291,54 +301,114 @@ func (s *scanner) skipUnknown(key []byte, known ...string) bool {
 			return false
 		}
 	}
-	s.skip()
+	return s.skip()
+}
+
+// skip moves past one value, checking that it is JSON.
+func (s *scanner) skip() bool {
+	switch s.peek() {
+	case '{':
+		return s.object(func([]byte) bool { return s.skip() })
+	case '[':
+		return s.array(s.skip)
+	case '"':
+		return s.skipString()
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	}
+	return s.number()
+}
+
+func (s *scanner) literal(lit string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+		return false
+	}
+	s.i += len(lit)
 	return true
 }
 
-// skip moves past one value, which json.Valid has checked.
-func (s *scanner) skip() {
-	s.ws()
-	depth := 0
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch c {
-		case '"':
-			s.i++
-			for s.i < len(s.b) && s.b[s.i] != '"' {
-				if s.b[s.i] == '\\' {
-					s.i++
+// skipString moves past a string at i, escapes and all.
+func (s *scanner) skipString() bool {
+	for j := s.i + 1; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c < 0x20:
+			return false
+		case c == '"':
+			s.i = j + 1
+			return true
+		case c == '\\':
+			j++
+			if j >= len(s.b) {
+				return false
+			}
+			switch s.b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(s.b) {
+					return false
 				}
-				s.i++
+				for _, h := range s.b[j+1 : j+5] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				j += 4
+			default:
+				return false
 			}
-			s.i++
-		case '{', '[':
-			depth++
-			s.i++
-			continue
-		case '}', ']':
-			if depth == 0 {
-				return // the end of the enclosing value
-			}
-			depth--
-			s.i++
-		case ',':
-			if depth == 0 {
-				return
-			}
-			s.i++
-			continue
-		case ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return
-			}
-			s.i++
-			continue
-		default: // a number, true, false or null
-			s.i++
-			continue
-		}
-		if depth == 0 {
-			return
 		}
 	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// number moves past a JSON number at i.
+func (s *scanner) number() bool {
+	j := s.i
+	if j < len(s.b) && s.b[j] == '-' {
+		j++
+	}
+	switch {
+	case j < len(s.b) && s.b[j] == '0':
+		j++
+	case j < len(s.b) && s.b[j] >= '1' && s.b[j] <= '9':
+		j = digits(s.b, j)
+	default:
+		return false
+	}
+	if j < len(s.b) && s.b[j] == '.' {
+		k := digits(s.b, j+1)
+		if k == j+1 {
+			return false
+		}
+		j = k
+	}
+	if j < len(s.b) && (s.b[j] == 'e' || s.b[j] == 'E') {
+		j++
+		if j < len(s.b) && (s.b[j] == '+' || s.b[j] == '-') {
+			j++
+		}
+		k := digits(s.b, j)
+		if k == j {
+			return false
+		}
+		j = k
+	}
+	s.i = j
+	return true
+}
+
+// digits returns the index after the digits of b from j.
+func digits(b []byte, j int) int {
+	for j < len(b) && b[j] >= '0' && b[j] <= '9' {
+		j++
+	}
+	return j
 }

@@ -2,7 +2,9 @@ package client
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -67,6 +69,21 @@ func TestScanFrameAgreesWithEncodingJSON(t *testing.T) {
 		{"an event not an object", `{"type":"events","from":2,"seq":2,"events":[2]}`, false},
 		{"not an object", `[1]`, false},
 		{"not JSON", `{"type":"events",`, false},
+		{"a bad skipped array", `{"type":"events","from":2,"seq":2,"x":[1,],"events":[]}`, false},
+		{"a bad skipped literal", `{"type":"events","from":2,"seq":2,"x":tru,"events":[]}`, false},
+		{"a bad skipped escape", `{"type":"events","from":2,"seq":2,"x":"\q","events":[]}`, false},
+		{"a bad skipped unicode escape", `{"type":"events","from":2,"seq":2,"x":"\u12g4","events":[]}`, false},
+		{"a skipped number with a leading zero", `{"type":"events","from":2,"seq":2,"x":01,"events":[]}`, false},
+		{"a skipped number without decimals", `{"type":"events","from":2,"seq":2,"x":1.,"events":[]}`, false},
+		{"a skipped number without exponent", `{"type":"events","from":2,"seq":2,"x":1e+,"events":[]}`, false},
+		{"a seq with a leading zero", `{"type":"events","from":2,"seq":02,"events":[]}`, false},
+		{"a control character", "{\"type\":\"events\",\"from\":2,\"seq\":2,\"x\":\"a\tb\",\"events\":[]}", false},
+		{"a control character in a read string", "{\"type\":\"events\",\"from\":2,\"seq\":2,\"events\":[{\"seq\":2,\"player\":\"a\tb\"}]}", false},
+		{"not UTF-8", "{\"type\":\"events\",\"from\":2,\"seq\":2,\"events\":[{\"seq\":2,\"player\":\"a\xffb\"}]}", false},
+		{"UTF-8", `{"type":"events","from":2,"seq":2,"events":[{"seq":2,"player":"é"}]}`, true},
+		{"an entity not an object", `{"type":"delta","from":2,"seq":4,"entities":{"e":1}}`, false},
+		{"a trailing NUL", "{\"type\":\"events\",\"from\":2,\"seq\":2,\"events\":[]}\x00", false},
+		{"too deep", `{"type":"events","from":2,"seq":2,"x":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `,"events":[]}`, false},
 		{"trailing data", `{"type":"events","from":2,"seq":2,"events":[]} {}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,4 +117,38 @@ func drain(p *Play) []item {
 			return its
 		}
 	}
+}
+
+// Whatever the reader reads to the end is JSON that encoding/json decodes
+// into a headerMsg with the same header fields.
+func FuzzScanFrameReadsWhatEncodingJSONReads(f *testing.F) {
+	for _, n := range []int{1, 3} {
+		ev, delta := framesFor(f, playCodec{}, n)
+		f.Add(ev)
+		f.Add(delta)
+	}
+	for _, s := range []string{
+		`{"type":"events","from":2,"seq":2,"x":[1.5e-3,-0,true,false,null,"\u00e9\n\"",{}],"events":[{"seq":2,"time":-5,"duplicate":true,"reason":"é"}]}`,
+		`{"type":"delta","from":2,"seq":4,"entities":{"e":{"deleted":3,"fields":{}}}}`,
+		`{"type":"result","seq":3,"event":{"seq":9}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, complete := scanFrame(b, "w", nil)
+		if !complete {
+			return
+		}
+		require.True(t, json.Valid(b), "%q", b)
+		var m headerMsg
+		require.NoError(t, json.Unmarshal(b, &m), "%q", b)
+		require.Equal(t, m.Type, h.typ)
+		require.Equal(t, m.Seq, h.seq)
+		require.Equal(t, m.From, h.from)
+		require.Equal(t, len(m.Entities) > 0, h.entities)
+		require.Len(t, h.evs, len(m.Events))
+		for i := range m.Events {
+			require.Equal(t, m.Events[i].event(), h.evs[i])
+		}
+	})
 }
