@@ -6,13 +6,13 @@ import (
 )
 
 // A Play with PlayOptions.HeadersOnly decodes the frames that come by the
-// thousand (events and deltas) into the small structs below and nothing
-// else: both decoders skip a key without a field cheaply, while decoding
-// an event's changes and versions, or a delta's fields, builds maps,
-// slices and values (about two thirds of the cost of a frame, see
-// BenchmarkPlayFrame). Every other message, and any frame whose type the
-// lean decode does not handle, is decoded whole, as without the option.
-// JSON frames are read by hand first (ws_scan.go), which is faster still.
+// thousand (events and deltas) without what its user does not look at:
+// decoding an event's changes and versions, or a delta's fields, builds
+// maps, slices and values. JSON frames are read by hand (ws_scan.go);
+// msgpack frames, and JSON frames the hand-rolled reader gives up on, are
+// decoded into the small structs below, whose missing keys both decoders
+// skip without building anything. Every other message is decoded whole,
+// as without the option. BenchmarkPlayFrame measures both ways.
 
 // headerMsg is an events or delta frame without the events' changes and
 // versions and without the delta's fields.
