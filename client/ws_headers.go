@@ -8,8 +8,8 @@ import (
 // A Play with PlayOptions.HeadersOnly decodes the frames that come by the
 // thousand (events and deltas) without what its user does not look at:
 // decoding an event's changes and versions, or a delta's fields, builds
-// maps, slices and values. JSON frames are read by hand (ws_scan.go);
-// msgpack frames, and JSON frames the hand-rolled reader gives up on, are
+// maps, slices and values. Frames are read by hand (ws_scan.go,
+// ws_scanmsgpack.go); those the hand-rolled readers give up on are
 // decoded into the small structs below, whose missing keys both decoders
 // skip without building anything. Every other message is decoded whole,
 // as without the option. BenchmarkPlayFrame measures both ways.
@@ -73,8 +73,12 @@ func (p *Play) message(conn *websocket.Conn, typ websocket.MessageType, b []byte
 // handleHeaders decodes b as a headerMsg and handles it when it is an
 // events or delta frame (done).
 func (p *Play) handleHeaders(typ websocket.MessageType, b []byte) (done bool, err error) {
-	if !p.codec.msgpack && typ == websocket.MessageText {
-		h, complete := scanFrame(b, p.world, p.scratch)
+	if typ == p.codec.messageType() {
+		scan := scanFrame
+		if p.codec.msgpack {
+			scan = scanMsgpack
+		}
+		h, complete := scan(b, p.world, p.scratch)
 		if complete {
 			p.scratch = h.evs
 			switch h.typ {

@@ -240,7 +240,7 @@ func (s *scanner) event(ev *wire.Event) bool {
 		switch string(key) {
 		case "world":
 			v, ok := s.str()
-			ev.World = s.intern(v, s.world)
+			ev.World = intern(v, s.world)
 			return ok
 		case "seq":
 			return s.uint(&ev.Seq)
@@ -256,11 +256,11 @@ func (s *scanner) event(ev *wire.Event) bool {
 			return s.uint(&ev.ClientSeq)
 		case "priority":
 			v, ok := s.str()
-			ev.Priority = s.intern(v, wire.PriorityNameCritical, wire.PriorityNameBulk)
+			ev.Priority = intern(v, wire.PriorityNameCritical, wire.PriorityNameBulk)
 			return ok
 		case "status":
 			v, ok := s.str()
-			ev.Status = s.intern(v, "applied", "conflict", "rejected")
+			ev.Status = intern(v, "applied", "conflict", "rejected")
 			return ok
 		case "reason":
 			v, ok := s.str()
@@ -283,7 +283,7 @@ func (s *scanner) event(ev *wire.Event) bool {
 
 // intern returns the one of known v spells, so that it costs no
 // allocation, or a copy of v.
-func (s *scanner) intern(v []byte, known ...string) string {
+func intern(v []byte, known ...string) string {
 	for _, k := range known {
 		if string(v) == k {
 			return k
