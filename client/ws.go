@@ -55,6 +55,15 @@ type PlayOptions struct {
 	// Encoding is the subprotocol: EncodingJSON ("json", the default,
 	// gsd.json.v1) or EncodingMsgpack ("msgpack", gsd.msgpack.v1).
 	Encoding string
+	// HeadersOnly makes Next return events without their Changes and
+	// Versions, and deltas (DeltaStatus) without their changes: the Play
+	// then decodes only what it orders and what a player measures events
+	// by (seq, time, player, client seq, priority, status), a fraction of
+	// the cost of decoding them whole (ws_headers.go). For players that
+	// count or time events rather than apply them, as the load generator
+	// does; gaps and duplicates are found by seq as without it. Act's
+	// events are whole either way.
+	HeadersOnly bool
 }
 
 // CloseError is a play connection ended by the server with a close code
@@ -122,6 +131,9 @@ type Play struct {
 	moveTo  string
 	ticket  string
 	learned []string
+	// The reader's events of one JSON frame with HeadersOnly (ws_scan.go),
+	// reused: Next gets copies.
+	scratch []wire.Event
 }
 
 type pendingAct struct {

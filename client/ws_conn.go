@@ -16,7 +16,8 @@ import (
 // capped backoff until the Play ends or the server refuses it for good;
 // connect runs one connection (dial, hello or resume, welcome, re-sending
 // the actions in flight, then reading each message for ws_messages.go to
-// handle) and acks what Next returned. The encoding of the messages is in
+// handle, ws_headers.go with PlayOptions.HeadersOnly) and acks what Next
+// returned. The encoding of the messages is in
 // ws_codec.go.
 
 // run connects, and reconnects with resume, until the Play ends.
@@ -189,11 +190,7 @@ func (p *Play) connect(base string) error {
 		}
 	}()
 	for {
-		var m wire.ServerMsg
-		if err := p.read(conn, &m); err != nil {
-			return err
-		}
-		if err := p.handle(conn, &m); err != nil {
+		if err := p.readMessage(conn); err != nil {
 			return err
 		}
 	}
@@ -227,6 +224,11 @@ func (p *Play) read(conn *websocket.Conn, v any) error {
 	if err != nil {
 		return closeErr(err)
 	}
+	return p.decode(typ, b, v)
+}
+
+// decode decodes one server message of WebSocket type typ into v.
+func (p *Play) decode(typ websocket.MessageType, b []byte, v any) error {
 	if err := p.codec.unmarshal(typ, b, v); err != nil {
 		return &CloseError{Code: 4400, Reason: "undecodable server message: " + err.Error()}
 	}

@@ -19,10 +19,16 @@ import (
 // with a delete, a progress frame, then a frame after a gap, which makes
 // the client resume from what it covered.
 func TestPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T) {
-	forEachEncoding(t, testPlayHandlesCoverageDeltasProgressAndGaps)
+	forEachEncoding(t, func(t *testing.T, enc string) { testPlayHandlesCoverageDeltasProgressAndGaps(t, enc, false) })
 }
 
-func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string) {
+// With HeadersOnly the frames are ordered, checked and acknowledged the
+// same; only the changes are left out.
+func TestPlayWithHeadersOnlyHandlesCoverageDeltasProgressAndGaps(t *testing.T) {
+	forEachEncoding(t, func(t *testing.T, enc string) { testPlayHandlesCoverageDeltasProgressAndGaps(t, enc, true) })
+}
+
+func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string, headersOnly bool) {
 	resumed := make(chan map[string]any, 1)
 	var conns atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,21 +68,36 @@ func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	p, err := c.Play(ctx, "w", PlayOptions{Encoding: enc, Player: "ann", AckInterval: time.Hour})
+	p, err := c.Play(ctx, "w", PlayOptions{Encoding: enc, Player: "ann", AckInterval: time.Hour, HeadersOnly: headersOnly})
 	require.NoError(t, err)
 	defer p.Close()
-	var seqs []uint64
+	var (
+		seqs   []uint64
+		deltas int
+	)
 	for len(seqs) < 5 {
 		ev, err := p.Next(ctx)
 		require.NoError(t, err)
 		seqs = append(seqs, ev.Seq)
-		if ev.Status == DeltaStatus {
-			x := wire.Int(1)
-			require.Equal(t, []wire.Change{{Entity: "e", Op: "delete", Version: 2}, {Entity: "e", Field: "x", Op: "set", Value: &x, Version: 6}}, ev.Changes)
-			require.Equal(t, map[string]map[string]uint64{"e": {"x": 6}}, ev.Versions)
+		if ev.Seq == 1 {
+			require.Equal(t, "critical", ev.Priority)
 		}
+		if ev.Status != DeltaStatus {
+			continue
+		}
+		deltas++
+		require.Equal(t, wire.Event{World: "w", Seq: 6, Priority: "bulk", Status: DeltaStatus}, wire.Event{World: ev.World, Seq: ev.Seq, Priority: ev.Priority, Status: ev.Status})
+		if headersOnly {
+			require.Nil(t, ev.Changes)
+			require.Nil(t, ev.Versions)
+			continue
+		}
+		x := wire.Int(1)
+		require.Equal(t, []wire.Change{{Entity: "e", Op: "delete", Version: 2}, {Entity: "e", Field: "x", Op: "set", Value: &x, Version: 6}}, ev.Changes)
+		require.Equal(t, map[string]map[string]uint64{"e": {"x": 6}}, ev.Versions)
 	}
-	require.Equal(t, []uint64{1, 2, 4, 6, 9}, seqs, "the repeated 4 is dropped")
+	require.Equal(t, []uint64{1, 2, 4, 6, 9}, seqs, "the repeated 4 is dropped, the empty delta skipped")
+	require.Equal(t, 1, deltas)
 	h := <-resumed
 	require.Equal(t, "resume", h["type"])
 	require.EqualValues(t, 7, h["last_seq"], "it resumes from what the frames covered")
@@ -97,7 +118,7 @@ func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string) {
 
 // jsonToAny decodes a scripted JSON message into plain values, integral
 // numbers as int64, so that either codec can send it.
-func jsonToAny(t *testing.T, s string) any {
+func jsonToAny(t testing.TB, s string) any {
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
 	var v any

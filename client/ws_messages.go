@@ -19,28 +19,10 @@ import (
 func (p *Play) handle(conn *websocket.Conn, m *wire.ServerMsg) error {
 	switch m.Type {
 	case wire.TypeEvents:
-		if m.From != 0 {
-			return p.handleEvents(m)
-		}
-		for _, ev := range m.Events { // a server without coverage: every event, in order
-			p.mu.Lock()
-			last := p.received
-			p.mu.Unlock()
-			switch {
-			case ev.Seq <= last:
-				continue // already have it (a resume overlapping)
-			case ev.Seq != last+1:
-				return fmt.Errorf("%w: got seq %d after %d", ErrGap, ev.Seq, last)
-			}
-			if err := p.queue(item{ev: ev, covered: ev.Seq}); err != nil {
-				return err
-			}
-			p.mu.Lock()
-			p.received, p.lastEvent = ev.Seq, ev.Seq
-			p.mu.Unlock()
-		}
+		return p.handleEvents(m.From, m.Seq, m.Events)
 	case wire.TypeDelta:
-		return p.handleDelta(m)
+		ev, empty := deltaEvent(p.world, m)
+		return p.handleDelta(m.From, ev, empty)
 	case wire.TypeResult, wire.TypeError:
 		r := actResult{}
 		if m.Type == wire.TypeResult && m.Event != nil {
@@ -90,14 +72,18 @@ func (p *Play) cover(from uint64) error {
 	return nil
 }
 
-// handleEvents queues an events frame's new events; the frame covers the
-// world up to m.Seq.
-func (p *Play) handleEvents(m *wire.ServerMsg) error {
-	if err := p.cover(m.From); err != nil {
+// handleEvents queues an events frame's new events: evs of a frame
+// starting at from that covers the world up to seq. A frame without from
+// (a server without coverage) carries every event, in order.
+func (p *Play) handleEvents(from, seq uint64, evs []wire.Event) error {
+	if from == 0 {
+		return p.handleEventsUncovered(evs)
+	}
+	if err := p.cover(from); err != nil {
 		return err
 	}
 	queued := false
-	for _, ev := range m.Events {
+	for _, ev := range evs {
 		p.mu.Lock()
 		last := p.lastEvent
 		p.mu.Unlock()
@@ -105,29 +91,66 @@ func (p *Play) handleEvents(m *wire.ServerMsg) error {
 			continue // already have it (a resume overlapping)
 		}
 		queued = true
-		if err := p.queue(item{ev: ev, covered: min(ev.Seq, m.Seq)}); err != nil {
+		if err := p.queue(item{ev: ev, covered: min(ev.Seq, seq)}); err != nil {
 			return err
 		}
 		p.mu.Lock()
 		p.lastEvent = ev.Seq
-		p.received = max(p.received, min(ev.Seq, m.Seq))
+		p.received = max(p.received, min(ev.Seq, seq))
 		p.mu.Unlock()
 	}
 	p.mu.Lock()
-	p.received = max(p.received, m.Seq)
+	p.received = max(p.received, seq)
 	p.mu.Unlock()
 	if !queued {
-		return p.queue(item{covered: m.Seq, skip: true})
+		return p.queue(item{covered: seq, skip: true})
 	}
 	return nil
 }
 
-// handleDelta queues a delta frame as one event of Status DeltaStatus.
-func (p *Play) handleDelta(m *wire.ServerMsg) error {
-	if err := p.cover(m.From); err != nil {
+// handleEventsUncovered queues the events of a frame without coverage:
+// every event, in order, so a seq that does not follow is a gap.
+func (p *Play) handleEventsUncovered(evs []wire.Event) error {
+	for _, ev := range evs {
+		p.mu.Lock()
+		last := p.received
+		p.mu.Unlock()
+		switch {
+		case ev.Seq <= last:
+			continue // already have it (a resume overlapping)
+		case ev.Seq != last+1:
+			return fmt.Errorf("%w: got seq %d after %d", ErrGap, ev.Seq, last)
+		}
+		if err := p.queue(item{ev: ev, covered: ev.Seq}); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.received, p.lastEvent = ev.Seq, ev.Seq
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// handleDelta queues a delta frame starting at from as ev, one event of
+// Status DeltaStatus (Next skips it when empty).
+func (p *Play) handleDelta(from uint64, ev wire.Event, empty bool) error {
+	if err := p.cover(from); err != nil {
 		return err
 	}
-	ev := wire.Event{World: p.world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
+	if err := p.queue(item{ev: ev, covered: ev.Seq, skip: empty}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.received = max(p.received, ev.Seq)
+	p.mu.Unlock()
+	return nil
+}
+
+// deltaEvent turns a delta frame of world into one event of Status
+// DeltaStatus: its changes, entities and fields sorted; empty when it
+// changes nothing.
+func deltaEvent(world string, m *wire.ServerMsg) (ev wire.Event, empty bool) {
+	ev = wire.Event{World: world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
 	ids := make([]string, 0, len(m.Entities))
 	for id := range m.Entities {
 		ids = append(ids, id)
@@ -155,11 +178,5 @@ func (p *Play) handleDelta(m *wire.ServerMsg) error {
 			ev.Versions[id][f] = e.Fields[f].Version
 		}
 	}
-	if err := p.queue(item{ev: ev, covered: m.Seq, skip: len(ev.Changes) == 0}); err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.received = max(p.received, m.Seq)
-	p.mu.Unlock()
-	return nil
+	return ev, len(ev.Changes) == 0
 }
