@@ -67,7 +67,7 @@ func (c Config) Validate() error {
 	} else if u, err := url.Parse(c.URL); err != nil {
 		errs = append(errs, fmt.Errorf("webhook: URL: %w", err))
 	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("webhook: URL %q: want http://host/... or https://host/...", c.URL))
+		errs = append(errs, fmt.Errorf("webhook: URL %q: want an http or https URL with a host", c.URL))
 	}
 	if c.KeyID == "" {
 		errs = append(errs, errors.New("webhook: key id is required"))
@@ -82,7 +82,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("webhook: secret of %d bytes: want at least %d", len(c.Secret), minSecret))
 	}
 	if c.Dir == "" {
-		errs = append(errs, errors.New("webhook: Dir (for the checkpoint) is required"))
+		errs = append(errs, errors.New("webhook: Dir is required (it holds the checkpoint)"))
 	}
 	for _, w := range c.Worlds {
 		if w == "" {
