@@ -55,6 +55,8 @@ type options struct {
 	expiry  expiryOptions
 	config  configOptions
 	shards  shardOptions
+
+	analytics analyticsOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -153,6 +155,7 @@ cluster from that data and ignores --join.`,
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
+	o.analytics.flags(f)
 	return cmd
 }
 
@@ -190,6 +193,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, _, err := o.pgSink.config(slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.analytics.check(o.dataDir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.tls.complete(&o.id, slog.Default()); err != nil {

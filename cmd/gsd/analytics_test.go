@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/sink/webhook"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
+	t.Parallel()
+	secret := "a-webhook-secret-for-tests"
+	var mu sync.Mutex
+	seqs := map[string][]uint64{}
+	bad := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b webhook.Batch
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Header.Get(webhook.HeaderKeyID) != "studio-1" || !webhook.Verify([]byte(secret), body, r.Header.Get(webhook.HeaderSignature)) ||
+			json.Unmarshal(body, &b) != nil {
+			bad++
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		for _, ev := range b.Events {
+			seqs[ev.World] = append(seqs[ev.World], ev.Seq)
+		}
+	}))
+	defer srv.Close()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(secret+"\n"), 0o600))
+
+	dir := t.TempDir()
+	n := startNode(t, "wh1", dir, "--webhook-url", srv.URL, "--webhook-worlds", "arena",
+		"--webhook-key-id", "studio-1", "--webhook-secret-file", secretFile)
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "lobby", wire.Rules{}))
+	for i := range 5 {
+		_, err := c.Act(ctx, "arena", incr("p1", uint64(i+1), "e1", 1))
+		require.NoError(t, err)
+		_, err = c.Act(ctx, "lobby", incr("p1", uint64(i+1), "e1", 1))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seqs["arena"]) >= 5
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, 0, n.stop(t))
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Zero(t, bad, "every batch is signed with the configured key")
+	require.Equal(t, []uint64{1, 2, 3, 4, 5}, seqs["arena"])
+	require.Empty(t, seqs["lobby"], "--webhook-worlds leaves other worlds out")
+	cp, err := os.ReadFile(filepath.Join(dir, "webhook-positions.json"))
+	require.NoError(t, err)
+	require.JSONEq(t, `{"version":1,"positions":{"arena":5}}`, string(cp))
+	requireContains(t, n.stderr.String(), "webhook export on", "export started")
+}
+
+func TestRunRejectsBadWebhookFlags(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "none")
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte("a-webhook-secret-for-tests"), 0o600))
+	shortFile := filepath.Join(t.TempDir(), "short")
+	require.NoError(t, os.WriteFile(shortFile, []byte("short"), 0o600))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no secret", []string{"--webhook-url", "http://127.0.0.1:9/h"}, "needs a secret"},
+		{"missing secret file", []string{"--webhook-url", "http://127.0.0.1:9/h", "--webhook-secret-file", missing}, "--webhook-secret-file"},
+		{"worlds without url", []string{"--webhook-worlds", "a"}, "need --webhook-url"},
+		{"bad url", []string{"--webhook-url", "ftp://x/h", "--webhook-secret-file", secretFile}, "--webhook-*"},
+		{"short secret", []string{"--webhook-url", "http://127.0.0.1:9/h", "--webhook-secret-file", shortFile}, "at least 16"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(context.Background(), tc.args, io.Discard, &stderr)
+			require.Equal(t, 1, code, stderr.String())
+			requireContains(t, stderr.String(), tc.want)
+		})
+	}
+}
