@@ -157,6 +157,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	defer stopSink() // on the failure paths below; idempotent
+	stopAnalytics, err := o.analytics.start(o.dataDir, st, reg, log)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopAnalytics() // on the failure paths below; idempotent
 	aud, stopAudit, err := o.audit.start(o.dataDir, st, reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
@@ -239,6 +245,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	stopReport()
 	stopSink() // before the store hands leadership on and closes
+	stopAnalytics()
 	stopExpiry()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)

@@ -56,6 +56,8 @@ type options struct {
 	checks  checkpointOptions
 	config  configOptions
 	shards  shardOptions
+
+	analytics analyticsOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -155,6 +157,7 @@ cluster from that data and ignores --join.`,
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
+	o.analytics.flags(f)
 	return cmd
 }
 
@@ -195,6 +198,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, _, err := o.pgSink.config(slog.Default()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.analytics.check(o.dataDir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.tls.complete(&o.id, slog.Default()); err != nil {
