@@ -67,6 +67,13 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 		defer mu.Unlock()
 		return len(seqs["arena"]) >= 5
 	}, 30*time.Second, 20*time.Millisecond)
+	// The position moves once the exporter has read the 2xx, which can be
+	// after the receiver saw the batch: wait for it before stopping.
+	positions := filepath.Join(dir, "webhook-positions.json")
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(positions)
+		return err == nil && strings.Contains(string(b), `"arena":5`)
+	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, 0, n.stop(t))
 
 	mu.Lock()
@@ -74,7 +81,7 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 	require.Zero(t, bad, "every batch is signed with the configured key")
 	require.Equal(t, []uint64{1, 2, 3, 4, 5}, seqs["arena"])
 	require.Empty(t, seqs["lobby"], "--webhook-worlds leaves other worlds out")
-	cp, err := os.ReadFile(filepath.Join(dir, "webhook-positions.json"))
+	cp, err := os.ReadFile(positions)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"version":1,"positions":{"arena":5}}`, string(cp))
 	requireContains(t, n.stderr.String(), "webhook export on", "export started")
