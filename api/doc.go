@@ -15,6 +15,7 @@
 //   - api/play: play sessions over WebSocket and the UDP input lane, their
 //     hubs, batched acks and the node's drain;
 //   - api/streams: NDJSON event streams on the shared fanout package;
+//   - api/watch: spectators' watch route (package spectator's frames);
 //   - api/audit: each world's audit log (checkpoints, inclusion and
 //     consistency proofs, leaf hashes) from the node's auditor, when
 //     Config.Audit is set.
