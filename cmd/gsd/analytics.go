@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/files"
 	"github.com/gsd-dev/gsd/sink/webhook"
 	"github.com/gsd-dev/gsd/store"
@@ -118,7 +119,7 @@ func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus
 		return nil, err
 	}
 	if on {
-		s, err := webhook.New(wcfg, webhook.NewStoreSource(st), reg)
+		s, err := webhook.New(wcfg, feed.NewStoreSource(st), reg)
 		if err != nil {
 			return nil, fmt.Errorf("webhook: %w", err)
 		}
@@ -130,7 +131,7 @@ func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus
 		return nil, err
 	}
 	if on {
-		s, err := files.New(fcfg, files.NewStoreSource(st), reg)
+		s, err := files.New(fcfg, feed.NewStoreSource(st), reg)
 		if err != nil {
 			return nil, fmt.Errorf("files export: %w", err)
 		}

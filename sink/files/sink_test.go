@@ -102,7 +102,7 @@ func readFiles(t *testing.T, dir, world string) []wire.Event {
 func requireExactlyOnce(t *testing.T, dir string, src *fakeSource, world string) {
 	t.Helper()
 	got := readFiles(t, dir, world)
-	want := src.events(world)
+	want := src.Events(world)
 	require.Len(t, got, len(want), "world %s", world)
 	for i, ev := range want {
 		w, _ := json.Marshal(ev.Wire())
@@ -113,8 +113,8 @@ func requireExactlyOnce(t *testing.T, dir string, src *fakeSource, world string)
 
 func TestFilesHoldEveryEventOnceAcrossRestartsAndACrashLeftover(t *testing.T) {
 	src := newFakeSource()
-	src.add("a", 300)
-	src.add("b/c.d", 40)
+	src.Add("a", 300, 1e18)
+	src.Add("b/c.d", 40, 1e18)
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 
@@ -129,7 +129,7 @@ func TestFilesHoldEveryEventOnceAcrossRestartsAndACrashLeftover(t *testing.T) {
 	leftover := filepath.Join(dir, openName("a", pos+1))
 	require.NoError(t, os.WriteFile(leftover, []byte("torn gzip"), 0o644))
 
-	src.add("a", 200)
+	src.Add("a", 200, 1e18)
 	second := startSink(t, cfg, src)
 	require.Eventually(t, at(second.s, "a", 500), 20*time.Second, time.Millisecond)
 	require.Eventually(t, at(second.s, "b/c.d", 40), 20*time.Second, time.Millisecond)
@@ -149,14 +149,14 @@ func TestFilesHoldEveryEventOnceAcrossRestartsAndACrashLeftover(t *testing.T) {
 
 func TestFilesRotateByAgeWhenTheWorldIsQuiet(t *testing.T) {
 	src := newFakeSource()
-	src.add("a", 5)
+	src.Add("a", 5, 1e18)
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	cfg.MaxBytes = 1 << 30
 	cfg.MaxAge = 20 * time.Millisecond
 	s := startSink(t, cfg, src)
 	require.Eventually(t, at(s.s, "a", 5), 20*time.Second, time.Millisecond, "a quiet world's file is finished after MaxAge")
-	src.add("a", 3)
+	src.Add("a", 3, 1e18)
 	require.Eventually(t, at(s.s, "a", 8), 20*time.Second, time.Millisecond)
 	s.stop()
 	requireExactlyOnce(t, dir, src, "a")
@@ -164,10 +164,10 @@ func TestFilesRotateByAgeWhenTheWorldIsQuiet(t *testing.T) {
 
 func TestFilesOnlyForTheWorldsThisNodeLeadsAndSelects(t *testing.T) {
 	src := newFakeSource()
-	src.add("led", 10)
-	src.add("other", 10)
-	src.add("unselected", 10)
-	src.setLeads("other", false)
+	src.Add("led", 10, 1e18)
+	src.Add("other", 10, 1e18)
+	src.Add("unselected", 10, 1e18)
+	src.SetLeads("other", false)
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 	cfg.Worlds = []string{"led", "other"}
@@ -177,7 +177,7 @@ func TestFilesOnlyForTheWorldsThisNodeLeadsAndSelects(t *testing.T) {
 	require.Empty(t, readFiles(t, dir, "other"))
 	require.Empty(t, readFiles(t, dir, "unselected"))
 
-	src.setLeads("other", true)
+	src.SetLeads("other", true)
 	s = startSink(t, cfg, src)
 	require.Eventually(t, func() bool { return len(readFiles(t, dir, "other")) == 10 }, 20*time.Second, time.Millisecond)
 	s.stop()
@@ -187,7 +187,7 @@ func TestFilesOnlyForTheWorldsThisNodeLeadsAndSelects(t *testing.T) {
 
 func TestFilesRetryAfterAWriteFailure(t *testing.T) {
 	src := newFakeSource()
-	src.add("a", 50)
+	src.Add("a", 50, 1e18)
 	dir := filepath.Join(t.TempDir(), "out")
 	cfg := testConfig(dir)
 	s, err := New(cfg, src, nil)
@@ -206,8 +206,8 @@ func TestFilesRetryAfterAWriteFailure(t *testing.T) {
 
 func TestFilesWaitOnArchiveGap(t *testing.T) {
 	src := newFakeSource()
-	src.add("a", 10)
-	src.setLow("a", 5)
+	src.Add("a", 10, 1e18)
+	src.SetLow("a", 5)
 	dir := t.TempDir()
 	s := startSink(t, testConfig(dir), src)
 	require.Eventually(t, func() bool { return testutil.ToFloat64(s.s.m.failures.WithLabelValues(failFeed)) >= 2 }, 20*time.Second, time.Millisecond)

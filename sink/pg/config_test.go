@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
@@ -82,7 +83,7 @@ func TestRowOfRefusesEventsThatDoNotFitBigint(t *testing.T) {
 
 func TestStoreSourceReportsAnUnknownWorld(t *testing.T) {
 	c := newCluster(t, 1)
-	src := NewStoreSource(c.nodes[0])
+	src := feed.NewStoreSource(c.nodes[0])
 	_, err := src.Subscribe("nope", 1)
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 	require.True(t, src.Leads("nope"))

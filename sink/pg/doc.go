@@ -2,7 +2,7 @@
 // PostgreSQL database, idempotently and restart-safe.
 //
 // Place in the flow: it reads the store's committed feed (a Source, in
-// production the node's store.Store through NewStoreSource), like the
+// production the node's store.Store through feed.NewStoreSource), like the
 // edge's event streams do, and writes rows; it never touches Apply, the
 // edge or the FSM's state.
 //

@@ -22,9 +22,7 @@ import (
 // incarnation inc up to n and checks they equal the source's.
 func requireFakeMirrored(t *testing.T, dsn string, src *fakeSource, world string, inc int64, n int) {
 	t.Helper()
-	src.mu.Lock()
-	events := src.worlds[world].events
-	src.mu.Unlock()
+	events := src.Events(world)
 	require.Eventually(t, func() bool { return storedPosition(t, dsn, world) == uint64(len(events)) }, 10*time.Second, 10*time.Millisecond)
 	got := readRows(t, dsn, world, inc)
 	require.Equal(t, n, len(got))
@@ -38,15 +36,15 @@ func requireFakeMirrored(t *testing.T, dsn string, src *fakeSource, world string
 func TestArchiveGapRaisesTheAlarmUntilTheEventIsHeld(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 10, 1000)
-	src.setLow("w", 5) // 1..4 pruned before the sink ever ran
+	src.Add("w", 10, 1000)
+	src.SetLow("w", 5) // 1..4 pruned before the sink ever ran
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool {
 		return r.gauge("gsd_pgsink_archive_gap", "world", "w") == 1 && r.gauge("gsd_pgsink_errors_total", "kind", "archive_gap") > 0
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, storedPosition(t, dsn, "w"), "nothing is written past a gap")
 
-	src.setLow("w", 1) // e.g. a node that still holds them leads now
+	src.SetLow("w", 1) // e.g. a node that still holds them leads now
 	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_archive_gap", "world", "w") == 0 }, 10*time.Second, 10*time.Millisecond)
 }
@@ -54,12 +52,12 @@ func TestArchiveGapRaisesTheAlarmUntilTheEventIsHeld(t *testing.T) {
 func TestPrunedGapMidStreamRaisesTheAlarm(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 3, 1000)
+	src.Add("w", 3, 1000)
 	r := runSink(t, testConfig(dsn), src)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 3)
 	r.stop()
-	src.add("w", 5, 1000)
-	src.setLow("w", 6) // 4 and 5 pruned while no sink ran
+	src.Add("w", 5, 1000)
+	src.SetLow("w", 6) // 4 and 5 pruned while no sink ran
 	r = runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_archive_gap", "world", "w") == 1 }, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, uint64(3), storedPosition(t, dsn, "w"))
@@ -72,22 +70,22 @@ func TestPrunedGapMidStreamRaisesTheAlarm(t *testing.T) {
 func TestResumeWithoutTheFirstEventChecksTheLastMirroredOne(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 10, 1000)
+	src.Add("w", 10, 1000)
 	r := runSink(t, testConfig(dsn), src)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
 	r.stop()
 
 	// The same world, seq 1 pruned: it goes on.
-	src.add("w", 5, 1000)
-	src.setLow("w", 8)
+	src.Add("w", 5, 1000)
+	src.SetLow("w", 8)
 	r = runSink(t, testConfig(dsn), src)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 15)
 	r.stop()
 
 	// Another world of that name (other leader times), seq 1 pruned: refused.
 	other := newFakeSource()
-	other.add("w", 20, 5000)
-	other.setLow("w", 12)
+	other.Add("w", 20, 5000)
+	other.SetLow("w", 12)
 	r = runSink(t, testConfig(dsn), other)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, uint64(15), storedPosition(t, dsn, "w"))
@@ -97,12 +95,12 @@ func TestResumeWithoutTheFirstEventChecksTheLastMirroredOne(t *testing.T) {
 func TestResumeWithoutTheFirstEventOrTheLastMirroredOneGoesOn(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 4, 1000)
+	src.Add("w", 4, 1000)
 	r := runSink(t, testConfig(dsn), src)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
 	r.stop()
-	src.add("w", 4, 1000)
-	src.setLow("w", 5) // neither seq 1 nor 4 held: trust the database
+	src.Add("w", 4, 1000)
+	src.SetLow("w", 5) // neither seq 1 nor 4 held: trust the database
 	r = runSink(t, testConfig(dsn), src)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 8)
 	r.stop()
@@ -111,8 +109,8 @@ func TestResumeWithoutTheFirstEventOrTheLastMirroredOneGoesOn(t *testing.T) {
 func TestOnlyTheLeaderOfAWorldsGroupWritesIt(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 3, 1000)
-	src.setLeads("w", false)
+	src.Add("w", 3, 1000)
+	src.SetLeads("w", false)
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_schema_version") == float64(SchemaVersion) }, 10*time.Second, 10*time.Millisecond)
 	// Some checks pass without a mirror for w.
@@ -121,18 +119,18 @@ func TestOnlyTheLeaderOfAWorldsGroupWritesIt(t *testing.T) {
 		require.Zero(t, storedPosition(t, dsn, "w"))
 		<-time.After(testConfig(dsn).CheckInterval)
 	}
-	src.setLeads("w", true)
+	src.SetLeads("w", true)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 3)
 	require.Equal(t, 1.0, r.gauge("gsd_pgsink_worlds"))
-	src.setLeads("w", false)
+	src.SetLeads("w", false)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_worlds") == 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, r.gauge("gsd_pgsink_position", "world", "w"), "a world no longer mirrored here has no series")
 }
 
 func TestWriteRefusesOnceLeadershipIsLost(t *testing.T) {
 	src := newFakeSource()
-	src.add("w", 1, 1000)
-	src.setLeads("w", false)
+	src.Add("w", 1, 1000)
+	src.SetLeads("w", false)
 	s, err := New(testConfig("host=/nonexistent"), src, nil)
 	require.NoError(t, err)
 	m := &mirror{s: s, world: "w"}
@@ -157,9 +155,9 @@ func testutilCount(c *prometheus.CounterVec) int {
 func TestFeedOutOfOrderIsRetriedFromTheStoredPosition(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 4, 1000)
+	src.Add("w", 4, 1000)
 	ev3, _ := src.Event("w", 3)
-	src.update(func() { src.worlds["w"].order = []*fsm.Event{ev3} })
+	src.Update(func() { src.World("w").Order = []*fsm.Event{ev3} })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
@@ -168,11 +166,11 @@ func TestFeedOutOfOrderIsRetriedFromTheStoredPosition(t *testing.T) {
 func TestFeedNotStartingAtSeqOneIsRefused(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 4, 1000)
-	src.setLow("w", 2) // no stored rows, seq 1 not held, yet the feed answers from 1
+	src.Add("w", 4, 1000)
+	src.SetLow("w", 2) // no stored rows, seq 1 not held, yet the feed answers from 1
 	ev2, _ := src.Event("w", 2)
-	src.update(func() { src.worlds["w"].low, src.worlds["w"].order = 1, []*fsm.Event{ev2} })
-	src.update(func() { src.worlds["w"].low = 1 })
+	src.Update(func() { src.World("w").Low, src.World("w").Order = 1, []*fsm.Event{ev2} })
+	src.Update(func() { src.World("w").Low = 1 })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
@@ -181,8 +179,8 @@ func TestFeedNotStartingAtSeqOneIsRefused(t *testing.T) {
 func TestEventThatDoesNotFitIsReportedNotWritten(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 1, 1000)
-	src.update(func() { src.worlds["w"].events[0].Index = math.MaxUint64 })
+	src.Add("w", 1, 1000)
+	src.Update(func() { src.World("w").Events[0].Index = math.MaxUint64 })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, storedPosition(t, dsn, "w"))
@@ -192,7 +190,7 @@ func TestDatabaseDownAtStartIsRetriedUntilItComes(t *testing.T) {
 	pg, dsn := startPG(t)
 	pg.Kill(t)
 	src := newFakeSource()
-	src.add("w", 5, 1000)
+	src.Add("w", 5, 1000)
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "database") >= 2 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, r.gauge("gsd_pgsink_schema_version"))
@@ -203,11 +201,11 @@ func TestDatabaseDownAtStartIsRetriedUntilItComes(t *testing.T) {
 func TestDatabaseDownMidStreamIsCountedAndRetried(t *testing.T) {
 	pg, dsn := startPG(t)
 	src := newFakeSource()
-	src.add("w", 5, 1000)
+	src.Add("w", 5, 1000)
 	r := runSink(t, testConfig(dsn), src)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 5)
 	pg.Kill(t)
-	src.add("w", 5, 1000)
+	src.Add("w", 5, 1000)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "database") > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_lag_seconds", "world", "w") > 0 }, 10*time.Second, 10*time.Millisecond)
 	pg.Restart(t)
@@ -221,7 +219,7 @@ func TestSchemaOfANewerGsdIsLeftAlone(t *testing.T) {
 		INSERT INTO gsd.schema_version (version) VALUES (1), (99)`)
 	require.NoError(t, err)
 	src := newFakeSource()
-	src.add("w", 1, 1000)
+	src.Add("w", 1, 1000)
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "database") >= 2 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, r.gauge("gsd_pgsink_schema_version"))
@@ -305,7 +303,7 @@ func TestDatabaseThatNeverAnswersFailsEachCallAfterTheTimeout(t *testing.T) {
 	cfg := testConfig("host=127.0.0.1 port=" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port) + " user=gsd sslmode=disable")
 	cfg.Timeout = 100 * time.Millisecond
 	src := newFakeSource()
-	src.add("w", 1, 1000)
+	src.Add("w", 1, 1000)
 	r := runSink(t, cfg, src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "database") >= 2 }, 10*time.Second, 10*time.Millisecond)
 	r.stop()
@@ -343,8 +341,8 @@ func TestLagPastHalfTheRetentionIsWarnedOncePerCrossing(t *testing.T) {
 	cfg.Retention.MaxEventsPerWorld = 8
 	const warning = "lags by more than half of the event archive's retention"
 	src := newFakeSource()
-	src.add("w", 10, 1000)
-	src.setLow("w", 2) // stuck: seq 1 is not held
+	src.Add("w", 10, 1000)
+	src.SetLow("w", 2) // stuck: seq 1 is not held
 	r := runSink(t, cfg, src)
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), warning) }, 10*time.Second, 10*time.Millisecond)
 	for range 3 { // more checks pass while the lag stays
@@ -352,11 +350,11 @@ func TestLagPastHalfTheRetentionIsWarnedOncePerCrossing(t *testing.T) {
 	}
 	require.Equal(t, 1, strings.Count(logs.String(), warning))
 
-	src.setLow("w", 1)
+	src.SetLow("w", 1)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_lag_events", "world", "w") == 0 }, 10*time.Second, 10*time.Millisecond)
-	src.add("w", 10, 1000)
-	src.setLow("w", 21) // stuck again, 10 behind: a second crossing
+	src.Add("w", 10, 1000)
+	src.SetLow("w", 21) // stuck again, 10 behind: a second crossing
 	require.Eventually(t, func() bool { return strings.Count(logs.String(), warning) == 2 }, 10*time.Second, 10*time.Millisecond)
 }
 
@@ -367,8 +365,8 @@ func TestLagPastHalfTheRetentionByAgeIsWarned(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.Retention.MaxAge = time.Hour
 	src := newFakeSource()
-	src.add("w", 1, 1000)                                                   // leader time in 1970: older than any retention
-	src.update(func() { src.worlds["w"].events[0].Index = math.MaxUint64 }) // never written
+	src.Add("w", 1, 1000)                                                  // leader time in 1970: older than any retention
+	src.Update(func() { src.World("w").Events[0].Index = math.MaxUint64 }) // never written
 	runSink(t, cfg, src)
 	require.Eventually(t, func() bool {
 		return strings.Contains(logs.String(), "lags by more than half of the event archive's retention")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
@@ -26,7 +27,7 @@ func TestMirrorEqualsWorldAndSkipsWorldsNotListed(t *testing.T) {
 
 	cfg := testConfig(dsn)
 	cfg.Worlds = []string{"w1", "w2"}
-	r := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+	r := runSink(t, cfg, feed.NewStoreSource(c.nodes[0]))
 	requireMirrorEquals(t, dsn, c.nodes[0], "w1")
 	requireMirrorEquals(t, dsn, c.nodes[0], "w2")
 	c.act(&fsm.Action{World: "w2", Player: "q", Seq: 301, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}})
@@ -70,13 +71,13 @@ func TestSinkAndDatabaseKilledMidStreamMirrorLosesNothingRepeatsNothing(t *testi
 	c.createWorld("w")
 	w := c.startWriter("w")
 	cfg := testConfig(dsn)
-	r1 := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+	r1 := runSink(t, cfg, feed.NewStoreSource(c.nodes[0]))
 	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") >= 50 }, 30*time.Second, 10*time.Millisecond)
 	r1.stop() // the sink stops mid-stream
 
 	at := storedPosition(t, dsn, "w")
 	require.Eventually(t, func() bool { return c.nodes[0].Worlds()[0].Seq > at+50 }, 30*time.Second, 10*time.Millisecond)
-	r2 := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+	r2 := runSink(t, cfg, feed.NewStoreSource(c.nodes[0]))
 	require.Eventually(t, func() bool { return storedPosition(t, dsn, "w") > at+50 }, 30*time.Second, 10*time.Millisecond)
 
 	pg.Kill(t) // the database dies mid-stream
@@ -100,7 +101,7 @@ func TestNewLeaderResumesTheMirrorWhenLeadershipMoves(t *testing.T) {
 	cfg := testConfig(dsn)
 	var sinks []*running
 	for _, n := range c.nodes {
-		sinks = append(sinks, runSink(t, cfg, NewStoreSource(n)))
+		sinks = append(sinks, runSink(t, cfg, feed.NewStoreSource(n)))
 	}
 	leaderIdx := func() int {
 		l := c.leader()
@@ -155,7 +156,7 @@ func TestRebuiltClusterWorldIsMirroredAsANewIncarnation(t *testing.T) {
 		for j := range 5 + i {
 			c.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: int64(i + 1)}}})
 		}
-		r := runSink(t, cfg, NewStoreSource(c.nodes[0]))
+		r := runSink(t, cfg, feed.NewStoreSource(c.nodes[0]))
 		requireMirrorEquals(t, dsn, c.nodes[0], "w")
 		r.stop()
 		incs = append(incs, mustEvent(t, c, "w", 1).Time)

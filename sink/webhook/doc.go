@@ -2,7 +2,7 @@
 // in signed batches, at least once, restart-safe.
 //
 // Place in the flow: like sink/pg it reads the store's committed feed (a
-// Source; in production the node's store.Store through NewStoreSource)
+// Source; in production the node's store.Store through feed.NewStoreSource)
 // and never touches Apply, the edge or the FSM's state.
 //
 // Which node posts a world: the sink runs on every node and each node

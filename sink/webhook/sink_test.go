@@ -59,7 +59,7 @@ func startSink(t *testing.T, cfg Config, src Source, reg prometheus.Registerer) 
 func requireExactly(t *testing.T, r *receiver, src *fakeSource, world string) {
 	t.Helper()
 	dedup, _ := r.world(world)
-	evs := src.events(world)
+	evs := src.Events(world)
 	require.Len(t, dedup, len(evs), "world %s: distinct events received", world)
 	for _, ev := range evs {
 		got, ok := dedup[ev.Seq]
@@ -73,7 +73,7 @@ func requireExactly(t *testing.T, r *receiver, src *fakeSource, world string) {
 func caughtUp(r *receiver, src *fakeSource, world string) func() bool {
 	return func() bool {
 		dedup, _ := r.world(world)
-		return len(dedup) == len(src.events(world))
+		return len(dedup) == len(src.Events(world))
 	}
 }
 
@@ -92,8 +92,8 @@ func TestExportDeliversEveryEventDespiteFailuresAndRestarts(t *testing.T) {
 		return faultNone
 	})
 	src := newFakeSource()
-	src.add("a", 300)
-	src.add("b", 120)
+	src.Add("a", 300, 1e18)
+	src.Add("b", 120, 1e18)
 	dir := t.TempDir()
 	cfg := testConfig(t, r.srv.URL, dir)
 
@@ -104,15 +104,15 @@ func TestExportDeliversEveryEventDespiteFailuresAndRestarts(t *testing.T) {
 	require.Positive(t, testutil.ToFloat64(first.s.m.failures.WithLabelValues(failStatus)))
 	stoppedAt := first.s.Position("a")
 
-	src.add("a", 200)
-	src.add("c", 50)
+	src.Add("a", 200, 1e18)
+	src.Add("c", 50, 1e18)
 	second := startSink(t, cfg, src, nil)
 	require.GreaterOrEqual(t, second.s.Position("a"), stoppedAt, "the restarted sink resumes from the checkpoint")
 	for _, w := range []string{"a", "b", "c"} {
 		require.Eventually(t, caughtUp(r, src, w), 30*time.Second, time.Millisecond, "world %s", w)
 	}
 	// Once caught up, more events flow too.
-	src.add("b", 30)
+	src.Add("b", 30, 1e18)
 	require.Eventually(t, caughtUp(r, src, "b"), 30*time.Second, time.Millisecond)
 	// The receiver may hold a batch whose 2xx the sink has not seen yet
 	// (a kept-then-500 answer): wait for the positions too.
@@ -126,7 +126,7 @@ func TestExportDeliversEveryEventDespiteFailuresAndRestarts(t *testing.T) {
 		requireExactly(t, r, src, w)
 	}
 	_, all := r.world("a")
-	t.Logf("world a: %d events received for %d distinct", all, len(src.events("a")))
+	t.Logf("world a: %d events received for %d distinct", all, len(src.Events("a")))
 
 	// The checkpoint on disk says every event was accepted.
 	cp, err := openCheckpoint(dir)
@@ -139,7 +139,7 @@ func TestExportDeliversEveryEventDespiteFailuresAndRestarts(t *testing.T) {
 func TestExportRestartAfterCatchUpSendsNothingAgain(t *testing.T) {
 	r := newReceiver(t, nil)
 	src := newFakeSource()
-	src.add("a", 90)
+	src.Add("a", 90, 1e18)
 	cfg := testConfig(t, r.srv.URL, t.TempDir())
 	first := startSink(t, cfg, src, nil)
 	require.Eventually(t, func() bool { return first.s.Position("a") == 90 }, 20*time.Second, time.Millisecond)
@@ -147,7 +147,7 @@ func TestExportRestartAfterCatchUpSendsNothingAgain(t *testing.T) {
 	_, before := r.world("a")
 
 	second := startSink(t, cfg, src, nil)
-	src.add("a", 1)
+	src.Add("a", 1, 1e18)
 	require.Eventually(t, caughtUp(r, src, "a"), 20*time.Second, time.Millisecond)
 	second.stop()
 	_, after := r.world("a")
@@ -158,10 +158,10 @@ func TestExportRestartAfterCatchUpSendsNothingAgain(t *testing.T) {
 func TestExportOnlyTheWorldsThisNodeLeadsAndSelects(t *testing.T) {
 	r := newReceiver(t, nil)
 	src := newFakeSource()
-	src.add("led", 10)
-	src.add("other", 10)
-	src.add("unselected", 10)
-	src.setLeads("other", false)
+	src.Add("led", 10, 1e18)
+	src.Add("other", 10, 1e18)
+	src.Add("unselected", 10, 1e18)
+	src.SetLeads("other", false)
 	cfg := testConfig(t, r.srv.URL, t.TempDir())
 	cfg.Worlds = []string{"led", "other"}
 	s := startSink(t, cfg, src, nil)
@@ -169,7 +169,7 @@ func TestExportOnlyTheWorldsThisNodeLeadsAndSelects(t *testing.T) {
 	d, _ := r.world("other")
 	require.Empty(t, d, "a world whose group another node leads is not exported")
 
-	src.setLeads("other", true) // leadership moved here
+	src.SetLeads("other", true) // leadership moved here
 	require.Eventually(t, caughtUp(r, src, "other"), 20*time.Second, time.Millisecond)
 	s.stop()
 	d, _ = r.world("unselected")
@@ -180,8 +180,8 @@ func TestExportOnlyTheWorldsThisNodeLeadsAndSelects(t *testing.T) {
 func TestExportWaitsOnArchiveGapAndCountsIt(t *testing.T) {
 	r := newReceiver(t, nil)
 	src := newFakeSource()
-	src.add("a", 10)
-	src.setLow("a", 5) // events 1..4 pruned before they were exported
+	src.Add("a", 10, 1e18)
+	src.SetLow("a", 5) // events 1..4 pruned before they were exported
 	cfg := testConfig(t, r.srv.URL, t.TempDir())
 	s := startSink(t, cfg, src, nil)
 	require.Eventually(t, func() bool {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
 )
@@ -96,10 +97,10 @@ func TestExportFromARealStoreWhileActionsCommitSurvivesAKill(t *testing.T) {
 	}()
 
 	cfg := testConfig(t, r.srv.URL, t.TempDir())
-	first := startSink(t, cfg, NewStoreSource(st), nil)
+	first := startSink(t, cfg, feed.NewStoreSource(st), nil)
 	require.Eventually(t, func() bool { d, _ := r.world("w"); return len(d) >= 50 }, 30*time.Second, time.Millisecond)
 	first.stop()
-	second := startSink(t, cfg, NewStoreSource(st), nil)
+	second := startSink(t, cfg, feed.NewStoreSource(st), nil)
 	require.Eventually(t, func() bool { d, _ := r.world("w"); return len(d) >= 150 }, 30*time.Second, time.Millisecond)
 	stopWriting()
 	wg.Wait()
@@ -139,7 +140,7 @@ func TestExportSurvivesLeaderFailoverEveryEventAtLeastOnce(t *testing.T) {
 	// Every node runs the sink with its own data dir, as gsd does.
 	var sinks []running
 	for _, st := range nodes {
-		sinks = append(sinks, startSink(t, testConfig(t, r.srv.URL, t.TempDir()), NewStoreSource(st), nil))
+		sinks = append(sinks, startSink(t, testConfig(t, r.srv.URL, t.TempDir()), feed.NewStoreSource(st), nil))
 	}
 	act := func(from, to uint64) {
 		for seq := from; seq <= to; seq++ {

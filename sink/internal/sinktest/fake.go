@@ -1,0 +1,158 @@
+// Package sinktest holds the in-memory feed the sinks' tests share: a
+// feed.Source over worlds whose events, held range and leadership a test
+// sets. Tests only.
+package sinktest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// Source is a feed.Source over in-memory worlds whose events, held range
+// and leadership a test sets.
+type Source struct {
+	mu      sync.Mutex
+	worlds  map[string]*World
+	changed chan struct{} // closed and replaced on every change
+}
+
+// World is one world of a Source; change it inside Update.
+type World struct {
+	Events []*fsm.Event // events[i].Seq == i+1
+	Low    uint64       // lowest seq held; 1 unless pruned
+	Leads  bool
+	// Order, when set, is what the next Next returns instead (a feed out
+	// of order).
+	Order []*fsm.Event
+}
+
+// NewSource returns an empty Source.
+func NewSource() *Source {
+	return &Source{worlds: make(map[string]*World), changed: make(chan struct{})}
+}
+
+// Update runs fn under the source's lock and wakes its subscriptions.
+func (f *Source) Update(fn func()) {
+	f.mu.Lock()
+	fn()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// World returns world id, made (held from seq 1, led) if new; call it
+// inside Update.
+func (f *Source) World(id string) *World {
+	w := f.worlds[id]
+	if w == nil {
+		w = &World{Low: 1, Leads: true}
+		f.worlds[id] = w
+	}
+	return w
+}
+
+// Add appends n events to world; time names the incarnation's events.
+func (f *Source) Add(world string, n int, time int64) {
+	f.Update(func() {
+		w := f.World(world)
+		for range n {
+			seq := uint64(len(w.Events) + 1)
+			w.Events = append(w.Events, &fsm.Event{World: world, Seq: seq, Index: 100 + seq, Time: time + int64(seq),
+				Player: "p", ClientSeq: seq, Status: fsm.StatusApplied, Priority: fsm.PriorityCritical,
+				Changes: []fsm.Change{{Entity: "e", Field: "n", Op: fsm.OpIncr, Value: fsm.Value{Kind: fsm.KindInt, Int: int64(seq)}, Version: seq}}})
+		}
+	})
+}
+
+// SetLow prunes world below low; SetLeads sets whether this node leads it.
+func (f *Source) SetLow(world string, low uint64) { f.Update(func() { f.World(world).Low = low }) }
+func (f *Source) SetLeads(world string, l bool)   { f.Update(func() { f.World(world).Leads = l }) }
+
+// Worlds, Subscribe, Event and Leads serve feed.Source.
+func (f *Source) Worlds() []fsm.WorldInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []fsm.WorldInfo
+	for id, w := range f.worlds {
+		out = append(out, fsm.WorldInfo{ID: id, Seq: uint64(len(w.Events))})
+	}
+	return out
+}
+
+func (f *Source) Subscribe(world string, from uint64) (feed.Subscription, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.worlds[world]
+	if w == nil {
+		return nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, world)
+	}
+	if from < w.Low {
+		return nil, fmt.Errorf("%w: world %s seq %d", store.ErrArchiveGap, world, from)
+	}
+	return &sub{f: f, world: world, next: from}, nil
+}
+
+func (f *Source) Event(world string, seq uint64) (*fsm.Event, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.worlds[world]
+	if w == nil || seq < w.Low || seq > uint64(len(w.Events)) {
+		return nil, false
+	}
+	return w.Events[seq-1], true
+}
+
+func (f *Source) Leads(world string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.worlds[world]
+	return w != nil && w.Leads
+}
+
+type sub struct {
+	f     *Source
+	world string
+	next  uint64
+}
+
+func (s *sub) Next(ctx context.Context) ([]*fsm.Event, error) {
+	for {
+		s.f.mu.Lock()
+		w := s.f.worlds[s.world]
+		if w.Order != nil {
+			out := w.Order
+			w.Order = nil
+			s.f.mu.Unlock()
+			return out, nil
+		}
+		if s.next < w.Low {
+			s.f.mu.Unlock()
+			return nil, fmt.Errorf("%w: world %s seq %d", store.ErrArchiveGap, s.world, s.next)
+		}
+		if n := uint64(len(w.Events)); s.next <= n {
+			out := append([]*fsm.Event(nil), w.Events[s.next-1:min(n, s.next-1+256)]...)
+			s.next += uint64(len(out))
+			s.f.mu.Unlock()
+			return out, nil
+		}
+		ch := s.f.changed
+		s.f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Events returns a copy of world's events.
+func (f *Source) Events(world string) []*fsm.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*fsm.Event(nil), f.worlds[world].Events...)
+}
