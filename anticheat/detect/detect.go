@@ -1,0 +1,450 @@
+package detect
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// The detectors' names, as in Flag.Detector and the metrics' label.
+const (
+	DetSpeed    = "speed"
+	DetJump     = "jump"
+	DetStraight = "straight"
+	DetReaction = "reaction"
+	DetAccuracy = "accuracy"
+	DetLockstep = "lockstep"
+	DetWinTrade = "wintrade"
+	DetFunnel   = "funnel"
+)
+
+// Detectors lists every detector's name.
+var Detectors = []string{DetSpeed, DetJump, DetStraight, DetReaction, DetAccuracy, DetLockstep, DetWinTrade, DetFunnel}
+
+// Ref names one committed event.
+type Ref struct {
+	World string
+	Seq   uint64
+}
+
+// Flag is one detector's suspicion: the player (or the pair, sorted), a
+// score (the detector's statistic: a share, a mean or a z-score) and the
+// latest events that counted towards it, oldest first.
+type Flag struct {
+	Detector string
+	Players  []string
+	Score    float64
+	Evidence []Ref
+}
+
+// evidenceLen bounds the evidence a flag carries.
+const evidenceLen = 8
+
+// refs keeps the last evidenceLen refs.
+type refs struct {
+	ring [evidenceLen]Ref
+	n    int
+}
+
+func (r *refs) add(ref Ref) {
+	r.ring[r.n%evidenceLen] = ref
+	r.n++
+}
+
+func (r *refs) list() []Ref {
+	if r.n <= evidenceLen {
+		return slices.Clone(r.ring[:r.n])
+	}
+	i := r.n % evidenceLen
+	return append(slices.Clone(r.ring[i:]), r.ring[:i]...)
+}
+
+// player is one account's counts.
+type player struct {
+	id string
+	// movement
+	moved               bool
+	x, y, at            int64
+	moves, near, jumps  int
+	winX, winY          int64
+	winPath             float64
+	winN                int
+	straight            int
+	windows             int
+	speedEv, jumpEv     refs
+	straightEv          refs
+	shots, hits         int
+	reactions, fast     int
+	reactedTo           string
+	reactedAt           int64
+	reactEv, accuracyEv refs
+	matches             int
+}
+
+type pairKey struct{ a, b string } // a < b
+
+func pairOf(a, b string) pairKey {
+	if b < a {
+		a, b = b, a
+	}
+	return pairKey{a, b}
+}
+
+// pair is what two accounts did together: lockstep moves, and matches
+// between them (wins of a, alternations of the winner).
+type pair struct {
+	together int
+	stepEv   refs
+	matches  int
+	winsA    int
+	alts     int
+	lastA    bool
+	matchEv  refs
+}
+
+// edge is transfers from one account to another.
+type edge struct {
+	n  int
+	ev refs
+}
+
+type stepKey struct {
+	tick, dx, dy int64
+}
+
+// Detector counts what the committed events show of each player and
+// flags outliers. Its methods are safe for concurrent use.
+type Detector struct {
+	cfg Config
+
+	mu      sync.Mutex
+	players map[string]*player
+	appear  map[string]int64 // entity → leader time it last appeared
+	pairs   map[pairKey]*pair
+	edges   map[pairKey]*edge // a → b, not sorted
+	tick    int64
+	steps   map[stepKey][]*player
+	stepRef map[*player]Ref
+	flagged map[string]bool // detector + players already flagged
+}
+
+// New returns a Detector.
+func New(cfg Config) (*Detector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Detector{
+		cfg: cfg, players: map[string]*player{}, appear: map[string]int64{},
+		pairs: map[pairKey]*pair{}, edges: map[pairKey]*edge{},
+		steps: map[stepKey][]*player{}, stepRef: map[*player]Ref{}, flagged: map[string]bool{},
+	}, nil
+}
+
+func (d *Detector) player(id string) *player {
+	p := d.players[id]
+	if p == nil {
+		p = &player{id: id}
+		d.players[id] = p
+	}
+	return p
+}
+
+func (d *Detector) pair(a, b string) *pair {
+	k := pairOf(a, b)
+	pr := d.pairs[k]
+	if pr == nil {
+		pr = &pair{}
+		d.pairs[k] = pr
+	}
+	return pr
+}
+
+// seen is what one event shows, read from its changes.
+type seen struct {
+	x, y           int64
+	hasX, hasY     bool
+	shot           bool
+	hit            string
+	from, to, item string
+	winner, loser  string
+}
+
+// Observe counts one committed event. Only applied events count.
+func (d *Detector) Observe(ev *fsm.Event) {
+	if ev.Status != fsm.StatusApplied {
+		return
+	}
+	f := &d.cfg.Fields
+	var s seen
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range ev.Changes {
+		c := &ev.Changes[i]
+		own := c.Entity == ev.Player
+		switch {
+		case c.Field == "":
+		case own && c.Field == f.X:
+			s.x, s.hasX = c.Value.Int, true
+		case own && c.Field == f.Y:
+			s.y, s.hasY = c.Value.Int, true
+		case own && c.Field == f.Shot:
+			s.shot = true
+		case !own && c.Field == f.Hit && c.Op == fsm.OpIncr:
+			s.hit = c.Entity
+		case c.Field == f.Appear:
+			d.appear[c.Entity] = ev.Time
+		case c.Field == f.Items && c.Op == fsm.OpRemove:
+			s.from, s.item = c.Entity, c.Value.Str
+		case c.Field == f.Items && c.Op == fsm.OpAdd && c.Value.Str == s.item:
+			s.to = c.Entity
+		case c.Field == f.Wins && c.Op == fsm.OpIncr:
+			s.winner = c.Entity
+		case c.Field == f.Losses && c.Op == fsm.OpIncr:
+			s.loser = c.Entity
+		}
+	}
+	ref := Ref{ev.World, ev.Seq}
+	if s.hasX || s.hasY {
+		d.move(d.player(ev.Player), ev.Time, s, ref)
+	}
+	if s.shot {
+		d.shoot(d.player(ev.Player), ev.Time, s.hit, ref)
+	}
+	if s.to != "" && s.to != s.from {
+		e := d.edges[pairKey{s.from, s.to}]
+		if e == nil {
+			e = &edge{}
+			d.edges[pairKey{s.from, s.to}] = e
+		}
+		e.n++
+		e.ev.add(ref)
+	}
+	if s.winner != "" && s.loser != "" && s.winner != s.loser {
+		d.match(s.winner, s.loser, ref)
+	}
+}
+
+// move counts a move of p to the event's position.
+func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
+	if !s.hasX {
+		s.x = p.x
+	}
+	if !s.hasY {
+		s.y = p.y
+	}
+	if !p.moved {
+		p.moved, p.x, p.y, p.at = true, s.x, s.y, at
+		return
+	}
+	dx, dy := s.x-p.x, s.y-p.y
+	el := min(max(at-p.at, 0), int64(maxElapsed))
+	p.x, p.y, p.at = s.x, s.y, at
+	dist := math.Hypot(float64(dx), float64(dy))
+	p.moves++
+	l := &d.cfg.Limits
+	if limit := float64(l.Slack) + float64(l.PerSecond)*float64(el)/1e9; limit > 0 && dist >= d.cfg.Speed.NearMax*limit {
+		p.near++
+		p.speedEv.add(ref)
+	}
+	if l.MaxStep > 0 && dist >= d.cfg.Jump.Near*float64(l.MaxStep) {
+		p.jumps++
+		p.jumpEv.add(ref)
+	}
+	p.winX += dx
+	p.winY += dy
+	p.winPath += dist
+	p.winN++
+	if p.winN == d.cfg.Straight.Window {
+		if p.winPath > 0 {
+			st := math.Hypot(float64(p.winX), float64(p.winY)) / p.winPath
+			p.windows++
+			if st >= d.cfg.Straight.Min {
+				p.straight++
+				p.straightEv.add(ref)
+			}
+		}
+		p.winX, p.winY, p.winPath, p.winN = 0, 0, 0, 0
+	}
+	d.lockstep(p, at, dx, dy, ref)
+}
+
+// maxElapsed caps the time a move is credited, as anticheat.Speed does.
+const maxElapsed = 10e9
+
+// lockstep groups the moves of one tick by their rounded delta; when the
+// tick ends, every pair in a small group moved together once.
+func (d *Detector) lockstep(p *player, at, dx, dy int64, ref Ref) {
+	ls := &d.cfg.Lockstep
+	tick := at / int64(ls.Tick)
+	if tick != d.tick {
+		d.flushSteps()
+		d.tick = tick
+	}
+	q := ls.Quantum
+	k := stepKey{tick, roundDiv(dx, q), roundDiv(dy, q)}
+	d.steps[k] = append(d.steps[k], p)
+	d.stepRef[p] = ref
+}
+
+func roundDiv(n, q int64) int64 {
+	if n < 0 {
+		return -((-n + q/2) / q)
+	}
+	return (n + q/2) / q
+}
+
+func (d *Detector) flushSteps() {
+	for k, g := range d.steps {
+		if len(g) >= 2 && len(g) <= d.cfg.Lockstep.MaxGroup {
+			for i, a := range g {
+				for _, b := range g[i+1:] {
+					if a == b {
+						continue
+					}
+					pr := d.pair(a.id, b.id)
+					pr.together++
+					pr.stepEv.add(d.stepRef[a])
+					pr.stepEv.add(d.stepRef[b])
+				}
+			}
+		}
+		delete(d.steps, k)
+	}
+	clear(d.stepRef)
+}
+
+// shoot counts a shot of p, a hit when target is set, and the reaction to
+// the target's appearance on the first hit after it.
+func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
+	p.shots++
+	if target == "" {
+		return
+	}
+	p.hits++
+	p.accuracyEv.add(ref)
+	t, ok := d.appear[target]
+	if !ok || (p.reactedTo == target && p.reactedAt == t) {
+		return
+	}
+	p.reactedTo, p.reactedAt = target, t
+	p.reactions++
+	if at-t <= int64(d.cfg.Reaction.Fast) {
+		p.fast++
+		p.reactEv.add(ref)
+	}
+}
+
+// match counts a match won by w against l.
+func (d *Detector) match(w, l string, ref Ref) {
+	d.player(w).matches++
+	d.player(l).matches++
+	pr := d.pair(w, l)
+	aWon := w < l
+	if aWon {
+		pr.winsA++
+	}
+	if pr.matches > 0 && aWon != pr.lastA {
+		pr.alts++
+	}
+	pr.lastA = aWon
+	pr.matches++
+	pr.matchEv.add(ref)
+}
+
+// Evaluate compares the counts with the thresholds and returns the flags
+// not returned before, sorted by detector and players.
+func (d *Detector) Evaluate() []Flag {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flushSteps()
+	var out []Flag
+	add := func(det string, score float64, ev *refs, players ...string) {
+		slices.Sort(players)
+		key := det + "\x00" + strings.Join(players, "\x00")
+		if d.flagged[key] {
+			return
+		}
+		d.flagged[key] = true
+		out = append(out, Flag{Detector: det, Players: players, Score: score, Evidence: ev.list()})
+	}
+	c := &d.cfg
+	var accN int
+	var accSum, accSq float64
+	for _, p := range d.players {
+		if p.shots >= c.Accuracy.MinShots {
+			a := float64(p.hits) / float64(p.shots)
+			accN++
+			accSum += a
+			accSq += a * a
+		}
+	}
+	mean, sd := 0.0, 0.0
+	if accN > 0 {
+		mean = accSum / float64(accN)
+		sd = math.Sqrt(max(accSq/float64(accN)-mean*mean, 0))
+	}
+	for _, p := range d.players {
+		if p.moves >= c.Speed.MinMoves && c.Limits.PerSecond > 0 {
+			if s := float64(p.near) / float64(p.moves); s >= c.Speed.Share {
+				add(DetSpeed, s, &p.speedEv, p.id)
+			}
+		}
+		if p.moves >= c.Jump.MinMoves && c.Limits.MaxStep > 0 {
+			if s := float64(p.jumps) / float64(p.moves); s >= c.Jump.Share {
+				add(DetJump, s, &p.jumpEv, p.id)
+			}
+		}
+		if p.windows >= c.Straight.MinWindows {
+			if s := float64(p.straight) / float64(p.windows); s >= c.Straight.Share {
+				add(DetStraight, s, &p.straightEv, p.id)
+			}
+		}
+		if p.reactions >= c.Reaction.MinSamples && p.reactions > 0 {
+			if s := float64(p.fast) / float64(p.reactions); s >= c.Reaction.Share {
+				add(DetReaction, s, &p.reactEv, p.id)
+			}
+		}
+		if accN >= c.Accuracy.MinPlayers && sd > 0 && p.shots >= c.Accuracy.MinShots {
+			if z := (float64(p.hits)/float64(p.shots) - mean) / sd; z >= c.Accuracy.Z {
+				add(DetAccuracy, z, &p.accuracyEv, p.id)
+			}
+		}
+	}
+	for k, pr := range d.pairs {
+		a, b := d.players[k.a], d.players[k.b]
+		if pr.together >= c.Lockstep.MinTogether {
+			if s := float64(pr.together) / float64(max(min(a.moves, b.moves), 1)); s >= c.Lockstep.Share {
+				add(DetLockstep, s, &pr.stepEv, k.a, k.b)
+			}
+		}
+		if pr.matches >= c.WinTrade.MinMatches && float64(pr.matches) >= c.WinTrade.MinShare*float64(min(a.matches, b.matches)) {
+			n := float64(pr.matches)
+			oneWay := math.Abs(float64(pr.winsA)-n/2) / math.Sqrt(n/4)
+			t := n - 1
+			alt := (float64(pr.alts) - t/2) / math.Sqrt(t/4)
+			if z := max(oneWay, alt); z >= c.WinTrade.Z {
+				add(DetWinTrade, z, &pr.matchEv, k.a, k.b)
+			}
+		}
+	}
+	for k, e := range d.edges {
+		if e.n < c.Funnel.MinTransfers {
+			continue
+		}
+		back := 0
+		if r := d.edges[pairKey{k.b, k.a}]; r != nil {
+			back = r.n
+		}
+		if float64(back) <= c.Funnel.MaxReverse*float64(e.n) {
+			add(DetFunnel, float64(e.n-back), &e.ev, k.a, k.b)
+		}
+	}
+	slices.SortFunc(out, func(x, y Flag) int {
+		return cmp.Or(cmp.Compare(x.Detector, y.Detector), slices.Compare(x.Players, y.Players))
+	})
+	return out
+}

@@ -1,0 +1,128 @@
+package detect_test
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"text/tabwriter"
+
+	"github.com/gsd-dev/gsd/anticheat/corpus"
+	"github.com/gsd-dev/gsd/anticheat/detect"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// targets names the cheaters each detector is meant to find.
+var targets = map[string][]corpus.Kind{
+	detect.DetSpeed:    {corpus.SpeedHack},
+	detect.DetJump:     {corpus.SpeedHack},
+	detect.DetStraight: {corpus.BotRing},
+	detect.DetReaction: {corpus.Aimbot},
+	detect.DetAccuracy: {corpus.Aimbot},
+	detect.DetLockstep: {corpus.BotRing},
+	detect.DetWinTrade: {corpus.WinTrade},
+	detect.DetFunnel:   {corpus.Funnel},
+}
+
+// rate is one detector's measure on a corpus.
+type rate struct {
+	detector         string
+	found, targets   int // target cheaters flagged, of all of them
+	falsePos, honest int // honest players flagged, of all of them
+}
+
+func (r rate) detection() float64 { return float64(r.found) / float64(r.targets) }
+func (r rate) fpRate() float64    { return float64(r.falsePos) / float64(r.honest) }
+
+// measure runs a default Detector over the corpus of p, evaluating every
+// cfg.Every events and at the end, and returns its rates per detector and
+// the events observed.
+func measure(t testing.TB, p corpus.Params) ([]rate, int) {
+	d, err := detect.New(detect.DefaultConfig())
+	require.NoError(t, err)
+	every := detect.DefaultConfig().Every
+	var flags []detect.Flag
+	n := 0
+	labels, err := corpus.Generate(p, func(ev *fsm.Event) {
+		d.Observe(ev)
+		if n++; n%every == 0 {
+			flags = append(flags, d.Evaluate()...)
+		}
+	})
+	require.NoError(t, err)
+	flags = append(flags, d.Evaluate()...)
+	flagged := map[string]map[string]bool{}
+	for _, f := range flags {
+		if flagged[f.Detector] == nil {
+			flagged[f.Detector] = map[string]bool{}
+		}
+		for _, p := range f.Players {
+			flagged[f.Detector][p] = true
+		}
+	}
+	var out []rate
+	for _, det := range detect.Detectors {
+		r := rate{detector: det}
+		for id, k := range labels {
+			hit := flagged[det][id]
+			switch {
+			case k.Honest():
+				r.honest++
+				if hit {
+					r.falsePos++
+				}
+			case contains(targets[det], k):
+				r.targets++
+				if hit {
+					r.found++
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out, n
+}
+
+func contains(ks []corpus.Kind, k corpus.Kind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func printRates(w io.Writer, name string, rs []rate, events int) {
+	fmt.Fprintf(w, "corpus %s: %d events, %d honest players\n", name, events, rs[0].honest)
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.Debug)
+	fmt.Fprintln(tw, "detector\ttargets\tdetected\tdetection\tfalse positives\tFP rate\t")
+	for _, r := range rs {
+		var ks []string
+		for _, k := range targets[r.detector] {
+			ks = append(ks, string(k))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.1f%%\t%d/%d\t%.3f%%\t\n", r.detector, strings.Join(ks, ","), r.found, r.targets, 100*r.detection(), r.falsePos, r.honest, 100*r.fpRate())
+	}
+	tw.Flush()
+}
+
+var tableHonest = flag.Int("table.honest", 0, "print the detectors' rates on corpora A and B with this many honest players")
+
+// TestPrintTable prints the figures of docs/ANTICHEAT.md:
+//
+//	go test ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000
+func TestPrintTable(t *testing.T) {
+	if *tableHonest == 0 {
+		t.Skip("no -table.honest")
+	}
+	for _, c := range []struct {
+		name string
+		p    corpus.Params
+	}{{"A (seed 1, thresholds fixed here)", corpus.A(*tableHonest)}, {"B (seed 2, held out)", corpus.B(*tableHonest)}} {
+		rs, n := measure(t, c.p)
+		printRates(os.Stdout, c.name, rs, n)
+	}
+}
