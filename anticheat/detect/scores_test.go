@@ -23,6 +23,7 @@ func TestPrintScores(t *testing.T) {
 	cfg.Speed.Share, cfg.Jump.Share, cfg.Straight.Share, cfg.Reaction.Share = 0, 0, 0, 0
 	cfg.Accuracy.Z, cfg.WinTrade.Z, cfg.Funnel.MaxReverse = -100, -100, 1
 	cfg.Lockstep.Share, cfg.Lockstep.MinTogether = 0, 1
+	cfg.Funnel.MinTransfers, cfg.WinTrade.MinMatches = 2, 2
 	d, _ := detect.New(cfg)
 	labels, _ := corpus.Generate(corpus.A(*tableHonest), d.Observe)
 	hs := map[string][]float64{}
