@@ -113,6 +113,8 @@ func (p Params) Validate() error {
 	return nil
 }
 
+func (p Params) rng() *rand.Rand { return rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)) }
+
 // skill is an honest level's means.
 type skill struct {
 	acc   float64 // hit ratio
@@ -178,7 +180,7 @@ func Generate(p Params, emit func(*fsm.Event)) (map[string]Kind, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	g := &gen{p: p, r: rand.New(rand.NewPCG(p.Seed, 0x9e3779b97f4a7c15)), session: int64(p.Session), totals: map[string]int64{}}
+	g := &gen{p: p, r: p.rng(), session: int64(p.Session), totals: map[string]int64{}}
 	labels := g.cast()
 	end := int64(0)
 	for _, a := range g.agents {
@@ -280,27 +282,26 @@ func (g *gen) cast() map[string]Kind {
 			g.honest = append(g.honest, a)
 		}
 	}
-	slices.SortFunc(g.honest, func(a, b *agent) int { return cmp.Compare(a.start, b.start) })
 	for _, grp := range groups {
 		lead := g.agents[grp[0]]
 		var members []*agent
 		for _, j := range grp {
 			m := g.agents[j]
-			m.start = lead.start
+			g.begin(m, lead.start)
 			members = append(members, m)
 		}
 		g.group(lead.kind, members)
 	}
+	slices.SortStableFunc(g.honest, func(a, b *agent) int { return cmp.Compare(a.start, b.start) })
 	slices.SortFunc(g.sched, byTime)
 	return labels
 }
 
 func (g *gen) newAgent(id string, k Kind, start int64) *agent {
 	r := g.r
-	a := &agent{id: id, kind: k, start: start, level: 1, pace: 0.5 + 0.35*r.Float64(), turn: 0.25 + 0.45*r.Float64(),
+	a := &agent{id: id, kind: k, level: 1, pace: 0.5 + 0.35*r.Float64(), turn: 0.25 + 0.45*r.Float64(),
 		rest: 0.01 + 0.04*r.Float64(), heading: 2 * math.Pi * r.Float64(), duelEvery: 4 * second}
-	a.last, a.next = start, start+r.Int64N(300*ms)
-	a.engage, a.duel, a.gift = start+r.Int64N(3*second), start+r.Int64N(8*second), start+20*second+r.Int64N(40*second)
+	g.begin(a, start)
 	switch k {
 	case Novice, Casual, Regular, Pro:
 		a.level = slices.Index(Kinds, k)
@@ -318,6 +319,13 @@ func (g *gen) newAgent(id string, k Kind, start int64) *agent {
 		a.acc = g.p.AimAccuracy.draw(r)
 	}
 	return a
+}
+
+// begin starts a's session at start.
+func (g *gen) begin(a *agent, start int64) {
+	r := g.r
+	a.start, a.last, a.next = start, start, start+r.Int64N(300*ms)
+	a.engage, a.duel, a.gift = start+r.Int64N(3*second), start+r.Int64N(8*second), start+5*second+r.Int64N(30*second)
 }
 
 // group schedules what a group does together: friends duel and give each

@@ -119,10 +119,10 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.5},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Share: 0.1},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Fast: 150 * time.Millisecond, MinSamples: 12, Share: 0.4},
+		Reaction: Reaction{Fast: 150 * time.Millisecond, MinSamples: 12, Share: 0.55},
 		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 3},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
-		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3.4},
+		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},
 		Funnel:   Funnel{MinTransfers: 10, MaxReverse: 0.1},
 		Every:    10000,
 	}
