@@ -41,6 +41,13 @@ func (r rate) fpRate() float64    { return float64(r.falsePos) / float64(r.hones
 // cfg.Every events and at the end, and returns its rates per detector and
 // the events observed.
 func measure(t testing.TB, p corpus.Params) ([]rate, int) {
+	rs, _, n := measureAll(t, p)
+	return rs, n
+}
+
+// measureAll is measure, plus per cheater kind the rate at which any
+// detector flags it (and, under "honest", any honest player).
+func measureAll(t testing.TB, p corpus.Params) ([]rate, []rate, int) {
 	d, err := detect.New(detect.DefaultConfig())
 	require.NoError(t, err)
 	every := detect.DefaultConfig().Every
@@ -83,7 +90,33 @@ func measure(t testing.TB, p corpus.Params) ([]rate, int) {
 		}
 		out = append(out, r)
 	}
-	return out, n
+	var kinds []rate
+	for _, k := range corpus.Kinds[3:] {
+		r := rate{detector: string(k)}
+		if k == corpus.Pro {
+			r.detector = "honest"
+		}
+		for id, l := range labels {
+			any := false
+			for _, det := range detect.Detectors {
+				any = any || flagged[det][id]
+			}
+			switch {
+			case l.Honest() && k == corpus.Pro:
+				r.targets++
+				if any {
+					r.found++
+				}
+			case l == k:
+				r.targets++
+				if any {
+					r.found++
+				}
+			}
+		}
+		kinds = append(kinds, r)
+	}
+	return out, kinds, n
 }
 
 func contains(ks []corpus.Kind, k corpus.Kind) bool {
@@ -122,8 +155,14 @@ func TestPrintTable(t *testing.T) {
 		name string
 		p    corpus.Params
 	}{{"A (seed 1, thresholds fixed here)", corpus.A(*tableHonest)}, {"B (seed 2, held out)", corpus.B(*tableHonest)}} {
-		rs, n := measure(t, c.p)
+		rs, kinds, n := measureAll(t, c.p)
 		printRates(os.Stdout, c.name, rs, n)
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', tabwriter.Debug)
+		fmt.Fprintln(tw, "players\tflagged by any detector\t")
+		for _, k := range kinds {
+			fmt.Fprintf(tw, "%s\t%d/%d (%.2f%%)\t\n", k.detector, k.found, k.targets, 100*k.detection())
+		}
+		tw.Flush()
 	}
 }
 
