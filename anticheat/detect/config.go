@@ -107,6 +107,8 @@ type Config struct {
 	Funnel   Funnel
 	// Every is how many events Follow observes between two evaluations.
 	Every int
+	// Scan is how often a Runner looks for new and deleted worlds.
+	Scan time.Duration
 }
 
 // DefaultConfig returns the thresholds of docs/ANTICHEAT.md for the
@@ -125,6 +127,7 @@ func DefaultConfig() Config {
 		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},
 		Funnel:   Funnel{MinTransfers: 10, MaxReverse: 0.1},
 		Every:    10000,
+		Scan:     time.Second,
 	}
 }
 
@@ -140,8 +143,8 @@ func (c Config) Validate() error {
 		return bad("lockstep tick and quantum must be positive")
 	case c.Lockstep.MaxGroup < 2:
 		return bad("lockstep.max_group below 2")
-	case c.Every <= 0:
-		return bad("every must be positive")
+	case c.Every <= 0 || c.Scan <= 0:
+		return bad("every and scan must be positive")
 	}
 	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Jump.Share, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
 		if s < 0 || s > 1 {

@@ -112,8 +112,13 @@ type edge struct {
 	ev refs
 }
 
-type stepKey struct {
-	tick, dx, dy int64
+type stepKey struct{ dx, dy int64 }
+
+// steps are one world's moves of its current tick, grouped by delta.
+type steps struct {
+	tick   int64
+	groups map[stepKey][]*player
+	refs   map[*player]Ref
 }
 
 // Detector counts what the committed events show of each player and
@@ -126,10 +131,8 @@ type Detector struct {
 	appear  map[string]int64 // entity → leader time it last appeared
 	pairs   map[pairKey]*pair
 	edges   map[pairKey]*edge // a → b, not sorted
-	tick    int64
-	steps   map[stepKey][]*player
-	stepRef map[*player]Ref
-	flagged map[string]bool // detector + players already flagged
+	steps   map[string]*steps // per world: its events' ticks are in order
+	flagged map[string]bool   // detector + players already flagged
 }
 
 // New returns a Detector.
@@ -140,7 +143,7 @@ func New(cfg Config) (*Detector, error) {
 	return &Detector{
 		cfg: cfg, players: map[string]*player{}, appear: map[string]int64{},
 		pairs: map[pairKey]*pair{}, edges: map[pairKey]*edge{},
-		steps: map[stepKey][]*player{}, stepRef: map[*player]Ref{}, flagged: map[string]bool{},
+		steps: map[string]*steps{}, flagged: map[string]bool{},
 	}, nil
 }
 
@@ -275,19 +278,23 @@ func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
 // maxElapsed caps the time a move is credited, as anticheat.Speed does.
 const maxElapsed = 10e9
 
-// lockstep groups the moves of one tick by their rounded delta; when the
-// tick ends, every pair in a small group moved together once.
+// lockstep groups the moves of one tick of a world by their rounded
+// delta; when the tick ends, every pair in a small group moved together
+// once.
 func (d *Detector) lockstep(p *player, at, dx, dy int64, ref Ref) {
 	ls := &d.cfg.Lockstep
-	tick := at / int64(ls.Tick)
-	if tick != d.tick {
-		d.flushSteps()
-		d.tick = tick
+	st := d.steps[ref.World]
+	if st == nil {
+		st = &steps{groups: map[stepKey][]*player{}, refs: map[*player]Ref{}}
+		d.steps[ref.World] = st
 	}
-	q := ls.Quantum
-	k := stepKey{tick, roundDiv(dx, q), roundDiv(dy, q)}
-	d.steps[k] = append(d.steps[k], p)
-	d.stepRef[p] = ref
+	if tick := at / int64(ls.Tick); tick != st.tick {
+		d.flushSteps(st)
+		st.tick = tick
+	}
+	k := stepKey{roundDiv(dx, ls.Quantum), roundDiv(dy, ls.Quantum)}
+	st.groups[k] = append(st.groups[k], p)
+	st.refs[p] = ref
 }
 
 func roundDiv(n, q int64) int64 {
@@ -297,8 +304,8 @@ func roundDiv(n, q int64) int64 {
 	return (n + q/2) / q
 }
 
-func (d *Detector) flushSteps() {
-	for k, g := range d.steps {
+func (d *Detector) flushSteps(st *steps) {
+	for k, g := range st.groups {
 		if len(g) >= 2 && len(g) <= d.cfg.Lockstep.MaxGroup {
 			for i, a := range g {
 				for _, b := range g[i+1:] {
@@ -307,14 +314,14 @@ func (d *Detector) flushSteps() {
 					}
 					pr := d.pair(a.id, b.id)
 					pr.together++
-					pr.stepEv.add(d.stepRef[a])
-					pr.stepEv.add(d.stepRef[b])
+					pr.stepEv.add(st.refs[a])
+					pr.stepEv.add(st.refs[b])
 				}
 			}
 		}
-		delete(d.steps, k)
+		delete(st.groups, k)
 	}
-	clear(d.stepRef)
+	clear(st.refs)
 }
 
 // shoot counts a shot of p, a hit when target is set, and the reaction to
@@ -360,7 +367,9 @@ func (d *Detector) match(w, l string, ref Ref) {
 func (d *Detector) Evaluate() []Flag {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.flushSteps()
+	for _, st := range d.steps {
+		d.flushSteps(st)
+	}
 	var out []Flag
 	add := func(det string, score float64, ev *refs, players ...string) {
 		slices.Sort(players)

@@ -2,8 +2,13 @@ package detect
 
 import (
 	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
 )
 
 // Follow observes the events sub returns until ctx ends or the feed
@@ -11,16 +16,28 @@ import (
 // evaluation to Config.Every or more, evaluates and hands the new flags to
 // sink. It returns the error that ended it (ctx's when cancelled).
 func (d *Detector) Follow(ctx context.Context, sub fanout.Subscription, sink Sink) error {
+	_, err := d.follow(ctx, sub, 0, sink)
+	return err
+}
+
+// follow is Follow from seq next on (events before it are skipped: a
+// subscription opened again may start before where the last one ended);
+// it returns the seq after the last event observed.
+func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uint64, sink Sink) (uint64, error) {
 	n := 0
 	for {
 		evs, err := sub.Next(ctx)
 		if err != nil {
-			return err
+			return next, err
 		}
 		for _, ev := range evs {
+			if ev.Seq < next {
+				continue
+			}
 			d.Observe(ev)
+			next = ev.Seq + 1
+			n++
 		}
-		n += len(evs)
 		if n < d.cfg.Every {
 			continue
 		}
@@ -28,5 +45,116 @@ func (d *Detector) Follow(ctx context.Context, sub fanout.Subscription, sink Sin
 		for _, f := range d.Evaluate() {
 			sink.Flag(f)
 		}
+	}
+}
+
+// Source is what a Runner follows: the worlds a node holds and their
+// committed feeds (store.Store has both; so has the auditor's Source).
+type Source interface {
+	Worlds() []fsm.WorldInfo
+	Subscribe(world string, from uint64) (fanout.Subscription, error)
+}
+
+// Runner runs one Detector over every world of a Source: per world a
+// follower from seq 1, started again (from where it stopped) at the next
+// scan when its feed fails, stopped when the world is gone. One Detector
+// for all worlds: a player's counts add up across worlds.
+type Runner struct {
+	d    *Detector
+	src  Source
+	sink Sink
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	worlds map[string]*follower
+	wg     sync.WaitGroup
+}
+
+// follower is one world's follower; its fields are guarded by Runner.mu.
+type follower struct {
+	next    uint64 // the seq to start from
+	running bool
+	cancel  context.CancelFunc
+	err     error // why the last follower stopped
+}
+
+// NewRunner returns a Runner of d over src's worlds, its flags to sink and
+// its feed failures to log. Run starts it.
+func NewRunner(d *Detector, src Source, sink Sink, log *slog.Logger) (*Runner, error) {
+	if d == nil || src == nil || sink == nil || log == nil {
+		return nil, errors.New("gsd/anticheat/detect: runner needs a detector, a source, a sink and a logger")
+	}
+	return &Runner{d: d, src: src, sink: sink, log: log, worlds: map[string]*follower{}}, nil
+}
+
+// Run follows every world of the source until ctx ends, then waits for
+// its followers and returns. A Runner runs once.
+func (r *Runner) Run(ctx context.Context) {
+	t := time.NewTicker(r.d.cfg.Scan)
+	defer t.Stop()
+	for {
+		r.scan(ctx)
+		select {
+		case <-ctx.Done():
+			r.wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// scan starts a follower for every world without a running one and stops
+// those of worlds gone.
+func (r *Runner) scan(ctx context.Context) {
+	live := map[string]bool{}
+	for _, w := range r.src.Worlds() {
+		live[w.ID] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, f := range r.worlds {
+		if !live[id] {
+			if f.running {
+				f.cancel()
+			}
+			delete(r.worlds, id)
+		}
+	}
+	for id := range live {
+		f := r.worlds[id]
+		if f == nil {
+			f = &follower{next: 1}
+			r.worlds[id] = f
+		}
+		if f.running {
+			continue
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		f.running, f.cancel = true, cancel
+		r.wg.Add(1)
+		go r.follow(fctx, id, f)
+	}
+}
+
+// follow follows world id from f.next until ctx ends or its feed fails.
+func (r *Runner) follow(ctx context.Context, id string, f *follower) {
+	defer r.wg.Done()
+	r.mu.Lock()
+	next := f.next
+	r.mu.Unlock()
+	sub, err := r.src.Subscribe(id, next)
+	if err == nil {
+		next, err = r.d.follow(ctx, sub, next, r.sink)
+	}
+	if ctx.Err() != nil {
+		err = nil // stopped, not failed
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f.cancel()
+	again := err != nil && f.err != nil && f.err.Error() == err.Error()
+	f.next, f.running, f.err = next, false, err
+	if err != nil && !again { // a lasting failure is logged once
+		r.log.Warn("anticheat detectors stopped following a world's feed; retrying", "world", id, "seq", next, "err", err)
 	}
 }
