@@ -88,7 +88,9 @@ func NewRunner(d *Detector, src Source, sink Sink, log *slog.Logger) (*Runner, e
 }
 
 // Run follows every world of the source until ctx ends, then waits for
-// its followers and returns. A Runner runs once.
+// its followers and returns. Besides every Config.Every events of a world,
+// it evaluates at every scan (Config.Scan), so a quiet world's flags come
+// out too. A Runner runs once.
 func (r *Runner) Run(ctx context.Context) {
 	t := time.NewTicker(r.d.cfg.Scan)
 	defer t.Stop()
@@ -99,6 +101,9 @@ func (r *Runner) Run(ctx context.Context) {
 			r.wg.Wait()
 			return
 		case <-t.C:
+			for _, f := range r.d.Evaluate() {
+				r.sink.Flag(f)
+			}
 		}
 	}
 }
@@ -112,6 +117,9 @@ func (r *Runner) scan(ctx context.Context) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if ctx.Err() != nil { // Run's select found its ticker and ctx ready
+		return
+	}
 	for id, f := range r.worlds {
 		if !live[id] {
 			if f.running {
