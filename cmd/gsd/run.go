@@ -58,6 +58,7 @@ type options struct {
 	shards  shardOptions
 
 	analytics analyticsOptions
+	detect    detectOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -158,6 +159,7 @@ cluster from that data and ignores --join.`,
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
 	o.analytics.flags(f)
+	o.detect.flags(f)
 	return cmd
 }
 

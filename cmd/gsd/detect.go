@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/gsd-dev/gsd/anticheat/detect"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+)
+
+// detectOptions turns the anti-cheat detectors on (docs/ANTICHEAT.md).
+// They are off by default: one node of a cluster is enough (every node
+// would flag the same players).
+type detectOptions struct {
+	on bool
+}
+
+func (d *detectOptions) flags(f *pflag.FlagSet) {
+	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over every world's committed feed on this node (one node is enough): flags go to the log and gsd_anticheat_flags_total; nothing is banned (docs/ANTICHEAT.md)")
+}
+
+// start runs the detectors over st's worlds until the returned stop is
+// called (idempotent); with --detect off it does nothing.
+func (d *detectOptions) start(st *store.Store, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	if !d.on {
+		return func() {}, nil
+	}
+	det, err := detect.New(detect.DefaultConfig())
+	if err != nil {
+		return nil, err
+	}
+	m, err := detect.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("anticheat metrics: %w", err)
+	}
+	log = log.With("component", "anticheat")
+	r, err := detect.NewRunner(det, storeSource{st}, detect.Sinks{detect.Log{Logger: log}, m}, log)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	log.Info("anticheat detectors on")
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}, nil
+}
