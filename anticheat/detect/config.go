@@ -55,7 +55,11 @@ type Straight struct {
 
 // Reaction flags hits that follow a target's appearance inhumanly fast.
 type Reaction struct {
-	Fast       time.Duration // a reaction this short or shorter is fast
+	Fast time.Duration // a reaction this short or shorter is fast
+	// Window is the longest reaction counted; an appearance older than it
+	// is forgotten at the next evaluation, which bounds the memory the
+	// appearances take.
+	Window     time.Duration
 	MinSamples int
 	Share      float64 // flag at this share of fast reactions or more
 }
@@ -121,7 +125,7 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.5},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Share: 0.1},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Fast: 150 * time.Millisecond, MinSamples: 12, Share: 0.55},
+		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.55},
 		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 3},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},
@@ -139,6 +143,8 @@ func (c Config) Validate() error {
 		return bad("negative limits")
 	case c.Straight.Window < 2:
 		return bad("straight.window below 2")
+	case c.Reaction.Fast < 0 || c.Reaction.Window < c.Reaction.Fast:
+		return bad("reaction window shorter than fast")
 	case c.Lockstep.Tick <= 0 || c.Lockstep.Quantum <= 0:
 		return bad("lockstep tick and quantum must be positive")
 	case c.Lockstep.MaxGroup < 2:

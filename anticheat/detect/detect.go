@@ -87,6 +87,10 @@ type player struct {
 
 type pairKey struct{ a, b string } // a < b
 
+// entityRef names an entity of a world (entities are per world; players,
+// by their ids, are not).
+type entityRef struct{ world, entity string }
+
 func pairOf(a, b string) pairKey {
 	if b < a {
 		a, b = b, a
@@ -128,7 +132,7 @@ type Detector struct {
 
 	mu      sync.Mutex
 	players map[string]*player
-	appear  map[string]int64 // entity → leader time it last appeared
+	appear  map[entityRef]int64 // leader time an entity last appeared
 	pairs   map[pairKey]*pair
 	edges   map[pairKey]*edge // a → b, not sorted
 	steps   map[string]*steps // per world: its events' ticks are in order
@@ -141,7 +145,7 @@ func New(cfg Config) (*Detector, error) {
 		return nil, err
 	}
 	return &Detector{
-		cfg: cfg, players: map[string]*player{}, appear: map[string]int64{},
+		cfg: cfg, players: map[string]*player{}, appear: map[entityRef]int64{},
 		pairs: map[pairKey]*pair{}, edges: map[pairKey]*edge{},
 		steps: map[string]*steps{}, flagged: map[string]bool{},
 	}, nil
@@ -199,7 +203,7 @@ func (d *Detector) Observe(ev *fsm.Event) {
 		case !own && c.Field == f.Hit && c.Op == fsm.OpIncr:
 			s.hit = c.Entity
 		case c.Field == f.Appear:
-			d.appear[c.Entity] = ev.Time
+			d.appear[entityRef{ev.World, c.Entity}] = ev.Time
 		case c.Field == f.Items && c.Op == fsm.OpRemove:
 			s.from, s.item = c.Entity, c.Value.Str
 		case c.Field == f.Items && c.Op == fsm.OpAdd && c.Value.Str == s.item:
@@ -333,8 +337,8 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	}
 	p.hits++
 	p.accuracyEv.add(ref)
-	t, ok := d.appear[target]
-	if !ok || (p.reactedTo == target && p.reactedAt == t) {
+	t, ok := d.appear[entityRef{ref.World, target}]
+	if !ok || at-t > int64(d.cfg.Reaction.Window) || (p.reactedTo == target && p.reactedAt == t) {
 		return
 	}
 	p.reactedTo, p.reactedAt = target, t
@@ -369,6 +373,17 @@ func (d *Detector) Evaluate() []Flag {
 	defer d.mu.Unlock()
 	for _, st := range d.steps {
 		d.flushSteps(st)
+	}
+	// Forget appearances no reaction can follow any more: older than the
+	// window before the newest.
+	var newest int64
+	for _, t := range d.appear {
+		newest = max(newest, t)
+	}
+	for e, t := range d.appear {
+		if newest-t > int64(d.cfg.Reaction.Window) {
+			delete(d.appear, e)
+		}
 	}
 	var out []Flag
 	add := func(det string, score float64, ev *refs, players ...string) {

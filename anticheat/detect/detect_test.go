@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,13 +75,14 @@ func small() Config {
 func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 	require.NoError(t, DefaultConfig().Validate())
 	for name, mut := range map[string]func(*Config){
-		"negative limit": func(c *Config) { c.Limits.MaxStep = -1 },
-		"window":         func(c *Config) { c.Straight.Window = 1 },
-		"tick":           func(c *Config) { c.Lockstep.Tick = 0 },
-		"group":          func(c *Config) { c.Lockstep.MaxGroup = 1 },
-		"every":          func(c *Config) { c.Every = 0 },
-		"share above 1":  func(c *Config) { c.Speed.Share = 1.5 },
-		"share below 0":  func(c *Config) { c.Funnel.MaxReverse = -0.1 },
+		"negative limit":  func(c *Config) { c.Limits.MaxStep = -1 },
+		"window":          func(c *Config) { c.Straight.Window = 1 },
+		"tick":            func(c *Config) { c.Lockstep.Tick = 0 },
+		"reaction window": func(c *Config) { c.Reaction.Window = c.Reaction.Fast - 1 },
+		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
+		"every":           func(c *Config) { c.Every = 0 },
+		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
+		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
 	} {
 		c := DefaultConfig()
 		mut(&c)
@@ -152,10 +154,41 @@ func TestFastReactionsToAppearancesAreFlagged(t *testing.T) {
 		hit(t0+400*ms, "human", "b"+string(rune('0'+i)))
 		hit(t0+500*ms, "human", "ghost") // never appeared
 	}
+	// The same target's name in another world appearing just before a
+	// hit is not what the hit reacts to.
+	f.d.Observe(&fsm.Event{World: "other", Seq: 1, Time: 40*sec - 1, Player: "server", Status: fsm.StatusApplied,
+		Changes: []fsm.Change{set("b3", "spawned", 0)}})
+	hit(40*sec, "human", "b3")
 	flags := only(f.d.Evaluate(), DetReaction)
 	require.Equal(t, []string{"bot"}, players(flags))
+	require.Equal(t, 4, f.d.players["human"].reactions)
+	require.Zero(t, f.d.players["human"].fast)
 	require.Equal(t, 4, f.d.players["bot"].reactions)
 	require.Equal(t, 8, f.d.players["bot"].hits)
+}
+
+func TestAppearancesOlderThanTheWindowAreForgottenAndNotReactedTo(t *testing.T) {
+	f := newFeed(t, small())
+	win := int64(small().Reaction.Window)
+	f.ev(0, "server", set("old", "spawned", 0))
+	f.ev(10, "server", set("late", "spawned", 10))
+	f.ev(win+20, "p", fsm.Change{Entity: "late", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-1)}, set("p", "shot_at", 1))
+	require.Zero(t, f.d.players["p"].reactions, "a hit after the window is no reaction")
+	f.ev(win+10, "server", set("new", "spawned", win+10))
+	f.d.Evaluate()
+	require.Equal(t, []string{"late", "new"}, keys(f.d.appear), "late is one window older than the newest, old more")
+	f.ev(win+11, "server", set("new", "spawned", win+11))
+	f.d.Evaluate()
+	require.Equal(t, []string{"new"}, keys(f.d.appear), "late is now one window and 1 ns older")
+}
+
+func keys(m map[entityRef]int64) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k.entity)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func shots(f *feed, p string, n, hits int) {
