@@ -145,6 +145,8 @@ func (c Config) Validate() error {
 		return bad("straight.window below 2")
 	case c.Reaction.Fast < 0 || c.Reaction.Window < c.Reaction.Fast:
 		return bad("reaction window shorter than fast")
+	case c.Accuracy.MinShots < 1:
+		return bad("accuracy.min_shots below 1")
 	case c.Lockstep.Tick <= 0 || c.Lockstep.Quantum <= 0:
 		return bad("lockstep tick and quantum must be positive")
 	case c.Lockstep.MaxGroup < 2:

@@ -83,6 +83,7 @@ type player struct {
 	reactedAt           int64
 	reactEv, accuracyEv refs
 	matches             int
+	dirty               bool // counted since the last evaluation
 }
 
 type pairKey struct{ a, b string } // a < b
@@ -91,16 +92,11 @@ type pairKey struct{ a, b string } // a < b
 // by their ids, are not).
 type entityRef struct{ world, entity string }
 
-func pairOf(a, b string) pairKey {
-	if b < a {
-		a, b = b, a
-	}
-	return pairKey{a, b}
-}
-
 // pair is what two accounts did together: lockstep moves, and matches
 // between them (wins of a, alternations of the winner).
 type pair struct {
+	a, b     *player // a.id < b.id
+	dirty    bool
 	together int
 	stepEv   refs
 	matches  int
@@ -112,8 +108,10 @@ type pair struct {
 
 // edge is transfers from one account to another.
 type edge struct {
-	n  int
-	ev refs
+	k     pairKey // from a to b
+	dirty bool
+	n     int
+	ev    refs
 }
 
 type stepKey struct{ dx, dy int64 }
@@ -137,6 +135,17 @@ type Detector struct {
 	edges   map[pairKey]*edge // a → b, not sorted
 	steps   map[string]*steps // per world: its events' ticks are in order
 	flagged map[string]bool   // detector + players already flagged
+
+	// What changed since the last evaluation: Evaluate judges only these,
+	// so its cost follows the events, not the players ever seen.
+	dirtyPlayers []*player
+	dirtyPairs   []*pair
+	dirtyEdges   []*edge
+
+	// The population's hit ratios (players with at least MinShots shots),
+	// kept as they change.
+	accN          int
+	accSum, accSq float64
 }
 
 // New returns a Detector.
@@ -160,12 +169,27 @@ func (d *Detector) player(id string) *player {
 	return p
 }
 
-func (d *Detector) pair(a, b string) *pair {
-	k := pairOf(a, b)
+func (d *Detector) touch(p *player) {
+	if !p.dirty {
+		p.dirty = true
+		d.dirtyPlayers = append(d.dirtyPlayers, p)
+	}
+}
+
+// pair returns a's and b's pair (a != b), marked changed.
+func (d *Detector) pair(a, b *player) *pair {
+	if b.id < a.id {
+		a, b = b, a
+	}
+	k := pairKey{a.id, b.id}
 	pr := d.pairs[k]
 	if pr == nil {
-		pr = &pair{}
+		pr = &pair{a: a, b: b}
 		d.pairs[k] = pr
+	}
+	if !pr.dirty {
+		pr.dirty = true
+		d.dirtyPairs = append(d.dirtyPairs, pr)
 	}
 	return pr
 }
@@ -222,13 +246,18 @@ func (d *Detector) Observe(ev *fsm.Event) {
 		d.shoot(d.player(ev.Player), ev.Time, s.hit, ref)
 	}
 	if s.to != "" && s.to != s.from {
-		e := d.edges[pairKey{s.from, s.to}]
+		k := pairKey{s.from, s.to}
+		e := d.edges[k]
 		if e == nil {
-			e = &edge{}
-			d.edges[pairKey{s.from, s.to}] = e
+			e = &edge{k: k}
+			d.edges[k] = e
 		}
 		e.n++
 		e.ev.add(ref)
+		if !e.dirty {
+			e.dirty = true
+			d.dirtyEdges = append(d.dirtyEdges, e)
+		}
 	}
 	if s.winner != "" && s.loser != "" && s.winner != s.loser {
 		d.match(s.winner, s.loser, ref)
@@ -252,6 +281,7 @@ func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
 	p.x, p.y, p.at = s.x, s.y, at
 	dist := math.Hypot(float64(dx), float64(dy))
 	p.moves++
+	d.touch(p)
 	l := &d.cfg.Limits
 	if limit := float64(l.Slack) + float64(l.PerSecond)*float64(el)/1e9; limit > 0 && dist >= d.cfg.Speed.NearMax*limit {
 		p.near++
@@ -278,6 +308,11 @@ func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
 	}
 	d.lockstep(p, at, dx, dy, ref)
 }
+
+// minSD is the smallest spread of hit ratios the accuracy detector
+// divides by: below it the population is one ratio (and the running sums'
+// rounding is all that is left).
+const minSD = 1e-9
 
 // maxElapsed caps the time a move is credited, as anticheat.Speed does.
 const maxElapsed = 10e9
@@ -316,7 +351,7 @@ func (d *Detector) flushSteps(st *steps) {
 					if a == b {
 						continue
 					}
-					pr := d.pair(a.id, b.id)
+					pr := d.pair(a, b)
 					pr.together++
 					pr.stepEv.add(st.refs[a])
 					pr.stepEv.add(st.refs[b])
@@ -331,12 +366,17 @@ func (d *Detector) flushSteps(st *steps) {
 // shoot counts a shot of p, a hit when target is set, and the reaction to
 // the target's appearance on the first hit after it.
 func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
+	d.touch(p)
+	d.population(p, -1)
 	p.shots++
+	if target != "" {
+		p.hits++
+		p.accuracyEv.add(ref)
+	}
+	d.population(p, 1)
 	if target == "" {
 		return
 	}
-	p.hits++
-	p.accuracyEv.add(ref)
 	t, ok := d.appear[entityRef{ref.World, target}]
 	if !ok || at-t > int64(d.cfg.Reaction.Window) || (p.reactedTo == target && p.reactedAt == t) {
 		return
@@ -349,11 +389,24 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	}
 }
 
+// population adds (sign 1) or takes (-1) p's hit ratio to or from the
+// population's, when p has shot enough to count.
+func (d *Detector) population(p *player, sign float64) {
+	if p.shots < d.cfg.Accuracy.MinShots {
+		return
+	}
+	a := float64(p.hits) / float64(p.shots)
+	d.accN += int(sign)
+	d.accSum += sign * a
+	d.accSq += sign * a * a
+}
+
 // match counts a match won by w against l.
 func (d *Detector) match(w, l string, ref Ref) {
-	d.player(w).matches++
-	d.player(l).matches++
-	pr := d.pair(w, l)
+	pw, pl := d.player(w), d.player(l)
+	pw.matches++
+	pl.matches++
+	pr := d.pair(pw, pl)
 	aWon := w < l
 	if aWon {
 		pr.winsA++
@@ -396,22 +449,14 @@ func (d *Detector) Evaluate() []Flag {
 		out = append(out, Flag{Detector: det, Players: players, Score: score, Evidence: ev.list()})
 	}
 	c := &d.cfg
-	var accN int
-	var accSum, accSq float64
-	for _, p := range d.players {
-		if p.shots >= c.Accuracy.MinShots {
-			a := float64(p.hits) / float64(p.shots)
-			accN++
-			accSum += a
-			accSq += a * a
-		}
-	}
+	accN := d.accN
 	mean, sd := 0.0, 0.0
 	if accN > 0 {
-		mean = accSum / float64(accN)
-		sd = math.Sqrt(max(accSq/float64(accN)-mean*mean, 0))
+		mean = d.accSum / float64(accN)
+		sd = math.Sqrt(max(d.accSq/float64(accN)-mean*mean, 0))
 	}
-	for _, p := range d.players {
+	for _, p := range d.dirtyPlayers {
+		p.dirty = false
 		if p.moves >= c.Speed.MinMoves && c.Limits.PerSecond > 0 {
 			if s := float64(p.near) / float64(p.moves); s >= c.Speed.Share {
 				add(DetSpeed, s, &p.speedEv, p.id)
@@ -432,17 +477,19 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetReaction, s, &p.reactEv, p.id)
 			}
 		}
-		if accN >= c.Accuracy.MinPlayers && sd > 0 && p.shots >= c.Accuracy.MinShots {
+		if accN >= c.Accuracy.MinPlayers && sd > minSD && p.shots >= c.Accuracy.MinShots {
 			if z := (float64(p.hits)/float64(p.shots) - mean) / sd; z >= c.Accuracy.Z {
 				add(DetAccuracy, z, &p.accuracyEv, p.id)
 			}
 		}
 	}
-	for k, pr := range d.pairs {
-		a, b := d.players[k.a], d.players[k.b]
+	d.dirtyPlayers = d.dirtyPlayers[:0]
+	for _, pr := range d.dirtyPairs {
+		pr.dirty = false
+		a, b := pr.a, pr.b
 		if pr.together >= c.Lockstep.MinTogether {
 			if s := float64(pr.together) / float64(max(min(a.moves, b.moves), 1)); s >= c.Lockstep.Share {
-				add(DetLockstep, s, &pr.stepEv, k.a, k.b)
+				add(DetLockstep, s, &pr.stepEv, a.id, b.id)
 			}
 		}
 		if pr.matches >= c.WinTrade.MinMatches && float64(pr.matches) >= c.WinTrade.MinShare*float64(min(a.matches, b.matches)) {
@@ -451,11 +498,14 @@ func (d *Detector) Evaluate() []Flag {
 			t := n - 1
 			alt := (float64(pr.alts) - t/2) / math.Sqrt(t/4)
 			if z := max(oneWay, alt); z >= c.WinTrade.Z {
-				add(DetWinTrade, z, &pr.matchEv, k.a, k.b)
+				add(DetWinTrade, z, &pr.matchEv, a.id, b.id)
 			}
 		}
 	}
-	for k, e := range d.edges {
+	d.dirtyPairs = d.dirtyPairs[:0]
+	for _, e := range d.dirtyEdges {
+		e.dirty = false
+		k := e.k
 		if e.n < c.Funnel.MinTransfers {
 			continue
 		}
@@ -467,6 +517,7 @@ func (d *Detector) Evaluate() []Flag {
 			add(DetFunnel, float64(e.n-back), &e.ev, k.a, k.b)
 		}
 	}
+	d.dirtyEdges = d.dirtyEdges[:0]
 	slices.SortFunc(out, func(x, y Flag) int {
 		return cmp.Or(cmp.Compare(x.Detector, y.Detector), slices.Compare(x.Players, y.Players))
 	})

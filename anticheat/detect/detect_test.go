@@ -81,6 +81,7 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 		"reaction window": func(c *Config) { c.Reaction.Window = c.Reaction.Fast - 1 },
 		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
 		"every":           func(c *Config) { c.Every = 0 },
+		"min shots":       func(c *Config) { c.Accuracy.MinShots = 0 },
 		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
 		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
 	} {
