@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -134,6 +135,14 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 		}
 		follow[w.ID] = true
 		l := f.loops[w.ID]
+		if l != nil && l.recreated() {
+			// Deleted and created again since its session began, which
+			// may wait for a seq the new incarnation has not reached:
+			// start over (on a later check, once the loop ended).
+			f.log.Info("the world was deleted and created again: following it anew", "world", w.ID)
+			f.stop(w.ID, l)
+			l = nil
+		}
 		if l == nil {
 			if l = f.start(ctx, w.ID); l == nil {
 				continue
@@ -202,6 +211,15 @@ type loop[T Target] struct {
 	t      T
 	cancel context.CancelFunc
 	done   chan struct{}
+	inc    atomic.Int64 // the incarnation the session follows; 0: unknown yet
+}
+
+// recreated reports whether the world this node holds now is another
+// incarnation than the one the loop's session follows.
+func (l *loop[T]) recreated() bool {
+	cur := l.inc.Load()
+	inc, ok := Incarnation(l.f.src, l.world)
+	return cur != 0 && ok && inc != cur
 }
 
 // run runs sessions until ctx ends, backing off after each failure.
@@ -231,6 +249,7 @@ func (l *loop[T]) session(ctx context.Context) (progressed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	l.inc.Store(pos.Incarnation)
 	if e, ok := any(l.t).(Ender); ok {
 		defer func() {
 			if eerr := e.End(err); eerr != nil {
@@ -264,6 +283,7 @@ func (l *loop[T]) session(ctx context.Context) (progressed bool, err error) {
 				return progressed, fmt.Errorf("%w: world %s starts at seq %d", ErrFeedOrder, l.world, evs[0].Seq)
 			}
 			pos.Incarnation, known = evs[0].Time, true
+			l.inc.Store(pos.Incarnation)
 		}
 		if err := l.check(pos, evs); err != nil {
 			return progressed, err
