@@ -45,6 +45,34 @@ type target struct {
 	// verify, when set, is Verify's answer.
 	verify   error
 	verified int
+
+	// hold, when set, keeps delivered events until Flush, due flushAfter
+	// after the first one held.
+	hold       bool
+	flushAfter time.Duration
+	held       *feed.Position
+	heldAt     time.Time
+	flushes    int
+
+	posErr, resumeErr, endErr error // what those calls answer
+}
+
+func (t *target) FlushAt() (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.held == nil {
+		return time.Time{}, false
+	}
+	return t.heldAt.Add(t.flushAfter), true
+}
+
+func (t *target) Flush(context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.store(*t.held)
+	t.held = nil
+	t.flushes++
+	return nil
 }
 
 type delivery struct {
@@ -57,6 +85,9 @@ var errDeliver = errors.New("test: deliver failed")
 func (t *target) Positions(context.Context) ([]feed.Position, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.posErr != nil {
+		return nil, t.posErr
+	}
 	return append([]feed.Position(nil), t.stored...), nil
 }
 
@@ -64,7 +95,7 @@ func (t *target) Resume(_ context.Context, pos feed.Position) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.resumed = append(t.resumed, pos)
-	return nil
+	return t.resumeErr
 }
 
 func (t *target) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Event) (feed.Position, error) {
@@ -85,6 +116,13 @@ func (t *target) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Even
 		t.delivered = append(t.delivered, delivery{pos.Incarnation, ev.Seq})
 	}
 	pos.Seq = evs[len(evs)-1].Seq
+	if t.hold {
+		if t.held == nil {
+			t.heldAt = time.Now()
+		}
+		t.held = &pos
+		return pos, nil
+	}
 	t.store(pos)
 	return pos, nil
 }
@@ -104,7 +142,7 @@ func (t *target) End(error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.ends++
-	return nil
+	return t.endErr
 }
 
 func (t *target) position() feed.Position {
@@ -486,4 +524,120 @@ func TestFollowerWaitsOnAnArchiveGap(t *testing.T) {
 	fl.stop()
 	require.Empty(t, tg.deliveries())
 	require.ErrorIs(t, tg.failures()[0], store.ErrArchiveGap)
+}
+
+func TestFollowerFlushesHeldEventsOfAQuietWorldByTheTargetsDeadline(t *testing.T) {
+	src := sinktest.NewSource()
+	src.Add("w", 3, 1000)
+	tg := &target{hold: true, flushAfter: 5 * time.Millisecond}
+	fl := startFollower(t, testConfig(), src, map[string]*target{"w": tg})
+	require.Eventually(t, at(tg, 1001, 3), 10*time.Second, time.Millisecond, "held events are flushed although no event follows")
+	src.Add("w", 2, 1000)
+	require.Eventually(t, at(tg, 1001, 5), 10*time.Second, time.Millisecond)
+	fl.stop()
+	requireOnce(t, tg, 1001, 5)
+	require.GreaterOrEqual(t, tg.flushes, 2)
+	require.Empty(t, tg.failures())
+}
+
+func TestFollowerReportsTheFailuresOfTheTargetsOtherCalls(t *testing.T) {
+	errPos, errResume, errEnd := errors.New("test: positions"), errors.New("test: resume"), errors.New("test: end")
+	for name, tc := range map[string]struct {
+		tg   *target
+		want error
+	}{
+		"positions": {&target{posErr: errPos}, errPos},
+		"resume":    {&target{resumeErr: errResume}, errResume},
+		"end":       {&target{endErr: errEnd, failNext: 1000}, errEnd},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := sinktest.NewSource()
+			src.Add("w", 3, 1000)
+			fl := startFollower(t, testConfig(), src, map[string]*target{"w": tc.tg})
+			require.Eventually(t, func() bool { return len(tc.tg.failures()) >= 2 }, 10*time.Second, time.Millisecond)
+			fl.stop()
+			require.Empty(t, tc.tg.deliveries())
+			require.ErrorIs(t, tc.tg.failures()[0], tc.want)
+		})
+	}
+}
+
+func TestFollowerHooksSeeEveryFollowedWorldOnEachCheck(t *testing.T) {
+	src := sinktest.NewSource()
+	src.Add("a", 3, 1000)
+	src.Add("b", 5, 1000)
+	var mu sync.Mutex
+	seqs := map[string]uint64{}
+	followed := -1
+	f, err := feed.NewFollower(testConfig(), src, feed.Hooks[*target]{
+		Start: func(world string) *target { return &target{world: world} },
+		Fail:  func(string, *target, error, time.Duration) {},
+		Check: func(world string, tg *target, w fsm.WorldInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			if tg.world == world {
+				seqs[world] = w.Seq
+			}
+		},
+		Followed: func(n int) { mu.Lock(); followed = n; mu.Unlock() },
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return followed == 2 && seqs["a"] == 3 && seqs["b"] == 5
+	}, 10*time.Second, time.Millisecond)
+	cancel()
+	<-done
+	require.Zero(t, followed, "nothing is followed once Run returned")
+}
+
+func TestFollowConfigValidateAndNewFollowerRefuseWhatCannotWork(t *testing.T) {
+	ok := testConfig()
+	require.NoError(t, ok.Validate())
+	for name, tc := range map[string]struct {
+		edit func(*feed.FollowConfig)
+		want string
+	}{
+		"negative batch":  {func(c *feed.FollowConfig) { c.BatchSize = -1 }, "batch size"},
+		"negative linger": {func(c *feed.FollowConfig) { c.Linger = -1 }, "linger"},
+		"no interval":     {func(c *feed.FollowConfig) { c.CheckInterval = 0 }, "check interval"},
+		"no retry":        {func(c *feed.FollowConfig) { c.RetryMin = 0 }, "RetryMin"},
+		"retry order":     {func(c *feed.FollowConfig) { c.RetryMax = c.RetryMin / 2 }, "RetryMin"},
+		"no logger":       {func(c *feed.FollowConfig) { c.Logger = nil }, "Logger"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := ok
+			tc.edit(&c)
+			require.ErrorContains(t, c.Validate(), tc.want)
+			_, err := feed.NewFollower(c, sinktest.NewSource(), feed.Hooks[*target]{})
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	hooks := feed.Hooks[*target]{Start: func(string) *target { return nil }, Fail: func(string, *target, error, time.Duration) {}}
+	_, err := feed.NewFollower(ok, nil, hooks)
+	require.ErrorContains(t, err, "no source")
+	_, err = feed.NewFollower(ok, sinktest.NewSource(), feed.Hooks[*target]{Start: hooks.Start})
+	require.ErrorContains(t, err, "required")
+	_, err = feed.NewFollower(ok, sinktest.NewSource(), hooks)
+	require.NoError(t, err)
+}
+
+func TestBackoffDoublesUpToItsBoundAndResets(t *testing.T) {
+	b := feed.NewBackoff(time.Microsecond, 4*time.Microsecond)
+	var waits []time.Duration
+	for range 4 {
+		waits = append(waits, b.Wait())
+		require.True(t, b.Sleep(context.Background()))
+	}
+	require.Equal(t, []time.Duration{time.Microsecond, 2 * time.Microsecond, 4 * time.Microsecond, 4 * time.Microsecond}, waits)
+	b.Reset()
+	require.Equal(t, time.Microsecond, b.Wait())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	long := feed.NewBackoff(time.Hour, time.Hour)
+	require.False(t, long.Sleep(ctx), "a sleep ends with its context")
 }
