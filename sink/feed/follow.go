@@ -154,7 +154,7 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 	}
 	for id, l := range f.loops {
 		if !follow[id] {
-			f.log.Info("world no longer followed here: stopped", "world", id)
+			f.log.Info("world no longer followed here (not leading its group, deleted or not selected): stopped", "world", id)
 			f.stop(id, l)
 		}
 	}
@@ -180,7 +180,7 @@ func (f *Follower[T]) start(ctx context.Context, world string) *loop[T] {
 	f.loops[world] = l
 	f.wg.Add(1)
 	go l.run(ctx)
-	f.log.Info("following world", "world", world)
+	f.log.Debug("following world", "world", world)
 	return l
 }
 

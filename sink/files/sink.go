@@ -49,8 +49,11 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		Worlds: cfg.Worlds, CheckInterval: cfg.CheckInterval,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Logger: s.log,
 	}, src, feed.Hooks[*export]{
-		Start: func(world string) *export { return &export{s: s, world: world} },
-		Fail:  func(_ string, e *export, err error, in time.Duration) { e.fail(err, in) },
+		Start: func(world string) *export {
+			s.log.Info("leading world's group: files export started", "world", world)
+			return &export{s: s, world: world}
+		},
+		Fail: func(_ string, e *export, err error, in time.Duration) { e.fail(err, in) },
 		Check: func(world string, _ *export, w fsm.WorldInfo) {
 			pos := s.Position(world)
 			s.m.position.WithLabelValues(world).Set(float64(pos))

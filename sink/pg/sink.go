@@ -46,7 +46,10 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		Worlds: cfg.Worlds, BatchSize: cfg.BatchSize, Linger: cfg.Linger, CheckInterval: cfg.CheckInterval,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Logger: s.log,
 	}, src, feed.Hooks[*mirror]{
-		Start:    func(world string) *mirror { return &mirror{s: s, world: world} },
+		Start: func(world string) *mirror {
+			s.log.Info("leading world's group: mirror started", "world", world)
+			return &mirror{s: s, world: world}
+		},
 		Fail:     func(_ string, m *mirror, err error, in time.Duration) { m.fail(err, in) },
 		Check:    func(_ string, m *mirror, w fsm.WorldInfo) { s.publish(m, w.Seq, time.Now()) },
 		Stop:     func(world string, _ *mirror) { s.m.forget(world) },
