@@ -53,13 +53,12 @@ func (e *export) Positions(context.Context) ([]feed.Position, error) {
 
 // Resume stores the position a session goes on from when it names
 // another incarnation than the checkpoint's (a world deleted and created
-// again starts over), so Position reports the new one's (feed.Target).
+// again starts over, a position stored without one adopts it), so
+// Position reports the new one's (feed.Target).
 func (e *export) Resume(_ context.Context, pos feed.Position) error {
-	if pos.Incarnation == 0 {
-		return nil
-	}
-	if cur, ok := e.s.cp.position(e.world); ok && cur == pos {
-		return nil
+	cur, ok := e.s.cp.position(e.world)
+	if pos.Incarnation == 0 || !ok || cur == pos {
+		return nil // nothing stored to replace, or nothing new to store
 	}
 	if err := e.s.cp.store(e.world, pos); err != nil {
 		return fmt.Errorf("%w: %w", errCheckpoint, err)
