@@ -158,6 +158,13 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 			f.stop(id, l)
 		}
 	}
+	for id, l := range f.stopping {
+		select {
+		case <-l.done:
+			delete(f.stopping, id) // ended: forget it (deleted worlds would pile up)
+		default:
+		}
+	}
 	if f.h.Followed != nil {
 		f.h.Followed(len(f.loops))
 	}
