@@ -378,3 +378,20 @@ func TestFollowEvaluatesEveryNEventsAndReturnsTheFeedsError(t *testing.T) {
 	require.Equal(t, []string{"f", "m"}, flags[0].Players)
 	require.Len(t, flags[0].Evidence, 6, "the sixth transfer was observed before the evaluation")
 }
+
+func TestEmptyFieldNamesTurnTheirDetectorsOff(t *testing.T) {
+	c := small()
+	c.Fields = Fields{}
+	f := newFeed(t, c)
+	for i := range int64(20) {
+		f.move(i*sec, "p", 155*i, 0)
+		f.ev(i*sec, "server", set("npc", "spawned", i*sec))
+		f.ev(i*sec+1, "p", fsm.Change{Entity: "npc", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-1)}, set("p", "shot_at", 1))
+		give(f, "a", "b", "x")
+		duel(f, "a", "b")
+		f.ev(i*sec, "p", fsm.Change{Entity: "p", Op: fsm.OpDelete}) // a delete's empty field is no field
+	}
+	require.Empty(t, f.d.Evaluate())
+	require.Empty(t, f.d.players)
+	require.Empty(t, f.d.appear)
+}
