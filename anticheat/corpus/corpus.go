@@ -76,11 +76,15 @@ type Params struct {
 	FeedBack    float64       // funnel: chance of a gift back per gift
 }
 
-// A returns the parameters thresholds are fixed on: seed 1.
+// A returns the parameters thresholds are fixed on: seed 1. Each kind of
+// cheater is about 1% of the honest players (20 at least): 1% aimbots, 1%
+// speed hackers, and about as many accounts in rings, win-trading pairs
+// and funnels.
 func A(honest int) Params {
+	n := max(honest/100, 20)
 	return Params{
 		Seed: 1, Honest: honest, Concurrent: 200, Session: time.Minute, Friends: 0.1,
-		Aimbots: 20, SpeedHackers: 20, Rings: 4, WinTraders: 10, Funnels: 4,
+		Aimbots: n, SpeedHackers: n, Rings: n / 5, WinTraders: n / 2, Funnels: n / 6,
 		AimAccuracy: Span{0.75, 0.95}, AimReaction: Span{40, 120},
 		SpeedNear: 0.9, SpeedRest: 0.25,
 		RingSize: 5, TradeMeets: 20, TradeAlt: 1,

@@ -122,14 +122,14 @@ func DefaultConfig() Config {
 	return Config{
 		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses"},
 		Limits:   Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
-		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.5},
+		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.55},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Share: 0.1},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.55},
+		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.4},
 		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 3},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},
-		Funnel:   Funnel{MinTransfers: 10, MaxReverse: 0.1},
+		Funnel:   Funnel{MinTransfers: 8, MaxReverse: 0.1},
 		Every:    10000,
 		Scan:     time.Second,
 	}

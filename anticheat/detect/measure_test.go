@@ -173,15 +173,15 @@ func TestPrintTable(t *testing.T) {
 }
 
 // TestDetectorsMeetTheirBoundsOnAHeldOutCorpus runs the default
-// thresholds (fixed on corpus A) over corpus B with 1,000 honest players:
-// every detector finds at least 80% of the cheaters it targets and flags
-// at most 0.2% of the honest players (2 of 1,000). docs/ANTICHEAT.md has
-// the figures at 10,000 honest players.
+// thresholds (fixed on corpus A) over corpus B with 2,000 honest players
+// (and 20 cheaters of each kind): every detector finds at least 85% of
+// the cheaters it targets and flags at most 0.1% of the honest players (2
+// of 2,000). docs/ANTICHEAT.md has the figures at 10,000 honest players.
 func TestDetectorsMeetTheirBoundsOnAHeldOutCorpus(t *testing.T) {
-	rs, _ := measure(t, corpus.B(1000))
+	rs, _ := measure(t, corpus.B(2000))
 	for _, r := range rs {
 		require.Positive(t, r.targets, r.detector)
-		require.GreaterOrEqual(t, r.detection(), 0.8, "%s detection", r.detector)
+		require.GreaterOrEqual(t, r.detection(), 0.85, "%s detection", r.detector)
 		require.LessOrEqual(t, r.falsePos, 2, "%s false positives", r.detector)
 	}
 }
