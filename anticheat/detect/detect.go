@@ -65,6 +65,7 @@ type player struct {
 	id string
 	// movement
 	moved               bool
+	world               string // of the last move
 	x, y, at            int64
 	moves, near, jumps  int
 	winX, winY          int64
@@ -170,6 +171,8 @@ func (d *Detector) Observe(ev *fsm.Event) {
 			s.x, s.hasX = c.Value.Int, true
 		case own && c.Field == f.Y:
 			s.y, s.hasY = c.Value.Int, true
+		case !own && (c.Field == f.X || c.Field == f.Y):
+			d.place(ev.World, c.Entity, f, c)
 		case own && c.Field == f.Shot:
 			s.shot = true
 		case !own && c.Field == f.Hit && c.Op == fsm.OpIncr:

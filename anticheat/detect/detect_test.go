@@ -395,3 +395,20 @@ func TestEmptyFieldNamesTurnTheirDetectorsOff(t *testing.T) {
 	require.Empty(t, f.d.players)
 	require.Empty(t, f.d.appear)
 }
+
+func TestARespawnOrAnotherWorldIsNoMove(t *testing.T) {
+	f := newFeed(t, small())
+	f.move(0, "p", 0, 0)
+	f.move(sec, "p", 100, 0)
+	f.ev(2*sec, "server", set("p", "x", 5000), set("p", "y", 5000)) // respawn
+	f.ev(2*sec, "server", set("ghost", "x", 1))                     // no such player: nothing
+	f.move(3*sec, "p", 5010, 5000)
+	f.d.Observe(&fsm.Event{World: "other", Seq: 9, Time: 4 * sec, Player: "p", Status: fsm.StatusApplied,
+		Changes: []fsm.Change{set("p", "x", -9000), set("p", "y", 0)}})
+	f.move(5*sec, "p", 5020, 5000) // back in w: a start again, not a move
+	p := f.d.players["p"]
+	require.Equal(t, 2, p.moves)
+	require.Zero(t, p.jumps)
+	require.Equal(t, [2]int64{5020, 5000}, [2]int64{p.x, p.y})
+	require.Nil(t, f.d.players["ghost"])
+}

@@ -1,6 +1,10 @@
 package detect
 
-import "math"
+import (
+	"math"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
 
 // move counts a move of p to the event's position.
 func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
@@ -10,8 +14,11 @@ func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
 	if !s.hasY {
 		s.y = p.y
 	}
-	if !p.moved {
-		p.moved, p.x, p.y, p.at = true, s.x, s.y, at
+	if !p.moved || p.world != ref.World {
+		// A first move, or the first in another world: where the player
+		// was is not known, so this move only sets the start.
+		p.moved, p.world, p.x, p.y, p.at = true, ref.World, s.x, s.y, at
+		p.winX, p.winY, p.winPath, p.winN = 0, 0, 0, 0
 		return
 	}
 	dx, dy := s.x-p.x, s.y-p.y
@@ -45,6 +52,21 @@ func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
 		p.winX, p.winY, p.winPath, p.winN = 0, 0, 0, 0
 	}
 	d.lockstep(p, at, dx, dy, ref)
+}
+
+// place moves entity's player (when it moved before, in this world) to
+// a position the server or another player gave it, without counting a
+// move: a respawn is no jump.
+func (d *Detector) place(world, entity string, f *Fields, c *fsm.Change) {
+	p := d.players[entity]
+	if p == nil || !p.moved || p.world != world {
+		return
+	}
+	if c.Field == f.X {
+		p.x = c.Value.Int
+	} else {
+		p.y = c.Value.Int
+	}
 }
 
 // maxElapsed caps the time a move is credited, as anticheat.Speed does.
