@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
@@ -16,20 +17,43 @@ import (
 // They are off by default: one node of a cluster is enough (every node
 // would flag the same players).
 type detectOptions struct {
-	on bool
+	on     bool
+	config string
 }
 
 func (d *detectOptions) flags(f *pflag.FlagSet) {
 	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over every world's committed feed on this node (one node is enough): flags go to the log and gsd_anticheat_flags_total; nothing is banned (docs/ANTICHEAT.md)")
+	f.StringVar(&d.config, "detect-config", "", "JSON file of the detectors' field names and thresholds over their defaults (docs/ANTICHEAT.md); implies --detect")
+}
+
+// detectConfig returns the detectors' config: the defaults, or the
+// --detect-config file over them.
+func (d *detectOptions) detectConfig() (detect.Config, error) {
+	if d.config == "" {
+		return detect.DefaultConfig(), nil
+	}
+	b, err := os.ReadFile(d.config)
+	if err != nil {
+		return detect.Config{}, usageError{fmt.Errorf("--detect-config: %w", err)}
+	}
+	c, err := detect.ParseConfig(b)
+	if err != nil {
+		return detect.Config{}, usageError{fmt.Errorf("--detect-config %s: %w", d.config, err)}
+	}
+	return c, nil
 }
 
 // start runs the detectors over st's worlds until the returned stop is
 // called (idempotent); with --detect off it does nothing.
 func (d *detectOptions) start(st *store.Store, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
-	if !d.on {
+	if !d.on && d.config == "" {
 		return func() {}, nil
 	}
-	det, err := detect.New(detect.DefaultConfig())
+	cfg, err := d.detectConfig()
+	if err != nil {
+		return nil, err
+	}
+	det, err := detect.New(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +60,17 @@ func TestDetectOffStartsNothingAndItsMetricsRegisterOnce(t *testing.T) {
 	require.NoError(t, err)
 	_, err = (&detectOptions{on: true}).start(nil, reg, slog.Default())
 	require.ErrorContains(t, err, "anticheat metrics")
+}
+
+func TestDetectConfigIsReadOverTheDefaultsAndBadFilesAreUsageErrors(t *testing.T) {
+	c, err := (&detectOptions{config: writeFile(t, `{"Funnel": {"MinTransfers": 3}}`)}).detectConfig()
+	require.NoError(t, err)
+	require.Equal(t, 3, c.Funnel.MinTransfers)
+	require.Equal(t, detect.DefaultConfig().Fields, c.Fields)
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeFile(t, `{"Speed": {"Share": 2}}`)} {
+		_, err := (&detectOptions{config: bad}).start(nil, prometheus.NewRegistry(), slog.Default())
+		require.ErrorAs(t, err, new(usageError))
+	}
+	code := run(context.Background(), []string{"--detect-config", filepath.Join(t.TempDir(), "missing.json")}, &syncBuffer{}, &syncBuffer{})
+	require.NotZero(t, code)
 }

@@ -211,6 +211,9 @@ func (o *options) complete() error {
 	if _, err := o.audit.signers(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := o.detect.detectConfig(); err != nil {
+		errs = append(errs, err)
+	}
 	if o.id == "" {
 		if _, port, err := net.SplitHostPort(o.raftAddr); err == nil {
 			host, herr := os.Hostname()
