@@ -26,10 +26,11 @@ const (
 	BotRing   Kind = "botring"
 	WinTrade  Kind = "wintrade"
 	Funnel    Kind = "funnel"
+	GoldFarm  Kind = "goldfarm"
 )
 
 // Kinds lists every label, honest ones first.
-var Kinds = []Kind{Novice, Casual, Regular, Pro, Aimbot, SpeedHack, BotRing, WinTrade, Funnel}
+var Kinds = []Kind{Novice, Casual, Regular, Pro, Aimbot, SpeedHack, BotRing, WinTrade, Funnel, GoldFarm}
 
 // Honest reports whether k is an honest skill level.
 func (k Kind) Honest() bool { return k == Novice || k == Casual || k == Regular || k == Pro }
@@ -60,7 +61,7 @@ type Params struct {
 	Session    time.Duration // each player's session
 	Friends    float64       // share of honest players in a pair of friends
 
-	Aimbots, SpeedHackers, Rings, WinTraders, Funnels int // cheaters (pairs, rings, funnels)
+	Aimbots, SpeedHackers, Rings, WinTraders, Funnels, GoldFarmers int // cheaters (pairs, rings, funnels)
 
 	AimAccuracy Span          // aimbot's hit ratio
 	AimReaction Span          // aimbot's reaction, milliseconds
@@ -74,6 +75,8 @@ type Params struct {
 	Feeders     int           // funnel: accounts feeding one
 	FeedGifts   Span          // funnel: gifts per feeder
 	FeedBack    float64       // funnel: chance of a gift back per gift
+	FarmEvery   Span          // gold farmer: seconds between extra loot
+	FarmGold    Span          // gold farmer: gold per extra loot
 }
 
 // A returns the parameters thresholds are fixed on: seed 1. Each kind of
@@ -89,6 +92,7 @@ func A(honest int) Params {
 		SpeedNear: 0.9, SpeedRest: 0.25,
 		RingSize: 5, TradeMeets: 20, TradeAlt: 1,
 		Feeders: 5, FeedGifts: Span{12, 20},
+		GoldFarmers: n, FarmEvery: Span{0.5, 1}, FarmGold: Span{10, 20},
 	}
 }
 
@@ -101,6 +105,7 @@ func B(honest int) Params {
 	p.RingSize, p.RingJitter, p.RingLag = 4, 4, 2*time.Millisecond
 	p.TradeMeets, p.TradeAlt = 25, 0.9
 	p.Feeders, p.FeedGifts, p.FeedBack = 3, Span{12, 18}, 0.04
+	p.FarmEvery, p.FarmGold = Span{1.5, 3}, Span{6, 12}
 	return p
 }
 
@@ -143,6 +148,8 @@ type agent struct {
 	follower      bool     // a ring's member other than its leader
 	// combat, duels, gifts
 	acc, react   float64 // hit ratio, median reaction (ms)
+	luck         float64 // loot factor
+	farm         int64   // gold farmer: next extra loot
 	engage, duel int64
 	duelEvery    int64
 	gift         int64
@@ -275,6 +282,7 @@ func (g *gen) cast() map[string]Kind {
 	for range p.Funnels {
 		groups = append(groups, add(Funnel, p.Feeders+1))
 	}
+	add(GoldFarm, p.GoldFarmers)
 	ids := r.Perm(len(kinds))
 	labels := map[string]Kind{}
 	g.agents = make([]*agent, len(kinds))
@@ -319,6 +327,7 @@ func (g *gen) newAgent(id string, k Kind, start int64) *agent {
 	sk := skills[a.level]
 	a.acc = min(max(sk.acc+0.04*r.NormFloat64(), 0.02), 0.98)
 	a.react = sk.react * math.Exp(0.1*r.NormFloat64())
+	a.luck = math.Exp(0.15 * r.NormFloat64())
 	if k == Aimbot {
 		a.acc = g.p.AimAccuracy.draw(r)
 	}
@@ -330,6 +339,7 @@ func (g *gen) begin(a *agent, start int64) {
 	r := g.r
 	a.start, a.last, a.next = start, start, start+r.Int64N(300*ms)
 	a.engage, a.duel, a.gift = start+r.Int64N(3*second), start+r.Int64N(8*second), start+5*second+r.Int64N(30*second)
+	a.farm = start + r.Int64N(second)
 }
 
 // group schedules what a group does together: friends duel and give each
@@ -407,6 +417,9 @@ func (g *gen) act(a *agent, until int64) {
 			}
 			g.duelAt(&g.out, a.duel, w, l)
 		}
+	}
+	for ; a.kind == GoldFarm && a.farm < until; a.farm += int64(g.p.FarmEvery.draw(r) * float64(second)) {
+		g.emit(&g.out, a.farm, a.id, incr(a.id, "gold", int64(g.p.FarmGold.draw(r))))
 	}
 	for ; a.gift < until; a.gift += 20*second + r.Int64N(40*second) {
 		if o := g.opponent(a, a.gift); o != nil {
@@ -494,6 +507,7 @@ func (g *gen) fight(a *agent, t int64) {
 		react = g.p.AimReaction.draw(r)
 	}
 	first := t + int64(react*float64(ms))
+	last := first
 	for i := range int64(4 + r.IntN(5)) {
 		at := first + i*220*ms
 		if r.Float64() < a.acc {
@@ -501,5 +515,8 @@ func (g *gen) fight(a *agent, t int64) {
 		} else {
 			g.emit(&g.out, at, a.id, set(a.id, "shot_at", t0+at))
 		}
+		last = at
 	}
+	loot := float64(5+r.IntN(11)) * (1 + 0.2*float64(a.level)) * a.luck
+	g.emit(&g.out, last+300*ms, a.id, incr(a.id, "gold", int64(loot)))
 }

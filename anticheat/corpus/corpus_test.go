@@ -29,7 +29,7 @@ func digest(t *testing.T, p Params) (uint64, int, map[string]Kind) {
 
 func small(p Params) Params {
 	p.Concurrent, p.Session = 20, 20*time.Second
-	p.Aimbots, p.SpeedHackers, p.Rings, p.WinTraders, p.Funnels = 2, 2, 1, 1, 1
+	p.Aimbots, p.SpeedHackers, p.Rings, p.WinTraders, p.Funnels, p.GoldFarmers = 2, 2, 1, 1, 1, 2
 	return p
 }
 
@@ -44,7 +44,7 @@ func TestACorpusIsTheSameForTheSameSeedAndDiffersForAnother(t *testing.T) {
 	for _, k := range labels {
 		count[k]++
 	}
-	require.Equal(t, map[Kind]int{Novice: 10, Casual: 10, Regular: 10, Pro: 10, Aimbot: 2, SpeedHack: 2, BotRing: 5, WinTrade: 2, Funnel: 6}, count)
+	require.Equal(t, map[Kind]int{Novice: 10, Casual: 10, Regular: 10, Pro: 10, Aimbot: 2, SpeedHack: 2, BotRing: 5, WinTrade: 2, Funnel: 6, GoldFarm: 2}, count)
 }
 
 func TestHonestIsTrueForTheSkillLevelsOnly(t *testing.T) {

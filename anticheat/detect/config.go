@@ -19,6 +19,9 @@ type Fields struct {
 	Items  string // a set field: a transfer removes from one, adds to another
 	Wins   string // incremented on the winner of a match
 	Losses string // incremented on the loser of that match
+	// Currency is a counter on the player's entity that the player's own
+	// actions increment when they earn (loot, rewards, sales).
+	Currency string
 }
 
 // Limits are the world's hard movement limits (the anticheat.Speed check's
@@ -81,6 +84,15 @@ type Lockstep struct {
 	Share       float64 // flag when together for this share of the pair's moves
 }
 
+// Economy flags income that no play explains: the share of a player's
+// increments of their currency that follow none of their own shots within
+// Window (loot without a fight: a duplication bug, a farming script).
+type Economy struct {
+	Window     time.Duration
+	MinSamples int     // increments observed before a player is judged
+	Share      float64 // flag at this share of unearned increments or more
+}
+
 // WinTrade flags a pair of players that meet often and whose results
 // alternate (trading wins) or go one way (feeding) beyond chance: a
 // z-score against fair coin flips.
@@ -106,6 +118,7 @@ type Config struct {
 	Straight Straight
 	Reaction Reaction
 	Accuracy Accuracy
+	Economy  Economy
 	Lockstep Lockstep
 	WinTrade WinTrade
 	Funnel   Funnel
@@ -120,13 +133,14 @@ type Config struct {
 // items, wins, losses; 500 units/s, 10 of slack, 300 per move at most.
 func DefaultConfig() Config {
 	return Config{
-		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses"},
+		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses", Currency: "gold"},
 		Limits:   Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
-		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.55},
+		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Share: 0.1},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
 		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.4},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 3},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 2.5},
+		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},
 		Funnel:   Funnel{MinTransfers: 8, MaxReverse: 0.1},
@@ -147,6 +161,8 @@ func (c Config) Validate() error {
 		return bad("reaction window shorter than fast")
 	case c.Accuracy.MinShots < 1:
 		return bad("accuracy.min_shots below 1")
+	case c.Economy.Window < 0:
+		return bad("economy.window is negative")
 	case c.Lockstep.Tick <= 0 || c.Lockstep.Quantum <= 0:
 		return bad("lockstep tick and quantum must be positive")
 	case c.Lockstep.MaxGroup < 2:
@@ -154,7 +170,7 @@ func (c Config) Validate() error {
 	case c.Every <= 0 || c.Scan <= 0:
 		return bad("every and scan must be positive")
 	}
-	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Jump.Share, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
+	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Jump.Share, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
 		if s < 0 || s > 1 {
 			return bad("a share outside [0, 1]")
 		}

@@ -13,6 +13,7 @@ func TestParseConfigOverlaysTheDefaults(t *testing.T) {
 		"reaction": {"fast": "120ms", "Window": 3000000000},
 		"Lockstep": {"Tick": "10ms", "MinTogether": 20},
 		"Scan": "2s",
+		"Economy": {"Window": "2s"},
 		"Funnel": {"MinTransfers": 12}
 	}`))
 	require.NoError(t, err)
@@ -20,7 +21,7 @@ func TestParseConfigOverlaysTheDefaults(t *testing.T) {
 	want.Fields.Hit, want.Fields.Wins = "health", ""
 	want.Reaction.Fast, want.Reaction.Window = 120*time.Millisecond, 3*time.Second
 	want.Lockstep.Tick, want.Lockstep.MinTogether = 10*time.Millisecond, 20
-	want.Scan = 2 * time.Second
+	want.Scan, want.Economy.Window = 2*time.Second, 2*time.Second
 	want.Funnel.MinTransfers = 12
 	require.Equal(t, want, c)
 

@@ -14,13 +14,14 @@ const (
 	DetStraight = "straight"
 	DetReaction = "reaction"
 	DetAccuracy = "accuracy"
+	DetEconomy  = "economy"
 	DetLockstep = "lockstep"
 	DetWinTrade = "wintrade"
 	DetFunnel   = "funnel"
 )
 
 // Detectors lists every detector's name.
-var Detectors = []string{DetSpeed, DetJump, DetStraight, DetReaction, DetAccuracy, DetLockstep, DetWinTrade, DetFunnel}
+var Detectors = []string{DetSpeed, DetJump, DetStraight, DetReaction, DetAccuracy, DetEconomy, DetLockstep, DetWinTrade, DetFunnel}
 
 // Ref names one committed event.
 type Ref struct {
@@ -81,6 +82,13 @@ type player struct {
 	reactedAt           int64
 	reactEv, accuracyEv refs
 	matches             int
+	shot                bool   // shot at least once
+	lastShot            int64  // leader time of the last shot
+	earning             bool   // currency seen in goldWorld
+	goldWorld           string // where gold was seen
+	gold                int64  // the currency's last value seen
+	incomes, unearned   int    // increments of it, and those after no shot
+	incomeEv            refs
 	dirty               bool // counted since the last evaluation
 }
 
@@ -109,10 +117,11 @@ type Detector struct {
 	dirtyPairs   []*pair
 	dirtyEdges   []*edge
 
-	// The population's hit ratios (players with at least MinShots shots),
-	// kept as they change.
-	accN          int
-	accSum, accSq float64
+	// The population's hit ratios, robustly: recomputed from every
+	// player at most every popEvery events (a walk of all players).
+	events, popAt uint64
+	popDone       bool
+	acc           spread
 }
 
 // New returns a Detector.
@@ -149,6 +158,8 @@ type seen struct {
 	hasX, hasY     bool
 	shot           bool
 	hit            string
+	gold           int64
+	hasGold        bool
 	from, to, item string
 	winner, loser  string
 }
@@ -183,18 +194,24 @@ func (d *Detector) Observe(ev *fsm.Event) {
 			s.from, s.item = c.Entity, c.Value.Str
 		case c.Field == f.Items && c.Op == fsm.OpAdd && c.Value.Str == s.item:
 			s.to = c.Entity
+		case own && c.Field == f.Currency && c.Op == fsm.OpIncr:
+			s.gold, s.hasGold = c.Value.Int, true
 		case c.Field == f.Wins && c.Op == fsm.OpIncr:
 			s.winner = c.Entity
 		case c.Field == f.Losses && c.Op == fsm.OpIncr:
 			s.loser = c.Entity
 		}
 	}
+	d.events++
 	ref := Ref{ev.World, ev.Seq}
 	if s.hasX || s.hasY {
 		d.move(d.player(ev.Player), ev.Time, s, ref)
 	}
 	if s.shot {
 		d.shoot(d.player(ev.Player), ev.Time, s.hit, ref)
+	}
+	if s.hasGold {
+		d.earn(d.player(ev.Player), ev.Time, s.gold, ref)
 	}
 	if s.to != "" && s.to != s.from {
 		d.transfer(s.from, s.to, ref)

@@ -20,6 +20,7 @@ func TestAnyEventStreamGivesWellFormedFlags(t *testing.T) {
 		c.Speed.MinMoves, c.Jump.MinMoves, c.Straight.MinWindows = 1, 1, 1
 		c.Straight.Window = rapid.IntRange(2, 4).Draw(t, "window")
 		c.Reaction.MinSamples, c.Accuracy.MinShots, c.Accuracy.MinPlayers = 1, 1, 1
+		c.Economy.MinSamples, c.Economy.Share = 1, 0
 		c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 1, 1, 1
 		c.Speed.Share, c.Jump.Share, c.Straight.Share, c.Reaction.Share = 0, 0, 0, 0
 		c.Accuracy.Z, c.WinTrade.Z, c.Lockstep.Share = -10, -10, 0
@@ -28,7 +29,7 @@ func TestAnyEventStreamGivesWellFormedFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		names := []string{"a", "b", "c", "npc"}
-		fields := []string{"x", "y", "shot_at", "hp", "spawned", "items", "wins", "losses", "other", ""}
+		fields := []string{"x", "y", "shot_at", "hp", "spawned", "items", "wins", "losses", "gold", "other", ""}
 		ops := []fsm.OpKind{fsm.OpSet, fsm.OpIncr, fsm.OpAdd, fsm.OpRemove, fsm.OpDelete}
 		seen := map[Ref]bool{}
 		n := rapid.IntRange(0, 200).Draw(t, "events")

@@ -82,6 +82,7 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
 		"every":           func(c *Config) { c.Every = 0 },
 		"min shots":       func(c *Config) { c.Accuracy.MinShots = 0 },
+		"economy window":  func(c *Config) { c.Economy.Window = -1 },
 		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
 		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
 	} {
@@ -411,4 +412,31 @@ func TestARespawnOrAnotherWorldIsNoMove(t *testing.T) {
 	require.Zero(t, p.jumps)
 	require.Equal(t, [2]int64{5020, 5000}, [2]int64{p.x, p.y})
 	require.Nil(t, f.d.players["ghost"])
+}
+
+func TestIncomeThatNoShotExplainsIsFlagged(t *testing.T) {
+	f := newFeed(t, small())
+	gold := map[string]int64{}
+	loot := func(at int64, p string, by int64) {
+		gold[p] += by
+		f.ev(at, p, fsm.Change{Entity: p, Field: "gold", Op: fsm.OpIncr, Value: fsm.Int(gold[p])})
+	}
+	ms := int64(time.Millisecond)
+	loot(0, "hunter", 0) // first sight: the start
+	loot(0, "farmer", 0)
+	for i := range int64(12) {
+		at := 10 * sec * (i + 1)
+		f.ev(at, "hunter", set("hunter", "shot_at", at))
+		loot(at+300*ms, "hunter", 10) // after a shot: earned
+		loot(at+2*sec, "hunter", -5)  // spending is no income
+		loot(at+5*sec, "farmer", 10)  // after no shot: unearned
+	}
+	loot(200*sec, "farmer", -1)
+	f.d.Observe(&fsm.Event{World: "other", Seq: 99, Time: 201 * sec, Player: "farmer", Status: fsm.StatusApplied,
+		Changes: []fsm.Change{{Entity: "farmer", Field: "gold", Op: fsm.OpIncr, Value: fsm.Int(5)}}}) // another world's counter: a start there
+	flags := only(f.d.Evaluate(), DetEconomy)
+	require.Equal(t, []string{"farmer"}, players(flags))
+	require.InDelta(t, 1, flags[0].Score, 0)
+	require.Equal(t, 12, f.d.players["farmer"].incomes)
+	require.Equal(t, [2]int{12, 0}, [2]int{f.d.players["hunter"].incomes, f.d.players["hunter"].unearned})
 }

@@ -13,7 +13,8 @@
 //   - jump: teleport-like single moves just under the longest move allowed;
 //   - straight: paths straighter than a hand steers;
 //   - reaction: hits that follow a target's appearance inhumanly fast;
-//   - accuracy: a hit ratio far above the population's (z-score);
+//   - accuracy: a hit ratio far above the population's (robust z-score);
+//   - economy: currency earned with no shot before it (loot without a fight);
 //   - lockstep: accounts that move the same way at the same tick (bot ring);
 //   - wintrade: a pair that meets often and trades wins (or feeds one way);
 //   - funnel: repeated one-way item transfers between the same accounts.
@@ -24,7 +25,8 @@
 // another entity's Hit field by incr; an appearance is a change of an
 // entity's Appear field; a transfer removes an element from one entity's
 // Items set and adds it to another's in one event; a match result
-// increments one entity's Wins and another's Losses. The player's entity
+// increments one entity's Wins and another's Losses; an income increments
+// the player's own Currency. The player's entity
 // is named by the player's id (caller.id, as in anticheat's checks).
 //
 // Observe takes one event at a time and only counts (constant work per

@@ -37,14 +37,19 @@ func (d *Detector) Evaluate() []Flag {
 		out = append(out, Flag{Detector: det, Players: players, Score: score, Evidence: ev.list()})
 	}
 	c := &d.cfg
-	accN := d.accN
-	mean, sd := 0.0, 0.0
-	if accN > 0 {
-		mean = d.accSum / float64(accN)
-		sd = math.Sqrt(max(d.accSq/float64(accN)-mean*mean, 0))
-	}
+	d.populations()
 	for _, p := range d.dirtyPlayers {
 		p.dirty = false
+		if p.incomes >= c.Economy.MinSamples && p.incomes > 0 {
+			if s := float64(p.unearned) / float64(p.incomes); s >= c.Economy.Share {
+				add(DetEconomy, s, &p.incomeEv, p.id)
+			}
+		}
+		if a, ok := d.hitRatio(p); ok {
+			if z, ok := d.acc.z(a, c.Accuracy.MinPlayers); ok && z >= c.Accuracy.Z {
+				add(DetAccuracy, z, &p.accuracyEv, p.id)
+			}
+		}
 		if p.moves >= c.Speed.MinMoves && c.Limits.PerSecond > 0 {
 			if s := float64(p.near) / float64(p.moves); s >= c.Speed.Share {
 				add(DetSpeed, s, &p.speedEv, p.id)
@@ -63,11 +68,6 @@ func (d *Detector) Evaluate() []Flag {
 		if p.reactions >= c.Reaction.MinSamples && p.reactions > 0 {
 			if s := float64(p.fast) / float64(p.reactions); s >= c.Reaction.Share {
 				add(DetReaction, s, &p.reactEv, p.id)
-			}
-		}
-		if accN >= c.Accuracy.MinPlayers && sd > minSD && p.shots >= c.Accuracy.MinShots {
-			if z := (float64(p.hits)/float64(p.shots) - mean) / sd; z >= c.Accuracy.Z {
-				add(DetAccuracy, z, &p.accuracyEv, p.id)
 			}
 		}
 	}
