@@ -26,7 +26,7 @@ func TestPrintScores(t *testing.T) {
 	cfg := detect.DefaultConfig()
 	cfg.Speed.Share, cfg.Jump.Share, cfg.Straight.Share, cfg.Reaction.Share = 0, 0, 0, 0
 	cfg.Accuracy.Z, cfg.WinTrade.Z, cfg.Funnel.MaxReverse, cfg.Economy.Share = -100, -100, 1, 0
-	cfg.Lockstep.Share, cfg.Lockstep.MinTogether = 0, 1
+	cfg.Lockstep.Share = 0
 	cfg.Funnel.MinTransfers = 2
 	d, _ := detect.New(cfg)
 	// Each player's (or pair's) highest score over the evaluations a
