@@ -189,7 +189,7 @@ func TestDetectorsMeetTheirBoundsOnAHeldOutCorpus(t *testing.T) {
 
 // BenchmarkDetectorsPerEvent gives the detectors' CPU per committed event,
 // all together, evaluations every Config.Every events included, on corpus
-// A with 1,000 honest players (380,000 events):
+// A with 1,000 honest players (about 400,000 events):
 //
 //	go test ./anticheat/detect -run '^$' -bench PerEvent -benchtime 3x
 func BenchmarkDetectorsPerEvent(b *testing.B) {
