@@ -10,14 +10,15 @@ import (
 func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	d.touch(p)
 	p.shots++
-	p.shot, p.lastShot = true, max(at, p.lastShot)
-	if target != "" {
-		p.hits++
-		p.accuracyEv.add(ref)
+	if p.shots == d.cfg.Accuracy.MinShots {
+		d.accCount++
 	}
+	p.shot, p.lastShot = true, max(at, p.lastShot)
 	if target == "" {
 		return
 	}
+	p.hits++
+	p.accuracyEv.add(ref)
 	t, ok := d.appear[entityRef{ref.World, target}]
 	if !ok || at-t > int64(d.cfg.Reaction.Window) || (p.reactedTo == target && p.reactedAt == t) {
 		return
@@ -102,13 +103,16 @@ func median(sorted []float64) float64 {
 	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
-// populations recomputes the hit ratios' spread from every player, at
-// the first evaluation and then at most every popEvery events.
+// populations recomputes the hit ratios' spread from every player when
+// the players who count grew by a tenth since the last time (often while
+// a detector starts, rarely later), or popEvery × Config.Every events
+// went by.
 func (d *Detector) populations() {
-	if d.popDone && d.events-d.popAt < uint64(popEvery*d.cfg.Every) {
+	grown := d.accCount > d.acc.n+d.acc.n/10
+	if !grown && d.events-d.popAt < uint64(popEvery*d.cfg.Every) {
 		return
 	}
-	d.popDone, d.popAt = true, d.events
+	d.popAt = d.events
 	var acc []float64
 	for _, p := range d.players {
 		if a, ok := d.hitRatio(p); ok {

@@ -139,7 +139,7 @@ func DefaultConfig() Config {
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Share: 0.1},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
 		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.4},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 2.5},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 3},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},

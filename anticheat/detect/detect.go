@@ -30,7 +30,7 @@ type Ref struct {
 }
 
 // Flag is one detector's suspicion: the player (or the pair, sorted), a
-// score (the detector's statistic: a share, a mean or a z-score) and the
+// score (the detector's statistic: a share, a z-score or a count) and the
 // latest events that counted towards it, oldest first.
 type Flag struct {
 	Detector string
@@ -120,7 +120,7 @@ type Detector struct {
 	// The population's hit ratios, robustly: recomputed from every
 	// player at most every popEvery events (a walk of all players).
 	events, popAt uint64
-	popDone       bool
+	accCount      int // players with at least MinShots shots
 	acc           spread
 }
 

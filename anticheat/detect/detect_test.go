@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -439,4 +440,24 @@ func TestIncomeThatNoShotExplainsIsFlagged(t *testing.T) {
 	require.InDelta(t, 1, flags[0].Score, 0)
 	require.Equal(t, 12, f.d.players["farmer"].incomes)
 	require.Equal(t, [2]int{12, 0}, [2]int{f.d.players["hunter"].incomes, f.d.players["hunter"].unearned})
+}
+
+func TestThePopulationIsCountedAgainWhenItGrowsByATenth(t *testing.T) {
+	f := newFeed(t, small()) // accuracy: 10 shots, 3 players
+	shots(f, "ha", 20, 4)
+	shots(f, "hb", 20, 5)
+	require.Empty(t, f.d.Evaluate(), "two players: too few to judge")
+	for i := range 18 {
+		shots(f, fmt.Sprintf("h%02d", i), 20, 4+i%3)
+	}
+	shots(f, "aim", 20, 19)
+	require.Equal(t, []string{"aim"}, players(only(f.d.Evaluate(), DetAccuracy)))
+	require.Equal(t, 21, f.d.acc.n)
+	shots(f, "l1", 20, 5)
+	shots(f, "l2", 20, 5)
+	f.d.Evaluate()
+	require.Equal(t, 21, f.d.acc.n, "23 is not more than 21 + 2: kept")
+	shots(f, "l3", 20, 5)
+	f.d.Evaluate()
+	require.Equal(t, 24, f.d.acc.n, "24 is")
 }
