@@ -169,7 +169,8 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 		}
 		headerPlayer = p
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	h := &corkHijack{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	ws, err := websocket.Accept(h, r, &websocket.AcceptOptions{
 		Subprotocols:   playSubprotocols(r),
 		OriginPatterns: s.cfg.OriginPatterns,
 	})
@@ -182,7 +183,7 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 	codec, known := codecOf(ws.Subprotocol())
 	c := &playConn{s: s, cfg: s.cfg, ws: ws, world: world, header: edge.Bearer(r), codec: codec, known: known,
 		out: make(chan []byte, s.cfg.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.MaxInflight),
-		ob: newOutbox(s.cfg.QueueSize, codec), detached: make(chan struct{}, 1)}
+		ob: newOutbox(s.cfg.QueueSize, codec), detached: make(chan struct{}, 1), cork: h.cc}
 	c.headerPlayer = headerPlayer
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
@@ -195,6 +196,7 @@ type playConn struct {
 	s      *Service
 	cfg    Config
 	ws     *websocket.Conn
+	cork   *corkConn // ws's socket (cork.go)
 	world  string
 	header string    // edge.Bearer token of the upgrade request, if any
 	codec  playCodec // by the negotiated subprotocol (ws_codec.go)
@@ -435,44 +437,72 @@ func (c *playConn) send(v any) bool {
 	return false
 }
 
-// writer writes queued messages, each within WriteTimeout: control
-// messages first (so the welcome precedes every event), then the outbox's
-// events frames and, when a tick asked, its delta.
+// writer writes queued messages: control messages first (so the welcome
+// precedes every event), then the outbox's events frames and, when a tick
+// asked, its delta. Everything it finds at one wake goes out corked, in
+// one write to the socket (cork.go) bounded by WriteTimeout.
 func (c *playConn) writer() {
 	defer c.wg.Done()
 	for {
-		select {
-		case b := <-c.out:
-			if !c.write(b) {
-				return
-			}
-			continue
-		default:
-		}
+		var first []byte
+		frames := false
 		select {
 		case <-c.ctx.Done():
 			return
 		case b := <-c.final:
 			c.writeFinal(b)
 			return
-		case b := <-c.out:
-			if !c.write(b) {
-				return
-			}
+		case first = <-c.out:
 		case <-c.ob.signal:
-			frames, err := c.ob.take()
-			if err != nil {
-				c.fail(err)
-				return
-			}
-			c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
-			for _, b := range frames {
-				if !c.write(b) {
-					return
-				}
-			}
+			frames = true
+		}
+		if !c.writeBatch(first, frames) {
+			return
 		}
 	}
+}
+
+// writeBatch writes first (a control message, if not nil), every other
+// queued control message and, if frames or the outbox signals, the
+// outbox's frames, corked into one write.
+func (c *playConn) writeBatch(first []byte, frames bool) bool {
+	c.cork.cork()
+	ok := c.writeQueued(first, frames)
+	if err := c.cork.uncork(); err != nil && ok {
+		c.fail(fmt.Errorf("%w: write: %v", edge.ErrSlowConsumer, err))
+		return false
+	}
+	return ok
+}
+
+func (c *playConn) writeQueued(first []byte, frames bool) bool {
+	if first != nil && !c.writeCorked(first) {
+		return false
+	}
+	for n := len(c.out); n > 0; n-- {
+		if !c.writeCorked(<-c.out) {
+			return false
+		}
+	}
+	if !frames {
+		select {
+		case <-c.ob.signal:
+		default:
+			return true
+		}
+	}
+	out, err := c.ob.take()
+	if err != nil {
+		c.fail(err)
+		return false
+	}
+	c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
+	for _, b := range out {
+		if !c.writeCorked(b) {
+			return false
+		}
+	}
+	return true
 }
 
 // ticker watches the session, pings the client and closes idle
