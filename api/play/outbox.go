@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A play connection's outbox: the hub offers it prepared events (never
@@ -48,6 +49,10 @@ type outbox struct {
 
 	signal chan struct{} // the writer has work
 	room   chan struct{} // the writer took frames
+
+	// sent counts the events of the frames take returned (nil: not
+	// counted), deltas aside: gsd_play_events_sent_total.
+	sent prometheus.Counter
 }
 
 // outFrame is one queued frame: an events frame, a delta sealed when the
@@ -72,6 +77,14 @@ func (f *outFrame) encode(k playCodec, from uint64) ([]byte, error) {
 		return encodeDeltaFrame(k, from, f.covered, f.tick, f.delta), nil
 	}
 	return encodeEvents(k, from, f)
+}
+
+// eventCount is how many events the frame carries (a delta: none).
+func (f *outFrame) eventCount() int {
+	if f.shared != nil {
+		return len(f.shared.body.events)
+	}
+	return len(f.events)
 }
 
 // sharedFrame is a frame of the hub's shared stream (interest off): made
@@ -236,6 +249,7 @@ func (o *outbox) take() ([][]byte, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([][]byte, 0, len(o.frames)+1)
+	events := 0
 	for _, f := range o.frames {
 		b, err := f.encode(o.codec, o.written+1)
 		if err != nil {
@@ -243,6 +257,10 @@ func (o *outbox) take() ([][]byte, error) {
 		}
 		out = append(out, b)
 		o.written = max(o.written, f.covered)
+		events += f.eventCount()
+	}
+	if o.sent != nil && events > 0 {
+		o.sent.Add(float64(events))
 	}
 	clear(o.frames)
 	o.frames = o.frames[:0]

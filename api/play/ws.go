@@ -116,6 +116,7 @@ type playMetrics struct {
 	open     prometheus.Gauge
 	closes   *prometheus.CounterVec
 	detaches prometheus.Counter // connections the hub left to catch up alone
+	sent     prometheus.Counter // events written in events frames (outbox.sent)
 }
 
 func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
@@ -129,8 +130,11 @@ func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
 		detaches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_play_detaches_total", Help: "Play connections whose full queue made the world's hub leave them to catch up alone.",
 		}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_play_events_sent_total", Help: "Events written to play connections in events frames (coalesced bulk deltas not counted); a load generator compares it with what its players received.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches} {
+	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches, m.sent} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api play metrics: %w", err)
 		}
@@ -185,6 +189,7 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 		out: make(chan []byte, s.cfg.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.MaxInflight),
 		ob: newOutbox(s.cfg.QueueSize, codec), detached: make(chan struct{}, 1), cork: h.cc}
 	c.headerPlayer = headerPlayer
+	c.ob.sent = s.playMetrics.sent
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
 }
