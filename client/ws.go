@@ -120,7 +120,7 @@ type Play struct {
 	acked       uint64 // last ack sent on the current connection
 	pending     map[uint64]*pendingAct
 	resumes     int
-	overlaps    int64 // events received again after a resume, dropped
+	overlaps    int64  // events received again after a resume, dropped
 	tok         string // the TokenSource's latest token (token.go)
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
