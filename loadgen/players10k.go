@@ -108,7 +108,6 @@ type p10kPlayer struct {
 	play    *client.Play
 	measure bool
 	sem     chan struct{}
-	x, y    atomic.Int64
 }
 
 // Players10k runs the players-10k scenario and reports, per step, critical
