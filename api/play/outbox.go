@@ -206,6 +206,14 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 	return n
 }
 
+// skip moves the position over events up to seq that the connection does
+// not want (the hub offered it only those it wants).
+func (o *outbox) skip(seq uint64) {
+	o.mu.Lock()
+	o.pos = max(o.pos, seq)
+	o.mu.Unlock()
+}
+
 // merge folds a bulk event's changes into the pending delta.
 func (o *outbox) merge(he *hubEvent) {
 	if o.delta == nil {
