@@ -236,9 +236,12 @@ func (s *p10k) step(ctx context.Context, t *Target, clients []*client.Client, ad
 	sent0 := s.scrapeSent(ctx, hc, addrs)
 	d0, x0 := s.deliveries.Load(), s.deltas.Load()
 	c0, m0, ch0 := s.critSent.Load(), s.moveSent.Load(), s.churned.Load()
+	stages0, stagesErr := scrapeStages(ctx, hc, addrs)
 	cpu0 := t.cpu()
 	m := measure(ctx, t, s.l, "measure", tm.Duration)
 	cpu1 := t.cpu()
+	stages1, err := scrapeStages(ctx, hc, addrs)
+	stagesErr = errors.Join(stagesErr, err)
 	d1, x1 := s.deliveries.Load(), s.deltas.Load()
 	c1, m1, ch1 := s.critSent.Load(), s.moveSent.Load(), s.churned.Load()
 	cancel()
@@ -267,6 +270,11 @@ func (s *p10k) step(ctx context.Context, t *Target, clients []*client.Client, ad
 	}
 	r.Figures["gsd_cpu_percent"] = 100 * (cpu1.gsd - cpu0.gsd).Seconds() / secs
 	r.Figures["loadgen_cpu_percent"] = 100 * (cpu1.self - cpu0.self).Seconds() / secs
+	if stagesErr == nil {
+		stages1.since(stages0).into(r)
+	} else {
+		r.Notes = append(r.Notes, "the nodes' stage histograms could not be read: "+stagesErr.Error())
+	}
 	overlaps := int64(0)
 	for _, pl := range s.players {
 		overlaps += pl.play.Overlaps()

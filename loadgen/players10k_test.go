@@ -38,6 +38,9 @@ func TestPlayers10kStepsWithInterestAndChurn(t *testing.T) {
 		require.Positive(t, ph.Figures["critical_per_s"], ph.Scenario)
 		require.Positive(t, ph.Figures["messages_per_s"], ph.Scenario)
 		require.Zero(t, ph.Counts["stream_errors"], ph.Scenario)
+		for _, stage := range []string{"act", "fanout", "write"} {
+			require.Contains(t, ph.Figures, "stage_"+stage+"_p99_ms", "the nodes' own split of the way")
+		}
 		require.GreaterOrEqual(t, ph.Counts["nodes_sent_since_start"], ph.Counts["players_received_since_start"], ph.Scenario)
 	}
 	require.Positive(t, r.Phases[1].Figures["churned_per_min"])

@@ -290,6 +290,12 @@ func (b *playBatch) from(next uint64) ([]*fsm.Event, []*hubEvent) {
 // fanout offers one batch of events, prepared as hevs, to the shared
 // stream and the attached members.
 func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
+	now := time.Now().UnixNano()
+	for _, ev := range evs {
+		if ev.Time > 0 {
+			h.s.playMetrics.stageFanout.Observe(float64(now-ev.Time) / 1e9)
+		}
+	}
 	if h.idx != nil {
 		h.idx.update(evs)
 	}

@@ -3,6 +3,7 @@ package play
 import (
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,9 @@ type outbox struct {
 	// sent counts the events of the frames take returned (nil: not
 	// counted), deltas aside: gsd_play_events_sent_total.
 	sent prometheus.Counter
+	// takenAt collects when the events frames take returned were queued;
+	// only the writer's goroutine uses it (it resets it).
+	takenAt []int64
 }
 
 // outFrame is one queued frame: an events frame, a delta sealed when the
@@ -60,6 +64,7 @@ type outbox struct {
 type outFrame struct {
 	covered uint64
 	events  []*hubEvent
+	at      int64 // unix ns it was queued (events frames): the write stage starts
 
 	isDelta bool // a delta frame of delta (nil: a progress frame) at tick
 	tick    uint64
@@ -104,7 +109,7 @@ type sharedFrame struct {
 
 func newSharedFrame(from uint64, body *outFrame) *sharedFrame {
 	sf := &sharedFrame{from: from, body: *body}
-	sf.item = &outFrame{covered: body.covered, shared: sf}
+	sf.item = &outFrame{covered: body.covered, shared: sf, at: body.at}
 	return sf
 }
 
@@ -180,7 +185,7 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 					}
 					return n
 				}
-				o.open = &outFrame{}
+				o.open = &outFrame{at: time.Now().UnixNano()}
 				o.frames = append(o.frames, o.open)
 			}
 			o.open.events = append(o.open.events, he)
@@ -266,6 +271,9 @@ func (o *outbox) take() ([][]byte, error) {
 		out = append(out, b)
 		o.written = max(o.written, f.covered)
 		events += f.eventCount()
+		if f.at != 0 {
+			o.takenAt = append(o.takenAt, f.at)
+		}
 	}
 	if o.sent != nil && events > 0 {
 		o.sent.Add(float64(events))

@@ -117,6 +117,8 @@ type playMetrics struct {
 	closes   *prometheus.CounterVec
 	detaches prometheus.Counter // connections the hub left to catch up alone
 	sent     prometheus.Counter // events written in events frames (outbox.sent)
+	// The server's parts of an event's way (stages.go).
+	stageAct, stageFanout, stageWrite prometheus.Observer
 }
 
 func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
@@ -134,7 +136,9 @@ func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
 			Name: "gsd_play_events_sent_total", Help: "Events written to play connections in events frames (coalesced bulk deltas not counted); a load generator compares it with what its players received.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches, m.sent} {
+	stages := newStageHistogram()
+	m.stageAct, m.stageFanout, m.stageWrite = stages.WithLabelValues(stageAct), stages.WithLabelValues(stageFanout), stages.WithLabelValues(stageWrite)
+	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches, m.sent, stages} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api play metrics: %w", err)
 		}
@@ -353,10 +357,11 @@ func (c *playConn) handle(msg wire.ClientMsg) {
 			<-c.sem
 			return
 		}
+		read := time.Now()
 		c.wg.Go(func() {
 			defer c.acts.Done()
 			defer func() { <-c.sem }()
-			c.act(msg.Action)
+			c.act(msg.Action, read)
 		})
 	case wire.TypeAck:
 		// An ack beyond what was sent is clamped: the client cannot have it.
@@ -385,8 +390,9 @@ func (c *playConn) handle(msg wire.ClientMsg) {
 	}
 }
 
-// act runs one action and queues its result or error.
-func (c *playConn) act(raw json.RawMessage) {
+// act runs one action, read from the socket at read, and queues its
+// result or error.
+func (c *playConn) act(raw json.RawMessage, read time.Time) {
 	var key struct {
 		Seq uint64 `json:"seq"`
 	}
@@ -414,6 +420,7 @@ func (c *playConn) act(raw json.RawMessage) {
 		res.Status, body = c.s.ErrorFor(err, true)
 		res.Code, res.Error = body.Code, body.Error
 	}
+	c.s.playMetrics.stageAct.Observe(time.Since(read).Seconds())
 	c.send(res)
 }
 
@@ -472,10 +479,17 @@ func (c *playConn) writer() {
 // outbox's frames, corked into one write.
 func (c *playConn) writeBatch(first []byte, frames bool) bool {
 	c.cork.cork()
+	c.ob.takenAt = c.ob.takenAt[:0]
 	ok := c.writeQueued(first, frames)
 	if err := c.cork.uncork(); err != nil && ok {
 		c.fail(fmt.Errorf("%w: write: %v", edge.ErrSlowConsumer, err))
 		return false
+	}
+	if ok {
+		now := time.Now().UnixNano()
+		for _, at := range c.ob.takenAt {
+			c.s.playMetrics.stageWrite.Observe(float64(now-at) / 1e9)
+		}
 	}
 	return ok
 }
