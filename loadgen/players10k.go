@@ -189,6 +189,7 @@ func Players10k(ctx context.Context, t *Target, p LoadParams, pp Players10kParam
 		held = n
 	}
 	r.Procs = stopSampler()
+	r.Params["players"] = len(s.players) // the last step's
 	r.Figures["largest_n_held"] = float64(held)
 	if len(r.Phases) > 0 {
 		last := r.Phases[len(r.Phases)-1]

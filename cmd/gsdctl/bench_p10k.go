@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -53,4 +54,27 @@ func p10kNodeArgs(o *benchOptions, scenarios []string) []string {
 		}
 	}
 	return []string{fmt.Sprintf("--play-interest-cell=%g", o.p10k.Cell), fmt.Sprintf("--play-interest-radius=%d", o.p10k.Radius)}
+}
+
+// writeStepTable writes players-10k's steps as a table: load, the client's
+// propagation, the server's stages, CPU per message on each side, memory.
+func writeStepTable(w io.Writer, r *loadgen.Result) {
+	if r.Scenario != players10k || len(r.Phases) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "| players | critical/s | moves/s | messages/s | propagation P50 / P99 ms | server act / fanout / write P99 ms | gsd µs/message | loadgen µs/message | RSS KB/conn | overlaps | gaps | held |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, ph := range r.Phases {
+		f, prop := ph.Figures, ph.Latency["propagation"]
+		held := "yes"
+		if !ph.OK() {
+			held = "**no**"
+		}
+		fmt.Fprintf(w, "| %v | %.0f | %.0f | %.0f | %.1f / %.1f | %.1f / %.1f / %.1f | %.1f | %.1f | %.0f | %d | %d | %s |\n",
+			ph.Params["players"], f["critical_per_s"], f["moves_per_s"], f["messages_per_s"], prop.P50, prop.P99,
+			f["stage_act_p99_ms"], f["stage_fanout_p99_ms"], f["stage_write_p99_ms"],
+			f["gsd_cpu_us_per_message"], f["loadgen_cpu_us_per_message"], f["rss_kb_per_conn"],
+			ph.Counts["overlaps_dropped"], ph.Counts["stream_errors"], held)
+	}
+	fmt.Fprintln(w)
 }
