@@ -214,6 +214,34 @@ func TestForwarderRunEndsWithItsContextWhileRetrying(t *testing.T) {
 	require.Equal(t, uint64(1), m.Index)
 }
 
+// TestForwarderRunEndsWithItsContextMidSend: a send cut off by the end of
+// Run's context leaves its report queued, first.
+func TestForwarderRunEndsWithItsContextMidSend(t *testing.T) {
+	t.Parallel()
+	f, _ := newTestForwarder(t, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	sending := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx, func(ctx context.Context, _ store.CheckpointMismatch) (bool, error) {
+			close(sending)
+			<-ctx.Done()
+			return false, ctx.Err()
+		})
+	}()
+	f.Report(mismatchAt(1))
+	<-sending
+	f.Report(mismatchAt(2))
+	cancel()
+	<-done
+	var left []uint64
+	for m, ok := f.next(); ok; m, ok = f.next() {
+		left = append(left, m.Index)
+	}
+	require.Equal(t, []uint64{1, 2}, left)
+}
+
 func TestForwarderConfigIsValidated(t *testing.T) {
 	t.Parallel()
 	require.NoError(t, DefaultForwarderConfig().Validate())
