@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,6 +121,7 @@ func TestLyingLeaderStepsDownByItselfAndAnHonestNodeLeads(t *testing.T) {
 	require.Equal(t, "applied", m["status"], "what the lying leader's client is told")
 
 	// Nobody calls ReportMismatch here: the followers' forwarders do.
+	var honest *lyingNode
 	require.Eventually(t, func() bool {
 		if liar.st.IsLeader() {
 			return false
@@ -130,6 +132,7 @@ func TestLyingLeaderStepsDownByItselfAndAnHonestNodeLeads(t *testing.T) {
 			}
 			// Served once the new leader's barrier has applied.
 			code, m = n.env.DoJSON("GET", "/v1/worlds/w/entities/mallory?consistency=linearizable", "")
+			honest = n
 			return code == http.StatusOK
 		}
 		return false
@@ -143,10 +146,29 @@ func TestLyingLeaderStepsDownByItselfAndAnHonestNodeLeads(t *testing.T) {
 	require.True(t, ok, "%v", m)
 	require.Equal(t, true, last["majority"])
 	require.Equal(t, "w", last["world"])
-	require.Len(t, last["reporters"], 2)
+	require.ElementsMatch(t, []any{"n2", "n3"}, reporters(last))
+	// The new leader's checkpoints name the old leader, now an odd
+	// follower, by its own report: one voter of three, a minority.
+	require.Eventually(t, func() bool {
+		code, m = honest.env.DoJSON("GET", "/v1/status", "")
+		last, ok := m["last_mismatch"].(map[string]any)
+		return code == http.StatusOK && ok && last["majority"] == false && slices.Equal(reporters(last), []any{"n1"})
+	}, 30*time.Second, 10*time.Millisecond, "the new leader did not hear of the odd node: %v", m)
 	for _, n := range nodes[1:] {
 		require.Positive(t, counter(t, n.reg, "gsd_checkpoint_mismatch_forwards_total", "sent"), n.st.Status().ID)
 	}
+}
+
+// reporters lists the nodes of a last_mismatch's reporters.
+func reporters(last map[string]any) []any {
+	rs, _ := last["reporters"].([]any)
+	var out []any
+	for _, r := range rs {
+		if r, ok := r.(map[string]any); ok {
+			out = append(out, r["node"])
+		}
+	}
+	return out
 }
 
 // counter is the value of the counter name{outcome} (its group label
