@@ -70,9 +70,11 @@ func (s *Store) checkpointApplied(r *fsm.CheckpointResult) {
 // and transfers leadership, and ReportMismatch returns true; below that,
 // the reporters are the odd ones and the leader logs their names. Reports
 // about another leader's checkpoint, or from a node that is not a voter,
-// are ignored. Each counted report is counted in
-// gsd_checkpoint_mismatch_reports_total by what it made of the checkpoint
-// (minority or majority) and shown in Status (LastMismatch). Errors:
+// are ignored. Each reporter of a checkpoint is counted once in
+// gsd_checkpoint_mismatch_reports_total, by what its report made of the
+// checkpoint (minority or majority), and the reports are shown in Status
+// (LastMismatch). A reporter's report again (a retry) is answered as the
+// first, and a majority's leader tries the hand-over again. Errors:
 // ErrNotLeader.
 func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 	if s.raft.State() != raft.Leader {
@@ -102,19 +104,25 @@ func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 	if s.reports[key] == nil {
 		s.reports[key] = make(map[string]uint64)
 	}
+	_, again := s.reports[key][m.Node]
 	s.reports[key][m.Node] = m.Local
 	n := len(s.reports[key])
 	majority := n > voters/2
 	s.lastMis = mismatchReport(m, s.reports[key], voters, majority)
 	s.checkMu.Unlock()
+	outcome := "minority"
+	if majority {
+		outcome = "majority"
+	}
+	if !again { // a reporter's retry is the same report
+		s.metrics.mismatchReports.WithLabelValues(outcome).Inc()
+	}
 	if !majority {
-		s.metrics.mismatchReports.WithLabelValues("minority").Inc()
 		s.log.Warn("checkpoint mismatch reported: the reporting replica's state differs from this leader's",
 			"replica", m.Node, "world", m.World, "index", m.Index,
 			"leader_hash", wire.HashString(m.LeaderHash), "hash", wire.HashString(m.Local))
 		return false, nil
 	}
-	s.metrics.mismatchReports.WithLabelValues("majority").Inc()
 	s.log.Error("checkpoint mismatch reported by a majority: this leader is the odd replica; stepping down",
 		"world", m.World, "index", m.Index, "reporters", n, "voters", voters)
 	if err := s.raft.LeadershipTransfer().Error(); err != nil {
