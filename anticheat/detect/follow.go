@@ -48,6 +48,11 @@ func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uin
 	}
 }
 
+// ErrFeedGone is what a Source's Subscribe wraps when the feed no longer
+// holds the events asked for (an archive trimmed by retention, a node that
+// joined late): the Runner then skips to the world's newest events.
+var ErrFeedGone = errors.New("gsd/anticheat/detect: the feed no longer holds these events")
+
 // Source is what a Runner follows: the worlds a node holds and their
 // committed feeds (store.Store has both; so has the auditor's Source).
 type Source interface {
@@ -73,6 +78,7 @@ type Runner struct {
 // follower is one world's follower; its fields are guarded by Runner.mu.
 type follower struct {
 	next    uint64 // the seq to start from
+	latest  uint64 // the world's seq at the last scan
 	running bool
 	cancel  context.CancelFunc
 	err     error // why the last follower stopped
@@ -111,9 +117,9 @@ func (r *Runner) Run(ctx context.Context) {
 // scan starts a follower for every world without a running one and stops
 // those of worlds gone.
 func (r *Runner) scan(ctx context.Context) {
-	live := map[string]bool{}
+	live := map[string]uint64{} // world → its seq
 	for _, w := range r.src.Worlds() {
-		live[w.ID] = true
+		live[w.ID] = w.Seq
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -121,19 +127,20 @@ func (r *Runner) scan(ctx context.Context) {
 		return
 	}
 	for id, f := range r.worlds {
-		if !live[id] {
+		if _, ok := live[id]; !ok {
 			if f.running {
 				f.cancel()
 			}
 			delete(r.worlds, id)
 		}
 	}
-	for id := range live {
+	for id, seq := range live {
 		f := r.worlds[id]
 		if f == nil {
 			f = &follower{next: 1}
 			r.worlds[id] = f
 		}
+		f.latest = seq
 		if f.running {
 			continue
 		}
@@ -145,12 +152,20 @@ func (r *Runner) scan(ctx context.Context) {
 }
 
 // follow follows world id from f.next until ctx ends or its feed fails.
+// When the feed no longer holds f.next (ErrFeedGone), it skips to the
+// events after the world's seq at the last scan: the detectors then miss
+// what came before, which is better than following nothing.
 func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	defer r.wg.Done()
 	r.mu.Lock()
-	next := f.next
+	next, latest := f.next, f.latest
 	r.mu.Unlock()
 	sub, err := r.src.Subscribe(id, next)
+	if errors.Is(err, ErrFeedGone) && latest >= next {
+		r.log.Warn("anticheat detectors skip events the feed no longer holds", "world", id, "from", next, "to", latest, "err", err)
+		next = latest + 1
+		sub, err = r.src.Subscribe(id, next)
+	}
 	if err == nil {
 		next, err = r.d.follow(ctx, sub, next, r.sink)
 	}

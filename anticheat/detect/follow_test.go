@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -29,13 +30,15 @@ type source struct {
 	failAfter map[string]int
 	subErr    error
 	subs      map[string][]uint64
+	held      map[string]uint64 // the feed holds seqs from this one on
+	seqs      map[string]uint64 // the seq Worlds reports, else the feed's length
 	attempts  int
 	ended     chan string // a world whose subscription saw its ctx end
 }
 
 func newSource(worlds ...string) *source {
 	return &source{worlds: worlds, events: map[string][]*fsm.Event{}, failAfter: map[string]int{},
-		subs: map[string][]uint64{}, ended: make(chan string, 16)}
+		subs: map[string][]uint64{}, held: map[string]uint64{}, seqs: map[string]uint64{}, ended: make(chan string, 16)}
 }
 
 // transfers gives world n transfers of item "x" from "from" to "to".
@@ -52,7 +55,11 @@ func (s *source) Worlds() []fsm.WorldInfo {
 	defer s.mu.Unlock()
 	var out []fsm.WorldInfo
 	for _, w := range s.worlds {
-		out = append(out, fsm.WorldInfo{ID: w})
+		seq, ok := s.seqs[w]
+		if !ok {
+			seq = uint64(len(s.events[w]))
+		}
+		out = append(out, fsm.WorldInfo{ID: w, Seq: seq})
 	}
 	return out
 }
@@ -63,6 +70,10 @@ func (s *source) Subscribe(world string, from uint64) (fanout.Subscription, erro
 	s.attempts++
 	if s.subErr != nil {
 		return nil, s.subErr
+	}
+	if from < s.held[world] {
+		s.subs[world] = append(s.subs[world], from)
+		return nil, fmt.Errorf("%w: world %s seq %d", ErrFeedGone, world, from)
 	}
 	fail := -1
 	if len(s.subs[world]) == 0 {
@@ -237,4 +248,18 @@ func TestAScanAfterTheRunnerStoppedStartsNothing(t *testing.T) {
 	r.wg.Wait()
 	require.Empty(t, src.subscriptions("a"))
 	require.Empty(t, r.worlds)
+}
+
+func TestRunnerSkipsToTheWorldsSeqWhenTheFeedNoLongerHoldsWhereItWas(t *testing.T) {
+	src := newSource("old")
+	src.transfers("old", "f", "m", 22)
+	src.held["old"] = 13 // seqs 1..12 are gone
+	src.seqs["old"] = 12 // the world's seq at the scans
+	var log bytes.Buffer
+	r, _, stop := running(t, src, &log)
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 10 }, 10*time.Second, time.Millisecond)
+	stop()
+	require.Equal(t, []uint64{1, 13}, src.subscriptions("old")[:2], "gone at 1: skipped to after the world's seq")
+	require.Contains(t, log.String(), "skip events the feed no longer holds")
+	require.Equal(t, 10, transfersSeen(r, "f", "m"))
 }

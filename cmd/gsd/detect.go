@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
+	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -62,7 +64,7 @@ func (d *detectOptions) start(st *store.Store, reg prometheus.Registerer, log *s
 		return nil, fmt.Errorf("anticheat metrics: %w", err)
 	}
 	log = log.With("component", "anticheat")
-	r, err := detect.NewRunner(det, storeSource{st}, detect.Sinks{detect.Log{Logger: log}, m}, log)
+	r, err := detect.NewRunner(det, detectSource{storeSource{st}}, detect.Sinks{detect.Log{Logger: log}, m}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -77,4 +79,22 @@ func (d *detectOptions) start(st *store.Store, reg prometheus.Registerer, log *s
 			<-done
 		})
 	}, nil
+}
+
+// detectSource is the node's one group as the detectors' Source: a seq
+// the archive no longer holds is detect.ErrFeedGone, so the detectors skip
+// to the newest events instead of waiting for ones that are gone.
+type detectSource struct{ storeSource }
+
+func (s detectSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
+	sub, err := s.storeSource.Subscribe(world, from)
+	return sub, feedGone(err)
+}
+
+// feedGone marks store.ErrArchiveGap as detect.ErrFeedGone.
+func feedGone(err error) error {
+	if errors.Is(err, store.ErrArchiveGap) {
+		return fmt.Errorf("%w: %w", detect.ErrFeedGone, err)
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -73,4 +75,13 @@ func TestDetectConfigIsReadOverTheDefaultsAndBadFilesAreUsageErrors(t *testing.T
 	}
 	code := run(context.Background(), []string{"--detect-config", filepath.Join(t.TempDir(), "missing.json")}, &syncBuffer{}, &syncBuffer{})
 	require.NotZero(t, code)
+}
+
+func TestAnArchiveGapIsAFeedGoneForTheDetectors(t *testing.T) {
+	gap := fmt.Errorf("world w seq 3: %w", store.ErrArchiveGap)
+	require.ErrorIs(t, feedGone(gap), detect.ErrFeedGone)
+	require.ErrorIs(t, feedGone(gap), store.ErrArchiveGap)
+	other := errors.New("no such world")
+	require.Equal(t, other, feedGone(other))
+	require.NoError(t, feedGone(nil))
 }
