@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fanout"
@@ -16,14 +17,15 @@ import (
 // evaluation to Config.Every or more, evaluates and hands the new flags to
 // sink. It returns the error that ended it (ctx's when cancelled).
 func (d *Detector) Follow(ctx context.Context, sub fanout.Subscription, sink Sink) error {
-	_, err := d.follow(ctx, sub, 0, sink)
+	_, err := d.follow(ctx, sub, 0, sink, new(atomic.Uint64))
 	return err
 }
 
 // follow is Follow from seq next on (events before it are skipped: a
 // subscription opened again may start before where the last one ended);
-// it returns the seq after the last event observed.
-func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uint64, sink Sink) (uint64, error) {
+// it returns the seq after the last event observed, which it also keeps in
+// pos as it goes.
+func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uint64, sink Sink, pos *atomic.Uint64) (uint64, error) {
 	n := 0
 	for {
 		evs, err := sub.Next(ctx)
@@ -38,6 +40,7 @@ func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uin
 			next = ev.Seq + 1
 			n++
 		}
+		pos.Store(next)
 		if n < d.cfg.Every {
 			continue
 		}
@@ -77,8 +80,11 @@ type Runner struct {
 
 // follower is one world's follower; its fields are guarded by Runner.mu.
 type follower struct {
-	next    uint64 // the seq to start from
-	latest  uint64 // the world's seq at the last scan
+	next    uint64         // the seq to start from
+	latest  uint64         // the world's seq at the last scan
+	gen     int            // incarnations of the world seen: a follower of an older one is stale
+	pos     *atomic.Uint64 // the running follower's next seq
+	seen    uint64         // where the follower was when the scan began
 	running bool
 	cancel  context.CancelFunc
 	err     error // why the last follower stopped
@@ -117,6 +123,17 @@ func (r *Runner) Run(ctx context.Context) {
 // scan starts a follower for every world without a running one and stops
 // those of worlds gone.
 func (r *Runner) scan(ctx context.Context) {
+	// Where each follower is, taken before the worlds' seqs are read: a
+	// seq read after is at least as far, unless the world was created
+	// again.
+	r.mu.Lock()
+	for _, f := range r.worlds {
+		f.seen = f.next
+		if f.running {
+			f.seen = max(f.seen, f.pos.Load())
+		}
+	}
+	r.mu.Unlock()
 	live := map[string]uint64{} // world → its seq
 	for _, w := range r.src.Worlds() {
 		live[w.ID] = w.Seq
@@ -140,12 +157,20 @@ func (r *Runner) scan(ctx context.Context) {
 			f = &follower{next: 1}
 			r.worlds[id] = f
 		}
+		if seq+1 < f.seen {
+			// The world's seq went back: it was deleted and created
+			// again. Follow the new one from its start.
+			if f.running {
+				f.cancel()
+			}
+			f.next, f.gen = 1, f.gen+1
+		}
 		f.latest = seq
 		if f.running {
 			continue
 		}
 		fctx, cancel := context.WithCancel(ctx)
-		f.running, f.cancel = true, cancel
+		f.running, f.cancel, f.pos = true, cancel, new(atomic.Uint64)
 		r.wg.Add(1)
 		go r.follow(fctx, id, f)
 	}
@@ -158,7 +183,7 @@ func (r *Runner) scan(ctx context.Context) {
 func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	defer r.wg.Done()
 	r.mu.Lock()
-	next, latest := f.next, f.latest
+	next, latest, gen, pos := f.next, f.latest, f.gen, f.pos
 	r.mu.Unlock()
 	sub, err := r.src.Subscribe(id, next)
 	if errors.Is(err, ErrFeedGone) && latest >= next {
@@ -167,7 +192,7 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 		sub, err = r.src.Subscribe(id, next)
 	}
 	if err == nil {
-		next, err = r.d.follow(ctx, sub, next, r.sink)
+		next, err = r.d.follow(ctx, sub, next, r.sink, pos)
 	}
 	if ctx.Err() != nil {
 		err = nil // stopped, not failed
@@ -175,8 +200,12 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f.cancel()
+	f.running = false
+	if f.gen != gen {
+		return // the world was created again: the next scan starts at 1
+	}
 	again := err != nil && f.err != nil && f.err.Error() == err.Error()
-	f.next, f.running, f.err = next, false, err
+	f.next, f.err = next, err
 	if err != nil && !again { // a lasting failure is logged once
 		r.log.Warn("anticheat detectors stopped following a world's feed; retrying", "world", id, "seq", next, "err", err)
 	}

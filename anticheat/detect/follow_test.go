@@ -31,23 +31,37 @@ type source struct {
 	subErr    error
 	subs      map[string][]uint64
 	held      map[string]uint64 // the feed holds seqs from this one on
-	seqs      map[string]uint64 // the seq Worlds reports, else the feed's length
 	attempts  int
-	ended     chan string // a world whose subscription saw its ctx end
+	ended     chan string   // a world whose subscription saw its ctx end
+	grew      chan struct{} // closed when a feed grows
 }
 
 func newSource(worlds ...string) *source {
 	return &source{worlds: worlds, events: map[string][]*fsm.Event{}, failAfter: map[string]int{},
-		subs: map[string][]uint64{}, held: map[string]uint64{}, seqs: map[string]uint64{}, ended: make(chan string, 16)}
+		subs: map[string][]uint64{}, held: map[string]uint64{}, ended: make(chan string, 16),
+		grew: make(chan struct{})}
 }
 
-// transfers gives world n transfers of item "x" from "from" to "to".
+// transfers adds to world's feed n transfers of item "x" from "from" to
+// "to".
 func (s *source) transfers(world, from, to string, n int) {
-	for i := range n {
-		s.events[world] = append(s.events[world], &fsm.Event{World: world, Seq: uint64(i + 1), Player: from, Status: fsm.StatusApplied,
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		seq := uint64(len(s.events[world]) + 1)
+		s.events[world] = append(s.events[world], &fsm.Event{World: world, Seq: seq, Player: from, Status: fsm.StatusApplied,
 			Changes: []fsm.Change{{Entity: from, Field: "items", Op: fsm.OpRemove, Value: fsm.String("x")},
 				{Entity: to, Field: "items", Op: fsm.OpAdd, Value: fsm.String("x")}}})
 	}
+	close(s.grew)
+	s.grew = make(chan struct{})
+}
+
+// recreate deletes world and creates it again: its feed starts at seq 1.
+func (s *source) recreate(world string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events[world] = nil
 }
 
 func (s *source) Worlds() []fsm.WorldInfo {
@@ -55,11 +69,7 @@ func (s *source) Worlds() []fsm.WorldInfo {
 	defer s.mu.Unlock()
 	var out []fsm.WorldInfo
 	for _, w := range s.worlds {
-		seq, ok := s.seqs[w]
-		if !ok {
-			seq = uint64(len(s.events[w]))
-		}
-		out = append(out, fsm.WorldInfo{ID: w, Seq: seq})
+		out = append(out, fsm.WorldInfo{ID: w, Seq: uint64(len(s.events[w]))})
 	}
 	return out
 }
@@ -98,20 +108,28 @@ type fakeSub struct {
 }
 
 func (f *fakeSub) Next(ctx context.Context) ([]*fsm.Event, error) {
-	f.s.mu.Lock()
-	evs := f.s.events[f.world]
-	f.s.mu.Unlock()
-	if f.fail == 0 {
-		return nil, errFeed
+	for {
+		f.s.mu.Lock()
+		evs, grew := f.s.events[f.world], f.s.grew
+		f.s.mu.Unlock()
+		if f.fail == 0 {
+			return nil, errFeed
+		}
+		if f.pos < len(evs) {
+			f.pos++
+			f.fail--
+			return evs[f.pos-1 : f.pos], nil
+		}
+		select {
+		case <-ctx.Done():
+			select {
+			case f.s.ended <- f.world:
+			default:
+			}
+			return nil, ctx.Err()
+		case <-grew:
+		}
 	}
-	if f.pos < len(evs) {
-		f.pos++
-		f.fail--
-		return evs[f.pos-1 : f.pos], nil
-	}
-	<-ctx.Done()
-	f.s.ended <- f.world
-	return nil, ctx.Err()
 }
 
 // running starts a Runner of a detector with small() thresholds over src
@@ -252,14 +270,30 @@ func TestAScanAfterTheRunnerStoppedStartsNothing(t *testing.T) {
 
 func TestRunnerSkipsToTheWorldsSeqWhenTheFeedNoLongerHoldsWhereItWas(t *testing.T) {
 	src := newSource("old")
-	src.transfers("old", "f", "m", 22)
+	src.transfers("old", "f", "m", 12)
 	src.held["old"] = 13 // seqs 1..12 are gone
-	src.seqs["old"] = 12 // the world's seq at the scans
 	var log bytes.Buffer
 	r, _, stop := running(t, src, &log)
+	require.Eventually(t, func() bool { return len(src.subscriptions("old")) == 2 }, 10*time.Second, time.Millisecond)
+	src.transfers("old", "f", "m", 10)
 	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 10 }, 10*time.Second, time.Millisecond)
 	stop()
 	require.Equal(t, []uint64{1, 13}, src.subscriptions("old")[:2], "gone at 1: skipped to after the world's seq")
 	require.Contains(t, log.String(), "skip events the feed no longer holds")
 	require.Equal(t, 10, transfersSeen(r, "f", "m"))
+}
+
+func TestRunnerFollowsAWorldCreatedAgainFromItsStart(t *testing.T) {
+	src := newSource("w")
+	src.transfers("w", "f", "m", 12)
+	var log bytes.Buffer
+	r, _, stop := running(t, src, &log)
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 12 }, 10*time.Second, time.Millisecond)
+	src.recreate("w")
+	src.transfers("w", "g", "n", 5)
+	require.Eventually(t, func() bool { return transfersSeen(r, "g", "n") == 5 }, 10*time.Second, time.Millisecond)
+	stop()
+	require.Equal(t, 12, transfersSeen(r, "f", "m"))
+	require.Equal(t, uint64(1), src.subscriptions("w")[1], "the new world from its seq 1")
+	require.NotContains(t, log.String(), "stopped following", "a stale follower's end is no failure")
 }
