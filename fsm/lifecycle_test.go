@@ -228,3 +228,17 @@ func TestWorldsWithoutIncarnationsKeepTheOlderFormats(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(0), wi.Incarnation, "from before incarnations")
 }
+
+func TestLifecycleKeysTravelInTheRulesWireForm(t *testing.T) {
+	r := Rules{Schema: Schema{Capacity: 8, IdleExpiry: Duration(10 * time.Minute), Mode: "duel", Labels: map[string]string{"map": "dust"}}}
+	w := r.Wire()
+	require.Equal(t, 8, w.Capacity)
+	require.Equal(t, "10m0s", w.IdleExpiry)
+	require.Equal(t, "duel", w.Mode)
+	require.Equal(t, map[string]string{"map": "dust"}, w.Labels)
+	b, err := json.Marshal(w)
+	require.NoError(t, err)
+	var back Rules
+	require.NoError(t, json.Unmarshal(b, &back), "what a listing shows, a create takes")
+	require.Equal(t, r.Schema, back.Schema)
+}

@@ -269,6 +269,23 @@ func (a *archive) writeRuns(root *bolt.Bucket, world string, events []*fsm.Event
 	return nil
 }
 
+// deleteWorlds deletes the named worlds' events (deleted worlds), in one
+// transaction.
+func (a *archive) deleteWorlds(worlds []string) error {
+	if len(worlds) == 0 {
+		return nil
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(eventsBucket)
+		for _, w := range worlds {
+			if err := root.DeleteBucket([]byte(w)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return fmt.Errorf("archive: delete world %s: %w", w, err)
+			}
+		}
+		return nil
+	})
+}
+
 // read returns up to max contiguous events of world from seq on. An empty
 // result means seq is not held here.
 func (a *archive) read(world string, from uint64, max int) ([]*fsm.Event, error) {

@@ -19,10 +19,16 @@ type feed struct {
 	tailSize int
 	log      *slog.Logger
 
-	mu        sync.Mutex
-	cond      *sync.Cond // archived advanced, or closed
-	tails     map[string]*tail
-	pending   []*fsm.Event
+	mu      sync.Mutex
+	cond    *sync.Cond // archived advanced, or closed
+	tails   map[string]*tail
+	pending []*fsm.Event
+	// drops are deleted worlds whose archived events the writer deletes
+	// before it writes pending; gens counts each world's deletes, so a
+	// subscription opened before one ends instead of reading a re-created
+	// world's events as if they followed.
+	drops     []string
+	gens      map[string]uint64
 	lastIndex uint64 // Raft index of the last published entry
 	archived  uint64 // every event from entries up to this index is archived
 	writeErr  error
@@ -49,7 +55,7 @@ func (t *tail) wake() {
 }
 
 func newFeed(arch *archive, tailSize int, log *slog.Logger) *feed {
-	f := &feed{arch: arch, tailSize: tailSize, log: log, tails: make(map[string]*tail),
+	f := &feed{arch: arch, tailSize: tailSize, log: log, tails: make(map[string]*tail), gens: make(map[string]uint64),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
 	go f.writer()
@@ -123,6 +129,32 @@ func (f *feed) publish(index uint64, events []*fsm.Event) {
 	}
 }
 
+// drop forgets a deleted world: its tail (waiting subscribers wake and
+// end), its events not archived yet, and, through the writer, those in the
+// archive.
+func (f *feed) drop(world string) {
+	f.mu.Lock()
+	if t := f.tails[world]; t != nil {
+		delete(f.tails, world)
+		close(t.changed)
+	}
+	f.gens[world]++
+	kept := f.pending[:0]
+	for _, ev := range f.pending {
+		if ev.World != world {
+			kept = append(kept, ev)
+		}
+	}
+	clear(f.pending[len(kept):])
+	f.pending = kept
+	f.drops = append(f.drops, world)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
 // maxPendingReuse bounds the pending list the writer hands back to
 // publish for reuse (a replay's big rounds are not kept).
 const maxPendingReuse = 1 << 16
@@ -133,22 +165,30 @@ func (f *feed) writer() {
 	backoff := 10 * time.Millisecond
 	for {
 		f.mu.Lock()
-		for len(f.pending) == 0 && f.archived == f.lastIndex && !f.closed {
+		for len(f.pending) == 0 && len(f.drops) == 0 && f.archived == f.lastIndex && !f.closed {
 			f.mu.Unlock()
 			<-f.wake
 			f.mu.Lock()
 		}
-		batch, index, closed := f.pending, f.lastIndex, f.closed
-		f.pending = nil
+		batch, drops, index, closed := f.pending, f.drops, f.lastIndex, f.closed
+		f.pending, f.drops = nil, nil
 		f.mu.Unlock()
-		if len(batch) > 0 {
-			if err := f.arch.write(batch); err != nil {
+		if len(batch) > 0 || len(drops) > 0 {
+			// Deletes first: batch holds only events published after
+			// them (drop took the deleted incarnation's out of pending).
+			err := f.arch.deleteWorlds(drops)
+			if err == nil {
+				drops = nil
+				err = f.arch.write(batch)
+			}
+			if err != nil {
 				// Keep the events and retry (a full disk may be freed);
 				// meanwhile snapshots fail, so Raft keeps its log.
 				f.log.Error("event archive write failed; retrying", "err", err, "events", len(batch), "in", backoff)
 				f.mu.Lock()
 				f.writeErr = err
 				f.pending = append(batch, f.pending...)
+				f.drops = append(drops, f.drops...)
 				stop := f.closed
 				f.cond.Broadcast()
 				f.mu.Unlock()
@@ -303,6 +343,7 @@ type Subscription struct {
 	f     *feed
 	world string
 	next  uint64
+	gen   uint64 // the world's deletes when it was opened (feed.gens)
 }
 
 // Position returns the seq of the event the next Next call returns first.
@@ -319,6 +360,10 @@ func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
 		if s.f.closed {
 			s.f.mu.Unlock()
 			return nil, ErrClosed
+		}
+		if s.f.gens[s.world] != s.gen {
+			s.f.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s was deleted", fsm.ErrUnknownWorld, s.world)
 		}
 		t := s.f.tailLocked(s.world, 1)
 		switch {

@@ -46,6 +46,7 @@ func (a *fsmAdapter) Apply(l *raft.Log) any {
 func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	var events []*fsm.Event
+	published := uint64(0) // the feed has every event of entries up to it
 	for i, l := range logs {
 		var res []fsm.Result
 		if l.Type == raft.LogConfiguration {
@@ -63,6 +64,15 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 				}
 				if r.Checkpoint != nil && a.onCheckpoint != nil {
 					a.onCheckpoint(r.Checkpoint)
+				}
+				if r.Deleted != nil {
+					// The deleted incarnation's events go to the feed
+					// first, then the feed drops them all; a re-created
+					// world's events follow.
+					published = max(published, l.Index-1)
+					a.feed.publish(published, events)
+					events = nil
+					a.feed.drop(r.Deleted.ID)
 				}
 			}
 		}

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+func worldInfo(t *testing.T, s *Store, id string) (fsm.WorldInfo, bool) {
+	t.Helper()
+	w, err := s.World(id)
+	if err != nil {
+		require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+		return fsm.WorldInfo{}, false
+	}
+	return w, true
+}
+
+// TestDeleteWorldRemovesItsStateAndArchiveOnEveryReplica: after a delete
+// no node holds the world or its archived events, an open subscription
+// ends with unknown_world, and the world created again under the same id
+// has a new incarnation and its own seq 1 everywhere.
+func TestDeleteWorldRemovesItsStateAndArchiveOnEveryReplica(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, nil)
+	l := c.leader()
+	mustCreateWorld(t, l, "arena")
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, _, err := l.Act(ctxT(t), incr("arena", "ann", seq, "e", "c", 1))
+		require.NoError(t, err)
+	}
+	first, ok := worldInfo(t, l, "arena")
+	require.True(t, ok)
+	require.NotZero(t, first.Incarnation)
+	sub, err := l.Subscribe("arena", 1)
+	require.NoError(t, err)
+	evs, err := sub.Next(ctxT(t))
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
+
+	// The harness's members joined without reporting their versions: the
+	// gate refuses the log version 6 command until they do.
+	_, err = l.DeleteWorld(ctxT(t), "arena", 0)
+	require.ErrorIs(t, err, ErrVersionGate)
+	for _, s := range c.nodes {
+		require.NoError(t, l.Join(ctxT(t), s.Self()))
+	}
+	_, err = l.DeleteWorld(ctxT(t), "arena", first.Incarnation+1)
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld, "another incarnation")
+	gone, err := l.DeleteWorld(ctxT(t), "arena", first.Incarnation)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), gone.Seq)
+
+	_, err = sub.Next(ctxT(t))
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld, "the subscription ends")
+	_, _, err = l.Act(ctxT(t), incr("arena", "ann", 4, "e", "c", 1))
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+	_, err = l.Subscribe("arena", 1)
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+	c.waitReplicated()
+	for _, s := range c.nodes {
+		_, ok := worldInfo(t, s, "arena")
+		require.False(t, ok, "node %s", s.cfg.ID)
+		require.Eventually(t, func() bool {
+			_, held := s.Event("arena", 1)
+			return !held
+		}, 10*time.Second, 10*time.Millisecond, "node %s archive", s.cfg.ID)
+	}
+
+	mustCreateWorld(t, l, "arena")
+	again, ok := worldInfo(t, l, "arena")
+	require.True(t, ok)
+	require.Greater(t, again.Incarnation, first.Incarnation)
+	ev, _, err := l.Act(ctxT(t), incr("arena", "bob", 1, "e", "c", 5))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), ev.Seq)
+	c.waitReplicated()
+	for _, s := range c.nodes {
+		wi, ok := worldInfo(t, s, "arena")
+		require.True(t, ok)
+		require.Equal(t, again.Incarnation, wi.Incarnation, "node %s: one incarnation everywhere", s.cfg.ID)
+		require.Eventually(t, func() bool {
+			got, held := s.Event("arena", 1)
+			return held && got.Player == "bob"
+		}, 10*time.Second, 10*time.Millisecond, "node %s holds the new seq 1", s.cfg.ID)
+		_, held := s.Event("arena", 2)
+		require.False(t, held, "node %s: nothing of the old incarnation", s.cfg.ID)
+	}
+	c.ensureSameHashes("arena")
+	_, err = l.DeleteWorld(ctxT(t), "", 0)
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+}
+
+// TestExpireIdleWorldsDeletesWorldsIdleLongerThanTheirRule: only the world
+// whose rules set idle_expiry goes, once idle for longer than it.
+func TestExpireIdleWorldsDeletesWorldsIdleLongerThanTheirRule(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "lasting", fsm.Rules{}))
+	require.NoError(t, l.CreateWorld(ctxT(t), "brief", fsm.Rules{Schema: fsm.Schema{IdleExpiry: fsm.Duration(50 * time.Millisecond)}}))
+	var deleted []fsm.WorldInfo
+	require.Eventually(t, func() bool {
+		d, err := l.ExpireIdleWorlds(ctxT(t))
+		require.NoError(t, err)
+		deleted = append(deleted, d...)
+		return len(deleted) > 0
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Len(t, deleted, 1)
+	require.Equal(t, "brief", deleted[0].ID)
+	_, ok := worldInfo(t, l, "brief")
+	require.False(t, ok)
+	_, ok = worldInfo(t, l, "lasting")
+	require.True(t, ok)
+}
