@@ -69,6 +69,7 @@ var routeAccesses = map[string]routeAccess{
 	"GET /v1/cluster/backup":                     accessAdmin,
 	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
 	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
+	"DELETE /v1/worlds/{world}":                  accessAdmin,
 	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
 	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,
 	"POST /v1/worlds/{world}/bans":               accessAdmin,

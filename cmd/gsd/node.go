@@ -171,6 +171,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopAudit() // on the failure paths below; idempotent
 	stopExpiry := o.expiry.start(st, log)
 	defer stopExpiry() // on the failure paths below; idempotent
+	stopWorldExpiry := o.worlds.start(st, log)
+	defer stopWorldExpiry()
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -247,6 +249,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopSink() // before the store hands leadership on and closes
 	stopAnalytics()
 	stopExpiry()
+	stopWorldExpiry()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)
 	if runErr != nil && ctx.Err() == nil {

@@ -177,6 +177,27 @@ func (f *Fake) Worlds() []fsm.WorldInfo {
 	return out
 }
 
+func (f *Fake) World(id string) (fsm.WorldInfo, error) {
+	for _, w := range f.Worlds() {
+		if w.ID == id {
+			return w, nil
+		}
+	}
+	return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
+}
+
+// DeleteWorld removes a world (incarnation is not checked: the fake has none).
+func (f *Fake) DeleteWorld(ctx context.Context, world string, incarnation uint64) (fsm.WorldInfo, error) {
+	wi, err := f.World(world)
+	if err != nil {
+		return wi, err
+	}
+	f.Mu.Lock()
+	delete(f.WorldMap, world)
+	f.Mu.Unlock()
+	return wi, nil
+}
+
 func (f *Fake) Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error) {
 	f.Mu.Lock()
 	f.LastRead = c
