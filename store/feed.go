@@ -27,8 +27,12 @@ type feed struct {
 	// before it writes pending; gens counts each world's deletes, so a
 	// subscription opened before one ends instead of reading a re-created
 	// world's events as if they followed.
-	drops     []string
-	gens      map[string]uint64
+	drops []string
+	gens  map[string]uint64
+	// present is, after a restore, the restored worlds and their
+	// incarnations, which the writer reconciles the archive with
+	// (archive.reconcile) before its next write; nil: nothing to do.
+	present   map[string]uint64
 	lastIndex uint64 // Raft index of the last published entry
 	archived  uint64 // every event from entries up to this index is archived
 	writeErr  error
@@ -79,15 +83,29 @@ func (f *feed) tailLocked(world string, next uint64) *tail {
 // archived already or never reaches this node (a gap), so the archive counts
 // as complete up to there; otherwise the next snapshot would wait in
 // waitArchived for a write that never comes.
+//
+// The restored state may lack worlds this node's archive holds, or hold
+// them in a later incarnation (a delete this node missed): such events,
+// pending or archived, go (archive.reconcile).
 func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64) {
 	f.mu.Lock()
 	for _, t := range f.tails {
 		close(t.changed)
 	}
 	f.tails = make(map[string]*tail, len(worlds))
+	f.present = make(map[string]uint64, len(worlds))
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
+		f.present[w.ID] = w.Incarnation
 	}
+	kept := f.pending[:0]
+	for _, ev := range f.pending {
+		if inc, ok := f.present[ev.World]; ok && ev.Index >= inc {
+			kept = append(kept, ev)
+		}
+	}
+	clear(f.pending[len(kept):])
+	f.pending = kept
 	f.lastIndex = max(f.lastIndex, applied)
 	f.mu.Unlock()
 	select {
@@ -165,20 +183,26 @@ func (f *feed) writer() {
 	backoff := 10 * time.Millisecond
 	for {
 		f.mu.Lock()
-		for len(f.pending) == 0 && len(f.drops) == 0 && f.archived == f.lastIndex && !f.closed {
+		for len(f.pending) == 0 && len(f.drops) == 0 && f.present == nil && f.archived == f.lastIndex && !f.closed {
 			f.mu.Unlock()
 			<-f.wake
 			f.mu.Lock()
 		}
-		batch, drops, index, closed := f.pending, f.drops, f.lastIndex, f.closed
-		f.pending, f.drops = nil, nil
+		batch, drops, present, index, closed := f.pending, f.drops, f.present, f.lastIndex, f.closed
+		f.pending, f.drops, f.present = nil, nil, nil
 		f.mu.Unlock()
-		if len(batch) > 0 || len(drops) > 0 {
+		if len(batch) > 0 || len(drops) > 0 || present != nil {
 			// Deletes first: batch holds only events published after
-			// them (drop took the deleted incarnation's out of pending).
+			// them (drop and reset took the stale ones out of pending).
 			err := f.arch.deleteWorlds(drops)
 			if err == nil {
 				drops = nil
+				if present != nil {
+					err = f.arch.reconcile(present)
+				}
+			}
+			if err == nil {
+				present = nil
 				err = f.arch.write(batch)
 			}
 			if err != nil {
@@ -189,6 +213,9 @@ func (f *feed) writer() {
 				f.writeErr = err
 				f.pending = append(batch, f.pending...)
 				f.drops = append(drops, f.drops...)
+				if f.present == nil {
+					f.present = present // a newer restore's wins
+				}
 				stop := f.closed
 				f.cond.Broadcast()
 				f.mu.Unlock()

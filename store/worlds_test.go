@@ -115,3 +115,61 @@ func TestExpireIdleWorldsDeletesWorldsIdleLongerThanTheirRule(t *testing.T) {
 	_, ok = worldInfo(t, l, "lasting")
 	require.True(t, ok)
 }
+
+// TestAFollowerThatMissedADeleteDropsTheOldIncarnationFromItsArchive: a
+// follower down while a world was deleted (and another deleted and
+// created again) installs a snapshot: its archive then holds neither the
+// deleted world's events nor the old incarnation's, and archives the new
+// incarnation's events from seq 1's successors on.
+func TestAFollowerThatMissedADeleteDropsTheOldIncarnationFromItsArchive(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, func(cfg *Config) { cfg.TrailingLogs = 4; cfg.SnapshotThreshold = 16 })
+	l := c.leader()
+	for _, s := range c.nodes {
+		require.NoError(t, l.Join(ctxT(t), s.Self()))
+	}
+	mustCreateWorld(t, l, "arena")
+	mustCreateWorld(t, l, "gone")
+	for seq := uint64(1); seq <= 10; seq++ {
+		_, _, err := l.Act(ctxT(t), incr("arena", "old", seq, "e", "c", 1))
+		require.NoError(t, err)
+		_, _, err = l.Act(ctxT(t), incr("gone", "old", seq, "e", "c", 1))
+		require.NoError(t, err)
+	}
+	c.waitReplicated()
+	lag := (indexOf(c, l) + 1) % 3
+	s := c.nodes[lag]
+	require.Eventually(t, func() bool {
+		_, a := s.Event("arena", 10)
+		_, g := s.Event("gone", 10)
+		return a && g
+	}, 10*time.Second, 10*time.Millisecond, "the follower archived both worlds")
+	c.crash(lag)
+
+	_, err := l.DeleteWorld(ctxT(t), "gone", 0)
+	require.NoError(t, err)
+	_, err = l.DeleteWorld(ctxT(t), "arena", 0)
+	require.NoError(t, err)
+	mustCreateWorld(t, l, "arena")
+	for seq := uint64(1); seq <= 40; seq++ {
+		_, _, err := l.Act(ctxT(t), incr("arena", "new", seq, "e", "c", 1))
+		require.NoError(t, err)
+	}
+	_, err = l.Snapshot(ctxT(t))
+	require.NoError(t, err)
+	s = c.restart(lag)
+	c.ensureSameHashes("arena")
+	require.Eventually(t, func() bool {
+		ev, held := s.Event("arena", 1)
+		_, gone := s.Event("gone", 1)
+		return (!held || ev.Player == "new") && !gone
+	}, 10*time.Second, 10*time.Millisecond, "the old incarnation's and the deleted world's events are gone")
+
+	ev, _, err := l.Act(ctxT(t), incr("arena", "new", 41, "e", "c", 1))
+	require.NoError(t, err)
+	require.Equal(t, uint64(41), ev.Seq)
+	require.Eventually(t, func() bool {
+		got, held := s.Event("arena", 41)
+		return held && got.Player == "new"
+	}, 10*time.Second, 10*time.Millisecond, "the new incarnation's events are archived, not skipped")
+}
