@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -122,4 +123,16 @@ func TestDeleteWorldOverHTTPRemovesItAndARecreateGetsANewIncarnation(t *testing.
 	require.Equal(t, 200, code, "%v", m)
 	require.Equal(t, float64(1), m["seq"], "seqs start over, and the old idempotency window is gone")
 	require.Equal(t, "applied", m["status"])
+}
+
+func TestFollowerForwardsAWorldDeleteWithItsIncarnation(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t)
+	follower.RequireError(400, "malformed", "DELETE", "/v1/worlds/arena?incarnation=-1", "")
+	code, h, b := follower.Do("DELETE", "/v1/worlds/arena?incarnation=7", "")
+	require.Equal(t, 200, code, "%s", b)
+	require.Equal(t, "n1", h.Get(edge.HeaderLeader))
+	require.Equal(t, []uint64{7}, leader.Fake.Deleted, "the query travels with the forwarded call")
+	require.Empty(t, follower.Fake.Deleted)
+	follower.RequireError(404, "unknown_world", "DELETE", "/v1/worlds/arena", "")
 }

@@ -47,6 +47,7 @@ type Fake struct {
 	BanMap                                        map[string]string  // world/player → reason
 	SessHook                                      func() error       // runs first in Session and SessionAcks, unlocked
 	AckBatches                                    [][]fsm.SessionAck // every SessionAcks call
+	Deleted                                       []uint64           // every DeleteWorld call's incarnation
 }
 
 type FakeWorld struct {
@@ -186,7 +187,8 @@ func (f *Fake) World(id string) (fsm.WorldInfo, error) {
 	return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
 }
 
-// DeleteWorld removes a world (incarnation is not checked: the fake has none).
+// DeleteWorld removes a world and records the incarnation asked for (not
+// checked: the fake's worlds have none).
 func (f *Fake) DeleteWorld(ctx context.Context, world string, incarnation uint64) (fsm.WorldInfo, error) {
 	wi, err := f.World(world)
 	if err != nil {
@@ -194,6 +196,7 @@ func (f *Fake) DeleteWorld(ctx context.Context, world string, incarnation uint64
 	}
 	f.Mu.Lock()
 	delete(f.WorldMap, world)
+	f.Deleted = append(f.Deleted, incarnation)
 	f.Mu.Unlock()
 	return wi, nil
 }
