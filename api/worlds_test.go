@@ -136,3 +136,30 @@ func TestFollowerForwardsAWorldDeleteWithItsIncarnation(t *testing.T) {
 	require.Empty(t, follower.Fake.Deleted)
 	follower.RequireError(404, "unknown_world", "DELETE", "/v1/worlds/arena", "")
 }
+
+// TestAWorldDeleteEndsItsEventStreamsWithUnknownWorld: a stream following
+// a world ends with an error line when the world is deleted.
+func TestAWorldDeleteEndsItsEventStreamsWithUnknownWorld(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, m := e.DoJSON("POST", "/v1/worlds", arenaBody)
+	require.Equal(t, 201, code, "%v", m)
+	code, m = e.DoJSON("POST", "/v1/worlds/arena/actions", action("p1", 1, `{"op":"incr","entity":"e1","field":"score","by":3}`))
+	require.Equal(t, 200, code, "%v", m)
+	next, _ := e.Stream("/v1/worlds/arena/events?from=1")
+	first := next()
+	require.Equal(t, float64(1), first["seq"], "%v", first)
+
+	code, _, b := e.Do("DELETE", "/v1/worlds/arena", "")
+	require.Equal(t, 200, code, "%s", b)
+	for {
+		line := next()
+		require.NotNil(t, line, "the stream ends with an error line")
+		if line["code"] != nil {
+			require.Equal(t, "unknown_world", line["code"], "%v", line)
+			break
+		}
+	}
+	require.Nil(t, next(), "and then ends")
+}
