@@ -101,9 +101,12 @@ func (f *FSM) deleteWorld(now int64, c *WorldDelete) Result {
 }
 
 // idle reports whether w has no session and no action or creation within
-// after before now.
+// after before now. A world whose last activity is unknown (restored from
+// a snapshot older than format 6, no action since) is not idle: it may
+// have been active just before.
 func (w *world) idle(now, after int64) bool {
-	return len(w.sessions) == 0 && max(w.created, w.clock) < now-after
+	last := max(w.created, w.clock)
+	return len(w.sessions) == 0 && last != 0 && last < now-after
 }
 
 // full reports whether a session open by player would exceed w's capacity.

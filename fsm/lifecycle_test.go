@@ -242,3 +242,16 @@ func TestLifecycleKeysTravelInTheRulesWireForm(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &back), "what a listing shows, a create takes")
 	require.Equal(t, r.Schema, back.Schema)
 }
+
+func TestAWorldWhoseLastActivityIsUnknownIsNotIdle(t *testing.T) {
+	h := newHarness(t)
+	h.createWorld("w", Rules{Schema: Schema{IdleExpiry: Duration(time.Minute)}})
+	forgetIncarnations(h.f) // as restored from a snapshot before format 6
+	g := restored(t, h.snapshotBytes())
+	later := time.Unix(0, h.time).Add(time.Hour)
+	require.Empty(t, g.IdleWorlds(later), "no creation time, no action: unknown")
+	gh := &harness{t: t, f: g, index: h.index, time: h.time}
+	gh.event(act("w", "ann", 1, opIncr("e", "c", 1)))
+	require.Empty(t, g.IdleWorlds(time.Unix(0, gh.time).Add(time.Minute)))
+	require.Len(t, g.IdleWorlds(time.Unix(0, gh.time).Add(time.Minute+time.Nanosecond)), 1, "idle since its action")
+}
