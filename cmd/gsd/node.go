@@ -135,6 +135,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var st *store.Store
 	var backend edge.Backend
 	var router edge.Router
+	expirers := func() []worldExpirer { return []worldExpirer{st} }
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -150,6 +151,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 		defer groups.close(o.shutdownTimeout, log) // the groups other than 0, before the mux
 		st, backend, router = groups.zero, groups.backend, groups.router
+		expirers = groups.worldExpirers
 	}
 	stopSink, err := o.pgSink.start(st, scfg.Retention, reg, log)
 	if err != nil {
@@ -171,7 +173,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopAudit() // on the failure paths below; idempotent
 	stopExpiry := o.expiry.start(st, log)
 	defer stopExpiry() // on the failure paths below; idempotent
-	stopWorldExpiry := o.worlds.start(st, log)
+	stopWorldExpiry := o.worlds.start(expirers, log)
 	defer stopWorldExpiry()
 	acfg := api.DefaultConfig()
 	acfg.Logger = log

@@ -42,9 +42,22 @@ type worldExpirer interface {
 	ExpireIdleWorlds(ctx context.Context) ([]fsm.WorldInfo, error)
 }
 
-// start runs the loop over st until the returned stop is called (a no-op
-// when off; idempotent).
-func (e *worldExpiryOptions) start(st worldExpirer, log *slog.Logger) (stop func()) {
+// worldExpirers returns the stores of every group the node runs: each
+// group's leader expires that group's worlds.
+func (g *shardGroups) worldExpirers() []worldExpirer {
+	var out []worldExpirer
+	for _, id := range g.mgr.Groups() {
+		if st, ok := g.mgr.Group(id); ok {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// start runs the loop over the stores that stores returns (the node's
+// groups) until the returned stop is called (a no-op when off;
+// idempotent).
+func (e *worldExpiryOptions) start(stores func() []worldExpirer, log *slog.Logger) (stop func()) {
 	if e.every == 0 {
 		return func() {}
 	}
@@ -59,7 +72,9 @@ func (e *worldExpiryOptions) start(st worldExpirer, log *slog.Logger) (stop func
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				expireWorldsOnce(ctx, st, log)
+				for _, st := range stores() {
+					expireWorldsOnce(ctx, st, log)
+				}
 			}
 		}
 	}()

@@ -41,10 +41,11 @@ func TestExpireWorldsOnceDeletesOnlyOnTheLeader(t *testing.T) {
 
 func TestWorldExpiryLoopRunsUntilStopped(t *testing.T) {
 	f := &fakeWorldExpirer{leader: true, calls: make(chan struct{})}
-	off := (&worldExpiryOptions{}).start(f, quietLog())
+	stores := func() []worldExpirer { return []worldExpirer{f} }
+	off := (&worldExpiryOptions{}).start(stores, quietLog())
 	off()
 	o := &worldExpiryOptions{every: time.Millisecond}
-	stop := o.start(f, quietLog())
+	stop := o.start(stores, quietLog())
 	<-f.calls
 	<-f.calls
 	go func() {
