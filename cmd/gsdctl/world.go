@@ -109,9 +109,9 @@ func (a *app) worldListCmd() *cobra.Command {
 				return a.printJSON(out)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "WORLD\tSEQ\tENTITIES\tPLAYERS\tHASH\tSTRICT\tFIELDS")
+			fmt.Fprintln(tw, "WORLD\tSEQ\tENTITIES\tPLAYERS\tSESSIONS\tHASH\tSTRICT\tFIELDS\tINCARNATION")
 			for _, w := range worlds {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%t\t%d\n", w.ID, w.Seq, w.Entities, w.Players, w.Hash, w.Rules.Strict, len(w.Rules.Fields))
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%t\t%d\t%d\n", w.ID, w.Seq, w.Entities, w.Players, w.Sessions, w.Hash, w.Rules.Strict, len(w.Rules.Fields), w.Incarnation)
 			}
 			if next != "" {
 				fmt.Fprintf(tw, "(more: --cursor %s)\n", next)

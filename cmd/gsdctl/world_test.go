@@ -40,7 +40,10 @@ func TestCtlWorldListFiltersAndPagesAndWorldDeleteRemoves(t *testing.T) {
 	require.Equal(t, []string{"a1", "a2"}, names(p))
 	require.Equal(t, "a2", p.Next)
 	require.Equal(t, []string{"b1"}, names(list("--limit", "2", "--cursor", p.Next)))
-	require.Contains(t, mustRun(t, with("world", "list", "--limit", "1")...), "(more: --cursor a1)")
+	text := mustRun(t, with("world", "list", "--limit", "1")...)
+	require.Contains(t, text, "(more: --cursor a1)")
+	require.Contains(t, text, "SESSIONS")
+	require.Contains(t, text, "INCARNATION")
 	for _, bad := range [][]string{{"--label", "map"}, {"--has-capacity", "maybe"}} {
 		code, _, errOut := ctl(t, "", with(append([]string{"world", "list"}, bad...)...)...)
 		require.Equal(t, 1, code, errOut)
