@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -98,14 +99,7 @@ func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64) {
 		f.tailLocked(w.ID, w.Seq+1)
 		f.present[w.ID] = w.Incarnation
 	}
-	kept := f.pending[:0]
-	for _, ev := range f.pending {
-		if inc, ok := f.present[ev.World]; ok && ev.Index >= inc {
-			kept = append(kept, ev)
-		}
-	}
-	clear(f.pending[len(kept):])
-	f.pending = kept
+	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return !restored(f.present, ev) })
 	f.lastIndex = max(f.lastIndex, applied)
 	f.mu.Unlock()
 	select {
@@ -147,6 +141,14 @@ func (f *feed) publish(index uint64, events []*fsm.Event) {
 	}
 }
 
+// restored reports whether ev belongs to a world of a restored state
+// (present: worlds and incarnations) rather than to a deleted world or an
+// older incarnation.
+func restored(present map[string]uint64, ev *fsm.Event) bool {
+	inc, ok := present[ev.World]
+	return ok && ev.Index >= inc
+}
+
 // drop forgets a deleted world: its tail (waiting subscribers wake and
 // end), its events not archived yet, and, through the writer, those in the
 // archive.
@@ -157,14 +159,7 @@ func (f *feed) drop(world string) {
 		close(t.changed)
 	}
 	f.gens[world]++
-	kept := f.pending[:0]
-	for _, ev := range f.pending {
-		if ev.World != world {
-			kept = append(kept, ev)
-		}
-	}
-	clear(f.pending[len(kept):])
-	f.pending = kept
+	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return ev.World == world })
 	f.drops = append(f.drops, world)
 	f.mu.Unlock()
 	select {
@@ -211,6 +206,12 @@ func (f *feed) writer() {
 				f.log.Error("event archive write failed; retrying", "err", err, "events", len(batch), "in", backoff)
 				f.mu.Lock()
 				f.writeErr = err
+				// A delete or restore since batch was taken made some of
+				// its events stale: they must not follow it into the
+				// archive.
+				batch = slices.DeleteFunc(batch, func(ev *fsm.Event) bool {
+					return slices.Contains(f.drops, ev.World) || f.present != nil && !restored(f.present, ev)
+				})
 				f.pending = append(batch, f.pending...)
 				f.drops = append(drops, f.drops...)
 				if f.present == nil {

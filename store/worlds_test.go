@@ -1,6 +1,9 @@
 package store
 
 import (
+	"errors"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,4 +175,66 @@ func TestAFollowerThatMissedADeleteDropsTheOldIncarnationFromItsArchive(t *testi
 		got, held := s.Event("arena", 41)
 		return held && got.Player == "new"
 	}, 10*time.Second, 10*time.Millisecond, "the new incarnation's events are archived, not skipped")
+}
+
+// blockedArchive returns an archive whose first write waits for release
+// (inWrite closes when it does) and fails, and whose later writes succeed.
+func blockedArchive(t *testing.T) (a *archive, inWrite, release chan struct{}) {
+	a = openTestArchive(t)
+	inWrite, release = make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	fail := func() error {
+		if calls.Add(1) == 1 {
+			close(inWrite)
+			<-release
+			return errors.New("no space left on device")
+		}
+		return nil
+	}
+	a.failWrite.Store(&fail)
+	return a, inWrite, release
+}
+
+// TestADeleteDuringAFailingArchiveWriteKeepsTheDeletedEventsOut: events
+// of a world whose write was under way and fails are not written on the
+// retry when the world was deleted meanwhile; the other worlds' are.
+func TestADeleteDuringAFailingArchiveWriteKeepsTheDeletedEventsOut(t *testing.T) {
+	t.Parallel()
+	a, inWrite, release := blockedArchive(t)
+	f := newFeed(a, 16, slog.New(slog.DiscardHandler))
+	t.Cleanup(f.close)
+	f.publish(3, append(evs("gone", 1, 3), evs("kept", 1, 3)...))
+	<-inWrite
+	f.drop("gone") // while the batch holding its events is being written
+	close(release)
+	require.Eventually(t, func() bool { return f.waitArchived(3) == nil }, 30*time.Second, 10*time.Millisecond)
+	got, err := a.read("gone", 1, 10)
+	require.NoError(t, err)
+	require.Empty(t, got, "the deleted world's events")
+	got, err = a.read("kept", 1, 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3}, seqs(t, got))
+}
+
+// TestARestoreDuringAFailingArchiveWriteKeepsStaleEventsOut: the same for
+// a restore whose state lacks a world and holds another in a later
+// incarnation.
+func TestARestoreDuringAFailingArchiveWriteKeepsStaleEventsOut(t *testing.T) {
+	t.Parallel()
+	a, inWrite, release := blockedArchive(t)
+	f := newFeed(a, 16, slog.New(slog.DiscardHandler))
+	t.Cleanup(f.close)
+	f.publish(3, append(append(evs("gone", 1, 3), evs("old", 1, 3)...), evs("kept", 1, 3)...))
+	<-inWrite
+	f.reset([]fsm.WorldInfo{{ID: "old", Seq: 0, Incarnation: 10}, {ID: "kept", Seq: 3, Incarnation: 1}}, 10)
+	close(release)
+	require.Eventually(t, func() bool { return f.waitArchived(10) == nil }, 30*time.Second, 10*time.Millisecond)
+	for _, w := range []string{"gone", "old"} {
+		got, err := a.read(w, 1, 10)
+		require.NoError(t, err)
+		require.Empty(t, got, w)
+	}
+	got, err := a.read("kept", 1, 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3}, seqs(t, got))
 }
