@@ -143,7 +143,7 @@ func (p *Play) connect(base string) error {
 		p.resumes++
 		p.received = max(p.received, w.Seq)
 	}
-	p.data = w.Data
+	p.data, p.incarnation = w.Data, w.Incarnation
 	p.udp = udpLane(w.UDP, base)
 	p.ticket = "" // used
 	p.learn(w.Nodes)

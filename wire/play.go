@@ -142,4 +142,5 @@ type ServerMsg struct {
 	To          string                 `json:"to"`
 	Ticket      string                 `json:"ticket"`
 	Nodes       []string               `json:"nodes"`
+	Incarnation uint64                 `json:"incarnation"`
 }
