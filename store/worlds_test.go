@@ -9,6 +9,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
 )
 
 func worldInfo(t *testing.T, s *Store, id string) (fsm.WorldInfo, bool) {
@@ -237,4 +238,35 @@ func TestARestoreDuringAFailingArchiveWriteKeepsStaleEventsOut(t *testing.T) {
 	got, err := a.read("kept", 1, 10)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{1, 2, 3}, seqs(t, got))
+}
+
+// TestArchiveReconcileKeepsOnlyTheRestoredIncarnations: reconcile drops
+// worlds the restored state lacks and those whose oldest event precedes
+// their incarnation; it keeps the current incarnation's, worlds from
+// before incarnations (0) and empty buckets.
+func TestArchiveReconcileKeepsOnlyTheRestoredIncarnations(t *testing.T) {
+	t.Parallel()
+	a := openTestArchive(t)
+	require.NoError(t, a.write(append(append(append(evs("absent", 1, 2), evs("old", 1, 2)...), evs("cur", 5, 6)...), evs("legacy", 1, 2)...)))
+	require.NoError(t, a.db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.Bucket(eventsBucket).CreateBucket([]byte("empty"))
+		return err
+	}))
+	require.NoError(t, a.reconcile(map[string]uint64{"old": 3, "cur": 5, "legacy": 0, "empty": 9}))
+	for w, want := range map[string][]uint64{"absent": {}, "old": {}, "legacy": {1, 2}} {
+		got, err := a.read(w, 1, 10)
+		require.NoError(t, err)
+		require.Equal(t, want, seqs(t, got), w)
+	}
+	got, err := a.read("cur", 5, 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{5, 6}, seqs(t, got), "the current incarnation's, from its index on")
+	require.NoError(t, a.db.View(func(tx *bolt.Tx) error {
+		require.NotNil(t, tx.Bucket(eventsBucket).Bucket([]byte("empty")), "an empty bucket names no older incarnation")
+		return nil
+	}))
+	require.NoError(t, a.deleteWorlds([]string{"cur", "never-there"}), "a world without events is no error")
+	got, err = a.read("cur", 5, 10)
+	require.NoError(t, err)
+	require.Empty(t, got)
 }
