@@ -88,8 +88,15 @@ func (f *feed) tailLocked(world string, next uint64) *tail {
 // The restored state may lack worlds this node's archive holds, or hold
 // them in a later incarnation (a delete this node missed): such events,
 // pending or archived, go (archive.reconcile).
-func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64) {
+//
+// gone names the worlds whose open subscriptions end (ErrUnknownWorld):
+// the ones the state held before the restore and the restored one lacks
+// or holds in another incarnation.
+func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
 	f.mu.Lock()
+	for _, w := range gone {
+		f.gens[w]++
+	}
 	for _, t := range f.tails {
 		close(t.changed)
 	}

@@ -1,13 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 )
@@ -269,4 +272,63 @@ func TestArchiveReconcileKeepsOnlyTheRestoredIncarnations(t *testing.T) {
 	got, err = a.read("cur", 5, 10)
 	require.NoError(t, err)
 	require.Empty(t, got)
+}
+
+// TestARestoreThatMissedADeleteEndsTheWorldsSubscriptions: a node whose
+// subscription follows a world and that then installs a snapshot holding
+// the world in a later incarnation (or not at all) ends the subscription
+// instead of feeding it the other incarnation's events; worlds the
+// snapshot holds as they were keep theirs.
+func TestARestoreThatMissedADeleteEndsTheWorldsSubscriptions(t *testing.T) {
+	t.Parallel()
+	batch := func(f *fsm.FSM, index uint64, cmds ...fsm.Command) {
+		t.Helper()
+		for _, r := range f.Apply(index, fsm.EncodeBatch(&fsm.Batch{Time: int64(index), Commands: cmds})) {
+			require.NoError(t, r.Err)
+		}
+	}
+	create := func(id string) fsm.Command {
+		return fsm.Command{Kind: fsm.CmdCreateWorld, World: &fsm.WorldSpec{ID: id}}
+	}
+	act := func(world string, seq uint64) fsm.Command {
+		return fsm.Command{Kind: fsm.CmdAction, Action: incr(world, "p", seq, "e", "c", 1)}
+	}
+	// The leader's history: arena, kept and gone created; arena deleted
+	// and created again, gone deleted.
+	leader, err := fsm.New(fsm.DefaultConfig())
+	require.NoError(t, err)
+	batch(leader, 1, create("arena"), create("kept"), create("gone"))
+	batch(leader, 2, act("arena", 1), act("kept", 1), act("gone", 1))
+	batch(leader, 3, fsm.Command{Kind: fsm.CmdDeleteWorld, Delete: &fsm.WorldDelete{World: "arena"}},
+		fsm.Command{Kind: fsm.CmdDeleteWorld, Delete: &fsm.WorldDelete{World: "gone"}}, create("arena"))
+	batch(leader, 4, act("arena", 2), act("kept", 2))
+	var snap bytes.Buffer
+	_, err = leader.Snapshot().WriteTo(&snap)
+	require.NoError(t, err)
+
+	// This node applied up to index 2 only, with a subscription per world.
+	local, err := fsm.New(fsm.DefaultConfig())
+	require.NoError(t, err)
+	fd := newFeed(openTestArchive(t), 16, slog.New(slog.DiscardHandler))
+	t.Cleanup(fd.close)
+	a := newFSMAdapter(local, fd)
+	a.ApplyBatch([]*raft.Log{
+		{Index: 1, Type: raft.LogCommand, Data: fsm.EncodeBatch(&fsm.Batch{Time: 1, Commands: []fsm.Command{create("arena"), create("kept"), create("gone")}})},
+		{Index: 2, Type: raft.LogCommand, Data: fsm.EncodeBatch(&fsm.Batch{Time: 2, Commands: []fsm.Command{act("arena", 1), act("kept", 1), act("gone", 1)}})},
+	})
+	subs := map[string]*Subscription{}
+	for _, w := range []string{"arena", "kept", "gone"} {
+		subs[w] = &Subscription{f: fd, world: w, next: 3}
+	}
+	require.NoError(t, a.Restore(io.NopCloser(&snap)))
+	for _, w := range []string{"arena", "gone"} {
+		_, err := subs[w].Next(ctxT(t))
+		require.ErrorIs(t, err, fsm.ErrUnknownWorld, w)
+	}
+	// kept is the same world: its subscription goes on with its next event.
+	a.ApplyBatch([]*raft.Log{{Index: 5, Type: raft.LogCommand, Data: fsm.EncodeBatch(&fsm.Batch{Time: 5, Commands: []fsm.Command{act("kept", 3)}})}})
+	evs, err := subs["kept"].Next(ctxT(t))
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), evs[0].Seq)
+	require.Equal(t, "kept", evs[0].World)
 }
