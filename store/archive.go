@@ -41,6 +41,11 @@ type archive struct {
 
 var eventsBucket = []byte("events")
 
+// prunedBucket holds, per world, the newest seq retention deleted on
+// purpose (big endian): below it, a missing event is not damage to
+// refill (refill.go).
+var prunedBucket = []byte("pruned")
+
 // maxArena bounds the write arena kept between writes.
 const maxArena = 4 << 20
 
@@ -89,6 +94,9 @@ func openArchive(path string, log *slog.Logger) (*archive, error) {
 		return nil, fmt.Errorf("open event archive %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(prunedBucket); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(eventsBucket)
 		return err
 	})
@@ -362,6 +370,7 @@ func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int
 		}
 		// Collect first, then delete: deleting under a moving cursor skips keys.
 		var doomed [][]byte
+		var floor uint64
 		c := b.Cursor()
 		for k, v := c.First(); k != nil && len(doomed) < batch; k, v = c.Next() {
 			r, err := decodeRun(k, v)
@@ -375,6 +384,12 @@ func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int
 			}
 			doomed = append(doomed, append([]byte(nil), k...))
 			events += int(r.count)
+			floor = r.last()
+		}
+		if floor > 0 {
+			if err := setPruned(tx, world, floor); err != nil {
+				return err
+			}
 		}
 		for _, k := range doomed {
 			if err := b.Delete(k); err != nil {

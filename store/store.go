@@ -43,6 +43,8 @@ type Store struct {
 	checkMu sync.Mutex
 	reports map[checkpointKey]map[string]bool // mismatch reporters per checkpoint of this leader (checkpoint.go)
 
+	refill refillState // what the event archive lacks, and refills (refill.go)
+
 	ready    atomic.Bool // leader and its barrier applied: reads may be served
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -101,6 +103,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 		return nil, err
 	}
 	s.metrics.raft.Store(s.raft)
+	s.checkArchiveOnOpen()
 	s.batcher = newBatcher(cfg.Batch, s.raft, cfg.ApplyTimeout, s.metrics)
 	s.batcher.fairness = s.fsm.Fair
 	s.wg.Add(2)
