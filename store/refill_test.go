@@ -1,0 +1,377 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+func TestArchiveHolesAreTheRangesNoRunHolds(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 5, 9)))
+	require.NoError(t, a.write(evs("w", 15, 20)))
+	got, err := a.holes("w", 0, 25)
+	require.NoError(t, err)
+	require.Equal(t, []Range{{"w", 1, 4}, {"w", 10, 14}, {"w", 21, 25}}, got)
+	got, err = a.holes("w", 6, 17)
+	require.NoError(t, err)
+	require.Equal(t, []Range{{"w", 10, 14}}, got)
+	got, err = a.holes("none", 0, 3)
+	require.NoError(t, err)
+	require.Equal(t, []Range{{"none", 1, 3}}, got)
+	require.Equal(t, uint64(5), got[0].Len()+2)
+	require.Equal(t, "none 1-3", got[0].String())
+}
+
+func TestArchiveFillStoresOnlyWhatIsMissingAndReadsThenRunOn(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 5, 9)))
+	require.NoError(t, a.write(evs("w", 15, 20)))
+	refill := evs("w", 1, 16)
+	refill[6].Player = "not stored: seq 7 is held" // a held seq is never rewritten
+	n, err := a.fill("w", refill)
+	require.NoError(t, err)
+	require.Equal(t, 4+5, n, "1-4 and 10-14")
+	got, err := a.read("w", 1, 100)
+	require.NoError(t, err)
+	require.Len(t, got, 20)
+	require.Empty(t, got[6].Player)
+	holes, err := a.holes("w", 0, 20)
+	require.NoError(t, err)
+	require.Empty(t, holes)
+	// Events of another world are skipped; the writer appends after fills.
+	n, err = a.fill("w", evs("x", 21, 22))
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.NoError(t, a.write(evs("w", 21, 22)))
+	got, err = a.read("w", 18, 100)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{18, 19, 20, 21, 22}, seqs(t, got))
+}
+
+func TestArchiveFillSplitsBigRefillsIntoRuns(t *testing.T) {
+	a := openTestArchive(t)
+	big := evs("w", 1, 40)
+	for _, e := range big {
+		e.Reason = string(bytes.Repeat([]byte{'x'}, 100))
+	}
+	n, err := a.fill("w", big)
+	require.NoError(t, err)
+	require.Equal(t, 40, n)
+	recs, err := a.records("w", 3, 100, 1<<20)
+	require.NoError(t, err)
+	require.Len(t, recs, 38)
+	for i, r := range recs {
+		require.Equal(t, fsm.EncodeEvent(big[i+2]), r)
+	}
+	recs, err = a.records("w", 3, 100, 200)
+	require.NoError(t, err)
+	require.Len(t, recs, 2, "about maxBytes")
+	recs, err = a.records("w", 41, 10, 1000)
+	require.NoError(t, err)
+	require.Empty(t, recs)
+}
+
+func TestPruneRecordsWhatRetentionDeletedSoItIsNotMissing(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 1, 3)))
+	require.NoError(t, a.write(evs("w", 4, 6)))
+	require.NoError(t, a.write(evs("w", 7, 9)))
+	_, err := a.prune(0, 3, 10)
+	require.NoError(t, err)
+	floor, err := a.pruned("w")
+	require.NoError(t, err)
+	require.Equal(t, uint64(6), floor)
+	holes, err := a.holes("w", floor, 9)
+	require.NoError(t, err)
+	require.Empty(t, holes)
+	// The mark only grows.
+	require.NoError(t, a.db.Update(func(tx *bolt.Tx) error { return setPruned(tx, []byte("w"), 2) }))
+	floor, err = a.pruned("w")
+	require.NoError(t, err)
+	require.Equal(t, uint64(6), floor)
+}
+
+// auditVerifier checks refilled events against an audit tree, as gsd's
+// auditor does (cmd/gsd), with the tree's own checkpoint.
+type auditVerifier struct{ logs map[string]*audit.Log }
+
+func (v auditVerifier) VerifyRefill(world string, evs []*fsm.Event) (int, error) {
+	l := v.logs[world]
+	if l == nil {
+		return 0, nil
+	}
+	cp, err := l.Checkpoint()
+	if err != nil {
+		return 0, err
+	}
+	ws := make([]*wire.Event, len(evs))
+	for i, e := range evs {
+		w := e.Wire()
+		ws[i] = &w
+	}
+	return l.VerifyEvents(cp, ws...)
+}
+
+// storePeers fetches from in-process stores; forge, when set, changes the
+// events a node answers.
+type storePeers struct {
+	mu     sync.Mutex
+	stores map[string]*Store
+	forge  map[string]bool
+	calls  int
+}
+
+func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world string, from uint64, max int) ([]*fsm.Event, error) {
+	p.mu.Lock()
+	s, forge := p.stores[node.ID], p.forge[node.ID]
+	p.calls++
+	p.mu.Unlock()
+	if s == nil || s.isClosed() {
+		return nil, errors.New("node down")
+	}
+	recs, err := s.ArchiveRecords(world, from, max, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*fsm.Event, len(recs))
+	for i, r := range recs {
+		if out[i], err = fsm.DecodeEvent(r); err != nil {
+			return nil, err
+		}
+		if forge {
+			out[i].Player = "forged"
+		}
+	}
+	return out, nil
+}
+
+// damagedCluster is a 3-node cluster whose node victim lost its archive
+// while stopped (a corrupt file after an unclean stop, moved aside) and
+// restarted from its snapshot: the log no longer holds the early events.
+// It returns the cluster, the victim's index and the victim's audit tree
+// as it was before the crash (the auditor's file survives the archive's).
+func damagedCluster(t *testing.T) (*cluster, int, map[string]*audit.Log) {
+	c := newCluster(t, 3, func(cfg *Config) { cfg.TrailingLogs = 4; cfg.SnapshotThreshold = 16 })
+	l := c.leader()
+	mustCreateWorld(t, l, "arena")
+	for seq := uint64(1); seq <= 60; seq++ {
+		_, _, err := l.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
+		require.NoError(t, err)
+	}
+	c.waitReplicated()
+	victim := (indexOf(c, l) + 1) % 3
+	v := c.nodes[victim]
+	require.NoError(t, v.feed.waitArchived(v.adapter.appliedIndex()))
+	held, err := v.arch.read("arena", 1, 1000)
+	require.NoError(t, err)
+	require.Len(t, held, 60)
+	tree, err := audit.Open("arena", &audit.MemStore{})
+	require.NoError(t, err)
+	for _, e := range held {
+		w := e.Wire()
+		require.NoError(t, tree.Append(&w))
+	}
+	_, err = v.Snapshot(ctxT(t)) // the victim's log no longer replays the early events
+	require.NoError(t, err)
+	c.crash(victim)
+
+	// A power loss: no clean marker, every page after the meta pages junk.
+	path := filepath.Join(c.cfgs[victim].Dir, "events.db")
+	require.NoError(t, os.Remove(path+".clean"))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	info, err := f.Stat()
+	require.NoError(t, err)
+	_, err = f.WriteAt(bytes.Repeat([]byte{0xA5}, int(info.Size())-8192), 8192)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	for seq := uint64(61); seq <= 70; seq++ { // committed while it is down
+		_, _, err := c.leader().Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
+		require.NoError(t, err)
+	}
+	c.restart(victim)
+	c.ensureSameHashes("arena")
+	return c, victim, map[string]*audit.Log{"arena": tree}
+}
+
+// records reads world's events from seq 1 on as node s stores them.
+func allRecords(t *testing.T, s *Store, world string) [][]byte {
+	t.Helper()
+	recs, err := s.ArchiveRecords(world, 1, 1000, 1<<30)
+	require.NoError(t, err)
+	return recs
+}
+
+func runRefill(t *testing.T, s *Store, cfg RefillConfig) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.RunRefill(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+}
+
+func peersOf(c *cluster) *storePeers {
+	p := &storePeers{stores: map[string]*Store{}, forge: map[string]bool{}}
+	for i, s := range c.nodes {
+		p.stores[c.cfgs[i].ID] = s
+	}
+	return p
+}
+
+// The Must show: a node whose archive was corrupted while stopped
+// detects what it lacks on restart, refills it from its peers, verified
+// against its audit tree's root, and serves every event again, byte for
+// byte as another node does. A forged answer is refused.
+func TestDamagedArchiveIsRefilledFromPeersAndVerifiedAgainstTheAuditRoot(t *testing.T) {
+	t.Parallel()
+	c, victim, trees := damagedCluster(t)
+	v := c.nodes[victim]
+	other := c.nodes[(victim+1)%3]
+
+	st := v.ArchiveStatus()
+	require.NotEmpty(t, st.Missing, "detected on open")
+	require.Equal(t, "arena", st.Missing[0].World)
+	require.Equal(t, uint64(1), st.Missing[0].From)
+	require.GreaterOrEqual(t, st.MissingEvents, uint64(16))
+	_, err := v.Subscribe("arena", 1)
+	require.ErrorIs(t, err, ErrArchiveGap)
+
+	// The first peer asked forges every event it answers.
+	peers := peersOf(c)
+	for _, n := range v.fsm.Nodes() {
+		if n.ID != v.cfg.ID {
+			peers.forge[n.ID] = true
+			break
+		}
+	}
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.Verifier, cfg.PageSize = peers, auditVerifier{trees}, 16
+	runRefill(t, v, cfg)
+	require.Eventually(t, func() bool {
+		st := v.ArchiveStatus()
+		return st.MissingEvents == 0 && st.Refilled > 0 && st.Error == ""
+	}, 20*time.Second, 10*time.Millisecond)
+	st = v.ArchiveStatus()
+	require.Positive(t, st.Refused, "the forged event is refused")
+	require.Equal(t, st.Refilled, st.Verified[VerifiedByAudit])
+
+	require.NoError(t, other.feed.waitArchived(other.adapter.appliedIndex()))
+	require.NoError(t, v.feed.waitArchived(v.adapter.appliedIndex()))
+	want := allRecords(t, other, "arena")
+	require.Len(t, want, 70)
+	require.Equal(t, want, allRecords(t, v, "arena"), "byte for byte")
+	sub, err := v.Subscribe("arena", 1)
+	require.NoError(t, err)
+	got, err := sub.Next(ctxT(t))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), got[0].Seq)
+	for _, e := range got {
+		require.NotEqual(t, "forged", e.Player)
+	}
+}
+
+func TestRefillStoresNothingWhenEveryPeerForges(t *testing.T) {
+	t.Parallel()
+	c, victim, trees := damagedCluster(t)
+	v := c.nodes[victim]
+	before := v.ArchiveStatus().MissingEvents
+	peers := peersOf(c)
+	for id := range peers.stores {
+		peers.forge[id] = true
+	}
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.Verifier, cfg.PageSize = peers, auditVerifier{trees}, 8
+	err := v.refillOnce(ctxT(t), cfg)
+	require.ErrorIs(t, err, audit.ErrProof)
+	st := v.ArchiveStatus()
+	require.Equal(t, before, st.MissingEvents, "nothing stored")
+	require.Zero(t, st.Refilled)
+	require.Positive(t, st.Refused)
+	require.NotEmpty(t, st.Error)
+	_, err = v.Subscribe("arena", 1)
+	require.ErrorIs(t, err, ErrArchiveGap)
+}
+
+// Without an audit tree, two peers must answer the same bytes; when they
+// disagree nothing is stored.
+func TestRefillWithoutAnAuditTreeNeedsTwoPeersToAgree(t *testing.T) {
+	t.Parallel()
+	c, victim, _ := damagedCluster(t)
+	v := c.nodes[victim]
+	peers := peersOf(c)
+	for _, n := range v.fsm.Nodes() {
+		if n.ID != v.cfg.ID {
+			peers.forge[n.ID] = true
+			break
+		}
+	}
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.PageSize = peers, 16
+	err := v.refillOnce(ctxT(t), cfg)
+	require.ErrorIs(t, err, ErrUnverifiable)
+	require.Zero(t, v.ArchiveStatus().Refilled)
+
+	clear(peers.forge)
+	require.NoError(t, v.refillOnce(ctxT(t), cfg))
+	st := v.ArchiveStatus()
+	require.Zero(t, st.MissingEvents)
+	require.Equal(t, st.Refilled, st.Verified[VerifiedByTwoPeers])
+	other := c.nodes[(victim+1)%3]
+	require.NoError(t, other.feed.waitArchived(other.adapter.appliedIndex()))
+	require.NoError(t, v.feed.waitArchived(v.adapter.appliedIndex()))
+	require.Equal(t, allRecords(t, other, "arena"), allRecords(t, v, "arena"))
+}
+
+func TestRefillConfigAndArchiveRecordsRefuseBadInput(t *testing.T) {
+	require.NoError(t, RefillConfig{Peers: &storePeers{}, Interval: time.Second, PageSize: 1}.Validate())
+	err := RefillConfig{}.Validate()
+	require.ErrorContains(t, err, "Peers")
+	require.ErrorContains(t, err, "Interval")
+	require.ErrorContains(t, err, "PageSize")
+
+	c := newCluster(t, 1, nil)
+	s := c.leader()
+	require.Error(t, s.RunRefill(ctxT(t), RefillConfig{}))
+	_, err = s.ArchiveRecords("arena", 0, 10, 100)
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+	_, err = s.ArchiveRecords("arena", 1, 0, 100)
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+
+	// A lone node lacking events says it has no one to ask.
+	mustCreateWorld(t, s, "arena")
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, _, err := s.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
+	// The tail serves what the archive does not hold.
+	recs, err := s.ArchiveRecords("arena", 1, 10, 1<<20)
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	_, _, err = s.arch.pruneWorld([]byte("arena"), 0, 1, 10)
+	require.NoError(t, err)
+	require.NoError(t, s.arch.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(prunedBucket).Delete([]byte("arena")) }))
+	missing, err := s.CheckArchive()
+	require.NoError(t, err)
+	require.NotEmpty(t, missing)
+	cfg := DefaultRefillConfig()
+	cfg.Peers = &storePeers{}
+	require.ErrorContains(t, s.refillOnce(ctxT(t), cfg), "no other node")
+	require.Contains(t, s.ArchiveStatus().Error, "no other node")
+}
