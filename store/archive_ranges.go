@@ -70,11 +70,11 @@ func (a *archive) holes(world string, floor, hi uint64) ([]Range, error) {
 // covered reports whether a run of b holds seq.
 func covered(b *bolt.Bucket, seq uint64) (bool, error) {
 	c := b.Cursor()
-	k, v := c.Seek(seqKey(seq))
-	if k != nil && binary.BigEndian.Uint64(k) == seq {
+	if k, _ := c.Seek(seqKey(seq)); k != nil && binary.BigEndian.Uint64(k) == seq {
 		return true, nil
 	}
-	if k, v = c.Prev(); k == nil {
+	k, v := c.Prev()
+	if k == nil {
 		return false, nil
 	}
 	r, err := decodeRun(k, v)

@@ -206,6 +206,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		closeStore(st, o.shutdownTimeout, log)
 		return fmt.Errorf("start api: %w", err)
 	}
+	stopRefill := o.archive.start(st, edge, aud, log)
+	defer stopRefill() // on the failure paths below; idempotent
 	lane, err := o.udp.start(edge, reg, log)
 	if err != nil {
 		edge.Close()
@@ -244,6 +246,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 	}
 	stopReport()
+	stopRefill()
 	stopSink() // before the store hands leadership on and closes
 	stopAnalytics()
 	stopExpiry()

@@ -58,6 +58,7 @@ type options struct {
 	shards  shardOptions
 
 	analytics analyticsOptions
+	archive   archiveOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -158,6 +159,7 @@ cluster from that data and ignores --join.`,
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
 	o.analytics.flags(f)
+	o.archive.flags(f)
 	return cmd
 }
 
@@ -207,6 +209,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, err := o.audit.signers(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.archive.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {
