@@ -87,3 +87,26 @@ func TestArchiveClientRefusesUndecodablePages(t *testing.T) {
 		ts.Close()
 	}
 }
+
+func TestAdminArchiveRoutesShowWhatTheArchiveLacks(t *testing.T) {
+	t.Parallel()
+	st := apitest.StartStore(t)
+	require.NoError(t, st.CreateWorld(context.Background(), "arena", fsm.Rules{}))
+	e := newEnvFor(t, st, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	code, _, b := e.Do("GET", "/v1/node/archive", "", admin...)
+	require.Equal(t, 200, code, "%s", b)
+	var status map[string]any
+	require.NoError(t, json.Unmarshal(b, &status))
+	require.Equal(t, float64(0), status["missing_events"])
+	code, _, b = e.Do("POST", "/v1/node/archive:check", "", admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.Contains(t, string(b), `"missing":[]`)
+	require.Contains(t, string(b), `"checked":`)
+	e.RequireError(401, edge.CodeUnauthorized, "GET", "/v1/node/archive", "")
+	e.RequireError(401, edge.CodeUnauthorized, "POST", "/v1/node/archive:check", "")
+
+	fake := newEnv(t, apitest.NewFake())
+	fake.RequireError(422, fsm.CodeNotSupported, "GET", "/v1/node/archive", "")
+	fake.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/node/archive:check", "")
+}

@@ -116,7 +116,7 @@ func (s *Store) ArchiveStatus() ArchiveStatus {
 	s.refill.mu.Lock()
 	defer s.refill.mu.Unlock()
 	st := s.refill.st
-	st.Missing = append([]Range(nil), st.Missing...)
+	st.Missing = append([]Range{}, st.Missing...) // [] rather than null in JSON
 	if st.Verified != nil {
 		m := make(map[string]uint64, len(st.Verified))
 		for k, v := range st.Verified {
