@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,9 @@ import (
 // of up to maxRunBytes of records. One bbolt put per run rather than per
 // event keeps the archive off the apply path's critical cost.
 type archive struct {
+	// mu guards db: held shared by every use, exclusively while compact
+	// swaps the file (archive_compact.go).
+	mu    sync.RWMutex
 	db    *bolt.DB
 	clean string // marker file: written by close, removed by open
 	// failWrite, when set (tests only), makes write fail with its error.
@@ -66,6 +70,11 @@ const maxRunBytes = 1024
 // readers of older events get archive_gap, as after a snapshot install.
 func openArchive(path string, log *slog.Logger) (*archive, error) {
 	clean := path + ".clean"
+	// A compaction that a crash interrupted left its copy: the file it
+	// copied is still the archive.
+	if err := os.Remove(path + compactSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("event archive: %w", err)
+	}
 	_, statErr := os.Stat(path)
 	existed := statErr == nil
 	_, cleanErr := os.Stat(clean)
@@ -204,7 +213,7 @@ func (a *archive) write(events []*fsm.Event) error {
 			return err
 		}
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
+	return a.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
 		if cap(a.arena) > maxArena {
 			a.arena = nil // after a replay's big rounds: do not keep it
@@ -281,7 +290,7 @@ func (a *archive) writeRuns(root *bolt.Bucket, world string, events []*fsm.Event
 // result means seq is not held here.
 func (a *archive) read(world string, from uint64, max int) ([]*fsm.Event, error) {
 	var out []*fsm.Event
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket).Bucket([]byte(world))
 		if b == nil {
 			return nil
@@ -333,7 +342,7 @@ func (a *archive) get(world string, seq uint64) (*fsm.Event, error) {
 // and returns how many events it removed.
 func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
 	var worlds [][]byte
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(eventsBucket).ForEachBucket(func(k []byte) error {
 			worlds = append(worlds, append([]byte(nil), k...))
 			return nil
@@ -359,7 +368,7 @@ func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
 }
 
 func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int) (runs, events int, err error) {
-	err = a.db.Update(func(tx *bolt.Tx) error {
+	err = a.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket).Bucket(world)
 		if b == nil {
 			return nil
@@ -403,11 +412,17 @@ func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int
 }
 
 // sync makes every write so far durable.
-func (a *archive) sync() error { return a.db.Sync() }
+func (a *archive) sync() error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.db.Sync()
+}
 
 // close syncs and closes the archive, then leaves the clean marker that
 // lets the next open skip the consistency check.
 func (a *archive) close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if err := a.db.Sync(); err != nil {
 		a.db.Close()
 		return err

@@ -31,7 +31,7 @@ func setPruned(tx *bolt.Tx, world []byte, seq uint64) error {
 // pruned returns the newest seq of world that retention deleted (0: none).
 func (a *archive) pruned(world string) (uint64, error) {
 	var seq uint64
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.view(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(prunedBucket).Get([]byte(world)); len(v) == 8 {
 			seq = binary.BigEndian.Uint64(v)
 		}
@@ -44,7 +44,7 @@ func (a *archive) pruned(world string) (uint64, error) {
 // no run holds, in seq order.
 func (a *archive) holes(world string, floor, hi uint64) ([]Range, error) {
 	var out []Range
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.view(func(tx *bolt.Tx) error {
 		next := floor + 1
 		if b := tx.Bucket(eventsBucket).Bucket([]byte(world)); b != nil {
 			c := b.Cursor()
@@ -90,7 +90,7 @@ func covered(b *bolt.Bucket, seq uint64) (bool, error) {
 // store below the newest run, so it checks every event's seq.
 func (a *archive) fill(world string, events []*fsm.Event) (int, error) {
 	stored := 0
-	err := a.db.Update(func(tx *bolt.Tx) error {
+	err := a.update(func(tx *bolt.Tx) error {
 		stored = 0
 		b, err := tx.Bucket(eventsBucket).CreateBucketIfNotExists([]byte(world))
 		if err != nil {
@@ -144,7 +144,7 @@ func (a *archive) fill(world string, events []*fsm.Event) (int, error) {
 // of them (always one when one is held). An empty result: from is not held.
 func (a *archive) records(world string, from uint64, max, maxBytes int) ([][]byte, error) {
 	var out [][]byte
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket).Bucket([]byte(world))
 		if b == nil {
 			return nil
