@@ -36,7 +36,7 @@ func TestArchiveRouteServesStoredEventsToOtherNodes(t *testing.T) {
 	require.Equal(t, "arena", page.World)
 	require.Equal(t, uint64(2), page.From)
 	require.Len(t, page.Events, 3)
-	want, err := st.ArchiveRecords("arena", 2, 3, 1<<20)
+	_, want, err := st.ArchiveRecords("arena", 2, 3, 1<<20)
 	require.NoError(t, err)
 	require.Equal(t, want, page.Events, "the stored bytes")
 

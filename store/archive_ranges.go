@@ -28,6 +28,12 @@ func setPruned(tx *bolt.Tx, world []byte, seq uint64) error {
 	return b.Put(world, seqKey(seq))
 }
 
+// markPruned records that world's events up to seq are gone for good
+// (no node holds them any more): as if retention had deleted them here.
+func (a *archive) markPruned(world string, seq uint64) error {
+	return a.update(func(tx *bolt.Tx) error { return setPruned(tx, []byte(world), seq) })
+}
+
 // pruned returns the newest seq of world that retention deleted (0: none).
 func (a *archive) pruned(world string) (uint64, error) {
 	var seq uint64
@@ -140,11 +146,12 @@ func (a *archive) fill(world string, events []*fsm.Event) (int, error) {
 }
 
 // records returns the stored encodings (fsm.EncodeEvent) of up to max
-// contiguous events of world from seq from on, and at most about maxBytes
-// of them (always one when one is held). An empty result: from is not held.
-func (a *archive) records(world string, from uint64, max, maxBytes int) ([][]byte, error) {
-	var out [][]byte
-	err := a.view(func(tx *bolt.Tx) error {
+// contiguous events of world from the first seq at or after from that it
+// holds (first), and at most about maxBytes of them (always one when one
+// is held). An empty result: nothing at or after from is held.
+func (a *archive) records(world string, from uint64, max, maxBytes int) (first uint64, out [][]byte, err error) {
+	first = from
+	err = a.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket).Bucket([]byte(world))
 		if b == nil {
 			return nil
@@ -166,7 +173,10 @@ func (a *archive) records(world string, from uint64, max, maxBytes int) ([][]byt
 				continue
 			}
 			if r.first > next {
-				break // a hole
+				if len(out) > 0 {
+					break // a hole
+				}
+				first, next = r.first, r.first // nothing held from from to here
 			}
 			p := r.body
 			for seq := r.first; seq <= r.last() && len(out) < max && size < maxBytes; seq++ {
@@ -184,5 +194,5 @@ func (a *archive) records(world string, from uint64, max, maxBytes int) ([][]byt
 		}
 		return nil
 	})
-	return out, err
+	return first, out, err
 }

@@ -246,7 +246,9 @@ func (s *Store) setRefillError(err error) {
 
 // refillRange fetches r page by page, verifies each page and stores it.
 // It returns how many events it stored; it stops at the first page no
-// peer answers with verified events.
+// peer answers with verified events. A part of r that every peer answers
+// it no longer holds (their retention deleted it) is given up: recorded
+// as deleted by retention here too, so it is not missing any more.
 func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, r Range) (uint64, error) {
 	if len(peers) == 0 {
 		return 0, errors.New("no other node to refill from")
@@ -255,6 +257,15 @@ func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.N
 	for from := r.From; from <= r.To; {
 		want := int(min(uint64(cfg.PageSize), r.To-from+1))
 		evs, method, err := s.fetchVerified(ctx, cfg, peers, r.World, from, want)
+		if gone, ok := errors.AsType[*goneError](err); ok {
+			if err := s.arch.markPruned(r.World, gone.next-1); err != nil {
+				return stored, err
+			}
+			s.log.Warn("event archive refill: no other node holds these events any more (retention); given up",
+				"world", r.World, "from", from, "to", gone.next-1)
+			from = gone.next
+			continue
+		}
 		if err != nil {
 			return stored, err
 		}
@@ -276,20 +287,36 @@ func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.N
 	return stored, nil
 }
 
+// goneError: every peer answered, and none holds seq from any more; the
+// oldest seq after it one of them holds is next.
+type goneError struct{ from, next uint64 }
+
+func (e *goneError) Error() string {
+	return fmt.Sprintf("no node holds seqs %d to %d any more", e.from, e.next-1)
+}
+
 // fetchVerified asks the peers in turn for up to want events of world from
 // seq from on and returns the first answer that verifies, with how: by the
 // verifier, or, for what it cannot check, by a second peer's equal answer.
 // Refused events are counted and logged; nothing unverified is returned.
+// When every peer answered and none holds from, the error is a
+// *goneError naming the oldest seq after from that one holds.
 func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, string, error) {
 	var errs []error
+	var later uint64 // the oldest seq after from a peer holds (0: none)
+	answered := 0
 	for i, p := range peers {
 		evs, err := s.fetchPage(ctx, cfg, p, world, from, want)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if len(evs) == 0 {
-			errs = append(errs, fmt.Errorf("node %s does not hold seq %d", p.ID, from))
+		answered++
+		if len(evs) == 0 || evs[0].Seq != from {
+			if len(evs) > 0 && (later == 0 || evs[0].Seq < later) {
+				later = evs[0].Seq
+			}
+			errs = append(errs, fmt.Errorf("%w: node %s, seq %d", errNotHeld, p.ID, from))
 			continue
 		}
 		n := 0
@@ -314,6 +341,9 @@ func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm
 			continue
 		}
 		return second, VerifiedByTwoPeers, nil
+	}
+	if answered == len(peers) && later > from && !anyRefused(errs) {
+		return nil, "", &goneError{from: from, next: later}
 	}
 	return nil, "", errors.Join(errs...)
 }
@@ -347,7 +377,8 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 }
 
 // fetchPage fetches a page and checks its shape: world's consecutive seqs
-// from from, at most want of them. A page of another shape is refused.
+// from from or a later seq (the peer no longer holds from), at most want
+// of them. A page of another shape is refused.
 func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, error) {
 	evs, err := cfg.Peers.FetchArchive(ctx, p, world, from, want)
 	if err != nil {
@@ -357,13 +388,30 @@ func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo,
 		evs = evs[:want]
 	}
 	for i, ev := range evs {
-		if ev == nil || ev.World != world || ev.Seq != from+uint64(i) {
-			err := fmt.Errorf("node %s answered a malformed page: event %d of %d is not %s seq %d", p.ID, i, len(evs), world, from+uint64(i))
+		if ev == nil || ev.World != world || ev.Seq < from || (i > 0 && ev.Seq != evs[i-1].Seq+1) {
+			err := fmt.Errorf("%w: node %s answered a malformed page: event %d of %d is not the next of %s from seq %d", errMalformedPage, p.ID, i, len(evs), world, from)
 			s.refused(p, world, evs, err)
 			return nil, err
 		}
 	}
 	return evs, nil
+}
+
+// errNotHeld: a peer does not hold the seq asked for.
+var errNotHeld = errors.New("not held")
+
+// errMalformedPage: a peer's page of other seqs or another world.
+var errMalformedPage = errors.New("malformed archive page")
+
+// anyRefused reports whether one of errs is a refusal (not a plain "does
+// not hold"): a forging peer must not make the refiller give a range up.
+func anyRefused(errs []error) bool {
+	for _, err := range errs {
+		if !errors.Is(err, errNotHeld) {
+			return true
+		}
+	}
+	return false
 }
 
 // refused counts and logs events that failed verification.
@@ -374,24 +422,31 @@ func (s *Store) refused(p fsm.NodeInfo, world string, evs []*fsm.Event, err erro
 	s.log.Warn("event archive refill: refused events from a peer", "peer", p.ID, "world", world, "events", len(evs), "err", err)
 }
 
-// ArchiveRecords returns the encodings (fsm.EncodeEvent) of up to max
-// consecutive events of world from seq from on, about maxBytes at most
+// ArchiveRecords returns the encodings (fsm.EncodeEvent) of up to limit
+// consecutive events of world from seq first on, about maxBytes at most
 // (always one when one is held): what another node refills its archive
-// with. The archive answers first, the feed's tail for what it does not
-// hold yet; none: this node does not hold seq from.
-func (s *Store) ArchiveRecords(world string, from uint64, max, maxBytes int) ([][]byte, error) {
-	if from == 0 || max < 1 {
-		return nil, fmt.Errorf("%w: archive records from seq %d, at most %d", fsm.ErrMalformed, from, max)
+// with. first is from when this node holds from, else the oldest seq
+// after it that it holds (what retention left); none: it holds nothing
+// at or after from. The archive answers first, the feed's tail for what
+// it does not hold yet.
+func (s *Store) ArchiveRecords(world string, from uint64, limit, maxBytes int) (first uint64, recs [][]byte, err error) {
+	if from == 0 || limit < 1 {
+		return 0, nil, fmt.Errorf("%w: archive records from seq %d, at most %d", fsm.ErrMalformed, from, limit)
 	}
-	out, err := s.arch.records(world, from, max, maxBytes)
+	first, out, err := s.arch.records(world, from, limit, maxBytes)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	size := 0
 	for _, r := range out {
 		size += len(r)
 	}
-	for next := from + uint64(len(out)); len(out) < max && size < maxBytes; next++ {
+	next := first + uint64(len(out))
+	if len(out) == 0 {
+		next = max(from, s.feed.tailFirst(world))
+		first = next
+	}
+	for ; len(out) < limit && size < maxBytes; next++ {
 		ev := s.feed.tailEvent(world, next)
 		if ev == nil {
 			break
@@ -400,7 +455,20 @@ func (s *Store) ArchiveRecords(world string, from uint64, max, maxBytes int) ([]
 		out = append(out, rec)
 		size += len(rec)
 	}
-	return out, nil
+	if len(out) == 0 {
+		first = from
+	}
+	return first, out, nil
+}
+
+// tailFirst returns the oldest seq in world's tail (0: no tail).
+func (f *feed) tailFirst(world string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := f.tails[world]; t != nil {
+		return t.first
+	}
+	return 0
 }
 
 // tailEvent returns the event of seq in world's tail, or nil.

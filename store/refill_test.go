@@ -69,18 +69,36 @@ func TestArchiveFillSplitsBigRefillsIntoRuns(t *testing.T) {
 	n, err := a.fill("w", big)
 	require.NoError(t, err)
 	require.Equal(t, 40, n)
-	recs, err := a.records("w", 3, 100, 1<<20)
+	first, recs, err := a.records("w", 3, 100, 1<<20)
 	require.NoError(t, err)
+	require.Equal(t, uint64(3), first)
 	require.Len(t, recs, 38)
 	for i, r := range recs {
 		require.Equal(t, fsm.EncodeEvent(big[i+2]), r)
 	}
-	recs, err = a.records("w", 3, 100, 200)
+	_, recs, err = a.records("w", 3, 100, 200)
 	require.NoError(t, err)
 	require.Len(t, recs, 2, "about maxBytes")
-	recs, err = a.records("w", 41, 10, 1000)
+	first, recs, err = a.records("w", 41, 10, 1000)
 	require.NoError(t, err)
 	require.Empty(t, recs)
+	require.Equal(t, uint64(41), first)
+}
+
+// A seq no longer held (retention deleted it) is answered with the oldest
+// held after it; a hole after the first event ends the page.
+func TestArchiveRecordsStartAtTheOldestHeldSeq(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 5, 9)))
+	require.NoError(t, a.write(evs("w", 15, 16)))
+	first, recs, err := a.records("w", 1, 100, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), first)
+	require.Len(t, recs, 5, "5 to 9: the hole ends the page")
+	first, recs, err = a.records("w", 10, 100, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(15), first)
+	require.Len(t, recs, 2)
 }
 
 func TestPruneRecordsWhatRetentionDeletedSoItIsNotMissing(t *testing.T) {
@@ -141,7 +159,7 @@ func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world st
 	if s == nil || s.isClosed() {
 		return nil, errors.New("node down")
 	}
-	recs, err := s.ArchiveRecords(world, from, max, 1<<20)
+	_, recs, err := s.ArchiveRecords(world, from, max, 1<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +228,7 @@ func damagedCluster(t *testing.T) (*cluster, int, map[string]*audit.Log) {
 // records reads world's events from seq 1 on as node s stores them.
 func allRecords(t *testing.T, s *Store, world string) [][]byte {
 	t.Helper()
-	recs, err := s.ArchiveRecords(world, 1, 1000, 1<<30)
+	_, recs, err := s.ArchiveRecords(world, 1, 1000, 1<<30)
 	require.NoError(t, err)
 	return recs
 }
@@ -348,9 +366,9 @@ func TestRefillConfigAndArchiveRecordsRefuseBadInput(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	s := c.leader()
 	require.Error(t, s.RunRefill(ctxT(t), RefillConfig{}))
-	_, err = s.ArchiveRecords("arena", 0, 10, 100)
+	_, _, err = s.ArchiveRecords("arena", 0, 10, 100)
 	require.ErrorIs(t, err, fsm.ErrMalformed)
-	_, err = s.ArchiveRecords("arena", 1, 0, 100)
+	_, _, err = s.ArchiveRecords("arena", 1, 0, 100)
 	require.ErrorIs(t, err, fsm.ErrMalformed)
 
 	// A lone node lacking events says it has no one to ask.
@@ -361,7 +379,7 @@ func TestRefillConfigAndArchiveRecordsRefuseBadInput(t *testing.T) {
 	}
 	require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
 	// The tail serves what the archive does not hold.
-	recs, err := s.ArchiveRecords("arena", 1, 10, 1<<20)
+	_, recs, err := s.ArchiveRecords("arena", 1, 10, 1<<20)
 	require.NoError(t, err)
 	require.Len(t, recs, 3)
 	_, _, err = s.arch.pruneWorld([]byte("arena"), 0, 1, 10)
@@ -374,4 +392,69 @@ func TestRefillConfigAndArchiveRecordsRefuseBadInput(t *testing.T) {
 	cfg.Peers = &storePeers{}
 	require.ErrorContains(t, s.refillOnce(ctxT(t), cfg), "no other node")
 	require.Contains(t, s.ArchiveStatus().Error, "no other node")
+}
+
+// Events no other node holds any more (their retention deleted them) are
+// given up, not retried for ever; the rest of the range is refilled.
+func TestRefillGivesUpWhatEveryPeerPrunedAndRefillsTheRest(t *testing.T) {
+	t.Parallel()
+	c, victim, trees := damagedCluster(t)
+	v := c.nodes[victim]
+	var floors []uint64
+	for i, s := range c.nodes {
+		if i == victim {
+			continue
+		}
+		require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
+		_, err := s.arch.prune(0, 40, 10000)
+		require.NoError(t, err)
+		floor, err := s.arch.pruned("arena")
+		require.NoError(t, err)
+		require.Positive(t, floor)
+		floors = append(floors, floor)
+	}
+	peers := peersOf(c)
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.Verifier, cfg.PageSize = peers, auditVerifier{trees}, 8
+	require.NoError(t, v.refillOnce(ctxT(t), cfg))
+	st := v.ArchiveStatus()
+	require.Zero(t, st.MissingEvents)
+	require.Positive(t, st.Refilled)
+	require.Zero(t, st.Refused)
+	floor, err := v.arch.pruned("arena")
+	require.NoError(t, err)
+	require.Equal(t, min(floors[0], floors[1]), floor, "given up up to the oldest a peer still holds")
+	_, recs, err := v.ArchiveRecords("arena", floor+1, 1000, 1<<30)
+	require.NoError(t, err)
+	require.Len(t, recs, 70-int(floor))
+}
+
+// A forging peer's "not held" cannot make the refiller give a range up
+// while another peer's answer was refused: it retries instead.
+func TestRefillDoesNotGiveUpWhenAnAnswerWasRefused(t *testing.T) {
+	t.Parallel()
+	c, victim, trees := damagedCluster(t)
+	v := c.nodes[victim]
+	peers := peersOf(c)
+	var pruned bool
+	for i, s := range c.nodes {
+		if i == victim {
+			continue
+		}
+		if !pruned {
+			require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
+			_, err := s.arch.prune(0, 10, 10000)
+			require.NoError(t, err)
+			pruned = true
+			continue
+		}
+		peers.forge[c.cfgs[i].ID] = true
+	}
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.Verifier, cfg.PageSize = peers, auditVerifier{trees}, 8
+	require.Error(t, v.refillOnce(ctxT(t), cfg))
+	floor, err := v.arch.pruned("arena")
+	require.NoError(t, err)
+	require.Zero(t, floor, "nothing given up")
+	require.Positive(t, v.ArchiveStatus().MissingEvents)
 }

@@ -14,9 +14,10 @@ import (
 )
 
 // ArchivePage is the answer of GET /internal/v1/worlds/{world}/archive:
-// up to limit consecutive events of world from seq from on, each in the
-// archive's encoding (fsm.EncodeEvent, the bytes the node stores), none
-// when the node does not hold seq from. A node whose event archive lost
+// up to limit consecutive events of world from seq From on, each in the
+// archive's encoding (fsm.EncodeEvent, the bytes the node stores). From is
+// the seq asked for, or the oldest after it that the node holds when its
+// retention deleted that one; no events: it holds nothing at or after it. A node whose event archive lost
 // a range refills it from these pages (store.RunRefill), after checking
 // them against its audit tree.
 type ArchivePage struct {
@@ -76,7 +77,7 @@ func (s *Core) FetchArchive(ctx context.Context, node fsm.NodeInfo, world string
 // ArchiveReader is what the archive route reads: *store.Store. A backend
 // without it (a test's fake) answers the route not_supported.
 type ArchiveReader interface {
-	ArchiveRecords(world string, from uint64, max, maxBytes int) ([][]byte, error)
+	ArchiveRecords(world string, from uint64, limit, maxBytes int) (first uint64, recs [][]byte, err error)
 }
 
 // ParseArchivePage parses the archive route's from (>= 1, required) and

@@ -30,7 +30,7 @@ func (p *API) Archive(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, fmt.Errorf("%w: this node serves no event archive", fsm.ErrNotSupported), false)
 		return
 	}
-	recs, err := ar.ArchiveRecords(world, from, limit, edge.ArchivePageBytes)
+	first, recs, err := ar.ArchiveRecords(world, from, limit, edge.ArchivePageBytes)
 	if err != nil {
 		p.WriteError(w, err, false)
 		return
@@ -38,5 +38,5 @@ func (p *API) Archive(w http.ResponseWriter, r *http.Request) {
 	if recs == nil {
 		recs = [][]byte{}
 	}
-	p.WriteJSON(w, http.StatusOK, edge.ArchivePage{World: world, From: from, Events: recs})
+	p.WriteJSON(w, http.StatusOK, edge.ArchivePage{World: world, From: first, Events: recs})
 }
