@@ -263,8 +263,10 @@ func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.N
 			}
 			s.log.Warn("event archive refill: no other node holds these events any more (retention); given up",
 				"world", r.World, "from", from, "to", gone.next-1)
-			from = gone.next
-			continue
+			if gone.next > r.To {
+				break
+			}
+			from, evs, method, err = gone.next, gone.evs, gone.method, nil
 		}
 		if err != nil {
 			return stored, err
@@ -287,65 +289,85 @@ func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.N
 	return stored, nil
 }
 
-// goneError: every peer answered, and none holds seq from any more; the
-// oldest seq after it one of them holds is next.
-type goneError struct{ from, next uint64 }
+// goneError: every peer answered and none holds seq from any more; the
+// oldest seq after it that one holds is next, and evs are the events
+// from next on, verified by method.
+type goneError struct {
+	from, next uint64
+	evs        []*fsm.Event
+	method     string
+}
 
 func (e *goneError) Error() string {
 	return fmt.Sprintf("no node holds seqs %d to %d any more", e.from, e.next-1)
 }
 
 // fetchVerified asks the peers in turn for up to want events of world from
-// seq from on and returns the first answer that verifies, with how: by the
-// verifier, or, for what it cannot check, by a second peer's equal answer.
+// seq from on and returns the first answer that verifies, with how.
 // Refused events are counted and logged; nothing unverified is returned.
-// When every peer answered and none holds from, the error is a
-// *goneError naming the oldest seq after from that one holds.
+// When every peer answered, none holds from and none was refused, the
+// error is a *goneError carrying the oldest later page a peer holds,
+// verified: a peer claiming it lacks from must show what it holds instead.
 func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, string, error) {
 	var errs []error
-	var later uint64 // the oldest seq after from a peer holds (0: none)
-	answered := 0
+	var later []*fsm.Event // the page from the oldest seq after from a peer holds
+	laterPeer, answered, refused := -1, 0, false
 	for i, p := range peers {
 		evs, err := s.fetchPage(ctx, cfg, p, world, from, want)
 		if err != nil {
+			refused = refused || errors.Is(err, errMalformedPage)
 			errs = append(errs, err)
 			continue
 		}
 		answered++
 		if len(evs) == 0 || evs[0].Seq != from {
-			if len(evs) > 0 && (later == 0 || evs[0].Seq < later) {
-				later = evs[0].Seq
+			if len(evs) > 0 && (later == nil || evs[0].Seq < later[0].Seq) {
+				later, laterPeer = evs, i
 			}
 			errs = append(errs, fmt.Errorf("%w: node %s, seq %d", errNotHeld, p.ID, from))
 			continue
 		}
-		n := 0
-		if cfg.Verifier != nil {
-			n, err = cfg.Verifier.VerifyRefill(world, evs)
-			if err != nil {
-				s.refused(p, world, evs[n:], err)
-				errs = append(errs, fmt.Errorf("node %s: %w", p.ID, err))
-				if n == 0 {
-					continue
-				}
-			}
-			if n > 0 {
-				return evs[:n], VerifiedByAudit, nil
-			}
+		got, method, err := s.verifyPage(ctx, cfg, peers, i, world, evs)
+		if err == nil {
+			return got, method, nil
 		}
-		// Nothing to check against: a second node must answer the same.
-		second, err := s.secondOpinion(ctx, cfg, peers, i, world, from, evs)
-		if err != nil {
-			s.refused(p, world, evs, err)
-			errs = append(errs, fmt.Errorf("node %s: %w", p.ID, err))
-			continue
-		}
-		return second, VerifiedByTwoPeers, nil
+		refused = true
+		errs = append(errs, err)
 	}
-	if answered == len(peers) && later > from && !anyRefused(errs) {
-		return nil, "", &goneError{from: from, next: later}
+	if answered == len(peers) && !refused && later != nil {
+		got, method, err := s.verifyPage(ctx, cfg, peers, laterPeer, world, later)
+		if err == nil {
+			return nil, "", &goneError{from: from, next: later[0].Seq, evs: got, method: method}
+		}
+		errs = append(errs, err)
 	}
 	return nil, "", errors.Join(errs...)
+}
+
+// verifyPage verifies evs, peers[i]'s answer: by the verifier, or, for
+// what it cannot check, by a second peer's equal answer. It returns the
+// leading events verified, or why none were (counted and logged).
+func (s *Store) verifyPage(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, i int, world string, evs []*fsm.Event) ([]*fsm.Event, string, error) {
+	p := peers[i]
+	if cfg.Verifier != nil {
+		n, err := cfg.Verifier.VerifyRefill(world, evs)
+		if err != nil {
+			s.refused(p, world, evs[n:], err)
+			if n == 0 {
+				return nil, "", fmt.Errorf("node %s: %w", p.ID, err)
+			}
+		}
+		if n > 0 {
+			return evs[:n], VerifiedByAudit, nil
+		}
+	}
+	// Nothing to check against: a second node must answer the same.
+	second, err := s.secondOpinion(ctx, cfg, peers, i, world, evs[0].Seq, evs)
+	if err != nil {
+		s.refused(p, world, evs, err)
+		return nil, "", fmt.Errorf("node %s: %w", p.ID, err)
+	}
+	return second, VerifiedByTwoPeers, nil
 }
 
 // secondOpinion returns the leading events of evs (node peers[skip]'s
@@ -402,17 +424,6 @@ var errNotHeld = errors.New("not held")
 
 // errMalformedPage: a peer's page of other seqs or another world.
 var errMalformedPage = errors.New("malformed archive page")
-
-// anyRefused reports whether one of errs is a refusal (not a plain "does
-// not hold"): a forging peer must not make the refiller give a range up.
-func anyRefused(errs []error) bool {
-	for _, err := range errs {
-		if !errors.Is(err, errNotHeld) {
-			return true
-		}
-	}
-	return false
-}
 
 // refused counts and logs events that failed verification.
 func (s *Store) refused(p fsm.NodeInfo, world string, evs []*fsm.Event, err error) {

@@ -148,12 +148,14 @@ type storePeers struct {
 	mu     sync.Mutex
 	stores map[string]*Store
 	forge  map[string]bool
+	garble bool // every answer's events of another world: a malformed page
+	shift  bool // every answer's seqs one later: events relabelled
 	calls  int
 }
 
 func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world string, from uint64, max int) ([]*fsm.Event, error) {
 	p.mu.Lock()
-	s, forge := p.stores[node.ID], p.forge[node.ID]
+	s, forge, garble, shift := p.stores[node.ID], p.forge[node.ID], p.garble, p.shift
 	p.calls++
 	p.mu.Unlock()
 	if s == nil || s.isClosed() {
@@ -170,6 +172,12 @@ func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world st
 		}
 		if forge {
 			out[i].Player = "forged"
+		}
+		if garble {
+			out[i].World = "elsewhere"
+		}
+		if shift {
+			out[i].Seq++
 		}
 	}
 	return out, nil
@@ -430,7 +438,9 @@ func TestRefillGivesUpWhatEveryPeerPrunedAndRefillsTheRest(t *testing.T) {
 }
 
 // A forging peer's "not held" cannot make the refiller give a range up
-// while another peer's answer was refused: it retries instead.
+// while another peer's answer was refused: it retries instead. Nor can
+// peers that relabel events (each one seq later: "we do not hold seq 1"):
+// the page they show instead fails verification.
 func TestRefillDoesNotGiveUpWhenAnAnswerWasRefused(t *testing.T) {
 	t.Parallel()
 	c, victim, trees := damagedCluster(t)
@@ -457,4 +467,99 @@ func TestRefillDoesNotGiveUpWhenAnAnswerWasRefused(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, floor, "nothing given up")
 	require.Positive(t, v.ArchiveStatus().MissingEvents)
+}
+
+// A refill that failed (every peer forging) is retried at once on
+// RefillNow, without waiting for the interval.
+func TestRefillNowRetriesAtOnce(t *testing.T) {
+	t.Parallel()
+	c, victim, trees := damagedCluster(t)
+	v := c.nodes[victim]
+	peers := peersOf(c)
+	for id := range peers.stores {
+		peers.forge[id] = true
+	}
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.Verifier, cfg.Interval = peers, auditVerifier{trees}, time.Hour
+	runRefill(t, v, cfg)
+	require.Eventually(t, func() bool { return v.ArchiveStatus().Refused > 0 }, 20*time.Second, 10*time.Millisecond)
+	peers.mu.Lock()
+	clear(peers.forge)
+	peers.mu.Unlock()
+	v.RefillNow()
+	require.Eventually(t, func() bool {
+		st := v.ArchiveStatus()
+		return st.MissingEvents == 0 && st.Refilled > 0
+	}, 20*time.Second, 10*time.Millisecond)
+}
+
+// A page of other seqs than asked for is refused and nothing is stored.
+func TestRefillRefusesAMalformedPage(t *testing.T) {
+	t.Parallel()
+	c, victim, _ := damagedCluster(t)
+	v := c.nodes[victim]
+	before := v.ArchiveStatus().MissingEvents
+	peers := peersOf(c)
+	peers.garble = true
+	cfg := DefaultRefillConfig()
+	cfg.Peers = peers
+	err := v.refillOnce(ctxT(t), cfg)
+	require.ErrorIs(t, err, errMalformedPage)
+	st := v.ArchiveStatus()
+	require.Positive(t, st.Refused)
+	require.Equal(t, before, st.MissingEvents)
+	require.Zero(t, st.Refilled)
+}
+
+// Events the archive writer has not stored yet are served from the tail,
+// from the oldest the tail holds when from is older.
+func TestArchiveRecordsServeTheTailBeforeTheArchiveHasIt(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	s := c.leader()
+	mustCreateWorld(t, s, "arena")
+	fail := func() error { return errors.New("disk full") }
+	s.arch.failWrite.Store(&fail)
+	for seq := uint64(1); seq <= 4; seq++ {
+		_, _, err := s.Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
+		require.NoError(t, err)
+	}
+	first, recs, err := s.ArchiveRecords("arena", 2, 10, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), first)
+	require.Len(t, recs, 3)
+	ev, err := fsm.DecodeEvent(recs[0])
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), ev.Seq)
+	first, recs, err = s.ArchiveRecords("arena", 5, 10, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), first)
+	require.Empty(t, recs)
+	// The tail starting after from: it answers from its first.
+	s.feed.mu.Lock()
+	tl := s.feed.tails["arena"]
+	tl.first, tl.events = tl.first+1, tl.events[1:]
+	s.feed.mu.Unlock()
+	first, recs, err = s.ArchiveRecords("arena", 1, 10, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), first)
+	require.Len(t, recs, 3)
+	s.arch.failWrite.Store(nil)
+}
+
+func TestRefillDoesNotGiveUpForPeersShowingRelabelledEvents(t *testing.T) {
+	t.Parallel()
+	c, victim, trees := damagedCluster(t)
+	v := c.nodes[victim]
+	peers := peersOf(c)
+	peers.shift = true
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.Verifier, cfg.PageSize = peers, auditVerifier{trees}, 8
+	err := v.refillOnce(ctxT(t), cfg)
+	require.ErrorIs(t, err, audit.ErrProof)
+	floor, err := v.arch.pruned("arena")
+	require.NoError(t, err)
+	require.Zero(t, floor, "nothing given up")
+	require.Positive(t, v.ArchiveStatus().Refused)
+	require.Zero(t, v.ArchiveStatus().Refilled)
 }
