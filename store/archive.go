@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,9 +66,12 @@ const maxRunBytes = 1024
 // openArchive opens the archive at path. After a shutdown that did not
 // close it (no clean marker: a crash, a kill, a power loss), it first checks
 // the file, since writes skip fsync and a power loss can leave it corrupt;
-// a corrupt archive is moved aside and replaced by an empty one. The
-// archive is derived data: Raft replays what its log still holds, and
-// readers of older events get archive_gap, as after a snapshot install.
+// a corrupt archive is moved aside and replaced by an empty one, as is one
+// that does not open or is shorter than its pages (truncated), clean
+// marker or not. The archive is derived data: Raft replays what its log
+// still holds, the refiller (refill.go) fetches the rest from other
+// nodes, and until then readers of older events get archive_gap, as after
+// a snapshot install.
 func openArchive(path string, log *slog.Logger) (*archive, error) {
 	clean := path + ".clean"
 	// A compaction that a crash interrupted left its copy: the file it
@@ -82,22 +86,19 @@ func openArchive(path string, log *slog.Logger) (*archive, error) {
 		return nil, fmt.Errorf("event archive: %w", err)
 	}
 	db, err := openBolt(path)
-	if existed && cleanErr != nil && !errors.Is(err, berrors.ErrTimeout) && !errors.Is(err, fs.ErrPermission) {
-		if err == nil {
-			err = checkBolt(db)
-			if err != nil {
-				db.Close()
-			}
+	if err == nil && existed && cleanErr != nil {
+		if err = checkBolt(db); err != nil {
+			db.Close()
 		}
-		if err != nil {
-			aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
-			log.Error("event archive is corrupt after an unclean shutdown; moved aside, starting an empty one (older events: archive_gap)",
-				"path", path, "moved_to", aside, "err", err)
-			if rerr := os.Rename(path, aside); rerr != nil {
-				return nil, fmt.Errorf("event archive %s is corrupt (%v) and cannot be moved aside: %w", path, err, rerr)
-			}
-			db, err = openBolt(path)
+	}
+	if err != nil && existed && !errors.Is(err, berrors.ErrTimeout) && !errors.Is(err, fs.ErrPermission) {
+		aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
+		log.Error("event archive is corrupt (an unclean shutdown, a truncated file); moved aside, starting an empty one (older events: archive_gap until refilled from peers)",
+			"path", path, "moved_to", aside, "err", err)
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("event archive %s is corrupt (%v) and cannot be moved aside: %w", path, err, rerr)
 		}
+		db, err = openBolt(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open event archive %s: %w", path, err)
@@ -120,19 +121,54 @@ func openArchive(path string, log *slog.Logger) (*archive, error) {
 	return &archive{db: db, clean: clean}, nil
 }
 
-// openBolt opens a bbolt file; a file so corrupt that bbolt panics reading
-// it is an error.
+// openBolt opens a bbolt file; a file so corrupt that bbolt panics or
+// faults reading it, or shorter than the pages its meta page counts (a
+// truncated file, which would fault at the first read past its end), is
+// an error. A fault during the open leaks the half-opened file's handle
+// and mapping: once, for a file moved aside.
 func openBolt(path string) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("%w: bbolt: %v", fsm.ErrMalformed, r)
 		}
 	}()
-	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
-// checkBolt runs bbolt's consistency check and returns its first error.
-func checkBolt(db *bolt.DB) error {
+// checkSize returns an error when db's file is shorter than its pages.
+func checkSize(db *bolt.DB) error {
+	st, err := os.Stat(db.Path())
+	if err != nil {
+		return err
+	}
+	var need int64
+	if err := db.View(func(tx *bolt.Tx) error { need = tx.Size(); return nil }); err != nil {
+		return err
+	}
+	if st.Size() < need {
+		return fmt.Errorf("%w: truncated: %d bytes, its pages need %d", fsm.ErrMalformed, st.Size(), need)
+	}
+	return nil
+}
+
+// checkBolt runs bbolt's consistency check and returns its first error
+// (a fault reading a page is one).
+func checkBolt(db *bolt.DB) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: bbolt check: %v", fsm.ErrMalformed, r)
+		}
+	}()
 	return db.View(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() {

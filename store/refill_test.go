@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -189,6 +190,32 @@ func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world st
 // It returns the cluster, the victim's index and the victim's audit tree
 // as it was before the crash (the auditor's file survives the archive's).
 func damagedCluster(t *testing.T) (*cluster, int, map[string]*audit.Log) {
+	return damagedClusterBy(t, junkPages)
+}
+
+// junkPages is a power loss: no clean marker, every page after the meta
+// pages junk.
+func junkPages(t *testing.T, path string) {
+	require.NoError(t, os.Remove(path+".clean"))
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.NoError(t, err)
+	info, err := f.Stat()
+	require.NoError(t, err)
+	_, err = f.WriteAt(bytes.Repeat([]byte{0xA5}, int(info.Size())-8192), 8192)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+// truncated cuts the file to a third after a clean stop (the clean
+// marker stays): bbolt would fault reading past its end.
+func truncated(t *testing.T, path string) {
+	require.FileExists(t, path+".clean")
+	info, err := os.Stat(path)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(path, info.Size()/3))
+}
+
+func damagedClusterBy(t *testing.T, damage func(*testing.T, string)) (*cluster, int, map[string]*audit.Log) {
 	c := newCluster(t, 3, func(cfg *Config) { cfg.TrailingLogs = 4; cfg.SnapshotThreshold = 16 })
 	l := c.leader()
 	mustCreateWorld(t, l, "arena")
@@ -213,16 +240,7 @@ func damagedCluster(t *testing.T) (*cluster, int, map[string]*audit.Log) {
 	require.NoError(t, err)
 	c.crash(victim)
 
-	// A power loss: no clean marker, every page after the meta pages junk.
-	path := filepath.Join(c.cfgs[victim].Dir, "events.db")
-	require.NoError(t, os.Remove(path+".clean"))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	require.NoError(t, err)
-	info, err := f.Stat()
-	require.NoError(t, err)
-	_, err = f.WriteAt(bytes.Repeat([]byte{0xA5}, int(info.Size())-8192), 8192)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	damage(t, filepath.Join(c.cfgs[victim].Dir, "events.db"))
 
 	for seq := uint64(61); seq <= 70; seq++ { // committed while it is down
 		_, _, err := c.leader().Act(ctxT(t), incr("arena", "p1", seq, "e1", "score", 1))
@@ -266,7 +284,16 @@ func peersOf(c *cluster) *storePeers {
 // byte as another node does. A forged answer is refused.
 func TestDamagedArchiveIsRefilledFromPeersAndVerifiedAgainstTheAuditRoot(t *testing.T) {
 	t.Parallel()
-	c, victim, trees := damagedCluster(t)
+	for name, damage := range map[string]func(*testing.T, string){"corrupt": junkPages, "truncated": truncated} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testRefillAfter(t, damage)
+		})
+	}
+}
+
+func testRefillAfter(t *testing.T, damage func(*testing.T, string)) {
+	c, victim, trees := damagedClusterBy(t, damage)
 	v := c.nodes[victim]
 	other := c.nodes[(victim+1)%3]
 
@@ -562,4 +589,25 @@ func TestRefillDoesNotGiveUpForPeersShowingRelabelledEvents(t *testing.T) {
 	require.Zero(t, floor, "nothing given up")
 	require.Positive(t, v.ArchiveStatus().Refused)
 	require.Zero(t, v.ArchiveStatus().Refilled)
+}
+
+// A truncated archive faults bbolt at its first read past the end (a
+// crash of the whole node); it is moved aside at open, clean marker or not.
+func TestTruncatedArchiveIsMovedAsideEvenAfterACleanStop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	a, err := openArchive(path, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	bigEvents(t, a, "w", 3000)
+	require.NoError(t, a.close())
+	truncated(t, path)
+	a, err = openArchive(path, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	defer a.close()
+	got, err := a.read("w", 1, 10)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	aside, err := filepath.Glob(path + ".corrupt-*")
+	require.NoError(t, err)
+	require.Len(t, aside, 1)
+	require.NoError(t, checkSize(a.db))
 }

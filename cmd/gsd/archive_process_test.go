@@ -52,11 +52,11 @@ func eventLines(t *testing.T, addr, world string, n int) [][]byte {
 	return out
 }
 
-// The Must show with real nodes: a follower's archive corrupted
+// The Must show with real nodes: a follower's archive truncated
 // while it is stopped is detected at restart, refilled from the other
 // nodes and verified against its audit tree, and the node then streams
 // every event from seq 1 byte for byte as another node does.
-func TestCorruptedArchiveIsRefilledFromPeersAfterRestart(t *testing.T) {
+func TestTruncatedArchiveIsRefilledFromPeersAfterRestart(t *testing.T) {
 	t.Parallel()
 	flags := []string{"--snapshot-threshold", "16", "--trailing-logs", "4", "--archive-refill-interval", "200ms"}
 	n1 := startNode(t, "n1", t.TempDir(), flags...)
@@ -86,16 +86,13 @@ func TestCorruptedArchiveIsRefilledFromPeersAfterRestart(t *testing.T) {
 	require.Equal(t, 200, resp.StatusCode)
 	require.Zero(t, n2.stop(t))
 
-	// A power loss: no clean marker, the archive's pages junk.
+	// The archive file cut to a third while the node is stopped (its clean
+	// marker stays): bbolt would fault reading past the end.
 	path := filepath.Join(dir2, "events.db")
-	require.NoError(t, os.Remove(path+".clean"))
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	require.FileExists(t, path+".clean")
+	info, err := os.Stat(path)
 	require.NoError(t, err)
-	info, err := f.Stat()
-	require.NoError(t, err)
-	_, err = f.WriteAt(bytes.Repeat([]byte{0xA5}, int(info.Size())-8192), 8192)
-	require.NoError(t, err)
-	require.NoError(t, f.Close())
+	require.NoError(t, os.Truncate(path, info.Size()/3))
 	for seq := uint64(61); seq <= 70; seq++ {
 		_, err := c.Act(ctx, "arena", incr("p1", seq, "e1", int64(seq)))
 		require.NoError(t, err)
