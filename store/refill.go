@@ -215,21 +215,17 @@ func (s *Store) refillOnce(ctx context.Context, cfg RefillConfig) error {
 		}
 	}
 	errs := []error{err}
-	filled := false
 	for _, r := range missing {
-		n, err := s.refillRange(ctx, cfg, peers, r)
-		filled = filled || n > 0
-		if err != nil {
+		if _, err := s.refillRange(ctx, cfg, peers, r); err != nil {
 			errs = append(errs, fmt.Errorf("world %s seqs %d to %d: %w", r.World, r.From, r.To, err))
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	if filled {
-		_, cerr := s.CheckArchive()
-		errs = append(errs, cerr)
-	}
+	// What is missing now: refilled and given-up ranges no longer are.
+	_, cerr := s.CheckArchive()
+	errs = append(errs, cerr)
 	err = errors.Join(errs...)
 	s.setRefillError(err)
 	return err
