@@ -322,6 +322,73 @@ func (a *archive) writeRuns(root *bolt.Bucket, world string, events []*fsm.Event
 	return nil
 }
 
+// deleteWorlds deletes the named worlds' events (deleted worlds), in one
+// transaction.
+func (a *archive) deleteWorlds(worlds []string) error {
+	if len(worlds) == 0 {
+		return nil
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(eventsBucket)
+		for _, w := range worlds {
+			if err := root.DeleteBucket([]byte(w)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return fmt.Errorf("archive: delete world %s: %w", w, err)
+			}
+		}
+		return nil
+	})
+}
+
+// reconcile makes the archive match a restored state, whose worlds are
+// present with their incarnations: a node that installed a snapshot may
+// have missed a world's delete (and its re-creation), so the archive holds
+// events the state no longer has. It deletes the buckets of worlds not
+// present, and of worlds whose oldest archived event precedes their
+// incarnation (the log index of their creation: every event of the
+// current incarnation comes at or after it). Incarnation 0 (a world from
+// before incarnations) keeps its bucket.
+func (a *archive) reconcile(present map[string]uint64) error {
+	return a.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(eventsBucket)
+		var stale [][]byte
+		err := root.ForEachBucket(func(k []byte) error {
+			inc, ok := present[string(k)]
+			if !ok {
+				stale = append(stale, append([]byte(nil), k...))
+				return nil
+			}
+			if inc == 0 {
+				return nil
+			}
+			k1, v1 := root.Bucket(k).Cursor().First()
+			if k1 == nil {
+				return nil
+			}
+			r, err := decodeRun(k1, v1)
+			if err != nil {
+				return fmt.Errorf("archive %s: %w", k, err)
+			}
+			first, err := r.events(r.first, 1, nil)
+			if err != nil {
+				return fmt.Errorf("archive %s: %w", k, err)
+			}
+			if len(first) > 0 && first[0].Index < inc {
+				stale = append(stale, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := root.DeleteBucket(k); err != nil {
+				return fmt.Errorf("archive: delete world %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
 // read returns up to max contiguous events of world from seq on. An empty
 // result means seq is not held here.
 func (a *archive) read(world string, from uint64, max int) ([]*fsm.Event, error) {

@@ -15,6 +15,7 @@ func New(core *edge.Core) *API { return &API{Core: core} }
 
 // Register adds the admin, status and health routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("DELETE /v1/worlds/{world}", a.DeleteWorld)
 	mux.HandleFunc("GET /v1/worlds/{world}/sessions", a.Presence)
 	mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", a.Kick)
 	mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", a.ExportData)

@@ -71,6 +71,7 @@ var routeAccesses = map[string]routeAccess{
 	"POST /v1/node/archive:check":                accessAdmin,
 	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
 	"POST /v1/worlds/{world}/sessions/{id}/kick": accessAdmin,
+	"DELETE /v1/worlds/{world}":                  accessAdmin,
 	"GET /v1/worlds/{world}/sessions:export":     accessAdmin,
 	"POST /v1/worlds/{world}/sessions:import":    accessAdmin,
 	"POST /v1/worlds/{world}/bans":               accessAdmin,

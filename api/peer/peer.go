@@ -69,7 +69,7 @@ func New(core *edge.Core) *API { return &API{Core: core} }
 // serve to other nodes as they are.
 type Handlers struct {
 	Act, ActBatch, LinearizableEntity        http.HandlerFunc
-	CreateWorld, UpdateRules                 http.HandlerFunc
+	CreateWorld, UpdateRules, DeleteWorld    http.HandlerFunc
 	Join, RemoveNode, TransferLeadership     http.HandlerFunc
 	Kick, Ban, Unban, ExportData, ImportData http.HandlerFunc
 }
@@ -90,6 +90,7 @@ func (p *API) Register(mux *http.ServeMux, h Handlers) {
 	for pattern, h := range map[string]http.HandlerFunc{
 		"POST /worlds":                            h.CreateWorld,
 		"PUT /worlds/{world}/rules":               h.UpdateRules,
+		"DELETE /worlds/{world}":                  h.DeleteWorld,
 		"POST /cluster/join":                      h.Join,
 		"DELETE /cluster/nodes/{id}":              h.RemoveNode,
 		"POST /cluster/transfer-leadership":       h.TransferLeadership,

@@ -53,6 +53,7 @@ type options struct {
 	tls     tlsOptions
 	audit   auditOptions
 	expiry  expiryOptions
+	worlds  worldExpiryOptions
 	checks  checkpointOptions
 	config  configOptions
 	shards  shardOptions
@@ -154,6 +155,7 @@ cluster from that data and ignores --join.`,
 	o.tls.flags(f)
 	o.audit.flags(f)
 	o.expiry.flags(f)
+	o.worlds.flags(f)
 	o.checks.flags(f)
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
@@ -191,6 +193,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.expiry.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.worlds.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.checks.check(); err != nil {
