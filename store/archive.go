@@ -328,10 +328,14 @@ func (a *archive) deleteWorlds(worlds []string) error {
 	if len(worlds) == 0 {
 		return nil
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
+	return a.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
 		for _, w := range worlds {
 			if err := root.DeleteBucket([]byte(w)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return fmt.Errorf("archive: delete world %s: %w", w, err)
+			}
+			// A re-created world starts from seq 1: nothing of it was pruned.
+			if err := tx.Bucket(prunedBucket).Delete([]byte(w)); err != nil {
 				return fmt.Errorf("archive: delete world %s: %w", w, err)
 			}
 		}
@@ -348,7 +352,7 @@ func (a *archive) deleteWorlds(worlds []string) error {
 // current incarnation comes at or after it). Incarnation 0 (a world from
 // before incarnations) keeps its bucket.
 func (a *archive) reconcile(present map[string]uint64) error {
-	return a.db.Update(func(tx *bolt.Tx) error {
+	return a.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
 		var stale [][]byte
 		err := root.ForEachBucket(func(k []byte) error {
@@ -382,6 +386,9 @@ func (a *archive) reconcile(present map[string]uint64) error {
 		}
 		for _, k := range stale {
 			if err := root.DeleteBucket(k); err != nil {
+				return fmt.Errorf("archive: delete world %s: %w", k, err)
+			}
+			if err := tx.Bucket(prunedBucket).Delete(k); err != nil {
 				return fmt.Errorf("archive: delete world %s: %w", k, err)
 			}
 		}

@@ -94,10 +94,21 @@ func covered(b *bolt.Bucket, seq uint64) (bool, error) {
 // holds already are skipped, whatever their content (a refill never
 // rewrites an event). It returns how many it stored. Unlike write it may
 // store below the newest run, so it checks every event's seq.
-func (a *archive) fill(world string, events []*fsm.Event) (int, error) {
+//
+// current, called inside the transaction, returns the world's incarnation
+// in the applied state, false once it was deleted: events of another
+// incarnation are skipped. The feed's writer drops a deleted world's
+// events after the state applied the delete, in a transaction of its own,
+// so a fill racing a delete either sees it or is dropped by it, and never
+// leaves a deleted world's events behind.
+func (a *archive) fill(world string, events []*fsm.Event, current func() (uint64, bool)) (int, error) {
 	stored := 0
 	err := a.update(func(tx *bolt.Tx) error {
 		stored = 0
+		inc, ok := current()
+		if !ok {
+			return nil
+		}
 		b, err := tx.Bucket(eventsBucket).CreateBucketIfNotExists([]byte(world))
 		if err != nil {
 			return err
@@ -108,13 +119,13 @@ func (a *archive) fill(world string, events []*fsm.Event) (int, error) {
 			if err != nil {
 				return fmt.Errorf("archive %s: %w", world, err)
 			}
-			if held || events[0].World != world {
+			if held || events[0].World != world || events[0].Index < inc {
 				events = events[1:]
 				continue
 			}
 			body = body[:0]
 			n := 0
-			for n < len(events) && (n == 0 || events[n].Seq == events[n-1].Seq+1) && events[n].World == world {
+			for n < len(events) && (n == 0 || events[n].Seq == events[n-1].Seq+1) && events[n].World == world && events[n].Index >= inc {
 				if n > 0 {
 					if held, err = covered(b, events[n].Seq); err != nil || held {
 						break

@@ -34,7 +34,7 @@ func TestArchiveFillStoresOnlyWhatIsMissingAndReadsThenRunOn(t *testing.T) {
 	require.NoError(t, a.write(evs("w", 15, 20)))
 	refill := evs("w", 1, 16)
 	refill[6].Player = "not stored: seq 7 is held" // a held seq is never rewritten
-	n, err := a.fill("w", refill)
+	n, err := a.fill("w", refill, alive(0))
 	require.NoError(t, err)
 	require.Equal(t, 4+5, n, "1-4 and 10-14")
 	got, err := a.read("w", 1, 100)
@@ -45,7 +45,7 @@ func TestArchiveFillStoresOnlyWhatIsMissingAndReadsThenRunOn(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, holes)
 	// Events of another world are skipped; the writer appends after fills.
-	n, err = a.fill("w", evs("x", 21, 22))
+	n, err = a.fill("w", evs("x", 21, 22), alive(0))
 	require.NoError(t, err)
 	require.Zero(t, n)
 	require.NoError(t, a.write(evs("w", 21, 22)))
@@ -60,7 +60,7 @@ func TestArchiveFillSplitsBigRefillsIntoRuns(t *testing.T) {
 	for _, e := range big {
 		e.Reason = string(bytes.Repeat([]byte{'x'}, 100))
 	}
-	n, err := a.fill("w", big)
+	n, err := a.fill("w", big, alive(0))
 	require.NoError(t, err)
 	require.Equal(t, 40, n)
 	first, recs, err := a.records("w", 3, 100, 1<<20)
@@ -134,4 +134,49 @@ func TestTruncatedArchiveIsMovedAsideEvenAfterACleanStop(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, aside, 1)
 	require.NoError(t, checkSize(a.db))
+}
+
+// alive is fill's view of a world that exists in incarnation inc.
+func alive(inc uint64) func() (uint64, bool) { return func() (uint64, bool) { return inc, true } }
+
+// A refill racing a world's delete stores nothing of it, and events of an
+// earlier incarnation are never stored in the current one.
+func TestArchiveFillSkipsDeletedWorldsAndEarlierIncarnations(t *testing.T) {
+	a := openTestArchive(t)
+	n, err := a.fill("w", evs("w", 1, 5), func() (uint64, bool) { return 0, false })
+	require.NoError(t, err)
+	require.Zero(t, n)
+	got, err := a.read("w", 1, 10)
+	require.NoError(t, err)
+	require.Empty(t, got)
+	n, err = a.fill("w", evs("w", 1, 5), alive(3)) // evs' Index is their seq
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	holes, err := a.holes("w", 0, 5)
+	require.NoError(t, err)
+	require.Equal(t, []Range{{"w", 1, 2}}, holes)
+}
+
+// Deleting a world forgets what retention pruned of it: a re-created
+// world's seqs start at 1 again.
+func TestDeletingAWorldForgetsItsPrunedMark(t *testing.T) {
+	a := openTestArchive(t)
+	require.NoError(t, a.write(evs("w", 1, 3)))
+	require.NoError(t, a.write(evs("w", 4, 6)))
+	require.NoError(t, a.write(evs("v", 1, 3)))
+	require.NoError(t, a.write(evs("v", 4, 6)))
+	_, err := a.prune(0, 3, 10)
+	require.NoError(t, err)
+	for _, w := range []string{"w", "v"} {
+		floor, err := a.pruned(w)
+		require.NoError(t, err)
+		require.Equal(t, uint64(3), floor)
+	}
+	require.NoError(t, a.deleteWorlds([]string{"w"}))
+	require.NoError(t, a.reconcile(map[string]uint64{}))
+	for _, w := range []string{"w", "v"} {
+		floor, err := a.pruned(w)
+		require.NoError(t, err)
+		require.Zero(t, floor, w)
+	}
 }

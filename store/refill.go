@@ -267,7 +267,10 @@ func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.N
 		if err != nil {
 			return stored, err
 		}
-		n, err := s.arch.fill(r.World, evs)
+		n, err := s.arch.fill(r.World, evs, func() (uint64, bool) {
+			w, err := s.fsm.World(r.World)
+			return w.Incarnation, err == nil
+		})
 		if err != nil {
 			return stored, fmt.Errorf("store refilled events: %w", err)
 		}
@@ -396,7 +399,9 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 
 // fetchPage fetches a page and checks its shape: world's consecutive seqs
 // from from or a later seq (the peer no longer holds from), at most want
-// of them. A page of another shape is refused.
+// of them, of the world's current incarnation (a peer that missed its
+// delete and re-creation holds the earlier one's). A page of another
+// shape is refused.
 func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, error) {
 	evs, err := cfg.Peers.FetchArchive(ctx, p, world, from, want)
 	if err != nil {
@@ -405,8 +410,12 @@ func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo,
 	if len(evs) > want {
 		evs = evs[:want]
 	}
+	var inc uint64 // events from before the world's creation are another incarnation's
+	if w, err := s.fsm.World(world); err == nil {
+		inc = w.Incarnation
+	}
 	for i, ev := range evs {
-		if ev == nil || ev.World != world || ev.Seq < from || (i > 0 && ev.Seq != evs[i-1].Seq+1) {
+		if ev == nil || ev.World != world || ev.Seq < from || (i > 0 && ev.Seq != evs[i-1].Seq+1) || ev.Index < inc {
 			err := fmt.Errorf("%w: node %s answered a malformed page: event %d of %d is not the next of %s from seq %d", errMalformedPage, p.ID, i, len(evs), world, from)
 			s.refused(p, world, evs, err)
 			return nil, err

@@ -46,12 +46,13 @@ type storePeers struct {
 	forge  map[string]bool
 	garble bool // every answer's events of another world: a malformed page
 	shift  bool // every answer's seqs one later: events relabelled
+	stale  bool // every answer's events from before the world's creation
 	calls  int
 }
 
 func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world string, from uint64, max int) ([]*fsm.Event, error) {
 	p.mu.Lock()
-	s, forge, garble, shift := p.stores[node.ID], p.forge[node.ID], p.garble, p.shift
+	s, forge, garble, shift, stale := p.stores[node.ID], p.forge[node.ID], p.garble, p.shift, p.stale
 	p.calls++
 	p.mu.Unlock()
 	if s == nil || s.isClosed() {
@@ -74,6 +75,9 @@ func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world st
 		}
 		if shift {
 			out[i].Seq++
+		}
+		if stale {
+			out[i].Index = 0
 		}
 	}
 	return out, nil
@@ -415,22 +419,28 @@ func TestRefillNowRetriesAtOnce(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond)
 }
 
-// A page of other seqs than asked for is refused and nothing is stored.
+// A page of another world, or of the world's earlier incarnation (a peer
+// that missed its delete and re-creation), is refused; nothing is stored.
 func TestRefillRefusesAMalformedPage(t *testing.T) {
 	t.Parallel()
 	c, victim, _ := damagedCluster(t)
 	v := c.nodes[victim]
 	before := v.ArchiveStatus().MissingEvents
-	peers := peersOf(c)
-	peers.garble = true
-	cfg := DefaultRefillConfig()
-	cfg.Peers = peers
-	err := v.refillOnce(ctxT(t), cfg)
-	require.ErrorIs(t, err, errMalformedPage)
-	st := v.ArchiveStatus()
-	require.Positive(t, st.Refused)
-	require.Equal(t, before, st.MissingEvents)
-	require.Zero(t, st.Refilled)
+	for name, garble := range map[string]func(*storePeers){
+		"another world":          func(p *storePeers) { p.garble = true },
+		"an earlier incarnation": func(p *storePeers) { p.stale = true },
+	} {
+		peers := peersOf(c)
+		garble(peers)
+		cfg := DefaultRefillConfig()
+		cfg.Peers = peers
+		err := v.refillOnce(ctxT(t), cfg)
+		require.ErrorIs(t, err, errMalformedPage, name)
+		st := v.ArchiveStatus()
+		require.Positive(t, st.Refused, name)
+		require.Equal(t, before, st.MissingEvents, name)
+		require.Zero(t, st.Refilled, name)
+	}
 }
 
 // Events the archive writer has not stored yet are served from the tail,
