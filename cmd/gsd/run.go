@@ -53,11 +53,13 @@ type options struct {
 	tls     tlsOptions
 	audit   auditOptions
 	expiry  expiryOptions
+	worlds  worldExpiryOptions
 	checks  checkpointOptions
 	config  configOptions
 	shards  shardOptions
 
 	analytics analyticsOptions
+	archive   archiveOptions
 	detect    detectOptions
 }
 
@@ -154,11 +156,13 @@ cluster from that data and ignores --join.`,
 	o.tls.flags(f)
 	o.audit.flags(f)
 	o.expiry.flags(f)
+	o.worlds.flags(f)
 	o.checks.flags(f)
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
 	o.analytics.flags(f)
+	o.archive.flags(f)
 	o.detect.flags(f)
 	return cmd
 }
@@ -193,6 +197,9 @@ func (o *options) complete() error {
 	if err := o.expiry.check(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := o.worlds.check(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := o.checks.check(); err != nil {
 		errs = append(errs, err)
 	}
@@ -209,6 +216,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, err := o.audit.signers(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.archive.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := o.detect.detectConfig(); err != nil {
