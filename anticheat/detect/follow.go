@@ -85,6 +85,7 @@ type follower struct {
 	gen     int            // incarnations of the world seen: a follower of an older one is stale
 	pos     *atomic.Uint64 // the running follower's next seq
 	seen    uint64         // where the follower was when the scan began
+	inc     uint64         // the world's incarnation (fsm.WorldInfo)
 	running bool
 	cancel  context.CancelFunc
 	err     error // why the last follower stopped
@@ -134,9 +135,9 @@ func (r *Runner) scan(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
-	live := map[string]uint64{} // world → its seq
+	live := map[string]fsm.WorldInfo{}
 	for _, w := range r.src.Worlds() {
-		live[w.ID] = w.Seq
+		live[w.ID] = w
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -151,21 +152,24 @@ func (r *Runner) scan(ctx context.Context) {
 			delete(r.worlds, id)
 		}
 	}
-	for id, seq := range live {
+	for id, w := range live {
 		f := r.worlds[id]
 		if f == nil {
-			f = &follower{next: 1}
+			f = &follower{next: 1, inc: w.Incarnation}
 			r.worlds[id] = f
 		}
-		if seq+1 < f.seen {
-			// The world's seq went back: it was deleted and created
-			// again. Follow the new one from its start.
+		if w.Incarnation != f.inc || w.Seq+1 < f.seen {
+			// Another incarnation, or a seq that went back (worlds made
+			// before incarnations): the world was deleted and created
+			// again. Follow the new one from its start. (What the old
+			// follower read of the new world before this scan, if it grew
+			// past the old one's seq, counts twice.)
 			if f.running {
 				f.cancel()
 			}
-			f.next, f.gen = 1, f.gen+1
+			f.next, f.gen, f.inc = 1, f.gen+1, w.Incarnation
 		}
-		f.latest = seq
+		f.latest = w.Seq
 		if f.running {
 			continue
 		}

@@ -31,6 +31,8 @@ type source struct {
 	subErr    error
 	subs      map[string][]uint64
 	held      map[string]uint64 // the feed holds seqs from this one on
+	inc       map[string]uint64 // a world's incarnation
+	noInc     bool              // report no incarnations (worlds made before them)
 	attempts  int
 	ended     chan string   // a world whose subscription saw its ctx end
 	grew      chan struct{} // closed when a feed grows
@@ -38,7 +40,7 @@ type source struct {
 
 func newSource(worlds ...string) *source {
 	return &source{worlds: worlds, events: map[string][]*fsm.Event{}, failAfter: map[string]int{},
-		subs: map[string][]uint64{}, held: map[string]uint64{}, ended: make(chan string, 16),
+		subs: map[string][]uint64{}, held: map[string]uint64{}, inc: map[string]uint64{}, ended: make(chan string, 16),
 		grew: make(chan struct{})}
 }
 
@@ -57,19 +59,16 @@ func (s *source) transfers(world, from, to string, n int) {
 	s.grew = make(chan struct{})
 }
 
-// recreate deletes world and creates it again: its feed starts at seq 1.
-func (s *source) recreate(world string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events[world] = nil
-}
-
 func (s *source) Worlds() []fsm.WorldInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []fsm.WorldInfo
 	for _, w := range s.worlds {
-		out = append(out, fsm.WorldInfo{ID: w, Seq: uint64(len(s.events[w]))})
+		info := fsm.WorldInfo{ID: w, Seq: uint64(len(s.events[w])), Incarnation: s.inc[w]}
+		if s.noInc {
+			info.Incarnation = 0
+		}
+		out = append(out, info)
 	}
 	return out
 }
@@ -105,6 +104,16 @@ type fakeSub struct {
 	s         *source
 	world     string
 	pos, fail int
+}
+
+// recreate deletes world and creates it again, under a new incarnation,
+// then gives it n transfers from "from" to "to" from seq 1 on.
+func (s *source) recreate(world, from, to string, n int) {
+	s.mu.Lock()
+	s.events[world] = nil
+	s.inc[world]++
+	s.mu.Unlock()
+	s.transfers(world, from, to, n)
 }
 
 func (f *fakeSub) Next(ctx context.Context) ([]*fsm.Event, error) {
@@ -284,16 +293,29 @@ func TestRunnerSkipsToTheWorldsSeqWhenTheFeedNoLongerHoldsWhereItWas(t *testing.
 }
 
 func TestRunnerFollowsAWorldCreatedAgainFromItsStart(t *testing.T) {
-	src := newSource("w")
-	src.transfers("w", "f", "m", 12)
-	var log bytes.Buffer
-	r, _, stop := running(t, src, &log)
-	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 12 }, 10*time.Second, time.Millisecond)
-	src.recreate("w")
-	src.transfers("w", "g", "n", 5)
-	require.Eventually(t, func() bool { return transfersSeen(r, "g", "n") == 5 }, 10*time.Second, time.Millisecond)
-	stop()
-	require.Equal(t, 12, transfersSeen(r, "f", "m"))
-	require.Equal(t, uint64(1), src.subscriptions("w")[1], "the new world from its seq 1")
-	require.NotContains(t, log.String(), "stopped following", "a stale follower's end is no failure")
+	for _, c := range []struct {
+		name  string
+		noInc bool
+		again int // events of the new world when the scan sees it
+	}{
+		// As many events as the old world: only the incarnation tells.
+		{"a new incarnation", false, 12},
+		{"no incarnations: the seq went back", true, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := newSource("w")
+			src.noInc = c.noInc
+			src.transfers("w", "f", "m", 12)
+			var log bytes.Buffer
+			r, _, stop := running(t, src, &log)
+			require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 12 }, 10*time.Second, time.Millisecond)
+			src.recreate("w", "g", "n", c.again) // between two scans
+
+			require.Eventually(t, func() bool { return transfersSeen(r, "g", "n") == c.again }, 10*time.Second, time.Millisecond)
+			stop()
+			require.Equal(t, 12, transfersSeen(r, "f", "m"))
+			require.Equal(t, uint64(1), src.subscriptions("w")[1], "the new world from its seq 1")
+			require.NotContains(t, log.String(), "stopped following", "a stale follower's end is no failure")
+		})
+	}
 }
