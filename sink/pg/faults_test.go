@@ -157,7 +157,7 @@ func TestFeedOutOfOrderIsRetriedFromTheStoredPosition(t *testing.T) {
 	src := newFakeSource()
 	src.Add("w", 4, 1000)
 	ev3, _ := src.Event("w", 3)
-	src.Update(func() { src.World("w").Order = []*fsm.Event{ev3} })
+	src.Update(func() { src.Edit("w").Order = []*fsm.Event{ev3} })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
@@ -169,8 +169,8 @@ func TestFeedNotStartingAtSeqOneIsRefused(t *testing.T) {
 	src.Add("w", 4, 1000)
 	src.SetLow("w", 2) // no stored rows, seq 1 not held, yet the feed answers from 1
 	ev2, _ := src.Event("w", 2)
-	src.Update(func() { src.World("w").Low, src.World("w").Order = 1, []*fsm.Event{ev2} })
-	src.Update(func() { src.World("w").Low = 1 })
+	src.Update(func() { src.Edit("w").Low, src.Edit("w").Order = 1, []*fsm.Event{ev2} })
+	src.Update(func() { src.Edit("w").Low = 1 })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
 	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
@@ -180,7 +180,7 @@ func TestEventThatDoesNotFitIsReportedNotWritten(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
 	src.Add("w", 1, 1000)
-	src.Update(func() { src.World("w").Events[0].Index = math.MaxUint64 })
+	src.Update(func() { src.Edit("w").Events[0].Index = math.MaxUint64 })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, storedPosition(t, dsn, "w"))
@@ -365,8 +365,8 @@ func TestLagPastHalfTheRetentionByAgeIsWarned(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.Retention.MaxAge = time.Hour
 	src := newFakeSource()
-	src.Add("w", 1, 1000)                                                  // leader time in 1970: older than any retention
-	src.Update(func() { src.World("w").Events[0].Index = math.MaxUint64 }) // never written
+	src.Add("w", 1, 1000)                                                 // leader time in 1970: older than any retention
+	src.Update(func() { src.Edit("w").Events[0].Index = math.MaxUint64 }) // never written
 	runSink(t, cfg, src)
 	require.Eventually(t, func() bool {
 		return strings.Contains(logs.String(), "lags by more than half of the event archive's retention")
