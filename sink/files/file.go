@@ -102,9 +102,8 @@ func syncDir(dir string) error {
 }
 
 // positions returns, per incarnation of world, the highest last seq of
-// its finished files in dir, the newest incarnation (the latest leader
-// time) first and an unknown one (0) last. It deletes the world's open
-// files a crash left behind.
+// its finished files in dir, the newest first (newer: see newer), and
+// deletes the world's open files a crash left behind.
 func positions(dir, world string) ([]feed.Position, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -128,16 +127,32 @@ func positions(dir, world string) ([]feed.Position, error) {
 	for inc, seq := range last {
 		out = append(out, feed.Position{Incarnation: inc, Seq: seq})
 	}
-	slices.SortFunc(out, func(a, b feed.Position) int {
-		switch {
-		case a.Incarnation == b.Incarnation:
-			return 0
-		case a.Incarnation == 0:
-			return 1
-		case b.Incarnation == 0:
-			return -1
-		}
-		return cmp.Compare(b.Incarnation, a.Incarnation)
-	})
+	slices.SortFunc(out, func(a, b feed.Position) int { return newer(a.Incarnation, b.Incarnation) })
 	return out, errors.Join(errs...)
+}
+
+// newer orders incarnations of one world newest first, for a world whose
+// incarnation this node cannot read (created before incarnations, event
+// 1 pruned), which a Follower then goes on with: the ones this gsd names
+// such a world by (negative: event 1's leader time, negated) first, the
+// latest time first; then creation indexes (and leader times the sinks
+// wrote before they used creation indexes), the largest first; unknown
+// (0) last.
+func newer(a, b int64) int {
+	rank := func(inc int64) int {
+		switch {
+		case inc < 0:
+			return 0
+		case inc > 0:
+			return 1
+		}
+		return 2
+	}
+	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+		return c
+	}
+	if a < 0 {
+		return cmp.Compare(a, b) // -time: the later time is the smaller
+	}
+	return cmp.Compare(b, a)
 }

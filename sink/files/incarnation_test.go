@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/stretchr/testify/require"
 )
 
@@ -64,6 +65,7 @@ func seqRange(from, to uint64) []uint64 {
 func TestFilesStartARecreatedWorldFromSeqOne(t *testing.T) {
 	src := newFakeSource()
 	src.Add("a", 10, 1000)
+	inc1 := src.Incarnation("a")
 	dir := t.TempDir()
 	cfg := testConfig(dir)
 
@@ -72,22 +74,25 @@ func TestFilesStartARecreatedWorldFromSeqOne(t *testing.T) {
 	s := startSink(t, cfg, src)
 	require.Eventually(t, at(s.s, "a", 10), 20*time.Second, time.Millisecond)
 	src.Recreate("a", 4, 2000)
-	require.Eventually(t, func() bool { return len(lines(t, dir, "a")[2001]) == 4 }, 20*time.Second, time.Millisecond)
+	inc2 := src.Incarnation("a")
+	require.Eventually(t, func() bool { return len(lines(t, dir, "a")[inc2]) == 4 }, 20*time.Second, time.Millisecond)
 	s.stop()
 
 	src.Recreate("a", 15, 3000)
+	inc3 := src.Incarnation("a")
 	s = startSink(t, cfg, src)
-	require.Eventually(t, func() bool { return len(lines(t, dir, "a")[3001]) == 15 }, 20*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return len(lines(t, dir, "a")[inc3]) == 15 }, 20*time.Second, time.Millisecond)
 	require.Eventually(t, at(s.s, "a", 15), 20*time.Second, time.Millisecond)
 	s.stop()
 
-	require.Equal(t, map[int64][]uint64{1001: seqRange(1, 10), 2001: seqRange(1, 4), 3001: seqRange(1, 15)}, lines(t, dir, "a"),
+	require.Equal(t, map[int64][]uint64{inc1: seqRange(1, 10), inc2: seqRange(1, 4), inc3: seqRange(1, 15)}, lines(t, dir, "a"),
 		"each incarnation's events once, none skipped")
 }
 
 func TestFilesAdoptTheIncarnationForFilesNamedWithoutOne(t *testing.T) {
 	src := newFakeSource()
 	src.Add("a", 8, 1000)
+	inc := src.Incarnation("a")
 	dir := t.TempDir()
 	// A finished file an earlier gsd wrote: events 1..5, no incarnation.
 	legacy := filepath.Join(dir, FileName("a", 1, 5))
@@ -114,7 +119,7 @@ func TestFilesAdoptTheIncarnationForFilesNamedWithoutOne(t *testing.T) {
 		require.True(t, ok, e.Name())
 		got = append(got, n)
 	}
-	require.Equal(t, []Name{{World: "a", First: 1, Last: 5}, {World: "a", Incarnation: 1001, First: 6, Last: 8}}, got)
+	require.Equal(t, []Name{{World: "a", First: 1, Last: 5}, {World: "a", Incarnation: inc, First: 6, Last: 8}}, got)
 	requireExactlyOnce(t, dir, src, "a")
 }
 
@@ -135,4 +140,27 @@ func TestNamesWithAnIncarnationRoundTripAndSortInSeqOrder(t *testing.T) {
 	}
 	inc := int64(1733000000000000000)
 	require.Less(t, Name{World: "a", Incarnation: inc, First: 9, Last: 9}.String(), Name{World: "a", Incarnation: inc, First: 10, Last: 12}.String())
+}
+
+func TestPositionsListTheIncarnationsNewestFirst(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []Name{
+		{World: "a", Incarnation: 7, First: 1, Last: 3},
+		{World: "a", First: 1, Last: 2},
+		{World: "a", Incarnation: -1001, First: 1, Last: 9},
+		{World: "a", Incarnation: 1796535100000000000, First: 1, Last: 4},
+		{World: "a", Incarnation: -2001, First: 1, Last: 5},
+		{World: "a", Incarnation: -2001, First: 6, Last: 8},
+		{World: "a", Incarnation: 12, First: 1, Last: 1},
+		{World: "b", Incarnation: 99, First: 1, Last: 1},
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n.String()), nil, 0o644))
+	}
+	got, err := positions(dir, "a")
+	require.NoError(t, err)
+	require.Equal(t, []feed.Position{
+		{Incarnation: -2001, Seq: 8}, {Incarnation: -1001, Seq: 9}, // a world from before incarnations: the latest event 1 first
+		{Incarnation: 1796535100000000000, Seq: 4}, {Incarnation: 12, Seq: 1}, {Incarnation: 7, Seq: 3},
+		{Seq: 2},
+	}, got)
 }
