@@ -359,10 +359,15 @@ func (l *loop[T]) resume(ctx context.Context) (pos Position, known bool, err err
 }
 
 func (l *loop[T]) pick(ctx context.Context, stored []Position) (Position, bool, error) {
-	if inc, ok := Incarnation(l.f.src, l.world); ok {
+	held, inc, ok := ^uint64(0), int64(0), false // the world's last seq here (unknown: any) and incarnation
+	if info, err := l.f.src.World(l.world); err == nil {
+		held = info.Seq
+		inc, ok = incarnationOf(l.f.src, info)
+	}
+	if ok {
 		for _, p := range stored {
 			if p.Incarnation == inc {
-				return p, true, l.verify(ctx, p)
+				return p, true, l.verify(ctx, p, held)
 			}
 		}
 		if len(stored) == 1 && stored[0].Incarnation == 0 {
@@ -382,21 +387,23 @@ func (l *loop[T]) pick(ctx context.Context, stored []Position) (Position, bool, 
 	// on with the newest incarnation stored, after the sink checked, if
 	// it can, that its last event is this world's.
 	p := stored[0]
-	return p, true, l.verify(ctx, p)
+	return p, true, l.verify(ctx, p, held)
 }
 
-// verify asks a Verifier target whether the event at p's seq, if this
-// node holds it, is the one the sink stored there.
-func (l *loop[T]) verify(ctx context.Context, p Position) error {
+// verify asks a Verifier target whether the last event both the sink (up
+// to p) and this node (up to seq held) have, if this node still holds
+// it, is the same.
+func (l *loop[T]) verify(ctx context.Context, p Position, held uint64) error {
 	v, ok := any(l.t).(Verifier)
-	if !ok || p.Seq == 0 {
+	seq := min(p.Seq, held)
+	if !ok || seq == 0 {
 		return nil
 	}
-	ev, held := l.f.src.Event(l.world, p.Seq)
-	if !held {
+	ev, ok := l.f.src.Event(l.world, seq)
+	if !ok {
 		return nil
 	}
-	return v.Verify(ctx, p, ev)
+	return v.Verify(ctx, Position{Incarnation: p.Incarnation, Seq: seq}, ev)
 }
 
 // logRestart says why a session starts incarnation inc from seq 1 although

@@ -71,16 +71,20 @@ func TestFollowerResumesFromTheStoredPositionOfTheIncarnationItHolds(t *testing.
 // indexes as the old one: a sink that can tell (sink/pg) refuses to go on
 // from the old cluster's position.
 func TestFollowerRetriesAPositionOfTheHeldIncarnationItsTargetRefuses(t *testing.T) {
-	src := sinktest.NewSource()
-	src.Add("w", 8, 1000)
-	inc := src.Incarnation("w")
-	refused := errors.New("test: another world's events")
-	tg := &target{stored: []feed.Position{{Incarnation: inc, Seq: 5}}, verify: refused}
-	fl := startFollower(t, testConfig(), src, map[string]*target{"w": tg})
-	require.Eventually(t, func() bool { return len(tg.failures()) >= 2 }, 10*time.Second, time.Millisecond)
-	fl.stop()
-	require.Empty(t, tg.deliveries())
-	require.ErrorIs(t, tg.failures()[0], refused)
+	for name, n := range map[string]int{"the node holds the stored seq": 8, "the node is behind the stored seq": 3} {
+		t.Run(name, func(t *testing.T) {
+			src := sinktest.NewSource()
+			src.Add("w", n, 1000)
+			inc := src.Incarnation("w")
+			refused := errors.New("test: another world's events")
+			tg := &target{stored: []feed.Position{{Incarnation: inc, Seq: 5}}, verify: refused}
+			fl := startFollower(t, testConfig(), src, map[string]*target{"w": tg})
+			require.Eventually(t, func() bool { return len(tg.failures()) >= 2 }, 10*time.Second, time.Millisecond)
+			fl.stop()
+			require.Empty(t, tg.deliveries())
+			require.ErrorIs(t, tg.failures()[0], refused)
+		})
+	}
 }
 
 func TestFollowerStartsANewIncarnationFromSeqOne(t *testing.T) {
