@@ -101,6 +101,46 @@ func syncDir(dir string) error {
 	return err
 }
 
+// findRecord returns the line of seq in world's finished files of
+// incarnation inc in dir (found false when no file holds it).
+func findRecord(dir, world string, inc int64, seq uint64) (record, bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return record{}, false, fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		n, ok := ParseName(e.Name())
+		if !ok || n.World != world || n.Incarnation != inc || seq < n.First || seq > n.Last {
+			continue
+		}
+		return readRecord(filepath.Join(dir, e.Name()), seq)
+	}
+	return record{}, false, nil
+}
+
+// readRecord returns the line of seq in the finished file path.
+func readRecord(path string, seq uint64) (record, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return record{}, false, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return record{}, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	dec := json.NewDecoder(gz)
+	for {
+		var rec record
+		if err := dec.Decode(&rec); err != nil {
+			return record{}, false, fmt.Errorf("read %s: seq %d: %w", path, seq, err)
+		}
+		if rec.Seq == seq {
+			return rec, true, nil
+		}
+	}
+}
+
 // positions returns, per incarnation of world, the highest last seq of
 // its finished files in dir, the newest first (newer: see newer), and
 // deletes the world's open files a crash left behind.

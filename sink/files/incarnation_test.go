@@ -3,6 +3,7 @@ package files
 import (
 	"bufio"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/sink/feed"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -163,4 +165,55 @@ func TestPositionsListTheIncarnationsNewestFirst(t *testing.T) {
 		{Incarnation: 1796535100000000000, Seq: 4}, {Incarnation: 12, Seq: 1}, {Incarnation: 7, Seq: 3},
 		{Seq: 2},
 	}, got)
+}
+
+// A cluster rebuilt from empty data dirs into the same export directory
+// creates its worlds at the same indexes: its world is refused rather
+// than exported after the old one's files.
+func TestFilesOfAnotherWorldWithTheSameIncarnationAreRefused(t *testing.T) {
+	src := newFakeSource()
+	src.Add("a", 10, 1000)
+	dir := t.TempDir()
+	s := startSink(t, testConfig(dir), src)
+	require.Eventually(t, at(s.s, "a", 10), 20*time.Second, time.Millisecond)
+	s.stop()
+	before := lines(t, dir, "a")
+
+	other := newFakeSource()
+	other.Add("a", 12, 5000)
+	require.Equal(t, src.Incarnation("a"), other.Incarnation("a"))
+	s = startSink(t, testConfig(dir), other)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(s.s.m.failures.WithLabelValues(failFeed)) >= 2 }, 20*time.Second, time.Millisecond)
+	s.stop()
+	require.Equal(t, before, lines(t, dir, "a"), "nothing written for the other world")
+
+	// The same world goes on.
+	src.Add("a", 2, 1000)
+	s = startSink(t, testConfig(dir), src)
+	require.Eventually(t, at(s.s, "a", 12), 20*time.Second, time.Millisecond)
+	s.stop()
+	requireExactlyOnce(t, dir, src, "a")
+
+	// A finished file it cannot read is not held against it.
+	inc := src.Incarnation("a")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, Name{World: "a", Incarnation: inc, First: 13, Last: 13}.String()), []byte("torn"), 0o644))
+	ev, _ := other.Event("a", 12)
+	e := &export{s: s.s, world: "a"}
+	require.ErrorIs(t, e.Verify(context.Background(), feed.Position{Incarnation: inc, Seq: 12}, ev), ErrIncarnation)
+	ev13 := *ev
+	ev13.Seq = 13
+	require.NoError(t, e.Verify(context.Background(), feed.Position{Incarnation: inc, Seq: 13}, &ev13))
+}
+
+func TestFindRecordReportsAnUnreadableFile(t *testing.T) {
+	dir := t.TempDir()
+	name := Name{World: "a", Incarnation: 3, First: 1, Last: 2}.String()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte("torn"), 0o644))
+	_, _, err := findRecord(dir, "a", 3, 2)
+	require.Error(t, err)
+	_, found, err := findRecord(dir, "a", 4, 2)
+	require.NoError(t, err)
+	require.False(t, found)
+	_, _, err = findRecord(filepath.Join(dir, "missing"), "a", 3, 2)
+	require.Error(t, err)
 }
