@@ -207,8 +207,11 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	d0, x0 := delivered()
 	hc := &http.Client{Timeout: scrapeTimeout}
 	stages0, stagesErr := scrapeStages(ctx, hc, addrs)
+	cpu0 := t.cpu()
 	m := measure(ctx, t, l, "play", tm.Duration)
+	cpu1 := t.cpu()
 	d1, x1 := delivered()
+	cpuPerDelivery(r, t, cpu0, cpu1, d1-d0+x1-x0)
 	stages1, err := scrapeStages(ctx, hc, addrs)
 	if stagesErr = errors.Join(stagesErr, err); stagesErr == nil {
 		stages1.since(stages0).into(r)

@@ -302,6 +302,7 @@ func (f *feed) pruner(r Retention, stop <-chan struct{}) {
 				f.log.Error("event archive prune failed", "err", err)
 			} else if n > 0 {
 				f.log.Info("event archive pruned", "events", n)
+				f.compactIfWorth()
 			}
 		}
 	}

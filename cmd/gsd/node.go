@@ -216,6 +216,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	stopMismatches := startMismatchForwarder(mismatches, edge)
 	defer stopMismatches() // on the failure paths below; idempotent
+	stopRefill := o.archive.start(st, edge, aud, log)
+	defer stopRefill() // on the failure paths below; idempotent
 	lane, err := o.udp.start(edge, reg, log)
 	if err != nil {
 		edge.Close()
@@ -254,6 +256,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 	}
 	stopReport()
+	stopRefill()
 	stopSink() // before the store hands leadership on and closes
 	stopAnalytics()
 	stopExpiry()

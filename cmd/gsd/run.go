@@ -59,6 +59,7 @@ type options struct {
 	shards  shardOptions
 
 	analytics analyticsOptions
+	archive   archiveOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -160,6 +161,7 @@ cluster from that data and ignores --join.`,
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
 	o.analytics.flags(f)
+	o.archive.flags(f)
 	return cmd
 }
 
@@ -212,6 +214,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, err := o.audit.signers(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.archive.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {
