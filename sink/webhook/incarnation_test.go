@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/stretchr/testify/require"
 )
@@ -168,4 +170,39 @@ func TestCheckpointReplacesThePositionOfAnotherIncarnation(t *testing.T) {
 	require.Equal(t, feed.Position{Seq: 2}, p)
 	_, ok := again.position("c")
 	require.False(t, ok)
+}
+
+// On a real store, a world deleted and created again while the export
+// follows it is exported from seq 1 under its new creation index, the
+// number GET /v1/worlds lists; the old incarnation's batches keep theirs.
+func TestExportOfARealStoreStartsARecreatedWorldFromSeqOne(t *testing.T) {
+	r, url := newBatches(t)
+	st := newStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	act := func(n int) {
+		for i := range n {
+			_, _, err := st.Act(ctx, &fsm.Action{World: "w", Player: "p", Seq: uint64(i + 1),
+				Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}})
+			require.NoError(t, err)
+		}
+	}
+	require.NoError(t, st.CreateWorld(ctx, "w", fsm.Rules{}))
+	act(6)
+	old, err := st.World("w")
+	require.NoError(t, err)
+	s := startSink(t, testConfig(t, url, t.TempDir()), feed.NewStoreSource(st), nil)
+	require.Eventually(t, r.has(t, int64(old.Incarnation), 6), 20*time.Second, time.Millisecond)
+
+	_, err = st.DeleteWorld(ctx, "w", old.Incarnation)
+	require.NoError(t, err)
+	require.NoError(t, st.CreateWorld(ctx, "w", fsm.Rules{}))
+	act(2)
+	cur, err := st.World("w")
+	require.NoError(t, err)
+	require.Greater(t, cur.Incarnation, old.Incarnation)
+	require.Eventually(t, r.has(t, int64(cur.Incarnation), 2), 20*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.s.Position("w") == 2 }, 20*time.Second, time.Millisecond)
+	s.stop()
+	require.Equal(t, map[int64][]uint64{int64(old.Incarnation): seqRange(1, 6), int64(cur.Incarnation): seqRange(1, 2)}, r.seqs(t))
 }
