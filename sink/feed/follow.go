@@ -330,13 +330,17 @@ func (l *loop[T]) check(pos Position, evs []*fsm.Event) error {
 	if pos.Incarnation == 0 {
 		return nil // unknown: nothing to check against
 	}
-	if pos.Incarnation > 0 && evs[0].Index <= uint64(pos.Incarnation) {
+	inc, ok := Incarnation(l.f.src, l.world)
+	if !ok {
+		return nil // not readable here (event 1 pruned): the stored one goes on
+	}
+	if inc != pos.Incarnation {
+		return fmt.Errorf("%w: world %s: incarnation %d, following %d", ErrNewIncarnation, l.world, inc, pos.Incarnation)
+	}
+	if inc > 0 && evs[0].Index <= uint64(inc) {
 		// Every event of an incarnation follows its creation in the log.
 		return fmt.Errorf("%w: world %s: event %d at index %d precedes incarnation %d",
-			ErrFeedOrder, l.world, evs[0].Seq, evs[0].Index, pos.Incarnation)
-	}
-	if inc, ok := Incarnation(l.f.src, l.world); ok && inc != pos.Incarnation {
-		return fmt.Errorf("%w: world %s: incarnation %d, following %d", ErrNewIncarnation, l.world, inc, pos.Incarnation)
+			ErrFeedOrder, l.world, evs[0].Seq, evs[0].Index, inc)
 	}
 	return nil
 }
