@@ -183,7 +183,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	o.play.set(&acfg.Play)
 	o.limit.set(&acfg)
-	o.tls.setEdge(&acfg)
+	o.tls.setEdge(&acfg, st)
 	acfg.Audit = aud
 	acfg.Play.SessionKeepalive = o.expiry.keepalive()
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {
