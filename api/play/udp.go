@@ -465,22 +465,7 @@ func (u *UDP) apply(c *playConn, a *fsm.Action) string {
 	if err := u.s.Admit(nil, c.player, "udp"); err != nil {
 		return u.outcome(err)
 	}
-	var params map[string]fsm.Value
-	if a.Name != "" {
-		params = make(map[string]fsm.Value, len(a.Params))
-		for _, p := range a.Params {
-			params[p.Name] = p.Value
-		}
-	}
-	raw, err := json.Marshal(struct {
-		Player    string               `json:"player"`
-		Seq       uint64               `json:"seq"`
-		Priority  string               `json:"priority"`
-		InputTime int64                `json:"input_time,omitempty"`
-		Ops       []fsm.Op             `json:"ops,omitempty"`
-		Action    string               `json:"action,omitempty"`
-		Params    map[string]fsm.Value `json:"params,omitempty"`
-	}{a.Player, a.Seq, "bulk", a.InputTime, a.Ops, a.Name, params})
+	raw, err := udpBody(a)
 	if err != nil {
 		return u.outcome(fmt.Errorf("%w: encode udp action: %v", edge.ErrInternal, err))
 	}
@@ -493,6 +478,27 @@ func (u *UDP) apply(c *playConn, a *fsm.Action) string {
 		return u.outcome(err)
 	}
 	return ev.Status
+}
+
+// udpBody is a's body as a follower forwards it to the leader (the wire
+// form of a play action).
+func udpBody(a *fsm.Action) ([]byte, error) {
+	var params map[string]fsm.Value
+	if a.Name != "" {
+		params = make(map[string]fsm.Value, len(a.Params))
+		for _, p := range a.Params {
+			params[p.Name] = p.Value
+		}
+	}
+	return json.Marshal(struct {
+		Player    string               `json:"player"`
+		Seq       uint64               `json:"seq"`
+		Priority  string               `json:"priority"`
+		InputTime int64                `json:"input_time,omitempty"`
+		Ops       []fsm.Op             `json:"ops,omitempty"`
+		Action    string               `json:"action,omitempty"`
+		Params    map[string]fsm.Value `json:"params,omitempty"`
+	}{a.Player, a.Seq, "bulk", a.InputTime, a.Ops, a.Name, params})
 }
 
 // outcome is an error's label, and logs it: nobody else hears of it.

@@ -207,3 +207,24 @@ func TestUDPMalformedActionPacketsAndTooManyNamesAreCounted(t *testing.T) {
 	require.Eventually(t, func() bool { return value(u.m.actions.WithLabelValues(fsm.CodeUnknownAction)) == 1 },
 		10*time.Second, 2*time.Millisecond, "the action a is not declared in this world: refused before the log")
 }
+
+// What a follower forwards to the leader decodes, on the leader, to the
+// action the lane built: raw ops, or a declared action with its params.
+func TestUDPBodyDecodesOnTheLeaderToTheSameAction(t *testing.T) {
+	c := &playConn{world: "arena", player: "ann", role: fsm.RolePlayer}
+	for _, a := range []*fsm.Action{
+		udpAction(c, map[fieldKey]udpInput{{"ann", "x"}: {seq: 4, inputTime: 40, value: fsm.Int(4)}}),
+		udpCallAction(c, "move", udpCall{seq: 5, inputTime: 50, params: []fsm.Param{
+			{Name: "x", Value: fsm.Int(1)}, {Name: "y", Value: fsm.Float(-2.5)}}}),
+		udpCallAction(c, "ping", udpCall{seq: 6}),
+	} {
+		b, err := udpBody(a)
+		require.NoError(t, err)
+		got, err := edge.DecodeAction(b, "arena", edge.Identity{Player: "ann", Role: fsm.RolePlayer})
+		require.NoError(t, err, "%s", b)
+		if len(got.Ops) == 0 {
+			got.Ops = nil // the decoder's empty list
+		}
+		require.Equal(t, a, got, "%s", b)
+	}
+}
