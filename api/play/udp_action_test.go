@@ -53,6 +53,17 @@ func be64(v uint64) []byte {
 	return b
 }
 
+// actionCounts are u's action counters by result, for failure messages.
+func actionCounts(u *UDP) map[string]float64 {
+	out := make(map[string]float64)
+	for _, r := range []string{"applied", "rejected", "conflict", fsm.CodeUnknownAction, fsm.CodeForbidden, fsm.CodeMalformed, "rate_limited", "outcome_unknown", "not_leader"} {
+		if v := value(u.m.actions.WithLabelValues(r)); v > 0 {
+			out[r] = v
+		}
+	}
+	return out
+}
+
 // helloUDP says hello with a token of player in role and decodes the
 // welcome's udp object.
 func helloUDP(t *testing.T, n *node, world, player, role string) udpSession {
@@ -126,7 +137,7 @@ func TestUDPDeclaredActionsApplyAndRawSetsAreRefusedWhereTheRulesDeclareActions(
 
 	send(s.action(7, "fly"))
 	require.Eventually(t, func() bool { return value(u.m.actions.WithLabelValues(fsm.CodeUnknownAction)) == 1 },
-		10*time.Second, 2*time.Millisecond, "an undeclared action is refused before the log, and counted")
+		10*time.Second, 2*time.Millisecond, "an undeclared action is refused before the log, and counted: %v %v", udpCounts(u), actionCounts(u))
 
 	// Latest input wins per action: an older move after a newer one is stale.
 	send(s.action(9, "move", input{"", "x", fsm.Int(9)}, input{"", "y", fsm.Int(9)}))
