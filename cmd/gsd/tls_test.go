@@ -182,6 +182,11 @@ func TestClusterWithMutualTLSReplicatesAndRefusesOutsiders(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "%s", body)
 	requireContains(t, string(body), "not a member")
+	resp, err = hc.Get("https://" + n1.http + "/metrics")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.True(t, regexpFind(`gsd_tls_peers_refused_total [1-9]`, string(body)), "the Raft handshake is counted")
 
 	// A node whose certificate is of another CA cannot join.
 	other := newTestCA(t)

@@ -95,7 +95,7 @@ func (c *Cluster) verifyRaw(usage x509.ExtKeyUsage) func([][]byte, [][]*x509.Cer
 		}
 		id, err := c.verify(certs[0], certs[1:], usage)
 		if err == nil {
-			err = c.admit(id)
+			err = c.admit(id, true)
 		}
 		if err != nil {
 			// The type Go gives its own verification failures, so that
@@ -184,5 +184,5 @@ func (c *Cluster) PeerNode(cs *tls.ConnectionState) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: the client certificate names no node", ErrNotClusterPeer)
 	}
-	return id, c.admit(id)
+	return id, c.admit(id, false)
 }

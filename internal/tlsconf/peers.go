@@ -19,26 +19,33 @@ type peerCheck struct {
 }
 
 // SetPeerCheck installs check: from now on a peer whose certificate is of
-// the cluster but names a node check refuses is refused too (counted by
-// Refused, logged). Without one, every certificate of the CA that names
-// a node is admitted. A node sets it once it knows its membership.
+// the cluster but names a node check refuses is refused too: a handshake
+// fails (counted by Refused, logged), PeerNode returns an error. Without
+// one, every certificate of the CA that names a node is admitted. A node
+// sets it once it knows its membership.
 func (c *Cluster) SetPeerCheck(check PeerCheck) {
 	c.peers.check.Store(&check)
 }
 
-// Refused returns how many peers the peer check has refused.
+// Refused returns how many TLS handshakes the peer check has failed.
+// PeerNode's refusals are not counted here: a join takes them, and the
+// HTTP layer answers and counts the others.
 func (c *Cluster) Refused() uint64 { return c.peers.refused.Load() }
 
-// admit runs the peer check on id.
-func (c *Cluster) admit(id string) error {
+// admit runs the peer check on id; a handshake's refusal is counted and
+// logged.
+func (c *Cluster) admit(id string, handshake bool) error {
 	p := c.peers.check.Load()
 	if p == nil {
 		return nil
 	}
-	if err := (*p)(id); err != nil {
+	err := (*p)(id)
+	if err == nil {
+		return nil
+	}
+	if handshake {
 		c.peers.refused.Add(1)
 		c.log.Warn("tls: peer refused: its certificate names a node that is not a member", "node", id, "err", err)
-		return fmt.Errorf("%w: node %q: %v", ErrNotMember, id, err)
 	}
-	return nil
+	return fmt.Errorf("%w: node %q: %v", ErrNotMember, id, err)
 }
