@@ -44,7 +44,7 @@ func NewTrees(db *bbolt.DB) *Trees { return &Trees{db: db} }
 
 // Open returns the store of world's incarnation inc, creating it (and
 // adopting the world's tree from before incarnations, if any).
-func (t *Trees) Open(world string, inc uint64) (*Store, error) {
+func (t *Trees) Open(world string, inc uint64) (audit.HashStore, error) {
 	if world == "" {
 		return nil, errors.New("gsd/audit/boltstore: empty world")
 	}

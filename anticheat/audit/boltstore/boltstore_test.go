@@ -22,7 +22,9 @@ func openDB(t *testing.T, path string) *bbolt.DB {
 }
 
 // openTree opens world's tree of incarnation 0.
-func openTree(db *bbolt.DB, world string) (*Store, error) { return NewTrees(db).Open(world, 0) }
+func openTree(db *bbolt.DB, world string) (audit.HashStore, error) {
+	return NewTrees(db).Open(world, 0)
+}
 
 // worldBucket is world's bucket of incarnations.
 func worldBucket(tx *bbolt.Tx, world string) *bbolt.Bucket {
