@@ -22,7 +22,7 @@ import (
 type logs struct {
 	l      map[string]*audit.Log
 	old    map[string]*audit.Log // world#incarnation
-	signer note.Signer // nil: no key
+	signer note.Signer           // nil: no key
 	signs  int
 }
 
