@@ -46,6 +46,8 @@ type Stores interface {
 	Tombstone(world string, inc uint64) (string, error)
 	// PutTombstone keeps the text of the tombstone of world's incarnation inc.
 	PutTombstone(world string, inc uint64, text string) error
+	// Worlds lists the worlds with a stored tree.
+	Worlds() ([]string, error)
 }
 
 // Config configures an Auditor.
@@ -157,6 +159,7 @@ func (a *Auditor) Run(ctx context.Context) {
 	defer scan.Stop()
 	sign := time.NewTicker(a.cfg.SignInterval)
 	defer sign.Stop()
+	a.buryGone()
 	for {
 		a.scan()
 		select {
@@ -217,7 +220,7 @@ func (a *Auditor) follow(id string, inc uint64) *world {
 	if w == nil {
 		w = &world{id: id, inc: inc}
 		a.worlds[id] = w
-		a.buryOlder(id, inc)
+		a.buryOlder(id, true, inc)
 	}
 	if w.log == nil {
 		l, err := a.open(id, inc)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
@@ -135,6 +136,7 @@ type stores struct {
 	listErr error // Incarnations fails with it
 	tombErr error // Tombstone fails with it
 	putErr  error // PutTombstone fails with it
+	listAll error // Worlds fails with it
 }
 
 func newStores() *stores {
@@ -190,6 +192,18 @@ func (s *stores) PutTombstone(world string, inc uint64, text string) error {
 	}
 	s.tombs[name(world, inc)] = text
 	return nil
+}
+
+func (s *stores) Worlds() ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.m {
+		if !slices.Contains(out, f.world) {
+			out = append(out, f.world)
+		}
+	}
+	return out, s.listAll
 }
 
 func (s *stores) set(f func(s *stores)) {

@@ -32,17 +32,18 @@ func (a *Auditor) bury(w *world) {
 	a.log.Info("audit tree of a deleted world ended by its tombstone", "world", w.id, "incarnation", w.inc, "size", cp.Size)
 }
 
-// buryOlder, called with a.mu held, writes the tombstones of world id's stored trees of other
-// incarnations than inc that have none: deleted while the node was down,
-// so the last event's index and time are not known (0).
-func (a *Auditor) buryOlder(id string, inc uint64) {
+// buryOlder, called with a.mu held, writes the tombstones of world id's
+// stored trees that have none, but for incarnation inc when live: deleted
+// while the node was down, so the last event's index and time are not
+// known (0).
+func (a *Auditor) buryOlder(id string, live bool, inc uint64) {
 	incs, err := a.stores.Incarnations(id)
 	if err != nil {
 		a.log.Error("audit trees of older incarnations not listed", "world", id, "err", err)
 		return
 	}
 	for _, old := range incs {
-		if old == inc || a.old[tree{id, old}] != nil {
+		if live && old == inc || a.old[tree{id, old}] != nil {
 			continue // the current one, or one retired since New (its follower buries it)
 		}
 		text, err := a.stores.Tombstone(id, old)
@@ -55,6 +56,25 @@ func (a *Auditor) buryOlder(id string, inc uint64) {
 			continue
 		}
 		a.bury(w)
+	}
+}
+
+// buryGone, at the start of Run, writes the tombstones of the stored
+// trees of worlds the node no longer holds (deleted for good while it was
+// down) that have none.
+func (a *Auditor) buryGone() {
+	stored, err := a.stores.Worlds()
+	if err != nil {
+		a.log.Error("audit trees not listed", "err", err)
+		return
+	}
+	infos := a.src.Worlds()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range stored {
+		if !slices.ContainsFunc(infos, func(info fsm.WorldInfo) bool { return info.ID == id }) {
+			a.buryOlder(id, false, 0)
+		}
 	}
 }
 

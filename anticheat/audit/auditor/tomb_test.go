@@ -244,3 +244,36 @@ func TestAFollowerStillRunningWhenItsWorldIsRetiredBuriesIt(t *testing.T) {
 	require.Equal(t, "arena\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntombstone 0 0\n", st.tomb("arena", 0))
 	require.NotContains(t, logs.String(), "level=ERROR")
 }
+
+func TestAWorldDeletedForGoodWhileTheNodeWasDownGetsItsTombstone(t *testing.T) {
+	src, st, logs := newSource(), newStores(), &syncBuf{}
+	src.add("arena", 3)
+	src.add("lobby", 1)
+	a, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	waitSize(t, a, "arena", 3)
+	waitSize(t, a, "lobby", 1)
+	cancel()
+	<-done
+
+	src.recreate("arena")
+	b, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	start(t, b)
+	require.Eventually(t, func() bool { return st.tomb("arena", 0) != "" }, 10*time.Second, time.Millisecond)
+	cp, err := audit.ParseCheckpoint(st.tomb("arena", 0))
+	require.NoError(t, err)
+	require.True(t, cp.Tombstone)
+	require.Equal(t, int64(3), cp.Size)
+	require.Empty(t, st.tomb("lobby", 0), "still held")
+
+	// The stored worlds cannot be listed: logged, nothing else.
+	st.set(func(s *stores) { s.listAll = errors.New("io error") })
+	c, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	start(t, c)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "audit trees not listed") }, 10*time.Second, time.Millisecond)
+}

@@ -109,6 +109,19 @@ func (t *Trees) Incarnations(world string) ([]uint64, error) {
 	return out, nil
 }
 
+// Worlds returns the worlds whose trees the file holds (a file from
+// before incarnations: those adopted so far).
+func (t *Trees) Worlds() ([]string, error) {
+	var out []string
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		if top := tx.Bucket(treesBucket); top != nil {
+			return top.ForEach(func(k, _ []byte) error { out = append(out, string(k)); return nil })
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Tombstone returns the text of the tombstone of world's incarnation inc,
 // "" when it has none.
 func (t *Trees) Tombstone(world string, inc uint64) (text string, err error) {

@@ -143,6 +143,8 @@ func TestStoreReportsAClosedFile(t *testing.T) {
 	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
 	_, err = NewTrees(db).Tombstone("arena", 0)
 	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
+	_, err = NewTrees(db).Worlds()
+	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
 	require.ErrorIs(t, NewTrees(db).PutTombstone("arena", 0, "x"), berrors.ErrDatabaseNotOpen)
 	_, err = s.Count()
 	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
