@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -190,38 +191,42 @@ func TestRecreatedWorldOfARealStoreIsMirroredFromSeqOneBesideTheOldRows(t *testi
 func TestRebuiltClusterWorldWithTheSameIncarnationIsRefused(t *testing.T) {
 	_, dsn := startPG(t)
 	cfg := testConfig(dsn)
-	first := newCluster(t, 1)
-	first.createWorld("w")
-	for j := range 5 {
-		first.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}})
+	// Both clusters create the world at the same log index: each pads its
+	// log with other worlds up to it (elections and leader barriers add
+	// entries at their own times), and one whose world still lands
+	// elsewhere is built again.
+	const at = 24
+	build := func(by int64, actions int) *cluster {
+		for attempt := 0; attempt < 5; attempt++ {
+			c := newCluster(t, 1)
+			node := c.nodes[0]
+			for pad := 0; node.Status().LastIndex+1 < at; pad++ {
+				c.createWorld("pad" + strconv.Itoa(pad))
+			}
+			c.createWorld("w")
+			if incarnation(t, node, "w") != at {
+				require.NoError(t, node.Close(context.Background()))
+				continue
+			}
+			for j := range actions {
+				c.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: by}}})
+			}
+			return c
+		}
+		t.Fatalf("no cluster created its world at index %d", at)
+		return nil
 	}
-	inc := incarnation(t, first.nodes[0], "w")
+	first := build(1, 5)
 	r := runSink(t, cfg, feed.NewStoreSource(first.nodes[0]))
 	requireMirrorEquals(t, dsn, first.nodes[0], "w")
 	r.stop()
 	require.NoError(t, first.nodes[0].Close(context.Background()))
 
-	// The rebuilt cluster logs the same commands; an extra election on a
-	// loaded machine shifts its indexes, so a cluster whose world did not
-	// land on the same index is rebuilt again.
-	var rebuilt *cluster
-	for attempt := 0; attempt < 5 && rebuilt == nil; attempt++ {
-		c := newCluster(t, 1)
-		c.createWorld("w")
-		if incarnation(t, c.nodes[0], "w") == inc {
-			rebuilt = c
-			break
-		}
-		require.NoError(t, c.nodes[0].Close(context.Background()))
-	}
-	require.NotNil(t, rebuilt, "no rebuilt cluster created its world at index %d", inc)
-	for j := range 6 {
-		rebuilt.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 2}}})
-	}
+	rebuilt := build(2, 6)
 	r = runSink(t, cfg, feed.NewStoreSource(rebuilt.nodes[0]))
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > 0 }, 30*time.Second, 10*time.Millisecond)
 	r.stop()
 	require.NoError(t, rebuilt.nodes[0].Close(context.Background()))
-	require.Len(t, readRows(t, dsn, "w", inc), 5, "the old cluster's rows only")
+	require.Len(t, readRows(t, dsn, "w", at), 5, "the old cluster's rows only")
 	require.Equal(t, uint64(5), storedPosition(t, dsn, "w"))
 }
