@@ -187,6 +187,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	o.play.set(&acfg.Play)
 	o.limit.set(&acfg)
+	stopTracing, err := o.otel.start(ctx, o.id, &acfg, o.shutdownTimeout, log)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopTracing() // on the failure paths below; idempotent
 	o.tls.setEdge(&acfg)
 	acfg.Audit = aud
 	acfg.Play.SessionKeepalive = o.expiry.keepalive()
@@ -264,6 +270,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopMismatches()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)
+	stopTracing() // after the last action's spans
 	if runErr != nil && ctx.Err() == nil {
 		return runErr
 	}
