@@ -60,6 +60,7 @@ type options struct {
 
 	analytics analyticsOptions
 	archive   archiveOptions
+	detect    detectOptions
 	otel      otelOptions
 }
 
@@ -163,6 +164,7 @@ cluster from that data and ignores --join.`,
 	o.shards.flags(f)
 	o.analytics.flags(f)
 	o.archive.flags(f)
+	o.detect.flags(f)
 	o.otel.flags(f)
 	return cmd
 }
@@ -219,6 +221,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.archive.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.detect.detectConfig(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.otel.check(); err != nil {
