@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
@@ -70,4 +76,52 @@ func TestOtelStartSetsTheEdgesTracerAndStopFlushesOnce(t *testing.T) {
 	require.NotNil(t, cfg.Tracer, "an endpoint turns tracing on")
 	stop()
 	stop() // idempotent: the deferred call after the clean shutdown's
+}
+
+// collector is an OTLP/HTTP receiver that keeps the bodies it was sent.
+type collector struct {
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	c.mu.Lock()
+	c.bodies = append(c.bodies, b)
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-protobuf")
+}
+
+// sent reports whether any body it received holds every one of subs (the
+// export's protobuf carries names and values as plain bytes).
+func (c *collector) sent(subs ...string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all := bytes.Join(c.bodies, nil)
+	for _, s := range subs {
+		if !bytes.Contains(all, []byte(s)) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRunExportsTheActionPathsSpansAndFlushesThemAtShutdown(t *testing.T) {
+	t.Parallel()
+	var col collector
+	srv := httptest.NewServer(&col)
+	defer srv.Close()
+	n := startNode(t, "traced", t.TempDir(), "--otel-endpoint", srv.URL, "--otel-sample-ratio", "1")
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	_, err := c.Act(ctx, "arena", incr("p1", 1, "e1", 2))
+	require.NoError(t, err)
+	// The batch processor exports every few seconds; stopping flushes.
+	require.Equal(t, 0, n.stop(t))
+	require.True(t, col.sent("POST /v1/worlds/{world}/actions", "gsd.batcher.queue", "gsd.raft.commit", "service.name", "gsd", "traced"),
+		"the collector got the action's spans")
+	requireContains(t, n.stderr.String(), "tracing the action path")
 }
