@@ -99,6 +99,7 @@ func TestSpansJoinAcrossACallAndStagesHangUnderTheirSpan(t *testing.T) {
 	require.True(t, Recording(sctx))
 	start := time.Now()
 	Interval(sctx, "stage", start, start.Add(time.Millisecond), Int("n", 3), String("s", "x"))
+	served.Set(String("gsd.world", "arena"))
 	served.Fail(errors.New("boom"))
 	served.Fail(nil)
 	served.End()
@@ -116,6 +117,7 @@ func TestSpansJoinAcrossACallAndStagesHangUnderTheirSpan(t *testing.T) {
 	require.Equal(t, time.Millisecond, spans["stage"].EndTime().Sub(spans["stage"].StartTime()))
 	require.Equal(t, codes.Error, spans["served"].Status().Code)
 	require.Len(t, spans["stage"].Attributes(), 2)
+	require.Equal(t, "arena", spans["served"].Attributes()[0].Value.AsString())
 
 	// A public request's trace context is ignored: the callee decides.
 	r = httptest.NewRequest("POST", "/", nil)
@@ -124,4 +126,25 @@ func TestSpansJoinAcrossACallAndStagesHangUnderTheirSpan(t *testing.T) {
 	require.False(t, public.Recording())
 	require.NoError(t, caller.Shutdown(context.Background()))
 	require.NoError(t, callee.Shutdown(context.Background()))
+}
+
+func TestNewFailsWhenItsContextHasEnded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := New(ctx, Config{Endpoint: "http://127.0.0.1:1", SampleRatio: 1})
+	require.ErrorContains(t, err, "tracing: exporter")
+}
+
+func TestAnUnsampledSpanPassesItsDecisionOnAndRecordsNothing(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tr := NewWithProcessor(Config{SampleRatio: 0}, rec)
+	ctx, span := tr.Start(context.Background(), "edge")
+	require.False(t, span.Recording())
+	span.Set(Int("a", 1)) // nothing to set
+	h := http.Header{}
+	require.False(t, StartClient(ctx, "call", h).Recording())
+	require.Regexp(t, `-00$`, h.Get("traceparent"), "the callee learns the action is not sampled")
+	span.End()
+	require.Empty(t, rec.Started())
+	require.NoError(t, tr.Shutdown(context.Background()))
 }
