@@ -81,7 +81,8 @@ func (s *Core) ActOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessa
 	if s.cfg.Tracer != nil {
 		var span tracing.Span
 		ctx, span = s.cfg.Tracer.Start(ctx, spanPlayAct)
-		defer func() { endActSpan(span, a, ev, err) }()
+		s.cfg.Tracer.Await(actKey(a), span)
+		defer func() { s.endActSpan(span, a, ev, err) }()
 	}
 	err = s.RouteCall(a.World, KindWrite, false, func(g Group) error {
 		e, dup, err := g.Act(ctx, a)

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/tracing"
@@ -29,6 +30,7 @@ var tracedRoutes = map[string]bool{
 const (
 	spanPlayAct = "gsd.play.act"
 	spanForward = "gsd.forward"
+	spanFanout  = "gsd.fanout.offer"
 )
 
 // traceRequest starts r's span when pattern is a traced route and returns
@@ -60,13 +62,45 @@ func traceCall(req *http.Request, rt Route, path string) tracing.Span {
 }
 
 // endActSpan ends a play action's span with what became of the action: its
-// world and name, and the committed event's seq and status, by which the
-// event's fan-out (not traced: see docs/OPERATIONS.md) can be found.
-func endActSpan(span tracing.Span, a *fsm.Action, ev wire.Event, err error) {
+// world and name, and the committed event's seq and status. An action
+// that failed has no event to fan out.
+func (s *Core) endActSpan(span tracing.Span, a *fsm.Action, ev wire.Event, err error) {
 	span.Set(tracing.String("gsd.world", a.World), tracing.String("gsd.action", a.Name))
 	if err == nil {
 		span.Set(tracing.Int("gsd.seq", int64(ev.Seq)), tracing.String("gsd.status", ev.Status))
+	} else {
+		s.cfg.Tracer.Forget(actKey(a))
 	}
 	span.Fail(err)
 	span.End()
+}
+
+// actKey is the key of a's event: the world, player and client seq.
+func actKey(a *fsm.Action) tracing.Key {
+	return tracing.Key{World: a.World, Player: a.Player, Seq: a.Seq}
+}
+
+// TraceFanout records, for each event of a sampled play action of this
+// node among evs, a gsd.fanout.offer span under the action's span: the
+// world's hub offering the batch (from start, unix nanoseconds, until
+// now) to its members, the node's play connections to the world. One span
+// per traced event and node, not per connection: a connection's writes
+// would outnumber the actions many times over. With nothing awaiting, it
+// costs one atomic load.
+func (s *Core) TraceFanout(evs []*fsm.Event, start int64, members int) {
+	t := s.cfg.Tracer
+	if !t.Awaiting() {
+		return
+	}
+	var end time.Time
+	for _, ev := range evs {
+		p, ok := t.Take(tracing.Key{World: ev.World, Player: ev.Player, Seq: ev.ClientSeq})
+		if !ok {
+			continue
+		}
+		if end.IsZero() {
+			end = time.Now()
+		}
+		p.Record(spanFanout, time.Unix(0, start), end, tracing.Int("gsd.seq", int64(ev.Seq)), tracing.Int("gsd.members", int64(members)))
+	}
 }

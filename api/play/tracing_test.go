@@ -118,13 +118,18 @@ func TestTracingFollowsAnActionFromAFollowersEdgeThroughTheLeadersCommit(t *test
 		"seq": 1, "ops": []any{map[string]any{"op": "incr", "entity": "e1", "field": "score", "by": 5}}}})
 	for m := wsRecv(t, c); m["type"] != "result"; m = wsRecv(t, c) {
 	}
-	spans = traceOf(t, rec, "gsd.play.act", 5)
+	spans = traceOf(t, rec, "gsd.play.act", 6)
 	act := spans["gsd.play.act"]
 	require.False(t, act.Parent().IsValid(), "the play action's span is the root")
 	require.Equal(t, int64(2), attr(act, "gsd.seq").AsInt64(), "its event is found by world and seq")
 	require.Equal(t, "arena", attr(act, "gsd.world").AsString())
 	requireChild(t, act, spans["gsd.forward"])
 	requireLeaderStages(t, spans)
+	// Its event's fan-out by the follower's hub, one span for the node.
+	offer := spans["gsd.fanout.offer"]
+	requireChild(t, act, offer)
+	require.Equal(t, int64(2), attr(offer, "gsd.seq").AsInt64())
+	require.Equal(t, int64(1), attr(offer, "gsd.members").AsInt64(), "ann's connection")
 }
 
 func TestTracingSamplesAtTheEdgeOnly(t *testing.T) {

@@ -86,9 +86,10 @@ func endpointURL(endpoint string) (string, error) {
 // Tracer starts the edge's spans and exports every span of this node. A
 // nil *Tracer is off: it starts nothing.
 type Tracer struct {
-	tp   *sdktrace.TracerProvider
-	tr   trace.Tracer
-	prop propagation.TraceContext
+	tp     *sdktrace.TracerProvider
+	tr     trace.Tracer
+	prop   propagation.TraceContext
+	awaits awaits // play actions awaiting their fan-out (await.go)
 }
 
 // New returns a Tracer that exports to cfg.Endpoint over OTLP/HTTP in
