@@ -15,7 +15,8 @@ import (
 // span whose W3C trace context goes along in the request's headers, and
 // the leader's span of the forwarded request joins that trace. Only
 // internal routes take a caller's trace context: a public client cannot
-// make its requests sampled. A play action gets its span in ActOnLeader.
+// make its requests sampled. A play action gets its span in ActOnLeader,
+// and its event's offer by this node's hub one under it (TraceFanout).
 
 // tracedRoutes are the routes of the action path that get a span each:
 // actions and batches, as clients send them and as followers forward them.

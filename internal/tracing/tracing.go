@@ -3,7 +3,8 @@
 // request, a play action), the internal call to the leader carries W3C
 // trace context so the leader's spans join the same trace, and the store
 // adds the batcher's queue wait and the commit under whatever span the
-// action's context carries.
+// action's context carries; a play action's event's fan-out on the node
+// serving the player is recorded under the action's span (await.go).
 //
 // Tracing is off unless an OTLP endpoint is configured: a nil *Tracer
 // starts nothing and a zero Span does nothing, so the edge pays one nil
