@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/tracing"
 	"github.com/hashicorp/raft"
 )
 
@@ -17,6 +18,13 @@ type proposal struct {
 	size  int
 	done  chan outcome // buffered, receives exactly once
 	group []*proposal  // a fair group; cmd and done unused
+
+	// With a sampled span in the caller's context (internal/tracing) the
+	// batcher times the proposal's stages; untraced, they stay zero.
+	traced           bool
+	queued, proposed time.Time // submitted; its entry taken by raft
+	applied          time.Time // its entry applied (or failed)
+	batch            int       // commands in its entry
 }
 
 // fail answers p (every member of a group) with err.
@@ -106,6 +114,9 @@ func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics
 func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority, size int) (outcome, error) {
 	p := b.newProposal()
 	p.cmd, p.size = cmd, size
+	if p.traced = tracing.Recording(ctx); p.traced { // a recycled p keeps old times
+		p.queued, p.proposed, p.applied = time.Now(), time.Time{}, time.Time{}
+	}
 	lane := b.critical
 	if prio == fsm.PriorityBulk {
 		lane = b.bulk
@@ -140,6 +151,9 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 		case <-ctx.Done():
 			return outcome{}, ErrOutcomeUnknown // p may still be answered: not recycled
 		}
+	}
+	if p.traced {
+		traceStages(ctx, p, o)
 	}
 	p.cmd = fsm.Command{}
 	b.proposals.Put(p)
@@ -299,7 +313,14 @@ func (b *batcher) propose(batch []*proposal) {
 	data := fsm.EncodeBatch(&fsm.Batch{Time: time.Now().UnixNano(), Commands: cmds})
 	b.metrics.batchSize.Observe(float64(len(cmds)))
 	b.metrics.batchBytes.Observe(float64(len(data)))
-	b.waiting <- inflight{fut: b.raft.Apply(data, b.timeout), props: ordered, start: time.Now()}
+	fut := b.raft.Apply(data, b.timeout)
+	start := time.Now()
+	for _, p := range ordered {
+		if p.traced { // before the send: the waiter answers p after it
+			p.proposed, p.batch = start, len(cmds)
+		}
+	}
+	b.waiting <- inflight{fut: fut, props: ordered, start: start}
 }
 
 // wait resolves proposed batches in log order.
@@ -308,7 +329,13 @@ func (b *batcher) wait() {
 	for in := range b.waiting {
 		err := in.fut.Error()
 		<-b.sem
-		b.metrics.commitLatency.Observe(time.Since(in.start).Seconds())
+		now := time.Now()
+		b.metrics.commitLatency.Observe(now.Sub(in.start).Seconds())
+		for _, p := range in.props {
+			if p.traced {
+				p.applied = now
+			}
+		}
 		if err != nil {
 			err = proposeError(err)
 			for _, p := range in.props {
@@ -337,4 +364,20 @@ func proposeError(err error) error {
 		return ErrNotLeader
 	}
 	return ErrOutcomeUnknown
+}
+
+// traceStages records a traced proposal's stages under the span ctx
+// carries: its wait in the queue until its entry went to raft (with the
+// entry's size), and raft's commit and apply of that entry. A proposal
+// that never reached raft (refused, or its batcher closed) has no stages.
+func traceStages(ctx context.Context, p *proposal, o outcome) {
+	if p.proposed.IsZero() {
+		return
+	}
+	tracing.Interval(ctx, "gsd.batcher.queue", p.queued, p.proposed, tracing.Int("gsd.batch.size", int64(p.batch)))
+	commit := []tracing.Attr{tracing.Int("raft.index", int64(o.index))}
+	if o.err != nil {
+		commit = append(commit, tracing.String("error", o.err.Error()))
+	}
+	tracing.Interval(ctx, "gsd.raft.commit", p.proposed, p.applied, commit...)
 }

@@ -199,6 +199,11 @@ func (s *Core) serve(mux *http.ServeMux, w http.ResponseWriter, r *http.Request)
 		s.WriteError(sw, err, false)
 		return
 	}
+	if s.cfg.Tracer != nil {
+		var end func()
+		r, end = s.traceRequest(r, pattern, sw)
+		defer end()
+	}
 	mux.ServeHTTP(sw, r)
 }
 

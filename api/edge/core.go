@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -178,6 +179,9 @@ type Config struct {
 	// certificate of the cluster reach them (nil: not checked); it returns
 	// the node id the certificate names, which a join must ask to add.
 	PeerCert func(*tls.ConnectionState) (node string, err error)
+	// Tracer traces the action path (internal/tracing); nil leaves tracing
+	// off.
+	Tracer *tracing.Tracer
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }

@@ -95,8 +95,11 @@ func (s *Core) send(ctx context.Context, rt Route, method, path string, body []b
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	write := method != http.MethodGet
+	span := traceCall(req, rt, path)
+	defer span.End()
 	resp, err := s.fwd.Do(req)
 	if err != nil {
+		span.Fail(err)
 		s.metrics.Forwards.WithLabelValues("error").Inc()
 		return ForwardError(rt.Node, err, write)
 	}

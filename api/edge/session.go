@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/tracing"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -76,9 +77,14 @@ func (s *Core) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd,
 
 // actOnLeader runs a play connection's action on the world's leader: here
 // when this node leads, else by an internal call.
-func (s *Core) ActOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage, token string) (wire.Event, error) {
-	var ev wire.Event
-	err := s.RouteCall(a.World, KindWrite, false, func(g Group) error {
+func (s *Core) ActOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage, token string) (ev wire.Event, err error) {
+	if s.cfg.Tracer != nil {
+		var span tracing.Span
+		ctx, span = s.cfg.Tracer.Start(ctx, spanPlayAct)
+		s.cfg.Tracer.Await(actKey(a), span)
+		defer func() { s.endActSpan(span, a, ev, err) }()
+	}
+	err = s.RouteCall(a.World, KindWrite, false, func(g Group) error {
 		e, dup, err := g.Act(ctx, a)
 		if err == nil {
 			ev = EventJSON(e, dup)

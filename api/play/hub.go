@@ -328,6 +328,7 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 	}
 	clear(h.sel) // the frames hold the events, not this buffer
 	h.next = last + 1
+	h.s.TraceFanout(evs, now, len(h.members))
 }
 
 // detach leaves c to read on by itself.

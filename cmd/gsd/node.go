@@ -193,6 +193,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	o.play.set(&acfg.Play)
 	o.limit.set(&acfg)
+	stopTracing, err := o.otel.start(ctx, o.id, &acfg, o.shutdownTimeout, log)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopTracing() // on the failure paths below; idempotent
 	if err := o.tls.setEdge(&acfg, st, reg); err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
@@ -274,6 +280,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopMismatches()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)
+	stopTracing() // after the last action's spans
 	if runErr != nil && ctx.Err() == nil {
 		return runErr
 	}

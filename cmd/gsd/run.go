@@ -61,6 +61,7 @@ type options struct {
 	analytics analyticsOptions
 	archive   archiveOptions
 	detect    detectOptions
+	otel      otelOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -164,6 +165,7 @@ cluster from that data and ignores --join.`,
 	o.analytics.flags(f)
 	o.archive.flags(f)
 	o.detect.flags(f)
+	o.otel.flags(f)
 	return cmd
 }
 
@@ -222,6 +224,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, err := o.detect.detectConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.otel.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {
