@@ -7,7 +7,10 @@ import (
 )
 
 // API serves the public HTTP JSON routes over the edge's shared core.
-type API struct{ *edge.Core }
+type API struct {
+	*edge.Core
+	access edge.Accesses // worlds' visibility rules, compiled
+}
 
 // New returns the public routes' handlers over core.
 func New(core *edge.Core) *API { return &API{Core: core} }

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// fogRules: a player's gold is its own, a base's plan its team's, a trap
+// nobody's but the referee class's; teams come from the team field.
+var fogRules = fsm.Rules{Schema: fsm.Schema{
+	Access: map[string]fsm.FieldAccess{"gold": {Visible: "owner"}, "plan": {Visible: "team"}, "trap": {Visible: "hidden"}},
+	Teams:  fsm.TeamRule{From: "field", Key: "team"},
+	Viewers: map[string]fsm.ViewerRule{"referee": {Sees: []string{"hidden"}},
+		"caster": {Sees: []string{"hidden"}, Delay: fsm.Duration(30e9)}},
+}}
+
+// newFogWorld makes world "fog" on fake (which, unlike fsm, takes any
+// rules) with ann and bob of red, cat of blue, and red's base.
+func newFogWorld(t *testing.T, fake *apitest.Fake) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, fake.CreateWorld(ctx, "fog", fogRules))
+	set := func(seq uint64, entity, field string, v fsm.Value) {
+		_, _, err := fake.Act(ctx, &fsm.Action{World: "fog", Player: "gm", Seq: seq,
+			Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: entity, Field: field, Value: v}}})
+		require.NoError(t, err)
+	}
+	set(1, "ann", "team", fsm.String("red"))
+	set(2, "bob", "team", fsm.String("red"))
+	set(3, "cat", "team", fsm.String("blue"))
+	set(4, "ann", "gold", fsm.Int(50))
+	set(5, "base", "owner", fsm.String("ann"))
+	set(6, "base", "plan", fsm.String("rush"))
+	set(7, "base", "trap", fsm.Int(1))
+}
+
+func TestEntityReadsShowOnlyWhatTheCallerMaySee(t *testing.T) {
+	fake := apitest.NewFake()
+	newFogWorld(t, fake)
+	e := newEnv(t, fake, withAuth, withSecret)
+	as := func(player, role string, admin bool) []string {
+		return []string{"Authorization", roleToken(t, player, role, admin)}
+	}
+	for _, c := range []struct {
+		name, path string
+		hdr        []string
+		fields     []string
+		version    float64
+	}{
+		{"ann sees her gold", "/v1/worlds/fog/entities/ann", as("ann", "", false), []string{"gold", "team"}, 4},
+		{"bob does not see ann's gold nor its version", "/v1/worlds/fog/entities/ann", as("bob", "", false), []string{"team"}, 1},
+		{"bob sees his team's plan", "/v1/worlds/fog/entities/base", as("bob", "", false), []string{"owner", "plan"}, 6},
+		{"cat sees no plan", "/v1/worlds/fog/entities/base", as("cat", "", false), []string{"owner"}, 5},
+		{"a referee sees the trap", "/v1/worlds/fog/entities/base?view=referee", as("ref", "referee", false), []string{"owner", "trap"}, 7},
+		{"a game server sees all", "/v1/worlds/fog/entities/base", as("gs", fsm.RoleServer, false), []string{"owner", "plan", "trap"}, 7},
+		{"an admin sees all", "/v1/worlds/fog/entities/base", as("ops", "", true), []string{"owner", "plan", "trap"}, 7},
+		{"the cluster secret sees all", "/v1/worlds/fog/entities/base", []string{edge.HeaderClusterKey, testSecret}, []string{"owner", "plan", "trap"}, 7},
+		{"a stale read is cut too", "/v1/worlds/fog/entities/ann?consistency=stale", as("cat", "", false), []string{"team"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, m := e.DoJSON("GET", c.path, "", c.hdr...)
+			require.Equal(t, http.StatusOK, code, "%v", m)
+			var names []string
+			for n := range m["fields"].(map[string]any) {
+				names = append(names, n)
+			}
+			require.ElementsMatch(t, c.fields, names)
+			var vnames []string
+			for n := range m["versions"].(map[string]any) {
+				vnames = append(vnames, n)
+			}
+			require.ElementsMatch(t, c.fields, vnames, "versions of fields it may not see")
+			require.Equal(t, c.version, m["version"])
+		})
+	}
+	// Nothing visible: the entity does not exist for the caller.
+	fakeAct(t, fake, 8, "pit", "trap", fsm.Int(2))
+	e.RequireError(http.StatusNotFound, fsm.CodeNotFound, "GET", "/v1/worlds/fog/entities/pit", "", as("cat", "", false)...)
+	// A class the token's role does not name is forbidden; an unknown one malformed.
+	e.RequireError(http.StatusForbidden, edge.CodeForbidden, "GET", "/v1/worlds/fog/entities/base?view=referee", "", as("cat", "", false)...)
+	e.RequireError(http.StatusBadRequest, fsm.CodeMalformed, "GET", "/v1/worlds/fog/entities/base?view=nobody", "", as("nobody", "nobody", false)...)
+	// A delayed class may not read the present.
+	e.RequireError(http.StatusForbidden, edge.CodeForbidden, "GET", "/v1/worlds/fog/entities/base?view=caster", "", as("c", "caster", false)...)
+}
+
+func TestEntityReadsWithAuthOffTakeTheViewerFromTheQuery(t *testing.T) {
+	fake := apitest.NewFake()
+	newFogWorld(t, fake)
+	e := newEnv(t, fake)
+	for path, fields := range map[string][]string{
+		"/v1/worlds/fog/entities/ann":               {"team"},
+		"/v1/worlds/fog/entities/ann?player=ann":    {"gold", "team"},
+		"/v1/worlds/fog/entities/base?player=bob":   {"owner", "plan"},
+		"/v1/worlds/fog/entities/base?view=referee": {"owner", "trap"},
+	} {
+		code, m := e.DoJSON("GET", path, "")
+		require.Equal(t, http.StatusOK, code, "%s: %v", path, m)
+		var names []string
+		for n := range m["fields"].(map[string]any) {
+			names = append(names, n)
+		}
+		require.ElementsMatch(t, fields, names, path)
+	}
+}
+
+func fakeAct(t *testing.T, fake *apitest.Fake, seq uint64, entity, field string, v fsm.Value) {
+	t.Helper()
+	_, _, err := fake.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: seq,
+		Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: entity, Field: field, Value: v}}})
+	require.NoError(t, err)
+}
