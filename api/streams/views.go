@@ -1,0 +1,301 @@
+package streams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// Filtered event streams (issue 13). A stream's caller resolves to a
+// Sight (edge.Sight); one who sees everything, or any caller of a world
+// whose rules restrict no field, takes the world's plain fan and its
+// shared lines. Any other caller's stream is cut to its view: each event
+// passes spectator's filter before it is encoded, once per view. The
+// streams of one world and rules version share one spectator.Events,
+// which prepares each event once for every view, and the streams of one
+// view share a fan of their own (viewFans) whose chunks hold the view's
+// lines, so a thousand spectators of one view cost one filtering and one
+// encoding per event. A delayed view (a caster class) takes no fan: its
+// stream reads the feed on its own and writes each event once it is older
+// than the delay in the leader's time (spectator.Delay, with its skew
+// bound).
+//
+// Rules updates are not in the feed: a stream that is not everything's
+// checks its world's rules version (rulesTTL old at most) before each
+// write and ends with a rules_changed error line (unavailable, 503: open
+// it again from the next seq) when they changed.
+
+// preparedKeep is how many prepared events a world's shared Events holds
+// for streams at different positions.
+const preparedKeep = 4096
+
+// rulesTTL bounds how old the rules versions a stream checks may be.
+const rulesTTL = 50 * time.Millisecond
+
+// ErrRulesChanged ends a filtered stream whose world's rules changed.
+var ErrRulesChanged = fmt.Errorf("%w: %w: open the stream again from the next seq", edge.ErrUnavailable, spectator.ErrRulesChanged)
+
+// viewKey names the fans of one view of one world under one rules version.
+type viewKey struct {
+	world   string
+	version uint64
+	view    spectator.View
+}
+
+// eventsKey names the prepared events of one world under one rules version.
+type eventsKey struct {
+	world   string
+	version uint64
+}
+
+type sharedFans struct {
+	hub  *fanout.Hub
+	refs int
+}
+
+type sharedEvents struct {
+	events *spectator.Events
+	refs   int
+}
+
+// views holds the filtered streams' shared parts.
+type views struct {
+	access edge.Accesses
+
+	mu       sync.Mutex
+	fans     map[viewKey]*sharedFans
+	prepared map[eventsKey]*sharedEvents
+	rules    map[string]uint64 // world → rules version, as of rulesAt
+	rulesAt  time.Time
+}
+
+// viewed is what a filtered stream needs: its view and where its events
+// are prepared.
+type viewed struct {
+	access  *spectator.Access
+	version uint64
+	filter  bool // cut events to view; false: every event, but the rules are watched
+	view    spectator.View
+	delay   time.Duration
+	events  *spectator.Events // the world's shared one, or the stream's own once behind it
+	own     bool              // events is the stream's own
+	fans    *fanout.Hub       // the view's fans (nil: delayed, or unfiltered)
+	key     viewKey
+}
+
+// sightOf resolves a stream's caller under world's rules: nil for a
+// caller who sees everything of every world.
+func (s *Service) sightOf(r *http.Request, world string) (*viewed, error) {
+	sight, err := s.Sight(r)
+	if err != nil || sight.All {
+		return nil, err
+	}
+	info, err := edge.WorldInfo(s.Backend(), world)
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.views.access.Of(info)
+	if err != nil {
+		return nil, err
+	}
+	view, delay, filter, err := edge.ViewOf(a, sight)
+	if err != nil {
+		return nil, err
+	}
+	return &viewed{access: a, version: info.RulesVersion, filter: filter, view: view, delay: delay,
+		key: viewKey{world: world, version: info.RulesVersion, view: view}}, nil
+}
+
+// acquire gives v its shared parts: the world's prepared events and, for
+// an undelayed view, the view's fans. Every acquire is paired with a
+// release.
+func (s *Service) acquire(v *viewed) error {
+	if !v.filter {
+		return nil
+	}
+	s.views.mu.Lock()
+	defer s.views.mu.Unlock()
+	ek := eventsKey{world: v.key.world, version: v.version}
+	se := s.views.prepared[ek]
+	if se == nil {
+		se = &sharedEvents{events: s.newEvents(v.access, v.key.world, true)}
+		if s.views.prepared == nil {
+			s.views.prepared = make(map[eventsKey]*sharedEvents)
+		}
+		s.views.prepared[ek] = se
+	}
+	se.refs++
+	v.events = se.events
+	if v.delay > 0 {
+		return nil
+	}
+	sf := s.views.fans[v.key]
+	if sf == nil {
+		cfg := s.fanConfig()
+		cfg.Encode = se.events.Encoder(v.view, appendLine)
+		hub, err := fanout.New(cfg)
+		if err != nil {
+			se.refs--
+			return err
+		}
+		sf = &sharedFans{hub: hub}
+		if s.views.fans == nil {
+			s.views.fans = make(map[viewKey]*sharedFans)
+		}
+		s.views.fans[v.key] = sf
+	}
+	sf.refs++
+	v.fans = sf.hub
+	return nil
+}
+
+// release gives back what acquire gave v; the last stream of a view
+// closes its fans, the last of a world and rules version drops its
+// prepared events.
+func (s *Service) release(v *viewed) {
+	if !v.filter {
+		return
+	}
+	var closing *fanout.Hub
+	s.views.mu.Lock()
+	ek := eventsKey{world: v.key.world, version: v.version}
+	if se := s.views.prepared[ek]; se != nil {
+		if se.refs--; se.refs == 0 {
+			delete(s.views.prepared, ek)
+		}
+	}
+	if sf := s.views.fans[v.key]; sf != nil && v.fans == sf.hub {
+		if sf.refs--; sf.refs == 0 {
+			delete(s.views.fans, v.key)
+			closing = sf.hub
+		}
+	}
+	s.views.mu.Unlock()
+	if closing != nil {
+		closing.Close() // its last member has detached: no fan runs
+	}
+}
+
+// newEvents returns an Events of world under a: seeded with the world's
+// state on this node when seed is set and the backend can read it (the
+// common stream starts near the head), else from the world's start.
+func (s *Service) newEvents(a *spectator.Access, world string, seed bool) *spectator.Events {
+	state := spectator.NewState(world)
+	if sd, ok := s.Backend().(seeder); ok && seed {
+		if ents, seq, err := sd.Entities(world); err == nil && seq > 0 {
+			state = spectator.SeedState(world, seq, 0, ents) // time: only delays read it, and they read events'
+		}
+	}
+	return spectator.NewEvents(a, state, nil, s.subscribe, preparedKeep)
+}
+
+// seeder is what a backend offers to seed the prepared events with a
+// world's state (store.Store has it).
+type seeder interface {
+	Entities(world string) ([]fsm.EntityView, uint64, error)
+}
+
+// appendLine appends ev's NDJSON line. Filtered events are copies made per
+// view: the WireCache (keyed by the feed's events) would only thrash.
+func appendLine(b []byte, ev *fsm.Event) ([]byte, error) {
+	j, err := json.Marshal(edge.EventJSON(ev, false))
+	if err != nil {
+		return b, err
+	}
+	return append(append(b, j...), '\n'), nil
+}
+
+// line returns ev's line as v may see it (nil: nothing of it), preparing
+// it in v's events; a stream behind what the shared events hold gets
+// events of its own, from the world's start.
+func (v *viewed) line(s *Service, ev *fsm.Event) ([]byte, error) {
+	if !v.filter {
+		return s.Wire().Line(ev)
+	}
+	p, err := v.events.Prepare(ev)
+	if errors.Is(err, spectator.ErrTooOld) && !v.own {
+		v.events, v.own = s.newEvents(v.access, v.key.world, false), true
+		p, err = v.events.Prepare(ev)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := v.events.Event(p, v.view)
+	if out == nil {
+		return nil, nil
+	}
+	return appendLine(nil, out)
+}
+
+// rulesVersion returns world's rules version on this node, at most
+// rulesTTL old.
+func (s *Service) rulesVersion(world string) (uint64, bool) {
+	s.views.mu.Lock()
+	defer s.views.mu.Unlock()
+	if now := time.Now(); s.views.rules == nil || now.Sub(s.views.rulesAt) >= rulesTTL {
+		infos := s.Backend().Worlds()
+		s.views.rules = make(map[string]uint64, len(infos))
+		for _, w := range infos {
+			s.views.rules[w.ID] = w.RulesVersion
+		}
+		s.views.rulesAt = now
+	}
+	v, ok := s.views.rules[world]
+	return v, ok
+}
+
+// checkRules returns ErrRulesChanged when v's world's rules changed (or
+// the world is gone).
+func (v *viewed) checkRules(s *Service) error {
+	if now, ok := s.rulesVersion(v.key.world); !ok || now != v.version {
+		return ErrRulesChanged
+	}
+	return nil
+}
+
+// serveDelayed serves a delayed view from the stream's own subscription:
+// each event goes out once this node's clock reads its leader time plus
+// the delay plus the clock-skew bound (spectator.Delay), in seq order.
+func (st *eventStream) serveDelayed(ctx context.Context, sub *store.Subscription) {
+	d := spectator.NewDelay(st.v.delay, spectator.DefaultMaxClockSkew)
+	for {
+		at, held := d.Next()
+		if !held {
+			evs, err := sub.Next(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				st.write(ctx, nil, err)
+				return
+			}
+			d.Push(evs...)
+			continue
+		}
+		t := time.NewTimer(time.Until(at))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		evs := d.Release(time.Now())
+		if len(evs) == 0 {
+			continue
+		}
+		if !st.write(ctx, evs, nil) || st.out.Flush() != nil {
+			return
+		}
+		st.next = evs[len(evs)-1].Seq + 1
+	}
+}
