@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/spectator"
 )
@@ -113,42 +114,163 @@ func ViewOf(a *spectator.Access, g Sight) (view spectator.View, delay time.Durat
 	return view, delay, a.Restricted() || delay > 0, nil
 }
 
-// Accesses compiles and keeps each world's visibility rules
-// (spectator.Access) by rules version, for the read paths of one service.
-// Safe for concurrent use.
-type Accesses struct {
-	mu sync.Mutex
-	m  map[string]compiledAccess
+// Visibility is what one service's read paths share to cut worlds'
+// events to views: each world's compiled rules (by rules version), its
+// prepared events (spectator.Events, one per world and rules version,
+// kept while some reader holds it), and the worlds' rules versions, at
+// most RulesTTL old. Safe for concurrent use.
+type Visibility struct {
+	b Backend
+
+	mu       sync.Mutex
+	access   map[string]compiledAccess
+	prepared map[preparedKey]*sharedPrepared
+	rules    map[string]uint64 // world → rules version, as of rulesAt
+	rulesAt  time.Time
 }
+
+// RulesTTL bounds how old the rules versions RulesVersion answers may
+// be: rules updates are not in the feed, so a reader that checks before
+// each write ends within this long after an update.
+const RulesTTL = 50 * time.Millisecond
+
+// PreparedKeep is how many prepared events a world's shared Events holds
+// for readers at different positions.
+const PreparedKeep = 4096
 
 type compiledAccess struct {
 	version uint64
 	access  *spectator.Access
 }
 
-// Of returns the compiled rules of the world as info has them.
-func (c *Accesses) Of(info fsm.WorldInfo) (*spectator.Access, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ca, ok := c.m[info.ID]; ok && ca.version == info.RulesVersion {
-		return ca.access, nil
+type preparedKey struct {
+	world   string
+	version uint64
+}
+
+type sharedPrepared struct {
+	events *spectator.Events
+	refs   int
+}
+
+// NewVisibility returns the shared visibility state of the read paths
+// over b.
+func NewVisibility(b Backend) *Visibility { return &Visibility{b: b} }
+
+// Access returns world's compiled rules and its summary on this node.
+func (v *Visibility) Access(world string) (*spectator.Access, fsm.WorldInfo, error) {
+	info, err := WorldInfo(v.b, world)
+	if err != nil {
+		return nil, info, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if ca, ok := v.access[world]; ok && ca.version == info.RulesVersion {
+		return ca.access, info, nil
 	}
 	a, err := spectator.NewAccess(info.Rules)
 	if err != nil {
-		return nil, fmt.Errorf("%w: world %s: %v", ErrInternal, info.ID, err)
+		return nil, info, fmt.Errorf("%w: world %s: %v", ErrInternal, world, err)
 	}
-	if c.m == nil {
-		c.m = make(map[string]compiledAccess)
+	if v.access == nil {
+		v.access = make(map[string]compiledAccess)
 	}
-	c.m[info.ID] = compiledAccess{version: info.RulesVersion, access: a}
-	return a, nil
+	v.access[world] = compiledAccess{version: info.RulesVersion, access: a}
+	return a, info, nil
 }
 
-// Forget drops world's compiled rules.
-func (c *Accesses) Forget(world string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	delete(c.m, world)
+// Events returns the prepared events of world under rules version
+// version (compiled as a), shared by every reader that holds it; each
+// call is paired with a ReleaseEvents.
+func (v *Visibility) Events(world string, version uint64, a *spectator.Access) *spectator.Events {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k := preparedKey{world: world, version: version}
+	sp := v.prepared[k]
+	if sp == nil {
+		sp = &sharedPrepared{events: v.NewEvents(a, world, true)}
+		if v.prepared == nil {
+			v.prepared = make(map[preparedKey]*sharedPrepared)
+		}
+		v.prepared[k] = sp
+	}
+	sp.refs++
+	return sp.events
+}
+
+// ReleaseEvents gives back what Events gave; the last reader drops them.
+func (v *Visibility) ReleaseEvents(world string, version uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k := preparedKey{world: world, version: version}
+	if sp := v.prepared[k]; sp != nil {
+		if sp.refs--; sp.refs == 0 {
+			delete(v.prepared, k)
+		}
+	}
+}
+
+// seeder is what a backend offers to seed prepared events with a world's
+// state (store.Store has it).
+type seeder interface {
+	Entities(world string) ([]fsm.EntityView, uint64, error)
+}
+
+// NewEvents returns prepared events of world under a of a reader's own:
+// seeded with the world's state on this node when seed is set and the
+// backend can read it (most readers start near the head), else from the
+// world's start (a reader behind the shared ones: spectator.ErrTooOld).
+func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *spectator.Events {
+	state := spectator.NewState(world)
+	if sd, ok := v.b.(seeder); ok && seed {
+		if ents, seq, err := sd.Entities(world); err == nil && seq > 0 {
+			state = spectator.SeedState(world, seq, 0, ents) // time: only delays read it, and they read events'
+		}
+	}
+	subscribe := func(world string, from uint64) (fanout.Subscription, error) {
+		sub, err := v.b.Subscribe(world, from)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return sub, nil
+	}
+	return spectator.NewEvents(a, state, nil, subscribe, PreparedKeep)
+}
+
+// RulesVersion returns world's rules version on this node, at most
+// RulesTTL old; false when the world is gone.
+func (v *Visibility) RulesVersion(world string) (uint64, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if now := time.Now(); v.rules == nil || now.Sub(v.rulesAt) >= RulesTTL {
+		infos := v.b.Worlds()
+		v.rules = make(map[string]uint64, len(infos))
+		for _, w := range infos {
+			v.rules[w.ID] = w.RulesVersion
+		}
+		v.rulesAt = now
+	}
+	ver, ok := v.rules[world]
+	return ver, ok
+}
+
+// Cut returns ev as view may see it (nil: nothing), prepared in events,
+// or, when ev is older than what events holds, in *own (a reader's own
+// prepared events, made from the world's start at the first need).
+func (v *Visibility) Cut(events *spectator.Events, own **spectator.Events, a *spectator.Access, view spectator.View, ev *fsm.Event) (*fsm.Event, error) {
+	if *own != nil {
+		events = *own
+	}
+	p, err := events.Prepare(ev)
+	if errors.Is(err, spectator.ErrTooOld) && *own == nil {
+		*own = v.NewEvents(a, ev.World, false)
+		events = *own
+		p, err = events.Prepare(ev)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return events.Event(p, view), nil
 }
 
 // WorldInfo returns world's summary in this node's applied state.

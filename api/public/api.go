@@ -9,11 +9,11 @@ import (
 // API serves the public HTTP JSON routes over the edge's shared core.
 type API struct {
 	*edge.Core
-	access edge.Accesses // worlds' visibility rules, compiled
+	vis *edge.Visibility // worlds' visibility rules, compiled
 }
 
 // New returns the public routes' handlers over core.
-func New(core *edge.Core) *API { return &API{Core: core} }
+func New(core *edge.Core) *API { return &API{Core: core, vis: edge.NewVisibility(core.Backend())} }
 
 // Register adds the public routes to mux.
 func (p *API) Register(mux *http.ServeMux) {

@@ -99,11 +99,7 @@ func (p *API) cut(world string, v fsm.EntityView, sight edge.Sight) (fsm.EntityV
 	if sight.All {
 		return v, nil
 	}
-	info, err := edge.WorldInfo(p.Backend(), world)
-	if err != nil {
-		return v, err
-	}
-	a, err := p.access.Of(info)
+	a, _, err := p.vis.Access(world)
 	if err != nil {
 		return v, err
 	}

@@ -37,7 +37,7 @@ type Service struct {
 
 // New returns the event streams' service over core.
 func New(core *edge.Core) (*Service, error) {
-	s := &Service{Core: core}
+	s := &Service{Core: core, views: views{vis: edge.NewVisibility(core.Backend())}}
 	cfg := s.fanConfig()
 	cfg.Encode = core.Wire().NDJSON
 	var err error

@@ -3,7 +3,6 @@ package streams
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -31,16 +30,9 @@ import (
 // bound).
 //
 // Rules updates are not in the feed: a stream that is not everything's
-// checks its world's rules version (rulesTTL old at most) before each
+// checks its world's rules version (edge.RulesTTL old at most) before each
 // write and ends with a rules_changed error line (unavailable, 503: open
 // it again from the next seq) when they changed.
-
-// preparedKeep is how many prepared events a world's shared Events holds
-// for streams at different positions.
-const preparedKeep = 4096
-
-// rulesTTL bounds how old the rules versions a stream checks may be.
-const rulesTTL = 50 * time.Millisecond
 
 // ErrRulesChanged ends a filtered stream whose world's rules changed.
 var ErrRulesChanged = fmt.Errorf("%w: %w: open the stream again from the next seq", edge.ErrUnavailable, spectator.ErrRulesChanged)
@@ -52,43 +44,28 @@ type viewKey struct {
 	view    spectator.View
 }
 
-// eventsKey names the prepared events of one world under one rules version.
-type eventsKey struct {
-	world   string
-	version uint64
-}
-
 type sharedFans struct {
 	hub  *fanout.Hub
 	refs int
 }
 
-type sharedEvents struct {
-	events *spectator.Events
-	refs   int
-}
-
 // views holds the filtered streams' shared parts.
 type views struct {
-	access edge.Accesses
-
-	mu       sync.Mutex
-	fans     map[viewKey]*sharedFans
-	prepared map[eventsKey]*sharedEvents
-	rules    map[string]uint64 // world → rules version, as of rulesAt
-	rulesAt  time.Time
+	vis  *edge.Visibility
+	mu   sync.Mutex
+	fans map[viewKey]*sharedFans
 }
 
-// viewed is what a filtered stream needs: its view and where its events
-// are prepared.
+// viewed is what a stream whose caller does not see everything needs:
+// its view and where its events are prepared.
 type viewed struct {
 	access  *spectator.Access
 	version uint64
 	filter  bool // cut events to view; false: every event, but the rules are watched
 	view    spectator.View
 	delay   time.Duration
-	events  *spectator.Events // the world's shared one, or the stream's own once behind it
-	own     bool              // events is the stream's own
+	events  *spectator.Events // the world's shared prepared events
+	own     *spectator.Events // the stream's own, once it was behind the shared ones
 	fans    *fanout.Hub       // the view's fans (nil: delayed, or unfiltered)
 	key     viewKey
 }
@@ -100,11 +77,7 @@ func (s *Service) sightOf(r *http.Request, world string) (*viewed, error) {
 	if err != nil || sight.All {
 		return nil, err
 	}
-	info, err := edge.WorldInfo(s.Backend(), world)
-	if err != nil {
-		return nil, err
-	}
-	a, err := s.views.access.Of(info)
+	a, info, err := s.views.vis.Access(world)
 	if err != nil {
 		return nil, err
 	}
@@ -123,29 +96,19 @@ func (s *Service) acquire(v *viewed) error {
 	if !v.filter {
 		return nil
 	}
-	s.views.mu.Lock()
-	defer s.views.mu.Unlock()
-	ek := eventsKey{world: v.key.world, version: v.version}
-	se := s.views.prepared[ek]
-	if se == nil {
-		se = &sharedEvents{events: s.newEvents(v.access, v.key.world, true)}
-		if s.views.prepared == nil {
-			s.views.prepared = make(map[eventsKey]*sharedEvents)
-		}
-		s.views.prepared[ek] = se
-	}
-	se.refs++
-	v.events = se.events
+	v.events = s.views.vis.Events(v.key.world, v.version, v.access)
 	if v.delay > 0 {
 		return nil
 	}
+	s.views.mu.Lock()
+	defer s.views.mu.Unlock()
 	sf := s.views.fans[v.key]
 	if sf == nil {
 		cfg := s.fanConfig()
-		cfg.Encode = se.events.Encoder(v.view, appendLine)
+		cfg.Encode = v.events.Encoder(v.view, appendLine)
 		hub, err := fanout.New(cfg)
 		if err != nil {
-			se.refs--
+			s.views.vis.ReleaseEvents(v.key.world, v.version)
 			return err
 		}
 		sf = &sharedFans{hub: hub}
@@ -160,20 +123,14 @@ func (s *Service) acquire(v *viewed) error {
 }
 
 // release gives back what acquire gave v; the last stream of a view
-// closes its fans, the last of a world and rules version drops its
-// prepared events.
+// closes its fans.
 func (s *Service) release(v *viewed) {
 	if !v.filter {
 		return
 	}
+	s.views.vis.ReleaseEvents(v.key.world, v.version)
 	var closing *fanout.Hub
 	s.views.mu.Lock()
-	ek := eventsKey{world: v.key.world, version: v.version}
-	if se := s.views.prepared[ek]; se != nil {
-		if se.refs--; se.refs == 0 {
-			delete(s.views.prepared, ek)
-		}
-	}
 	if sf := s.views.fans[v.key]; sf != nil && v.fans == sf.hub {
 		if sf.refs--; sf.refs == 0 {
 			delete(s.views.fans, v.key)
@@ -186,25 +143,6 @@ func (s *Service) release(v *viewed) {
 	}
 }
 
-// newEvents returns an Events of world under a: seeded with the world's
-// state on this node when seed is set and the backend can read it (the
-// common stream starts near the head), else from the world's start.
-func (s *Service) newEvents(a *spectator.Access, world string, seed bool) *spectator.Events {
-	state := spectator.NewState(world)
-	if sd, ok := s.Backend().(seeder); ok && seed {
-		if ents, seq, err := sd.Entities(world); err == nil && seq > 0 {
-			state = spectator.SeedState(world, seq, 0, ents) // time: only delays read it, and they read events'
-		}
-	}
-	return spectator.NewEvents(a, state, nil, s.subscribe, preparedKeep)
-}
-
-// seeder is what a backend offers to seed the prepared events with a
-// world's state (store.Store has it).
-type seeder interface {
-	Entities(world string) ([]fsm.EntityView, uint64, error)
-}
-
 // appendLine appends ev's NDJSON line. Filtered events are copies made per
 // view: the WireCache (keyed by the feed's events) would only thrash.
 func appendLine(b []byte, ev *fsm.Event) ([]byte, error) {
@@ -215,49 +153,22 @@ func appendLine(b []byte, ev *fsm.Event) ([]byte, error) {
 	return append(append(b, j...), '\n'), nil
 }
 
-// line returns ev's line as v may see it (nil: nothing of it), preparing
-// it in v's events; a stream behind what the shared events hold gets
-// events of its own, from the world's start.
+// line returns ev's line as v may see it (nil: nothing of it).
 func (v *viewed) line(s *Service, ev *fsm.Event) ([]byte, error) {
 	if !v.filter {
 		return s.Wire().Line(ev)
 	}
-	p, err := v.events.Prepare(ev)
-	if errors.Is(err, spectator.ErrTooOld) && !v.own {
-		v.events, v.own = s.newEvents(v.access, v.key.world, false), true
-		p, err = v.events.Prepare(ev)
-	}
-	if err != nil {
+	out, err := s.views.vis.Cut(v.events, &v.own, v.access, v.view, ev)
+	if err != nil || out == nil {
 		return nil, err
 	}
-	out := v.events.Event(p, v.view)
-	if out == nil {
-		return nil, nil
-	}
 	return appendLine(nil, out)
-}
-
-// rulesVersion returns world's rules version on this node, at most
-// rulesTTL old.
-func (s *Service) rulesVersion(world string) (uint64, bool) {
-	s.views.mu.Lock()
-	defer s.views.mu.Unlock()
-	if now := time.Now(); s.views.rules == nil || now.Sub(s.views.rulesAt) >= rulesTTL {
-		infos := s.Backend().Worlds()
-		s.views.rules = make(map[string]uint64, len(infos))
-		for _, w := range infos {
-			s.views.rules[w.ID] = w.RulesVersion
-		}
-		s.views.rulesAt = now
-	}
-	v, ok := s.views.rules[world]
-	return v, ok
 }
 
 // checkRules returns ErrRulesChanged when v's world's rules changed (or
 // the world is gone).
 func (v *viewed) checkRules(s *Service) error {
-	if now, ok := s.rulesVersion(v.key.world); !ok || now != v.version {
+	if now, ok := s.views.vis.RulesVersion(v.key.world); !ok || now != v.version {
 		return ErrRulesChanged
 	}
 	return nil
