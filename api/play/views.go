@@ -1,0 +1,124 @@
+package play
+
+import (
+	"fmt"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
+)
+
+// Play streams cut to each player's view (issue 13). A world whose rules
+// restrict no field has one hub on this node, as before, and so does
+// every caller who sees everything (a game server's or an admin's token).
+// In a world that restricts fields, each other connection joins the hub
+// of its view (spectator.View: the player, its team, the classes it sees;
+// viewHubs): the hub takes the world's batches from the same fan, cuts
+// each event to its view (the world's prepared events, shared by the
+// hubs of every view: edge.Visibility) and prepares what is left, so
+// connections that share a view share frames, encoded once, and a
+// connection never gets a byte of what its view may not see. An event the
+// view sees nothing of moves the connection's position without a frame.
+//
+// Rules updates are not in the feed: each hub checks its world's rules
+// version before each batch (edge.RulesTTL old at most). A view's hub
+// ends its connections (going away: resume) on any change, the world's
+// hub when the new rules restrict a field, so each connection resumes in
+// the hub its view now needs.
+
+// hubKey names the hub of one view of a world under one rules version.
+type hubKey struct {
+	world   string
+	version uint64
+	view    spectator.View
+}
+
+// playView is the view a view's hub cuts its events to.
+type playView struct {
+	access  *spectator.Access
+	version uint64
+	view    spectator.View
+	key     hubKey
+}
+
+// viewOf returns c's view in its world: nil when c takes the world's hub
+// (its token's role sees everything, or the world restricts nothing).
+// Players see as viewers of the public class.
+func (s *Service) viewOf(c *playConn) (*playView, error) {
+	a, info, err := s.vis.Access(c.world)
+	if err != nil {
+		return nil, err
+	}
+	if c.role == fsm.RoleAdmin || c.role == fsm.RoleServer || !a.Restricted() {
+		return nil, nil
+	}
+	view, _, err := a.Resolve(spectator.Viewer{Player: c.player})
+	if err != nil {
+		return nil, err
+	}
+	return &playView{access: a, version: info.RulesVersion, view: view,
+		key: hubKey{world: c.world, version: info.RulesVersion, view: view}}, nil
+}
+
+// prepare prepares evs for h's connections: each cut to h's view first
+// (in h's prepared events, or own's once the reader is behind them).
+func (h *hub) prepare(evs []*fsm.Event, own **spectator.Events, coalesce bool) ([]*hubEvent, error) {
+	if h.pv == nil {
+		return h.s.prepare(evs, coalesce)
+	}
+	cut := make([]*fsm.Event, 0, len(evs))
+	kept := make([]bool, len(evs))
+	for i, ev := range evs {
+		out, err := h.s.vis.Cut(h.events, own, h.pv.access, h.pv.view, ev)
+		if err != nil {
+			return nil, err
+		}
+		if out != nil {
+			cut = append(cut, out)
+			kept[i] = true
+		}
+	}
+	hevs, err := h.s.prepare(cut, coalesce)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*hubEvent, len(evs))
+	for i, ev := range evs {
+		if kept[i] {
+			out[i], hevs = hevs[0], hevs[1:]
+			continue
+		}
+		// Nothing for the view: a position without a frame (no
+		// frame, no delta), carrying nothing of the event but its seq.
+		out[i] = &hubEvent{ev: &fsm.Event{World: ev.World, Seq: ev.Seq, Index: ev.Index, Time: ev.Time}, wire: h.s.Wire()}
+	}
+	return out, nil
+}
+
+// checkRules reports the rules change that ends h's connections: any
+// change for a view's hub, one to rules that restrict a field for the
+// world's hub (which otherwise goes on under the new version).
+func (h *hub) checkRules() error {
+	now, ok := h.s.vis.RulesVersion(h.world)
+	if !ok {
+		return fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, h.world)
+	}
+	if now == h.rules {
+		return nil
+	}
+	if h.pv == nil {
+		a, info, err := h.s.vis.Access(h.world)
+		if err != nil {
+			return err
+		}
+		if !a.Restricted() {
+			h.rules = info.RulesVersion
+			return nil
+		}
+	}
+	return errRulesChanged
+}
+
+// errRulesChanged ends the connections of a hub whose world's rules
+// changed: they resume, in the hub their view needs now.
+var errRulesChanged = fmt.Errorf("%w: %w: resume", edge.ErrUnavailable, spectator.ErrRulesChanged)
