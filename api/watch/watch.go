@@ -193,10 +193,12 @@ func (s *Service) write(ctx context.Context, ws *websocket.Conn, f *spectator.Fr
 	return nil
 }
 
-// viewer reads the watcher's class, delay and mode from the query and,
-// with auth on, its player from its token (a player watching its own
-// world sees what it owns); a watcher without a token with auth off is a
-// spectator of the public class.
+// viewer reads the watcher's class, delay and mode from the query and
+// who it is from its credential (edge.Sight): with auth on, its player
+// from its token (a player watching its own world sees what it owns),
+// and a class other than the public one only with a token whose role
+// names it (game servers and admins may take any); with auth off, the
+// player and class the query names.
 func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
 	q := r.URL.Query()
 	v := spectator.Viewer{Class: q.Get("view")}
@@ -215,12 +217,12 @@ func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
 	default:
 		return v, false, fmt.Errorf("%w: mode must be state or events, got %q", fsm.ErrMalformed, m)
 	}
-	if s.Auth() != nil {
-		id, err := s.Identify(r)
-		if err != nil {
-			return v, false, err
-		}
-		v.Player = id.Player
+	sight, err := s.Sight(r)
+	if err != nil {
+		return v, false, err
+	}
+	if !sight.All {
+		v.Class, v.Player = sight.Viewer.Class, sight.Viewer.Player
 	}
 	return v, events, nil
 }

@@ -260,8 +260,17 @@ func TestWatchNeedsATokenWithAuthOnAndRefusesWhileClosing(t *testing.T) {
 	next(t, c, wire.TypeKeyframe, 0)
 	c.CloseNow()
 
+	// A viewer class is for tokens whose role names it.
+	req, err := http.NewRequest("GET", ts.URL+"/v1/worlds/arena/watch?view=coach", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
 	core.Close()
-	req, err := http.NewRequest("GET", ts.URL+"/v1/worlds/arena/watch", nil)
+	req, err = http.NewRequest("GET", ts.URL+"/v1/worlds/arena/watch", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err = http.DefaultClient.Do(req)
