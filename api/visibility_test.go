@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
@@ -114,4 +116,40 @@ func fakeAct(t *testing.T, fake *apitest.Fake, seq uint64, entity, field string,
 	_, _, err := fake.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: seq,
 		Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: entity, Field: field, Value: v}}})
 	require.NoError(t, err)
+}
+
+// Over a real store: the rules keys are accepted, and the reads cut.
+func TestVisibilityRulesOverARealStore(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, ln, withAuth)
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	gs := roleToken(t, "gs", fsm.RoleServer, false)
+	code, _, b := n.env.Do("POST", "/v1/worlds", `{"id":"fog","rules":{"fields":{
+		"gold":{"type":"int","policy":"authoritative","visible":"owner"},
+		"team":{"type":"string","policy":"authoritative"}},
+		"teams":{"from":"field","key":"team"},
+		"viewers":{"referee":{"sees":["owner"]}}}}`, "Authorization", gs)
+	require.Equal(t, http.StatusCreated, code, "%s", b)
+	code, _, b = n.env.Do("POST", "/v1/worlds/fog/actions", `{"seq":1,"ops":[{"op":"set","entity":"ann","field":"gold","value":7},{"op":"set","entity":"ann","field":"team","value":"red"}]}`, "Authorization", gs)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	for tok, fields := range map[string][]string{
+		roleToken(t, "ann", "", false): {"gold", "team"},
+		roleToken(t, "bob", "", false): {"team"},
+		gs:                             {"gold", "team"},
+	} {
+		code, m := n.env.DoJSON("GET", "/v1/worlds/fog/entities/ann", "", "Authorization", tok)
+		require.Equal(t, http.StatusOK, code, "%v", m)
+		var names []string
+		for f := range m["fields"].(map[string]any) {
+			names = append(names, f)
+		}
+		require.ElementsMatch(t, fields, names)
+	}
+	code, m := n.env.DoJSON("GET", "/v1/worlds/fog/entities/ann?view=referee", "", "Authorization", roleToken(t, "r", "referee", false))
+	require.Equal(t, http.StatusOK, code, "%v", m)
+	require.Contains(t, m["fields"], "gold")
+	// The teams key from a session source is still refused.
+	code, _, b = n.env.Do("PUT", "/v1/worlds/fog/rules", `{"rules":{"teams":{"from":"claim","key":"team"}}}`, "Authorization", gs)
+	require.Equal(t, 422, code, "%s", b)
 }

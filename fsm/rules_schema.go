@@ -365,7 +365,7 @@ func (s Schema) validateViews() error {
 
 // unsupported refuses the first key set to a non-default value, naming the
 // issue that builds it. Issue 12 built actions, roles and fields' write
-// (log version 3). Each issue removes its keys from this list when its
+// (log version 3), issue 13 the visibility keys (log version 7). Each issue removes its keys from this list when its
 // feature works, and that is a log format change: a replica that still
 // refuses the key would apply the same entry differently, so the issue
 // raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
@@ -375,9 +375,13 @@ func (s Schema) unsupported() error {
 		set   bool
 		issue int
 	}{
-		{"fields.visible", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" }), 13},
-		{"teams", s.Teams != (TeamRule{}), 13},
-		{"viewers", len(s.Viewers) > 0, 13},
+		// Issue 13 built fields' visible and delay, teams from a field and
+		// viewers (log version 7). A team from a token claim or session
+		// data needs a team source at the edge (spectator.TeamFunc) that no
+		// read path has yet; aggregated views are served on the watch
+		// stream only (not over HTTP) and a heatmap needs the interest
+		// grid, which is the node's --play-interest-* flags still.
+		{"teams", s.Teams.From == "claim" || s.Teams.From == "data", 13},
 		{"views", len(s.Views) > 0, 13},
 		{"interest", s.Interest != (InterestRule{}), 13},
 		{"idle_expiry", s.IdleExpiry != 0, 14},
@@ -390,6 +394,14 @@ func (s Schema) unsupported() error {
 		}
 	}
 	return nil
+}
+
+// visibility reports whether s sets a key of issue 13 that a replica
+// before log version 7 refuses: a field's visible or delay, teams or
+// viewers.
+func (s Schema) visibility() bool {
+	return s.Teams != (TeamRule{}) || len(s.Viewers) > 0 ||
+		slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" || s.Access[n].Delay != 0 })
 }
 
 // normal spells the defaults as the zero value: "write": "anyone" and

@@ -30,9 +30,13 @@ type Versions = wire.Versions
 //     expressions read that time.
 //   - Log 4 adds CmdSessionExpire (session_expiry.go).
 //   - Log 5 adds CmdCheckpoint (checkpoint.go).
+//   - Log 7 builds the visibility rules keys of issue 13: fields' visible
+//     and delay, teams (from a field) and viewers; a replica before it
+//     refuses rules that set them. (Log 6 is issue 14's, built on
+//     another branch.)
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 5
+	LogVersion      uint32 = 7
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -51,6 +55,16 @@ func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
 // cover them. It looks at the content, not only the kind, so that a rules
 // key's format (the schema block) is gated like a command kind.
 func Needs(c *Command) Versions {
+	v := needs(c)
+	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.visibility() ||
+		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.visibility() {
+		// Issue 13's rules keys: a replica before log 7 refuses them.
+		v.Log, v.Snapshot = 7, max(v.Snapshot, 4)
+	}
+	return v
+}
+
+func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
 	case c.Kind == CmdCheckpoint:
