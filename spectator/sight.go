@@ -16,7 +16,8 @@ type Lookup func(id string) (fsm.EntityView, bool)
 //
 // Whose e is and the viewing player's team come from e and the entities
 // lookup reads: e's owner's (its team when e has no team field of its
-// own) and the viewing player's (its team). teamOf gives players' teams
+// own), the viewing player's (its team) and that one's owner's (when the
+// player's entity has no team field of its own). teamOf gives players' teams
 // when they come from claims or session data, and may be nil otherwise.
 func (a *Access) Entity(view View, e fsm.EntityView, lookup Lookup, teamOf TeamFunc) (fsm.EntityView, bool) {
 	if !a.Restricted() {
@@ -24,13 +25,17 @@ func (a *Access) Entity(view View, e fsm.EntityView, lookup Lookup, teamOf TeamF
 	}
 	ents := []fsm.EntityView{e}
 	seen := map[string]bool{e.ID: true}
-	add := func(id string) {
+	var add func(id string)
+	add = func(id string) {
 		if id == "" || seen[id] || lookup == nil {
 			return
 		}
 		seen[id] = true
 		if o, ok := lookup(id); ok {
 			ents = append(ents, o)
+			if id == view.player {
+				add(ownerOf(o)) // the viewer's team may be its owner's
+			}
 		}
 	}
 	if k := a.TeamField(); k != "" {

@@ -1,10 +1,13 @@
 package spectator
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 )
 
 func strField(name, v string, version uint64) fsm.FieldView {
@@ -99,4 +102,52 @@ func mustAccess(t *testing.T, r fsm.Rules) *Access {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// Entity reads (Access.Entity, what the HTTP reads answer) of random games
+// under random rules: every field the view may see is there, no other
+// field, value or set element is, and every version shown was held by a
+// field the view may see.
+func TestPropertyEntityReadsShowExactlyWhatTheViewMaySee(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		pw := newPropWorld(t)
+		viewers := pw.viewers(t)
+		lookup := func(id string) (fsm.EntityView, bool) {
+			e, err := pw.g.f.Entity("w", id)
+			return e, err == nil
+		}
+		for range rapid.IntRange(1, 30).Draw(t, "events") {
+			pw.step(t)
+			for _, id := range propEntities {
+				e, ok := lookup(id)
+				if !ok {
+					continue
+				}
+				w := pw.who(id)
+				for _, v := range viewers {
+					got, shown := pw.a.Entity(v.view, e, lookup, nil)
+					var want []string
+					for _, f := range e.Fields {
+						if pw.refVisible(v, f.Name, w) {
+							want = append(want, f.Name)
+						}
+					}
+					if !shown {
+						require.Empty(t, want, "%+v: %s hidden whole", v.Viewer, id)
+						continue
+					}
+					var names []string
+					for _, f := range got.Fields {
+						names = append(names, f.Name)
+						pw.checkVersion(t, v, id, f.Version, w, "field "+f.Name)
+					}
+					require.Equal(t, want, names, "%+v reading %s", v.Viewer, id)
+					pw.checkVersion(t, v, id, got.Version, w, "entity version")
+					b, err := json.Marshal(got)
+					require.NoError(t, err)
+					pw.checkBytes(t, v, b, func(string) refWho { return w })
+				}
+			}
+		}
+	})
 }

@@ -238,19 +238,22 @@ func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *sp
 }
 
 // RulesVersion returns world's rules version on this node, at most
-// RulesTTL old; false when the world is gone.
-func (v *Visibility) RulesVersion(world string) (uint64, bool) {
+// RulesTTL old and never older than known (the version a reader started
+// under, read since: a version the cache lacks reads the node's state
+// again); false when the world is gone.
+func (v *Visibility) RulesVersion(world string, known uint64) (uint64, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if now := time.Now(); v.rules == nil || now.Sub(v.rulesAt) >= RulesTTL {
+	ver, ok := v.rules[world]
+	if now := time.Now(); v.rules == nil || !ok || ver < known || now.Sub(v.rulesAt) >= RulesTTL {
 		infos := v.b.Worlds()
 		v.rules = make(map[string]uint64, len(infos))
 		for _, w := range infos {
 			v.rules[w.ID] = w.RulesVersion
 		}
 		v.rulesAt = now
+		ver, ok = v.rules[world]
 	}
-	ver, ok := v.rules[world]
 	return ver, ok
 }
 

@@ -99,7 +99,7 @@ func (h *hub) prepare(evs []*fsm.Event, own **spectator.Events, coalesce bool) (
 // change for a view's hub, one to rules that restrict a field for the
 // world's hub (which otherwise goes on under the new version).
 func (h *hub) checkRules() error {
-	now, ok := h.s.vis.RulesVersion(h.world)
+	now, ok := h.s.vis.RulesVersion(h.world, h.rules)
 	if !ok {
 		return fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, h.world)
 	}

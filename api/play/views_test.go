@@ -128,7 +128,7 @@ func TestPlayConnectionsResumeWhenTheRulesRestrictAField(t *testing.T) {
 	fogSet(t, st, 1, false, "ann", "gold", fsm.String("open-gold"))
 	require.Contains(t, readUpTo(t, c, 1), "open-gold")
 	rs.setRules(fogRules)
-	require.Eventually(t, func() bool { v, _ := env.srv.vis.RulesVersion("fog"); return v == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { v, _ := env.srv.vis.RulesVersion("fog", 0); return v == 2 }, 5*time.Second, time.Millisecond)
 	fogSet(t, st, 2, false, "ann", "gold", fsm.String("secret-gold"))
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -168,7 +168,7 @@ func (v *viewed) line(s *Service, ev *fsm.Event) ([]byte, error) {
 // checkRules returns ErrRulesChanged when v's world's rules changed (or
 // the world is gone).
 func (v *viewed) checkRules(s *Service) error {
-	if now, ok := s.views.vis.RulesVersion(v.key.world); !ok || now != v.version {
+	if now, ok := s.views.vis.RulesVersion(v.key.world, v.version); !ok || now != v.version {
 		return ErrRulesChanged
 	}
 	return nil

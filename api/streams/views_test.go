@@ -182,7 +182,7 @@ func TestEventStreamEndsWhenTheRulesChange(t *testing.T) {
 	for next(t, sc).Seq < 8 {
 	}
 	e.st.bumpRules()
-	require.Eventually(t, func() bool { v, _ := e.s.views.vis.RulesVersion("fog"); return v == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { v, _ := e.s.views.vis.RulesVersion("fog", 0); return v == 2 }, 5*time.Second, time.Millisecond)
 	_, _, err := e.st.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: 100,
 		Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "clock", Field: "tick", Value: fsm.Int(2)}}})
 	require.NoError(t, err)
