@@ -51,13 +51,13 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 		json  string
 		issue string
 	}{
-		"teams":          {`{"teams":{"from":"data","key":"team"}}`, "issue 13"},
-		"views":          {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
-		"interest":       {`{"interest":{"cell":100,"radius":1}}`, "issue 13"},
-		"idle_expiry":    {`{"idle_expiry":"10m"}`, "issue 14"},
-		"capacity":       {`{"capacity":100}`, "issue 14"},
-		"mode":           {`{"mode":"duel"}`, "issue 14"},
-		"labels":         {`{"labels":{"region":"eu"}}`, "issue 14"},
+		"teams":       {`{"teams":{"from":"data","key":"team"}}`, "issue 13"},
+		"views":       {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
+		"interest":    {`{"interest":{"cell":100,"radius":1}}`, "issue 13"},
+		"idle_expiry": {`{"idle_expiry":"10m"}`, "issue 14"},
+		"capacity":    {`{"capacity":100}`, "issue 14"},
+		"mode":        {`{"mode":"duel"}`, "issue 14"},
+		"labels":      {`{"labels":{"region":"eu"}}`, "issue 14"},
 	} {
 		var r Rules
 		err := json.Unmarshal([]byte(tc.json), &r)
