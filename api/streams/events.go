@@ -38,17 +38,17 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.StreamDone()
+	sub, err := s.Backend().Subscribe(r.PathValue("world"), from)
+	if err != nil {
+		s.WriteError(w, err, false)
+		return
+	}
 	v, err := s.sightOf(r, r.PathValue("world"))
 	if err == nil && v != nil {
 		if err = s.acquire(v); err == nil {
 			defer s.release(v)
 		}
 	}
-	if err != nil {
-		s.WriteError(w, err, false)
-		return
-	}
-	sub, err := s.Backend().Subscribe(r.PathValue("world"), from)
 	if err != nil {
 		s.WriteError(w, err, false)
 		return

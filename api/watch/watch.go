@@ -37,6 +37,7 @@ const (
 type Service struct {
 	*edge.Core
 	hub     *spectator.Hub
+	vis     *edge.Visibility // the worlds' rules versions
 	viewers prometheus.Gauge
 	frames  prometheus.Counter
 	bytes   prometheus.Counter
@@ -70,7 +71,7 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Core: core, hub: hub,
+	s := &Service{Core: core, hub: hub, vis: edge.NewVisibility(b),
 		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_watch_viewers", Help: "Open watch connections on this node."}),
 		frames:  prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_frames_total", Help: "Frames written to watch connections."}),
 		bytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_bytes_total", Help: "Bytes of the frames written to watch connections."}),
@@ -134,6 +135,14 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.StreamDone()
+	// Rules updates are not in the feed: the watch checks the world's
+	// rules version before each frame and ends the world's pipelines when
+	// it changed (their watchers join again under the new rules).
+	_, info, err := s.vis.Access(world)
+	if err != nil {
+		s.WriteError(w, classify(err), false)
+		return
+	}
 	join := s.hub.Join
 	if events {
 		join = s.hub.JoinEvents
@@ -163,6 +172,12 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 		}
 		if f == nil {
 			code, reason := closeStatus(wt.Err())
+			ws.Close(code, reason)
+			return
+		}
+		if now, ok := s.vis.RulesVersion(world, info.RulesVersion); !ok || now != info.RulesVersion {
+			s.hub.RulesChanged(world)
+			code, reason := closeStatus(spectator.ErrRulesChanged)
 			ws.Close(code, reason)
 			return
 		}
@@ -216,6 +231,12 @@ func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
 		events = true
 	default:
 		return v, false, fmt.Errorf("%w: mode must be state or events, got %q", fsm.ErrMalformed, m)
+	}
+	if s.Auth() != nil && edge.Bearer(r) == "" {
+		// A watch is a viewer's: the cluster secret opens the route, a
+		// token names who watches.
+		_, err := s.Identify(r)
+		return v, false, err
 	}
 	sight, err := s.Sight(r)
 	if err != nil {
