@@ -22,7 +22,8 @@ import (
 // The read paths' property (issue 13): random games under random
 // visibility rules, played over HTTP on a real store, and every byte that
 // the event stream, the entity reads and the play streams send each
-// caller checked against a reference of what its view may see, written
+// caller (and the answers to its actions) checked against a reference of
+// what its view may see, written
 // apart from package spectator: no value, set element, field or version
 // of a field the caller may not see.
 
@@ -245,7 +246,16 @@ func TestPropertyNoReadPathSendsWhatTheCallersViewMayNotSee(t *testing.T) {
 			if rapid.Bool().Draw(rt, "bulk") {
 				bulk = `"priority":"bulk",`
 			}
-			actAs(tokens[p], fmt.Sprintf(`{"seq":%d,%s"ops":[%s]}`, seqs[p], bulk, strings.Join(ops, ",")))
+			body := fmt.Sprintf(`{"seq":%d,%s"ops":[%s]}`, seqs[p], bulk, strings.Join(ops, ","))
+			if rapid.Bool().Draw(rt, "batch") {
+				code, _, b := n.env.Do("POST", "/v1/worlds/"+g.world+"/actions:batch", `{"actions":[`+body+`]}`, "Authorization", tokens[p])
+				require.Equal(rt, http.StatusOK, code, "%s", b)
+				g.check(rt, p, "a batch answer", b)
+			} else {
+				code, _, b := n.env.Do("POST", "/v1/worlds/"+g.world+"/actions", body, "Authorization", tokens[p])
+				require.Equal(rt, http.StatusOK, code, "%s", b)
+				g.check(rt, p, "an action's answer", b)
+			}
 		}
 		seqs["P0"]++
 		last = actAs(tokens["P0"], fmt.Sprintf(`{"seq":%d,"ops":[{"op":"set","entity":"clock","field":"tick","value":1}]}`, seqs["P0"]))

@@ -149,6 +149,21 @@ func TestVisibilityRulesOverARealStore(t *testing.T) {
 	code, m := n.env.DoJSON("GET", "/v1/worlds/fog/entities/ann?view=referee", "", "Authorization", roleToken(t, "r", "referee", false))
 	require.Equal(t, http.StatusOK, code, "%v", m)
 	require.Contains(t, m["fields"], "gold")
+	// The mallory probe of a hidden value: an expect that fails answers
+	// the field's current value, which bob may not see.
+	code, m = n.env.DoJSON("POST", "/v1/worlds/fog/actions", `{"seq":1,"ops":[{"op":"set","entity":"ann","field":"gold","value":1,"expect":"*"}]}`,
+		"Authorization", roleToken(t, "bob", "", false))
+	require.Equal(t, http.StatusOK, code, "%v", m)
+	require.Equal(t, "conflict", m["status"])
+	require.Empty(t, m["changes"], "the conflict's current value of ann's gold")
+	require.NotContains(t, m, "versions")
+	// ann's own probe answers it.
+	code, m = n.env.DoJSON("POST", "/v1/worlds/fog/actions:batch", `{"actions":[{"seq":1,"ops":[{"op":"set","entity":"ann","field":"gold","value":1,"expect":"*"}]}]}`,
+		"Authorization", roleToken(t, "ann", "", false))
+	require.Equal(t, http.StatusOK, code, "%v", m)
+	res := m["results"].([]any)[0].(map[string]any)
+	require.Equal(t, "conflict", res["status"])
+	require.Len(t, res["changes"], 1)
 	// The teams key from a session source is still refused.
 	code, _, b = n.env.Do("PUT", "/v1/worlds/fog/rules", `{"rules":{"teams":{"from":"claim","key":"team"}}}`, "Authorization", gs)
 	require.Equal(t, 422, code, "%s", b)

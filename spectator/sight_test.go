@@ -104,11 +104,11 @@ func mustAccess(t *testing.T, r fsm.Rules) *Access {
 	return a
 }
 
-// Entity reads (Access.Entity, what the HTTP reads answer) of random games
-// under random rules: every field the view may see is there, no other
-// field, value or set element is, and every version shown was held by a
-// field the view may see.
-func TestPropertyEntityReadsShowExactlyWhatTheViewMaySee(t *testing.T) {
+// Entity reads (Access.Entity, what the HTTP reads answer) and answers to
+// actions (Access.Answer) of random games under random rules: every field
+// the view may see is there, no other field, value or set element is, and
+// every version shown was held by a field the view may see.
+func TestPropertyEntityReadsAndAnswersShowExactlyWhatTheViewMaySee(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		pw := newPropWorld(t)
 		viewers := pw.viewers(t)
@@ -117,7 +117,37 @@ func TestPropertyEntityReadsShowExactlyWhatTheViewMaySee(t *testing.T) {
 			return e, err == nil
 		}
 		for range rapid.IntRange(1, 30).Draw(t, "events") {
-			pw.step(t)
+			ev := pw.step(t)
+			// The answer to the action, as its player may see it.
+			for _, v := range viewers {
+				if v.Player != ev.Player || v.Class != "" {
+					continue
+				}
+				got := pw.a.Answer(v.view, ev, lookup, nil)
+				require.Equal(t, ev.ClientSeq, got.ClientSeq)
+				require.Equal(t, ev.Status, got.Status)
+				var want, kept []string
+				for _, c := range ev.Changes {
+					if c.Field != "" && pw.refVisible(v, c.Field, pw.who(c.Entity)) {
+						want = append(want, c.Entity+"/"+c.Field)
+					}
+				}
+				for _, c := range got.Changes {
+					if c.Field == "" {
+						if _, ok := lookup(c.Entity); ok {
+							pw.checkVersion(t, v, c.Entity, c.Version, pw.who(c.Entity), "an entity-level change")
+						} else {
+							require.Zero(t, c.Version, "a delete's version")
+						}
+						continue
+					}
+					kept = append(kept, c.Entity+"/"+c.Field)
+				}
+				require.Equal(t, want, kept, "%+v answered %+v", v.Viewer, ev)
+				b, err := json.Marshal(got)
+				require.NoError(t, err)
+				pw.checkBytes(t, v, b, pw.who)
+			}
 			for _, id := range propEntities {
 				e, ok := lookup(id)
 				if !ok {

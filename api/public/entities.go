@@ -7,6 +7,7 @@ import (
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -79,11 +80,7 @@ func (p *API) LinearizableEntity(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	}, func(rt edge.Route) error {
-		path := edge.InternalEntityPath(world, id)
-		if q := sight.Query().Encode(); q != "" {
-			path += "?" + q
-		}
-		return p.Relay(w, r, rt, http.MethodGet, path, nil)
+		return p.Relay(w, r, rt, http.MethodGet, withSight(edge.InternalEntityPath(world, id), sight), nil)
 	})
 	if err != nil {
 		p.WriteError(w, err, false)
@@ -112,13 +109,18 @@ func (p *API) cut(world string, v fsm.EntityView, sight edge.Sight) (fsm.EntityV
 	case delay > 0:
 		return v, fmt.Errorf("%w: this view is delayed by %s: read the world through its event or watch stream", edge.ErrForbidden, delay)
 	}
-	lookup := func(id string) (fsm.EntityView, bool) {
-		e, err := p.Backend().Entity(context.Background(), world, id, store.Stale)
-		return e, err == nil
-	}
-	out, ok := a.Entity(view, v, lookup, nil)
+	out, ok := a.Entity(view, v, p.lookup(world), nil)
 	if !ok {
 		return v, fmt.Errorf("%w: entity %s", fsm.ErrNotFound, v.ID)
 	}
 	return out, nil
+}
+
+// lookup reads world's entities on this node (stale), for what deciding
+// who sees a field needs (owners, teams).
+func (p *API) lookup(world string) spectator.Lookup {
+	return func(id string) (fsm.EntityView, bool) {
+		e, err := p.Backend().Entity(context.Background(), world, id, store.Stale)
+		return e, err == nil
+	}
 }
