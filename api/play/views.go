@@ -1,11 +1,14 @@
 package play
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/spectator"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Play streams cut to each player's view (issue 13). A world whose rules
@@ -122,3 +125,54 @@ func (h *hub) checkRules() error {
 // errRulesChanged ends the connections of a hub whose world's rules
 // changed: they resume, in the hub their view needs now.
 var errRulesChanged = fmt.Errorf("%w: %w: resume", edge.ErrUnavailable, spectator.ErrRulesChanged)
+
+// answer returns ev, the committed event of c's action, as c's player may
+// see it (spectator.Access.Answer): the answer to an action carries no
+// more than the play stream would, so a failed expect cannot read a
+// hidden field's current value. A connection that sees everything, or a
+// world that restricts nothing, gets ev whole. The leader of another node
+// has cut an event it answered already; cutting again changes nothing.
+func (s *Service) answer(c *playConn, ev wire.Event) (wire.Event, error) {
+	if c.role == fsm.RoleAdmin || c.role == fsm.RoleServer || len(ev.Changes) == 0 {
+		return ev, nil
+	}
+	a, _, err := s.vis.Access(c.world)
+	if err != nil || !a.Restricted() {
+		return ev, err
+	}
+	view, _, err := a.Resolve(spectator.Viewer{Player: c.player})
+	if err != nil {
+		return ev, err
+	}
+	fe := &fsm.Event{World: ev.World, Seq: ev.Seq, Player: ev.Player, Changes: make([]fsm.Change, len(ev.Changes))}
+	for i, ch := range ev.Changes {
+		fe.Changes[i] = fsm.Change{Entity: ch.Entity, Field: ch.Field, Version: ch.Version}
+	}
+	lookup := func(id string) (fsm.EntityView, bool) {
+		e, err := s.b.Entity(context.Background(), c.world, id, store.Stale)
+		return e, err == nil
+	}
+	cut := a.Answer(view, fe, lookup, nil)
+	out := ev
+	out.Changes, out.Versions = nil, nil
+	kept := cut.Changes
+	for _, ch := range ev.Changes {
+		// Answer keeps changes in order, dropping some and rewriting an
+		// entity-level change's version.
+		if len(kept) == 0 || kept[0].Entity != ch.Entity || kept[0].Field != ch.Field {
+			continue
+		}
+		ch.Version, kept = kept[0].Version, kept[1:]
+		out.Changes = append(out.Changes, ch)
+		if ch.Field != "" {
+			if out.Versions == nil {
+				out.Versions = make(map[string]map[string]uint64)
+			}
+			if out.Versions[ch.Entity] == nil {
+				out.Versions[ch.Entity] = make(map[string]uint64)
+			}
+			out.Versions[ch.Entity][ch.Field] = ch.Version
+		}
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package play
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,27 @@ func TestPlayConnectionsResumeWhenTheRulesRestrictAField(t *testing.T) {
 			return
 		}
 		require.NotContains(t, string(b), "secret-gold")
+	}
+}
+
+// The answer to a player's action shows no more than its play stream: a
+// failed expect on a field it may not see does not answer its value.
+func TestPlayResultsShowOnlyWhatThePlayerMaySee(t *testing.T) {
+	st := apitest.StartStore(t)
+	require.NoError(t, st.CreateWorld(context.Background(), "fog", fsm.Rules{}))
+	rs := &ruledStore{Store: st, rules: fogRules, version: 1}
+	env := newEnvFor(t, rs, fastPlay)
+	fogSet(t, st, 1, false, "ann", "gold", fsm.String("ann-gold"))
+	probe := json.RawMessage(`{"seq":1,"ops":[{"op":"set","entity":"ann","field":"gold","value":"x","expect":"*"}]}`)
+	for p, see := range map[string]bool{"cat": false, "ann": true} {
+		c := dialPlay(t, env.WSURL("fog"))
+		welcome(t, c, p)
+		wsSend(t, c, map[string]any{"type": "action", "action": probe})
+		m := recvType(t, c, "result")
+		ev := m["event"].(map[string]any)
+		require.Equal(t, "conflict", ev["status"], p)
+		b, err := json.Marshal(m)
+		require.NoError(t, err)
+		require.Equal(t, see, strings.Contains(string(b), "ann-gold"), "%s: %s", p, b)
 	}
 }
