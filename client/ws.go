@@ -120,6 +120,7 @@ type Play struct {
 	acked       uint64 // last ack sent on the current connection
 	pending     map[uint64]*pendingAct
 	resumes     int
+	overlaps    int64  // events received again after a resume, dropped
 	tok         string // the TokenSource's latest token (token.go)
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
@@ -205,6 +206,15 @@ func (p *Play) Session() (id string, resumes int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.session, p.resumes
+}
+
+// Overlaps returns how many events the server sent again that this Play
+// had already received (a resume's overlap) and dropped before Next: the
+// duplicates a client without this check would have seen.
+func (p *Play) Overlaps() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.overlaps
 }
 
 // Data returns the player's critical data as of the last welcome.

@@ -98,6 +98,7 @@ func testPlayHandlesCoverageDeltasProgressAndGaps(t *testing.T, enc string, head
 	}
 	require.Equal(t, []uint64{1, 2, 4, 6, 9}, seqs, "the repeated 4 is dropped, the empty delta skipped")
 	require.Equal(t, 1, deltas)
+	require.EqualValues(t, 1, p.Overlaps(), "the repeated 4 is counted")
 	h := <-resumed
 	require.Equal(t, "resume", h["type"])
 	require.EqualValues(t, 7, h["last_seq"], "it resumes from what the frames covered")

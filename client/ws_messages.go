@@ -86,10 +86,12 @@ func (p *Play) handleEvents(from, seq uint64, evs []wire.Event) error {
 	for _, ev := range evs {
 		p.mu.Lock()
 		last := p.lastEvent
-		p.mu.Unlock()
 		if ev.Seq <= last {
+			p.overlaps++
+			p.mu.Unlock()
 			continue // already have it (a resume overlapping)
 		}
+		p.mu.Unlock()
 		queued = true
 		if err := p.queue(item{ev: ev, covered: min(ev.Seq, seq)}); err != nil {
 			return err
@@ -114,6 +116,9 @@ func (p *Play) handleEventsUncovered(evs []wire.Event) error {
 	for _, ev := range evs {
 		p.mu.Lock()
 		last := p.received
+		if ev.Seq <= last {
+			p.overlaps++
+		}
 		p.mu.Unlock()
 		switch {
 		case ev.Seq <= last:

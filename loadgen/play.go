@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -204,8 +205,14 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 		measure(ctx, t, l, "warmup", tm.Warmup)
 	}
 	d0, x0 := delivered()
+	hc := &http.Client{Timeout: scrapeTimeout}
+	stages0, stagesErr := scrapeStages(ctx, hc, addrs)
 	m := measure(ctx, t, l, "play", tm.Duration)
 	d1, x1 := delivered()
+	stages1, err := scrapeStages(ctx, hc, addrs)
+	if stagesErr = errors.Join(stagesErr, err); stagesErr == nil {
+		stages1.since(stages0).into(r)
+	}
 	var (
 		without             *meter
 		udpBefore, udpAfter udpCounts

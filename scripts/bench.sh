@@ -25,6 +25,10 @@ client3="$BIN/gsdctl bench --quiet --players $PLAY_PLAYERS --rate 50 --bulk-rate
 # on a quiet machine was not measured yet.
 PLAY_UDP=${PLAY_UDP:-0}
 client4="$BIN/gsdctl bench --quiet --players $PLAY_PLAYERS --rate 50 --bulk-rate 1000 --play-bulk-over udp --warmup 2s --duration 10s --out $OUT/play-udp.json play"
+# players-10k: steps of 1k, 2k, 5k, 10k players with interest on, until
+# one misses critical propagation P99 <= 50 ms (a few minutes).
+P10K_STEPS=${P10K_STEPS:-1000,2000,5000,10000}
+client5="$BIN/gsdctl bench --quiet --steps $P10K_STEPS --warmup 2s --duration 10s --out $OUT/players-10k.json players-10k"
 gostore="$GO test -run '^\$' -bench 'Commit|RawRaft' -benchtime 20000x ./store/"
 gofsm="$GO test -run '^\$' -bench . -benchmem ./fsm/"
 
@@ -37,6 +41,7 @@ if [ "$PLAY_UDP" = 1 ]; then
 	echo "== play (bulk over UDP)"; eval "$client4" | tee "$OUT/play-udp.txt"
 	udp_client=(--client "$OUT/play-udp.json") udp_command=(--command "$client4")
 fi
+echo "== players-10k";      eval "$client5" | tee "$OUT/players-10k.txt" || true # a step missing its goal fails its check, not the suite
 echo "== go test benchmarks"
 eval "$gostore" | tee "$OUT/gobench-store.txt"
 eval "$gofsm" | tee "$OUT/gobench-fsm.txt"
@@ -46,9 +51,9 @@ if [ -f docs/bench-notes.md ]; then notes=(--notes docs/bench-notes.md); fi
 # The commands above use absolute paths ($OUT: go test runs in the
 # package's directory); the report prints them relative to --root, so the
 # committed document names no directory of this machine.
-"$BIN/gsdctl" bench report --root "$(pwd)" --store "$OUT/store.json" --client "$OUT/client.json" --client "$OUT/spectators.json" --client "$OUT/play.json" ${udp_client[@]+"${udp_client[@]}"} \
+"$BIN/gsdctl" bench report --root "$(pwd)" --store "$OUT/store.json" --client "$OUT/client.json" --client "$OUT/spectators.json" --client "$OUT/play.json" --client "$OUT/players-10k.json" ${udp_client[@]+"${udp_client[@]}"} \
 	--gobench "go test benchmarks: store (BenchmarkCommit / BenchmarkRawRaft, closed loop, one Raft Apply per event for raw raft)=$OUT/gobench-store.txt" \
 	--gobench "go test benchmarks: fsm=$OUT/gobench-fsm.txt" ${notes[@]+"${notes[@]}"} \
 	--command "make bench   # = scripts/bench.sh; results in $OUT" \
-	--command "$storecmd" --command "$client1" --command "$client2" --command "$client3" ${udp_command[@]+"${udp_command[@]}"} --command "$gostore" --command "$gofsm" \
+	--command "$storecmd" --command "$client1" --command "$client2" --command "$client3" --command "$client5" ${udp_command[@]+"${udp_command[@]}"} --command "$gostore" --command "$gofsm" \
 	--out "$DOC" --plots "$(dirname "$DOC")/bench"

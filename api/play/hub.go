@@ -79,6 +79,11 @@ type hub struct {
 	members map[*playConn]member
 	err     error // the hub's subscription failed
 	ticks   uint64
+
+	// A member's share of a batch (interest on), reused: offer copies
+	// the events it queues.
+	sel    []*hubEvent
+	selIdx []int
 }
 
 // joinHub registers c with its world's hub, or its view's (views.go),
@@ -328,6 +333,12 @@ func (b *playBatch) from(next uint64) ([]*fsm.Event, []*hubEvent) {
 // fanout offers one batch of events, prepared as hevs, to the shared
 // stream and the attached members.
 func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
+	now := time.Now().UnixNano()
+	for _, ev := range evs {
+		if ev.Time > 0 {
+			h.s.playMetrics.stageFanout.Observe(float64(now-ev.Time) / 1e9)
+		}
+	}
 	if h.idx != nil {
 		h.idx.update(evs)
 	}
@@ -336,14 +347,30 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 	if h.shared != nil {
 		h.fanShared(hevs)
 	}
+	last := evs[len(evs)-1].Seq
+	var plan *interestPlan
+	if h.idx != nil {
+		plan = h.idx.plan(hevs)
+	}
 	for c, m := range h.members {
-		if m == memberAttached && c.ob.offer(hevs, h.wants(c)) < len(hevs) {
+		if m != memberAttached {
+			continue
+		}
+		offered := hevs
+		if plan != nil {
+			h.sel, h.selIdx = h.idx.selectFor(plan, c.player, hevs, h.sel, h.selIdx)
+			offered = h.sel
+		}
+		if c.ob.offer(offered, nil) < len(offered) {
 			// Its queue is full: it reads on by itself, and the hub
 			// never waits for it.
 			h.detach(c)
+			continue
 		}
+		c.ob.skip(last) // past the events it does not want
 	}
-	h.next = evs[len(evs)-1].Seq + 1
+	clear(h.sel) // the frames hold the events, not this buffer
+	h.next = last + 1
 }
 
 // detach leaves c to read on by itself.

@@ -11,6 +11,8 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -68,6 +70,7 @@ func eventSeqs(m map[string]any) []uint64 {
 
 func TestOutboxSendsCriticalAtOnceAndCoalescesBulkUntilTheTick(t *testing.T) {
 	o := newOutbox(8, codecJSON)
+	o.sent = prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"})
 	o.start(10)
 	evs := hubEvents(t, critEv(11, "e1"), moveEv(12, "p1", 1), moveEv(13, "p1", 2), moveEv(14, "p2", 7), critEv(15, "e1"),
 		&fsm.Event{Seq: 16, Priority: fsm.PriorityBulk, Status: fsm.StatusRejected, Reason: "nope"})
@@ -83,6 +86,7 @@ func TestOutboxSendsCriticalAtOnceAndCoalescesBulkUntilTheTick(t *testing.T) {
 	require.Equal(t, float64(11), got[0]["from"])
 	require.Equal(t, float64(11), got[0]["seq"])
 	require.Equal(t, uint64(11), o.coveredSeq())
+	require.Equal(t, 2.0, testutil.ToFloat64(o.sent), "the frame's events are counted as sent")
 
 	// The tick: one delta, the latest value per entity and field.
 	o.onTick(1)
@@ -94,6 +98,7 @@ func TestOutboxSendsCriticalAtOnceAndCoalescesBulkUntilTheTick(t *testing.T) {
 			"p2": map[string]any{"fields": map[string]any{"x": map[string]any{"value": float64(7), "version": float64(14)}}},
 		}}, got[0])
 	require.Equal(t, uint64(16), o.coveredSeq())
+	require.Equal(t, 2.0, testutil.ToFloat64(o.sent), "a delta is not counted")
 
 	// Nothing pending: a tick sends nothing; events already handled are skipped.
 	o.onTick(2)

@@ -3,6 +3,7 @@ package play
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -210,4 +211,80 @@ func abs(v int64) int64 {
 		return -v
 	}
 	return v
+}
+
+// A batch's interest plan: the hub sorts a batch's events once by who may
+// want them (their player, the entities they touch, those entities' teams
+// and cells, or everyone), so that each member's share costs a lookup per
+// cell around it instead of a check per event (wants). select gives
+// exactly the events wants would, in order.
+
+// cellKey is a grid cell.
+type cellKey struct{ x, y int64 }
+
+// interestPlan is one batch's events by who may want them; entries are
+// indexes into the batch.
+type interestPlan struct {
+	global   []int // an entity without a position (or, teams only, without a team)
+	byPlayer map[string][]int
+	byEntity map[string][]int
+	byTeam   map[string][]int
+	byCell   map[cellKey][]int
+}
+
+// plan sorts hevs by who may want them, from the index's current state.
+func (ix *interestIndex) plan(hevs []*hubEvent) *interestPlan {
+	p := &interestPlan{byPlayer: map[string][]int{}, byEntity: map[string][]int{}, byTeam: map[string][]int{}, byCell: map[cellKey][]int{}}
+	for i, he := range hevs {
+		p.byPlayer[he.ev.Player] = append(p.byPlayer[he.ev.Player], i)
+		global := false
+		for _, id := range he.entities {
+			p.byEntity[id] = append(p.byEntity[id], i)
+			e := ix.get(id)
+			if ix.cfg.Team != "" && e.team != "" {
+				p.byTeam[e.team] = append(p.byTeam[e.team], i)
+			}
+			if ix.cfg.Cell <= 0 {
+				global = global || e.team == ""
+				continue
+			}
+			if x, y, ok := e.cell(ix.cfg.Cell); ok {
+				k := cellKey{x, y}
+				p.byCell[k] = append(p.byCell[k], i)
+			} else {
+				global = true
+			}
+		}
+		if global {
+			p.global = append(p.global, i)
+		}
+	}
+	return p
+}
+
+// selectFor appends to out (reset) the events of hevs, planned as p, that
+// player wants, in order, each once.
+func (ix *interestIndex) selectFor(p *interestPlan, player string, hevs []*hubEvent, out []*hubEvent, idx []int) ([]*hubEvent, []int) {
+	idx = append(idx[:0], p.global...)
+	idx = append(idx, p.byPlayer[player]...)
+	idx = append(idx, p.byEntity[player]...)
+	me := ix.get(player)
+	if ix.cfg.Team != "" && me.team != "" {
+		idx = append(idx, p.byTeam[me.team]...)
+	}
+	if mx, my, ok := me.cell(ix.cfg.Cell); ok && len(p.byCell) > 0 {
+		r := int64(ix.cfg.Radius)
+		for x := mx - r; x <= mx+r; x++ {
+			for y := my - r; y <= my+r; y++ {
+				idx = append(idx, p.byCell[cellKey{x, y}]...)
+			}
+		}
+	}
+	slices.Sort(idx)
+	idx = slices.Compact(idx)
+	out = out[:0]
+	for _, i := range idx {
+		out = append(out, hevs[i])
+	}
+	return out, idx
 }

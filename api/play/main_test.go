@@ -3,6 +3,7 @@ package play
 import (
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/gsd-dev/gsd/api/streams"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -141,6 +143,20 @@ type node struct {
 	st       *store.Store
 	env      *testEnv
 	raftAddr string
+	reg      *prometheus.Registry // the node's metrics
+}
+
+// metrics returns the node's metrics in the text exposition format.
+func (n *node) metrics(t *testing.T) string {
+	t.Helper()
+	mfs, err := n.reg.Gather()
+	require.NoError(t, err)
+	var b strings.Builder
+	for _, mf := range mfs {
+		_, err := expfmt.MetricFamilyToText(&b, mf)
+		require.NoError(t, err)
+	}
+	return b.String()
 }
 
 // startNode starts a store (bootstrapping a one-node cluster when asked)
@@ -158,7 +174,7 @@ func startNodeOn(t *testing.T, id string, bootstrap bool, ln net.Listener, opts 
 	reg := prometheus.NewRegistry()
 	st, raftAddr := apitest.StartStoreOn(t, id, bootstrap, ln.Addr().String(), reg)
 	// Registered after the store's cleanup, so it runs first.
-	return &node{st: st, env: newEnvReg(t, st, reg, ln, opts...), raftAddr: raftAddr}
+	return &node{st: st, env: newEnvReg(t, st, reg, ln, opts...), raftAddr: raftAddr, reg: reg}
 }
 
 func startLeader(t *testing.T) *node {

@@ -3,8 +3,10 @@ package play
 import (
 	"maps"
 	"sync"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // A play connection's outbox: the hub offers it prepared events (never
@@ -48,6 +50,13 @@ type outbox struct {
 
 	signal chan struct{} // the writer has work
 	room   chan struct{} // the writer took frames
+
+	// sent counts the events of the frames take returned (nil: not
+	// counted), deltas aside: gsd_play_events_sent_total.
+	sent prometheus.Counter
+	// takenAt collects when the events frames take returned were queued;
+	// only the writer's goroutine uses it (it resets it).
+	takenAt []int64
 }
 
 // outFrame is one queued frame: an events frame, a delta sealed when the
@@ -55,6 +64,7 @@ type outbox struct {
 type outFrame struct {
 	covered uint64
 	events  []*hubEvent
+	at      int64 // unix ns it was queued (events frames): the write stage starts
 
 	isDelta bool // a delta frame of delta (nil: a progress frame) at tick
 	tick    uint64
@@ -74,6 +84,14 @@ func (f *outFrame) encode(k playCodec, from uint64) ([]byte, error) {
 	return encodeEvents(k, from, f)
 }
 
+// eventCount is how many events the frame carries (a delta: none).
+func (f *outFrame) eventCount() int {
+	if f.shared != nil {
+		return len(f.shared.body.events)
+	}
+	return len(f.events)
+}
+
 // sharedFrame is a frame of the hub's shared stream (interest off): made
 // once for all the shared members, and encoded once per codec for those
 // whose previous frame ends where it begins (all of them but one that has
@@ -91,7 +109,7 @@ type sharedFrame struct {
 
 func newSharedFrame(from uint64, body *outFrame) *sharedFrame {
 	sf := &sharedFrame{from: from, body: *body}
-	sf.item = &outFrame{covered: body.covered, shared: sf}
+	sf.item = &outFrame{covered: body.covered, shared: sf, at: body.at}
 	return sf
 }
 
@@ -167,7 +185,7 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 					}
 					return n
 				}
-				o.open = &outFrame{}
+				o.open = &outFrame{at: time.Now().UnixNano()}
 				o.frames = append(o.frames, o.open)
 			}
 			o.open.events = append(o.open.events, he)
@@ -191,6 +209,14 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 		wake(o.signal)
 	}
 	return n
+}
+
+// skip moves the position over events up to seq that the connection does
+// not want (the hub offered it only those it wants).
+func (o *outbox) skip(seq uint64) {
+	o.mu.Lock()
+	o.pos = max(o.pos, seq)
+	o.mu.Unlock()
 }
 
 // merge folds a bulk event's changes into the pending delta.
@@ -236,6 +262,7 @@ func (o *outbox) take() ([][]byte, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([][]byte, 0, len(o.frames)+1)
+	events := 0
 	for _, f := range o.frames {
 		b, err := f.encode(o.codec, o.written+1)
 		if err != nil {
@@ -243,6 +270,13 @@ func (o *outbox) take() ([][]byte, error) {
 		}
 		out = append(out, b)
 		o.written = max(o.written, f.covered)
+		events += f.eventCount()
+		if f.at != 0 {
+			o.takenAt = append(o.takenAt, f.at)
+		}
+	}
+	if o.sent != nil && events > 0 {
+		o.sent.Add(float64(events))
 	}
 	clear(o.frames)
 	o.frames = o.frames[:0]

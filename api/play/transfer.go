@@ -1,7 +1,6 @@
 package play
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -225,16 +224,4 @@ func (c *playConn) writeFinal(final []byte) {
 	if c.write(final) {
 		c.fail(fmt.Errorf("%w: resume on the node the transfer message names", edge.ErrMoved))
 	}
-}
-
-// write writes one message within WriteTimeout; false (and the connection
-// failed) when it could not.
-func (c *playConn) write(b []byte) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
-	defer cancel()
-	if err := c.ws.Write(ctx, c.codec.messageType(), b); err != nil {
-		c.fail(fmt.Errorf("%w: write: %v", edge.ErrSlowConsumer, err))
-		return false
-	}
-	return true
 }

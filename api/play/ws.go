@@ -116,6 +116,9 @@ type playMetrics struct {
 	open     prometheus.Gauge
 	closes   *prometheus.CounterVec
 	detaches prometheus.Counter // connections the hub left to catch up alone
+	sent     prometheus.Counter // events written in events frames (outbox.sent)
+	// The server's parts of an event's way (stages.go).
+	stageAct, stageFanout, stageWrite prometheus.Observer
 }
 
 func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
@@ -129,8 +132,13 @@ func newPlayMetrics(reg prometheus.Registerer) (*playMetrics, error) {
 		detaches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_play_detaches_total", Help: "Play connections whose full queue made the world's hub leave them to catch up alone.",
 		}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_play_events_sent_total", Help: "Events written to play connections in events frames (coalesced bulk deltas not counted); a load generator compares it with what its players received.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches} {
+	stages := newStageHistogram()
+	m.stageAct, m.stageFanout, m.stageWrite = stages.WithLabelValues(stageAct), stages.WithLabelValues(stageFanout), stages.WithLabelValues(stageWrite)
+	for _, c := range []prometheus.Collector{m.open, m.closes, m.detaches, m.sent, stages} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api play metrics: %w", err)
 		}
@@ -169,7 +177,8 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 		}
 		headerPlayer = p
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	h := &corkHijack{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	ws, err := websocket.Accept(h, r, &websocket.AcceptOptions{
 		Subprotocols:   playSubprotocols(r),
 		OriginPatterns: s.cfg.OriginPatterns,
 	})
@@ -182,8 +191,9 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 	codec, known := codecOf(ws.Subprotocol())
 	c := &playConn{s: s, cfg: s.cfg, ws: ws, world: world, header: edge.Bearer(r), codec: codec, known: known,
 		out: make(chan []byte, s.cfg.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.MaxInflight),
-		ob: newOutbox(s.cfg.QueueSize, codec), detached: make(chan struct{}, 1)}
+		ob: newOutbox(s.cfg.QueueSize, codec), detached: make(chan struct{}, 1), cork: h.cc}
 	c.headerPlayer = headerPlayer
+	c.ob.sent = s.playMetrics.sent
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.run()
 }
@@ -195,6 +205,7 @@ type playConn struct {
 	s      *Service
 	cfg    Config
 	ws     *websocket.Conn
+	cork   *corkConn // ws's socket (cork.go)
 	world  string
 	header string    // edge.Bearer token of the upgrade request, if any
 	codec  playCodec // by the negotiated subprotocol (ws_codec.go)
@@ -346,10 +357,11 @@ func (c *playConn) handle(msg wire.ClientMsg) {
 			<-c.sem
 			return
 		}
+		read := time.Now()
 		c.wg.Go(func() {
 			defer c.acts.Done()
 			defer func() { <-c.sem }()
-			c.act(msg.Action)
+			c.act(msg.Action, read)
 		})
 	case wire.TypeAck:
 		// An ack beyond what was sent is clamped: the client cannot have it.
@@ -378,8 +390,9 @@ func (c *playConn) handle(msg wire.ClientMsg) {
 	}
 }
 
-// act runs one action and queues its result or error.
-func (c *playConn) act(raw json.RawMessage) {
+// act runs one action, read from the socket at read, and queues its
+// result or error.
+func (c *playConn) act(raw json.RawMessage, read time.Time) {
 	var key struct {
 		Seq uint64 `json:"seq"`
 	}
@@ -410,6 +423,7 @@ func (c *playConn) act(raw json.RawMessage) {
 		res.Status, body = c.s.ErrorFor(err, true)
 		res.Code, res.Error = body.Code, body.Error
 	}
+	c.s.playMetrics.stageAct.Observe(time.Since(read).Seconds())
 	c.send(res)
 }
 
@@ -438,44 +452,79 @@ func (c *playConn) send(v any) bool {
 	return false
 }
 
-// writer writes queued messages, each within WriteTimeout: control
-// messages first (so the welcome precedes every event), then the outbox's
-// events frames and, when a tick asked, its delta.
+// writer writes queued messages: control messages first (so the welcome
+// precedes every event), then the outbox's events frames and, when a tick
+// asked, its delta. Everything it finds at one wake goes out corked, in
+// one write to the socket (cork.go) bounded by WriteTimeout.
 func (c *playConn) writer() {
 	defer c.wg.Done()
 	for {
-		select {
-		case b := <-c.out:
-			if !c.write(b) {
-				return
-			}
-			continue
-		default:
-		}
+		var first []byte
+		frames := false
 		select {
 		case <-c.ctx.Done():
 			return
 		case b := <-c.final:
 			c.writeFinal(b)
 			return
-		case b := <-c.out:
-			if !c.write(b) {
-				return
-			}
+		case first = <-c.out:
 		case <-c.ob.signal:
-			frames, err := c.ob.take()
-			if err != nil {
-				c.fail(err)
-				return
-			}
-			c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
-			for _, b := range frames {
-				if !c.write(b) {
-					return
-				}
-			}
+			frames = true
+		}
+		if !c.writeBatch(first, frames) {
+			return
 		}
 	}
+}
+
+// writeBatch writes first (a control message, if not nil), every other
+// queued control message and, if frames or the outbox signals, the
+// outbox's frames, corked into one write.
+func (c *playConn) writeBatch(first []byte, frames bool) bool {
+	c.cork.cork()
+	c.ob.takenAt = c.ob.takenAt[:0]
+	ok := c.writeQueued(first, frames)
+	if err := c.cork.uncork(); err != nil && ok {
+		c.fail(fmt.Errorf("%w: write: %v", edge.ErrSlowConsumer, err))
+		return false
+	}
+	if ok {
+		now := time.Now().UnixNano()
+		for _, at := range c.ob.takenAt {
+			c.s.playMetrics.stageWrite.Observe(float64(now-at) / 1e9)
+		}
+	}
+	return ok
+}
+
+func (c *playConn) writeQueued(first []byte, frames bool) bool {
+	if first != nil && !c.writeCorked(first) {
+		return false
+	}
+	for n := len(c.out); n > 0; n-- {
+		if !c.writeCorked(<-c.out) {
+			return false
+		}
+	}
+	if !frames {
+		select {
+		case <-c.ob.signal:
+		default:
+			return true
+		}
+	}
+	out, err := c.ob.take()
+	if err != nil {
+		c.fail(err)
+		return false
+	}
+	c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
+	for _, b := range out {
+		if !c.writeCorked(b) {
+			return false
+		}
+	}
+	return true
 }
 
 // ticker watches the session, pings the client and closes idle

@@ -167,6 +167,13 @@ func TestPlayWelcomesPushesEventsAndAnswersActionsAndPings(t *testing.T) {
 	require.Equal(t, "error", m["type"])
 	require.Equal(t, fsm.CodeMalformed, m["code"])
 
+	// The server timed each part of the way: the actions, the events'
+	// fan-out and the frames' writes.
+	metrics := n.metrics(t)
+	for _, stage := range []string{stageAct, stageFanout, stageWrite} {
+		require.Regexp(t, `gsd_play_stage_seconds_count\{stage="`+stage+`"\} [1-9]`, metrics)
+	}
+
 	wsSend(t, c, map[string]any{"type": "ping", "t": 12345})
 	m = wsRecv(t, c)
 	require.Equal(t, "pong", m["type"])

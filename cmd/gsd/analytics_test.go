@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,7 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 	secret := "a-webhook-secret-for-tests"
 	var mu sync.Mutex
 	seqs := map[string][]uint64{}
+	incs := map[string]map[int64]bool{} // per world, the incarnations of its batches
 	bad := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -42,6 +44,10 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 		for _, ev := range b.Events {
 			seqs[ev.World] = append(seqs[ev.World], ev.Seq)
 		}
+		if incs[b.World] == nil {
+			incs[b.World] = map[int64]bool{}
+		}
+		incs[b.World][b.Incarnation] = true
 	}))
 	defer srv.Close()
 	secretFile := filepath.Join(t.TempDir(), "secret")
@@ -83,7 +89,13 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 	require.Empty(t, seqs["lobby"], "--webhook-worlds leaves other worlds out")
 	cp, err := os.ReadFile(positions)
 	require.NoError(t, err)
-	require.JSONEq(t, `{"version":1,"positions":{"arena":5}}`, string(cp))
+	require.Len(t, incs["arena"], 1, "one incarnation of arena")
+	var inc int64
+	for i := range incs["arena"] {
+		inc = i
+	}
+	require.NotZero(t, inc)
+	require.JSONEq(t, fmt.Sprintf(`{"version":1,"positions":{"arena":5},"incarnations":{"arena":%d}}`, inc), string(cp))
 	requireContains(t, n.stderr.String(), "webhook export on", "export started")
 }
 

@@ -49,6 +49,8 @@ type benchOptions struct {
 	auth                                  bool
 	authKeyFile                           string
 	gsdArgs                               []string
+	p10k                                  loadgen.Players10kParams
+	scenarios                             []string // what this run runs (startBenchCluster's node flags)
 }
 
 func (a *app) benchCmd() *cobra.Command {
@@ -77,6 +79,10 @@ Scenarios (default: all, in this order):
                     --observers do not apply); --play-bulk-over udp sends the bulk
                     moves over the UDP input lane and counts its packets (scenario
                     play-udp); --auth turns JWT auth on (play only)
+  players-10k       (only when named) --steps of players on WebSocket play connections with
+                    interest on (the local nodes get --play-interest-cell), ramped in at
+                    --join-rate, --critical-per-player and --moves-per-player each, with
+                    --churn-per-min; the largest step held at critical propagation P99 <= --goal
   failover          SIGKILL the leader --kill-after into the battle, restart it --down later;
                     recovery time and a check that no acknowledged event was lost
 
@@ -129,6 +135,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.DurationVar(&o.killAfter, "kill-after", 3*time.Second, "failover: kill the leader this far into the measured phase")
 	f.DurationVar(&o.down, "down", 3*time.Second, "failover: restart the killed node after this (0: never)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (this process) to this file")
+	addP10kFlags(f, &o)
 	cmd.AddCommand(a.benchReportCmd())
 	return cmd
 }
@@ -139,8 +146,8 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		scenarios = benchScenarios
 	}
 	for _, s := range scenarios {
-		if !slices.Contains(benchScenarios, s) {
-			return usageError{fmt.Errorf("unknown scenario %q (want %s or all)", s, strings.Join(benchScenarios, ", "))}
+		if !knownScenario(s) {
+			return usageError{fmt.Errorf("unknown scenario %q (want %s or all)", s, scenarioNames())}
 		}
 	}
 	if o.tm.Duration <= 0 || o.tm.Warmup < 0 || o.nodes < 1 {
@@ -149,6 +156,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 	if o.bulkOver != loadgen.BulkOverWS && o.bulkOver != loadgen.BulkOverUDP {
 		return usageError{fmt.Errorf("--play-bulk-over %q: want %s or %s", o.bulkOver, loadgen.BulkOverWS, loadgen.BulkOverUDP)}
 	}
+	o.scenarios = scenarios
 	ctx := cmd.Context()
 	if o.cpuProfile != "" {
 		stop, err := cpuprofile.Start(o.cpuProfile)
@@ -224,6 +232,8 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 			if key, err = benchAuthKey(o); err == nil {
 				r, err = loadgen.PlayBattle(ctx, t, p, loadgen.PlayParams{BulkRate: o.bulkRate, Encoding: o.playEncoding, BulkOver: o.bulkOver, AuthKey: key}, o.tm)
 			}
+		case players10k:
+			r, err = loadgen.Players10k(ctx, t, p, o.p10k, o.tm)
 		case "failover":
 			if t.KillLeader == nil {
 				fmt.Fprintln(out, "skipped: failover needs the local cluster bench starts (no --addr)")
@@ -278,6 +288,7 @@ func (a *app) startBenchCluster(ctx context.Context, o *benchOptions) (*localclu
 		return nil, "", err
 	}
 	args = append(args, authArgs...)
+	args = append(args, p10kNodeArgs(o, o.scenarios)...)
 	args = append(args, o.gsdArgs...)
 	fmt.Fprintf(a.stdout, "Starting %d gsd nodes in %s ...\n", o.nodes, dir)
 	lc, err := localcluster.Start(ctx, localcluster.Options{Bin: bin, Dir: dir, Nodes: o.nodes, Args: args,

@@ -330,6 +330,7 @@ func writeClientSection(w io.Writer, rep *loadgen.Report, dir, rel string) error
 		}
 		sort.Strings(keys)
 		fmt.Fprintf(w, "Figures: %s.\n\n", strings.Join(keys, "; "))
+		writeStepTable(w, r)
 		if len(r.Procs) > 0 {
 			fmt.Fprintln(w, "| process | CPU % (mean of one core) | peak CPU % | RSS MB | peak RSS MB |")
 			fmt.Fprintln(w, "|---|---:|---:|---:|---:|")

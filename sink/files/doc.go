@@ -10,11 +10,14 @@
 // ".open.<world>.<first>.ndjson.gz" in Config.Dir. When it reaches
 // Config.MaxBytes (uncompressed) or Config.MaxAge, or the sink stops, the
 // gzip stream is closed, the file synced and renamed to
-// "<world>.<first>-<last>.ndjson.gz" (seqs zero-padded to 20 digits, so
-// names sort in seq order) and the directory synced. Finished files are
-// the checkpoint: on start the sink resumes after the highest last seq
-// of the world's finished files and deletes any open file a crash left
-// behind, whose events it then writes again. So a crash neither loses
+// "<world>.<incarnation>.<first>-<last>.ndjson.gz" (numbers zero-padded
+// to 20 digits, so one incarnation's names sort in seq order; see Name)
+// and the directory synced. Finished files are the checkpoint: on start
+// the sink resumes after the highest last seq of the finished files of
+// the world's incarnation it holds (from seq 1 for a world deleted and
+// created again) and deletes any open file a crash left behind, whose
+// events it then writes again. The loop per world is sink/feed's
+// Follower; this package is its Target. So a crash neither loses
 // nor duplicates an event across finished files on one node; readers
 // load only finished files (names not starting with ".").
 //

@@ -6,20 +6,23 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
 )
 
 var (
 	// errNotLeading ends a world's session when this node stopped leading
 	// its group.
-	errNotLeading = errors.New("gsd/files: not leading the world's group")
-	// errFeedOrder reports events that do not follow the position.
-	errFeedOrder = errors.New("gsd/files: feed out of order")
+	errNotLeading = feed.ErrNotLeading
 	// errWrite marks a failure to write a file.
 	errWrite = errors.New("gsd/files: write")
 )
 
-// export writes one world's files while this node leads its group.
+// export is the sink's own part for one world while this node leads its
+// group (a feed.Target): the world's open file, finished by size, by age
+// (feed.Flusher) and when a session ends (feed.Ender). Finished files are
+// its positions.
 type export struct {
 	s     *Sink
 	world string
@@ -28,97 +31,91 @@ type export struct {
 	broken bool // cur failed a write: drop it rather than finish it
 }
 
-func (e *export) run(ctx context.Context) {
-	defer e.s.wg.Done()
-	b := e.s.backoff()
-	for {
-		progressed, err := e.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if progressed {
-			b = e.s.backoff()
-		}
-		log := e.s.log.With("world", e.world, "in", b.wait)
-		switch {
-		case errors.Is(err, errNotLeading):
-			log.Debug("files export paused", "err", err)
-		case errors.Is(err, errWrite):
-			e.s.m.failures.WithLabelValues(failWrite).Inc()
-			log.Error("cannot write the export's files; retrying from the last finished file", "err", err)
-		case errors.Is(err, store.ErrArchiveGap):
-			e.s.m.failures.WithLabelValues(failFeed).Inc()
-			log.Error("the next event to export is no longer held on this node (archive retention pruned it); the export waits", "err", err)
-		default:
-			e.s.m.failures.WithLabelValues(failFeed).Inc()
-			log.Warn("event feed failed; retrying from the last finished file", "err", err)
-		}
-		if !b.sleep(ctx) {
-			return
-		}
+// fail logs and counts a session's failure (feed.Hooks.Fail).
+func (e *export) fail(err error, in time.Duration) {
+	log := e.s.log.With("world", e.world, "in", in)
+	switch {
+	case errors.Is(err, errNotLeading):
+		log.Debug("files export paused", "err", err)
+	case errors.Is(err, feed.ErrNewIncarnation):
+		log.Info("the world was deleted and created again: exporting its new incarnation from seq 1", "err", err)
+	case errors.Is(err, errWrite):
+		e.s.m.failures.WithLabelValues(failWrite).Inc()
+		log.Error("cannot write the export's files; retrying from the last finished file", "err", err)
+	case errors.Is(err, store.ErrArchiveGap):
+		e.s.m.failures.WithLabelValues(failFeed).Inc()
+		log.Error("the next event to export is no longer held on this node (archive retention pruned it); the export waits", "err", err)
+	default:
+		e.s.m.failures.WithLabelValues(failFeed).Inc()
+		log.Warn("event feed failed; retrying from the last finished file", "err", err)
 	}
 }
 
-// session writes files from the last finished one on until something
-// fails or ctx ends; the open file is finished on the way out unless a
-// write to it failed.
-func (e *export) session(ctx context.Context) (progressed bool, err error) {
-	pos, err := resume(e.s.cfg.Dir, e.world)
+// Positions returns the ends of the world's finished files, per
+// incarnation, after deleting the open files a crash left behind
+// (feed.Target).
+func (e *export) Positions(context.Context) ([]feed.Position, error) {
+	ps, err := positions(e.s.cfg.Dir, e.world)
 	if err != nil {
-		return false, fmt.Errorf("%w: %w", errWrite, err)
+		return nil, fmt.Errorf("%w: %w", errWrite, err)
 	}
-	e.s.setPosition(e.world, pos)
-	defer func() {
-		if ferr := e.close(); err == nil {
-			err = ferr
-		}
-	}()
-	sub, err := e.s.src.Subscribe(e.world, pos+1)
-	if err != nil {
-		return false, fmt.Errorf("subscribe from %d: %w", pos+1, err)
-	}
-	for {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if e.cur != nil {
-			rctx, cancel = context.WithDeadline(ctx, e.cur.opened.Add(e.s.cfg.MaxAge))
-		}
-		evs, err := sub.Next(rctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && e.cur != nil && errors.Is(err, context.DeadlineExceeded) {
-				if err := e.rotate(); err != nil {
-					return progressed, err
-				}
-				progressed = true
-				continue
+	return ps, nil
+}
+
+// Resume publishes the position a session goes on from (feed.Target).
+func (e *export) Resume(_ context.Context, pos feed.Position) error {
+	e.s.setPosition(e.world, pos.Seq)
+	return nil
+}
+
+// Deliver appends events that follow pos to the open file, rotating it by
+// size and age; the position is stored when a file is finished
+// (feed.Target).
+func (e *export) Deliver(_ context.Context, pos feed.Position, evs []*fsm.Event) (feed.Position, error) {
+	for _, ev := range evs {
+		if e.cur == nil {
+			var err error
+			if e.cur, err = create(e.s.cfg.Dir, e.world, pos.Incarnation, ev.Seq); err != nil {
+				return pos, fmt.Errorf("%w: %w", errWrite, err)
 			}
-			return progressed, err
 		}
-		if !e.s.src.Leads(e.world) {
-			return progressed, errNotLeading
+		if err := e.cur.append(ev); err != nil {
+			e.broken = true
+			return pos, fmt.Errorf("%w: %w", errWrite, err)
 		}
-		for _, ev := range evs {
-			if ev.Seq != pos+1 {
-				return progressed, fmt.Errorf("%w: world %s: event %d after %d", errFeedOrder, e.world, ev.Seq, pos)
-			}
-			if e.cur == nil {
-				if e.cur, err = create(e.s.cfg.Dir, e.world, ev.Seq); err != nil {
-					return progressed, fmt.Errorf("%w: %w", errWrite, err)
-				}
-			}
-			if err := e.cur.append(ev); err != nil {
-				e.broken = true
-				return progressed, fmt.Errorf("%w: %w", errWrite, err)
-			}
-			pos = ev.Seq
-			if e.cur.bytes >= e.s.cfg.MaxBytes || time.Since(e.cur.opened) >= e.s.cfg.MaxAge {
-				if err := e.rotate(); err != nil {
-					return progressed, err
-				}
-				progressed = true
+		pos.Seq = ev.Seq
+		if e.cur.bytes >= e.s.cfg.MaxBytes || time.Since(e.cur.opened) >= e.s.cfg.MaxAge {
+			if err := e.rotate(); err != nil {
+				return pos, err
 			}
 		}
 	}
+	return pos, nil
+}
+
+// FlushAt returns when the open file reaches MaxAge (feed.Flusher).
+func (e *export) FlushAt() (time.Time, bool) {
+	if e.cur == nil {
+		return time.Time{}, false
+	}
+	return e.cur.opened.Add(e.s.cfg.MaxAge), true
+}
+
+// Flush finishes the open file of a quiet world (feed.Flusher).
+func (e *export) Flush(context.Context) error { return e.rotate() }
+
+// End finishes the open file, or drops it after a failed write
+// (feed.Ender).
+func (e *export) End(error) error {
+	if e.cur == nil {
+		return nil
+	}
+	if e.broken {
+		e.cur.abort()
+		e.cur, e.broken = nil, false
+		return nil
+	}
+	return e.rotate()
 }
 
 // rotate finishes the open file and advances the position to its end.
@@ -134,17 +131,4 @@ func (e *export) rotate() error {
 	e.s.m.events.Add(float64(f.last - f.first + 1))
 	e.s.log.Debug("file finished", "world", e.world, "file", name)
 	return nil
-}
-
-// close finishes the open file, or drops it after a failed write.
-func (e *export) close() error {
-	if e.cur == nil {
-		return nil
-	}
-	if e.broken {
-		e.cur.abort()
-		e.cur, e.broken = nil, false
-		return nil
-	}
-	return e.rotate()
 }

@@ -1,21 +1,27 @@
 package files
 
 import (
+	"cmp"
 	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
+	"github.com/gsd-dev/gsd/wire"
 )
 
-// file is a world's open file: events first..last so far, gzip NDJSON.
+// file is a world's open file: events first..last so far of incarnation
+// inc, gzip NDJSON.
 type file struct {
 	dir, world  string
+	inc         int64
 	first, last uint64
 	f           *os.File
 	gz          *gzip.Writer
@@ -23,17 +29,24 @@ type file struct {
 	opened      time.Time
 }
 
-func create(dir, world string, first uint64) (*file, error) {
+func create(dir, world string, inc int64, first uint64) (*file, error) {
 	f, err := os.OpenFile(filepath.Join(dir, openName(world, first)), os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create file for world %s: %w", world, err)
 	}
-	return &file{dir: dir, world: world, first: first, last: first - 1, f: f, gz: gzip.NewWriter(f), opened: time.Now()}, nil
+	return &file{dir: dir, world: world, inc: inc, first: first, last: first - 1, f: f, gz: gzip.NewWriter(f), opened: time.Now()}, nil
+}
+
+// record is one line: the event as the NDJSON stream has it, and the
+// incarnation of the world it belongs to (docs/EVENTS.md).
+type record struct {
+	wire.Event
+	Incarnation int64 `json:"incarnation"`
 }
 
 // append writes one event as one line.
 func (f *file) append(ev *fsm.Event) error {
-	line, err := json.Marshal(ev.Wire())
+	line, err := json.Marshal(record{Event: ev.Wire(), Incarnation: f.inc})
 	if err != nil {
 		return fmt.Errorf("encode world %s event %d: %w", f.world, ev.Seq, err)
 	}
@@ -49,7 +62,7 @@ func (f *file) append(ev *fsm.Event) error {
 // finish closes the gzip stream, syncs the file and gives it its
 // finished name; the directory is synced so the name survives a crash.
 func (f *file) finish() (string, error) {
-	name := FileName(f.world, f.first, f.last)
+	name := Name{World: f.world, Incarnation: f.inc, First: f.first, Last: f.last}.String()
 	err := f.gz.Close()
 	if err == nil {
 		err = f.f.Sync()
@@ -88,15 +101,16 @@ func syncDir(dir string) error {
 	return err
 }
 
-// resume returns the seq after which world's next file starts: the
-// highest last seq of its finished files in dir (0: none). It deletes
-// the world's open files a crash left behind.
-func resume(dir, world string) (uint64, error) {
+// positions returns, per incarnation of world, the highest last seq of
+// its finished files in dir, the newest incarnation (the latest leader
+// time) first and an unknown one (0) last. It deletes the world's open
+// files a crash left behind.
+func positions(dir, world string) ([]feed.Position, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", dir, err)
+		return nil, fmt.Errorf("read %s: %w", dir, err)
 	}
-	var pos uint64
+	last := make(map[int64]uint64)
 	partial := openPrefix + escape(world) + "."
 	var errs []error
 	for _, e := range ents {
@@ -106,9 +120,24 @@ func resume(dir, world string) (uint64, error) {
 			}
 			continue
 		}
-		if w, _, last, ok := ParseFileName(e.Name()); ok && w == world {
-			pos = max(pos, last)
+		if n, ok := ParseName(e.Name()); ok && n.World == world {
+			last[n.Incarnation] = max(last[n.Incarnation], n.Last)
 		}
 	}
-	return pos, errors.Join(errs...)
+	out := make([]feed.Position, 0, len(last))
+	for inc, seq := range last {
+		out = append(out, feed.Position{Incarnation: inc, Seq: seq})
+	}
+	slices.SortFunc(out, func(a, b feed.Position) int {
+		switch {
+		case a.Incarnation == b.Incarnation:
+			return 0
+		case a.Incarnation == 0:
+			return 1
+		case b.Incarnation == 0:
+			return -1
+		}
+		return cmp.Compare(b.Incarnation, a.Incarnation)
+	})
+	return out, errors.Join(errs...)
 }

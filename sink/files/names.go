@@ -27,35 +27,78 @@ func escape(world string) string {
 	return b.String()
 }
 
-// FileName returns the name of world's finished file of events first..last.
+// Name is what a finished file's name holds: the world, the incarnation
+// of the world its events belong to (feed.Position) and their seq range.
+type Name struct {
+	World string
+	// Incarnation is the leader time (unix nanoseconds) of the world's
+	// event 1; 0 (unknown) in names written before gsd recorded it.
+	Incarnation int64
+	First, Last uint64
+}
+
+// String returns the file name: "<world>.<incarnation>.<first>-<last>.ndjson.gz",
+// numbers zero-padded to 20 digits so that one incarnation's names sort
+// in seq order; without ".<incarnation>" when it is 0.
+func (n Name) String() string {
+	if n.Incarnation == 0 {
+		return fmt.Sprintf("%s.%020d-%020d%s", escape(n.World), n.First, n.Last, suffix)
+	}
+	return fmt.Sprintf("%s.%020d.%020d-%020d%s", escape(n.World), n.Incarnation, n.First, n.Last, suffix)
+}
+
+// FileName returns the name of world's finished file of events
+// first..last of an unknown incarnation (the form written before gsd
+// recorded incarnations; Name.String names one).
 func FileName(world string, first, last uint64) string {
-	return fmt.Sprintf("%s.%020d-%020d%s", escape(world), first, last, suffix)
+	return Name{World: world, First: first, Last: last}.String()
 }
 
 func openName(world string, first uint64) string {
 	return fmt.Sprintf("%s%s.%020d%s", openPrefix, escape(world), first, suffix)
 }
 
-// ParseFileName returns the world and seq range a finished file's name
-// holds; ok is false for any other name.
-func ParseFileName(name string) (world string, first, last uint64, ok bool) {
+// ParseName returns what a finished file's name holds; ok is false for
+// any other name.
+func ParseName(name string) (Name, bool) {
 	rest, found := strings.CutSuffix(name, suffix)
 	if !found || strings.HasPrefix(name, ".") {
-		return "", 0, 0, false
+		return Name{}, false
 	}
 	i := strings.LastIndexByte(rest, '.')
 	if i < 0 {
-		return "", 0, 0, false
+		return Name{}, false
 	}
 	a, b, found := strings.Cut(rest[i+1:], "-")
 	if !found {
-		return "", 0, 0, false
+		return Name{}, false
 	}
 	first, err1 := strconv.ParseUint(a, 10, 64)
 	last, err2 := strconv.ParseUint(b, 10, 64)
-	world, err3 := url.PathUnescape(rest[:i])
-	if err1 != nil || err2 != nil || err3 != nil || first < 1 || last < first || escape(world) != rest[:i] {
-		return "", 0, 0, false
+	if err1 != nil || err2 != nil || first < 1 || last < first {
+		return Name{}, false
 	}
-	return world, first, last, true
+	n := Name{First: first, Last: last}
+	esc := rest[:i]
+	// An escaped world has no '.': one more is the incarnation's.
+	if j := strings.LastIndexByte(esc, '.'); j >= 0 {
+		inc, err := strconv.ParseInt(esc[j+1:], 10, 64)
+		if err != nil || inc == 0 {
+			return Name{}, false
+		}
+		n.Incarnation, esc = inc, esc[:j]
+	}
+	world, err := url.PathUnescape(esc)
+	if err != nil || escape(world) != esc {
+		return Name{}, false
+	}
+	n.World = world
+	return n, true
+}
+
+// ParseFileName returns the world and seq range a finished file's name
+// holds, whatever its incarnation; ok is false for any other name.
+func ParseFileName(name string) (world string, first, last uint64, ok bool) {
+	n, ok := ParseName(name)
+	return n.World, n.First, n.Last, ok
 }

@@ -22,10 +22,12 @@
 //     transaction whose commit was lost just repeats rows from the stored
 //     position on.
 //
-// Incarnation: worlds have no creation id yet (a world's id is unique
-// within its cluster, and worlds are never deleted), so the sink uses the
-// leader time (unix nanoseconds) of the world's first event, the same on
-// every replica, to tell a world apart from a world of the same name in a
-// cluster that was rebuilt against the same database. See schema.go for
-// the tables and docs/INTEGRATIONS.md for the guarantees.
+// Incarnation: worlds have no creation id, so the sink uses the leader
+// time (unix nanoseconds) of the world's first event, the same on every
+// replica, to tell a world apart from a world of the same name that was
+// deleted and created again, or created in a cluster rebuilt against the
+// same database: the new one is mirrored from seq 1 beside the old one's
+// rows. The loop per world (leadership, position, incarnation, read,
+// batch, backoff) is sink/feed's Follower; this package is its Target. See
+// schema.go for the tables and docs/INTEGRATIONS.md for the guarantees.
 package pg

@@ -1,6 +1,10 @@
 package pg
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/gsd-dev/gsd/sink/feed"
+)
 
 // Sentinel errors of the sink. The sink retries every failure itself;
 // these name what it logs and counts (gsd_pgsink_errors_total).
@@ -17,10 +21,10 @@ var (
 
 	// errNotLeading stops a mirror's session when the node stopped
 	// leading the world's group between two of the sink's checks.
-	errNotLeading = errors.New("gsd/pg: not leading the world's group")
+	errNotLeading = feed.ErrNotLeading
 	// errFeedOrder reports events that do not follow the mirror's
 	// position (a feed out of order; never expected).
-	errFeedOrder = errors.New("gsd/pg: feed out of order")
+	errFeedOrder = feed.ErrFeedOrder
 	// errDB marks a failure of the database.
 	errDB = errors.New("gsd/pg: database")
 )

@@ -8,20 +8,21 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
 )
 
-// mirror copies one world's events while this node leads its group.
+// mirror is the sink's own part for one world while this node leads its
+// group (a feed.Target): positions and batches in the database.
 type mirror struct {
-	s      *Sink
-	world  string
-	cancel context.CancelFunc
+	s     *Sink
+	world string
 
 	pos  atomic.Uint64 // position+1 once read from the database; 0 before
 	gap  atomic.Bool   // the next event is not held on this node
 	rows rows
 	// nearPrune: the lag passed half of the archive's retention (owned by
-	// the sink's Run).
+	// the follower's checks).
 	nearPrune bool
 }
 
@@ -34,31 +35,17 @@ func (m *mirror) position() (uint64, bool) {
 
 func (m *mirror) setPosition(seq uint64) { m.pos.Store(seq + 1) }
 
-// run runs sessions until ctx ends, backing off after each failure.
-func (m *mirror) run(ctx context.Context) {
-	defer m.s.wg.Done()
-	b := m.s.backoff()
-	for {
-		progressed, err := m.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if progressed {
-			b = m.s.backoff()
-		}
-		m.report(err, b)
-		if !b.sleep(ctx) {
-			return
-		}
-	}
-}
+// report logs and counts a session's failure; b is the backoff ahead.
+func (m *mirror) report(err error, b feed.Backoff) { m.fail(err, b.Wait()) }
 
-// report logs and counts a session's failure.
-func (m *mirror) report(err error, b backoff) {
-	log := m.s.log.With("world", m.world, "in", b.wait)
+// fail logs and counts a session's failure (feed.Hooks.Fail).
+func (m *mirror) fail(err error, in time.Duration) {
+	log := m.s.log.With("world", m.world, "in", in)
 	switch {
 	case errors.Is(err, errNotLeading):
 		log.Debug("mirror paused", "err", err)
+	case errors.Is(err, feed.ErrNewIncarnation):
+		log.Info("the world was deleted and created again: mirroring its new incarnation from seq 1", "err", err)
 	case errors.Is(err, store.ErrArchiveGap):
 		m.gap.Store(true)
 		m.s.m.errors.WithLabelValues(errArchiveGap).Inc()
@@ -78,103 +65,47 @@ func (m *mirror) report(err error, b backoff) {
 
 func dbErr(err error) error { return fmt.Errorf("%w: %w", errDB, err) }
 
-// session reads the stored position, then copies events from there until
-// something fails; progressed says whether it wrote any.
-func (m *mirror) session(ctx context.Context) (progressed bool, err error) {
-	inc, pos, known, err := m.resume(ctx)
-	if err != nil {
-		return false, err
-	}
-	m.setPosition(pos)
-	sub, err := m.s.src.Subscribe(m.world, pos+1)
-	if err != nil {
-		return false, fmt.Errorf("subscribe from %d: %w", pos+1, err)
-	}
-	for {
-		evs, err := m.read(ctx, sub)
-		if err != nil {
-			return progressed, err
-		}
-		if !known {
-			// The world's first event names its incarnation.
-			if evs[0].Seq != 1 {
-				return progressed, fmt.Errorf("%w: world %s starts at seq %d", errFeedOrder, m.world, evs[0].Seq)
-			}
-			inc, known = evs[0].Time, true
-		}
-		for len(evs) > 0 {
-			n := min(len(evs), m.s.cfg.BatchSize)
-			if pos, err = m.write(ctx, inc, pos, evs[:n]); err != nil {
-				return progressed, err
-			}
-			progressed = true
-			evs = evs[n:]
-		}
-	}
-}
-
-// resume returns the world's incarnation and the position to go on from.
-// known is false when neither the database nor this node can name the
-// incarnation yet: the world has no event here, or only from seq 1 on.
-func (m *mirror) resume(ctx context.Context) (inc int64, pos uint64, known bool, err error) {
+// Positions returns the world's stored incarnations, the most recently
+// written first (feed.Target).
+func (m *mirror) Positions(ctx context.Context) ([]feed.Position, error) {
 	stored, err := m.s.db.positions(ctx, m.world)
 	if err != nil {
-		return 0, 0, false, dbErr(err)
+		return nil, dbErr(err)
 	}
-	if first, ok := m.s.src.Event(m.world, 1); ok {
-		for _, p := range stored {
-			if p.incarnation == first.Time {
-				return p.incarnation, p.seq, true, nil
-			}
-		}
-		if len(stored) > 0 {
-			m.s.log.Info("a new incarnation of the world: mirroring it from seq 1", "world", m.world, "incarnation", first.Time)
-		}
-		return first.Time, 0, true, nil
+	out := make([]feed.Position, len(stored))
+	for i, p := range stored {
+		out[i] = feed.Position{Incarnation: p.incarnation, Seq: p.seq}
 	}
-	if len(stored) == 0 {
-		return 0, 0, false, nil
-	}
-	// Seq 1 is pruned here: go on with the newest incarnation written,
-	// after checking that its last mirrored event is this world's.
-	p := stored[0]
-	if p.seq == 0 {
-		return p.incarnation, 0, true, nil
-	}
-	ev, ok := m.s.src.Event(m.world, p.seq)
-	if !ok {
-		return p.incarnation, p.seq, true, nil
-	}
-	index, timeNs, found, err := m.s.db.event(ctx, m.world, p.incarnation, p.seq)
-	if err != nil {
-		return 0, 0, false, dbErr(err)
-	}
-	if found && (index != ev.Index || timeNs != ev.Time) {
-		return 0, 0, false, fmt.Errorf("%w: world %s event %d is at index %d, time %d here and index %d, time %d in the database",
-			ErrIncarnation, m.world, p.seq, ev.Index, ev.Time, index, timeNs)
-	}
-	return p.incarnation, p.seq, true, nil
+	return out, nil
 }
 
-// read returns the next events, lingering up to Config.Linger for more
-// once it has some.
-func (m *mirror) read(ctx context.Context, sub Subscription) ([]*fsm.Event, error) {
-	evs, err := sub.Next(ctx)
+// Resume publishes the position a session goes on from (feed.Target).
+func (m *mirror) Resume(_ context.Context, pos feed.Position) error {
+	m.setPosition(pos.Seq)
+	return nil
+}
+
+// Verify checks, when the world's event 1 is pruned here, that the last
+// mirrored event of the stored incarnation is this world's event at that
+// seq (feed.Verifier): a world of the same name in a cluster rebuilt
+// against the same database is refused with ErrIncarnation.
+func (m *mirror) Verify(ctx context.Context, p feed.Position, ev *fsm.Event) error {
+	index, timeNs, found, err := m.s.db.event(ctx, m.world, p.Incarnation, p.Seq)
 	if err != nil {
-		return nil, err
+		return dbErr(err)
 	}
-	if m.s.cfg.Linger > 0 && len(evs) < m.s.cfg.BatchSize {
-		lctx, cancel := context.WithTimeout(ctx, m.s.cfg.Linger)
-		for len(evs) < m.s.cfg.BatchSize {
-			more, err := sub.Next(lctx)
-			if err != nil {
-				break // a timeout, or an error the next read meets again
-			}
-			evs = append(evs, more...)
-		}
-		cancel()
+	if found && (index != ev.Index || timeNs != ev.Time) {
+		return fmt.Errorf("%w: world %s event %d is at index %d, time %d here and index %d, time %d in the database",
+			ErrIncarnation, m.world, p.Seq, ev.Index, ev.Time, index, timeNs)
 	}
-	return evs, ctx.Err()
+	return nil
+}
+
+// Deliver writes a batch and its position in one transaction
+// (feed.Target).
+func (m *mirror) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Event) (feed.Position, error) {
+	seq, err := m.write(ctx, pos.Incarnation, pos.Seq, evs)
+	return feed.Position{Incarnation: pos.Incarnation, Seq: seq}, err
 }
 
 // write stores events that follow pos and returns the new position.

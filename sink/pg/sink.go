@@ -5,27 +5,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Sink mirrors the committed events of the worlds this node leads into
 // PostgreSQL. Run it on every node; see the package doc for who writes
-// what.
+// what. Its loop per world is a feed.Follower's; what is its own is the
+// transaction of each batch (mirror.go).
 type Sink struct {
 	cfg Config
 	src Source
 	m   *metrics
 	log *slog.Logger
+	f   *feed.Follower[*mirror]
 
 	// owned by Run
-	db      *db
-	mirrors map[string]*mirror
-	wg      sync.WaitGroup
+	db *db
 }
 
 // New returns a sink over src; it touches neither the database nor src
@@ -41,7 +41,24 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sink{cfg: cfg, src: src, m: m, log: cfg.Logger.With("component", "pgsink")}, nil
+	s := &Sink{cfg: cfg, src: src, m: m, log: cfg.Logger.With("component", "pgsink")}
+	s.f, err = feed.NewFollower(feed.FollowConfig{
+		Worlds: cfg.Worlds, BatchSize: cfg.BatchSize, Linger: cfg.Linger, CheckInterval: cfg.CheckInterval,
+		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Logger: s.log,
+	}, src, feed.Hooks[*mirror]{
+		Start: func(world string) *mirror {
+			s.log.Info("leading world's group: mirror started", "world", world)
+			return &mirror{s: s, world: world}
+		},
+		Fail:     func(_ string, m *mirror, err error, in time.Duration) { m.fail(err, in) },
+		Check:    func(_ string, m *mirror, w fsm.WorldInfo) { s.publish(m, w.Seq, time.Now()) },
+		Stop:     func(world string, _ *mirror) { s.m.forget(world) },
+		Followed: func(n int) { s.m.worlds.Set(float64(n)) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pg sink: %w", err)
+	}
+	return s, nil
 }
 
 // Run mirrors until ctx ends, then stops every world's mirror and returns
@@ -63,18 +80,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	if !s.migrate(ctx) {
 		return nil
 	}
-	s.mirrors = make(map[string]*mirror)
-	defer s.stopAll()
-	t := time.NewTicker(s.cfg.CheckInterval)
-	defer t.Stop()
-	for {
-		s.reconcile(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return s.f.Run(ctx)
 }
 
 // migrate brings the schema up to date, retrying until it succeeds or ctx
@@ -94,51 +100,11 @@ func (s *Sink) migrate(ctx context.Context) bool {
 			return false
 		}
 		s.m.errors.WithLabelValues(errDatabase).Inc()
-		s.log.Error("cannot migrate the sink's schema; retrying", "schema", s.cfg.Schema, "err", err, "in", b.wait)
-		if !b.sleep(ctx) {
+		s.log.Error("cannot migrate the sink's schema; retrying", "schema", s.cfg.Schema, "err", err, "in", b.Wait())
+		if !b.Sleep(ctx) {
 			return false
 		}
 	}
-}
-
-// reconcile starts a mirror for every world this node leads and stops the
-// others, and publishes the mirrors' positions and lag.
-func (s *Sink) reconcile(ctx context.Context) {
-	lead := make(map[string]bool)
-	now := time.Now()
-	for _, w := range s.src.Worlds() {
-		if len(s.cfg.Worlds) > 0 && !slices.Contains(s.cfg.Worlds, w.ID) {
-			continue
-		}
-		if !s.src.Leads(w.ID) {
-			continue
-		}
-		lead[w.ID] = true
-		m := s.mirrors[w.ID]
-		if m == nil {
-			m = s.start(ctx, w.ID)
-		}
-		s.publish(m, w.Seq, now)
-	}
-	for id, m := range s.mirrors {
-		if !lead[id] {
-			s.log.Info("not leading world's group: mirror stopped", "world", id)
-			m.cancel()
-			delete(s.mirrors, id)
-			s.m.forget(id)
-		}
-	}
-	s.m.worlds.Set(float64(len(s.mirrors)))
-}
-
-func (s *Sink) start(ctx context.Context, world string) *mirror {
-	ctx, cancel := context.WithCancel(ctx)
-	m := &mirror{s: s, world: world, cancel: cancel}
-	s.mirrors[world] = m
-	s.wg.Add(1)
-	go m.run(ctx)
-	s.log.Info("leading world's group: mirror started", "world", world)
-	return m
 }
 
 // publish sets a world's gauges from its mirror's position (once the
@@ -182,31 +148,5 @@ func (s *Sink) warnRetention(m *mirror, lag uint64, age float64) {
 	m.nearPrune = near
 }
 
-// stopAll stops every mirror and waits for them.
-func (s *Sink) stopAll() {
-	for id, m := range s.mirrors {
-		m.cancel()
-		s.m.forget(id)
-	}
-	s.wg.Wait()
-	s.mirrors = nil
-	s.m.worlds.Set(0)
-}
-
-// backoff doubles a wait from RetryMin up to RetryMax.
-type backoff struct{ wait, max time.Duration }
-
-func (s *Sink) backoff() backoff { return backoff{wait: s.cfg.RetryMin, max: s.cfg.RetryMax} }
-
-// sleep waits the current wait (false if ctx ends first) and doubles it.
-func (b *backoff) sleep(ctx context.Context) bool {
-	t := time.NewTimer(b.wait)
-	defer t.Stop()
-	b.wait = min(2*b.wait, b.max)
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// backoff returns the sink's backoff, from RetryMin up to RetryMax.
+func (s *Sink) backoff() feed.Backoff { return feed.NewBackoff(s.cfg.RetryMin, s.cfg.RetryMax) }

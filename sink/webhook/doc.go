@@ -15,5 +15,11 @@
 // and written to the checkpoint file in Config.Dir. A crash between the
 // 2xx and the checkpoint's write, a leadership change (the new leader
 // resumes from its own checkpoint, which may be older) or a batch whose
-// 2xx was lost repeats events: receivers de-duplicate by (world, seq).
+// 2xx was lost repeats events: receivers de-duplicate by (world,
+// incarnation, seq).
+//
+// The loop per world (leadership, position, incarnation, read, batch,
+// backoff) is sink/feed's Follower; this package is its Target: the signed
+// POST and the checkpoint, which names the world's incarnation so that a
+// world deleted and created again is exported from seq 1.
 package webhook

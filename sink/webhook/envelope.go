@@ -23,23 +23,33 @@ const (
 	// HeaderSignature is "sha256=" and the hex HMAC-SHA256 of the body.
 	HeaderSignature = "X-Gsd-Signature"
 	// HeaderBatch is "<world>/<first>-<last>": the same on every retry of
-	// a batch, so a receiver may use it as an idempotency key.
+	// a batch; with HeaderIncarnation a receiver may use it as an
+	// idempotency key.
 	HeaderBatch = "X-Gsd-Batch"
+	// HeaderIncarnation is the batch's Incarnation in decimal.
+	HeaderIncarnation = "X-Gsd-Incarnation"
 )
 
 // Batch is the body of one request: a JSON object holding a world's
 // events first..last, every seq in between once, in order.
 type Batch struct {
-	Schema int          `json:"schema"`
-	World  string       `json:"world"`
-	First  uint64       `json:"first"`
-	Last   uint64       `json:"last"`
-	Events []wire.Event `json:"events"`
+	Schema int    `json:"schema"`
+	World  string `json:"world"`
+	// Incarnation names the world's incarnation (the leader time, unix
+	// nanoseconds, of its event 1): a world deleted and created again
+	// under its name starts a new incarnation whose seqs start over at
+	// 1, so events are unique by (world, incarnation, seq). 0: unknown
+	// (the export resumed from a checkpoint older than incarnations and
+	// this node no longer holds the world's event 1).
+	Incarnation int64        `json:"incarnation"`
+	First       uint64       `json:"first"`
+	Last        uint64       `json:"last"`
+	Events      []wire.Event `json:"events"`
 }
 
 // encodeBatch returns the body of a batch of world's events.
-func encodeBatch(world string, evs []*fsm.Event) ([]byte, error) {
-	b := Batch{Schema: SchemaVersion, World: world, First: evs[0].Seq, Last: evs[len(evs)-1].Seq, Events: make([]wire.Event, len(evs))}
+func encodeBatch(world string, inc int64, evs []*fsm.Event) ([]byte, error) {
+	b := Batch{Schema: SchemaVersion, World: world, Incarnation: inc, First: evs[0].Seq, Last: evs[len(evs)-1].Seq, Events: make([]wire.Event, len(evs))}
 	for i, ev := range evs {
 		b.Events[i] = ev.Wire()
 	}

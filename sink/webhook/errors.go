@@ -1,6 +1,10 @@
 package webhook
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/gsd-dev/gsd/sink/feed"
+)
 
 // Sentinel errors of the sink. The sink retries every failure itself;
 // these name what it logs and counts (gsd_webhook_failures_total).
@@ -11,7 +15,9 @@ var (
 
 	// errNotLeading stops a world's export when the node stopped leading
 	// the world's group between two of the sink's checks.
-	errNotLeading = errors.New("gsd/webhook: not leading the world's group")
+	errNotLeading = feed.ErrNotLeading
 	// errFeedOrder reports events that do not follow the position.
-	errFeedOrder = errors.New("gsd/webhook: feed out of order")
+	errFeedOrder = feed.ErrFeedOrder
+	// errCheckpoint marks a failure to write the checkpoint file.
+	errCheckpoint = errors.New("gsd/webhook: checkpoint")
 )

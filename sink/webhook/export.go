@@ -7,113 +7,85 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
 )
 
-// export posts one world's events while this node leads its group.
+// export is the sink's own part for one world while this node leads its
+// group (a feed.Target): signed POSTs and the checkpoint.
 type export struct {
-	s      *Sink
-	world  string
-	cancel context.CancelFunc
+	s     *Sink
+	world string
 }
 
-// run runs sessions until ctx ends, backing off after each failure.
-func (e *export) run(ctx context.Context) {
-	defer e.s.wg.Done()
-	b := e.s.backoff()
-	for {
-		progressed, err := e.session(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if progressed {
-			b = e.s.backoff()
-		}
-		log := e.s.log.With("world", e.world, "in", b.wait)
-		switch {
-		case errors.Is(err, errNotLeading):
-			log.Debug("export paused", "err", err)
-		case errors.Is(err, store.ErrArchiveGap):
-			e.s.m.failures.WithLabelValues(failFeed).Inc()
-			log.Error("the next event to export is no longer held on this node (archive retention pruned it); "+
-				"the export waits: raise --archive-max-age beyond the receiver's longest outage", "err", err)
-		default:
-			e.s.m.failures.WithLabelValues(failFeed).Inc()
-			log.Warn("event feed failed; retrying from the checkpoint", "err", err)
-		}
-		if !b.sleep(ctx) {
-			return
-		}
+// fail logs and counts a session's failure (feed.Hooks.Fail).
+func (e *export) fail(err error, in time.Duration) {
+	log := e.s.log.With("world", e.world, "in", in)
+	switch {
+	case errors.Is(err, errNotLeading):
+		log.Debug("export paused", "err", err)
+	case errors.Is(err, feed.ErrNewIncarnation):
+		log.Info("the world was deleted and created again: exporting its new incarnation from seq 1", "err", err)
+	case errors.Is(err, errCheckpoint):
+		e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
+		log.Error("cannot store the export's position; retrying", "err", err)
+	case errors.Is(err, store.ErrArchiveGap):
+		e.s.m.failures.WithLabelValues(failFeed).Inc()
+		log.Error("the next event to export is no longer held on this node (archive retention pruned it); "+
+			"the export waits: raise --archive-max-age beyond the receiver's longest outage", "err", err)
+	default:
+		e.s.m.failures.WithLabelValues(failFeed).Inc()
+		log.Warn("event feed failed; retrying from the checkpoint", "err", err)
 	}
 }
 
-// session posts events from the checkpoint on until something fails.
-func (e *export) session(ctx context.Context) (progressed bool, err error) {
-	pos := e.s.cp.get(e.world)
-	sub, err := e.s.src.Subscribe(e.world, pos+1)
-	if err != nil {
-		return false, fmt.Errorf("subscribe from %d: %w", pos+1, err)
+// Positions returns the checkpoint's position of the world (feed.Target).
+func (e *export) Positions(context.Context) ([]feed.Position, error) {
+	if p, ok := e.s.cp.position(e.world); ok {
+		return []feed.Position{p}, nil
 	}
-	for {
-		evs, err := e.read(ctx, sub)
-		if err != nil {
-			return progressed, err
-		}
-		for len(evs) > 0 {
-			n := min(len(evs), e.s.cfg.BatchSize)
-			if pos, err = e.send(ctx, pos, evs[:n]); err != nil {
-				return progressed, err
-			}
-			progressed = true
-			evs = evs[n:]
-		}
-	}
+	return nil, nil
 }
 
-// read returns the next events, lingering up to Config.Linger for more
-// once it has some.
-func (e *export) read(ctx context.Context, sub Subscription) ([]*fsm.Event, error) {
-	evs, err := sub.Next(ctx)
-	if err != nil {
-		return nil, err
+// Resume stores the position a session goes on from when it names
+// another incarnation than the checkpoint's (a world deleted and created
+// again starts over, a position stored without one adopts it), so
+// Position reports the new one's (feed.Target).
+func (e *export) Resume(_ context.Context, pos feed.Position) error {
+	cur, ok := e.s.cp.position(e.world)
+	if pos.Incarnation == 0 || !ok || cur == pos {
+		return nil // nothing stored to replace, or nothing new to store
 	}
-	if e.s.cfg.Linger > 0 && len(evs) < e.s.cfg.BatchSize {
-		lctx, cancel := context.WithTimeout(ctx, e.s.cfg.Linger)
-		for len(evs) < e.s.cfg.BatchSize {
-			more, err := sub.Next(lctx)
-			if err != nil {
-				break // a timeout, or an error the next read meets again
-			}
-			evs = append(evs, more...)
-		}
-		cancel()
+	if err := e.s.cp.store(e.world, pos); err != nil {
+		return fmt.Errorf("%w: %w", errCheckpoint, err)
 	}
-	return evs, ctx.Err()
+	return nil
 }
 
-// send posts events that follow pos until the receiver accepts them,
-// then stores the new position and returns it.
-func (e *export) send(ctx context.Context, pos uint64, evs []*fsm.Event) (uint64, error) {
+// Deliver posts events that follow pos until the receiver accepts them,
+// then stores the new position and returns it (feed.Target).
+func (e *export) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Event) (feed.Position, error) {
 	for i, ev := range evs {
-		if ev.Seq != pos+1+uint64(i) {
-			return pos, fmt.Errorf("%w: world %s: event %d after position %d", errFeedOrder, e.world, ev.Seq, pos+uint64(i))
+		if ev.Seq != pos.Seq+1+uint64(i) {
+			return pos, fmt.Errorf("%w: world %s: event %d after position %d", errFeedOrder, e.world, ev.Seq, pos.Seq+uint64(i))
 		}
 	}
-	body, err := encodeBatch(e.world, evs)
+	body, err := encodeBatch(e.world, pos.Incarnation, evs)
 	if err != nil {
 		return pos, err
 	}
-	last := evs[len(evs)-1].Seq
-	batch := fmt.Sprintf("%s/%d-%d", e.world, pos+1, last)
+	last := feed.Position{Incarnation: pos.Incarnation, Seq: evs[len(evs)-1].Seq}
+	batch := fmt.Sprintf("%s/%d-%d", e.world, pos.Seq+1, last.Seq)
 	b := e.s.backoff()
 	for {
 		if !e.s.src.Leads(e.world) {
 			return pos, errNotLeading
 		}
-		err := e.post(ctx, batch, body)
+		err := e.post(ctx, batch, pos.Incarnation, body)
 		if err == nil {
 			break
 		}
@@ -125,14 +97,14 @@ func (e *export) send(ctx context.Context, pos uint64, evs []*fsm.Event) (uint64
 			kind = failStatus
 		}
 		e.s.m.failures.WithLabelValues(kind).Inc()
-		e.s.log.Warn("batch not accepted; retrying", "world", e.world, "batch", batch, "err", err, "in", b.wait)
-		if !b.sleep(ctx) {
+		e.s.log.Warn("batch not accepted; retrying", "world", e.world, "batch", batch, "err", err, "in", b.Wait())
+		if !b.Sleep(ctx) {
 			return pos, ctx.Err()
 		}
 	}
 	e.s.m.batches.Inc()
 	e.s.m.events.Add(float64(len(evs)))
-	if err := e.s.cp.set(e.world, last); err != nil {
+	if err := e.s.cp.store(e.world, last); err != nil {
 		// The receiver has the events; a restart before the next
 		// successful write repeats them, which at-least-once allows.
 		e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
@@ -146,7 +118,7 @@ func (e *export) send(ctx context.Context, pos uint64, evs []*fsm.Event) (uint64
 const maxAnswer = 4096
 
 // post sends one batch once.
-func (e *export) post(ctx context.Context, batch string, body []byte) error {
+func (e *export) post(ctx context.Context, batch string, inc int64, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.s.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("batch %s: %w", batch, err)
@@ -155,6 +127,7 @@ func (e *export) post(ctx context.Context, batch string, body []byte) error {
 	req.Header.Set(HeaderKeyID, e.s.cfg.KeyID)
 	req.Header.Set(HeaderSignature, Sign(e.s.cfg.Secret, body))
 	req.Header.Set(HeaderBatch, batch)
+	req.Header.Set(HeaderIncarnation, strconv.FormatInt(inc, 10))
 	start := time.Now()
 	resp, err := e.s.client.Do(req)
 	e.s.m.postTime.Observe(time.Since(start).Seconds())

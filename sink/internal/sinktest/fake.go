@@ -69,6 +69,22 @@ func (f *Source) Add(world string, n int, time int64) {
 	})
 }
 
+// Recreate deletes world and creates it again with n events whose times
+// start after time: a new incarnation whose seqs start over at 1. Open
+// subscriptions go on from their next seq, as a store that did not
+// notice would.
+func (f *Source) Recreate(world string, n int, time int64) {
+	f.Update(func() {
+		w := f.World(world)
+		w.Events, w.Low = nil, 1
+	})
+	f.Add(world, n, time)
+}
+
+// Delete removes world: it is no longer listed, and its subscriptions
+// fail with fsm.ErrUnknownWorld.
+func (f *Source) Delete(world string) { f.Update(func() { delete(f.worlds, world) }) }
+
 // SetLow prunes world below low; SetLeads sets whether this node leads it.
 func (f *Source) SetLow(world string, low uint64) { f.Update(func() { f.World(world).Low = low }) }
 func (f *Source) SetLeads(world string, l bool)   { f.Update(func() { f.World(world).Leads = l }) }
@@ -124,6 +140,10 @@ func (s *sub) Next(ctx context.Context) ([]*fsm.Event, error) {
 	for {
 		s.f.mu.Lock()
 		w := s.f.worlds[s.world]
+		if w == nil {
+			s.f.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, s.world)
+		}
 		if w.Order != nil {
 			out := w.Order
 			w.Order = nil
@@ -154,5 +174,8 @@ func (s *sub) Next(ctx context.Context) ([]*fsm.Event, error) {
 func (f *Source) Events(world string) []*fsm.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]*fsm.Event(nil), f.worlds[world].Events...)
+	if w := f.worlds[world]; w != nil {
+		return append([]*fsm.Event(nil), w.Events...)
+	}
+	return nil
 }

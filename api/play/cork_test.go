@@ -1,0 +1,207 @@
+package play
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+// countConn is a net.Conn that records its writes.
+type countConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+	err    error // returned by every write when set
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.writes = append(c.writes, bytes.Clone(p))
+	if c.Conn == nil {
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *countConn) SetWriteDeadline(t time.Time) error {
+	if c.Conn == nil {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *countConn) written() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.writes...)
+}
+
+func TestCorkConnWritesABatchInOneWrite(t *testing.T) {
+	under := &countConn{}
+	c := &corkConn{Conn: under}
+
+	_, err := c.Write([]byte("direct"))
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{[]byte("direct")}, under.written(), "an uncorked write goes straight to the socket")
+
+	c.cork()
+	for _, s := range []string{"a", "bb", "ccc"} {
+		n, err := c.Write([]byte(s))
+		require.NoError(t, err)
+		require.Equal(t, len(s), n)
+	}
+	require.Len(t, under.written(), 1, "corked writes wait for uncork")
+	require.NoError(t, c.uncork())
+	require.Equal(t, [][]byte{[]byte("direct"), []byte("abbccc")}, under.written())
+
+	require.NoError(t, c.uncork(), "uncorking with nothing collected writes nothing")
+	require.Len(t, under.written(), 2)
+}
+
+func TestCorkConnFlushesAtTheLimit(t *testing.T) {
+	under := &countConn{}
+	c := &corkConn{Conn: under}
+	c.cork()
+	big := bytes.Repeat([]byte("x"), corkLimit-1)
+	_, err := c.Write(big)
+	require.NoError(t, err)
+	require.Empty(t, under.written())
+	_, err = c.Write([]byte("yz")) // past the limit: the batch so far goes out
+	require.NoError(t, err)
+	require.Len(t, under.written(), 1)
+	require.Len(t, under.written()[0], corkLimit+1)
+	_, err = c.Write([]byte("after"))
+	require.NoError(t, err)
+	require.NoError(t, c.uncork())
+	require.Equal(t, []byte("after"), under.written()[1])
+
+	// A rare huge batch's buffer is not kept.
+	c.cork()
+	_, err = c.Write(bytes.Repeat([]byte("x"), 3*corkLimit))
+	require.NoError(t, err)
+	require.Nil(t, c.buf)
+	require.NoError(t, c.uncork())
+}
+
+func TestCorkConnFailedWriteSticks(t *testing.T) {
+	boom := errors.New("boom")
+	under := &countConn{err: boom}
+	c := &corkConn{Conn: under}
+	c.cork()
+	_, err := c.Write([]byte("a"))
+	require.NoError(t, err, "a corked write only collects")
+	require.ErrorIs(t, c.uncork(), boom)
+	_, err = c.Write([]byte("b"))
+	require.ErrorIs(t, err, boom, "a connection whose write failed fails every later write")
+	c.cork()
+	_, err = c.Write([]byte("c"))
+	require.ErrorIs(t, err, boom)
+}
+
+func TestCorkConnWriteTimesOut(t *testing.T) {
+	a, b := net.Pipe() // nobody reads b: a write blocks until its deadline
+	defer a.Close()
+	defer b.Close()
+	c := &corkConn{Conn: a, timeout: time.Millisecond}
+	c.cork()
+	_, err := c.Write([]byte("stuck"))
+	require.NoError(t, err)
+	require.ErrorIs(t, c.uncork(), os.ErrDeadlineExceeded)
+
+	// A deadline that cannot be set fails the write the same way.
+	require.NoError(t, a.Close())
+	c2 := &corkConn{Conn: a, timeout: time.Millisecond}
+	_, err = c2.Write([]byte("closed"))
+	require.Error(t, err)
+}
+
+// countListener records every accepted connection's writes.
+type countListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []*countConn
+}
+
+func (l *countListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &countConn{Conn: c}
+	l.mu.Lock()
+	l.conns = append(l.conns, cc)
+	l.mu.Unlock()
+	return cc, nil
+}
+
+// TestCorkHijackSendsMessagesInOneWrite upgrades through corkHijack, as
+// the play endpoint does, and writes three messages in one cork: the
+// client reads three messages, and the socket saw one write for them.
+func TestCorkHijackSendsMessagesInOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cl := &countListener{Listener: ln}
+	done := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := &corkHijack{ResponseWriter: w, timeout: time.Second}
+		ws, err := websocket.Accept(h, r, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer ws.CloseNow()
+		h.cc.cork()
+		for _, m := range []string{"one", "two", "three"} {
+			if err := ws.Write(context.Background(), websocket.MessageText, []byte(m)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- h.cc.uncork()
+		_, _, _ = ws.Read(context.Background()) // until the client closes
+	}))
+	srv.Listener = cl
+	srv.Start()
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	for _, want := range []string{"one", "two", "three"} {
+		_, got, err := conn.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, string(got))
+	}
+	require.NoError(t, <-done)
+	cl.mu.Lock()
+	require.Len(t, cl.conns, 1)
+	writes := cl.conns[0].written()
+	cl.mu.Unlock()
+	require.Len(t, writes, 2, "the handshake's response, then one write for the three messages")
+	require.True(t, bytes.HasPrefix(writes[0], []byte("HTTP/1.1 101")))
+	require.NoError(t, conn.Close(websocket.StatusNormalClosure, ""))
+}
+
+func TestCorkHijackWithoutAHijacker(t *testing.T) {
+	h := &corkHijack{ResponseWriter: httptest.NewRecorder()}
+	_, _, err := h.Hijack()
+	require.Error(t, err)
+	require.Nil(t, h.cc)
+}

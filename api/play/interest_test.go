@@ -1,0 +1,67 @@
+package play
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+// The hub's plan gives each member exactly the events wants gives it, in
+// order: for random worlds (positions, teams, entities without either),
+// random batches and every player, with a grid, teams, both, radius 0–2.
+func TestInterestPlanSelectsWhatWantsWants(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cfg := InterestConfig{X: "x", Y: "y", Radius: rapid.IntRange(0, 2).Draw(t, "radius")}
+		if rapid.Bool().Draw(t, "grid") {
+			cfg.Cell = 100
+		}
+		if rapid.Bool().Draw(t, "teams") || cfg.Cell == 0 {
+			cfg.Team = "team"
+		}
+		names := []string{"p0", "p1", "p2", "p3", "e0", "e1", "e2"}
+		state := fakeEntities{}
+		for _, n := range names {
+			f := map[string]fsm.Value{}
+			if rapid.IntRange(0, 3).Draw(t, n+"pos") > 0 {
+				f["x"] = fsm.Int(rapid.Int64Range(-300, 300).Draw(t, n+"x"))
+				f["y"] = fsm.Int(rapid.Int64Range(-300, 300).Draw(t, n+"y"))
+			}
+			if team := rapid.SampledFrom([]string{"", "red", "blue"}).Draw(t, n+"team"); team != "" {
+				f["team"] = fsm.String(team)
+			}
+			if rapid.IntRange(0, 5).Draw(t, n+"exists") > 0 {
+				state[n] = f
+			}
+		}
+		ix := newInterestIndex(cfg, state.lookup)
+		var hevs []*hubEvent
+		for i := range rapid.IntRange(1, 12).Draw(t, "events") {
+			ents := rapid.SliceOfNDistinct(rapid.SampledFrom(names), 0, 3, rapid.ID[string]).Draw(t, fmt.Sprint("ents", i))
+			hevs = append(hevs, &hubEvent{ev: &fsm.Event{Seq: uint64(i + 1), Player: rapid.SampledFrom(names[:4]).Draw(t, fmt.Sprint("player", i))}, entities: ents})
+		}
+		plan := ix.plan(hevs)
+		var sel []*hubEvent
+		var idx []int
+		for _, player := range append(names[:4], "stranger") {
+			var want []*hubEvent
+			for _, he := range hevs {
+				if ix.wants(player, he) {
+					want = append(want, he)
+				}
+			}
+			sel, idx = ix.selectFor(plan, player, hevs, sel, idx)
+			require.Equal(t, seqsOf(want), seqsOf(sel), "player %s", player)
+		}
+	})
+}
+
+func seqsOf(hevs []*hubEvent) []uint64 {
+	out := []uint64{}
+	for _, he := range hevs {
+		out = append(out, he.ev.Seq)
+	}
+	return out
+}
