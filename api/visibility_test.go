@@ -168,3 +168,18 @@ func TestVisibilityRulesOverARealStore(t *testing.T) {
 	code, _, b = n.env.Do("PUT", "/v1/worlds/fog/rules", `{"rules":{"teams":{"from":"claim","key":"team"}}}`, "Authorization", gs)
 	require.Equal(t, 422, code, "%s", b)
 }
+
+// An action whose world this node no longer knows (deleted since it
+// committed) is answered with its outcome only: no rules say what its
+// player may see.
+func TestActionAnswerOfAGoneWorldKeepsOnlyTheOutcome(t *testing.T) {
+	fake := apitest.NewFake()
+	ev := &fsm.Event{World: "gone", Seq: 4, Index: 9, Player: "p1", ClientSeq: 1, Status: fsm.StatusConflict,
+		Changes: []fsm.Change{{Entity: "vault", Field: "code", Value: fsm.Int(1234), Version: 2, Exists: true}}}
+	fake.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return ev, false, nil }
+	e := newEnv(t, fake)
+	code, m := e.DoJSON("POST", "/v1/worlds/gone/actions", incrBody)
+	require.Equal(t, http.StatusOK, code, "%v", m)
+	require.Equal(t, "conflict", m["status"])
+	require.Nil(t, m["changes"])
+}

@@ -2,6 +2,7 @@ package public
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -173,6 +174,13 @@ func (p *API) answer(world, player string, ev *fsm.Event, sight edge.Sight) (*fs
 		return ev, nil
 	}
 	a, _, err := p.vis.Access(world)
+	if errors.Is(err, fsm.ErrUnknownWorld) {
+		// Deleted since it committed: its rules are gone with it, so the
+		// answer keeps only the outcome.
+		out := *ev
+		out.Changes = nil
+		return &out, nil
+	}
 	if err != nil || !a.Restricted() {
 		return ev, err
 	}
