@@ -154,22 +154,29 @@ func (s *Service) hubCount() int {
 
 // startHub starts world's hub, or the hub of view pv when it is set.
 func (s *Service) startHub(world string, pv *playView) (*hub, error) {
+	var events *spectator.Events
+	if pv != nil {
+		// Before the world's seq is read: the prepared events may be
+		// seeded with the world's state, and the hub starts after it.
+		events = s.vis.Events(world, pv.version, pv.access)
+	}
 	_, info, err := s.vis.Access(world)
+	var sub *store.Subscription
+	if err == nil {
+		// The hub's own subscription, opened here so that a world whose
+		// feed cannot be read fails its first member at once.
+		sub, err = s.b.Subscribe(world, info.Seq+1)
+	}
 	if err != nil {
+		if pv != nil {
+			s.vis.ReleaseEvents(world, pv.version)
+		}
 		return nil, err
 	}
-	seq := info.Seq
-	// The hub's own subscription, opened here so that a world whose feed
-	// cannot be read fails its first member at once.
-	sub, err := s.b.Subscribe(world, seq+1)
-	if err != nil {
-		return nil, err
-	}
-	h := s.newHub(world, seq)
-	h.pv, h.rules = pv, info.RulesVersion
+	h := s.newHub(world, info.Seq)
+	h.pv, h.rules, h.events = pv, info.RulesVersion, events
 	if pv != nil {
 		h.rules = pv.version
-		h.events = s.vis.Events(world, pv.version, pv.access)
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(2)

@@ -49,6 +49,12 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 			defer s.release(v)
 		}
 	}
+	if err == nil && from == 0 && v != nil && v.events != nil {
+		// Only new events: from after the view's prepared events, which
+		// may have been seeded with a world state newer than sub's start
+		// (an event older than them costs the stream a replay of its own).
+		sub, err = s.Backend().Subscribe(r.PathValue("world"), 0)
+	}
 	if err != nil {
 		s.WriteError(w, err, false)
 		return

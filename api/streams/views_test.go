@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -105,8 +106,13 @@ func token(t *testing.T, player, role string) string {
 // open opens an event stream as the token's caller and returns its lines.
 func (e *fogEnv) open(t *testing.T, query, tok string) *bufio.Scanner {
 	t.Helper()
+	return e.openFrom(t, 1, query, tok)
+}
+
+func (e *fogEnv) openFrom(t *testing.T, from int, query, tok string) *bufio.Scanner {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/worlds/fog/events?from=1"+query, nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/worlds/fog/events?from=%d%s", e.url, from, query), nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
@@ -219,4 +225,27 @@ func TestEventStreamRefusesAClassTheTokenDoesNotHold(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 	require.Equal(t, edge.CodeForbidden, body.Code)
 	require.True(t, strings.Contains(body.Error, "referee"))
+}
+
+// A stream that starts before what the view's shared prepared events hold
+// (seeded with the world's state by a stream of new events only) prepares
+// the older events itself, from the world's start, and shows the same.
+func TestEventStreamBehindTheSharedPreparedEventsPreparesItsOwn(t *testing.T) {
+	e := newFogEnv(t)
+	head := e.openFrom(t, 0, "", token(t, "bob", ""))
+	_ = head // holds the shared prepared events, seeded at seq 8
+	require.Eventually(t, func() bool {
+		e.s.views.mu.Lock()
+		defer e.s.views.mu.Unlock()
+		return len(e.s.views.fans) == 1
+	}, 5*time.Second, time.Millisecond)
+	sc := e.open(t, "", token(t, "bob", ""))
+	var seqs []uint64
+	for len(seqs) == 0 || seqs[len(seqs)-1] < 8 {
+		l := next(t, sc)
+		require.Empty(t, l.Code, l.raw)
+		require.NotContains(t, l.raw, `"gold"`)
+		seqs = append(seqs, l.Seq)
+	}
+	require.Equal(t, []uint64{1, 2, 3, 5, 6, 8}, seqs)
 }
