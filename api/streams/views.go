@@ -166,12 +166,24 @@ func (v *viewed) line(s *Service, ev *fsm.Event) ([]byte, error) {
 }
 
 // checkRules returns ErrRulesChanged when v's world's rules changed (or
-// the world is gone).
+// the world is gone): any change for a filtered stream, one to rules that
+// restrict a field for a stream that sends every event (which otherwise
+// goes on under the new version, as streams did before visibility).
 func (v *viewed) checkRules(s *Service) error {
-	if now, ok := s.views.vis.RulesVersion(v.key.world, v.version); !ok || now != v.version {
+	now, ok := s.views.vis.RulesVersion(v.key.world, v.version)
+	switch {
+	case !ok:
 		return ErrRulesChanged
+	case now == v.version:
+		return nil
+	case !v.filter:
+		a, info, err := s.views.vis.Access(v.key.world)
+		if err == nil && !a.Restricted() && v.key.view == (spectator.View{}) {
+			v.version = info.RulesVersion
+			return nil
+		}
 	}
-	return nil
+	return ErrRulesChanged
 }
 
 // serveDelayed serves a delayed view from the stream's own subscription:

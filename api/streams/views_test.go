@@ -46,6 +46,13 @@ func (r *ruledStore) bumpRules() {
 	r.version++
 }
 
+func (r *ruledStore) setRules(rules fsm.Rules) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rules = rules
+	r.version++
+}
+
 var fogRules = fsm.Rules{Schema: fsm.Schema{
 	Access: map[string]fsm.FieldAccess{"gold": {Visible: "owner"}, "plan": {Visible: "team"}, "trap": {Visible: "hidden"}},
 	Teams:  fsm.TeamRule{From: "field", Key: "team"},
@@ -248,4 +255,31 @@ func TestEventStreamBehindTheSharedPreparedEventsPreparesItsOwn(t *testing.T) {
 		seqs = append(seqs, l.Seq)
 	}
 	require.Equal(t, []uint64{1, 2, 3, 5, 6, 8}, seqs)
+}
+
+// In a world that restricts nothing a stream sends every event, and a
+// rules update that still restricts nothing does not end it; one that
+// restricts a field does.
+func TestEventStreamOfAnOpenWorldEndsOnlyWhenTheRulesRestrictAField(t *testing.T) {
+	e := newFogEnv(t)
+	e.st.setRules(fsm.Rules{})
+	sc := e.open(t, "", token(t, "cat", ""))
+	for next(t, sc).Seq < 8 {
+	}
+	tick := func(seq uint64) {
+		t.Helper()
+		require.Eventually(t, func() bool { v, _ := e.s.views.vis.RulesVersion("fog", 0); return v == e.st.version }, 5*time.Second, time.Millisecond)
+		_, _, err := e.st.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: seq,
+			Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "gold", Value: fsm.Int(int64(seq))}}})
+		require.NoError(t, err)
+	}
+	e.st.setRules(fsm.Rules{Strict: false})
+	tick(100)
+	l := next(t, sc)
+	require.Equal(t, uint64(9), l.Seq, l.raw)
+	require.Contains(t, l.raw, `"gold"`)
+	e.st.setRules(fogRules)
+	tick(101)
+	l = next(t, sc)
+	require.Equal(t, edge.CodeUnavailable, l.Code, l.raw)
 }
