@@ -46,8 +46,8 @@ type Schema struct {
 	Viewers map[string]ViewerRule `json:"viewers,omitempty"`
 	// Views are the aggregated views by name (issue 13).
 	Views map[string]ViewRule `json:"views,omitempty"`
-	// Interest is the interest grid of play connections (issue 13; today
-	// the node flags --play-interest-*).
+	// Interest is the interest grid of the world's play connections
+	// (issue 13; unset: the node flags --play-interest-*).
 	Interest InterestRule `json:"interest,omitzero"`
 	// IdleExpiry deletes the world after this long without an action
 	// (issue 14); 0: never.
@@ -235,6 +235,9 @@ func (s Schema) validate(fields map[string]FieldRule) error {
 			}
 		}
 	}
+	if in.Cell > 0 && (in.X == "" || in.Y == "") {
+		return fmt.Errorf("%w: interest: a grid (cell > 0) needs its x and y fields", ErrMalformed)
+	}
 	if s.IdleExpiry < 0 || s.Capacity < 0 || len(s.Mode) > MaxNameLen {
 		return fmt.Errorf("%w: idle_expiry and capacity must be >= 0, mode at most %d bytes", ErrMalformed, MaxNameLen)
 	}
@@ -375,15 +378,13 @@ func (s Schema) unsupported() error {
 		set   bool
 		issue int
 	}{
-		// Issue 13 built fields' visible and delay, teams from a field and
-		// viewers (log version 7). A team from a token claim or session
-		// data needs a team source at the edge (spectator.TeamFunc) that no
-		// read path has yet; aggregated views are served on the watch
-		// stream only (not over HTTP) and a heatmap needs the interest
-		// grid, which is the node's --play-interest-* flags still.
+		// Issue 13 built fields' visible and delay, teams from a field,
+		// viewers and the interest grid (log version 7). A team from a
+		// token claim or session data needs a team source at the edge
+		// (spectator.TeamFunc) that no read path has yet; aggregated views
+		// are served on the watch stream only, not over HTTP.
 		{"teams", s.Teams.From == "claim" || s.Teams.From == "data", 13},
 		{"views", len(s.Views) > 0, 13},
-		{"interest", s.Interest != (InterestRule{}), 13},
 		{"idle_expiry", s.IdleExpiry != 0, 14},
 		{"capacity", s.Capacity != 0, 14},
 		{"mode", s.Mode != "", 14},
@@ -397,10 +398,10 @@ func (s Schema) unsupported() error {
 }
 
 // visibility reports whether s sets a key of issue 13 that a replica
-// before log version 7 refuses: a field's visible or delay, teams or
-// viewers.
+// before log version 7 refuses: a field's visible or delay, teams,
+// viewers or interest.
 func (s Schema) visibility() bool {
-	return s.Teams != (TeamRule{}) || len(s.Viewers) > 0 ||
+	return s.Teams != (TeamRule{}) || len(s.Viewers) > 0 || s.Interest != (InterestRule{}) ||
 		slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" || s.Access[n].Delay != 0 })
 }
 

@@ -53,7 +53,6 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 	}{
 		"teams":       {`{"teams":{"from":"data","key":"team"}}`, "issue 13"},
 		"views":       {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
-		"interest":    {`{"interest":{"cell":100,"radius":1}}`, "issue 13"},
 		"idle_expiry": {`{"idle_expiry":"10m"}`, "issue 14"},
 		"capacity":    {`{"capacity":100}`, "issue 14"},
 		"mode":        {`{"mode":"duel"}`, "issue 14"},
@@ -70,10 +69,11 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 
 func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
 	for name, js := range map[string]string{
-		"visible": `{"fields":{"hp":{"type":"int","policy":"counter","visible":"team"}}}`,
-		"delay":   `{"fields":{"pos":{"type":"float","policy":"authoritative","visible":"casters","delay":"2s"}}}`,
-		"teams":   `{"fields":{"team":{"type":"string","policy":"authoritative"}},"teams":{"from":"field","key":"team"}}`,
-		"viewers": `{"viewers":{"caster":{"delay":"90s","sees":["hidden","casters"]}}}`,
+		"visible":  `{"fields":{"hp":{"type":"int","policy":"counter","visible":"team"}}}`,
+		"delay":    `{"fields":{"pos":{"type":"float","policy":"authoritative","visible":"casters","delay":"2s"}}}`,
+		"teams":    `{"fields":{"team":{"type":"string","policy":"authoritative"}},"teams":{"from":"field","key":"team"}}`,
+		"viewers":  `{"viewers":{"caster":{"delay":"90s","sees":["hidden","casters"]}}}`,
+		"interest": `{"interest":{"cell":100,"radius":1,"x":"x","y":"y"}}`,
 	} {
 		var r Rules
 		require.NoError(t, json.Unmarshal([]byte(js), &r), name)
@@ -176,6 +176,7 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		"negative radius":               {Interest: InterestRule{Radius: -1}},
 		"radius too large":              {Interest: InterestRule{Radius: maxRadius + 1}},
 		"bad interest field":            {Interest: InterestRule{Y: long}},
+		"grid without y":                {Interest: InterestRule{Cell: 10, X: "x"}},
 		"negative idle expiry":          {IdleExpiry: -1},
 		"negative capacity":             {Capacity: -1},
 		"long mode":                     {Mode: long},

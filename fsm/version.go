@@ -31,8 +31,8 @@ type Versions = wire.Versions
 //   - Log 4 adds CmdSessionExpire (session_expiry.go).
 //   - Log 5 adds CmdCheckpoint (checkpoint.go).
 //   - Log 7 builds the visibility rules keys of issue 13: fields' visible
-//     and delay, teams (from a field) and viewers; a replica before it
-//     refuses rules that set them. (Log 6 is issue 14's, built on
+//     and delay, teams (from a field), viewers and interest; a replica
+//     before it refuses rules that set them. (Log 6 is issue 14's, built on
 //     another branch.)
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (

@@ -65,10 +65,11 @@ type hub struct {
 	// The view the hub cuts events to (views.go; nil: the world's hub),
 	// the world's prepared events it cuts them in, the run goroutine's own
 	// once it is behind those, and the rules version it serves under.
-	pv     *playView
-	events *spectator.Events
-	own    *spectator.Events
-	rules  uint64
+	pv       *playView
+	events   *spectator.Events
+	own      *spectator.Events
+	rules    uint64
+	interest InterestConfig // the world's (its rules', else the node's)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -173,7 +174,7 @@ func (s *Service) startHub(world string, pv *playView) (*hub, error) {
 		}
 		return nil, err
 	}
-	h := s.newHub(world, info.Seq)
+	h := s.newHubWith(world, info.Seq, s.interestOf(info.Rules))
 	h.pv, h.rules, h.events = pv, info.RulesVersion, events
 	if pv != nil {
 		h.rules = pv.version
@@ -185,11 +186,18 @@ func (s *Service) startHub(world string, pv *playView) (*hub, error) {
 	return h, nil
 }
 
-// newHub returns world's hub, before it runs, at the world's seq.
+// newHub returns world's hub, before it runs, at the world's seq, with
+// the node's interest config.
 func (s *Service) newHub(world string, seq uint64) *hub {
-	h := &hub{s: s, world: world, next: seq + 1, members: make(map[*playConn]member)}
-	if s.cfg.Interest.enabled() {
-		h.idx = newInterestIndex(s.cfg.Interest, func(id string) (fsm.EntityView, error) {
+	return s.newHubWith(world, seq, s.cfg.Interest)
+}
+
+// newHubWith returns world's hub, before it runs, at the world's seq, with
+// interest config ic.
+func (s *Service) newHubWith(world string, seq uint64, ic InterestConfig) *hub {
+	h := &hub{s: s, world: world, next: seq + 1, members: make(map[*playConn]member), interest: ic}
+	if ic.enabled() {
+		h.idx = newInterestIndex(ic, func(id string) (fsm.EntityView, error) {
 			return s.b.Entity(context.Background(), world, id, store.Stale)
 		})
 	} else {

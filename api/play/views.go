@@ -26,8 +26,12 @@ import (
 // Rules updates are not in the feed: each hub checks its world's rules
 // version before each batch (edge.RulesTTL old at most). A view's hub
 // ends its connections (going away: resume) on any change, the world's
-// hub when the new rules restrict a field, so each connection resumes in
-// the hub its view now needs.
+// hub when the new rules restrict a field or change its interest grid,
+// so each connection resumes in the hub its view now needs.
+//
+// A world's rules may set its interest grid (rules key interest, with
+// the team field of teams.from "field"); a world that sets none takes the
+// node's --play-interest-* flags, as before.
 
 // hubKey names the hub of one view of a world under one rules version.
 type hubKey struct {
@@ -114,12 +118,27 @@ func (h *hub) checkRules() error {
 		if err != nil {
 			return err
 		}
-		if !a.Restricted() {
+		if !a.Restricted() && h.s.interestOf(info.Rules) == h.interest {
 			h.rules = info.RulesVersion
 			return nil
 		}
 	}
 	return errRulesChanged
+}
+
+// interestOf returns the interest config of a world's connections: its
+// rules' grid (rules key interest; the team from teams.from "field"), or,
+// when its rules set none, the node's (--play-interest-*).
+func (s *Service) interestOf(r fsm.Rules) InterestConfig {
+	in := r.Schema.Interest
+	if in == (fsm.InterestRule{}) {
+		return s.cfg.Interest
+	}
+	ic := InterestConfig{Cell: in.Cell, Radius: in.Radius, X: in.X, Y: in.Y}
+	if r.Schema.Teams.From == "field" {
+		ic.Team = r.Schema.Teams.Key
+	}
+	return ic
 }
 
 // errRulesChanged ends the connections of a hub whose world's rules

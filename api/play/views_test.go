@@ -164,3 +164,34 @@ func TestPlayResultsShowOnlyWhatThePlayerMaySee(t *testing.T) {
 		require.Equal(t, see, strings.Contains(string(b), "ann-gold"), "%s: %s", p, b)
 	}
 }
+
+// A world's rules may set its interest grid; the node has none.
+func TestPlayInterestGridFromTheWorldsRules(t *testing.T) {
+	st := apitest.StartStore(t)
+	require.NoError(t, st.CreateWorld(context.Background(), "fog", fsm.Rules{}))
+	grid := fsm.Rules{Schema: fsm.Schema{Interest: fsm.InterestRule{Cell: 10, X: "x", Y: "y"}}}
+	rs := &ruledStore{Store: st, rules: grid, version: 1}
+	env := newEnvFor(t, rs, fastPlay)
+	seq := uint64(0)
+	move := func(entity string, x, y int64) uint64 {
+		t.Helper()
+		seq++
+		ev, _, err := st.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: seq, Ops: []fsm.Op{
+			{Kind: fsm.OpSet, Entity: entity, Field: "x", Value: fsm.Int(x)},
+			{Kind: fsm.OpSet, Entity: entity, Field: "y", Value: fsm.Int(y)}}})
+		require.NoError(t, err)
+		return ev.Seq
+	}
+	move("ann", 0, 0)
+	move("bob", 100, 100)
+	conns := map[string]*websocket.Conn{}
+	for _, p := range []string{"ann", "bob"} {
+		conns[p] = dialPlay(t, env.WSURL("fog"))
+		welcome(t, conns[p], p)
+	}
+	move("rock", 1, 1)
+	fogSet(t, st, 100, false, "clock", "tick", fsm.Int(1)) // global: no position
+	last := seq + 1
+	require.Contains(t, readUpTo(t, conns["ann"], last), `"rock"`)
+	require.NotContains(t, readUpTo(t, conns["bob"], last), `"rock"`)
+}
