@@ -27,6 +27,7 @@ var internalCalls = []struct{ method, pattern, path, body string }{
 	{"GET", "/worlds/{world}/entities/{entity}", "/worlds/arena/entities/e1", ""},
 	{"POST", "/worlds/{world}/sessions/{op}", "/worlds/arena/sessions/open", `{"id":"s1","player":"p1"}`},
 	{"POST", "/sessions:acks", "/sessions:acks", `{"acks":[{"world":"arena","id":"s1","seq":1}]}`},
+	{"POST", "/worlds/{world}/checkpoints:mismatch", "/worlds/arena/checkpoints:mismatch", `{"node":"n2","index":7,"leader":"n1","leader_hash":"ab","hash":"cd"}`},
 }
 
 // internalAdminCalls lists one request per admin or world call of the

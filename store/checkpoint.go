@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -68,7 +70,12 @@ func (s *Store) checkpointApplied(r *fsm.CheckpointResult) {
 // and transfers leadership, and ReportMismatch returns true; below that,
 // the reporters are the odd ones and the leader logs their names. Reports
 // about another leader's checkpoint, or from a node that is not a voter,
-// are ignored. Errors: ErrNotLeader.
+// are ignored. Each reporter of a checkpoint is counted once in
+// gsd_checkpoint_mismatch_reports_total, by what its report made of the
+// checkpoint (minority or majority), and the reports are shown in Status
+// (LastMismatch). A reporter's report again (a retry) is answered as the
+// first, and a majority's leader tries the hand-over again. Errors:
+// ErrNotLeader.
 func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 	if s.raft.State() != raft.Leader {
 		return false, ErrNotLeader
@@ -95,12 +102,22 @@ func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 		}
 	}
 	if s.reports[key] == nil {
-		s.reports[key] = make(map[string]bool)
+		s.reports[key] = make(map[string]uint64)
 	}
-	s.reports[key][m.Node] = true
+	_, again := s.reports[key][m.Node]
+	s.reports[key][m.Node] = m.Local
 	n := len(s.reports[key])
+	majority := n > voters/2
+	s.lastMis = mismatchReport(m, s.reports[key], voters, majority)
 	s.checkMu.Unlock()
-	if n <= voters/2 {
+	outcome := "minority"
+	if majority {
+		outcome = "majority"
+	}
+	if !again { // a reporter's retry is the same report
+		s.metrics.mismatchReports.WithLabelValues(outcome).Inc()
+	}
+	if !majority {
 		s.log.Warn("checkpoint mismatch reported: the reporting replica's state differs from this leader's",
 			"replica", m.Node, "world", m.World, "index", m.Index,
 			"leader_hash", wire.HashString(m.LeaderHash), "hash", wire.HashString(m.Local))
@@ -112,6 +129,30 @@ func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 		return false, fmt.Errorf("step down after checkpoint mismatch: %w", raftError(err))
 	}
 	return true, nil
+}
+
+// mismatchReport is what Status shows of the reports against one
+// checkpoint of this leader: reporters maps each reporter to its hash.
+func mismatchReport(m CheckpointMismatch, reporters map[string]uint64, voters int, majority bool) *wire.MismatchReport {
+	r := &wire.MismatchReport{World: m.World, Index: m.Index, Leader: m.Leader, LeaderHash: wire.Hash(wire.HashString(m.LeaderHash)),
+		Voters: voters, Majority: majority, Time: time.Now().UTC()}
+	for node, h := range reporters {
+		r.Reporters = append(r.Reporters, wire.MismatchReporter{Node: node, Hash: wire.Hash(wire.HashString(h))})
+	}
+	slices.SortFunc(r.Reporters, func(a, b wire.MismatchReporter) int { return strings.Compare(a.Node, b.Node) })
+	return r
+}
+
+// lastMismatch returns a copy of the last mismatch report, or nil.
+func (s *Store) lastMismatch() *wire.MismatchReport {
+	s.checkMu.Lock()
+	defer s.checkMu.Unlock()
+	if s.lastMis == nil {
+		return nil
+	}
+	r := *s.lastMis
+	r.Reporters = slices.Clone(r.Reporters)
+	return &r
 }
 
 // checkpointKey names one checkpoint: a world and the log index of the

@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -113,11 +116,24 @@ func TestLeaderStepsDownWhenAMajorityReportsAMismatchAgainstIt(t *testing.T) {
 		require.False(t, down)
 	}
 	require.True(t, l.IsLeader())
+	// Counted: old and m, each reporter once; the others were ignored.
+	require.Equal(t, 2.0, testutil.ToFloat64(l.metrics.mismatchReports.WithLabelValues("minority")))
+	last := l.Status().LastMismatch
+	require.NotNil(t, last)
+	require.Equal(t, wire.MismatchReport{World: "w", Index: 9, Leader: l.cfg.ID, LeaderHash: wire.Hash(wire.HashString(1)),
+		Reporters: []wire.MismatchReporter{{Node: followers[0].cfg.ID, Hash: wire.Hash(wire.HashString(2))}}, Voters: 3, Time: last.Time}, *last)
+	require.Nil(t, followers[0].Status().LastMismatch, "reports reach leaders only")
 
-	m.Node = followers[1].cfg.ID
+	m.Node, m.Local = followers[1].cfg.ID, 3
 	down, err = l.ReportMismatch(m)
 	require.NoError(t, err)
 	require.True(t, down)
+	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.mismatchReports.WithLabelValues("majority")))
+	last = l.Status().LastMismatch
+	require.True(t, last.Majority)
+	require.ElementsMatch(t, []wire.MismatchReporter{{Node: followers[0].cfg.ID, Hash: wire.Hash(wire.HashString(2))},
+		{Node: followers[1].cfg.ID, Hash: wire.Hash(wire.HashString(3))}}, last.Reporters)
+	require.True(t, slices.IsSortedFunc(last.Reporters, func(a, b wire.MismatchReporter) int { return strings.Compare(a.Node, b.Node) }))
 	require.Eventually(t, func() bool { return c.waitLeader() != l }, 10*time.Second, 10*time.Millisecond)
 }
 

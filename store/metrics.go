@@ -25,6 +25,12 @@ type metrics struct {
 	// from this replica's (checkpoint.go).
 	checkpointMismatches prometheus.Counter
 	checkpointsCompared  prometheus.Counter
+	// mismatchReports counts the mismatch reports this leader counted
+	// against its checkpoints, by outcome (checkpoint.go).
+	mismatchReports *prometheus.CounterVec
+	// rejections counts the rejected actions this node answered as leader,
+	// by rule and code, its label pairs bounded (rejections.go).
+	rejections *rejectionCounter
 
 	raft       atomic.Pointer[raft.Raft] // for the commit index gauge, once started
 	reg        prometheus.Registerer     // where register put the collectors
@@ -73,6 +79,12 @@ func newMetrics() *metrics {
 		checkpointsCompared: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_checkpoints_compared_total", Help: "Hash checkpoints this replica compared with its own hash.",
 		}),
+		mismatchReports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gsd_checkpoint_mismatch_reports_total", Help: "Checkpoint mismatch reports this node counted as leader, by what the reporters made of the checkpoint (minority: they are odd; majority: this leader is).",
+		}, []string{"outcome"}),
+		rejections: newRejectionCounter(prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gsd_action_rejections_total", Help: "Rejected actions this node answered as leader, by the declared action (rule) and the reason code; label pairs past a bound count as other.",
+		}, []string{"rule", "code"}), maxRejectionLabels),
 	}
 	return m
 }
@@ -84,7 +96,7 @@ func newMetrics() *metrics {
 // nothing of this Store stays registered.
 func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	reg = prometheus.WrapRegistererWith(prometheus.Labels{"group": strconv.FormatUint(s.cfg.GroupID, 10)}, reg)
-	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered, m.checkpointMismatches, m.checkpointsCompared,
+	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered, m.checkpointMismatches, m.checkpointsCompared, m.mismatchReports, m.rejections.vec,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
 			func() float64 {
 				if r := m.raft.Load(); r != nil {

@@ -53,7 +53,7 @@ func (s *Store) Act(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error
 	}
 	// The label now: after the commit, a is cold (at 10,000 writers a
 	// caller waits while thousands of others run).
-	prio := a.Priority.String()
+	prio, name := a.Priority.String(), a.Name
 	start := time.Now()
 	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdAction, Action: a})
 	if err != nil {
@@ -74,6 +74,9 @@ func (s *Store) Act(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error
 		return ev, true, nil
 	}
 	s.metrics.actions.WithLabelValues(ev.Status.String()).Inc()
+	if ev.Status == fsm.StatusRejected {
+		s.metrics.rejections.count(name, ev.Reason)
+	}
 	return ev, false, nil
 }
 
@@ -243,7 +246,7 @@ func (s *Store) Status() Status {
 		ID: s.cfg.ID, State: stateName(s.raft.State()), Leader: lid, LeaderHTTP: lhttp,
 		Term: s.raft.CurrentTerm(), AppliedIndex: s.adapter.appliedIndex(),
 		CommitIndex: s.raft.CommitIndex(), LastIndex: s.raft.LastIndex(), Region: s.cfg.Region,
-		Nodes: s.fsm.Nodes(), Versions: s.Versions(),
+		Nodes: s.fsm.Nodes(), Versions: s.Versions(), LastMismatch: s.lastMismatch(),
 	}
 	if f := s.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -41,7 +42,8 @@ type Store struct {
 	reported map[string]fsm.Versions // versions nodes reported to this node as leader (versions.go)
 
 	checkMu sync.Mutex
-	reports map[checkpointKey]map[string]bool // mismatch reporters per checkpoint of this leader (checkpoint.go)
+	reports map[checkpointKey]map[string]uint64 // mismatch reporters' hashes per checkpoint of this leader (checkpoint.go)
+	lastMis *wire.MismatchReport                // the last of them, for Status
 
 	ready    atomic.Bool // leader and its barrier applied: reads may be served
 	stop     chan struct{}
@@ -71,7 +73,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if cfg.GroupID != 0 {
 		log = log.With("group", cfg.GroupID)
 	}
-	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), reported: make(map[string]fsm.Versions), reports: make(map[checkpointKey]map[string]bool)}
+	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), reported: make(map[string]fsm.Versions), reports: make(map[checkpointKey]map[string]uint64)}
 	var err error
 	if s.fsm, err = fsm.New(cfg.FSM); err != nil {
 		cfg.closeInjected()

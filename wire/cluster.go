@@ -28,6 +28,9 @@ type Status struct {
 	Servers      []Server   `json:"servers"`
 	Nodes        []NodeInfo `json:"nodes"`
 	Versions     Versions   `json:"versions"` // what this node reads
+	// LastMismatch is the last hash checkpoint mismatch reported to this
+	// node as leader (issue 12); absent when none was.
+	LastMismatch *MismatchReport `json:"last_mismatch,omitempty"`
 }
 
 // Server is one member of the Raft configuration.

@@ -26,6 +26,7 @@ import (
 //	GET  /internal/v1/worlds/{world}/entities/{id}  (none) → entityJSON (linearizable)
 //	POST /internal/v1/worlds/{world}/sessions/{op}  sessionCmdJSON → sessionJSON
 //	POST /internal/v1/sessions:acks                 acksJSON → acksAnswer
+//	POST /internal/v1/worlds/{world}/checkpoints:mismatch  wire.CheckpointMismatch → wire.MismatchAnswer (mismatch.go)
 //
 // The admin and world commands take the public route's body and answer
 // its answer (status included: a world's creation is 201), so they share
@@ -83,6 +84,7 @@ func (p *API) Register(mux *http.ServeMux, h Handlers) {
 	mux.HandleFunc("GET "+edge.InternalPrefix+"/worlds/{world}/entities/{entity}", p.internalOnly(h.LinearizableEntity))
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/sessions/{op}", p.SessionCommand)
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/sessions:acks", p.SessionAcks)
+	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/checkpoints:mismatch", p.internalOnly(p.CheckpointMismatch))
 	for pattern, h := range map[string]http.HandlerFunc{
 		"POST /worlds":                            h.CreateWorld,
 		"PUT /worlds/{world}/rules":               h.UpdateRules,

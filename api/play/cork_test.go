@@ -200,8 +200,18 @@ func TestCorkHijackSendsMessagesInOneWrite(t *testing.T) {
 }
 
 func TestCorkHijackWithoutAHijacker(t *testing.T) {
-	h := &corkHijack{ResponseWriter: httptest.NewRecorder()}
+	rec := httptest.NewRecorder()
+	h := &corkHijack{ResponseWriter: rec}
 	_, _, err := h.Hijack()
 	require.Error(t, err)
 	require.Nil(t, h.cc)
+	require.Same(t, rec, h.Unwrap().(*httptest.ResponseRecorder), "http.ResponseController reaches the server's writer")
+}
+
+func TestCorkConnFailsAWriteWhoseLimitFlushFails(t *testing.T) {
+	boom := errors.New("boom")
+	c := &corkConn{Conn: &countConn{err: boom}}
+	c.cork()
+	_, err := c.Write(bytes.Repeat([]byte("x"), corkLimit))
+	require.ErrorIs(t, err, boom)
 }

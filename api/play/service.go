@@ -25,6 +25,7 @@ type Service struct {
 	mu    sync.Mutex
 	plays map[string]*playConn // session id → its connection on this node
 	acks  *acker               // replicates the plays' acks (acks.go)
+	watch *watcher             // the plays' periodic checks and pings (ws_watch.go)
 	udp   atomic.Pointer[UDP]  // the UDP input lane, when served (udp.go)
 
 	hubMu    sync.Mutex
@@ -48,6 +49,7 @@ func New(core *edge.Core, cfg Config, reg prometheus.Registerer) (*Service, erro
 	if s.acks, err = newAcker(s, reg); err != nil {
 		return nil, err
 	}
+	s.watch = newWatcher(s)
 	if s.fans, err = s.newFans(fanout.DefaultQueue); err != nil {
 		return nil, err
 	}
@@ -61,10 +63,11 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/node/drain", s.undrainNode)
 }
 
-// Close stops the acker and the worlds' fans; call it after the core's
+// Close stops the watcher, the acker and the worlds' fans; call it after the core's
 // Close has ended the play connections, whose final flushes go through
 // the acker.
 func (s *Service) Close() {
+	s.watch.stop()
 	s.acks.stop()
 	s.fans.Close()
 }

@@ -22,9 +22,9 @@ import (
 // the upgrade (play), and one connection's goroutines after the handshake:
 // the read loop and its messages (actions, acks, pings, bye), the writer,
 // which writes control messages first and then the frames the connection's
-// outbox (outbox.go) holds from the world's hub (hub.go), and the ticker
-// that watches the session and pings; closeStatus maps why a connection
-// ended to its close code. The handshake and the session's life on this
+// outbox (outbox.go) holds from the world's hub (hub.go); the node's
+// watcher (ws_watch.go) checks the session, closes idle connections and
+// pings; closeStatus maps why a connection ended to its close code. The handshake and the session's life on this
 // node are in ws_session.go, the codecs in ws_codec.go.
 
 // PlaySubprotocol is the WebSocket subprotocol of the JSON play protocol
@@ -199,8 +199,8 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 }
 
 // playConn is one play connection. Its handler goroutine owns it: it reads,
-// and it starts and waits for the writer, the event pusher, the ticker and
-// the actions in flight.
+// and it starts and waits for the writer, the event pusher and the actions
+// in flight.
 type playConn struct {
 	s      *Service
 	cfg    Config
@@ -222,7 +222,7 @@ type playConn struct {
 	epoch   uint64 // the session's epoch this connection holds
 	// current: this node's applied state has shown the session at this
 	// connection's epoch, so its disappearance means it was closed or
-	// replaced (only the ticker reads and writes it after the handshake).
+	// replaced (only the watcher reads and writes it after the handshake).
 	current bool
 	expiry  *time.Timer // fires when the token expires
 
@@ -248,6 +248,11 @@ type playConn struct {
 	lastRead atomic.Int64  // unix ns of the last message read
 	rtt      atomic.Int64  // last measured round trip, ns
 	bye      atomic.Bool   // the client said bye: its session closes next
+
+	// The watcher's (ws_watch.go): when the next ping is due, and a ping
+	// waiting for room in out since pingSince.
+	nextPing, pingSince time.Time
+	ping                []byte
 }
 
 // fail ends the connection with err (the first reason wins).
@@ -307,10 +312,9 @@ func (c *playConn) run() {
 		return
 	}
 	close(c.ready)
-	c.wg.Add(3)
+	c.wg.Add(2)
 	go c.writer()
 	go c.pusher(sub)
-	go c.ticker()
 	for {
 		msg, ok := c.read()
 		if !ok {
@@ -525,33 +529,6 @@ func (c *playConn) writeQueued(first []byte, frames bool) bool {
 		}
 	}
 	return true
-}
-
-// ticker watches the session, pings the client and closes idle
-// connections; the node's acker replicates the acks (acks.go).
-func (c *playConn) ticker() {
-	defer c.wg.Done()
-	acks := time.NewTicker(c.cfg.AckInterval)
-	defer acks.Stop()
-	pings := time.NewTicker(c.cfg.PingInterval)
-	defer pings.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-acks.C:
-			if err := c.watch(); err != nil {
-				c.fail(err)
-				return
-			}
-		case now := <-pings.C:
-			if idle := now.Sub(time.Unix(0, c.lastRead.Load())); idle > c.cfg.IdleTimeout {
-				c.fail(fmt.Errorf("%w: nothing read for %s", edge.ErrIdle, idle.Round(time.Millisecond)))
-				return
-			}
-			c.send(wire.Ping{Type: wire.TypePing, T: now.UnixNano()})
-		}
-	}
 }
 
 // closeStatus maps why a connection ended to its close code and reason:

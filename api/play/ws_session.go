@@ -185,6 +185,7 @@ func (s *Service) registerPlay(c *playConn, replaced string) {
 	s.plays[c.session] = c
 	s.mu.Unlock()
 	s.acks.start()
+	s.watch.start()
 	for _, o := range old {
 		o.fail(edge.ErrSessionReplaced)
 	}

@@ -121,6 +121,10 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	// The Go runtime's figures (heap, goroutines), e.g. for gsdctl bench's
 	// memory per play connection.
 	reg.MustRegister(collectors.NewGoCollector())
+	mismatches, err := newMismatchForwarder(&scfg, reg, log) // mismatch.go
+	if err != nil {
+		return err
+	}
 	// Raft listens through the mux: today's one group is group 0, whose
 	// connections carry no group header, so peers running an older gsd
 	// (a plain raft TCP transport on the same address) interoperate.
@@ -206,6 +210,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		closeStore(st, o.shutdownTimeout, log)
 		return fmt.Errorf("start api: %w", err)
 	}
+	stopMismatches := startMismatchForwarder(mismatches, edge)
+	defer stopMismatches() // on the failure paths below; idempotent
 	lane, err := o.udp.start(edge, reg, log)
 	if err != nil {
 		edge.Close()
@@ -247,6 +253,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopSink() // before the store hands leadership on and closes
 	stopAnalytics()
 	stopExpiry()
+	stopMismatches()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)
 	if runErr != nil && ctx.Err() == nil {
