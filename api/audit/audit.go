@@ -54,6 +54,10 @@ func (a *API) Register(mux *http.ServeMux) {
 
 // Checkpoint answers the world's newest signed checkpoint as note text.
 func (a *API) Checkpoint(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	a.note(w, r, a.logs.Checkpoint)
 }
 
@@ -75,6 +79,10 @@ func (a *API) note(w http.ResponseWriter, r *http.Request, get func(string) ([]b
 // Proof answers the inclusion proof of ?seq=N in the tree of ?size=M
 // events (default: the log's size now).
 func (a *API) Proof(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	world := r.PathValue("world")
 	l, err := a.logs.Log(world)
 	if err != nil {
@@ -98,6 +106,10 @@ func (a *API) Proof(w http.ResponseWriter, r *http.Request) {
 // Consistency answers the proof that the tree of ?from=M events is a
 // prefix of the tree of ?to=N (default: the log's size now).
 func (a *API) Consistency(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	world := r.PathValue("world")
 	l, err := a.logs.Log(world)
 	if err != nil {
@@ -123,6 +135,10 @@ func (a *API) Consistency(w http.ResponseWriter, r *http.Request) {
 // each in seq order (audit.EncodeLeafHashes). The seqs answered are in
 // the headers Gsd-Audit-From and Gsd-Audit-To.
 func (a *API) Leaves(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	l, err := a.logs.Log(r.PathValue("world"))
 	if err != nil {
 		a.WriteError(w, err, false)
