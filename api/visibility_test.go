@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +184,56 @@ func TestActionAnswerOfAGoneWorldKeepsOnlyTheOutcome(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, "%v", m)
 	require.Equal(t, "conflict", m["status"])
 	require.Nil(t, m["changes"])
+}
+
+// Teams from session data (teams.from "data"): the players' critical data
+// names their teams, and every read path follows it.
+func TestTeamsFromSessionDataDecideWhoSeesTeamFields(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, ln, withAuth)
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	admin := roleToken(t, "ops", "", true)
+	code, _, b := n.env.Do("POST", "/v1/worlds", `{"id":"fog","rules":{"fields":{
+		"plan":{"type":"string","policy":"authoritative","visible":"team"}},
+		"teams":{"from":"data","key":"side"}}}`, "Authorization", admin)
+	require.Equal(t, http.StatusCreated, code, "%s", b)
+	code, _, b = n.env.Do("POST", "/v1/worlds/fog/sessions:import", `{"players":[
+		{"player":"ann","data":{"side":"red"}},{"player":"bob","data":{"side":"red"}},{"player":"cat","data":{"side":"blue"}}]}`,
+		"Authorization", admin)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	code, _, b = n.env.Do("POST", "/v1/worlds/fog/actions", `{"seq":1,"ops":[{"op":"set","entity":"ann","field":"plan","value":"rush"}]}`,
+		"Authorization", roleToken(t, "ann", "", false))
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	code, _, b = n.env.Do("POST", "/v1/worlds/fog/actions", `{"seq":2,"ops":[{"op":"set","entity":"clock","field":"tick","value":1}]}`,
+		"Authorization", roleToken(t, "ann", "", false))
+	require.Equal(t, http.StatusOK, code, "%s", b) // seq 2: everyone's
+	for player, sees := range map[string]bool{"ann": true, "bob": true, "cat": false} {
+		tok := roleToken(t, player, "", false)
+		code, m := n.env.DoJSON("GET", "/v1/worlds/fog/entities/ann?consistency=stale", "", "Authorization", tok)
+		if !sees {
+			require.Equal(t, http.StatusNotFound, code, "%s: %v", player, m)
+		} else {
+			require.Equal(t, http.StatusOK, code, "%s: %v", player, m)
+			require.Contains(t, m["fields"], "plan", player)
+		}
+		// The event stream up to seq 2: the plan's event, or nothing of it.
+		req, err := http.NewRequest("GET", n.env.TS.URL+"/v1/worlds/fog/events?from=1", nil)
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		req = req.WithContext(ctx)
+		req.Header.Set("Authorization", tok)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		rd := bufio.NewReader(resp.Body)
+		var got string
+		for !strings.Contains(got, `"seq":2,`) {
+			line, err := rd.ReadString('\n')
+			require.NoError(t, err, "%s: %q", player, got)
+			got += line
+		}
+		cancel()
+		resp.Body.Close()
+		require.Equal(t, sees, strings.Contains(got, `"rush"`), "%s: %q", player, got)
+	}
 }

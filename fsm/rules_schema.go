@@ -378,12 +378,12 @@ func (s Schema) unsupported() error {
 		set   bool
 		issue int
 	}{
-		// Issue 13 built fields' visible and delay, teams from a field,
-		// viewers and the interest grid (log version 7). A team from a
-		// token claim or session data needs a team source at the edge
-		// (spectator.TeamFunc) that no read path has yet; aggregated views
-		// are served on the watch stream only, not over HTTP.
-		{"teams", s.Teams.From == "claim" || s.Teams.From == "data", 13},
+		// Issue 13 built fields' visible and delay, teams from a field or
+		// session data, viewers and the interest grid (log version 7). A
+		// team from a token claim needs a replicated record of each
+		// player's claim, which no read path has; aggregated views are
+		// served on the watch stream only, not over HTTP.
+		{"teams", s.Teams.From == "claim", 13},
 		{"views", len(s.Views) > 0, 13},
 		{"idle_expiry", s.IdleExpiry != 0, 14},
 		{"capacity", s.Capacity != 0, 14},

@@ -51,7 +51,7 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 		json  string
 		issue string
 	}{
-		"teams":       {`{"teams":{"from":"data","key":"team"}}`, "issue 13"},
+		"teams":       {`{"teams":{"from":"claim","key":"team"}}`, "issue 13"},
 		"views":       {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
 		"idle_expiry": {`{"idle_expiry":"10m"}`, "issue 14"},
 		"capacity":    {`{"capacity":100}`, "issue 14"},
@@ -69,11 +69,12 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 
 func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
 	for name, js := range map[string]string{
-		"visible":  `{"fields":{"hp":{"type":"int","policy":"counter","visible":"team"}}}`,
-		"delay":    `{"fields":{"pos":{"type":"float","policy":"authoritative","visible":"casters","delay":"2s"}}}`,
-		"teams":    `{"fields":{"team":{"type":"string","policy":"authoritative"}},"teams":{"from":"field","key":"team"}}`,
-		"viewers":  `{"viewers":{"caster":{"delay":"90s","sees":["hidden","casters"]}}}`,
-		"interest": `{"interest":{"cell":100,"radius":1,"x":"x","y":"y"}}`,
+		"visible":    `{"fields":{"hp":{"type":"int","policy":"counter","visible":"team"}}}`,
+		"delay":      `{"fields":{"pos":{"type":"float","policy":"authoritative","visible":"casters","delay":"2s"}}}`,
+		"teams":      `{"fields":{"team":{"type":"string","policy":"authoritative"}},"teams":{"from":"field","key":"team"}}`,
+		"data teams": `{"teams":{"from":"data","key":"team"}}`,
+		"viewers":    `{"viewers":{"caster":{"delay":"90s","sees":["hidden","casters"]}}}`,
+		"interest":   `{"interest":{"cell":100,"radius":1,"x":"x","y":"y"}}`,
 	} {
 		var r Rules
 		require.NoError(t, json.Unmarshal([]byte(js), &r), name)

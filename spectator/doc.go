@@ -40,8 +40,8 @@
 //
 // The edge applies these on every read path (event streams, play streams,
 // HTTP reads, the watch stream), so fsm accepts the visibility rules keys
-// (visible, delay, teams from a field, viewers, interest); see
-// docs/ARCHITECTURE.md.
+// (visible, delay, teams from a field or session data, viewers, interest);
+// see docs/ARCHITECTURE.md.
 //
 // spectator never imports api.
 package spectator

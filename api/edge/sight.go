@@ -127,6 +127,7 @@ type Visibility struct {
 	prepared map[preparedKey]*sharedPrepared
 	rules    map[string]uint64 // world → rules version, as of rulesAt
 	rulesAt  time.Time
+	teams    map[string]*teamData // world → its data teams (TeamOf)
 }
 
 // RulesTTL bounds how old the rules versions RulesVersion answers may
@@ -137,6 +138,19 @@ const RulesTTL = 50 * time.Millisecond
 // PreparedKeep is how many prepared events a world's shared Events holds
 // for readers at different positions.
 const PreparedKeep = 4096
+
+// dataReader is what a backend offers to read players' session data
+// (store.Store has it): the teams of worlds whose teams come from it.
+type dataReader interface {
+	PlayerData(world string) (map[string]map[string]fsm.Value, error)
+}
+
+// teamData is a world's players' teams from their session data, as of at.
+type teamData struct {
+	key   string
+	at    time.Time
+	teams map[string]string
+}
 
 type compiledAccess struct {
 	version uint64
@@ -177,6 +191,40 @@ func (v *Visibility) Access(world string) (*spectator.Access, fsm.WorldInfo, err
 	}
 	v.access[world] = compiledAccess{version: info.RulesVersion, access: a}
 	return a, info, nil
+}
+
+// TeamOf returns the players' teams of world under a when they come from
+// session data (teams.from "data"), read from this node's state at most
+// RulesTTL old; nil when they do not, or the backend cannot read session
+// data (then no player has a team: team fields show only to owners).
+// A change of a player's team is not in the feed: later events follow the
+// new team at once (spectator.TeamFunc).
+func (v *Visibility) TeamOf(world string, a *spectator.Access) spectator.TeamFunc {
+	key := a.DataTeam()
+	dr, ok := v.b.(dataReader)
+	if key == "" || !ok {
+		return nil
+	}
+	return func(player string) string {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		td := v.teams[world]
+		if now := time.Now(); td == nil || td.key != key || now.Sub(td.at) >= RulesTTL {
+			td = &teamData{key: key, at: now, teams: map[string]string{}}
+			if all, err := dr.PlayerData(world); err == nil {
+				for p, data := range all {
+					if t := data[key]; t.Kind == fsm.KindString {
+						td.teams[p] = t.Str
+					}
+				}
+			}
+			if v.teams == nil {
+				v.teams = make(map[string]*teamData)
+			}
+			v.teams[world] = td
+		}
+		return td.teams[player]
+	}
 }
 
 // Events returns the prepared events of world under rules version
@@ -234,7 +282,7 @@ func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *sp
 		}
 		return sub, nil
 	}
-	return spectator.NewEvents(a, state, nil, subscribe, PreparedKeep)
+	return spectator.NewEvents(a, state, v.TeamOf(world, a), subscribe, PreparedKeep)
 }
 
 // RulesVersion returns world's rules version on this node, at most

@@ -171,7 +171,7 @@ func (s *Service) answer(c *playConn, ev wire.Event) (wire.Event, error) {
 		e, err := s.b.Entity(context.Background(), c.world, id, store.Stale)
 		return e, err == nil
 	}
-	cut := a.Answer(view, fe, lookup, nil)
+	cut := a.Answer(view, fe, lookup, s.vis.TeamOf(c.world, a))
 	out := ev
 	out.Changes, out.Versions = nil, nil
 	kept := cut.Changes

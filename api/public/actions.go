@@ -188,7 +188,7 @@ func (p *API) answer(world, player string, ev *fsm.Event, sight edge.Sight) (*fs
 	if err != nil {
 		return nil, err
 	}
-	return a.Answer(view, ev, p.lookup(world), nil), nil
+	return a.Answer(view, ev, p.lookup(world), p.vis.TeamOf(world, a)), nil
 }
 
 // withSight returns path with the query that carries sight to the node a

@@ -109,7 +109,7 @@ func (p *API) cut(world string, v fsm.EntityView, sight edge.Sight) (fsm.EntityV
 	case delay > 0:
 		return v, fmt.Errorf("%w: this view is delayed by %s: read the world through its event or watch stream", edge.ErrForbidden, delay)
 	}
-	out, ok := a.Entity(view, v, p.lookup(world), nil)
+	out, ok := a.Entity(view, v, p.lookup(world), p.vis.TeamOf(world, a))
 	if !ok {
 		return v, fmt.Errorf("%w: entity %s", fsm.ErrNotFound, v.ID)
 	}

@@ -67,11 +67,19 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 	if sd, ok := b.(seeder); ok {
 		cfg.Seed = func(world string) (*spectator.State, error) { return seed(sd, world) }
 	}
+	vis := edge.NewVisibility(b)
+	cfg.TeamOf = func(world string) spectator.TeamFunc {
+		a, _, err := vis.Access(world)
+		if err != nil {
+			return nil // the join fails on the rules anyway
+		}
+		return vis.TeamOf(world, a)
+	}
 	hub, err := spectator.NewHub(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Core: core, hub: hub, vis: edge.NewVisibility(b),
+	s := &Service{Core: core, hub: hub, vis: vis,
 		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_watch_viewers", Help: "Open watch connections on this node."}),
 		frames:  prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_frames_total", Help: "Frames written to watch connections."}),
 		bytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_bytes_total", Help: "Bytes of the frames written to watch connections."}),
