@@ -35,6 +35,7 @@ var allRoutes = []struct{ method, path, body, needs string }{
 	{"GET", "/metrics", "", needsNothing},
 	{"GET", "/v1/worlds/arena/play", "", needsPlay},
 	{"GET", "/v1/worlds", "", needsAnyToken},
+	{"GET", "/v1/worlds/arena", "", needsAnyToken},
 	{"POST", "/v1/worlds/arena/actions", `{"seq":1,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}`, needsAnyToken},
 	{"POST", "/v1/worlds/arena/actions:batch", `{"actions":[{"seq":2,"ops":[{"op":"incr","entity":"e1","field":"score","by":1}]}]}`, needsAnyToken},
 	{"GET", "/v1/worlds/arena/entities/e1", "", needsAnyToken},
@@ -58,6 +59,7 @@ var allRoutes = []struct{ method, path, body, needs string }{
 	{"DELETE", "/v1/worlds/arena/bans/bob", "", needsAdmin},
 	{"POST", "/v1/node/drain", "", needsAdmin},
 	{"DELETE", "/v1/node/drain", "", needsAdmin},
+	{"DELETE", "/v1/worlds/lobby", "", needsAdmin},
 	{"POST", "/v1/worlds/arena/sessions/ack", `{"id":"s1"}`, needsSecret},
 	{"POST", "/v1/sessions:acks", `{"acks":[{"world":"arena","id":"s1","seq":1}]}`, needsSecret},
 }

@@ -49,6 +49,7 @@ var internalAdminCalls = []struct {
 	{"DELETE", "/worlds/{world}/bans/{player}", "/worlds/arena/bans/bob", "", 404},
 	{"GET", "/worlds/{world}/sessions:export", "/worlds/arena/sessions:export", "", 404},
 	{"POST", "/worlds/{world}/sessions:import", "/worlds/arena/sessions:import", `{"players":[{"player":"p1","data":{"gold":1}}]}`, 200},
+	{"DELETE", "/worlds/{world}", "/worlds/lobby", "", 200},
 }
 
 func TestInternalRoutesRefuseCallsWithoutTheClusterCredential(t *testing.T) {

@@ -57,8 +57,8 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		"bad policy":        {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"policy":"sum"}}}}`},
 		"bad world id":      {400, fsm.CodeMalformed, "/v1/worlds/" + strings.Repeat("w", fsm.MaxNameLen+1) + "/rules", strictBody},
 		"bad schema shape":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
-		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"capacity":10}}`},
-		"unbuilt view key":  {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"views":{"kills":{"kind":"count","by":"player"}}}}`},
+		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"views":{"k":{"kind":"count"}}}}`},
+		"unbuilt team key":  {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"claim","key":"side"}}}`},
 		"too large":         {413, edge.CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -69,7 +69,7 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		})
 	}
 	// World creation parses the same schema and refuses the same way.
-	e.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"capacity":4}}`)
+	e.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"views":{"k":{"kind":"count"}}}}`)
 }
 
 func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {

@@ -93,7 +93,7 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	s.mux.Handle("GET /metrics", edge.MetricsHandler(reg))
 	s.peer.Register(s.mux, peer.Handlers{
 		Act: s.public.Act, ActBatch: s.public.ActBatch, LinearizableEntity: s.public.LinearizableEntity,
-		CreateWorld: s.public.CreateWorld, UpdateRules: s.public.UpdateRules,
+		CreateWorld: s.public.CreateWorld, UpdateRules: s.public.UpdateRules, DeleteWorld: s.admin.DeleteWorld,
 		Join: s.admin.Join, RemoveNode: s.admin.RemoveNode, TransferLeadership: s.admin.TransferLeadership,
 		Kick: s.admin.Kick, Ban: s.admin.Ban, Unban: s.admin.Unban, ExportData: s.admin.ExportData, ImportData: s.admin.ImportData,
 	})

@@ -152,7 +152,7 @@ func TestStatusWorldsAndHash(t *testing.T) {
 	code, _, b := e.Do("GET", "/v1/worlds", "")
 	require.Equal(t, 200, code)
 	require.JSONEq(t, `{"worlds":[{"id":"arena","seq":0,"index":0,"entities":0,"players":0,"hash":"000000000000beef",
-		"rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}},"rules_version":1}]}`, string(b))
+		"rules":{"strict":false,"fields":{"score":{"type":"int","policy":"counter"}}},"rules_version":1,"incarnation":0,"sessions":0}]}`, string(b))
 
 	code, _, b = e.Do("GET", "/v1/worlds/arena/hash?seq=5", "")
 	require.Equal(t, 200, code)

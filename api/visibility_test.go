@@ -237,3 +237,31 @@ func TestTeamsFromSessionDataDecideWhoSeesTeamFields(t *testing.T) {
 		require.Equal(t, sees, strings.Contains(got, `"rush"`), "%s: %q", player, got)
 	}
 }
+
+// A world deleted and created again under the same id is another world:
+// its rules (version 1 again) are compiled anew, never taken for the old
+// one's.
+func TestAWorldCreatedAgainIsCutUnderItsOwnRules(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	n := startNodeOn(t, "n1", true, ln, withAuth)
+	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	admin := roleToken(t, "ops", "", true)
+	bob := roleToken(t, "bob", "", false)
+	create := func(rules string) {
+		t.Helper()
+		code, _, b := n.env.Do("POST", "/v1/worlds", `{"id":"fog","rules":`+rules+`}`, "Authorization", admin)
+		require.Equal(t, http.StatusCreated, code, "%s", b)
+		code, _, b = n.env.Do("POST", "/v1/worlds/fog/actions", `{"seq":1,"ops":[{"op":"set","entity":"ann","field":"gold","value":7}]}`, "Authorization", roleToken(t, "ann", "", false))
+		require.Equal(t, http.StatusOK, code, "%s", b)
+	}
+	create(`{"fields":{"gold":{"type":"int","policy":"authoritative"}}}`)
+	code, m := n.env.DoJSON("GET", "/v1/worlds/fog/entities/ann", "", "Authorization", bob)
+	require.Equal(t, http.StatusOK, code, "%v", m)
+	require.Contains(t, m["fields"], "gold", "open rules")
+	code, _, b := n.env.Do("DELETE", "/v1/worlds/fog", "", "Authorization", admin)
+	require.Equal(t, http.StatusOK, code, "%s", b)
+	create(`{"fields":{"gold":{"type":"int","policy":"authoritative","visible":"owner"}}}`)
+	code, m = n.env.DoJSON("GET", "/v1/worlds/fog/entities/ann", "", "Authorization", bob)
+	require.Equal(t, http.StatusNotFound, code, "ann's gold is hers in the new world: %v", m)
+}

@@ -125,6 +125,7 @@ type Play struct {
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
 	data        map[string]wire.Value
+	incarnation uint64   // the world's, as of the last welcome
 	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
 	closed      bool     // Close was called (mirrors closing, under mu)
 	// A transfer (transfer.go): where to resume next, with which ticket,
@@ -206,6 +207,16 @@ func (p *Play) Session() (id string, resumes int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.session, p.resumes
+}
+
+// Incarnation returns the world's incarnation as of the last welcome
+// (wire.World.Incarnation): a resume that names another one means the
+// world was deleted and created again (0: a server or world from before
+// incarnations).
+func (p *Play) Incarnation() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.incarnation
 }
 
 // Overlaps returns how many events the server sent again that this Play

@@ -143,7 +143,7 @@ func (p *Play) connect(base string) error {
 		p.resumes++
 		p.received = max(p.received, w.Seq)
 	}
-	p.data = w.Data
+	p.data, p.incarnation = w.Data, w.Incarnation
 	p.udp = udpLane(w.UDP, base)
 	p.ticket = "" // used
 	p.learn(w.Nodes)
@@ -189,6 +189,10 @@ func (p *Play) connect(base string) error {
 			}
 		}
 	}()
+	// Reads go without a context of their own (one per message cost a
+	// timer each); ending the Play closes the connection instead, which
+	// ends the read.
+	defer context.AfterFunc(p.ctx, func() { _ = conn.CloseNow() })()
 	for {
 		if err := p.readMessage(conn); err != nil {
 			return err

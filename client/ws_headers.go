@@ -1,6 +1,8 @@
 package client
 
 import (
+	"context"
+
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -48,7 +50,7 @@ func (h *headerEvent) event() wire.Event {
 // readMessage reads one message of an established connection and handles
 // it.
 func (p *Play) readMessage(conn *websocket.Conn) error {
-	typ, b, err := conn.Read(p.ctx)
+	typ, b, err := conn.Read(context.Background()) // connect closes conn when the Play ends
 	if err != nil {
 		return closeErr(err)
 	}

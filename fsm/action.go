@@ -196,6 +196,7 @@ const (
 	CmdUpdateRules   // log version 2: replaces a world's rules
 	CmdSessionExpire // log version 4: closes a world's idle sessions
 	CmdCheckpoint    // log version 5: the leader's state hash of a world at a seq
+	CmdDeleteWorld   // log version 6: removes a world and everything keyed by it
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -222,6 +223,7 @@ type Command struct {
 	Rules   *RulesUpdate   // CmdUpdateRules
 	Expire  *SessionExpiry // CmdSessionExpire
 	Check   *Checkpoint    // CmdCheckpoint
+	Delete  *WorldDelete   // CmdDeleteWorld
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

@@ -158,6 +158,8 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrUnknownAction:     CodeUnknownAction,
 		ErrForbidden:         CodeForbidden,
 		ErrActionFailed:      CodeActionFailed,
+		ErrWorldFull:         CodeWorldFull,
+		ErrWorldActive:       CodeWorldActive,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

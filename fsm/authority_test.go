@@ -282,9 +282,10 @@ func TestLeaderTimeNeverGoesBackwardsPerWorld(t *testing.T) {
 	ev = h.event(declared("ann", 3, "move", Param{Name: "x", Value: Int(1)}, Param{Name: "y", Value: Int(0)}))
 	require.Equal(t, first.Time, ev.Time)
 	require.Equal(t, Int(first.Time), h.field("a", "ann", "moved_at").Value, "now is clamped too")
-	// The clock survives a snapshot (format 5: the world declares actions).
+	// The clock survives a snapshot (format 5 and later: the world
+	// declares actions; 6: it has an incarnation).
 	snap := h.snapshotBytes()
-	require.Equal(t, byte(5), snap[len(snapMagic)-1])
+	require.Equal(t, byte(6), snap[len(snapMagic)-1])
 	r := restored(t, snap)
 	h2 := &harness{t: t, f: r, index: h.index, time: h.time}
 	require.Equal(t, h.hash("a"), h2.hash("a"))

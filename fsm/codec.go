@@ -411,6 +411,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.sessionExpiry(c.Expire)
 		case CmdCheckpoint:
 			e.checkpoint(c.Check)
+		case CmdDeleteWorld:
+			e.worldDelete(c.Delete)
 		}
 	}
 	return e.b
@@ -507,8 +509,10 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Expire = d.sessionExpiry()
 		case CmdCheckpoint:
 			c.Check = d.checkpoint()
+		case CmdDeleteWorld:
+			c.Delete = d.worldDelete()
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdCheckpoint)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdDeleteWorld)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

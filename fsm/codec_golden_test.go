@@ -104,6 +104,7 @@ func goldenBatches() []struct {
 		{"session_ban", []Command{goldenSession(CmdSessionBan, SessionCmd{Player: "mallory", Reason: "cheating"})}},
 		{"session_unban", []Command{goldenSession(CmdSessionUnban, SessionCmd{Player: "mallory"})}},
 		{"session_import", []Command{goldenSession(CmdSessionImport, SessionCmd{Player: "alice", Data: []DataItem{{Key: "coins", Value: Int(10)}, {Key: "gone", Value: Value{}}}})}},
+		{"delete_world", []Command{{Kind: CmdDeleteWorld, Delete: &WorldDelete{World: "w1", Incarnation: 42, IdleAfter: int64(10 * time.Minute)}}}},
 		{"session_acks", []Command{{Kind: CmdSessionAcks, Acks: []SessionAck{{World: "w1", ID: "s-1", Seq: 7}, {World: "w2", ID: "s-9", Seq: 1 << 33}}}}},
 		{"mixed", []Command{
 			{Kind: CmdCreateWorld, World: &WorldSpec{ID: "w1", Origin: "eu-west", Rules: goldenRules()}},

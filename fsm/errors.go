@@ -75,6 +75,8 @@ var codes = []struct {
 	{ErrUnknownAction, CodeUnknownAction},
 	{ErrForbidden, CodeForbidden},
 	{ErrActionFailed, CodeActionFailed},
+	{ErrWorldFull, CodeWorldFull},
+	{ErrWorldActive, CodeWorldActive},
 }
 
 // Code returns the reason code of err, or "" when err is not an fsm error.

@@ -91,6 +91,9 @@ type Result struct {
 	// Checkpoint is, for CmdCheckpoint, this replica's comparison of the
 	// proposer's hash with its own: it differs per replica by design.
 	Checkpoint *CheckpointResult
+	// Deleted is, for CmdDeleteWorld, the world as it was before the
+	// delete removed it.
+	Deleted *WorldInfo
 }
 
 // Wire returns the event as clients see it.

@@ -128,7 +128,7 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 		case CmdAction:
 			results[i] = f.applyAction(index, b.Time, c.Action, xxhash.Sum64(b.spans[i]))
 		case CmdCreateWorld:
-			results[i] = f.createWorld(c.World)
+			results[i] = f.createWorld(index, b.Time, c.World)
 		case CmdPutNode:
 			// The addresses change; the versions the node reported stay.
 			n := *c.Node
@@ -151,13 +151,17 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.applyExpire(b.Time, c.Expire)
 		case CmdCheckpoint:
 			results[i] = f.applyCheckpoint(index, c.Check)
+		case CmdDeleteWorld:
+			results[i] = f.deleteWorld(b.Time, c.Delete)
 		}
 	}
 	f.applied = index
 	return results
 }
 
-func (f *FSM) createWorld(s *WorldSpec) Result {
+// createWorld creates s.ID at log index index (its incarnation) and
+// leader time now.
+func (f *FSM) createWorld(index uint64, now int64, s *WorldSpec) Result {
 	if err := checkName("world", s.ID); err != nil {
 		return Result{Err: err}
 	}
@@ -170,6 +174,7 @@ func (f *FSM) createWorld(s *WorldSpec) Result {
 	}
 	f.worlds[s.ID] = &world{
 		id: s.ID, origin: s.Origin, rules: s.Rules, rulesVersion: 1, auth: auth,
+		incarnation: index, created: now,
 		inferred: make(map[string]FieldRule),
 		entities: make(map[string]*entity),
 		players:  make(map[string]*player),

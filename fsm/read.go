@@ -46,6 +46,13 @@ type WorldInfo struct {
 
 	// RulesVersion is 1 at creation and rises with each rules update.
 	RulesVersion uint64
+	// Incarnation is the log index of the world's creation: a world
+	// deleted and created again gets a new one (0: created before
+	// incarnations, restored from an older snapshot).
+	Incarnation uint64
+	// Sessions is how many sessions the world holds (what its rules'
+	// capacity bounds).
+	Sessions int
 }
 
 // HashPoint is a world's state hash after the event with seq Seq.
@@ -89,7 +96,8 @@ func (f *FSM) Entity(worldID, id string) (EntityView, error) {
 
 func (w *world) info() WorldInfo {
 	return WorldInfo{ID: w.id, Origin: w.origin, Rules: w.rules, Seq: w.seq, Index: w.index,
-		Entities: len(w.entities), Players: len(w.players), Hash: w.stateHash(), RulesVersion: w.rulesVersion}
+		Entities: len(w.entities), Players: len(w.players), Hash: w.stateHash(), RulesVersion: w.rulesVersion,
+		Incarnation: w.incarnation, Sessions: len(w.sessions)}
 }
 
 // World returns one world's summary.

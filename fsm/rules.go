@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -188,7 +189,8 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 // JSON is MarshalJSON's.
 func (r Rules) Wire() wire.Rules {
 	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag),
-		Actions: r.Schema.Actions, Roles: r.Schema.Roles}
+		Actions: r.Schema.Actions, Roles: r.Schema.Roles,
+		Capacity: r.Schema.Capacity, IdleExpiry: durationString(time.Duration(r.Schema.IdleExpiry)), Mode: r.Schema.Mode, Labels: r.Schema.Labels}
 	if len(r.Fields) > 0 {
 		j.Fields = make(map[string]wire.FieldRule, len(r.Fields))
 		for n, f := range r.Fields {

@@ -238,8 +238,8 @@ func (s Schema) validate(fields map[string]FieldRule) error {
 	if in.Cell > 0 && (in.X == "" || in.Y == "") {
 		return fmt.Errorf("%w: interest: a grid (cell > 0) needs its x and y fields", ErrMalformed)
 	}
-	if s.IdleExpiry < 0 || s.Capacity < 0 || len(s.Mode) > MaxNameLen {
-		return fmt.Errorf("%w: idle_expiry and capacity must be >= 0, mode at most %d bytes", ErrMalformed, MaxNameLen)
+	if s.IdleExpiry < 0 || time.Duration(s.IdleExpiry) > MaxIdleExpiry || s.Capacity < 0 || len(s.Mode) > MaxNameLen {
+		return fmt.Errorf("%w: idle_expiry must be 0..%s, capacity >= 0, mode at most %d bytes", ErrMalformed, MaxIdleExpiry, MaxNameLen)
 	}
 	if err := checkCount("labels", len(s.Labels)); err != nil {
 		return err
@@ -366,10 +366,18 @@ func (s Schema) validateViews() error {
 	return nil
 }
 
+// lifecycle reports whether s sets a key that issue 14 built (log version
+// 6): capacity, idle_expiry, mode, labels.
+func (s Schema) lifecycle() bool {
+	return s.IdleExpiry != 0 || s.Capacity != 0 || s.Mode != "" || len(s.Labels) > 0
+}
+
 // unsupported refuses the first key set to a non-default value, naming the
 // issue that builds it. Issue 12 built actions, roles and fields' write
-// (log version 3), issue 13 the visibility keys (log version 7). Each issue removes its keys from this list when its
-// feature works, and that is a log format change: a replica that still
+// (log version 3); issue 14 capacity, idle_expiry, mode and labels (log
+// version 6); issue 13 the visibility keys (log version 7). Each issue
+// removes its keys from this list when its feature works, and that is a
+// log format change: a replica that still
 // refuses the key would apply the same entry differently, so the issue
 // raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
 func (s Schema) unsupported() error {
@@ -385,10 +393,6 @@ func (s Schema) unsupported() error {
 		// served on the watch stream only, not over HTTP.
 		{"teams", s.Teams.From == "claim", 13},
 		{"views", len(s.Views) > 0, 13},
-		{"idle_expiry", s.IdleExpiry != 0, 14},
-		{"capacity", s.Capacity != 0, 14},
-		{"mode", s.Mode != "", 14},
-		{"labels", len(s.Labels) > 0, 14},
 	} {
 		if k.set {
 			return fmt.Errorf("%w: rules key %q waits for issue %d", ErrNotSupported, k.key, k.issue)

@@ -46,6 +46,7 @@ func TestRulesUpdateSurvivesSnapshotInFormat4(t *testing.T) {
 	h := newHarness(t)
 	h.createWorld("w", counterRules(false))
 	h.createWorld("v", Rules{})
+	forgetIncarnations(h.f)
 	require.NoError(t, h.apply(cmdRules("w", 1, counterRules(true)))[0].Err)
 	p := h.snapshotBytes()
 	require.Equal(t, byte(4), p[len(snapMagic)-1])
@@ -73,7 +74,7 @@ func TestRulesUpdateIsRefusedWithAClearCode(t *testing.T) {
 	}{
 		"unknown world":        {cmdRules("nope", 0, Rules{}), ErrUnknownWorld},
 		"invalid rules":        {cmdRules("w", 0, bad), ErrMalformed},
-		"not supported key":    {cmdRules("w", 0, Rules{Fields: counterRules(false).Fields, Schema: Schema{Mode: "duel"}}), ErrNotSupported},
+		"not supported key":    {cmdRules("w", 0, Rules{Fields: counterRules(false).Fields, Schema: Schema{Views: map[string]ViewRule{"k": {Kind: "count"}}}}), ErrNotSupported},
 		"stale expect":         {cmdRules("w", 7, counterRules(false)), ErrRulesConflict},
 		"declared field gone":  {cmdRules("w", 0, Rules{}), ErrRulesIncompatible},
 		"policy changed":       {cmdRules("w", 0, rules(false, map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyMax}})), ErrRulesIncompatible},
@@ -178,7 +179,7 @@ func TestRestoreRefusesRulesVersionZeroAndNamesNewerFormats(t *testing.T) {
 }
 
 func TestVersionsCoverAndNeeds(t *testing.T) {
-	require.Equal(t, Versions{Log: LogVersion, Snapshot: 5, Wire: 1}, Supported())
+	require.Equal(t, Versions{Log: LogVersion, Snapshot: 6, Wire: 1}, Supported())
 	require.True(t, Versions{}.IsZero())
 	require.False(t, Baseline().IsZero())
 	require.Equal(t, "log 1, snapshot 3, wire 1", Baseline().String())
@@ -201,6 +202,7 @@ func TestStateOfOlderFormatsRestoresAndTakesTheNewCommands(t *testing.T) {
 	// write, snapshotted in the format they write (3).
 	h := newHarness(t)
 	applyAll(h, prefixBatches())
+	forgetIncarnations(h.f)
 	old := h.snapshotBytes()
 	require.Equal(t, byte(3), old[len(snapMagic)-1])
 	require.Equal(t, batchMagic, EncodeBatch(&Batch{Commands: prefixBatches()[0]})[0], "their log entries keep batch format 2")

@@ -189,6 +189,9 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		if old != nil {
 			return Result{Err: fmt.Errorf("%w: %s", ErrSessionExists, c.ID)}
 		}
+		if w.full(c.Player) {
+			return Result{Err: fmt.Errorf("%w: %s holds its capacity of %d sessions", ErrWorldFull, c.World, w.rules.Schema.Capacity)}
+		}
 		s := &session{id: c.ID, player: c.Player, tokenHash: c.TokenHash, acked: w.seq, opened: now, seen: now, node: c.Node}
 		var replaced string
 		if prev := w.playerSession(c.Player); prev != nil {

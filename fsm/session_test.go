@@ -242,6 +242,7 @@ func TestRestoreReadsVersion1Snapshots(t *testing.T) {
 	h := newHarness(t)
 	h.createWorld("w", Rules{})
 	h.event(act("w", "ann", 1, opIncr("e", "c", 1)))
+	forgetIncarnations(h.f)
 	cur := h.snapshotBytes()
 	snap := h.f.Snapshot()
 	snap.version = 1

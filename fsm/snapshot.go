@@ -14,9 +14,10 @@ import (
 // Version 2 added sessions and player data to each world, version 3 the
 // sessions' node and kick reason and the world's bans, version 4 the nodes'
 // versions and each world's rules version, version 5 each world's clock
-// (the latest leader time of its actions); Restore still reads versions 1
-// to 4.
-var snapMagic = []byte("GSDSNAP\x05")
+// (the latest leader time of its actions), version 6 each world's
+// incarnation and creation time (lifecycle.go); Restore still reads
+// versions 1 to 5.
+var snapMagic = []byte("GSDSNAP\x06")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while
 // the state holds nothing that needs 4 (no node reported its versions, no
@@ -28,7 +29,10 @@ var snapMagic = []byte("GSDSNAP\x05")
 // clamp to as the others do. Without them the clock bounds only events'
 // times, and a replica restored from an older format starts it from the
 // next batch.
-const snapVersion byte = 5
+//
+// Version 6 once a world has an incarnation: every world a binary of log
+// version 6 creates. A world restored from an older format has none (0).
+const snapVersion byte = 6
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -110,6 +114,10 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 		if version >= 5 {
 			e.varint(w.clock)
 		}
+		if version >= 6 {
+			e.uvarint(w.incarnation)
+			e.varint(w.created)
+		}
 		e.rules(Rules{Fields: w.inferred})
 		e.uvarint(w.seq)
 		e.uvarint(w.index)
@@ -142,6 +150,11 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 
 // format is the oldest format version that holds the snapshot's state.
 func (s *Snapshot) format() byte {
+	for _, w := range s.worlds {
+		if w.incarnation != 0 || w.created != 0 {
+			return 6
+		}
+	}
 	for _, w := range s.worlds {
 		if len(w.rules.Schema.Actions) > 0 {
 			return 5
@@ -273,6 +286,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	}
 	if version >= 5 {
 		w.clock = d.varint()
+	}
+	if version >= 6 {
+		w.incarnation, w.created = d.uvarint(), d.varint()
 	}
 	w.rulesSum = rulesHash(w.rulesVersion, w.rules)
 	w.inferred = d.rules().Fields

@@ -230,3 +230,17 @@ func TestGoldenEventJSONOfAFixedSequence(t *testing.T) {
 	_, events := goldenState(t)
 	golden.Text(t, "events.jsonl", events)
 }
+
+func TestGoldenSnapshotOfFormat3RestoresWithoutIncarnations(t *testing.T) {
+	// The golden state as binaries before format 6 snapshotted it: the
+	// same state, its worlds without incarnations.
+	live, _ := goldenState(t)
+	forgetIncarnations(live)
+	snap := goldenSnapshotBytes(t, live)
+	require.Equal(t, byte(3), snap[len(snapMagic)-1])
+	golden.Binary(t, "snapshot_v3.bin", snap)
+	f := goldenRestore(t, golden.Read(t, "snapshot_v3.bin"))
+	require.Equal(t, live.Worlds(), f.Worlds(), "world infos (state hashes included), incarnation 0")
+	require.Equal(t, string(goldenStateSummary(t, live)), string(goldenStateSummary(t, f)))
+	require.Equal(t, snap, goldenSnapshotBytes(t, f), "a state without incarnations keeps format 3")
+}

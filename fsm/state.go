@@ -378,6 +378,11 @@ type world struct {
 	// at: a batch's time is clamped to it, so the world's time never goes
 	// backwards (it can across a failover, between two leaders' clocks).
 	clock int64
+	// incarnation is the log index of the world's creation and created
+	// its leader time (lifecycle.go); 0 in a world restored from a
+	// snapshot older than format 6.
+	incarnation uint64
+	created     int64
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.

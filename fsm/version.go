@@ -30,10 +30,14 @@ type Versions = wire.Versions
 //     expressions read that time.
 //   - Log 4 adds CmdSessionExpire (session_expiry.go).
 //   - Log 5 adds CmdCheckpoint (checkpoint.go).
+//   - Log 6 adds CmdDeleteWorld and builds the rules keys capacity,
+//     idle_expiry, mode and labels (lifecycle.go); a log 5 replica refuses
+//     rules that set them. Snapshot 6 adds each world's incarnation and
+//     creation time, and always carries its clock; it is written once a
+//     world has an incarnation (every world a log 6 binary creates).
 //   - Log 7 builds the visibility rules keys of issue 13: fields' visible
-//     and delay, teams (from a field), viewers and interest; a replica
-//     before it refuses rules that set them. (Log 6 is issue 14's, built on
-//     another branch.)
+//     and delay, teams (from a field or session data), viewers and
+//     interest; a replica before it refuses rules that set them.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
 	LogVersion      uint32 = 7
@@ -56,6 +60,11 @@ func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
 // key's format (the schema block) is gated like a command kind.
 func Needs(c *Command) Versions {
 	v := needs(c)
+	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.lifecycle() ||
+		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.lifecycle() {
+		// Issue 14's rules keys: a log 5 replica refuses them.
+		v.Log, v.Snapshot = 6, max(v.Snapshot, 4)
+	}
 	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.visibility() ||
 		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.visibility() {
 		// Issue 13's rules keys: a replica before log 7 refuses them.
@@ -67,6 +76,8 @@ func Needs(c *Command) Versions {
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdDeleteWorld:
+		return Versions{Log: 6, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdCheckpoint:
 		return Versions{Log: 5, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdSessionExpire:

@@ -207,8 +207,11 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	d0, x0 := delivered()
 	hc := &http.Client{Timeout: scrapeTimeout}
 	stages0, stagesErr := scrapeStages(ctx, hc, addrs)
+	cpu0 := t.cpu()
 	m := measure(ctx, t, l, "play", tm.Duration)
+	cpu1 := t.cpu()
 	d1, x1 := delivered()
+	cpuPerDelivery(r, t, cpu0, cpu1, d1-d0+x1-x0)
 	stages1, err := scrapeStages(ctx, hc, addrs)
 	if stagesErr = errors.Join(stagesErr, err); stagesErr == nil {
 		stages1.since(stages0).into(r)
@@ -324,9 +327,14 @@ func connectPlayers(ctx context.Context, t *Target, clients []*client.Client, p 
 			defer func() { <-sem; wg.Done() }()
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			buf, ackEvery := playBuffer, 100*time.Millisecond
+			// Players ack once a second (a resume re-sends at most about
+			// a second of events): at the client's default 100 ms, 1,000
+			// players sent 10,000 acks a second, which the nodes read one
+			// syscall each, and the acks were a sixth of the load
+			// generator's CPU (profile of gsdctl bench play --cpuprofile).
+			buf, ackEvery := playBuffer, time.Second
 			if len(players) > 1000 {
-				buf, ackEvery = bigPlayBuffer, time.Second
+				buf = bigPlayBuffer
 			}
 			// Players count and time events, never apply them: decoding
 			// their changes would be most of the load generator's CPU.

@@ -264,11 +264,9 @@ func (s *p10k) step(ctx context.Context, t *Target, clients []*client.Client, ad
 	r.Counts["moves_failed"] = s.moveFailed.Load()
 	// CPU per message: an event or a coalesced delta frame (which holds
 	// the tick's moves of the players in view) delivered to one player.
-	if msgs := deliveries + (x1 - x0); msgs > 0 {
-		r.Figures["messages_per_s"] = float64(msgs) / secs
-		r.Figures["gsd_cpu_us_per_message"] = float64((cpu1.gsd-cpu0.gsd)/time.Microsecond) / float64(msgs)
-		r.Figures["loadgen_cpu_us_per_message"] = float64((cpu1.self-cpu0.self)/time.Microsecond) / float64(msgs)
-	}
+	msgs := deliveries + (x1 - x0)
+	r.Figures["messages_per_s"] = float64(msgs) / secs
+	cpuPerDelivery(r, t, cpu0, cpu1, msgs)
 	r.Figures["gsd_cpu_percent"] = 100 * (cpu1.gsd - cpu0.gsd).Seconds() / secs
 	r.Figures["loadgen_cpu_percent"] = 100 * (cpu1.self - cpu0.self).Seconds() / secs
 	if stagesErr == nil {
@@ -548,6 +546,19 @@ func (t *Target) cpu() cpuSample {
 		c.self = d
 	}
 	return c
+}
+
+// cpuPerDelivery puts the nodes' and the load generator's CPU per message
+// delivered to a player (an event or a delta frame) between two samples in
+// r's figures (the nodes' only when t samples their processes).
+func cpuPerDelivery(r *Result, t *Target, before, after cpuSample, msgs int64) {
+	if msgs <= 0 {
+		return
+	}
+	if len(t.Procs) > 0 {
+		r.Figures["gsd_cpu_us_per_delivery"] = float64((after.gsd-before.gsd)/time.Microsecond) / float64(msgs)
+	}
+	r.Figures["loadgen_cpu_us_per_delivery"] = float64((after.self-before.self)/time.Microsecond) / float64(msgs)
 }
 
 // closeAll ends every player's session.

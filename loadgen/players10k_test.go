@@ -37,6 +37,8 @@ func TestPlayers10kStepsWithInterestAndChurn(t *testing.T) {
 		require.Positive(t, ph.Latency["propagation"].Count, ph.Scenario)
 		require.Positive(t, ph.Figures["critical_per_s"], ph.Scenario)
 		require.Positive(t, ph.Figures["messages_per_s"], ph.Scenario)
+		require.Contains(t, ph.Figures, "loadgen_cpu_us_per_delivery", ph.Scenario) // /proc counts in 10 ms ticks: it may be 0 in a short run
+		require.NotContains(t, ph.Figures, "gsd_cpu_us_per_delivery", "no gsd process is sampled in-process")
 		require.Zero(t, ph.Counts["stream_errors"], ph.Scenario)
 		for _, stage := range []string{"act", "fanout", "write"} {
 			require.Contains(t, ph.Figures, "stage_"+stage+"_p99_ms", "the nodes' own split of the way")

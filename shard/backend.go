@@ -53,6 +53,15 @@ func (b *Backend) Worlds() []fsm.WorldInfo {
 	return out
 }
 
+// World returns world's summary from its group on this node.
+func (b *Backend) World(world string) (fsm.WorldInfo, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return fsm.WorldInfo{}, err
+	}
+	return st.World(world)
+}
+
 // Entity reads an entity from world's group on this node.
 func (b *Backend) Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error) {
 	st, err := b.group(world)

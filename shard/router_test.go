@@ -229,6 +229,9 @@ func TestBackendReadsEachWorldFromItsGroup(t *testing.T) {
 		ids = append(ids, w.ID)
 	}
 	require.Equal(t, []string{"wa", "wb"}, ids)
+	wb, err := b.World("wb")
+	require.NoError(t, err)
+	require.Equal(t, evB.Seq+1, wb.Seq, "wb from its own group")
 	v, err := b.Entity(ctx, "wa", "e", store.Stale)
 	require.NoError(t, err)
 	require.Equal(t, evA.Seq, v.Seq)
@@ -261,6 +264,8 @@ func TestBackendReadsEachWorldFromItsGroup(t *testing.T) {
 	_, err = b.Entity(ctx, "wc", "e", store.Stale)
 	require.ErrorIs(t, err, ErrUnknownGroup)
 	_, err = b.Hash("wc", 1)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	_, err = b.World("wc")
 	require.ErrorIs(t, err, ErrUnknownGroup)
 	_, err = b.Subscribe("wc", 1)
 	require.ErrorIs(t, err, ErrUnknownGroup)

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +28,9 @@ import (
 // of up to maxRunBytes of records. One bbolt put per run rather than per
 // event keeps the archive off the apply path's critical cost.
 type archive struct {
+	// mu guards db: held shared by every use, exclusively while compact
+	// swaps the file (archive_compact.go).
+	mu    sync.RWMutex
 	db    *bolt.DB
 	clean string // marker file: written by close, removed by open
 	// failWrite, when set (tests only), makes write fail with its error.
@@ -40,6 +45,11 @@ type archive struct {
 }
 
 var eventsBucket = []byte("events")
+
+// prunedBucket holds, per world, the newest seq retention deleted on
+// purpose (big endian): below it, a missing event is not damage to
+// refill (refill.go).
+var prunedBucket = []byte("pruned")
 
 // maxArena bounds the write arena kept between writes.
 const maxArena = 4 << 20
@@ -56,11 +66,19 @@ const maxRunBytes = 1024
 // openArchive opens the archive at path. After a shutdown that did not
 // close it (no clean marker: a crash, a kill, a power loss), it first checks
 // the file, since writes skip fsync and a power loss can leave it corrupt;
-// a corrupt archive is moved aside and replaced by an empty one. The
-// archive is derived data: Raft replays what its log still holds, and
-// readers of older events get archive_gap, as after a snapshot install.
+// a corrupt archive is moved aside and replaced by an empty one, as is one
+// that does not open or is shorter than its pages (truncated), clean
+// marker or not. The archive is derived data: Raft replays what its log
+// still holds, the refiller (refill.go) fetches the rest from other
+// nodes, and until then readers of older events get archive_gap, as after
+// a snapshot install.
 func openArchive(path string, log *slog.Logger) (*archive, error) {
 	clean := path + ".clean"
+	// A compaction that a crash interrupted left its copy: the file it
+	// copied is still the archive.
+	if err := os.Remove(path + compactSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("event archive: %w", err)
+	}
 	_, statErr := os.Stat(path)
 	existed := statErr == nil
 	_, cleanErr := os.Stat(clean)
@@ -68,27 +86,27 @@ func openArchive(path string, log *slog.Logger) (*archive, error) {
 		return nil, fmt.Errorf("event archive: %w", err)
 	}
 	db, err := openBolt(path)
-	if existed && cleanErr != nil && !errors.Is(err, berrors.ErrTimeout) && !errors.Is(err, fs.ErrPermission) {
-		if err == nil {
-			err = checkBolt(db)
-			if err != nil {
-				db.Close()
-			}
+	if err == nil && existed && cleanErr != nil {
+		if err = checkBolt(db); err != nil {
+			db.Close()
 		}
-		if err != nil {
-			aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
-			log.Error("event archive is corrupt after an unclean shutdown; moved aside, starting an empty one (older events: archive_gap)",
-				"path", path, "moved_to", aside, "err", err)
-			if rerr := os.Rename(path, aside); rerr != nil {
-				return nil, fmt.Errorf("event archive %s is corrupt (%v) and cannot be moved aside: %w", path, err, rerr)
-			}
-			db, err = openBolt(path)
+	}
+	if err != nil && existed && !errors.Is(err, berrors.ErrTimeout) && !errors.Is(err, fs.ErrPermission) {
+		aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().UnixNano())
+		log.Error("event archive is corrupt (an unclean shutdown, a truncated file); moved aside, starting an empty one (older events: archive_gap until refilled from peers)",
+			"path", path, "moved_to", aside, "err", err)
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("event archive %s is corrupt (%v) and cannot be moved aside: %w", path, err, rerr)
 		}
+		db, err = openBolt(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open event archive %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(prunedBucket); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(eventsBucket)
 		return err
 	})
@@ -103,19 +121,54 @@ func openArchive(path string, log *slog.Logger) (*archive, error) {
 	return &archive{db: db, clean: clean}, nil
 }
 
-// openBolt opens a bbolt file; a file so corrupt that bbolt panics reading
-// it is an error.
+// openBolt opens a bbolt file; a file so corrupt that bbolt panics or
+// faults reading it, or shorter than the pages its meta page counts (a
+// truncated file, which would fault at the first read past its end), is
+// an error. A fault during the open leaks the half-opened file's handle
+// and mapping: once, for a file moved aside.
 func openBolt(path string) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("%w: bbolt: %v", fsm.ErrMalformed, r)
 		}
 	}()
-	return bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
-// checkBolt runs bbolt's consistency check and returns its first error.
-func checkBolt(db *bolt.DB) error {
+// checkSize returns an error when db's file is shorter than its pages.
+func checkSize(db *bolt.DB) error {
+	st, err := os.Stat(db.Path())
+	if err != nil {
+		return err
+	}
+	var need int64
+	if err := db.View(func(tx *bolt.Tx) error { need = tx.Size(); return nil }); err != nil {
+		return err
+	}
+	if st.Size() < need {
+		return fmt.Errorf("%w: truncated: %d bytes, its pages need %d", fsm.ErrMalformed, st.Size(), need)
+	}
+	return nil
+}
+
+// checkBolt runs bbolt's consistency check and returns its first error
+// (a fault reading a page is one).
+func checkBolt(db *bolt.DB) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: bbolt check: %v", fsm.ErrMalformed, r)
+		}
+	}()
 	return db.View(func(tx *bolt.Tx) error {
 		var first error
 		for err := range tx.Check() {
@@ -196,7 +249,7 @@ func (a *archive) write(events []*fsm.Event) error {
 			return err
 		}
 	}
-	return a.db.Update(func(tx *bolt.Tx) error {
+	return a.update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(eventsBucket)
 		if cap(a.arena) > maxArena {
 			a.arena = nil // after a replay's big rounds: do not keep it
@@ -269,11 +322,85 @@ func (a *archive) writeRuns(root *bolt.Bucket, world string, events []*fsm.Event
 	return nil
 }
 
+// deleteWorlds deletes the named worlds' events (deleted worlds), in one
+// transaction.
+func (a *archive) deleteWorlds(worlds []string) error {
+	if len(worlds) == 0 {
+		return nil
+	}
+	return a.update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(eventsBucket)
+		for _, w := range worlds {
+			if err := root.DeleteBucket([]byte(w)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return fmt.Errorf("archive: delete world %s: %w", w, err)
+			}
+			// A re-created world starts from seq 1: nothing of it was pruned.
+			if err := tx.Bucket(prunedBucket).Delete([]byte(w)); err != nil {
+				return fmt.Errorf("archive: delete world %s: %w", w, err)
+			}
+		}
+		return nil
+	})
+}
+
+// reconcile makes the archive match a restored state, whose worlds are
+// present with their incarnations: a node that installed a snapshot may
+// have missed a world's delete (and its re-creation), so the archive holds
+// events the state no longer has. It deletes the buckets of worlds not
+// present, and of worlds whose oldest archived event precedes their
+// incarnation (the log index of their creation: every event of the
+// current incarnation comes at or after it). Incarnation 0 (a world from
+// before incarnations) keeps its bucket.
+func (a *archive) reconcile(present map[string]uint64) error {
+	return a.update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(eventsBucket)
+		var stale [][]byte
+		err := root.ForEachBucket(func(k []byte) error {
+			inc, ok := present[string(k)]
+			if !ok {
+				stale = append(stale, append([]byte(nil), k...))
+				return nil
+			}
+			if inc == 0 {
+				return nil
+			}
+			k1, v1 := root.Bucket(k).Cursor().First()
+			if k1 == nil {
+				return nil
+			}
+			r, err := decodeRun(k1, v1)
+			if err != nil {
+				return fmt.Errorf("archive %s: %w", k, err)
+			}
+			first, err := r.events(r.first, 1, nil)
+			if err != nil {
+				return fmt.Errorf("archive %s: %w", k, err)
+			}
+			if len(first) > 0 && first[0].Index < inc {
+				stale = append(stale, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range stale {
+			if err := root.DeleteBucket(k); err != nil {
+				return fmt.Errorf("archive: delete world %s: %w", k, err)
+			}
+			if err := tx.Bucket(prunedBucket).Delete(k); err != nil {
+				return fmt.Errorf("archive: delete world %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+}
+
 // read returns up to max contiguous events of world from seq on. An empty
 // result means seq is not held here.
 func (a *archive) read(world string, from uint64, max int) ([]*fsm.Event, error) {
 	var out []*fsm.Event
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket).Bucket([]byte(world))
 		if b == nil {
 			return nil
@@ -325,7 +452,7 @@ func (a *archive) get(world string, seq uint64) (*fsm.Event, error) {
 // and returns how many events it removed.
 func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
 	var worlds [][]byte
-	err := a.db.View(func(tx *bolt.Tx) error {
+	err := a.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(eventsBucket).ForEachBucket(func(k []byte) error {
 			worlds = append(worlds, append([]byte(nil), k...))
 			return nil
@@ -351,7 +478,7 @@ func (a *archive) prune(minTime int64, keep uint64, batch int) (int, error) {
 }
 
 func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int) (runs, events int, err error) {
-	err = a.db.Update(func(tx *bolt.Tx) error {
+	err = a.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(eventsBucket).Bucket(world)
 		if b == nil {
 			return nil
@@ -362,6 +489,7 @@ func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int
 		}
 		// Collect first, then delete: deleting under a moving cursor skips keys.
 		var doomed [][]byte
+		var floor uint64
 		c := b.Cursor()
 		for k, v := c.First(); k != nil && len(doomed) < batch; k, v = c.Next() {
 			r, err := decodeRun(k, v)
@@ -375,6 +503,12 @@ func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int
 			}
 			doomed = append(doomed, append([]byte(nil), k...))
 			events += int(r.count)
+			floor = r.last()
+		}
+		if floor > 0 {
+			if err := setPruned(tx, world, floor); err != nil {
+				return err
+			}
 		}
 		for _, k := range doomed {
 			if err := b.Delete(k); err != nil {
@@ -388,11 +522,17 @@ func (a *archive) pruneWorld(world []byte, minTime int64, keep uint64, batch int
 }
 
 // sync makes every write so far durable.
-func (a *archive) sync() error { return a.db.Sync() }
+func (a *archive) sync() error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.db.Sync()
+}
 
 // close syncs and closes the archive, then leaves the clean marker that
 // lets the next open skip the consistency check.
 func (a *archive) close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if err := a.db.Sync(); err != nil {
 		a.db.Close()
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,10 +20,20 @@ type feed struct {
 	tailSize int
 	log      *slog.Logger
 
-	mu        sync.Mutex
-	cond      *sync.Cond // archived advanced, or closed
-	tails     map[string]*tail
-	pending   []*fsm.Event
+	mu      sync.Mutex
+	cond    *sync.Cond // archived advanced, or closed
+	tails   map[string]*tail
+	pending []*fsm.Event
+	// drops are deleted worlds whose archived events the writer deletes
+	// before it writes pending; gens counts each world's deletes, so a
+	// subscription opened before one ends instead of reading a re-created
+	// world's events as if they followed.
+	drops []string
+	gens  map[string]uint64
+	// present is, after a restore, the restored worlds and their
+	// incarnations, which the writer reconciles the archive with
+	// (archive.reconcile) before its next write; nil: nothing to do.
+	present   map[string]uint64
 	lastIndex uint64 // Raft index of the last published entry
 	archived  uint64 // every event from entries up to this index is archived
 	writeErr  error
@@ -49,7 +60,7 @@ func (t *tail) wake() {
 }
 
 func newFeed(arch *archive, tailSize int, log *slog.Logger) *feed {
-	f := &feed{arch: arch, tailSize: tailSize, log: log, tails: make(map[string]*tail),
+	f := &feed{arch: arch, tailSize: tailSize, log: log, tails: make(map[string]*tail), gens: make(map[string]uint64),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
 	go f.writer()
@@ -73,15 +84,29 @@ func (f *feed) tailLocked(world string, next uint64) *tail {
 // archived already or never reaches this node (a gap), so the archive counts
 // as complete up to there; otherwise the next snapshot would wait in
 // waitArchived for a write that never comes.
-func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64) {
+//
+// The restored state may lack worlds this node's archive holds, or hold
+// them in a later incarnation (a delete this node missed): such events,
+// pending or archived, go (archive.reconcile).
+//
+// gone names the worlds whose open subscriptions end (ErrUnknownWorld):
+// the ones the state held before the restore and the restored one lacks
+// or holds in another incarnation.
+func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
 	f.mu.Lock()
+	for _, w := range gone {
+		f.gens[w]++
+	}
 	for _, t := range f.tails {
 		close(t.changed)
 	}
 	f.tails = make(map[string]*tail, len(worlds))
+	f.present = make(map[string]uint64, len(worlds))
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
+		f.present[w.ID] = w.Incarnation
 	}
+	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return !restored(f.present, ev) })
 	f.lastIndex = max(f.lastIndex, applied)
 	f.mu.Unlock()
 	select {
@@ -123,6 +148,33 @@ func (f *feed) publish(index uint64, events []*fsm.Event) {
 	}
 }
 
+// restored reports whether ev belongs to a world of a restored state
+// (present: worlds and incarnations) rather than to a deleted world or an
+// older incarnation.
+func restored(present map[string]uint64, ev *fsm.Event) bool {
+	inc, ok := present[ev.World]
+	return ok && ev.Index >= inc
+}
+
+// drop forgets a deleted world: its tail (waiting subscribers wake and
+// end), its events not archived yet, and, through the writer, those in the
+// archive.
+func (f *feed) drop(world string) {
+	f.mu.Lock()
+	if t := f.tails[world]; t != nil {
+		delete(f.tails, world)
+		close(t.changed)
+	}
+	f.gens[world]++
+	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return ev.World == world })
+	f.drops = append(f.drops, world)
+	f.mu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
 // maxPendingReuse bounds the pending list the writer hands back to
 // publish for reuse (a replay's big rounds are not kept).
 const maxPendingReuse = 1 << 16
@@ -133,22 +185,45 @@ func (f *feed) writer() {
 	backoff := 10 * time.Millisecond
 	for {
 		f.mu.Lock()
-		for len(f.pending) == 0 && f.archived == f.lastIndex && !f.closed {
+		for len(f.pending) == 0 && len(f.drops) == 0 && f.present == nil && f.archived == f.lastIndex && !f.closed {
 			f.mu.Unlock()
 			<-f.wake
 			f.mu.Lock()
 		}
-		batch, index, closed := f.pending, f.lastIndex, f.closed
-		f.pending = nil
+		batch, drops, present, index, closed := f.pending, f.drops, f.present, f.lastIndex, f.closed
+		f.pending, f.drops, f.present = nil, nil, nil
 		f.mu.Unlock()
-		if len(batch) > 0 {
-			if err := f.arch.write(batch); err != nil {
+		if len(batch) > 0 || len(drops) > 0 || present != nil {
+			// Deletes first: batch holds only events published after
+			// them (drop and reset took the stale ones out of pending).
+			err := f.arch.deleteWorlds(drops)
+			if err == nil {
+				drops = nil
+				if present != nil {
+					err = f.arch.reconcile(present)
+				}
+			}
+			if err == nil {
+				present = nil
+				err = f.arch.write(batch)
+			}
+			if err != nil {
 				// Keep the events and retry (a full disk may be freed);
 				// meanwhile snapshots fail, so Raft keeps its log.
 				f.log.Error("event archive write failed; retrying", "err", err, "events", len(batch), "in", backoff)
 				f.mu.Lock()
 				f.writeErr = err
+				// A delete or restore since batch was taken made some of
+				// its events stale: they must not follow it into the
+				// archive.
+				batch = slices.DeleteFunc(batch, func(ev *fsm.Event) bool {
+					return slices.Contains(f.drops, ev.World) || f.present != nil && !restored(f.present, ev)
+				})
 				f.pending = append(batch, f.pending...)
+				f.drops = append(drops, f.drops...)
+				if f.present == nil {
+					f.present = present // a newer restore's wins
+				}
 				stop := f.closed
 				f.cond.Broadcast()
 				f.mu.Unlock()
@@ -227,6 +302,7 @@ func (f *feed) pruner(r Retention, stop <-chan struct{}) {
 				f.log.Error("event archive prune failed", "err", err)
 			} else if n > 0 {
 				f.log.Info("event archive pruned", "events", n)
+				f.compactIfWorth()
 			}
 		}
 	}
@@ -303,6 +379,7 @@ type Subscription struct {
 	f     *feed
 	world string
 	next  uint64
+	gen   uint64 // the world's deletes when it was opened (feed.gens)
 }
 
 // Position returns the seq of the event the next Next call returns first.
@@ -319,6 +396,10 @@ func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
 		if s.f.closed {
 			s.f.mu.Unlock()
 			return nil, ErrClosed
+		}
+		if s.f.gens[s.world] != s.gen {
+			s.f.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s was deleted", fsm.ErrUnknownWorld, s.world)
 		}
 		t := s.f.tailLocked(s.world, 1)
 		switch {

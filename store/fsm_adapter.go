@@ -46,6 +46,7 @@ func (a *fsmAdapter) Apply(l *raft.Log) any {
 func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	var events []*fsm.Event
+	published := uint64(0) // the feed has every event of entries up to it
 	for i, l := range logs {
 		var res []fsm.Result
 		if l.Type == raft.LogConfiguration {
@@ -63,6 +64,15 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 				}
 				if r.Checkpoint != nil && a.onCheckpoint != nil {
 					a.onCheckpoint(r.Checkpoint)
+				}
+				if r.Deleted != nil {
+					// The deleted incarnation's events go to the feed
+					// first, then the feed drops them all; a re-created
+					// world's events follow.
+					published = max(published, l.Index-1)
+					a.feed.publish(published, events)
+					events = nil
+					a.feed.drop(r.Deleted.ID)
 				}
 			}
 		}
@@ -139,12 +149,26 @@ func (a *fsmAdapter) Snapshot() (raft.FSMSnapshot, error) {
 }
 
 // Restore replaces the FSM's state and restarts the feed's tails after it.
+// Subscriptions to worlds the restored state lacks, or holds in another
+// incarnation (a delete this node missed), end as a delete ends them.
 func (a *fsmAdapter) Restore(r io.ReadCloser) error {
 	defer r.Close()
+	before := a.fsm.Worlds()
 	if err := a.fsm.Restore(r); err != nil {
 		return err
 	}
-	a.feed.reset(a.fsm.Worlds(), a.fsm.AppliedIndex())
+	after := a.fsm.Worlds()
+	incs := make(map[string]uint64, len(after))
+	for _, w := range after {
+		incs[w.ID] = w.Incarnation
+	}
+	var gone []string
+	for _, w := range before {
+		if inc, ok := incs[w.ID]; !ok || inc != w.Incarnation {
+			gone = append(gone, w.ID)
+		}
+	}
+	a.feed.reset(after, a.fsm.AppliedIndex(), gone...)
 	a.setApplied(a.fsm.AppliedIndex())
 	return nil
 }

@@ -97,7 +97,10 @@ func TestCreateWorldTwiceAndBadInputAreRefusedBeforeProposing(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 	_, ok := s.Event("arena", 1)
 	require.False(t, ok)
-	require.Equal(t, []fsm.WorldInfo{{ID: "arena", Origin: "local", Rules: fsm.Rules{}, RulesVersion: 1}}, s.Worlds())
+	ws := s.Worlds()
+	require.Len(t, ws, 1)
+	require.NotZero(t, ws[0].Incarnation, "the creation's log index")
+	require.Equal(t, []fsm.WorldInfo{{ID: "arena", Origin: "local", Rules: fsm.Rules{}, RulesVersion: 1, Incarnation: ws[0].Incarnation}}, ws)
 	require.True(t, s.Ready())
 }
 

@@ -107,6 +107,7 @@ func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_applied_index", Help: "Index the FSM finished applying."},
 			func() float64 { return float64(s.adapter.appliedIndex()) }),
 	}
+	cs = append(cs, s.archiveCollectors()...)
 	m.reg = reg
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -202,6 +202,12 @@ func (s *Store) Hash(world string, seq uint64) (fsm.HashPoint, error) {
 // Subscribe opens a subscription to world's events from seq from
 // (inclusive); from 0 means only events after the current one.
 func (s *Store) Subscribe(world string, from uint64) (*Subscription, error) {
+	// The world's deletes before its state: a delete applied between the
+	// two ends the subscription (Next), never feeds it the next
+	// incarnation's events.
+	s.feed.mu.Lock()
+	gen := s.feed.gens[world]
+	s.feed.mu.Unlock()
 	w, err := s.fsm.World(world)
 	if err != nil {
 		return nil, err
@@ -209,7 +215,7 @@ func (s *Store) Subscribe(world string, from uint64) (*Subscription, error) {
 	if from == 0 {
 		from = w.Seq + 1
 	}
-	sub := &Subscription{f: s.feed, world: world, next: from}
+	sub := &Subscription{f: s.feed, world: world, next: from, gen: gen}
 	s.feed.mu.Lock()
 	t := s.feed.tailLocked(world, 1)
 	inTail := from >= t.first

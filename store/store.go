@@ -45,6 +45,8 @@ type Store struct {
 	reports map[checkpointKey]map[string]uint64 // mismatch reporters' hashes per checkpoint of this leader (checkpoint.go)
 	lastMis *wire.MismatchReport                // the last of them, for Status
 
+	refill refillState // what the event archive lacks, and refills (refill.go)
+
 	ready    atomic.Bool // leader and its barrier applied: reads may be served
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -103,6 +105,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 		return nil, err
 	}
 	s.metrics.raft.Store(s.raft)
+	s.checkArchiveOnOpen()
 	s.batcher = newBatcher(cfg.Batch, s.raft, cfg.ApplyTimeout, s.metrics)
 	s.batcher.fairness = s.fsm.Fair
 	s.wg.Add(2)

@@ -34,6 +34,11 @@ const (
 	CodeSessionDenied   = "session_denied"
 	CodeSessionKicked   = "kicked"
 	CodeBanned          = "banned"
+	// CodeWorldFull: a session open beyond the world's rules key capacity.
+	CodeWorldFull = "world_full"
+	// CodeWorldActive: a delete on the condition that the world is idle
+	// found it active (idle expiry, issue 14).
+	CodeWorldActive = "world_active"
 )
 
 // Codes the server's edge answers with besides the state machine's.

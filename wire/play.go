@@ -55,6 +55,9 @@ type Welcome struct {
 	Data        map[string]Value `json:"data,omitempty"`
 	UDP         *UDPInfo         `json:"udp,omitempty"`
 	Nodes       []string         `json:"nodes,omitempty"` // the other nodes' HTTP URLs
+	// Incarnation is the world's (wire.World): a client that held an
+	// earlier one must drop what it knew of the world.
+	Incarnation uint64 `json:"incarnation,omitempty"`
 }
 
 // UDPInfo is the welcome's udp object: where to send UDP input, and the
@@ -139,4 +142,5 @@ type ServerMsg struct {
 	To          string                 `json:"to"`
 	Ticket      string                 `json:"ticket"`
 	Nodes       []string               `json:"nodes"`
+	Incarnation uint64                 `json:"incarnation"`
 }

@@ -37,6 +37,14 @@ type Rules struct {
 	Fields     map[string]FieldRule  `json:"fields,omitempty"`
 	Actions    map[string]ActionRule `json:"actions,omitempty"`
 	Roles      map[string]RoleRule   `json:"roles,omitempty"`
+	// The world's lifecycle keys (issue 14, docs/RULES.md): at most
+	// Capacity sessions (0: unbounded), deleted after IdleExpiry (a Go
+	// duration) without a session or an action, and the Mode and Labels
+	// a matchmaker filters the world listing on.
+	Capacity   int               `json:"capacity,omitempty"`
+	IdleExpiry string            `json:"idle_expiry,omitempty"`
+	Mode       string            `json:"mode,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
 }
 
 // Check reports what the rules' wire form cannot mean: an unknown policy or
@@ -106,11 +114,21 @@ type World struct {
 	Rules    Rules  `json:"rules"`
 	// RulesVersion is 1 at creation and rises with each rules update.
 	RulesVersion uint64 `json:"rules_version"`
+	// Incarnation is the log index of the world's creation: a world
+	// deleted and created again under the same id has a new one, and its
+	// seqs start over, so (id, incarnation, seq) names one event for good
+	// (0: created before incarnations).
+	Incarnation uint64 `json:"incarnation"`
+	// Sessions is how many players' sessions the world holds: what its
+	// rules' capacity bounds and the listing's player filters count.
+	Sessions int `json:"sessions"`
 }
 
-// Worlds answers GET /v1/worlds.
+// Worlds answers GET /v1/worlds: a page of worlds sorted by id; Next, when
+// set, is the cursor of the next page.
 type Worlds struct {
 	Worlds []World `json:"worlds"`
+	Next   string  `json:"next,omitempty"`
 }
 
 // HashPoint is a node's state hash of a world after the event with seq Seq

@@ -15,6 +15,7 @@ func New(core *edge.Core) *API { return &API{Core: core} }
 
 // Register adds the admin, status and health routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("DELETE /v1/worlds/{world}", a.DeleteWorld)
 	mux.HandleFunc("GET /v1/worlds/{world}/sessions", a.Presence)
 	mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", a.Kick)
 	mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", a.ExportData)
@@ -27,6 +28,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1/cluster/nodes/{id}", a.RemoveNode)
 	mux.HandleFunc("POST /v1/cluster/transfer-leadership", a.TransferLeadership)
 	mux.HandleFunc("POST /v1/cluster/snapshot", a.Snapshot)
+	mux.HandleFunc("GET /v1/node/archive", a.ArchiveStatus)
+	mux.HandleFunc("POST /v1/node/archive:check", a.CheckArchive)
 	mux.HandleFunc("GET "+wire.PathBackup, a.Backup)
 	mux.HandleFunc("GET /healthz", a.Healthz)
 	mux.HandleFunc("GET /readyz", a.Readyz)

@@ -16,6 +16,7 @@ import (
 // them on the Group it names, or calls the node it names.
 type Backend interface {
 	Worlds() []fsm.WorldInfo
+	World(id string) (fsm.WorldInfo, error)
 	// Entity reads an entity; the edge uses it for stale reads only.
 	Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error)
 	Hash(world string, seq uint64) (fsm.HashPoint, error)

@@ -28,6 +28,9 @@ const (
 type Group interface {
 	Act(ctx context.Context, a *fsm.Action) (ev *fsm.Event, dup bool, err error)
 	CreateWorld(ctx context.Context, id string, rules fsm.Rules) error
+	// DeleteWorld removes a world and everything keyed by it; incarnation,
+	// when not 0, must be the world's.
+	DeleteWorld(ctx context.Context, world string, incarnation uint64) (fsm.WorldInfo, error)
 	// UpdateRules replaces a world's rules and returns its new rules
 	// version; expect, when not 0, is the version it replaces.
 	UpdateRules(ctx context.Context, world string, rules fsm.Rules, expect uint64) (uint64, error)

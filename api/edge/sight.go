@@ -125,7 +125,7 @@ type Visibility struct {
 	mu       sync.Mutex
 	access   map[string]compiledAccess
 	prepared map[preparedKey]*sharedPrepared
-	rules    map[string]uint64 // world → rules version, as of rulesAt
+	rules    map[string]RulesRef // world → its rules, as of rulesAt
 	rulesAt  time.Time
 	teams    map[string]*teamData // world → its data teams (TeamOf)
 }
@@ -152,14 +152,25 @@ type teamData struct {
 	teams map[string]string
 }
 
+// RulesRef names a world's rules: its incarnation (a world deleted and
+// created again under the same id is another) and its rules version.
+type RulesRef struct {
+	Incarnation, Version uint64
+}
+
+// RulesOf returns the reference of the rules info has.
+func RulesOf(info fsm.WorldInfo) RulesRef {
+	return RulesRef{Incarnation: info.Incarnation, Version: info.RulesVersion}
+}
+
 type compiledAccess struct {
-	version uint64
+	version RulesRef
 	access  *spectator.Access
 }
 
 type preparedKey struct {
 	world   string
-	version uint64
+	version RulesRef
 }
 
 type sharedPrepared struct {
@@ -179,7 +190,7 @@ func (v *Visibility) Access(world string) (*spectator.Access, fsm.WorldInfo, err
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if ca, ok := v.access[world]; ok && ca.version == info.RulesVersion {
+	if ca, ok := v.access[world]; ok && ca.version == RulesOf(info) {
 		return ca.access, info, nil
 	}
 	a, err := spectator.NewAccess(info.Rules)
@@ -189,7 +200,7 @@ func (v *Visibility) Access(world string) (*spectator.Access, fsm.WorldInfo, err
 	if v.access == nil {
 		v.access = make(map[string]compiledAccess)
 	}
-	v.access[world] = compiledAccess{version: info.RulesVersion, access: a}
+	v.access[world] = compiledAccess{version: RulesOf(info), access: a}
 	return a, info, nil
 }
 
@@ -230,7 +241,7 @@ func (v *Visibility) TeamOf(world string, a *spectator.Access) spectator.TeamFun
 // Events returns the prepared events of world under rules version
 // version (compiled as a), shared by every reader that holds it; each
 // call is paired with a ReleaseEvents.
-func (v *Visibility) Events(world string, version uint64, a *spectator.Access) *spectator.Events {
+func (v *Visibility) Events(world string, version RulesRef, a *spectator.Access) *spectator.Events {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	k := preparedKey{world: world, version: version}
@@ -247,7 +258,7 @@ func (v *Visibility) Events(world string, version uint64, a *spectator.Access) *
 }
 
 // ReleaseEvents gives back what Events gave; the last reader drops them.
-func (v *Visibility) ReleaseEvents(world string, version uint64) {
+func (v *Visibility) ReleaseEvents(world string, version RulesRef) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	k := preparedKey{world: world, version: version}
@@ -285,19 +296,20 @@ func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *sp
 	return spectator.NewEvents(a, state, v.TeamOf(world, a), subscribe, PreparedKeep)
 }
 
-// RulesVersion returns world's rules version on this node, at most
-// RulesTTL old and never older than known (the version a reader started
-// under, read since: a version the cache lacks reads the node's state
-// again); false when the world is gone.
-func (v *Visibility) RulesVersion(world string, known uint64) (uint64, bool) {
+// RulesVersion returns world's rules on this node, at most RulesTTL old
+// and never older than known (the rules a reader started under, read
+// since: rules the cache lacks read the node's state again); false when
+// the world is gone.
+func (v *Visibility) RulesVersion(world string, known RulesRef) (RulesRef, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	ver, ok := v.rules[world]
-	if now := time.Now(); v.rules == nil || !ok || ver < known || now.Sub(v.rulesAt) >= RulesTTL {
+	older := ver.Incarnation < known.Incarnation || ver.Incarnation == known.Incarnation && ver.Version < known.Version
+	if now := time.Now(); v.rules == nil || !ok || older || now.Sub(v.rulesAt) >= RulesTTL {
 		infos := v.b.Worlds()
-		v.rules = make(map[string]uint64, len(infos))
+		v.rules = make(map[string]RulesRef, len(infos))
 		for _, w := range infos {
-			v.rules[w.ID] = w.RulesVersion
+			v.rules[w.ID] = RulesOf(w)
 		}
 		v.rulesAt = now
 		ver, ok = v.rules[world]

@@ -27,6 +27,7 @@ import (
 //	POST /internal/v1/worlds/{world}/sessions/{op}  sessionCmdJSON → sessionJSON
 //	POST /internal/v1/sessions:acks                 acksJSON → acksAnswer
 //	POST /internal/v1/worlds/{world}/checkpoints:mismatch  wire.CheckpointMismatch → wire.MismatchAnswer (mismatch.go)
+//	GET  /internal/v1/worlds/{world}/archive        (from, limit) → edge.ArchivePage
 //
 // The admin and world commands take the public route's body and answer
 // its answer (status included: a world's creation is 201), so they share
@@ -68,7 +69,7 @@ func New(core *edge.Core) *API { return &API{Core: core} }
 // serve to other nodes as they are.
 type Handlers struct {
 	Act, ActBatch, LinearizableEntity        http.HandlerFunc
-	CreateWorld, UpdateRules                 http.HandlerFunc
+	CreateWorld, UpdateRules, DeleteWorld    http.HandlerFunc
 	Join, RemoveNode, TransferLeadership     http.HandlerFunc
 	Kick, Ban, Unban, ExportData, ImportData http.HandlerFunc
 }
@@ -85,9 +86,11 @@ func (p *API) Register(mux *http.ServeMux, h Handlers) {
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/sessions/{op}", p.SessionCommand)
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/sessions:acks", p.SessionAcks)
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/checkpoints:mismatch", p.internalOnly(p.CheckpointMismatch))
+	mux.HandleFunc("GET "+edge.InternalPrefix+"/worlds/{world}/archive", p.internalOnly(p.Archive))
 	for pattern, h := range map[string]http.HandlerFunc{
 		"POST /worlds":                            h.CreateWorld,
 		"PUT /worlds/{world}/rules":               h.UpdateRules,
+		"DELETE /worlds/{world}":                  h.DeleteWorld,
 		"POST /cluster/join":                      h.Join,
 		"DELETE /cluster/nodes/{id}":              h.RemoveNode,
 		"POST /cluster/transfer-leadership":       h.TransferLeadership,

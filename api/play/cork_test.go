@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -214,4 +217,114 @@ func TestCorkConnFailsAWriteWhoseLimitFlushFails(t *testing.T) {
 	c.cork()
 	_, err := c.Write(bytes.Repeat([]byte("x"), corkLimit))
 	require.ErrorIs(t, err, boom)
+}
+
+// corkedConn is a play connection's writing half over a real upgrade
+// through corkHijack: the server's socket records its writes (and can be
+// made to fail them), the client reads.
+type corkedConn struct {
+	c      *playConn
+	under  *countConn
+	client *websocket.Conn
+}
+
+func newCorkedConn(t *testing.T) *corkedConn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cl := &countListener{Listener: ln}
+	served := make(chan *playConn, 1)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := &corkHijack{ResponseWriter: w, timeout: time.Second}
+		ws, err := websocket.Accept(h, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		pm, err := newPlayMetrics(prometheus.NewRegistry())
+		if err != nil {
+			return
+		}
+		c := &playConn{s: bareServer(pm), ws: ws, cork: h.cc, codec: codecJSON, out: make(chan []byte, 4), ob: newOutbox(4, codecJSON)}
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		served <- c
+		<-release
+	}))
+	srv.Listener = cl
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { client.CloseNow() })
+	c := <-served
+	t.Cleanup(c.cancel)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return &corkedConn{c: c, under: cl.conns[0], client: client}
+}
+
+// A batch goes out in one write: the control messages first, then the
+// outbox's frames, and the write stage is timed.
+func TestWriteBatchSendsControlThenFramesInOneWrite(t *testing.T) {
+	cc := newCorkedConn(t)
+	c := cc.c
+	c.ob.start(10)
+	c.ob.offer(hubEvents(t, critEv(11, "e1")), nil)
+	<-c.ob.signal
+	c.out <- []byte(`{"type":"pong"}`)
+	before := len(cc.under.written())
+	require.True(t, c.writeBatch([]byte(`{"type":"result"}`), true))
+	require.Len(t, cc.under.written(), before+1, "one write for the batch")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, want := range []string{"result", "pong", "events"} {
+		_, b, err := cc.client.Read(ctx)
+		require.NoError(t, err)
+		require.Contains(t, string(b), `"type":"`+want+`"`)
+	}
+	require.Equal(t, uint64(11), c.sent.Load())
+	var m dto.Metric
+	require.NoError(t, c.s.playMetrics.stageWrite.(prometheus.Histogram).Write(&m))
+	require.Equal(t, uint64(1), m.GetHistogram().GetSampleCount(), "the events frame's write stage")
+}
+
+// A socket that fails the batch's write cuts the connection off as a slow
+// consumer; so does a library that refuses a message (a closed conn).
+func TestWriteBatchFailuresEndTheConnection(t *testing.T) {
+	boom := errors.New("boom")
+	for name, setup := range map[string]func(cc *corkedConn) ([]byte, bool){
+		"the socket write": func(cc *corkedConn) ([]byte, bool) {
+			cc.under.mu.Lock()
+			cc.under.err = boom
+			cc.under.mu.Unlock()
+			return []byte(`{"type":"pong"}`), false
+		},
+		"the first message": func(cc *corkedConn) ([]byte, bool) {
+			cc.c.ws.CloseNow()
+			return []byte(`{"type":"pong"}`), false
+		},
+		"a queued control message": func(cc *corkedConn) ([]byte, bool) {
+			cc.c.out <- []byte(`{"type":"pong"}`)
+			cc.c.ws.CloseNow()
+			return nil, false
+		},
+		"a frame": func(cc *corkedConn) ([]byte, bool) {
+			cc.c.ob.start(10)
+			cc.c.ob.offer(hubEvents(t, critEv(11, "e1")), nil)
+			cc.c.ws.CloseNow()
+			return nil, false // the outbox signals
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cc := newCorkedConn(t)
+			first, frames := setup(cc)
+			require.False(t, cc.c.writeBatch(first, frames))
+			require.Error(t, cc.c.ctx.Err(), "the connection ends")
+			require.ErrorIs(t, cc.c.err, edge.ErrSlowConsumer)
+		})
+	}
 }

@@ -68,7 +68,7 @@ type hub struct {
 	pv       *playView
 	events   *spectator.Events
 	own      *spectator.Events
-	rules    uint64
+	rules    edge.RulesRef
 	interest InterestConfig // the world's (its rules', else the node's)
 
 	ctx    context.Context
@@ -175,7 +175,7 @@ func (s *Service) startHub(world string, pv *playView) (*hub, error) {
 		return nil, err
 	}
 	h := s.newHubWith(world, info.Seq, s.interestOf(info.Rules))
-	h.pv, h.rules, h.events = pv, info.RulesVersion, events
+	h.pv, h.rules, h.events = pv, edge.RulesOf(info), events
 	if pv != nil {
 		h.rules = pv.version
 	}

@@ -36,14 +36,14 @@ import (
 // hubKey names the hub of one view of a world under one rules version.
 type hubKey struct {
 	world   string
-	version uint64
+	version edge.RulesRef
 	view    spectator.View
 }
 
 // playView is the view a view's hub cuts its events to.
 type playView struct {
 	access  *spectator.Access
-	version uint64
+	version edge.RulesRef
 	view    spectator.View
 	key     hubKey
 }
@@ -63,8 +63,8 @@ func (s *Service) viewOf(c *playConn) (*playView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &playView{access: a, version: info.RulesVersion, view: view,
-		key: hubKey{world: c.world, version: info.RulesVersion, view: view}}, nil
+	return &playView{access: a, version: edge.RulesOf(info), view: view,
+		key: hubKey{world: c.world, version: edge.RulesOf(info), view: view}}, nil
 }
 
 // prepare prepares evs for h's connections: each cut to h's view first
@@ -119,7 +119,7 @@ func (h *hub) checkRules() error {
 			return err
 		}
 		if !a.Restricted() && h.s.interestOf(info.Rules) == h.interest {
-			h.rules = info.RulesVersion
+			h.rules = edge.RulesOf(info)
 			return nil
 		}
 	}

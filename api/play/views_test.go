@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -129,7 +130,7 @@ func TestPlayConnectionsResumeWhenTheRulesRestrictAField(t *testing.T) {
 	fogSet(t, st, 1, false, "ann", "gold", fsm.String("open-gold"))
 	require.Contains(t, readUpTo(t, c, 1), "open-gold")
 	rs.setRules(fogRules)
-	require.Eventually(t, func() bool { v, _ := env.srv.vis.RulesVersion("fog", 0); return v == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { v, _ := env.srv.vis.RulesVersion("fog", edge.RulesRef{}); return v.Version == 2 }, 5*time.Second, time.Millisecond)
 	fogSet(t, st, 2, false, "ann", "gold", fsm.String("secret-gold"))
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

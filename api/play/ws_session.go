@@ -69,6 +69,10 @@ func (c *playConn) handshake(msg wire.ClientMsg) (*store.Subscription, error) {
 		return nil, err
 	}
 	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, info.Acked, info.Epoch, info.Data
+	// A world deleted meanwhile reads as incarnation 0; the subscription
+	// then ends the connection with unknown_world.
+	wi, _ := c.s.Backend().World(c.world)
+	welcome.Incarnation = wi.Incarnation
 	welcome.Nodes = c.s.OtherNodes()
 	c.sent.Store(info.Acked)
 	c.ob.start(info.Acked)

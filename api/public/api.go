@@ -19,6 +19,7 @@ func New(core *edge.Core) *API { return &API{Core: core, vis: edge.NewVisibility
 func (p *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/worlds", p.CreateWorld)
 	mux.HandleFunc("GET /v1/worlds", p.ListWorlds)
+	mux.HandleFunc("GET /v1/worlds/{world}", p.World)
 	mux.HandleFunc("PUT /v1/worlds/{world}/rules", p.UpdateRules)
 	mux.HandleFunc("POST /v1/worlds/{world}/actions", p.Act)
 	mux.HandleFunc("POST /v1/worlds/{world}/actions:batch", p.ActBatch)

@@ -2,9 +2,16 @@ package public
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -46,15 +53,121 @@ func (p *API) CreateWorld(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// ListWorlds handles GET /v1/worlds: this node's (possibly stale) view.
+// ListWorlds handles GET /v1/worlds: this node's (possibly stale) view,
+// sorted by id, filtered and paged by the query (worldFilter).
 func (p *API) ListWorlds(w http.ResponseWriter, r *http.Request) {
-	infos := p.Backend().Worlds()
-	out := make([]wire.World, len(infos))
-	for i, wi := range infos {
-		out[i] = wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
-			Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion}
+	f, err := parseWorldFilter(r.URL.Query())
+	if err != nil {
+		p.WriteError(w, err, false)
+		return
 	}
-	p.WriteJSON(w, http.StatusOK, wire.Worlds{Worlds: out})
+	infos := p.Backend().Worlds()
+	slices.SortFunc(infos, func(a, b fsm.WorldInfo) int { return strings.Compare(a.ID, b.ID) })
+	out := wire.Worlds{Worlds: []wire.World{}}
+	for _, wi := range infos {
+		if wi.ID <= f.cursor || !f.match(wi) {
+			continue
+		}
+		if f.limit > 0 && len(out.Worlds) == f.limit {
+			out.Next = out.Worlds[len(out.Worlds)-1].ID
+			break
+		}
+		out.Worlds = append(out.Worlds, worldWire(wi))
+	}
+	p.WriteJSON(w, http.StatusOK, out)
+}
+
+// World handles GET /v1/worlds/{world}: one world as this node has it.
+func (p *API) World(w http.ResponseWriter, r *http.Request) {
+	wi, err := p.Backend().World(r.PathValue("world"))
+	if err != nil {
+		p.WriteError(w, err, false)
+		return
+	}
+	p.WriteJSON(w, http.StatusOK, worldWire(wi))
+}
+
+func worldWire(wi fsm.WorldInfo) wire.World {
+	return wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
+		Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion,
+		Incarnation: wi.Incarnation, Sessions: wi.Sessions}
+}
+
+// MaxWorldsPage bounds a listing's limit.
+const MaxWorldsPage = 1000
+
+// worldFilter is the world listing's query, what a matchmaker asks:
+//
+//	mode=M             the rules' mode is M
+//	label=K:V          the rules' label K is V (repeat for all of several)
+//	has_capacity=B     true: room for one more session (no capacity, or
+//	                   fewer sessions); false: full
+//	min_players=N      at least N sessions
+//	max_players=N      at most N sessions
+//	limit=N            at most N worlds (1..MaxWorldsPage; default all),
+//	                   and the answer's next is the cursor of the rest
+//	cursor=ID          worlds after ID (a previous answer's next)
+type worldFilter struct {
+	mode        string
+	labels      map[string]string
+	hasCapacity *bool
+	min, max    int // -1: no bound
+	limit       int // 0: all
+	cursor      string
+}
+
+func parseWorldFilter(q url.Values) (worldFilter, error) {
+	f := worldFilter{mode: q.Get("mode"), cursor: q.Get("cursor"), min: -1, max: -1}
+	for _, l := range q["label"] {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || k == "" {
+			return f, fmt.Errorf("%w: label must be key:value, got %q", fsm.ErrMalformed, l)
+		}
+		if f.labels == nil {
+			f.labels = make(map[string]string)
+		}
+		f.labels[k] = v
+	}
+	if v := q.Get("has_capacity"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, fmt.Errorf("%w: has_capacity must be true or false, got %q", fsm.ErrMalformed, v)
+		}
+		f.hasCapacity = &b
+	}
+	for _, n := range []struct {
+		name string
+		dst  *int
+		top  int
+	}{{"min_players", &f.min, math.MaxInt32}, {"max_players", &f.max, math.MaxInt32}, {"limit", &f.limit, MaxWorldsPage}} {
+		v := q.Get(n.name)
+		if v == "" {
+			continue
+		}
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 || i > n.top || n.name == "limit" && i == 0 {
+			return f, fmt.Errorf("%w: %s must be an integer in 0..%d (limit 1..%d), got %q", fsm.ErrMalformed, n.name, n.top, MaxWorldsPage, v)
+		}
+		*n.dst = i
+	}
+	return f, nil
+}
+
+// match reports whether wi passes every condition of f.
+func (f worldFilter) match(wi fsm.WorldInfo) bool {
+	s := wi.Rules.Schema
+	if f.mode != "" && s.Mode != f.mode {
+		return false
+	}
+	for k, v := range f.labels {
+		if got, ok := s.Labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	if f.hasCapacity != nil && (s.Capacity == 0 || wi.Sessions < s.Capacity) != *f.hasCapacity {
+		return false
+	}
+	return (f.min < 0 || wi.Sessions >= f.min) && (f.max < 0 || wi.Sessions <= f.max)
 }
 
 // Hash handles GET /v1/worlds/{world}/hash[?seq=N]: this node's state hash

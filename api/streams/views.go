@@ -40,7 +40,7 @@ var ErrRulesChanged = fmt.Errorf("%w: %w: open the stream again from the next se
 // viewKey names the fans of one view of one world under one rules version.
 type viewKey struct {
 	world   string
-	version uint64
+	version edge.RulesRef
 	view    spectator.View
 }
 
@@ -60,7 +60,7 @@ type views struct {
 // its view and where its events are prepared.
 type viewed struct {
 	access  *spectator.Access
-	version uint64
+	version edge.RulesRef
 	filter  bool // cut events to view; false: every event, but the rules are watched
 	view    spectator.View
 	delay   time.Duration
@@ -85,8 +85,8 @@ func (s *Service) sightOf(r *http.Request, world string) (*viewed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &viewed{access: a, version: info.RulesVersion, filter: filter, view: view, delay: delay,
-		key: viewKey{world: world, version: info.RulesVersion, view: view}}, nil
+	return &viewed{access: a, version: edge.RulesOf(info), filter: filter, view: view, delay: delay,
+		key: viewKey{world: world, version: edge.RulesOf(info), view: view}}, nil
 }
 
 // acquire gives v its shared parts: the world's prepared events and, for
@@ -179,7 +179,7 @@ func (v *viewed) checkRules(s *Service) error {
 	case !v.filter:
 		a, info, err := s.views.vis.Access(v.key.world)
 		if err == nil && !a.Restricted() && v.key.view == (spectator.View{}) {
-			v.version = info.RulesVersion
+			v.version = edge.RulesOf(info)
 			return nil
 		}
 	}

@@ -197,7 +197,7 @@ func TestEventStreamEndsWhenTheRulesChange(t *testing.T) {
 	for next(t, sc).Seq < 8 {
 	}
 	e.st.bumpRules()
-	require.Eventually(t, func() bool { v, _ := e.s.views.vis.RulesVersion("fog", 0); return v == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { v, _ := e.s.views.vis.RulesVersion("fog", edge.RulesRef{}); return v.Version == 2 }, 5*time.Second, time.Millisecond)
 	_, _, err := e.st.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: 100,
 		Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "clock", Field: "tick", Value: fsm.Int(2)}}})
 	require.NoError(t, err)
@@ -268,7 +268,10 @@ func TestEventStreamOfAnOpenWorldEndsOnlyWhenTheRulesRestrictAField(t *testing.T
 	}
 	tick := func(seq uint64) {
 		t.Helper()
-		require.Eventually(t, func() bool { v, _ := e.s.views.vis.RulesVersion("fog", 0); return v == e.st.version }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool {
+			v, _ := e.s.views.vis.RulesVersion("fog", edge.RulesRef{})
+			return v.Version == e.st.version
+		}, 5*time.Second, time.Millisecond)
 		_, _, err := e.st.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: seq,
 			Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "gold", Value: fsm.Int(int64(seq))}}})
 		require.NoError(t, err)

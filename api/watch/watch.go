@@ -183,7 +183,7 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if now, ok := s.vis.RulesVersion(world, info.RulesVersion); !ok || now != info.RulesVersion {
+		if now, ok := s.vis.RulesVersion(world, edge.RulesOf(info)); !ok || now != edge.RulesOf(info) {
 			s.hub.RulesChanged(world)
 			code, reason := closeStatus(spectator.ErrRulesChanged)
 			ws.Close(code, reason)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/spectator"
@@ -292,7 +293,7 @@ func TestWatchClosesWhenTheRulesChange(t *testing.T) {
 		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"score": {Visible: "hidden"}}}}
 	_, err := e.st.UpdateRules(context.Background(), "arena", rules, 0)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { v, _ := e.svc.vis.RulesVersion("arena", 0); return v == 2 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { v, _ := e.svc.vis.RulesVersion("arena", edge.RulesRef{}); return v.Version == 2 }, 5*time.Second, time.Millisecond)
 	e.hit(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -139,6 +139,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var st *store.Store
 	var backend edge.Backend
 	var router edge.Router
+	expirers := func() []worldExpirer { return []worldExpirer{st} }
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -154,6 +155,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 		defer groups.close(o.shutdownTimeout, log) // the groups other than 0, before the mux
 		st, backend, router = groups.zero, groups.backend, groups.router
+		expirers = groups.worldExpirers
 	}
 	stopSink, err := o.pgSink.start(st, scfg.Retention, reg, log)
 	if err != nil {
@@ -175,6 +177,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopAudit() // on the failure paths below; idempotent
 	stopExpiry := o.expiry.start(st, log)
 	defer stopExpiry() // on the failure paths below; idempotent
+	stopWorldExpiry := o.worlds.start(expirers, log)
+	defer stopWorldExpiry()
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -212,6 +216,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	stopMismatches := startMismatchForwarder(mismatches, edge)
 	defer stopMismatches() // on the failure paths below; idempotent
+	stopRefill := o.archive.start(st, edge, aud, log)
+	defer stopRefill() // on the failure paths below; idempotent
 	lane, err := o.udp.start(edge, reg, log)
 	if err != nil {
 		edge.Close()
@@ -250,9 +256,11 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 	}
 	stopReport()
+	stopRefill()
 	stopSink() // before the store hands leadership on and closes
 	stopAnalytics()
 	stopExpiry()
+	stopWorldExpiry()
 	stopMismatches()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)

@@ -53,11 +53,13 @@ type options struct {
 	tls     tlsOptions
 	audit   auditOptions
 	expiry  expiryOptions
+	worlds  worldExpiryOptions
 	checks  checkpointOptions
 	config  configOptions
 	shards  shardOptions
 
 	analytics analyticsOptions
+	archive   archiveOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -153,11 +155,13 @@ cluster from that data and ignores --join.`,
 	o.tls.flags(f)
 	o.audit.flags(f)
 	o.expiry.flags(f)
+	o.worlds.flags(f)
 	o.checks.flags(f)
 	o.config.flags(f)
 	cmd.AddCommand(restoreCmd())
 	o.shards.flags(f)
 	o.analytics.flags(f)
+	o.archive.flags(f)
 	return cmd
 }
 
@@ -191,6 +195,9 @@ func (o *options) complete() error {
 	if err := o.expiry.check(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := o.worlds.check(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := o.checks.check(); err != nil {
 		errs = append(errs, err)
 	}
@@ -207,6 +214,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, err := o.audit.signers(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.archive.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {

@@ -62,7 +62,7 @@ func writeStepTable(w io.Writer, r *loadgen.Result) {
 	if r.Scenario != players10k || len(r.Phases) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "| players | critical/s | moves/s | messages/s | propagation P50 / P99 ms | server act / fanout / write P99 ms | gsd µs/message | loadgen µs/message | RSS KB/conn | overlaps | gaps | held |")
+	fmt.Fprintln(w, "| players | critical/s | moves/s | messages/s | propagation P50 / P99 ms | server act / fanout / write P99 ms | gsd µs/delivery | loadgen µs/delivery | RSS KB/conn | overlaps | gaps | held |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, ph := range r.Phases {
 		f, prop := ph.Figures, ph.Latency["propagation"]
@@ -73,7 +73,7 @@ func writeStepTable(w io.Writer, r *loadgen.Result) {
 		fmt.Fprintf(w, "| %v | %.0f | %.0f | %.0f | %.1f / %.1f | %.1f / %.1f / %.1f | %.1f | %.1f | %.0f | %d | %d | %s |\n",
 			ph.Params["players"], f["critical_per_s"], f["moves_per_s"], f["messages_per_s"], prop.P50, prop.P99,
 			f["stage_act_p99_ms"], f["stage_fanout_p99_ms"], f["stage_write_p99_ms"],
-			f["gsd_cpu_us_per_message"], f["loadgen_cpu_us_per_message"], f["rss_kb_per_conn"],
+			f["gsd_cpu_us_per_delivery"], f["loadgen_cpu_us_per_delivery"], f["rss_kb_per_conn"],
 			ph.Counts["overlaps_dropped"], ph.Counts["stream_errors"], held)
 	}
 	fmt.Fprintln(w)

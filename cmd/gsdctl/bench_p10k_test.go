@@ -23,7 +23,7 @@ func TestPlayers10kGivesTheLocalNodesAnInterestGrid(t *testing.T) {
 }
 
 func TestPlayers10kReportHasARowPerStep(t *testing.T) {
-	held := loadgen.Result{Params: map[string]any{"players": 1000}, Figures: map[string]float64{"messages_per_s": 27000, "gsd_cpu_us_per_message": 12.5, "stage_write_p99_ms": 3},
+	held := loadgen.Result{Params: map[string]any{"players": 1000}, Figures: map[string]float64{"messages_per_s": 27000, "gsd_cpu_us_per_delivery": 12.5, "stage_write_p99_ms": 3},
 		Latency: map[string]loadgen.Summary{"propagation": {P50: 9, P99: 31}}, Checks: []loadgen.Check{{Name: "p99", OK: true}}}
 	missed := loadgen.Result{Params: map[string]any{"players": 2000}, Figures: map[string]float64{}, Checks: []loadgen.Check{{Name: "p99", OK: false}}}
 	var b strings.Builder

@@ -47,6 +47,7 @@ type Fake struct {
 	BanMap                                        map[string]string  // world/player → reason
 	SessHook                                      func() error       // runs first in Session and SessionAcks, unlocked
 	AckBatches                                    [][]fsm.SessionAck // every SessionAcks call
+	Deleted                                       []uint64           // every DeleteWorld call's incarnation
 }
 
 type FakeWorld struct {
@@ -175,6 +176,29 @@ func (f *Fake) Worlds() []fsm.WorldInfo {
 		out = append(out, fsm.WorldInfo{ID: id, Rules: w.Rules, Seq: w.seq, Entities: len(w.entities), Hash: 0xbeef, RulesVersion: w.rulesVer})
 	}
 	return out
+}
+
+func (f *Fake) World(id string) (fsm.WorldInfo, error) {
+	for _, w := range f.Worlds() {
+		if w.ID == id {
+			return w, nil
+		}
+	}
+	return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
+}
+
+// DeleteWorld removes a world and records the incarnation asked for (not
+// checked: the fake's worlds have none).
+func (f *Fake) DeleteWorld(ctx context.Context, world string, incarnation uint64) (fsm.WorldInfo, error) {
+	wi, err := f.World(world)
+	if err != nil {
+		return wi, err
+	}
+	f.Mu.Lock()
+	delete(f.WorldMap, world)
+	f.Deleted = append(f.Deleted, incarnation)
+	f.Mu.Unlock()
+	return wi, nil
 }
 
 func (f *Fake) Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error) {

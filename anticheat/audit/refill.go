@@ -1,0 +1,52 @@
+package audit
+
+import (
+	"fmt"
+
+	"github.com/gsd-dev/gsd/wire"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// VerifyEvents checks events fetched from another node (a refill of a
+// damaged event archive) against cp, a checkpoint of this log the caller
+// trusts: a signed one opened with the audit key, or the log's own. The
+// log's tree of cp.Size events must have cp.Root (recomputed here from the
+// stored hashes), and each event must be the leaf of its seq in that tree:
+// its leaf, encoded with the frozen leaf encoding, checked by an inclusion
+// proof against cp.Root. It returns how many leading events it verified.
+// An event past cp.Size stops it without an error (nothing to check it
+// against); an event that is not its seq's leaf is ErrProof; a checkpoint
+// this log does not reach is ErrRange.
+func (l *Log) VerifyEvents(cp Checkpoint, events ...*wire.Event) (int, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if cp.Origin != l.world {
+		return 0, fmt.Errorf("%w: checkpoint of %q for the log of %q", ErrProof, cp.Origin, l.world)
+	}
+	if cp.Size < 0 || cp.Size > l.size {
+		return 0, fmt.Errorf("%w: checkpoint of %d events (log of %d)", ErrRange, cp.Size, l.size)
+	}
+	root, err := tlog.TreeHash(cp.Size, l.store)
+	if err != nil {
+		return 0, fmt.Errorf("audit log %s: root of %d: %w", l.world, cp.Size, err)
+	}
+	if root != cp.Root {
+		return 0, fmt.Errorf("%w: the log's tree of %d events is not the checkpoint's", ErrProof, cp.Size)
+	}
+	for i, e := range events {
+		if e.World == l.world && e.Seq > uint64(cp.Size) {
+			return i, nil
+		}
+		if e.World != l.world || e.Seq == 0 {
+			return i, fmt.Errorf("%w: event %s/%d in the log of %s", ErrProof, e.World, e.Seq, l.world)
+		}
+		p, err := tlog.ProveRecord(cp.Size, int64(e.Seq)-1, l.store)
+		if err != nil {
+			return i, fmt.Errorf("audit log %s: prove seq %d: %w", l.world, e.Seq, err)
+		}
+		if err := CheckInclusion(cp, e, p); err != nil {
+			return i, err
+		}
+	}
+	return len(events), nil
+}

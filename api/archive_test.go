@@ -1,0 +1,112 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// A node serves its archived events to the nodes of its cluster, a page at
+// a time, in the bytes it stores; the edge's peer client decodes them.
+func TestArchiveRouteServesStoredEventsToOtherNodes(t *testing.T) {
+	t.Parallel()
+	st := apitest.StartStore(t)
+	ctx := context.Background()
+	require.NoError(t, st.CreateWorld(ctx, "arena", fsm.Rules{}))
+	for seq := uint64(1); seq <= 5; seq++ {
+		_, _, err := st.Act(ctx, &fsm.Action{World: "arena", Player: "p1", Seq: seq,
+			Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e1", Field: "score", By: 1}}})
+		require.NoError(t, err)
+	}
+	e := newEnvFor(t, st, withSecret)
+	node := []string{edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret}
+
+	code, _, b := e.Do("GET", edge.InternalArchivePath("arena", 2, 3), "", node...)
+	require.Equal(t, 200, code, "%s", b)
+	var page edge.ArchivePage
+	require.NoError(t, json.Unmarshal(b, &page))
+	require.Equal(t, "arena", page.World)
+	require.Equal(t, uint64(2), page.From)
+	require.Len(t, page.Events, 3)
+	_, want, err := st.ArchiveRecords("arena", 2, 3, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, want, page.Events, "the stored bytes")
+
+	code, _, b = e.Do("GET", edge.InternalWorldPath("arena", "/archive")+"?from=1", "", node...)
+	require.Equal(t, 200, code, "%s", b)
+	require.NoError(t, json.Unmarshal(b, &page))
+	require.Len(t, page.Events, 5, "default limit")
+	code, _, b = e.Do("GET", edge.InternalArchivePath("arena", 6, 3), "", node...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","from":6,"events":[]}`, string(b), "not held: an empty page")
+
+	for _, q := range []string{"", "?from=0", "?from=x", "?from=1&limit=0", "?from=1&limit=1025", "?from=1&limit=x"} {
+		m := e.RequireError(400, fsm.CodeMalformed, "GET", edge.InternalWorldPath("arena", "/archive")+q, "", node...)
+		require.Regexp(t, "from|limit", m["error"], q)
+	}
+	e.RequireError(400, fsm.CodeMalformed, "GET", edge.InternalArchivePath(strings.Repeat("w", fsm.MaxNameLen+1), 1, 1), "", node...)
+	e.RequireError(401, edge.CodeUnauthorized, "GET", edge.InternalArchivePath("arena", 1, 1), "", edge.HeaderForwarded, "1")
+
+	// The peer client.
+	addr := e.TS.Listener.Addr().String()
+	evs, err := e.srv.FetchArchive(ctx, fsm.NodeInfo{ID: "n1", HTTPAddr: addr}, "arena", 4, 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	require.Equal(t, uint64(4), evs[0].Seq)
+	require.Equal(t, uint64(5), evs[1].Seq)
+	_, err = e.srv.FetchArchive(ctx, fsm.NodeInfo{ID: "n1"}, "arena", 1, 10)
+	require.ErrorIs(t, err, edge.ErrUnavailable)
+	_, err = e.srv.FetchArchive(ctx, fsm.NodeInfo{ID: "n1", HTTPAddr: addr}, "arena", 1, 5000)
+	require.ErrorContains(t, err, "limit")
+}
+
+func TestArchiveRouteOverABackendWithoutArchiveIsNotSupported(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, apitest.NewFake())
+	e.RequireError(422, fsm.CodeNotSupported, "GET", edge.InternalArchivePath("arena", 1, 1), "", edge.HeaderForwarded, "1")
+}
+
+func TestArchiveClientRefusesUndecodablePages(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, apitest.NewFake())
+	for name, body := range map[string]string{
+		"not json":  `{"events":`,
+		"bad event": `{"world":"arena","from":1,"events":["AQ=="]}`,
+	} {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(body)) }))
+		_, err := e.srv.FetchArchive(context.Background(), fsm.NodeInfo{ID: "n2", HTTPAddr: ts.Listener.Addr().String()}, "arena", 1, 1)
+		require.Error(t, err, name)
+		ts.Close()
+	}
+}
+
+func TestAdminArchiveRoutesShowWhatTheArchiveLacks(t *testing.T) {
+	t.Parallel()
+	st := apitest.StartStore(t)
+	require.NoError(t, st.CreateWorld(context.Background(), "arena", fsm.Rules{}))
+	e := newEnvFor(t, st, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	code, _, b := e.Do("GET", "/v1/node/archive", "", admin...)
+	require.Equal(t, 200, code, "%s", b)
+	var status map[string]any
+	require.NoError(t, json.Unmarshal(b, &status))
+	require.Equal(t, float64(0), status["missing_events"])
+	code, _, b = e.Do("POST", "/v1/node/archive:check", "", admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.Contains(t, string(b), `"missing":[]`)
+	require.Contains(t, string(b), `"checked":`)
+	e.RequireError(401, edge.CodeUnauthorized, "GET", "/v1/node/archive", "")
+	e.RequireError(401, edge.CodeUnauthorized, "POST", "/v1/node/archive:check", "")
+
+	fake := newEnv(t, apitest.NewFake())
+	fake.RequireError(422, fsm.CodeNotSupported, "GET", "/v1/node/archive", "")
+	fake.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/node/archive:check", "")
+}
