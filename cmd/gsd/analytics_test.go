@@ -75,6 +75,14 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 	// The position moves once the exporter has read the 2xx, which can be
 	// after the receiver saw the batch: wait for it before stopping.
+	ws, err := c.Worlds(ctx)
+	require.NoError(t, err)
+	var listed uint64 // arena's incarnation as GET /v1/worlds shows it
+	for _, w := range ws {
+		if w.ID == "arena" {
+			listed = w.Incarnation
+		}
+	}
 	positions := filepath.Join(dir, "webhook-positions.json")
 	require.Eventually(t, func() bool {
 		b, err := os.ReadFile(positions)
@@ -95,6 +103,7 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 		inc = i
 	}
 	require.NotZero(t, inc)
+	require.Equal(t, int64(listed), inc, "the batches name arena's incarnation as the listing does")
 	require.JSONEq(t, fmt.Sprintf(`{"version":1,"positions":{"arena":5},"incarnations":{"arena":%d}}`, inc), string(cp))
 	requireContains(t, n.stderr.String(), "webhook export on", "export started")
 }

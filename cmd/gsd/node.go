@@ -179,6 +179,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopExpiry() // on the failure paths below; idempotent
 	stopWorldExpiry := o.worlds.start(expirers, log)
 	defer stopWorldExpiry()
+	stopDetect, err := o.detect.start(st, reg, log)
+	if err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopDetect() // on the failure paths below; idempotent
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -261,6 +267,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopAnalytics()
 	stopExpiry()
 	stopWorldExpiry()
+	stopDetect()
 	stopMismatches()
 	closeUDP(lane, log)
 	shutdown(hs, edge, st, o.shutdownTimeout, log, stopAudit)

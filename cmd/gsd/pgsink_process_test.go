@@ -109,7 +109,7 @@ func TestProcessClusterPGSinkSurvivesLeaderAndDatabaseKills(t *testing.T) {
 
 	// The world's events, as the cluster serves them, once every node
 	// has applied the same head (a node's answer may lag the leader's).
-	var head uint64
+	var head, inc uint64
 	require.Eventually(t, func() bool {
 		seqs := map[uint64]bool{}
 		for _, p := range nodes {
@@ -120,7 +120,7 @@ func TestProcessClusterPGSinkSurvivesLeaderAndDatabaseKills(t *testing.T) {
 				return false
 			}
 			seqs[ws[0].Seq] = true
-			head = ws[0].Seq
+			head, inc = ws[0].Seq, ws[0].Incarnation
 		}
 		return len(seqs) == 1
 	}, time.Minute, 20*time.Millisecond, "nodes agree on the head")
@@ -136,7 +136,7 @@ func TestProcessClusterPGSinkSurvivesLeaderAndDatabaseKills(t *testing.T) {
 	}), errDone)
 
 	rows, err := conn.Query(ctx, `SELECT seq, raft_index, time_ns, player, client_seq::text, priority, status, reason, changes::text
-		FROM gsd.events WHERE world = 'arena' AND incarnation = $1 ORDER BY seq`, events[0].Time)
+		FROM gsd.events WHERE world = 'arena' AND incarnation = $1 ORDER BY seq`, int64(inc)) // the listing's incarnation
 	require.NoError(t, err)
 	defer rows.Close()
 	n := 0

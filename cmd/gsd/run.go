@@ -60,6 +60,7 @@ type options struct {
 
 	analytics analyticsOptions
 	archive   archiveOptions
+	detect    detectOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -162,6 +163,7 @@ cluster from that data and ignores --join.`,
 	o.shards.flags(f)
 	o.analytics.flags(f)
 	o.archive.flags(f)
+	o.detect.flags(f)
 	return cmd
 }
 
@@ -217,6 +219,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.archive.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := o.detect.detectConfig(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.id == "" {

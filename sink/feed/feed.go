@@ -16,6 +16,10 @@ import (
 type Source interface {
 	// Worlds lists the worlds this node knows.
 	Worlds() []fsm.WorldInfo
+	// World returns one world as this node knows it now (its
+	// incarnation in particular); it wraps fsm.ErrUnknownWorld when the
+	// node holds no such world.
+	World(id string) (fsm.WorldInfo, error)
 	// Subscribe opens world's committed feed from seq from (inclusive,
 	// from >= 1); it wraps store.ErrArchiveGap when the node no longer
 	// holds that event.
@@ -39,6 +43,8 @@ func NewStoreSource(st *store.Store) Source { return storeSource{st} }
 type storeSource struct{ st *store.Store }
 
 func (s storeSource) Worlds() []fsm.WorldInfo { return s.st.Worlds() }
+
+func (s storeSource) World(id string) (fsm.WorldInfo, error) { return s.st.World(id) }
 
 func (s storeSource) Subscribe(world string, from uint64) (Subscription, error) {
 	sub, err := s.st.Subscribe(world, from)

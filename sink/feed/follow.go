@@ -66,13 +66,15 @@ func (c FollowConfig) Validate() error {
 // position. The sink keeps only what is its own (a transaction, a signed
 // POST, a file).
 //
-// Incarnations: a position names the incarnation it belongs to (the
-// leader time of the world's event 1). A session starts from the stored
-// position of the incarnation this node holds; when the sink stored only
-// positions of other incarnations, the world was deleted and created
-// again, and the session starts the new one from seq 1 instead of
-// skipping its first events. A world re-created while a session follows
-// it ends the session (ErrNewIncarnation).
+// Incarnations: a position names the incarnation it belongs to
+// (Position.Incarnation: the world's creation index). A session starts
+// from the stored position of the incarnation this node holds; when the
+// sink stored only positions of other incarnations (the world was deleted
+// and created again, or the positions were stored under the sinks'
+// earlier definition, event 1's leader time), the session starts the
+// incarnation from seq 1 instead of skipping its first events. A world
+// re-created while a session follows it ends the session
+// (ErrNewIncarnation).
 type Follower[T Target] struct {
 	cfg FollowConfig
 	src Source
@@ -135,7 +137,7 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 		}
 		follow[w.ID] = true
 		l := f.loops[w.ID]
-		if l != nil && l.recreated() {
+		if l != nil && l.recreated(w) {
 			// Deleted and created again since its session began, which
 			// may wait for a seq the new incarnation has not reached:
 			// start over (on a later check, once the loop ended).
@@ -221,11 +223,11 @@ type loop[T Target] struct {
 	inc    atomic.Int64 // the incarnation the session follows; 0: unknown yet
 }
 
-// recreated reports whether the world this node holds now is another
+// recreated reports whether w, the world this node holds now, is another
 // incarnation than the one the loop's session follows.
-func (l *loop[T]) recreated() bool {
+func (l *loop[T]) recreated(w fsm.WorldInfo) bool {
 	cur := l.inc.Load()
-	inc, ok := Incarnation(l.f.src, l.world)
+	inc, ok := incarnationOf(l.f.src, w)
 	return cur != 0 && ok && inc != cur
 }
 
@@ -285,11 +287,14 @@ func (l *loop[T]) session(ctx context.Context) (progressed bool, err error) {
 			continue
 		}
 		if !known {
-			// The world's event 1 names its incarnation.
+			// A world from before incarnations: its event 1 names it
+			// (check then refuses it if the world was re-created since).
 			if evs[0].Seq != 1 {
 				return progressed, fmt.Errorf("%w: world %s starts at seq %d", ErrFeedOrder, l.world, evs[0].Seq)
 			}
-			pos.Incarnation, known = evs[0].Time, true
+			if pos.Incarnation, known = FirstEventIncarnation(evs[0].Time); !known {
+				return progressed, fmt.Errorf("%w: world %s event 1 has leader time %d", ErrFeedOrder, l.world, evs[0].Time)
+			}
 			l.inc.Store(pos.Incarnation)
 		}
 		if err := l.check(pos, evs); err != nil {
@@ -313,7 +318,9 @@ func (l *loop[T]) session(ctx context.Context) (progressed bool, err error) {
 }
 
 // check refuses events that do not follow pos, or that belong to another
-// incarnation of the world than pos's.
+// incarnation of the world than pos's. It reads the world's incarnation
+// after the events were read, so events of a world re-created before
+// they were read are never taken for the old incarnation's.
 func (l *loop[T]) check(pos Position, evs []*fsm.Event) error {
 	for i, ev := range evs {
 		if ev.Seq != pos.Seq+1+uint64(i) {
@@ -323,12 +330,17 @@ func (l *loop[T]) check(pos Position, evs []*fsm.Event) error {
 	if pos.Incarnation == 0 {
 		return nil // unknown: nothing to check against
 	}
-	inc, ok := evs[0].Time, evs[0].Seq == 1
+	inc, ok := Incarnation(l.f.src, l.world)
 	if !ok {
-		inc, ok = Incarnation(l.f.src, l.world)
+		return nil // not readable here (event 1 pruned): the stored one goes on
 	}
-	if ok && inc != pos.Incarnation {
+	if inc != pos.Incarnation {
 		return fmt.Errorf("%w: world %s: incarnation %d, following %d", ErrNewIncarnation, l.world, inc, pos.Incarnation)
+	}
+	if inc > 0 && evs[0].Index <= uint64(inc) {
+		// Every event of an incarnation follows its creation in the log.
+		return fmt.Errorf("%w: world %s: event %d at index %d precedes incarnation %d",
+			ErrFeedOrder, l.world, evs[0].Seq, evs[0].Index, inc)
 	}
 	return nil
 }
@@ -351,37 +363,67 @@ func (l *loop[T]) resume(ctx context.Context) (pos Position, known bool, err err
 }
 
 func (l *loop[T]) pick(ctx context.Context, stored []Position) (Position, bool, error) {
-	if inc, ok := Incarnation(l.f.src, l.world); ok {
+	held, inc, ok := ^uint64(0), int64(0), false // the world's last seq here (unknown: any) and incarnation
+	if info, err := l.f.src.World(l.world); err == nil {
+		held = info.Seq
+		inc, ok = incarnationOf(l.f.src, info)
+	}
+	if ok {
 		for _, p := range stored {
 			if p.Incarnation == inc {
-				return p, true, nil
+				return p, true, l.verify(ctx, p, held)
 			}
 		}
 		if len(stored) == 1 && stored[0].Incarnation == 0 {
-			// Stored before incarnations were: worlds could not be
-			// deleted then, so it is this one's.
+			// Stored before the sinks recorded incarnations: worlds
+			// could not be deleted then, so it is this one's.
 			return Position{Incarnation: inc, Seq: stored[0].Seq}, true, nil
 		}
 		if len(stored) > 0 {
-			l.f.log.Info("a new incarnation of the world: following it from seq 1", "world", l.world, "incarnation", inc)
+			l.logRestart(inc, stored)
 		}
 		return Position{Incarnation: inc}, true, nil
 	}
 	if len(stored) == 0 {
 		return Position{}, false, nil
 	}
-	// Event 1 is pruned here: go on with the newest incarnation stored,
-	// after the sink checked, if it can, that its last event is this
-	// world's.
+	// A world from before incarnations whose event 1 is pruned here: go
+	// on with the newest incarnation stored, after the sink checked, if
+	// it can, that its last event is this world's.
 	p := stored[0]
-	if v, ok := any(l.t).(Verifier); ok && p.Seq > 0 {
-		if ev, held := l.f.src.Event(l.world, p.Seq); held {
-			if err := v.Verify(ctx, p, ev); err != nil {
-				return Position{}, false, err
+	return p, true, l.verify(ctx, p, held)
+}
+
+// verify asks a Verifier target whether the last event both the sink (up
+// to p) and this node (up to seq held) have, if this node still holds
+// it, is the same.
+func (l *loop[T]) verify(ctx context.Context, p Position, held uint64) error {
+	v, ok := any(l.t).(Verifier)
+	seq := min(p.Seq, held)
+	if !ok || seq == 0 {
+		return nil
+	}
+	ev, ok := l.f.src.Event(l.world, seq)
+	if !ok {
+		return nil
+	}
+	return v.Verify(ctx, Position{Incarnation: p.Incarnation, Seq: seq}, ev)
+}
+
+// logRestart says why a session starts incarnation inc from seq 1 although
+// the sink stored positions of the world.
+func (l *loop[T]) logRestart(inc int64, stored []Position) {
+	if ev, ok := l.f.src.Event(l.world, 1); ok {
+		for _, p := range stored {
+			if p.Incarnation == ev.Time {
+				l.f.log.Warn("the stored position names this incarnation by its earlier definition (event 1's leader time): "+
+					"exporting the world again from seq 1 under its creation index", "world", l.world,
+					"incarnation", inc, "stored_incarnation", p.Incarnation, "stored_seq", p.Seq)
+				return
 			}
 		}
 	}
-	return p, true, nil
+	l.f.log.Info("a new incarnation of the world: following it from seq 1", "world", l.world, "incarnation", inc)
 }
 
 // errFlushDue ends a read when the target's held events must be flushed.

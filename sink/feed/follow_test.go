@@ -15,11 +15,12 @@ import (
 func TestFollowerRetriesAFailedDeliveryAndStoresThePositionOnlyAfterSuccess(t *testing.T) {
 	src := sinktest.NewSource()
 	src.Add("w", 10, 1000)
+	inc := src.Incarnation("w")
 	tg := &target{failNext: 3}
 	fl := startFollower(t, testConfig(), src, map[string]*target{"w": tg})
-	require.Eventually(t, at(tg, 1001, 10), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 10), 10*time.Second, time.Millisecond)
 	fl.stop()
-	requireOnce(t, tg, 1001, 10)
+	requireOnce(t, tg, inc, 10)
 	fails := tg.failures()
 	require.Len(t, fails, 3)
 	for _, err := range fails {
@@ -29,22 +30,23 @@ func TestFollowerRetriesAFailedDeliveryAndStoresThePositionOnlyAfterSuccess(t *t
 	// which had not moved past what was delivered.
 	require.Len(t, tg.resumed, 4)
 	for _, p := range tg.resumed {
-		require.Equal(t, feed.Position{Incarnation: 1001}, p)
+		require.Equal(t, feed.Position{Incarnation: inc}, p)
 	}
 }
 
 func TestFollowerDeliversBatchesOfAtMostBatchSizeInOrder(t *testing.T) {
 	src := sinktest.NewSource()
 	src.Add("w", 30, 1000)
+	inc := src.Incarnation("w")
 	tg := &target{}
 	cfg := testConfig()
 	cfg.BatchSize = 7
 	fl := startFollower(t, cfg, src, map[string]*target{"w": tg})
-	require.Eventually(t, at(tg, 1001, 30), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 30), 10*time.Second, time.Millisecond)
 	src.Add("w", 5, 1000)
-	require.Eventually(t, at(tg, 1001, 35), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 35), 10*time.Second, time.Millisecond)
 	fl.stop()
-	requireOnce(t, tg, 1001, 35)
+	requireOnce(t, tg, inc, 35)
 	require.Empty(t, tg.failures())
 }
 
@@ -64,21 +66,22 @@ func TestFollowerCancelledMidBatchReturnsWithoutMovingThePosition(t *testing.T) 
 func TestFollowerStopsWhenLeadershipIsLostAndResumesWhenItComesBack(t *testing.T) {
 	src := sinktest.NewSource()
 	src.Add("w", 5, 1000)
+	inc := src.Incarnation("w")
 	src.Add("other", 5, 1000)
 	src.SetLeads("other", false)
 	tg := &target{}
 	fl := startFollower(t, testConfig(), src, map[string]*target{"w": tg})
-	require.Eventually(t, at(tg, 1001, 5), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 5), 10*time.Second, time.Millisecond)
 	require.Zero(t, fl.count(fl.started, "other"), "a world another node leads is not followed")
 
 	src.SetLeads("w", false)
 	require.Eventually(t, func() bool { return fl.count(fl.stopped, "w") == 1 }, 10*time.Second, time.Millisecond)
 	src.Add("w", 5, 1000)
 	src.SetLeads("w", true)
-	require.Eventually(t, at(tg, 1001, 10), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 10), 10*time.Second, time.Millisecond)
 	fl.stop()
 	require.Equal(t, 2, fl.count(fl.started, "w"))
-	requireOnce(t, tg, 1001, 10)
+	requireOnce(t, tg, inc, 10)
 }
 
 func TestFollowerDeliversNothingOnceLeadershipIsLostBetweenChecks(t *testing.T) {
@@ -99,24 +102,26 @@ func TestFollowerDeliversNothingOnceLeadershipIsLostBetweenChecks(t *testing.T) 
 func TestFollowerOnEveryNodeIgnoresLeadership(t *testing.T) {
 	src := sinktest.NewSource()
 	src.Add("w", 5, 1000)
+	inc := src.Incarnation("w")
 	src.SetLeads("w", false)
 	tg := &target{}
 	cfg := testConfig()
 	cfg.AllNodes = true
 	fl := startFollower(t, cfg, src, map[string]*target{"w": tg})
-	require.Eventually(t, at(tg, 1001, 5), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 5), 10*time.Second, time.Millisecond)
 	fl.stop()
-	requireOnce(t, tg, 1001, 5)
+	requireOnce(t, tg, inc, 5)
 }
 
 func TestFollowerFollowsOnlySelectedWorlds(t *testing.T) {
 	src := sinktest.NewSource()
 	src.Add("a", 2, 1000)
+	inc := src.Incarnation("a")
 	src.Add("b", 2, 1000)
 	cfg := testConfig()
 	cfg.Worlds = []string{"a"}
 	fl := startFollower(t, cfg, src, nil)
-	require.Eventually(t, func() bool { tg := fl.target("a"); return tg != nil && at(tg, 1001, 2)() }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { tg := fl.target("a"); return tg != nil && at(tg, inc, 2)() }, 10*time.Second, time.Millisecond)
 	fl.stop()
 	require.Nil(t, fl.target("b"))
 }
@@ -124,13 +129,14 @@ func TestFollowerFollowsOnlySelectedWorlds(t *testing.T) {
 func TestFollowerRefusesEventsOutOfOrder(t *testing.T) {
 	src := sinktest.NewSource()
 	src.Add("w", 4, 1000)
+	inc := src.Incarnation("w")
 	ev3, _ := src.Event("w", 3)
-	src.Update(func() { src.World("w").Order = []*fsm.Event{ev3} })
+	src.Update(func() { src.Edit("w").Order = []*fsm.Event{ev3} })
 	tg := &target{}
 	fl := startFollower(t, testConfig(), src, map[string]*target{"w": tg})
-	require.Eventually(t, at(tg, 1001, 4), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 4), 10*time.Second, time.Millisecond)
 	fl.stop()
-	requireOnce(t, tg, 1001, 4)
+	requireOnce(t, tg, inc, 4)
 	require.ErrorIs(t, tg.failures()[0], feed.ErrFeedOrder)
 }
 
@@ -149,13 +155,14 @@ func TestFollowerWaitsOnAnArchiveGap(t *testing.T) {
 func TestFollowerFlushesHeldEventsOfAQuietWorldByTheTargetsDeadline(t *testing.T) {
 	src := sinktest.NewSource()
 	src.Add("w", 3, 1000)
+	inc := src.Incarnation("w")
 	tg := &target{hold: true, flushAfter: 5 * time.Millisecond}
 	fl := startFollower(t, testConfig(), src, map[string]*target{"w": tg})
-	require.Eventually(t, at(tg, 1001, 3), 10*time.Second, time.Millisecond, "held events are flushed although no event follows")
+	require.Eventually(t, at(tg, inc, 3), 10*time.Second, time.Millisecond, "held events are flushed although no event follows")
 	src.Add("w", 2, 1000)
-	require.Eventually(t, at(tg, 1001, 5), 10*time.Second, time.Millisecond)
+	require.Eventually(t, at(tg, inc, 5), 10*time.Second, time.Millisecond)
 	fl.stop()
-	requireOnce(t, tg, 1001, 5)
+	requireOnce(t, tg, inc, 5)
 	require.GreaterOrEqual(t, tg.flushes, 2)
 	require.Empty(t, tg.failures())
 }

@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -27,24 +28,55 @@ var (
 // Position is where a sink stands in one world: every event of the
 // world's incarnation Incarnation up to Seq is delivered.
 type Position struct {
-	// Incarnation names the world's incarnation: the leader time (unix
-	// nanoseconds) of its event 1, the same on every replica. A world
-	// deleted and created again under its name is a new incarnation
-	// whose seqs start over at 1. 0 means unknown: a position stored
-	// before gsd recorded incarnations, or a world with no event yet.
+	// Incarnation names the world's incarnation (docs/EVENTS.md,
+	// "Incarnation"): a world deleted and created again under its name
+	// is a new incarnation whose seqs start over at 1. It is the Raft log
+	// index of the world's creation (fsm.WorldInfo.Incarnation, > 0),
+	// the number GET /v1/worlds and the play welcome show; for a world
+	// this node knows as created before incarnations (0 in the fsm) it is
+	// the leader time (unix nanoseconds) of the world's event 1, negated
+	// (< 0), so that it never equals a creation index. 0 means unknown:
+	// a position stored before the sinks recorded incarnations, or a
+	// world from before incarnations with no event held here.
 	Incarnation int64
 	Seq         uint64
 }
 
-// Incarnation returns the incarnation of world that src holds now: the
-// leader time of its event 1 (false when that event is not held here:
-// pruned, or the world has no event yet).
+// Incarnation returns the incarnation of world that src holds now (see
+// Position.Incarnation); false when src does not hold the world, or holds
+// it from before incarnations without its event 1 (pruned, or no event
+// yet).
 func Incarnation(src Source, world string) (int64, bool) {
-	ev, ok := src.Event(world, 1)
+	info, err := src.World(world)
+	if err != nil {
+		return 0, false
+	}
+	return incarnationOf(src, info)
+}
+
+// incarnationOf returns the incarnation of the world info describes.
+func incarnationOf(src Source, info fsm.WorldInfo) (int64, bool) {
+	if info.Incarnation > 0 {
+		if info.Incarnation > math.MaxInt64 {
+			return 0, false // not a Raft index: unknown rather than wrapped
+		}
+		return int64(info.Incarnation), true
+	}
+	ev, ok := src.Event(info.ID, 1)
 	if !ok {
 		return 0, false
 	}
-	return ev.Time, true
+	return FirstEventIncarnation(ev.Time)
+}
+
+// FirstEventIncarnation returns the incarnation of a world from before
+// incarnations whose event 1 has leader time t: -t, which no creation
+// index equals (false for a time not after 1970, which would).
+func FirstEventIncarnation(t int64) (int64, bool) {
+	if t <= 0 {
+		return 0, false
+	}
+	return -t, true
 }
 
 // Target is what one sink does for one world that is its own: where it
@@ -66,9 +98,12 @@ type Target interface {
 }
 
 // Verifier is a Target that can check a stored position against the
-// event at its seq, for when the world's event 1 is no longer held and
-// so its incarnation cannot be read (sink/pg stores each event's Raft
-// index and time).
+// event at its seq (sink/pg stores each event's Raft index and time): a
+// Follower asks it before resuming a stored position of the incarnation
+// it holds (a cluster rebuilt from empty data dirs against the same
+// database creates its worlds at the same indexes as the old one), and
+// before trusting the newest stored position of a world whose
+// incarnation it cannot read.
 type Verifier interface {
 	Verify(ctx context.Context, pos Position, ev *fsm.Event) error
 }

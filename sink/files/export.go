@@ -17,6 +17,13 @@ var (
 	errNotLeading = feed.ErrNotLeading
 	// errWrite marks a failure to write a file.
 	errWrite = errors.New("gsd/files: write")
+	// ErrIncarnation reports that the directory's finished files of the
+	// world incarnation the export would go on with hold other events
+	// than this node's: a world of the same name and incarnation from a
+	// cluster rebuilt from empty data dirs into the same directory (its
+	// worlds are created at the same log indexes). Nothing is written for
+	// it.
+	ErrIncarnation = errors.New("gsd/files: the directory holds another world of this name and incarnation")
 )
 
 // export is the sink's own part for one world while this node leads its
@@ -39,6 +46,9 @@ func (e *export) fail(err error, in time.Duration) {
 		log.Debug("files export paused", "err", err)
 	case errors.Is(err, feed.ErrNewIncarnation):
 		log.Info("the world was deleted and created again: exporting its new incarnation from seq 1", "err", err)
+	case errors.Is(err, ErrIncarnation):
+		e.s.m.failures.WithLabelValues(failFeed).Inc()
+		log.Error("export refused: move the directory's files of this world aside (or use another --export-dir); retrying", "err", err)
 	case errors.Is(err, errWrite):
 		e.s.m.failures.WithLabelValues(failWrite).Inc()
 		log.Error("cannot write the export's files; retrying from the last finished file", "err", err)
@@ -60,6 +70,23 @@ func (e *export) Positions(context.Context) ([]feed.Position, error) {
 		return nil, fmt.Errorf("%w: %w", errWrite, err)
 	}
 	return ps, nil
+}
+
+// Verify checks that the line of the finished file of p's incarnation
+// that holds ev's seq, if there is one, is ev (feed.Verifier).
+func (e *export) Verify(_ context.Context, p feed.Position, ev *fsm.Event) error {
+	rec, found, err := findRecord(e.s.cfg.Dir, e.world, p.Incarnation, ev.Seq)
+	if err != nil {
+		// Unreadable: what it holds cannot be checked, and its events
+		// are what was exported; go on as before verification was.
+		e.s.log.Warn("cannot read the finished file to check it holds this world's events; going on", "world", e.world, "err", err)
+		return nil
+	}
+	if found && (rec.Index != ev.Index || rec.Time != ev.Time) {
+		return fmt.Errorf("%w: world %s event %d is at index %d, time %d here and index %d, time %d in the files",
+			ErrIncarnation, e.world, ev.Seq, ev.Index, ev.Time, rec.Index, rec.Time)
+	}
+	return nil
 }
 
 // Resume publishes the position a session goes on from (feed.Target).

@@ -101,10 +101,49 @@ func syncDir(dir string) error {
 	return err
 }
 
+// findRecord returns the line of seq in world's finished files of
+// incarnation inc in dir (found false when no file holds it).
+func findRecord(dir, world string, inc int64, seq uint64) (record, bool, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return record{}, false, fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		n, ok := ParseName(e.Name())
+		if !ok || n.World != world || n.Incarnation != inc || seq < n.First || seq > n.Last {
+			continue
+		}
+		return readRecord(filepath.Join(dir, e.Name()), seq)
+	}
+	return record{}, false, nil
+}
+
+// readRecord returns the line of seq in the finished file path.
+func readRecord(path string, seq uint64) (record, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return record{}, false, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return record{}, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	dec := json.NewDecoder(gz)
+	for {
+		var rec record
+		if err := dec.Decode(&rec); err != nil {
+			return record{}, false, fmt.Errorf("read %s: seq %d: %w", path, seq, err)
+		}
+		if rec.Seq == seq {
+			return rec, true, nil
+		}
+	}
+}
+
 // positions returns, per incarnation of world, the highest last seq of
-// its finished files in dir, the newest incarnation (the latest leader
-// time) first and an unknown one (0) last. It deletes the world's open
-// files a crash left behind.
+// its finished files in dir, the newest first (newer: see newer), and
+// deletes the world's open files a crash left behind.
 func positions(dir, world string) ([]feed.Position, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -128,16 +167,32 @@ func positions(dir, world string) ([]feed.Position, error) {
 	for inc, seq := range last {
 		out = append(out, feed.Position{Incarnation: inc, Seq: seq})
 	}
-	slices.SortFunc(out, func(a, b feed.Position) int {
-		switch {
-		case a.Incarnation == b.Incarnation:
-			return 0
-		case a.Incarnation == 0:
-			return 1
-		case b.Incarnation == 0:
-			return -1
-		}
-		return cmp.Compare(b.Incarnation, a.Incarnation)
-	})
+	slices.SortFunc(out, func(a, b feed.Position) int { return newer(a.Incarnation, b.Incarnation) })
 	return out, errors.Join(errs...)
+}
+
+// newer orders incarnations of one world newest first, for a world whose
+// incarnation this node cannot read (created before incarnations, event
+// 1 pruned), which a Follower then goes on with: the ones this gsd names
+// such a world by (negative: event 1's leader time, negated) first, the
+// latest time first; then creation indexes (and leader times the sinks
+// wrote before they used creation indexes), the largest first; unknown
+// (0) last.
+func newer(a, b int64) int {
+	rank := func(inc int64) int {
+		switch {
+		case inc < 0:
+			return 0
+		case inc > 0:
+			return 1
+		}
+		return 2
+	}
+	if c := cmp.Compare(rank(a), rank(b)); c != 0 {
+		return c
+	}
+	if a < 0 {
+		return cmp.Compare(a, b) // -time: the later time is the smaller
+	}
+	return cmp.Compare(b, a)
 }

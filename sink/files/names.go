@@ -31,8 +31,10 @@ func escape(world string) string {
 // of the world its events belong to (feed.Position) and their seq range.
 type Name struct {
 	World string
-	// Incarnation is the leader time (unix nanoseconds) of the world's
-	// event 1; 0 (unknown) in names written before gsd recorded it.
+	// Incarnation is the world's incarnation (feed.Position): the Raft
+	// index of its creation, or, for a world created before
+	// incarnations, its event 1's leader time negated; 0 (unknown) in
+	// names written before gsd recorded it.
 	Incarnation int64
 	First, Last uint64
 }

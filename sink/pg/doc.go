@@ -22,12 +22,14 @@
 //     transaction whose commit was lost just repeats rows from the stored
 //     position on.
 //
-// Incarnation: worlds have no creation id, so the sink uses the leader
-// time (unix nanoseconds) of the world's first event, the same on every
-// replica, to tell a world apart from a world of the same name that was
-// deleted and created again, or created in a cluster rebuilt against the
-// same database: the new one is mirrored from seq 1 beside the old one's
-// rows. The loop per world (leadership, position, incarnation, read,
+// Incarnation: the sink keys rows by the world's incarnation (the Raft
+// index of its creation; feed.Position), so a world deleted and created
+// again is mirrored from seq 1 beside the old one's rows. Before going on
+// from a stored position it checks that the database's event at that seq
+// (or at the node's last seq, if lower) is the node's (Verify): a cluster
+// rebuilt against the same database creates its worlds at the same
+// indexes, and such a world is refused (ErrIncarnation) rather than
+// mixed with the old one's rows. The loop per world (leadership, position, incarnation, read,
 // batch, backoff) is sink/feed's Follower; this package is its Target. See
 // schema.go for the tables and docs/INTEGRATIONS.md for the guarantees.
 package pg

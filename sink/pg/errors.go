@@ -12,11 +12,12 @@ var (
 	// ErrSchemaNewer reports a database whose sink schema a newer gsd
 	// wrote: this binary does not know its tables, so it writes nothing.
 	ErrSchemaNewer = errors.New("gsd/pg: database schema is newer than this gsd")
-	// ErrIncarnation reports that the database's newest rows of a world
-	// are not this world's events: a world of the same name (a cluster
-	// rebuilt against the same database) whose first event this node no
-	// longer holds, so the sink cannot tell the two apart. Nothing is
-	// written for it.
+	// ErrIncarnation reports that the database's rows of the world
+	// incarnation the sink would go on with are not this world's events:
+	// a world of the same name and incarnation from a cluster rebuilt
+	// from empty data dirs against the same database (its worlds are
+	// created at the same log indexes), or from before incarnations with
+	// its first event no longer held here. Nothing is written for it.
 	ErrIncarnation = errors.New("gsd/pg: the database holds another incarnation of this world")
 
 	// errNotLeading stops a mirror's session when the node stopped

@@ -45,7 +45,7 @@ func TestArchiveGapRaisesTheAlarmUntilTheEventIsHeld(t *testing.T) {
 	require.Zero(t, storedPosition(t, dsn, "w"), "nothing is written past a gap")
 
 	src.SetLow("w", 1) // e.g. a node that still holds them leads now
-	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 10)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_archive_gap", "world", "w") == 0 }, 10*time.Second, 10*time.Millisecond)
 }
 
@@ -54,7 +54,7 @@ func TestPrunedGapMidStreamRaisesTheAlarm(t *testing.T) {
 	src := newFakeSource()
 	src.Add("w", 3, 1000)
 	r := runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 3)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 3)
 	r.stop()
 	src.Add("w", 5, 1000)
 	src.SetLow("w", 6) // 4 and 5 pruned while no sink ran
@@ -64,46 +64,80 @@ func TestPrunedGapMidStreamRaisesTheAlarm(t *testing.T) {
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_lag_events", "world", "w") == 5 }, 10*time.Second, 10*time.Millisecond)
 }
 
-// With seq 1 pruned the sink cannot read the incarnation from the node: it
-// goes on with the newest incarnation in the database only when its last
-// mirrored event is the node's event at that seq.
+// A world from before incarnations (the node knows it as 0) with seq 1
+// pruned: the sink cannot read its incarnation from the node, and goes on
+// with the newest incarnation in the database only when its last mirrored
+// event is the node's event at that seq.
 func TestResumeWithoutTheFirstEventChecksTheLastMirroredOne(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
 	src.Add("w", 10, 1000)
+	src.SetIncarnation("w", 0)
 	r := runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
+	requireFakeMirrored(t, dsn, src, "w", -1001, 10)
 	r.stop()
 
 	// The same world, seq 1 pruned: it goes on.
 	src.Add("w", 5, 1000)
 	src.SetLow("w", 8)
 	r = runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 15)
+	requireFakeMirrored(t, dsn, src, "w", -1001, 15)
 	r.stop()
 
 	// Another world of that name (other leader times), seq 1 pruned: refused.
 	other := newFakeSource()
 	other.Add("w", 20, 5000)
+	other.SetIncarnation("w", 0)
 	other.SetLow("w", 12)
 	r = runSink(t, testConfig(dsn), other)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, uint64(15), storedPosition(t, dsn, "w"))
-	require.Len(t, readRows(t, dsn, "w", 1001), 15)
+	require.Len(t, readRows(t, dsn, "w", -1001), 15)
 }
 
 func TestResumeWithoutTheFirstEventOrTheLastMirroredOneGoesOn(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
 	src.Add("w", 4, 1000)
+	src.SetIncarnation("w", 0)
 	r := runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
+	requireFakeMirrored(t, dsn, src, "w", -1001, 4)
 	r.stop()
 	src.Add("w", 4, 1000)
 	src.SetLow("w", 5) // neither seq 1 nor 4 held: trust the database
 	r = runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 8)
+	requireFakeMirrored(t, dsn, src, "w", -1001, 8)
 	r.stop()
+}
+
+// A cluster rebuilt from empty data dirs against the same database creates
+// its worlds at the same log indexes: the sink finds that the database's
+// events of that incarnation are not the node's and refuses to mirror the
+// world, rather than mixing the two or skipping the new one's first
+// events, whether the node is ahead of the stored position or behind it.
+func TestSameIncarnationOfAnotherClusterIsRefused(t *testing.T) {
+	for name, n := range map[string]int{"ahead": 20, "behind": 3} {
+		t.Run(name, func(t *testing.T) {
+			_, dsn := startPG(t)
+			src := newFakeSource()
+			src.Add("w", 10, 1000)
+			r := runSink(t, testConfig(dsn), src)
+			requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 10)
+			r.stop()
+
+			other := newFakeSource()
+			other.Add("w", n, 5000)
+			require.Equal(t, src.Incarnation("w"), other.Incarnation("w"))
+			r = runSink(t, testConfig(dsn), other)
+			require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > 0 }, 10*time.Second, 10*time.Millisecond)
+			other.Add("w", 10, 6000)
+			refused := r.gauge("gsd_pgsink_errors_total", "kind", "incarnation")
+			require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > refused+1 }, 10*time.Second, 10*time.Millisecond)
+			r.stop()
+			require.Equal(t, uint64(10), storedPosition(t, dsn, "w"))
+			requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 10)
+		})
+	}
 }
 
 func TestOnlyTheLeaderOfAWorldsGroupWritesIt(t *testing.T) {
@@ -120,7 +154,7 @@ func TestOnlyTheLeaderOfAWorldsGroupWritesIt(t *testing.T) {
 		<-time.After(testConfig(dsn).CheckInterval)
 	}
 	src.SetLeads("w", true)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 3)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 3)
 	require.Equal(t, 1.0, r.gauge("gsd_pgsink_worlds"))
 	src.SetLeads("w", false)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_worlds") == 0 }, 10*time.Second, 10*time.Millisecond)
@@ -135,7 +169,7 @@ func TestWriteRefusesOnceLeadershipIsLost(t *testing.T) {
 	require.NoError(t, err)
 	m := &mirror{s: s, world: "w"}
 	ev, _ := src.Event("w", 1)
-	_, err = m.write(context.Background(), 1001, 0, []*fsm.Event{ev})
+	_, err = m.write(context.Background(), 1, 0, []*fsm.Event{ev})
 	require.ErrorIs(t, err, errNotLeading)
 	m.report(err, s.backoff()) // not counted as an error
 	require.Zero(t, testutilCount(s.m.errors))
@@ -157,10 +191,10 @@ func TestFeedOutOfOrderIsRetriedFromTheStoredPosition(t *testing.T) {
 	src := newFakeSource()
 	src.Add("w", 4, 1000)
 	ev3, _ := src.Event("w", 3)
-	src.Update(func() { src.World("w").Order = []*fsm.Event{ev3} })
+	src.Update(func() { src.Edit("w").Order = []*fsm.Event{ev3} })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 4)
 }
 
 func TestFeedNotStartingAtSeqOneIsRefused(t *testing.T) {
@@ -169,18 +203,18 @@ func TestFeedNotStartingAtSeqOneIsRefused(t *testing.T) {
 	src.Add("w", 4, 1000)
 	src.SetLow("w", 2) // no stored rows, seq 1 not held, yet the feed answers from 1
 	ev2, _ := src.Event("w", 2)
-	src.Update(func() { src.World("w").Low, src.World("w").Order = 1, []*fsm.Event{ev2} })
-	src.Update(func() { src.World("w").Low = 1 })
+	src.Update(func() { src.Edit("w").Low, src.Edit("w").Order = 1, []*fsm.Event{ev2} })
+	src.Update(func() { src.Edit("w").Low = 1 })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 4)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 4)
 }
 
 func TestEventThatDoesNotFitIsReportedNotWritten(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
 	src.Add("w", 1, 1000)
-	src.Update(func() { src.World("w").Events[0].Index = math.MaxUint64 })
+	src.Update(func() { src.Edit("w").Events[0].Index = math.MaxUint64 })
 	r := runSink(t, testConfig(dsn), src)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "feed") > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, storedPosition(t, dsn, "w"))
@@ -195,7 +229,7 @@ func TestDatabaseDownAtStartIsRetriedUntilItComes(t *testing.T) {
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "database") >= 2 }, 10*time.Second, 10*time.Millisecond)
 	require.Zero(t, r.gauge("gsd_pgsink_schema_version"))
 	pg.Restart(t)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 5)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 5)
 }
 
 func TestDatabaseDownMidStreamIsCountedAndRetried(t *testing.T) {
@@ -203,13 +237,13 @@ func TestDatabaseDownMidStreamIsCountedAndRetried(t *testing.T) {
 	src := newFakeSource()
 	src.Add("w", 5, 1000)
 	r := runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 5)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 5)
 	pg.Kill(t)
 	src.Add("w", 5, 1000)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "database") > 0 }, 10*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_lag_seconds", "world", "w") > 0 }, 10*time.Second, 10*time.Millisecond)
 	pg.Restart(t)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 10)
 }
 
 func TestSchemaOfANewerGsdIsLeftAlone(t *testing.T) {
@@ -351,7 +385,7 @@ func TestLagPastHalfTheRetentionIsWarnedOncePerCrossing(t *testing.T) {
 	require.Equal(t, 1, strings.Count(logs.String(), warning))
 
 	src.SetLow("w", 1)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 10)
 	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_lag_events", "world", "w") == 0 }, 10*time.Second, 10*time.Millisecond)
 	src.Add("w", 10, 1000)
 	src.SetLow("w", 21) // stuck again, 10 behind: a second crossing
@@ -365,8 +399,8 @@ func TestLagPastHalfTheRetentionByAgeIsWarned(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.Retention.MaxAge = time.Hour
 	src := newFakeSource()
-	src.Add("w", 1, 1000)                                                  // leader time in 1970: older than any retention
-	src.Update(func() { src.World("w").Events[0].Index = math.MaxUint64 }) // never written
+	src.Add("w", 1, 1000)                                                 // leader time in 1970: older than any retention
+	src.Update(func() { src.Edit("w").Events[0].Index = math.MaxUint64 }) // never written
 	runSink(t, cfg, src)
 	require.Eventually(t, func() bool {
 		return strings.Contains(logs.String(), "lags by more than half of the event archive's retention")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/pgtest"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/jackc/pgx/v5"
@@ -284,9 +285,7 @@ func requireMirrorEquals(t *testing.T, dsn string, node *store.Store, world stri
 	require.NotZero(t, seq, "world %s has no events", world)
 	require.Eventually(t, func() bool { return storedPosition(t, dsn, world) >= seq }, 30*time.Second, 20*time.Millisecond,
 		"mirror of %s did not reach seq %d", world, seq)
-	first, ok := node.Event(world, 1)
-	require.True(t, ok)
-	got := readRows(t, dsn, world, first.Time)
+	got := readRows(t, dsn, world, incarnation(t, node, world))
 	require.Equal(t, int(seq), len(got), "world %s: rows", world)
 	for i, r := range got {
 		ev, ok := node.Event(world, uint64(i+1))
@@ -295,6 +294,14 @@ func requireMirrorEquals(t *testing.T, dsn string, node *store.Store, world stri
 		require.NoError(t, err)
 		require.Equal(t, want, r, "world %s seq %d", world, i+1)
 	}
+}
+
+// incarnation returns the incarnation the sink names node's world by now.
+func incarnation(t *testing.T, node *store.Store, world string) int64 {
+	t.Helper()
+	inc, ok := feed.Incarnation(feed.NewStoreSource(node), world)
+	require.True(t, ok, "world %s", world)
+	return inc
 }
 
 // readRows returns a world incarnation's rows in seq order.

@@ -13,18 +13,20 @@ func TestRecreatedWorldIsMirroredFromSeqOneBesideTheOldRows(t *testing.T) {
 	_, dsn := startPG(t)
 	src := newFakeSource()
 	src.Add("w", 10, 1000)
+	inc1 := src.Incarnation("w")
 	r := runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 1001, 10)
+	requireFakeMirrored(t, dsn, src, "w", inc1, 10)
 
 	src.Recreate("w", 4, 2000)
-	requireFakeMirrored(t, dsn, src, "w", 2001, 4)
+	inc2 := src.Incarnation("w")
+	requireFakeMirrored(t, dsn, src, "w", inc2, 4)
 	r.stop()
 
 	src.Recreate("w", 15, 3000)
 	r = runSink(t, testConfig(dsn), src)
-	requireFakeMirrored(t, dsn, src, "w", 3001, 15)
+	requireFakeMirrored(t, dsn, src, "w", src.Incarnation("w"), 15)
 	r.stop()
 
-	require.Len(t, readRows(t, dsn, "w", 1001), 10, "the first incarnation's rows stay")
-	require.Len(t, readRows(t, dsn, "w", 2001), 4, "the second incarnation's rows stay")
+	require.Len(t, readRows(t, dsn, "w", inc1), 10, "the first incarnation's rows stay")
+	require.Len(t, readRows(t, dsn, "w", inc2), 4, "the second incarnation's rows stay")
 }

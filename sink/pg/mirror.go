@@ -85,10 +85,10 @@ func (m *mirror) Resume(_ context.Context, pos feed.Position) error {
 	return nil
 }
 
-// Verify checks, when the world's event 1 is pruned here, that the last
-// mirrored event of the stored incarnation is this world's event at that
-// seq (feed.Verifier): a world of the same name in a cluster rebuilt
-// against the same database is refused with ErrIncarnation.
+// Verify checks that the database's event of the stored incarnation at
+// ev's seq is ev (feed.Verifier): a world of the same name and
+// incarnation in a cluster rebuilt against the same database is refused
+// with ErrIncarnation.
 func (m *mirror) Verify(ctx context.Context, p feed.Position, ev *fsm.Event) error {
 	index, timeNs, found, err := m.s.db.event(ctx, m.world, p.Incarnation, p.Seq)
 	if err != nil {

@@ -34,7 +34,7 @@ func TestMirrorEqualsWorldAndSkipsWorldsNotListed(t *testing.T) {
 	requireMirrorEquals(t, dsn, c.nodes[0], "w2")
 	require.Zero(t, storedPosition(t, dsn, "other"), "a world not listed is not mirrored")
 
-	rows := readRows(t, dsn, "w1", mustEvent(t, c, "w1", 1).Time)
+	rows := readRows(t, dsn, "w1", incarnation(t, c.nodes[0], "w1"))
 	require.Equal(t, "p\uFFFDnul", rows[0].Player, "NUL is written as U+FFFD")
 	require.Equal(t, "a\uFFFDb \\u0000", rows[0].Changes[0].Value.Str)
 	require.Equal(t, "conflict", rows[1].Status)
@@ -144,9 +144,50 @@ func TestNewLeaderResumesTheMirrorWhenLeadershipMoves(t *testing.T) {
 	requireMirrorEquals(t, dsn, c.leader(), "w")
 }
 
-// A world of the same name in a cluster rebuilt against the same database
-// is another incarnation: its rows go beside the old ones.
-func TestRebuiltClusterWorldIsMirroredAsANewIncarnation(t *testing.T) {
+// A world deleted and created again in a running cluster is a new
+// incarnation, named by its creation index as GET /v1/worlds names it:
+// the sink mirrors it from seq 1 beside the old incarnation's rows.
+func TestRecreatedWorldOfARealStoreIsMirroredFromSeqOneBesideTheOldRows(t *testing.T) {
+	_, dsn := startPG(t)
+	c := newCluster(t, 1)
+	node := c.nodes[0]
+	c.createWorld("w")
+	for j := range 5 {
+		c.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}})
+	}
+	r := runSink(t, testConfig(dsn), feed.NewStoreSource(node))
+	requireMirrorEquals(t, dsn, node, "w")
+	info, err := node.World("w")
+	require.NoError(t, err)
+	old := incarnation(t, node, "w")
+	require.Equal(t, int64(info.Incarnation), old, "the sink's incarnation is the world's creation index")
+	oldRows := readRows(t, dsn, "w", old)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = node.DeleteWorld(ctx, "w", info.Incarnation)
+	require.NoError(t, err)
+	c.createWorld("w")
+	for j := range 3 {
+		c.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 10}}})
+	}
+	inc := incarnation(t, node, "w")
+	require.Greater(t, inc, old)
+	require.Eventually(t, func() bool { return len(readRows(t, dsn, "w", inc)) == 3 }, 30*time.Second, 20*time.Millisecond)
+	requireMirrorEquals(t, dsn, node, "w")
+	r.stop()
+
+	require.Equal(t, oldRows, readRows(t, dsn, "w", old), "the old incarnation's rows stay as they were")
+	var n int
+	require.NoError(t, connect(t, dsn).QueryRow(context.Background(), `SELECT count(*) FROM gsd.worlds WHERE world = 'w'`).Scan(&n))
+	require.Equal(t, 2, n, "one position per incarnation")
+}
+
+// A world of the same name in a cluster rebuilt from empty data dirs
+// against the same database has the same creation index (the same
+// commands at the same log indexes) but other events: the sink refuses
+// to mirror it beside, or over, the old rows.
+func TestRebuiltClusterWorldWithTheSameIncarnationIsRefused(t *testing.T) {
 	_, dsn := startPG(t)
 	cfg := testConfig(dsn)
 	var incs []int64
@@ -156,13 +197,17 @@ func TestRebuiltClusterWorldIsMirroredAsANewIncarnation(t *testing.T) {
 		for j := range 5 + i {
 			c.act(&fsm.Action{World: "w", Player: "p", Seq: uint64(j + 1), Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: int64(i + 1)}}})
 		}
+		incs = append(incs, incarnation(t, c.nodes[0], "w"))
 		r := runSink(t, cfg, feed.NewStoreSource(c.nodes[0]))
-		requireMirrorEquals(t, dsn, c.nodes[0], "w")
+		if i == 0 {
+			requireMirrorEquals(t, dsn, c.nodes[0], "w")
+		} else {
+			require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > 0 }, 30*time.Second, 10*time.Millisecond)
+		}
 		r.stop()
-		incs = append(incs, mustEvent(t, c, "w", 1).Time)
 		require.NoError(t, c.nodes[0].Close(context.Background()))
 	}
-	require.NotEqual(t, incs[0], incs[1])
-	require.Len(t, readRows(t, dsn, "w", incs[0]), 5)
-	require.Len(t, readRows(t, dsn, "w", incs[1]), 6)
+	require.Equal(t, incs[0], incs[1])
+	require.Len(t, readRows(t, dsn, "w", incs[0]), 5, "the old cluster's rows only")
+	require.Equal(t, uint64(5), storedPosition(t, dsn, "w"))
 }

@@ -35,8 +35,10 @@ const (
 type Batch struct {
 	Schema int    `json:"schema"`
 	World  string `json:"world"`
-	// Incarnation names the world's incarnation (the leader time, unix
-	// nanoseconds, of its event 1): a world deleted and created again
+	// Incarnation names the world's incarnation (feed.Position,
+	// docs/EVENTS.md): the Raft index of its creation, as GET /v1/worlds
+	// shows it; negative (event 1's leader time, negated) for a world
+	// created before incarnations. A world deleted and created again
 	// under its name starts a new incarnation whose seqs start over at
 	// 1, so events are unique by (world, incarnation, seq). 0: unknown
 	// (the export resumed from a checkpoint older than incarnations and

@@ -1,0 +1,100 @@
+package corpus
+
+import (
+	"fmt"
+	"hash/fnv"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// digest generates p's corpus and returns a hash of its events, their
+// count and the labels, checking the events' order on the way.
+func digest(t *testing.T, p Params) (uint64, int, map[string]Kind) {
+	h := fnv.New64a()
+	n := 0
+	var last int64
+	labels, err := Generate(p, func(ev *fsm.Event) {
+		n++
+		require.Equal(t, uint64(n), ev.Seq)
+		require.GreaterOrEqual(t, ev.Time, last, "leader time never goes back")
+		last = ev.Time
+		fmt.Fprintf(h, "%d %d %s %v\n", ev.Seq, ev.Time, ev.Player, ev.Changes)
+	})
+	require.NoError(t, err)
+	return h.Sum64(), n, labels
+}
+
+func small(p Params) Params {
+	p.Concurrent, p.Session = 20, 20*time.Second
+	p.Aimbots, p.SpeedHackers, p.Rings, p.WinTraders, p.Funnels, p.GoldFarmers = 2, 2, 1, 1, 1, 2
+	return p
+}
+
+func TestACorpusIsTheSameForTheSameSeedAndDiffersForAnother(t *testing.T) {
+	a1, n, labels := digest(t, small(A(40)))
+	a2, n2, _ := digest(t, small(A(40)))
+	require.Equal(t, a1, a2)
+	require.Equal(t, n, n2)
+	b, _, _ := digest(t, small(B(40)))
+	require.NotEqual(t, a1, b)
+	count := map[Kind]int{}
+	for _, k := range labels {
+		count[k]++
+	}
+	require.Equal(t, map[Kind]int{Novice: 10, Casual: 10, Regular: 10, Pro: 10, Aimbot: 2, SpeedHack: 2, BotRing: 5, WinTrade: 2, Funnel: 6, GoldFarm: 2}, count)
+}
+
+func TestHonestIsTrueForTheSkillLevelsOnly(t *testing.T) {
+	for i, k := range Kinds {
+		require.Equal(t, i < 4, k.Honest(), k)
+	}
+}
+
+func TestBadParamsAreRefused(t *testing.T) {
+	for name, mut := range map[string]func(*Params){
+		"honest":  func(p *Params) { p.Honest = 1 },
+		"session": func(p *Params) { p.Session = time.Second },
+		"ring":    func(p *Params) { p.RingSize = 1 },
+		"funnel":  func(p *Params) { p.Feeders = 0 },
+	} {
+		p := A(10)
+		mut(&p)
+		_, err := Generate(p, func(*fsm.Event) {})
+		require.ErrorIs(t, err, ErrParams, name)
+	}
+}
+
+func TestNoOpponentWhenTooFewHonestPlayersAreInSession(t *testing.T) {
+	g := &gen{session: 10, r: A(2).rng()}
+	a := &agent{start: 0}
+	require.Nil(t, g.opponent(a, 5))
+	g.honest = []*agent{a, {start: 0}}
+	seen := map[*agent]int{}
+	for range 50 {
+		seen[g.opponent(a, 5)]++
+	}
+	require.Equal(t, 2, len(seen), "another player, or nil when it drew a itself")
+	require.Zero(t, seen[a])
+}
+
+func TestACheatersMovesStayWithinTheLimits(t *testing.T) {
+	type pos struct{ x, y, at int64 }
+	last := map[string]pos{}
+	_, err := Generate(small(B(40)), func(ev *fsm.Event) {
+		if len(ev.Changes) != 3 || ev.Changes[2].Field != "moved_at" {
+			return
+		}
+		p := pos{ev.Changes[0].Value.Int, ev.Changes[1].Value.Int, ev.Time}
+		if l, ok := last[ev.Player]; ok {
+			dx, dy := float64(p.x-l.x), float64(p.y-l.y)
+			el := float64(min(p.at-l.at, int64(10*time.Second))) / 1e9
+			limit := min(Slack+PerSecond*el, MaxStep) + 2*4 // ring jitter, lag
+			require.LessOrEqual(t, dx*dx+dy*dy, limit*limit, ev.Player)
+		}
+		last[ev.Player] = p
+	})
+	require.NoError(t, err)
+}

@@ -1,0 +1,179 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrConfig is returned for a Config a Detector cannot run with.
+var ErrConfig = errors.New("gsd/anticheat/detect: bad config")
+
+// Fields names the fields a game keeps what the detectors read in. An
+// empty name turns off the detectors that need it.
+type Fields struct {
+	X, Y   string // position of a player's entity (move)
+	Shot   string // set or incremented on the shooter's entity per shot
+	Hit    string // incremented (hit points down) on the entity hit
+	Appear string // set on an entity when it appears (spawns, is seen)
+	Items  string // a set field: a transfer removes from one, adds to another
+	Wins   string // incremented on the winner of a match
+	Losses string // incremented on the loser of that match
+	// Currency is a counter on the player's entity that the player's own
+	// actions increment when they earn (loot, rewards, sales).
+	Currency string
+}
+
+// Limits are the world's hard movement limits (the anticheat.Speed check's
+// parameters): the detectors look for play that stays just within them.
+type Limits struct {
+	PerSecond int64 // grid units per second
+	Slack     int64 // grid units always allowed
+	MaxStep   int64 // longest single move
+}
+
+// Speed flags sustained movement near the limit.
+type Speed struct {
+	NearMax  float64 // a move is near the limit at this share of it or more
+	MinMoves int     // moves observed before a player is judged
+	Share    float64 // flag at this share of near-limit moves or more
+}
+
+// Jump flags teleport-like moves just under MaxStep.
+type Jump struct {
+	Near     float64 // a move of this share of MaxStep or more is a jump
+	MinMoves int
+	Share    float64 // flag at this share of jumps among moves or more
+}
+
+// Straight flags paths straighter than a hand steers: per Window moves,
+// the straight-line distance over the path's length is the window's
+// straightness; a window at Min or more is straight.
+type Straight struct {
+	Window     int
+	MinWindows int
+	Min        float64
+	Share      float64 // flag at this share of straight windows or more
+}
+
+// Reaction flags hits that follow a target's appearance inhumanly fast.
+type Reaction struct {
+	Fast time.Duration // a reaction this short or shorter is fast
+	// Window is the longest reaction counted; an appearance older than it
+	// is forgotten at the next evaluation, which bounds the memory the
+	// appearances take.
+	Window     time.Duration
+	MinSamples int
+	Share      float64 // flag at this share of fast reactions or more
+}
+
+// Accuracy flags a hit ratio far above the population's.
+type Accuracy struct {
+	MinShots   int     // shots before a player counts
+	MinPlayers int     // players counted before anyone is judged
+	Z          float64 // flag at this many standard deviations above the mean
+}
+
+// Lockstep flags pairs of accounts that move by the same delta (rounded to
+// Quantum) in the same Tick of leader time, again and again.
+type Lockstep struct {
+	Tick        time.Duration
+	Quantum     int64
+	MaxGroup    int     // groups larger than this are crowds, not rings
+	MinTogether int     // moves together before a pair is judged
+	Share       float64 // flag when together for this share of the pair's moves
+}
+
+// Economy flags income that no play explains: the share of a player's
+// increments of their currency that follow none of their own shots within
+// Window (loot without a fight: a duplication bug, a farming script).
+type Economy struct {
+	Window     time.Duration
+	MinSamples int     // increments observed before a player is judged
+	Share      float64 // flag at this share of unearned increments or more
+}
+
+// WinTrade flags a pair of players that meet often and whose results
+// alternate (trading wins) or go one way (feeding) beyond chance: a
+// z-score against fair coin flips.
+type WinTrade struct {
+	MinMatches int
+	MinShare   float64 // the pair's meetings over the fewer matches of the two
+	Z          float64
+}
+
+// Funnel flags repeated one-way transfers from one account to another.
+type Funnel struct {
+	MinTransfers int
+	MaxReverse   float64 // transfers back, as a share of those forward
+}
+
+// Config configures a Detector. Thresholds were fixed on corpus seed A
+// (docs/ANTICHEAT.md) and measured on a held-out corpus.
+type Config struct {
+	Fields   Fields
+	Limits   Limits
+	Speed    Speed
+	Jump     Jump
+	Straight Straight
+	Reaction Reaction
+	Accuracy Accuracy
+	Economy  Economy
+	Lockstep Lockstep
+	WinTrade WinTrade
+	Funnel   Funnel
+	// Every is how many events Follow observes between two evaluations.
+	Every int
+	// Scan is how often a Runner looks for new and deleted worlds.
+	Scan time.Duration
+}
+
+// DefaultConfig returns the thresholds of docs/ANTICHEAT.md for the
+// corpus's arena (anticheat/corpus): fields x, y, shot_at, hp, spawned,
+// items, wins, losses; 500 units/s, 10 of slack, 300 per move at most.
+func DefaultConfig() Config {
+	return Config{
+		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses", Currency: "gold"},
+		Limits:   Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
+		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
+		Jump:     Jump{Near: 0.9, MinMoves: 100, Share: 0.1},
+		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
+		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.4},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 3},
+		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
+		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
+		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},
+		Funnel:   Funnel{MinTransfers: 8, MaxReverse: 0.1},
+		Every:    10000,
+		Scan:     time.Second,
+	}
+}
+
+// Validate reports a Config a Detector cannot run with.
+func (c Config) Validate() error {
+	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrConfig, what) }
+	switch {
+	case c.Limits.PerSecond < 0 || c.Limits.Slack < 0 || c.Limits.MaxStep < 0:
+		return bad("negative limits")
+	case c.Straight.Window < 2:
+		return bad("straight.window below 2")
+	case c.Reaction.Fast < 0 || c.Reaction.Window < c.Reaction.Fast:
+		return bad("reaction window shorter than fast")
+	case c.Accuracy.MinShots < 1:
+		return bad("accuracy.min_shots below 1")
+	case c.Economy.Window < 0:
+		return bad("economy.window is negative")
+	case c.Lockstep.Tick <= 0 || c.Lockstep.Quantum <= 0:
+		return bad("lockstep tick and quantum must be positive")
+	case c.Lockstep.MaxGroup < 2:
+		return bad("lockstep.max_group below 2")
+	case c.Every <= 0 || c.Scan <= 0:
+		return bad("every and scan must be positive")
+	}
+	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Jump.Share, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
+		if s < 0 || s > 1 {
+			return bad("a share outside [0, 1]")
+		}
+	}
+	return nil
+}

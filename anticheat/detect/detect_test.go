@@ -1,0 +1,463 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// feed builds committed events of world "w" with rising seqs.
+type feed struct {
+	t   *testing.T
+	d   *Detector
+	seq uint64
+}
+
+func newFeed(t *testing.T, cfg Config) *feed {
+	d, err := New(cfg)
+	require.NoError(t, err)
+	return &feed{t: t, d: d}
+}
+
+const sec = int64(time.Second)
+
+func (f *feed) ev(at int64, player string, changes ...fsm.Change) uint64 {
+	f.seq++
+	f.d.Observe(&fsm.Event{World: "w", Seq: f.seq, Time: at, Player: player, Status: fsm.StatusApplied, Changes: changes})
+	return f.seq
+}
+
+func set(entity, field string, v int64) fsm.Change {
+	return fsm.Change{Entity: entity, Field: field, Op: fsm.OpSet, Value: fsm.Int(v)}
+}
+
+func (f *feed) move(at int64, p string, x, y int64) uint64 {
+	return f.ev(at, p, set(p, "x", x), set(p, "y", y))
+}
+
+// only returns the flags of det.
+func only(flags []Flag, det string) []Flag {
+	var out []Flag
+	for _, fl := range flags {
+		if fl.Detector == det {
+			out = append(out, fl)
+		}
+	}
+	return out
+}
+
+func players(flags []Flag) []string {
+	var out []string
+	for _, fl := range flags {
+		out = append(out, strings.Join(fl.Players, "+"))
+	}
+	return out
+}
+
+func small() Config {
+	c := DefaultConfig()
+	c.Speed.MinMoves, c.Jump.MinMoves, c.Straight.MinWindows = 10, 10, 2
+	c.Reaction.MinSamples, c.Accuracy.MinShots, c.Accuracy.MinPlayers = 3, 10, 3
+	c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 5, 6, 5
+	return c
+}
+
+func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
+	require.NoError(t, DefaultConfig().Validate())
+	for name, mut := range map[string]func(*Config){
+		"negative limit":  func(c *Config) { c.Limits.MaxStep = -1 },
+		"window":          func(c *Config) { c.Straight.Window = 1 },
+		"tick":            func(c *Config) { c.Lockstep.Tick = 0 },
+		"reaction window": func(c *Config) { c.Reaction.Window = c.Reaction.Fast - 1 },
+		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
+		"every":           func(c *Config) { c.Every = 0 },
+		"min shots":       func(c *Config) { c.Accuracy.MinShots = 0 },
+		"economy window":  func(c *Config) { c.Economy.Window = -1 },
+		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
+		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
+	} {
+		c := DefaultConfig()
+		mut(&c)
+		_, err := New(c)
+		require.ErrorIs(t, err, ErrConfig, name)
+	}
+}
+
+func TestSustainedNearMaxSpeedAndJumpsAreFlaggedWithTheirEvidence(t *testing.T) {
+	f := newFeed(t, small())
+	var last []uint64
+	for i := range int64(12) {
+		// 300 ms apart: the limit is 10 + 150 = 160 units; the cheater
+		// moves 155, the walker 60.
+		at := i * 300 * int64(time.Millisecond)
+		last = append(last, f.move(at, "fast", 155*i, 0))
+		f.move(at, "walker", 0, 60*i)
+		// after a rest of 1 s, a 290-unit jump (of 300 allowed)
+		f.move(at, "jumper", 290*i, 0)
+	}
+	flags := f.d.Evaluate()
+	speed := only(flags, DetSpeed)
+	require.Equal(t, []string{"fast", "jumper"}, players(speed))
+	require.InDelta(t, 1, speed[0].Score, 1e-9)
+	var want []Ref
+	for _, s := range last[len(last)-evidenceLen:] {
+		want = append(want, Ref{"w", s})
+	}
+	require.Equal(t, want, speed[0].Evidence, "the last eight near-limit moves, oldest first")
+	require.Equal(t, []string{"jumper"}, players(only(flags, DetJump)))
+	require.Empty(t, f.d.Evaluate(), "a flag is raised once")
+}
+
+func TestAMoveMayChangeOneCoordinate(t *testing.T) {
+	f := newFeed(t, small())
+	f.move(0, "p", 0, 0)
+	f.ev(sec, "p", set("p", "x", 100))
+	f.ev(2*sec, "p", set("p", "y", 100))
+	p := f.d.players["p"]
+	require.Equal(t, [2]int64{100, 100}, [2]int64{p.x, p.y})
+	require.Equal(t, 2, p.moves)
+}
+
+func TestStraightPathsAreFlaggedAndWanderingOnesAreNot(t *testing.T) {
+	f := newFeed(t, small())
+	for i := range int64(32) {
+		at := i * sec
+		f.move(at, "bot", 50*i, 25*i)
+		f.move(at+1, "human", 50*i, 50*(i%2)) // zigzag
+		f.move(at+2, "still", 0, 0)           // no path: no window counts
+	}
+	require.Equal(t, []string{"bot"}, players(only(f.d.Evaluate(), DetStraight)))
+	require.Zero(t, f.d.players["still"].windows)
+}
+
+func TestFastReactionsToAppearancesAreFlagged(t *testing.T) {
+	f := newFeed(t, small())
+	hit := func(at int64, p, target string) {
+		f.ev(at, p, fsm.Change{Entity: target, Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-10)}, set(p, "shot_at", at))
+	}
+	ms := int64(time.Millisecond)
+	for i := range int64(4) {
+		t0 := i * 10 * sec
+		for _, n := range []string{"a", "b"} {
+			f.ev(t0, "server", set(n+string(rune('0'+i)), "spawned", t0))
+		}
+		hit(t0+80*ms, "bot", "a"+string(rune('0'+i)))
+		hit(t0+90*ms, "bot", "a"+string(rune('0'+i))) // not a reaction: the same appearance
+		hit(t0+400*ms, "human", "b"+string(rune('0'+i)))
+		hit(t0+500*ms, "human", "ghost") // never appeared
+	}
+	// The same target's name in another world appearing just before a
+	// hit is not what the hit reacts to.
+	f.d.Observe(&fsm.Event{World: "other", Seq: 1, Time: 40*sec - 1, Player: "server", Status: fsm.StatusApplied,
+		Changes: []fsm.Change{set("b3", "spawned", 0)}})
+	hit(40*sec, "human", "b3")
+	flags := only(f.d.Evaluate(), DetReaction)
+	require.Equal(t, []string{"bot"}, players(flags))
+	require.Equal(t, 4, f.d.players["human"].reactions)
+	require.Zero(t, f.d.players["human"].fast)
+	require.Equal(t, 4, f.d.players["bot"].reactions)
+	require.Equal(t, 8, f.d.players["bot"].hits)
+}
+
+func TestAppearancesOlderThanTheWindowAreForgottenAndNotReactedTo(t *testing.T) {
+	f := newFeed(t, small())
+	win := int64(small().Reaction.Window)
+	f.ev(0, "server", set("old", "spawned", 0))
+	f.ev(10, "server", set("late", "spawned", 10))
+	f.ev(win+20, "p", fsm.Change{Entity: "late", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-1)}, set("p", "shot_at", 1))
+	require.Zero(t, f.d.players["p"].reactions, "a hit after the window is no reaction")
+	f.ev(win+10, "server", set("new", "spawned", win+10))
+	f.d.Evaluate()
+	require.Equal(t, []string{"late", "new"}, keys(f.d.appear), "late is one window older than the newest, old more")
+	f.ev(win+11, "server", set("new", "spawned", win+11))
+	f.d.Evaluate()
+	require.Equal(t, []string{"new"}, keys(f.d.appear), "late is now one window and 1 ns older")
+}
+
+func keys(m map[entityRef]int64) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k.entity)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func shots(f *feed, p string, n, hits int) {
+	for i := range n {
+		c := []fsm.Change{set(p, "shot_at", int64(i))}
+		if i < hits {
+			c = append(c, fsm.Change{Entity: "npc", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-1)})
+		}
+		f.ev(int64(i), p, c...)
+	}
+}
+
+func TestAnAccuracyFarAboveThePopulationsIsFlagged(t *testing.T) {
+	f := newFeed(t, small())
+	for i, h := range []int{3, 4, 5, 3, 4, 5, 3, 4, 5, 4} {
+		shots(f, "h"+string(rune('a'+i)), 20, h)
+	}
+	shots(f, "aim", 20, 19)
+	shots(f, "few", 5, 5) // too few shots to judge
+	flags := only(f.d.Evaluate(), DetAccuracy)
+	require.Equal(t, []string{"aim"}, players(flags))
+	require.Greater(t, flags[0].Score, 3.0)
+}
+
+func TestEqualAccuraciesFlagNoOne(t *testing.T) {
+	f := newFeed(t, small())
+	for i := range 5 {
+		shots(f, "h"+string(rune('a'+i)), 20, 5)
+	}
+	require.Empty(t, f.d.Evaluate())
+}
+
+func TestAccountsMovingInLockstepAreFlaggedAndCrowdsAreNot(t *testing.T) {
+	c := small()
+	c.Lockstep.MaxGroup = 3
+	f := newFeed(t, c)
+	ms := int64(time.Millisecond)
+	for i := range int64(12) {
+		at := 5*sec + i*sec
+		for _, p := range []string{"r1", "r2"} {
+			f.move(at+ms, p, -40*i, 0)
+		}
+		f.move(at+2*ms, "alone", 40*i, 0)
+		for _, p := range []string{"c1", "c2", "c3", "c4"} { // a crowd moving alike
+			f.move(at+ms, p, 0, 40*i)
+		}
+	}
+	flags := only(f.d.Evaluate(), DetLockstep)
+	require.Equal(t, []string{"r1+r2"}, players(flags))
+	require.Len(t, flags[0].Evidence, evidenceLen)
+}
+
+func TestTwoMovesOfOnePlayerInATickAreNotAPair(t *testing.T) {
+	f := newFeed(t, small())
+	for i := range int64(3) { // a baseline, then two moves by (0, 0)
+		f.move(i, "p", 0, 0)
+	}
+	f.d.Evaluate()
+	require.Empty(t, f.d.pairs)
+}
+
+func TestRoundDivRoundsToTheNearestQuantum(t *testing.T) {
+	for _, c := range [][3]int64{{29, 20, 1}, {31, 20, 2}, {-29, 20, -1}, {-31, 20, -2}, {0, 20, 0}} {
+		require.Equal(t, c[2], roundDiv(c[0], c[1]), c)
+	}
+}
+
+func duel(f *feed, w, l string) {
+	f.ev(0, "server", fsm.Change{Entity: w, Field: "wins", Op: fsm.OpIncr, Value: fsm.Int(1)},
+		fsm.Change{Entity: l, Field: "losses", Op: fsm.OpIncr, Value: fsm.Int(1)})
+}
+
+func TestWinTradingAndFeedingPairsAreFlaggedAndRivalsAreNot(t *testing.T) {
+	f := newFeed(t, small())
+	for i := range 14 {
+		if i%2 == 0 { // trading: the winner alternates
+			duel(f, "t1", "t2")
+		} else {
+			duel(f, "t2", "t1")
+		}
+		duel(f, "feeder", "booster") // one way
+		if i%3 == 0 {                // rivals: neither
+			duel(f, "r1", "r2")
+		} else {
+			duel(f, "r2", "r1")
+		}
+	}
+	duel(f, "self", "self") // not a match
+	flags := only(f.d.Evaluate(), DetWinTrade)
+	require.Equal(t, []string{"booster+feeder", "t1+t2"}, players(flags))
+	require.Nil(t, f.d.players["self"])
+}
+
+func give(f *feed, from, to, item string) {
+	f.ev(0, from, fsm.Change{Entity: from, Field: "items", Op: fsm.OpRemove, Value: fsm.String(item)},
+		fsm.Change{Entity: to, Field: "items", Op: fsm.OpAdd, Value: fsm.String(item)})
+}
+
+func TestRepeatedOneWayTransfersAreFlaggedAndTradesAreNot(t *testing.T) {
+	f := newFeed(t, small())
+	for i := range 8 {
+		item := "i" + string(rune('a'+i))
+		give(f, "feeder", "main", item)
+		give(f, "ann", "bob", item)
+		give(f, "bob", "ann", item)
+		give(f, "self", "self", item)
+	}
+	give(f, "main", "feeder", "back") // 1 back of 8: within 10%? no: 12.5%
+	flags := only(f.d.Evaluate(), DetFunnel)
+	require.Empty(t, flags)
+	give(f, "feeder", "main", "more")
+	give(f, "feeder", "main", "again")
+	flags = only(f.d.Evaluate(), DetFunnel)
+	require.Equal(t, []string{"feeder+main"}, players(flags))
+	require.InDelta(t, 9, flags[0].Score, 1e-9)
+}
+
+func TestOnlyAppliedEventsCountAndDeletesAreIgnored(t *testing.T) {
+	f := newFeed(t, small())
+	f.d.Observe(&fsm.Event{World: "w", Seq: 1, Player: "p", Status: fsm.StatusRejected, Changes: []fsm.Change{set("p", "x", 1)}})
+	require.Empty(t, f.d.players)
+	f.ev(0, "p", fsm.Change{Entity: "p", Op: fsm.OpDelete})
+	require.Empty(t, f.d.players)
+}
+
+func TestEvidenceKeepsTheLatestRefsOldestFirst(t *testing.T) {
+	var r refs
+	require.Empty(t, r.list())
+	for i := range uint64(11) {
+		r.add(Ref{"w", i})
+	}
+	l := r.list()
+	require.Len(t, l, evidenceLen)
+	require.Equal(t, uint64(3), l[0].Seq)
+	require.Equal(t, uint64(10), l[evidenceLen-1].Seq)
+}
+
+func TestSinksTakeEveryFlag(t *testing.T) {
+	var mem Memory
+	var buf bytes.Buffer
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	require.NoError(t, err)
+	_, err = NewMetrics(reg)
+	require.Error(t, err, "registered twice")
+	s := Sinks{&mem, Log{Logger: slog.New(slog.NewTextHandler(&buf, nil))}, m}
+	fl := Flag{Detector: DetFunnel, Players: []string{"a", "b"}, Score: 3, Evidence: []Ref{{"w", 7}}}
+	s.Flag(fl)
+	s.Flag(fl)
+	require.Equal(t, []Flag{fl, fl}, mem.Flags())
+	require.Contains(t, buf.String(), "detector=funnel")
+	require.InDelta(t, 2, testutil.ToFloat64(m.flags.WithLabelValues(DetFunnel)), 0)
+}
+
+// sub returns its batches, then err.
+type sub struct {
+	batches [][]*fsm.Event
+	err     error
+}
+
+func (s *sub) Next(ctx context.Context) ([]*fsm.Event, error) {
+	if len(s.batches) == 0 {
+		return nil, s.err
+	}
+	b := s.batches[0]
+	s.batches = s.batches[1:]
+	return b, nil
+}
+
+func TestFollowEvaluatesEveryNEventsAndReturnsTheFeedsError(t *testing.T) {
+	c := small()
+	c.Every = 2
+	d, err := New(c)
+	require.NoError(t, err)
+	var batches [][]*fsm.Event
+	for i := range 6 {
+		batches = append(batches, []*fsm.Event{{World: "w", Seq: uint64(i + 1), Player: "f", Status: fsm.StatusApplied,
+			Changes: []fsm.Change{{Entity: "f", Field: "items", Op: fsm.OpRemove, Value: fsm.String("x")},
+				{Entity: "m", Field: "items", Op: fsm.OpAdd, Value: fsm.String("x")}}}})
+	}
+	fail := errors.New("feed ended")
+	var mem Memory
+	require.ErrorIs(t, d.Follow(context.Background(), &sub{batches: batches, err: fail}, &mem), fail)
+	flags := mem.Flags()
+	require.Len(t, flags, 1, "flagged once, at the evaluation after the fifth transfer")
+	require.Equal(t, []string{"f", "m"}, flags[0].Players)
+	require.Len(t, flags[0].Evidence, 6, "the sixth transfer was observed before the evaluation")
+}
+
+func TestEmptyFieldNamesTurnTheirDetectorsOff(t *testing.T) {
+	c := small()
+	c.Fields = Fields{}
+	f := newFeed(t, c)
+	for i := range int64(20) {
+		f.move(i*sec, "p", 155*i, 0)
+		f.ev(i*sec, "server", set("npc", "spawned", i*sec))
+		f.ev(i*sec+1, "p", fsm.Change{Entity: "npc", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-1)}, set("p", "shot_at", 1))
+		give(f, "a", "b", "x")
+		duel(f, "a", "b")
+		f.ev(i*sec, "p", fsm.Change{Entity: "p", Op: fsm.OpDelete}) // a delete's empty field is no field
+	}
+	require.Empty(t, f.d.Evaluate())
+	require.Empty(t, f.d.players)
+	require.Empty(t, f.d.appear)
+}
+
+func TestARespawnOrAnotherWorldIsNoMove(t *testing.T) {
+	f := newFeed(t, small())
+	f.move(0, "p", 0, 0)
+	f.move(sec, "p", 100, 0)
+	f.ev(2*sec, "server", set("p", "x", 5000), set("p", "y", 5000)) // respawn
+	f.ev(2*sec, "server", set("ghost", "x", 1))                     // no such player: nothing
+	f.move(3*sec, "p", 5010, 5000)
+	f.d.Observe(&fsm.Event{World: "other", Seq: 9, Time: 4 * sec, Player: "p", Status: fsm.StatusApplied,
+		Changes: []fsm.Change{set("p", "x", -9000), set("p", "y", 0)}})
+	f.move(5*sec, "p", 5020, 5000) // back in w: a start again, not a move
+	p := f.d.players["p"]
+	require.Equal(t, 2, p.moves)
+	require.Zero(t, p.jumps)
+	require.Equal(t, [2]int64{5020, 5000}, [2]int64{p.x, p.y})
+	require.Nil(t, f.d.players["ghost"])
+}
+
+func TestIncomeThatNoShotExplainsIsFlagged(t *testing.T) {
+	f := newFeed(t, small())
+	gold := map[string]int64{}
+	loot := func(at int64, p string, by int64) {
+		gold[p] += by
+		f.ev(at, p, fsm.Change{Entity: p, Field: "gold", Op: fsm.OpIncr, Value: fsm.Int(gold[p])})
+	}
+	ms := int64(time.Millisecond)
+	loot(0, "hunter", 0) // first sight: the start
+	loot(0, "farmer", 0)
+	for i := range int64(12) {
+		at := 10 * sec * (i + 1)
+		f.ev(at, "hunter", set("hunter", "shot_at", at))
+		loot(at+300*ms, "hunter", 10) // after a shot: earned
+		loot(at+2*sec, "hunter", -5)  // spending is no income
+		loot(at+5*sec, "farmer", 10)  // after no shot: unearned
+	}
+	loot(200*sec, "farmer", -1)
+	f.d.Observe(&fsm.Event{World: "other", Seq: 99, Time: 201 * sec, Player: "farmer", Status: fsm.StatusApplied,
+		Changes: []fsm.Change{{Entity: "farmer", Field: "gold", Op: fsm.OpIncr, Value: fsm.Int(5)}}}) // another world's counter: a start there
+	flags := only(f.d.Evaluate(), DetEconomy)
+	require.Equal(t, []string{"farmer"}, players(flags))
+	require.InDelta(t, 1, flags[0].Score, 0)
+	require.Equal(t, 12, f.d.players["farmer"].incomes)
+	require.Equal(t, [2]int{12, 0}, [2]int{f.d.players["hunter"].incomes, f.d.players["hunter"].unearned})
+}
+
+func TestThePopulationIsCountedAgainWhenItGrowsByATenth(t *testing.T) {
+	f := newFeed(t, small()) // accuracy: 10 shots, 3 players
+	shots(f, "ha", 20, 4)
+	shots(f, "hb", 20, 5)
+	require.Empty(t, f.d.Evaluate(), "two players: too few to judge")
+	for i := range 18 {
+		shots(f, fmt.Sprintf("h%02d", i), 20, 4+i%3)
+	}
+	shots(f, "aim", 20, 19)
+	require.Equal(t, []string{"aim"}, players(only(f.d.Evaluate(), DetAccuracy)))
+	require.Equal(t, 21, f.d.acc.n)
+	shots(f, "l1", 20, 5)
+	shots(f, "l2", 20, 5)
+	f.d.Evaluate()
+	require.Equal(t, 21, f.d.acc.n, "23 is not more than 21 + 2: kept")
+	shots(f, "l3", 20, 5)
+	f.d.Evaluate()
+	require.Equal(t, 24, f.d.acc.n, "24 is")
+}

@@ -1,0 +1,42 @@
+// Package detect finds, after the fact, what a world's rules cannot
+// forbid: per-player statistics over the committed events, compared with
+// configurable thresholds, and collusion between accounts found by graph
+// and timing.
+//
+// Its place in the flow: the store commits events; the checks of package
+// anticheat reject what is plainly impossible before commit (too fast, a
+// teleport, an empty purse); a Detector reads the committed feed (a
+// fanout.Subscription, never api) and looks for what stays within those
+// hard limits:
+//
+//   - speed: sustained movement near the speed limit;
+//   - jump: teleport-like single moves just under the longest move allowed;
+//   - straight: paths straighter than a hand steers;
+//   - reaction: hits that follow a target's appearance inhumanly fast;
+//   - accuracy: a hit ratio far above the population's (robust z-score);
+//   - economy: currency earned with no shot before it (loot without a fight);
+//   - lockstep: accounts that move the same way at the same tick (bot ring);
+//   - wintrade: a pair that meets often and trades wins (or feeds one way);
+//   - funnel: repeated one-way item transfers between the same accounts.
+//
+// A Detector knows a game only through the field names of its Config
+// (Fields): a move is an event whose player changes their own entity's X
+// or Y; a shot is one that changes their own Shot field; a hit changes
+// another entity's Hit field by incr; an appearance is a change of an
+// entity's Appear field; a transfer removes an element from one entity's
+// Items set and adds it to another's in one event; a match result
+// increments one entity's Wins and another's Losses; an income increments
+// the player's own Currency. The player's entity
+// is named by the player's id (caller.id, as in anticheat's checks).
+//
+// Observe takes one event at a time and only counts (constant work per
+// change); Evaluate compares the counts with the thresholds and returns
+// the flags not returned before, each naming its detector, its player or
+// players, a score and the seqs of the events that weighed most. Follow
+// runs both over a subscription and hands the flags to a Sink (the
+// moderators' channel, metrics, a log). Nothing is banned: a flag is a
+// lead for a moderator.
+//
+// A Detector keeps its counts in memory: after a restart it rebuilds them
+// by following the world's feed from its first seq again.
+package detect

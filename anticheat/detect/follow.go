@@ -1,0 +1,216 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// Follow observes the events sub returns until ctx ends or the feed
+// fails, and after every read that brings the events since the last
+// evaluation to Config.Every or more, evaluates and hands the new flags to
+// sink. It returns the error that ended it (ctx's when cancelled).
+func (d *Detector) Follow(ctx context.Context, sub fanout.Subscription, sink Sink) error {
+	_, err := d.follow(ctx, sub, 0, sink, new(atomic.Uint64))
+	return err
+}
+
+// follow is Follow from seq next on (events before it are skipped: a
+// subscription opened again may start before where the last one ended);
+// it returns the seq after the last event observed, which it also keeps in
+// pos as it goes.
+func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uint64, sink Sink, pos *atomic.Uint64) (uint64, error) {
+	n := 0
+	for {
+		evs, err := sub.Next(ctx)
+		if err != nil {
+			return next, err
+		}
+		for _, ev := range evs {
+			if ev.Seq < next {
+				continue
+			}
+			d.Observe(ev)
+			next = ev.Seq + 1
+			n++
+		}
+		pos.Store(next)
+		if n < d.cfg.Every {
+			continue
+		}
+		n = 0
+		for _, f := range d.Evaluate() {
+			sink.Flag(f)
+		}
+	}
+}
+
+// ErrFeedGone is what a Source's Subscribe wraps when the feed no longer
+// holds the events asked for (an archive trimmed by retention, a node that
+// joined late): the Runner then skips to the world's newest events.
+var ErrFeedGone = errors.New("gsd/anticheat/detect: the feed no longer holds these events")
+
+// Source is what a Runner follows: the worlds a node holds and their
+// committed feeds (store.Store has both; so has the auditor's Source).
+type Source interface {
+	Worlds() []fsm.WorldInfo
+	Subscribe(world string, from uint64) (fanout.Subscription, error)
+}
+
+// Runner runs one Detector over every world of a Source: per world a
+// follower from seq 1, started again (from where it stopped) at the next
+// scan when its feed fails, stopped when the world is gone. One Detector
+// for all worlds: a player's counts add up across worlds.
+type Runner struct {
+	d    *Detector
+	src  Source
+	sink Sink
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	worlds map[string]*follower
+	wg     sync.WaitGroup
+}
+
+// follower is one world's follower; its fields are guarded by Runner.mu.
+type follower struct {
+	next    uint64         // the seq to start from
+	latest  uint64         // the world's seq at the last scan
+	gen     int            // incarnations of the world seen: a follower of an older one is stale
+	pos     *atomic.Uint64 // the running follower's next seq
+	seen    uint64         // where the follower was when the scan began
+	inc     uint64         // the world's incarnation (fsm.WorldInfo)
+	running bool
+	cancel  context.CancelFunc
+	err     error // why the last follower stopped
+}
+
+// NewRunner returns a Runner of d over src's worlds, its flags to sink and
+// its feed failures to log. Run starts it.
+func NewRunner(d *Detector, src Source, sink Sink, log *slog.Logger) (*Runner, error) {
+	if d == nil || src == nil || sink == nil || log == nil {
+		return nil, errors.New("gsd/anticheat/detect: runner needs a detector, a source, a sink and a logger")
+	}
+	return &Runner{d: d, src: src, sink: sink, log: log, worlds: map[string]*follower{}}, nil
+}
+
+// Run follows every world of the source until ctx ends, then waits for
+// its followers and returns. Besides every Config.Every events of a world,
+// it evaluates at every scan (Config.Scan), so a quiet world's flags come
+// out too. A Runner runs once.
+func (r *Runner) Run(ctx context.Context) {
+	t := time.NewTicker(r.d.cfg.Scan)
+	defer t.Stop()
+	for {
+		r.scan(ctx)
+		select {
+		case <-ctx.Done():
+			r.wg.Wait()
+			return
+		case <-t.C:
+			for _, f := range r.d.Evaluate() {
+				r.sink.Flag(f)
+			}
+		}
+	}
+}
+
+// scan starts a follower for every world without a running one and stops
+// those of worlds gone.
+func (r *Runner) scan(ctx context.Context) {
+	// Where each follower is, taken before the worlds' seqs are read: a
+	// seq read after is at least as far, unless the world was created
+	// again.
+	r.mu.Lock()
+	for _, f := range r.worlds {
+		f.seen = f.next
+		if f.running {
+			f.seen = max(f.seen, f.pos.Load())
+		}
+	}
+	r.mu.Unlock()
+	live := map[string]fsm.WorldInfo{}
+	for _, w := range r.src.Worlds() {
+		live[w.ID] = w
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ctx.Err() != nil { // Run's select found its ticker and ctx ready
+		return
+	}
+	for id, f := range r.worlds {
+		if _, ok := live[id]; !ok {
+			if f.running {
+				f.cancel()
+			}
+			delete(r.worlds, id)
+		}
+	}
+	for id, w := range live {
+		f := r.worlds[id]
+		if f == nil {
+			f = &follower{next: 1, inc: w.Incarnation}
+			r.worlds[id] = f
+		}
+		if w.Incarnation != f.inc || w.Seq+1 < f.seen {
+			// Another incarnation, or a seq that went back (worlds made
+			// before incarnations): the world was deleted and created
+			// again. Follow the new one from its start. (What the old
+			// follower read of the new world before this scan, if it grew
+			// past the old one's seq, counts twice.)
+			if f.running {
+				f.cancel()
+			}
+			f.next, f.gen, f.inc = 1, f.gen+1, w.Incarnation
+		}
+		f.latest = w.Seq
+		if f.running {
+			continue
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		f.running, f.cancel, f.pos = true, cancel, new(atomic.Uint64)
+		r.wg.Add(1)
+		go r.follow(fctx, id, f)
+	}
+}
+
+// follow follows world id from f.next until ctx ends or its feed fails.
+// When the feed no longer holds f.next (ErrFeedGone), it skips to the
+// events after the world's seq at the last scan: the detectors then miss
+// what came before, which is better than following nothing.
+func (r *Runner) follow(ctx context.Context, id string, f *follower) {
+	defer r.wg.Done()
+	r.mu.Lock()
+	next, latest, gen, pos := f.next, f.latest, f.gen, f.pos
+	r.mu.Unlock()
+	sub, err := r.src.Subscribe(id, next)
+	if errors.Is(err, ErrFeedGone) && latest >= next {
+		r.log.Warn("anticheat detectors skip events the feed no longer holds", "world", id, "from", next, "to", latest, "err", err)
+		next = latest + 1
+		sub, err = r.src.Subscribe(id, next)
+	}
+	if err == nil {
+		next, err = r.d.follow(ctx, sub, next, r.sink, pos)
+	}
+	if ctx.Err() != nil {
+		err = nil // stopped, not failed
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f.cancel()
+	f.running = false
+	if f.gen != gen {
+		return // the world was created again: the next scan starts at 1
+	}
+	again := err != nil && f.err != nil && f.err.Error() == err.Error()
+	f.next, f.err = next, err
+	if err != nil && !again { // a lasting failure is logged once
+		r.log.Warn("anticheat detectors stopped following a world's feed; retrying", "world", id, "seq", next, "err", err)
+	}
+}

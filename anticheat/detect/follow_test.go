@@ -1,0 +1,321 @@
+package detect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+var errFeed = errors.New("feed failed")
+
+// source is a fake node: worlds with fixed feeds. A world's first
+// subscription fails after failAfter events when set; Subscribe fails
+// while subErr is set. A subscription starts one event before the seq
+// asked for (as the auditor asks), to show the overlap is skipped.
+type source struct {
+	mu        sync.Mutex
+	worlds    []string
+	events    map[string][]*fsm.Event
+	failAfter map[string]int
+	subErr    error
+	subs      map[string][]uint64
+	held      map[string]uint64 // the feed holds seqs from this one on
+	inc       map[string]uint64 // a world's incarnation
+	noInc     bool              // report no incarnations (worlds made before them)
+	attempts  int
+	ended     chan string   // a world whose subscription saw its ctx end
+	grew      chan struct{} // closed when a feed grows
+}
+
+func newSource(worlds ...string) *source {
+	return &source{worlds: worlds, events: map[string][]*fsm.Event{}, failAfter: map[string]int{},
+		subs: map[string][]uint64{}, held: map[string]uint64{}, inc: map[string]uint64{}, ended: make(chan string, 16),
+		grew: make(chan struct{})}
+}
+
+// transfers adds to world's feed n transfers of item "x" from "from" to
+// "to".
+func (s *source) transfers(world, from, to string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		seq := uint64(len(s.events[world]) + 1)
+		s.events[world] = append(s.events[world], &fsm.Event{World: world, Seq: seq, Player: from, Status: fsm.StatusApplied,
+			Changes: []fsm.Change{{Entity: from, Field: "items", Op: fsm.OpRemove, Value: fsm.String("x")},
+				{Entity: to, Field: "items", Op: fsm.OpAdd, Value: fsm.String("x")}}})
+	}
+	close(s.grew)
+	s.grew = make(chan struct{})
+}
+
+func (s *source) Worlds() []fsm.WorldInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []fsm.WorldInfo
+	for _, w := range s.worlds {
+		info := fsm.WorldInfo{ID: w, Seq: uint64(len(s.events[w])), Incarnation: s.inc[w]}
+		if s.noInc {
+			info.Incarnation = 0
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+func (s *source) Subscribe(world string, from uint64) (fanout.Subscription, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts++
+	if s.subErr != nil {
+		return nil, s.subErr
+	}
+	if from < s.held[world] {
+		s.subs[world] = append(s.subs[world], from)
+		return nil, fmt.Errorf("%w: world %s seq %d", ErrFeedGone, world, from)
+	}
+	fail := -1
+	if len(s.subs[world]) == 0 {
+		if n, ok := s.failAfter[world]; ok {
+			fail = n
+		}
+	}
+	s.subs[world] = append(s.subs[world], from)
+	return &fakeSub{s: s, world: world, pos: max(int(from)-2, 0), fail: fail}, nil
+}
+
+func (s *source) subscriptions(world string) []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]uint64(nil), s.subs[world]...)
+}
+
+type fakeSub struct {
+	s         *source
+	world     string
+	pos, fail int
+}
+
+// recreate deletes world and creates it again, under a new incarnation,
+// then gives it n transfers from "from" to "to" from seq 1 on.
+func (s *source) recreate(world, from, to string, n int) {
+	s.mu.Lock()
+	s.events[world] = nil
+	s.inc[world]++
+	s.mu.Unlock()
+	s.transfers(world, from, to, n)
+}
+
+func (f *fakeSub) Next(ctx context.Context) ([]*fsm.Event, error) {
+	for {
+		f.s.mu.Lock()
+		evs, grew := f.s.events[f.world], f.s.grew
+		f.s.mu.Unlock()
+		if f.fail == 0 {
+			return nil, errFeed
+		}
+		if f.pos < len(evs) {
+			f.pos++
+			f.fail--
+			return evs[f.pos-1 : f.pos], nil
+		}
+		select {
+		case <-ctx.Done():
+			select {
+			case f.s.ended <- f.world:
+			default:
+			}
+			return nil, ctx.Err()
+		case <-grew:
+		}
+	}
+}
+
+// running starts a Runner of a detector with small() thresholds over src
+// and returns it, its flags and a stop that waits for Run to return.
+func running(t *testing.T, src Source, log *bytes.Buffer) (*Runner, *Memory, func()) {
+	c := small()
+	c.Every, c.Scan = 1, time.Millisecond
+	d, err := New(c)
+	require.NoError(t, err)
+	var mem Memory
+	r, err := NewRunner(d, src, &mem, slog.New(slog.NewTextHandler(log, nil)))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return r, &mem, stop
+}
+
+func transfersSeen(r *Runner, from, to string) int {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	if e := r.d.edges[pairKey{from, to}]; e != nil {
+		return e.n
+	}
+	return 0
+}
+
+func TestRunnerFollowsEveryWorldAndResumesAFailedFeedWithoutCountingTwice(t *testing.T) {
+	src := newSource("a", "b")
+	src.transfers("a", "f", "m", 12)
+	src.transfers("b", "g", "n", 7)
+	src.failAfter["a"] = 5
+	var log bytes.Buffer
+	r, mem, stop := running(t, src, &log)
+	require.Eventually(t, func() bool {
+		return transfersSeen(r, "f", "m") == 12 && transfersSeen(r, "g", "n") == 7
+	}, 10*time.Second, time.Millisecond)
+	stop()
+	// (A scan racing with the stop may have subscribed once more.)
+	require.Equal(t, []uint64{1, 6}, src.subscriptions("a")[:2], "started again after the last event observed")
+	require.Equal(t, []uint64{1}, src.subscriptions("b")[:1])
+	funnels := players(only(mem.Flags(), DetFunnel))
+	slices.Sort(funnels)
+	require.Equal(t, []string{"f+m", "g+n"}, funnels)
+	require.Equal(t, 1, strings.Count(log.String(), "stopped following"), log.String())
+}
+
+func TestRunnerStopsFollowingAWorldThatIsGone(t *testing.T) {
+	src := newSource("a", "b")
+	var log bytes.Buffer
+	r, _, _ := running(t, src, &log)
+	require.Eventually(t, func() bool { return len(src.subscriptions("b")) == 1 }, 10*time.Second, time.Millisecond)
+	src.mu.Lock()
+	src.worlds = []string{"a"}
+	src.mu.Unlock()
+	require.Equal(t, "b", <-src.ended)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	require.NotContains(t, r.worlds, "b")
+	require.Contains(t, r.worlds, "a")
+}
+
+func TestRunnerRetriesASubscriptionThatFailsAndLogsItOnce(t *testing.T) {
+	src := newSource("a")
+	src.transfers("a", "f", "m", 3)
+	src.subErr = errFeed
+	var log bytes.Buffer
+	r, _, stop := running(t, src, &log)
+	require.Eventually(t, func() bool { // three scans at least, each trying again
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.attempts >= 3
+	}, 10*time.Second, time.Millisecond)
+	src.mu.Lock()
+	src.subErr = nil
+	src.mu.Unlock()
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 3 }, 10*time.Second, time.Millisecond)
+	stop()
+	require.Equal(t, 1, strings.Count(log.String(), "stopped following"), log.String())
+}
+
+func TestRunnerEvaluatesAQuietWorldAtItsScans(t *testing.T) {
+	src := newSource("a")
+	src.transfers("a", "f", "m", 6)
+	c := small()
+	c.Every, c.Scan = 1000, time.Millisecond // never reached by events
+	d, err := New(c)
+	require.NoError(t, err)
+	var mem Memory
+	r, err := NewRunner(d, src, &mem, slog.Default())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return len(mem.Flags()) == 1 }, 10*time.Second, time.Millisecond)
+	require.Equal(t, []string{"f", "m"}, mem.Flags()[0].Players)
+}
+
+func TestNewRunnerRefusesMissingParts(t *testing.T) {
+	d, err := New(DefaultConfig())
+	require.NoError(t, err)
+	_, err = NewRunner(d, newSource(), nil, slog.Default())
+	require.Error(t, err)
+}
+
+func TestLockstepIsCountedPerWorld(t *testing.T) {
+	f := newFeed(t, small())
+	ms := int64(time.Millisecond)
+	for i := range int64(12) {
+		at := 5*sec + i*sec
+		for _, p := range []string{"r1", "r2"} {
+			f.d.Observe(&fsm.Event{World: "ring", Seq: uint64(i + 1), Time: at, Player: p, Status: fsm.StatusApplied,
+				Changes: []fsm.Change{set(p, "x", 40*i)}})
+			// another world's clock, far ahead, between the two
+			f.d.Observe(&fsm.Event{World: "other", Seq: uint64(i + 1), Time: at + 100*sec + ms*i, Player: "o", Status: fsm.StatusApplied,
+				Changes: []fsm.Change{set("o", "y", 40*i)}})
+		}
+	}
+	require.Equal(t, []string{"r1+r2"}, players(only(f.d.Evaluate(), DetLockstep)))
+}
+
+func TestAScanAfterTheRunnerStoppedStartsNothing(t *testing.T) {
+	src := newSource("a")
+	d, err := New(DefaultConfig())
+	require.NoError(t, err)
+	r, err := NewRunner(d, src, &Memory{}, slog.Default())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.scan(ctx)
+	r.wg.Wait()
+	require.Empty(t, src.subscriptions("a"))
+	require.Empty(t, r.worlds)
+}
+
+func TestRunnerSkipsToTheWorldsSeqWhenTheFeedNoLongerHoldsWhereItWas(t *testing.T) {
+	src := newSource("old")
+	src.transfers("old", "f", "m", 12)
+	src.held["old"] = 13 // seqs 1..12 are gone
+	var log bytes.Buffer
+	r, _, stop := running(t, src, &log)
+	require.Eventually(t, func() bool { return len(src.subscriptions("old")) == 2 }, 10*time.Second, time.Millisecond)
+	src.transfers("old", "f", "m", 10)
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 10 }, 10*time.Second, time.Millisecond)
+	stop()
+	require.Equal(t, []uint64{1, 13}, src.subscriptions("old")[:2], "gone at 1: skipped to after the world's seq")
+	require.Contains(t, log.String(), "skip events the feed no longer holds")
+	require.Equal(t, 10, transfersSeen(r, "f", "m"))
+}
+
+func TestRunnerFollowsAWorldCreatedAgainFromItsStart(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		noInc bool
+		again int // events of the new world when the scan sees it
+	}{
+		// As many events as the old world: only the incarnation tells.
+		{"a new incarnation", false, 12},
+		{"no incarnations: the seq went back", true, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := newSource("w")
+			src.noInc = c.noInc
+			src.transfers("w", "f", "m", 12)
+			var log bytes.Buffer
+			r, _, stop := running(t, src, &log)
+			require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 12 }, 10*time.Second, time.Millisecond)
+			src.recreate("w", "g", "n", c.again) // between two scans
+
+			require.Eventually(t, func() bool { return transfersSeen(r, "g", "n") == c.again }, 10*time.Second, time.Millisecond)
+			stop()
+			require.Equal(t, 12, transfersSeen(r, "f", "m"))
+			require.Equal(t, uint64(1), src.subscriptions("w")[1], "the new world from its seq 1")
+			require.NotContains(t, log.String(), "stopped following", "a stale follower's end is no failure")
+		})
+	}
+}

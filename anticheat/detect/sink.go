@@ -1,0 +1,75 @@
+package detect
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Sink takes flags: the moderators' channel (never the flagged player's,
+// never the public's), metrics, a log. Flag must not block for long: it
+// runs on the detector's loop.
+type Sink interface {
+	Flag(Flag)
+}
+
+// Sinks hands every flag to each of its sinks in order.
+type Sinks []Sink
+
+// Flag hands f to every sink.
+func (s Sinks) Flag(f Flag) {
+	for _, k := range s {
+		k.Flag(f)
+	}
+}
+
+// Memory keeps the flags in memory, for a moderator's review and tests.
+type Memory struct {
+	mu    sync.Mutex
+	flags []Flag
+}
+
+// Flag keeps f.
+func (m *Memory) Flag(f Flag) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flags = append(m.flags, f)
+}
+
+// Flags returns the flags kept so far, in arrival order.
+func (m *Memory) Flags() []Flag {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.flags)
+}
+
+// Log writes each flag to a structured log at warning level.
+type Log struct{ Logger *slog.Logger }
+
+// Flag logs f.
+func (l Log) Flag(f Flag) {
+	l.Logger.LogAttrs(context.Background(), slog.LevelWarn, "anticheat flag",
+		slog.String("detector", f.Detector), slog.Any("players", f.Players),
+		slog.Float64("score", f.Score), slog.Any("evidence", f.Evidence))
+}
+
+// Metrics counts flags per detector as gsd_anticheat_flags_total.
+type Metrics struct{ flags *prometheus.CounterVec }
+
+// NewMetrics registers the counter with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gsd_anticheat_flags_total",
+		Help: "Anti-cheat flags raised, per detector.",
+	}, []string{"detector"})
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return &Metrics{flags: c}, nil
+}
+
+// Flag counts f.
+func (m *Metrics) Flag(f Flag) { m.flags.WithLabelValues(f.Detector).Inc() }

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/gsd-dev/gsd/anticheat/detect"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+)
+
+// detectOptions turns the anti-cheat detectors on (docs/ANTICHEAT.md).
+// They are off by default: one node of a cluster is enough (every node
+// would flag the same players).
+type detectOptions struct {
+	on     bool
+	config string
+}
+
+func (d *detectOptions) flags(f *pflag.FlagSet) {
+	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over every world's committed feed on this node (one node is enough): flags go to the log and gsd_anticheat_flags_total; nothing is banned (docs/ANTICHEAT.md)")
+	f.StringVar(&d.config, "detect-config", "", "JSON file of the detectors' field names and thresholds over their defaults (docs/ANTICHEAT.md); implies --detect")
+}
+
+// detectConfig returns the detectors' config: the defaults, or the
+// --detect-config file over them.
+func (d *detectOptions) detectConfig() (detect.Config, error) {
+	if d.config == "" {
+		return detect.DefaultConfig(), nil
+	}
+	b, err := os.ReadFile(d.config)
+	if err != nil {
+		return detect.Config{}, usageError{fmt.Errorf("--detect-config: %w", err)}
+	}
+	c, err := detect.ParseConfig(b)
+	if err != nil {
+		return detect.Config{}, usageError{fmt.Errorf("--detect-config %s: %w", d.config, err)}
+	}
+	return c, nil
+}
+
+// start runs the detectors over st's worlds until the returned stop is
+// called (idempotent); with --detect off it does nothing.
+func (d *detectOptions) start(st *store.Store, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	if !d.on && d.config == "" {
+		return func() {}, nil
+	}
+	cfg, err := d.detectConfig()
+	if err != nil {
+		return nil, err
+	}
+	det, err := detect.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := detect.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("anticheat metrics: %w", err)
+	}
+	log = log.With("component", "anticheat")
+	r, err := detect.NewRunner(det, detectSource{storeSource{st}}, detect.Sinks{detect.Log{Logger: log}, m}, log)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	log.Info("anticheat detectors on")
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}, nil
+}
+
+// detectSource is the node's one group as the detectors' Source: a seq
+// the archive no longer holds is detect.ErrFeedGone, so the detectors skip
+// to the newest events instead of waiting for ones that are gone.
+type detectSource struct{ storeSource }
+
+func (s detectSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
+	sub, err := s.storeSource.Subscribe(world, from)
+	return sub, feedGone(err)
+}
+
+// feedGone marks store.ErrArchiveGap as detect.ErrFeedGone.
+func feedGone(err error) error {
+	if errors.Is(err, store.ErrArchiveGap) {
+		return fmt.Errorf("%w: %w", detect.ErrFeedGone, err)
+	}
+	return err
+}
