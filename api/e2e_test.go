@@ -33,7 +33,7 @@ func startNode(t *testing.T, id string, bootstrap bool) *node {
 func startLeader(t *testing.T) *node {
 	t.Helper()
 	n := startNode(t, "n1", true)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	return n
 }
 

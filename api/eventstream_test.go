@@ -53,7 +53,7 @@ func slowStreamCatchesUp(t *testing.T, linger string) {
 	require.NoError(t, err)
 	stalling := &apitest.StallingListener{Listener: ln}
 	n := startNodeOn(t, "n1", true, stalling, func(c *Config) { c.StreamQueue = 2 })
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	e := n.env
 	code, _ := e.DoJSON("POST", "/v1/worlds", `{"id":"arena"}`)
 	require.Equal(t, 201, code)

@@ -35,7 +35,7 @@ func TestMalloryProbeIsRefusedAndServersAndAdminsMayWrite(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln, withAuth)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	admin := roleToken(t, "ops", "", true)
 	code, _, b := n.env.Do("POST", "/v1/worlds", hpRules, "Authorization", admin)
 	require.Equal(t, http.StatusCreated, code, "%s", b)

@@ -42,6 +42,20 @@ func (c *Client) AuditConsistency(ctx context.Context, world string, from, to in
 	return p, err
 }
 
+// AuditCheckpointOf returns the newest signed audit checkpoint of
+// world's incarnation inc (fsm.WorldInfo.Incarnation): for a deleted
+// incarnation, its tombstone, the final checkpoint of its tree.
+func (c *Client) AuditCheckpointOf(ctx context.Context, world string, inc uint64) ([]byte, error) {
+	q := url.Values{"incarnation": {strconv.FormatUint(inc, 10)}}
+	return c.raw(ctx, &request{method: http.MethodGet, path: path("worlds", world, "audit", "checkpoint"), query: q})
+}
+
+// AuditLeavesOf is AuditLeaves of world's incarnation inc, current or
+// deleted.
+func (c *Client) AuditLeavesOf(ctx context.Context, world string, inc uint64, from, to uint64) ([]byte, error) {
+	return c.auditLeaves(ctx, world, url.Values{"incarnation": {strconv.FormatUint(inc, 10)}}, from, to)
+}
+
 // auditLeavesPage is the most leaf hashes one request asks for (the
 // server's bound).
 const auditLeavesPage = 1 << 16
@@ -50,10 +64,15 @@ const auditLeavesPage = 1 << 16
 // to, 32 bytes each in seq order (audit.DecodeLeafHashes reads them),
 // fetched in pages.
 func (c *Client) AuditLeaves(ctx context.Context, world string, from, to uint64) ([]byte, error) {
+	return c.auditLeaves(ctx, world, url.Values{}, from, to)
+}
+
+func (c *Client) auditLeaves(ctx context.Context, world string, q url.Values, from, to uint64) ([]byte, error) {
 	var out []byte
 	for from <= to {
 		end := min(to, from+auditLeavesPage-1)
-		q := url.Values{"from": {strconv.FormatUint(from, 10)}, "to": {strconv.FormatUint(end, 10)}}
+		q.Set("from", strconv.FormatUint(from, 10))
+		q.Set("to", strconv.FormatUint(end, 10))
 		b, err := c.raw(ctx, &request{method: http.MethodGet, path: path("worlds", world, "audit", "leaves"), query: q})
 		if err != nil {
 			return nil, err

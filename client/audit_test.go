@@ -75,6 +75,17 @@ func TestAuditCallsUseTheirRoutesAndPageTheLeaves(t *testing.T) {
 	require.Equal(t, "/v1/worlds/arena/audit/leaves", reqs[len(reqs)-1].Path)
 	require.Equal(t, "from=65537&to=65539", reqs[len(reqs)-1].Query)
 
+	// Another incarnation's: the parameter goes along.
+	_, err = c.AuditCheckpointOf(ctx, "arena", 7)
+	require.NoError(t, err)
+	reqs = f.requests()
+	require.Equal(t, "incarnation=7", reqs[len(reqs)-1].Query)
+	leaves, err = c.AuditLeavesOf(ctx, "arena", 7, 2, 3)
+	require.NoError(t, err)
+	require.Equal(t, append(leafHash(2), leafHash(3)...), leaves)
+	reqs = f.requests()
+	require.Equal(t, "from=2&incarnation=7&to=3", reqs[len(reqs)-1].Query)
+
 	_, err = c.AuditCheckpoint(ctx, "lobby")
 	require.ErrorAs(t, err, new(*Error))
 	_, err = c.AuditLeaves(ctx, "lobby", 1, 2)

@@ -19,6 +19,8 @@ const (
 	UDPMaxInputs = wire.UDPMaxOps
 	// UDPMaxPacketBytes is the largest packet a server takes by default.
 	UDPMaxPacketBytes = wire.UDPMaxPacketBytes
+	// UDPMaxParams bounds the params of one declared action sent over UDP.
+	UDPMaxParams = wire.UDPMaxParams
 )
 
 var (
@@ -163,7 +165,28 @@ func (u *UDPInput) SendInput(entity, field string, v wire.Value) (uint64, error)
 // Send sends the latest values of up to UDPMaxInputs fields in one packet,
 // stamped with the current time as the input time; it returns the
 // packet's seq. A nil error means the packet left, not that it arrived.
+// A world that declares actions takes such raw sets only on fields its
+// rules let the player write: send its declared actions with SendAction.
 func (u *UDPInput) Send(inputs ...Input) (uint64, error) {
+	return u.send(func(seq uint64, inputTime int64) ([]byte, error) {
+		return encodeUDP(u.keyID, u.key, seq, inputTime, inputs)
+	})
+}
+
+// SendAction sends one call of the world's declared action name with its
+// params (at most UDPMaxParams) in one packet, stamped with the current
+// time as the input time; it returns the packet's seq. Every replica
+// validates it as the same action sent over the WebSocket; the server
+// keeps only the newest call of each action that has not been proposed
+// yet, so send what may be lost or replaced (movement, aim).
+func (u *UDPInput) SendAction(name string, params map[string]wire.Value) (uint64, error) {
+	return u.send(func(seq uint64, inputTime int64) ([]byte, error) {
+		return encodeUDPAction(u.keyID, u.key, seq, inputTime, name, params)
+	})
+}
+
+// send draws a seq and sends the packet encode makes of it.
+func (u *UDPInput) send(encode func(seq uint64, inputTime int64) ([]byte, error)) (uint64, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.p != nil {
@@ -181,7 +204,7 @@ func (u *UDPInput) Send(inputs ...Input) (uint64, error) {
 		return 0, net.ErrClosed
 	}
 	seq := u.nextSeq()
-	b, err := encodeUDP(u.keyID, u.key, seq, time.Now().UnixNano(), inputs)
+	b, err := encode(seq, time.Now().UnixNano())
 	if err != nil {
 		return 0, err
 	}
@@ -209,6 +232,19 @@ func encodeUDP(keyID, key []byte, seq uint64, inputTime int64, inputs []Input) (
 	copy(p.KeyID[:], keyID)
 	for i, in := range inputs {
 		p.Ops[i] = wire.Op{Kind: wire.OpSet, Entity: in.Entity, Field: in.Field, Value: in.Value}
+	}
+	return wire.EncodeUDP(key, &p)
+}
+
+// encodeUDPAction builds one tagged packet of a declared action.
+func encodeUDPAction(keyID, key []byte, seq uint64, inputTime int64, name string, params map[string]wire.Value) ([]byte, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: an action name is needed", ErrUDPInput)
+	}
+	p := wire.UDPPacket{Seq: seq, InputTime: inputTime, Action: name, Params: make([]wire.UDPParam, 0, len(params))}
+	copy(p.KeyID[:], keyID)
+	for n, v := range params {
+		p.Params = append(p.Params, wire.UDPParam{Name: n, Value: v}) // EncodeUDP sorts them
 	}
 	return wire.EncodeUDP(key, &p)
 }

@@ -121,3 +121,52 @@ func forEachEncoding(t *testing.T, test func(*testing.T, string)) {
 		t.Run(enc, func(t *testing.T) { test(t, enc) })
 	}
 }
+
+// A declared action sent over UDP is applied as the session's player's
+// bulk action, validated by the world's rules: a call that breaks a
+// precondition is rejected with its name.
+func TestUDPInputSendsDeclaredActionsThatTheRulesValidate(t *testing.T) {
+	addr := testnode.StartUDP(t)
+	c := client.New([]string{addr})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rules := posRules()
+	rules.Actions = map[string]wire.ActionRule{"move": {
+		Params: map[string]string{"x": "int", "y": "float"},
+		Pre:    []wire.Precondition{{Name: "in_bounds", Expr: "params.x >= 0"}},
+		Effects: []wire.EffectRule{{Op: "set", Entity: "caller.id", Field: "x", Value: "params.x"},
+			{Op: "set", Entity: "caller.id", Field: "y", Value: "params.y"}},
+	}}
+	require.NoError(t, c.CreateWorld(ctx, "arena", rules))
+	p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann"})
+	require.NoError(t, err)
+	defer p.Close()
+	u, err := p.UDPInput(client.UDPOptions{})
+	require.NoError(t, err)
+	defer u.Close()
+
+	seq, err := u.SendAction("move", map[string]wire.Value{"x": wire.Int(4), "y": wire.Float(1.5)})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), seq)
+	s, err := c.Events(ctx, "arena", 1)
+	require.NoError(t, err)
+	defer s.Close()
+	ev, err := s.Next()
+	require.NoError(t, err)
+	require.Equal(t, "ann", ev.Player)
+	require.Equal(t, "applied", ev.Status)
+	require.Equal(t, uint64(1), ev.ClientSeq)
+	// Sent after the first committed: calls of one action not yet
+	// proposed coalesce to the newest.
+	_, err = u.SendAction("move", map[string]wire.Value{"x": wire.Int(-1), "y": wire.Int(0)})
+	require.NoError(t, err)
+	ev, err = s.Next()
+	require.NoError(t, err)
+	require.Equal(t, "rejected", ev.Status)
+	require.Equal(t, "in_bounds", ev.Reason)
+	e, err := c.Entity(ctx, "arena", "ann", client.Stale)
+	require.NoError(t, err)
+	x, _ := e.Int("x")
+	require.Equal(t, int64(4), x)
+}

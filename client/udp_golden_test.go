@@ -39,3 +39,22 @@ func TestGoldenUDPPacket(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, server, got, "the client's packet must be the server's golden packet")
 }
+
+// serverGoldenUDPActionPacket is the server side's golden version 2 packet.
+var serverGoldenUDPActionPacket = filepath.Join("..", "api", "play", "testdata", "golden", "udp_action_packet.bin")
+
+func TestGoldenUDPActionPacket(t *testing.T) {
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	keyID := []byte{0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7}
+	got, err := encodeUDPAction(keyID, key, 1_000_000_008, 1_700_000_000_123_456_789, "attack", map[string]wire.Value{
+		"target": wire.String("orc7"), "x": wire.Int(-12), "power": wire.Float(0.75), "quiet": wire.Bool(true),
+	})
+	require.NoError(t, err)
+	golden.Binary(t, "udp_action_packet.bin", got)
+	server, err := os.ReadFile(serverGoldenUDPActionPacket)
+	require.NoError(t, err)
+	require.Equal(t, server, got, "the client's packet must be the server's golden packet")
+}

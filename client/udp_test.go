@@ -139,4 +139,51 @@ func TestUDPInputRefusesBadKeysAndInputs(t *testing.T) {
 	}
 	_, err = encodeUDP(make([]byte, 8), make([]byte, 32), 0, 0, []Input{{"e", "f", wire.Int(1)}})
 	require.ErrorIs(t, err, ErrUDPInput)
+
+	tooMany := make(map[string]wire.Value, UDPMaxParams+1)
+	for i := range UDPMaxParams + 1 {
+		tooMany[string(rune('a'+i))] = wire.Int(1)
+	}
+	for name, c := range map[string]struct {
+		action string
+		params map[string]wire.Value
+	}{
+		"no name":     {"", nil},
+		"long name":   {strings.Repeat("a", wire.MaxNameLen+1), nil},
+		"too many":    {"move", tooMany},
+		"unnamed":     {"move", map[string]wire.Value{"": wire.Int(1)}},
+		"null param":  {"move", map[string]wire.Value{"x": {}}},
+		"NaN param":   {"move", map[string]wire.Value{"x": wire.Float(math.NaN())}},
+		"long string": {"move", map[string]wire.Value{"x": wire.String(long + "s")}},
+	} {
+		_, err := u.SendAction(c.action, c.params)
+		require.ErrorIs(t, err, ErrUDPInput, name)
+	}
+}
+
+func TestUDPInputSendsDeclaredActionsInTheDocumentedLayout(t *testing.T) {
+	pc, got := udpServer(t)
+	key := make([]byte, wire.UDPKeyLen)
+	info := UDPInfo{Addr: pc.LocalAddr().String(), KeyID: base64.StdEncoding.EncodeToString([]byte("KEYID-02")), Key: base64.StdEncoding.EncodeToString(key)}
+	u, err := NewUDPInput(info, UDPOptions{})
+	require.NoError(t, err)
+	defer u.Close()
+	seq, err := u.SendAction("move", map[string]wire.Value{"y": wire.Int(-2), "x": wire.Int(5)})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), seq)
+	var b []byte
+	select {
+	case b = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no datagram")
+	}
+	body := b[:len(b)-wire.UDPTagLen]
+	require.True(t, wire.UDPVerify(key, b))
+	require.Equal(t, byte(wire.UDPVersionAction), body[0])
+	require.Equal(t, "KEYID-02", string(body[1:9]))
+	want := []byte{4, 'm', 'o', 'v', 'e', 2, 1, 'x', 1}
+	want = binary.BigEndian.AppendUint64(want, 5)
+	want = append(want, 1, 'y', 1)
+	want = binary.BigEndian.AppendUint64(want, uint64(0xfffffffffffffffe))
+	require.Equal(t, want, body[25:], "params sorted by name")
 }

@@ -362,6 +362,10 @@ func sameAddrs(a, b fsm.NodeInfo) bool {
 // IsLeader reports whether this node is the leader.
 func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 
+// LeaderReady reports whether this node leads and has applied its term's
+// barrier, so Act takes actions (IsLeader can be true a moment earlier).
+func (s *Store) LeaderReady() bool { return s.IsLeader() && s.ready.Load() }
+
 // Ready reports whether this node can serve: it knows a leader.
 func (s *Store) Ready() bool {
 	addr, _ := s.raft.LeaderWithID()

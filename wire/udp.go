@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 )
 
 // The UDP input packet (docs/PROTOCOL.md, "UDP input lane"). All integers
@@ -24,15 +26,29 @@ import (
 //	              float64; 3 string: 2 bytes length (<= MaxStringLen) +
 //	              UTF-8 bytes; 4 bool: 1 byte, 0 or 1
 //	len-16  16    tag: HMAC-SHA256(key, bytes[0:len-16]), first 16 bytes
+//
+// Version 2 (UDPVersionAction) carries one declared action instead of
+// ops: the same first 25 bytes, then
+//
+//	25      1     action name len (1..128)
+//	26      ...   action name, param count m (1 byte, 0..UDPMaxParams), m
+//	              params sorted by unique name: name len (1 byte,
+//	              1..128), name, value type and value as above
+//	len-16  16    tag, as above
 const (
-	UDPVersion   = 1
-	UDPKeyIDLen  = 8
-	UDPKeyLen    = 32
-	UDPTagLen    = 16
-	UDPHeaderLen = 26
-	UDPMinPacket = UDPHeaderLen + UDPTagLen
+	UDPVersion = 1
+	// UDPVersionAction is the version of a packet that names a declared
+	// action and its params.
+	UDPVersionAction = 2
+	UDPKeyIDLen      = 8
+	UDPKeyLen        = 32
+	UDPTagLen        = 16
+	UDPHeaderLen     = 26
+	UDPMinPacket     = UDPHeaderLen + UDPTagLen
 	// UDPMaxOps bounds the ops (inputs) of one packet.
 	UDPMaxOps = 16
+	// UDPMaxParams bounds the params of a packet's declared action.
+	UDPMaxParams = 16
 	// UDPMaxPacketBytes is the largest packet a server takes by default,
 	// and the largest EncodeUDP makes.
 	UDPMaxPacketBytes = 1200
@@ -46,28 +62,65 @@ var (
 	ErrUDPInput = errors.New("gsd/wire: bad UDP input")
 )
 
-// UDPPacket is one UDP input packet: a key's seq-numbered set ops.
+// UDPPacket is one UDP input packet: a key's seq-numbered set ops
+// (version 1), or with Action a declared action and its Params (version
+// UDPVersionAction).
 type UDPPacket struct {
 	KeyID     [UDPKeyIDLen]byte
 	Seq       uint64
 	InputTime int64
 	Ops       []Op // set ops: entity, field and value
+	// Action names a declared action of the world's rules; Params are
+	// its params, sorted by unique name. A packet has Ops or an Action.
+	Action string
+	Params []UDPParam
 }
 
-// EncodeUDP builds p's bytes, tagged with key. Only the ops' entities,
-// fields and values count (every op is a set). Errors wrap ErrUDPInput.
+// UDPParam is one param of a packet's declared action.
+type UDPParam struct {
+	Name  string
+	Value Value
+}
+
+// EncodeUDP builds p's bytes, tagged with key: a version 1 packet of ops,
+// of which only the entities, fields and values count (every op is a
+// set), or with p.Action a version 2 packet of a declared action, whose
+// params it writes sorted by name. Errors wrap ErrUDPInput.
 func EncodeUDP(key []byte, p *UDPPacket) ([]byte, error) {
-	if len(p.Ops) < 1 || len(p.Ops) > UDPMaxOps {
-		return nil, fmt.Errorf("%w: %d inputs, want 1..%d", ErrUDPInput, len(p.Ops), UDPMaxOps)
-	}
 	if p.Seq == 0 {
 		return nil, fmt.Errorf("%w: seq must be > 0", ErrUDPInput)
 	}
 	b := make([]byte, 0, 128)
-	b = append(b, UDPVersion)
+	var err error
+	if p.Action != "" {
+		b, err = encodeUDPAction(b, p)
+	} else {
+		b, err = encodeUDPOps(b, p)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b)+UDPTagLen > UDPMaxPacketBytes {
+		return nil, fmt.Errorf("%w: packet of %d bytes, at most %d", ErrUDPInput, len(b)+UDPTagLen, UDPMaxPacketBytes)
+	}
+	return append(b, UDPTag(key, b)...), nil
+}
+
+func udpHeader(b []byte, version byte, p *UDPPacket) []byte {
+	b = append(b, version)
 	b = append(b, p.KeyID[:]...)
 	b = binary.BigEndian.AppendUint64(b, p.Seq)
-	b = binary.BigEndian.AppendUint64(b, uint64(p.InputTime))
+	return binary.BigEndian.AppendUint64(b, uint64(p.InputTime))
+}
+
+func encodeUDPOps(b []byte, p *UDPPacket) ([]byte, error) {
+	if len(p.Ops) < 1 || len(p.Ops) > UDPMaxOps {
+		return nil, fmt.Errorf("%w: %d inputs, want 1..%d", ErrUDPInput, len(p.Ops), UDPMaxOps)
+	}
+	if len(p.Params) > 0 {
+		return nil, fmt.Errorf("%w: params without an action", ErrUDPInput)
+	}
+	b = udpHeader(b, UDPVersion, p)
 	b = append(b, byte(len(p.Ops)))
 	for i, in := range p.Ops {
 		if len(in.Entity) < 1 || len(in.Entity) > MaxNameLen || len(in.Field) < 1 || len(in.Field) > MaxNameLen {
@@ -77,31 +130,70 @@ func EncodeUDP(key []byte, p *UDPPacket) ([]byte, error) {
 		b = append(b, in.Entity...)
 		b = append(b, byte(len(in.Field)))
 		b = append(b, in.Field...)
-		b = append(b, byte(in.Value.Kind))
-		switch in.Value.Kind {
-		case KindInt:
-			b = binary.BigEndian.AppendUint64(b, uint64(in.Value.Int))
-		case KindFloat:
-			if math.IsNaN(in.Value.Float) || math.IsInf(in.Value.Float, 0) {
-				return nil, fmt.Errorf("%w: input %d: float must be finite", ErrUDPInput, i)
-			}
-			b = binary.BigEndian.AppendUint64(b, math.Float64bits(in.Value.Float))
-		case KindString:
-			if len(in.Value.Str) > MaxStringLen {
-				return nil, fmt.Errorf("%w: input %d: string over %d bytes", ErrUDPInput, i, MaxStringLen)
-			}
-			b = binary.BigEndian.AppendUint16(b, uint16(len(in.Value.Str)))
-			b = append(b, in.Value.Str...)
-		case KindBool:
-			b = append(b, byte(min(in.Value.Int, 1)))
-		default:
-			return nil, fmt.Errorf("%w: input %d: a value is needed", ErrUDPInput, i)
+		var err error
+		if b, err = appendUDPValue(b, in.Value); err != nil {
+			return nil, fmt.Errorf("%w: input %d: %v", ErrUDPInput, i, err)
 		}
 	}
-	if len(b)+UDPTagLen > UDPMaxPacketBytes {
-		return nil, fmt.Errorf("%w: packet of %d bytes, at most %d", ErrUDPInput, len(b)+UDPTagLen, UDPMaxPacketBytes)
+	return b, nil
+}
+
+func encodeUDPAction(b []byte, p *UDPPacket) ([]byte, error) {
+	if len(p.Ops) > 0 {
+		return nil, fmt.Errorf("%w: a packet carries ops or an action, not both", ErrUDPInput)
 	}
-	return append(b, UDPTag(key, b)...), nil
+	if len(p.Action) > MaxNameLen {
+		return nil, fmt.Errorf("%w: action name must be 1..%d bytes", ErrUDPInput, MaxNameLen)
+	}
+	if len(p.Params) > UDPMaxParams {
+		return nil, fmt.Errorf("%w: %d params, at most %d", ErrUDPInput, len(p.Params), UDPMaxParams)
+	}
+	params := slices.Clone(p.Params)
+	slices.SortFunc(params, func(x, y UDPParam) int { return strings.Compare(x.Name, y.Name) })
+	b = udpHeader(b, UDPVersionAction, p)
+	b = append(b, byte(len(p.Action)))
+	b = append(b, p.Action...)
+	b = append(b, byte(len(params)))
+	for i, pa := range params {
+		if len(pa.Name) < 1 || len(pa.Name) > MaxNameLen {
+			return nil, fmt.Errorf("%w: param %d: name must be 1..%d bytes", ErrUDPInput, i, MaxNameLen)
+		}
+		if i > 0 && params[i-1].Name == pa.Name {
+			return nil, fmt.Errorf("%w: param %s given twice", ErrUDPInput, pa.Name)
+		}
+		b = append(b, byte(len(pa.Name)))
+		b = append(b, pa.Name...)
+		var err error
+		if b, err = appendUDPValue(b, pa.Value); err != nil {
+			return nil, fmt.Errorf("%w: param %s: %v", ErrUDPInput, pa.Name, err)
+		}
+	}
+	return b, nil
+}
+
+// appendUDPValue appends v's type byte and value.
+func appendUDPValue(b []byte, v Value) ([]byte, error) {
+	b = append(b, byte(v.Kind))
+	switch v.Kind {
+	case KindInt:
+		b = binary.BigEndian.AppendUint64(b, uint64(v.Int))
+	case KindFloat:
+		if math.IsNaN(v.Float) || math.IsInf(v.Float, 0) {
+			return nil, errors.New("float must be finite")
+		}
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(v.Float))
+	case KindString:
+		if len(v.Str) > MaxStringLen {
+			return nil, fmt.Errorf("string over %d bytes", MaxStringLen)
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(v.Str)))
+		b = append(b, v.Str...)
+	case KindBool:
+		b = append(b, byte(min(v.Int, 1)))
+	default:
+		return nil, errors.New("a value is needed")
+	}
+	return b, nil
 }
 
 // UDPKeyID reads the key id of a packet at least UDPMinPacket long.
@@ -124,14 +216,15 @@ func UDPVerify(key, b []byte) bool {
 }
 
 // DecodeUDP decodes a packet's fields (not its tag, which the caller has
-// checked). Every op is a set of a value of a known kind; the names' and
-// values' limits are the action's checks, left to the server. Errors wrap
+// checked), of either version. Every op is a set of a value of a known
+// kind, every param a value of a known kind; the names' and values'
+// limits are the action's checks, left to the server. Errors wrap
 // ErrUDPMalformed.
 func DecodeUDP(b []byte) (*UDPPacket, error) {
 	if len(b) < UDPMinPacket {
 		return nil, fmt.Errorf("%w: %d bytes, at least %d", ErrUDPMalformed, len(b), UDPMinPacket)
 	}
-	if b[0] != UDPVersion {
+	if b[0] != UDPVersion && b[0] != UDPVersionAction {
 		return nil, fmt.Errorf("%w: version %d", ErrUDPMalformed, b[0])
 	}
 	p := &UDPPacket{
@@ -142,6 +235,9 @@ func DecodeUDP(b []byte) (*UDPPacket, error) {
 	if p.Seq == 0 {
 		return nil, fmt.Errorf("%w: seq 0", ErrUDPMalformed)
 	}
+	if b[0] == UDPVersionAction {
+		return decodeUDPAction(p, udpReader{b: b[UDPHeaderLen-1 : len(b)-UDPTagLen]})
+	}
 	n := int(b[25])
 	if n < 1 || n > UDPMaxOps {
 		return nil, fmt.Errorf("%w: %d ops, want 1..%d", ErrUDPMalformed, n, UDPMaxOps)
@@ -150,25 +246,7 @@ func DecodeUDP(b []byte) (*UDPPacket, error) {
 	p.Ops = make([]Op, n)
 	for i := range p.Ops {
 		op := Op{Kind: OpSet, Entity: r.name(), Field: r.name()}
-		switch Kind(r.byte()) {
-		case KindInt:
-			op.Value = Int(int64(r.uint64()))
-		case KindFloat:
-			op.Value = Float(math.Float64frombits(r.uint64()))
-		case KindString:
-			op.Value = String(string(r.bytes(int(r.uint16()))))
-		case KindBool:
-			switch r.byte() {
-			case 0:
-				op.Value = Bool(false)
-			case 1:
-				op.Value = Bool(true)
-			default:
-				r.bad = true
-			}
-		default:
-			r.bad = true
-		}
+		op.Value = r.value()
 		if r.bad {
 			return nil, fmt.Errorf("%w: op %d truncated or of an unknown type", ErrUDPMalformed, i)
 		}
@@ -176,6 +254,34 @@ func DecodeUDP(b []byte) (*UDPPacket, error) {
 	}
 	if len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the ops", ErrUDPMalformed, len(r.b))
+	}
+	return p, nil
+}
+
+// decodeUDPAction decodes a version 2 packet's action from r, the bytes
+// after the header's input time.
+func decodeUDPAction(p *UDPPacket, r udpReader) (*UDPPacket, error) {
+	p.Action = r.name()
+	n := int(r.byte())
+	if r.bad || p.Action == "" || n > UDPMaxParams {
+		return nil, fmt.Errorf("%w: truncated action, or over %d params", ErrUDPMalformed, UDPMaxParams)
+	}
+	if n > 0 {
+		p.Params = make([]UDPParam, n)
+	}
+	for i := range p.Params {
+		pa := UDPParam{Name: r.name()}
+		pa.Value = r.value()
+		if r.bad || pa.Name == "" {
+			return nil, fmt.Errorf("%w: param %d truncated, unnamed or of an unknown type", ErrUDPMalformed, i)
+		}
+		if i > 0 && p.Params[i-1].Name >= pa.Name {
+			return nil, fmt.Errorf("%w: params must be sorted by unique name", ErrUDPMalformed)
+		}
+		p.Params[i] = pa
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the params", ErrUDPMalformed, len(r.b))
 	}
 	return p, nil
 }
@@ -219,4 +325,25 @@ func (r *udpReader) uint64() uint64 {
 
 func (r *udpReader) name() string {
 	return string(r.bytes(int(r.byte())))
+}
+
+// value reads a type byte and its value; an unknown type sets bad.
+func (r *udpReader) value() Value {
+	switch Kind(r.byte()) {
+	case KindInt:
+		return Int(int64(r.uint64()))
+	case KindFloat:
+		return Float(math.Float64frombits(r.uint64()))
+	case KindString:
+		return String(string(r.bytes(int(r.uint16()))))
+	case KindBool:
+		switch r.byte() {
+		case 0:
+			return Bool(false)
+		case 1:
+			return Bool(true)
+		}
+	}
+	r.bad = true
+	return Value{}
 }

@@ -83,7 +83,7 @@ func TestDecodeUDPRefusesMalformedPackets(t *testing.T) {
 		"mid int":    cut(udpPacket(1, set("e", "f", Int(1))), 3),
 		"mid length": cut(udpPacket(1, set("e", "f", String(""))), 1),
 		"short":      good[:UDPMinPacket-1],
-		"version":    edit(func(b []byte) []byte { b[0] = 2; return b }),
+		"version":    edit(func(b []byte) []byte { b[0] = 3; return b }),
 		"seq 0":      edit(func(b []byte) []byte { copy(b[9:17], make([]byte, 8)); return b }),
 		"no ops":     edit(func(b []byte) []byte { b[25] = 0; return b }),
 		"17 ops":     edit(func(b []byte) []byte { b[25] = UDPMaxOps + 1; return b }),
@@ -104,7 +104,8 @@ func TestDecodeUDPRefusesMalformedPackets(t *testing.T) {
 func FuzzDecodeUDP(f *testing.F) {
 	key := make([]byte, UDPKeyLen)
 	for _, p := range []*UDPPacket{udpPacket(1, set("ann", "x", Int(5))),
-		udpPacket(9, set("ann", "x", Float(0.5)), set("ann", "n", String("hi")), set("a", "b", Bool(true)))} {
+		udpPacket(9, set("ann", "x", Float(0.5)), set("ann", "n", String("hi")), set("a", "b", Bool(true))),
+		actionPacket(3, "move", UDPParam{"x", Int(5)}, UDPParam{"y", Float(0.5)})} {
 		b, err := EncodeUDP(key, p)
 		require.NoError(f, err)
 		f.Add(b)

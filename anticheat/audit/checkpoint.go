@@ -22,20 +22,46 @@ var ErrCheckpoint = errors.New("gsd/audit: bad checkpoint")
 //	<size, decimal>
 //	<root hash, standard base64>
 //
-// gsd's origin is the world's id.
+// gsd's origin is the world's id. Extension lines follow, in this order:
+//
+//	incarnation <n>                 the world incarnation whose tree it is (not written for 0)
+//	tombstone <last index> <time>   the final checkpoint of a deleted incarnation
+//
+// A world deleted and created again (fsm.WorldInfo.Incarnation) starts a
+// new tree; the incarnation line tells the trees apart, and a checkpoint
+// of incarnation 0 (a world from before incarnations, and every
+// checkpoint signed before them) reads as it always did. A tombstone is a
+// distinct kind of checkpoint: the tree ended there because the world was
+// deleted; it still verifies a match log as any checkpoint does.
 type Checkpoint struct {
-	Origin string
-	Size   int64
-	Root   tlog.Hash
+	Origin      string
+	Size        int64
+	Root        tlog.Hash
+	Incarnation uint64
+	// Tombstone: the incarnation was deleted and its tree ends at Size.
+	// LastIndex and LastTime are the log index and leader time of its last
+	// logged event (0 when the node that signed it did not see it: the
+	// delete came while it was down, or the tree is empty); the delete's
+	// own index is not in the committed feed.
+	Tombstone bool
+	LastIndex uint64
+	LastTime  int64
 }
 
 // Text returns the checkpoint's text, the body of its note.
 func (c Checkpoint) Text() string {
-	return fmt.Sprintf("%s\n%d\n%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+	s := fmt.Sprintf("%s\n%d\n%s\n", c.Origin, c.Size, base64.StdEncoding.EncodeToString(c.Root[:]))
+	if c.Incarnation != 0 {
+		s += fmt.Sprintf("incarnation %d\n", c.Incarnation)
+	}
+	if c.Tombstone {
+		s += fmt.Sprintf("tombstone %d %d\n", c.LastIndex, c.LastTime)
+	}
+	return s
 }
 
-// ParseCheckpoint parses a checkpoint's text. Lines after the third
-// (extensions) are allowed and ignored.
+// ParseCheckpoint parses a checkpoint's text. Lines after the third are
+// extensions: gsd's (incarnation, tombstone) are parsed, others ignored.
 func ParseCheckpoint(text string) (Checkpoint, error) {
 	lines := strings.SplitAfter(text, "\n")
 	if len(lines) < 4 || !strings.HasSuffix(text, "\n") {
@@ -50,7 +76,26 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 	if err != nil || len(root) != tlog.HashSize {
 		return Checkpoint{}, fmt.Errorf("%w: root hash %q", ErrCheckpoint, strings.TrimSuffix(lines[2], "\n"))
 	}
-	return Checkpoint{Origin: origin, Size: size, Root: tlog.Hash(root)}, nil
+	c := Checkpoint{Origin: origin, Size: size, Root: tlog.Hash(root)}
+	for _, l := range lines[3:] {
+		l = strings.TrimSuffix(l, "\n")
+		var ok bool
+		switch kind, rest, _ := strings.Cut(l, " "); kind {
+		case "incarnation":
+			c.Incarnation, err = strconv.ParseUint(rest, 10, 64)
+			ok = err == nil && c.Incarnation != 0 && strconv.FormatUint(c.Incarnation, 10) == rest
+		case "tombstone":
+			c.Tombstone = true
+			_, err = fmt.Sscanf(rest, "%d %d", &c.LastIndex, &c.LastTime)
+			ok = err == nil && fmt.Sprintf("%d %d", c.LastIndex, c.LastTime) == rest
+		default:
+			continue
+		}
+		if !ok {
+			return Checkpoint{}, fmt.Errorf("%w: extension line %q", ErrCheckpoint, l)
+		}
+	}
+	return c, nil
 }
 
 // SignCheckpoint signs c as a note with every signer: during a key

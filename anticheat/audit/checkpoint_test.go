@@ -106,3 +106,23 @@ func TestSignCheckpointRefusesWhatCannotBeSigned(t *testing.T) {
 	_, err := SignCheckpoint(Checkpoint{Origin: "arena"}, failingSigner{s})
 	require.ErrorContains(t, err, "hsm unplugged")
 }
+
+func TestCheckpointTextNamesItsIncarnationAndTombstone(t *testing.T) {
+	c := Checkpoint{Origin: "arena", Size: 42, Root: tlog.Hash{1, 2, 3}, Incarnation: 17}
+	require.Equal(t, "arena\n42\nAQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nincarnation 17\n", c.Text())
+	got, err := ParseCheckpoint(c.Text())
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+
+	c.Tombstone, c.LastIndex, c.LastTime = true, 90, 1700000000
+	require.True(t, strings.HasSuffix(c.Text(), "\nincarnation 17\ntombstone 90 1700000000\n"), c.Text())
+	got, err = ParseCheckpoint(c.Text() + "other extension\n")
+	require.NoError(t, err)
+	require.Equal(t, c, got)
+
+	base := "arena\n42\nAQIDAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+	for _, ext := range []string{"incarnation 0", "incarnation x", "incarnation 017", "tombstone", "tombstone 1", "tombstone 1 2 3", "tombstone +1 2"} {
+		_, err := ParseCheckpoint(base + ext + "\n")
+		require.ErrorIs(t, err, ErrCheckpoint, ext)
+	}
+}

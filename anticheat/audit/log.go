@@ -31,10 +31,11 @@ func LeafHash(e *wire.Event) tlog.Hash {
 	return tlog.RecordHash(wire.AppendAuditLeaf(nil, e))
 }
 
-// Log is one world's Merkle tree over its committed events: leaf i is the
-// event of seq i+1. It is safe for concurrent use.
+// Log is one world incarnation's Merkle tree over its committed events:
+// leaf i is the event of seq i+1. It is safe for concurrent use.
 type Log struct {
 	world string
+	inc   uint64
 
 	mu    sync.RWMutex
 	store HashStore
@@ -45,8 +46,15 @@ type Log struct {
 }
 
 // Open returns the log of world kept in store, which holds its hashes so
-// far (none for a new log).
+// far (none for a new log): incarnation 0, a world from before
+// incarnations (OpenIncarnation).
 func Open(world string, store HashStore) (*Log, error) {
+	return OpenIncarnation(world, 0, store)
+}
+
+// OpenIncarnation returns the log of world's incarnation inc
+// (fsm.WorldInfo.Incarnation) kept in store.
+func OpenIncarnation(world string, inc uint64, store HashStore) (*Log, error) {
 	count, err := store.Count()
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", world, err)
@@ -55,11 +63,14 @@ func Open(world string, store HashStore) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", world, err)
 	}
-	return &Log{world: world, store: store, size: size}, nil
+	return &Log{world: world, inc: inc, store: store, size: size}, nil
 }
 
 // World returns the world the log is of: its checkpoints' origin.
 func (l *Log) World() string { return l.world }
+
+// Incarnation returns the world incarnation the log is of.
+func (l *Log) Incarnation() uint64 { return l.inc }
 
 // Size returns the number of events logged: the seq of the last one.
 func (l *Log) Size() int64 {
@@ -145,7 +156,7 @@ func (l *Log) Checkpoint() (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("audit log %s: root: %w", l.world, err)
 	}
-	return Checkpoint{Origin: l.world, Size: l.size, Root: root}, nil
+	return Checkpoint{Origin: l.world, Incarnation: l.inc, Size: l.size, Root: root}, nil
 }
 
 // ProveInclusion returns the proof that the event of seq is in the tree

@@ -29,7 +29,7 @@ func CheckInclusion(cp Checkpoint, e *wire.Event, p tlog.RecordProof) error {
 // newer.Size), that the log newer commits to extends the one older commits
 // to: nothing committed by then was rewritten.
 func CheckConsistency(older, newer Checkpoint, p tlog.TreeProof) error {
-	if older.Origin != newer.Origin || older.Size > newer.Size {
+	if older.Origin != newer.Origin || older.Incarnation != newer.Incarnation || older.Size > newer.Size {
 		return fmt.Errorf("%w: %s of %d events is no prefix of %s of %d", ErrProof, older.Origin, older.Size, newer.Origin, newer.Size)
 	}
 	if older.Size == 0 {

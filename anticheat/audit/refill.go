@@ -20,8 +20,8 @@ import (
 func (l *Log) VerifyEvents(cp Checkpoint, events ...*wire.Event) (int, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if cp.Origin != l.world {
-		return 0, fmt.Errorf("%w: checkpoint of %q for the log of %q", ErrProof, cp.Origin, l.world)
+	if cp.Origin != l.world || cp.Incarnation != l.inc {
+		return 0, fmt.Errorf("%w: checkpoint of %q incarnation %d for the log of %q incarnation %d", ErrProof, cp.Origin, cp.Incarnation, l.world, l.inc)
 	}
 	if cp.Size < 0 || cp.Size > l.size {
 		return 0, fmt.Errorf("%w: checkpoint of %d events (log of %d)", ErrRange, cp.Size, l.size)

@@ -102,7 +102,7 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkp
 	earlier = slices.Clone(earlier)
 	slices.SortFunc(earlier, func(a, b Checkpoint) int { return cmp.Compare(a.Size, b.Size) })
 	for i, e := range earlier {
-		if e.Origin != cp.Origin || e.Size < 1 || e.Size > cp.Size {
+		if e.Origin != cp.Origin || e.Incarnation != cp.Incarnation || e.Size < 1 || e.Size > cp.Size {
 			return rep, fmt.Errorf("%w: %s of %d events is no earlier checkpoint of %s of %d", ErrCheckpoint, e.Origin, e.Size, cp.Origin, cp.Size)
 		}
 		next := cp
@@ -128,6 +128,9 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkp
 		}
 		rep.Lines++
 		if e.Seq > uint64(cp.Size) {
+			if cp.Tombstone { // the world's tree ended there: nothing came after
+				rep.Problems = append(rep.Problems, Problem{Kind: Inserted, Seq: e.Seq, Line: n, Detail: fmt.Sprintf("after the tombstone of the deleted world at %d events", cp.Size)})
+			}
 			rep.Beyond++
 			continue
 		}

@@ -29,6 +29,12 @@ type Logs interface {
 	Checkpoint(world string) ([]byte, error)
 	// Sign signs world's checkpoint now and returns it.
 	Sign(world string) ([]byte, error)
+	// LogOf returns the audit log of world's incarnation inc, current or
+	// deleted.
+	LogOf(world string, inc uint64) (*audit.Log, error)
+	// CheckpointOf returns the newest signed checkpoint of world's
+	// incarnation inc: a deleted one's tombstone.
+	CheckpointOf(world string, inc uint64) ([]byte, error)
 }
 
 // MaxLeaves bounds the leaf hashes of one leaves answer (2 MiB).
@@ -52,13 +58,50 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/worlds/{world}/audit/leaves", a.Leaves)
 }
 
-// Checkpoint answers the world's newest signed checkpoint as note text.
+// Checkpoint answers the world's newest signed checkpoint as note text;
+// with ?incarnation=N, that world incarnation's (a deleted one's
+// tombstone).
 func (a *API) Checkpoint(w http.ResponseWriter, r *http.Request) {
 	if err := a.guard(r); err != nil {
 		a.WriteError(w, err, false)
 		return
 	}
-	a.note(w, r, a.logs.Checkpoint)
+	inc, ok, err := incarnation(r)
+	switch {
+	case err != nil:
+		a.WriteError(w, err, false)
+	case ok:
+		a.note(w, r, func(world string) ([]byte, error) { return a.logs.CheckpointOf(world, inc) })
+	default:
+		a.note(w, r, a.logs.Checkpoint)
+	}
+}
+
+// log returns the log the request names: the world's current
+// incarnation's, or ?incarnation=N's.
+func (a *API) log(r *http.Request) (*audit.Log, error) {
+	inc, ok, err := incarnation(r)
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		return a.logs.LogOf(r.PathValue("world"), inc)
+	default:
+		return a.logs.Log(r.PathValue("world"))
+	}
+}
+
+// incarnation reads ?incarnation=N (from 0), and whether it was given.
+func incarnation(r *http.Request) (uint64, bool, error) {
+	v := r.URL.Query().Get("incarnation")
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: query parameter incarnation must be a number, got %q", fsm.ErrMalformed, v)
+	}
+	return n, true, nil
 }
 
 // Sign signs the world's checkpoint now and answers it as note text.
@@ -84,7 +127,7 @@ func (a *API) Proof(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	world := r.PathValue("world")
-	l, err := a.logs.Log(world)
+	l, err := a.log(r)
 	if err != nil {
 		a.WriteError(w, err, false)
 		return
@@ -111,7 +154,7 @@ func (a *API) Consistency(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	world := r.PathValue("world")
-	l, err := a.logs.Log(world)
+	l, err := a.log(r)
 	if err != nil {
 		a.WriteError(w, err, false)
 		return
@@ -139,7 +182,7 @@ func (a *API) Leaves(w http.ResponseWriter, r *http.Request) {
 		a.WriteError(w, err, false)
 		return
 	}
-	l, err := a.logs.Log(r.PathValue("world"))
+	l, err := a.log(r)
 	if err != nil {
 		a.WriteError(w, err, false)
 		return

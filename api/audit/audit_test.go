@@ -21,7 +21,8 @@ import (
 // logs is the node's audit logs in memory: arena holds n events.
 type logs struct {
 	l      map[string]*audit.Log
-	signer note.Signer // nil: no key
+	old    map[string]*audit.Log // world#incarnation
+	signer note.Signer           // nil: no key
 	signs  int
 }
 
@@ -41,6 +42,29 @@ func (f *logs) Checkpoint(world string) ([]byte, error) {
 		return nil, auditor.ErrNoKey
 	}
 	cp, _ := l.Checkpoint()
+	return audit.SignCheckpoint(cp, f.signer)
+}
+
+// LogOf serves the current incarnation (0) from l, a deleted one from old.
+func (f *logs) LogOf(world string, inc uint64) (*audit.Log, error) {
+	if l := f.old[fmt.Sprintf("%s#%d", world, inc)]; l != nil {
+		return l, nil
+	}
+	if l := f.l[world]; l != nil && l.Incarnation() == inc {
+		return l, nil
+	}
+	return nil, fmt.Errorf("%w: %s incarnation %d", fsm.ErrUnknownWorld, world, inc)
+}
+
+// CheckpointOf signs a deleted incarnation's final checkpoint as its
+// tombstone.
+func (f *logs) CheckpointOf(world string, inc uint64) ([]byte, error) {
+	l, err := f.LogOf(world, inc)
+	if err != nil {
+		return nil, err
+	}
+	cp, _ := l.Checkpoint()
+	cp.Tombstone = l != f.l[world]
 	return audit.SignCheckpoint(cp, f.signer)
 }
 

@@ -14,7 +14,13 @@ import (
 // one marked HeaderForwarded, the former internal session and acks
 // routes) or a join must arrive on a TLS connection whose client
 // certificate PeerCert accepts (internal/tlsconf: signed by the cluster
-// CA, naming a node). The cluster secret, when set, is checked as well.
+// CA, naming a node that is a member). The cluster secret, when set, is
+// checked as well.
+//
+// PeerCert may return a node id with its error: the certificate is the
+// cluster's but names a node that is not a member. Only a join takes
+// that, as a node asks to join before it is a member; every other
+// node-only request is refused.
 
 // joinPattern is the route a node asks to join the cluster through: with
 // mutual TLS on, only a holder of a certificate of the cluster may.
@@ -30,7 +36,7 @@ func (s *Core) checkPeerCert(r *http.Request, pattern string) error {
 	if !nodeOnly {
 		return nil
 	}
-	if _, err := s.cfg.PeerCert(r.TLS); err != nil {
+	if id, err := s.cfg.PeerCert(r.TLS); err != nil && (pattern != joinPattern || id == "") {
 		return fmt.Errorf("%w: node-to-node endpoint: only nodes of the cluster, with its certificate, call it: %v", ErrUnauthorized, err)
 	}
 	return nil
@@ -45,7 +51,7 @@ func (s *Core) CheckJoiner(r *http.Request, id string) error {
 		return nil
 	}
 	cert, err := s.cfg.PeerCert(r.TLS)
-	if err != nil { // checkAccess refused it already; kept for direct callers
+	if err != nil && cert == "" { // checkAccess refused it already; kept for direct callers
 		return fmt.Errorf("%w: join: %v", ErrUnauthorized, err)
 	}
 	if cert != id {

@@ -405,7 +405,7 @@ func TestPlayByeReplicatesTheAckBeforeItClosesTheSession(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln, slowAcks)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	// A second edge over the same store, recording what it proposes.
 	b := &orderBackend{Store: n.st}
 	e := newEnvReg(t, b, prometheus.NewRegistry(), nil, slowAcks)

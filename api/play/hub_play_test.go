@@ -238,7 +238,7 @@ func TestPlayReaderThatStopsReadingControlMessagesIsCutOffWith4429(t *testing.T)
 		c.Play.SlowTimeout = 300 * time.Millisecond
 		c.Play.WriteTimeout = time.Minute
 	})
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	n.env.Do("POST", "/v1/worlds", arenaBody)
 	c := dialPlay(t, n.env.WSURL("arena"))
 	welcome(t, c, "pinger")

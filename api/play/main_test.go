@@ -180,7 +180,7 @@ func startNodeOn(t *testing.T, id string, bootstrap bool, ln net.Listener, opts 
 func startLeader(t *testing.T) *node {
 	t.Helper()
 	n := startNode(t, "n1", true)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	return n
 }
 

@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
@@ -50,19 +52,24 @@ func (c UDPConfig) Validate() error {
 
 // Results of a datagram, the label of gsd_udp_packets_total.
 const (
-	udpAccepted   = "accepted"    // its newer ops are queued for the store
-	udpOversized  = "oversized"   // over MaxPacketBytes
-	udpMalformed  = "malformed"   // too short, bad version, bad ops
-	udpUnknownKey = "unknown_key" // no such key: never given, or its connection ended
-	udpForged     = "forged"      // wrong tag for the key
-	udpReplayed   = "replayed"    // seq already seen with this key
-	udpTooOld     = "too_old"     // seq below the replay window
-	udpStale      = "stale"       // every op's field has a newer accepted seq
-	udpOverloaded = "overloaded"  // too many fields, or the queue is full
+	udpAccepted     = "accepted"      // its newer ops, or its action, are queued for the store
+	udpOversized    = "oversized"     // over MaxPacketBytes
+	udpMalformed    = "malformed"     // too short, bad version, bad ops or params
+	udpUnknownKey   = "unknown_key"   // no such key: never given, or its connection ended
+	udpForged       = "forged"        // wrong tag for the key
+	udpRawForbidden = "raw_forbidden" // version 1 ops the world's rules do not let the player write
+	udpReplayed     = "replayed"      // seq already seen with this key
+	udpTooOld       = "too_old"       // seq below the replay window
+	udpStale        = "stale"         // every op's field (or the action) has a newer accepted seq
+	udpOverloaded   = "overloaded"    // too many fields, or the queue is full
 )
 
 var udpResults = []string{udpAccepted, udpOversized, udpMalformed, udpUnknownKey, udpForged,
-	udpReplayed, udpTooOld, udpStale, udpOverloaded}
+	udpRawForbidden, udpReplayed, udpTooOld, udpStale, udpOverloaded}
+
+// udpRulesTTL is how long the lane trusts its copy of the worlds' rules
+// for the raw gate (rawAllowed) before it reads them again.
+const udpRulesTTL = time.Second
 
 // udpMetrics count datagrams by result and the actions they became.
 type udpMetrics struct {
@@ -110,6 +117,10 @@ type UDP struct {
 	mu     sync.Mutex
 	keys   map[[wire.UDPKeyIDLen]byte]*udpKey
 	byConn map[*playConn]*udpKey
+
+	rulesMu sync.Mutex
+	rulesAt time.Time             // when rules was read; zero: never
+	rules   map[string]fsm.Schema // world → its rules' schema, as this node applied them
 }
 
 // fieldKey names one field of one entity.
@@ -122,17 +133,26 @@ type udpInput struct {
 	value     fsm.Value
 }
 
+// udpCall is the newest accepted invocation of one declared action.
+type udpCall struct {
+	seq       uint64
+	inputTime int64
+	params    []fsm.Param
+}
+
 // udpKey is one play connection's key and input state.
 type udpKey struct {
 	id   [wire.UDPKeyIDLen]byte
 	key  []byte
 	conn *playConn
 
-	mu      sync.Mutex
-	win     replayWindow
-	latest  map[fieldKey]uint64   // the highest accepted seq per field
-	pending map[fieldKey]udpInput // accepted, not yet proposed
-	running bool                  // a worker drains pending
+	mu        sync.Mutex
+	win       replayWindow
+	latest    map[fieldKey]uint64   // the highest accepted seq per field
+	pending   map[fieldKey]udpInput // accepted, not yet proposed
+	latestAct map[string]uint64     // the highest accepted seq per declared action
+	calls     map[string]udpCall    // accepted, not yet proposed
+	running   bool                  // a worker drains pending and calls
 }
 
 // ServeUDP starts the UDP input lane on pc: from now on every play
@@ -185,7 +205,8 @@ func (s *Service) udpOpen(c *playConn) *wire.UDPInfo {
 		return nil
 	}
 	k := &udpKey{key: make([]byte, wire.UDPKeyLen), conn: c,
-		latest: make(map[fieldKey]uint64), pending: make(map[fieldKey]udpInput)}
+		latest: make(map[fieldKey]uint64), pending: make(map[fieldKey]udpInput),
+		latestAct: make(map[string]uint64), calls: make(map[string]udpCall)}
 	_, _ = rand.Read(k.key)
 	u.mu.Lock()
 	for {
@@ -244,7 +265,7 @@ func (u *UDP) handle(b []byte) string {
 	if len(b) > u.cfg.MaxPacketBytes {
 		return udpOversized
 	}
-	if len(b) < wire.UDPMinPacket || b[0] != wire.UDPVersion {
+	if len(b) < wire.UDPMinPacket || b[0] != wire.UDPVersion && b[0] != wire.UDPVersionAction {
 		return udpMalformed
 	}
 	u.mu.Lock()
@@ -260,6 +281,9 @@ func (u *UDP) handle(b []byte) string {
 	if err != nil {
 		return udpMalformed
 	}
+	if p.Action == "" && !u.rawAllowed(k.conn, p.Ops) {
+		return udpRawForbidden
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	switch k.win.check(p.Seq) {
@@ -267,6 +291,9 @@ func (u *UDP) handle(b []byte) string {
 		return udpReplayed
 	case windowTooOld:
 		return udpTooOld
+	}
+	if p.Action != "" {
+		return u.queueCall(k, p)
 	}
 	// Latest input wins: an op on a field that already has a newer seq is
 	// dropped, so a late packet never overwrites a newer value.
@@ -286,7 +313,7 @@ func (u *UDP) handle(b []byte) string {
 	if len(fresh) == 0 {
 		return udpStale
 	}
-	if len(k.latest)+added > u.cfg.MaxFields || len(k.pending)+len(fresh) > fsm.MaxOpsPerAction {
+	if len(k.latest)+len(k.latestAct)+added > u.cfg.MaxFields || len(k.pending)+len(fresh) > fsm.MaxOpsPerAction {
 		return udpOverloaded
 	}
 	for _, op := range fresh {
@@ -294,32 +321,113 @@ func (u *UDP) handle(b []byte) string {
 		k.latest[f] = p.Seq
 		k.pending[f] = udpInput{seq: p.Seq, inputTime: p.InputTime, value: op.Value}
 	}
+	u.run(k)
+	return udpAccepted
+}
+
+// queueCall queues a version 2 packet's declared action, under k.mu:
+// latest input wins per action name, as per field for version 1, so a
+// late packet never replaces a newer invocation of the same action. The
+// names count towards MaxFields with the fields.
+func (u *UDP) queueCall(k *udpKey, p *wire.UDPPacket) string {
+	last, seen := k.latestAct[p.Action]
+	if seen && last >= p.Seq {
+		return udpStale
+	}
+	if !seen && len(k.latest)+len(k.latestAct)+1 > u.cfg.MaxFields {
+		return udpOverloaded
+	}
+	k.latestAct[p.Action] = p.Seq
+	k.calls[p.Action] = udpCall{seq: p.Seq, inputTime: p.InputTime, params: udpParams(p)}
+	u.run(k)
+	return udpAccepted
+}
+
+// run starts k's worker unless it runs; under k.mu.
+func (u *UDP) run(k *udpKey) {
 	if !k.running {
 		k.running = true
 		u.wg.Add(1)
 		go u.drain(k)
 	}
-	return udpAccepted
 }
 
-// drain proposes k's pending inputs until none are left: one action at a
-// time per connection, so inputs arriving meanwhile coalesce into the next
-// one, newest value per field.
+// rawAllowed reports whether the world's rules, as this node applied them
+// lately, may let c's player set ops: a version 1 packet that they cannot
+// is refused before it costs a proposal. It mirrors fsm's checkRaw
+// without the state: an owner-writable field passes (Apply checks the
+// owner), and Apply has the last word on what passes.
+func (u *UDP) rawAllowed(c *playConn, ops []fsm.Op) bool {
+	if c.role == "" || c.role == fsm.RoleServer || c.role == fsm.RoleAdmin {
+		return true
+	}
+	s, ok := u.schema(c.world)
+	if !ok {
+		return true // no such world here (yet): the store answers
+	}
+	raw := len(s.Actions) == 0 || c.role != fsm.RolePlayer && s.Roles[c.role].Raw
+	for _, op := range ops {
+		switch s.Access[op.Field].Write {
+		case "server":
+			return false
+		case "owner":
+			continue
+		}
+		if !raw {
+			return false
+		}
+	}
+	return true
+}
+
+// schema returns world's rules' schema, read again from the node's state
+// when the copy is older than udpRulesTTL or lacks the world.
+func (u *UDP) schema(world string) (fsm.Schema, bool) {
+	u.rulesMu.Lock()
+	defer u.rulesMu.Unlock()
+	s, ok := u.rules[world]
+	if ok && time.Since(u.rulesAt) < udpRulesTTL {
+		return s, true
+	}
+	infos := u.s.b.Worlds()
+	u.rules = make(map[string]fsm.Schema, len(infos))
+	for _, w := range infos {
+		u.rules[w.ID] = w.Rules.Schema
+	}
+	u.rulesAt = time.Now()
+	s, ok = u.rules[world]
+	return s, ok
+}
+
+// drain proposes k's pending inputs and calls until none are left: one
+// action at a time per connection, so inputs arriving meanwhile coalesce
+// into the next one, newest value per field and newest call per declared
+// action. A round proposes the set ops first, then the calls by name.
 func (u *UDP) drain(k *udpKey) {
 	defer u.wg.Done()
 	for {
 		k.mu.Lock()
-		batch := k.pending
+		batch, calls := k.pending, k.calls
 		// A closed lane or connection abandons what is left: its key is
 		// gone, so nothing more comes.
-		if len(batch) == 0 || u.ctx.Err() != nil || k.conn.ctx.Err() != nil {
+		if len(batch)+len(calls) == 0 || u.ctx.Err() != nil || k.conn.ctx.Err() != nil {
 			k.running = false
 			k.mu.Unlock()
 			return
 		}
-		k.pending = make(map[fieldKey]udpInput)
+		if len(batch) > 0 {
+			k.pending = make(map[fieldKey]udpInput)
+		}
+		if len(calls) > 0 {
+			k.calls = make(map[string]udpCall)
+		}
 		k.mu.Unlock()
-		u.m.actions.WithLabelValues(u.apply(k.conn, batch)).Inc()
+		if len(batch) > 0 {
+			u.m.actions.WithLabelValues(u.apply(k.conn, udpAction(k.conn, batch))).Inc()
+		}
+		for _, name := range slices.Sorted(maps.Keys(calls)) {
+			u.m.actions.WithLabelValues(u.apply(k.conn, udpCallAction(k.conn, name, calls[name]))).Inc()
+		}
 	}
 }
 
@@ -340,23 +448,24 @@ func udpAction(c *playConn, batch map[fieldKey]udpInput) *fsm.Action {
 	return a
 }
 
-// apply proposes one batch as the connection's player, through the same
+// udpCallAction builds the bulk action of one declared action's call:
+// the packet's seq and input time, its params; Apply validates it on
+// every replica like the same action sent over the WebSocket.
+func udpCallAction(c *playConn, name string, call udpCall) *fsm.Action {
+	return &fsm.Action{World: c.world, Player: c.player, Role: c.role, Priority: fsm.PriorityBulk,
+		Seq: call.seq, InputTime: call.inputTime, Name: name, Params: call.params}
+}
+
+// apply proposes one action as the connection's player, through the same
 // path as the connection's WebSocket actions, and returns the outcome.
-func (u *UDP) apply(c *playConn, batch map[fieldKey]udpInput) string {
-	a := udpAction(c, batch)
+func (u *UDP) apply(c *playConn, a *fsm.Action) string {
 	if err := u.s.CheckBan(c.world, c.player); err != nil {
 		return u.outcome(err)
 	}
 	if err := u.s.Admit(nil, c.player, "udp"); err != nil {
 		return u.outcome(err)
 	}
-	raw, err := json.Marshal(struct {
-		Player    string   `json:"player"`
-		Seq       uint64   `json:"seq"`
-		Priority  string   `json:"priority"`
-		InputTime int64    `json:"input_time,omitempty"`
-		Ops       []fsm.Op `json:"ops"`
-	}{a.Player, a.Seq, "bulk", a.InputTime, a.Ops})
+	raw, err := udpBody(a)
 	if err != nil {
 		return u.outcome(fmt.Errorf("%w: encode udp action: %v", edge.ErrInternal, err))
 	}
@@ -369,6 +478,27 @@ func (u *UDP) apply(c *playConn, batch map[fieldKey]udpInput) string {
 		return u.outcome(err)
 	}
 	return ev.Status
+}
+
+// udpBody is a's body as a follower forwards it to the leader (the wire
+// form of a play action).
+func udpBody(a *fsm.Action) ([]byte, error) {
+	var params map[string]fsm.Value
+	if a.Name != "" {
+		params = make(map[string]fsm.Value, len(a.Params))
+		for _, p := range a.Params {
+			params[p.Name] = p.Value
+		}
+	}
+	return json.Marshal(struct {
+		Player    string               `json:"player"`
+		Seq       uint64               `json:"seq"`
+		Priority  string               `json:"priority"`
+		InputTime int64                `json:"input_time,omitempty"`
+		Ops       []fsm.Op             `json:"ops,omitempty"`
+		Action    string               `json:"action,omitempty"`
+		Params    map[string]fsm.Value `json:"params,omitempty"`
+	}{a.Player, a.Seq, "bulk", a.InputTime, a.Ops, a.Name, params})
 }
 
 // outcome is an error's label, and logs it: nobody else hears of it.

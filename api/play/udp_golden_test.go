@@ -55,3 +55,25 @@ func TestGoldenUDPPacket(t *testing.T) {
 	}
 	golden.Text(t, "udp_packet_decoded.txt", []byte(sb.String()))
 }
+
+// The version 2 packet: a declared action with a param of every value
+// type, built by the documented layout (udpActionBytes). The client's
+// golden test encodes the same call to the same bytes
+// (testdata/golden/udp_action_packet.bin).
+func TestGoldenUDPActionPacket(t *testing.T) {
+	b := udpActionBytes(goldenUDPKeyID, goldenUDPKey(), 1_000_000_008, 1_700_000_000_123_456_789, "attack",
+		input{"", "power", fsm.Float(0.75)}, input{"", "quiet", fsm.Bool(true)},
+		input{"", "target", fsm.String("orc7")}, input{"", "x", fsm.Int(-12)})
+	golden.Binary(t, "udp_action_packet.bin", b)
+
+	p, err := goldenUDPDecode(goldenUDPKey(), golden.Read(t, "udp_action_packet.bin"))
+	require.NoError(t, err)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "key_id=%x seq=%d input_time=%d action=%s\n", p.KeyID, p.Seq, p.InputTime, p.Action)
+	for _, pa := range udpParams(p) {
+		j, err := json.Marshal(pa.Value)
+		require.NoError(t, err)
+		fmt.Fprintf(&sb, "%s=%s\n", pa.Name, j)
+	}
+	golden.Text(t, "udp_action_packet_decoded.txt", []byte(sb.String()))
+}

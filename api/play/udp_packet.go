@@ -12,17 +12,31 @@ const udpWindowBits = 1024
 
 // decodeUDP decodes a packet's fields (not its tag, which the caller has
 // checked): wire's decoding, then the action's own checks on names,
-// strings and floats. Every op is a set of a valid value on valid names.
+// strings and floats. Every op is a set of a valid value on valid names;
+// a declared action has a valid name and params.
 func decodeUDP(b []byte) (*wire.UDPPacket, error) {
 	p, err := wire.DecodeUDP(b)
 	if err != nil {
 		return nil, err
 	}
-	a := fsm.Action{World: "w", Player: "p", Seq: p.Seq, Priority: fsm.PriorityBulk, Ops: p.Ops}
+	a := fsm.Action{World: "w", Player: "p", Seq: p.Seq, Priority: fsm.PriorityBulk, Ops: p.Ops,
+		Name: p.Action, Params: udpParams(p)}
 	if err := a.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", wire.ErrUDPMalformed, err)
 	}
 	return p, nil
+}
+
+// udpParams are a packet's params as an action's (both sorted by name).
+func udpParams(p *wire.UDPPacket) []fsm.Param {
+	if len(p.Params) == 0 {
+		return nil
+	}
+	out := make([]fsm.Param, len(p.Params))
+	for i, pa := range p.Params {
+		out[i] = fsm.Param{Name: pa.Name, Value: pa.Value}
+	}
+	return out
 }
 
 // replayWindow is a sliding window of the last udpWindowBits seqs of one

@@ -124,7 +124,18 @@ func requireCount(t *testing.T, u *UDP, result string, want float64) {
 	t.Helper()
 	c := u.m.packets.WithLabelValues(result)
 	require.Eventually(t, func() bool { return value(c) == want }, 10*time.Second, 2*time.Millisecond,
-		"%s: got %v, want %v", result, value(c), want)
+		"%s: got %v, want %v (all: %v)", result, value(c), want, udpCounts(u))
+}
+
+// udpCounts are u's packet counters by result, for failure messages.
+func udpCounts(u *UDP) map[string]float64 {
+	out := make(map[string]float64)
+	for _, r := range udpResults {
+		if v := value(u.m.packets.WithLabelValues(r)); v > 0 {
+			out[r] = v
+		}
+	}
+	return out
 }
 
 // uncoalesced turns bulk coalescing off: these tests read each bulk event
@@ -272,7 +283,7 @@ func TestUDPMalformedAndOversizedPacketsAreDroppedAndCounted(t *testing.T) {
 	bad := [][]byte{
 		{},                                // empty
 		make([]byte, wire.UDPMinPacket-1), // too short
-		append([]byte{2}, s.packet(1, input{"ann", "x", fsm.Int(1)})[1:]...), // version 2
+		append([]byte{3}, s.packet(1, input{"ann", "x", fsm.Int(1)})[1:]...), // version 3
 		s.packet(1), // no ops
 		s.packet(0, input{"ann", "x", fsm.Int(1)}),                            // seq 0
 		s.packet(1, input{"", "x", fsm.Int(1)}),                               // empty entity
@@ -341,11 +352,11 @@ func TestUDPApplyRefusesABannedPlayerAndCountsBackendErrors(t *testing.T) {
 	batch := map[fieldKey]udpInput{{"ann", "x"}: {seq: 3, value: fsm.Int(1)}}
 
 	fake.Set(func(f *apitest.Fake) { f.BanMap = map[string]string{"arena/ann": "cheat"} })
-	require.Equal(t, fsm.CodeBanned, u.apply(c, batch))
+	require.Equal(t, fsm.CodeBanned, u.apply(c, udpAction(c, batch)))
 	require.Equal(t, 0, fake.Acts, "a banned player's input never reaches the store")
 
 	fake.Set(func(f *apitest.Fake) { f.BanMap = nil; f.ActErr = fsm.ErrUnknownWorld })
-	require.Equal(t, fsm.CodeUnknownWorld, u.apply(c, batch))
+	require.Equal(t, fsm.CodeUnknownWorld, u.apply(c, udpAction(c, batch)))
 	require.Equal(t, fsm.Int(1), fake.LastAction.Ops[0].Value)
 	require.Equal(t, "ann", fake.LastAction.Player)
 	require.Equal(t, uint64(3), fake.LastAction.Seq)

@@ -447,7 +447,7 @@ func startLeaderWith(t *testing.T, opts ...func(*nodeConfig)) *node {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln, opts...)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	return n
 }
 
@@ -458,7 +458,7 @@ func startSmallBufferLeader(t *testing.T, opt func(*nodeConfig)) *node {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, smallBuffers{ln}, opt)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	n.env.Do("POST", "/v1/worlds", arenaBody)
 	return n
 }

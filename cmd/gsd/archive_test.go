@@ -22,7 +22,7 @@ func (oneWorld) Subscribe(string, uint64) (fanout.Subscription, error) {
 }
 
 func TestAuditVerifierChecksRefilledEventsAgainstTheNodesTree(t *testing.T) {
-	aud, err := auditor.New(auditor.DefaultConfig(), oneWorld{}, func(string) (audit.HashStore, error) { return &audit.MemStore{}, nil })
+	aud, err := auditor.New(auditor.DefaultConfig(), oneWorld{}, testTrees(t))
 	require.NoError(t, err)
 	l, err := aud.Log("arena")
 	require.NoError(t, err)

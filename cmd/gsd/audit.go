@@ -76,7 +76,7 @@ func (a *auditOptions) start(dir string, st *store.Store, reg prometheus.Registe
 	if a.signInterval > 0 {
 		cfg.SignInterval = a.signInterval
 	}
-	aud, err := auditor.New(cfg, storeSource{st}, func(world string) (audit.HashStore, error) { return boltstore.New(db, world) })
+	aud, err := auditor.New(cfg, storeSource{st}, boltstore.NewTrees(db))
 	if err != nil {
 		db.Close()
 		return nil, nil, err

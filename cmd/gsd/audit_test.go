@@ -69,7 +69,7 @@ func TestANodeWithoutAnAuditKeyServesProofsButSignsNothing(t *testing.T) {
 
 func TestAuditMetricsRegisterOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	aud, err := auditor.New(auditor.DefaultConfig(), storeSource{}, func(string) (audit.HashStore, error) { return &audit.MemStore{}, nil })
+	aud, err := auditor.New(auditor.DefaultConfig(), storeSource{}, testTrees(t))
 	require.NoError(t, err)
 	require.NoError(t, registerAuditMetrics(reg, aud))
 	require.ErrorContains(t, registerAuditMetrics(reg, aud), "audit metrics")

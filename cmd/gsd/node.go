@@ -193,7 +193,10 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	o.play.set(&acfg.Play)
 	o.limit.set(&acfg)
-	o.tls.setEdge(&acfg)
+	if err := o.tls.setEdge(&acfg, st, reg); err != nil {
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
 	acfg.Audit = aud
 	acfg.Play.SessionKeepalive = o.expiry.keepalive()
 	if acfg.ClusterSecret, err = o.cluster.secret(); err != nil {

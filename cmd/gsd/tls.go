@@ -10,8 +10,10 @@ import (
 
 	"github.com/gsd-dev/gsd/api"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/tlsconf"
 	"github.com/gsd-dev/gsd/shard"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 )
 
@@ -137,11 +139,47 @@ func (t *tlsOptions) setMux(cfg *shard.MuxConfig) {
 }
 
 // setEdge has the edge call peers with TLS and, with cluster TLS, admit
-// node-only requests from holders of a cluster certificate only.
-func (t *tlsOptions) setEdge(cfg *api.Config) {
+// node-only requests from holders of a cluster certificate only. With
+// cluster TLS it also installs the peer check: from now on every
+// node-to-node connection (Raft both ways, this node's calls) and every
+// node-only request must come from a node in members' node table; the
+// handshakes it fails are counted in gsd_tls_peers_refused_total on reg.
+func (t *tlsOptions) setEdge(cfg *api.Config, members nodeTable, reg prometheus.Registerer) error {
 	cfg.PeerTLS = t.peerTLS()
 	if c := t.cluster; c != nil {
 		cfg.PeerCert = c.PeerNode
+		c.SetPeerCheck(memberCheck(c.ID(), members))
+		refused := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gsd_tls_peers_refused_total",
+			Help: "TLS handshakes (Raft, this node's calls) refused because the peer's cluster certificate names a node that is not a member.",
+		}, func() float64 { return float64(c.Refused()) })
+		if err := reg.Register(refused); err != nil {
+			return fmt.Errorf("tls metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// nodeTable is the cluster's node table as this node applied it
+// (*store.Store).
+type nodeTable interface {
+	Node(id string) (fsm.NodeInfo, bool)
+}
+
+// memberCheck admits a peer whose node id is in the node table: a node
+// removed from the cluster is refused, its certificate still valid or
+// not. A node not in its own table is not in a cluster yet (fresh, or its
+// join has not reached it): it admits every node of the CA, as it must
+// hear from the leader that adds it.
+func memberCheck(self string, nodes nodeTable) tlsconf.PeerCheck {
+	return func(id string) error {
+		if _, ok := nodes.Node(id); ok {
+			return nil
+		}
+		if _, ok := nodes.Node(self); !ok {
+			return nil
+		}
+		return errors.New("not in this node's node table")
 	}
 }
 

@@ -12,10 +12,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/tlsconf"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -159,6 +161,33 @@ func TestClusterWithMutualTLSReplicatesAndRefusesOutsiders(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "%s", body)
 
+	// A node of the CA that is not a member (a removed one, or one never
+	// added) can neither send a Raft RPC nor call an internal route.
+	outsider := loadCluster(t, ca, "n9")
+	rc, err := tls.Dial("tcp", n1.raft, outsider.ClientConfig())
+	if err == nil {
+		_, err = rc.Write([]byte{0})
+		if err == nil {
+			require.NoError(t, rc.SetReadDeadline(time.Now().Add(10*time.Second)))
+			_, err = rc.Read(make([]byte, 1)) // TLS 1.3: the verdict on our certificate comes after our handshake
+		}
+		rc.Close()
+	}
+	require.Error(t, err, "n1's mux refuses n9's certificate")
+	require.False(t, errors.Is(err, os.ErrDeadlineExceeded), "refused, not silent: %v", err)
+	oc := &http.Client{Transport: &http.Transport{TLSClientConfig: outsider.ClientConfig()}}
+	resp, err = oc.Get("https://" + n1.http + "/internal/v1/worlds/arena/entities/e1")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "%s", body)
+	requireContains(t, string(body), "not a member")
+	resp, err = hc.Get("https://" + n1.http + "/metrics")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.True(t, regexpFind(`gsd_tls_peers_refused_total [1-9]`, string(body)), "the Raft handshake is counted")
+
 	// A node whose certificate is of another CA cannot join.
 	other := newTestCA(t)
 	n3 := startNode(t, "n3", t.TempDir(), append(other.flags(t, "n3"), "--join", n1.http, "--join-timeout", "2s")...)
@@ -173,6 +202,32 @@ func TestClusterWithMutualTLSReplicatesAndRefusesOutsiders(t *testing.T) {
 
 	require.Equal(t, 0, n2.stop(t))
 	require.Equal(t, 0, n1.stop(t))
+}
+
+// loadCluster loads a cluster identity for id from c, as a process
+// holding c's certificate for id would.
+func loadCluster(t *testing.T, c *testCA, id string) *tlsconf.Cluster {
+	t.Helper()
+	cert, key := c.pair(t, id)
+	cl, err := tlsconf.LoadCluster(tlsconf.ClusterFiles{CA: filepath.Join(c.dir, "ca.crt"), Cert: cert, Key: key}, 0, nil)
+	require.NoError(t, err)
+	return cl
+}
+
+// nodes is a node table of these ids.
+type nodes []string
+
+func (n nodes) Node(id string) (fsm.NodeInfo, bool) {
+	return fsm.NodeInfo{ID: id}, slices.Contains(n, id)
+}
+
+func TestMemberCheckAdmitsMembersOnlyOnceTheNodeIsInACluster(t *testing.T) {
+	check := memberCheck("n1", nodes{"n1", "n2"})
+	require.NoError(t, check("n2"))
+	require.NoError(t, check("n1"))
+	require.ErrorContains(t, check("n3"), "node table")
+	fresh := memberCheck("n1", nodes{})
+	require.NoError(t, fresh("n3"), "a node not in a cluster yet hears from whoever adds it")
 }
 
 // TestPublicTLSServesAndReloadsItsCertificate: with --tls-cert the HTTP

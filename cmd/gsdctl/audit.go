@@ -80,15 +80,19 @@ func writeNew(path, text string, mode os.FileMode) error {
 
 // auditReport is verify's JSON output.
 type auditReport struct {
-	OK       bool            `json:"ok"`
-	World    string          `json:"world"`
-	Size     int64           `json:"size"`
-	Root     string          `json:"root"`
-	Signers  []string        `json:"signers"`
-	Lines    int             `json:"lines"`
-	Beyond   int             `json:"beyond"`
-	Named    bool            `json:"named"`
-	Problems []audit.Problem `json:"problems"`
+	OK    bool   `json:"ok"`
+	World string `json:"world"`
+	// Incarnation is the world incarnation the checkpoint is of; Tombstone,
+	// that it is the final checkpoint of a deleted one.
+	Incarnation uint64          `json:"incarnation,omitempty"`
+	Tombstone   bool            `json:"tombstone,omitempty"`
+	Size        int64           `json:"size"`
+	Root        string          `json:"root"`
+	Signers     []string        `json:"signers"`
+	Lines       int             `json:"lines"`
+	Beyond      int             `json:"beyond"`
+	Named       bool            `json:"named"`
+	Problems    []audit.Problem `json:"problems"`
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
@@ -198,11 +202,21 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		if problems == nil {
 			problems = []audit.Problem{}
 		}
-		return a.printJSON(auditReport{OK: rep.OK(), World: rep.Checkpoint.Origin, Size: rep.Checkpoint.Size, Root: root,
+		return a.printJSON(auditReport{OK: rep.OK(), World: rep.Checkpoint.Origin, Incarnation: rep.Checkpoint.Incarnation,
+			Tombstone: rep.Checkpoint.Tombstone, Size: rep.Checkpoint.Size, Root: root,
 			Signers: signers, Lines: rep.Lines, Beyond: rep.Beyond, Named: rep.Named, Problems: problems})
 	}
 	w := a.stdout
-	fmt.Fprintf(w, "checkpoint: world %s, %d events, root %s, signed by %v\n", rep.Checkpoint.Origin, rep.Checkpoint.Size, root, signers)
+	cp := rep.Checkpoint
+	inc := ""
+	if cp.Incarnation != 0 {
+		inc = fmt.Sprintf(" incarnation %d", cp.Incarnation)
+	}
+	fmt.Fprintf(w, "checkpoint: world %s%s, %d events, root %s, signed by %v\n", cp.Origin, inc, cp.Size, root, signers)
+	if cp.Tombstone {
+		fmt.Fprintf(w, "tombstone: the world%s was deleted; its log ended at %d events (last event: log index %d, time %d; 0: not seen by the signer)\n",
+			inc, cp.Size, cp.LastIndex, cp.LastTime)
+	}
 	fmt.Fprintf(w, "log: %d events", rep.Lines)
 	if rep.Beyond > 0 {
 		fmt.Fprintf(w, ", %d after the checkpoint (not covered)", rep.Beyond)

@@ -15,6 +15,7 @@ import (
 func (a *app) auditFetchCmd() *cobra.Command {
 	var out string
 	var sign bool
+	var inc int64
 	cmd := &cobra.Command{
 		Use:   "fetch WORLD",
 		Short: "Export a world's match log with its signed checkpoint and leaf hashes",
@@ -25,10 +26,17 @@ of those events (PREFIX.leaves). Any node serves them: every replica keeps
 the same tree. With --sign the node signs a checkpoint of its log now
 (an admin call) instead of answering its newest one.
 
+A world deleted and created again has a tree per incarnation (the log
+index of its creation, in gsdctl worlds). --incarnation N fetches that
+incarnation's: for a deleted one, its tombstone (the final checkpoint of
+its tree) and its leaf hashes only, since the cluster no longer holds its
+events: check the match log exported before the delete against it.
+
 Nothing is checked here: check the files with the audit public key, on
 this machine or any other, with gsdctl audit verify.`,
 		Example: `  gsdctl audit fetch arena --out match
-  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --leaves match.leaves --key gsd-audit-2026.pub`,
+  gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --leaves match.leaves --key gsd-audit-2026.pub
+  gsdctl audit fetch arena --incarnation 1042 --out old-match`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			world := args[0]
@@ -41,9 +49,14 @@ this machine or any other, with gsdctl audit verify.`,
 			c := a.client()
 			var msg []byte
 			var err error
-			if sign {
+			switch {
+			case sign && inc >= 0:
+				return usageError{errors.New("--sign signs the current incarnation's checkpoint: not with --incarnation")}
+			case sign:
 				msg, err = c.SignAuditCheckpoint(ctx, world)
-			} else {
+			case inc >= 0:
+				msg, err = c.AuditCheckpointOf(ctx, world, uint64(inc))
+			default:
 				msg, err = c.AuditCheckpoint(ctx, world)
 			}
 			if err != nil {
@@ -54,7 +67,7 @@ this machine or any other, with gsdctl audit verify.`,
 				return err
 			}
 			var log bytes.Buffer
-			if cp.Size > 0 {
+			if cp.Size > 0 && !cp.Tombstone {
 				stop := errors.New("done")
 				enc := json.NewEncoder(&log)
 				err = c.Follow(ctx, world, 1, func(ev wire.Event) error {
@@ -72,17 +85,32 @@ this machine or any other, with gsdctl audit verify.`,
 			}
 			var leaves []byte
 			if cp.Size > 0 {
-				if leaves, err = c.AuditLeaves(ctx, world, 1, uint64(cp.Size)); err != nil {
+				if inc >= 0 {
+					leaves, err = c.AuditLeavesOf(ctx, world, uint64(inc), 1, uint64(cp.Size))
+				} else {
+					leaves, err = c.AuditLeaves(ctx, world, 1, uint64(cp.Size))
+				}
+				if err != nil {
 					return fmt.Errorf("leaf hashes 1 to %d: %w", cp.Size, err)
 				}
 			}
-			for _, f := range []struct {
+			type file struct {
 				ext string
 				b   []byte
-			}{{".checkpoint", msg}, {".ndjson", log.Bytes()}, {".leaves", leaves}} {
+			}
+			files := []file{{".checkpoint", msg}, {".ndjson", log.Bytes()}, {".leaves", leaves}}
+			if cp.Tombstone { // no events to export: never overwrite an earlier export
+				files = []file{files[0], files[2]}
+			}
+			for _, f := range files {
 				if err := os.WriteFile(prefix+f.ext, f.b, 0o644); err != nil {
 					return err
 				}
+			}
+			if cp.Tombstone {
+				_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (the tombstone of world %[2]s incarnation %[3]d, deleted at %[4]d events) and %[1]s.leaves\n",
+					prefix, cp.Origin, cp.Incarnation, cp.Size)
+				return err
 			}
 			_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events), %[1]s.ndjson and %[1]s.leaves\n", prefix, cp.Origin, cp.Size)
 			return err
@@ -90,6 +118,7 @@ this machine or any other, with gsdctl audit verify.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "path prefix of the three files (default: WORLD)")
 	cmd.Flags().BoolVar(&sign, "sign", false, "have the node sign a checkpoint now (admin) rather than fetch its newest")
+	cmd.Flags().Int64Var(&inc, "incarnation", -1, "the world incarnation whose tree to fetch (default: the current one)")
 	return cmd
 }
 

@@ -182,7 +182,7 @@ func (e *Env) Compile(src string, want Type) (*Program, error) {
 	}
 	var prg cel.Program
 	if err == nil {
-		prg, err = e.env.Program(a)
+		prg, err = e.env.Program(a, cel.EvalOptions(cel.OptOptimize))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrCompile, src, err)
@@ -274,7 +274,8 @@ func toCEL(v wire.Value) ref.Val {
 // be Reset for the next action (Apply keeps one), but not while one of
 // its evaluations runs.
 type Scope struct {
-	in                     *Input
+	in                     *Input // &input
+	input                  Input  // a copy: the caller's Input need not outlive Reset
 	player, role, now, seq ref.Val
 	params                 []ref.Val
 	fns                    [5]cel.LateBoundFunction
@@ -288,10 +289,23 @@ func NewScope(in *Input) *Scope {
 	return s
 }
 
-// Reset makes s the scope of in, reusing its memory.
+// Reset makes s the scope of in, reusing its memory: the caller, the
+// role and the time are converted again only when they differ from the
+// previous action's (a batch's actions share its time, a player's moves
+// their caller), as each conversion allocates.
 func (s *Scope) Reset(in *Input) {
-	s.in = in
-	s.player, s.role, s.now, s.seq = types.String(in.Player), types.String(in.Role), types.Int(in.Now), types.Int(int64(in.Seq))
+	s.input = *in
+	s.in = &s.input
+	if p, ok := s.player.(types.String); !ok || string(p) != in.Player {
+		s.player = types.String(in.Player)
+	}
+	if r, ok := s.role.(types.String); !ok || string(r) != in.Role {
+		s.role = types.String(in.Role)
+	}
+	if n, ok := s.now.(types.Int); !ok || int64(n) != in.Now {
+		s.now = types.Int(in.Now)
+	}
+	s.seq = types.Int(int64(in.Seq))
 	s.params = s.params[:0]
 	for _, p := range in.Params {
 		s.params = append(s.params, toCEL(p.Value))

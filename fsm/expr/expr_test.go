@@ -127,3 +127,32 @@ func TestCELVersionIsTheRequiredOne(t *testing.T) {
 	}
 	require.Equal(t, required, CELVersion, "bump CELVersion (and fsm's log version) with go.mod")
 }
+
+// A reused Scope sees each action's own caller, role, time, seq and
+// params, whether they changed or not, and a copy of the Input: the
+// caller may reuse its own afterwards.
+func TestAResetScopeSeesTheNewActionOnly(t *testing.T) {
+	p, err := NewEnv(map[string]string{"n": "int"}).Compile("caller.id + '/' + caller.role + '/' + string(now) + '/' + string(seq) + '/' + string(params.n)", String)
+	require.NoError(t, err)
+	in := &Input{Params: []Param{{"n", wire.Int(1)}}, Player: "ann", Role: "player", Now: 1000, Seq: 1, State: state{}}
+	s := NewScope(in)
+	for _, c := range []struct {
+		player, role string
+		now          int64
+		seq          uint64
+		n            int64
+		want         string
+	}{
+		{"ann", "player", 1000, 1, 1, "ann/player/1000/1/1"},
+		{"ann", "player", 1000, 2, 2, "ann/player/1000/2/2"},
+		{"bob", "server", 2000, 3, 3, "bob/server/2000/3/3"},
+		{"bob", "", 2000, 4, 4, "bob//2000/4/4"},
+	} {
+		*in = Input{Params: []Param{{"n", wire.Int(c.n)}}, Player: c.player, Role: c.role, Now: c.now, Seq: c.seq, State: state{}}
+		s.Reset(in)
+		in.Player, in.Params = "mallory", nil // the caller's, reused: the scope has its own copy
+		v, err := p.Eval(s)
+		require.NoError(t, err)
+		require.Equal(t, wire.String(c.want), v)
+	}
+}

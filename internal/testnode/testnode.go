@@ -5,10 +5,12 @@ package testnode
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,19 +41,30 @@ func StartWith(t testing.TB, opt func(*api.Config)) string {
 
 func start(t testing.TB, udp bool, opt func(*api.Config)) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	raftAddr := l.Addr().String()
-	require.NoError(t, l.Close())
 	hs := httptest.NewUnstartedServer(nil)
 	httpAddr := hs.Listener.Addr().String()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := store.DefaultConfig()
-	cfg.ID, cfg.Dir, cfg.RaftAddr, cfg.HTTPAddr = "n1", t.TempDir(), raftAddr, httpAddr
-	cfg.Bootstrap, cfg.NoSync, cfg.Logger = true, true, log
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
-	reg := prometheus.NewRegistry()
-	st, err := store.New(cfg, reg)
+	var (
+		st  *store.Store
+		reg *prometheus.Registry
+		err error
+	)
+	// The Raft port is picked free, then bound by the store: another test
+	// may take it in between, so a bind failure picks another.
+	for attempt := 0; attempt < 5; attempt++ {
+		l, lerr := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, lerr)
+		raftAddr := l.Addr().String()
+		require.NoError(t, l.Close())
+		cfg := store.DefaultConfig()
+		cfg.ID, cfg.Dir, cfg.RaftAddr, cfg.HTTPAddr = "n1", t.TempDir(), raftAddr, httpAddr
+		cfg.Bootstrap, cfg.NoSync, cfg.Logger = true, true, log
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+		reg = prometheus.NewRegistry()
+		if st, err = store.New(cfg, reg); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
 	require.NoError(t, err)
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
@@ -79,10 +92,8 @@ func start(t testing.TB, udp bool, opt func(*api.Config)) string {
 		defer cancel()
 		require.NoError(t, st.Close(ctx))
 	})
-	// Asked of the store: with auth on, /v1/status needs a token.
-	require.Eventually(t, func() bool {
-		_, addr := st.Leader()
-		return addr != ""
-	}, 30*time.Second, 10*time.Millisecond)
+	// Asked of the store (with auth on, /v1/status needs a token): it
+	// leads and takes actions.
+	require.Eventually(t, st.LeaderReady, 30*time.Second, 10*time.Millisecond)
 	return httpAddr
 }

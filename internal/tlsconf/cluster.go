@@ -5,7 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,31 +21,34 @@ type ClusterFiles struct {
 	Key  string // its key
 }
 
-// Cluster is a node's mutual-TLS identity in its cluster: the CA that
-// every peer's certificate must chain to, and this node's own certificate
-// (reloaded on change).
+// Cluster is a node's mutual-TLS identity in its cluster: the CA bundle
+// that every peer's certificate must chain to and this node's own
+// certificate, both reloaded when their files change (ca.go, reload.go),
+// and the check that a peer is a member (peers.go).
 type Cluster struct {
-	roots *x509.CertPool
+	ca    *caBundle
 	cert  *Reloader
 	id    string
+	log   *slog.Logger
+	peers peerCheck
 }
 
 // LoadCluster reads f. The node certificate must chain to the CA and name
-// a node (gsd://node/<id>).
+// a node (gsd://node/<id>). The files are looked at again on a handshake
+// at most once per checkEvery (every handshake when <= 0).
 func LoadCluster(f ClusterFiles, checkEvery time.Duration, log *slog.Logger) (*Cluster, error) {
-	pem, err := os.ReadFile(f.CA)
-	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
+	if log == nil {
+		log = slog.Default()
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%w: cluster CA %s holds no certificate", ErrBadPEM, f.CA)
+	ca, err := newCABundle(f.CA, checkEvery, log)
+	if err != nil {
+		return nil, err
 	}
 	cert, err := NewReloader(f.Cert, f.Key, checkEvery, log)
 	if err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
 	}
-	c := &Cluster{roots: roots, cert: cert}
+	c := &Cluster{ca: ca, cert: cert, log: log}
 	leaf, err := x509.ParseCertificate(cert.Certificate().Certificate[0])
 	if err != nil {
 		return nil, fmt.Errorf("%w: node certificate: %v", ErrBadPEM, err)
@@ -66,7 +69,7 @@ func (c *Cluster) verify(leaf *x509.Certificate, inter []*x509.Certificate, usag
 	for _, ic := range inter {
 		pool.AddCert(ic)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.roots, Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: c.ca.roots(), Intermediates: pool, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrNotClusterPeer, err)
 	}
 	id, ok := NodeID(leaf)
@@ -90,7 +93,11 @@ func (c *Cluster) verifyRaw(usage x509.ExtKeyUsage) func([][]byte, [][]*x509.Cer
 			}
 			certs[i] = cert
 		}
-		if _, err := c.verify(certs[0], certs[1:], usage); err != nil {
+		id, err := c.verify(certs[0], certs[1:], usage)
+		if err == nil {
+			err = c.admit(id, true)
+		}
+		if err != nil {
 			// The type Go gives its own verification failures, so that
 			// callers tell a refused handshake from a lost request.
 			return &tls.CertificateVerificationError{UnverifiedCertificates: certs, Err: err}
@@ -131,24 +138,39 @@ func (c *Cluster) ClientConfig() *tls.Config {
 // public's (or, when public is nil, this node's cluster certificate);
 // a peer, which asks for PeerServerName, gets the cluster certificate and
 // sends its own, which must chain to the CA. PeerNode then tells the
-// node-to-node routes who called.
+// node-to-node routes who called. Each handshake takes the CA bundle as
+// it is then (GetConfigForClient), so a running listener follows a
+// changed CA file.
 func (c *Cluster) HTTPServerConfig(public *Reloader) *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if public == nil || hello.ServerName == PeerServerName {
-				return c.cert.Certificate(), nil
-			}
-			return public.Certificate(), nil
-		},
-		ClientAuth: tls.VerifyClientCertIfGiven,
-		ClientCAs:  c.roots,
+	getCert := func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if public == nil || hello.ServerName == PeerServerName {
+			return c.cert.Certificate(), nil
+		}
+		return public.Certificate(), nil
 	}
+	build := func(roots *x509.CertPool) *tls.Config {
+		return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: getCert,
+			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: roots}
+	}
+	var last atomic.Pointer[tls.Config] // built for the newest roots
+	cfg := build(c.ca.roots())
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		roots := c.ca.roots()
+		if l := last.Load(); l != nil && l.ClientCAs == roots {
+			return l, nil
+		}
+		l := build(roots)
+		last.Store(l)
+		return l, nil
+	}
+	return cfg
 }
 
 // PeerNode returns the node id of the peer on a connection served with
 // HTTPServerConfig, or an error wrapping ErrNotClusterPeer when the peer
-// sent no certificate of the cluster.
+// sent no certificate of the cluster. A certificate of the cluster whose
+// node the peer check refuses gives its id and an error wrapping
+// ErrNotMember: a node that asks to join is not a member yet.
 func (c *Cluster) PeerNode(cs *tls.ConnectionState) (string, error) {
 	if cs == nil {
 		return "", fmt.Errorf("%w: not a TLS connection", ErrNotClusterPeer)
@@ -162,5 +184,5 @@ func (c *Cluster) PeerNode(cs *tls.ConnectionState) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: the client certificate names no node", ErrNotClusterPeer)
 	}
-	return id, nil
+	return id, c.admit(id, false)
 }

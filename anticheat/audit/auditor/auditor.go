@@ -33,9 +33,22 @@ type Source interface {
 	Subscribe(world string, from uint64) (fanout.Subscription, error)
 }
 
-// StoreFunc returns the hash store of world's tree (a boltstore.Store in
-// the node's data dir; an audit.MemStore in tests).
-type StoreFunc func(world string) (audit.HashStore, error)
+// Stores keeps a node's trees, one per world incarnation, and the texts
+// of deleted incarnations' tombstones (boltstore.Trees in the node's data
+// dir).
+type Stores interface {
+	// Open returns the hash store of world's incarnation inc, creating it.
+	Open(world string, inc uint64) (audit.HashStore, error)
+	// Incarnations lists the incarnations of world with a stored tree.
+	Incarnations(world string) ([]uint64, error)
+	// Tombstone returns the text of the tombstone of world's incarnation
+	// inc; "" when it has none.
+	Tombstone(world string, inc uint64) (string, error)
+	// PutTombstone keeps the text of the tombstone of world's incarnation inc.
+	PutTombstone(world string, inc uint64, text string) error
+	// Worlds lists the worlds with a stored tree.
+	Worlds() ([]string, error)
+}
 
 // Config configures an Auditor.
 type Config struct {
@@ -91,38 +104,49 @@ func (c Config) Validate() error {
 type Auditor struct {
 	cfg    Config
 	src    Source
-	stores StoreFunc
+	stores Stores
 	log    *slog.Logger
 
 	mu     sync.Mutex
-	worlds map[string]*world
-	ctx    context.Context // Run's; nil before Run and after it returned
+	worlds map[string]*world // the current incarnation of each world
+	old    map[tree]*world   // deleted incarnations, opened since New
+	ctx    context.Context   // Run's; nil before Run and after it returned
 	wg     sync.WaitGroup
 	signed atomic.Uint64 // checkpoints signed
 }
 
-// world is one world's log and its newest signed checkpoint.
+// tree names one world incarnation's tree.
+type tree struct {
+	id  string
+	inc uint64
+}
+
+// world is one world incarnation's log and its newest signed checkpoint.
 type world struct {
 	id  string
+	inc uint64
 	log *audit.Log // nil until its store opened
 
 	mu         sync.Mutex
 	signed     []byte // the newest signed checkpoint, a note
 	signedSize int64
-	running    bool  // a follower goroutine is at work
-	err        error // why the last follower stopped
+	running    bool     // a follower goroutine is at work
+	err        error    // why the last follower stopped
+	last       [2]int64 // the log index and time of the last event logged
+	retired    bool     // deleted: its tombstone is written once the follower stopped
+	tombstone  string   // its tombstone's text, once written
 }
 
-// New returns an Auditor of src's worlds, their trees kept in the stores
-// stores opens. Run starts it.
-func New(cfg Config, src Source, stores StoreFunc) (*Auditor, error) {
+// New returns an Auditor of src's worlds, their trees kept in stores.
+// Run starts it.
+func New(cfg Config, src Source, stores Stores) (*Auditor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if src == nil || stores == nil {
 		return nil, errors.New("auditor: nil source or stores")
 	}
-	return &Auditor{cfg: cfg, src: src, stores: stores, log: cfg.Logger, worlds: make(map[string]*world)}, nil
+	return &Auditor{cfg: cfg, src: src, stores: stores, log: cfg.Logger, worlds: make(map[string]*world), old: make(map[tree]*world)}, nil
 }
 
 // Run follows every world's feed and signs checkpoints until ctx ends,
@@ -135,6 +159,7 @@ func (a *Auditor) Run(ctx context.Context) {
 	defer scan.Stop()
 	sign := time.NewTicker(a.cfg.SignInterval)
 	defer sign.Stop()
+	a.buryGone()
 	for {
 		a.scan()
 		select {
@@ -151,26 +176,54 @@ func (a *Auditor) Run(ctx context.Context) {
 	}
 }
 
-// scan starts a follower for every world of the source without a running
-// one.
+// scan retires the incarnations of worlds deleted since the last scan
+// (gone, or created again) and starts a follower for every world of the
+// source without a running one.
 func (a *Auditor) scan() {
-	for _, w := range a.src.Worlds() {
-		a.follow(w.ID)
+	infos := a.src.Worlds()
+	live := make(map[string]uint64, len(infos))
+	for _, w := range infos {
+		live[w.ID] = w.Incarnation
+	}
+	a.mu.Lock()
+	var gone []*world
+	for id, w := range a.worlds {
+		if inc, ok := live[id]; !ok || inc != w.inc {
+			gone = append(gone, w)
+			delete(a.worlds, id)
+			a.old[tree{id, w.inc}] = w
+		}
+	}
+	a.mu.Unlock()
+	for _, w := range gone {
+		w.mu.Lock()
+		w.retired = true
+		bury := !w.running
+		w.mu.Unlock()
+		if bury {
+			a.bury(w)
+		}
+	}
+	for _, w := range infos {
+		a.follow(w.ID, w.Incarnation)
 	}
 }
 
-// follow opens world's log if needed and starts its follower unless one
-// runs or the auditor is not running.
-func (a *Auditor) follow(id string) *world {
+// follow opens the log of world id's incarnation inc if needed and starts
+// its follower unless one runs or the auditor is not running. A world
+// first seen since New gets tombstones for its older stored trees that
+// have none (deleted while the node was down).
+func (a *Auditor) follow(id string, inc uint64) *world {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	w := a.worlds[id]
 	if w == nil {
-		w = &world{id: id}
+		w = &world{id: id, inc: inc}
 		a.worlds[id] = w
+		a.buryOlder(id, true, inc)
 	}
 	if w.log == nil {
-		l, err := a.open(id)
+		l, err := a.open(id, inc)
 		if err != nil {
 			w.mu.Lock()
 			again := w.err != nil && w.err.Error() == err.Error()
@@ -197,12 +250,12 @@ func (a *Auditor) follow(id string) *world {
 	return w
 }
 
-func (a *Auditor) open(id string) (*audit.Log, error) {
-	s, err := a.stores(id)
+func (a *Auditor) open(id string, inc uint64) (*audit.Log, error) {
+	s, err := a.stores.Open(id, inc)
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", id, err)
 	}
-	return audit.Open(id, s)
+	return audit.OpenIncarnation(id, inc, s)
 }
 
 // run appends world's committed events to its log until ctx ends or the
@@ -210,14 +263,19 @@ func (a *Auditor) open(id string) (*audit.Log, error) {
 func (a *Auditor) run(ctx context.Context, w *world) {
 	defer a.wg.Done()
 	err := a.append(ctx, w)
-	if ctx.Err() != nil {
-		err = nil // stopped, not failed
+	if ctx.Err() != nil || errors.Is(err, fsm.ErrUnknownWorld) {
+		err = nil // stopped, or the world was deleted (the next scan retires it): not failed
 	}
 	w.mu.Lock()
 	w.running = false
 	again := err != nil && w.err != nil && w.err.Error() == err.Error()
 	w.err = err
+	bury := w.retired
 	w.mu.Unlock()
+	if bury {
+		a.bury(w)
+		return
+	}
 	if err != nil && !again { // a lasting failure (a gap) is logged once
 		a.log.Error("audit log stopped following its world's feed; retrying", "world", w.id, "size", w.log.Size(), "err", err)
 	}
@@ -234,6 +292,13 @@ func (a *Auditor) append(ctx context.Context, w *world) error {
 		if sub, err = a.src.Subscribe(w.id, from); err != nil {
 			return fmt.Errorf("subscribe from seq %d: %w", from, err)
 		}
+	}
+	// A subscription opened after the world was deleted and created again
+	// would feed the next incarnation's events to this one's tree. One
+	// opened before a delete ends with fsm.ErrUnknownWorld, so the world
+	// still at this incarnation now means the feed is this incarnation's.
+	if !slices.ContainsFunc(a.src.Worlds(), func(info fsm.WorldInfo) bool { return info.ID == w.id && info.Incarnation == w.inc }) {
+		return fmt.Errorf("%w: %s incarnation %d was deleted", fsm.ErrUnknownWorld, w.id, w.inc)
 	}
 	var conv converter
 	for {
@@ -254,8 +319,10 @@ func (a *Auditor) append(ctx context.Context, w *world) error {
 		if err := w.log.Append(batch...); err != nil {
 			return err
 		}
+		last := batch[len(batch)-1]
 		w.mu.Lock()
 		w.err = nil
+		w.last = [2]int64{int64(last.Index), last.Time}
 		w.mu.Unlock()
 	}
 }
@@ -288,10 +355,12 @@ func (a *Auditor) world(id string) (*world, *audit.Log, error) {
 	if l != nil {
 		return w, l, nil
 	}
-	if !slices.ContainsFunc(a.src.Worlds(), func(info fsm.WorldInfo) bool { return info.ID == id }) {
+	infos := a.src.Worlds()
+	i := slices.IndexFunc(infos, func(info fsm.WorldInfo) bool { return info.ID == id })
+	if i < 0 {
 		return nil, nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
 	}
-	w = a.follow(id)
+	w = a.follow(id, infos[i].Incarnation)
 	a.mu.Lock()
 	l = w.log
 	a.mu.Unlock()

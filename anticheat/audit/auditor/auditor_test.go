@@ -90,9 +90,9 @@ func TestConfigValidateNamesEveryBadField(t *testing.T) {
 	for _, f := range []string{"SignInterval", "ScanInterval", "MaxBatch", "Logger", "Signers[0]"} {
 		require.ErrorContains(t, err, f)
 	}
-	_, err = New(Config{}, newSource(), newStores().open)
+	_, err = New(Config{}, newSource(), newStores())
 	require.Error(t, err)
-	_, err = New(DefaultConfig(), nil, newStores().open)
+	_, err = New(DefaultConfig(), nil, newStores())
 	require.Error(t, err)
 }
 
@@ -101,7 +101,7 @@ func TestEveryWorldsCommittedEventsAreLoggedInOrder(t *testing.T) {
 	src.add("arena", 7)
 	cfg := testConfig(logs)
 	cfg.MaxBatch = 3 // a busy world's reads are joined, up to MaxBatch
-	a, err := New(cfg, src, st.open)
+	a, err := New(cfg, src, st)
 	require.NoError(t, err)
 	start(t, a)
 	waitSize(t, a, "arena", 7)
@@ -127,7 +127,7 @@ func TestEveryWorldsCommittedEventsAreLoggedInOrder(t *testing.T) {
 func TestARestartedAuditorResumesFromItsStoredSize(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
 	src.add("arena", 5)
-	a, err := New(testConfig(logs), src, st.open)
+	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -142,7 +142,7 @@ func TestARestartedAuditorResumesFromItsStoredSize(t *testing.T) {
 	src.mu.Lock()
 	src.first["arena"] = 6
 	src.mu.Unlock()
-	b, err := New(testConfig(logs), src, st.open)
+	b, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
 	start(t, b)
 	waitSize(t, b, "arena", 9)
@@ -157,7 +157,7 @@ func TestARestartedAuditorResumesFromItsStoredSize(t *testing.T) {
 func TestAStateRestoredToAnotherHistoryStopsTheLogInsteadOfForkingIt(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
 	src.add("arena", 5)
-	a, err := New(testConfig(logs), src, st.open)
+	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -172,7 +172,7 @@ func TestAStateRestoredToAnotherHistoryStopsTheLogInsteadOfForkingIt(t *testing.
 	src.events["arena"] = src.events["arena"][:3]
 	src.mu.Unlock()
 	src.addAs("arena", 4, "q")
-	b, err := New(testConfig(logs), src, st.open)
+	b, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
 	start(t, b)
 	require.Eventually(t, func() bool {
@@ -188,7 +188,7 @@ func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
 	src.add("arena", 3)
 	src.first["arena"] = 2 // seq 1 pruned before it was logged
-	a, err := New(testConfig(logs), src, st.open)
+	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
 	start(t, a)
 	require.Eventually(t, func() bool {
@@ -220,7 +220,7 @@ func TestFailuresOfTheStoreAndTheFeedAreReported(t *testing.T) {
 	src.add("broken", 1)
 	boom := errors.New("disk gone")
 	st.fail["broken"] = boom
-	a, err := New(testConfig(logs), src, st.open)
+	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
 	_, err = a.Log("broken")
 	require.ErrorIs(t, err, boom)
@@ -263,7 +263,7 @@ func TestCheckpointsAreSignedOnDemandAndAtTheInterval(t *testing.T) {
 	cfg := testConfig(logs)
 
 	// No key: the trees are kept, nothing is signed.
-	a, err := New(cfg, src, st.open)
+	a, err := New(cfg, src, st)
 	require.NoError(t, err)
 	_, err = a.Checkpoint("arena")
 	require.ErrorIs(t, err, ErrNoKey)
@@ -276,7 +276,7 @@ func TestCheckpointsAreSignedOnDemandAndAtTheInterval(t *testing.T) {
 	newK, newV := key(t, "new")
 	cfg.Signers = []note.Signer{oldK, newK}
 	cfg.SignInterval = time.Millisecond
-	b, err := New(cfg, src, st.open)
+	b, err := New(cfg, src, st)
 	require.NoError(t, err)
 	// Before Run: the log opens, the first checkpoint is signed on demand.
 	msg, err := b.Checkpoint("arena")
@@ -326,7 +326,7 @@ func TestSigningFailuresAreReportedAndLogged(t *testing.T) {
 	k, _ := key(t, "k")
 	cfg := testConfig(logs)
 	cfg.Signers = []note.Signer{failSigner{k}}
-	a, err := New(cfg, src, st.open)
+	a, err := New(cfg, src, st)
 	require.NoError(t, err)
 	_, err = a.Sign("arena")
 	require.ErrorContains(t, err, "hsm offline")
@@ -335,7 +335,7 @@ func TestSigningFailuresAreReportedAndLogged(t *testing.T) {
 
 	// A store that cannot be read: no root, no checkpoint.
 	cfg.Signers = []note.Signer{k}
-	b, err := New(cfg, src, st.open)
+	b, err := New(cfg, src, st)
 	require.NoError(t, err)
 	l, err := b.Log("arena")
 	require.NoError(t, err)

@@ -19,7 +19,7 @@ func BenchmarkFollowerBatch256(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	st, err := boltstore.New(db, "arena")
+	st, err := boltstore.NewTrees(db).Open("arena", 0)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,12 @@
 // builds the same tree from the same log, so any node can serve proofs;
 // only nodes given the key sign.
 //
+// A world deleted and created again (fsm.WorldInfo.Incarnation) gets a
+// new tree; the old incarnation's ends with a tombstone, its final
+// checkpoint marked as one, written once its follower stopped and signed
+// when asked (tomb.go). Deleted incarnations stay readable (LogOf,
+// CheckpointOf) while the node keeps their trees.
+//
 // Goroutines: one per followed world and one signer, owned by Run, which
 // returns once they have stopped.
 package auditor

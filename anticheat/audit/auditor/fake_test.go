@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
@@ -18,13 +19,31 @@ type source struct {
 	mu      sync.Mutex
 	events  map[string][]*fsm.Event
 	first   map[string]uint64 // the oldest seq held; 0 means 1
+	incs    map[string]uint64 // each world's incarnation
+	gens    map[string]int    // each world's deletes: a subscription of an older one ends
 	changed chan struct{}
 	subErr  error // Subscribe fails with it
 	subs    int   // Subscribe calls
 }
 
 func newSource() *source {
-	return &source{events: make(map[string][]*fsm.Event), first: make(map[string]uint64), changed: make(chan struct{})}
+	return &source{events: make(map[string][]*fsm.Event), first: make(map[string]uint64), changed: make(chan struct{}),
+		incs: make(map[string]uint64), gens: make(map[string]int)}
+}
+
+// recreate deletes world and creates it again as incarnation inc (none: only
+// deleted), with no events.
+func (s *source) recreate(world string, inc ...uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.events, world)
+	delete(s.first, world)
+	s.gens[world]++
+	if len(inc) > 0 {
+		s.events[world], s.incs[world] = []*fsm.Event{}, inc[0]
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 // add commits n events to world (creating it).
@@ -37,7 +56,7 @@ func (s *source) addAs(world string, n int, prefix string) {
 	for range n {
 		seq := uint64(len(s.events[world])) + 1
 		s.events[world] = append(s.events[world], &fsm.Event{
-			World: world, Seq: seq, Index: seq, Time: int64(seq), Player: fmt.Sprintf("%s%d", prefix, seq%3), ClientSeq: seq,
+			World: world, Seq: seq, Index: s.incs[world] + seq, Time: int64(s.incs[world] + seq), Player: fmt.Sprintf("%s%d", prefix, seq%3), ClientSeq: seq,
 			Priority: fsm.PriorityCritical, Status: fsm.StatusApplied,
 			Changes: []fsm.Change{{Entity: "e", Field: "hp", Op: fsm.OpSet, Value: fsm.Int(int64(seq)), Version: seq}},
 		})
@@ -54,7 +73,7 @@ func (s *source) Worlds() []fsm.WorldInfo {
 	defer s.mu.Unlock()
 	var out []fsm.WorldInfo
 	for w, evs := range s.events {
-		out = append(out, fsm.WorldInfo{ID: w, Seq: uint64(len(evs))})
+		out = append(out, fsm.WorldInfo{ID: w, Seq: uint64(len(evs)), Incarnation: s.incs[w]})
 	}
 	return out
 }
@@ -71,21 +90,25 @@ func (s *source) Subscribe(world string, from uint64) (fanout.Subscription, erro
 	if from < max(s.first[world], 1) {
 		return nil, fmt.Errorf("%w: seq %d", errGap, from)
 	}
-	return &sub{s: s, world: world, next: from}, nil
+	return &sub{s: s, world: world, next: from, gen: s.gens[world]}, nil
 }
 
 type sub struct {
 	s     *source
 	world string
 	next  uint64
+	gen   int
 }
 
 func (u *sub) Next(ctx context.Context) ([]*fsm.Event, error) {
 	for {
 		u.s.mu.Lock()
 		evs, first := u.s.events[u.world], max(u.s.first[u.world], 1)
-		ch := u.s.changed
+		ch, gen := u.s.changed, u.s.gens[u.world]
 		u.s.mu.Unlock()
+		if gen != u.gen {
+			return nil, fmt.Errorf("%w: %s was deleted", fsm.ErrUnknownWorld, u.world)
+		}
 		if u.next < first {
 			return nil, fmt.Errorf("%w: seq %d", errGap, u.next)
 		}
@@ -102,29 +125,103 @@ func (u *sub) Next(ctx context.Context) ([]*fsm.Event, error) {
 	}
 }
 
-// stores keeps one MemStore per world, failing worlds named in fail.
+// stores keeps one MemStore per world incarnation (named world, or
+// world#inc from incarnation 1 on), failing those named in fail, and
+// tombstones.
 type stores struct {
-	mu   sync.Mutex
-	m    map[string]*flaky
-	fail map[string]error
+	mu      sync.Mutex
+	m       map[string]*flaky
+	fail    map[string]error
+	tombs   map[string]string
+	listErr error // Incarnations fails with it
+	tombErr error // Tombstone fails with it
+	putErr  error // PutTombstone fails with it
+	listAll error // Worlds fails with it
 }
 
-func newStores() *stores { return &stores{m: make(map[string]*flaky), fail: make(map[string]error)} }
+func newStores() *stores {
+	return &stores{m: make(map[string]*flaky), fail: make(map[string]error), tombs: make(map[string]string)}
+}
 
-func (s *stores) open(world string) (audit.HashStore, error) {
+func name(world string, inc uint64) string {
+	if inc == 0 {
+		return world
+	}
+	return fmt.Sprintf("%s#%d", world, inc)
+}
+
+func (s *stores) Open(world string, inc uint64) (audit.HashStore, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.fail[world]; err != nil {
+	n := name(world, inc)
+	if err := s.fail[n]; err != nil {
 		return nil, err
 	}
-	if s.m[world] == nil {
-		s.m[world] = &flaky{}
+	if s.m[n] == nil {
+		s.m[n] = &flaky{world: world, inc: inc}
 	}
-	return s.m[world], nil
+	return s.m[n], nil
+}
+
+func (s *stores) Incarnations(world string) ([]uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.listErr != nil {
+		return nil, s.listErr
+	}
+	var out []uint64
+	for _, f := range s.m {
+		if f.world == world {
+			out = append(out, f.inc)
+		}
+	}
+	return out, nil
+}
+
+func (s *stores) Tombstone(world string, inc uint64) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tombs[name(world, inc)], s.tombErr
+}
+
+func (s *stores) PutTombstone(world string, inc uint64, text string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.putErr != nil {
+		return s.putErr
+	}
+	s.tombs[name(world, inc)] = text
+	return nil
+}
+
+func (s *stores) Worlds() ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.m {
+		if !slices.Contains(out, f.world) {
+			out = append(out, f.world)
+		}
+	}
+	return out, s.listAll
+}
+
+func (s *stores) set(f func(s *stores)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+func (s *stores) tomb(world string, inc uint64) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tombs[name(world, inc)]
 }
 
 // flaky is a MemStore whose reads or appends can be made to fail.
 type flaky struct {
+	world string
+	inc   uint64
 	audit.MemStore
 	mu                sync.Mutex
 	readErr, writeErr error

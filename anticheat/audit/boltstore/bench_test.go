@@ -25,7 +25,7 @@ func BenchmarkAppend256(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			s, err := New(db, "arena")
+			s, err := openTree(db, "arena")
 			if err != nil {
 				b.Fatal(err)
 			}

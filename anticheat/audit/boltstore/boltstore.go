@@ -1,8 +1,17 @@
-// Package boltstore keeps an audit log's hashes (audit.HashStore) on disk
-// in a bbolt file: one bucket per world under a top-level "gsd.audit"
-// bucket, each stored hash under its index as 8 big-endian bytes. The
-// hashes of one Append are written in one transaction, so a crash leaves
-// whole events only, and the tree's size is derived from the last key.
+// Package boltstore keeps the audit trees' hashes (audit.HashStore) on
+// disk in a bbolt file: one tree per world incarnation, under the
+// top-level bucket "gsd.audit.inc", a bucket per world and in it a bucket
+// per incarnation (8 big-endian bytes), each stored hash under its index
+// as 8 big-endian bytes; the texts of deleted incarnations' tombstones
+// under "gsd.audit.tombstones", world, incarnation. The hashes of one
+// Append are written in one transaction, so a crash leaves whole events
+// only, and the tree's size is derived from the last key.
+//
+// A file written before incarnations holds one tree per world under
+// "gsd.audit": the first Open of the world after the upgrade (the
+// auditor opens its current incarnation) adopts it as that
+// incarnation's tree, in one transaction. A world deleted and created
+// again under the older code then stops on a diverged event as it did.
 //
 // It lives apart from package audit so that audit, which gsdctl links
 // for offline verification, links no database. A gsd node keeps its
@@ -19,41 +28,146 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// topBucket holds one bucket per world.
-var topBucket = []byte("gsd.audit")
+var (
+	legacyBucket    = []byte("gsd.audit")            // world: hashes (before incarnations)
+	treesBucket     = []byte("gsd.audit.inc")        // world: incarnation: hashes
+	tombstoneBucket = []byte("gsd.audit.tombstones") // world: incarnation: text
+)
 
-// Store is one world's hashes in a bolt file. It is safe for concurrent
-// use (bolt serializes the writes).
-type Store struct {
-	db    *bbolt.DB
-	world []byte
-}
+func incKey(inc uint64) []byte { return binary.BigEndian.AppendUint64(nil, inc) }
 
-// New returns the store of world's hashes in db, creating its bucket.
-func New(db *bbolt.DB, world string) (*Store, error) {
+// Trees is a node's audit trees in a bolt file.
+type Trees struct{ db *bbolt.DB }
+
+// NewTrees returns the trees kept in db.
+func NewTrees(db *bbolt.DB) *Trees { return &Trees{db: db} }
+
+// Open returns the store of world's incarnation inc, creating it (and
+// adopting the world's tree from before incarnations, if any).
+func (t *Trees) Open(world string, inc uint64) (audit.HashStore, error) {
 	if world == "" {
 		return nil, errors.New("gsd/audit/boltstore: empty world")
 	}
-	err := db.Update(func(tx *bbolt.Tx) error {
-		top, err := tx.CreateBucketIfNotExists(topBucket)
-		if err == nil {
-			_, err = top.CreateBucketIfNotExists([]byte(world))
+	err := t.db.Update(func(tx *bbolt.Tx) error {
+		fresh := tx.Bucket(treesBucket) == nil || tx.Bucket(treesBucket).Bucket([]byte(world)) == nil
+		b, err := nested(tx, treesBucket, []byte(world), incKey(inc))
+		if err == nil && fresh {
+			err = adopt(tx, b, world)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("gsd/audit/boltstore: world %s: %w", world, err)
+		return nil, fmt.Errorf("gsd/audit/boltstore: world %s incarnation %d: %w", world, inc, err)
 	}
-	return &Store{db: db, world: []byte(world)}, nil
+	return &Store{db: t.db, world: []byte(world), inc: incKey(inc)}, nil
+}
+
+// nested returns the bucket at path, creating what is missing.
+func nested(tx *bbolt.Tx, path ...[]byte) (*bbolt.Bucket, error) {
+	b, err := tx.CreateBucketIfNotExists(path[0])
+	for _, name := range path[1:] {
+		if err != nil {
+			break
+		}
+		b, err = b.CreateBucketIfNotExists(name)
+	}
+	return b, err
+}
+
+// adopt moves world's tree from before incarnations, if there is one,
+// into b, a new incarnation's empty bucket.
+func adopt(tx *bbolt.Tx, b *bbolt.Bucket, world string) error {
+	legacy := tx.Bucket(legacyBucket)
+	if legacy == nil || legacy.Bucket([]byte(world)) == nil {
+		return nil
+	}
+	b.FillPercent = 1
+	err := legacy.Bucket([]byte(world)).ForEach(func(k, v []byte) error { return b.Put(k, v) })
+	return errors.Join(err, legacy.DeleteBucket([]byte(world)))
+}
+
+// Incarnations returns the incarnations of world whose trees the file
+// holds, oldest first.
+func (t *Trees) Incarnations(world string) ([]uint64, error) {
+	var out []uint64
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		top := tx.Bucket(treesBucket)
+		if top == nil || top.Bucket([]byte(world)) == nil {
+			return nil
+		}
+		return top.Bucket([]byte(world)).ForEach(func(k, _ []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: world %s: incarnation key %x", audit.ErrCorrupt, world, k)
+			}
+			out = append(out, binary.BigEndian.Uint64(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gsd/audit/boltstore: incarnations of %s: %w", world, err)
+	}
+	return out, nil
+}
+
+// Worlds returns the worlds whose trees the file holds (a file from
+// before incarnations: those adopted so far).
+func (t *Trees) Worlds() ([]string, error) {
+	var out []string
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		if top := tx.Bucket(treesBucket); top != nil {
+			return top.ForEach(func(k, _ []byte) error { out = append(out, string(k)); return nil })
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Tombstone returns the text of the tombstone of world's incarnation inc,
+// "" when it has none.
+func (t *Trees) Tombstone(world string, inc uint64) (text string, err error) {
+	err = t.db.View(func(tx *bbolt.Tx) error {
+		if top := tx.Bucket(tombstoneBucket); top != nil {
+			if wb := top.Bucket([]byte(world)); wb != nil {
+				text = string(wb.Get(incKey(inc)))
+			}
+		}
+		return nil
+	})
+	return text, err
+}
+
+// PutTombstone keeps the text of the tombstone of world's incarnation inc.
+func (t *Trees) PutTombstone(world string, inc uint64, text string) error {
+	err := t.db.Update(func(tx *bbolt.Tx) error {
+		b, err := nested(tx, tombstoneBucket, []byte(world))
+		if err != nil {
+			return err
+		}
+		return b.Put(incKey(inc), []byte(text))
+	})
+	if err != nil {
+		return fmt.Errorf("gsd/audit/boltstore: tombstone of %s incarnation %d: %w", world, inc, err)
+	}
+	return nil
+}
+
+// Store is one world incarnation's hashes in a bolt file. It is safe for
+// concurrent use (bolt serializes the writes).
+type Store struct {
+	db    *bbolt.DB
+	world []byte
+	inc   []byte
 }
 
 func (s *Store) bucket(tx *bbolt.Tx) (*bbolt.Bucket, error) {
-	if top := tx.Bucket(topBucket); top != nil {
-		if b := top.Bucket(s.world); b != nil {
-			return b, nil
+	if top := tx.Bucket(treesBucket); top != nil {
+		if w := top.Bucket(s.world); w != nil {
+			if b := w.Bucket(s.inc); b != nil {
+				return b, nil
+			}
 		}
 	}
-	return nil, fmt.Errorf("%w: the bucket of world %s is gone", audit.ErrCorrupt, s.world)
+	return nil, fmt.Errorf("%w: the bucket of world %s incarnation %d is gone", audit.ErrCorrupt, s.world, binary.BigEndian.Uint64(s.inc))
 }
 
 // count returns the number of hashes in b: the last index plus one.

@@ -21,6 +21,16 @@ func openDB(t *testing.T, path string) *bbolt.DB {
 	return db
 }
 
+// openTree opens world's tree of incarnation 0.
+func openTree(db *bbolt.DB, world string) (audit.HashStore, error) {
+	return NewTrees(db).Open(world, 0)
+}
+
+// worldBucket is world's bucket of incarnations.
+func worldBucket(tx *bbolt.Tx, world string) *bbolt.Bucket {
+	return tx.Bucket(treesBucket).Bucket([]byte(world))
+}
+
 func events(world string, from, to uint64) []*wire.Event {
 	var out []*wire.Event
 	for s := from; s <= to; s++ {
@@ -32,7 +42,7 @@ func events(world string, from, to uint64) []*wire.Event {
 func TestALogOnDiskReopensWithItsRoot(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.db")
 	db := openDB(t, path)
-	s, err := New(db, "arena")
+	s, err := openTree(db, "arena")
 	require.NoError(t, err)
 	l, err := audit.Open("arena", s)
 	require.NoError(t, err)
@@ -42,7 +52,7 @@ func TestALogOnDiskReopensWithItsRoot(t *testing.T) {
 	require.NoError(t, err)
 
 	// Another world in the same file stays apart.
-	other, err := New(db, "lobby")
+	other, err := openTree(db, "lobby")
 	require.NoError(t, err)
 	lobby, err := audit.Open("lobby", other)
 	require.NoError(t, err)
@@ -50,7 +60,7 @@ func TestALogOnDiskReopensWithItsRoot(t *testing.T) {
 	require.NoError(t, db.Close())
 
 	db = openDB(t, path)
-	s, err = New(db, "arena")
+	s, err = openTree(db, "arena")
 	require.NoError(t, err)
 	l, err = audit.Open("arena", s)
 	require.NoError(t, err)
@@ -73,9 +83,9 @@ func TestALogOnDiskReopensWithItsRoot(t *testing.T) {
 
 func TestStoreRefusesWhatNoLogWrites(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "audit.db"))
-	_, err := New(db, "")
+	_, err := openTree(db, "")
 	require.Error(t, err)
-	s, err := New(db, "arena")
+	s, err := openTree(db, "arena")
 	require.NoError(t, err)
 	require.ErrorContains(t, s.AppendHashes(1, []tlog.Hash{{1}}), "append at 1, 0 stored")
 	require.NoError(t, s.AppendHashes(0, []tlog.Hash{{1}}))
@@ -84,38 +94,58 @@ func TestStoreRefusesWhatNoLogWrites(t *testing.T) {
 
 	// A key that is not an index.
 	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(topBucket).Bucket([]byte("arena")).Put([]byte{0xff}, []byte("x"))
+		return worldBucket(tx, "arena").Bucket(incKey(0)).Put([]byte{0xff}, []byte("x"))
 	}))
 	_, err = s.Count()
 	require.ErrorIs(t, err, audit.ErrCorrupt)
 	require.ErrorIs(t, s.AppendHashes(1, nil), audit.ErrCorrupt)
 
-	// A world's name taken by a plain key.
-	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(topBucket).Put([]byte("taken"), []byte("x")) }))
-	_, err = New(db, "taken")
+	// A world's name, or its incarnation, taken by a plain key.
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(treesBucket).Put([]byte("taken"), []byte("x")) }))
+	_, err = openTree(db, "taken")
 	require.Error(t, err)
-
-	// The bucket deleted under the store.
-	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(topBucket).DeleteBucket([]byte("arena")) }))
-	for _, err := range []error{
-		func() error { _, err := s.Count(); return err }(),
-		func() error { _, err := s.ReadHashes([]int64{0}); return err }(),
-		s.AppendHashes(0, nil),
-	} {
-		require.ErrorIs(t, err, audit.ErrCorrupt)
-	}
-	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket(topBucket) }))
-	_, err = s.Count()
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return worldBucket(tx, "arena").Put(incKey(9), []byte("x")) }))
+	_, err = NewTrees(db).Open("arena", 9)
+	require.Error(t, err)
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return worldBucket(tx, "arena").Put([]byte("odd"), []byte("x")) }))
+	_, err = NewTrees(db).Incarnations("arena")
 	require.ErrorIs(t, err, audit.ErrCorrupt)
+	// A tombstone's world taken by a plain key.
+	require.NoError(t, NewTrees(db).PutTombstone("lobby", 1, "x"))
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(tombstoneBucket).Put([]byte("taken"), []byte("x")) }))
+	require.Error(t, NewTrees(db).PutTombstone("taken", 1, "x"))
+
+	// The buckets deleted under the store.
+	for _, del := range []func(tx *bbolt.Tx) error{
+		func(tx *bbolt.Tx) error { return worldBucket(tx, "arena").DeleteBucket(incKey(0)) },
+		func(tx *bbolt.Tx) error { return tx.Bucket(treesBucket).DeleteBucket([]byte("arena")) },
+		func(tx *bbolt.Tx) error { return tx.DeleteBucket(treesBucket) },
+	} {
+		require.NoError(t, db.Update(del))
+		for _, err := range []error{
+			func() error { _, err := s.Count(); return err }(),
+			func() error { _, err := s.ReadHashes([]int64{0}); return err }(),
+			s.AppendHashes(0, nil),
+		} {
+			require.ErrorIs(t, err, audit.ErrCorrupt)
+		}
+	}
 }
 
 func TestStoreReportsAClosedFile(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "audit.db"))
-	s, err := New(db, "arena")
+	s, err := openTree(db, "arena")
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
-	_, err = New(db, "arena")
+	_, err = openTree(db, "arena")
 	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
+	_, err = NewTrees(db).Incarnations("arena")
+	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
+	_, err = NewTrees(db).Tombstone("arena", 0)
+	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
+	_, err = NewTrees(db).Worlds()
+	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
+	require.ErrorIs(t, NewTrees(db).PutTombstone("arena", 0, "x"), berrors.ErrDatabaseNotOpen)
 	_, err = s.Count()
 	require.ErrorIs(t, err, berrors.ErrDatabaseNotOpen)
 	_, err = s.ReadHashes([]int64{0})

@@ -57,7 +57,7 @@ func Core(t testing.TB, b Node, cfg *edge.Config) *edge.Core {
 func StartStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, _ := StartStoreOn(t, "n1", true, "127.0.0.1:1", nil)
-	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	return st
 }
 
