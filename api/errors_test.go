@@ -96,6 +96,7 @@ func TestCommittedRejectedAndConflictAre200WithStatus(t *testing.T) {
 			Changes: []fsm.Change{{Entity: "door", Field: "open", Value: fsm.Bool(false), Version: 2, Exists: true}}},
 	} {
 		f := apitest.NewFake()
+		require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
 		f.ActHook = func(context.Context, *fsm.Action) (*fsm.Event, bool, error) { return ev, false, nil }
 		e := newEnv(t, f)
 		code, m := e.DoJSON("POST", "/v1/worlds/arena/actions", incrBody)

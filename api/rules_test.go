@@ -58,7 +58,7 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		"bad world id":      {400, fsm.CodeMalformed, "/v1/worlds/" + strings.Repeat("w", fsm.MaxNameLen+1) + "/rules", strictBody},
 		"bad schema shape":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
 		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"views":{"k":{"kind":"count"}}}}`},
-		"unbuilt field key": {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"type":"int","policy":"counter","visible":"owner"}}}}`},
+		"unbuilt team key":  {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"claim","key":"side"}}}`},
 		"too large":         {413, edge.CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -46,8 +46,8 @@ type Schema struct {
 	Viewers map[string]ViewerRule `json:"viewers,omitempty"`
 	// Views are the aggregated views by name (issue 13).
 	Views map[string]ViewRule `json:"views,omitempty"`
-	// Interest is the interest grid of play connections (issue 13; today
-	// the node flags --play-interest-*).
+	// Interest is the interest grid of the world's play connections
+	// (issue 13; unset: the node flags --play-interest-*).
 	Interest InterestRule `json:"interest,omitzero"`
 	// IdleExpiry deletes the world after this long without an action
 	// (issue 14); 0: never.
@@ -235,6 +235,9 @@ func (s Schema) validate(fields map[string]FieldRule) error {
 			}
 		}
 	}
+	if in.Cell > 0 && (in.X == "" || in.Y == "") {
+		return fmt.Errorf("%w: interest: a grid (cell > 0) needs its x and y fields", ErrMalformed)
+	}
 	if s.IdleExpiry < 0 || time.Duration(s.IdleExpiry) > MaxIdleExpiry || s.Capacity < 0 || len(s.Mode) > MaxNameLen {
 		return fmt.Errorf("%w: idle_expiry must be 0..%s, capacity >= 0, mode at most %d bytes", ErrMalformed, MaxIdleExpiry, MaxNameLen)
 	}
@@ -372,8 +375,9 @@ func (s Schema) lifecycle() bool {
 // unsupported refuses the first key set to a non-default value, naming the
 // issue that builds it. Issue 12 built actions, roles and fields' write
 // (log version 3); issue 14 capacity, idle_expiry, mode and labels (log
-// version 6). Each issue removes its keys from this list when its
-// feature works, and that is a log format change: a replica that still
+// version 6); issue 13 the visibility keys (log version 7). Each issue
+// removes its keys from this list when its feature works, and that is a
+// log format change: a replica that still
 // refuses the key would apply the same entry differently, so the issue
 // raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
 func (s Schema) unsupported() error {
@@ -382,17 +386,27 @@ func (s Schema) unsupported() error {
 		set   bool
 		issue int
 	}{
-		{"fields.visible", slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" }), 13},
-		{"teams", s.Teams != (TeamRule{}), 13},
-		{"viewers", len(s.Viewers) > 0, 13},
+		// Issue 13 built fields' visible and delay, teams from a field or
+		// session data, viewers and the interest grid (log version 7). A
+		// team from a token claim needs a replicated record of each
+		// player's claim, which no read path has; aggregated views are
+		// served on the watch stream only, not over HTTP.
+		{"teams", s.Teams.From == "claim", 13},
 		{"views", len(s.Views) > 0, 13},
-		{"interest", s.Interest != (InterestRule{}), 13},
 	} {
 		if k.set {
 			return fmt.Errorf("%w: rules key %q waits for issue %d", ErrNotSupported, k.key, k.issue)
 		}
 	}
 	return nil
+}
+
+// visibility reports whether s sets a key of issue 13 that a replica
+// before log version 7 refuses: a field's visible or delay, teams,
+// viewers or interest.
+func (s Schema) visibility() bool {
+	return s.Teams != (TeamRule{}) || len(s.Viewers) > 0 || s.Interest != (InterestRule{}) ||
+		slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Visible != "" || s.Access[n].Delay != 0 })
 }
 
 // normal spells the defaults as the zero value: "write": "anyone" and

@@ -51,11 +51,8 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 		json  string
 		issue string
 	}{
-		"fields.visible": {`{"fields":{"hp":{"type":"int","policy":"counter","visible":"hidden"}}}`, "issue 13"},
-		"teams":          {`{"teams":{"from":"data","key":"team"}}`, "issue 13"},
-		"viewers":        {`{"viewers":{"public":{"delay":"90s"}}}`, "issue 13"},
-		"views":          {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
-		"interest":       {`{"interest":{"cell":100,"radius":1}}`, "issue 13"},
+		"teams": {`{"teams":{"from":"claim","key":"team"}}`, "issue 13"},
+		"views": {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
 	} {
 		var r Rules
 		err := json.Unmarshal([]byte(tc.json), &r)
@@ -64,6 +61,26 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 		require.ErrorContains(t, err, `"`+key+`"`)
 		require.ErrorContains(t, err, tc.issue)
 	}
+}
+
+func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
+	for name, js := range map[string]string{
+		"visible":    `{"fields":{"hp":{"type":"int","policy":"counter","visible":"team"}}}`,
+		"delay":      `{"fields":{"pos":{"type":"float","policy":"authoritative","visible":"casters","delay":"2s"}}}`,
+		"teams":      `{"fields":{"team":{"type":"string","policy":"authoritative"}},"teams":{"from":"field","key":"team"}}`,
+		"data teams": `{"teams":{"from":"data","key":"team"}}`,
+		"viewers":    `{"viewers":{"caster":{"delay":"90s","sees":["hidden","casters"]}}}`,
+		"interest":   `{"interest":{"cell":100,"radius":1,"x":"x","y":"y"}}`,
+	} {
+		var r Rules
+		require.NoError(t, json.Unmarshal([]byte(js), &r), name)
+		require.Equal(t, Versions{Log: 7, Snapshot: 4, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}), name)
+		require.Equal(t, Versions{Log: 7, Snapshot: 4, Wire: 1}, Needs(&Command{Kind: CmdUpdateRules, Rules: &RulesUpdate{Rules: r}}), name)
+	}
+	// With actions too, the snapshot format of actions stays.
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","write":"owner","visible":"owner"}}}`), &r))
+	require.Equal(t, Versions{Log: 7, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}))
 }
 
 func TestSchemaDefaultsSpelledOutAreNotSettings(t *testing.T) {
@@ -156,6 +173,7 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		"negative radius":               {Interest: InterestRule{Radius: -1}},
 		"radius too large":              {Interest: InterestRule{Radius: maxRadius + 1}},
 		"bad interest field":            {Interest: InterestRule{Y: long}},
+		"grid without y":                {Interest: InterestRule{Cell: 10, X: "x"}},
 		"negative idle expiry":          {IdleExpiry: -1},
 		"negative capacity":             {Capacity: -1},
 		"long mode":                     {Mode: long},

@@ -35,9 +35,12 @@ type Versions = wire.Versions
 //     rules that set them. Snapshot 6 adds each world's incarnation and
 //     creation time, and always carries its clock; it is written once a
 //     world has an incarnation (every world a log 6 binary creates).
+//   - Log 7 builds the visibility rules keys of issue 13: fields' visible
+//     and delay, teams (from a field or session data), viewers and
+//     interest; a replica before it refuses rules that set them.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 6
+	LogVersion      uint32 = 7
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -61,6 +64,11 @@ func Needs(c *Command) Versions {
 		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.lifecycle() {
 		// Issue 14's rules keys: a log 5 replica refuses them.
 		v.Log, v.Snapshot = 6, max(v.Snapshot, 4)
+	}
+	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.visibility() ||
+		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.visibility() {
+		// Issue 13's rules keys: a replica before log 7 refuses them.
+		v.Log, v.Snapshot = 7, max(v.Snapshot, 4)
 	}
 	return v
 }

@@ -165,6 +165,16 @@ func (a *Access) TeamField() string {
 	return ""
 }
 
+// DataTeam returns the key of players' session data that names their
+// team, or "" when teams do not come from session data (teams.from
+// "data"): the edge's TeamFunc reads it.
+func (a *Access) DataTeam() string {
+	if a.teams.From == "data" {
+		return a.teams.Key
+	}
+	return ""
+}
+
 // Classes returns the names of the world's viewer classes, sorted ("" is
 // the public class).
 func (a *Access) Classes() []string {

@@ -1,6 +1,5 @@
 // Package spectator turns a world's committed events into what each kind
-// of watcher may see, late and cheaply (issue 13; the watch endpoint that
-// serves it is not built yet).
+// of watcher may see, late and cheaply (issue 13).
 //
 // Its place in the flow: the store commits events and keeps each world's
 // feed; fanout hands the feed to many readers at the cost of one; the edge
@@ -36,10 +35,13 @@
 //     what a watch endpoint calls.
 //   - Replay reads a world's archive forward: the keyframe at a seq or
 //     time, then deltas as the caller advances leader time (N× speed).
+//   - Access.Entity cuts an entity read to what a view may see: the HTTP
+//     entity reads.
 //
-// The rules keys stay refused with not_supported in fsm until the edge
-// applies these filters on every read path (event streams, play streams,
-// HTTP reads) as well as the watch stream; see docs/ARCHITECTURE.md.
+// The edge applies these on every read path (event streams, play streams,
+// HTTP reads, the watch stream), so fsm accepts the visibility rules keys
+// (visible, delay, teams from a field or session data, viewers, interest);
+// see docs/ARCHITECTURE.md.
 //
 // spectator never imports api.
 package spectator

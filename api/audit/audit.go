@@ -62,6 +62,10 @@ func (a *API) Register(mux *http.ServeMux) {
 // with ?incarnation=N, that world incarnation's (a deleted one's
 // tombstone).
 func (a *API) Checkpoint(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	inc, ok, err := incarnation(r)
 	switch {
 	case err != nil:
@@ -118,6 +122,10 @@ func (a *API) note(w http.ResponseWriter, r *http.Request, get func(string) ([]b
 // Proof answers the inclusion proof of ?seq=N in the tree of ?size=M
 // events (default: the log's size now).
 func (a *API) Proof(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	world := r.PathValue("world")
 	l, err := a.log(r)
 	if err != nil {
@@ -141,6 +149,10 @@ func (a *API) Proof(w http.ResponseWriter, r *http.Request) {
 // Consistency answers the proof that the tree of ?from=M events is a
 // prefix of the tree of ?to=N (default: the log's size now).
 func (a *API) Consistency(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	world := r.PathValue("world")
 	l, err := a.log(r)
 	if err != nil {
@@ -166,6 +178,10 @@ func (a *API) Consistency(w http.ResponseWriter, r *http.Request) {
 // each in seq order (audit.EncodeLeafHashes). The seqs answered are in
 // the headers Gsd-Audit-From and Gsd-Audit-To.
 func (a *API) Leaves(w http.ResponseWriter, r *http.Request) {
+	if err := a.guard(r); err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
 	l, err := a.log(r)
 	if err != nil {
 		a.WriteError(w, err, false)

@@ -83,9 +83,10 @@ func events(world string, n int) []*wire.Event {
 
 type env struct {
 	*apitest.Env
-	logs *logs
-	evs  []*wire.Event
-	pub  note.Verifier
+	logs    *logs
+	evs     []*wire.Event
+	pub     note.Verifier
+	backend *apitest.Fake // the node's worlds (visibility_test.go)
 }
 
 func newEnv(t *testing.T, withKey bool, secret string) *env {
@@ -111,10 +112,11 @@ func newEnv(t *testing.T, withKey bool, secret string) *env {
 	if secret != "" {
 		cfg.ClusterSecret = []byte(secret)
 	}
-	core := apitest.Core(t, apitest.NewFake(), &cfg)
+	backend := apitest.NewFake()
+	core := apitest.Core(t, backend, &cfg)
 	mux := http.NewServeMux()
 	New(core, f).Register(mux)
-	return &env{Env: apitest.Serve(t, core.Handler(mux), nil, nil, nil, nil), logs: f, evs: evs, pub: pub}
+	return &env{Env: apitest.Serve(t, core.Handler(mux), nil, nil, nil, nil), logs: f, evs: evs, pub: pub, backend: backend}
 }
 
 func (e *env) checkpoint() audit.Checkpoint {

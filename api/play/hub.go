@@ -11,6 +11,7 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/store"
 )
 
@@ -61,6 +62,15 @@ type hub struct {
 	idx    *interestIndex // nil: interest off
 	shared *outbox        // the shared stream (nil: interest on)
 
+	// The view the hub cuts events to (views.go; nil: the world's hub),
+	// the world's prepared events it cuts them in, the run goroutine's own
+	// once it is behind those, and the rules version it serves under.
+	pv       *playView
+	events   *spectator.Events
+	own      *spectator.Events
+	rules    edge.RulesRef
+	interest InterestConfig // the world's (its rules', else the node's)
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -77,20 +87,34 @@ type hub struct {
 	selIdx []int
 }
 
-// joinHub registers c with its world's hub, starting one if needed.
+// joinHub registers c with its world's hub, or its view's (views.go),
+// starting one if needed.
 func (s *Service) joinHub(c *playConn) (*hub, error) {
+	pv, err := s.viewOf(c)
+	if err != nil {
+		return nil, err
+	}
 	s.hubMu.Lock()
 	defer s.hubMu.Unlock()
 	h := s.hubs[c.world]
+	if pv != nil {
+		h = s.viewHubs[pv.key]
+	}
 	if h == nil || h.failed() {
-		var err error
-		if h, err = s.startHub(c.world); err != nil {
+		if h, err = s.startHub(c.world, pv); err != nil {
 			return nil, err
 		}
-		if s.hubs == nil {
-			s.hubs = make(map[string]*hub)
+		if pv != nil {
+			if s.viewHubs == nil {
+				s.viewHubs = make(map[hubKey]*hub)
+			}
+			s.viewHubs[pv.key] = h
+		} else {
+			if s.hubs == nil {
+				s.hubs = make(map[string]*hub)
+			}
+			s.hubs[c.world] = h
 		}
-		s.hubs[c.world] = h
 	}
 	h.mu.Lock()
 	h.members[c] = memberDetached
@@ -105,13 +129,20 @@ func (s *Service) leaveHub(h *hub, c *playConn) {
 	delete(h.members, c)
 	last := len(h.members) == 0
 	h.mu.Unlock()
-	if last && s.hubs[h.world] == h {
+	switch {
+	case !last:
+	case h.pv != nil && s.viewHubs[h.pv.key] == h:
+		delete(s.viewHubs, h.pv.key)
+	case h.pv == nil && s.hubs[h.world] == h:
 		delete(s.hubs, h.world)
 	}
 	s.hubMu.Unlock()
 	if last {
 		h.cancel()
 		h.wg.Wait()
+		if h.pv != nil {
+			s.vis.ReleaseEvents(h.world, h.pv.version)
+		}
 	}
 }
 
@@ -119,21 +150,35 @@ func (s *Service) leaveHub(h *hub, c *playConn) {
 func (s *Service) hubCount() int {
 	s.hubMu.Lock()
 	defer s.hubMu.Unlock()
-	return len(s.hubs)
+	return len(s.hubs) + len(s.viewHubs)
 }
 
-func (s *Service) startHub(world string) (*hub, error) {
-	seq, err := s.worldSeq(world)
+// startHub starts world's hub, or the hub of view pv when it is set.
+func (s *Service) startHub(world string, pv *playView) (*hub, error) {
+	var events *spectator.Events
+	if pv != nil {
+		// Before the world's seq is read: the prepared events may be
+		// seeded with the world's state, and the hub starts after it.
+		events = s.vis.Events(world, pv.version, pv.access)
+	}
+	_, info, err := s.vis.Access(world)
+	var sub *store.Subscription
+	if err == nil {
+		// The hub's own subscription, opened here so that a world whose
+		// feed cannot be read fails its first member at once.
+		sub, err = s.b.Subscribe(world, info.Seq+1)
+	}
 	if err != nil {
+		if pv != nil {
+			s.vis.ReleaseEvents(world, pv.version)
+		}
 		return nil, err
 	}
-	// The hub's own subscription, opened here so that a world whose feed
-	// cannot be read fails its first member at once.
-	sub, err := s.b.Subscribe(world, seq+1)
-	if err != nil {
-		return nil, err
+	h := s.newHubWith(world, info.Seq, s.interestOf(info.Rules))
+	h.pv, h.rules, h.events = pv, edge.RulesOf(info), events
+	if pv != nil {
+		h.rules = pv.version
 	}
-	h := s.newHub(world, seq)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.wg.Add(2)
 	go h.run(sub)
@@ -141,11 +186,18 @@ func (s *Service) startHub(world string) (*hub, error) {
 	return h, nil
 }
 
-// newHub returns world's hub, before it runs, at the world's seq.
+// newHub returns world's hub, before it runs, at the world's seq, with
+// the node's interest config.
 func (s *Service) newHub(world string, seq uint64) *hub {
-	h := &hub{s: s, world: world, next: seq + 1, members: make(map[*playConn]member)}
-	if s.cfg.Interest.enabled() {
-		h.idx = newInterestIndex(s.cfg.Interest, func(id string) (fsm.EntityView, error) {
+	return s.newHubWith(world, seq, s.cfg.Interest)
+}
+
+// newHubWith returns world's hub, before it runs, at the world's seq, with
+// interest config ic.
+func (s *Service) newHubWith(world string, seq uint64, ic InterestConfig) *hub {
+	h := &hub{s: s, world: world, next: seq + 1, members: make(map[*playConn]member), interest: ic}
+	if ic.enabled() {
+		h.idx = newInterestIndex(ic, func(id string) (fsm.EntityView, error) {
 			return s.b.Entity(context.Background(), world, id, store.Stale)
 		})
 	} else {
@@ -153,16 +205,6 @@ func (s *Service) newHub(world string, seq uint64) *hub {
 		h.shared.start(seq)
 	}
 	return h
-}
-
-// worldSeq returns world's seq in this node's applied state.
-func (s *Service) worldSeq(world string) (uint64, error) {
-	for _, w := range s.b.Worlds() {
-		if w.ID == world {
-			return w.Seq, nil
-		}
-	}
-	return 0, fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, world)
 }
 
 func (h *hub) failed() bool {
@@ -219,6 +261,14 @@ func (h *hub) follow(batches <-chan *playBatch, sub **store.Subscription) bool {
 			return false
 		}
 		if evs, hevs := b.from(h.position()); len(evs) > 0 {
+			err := h.checkRules()
+			if err == nil && h.pv != nil {
+				hevs, err = h.prepare(evs, &h.own, h.s.cfg.CoalesceBulk)
+			}
+			if err != nil {
+				h.fail(err)
+				return false
+			}
 			h.fanout(evs, hevs)
 		}
 	}
@@ -253,19 +303,27 @@ func (h *hub) readOwn(sub **store.Subscription) bool {
 	}
 	var hevs []*hubEvent
 	if err == nil {
-		hevs, err = h.s.prepare(evs, h.s.cfg.CoalesceBulk)
+		err = h.checkRules()
+	}
+	if err == nil {
+		hevs, err = h.prepare(evs, &h.own, h.s.cfg.CoalesceBulk)
 	}
 	if err != nil {
-		h.mu.Lock()
-		h.err = err
-		for c := range h.members {
-			c.fail(err)
-		}
-		h.mu.Unlock()
+		h.fail(err)
 		return false
 	}
 	h.fanout(evs, hevs)
 	return true
+}
+
+// fail fails the hub and its members with err.
+func (h *hub) fail(err error) {
+	h.mu.Lock()
+	h.err = err
+	for c := range h.members {
+		c.fail(err)
+	}
+	h.mu.Unlock()
 }
 
 // playBatch is one window of a world's events as the fan prepared them
@@ -457,6 +515,7 @@ func (c *playConn) pusher(sub *store.Subscription) {
 		return
 	}
 	defer c.s.leaveHub(h, c)
+	var own *spectator.Events // c's own prepared events, once behind the hub's
 	for {
 		for {
 			ok, err := h.attach(c)
@@ -473,7 +532,7 @@ func (c *playConn) pusher(sub *store.Subscription) {
 			}
 			var hevs []*hubEvent
 			if err == nil {
-				hevs, err = c.s.prepare(evs, c.cfg.CoalesceBulk)
+				hevs, err = h.prepare(evs, &own, c.cfg.CoalesceBulk)
 			}
 			if err != nil {
 				c.fail(err)

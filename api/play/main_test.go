@@ -135,7 +135,7 @@ func bareServer(pm *playMetrics, opts ...func(*nodeConfig)) *Service {
 	if err != nil {
 		panic(err)
 	}
-	return &Service{Core: core, cfg: cfg.Play, b: f, log: cfg.Logger, playMetrics: pm}
+	return &Service{Core: core, cfg: cfg.Play, b: f, log: cfg.Logger, playMetrics: pm, vis: edge.NewVisibility(f)}
 }
 
 // node is a real store behind a node's edge.

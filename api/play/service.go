@@ -28,10 +28,12 @@ type Service struct {
 	watch *watcher             // the plays' periodic checks and pings (ws_watch.go)
 	udp   atomic.Pointer[UDP]  // the UDP input lane, when served (udp.go)
 
-	hubMu sync.Mutex
-	hubs  map[string]*hub          // world → its play fan-out on this node (hub.go)
-	fans  *fanout.Fans[*playBatch] // the worlds' feeds, read and prepared once (hub.go)
-	drain drainState
+	hubMu    sync.Mutex
+	hubs     map[string]*hub          // world → its play fan-out on this node (hub.go)
+	viewHubs map[hubKey]*hub          // a view of a world → its hub (views.go)
+	fans     *fanout.Fans[*playBatch] // the worlds' feeds, read and prepared once (hub.go)
+	vis      *edge.Visibility         // worlds' rules, views' prepared events (views.go)
+	drain    drainState
 }
 
 // New returns the play service over core; its metrics go to reg.
@@ -43,7 +45,7 @@ func New(core *edge.Core, cfg Config, reg prometheus.Registerer) (*Service, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Core: core, cfg: cfg, b: core.Backend(), log: core.Log(), playMetrics: pm}
+	s := &Service{Core: core, cfg: cfg, b: core.Backend(), log: core.Log(), playMetrics: pm, vis: edge.NewVisibility(core.Backend())}
 	if s.acks, err = newAcker(s, reg); err != nil {
 		return nil, err
 	}

@@ -415,6 +415,9 @@ func (c *playConn) act(raw json.RawMessage, read time.Time) {
 		ev, err = c.s.ActOnLeader(ctx, a, raw, c.token)
 		cancel()
 		if err == nil {
+			ev, err = c.s.answer(c, ev) // views.go
+		}
+		if err == nil {
 			res.Event = &ev
 		}
 	}

@@ -2,6 +2,7 @@ package public
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -9,10 +10,13 @@ import (
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
 )
 
 // Act handles POST /v1/worlds/{world}/actions: one action, answered with its
-// committed event (200 whatever its status) or an error.
+// committed event (200 whatever its status) or an error. In a world whose
+// rules restrict fields the event is cut to what its player may see
+// (answer).
 func (p *API) Act(w http.ResponseWriter, r *http.Request) {
 	body, err := edge.ReadBody(w, r, p.Config().MaxBodyBytes)
 	if err != nil {
@@ -20,6 +24,11 @@ func (p *API) Act(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id, err := p.Identify(r)
+	if err != nil {
+		p.WriteError(w, err, true)
+		return
+	}
+	sight, err := p.Sight(r)
 	if err != nil {
 		p.WriteError(w, err, true)
 		return
@@ -40,11 +49,14 @@ func (p *API) Act(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		ev, dup, err := g.Act(ctx, a)
 		if err == nil {
+			ev, err = p.answer(a.World, a.Player, ev, sight)
+		}
+		if err == nil {
 			p.WriteJSON(w, http.StatusOK, edge.EventJSON(ev, dup))
 		}
 		return err
 	}, func(rt edge.Route) error {
-		return p.Relay(w, r, rt, http.MethodPost, edge.InternalActPath(a.World), body)
+		return p.Relay(w, r, rt, http.MethodPost, withSight(edge.InternalActPath(a.World), sight), body)
 	})
 	if err != nil {
 		p.WriteError(w, err, true)
@@ -73,6 +85,11 @@ func (p *API) ActBatch(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
+	sight, err := p.Sight(r)
+	if err != nil {
+		p.WriteError(w, err, true)
+		return
+	}
 	body, err := edge.ReadBody(w, r, p.Config().MaxBatchBodyBytes)
 	if err != nil {
 		p.WriteError(w, err, true)
@@ -93,10 +110,10 @@ func (p *API) ActBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	world := r.PathValue("world")
 	err = p.RouteCall(world, edge.KindWrite, edge.IsForwarded(r), func(g edge.Group) error {
-		p.WriteJSON(w, http.StatusOK, p.runBatch(r, g, world, id, req.Actions))
+		p.WriteJSON(w, http.StatusOK, p.runBatch(r, g, world, id, sight, req.Actions))
 		return nil
 	}, func(rt edge.Route) error {
-		return p.Relay(w, r, rt, http.MethodPost, edge.InternalBatchPath(world), body)
+		return p.Relay(w, r, rt, http.MethodPost, withSight(edge.InternalBatchPath(world), sight), body)
 	})
 	if err != nil {
 		p.WriteError(w, err, true)
@@ -104,7 +121,7 @@ func (p *API) ActBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // runBatch runs a batch's actions on g, concurrently, and answers each.
-func (p *API) runBatch(r *http.Request, g edge.Group, world string, id edge.Identity, actions []json.RawMessage) batchResponse {
+func (p *API) runBatch(r *http.Request, g edge.Group, world string, id edge.Identity, sight edge.Sight, actions []json.RawMessage) batchResponse {
 	results := make([]any, len(actions))
 	sem := make(chan struct{}, p.Config().BatchConcurrency)
 	var wg sync.WaitGroup
@@ -133,6 +150,9 @@ func (p *API) runBatch(r *http.Request, g edge.Group, world string, id edge.Iden
 			ctx, cancel := p.RequestContext(r)
 			defer cancel()
 			ev, dup, err := g.Act(ctx, a)
+			if err == nil {
+				ev, err = p.answer(world, a.Player, ev, sight)
+			}
 			if err != nil {
 				_, results[i] = p.ErrorFor(err, true)
 				return
@@ -142,4 +162,40 @@ func (p *API) runBatch(r *http.Request, g edge.Group, world string, id edge.Iden
 	}
 	wg.Wait()
 	return batchResponse{Results: results}
+}
+
+// answer returns ev, the committed event of player's action in world, as
+// the answer to the action: cut to what player may see in a world whose
+// rules restrict fields (spectator.Access.Answer: a conflict's current
+// values of a hidden field, a hidden counter's total are not the
+// player's), whole for a caller who sees everything.
+func (p *API) answer(world, player string, ev *fsm.Event, sight edge.Sight) (*fsm.Event, error) {
+	if sight.All {
+		return ev, nil
+	}
+	a, _, err := p.vis.Access(world)
+	if errors.Is(err, fsm.ErrUnknownWorld) {
+		// Deleted since it committed: its rules are gone with it, so the
+		// answer keeps only the outcome.
+		out := *ev
+		out.Changes = nil
+		return &out, nil
+	}
+	if err != nil || !a.Restricted() {
+		return ev, err
+	}
+	view, _, err := a.Resolve(spectator.Viewer{Player: player})
+	if err != nil {
+		return nil, err
+	}
+	return a.Answer(view, ev, p.lookup(world), p.vis.TeamOf(world, a)), nil
+}
+
+// withSight returns path with the query that carries sight to the node a
+// call is sent on to (edge.Sight.Query).
+func withSight(path string, sight edge.Sight) string {
+	if q := sight.Query().Encode(); q != "" {
+		return path + "?" + q
+	}
+	return path
 }

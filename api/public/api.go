@@ -7,10 +7,13 @@ import (
 )
 
 // API serves the public HTTP JSON routes over the edge's shared core.
-type API struct{ *edge.Core }
+type API struct {
+	*edge.Core
+	vis *edge.Visibility // worlds' visibility rules, compiled
+}
 
 // New returns the public routes' handlers over core.
-func New(core *edge.Core) *API { return &API{Core: core} }
+func New(core *edge.Core) *API { return &API{Core: core, vis: edge.NewVisibility(core.Backend())} }
 
 // Register adds the public routes to mux.
 func (p *API) Register(mux *http.ServeMux) {

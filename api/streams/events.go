@@ -17,6 +17,12 @@ import (
 // serves it from its own archive. A gap found mid-stream ends the stream with
 // a last line holding an ErrorBody. linger=DURATION (up to 5s) waits that
 // long after each flush, so that events gather into fewer, larger writes.
+//
+// Each caller sees the events as its view may (views.go): a caller who may
+// not see a field gets no trace of it (values, set elements, versions), an
+// event it may see nothing of is left out, and a delayed view gets each
+// event only once it is older than the delay. view=CLASS names a viewer
+// class; with auth off, player=P the viewing player (edge.Sight).
 func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	var linger time.Duration
 	from, err := edge.ParseSeq(r, "from")
@@ -33,6 +39,22 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.StreamDone()
 	sub, err := s.Backend().Subscribe(r.PathValue("world"), from)
+	if err != nil {
+		s.WriteError(w, err, false)
+		return
+	}
+	v, err := s.sightOf(r, r.PathValue("world"))
+	if err == nil && v != nil {
+		if err = s.acquire(v); err == nil {
+			defer s.release(v)
+		}
+	}
+	if err == nil && from == 0 && v != nil && v.events != nil {
+		// Only new events: from after the view's prepared events, which
+		// may have been seeded with a world state newer than sub's start
+		// (an event older than them costs the stream a replay of its own).
+		sub, err = s.Backend().Subscribe(r.PathValue("world"), 0)
+	}
 	if err != nil {
 		s.WriteError(w, err, false)
 		return
@@ -63,7 +85,7 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 		}
 		out = httpOut{w: w, rc: rc}
 	}
-	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position()}
+	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position(), v: v}
 	st.serve(ctx, sub)
 }
 

@@ -31,30 +31,40 @@ import (
 // Service serves the event streams over the edge's shared core.
 type Service struct {
 	*edge.Core
-	fans *fanout.Hub // the streams' shared fan-outs, one per world and linger
+	fans  *fanout.Hub // the streams' shared fan-outs, one per world and linger
+	views views       // the filtered streams' shared parts (views.go)
 }
 
 // New returns the event streams' service over core.
 func New(core *edge.Core) (*Service, error) {
-	s := &Service{Core: core}
-	cfg := fanout.DefaultConfig()
-	if q := core.Config().StreamQueue; q > 0 {
-		cfg.Queue = q
-	}
-	cfg.Subscribe = func(world string, from uint64) (fanout.Subscription, error) {
-		sub, err := core.Backend().Subscribe(world, from)
-		if err != nil {
-			return nil, err // not a typed nil in the interface
-		}
-		return sub, nil
-	}
+	s := &Service{Core: core, views: views{vis: edge.NewVisibility(core.Backend())}}
+	cfg := s.fanConfig()
 	cfg.Encode = core.Wire().NDJSON
-	cfg.OnDetach = core.Metrics().StreamDetaches.Inc
 	var err error
 	if s.fans, err = fanout.New(cfg); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// fanConfig returns the config of the streams' fans, but their encoder.
+func (s *Service) fanConfig() fanout.Config {
+	cfg := fanout.DefaultConfig()
+	if q := s.Config().StreamQueue; q > 0 {
+		cfg.Queue = q
+	}
+	cfg.Subscribe = s.subscribe
+	cfg.OnDetach = s.Metrics().StreamDetaches.Inc
+	return cfg
+}
+
+// subscribe opens a subscription to world's events on this node.
+func (s *Service) subscribe(world string, from uint64) (fanout.Subscription, error) {
+	sub, err := s.Backend().Subscribe(world, from)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return sub, nil
 }
 
 // Register adds the event stream route to mux.
@@ -86,13 +96,22 @@ type eventStream struct {
 	out    streamOut
 	world  string
 	linger time.Duration
-	next   uint64 // seq of the next event to write
+	next   uint64  // seq of the next event to write
+	v      *viewed // nil: the caller sees everything (views.go)
 }
 
 // serve writes events until the client goes away, the server closes or
 // the stream fails (its last line then holds the error). sub is the
 // stream's own subscription, at next.
 func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
+	if st.v != nil && st.v.delay > 0 {
+		st.serveDelayed(ctx, sub)
+		return
+	}
+	fans := st.s.fans
+	if st.v != nil && st.v.fans != nil {
+		fans = st.v.fans
+	}
 	key := fanout.Key{World: st.world, Linger: st.linger}
 	for {
 		// Write what is there already (from= an older seq), then take
@@ -100,9 +119,9 @@ func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
 		if !st.drain(ctx, &sub) {
 			return
 		}
-		m, pos := st.s.fans.Attach(key, st.next)
+		m, pos := fans.Attach(key, st.next)
 		ok := st.catchUp(ctx, pos, &sub) && st.follow(ctx, m.Chunks(), &sub)
-		st.s.fans.Detach(m)
+		fans.Detach(m)
 		if !ok {
 			return
 		}
@@ -150,6 +169,11 @@ func (st *eventStream) follow(ctx context.Context, chunks <-chan *fanout.Chunk, 
 		}
 		if c.End() <= st.next {
 			continue // written already
+		}
+		if st.v != nil {
+			if err := st.v.checkRules(st.s); err != nil {
+				return st.write(ctx, nil, err)
+			}
 		}
 		_ = st.out.SetWriteDeadline(time.Now().Add(st.s.Config().StreamWriteTimeout))
 		// Behind the fan: the events before the chunk come from our own
@@ -246,6 +270,9 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 		return false
 	}
 	_ = st.out.SetWriteDeadline(time.Now().Add(st.s.Config().StreamWriteTimeout))
+	if err == nil && st.v != nil && len(evs) > 0 {
+		err = st.v.checkRules(st.s)
+	}
 	if err != nil {
 		_, body := st.s.ErrorFor(err, false)
 		_ = json.NewEncoder(st.out).Encode(body)
@@ -253,7 +280,12 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 		return false
 	}
 	for _, ev := range evs {
-		line, err := st.s.Wire().Line(ev)
+		var line []byte
+		if st.v == nil {
+			line, err = st.s.Wire().Line(ev)
+		} else if line, err = st.v.line(st.s, ev); err != nil {
+			return st.write(ctx, nil, err) // the feed failed under the filter
+		}
 		if err != nil {
 			return false
 		}

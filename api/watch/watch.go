@@ -37,6 +37,7 @@ const (
 type Service struct {
 	*edge.Core
 	hub     *spectator.Hub
+	vis     *edge.Visibility // the worlds' rules versions
 	viewers prometheus.Gauge
 	frames  prometheus.Counter
 	bytes   prometheus.Counter
@@ -66,11 +67,19 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 	if sd, ok := b.(seeder); ok {
 		cfg.Seed = func(world string) (*spectator.State, error) { return seed(sd, world) }
 	}
+	vis := edge.NewVisibility(b)
+	cfg.TeamOf = func(world string) spectator.TeamFunc {
+		a, _, err := vis.Access(world)
+		if err != nil {
+			return nil // the join fails on the rules anyway
+		}
+		return vis.TeamOf(world, a)
+	}
 	hub, err := spectator.NewHub(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Core: core, hub: hub,
+	s := &Service{Core: core, hub: hub, vis: vis,
 		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_watch_viewers", Help: "Open watch connections on this node."}),
 		frames:  prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_frames_total", Help: "Frames written to watch connections."}),
 		bytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_bytes_total", Help: "Bytes of the frames written to watch connections."}),
@@ -134,6 +143,14 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.StreamDone()
+	// Rules updates are not in the feed: the watch checks the world's
+	// rules version before each frame and ends the world's pipelines when
+	// it changed (their watchers join again under the new rules).
+	_, info, err := s.vis.Access(world)
+	if err != nil {
+		s.WriteError(w, classify(err), false)
+		return
+	}
 	join := s.hub.Join
 	if events {
 		join = s.hub.JoinEvents
@@ -166,6 +183,12 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
+		if now, ok := s.vis.RulesVersion(world, edge.RulesOf(info)); !ok || now != edge.RulesOf(info) {
+			s.hub.RulesChanged(world)
+			code, reason := closeStatus(spectator.ErrRulesChanged)
+			ws.Close(code, reason)
+			return
+		}
 		if err := s.write(ctx, ws, f, binary); err != nil {
 			return
 		}
@@ -193,10 +216,12 @@ func (s *Service) write(ctx context.Context, ws *websocket.Conn, f *spectator.Fr
 	return nil
 }
 
-// viewer reads the watcher's class, delay and mode from the query and,
-// with auth on, its player from its token (a player watching its own
-// world sees what it owns); a watcher without a token with auth off is a
-// spectator of the public class.
+// viewer reads the watcher's class, delay and mode from the query and
+// who it is from its credential (edge.Sight): with auth on, its player
+// from its token (a player watching its own world sees what it owns),
+// and a class other than the public one only with a token whose role
+// names it (game servers and admins may take any); with auth off, the
+// player and class the query names.
 func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
 	q := r.URL.Query()
 	v := spectator.Viewer{Class: q.Get("view")}
@@ -215,12 +240,18 @@ func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
 	default:
 		return v, false, fmt.Errorf("%w: mode must be state or events, got %q", fsm.ErrMalformed, m)
 	}
-	if s.Auth() != nil {
-		id, err := s.Identify(r)
-		if err != nil {
-			return v, false, err
-		}
-		v.Player = id.Player
+	if s.Auth() != nil && edge.Bearer(r) == "" {
+		// A watch is a viewer's: the cluster secret opens the route, a
+		// token names who watches.
+		_, err := s.Identify(r)
+		return v, false, err
+	}
+	sight, err := s.Sight(r)
+	if err != nil {
+		return v, false, err
+	}
+	if !sight.All {
+		v.Class, v.Player = sight.Viewer.Class, sight.Viewer.Player
 	}
 	return v, events, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/spectator"
@@ -260,12 +261,52 @@ func TestWatchNeedsATokenWithAuthOnAndRefusesWhileClosing(t *testing.T) {
 	next(t, c, wire.TypeKeyframe, 0)
 	c.CloseNow()
 
+	// A viewer class is for tokens whose role names it.
+	req, err := http.NewRequest("GET", ts.URL+"/v1/worlds/arena/watch?view=coach", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
 	core.Close()
-	req, err := http.NewRequest("GET", ts.URL+"/v1/worlds/arena/watch", nil)
+	req, err = http.NewRequest("GET", ts.URL+"/v1/worlds/arena/watch", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
+
+// A rules update is not in the feed: the watch notices the new rules
+// version before its next frame and closes with 4409 (join again), so no
+// frame made under the old rules goes out after the update is seen.
+func TestWatchClosesWhenTheRulesChange(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	e.hit(t, 1)
+	c := e.dial(t, "")
+	next(t, c, wire.TypeKeyframe, 1)
+	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{"score": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}},
+		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"score": {Visible: "hidden"}}}}
+	_, err := e.st.UpdateRules(context.Background(), "arena", rules, 0)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { v, _ := e.svc.vis.RulesVersion("arena", edge.RulesRef{}); return v.Version == 2 }, 5*time.Second, time.Millisecond)
+	e.hit(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			require.Equal(t, CloseRulesChanged, websocket.CloseStatus(err), "%v", err)
+			break
+		}
+		require.NotContains(t, string(b), `"score"`, "a frame under the old rules")
+	}
+	// Joining again serves the new rules: the hidden score is not there.
+	c = e.dial(t, "")
+	k := next(t, c, wire.TypeKeyframe, 2)
+	require.NotContains(t, k["entities"], "e1")
 }

@@ -1,0 +1,38 @@
+package audit
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// In a world that restricts fields the audit hashes are for callers who
+// see everything: a hidden value could be guessed from a leaf hash.
+func TestAuditReadsOfAWorldWithHiddenFieldsNeedACallerWhoSeesAll(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	for name, tc := range map[string]struct {
+		rules fsm.Rules
+		code  int
+	}{
+		"restricted":  {fsm.Rules{Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"hand": {Visible: "owner"}}}}, http.StatusForbidden},
+		"open":        {fsm.Rules{}, http.StatusOK},
+		"bad to this": {fsm.Rules{Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"hand": {Visible: "sometimes"}}}}, http.StatusInternalServerError},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, true, secret)
+			require.NoError(t, e.backend.CreateWorld(context.Background(), "arena", tc.rules))
+			for _, path := range []string{"checkpoint", "proof?seq=1", "consistency?from=1", "leaves"} {
+				code, _, b := e.Do("GET", "/v1/worlds/arena/audit/"+path, "")
+				require.Equal(t, tc.code, code, "%s: %s", path, b)
+				if tc.code == http.StatusForbidden {
+					code, _, b = e.Do("GET", "/v1/worlds/arena/audit/"+path, "", edge.HeaderClusterKey, secret)
+					require.Equal(t, http.StatusOK, code, "%s with the secret: %s", path, b)
+				}
+			}
+		})
+	}
+}

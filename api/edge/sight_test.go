@@ -1,0 +1,119 @@
+package edge_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
+	"github.com/stretchr/testify/require"
+)
+
+func sightCore(t *testing.T, auth, secret bool) *edge.Core {
+	cfg := apitest.Config()
+	if auth {
+		cfg.Auth = apitest.Auth()
+	}
+	if secret {
+		cfg.ClusterSecret = []byte(apitest.Secret)
+	}
+	return apitest.Core(t, apitest.NewFake(), &cfg)
+}
+
+func sightReq(query string, hdr ...string) *http.Request {
+	r := httptest.NewRequest("GET", "/v1/worlds/w/entities/e?"+query, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	return r
+}
+
+func bearer(t *testing.T, player, role string, admin bool) []string {
+	tok := apitest.Sign(t, jwt.SigningMethodHS256, apitest.Keys.HS, edge.AdminClaims{RegisteredClaims: apitest.Claims(player), Role: role, Admin: admin})
+	return []string{"Authorization", "Bearer " + tok}
+}
+
+// Who sees what: a token's role and player, the cluster secret, a
+// forwarded call's query only with the secret, the query with auth off.
+func TestSightResolvesTheCallerFromItsCredential(t *testing.T) {
+	all := edge.Sight{All: true}
+	viewer := func(class, player string) edge.Sight {
+		return edge.Sight{Viewer: spectator.Viewer{Class: class, Player: player}}
+	}
+	key := []string{edge.HeaderClusterKey, apitest.Secret}
+	fwd := append([]string{edge.HeaderForwarded, "1"}, key...)
+	for _, tc := range []struct {
+		name         string
+		auth, secret bool
+		req          *http.Request
+		want         edge.Sight
+		err          error
+	}{
+		{"a player's token", true, true, sightReq("player=bob&sight=all", bearer(t, "ann", "", false)...), viewer("", "ann"), nil},
+		{"a class its role names", true, true, sightReq("view=ref", bearer(t, "r", "ref", false)...), viewer("ref", "r"), nil},
+		{"a class its role does not name", true, true, sightReq("view=ref", bearer(t, "ann", "", false)...), edge.Sight{}, edge.ErrForbidden},
+		{"a game server", true, false, sightReq("view=ref", bearer(t, "gs", fsm.RoleServer, false)...), all, nil},
+		{"an admin", true, false, sightReq("", bearer(t, "ops", "", true)...), all, nil},
+		{"a bad token", true, true, sightReq("", "Authorization", "Bearer x.y.z"), edge.Sight{}, edge.ErrUnauthorized},
+		{"no credential with auth on", true, false, sightReq(""), edge.Sight{}, edge.ErrUnauthorized},
+		{"the cluster secret", true, true, sightReq("view=ref", key...), all, nil},
+		{"a forwarded call for a caller who sees all", true, true, sightReq("sight=all", fwd...), all, nil},
+		{"a forwarded call for a viewer", true, true, sightReq("view=ref&player=ann", fwd...), viewer("ref", "ann"), nil},
+		{"a forwarded call with the caller's token", true, true, sightReq("sight=all", append(fwd, bearer(t, "ann", "", false)...)...), viewer("", "ann"), nil},
+		{"auth off: the query names the viewer", false, true, sightReq("view=ref&player=ann"), viewer("ref", "ann"), nil},
+		{"auth off: sight=all needs the secret", false, true, sightReq("sight=all&player=ann", edge.HeaderForwarded, "1"), viewer("", "ann"), nil},
+		{"auth off, no secret: nothing is closed", false, false, sightReq("sight=all"), all, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sightCore(t, tc.auth, tc.secret).Sight(tc.req)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// Query carries a resolved sight to the leader, which reads it back.
+func TestSightQueryRoundTripsThroughAForwardedCall(t *testing.T) {
+	c := sightCore(t, false, true)
+	for _, g := range []edge.Sight{{All: true}, {Viewer: spectator.Viewer{Class: "ref", Player: "ann"}}, {}} {
+		r := sightReq(g.Query().Encode(), edge.HeaderForwarded, "1", edge.HeaderClusterKey, apitest.Secret)
+		got, err := c.Sight(r)
+		require.NoError(t, err)
+		require.Equal(t, g, got)
+	}
+}
+
+func TestViewOfSaysWhenToFilter(t *testing.T) {
+	a, err := spectator.NewAccess(fsm.Rules{Schema: fsm.Schema{
+		Access:  map[string]fsm.FieldAccess{"gold": {Visible: "owner"}},
+		Viewers: map[string]fsm.ViewerRule{"caster": {Delay: fsm.Duration(5e9)}},
+	}})
+	require.NoError(t, err)
+	open, err := spectator.NewAccess(fsm.Rules{})
+	require.NoError(t, err)
+	_, _, filter, err := edge.ViewOf(a, edge.Sight{All: true})
+	require.NoError(t, err)
+	require.False(t, filter, "everything: no filter")
+	_, _, filter, err = edge.ViewOf(open, edge.Sight{Viewer: spectator.Viewer{Player: "ann"}})
+	require.NoError(t, err)
+	require.False(t, filter, "nothing restricted")
+	v, d, filter, err := edge.ViewOf(a, edge.Sight{Viewer: spectator.Viewer{Player: "ann"}})
+	require.NoError(t, err)
+	require.True(t, filter)
+	require.Zero(t, d)
+	require.Equal(t, "ann", v.Player())
+	_, d, filter, err = edge.ViewOf(a, edge.Sight{Viewer: spectator.Viewer{Class: "caster"}})
+	require.NoError(t, err)
+	require.True(t, filter)
+	require.EqualValues(t, 5e9, d)
+	_, _, _, err = edge.ViewOf(a, edge.Sight{Viewer: spectator.Viewer{Class: "nobody"}})
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+}

@@ -1,0 +1,29 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// The visibility rules keys (issue 13) need log version 7: a voter that
+// reads an older log would refuse them and apply the entry differently, so
+// the leader does not propose them while such a voter is in the group.
+func TestVisibilityRulesWaitForEveryVoterToReadLogVersion7(t *testing.T) {
+	t.Parallel()
+	visible := fsm.Rules{Fields: map[string]fsm.FieldRule{"gold": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}},
+		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"gold": {Visible: "owner"}}}}
+	old := newCluster(t, 1, func(cfg *Config) { cfg.Versions = fsm.Versions{Log: 6, Snapshot: 5, Wire: 1} })
+	s := old.leader()
+	before := s.raft.LastIndex()
+	require.ErrorIs(t, s.CreateWorld(ctxT(t), "w", visible), ErrVersionGate)
+	require.Equal(t, before, s.raft.LastIndex(), "nothing proposed")
+	require.NoError(t, s.CreateWorld(ctxT(t), "w", fsm.Rules{}), "rules without the keys still go")
+
+	cur := newCluster(t, 1, nil).leader()
+	require.NoError(t, cur.CreateWorld(ctxT(t), "w", visible))
+	v, err := cur.UpdateRules(ctxT(t), "w", visible, 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), v)
+}
