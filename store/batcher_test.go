@@ -36,8 +36,12 @@ func TestBatcherTakesTheCriticalLaneBeforeTheBulkLane(t *testing.T) {
 
 	b.sem <- struct{}{} // the only in-flight slot
 	// The pilot goes into the lane here, so once the lane is empty the
-	// batcher holds it and waits for the slot.
+	// batcher holds it and waits for the slot. It fills an entry's bytes
+	// by itself, so the batcher reads no lane meanwhile (a smaller pilot
+	// left it filling its batch, where on a loaded machine it could still
+	// take the bulk actions queued next).
 	pilot := newTestProposal(incr("w", "pilot", 1, "e", "c", 1))
+	pilot.size = b.cfg.MaxBytes
 	b.critical <- pilot
 	require.Eventually(t, func() bool { return len(b.critical) == 0 }, 10*time.Second, time.Millisecond, "the batcher took the pilot")
 	bulk := []<-chan actResult{actAsync(t, l, bulkIncr("w", "b1", 1)), actAsync(t, l, bulkIncr("w", "b2", 1))}
