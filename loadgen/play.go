@@ -138,14 +138,8 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 	l := newLoad(p, addrs)
 	defer l.c.Close()
 
-	// One client per node, each trying its node first (a resume may move on).
-	clients := make([]*client.Client, len(addrs))
-	for i := range addrs {
-		rot := append(append([]string{}, addrs[i:]...), addrs[:i]...)
-		clients[i] = client.New(rot, client.WithAttemptTimeout(5*time.Second),
-			client.WithBackoff(10*time.Millisecond, 500*time.Millisecond))
-		defer clients[i].Close()
-	}
+	clients, closeClients := nodeClients(addrs)
+	defer closeClients()
 	players := make([]*playPlayer, p.Players)
 	var closing atomic.Bool
 	defer func() { // on an early return: close what was opened
@@ -298,6 +292,22 @@ func PlayBattle(ctx context.Context, t *Target, p LoadParams, pp PlayParams, tm 
 		r.check("play streams stayed up", true, fmt.Sprintf("%d players, %d resumes", p.Players, resumes))
 	}
 	return r, ctx.Err()
+}
+
+// nodeClients returns one client per node, each trying its node first (a
+// resume may move on), and a function that closes them.
+func nodeClients(addrs []string) ([]*client.Client, func()) {
+	clients := make([]*client.Client, len(addrs))
+	for i := range addrs {
+		rot := append(append([]string{}, addrs[i:]...), addrs[:i]...)
+		clients[i] = client.New(rot, client.WithAttemptTimeout(5*time.Second),
+			client.WithBackoff(10*time.Millisecond, 500*time.Millisecond))
+	}
+	return clients, func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}
 }
 
 // connectPlayers opens the players' play sessions, spread over the nodes.

@@ -159,13 +159,8 @@ func Players10k(ctx context.Context, t *Target, p LoadParams, pp Players10kParam
 	}
 	l := newLoad(p, addrs)
 	defer l.c.Close()
-	clients := make([]*client.Client, len(addrs))
-	for i := range addrs {
-		rot := append(append([]string{}, addrs[i:]...), addrs[:i]...)
-		clients[i] = client.New(rot, client.WithAttemptTimeout(5*time.Second),
-			client.WithBackoff(10*time.Millisecond, 500*time.Millisecond))
-		defer clients[i].Close()
-	}
+	clients, closeClients := nodeClients(addrs)
+	defer closeClients()
 	s := &p10k{l: l, pp: pp, rng: rand.New(rand.NewPCG(p.Seed, 0x10000))}
 	var readers sync.WaitGroup
 	defer readers.Wait()
