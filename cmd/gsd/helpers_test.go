@@ -53,7 +53,7 @@ type testNode struct {
 // fastFlags keep elections short so that tests are quick; tests assert
 // behaviour, never durations.
 // The disk stall detector is off: it exits the process, here the test binary.
-var fastFlags = []string{"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--no-sync", "--shutdown-timeout", "5s", "--disk-stall-timeout", "0"}
+var fastFlags = []string{"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--commit-timeout", "2ms", "--no-sync", "--shutdown-timeout", "5s", "--disk-stall-timeout", "0"}
 
 // startNode runs gsd on fresh ports (or the given node's, to restart it) in
 // dir with extra flags, and stops it when the test ends.

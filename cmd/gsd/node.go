@@ -83,6 +83,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if o.electionTimeout > 0 {
 		scfg.ElectionTimeout = o.electionTimeout
 	}
+	if o.commitTimeout > 0 {
+		scfg.CommitTimeout = o.commitTimeout
+	}
 	// Raft requires the leader lease to fit in the heartbeat timeout.
 	scfg.LeaderLeaseTimeout = min(scfg.LeaderLeaseTimeout, scfg.HeartbeatTimeout)
 	if o.snapshotThreshold > 0 {
