@@ -86,6 +86,8 @@ type p10k struct {
 	pp   Players10kParams
 	side atomic.Uint64 // math.Float64bits of the current map side
 
+	mem0    memSample // the nodes' memory before the first player
+
 	mu      sync.Mutex
 	players []*p10kPlayer
 	homes   [][2]float64 // unit-square homes, by player index
@@ -211,14 +213,17 @@ func (s *p10k) step(ctx context.Context, t *Target, clients []*client.Client, ad
 	r := newResult(fmt.Sprintf("%d players", n))
 	r.Params["players"] = n
 	s.side.Store(math.Float64bits(s.pp.side(n)))
-	mem0 := t.memory(ctx, addrs)
-	have := len(s.players)
+	if len(s.players) == 0 {
+		s.mem0 = t.memory(ctx, addrs) // the nodes before any player
+	}
 	rampStart := time.Now()
 	if err := s.join(ctx, t, clients, n, readers); err != nil {
 		return nil, err
 	}
 	r.Figures["ramp_s"] = time.Since(rampStart).Seconds()
-	perConn(r, mem0, t.memory(ctx, addrs), n-have)
+	// Per connection over all of them: a step's own few hundred moved
+	// less than the heap does by itself.
+	perConn(r, s.mem0, t.memory(ctx, addrs), n)
 
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
