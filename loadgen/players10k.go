@@ -86,7 +86,7 @@ type p10k struct {
 	pp   Players10kParams
 	side atomic.Uint64 // math.Float64bits of the current map side
 
-	mem0    memSample // the nodes' memory before the first player
+	mem0 memSample // the nodes' memory before the first player
 
 	mu      sync.Mutex
 	players []*p10kPlayer
