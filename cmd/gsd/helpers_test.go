@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -32,12 +34,23 @@ func (s *syncBuffer) String() string {
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
+//
+// The port is picked below Linux's ephemeral range (32768 and up), where
+// the kernel hands out the ports of listeners on :0 and of outgoing
+// connections: a port from there, closed again until a node binds it,
+// could meanwhile go to another test's listener or connection (a node
+// then failed to start with "address already in use").
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	for range 100 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			require.NoError(t, l.Close())
+			return addr
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // testNode is a gsd node run in-process by run().
