@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,29 +37,51 @@ func (t *Target) memory(ctx context.Context, addrs []string) memSample {
 	return s
 }
 
-// scrapeMetric reads one unlabelled sample from a node's /metrics.
-func scrapeMetric(ctx context.Context, hc *http.Client, addr, name string) (float64, bool) {
+// scanMetrics reads a node's /metrics, giving each line to line until it
+// says done or fails.
+func scanMetrics(ctx context.Context, hc *http.Client, addr string, line func(string) (done bool, err error)) error {
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr+"/metrics", nil)
 	if err != nil {
-		return 0, false
+		return err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, false
+		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("metrics of %s: %s", addr, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return f, err == nil
+		if done, err := line(sc.Text()); done || err != nil {
+			return err
 		}
 	}
-	return 0, false
+	return sc.Err()
+}
+
+// scrapeMetric reads one unlabelled sample from a node's /metrics.
+func scrapeMetric(ctx context.Context, hc *http.Client, addr, name string) (float64, bool) {
+	var (
+		f     float64
+		found bool
+	)
+	err := scanMetrics(ctx, hc, addr, func(l string) (bool, error) {
+		v, ok := strings.CutPrefix(l, name+" ")
+		if !ok {
+			return false, nil
+		}
+		var err error
+		f, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		found = err == nil
+		return true, nil
+	})
+	return f, found && err == nil
 }
 
 // perConn records the memory the connections took: after - before, per

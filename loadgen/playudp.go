@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -153,45 +152,28 @@ func (c udpCounts) add(o udpCounts) {
 // scrapeByResult adds the samples of the named counters on a node's
 // /metrics to into[name][value of their result label].
 func scrapeByResult(ctx context.Context, hc *http.Client, addr string, into map[string]map[string]float64) error {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr+"/metrics", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("metrics of %s: %s", addr, resp.Status)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), "{")
+	return scanMetrics(ctx, hc, addr, func(l string) (bool, error) {
+		name, rest, ok := strings.Cut(l, "{")
 		m := into[name]
 		if !ok || m == nil {
-			continue
+			return false, nil
 		}
 		labels, value, ok := strings.Cut(rest, "} ")
 		if !ok {
-			continue
+			return false, nil
 		}
 		_, result, ok := strings.Cut(labels, `result="`)
 		if !ok {
-			continue
+			return false, nil
 		}
 		result, _, _ = strings.Cut(result, `"`)
 		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
-			return fmt.Errorf("metrics of %s: %s: %w", addr, name, err)
+			return false, fmt.Errorf("metrics of %s: %s: %w", addr, name, err)
 		}
 		m[result] += v
-	}
-	return sc.Err()
+		return false, nil
+	})
 }
 
 // settleUDP scrapes the nodes until their packet counters stop moving

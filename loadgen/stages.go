@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
@@ -26,63 +25,47 @@ type stageHists map[string]map[float64]float64
 func scrapeStages(ctx context.Context, hc *http.Client, addrs []string) (stageHists, error) {
 	h := stageHists{}
 	for _, a := range addrs {
-		if !strings.Contains(a, "://") {
-			a = "http://" + a
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a+"/metrics", nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		err = h.parse(bufio.NewScanner(resp.Body))
-		resp.Body.Close()
-		if err != nil {
+		if err := scanMetrics(ctx, hc, a, h.add); err != nil {
 			return nil, fmt.Errorf("%s: %w", a, err)
 		}
 	}
 	return h, nil
 }
 
-// parse adds the bucket lines sc reads.
-func (h stageHists) parse(sc *bufio.Scanner) error {
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), stageMetric+"{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			return fmt.Errorf("malformed line %q", sc.Text())
-		}
-		var stage, le string
-		for _, kv := range strings.Split(labels, ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			v = strings.Trim(v, `"`)
-			switch k {
-			case "stage":
-				stage = v
-			case "le":
-				le = v
-			}
-		}
-		bound, err := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
-		if err != nil {
-			return fmt.Errorf("bucket bound %q: %w", le, err)
-		}
-		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return fmt.Errorf("bucket count %q: %w", value, err)
-		}
-		if h[stage] == nil {
-			h[stage] = map[float64]float64{}
-		}
-		h[stage][bound] += n
+// add adds one /metrics line when it is a stage bucket.
+func (h stageHists) add(line string) (bool, error) {
+	rest, ok := strings.CutPrefix(line, stageMetric+"{")
+	if !ok {
+		return false, nil
 	}
-	return sc.Err()
+	labels, value, ok := strings.Cut(rest, "} ")
+	if !ok {
+		return false, fmt.Errorf("malformed line %q", line)
+	}
+	var stage, le string
+	for _, kv := range strings.Split(labels, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		v = strings.Trim(v, `"`)
+		switch k {
+		case "stage":
+			stage = v
+		case "le":
+			le = v
+		}
+	}
+	bound, err := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+	if err != nil {
+		return false, fmt.Errorf("bucket bound %q: %w", le, err)
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+	if err != nil {
+		return false, fmt.Errorf("bucket count %q: %w", value, err)
+	}
+	if h[stage] == nil {
+		h[stage] = map[float64]float64{}
+	}
+	h[stage][bound] += n
+	return false, nil
 }
 
 // since returns h minus an earlier scrape.

@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math"
@@ -58,7 +57,8 @@ func TestStageHistogramsFromTheNodesMetrics(t *testing.T) {
 		`gsd_play_stage_seconds_bucket{stage="a",le="1"} y`,
 		`gsd_play_stage_seconds_bucket{stage="a",le="1"}`,
 	} {
-		require.Error(t, stageHists{}.parse(bufio.NewScanner(strings.NewReader(bad))), bad)
+		_, err := stageHists{}.add(bad)
+		require.Error(t, err, bad)
 	}
 	_, err = scrapeStages(context.Background(), srv.Client(), []string{"http://127.0.0.1:1"})
 	require.Error(t, err)
