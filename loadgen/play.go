@@ -468,33 +468,19 @@ func (l *load) playSend(ctx context.Context, pp *playPlayer, j job, a client.Act
 func (l *load) runBulk(ctx context.Context, players []*playPlayer, rate float64, udp bool, awg *sync.WaitGroup) {
 	var uwg sync.WaitGroup
 	defer uwg.Wait()
-	t0 := time.Now()
-	scheduled, next := 0, 0
-	tk := time.NewTicker(l.p.Tick)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	next := 0
+	every(ctx, l.p.Tick, rate, func(intended time.Time) {
+		i := next
+		next = (next + 1) % len(players)
+		if udp {
+			uwg.Add(1)
+			go func() { defer uwg.Done(); l.udpMove(players[i], i) }()
 			return
-		case now := <-tk.C:
-			due := int(rate*now.Sub(t0).Seconds()) - scheduled
-			// A starved pacer sees the end late: it must not schedule the
-			// moves of the time it waited.
-			for ; due > 0 && ctx.Err() == nil; due-- {
-				scheduled++
-				i := next
-				next = (next + 1) % len(players)
-				if udp {
-					uwg.Add(1)
-					go func() { defer uwg.Done(); l.udpMove(players[i], i) }()
-					continue
-				}
-				a := l.move(i, now.UnixNano())
-				awg.Add(1)
-				go l.bulkSend(ctx, players[i], a, awg)
-			}
 		}
-	}
+		a := l.move(i, intended.UnixNano())
+		awg.Add(1)
+		go l.bulkSend(ctx, players[i], a, awg)
+	})
 }
 
 // move builds a bulk move of player i's own entity.

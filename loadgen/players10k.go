@@ -395,30 +395,6 @@ func (s *p10k) read(pl *p10kPlayer) {
 	}
 }
 
-// every calls f(intended) rate times per second, open loop, until ctx ends.
-func every(ctx context.Context, rate float64, f func(intended time.Time)) {
-	if rate <= 0 {
-		return
-	}
-	t0 := time.Now()
-	tick := 10 * time.Millisecond
-	done := 0
-	tk := time.NewTicker(tick)
-	defer tk.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tk.C:
-			due := int(rate*now.Sub(t0).Seconds()) - done
-			for ; due > 0 && ctx.Err() == nil; due-- {
-				done++
-				f(t0.Add(time.Duration(float64(done) / rate * float64(time.Second))))
-			}
-		}
-	}
-}
-
 // runCritical sends critical actions (a shot: a counter on the sender's
 // own entity, seen by the players near it) at CriticalPerPlayer × n per
 // second, from random players.
@@ -426,7 +402,7 @@ func (s *p10k) runCritical(ctx context.Context, n int) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	m := s.l.cur.Load
-	every(ctx, s.pp.CriticalPerPlayer*float64(n), func(intended time.Time) {
+	every(ctx, 10*time.Millisecond, s.pp.CriticalPerPlayer*float64(n), func(intended time.Time) {
 		pl := s.pick(n)
 		a := client.ActionRequest{Player: pl.id, Seq: s.l.takeSeq(pl.i, intended.UnixNano()), Priority: client.PriorityCritical,
 			Ops: []wire.Op{client.Incr(pl.id, "shots", 1)}}
@@ -452,7 +428,7 @@ func (s *p10k) runMoves(ctx context.Context, n int) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	next := 0
-	every(ctx, s.pp.MovesPerPlayer*float64(n), func(intended time.Time) {
+	every(ctx, 10*time.Millisecond, s.pp.MovesPerPlayer*float64(n), func(intended time.Time) {
 		pl := s.players[next%n]
 		next++
 		x, y := s.position(pl)
@@ -473,7 +449,7 @@ func (s *p10k) runMoves(ctx context.Context, n int) {
 // runChurn cuts ChurnPerMinute × n connections per minute (Drop: as a
 // network failure would); each Play resumes by itself.
 func (s *p10k) runChurn(ctx context.Context, n int) {
-	every(ctx, s.pp.ChurnPerMinute*float64(n)/60, func(time.Time) {
+	every(ctx, 10*time.Millisecond, s.pp.ChurnPerMinute*float64(n)/60, func(time.Time) {
 		s.pick(n).play.Drop()
 		s.churned.Add(1)
 	})

@@ -428,3 +428,29 @@ func (m *meter) into(r *Result, players, observers int) {
 		}
 	}
 }
+
+// every calls f(intended) rate times per second, open loop, until ctx
+// ends: at each tick, once for every call due by then, with the time it
+// was due. A starved pacer sees the end late: it schedules nothing once
+// ctx has ended.
+func every(ctx context.Context, tick time.Duration, rate float64, f func(intended time.Time)) {
+	if rate <= 0 {
+		return
+	}
+	t0 := time.Now()
+	done := 0
+	tk := time.NewTicker(tick)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tk.C:
+			due := int(rate*now.Sub(t0).Seconds()) - done
+			for ; due > 0 && ctx.Err() == nil; due-- {
+				done++
+				f(t0.Add(time.Duration(float64(done) / rate * float64(time.Second))))
+			}
+		}
+	}
+}
