@@ -70,7 +70,7 @@ func TestBackupRestoresIntoAFreshNodeWithTheSameHashes(t *testing.T) {
 	r, err := New(cfg, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
-	require.Eventually(t, func() bool { return r.IsLeader() && r.ready.Load() }, 20*time.Second, 10*time.Millisecond, "the restored node elects itself")
+	require.Eventually(t, r.LeaderReady, 20*time.Second, 10*time.Millisecond, "the restored node elects itself")
 	for _, w := range []string{"arena", "lobby"} {
 		want, err := l.Hash(w, 0)
 		require.NoError(t, err)

@@ -97,7 +97,7 @@ func (c *cluster) waitLeader() *Store {
 	var l *Store
 	require.Eventually(c.t, func() bool {
 		for _, s := range c.nodes {
-			if s != nil && !s.isClosed() && s.IsLeader() && s.ready.Load() {
+			if s != nil && !s.isClosed() && s.LeaderReady() {
 				l = s
 				return true
 			}

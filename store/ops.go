@@ -136,7 +136,7 @@ func (s *Store) ReadBarrier(ctx context.Context) error {
 	if BrokenLinearizableReads {
 		return nil // jepsen_broken builds only: see jepsen_broken.go
 	}
-	if s.raft.State() != raft.Leader || !s.ready.Load() {
+	if !s.LeaderReady() {
 		return ErrNotLeader
 	}
 	ci := s.raft.CommitIndex()
