@@ -382,7 +382,9 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 			h.detach(c)
 			continue
 		}
-		c.ob.skip(last) // past the events it does not want
+		if plan != nil {
+			c.ob.skip(last) // past the events it does not want
+		}
 	}
 	clear(h.sel) // the frames hold the events, not this buffer
 	h.next = last + 1
