@@ -18,6 +18,7 @@ type State struct {
 	time  int64
 	ents  map[string]*entState
 	owned map[string]map[string]bool // player → entities whose owner field names it
+	gaps  bool                       // a filtered feed: seqs may skip (Config.Filtered)
 }
 
 type entState struct {
@@ -79,7 +80,8 @@ func (s *State) Seq() uint64 { return s.seq }
 func (s *State) Time() int64 { return s.time }
 
 // Apply applies the next event's changes (only applied events change
-// anything). An event that is not the next of this world is ErrGap.
+// anything). An event that is not the next of this world is ErrGap (of
+// a filtered feed: one that is not after the last).
 func (s *State) Apply(ev *fsm.Event) error {
 	return s.apply(ev, nil)
 }
@@ -87,7 +89,7 @@ func (s *State) Apply(ev *fsm.Event) error {
 // apply applies ev, calling each (when set) before each change with the
 // change's index, so a caller can read the state just before it.
 func (s *State) apply(ev *fsm.Event, each func(i int)) error {
-	if ev.World != s.world || ev.Seq != s.seq+1 {
+	if ev.World != s.world || ev.Seq <= s.seq || !s.gaps && ev.Seq != s.seq+1 {
 		return fmt.Errorf("%w: world %s seq %d after world %s seq %d", ErrGap, ev.World, ev.Seq, s.world, s.seq)
 	}
 	s.seq, s.time = ev.Seq, ev.Time

@@ -55,20 +55,30 @@ type held struct {
 
 // open starts following world: it opens the upstream's stream from seq 1
 // and returns once the upstream answered, so that a refusal (an unknown
-// world, a view the token may not see) is the viewer's answer.
+// world, a view the token may not see) is the viewer's answer. ctx (the
+// viewer's) bounds only the wait for that answer: the stream is the
+// follow's.
 func (r *Relay) open(ctx context.Context, world string) (*follow, error) {
 	f := &follow{r: r, world: world, next: 1, changed: make(chan struct{}), done: make(chan struct{})}
-	body, err := f.connect(ctx)
-	if err != nil {
-		return nil, err
-	}
 	fctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
+	stop := context.AfterFunc(ctx, cancel)
+	body, err := f.connect(fctx)
+	if !stop() && err == nil {
+		body.Close()
+		err = ctx.Err()
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
 	go f.run(fctx, body)
 	return f, nil
 }
 
-// connect opens the upstream's stream of the world from f.next.
+// connect opens the upstream's stream of the world from f.next, waiting
+// at most OpenTimeout for its answer; the stream lasts until ctx ends or
+// its body is closed.
 func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	cfg := f.r.cfg
 	q := url.Values{}
@@ -77,19 +87,28 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 		q.Set("view", cfg.View)
 	}
 	u := strings.TrimSuffix(cfg.Upstream, "/") + "/v1/worlds/" + url.PathEscape(f.world) + "/events?" + q.Encode()
+	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
+		cancel()
 		return nil, fmt.Errorf("%w: upstream %s: %v", ErrBadRequest, cfg.Upstream, err)
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
 	if cfg.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+cfg.Token)
 	}
+	timer := time.AfterFunc(cfg.OpenTimeout, cancel)
 	resp, err := cfg.HTTPClient.Do(req)
+	if !timer.Stop() && err == nil {
+		resp.Body.Close()
+		err = fmt.Errorf("upstream %s: no answer within %s", cfg.Upstream, cfg.OpenTimeout)
+	}
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
+		defer cancel()
 		defer resp.Body.Close()
 		ue := &UpstreamError{Status: resp.StatusCode}
 		var eb wire.ErrorBody
@@ -100,7 +119,18 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 		}
 		return nil, ue
 	}
-	return resp.Body, nil
+	return stream{resp.Body, cancel}, nil
+}
+
+// stream is an upstream stream's body; Close ends its request too.
+type stream struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (s stream) Close() error {
+	s.cancel()
+	return s.ReadCloser.Close()
 }
 
 // position returns the seq the upstream stream resumes from.

@@ -139,10 +139,12 @@ func New(cfg Config) (*Relay, error) {
 	// The upstream has cut the events to the relay's view: the relay's
 	// pipelines show all of what they receive (rules with no restricted
 	// field), with the delay a viewer asks on top of the upstream's.
+	pipe := cfg.Pipeline
+	pipe.Filtered = true // the seqs the view saw nothing of are not sent
 	hub, err := spectator.NewHub(spectator.HubConfig{
 		Subscribe: r.subscribe,
 		Rules:     func(string) (fsm.Rules, error) { return fsm.Rules{}, nil },
-		Pipeline:  cfg.Pipeline,
+		Pipeline:  pipe,
 	})
 	if err != nil {
 		r.cancel()
@@ -194,8 +196,6 @@ func (r *Relay) followOf(ctx context.Context, world string) (*follow, error) {
 	if old != nil {
 		old.stop()
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.OpenTimeout)
-	defer cancel()
 	f, err := r.open(ctx, world)
 	if err != nil {
 		return nil, err
