@@ -130,6 +130,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.drainCmd(),
 		a.auditCmd(),
 		a.tlsCmd(),
+		a.relayCmd(),
 	}
 }
 
