@@ -99,8 +99,10 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	}
 	timer := time.AfterFunc(cfg.OpenTimeout, cancel)
 	resp, err := cfg.HTTPClient.Do(req)
-	if !timer.Stop() && err == nil {
-		resp.Body.Close()
+	if !timer.Stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
 		err = fmt.Errorf("upstream %s: no answer within %s", cfg.Upstream, cfg.OpenTimeout)
 	}
 	if err != nil {
