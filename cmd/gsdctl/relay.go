@@ -22,7 +22,7 @@ import (
 func (a *app) relayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "relay",
-		Short: "Run a relay of watch and event streams (docs/SPECTATORS.md, \"Relays\")",
+		Short: "Run a relay of watch and event streams (docs/PROTOCOL.md, \"Relays\")",
 	}
 	cmd.AddCommand(a.relayRunCmd())
 	return cmd
