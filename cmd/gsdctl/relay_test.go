@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -114,4 +116,20 @@ func TestRelayRunRefusesBadFlags(t *testing.T) {
 		require.Contains(t, errOut, "gsdctl: ", "%v", args)
 		require.Contains(t, errOut, "Run 'gsdctl --help'", fmt.Sprint(args))
 	}
+}
+
+// gsdctl bench spectator-influx --relays puts the spectators on relays
+// it runs, and reports the bytes the voters sent them.
+func TestBenchSpectatorInfluxOnRelays(t *testing.T) {
+	addr := startNode(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	stdout := mustRun(t, "--addr", addr, "bench", "--quiet", "--duration", "300ms", "--warmup", "50ms",
+		"--players", "10", "--items", "3", "--rate", "200", "--batch", "4", "--conns", "2", "--observers", "1",
+		"--spectators", "2", "--ramp", "50ms", "--relays", "1", "--out", out, "spectator-influx")
+	require.Contains(t, stdout, "spectator-influx")
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"voter_bytes_per_s_to_relays"`)
+	require.Contains(t, string(b), `"relays": 1`)
+	require.Nil(t, benchRelays(0))
 }
