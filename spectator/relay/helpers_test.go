@@ -132,9 +132,20 @@ func readEvents(t *testing.T, base, tok string, from, until uint64) []byte {
 // readEventsQ is readEvents with more query parameters (&k=v...).
 func readEventsQ(t *testing.T, base, tok, query string, from, until uint64) []byte {
 	t.Helper()
+	return readEventsWorldQ(t, base, tok, "arena", query, from, until)
+}
+
+// readEventsWorld is readEvents of another world.
+func readEventsWorld(t *testing.T, base, tok, world string, from, until uint64) []byte {
+	t.Helper()
+	return readEventsWorldQ(t, base, tok, world, "", from, until)
+}
+
+func readEventsWorldQ(t *testing.T, base, tok, world, query string, from, until uint64) []byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/worlds/arena/events?from=%d%s", base, from, query), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/worlds/%s/events?from=%d%s", base, world, from, query), nil)
 	require.NoError(t, err)
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -173,11 +184,17 @@ func seqs(t *testing.T, b []byte) []uint64 {
 // dial opens a watch of arena on base with query, as tok.
 func dial(t *testing.T, base, tok, query string) *websocket.Conn {
 	t.Helper()
+	return dialWorld(t, base, tok, "arena", query)
+}
+
+// dialWorld is dial of another world.
+func dialWorld(t *testing.T, base, tok, world, query string) *websocket.Conn {
+	t.Helper()
 	opts := &websocket.DialOptions{HTTPHeader: http.Header{}}
 	if tok != "" {
 		opts.HTTPHeader.Set("Authorization", "Bearer "+tok)
 	}
-	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(base, "http")+"/v1/worlds/arena/watch"+query, opts)
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(base, "http")+"/v1/worlds/"+world+"/watch"+query, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.CloseNow() })
 	return c
