@@ -78,6 +78,7 @@ token's class sees: give it the token of the class it is for.`,
 	f.StringVar(&cfg.View, "view", "", "viewer class to ask the upstream for (with auth on, the token's role)")
 	f.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "viewers served at once; beyond, 503 with Retry-After")
 	f.DurationVar(&cfg.RetryAfter, "retry-after", cfg.RetryAfter, "Retry-After told to viewers refused when full")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "stop following a world nobody watched for this long")
 	f.IntVar(&cfg.MaxEvents, "max-events", cfg.MaxEvents, "events held per world; older positions answer 410 archive_gap")
 	f.DurationVar(&cfg.Pipeline.KeyframeInterval, "keyframe-interval", cfg.Pipeline.KeyframeInterval, "how often each view's join keyframe is made anew")
 	f.DurationVar(&cfg.Pipeline.Tick, "tick", cfg.Pipeline.Tick, "how often watchers get a delta")

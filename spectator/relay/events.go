@@ -22,13 +22,13 @@ func (r *Relay) Events(w http.ResponseWriter, req *http.Request) {
 	world := req.PathValue("world")
 	from, linger, err := r.eventsQuery(req)
 	if err == nil {
-		err = r.admit()
+		err = r.admit(world)
 	}
 	if err != nil {
 		r.writeError(w, err)
 		return
 	}
-	defer r.leave()
+	defer r.leave(world)
 	f, err := r.followOf(req.Context(), world)
 	if err != nil {
 		r.writeError(w, err)

@@ -27,6 +27,7 @@ const (
 	DefaultRetryMax     = 5 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultOpenTimeout  = 10 * time.Second
+	DefaultIdleTimeout  = time.Minute
 )
 
 // Config configures a Relay.
@@ -56,8 +57,12 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// WriteTimeout bounds one write to a viewer.
 	WriteTimeout time.Duration
-	// OpenTimeout bounds a world's first upstream request.
+	// OpenTimeout bounds the wait for the upstream's answer to a stream's
+	// request.
 	OpenTimeout time.Duration
+	// IdleTimeout is how long the relay keeps following a world nobody
+	// watches (the next viewer after it reads the world from seq 1 again).
+	IdleTimeout time.Duration
 	// Pipeline is the template of the relay's pipelines (spectator.Config:
 	// tick, keyframe interval, queue per viewer, skew bound).
 	Pipeline spectator.Config
@@ -73,7 +78,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{MaxViewers: DefaultMaxViewers, RetryAfter: DefaultRetryAfter, MaxEvents: DefaultMaxEvents,
 		RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax, WriteTimeout: DefaultWriteTimeout,
-		OpenTimeout: DefaultOpenTimeout, Pipeline: spectator.DefaultConfig(),
+		OpenTimeout: DefaultOpenTimeout, IdleTimeout: DefaultIdleTimeout, Pipeline: spectator.DefaultConfig(),
 		HTTPClient: &http.Client{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
@@ -91,8 +96,8 @@ func (c Config) Validate() error {
 		return errors.New("relay: MaxEvents must be at least 1")
 	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
 		return errors.New("relay: want 0 < RetryMin <= RetryMax")
-	case c.WriteTimeout <= 0 || c.OpenTimeout <= 0:
-		return errors.New("relay: WriteTimeout and OpenTimeout must be > 0")
+	case c.WriteTimeout <= 0 || c.OpenTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("relay: WriteTimeout, OpenTimeout and IdleTimeout must be > 0")
 	case c.HTTPClient == nil || c.Logger == nil:
 		return errors.New("relay: HTTPClient and Logger are required")
 	}
@@ -116,11 +121,13 @@ type Relay struct {
 	ctx     context.Context // ends at Close: the viewers' streams end with it
 	cancel  context.CancelFunc
 
-	mu      sync.Mutex
-	follows map[string]*follow
-	viewers int
-	closed  bool
-	opening map[string]*sync.Mutex // one first request per world at a time
+	mu       sync.Mutex
+	follows  map[string]*follow
+	viewers  int
+	watchers map[string]int        // viewers per world
+	idle     map[string]*idleTimer // worlds nobody watches
+	closed   bool
+	opening  map[string]*sync.Mutex // one first request per world at a time
 }
 
 // New returns a relay; it follows nothing until a viewer asks.
@@ -129,7 +136,8 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(),
-		follows: make(map[string]*follow), opening: make(map[string]*sync.Mutex)}
+		follows: make(map[string]*follow), opening: make(map[string]*sync.Mutex),
+		watchers: make(map[string]int), idle: make(map[string]*idleTimer)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.metrics = newMetrics()
 	if err := r.metrics.register(r.reg); err != nil {
@@ -210,8 +218,9 @@ func (r *Relay) followOf(ctx context.Context, world string) (*follow, error) {
 	return f, nil
 }
 
-// admit counts a viewer in, or refuses it when the relay is full.
-func (r *Relay) admit() error {
+// admit counts a viewer of world in, or refuses it when the relay is
+// full; a world followed while idle is no longer.
+func (r *Relay) admit(world string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -222,16 +231,59 @@ func (r *Relay) admit() error {
 		return fmt.Errorf("%w: %d viewers", ErrFull, r.viewers)
 	}
 	r.viewers++
+	r.watchers[world]++
+	if it := r.idle[world]; it != nil {
+		it.timer.Stop()
+		delete(r.idle, world)
+	}
 	r.metrics.viewers.Inc()
 	return nil
 }
 
-// leave counts a viewer out.
-func (r *Relay) leave() {
+// leave counts a viewer of world out; the world's last starts its idle
+// time, after which the relay stops following it.
+func (r *Relay) leave(world string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.viewers--
 	r.metrics.viewers.Dec()
+	if r.watchers[world]--; r.watchers[world] > 0 {
+		return
+	}
+	delete(r.watchers, world)
+	if r.closed {
+		return
+	}
+	it := &idleTimer{}
+	it.timer = time.AfterFunc(r.cfg.IdleTimeout, func() { r.expire(world, it) })
+	r.idle[world] = it
+}
+
+// idleTimer stops following a world nobody watched for IdleTimeout.
+type idleTimer struct{ timer *time.Timer }
+
+// expire stops following world if it is still idle since it.
+func (r *Relay) expire(world string, it *idleTimer) {
+	r.mu.Lock()
+	if r.idle[world] != it || r.watchers[world] > 0 || r.closed {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.idle, world)
+	f := r.follows[world]
+	delete(r.follows, world)
+	r.mu.Unlock()
+	if f != nil {
+		r.log.Info("nobody watches the world: following stopped", "world", world)
+		f.stop()
+	}
+}
+
+// following returns how many worlds the relay follows.
+func (r *Relay) following() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.follows)
 }
 
 // Viewers returns how many watch and event streams the relay serves.
@@ -263,6 +315,9 @@ func (r *Relay) Close() {
 	r.cancel()
 	follows := r.follows
 	r.follows = map[string]*follow{}
+	for _, it := range r.idle {
+		it.timer.Stop()
+	}
 	r.mu.Unlock()
 	r.hub.Close()
 	for _, f := range follows {

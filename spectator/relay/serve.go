@@ -59,13 +59,13 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 	world := req.PathValue("world")
 	v, events, err := r.viewer(req)
 	if err == nil {
-		err = r.admit()
+		err = r.admit(world)
 	}
 	if err != nil {
 		r.writeError(w, err)
 		return
 	}
-	defer r.leave()
+	defer r.leave(world)
 	if _, err := r.followOf(req.Context(), world); err != nil {
 		r.writeError(w, err)
 		return

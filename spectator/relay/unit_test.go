@@ -287,3 +287,25 @@ func TestStatusMapsEveryError(t *testing.T) {
 		require.Equal(t, code, got, "%v", err)
 	}
 }
+
+// A world nobody watched for IdleTimeout is followed no more; its next
+// viewer follows it again from seq 1.
+func TestRelayStopsFollowingAnIdleWorld(t *testing.T) {
+	var mu sync.Mutex
+	opened := 0
+	up := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		opened++
+		mu.Unlock()
+		hang(line(t, 1, 1))(w, r)
+	})
+	r, base := startRelay(t, up, "", func(c *Config) { c.IdleTimeout = 20 * time.Millisecond })
+	require.Equal(t, []uint64{1}, seqs(t, readEvents(t, base, "", 1, 1)))
+	require.Eventually(t, func() bool { return r.following() == 0 }, 10*time.Second, time.Millisecond)
+	c := dial(t, base, "", "")
+	watchState(t, c, 1)
+	require.Equal(t, 1, r.following())
+	mu.Lock()
+	require.Equal(t, 2, opened)
+	mu.Unlock()
+}
