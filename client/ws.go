@@ -130,10 +130,10 @@ type Play struct {
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
 	data        map[string]wire.Value
-	incarnation uint64   // the world's, as of the last welcome
-	keyframe    *wire.Keyframe
-	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
-	closed      bool     // Close was called (mirrors closing, under mu)
+	incarnation uint64         // the world's, as of the last welcome
+	keyframe    *wire.Keyframe // the first welcome's (PlayOptions.Keyframe)
+	udp         *UDPInfo       // the current connection's UDP lane key (udp.go)
+	closed      bool           // Close was called (mirrors closing, under mu)
 	// A transfer (transfer.go): where to resume next, with which ticket,
 	// and the other nodes the welcomes named.
 	moveTo  string
