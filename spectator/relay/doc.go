@@ -15,5 +15,7 @@
 // The flow: upstream NDJSON → follow (one per world: the events received,
 // in seq order, held in memory up to Config.MaxEvents) → the relay's
 // spectator.Hub (one pipeline per world and delay) → viewers. The events
-// route serves the follow's lines as received, byte for byte.
+// route serves the follow's lines as received, byte for byte. A change
+// of the world's rules ends the follow (what it holds was cut under the
+// old rules); the next viewer follows the world anew.
 package relay

@@ -143,8 +143,9 @@ func (f *follow) position() uint64 {
 }
 
 // run reads body, then opens the stream again after each drop (backing
-// off while the upstream refuses), until ctx ends or the upstream refuses
-// for good (an archive gap, an unknown world, a view no longer allowed).
+// off while the upstream refuses), until ctx ends, the upstream refuses
+// for good (an archive gap, an unknown world, a view no longer allowed)
+// or the world's rules change.
 func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 	defer close(f.done)
 	wait := f.r.cfg.RetryMin
@@ -160,15 +161,19 @@ func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 				return
 			}
 			var ue *UpstreamError
+			if errors.As(err, &ue) && strings.Contains(ue.Message, spectator.ErrRulesChanged.Error()) {
+				// The world's rules changed: what the relay holds was cut
+				// under the old ones (a field may be hidden now). The
+				// follow ends, and its readers with it (watchers get 4409
+				// and join again, event streams a rules_changed line);
+				// the next viewer reads the world anew from seq 1, cut
+				// under the new rules.
+				f.end(fmt.Errorf("%w: %w", spectator.ErrRulesChanged, err))
+				return
+			}
 			if errors.As(err, &ue) && !ue.retryable() || errors.Is(err, wire.ErrMalformed) {
 				f.end(err)
 				return
-			}
-			if errors.As(err, &ue) && strings.Contains(ue.Message, spectator.ErrRulesChanged.Error()) {
-				// The upstream's view follows its new rules from the next
-				// seq; the relay's pipelines end and their viewers join
-				// again, as on a node.
-				f.r.hub.RulesChanged(f.world)
 			}
 			if err != nil {
 				f.r.log.Info("upstream stream dropped: resuming", "world", f.world, "from", f.position(), "err", err)
@@ -254,7 +259,11 @@ func (f *follow) end(err error) {
 		f.err = err
 		f.notifyLocked()
 	}
-	if !errors.Is(err, ErrClosed) {
+	switch {
+	case errors.Is(err, ErrClosed):
+	case errors.Is(err, spectator.ErrRulesChanged):
+		f.r.log.Info("the world's rules changed: following it anew on the next viewer", "world", f.world)
+	default:
 		f.r.log.Warn("upstream refused the stream: following stopped", "world", f.world, "err", err)
 	}
 }
@@ -313,9 +322,9 @@ func (s *sub) nextHeld(ctx context.Context) ([]held, error) {
 	for {
 		f := s.f
 		f.mu.Lock()
-		if f.trimmed != 0 && s.from <= f.trimmed {
+		if err := f.gapLocked(s.from); err != nil {
 			f.mu.Unlock()
-			return nil, fmt.Errorf("%w: world %s from seq %d (the relay holds from after %d)", ErrGap, f.world, s.from, f.trimmed)
+			return nil, err
 		}
 		i := sort.Search(len(f.evs), func(i int) bool { return f.evs[i].ev.Seq >= s.from })
 		if i < len(f.evs) {
@@ -355,6 +364,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (f *follow) check(from uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.gapLocked(from)
+}
+
+func (f *follow) gapLocked(from uint64) error {
 	if f.trimmed != 0 && from <= f.trimmed {
 		return fmt.Errorf("%w: world %s from seq %d (the relay holds from after %d)", ErrGap, f.world, from, f.trimmed)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -82,11 +83,10 @@ func refuse(status int, body string) func(w http.ResponseWriter, r *http.Request
 	}
 }
 
-// An upstream that refuses for a while (503), ends streams, sends
-// keep-alives and a rules_changed line: the relay resumes from the next
-// seq each time, and the watchers of the world join again.
+// An upstream that refuses for a while (503, 502 without a JSON body),
+// ends streams and sends keep-alives: the relay resumes from the seq
+// after the last it holds each time.
 func TestFollowRetriesWhatTheUpstreamMayFixAndResumesBySeq(t *testing.T) {
-	rulesChanged := fmt.Sprintf(`{"code":"unavailable","error":"gsd/api: unavailable: %s: open the stream again from the next seq"}`+"\n", spectator.ErrRulesChanged)
 	var mu sync.Mutex
 	var froms []uint64
 	record := func(a func(http.ResponseWriter, *http.Request)) func(http.ResponseWriter, *http.Request) {
@@ -103,25 +103,57 @@ func TestFollowRetriesWhatTheUpstreamMayFixAndResumesBySeq(t *testing.T) {
 		record(lines(line(t, 1, 1), "\n", `{"seq":0}`+"\n", line(t, 2, 2))),
 		record(refuse(http.StatusServiceUnavailable, `{"code":"not_ready","error":"no leader"}`)),
 		record(refuse(http.StatusBadGateway, `not json`)),
-		record(lines(line(t, 2, 2), line(t, 4, 4), rulesChanged)),
+		record(lines(line(t, 2, 2), line(t, 4, 4))),
 		record(hang(line(t, 5, 5))),
 	)
-	r, base := startRelay(t, up, "", nil)
-	c := dial(t, base, "", "")
+	_, base := startRelay(t, up, "", nil)
 	got := readEvents(t, base, "", 1, 5)
 	require.Equal(t, line(t, 1, 1)[:20], string(got[:20]))
 	require.Equal(t, []uint64{1, 2, 4, 5}, seqs(t, got))
 	mu.Lock()
 	require.Equal(t, []uint64{1, 3, 3, 3, 5}, froms)
 	mu.Unlock()
-	// The watcher that joined before the rules changed was ended to join
-	// again.
-	var err error
+}
+
+// The world's rules changed upstream: what the relay holds was cut under
+// the old ones, so its readers end (watchers with 4409, event streams
+// with the upstream's line) and the next viewer reads the world anew
+// from seq 1, cut under the new rules.
+func TestFollowEndsWhenTheRulesChangeAndTheNextViewerReadsAnew(t *testing.T) {
+	rulesChanged := fmt.Sprintf(`{"code":"unavailable","error":"gsd/api: unavailable: %s: open the stream again from the next seq"}`+"\n", spectator.ErrRulesChanged)
+	change := make(chan struct{})
+	up := newFake(t,
+		func(w http.ResponseWriter, r *http.Request) {
+			lines(line(t, 1, 1))(w, r)
+			w.(http.Flusher).Flush()
+			select {
+			case <-change:
+				_, _ = w.Write([]byte(rulesChanged))
+			case <-r.Context().Done():
+			}
+		},
+		hang(line(t, 1, 9), line(t, 2, 2)),
+	)
+	r, base := startRelay(t, up, "", nil)
+	c := dial(t, base, "", "")
+	watchState(t, c, 1)
+	resp, err := http.Get(base + "/v1/worlds/arena/events?from=1")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	close(change)
+	b, err := io.ReadAll(resp.Body) // the stream ends with the change
+	require.NoError(t, err)
+	require.Equal(t, line(t, 1, 1)[:30], string(b[:30]))
+	require.Contains(t, string(b), `{"code":"unavailable","error":"gsd/spectator: the world's rules changed`)
+	err = nil
 	for err == nil {
 		_, _, err = c.Read(t.Context())
 	}
 	require.Equal(t, CloseRulesChanged, websocket.CloseStatus(err), "%v", err)
-	require.Eventually(t, func() bool { return r.Viewers() == 0 }, 10*time.Second, time.Millisecond)
+	got := readEvents(t, base, "", 1, 2)
+	require.Equal(t, []uint64{1, 2}, seqs(t, got))
+	require.Contains(t, string(got), `"value":9`, "read anew from seq 1")
+	require.Eventually(t, func() bool { return r.following() == 1 }, 10*time.Second, time.Millisecond)
 }
 
 // What the relay cannot fix ends the follow: its readers get the error
