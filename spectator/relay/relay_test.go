@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -194,4 +195,49 @@ func scrape(t *testing.T, base string) string {
 	code, body := get(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	return body
+}
+
+// A real node's rules change hides a field the relay's view saw: the
+// relay's watchers are told to join again (4409), and what they see then
+// is cut under the new rules, history included.
+func TestRelayFollowsARulesChangeOnARealNode(t *testing.T) {
+	n := startNode(t)
+	last := n.act(t, "e1", 1, "")
+	n.do(t, http.MethodPost, "/v1/worlds/arena/actions", `{"seq":100,"ops":[{"op":"set","entity":"e1","field":"motto","value":"once-public"}]}`, http.StatusOK)
+	last++
+	viewer := token(t, "relay", "")
+	_, base := startRelay(t, n.url, viewer, nil)
+	c := dial(t, base, "", "")
+	k := watchState(t, c, last)
+	require.Contains(t, k.Entities["e1"].Fields, "motto")
+
+	n.do(t, http.MethodPut, "/v1/worlds/arena/rules", `{"rules":{"fields":{
+		"score":{"type":"int","policy":"counter"},
+		"secret":{"type":"string","policy":"authoritative","visible":"hidden"},
+		"motto":{"type":"string","policy":"authoritative","visible":"hidden"}},
+		"viewers":{"ref":{"sees":["hidden"]}}}}`, http.StatusOK)
+	closed := make(chan error, 1)
+	go func() {
+		var err error
+		for err == nil {
+			_, _, err = c.Read(context.Background())
+		}
+		closed <- err
+	}()
+	// The upstream's stream notices the change at a write once its rules
+	// cache (edge.RulesTTL) expired: write until it has.
+	var end uint64
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); err == nil && time.Now().Before(deadline); {
+		end = n.act(t, "e1", 1, "")
+		select {
+		case err = <-closed:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	require.Equal(t, CloseRulesChanged, websocket.CloseStatus(err), "%v", err)
+
+	k = watchState(t, dial(t, base, "", ""), end)
+	require.NotContains(t, k.Entities["e1"].Fields, "motto")
+	require.NotContains(t, string(readEvents(t, base, "", 1, end)), "once-public")
 }
