@@ -3,6 +3,7 @@ package spectator
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -71,6 +72,34 @@ func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State 
 		s.own(ev.ID, "")
 	}
 	return s
+}
+
+// Filtered marks s as the state of a feed cut to one view (a relay's;
+// Config.Filtered): Apply then takes each event that comes after the
+// last, not only the next. It returns s.
+func (s *State) Filtered() *State {
+	s.gaps = true
+	return s
+}
+
+// Clone returns a copy of s that changes apart from it: a relay seeds a
+// pipeline with the state of the events it no longer holds.
+func (s *State) Clone() *State {
+	c := &State{world: s.world, seq: s.seq, time: s.time, gaps: s.gaps,
+		ents: make(map[string]*entState, len(s.ents)), owned: make(map[string]map[string]bool, len(s.owned))}
+	for id, e := range s.ents {
+		ce := &entState{fields: make(map[string]*fieldState, len(e.fields))}
+		for name, f := range e.fields {
+			cf := *f
+			cf.set = slices.Clone(f.set)
+			ce.fields[name] = &cf
+		}
+		c.ents[id] = ce
+	}
+	for p, m := range s.owned {
+		c.owned[p] = maps.Clone(m)
+	}
+	return c
 }
 
 // Seq returns the seq of the last event the state reflects.

@@ -36,11 +36,12 @@ type follow struct {
 	world string
 
 	mu      sync.Mutex
-	evs     []held        // in seq order
-	trimmed uint64        // seq of the last event dropped for MaxEvents (0: none)
-	next    uint64        // the seq the upstream stream resumes from
-	err     error         // why the follow ended (nil while it runs)
-	changed chan struct{} // closed and replaced at each change
+	evs     []held           // in seq order
+	trimmed uint64           // seq of the last event dropped for MaxEvents (0: none)
+	base    *spectator.State // the world after the dropped events: pipelines' seed
+	next    uint64           // the seq the upstream stream resumes from
+	err     error            // why the follow ended (nil while it runs)
+	changed chan struct{}    // closed and replaced at each change
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -59,7 +60,8 @@ type held struct {
 // viewer's) bounds only the wait for that answer: the stream is the
 // follow's.
 func (r *Relay) open(ctx context.Context, world string) (*follow, error) {
-	f := &follow{r: r, world: world, next: 1, changed: make(chan struct{}), done: make(chan struct{})}
+	f := &follow{r: r, world: world, next: 1, changed: make(chan struct{}), done: make(chan struct{}),
+		base: spectator.NewState(world).Filtered()}
 	fctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	stop := context.AfterFunc(ctx, cancel)
@@ -235,7 +237,14 @@ func (f *follow) hold(ev *fsm.Event, line []byte) bool {
 	f.evs = append(f.evs, held{ev: ev, line: line})
 	f.next = ev.Seq + 1
 	if max := f.r.cfg.MaxEvents; len(f.evs) > max {
+		// The oldest go, into the seed state of the pipelines that start
+		// from now on.
 		n := len(f.evs) - max
+		for _, h := range f.evs[:n] {
+			if err := f.base.Apply(h.ev); err != nil {
+				f.r.log.Error("relay state", "world", f.world, "err", err) // held in seq order: never expected
+			}
+		}
 		f.trimmed = f.evs[n-1].ev.Seq
 		f.evs = append([]held(nil), f.evs[n:]...)
 	}
@@ -358,6 +367,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// seed returns a copy of the world's state after the events the follow
+// dropped (nil: it dropped none).
+func (f *follow) seed() *spectator.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.trimmed == 0 {
+		return nil
+	}
+	return f.base.Clone()
 }
 
 // check returns ErrGap when the events from seq from on were dropped.

@@ -15,7 +15,8 @@ import (
 // A random game on a real node (sets, counters, set fields, hidden
 // fields, deletes and re-creations): the public view's state on a relay
 // of a relay equals the node's at the same seq, and no hidden value
-// reaches the relays' streams.
+// reaches the relays' streams; nor does it on a relay that keeps only
+// the state of most of the game.
 func TestRelayStateEqualsTheNodesOverARandomGame(t *testing.T) {
 	n := startNode(t)
 	n.do(t, http.MethodPost, "/v1/worlds", `{"id":"chaos","rules":{"fields":{
@@ -56,6 +57,7 @@ func TestRelayStateEqualsTheNodesOverARandomGame(t *testing.T) {
 	viewer := token(t, "relay", "")
 	_, r1 := startRelay(t, n.url, viewer, nil)
 	_, r2 := startRelay(t, r1, "", nil)
+	_, r3 := startRelay(t, n.url, viewer, func(c *Config) { c.MaxEvents = 5 }) // seeds from what it dropped
 	// A last event every view sees marks the end.
 	mark := n.do(t, http.MethodPost, "/v1/worlds/chaos/actions", `{"seq":1000,"ops":[{"op":"set","entity":"z","field":"hp","value":1}]}`, http.StatusOK)
 	var ev wire.Event
@@ -71,4 +73,9 @@ func TestRelayStateEqualsTheNodesOverARandomGame(t *testing.T) {
 		events := string(readEventsWorld(t, base, "", "chaos", 1, ev.Seq))
 		require.False(t, strings.Contains(events, "secret-"), "a hidden value on a relay: %s", events)
 	}
+	// The relay that holds 5 events: its first viewer makes it read the
+	// game, the next starts from the state of what it dropped.
+	readEventsWorld(t, r3, "", "chaos", ev.Seq, ev.Seq)
+	got := watchState(t, dialWorld(t, r3, "", "chaos", ""), ev.Seq)
+	require.Equal(t, nodeState.Entities, got.Entities, "seed %d", seed)
 }

@@ -50,8 +50,9 @@ type Config struct {
 	// RetryAfter is what a refused viewer is told to wait.
 	RetryAfter time.Duration
 	// MaxEvents bounds the events held per world (the relay's archive);
-	// a stream asked from before them gets 410 archive_gap, and so does a
-	// pipeline started after the world's first event was dropped.
+	// a stream asked from before them gets 410 archive_gap. The dropped
+	// ones are kept as a state that seeds the watchers' pipelines (one a
+	// viewer's delay= makes too new to show gets 4410 archive_gap).
 	MaxEvents int
 	// RetryMin and RetryMax bound the backoff between upstream streams.
 	RetryMin, RetryMax time.Duration
@@ -151,6 +152,7 @@ func New(cfg Config) (*Relay, error) {
 	pipe.Filtered = true // the seqs the view saw nothing of are not sent
 	hub, err := spectator.NewHub(spectator.HubConfig{
 		Subscribe: r.subscribe,
+		Seed:      r.seed,
 		Rules:     func(string) (fsm.Rules, error) { return fsm.Rules{}, nil },
 		Pipeline:  pipe,
 	})
@@ -171,6 +173,18 @@ func (r *Relay) subscribe(world string, from uint64) (fanout.Subscription, error
 		return nil, fmt.Errorf("%w: world %s is not followed", ErrClosed, world)
 	}
 	return f.subscribe(from), nil
+}
+
+// seed returns the state a pipeline of world starts from: after the
+// events the relay no longer holds (nil: it holds them all).
+func (r *Relay) seed(world string) (*spectator.State, error) {
+	r.mu.Lock()
+	f := r.follows[world]
+	r.mu.Unlock()
+	if f == nil {
+		return nil, nil
+	}
+	return f.seed(), nil
 }
 
 // followOf returns world's follow, opening it (and the upstream's stream)

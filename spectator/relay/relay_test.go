@@ -161,7 +161,8 @@ func TestRelayRefusesViewersBeyondItsBound(t *testing.T) {
 }
 
 // A relay holding MaxEvents answers a position older than them with
-// 410 archive_gap, as a node whose archive dropped it.
+// 410 archive_gap, as a node whose archive dropped it; its watchers start
+// from the state of what it dropped.
 func TestRelayAnswersArchiveGapBeforeWhatItHolds(t *testing.T) {
 	n := startNode(t)
 	last := play(t, n, "s")
@@ -171,8 +172,15 @@ func TestRelayAnswersArchiveGapBeforeWhatItHolds(t *testing.T) {
 	code, body := get(t, base+"/v1/worlds/arena/events?from=1")
 	require.Equal(t, http.StatusGone, code, "%s", body)
 	require.Contains(t, body, `"code":"archive_gap"`)
-	// A watch starts its pipeline from seq 1: it ends as gone.
-	c := dial(t, base, "", "")
+	// A watch starts from the state of the events the relay dropped: the
+	// node's state at the same seq.
+	viewer := token(t, "relay", "")
+	more := n.act(t, "e1", 10, "")
+	onNode := watchState(t, dial(t, n.url, viewer, ""), more)
+	k := watchState(t, dial(t, base, "", ""), more)
+	require.Equal(t, onNode.Entities, k.Entities)
+	// A delay that this state is too new for has nothing to start from.
+	c := dial(t, base, "", "?delay=300s")
 	var err error
 	for err == nil {
 		_, _, err = c.Read(t.Context())
