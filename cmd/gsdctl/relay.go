@@ -54,11 +54,19 @@ token's class sees: give it the token of the class it is for.`,
 				if cfg.Token != "" {
 					return usageError{errors.New("--token and --token-file are one or the other")}
 				}
-				b, err := os.ReadFile(tokenFile)
-				if err != nil {
-					return usageError{fmt.Errorf("--token-file: %w", err)}
+				// Read at each request to the upstream: a rotated file
+				// takes over before the old token expires.
+				read := func() (string, error) {
+					b, err := os.ReadFile(tokenFile)
+					if err != nil {
+						return "", fmt.Errorf("--token-file: %w", err)
+					}
+					return strings.TrimSpace(string(b)), nil
 				}
-				cfg.Token = strings.TrimSpace(string(b))
+				if _, err := read(); err != nil {
+					return usageError{err}
+				}
+				cfg.TokenSource = read
 			}
 			if a.tls.cfg != nil {
 				cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: a.tls.cfg}}
@@ -74,7 +82,7 @@ token's class sees: give it the token of the class it is for.`,
 	f.StringVar(&cfg.Upstream, "upstream", "", "base URL of the node or relay to follow (default: http://<first --addr>)")
 	f.StringVar(&listen, "listen", "127.0.0.1:7080", "address to serve viewers on")
 	f.StringVar(&cfg.Token, "token", "", "bearer token shown to the upstream: its role is the class whose view the relay serves")
-	f.StringVar(&tokenFile, "token-file", "", "file holding --token")
+	f.StringVar(&tokenFile, "token-file", "", "file holding --token, read again at each request to the upstream (rotate it before the token expires)")
 	f.StringVar(&cfg.View, "view", "", "viewer class to ask the upstream for (with auth on, the token's role)")
 	f.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "viewers served at once; beyond, 503 with Retry-After")
 	f.DurationVar(&cfg.RetryAfter, "retry-after", cfg.RetryAfter, "Retry-After told to viewers refused when full")

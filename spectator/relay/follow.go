@@ -96,8 +96,15 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("%w: upstream %s: %v", ErrBadRequest, cfg.Upstream, err)
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
-	if cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	tok := cfg.Token
+	if cfg.TokenSource != nil {
+		if tok, err = cfg.TokenSource(); err != nil {
+			cancel()
+			return nil, &UpstreamError{Code: wire.CodeUnauthorized, Message: "the relay's token: " + err.Error()}
+		}
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	timer := time.AfterFunc(cfg.OpenTimeout, cancel)
 	resp, err := cfg.HTTPClient.Do(req)
@@ -173,7 +180,8 @@ func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 				f.end(fmt.Errorf("%w: %w", spectator.ErrRulesChanged, err))
 				return
 			}
-			if errors.As(err, &ue) && !ue.retryable() || errors.Is(err, wire.ErrMalformed) {
+			rotates := f.r.cfg.TokenSource != nil && errors.As(err, &ue) && ue.Code == wire.CodeUnauthorized
+			if errors.As(err, &ue) && !ue.retryable() && !rotates || errors.Is(err, wire.ErrMalformed) {
 				f.end(err)
 				return
 			}

@@ -40,6 +40,11 @@ type Config struct {
 	// every viewer of the relay sees). Empty: none (an upstream with auth
 	// off).
 	Token string
+	// TokenSource, when set, gives the token for each request to the
+	// upstream instead of Token (a file an operator rotates before the
+	// token expires); while a follow's upstream refuses the token (401)
+	// it retries rather than ends.
+	TokenSource func() (string, error)
 	// View is the viewer class the relay asks the upstream for (view=);
 	// with auth on it must be the Token's role. Viewers of the relay get
 	// it whether or not they name it; one naming another is refused.

@@ -341,3 +341,47 @@ func TestRelayStopsFollowingAnIdleWorld(t *testing.T) {
 	require.Equal(t, 2, opened)
 	mu.Unlock()
 }
+
+// With a TokenSource the relay shows the upstream its current token on
+// each request, and waits out a refused one until it is rotated.
+func TestFollowTakesARotatedToken(t *testing.T) {
+	var mu sync.Mutex
+	cur := "t1"
+	var seen []string
+	up := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		mu.Lock()
+		seen = append(seen, auth)
+		n := len(seen)
+		if n == 2 {
+			cur = "t2" // rotated while the upstream refuses the old one
+		}
+		mu.Unlock()
+		switch {
+		case auth == "Bearer t1" && n == 1:
+			lines(line(t, 1, 1))(w, r)
+		case auth == "Bearer t2":
+			hang(line(t, 1, 1), line(t, 2, 2))(w, r)
+		default:
+			refuse(http.StatusUnauthorized, `{"code":"unauthorized","error":"token expired"}`)(w, r)
+		}
+	})
+	_, base := startRelay(t, up, "", func(c *Config) {
+		c.TokenSource = func() (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return cur, nil
+		}
+	})
+	require.Equal(t, []uint64{1, 2}, seqs(t, readEvents(t, base, "", 1, 2)))
+	mu.Lock()
+	require.Equal(t, []string{"Bearer t1", "Bearer t1", "Bearer t2"}, seen)
+	mu.Unlock()
+
+	_, base = startRelay(t, up, "", func(c *Config) {
+		c.TokenSource = func() (string, error) { return "", errors.New("no token file") }
+	})
+	code, body := get(t, base+"/v1/worlds/arena/events")
+	require.Equal(t, http.StatusUnauthorized, code, "%s", body)
+	require.Contains(t, body, "no token file")
+}
