@@ -133,7 +133,7 @@ type Relay struct {
 	watchers map[string]int        // viewers per world
 	idle     map[string]*idleTimer // worlds nobody watches
 	closed   bool
-	opening  map[string]*sync.Mutex // one first request per world at a time
+	opening  map[string]*opening // one first request per world at a time
 }
 
 // New returns a relay; it follows nothing until a viewer asks.
@@ -142,7 +142,7 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r := &Relay{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(),
-		follows: make(map[string]*follow), opening: make(map[string]*sync.Mutex),
+		follows: make(map[string]*follow), opening: make(map[string]*opening),
 		watchers: make(map[string]int), idle: make(map[string]*idleTimer)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.metrics = newMetrics()
@@ -206,13 +206,21 @@ func (r *Relay) followOf(ctx context.Context, world string) (*follow, error) {
 	}
 	om := r.opening[world]
 	if om == nil {
-		om = &sync.Mutex{}
+		om = &opening{}
 		r.opening[world] = om
 	}
+	om.waiting++
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if om.waiting--; om.waiting == 0 {
+			delete(r.opening, world)
+		}
+		r.mu.Unlock()
+	}()
 
-	om.Lock() // one viewer opens; the others wait for its follow
-	defer om.Unlock()
+	om.mu.Lock() // one viewer opens; the others wait for its follow
+	defer om.mu.Unlock()
 	r.mu.Lock()
 	old := r.follows[world]
 	if old != nil && !old.failed() {
@@ -228,13 +236,21 @@ func (r *Relay) followOf(ctx context.Context, world string) (*follow, error) {
 		return nil, err
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
-		go f.stop()
+		r.mu.Unlock()
+		f.stop()
 		return nil, ErrClosed
 	}
 	r.follows[world] = f
+	r.mu.Unlock()
 	return f, nil
+}
+
+// opening is the viewers opening one world's follow: the first opens it,
+// the others wait for it.
+type opening struct {
+	mu      sync.Mutex
+	waiting int // under the relay's lock
 }
 
 // admit counts a viewer of world in, or refuses it when the relay is

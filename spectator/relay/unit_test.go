@@ -385,3 +385,28 @@ func TestFollowTakesARotatedToken(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, code, "%s", body)
 	require.Contains(t, body, "no token file")
 }
+
+// Viewers of a world the relay does not follow yet wait for one request
+// to the upstream, and the relay forgets the worlds nobody opens.
+func TestRelayOpensAWorldOnceForManyViewers(t *testing.T) {
+	var mu sync.Mutex
+	opened := 0
+	up := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		opened++
+		mu.Unlock()
+		hang(line(t, 1, 1))(w, r)
+	})
+	r, base := startRelay(t, up, "", nil)
+	var wg sync.WaitGroup
+	for range 5 {
+		wg.Go(func() { readEvents(t, base, "", 1, 1) })
+	}
+	wg.Wait()
+	mu.Lock()
+	require.Equal(t, 1, opened)
+	mu.Unlock()
+	r.mu.Lock()
+	require.Empty(t, r.opening)
+	r.mu.Unlock()
+}
