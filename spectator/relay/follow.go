@@ -157,6 +157,11 @@ func (f *follow) position() uint64 {
 // or the world's rules change.
 func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 	defer close(f.done)
+	defer func() {
+		// A world no longer followed leaves no series behind.
+		f.r.metrics.lag.DeleteLabelValues(f.world)
+		f.r.metrics.seq.DeleteLabelValues(f.world)
+	}()
 	wait := f.r.cfg.RetryMin
 	for {
 		got, err := f.read(ctx, body)
@@ -244,9 +249,10 @@ func (f *follow) hold(ev *fsm.Event, line []byte) bool {
 	}
 	f.evs = append(f.evs, held{ev: ev, line: line})
 	f.next = ev.Seq + 1
-	if max := f.r.cfg.MaxEvents; len(f.evs) > max {
+	if max := f.r.cfg.MaxEvents; len(f.evs) > max+max/8 {
 		// The oldest go, into the seed state of the pipelines that start
-		// from now on.
+		// from now on; an eighth at a time, so that holding an event
+		// does not copy the others each time.
 		n := len(f.evs) - max
 		for _, h := range f.evs[:n] {
 			if err := f.base.Apply(h.ev); err != nil {

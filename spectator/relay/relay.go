@@ -54,7 +54,8 @@ type Config struct {
 	MaxViewers int
 	// RetryAfter is what a refused viewer is told to wait.
 	RetryAfter time.Duration
-	// MaxEvents bounds the events held per world (the relay's archive);
+	// MaxEvents bounds the events held per world (the relay's archive;
+	// it may hold an eighth more before it drops the oldest);
 	// a stream asked from before them gets 410 archive_gap. The dropped
 	// ones are kept as a state that seeds the watchers' pipelines (one a
 	// viewer's delay= makes too new to show gets 4410 archive_gap).

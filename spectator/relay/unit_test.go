@@ -334,6 +334,8 @@ func TestRelayStopsFollowingAnIdleWorld(t *testing.T) {
 	r, base := startRelay(t, up, "", func(c *Config) { c.IdleTimeout = 20 * time.Millisecond })
 	require.Equal(t, []uint64{1}, seqs(t, readEvents(t, base, "", 1, 1)))
 	require.Eventually(t, func() bool { return r.following() == 0 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return !strings.Contains(scrape(t, base), `world="arena"`) }, 10*time.Second, time.Millisecond,
+		"the world's series go with its follow")
 	c := dial(t, base, "", "")
 	watchState(t, c, 1)
 	require.Equal(t, 1, r.following())
