@@ -176,6 +176,13 @@ func (s *Service) startHub(world string, pv *playView) (*hub, error) {
 	}
 	h := s.newHubWith(world, info.Seq, s.interestOf(info.Rules))
 	h.pv, h.rules, h.events = pv, edge.RulesOf(info), events
+	if sr, ok := s.b.(stateReader); ok && h.idx != nil && h.interest.Cell > 0 {
+		// Every entity in the grid from the start, for the members'
+		// area snapshots (enter.go): a copy of the world's entities.
+		if ents, _, err := sr.Entities(world); err == nil {
+			h.idx.seedAll(ents)
+		}
+	}
 	if pv != nil {
 		h.rules = pv.version
 	}
@@ -363,9 +370,13 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 		h.fanShared(hevs)
 	}
 	last := evs[len(evs)-1].Seq
-	var plan *interestPlan
+	var (
+		plan  *interestPlan
+		snaps map[string]snap // the batch's enter snapshots (enter.go)
+	)
 	if h.idx != nil {
 		plan = h.idx.plan(hevs)
+		snaps = make(map[string]snap)
 	}
 	for c, m := range h.members {
 		if m != memberAttached {
@@ -376,7 +387,7 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 			h.sel, h.selIdx = h.idx.selectFor(plan, c.player, hevs, h.sel, h.selIdx)
 			offered = h.sel
 		}
-		if c.ob.offer(offered, nil) < len(offered) {
+		if c.ob.offer(offered, nil) < len(offered) || !h.enter(c, snaps) {
 			// Its queue is full: it reads on by itself, and the hub
 			// never waits for it.
 			h.detach(c)
@@ -493,6 +504,12 @@ func (h *hub) attach(c *playConn) (bool, error) {
 	}
 	if c.ob.position()+1 < h.next {
 		return false, nil
+	}
+	// Its area goes whole first (enter.go): what it missed while detached,
+	// or everything near a player who just joined.
+	c.area = enterState{}
+	if !h.enter(c, make(map[string]snap)) {
+		return false, nil // no room: it reads on by itself and tries again
 	}
 	h.members[c] = memberAttached
 	return true, nil
