@@ -413,6 +413,10 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.checkpoint(c.Check)
 		case CmdDeleteWorld:
 			e.worldDelete(c.Delete)
+		case CmdMoveWorld:
+			e.worldMove(c.Move)
+		case CmdImportWorld:
+			e.worldImport(c.Import)
 		}
 	}
 	return e.b
@@ -511,8 +515,12 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Check = d.checkpoint()
 		case CmdDeleteWorld:
 			c.Delete = d.worldDelete()
+		case CmdMoveWorld:
+			c.Move = d.worldMove()
+		case CmdImportWorld:
+			c.Import = d.worldImport()
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdDeleteWorld)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdImportWorld)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {
