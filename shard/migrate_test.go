@@ -1,0 +1,244 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/stretchr/testify/require"
+)
+
+// ack is one acknowledged action: who, which client seq, which world seq.
+type ack struct {
+	player    string
+	clientSeq uint64
+	seq       uint64
+	group     uint64
+}
+
+// history reads world's events from..to (inclusive) from st's feed.
+func history(t *testing.T, st *store.Store, world string, from, to uint64) []*fsm.Event {
+	t.Helper()
+	if to < from {
+		return nil
+	}
+	sub, err := st.Subscribe(world, from)
+	require.NoError(t, err)
+	var out []*fsm.Event
+	for uint64(len(out)) < to-from+1 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		evs, err := sub.Next(ctx)
+		cancel()
+		require.NoError(t, err)
+		out = append(out, evs...)
+	}
+	return out[:to-from+1]
+}
+
+// TestMoveUnderWritersLosesNothingAndDuplicatesNothing: writers keep
+// acting while the world moves between two groups of one process. Each
+// writer routes by its own view of the map, learned from the published
+// location or from a world_moved answer, and retries an unanswered
+// action with the same client seq. Afterwards every acknowledged action
+// is exactly once in the world's history across both groups, the seqs
+// run on without a gap, and a write to the old group is refused.
+func TestMoveUnderWritersLosesNothingAndDuplicatesNothing(t *testing.T) {
+	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
+	groups := map[uint64]*store.Store{}
+	for _, g := range []uint64{1, 2} {
+		st, err := m.Open(g, GroupOptions{Bootstrap: true})
+		require.NoError(t, err)
+		waitLeader(t, st)
+		groups[g] = st
+	}
+	src, dst := groups[1], groups[2]
+	mustCreateWorld(t, src, "arena")
+	act(t, src, incr("arena", "seed", 1, "e"))
+
+	var (
+		published atomic.Uint64 // the map: where new routes go
+		mu        sync.Mutex
+		acks      []ack
+		movedSeen atomic.Int64 // world_moved answers the writers got
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	published.Store(1)
+	const writers = 6
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			player := fmt.Sprintf("p%d", w)
+			at := published.Load() // this writer's (possibly stale) map
+			for seq := uint64(1); ; seq++ {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					ev, _, err := groups[at].Act(ctx, incr("arena", player, seq, "e"))
+					cancel()
+					if me, ok := errors.AsType[*fsm.MovedError](err); ok {
+						movedSeen.Add(1)
+						at = me.Shard // redirected: retry the same seq there
+						continue
+					}
+					if err != nil {
+						continue // not applied, or unknown: retry the same seq
+					}
+					mu.Lock()
+					acks = append(acks, ack{player: player, clientSeq: seq, seq: ev.Seq, group: at})
+					mu.Unlock()
+					break
+				}
+			}
+		}()
+	}
+	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(acks) }
+	require.Eventually(t, func() bool { return acked() >= 100 }, 30*time.Second, time.Millisecond)
+
+	fenced, err := Move(context.Background(), src, dst, "arena", 2, func(_ context.Context, world string, shard uint64) error {
+		require.Equal(t, "arena", world)
+		published.Store(shard)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Greater(t, fenced, uint64(100))
+	before := acked()
+	require.Eventually(t, func() bool { return acked() >= before+100 }, 30*time.Second, time.Millisecond, "writers go on at the new home")
+	close(stop)
+	wg.Wait()
+
+	// The old home refuses, and applied nothing after the fence.
+	_, _, err = src.Act(context.Background(), incr("arena", "late", 1, "e"))
+	require.ErrorIs(t, err, fsm.ErrWorldMoved)
+	require.ErrorContains(t, err, "moved to shard 2")
+	old, err := src.World("arena")
+	require.NoError(t, err)
+	require.Equal(t, fenced, old.Seq)
+	require.Positive(t, movedSeen.Load(), "writers with the old map were redirected")
+
+	// One history across both groups: seqs 1..last without gaps, each
+	// acknowledged action exactly once, at the seq its ack named.
+	now, err := dst.World("arena")
+	require.NoError(t, err)
+	evs := append(history(t, src, "arena", 1, fenced), history(t, dst, "arena", fenced+1, now.Seq)...)
+	type key struct {
+		player string
+		seq    uint64
+	}
+	seen := map[key]uint64{}
+	for i, ev := range evs {
+		require.Equal(t, uint64(i+1), ev.Seq, "no gap, no repeat")
+		require.Equal(t, fsm.StatusApplied, ev.Status)
+		k := key{ev.Player, ev.ClientSeq}
+		_, dup := seen[k]
+		require.False(t, dup, "%v applied twice", k)
+		seen[k] = ev.Seq
+	}
+	for _, a := range acks {
+		s, ok := seen[key{a.player, a.clientSeq}]
+		require.True(t, ok, "acknowledged %v lost", a)
+		require.Equal(t, a.seq, s)
+		if a.seq > fenced {
+			require.Equal(t, uint64(2), a.group, "an event after the fence committed at the new home")
+		}
+	}
+	hs, err := src.Hash("arena", fenced)
+	require.NoError(t, err)
+	hd, err := dst.Hash("arena", fenced)
+	require.NoError(t, err)
+	require.Equal(t, hs, hd, "the same world at the fence on both groups")
+
+	// The freeze as players saw it: from the last commit at the old home
+	// to the first at the new one (leader times; one process, one clock).
+	freeze := time.Duration(evs[fenced].Time - evs[fenced-1].Time)
+	t.Logf("freeze %s between seq %d (group 1) and %d (group 2), %d writers, %d world_moved redirects", freeze, fenced, fenced+1, writers, movedSeen.Load())
+}
+
+// fakeGroup scripts a MoveSource and MoveTarget for Move's error paths.
+type fakeGroup struct {
+	world     fsm.WorldInfo
+	worldErr  error
+	fence     fsm.Fence
+	fenceErr  error
+	exportSeq uint64
+	exportErr error
+	importErr error
+	imports   int
+}
+
+func (f *fakeGroup) World(string) (fsm.WorldInfo, error) { return f.world, f.worldErr }
+func (f *fakeGroup) MoveWorld(context.Context, string, uint64, uint64) (fsm.Fence, error) {
+	return f.fence, f.fenceErr
+}
+func (f *fakeGroup) ExportWorld(string) ([]byte, uint64, error) {
+	return []byte("blob"), f.exportSeq, f.exportErr
+}
+func (f *fakeGroup) ImportWorld(context.Context, string, []byte) (fsm.WorldInfo, error) {
+	f.imports++
+	return f.world, f.importErr
+}
+
+func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	ok := func() (*fakeGroup, *fakeGroup) {
+		return &fakeGroup{world: fsm.WorldInfo{ID: "w", Incarnation: 5}, fence: fsm.Fence{World: "w", Shard: 2, Seq: 9}, exportSeq: 9},
+			&fakeGroup{}
+	}
+	src, dst := ok()
+	src.worldErr = fsm.ErrUnknownWorld
+	_, err := Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+
+	src, dst = ok()
+	src.fenceErr = &fsm.MovedError{Fence: fsm.Fence{World: "w", Shard: 3}}
+	_, err = Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, fsm.ErrWorldMoved)
+	require.ErrorContains(t, err, "fence")
+
+	src, dst = ok()
+	src.exportErr = boom
+	_, err = Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, boom)
+	require.ErrorContains(t, err, "export")
+
+	src, dst = ok()
+	src.exportSeq = 1
+	_, err = Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, ErrMoveRaced)
+	require.Zero(t, dst.imports)
+
+	src, dst = ok()
+	dst.importErr = store.ErrOutcomeUnknown
+	_, err = Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, store.ErrOutcomeUnknown)
+	require.ErrorContains(t, err, "import")
+
+	// A retry after an import that committed: recognised, not an error.
+	src, dst = ok()
+	dst.importErr = fsm.ErrWorldExists
+	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 5, Imported: 40}
+	seq, err := Move(ctx, src, dst, "w", 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, uint64(9), seq)
+	// Another world of the same name there: refused.
+	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 7}
+	_, err = Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, fsm.ErrWorldExists)
+
+	src, dst = ok()
+	_, err = Move(ctx, src, dst, "w", 2, func(context.Context, string, uint64) error { return boom })
+	require.ErrorIs(t, err, boom)
+	require.ErrorContains(t, err, "publish")
+}
