@@ -94,3 +94,32 @@ func TestWorldMovesToAnotherGroupAndItsFeedGoesOn(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{4}, seqs(t, evs), "kept across the restore's reconcile")
 }
+
+// TestMigrationCommandsWaitForEveryVoterToReadLogVersion8: a voter still
+// on log version 7 would stop at a fence or an import it cannot decode, so
+// the leader proposes neither.
+func TestMigrationCommandsWaitForEveryVoterToReadLogVersion8(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 3, func(cfg *Config) {
+		if cfg.ID != "n1" {
+			cfg.Versions = fsm.Versions{Log: 7, Snapshot: 6, Wire: 1}
+		}
+	})
+	l := c.leader()
+	mustCreateWorld(t, l, "arena")
+	for _, s := range c.nodes {
+		require.NoError(t, l.Join(ctxT(t), s.Self()))
+	}
+	blob, _, err := l.ExportWorld("arena")
+	require.NoError(t, err)
+	last := l.raft.LastIndex()
+	_, err = l.MoveWorld(ctxT(t), "arena", 2, 0)
+	require.ErrorIs(t, err, ErrVersionGate)
+	require.ErrorContains(t, err, "reads log 7")
+	_, err = l.ImportWorld(ctxT(t), "other", blob)
+	require.ErrorIs(t, err, ErrVersionGate)
+	require.ErrorContains(t, err, "command kind 21 needs log 8")
+	_, err = l.ImportWorld(ctxT(t), "arena", blob)
+	require.ErrorIs(t, err, fsm.ErrWorldExists, "checked before proposing")
+	require.Equal(t, last, l.raft.LastIndex(), "nothing was proposed")
+}
