@@ -411,12 +411,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.sessionExpiry(c.Expire)
 		case CmdCheckpoint:
 			e.checkpoint(c.Check)
-		case CmdDeleteWorld:
-			e.worldDelete(c.Delete)
-		case CmdMoveWorld:
-			e.worldMove(c.Move)
-		case CmdImportWorld:
-			e.worldImport(c.Import)
+		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
+			e.worldCmd(c)
 		}
 	}
 	return e.b
@@ -513,12 +509,8 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Expire = d.sessionExpiry()
 		case CmdCheckpoint:
 			c.Check = d.checkpoint()
-		case CmdDeleteWorld:
-			c.Delete = d.worldDelete()
-		case CmdMoveWorld:
-			c.Move = d.worldMove()
-		case CmdImportWorld:
-			c.Import = d.worldImport()
+		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
+			d.worldCmd(c)
 		default:
 			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdImportWorld)
 		}

@@ -213,6 +213,30 @@ func (f *FSM) importWorld(index uint64, c *WorldImport) Result {
 
 // encoding (in batches and snapshots)
 
+// worldCmd encodes the world commands of issue 14: delete, move, import.
+func (e *encoder) worldCmd(c *Command) {
+	switch c.Kind {
+	case CmdDeleteWorld:
+		e.worldDelete(c.Delete)
+	case CmdMoveWorld:
+		e.worldMove(c.Move)
+	default:
+		e.worldImport(c.Import)
+	}
+}
+
+// worldCmd decodes what encoder.worldCmd wrote for c.Kind.
+func (d *decoder) worldCmd(c *Command) {
+	switch c.Kind {
+	case CmdDeleteWorld:
+		c.Delete = d.worldDelete()
+	case CmdMoveWorld:
+		c.Move = d.worldMove()
+	default:
+		c.Import = d.worldImport()
+	}
+}
+
 func (e *encoder) worldMove(c *WorldMove) {
 	e.str(c.World)
 	e.uvarint(c.Shard)
