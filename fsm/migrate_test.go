@@ -405,3 +405,39 @@ func TestExportRacesApplySafely(t *testing.T) {
 		require.Equal(t, Int(int64(wi.Seq)), th.field("w", "e1", "c").Value)
 	}
 }
+
+// TestImportedWorldAppliesDeclaredActionsAsItsOldHomeWould: rules and
+// their version, compiled actions and the world's clock come along, so
+// the same next action gives the same event and hash on either group.
+func TestImportedWorldAppliesDeclaredActionsAsItsOldHomeWould(t *testing.T) {
+	h := arena(t)
+	last := h.event(declared("ann", 1, "move", Param{Name: "x", Value: Int(1)}, Param{Name: "y", Value: Int(0)}))
+	require.Equal(t, StatusApplied, last.Status)
+	r := h.apply(Command{Kind: CmdUpdateRules, Rules: &RulesUpdate{World: "a", Rules: arenaRules(t)}})[0]
+	require.NoError(t, r.Err)
+	require.Equal(t, uint64(2), r.RulesVersion)
+	blob, _ := h.export("a")
+
+	th := newHarness(t)
+	th.index, th.time = h.index, h.time
+	require.NoError(t, th.apply(cmdImport("a", blob))[0].Err)
+	h.index, h.time = th.index, th.time // the next action at the same leader time on both
+	next := declared("bob", 1, "move", Param{Name: "x", Value: Int(1)}, Param{Name: "y", Value: Int(2)})
+	want := h.event(next)
+	got := th.event(next)
+	require.Equal(t, StatusApplied, want.Status, want.Reason)
+	require.Equal(t, want, got, "same seq, changes and time")
+	require.Equal(t, h.hash("a"), th.hash("a"))
+	wi, err := th.f.World("a")
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), wi.RulesVersion)
+
+	// A new home whose leader clock is behind: the world's time does not
+	// go back (its clock came along).
+	slow := newHarness(t)
+	slow.time = h.time - 1_000_000_000
+	require.NoError(t, slow.apply(cmdImport("a", blob))[0].Err)
+	ev := slow.event(next)
+	require.Equal(t, last.Time, ev.Time, "clamped to the world's clock: its last action's time")
+	require.Greater(t, ev.Time, slow.time, "not the slow leader's time")
+}
