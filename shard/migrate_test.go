@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,7 +63,8 @@ func TestMoveUnderWritersLosesNothingAndDuplicatesNothing(t *testing.T) {
 	act(t, src, incr("arena", "seed", 1, "e"))
 
 	var (
-		published atomic.Uint64 // the map: where new routes go
+		published atomic.Uint64         // the map: where new routes go
+		publish   = make(chan struct{}) // closed once the map names the new home
 		mu        sync.Mutex
 		acks      []ack
 		movedSeen atomic.Int64 // world_moved answers the writers got
@@ -89,7 +91,19 @@ func TestMoveUnderWritersLosesNothingAndDuplicatesNothing(t *testing.T) {
 					cancel()
 					if me, ok := errors.AsType[*fsm.MovedError](err); ok {
 						movedSeen.Add(1)
-						at = me.Shard // redirected: retry the same seq there
+						// Redirected: retry the same seq on that shard once
+						// the map routes there (as a router would).
+						select {
+						case <-publish:
+						case <-stop:
+							return
+						}
+						select {
+						case <-publish:
+						case <-stop:
+							return
+						}
+						at = me.Shard
 						continue
 					}
 					if err != nil {
@@ -109,6 +123,7 @@ func TestMoveUnderWritersLosesNothingAndDuplicatesNothing(t *testing.T) {
 	fenced, err := Move(context.Background(), src, dst, "arena", 2, func(_ context.Context, world string, shard uint64) error {
 		require.Equal(t, "arena", world)
 		published.Store(shard)
+		close(publish)
 		return nil
 	})
 	require.NoError(t, err)
@@ -241,4 +256,142 @@ func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
 	_, err = Move(ctx, src, dst, "w", 2, func(context.Context, string, uint64) error { return boom })
 	require.ErrorIs(t, err, boom)
 	require.ErrorContains(t, err, "publish")
+}
+
+// TestMoveFreezeWithManyPlayers (opt-in, GSD_MOVE_BENCH=1) measures a move
+// of a world holding 1,000 players' sessions and idempotency records
+// while 8 of them keep acting: the export's size, how long Move takes
+// (fence to the import's commit and publish) and the freeze the writers
+// saw (leader times of events N and N+1).
+//
+//	GSD_MOVE_BENCH=1 go test -run TestMoveFreezeWithManyPlayers -v ./shard/
+func TestMoveFreezeWithManyPlayers(t *testing.T) {
+	if os.Getenv("GSD_MOVE_BENCH") == "" {
+		t.Skip("opt-in: GSD_MOVE_BENCH=1")
+	}
+	const players, actionsEach, writers = 1000, 5, 8
+	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
+	groups := map[uint64]*store.Store{}
+	for _, g := range []uint64{1, 2} {
+		st, err := m.Open(g, GroupOptions{Bootstrap: true})
+		require.NoError(t, err)
+		waitLeader(t, st)
+		groups[g] = st
+	}
+	src, dst := groups[1], groups[2]
+	mustCreateWorld(t, src, "arena")
+	var setup sync.WaitGroup
+	errs := make(chan error, players)
+	for p := range players {
+		setup.Add(1)
+		go func() {
+			defer setup.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			player := fmt.Sprintf("p%d", p)
+			if _, err := src.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s-" + player, Player: player}); err != nil {
+				errs <- err
+				return
+			}
+			for seq := uint64(1); seq <= actionsEach; seq++ {
+				if _, _, err := src.Act(ctx, incr("arena", player, seq, "e"+player)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	setup.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	var (
+		published atomic.Uint64
+		publish   = make(chan struct{})
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+		after     atomic.Int64 // acks at the new home
+	)
+	published.Store(1)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			player := fmt.Sprintf("p%d", w)
+			at := published.Load()
+			for seq := uint64(actionsEach + 1); ; seq++ {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_, _, err := groups[at].Act(ctx, incr("arena", player, seq, "e"+player))
+					cancel()
+					if me, ok := errors.AsType[*fsm.MovedError](err); ok {
+						at = me.Shard
+						continue
+					}
+					if err == nil {
+						if at == 2 {
+							after.Add(1)
+						}
+						break
+					}
+				}
+			}
+		}()
+	}
+	blob, _, err := src.ExportWorld("arena")
+	require.NoError(t, err)
+	start := time.Now()
+	fenced, err := Move(context.Background(), timedSrc{src, t}, timedDst{dst, t}, "arena", 2, func(context.Context, string, uint64) error {
+		published.Store(2)
+		close(publish)
+		return nil
+	})
+	took := time.Since(start)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return after.Load() >= 100 }, 30*time.Second, time.Millisecond)
+	close(stop)
+	wg.Wait()
+	evs := history(t, dst, "arena", fenced+1, fenced+1)
+	last, ok := src.Event("arena", fenced)
+	require.True(t, ok)
+	sessions, err := dst.Sessions("arena")
+	require.NoError(t, err)
+	require.Len(t, sessions, players)
+	t.Logf("%d players (%d sessions, %d actions each), export about %d KiB: Move took %s; freeze (leader time of seq %d to %d) %s; %d writers",
+		players, len(sessions), actionsEach, len(blob)/1024, took, fenced, fenced+1, time.Duration(evs[0].Time-last.Time), writers)
+}
+
+// timedSrc and timedDst log how long each step of a Move takes.
+type timedSrc struct {
+	MoveSource
+	t *testing.T
+}
+
+func (s timedSrc) MoveWorld(ctx context.Context, w string, sh, inc uint64) (fsm.Fence, error) {
+	st := time.Now()
+	defer func() { s.t.Logf("fence %s", time.Since(st)) }()
+	return s.MoveSource.MoveWorld(ctx, w, sh, inc)
+}
+func (s timedSrc) ExportWorld(w string) ([]byte, uint64, error) {
+	st := time.Now()
+	defer func() { s.t.Logf("export %s", time.Since(st)) }()
+	return s.MoveSource.ExportWorld(w)
+}
+
+type timedDst struct {
+	MoveTarget
+	t *testing.T
+}
+
+func (s timedDst) ImportWorld(ctx context.Context, w string, b []byte) (fsm.WorldInfo, error) {
+	st := time.Now()
+	defer func() { s.t.Logf("import %s", time.Since(st)) }()
+	return s.MoveTarget.ImportWorld(ctx, w, b)
 }
