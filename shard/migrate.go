@@ -90,3 +90,18 @@ func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to 
 	}
 	return fence.Seq, nil
 }
+
+// MoveWorld moves world from group from to group to, both run by this
+// node (see Move). Their stores propose only where they lead: a group led
+// elsewhere answers store.ErrNotLeader, and nothing further happens.
+func (m *Manager) MoveWorld(ctx context.Context, world string, from, to uint64, publish Publish) (uint64, error) {
+	src, ok := m.Group(from)
+	if !ok {
+		return 0, fmt.Errorf("move %s: group %d: %w", world, from, ErrUnknownGroup)
+	}
+	dst, ok := m.Group(to)
+	if !ok {
+		return 0, fmt.Errorf("move %s: group %d: %w", world, to, ErrUnknownGroup)
+	}
+	return Move(ctx, src, dst, world, to, publish)
+}

@@ -120,7 +120,11 @@ func TestMoveUnderWritersLosesNothingAndDuplicatesNothing(t *testing.T) {
 	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(acks) }
 	require.Eventually(t, func() bool { return acked() >= 100 }, 30*time.Second, time.Millisecond)
 
-	fenced, err := Move(context.Background(), src, dst, "arena", 2, func(_ context.Context, world string, shard uint64) error {
+	_, err := m.MoveWorld(context.Background(), "arena", 1, 3, nil)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	_, err = m.MoveWorld(context.Background(), "arena", 3, 2, nil)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	fenced, err := m.MoveWorld(context.Background(), "arena", 1, 2, func(_ context.Context, world string, shard uint64) error {
 		require.Equal(t, "arena", world)
 		published.Store(shard)
 		close(publish)
