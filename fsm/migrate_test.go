@@ -441,3 +441,29 @@ func TestImportedWorldAppliesDeclaredActionsAsItsOldHomeWould(t *testing.T) {
 	require.Equal(t, last.Time, ev.Time, "clamped to the world's clock: its last action's time")
 	require.Greater(t, ev.Time, slow.time, "not the slow leader's time")
 }
+
+// FuzzImportWorld: whatever bytes an import carries, applying it answers
+// an error or installs a world whose export reads back the same, and never
+// panics (a replica must not stop on a bad blob the leader let through).
+func FuzzImportWorld(f *testing.F) {
+	h := newHarness(f)
+	h.createWorld("w", Rules{})
+	h.event(act("w", "ann", 1, opIncr("e1", "c", 1)))
+	h.event(act("w", "bob", 1, opAdd("e2", "s", String("x"))))
+	h.openSession("w", "s1", "ann", "t")
+	blob, _ := h.export("w")
+	f.Add(blob)
+	f.Add(exportMagic)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		th := newHarness(t)
+		r := th.apply(cmdImport("w", data))[0]
+		if r.Err != nil {
+			require.NotEmpty(t, Code(r.Err), "a bad blob is a coded error: %v", r.Err)
+			return
+		}
+		again, _ := th.export("w")
+		g := newHarness(t)
+		require.NoError(t, g.apply(cmdImport("w", again))[0].Err)
+		require.Equal(t, th.hash("w"), g.hash("w"))
+	})
+}
