@@ -106,6 +106,9 @@ func (a *API) backupGroup(w http.ResponseWriter, r *http.Request) {
 	h.Set(wire.HeaderBackupTerm, strconv.FormatUint(b.Term, 10))
 	h.Set(wire.HeaderBackupNode, node)
 	w.WriteHeader(http.StatusOK)
+	// The status goes out now: a stream cut off later is then a broken
+	// body to the client, never an unanswered request it would retry.
+	_ = http.NewResponseController(w).Flush()
 
 	pr, pw := io.Pipe()
 	type summary struct {
