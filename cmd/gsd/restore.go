@@ -47,7 +47,8 @@ into groups/<id>/, with all the group's voters (its raft address is the
 map's); run it on every node of the map, then start them all with the
 map and no --join. Each group's file is checked against the manifest
 (length, SHA-256, every world's seq and hash) before anything is written.`,
-		Example:       `  gsd restore --from gsd-2026-12-06.backup --data-dir /var/lib/gsd --id gsd-1 --raft-advertise 10.0.0.1:7071`,
+		Example: `  gsd restore --from gsd-2026-12-06.backup --data-dir /var/lib/gsd --id gsd-1 --raft-advertise 10.0.0.1:7071
+  gsd restore --cluster /backups/gsd-2026-12-06 --shard-map /etc/gsd/shards.json --data-dir /var/lib/gsd --id gsd-1`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
