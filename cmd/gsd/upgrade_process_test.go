@@ -211,6 +211,18 @@ func checkGateBefore(ctx context.Context, t *testing.T, pc *procCluster, cl *cli
 		return len(s.Nodes) == 3
 	})
 	t.Logf("node table before the last replacement: %+v", st.Nodes)
+	// The old node reads what the new leaders wrote: it applies the same
+	// state as a new node at the same seq.
+	nc, oc := nodes[0].client(), last.client()
+	defer nc.Close()
+	defer oc.Close()
+	h, err := nc.Hash(ctx, "arena", 0)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got, err := oc.Hash(ctx, "arena", h.Seq)
+		require.True(t, err == nil || client.Code(err) == wire.CodeSeqUnknown, "%v", err) // not there yet
+		return err == nil && got == h
+	}, time.Minute, 20*time.Millisecond, "%s on the old binary reaches %s's hash at seq %d", last.id, nodes[0].id, h.Seq)
 	if newV.Log == oldV.Log {
 		t.Logf("the recorded commit reads log version %d, as this binary does: no command waits for the last node; "+
 			"checking that the gate lets through log version %d while it runs the old binary", oldV.Log, newV.Log)
@@ -237,7 +249,7 @@ func checkGateBefore(ctx context.Context, t *testing.T, pc *procCluster, cl *cli
 		require.NoError(t, cl.TransferLeadership(ctx))
 		pc.waitStatus(nodes[0], "leader moved off "+last.id, func(s client.Status) bool { return s.Leader != "" && s.Leader != last.id })
 	}
-	_, err := cl.UpdateRules(ctx, "probe", json.RawMessage(probe), 0)
+	_, err = cl.UpdateRules(ctx, "probe", json.RawMessage(probe), 0)
 	require.Error(t, err, "a command of log version %d while %s reads %d", newV.Log, last.id, oldV.Log)
 	require.Equal(t, "version_gate", client.Code(err), "%v", err)
 	return newV
