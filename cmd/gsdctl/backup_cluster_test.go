@@ -125,6 +125,14 @@ func TestClusterBackupRestoresEveryShardWithTheSameHashes(t *testing.T) {
 		require.Equal(t, wire.BackupWorld{ID: w, Seq: 4, Index: h.Index, Hash: h.Hash, Incarnation: recorded[w].Incarnation}, recorded[w], w)
 	}
 
+	// Writes after the backup are not in it: the restore goes back to the
+	// seqs the manifest recorded.
+	for w := range worlds {
+		ev, err := c.Act(ctx, w, client.ActionRequest{Player: "p2", Seq: 1, Ops: []wire.Op{client.Incr("e1", "n", 100)}})
+		require.NoError(t, err)
+		require.Equal(t, uint64(5), ev.Seq)
+	}
+
 	// The disks are lost: each node restores the backup into a new data dir.
 	for _, n := range nodes {
 		n.stop(t)
@@ -152,6 +160,11 @@ func TestClusterBackupRestoresEveryShardWithTheSameHashes(t *testing.T) {
 		ev, err := c.Act(ctx, w, client.ActionRequest{Player: "p1", Seq: 5, Ops: []wire.Op{client.Incr("e1", "n", 5)}})
 		require.NoError(t, err, "world %s takes writes after the restore", w)
 		require.Equal(t, uint64(5), ev.Seq)
+		require.False(t, ev.Duplicate)
+		e, err := c.Entity(ctx, w, "e1", client.Linearizable)
+		require.NoError(t, err)
+		n, _ := e.Int("n")
+		require.Equal(t, int64(1+2+3+4+5), n, "world %s: the write after the backup is not restored", w)
 	}
 }
 
