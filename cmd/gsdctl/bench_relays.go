@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -20,6 +21,9 @@ func benchRelays(n int) func(ctx context.Context, upstreams []string) ([]string,
 		return nil
 	}
 	return func(_ context.Context, upstreams []string) ([]string, func(), error) {
+		if len(upstreams) == 0 {
+			return nil, nil, errors.New("relays: no node to follow")
+		}
 		var (
 			addrs []string
 			stops []func()

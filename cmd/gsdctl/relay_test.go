@@ -132,4 +132,6 @@ func TestBenchSpectatorInfluxOnRelays(t *testing.T) {
 	require.Contains(t, string(b), `"voter_bytes_per_s_to_relays"`)
 	require.Contains(t, string(b), `"relays": 1`)
 	require.Nil(t, benchRelays(0))
+	_, _, err = benchRelays(1)(context.Background(), nil)
+	require.Error(t, err)
 }
