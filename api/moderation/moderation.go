@@ -1,0 +1,273 @@
+package moderation
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/gsd-dev/gsd/anticheat/moderation"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The routes' paths.
+const (
+	PathFlags         = "/v1/moderation/flags"
+	internalFlagsPath = edge.InternalPrefix + "/moderation/flags"
+)
+
+// API serves the moderation routes over the edge's shared core.
+type API struct {
+	*edge.Core
+	metrics *moderation.Metrics
+	seqs    moderation.Seqs
+	// Now is the clock of reviews' times (time.Now when nil).
+	Now func() time.Time
+}
+
+// New returns the moderation routes over core, their review counter
+// registered with reg.
+func New(core *edge.Core, reg prometheus.Registerer) (*API, error) {
+	m, err := moderation.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("moderation metrics: %w", err)
+	}
+	return &API{Core: core, metrics: m}, nil
+}
+
+// Register adds the moderation routes and their internal forms to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+PathFlags, a.List)
+	mux.HandleFunc("GET "+PathFlags+"/{id}", a.Get)
+	mux.HandleFunc("POST "+PathFlags, a.Record)
+	mux.HandleFunc("POST "+PathFlags+"/{id}/{op}", a.Review)
+	mux.HandleFunc("POST "+internalFlagsPath, a.Record)
+	mux.HandleFunc("POST "+internalFlagsPath+"/{id}/{op}", a.Review)
+}
+
+// writer is the player id this node's records and reviews are written as
+// (their idempotency key's player).
+func (a *API) writer() string { return "gsd.moderation." + a.Backend().Status().ID }
+
+// List handles GET /v1/moderation/flags: every record of this node's
+// moderation world (none while it does not exist), oldest first, filtered
+// by the query's world, detector, player and state (each optional, exact).
+func (a *API) List(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if state != "" && !slices.Contains([]string{moderation.StateOpen, moderation.StateConfirmed, moderation.StateDismissed, moderation.StateAppealed}, state) {
+		a.WriteError(w, fmt.Errorf("%w: state %q: want open, confirmed, dismissed or appealed", fsm.ErrMalformed, state), false)
+		return
+	}
+	out := []moderation.Record{}
+	ctx := r.Context()
+	idx, err := a.Backend().Entity(ctx, moderation.World, moderation.IndexEntity, store.Stale)
+	switch {
+	case errors.Is(err, fsm.ErrUnknownWorld), errors.Is(err, fsm.ErrNotFound):
+		a.WriteJSON(w, http.StatusOK, listResponse{Flags: out})
+		return
+	case err != nil:
+		a.WriteError(w, err, false)
+		return
+	}
+	for _, f := range idx.Fields {
+		for _, id := range f.Set {
+			rec, err := a.read(ctx, id.Str)
+			if err != nil {
+				a.WriteError(w, err, false)
+				return
+			}
+			if match(rec, q.Get("world"), q.Get("detector"), q.Get("player"), state) {
+				out = append(out, rec)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y moderation.Record) int { return cmp.Compare(x.Raised, y.Raised) })
+	a.WriteJSON(w, http.StatusOK, listResponse{Flags: out})
+}
+
+// listResponse answers GET /v1/moderation/flags.
+type listResponse struct {
+	Flags []moderation.Record `json:"flags"`
+}
+
+func match(r moderation.Record, world, detector, player, state string) bool {
+	return (world == "" || r.World == world) && (detector == "" || r.Detector == detector) &&
+		(player == "" || slices.Contains(r.Players, player)) && (state == "" || r.State == state)
+}
+
+// read reads record id from this node's applied state.
+func (a *API) read(ctx context.Context, id string) (moderation.Record, error) {
+	v, err := a.Backend().Entity(ctx, moderation.World, id, store.Stale)
+	if errors.Is(err, fsm.ErrUnknownWorld) || errors.Is(err, fsm.ErrNotFound) {
+		return moderation.Record{}, fmt.Errorf("%w: %s", moderation.ErrNotFound, id)
+	}
+	if err != nil {
+		return moderation.Record{}, err
+	}
+	return moderation.Decode(v)
+}
+
+// Get handles GET /v1/moderation/flags/{id}: one record, its evidence
+// refs and its history.
+func (a *API) Get(w http.ResponseWriter, r *http.Request) {
+	rec, err := a.read(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.WriteError(w, err, false)
+		return
+	}
+	a.WriteJSON(w, http.StatusOK, rec)
+}
+
+// RaiseRequest is the body of POST /v1/moderation/flags: a flag as a
+// detector raised it.
+type RaiseRequest struct {
+	Detector    string           `json:"detector"`
+	Players     []string         `json:"players"`
+	Score       float64          `json:"score"`
+	Evidence    []moderation.Ref `json:"evidence"`
+	World       string           `json:"world"`
+	Incarnation uint64           `json:"incarnation"`
+	RaisedBy    string           `json:"raised_by"`
+}
+
+// RaiseResponse answers POST /v1/moderation/flags: the record's id and
+// whether it is new (false: the same suspicion was recorded before).
+type RaiseResponse struct {
+	ID      string `json:"id"`
+	Created bool   `json:"created"`
+}
+
+func (q RaiseRequest) record() moderation.Record {
+	return moderation.Record{ID: moderation.ID(q.Detector, q.Players, q.World, q.Incarnation), Detector: q.Detector, Players: q.Players, Score: q.Score,
+		Evidence: q.Evidence, World: q.World, Incarnation: q.Incarnation, RaisedBy: q.RaisedBy, State: moderation.StateOpen}
+}
+
+// Record handles POST /v1/moderation/flags (an admin's, or another node's
+// detectors' through the internal route): records a flag on the
+// moderation world's leader, creating the world first when needed.
+func (a *API) Record(w http.ResponseWriter, r *http.Request) {
+	body, err := edge.ReadBody(w, r, a.Config().MaxBodyBytes)
+	var q RaiseRequest
+	if err == nil {
+		err = edge.DecodeStrict(body, &q)
+	}
+	if err == nil {
+		err = q.record().Validate()
+	}
+	if err != nil {
+		a.WriteError(w, err, true)
+		return
+	}
+	a.OnLeader(w, r, moderation.World, edge.KindWrite, internalFlagsPath, body, func(g edge.Group) error {
+		ctx, cancel := a.RequestContext(r)
+		defer cancel()
+		rec := q.record()
+		created, err := moderation.Raise(ctx, g, rec, a.writer(), a.seqs.Next())
+		if err == nil {
+			a.WriteJSON(w, http.StatusOK, RaiseResponse{ID: rec.ID, Created: created})
+		}
+		return err
+	})
+}
+
+// Raise records rec where the moderation world's leader is (the
+// detectors' Recorder's moderation.Writer). A refusal by the leader (a 4xx
+// answer) wraps moderation.ErrInvalid: retrying cannot help.
+func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
+	var created bool
+	err := a.RouteCall(moderation.World, edge.KindWrite, false, func(g edge.Group) error {
+		var err error
+		created, err = moderation.Raise(ctx, g, rec, a.writer(), a.seqs.Next())
+		return err
+	}, func(rt edge.Route) error {
+		body, _ := json.Marshal(RaiseRequest{Detector: rec.Detector, Players: rec.Players, Score: rec.Score, Evidence: rec.Evidence,
+			World: rec.World, Incarnation: rec.Incarnation, RaisedBy: rec.RaisedBy}) // plain fields: never fails
+		var out RaiseResponse
+		err := a.CallNode(ctx, rt, http.MethodPost, internalFlagsPath, body, "", &out)
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Status/100 == 4 && re.Status != http.StatusTooManyRequests {
+			return fmt.Errorf("%w: %w", moderation.ErrInvalid, err)
+		}
+		created = out.Created
+		return err
+	})
+	return created, err
+}
+
+// World returns this node's view of a world (moderation.Writer).
+func (a *API) World(id string) (fsm.WorldInfo, error) { return a.Backend().World(id) }
+
+// ReviewRequest is the body of POST /v1/moderation/flags/{id}/{op}.
+type ReviewRequest struct {
+	// By names the moderator: with a token it is the token's subject
+	// (leave it out, or give the same), else it is required.
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+}
+
+// ReviewResponse answers a review: the record after it and the review.
+type ReviewResponse struct {
+	Flag   moderation.Record `json:"flag"`
+	Review moderation.Review `json:"review"`
+}
+
+// Review handles POST /v1/moderation/flags/{id}/{op}, op confirm, dismiss
+// or appeal: on the moderation world's leader, it reads the record and
+// commits the transition (anticheat/moderation's Next: an illegal one is
+// 409 illegal_transition, one that lost to a concurrent review 409
+// review_conflict). Nothing is banned: a confirmation is a record.
+func (a *API) Review(w http.ResponseWriter, r *http.Request) {
+	var q ReviewRequest
+	if !a.ReadJSON(w, r, a.Config().MaxBodyBytes, &q) {
+		return
+	}
+	id, op := r.PathValue("id"), r.PathValue("op")
+	if a.Auth() != nil && edge.Bearer(r) != "" {
+		who, err := a.Identify(r)
+		if err == nil && q.By != "" && q.By != who.Player {
+			err = fmt.Errorf("%w: the token is for %q, the review names %q", edge.ErrForbidden, who.Player, q.By)
+		}
+		if err != nil {
+			a.WriteError(w, err, true)
+			return
+		}
+		q.By = who.Player
+	}
+	body, _ := json.Marshal(q) // plain fields: never fails
+	a.OnLeader(w, r, moderation.World, edge.KindWrite, internalFlagsPath+"/"+url.PathEscape(id)+"/"+url.PathEscape(op), body, func(g edge.Group) error {
+		ctx, cancel := a.RequestContext(r)
+		defer cancel()
+		v, err := g.Entity(ctx, moderation.World, id, store.Stale)
+		if errors.Is(err, fsm.ErrUnknownWorld) || errors.Is(err, fsm.ErrNotFound) {
+			err = fmt.Errorf("%w: %s", moderation.ErrNotFound, id)
+		}
+		var rec moderation.Record
+		if err == nil {
+			rec, err = moderation.Decode(v)
+		}
+		if err != nil {
+			return err
+		}
+		now := time.Now
+		if a.Now != nil {
+			now = a.Now
+		}
+		rv, err := moderation.ApplyReview(ctx, g, rec, op, q.By, q.Reason, now(), a.writer(), a.seqs.Next())
+		if err != nil {
+			return err
+		}
+		a.metrics.Review(rv)
+		a.Log().Info("anticheat flag reviewed", "id", id, "op", op, "from", rv.From, "to", rv.To, "by", rv.By)
+		rec.State, rec.History = rv.To, append(rec.History, rv)
+		a.WriteJSON(w, http.StatusOK, ReviewResponse{Flag: rec, Review: rv})
+		return nil
+	})
+}
