@@ -24,3 +24,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 // Review counts rv.
 func (m *Metrics) Review(rv Review) { m.reviews.WithLabelValues(rv.To).Inc() }
+
+// Reviews returns the counter of reviews that led to state (for tests
+// and dashboards' sanity checks).
+func (m *Metrics) Reviews(state string) prometheus.Counter { return m.reviews.WithLabelValues(state) }
