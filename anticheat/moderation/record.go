@@ -13,6 +13,7 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Errors of the package. ErrInvalid wraps fsm.ErrMalformed, so the edge
@@ -47,33 +48,30 @@ const (
 )
 
 // Ref names one committed event, the evidence of a flag.
-type Ref struct {
-	World string `json:"world"`
-	Seq   uint64 `json:"seq"`
-}
+type Ref = wire.FlagRef
 
 // Record is a flag as World keeps it: what a detector raised and how
-// moderators reviewed it.
+// moderators reviewed it (wire.Flag is its form on the wire: Wire).
 type Record struct {
 	// ID is the record's entity in World (ID of the fields below).
-	ID       string   `json:"id"`
-	Detector string   `json:"detector"`
-	Players  []string `json:"players"`
-	Score    float64  `json:"score"`
-	Evidence []Ref    `json:"evidence"`
+	ID       string
+	Detector string
+	Players  []string
+	Score    float64
+	Evidence []Ref
 	// World and Incarnation are where the suspicion was found: the world
 	// of the flag's newest evidence and its incarnation then (0: unknown).
-	World       string `json:"world"`
-	Incarnation uint64 `json:"incarnation"`
+	World       string
+	Incarnation uint64
 	// RaisedBy names who recorded it (the node whose detectors raised it).
-	RaisedBy string `json:"raised_by"`
+	RaisedBy string
 	// Raised is the seq of World's event that recorded it: records sort
 	// by it.
-	Raised uint64 `json:"raised"`
+	Raised uint64
 	// State is open, confirmed, dismissed or appealed (Next).
-	State string `json:"state"`
+	State string
 	// History lists the reviews, oldest first.
-	History []Review `json:"history"`
+	History []Review
 
 	// stateVersion is the version of the state field as read: a review
 	// expects it, so that two concurrent reviews cannot both commit.
@@ -175,6 +173,18 @@ func RaiseAction(r Record, writer string, seq uint64) (*fsm.Action, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return a, nil
+}
+
+// Wire returns r as the moderation routes answer it.
+func (r Record) Wire() wire.Flag {
+	return wire.Flag{ID: r.ID, Detector: r.Detector, Players: r.Players, Score: r.Score, Evidence: r.Evidence, World: r.World,
+		Incarnation: r.Incarnation, RaisedBy: r.RaisedBy, Raised: r.Raised, State: r.State, History: r.History}
+}
+
+// FromWire returns the record f raises (state open).
+func FromWire(f wire.FlagRaise) Record {
+	return Record{ID: ID(f.Detector, f.Players, f.World, f.Incarnation), Detector: f.Detector, Players: f.Players, Score: f.Score,
+		Evidence: f.Evidence, World: f.World, Incarnation: f.Incarnation, RaisedBy: f.RaisedBy, State: StateOpen}
 }
 
 // Decode reads a record from its entity in World.

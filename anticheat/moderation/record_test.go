@@ -9,6 +9,7 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,7 +50,7 @@ func TestFromFlagTakesTheNewestEvidencesWorld(t *testing.T) {
 	require.Equal(t, "arena", r.World)
 	require.Equal(t, uint64(7), r.Incarnation)
 	require.Equal(t, StateOpen, r.State)
-	require.Equal(t, []Ref{{"old", 3}, {"arena", 9}}, r.Evidence)
+	require.Equal(t, []Ref{{World: "old", Seq: 3}, {World: "arena", Seq: 9}}, r.Evidence)
 	require.Equal(t, ID("speed", []string{"ann", "bob"}, "arena", 7), r.ID)
 	none := FromFlag(detect.Flag{Detector: "speed", Players: []string{"ann"}}, 7, "n1")
 	require.Equal(t, "", none.World)
@@ -165,4 +166,16 @@ func TestSeqsRiseFromTheClock(t *testing.T) {
 	require.Greater(t, real.Next(), uint64(1e12), "the wall clock in milliseconds")
 	zero := Seqs{Now: func() time.Time { return time.UnixMilli(-5) }}
 	require.Equal(t, uint64(1), zero.Next(), "never 0")
+}
+
+func TestWireFormsRoundTrip(t *testing.T) {
+	r := FromFlag(flag(), 7, "n1")
+	r.Raised, r.History = 4, []Review{{N: 1, Op: OpConfirm, From: StateOpen, To: StateConfirmed, By: "m", Reason: "x"}}
+	w := r.Wire()
+	require.Equal(t, r.ID, w.ID)
+	require.Equal(t, r.History, w.History)
+	require.Equal(t, uint64(4), w.Raised)
+	back := FromWire(wire.FlagRaise{Detector: w.Detector, Players: w.Players, Score: w.Score, Evidence: w.Evidence,
+		World: w.World, Incarnation: w.Incarnation, RaisedBy: w.RaisedBy})
+	require.Equal(t, FromFlag(flag(), 7, "n1"), back)
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // A record's states.
@@ -78,15 +79,7 @@ func allowed(state string) string {
 
 // Review is one transition of a record: who made it, why and when (the
 // reviewing node's clock).
-type Review struct {
-	N      int       `json:"n"` // 1 for the first review
-	Op     string    `json:"op"`
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	By     string    `json:"by"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
-}
+type Review = wire.FlagReview
 
 // ReviewAction returns the action that applies op to r (as read) by by,
 // for reason, at at, as writer's action seq, and the review it records:

@@ -70,8 +70,8 @@ func TestReviewsWalkTheStateMachineAndKeepTheirHistory(t *testing.T) {
 		require.Len(t, got.History, i+1)
 		require.Equal(t, rv, got.History[i])
 	}
-	require.Equal(t, 1.0, testutil.ToFloat64(m.reviews.WithLabelValues(StateDismissed)))
-	require.Equal(t, 1.0, testutil.ToFloat64(m.reviews.WithLabelValues(StateAppealed)))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Reviews(StateDismissed)))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Reviews(StateAppealed)))
 	_, err = NewMetrics(prometheus.NewPedanticRegistry())
 	require.NoError(t, err)
 	reg := prometheus.NewRegistry()

@@ -15,12 +15,13 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The routes' paths.
 const (
-	PathFlags         = "/v1/moderation/flags"
+	PathFlags         = wire.PathModerationFlags
 	internalFlagsPath = edge.InternalPrefix + "/moderation/flags"
 )
 
@@ -67,12 +68,12 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 		a.WriteError(w, fmt.Errorf("%w: state %q: want open, confirmed, dismissed or appealed", fsm.ErrMalformed, state), false)
 		return
 	}
-	out := []moderation.Record{}
+	out := []wire.Flag{}
 	ctx := r.Context()
 	idx, err := a.Backend().Entity(ctx, moderation.World, moderation.IndexEntity, store.Stale)
 	switch {
 	case errors.Is(err, fsm.ErrUnknownWorld), errors.Is(err, fsm.ErrNotFound):
-		a.WriteJSON(w, http.StatusOK, listResponse{Flags: out})
+		a.WriteJSON(w, http.StatusOK, wire.FlagList{Flags: out})
 		return
 	case err != nil:
 		a.WriteError(w, err, false)
@@ -86,17 +87,12 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if match(rec, q.Get("world"), q.Get("detector"), q.Get("player"), state) {
-				out = append(out, rec)
+				out = append(out, rec.Wire())
 			}
 		}
 	}
-	slices.SortFunc(out, func(x, y moderation.Record) int { return cmp.Compare(x.Raised, y.Raised) })
-	a.WriteJSON(w, http.StatusOK, listResponse{Flags: out})
-}
-
-// listResponse answers GET /v1/moderation/flags.
-type listResponse struct {
-	Flags []moderation.Record `json:"flags"`
+	slices.SortFunc(out, func(x, y wire.Flag) int { return cmp.Compare(x.Raised, y.Raised) })
+	a.WriteJSON(w, http.StatusOK, wire.FlagList{Flags: out})
 }
 
 func match(r moderation.Record, world, detector, player, state string) bool {
@@ -124,31 +120,7 @@ func (a *API) Get(w http.ResponseWriter, r *http.Request) {
 		a.WriteError(w, err, false)
 		return
 	}
-	a.WriteJSON(w, http.StatusOK, rec)
-}
-
-// RaiseRequest is the body of POST /v1/moderation/flags: a flag as a
-// detector raised it.
-type RaiseRequest struct {
-	Detector    string           `json:"detector"`
-	Players     []string         `json:"players"`
-	Score       float64          `json:"score"`
-	Evidence    []moderation.Ref `json:"evidence"`
-	World       string           `json:"world"`
-	Incarnation uint64           `json:"incarnation"`
-	RaisedBy    string           `json:"raised_by"`
-}
-
-// RaiseResponse answers POST /v1/moderation/flags: the record's id and
-// whether it is new (false: the same suspicion was recorded before).
-type RaiseResponse struct {
-	ID      string `json:"id"`
-	Created bool   `json:"created"`
-}
-
-func (q RaiseRequest) record() moderation.Record {
-	return moderation.Record{ID: moderation.ID(q.Detector, q.Players, q.World, q.Incarnation), Detector: q.Detector, Players: q.Players, Score: q.Score,
-		Evidence: q.Evidence, World: q.World, Incarnation: q.Incarnation, RaisedBy: q.RaisedBy, State: moderation.StateOpen}
+	a.WriteJSON(w, http.StatusOK, rec.Wire())
 }
 
 // Record handles POST /v1/moderation/flags (an admin's, or another node's
@@ -156,12 +128,13 @@ func (q RaiseRequest) record() moderation.Record {
 // moderation world's leader, creating the world first when needed.
 func (a *API) Record(w http.ResponseWriter, r *http.Request) {
 	body, err := edge.ReadBody(w, r, a.Config().MaxBodyBytes)
-	var q RaiseRequest
+	var q wire.FlagRaise
 	if err == nil {
 		err = edge.DecodeStrict(body, &q)
 	}
+	rec := moderation.FromWire(q)
 	if err == nil {
-		err = q.record().Validate()
+		err = rec.Validate()
 	}
 	if err != nil {
 		a.WriteError(w, err, true)
@@ -170,10 +143,9 @@ func (a *API) Record(w http.ResponseWriter, r *http.Request) {
 	a.OnLeader(w, r, moderation.World, edge.KindWrite, internalFlagsPath, body, func(g edge.Group) error {
 		ctx, cancel := a.RequestContext(r)
 		defer cancel()
-		rec := q.record()
 		created, err := moderation.Raise(ctx, g, rec, a.writer(), a.seqs.Next())
 		if err == nil {
-			a.WriteJSON(w, http.StatusOK, RaiseResponse{ID: rec.ID, Created: created})
+			a.WriteJSON(w, http.StatusOK, wire.FlagRaised{ID: rec.ID, Created: created})
 		}
 		return err
 	})
@@ -189,9 +161,9 @@ func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
 		created, err = moderation.Raise(ctx, g, rec, a.writer(), a.seqs.Next())
 		return err
 	}, func(rt edge.Route) error {
-		body, _ := json.Marshal(RaiseRequest{Detector: rec.Detector, Players: rec.Players, Score: rec.Score, Evidence: rec.Evidence,
+		body, _ := json.Marshal(wire.FlagRaise{Detector: rec.Detector, Players: rec.Players, Score: rec.Score, Evidence: rec.Evidence,
 			World: rec.World, Incarnation: rec.Incarnation, RaisedBy: rec.RaisedBy}) // plain fields: never fails
-		var out RaiseResponse
+		var out wire.FlagRaised
 		err := a.CallNode(ctx, rt, http.MethodPost, internalFlagsPath, body, "", &out)
 		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Status/100 == 4 && re.Status != http.StatusTooManyRequests {
 			return fmt.Errorf("%w: %w", moderation.ErrInvalid, err)
@@ -205,27 +177,13 @@ func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
 // World returns this node's view of a world (moderation.Writer).
 func (a *API) World(id string) (fsm.WorldInfo, error) { return a.Backend().World(id) }
 
-// ReviewRequest is the body of POST /v1/moderation/flags/{id}/{op}.
-type ReviewRequest struct {
-	// By names the moderator: with a token it is the token's subject
-	// (leave it out, or give the same), else it is required.
-	By     string `json:"by"`
-	Reason string `json:"reason"`
-}
-
-// ReviewResponse answers a review: the record after it and the review.
-type ReviewResponse struct {
-	Flag   moderation.Record `json:"flag"`
-	Review moderation.Review `json:"review"`
-}
-
 // Review handles POST /v1/moderation/flags/{id}/{op}, op confirm, dismiss
 // or appeal: on the moderation world's leader, it reads the record and
 // commits the transition (anticheat/moderation's Next: an illegal one is
 // 409 illegal_transition, one that lost to a concurrent review 409
 // review_conflict). Nothing is banned: a confirmation is a record.
 func (a *API) Review(w http.ResponseWriter, r *http.Request) {
-	var q ReviewRequest
+	var q wire.FlagReviewRequest
 	if !a.ReadJSON(w, r, a.Config().MaxBodyBytes, &q) {
 		return
 	}
@@ -267,7 +225,7 @@ func (a *API) Review(w http.ResponseWriter, r *http.Request) {
 		a.metrics.Review(rv)
 		a.Log().Info("anticheat flag reviewed", "id", id, "op", op, "from", rv.From, "to", rv.To, "by", rv.By)
 		rec.State, rec.History = rv.To, append(rec.History, rv)
-		a.WriteJSON(w, http.StatusOK, ReviewResponse{Flag: rec, Review: rv})
+		a.WriteJSON(w, http.StatusOK, wire.FlagReviewed{Flag: rec.Wire(), Review: rv})
 		return nil
 	})
 }

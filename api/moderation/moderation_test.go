@@ -14,6 +14,7 @@ import (
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -63,11 +64,11 @@ func record(detector string, players ...string) moderation.Record {
 		Evidence: []moderation.Ref{{World: "arena", Seq: 7}}, World: "arena", Incarnation: 3, RaisedBy: "n1", State: moderation.StateOpen}
 }
 
-func flags(t *testing.T, e *env, query string, hdr ...string) []moderation.Record {
+func flags(t *testing.T, e *env, query string, hdr ...string) []wire.Flag {
 	t.Helper()
 	code, _, b := e.Do("GET", PathFlags+query, "", hdr...)
 	require.Equal(t, http.StatusOK, code, "%s", b)
-	var out struct{ Flags []moderation.Record }
+	var out wire.FlagList
 	require.NoError(t, json.Unmarshal(b, &out))
 	return out.Flags
 }
@@ -126,11 +127,11 @@ func TestFlagsAreRecordedOnceListedAndFiltered(t *testing.T) {
 	e.RequireError(http.StatusUnauthorized, edge.CodeUnauthorized, "GET", PathFlags, "")
 }
 
-func review(t *testing.T, e *env, id, op, body string, hdr ...string) ReviewResponse {
+func review(t *testing.T, e *env, id, op, body string, hdr ...string) wire.FlagReviewed {
 	t.Helper()
 	code, _, b := e.Do("POST", PathFlags+"/"+id+"/"+op, body, hdr...)
 	require.Equal(t, http.StatusOK, code, "%s", b)
-	var out ReviewResponse
+	var out wire.FlagReviewed
 	require.NoError(t, json.Unmarshal(b, &out))
 	return out
 }

@@ -95,7 +95,7 @@ func TestANodeWithDetectRecordsAFunnelAndPostsItAndItsReview(t *testing.T) {
 	require.Eventually(t, metrics(`gsd_anticheat_flags_total{detector="funnel"} 1`), time.Minute, 20*time.Millisecond)
 
 	// The record, replicated in the moderation world.
-	var list struct{ Flags []moderation.Record }
+	var list wire.FlagList
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + n.http + "/v1/moderation/flags?detector=funnel")
 		if err != nil {
