@@ -55,10 +55,15 @@ type FlagReviewRequest struct {
 	Reason string `json:"reason"`
 }
 
-// FlagReviewed answers a review: the flag after it and the review.
+// FlagReviewed answers a review: the flag after it and the review, and
+// what the flagged world's policy did (docs/ANTICHEAT.md): the players it
+// banned or unbanned there, or why it failed (the review stands).
 type FlagReviewed struct {
-	Flag   Flag       `json:"flag"`
-	Review FlagReview `json:"review"`
+	Flag        Flag       `json:"flag"`
+	Review      FlagReview `json:"review"`
+	Banned      []string   `json:"banned,omitempty"`
+	Unbanned    []string   `json:"unbanned,omitempty"`
+	PolicyError string     `json:"policy_error,omitempty"`
 }
 
 // FlagRaise is the body of POST /v1/moderation/flags: a flag as a

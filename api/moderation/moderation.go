@@ -181,7 +181,8 @@ func (a *API) World(id string) (fsm.WorldInfo, error) { return a.Backend().World
 // or appeal: on the moderation world's leader, it reads the record and
 // commits the transition (anticheat/moderation's Next: an illegal one is
 // 409 illegal_transition, one that lost to a concurrent review 409
-// review_conflict). Nothing is banned: a confirmation is a record.
+// review_conflict). Nothing is banned unless the flagged world's rules
+// say so (policy.go).
 func (a *API) Review(w http.ResponseWriter, r *http.Request) {
 	var q wire.FlagReviewRequest
 	if !a.ReadJSON(w, r, a.Config().MaxBodyBytes, &q) {
@@ -224,8 +225,10 @@ func (a *API) Review(w http.ResponseWriter, r *http.Request) {
 		}
 		a.metrics.Review(rv)
 		a.Log().Info("anticheat flag reviewed", "id", id, "op", op, "from", rv.From, "to", rv.To, "by", rv.By)
+		out := a.policy(ctx, rec, rv)
 		rec.State, rec.History = rv.To, append(rec.History, rv)
-		a.WriteJSON(w, http.StatusOK, wire.FlagReviewed{Flag: rec.Wire(), Review: rv})
+		out.Flag, out.Review = rec.Wire(), rv
+		a.WriteJSON(w, http.StatusOK, out)
 		return nil
 	})
 }
