@@ -152,8 +152,10 @@ func (a *API) Record(w http.ResponseWriter, r *http.Request) {
 }
 
 // Raise records rec where the moderation world's leader is (the
-// detectors' Recorder's moderation.Writer). A refusal by the leader (a 4xx
-// answer) wraps moderation.ErrInvalid: retrying cannot help.
+// detectors' Recorder's moderation.Writer). The leader's refusal of the
+// record itself (400, 422) wraps moderation.ErrInvalid: retrying cannot
+// help. Other answers (an older leader without the route, a credential
+// missing) are retried by the recorder.
 func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
 	var created bool
 	err := a.RouteCall(moderation.World, edge.KindWrite, false, func(g edge.Group) error {
@@ -165,7 +167,7 @@ func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
 			World: rec.World, Incarnation: rec.Incarnation, RaisedBy: rec.RaisedBy}) // plain fields: never fails
 		var out wire.FlagRaised
 		err := a.CallNode(ctx, rt, http.MethodPost, internalFlagsPath, body, "", &out)
-		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Status/100 == 4 && re.Status != http.StatusTooManyRequests {
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && (re.Status == http.StatusBadRequest || re.Status == http.StatusUnprocessableEntity) {
 			return fmt.Errorf("%w: %w", moderation.ErrInvalid, err)
 		}
 		created = out.Created

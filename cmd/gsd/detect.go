@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
 	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -92,8 +94,16 @@ func (d *detectOptions) start(st *store.Store, w moderation.Writer, node string,
 
 // detectSource is the node's one group as the detectors' Source: a seq
 // the archive no longer holds is detect.ErrFeedGone, so the detectors skip
-// to the newest events instead of waiting for ones that are gone.
+// to the newest events instead of waiting for ones that are gone; the
+// moderation world, the detectors' own output, is not theirs to judge.
 type detectSource struct{ storeSource }
+
+func (s detectSource) Worlds() []fsm.WorldInfo { return judged(s.storeSource.Worlds()) }
+
+// judged returns ws without the moderation world.
+func judged(ws []fsm.WorldInfo) []fsm.WorldInfo {
+	return slices.DeleteFunc(ws, func(w fsm.WorldInfo) bool { return w.ID == moderation.World })
+}
 
 func (s detectSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
 	sub, err := s.storeSource.Subscribe(world, from)

@@ -20,6 +20,7 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/detect"
 	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/sink/webhook"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -193,4 +194,9 @@ func TestAnArchiveGapIsAFeedGoneForTheDetectors(t *testing.T) {
 	other := errors.New("no such world")
 	require.Equal(t, other, feedGone(other))
 	require.NoError(t, feedGone(nil))
+}
+
+func TestTheDetectorsDoNotFollowTheModerationWorld(t *testing.T) {
+	got := judged([]fsm.WorldInfo{{ID: "arena"}, {ID: moderation.World}, {ID: "lobby"}})
+	require.Equal(t, []fsm.WorldInfo{{ID: "arena"}, {ID: "lobby"}}, got)
 }
