@@ -82,6 +82,9 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 	for _, f := range idx.Fields {
 		for _, id := range f.Set {
 			rec, err := a.read(ctx, id.Str)
+			if errors.Is(err, fsm.ErrNotFound) {
+				continue // an admin deleted the record (the index keeps its id)
+			}
 			if err != nil {
 				a.WriteError(w, err, false)
 				return

@@ -125,6 +125,15 @@ func TestFlagsAreRecordedOnceListedAndFiltered(t *testing.T) {
 	e.RequireError(http.StatusForbidden, edge.CodeForbidden, "GET", PathFlags, "", token(t, "ann", "", false)...)
 	e.RequireError(http.StatusForbidden, edge.CodeForbidden, "GET", PathFlags+"/"+all[0].ID, "", token(t, "gs", fsm.RoleServer, false)...)
 	e.RequireError(http.StatusUnauthorized, edge.CodeUnauthorized, "GET", PathFlags, "")
+
+	// A record an admin deleted is left out; the index still names it.
+	ev, _, err := e.st.Act(ctx, &fsm.Action{World: moderation.World, Player: "ops", Seq: 1, Role: fsm.RoleAdmin,
+		Ops: []fsm.Op{{Kind: fsm.OpDelete, Entity: all[0].ID}}})
+	require.NoError(t, err)
+	require.Equal(t, fsm.StatusApplied, ev.Status)
+	left := flags(t, e, "", mod...)
+	require.Len(t, left, 1)
+	require.Equal(t, "funnel", left[0].Detector)
 }
 
 func review(t *testing.T, e *env, id, op, body string, hdr ...string) wire.FlagReviewed {
