@@ -175,10 +175,18 @@ func RaiseAction(r Record, writer string, seq uint64) (*fsm.Action, error) {
 	return a, nil
 }
 
-// Wire returns r as the moderation routes answer it.
+// Wire returns r as the moderation routes answer it (no evidence and no
+// history as empty lists, not null).
 func (r Record) Wire() wire.Flag {
-	return wire.Flag{ID: r.ID, Detector: r.Detector, Players: r.Players, Score: r.Score, Evidence: r.Evidence, World: r.World,
-		Incarnation: r.Incarnation, RaisedBy: r.RaisedBy, Raised: r.Raised, State: r.State, History: r.History}
+	return wire.Flag{ID: r.ID, Detector: r.Detector, Players: r.Players, Score: r.Score, Evidence: orEmpty(r.Evidence), World: r.World,
+		Incarnation: r.Incarnation, RaisedBy: r.RaisedBy, Raised: r.Raised, State: r.State, History: orEmpty(r.History)}
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // FromWire returns the record f raises (state open).

@@ -178,4 +178,7 @@ func TestWireFormsRoundTrip(t *testing.T) {
 	back := FromWire(wire.FlagRaise{Detector: w.Detector, Players: w.Players, Score: w.Score, Evidence: w.Evidence,
 		World: w.World, Incarnation: w.Incarnation, RaisedBy: w.RaisedBy})
 	require.Equal(t, FromFlag(flag(), 7, "n1"), back)
+	bare := Record{ID: "x"}.Wire()
+	require.Equal(t, []Ref{}, bare.Evidence)
+	require.Equal(t, []Review{}, bare.History)
 }
