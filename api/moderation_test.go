@@ -19,8 +19,9 @@ import (
 )
 
 // Flags are moderator-only: the flagged player and any other player read
-// nothing of them through entity reads, the event stream or a play
-// stream, while a moderator (view=moderator) and an admin read them.
+// nothing of them through entity reads, the event stream, a play stream
+// or the watch stream, while a moderator (view=moderator) and an admin
+// read them.
 func TestFlagsAreNeverVisibleToPlayers(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -86,9 +87,22 @@ func TestFlagsAreNeverVisibleToPlayers(t *testing.T) {
 			return string(b)
 		}
 	}
+	watch := func(tok string) func() string {
+		c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.env.TS.URL, "http")+world+"/watch?mode=events",
+			&websocket.DialOptions{Subprotocols: []string{wire.SubprotocolJSON}, HTTPHeader: http.Header{"Authorization": {tok}}})
+		require.NoError(t, err)
+		t.Cleanup(func() { c.CloseNow() })
+		return func() string {
+			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			_, b, err := c.Read(rctx)
+			require.NoError(t, err)
+			return string(b)
+		}
+	}
 	for i, p := range []string{"ann", "bob"} {
 		tok := roleToken(t, p, "", false)
-		lines, msgs := stream(tok), play(tok)
+		lines, msgs, frames := stream(tok), play(tok), watch(tok)
 		welcome := msgs()
 		require.Contains(t, welcome, `"welcome"`)
 		// A player may not write the moderation world: rejected, and
@@ -119,12 +133,23 @@ func TestFlagsAreNeverVisibleToPlayers(t *testing.T) {
 		if p != "ann" {
 			secrets = append(secrets, `"ann"`) // ann's own messages name her
 		}
+		var watched []string
+		for {
+			f := frames()
+			watched = append(watched, f)
+			if strings.Contains(f, fmt.Sprintf(`"seq":%d`, own)) {
+				break
+			}
+		}
+		require.Contains(t, watched[0], `"type":"keyframe"`)
+		require.Contains(t, watched[0], `"entities":{}`, "the state as the player sees it: no record")
+		seen = append(seen, watched...)
 		for _, s := range seen {
 			for _, secret := range secrets {
 				require.NotContains(t, s, secret, "%s read %s", p, s)
 			}
 		}
-		require.Len(t, seen, 3, "%s: the welcome and its own event on each stream, nothing else: %v", p, seen)
+		require.Len(t, seen, 3+len(watched), "%s: the welcome and its own event on each stream, nothing else: %v", p, seen)
 	}
 	// The record did not change.
 	again, err := n.env.srv.Moderation().Raise(ctx, rec)
