@@ -17,20 +17,34 @@ type Group interface {
 	CreateWorld(ctx context.Context, id string, rules fsm.Rules) error
 }
 
+// Worlds is this node's view of its worlds (the store's, the edge's
+// Backend).
+type Worlds interface {
+	World(id string) (fsm.WorldInfo, error)
+}
+
 // Raise records r on g as writer's action seq, creating World first when
-// it does not exist. It reports whether the record is new: false when a
-// record of the same suspicion (ID) was there already, which then stays
-// as it is.
-func Raise(ctx context.Context, g Group, r Record, writer string, seq uint64) (bool, error) {
+// it does not exist; ws is the view of g's node (its leader), so the
+// world checked is the one written. It reports whether the record is new:
+// false when a record of the same suspicion (ID) was there already, which
+// then stays as it is. A World of other rules (CheckWorld) gets nothing.
+func Raise(ctx context.Context, g Group, ws Worlds, r Record, writer string, seq uint64) (bool, error) {
 	a, err := RaiseAction(r, writer, seq)
 	if err != nil {
 		return false, err
 	}
-	ev, _, err := g.Act(ctx, a)
+	wi, err := ws.World(World)
 	if errors.Is(err, fsm.ErrUnknownWorld) {
 		if err = g.CreateWorld(ctx, World, Rules()); err == nil || errors.Is(err, fsm.ErrWorldExists) {
-			ev, _, err = g.Act(ctx, a)
+			wi, err = ws.World(World)
 		}
+	}
+	if err == nil {
+		err = CheckWorld(wi)
+	}
+	var ev *fsm.Event
+	if err == nil {
+		ev, _, err = g.Act(ctx, a)
 	}
 	if err != nil {
 		return false, fmt.Errorf("record flag %s: %w", a.Ops[0].Entity, err)
@@ -46,13 +60,21 @@ func Raise(ctx context.Context, g Group, r Record, writer string, seq uint64) (b
 
 // ApplyReview applies op to r (as read from World) on g as writer's action
 // seq and returns the review it committed. A review committed since r was
-// read is ErrRace.
-func ApplyReview(ctx context.Context, g Group, r Record, op, by, reason string, at time.Time, writer string, seq uint64) (Review, error) {
+// read is ErrRace; a World of other rules (CheckWorld, on ws, the view of
+// g's node) gets nothing.
+func ApplyReview(ctx context.Context, g Group, ws Worlds, r Record, op, by, reason string, at time.Time, writer string, seq uint64) (Review, error) {
 	a, rv, err := ReviewAction(r, op, by, reason, at, writer, seq)
 	if err != nil {
 		return Review{}, err
 	}
-	ev, _, err := g.Act(ctx, a)
+	wi, err := ws.World(World)
+	if err == nil {
+		err = CheckWorld(wi)
+	}
+	var ev *fsm.Event
+	if err == nil {
+		ev, _, err = g.Act(ctx, a)
+	}
 	if err != nil {
 		return Review{}, fmt.Errorf("%s flag %s: %w", op, r.ID, err)
 	}

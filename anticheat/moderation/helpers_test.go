@@ -21,7 +21,11 @@ type fsmGroup struct {
 	f     *fsm.FSM
 	index uint64
 	fail  func(a *fsm.Action) error
-	acts  int
+	// answer, when set and not nil for an action, is its event instead
+	// of the FSM's.
+	answer    func(a *fsm.Action) *fsm.Event
+	createErr error
+	acts      int
 }
 
 func newFSMGroup(t testing.TB) *fsmGroup {
@@ -47,13 +51,27 @@ func (g *fsmGroup) Act(_ context.Context, a *fsm.Action) (*fsm.Event, bool, erro
 			return nil, false, err
 		}
 	}
+	if g.answer != nil {
+		if ev := g.answer(a); ev != nil {
+			return ev, false, nil
+		}
+	}
 	r := g.apply(fsm.Command{Kind: fsm.CmdAction, Action: a})
 	return r.Event, r.Duplicate, r.Err
+}
+
+func (g *fsmGroup) World(id string) (fsm.WorldInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.f.World(id)
 }
 
 func (g *fsmGroup) CreateWorld(_ context.Context, id string, rules fsm.Rules) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.createErr != nil {
+		return g.createErr
+	}
 	return g.apply(fsm.Command{Kind: fsm.CmdCreateWorld, World: &fsm.WorldSpec{ID: id, Rules: rules}}).Err
 }
 

@@ -89,14 +89,14 @@ func TestRaiseCreatesTheWorldAndRecordsASuspicionOnce(t *testing.T) {
 	g := newFSMGroup(t)
 	ctx := context.Background()
 	r := FromFlag(flag(), 7, "n1")
-	created, err := Raise(ctx, g, r, "gsd.n1", 1)
+	created, err := Raise(ctx, g, g, r, "gsd.n1", 1)
 	require.NoError(t, err)
 	require.True(t, created)
 	// Another node raising the same suspicion, or this one after a
 	// restart: a conflict that changes nothing.
 	again := FromFlag(flag(), 7, "n2")
 	again.Score = 0.9
-	created, err = Raise(ctx, g, again, "gsd.n2", 1)
+	created, err = Raise(ctx, g, g, again, "gsd.n2", 1)
 	require.NoError(t, err)
 	require.False(t, created)
 
@@ -116,7 +116,7 @@ func TestRaiseCreatesTheWorldAndRecordsASuspicionOnce(t *testing.T) {
 
 	// The world existing already (another writer created it first).
 	other := FromFlag(detect.Flag{Detector: "jump", Players: []string{"eve"}, Evidence: []detect.Ref{{World: "arena", Seq: 1}}}, 7, "n1")
-	created, err = Raise(ctx, g, other, "gsd.n1", 2)
+	created, err = Raise(ctx, g, g, other, "gsd.n1", 2)
 	require.NoError(t, err)
 	require.True(t, created)
 }
@@ -124,20 +124,46 @@ func TestRaiseCreatesTheWorldAndRecordsASuspicionOnce(t *testing.T) {
 func TestRaiseReportsFailures(t *testing.T) {
 	ctx := context.Background()
 	r := FromFlag(flag(), 7, "n1")
-	_, err := Raise(ctx, newFSMGroup(t), Record{}, "w", 1)
+	_, err := Raise(ctx, newFSMGroup(t), newFSMGroup(t), Record{}, "w", 1)
 	require.ErrorIs(t, err, ErrInvalid)
 
 	g := newFSMGroup(t)
 	g.fail = func(*fsm.Action) error { return errDown }
-	_, err = Raise(ctx, g, r, "w", 1)
+	_, err = Raise(ctx, g, g, r, "w", 1)
 	require.ErrorIs(t, err, errDown)
 
-	// World taken by a world of other rules: the record is rejected.
+	// World taken by a world of other rules (someone made it before gsd,
+	// its fields visible): nothing is written there.
 	g = newFSMGroup(t)
-	require.NoError(t, g.CreateWorld(ctx, World, fsm.Rules{Strict: true}))
-	_, err = Raise(ctx, g, r, "w", 1)
+	leaky := Rules()
+	leaky.Schema.Access[FieldDetector] = fsm.FieldAccess{Write: "server"}
+	require.NoError(t, g.CreateWorld(ctx, World, leaky))
+	acts := g.acts
+	_, err = Raise(ctx, g, g, r, "w", 1)
+	require.ErrorIs(t, err, ErrNotModeration)
+	require.NotErrorIs(t, err, ErrInvalid, "retried: an operator may delete that world")
+	require.Equal(t, acts, g.acts, "nothing proposed")
+
+	// The world cannot be created.
+	g = newFSMGroup(t)
+	g.createErr = errDown
+	_, err = Raise(ctx, g, g, r, "w", 1)
+	require.ErrorIs(t, err, errDown)
+
+	// A record the log rejects.
+	g = newFSMGroup(t)
+	g.answer = func(a *fsm.Action) *fsm.Event { return &fsm.Event{Status: fsm.StatusRejected, Reason: "forbidden"} }
+	_, err = Raise(ctx, g, g, r, "w", 1)
 	require.ErrorIs(t, err, ErrInvalid)
-	require.ErrorContains(t, err, "rejected")
+	require.ErrorContains(t, err, "rejected: forbidden")
+}
+
+func TestCheckWorldAcceptsOnlyTheModerationRules(t *testing.T) {
+	require.NoError(t, CheckWorld(fsm.WorldInfo{ID: World, Rules: Rules()}))
+	other := Rules()
+	other.Schema.Viewers["caster"] = fsm.ViewerRule{Sees: []string{"hidden"}}
+	require.ErrorIs(t, CheckWorld(fsm.WorldInfo{ID: World, Rules: other}), ErrNotModeration)
+	require.ErrorIs(t, CheckWorld(fsm.WorldInfo{ID: World}), ErrNotModeration)
 }
 
 func TestDecodeRefusesWhatIsNotARecord(t *testing.T) {

@@ -35,7 +35,7 @@ func (w *writer) Raise(ctx context.Context, r Record) (bool, error) {
 		return false, err
 	}
 	w.mu.Unlock()
-	return Raise(ctx, w.g, r, "gsd.n1", w.seqs.Next())
+	return Raise(ctx, w.g, w.g, r, "gsd.n1", w.seqs.Next())
 }
 
 func (w *writer) World(id string) (fsm.WorldInfo, error) {

@@ -43,7 +43,7 @@ func TestNextFollowsTheStateMachine(t *testing.T) {
 func raised(t *testing.T, g *fsmGroup) Record {
 	t.Helper()
 	r := FromFlag(flag(), 7, "n1")
-	created, err := Raise(context.Background(), g, r, "gsd.n1", 1)
+	created, err := Raise(context.Background(), g, g, r, "gsd.n1", 1)
 	require.NoError(t, err)
 	require.True(t, created)
 	return g.record(t, r.ID)
@@ -61,7 +61,7 @@ func TestReviewsWalkTheStateMachineAndKeepTheirHistory(t *testing.T) {
 	} {
 		r := raisedOr(t, g, i)
 		seq++
-		rv, err := ApplyReview(ctx, g, r, step.op, "mod", "because "+step.op, at, "gsd.n1", seq)
+		rv, err := ApplyReview(ctx, g, g, r, step.op, "mod", "because "+step.op, at, "gsd.n1", seq)
 		require.NoError(t, err)
 		m.Review(rv)
 		require.Equal(t, Review{N: i + 1, Op: step.op, From: r.State, To: step.want, By: "mod", Reason: "because " + step.op, At: at.UTC()}, rv)
@@ -93,10 +93,10 @@ func TestAConcurrentReviewLosesWithErrRace(t *testing.T) {
 	g := newFSMGroup(t)
 	ctx := context.Background()
 	r := raised(t, g)
-	_, err := ApplyReview(ctx, g, r, OpConfirm, "ann", "aimbot", time.Now(), "gsd.n1", 2)
+	_, err := ApplyReview(ctx, g, g, r, OpConfirm, "ann", "aimbot", time.Now(), "gsd.n1", 2)
 	require.NoError(t, err)
 	// r as read before the confirmation: dismissing it would skip the appeal.
-	_, err = ApplyReview(ctx, g, r, OpDismiss, "bob", "looks fine", time.Now(), "gsd.n2", 2)
+	_, err = ApplyReview(ctx, g, g, r, OpDismiss, "bob", "looks fine", time.Now(), "gsd.n2", 2)
 	require.ErrorIs(t, err, ErrRace)
 	got := g.record(t, r.ID)
 	require.Equal(t, StateConfirmed, got.State)
@@ -116,21 +116,25 @@ func TestReviewRefusesBadInput(t *testing.T) {
 		"no writer":    {OpConfirm, "mod", "x", ""},
 		"unknown op":   {"ban", "mod", "x", "w"},
 	} {
-		_, err := ApplyReview(ctx, g, r, c.op, c.by, c.reason, time.Now(), c.writer, 5)
+		_, err := ApplyReview(ctx, g, g, r, c.op, c.by, c.reason, time.Now(), c.writer, 5)
 		require.ErrorIs(t, err, ErrInvalid, name)
 	}
-	_, err := ApplyReview(ctx, g, r, OpAppeal, "mod", "x", time.Now(), "w", 5)
+	_, err := ApplyReview(ctx, g, g, r, OpAppeal, "mod", "x", time.Now(), "w", 5)
 	require.ErrorIs(t, err, ErrIllegal)
 
 	g.fail = func(*fsm.Action) error { return errDown }
-	_, err = ApplyReview(ctx, g, r, OpConfirm, "mod", "x", time.Now(), "w", 5)
+	_, err = ApplyReview(ctx, g, g, r, OpConfirm, "mod", "x", time.Now(), "w", 5)
 	require.ErrorIs(t, err, errDown)
 
-	// A record that is gone by the time the review commits (its world
-	// deleted and created with other rules) is rejected.
+	// A world of other rules gets nothing; a rejection is reported.
 	g = newFSMGroup(t)
 	require.NoError(t, g.CreateWorld(ctx, World, fsm.Rules{Strict: true}))
-	_, err = ApplyReview(ctx, g, r, OpConfirm, "mod", "x", time.Now(), "w", 5)
+	_, err = ApplyReview(ctx, g, g, r, OpConfirm, "mod", "x", time.Now(), "w", 5)
+	require.ErrorIs(t, err, ErrNotModeration)
+	g = newFSMGroup(t)
+	require.NoError(t, g.CreateWorld(ctx, World, Rules()))
+	g.answer = func(a *fsm.Action) *fsm.Event { return &fsm.Event{Status: fsm.StatusRejected, Reason: "forbidden"} }
+	_, err = ApplyReview(ctx, g, g, r, OpConfirm, "mod", "x", time.Now(), "w", 5)
 	require.ErrorIs(t, err, ErrInvalid)
 	require.ErrorContains(t, err, fmt.Sprintf("confirm flag %s: rejected", r.ID))
 }

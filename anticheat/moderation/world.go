@@ -1,6 +1,10 @@
 package moderation
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
+
 	"github.com/gsd-dev/gsd/fsm"
 )
 
@@ -61,4 +65,21 @@ func Rules() fsm.Rules {
 		r.Schema.Access[name] = fsm.FieldAccess{Write: "server", Visible: "hidden"}
 	}
 	return r
+}
+
+// ErrNotModeration reports a world named World whose rules are not
+// Rules(): created by someone else before gsd made it, its records could
+// be visible to players, so gsd writes nothing there (answered 500: an
+// operator deletes that world, and the next record creates the right one).
+var ErrNotModeration = errors.New("gsd/anticheat/moderation: the moderation world has other rules")
+
+// CheckWorld returns nil when wi, a world named World, has World's rules
+// (compared in their JSON form), else ErrNotModeration.
+func CheckWorld(wi fsm.WorldInfo) error {
+	got, _ := wi.Rules.MarshalJSON() // rules that do not encode are not these
+	want, _ := Rules().MarshalJSON()
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: %s", ErrNotModeration, got)
+	}
+	return nil
 }

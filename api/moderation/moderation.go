@@ -146,7 +146,7 @@ func (a *API) Record(w http.ResponseWriter, r *http.Request) {
 	a.OnLeader(w, r, moderation.World, edge.KindWrite, internalFlagsPath, body, func(g edge.Group) error {
 		ctx, cancel := a.RequestContext(r)
 		defer cancel()
-		created, err := moderation.Raise(ctx, g, rec, a.writer(), a.seqs.Next())
+		created, err := moderation.Raise(ctx, g, a.Backend(), rec, a.writer(), a.seqs.Next())
 		if err == nil {
 			a.WriteJSON(w, http.StatusOK, wire.FlagRaised{ID: rec.ID, Created: created})
 		}
@@ -163,7 +163,7 @@ func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
 	var created bool
 	err := a.RouteCall(moderation.World, edge.KindWrite, false, func(g edge.Group) error {
 		var err error
-		created, err = moderation.Raise(ctx, g, rec, a.writer(), a.seqs.Next())
+		created, err = moderation.Raise(ctx, g, a.Backend(), rec, a.writer(), a.seqs.Next())
 		return err
 	}, func(rt edge.Route) error {
 		body, _ := json.Marshal(wire.FlagRaise{Detector: rec.Detector, Players: rec.Players, Score: rec.Score, Evidence: rec.Evidence,
@@ -224,7 +224,7 @@ func (a *API) Review(w http.ResponseWriter, r *http.Request) {
 		if a.Now != nil {
 			now = a.Now
 		}
-		rv, err := moderation.ApplyReview(ctx, g, rec, op, q.By, q.Reason, now(), a.writer(), a.seqs.Next())
+		rv, err := moderation.ApplyReview(ctx, g, a.Backend(), rec, op, q.By, q.Reason, now(), a.writer(), a.seqs.Next())
 		if err != nil {
 			return err
 		}

@@ -235,3 +235,24 @@ func TestNewFailsOnARegisteredCounter(t *testing.T) {
 	_, err = New(core, reg)
 	require.Error(t, err)
 }
+
+// A world named like the moderation world but made by someone else (its
+// records could be visible) gets no flag and no review.
+func TestAModerationWorldOfOtherRulesGetsNothing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	require.NoError(t, e.st.CreateWorld(ctx, moderation.World, fsm.Rules{}))
+	_, err := e.api.Raise(ctx, record("speed", "ann"))
+	require.ErrorIs(t, err, moderation.ErrNotModeration)
+	require.NotErrorIs(t, err, moderation.ErrInvalid, "the recorder retries: an operator deletes that world")
+	wi, err := e.st.World(moderation.World)
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), wi.Seq, "nothing written")
+	// A fake record there is not reviewed.
+	ev, _, err := e.st.Act(ctx, &fsm.Action{World: moderation.World, Player: "gs", Seq: 1, Role: fsm.RoleServer, Ops: []fsm.Op{
+		{Kind: fsm.OpSet, Entity: "flag-x", Field: moderation.FieldDetector, Value: fsm.String("speed")},
+		{Kind: fsm.OpSet, Entity: "flag-x", Field: moderation.FieldState, Value: fsm.String("open")}}})
+	require.NoError(t, err)
+	require.Equal(t, fsm.StatusApplied, ev.Status)
+	e.RequireError(http.StatusInternalServerError, edge.CodeInternal, "POST", PathFlags+"/flag-x/confirm", `{"reason":"r"}`, token(t, "mia", moderation.Class, false)...)
+}
