@@ -11,7 +11,8 @@
 // sent there as internal calls (/internal/v1/moderation/...) that are
 // never sent on again. A review reads the record where it runs and sets
 // its state with expect on the version read, so two moderators cannot
-// both move the same flag from one state.
+// both move the same flag from one state. A review's effect beyond the
+// record, a ban by the flagged world's policy, is policy.go's.
 //
 // API is also the Writer of the node's detectors' Recorder: Raise records
 // a flag on the moderation world's leader.
