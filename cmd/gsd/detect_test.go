@@ -200,3 +200,42 @@ func TestTheDetectorsDoNotFollowTheModerationWorld(t *testing.T) {
 	got := judged([]fsm.WorldInfo{{ID: "arena"}, {ID: moderation.World}, {ID: "lobby"}})
 	require.Equal(t, []fsm.WorldInfo{{ID: "arena"}, {ID: "lobby"}}, got)
 }
+
+// A follower that runs the detectors records its flags on the leader of
+// the moderation world (an internal call); a review sent to the follower
+// is run there too, and every node lists the same record.
+func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
+	t.Parallel()
+	n1 := startNode(t, "n1", t.TempDir())
+	n1.waitLeader(t)
+	n2 := startNode(t, "n2", t.TempDir(), "--detect", "--join", n1.http)
+	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
+	n2.waitStatus(t, "knows the leader", func(s client.Status) bool { return s.Leader == "n1" })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n1.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	for i := range uint64(detect.DefaultConfig().Funnel.MinTransfers) {
+		item := wire.String(fmt.Sprintf("gem%d", i))
+		_, err := c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 1, Ops: []wire.Op{client.Add("feeder", "items", item)}})
+		require.NoError(t, err)
+		_, err = c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 2, Ops: []wire.Op{
+			{Kind: wire.OpRemove, Entity: "feeder", Field: "items", Value: item}, client.Add("main", "items", item)}})
+		require.NoError(t, err)
+	}
+	var flags []wire.Flag
+	require.Eventually(t, func() bool {
+		var err error
+		flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		return err == nil && len(flags) == 1
+	}, time.Minute, 20*time.Millisecond)
+	require.Equal(t, "n2", flags[0].RaisedBy, "raised by the follower, recorded on the leader")
+	c2 := n2.client(t)
+	rv, err := c2.ReviewFlag(ctx, flags[0].ID, "dismiss", "mia", "friends")
+	require.NoError(t, err)
+	require.Equal(t, "dismissed", rv.Flag.State)
+	require.Eventually(t, func() bool {
+		f, err := c2.Flag(ctx, flags[0].ID)
+		return err == nil && f.State == "dismissed"
+	}, time.Minute, 20*time.Millisecond)
+}
