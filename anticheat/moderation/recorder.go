@@ -31,6 +31,8 @@ type Recorder struct {
 	log *slog.Logger
 	// RetryMin and RetryMax bound the wait after a failed record.
 	RetryMin, RetryMax time.Duration
+	// Metrics, when set before Run, count the records and the queue.
+	Metrics *RecorderMetrics
 
 	mu      sync.Mutex
 	pending []Record
@@ -57,6 +59,7 @@ func (r *Recorder) Flag(f detect.Flag) {
 	}
 	r.mu.Lock()
 	r.pending = append(r.pending, FromFlag(f, inc, r.by))
+	r.gauge()
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -94,7 +97,22 @@ func (r *Recorder) Run(ctx context.Context) {
 		}
 		r.mu.Lock()
 		r.pending = r.pending[1:]
+		r.gauge()
 		r.mu.Unlock()
+	}
+}
+
+// gauge sets the pending gauge; r.mu is held.
+func (r *Recorder) gauge() {
+	if r.Metrics != nil {
+		r.Metrics.pending.Set(float64(len(r.pending)))
+	}
+}
+
+// count counts a record's result.
+func (r *Recorder) count(result string) {
+	if r.Metrics != nil {
+		r.Metrics.recorded.WithLabelValues(result).Inc()
 	}
 }
 
@@ -107,9 +125,11 @@ func (r *Recorder) record(ctx context.Context, rec Record) bool {
 		switch {
 		case err == nil:
 			r.log.Info("anticheat flag recorded", "id", rec.ID, "detector", rec.Detector, "players", rec.Players, "new", created)
+			r.count(map[bool]string{true: ResultNew, false: ResultDuplicate}[created])
 			return true
 		case errors.Is(err, ErrInvalid):
 			r.log.Error("anticheat flag refused; dropped", "id", rec.ID, "detector", rec.Detector, "err", err)
+			r.count(ResultDropped)
 			return true
 		case attempt == 1 || attempt%10 == 0:
 			r.log.Warn("anticheat flag not recorded yet; retrying", "id", rec.ID, "attempt", attempt, "err", err)

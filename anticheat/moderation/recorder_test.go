@@ -12,6 +12,8 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -63,11 +65,12 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startRecorder(t *testing.T, w Writer) (*Recorder, *syncBuffer, func()) {
+func startRecorder(t *testing.T, w Writer, m *RecorderMetrics) (*Recorder, *syncBuffer, func()) {
 	t.Helper()
 	var logs syncBuffer
 	r, err := NewRecorder(w, "n1", slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
+	r.Metrics = m
 	r.RetryMin, r.RetryMax = time.Millisecond, 2*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -81,7 +84,9 @@ func TestRecorderRecordsFlagsInOrderAndRetriesFailures(t *testing.T) {
 	for range 10 {
 		w.fails = append(w.fails, errDown) // the tenth attempt logs again
 	}
-	r, logs, stop := startRecorder(t, w)
+	m, err := NewRecorderMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	r, logs, stop := startRecorder(t, w, m)
 	defer stop()
 	var s detect.Sink = r
 	s.Flag(flag())
@@ -99,6 +104,15 @@ func TestRecorderRecordsFlagsInOrderAndRetriesFailures(t *testing.T) {
 	require.Contains(t, logs.String(), "attempt=10")
 	require.Contains(t, logs.String(), "new=false")
 	require.Contains(t, logs.String(), "dropped")
+	require.Equal(t, 2.0, testutil.ToFloat64(m.Recorded(ResultNew)))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Recorded(ResultDuplicate)))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Recorded(ResultDropped)))
+	require.Equal(t, 0.0, testutil.ToFloat64(m.Pending()))
+	reg := prometheus.NewRegistry()
+	_, err = NewRecorderMetrics(reg)
+	require.NoError(t, err)
+	_, err = NewRecorderMetrics(reg)
+	require.Error(t, err, "registered twice")
 }
 
 func TestRecorderStopsWhileRetrying(t *testing.T) {
@@ -106,11 +120,14 @@ func TestRecorderStopsWhileRetrying(t *testing.T) {
 	for range 1000 {
 		w.fails = append(w.fails, errDown)
 	}
-	r, _, stop := startRecorder(t, w)
+	m, err := NewRecorderMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	r, _, stop := startRecorder(t, w, m)
 	r.Flag(flag())
 	require.Eventually(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return w.calls > 0 }, 10*time.Second, time.Millisecond)
 	stop() // returns: the retry loop ends with its context
 	require.Equal(t, 1, r.Pending(), "still queued")
+	require.Equal(t, 1.0, testutil.ToFloat64(m.Pending()))
 }
 
 func TestNewRecorderNeedsItsParts(t *testing.T) {

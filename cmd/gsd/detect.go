@@ -74,6 +74,9 @@ func (d *detectOptions) start(st *store.Store, w moderation.Writer, node string,
 	if err != nil {
 		return nil, err
 	}
+	if rec.Metrics, err = moderation.NewRecorderMetrics(reg); err != nil {
+		return nil, fmt.Errorf("anticheat metrics: %w", err)
+	}
 	r, err := detect.NewRunner(det, detectSource{storeSource{st}}, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
 	if err != nil {
 		return nil, err

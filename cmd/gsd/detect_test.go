@@ -94,6 +94,7 @@ func TestANodeWithDetectRecordsAFunnelAndPostsItAndItsReview(t *testing.T) {
 		}
 	}
 	require.Eventually(t, metrics(`gsd_anticheat_flags_total{detector="funnel"} 1`), time.Minute, 20*time.Millisecond)
+	require.Eventually(t, metrics(`gsd_anticheat_flags_recorded_total{result="new"} 1`), time.Minute, 20*time.Millisecond)
 
 	// The record, replicated in the moderation world.
 	var list wire.FlagList
