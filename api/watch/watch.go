@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -41,6 +42,12 @@ type Service struct {
 	viewers prometheus.Gauge
 	frames  prometheus.Counter
 	bytes   prometheus.Counter
+
+	// the segmented HTTP variant (chunked.go, segments.go)
+	segCfg    SegmentConfig
+	segMu     sync.Mutex
+	segs      map[segKey]*segmenter
+	segClosed bool
 }
 
 // seeder is what a backend offers to seed a pipeline with the world's
@@ -79,7 +86,7 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Core: core, hub: hub, vis: vis,
+	s := &Service{Core: core, hub: hub, vis: vis, segCfg: DefaultSegmentConfig(), segs: make(map[segKey]*segmenter),
 		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_watch_viewers", Help: "Open watch connections on this node."}),
 		frames:  prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_frames_total", Help: "Frames written to watch connections."}),
 		bytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_bytes_total", Help: "Bytes of the frames written to watch connections."}),
@@ -117,14 +124,31 @@ func seed(sd seeder, world string) (*spectator.State, error) {
 	return spectator.SeedState(world, seq, ev.Time, ents), nil
 }
 
-// Register adds the watch route to mux.
-func (s *Service) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/worlds/{world}/watch", s.Watch)
+// SetSegments configures the segmented HTTP variant; call it before
+// serving (New uses DefaultSegmentConfig).
+func (s *Service) SetSegments(cfg SegmentConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s.segMu.Lock()
+	defer s.segMu.Unlock()
+	s.segCfg = cfg
+	return nil
 }
 
-// Close stops the pipelines; call it after the core's Close has ended the
-// watch connections.
-func (s *Service) Close() { s.hub.Close() }
+// Register adds the watch routes to mux: the WebSocket one and the
+// segmented HTTP variant (manifest and segments).
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/worlds/{world}/watch", s.Watch)
+	s.registerSegments(mux)
+}
+
+// Close stops the segmenters and the pipelines; call it after the core's
+// Close has ended the watch connections.
+func (s *Service) Close() {
+	s.closeSegmenters()
+	s.hub.Close()
+}
 
 // Watch handles GET /v1/worlds/{world}/watch[?view=CLASS][&delay=D][&mode=events].
 // Errors before the upgrade are JSON answers: an unknown world (404), a
