@@ -45,6 +45,8 @@ var allRoutes = []struct{ method, path, body, needs string }{
 	{"GET", "/v1/worlds/arena/bans", "", needsAnyToken},
 	{"GET", "/v1/status", "", needsAnyToken},
 	{"GET", "/v1/worlds/arena/watch", "", needsAnyToken},
+	{"GET", "/v1/worlds/arena/watch/index.json", "", needsAnyToken},
+	{"GET", "/v1/worlds/arena/watch/seg/1.ndjson", "", needsAnyToken},
 	{"POST", "/v1/worlds", `{"id":"lobby"}`, needsServer},
 	{"PUT", "/v1/worlds/arena/rules", strictBody, needsServer},
 	{"POST", "/v1/cluster/join", `{"id":"n3","raft_addr":"127.0.0.1:1"}`, needsAdmin},
@@ -165,7 +167,7 @@ func TestAuthOnGuardsEveryRoute(t *testing.T) {
 				case !secret:
 				case c.needs == needsSecret:
 					requireServed(t, e, c.method, c.path, c.body, edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1")
-				case strings.Contains(c.path, "/actions"), strings.HasSuffix(c.path, "/watch"):
+				case strings.Contains(c.path, "/actions"), strings.Contains(c.path, "/watch"):
 					// An action is a player's, a watch a viewer's: the
 					// secret opens the route, the token names who.
 					requireRefused(t, e, http.StatusUnauthorized, c.method, c.path, c.body, edge.HeaderClusterKey, testSecret)
