@@ -122,7 +122,6 @@ func (s *Service) Index(w http.ResponseWriter, r *http.Request) {
 			URL: "seg/" + strconv.FormatInt(sgm.n, 10) + ".ndjson" + q})
 	}
 	w.Header().Set("Cache-Control", cacheControl(sg.key.v, sg.cfg.Duration/2, false))
-	w.Header().Set("Vary", "Authorization")
 	s.WriteJSON(w, http.StatusOK, m)
 }
 
@@ -166,7 +165,6 @@ func (s *Service) Segment(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", cacheControl(sg.key.v, 365*24*time.Hour, true))
-	h.Set("Vary", "Authorization")
 	h.Set("ETag", seg.etag)
 	if r.Header.Get("If-None-Match") == seg.etag {
 		w.WriteHeader(http.StatusNotModified)
