@@ -26,6 +26,9 @@ type Config struct {
 	// Audit is the node's audit logs (an *auditor.Auditor), served under
 	// /v1/worlds/{world}/audit/; nil leaves those routes out.
 	Audit auditapi.Logs
+	// Watch configures the watch route's HTTP segments (zero: the
+	// defaults, watch.DefaultSegmentConfig).
+	Watch watch.SegmentConfig
 }
 
 // DefaultConfig returns the defaults.
@@ -40,6 +43,11 @@ func (c Config) Validate() error {
 	}
 	if err := c.Play.Validate(); err != nil {
 		return fmt.Errorf("api config: config.Play: %w", err)
+	}
+	if c.Watch != (watch.SegmentConfig{}) {
+		if err := c.Watch.Validate(); err != nil {
+			return fmt.Errorf("api config: config.Watch: %w", err)
+		}
 	}
 	return nil
 }
@@ -84,6 +92,12 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	}
 	if s.watch, err = watch.New(core, reg); err != nil {
 		return nil, err
+	}
+	if cfg.Watch != (watch.SegmentConfig{}) {
+		if err := s.watch.SetSegments(cfg.Watch); err != nil {
+			s.watch.Close()
+			return nil, fmt.Errorf("api config: config.Watch: %w", err)
+		}
 	}
 	if s.moderation, err = moderationapi.New(core, reg); err != nil {
 		return nil, err

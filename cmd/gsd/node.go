@@ -196,6 +196,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	o.play.set(&acfg.Play)
 	o.limit.set(&acfg)
+	o.watch.set(&acfg)
 	stopTracing, err := o.otel.start(ctx, o.id, &acfg, o.shutdownTimeout, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)

@@ -64,6 +64,7 @@ type options struct {
 	detect    detectOptions
 	flagsHook flagsHookOptions
 	otel      otelOptions
+	watch     watchOptions
 }
 
 // run is gsd's main, testable: it parses args, runs the node until ctx ends
@@ -170,6 +171,7 @@ cluster from that data and ignores --join.`,
 	o.detect.flags(f)
 	o.flagsHook.flags(f)
 	o.otel.flags(f)
+	o.watch.flags(f)
 	return cmd
 }
 
@@ -198,6 +200,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if err := o.limit.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.watch.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.expiry.check(); err != nil {

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/api/watch"
+	"github.com/spf13/pflag"
+)
+
+// watchOptions are the flags of the watch route's HTTP segments
+// (api/watch/segments.go, docs/PROTOCOL.md "Watching over HTTP").
+type watchOptions struct {
+	cfg watch.SegmentConfig
+}
+
+func (o *watchOptions) flags(f *pflag.FlagSet) {
+	d := watch.DefaultSegmentConfig()
+	f.DurationVar(&o.cfg.Duration, "watch-segment", d.Duration, "how much time one segment of the HTTP watch route covers (at least 10ms)")
+	f.IntVar(&o.cfg.Keep, "watch-segments-kept", d.Keep, "finished watch segments kept per world, view and delay (at least 1)")
+	f.DurationVar(&o.cfg.Idle, "watch-segment-idle", d.Idle, "how long a world's view is cut into watch segments after its last request (at least one segment)")
+}
+
+// check validates the flags.
+func (o *watchOptions) check() error {
+	if err := o.cfg.Validate(); err != nil {
+		return fmt.Errorf("--watch-segment, --watch-segments-kept, --watch-segment-idle: %w", err)
+	}
+	return nil
+}
+
+// set sets c's segment config from the flags (check has passed).
+func (o *watchOptions) set(c *api.Config) { c.Watch = o.cfg }
