@@ -338,29 +338,38 @@ func TestSegmentsStopWhenNobodyAsks(t *testing.T) {
 	require.Equal(t, 1, e.segmenters())
 }
 
-// A rules update ends the view's segments (cut under the old rules); the
-// next request cuts them under the new ones.
+// A rules update ends the view's segments (cut under the old rules),
+// even with no event since; the next request cuts them under the new
+// ones, and nothing it lists shows what the new rules hide.
 func TestSegmentsStopWhenTheRulesChange(t *testing.T) {
 	t.Parallel()
 	e := newSegmentEnv(t, scoreRules(), testSegments)
-	e.hit(t, 1)
-	e.manifest(t, "")
-	require.Equal(t, 1, e.segmenters())
+	seq := e.hit(t, 1)
+	m := e.manifestUpTo(t, "", seq)
+	require.Contains(t, string(e.segmentLines(t, m.Segments[len(m.Segments)-1])[0]), `"score"`)
 	rules := scoreRules()
 	rules.Schema = fsm.Schema{Access: map[string]fsm.FieldAccess{"score": {Visible: "hidden"}}}
 	_, err := e.st.UpdateRules(context.Background(), "arena", rules, 0)
 	require.NoError(t, err)
+	require.Eventually(t, func() bool { v, _ := e.svc.vis.RulesVersion("arena", edge.RulesRef{}); return v.Version == 2 },
+		5*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool {
-		e.hit(t, 1) // a frame makes the segmenter check the rules
-		return e.segmenters() == 0
+		m = e.manifest(t, "")
+		return len(m.Segments) > 0
 	}, 20*time.Second, 10*time.Millisecond)
-	seq := e.hit(t, 1)
-	m := e.manifestUpTo(t, "", seq)
 	for _, s := range m.Segments {
 		for _, l := range e.segmentLines(t, s) {
 			require.NotContains(t, string(l), `"score"`)
 		}
 	}
+
+	// With nobody asking, the timer alone notices the change.
+	e2 := newSegmentEnv(t, scoreRules(), testSegments)
+	e2.hit(t, 1)
+	e2.manifest(t, "")
+	_, err = e2.st.UpdateRules(context.Background(), "arena", rules, 0)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return e2.segmenters() == 0 }, 20*time.Second, 10*time.Millisecond)
 }
 
 func TestSegmentConfigValidate(t *testing.T) {

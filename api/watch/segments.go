@@ -107,7 +107,7 @@ func (s *Service) segmenterFor(key segKey, rules edge.RulesRef) (*segmenter, err
 	}
 	if sg := s.segs[key]; sg != nil {
 		sg.mu.Lock()
-		running := sg.err == nil
+		running := sg.err == nil && sg.rules == rules
 		if running {
 			sg.asked = time.Now()
 		}
@@ -115,6 +115,10 @@ func (s *Service) segmenterFor(key segKey, rules edge.RulesRef) (*segmenter, err
 		if running {
 			return sg, nil
 		}
+		// Cut under other rules: what it keeps may show what the world's
+		// rules hide now. It goes (it removes itself only while it is
+		// still the key's), and so do its segments.
+		sg.stop()
 	}
 	wt, err := s.hub.Join(key.world, key.v)
 	if err != nil {
@@ -178,15 +182,18 @@ func (sg *segmenter) loop(ctx context.Context) error {
 				}
 				return spectator.ErrClosed
 			}
-			world := sg.key.world
-			if now, ok := sg.svc.vis.RulesVersion(world, sg.rules); !ok || now != sg.rules {
-				sg.svc.hub.RulesChanged(world)
-				return spectator.ErrRulesChanged
+			if err := sg.checkRules(); err != nil {
+				return err
 			}
 			if err := sg.frame(f, time.Now()); err != nil {
 				return err
 			}
 		case now := <-t.C:
+			// A segment opens with the state so far: not under rules
+			// that changed since, even when no frame came to say so.
+			if err := sg.checkRules(); err != nil {
+				return err
+			}
 			if err := sg.roll(now); err != nil {
 				return err
 			}
@@ -199,6 +206,17 @@ func (sg *segmenter) loop(ctx context.Context) error {
 		}
 		t.Reset(time.Until(sg.start(sg.number(time.Now()) + 1)))
 	}
+}
+
+// checkRules ends the world's pipelines and the segmenter when the
+// world's rules changed since it started (ErrRulesChanged).
+func (sg *segmenter) checkRules() error {
+	world := sg.key.world
+	if now, ok := sg.svc.vis.RulesVersion(world, sg.rules); !ok || now != sg.rules {
+		sg.svc.hub.RulesChanged(world)
+		return spectator.ErrRulesChanged
+	}
+	return nil
 }
 
 // errIdle ends a segmenter nobody asked for.
