@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
@@ -220,10 +221,12 @@ func TestSegmentsNeverCarryAHiddenField(t *testing.T) {
 	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{
 		"score":  {Type: fsm.KindInt, Policy: fsm.PolicyCounter},
 		"secret": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}},
-		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"secret": {Visible: "hidden"}}}}
+		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"secret": {Visible: "hidden"}},
+			Viewers: map[string]fsm.ViewerRule{"referee": {Sees: []string{"hidden"}}}}}
 	e := newSegmentEnv(t, rules, testSegments)
 	e.hit(t, 1)
 	e.manifest(t, "")
+	e.manifest(t, "?view=referee")
 	var seq uint64
 	for i := range 5 {
 		e.seq++
@@ -242,6 +245,18 @@ func TestSegmentsNeverCarryAHiddenField(t *testing.T) {
 		}
 	}
 	require.Positive(t, scores, "the visible field does show")
+
+	// A class that sees hidden fields gets them, in answers no shared
+	// cache keeps.
+	m = e.manifestUpTo(t, "?view=referee", seq)
+	var secrets int
+	for _, s := range m.Segments {
+		resp, b := e.get(t, "/v1/worlds/arena/watch/"+s.URL)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "private, max-age=31536000, immutable", resp.Header.Get("Cache-Control"))
+		secrets += strings.Count(string(b), `"secret"`)
+	}
+	require.Positive(t, secrets)
 }
 
 // A delayed view's segments hold nothing newer than the delay: every
@@ -479,4 +494,42 @@ func TestSegmentsEndWithTheirWorld(t *testing.T) {
 	_, err := e.st.DeleteWorld(context.Background(), "arena", 0)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return e.segmenters() == 0 }, 20*time.Second, 10*time.Millisecond)
+}
+
+// With auth on the segments take the viewer from the token as the
+// WebSocket route does: none is 401, a class the token's role does not
+// name 403, a player's view private.
+func TestSegmentsResolveTheViewerFromTheToken(t *testing.T) {
+	t.Parallel()
+	st := apitest.StartStore(t)
+	require.NoError(t, st.CreateWorld(context.Background(), "arena", scoreRules()))
+	cfg := apitest.Config()
+	cfg.Auth = apitest.Auth()
+	core := apitest.Core(t, st, &cfg)
+	svc, err := New(core, prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, svc.SetSegments(testSegments))
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	ts := httptest.NewServer(core.Handler(mux))
+	t.Cleanup(func() {
+		core.Close()
+		svc.Close()
+		ts.Close()
+	})
+	e := &watchEnv{st: st, svc: svc, ts: ts}
+	tok := "Bearer " + apitest.Sign(t, jwt.SigningMethodHS256, apitest.Keys.HS, apitest.Claims("ann"))
+
+	resp, _ := e.get(t, "/v1/worlds/arena/watch/index.json")
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	resp, _ = e.get(t, "/v1/worlds/arena/watch/index.json?view=coach", "Authorization", tok)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp, b := e.get(t, "/v1/worlds/arena/watch/index.json", "Authorization", tok)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	require.Equal(t, "private, max-age=0", resp.Header.Get("Cache-Control"))
+
+	// A closing node cuts no new segments.
+	core.Close()
+	resp, b = e.get(t, "/v1/worlds/arena/watch/index.json", "Authorization", tok)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", b)
 }
