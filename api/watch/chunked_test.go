@@ -24,7 +24,7 @@ import (
 )
 
 // testSegments cuts short segments so tests see several finish.
-var testSegments = SegmentConfig{Duration: 100 * time.Millisecond, Keep: 50, Idle: time.Minute}
+var testSegments = SegmentConfig{Duration: 100 * time.Millisecond, Keep: 50, Idle: time.Minute, Max: 8}
 
 // newSegmentEnv is newWatchEnv with rules and a segment config of the
 // test's.
@@ -179,7 +179,7 @@ func TestSegmentsRebuildTheStateAWebSocketWatcherSees(t *testing.T) {
 // of a segment.
 func TestSegmentsAreImmutableAndCacheable(t *testing.T) {
 	t.Parallel()
-	e := newSegmentEnv(t, scoreRules(), SegmentConfig{Duration: 2 * time.Second, Keep: 3, Idle: time.Minute})
+	e := newSegmentEnv(t, scoreRules(), SegmentConfig{Duration: 2 * time.Second, Keep: 3, Idle: time.Minute, Max: 8})
 	e.manifest(t, "")
 	seq := e.hit(t, 4)
 	m := e.manifestUpTo(t, "", seq)
@@ -297,7 +297,7 @@ func TestSegmentsHoldTheDelay(t *testing.T) {
 // not keep is 410, a bad number or mode is 400, an unknown world 404.
 func TestSegmentRefusals(t *testing.T) {
 	t.Parallel()
-	e := newSegmentEnv(t, scoreRules(), SegmentConfig{Duration: 100 * time.Millisecond, Keep: 2, Idle: time.Minute})
+	e := newSegmentEnv(t, scoreRules(), SegmentConfig{Duration: 100 * time.Millisecond, Keep: 2, Idle: time.Minute, Max: 8})
 	e.hit(t, 1)
 	m := e.manifest(t, "")
 	resp, b := e.get(t, "/v1/worlds/arena/watch/seg/"+strconv.FormatInt(m.Current+100, 10)+".ndjson")
@@ -345,12 +345,31 @@ func TestSegmentRefusals(t *testing.T) {
 // its pipeline with them; asking again starts anew.
 func TestSegmentsStopWhenNobodyAsks(t *testing.T) {
 	t.Parallel()
-	e := newSegmentEnv(t, scoreRules(), SegmentConfig{Duration: 20 * time.Millisecond, Keep: 2, Idle: 40 * time.Millisecond})
+	e := newSegmentEnv(t, scoreRules(), SegmentConfig{Duration: 20 * time.Millisecond, Keep: 2, Idle: 40 * time.Millisecond, Max: 1})
 	e.manifest(t, "")
 	require.Equal(t, 1, e.svc.hub.Pipelines())
 	require.Eventually(t, func() bool { return e.svc.hub.Pipelines() == 0 && e.segmenters() == 0 }, 20*time.Second, 5*time.Millisecond)
 	e.manifest(t, "")
 	require.Equal(t, 1, e.segmenters())
+
+	// One view at most: another is refused until this one goes idle.
+	require.Eventually(t, func() bool {
+		resp, _ := e.get(t, "/v1/worlds/arena/watch/index.json?delay=1s")
+		return resp.StatusCode == http.StatusOK
+	}, 20*time.Second, 5*time.Millisecond)
+}
+
+// A node cuts at most Max views at once: one more is 503 with
+// Retry-After.
+func TestSegmentsBoundTheViewsCut(t *testing.T) {
+	t.Parallel()
+	e := newSegmentEnv(t, scoreRules(), SegmentConfig{Duration: 100 * time.Millisecond, Keep: 2, Idle: time.Minute, Max: 1})
+	e.manifest(t, "")
+	e.manifest(t, "") // the same view again
+	resp, b := e.get(t, "/v1/worlds/arena/watch/index.json?delay=1s")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", b)
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	require.Equal(t, 1, e.svc.hub.Pipelines())
 }
 
 // A rules update ends the view's segments (cut under the old rules),
@@ -393,7 +412,8 @@ func TestSegmentConfigValidate(t *testing.T) {
 	for _, c := range []SegmentConfig{
 		{Duration: time.Millisecond, Keep: 1, Idle: time.Second},
 		{Duration: time.Second, Keep: 0, Idle: time.Second},
-		{Duration: time.Second, Keep: 1, Idle: time.Millisecond},
+		{Duration: time.Second, Keep: 1, Idle: time.Millisecond, Max: 1},
+		{Duration: time.Second, Keep: 1, Idle: time.Second, Max: 0},
 	} {
 		require.Error(t, c.Validate(), "%+v", c)
 	}
@@ -420,7 +440,7 @@ func (e *watchEnv) segmenters() int {
 
 // A segmenter driven by hand: frames at chosen times.
 func newTestSegmenter(keep int) *segmenter {
-	return &segmenter{cfg: SegmentConfig{Duration: time.Second, Keep: keep, Idle: time.Minute},
+	return &segmenter{cfg: SegmentConfig{Duration: time.Second, Keep: keep, Idle: time.Minute, Max: 1},
 		views: make(map[string][]byte), cur: -1}
 }
 

@@ -22,6 +22,7 @@ const (
 	DefaultSegmentDuration = 2 * time.Second
 	DefaultSegmentKeep     = 30
 	DefaultSegmentIdle     = 30 * time.Second
+	DefaultSegmenters      = 256
 )
 
 // SegmentConfig configures the segmented HTTP variant of the watch route.
@@ -35,11 +36,15 @@ type SegmentConfig struct {
 	// Idle is how long a (world, view, delay) goes on being cut into
 	// segments after its last request.
 	Idle time.Duration
+	// Max bounds how many (world, view, delay) a node cuts at once (each
+	// holds a hub viewer and Keep segments); a request for one more is
+	// refused 503 until one goes idle.
+	Max int
 }
 
 // DefaultSegmentConfig returns a SegmentConfig with the defaults.
 func DefaultSegmentConfig() SegmentConfig {
-	return SegmentConfig{Duration: DefaultSegmentDuration, Keep: DefaultSegmentKeep, Idle: DefaultSegmentIdle}
+	return SegmentConfig{Duration: DefaultSegmentDuration, Keep: DefaultSegmentKeep, Idle: DefaultSegmentIdle, Max: DefaultSegmenters}
 }
 
 // Validate reports a SegmentConfig the route cannot run with.
@@ -51,6 +56,8 @@ func (c SegmentConfig) Validate() error {
 		return fmt.Errorf("watch: segments kept must be at least 1, got %d", c.Keep)
 	case c.Idle < c.Duration:
 		return fmt.Errorf("watch: segment idle time %s is under a segment (%s)", c.Idle, c.Duration)
+	case c.Max < 1:
+		return fmt.Errorf("watch: views cut at once must be at least 1, got %d", c.Max)
 	}
 	return nil
 }
@@ -81,7 +88,6 @@ type segmenter struct {
 	key   segKey
 	wt    *spectator.Watch
 	rules edge.RulesRef
-	done  chan struct{}
 	stop  context.CancelFunc
 
 	// the loop's only
@@ -119,15 +125,20 @@ func (s *Service) segmenterFor(key segKey, rules edge.RulesRef) (*segmenter, err
 		// rules hide now. It goes (it removes itself only while it is
 		// still the key's), and so do its segments.
 		sg.stop()
+		delete(s.segs, key)
+	}
+	if len(s.segs) >= s.segCfg.Max {
+		return nil, fmt.Errorf("%w: this node cuts %d views into segments already", edge.ErrUnavailable, len(s.segs))
 	}
 	wt, err := s.hub.Join(key.world, key.v)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	sg := &segmenter{svc: s, cfg: s.segCfg, key: key, wt: wt, rules: rules, done: make(chan struct{}), stop: cancel,
+	sg := &segmenter{svc: s, cfg: s.segCfg, key: key, wt: wt, rules: rules, stop: cancel,
 		views: make(map[string][]byte), asked: time.Now(), cur: -1}
 	s.segs[key] = sg
+	s.segWG.Add(1)
 	go sg.run(ctx)
 	return sg, nil
 }
@@ -141,8 +152,8 @@ func (s *Service) closeSegmenters() {
 	s.segMu.Unlock()
 	for _, sg := range segs {
 		sg.stop()
-		<-sg.done
 	}
+	s.segWG.Wait() // those replaced before were stopped then
 }
 
 // number returns the number of the segment that covers t.
@@ -154,7 +165,7 @@ func (sg *segmenter) start(n int64) time.Time { return time.Unix(0, n*sg.cfg.Dur
 // run cuts the watch's frames into segments until ctx ends, the watch
 // ends or nobody asked for a while.
 func (sg *segmenter) run(ctx context.Context) {
-	defer close(sg.done)
+	defer sg.svc.segWG.Done()
 	err := sg.loop(ctx)
 	sg.wt.Close()
 	sg.mu.Lock()

@@ -46,6 +46,7 @@ type Service struct {
 	// the segmented HTTP variant (chunked.go, segments.go)
 	segCfg    SegmentConfig
 	segMu     sync.Mutex
+	segWG     sync.WaitGroup // running segmenters
 	segs      map[segKey]*segmenter
 	segClosed bool
 }

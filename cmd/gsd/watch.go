@@ -19,12 +19,13 @@ func (o *watchOptions) flags(f *pflag.FlagSet) {
 	f.DurationVar(&o.cfg.Duration, "watch-segment", d.Duration, "how much time one segment of the HTTP watch route covers (at least 10ms)")
 	f.IntVar(&o.cfg.Keep, "watch-segments-kept", d.Keep, "finished watch segments kept per world, view and delay (at least 1)")
 	f.DurationVar(&o.cfg.Idle, "watch-segment-idle", d.Idle, "how long a world's view is cut into watch segments after its last request (at least one segment)")
+	f.IntVar(&o.cfg.Max, "watch-segment-views", d.Max, "how many views of worlds (view and delay) this node cuts into watch segments at once; more are refused 503 (at least 1)")
 }
 
 // check validates the flags.
 func (o *watchOptions) check() error {
 	if err := o.cfg.Validate(); err != nil {
-		return fmt.Errorf("--watch-segment, --watch-segments-kept, --watch-segment-idle: %w", err)
+		return fmt.Errorf("--watch-segment, --watch-segments-kept, --watch-segment-idle, --watch-segment-views: %w", err)
 	}
 	return nil
 }

@@ -18,14 +18,14 @@ func TestWatchSegmentFlagsSetTheEdgesConfig(t *testing.T) {
 	require.NoError(t, o.check())
 	require.Equal(t, watch.DefaultSegmentConfig(), o.cfg)
 
-	require.NoError(t, f.Parse([]string{"--watch-segment=4s", "--watch-segments-kept=5", "--watch-segment-idle=1m"}))
+	require.NoError(t, f.Parse([]string{"--watch-segment=4s", "--watch-segments-kept=5", "--watch-segment-idle=1m", "--watch-segment-views=7"}))
 	require.NoError(t, o.check())
 	cfg := api.DefaultConfig()
 	o.set(&cfg)
-	require.Equal(t, watch.SegmentConfig{Duration: 4 * time.Second, Keep: 5, Idle: time.Minute}, cfg.Watch)
+	require.Equal(t, watch.SegmentConfig{Duration: 4 * time.Second, Keep: 5, Idle: time.Minute, Max: 7}, cfg.Watch)
 	require.NoError(t, cfg.Validate())
 
-	for _, args := range [][]string{{"--watch-segment=1ms"}, {"--watch-segments-kept=0"}, {"--watch-segment-idle=1s"}} {
+	for _, args := range [][]string{{"--watch-segment=1ms"}, {"--watch-segments-kept=0"}, {"--watch-segment-idle=1s"}, {"--watch-segment-views=0"}} {
 		var o watchOptions
 		f := pflag.NewFlagSet("gsd", pflag.ContinueOnError)
 		o.flags(f)
