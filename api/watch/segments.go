@@ -168,6 +168,12 @@ func (sg *segmenter) run(ctx context.Context) {
 	defer sg.svc.segWG.Done()
 	err := sg.loop(ctx)
 	sg.wt.Close()
+	switch {
+	case errors.Is(err, errIdle), errors.Is(err, spectator.ErrClosed), errors.Is(err, spectator.ErrRulesChanged):
+		sg.svc.Log().Debug("watch segments stopped", "world", sg.key.world, "view", sg.key.v.Class, "reason", err)
+	default:
+		sg.svc.Log().Warn("watch segments stopped", "world", sg.key.world, "view", sg.key.v.Class, "err", err)
+	}
 	sg.mu.Lock()
 	sg.err = err
 	sg.mu.Unlock()
