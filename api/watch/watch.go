@@ -5,6 +5,12 @@
 // players: a world's pipeline reads the committed feed once per delay and
 // makes each view's frames once, and a viewer whose queue is full skips
 // to the next keyframe.
+//
+// The same frames go over plain HTTP too, for CDNs (chunked.go,
+// segments.go): GET .../watch/index.json names a view's latest segments,
+// GET .../watch/seg/{n}.ndjson serves one, keyframe first and immutable
+// once finished. A view is cut into segments by a hub viewer of its own
+// while someone asked for it recently.
 package watch
 
 import (
