@@ -41,6 +41,10 @@ type Versions = wire.Versions
 //   - Log 8 adds CmdMoveWorld (a world's fence) and CmdImportWorld
 //     (migrate.go). Snapshot 7 adds each world's fence and import index;
 //     it is written only while a world is fenced or was imported.
+//   - Snapshot 8 adds each world's player data versions (playerdata.go);
+//     the commands that change player data (CmdSessionData,
+//     CmdSessionImport) and world imports need it of every voter, since
+//     the state then holds versions: the encodings of the log stay.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
 	LogVersion      uint32 = 8
@@ -79,8 +83,13 @@ func Needs(c *Command) Versions {
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
-	case c.Kind == CmdMoveWorld, c.Kind == CmdImportWorld:
+	case c.Kind == CmdImportWorld:
+		return Versions{Log: 8, Snapshot: 8, Wire: 1}
+	case c.Kind == CmdMoveWorld:
 		return Versions{Log: 8, Snapshot: 7, Wire: 1}
+	case c.Kind == CmdSessionData, c.Kind == CmdSessionImport:
+		// They version the player's data: a snapshot then needs format 8.
+		return Versions{Log: 1, Snapshot: 8, Wire: 1}
 	case c.Kind == CmdDeleteWorld:
 		return Versions{Log: 6, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdCheckpoint:
