@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -23,6 +24,9 @@ type Sink struct {
 	m   *metrics
 	log *slog.Logger
 	f   *feed.Follower[*mirror]
+	// players mirrors player data (players.go); nil when src does not
+	// read it.
+	players *players
 
 	// owned by Run
 	db *db
@@ -58,7 +62,16 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pg sink: %w", err)
 	}
+	if ps, ok := src.(PlayerSource); ok {
+		s.players = &players{s: s, src: ps}
+	}
 	return s, nil
+}
+
+// follows reports whether this node mirrors world now: a world of
+// Config.Worlds (any when empty) whose group it leads.
+func (s *Sink) follows(world string) bool {
+	return (len(s.cfg.Worlds) == 0 || slices.Contains(s.cfg.Worlds, world)) && s.src.Leads(world)
 }
 
 // Run mirrors until ctx ends, then stops every world's mirror and returns
@@ -80,7 +93,18 @@ func (s *Sink) Run(ctx context.Context) error {
 	if !s.migrate(ctx) {
 		return nil
 	}
-	return s.f.Run(ctx)
+	if s.players == nil {
+		s.log.Warn("the source does not read player data: mirroring events only")
+		return s.f.Run(ctx)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.players.run(ctx)
+	}()
+	err = s.f.Run(ctx)
+	<-done
+	return err
 }
 
 // migrate brings the schema up to date, retrying until it succeeds or ctx
