@@ -185,12 +185,6 @@ func TestVersionsCoverAndNeeds(t *testing.T) {
 	require.Equal(t, "log 1, snapshot 3, wire 1", Baseline().String())
 	for k := CmdAction; k <= CmdSessionAcks; k++ {
 		c := &Command{Kind: k, World: &WorldSpec{}, Action: &Action{}}
-		if k == CmdSessionData || k == CmdSessionImport {
-			// They version the player's data (playerdata.go).
-			require.Equal(t, Versions{Log: 1, Snapshot: 8, Wire: 1}, Needs(c), "kind %d", k)
-			require.False(t, Versions{Log: LogVersion, Snapshot: 7, Wire: 1}.Covers(Needs(c)))
-			continue
-		}
 		require.Equal(t, Baseline(), Needs(c), "kind %d", k)
 		require.True(t, Baseline().Covers(Needs(c)))
 	}

@@ -38,8 +38,10 @@ var snapMagic = []byte("GSDSNAP\x08")
 // imported (migrate.go): other states keep format 6's bytes.
 //
 // Version 8 once a player's data changed under a binary that versions it
-// (playerdata.go); the commands that change data need snapshot 8 of every
-// voter (Needs), so no voter is sent a snapshot it cannot read.
+// (playerdata.go). Like format 6 it is not gated: player data writes stay
+// open in a mixed cluster, and a voter on an older binary cannot install
+// a snapshot from an upgraded leader until it is upgraded (docs/RULES.md:
+// upgrade the followers first).
 const snapVersion byte = 8
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it

@@ -42,9 +42,10 @@ type Versions = wire.Versions
 //     (migrate.go). Snapshot 7 adds each world's fence and import index;
 //     it is written only while a world is fenced or was imported.
 //   - Snapshot 8 adds each world's player data versions (playerdata.go);
-//     the commands that change player data (CmdSessionData,
-//     CmdSessionImport) and world imports need it of every voter, since
-//     the state then holds versions: the encodings of the log stay.
+//     it is written once a player's data changed under this binary. No
+//     command needs it (the log's encodings stay), so, as with format 6,
+//     upgrade the followers before the leader: a voter on an older binary
+//     cannot install a format 8 snapshot.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
 	LogVersion      uint32 = 8
@@ -83,13 +84,8 @@ func Needs(c *Command) Versions {
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
-	case c.Kind == CmdImportWorld:
-		return Versions{Log: 8, Snapshot: 8, Wire: 1}
-	case c.Kind == CmdMoveWorld:
+	case c.Kind == CmdMoveWorld, c.Kind == CmdImportWorld:
 		return Versions{Log: 8, Snapshot: 7, Wire: 1}
-	case c.Kind == CmdSessionData, c.Kind == CmdSessionImport:
-		// They version the player's data: a snapshot then needs format 8.
-		return Versions{Log: 1, Snapshot: 8, Wire: 1}
 	case c.Kind == CmdDeleteWorld:
 		return Versions{Log: 6, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdCheckpoint:

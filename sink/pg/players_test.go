@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,4 +254,61 @@ func TestSourceWithoutPlayerDataMirrorsEventsOnly(t *testing.T) {
 	s, err := New(testConfig("postgres://localhost/x"), src, nil)
 	require.NoError(t, err)
 	require.Nil(t, s.players)
+}
+
+// Leadership moves while players' data keeps changing: the new leader's
+// sink takes the world over from the rows' versions, and no row goes
+// backwards even while both nodes' sinks may write.
+func TestPlayerDataMirrorFollowsTheLeaderAcrossFailover(t *testing.T) {
+	_, dsn := startPG(t)
+	c := newCluster(t, 3)
+	c.createWorld("w")
+	c.setData("w", "p0", fsm.DataItem{Key: "gold", Value: fsm.Int(0)})
+	cfg := testConfig(dsn)
+	for _, n := range c.nodes {
+		runSink(t, cfg, NewStoreSource(n))
+	}
+	requirePlayersMirrored(t, dsn, c.leader(), "w")
+	watch := watchVersions(dsn, "w", incarnation(t, c.leader(), "w"))
+
+	// A writer changes players' data until stopped.
+	var written atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if l := c.leaderNow(); l != nil {
+				p := fmt.Sprintf("p%d", n%4)
+				if _, err := l.Session(ctx, fsm.CmdSessionImport, &fsm.SessionCmd{World: "w", Player: p, Data: []fsm.DataItem{{Key: "gold", Value: fsm.Int(int64(n))}}}); err == nil {
+					n++
+					written.Store(int64(n))
+				}
+			}
+			cancel()
+			<-time.After(2 * time.Millisecond) // write pacing
+		}
+	}()
+	first := c.leader()
+	require.Eventually(t, func() bool {
+		rows, err := readPlayers(context.Background(), dsn, "w", incarnation(t, first, "w"))
+		return err == nil && len(rows) == 4
+	}, 30*time.Second, 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	require.NoError(t, first.TransferLeadership(ctx))
+	cancel()
+	require.Eventually(t, func() bool { l := c.leaderNow(); return l != nil && l != first }, 10*time.Second, 10*time.Millisecond)
+	at := written.Load()
+	require.Eventually(t, func() bool { return written.Load() > at+20 }, 30*time.Second, 10*time.Millisecond, "writes under the new leader")
+	close(stop)
+	<-done
+
+	requirePlayersMirrored(t, dsn, c.leader(), "w")
+	require.Empty(t, watch.stop(), "rows that went backwards")
 }
