@@ -59,13 +59,27 @@ func (f *FSM) PlayerRecords(worldID string) ([]PlayerRecord, error) {
 	return out, nil
 }
 
+// PlayerDataStamp returns a number that changes with every change of a
+// player's data in a world (the wrapping sum of the players' data
+// versions: each change raises one of them), so that a poller reads
+// PlayerRecords only after a change.
+func (f *FSM) PlayerDataStamp(worldID string) (uint64, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := f.worlds[worldID]
+	if w == nil {
+		return 0, fmt.Errorf("%w: %s", ErrUnknownWorld, worldID)
+	}
+	return w.dataSum, nil
+}
+
 // setData makes m the player's data (none when m is nil) at leader time
 // now, raising the player's data version when the data changes.
 func (w *world) setData(player string, m map[string]Value, now int64) {
 	changed := !maps.Equal(w.data[player], m)
 	w.putData(player, m)
 	if changed {
-		w.dataVer[player] = nextDataVersion(w.dataVer[player], now)
+		w.putDataVersion(player, nextDataVersion(w.dataVer[player], now))
 	}
 }
 
@@ -79,8 +93,14 @@ func nextDataVersion(old uint64, now int64) uint64 {
 // import's leader time as its version (the export carries none).
 func (w *world) stampImported(now int64) {
 	for p := range w.data {
-		w.dataVer[p] = nextDataVersion(w.dataVer[p], now)
+		w.putDataVersion(p, nextDataVersion(w.dataVer[p], now))
 	}
+}
+
+// putDataVersion sets a player's data version and keeps dataSum.
+func (w *world) putDataVersion(player string, v uint64) {
+	w.dataSum += v - w.dataVer[player]
+	w.dataVer[player] = v
 }
 
 // writeDataVersions writes a world's data versions, sorted (format 8).
@@ -96,6 +116,6 @@ func readDataVersions(d *decoder, w *world) {
 	// A version takes at least 2 bytes: an empty name and a varint.
 	for i, n := 0, d.count(2); i < n && d.err == nil; i++ {
 		p := d.str()
-		w.dataVer[p] = d.uvarint()
+		w.putDataVersion(p, d.uvarint())
 	}
 }

@@ -122,3 +122,33 @@ func TestPlayerDataVersionsAreNotInTheStateHash(t *testing.T) {
 	h.f.mu.Unlock()
 	require.Equal(t, before, h.hash("w"), "replicas restored from older snapshots hold version 0 for equal data")
 }
+
+func TestPlayerDataStampChangesWithEveryChangeAndSurvivesRestore(t *testing.T) {
+	h := newHarness(t)
+	h.createWorld("w", Rules{})
+	stamp := func(f *FSM) uint64 {
+		t.Helper()
+		s, err := f.PlayerDataStamp("w")
+		require.NoError(t, err)
+		return s
+	}
+	seen := map[uint64]bool{stamp(h.f): true}
+	imp := func(player string, gold int64) {
+		t.Helper()
+		require.NoError(t, h.session(CmdSessionImport, SessionCmd{World: "w", Player: player, Data: []DataItem{{"gold", Int(gold)}}}).Err)
+	}
+	for i, p := range []string{"ann", "bob", "ann", "ann", "bob"} {
+		imp(p, int64(i))
+		s := stamp(h.f)
+		require.False(t, seen[s], "change %d: a stamp seen before", i)
+		seen[s] = true
+	}
+	before := stamp(h.f)
+	imp("bob", 4) // bob's data already
+	require.Equal(t, before, stamp(h.f), "no change, same stamp")
+
+	g := restored(t, h.snapshotBytes())
+	require.Equal(t, before, stamp(g))
+	_, err := h.f.PlayerDataStamp("nope")
+	require.ErrorIs(t, err, ErrUnknownWorld)
+}

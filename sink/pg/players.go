@@ -29,6 +29,9 @@ import (
 // does not implement it mirrors events only.
 type PlayerSource interface {
 	PlayerRecords(world string) ([]fsm.PlayerRecord, error)
+	// PlayerDataStamp changes with every change of a player's data in
+	// world (fsm.FSM.PlayerDataStamp).
+	PlayerDataStamp(world string) (uint64, error)
 }
 
 // NewStoreSource returns the source of a node's one Raft group: its
@@ -46,13 +49,27 @@ func (s storeSource) PlayerRecords(world string) ([]fsm.PlayerRecord, error) {
 	return s.players.PlayerRecords(world)
 }
 
+func (s storeSource) PlayerDataStamp(world string) (uint64, error) {
+	return s.players.PlayerDataStamp(world)
+}
+
 // playerWorld is the player mirror's state of one world this node mirrors.
 type playerWorld struct {
 	inc int64
 	// stored is each player's version in the database as last read or
 	// written; nil until read (after a failure it is read again).
 	stored map[string]uint64
+	// stamp is the world's PlayerDataStamp when everything up to it was
+	// written, and idle the checks since: a check with the same stamp
+	// reads nothing but every fullEvery-th (a node restored from a
+	// snapshot without versions may hold other data at the same stamp).
+	stamp   uint64
+	stampOK bool
+	idle    int
 }
+
+// fullEvery bounds the checks that skip reading an unchanged world.
+const fullEvery = 20
 
 // players mirrors player data; its state is owned by run's goroutine.
 type players struct {
@@ -97,7 +114,7 @@ func (p *players) pass(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			pw.stored = nil // read the database's versions again next time
+			pw.stored, pw.stampOK = nil, false // read both sides again next time
 			p.s.m.errors.WithLabelValues(errDatabase).Inc()
 			p.s.log.Warn("player data write failed; retrying at the next check", "world", w.ID, "err", err)
 		}
@@ -119,6 +136,11 @@ func (p *players) world(ctx context.Context, world string, pw *playerWorld) erro
 			return err
 		}
 		pw.stored = stored
+	}
+	stamp, serr := p.src.PlayerDataStamp(world)
+	if serr == nil && pw.stampOK && stamp == pw.stamp && pw.idle < fullEvery {
+		pw.idle++
+		return nil // nothing changed since everything was written
 	}
 	recs, err := p.src.PlayerRecords(world)
 	if errors.Is(err, fsm.ErrUnknownWorld) {
@@ -144,6 +166,7 @@ func (p *players) world(ctx context.Context, world string, pw *playerWorld) erro
 			}
 		}
 		if !p.s.src.Leads(world) {
+			pw.stampOK = false
 			return nil // the new leader's sink goes on
 		}
 		if len(rows.player) > 0 {
@@ -159,6 +182,8 @@ func (p *players) world(ctx context.Context, world string, pw *playerWorld) erro
 		pending = pending[n:]
 		p.s.m.playersPending.WithLabelValues(world).Set(float64(len(pending)))
 	}
+	// The records are as of stamp or later: a change after it changes it.
+	pw.stamp, pw.stampOK, pw.idle = stamp, serr == nil, 0
 	return nil
 }
 

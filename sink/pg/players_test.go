@@ -312,3 +312,83 @@ func TestPlayerDataMirrorFollowsTheLeaderAcrossFailover(t *testing.T) {
 	requirePlayersMirrored(t, dsn, c.leader(), "w")
 	require.Empty(t, watch.stop(), "rows that went backwards")
 }
+
+// playerFake is a fake source with players' data the test sets, counting
+// the sink's reads of it.
+type playerFake struct {
+	*fakeSource
+	mu    sync.Mutex
+	recs  []fsm.PlayerRecord
+	stamp uint64
+	reads atomic.Int64
+}
+
+func (f *playerFake) set(recs ...fsm.PlayerRecord) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.recs = recs
+	for _, r := range recs {
+		f.stamp += r.Version
+	}
+}
+
+func (f *playerFake) PlayerRecords(world string) ([]fsm.PlayerRecord, error) {
+	f.reads.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fsm.PlayerRecord(nil), f.recs...), nil
+}
+
+func (f *playerFake) PlayerDataStamp(world string) (uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stamp, nil
+}
+
+// An unchanged world's players are not read at every check, only at
+// every fullEvery-th; a change is read at the next check.
+func TestUnchangedPlayerDataIsNotReadAtEveryCheck(t *testing.T) {
+	_, dsn := startPG(t)
+	ctx := context.Background()
+	src := &playerFake{fakeSource: newFakeSource()}
+	src.Add("w", 1, 1000)
+	src.set(fsm.PlayerRecord{Player: "ann", Version: 5, Data: map[string]fsm.Value{"gold": fsm.Int(1)}})
+	s, err := New(testConfig(dsn), src, nil)
+	require.NoError(t, err)
+	pool, err := pgxpool.New(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = migrate(ctx, pool, "gsd")
+	require.NoError(t, err)
+	s.db = newDB(pool, "gsd", 10*time.Second)
+	pw := &playerWorld{inc: src.Incarnation("w")}
+	check := func() {
+		t.Helper()
+		require.NoError(t, s.players.world(ctx, "w", pw))
+	}
+
+	check()
+	require.Equal(t, int64(1), src.reads.Load())
+	for range fullEvery {
+		check()
+	}
+	require.Equal(t, int64(1), src.reads.Load(), "unchanged: not read again")
+	check()
+	require.Equal(t, int64(2), src.reads.Load(), "every fullEvery-th check reads anyway")
+
+	src.set(fsm.PlayerRecord{Player: "ann", Version: 6, Data: map[string]fsm.Value{"gold": fsm.Int(2)}})
+	check()
+	require.Equal(t, int64(3), src.reads.Load(), "a change is read at the next check")
+	rows, err := readPlayers(ctx, dsn, "w", pw.inc)
+	require.NoError(t, err)
+	require.Equal(t, map[string]playerRow{"ann": {Version: 6, Data: map[string]fsm.Value{"gold": fsm.Int(2)}}}, rows)
+
+	// Not leading any more: nothing is written, and the next check reads.
+	src.SetLeads("w", false)
+	src.set(fsm.PlayerRecord{Player: "ann", Version: 7, Data: map[string]fsm.Value{"gold": fsm.Int(3)}})
+	check()
+	require.False(t, pw.stampOK)
+	rows, err = readPlayers(ctx, dsn, "w", pw.inc)
+	require.NoError(t, err)
+	require.Equal(t, uint64(6), rows["ann"].Version)
+}
