@@ -216,6 +216,22 @@ func TestOlderPlayerDataNeverReplacesANewerRow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]uint64{"ann": 6}, versions)
 
+	// Version 0 (data restored from a snapshot without versions) is
+	// written where no row is, and never over one; NULs, which text and
+	// jsonb cannot hold, become U+FFFD.
+	var r0 playerRows
+	require.NoError(t, r0.add(fsm.PlayerRecord{Player: "cat\x00", Version: 0, Data: map[string]fsm.Value{"title": fsm.String("a\x00b")}}))
+	require.NoError(t, r0.add(fsm.PlayerRecord{Player: "ann", Version: 0}))
+	n, err := d.writePlayers(ctx, "w", 7, &r0)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	got, err = readPlayers(ctx, dsn, "w", 7)
+	require.NoError(t, err)
+	require.Equal(t, map[string]playerRow{
+		"ann":       {Version: 6, Data: map[string]fsm.Value{"gold": fsm.Int(60)}},
+		"cat\uFFFD": {Version: 0, Data: map[string]fsm.Value{"title": fsm.String("a\uFFFDb")}},
+	}, got)
+
 	var r playerRows
 	require.ErrorContains(t, r.add(fsm.PlayerRecord{Player: "bob", Version: 1 << 63}), "bigint")
 }
