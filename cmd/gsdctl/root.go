@@ -127,9 +127,11 @@ func (a *app) subcommands() []*cobra.Command {
 		a.tokenCmd(),
 		a.benchCmd(),
 		a.sessionCmd(),
+		a.flagsCmd(),
 		a.drainCmd(),
 		a.auditCmd(),
 		a.tlsCmd(),
+		a.relayCmd(),
 	}
 }
 
