@@ -16,7 +16,9 @@ import (
 // The player-data mirror. Player data does not advance a world's seq, so
 // it is not in the event feed: every Config.CheckInterval the sink reads
 // the players' data of each world it mirrors (the worlds whose group this
-// node leads, as for events) from the node's applied state, with each
+// node leads, as for events, once the world's events mirror resumed its
+// incarnation: a world refused with ErrIncarnation gets no player rows
+// either) from the node's applied state, with each
 // player's data version (fsm/playerdata.go), and upserts the rows whose
 // version is newer than the database's. The position is each row's own
 // version in PostgreSQL: an upsert replaces a row only with a higher
@@ -130,6 +132,11 @@ func (p *players) pass(ctx context.Context) {
 // world writes a world's players whose data is newer here than in the
 // database, in transactions of at most BatchSize rows.
 func (p *players) world(ctx context.Context, world string, pw *playerWorld) error {
+	if m, ok := p.s.mirrors.Load(world); !ok || !m.(*mirror).resumed(pw.inc) {
+		// The events mirror has not checked this incarnation against the
+		// database yet, or refused it (ErrIncarnation): wait for it.
+		return nil
+	}
 	if pw.stored == nil {
 		stored, err := p.s.db.playerVersions(ctx, world, pw.inc)
 		if err != nil {

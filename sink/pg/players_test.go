@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -379,6 +380,18 @@ func TestUnchangedPlayerDataIsNotReadAtEveryCheck(t *testing.T) {
 	s.db = newDB(pool, "gsd", 10*time.Second)
 	pw := &playerWorld{inc: src.Incarnation("w")}
 	check := func() {
+		t.Helper()
+		require.NoError(t, s.players.world(ctx, "w", pw))
+	}
+	check()
+	require.Zero(t, src.reads.Load(), "no events mirror has resumed the world: nothing read")
+	m := &mirror{s: s, world: "w"}
+	s.mirrors.Store("w", m)
+	require.NoError(t, m.Resume(ctx, feed.Position{Incarnation: pw.inc + 1}))
+	check()
+	require.Zero(t, src.reads.Load(), "another incarnation resumed: nothing read")
+	require.NoError(t, m.Resume(ctx, feed.Position{Incarnation: pw.inc}))
+	check = func() {
 		t.Helper()
 		require.NoError(t, s.players.world(ctx, "w", pw))
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -27,6 +28,10 @@ type Sink struct {
 	// players mirrors player data (players.go); nil when src does not
 	// read it.
 	players *players
+	// mirrors holds each world's events mirror while the follower runs
+	// it (world → *mirror): the player mirror writes a world only once
+	// its events mirror resumed that incarnation.
+	mirrors sync.Map
 
 	// owned by Run
 	db *db
@@ -52,11 +57,16 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 	}, src, feed.Hooks[*mirror]{
 		Start: func(world string) *mirror {
 			s.log.Info("leading world's group: mirror started", "world", world)
-			return &mirror{s: s, world: world}
+			m := &mirror{s: s, world: world}
+			s.mirrors.Store(world, m)
+			return m
 		},
-		Fail:     func(_ string, m *mirror, err error, in time.Duration) { m.fail(err, in) },
-		Check:    func(_ string, m *mirror, w fsm.WorldInfo) { s.publish(m, w.Seq, time.Now()) },
-		Stop:     func(world string, _ *mirror) { s.m.forget(world) },
+		Fail:  func(_ string, m *mirror, err error, in time.Duration) { m.fail(err, in) },
+		Check: func(_ string, m *mirror, w fsm.WorldInfo) { s.publish(m, w.Seq, time.Now()) },
+		Stop: func(world string, m *mirror) {
+			s.mirrors.CompareAndDelete(world, m)
+			s.m.forget(world)
+		},
 		Followed: func(n int) { s.m.worlds.Set(float64(n)) },
 	})
 	if err != nil {
