@@ -18,9 +18,9 @@ import (
 // the players' data of each world it mirrors (the worlds whose group this
 // node leads, as for events, once the world's events mirror resumed its
 // incarnation: a world refused with ErrIncarnation gets no player rows
-// either) from the node's applied state, with each
-// player's data version (fsm/playerdata.go), and upserts the rows whose
-// version is newer than the database's. The position is each row's own
+// either) from the node's applied state, with each player's data version
+// (fsm/playerdata.go), and upserts the rows whose version is newer than
+// the database's. The position is each row's own
 // version in PostgreSQL: an upsert replaces a row only with a higher
 // version (the WHERE of upsertPlayers), so two nodes that both believe
 // they lead, a sink restarted mid-way or a transaction repeated after a
