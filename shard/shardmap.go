@@ -100,6 +100,9 @@ func (m *Map) Validate() error {
 		if i > 0 && m.Shards[i-1].ID == s.ID {
 			errs = append(errs, fmt.Errorf("shard %d listed twice", s.ID))
 		}
+		if s.ID == MetaGroup {
+			errs = append(errs, fmt.Errorf("shard id %d is reserved for the meta group", s.ID))
+		}
 		if len(s.Voters) == 0 {
 			errs = append(errs, fmt.Errorf("shard %d has no voters", s.ID))
 		}
