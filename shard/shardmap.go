@@ -88,7 +88,7 @@ func (m *Map) Validate() error {
 		if _, _, err := net.SplitHostPort(n.Raft); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: raft address %q: %v", id, n.Raft, err))
 		}
-		if err := checkHTTPAddr(n.HTTP); err != nil {
+		if err := CheckHTTPAddr(n.HTTP); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: http address %q: %v", id, n.HTTP, err))
 		}
 	}
@@ -131,9 +131,9 @@ func (m *Map) Validate() error {
 	return nil
 }
 
-// checkHTTPAddr accepts host:port, or a base URL (http:// or https://,
-// as with cluster TLS) with a host:port.
-func checkHTTPAddr(addr string) error {
+// CheckHTTPAddr checks a node's HTTP address: host:port, or a base URL
+// (http:// or https://, as with cluster TLS) with a host:port.
+func CheckHTTPAddr(addr string) error {
 	if !strings.Contains(addr, "://") {
 		_, _, err := net.SplitHostPort(addr)
 		return err

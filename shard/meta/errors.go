@@ -1,0 +1,16 @@
+package meta
+
+import "errors"
+
+// Sentinel errors of package meta, checked with errors.Is.
+var (
+	// ErrBadCommand: a command or snapshot does not decode, or its fields
+	// are invalid.
+	ErrBadCommand = errors.New("gsd/meta: bad command")
+	// ErrRefused: a valid command that the current state refuses (an
+	// unknown node or shard, a shard that still holds worlds, ...).
+	ErrRefused = errors.New("gsd/meta: refused")
+	// ErrNotLeader: this node does not lead the meta group and cannot
+	// forward the proposal.
+	ErrNotLeader = errors.New("gsd/meta: not the meta group's leader")
+)

@@ -1,0 +1,356 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Config configures a node's member of the meta group.
+type Config struct {
+	ID string // this node's id (its Raft server id in every group)
+	// Bootstrap forms the meta group when this node has no meta Raft
+	// state, with Servers as its first configuration; every member
+	// bootstraps with the same Servers (raft accepts identical
+	// bootstraps). Servers are 3 or 5 voters, and any other node as a
+	// raft.Nonvoter: a nonvoter gets the map without voting on it.
+	Bootstrap bool
+	Servers   []raft.Server
+	// Membership is the group that holds the node table in the map the
+	// FSM publishes (gsd's group 0).
+	Membership uint64
+	// Raft timeouts of the meta group.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// ApplyTimeout bounds a proposal's wait to enter the leader's log.
+	ApplyTimeout time.Duration
+	// ReportInterval is how often the node tells the meta group which
+	// groups it leads, when the map's hints are not already that, and the
+	// players of the shards it leads when they changed. 0: never.
+	ReportInterval time.Duration
+	// Forward sends a proposal to the meta leader when this node does not
+	// lead the meta group; nil: such proposals fail with ErrNotLeader.
+	Forward Forwarder
+	NoSync  bool // skip fsync (tests)
+	Logger  *slog.Logger
+}
+
+// Forwarder sends a command to the meta group's leader, the node leader
+// (in gsd, over the cluster's internal HTTP API; not built yet).
+type Forwarder interface {
+	Forward(ctx context.Context, leader string, c Command) (Result, error)
+}
+
+// DefaultConfig returns the meta group's defaults: raft's LAN timeouts,
+// reports every 2 s.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
+		ApplyTimeout: 10 * time.Second, ReportInterval: 2 * time.Second,
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("a node id (ID) is required"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("a logger is required"))
+	}
+	if c.Bootstrap && !slices.ContainsFunc(c.Servers, func(s raft.Server) bool { return string(s.ID) == c.ID }) {
+		errs = append(errs, fmt.Errorf("Servers does not name this node (%s)", c.ID))
+	}
+	if c.HeartbeatTimeout <= 0 || c.ElectionTimeout <= 0 || c.LeaderLeaseTimeout <= 0 || c.ApplyTimeout <= 0 {
+		errs = append(errs, errors.New("timeouts must be positive"))
+	}
+	if c.ReportInterval < 0 {
+		errs = append(errs, errors.New("ReportInterval must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("meta group config: %w", err)
+	}
+	return nil
+}
+
+// Group is this node's member of the meta group: Raft on the Manager's
+// Layer for shard.MetaGroup, with the FSM; it is the node's
+// shard.MapSource (View).
+type Group struct {
+	cfg   Config
+	mgr   *shard.Manager
+	fsm   *FSM
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+	logs  *raftboltdb.BoltStore
+	log   *slog.Logger
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ shard.MapSource = (*Group)(nil)
+
+// Open starts the meta group on mgr's node, under shard.MetaGroup; the
+// Manager closes it with its other groups (or CloseGroup(MetaGroup)).
+func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var g *Group
+	_, err := mgr.OpenService(shard.MetaGroup, func(l *shard.Layer, dir string) (shard.Service, error) {
+		var err error
+		g, err = start(mgr, l, dir, cfg)
+		return g, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("meta group: %w", err)
+	}
+	return g, nil
+}
+
+// start runs Raft for the meta group; it closes l when it fails.
+func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
+	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), stop: make(chan struct{}),
+		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-meta", Level: hclog.Warn, Output: slogWriter{g.log}})
+	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: l, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
+		// One AppendEntries in flight: v1.7.3's pipeline can deadlock
+		// (see store's raftMaxRPCsInFlight).
+		MaxRPCsInFlight: 1,
+	})
+	defer func() {
+		if err != nil {
+			g.trans.CloseStreams()
+			_ = g.trans.Close()
+			if g.logs != nil {
+				_ = g.logs.Close()
+			}
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("meta group data dir: %w", err)
+	}
+	g.logs, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(dir, "raft.db"), NoSync: cfg.NoSync,
+		BoltOptions: &bolt.Options{Timeout: 5 * time.Second},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout
+	rc.Logger = hlog
+	hasState, err := raft.HasExistingState(g.logs, g.logs, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	if g.raft, err = raft.NewRaft(rc, g.fsm, g.logs, g.logs, snaps, g.trans); err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	if cfg.Bootstrap && !hasState {
+		f := g.raft.BootstrapCluster(raft.Configuration{Servers: cfg.Servers})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			_ = g.raft.Shutdown().Error()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	if cfg.ReportInterval > 0 {
+		g.wg.Add(1)
+		go g.reportLoop()
+	}
+	return g, nil
+}
+
+// View returns the current shard map and leader hints (the FSM's).
+func (g *Group) View() *shard.View { return g.fsm.View() }
+
+// IsLeader reports whether this node leads the meta group.
+func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+
+// Leader returns the meta group's leader's node id, "" when none is known.
+func (g *Group) Leader() string {
+	_, id := g.raft.LeaderWithID()
+	return string(id)
+}
+
+// Propose applies c through the meta group and returns its result: on
+// this node when it leads, else through the Forwarder to the leader. The
+// errors wrap ErrBadCommand (c is invalid), ErrRefused (the state refuses
+// it) or ErrNotLeader (no leader reachable; when the leadership was lost
+// while c was in flight, c may have applied all the same). Repeating a
+// command is safe: add_node, assign_world and place_world answer as the
+// first time, create_shard and the removals are refused as done.
+func (g *Group) Propose(ctx context.Context, c Command) (Result, error) {
+	b, err := c.Encode()
+	if err != nil {
+		return Result{}, err
+	}
+	if !g.IsLeader() {
+		leader := g.Leader()
+		if g.cfg.Forward == nil || leader == "" || leader == g.cfg.ID {
+			return Result{}, fmt.Errorf("%w: leader %q", ErrNotLeader, leader)
+		}
+		return g.cfg.Forward.Forward(ctx, leader, c)
+	}
+	timeout := g.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	f := g.raft.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			return Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		}
+		return Result{}, fmt.Errorf("meta apply: %w", err)
+	}
+	a, ok := f.Response().(*Applied)
+	if !ok {
+		return Result{}, fmt.Errorf("meta apply: unexpected response %T", f.Response())
+	}
+	return a.Result, a.Err
+}
+
+// reportLoop tells the meta group, every ReportInterval, which groups
+// this node leads (when the hints say otherwise) and the players of the
+// shards it leads (when they changed since its last report).
+func (g *Group) reportLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ReportInterval)
+	defer t.Stop()
+	sent := map[uint64]Load{}
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		c := g.report(sent)
+		if c.Leads == nil && c.Load == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ApplyTimeout)
+		_, err := g.Propose(ctx, c)
+		cancel()
+		if err != nil {
+			g.log.Debug("meta report", "err", err)
+			continue
+		}
+		for s, l := range c.Load {
+			sent[s] = l
+		}
+	}
+}
+
+// report is this node's report now: the groups it leads whose hint
+// names another node, and the players of the shards it leads where they
+// differ from sent.
+func (g *Group) report(sent map[uint64]Load) Command {
+	v := g.fsm.View()
+	c := Command{Op: OpReport, Node: g.cfg.ID}
+	lead := func(group, term uint64) {
+		if v.Leaders[group] == g.cfg.ID {
+			return
+		}
+		if c.Leads == nil {
+			c.Leads = map[uint64]uint64{}
+		}
+		c.Leads[group] = term
+	}
+	if g.IsLeader() {
+		lead(shard.MetaGroup, g.raft.CurrentTerm())
+	}
+	for _, id := range g.mgr.Groups() {
+		st, ok := g.mgr.Group(id)
+		if !ok || !st.IsLeader() {
+			continue
+		}
+		lead(id, st.Status().Term)
+		if _, isShard := v.Map.Shard(id); !isShard {
+			continue
+		}
+		var l Load
+		for _, w := range st.Worlds() {
+			l.Players += uint64(max(w.Players, 0))
+		}
+		if old, ok := sent[id]; !ok || old != l {
+			if c.Load == nil {
+				c.Load = map[uint64]Load{}
+			}
+			c.Load[id] = l
+		}
+	}
+	return c
+}
+
+// Close stops the reports and Raft (handing the leadership on first when
+// this node leads, within ctx) and closes the Layer.
+func (g *Group) Close(ctx context.Context) error {
+	g.closeOnce.Do(func() {
+		close(g.stop)
+		g.wg.Wait()
+		if g.IsLeader() {
+			done := make(chan error, 1)
+			go func() { done <- g.raft.LeadershipTransfer().Error() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					g.log.Debug("meta leadership transfer", "err", err)
+				}
+			case <-ctx.Done():
+			}
+		}
+		var errs []error
+		if err := g.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+		g.trans.CloseStreams()
+		if err := g.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("transport: %w", err))
+		}
+		if err := g.logs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft log: %w", err))
+		}
+		g.closeErr = errors.Join(errs...)
+	})
+	return g.closeErr
+}
+
+// slogWriter turns hclog's lines into slog records.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}
