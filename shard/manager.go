@@ -85,7 +85,7 @@ type Manager struct {
 	reg prometheus.Registerer
 	log *slog.Logger
 
-	openMu sync.Mutex // serialises Open, CloseGroup and Close
+	openMu sync.Mutex // serialises Opens, a Store's CloseGroup and Close's start
 	mu     sync.RWMutex
 	groups map[uint64]*store.Store
 	svcs   map[uint64]Service // groups that are not Stores (OpenService)
@@ -210,21 +210,27 @@ func (m *Manager) Groups() []uint64 {
 // again. The other groups go on.
 func (m *Manager) CloseGroup(ctx context.Context, group uint64) error {
 	m.openMu.Lock()
-	defer m.openMu.Unlock()
 	m.mu.Lock()
-	var c Service
-	if st, ok := m.groups[group]; ok {
-		c = st
-	} else if svc, ok := m.svcs[group]; ok {
-		c = svc
-	}
+	st, isStore := m.groups[group]
+	svc, isSvc := m.svcs[group]
 	delete(m.groups, group)
 	delete(m.svcs, group)
 	m.mu.Unlock()
-	if c == nil {
+	var err error
+	switch {
+	case isStore:
+		err = st.Close(ctx)
+		m.openMu.Unlock()
+	case isSvc:
+		// A Service may Open groups until it stops (the meta group
+		// opens shards), so it closes without the open lock.
+		m.openMu.Unlock()
+		err = svc.Close(ctx)
+	default:
+		m.openMu.Unlock()
 		return fmt.Errorf("%w: %d", ErrUnknownGroup, group)
 	}
-	if err := c.Close(ctx); err != nil {
+	if err != nil {
 		return fmt.Errorf("close group %d: %w", group, err)
 	}
 	return nil
@@ -235,7 +241,6 @@ func (m *Manager) CloseGroup(ctx context.Context, group uint64) error {
 // closes it after.
 func (m *Manager) Close(ctx context.Context) error {
 	m.openMu.Lock()
-	defer m.openMu.Unlock()
 	m.mu.Lock()
 	groups := make(map[uint64]Service, len(m.groups)+len(m.svcs))
 	for g, st := range m.groups {
@@ -248,6 +253,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.svcs = make(map[uint64]Service)
 	m.closed = true
 	m.mu.Unlock()
+	// Opens from now on fail with ErrClosed; a Service that opens groups
+	// (the meta group) must not wait for the lock while it stops.
+	m.openMu.Unlock()
 	errs := make(chan error, len(groups))
 	var wg sync.WaitGroup
 	for g, st := range groups {

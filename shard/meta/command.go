@@ -83,6 +83,16 @@ func DecodeCommand(b []byte) (Command, error) {
 	if dec.More() {
 		return Command{}, fmt.Errorf("%w: trailing data", ErrBadCommand)
 	}
+	// An empty list is an absent one, as Encode writes it.
+	if len(c.Voters) == 0 {
+		c.Voters = nil
+	}
+	if len(c.Leads) == 0 {
+		c.Leads = nil
+	}
+	if len(c.Load) == 0 {
+		c.Load = nil
+	}
 	if err := c.Validate(); err != nil {
 		return Command{}, err
 	}

@@ -81,7 +81,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		return &Applied{Err: err}
 	}
-	f.publish(topo || c.Op == OpReport)
+	f.publish(topo)
 	return &Applied{Result: res}
 }
 

@@ -42,6 +42,12 @@ type Config struct {
 	// groups it leads, when the map's hints are not already that, and the
 	// players of the shards it leads when they changed. 0: never.
 	ReportInterval time.Duration
+	// OpenShards makes the node start, on each report tick, the shards
+	// the map makes it a voter of and it does not run yet (with the
+	// Manager's store template, bootstrapped with the map's voters). A
+	// shard removed from the map, or a node no longer its voter, is not
+	// stopped: its data stays until an operator acts.
+	OpenShards bool
 	// Forward sends a proposal to the meta leader when this node does not
 	// lead the meta group; nil: such proposals fail with ErrNotLeader.
 	Forward Forwarder
@@ -248,6 +254,9 @@ func (g *Group) reportLoop() {
 			return
 		case <-t.C:
 		}
+		if g.cfg.OpenShards {
+			g.openShards()
+		}
 		c := g.report(sent)
 		if c.Leads == nil && c.Load == nil {
 			continue
@@ -261,6 +270,24 @@ func (g *Group) reportLoop() {
 		}
 		for s, l := range c.Load {
 			sent[s] = l
+		}
+	}
+}
+
+// openShards starts the shards the map makes this node a voter of and
+// that it does not run.
+func (g *Group) openShards() {
+	m := g.fsm.View().Map
+	for _, id := range m.ShardsOf(g.cfg.ID) {
+		if _, ok := g.mgr.Group(id); ok {
+			continue
+		}
+		voters, err := m.Voters(id)
+		if err == nil {
+			_, err = g.mgr.Open(id, shard.GroupOptions{Bootstrap: true, Voters: voters})
+		}
+		if err != nil && !errors.Is(err, shard.ErrGroupTaken) {
+			g.log.Warn("open shard from the meta map", "shard", id, "err", err)
 		}
 	}
 }
