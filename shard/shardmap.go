@@ -15,9 +15,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Map is a static shard map: the nodes, the shards (Raft groups) and their
+// Map is a shard map: the nodes, the shards (Raft groups) and their
 // voters, and which shard holds which world. It comes from configuration
-// (LoadMap); the meta group that will hold it replicated is planned.
+// (LoadMap), or from the meta group (shard/meta), which publishes a new
+// one with each change; a Map is not modified once in use.
 //
 // A world the map does not list lives on the shard its name hashes to
 // (ShardOf). Adding or removing a shard changes where unlisted worlds

@@ -80,7 +80,7 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("a logger is required"))
 	}
 	if c.Bootstrap && !slices.ContainsFunc(c.Servers, func(s raft.Server) bool { return string(s.ID) == c.ID }) {
-		errs = append(errs, fmt.Errorf("Servers does not name this node (%s)", c.ID))
+		errs = append(errs, fmt.Errorf("the bootstrap servers (Servers) do not name this node (%s)", c.ID))
 	}
 	if c.HeartbeatTimeout <= 0 || c.ElectionTimeout <= 0 || c.LeaderLeaseTimeout <= 0 || c.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))

@@ -270,7 +270,7 @@ func TestOpenRefusesABadConfigAndASecondMetaGroup(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.ID, cfg.Logger, cfg.Bootstrap = "n1", testLogger(), true
 	_, err = Open(c.mgrs["n1"], cfg)
-	require.ErrorContains(t, err, "Servers does not name this node")
+	require.ErrorContains(t, err, "do not name this node")
 	cfg.Bootstrap = false
 	_, err = Open(c.mgrs["n1"], cfg)
 	require.ErrorIs(t, err, shard.ErrGroupTaken)
