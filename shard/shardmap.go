@@ -173,7 +173,8 @@ func (m *Map) Shard(id uint64) (MapShard, bool) {
 
 // ShardOf returns the shard that holds world: the one Worlds names, else
 // the FNV-1a hash of the name over the shards in id order. The map must
-// have been validated.
+// have been validated and hold a shard (a meta group's may not yet: the
+// Router checks).
 func (m *Map) ShardOf(world string) uint64 {
 	if g, ok := m.Worlds[world]; ok {
 		return g

@@ -18,7 +18,7 @@
 // create_shard commands, so every replica decides alike.
 //
 // Group runs the meta group on a node: raft over the Manager's Layer for
-// shard.MetaGroup, proposals (forwarded to the meta leader through an
-// injected Forwarder), and a reporter that tells the meta group which
+// shard.MetaGroup, proposals (forwarded to the meta leader over the same
+// Layer), and a reporter that tells the meta group which
 // groups this node leads.
 package meta

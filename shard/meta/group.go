@@ -48,17 +48,8 @@ type Config struct {
 	// shard removed from the map, or a node no longer its voter, is not
 	// stopped: its data stays until an operator acts.
 	OpenShards bool
-	// Forward sends a proposal to the meta leader when this node does not
-	// lead the meta group; nil: such proposals fail with ErrNotLeader.
-	Forward Forwarder
-	NoSync  bool // skip fsync (tests)
-	Logger  *slog.Logger
-}
-
-// Forwarder sends a command to the meta group's leader, the node leader
-// (in gsd, over the cluster's internal HTTP API; not built yet).
-type Forwarder interface {
-	Forward(ctx context.Context, leader string, c Command) (Result, error)
+	NoSync     bool // skip fsync (tests)
+	Logger     *slog.Logger
 }
 
 // DefaultConfig returns the meta group's defaults: raft's LAN timeouts,
@@ -102,6 +93,7 @@ type Group struct {
 	mgr   *shard.Manager
 	fsm   *FSM
 	raft  *raft.Raft
+	layer *splitLayer
 	trans *raft.NetworkTransport
 	logs  *raftboltdb.BoltStore
 	log   *slog.Logger
@@ -137,8 +129,9 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), stop: make(chan struct{}),
 		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-meta", Level: hclog.Warn, Output: slogWriter{g.log}})
+	g.layer = newSplitLayer(l, g)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: l, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
+		Stream: g.layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
 		// One AppendEntries in flight: v1.7.3's pipeline can deadlock
 		// (see store's raftMaxRPCsInFlight).
 		MaxRPCsInFlight: 1,
@@ -147,6 +140,7 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 		if err != nil {
 			g.trans.CloseStreams()
 			_ = g.trans.Close()
+			g.layer.wait()
 			if g.logs != nil {
 				_ = g.logs.Close()
 			}
@@ -204,23 +198,36 @@ func (g *Group) Leader() string {
 }
 
 // Propose applies c through the meta group and returns its result: on
-// this node when it leads, else through the Forwarder to the leader. The
-// errors wrap ErrBadCommand (c is invalid), ErrRefused (the state refuses
-// it) or ErrNotLeader (no leader reachable; when the leadership was lost
-// while c was in flight, c may have applied all the same). Repeating a
-// command is safe: add_node, assign_world and place_world answer as the
-// first time, create_shard and the removals are refused as done.
+// this node when it leads, else forwarded to the leader over the meta
+// group's Layer (forward.go). The errors wrap ErrBadCommand (c is
+// invalid), ErrRefused (the state refuses it) or ErrNotLeader (no leader
+// known or reachable; when the leadership was lost or the answer did not
+// come while c was in flight, c may have applied all the same).
+// Repeating a command is safe: add_node, assign_world and place_world
+// answer as the first time, create_shard and the removals are refused
+// as done.
 func (g *Group) Propose(ctx context.Context, c Command) (Result, error) {
+	if err := c.Validate(); err != nil {
+		return Result{}, err
+	}
+	if g.IsLeader() {
+		return g.apply(ctx, c)
+	}
+	addr, id := g.raft.LeaderWithID()
+	if addr == "" || string(id) == g.cfg.ID {
+		return Result{}, fmt.Errorf("%w: no known leader", ErrNotLeader)
+	}
+	return g.forward(ctx, addr, c)
+}
+
+// apply applies c on this node, which must lead the meta group.
+func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	b, err := c.Encode()
 	if err != nil {
 		return Result{}, err
 	}
 	if !g.IsLeader() {
-		leader := g.Leader()
-		if g.cfg.Forward == nil || leader == "" || leader == g.cfg.ID {
-			return Result{}, fmt.Errorf("%w: leader %q", ErrNotLeader, leader)
-		}
-		return g.cfg.Forward.Forward(ctx, leader, c)
+		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
 	}
 	timeout := g.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -358,6 +365,8 @@ func (g *Group) Close(ctx context.Context) error {
 		if err := g.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("transport: %w", err))
 		}
+		g.layer.Close() // the transport closed it too; idempotent
+		g.layer.wait()
 		if err := g.logs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft log: %w", err))
 		}
