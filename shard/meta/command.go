@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/gsd-dev/gsd/shard"
 )
@@ -26,6 +27,7 @@ const (
 	OpAssignWorld Op = "assign_world" // World on Shard
 	OpPlaceWorld  Op = "place_world"  // World: the FSM picks the shard (PlaceWorld)
 	OpReport      Op = "report"       // Node leads Leads (group → term) and reports Load
+	OpSeed        Op = "seed"         // Seed's nodes, shards and worlds, into an empty map only
 )
 
 // Command is one change to the meta state. Which fields count depends on
@@ -42,6 +44,7 @@ type Command struct {
 	World    string            `json:"world,omitempty"`
 	Leads    map[uint64]uint64 `json:"leads,omitempty"` // group → Raft term in which Node leads it
 	Load     map[uint64]Load   `json:"load,omitempty"`  // shard → its load, from its leader
+	Seed     *shard.Map        `json:"seed,omitempty"`  // a static map (gsd --shard-map) to start from
 }
 
 // Load is a shard's load as its leader reports it.
@@ -112,7 +115,7 @@ func (c Command) Validate() error {
 	unused := map[string]bool{
 		"node": c.Node != "", "raft": c.Raft != "", "http": c.HTTP != "", "region": c.Region != "",
 		"shard": c.Shard != 0, "voters": c.Voters != nil, "replicas": c.Replicas != 0,
-		"world": c.World != "", "leads": c.Leads != nil, "load": c.Load != nil,
+		"world": c.World != "", "leads": c.Leads != nil, "load": c.Load != nil, "seed": c.Seed != nil,
 	}
 	var takes []string
 	switch c.Op {
@@ -151,13 +154,24 @@ func (c Command) Validate() error {
 	case OpReport:
 		takes = []string{"node", "leads", "load"}
 		need(c.Node != "", "a node id is required")
+	case OpSeed:
+		takes = []string{"seed"}
+		if c.Seed == nil {
+			errs = append(errs, errors.New("a seed map is required"))
+		} else {
+			m := *c.Seed // Validate sorts the shards: leave the caller's alone
+			m.Shards = slices.Clone(m.Shards)
+			if err := m.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown op %q", c.Op))
 	}
 	for _, f := range takes {
 		delete(unused, f)
 	}
-	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "leads", "load"} {
+	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "leads", "load", "seed"} {
 		if unused[f] {
 			errs = append(errs, fmt.Errorf("%s does not take %s", c.Op, f))
 		}

@@ -102,3 +102,20 @@ func FuzzDecodeCommand(f *testing.F) {
 		require.Equal(t, c, c2)
 	})
 }
+
+func TestSeedCommandsCarryAValidMap(t *testing.T) {
+	seed := &shard.Map{Nodes: map[string]shard.MapNode{"n1": {Raft: "h:1", HTTP: "h:2"}},
+		Shards: []shard.MapShard{{ID: 2, Voters: []string{"n1"}}, {ID: 1, Voters: []string{"n1"}}}, Worlds: map[string]uint64{"w": 2}}
+	b, err := Command{Op: OpSeed, Seed: seed}.Encode()
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), seed.Shards[0].ID, "encoding leaves the caller's map alone")
+	c, err := DecodeCommand(b)
+	require.NoError(t, err)
+	require.Equal(t, seed.Worlds, c.Seed.Worlds)
+	_, err = Command{Op: OpSeed}.Encode()
+	require.ErrorIs(t, err, ErrBadCommand)
+	_, err = Command{Op: OpSeed, Seed: &shard.Map{}}.Encode()
+	require.ErrorIs(t, err, ErrBadCommand, "no shards")
+	_, err = Command{Op: OpPlaceWorld, World: "w", Seed: seed}.Encode()
+	require.ErrorIs(t, err, ErrBadCommand)
+}

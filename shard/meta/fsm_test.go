@@ -218,3 +218,19 @@ func TestPersistCancelsAFailedSink(t *testing.T) {
 	require.ErrorIs(t, snap.Persist(&sink), io.ErrShortWrite)
 	require.True(t, sink.cancelled)
 }
+
+func TestSeedFillsAnEmptyMapOnce(t *testing.T) {
+	seed := &shard.Map{Nodes: map[string]shard.MapNode{"n1": {Raft: "h:1", HTTP: "h:2"}, "n2": {Raft: "h:3", HTTP: "https://h:4"}},
+		Shards: []shard.MapShard{{ID: 0, Voters: []string{"n1"}}, {ID: 3, Voters: []string{"n2", "n1"}}}, Worlds: map[string]uint64{"w": 3}}
+	f := NewFSM(0)
+	mustApply(t, f, Command{Op: OpSeed, Seed: seed})
+	m := f.View().Map
+	require.NoError(t, m.Validate())
+	require.Equal(t, []shard.MapShard{{ID: 0, Voters: []string{"n1"}}, {ID: 3, Voters: []string{"n1", "n2"}}}, m.Shards)
+	require.Equal(t, uint64(3), m.ShardOf("w"))
+	require.Equal(t, seed.Nodes, m.Nodes)
+	mustApply(t, f, Command{Op: OpAssignWorld, World: "w", Shard: 0})
+	_, err := applyTo(t, f, Command{Op: OpSeed, Seed: seed})
+	require.ErrorIs(t, err, ErrRefused, "seeded already")
+	require.Equal(t, uint64(0), f.View().Map.ShardOf("w"), "a second seed undoes nothing")
+}

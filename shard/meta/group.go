@@ -42,6 +42,11 @@ type Config struct {
 	// groups it leads, when the map's hints are not already that, and the
 	// players of the shards it leads when they changed. 0: never.
 	ReportInterval time.Duration
+	// Seed, when set, is the map the meta group starts from (gsd's
+	// --shard-map): the node proposes it (OpSeed) until the meta map is
+	// not empty. It applies to an empty map only, once, so later changes
+	// through the meta group are never undone by a restart.
+	Seed *shard.Map
 	// OpenShards makes the node start, on each report tick, the shards
 	// the map makes it a voter of and it does not run yet (with the
 	// Manager's store template, bootstrapped with the map's voters). A
@@ -255,11 +260,15 @@ func (g *Group) reportLoop() {
 	t := time.NewTicker(g.cfg.ReportInterval)
 	defer t.Stop()
 	sent := map[uint64]Load{}
+	seeded := g.cfg.Seed == nil
 	for {
 		select {
 		case <-g.stop:
 			return
 		case <-t.C:
+		}
+		if !seeded {
+			seeded = g.seed()
 		}
 		if g.cfg.OpenShards {
 			g.openShards()
@@ -279,6 +288,22 @@ func (g *Group) reportLoop() {
 			sent[s] = l
 		}
 	}
+}
+
+// seed proposes the seed map and reports whether the meta map holds one
+// (this node's, or another's: every node seeds from the same file).
+func (g *Group) seed() bool {
+	if m := g.fsm.View().Map; len(m.Nodes) > 0 || len(m.Shards) > 0 {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ApplyTimeout)
+	defer cancel()
+	_, err := g.Propose(ctx, Command{Op: OpSeed, Seed: g.cfg.Seed})
+	if err != nil && !errors.Is(err, ErrRefused) {
+		g.log.Debug("seed the meta map", "err", err)
+		return false
+	}
+	return true
 }
 
 // openShards starts the shards the map makes this node a voter of and

@@ -35,6 +35,7 @@ type metaCluster struct {
 	mgrs    map[string]*shard.Manager
 	routers map[string]*shard.Router
 	servers []raft.Server
+	tweak   func(*Config)
 
 	mu     sync.Mutex
 	groups map[string]*Group
@@ -42,7 +43,14 @@ type metaCluster struct {
 
 func newMetaCluster(t *testing.T, n int) *metaCluster {
 	t.Helper()
-	c := &metaCluster{t: t, muxes: map[string]*shard.Mux{}, dirs: map[string]string{}, mgrs: map[string]*shard.Manager{},
+	return newMetaClusterWith(t, n, nil)
+}
+
+// newMetaClusterWith is newMetaCluster with tweak applied to every
+// member's config.
+func newMetaClusterWith(t *testing.T, n int, tweak func(*Config)) *metaCluster {
+	t.Helper()
+	c := &metaCluster{t: t, tweak: tweak, muxes: map[string]*shard.Mux{}, dirs: map[string]string{}, mgrs: map[string]*shard.Manager{},
 		routers: map[string]*shard.Router{}, groups: map[string]*Group{}}
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
@@ -85,6 +93,9 @@ func (c *metaCluster) open(id string) {
 	cfg.ID, cfg.Bootstrap, cfg.Servers = id, true, c.servers
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
 	cfg.ReportInterval, cfg.OpenShards, cfg.NoSync, cfg.Logger = 20*time.Millisecond, true, true, testLogger()
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
 	g, err := Open(c.mgrs[id], cfg)
 	require.NoError(c.t, err)
 	c.mu.Lock()
@@ -352,5 +363,26 @@ func TestProposeWithoutALeaderFails(t *testing.T) {
 		require.Eventually(t, func() bool { return !c.group(id).IsLeader() && c.group(id).Leader() == "" }, 10*time.Second, 5*time.Millisecond)
 		_, err := c.group(id).Propose(context.Background(), Command{Op: OpPlaceWorld, World: "w"})
 		require.ErrorIs(t, err, ErrNotLeader)
+	}
+}
+
+// Every member seeds the meta map from the same static map; it is
+// applied once, its shards start on their voters, and the other nodes
+// route their worlds.
+func TestMembersSeedTheMetaMapFromAStaticMap(t *testing.T) {
+	seed := &shard.Map{Shards: []shard.MapShard{{ID: 1, Voters: []string{"n1", "n2"}}}, Worlds: map[string]uint64{"w": 1}}
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		if seed.Nodes == nil { // the first member: every address is known
+			seed.Nodes = map[string]shard.MapNode{}
+			for _, s := range cfg.Servers {
+				seed.Nodes[string(s.ID)] = shard.MapNode{Raft: string(s.Address), HTTP: "http-" + string(s.ID) + ":80"}
+			}
+		}
+		cfg.Seed = seed
+	})
+	leader := c.shardLeader("w")
+	c.routesTo("n3", "w", leader, 1)
+	for _, id := range c.ids {
+		require.Eventually(t, func() bool { return len(c.group(id).View().Map.Nodes) == 3 }, 10*time.Second, 5*time.Millisecond)
 	}
 }

@@ -112,6 +112,18 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		}
 		s.Worlds[c.World] = g
 		return Result{Shard: g}, true, nil
+	case OpSeed:
+		if len(s.Nodes) > 0 || len(s.Shards) > 0 {
+			return Result{}, false, fmt.Errorf("%w: the meta map is not empty: seeded already", ErrRefused)
+		}
+		for id, n := range c.Seed.Nodes {
+			s.Nodes[id] = Node{Raft: n.Raft, HTTP: n.HTTP}
+		}
+		for _, sh := range c.Seed.Shards {
+			s.Shards[sh.ID] = slices.Sorted(slices.Values(sh.Voters))
+		}
+		maps.Copy(s.Worlds, c.Seed.Worlds)
+		return Result{}, true, nil
 	case OpReport:
 		for g, term := range c.Leads {
 			if h, ok := s.Leaders[g]; !ok || term >= h.Term {
