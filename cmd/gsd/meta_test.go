@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMetaServersAreTheSameOnEveryNode(t *testing.T) {
+	m := &shard.Map{Nodes: map[string]shard.MapNode{}}
+	for _, id := range []string{"f", "b", "d", "a", "c", "e", "g"} {
+		m.Nodes[id] = shard.MapNode{Raft: id + ":1"}
+	}
+	var voters, nonvoters []string
+	for _, s := range metaServers(m) {
+		if s.Suffrage == raft.Voter {
+			voters = append(voters, string(s.ID))
+		} else {
+			nonvoters = append(nonvoters, string(s.ID))
+		}
+		require.Equal(t, raft.ServerAddress(string(s.ID)+":1"), s.Address)
+	}
+	require.Equal(t, []string{"a", "b", "c", "d", "e"}, voters)
+	require.Equal(t, []string{"f", "g"}, nonvoters)
+	delete(m.Nodes, "g")
+	delete(m.Nodes, "f")
+	delete(m.Nodes, "e")
+	require.Len(t, metaServers(m), 4)
+	require.Equal(t, raft.Nonvoter, metaServers(m)[3].Suffrage, "3 voters with 4 nodes")
+	delete(m.Nodes, "d")
+	delete(m.Nodes, "c")
+	for _, s := range metaServers(m) {
+		require.Equal(t, raft.Voter, s.Suffrage, "every node votes with fewer than 3")
+	}
+}
+
+func TestRunRejectsMetaWithoutAUsableMap(t *testing.T) {
+	t.Parallel()
+	raftAddr := freeAddr(t)
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"no map":          {[]string{"--meta"}, "--meta needs --shard-map"},
+		"node not in map": {[]string{"--meta", "--shard-map", writeFile(t, `{"nodes": {"x": {"raft": "127.0.0.1:1", "http": "127.0.0.1:2"}}, "shards": [{"id": 1, "voters": ["x"]}]}`)}, "not in the shard map's nodes"},
+	} {
+		var stderr bytes.Buffer
+		args := append([]string{"--id", "s1", "--raft-addr", raftAddr, "--data-dir", t.TempDir()}, tc.args...)
+		require.Equal(t, 1, run(context.Background(), args, io.Discard, &stderr), name)
+		requireContains(t, stderr.String(), tc.want)
+	}
+}
+
+// With --meta the map lives in the meta group: a node without a replica
+// of a world's shard learns its leader from the map's hints and serves
+// the world through it.
+func TestRunThreeNodesWithMetaServeAWorldFromANodeWithoutItsShard(t *testing.T) {
+	t.Parallel()
+	ids := []string{"n1", "n2", "n3"}
+	httpAddrs, raftAddrs := map[string]string{}, map[string]string{}
+	nodes := map[string]any{}
+	for _, id := range ids {
+		httpAddrs[id], raftAddrs[id] = freeAddr(t), freeAddr(t)
+		nodes[id] = map[string]string{"raft": raftAddrs[id], "http": httpAddrs[id]}
+	}
+	b, err := json.Marshal(map[string]any{
+		"nodes":  nodes,
+		"shards": []map[string]any{{"id": 1, "voters": []string{"n1", "n2"}}, {"id": 2, "voters": []string{"n2", "n3"}}},
+		"worlds": map[string]uint64{"a": 1, "b": 2},
+	})
+	require.NoError(t, err)
+	smap := writeFile(t, string(b))
+	var run []*testNode
+	var clients []*client.Client
+	for i, id := range ids {
+		extra := []string{"--shard-map", smap, "--meta"}
+		if i > 0 {
+			extra = append(extra, "--join", httpAddrs["n1"])
+		}
+		n := startNodeAt(t, id, t.TempDir(), httpAddrs[id], raftAddrs[id], extra...)
+		run = append(run, n)
+		clients = append(clients, n.client(t))
+		if i == 0 {
+			waitFor(t, n, clients[0], "leads", func(s client.Status) bool { return s.Leader == "n1" })
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// n3 runs no replica of shard 1 (world a), n1 none of shard 2 (b).
+	for _, tc := range []struct {
+		via   *client.Client
+		world string
+	}{{clients[2], "a"}, {clients[0], "b"}} {
+		require.Eventually(t, func() bool {
+			err := tc.via.CreateWorld(ctx, tc.world, wire.Rules{})
+			return err == nil || client.Code(err) == "world_exists"
+		}, 30*time.Second, 20*time.Millisecond, "create %s", tc.world)
+		for seq := uint64(1); seq <= 3; seq++ {
+			var ev wire.Event
+			require.Eventually(t, func() bool {
+				ev, err = tc.via.Act(ctx, tc.world, incr("p1", seq, "e1", 1))
+				return err == nil
+			}, 30*time.Second, 20*time.Millisecond, "act on %s: %v", tc.world, err)
+			require.Equal(t, seq, ev.Seq)
+		}
+	}
+	for _, n := range run {
+		require.Equal(t, 0, n.stop(t))
+	}
+}
