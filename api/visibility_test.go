@@ -93,6 +93,50 @@ func TestEntityReadsShowOnlyWhatTheCallerMaySee(t *testing.T) {
 	e.RequireError(http.StatusForbidden, edge.CodeForbidden, "GET", "/v1/worlds/fog/entities/base?view=caster", "", as("c", "caster", false)...)
 }
 
+// A state hash covers hidden values, so in a world that restricts fields
+// only callers who see everything get one; elsewhere anyone does.
+func TestStateHashesOfARestrictedWorldAreForThoseWhoSeeEverything(t *testing.T) {
+	fake := apitest.NewFake()
+	newFogWorld(t, fake)
+	require.NoError(t, fake.CreateWorld(context.Background(), "open", fsm.Rules{}))
+	e := newEnv(t, fake, withAuth, withSecret)
+	cat := []string{"Authorization", roleToken(t, "cat", "", false)}
+	e.RequireError(http.StatusForbidden, edge.CodeForbidden, "GET", "/v1/worlds/fog/hash", "", cat...)
+	e.RequireError(http.StatusForbidden, edge.CodeForbidden, "GET", "/v1/worlds/fog/hash?seq=3", "", cat...)
+	for _, hdr := range [][]string{
+		{"Authorization", roleToken(t, "gs", fsm.RoleServer, false)},
+		{"Authorization", roleToken(t, "ops", "", true)},
+		{edge.HeaderClusterKey, testSecret},
+	} {
+		code, m := e.DoJSON("GET", "/v1/worlds/fog/hash", "", hdr...)
+		require.Equal(t, http.StatusOK, code, "%v", m)
+		require.NotEmpty(t, m["hash"])
+	}
+	code, m := e.DoJSON("GET", "/v1/worlds/open/hash", "", cat...)
+	require.Equal(t, http.StatusOK, code, "%v", m)
+
+	// The world summaries carry the hash on the same terms.
+	hashes := func(hdr []string) map[string]any {
+		code, m := e.DoJSON("GET", "/v1/worlds", "", hdr...)
+		require.Equal(t, http.StatusOK, code, "%v", m)
+		out := map[string]any{}
+		for _, w := range m["worlds"].([]any) {
+			w := w.(map[string]any)
+			out[w["id"].(string)] = w["hash"]
+		}
+		code, one := e.DoJSON("GET", "/v1/worlds/fog", "", hdr...)
+		require.Equal(t, http.StatusOK, code, "%v", one)
+		require.Equal(t, out["fog"], one["hash"])
+		return out
+	}
+	got := hashes(cat)
+	require.Nil(t, got["fog"], "no hash of a restricted world for a player")
+	require.NotEmpty(t, got["open"])
+	got = hashes([]string{"Authorization", roleToken(t, "gs", fsm.RoleServer, false)})
+	require.NotEmpty(t, got["fog"])
+	require.NotEmpty(t, got["open"])
+}
+
 func TestEntityReadsWithAuthOffTakeTheViewerFromTheQuery(t *testing.T) {
 	fake := apitest.NewFake()
 	newFogWorld(t, fake)

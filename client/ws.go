@@ -64,6 +64,11 @@ type PlayOptions struct {
 	// does; gaps and duplicates are found by seq as without it. Act's
 	// events are whole either way.
 	HeadersOnly bool
+	// Keyframe asks the server, when the Play opens, for the world's state
+	// the player may see (Play.Keyframe): Next then returns the events
+	// after it. Resumes go on from the events received, without one.
+	// Needs a server that knows the keyframe key (docs/PROTOCOL.md).
+	Keyframe bool
 }
 
 // CloseError is a play connection ended by the server with a close code
@@ -125,9 +130,10 @@ type Play struct {
 	authFails   int    // token refusals in a row (token.go; run's only)
 	err         error  // why the Play ended
 	data        map[string]wire.Value
-	incarnation uint64   // the world's, as of the last welcome
-	udp         *UDPInfo // the current connection's UDP lane key (udp.go)
-	closed      bool     // Close was called (mirrors closing, under mu)
+	incarnation uint64         // the world's, as of the last welcome
+	keyframe    *wire.Keyframe // the first welcome's (PlayOptions.Keyframe)
+	udp         *UDPInfo       // the current connection's UDP lane key (udp.go)
+	closed      bool           // Close was called (mirrors closing, under mu)
 	// A transfer (transfer.go): where to resume next, with which ticket,
 	// and the other nodes the welcomes named.
 	moveTo  string
@@ -226,6 +232,15 @@ func (p *Play) Overlaps() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.overlaps
+}
+
+// Keyframe returns the world's state the player could see when the Play
+// opened, at the seq before the first event Next returns (nil without
+// PlayOptions.Keyframe). Apply events and deltas over it by version.
+func (p *Play) Keyframe() *wire.Keyframe {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keyframe
 }
 
 // Data returns the player's critical data as of the last welcome.

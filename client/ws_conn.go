@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -117,6 +118,9 @@ func (p *Play) connect(base string) error {
 	p.mu.Lock()
 	first := p.session == ""
 	hello := map[string]any{"type": wire.TypeHello, "token": token, "player": p.opts.Player}
+	if p.opts.Keyframe {
+		hello["keyframe"] = true
+	}
 	if !first {
 		hello = map[string]any{"type": wire.TypeResume, "token": token, "player": p.opts.Player,
 			"session": p.session, "resume_token": p.resumeToken, "last_seq": p.received}
@@ -135,9 +139,20 @@ func (p *Play) connect(base string) error {
 	if w.Type != wire.TypeWelcome {
 		return &CloseError{Code: 4400, Reason: "expected welcome, got " + w.Type}
 	}
+	var kf *wire.Keyframe
+	if first && p.opts.Keyframe {
+		// The keyframe comes right after the welcome.
+		kf = new(wire.Keyframe)
+		if err := p.read(conn, kf); err != nil {
+			return err
+		}
+		if kf.Type != wire.TypeKeyframe || kf.Seq != w.Seq {
+			return &CloseError{Code: 4400, Reason: fmt.Sprintf("expected the keyframe at seq %d, got %q at %d", w.Seq, kf.Type, kf.Seq)}
+		}
+	}
 	p.mu.Lock()
 	if first {
-		p.session, p.resumeToken, p.received = w.Session, w.ResumeToken, w.Seq
+		p.session, p.resumeToken, p.received, p.keyframe = w.Session, w.ResumeToken, w.Seq, kf
 		p.delivered, p.acked, p.lastEvent = w.Seq, w.Seq, w.Seq
 	} else {
 		p.resumes++

@@ -207,3 +207,35 @@ func testPlayWithAuthRejectsBadTokensAndUsesTheSubject(t *testing.T, enc string)
 	require.NoError(t, err)
 	require.Equal(t, "ann", ev.Player)
 }
+
+func TestPlayWithKeyframeStartsFromTheWorldsState(t *testing.T) {
+	forEachEncoding(t, testPlayWithKeyframeStartsFromTheWorldsState)
+}
+
+func testPlayWithKeyframeStartsFromTheWorldsState(t *testing.T, enc string) {
+	n := startPlayNode(t)
+	c := New([]string{n.url})
+	ctx := playCtx(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	for i := uint64(1); i <= 3; i++ {
+		_, err := c.Act(ctx, "arena", incrAction("bob", i))
+		require.NoError(t, err)
+	}
+	p, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "ann", Keyframe: true})
+	require.NoError(t, err)
+	defer p.Close()
+	kf := p.Keyframe()
+	require.NotNil(t, kf)
+	require.Equal(t, uint64(3), kf.Seq)
+	require.Equal(t, wire.Int(3), *kf.Entities["e"].Fields["score"].Value)
+	_, err = c.Act(ctx, "arena", incrAction("bob", 4))
+	require.NoError(t, err)
+	ev, err := p.Next(ctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), ev.Seq, "the events after the keyframe")
+
+	plain, err := c.Play(ctx, "arena", PlayOptions{Encoding: enc, Player: "cat"})
+	require.NoError(t, err)
+	defer plain.Close()
+	require.Nil(t, plain.Keyframe())
+}

@@ -138,3 +138,23 @@ func (b *Backend) Ready() bool { return b.home.Ready() }
 
 // Snapshot snapshots the membership group on this node.
 func (b *Backend) Snapshot(ctx context.Context) (uint64, error) { return b.home.Snapshot(ctx) }
+
+// Entities reads world's entities and their seq in this node's replica of
+// its group (stale: a keyframe's state).
+func (b *Backend) Entities(world string) ([]fsm.EntityView, uint64, error) {
+	st, err := b.group(world)
+	if err != nil {
+		return nil, 0, err
+	}
+	return st.Entities(world)
+}
+
+// Event returns one committed event of world if this node's replica of
+// its group holds it.
+func (b *Backend) Event(world string, seq uint64) (*fsm.Event, bool) {
+	st, err := b.group(world)
+	if err != nil {
+		return nil, false
+	}
+	return st.Event(world, seq)
+}

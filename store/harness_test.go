@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,16 +12,16 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/freeport"
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
 
 // freePort returns a loopback address with a port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
 	return addr
 }
 
@@ -178,3 +177,25 @@ func mustCreateWorld(t testing.TB, s *Store, id string) {
 }
 
 func name(prefix string, i int) string { return fmt.Sprintf("%s%d", prefix, i) }
+
+// proposedSince returns the kinds of the commands s's log holds after
+// index after: a test that something was refused before proposing looks
+// for its kind here, not at the log's last index, which the node's own
+// entries (its address and versions record, checkpoint rounds) move.
+func proposedSince(t testing.TB, s *Store, after uint64) []fsm.CmdKind {
+	t.Helper()
+	var kinds []fsm.CmdKind
+	for i := after + 1; i <= s.raft.LastIndex(); i++ {
+		var l raft.Log
+		require.NoError(t, s.logStore.GetLog(i, &l))
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		b, err := fsm.DecodeBatch(l.Data)
+		require.NoError(t, err, "entry %d", i)
+		for _, c := range b.Commands {
+			kinds = append(kinds, c.Kind)
+		}
+	}
+	return kinds
+}

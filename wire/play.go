@@ -31,16 +31,19 @@ const (
 
 // ClientMsg is any message a client sends; Type says which fields count.
 type ClientMsg struct {
-	Type        string          `json:"type"`
-	Token       string          `json:"token,omitempty"`
-	Player      string          `json:"player,omitempty"`
-	Session     string          `json:"session,omitempty"`
-	ResumeToken string          `json:"resume_token,omitempty"`
-	LastSeq     uint64          `json:"last_seq,omitempty"`
-	Ticket      string          `json:"ticket,omitempty"` // resume after a transfer
-	Seq         uint64          `json:"seq,omitempty"`
-	T           int64           `json:"t,omitempty"`
-	Action      json.RawMessage `json:"action,omitempty"`
+	Type        string `json:"type"`
+	Token       string `json:"token,omitempty"`
+	Player      string `json:"player,omitempty"`
+	Session     string `json:"session,omitempty"`
+	ResumeToken string `json:"resume_token,omitempty"`
+	LastSeq     uint64 `json:"last_seq,omitempty"`
+	Ticket      string `json:"ticket,omitempty"` // resume after a transfer
+	// Keyframe asks hello or resume for the world's state the player may
+	// see, in a keyframe message right after the welcome.
+	Keyframe bool            `json:"keyframe,omitempty"`
+	Seq      uint64          `json:"seq,omitempty"`
+	T        int64           `json:"t,omitempty"`
+	Action   json.RawMessage `json:"action,omitempty"`
 }
 
 // Welcome answers hello and resume.

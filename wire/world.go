@@ -110,8 +110,10 @@ type World struct {
 	Index    uint64 `json:"index"`
 	Entities int    `json:"entities"`
 	Players  int    `json:"players"`
-	Hash     Hash   `json:"hash"`
-	Rules    Rules  `json:"rules"`
+	// Hash is absent in a world whose rules restrict fields, for a
+	// caller who may not see everything (it covers hidden values).
+	Hash  Hash  `json:"hash,omitempty"`
+	Rules Rules `json:"rules"`
 	// RulesVersion is 1 at creation and rises with each rules update.
 	RulesVersion uint64 `json:"rules_version"`
 	// Incarnation is the log index of the world's creation: a world

@@ -345,3 +345,27 @@ func WorldInfo(b Backend, world string) (fsm.WorldInfo, error) {
 	}
 	return fsm.WorldInfo{}, fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, world)
 }
+
+// GuardHashes refuses r's caller a world's hashes (what names them in the
+// error) when the world's rules restrict fields and the caller may not
+// see everything (issue 13): a hash covers hidden values too, so a hidden
+// value from a small domain (a door, a card) could be found by hashing
+// each guess with the rest of the state, which the caller sees. Game
+// servers, admins and the cluster secret's holders (Sight.All) read them
+// as before, as does anyone in a world that restricts nothing. A world
+// this node does not hold is left to the route, which answers for it.
+func (s *Core) GuardHashes(r *http.Request, world, what string) error {
+	info, err := WorldInfo(s.Backend(), world)
+	if err != nil {
+		return nil
+	}
+	acc, err := spectator.NewAccess(info.Rules)
+	if err != nil || !acc.Restricted() {
+		return err
+	}
+	sight, err := s.Sight(r)
+	if err == nil && !sight.All {
+		err = fmt.Errorf("%w: world %s restricts who sees its fields: %s are for game servers, admins and the cluster secret", ErrForbidden, world, what)
+	}
+	return err
+}

@@ -68,22 +68,46 @@ func (c *playConn) handshake(msg wire.ClientMsg) (*store.Subscription, error) {
 	if err := c.awaitLocal(ctx); err != nil {
 		return nil, err
 	}
-	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, info.Acked, info.Epoch, info.Data
 	// A world deleted meanwhile reads as incarnation 0; the subscription
 	// then ends the connection with unknown_world.
 	wi, _ := c.s.Backend().World(c.world)
+	pos := info.Acked
+	var kf *wire.Keyframe
+	if msg.Keyframe {
+		// The state at the node's seq, which the session's position
+		// cannot be past (this node has applied the session): the stream
+		// starts after it.
+		if kf, err = c.keyframe(); err != nil {
+			return nil, err
+		}
+		if kf.Seq < pos {
+			return nil, fmt.Errorf("%w: the keyframe's seq %d is behind the session's position %d", edge.ErrInternal, kf.Seq, pos)
+		}
+		pos = kf.Seq
+	}
+	welcome.Session, welcome.Seq, welcome.Epoch, welcome.Data = info.ID, pos, info.Epoch, info.Data
 	welcome.Incarnation = wi.Incarnation
 	welcome.Nodes = c.s.OtherNodes()
-	c.sent.Store(info.Acked)
-	c.ob.start(info.Acked)
-	c.flushed.Store(info.Acked) // first: the acker must not see acked move
-	c.acked.Store(info.Acked)
-	sub, err := c.s.b.Subscribe(c.world, info.Acked+1)
+	c.sent.Store(pos)
+	c.ob.start(pos)
+	c.flushed.Store(pos) // first: the acker must not see acked move
+	c.acked.Store(pos)
+	sub, err := c.s.b.Subscribe(c.world, pos+1)
 	if err != nil {
 		return nil, err
 	}
+	if kf != nil {
+		// Deleted and created again between the keyframe and the
+		// subscription: the keyframe is the old world's.
+		if now, _ := c.s.Backend().World(c.world); now.Incarnation != wi.Incarnation {
+			return nil, fmt.Errorf("%w: %s was deleted while the player joined", fsm.ErrUnknownWorld, c.world)
+		}
+	}
 	welcome.UDP = c.s.udpOpen(c)
 	if !c.send(welcome) {
+		return nil, c.ctx.Err()
+	}
+	if kf != nil && !c.send(kf) {
 		return nil, c.ctx.Err()
 	}
 	return sub, nil

@@ -64,6 +64,7 @@ func (p *API) ListWorlds(w http.ResponseWriter, r *http.Request) {
 	infos := p.Backend().Worlds()
 	slices.SortFunc(infos, func(a, b fsm.WorldInfo) int { return strings.Compare(a.ID, b.ID) })
 	out := wire.Worlds{Worlds: []wire.World{}}
+	all := p.seesAll(r)
 	for _, wi := range infos {
 		if wi.ID <= f.cursor || !f.match(wi) {
 			continue
@@ -72,7 +73,7 @@ func (p *API) ListWorlds(w http.ResponseWriter, r *http.Request) {
 			out.Next = out.Worlds[len(out.Worlds)-1].ID
 			break
 		}
-		out.Worlds = append(out.Worlds, worldWire(wi))
+		out.Worlds = append(out.Worlds, p.worldWire(wi, all))
 	}
 	p.WriteJSON(w, http.StatusOK, out)
 }
@@ -84,13 +85,26 @@ func (p *API) World(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, false)
 		return
 	}
-	p.WriteJSON(w, http.StatusOK, worldWire(wi))
+	p.WriteJSON(w, http.StatusOK, p.worldWire(wi, p.seesAll(r)))
 }
 
-func worldWire(wi fsm.WorldInfo) wire.World {
-	return wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
-		Players: wi.Players, Hash: wire.Hash(wire.HashString(wi.Hash)), Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion,
+// worldWire is wi's summary for a caller who sees everything (all) or
+// not: the state hash only when it may have it (edge.Core.GuardHashes).
+func (p *API) worldWire(wi fsm.WorldInfo, all bool) wire.World {
+	w := wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
+		Players: wi.Players, Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion,
 		Incarnation: wi.Incarnation, Sessions: wi.Sessions}
+	if a, _, err := p.vis.Access(wi.ID); all || err == nil && !a.Restricted() {
+		w.Hash = wire.Hash(wire.HashString(wi.Hash))
+	}
+	return w
+}
+
+// seesAll reports whether r's caller sees every field (edge.Sight.All); a
+// caller the edge cannot place sees only what restricts nothing.
+func (p *API) seesAll(r *http.Request) bool {
+	g, err := p.Sight(r)
+	return err == nil && g.All
 }
 
 // MaxWorldsPage bounds a listing's limit.
@@ -171,7 +185,9 @@ func (f worldFilter) match(wi fsm.WorldInfo) bool {
 }
 
 // Hash handles GET /v1/worlds/{world}/hash[?seq=N]: this node's state hash
-// now or after event N, for comparing replicas at equal seqs.
+// now or after event N, for comparing replicas at equal seqs. In a world
+// whose rules restrict fields, only for callers who see everything
+// (edge.Core.GuardHashes).
 func (p *API) Hash(w http.ResponseWriter, r *http.Request) {
 	seq, err := edge.ParseSeq(r, "seq")
 	if err != nil {
@@ -179,6 +195,10 @@ func (p *API) Hash(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	world := r.PathValue("world")
+	if err := p.GuardHashes(r, world, "its state hashes"); err != nil {
+		p.WriteError(w, err, false)
+		return
+	}
 	hp, err := p.Backend().Hash(world, seq)
 	if err != nil {
 		p.WriteError(w, err, false)

@@ -3,15 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"math/rand/v2"
-	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/internal/freeport"
 	"github.com/stretchr/testify/require"
 )
 
@@ -33,24 +31,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-//
-// The port is picked below Linux's ephemeral range (32768 and up), where
-// the kernel hands out the ports of listeners on :0 and of outgoing
-// connections: a port from there, closed again until a node binds it,
-// could meanwhile go to another test's listener or connection (a node
-// then failed to start with "address already in use").
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, below the ephemeral range (internal/freeport).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			require.NoError(t, l.Close())
-			return addr
-		}
-	}
-	t.Fatal("no free port below the ephemeral range")
-	return ""
+	addr, err := freeport.Addr()
+	require.NoError(t, err)
+	return addr
 }
 
 // testNode is a gsd node run in-process by run().

@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 
+	"github.com/gsd-dev/gsd/internal/freeport"
 	"github.com/gsd-dev/gsd/internal/testnode"
 
 	"github.com/stretchr/testify/require"
@@ -14,10 +14,9 @@ import (
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // startNode runs a real single-node gsd for the test; see internal/testnode.

@@ -79,9 +79,17 @@ type Input struct {
 
 // Env compiles the expressions of one declared action: its parameters are
 // variables params.<name> of their declared types.
+//
+// The state functions are bound when the Env is built, to the scope of
+// the evaluation under way (cur), not resolved per call from the
+// activation: cel-go's late binding allocates an argument slice and a
+// closure on every call (12 of a declared move's 28 allocations). So the
+// Programs of one Env must not be evaluated concurrently; fsm evaluates
+// them only in Apply, which holds the FSM exclusively.
 type Env struct {
 	params map[string]string
 	env    *cel.Env
+	cur    *Scope // the scope of the evaluation under way
 }
 
 // The late-bound functions that read the state.
@@ -104,11 +112,11 @@ func (e *Env) build() error {
 		cel.Variable("caller.role", cel.StringType),
 		cel.Variable("now", cel.IntType),
 		cel.Variable("seq", cel.IntType),
-		cel.Function(fnField, cel.Overload("field_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.DynType, cel.LateFunctionBinding())),
-		cel.Function(fnFieldOr, cel.Overload("field_or_string_string_dyn", []*cel.Type{cel.StringType, cel.StringType, cel.DynType}, cel.DynType, cel.LateFunctionBinding())),
-		cel.Function(fnHas, cel.Overload("has_field_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType, cel.LateFunctionBinding())),
-		cel.Function(fnVersion, cel.Overload("version_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.IntType, cel.LateFunctionBinding())),
-		cel.Function(fnInSet, cel.Overload("in_set_string_string_dyn", []*cel.Type{cel.StringType, cel.StringType, cel.DynType}, cel.BoolType, cel.LateFunctionBinding())),
+		cel.Function(fnField, cel.Overload("field_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.DynType, cel.BinaryBinding(func(a, b ref.Val) ref.Val { return e.cur.field(a, b) }))),
+		cel.Function(fnFieldOr, cel.Overload("field_or_string_string_dyn", []*cel.Type{cel.StringType, cel.StringType, cel.DynType}, cel.DynType, cel.FunctionBinding(func(args ...ref.Val) ref.Val { return e.cur.fieldOr(args[0], args[1], args[2]) }))),
+		cel.Function(fnHas, cel.Overload("has_field_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.BoolType, cel.BinaryBinding(func(a, b ref.Val) ref.Val { return e.cur.has(a, b) }))),
+		cel.Function(fnVersion, cel.Overload("version_string_string", []*cel.Type{cel.StringType, cel.StringType}, cel.IntType, cel.BinaryBinding(func(a, b ref.Val) ref.Val { return e.cur.version(a, b) }))),
+		cel.Function(fnInSet, cel.Overload("in_set_string_string_dyn", []*cel.Type{cel.StringType, cel.StringType, cel.DynType}, cel.BoolType, cel.FunctionBinding(func(args ...ref.Val) ref.Val { return e.cur.inSet(args[0], args[1], args[2]) }))),
 		cel.Function("abs", cel.Overload("abs_int", []*cel.Type{cel.IntType}, cel.IntType, cel.UnaryBinding(absInt))),
 		ext.Bindings(), // cel.bind(name, init, expr): a local, evaluated once
 	}
@@ -144,9 +152,11 @@ var denied = []string{
 	"getDayOfYear", "getHours", "getMinutes", "getSeconds", "getMilliseconds",
 }
 
-// Program is one compiled expression, safe for concurrent use.
+// Program is one compiled expression. It must not be evaluated while
+// another Program of its Env is (see Env).
 type Program struct {
 	src string
+	env *Env
 	prg cel.Program
 }
 
@@ -187,7 +197,7 @@ func (e *Env) Compile(src string, want Type) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %v", ErrCompile, src, err)
 	}
-	return &Program{src: src, prg: prg}, nil
+	return &Program{src: src, env: e, prg: prg}, nil
 }
 
 // deterministic refuses map literals and the denied functions.
@@ -228,7 +238,9 @@ func (estimator) EstimateCallCost(fn, _ string, _ *cost.AstNode, _ []cost.AstNod
 // wire.Value; an evaluation error (a missing field, an overflow, a wrong
 // type) is an error.
 func (p *Program) Eval(s *Scope) (wire.Value, error) {
+	p.env.cur = s
 	out, _, err := p.prg.Eval(s)
+	p.env.cur = nil // a scope is not kept past its evaluation
 	if err != nil {
 		return wire.Value{}, fmt.Errorf("%s: %w", p.src, err)
 	}
@@ -269,8 +281,9 @@ func toCEL(v wire.Value) ref.Val {
 }
 
 // Scope is one action's evaluation context, shared by all its
-// expressions: the variables converted once, the state functions bound
-// once, so an evaluation resolves names without allocating. A Scope may
+// expressions: the variables converted once, so an evaluation resolves
+// names without allocating (the state functions reach it through the
+// Env, see Env). A Scope may
 // be Reset for the next action (Apply keeps one), but not while one of
 // its evaluations runs.
 type Scope struct {
@@ -278,13 +291,11 @@ type Scope struct {
 	input                  Input  // a copy: the caller's Input need not outlive Reset
 	player, role, now, seq ref.Val
 	params                 []ref.Val
-	fns                    [5]cel.LateBoundFunction
 }
 
 // NewScope returns the scope of in.
 func NewScope(in *Input) *Scope {
 	s := &Scope{}
-	s.fns = [5]cel.LateBoundFunction{s.field, s.fieldOr, s.has, s.version, s.inSet}
 	s.Reset(in)
 	return s
 }
@@ -338,29 +349,14 @@ func (s *Scope) ResolveName(name string) (any, bool) {
 // Parent implements cel.Activation: a scope has none.
 func (s *Scope) Parent() cel.Activation { return nil }
 
-// ResolveFunction implements cel.FunctionActivation: the state functions.
-func (s *Scope) ResolveFunction(name string) (cel.LateBoundFunction, bool) {
-	switch name {
-	case fnField:
-		return s.fns[0], true
-	case fnFieldOr:
-		return s.fns[1], true
-	case fnHas:
-		return s.fns[2], true
-	case fnVersion:
-		return s.fns[3], true
-	case fnInSet:
-		return s.fns[4], true
-	}
-	return nil, false
+// The state functions; the checker has typed their first two arguments
+// as strings.
+func strs(e, f ref.Val) (string, string) {
+	return string(e.(types.String)), string(f.(types.String))
 }
 
-func strs(args []ref.Val) (string, string) {
-	return string(args[0].(types.String)), string(args[1].(types.String))
-}
-
-func (a *Scope) field(_ string, args ...ref.Val) ref.Val {
-	e, f := strs(args)
+func (a *Scope) field(ev, fv ref.Val) ref.Val {
+	e, f := strs(ev, fv)
 	v, _, ok := a.in.State.Field(e, f)
 	if !ok {
 		return types.NewErr("no field %s of entity %s", f, e)
@@ -368,27 +364,26 @@ func (a *Scope) field(_ string, args ...ref.Val) ref.Val {
 	return toCEL(v)
 }
 
-func (a *Scope) fieldOr(_ string, args ...ref.Val) ref.Val {
-	e, f := strs(args)
-	if v, _, ok := a.in.State.Field(e, f); ok {
+func (a *Scope) fieldOr(ev, fv, or ref.Val) ref.Val {
+	if v, _, ok := a.in.State.Field(strs(ev, fv)); ok {
 		return toCEL(v)
 	}
-	return args[2]
+	return or
 }
 
-func (a *Scope) has(_ string, args ...ref.Val) ref.Val {
-	_, _, ok := a.in.State.Field(strs(args))
+func (a *Scope) has(ev, fv ref.Val) ref.Val {
+	_, _, ok := a.in.State.Field(strs(ev, fv))
 	return types.Bool(ok)
 }
 
-func (a *Scope) version(_ string, args ...ref.Val) ref.Val {
-	_, v, _ := a.in.State.Field(strs(args))
+func (a *Scope) version(ev, fv ref.Val) ref.Val {
+	_, v, _ := a.in.State.Field(strs(ev, fv))
 	return types.Int(int64(v))
 }
 
-func (a *Scope) inSet(_ string, args ...ref.Val) ref.Val {
-	e, f := strs(args)
-	v, err := toValue(args[2])
+func (a *Scope) inSet(ev, fv, x ref.Val) ref.Val {
+	e, f := strs(ev, fv)
+	v, err := toValue(x)
 	if err != nil {
 		return types.Bool(false)
 	}

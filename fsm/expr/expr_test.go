@@ -112,8 +112,30 @@ func TestActivationResolvesOnlyItsNames(t *testing.T) {
 	_, ok = a.ResolveName("other")
 	require.False(t, ok)
 	require.Nil(t, a.Parent())
-	_, ok = a.ResolveFunction("nope")
-	require.False(t, ok)
+}
+
+// The state functions are bound to the Env, not resolved from the
+// activation: each evaluation reads its own scope's state, whichever
+// scope the Env's programs saw before.
+func TestStateFunctionsReadTheEvaluatedScope(t *testing.T) {
+	env := NewEnv(nil)
+	p, err := env.Compile("field('a', 'n') + field_or('a', 'm', 0) + version('a', 'n') + (has_field('a', 'n') ? 1 : 0) + (in_set('a', 's', 'x') ? 1 : 0)", Any)
+	require.NoError(t, err)
+	q, err := env.Compile("field('a', 'n')", Any)
+	require.NoError(t, err)
+	one := NewScope(&Input{State: state{"a": {"n": wire.Int(1), "s[]": wire.String("x")}}})
+	two := NewScope(&Input{State: state{"a": {"n": wire.Int(100), "m": wire.Int(10)}}})
+	for range 2 {
+		v, err := p.Eval(one)
+		require.NoError(t, err)
+		require.Equal(t, wire.Int(1+0+7+1+1), v)
+		v, err = q.Eval(two)
+		require.NoError(t, err)
+		require.Equal(t, wire.Int(100), v)
+		v, err = p.Eval(two)
+		require.NoError(t, err)
+		require.Equal(t, wire.Int(100+10+7+1+0), v)
+	}
 }
 
 func TestCELVersionIsTheRequiredOne(t *testing.T) {

@@ -8,13 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gsd-dev/gsd/internal/freeport"
 )
 
 // Options configure a local cluster.
@@ -52,15 +53,9 @@ type Cluster struct {
 	Nodes []*Node
 }
 
-// FreeAddr returns a loopback address whose port was free a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+// FreeAddr returns a loopback address whose port was free a moment ago,
+// below the ephemeral range (internal/freeport).
+func FreeAddr() (string, error) { return freeport.Addr() }
 
 // Start starts opts.Nodes nodes and waits until each is ready.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/internal/freeport"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -52,10 +53,8 @@ func start(t testing.TB, udp bool, opt func(*api.Config)) string {
 	// The Raft port is picked free, then bound by the store: another test
 	// may take it in between, so a bind failure picks another.
 	for attempt := 0; attempt < 5; attempt++ {
-		l, lerr := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, lerr)
-		raftAddr := l.Addr().String()
-		require.NoError(t, l.Close())
+		raftAddr, perr := freeport.Addr()
+		require.NoError(t, perr)
 		cfg := store.DefaultConfig()
 		cfg.ID, cfg.Dir, cfg.RaftAddr, cfg.HTTPAddr = "n1", t.TempDir(), raftAddr, httpAddr
 		cfg.Bootstrap, cfg.NoSync, cfg.Logger = true, true, log

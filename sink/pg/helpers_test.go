@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/freeport"
 	"github.com/gsd-dev/gsd/internal/pgtest"
 	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
@@ -109,10 +109,8 @@ func (r *running) histogramCount(name string) uint64 {
 // freePort returns a loopback address with a port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
 	return addr
 }
 
