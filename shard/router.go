@@ -25,6 +25,11 @@ type View struct {
 	// group heard them from the nodes; nil for a static map. A hint: the
 	// node named may have lost the leadership since.
 	Leaders map[uint64]string
+	// Players are each shard's players as its leader last reported them
+	// to the meta group; nil for a static map.
+	Players map[uint64]uint64
+	// Replicated says the map is the meta group's (else a static file).
+	Replicated bool
 }
 
 // MapSource gives the Router the current shard map. View is on the path
