@@ -16,7 +16,7 @@ func TestBackendShardMapShowsTheRoutersView(t *testing.T) {
 	b, err := NewBackend(NewRouterWith(c.mgrs["n1"], src))
 	require.NoError(t, err)
 	require.Equal(t, wire.ShardMap{Meta: true,
-		Nodes: []wire.ShardNode{{ID: "n1", Raft: c.smap.Nodes["n1"].Raft, HTTP: "http-n1:80"}, {ID: "n2", Raft: c.smap.Nodes["n2"].Raft, HTTP: "http-n2:80"}},
+		Nodes:  []wire.ShardNode{{ID: "n1", Raft: c.smap.Nodes["n1"].Raft, HTTP: "http-n1:80"}, {ID: "n2", Raft: c.smap.Nodes["n2"].Raft, HTTP: "http-n2:80"}},
 		Shards: []wire.ShardInfo{{ID: 0, Voters: []string{"n1"}}, {ID: 5, Voters: []string{"n2", "n1"}, Leader: "n2", Worlds: 2, Players: 7}},
 		Worlds: map[string]uint64{"a": 5, "b": 5}}, b.ShardMap())
 
