@@ -67,6 +67,7 @@ var routeAccesses = map[string]routeAccess{
 	"POST /v1/cluster/transfer-leadership":       accessAdmin,
 	"POST /v1/cluster/snapshot":                  accessAdmin,
 	"GET /v1/cluster/backup":                     accessAdmin,
+	"GET /v1/cluster/shards":                     accessAdmin,
 	"GET /v1/node/archive":                       accessAdmin,
 	"POST /v1/node/archive:check":                accessAdmin,
 	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
