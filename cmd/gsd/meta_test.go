@@ -113,6 +113,12 @@ func TestRunThreeNodesWithMetaServeAWorldFromANodeWithoutItsShard(t *testing.T) 
 			require.Equal(t, seq, ev.Seq)
 		}
 	}
+	// The admin route shows the meta map with the shards' leaders.
+	require.Eventually(t, func() bool {
+		m, err := clients[2].Shards(ctx)
+		require.NoError(t, err)
+		return m.Meta && len(m.Shards) == 2 && m.Shards[0].Leader != "" && m.Shards[1].Leader != "" && m.Worlds["a"] == 1
+	}, 30*time.Second, 20*time.Millisecond)
 	for _, n := range run {
 		require.Equal(t, 0, n.stop(t))
 	}

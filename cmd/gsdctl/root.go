@@ -130,6 +130,8 @@ func (a *app) subcommands() []*cobra.Command {
 		a.drainCmd(),
 		a.auditCmd(),
 		a.tlsCmd(),
+		a.shardsCmd(),
+		a.placementCmd(),
 	}
 }
 
