@@ -318,7 +318,7 @@ func (g *Group) openShards() {
 		if err == nil {
 			_, err = g.mgr.Open(id, shard.GroupOptions{Bootstrap: true, Voters: voters})
 		}
-		if err != nil && !errors.Is(err, shard.ErrGroupTaken) {
+		if err != nil && !errors.Is(err, shard.ErrGroupTaken) && !errors.Is(err, shard.ErrClosed) {
 			g.log.Warn("open shard from the meta map", "shard", id, "err", err)
 		}
 	}
