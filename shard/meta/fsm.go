@@ -141,6 +141,12 @@ func DecodeSnapshot(b []byte) (*State, error) {
 			return nil, fmt.Errorf("%w: snapshot: a table is missing", ErrBadCommand)
 		}
 	}
+	for id, n := range s.Nodes {
+		c := Command{Op: OpAddNode, Node: id, Raft: n.Raft, HTTP: n.HTTP, Region: n.Region}
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("snapshot: node %q: %w", id, err)
+		}
+	}
 	if len(s.Shards) > 0 {
 		if err := s.Map(0).Validate(); err != nil {
 			return nil, fmt.Errorf("%w: snapshot: %w", ErrBadCommand, err)
