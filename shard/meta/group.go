@@ -103,7 +103,8 @@ type Group struct {
 	logs  *raftboltdb.BoltStore
 	log   *slog.Logger
 
-	stop      chan struct{}
+	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
+	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -131,8 +132,9 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 
 // start runs Raft for the meta group; it closes l when it fails.
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
-	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), stop: make(chan struct{}),
+	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership),
 		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+	g.stopCtx, g.cancel = context.WithCancel(context.Background())
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-meta", Level: hclog.Warn, Output: slogWriter{g.log}})
 	g.layer = newSplitLayer(l, g)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -143,6 +145,7 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 	})
 	defer func() {
 		if err != nil {
+			g.cancel()
 			g.trans.CloseStreams()
 			_ = g.trans.Close()
 			g.layer.wait()
@@ -263,7 +266,7 @@ func (g *Group) reportLoop() {
 	seeded := g.cfg.Seed == nil
 	for {
 		select {
-		case <-g.stop:
+		case <-g.stopCtx.Done():
 			return
 		case <-t.C:
 		}
@@ -277,7 +280,7 @@ func (g *Group) reportLoop() {
 		if c.Leads == nil && c.Load == nil {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ApplyTimeout)
+		ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
 		_, err := g.Propose(ctx, c)
 		cancel()
 		if err != nil {
@@ -296,7 +299,7 @@ func (g *Group) seed() bool {
 	if m := g.fsm.View().Map; len(m.Nodes) > 0 || len(m.Shards) > 0 {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ApplyTimeout)
+	ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
 	defer cancel()
 	_, err := g.Propose(ctx, Command{Op: OpSeed, Seed: g.cfg.Seed})
 	if err != nil && !errors.Is(err, ErrRefused) {
@@ -369,7 +372,7 @@ func (g *Group) report(sent map[uint64]Load) Command {
 // this node leads, within ctx) and closes the Layer.
 func (g *Group) Close(ctx context.Context) error {
 	g.closeOnce.Do(func() {
-		close(g.stop)
+		g.cancel()
 		g.wg.Wait()
 		if g.IsLeader() {
 			done := make(chan error, 1)
