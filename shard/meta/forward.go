@@ -41,11 +41,17 @@ type forwardAnswer struct {
 	Error  string   `json:"error,omitempty"`
 }
 
-// codes maps the sentinels to their codes on the wire, and back.
+// codes maps the sentinels to their codes on the wire, and back, most
+// specific first (a not_found refusal is also refused).
 var codes = []struct {
 	code string
-	err  error
-}{{"bad_command", ErrBadCommand}, {"refused", ErrRefused}, {"not_leader", ErrNotLeader}}
+	errs []error
+}{
+	{"bad_command", []error{ErrBadCommand}},
+	{"not_found", []error{ErrRefused, ErrNotFound}},
+	{"refused", []error{ErrRefused}},
+	{"not_leader", []error{ErrNotLeader}},
+}
 
 func answerOf(res Result, err error) forwardAnswer {
 	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters}
@@ -54,7 +60,7 @@ func answerOf(res Result, err error) forwardAnswer {
 	}
 	a.Code, a.Error = "failed", err.Error()
 	for _, c := range codes {
-		if errors.Is(err, c.err) {
+		if errors.Is(err, c.errs[len(c.errs)-1]) {
 			a.Code = c.code
 			break
 		}
@@ -68,7 +74,11 @@ func (a forwardAnswer) result() (Result, error) {
 	}
 	for _, c := range codes {
 		if a.Code == c.code {
-			return Result{}, fmt.Errorf("%w (at the meta leader): %s", c.err, a.Error)
+			err := fmt.Errorf("%w (at the meta leader): %s", c.errs[len(c.errs)-1], a.Error)
+			if len(c.errs) > 1 {
+				err = fmt.Errorf("%w: %w", c.errs[0], err)
+			}
+			return Result{}, err
 		}
 	}
 	return Result{}, fmt.Errorf("meta leader: %s", a.Error)

@@ -48,7 +48,8 @@ type Result struct {
 
 // apply changes s by c (validated) and reports whether the map view
 // changes (reports change only hints and load). A refused command leaves
-// s as it was and returns an error wrapping ErrRefused; refusals are
+// s as it was and returns an error wrapping ErrRefused (and ErrNotFound
+// when it names a node or shard that does not exist); refusals are
 // decided by the state alone, so every replica refuses alike.
 func (s *State) apply(c Command) (res Result, topo bool, err error) {
 	switch c.Op {
@@ -57,7 +58,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		return Result{}, true, nil
 	case OpRemoveNode:
 		if _, ok := s.Nodes[c.Node]; !ok {
-			return Result{}, false, fmt.Errorf("%w: no node %q", ErrRefused, c.Node)
+			return Result{}, false, fmt.Errorf("%w: %w: no node %q", ErrRefused, ErrNotFound, c.Node)
 		}
 		for _, id := range s.shardIDs() {
 			if slices.Contains(s.Shards[id], c.Node) {
@@ -79,7 +80,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		}
 		for _, v := range voters {
 			if _, ok := s.Nodes[v]; !ok {
-				return Result{}, false, fmt.Errorf("%w: shard %d: voter %q is not a node", ErrRefused, c.Shard, v)
+				return Result{}, false, fmt.Errorf("%w: %w: shard %d: voter %q is not a node", ErrRefused, ErrNotFound, c.Shard, v)
 			}
 		}
 		slices.Sort(voters)
@@ -87,7 +88,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		return Result{Shard: c.Shard, Voters: slices.Clone(voters)}, true, nil
 	case OpRemoveShard:
 		if _, ok := s.Shards[c.Shard]; !ok {
-			return Result{}, false, fmt.Errorf("%w: no shard %d", ErrRefused, c.Shard)
+			return Result{}, false, fmt.Errorf("%w: %w: no shard %d", ErrRefused, ErrNotFound, c.Shard)
 		}
 		if n := s.worldsOn()[c.Shard]; n > 0 {
 			return Result{}, false, fmt.Errorf("%w: shard %d still holds %d worlds", ErrRefused, c.Shard, n)
@@ -98,7 +99,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		return Result{Shard: c.Shard}, true, nil
 	case OpAssignWorld:
 		if _, ok := s.Shards[c.Shard]; !ok {
-			return Result{}, false, fmt.Errorf("%w: world %q: no shard %d", ErrRefused, c.World, c.Shard)
+			return Result{}, false, fmt.Errorf("%w: %w: world %q: no shard %d", ErrRefused, ErrNotFound, c.World, c.Shard)
 		}
 		s.Worlds[c.World] = c.Shard
 		return Result{Shard: c.Shard}, true, nil
