@@ -1,14 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/shard/meta"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -74,11 +78,67 @@ func (s *shardOptions) start(dataDir string, scfg store.Config, mux *shard.Mux, 
 	if err == nil {
 		r := shard.NewRouterWith(g.mgr, mg)
 		g.router = shardRouter{r}
-		g.backend, err = shard.NewBackend(r)
+		var b *shard.Backend
+		if b, err = shard.NewBackend(r); err == nil {
+			g.backend = metaBackend{Backend: b, g: mg}
+		}
 	}
 	if err != nil {
 		g.close(scfg.ApplyTimeout, scfg.Logger)
 		return nil, fmt.Errorf("meta group: %w", err)
 	}
 	return g, nil
+}
+
+// metaBackend is the edge's backend with --meta: the shard Backend, and
+// the admin routes' shard map editor over the meta group.
+type metaBackend struct {
+	*shard.Backend
+	g *meta.Group
+}
+
+// CreateShard adds a shard to the meta map; its voters start it.
+func (b metaBackend) CreateShard(ctx context.Context, c wire.ShardCreate) (wire.ShardInfo, error) {
+	res, err := b.g.Propose(ctx, meta.Command{Op: meta.OpCreateShard, Shard: c.ID, Voters: c.Voters, Replicas: c.Replicas})
+	if err != nil {
+		return wire.ShardInfo{}, editError(err)
+	}
+	return wire.ShardInfo{ID: res.Shard, Voters: res.Voters}, nil
+}
+
+// RemoveShard removes a shard that lists no worlds from the meta map.
+func (b metaBackend) RemoveShard(ctx context.Context, id uint64) error {
+	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpRemoveShard, Shard: id})
+	return editError(err)
+}
+
+// PlaceWorld puts a world on the shard named, or where the meta group
+// places it.
+func (b metaBackend) PlaceWorld(ctx context.Context, p wire.WorldPlacement) (wire.WorldPlacement, error) {
+	c := meta.Command{Op: meta.OpPlaceWorld, World: p.World}
+	if p.Shard != nil {
+		c = meta.Command{Op: meta.OpAssignWorld, World: p.World, Shard: *p.Shard}
+	}
+	res, err := b.g.Propose(ctx, c)
+	if err != nil {
+		return wire.WorldPlacement{}, editError(err)
+	}
+	return wire.WorldPlacement{World: p.World, Shard: &res.Shard}, nil
+}
+
+// editError maps the meta group's errors to the edge's.
+func editError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, meta.ErrBadCommand):
+		return fmt.Errorf("%w: %w", fsm.ErrMalformed, err)
+	case errors.Is(err, meta.ErrNotFound):
+		return fmt.Errorf("%w: %w", fsm.ErrNotFound, err)
+	case errors.Is(err, meta.ErrRefused):
+		return fmt.Errorf("%w: %w", edge.ErrConflict, err)
+	case errors.Is(err, meta.ErrNotLeader):
+		return fmt.Errorf("%w: %w", store.ErrNotLeader, err)
+	}
+	return err
 }

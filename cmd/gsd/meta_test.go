@@ -119,6 +119,31 @@ func TestRunThreeNodesWithMetaServeAWorldFromANodeWithoutItsShard(t *testing.T) 
 		require.NoError(t, err)
 		return m.Meta && len(m.Shards) == 2 && m.Shards[0].Leader != "" && m.Shards[1].Leader != "" && m.Worlds["a"] == 1
 	}, 30*time.Second, 20*time.Millisecond)
+	// A shard created through the admin route starts on the voters the
+	// meta group picks; a world placed on it is served from every node.
+	info, err := clients[1].CreateShard(ctx, wire.ShardCreate{ID: 3, Replicas: 2})
+	require.NoError(t, err)
+	require.Len(t, info.Voters, 2)
+	_, err = clients[1].CreateShard(ctx, wire.ShardCreate{ID: 3, Replicas: 2})
+	require.Equal(t, "conflict", client.Code(err), "shard 3 exists")
+	_, err = clients[1].CreateShard(ctx, wire.ShardCreate{ID: 4, Voters: []string{"n9"}})
+	require.Equal(t, "not_found", client.Code(err))
+	_, err = clients[1].CreateShard(ctx, wire.ShardCreate{ID: 4})
+	require.Equal(t, "malformed", client.Code(err))
+	placed, err := clients[2].PlaceWorld(ctx, "c", nil)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), placed, "the shard without worlds")
+	require.Equal(t, "conflict", client.Code(clients[0].RemoveShard(ctx, 1)), "shard 1 holds a")
+	for i, c := range clients {
+		require.Eventually(t, func() bool {
+			err := c.CreateWorld(ctx, "c", wire.Rules{})
+			return err == nil || client.Code(err) == "world_exists"
+		}, 30*time.Second, 20*time.Millisecond, "create c via %s", ids[i])
+		require.Eventually(t, func() bool {
+			_, err = c.Act(ctx, "c", incr("p"+ids[i], 1, "e1", 1))
+			return err == nil
+		}, 30*time.Second, 20*time.Millisecond, "act on c via %s: %v", ids[i], err)
+	}
 	for _, n := range run {
 		require.Equal(t, 0, n.stop(t))
 	}

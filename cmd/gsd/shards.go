@@ -85,7 +85,7 @@ type shardGroups struct {
 	mgr     *shard.Manager
 	zero    *store.Store
 	router  shardRouter
-	backend *shard.Backend
+	backend edge.Backend // *shard.Backend, or metaBackend with --meta
 }
 
 var _ edge.Backend = (*shard.Backend)(nil)

@@ -131,6 +131,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.auditCmd(),
 		a.tlsCmd(),
 		a.shardsCmd(),
+		a.shardCmd(),
 		a.placementCmd(),
 	}
 }

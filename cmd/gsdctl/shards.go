@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -108,4 +110,92 @@ func (a *app) printPlacement(m wire.ShardMap) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", n.ID, len(seats[n.ID]), dash(strings.Join(seats[n.ID], ",")))
 	}
 	return tw.Flush()
+}
+
+// shardCmd is `gsdctl shard create|remove|place`: changes to the meta
+// group's shard map (gsd --meta; admin calls).
+func (a *app) shardCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "shard", Short: "Change the shard map held by the meta group (gsd --meta)"}
+	var replicas int
+	var voters []string
+	create := &cobra.Command{
+		Use:   "create ID",
+		Short: "Add a shard: its voters (--voters), or how many the meta group spreads over the nodes (--replicas)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseShardID(args[0])
+			if err != nil {
+				return err
+			}
+			if (len(voters) == 0) == (replicas == 0) {
+				return usageError{errors.New("give either --voters or --replicas")}
+			}
+			ctx, cancel := a.context(cmd)
+			defer cancel()
+			info, err := a.client().CreateShard(ctx, wire.ShardCreate{ID: id, Voters: voters, Replicas: replicas})
+			if err != nil {
+				return err
+			}
+			if a.output == "json" {
+				return a.printJSON(info)
+			}
+			fmt.Fprintf(a.stdout, "shard %d: voters %s\n", info.ID, strings.Join(info.Voters, ","))
+			return nil
+		},
+	}
+	create.Flags().IntVar(&replicas, "replicas", 0, "number of voters the meta group picks (spread over nodes and regions)")
+	create.Flags().StringSliceVar(&voters, "voters", nil, "node ids of the shard's voters, comma-separated")
+	remove := &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a shard from the map (refused while the map lists worlds on it; its voters keep their data)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseShardID(args[0])
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.context(cmd)
+			defer cancel()
+			if err := a.client().RemoveShard(ctx, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "shard %d removed\n", id)
+			return nil
+		},
+	}
+	var on string
+	place := &cobra.Command{
+		Use:   "place WORLD",
+		Short: "Place a world before creating it: on the shard with the most headroom, or on --on",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var target *uint64
+			if on != "" {
+				id, err := parseShardID(on)
+				if err != nil {
+					return err
+				}
+				target = &id
+			}
+			ctx, cancel := a.context(cmd)
+			defer cancel()
+			got, err := a.client().PlaceWorld(ctx, args[0], target)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "world %s: shard %d\n", args[0], got)
+			return nil
+		},
+	}
+	place.Flags().StringVar(&on, "on", "", "the shard id to put the world on (default: the meta group places it)")
+	cmd.AddCommand(create, remove, place)
+	return cmd
+}
+
+func parseShardID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, usageError{fmt.Errorf("shard id %q: want a non-negative integer", s)}
+	}
+	return id, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -60,4 +61,52 @@ func TestShardsWithoutAShardMapFails(t *testing.T) {
 	code, _, errOut := ctl(t, "", "--addr", ts.Listener.Addr().String(), "shards")
 	require.NotEqual(t, 0, code)
 	require.Contains(t, errOut, "no shard map")
+}
+
+func TestShardCreateRemoveAndPlaceCallTheNode(t *testing.T) {
+	var got []string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got = append(got, r.Method+" "+r.URL.Path+" "+string(b))
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == "POST" && r.URL.Path == wire.PathShards:
+			w.WriteHeader(201)
+			_, _ = w.Write([]byte(`{"id":4,"voters":["n1","n2"],"worlds":0,"players":0}`))
+		case r.Method == "DELETE":
+			w.WriteHeader(409)
+			_, _ = w.Write([]byte(`{"code":"conflict","error":"shard 4 still holds 1 worlds"}`))
+		default:
+			_, _ = w.Write([]byte(`{"world":"arena","shard":4}`))
+		}
+	}))
+	t.Cleanup(ts.Close)
+	addr := ts.Listener.Addr().String()
+	require.Contains(t, mustRun(t, "--addr", addr, "shard", "create", "4", "--replicas", "2"), "shard 4: voters n1,n2")
+	require.Contains(t, mustRun(t, "--addr", addr, "shard", "create", "4", "--voters", "n1,n2", "-o", "json"), `"voters"`)
+	require.Contains(t, mustRun(t, "--addr", addr, "shard", "place", "arena"), "world arena: shard 4")
+	mustRun(t, "--addr", addr, "shard", "place", "arena", "--on", "0")
+	code, _, errOut := ctl(t, "", "--addr", addr, "shard", "remove", "4")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "still holds 1 worlds")
+	require.Equal(t, []string{
+		"POST " + wire.PathShards + ` {"id":4,"replicas":2}`,
+		"POST " + wire.PathShards + ` {"id":4,"voters":["n1","n2"]}`,
+		"POST " + wire.PathShardWorlds + ` {"world":"arena"}`,
+		"POST " + wire.PathShardWorlds + ` {"world":"arena","shard":0}`,
+		"DELETE " + wire.PathShards + "/4 ",
+	}, got)
+
+	for _, args := range [][]string{
+		{"shard", "create", "4"},
+		{"shard", "create", "4", "--replicas", "1", "--voters", "a"},
+		{"shard", "create", "x", "--replicas", "1"},
+		{"shard", "remove", "-1"},
+		{"shard", "place", "w", "--on", "y"},
+	} {
+		code, _, errOut := ctl(t, "", append([]string{"--addr", addr}, args...)...)
+		require.Equal(t, 1, code, "%v", args)
+		require.Contains(t, errOut, "for usage", "%v", args)
+	}
+	require.Len(t, got, 5, "a command line error sends nothing")
 }
