@@ -1,0 +1,89 @@
+package meta
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/internal/freeport"
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigValidateNamesEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ID, cfg.Logger = "n1", testLogger()
+	require.NoError(t, cfg.Validate())
+	cfg.HeartbeatTimeout, cfg.ReportInterval = 0, -1
+	err := cfg.Validate()
+	require.ErrorContains(t, err, "timeouts must be positive")
+	require.ErrorContains(t, err, "ReportInterval must not be negative")
+}
+
+// A member that cannot open its files frees the meta group's id and
+// Layer: a later Open succeeds.
+func TestOpenFailureFreesTheMetaGroup(t *testing.T) {
+	c := newMetaCluster(t, 1)
+	require.NoError(t, c.mgrs["n1"].CloseGroup(context.Background(), shard.MetaGroup))
+	dir := shard.GroupDir(c.dirs["n1"], shard.MetaGroup)
+	require.NoError(t, os.RemoveAll(dir))
+	require.NoError(t, os.MkdirAll(filepath.Dir(dir), 0o700))
+	require.NoError(t, os.WriteFile(dir, nil, 0o600)) // a file where the directory goes
+	cfg := DefaultConfig()
+	cfg.ID, cfg.Logger, cfg.NoSync = "n1", testLogger(), true
+	_, err := Open(c.mgrs["n1"], cfg)
+	require.ErrorContains(t, err, "meta group data dir")
+	require.NoError(t, os.Remove(dir))
+	g, err := Open(c.mgrs["n1"], cfg)
+	require.NoError(t, err)
+	require.NoError(t, g.Close(context.Background()))
+	require.NoError(t, g.Close(context.Background()), "Close twice")
+}
+
+// Proposals that cannot reach a leader fail with ErrNotLeader, and a
+// member that does not lead never applies.
+func TestProposalsWithoutAReachableLeader(t *testing.T) {
+	c := newMetaCluster(t, 3)
+	leader := c.metaLeader()
+	var f *Group
+	for _, id := range c.ids {
+		if id != leader {
+			f = c.group(id)
+			break
+		}
+	}
+	ctx := context.Background()
+	cmd := Command{Op: OpPlaceWorld, World: "w"}
+	_, err := f.apply(ctx, cmd)
+	require.ErrorIs(t, err, ErrNotLeader)
+	_, err = f.forward(ctx, raft.ServerAddress(freeAddr(t)), cmd)
+	require.ErrorIs(t, err, ErrNotLeader, "nobody listens there")
+	_, err = f.forward(ctx, "", Command{Op: OpPlaceWorld})
+	require.ErrorIs(t, err, ErrBadCommand)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = f.forward(cctx, raft.ServerAddress(c.muxes[leader].Addr().String()), cmd)
+	require.Error(t, err, "a cancelled proposal")
+
+	// A peer that connects and sends nothing, or a byte and goes, is
+	// dropped without harm.
+	conn, err := f.layer.Dial(raft.ServerAddress(c.muxes[leader].Addr().String()), time.Second)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	conn, err = f.layer.Dial(raft.ServerAddress(c.muxes[leader].Addr().String()), time.Second)
+	require.NoError(t, err)
+	_, err = conn.Write([]byte{forwardMagic, 0, 0})
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	c.propose(f.cfg.ID, Command{Op: OpAddNode, Node: "n1", Raft: "h:1", HTTP: "h:2"})
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	addr, err := freeport.Addr()
+	require.NoError(t, err)
+	return addr
+}
