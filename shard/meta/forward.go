@@ -126,11 +126,12 @@ func (g *Group) forward(ctx context.Context, addr raft.ServerAddress, c Command)
 		return Result{}, fmt.Errorf("%w: forward to %s: %w", ErrNotLeader, addr, err)
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
 	if err := conn.SetDeadline(deadline); err != nil {
 		return Result{}, fmt.Errorf("%w: forward to %s: %w", ErrNotLeader, addr, err)
 	}
+	// After the deadline is set, so that a cancellation is not undone.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
 	req := append([]byte{forwardMagic}, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(req[1:], uint32(len(b)))
 	if _, err := conn.Write(append(req, b...)); err != nil {

@@ -65,8 +65,8 @@ func TestProposalsWithoutAReachableLeader(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadCommand)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	_, err = f.forward(cctx, raft.ServerAddress(c.muxes[leader].Addr().String()), cmd)
-	require.Error(t, err, "a cancelled proposal")
+	_, err = f.forward(cctx, raft.ServerAddress(c.muxes[leader].Addr().String()), Command{Op: OpAddNode, Node: "x", Raft: "h:1", HTTP: "h:2"})
+	require.ErrorIs(t, err, ErrNotLeader, "a cancelled proposal gets no answer")
 
 	// A peer that connects and sends nothing, or a byte and goes, is
 	// dropped without harm.
