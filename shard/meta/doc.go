@@ -19,6 +19,7 @@
 //
 // Group runs the meta group on a node: raft over the Manager's Layer for
 // shard.MetaGroup, proposals (forwarded to the meta leader over the same
-// Layer), and a reporter that tells the meta group which
-// groups this node leads.
+// Layer), a reporter that tells the meta group which groups this node
+// leads, the opening of the shards the map gives the node, and the seed
+// of an empty map from a static one (gsd --shard-map --meta).
 package meta
