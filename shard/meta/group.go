@@ -23,10 +23,12 @@ import (
 type Config struct {
 	ID string // this node's id (its Raft server id in every group)
 	// Bootstrap forms the meta group when this node has no meta Raft
-	// state, with Servers as its first configuration; every member
-	// bootstraps with the same Servers (raft accepts identical
-	// bootstraps). Servers are 3 or 5 voters, and any other node as a
-	// raft.Nonvoter: a nonvoter gets the map without voting on it.
+	// state, with Servers as its first configuration; every member is
+	// given the same Servers (raft accepts identical bootstraps).
+	// Servers are 3 or 5 voters, and any other node as a raft.Nonvoter:
+	// a nonvoter gets the map without voting on it. Raft refuses a
+	// bootstrap by a nonvoter, so the voters bootstrap and the leader
+	// adds the nonvoters.
 	Bootstrap bool
 	Servers   []raft.Server
 	// Membership is the group that holds the node table in the map the
@@ -55,6 +57,16 @@ type Config struct {
 	OpenShards bool
 	NoSync     bool // skip fsync (tests)
 	Logger     *slog.Logger
+}
+
+// suffrage returns this node's suffrage in Servers.
+func (c Config) suffrage() raft.ServerSuffrage {
+	for _, s := range c.Servers {
+		if string(s.ID) == c.ID {
+			return s.Suffrage
+		}
+	}
+	return raft.Nonvoter
 }
 
 // DefaultConfig returns the meta group's defaults: raft's LAN timeouts,
@@ -179,7 +191,8 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 	if g.raft, err = raft.NewRaft(rc, g.fsm, g.logs, g.logs, snaps, g.trans); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	if cfg.Bootstrap && !hasState {
+	// A nonvoter cannot bootstrap (raft refuses): the leader adds it.
+	if cfg.Bootstrap && !hasState && cfg.suffrage() == raft.Voter {
 		f := g.raft.BootstrapCluster(raft.Configuration{Servers: cfg.Servers})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			_ = g.raft.Shutdown().Error()
@@ -270,6 +283,9 @@ func (g *Group) reportLoop() {
 			return
 		case <-t.C:
 		}
+		if g.IsLeader() {
+			g.addNonvoters()
+		}
 		if !seeded {
 			seeded = g.seed()
 		}
@@ -289,6 +305,27 @@ func (g *Group) reportLoop() {
 		}
 		for s, l := range c.Load {
 			sent[s] = l
+		}
+	}
+}
+
+// addNonvoters adds the nonvoters of Servers that the meta group's
+// configuration lacks (they cannot bootstrap themselves).
+func (g *Group) addNonvoters() {
+	f := g.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	have := map[raft.ServerID]bool{}
+	for _, s := range f.Configuration().Servers {
+		have[s.ID] = true
+	}
+	for _, s := range g.cfg.Servers {
+		if s.Suffrage != raft.Nonvoter || have[s.ID] {
+			continue
+		}
+		if err := g.raft.AddNonvoter(s.ID, s.Address, 0, g.cfg.ApplyTimeout).Error(); err != nil {
+			g.log.Debug("add meta nonvoter", "id", s.ID, "err", err)
 		}
 	}
 }

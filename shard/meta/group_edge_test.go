@@ -87,3 +87,14 @@ func freeAddr(t *testing.T) string {
 	require.NoError(t, err)
 	return addr
 }
+
+// A nonvoter member gets the map and proposes through the leader; it
+// never leads.
+func TestANonvoterMemberFollowsTheMap(t *testing.T) {
+	c := newMetaClusterWith(t, 4, func(cfg *Config) { cfg.Servers[3].Suffrage = raft.Nonvoter })
+	c.addNodes()
+	require.Equal(t, uint64(1), c.propose("n4", Command{Op: OpCreateShard, Shard: 1, Replicas: 3}).Shard)
+	require.Eventually(t, func() bool { return len(c.group("n4").View().Map.Shards) == 1 }, 10*time.Second, 5*time.Millisecond)
+	require.False(t, c.group("n4").IsLeader())
+	require.NotEqual(t, "n4", c.metaLeader())
+}
