@@ -36,6 +36,7 @@ var outcomeTable = []struct {
 	{"world exists", fsm.ErrWorldExists, 409, "world_exists"},
 	{"seq reused", fsm.ErrSeqReused, 409, "seq_reused"},
 	{"seq expired", fsm.ErrSeqExpired, 409, "seq_expired"},
+	{"world moved", &fsm.MovedError{Fence: fsm.Fence{World: "arena", Shard: 2, Seq: 17}}, 421, "world_moved"},
 	{"archive gap", store.ErrArchiveGap, 410, "archive_gap"},
 	{"overloaded", store.ErrOverloaded, 429, "overloaded"},
 	{"not leader", store.ErrNotLeader, 503, "not_leader"},

@@ -329,6 +329,7 @@ func TestIsRetryable(t *testing.T) {
 		{"bare 500", &Error{Status: 500}, false, false},
 		{"internal", &Error{Status: 500, Code: "internal"}, false, false},
 		{"archive gap", &Error{Status: 410, Code: CodeArchiveGap}, false, false},
+		{"world moved", &Error{Status: 421, Code: CodeWorldMoved}, true, false},
 		{"dial", &connError{addr: "a", err: errors.New("refused")}, true, false},
 		{"reset after send", &connError{addr: "a", sent: true, err: errors.New("reset")}, true, true},
 	} {
@@ -337,6 +338,8 @@ func TestIsRetryable(t *testing.T) {
 			require.Equal(t, tc.unknown, IsOutcomeUnknown(tc.err))
 		})
 	}
+	require.True(t, failover(&Error{Status: 421, Code: CodeWorldMoved}), "another node may know the world's new home")
+	require.False(t, failover(&Error{Status: 503, Code: CodeOverloaded}))
 	require.True(t, IsConnError(&connError{err: errors.New("x")}))
 	require.Equal(t, "gsd: a: x", (&connError{addr: "a", err: errors.New("x")}).Error())
 	require.Equal(t, "gsd: archive_gap: old", (&Error{Code: CodeArchiveGap, Message: "old"}).Error())

@@ -22,7 +22,11 @@ const (
 	CodeWorldExists    = wire.CodeWorldExists
 	CodeUnknownWorld   = wire.CodeUnknownWorld
 	CodeNotFound       = wire.CodeNotFound
-	CodeSeqUnknown     = wire.CodeSeqUnknown
+	// CodeWorldMoved: the node asked holds the world fenced, moved to
+	// another shard; retried (another node, or this one once its shard
+	// map follows). A refused write was not applied.
+	CodeWorldMoved = wire.CodeWorldMoved
+	CodeSeqUnknown = wire.CodeSeqUnknown
 )
 
 // ErrOutcomeUnknown marks an error returned after a request that may have
@@ -60,7 +64,7 @@ func (e *Error) Error() string {
 // gateway errors.
 func (e *Error) retryable() bool {
 	switch e.Code {
-	case CodeNotLeader, CodeOutcomeUnknown, CodeOverloaded, CodeUnavailable, CodeNotReady, CodeTimeout:
+	case CodeNotLeader, CodeOutcomeUnknown, CodeOverloaded, CodeUnavailable, CodeNotReady, CodeTimeout, CodeWorldMoved:
 		return true
 	}
 	switch e.Status {
@@ -87,6 +91,8 @@ func (e *Error) failover() bool {
 	switch e.Code {
 	case CodeOutcomeUnknown, CodeOverloaded, CodeTimeout:
 		return false
+	case CodeWorldMoved:
+		return true // another node's shard map may know the new home
 	}
 	return e.Status >= 500
 }

@@ -164,6 +164,15 @@ type pong struct{ t, server int64 }
 // resume a delta may repeat changes.
 const DeltaStatus = "delta"
 
+// EnterStatus is the Status of the events Next returns for an "enter"
+// message (a world with an interest grid): entities that came into the
+// player's area, each field whole with its version (op "set"; a set
+// field's elements in Set). Seq is the world seq the server read them at,
+// which may be ahead of the events received: apply a field only when its
+// version is newer than the one you hold. It moves no acknowledged
+// position. A HeadersOnly Play drops them.
+const EnterStatus = "enter"
+
 // item is one entry for Next: an event or a delta, and the world seq the
 // client may acknowledge once Next returned it.
 type item struct {

@@ -69,6 +69,13 @@ func (p *Play) message(conn *websocket.Conn, typ websocket.MessageType, b []byte
 	if err := p.decode(typ, b, &m); err != nil {
 		return err
 	}
+	if m.Type == wire.TypeEnter {
+		var kf wire.Keyframe
+		if err := p.decode(typ, b, &kf); err != nil {
+			return err
+		}
+		return p.queue(item{ev: enterEvent(p.world, &kf)})
+	}
 	return p.handle(conn, &m)
 }
 
@@ -89,6 +96,8 @@ func (p *Play) handleHeaders(typ websocket.MessageType, b []byte) (done bool, er
 			case wire.TypeDelta:
 				ev := wire.Event{World: p.world, Seq: h.seq, Priority: "bulk", Status: DeltaStatus}
 				return true, p.handleDelta(h.from, ev, !h.entities)
+			case wire.TypeEnter:
+				return true, nil // state, which a headers-only player does not keep
 			}
 			return false, nil // another message: decoded whole
 		}
@@ -107,6 +116,8 @@ func (p *Play) handleHeaders(typ websocket.MessageType, b []byte) (done bool, er
 	case wire.TypeDelta:
 		ev := wire.Event{World: p.world, Seq: h.Seq, Priority: "bulk", Status: DeltaStatus}
 		return true, p.handleDelta(h.From, ev, len(h.Entities) == 0)
+	case wire.TypeEnter:
+		return true, nil
 	}
 	return false, nil
 }

@@ -185,3 +185,34 @@ func deltaEvent(world string, m *wire.ServerMsg) (ev wire.Event, empty bool) {
 	}
 	return ev, len(ev.Changes) == 0
 }
+
+// enterEvent is an enter message (docs/PROTOCOL.md, "Fan-out") as the
+// event Next returns: Status EnterStatus, each field of each entity a
+// change with its version (a set field: its elements in Set, op "set").
+func enterEvent(world string, kf *wire.Keyframe) wire.Event {
+	ev := wire.Event{World: world, Seq: kf.Seq, Priority: "bulk", Status: EnterStatus, Versions: map[string]map[string]uint64{}}
+	ids := make([]string, 0, len(kf.Entities))
+	for id := range kf.Entities {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		e := kf.Entities[id]
+		names := make([]string, 0, len(e.Fields))
+		for f := range e.Fields {
+			names = append(names, f)
+		}
+		sort.Strings(names)
+		ev.Versions[id] = make(map[string]uint64, len(names))
+		for _, f := range names {
+			wf := e.Fields[f]
+			c := wire.Change{Entity: id, Field: f, Op: "set", Value: wf.Value, Version: wf.Version}
+			if wf.IsSet {
+				c.Value, c.Set = nil, wf.Set
+			}
+			ev.Changes = append(ev.Changes, c)
+			ev.Versions[id][f] = wf.Version
+		}
+	}
+	return ev
+}

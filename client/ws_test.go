@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -238,4 +240,40 @@ func testPlayWithKeyframeStartsFromTheWorldsState(t *testing.T, enc string) {
 	require.NoError(t, err)
 	defer plain.Close()
 	require.Nil(t, plain.Keyframe())
+}
+
+// In a world with an interest grid, entities that come into the player's
+// area reach Next whole, as EnterStatus events; a HeadersOnly Play drops
+// them and sees the events alone.
+func TestPlayEnterSnapshotsReachNext(t *testing.T) {
+	forEachEncoding(t, func(t *testing.T, enc string) {
+		n := startPlayNode(t)
+		c := New([]string{n.url})
+		ctx := playCtx(t)
+		require.NoError(t, n.st.CreateWorld(ctx, "g", fsm.Rules{Schema: fsm.Schema{Interest: fsm.InterestRule{Cell: 10, X: "x", Y: "y", Radius: 1}}}))
+		_, err := c.Act(ctx, "g", ActionRequest{Player: "gm", Seq: 1, Ops: []wire.Op{Set("ann", "x", wire.Int(5)), Set("ann", "y", wire.Int(5)),
+			Set("gem", "x", wire.Int(6)), Set("gem", "y", wire.Int(6)), Set("gem", "value", wire.Int(100)), Add("gem", "tags", wire.String("shiny"))}})
+		require.NoError(t, err)
+		p, err := c.Play(ctx, "g", PlayOptions{Encoding: enc, Player: "ann"})
+		require.NoError(t, err)
+		defer p.Close()
+		ev, err := p.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, EnterStatus, ev.Status)
+		require.Equal(t, uint64(1), ev.Seq)
+		require.Equal(t, wire.Int(100), *ev.Changes[slices.IndexFunc(ev.Changes, func(c wire.Change) bool { return c.Entity == "gem" && c.Field == "value" })].Value)
+		require.Equal(t, uint64(1), ev.Versions["gem"]["value"])
+		tags := ev.Changes[slices.IndexFunc(ev.Changes, func(c wire.Change) bool { return c.Field == "tags" })]
+		require.Equal(t, []wire.Value{wire.String("shiny")}, tags.Set)
+		require.Nil(t, tags.Value)
+
+		h, err := c.Play(ctx, "g", PlayOptions{Encoding: enc, Player: "ann", HeadersOnly: true})
+		require.NoError(t, err)
+		defer h.Close()
+		_, err = c.Act(ctx, "g", ActionRequest{Player: "gm", Seq: 2, Ops: []wire.Op{Set("gem", "value", wire.Int(99))}})
+		require.NoError(t, err)
+		ev, err = h.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, uint64(2), ev.Seq, "the enter snapshot was dropped")
+	})
 }

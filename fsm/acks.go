@@ -41,9 +41,10 @@ func ValidateAcks(acks []SessionAck) error {
 }
 
 // applyAcks applies a CmdSessionAcks command at leader time now, in list
-// order: for each ack whose world and session exist and whose seq is at
-// most the world's seq, the session's acked becomes max(acked, seq) and its
-// seen now. Result.Acked counts them; the others are skipped.
+// order: for each ack whose world (not fenced) and session exist and whose
+// seq is at most the world's seq, the session's acked becomes
+// max(acked, seq) and its seen now. Result.Acked counts them; the others
+// are skipped.
 func (f *FSM) applyAcks(now int64, acks []SessionAck) Result {
 	if err := ValidateAcks(acks); err != nil {
 		return Result{Err: err}
@@ -52,7 +53,7 @@ func (f *FSM) applyAcks(now int64, acks []SessionAck) Result {
 	for i := range acks {
 		a := &acks[i]
 		w := f.worlds[a.World]
-		if w == nil {
+		if w == nil || w.moved != nil {
 			continue
 		}
 		old := w.sessions[a.ID]

@@ -197,6 +197,8 @@ const (
 	CmdSessionExpire // log version 4: closes a world's idle sessions
 	CmdCheckpoint    // log version 5: the leader's state hash of a world at a seq
 	CmdDeleteWorld   // log version 6: removes a world and everything keyed by it
+	CmdMoveWorld     // log version 8: fences a world that moves to another shard
+	CmdImportWorld   // log version 8: installs a world exported by another group
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -224,6 +226,8 @@ type Command struct {
 	Expire  *SessionExpiry // CmdSessionExpire
 	Check   *Checkpoint    // CmdCheckpoint
 	Delete  *WorldDelete   // CmdDeleteWorld
+	Move    *WorldMove     // CmdMoveWorld
+	Import  *WorldImport   // CmdImportWorld
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

@@ -160,6 +160,7 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrActionFailed:      CodeActionFailed,
 		ErrWorldFull:         CodeWorldFull,
 		ErrWorldActive:       CodeWorldActive,
+		ErrWorldMoved:        CodeWorldMoved,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

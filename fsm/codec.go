@@ -411,8 +411,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.sessionExpiry(c.Expire)
 		case CmdCheckpoint:
 			e.checkpoint(c.Check)
-		case CmdDeleteWorld:
-			e.worldDelete(c.Delete)
+		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
+			e.worldCmd(c)
 		}
 	}
 	return e.b
@@ -509,10 +509,10 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Expire = d.sessionExpiry()
 		case CmdCheckpoint:
 			c.Check = d.checkpoint()
-		case CmdDeleteWorld:
-			c.Delete = d.worldDelete()
+		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
+			d.worldCmd(c)
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdDeleteWorld)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdImportWorld)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

@@ -105,6 +105,8 @@ func goldenBatches() []struct {
 		{"session_unban", []Command{goldenSession(CmdSessionUnban, SessionCmd{Player: "mallory"})}},
 		{"session_import", []Command{goldenSession(CmdSessionImport, SessionCmd{Player: "alice", Data: []DataItem{{Key: "coins", Value: Int(10)}, {Key: "gone", Value: Value{}}}})}},
 		{"delete_world", []Command{{Kind: CmdDeleteWorld, Delete: &WorldDelete{World: "w1", Incarnation: 42, IdleAfter: int64(10 * time.Minute)}}}},
+		{"move_world", []Command{{Kind: CmdMoveWorld, Move: &WorldMove{World: "w1", Shard: 3, Incarnation: 42}}}},
+		{"import_world", []Command{{Kind: CmdImportWorld, Import: &WorldImport{World: "w1", Data: []byte("GSDWRLD\x01 a world")}}}},
 		{"session_acks", []Command{{Kind: CmdSessionAcks, Acks: []SessionAck{{World: "w1", ID: "s-1", Seq: 7}, {World: "w2", ID: "s-9", Seq: 1 << 33}}}}},
 		{"mixed", []Command{
 			{Kind: CmdCreateWorld, World: &WorldSpec{ID: "w1", Origin: "eu-west", Rules: goldenRules()}},

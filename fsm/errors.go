@@ -77,6 +77,7 @@ var codes = []struct {
 	{ErrActionFailed, CodeActionFailed},
 	{ErrWorldFull, CodeWorldFull},
 	{ErrWorldActive, CodeWorldActive},
+	{ErrWorldMoved, CodeWorldMoved},
 }
 
 // Code returns the reason code of err, or "" when err is not an fsm error.

@@ -94,6 +94,10 @@ type Result struct {
 	// Deleted is, for CmdDeleteWorld, the world as it was before the
 	// delete removed it.
 	Deleted *WorldInfo
+	// Fence is, for CmdMoveWorld, the world's fence.
+	Fence *Fence
+	// Imported is, for CmdImportWorld, the world as installed.
+	Imported *WorldInfo
 }
 
 // Wire returns the event as clients see it.

@@ -153,6 +153,10 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.applyCheckpoint(index, c.Check)
 		case CmdDeleteWorld:
 			results[i] = f.deleteWorld(b.Time, c.Delete)
+		case CmdMoveWorld:
+			results[i] = f.moveWorld(c.Move)
+		case CmdImportWorld:
+			results[i] = f.importWorld(index, c.Import)
 		}
 	}
 	f.applied = index
@@ -195,9 +199,9 @@ type planned struct {
 }
 
 func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Result {
-	w := f.worlds[a.World]
-	if w == nil {
-		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, a.World)}
+	w, err := f.writable(a.World)
+	if err != nil {
+		return Result{Err: err}
 	}
 	p := w.players[a.Player]
 	// A seq above the player's newest was never recorded: no lookup (the

@@ -48,6 +48,16 @@ func FuzzDecodeBatch(f *testing.F) {
 	for _, p := range replicaBatches()[:3] {
 		f.Add(p)
 	}
+	// A fence, a write it refuses, and imports (issue 14): one of a world
+	// the fuzz worlds lack, one of a world they hold.
+	exp := newHarness(f)
+	exp.createWorld("x", Rules{})
+	exp.event(act("x", "ann", 1, opIncr("e", "c", 1)))
+	blob, _ := exp.export("x")
+	f.Add(EncodeBatch(&Batch{Time: 9, Commands: []Command{
+		cmdMove(WorldMove{World: "w", Shard: 2}), cmdAction(act("w", "p", 1, opIncr("e", "c", 1))),
+		cmdImport("x", blob), cmdImport("w", blob),
+	}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := DecodeBatch(data)
 		if err != nil {

@@ -53,6 +53,11 @@ type WorldInfo struct {
 	// Sessions is how many sessions the world holds (what its rules'
 	// capacity bounds).
 	Sessions int
+	// Moved is the world's fence once it moved to another shard.
+	Moved *Fence
+	// Imported is the log index of the world's import on this group, 0
+	// when it was created here: its events on this group come after it.
+	Imported uint64
 }
 
 // HashPoint is a world's state hash after the event with seq Seq.
@@ -97,7 +102,7 @@ func (f *FSM) Entity(worldID, id string) (EntityView, error) {
 func (w *world) info() WorldInfo {
 	return WorldInfo{ID: w.id, Origin: w.origin, Rules: w.rules, Seq: w.seq, Index: w.index,
 		Entities: len(w.entities), Players: len(w.players), Hash: w.stateHash(), RulesVersion: w.rulesVersion,
-		Incarnation: w.incarnation, Sessions: len(w.sessions)}
+		Incarnation: w.incarnation, Sessions: len(w.sessions), Moved: w.moved, Imported: w.imported}
 }
 
 // World returns one world's summary.
@@ -171,6 +176,9 @@ func (f *FSM) Check(a *Action) error {
 	rs, ok := (*f.view.Load())[a.World] // lock-free: see FSM.view
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknownWorld, a.World)
+	}
+	if rs.moved != nil {
+		return &MovedError{*rs.moved}
 	}
 	if a.Name != "" {
 		// Preconditions and effects read the state: only Apply evaluates

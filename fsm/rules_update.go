@@ -36,9 +36,9 @@ type RulesUpdate struct {
 // updateRules applies a rules update, all or nothing: every check runs
 // before anything changes. The world's rules version rises by one.
 func (f *FSM) updateRules(u *RulesUpdate) Result {
-	w := f.worlds[u.World]
-	if w == nil {
-		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, u.World)}
+	w, err := f.writable(u.World)
+	if err != nil {
+		return Result{Err: err}
 	}
 	auth, err := u.Rules.compile()
 	if err != nil {

@@ -166,9 +166,9 @@ func (c *SessionCmd) validate(kind CmdKind) error {
 
 // applySession applies one session command at leader time now.
 func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
-	w := f.worlds[c.World]
-	if w == nil {
-		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, c.World)}
+	w, err := f.writable(c.World)
+	if err != nil {
+		return Result{Err: err}
 	}
 	if err := c.validate(kind); err != nil {
 		return Result{Err: err}

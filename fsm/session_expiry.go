@@ -49,9 +49,9 @@ func (f *FSM) applyExpire(now int64, c *SessionExpiry) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
-	w := f.worlds[c.World]
-	if w == nil {
-		return Result{Err: fmt.Errorf("%w: %s", ErrUnknownWorld, c.World)}
+	w, err := f.writable(c.World)
+	if err != nil {
+		return Result{Err: err}
 	}
 	// A session seen after now (a new leader whose clock is behind) is
 	// not idle: now-seen is negative.
@@ -72,12 +72,13 @@ func (f *FSM) applyExpire(now int64, c *SessionExpiry) Result {
 // IdleSessions reports whether a world holds a session whose last command
 // is more than after before now, by the given clock: the leader's cheap
 // test before it proposes a CmdSessionExpire, which decides again on the
-// leader time it commits with. False for a world that does not exist.
+// leader time it commits with. False for a world that does not exist or
+// is fenced (its writes, expiry too, are refused: migrate.go).
 func (f *FSM) IdleSessions(worldID string, now time.Time, after time.Duration) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	w := f.worlds[worldID]
-	if w == nil {
+	if w == nil || w.moved != nil {
 		return false
 	}
 	cutoff := now.UnixNano() - int64(after)

@@ -15,9 +15,9 @@ import (
 // sessions' node and kick reason and the world's bans, version 4 the nodes'
 // versions and each world's rules version, version 5 each world's clock
 // (the latest leader time of its actions), version 6 each world's
-// incarnation and creation time (lifecycle.go); Restore still reads
-// versions 1 to 5.
-var snapMagic = []byte("GSDSNAP\x06")
+// incarnation and creation time (lifecycle.go), version 7 each world's
+// fence and import index (migrate.go); Restore still reads versions 1 to 6.
+var snapMagic = []byte("GSDSNAP\x07")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while
 // the state holds nothing that needs 4 (no node reported its versions, no
@@ -32,7 +32,10 @@ var snapMagic = []byte("GSDSNAP\x06")
 //
 // Version 6 once a world has an incarnation: every world a binary of log
 // version 6 creates. A world restored from an older format has none (0).
-const snapVersion byte = 6
+//
+// Version 7 only while a world is fenced (moved to another shard) or was
+// imported (migrate.go): other states keep format 6's bytes.
+const snapVersion byte = 7
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -105,41 +108,8 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 	}
 	e.uvarint(uint64(len(s.worlds)))
 	for _, w := range s.worlds {
-		e.str(w.id)
-		e.str(w.origin)
-		e.rules(w.rules)
-		if version >= 4 {
-			e.uvarint(w.rulesVersion)
-		}
-		if version >= 5 {
-			e.varint(w.clock)
-		}
-		if version >= 6 {
-			e.uvarint(w.incarnation)
-			e.varint(w.created)
-		}
-		e.rules(Rules{Fields: w.inferred})
-		e.uvarint(w.seq)
-		e.uvarint(w.index)
-		e.fixed64(w.hash)
-		e.uvarint(uint64(len(w.entities)))
-		for _, id := range sortedKeys(w.entities) {
-			e.str(id)
-			writeEntity(e, w.entities[id])
-			if err := flush(false); err != nil {
-				return total, err
-			}
-		}
-		e.uvarint(uint64(len(w.players)))
-		for _, id := range sortedKeys(w.players) {
-			e.str(id)
-			writePlayer(e, w.players[id], s.reasons)
-			if err := flush(false); err != nil {
-				return total, err
-			}
-		}
-		if version >= 2 {
-			writeSessions(e, w, version)
+		if err := writeWorld(e, w, version, s.reasons, flush); err != nil {
+			return total, err
 		}
 	}
 	// Flush before reading total: in "return total, flush(true)" the order
@@ -148,8 +118,59 @@ func (s *Snapshot) WriteTo(out io.Writer) (int64, error) {
 	return total, err
 }
 
+// writeWorld encodes one world in snapshot format version; flush(false)
+// lets the caller write out what is encoded so far. A world export
+// (migrate.go) writes the same bytes.
+func writeWorld(e *encoder, w *world, version byte, reasons *reasonTable, flush func(bool) error) error {
+	e.str(w.id)
+	e.str(w.origin)
+	e.rules(w.rules)
+	if version >= 4 {
+		e.uvarint(w.rulesVersion)
+	}
+	if version >= 5 {
+		e.varint(w.clock)
+	}
+	if version >= 6 {
+		e.uvarint(w.incarnation)
+		e.varint(w.created)
+	}
+	e.rules(Rules{Fields: w.inferred})
+	e.uvarint(w.seq)
+	e.uvarint(w.index)
+	e.fixed64(w.hash)
+	e.uvarint(uint64(len(w.entities)))
+	for _, id := range sortedKeys(w.entities) {
+		e.str(id)
+		writeEntity(e, w.entities[id])
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	e.uvarint(uint64(len(w.players)))
+	for _, id := range sortedKeys(w.players) {
+		e.str(id)
+		writePlayer(e, w.players[id], reasons)
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	if version >= 2 {
+		writeSessions(e, w, version)
+	}
+	if version >= 7 {
+		writeMigration(e, w)
+	}
+	return nil
+}
+
 // format is the oldest format version that holds the snapshot's state.
 func (s *Snapshot) format() byte {
+	for _, w := range s.worlds {
+		if w.moved != nil || w.imported != 0 {
+			return 7
+		}
+	}
 	for _, w := range s.worlds {
 		if w.incarnation != 0 || w.created != 0 {
 			return 6
@@ -313,6 +334,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	}
 	if version >= 2 {
 		readSessions(d, w, version)
+	}
+	if version >= 7 {
+		readMigration(d, w)
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -383,6 +383,11 @@ type world struct {
 	// snapshot older than format 6.
 	incarnation uint64
 	created     int64
+	// moved is the world's fence once it moved to another shard (nil:
+	// it lives here); imported is the log index of its import on this
+	// group (0: created here). migrate.go.
+	moved    *Fence
+	imported uint64
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.
@@ -394,10 +399,11 @@ type ruleSet struct {
 	strict   bool
 	fair     Fairness
 	auth     *authority
+	moved    *Fence
 }
 
 func (w *world) ruleSet() ruleSet {
-	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair, auth: w.auth}
+	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair, auth: w.auth, moved: w.moved}
 }
 
 // rule returns the effective rule of a field: declared, else inferred.

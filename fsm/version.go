@@ -38,9 +38,12 @@ type Versions = wire.Versions
 //   - Log 7 builds the visibility rules keys of issue 13: fields' visible
 //     and delay, teams (from a field or session data), viewers and
 //     interest; a replica before it refuses rules that set them.
+//   - Log 8 adds CmdMoveWorld (a world's fence) and CmdImportWorld
+//     (migrate.go). Snapshot 7 adds each world's fence and import index;
+//     it is written only while a world is fenced or was imported.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 7
+	LogVersion      uint32 = 8
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -76,6 +79,8 @@ func Needs(c *Command) Versions {
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdMoveWorld, c.Kind == CmdImportWorld:
+		return Versions{Log: 8, Snapshot: 7, Wire: 1}
 	case c.Kind == CmdDeleteWorld:
 		return Versions{Log: 6, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdCheckpoint:

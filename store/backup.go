@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -74,6 +76,11 @@ type RestoreConfig struct {
 	ID, Advertise string
 	// FSM must equal the FSM config of the group (the default).
 	FSM fsm.Config
+	// Voters, when set, are all the group's voters by id with their Raft
+	// addresses, ID at Advertise among them: each restores the same backup
+	// with the same Voters (a cluster restore), so they start as one group
+	// at the backup's index. Empty: ID alone.
+	Voters map[string]string
 }
 
 // Restore writes a backup (the bytes Backup streamed) into cfg.Dir as the
@@ -84,6 +91,10 @@ type RestoreConfig struct {
 func Restore(cfg RestoreConfig, backup io.Reader) (uint64, error) {
 	if cfg.Dir == "" || cfg.ID == "" || cfg.Advertise == "" {
 		return 0, fmt.Errorf("%w: restore needs a data dir, a node id and a raft address", fsm.ErrMalformed)
+	}
+	conf, err := cfg.configuration()
+	if err != nil {
+		return 0, err
 	}
 	data, err := io.ReadAll(backup)
 	if err != nil {
@@ -119,11 +130,9 @@ func Restore(cfg RestoreConfig, backup io.Reader) (uint64, error) {
 	if has {
 		return 0, fmt.Errorf("%w: %s", ErrDataDirInUse, cfg.Dir)
 	}
-	addr := raft.ServerAddress(cfg.Advertise)
-	_, trans := raft.NewInmemTransport(addr) // only to encode the legacy peers field
+	_, trans := raft.NewInmemTransport(raft.ServerAddress(cfg.Advertise)) // only to encode the legacy peers field
 	defer trans.Close()
 	const term = 1
-	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(cfg.ID), Address: addr}}}
 	sink, err := snaps.Create(raft.SnapshotVersionMax, index, term, conf, index, trans)
 	if err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
@@ -141,4 +150,20 @@ func Restore(cfg RestoreConfig, backup io.Reader) (uint64, error) {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
 	return index, nil
+}
+
+// configuration is the restored group's Raft configuration: cfg.Voters,
+// or cfg.ID alone.
+func (cfg RestoreConfig) configuration() (raft.Configuration, error) {
+	if len(cfg.Voters) == 0 {
+		return raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(cfg.Advertise)}}}, nil
+	}
+	if cfg.Voters[cfg.ID] != cfg.Advertise {
+		return raft.Configuration{}, fmt.Errorf("%w: restore: node %s at %s is not among the voters %v", fsm.ErrMalformed, cfg.ID, cfg.Advertise, cfg.Voters)
+	}
+	var conf raft.Configuration
+	for _, id := range slices.Sorted(maps.Keys(cfg.Voters)) {
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(cfg.Voters[id])})
+	}
+	return conf, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
 
@@ -108,4 +110,32 @@ func TestRestoreRefusesWhatIsNotABackup(t *testing.T) {
 	require.NoError(t, err)
 	_, err = Restore(cfg, &empty)
 	require.ErrorIs(t, err, fsm.ErrMalformed)
+}
+
+// TestRestoreWithVotersStartsTheGroupWithAllOfThem: a cluster restore
+// writes the same snapshot on every voter with the whole configuration;
+// a node that is not among the voters is refused before anything is
+// written.
+func TestRestoreWithVotersStartsTheGroupWithAllOfThem(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	l := c.leader()
+	mustCreateWorld(t, l, "arena")
+	_, data := backupBytes(t, l)
+	voters := map[string]string{"n1": "127.0.0.1:1", "n2": "127.0.0.1:2"}
+	dir := filepath.Join(t.TempDir(), "r")
+	_, err := Restore(RestoreConfig{Dir: dir, ID: "n3", Advertise: "127.0.0.1:3", FSM: fsm.DefaultConfig(), Voters: voters}, bytes.NewReader(data))
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+	require.NoDirExists(t, dir)
+	_, err = Restore(RestoreConfig{Dir: dir, ID: "n2", Advertise: "127.0.0.1:2", FSM: fsm.DefaultConfig(), Voters: voters}, bytes.NewReader(data))
+	require.NoError(t, err)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 1, hclog.NewNullLogger())
+	require.NoError(t, err)
+	list, err := snaps.List()
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, []raft.Server{
+		{Suffrage: raft.Voter, ID: "n1", Address: "127.0.0.1:1"},
+		{Suffrage: raft.Voter, ID: "n2", Address: "127.0.0.1:2"},
+	}, list[0].Configuration.Servers)
 }

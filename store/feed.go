@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -104,7 +105,9 @@ func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
 	f.present = make(map[string]uint64, len(worlds))
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
-		f.present[w.ID] = w.Incarnation
+		// An imported world's events on this group start after its
+		// import, whatever its incarnation on the group it came from.
+		f.present[w.ID] = cmp.Or(w.Imported, w.Incarnation)
 	}
 	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return !restored(f.present, ev) })
 	f.lastIndex = max(f.lastIndex, applied)
@@ -173,6 +176,19 @@ func (f *feed) drop(world string) {
 	case f.wake <- struct{}{}:
 	default:
 	}
+}
+
+// adopt starts an imported world's tail at next, the seq after the
+// import (fsm.CmdImportWorld): its events on this group begin there, and
+// its subscribers wait there rather than at 1.
+func (f *feed) adopt(world string, next uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := f.tails[world]; t != nil && len(t.events) == 0 {
+		t.first, t.archived = next, next-1
+		return
+	}
+	f.tailLocked(world, next)
 }
 
 // maxPendingReuse bounds the pending list the writer hands back to

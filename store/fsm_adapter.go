@@ -65,6 +65,9 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 				if r.Checkpoint != nil && a.onCheckpoint != nil {
 					a.onCheckpoint(r.Checkpoint)
 				}
+				if r.Imported != nil {
+					a.feed.adopt(r.Imported.ID, r.Imported.Seq+1)
+				}
 				if r.Deleted != nil {
 					// The deleted incarnation's events go to the feed
 					// first, then the feed drops them all; a re-created

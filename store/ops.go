@@ -29,6 +29,9 @@ func (s *Store) propose(ctx context.Context, cmd fsm.Command) (outcome, error) {
 			size += 16 + len(o.Entity) + len(o.Field) + len(o.Value.Str)
 		}
 	}
+	if cmd.Import != nil { // CmdImportWorld: a world's whole state
+		size += len(cmd.Import.Data)
+	}
 	for i := range cmd.Acks { // CmdSessionAcks: its size counts toward the entry's
 		size += 12 + len(cmd.Acks[i].World) + len(cmd.Acks[i].ID)
 	}

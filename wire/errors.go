@@ -39,6 +39,9 @@ const (
 	// CodeWorldActive: a delete on the condition that the world is idle
 	// found it active (idle expiry, issue 14).
 	CodeWorldActive = "world_active"
+	// CodeWorldMoved: a write to a world that moved to another shard; the
+	// message names the shard (issue 14).
+	CodeWorldMoved = "world_moved"
 )
 
 // Codes the server's edge answers with besides the state machine's.

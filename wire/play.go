@@ -24,6 +24,9 @@ const (
 	TypeResult   = "result"
 	TypeError    = "error"
 	TypeTransfer = "transfer"
+	// TypeEnter: entities that came into a connection's area of interest,
+	// whole (a Keyframe of those entities only).
+	TypeEnter = "enter"
 	// Either way: a ping is answered with a pong carrying its t.
 	TypePing = "ping"
 	TypePong = "pong"

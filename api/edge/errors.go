@@ -129,6 +129,10 @@ func Classify(err error, write bool) (int, string) {
 		return http.StatusConflict, code
 	case fsm.CodeNotSupported:
 		return http.StatusUnprocessableEntity, code
+	case fsm.CodeWorldMoved:
+		// The world lives on another shard now (the message names it): the
+		// request reached a node whose shard map is stale.
+		return http.StatusMisdirectedRequest, code
 	case fsm.CodeSessionDenied, fsm.CodeSessionKicked, fsm.CodeBanned, fsm.CodeForbidden:
 		return http.StatusForbidden, code
 	}

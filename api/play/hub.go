@@ -2,7 +2,6 @@ package play
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -18,10 +17,11 @@ import (
 // The hub and its connections' pushers: this file holds the hub's
 // lifecycle (joinHub, startHub, leaveHub), its run loop and fan-out of
 // each batch of events to the shared stream and the attached members, its
-// tick, attach and detach, and the pusher goroutine of a play connection
-// that reads on alone while detached. What a hub offers is prepared in
-// frames.go, queued per connection in outbox.go and filtered by the
-// interest index in interest.go; ws.go writes what the outbox gives.
+// tick, attach and detach; the pusher goroutine of a play connection
+// that reads on alone while detached is in pusher.go. What a hub offers
+// is prepared in frames.go, queued per connection in outbox.go, filtered
+// by the interest index in interest.go (and completed by enter snapshots,
+// enter.go); ws.go writes what the outbox gives.
 
 // The play fan-out (docs/ARCHITECTURE.md, "Player edge"): one hub per
 // world on this node reads the world's events once, prepares each once
@@ -176,6 +176,13 @@ func (s *Service) startHub(world string, pv *playView) (*hub, error) {
 	}
 	h := s.newHubWith(world, info.Seq, s.interestOf(info.Rules))
 	h.pv, h.rules, h.events = pv, edge.RulesOf(info), events
+	if sr, ok := s.b.(stateReader); ok && h.idx != nil && h.interest.Cell > 0 {
+		// Every entity in the grid from the start, for the members'
+		// area snapshots (enter.go): a copy of the world's entities.
+		if ents, _, err := sr.Entities(world); err == nil {
+			h.idx.seedAll(ents)
+		}
+	}
 	if pv != nil {
 		h.rules = pv.version
 	}
@@ -363,9 +370,13 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 		h.fanShared(hevs)
 	}
 	last := evs[len(evs)-1].Seq
-	var plan *interestPlan
+	var (
+		plan  *interestPlan
+		snaps map[string]snap // the batch's enter snapshots (enter.go)
+	)
 	if h.idx != nil {
 		plan = h.idx.plan(hevs)
+		snaps = make(map[string]snap)
 	}
 	for c, m := range h.members {
 		if m != memberAttached {
@@ -376,7 +387,7 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 			h.sel, h.selIdx = h.idx.selectFor(plan, c.player, hevs, h.sel, h.selIdx)
 			offered = h.sel
 		}
-		if c.ob.offer(offered, nil) < len(offered) {
+		if c.ob.offer(offered, nil) < len(offered) || !h.enter(c, snaps) {
 			// Its queue is full: it reads on by itself, and the hub
 			// never waits for it.
 			h.detach(c)
@@ -494,6 +505,12 @@ func (h *hub) attach(c *playConn) (bool, error) {
 	if c.ob.position()+1 < h.next {
 		return false, nil
 	}
+	// Its area goes whole first (enter.go): what it missed while detached,
+	// or everything near a player who just joined.
+	c.area = enterState{}
+	if !h.enter(c, make(map[string]snap)) {
+		return false, nil // no room: it reads on by itself and tries again
+	}
 	h.members[c] = memberAttached
 	return true, nil
 }
@@ -504,83 +521,4 @@ func (h *hub) wants(c *playConn) func(*hubEvent) bool {
 		return nil
 	}
 	return func(he *hubEvent) bool { return h.idx.wants(c.player, he) }
-}
-
-// pusher feeds c's outbox: from its own subscription until it has caught
-// up with the hub, then from the hub; again from its own subscription
-// whenever the hub detaches it.
-func (c *playConn) pusher(sub *store.Subscription) {
-	defer c.wg.Done()
-	h, err := c.s.joinHub(c)
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	defer c.s.leaveHub(h, c)
-	var own *spectator.Events // c's own prepared events, once behind the hub's
-	for {
-		for {
-			ok, err := h.attach(c)
-			if err != nil {
-				c.fail(err)
-				return
-			}
-			if ok {
-				break
-			}
-			evs, err := sub.Next(c.ctx)
-			if c.ctx.Err() != nil {
-				return
-			}
-			var hevs []*hubEvent
-			if err == nil {
-				hevs, err = h.prepare(evs, &own, c.cfg.CoalesceBulk)
-			}
-			if err != nil {
-				c.fail(err)
-				return
-			}
-			if !c.offerWait(hevs, h.wants(c)) {
-				return
-			}
-		}
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-c.detached:
-		}
-		if sub, err = c.s.b.Subscribe(c.world, c.ob.position()+1); err != nil {
-			c.fail(err)
-			return
-		}
-	}
-}
-
-// offerWait offers evs, waiting for room in the queue; a queue that stays
-// full for SlowTimeout cuts the connection off (4429).
-func (c *playConn) offerWait(evs []*hubEvent, want func(*hubEvent) bool) bool {
-	var t *time.Timer
-	defer func() {
-		if t != nil {
-			t.Stop()
-		}
-	}()
-	for {
-		evs = evs[c.ob.offer(evs, want):]
-		if len(evs) == 0 {
-			return true
-		}
-		if t == nil {
-			t = time.NewTimer(c.cfg.SlowTimeout)
-		}
-		select {
-		case <-c.ob.room:
-			t.Reset(c.cfg.SlowTimeout) // progress: the wait starts over (no stale fire since Go 1.23)
-		case <-t.C:
-			c.fail(fmt.Errorf("%w: outbound queue of %d frames full for %s", edge.ErrSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
-			return false
-		case <-c.ctx.Done():
-			return false
-		}
-	}
 }

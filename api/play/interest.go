@@ -58,12 +58,18 @@ type interestIndex struct {
 
 	mu   sync.RWMutex
 	ents map[string]*entInterest
+	// With a grid: who is in each cell, who has no position (global),
+	// and the entities whose cell changed in the last update (enter.go).
+	cells  map[cellKey]map[string]struct{}
+	global map[string]struct{}
+	movers []mover
 }
 
 type entInterest struct {
 	x, y       float64
 	hasX, hasY bool
 	team       string
+	exists     bool // the entity was in the state or an event (enter.go)
 }
 
 func (e *entInterest) cell(size float64) (int64, int64, bool) {
@@ -74,7 +80,8 @@ func (e *entInterest) cell(size float64) (int64, int64, bool) {
 }
 
 func newInterestIndex(cfg InterestConfig, lookup func(string) (fsm.EntityView, error)) *interestIndex {
-	return &interestIndex{cfg: cfg, lookup: lookup, ents: make(map[string]*entInterest)}
+	return &interestIndex{cfg: cfg, lookup: lookup, ents: make(map[string]*entInterest),
+		cells: make(map[cellKey]map[string]struct{}), global: make(map[string]struct{})}
 }
 
 func number(v fsm.Value) (float64, bool) {
@@ -115,12 +122,16 @@ func (ix *interestIndex) set(e *entInterest, field string, v fsm.Value, exists b
 func (ix *interestIndex) update(evs []*fsm.Event) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	ix.movers = ix.movers[:0]
 	for _, ev := range evs {
 		if ev.Status != fsm.StatusApplied {
 			continue
 		}
 		for _, c := range ev.Changes {
 			if c.Field == "" { // deleted: it has no position or team any more
+				if e := ix.ents[c.Entity]; e != nil {
+					ix.deleted(c.Entity, e)
+				}
 				ix.ents[c.Entity] = &entInterest{}
 				continue
 			}
@@ -131,8 +142,13 @@ func (ix *interestIndex) update(evs []*fsm.Event) {
 			if e == nil {
 				e = ix.seed(c.Entity)
 				ix.ents[c.Entity] = e
+				ix.indexed(c.Entity, e)
 			}
+			fx, fy, fromOK := e.cell(ix.cfg.Cell)
+			existed := e.exists
 			ix.set(e, c.Field, c.Value, true)
+			e.exists = true // a change names it: it exists
+			ix.moved(c.Entity, e, cellKey{fx, fy}, fromOK, existed)
 		}
 	}
 }
@@ -144,6 +160,7 @@ func (ix *interestIndex) seed(id string) *entInterest {
 	if err != nil {
 		return e // not there (yet): no position, no team
 	}
+	e.exists = true
 	for _, f := range view.Fields {
 		ix.set(e, f.Name, f.Value, true)
 	}
@@ -167,6 +184,7 @@ func (ix *interestIndex) get(id string) entInterest {
 	if e = ix.ents[id]; e == nil { // an update may have come first
 		e = seeded
 		ix.ents[id] = e
+		ix.indexed(id, e)
 	}
 	v = *e
 	ix.mu.Unlock()

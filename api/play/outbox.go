@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -71,11 +72,15 @@ type outFrame struct {
 	delta   map[string]*entityDelta
 
 	shared *sharedFrame // a frame of the hub's shared stream
+
+	enter *wire.Keyframe // an enter message (enter.go): covers nothing
 }
 
 // encode writes f in codec k as a frame beginning at from.
 func (f *outFrame) encode(k playCodec, from uint64) ([]byte, error) {
 	switch {
+	case f.enter != nil:
+		return k.marshal(f.enter)
 	case f.shared != nil:
 		return f.shared.encode(k, from)
 	case f.isDelta:
@@ -209,6 +214,18 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 		wake(o.signal)
 	}
 	return n
+}
+
+// enter queues an enter message; false when the queue is full.
+func (o *outbox) enter(msg *wire.Keyframe) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.frames) >= o.limit {
+		return false
+	}
+	o.frames = append(o.frames, &outFrame{enter: msg})
+	wake(o.signal)
+	return true
 }
 
 // skip moves the position over events up to seq that the connection does

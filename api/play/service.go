@@ -27,6 +27,9 @@ type Service struct {
 	acks  *acker               // replicates the plays' acks (acks.go)
 	watch *watcher             // the plays' periodic checks and pings (ws_watch.go)
 	udp   atomic.Pointer[UDP]  // the UDP input lane, when served (udp.go)
+	// fenced: the worlds of this node that moved to another shard, as of
+	// the watcher's last round (ws_watch.go), whose connections it ends.
+	fenced atomic.Pointer[map[string]fsm.Fence]
 
 	hubMu    sync.Mutex
 	hubs     map[string]*hub          // world → its play fan-out on this node (hub.go)

@@ -234,6 +234,7 @@ type playConn struct {
 	out      chan []byte   // control messages: welcome, results, pings
 	ob       *outbox       // events: critical frames and coalesced deltas (outbox.go)
 	detached chan struct{} // the hub detached this connection (queue full)
+	area     enterState    // its area of interest as last sent (enter.go; the hub's mu)
 	final    chan []byte   // the transfer message, written last (transfer.go)
 	ready    chan struct{} // closed once the handshake succeeded
 	sem      chan struct{}

@@ -172,10 +172,18 @@ func (c *playConn) awaitLocal(ctx context.Context) error {
 // watch checks the connection's session on this node's applied state, so
 // that a resume or a new session on any node, a kick or a ban ends this
 // connection: the session at a later epoch, or gone after it was seen at
-// this one, means another connection holds it.
+// this one, means another connection holds it. A world that moved to
+// another shard ends it too (world_moved, 4421): the client resumes, and
+// the session, which moved with the world, goes on at its new home.
 func (c *playConn) watch() error {
 	if c.bye.Load() {
 		return nil
+	}
+	if fenced := c.s.fenced.Load(); fenced != nil {
+		if f, ok := (*fenced)[c.world]; ok {
+			// Nothing more comes here: resume where the world lives now.
+			return &fsm.MovedError{Fence: f}
+		}
 	}
 	info, err := c.s.b.SessionInfo(c.world, c.session)
 	switch {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -72,6 +73,7 @@ func (w *watcher) loop() {
 		case <-w.stopped:
 			return
 		case now := <-t.C:
+			w.s.readFences()
 			for _, c := range w.s.playConns() {
 				c.periodic(now)
 			}
@@ -117,4 +119,19 @@ func (c *playConn) periodic(now time.Time) {
 			c.fail(fmt.Errorf("%w: outbound queue of %d messages full for %s", edge.ErrSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
 		}
 	}
+}
+
+// readFences notes this node's worlds that moved to another shard (once
+// a round: one read of the worlds, not one per connection).
+func (s *Service) readFences() {
+	var fenced map[string]fsm.Fence
+	for _, wi := range s.b.Worlds() {
+		if wi.Moved != nil {
+			if fenced == nil {
+				fenced = make(map[string]fsm.Fence)
+			}
+			fenced[wi.ID] = *wi.Moved
+		}
+	}
+	s.fenced.Store(&fenced)
 }

@@ -19,6 +19,8 @@ type restoreOptions struct {
 	raftAddr      string
 	raftAdvertise string
 	config        string
+	cluster       string // a cluster backup's directory (restore_cluster.go)
+	shardMap      string
 }
 
 // restoreCmd is `gsd restore`: the daemon owns its data directory, so it
@@ -26,7 +28,7 @@ type restoreOptions struct {
 func restoreCmd() *cobra.Command {
 	o := &restoreOptions{}
 	cmd := &cobra.Command{
-		Use:   "restore --from FILE --data-dir DIR",
+		Use:   "restore --from FILE | --cluster DIR --data-dir DIR",
 		Short: "Restore a backup (gsdctl backup) into an empty data directory",
 		Long: `Restore writes a backup taken with gsdctl backup into an empty data
 directory, as the state of a new one-node cluster whose only voter is this
@@ -37,8 +39,16 @@ them empty with --join. The event archive starts empty. A directory that
 already holds Raft state is refused.
 
 --data-dir, --id, --raft-addr and --raft-advertise also come from
-GSD_* variables and the --config file, as for the daemon.`,
-		Example:       `  gsd restore --from gsd-2026-12-06.backup --data-dir /var/lib/gsd --id gsd-1 --raft-advertise 10.0.0.1:7071`,
+GSD_* variables and the --config file, as for the daemon.
+
+With --cluster DIR (gsdctl backup --cluster) and the cluster's
+--shard-map it restores every group the map makes this node a voter of,
+into groups/<id>/, with all the group's voters (its raft address is the
+map's); run it on every node of the map, then start them all with the
+map and no --join. Each group's file is checked against the manifest
+(length, SHA-256, every world's seq and hash) before anything is written.`,
+		Example: `  gsd restore --from gsd-2026-12-06.backup --data-dir /var/lib/gsd --id gsd-1 --raft-advertise 10.0.0.1:7071
+  gsd restore --cluster /backups/gsd-2026-12-06 --shard-map /etc/gsd/shards.json --data-dir /var/lib/gsd --id gsd-1`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -53,6 +63,17 @@ GSD_* variables and the --config file, as for the daemon.`,
 			cfg, err := o.restoreConfig()
 			if err != nil {
 				return usageError{err}
+			}
+			if o.cluster != "" {
+				lines, err := o.restoreCluster(cfg)
+				if err != nil {
+					return err
+				}
+				for _, l := range lines {
+					fmt.Fprintln(cmd.OutOrStdout(), l)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "start it with its usual flags (the same --shard-map, no --join): gsd --data-dir %s --id %s ...\n", cfg.Dir, cfg.ID)
+				return nil
 			}
 			f, err := os.Open(o.from)
 			if err != nil {
@@ -76,11 +97,16 @@ GSD_* variables and the --config file, as for the daemon.`,
 	f.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7071", "the node's Raft listen address")
 	f.StringVar(&o.raftAdvertise, "raft-advertise", "", "the Raft address peers will dial (default: --raft-addr)")
 	f.StringVar(&o.config, "config", "", "gsd's TOML config file to take the flags above from (default: $GSD_CONFIG)")
+	f.StringVar(&o.cluster, "cluster", "", "a cluster backup's directory (gsdctl backup --cluster), in place of --from")
+	f.StringVar(&o.shardMap, "shard-map", "", "with --cluster: the cluster's shard map (the node's groups, voters and raft address)")
 	return cmd
 }
 
 func (o *restoreOptions) restoreConfig() (store.RestoreConfig, error) {
-	if o.from == "" {
+	switch {
+	case o.from != "" && o.cluster != "":
+		return store.RestoreConfig{}, errClusterAndFrom
+	case o.from == "" && o.cluster == "":
 		return store.RestoreConfig{}, errors.New("--from FILE is required")
 	}
 	if o.dataDir == "" {

@@ -14,8 +14,9 @@ import (
 
 func (a *app) backupCmd() *cobra.Command {
 	var out string
+	var cl clusterBackup
 	cmd := &cobra.Command{
-		Use:   "backup --out FILE",
+		Use:   "backup --out FILE | --cluster DIR",
 		Short: "Stream a consistent snapshot of the group into a file (restore it with gsd restore)",
 		Long: `Stream a backup of the group from the first --addr node that answers: its
 Raft snapshot, a consistent state at one index (worlds, entities, sessions,
@@ -27,17 +28,35 @@ The file is written next to FILE and renamed into place once complete, so
 FILE is never a partial backup. --timeout bounds getting the answer, not
 the transfer. Restore with:
 
-  gsd restore --from FILE --data-dir DIR --id ID --raft-advertise HOST:PORT`,
-		Example: `  gsdctl backup --addr 10.0.0.1:7070 --secret-file /etc/gsd/cluster-secret --out gsd-$(date +%F).backup`,
-		Args:    cobra.NoArgs,
+  gsd restore --from FILE --data-dir DIR --id ID --raft-advertise HOST:PORT
+
+With --cluster DIR it backs up every group of a sharded cluster instead:
+one snapshot per group (--groups, or the membership group and the shards
+of --shard-map), each from that group's leader (give every node's
+address, or the map), into DIR with a manifest (manifest.json: the
+groups, their files, sizes and SHA-256, and each world's seq and hash in
+the snapshot). Restore it on each node with:
+
+  gsd restore --cluster DIR --shard-map MAP --data-dir DIR --id ID`,
+		Example: `  gsdctl backup --addr 10.0.0.1:7070 --secret-file /etc/gsd/cluster-secret --out gsd-$(date +%F).backup
+  gsdctl backup --secret-file /etc/gsd/cluster-secret --shard-map /etc/gsd/shards.json --cluster /backups/gsd-$(date +%F)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
+			switch {
+			case out != "" && cl.dir != "":
+				return usageError{errors.New("give --out FILE or --cluster DIR, not both")}
+			case cl.dir != "":
+				return a.backupCluster(cmd.Context(), cl)
+			case out == "":
 				return usageError{errors.New("--out FILE is required")}
 			}
 			return a.backup(cmd.Context(), out)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "file to write the backup to")
+	cmd.Flags().StringVar(&cl.dir, "cluster", "", "back up every group into this directory (absent or empty) with a manifest")
+	cmd.Flags().UintSliceVar(&cl.groups, "groups", nil, "with --cluster: the groups to back up (default: 0, or those of --shard-map)")
+	cmd.Flags().StringVar(&cl.shardMap, "shard-map", "", "with --cluster: gsd's shard map, for its groups and its nodes' addresses")
 	return cmd
 }
 

@@ -1,0 +1,275 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"maps"
+
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// World migration (issue 14): the fence, and a world's export and import.
+//
+// Fence. CmdMoveWorld (log version 8) records on the world's old group
+// "world W moved to shard S at seq N", N being the world's seq when the
+// record applies. From then on every write to W on this group (actions,
+// session commands and acks, rules updates, session expiry) is refused
+// with a *MovedError (errors.Is ErrWorldMoved) naming S, in log order on
+// every replica: a node whose shard map is stale can reach the old home,
+// but never write there. Reads stay possible (entities, hashes, sessions,
+// the event feed up to N) until the world is dropped with CmdDeleteWorld;
+// after that a write answers ErrUnknownWorld like any absent world. The
+// fence travels in snapshots (format 7) and is not in the state hash (as
+// the incarnation is not: replicas agree on it through the log).
+//
+// Export and import. ExportWorld encodes one world's complete state at its
+// current seq: rules, entities, idempotency windows, sessions, bans,
+// player data, clock, incarnation and the retained hash history, in the
+// snapshot's world encoding (format 6) behind its own magic. The fence
+// and the replica's own checkpoint marks stay behind. CmdImportWorld (log
+// version 8) installs such a blob on another group: the world's seq goes
+// on from N (the next event is N+1, so a client's versions and expects
+// keep working), and a retried action finds its idempotency record. The
+// import refuses a world that exists on the group (ErrWorldExists) and a
+// blob whose world hash does not match its contents (ErrMalformed). The
+// event archive does not move: the new group's feed starts at N+1.
+
+// ErrWorldMoved reports a write to a world that moved to another shard;
+// the error is a *MovedError, which names the shard.
+var ErrWorldMoved = errors.New("gsd/fsm: world moved")
+
+// CodeWorldMoved is ErrWorldMoved's code.
+const CodeWorldMoved = wire.CodeWorldMoved
+
+// Fence is a world's record "moved to shard Shard at seq Seq".
+type Fence struct {
+	World string
+	Shard uint64
+	Seq   uint64
+}
+
+// MovedError is the error of a write to a fenced world.
+type MovedError struct{ Fence }
+
+func (e *MovedError) Error() string {
+	return fmt.Sprintf("%v: %s moved to shard %d at seq %d", ErrWorldMoved, e.World, e.Shard, e.Seq)
+}
+
+// Is makes errors.Is(err, ErrWorldMoved) hold.
+func (e *MovedError) Is(target error) bool { return target == ErrWorldMoved }
+
+// WorldMove is the payload of CmdMoveWorld.
+type WorldMove struct {
+	World string
+	Shard uint64
+	// Incarnation, when not 0, must be the world's: a fence meant for an
+	// earlier incarnation leaves a re-created world alone.
+	Incarnation uint64
+}
+
+// Validate checks the payload's shape; it does not look at state.
+func (c *WorldMove) Validate() error { return checkName("world", c.World) }
+
+// WorldImport is the payload of CmdImportWorld.
+type WorldImport struct {
+	World string // the blob's world: a mismatch is malformed
+	Data  []byte // what ExportWorld returned
+}
+
+// Validate checks the payload's shape; the blob is checked when it applies.
+func (c *WorldImport) Validate() error {
+	if err := checkName("world", c.World); err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(c.Data, exportMagic) {
+		return fmt.Errorf("%w: not a gsd world export of format %d", ErrMalformed, exportMagic[len(exportMagic)-1])
+	}
+	return nil
+}
+
+// writable returns the world a write goes to: ErrUnknownWorld when absent,
+// a *MovedError once it is fenced.
+func (f *FSM) writable(id string) (*world, error) {
+	w := f.worlds[id]
+	if w == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownWorld, id)
+	}
+	if w.moved != nil {
+		return nil, &MovedError{*w.moved}
+	}
+	return w, nil
+}
+
+// moveWorld fences c.World. A repeated fence to the same shard answers the
+// first one's record (a retried move); to another shard it is refused.
+func (f *FSM) moveWorld(c *WorldMove) Result {
+	if err := c.Validate(); err != nil {
+		return Result{Err: err}
+	}
+	w := f.worlds[c.World]
+	if w == nil || c.Incarnation != 0 && c.Incarnation != w.incarnation {
+		return Result{Err: fmt.Errorf("%w: %s incarnation %d", ErrUnknownWorld, c.World, c.Incarnation)}
+	}
+	if w.moved != nil && w.moved.Shard != c.Shard {
+		return Result{Err: &MovedError{*w.moved}}
+	}
+	if w.moved == nil {
+		w.moved = &Fence{World: w.id, Shard: c.Shard, Seq: w.seq}
+		f.publishView()
+	}
+	fc := *w.moved
+	return Result{Fence: &fc}
+}
+
+// exportMagic starts a world export; the last byte is its format.
+var exportMagic = []byte("GSDWRLD\x01")
+
+// exportWorldFormat is the snapshot format of the world inside an export.
+const exportWorldFormat byte = 6
+
+// ExportWorld returns world id's complete state at its current seq, for
+// CmdImportWorld on another group, and that seq. Like Snapshot it copies
+// only the world's index maps under the lock and encodes outside it, so
+// Apply goes on meanwhile; export a fenced world to move it, since an
+// unfenced one may take writes after the seq returned.
+func (f *FSM) ExportWorld(id string) ([]byte, uint64, error) {
+	f.mu.Lock()
+	w := f.worlds[id]
+	if w == nil {
+		f.mu.Unlock()
+		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownWorld, id)
+	}
+	c := *w
+	c.entities = maps.Clone(w.entities)
+	c.players = maps.Clone(w.players)
+	c.sessions = maps.Clone(w.sessions)
+	c.data = maps.Clone(w.data)
+	c.bans = maps.Clone(w.bans)
+	c.history = append([]hashPoint(nil), w.history...) // Apply writes it in place
+	f.gen++                                            // as Snapshot: Apply copies before its next write
+	f.mu.Unlock()
+
+	e := &encoder{b: append(make([]byte, 0, 1<<12), exportMagic...)}
+	_ = writeWorld(e, &c, exportWorldFormat, f.reasons, func(bool) error { return nil })
+	points := c.historyPoints()
+	e.uvarint(uint64(len(points)))
+	for _, p := range points {
+		e.uvarint(p.seq)
+		e.uvarint(p.index)
+		e.fixed64(p.hash)
+	}
+	return e.b, c.seq, nil
+}
+
+// historyPoints returns the retained hash points before the current seq,
+// oldest first (the current one is recomputed on import).
+func (w *world) historyPoints() []hashPoint {
+	var out []hashPoint
+	n := uint64(len(w.history))
+	for s := w.seq - min(w.seq, n); s < w.seq; s++ {
+		if p := w.history[s%n]; p.seq == s && s != 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// importWorld installs an exported world, applied at log index index.
+func (f *FSM) importWorld(index uint64, c *WorldImport) Result {
+	if err := c.Validate(); err != nil {
+		return Result{Err: err}
+	}
+	d := &decoder{b: c.Data[len(exportMagic):]}
+	w, err := f.readWorld(d, f.gen, exportWorldFormat)
+	if err != nil {
+		return Result{Err: fmt.Errorf("import world %s: %w", c.World, err)}
+	}
+	n := uint64(len(w.history))
+	for i, k := 0, d.count(10); i < k && d.err == nil; i++ {
+		p := hashPoint{seq: d.uvarint(), index: d.uvarint(), hash: d.fixed64()}
+		if p.seq < w.seq && p.seq+n > w.seq {
+			w.history[p.seq%n] = p
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err == nil && w.id != c.World {
+		d.fail("the export holds world %s", w.id)
+	}
+	if d.err != nil {
+		return Result{Err: fmt.Errorf("import world %s: %w", c.World, d.err)}
+	}
+	if _, ok := f.worlds[w.id]; ok {
+		return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, w.id)}
+	}
+	w.imported = index
+	f.worlds[w.id] = w
+	f.publishView()
+	info := w.info()
+	return Result{Imported: &info}
+}
+
+// encoding (in batches and snapshots)
+
+// worldCmd encodes the world commands of issue 14: delete, move, import.
+func (e *encoder) worldCmd(c *Command) {
+	switch c.Kind {
+	case CmdDeleteWorld:
+		e.worldDelete(c.Delete)
+	case CmdMoveWorld:
+		e.worldMove(c.Move)
+	default:
+		e.worldImport(c.Import)
+	}
+}
+
+// worldCmd decodes what encoder.worldCmd wrote for c.Kind.
+func (d *decoder) worldCmd(c *Command) {
+	switch c.Kind {
+	case CmdDeleteWorld:
+		c.Delete = d.worldDelete()
+	case CmdMoveWorld:
+		c.Move = d.worldMove()
+	default:
+		c.Import = d.worldImport()
+	}
+}
+
+func (e *encoder) worldMove(c *WorldMove) {
+	e.str(c.World)
+	e.uvarint(c.Shard)
+	e.uvarint(c.Incarnation)
+}
+
+func (d *decoder) worldMove() *WorldMove {
+	return &WorldMove{World: d.str(), Shard: d.uvarint(), Incarnation: d.uvarint()}
+}
+
+func (e *encoder) worldImport(c *WorldImport) {
+	e.str(c.World)
+	e.uvarint(uint64(len(c.Data)))
+	e.b = append(e.b, c.Data...)
+}
+
+func (d *decoder) worldImport() *WorldImport {
+	return &WorldImport{World: d.str(), Data: d.rawBytes()}
+}
+
+// writeMigration writes a world's fence and import index (format 7).
+func writeMigration(e *encoder, w *world) {
+	e.bool(w.moved != nil)
+	if w.moved != nil {
+		e.uvarint(w.moved.Shard)
+		e.uvarint(w.moved.Seq)
+	}
+	e.uvarint(w.imported)
+}
+
+func readMigration(d *decoder, w *world) {
+	if d.bool() {
+		w.moved = &Fence{World: w.id, Shard: d.uvarint(), Seq: d.uvarint()}
+	}
+	w.imported = d.uvarint()
+}

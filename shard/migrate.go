@@ -1,0 +1,107 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// ErrMoveRaced: the world changed on the source between its fence and its
+// export (dropped and created again); nothing was imported.
+var ErrMoveRaced = errors.New("gsd/shard: world changed during its move")
+
+// MoveSource is the group a world leaves; *store.Store has these methods.
+type MoveSource interface {
+	World(id string) (fsm.WorldInfo, error)
+	MoveWorld(ctx context.Context, world string, shard, incarnation uint64) (fsm.Fence, error)
+	ExportWorld(world string) ([]byte, uint64, error)
+}
+
+// MoveTarget is the group a world joins; *store.Store has these methods.
+type MoveTarget interface {
+	World(id string) (fsm.WorldInfo, error)
+	ImportWorld(ctx context.Context, world string, blob []byte) (fsm.WorldInfo, error)
+}
+
+// Publish makes world's new home known: the shard map's update. The meta
+// group's replicated map will provide one; with the static map
+// (gsd --shard-map) it may log, and the operator edits the map's worlds
+// entry and restarts the nodes with it (writes through a node with the old
+// map are refused with world_moved meanwhile, never applied).
+type Publish func(ctx context.Context, world string, shard uint64) error
+
+// Move moves world from src to dst, the group of shard to, and returns
+// the world's seq at the fence: the last event at its old home, the next
+// one (N+1) commits on dst.
+//
+//  1. Fence on src (fsm.CmdMoveWorld): from its commit on, src refuses
+//     every write to the world with world_moved naming to.
+//  2. Export the fenced world from src's applied state (it cannot change
+//     any more, so any replica that applied the fence gives the same
+//     bytes).
+//  3. Import it on dst (fsm.CmdImportWorld): seq, idempotency windows,
+//     sessions, bans, player data and hash history come along.
+//  4. publish(ctx, world, to), when not nil.
+//
+// The world stays fenced on src, not dropped: a node whose shard map is
+// still stale gets world_moved rather than unknown_world, and reads of the
+// old home (its state at N, its event archive up to N) keep working. Drop
+// it with a world delete on src once every node routes to dst; from then
+// on a stale write there answers unknown_world.
+//
+// Writes to the world are refused from the fence's commit until dst's
+// import commits and the routers learn of it: that is the freeze
+// players see. Move is safe to retry after any error: a fence to the same
+// shard is repeated harmlessly, and an import that committed before the
+// error is recognised (same incarnation, imported) and not redone.
+func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
+	from, err := src.World(world)
+	if err != nil {
+		return 0, fmt.Errorf("move %s: %w", world, err)
+	}
+	fence, err := src.MoveWorld(ctx, world, to, from.Incarnation)
+	if err != nil {
+		return 0, fmt.Errorf("move %s: fence: %w", world, err)
+	}
+	blob, seq, err := src.ExportWorld(world)
+	if err != nil {
+		return 0, fmt.Errorf("move %s: export: %w", world, err)
+	}
+	if seq != fence.Seq {
+		// Only if the world was dropped and created again in between.
+		return 0, fmt.Errorf("move %s: export at seq %d, fenced at %d: %w", world, seq, fence.Seq, ErrMoveRaced)
+	}
+	if _, err := dst.ImportWorld(ctx, world, blob); err != nil {
+		if !errors.Is(err, fsm.ErrWorldExists) {
+			return 0, fmt.Errorf("move %s: import: %w", world, err)
+		}
+		got, gerr := dst.World(world)
+		if gerr != nil || got.Imported == 0 || got.Incarnation != from.Incarnation {
+			return 0, fmt.Errorf("move %s: import: %w (not an earlier import of this world)", world, err)
+		}
+		// A retry: this import committed before.
+	}
+	if publish != nil {
+		if err := publish(ctx, world, to); err != nil {
+			return 0, fmt.Errorf("move %s: publish: %w", world, err)
+		}
+	}
+	return fence.Seq, nil
+}
+
+// MoveWorld moves world from group from to group to, both run by this
+// node (see Move). Their stores propose only where they lead: a group led
+// elsewhere answers store.ErrNotLeader, and nothing further happens.
+func (m *Manager) MoveWorld(ctx context.Context, world string, from, to uint64, publish Publish) (uint64, error) {
+	src, ok := m.Group(from)
+	if !ok {
+		return 0, fmt.Errorf("move %s: group %d: %w", world, from, ErrUnknownGroup)
+	}
+	dst, ok := m.Group(to)
+	if !ok {
+		return 0, fmt.Errorf("move %s: group %d: %w", world, to, ErrUnknownGroup)
+	}
+	return Move(ctx, src, dst, world, to, publish)
+}

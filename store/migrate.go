@@ -1,0 +1,64 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// World migration (issue 14): the group's side of shard.Move. See
+// fsm/migrate.go for what the commands do.
+
+// MoveWorld proposes one fsm.CmdMoveWorld: from its commit on, every write
+// to world on this group is refused with an *fsm.MovedError naming shard.
+// It returns the fence, whose Seq is the world's last seq here. A repeated
+// fence to the same shard returns the first one (a retried move).
+// incarnation, when not 0, must be the world's. Errors: fsm.ErrUnknownWorld,
+// fsm.ErrWorldMoved when the world moved to another shard, ErrVersionGate
+// while a voter does not read log version 8, ErrNotLeader, ErrOutcomeUnknown.
+func (s *Store) MoveWorld(ctx context.Context, world string, shard, incarnation uint64) (fsm.Fence, error) {
+	c := &fsm.WorldMove{World: world, Shard: shard, Incarnation: incarnation}
+	if err := c.Validate(); err != nil {
+		return fsm.Fence{}, err
+	}
+	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdMoveWorld, Move: c})
+	if err != nil {
+		return fsm.Fence{}, err
+	}
+	if o.res.Err != nil {
+		return fsm.Fence{}, o.res.Err
+	}
+	return *o.res.Fence, nil
+}
+
+// ExportWorld returns world's complete state from this node's applied
+// state, for ImportWorld on another group, and the seq it reflects. Once
+// the world is fenced every replica that applied the fence exports the
+// same bytes, so it needs no leader.
+func (s *Store) ExportWorld(world string) ([]byte, uint64, error) { return s.fsm.ExportWorld(world) }
+
+// ImportWorld proposes one fsm.CmdImportWorld with a blob from
+// ExportWorld: the world is installed on this group, its seq going on
+// from the export's, and returned as installed. This group's event feed
+// holds the world's events from the next seq on; earlier ones stay in the
+// old group's archive (a subscription from before answers ErrArchiveGap).
+// Errors: fsm.ErrWorldExists, fsm.ErrMalformed for a blob that does not
+// decode or check out, ErrVersionGate, ErrNotLeader, ErrOutcomeUnknown.
+func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm.WorldInfo, error) {
+	c := &fsm.WorldImport{World: world, Data: blob}
+	if err := c.Validate(); err != nil {
+		return fsm.WorldInfo{}, err
+	}
+	if _, err := s.fsm.World(world); err == nil {
+		return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrWorldExists, world)
+	}
+	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdImportWorld, Import: c})
+	if err != nil {
+		return fsm.WorldInfo{}, err
+	}
+	if o.res.Err != nil {
+		return fsm.WorldInfo{}, o.res.Err
+	}
+	return *o.res.Imported, nil
+}
