@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// shardNode answers the shard map route with m.
-func shardNode(t *testing.T, m wire.ShardMap) string {
+// shardMapServer answers the shard map route with m.
+func shardMapServer(t *testing.T, m wire.ShardMap) string {
 	t.Helper()
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != wire.PathShards {
@@ -27,7 +27,7 @@ func shardNode(t *testing.T, m wire.ShardMap) string {
 }
 
 func TestShardsPlacementAndWorldsPrintTheShardMap(t *testing.T) {
-	addr := shardNode(t, wire.ShardMap{Meta: true,
+	addr := shardMapServer(t, wire.ShardMap{Meta: true,
 		Nodes:  []wire.ShardNode{{ID: "n1", Raft: "h:1", HTTP: "h:2"}, {ID: "n2", Raft: "h:3", HTTP: "h:4"}, {ID: "n3", Raft: "h:5", HTTP: "h:6"}},
 		Shards: []wire.ShardInfo{{ID: 1, Voters: []string{"n1", "n2"}, Leader: "n2", Worlds: 2, Players: 9}, {ID: 2, Voters: []string{"n1"}}},
 		Worlds: map[string]uint64{"b": 1, "a": 1}})
