@@ -122,7 +122,10 @@ type Group struct {
 	closeErr  error
 }
 
-var _ shard.MapSource = (*Group)(nil)
+var (
+	_ shard.MapSource = (*Group)(nil)
+	_ shard.Publish   = (*Group)(nil).Publish
+)
 
 // Open starts the meta group on mgr's node, under shard.MetaGroup; the
 // Manager closes it with its other groups (or CloseGroup(MetaGroup)).
@@ -454,4 +457,12 @@ func (w slogWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, line)
 	return len(p), nil
+}
+
+// Publish is a shard.Publish for shard.Move: it lists world on shard in
+// the meta map (assign_world), so every node routes the moved world to
+// its new home.
+func (g *Group) Publish(ctx context.Context, world string, shard uint64) error {
+	_, err := g.Propose(ctx, Command{Op: OpAssignWorld, World: world, Shard: shard})
+	return err
 }

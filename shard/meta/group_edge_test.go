@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/freeport"
 	"github.com/gsd-dev/gsd/shard"
 	"github.com/hashicorp/raft"
@@ -97,4 +98,38 @@ func TestANonvoterMemberFollowsTheMap(t *testing.T) {
 	require.Eventually(t, func() bool { return len(c.group("n4").View().Map.Shards) == 1 }, 10*time.Second, 5*time.Millisecond)
 	require.False(t, c.group("n4").IsLeader())
 	require.NotEqual(t, "n4", c.metaLeader())
+}
+
+// A world moved between two shards (shard.Move) is published through the
+// meta group: every node then routes it to its new shard.
+func TestAMovedWorldIsPublishedThroughTheMetaMap(t *testing.T) {
+	c := newMetaCluster(t, 3)
+	c.addNodes()
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1"}})
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 2, Voters: []string{"n1"}})
+	c.propose("n1", Command{Op: OpAssignWorld, World: "w", Shard: 1})
+	require.Equal(t, "n1", c.shardLeader("w"))
+	st, ok := c.mgrs["n1"].Group(1)
+	require.True(t, ok)
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return st.CreateWorld(ctx, "w", fsm.Rules{}) == nil
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		_, ok := c.mgrs["n1"].Group(2)
+		return ok
+	}, 10*time.Second, 5*time.Millisecond, "n1 opens shard 2")
+	dst, _ := c.mgrs["n1"].Group(2)
+	require.Eventually(t, func() bool { return dst.IsLeader() }, 10*time.Second, 5*time.Millisecond)
+
+	_, err := c.mgrs["n1"].MoveWorld(context.Background(), "w", 1, 2, c.group("n1").Publish)
+	require.NoError(t, err)
+	for _, id := range []string{"n2", "n3"} {
+		c.routesTo(id, "w", "n1", 2)
+	}
+	require.Eventually(t, func() bool {
+		loc, err := c.routers["n1"].Locate("w")
+		return err == nil && loc.Store == dst
+	}, 10*time.Second, 5*time.Millisecond, "n1 routes w to its new group")
 }
