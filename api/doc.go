@@ -18,7 +18,9 @@
 //   - api/watch: spectators' watch route (package spectator's frames);
 //   - api/audit: each world's audit log (checkpoints, inclusion and
 //     consistency proofs, leaf hashes) from the node's auditor, when
-//     Config.Audit is set.
+//     Config.Audit is set;
+//   - api/moderation: the review of anti-cheat flags (list, read, confirm,
+//     dismiss, appeal, record) over the moderation world, for moderators.
 //
 // Its place in the flow of one action: a handler decodes and validates the
 // request (malformed input is answered 4xx before anything is proposed),

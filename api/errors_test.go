@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
@@ -45,6 +46,8 @@ var outcomeTable = []struct {
 	{"deadline", context.DeadlineExceeded, 503, "outcome_unknown"},
 	{"canceled", context.Canceled, 503, "outcome_unknown"},
 	{"too large", edge.ErrTooLarge, 413, "too_large"},
+	{"illegal review transition", moderation.ErrIllegal, 409, "illegal_transition"},
+	{"review conflict", moderation.ErrRace, 409, "review_conflict"},
 	{"anything else", errors.New("disk on fire"), 500, "internal"},
 }
 

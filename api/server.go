@@ -8,6 +8,7 @@ import (
 	"github.com/gsd-dev/gsd/api/admin"
 	auditapi "github.com/gsd-dev/gsd/api/audit"
 	"github.com/gsd-dev/gsd/api/edge"
+	moderationapi "github.com/gsd-dev/gsd/api/moderation"
 	"github.com/gsd-dev/gsd/api/peer"
 	"github.com/gsd-dev/gsd/api/play"
 	"github.com/gsd-dev/gsd/api/public"
@@ -55,6 +56,8 @@ type Server struct {
 	play   *play.Service    // play sessions: WebSocket, UDP, drain (api/play)
 	peer   *peer.API        // node-to-node routes (api/peer)
 	watch  *watch.Service   // spectators\' watch route (api/watch)
+	// moderation is the review of anti-cheat flags (api/moderation).
+	moderation *moderationapi.API
 }
 
 // New returns a Server over b that sends each world's commands where
@@ -82,11 +85,15 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	if s.watch, err = watch.New(core, reg); err != nil {
 		return nil, err
 	}
+	if s.moderation, err = moderationapi.New(core, reg); err != nil {
+		return nil, err
+	}
 	s.public.Register(s.mux)
 	s.admin.Register(s.mux)
 	s.events.Register(s.mux)
 	s.play.Register(s.mux)
 	s.watch.Register(s.mux)
+	s.moderation.Register(s.mux)
 	if cfg.Audit != nil {
 		auditapi.New(core, cfg.Audit).Register(s.mux)
 	}
@@ -99,6 +106,10 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	})
 	return s, nil
 }
+
+// Moderation returns the moderation surface: the writer of the node's
+// detectors' flags (anticheat/moderation.Recorder).
+func (s *Server) Moderation() *moderationapi.API { return s.moderation }
 
 // Handler returns the edge's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.Core.Handler(s.mux) }

@@ -175,6 +175,12 @@ type SpectatorParams struct {
 	// every spectator and the other acknowledges the leader's entries
 	// undisturbed: what a relay (non-voter) would give, on the same cores.
 	Nodes int
+	// Relays, when set, starts relays (issue 13) following upstreams (the
+	// nodes the spectators would join) and returns their HTTP addresses:
+	// the spectators join those instead, and the result tells the bytes
+	// the voters sent the relays apart from what the relays sent the
+	// spectators. stop ends them.
+	Relays func(ctx context.Context, upstreams []string) (addrs []string, stop func(), err error)
 }
 
 // nodes returns the nodes spectators join: followers or all, then the
@@ -225,6 +231,16 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 		return nil, err
 	}
 	nodes := sp.nodes(addrs, followers)
+	var relays []string
+	if sp.Relays != nil {
+		var stopRelays func()
+		if relays, stopRelays, err = sp.Relays(ctx, nodes); err != nil {
+			return nil, fmt.Errorf("spectator-influx: start relays: %w", err)
+		}
+		defer stopRelays()
+		nodes = relays
+	}
+	r.Params["relays"] = len(relays)
 	if tm.Warmup > 0 {
 		measure(ctx, t, l, "warmup", tm.Warmup)
 	}
@@ -276,9 +292,11 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	influx := l.phase("with")
 	received.Store(0)
 	sb0 := sbytes.Total()
+	up0, out0 := relayBytes(ctx, relays)
 	shist.Store(NewHist())
 	with := measure(ctx, t, l, "with", tm.Duration)
 	sbDelta := sbytes.Total() - sb0
+	up1, out1 := relayBytes(ctx, relays)
 	got := received.Load()
 	scancel()
 	swg.Wait()
@@ -310,6 +328,12 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 		r.Figures["events_per_s_per_spectator"] = float64(got) / secs / float64(sp.Spectators)
 	}
 	r.Figures["spectator_events_per_s"] = float64(got) / secs
+	if len(relays) > 0 {
+		// What the voters sent for spectators (one stream per relay and
+		// world) apart from what the relays sent them.
+		r.Figures["voter_bytes_per_s_to_relays"] = (up1 - up0) / secs
+		r.Figures["relay_bytes_per_s_to_spectators"] = (out1 - out0) / secs
+	}
 	nerr := 0
 	serrs.Range(func(_, v any) bool {
 		if nerr == 0 {
@@ -323,6 +347,17 @@ func SpectatorInflux(ctx context.Context, t *Target, p LoadParams, sp SpectatorP
 	}
 	observerErrors(l, r)
 	return r, ctx.Err()
+}
+
+// relayBytes sums the relays' bytes received from their upstreams and
+// sent to their viewers so far.
+func relayBytes(ctx context.Context, relays []string) (up, out float64) {
+	for _, a := range relays {
+		u, _ := scrapeMetric(ctx, http.DefaultClient, a, "gsd_relay_upstream_bytes_total")
+		o, _ := scrapeMetric(ctx, http.DefaultClient, a, "gsd_relay_bytes_sent_total")
+		up, out = up+u, out+o
+	}
+	return up, out
 }
 
 // rawFollow reads a world's NDJSON feed from seq from on addr with hc and

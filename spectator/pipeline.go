@@ -61,6 +61,10 @@ type Config struct {
 	MaxHeld int
 	// Now is the clock (time.Now unless set).
 	Now func() time.Time
+	// Filtered says the feed is already cut to one view (a relay follows
+	// a node's filtered event stream): its seqs may skip the events the
+	// view saw nothing of, so each event need only come after the last.
+	Filtered bool
 }
 
 // DefaultConfig returns a Config with the defaults; World, Access and
@@ -163,6 +167,7 @@ func newPipeline(cfg Config) (*Pipeline, error) {
 	if s == nil {
 		s = NewState(cfg.World)
 	}
+	s.gaps = cfg.Filtered
 	delay := NewDelay(cfg.Delay, cfg.MaxClockSkew)
 	if cfg.Delay > 0 && s.time > delay.Cutoff(cfg.Now()) {
 		// Its keyframes would show what the delay still holds back.

@@ -222,6 +222,28 @@ func TestPipelineStopsOnAnEventOutOfOrder(t *testing.T) {
 	require.ErrorIs(t, p.Err(), ErrGap)
 }
 
+// A filtered feed (a relay's) skips the seqs its view saw nothing of:
+// its pipeline takes each event that comes after the last, and still
+// stops on one that does not.
+func TestPipelineOfAFilteredFeedTakesSeqGapsButNotRepeats(t *testing.T) {
+	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
+	fd, clk := newFeed(), &clock{now: time.Unix(0, t0)}
+	cfg := pipelineConfig(t, a, fd, clk)
+	cfg.Filtered = true
+	p, err := New(cfg)
+	require.NoError(t, err)
+	defer p.Close()
+	m, err := p.Join(View{})
+	require.NoError(t, err)
+	fd.push(&fsm.Event{World: "w", Seq: 1, Time: t0}, &fsm.Event{World: "w", Seq: 3, Time: t0})
+	require.Eventually(t, func() bool { return p.Seq() == 3 }, 10*time.Second, time.Millisecond)
+	require.Nil(t, p.Err())
+	fd.push(&fsm.Event{World: "w", Seq: 3, Time: t0})
+	for range m.Frames() {
+	}
+	require.ErrorIs(t, p.Err(), ErrGap)
+}
+
 func TestPipelineCloseEndsViewersAndJoins(t *testing.T) {
 	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
 	fd, clk := newFeed(), &clock{now: time.Unix(0, t0)}

@@ -3,6 +3,7 @@ package spectator
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -18,6 +19,7 @@ type State struct {
 	time  int64
 	ents  map[string]*entState
 	owned map[string]map[string]bool // player → entities whose owner field names it
+	gaps  bool                       // a filtered feed: seqs may skip (Config.Filtered)
 }
 
 type entState struct {
@@ -72,6 +74,34 @@ func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State 
 	return s
 }
 
+// Filtered marks s as the state of a feed cut to one view (a relay's;
+// Config.Filtered): Apply then takes each event that comes after the
+// last, not only the next. It returns s.
+func (s *State) Filtered() *State {
+	s.gaps = true
+	return s
+}
+
+// Clone returns a copy of s that changes apart from it: a relay seeds a
+// pipeline with the state of the events it no longer holds.
+func (s *State) Clone() *State {
+	c := &State{world: s.world, seq: s.seq, time: s.time, gaps: s.gaps,
+		ents: make(map[string]*entState, len(s.ents)), owned: make(map[string]map[string]bool, len(s.owned))}
+	for id, e := range s.ents {
+		ce := &entState{fields: make(map[string]*fieldState, len(e.fields))}
+		for name, f := range e.fields {
+			cf := *f
+			cf.set = slices.Clone(f.set)
+			ce.fields[name] = &cf
+		}
+		c.ents[id] = ce
+	}
+	for p, m := range s.owned {
+		c.owned[p] = maps.Clone(m)
+	}
+	return c
+}
+
 // Seq returns the seq of the last event the state reflects.
 func (s *State) Seq() uint64 { return s.seq }
 
@@ -79,7 +109,8 @@ func (s *State) Seq() uint64 { return s.seq }
 func (s *State) Time() int64 { return s.time }
 
 // Apply applies the next event's changes (only applied events change
-// anything). An event that is not the next of this world is ErrGap.
+// anything). An event that is not the next of this world is ErrGap (of
+// a filtered feed: one that is not after the last).
 func (s *State) Apply(ev *fsm.Event) error {
 	return s.apply(ev, nil)
 }
@@ -87,7 +118,7 @@ func (s *State) Apply(ev *fsm.Event) error {
 // apply applies ev, calling each (when set) before each change with the
 // change's index, so a caller can read the state just before it.
 func (s *State) apply(ev *fsm.Event, each func(i int)) error {
-	if ev.World != s.world || ev.Seq != s.seq+1 {
+	if ev.World != s.world || ev.Seq <= s.seq || !s.gaps && ev.Seq != s.seq+1 {
 		return fmt.Errorf("%w: world %s seq %d after world %s seq %d", ErrGap, ev.World, ev.Seq, s.world, s.seq)
 	}
 	s.seq, s.time = ev.Seq, ev.Time

@@ -89,3 +89,22 @@ func TestEncodeRefusesAValueJSONCannotHold(t *testing.T) {
 	_, err := encode("keyframe", 1, k)
 	require.Error(t, err)
 }
+
+// A clone goes on apart from its state; a filtered state takes seq gaps.
+func TestStateCloneChangesApartAndFilteredTakesGaps(t *testing.T) {
+	g := newGame(t, "w", map[string]fsm.FieldRule{"tags": {Type: fsm.KindString, Policy: fsm.PolicySet}})
+	s := NewState("w").Filtered()
+	require.NoError(t, s.Apply(g.act("p", add("e", "tags", fsm.String("a")), set("e", OwnerField, fsm.String("p")))))
+	g.act("p", add("e", "tags", fsm.String("hidden")))
+	ev := g.act("p", add("e", "tags", fsm.String("b")))
+	c := s.Clone()
+	require.NoError(t, s.Apply(ev), "seq 3 after seq 1: a filtered feed's gap")
+	require.ErrorIs(t, s.Apply(ev), ErrGap, "a repeat")
+	require.Equal(t, uint64(1), c.Seq())
+	require.Equal(t, []fsm.Value{fsm.String("a")}, c.ents["e"].fields["tags"].set)
+	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("b")}, s.ents["e"].fields["tags"].set)
+	require.True(t, c.owned["p"]["e"])
+	require.NoError(t, c.Apply(g.act("p", fsm.Op{Kind: fsm.OpDelete, Entity: "e"})))
+	require.Empty(t, c.owned)
+	require.True(t, s.owned["p"]["e"], "the clone's delete left the state's owner index alone")
+}

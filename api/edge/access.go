@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/credential"
 )
@@ -31,6 +32,10 @@ import (
 //   - admin routes (membership, snapshot, backup, kick, ban, unban, player
 //     data export and import, drain, signing an audit checkpoint) need an admin token or the secret; with
 //     neither auth nor a secret they are open, as they always were;
+//   - moderation routes (the review of anti-cheat flags) need a token of
+//     the moderator role (anticheat/moderation.Class), an admin token or
+//     the secret; with neither auth nor a secret they are open, as admin
+//     routes are; recording a flag by hand is an admin route;
 //   - internal routes, which only nodes of the cluster call (the
 //     node-to-node service under InternalPrefix; the former session and
 //     acks paths; any request marked HeaderForwarded) need the secret when
@@ -48,6 +53,7 @@ const (
 	accessWorld                       // a server or admin token, or the secret
 	accessRules                       // as accessWorld; with auth off, as accessAdmin
 	accessAdmin                       // an admin token or the secret
+	accessModerate                    // a moderator or admin token, or the secret
 	accessInternal                    // the secret only
 )
 
@@ -82,6 +88,10 @@ var routeAccesses = map[string]routeAccess{
 	"DELETE /v1/worlds/{world}/bans/{player}":    accessAdmin,
 	"POST /v1/node/drain":                        accessAdmin,
 	"DELETE /v1/node/drain":                      accessAdmin,
+	"GET /v1/moderation/flags":                   accessModerate,
+	"GET /v1/moderation/flags/{id}":              accessModerate,
+	"POST /v1/moderation/flags/{id}/{op}":        accessModerate,
+	"POST /v1/moderation/flags":                  accessAdmin,
 }
 
 // publicAccess is the access of the public route an internal pattern
@@ -130,7 +140,7 @@ func (s *Core) checkAccess(r *http.Request, pattern string) error {
 	}
 	tok := Bearer(r)
 	if s.auth == nil {
-		if access != accessAdmin && access != accessRules {
+		if access != accessAdmin && access != accessRules && access != accessModerate {
 			return nil
 		}
 		return fmt.Errorf("%w: admin endpoint: send the cluster secret in %s (auth is off: no token opens it)", ErrUnauthorized, HeaderClusterKey)
@@ -144,6 +154,7 @@ func (s *Core) checkAccess(r *http.Request, pattern string) error {
 	}
 	switch {
 	case access == accessAdmin && id.Role != fsm.RoleAdmin,
+		access == accessModerate && id.Role != fsm.RoleAdmin && id.Role != moderation.Class,
 		(access == accessWorld || access == accessRules) && id.Role != fsm.RoleAdmin && id.Role != fsm.RoleServer:
 		return fmt.Errorf("%w: the token of %q has role %q: %s", ErrForbidden, id.Player, id.Role, access.needs())
 	}
@@ -155,6 +166,8 @@ func (a routeAccess) needs() string {
 	switch a {
 	case accessAdmin:
 		return fmt.Sprintf("admin endpoint: send the cluster secret in %s or an admin token (claim %q, or %q %q)", HeaderClusterKey, credential.AdminClaim, RoleClaim, fsm.RoleAdmin)
+	case accessModerate:
+		return fmt.Sprintf("moderation endpoint: send a token of role %q or an admin token, or the cluster secret in %s", moderation.Class, HeaderClusterKey)
 	case accessWorld, accessRules:
 		return fmt.Sprintf("world creation and rules: send a server or admin token (claim %q) or the cluster secret in %s", RoleClaim, HeaderClusterKey)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
+	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -113,6 +114,10 @@ func Classify(err error, write bool) (int, string) {
 		return http.StatusNotFound, CodeBeyondLog
 	case errors.Is(err, auditor.ErrNoKey):
 		return http.StatusNotFound, CodeNoAuditKey
+	case errors.Is(err, moderation.ErrIllegal):
+		return http.StatusConflict, moderation.CodeIllegal
+	case errors.Is(err, moderation.ErrRace):
+		return http.StatusConflict, moderation.CodeRace
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		if write {
 			return http.StatusServiceUnavailable, CodeOutcomeUnknown

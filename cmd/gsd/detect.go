@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
+	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -24,7 +27,7 @@ type detectOptions struct {
 }
 
 func (d *detectOptions) flags(f *pflag.FlagSet) {
-	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over every world's committed feed on this node (one node is enough): flags go to the log and gsd_anticheat_flags_total; nothing is banned (docs/ANTICHEAT.md)")
+	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over every world's committed feed on this node (one node is enough): flags go to the log, gsd_anticheat_flags_total and the moderation world (GET /v1/moderation/flags); nothing is banned (docs/ANTICHEAT.md)")
 	f.StringVar(&d.config, "detect-config", "", "JSON file of the detectors' field names and thresholds over their defaults (docs/ANTICHEAT.md); implies --detect")
 }
 
@@ -46,8 +49,11 @@ func (d *detectOptions) detectConfig() (detect.Config, error) {
 }
 
 // start runs the detectors over st's worlds until the returned stop is
-// called (idempotent); with --detect off it does nothing.
-func (d *detectOptions) start(st *store.Store, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+// called (idempotent); with --detect off it does nothing. Their flags are
+// recorded through w (the edge: on the moderation world's leader) as
+// raised by node; a flag still queued at stop is lost here and raised
+// again after a restart, when the detectors follow the feed again.
+func (d *detectOptions) start(st *store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	if !d.on && d.config == "" {
 		return func() {}, nil
 	}
@@ -64,27 +70,43 @@ func (d *detectOptions) start(st *store.Store, reg prometheus.Registerer, log *s
 		return nil, fmt.Errorf("anticheat metrics: %w", err)
 	}
 	log = log.With("component", "anticheat")
-	r, err := detect.NewRunner(det, detectSource{storeSource{st}}, detect.Sinks{detect.Log{Logger: log}, m}, log)
+	rec, err := moderation.NewRecorder(w, node, log)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Metrics, err = moderation.NewRecorderMetrics(reg); err != nil {
+		return nil, fmt.Errorf("anticheat metrics: %w", err)
+	}
+	r, err := detect.NewRunner(det, detectSource{storeSource{st}}, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
+	var wg sync.WaitGroup
+	wg.Go(func() { r.Run(ctx) })
+	wg.Go(func() { rec.Run(ctx) })
 	log.Info("anticheat detectors on")
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			cancel()
-			<-done
+			wg.Wait()
 		})
 	}, nil
 }
 
 // detectSource is the node's one group as the detectors' Source: a seq
 // the archive no longer holds is detect.ErrFeedGone, so the detectors skip
-// to the newest events instead of waiting for ones that are gone.
+// to the newest events instead of waiting for ones that are gone; the
+// moderation world, the detectors' own output, is not theirs to judge.
 type detectSource struct{ storeSource }
+
+func (s detectSource) Worlds() []fsm.WorldInfo { return judged(s.storeSource.Worlds()) }
+
+// judged returns ws without the moderation world.
+func judged(ws []fsm.WorldInfo) []fsm.WorldInfo {
+	return slices.DeleteFunc(ws, func(w fsm.WorldInfo) bool { return w.ID == moderation.World })
+}
 
 func (s detectSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
 	sub, err := s.storeSource.Subscribe(world, from)

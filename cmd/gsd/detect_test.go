@@ -1,30 +1,73 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
+	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/webhook"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
-// A node with --detect flags a funnel: ten one-way transfers of items
-// from one player to another.
-func TestANodeWithDetectFlagsAFunnel(t *testing.T) {
+// A node with --detect flags a funnel (ten one-way transfers of items
+// from one player to another), records the flag in the moderation world
+// and, with --flags-webhook, posts it and its review, signed.
+func TestANodeWithDetectRecordsAFunnelAndPostsItAndItsReview(t *testing.T) {
 	t.Parallel()
-	n := startNode(t, "det", t.TempDir(), "--detect")
+	secret := "a-flags-webhook-secret-for-tests"
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(secret+"\n"), 0o600))
+	var mu sync.Mutex
+	var posted []string // the events' JSON, in order
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b webhook.Batch
+		if r.Header.Get(webhook.HeaderKeyID) != "mods" || !webhook.Verify([]byte(secret), body, r.Header.Get(webhook.HeaderSignature)) ||
+			json.Unmarshal(body, &b) != nil || b.World != moderation.World {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		for _, ev := range b.Events {
+			j, _ := json.Marshal(ev)
+			posted = append(posted, string(j))
+		}
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	postedSo := func(subs ...string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			all := strings.Join(posted, "\n")
+			for _, s := range subs {
+				if !strings.Contains(all, s) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	n := startNode(t, "det", t.TempDir(), "--detect", "--flags-webhook", srv.URL, "--flags-webhook-key-id", "mods", "--flags-webhook-secret-file", secretFile)
 	n.waitLeader(t)
 	c := n.client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -39,20 +82,88 @@ func TestANodeWithDetectFlagsAFunnel(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, wire.StatusApplied, ev.Status)
 	}
+	metrics := func(sub string) func() bool {
+		return func() bool {
+			resp, err := http.Get("http://" + n.http + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			return err == nil && strings.Contains(string(b), sub)
+		}
+	}
+	require.Eventually(t, metrics(`gsd_anticheat_flags_total{detector="funnel"} 1`), time.Minute, 20*time.Millisecond)
+	require.Eventually(t, metrics(`gsd_anticheat_flags_recorded_total{result="new"} 1`), time.Minute, 20*time.Millisecond)
+
+	// The record, replicated in the moderation world.
+	var list wire.FlagList
 	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + n.http + "/metrics")
+		resp, err := http.Get("http://" + n.http + "/v1/moderation/flags?detector=funnel")
 		if err != nil {
 			return false
 		}
 		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return err == nil && strings.Contains(string(b), `gsd_anticheat_flags_total{detector="funnel"} 1`)
+		return json.NewDecoder(resp.Body).Decode(&list) == nil && len(list.Flags) == 1
 	}, time.Minute, 20*time.Millisecond)
+	f := list.Flags[0]
+	require.Equal(t, []string{"feeder", "main"}, f.Players)
+	require.Equal(t, "arena", f.World)
+	require.Equal(t, "det", f.RaisedBy)
+	require.Equal(t, moderation.StateOpen, f.State)
+	require.NotEmpty(t, f.Evidence)
+	require.Eventually(t, postedSo(f.ID, `"detector"`, `"funnel"`), time.Minute, 20*time.Millisecond)
+
+	// A review, posted too, and counted.
+	resp, err := http.Post("http://"+n.http+"/v1/moderation/flags/"+f.ID+"/confirm", "application/json",
+		strings.NewReader(`{"by":"mia","reason":"ten gifts, none back"}`))
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	require.Eventually(t, postedSo(`confirmed`, `ten gifts, none back`), time.Minute, 20*time.Millisecond)
+	require.Eventually(t, metrics(`gsd_anticheat_reviews_total{outcome="confirmed"} 1`), time.Minute, 20*time.Millisecond)
+	requireContains(t, n.stderr.String(), "flags webhook on", "anticheat flag recorded")
+}
+
+func TestRunRejectsBadFlagsWebhookFlags(t *testing.T) {
+	t.Parallel()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte("a-flags-webhook-secret-for-tests"), 0o600))
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no secret", []string{"--flags-webhook", "http://127.0.0.1:9/h"}, "--flags-webhook needs a secret"},
+		{"missing secret file", []string{"--flags-webhook", "http://127.0.0.1:9/h", "--flags-webhook-secret-file", filepath.Join(t.TempDir(), "none")}, "--flags-webhook-secret-file"},
+		{"secret without url", []string{"--flags-webhook-secret-file", secretFile}, "needs --flags-webhook"},
+		{"bad url", []string{"--flags-webhook", "ftp://x/h", "--flags-webhook-secret-file", secretFile}, "--flags-webhook: webhook: URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			code := run(context.Background(), tc.args, io.Discard, &stderr)
+			require.Equal(t, 1, code, stderr.String())
+			requireContains(t, stderr.String(), tc.want)
+		})
+	}
+}
+
+func TestFlagsWebhookOffStartsNothingAndFailsOnABadDir(t *testing.T) {
+	stop, err := (&flagsHookOptions{}).start(t.TempDir(), nil, false, prometheus.NewRegistry(), slog.Default())
+	require.NoError(t, err)
+	stop()
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	t.Setenv(flagsHookSecretEnv, "a-flags-webhook-secret-for-tests")
+	h := &flagsHookOptions{url: "http://127.0.0.1:9/h", keyID: "k"}
+	_, err = h.start(file, nil, false, prometheus.NewRegistry(), slog.Default())
+	require.ErrorContains(t, err, "--flags-webhook")
 }
 
 func TestDetectOffStartsNothingAndItsMetricsRegisterOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	stop, err := (&detectOptions{}).start(nil, reg, slog.Default())
+	stop, err := (&detectOptions{}).start(nil, nil, "n", reg, slog.Default())
 	require.NoError(t, err)
 	stop()
 	mf, err := reg.Gather()
@@ -60,7 +171,7 @@ func TestDetectOffStartsNothingAndItsMetricsRegisterOnce(t *testing.T) {
 	require.Empty(t, mf)
 	_, err = detect.NewMetrics(reg)
 	require.NoError(t, err)
-	_, err = (&detectOptions{on: true}).start(nil, reg, slog.Default())
+	_, err = (&detectOptions{on: true}).start(nil, nil, "n", reg, slog.Default())
 	require.ErrorContains(t, err, "anticheat metrics")
 }
 
@@ -70,7 +181,7 @@ func TestDetectConfigIsReadOverTheDefaultsAndBadFilesAreUsageErrors(t *testing.T
 	require.Equal(t, 3, c.Funnel.MinTransfers)
 	require.Equal(t, detect.DefaultConfig().Fields, c.Fields)
 	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeFile(t, `{"Speed": {"Share": 2}}`)} {
-		_, err := (&detectOptions{config: bad}).start(nil, prometheus.NewRegistry(), slog.Default())
+		_, err := (&detectOptions{config: bad}).start(nil, nil, "n", prometheus.NewRegistry(), slog.Default())
 		require.ErrorAs(t, err, new(usageError))
 	}
 	code := run(context.Background(), []string{"--detect-config", filepath.Join(t.TempDir(), "missing.json")}, &syncBuffer{}, &syncBuffer{})
@@ -84,4 +195,48 @@ func TestAnArchiveGapIsAFeedGoneForTheDetectors(t *testing.T) {
 	other := errors.New("no such world")
 	require.Equal(t, other, feedGone(other))
 	require.NoError(t, feedGone(nil))
+}
+
+func TestTheDetectorsDoNotFollowTheModerationWorld(t *testing.T) {
+	got := judged([]fsm.WorldInfo{{ID: "arena"}, {ID: moderation.World}, {ID: "lobby"}})
+	require.Equal(t, []fsm.WorldInfo{{ID: "arena"}, {ID: "lobby"}}, got)
+}
+
+// A follower that runs the detectors records its flags on the leader of
+// the moderation world (an internal call); a review sent to the follower
+// is run there too, and every node lists the same record.
+func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
+	t.Parallel()
+	n1 := startNode(t, "n1", t.TempDir())
+	n1.waitLeader(t)
+	n2 := startNode(t, "n2", t.TempDir(), "--detect", "--join", n1.http)
+	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
+	n2.waitStatus(t, "knows the leader", func(s client.Status) bool { return s.Leader == "n1" })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n1.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	for i := range uint64(detect.DefaultConfig().Funnel.MinTransfers) {
+		item := wire.String(fmt.Sprintf("gem%d", i))
+		_, err := c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 1, Ops: []wire.Op{client.Add("feeder", "items", item)}})
+		require.NoError(t, err)
+		_, err = c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 2, Ops: []wire.Op{
+			{Kind: wire.OpRemove, Entity: "feeder", Field: "items", Value: item}, client.Add("main", "items", item)}})
+		require.NoError(t, err)
+	}
+	var flags []wire.Flag
+	require.Eventually(t, func() bool {
+		var err error
+		flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		return err == nil && len(flags) == 1
+	}, time.Minute, 20*time.Millisecond)
+	require.Equal(t, "n2", flags[0].RaisedBy, "raised by the follower, recorded on the leader")
+	c2 := n2.client(t)
+	rv, err := c2.ReviewFlag(ctx, flags[0].ID, "dismiss", "mia", "friends")
+	require.NoError(t, err)
+	require.Equal(t, "dismissed", rv.Flag.State)
+	require.Eventually(t, func() bool {
+		f, err := c2.Flag(ctx, flags[0].ID)
+		return err == nil && f.State == "dismissed"
+	}, time.Minute, 20*time.Millisecond)
 }

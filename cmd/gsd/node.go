@@ -182,12 +182,12 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopExpiry() // on the failure paths below; idempotent
 	stopWorldExpiry := o.worlds.start(expirers, log)
 	defer stopWorldExpiry()
-	stopDetect, err := o.detect.start(st, reg, log)
+	stopFlagsHook, err := o.flagsHook.start(o.dataDir, st, o.analytics.webhookURL != "", reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
 	}
-	defer stopDetect() // on the failure paths below; idempotent
+	defer stopFlagsHook() // on the failure paths below; idempotent
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	if acfg.Auth, err = o.auth.config(ctx, true, log); err != nil {
@@ -232,6 +232,15 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		closeStore(st, o.shutdownTimeout, log)
 		return fmt.Errorf("start api: %w", err)
 	}
+	// The detectors record their flags through the edge (on the
+	// moderation world's leader), so they start after it.
+	stopDetect, err := o.detect.start(st, edge.Moderation(), o.id, reg, log)
+	if err != nil {
+		edge.Close()
+		closeStore(st, o.shutdownTimeout, log)
+		return err
+	}
+	defer stopDetect() // on the failure paths below; idempotent
 	stopMismatches := startMismatchForwarder(mismatches, edge)
 	defer stopMismatches() // on the failure paths below; idempotent
 	stopRefill := o.archive.start(st, edge, aud, log)
@@ -277,6 +286,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopRefill()
 	stopSink() // before the store hands leadership on and closes
 	stopAnalytics()
+	stopFlagsHook()
 	stopExpiry()
 	stopWorldExpiry()
 	stopDetect()

@@ -62,6 +62,7 @@ type options struct {
 	analytics analyticsOptions
 	archive   archiveOptions
 	detect    detectOptions
+	flagsHook flagsHookOptions
 	otel      otelOptions
 }
 
@@ -167,6 +168,7 @@ cluster from that data and ignores --join.`,
 	o.analytics.flags(f)
 	o.archive.flags(f)
 	o.detect.flags(f)
+	o.flagsHook.flags(f)
 	o.otel.flags(f)
 	return cmd
 }
@@ -226,6 +228,9 @@ func (o *options) complete() error {
 		errs = append(errs, err)
 	}
 	if _, err := o.detect.detectConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.flagsHook.check(o.dataDir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := o.otel.check(); err != nil {

@@ -39,6 +39,7 @@ type benchOptions struct {
 	spectatorDecodeEvery                  int
 	spectatorLinger                       time.Duration
 	spectatorNodes                        int
+	spectatorRelays                       int
 	churners                              int
 	dwell, offline                        time.Duration
 	killAfter, down                       time.Duration
@@ -124,6 +125,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.DurationVar(&o.spectatorLinger, "spectator-linger", 100*time.Millisecond, "spectator-influx: the spectators' streams gather events this long between writes (0: every batch at once)")
 	f.IntVar(&o.spectatorNodes, "spectator-nodes", 0, "spectator-influx: put the spectators on this many of their nodes only (0: all; 1 with the default placement: one follower serves them all and the other acknowledges the leader undisturbed)")
 	f.BoolVar(&o.spectatorsAll, "spectators-on-leader", false, "spectator-influx: spread spectators over every node, the leader too (default: followers only)")
+	f.IntVar(&o.spectatorRelays, "relays", 0, "spectator-influx: put the spectators on this many relays (run inside gsdctl) that follow their nodes, instead of on the nodes")
 	f.StringVar(&o.playEncoding, "play-encoding", "json", "play: the players' WebSocket subprotocol, json (gsd.json.v1) or msgpack (gsd.msgpack.v1)")
 	f.Float64Var(&o.bulkRate, "bulk-rate", 0, "play: bulk moves/s added in a second measured phase, to compare critical propagation with and without (0: one phase)")
 	f.StringVar(&o.bulkOver, "play-bulk-over", loadgen.BulkOverWS, "play: how the bulk moves travel, ws (play actions on the WebSocket) or udp (the UDP input lane; the local nodes get --udp-addr 127.0.0.1:0, an --addr cluster must serve it); udp reports as scenario play-udp")
@@ -224,7 +226,7 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "conflict-storm":
 			r, err = loadgen.ConflictStorm(ctx, t, loadgen.StormParams{World: p.World, Players: o.stormPlayers, Rounds: o.stormRounds, Batch: o.stormBatch})
 		case "spectator-influx":
-			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger, Nodes: o.spectatorNodes}, o.tm)
+			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger, Nodes: o.spectatorNodes, Relays: benchRelays(o.spectatorRelays)}, o.tm)
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)
 		case "play":

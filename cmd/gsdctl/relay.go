@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gsd-dev/gsd/spectator/relay"
+	"github.com/spf13/cobra"
+)
+
+// relayCmd runs relays (issue 13): processes that serve watch and event
+// streams from a node's (or another relay's) filtered feed, so that
+// spectators cost the voters one stream per world instead of one each.
+// Only run is built; a registry of relays (add, list, remove) is not.
+func (a *app) relayCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Run a relay of watch and event streams (docs/PROTOCOL.md, \"Relays\")",
+	}
+	cmd.AddCommand(a.relayRunCmd())
+	return cmd
+}
+
+func (a *app) relayRunCmd() *cobra.Command {
+	cfg := relay.DefaultConfig()
+	var listen, tokenFile string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Follow an upstream and serve its worlds' watch and event streams until stopped",
+		Long: `Run a relay until interrupted. It follows the upstream (a gsd node, or
+another relay) once per world a viewer asks for, over the upstream's
+event stream cut to the relay's view, and serves
+GET /v1/worlds/{world}/watch and GET /v1/worlds/{world}/events as a node
+does, with /metrics and /healthz. Every viewer of the relay sees what its
+token's class sees: give it the token of the class it is for.`,
+		Example: `  gsdctl relay run --upstream http://10.0.0.1:7070 --listen :7080 --token-file spectator.jwt
+  gsdctl relay run --upstream http://relay-eu:7080 --listen :7081   # a relay of a relay`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Upstream == "" {
+				cfg.Upstream = "http://" + a.addrs[0]
+				if a.tls.cfg != nil {
+					cfg.Upstream = "https://" + a.addrs[0]
+				}
+			}
+			if tokenFile != "" {
+				if cfg.Token != "" {
+					return usageError{errors.New("--token and --token-file are one or the other")}
+				}
+				// Read at each request to the upstream: a rotated file
+				// takes over before the old token expires.
+				read := func() (string, error) {
+					b, err := os.ReadFile(tokenFile)
+					if err != nil {
+						return "", fmt.Errorf("--token-file: %w", err)
+					}
+					return strings.TrimSpace(string(b)), nil
+				}
+				if _, err := read(); err != nil {
+					return usageError{err}
+				}
+				cfg.TokenSource = read
+			}
+			if a.tls.cfg != nil {
+				cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: a.tls.cfg}}
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			return a.runRelay(cmd.Context(), cfg, listen)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Upstream, "upstream", "", "base URL of the node or relay to follow (default: http://<first --addr>)")
+	f.StringVar(&listen, "listen", "127.0.0.1:7080", "address to serve viewers on")
+	f.StringVar(&cfg.Token, "token", "", "bearer token shown to the upstream: its role is the class whose view the relay serves")
+	f.StringVar(&tokenFile, "token-file", "", "file holding --token, read again at each request to the upstream (rotate it before the token expires)")
+	f.StringVar(&cfg.View, "view", "", "viewer class to ask the upstream for (with auth on, the token's role)")
+	f.IntVar(&cfg.MaxViewers, "max-viewers", cfg.MaxViewers, "viewers served at once; beyond, 503 with Retry-After")
+	f.DurationVar(&cfg.RetryAfter, "retry-after", cfg.RetryAfter, "Retry-After told to viewers refused when full")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "stop following a world nobody watched for this long")
+	f.IntVar(&cfg.MaxEvents, "max-events", cfg.MaxEvents, "events held per world; older positions answer 410 archive_gap")
+	f.DurationVar(&cfg.Pipeline.KeyframeInterval, "keyframe-interval", cfg.Pipeline.KeyframeInterval, "how often each view's join keyframe is made anew")
+	f.DurationVar(&cfg.Pipeline.Tick, "tick", cfg.Pipeline.Tick, "how often watchers get a delta")
+	f.IntVar(&cfg.Pipeline.Queue, "viewer-queue", cfg.Pipeline.Queue, "frames a watcher may have waiting; a slower one skips to the next keyframe")
+	return cmd
+}
+
+// runRelay serves a relay on listen until ctx ends.
+func (a *app) runRelay(ctx context.Context, cfg relay.Config, listen string) error {
+	r, err := relay.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(a.stdout, "relay listening on %s, following %s\n", ln.Addr(), cfg.Upstream)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("relay: %w", err)
+	case <-ctx.Done():
+	}
+	r.Close() // ends the viewers' streams, so that Shutdown need not wait for them
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	<-errc
+	return nil
+}

@@ -1,0 +1,167 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Close codes of a watch connection, as a node's (docs/PROTOCOL.md,
+// "Watching").
+const (
+	// CloseRulesChanged: the world's rules changed; join again.
+	CloseRulesChanged websocket.StatusCode = 4409
+	// CloseGone: the relay cannot serve the world from where its pipeline
+	// starts (archive_gap), or the world is gone.
+	CloseGone websocket.StatusCode = 4410
+)
+
+// writeError answers a request with err's status and error body; a full
+// relay says when to come back.
+func (r *Relay) writeError(w http.ResponseWriter, err error) {
+	st, _ := status(err)
+	if errors.Is(err, ErrFull) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(r.cfg.RetryAfter/time.Second)))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(st)
+	_ = json.NewEncoder(w).Encode(body(err))
+}
+
+// checkView refuses a viewer that names a class other than the relay's,
+// or a player: a relay serves one view's spectators.
+func (r *Relay) checkView(req *http.Request) error {
+	q := req.URL.Query()
+	if v := q.Get("view"); v != "" && v != r.cfg.View {
+		return fmt.Errorf("%w: this relay serves view %q, not %q", ErrBadRequest, r.cfg.View, v)
+	}
+	if q.Get("player") != "" {
+		return fmt.Errorf("%w: a relay serves spectators; a player watches on a node", ErrBadRequest)
+	}
+	return nil
+}
+
+// Watch handles GET /v1/worlds/{world}/watch[?view=CLASS][&delay=D][&mode=events]
+// as a node does: a keyframe, then a delta per tick (or filtered events),
+// over WebSocket, JSON text messages or, with the gsd.msgpack.v1
+// subprotocol, binary ones. delay= raises the upstream's delay (the relay
+// holds the events it receives that long more).
+func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
+	world := req.PathValue("world")
+	v, events, err := r.viewer(req)
+	if err == nil {
+		err = r.admit(world)
+	}
+	if err != nil {
+		r.writeError(w, err)
+		return
+	}
+	defer r.leave(world)
+	if _, err := r.followOf(req.Context(), world); err != nil {
+		r.writeError(w, err)
+		return
+	}
+	join := r.hub.Join
+	if events {
+		join = r.hub.JoinEvents
+	}
+	wt, err := join(world, v)
+	if err != nil {
+		r.writeError(w, err)
+		return
+	}
+	defer wt.Close()
+	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{wire.SubprotocolJSON, wire.SubprotocolMsgpack}})
+	if err != nil {
+		return // Accept has answered
+	}
+	defer ws.CloseNow()
+	binary := ws.Subprotocol() == wire.SubprotocolMsgpack
+	ctx := ws.CloseRead(req.Context()) // the viewer says nothing; its close ends ctx
+	defer context.AfterFunc(r.ctx, func() { ws.Close(websocket.StatusGoingAway, "relay closing") })()
+	for {
+		var f *spectator.Frame
+		select {
+		case f = <-wt.Frames():
+		case <-ctx.Done():
+			return
+		}
+		if f == nil {
+			code, reason := closeStatus(wt.Err())
+			ws.Close(code, reason)
+			return
+		}
+		if err := r.write(ctx, ws, f, binary); err != nil {
+			return
+		}
+	}
+}
+
+// viewer reads a watcher's delay and mode; the view is the relay's.
+func (r *Relay) viewer(req *http.Request) (spectator.Viewer, bool, error) {
+	var v spectator.Viewer
+	if err := r.checkView(req); err != nil {
+		return v, false, err
+	}
+	q := req.URL.Query()
+	if d := q.Get("delay"); d != "" {
+		delay, err := time.ParseDuration(d)
+		if err != nil || delay < 0 || delay > fsm.MaxViewDelay {
+			return v, false, fmt.Errorf("%w: delay must be a duration from 0 to %s, got %q", ErrBadRequest, fsm.MaxViewDelay, d)
+		}
+		v.Delay = delay
+	}
+	switch m := q.Get("mode"); m {
+	case "", "state":
+		return v, false, nil
+	case "events":
+		return v, true, nil
+	default:
+		return v, false, fmt.Errorf("%w: mode must be state or events, got %q", ErrBadRequest, m)
+	}
+}
+
+// write sends one frame within the write timeout.
+func (r *Relay) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, binary bool) error {
+	typ, data := websocket.MessageText, f.Data
+	if binary {
+		var err error
+		if data, err = f.Msgpack(); err != nil {
+			ws.Close(websocket.StatusInternalError, wire.CodeInternal)
+			return err
+		}
+		typ = websocket.MessageBinary
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+	defer cancel()
+	if err := ws.Write(ctx, typ, data); err != nil {
+		return err
+	}
+	r.metrics.frames.Inc()
+	r.metrics.bytes.Add(float64(len(data)))
+	return nil
+}
+
+// closeStatus is the close of a watch whose frames ended with err.
+func closeStatus(err error) (websocket.StatusCode, string) {
+	switch {
+	case err == nil, errors.Is(err, spectator.ErrClosed), errors.Is(err, ErrClosed):
+		return websocket.StatusGoingAway, "relay closing"
+	case errors.Is(err, spectator.ErrRulesChanged):
+		return CloseRulesChanged, "rules changed: join again"
+	}
+	st, code := status(err)
+	if st == http.StatusGone || st == http.StatusNotFound {
+		return CloseGone, code
+	}
+	return websocket.StatusInternalError, code
+}
