@@ -72,7 +72,7 @@ func TestShardWriteRoutesChangeTheMetaMap(t *testing.T) {
 
 	code, _, b := e.Do("POST", wire.PathShards, `{"id":4,"replicas":2}`, admin...)
 	require.Equal(t, 201, code, "%s", b)
-	require.JSONEq(t, `{"id":4,"voters":["n1","n2"],"worlds":0,"players":0}`, string(b))
+	require.JSONEq(t, `{"id":4,"voters":["n1","n2"],"worlds":0,"players":0,"events_per_sec":0}`, string(b))
 	require.Equal(t, []wire.ShardCreate{{ID: 4, Replicas: 2}}, f.created)
 	code, _, b = e.Do("DELETE", wire.PathShards+"/4", "", admin...)
 	require.Equal(t, 204, code, "%s", b)

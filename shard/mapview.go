@@ -9,7 +9,7 @@ import (
 
 // ShardMap returns the node's current shard map for the admin route
 // (GET /v1/cluster/shards): nodes and shards in id order, each shard with
-// its leader hint, its listed worlds and its reported players.
+// its leader hint, its listed worlds and its reported load.
 func (b *Backend) ShardMap() wire.ShardMap {
 	v := b.r.src.View()
 	out := wire.ShardMap{Meta: v.Replicated, Nodes: []wire.ShardNode{}, Shards: []wire.ShardInfo{},
@@ -27,7 +27,7 @@ func (b *Backend) ShardMap() wire.ShardMap {
 	}
 	for _, s := range v.Map.Shards {
 		out.Shards = append(out.Shards, wire.ShardInfo{ID: s.ID, Voters: slices.Clone(s.Voters), Leader: v.Leaders[s.ID],
-			Worlds: worlds[s.ID], Players: v.Players[s.ID]})
+			Worlds: worlds[s.ID], Players: v.Players[s.ID], Events: v.Events[s.ID]})
 	}
 	return out
 }

@@ -28,6 +28,8 @@ type View struct {
 	// Players are each shard's players as its leader last reported them
 	// to the meta group; nil for a static map.
 	Players map[uint64]uint64
+	// Events are each shard's events per second, as reported likewise.
+	Events map[uint64]uint64
 	// Replicated says the map is the meta group's (else a static file).
 	Replicated bool
 }

@@ -33,6 +33,7 @@ type ShardInfo struct {
 	Leader  string   `json:"leader,omitempty"` // the meta group's hint; empty when unknown
 	Worlds  int      `json:"worlds"`           // worlds the map lists on it
 	Players uint64   `json:"players"`          // as its leader last reported
+	Events  uint64   `json:"events_per_sec"`   // likewise
 }
 
 // ShardCreate is the body of POST /v1/cluster/shards: a new shard with

@@ -14,7 +14,7 @@ func TestShardMapJSON(t *testing.T) {
 	b, err := json.Marshal(m)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"meta":true,"nodes":[{"id":"n1","raft":"h:1","http":"h:2"}],
-		"shards":[{"id":1,"voters":["n1"],"leader":"n1","worlds":1,"players":3},{"id":2,"voters":["n1"],"worlds":0,"players":0}],
+		"shards":[{"id":1,"voters":["n1"],"leader":"n1","worlds":1,"players":3,"events_per_sec":0},{"id":2,"voters":["n1"],"worlds":0,"players":0,"events_per_sec":0}],
 		"worlds":{"w":1}}`, string(b))
 	var back ShardMap
 	require.NoError(t, json.Unmarshal(b, &back))

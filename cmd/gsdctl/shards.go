@@ -100,9 +100,9 @@ func (a *app) printPlacement(m wire.ShardMap) error {
 		}
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tWORLDS\tPLAYERS\tVOTERS")
+	fmt.Fprintln(tw, "SHARD\tWORLDS\tPLAYERS\tEVENTS/S\tVOTERS")
 	for _, s := range m.Shards {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\n", s.ID, s.Worlds, s.Players, len(s.Voters))
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\n", s.ID, s.Worlds, s.Players, s.Events, len(s.Voters))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "NODE\tSEATS\tSHARDS")

@@ -29,7 +29,7 @@ func shardMapServer(t *testing.T, m wire.ShardMap) string {
 func TestShardsPlacementAndWorldsPrintTheShardMap(t *testing.T) {
 	addr := shardMapServer(t, wire.ShardMap{Meta: true,
 		Nodes:  []wire.ShardNode{{ID: "n1", Raft: "h:1", HTTP: "h:2"}, {ID: "n2", Raft: "h:3", HTTP: "h:4"}, {ID: "n3", Raft: "h:5", HTTP: "h:6"}},
-		Shards: []wire.ShardInfo{{ID: 1, Voters: []string{"n1", "n2"}, Leader: "n2", Worlds: 2, Players: 9}, {ID: 2, Voters: []string{"n1"}}},
+		Shards: []wire.ShardInfo{{ID: 1, Voters: []string{"n1", "n2"}, Leader: "n2", Worlds: 2, Players: 9, Events: 30}, {ID: 2, Voters: []string{"n1"}}},
 		Worlds: map[string]uint64{"b": 1, "a": 1}})
 	out := mustRun(t, "--addr", addr, "shards")
 	require.Regexp(t, `SHARD\s+VOTERS\s+LEADER\s+WORLDS\s+PLAYERS\s+\(map: meta group\)`, out)
@@ -41,7 +41,7 @@ func TestShardsPlacementAndWorldsPrintTheShardMap(t *testing.T) {
 	require.Regexp(t, `(?s)WORLD\s+SHARD\s+a\s+1\s+b\s+1`, out)
 
 	out = mustRun(t, "--addr", addr, "placement")
-	require.Regexp(t, `1\s+2\s+9\s+2`, out)
+	require.Regexp(t, `1\s+2\s+9\s+30\s+2`, out)
 	require.Regexp(t, `n1\s+2\s+1,2`, out)
 	require.Regexp(t, `n3\s+0\s+-`, out)
 

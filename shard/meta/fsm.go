@@ -58,7 +58,7 @@ func (f *FSM) View() *shard.View { return f.view.Load() }
 // publish makes the state visible to View: a new map when the topology
 // changed, else the last one with the new hints.
 func (f *FSM) publish(topo bool) {
-	v := &shard.View{Leaders: f.state.leaders(), Players: f.state.players(), Replicated: true}
+	v := &shard.View{Leaders: f.state.leaders(), Players: f.state.players(), Events: f.state.events(), Replicated: true}
 	if old := f.view.Load(); old != nil && !topo {
 		v.Map = old.Map
 	} else {

@@ -42,7 +42,8 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// ReportInterval is how often the node tells the meta group which
 	// groups it leads, when the map's hints are not already that, and the
-	// players of the shards it leads when they changed. 0: never.
+	// load of the shards it leads (players, and events per second over
+	// the interval) when it changed. 0: never.
 	ReportInterval time.Duration
 	// Seed, when set, is the map the meta group starts from (gsd's
 	// --shard-map): the node proposes it (OpSeed) until the meta map is
@@ -272,13 +273,14 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 }
 
 // reportLoop tells the meta group, every ReportInterval, which groups
-// this node leads (when the hints say otherwise) and the players of the
-// shards it leads (when they changed since its last report).
+// this node leads (when the hints say otherwise) and the load of the
+// shards it leads (players, events per second; when it changed since its
+// last report).
 func (g *Group) reportLoop() {
 	defer g.wg.Done()
 	t := time.NewTicker(g.cfg.ReportInterval)
 	defer t.Stop()
-	sent := map[uint64]Load{}
+	r := &reported{sent: map[uint64]Load{}, marks: map[uint64]mark{}}
 	seeded := g.cfg.Seed == nil
 	for {
 		select {
@@ -295,7 +297,7 @@ func (g *Group) reportLoop() {
 		if g.cfg.OpenShards {
 			g.openShards()
 		}
-		c := g.report(sent)
+		c := g.report(r, time.Now())
 		if c.Leads == nil && c.Load == nil {
 			continue
 		}
@@ -307,7 +309,7 @@ func (g *Group) reportLoop() {
 			continue
 		}
 		for s, l := range c.Load {
-			sent[s] = l
+			r.sent[s] = l
 		}
 	}
 }
@@ -367,10 +369,44 @@ func (g *Group) openShards() {
 	}
 }
 
+// reported is what the report loop last told the meta group of each
+// shard it leads, and where each shard's event count stood.
+type reported struct {
+	sent  map[uint64]Load
+	marks map[uint64]mark
+}
+
+// mark is a shard's event count (the sum of its worlds' seqs) at a time.
+type mark struct {
+	events uint64
+	at     time.Time
+}
+
+// rate returns the events per second since m, and false when it cannot
+// tell (no mark yet, no time passed, or fewer events than before: a
+// world was deleted).
+func (m mark) rate(events uint64, now time.Time) (uint64, bool) {
+	d := now.Sub(m.at)
+	if m.at.IsZero() || d <= 0 || events < m.events {
+		return 0, false
+	}
+	return uint64(float64(events-m.events) / d.Seconds()), true
+}
+
+// changed says whether l is worth a report after old: other players, or
+// an event rate off by more than a tenth (at least 1/s).
+func changed(old, l Load) bool {
+	if old.Players != l.Players {
+		return true
+	}
+	d := max(old.Events, l.Events) - min(old.Events, l.Events)
+	return d > max(old.Events/10, 1)
+}
+
 // report is this node's report now: the groups it leads whose hint
-// names another node, and the players of the shards it leads where they
-// differ from sent.
-func (g *Group) report(sent map[uint64]Load) Command {
+// names another node, and the load of the shards it leads where it
+// changed since the last report (r).
+func (g *Group) report(r *reported, now time.Time) Command {
 	v := g.fsm.View()
 	c := Command{Op: OpReport, Node: g.cfg.ID}
 	lead := func(group, term uint64) {
@@ -395,10 +431,19 @@ func (g *Group) report(sent map[uint64]Load) Command {
 			continue
 		}
 		var l Load
+		var events uint64
 		for _, w := range st.Worlds() {
 			l.Players += uint64(max(w.Players, 0))
+			events += w.Seq
 		}
-		if old, ok := sent[id]; !ok || old != l {
+		old, sent := r.sent[id]
+		if rate, ok := r.marks[id].rate(events, now); ok {
+			l.Events = rate
+		} else {
+			l.Events = old.Events
+		}
+		r.marks[id] = mark{events: events, at: now}
+		if !sent || changed(old, l) {
 			if c.Load == nil {
 				c.Load = map[uint64]Load{}
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/hashicorp/raft"
@@ -201,6 +202,31 @@ func TestANodeWithoutAReplicaRoutesAWorldToItsShardsLeader(t *testing.T) {
 		defer cancel()
 		return loc.Store.ReadBarrier(ctx) == nil
 	}, 10*time.Second, 5*time.Millisecond)
+
+	// Its leader reports the shard's load: events per second while
+	// actions commit, which every node's map then shows.
+	ctx := context.Background()
+	require.NoError(t, loc.Store.CreateWorld(ctx, "w", fsm.Rules{}))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for seq := uint64(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			a := &fsm.Action{World: "w", Player: "p", Seq: seq, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}}
+			if _, _, err := loc.Store.Act(ctx, a); err != nil {
+				return
+			}
+		}
+	}()
+	require.Eventually(t, func() bool { return c.group("n4").View().Events[1] > 0 }, 10*time.Second, 5*time.Millisecond,
+		"n4 sees shard 1's event rate")
+	close(stop)
+	<-done
 }
 
 // The map lives in the meta group: its leader stopping loses nothing, the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
@@ -168,4 +169,25 @@ func TestFewerNodesThanReplicasGiveSmallerShards(t *testing.T) {
 	f := withNodes(t, 2)
 	res := mustApply(t, f, Command{Op: OpCreateShard, Shard: 1, Replicas: 3})
 	require.Equal(t, []string{"n1", "n2"}, res.Voters)
+}
+
+func TestReportedRatesAndWhatIsWorthAReport(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	_, ok := mark{}.rate(10, t0)
+	require.False(t, ok, "no mark yet")
+	m := mark{events: 100, at: t0}
+	r, ok := m.rate(300, t0.Add(2*time.Second))
+	require.True(t, ok)
+	require.Equal(t, uint64(100), r)
+	_, ok = m.rate(50, t0.Add(time.Second))
+	require.False(t, ok, "a world was deleted")
+	_, ok = m.rate(200, t0)
+	require.False(t, ok, "no time passed")
+
+	require.True(t, changed(Load{Players: 1}, Load{Players: 2}))
+	require.False(t, changed(Load{Events: 100}, Load{Events: 109}))
+	require.True(t, changed(Load{Events: 100}, Load{Events: 111}))
+	require.True(t, changed(Load{Events: 100}, Load{Events: 80}))
+	require.False(t, changed(Load{Events: 0}, Load{Events: 1}))
+	require.True(t, changed(Load{Events: 0}, Load{Events: 2}))
 }

@@ -204,6 +204,15 @@ func (s *State) leaders() map[uint64]string {
 	return out
 }
 
+// events returns each shard's reported events per second.
+func (s *State) events() map[uint64]uint64 {
+	out := make(map[uint64]uint64, len(s.Load))
+	for g, l := range s.Load {
+		out[g] = l.Events
+	}
+	return out
+}
+
 // players returns each shard's reported players.
 func (s *State) players() map[uint64]uint64 {
 	out := make(map[uint64]uint64, len(s.Load))
