@@ -65,12 +65,27 @@ func TestRunRejectsMetaWithoutAUsableMap(t *testing.T) {
 // the world through it.
 func TestRunThreeNodesWithMetaServeAWorldFromANodeWithoutItsShard(t *testing.T) {
 	t.Parallel()
+	runThreeNodesWithMeta(t, nil)
+}
+
+// The same with mutual TLS: the meta group's Raft and its forwarded
+// proposals ride the mux under TLS.
+func TestRunThreeNodesWithMetaOverMutualTLS(t *testing.T) {
+	t.Parallel()
+	runThreeNodesWithMeta(t, newTestCA(t))
+}
+
+func runThreeNodesWithMeta(t *testing.T, ca *testCA) {
 	ids := []string{"n1", "n2", "n3"}
 	httpAddrs, raftAddrs := map[string]string{}, map[string]string{}
 	nodes := map[string]any{}
 	for _, id := range ids {
 		httpAddrs[id], raftAddrs[id] = freeAddr(t), freeAddr(t)
-		nodes[id] = map[string]string{"raft": raftAddrs[id], "http": httpAddrs[id]}
+		url := httpAddrs[id]
+		if ca != nil {
+			url = "https://" + url
+		}
+		nodes[id] = map[string]string{"raft": raftAddrs[id], "http": url}
 	}
 	b, err := json.Marshal(map[string]any{
 		"nodes":  nodes,
@@ -84,6 +99,9 @@ func TestRunThreeNodesWithMetaServeAWorldFromANodeWithoutItsShard(t *testing.T) 
 	flags := map[string][]string{}
 	for i, id := range ids {
 		extra := []string{"--shard-map", smap, "--meta"}
+		if ca != nil {
+			extra = append(extra, ca.flags(t, id)...)
+		}
 		if i > 0 {
 			extra = append(extra, "--join", httpAddrs["n1"])
 		}
@@ -91,6 +109,9 @@ func TestRunThreeNodesWithMetaServeAWorldFromANodeWithoutItsShard(t *testing.T) 
 		flags[id] = extra
 		run = append(run, n)
 		clients = append(clients, n.client(t))
+		if ca != nil {
+			clients[i] = ca.client(t, n.http)
+		}
 		if i == 0 {
 			waitFor(t, n, clients[0], "leads", func(s client.Status) bool { return s.Leader == "n1" })
 		}
@@ -152,6 +173,9 @@ func TestRunThreeNodesWithMetaServeAWorldFromANodeWithoutItsShard(t *testing.T) 
 	require.Equal(t, 0, run[2].stop(t))
 	again := startNodeAt(t, "n3", run[2].dir, httpAddrs["n3"], raftAddrs["n3"], flags["n3"]...)
 	c3 := again.client(t)
+	if ca != nil {
+		c3 = ca.client(t, again.http)
+	}
 	require.Eventually(t, func() bool {
 		m, err := c3.Shards(ctx)
 		return err == nil && len(m.Shards) == 3 && m.Worlds["c"] == 3
