@@ -24,16 +24,20 @@ type Backend struct {
 // NewBackend returns the Backend of r's node; the node must run r's
 // membership group.
 func NewBackend(r *Router) (*Backend, error) {
-	home, ok := r.mgr.Group(r.smap.Membership)
+	membership := r.Map().Membership
+	home, ok := r.mgr.Group(membership)
 	if !ok {
-		return nil, fmt.Errorf("shard backend: membership group %d: %w", r.smap.Membership, ErrUnknownGroup)
+		return nil, fmt.Errorf("shard backend: membership group %d: %w", membership, ErrUnknownGroup)
 	}
 	return &Backend{r: r, home: home}, nil
 }
 
 // group returns this node's replica of world's group.
 func (b *Backend) group(world string) (*store.Store, error) {
-	g := b.r.smap.ShardOf(world)
+	g, err := shardOf(b.r.src.View(), world)
+	if err != nil {
+		return nil, err
+	}
 	st, ok := b.r.mgr.Group(g)
 	if !ok {
 		return nil, fmt.Errorf("%w: world %q is on group %d: %w", store.ErrNotLeader, world, g, ErrUnknownGroup)
