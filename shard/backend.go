@@ -41,12 +41,19 @@ func (b *Backend) group(world string) (*store.Store, error) {
 	return st, nil
 }
 
-// Worlds lists the worlds of every group this node runs, by id.
+// Worlds lists the worlds of every group this node runs, by id. A world
+// that moved (migrate.go) stays fenced on its old group until dropped
+// there; that copy is left out when the map places the world on another
+// group, so a world is listed once, as World reads it.
 func (b *Backend) Worlds() []fsm.WorldInfo {
 	var out []fsm.WorldInfo
 	for _, g := range b.r.mgr.Groups() {
 		if st, ok := b.r.mgr.Group(g); ok {
-			out = append(out, st.Worlds()...)
+			for _, w := range st.Worlds() {
+				if w.Moved == nil || b.r.smap.ShardOf(w.ID) == g {
+					out = append(out, w)
+				}
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b fsm.WorldInfo) int { return strings.Compare(a.ID, b.ID) })
