@@ -2,7 +2,8 @@ package client
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/wire"
@@ -156,22 +157,12 @@ func (p *Play) handleDelta(from uint64, ev wire.Event, empty bool) error {
 // changes nothing.
 func deltaEvent(world string, m *wire.ServerMsg) (ev wire.Event, empty bool) {
 	ev = wire.Event{World: world, Seq: m.Seq, Priority: "bulk", Status: DeltaStatus}
-	ids := make([]string, 0, len(m.Entities))
-	for id := range m.Entities {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(m.Entities)) {
 		e := m.Entities[id]
 		if e.Deleted != 0 {
 			ev.Changes = append(ev.Changes, wire.Change{Entity: id, Op: "delete", Version: e.Deleted})
 		}
-		names := make([]string, 0, len(e.Fields))
-		for f := range e.Fields {
-			names = append(names, f)
-		}
-		sort.Strings(names)
-		for _, f := range names {
+		for _, f := range slices.Sorted(maps.Keys(e.Fields)) {
 			v := e.Fields[f].Value
 			ev.Changes = append(ev.Changes, wire.Change{Entity: id, Field: f, Op: "set", Value: &v, Version: e.Fields[f].Version})
 			if ev.Versions == nil {
@@ -191,20 +182,10 @@ func deltaEvent(world string, m *wire.ServerMsg) (ev wire.Event, empty bool) {
 // change with its version (a set field: its elements in Set, op "set").
 func enterEvent(world string, kf *wire.Keyframe) wire.Event {
 	ev := wire.Event{World: world, Seq: kf.Seq, Priority: "bulk", Status: EnterStatus, Versions: map[string]map[string]uint64{}}
-	ids := make([]string, 0, len(kf.Entities))
-	for id := range kf.Entities {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range slices.Sorted(maps.Keys(kf.Entities)) {
 		e := kf.Entities[id]
-		names := make([]string, 0, len(e.Fields))
-		for f := range e.Fields {
-			names = append(names, f)
-		}
-		sort.Strings(names)
-		ev.Versions[id] = make(map[string]uint64, len(names))
-		for _, f := range names {
+		ev.Versions[id] = make(map[string]uint64, len(e.Fields))
+		for _, f := range slices.Sorted(maps.Keys(e.Fields)) {
 			wf := e.Fields[f]
 			c := wire.Change{Entity: id, Field: f, Op: "set", Value: wf.Value, Version: wf.Version}
 			if wf.IsSet {

@@ -1,7 +1,6 @@
 package moderation
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/detect"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/syncbuf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -47,23 +47,8 @@ func (w *writer) World(id string) (fsm.WorldInfo, error) {
 	return fsm.WorldInfo{}, fsm.ErrUnknownWorld
 }
 
-// syncBuffer is a log destination safe for the recorder's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for a writer and a reader goroutine.
+type syncBuffer = syncbuf.Buffer
 
 func startRecorder(t *testing.T, w Writer, m *RecorderMetrics) (*Recorder, *syncBuffer, func()) {
 	t.Helper()

@@ -79,19 +79,12 @@ func (a *analyticsOptions) webhookConfig(dataDir string, log *slog.Logger) (cfg 
 		}
 		return cfg, false, nil
 	}
-	secret := os.Getenv(webhookSecretEnv)
-	if a.webhookSecretFile != "" {
-		b, err := os.ReadFile(a.webhookSecretFile)
-		if err != nil {
-			return cfg, false, fmt.Errorf("--webhook-secret-file: %w", err)
-		}
-		secret = strings.TrimSpace(string(b))
-	}
-	if secret == "" {
-		return cfg, false, fmt.Errorf("--webhook-url needs a secret: --webhook-secret-file or $%s", webhookSecretEnv)
+	secret, err := webhookSecret(a.webhookSecretFile, webhookSecretEnv, "--webhook-url", "--webhook-secret-file")
+	if err != nil {
+		return cfg, false, err
 	}
 	cfg = webhook.DefaultConfig()
-	cfg.URL, cfg.Worlds, cfg.KeyID, cfg.Secret, cfg.BatchSize = a.webhookURL, a.webhookWorlds, a.webhookKeyID, []byte(secret), a.webhookBatch
+	cfg.URL, cfg.Worlds, cfg.KeyID, cfg.Secret, cfg.BatchSize = a.webhookURL, a.webhookWorlds, a.webhookKeyID, secret, a.webhookBatch
 	cfg.Dir, cfg.Logger = dataDir, log
 	if err := cfg.Validate(); err != nil {
 		return cfg, false, fmt.Errorf("--webhook-*: %w", err)
@@ -151,4 +144,22 @@ func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus
 	}
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); wg.Wait() }) }, nil
+}
+
+// webhookSecret returns a webhook's HMAC secret: file's content, trimmed,
+// when file is set, else $env; the error names the flag that needs it
+// (needer) and the one that gives it (fileFlag).
+func webhookSecret(file, env, needer, fileFlag string) ([]byte, error) {
+	secret := os.Getenv(env)
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", fileFlag, err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if secret == "" {
+		return nil, fmt.Errorf("%s needs a secret: %s or $%s", needer, fileFlag, env)
+	}
+	return []byte(secret), nil
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/moderation"
@@ -50,19 +49,12 @@ func (h *flagsHookOptions) config(dataDir string, log *slog.Logger) (cfg webhook
 		}
 		return cfg, false, nil
 	}
-	secret := os.Getenv(flagsHookSecretEnv)
-	if h.secretFile != "" {
-		b, err := os.ReadFile(h.secretFile)
-		if err != nil {
-			return cfg, false, fmt.Errorf("--flags-webhook-secret-file: %w", err)
-		}
-		secret = strings.TrimSpace(string(b))
-	}
-	if secret == "" {
-		return cfg, false, fmt.Errorf("--flags-webhook needs a secret: --flags-webhook-secret-file or $%s", flagsHookSecretEnv)
+	secret, err := webhookSecret(h.secretFile, flagsHookSecretEnv, "--flags-webhook", "--flags-webhook-secret-file")
+	if err != nil {
+		return cfg, false, err
 	}
 	cfg = webhook.DefaultConfig()
-	cfg.URL, cfg.KeyID, cfg.Secret, cfg.Worlds = h.url, h.keyID, []byte(secret), []string{moderation.World}
+	cfg.URL, cfg.KeyID, cfg.Secret, cfg.Worlds = h.url, h.keyID, secret, []string{moderation.World}
 	cfg.Dir, cfg.Logger = filepath.Join(dataDir, flagsHookDir), log.With("export", "flags")
 	if err := cfg.Validate(); err != nil {
 		return cfg, false, fmt.Errorf("--flags-webhook: %w", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,27 +16,13 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/internal/syncbuf"
 	"github.com/gsd-dev/gsd/internal/testnode"
 	"github.com/stretchr/testify/require"
 )
 
-// syncBuffer is an io.Writer safe for the bot's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for a writer and a reader goroutine.
+type syncBuffer = syncbuf.Buffer
 
 func testConfig(addr, player string) config {
 	return config{addrs: []string{addr}, world: "arena", player: player, tokenTTL: time.Hour,
