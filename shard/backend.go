@@ -41,16 +41,16 @@ func (b *Backend) group(world string) (*store.Store, error) {
 	return st, nil
 }
 
-// Worlds lists the worlds of every group this node runs, by id. A world
-// that moved (migrate.go) stays fenced on its old group until dropped
-// there; that copy is left out when the map places the world on another
-// group, so a world is listed once, as World reads it.
+// Worlds lists the worlds of every group this node runs, by id, each from
+// the group the map places it on, as World reads it: a world that moved
+// between two groups of this node (migrate.go) is on both, fenced on the
+// old one until dropped there, imported on the new one.
 func (b *Backend) Worlds() []fsm.WorldInfo {
 	var out []fsm.WorldInfo
 	for _, g := range b.r.mgr.Groups() {
 		if st, ok := b.r.mgr.Group(g); ok {
 			for _, w := range st.Worlds() {
-				if w.Moved == nil || b.r.smap.ShardOf(w.ID) == g {
+				if b.r.smap.ShardOf(w.ID) == g {
 					out = append(out, w)
 				}
 			}
