@@ -62,7 +62,7 @@ func (g goldenBackend) Hash(world string, seq uint64) (fsm.HashPoint, error) {
 func goldenSessions() []fsm.SessionInfo {
 	return []fsm.SessionInfo{
 		{World: "arena", ID: "s-alice", Player: "alice", Acked: 8, Opened: 1_700_000_000_128_456_789, Seen: 1_700_000_000_129_456_789, Node: "n1",
-			Data: map[string]fsm.Value{"coins": fsm.Int(250), "title": fsm.String("Sir"), "vip": fsm.Bool(true)}},
+			Data: map[string]fsm.Value{"coins": fsm.Int(250), "title": fsm.String("Sir"), "vip": fsm.Bool(true)}, DataVersion: 1_700_000_000_129_456_790},
 		{World: "arena", ID: "s-bob", Player: "bob", Acked: 8, Epoch: 1, Opened: 1_700_000_000_128_456_789, Seen: 1_700_000_000_129_456_789, Node: "n1", Kicked: "afk"},
 	}
 }

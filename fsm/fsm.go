@@ -156,7 +156,7 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 		case CmdMoveWorld:
 			results[i] = f.moveWorld(c.Move)
 		case CmdImportWorld:
-			results[i] = f.importWorld(index, c.Import)
+			results[i] = f.importWorld(index, b.Time, c.Import)
 		}
 	}
 	f.applied = index
@@ -185,6 +185,7 @@ func (f *FSM) createWorld(index uint64, now int64, s *WorldSpec) Result {
 		sessions: make(map[string]*session),
 		data:     make(map[string]map[string]Value),
 		bans:     make(map[string]string),
+		dataVer:  make(map[string]uint64),
 	}
 	f.publishView()
 	return Result{}

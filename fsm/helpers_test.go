@@ -128,6 +128,7 @@ func forgetIncarnations(f *FSM) {
 	defer f.mu.Unlock()
 	for _, w := range f.worlds {
 		w.incarnation, w.created = 0, 0
+		clear(w.dataVer) // nor had those binaries data versions (format 8)
 	}
 }
 

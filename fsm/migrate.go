@@ -146,6 +146,7 @@ func (f *FSM) ExportWorld(id string) ([]byte, uint64, error) {
 	c.sessions = maps.Clone(w.sessions)
 	c.data = maps.Clone(w.data)
 	c.bans = maps.Clone(w.bans)
+	c.dataVer = nil                                    // the export's format (6) does not carry them
 	c.history = append([]hashPoint(nil), w.history...) // Apply writes it in place
 	f.gen++                                            // as Snapshot: Apply copies before its next write
 	f.mu.Unlock()
@@ -175,8 +176,9 @@ func (w *world) historyPoints() []hashPoint {
 	return out
 }
 
-// importWorld installs an exported world, applied at log index index.
-func (f *FSM) importWorld(index uint64, c *WorldImport) Result {
+// importWorld installs an exported world, applied at log index index and
+// leader time now.
+func (f *FSM) importWorld(index uint64, now int64, c *WorldImport) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
@@ -205,6 +207,7 @@ func (f *FSM) importWorld(index uint64, c *WorldImport) Result {
 		return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, w.id)}
 	}
 	w.imported = index
+	w.stampImported(now)
 	f.worlds[w.id] = w
 	f.publishView()
 	info := w.info()

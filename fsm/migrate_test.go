@@ -156,7 +156,8 @@ func TestExportImportCarriesTheWorldAndItsSeqGoesOn(t *testing.T) {
 	blob, n := h.export("w")
 	require.Equal(t, uint64(7), n)
 	th := newHarness(t)
-	th.index = 99 // another group's log
+	th.index = 99    // another group's log
+	th.time = h.time // whose leader's clock agrees
 	th.createWorld("other", Rules{})
 	r := th.apply(cmdImport("w", blob))[0]
 	require.NoError(t, r.Err)
@@ -184,7 +185,8 @@ func TestExportImportCarriesTheWorldAndItsSeqGoesOn(t *testing.T) {
 	}
 	ss, _ := h.f.Sessions("w")
 	ds, _ := th.f.Sessions("w")
-	require.Equal(t, ss, ds)
+	require.Equal(t, withoutDataVersions(ss), withoutDataVersions(ds))
+	requireImportedVersionsRise(t, h.f, th.f)
 	sb, _ := h.f.Bans("w")
 	db, _ := th.f.Bans("w")
 	require.Equal(t, sb, db)
@@ -211,9 +213,10 @@ func TestExportImportCarriesTheWorldAndItsSeqGoesOn(t *testing.T) {
 	require.Equal(t, CodeBanned, th.event(act("w", "eve", 1, opIncr("e1", "c", 1))).Reason)
 	require.ErrorIs(t, th.session(CmdSessionOpen, SessionCmd{World: "w", ID: "s9", Player: "eve", TokenHash: tokenHash("t")}).Err, ErrBanned)
 
-	// The import index survives a snapshot (format 7); a second import is refused.
+	// The import index survives a snapshot (format 7, and 8 for the
+	// data versions the import gave); a second import is refused.
 	p := th.snapshotBytes()
-	require.Equal(t, byte(7), p[len(snapMagic)-1])
+	require.Equal(t, byte(8), p[len(snapMagic)-1])
 	g := restored(t, p)
 	requireSameState(t, th.f, g)
 	require.ErrorIs(t, th.apply(cmdImport("w", blob))[0].Err, ErrWorldExists)
@@ -342,7 +345,9 @@ func TestExportImportRoundTripsAnyWorld(t *testing.T) {
 		blob, n := h.export("w")
 		th := newHarness(rapidT{rt})
 		th.index = rapid.Uint64Range(0, 1000).Draw(rt, "index")
+		th.time = h.time
 		require.NoError(rt, th.apply(cmdImport("w", blob))[0].Err)
+		requireImportedVersionsRise(rapidT{rt}, h.f, th.f)
 		require.Equal(rt, n, th.worldSeq("w"))
 		require.Equal(rt, h.hash("w"), th.hash("w"))
 		for _, e := range entities {
@@ -352,7 +357,7 @@ func TestExportImportRoundTripsAnyWorld(t *testing.T) {
 			require.Equal(rt, sv, dv)
 		}
 		for _, read := range []func(*FSM) (any, error){
-			func(f *FSM) (any, error) { return f.Sessions("w") },
+			func(f *FSM) (any, error) { s, err := f.Sessions("w"); return withoutDataVersions(s), err },
 			func(f *FSM) (any, error) { return f.Bans("w") },
 			func(f *FSM) (any, error) { return f.PlayerData("w") },
 		} {
@@ -466,4 +471,32 @@ func FuzzImportWorld(f *testing.F) {
 		require.NoError(t, g.apply(cmdImport("w", again))[0].Err)
 		require.Equal(t, th.hash("w"), g.hash("w"))
 	})
+}
+
+// withoutDataVersions returns sessions with their data versions zeroed: an
+// import gives the data new ones (playerdata.go).
+func withoutDataVersions(ss []SessionInfo) []SessionInfo {
+	for i := range ss {
+		ss[i].DataVersion = 0
+	}
+	return ss
+}
+
+// requireImportedVersionsRise checks that every player's data version in
+// world w of dst, which imported it from src, is above src's.
+func requireImportedVersionsRise(t testingT, src, dst *FSM) {
+	t.Helper()
+	want, err := src.PlayerRecords("w")
+	require.NoError(t, err)
+	got, err := dst.PlayerRecords("w")
+	require.NoError(t, err)
+	have := map[string]uint64{}
+	for _, r := range got {
+		have[r.Player] = r.Version
+	}
+	for _, r := range want {
+		if len(r.Data) > 0 {
+			require.Greater(t, have[r.Player], r.Version, "player %s", r.Player)
+		}
+	}
 }

@@ -107,8 +107,10 @@ type SessionInfo struct {
 	Node string
 	// Kicked is the reason an admin kicked the session ("" if not).
 	Kicked string
-	// Data is the player's critical data in the world (a copy).
-	Data map[string]Value
+	// Data is the player's critical data in the world (a copy) and
+	// DataVersion its version (playerdata.go).
+	Data        map[string]Value
+	DataVersion uint64
 }
 
 // session is one stored session. Stored sessions are never mutated: a
@@ -123,7 +125,8 @@ type session struct {
 
 func (s *session) info(w *world) SessionInfo {
 	return SessionInfo{World: w.id, ID: s.id, Player: s.player, Acked: s.acked, Epoch: s.epoch,
-		Opened: s.opened, Seen: s.seen, Node: s.node, Kicked: s.kicked, Data: maps.Clone(w.data[s.player])}
+		Opened: s.opened, Seen: s.seen, Node: s.node, Kicked: s.kicked, Data: maps.Clone(w.data[s.player]),
+		DataVersion: w.dataVer[s.player]}
 }
 
 // playerKind reports the kinds addressed by player rather than session id.
@@ -245,7 +248,7 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		if len(d) > MaxSessionData {
 			return Result{Err: fmt.Errorf("%w: player data over %d keys", ErrMalformed, MaxSessionData)}
 		}
-		w.putData(s.player, d)
+		w.setData(s.player, d, now)
 	}
 	w.putSession(&s)
 	info := s.info(w)
@@ -276,8 +279,9 @@ func (w *world) applyPlayer(kind CmdKind, now int64, c *SessionCmd) Result {
 		if len(d) == 0 {
 			d = nil
 		}
-		w.putData(c.Player, d)
+		w.setData(c.Player, d, now)
 		info.Data = maps.Clone(w.data[c.Player])
+		info.DataVersion = w.dataVer[c.Player]
 	}
 	return Result{Session: &info}
 }

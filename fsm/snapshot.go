@@ -16,8 +16,9 @@ import (
 // versions and each world's rules version, version 5 each world's clock
 // (the latest leader time of its actions), version 6 each world's
 // incarnation and creation time (lifecycle.go), version 7 each world's
-// fence and import index (migrate.go); Restore still reads versions 1 to 6.
-var snapMagic = []byte("GSDSNAP\x07")
+// fence and import index (migrate.go), version 8 each world's player data
+// versions (playerdata.go); Restore still reads versions 1 to 7.
+var snapMagic = []byte("GSDSNAP\x08")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while
 // the state holds nothing that needs 4 (no node reported its versions, no
@@ -35,7 +36,13 @@ var snapMagic = []byte("GSDSNAP\x07")
 //
 // Version 7 only while a world is fenced (moved to another shard) or was
 // imported (migrate.go): other states keep format 6's bytes.
-const snapVersion byte = 7
+//
+// Version 8 once a player's data changed under a binary that versions it
+// (playerdata.go). Like format 6 it is not gated: player data writes stay
+// open in a mixed cluster, and a voter on an older binary cannot install
+// a snapshot from an upgraded leader until it is upgraded (docs/RULES.md:
+// upgrade the followers first).
+const snapVersion byte = 8
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -70,6 +77,7 @@ func (f *FSM) Snapshot() *Snapshot {
 		c.sessions = maps.Clone(w.sessions)
 		c.data = maps.Clone(w.data)
 		c.bans = maps.Clone(w.bans)
+		c.dataVer = maps.Clone(w.dataVer)
 		c.history = nil
 		s.worlds = append(s.worlds, &c)
 	}
@@ -161,11 +169,19 @@ func writeWorld(e *encoder, w *world, version byte, reasons *reasonTable, flush 
 	if version >= 7 {
 		writeMigration(e, w)
 	}
+	if version >= 8 {
+		writeDataVersions(e, w)
+	}
 	return nil
 }
 
 // format is the oldest format version that holds the snapshot's state.
 func (s *Snapshot) format() byte {
+	for _, w := range s.worlds {
+		if len(w.dataVer) > 0 {
+			return 8
+		}
+	}
 	for _, w := range s.worlds {
 		if w.moved != nil || w.imported != 0 {
 			return 7
@@ -299,7 +315,8 @@ func (f *FSM) Restore(r io.Reader) error {
 
 func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	w := &world{id: d.str(), origin: d.str(), rules: d.rules(), rulesVersion: 1,
-		sessions: make(map[string]*session), data: make(map[string]map[string]Value), bans: make(map[string]string)}
+		sessions: make(map[string]*session), data: make(map[string]map[string]Value), bans: make(map[string]string),
+		dataVer: make(map[string]uint64)}
 	if version >= 4 {
 		if w.rulesVersion = d.uvarint(); w.rulesVersion == 0 {
 			d.fail("rules version 0")
@@ -337,6 +354,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	}
 	if version >= 7 {
 		readMigration(d, w)
+	}
+	if version >= 8 {
+		readDataVersions(d, w)
 	}
 	if d.err != nil {
 		return nil, d.err

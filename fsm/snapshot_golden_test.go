@@ -159,10 +159,10 @@ func goldenStateSummary(t *testing.T, f *FSM) []byte {
 		rules, err := json.Marshal(w.Rules)
 		require.NoError(t, err)
 		fmt.Fprintf(&sb, "  rules %s\n", rules)
-		data, err := f.PlayerData(w.ID)
+		data, err := f.PlayerRecords(w.ID)
 		require.NoError(t, err)
-		for _, p := range sortedKeys(data) {
-			fmt.Fprintf(&sb, "  data %s %s\n", p, goldenData(t, data[p]))
+		for _, r := range data {
+			fmt.Fprintf(&sb, "  data %s v%d %s\n", r.Player, r.Version, goldenData(t, r.Data))
 		}
 		bans, err := f.Bans(w.ID)
 		require.NoError(t, err)
@@ -243,4 +243,29 @@ func TestGoldenSnapshotOfFormat3RestoresWithoutIncarnations(t *testing.T) {
 	require.Equal(t, live.Worlds(), f.Worlds(), "world infos (state hashes included), incarnation 0")
 	require.Equal(t, string(goldenStateSummary(t, live)), string(goldenStateSummary(t, f)))
 	require.Equal(t, snap, goldenSnapshotBytes(t, f), "a state without incarnations keeps format 3")
+}
+
+func TestGoldenSnapshotOfFormat6RestoresWithDataVersionsZero(t *testing.T) {
+	// snapshot_v6.bin is the golden state as binaries before format 8
+	// wrote it (the golden snapshot.bin of then): it restores to the same
+	// worlds and player data, each player's data at version 0 until it
+	// changes.
+	old := golden.Read(t, "snapshot_v6.bin")
+	require.Equal(t, byte(6), old[len(snapMagic)-1])
+	live, _ := goldenState(t)
+	f := goldenRestore(t, old)
+	require.Equal(t, live.Worlds(), f.Worlds(), "world infos (state hashes included)")
+	for _, w := range live.Worlds() {
+		want, err := live.PlayerRecords(w.ID)
+		require.NoError(t, err)
+		got, err := f.PlayerRecords(w.ID)
+		require.NoError(t, err)
+		require.Len(t, got, len(want))
+		for i := range want {
+			require.NotZero(t, want[i].Version)
+			want[i].Version = 0
+		}
+		require.Equal(t, want, got)
+	}
+	require.Equal(t, old, goldenSnapshotBytes(t, f), "a state without data versions keeps format 6")
 }

@@ -366,6 +366,8 @@ type world struct {
 	sessions map[string]*session         // by id; immutable values
 	data     map[string]map[string]Value // player → critical data; inner maps immutable
 	bans     map[string]string           // banned player → reason
+	dataVer  map[string]uint64           // player → data version (playerdata.go); not hashed
+	dataSum  uint64                      // sum of dataVer's values, wrapping (PlayerDataStamp)
 
 	// rulesVersion is 1 at creation and rises with each rules update;
 	// rulesSum is the rules' term of the state hash (rules_update.go).

@@ -41,6 +41,11 @@ type Versions = wire.Versions
 //   - Log 8 adds CmdMoveWorld (a world's fence) and CmdImportWorld
 //     (migrate.go). Snapshot 7 adds each world's fence and import index;
 //     it is written only while a world is fenced or was imported.
+//   - Snapshot 8 adds each world's player data versions (playerdata.go);
+//     it is written once a player's data changed under this binary. No
+//     command needs it (the log's encodings stay), so, as with format 6,
+//     upgrade the followers before the leader: a voter on an older binary
+//     cannot install a format 8 snapshot.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
 	LogVersion      uint32 = 8

@@ -24,16 +24,20 @@ type Backend struct {
 // NewBackend returns the Backend of r's node; the node must run r's
 // membership group.
 func NewBackend(r *Router) (*Backend, error) {
-	home, ok := r.mgr.Group(r.smap.Membership)
+	membership := r.Map().Membership
+	home, ok := r.mgr.Group(membership)
 	if !ok {
-		return nil, fmt.Errorf("shard backend: membership group %d: %w", r.smap.Membership, ErrUnknownGroup)
+		return nil, fmt.Errorf("shard backend: membership group %d: %w", membership, ErrUnknownGroup)
 	}
 	return &Backend{r: r, home: home}, nil
 }
 
 // group returns this node's replica of world's group.
 func (b *Backend) group(world string) (*store.Store, error) {
-	g := b.r.smap.ShardOf(world)
+	g, err := shardOf(b.r.src.View(), world)
+	if err != nil {
+		return nil, err
+	}
 	st, ok := b.r.mgr.Group(g)
 	if !ok {
 		return nil, fmt.Errorf("%w: world %q is on group %d: %w", store.ErrNotLeader, world, g, ErrUnknownGroup)
@@ -46,11 +50,13 @@ func (b *Backend) group(world string) (*store.Store, error) {
 // between two groups of this node (migrate.go) is on both, fenced on the
 // old one until dropped there, imported on the new one.
 func (b *Backend) Worlds() []fsm.WorldInfo {
+	v := b.r.src.View()
 	var out []fsm.WorldInfo
 	for _, g := range b.r.mgr.Groups() {
 		if st, ok := b.r.mgr.Group(g); ok {
 			for _, w := range st.Worlds() {
-				if b.r.smap.ShardOf(w.ID) == g {
+				// A map without shards yet places nothing: list it all.
+				if h, err := shardOf(v, w.ID); err != nil || h == g {
 					out = append(out, w)
 				}
 			}

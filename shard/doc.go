@@ -2,8 +2,10 @@
 // listener among the node's groups. Each group gets a Layer (a
 // raft.StreamLayer) from Mux.Listen, and builds its raft.NetworkTransport
 // on it (store.Config.StreamLayer). Manager runs the groups, a store.Store
-// each in its own data directory; a static Map places worlds on shards,
-// and Router answers where a world's commands go (see DESIGN.md).
+// each in its own data directory (and the meta group, shard/meta, under
+// MetaGroup); a Map places worlds on shards, static or from the meta
+// group (a MapSource), and Router answers where a world's commands go
+// (see DESIGN.md).
 //
 // A connection for group g > 0 starts with a header naming g (header.go);
 // the accepting Mux reads it and hands the connection to g's Layer. A
@@ -16,6 +18,6 @@
 // With MuxConfig.TLS and DialTLS set, every connection is mutual TLS
 // first and the header travels inside it (tls.go, issue 12).
 //
-// Planned (issue 14): the meta group holding the shard map and node
-// membership, placement, world migration.
+// Planned (issue 14): gsd running the meta group, node membership
+// through it, world migration.
 package shard

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 
@@ -64,6 +65,18 @@ type GroupOptions struct {
 	Voters []raft.Server
 }
 
+// MetaGroup is the reserved group id of the meta group (shard/meta), the
+// replicated shard map: the largest uint64, so it never collides with the
+// small shard ids users choose (Map.Validate refuses it as a shard id).
+// Group 0 keeps the node table, as before shards.
+const MetaGroup uint64 = math.MaxUint64
+
+// A Service is a Raft group the Manager runs that is not a store.Store:
+// the meta group. Close stops it, and closes the Layer it was given.
+type Service interface {
+	Close(ctx context.Context) error
+}
+
 // Manager runs a node's Raft groups: each a store.Store with its own data
 // directory, all carried by one Mux. The Mux must outlive the Manager.
 type Manager struct {
@@ -72,9 +85,10 @@ type Manager struct {
 	reg prometheus.Registerer
 	log *slog.Logger
 
-	openMu sync.Mutex // serialises Open, CloseGroup and Close
+	openMu sync.Mutex // serialises Opens, a Store's CloseGroup and Close's start
 	mu     sync.RWMutex
 	groups map[uint64]*store.Store
+	svcs   map[uint64]Service // groups that are not Stores (OpenService)
 	closed bool
 }
 
@@ -96,7 +110,7 @@ func NewManager(cfg ManagerConfig, mux *Mux, reg prometheus.Registerer) (*Manage
 	if moved {
 		log.Info("moved the single-group data layout to group 0's directory", "dir", GroupDir(cfg.DataDir, 0))
 	}
-	return &Manager{cfg: cfg, mux: mux, reg: reg, log: log, groups: make(map[uint64]*store.Store)}, nil
+	return &Manager{cfg: cfg, mux: mux, reg: reg, log: log, groups: make(map[uint64]*store.Store), svcs: make(map[uint64]Service)}, nil
 }
 
 // Open starts group on this node and returns its Store. A group runs at
@@ -105,15 +119,8 @@ func NewManager(cfg ManagerConfig, mux *Mux, reg prometheus.Registerer) (*Manage
 func (m *Manager) Open(group uint64, o GroupOptions) (*store.Store, error) {
 	m.openMu.Lock()
 	defer m.openMu.Unlock()
-	m.mu.RLock()
-	_, running := m.groups[group]
-	closed := m.closed
-	m.mu.RUnlock()
-	switch {
-	case closed:
-		return nil, ErrClosed
-	case running:
-		return nil, fmt.Errorf("%w: %d", ErrGroupTaken, group)
+	if err := m.checkFree(group); err != nil {
+		return nil, err
 	}
 	layer, err := m.mux.Listen(group)
 	if err != nil {
@@ -136,6 +143,46 @@ func (m *Manager) Open(group uint64, o GroupOptions) (*store.Store, error) {
 	m.groups[group] = st
 	m.mu.Unlock()
 	return st, nil
+}
+
+// checkFree fails when the Manager is closed or runs group already.
+// openMu is held.
+func (m *Manager) checkFree(group uint64) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, running := m.groups[group]
+	_, svc := m.svcs[group]
+	switch {
+	case m.closed:
+		return ErrClosed
+	case running || svc:
+		return fmt.Errorf("%w: %d", ErrGroupTaken, group)
+	}
+	return nil
+}
+
+// OpenService starts group as a Raft group that is not a Store (the meta
+// group, shard/meta): start gets the group's Layer and data directory
+// (GroupDir) and owns the Layer from then on, closing it when it fails.
+// The Manager closes the Service with CloseGroup and Close.
+func (m *Manager) OpenService(group uint64, start func(l *Layer, dir string) (Service, error)) (Service, error) {
+	m.openMu.Lock()
+	defer m.openMu.Unlock()
+	if err := m.checkFree(group); err != nil {
+		return nil, err
+	}
+	layer, err := m.mux.Listen(group)
+	if err != nil {
+		return nil, fmt.Errorf("open group %d: %w", group, err)
+	}
+	svc, err := start(layer, GroupDir(m.cfg.DataDir, group))
+	if err != nil {
+		return nil, fmt.Errorf("open group %d: %w", group, err)
+	}
+	m.mu.Lock()
+	m.svcs[group] = svc
+	m.mu.Unlock()
+	return svc, nil
 }
 
 // Group returns group's Store when this node runs it.
@@ -163,15 +210,27 @@ func (m *Manager) Groups() []uint64 {
 // again. The other groups go on.
 func (m *Manager) CloseGroup(ctx context.Context, group uint64) error {
 	m.openMu.Lock()
-	defer m.openMu.Unlock()
 	m.mu.Lock()
-	st, ok := m.groups[group]
+	st, isStore := m.groups[group]
+	svc, isSvc := m.svcs[group]
 	delete(m.groups, group)
+	delete(m.svcs, group)
 	m.mu.Unlock()
-	if !ok {
+	var err error
+	switch {
+	case isStore:
+		err = st.Close(ctx)
+		m.openMu.Unlock()
+	case isSvc:
+		// A Service may Open groups until it stops (the meta group
+		// opens shards), so it closes without the open lock.
+		m.openMu.Unlock()
+		err = svc.Close(ctx)
+	default:
+		m.openMu.Unlock()
 		return fmt.Errorf("%w: %d", ErrUnknownGroup, group)
 	}
-	if err := st.Close(ctx); err != nil {
+	if err != nil {
 		return fmt.Errorf("close group %d: %w", group, err)
 	}
 	return nil
@@ -182,12 +241,21 @@ func (m *Manager) CloseGroup(ctx context.Context, group uint64) error {
 // closes it after.
 func (m *Manager) Close(ctx context.Context) error {
 	m.openMu.Lock()
-	defer m.openMu.Unlock()
 	m.mu.Lock()
-	groups := m.groups
+	groups := make(map[uint64]Service, len(m.groups)+len(m.svcs))
+	for g, st := range m.groups {
+		groups[g] = st
+	}
+	for g, svc := range m.svcs {
+		groups[g] = svc
+	}
 	m.groups = make(map[uint64]*store.Store)
+	m.svcs = make(map[uint64]Service)
 	m.closed = true
 	m.mu.Unlock()
+	// Opens from now on fail with ErrClosed; a Service that opens groups
+	// (the meta group) must not wait for the lock while it stops.
+	m.openMu.Unlock()
 	errs := make(chan error, len(groups))
 	var wg sync.WaitGroup
 	for g, st := range groups {

@@ -25,11 +25,12 @@ type MoveTarget interface {
 	ImportWorld(ctx context.Context, world string, blob []byte) (fsm.WorldInfo, error)
 }
 
-// Publish makes world's new home known: the shard map's update. The meta
-// group's replicated map will provide one; with the static map
-// (gsd --shard-map) it may log, and the operator edits the map's worlds
-// entry and restarts the nodes with it (writes through a node with the old
-// map are refused with world_moved meanwhile, never applied).
+// Publish makes world's new home known: the shard map's update. With the
+// meta group (gsd --meta) it is meta.Group.Publish, which assigns the
+// world in the replicated map; with the static map (gsd --shard-map) it
+// may log, and the operator edits the map's worlds entry and restarts the
+// nodes with it (writes through a node with the old map are refused with
+// world_moved meanwhile, never applied).
 type Publish func(ctx context.Context, world string, shard uint64) error
 
 // Move moves world from src to dst, the group of shard to, and returns

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gsd-dev/gsd/store"
@@ -15,35 +16,102 @@ type Location struct {
 	Addr  string       // and its HTTP address
 }
 
+// View is a shard map as a MapSource publishes it, with the last known
+// leader of each group. A published View is never modified: a source
+// publishes a new one instead.
+type View struct {
+	Map *Map // validated; may have no shards yet (then no world routes)
+	// Leaders are the groups' last known leaders (node ids) as the meta
+	// group heard them from the nodes; nil for a static map. A hint: the
+	// node named may have lost the leadership since.
+	Leaders map[uint64]string
+	// Players are each shard's players as its leader last reported them
+	// to the meta group; nil for a static map.
+	Players map[uint64]uint64
+	// Events are each shard's events per second, as reported likewise.
+	Events map[uint64]uint64
+	// Replicated says the map is the meta group's (else a static file).
+	Replicated bool
+}
+
+// MapSource gives the Router the current shard map. View is on the path
+// of every request, so it must be cheap (an atomic load) and not block.
+type MapSource interface {
+	View() *View
+}
+
+// StaticMap is a MapSource of a map that never changes (gsd --shard-map).
+type StaticMap struct{ v *View }
+
+// NewStaticMap returns the source of m, which must have been validated.
+func NewStaticMap(m *Map) *StaticMap { return &StaticMap{v: &View{Map: m}} }
+
+// View returns the map.
+func (s *StaticMap) View() *View { return s.v }
+
+// errNoShards: the map holds no shard yet, so no world has a home.
+var errNoShards = errors.New("the shard map has no shards yet")
+
 // Router places worlds with a shard map and finds their groups' leaders
-// among the Manager's groups: the multi-group router behind the edge's
+// among the Manager's groups, or from the map's leader hints for groups
+// this node does not run: the multi-group router behind the edge's
 // Router (cmd/gsd adapts Locate to api/edge.Route; shard does not import
 // the edge).
 type Router struct {
-	mgr  *Manager
-	smap *Map
+	mgr *Manager
+	src MapSource
 }
 
-// NewRouter routes with smap (validated) over mgr's groups.
-func NewRouter(mgr *Manager, smap *Map) *Router { return &Router{mgr: mgr, smap: smap} }
+// NewRouter routes with the static map smap (validated) over mgr's
+// groups.
+func NewRouter(mgr *Manager, smap *Map) *Router { return NewRouterWith(mgr, NewStaticMap(smap)) }
 
-// Map returns the router's shard map.
-func (r *Router) Map() *Map { return r.smap }
+// NewRouterWith routes with the map src publishes (the meta group's,
+// shard/meta) over mgr's groups.
+func NewRouterWith(mgr *Manager, src MapSource) *Router { return &Router{mgr: mgr, src: src} }
+
+// Map returns the router's current shard map.
+func (r *Router) Map() *Map { return r.src.View().Map }
+
+// groupOf returns the group that holds world in v ("" is the membership
+// group).
+func groupOf(v *View, world string) (uint64, error) {
+	if world == "" {
+		return v.Map.Membership, nil
+	}
+	return shardOf(v, world)
+}
+
+// shardOf returns the shard that holds world in v.
+func shardOf(v *View, world string) (uint64, error) {
+	if len(v.Map.Shards) == 0 {
+		return 0, fmt.Errorf("%w: world %q: %w", store.ErrNotLeader, world, errNoShards)
+	}
+	return v.Map.ShardOf(world), nil
+}
 
 // Locate answers where world's commands go; world "" is the membership
-// group. It does not block: it reads the group's Raft state and the map.
-// The errors wrap store.ErrNotLeader (the edge answers 503 not_leader, a
-// retry may succeed): no leader of the group is known, or this node does
-// not run the world's group (ErrUnknownGroup too) — only a replica learns
-// its group's leader until the meta group gives every node the leaders of
-// all groups.
+// group. It does not block: it reads the current map, the group's Raft
+// state and the map's leader hints. The errors wrap store.ErrNotLeader
+// (the edge answers 503 not_leader, a retry may succeed): no leader of
+// the group is known, the map has no shards yet, or this node does not
+// run the world's group and the map has no hint of its leader
+// (ErrUnknownGroup too).
 func (r *Router) Locate(world string) (Location, error) {
-	g := r.smap.Membership
-	if world != "" {
-		g = r.smap.ShardOf(world)
+	v := r.src.View()
+	g, err := groupOf(v, world)
+	if err != nil {
+		return Location{}, err
 	}
 	st, ok := r.mgr.Group(g)
 	if !ok {
+		// Not a replica: only the map's hint knows the leader. A hint
+		// naming this node is stale (it does not run the group).
+		if id := v.Leaders[g]; id != "" && id != r.mgr.cfg.Store.ID {
+			if addr := v.Map.Nodes[id].HTTP; addr != "" {
+				return Location{Group: g, Node: id, Addr: addr}, nil
+			}
+		}
 		return Location{}, fmt.Errorf("%w: world %q is on group %d: %w", store.ErrNotLeader, world, g, ErrUnknownGroup)
 	}
 	if st.IsLeader() {
@@ -53,7 +121,7 @@ func (r *Router) Locate(world string) (Location, error) {
 	if addr == "" && id != "" {
 		// The group's node table learns a leader's address once it has
 		// led; the map knows it from the start.
-		addr = r.smap.Nodes[id].HTTP
+		addr = v.Map.Nodes[id].HTTP
 	}
 	if addr == "" {
 		return Location{}, fmt.Errorf("%w: no known leader of group %d", store.ErrNotLeader, g)

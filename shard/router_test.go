@@ -186,8 +186,9 @@ func TestTwoShardsOnThreeNodesProgressIndependently(t *testing.T) {
 	requireSameHash(t, c.replicas(1), "wa", evA.Seq+5)
 }
 
-// A node that runs no replica of a world's shard cannot know its leader
-// until the meta group exists: it answers not_leader, never a guess.
+// With a static map (no leader hints) a node that runs no replica of a
+// world's shard cannot know its leader: it answers not_leader, never a
+// guess.
 func TestRouterOnANodeWithoutTheShard(t *testing.T) {
 	c := newShardCluster(t, 2, Map{
 		Shards: []MapShard{{ID: 0, Voters: []string{"n1"}}, {ID: 5, Voters: []string{"n2"}}},

@@ -15,9 +15,10 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Map is a static shard map: the nodes, the shards (Raft groups) and their
+// Map is a shard map: the nodes, the shards (Raft groups) and their
 // voters, and which shard holds which world. It comes from configuration
-// (LoadMap); the meta group that will hold it replicated is planned.
+// (LoadMap), or from the meta group (shard/meta), which publishes a new
+// one with each change; a Map is not modified once in use.
 //
 // A world the map does not list lives on the shard its name hashes to
 // (ShardOf). Adding or removing a shard changes where unlisted worlds
@@ -88,7 +89,7 @@ func (m *Map) Validate() error {
 		if _, _, err := net.SplitHostPort(n.Raft); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: raft address %q: %v", id, n.Raft, err))
 		}
-		if err := checkHTTPAddr(n.HTTP); err != nil {
+		if err := CheckHTTPAddr(n.HTTP); err != nil {
 			errs = append(errs, fmt.Errorf("node %s: http address %q: %v", id, n.HTTP, err))
 		}
 	}
@@ -99,6 +100,9 @@ func (m *Map) Validate() error {
 	for i, s := range m.Shards {
 		if i > 0 && m.Shards[i-1].ID == s.ID {
 			errs = append(errs, fmt.Errorf("shard %d listed twice", s.ID))
+		}
+		if s.ID == MetaGroup {
+			errs = append(errs, fmt.Errorf("shard id %d is reserved for the meta group", s.ID))
 		}
 		if len(s.Voters) == 0 {
 			errs = append(errs, fmt.Errorf("shard %d has no voters", s.ID))
@@ -128,9 +132,9 @@ func (m *Map) Validate() error {
 	return nil
 }
 
-// checkHTTPAddr accepts host:port, or a base URL (http:// or https://,
-// as with cluster TLS) with a host:port.
-func checkHTTPAddr(addr string) error {
+// CheckHTTPAddr checks a node's HTTP address: host:port, or a base URL
+// (http:// or https://, as with cluster TLS) with a host:port.
+func CheckHTTPAddr(addr string) error {
 	if !strings.Contains(addr, "://") {
 		_, _, err := net.SplitHostPort(addr)
 		return err
@@ -169,7 +173,8 @@ func (m *Map) Shard(id uint64) (MapShard, bool) {
 
 // ShardOf returns the shard that holds world: the one Worlds names, else
 // the FNV-1a hash of the name over the shards in id order. The map must
-// have been validated.
+// have been validated and hold a shard (a meta group's may not yet: the
+// Router checks).
 func (m *Map) ShardOf(world string) uint64 {
 	if g, ok := m.Worlds[world]; ok {
 		return g

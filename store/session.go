@@ -57,6 +57,18 @@ func (s *Store) PlayerData(world string) (map[string]map[string]fsm.Value, error
 	return s.fsm.PlayerData(world)
 }
 
+// PlayerRecords returns every player's critical data in world and its
+// version (fsm.FSM.PlayerRecords) from this replica's applied state.
+func (s *Store) PlayerRecords(world string) ([]fsm.PlayerRecord, error) {
+	return s.fsm.PlayerRecords(world)
+}
+
+// PlayerDataStamp returns a number that changes with every change of a
+// player's data in world (fsm.FSM.PlayerDataStamp).
+func (s *Store) PlayerDataStamp(world string) (uint64, error) {
+	return s.fsm.PlayerDataStamp(world)
+}
+
 // SessionAcks proposes one fsm.CmdSessionAcks command (the acks of many
 // play sessions, batched by an edge node) in the critical lane and returns
 // how many of its acks applied: acks of sessions that no longer exist are

@@ -82,6 +82,10 @@ func TestImportedPlayerDataAndBansSurviveAFullRestart(t *testing.T) {
 		require.NoError(t, err)
 		_, err = l.Session(ctxT(t), fsm.CmdSessionImport, imp) // idempotent
 		require.NoError(t, err)
+		before, err := l.PlayerRecords("arena")
+		require.NoError(t, err)
+		require.Len(t, before, 1)
+		require.NotZero(t, before[0].Version)
 		_, err = l.Session(ctxT(t), fsm.CmdSessionBan, &fsm.SessionCmd{World: "arena", Player: "eve", Reason: "cheat"})
 		require.NoError(t, err)
 		if snap {
@@ -99,6 +103,12 @@ func TestImportedPlayerDataAndBansSurviveAFullRestart(t *testing.T) {
 		d, err := s.PlayerData("arena")
 		require.NoError(t, err)
 		require.Equal(t, map[string]map[string]fsm.Value{"ann": {"gold": fsm.Int(40), "rank": fsm.String("gold")}}, d)
+		after, err := s.PlayerRecords("arena")
+		require.NoError(t, err)
+		require.Equal(t, before, after, "the data's version survives the restart")
+		stamp, err := s.PlayerDataStamp("arena")
+		require.NoError(t, err)
+		require.Equal(t, before[0].Version, stamp, "one player: the stamp is its version")
 		reason, banned := s.Banned("arena", "eve")
 		require.True(t, banned)
 		require.Equal(t, "cheat", reason)

@@ -68,6 +68,10 @@ const (
 	// CodeRateLimited: the player sent actions faster than the edge's
 	// per-player rate limit lets through; nothing was proposed.
 	CodeRateLimited = "rate_limited"
+	// CodeConflict: a shard map change the meta group refuses as things
+	// are (a shard that exists or still holds worlds, a node that is
+	// still a voter; issue 14).
+	CodeConflict = "conflict"
 )
 
 // Codes of the audit routes (docs/API.md, "Audit").

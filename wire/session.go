@@ -22,6 +22,9 @@ type SessionInfo struct {
 	// Kicked is why an admin kicked the session ("" if not).
 	Kicked string           `json:"kicked,omitempty"`
 	Data   map[string]Value `json:"data,omitempty"`
+	// DataVersion rises with every change of the player's data in the
+	// world (0: none since the node restored an older snapshot, or never).
+	DataVersion uint64 `json:"data_version,omitempty"`
 }
 
 // Presence answers GET /v1/worlds/{world}/sessions.

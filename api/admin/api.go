@@ -31,6 +31,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/node/archive", a.ArchiveStatus)
 	mux.HandleFunc("POST /v1/node/archive:check", a.CheckArchive)
 	mux.HandleFunc("GET "+wire.PathBackup, a.Backup)
+	mux.HandleFunc("GET "+wire.PathShards, a.Shards)
+	mux.HandleFunc("POST "+wire.PathShards, a.CreateShard)
+	mux.HandleFunc("DELETE "+wire.PathShards+"/{id}", a.RemoveShard)
+	mux.HandleFunc("POST "+wire.PathShardWorlds, a.PlaceWorld)
 	mux.HandleFunc("GET /healthz", a.Healthz)
 	mux.HandleFunc("GET /readyz", a.Readyz)
 }

@@ -35,7 +35,7 @@ func (a *API) Presence(w http.ResponseWriter, r *http.Request) {
 	out := wire.Presence{World: world, Sessions: make([]wire.SessionInfo, 0, len(all))}
 	for _, i := range all {
 		j := edge.ToSessionJSON(i)
-		j.Data = nil // presence is who is here, not what they own
+		j.Data, j.DataVersion = nil, 0 // presence is who is here, not what they own
 		out.Sessions = append(out.Sessions, j)
 	}
 	a.WriteJSON(w, http.StatusOK, out)

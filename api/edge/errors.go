@@ -31,6 +31,7 @@ const (
 	CodeSlowConsumer     = wire.CodeSlowConsumer
 	CodeSessionReplaced  = wire.CodeSessionReplaced
 	CodeIdle             = wire.CodeIdle
+	CodeConflict         = wire.CodeConflict
 	// CodeNotFound is fsm's code, also used for routes that do not exist.
 	CodeNotFound = fsm.CodeNotFound
 )
@@ -51,6 +52,8 @@ var (
 	ErrSessionReplaced = errors.New("gsd/api: session replaced by a newer one")
 	// ErrIdle: a play connection that sent nothing for too long.
 	ErrIdle = errors.New("gsd/api: idle connection")
+	// ErrConflict: a shard map change refused as things are (issue 14).
+	ErrConflict = errors.New("gsd/api: conflict")
 )
 
 // ErrorBody is the JSON shape of every error answer, and of a failed item in
@@ -79,6 +82,8 @@ func Classify(err error, write bool) (int, string) {
 		return http.StatusTooManyRequests, CodeSlowConsumer
 	case errors.Is(err, ErrSessionReplaced):
 		return http.StatusConflict, CodeSessionReplaced
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict, CodeConflict
 	case errors.Is(err, ErrIdle):
 		return http.StatusRequestTimeout, CodeIdle
 	case errors.Is(err, ErrDraining):

@@ -41,13 +41,13 @@ var SessionOpNames = map[fsm.CmdKind]string{
 // ToSessionJSON is a session's wire form.
 func ToSessionJSON(i fsm.SessionInfo) wire.SessionInfo {
 	return wire.SessionInfo{World: i.World, ID: i.ID, Player: i.Player, Acked: i.Acked, Epoch: i.Epoch, Node: i.Node,
-		Opened: i.Opened, Seen: i.Seen, Replaced: i.Replaced, Kicked: i.Kicked, Data: i.Data}
+		Opened: i.Opened, Seen: i.Seen, Replaced: i.Replaced, Kicked: i.Kicked, Data: i.Data, DataVersion: i.DataVersion}
 }
 
 // SessionInfoOf is the session a wire form names.
 func SessionInfoOf(j wire.SessionInfo) fsm.SessionInfo {
 	return fsm.SessionInfo{World: j.World, ID: j.ID, Player: j.Player, Acked: j.Acked, Epoch: j.Epoch, Node: j.Node,
-		Opened: j.Opened, Seen: j.Seen, Replaced: j.Replaced, Kicked: j.Kicked, Data: j.Data}
+		Opened: j.Opened, Seen: j.Seen, Replaced: j.Replaced, Kicked: j.Kicked, Data: j.Data, DataVersion: j.DataVersion}
 }
 
 // nodeID is this node's id, recorded in the sessions it holds.

@@ -152,7 +152,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 		backend, router = st, api.NewSingleGroupRouter(st)
 	} else {
-		groups, err := startShards(o.shards.m, o.dataDir, scfg, mux, reg)
+		groups, err := o.shards.start(o.dataDir, scfg, mux, reg)
 		if err != nil {
 			return fmt.Errorf("start store: %w", err)
 		}

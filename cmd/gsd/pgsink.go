@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/pg"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,7 +60,7 @@ func (p *pgSinkOptions) start(st *store.Store, retention store.Retention, reg pr
 		return func() {}, err
 	}
 	cfg.Retention = retention // to warn before unmirrored events are pruned
-	s, err := pg.New(cfg, feed.NewStoreSource(st), reg)
+	s, err := pg.New(cfg, pg.NewStoreSource(st), reg)
 	if err != nil {
 		return nil, fmt.Errorf("pg sink: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 // files at the top of the data dir.
 type shardOptions struct {
 	mapFile string
+	meta    bool       // --meta (meta.go)
 	m       *shard.Map // loaded by options.complete
 }
 
@@ -27,6 +28,7 @@ func (s *shardOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&s.mapFile, "shard-map", "", "JSON shard map (nodes, shards and their voters, worlds; see shard/DESIGN.md): "+
 		"run this node's shards as Raft groups over --raft-addr, each in <data-dir>/groups/<id> "+
 		"(a single-group data dir moves to groups/0 on first start). Default: one group")
+	s.metaFlags(f)
 }
 
 // load reads the shard map, or returns nil when --shard-map is not set.
@@ -35,7 +37,7 @@ func (s *shardOptions) flags(f *pflag.FlagSet) {
 // the other voters of its shards dial them.
 func (s *shardOptions) load(o *options) (*shard.Map, error) {
 	if s.mapFile == "" {
-		return nil, nil
+		return nil, s.checkMeta(o.id, nil)
 	}
 	m, err := shard.LoadMap(s.mapFile)
 	if err != nil {
@@ -47,6 +49,9 @@ func (s *shardOptions) load(o *options) (*shard.Map, error) {
 	}
 	if n, ok := m.Nodes[o.id]; ok && n.Raft != o.raftAdvertise {
 		errs = append(errs, fmt.Errorf("node %s has raft address %s in the map, but runs on %s (--raft-advertise)", o.id, n.Raft, o.raftAdvertise))
+	}
+	if err := s.checkMeta(o.id, m); err != nil {
+		errs = append(errs, err)
 	}
 	if len(m.ShardsOf(o.id)) > 0 {
 		if _, ok := m.Nodes[o.id]; !ok {
@@ -80,7 +85,7 @@ type shardGroups struct {
 	mgr     *shard.Manager
 	zero    *store.Store
 	router  shardRouter
-	backend *shard.Backend
+	backend edge.Backend // *shard.Backend, or metaBackend with --meta
 }
 
 var _ edge.Backend = (*shard.Backend)(nil)

@@ -132,6 +132,9 @@ func (a *app) subcommands() []*cobra.Command {
 		a.auditCmd(),
 		a.tlsCmd(),
 		a.relayCmd(),
+		a.shardsCmd(),
+		a.shardCmd(),
+		a.placementCmd(),
 	}
 }
 

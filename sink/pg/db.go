@@ -17,6 +17,7 @@ type db struct {
 	timeout time.Duration // bounds each call, so a dead connection fails it
 
 	insertEvents, upsertPosition, selectPositions, selectEvent string
+	upsertPlayers, selectPlayerVersions                        string
 }
 
 func newDB(pool *pgxpool.Pool, schema string, timeout time.Duration) *db {
@@ -35,6 +36,16 @@ func newDB(pool *pgxpool.Pool, schema string, timeout time.Duration) *db {
 			ON CONFLICT (world, incarnation) DO UPDATE SET seq = GREATEST(w.seq, EXCLUDED.seq), updated_at = now()`, schema),
 		selectPositions: expand(`SELECT incarnation, seq FROM {S}.worlds WHERE world = $1 ORDER BY updated_at DESC, incarnation DESC`, schema),
 		selectEvent:     expand(`SELECT raft_index, time_ns FROM {S}.events WHERE world = $1 AND incarnation = $2 AND seq = $3`, schema),
+		// A row is replaced only by a newer version of the player's data:
+		// a repeated or late write (a node that led a moment ago, a batch
+		// retried after a lost commit) leaves the newer row alone.
+		upsertPlayers: expand(`INSERT INTO {S}.players AS p (world, incarnation, player, version, data)
+			SELECT $1, $2, u.player, u.version, u.data::jsonb
+			FROM unnest($3::text[], $4::bigint[], $5::text[]) AS u(player, version, data)
+			ON CONFLICT (world, incarnation, player) DO UPDATE
+				SET version = EXCLUDED.version, data = EXCLUDED.data, updated_at = now()
+				WHERE p.version < EXCLUDED.version`, schema),
+		selectPlayerVersions: expand(`SELECT player, version FROM {S}.players WHERE world = $1 AND incarnation = $2`, schema),
 	}
 }
 
@@ -106,6 +117,42 @@ func (d *db) write(ctx context.Context, world string, inc int64, r *rows, last u
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+// playerVersions returns the stored data version of each player of a
+// world incarnation.
+func (d *db) playerVersions(ctx context.Context, world string, inc int64) (map[string]uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	rs, err := d.pool.Query(ctx, d.selectPlayerVersions, world, inc)
+	if err != nil {
+		return nil, dbErr(fmt.Errorf("read world %s player versions: %w", world, err))
+	}
+	out := make(map[string]uint64)
+	var (
+		player  string
+		version int64
+	)
+	_, err = pgx.ForEachRow(rs, []any{&player, &version}, func() error {
+		out[player] = uint64(version)
+		return nil
+	})
+	if err != nil {
+		return nil, dbErr(fmt.Errorf("read world %s player versions: %w", world, err))
+	}
+	return out, nil
+}
+
+// writePlayers upserts players' rows in one transaction and returns how
+// many rows it inserted or replaced.
+func (d *db) writePlayers(ctx context.Context, world string, inc int64, r *playerRows) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	tag, err := d.pool.Exec(ctx, d.upsertPlayers, world, inc, r.player, r.version, r.data)
+	if err != nil {
+		return 0, dbErr(err)
 	}
 	return tag.RowsAffected(), nil
 }

@@ -1,5 +1,6 @@
-// Package pg mirrors committed events of worlds into a studio's
-// PostgreSQL database, idempotently and restart-safe.
+// Package pg mirrors committed events of worlds, and their players'
+// critical data, into a studio's PostgreSQL database, idempotently and
+// restart-safe.
 //
 // Place in the flow: it reads the store's committed feed (a Source, in
 // production the node's store.Store through feed.NewStoreSource), like the
@@ -32,4 +33,8 @@
 // mixed with the old one's rows. The loop per world (leadership, position, incarnation, read,
 // batch, backoff) is sink/feed's Follower; this package is its Target. See
 // schema.go for the tables and docs/INTEGRATIONS.md for the guarantees.
+//
+// Player data is not in the feed (it does not advance the seq): players.go
+// polls the node's applied state for each player's data and its version
+// and upserts a row only over an older version.
 package pg

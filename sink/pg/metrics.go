@@ -19,6 +19,9 @@ type metrics struct {
 	writeTime  prometheus.Histogram
 	errors     *prometheus.CounterVec
 	schema     prometheus.Gauge
+
+	playersPending *prometheus.GaugeVec
+	playerRows     prometheus.Counter
 }
 
 // Error kinds of gsd_pgsink_errors_total.
@@ -62,11 +65,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		schema: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gsd_pgsink_schema_version", Help: "Version of the sink's schema in PostgreSQL once migrated (0: not yet).",
 		}),
+		playersPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gsd_pgsink_players_pending", Help: "Players of a world this node mirrors whose data here is newer than in PostgreSQL, as of the last check (0 when caught up).",
+		}, []string{"world"}),
+		playerRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_pgsink_player_rows_written_total", Help: "Player data rows inserted or replaced by a newer version.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.lagEvents, m.lagSeconds, m.position, m.gap, m.worlds, m.inserted, m.batches, m.writeTime, m.errors, m.schema} {
+	for _, c := range []prometheus.Collector{m.lagEvents, m.lagSeconds, m.position, m.gap, m.worlds, m.inserted, m.batches, m.writeTime, m.errors, m.schema, m.playersPending, m.playerRows} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("pg sink metrics: %w", err)
 		}

@@ -19,6 +19,7 @@ type mirror struct {
 	world string
 
 	pos  atomic.Uint64 // position+1 once read from the database; 0 before
+	inc  atomic.Int64  // the incarnation resumed, once pos is set
 	gap  atomic.Bool   // the next event is not held on this node
 	rows rows
 	// nearPrune: the lag passed half of the archive's retention (owned by
@@ -81,8 +82,17 @@ func (m *mirror) Positions(ctx context.Context) ([]feed.Position, error) {
 
 // Resume publishes the position a session goes on from (feed.Target).
 func (m *mirror) Resume(_ context.Context, pos feed.Position) error {
+	m.inc.Store(pos.Incarnation)
 	m.setPosition(pos.Seq)
 	return nil
+}
+
+// resumed reports whether the mirror went on with incarnation inc, which
+// it does only after checking the database holds no other world's rows
+// under it (Verify).
+func (m *mirror) resumed(inc int64) bool {
+	_, ok := m.position()
+	return ok && m.inc.Load() == inc
 }
 
 // Verify checks that the database's event of the stored incarnation at

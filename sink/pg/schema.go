@@ -38,6 +38,18 @@ var migrations = []string{
 		PRIMARY KEY (world, incarnation, seq)
 	);
 	COMMENT ON TABLE {S}.events IS 'gsd: committed events of mirrored worlds, one row per (world, incarnation, seq)'`,
+	// 2: players' critical data, one row per player of a world
+	// incarnation, replaced only by a newer version (players.go).
+	`CREATE TABLE {S}.players (
+		world       text        NOT NULL,
+		incarnation bigint      NOT NULL,
+		player      text        NOT NULL,
+		version     bigint      NOT NULL,
+		data        jsonb       NOT NULL,
+		updated_at  timestamptz NOT NULL DEFAULT now(),
+		PRIMARY KEY (world, incarnation, player)
+	);
+	COMMENT ON TABLE {S}.players IS 'gsd: critical player data of mirrored worlds at its newest mirrored version; {} once every key was deleted'`,
 }
 
 // SchemaVersion is the schema version this binary writes.

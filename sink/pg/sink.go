@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -23,6 +25,13 @@ type Sink struct {
 	m   *metrics
 	log *slog.Logger
 	f   *feed.Follower[*mirror]
+	// players mirrors player data (players.go); nil when src does not
+	// read it.
+	players *players
+	// mirrors holds each world's events mirror while the follower runs
+	// it (world → *mirror): the player mirror writes a world only once
+	// its events mirror resumed that incarnation.
+	mirrors sync.Map
 
 	// owned by Run
 	db *db
@@ -48,17 +57,31 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 	}, src, feed.Hooks[*mirror]{
 		Start: func(world string) *mirror {
 			s.log.Info("leading world's group: mirror started", "world", world)
-			return &mirror{s: s, world: world}
+			m := &mirror{s: s, world: world}
+			s.mirrors.Store(world, m)
+			return m
 		},
-		Fail:     func(_ string, m *mirror, err error, in time.Duration) { m.fail(err, in) },
-		Check:    func(_ string, m *mirror, w fsm.WorldInfo) { s.publish(m, w.Seq, time.Now()) },
-		Stop:     func(world string, _ *mirror) { s.m.forget(world) },
+		Fail:  func(_ string, m *mirror, err error, in time.Duration) { m.fail(err, in) },
+		Check: func(_ string, m *mirror, w fsm.WorldInfo) { s.publish(m, w.Seq, time.Now()) },
+		Stop: func(world string, m *mirror) {
+			s.mirrors.CompareAndDelete(world, m)
+			s.m.forget(world)
+		},
 		Followed: func(n int) { s.m.worlds.Set(float64(n)) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pg sink: %w", err)
 	}
+	if ps, ok := src.(PlayerSource); ok {
+		s.players = &players{s: s, src: ps}
+	}
 	return s, nil
+}
+
+// follows reports whether this node mirrors world now: a world of
+// Config.Worlds (any when empty) whose group it leads.
+func (s *Sink) follows(world string) bool {
+	return (len(s.cfg.Worlds) == 0 || slices.Contains(s.cfg.Worlds, world)) && s.src.Leads(world)
 }
 
 // Run mirrors until ctx ends, then stops every world's mirror and returns
@@ -80,7 +103,18 @@ func (s *Sink) Run(ctx context.Context) error {
 	if !s.migrate(ctx) {
 		return nil
 	}
-	return s.f.Run(ctx)
+	if s.players == nil {
+		s.log.Warn("the source does not read player data: mirroring events only")
+		return s.f.Run(ctx)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.players.run(ctx)
+	}()
+	err = s.f.Run(ctx)
+	<-done
+	return err
 }
 
 // migrate brings the schema up to date, retrying until it succeeds or ctx

@@ -217,16 +217,26 @@ func TestRebuiltClusterWorldWithTheSameIncarnationIsRefused(t *testing.T) {
 		return nil
 	}
 	first := build(1, 5)
-	r := runSink(t, cfg, feed.NewStoreSource(first.nodes[0]))
+	first.setData("w", "p", fsm.DataItem{Key: "gold", Value: fsm.Int(1)})
+	r := runSink(t, cfg, NewStoreSource(first.nodes[0]))
 	requireMirrorEquals(t, dsn, first.nodes[0], "w")
+	requirePlayersMirrored(t, dsn, first.nodes[0], "w")
+	players, err := readPlayers(context.Background(), dsn, "w", at)
+	require.NoError(t, err)
 	r.stop()
 	require.NoError(t, first.nodes[0].Close(context.Background()))
 
 	rebuilt := build(2, 6)
-	r = runSink(t, cfg, feed.NewStoreSource(rebuilt.nodes[0]))
-	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > 0 }, 30*time.Second, 10*time.Millisecond)
+	rebuilt.setData("w", "p", fsm.DataItem{Key: "gold", Value: fsm.Int(2)})
+	rebuilt.setData("w", "q", fsm.DataItem{Key: "gold", Value: fsm.Int(3)})
+	r = runSink(t, cfg, NewStoreSource(rebuilt.nodes[0]))
+	// Refused more than once: the player mirror has had its checks meanwhile.
+	require.Eventually(t, func() bool { return r.gauge("gsd_pgsink_errors_total", "kind", "incarnation") > 2 }, 30*time.Second, 10*time.Millisecond)
 	r.stop()
 	require.NoError(t, rebuilt.nodes[0].Close(context.Background()))
 	require.Len(t, readRows(t, dsn, "w", at), 5, "the old cluster's rows only")
 	require.Equal(t, uint64(5), storedPosition(t, dsn, "w"))
+	after, err := readPlayers(context.Background(), dsn, "w", at)
+	require.NoError(t, err)
+	require.Equal(t, players, after, "the old cluster's player rows only")
 }

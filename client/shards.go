@@ -1,0 +1,49 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Shards returns the shard map as the node asked sees it (an admin call,
+// GET /v1/cluster/shards); a node without one answers not_supported.
+func (c *Client) Shards(ctx context.Context) (wire.ShardMap, error) {
+	var m wire.ShardMap
+	err := c.do(ctx, &request{method: http.MethodGet, path: wire.PathShards}, &m)
+	return m, err
+}
+
+// CreateShard adds a shard to the meta group's map (an admin call, gsd
+// --meta): with c.Voters, or c.Replicas voters the meta group picks. Its
+// voters start it.
+func (c *Client) CreateShard(ctx context.Context, s wire.ShardCreate) (wire.ShardInfo, error) {
+	var info wire.ShardInfo
+	err := c.do(ctx, &request{method: http.MethodPost, path: wire.PathShards, body: s, write: true}, &info)
+	return info, err
+}
+
+// RemoveShard removes a shard from the meta group's map; refused
+// (conflict) while the map lists worlds on it.
+func (c *Client) RemoveShard(ctx context.Context, id uint64) error {
+	return c.do(ctx, &request{method: http.MethodDelete, path: wire.PathShards + "/" + strconv.FormatUint(id, 10), write: true}, nil)
+}
+
+// PlaceWorld puts world on shard, or, with shard nil, on the shard the
+// meta group places it on, and returns that shard. Place a world before
+// creating it.
+func (c *Client) PlaceWorld(ctx context.Context, world string, shard *uint64) (uint64, error) {
+	var p wire.WorldPlacement
+	err := c.do(ctx, &request{method: http.MethodPost, path: wire.PathShardWorlds,
+		body: wire.WorldPlacement{World: world, Shard: shard}, write: true}, &p)
+	if err == nil && p.Shard == nil {
+		err = fmt.Errorf("gsd/client: placement of %q answered no shard", world)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return *p.Shard, nil
+}

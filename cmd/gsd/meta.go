@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/shard/meta"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+)
+
+// metaFlags registers --meta (issue 14).
+func (s *shardOptions) metaFlags(f *pflag.FlagSet) {
+	f.BoolVar(&s.meta, "meta", false, "with --shard-map: hold the shard map in the meta group (shard/meta), a Raft group of its own "+
+		"seeded once from the file (later edits of the file change nothing), so every node routes every world; "+
+		"the map's first nodes by id are its voters (5, or 3 with fewer than 5 nodes), the others nonvoters; "+
+		"every node of the map must start with the same file")
+}
+
+// checkMeta checks --meta against the loaded map (nil without --shard-map).
+func (s *shardOptions) checkMeta(id string, m *shard.Map) error {
+	if !s.meta {
+		return nil
+	}
+	if m == nil {
+		return errors.New("--meta needs --shard-map")
+	}
+	if _, ok := m.Nodes[id]; !ok {
+		return fmt.Errorf("--meta: node %s is not in the shard map's nodes", id)
+	}
+	return nil
+}
+
+// metaServers returns the meta group's first configuration from the map,
+// the same on every node: the nodes in id order, the first 5 of them
+// voters (3 with 3 or 4 nodes, all with fewer), the rest nonvoters.
+func metaServers(m *shard.Map) []raft.Server {
+	ids := slices.Sorted(maps.Keys(m.Nodes))
+	voters := len(ids)
+	switch {
+	case voters >= 5:
+		voters = 5
+	case voters >= 3:
+		voters = 3
+	}
+	out := make([]raft.Server, 0, len(ids))
+	for i, id := range ids {
+		suffrage := raft.Voter
+		if i >= voters {
+			suffrage = raft.Nonvoter
+		}
+		out = append(out, raft.Server{Suffrage: suffrage, ID: raft.ServerID(id), Address: raft.ServerAddress(m.Nodes[id].Raft)})
+	}
+	return out
+}
+
+// start opens the node's groups for the map, and with --meta the meta
+// group, whose map the node then routes by.
+func (s *shardOptions) start(dataDir string, scfg store.Config, mux *shard.Mux, reg prometheus.Registerer) (*shardGroups, error) {
+	g, err := startShards(s.m, dataDir, scfg, mux, reg)
+	if err != nil || !s.meta {
+		return g, err
+	}
+	cfg := meta.DefaultConfig()
+	cfg.ID, cfg.Bootstrap, cfg.Servers, cfg.Seed, cfg.OpenShards = scfg.ID, true, metaServers(s.m), s.m, true
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout
+	cfg.ApplyTimeout, cfg.NoSync, cfg.Logger = scfg.ApplyTimeout, scfg.NoSync, scfg.Logger
+	mg, err := meta.Open(g.mgr, cfg)
+	if err == nil {
+		r := shard.NewRouterWith(g.mgr, mg)
+		g.router = shardRouter{r}
+		var b *shard.Backend
+		if b, err = shard.NewBackend(r); err == nil {
+			g.backend = metaBackend{Backend: b, g: mg}
+		}
+	}
+	if err != nil {
+		g.close(scfg.ApplyTimeout, scfg.Logger)
+		return nil, fmt.Errorf("meta group: %w", err)
+	}
+	return g, nil
+}
+
+// metaBackend is the edge's backend with --meta: the shard Backend, and
+// the admin routes' shard map editor over the meta group.
+type metaBackend struct {
+	*shard.Backend
+	g *meta.Group
+}
+
+// CreateShard adds a shard to the meta map; its voters start it.
+func (b metaBackend) CreateShard(ctx context.Context, c wire.ShardCreate) (wire.ShardInfo, error) {
+	res, err := b.g.Propose(ctx, meta.Command{Op: meta.OpCreateShard, Shard: c.ID, Voters: c.Voters, Replicas: c.Replicas})
+	if err != nil {
+		return wire.ShardInfo{}, editError(err)
+	}
+	return wire.ShardInfo{ID: res.Shard, Voters: res.Voters}, nil
+}
+
+// RemoveShard removes a shard that lists no worlds from the meta map.
+func (b metaBackend) RemoveShard(ctx context.Context, id uint64) error {
+	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpRemoveShard, Shard: id})
+	return editError(err)
+}
+
+// PlaceWorld puts a world on the shard named, or where the meta group
+// places it.
+func (b metaBackend) PlaceWorld(ctx context.Context, p wire.WorldPlacement) (wire.WorldPlacement, error) {
+	c := meta.Command{Op: meta.OpPlaceWorld, World: p.World}
+	if p.Shard != nil {
+		c = meta.Command{Op: meta.OpAssignWorld, World: p.World, Shard: *p.Shard}
+	}
+	res, err := b.g.Propose(ctx, c)
+	if err != nil {
+		return wire.WorldPlacement{}, editError(err)
+	}
+	return wire.WorldPlacement{World: p.World, Shard: &res.Shard}, nil
+}
+
+// editError maps the meta group's errors to the edge's.
+func editError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, meta.ErrBadCommand):
+		return fmt.Errorf("%w: %w", fsm.ErrMalformed, err)
+	case errors.Is(err, meta.ErrNotFound):
+		return fmt.Errorf("%w: %w", fsm.ErrNotFound, err)
+	case errors.Is(err, meta.ErrRefused):
+		return fmt.Errorf("%w: %w", edge.ErrConflict, err)
+	case errors.Is(err, meta.ErrNotLeader):
+		return fmt.Errorf("%w: %w", store.ErrNotLeader, err)
+	}
+	return err
+}

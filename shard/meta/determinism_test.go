@@ -1,0 +1,116 @@
+package meta
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"pgregory.net/rapid"
+)
+
+// genCommand draws a command over a small space of nodes, shards and
+// worlds, valid or refused by the state, so sequences hit every op.
+func genCommand(t *rapid.T) Command {
+	node := fmt.Sprintf("n%d", rapid.IntRange(1, 6).Draw(t, "node"))
+	sh := rapid.Uint64Range(0, 4).Draw(t, "shard")
+	world := fmt.Sprintf("w%d", rapid.IntRange(1, 8).Draw(t, "world"))
+	switch rapid.IntRange(0, 7).Draw(t, "op") {
+	case 0, 1:
+		return Command{Op: OpAddNode, Node: node, Raft: node + ":7000", HTTP: node + ":8080",
+			Region: rapid.SampledFrom([]string{"", "eu", "us"}).Draw(t, "region")}
+	case 2:
+		return Command{Op: OpRemoveNode, Node: node}
+	case 3:
+		return Command{Op: OpCreateShard, Shard: sh, Replicas: rapid.IntRange(1, 5).Draw(t, "replicas")}
+	case 4:
+		return Command{Op: OpRemoveShard, Shard: sh}
+	case 5:
+		return Command{Op: OpAssignWorld, World: world, Shard: sh}
+	case 6:
+		return Command{Op: OpPlaceWorld, World: world}
+	default:
+		return Command{Op: OpReport, Node: node, Leads: map[uint64]uint64{sh: rapid.Uint64Range(1, 5).Draw(t, "term")},
+			Load: map[uint64]Load{sh: {Players: rapid.Uint64Range(0, 9).Draw(t, "players")}}}
+	}
+}
+
+// Replicas that apply the same log agree on every answer and end in the
+// same state, also when one of them restarts from a snapshot taken
+// midway; every published map validates.
+func TestReplicasApplyingTheSameLogAgree(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cmds := rapid.SliceOfN(rapid.Custom(genCommand), 1, 60).Draw(t, "cmds")
+		cut := rapid.IntRange(0, len(cmds)).Draw(t, "snapshot at")
+		a, b := NewFSM(0), NewFSM(0)
+		for i, c := range cmds {
+			if i == cut {
+				snap, err := b.Snapshot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sink memSink
+				if err := snap.Persist(&sink); err != nil {
+					t.Fatal(err)
+				}
+				b = NewFSM(0)
+				if err := b.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data, err := c.Encode()
+			if err != nil {
+				t.Fatalf("%+v: %v", c, err)
+			}
+			l := &raft.Log{Type: raft.LogCommand, Data: data}
+			ra, rb := a.Apply(l).(*Applied), b.Apply(l).(*Applied)
+			if fmt.Sprint(ra) != fmt.Sprint(rb) {
+				t.Fatalf("command %d %+v: %v vs %v", i, c, ra, rb)
+			}
+			if m := a.View().Map; len(m.Shards) > 0 {
+				if err := m.Validate(); err != nil {
+					t.Fatalf("after %+v: %v", c, err)
+				}
+			}
+		}
+		sa, err := EncodeSnapshot(a.state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb, _ := EncodeSnapshot(b.state)
+		if !bytes.Equal(sa, sb) {
+			t.Fatalf("states differ:\n%s\n%s", sa, sb)
+		}
+	})
+}
+
+// No snapshot bytes make Restore panic; what it accepts snapshots back
+// to a state it accepts again.
+func FuzzDecodeSnapshot(f *testing.F) {
+	fs := NewFSM(0)
+	for _, c := range []Command{
+		{Op: OpAddNode, Node: "n1", Raft: "h:1", HTTP: "h:2"},
+		{Op: OpCreateShard, Shard: 1, Replicas: 1},
+		{Op: OpPlaceWorld, World: "w"},
+	} {
+		b, _ := c.Encode()
+		fs.Apply(&raft.Log{Type: raft.LogCommand, Data: b})
+	}
+	good, _ := EncodeSnapshot(fs.state)
+	f.Add(good)
+	f.Add([]byte{snapshotVersion, '{', '}'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeSnapshot(b)
+		if err != nil {
+			return
+		}
+		again, err := EncodeSnapshot(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeSnapshot(again); err != nil {
+			t.Fatalf("re-encoded snapshot refused: %v", err)
+		}
+	})
+}

@@ -1,0 +1,19 @@
+package meta
+
+import "errors"
+
+// Sentinel errors of package meta, checked with errors.Is.
+var (
+	// ErrBadCommand: a command or snapshot does not decode, or its fields
+	// are invalid.
+	ErrBadCommand = errors.New("gsd/meta: bad command")
+	// ErrRefused: a valid command that the current state refuses (an
+	// unknown node or shard, a shard that still holds worlds, ...).
+	ErrRefused = errors.New("gsd/meta: refused")
+	// ErrNotFound: a refused command named a node or shard the map does
+	// not hold (it wraps ErrRefused too).
+	ErrNotFound = errors.New("gsd/meta: no such node or shard")
+	// ErrNotLeader: this node does not lead the meta group and cannot
+	// forward the proposal.
+	ErrNotLeader = errors.New("gsd/meta: not the meta group's leader")
+)

@@ -1,0 +1,304 @@
+package meta
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/hashicorp/raft"
+)
+
+// Proposals reach the meta leader over the meta group's own Layer: a
+// connection that starts with forwardMagic carries one proposal instead
+// of Raft RPCs. Raft starts every connection with an RPC type byte (0-4
+// in v1.7.3), so the magic cannot be Raft's; the Mux's group header
+// (0xF7) was read before the Layer saw the connection. No second group
+// id is reserved, and the proposal travels the same (TLS) mux as Raft.
+//
+// After the magic: the request is a uint32 length (big endian) and the
+// encoded Command; the answer a uint32 length and forwardAnswer as JSON.
+const (
+	forwardMagic byte = 0xF8
+	// maxForward bounds a request or an answer.
+	maxForward = 1 << 20
+	// peekTimeout bounds how long an accepted connection may take to
+	// send its first byte.
+	peekTimeout = 10 * time.Second
+)
+
+// forwardAnswer is the leader's answer to a forwarded proposal.
+type forwardAnswer struct {
+	Shard  uint64   `json:"shard,omitempty"`
+	Voters []string `json:"voters,omitempty"`
+	Code   string   `json:"code,omitempty"` // "", bad_command, refused, not_leader, failed
+	Error  string   `json:"error,omitempty"`
+}
+
+// codes maps the sentinels to their codes on the wire, and back, most
+// specific first (a not_found refusal is also refused).
+var codes = []struct {
+	code string
+	errs []error
+}{
+	{"bad_command", []error{ErrBadCommand}},
+	{"not_found", []error{ErrRefused, ErrNotFound}},
+	{"refused", []error{ErrRefused}},
+	{"not_leader", []error{ErrNotLeader}},
+}
+
+func answerOf(res Result, err error) forwardAnswer {
+	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters}
+	if err == nil {
+		return a
+	}
+	a.Code, a.Error = "failed", err.Error()
+	for _, c := range codes {
+		if errors.Is(err, c.errs[len(c.errs)-1]) {
+			a.Code = c.code
+			break
+		}
+	}
+	return a
+}
+
+func (a forwardAnswer) result() (Result, error) {
+	if a.Code == "" {
+		return Result{Shard: a.Shard, Voters: a.Voters}, nil
+	}
+	for _, c := range codes {
+		if a.Code == c.code {
+			err := fmt.Errorf("%w (at the meta leader): %s", c.errs[len(c.errs)-1], a.Error)
+			if len(c.errs) > 1 {
+				err = fmt.Errorf("%w: %w", c.errs[0], err)
+			}
+			return Result{}, err
+		}
+	}
+	return Result{}, fmt.Errorf("meta leader: %s", a.Error)
+}
+
+// writeFrame writes a length-prefixed frame.
+func writeFrame(w io.Writer, b []byte) error {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+	if _, err := w.Write(append(n[:], b...)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// readFrame reads a length-prefixed frame of at most maxForward bytes.
+func readFrame(r io.Reader) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > maxForward {
+		return nil, fmt.Errorf("%w: a frame of %d bytes", ErrBadCommand, size)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// forward sends c to the meta leader at addr and returns its answer.
+func (g *Group) forward(ctx context.Context, addr raft.ServerAddress, c Command) (Result, error) {
+	b, err := c.Encode()
+	if err != nil {
+		return Result{}, err
+	}
+	deadline := time.Now().Add(g.cfg.ApplyTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn, err := g.layer.Dial(addr, time.Until(deadline))
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: forward to %s: %w", ErrNotLeader, addr, err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return Result{}, fmt.Errorf("%w: forward to %s: %w", ErrNotLeader, addr, err)
+	}
+	// After the deadline is set, so that a cancellation is not undone.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	req := append([]byte{forwardMagic}, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(req[1:], uint32(len(b)))
+	if _, err := conn.Write(append(req, b...)); err != nil {
+		return Result{}, fmt.Errorf("%w: forward to %s: %w", ErrNotLeader, addr, err)
+	}
+	ab, err := readFrame(conn)
+	if err != nil {
+		// The leader may have applied it: the outcome is unknown.
+		return Result{}, fmt.Errorf("%w: forward to %s: no answer: %w", ErrNotLeader, addr, err)
+	}
+	var a forwardAnswer
+	if err := json.Unmarshal(ab, &a); err != nil {
+		return Result{}, fmt.Errorf("meta leader %s: bad answer: %w", addr, err)
+	}
+	return a.result()
+}
+
+// splitLayer is the stream layer the meta group's Raft runs on: it takes
+// the connections of the meta group's Layer, hands Raft's to Raft and
+// serves forwarded proposals itself.
+type splitLayer struct {
+	*shard.Layer
+	g     *Group
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[net.Conn]struct{} // connections being peeked at or served
+}
+
+var _ raft.StreamLayer = (*splitLayer)(nil)
+
+func newSplitLayer(l *shard.Layer, g *Group) *splitLayer {
+	s := &splitLayer{Layer: l, g: g, conns: make(chan net.Conn), done: make(chan struct{}), pending: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go s.run()
+	return s
+}
+
+// Accept waits for the next Raft connection.
+func (s *splitLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.done:
+		return nil, fmt.Errorf("meta group: %w", shard.ErrClosed)
+	}
+}
+
+// Close stops accepting, closes the Layer and the connections not handed
+// to Raft yet. wait waits for the goroutines.
+func (s *splitLayer) Close() error {
+	s.once.Do(func() {
+		close(s.done)
+		s.Layer.Close()
+		s.mu.Lock()
+		for c := range s.pending {
+			c.Close()
+		}
+		s.mu.Unlock()
+	})
+	return nil
+}
+
+// wait waits until the accept loop and every connection's goroutine are done.
+func (s *splitLayer) wait() { s.wg.Wait() }
+
+func (s *splitLayer) run() {
+	defer s.wg.Done()
+	for {
+		c, err := s.Layer.Accept()
+		if err != nil {
+			return // closed
+		}
+		if !s.track(c) {
+			c.Close()
+			return
+		}
+		s.wg.Add(1)
+		go s.route(c)
+	}
+}
+
+// track records c as pending; false once closed.
+func (s *splitLayer) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	s.pending[c] = struct{}{}
+	return true
+}
+
+func (s *splitLayer) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.pending, c)
+	s.mu.Unlock()
+}
+
+// route reads c's first byte: a forwarded proposal is served here, the
+// rest goes to Raft with that byte replayed.
+func (s *splitLayer) route(c net.Conn) {
+	defer s.wg.Done()
+	var first [1]byte
+	err := c.SetReadDeadline(time.Now().Add(peekTimeout))
+	if err == nil {
+		_, err = io.ReadFull(c, first[:])
+	}
+	if err == nil {
+		err = c.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		s.untrack(c)
+		c.Close()
+		return
+	}
+	if first[0] == forwardMagic {
+		s.serve(c)
+		s.untrack(c)
+		c.Close()
+		return
+	}
+	s.untrack(c)
+	select {
+	case s.conns <- &prefixConn{Conn: c, prefix: first[:]}:
+	case <-s.done:
+		c.Close()
+	}
+}
+
+// serve answers one forwarded proposal: applied here when this node
+// leads the meta group, never forwarded again.
+func (s *splitLayer) serve(c net.Conn) {
+	if err := c.SetDeadline(time.Now().Add(peekTimeout + s.g.cfg.ApplyTimeout)); err != nil {
+		return
+	}
+	b, err := readFrame(c)
+	if err != nil {
+		return
+	}
+	var res Result
+	cmd, err := DecodeCommand(b)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.g.cfg.ApplyTimeout)
+		res, err = s.g.apply(ctx, cmd)
+		cancel()
+	}
+	ab, _ := json.Marshal(answerOf(res, err)) // strings and numbers: cannot fail
+	_ = writeFrame(c, ab)
+}
+
+// prefixConn replays the bytes read to route a connection.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}

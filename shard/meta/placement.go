@@ -1,0 +1,75 @@
+package meta
+
+import (
+	"cmp"
+	"slices"
+)
+
+// ShardLoad is what placement knows of a shard: its worlds (those the map
+// lists on it) and the load its leader last reported.
+type ShardLoad struct {
+	ID      uint64
+	Worlds  int
+	Players uint64
+	Events  uint64 // events per second
+}
+
+// PlaceWorld returns the shard a new world goes to: the one with the most
+// headroom, that is the fewest worlds, then the fewest players, then the
+// fewest events per second, and among equals the lowest id. It is pure
+// and ignores the order of shards, so every replica picks alike. ok is
+// false without shards.
+func PlaceWorld(shards []ShardLoad) (id uint64, ok bool) {
+	if len(shards) == 0 {
+		return 0, false
+	}
+	best := slices.MinFunc(shards, func(a, b ShardLoad) int {
+		return cmp.Or(cmp.Compare(a.Worlds, b.Worlds), cmp.Compare(a.Players, b.Players),
+			cmp.Compare(a.Events, b.Events), cmp.Compare(a.ID, b.ID))
+	})
+	return best.ID, true
+}
+
+// NodeSeats is a node as voter placement sees it: its region label and
+// how many shards it is already a voter of.
+type NodeSeats struct {
+	ID     string
+	Region string
+	Seats  int
+}
+
+// SpreadVoters picks a new shard's voters: min(replicas, len(nodes))
+// distinct nodes, so losing one node costs the shard at most one voter.
+// It takes one node at a time: first a region with the fewest voters
+// chosen so far (so with as many regions as voters, each voter is in its
+// own region), then within it the node with the fewest seats, then the
+// lowest id; seats spread evenly over the nodes as shards are created
+// (without region labels, and with the same replicas for every shard,
+// the busiest and the idlest node differ by at most one seat).
+// It is pure and ignores the order of nodes.
+//
+// With fewer nodes than replicas the shard has fewer voters: with 2 nodes
+// a 3-voter shard gets 2, and losing either node loses its quorum; with
+// 3 or 4 nodes and 3 replicas one node's loss leaves every shard a
+// quorum, as it does from 5 nodes on for 5 replicas. A shard that needs
+// to survive a node's loss needs at least 3 voters, so at least 3 nodes.
+func SpreadVoters(nodes []NodeSeats, replicas int) []string {
+	n := min(max(replicas, 0), len(nodes))
+	left := slices.Clone(nodes)
+	inRegion := map[string]int{}
+	out := make([]string, 0, n)
+	for range n {
+		i := 0
+		for j := 1; j < len(left); j++ {
+			a, b := left[j], left[i]
+			if cmp.Or(cmp.Compare(inRegion[a.Region], inRegion[b.Region]), cmp.Compare(a.Seats, b.Seats), cmp.Compare(a.ID, b.ID)) < 0 {
+				i = j
+			}
+		}
+		out = append(out, left[i].ID)
+		inRegion[left[i].Region]++
+		left = slices.Delete(left, i, i+1)
+	}
+	slices.Sort(out)
+	return out
+}

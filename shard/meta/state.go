@@ -1,0 +1,223 @@
+package meta
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/gsd-dev/gsd/shard"
+)
+
+// Node is a cluster node as the meta group records it.
+type Node struct {
+	Raft   string `json:"raft"`             // the node's Raft (mux) address
+	HTTP   string `json:"http"`             // host:port or a base URL
+	Region string `json:"region,omitempty"` // a label for voter placement
+}
+
+// Hint is a group's last known leader: the node that reported leading
+// it, and in which Raft term (a report of an older term does not replace
+// it).
+type Hint struct {
+	Node string `json:"node"`
+	Term uint64 `json:"term"`
+}
+
+// State is the meta group's replicated state. FSM owns it: it is changed
+// only by Apply and Restore, on raft's FSM goroutine.
+type State struct {
+	Nodes   map[string]Node     `json:"nodes"`
+	Shards  map[uint64][]string `json:"shards"` // shard id → voters, sorted
+	Worlds  map[string]uint64   `json:"worlds"` // world → shard, ahead of the hash
+	Leaders map[uint64]Hint     `json:"leaders"`
+	Load    map[uint64]Load     `json:"load"` // shard → its leader's last report
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{Nodes: map[string]Node{}, Shards: map[uint64][]string{}, Worlds: map[string]uint64{},
+		Leaders: map[uint64]Hint{}, Load: map[uint64]Load{}}
+}
+
+// Result is what applying a command returns: the shard it concerned (the
+// one place_world picked, or create_shard's) and create_shard's voters.
+type Result struct {
+	Shard  uint64
+	Voters []string
+}
+
+// apply changes s by c (validated) and reports whether the map view
+// changes (reports change only hints and load). A refused command leaves
+// s as it was and returns an error wrapping ErrRefused (and ErrNotFound
+// when it names a node or shard that does not exist); refusals are
+// decided by the state alone, so every replica refuses alike.
+func (s *State) apply(c Command) (res Result, topo bool, err error) {
+	switch c.Op {
+	case OpAddNode:
+		s.Nodes[c.Node] = Node{Raft: c.Raft, HTTP: c.HTTP, Region: c.Region}
+		return Result{}, true, nil
+	case OpRemoveNode:
+		if _, ok := s.Nodes[c.Node]; !ok {
+			return Result{}, false, fmt.Errorf("%w: %w: no node %q", ErrRefused, ErrNotFound, c.Node)
+		}
+		for _, id := range s.shardIDs() {
+			if slices.Contains(s.Shards[id], c.Node) {
+				return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d", ErrRefused, c.Node, id)
+			}
+		}
+		delete(s.Nodes, c.Node)
+		return Result{}, true, nil
+	case OpCreateShard:
+		if _, ok := s.Shards[c.Shard]; ok {
+			return Result{}, false, fmt.Errorf("%w: shard %d exists", ErrRefused, c.Shard)
+		}
+		voters := slices.Clone(c.Voters)
+		if c.Replicas > 0 {
+			voters = SpreadVoters(s.seats(), c.Replicas)
+		}
+		if len(voters) == 0 {
+			return Result{}, false, fmt.Errorf("%w: shard %d: no nodes to place voters on", ErrRefused, c.Shard)
+		}
+		for _, v := range voters {
+			if _, ok := s.Nodes[v]; !ok {
+				return Result{}, false, fmt.Errorf("%w: %w: shard %d: voter %q is not a node", ErrRefused, ErrNotFound, c.Shard, v)
+			}
+		}
+		slices.Sort(voters)
+		s.Shards[c.Shard] = voters
+		return Result{Shard: c.Shard, Voters: slices.Clone(voters)}, true, nil
+	case OpRemoveShard:
+		if _, ok := s.Shards[c.Shard]; !ok {
+			return Result{}, false, fmt.Errorf("%w: %w: no shard %d", ErrRefused, ErrNotFound, c.Shard)
+		}
+		if n := s.worldsOn()[c.Shard]; n > 0 {
+			return Result{}, false, fmt.Errorf("%w: shard %d still holds %d worlds", ErrRefused, c.Shard, n)
+		}
+		delete(s.Shards, c.Shard)
+		delete(s.Leaders, c.Shard)
+		delete(s.Load, c.Shard)
+		return Result{Shard: c.Shard}, true, nil
+	case OpAssignWorld:
+		if _, ok := s.Shards[c.Shard]; !ok {
+			return Result{}, false, fmt.Errorf("%w: %w: world %q: no shard %d", ErrRefused, ErrNotFound, c.World, c.Shard)
+		}
+		s.Worlds[c.World] = c.Shard
+		return Result{Shard: c.Shard}, true, nil
+	case OpPlaceWorld:
+		if g, ok := s.Worlds[c.World]; ok {
+			return Result{Shard: g}, false, nil // placed already: the same answer again
+		}
+		g, ok := PlaceWorld(s.loads())
+		if !ok {
+			return Result{}, false, fmt.Errorf("%w: world %q: no shards", ErrRefused, c.World)
+		}
+		s.Worlds[c.World] = g
+		return Result{Shard: g}, true, nil
+	case OpSeed:
+		if len(s.Nodes) > 0 || len(s.Shards) > 0 {
+			return Result{}, false, fmt.Errorf("%w: the meta map is not empty: seeded already", ErrRefused)
+		}
+		for id, n := range c.Seed.Nodes {
+			s.Nodes[id] = Node{Raft: n.Raft, HTTP: n.HTTP}
+		}
+		for _, sh := range c.Seed.Shards {
+			s.Shards[sh.ID] = slices.Sorted(slices.Values(sh.Voters))
+		}
+		maps.Copy(s.Worlds, c.Seed.Worlds)
+		return Result{}, true, nil
+	case OpReport:
+		for g, term := range c.Leads {
+			if h, ok := s.Leaders[g]; !ok || term >= h.Term {
+				s.Leaders[g] = Hint{Node: c.Node, Term: term}
+			}
+		}
+		for g, l := range c.Load {
+			if _, ok := s.Shards[g]; ok {
+				s.Load[g] = l
+			}
+		}
+		return Result{}, false, nil
+	}
+	return Result{}, false, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
+}
+
+// shardIDs returns the shard ids in order.
+func (s *State) shardIDs() []uint64 { return slices.Sorted(maps.Keys(s.Shards)) }
+
+// worldsOn counts the listed worlds of each shard.
+func (s *State) worldsOn() map[uint64]int {
+	n := map[uint64]int{}
+	for _, g := range s.Worlds {
+		n[g]++
+	}
+	return n
+}
+
+// loads returns every shard's load for PlaceWorld.
+func (s *State) loads() []ShardLoad {
+	n := s.worldsOn()
+	out := make([]ShardLoad, 0, len(s.Shards))
+	for _, id := range s.shardIDs() {
+		l := s.Load[id]
+		out = append(out, ShardLoad{ID: id, Worlds: n[id], Players: l.Players, Events: l.Events})
+	}
+	return out
+}
+
+// seats returns every node with the number of shards it is a voter of,
+// for SpreadVoters.
+func (s *State) seats() []NodeSeats {
+	n := map[string]int{}
+	for _, voters := range s.Shards {
+		for _, v := range voters {
+			n[v]++
+		}
+	}
+	out := make([]NodeSeats, 0, len(s.Nodes))
+	for id, node := range s.Nodes {
+		out = append(out, NodeSeats{ID: id, Region: node.Region, Seats: n[id]})
+	}
+	return out
+}
+
+// Map returns s as a shard map: membership is the group holding the
+// node table (gsd's group 0). Worlds it does not list hash over its
+// shards as any shard.Map's do.
+func (s *State) Map(membership uint64) *shard.Map {
+	m := &shard.Map{Membership: membership, Nodes: make(map[string]shard.MapNode, len(s.Nodes)),
+		Shards: make([]shard.MapShard, 0, len(s.Shards)), Worlds: maps.Clone(s.Worlds)}
+	for id, n := range s.Nodes {
+		m.Nodes[id] = shard.MapNode{Raft: n.Raft, HTTP: n.HTTP}
+	}
+	for _, id := range s.shardIDs() {
+		m.Shards = append(m.Shards, shard.MapShard{ID: id, Voters: slices.Clone(s.Shards[id])})
+	}
+	return m
+}
+
+// leaders returns the hints' node ids by group.
+func (s *State) leaders() map[uint64]string {
+	out := make(map[uint64]string, len(s.Leaders))
+	for g, h := range s.Leaders {
+		out[g] = h.Node
+	}
+	return out
+}
+
+// events returns each shard's reported events per second.
+func (s *State) events() map[uint64]uint64 {
+	out := make(map[uint64]uint64, len(s.Load))
+	for g, l := range s.Load {
+		out[g] = l.Events
+	}
+	return out
+}
+
+// players returns each shard's reported players.
+func (s *State) players() map[uint64]uint64 {
+	out := make(map[uint64]uint64, len(s.Load))
+	for g, l := range s.Load {
+		out[g] = l.Players
+	}
+	return out
+}

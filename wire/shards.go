@@ -1,0 +1,55 @@
+package wire
+
+// The admin routes of the cluster's shard map (issue 14): GET the map,
+// POST a shard (ShardCreate), DELETE PathShards/{id}, POST a world's
+// placement (WorldPlacement) to PathShardWorlds.
+const (
+	PathShards      = "/v1/cluster/shards"
+	PathShardWorlds = "/v1/cluster/shards/worlds"
+)
+
+// ShardMap is the cluster's shard map as a node sees it (GET
+// /v1/cluster/shards): from the meta group with gsd --meta, else the
+// static --shard-map.
+type ShardMap struct {
+	Meta   bool              `json:"meta"` // held by the meta group (else a static file)
+	Nodes  []ShardNode       `json:"nodes"`
+	Shards []ShardInfo       `json:"shards"`
+	Worlds map[string]uint64 `json:"worlds"` // listed worlds; others hash over the shards
+}
+
+// ShardNode is one node of the shard map.
+type ShardNode struct {
+	ID   string `json:"id"`
+	Raft string `json:"raft"`
+	HTTP string `json:"http"`
+}
+
+// ShardInfo is one shard: its voters, its last known leader and what
+// placement weighs.
+type ShardInfo struct {
+	ID      uint64   `json:"id"`
+	Voters  []string `json:"voters"`
+	Leader  string   `json:"leader,omitempty"` // the meta group's hint; empty when unknown
+	Worlds  int      `json:"worlds"`           // worlds the map lists on it
+	Players uint64   `json:"players"`          // as its leader last reported
+	Events  uint64   `json:"events_per_sec"`   // likewise
+}
+
+// ShardCreate is the body of POST /v1/cluster/shards: a new shard with
+// its voters, or with Replicas voters the meta group spreads over the
+// nodes.
+type ShardCreate struct {
+	ID       uint64   `json:"id"`
+	Voters   []string `json:"voters,omitempty"`
+	Replicas int      `json:"replicas,omitempty"`
+}
+
+// WorldPlacement is the body and the answer of POST
+// /v1/cluster/shards/worlds: World on Shard; without Shard, the meta
+// group places the world (on the shard with the most headroom) and the
+// answer says where.
+type WorldPlacement struct {
+	World string  `json:"world"`
+	Shard *uint64 `json:"shard,omitempty"`
+}
