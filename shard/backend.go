@@ -45,12 +45,21 @@ func (b *Backend) group(world string) (*store.Store, error) {
 	return st, nil
 }
 
-// Worlds lists the worlds of every group this node runs, by id.
+// Worlds lists the worlds of every group this node runs, by id, each from
+// the group the map places it on, as World reads it: a world that moved
+// between two groups of this node (migrate.go) is on both, fenced on the
+// old one until dropped there, imported on the new one.
 func (b *Backend) Worlds() []fsm.WorldInfo {
+	v := b.r.src.View()
 	var out []fsm.WorldInfo
 	for _, g := range b.r.mgr.Groups() {
 		if st, ok := b.r.mgr.Group(g); ok {
-			out = append(out, st.Worlds()...)
+			for _, w := range st.Worlds() {
+				// A map without shards yet places nothing: list it all.
+				if h, err := shardOf(v, w.ID); err != nil || h == g {
+					out = append(out, w)
+				}
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b fsm.WorldInfo) int { return strings.Compare(a.ID, b.ID) })

@@ -72,6 +72,11 @@ func (o *restoreOptions) restoreCluster(cfg store.RestoreConfig) ([]string, erro
 				continue
 			}
 			p.dir = shard.GroupDir(cfg.Dir, g.Group)
+			if _, err := os.Stat(filepath.Join(p.dir, "raft.db")); err == nil {
+				// Refused before any group is written (store.Restore
+				// would refuse it only in the loop below).
+				return nil, fmt.Errorf("restore group %d: %w: %s", g.Group, store.ErrDataDirInUse, p.dir)
+			}
 		}
 		if p.data, err = readGroupFile(o.cluster, g, cfg.FSM); err != nil {
 			return nil, err
