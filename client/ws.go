@@ -66,8 +66,11 @@ type PlayOptions struct {
 	HeadersOnly bool
 	// Keyframe asks the server, when the Play opens, for the world's state
 	// the player may see (Play.Keyframe): Next then returns the events
-	// after it. Resumes go on from the events received, without one.
-	// Needs a server that knows the keyframe key (docs/PROTOCOL.md).
+	// after it. Resumes go on from the events received, without one,
+	// unless the server no longer holds them (4410 archive_gap, as at a
+	// world's new home after a move): then the Play resumes with a
+	// keyframe, which Next returns as a KeyframeStatus event. Needs a
+	// server that knows the keyframe key (docs/PROTOCOL.md).
 	Keyframe bool
 }
 
@@ -131,7 +134,8 @@ type Play struct {
 	err         error  // why the Play ended
 	data        map[string]wire.Value
 	incarnation uint64         // the world's, as of the last welcome
-	keyframe    *wire.Keyframe // the first welcome's (PlayOptions.Keyframe)
+	keyframe    *wire.Keyframe // the latest (PlayOptions.Keyframe): the first welcome's, or a resume's
+	rekey       bool           // the next resume asks for a keyframe (after archive_gap)
 	udp         *UDPInfo       // the current connection's UDP lane key (udp.go)
 	closed      bool           // Close was called (mirrors closing, under mu)
 	// A transfer (transfer.go): where to resume next, with which ticket,
@@ -172,6 +176,14 @@ const DeltaStatus = "delta"
 // version is newer than the one you hold. It moves no acknowledged
 // position. A HeadersOnly Play drops them.
 const EnterStatus = "enter"
+
+// KeyframeStatus is the Status of the event Next returns when a Play
+// opened with PlayOptions.Keyframe resumed with a keyframe because the
+// server no longer held the events it missed (4410 archive_gap, e.g. at a
+// world's new home after a move): the whole state the player may see at
+// Seq, each field a change as for EnterStatus. Replace the state you hold
+// with it; the events that follow come after Seq.
+const KeyframeStatus = "keyframe"
 
 // item is one entry for Next: an event or a delta, and the world seq the
 // client may acknowledge once Next returned it.
@@ -244,7 +256,8 @@ func (p *Play) Overlaps() int64 {
 }
 
 // Keyframe returns the world's state the player could see when the Play
-// opened, at the seq before the first event Next returns (nil without
+// opened, at the seq before the first event Next returns, or, after a
+// resume that needed one, that resume's (nil without
 // PlayOptions.Keyframe). Apply events and deltas over it by version.
 func (p *Play) Keyframe() *wire.Keyframe {
 	p.mu.Lock()

@@ -52,6 +52,10 @@ func (p *Play) run() {
 			continue // at once, with a fresh token
 		}
 		var ce *CloseError
+		if errors.As(err, &ce) && ce.Code == CloseArchiveGap && p.opts.Keyframe && p.startRekey() {
+			backoff = p.c.minBackoff
+			continue // resume at once, with the world's state instead of the events missed
+		}
 		if errors.Is(err, errMoved) || p.ticketRefused(err, base) {
 			backoff = p.c.minBackoff
 			continue // resume at once, where the server said
@@ -65,7 +69,7 @@ func (p *Play) run() {
 			p.finish(err)
 			return
 		}
-		if errors.As(err, &ce) && (strings.Contains(ce.Reason, CodeNotLeader) || ce.Code == CloseMoved || ce.Code == int(websocket.StatusGoingAway)) || !errors.As(err, &ce) {
+		if errors.As(err, &ce) && (strings.Contains(ce.Reason, CodeNotLeader) || strings.HasPrefix(ce.Reason, CodeWorldMoved) || ce.Code == CloseMoved || ce.Code == int(websocket.StatusGoingAway)) || !errors.As(err, &ce) {
 			addr++ // another node may serve us better
 		}
 		wait, closing := backoff, p.closing
@@ -127,7 +131,11 @@ func (p *Play) connect(base string) error {
 		if p.ticket != "" {
 			hello["ticket"] = p.ticket
 		}
+		if p.rekey {
+			hello["keyframe"] = true
+		}
 	}
+	askKF := first && p.opts.Keyframe || !first && p.rekey
 	p.mu.Unlock()
 	if err := p.write(p.ctx, conn, hello); err != nil {
 		return closeErr(err)
@@ -140,7 +148,7 @@ func (p *Play) connect(base string) error {
 		return &CloseError{Code: 4400, Reason: "expected welcome, got " + w.Type}
 	}
 	var kf *wire.Keyframe
-	if first && p.opts.Keyframe {
+	if askKF {
 		// The keyframe comes right after the welcome.
 		kf = new(wire.Keyframe)
 		if err := p.read(conn, kf); err != nil {
@@ -157,6 +165,11 @@ func (p *Play) connect(base string) error {
 	} else {
 		p.resumes++
 		p.received = max(p.received, w.Seq)
+		if kf != nil {
+			// The state replaces the events missed: the stream goes on
+			// after the keyframe's seq.
+			p.received, p.lastEvent, p.keyframe, p.rekey = w.Seq, w.Seq, kf, false
+		}
 	}
 	p.data, p.incarnation = w.Data, w.Incarnation
 	p.udp = udpLane(w.UDP, base)
@@ -177,6 +190,11 @@ func (p *Play) connect(base string) error {
 	}()
 	if first {
 		close(p.ready)
+	} else if kf != nil {
+		ev := stateEvent(p.world, kf, KeyframeStatus)
+		if err := p.queue(item{ev: ev, covered: kf.Seq}); err != nil {
+			return err
+		}
 	}
 	if closing {
 		// Close came while there was no connection (or on a connection
@@ -261,4 +279,21 @@ func closeErr(err error) error {
 		return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
 	}
 	return err
+}
+
+// CloseArchiveGap is the close code of a resume from a position the node
+// no longer holds (docs/PROTOCOL.md): a Play opened with
+// PlayOptions.Keyframe then resumes with a keyframe.
+const CloseArchiveGap = 4410
+
+// startRekey makes the next resume ask for a keyframe; false when the
+// last one did already (another archive_gap then goes the usual way).
+func (p *Play) startRekey() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rekey {
+		return false
+	}
+	p.rekey = true
+	return true
 }

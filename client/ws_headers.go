@@ -74,7 +74,7 @@ func (p *Play) message(conn *websocket.Conn, typ websocket.MessageType, b []byte
 		if err := p.decode(typ, b, &kf); err != nil {
 			return err
 		}
-		return p.queue(item{ev: enterEvent(p.world, &kf)})
+		return p.queue(item{ev: stateEvent(p.world, &kf, EnterStatus)})
 	}
 	return p.handle(conn, &m)
 }

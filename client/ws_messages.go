@@ -177,11 +177,12 @@ func deltaEvent(world string, m *wire.ServerMsg) (ev wire.Event, empty bool) {
 	return ev, len(ev.Changes) == 0
 }
 
-// enterEvent is an enter message (docs/PROTOCOL.md, "Fan-out") as the
-// event Next returns: Status EnterStatus, each field of each entity a
-// change with its version (a set field: its elements in Set, op "set").
-func enterEvent(world string, kf *wire.Keyframe) wire.Event {
-	ev := wire.Event{World: world, Seq: kf.Seq, Priority: "bulk", Status: EnterStatus, Versions: map[string]map[string]uint64{}}
+// stateEvent is an enter message (docs/PROTOCOL.md, "Fan-out") or a
+// resume's keyframe as the event Next returns, of Status status: each
+// field of each entity a change with its version (a set field: its
+// elements in Set, op "set").
+func stateEvent(world string, kf *wire.Keyframe, status string) wire.Event {
+	ev := wire.Event{World: world, Seq: kf.Seq, Priority: "bulk", Status: status, Versions: map[string]map[string]uint64{}}
 	for _, id := range slices.Sorted(maps.Keys(kf.Entities)) {
 		e := kf.Entities[id]
 		ev.Versions[id] = make(map[string]uint64, len(e.Fields))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/api"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -276,4 +277,61 @@ func TestPlayEnterSnapshotsReachNext(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, uint64(2), ev.Seq, "the enter snapshot was dropped")
 	})
+}
+
+// A Play with Keyframe whose resume finds its missed events gone (4410
+// archive_gap, as at a world's new home after a move) resumes again with
+// a keyframe: Next returns the events it had, the keyframe as a
+// KeyframeStatus event, then the events after it.
+func TestPlayWithKeyframeResumesWithOneAfterAnArchiveGap(t *testing.T) {
+	ev := func(seq int) map[string]any {
+		return map[string]any{"world": "arena", "seq": seq, "index": seq, "time": 1, "player": "gm", "priority": "critical", "status": "applied"}
+	}
+	f := &fakeMover{script: []func(ctx context.Context, c *websocket.Conn){
+		func(ctx context.Context, c *websocket.Conn) {
+			send(ctx, c, map[string]any{"type": "welcome", "session": "s1", "resume_token": "rt", "seq": 0})
+			send(ctx, c, map[string]any{"type": "keyframe", "world": "arena", "seq": 0, "time": 0, "entities": map[string]any{}})
+			send(ctx, c, map[string]any{"type": "events", "from": 1, "seq": 1, "events": []any{ev(1)}})
+			for { // drop once the client acked it (it read it)
+				if m, err := recv(ctx, c); err != nil || m["type"] == "ack" {
+					break
+				}
+			}
+			_ = c.CloseNow()
+		},
+		func(ctx context.Context, c *websocket.Conn) {
+			_ = c.Close(CloseArchiveGap, "archive_gap: seq 2 is not held")
+		},
+		func(ctx context.Context, c *websocket.Conn) {
+			send(ctx, c, map[string]any{"type": "welcome", "session": "s1", "seq": 5})
+			send(ctx, c, map[string]any{"type": "keyframe", "world": "arena", "seq": 5, "time": 0,
+				"entities": map[string]any{"e": map[string]any{"version": 5, "fields": map[string]any{"n": map[string]any{"value": 5, "version": 5}}}}})
+			send(ctx, c, map[string]any{"type": "events", "from": 6, "seq": 6, "events": []any{ev(6)}})
+		},
+	}}
+	ts := httptest.NewServer(f)
+	defer ts.Close()
+	cl := New([]string{ts.URL}, WithBackoff(time.Millisecond, 10*time.Millisecond))
+	defer cl.Close()
+	ctx := playCtx(t)
+	p, err := cl.Play(ctx, "arena", PlayOptions{Player: "ann", Keyframe: true})
+	require.NoError(t, err)
+	defer p.Close()
+	var got []string
+	for len(got) < 3 {
+		e, err := p.Next(ctx)
+		require.NoError(t, err, "%v", got)
+		got = append(got, fmt.Sprintf("%s@%d", e.Status, e.Seq))
+		if e.Status == KeyframeStatus {
+			require.Equal(t, wire.Int(5), *e.Changes[0].Value)
+		}
+	}
+	require.Equal(t, []string{"applied@1", "keyframe@5", "applied@6"}, got)
+	require.Equal(t, uint64(5), p.Keyframe().Seq)
+	firsts := f.seenFirsts()
+	require.Len(t, firsts, 3)
+	require.Equal(t, true, firsts[0]["keyframe"])
+	require.Nil(t, firsts[1]["keyframe"], "a resume asks for no keyframe at first")
+	require.Equal(t, float64(1), firsts[1]["last_seq"])
+	require.Equal(t, true, firsts[2]["keyframe"], "after archive_gap it does")
 }
