@@ -169,16 +169,28 @@ type snap struct {
 	seq uint64
 }
 
-// enter sends c the entities that came into its area since the hub last
-// looked (h.mu held); false when c's queue is full. snaps caches the
-// snapshots of one batch, shared by the members.
-func (h *hub) enter(c *playConn, snaps map[string]snap) bool {
-	if h.idx == nil || h.idx.cfg.Cell <= 0 {
+// anyMovers reports whether an entity changed cell in the last update.
+func (ix *interestIndex) anyMovers() bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.movers) > 0
+}
+
+// enterAs sends c, whose player's record is me, the entities that came
+// into its area since the hub last looked (h.mu held); false when c's
+// queue is full. moved: an entity changed cell in the batch (without one,
+// and with the player in the cell it was, nothing can have come in).
+// *snaps caches the snapshots of one batch, shared by the members; it is
+// made on the first one.
+func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string]snap) bool {
+	if h.idx.cfg.Cell <= 0 {
 		return true
 	}
-	me := h.idx.get(c.player)
 	x, y, ok := me.cell(h.idx.cfg.Cell)
 	now := cellKey{x, y}
+	if c.area.known && !moved && c.area.ok == ok && (!ok || c.area.cell == now) {
+		return true
+	}
 	ids := h.idx.entering(c.area, now, ok)
 	if c.area.known {
 		// The player's own entity reaches it always: it walked with it.
@@ -188,12 +200,15 @@ func (h *hub) enter(c *playConn, snaps map[string]snap) bool {
 	if len(ids) == 0 {
 		return true
 	}
+	if *snaps == nil {
+		*snaps = make(map[string]snap)
+	}
 	msg := &wire.Keyframe{Type: wire.TypeEnter, World: h.world, Entities: make(map[string]wire.WatchEntity, len(ids))}
 	for _, id := range ids {
-		sn, seen := snaps[id]
+		sn, seen := (*snaps)[id]
 		if !seen {
 			sn = h.snapshot(id)
-			snaps[id] = sn
+			(*snaps)[id] = sn
 		}
 		if sn.we != nil {
 			msg.Entities[id] = *sn.we

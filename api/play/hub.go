@@ -372,22 +372,25 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 	last := evs[len(evs)-1].Seq
 	var (
 		plan  *interestPlan
-		snaps map[string]snap // the batch's enter snapshots (enter.go)
+		snaps map[string]snap // the batch's enter snapshots (enter.go), made when one is
+		moved bool            // an entity changed cell in the batch
 	)
 	if h.idx != nil {
 		plan = h.idx.plan(hevs)
-		snaps = make(map[string]snap)
+		moved = h.idx.anyMovers()
 	}
 	for c, m := range h.members {
 		if m != memberAttached {
 			continue
 		}
 		offered := hevs
+		var me entInterest
 		if plan != nil {
-			h.sel, h.selIdx = h.idx.selectFor(plan, c.player, hevs, h.sel, h.selIdx)
+			me = h.idx.get(c.player)
+			h.sel, h.selIdx = h.idx.selectForMe(plan, c.player, me, hevs, h.sel, h.selIdx)
 			offered = h.sel
 		}
-		if c.ob.offer(offered, nil) < len(offered) || !h.enter(c, snaps) {
+		if c.ob.offer(offered, nil) < len(offered) || plan != nil && !h.enterAs(c, me, moved, &snaps) {
 			// Its queue is full: it reads on by itself, and the hub
 			// never waits for it.
 			h.detach(c)
@@ -508,7 +511,8 @@ func (h *hub) attach(c *playConn) (bool, error) {
 	// Its area goes whole first (enter.go): what it missed while detached,
 	// or everything near a player who just joined.
 	c.area = enterState{}
-	if !h.enter(c, make(map[string]snap)) {
+	var snaps map[string]snap
+	if h.idx != nil && !h.enterAs(c, h.idx.get(c.player), false, &snaps) {
 		return false, nil // no room: it reads on by itself and tries again
 	}
 	h.members[c] = memberAttached

@@ -283,10 +283,14 @@ func (ix *interestIndex) plan(hevs []*hubEvent) *interestPlan {
 // selectFor appends to out (reset) the events of hevs, planned as p, that
 // player wants, in order, each once.
 func (ix *interestIndex) selectFor(p *interestPlan, player string, hevs []*hubEvent, out []*hubEvent, idx []int) ([]*hubEvent, []int) {
+	return ix.selectForMe(p, player, ix.get(player), hevs, out, idx)
+}
+
+// selectForMe is selectFor with the player's own record read already.
+func (ix *interestIndex) selectForMe(p *interestPlan, player string, me entInterest, hevs []*hubEvent, out []*hubEvent, idx []int) ([]*hubEvent, []int) {
 	idx = append(idx[:0], p.global...)
 	idx = append(idx, p.byPlayer[player]...)
 	idx = append(idx, p.byEntity[player]...)
-	me := ix.get(player)
 	if ix.cfg.Team != "" && me.team != "" {
 		idx = append(idx, p.byTeam[me.team]...)
 	}
