@@ -253,6 +253,10 @@ func (c *shardCluster) batches() (entries, commands float64) {
 //	GSD_SHARD_IDLE_BENCH=idle.json GSD_SHARD_IDLE_GROUPS=100 GSD_SHARD_IDLE_DURATION=10s \
 //	go test -run TestIdleGroupsCost -v -timeout 30m ./shard/
 //
+// GSD_SHARD_IDLE_COMMIT_TIMEOUT sets Raft's CommitTimeout (default the
+// store's, 5ms): an idle leader sends every follower an empty append
+// each CommitTimeout, which is most of an idle group's cost.
+//
 // Nothing here asserts a duration or a rate.
 func TestIdleGroupsCost(t *testing.T) {
 	out := os.Getenv("GSD_SHARD_IDLE_BENCH")
@@ -266,6 +270,12 @@ func TestIdleGroupsCost(t *testing.T) {
 		dur, err = time.ParseDuration(s)
 		require.NoError(t, err)
 	}
+	commit := store.DefaultConfig().CommitTimeout
+	if s := os.Getenv("GSD_SHARD_IDLE_COMMIT_TIMEOUT"); s != "" {
+		var err error
+		commit, err = time.ParseDuration(s)
+		require.NoError(t, err)
+	}
 	all := []string{"n1", "n2", "n3"}
 	smap := Map{Membership: 1}
 	for g := range groups {
@@ -274,7 +284,7 @@ func TestIdleGroupsCost(t *testing.T) {
 	c := newShardClusterWith(t, 3, smap, func(cfg *store.Config) {
 		d := store.DefaultConfig()
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
-		cfg.NoSync = false
+		cfg.NoSync, cfg.CommitTimeout = false, commit
 	})
 	require.Eventually(t, func() bool {
 		for g := range groups {
@@ -291,14 +301,15 @@ func TestIdleGroupsCost(t *testing.T) {
 	res := map[string]any{
 		"level":              "3 in-process nodes, each group 3 voters over one mux per node, production timeouts, no writes",
 		"groups":             groups,
+		"commit_timeout_ms":  commit.Milliseconds(),
 		"seconds":            wall.Seconds(),
 		"process_cpu_s":      cpu.Seconds(),
 		"cpu_per_wall_s":     cpu.Seconds() / wall.Seconds(),
 		"cpu_ms_per_group_s": 1000 * cpu.Seconds() / wall.Seconds() / float64(groups),
 		"goroutines":         runtime.NumGoroutine(),
 	}
-	t.Logf("%d idle groups x 3 nodes: %.3f CPU-s per s (%.2f ms per group per s), %d goroutines",
-		groups, res["cpu_per_wall_s"], res["cpu_ms_per_group_s"], res["goroutines"])
+	t.Logf("%d idle groups x 3 nodes, commit timeout %s: %.3f CPU-s per s (%.2f ms per group per s), %d goroutines",
+		groups, commit, res["cpu_per_wall_s"], res["cpu_ms_per_group_s"], res["goroutines"])
 	b, err := json.MarshalIndent(res, "", "  ")
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(out, b, 0o644))
