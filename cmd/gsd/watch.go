@@ -22,8 +22,12 @@ func (o *watchOptions) flags(f *pflag.FlagSet) {
 	f.IntVar(&o.cfg.Max, "watch-segment-views", d.Max, "how many views of worlds (view and delay) this node cuts into watch segments at once; more are refused 503 (at least 1)")
 }
 
-// check validates the flags.
+// check validates the flags; a zero config (options made without the
+// flags) is the defaults, as api.Config.Watch takes it.
 func (o *watchOptions) check() error {
+	if o.cfg == (watch.SegmentConfig{}) {
+		return nil
+	}
 	if err := o.cfg.Validate(); err != nil {
 		return fmt.Errorf("--watch-segment, --watch-segments-kept, --watch-segment-idle, --watch-segment-views: %w", err)
 	}
