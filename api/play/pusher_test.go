@@ -30,12 +30,12 @@ func TestOfferWaitWaitsForRoomThenCutsOffOrGivesUp(t *testing.T) {
 	go func() { done <- c.offerWait(second, nil) }()
 	var ok bool
 	for waiting := true; waiting; {
-		_, err := c.ob.take()
-		require.NoError(t, err)
 		select {
 		case ok = <-done:
 			waiting = false
-		case <-time.After(time.Millisecond): // poll: take again
+		case <-time.After(time.Millisecond): // it waits (most likely by now): the writer takes
+			_, err := c.ob.take()
+			require.NoError(t, err)
 		}
 	}
 	require.True(t, ok)
