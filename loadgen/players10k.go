@@ -87,6 +87,11 @@ type p10k struct {
 	side atomic.Uint64 // math.Float64bits of the current map side
 
 	mem0 memSample // the nodes' memory before the first player
+	// The nodes' events sent and the players' deliveries before the first
+	// player: nothing is in flight then, so the totals since are
+	// comparable once a step settles (sent0 < 0: not scraped).
+	sent0       float64
+	deliveries0 int64
 
 	mu      sync.Mutex
 	players []*p10kPlayer
@@ -215,6 +220,8 @@ func (s *p10k) step(ctx context.Context, t *Target, clients []*client.Client, ad
 	s.side.Store(math.Float64bits(s.pp.side(n)))
 	if len(s.players) == 0 {
 		s.mem0 = t.memory(ctx, addrs) // the nodes before any player
+		s.sent0 = s.scrapeSent(ctx, &http.Client{Timeout: scrapeTimeout}, addrs)
+		s.deliveries0 = s.deliveries.Load()
 	}
 	rampStart := time.Now()
 	if err := s.join(ctx, t, clients, n, readers); err != nil {
@@ -234,7 +241,6 @@ func (s *p10k) step(ctx context.Context, t *Target, clients []*client.Client, ad
 	measure(ctx, t, s.l, "warmup", tm.Warmup)
 
 	hc := &http.Client{Timeout: scrapeTimeout}
-	sent0 := s.scrapeSent(ctx, hc, addrs)
 	d0, x0 := s.deliveries.Load(), s.deltas.Load()
 	c0, m0, ch0 := s.critSent.Load(), s.moveSent.Load(), s.churned.Load()
 	stages0, stagesErr := scrapeStages(ctx, hc, addrs)
@@ -279,9 +285,11 @@ func (s *p10k) step(ctx context.Context, t *Target, clients []*client.Client, ad
 		overlaps += pl.play.Overlaps()
 	}
 	r.Counts["overlaps_dropped"] = overlaps
-	if sent >= 0 {
-		r.Counts["nodes_sent_since_start"] = int64(sent - sent0)
-		r.Counts["players_received_since_start"] = received - d0
+	if sent >= 0 && s.sent0 >= 0 {
+		// Since the run's start, not the measurement's: events in flight
+		// when the measurement began would count as received only.
+		r.Counts["nodes_sent_since_start"] = int64(sent - s.sent0)
+		r.Counts["players_received_since_start"] = received - s.deliveries0
 	}
 	gaps := s.streamErrs.Load()
 	r.Counts["stream_errors"] = gaps
