@@ -8,12 +8,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/raftlog"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -135,7 +135,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 // Raft. When it fails, what it opened is closed, the injected transport too.
 func (s *Store) openRaft() (err error) {
 	cfg := s.cfg
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{s.log}})
+	hlog := raftlog.New("raft", s.log)
 	defer func() {
 		if err == nil {
 			return
@@ -270,22 +270,6 @@ func (p addrProvider) ServerAddr(id raft.ServerID) (raft.ServerAddress, error) {
 		return a, nil
 	}
 	return "", fmt.Errorf("no address known for %s", id)
-}
-
-// slogWriter turns hclog's lines into slog records.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	level := slog.LevelInfo
-	switch {
-	case strings.Contains(line, "[ERROR]"):
-		level = slog.LevelError
-	case strings.Contains(line, "[WARN]"):
-		level = slog.LevelWarn
-	}
-	w.log.Log(context.Background(), level, line)
-	return len(p), nil
 }
 
 // watchLeadership keeps ready and the metrics in step with leadership: a new

@@ -8,12 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/internal/raftlog"
 	"github.com/gsd-dev/gsd/shard"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
@@ -151,7 +150,7 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership),
 		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
-	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft-meta", Level: hclog.Warn, Output: slogWriter{g.log}})
+	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: g.layer, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
@@ -486,22 +485,6 @@ func (g *Group) Close(ctx context.Context) error {
 		g.closeErr = errors.Join(errs...)
 	})
 	return g.closeErr
-}
-
-// slogWriter turns hclog's lines into slog records.
-type slogWriter struct{ log *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	level := slog.LevelInfo
-	switch {
-	case strings.Contains(line, "[ERROR]"):
-		level = slog.LevelError
-	case strings.Contains(line, "[WARN]"):
-		level = slog.LevelWarn
-	}
-	w.log.Log(context.Background(), level, line)
-	return len(p), nil
 }
 
 // Publish is a shard.Publish for shard.Move: it lists world on shard in
