@@ -73,8 +73,11 @@ func (w *watcher) loop() {
 		case <-w.stopped:
 			return
 		case now := <-t.C:
-			w.s.readFences()
-			for _, c := range w.s.playConns() {
+			conns := w.s.playConns()
+			if len(conns) > 0 {
+				w.s.readFences() // the worlds' infos, read only when someone plays
+			}
+			for _, c := range conns {
 				c.periodic(now)
 			}
 		}
