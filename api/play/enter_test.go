@@ -25,7 +25,7 @@ func newGridWorld(t *testing.T, rules fsm.Rules) *gridWorld {
 	st := apitest.StartStore(t)
 	require.NoError(t, st.CreateWorld(context.Background(), "g", fsm.Rules{}))
 	rules.Schema.Interest = fsm.InterestRule{Cell: 10, X: "x", Y: "y", Radius: 1}
-	rs := &ruledStore{Store: st, rules: rules, version: 1}
+	rs := apitest.NewRuledStore(st, rules)
 	return &gridWorld{t: t, st: st, env: newEnvFor(t, rs, fastPlay)}
 }
 

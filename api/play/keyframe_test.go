@@ -43,7 +43,7 @@ func fields(t *testing.T, kf map[string]any) map[string]map[string]any {
 func TestHelloWithKeyframeGetsTheVisibleStateAtTheWelcomesSeq(t *testing.T) {
 	st := apitest.StartStore(t)
 	require.NoError(t, st.CreateWorld(context.Background(), "fog", fsm.Rules{}))
-	rs := &ruledStore{Store: st, rules: fogRules, version: 1}
+	rs := apitest.NewRuledStore(st, fogRules)
 	env := newEnvFor(t, rs, fastPlay)
 	fogSet(t, st, 1, false, "ann", "team", fsm.String("red"))
 	fogSet(t, st, 2, false, "bob", "team", fsm.String("red"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,33 +14,6 @@ import (
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
 )
-
-// ruledStore is a store whose worlds show the test's rules: fsm refuses
-// the visibility keys until every read path filters, so the tests hand
-// them in where the play service reads rules.
-type ruledStore struct {
-	*store.Store
-	mu      sync.Mutex
-	rules   fsm.Rules
-	version uint64
-}
-
-func (r *ruledStore) Worlds() []fsm.WorldInfo {
-	infos := r.Store.Worlds()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range infos {
-		infos[i].Rules, infos[i].RulesVersion = r.rules, r.version
-	}
-	return infos
-}
-
-func (r *ruledStore) setRules(rules fsm.Rules) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rules = rules
-	r.version++
-}
 
 var fogRules = fsm.Rules{Schema: fsm.Schema{
 	Access: map[string]fsm.FieldAccess{"gold": {Visible: "owner"}, "plan": {Visible: "team"}, "trap": {Visible: "hidden"}},
@@ -83,7 +55,7 @@ func readUpTo(t *testing.T, c *websocket.Conn, seq uint64) string {
 func TestPlayStreamsCutEachPlayersFramesToItsView(t *testing.T) {
 	st := apitest.StartStore(t)
 	require.NoError(t, st.CreateWorld(context.Background(), "fog", fsm.Rules{}))
-	rs := &ruledStore{Store: st, rules: fogRules, version: 1}
+	rs := apitest.NewRuledStore(st, fogRules)
 	env := newEnvFor(t, rs, fastPlay)
 	conns := map[string]*websocket.Conn{}
 	for _, p := range []string{"ann", "bob", "cat"} {
@@ -123,13 +95,13 @@ func TestPlayStreamsCutEachPlayersFramesToItsView(t *testing.T) {
 func TestPlayConnectionsResumeWhenTheRulesRestrictAField(t *testing.T) {
 	st := apitest.StartStore(t)
 	require.NoError(t, st.CreateWorld(context.Background(), "fog", fsm.Rules{}))
-	rs := &ruledStore{Store: st, version: 1}
+	rs := apitest.NewRuledStore(st, fsm.Rules{})
 	env := newEnvFor(t, rs, fastPlay)
 	c := dialPlay(t, env.WSURL("fog"))
 	welcome(t, c, "cat")
 	fogSet(t, st, 1, false, "ann", "gold", fsm.String("open-gold"))
 	require.Contains(t, readUpTo(t, c, 1), "open-gold")
-	rs.setRules(fogRules)
+	rs.SetRules(fogRules)
 	require.Eventually(t, func() bool { v, _ := env.srv.vis.RulesVersion("fog", edge.RulesRef{}); return v.Version == 2 }, 5*time.Second, time.Millisecond)
 	fogSet(t, st, 2, false, "ann", "gold", fsm.String("secret-gold"))
 	for {
@@ -149,7 +121,7 @@ func TestPlayConnectionsResumeWhenTheRulesRestrictAField(t *testing.T) {
 func TestPlayResultsShowOnlyWhatThePlayerMaySee(t *testing.T) {
 	st := apitest.StartStore(t)
 	require.NoError(t, st.CreateWorld(context.Background(), "fog", fsm.Rules{}))
-	rs := &ruledStore{Store: st, rules: fogRules, version: 1}
+	rs := apitest.NewRuledStore(st, fogRules)
 	env := newEnvFor(t, rs, fastPlay)
 	fogSet(t, st, 1, false, "ann", "gold", fsm.String("ann-gold"))
 	probe := json.RawMessage(`{"seq":1,"ops":[{"op":"set","entity":"ann","field":"gold","value":"x","expect":"*"}]}`)
@@ -171,7 +143,7 @@ func TestPlayInterestGridFromTheWorldsRules(t *testing.T) {
 	st := apitest.StartStore(t)
 	require.NoError(t, st.CreateWorld(context.Background(), "fog", fsm.Rules{}))
 	grid := fsm.Rules{Schema: fsm.Schema{Interest: fsm.InterestRule{Cell: 10, X: "x", Y: "y"}}}
-	rs := &ruledStore{Store: st, rules: grid, version: 1}
+	rs := apitest.NewRuledStore(st, grid)
 	env := newEnvFor(t, rs, fastPlay)
 	seq := uint64(0)
 	move := func(entity string, x, y int64) uint64 {

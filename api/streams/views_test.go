@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,42 +15,8 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
 )
-
-// ruledStore is a store whose worlds show the test's rules: fsm refuses
-// the visibility keys until every read path filters, so the stream's
-// tests hand them in here, where the streams read rules.
-type ruledStore struct {
-	*store.Store
-	mu      sync.Mutex
-	rules   fsm.Rules
-	version uint64
-}
-
-func (r *ruledStore) Worlds() []fsm.WorldInfo {
-	infos := r.Store.Worlds()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i := range infos {
-		infos[i].Rules, infos[i].RulesVersion = r.rules, r.version
-	}
-	return infos
-}
-
-func (r *ruledStore) bumpRules() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.version++
-}
-
-func (r *ruledStore) setRules(rules fsm.Rules) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rules = rules
-	r.version++
-}
 
 var fogRules = fsm.Rules{Schema: fsm.Schema{
 	Access: map[string]fsm.FieldAccess{"gold": {Visible: "owner"}, "plan": {Visible: "team"}, "trap": {Visible: "hidden"}},
@@ -76,7 +41,7 @@ var fogEvents = []struct {
 }
 
 type fogEnv struct {
-	st  *ruledStore
+	st  *apitest.RuledStore
 	s   *Service
 	url string
 }
@@ -93,7 +58,7 @@ func newFogEnv(t *testing.T) *fogEnv {
 		// the same seq again is the same action.
 		require.Eventually(t, func() bool { _, _, err := node.Act(ctx, a); return err == nil }, 10*time.Second, 10*time.Millisecond)
 	}
-	rs := &ruledStore{Store: node, rules: fogRules, version: 1}
+	rs := apitest.NewRuledStore(node, fogRules)
 	cfg := apitest.Config()
 	cfg.Auth = apitest.Auth()
 	core := apitest.Core(t, rs, &cfg)
@@ -196,7 +161,7 @@ func TestEventStreamEndsWhenTheRulesChange(t *testing.T) {
 	sc := e.open(t, "", token(t, "cat", ""))
 	for next(t, sc).Seq < 8 {
 	}
-	e.st.bumpRules()
+	e.st.BumpRules()
 	require.Eventually(t, func() bool { v, _ := e.s.views.vis.RulesVersion("fog", edge.RulesRef{}); return v.Version == 2 }, 5*time.Second, time.Millisecond)
 	_, _, err := e.st.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: 100,
 		Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "clock", Field: "tick", Value: fsm.Int(2)}}})
@@ -262,7 +227,7 @@ func TestEventStreamBehindTheSharedPreparedEventsPreparesItsOwn(t *testing.T) {
 // restricts a field does.
 func TestEventStreamOfAnOpenWorldEndsOnlyWhenTheRulesRestrictAField(t *testing.T) {
 	e := newFogEnv(t)
-	e.st.setRules(fsm.Rules{})
+	e.st.SetRules(fsm.Rules{})
 	sc := e.open(t, "", token(t, "cat", ""))
 	for next(t, sc).Seq < 8 {
 	}
@@ -270,18 +235,18 @@ func TestEventStreamOfAnOpenWorldEndsOnlyWhenTheRulesRestrictAField(t *testing.T
 		t.Helper()
 		require.Eventually(t, func() bool {
 			v, _ := e.s.views.vis.RulesVersion("fog", edge.RulesRef{})
-			return v.Version == e.st.version
+			return v.Version == e.st.Version()
 		}, 5*time.Second, time.Millisecond)
 		_, _, err := e.st.Act(context.Background(), &fsm.Action{World: "fog", Player: "gm", Seq: seq,
 			Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "gold", Value: fsm.Int(int64(seq))}}})
 		require.NoError(t, err)
 	}
-	e.st.setRules(fsm.Rules{Strict: false})
+	e.st.SetRules(fsm.Rules{Strict: false})
 	tick(100)
 	l := next(t, sc)
 	require.Equal(t, uint64(9), l.Seq, l.raw)
 	require.Contains(t, l.raw, `"gold"`)
-	e.st.setRules(fogRules)
+	e.st.SetRules(fogRules)
 	tick(101)
 	l = next(t, sc)
 	require.Equal(t, edge.CodeUnavailable, l.Code, l.raw)
