@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +10,11 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gsd-dev/gsd/internal/freeport"
-	"github.com/gsd-dev/gsd/internal/syncbuf"
 	"github.com/gsd-dev/gsd/loadgen"
 	"github.com/spf13/pflag"
 )
@@ -123,7 +124,7 @@ func relayProcs(exe string, n, viewers int) func(ctx context.Context, upstreams 
 type relayProc struct {
 	cmd    *exec.Cmd
 	addr   string
-	out    *syncbuf.Buffer
+	out    *lockedBuf
 	exited chan struct{}
 }
 
@@ -134,7 +135,7 @@ func startRelayProc(ctx context.Context, exe, upstream string, viewers int) (*re
 	if err != nil {
 		return nil, err
 	}
-	p := &relayProc{addr: addr, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
+	p := &relayProc{addr: addr, out: &lockedBuf{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(exe, "relay", "run", "--upstream", upstream, "--listen", addr,
 		"--max-viewers", strconv.Itoa(viewers))
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -190,4 +191,23 @@ func (p *relayProc) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
+}
+
+// lockedBuf holds a relay process's output: its copier writes while a
+// failed start reads it.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
