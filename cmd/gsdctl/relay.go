@@ -18,19 +18,20 @@ import (
 // relayCmd runs relays (issue 13): processes that serve watch and event
 // streams from a node's (or another relay's) filtered feed, so that
 // spectators cost the voters one stream per world instead of one each.
-// Only run is built; a registry of relays (add, list, remove) is not.
+// add, list and remove keep the cluster's relay registry (api/relays).
 func (a *app) relayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "relay",
-		Short: "Run a relay of watch and event streams (docs/PROTOCOL.md, \"Relays\")",
+		Short: "Run relays of watch and event streams and keep the relay registry (docs/PROTOCOL.md, \"Relays\")",
 	}
-	cmd.AddCommand(a.relayRunCmd())
+	cmd.AddCommand(a.relayRunCmd(), a.relayAddCmd(), a.relayListCmd(), a.relayRemoveCmd())
 	return cmd
 }
 
 func (a *app) relayRunCmd() *cobra.Command {
 	cfg := relay.DefaultConfig()
 	var listen, tokenFile string
+	var reg registration
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Follow an upstream and serve its worlds' watch and event streams until stopped",
@@ -75,7 +76,10 @@ token's class sees: give it the token of the class it is for.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
-			return a.runRelay(cmd.Context(), cfg, listen)
+			if err := reg.validate(listen); err != nil {
+				return usageError{err}
+			}
+			return a.runRelay(cmd.Context(), cfg, listen, reg)
 		},
 	}
 	f := cmd.Flags()
@@ -91,11 +95,18 @@ token's class sees: give it the token of the class it is for.`,
 	f.DurationVar(&cfg.Pipeline.KeyframeInterval, "keyframe-interval", cfg.Pipeline.KeyframeInterval, "how often each view's join keyframe is made anew")
 	f.DurationVar(&cfg.Pipeline.Tick, "tick", cfg.Pipeline.Tick, "how often watchers get a delta")
 	f.IntVar(&cfg.Pipeline.Queue, "viewer-queue", cfg.Pipeline.Queue, "frames a watcher may have waiting; a slower one skips to the next keyframe")
+	f.BoolVar(&reg.on, "register", false, "keep this relay in the cluster's relay registry (at --addr, with --secret) while it runs: put at each --heartbeat with its viewers, removed at exit")
+	f.StringVar(&reg.id, "id", "", "with --register: the relay's id (default: from --public-url)")
+	f.StringVar(&reg.url, "public-url", "", "with --register: where viewers reach this relay (default: http://<--listen>)")
+	f.StringVar(&reg.region, "region", "", "with --register: the relay's region")
+	f.StringVar(&reg.worlds, "worlds", "", "with --register: the worlds it serves, comma-separated (default: all)")
+	f.DurationVar(&reg.heartbeat, "heartbeat", 10*time.Second, "with --register: how often it says it lives (the registry calls it stale after 30s without)")
 	return cmd
 }
 
-// runRelay serves a relay on listen until ctx ends.
-func (a *app) runRelay(ctx context.Context, cfg relay.Config, listen string) error {
+// runRelay serves a relay on listen until ctx ends, kept in the registry
+// while it runs when reg says so.
+func (a *app) runRelay(ctx context.Context, cfg relay.Config, listen string, reg registration) error {
 	r, err := relay.New(cfg)
 	if err != nil {
 		return err
@@ -109,6 +120,19 @@ func (a *app) runRelay(ctx context.Context, cfg relay.Config, listen string) err
 	fmt.Fprintf(a.stdout, "relay listening on %s, following %s\n", ln.Addr(), cfg.Upstream)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if reg.on {
+		reg.complete(ln.Addr().String())
+		fmt.Fprintf(a.stdout, "registering as relay %s at %s\n", reg.id, reg.url)
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c := a.client()
+			defer c.Close()
+			reg.run(rctx, c, cfg.MaxViewers, r.Viewers, cfg.Logger)
+		}()
+		defer func() { stop(); <-done }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("relay: %w", err)
