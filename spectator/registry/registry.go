@@ -143,7 +143,9 @@ func validID(s string, n int) bool {
 }
 
 // Serves reports whether r serves world.
-func (r Relay) Serves(world string) bool { return len(r.Worlds) == 0 || slices.Contains(r.Worlds, world) }
+func (r Relay) Serves(world string) bool {
+	return len(r.Worlds) == 0 || slices.Contains(r.Worlds, world)
+}
 
 // Stale reports whether r registered itself and its last heartbeat is
 // older than after at now.
