@@ -104,6 +104,7 @@ func TestRelayRegistrationFlags(t *testing.T) {
 		{"relay", "run", "--register", "--heartbeat", "0"},
 		{"relay", "run", "--register", "--listen", ":7080"},
 		{"relay", "run", "--register", "--listen", "0.0.0.0:7080"},
+		{"relay", "run", "--watch-segments-kept", "0"},
 	} {
 		code, _, errOut := ctl(t, "", args...)
 		require.Equal(t, 1, code, "%v", args)
