@@ -80,9 +80,12 @@ type spectatorStep struct {
 	// SpectatorBytesPerS is what the spectators received together, and
 	// FullStreamBytesPerS what one follower of the full event stream did.
 	SpectatorBytesPerS, FullStreamBytesPerS float64
-	// Joins is this step's newcomers: their time from dialling to the
-	// first keyframe.
+	// Joins is this step's newcomers: their time from the first dial to
+	// the first keyframe (waits after refusals included).
 	Joins Summary
+	// Refused counts the refusals (503, full) the step's joins were
+	// answered before they were let in.
+	Refused int64
 }
 
 // procSnap is one process's counters at an instant.
@@ -216,6 +219,7 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 	var (
 		received atomic.Int64
 		watching atomic.Int64
+		refused  atomic.Int64
 		joinHist atomic.Pointer[Hist]
 		serrs    sync.Map
 		swg      sync.WaitGroup
@@ -226,7 +230,7 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 		err := watchFrames(sctx, nodes[i%len(nodes)], p.World, &received, func(d time.Duration) {
 			joinHist.Load().Record(d)
 			watching.Add(1)
-		})
+		}, func() { refused.Add(1) })
 		if sctx.Err() == nil {
 			serrs.Store(i, err)
 		}
@@ -242,6 +246,7 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 			break
 		}
 		joinHist.Store(NewHist())
+		refused0 := refused.Load()
 		name := fmt.Sprintf("%d spectators", n)
 		l.phase("influx to " + name)
 		rampStart := time.Now()
@@ -269,7 +274,7 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 			Voters: usageOf(v0, v1, secs), Relays: usageOf(r0, r1, secs), Loadgen: usageOf(s0, s1, secs),
 			RelayUpBytesPerS: (up1 - up0) / secs, RelaySentBytesPerS: (out1 - out0) / secs,
 			SpectatorBytesPerS: float64(received.Load()-b0) / secs, FullStreamBytesPerS: float64(full.Total()-f0) / secs,
-			Joins: joinHist.Load().Summary()}
+			Joins: joinHist.Load().Summary(), Refused: refused.Load() - refused0}
 		pr := newResult(name)
 		m.into(pr, p.Players, p.Observers)
 		st.PlayerP99 = pr.Latency["action_commit"].P99
@@ -314,6 +319,7 @@ func stepInto(pr *Result, st spectatorStep) {
 	pr.Counts["spectators_watching"] = int64(st.Watching)
 	pr.Counts["voter_processes"] = int64(st.Voters.Procs)
 	pr.Counts["relay_processes"] = int64(st.Relays.Procs)
+	pr.Counts["spectators_refused"] = st.Refused
 	f := pr.Figures
 	f["voters_cpu_percent"] = st.Voters.CPUPercent
 	f["voters_write_bytes_per_s"] = st.Voters.WriteBytesPerS
@@ -401,6 +407,9 @@ func StepLines(r *Result) []string {
 		}
 		if j, ok := ph.Latency["keyframe_join"]; ok {
 			line += fmt.Sprintf("  keyframe join p50 %s p99 %s ms", f2(j.P50), f2(j.P99))
+		}
+		if rf := ph.Counts["spectators_refused"]; rf > 0 {
+			line += fmt.Sprintf("  refused %d times (retried after Retry-After)", rf)
 		}
 		lines = append(lines, line)
 	}

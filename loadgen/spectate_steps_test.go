@@ -109,7 +109,7 @@ func TestStepLinesDescribeEachStep(t *testing.T) {
 	for _, st := range []spectatorStep{
 		{Spectators: 0, Voters: usage{Procs: 3, CPUPercent: 60, WriteBytesPerS: 2.5e6}},
 		{Spectators: 20, Watching: 20, Relays: usage{Procs: 1, CPUPercent: 4, RSSMB: 30}, SpectatorBytesPerS: 20 * 1500,
-			FullStreamBytesPerS: 800, Joins: Summary{Count: 20, P50: 2, P99: 9}},
+			FullStreamBytesPerS: 800, Joins: Summary{Count: 20, P50: 2, P99: 9}, Refused: 3},
 	} {
 		pr := newResult("step")
 		stepInto(pr, st)
@@ -124,6 +124,8 @@ func TestStepLinesDescribeEachStep(t *testing.T) {
 	require.Contains(t, lines[1], "per spectator 1.5 kB/s (full stream 800 B/s)")
 	require.Contains(t, lines[1], "keyframe join p50 2.00 p99 9.00 ms")
 	require.Contains(t, lines[1], "relays cpu 4.0% rss 30.0 MB")
+	require.Contains(t, lines[1], "refused 3 times")
+	require.NotContains(t, lines[0], "refused")
 	require.Empty(t, StepLines(newResult("battle")))
 }
 
@@ -155,20 +157,67 @@ func TestWatchFramesTimesTheKeyframeAndCountsBytes(t *testing.T) {
 	joined := make(chan time.Duration, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- watchFrames(ctx, url, "w", &n, func(d time.Duration) { joined <- d }) }()
+	go func() {
+		done <- watchFrames(ctx, url, "w", &n, func(d time.Duration) { joined <- d }, func() { t.Error("refused") })
+	}()
 	<-joined
 	require.Eventually(t, func() bool { return n.Load() == int64(len(kf)+len(delta)) }, 5*time.Second, 5*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done, "an ended context ends the watch without an error")
 
 	short := `{"type":"delta"}`
-	err := watchFrames(context.Background(), watchServer(t, short), "w", &n, func(time.Duration) { t.Error("joined on a delta") })
+	err := watchFrames(context.Background(), watchServer(t, short), "w", &n, func(time.Duration) { t.Error("joined on a delta") }, func() {})
 	require.ErrorContains(t, err, "not a keyframe")
 
-	err = watchFrames(context.Background(), "127.0.0.1:1", "w", &n, func(time.Duration) {})
+	err = watchFrames(context.Background(), "127.0.0.1:1", "w", &n, func(time.Duration) {}, func() {})
 	require.ErrorContains(t, err, "watch w on")
 	require.True(t, isKeyframe([]byte(`{"type":"keyframe"`)))
 	require.False(t, isKeyframe([]byte(`{"type":"keyframes"`)))
+}
+
+// A full server's 503 is counted and tried again after its Retry-After;
+// another refusal is an error.
+func TestWatchFramesRetriesAFullServer(t *testing.T) {
+	kf := `{"type":"keyframe","world":"w","seq":1}`
+	inner := watchServer(t, kf)
+	var calls atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"code":"overloaded"}`, http.StatusServiceUnavailable)
+			return
+		}
+		http.Redirect(w, r, inner+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(ts.Close)
+	var n atomic.Int64
+	var refused atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	joined := make(chan struct{})
+	go func() {
+		done <- watchFrames(ctx, ts.URL, "w", &n, func(time.Duration) { close(joined) }, func() { refused.Add(1) })
+	}()
+	select {
+	case <-joined:
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.EqualValues(t, 1, refused.Load())
+
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	t.Cleanup(forbidden.Close)
+	err := watchFrames(context.Background(), forbidden.URL, "w", &n, func(time.Duration) {}, func() { t.Error("a 403 is no refusal to retry") })
+	require.ErrorContains(t, err, "403")
+
+	require.Equal(t, time.Second, retryAfter(""))
+	require.Equal(t, time.Second, retryAfter("x"))
+	require.Equal(t, 3*time.Second, retryAfter("3"))
+	require.Equal(t, maxRetryAfter, retryAfter("3600"))
 }
 
 // spectator-influx in steps, through a relay: every step's spectators
