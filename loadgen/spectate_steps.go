@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -74,6 +75,10 @@ type spectatorStep struct {
 	Voters     usage
 	Relays     usage
 	Loadgen    usage
+	// VoterStreamBytesPerS is what the nodes' event and watch streams
+	// wrote (their metrics: gsd_http_event_stream_bytes_total and
+	// gsd_watch_bytes_total; -1: not scraped).
+	VoterStreamBytesPerS float64
 	// RelayUpBytesPerS is what the relays received from the voters (their
 	// metrics), RelaySentBytesPerS what they sent their viewers.
 	RelayUpBytesPerS, RelaySentBytesPerS float64
@@ -132,6 +137,22 @@ func usageOf(a, b []procSnap, secs float64) usage {
 		u.WriteBytesPerS += float64(b[i].wchar-a[i].wchar) / secs
 	}
 	return u
+}
+
+// streamBytes sums what the nodes' event and watch streams wrote so far
+// (-1 when a node's metrics cannot be read).
+func streamBytes(ctx context.Context, nodes []string) float64 {
+	var sum float64
+	for _, a := range nodes {
+		for _, name := range []string{"gsd_http_event_stream_bytes_total", "gsd_watch_bytes_total"} {
+			v, ok := scrapeMetric(ctx, http.DefaultClient, a, name)
+			if !ok {
+				return -1
+			}
+			sum += v
+		}
+	}
+	return sum
 }
 
 // readWchar returns the bytes a process wrote so far (/proc/PID/io).
@@ -263,6 +284,7 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 		l.phase(name)
 		v0, r0, s0 := snapProcs(t.Procs), snapProcs(rs.Procs), snapProcs(self)
 		up0, out0 := relayBytes(ctx, rs.Addrs)
+		vs0 := streamBytes(ctx, addrs)
 		b0, f0 := received.Load(), full.Total()
 		w0 := watching.Load()
 		m := measure(ctx, t, l, name, tm.Duration)
@@ -270,11 +292,15 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 		secs := m.end.Sub(m.start).Seconds()
 		v1, r1, s1 := snapProcs(t.Procs), snapProcs(rs.Procs), snapProcs(self)
 		up1, out1 := relayBytes(ctx, rs.Addrs)
-		st := spectatorStep{Spectators: n, Watching: int(min(w0, watching.Load())),
+		vs1 := streamBytes(ctx, addrs)
+		st := spectatorStep{VoterStreamBytesPerS: -1, Spectators: n, Watching: int(min(w0, watching.Load())),
 			Voters: usageOf(v0, v1, secs), Relays: usageOf(r0, r1, secs), Loadgen: usageOf(s0, s1, secs),
 			RelayUpBytesPerS: (up1 - up0) / secs, RelaySentBytesPerS: (out1 - out0) / secs,
 			SpectatorBytesPerS: float64(received.Load()-b0) / secs, FullStreamBytesPerS: float64(full.Total()-f0) / secs,
 			Joins: joinHist.Load().Summary(), Refused: refused.Load() - refused0}
+		if vs0 >= 0 && vs1 >= 0 {
+			st.VoterStreamBytesPerS = (vs1 - vs0) / secs
+		}
 		pr := newResult(name)
 		m.into(pr, p.Players, p.Observers)
 		st.PlayerP99 = pr.Latency["action_commit"].P99
@@ -324,6 +350,9 @@ func stepInto(pr *Result, st spectatorStep) {
 	f["voters_cpu_percent"] = st.Voters.CPUPercent
 	f["voters_write_bytes_per_s"] = st.Voters.WriteBytesPerS
 	f["voters_rss_mb"] = st.Voters.RSSMB
+	if st.VoterStreamBytesPerS >= 0 {
+		f["voters_stream_bytes_per_s"] = st.VoterStreamBytesPerS
+	}
 	f["relays_cpu_percent"] = st.Relays.CPUPercent
 	f["relays_rss_mb"] = st.Relays.RSSMB
 	f["loadgen_cpu_percent"] = st.Loadgen.CPUPercent
@@ -343,6 +372,7 @@ func stepInto(pr *Result, st spectatorStep) {
 //	player_p99_ms_N, p99_ratio_N         players' P99, and over the baseline's
 //	voters_cpu_percent_per_1k_N          the voters' CPU (percent of one core) more than the baseline, per 1,000 spectators
 //	voters_write_bytes_per_s_per_1k_N    the voters' bytes written more than the baseline, per 1,000 spectators
+//	voters_stream_bytes_per_s_per_1k_N   the bytes the voters' event and watch streams wrote more than the baseline, per 1,000 spectators
 //	relays_cpu_percent_per_1k_N          the relays' CPU more than the baseline, per 1,000 spectators
 //	relays_rss_mb_per_1k_N               the relays' memory more than the baseline, per 1,000 spectators
 //	loadgen_cpu_percent_N                the load generator's CPU
@@ -382,6 +412,9 @@ func stepFigures(r *Result, steps []spectatorStep) {
 			f["voters_cpu_percent_per_1k_"+k] = (st.Voters.CPUPercent - base.Voters.CPUPercent) * per1k
 			f["voters_write_bytes_per_s_per_1k_"+k] = (st.Voters.WriteBytesPerS - base.Voters.WriteBytesPerS) * per1k
 		}
+		if st.VoterStreamBytesPerS >= 0 && base.VoterStreamBytesPerS >= 0 {
+			f["voters_stream_bytes_per_s_per_1k_"+k] = (st.VoterStreamBytesPerS - base.VoterStreamBytesPerS) * per1k
+		}
 		if st.Relays.Procs > 0 && st.Relays.Procs == base.Relays.Procs {
 			f["relays_cpu_percent_per_1k_"+k] = (st.Relays.CPUPercent - base.Relays.CPUPercent) * per1k
 			f["relays_rss_mb_per_1k_"+k] = (st.Relays.RSSMB - base.Relays.RSSMB) * per1k
@@ -399,8 +432,8 @@ func StepLines(r *Result) []string {
 			continue
 		}
 		f := ph.Figures
-		line := fmt.Sprintf("[%d spectators, %d watching] player p99 %s ms  voters cpu %.1f%% write %s/s  relays cpu %.1f%% rss %.1f MB  loadgen cpu %.1f%%",
-			n, ph.Counts["spectators_watching"], f2(ph.Latency["action_commit"].P99), f["voters_cpu_percent"], byteRate(f["voters_write_bytes_per_s"]),
+		line := fmt.Sprintf("[%d spectators, %d watching] player p99 %s ms  voters cpu %.1f%% write %s/s streams %s/s  relays cpu %.1f%% rss %.1f MB  loadgen cpu %.1f%%",
+			n, ph.Counts["spectators_watching"], f2(ph.Latency["action_commit"].P99), f["voters_cpu_percent"], byteRate(f["voters_write_bytes_per_s"]), byteRate(f["voters_stream_bytes_per_s"]),
 			f["relays_cpu_percent"], f["relays_rss_mb"], f["loadgen_cpu_percent"])
 		if w := ph.Counts["spectators_watching"]; w > 0 {
 			line += fmt.Sprintf("  per spectator %s/s (full stream %s/s)", byteRate(f["spectators_bytes_per_s"]/float64(w)), byteRate(f["full_stream_bytes_per_s"]))

@@ -65,13 +65,13 @@ func TestSnapProcsReadsThisProcessAndSkipsTheAbsent(t *testing.T) {
 
 func TestStepFiguresCompareEveryStepWithTheFirstPerThousand(t *testing.T) {
 	steps := []spectatorStep{
-		{Spectators: 0, PlayerP99: 10, Voters: usage{Procs: 3, CPUPercent: 60, WriteBytesPerS: 1e6},
+		{Spectators: 0, PlayerP99: 10, Voters: usage{Procs: 3, CPUPercent: 60, WriteBytesPerS: 1e6}, VoterStreamBytesPerS: 1000,
 			Relays: usage{Procs: 1, CPUPercent: 1, RSSMB: 20}, Loadgen: usage{Procs: 1, CPUPercent: 30}, FullStreamBytesPerS: 5000},
-		{Spectators: 2000, Watching: 2000, PlayerP99: 10.5, Voters: usage{Procs: 3, CPUPercent: 62, WriteBytesPerS: 1.1e6},
+		{Spectators: 2000, Watching: 2000, PlayerP99: 10.5, Voters: usage{Procs: 3, CPUPercent: 62, WriteBytesPerS: 1.1e6}, VoterStreamBytesPerS: 2000,
 			Relays: usage{Procs: 1, CPUPercent: 41, RSSMB: 60}, Loadgen: usage{Procs: 1, CPUPercent: 50},
 			SpectatorBytesPerS: 2000 * 500, FullStreamBytesPerS: 5000, Joins: Summary{Count: 2000, P50: 3, P99: 40}},
 		// A voter that could not be read: no voter comparison.
-		{Spectators: 4000, Watching: 3000, PlayerP99: 12, Voters: usage{Procs: 2, CPUPercent: 50},
+		{Spectators: 4000, Watching: 3000, PlayerP99: 12, Voters: usage{Procs: 2, CPUPercent: 50}, VoterStreamBytesPerS: -1,
 			Relays: usage{Procs: 1, CPUPercent: 81, RSSMB: 100}, SpectatorBytesPerS: 3000 * 400},
 	}
 	r := newResult("spectator-influx")
@@ -81,6 +81,8 @@ func TestStepFiguresCompareEveryStepWithTheFirstPerThousand(t *testing.T) {
 	require.InDelta(t, 1, f["p99_ratio_0"], 1e-9)
 	require.InDelta(t, 1, f["voters_cpu_percent_per_1k_2000"], 1e-9)
 	require.InDelta(t, 50000, f["voters_write_bytes_per_s_per_1k_2000"], 1e-9)
+	require.InDelta(t, 500, f["voters_stream_bytes_per_s_per_1k_2000"], 1e-9)
+	require.NotContains(t, f, "voters_stream_bytes_per_s_per_1k_4000", "not scraped")
 	require.InDelta(t, 20, f["relays_cpu_percent_per_1k_2000"], 1e-9)
 	require.InDelta(t, 20, f["relays_rss_mb_per_1k_2000"], 1e-9)
 	require.InDelta(t, 500, f["bytes_per_s_per_spectator_2000"], 1e-9)
@@ -107,7 +109,7 @@ func TestStepLinesDescribeEachStep(t *testing.T) {
 	r := newResult("spectator-influx")
 	r.Phases = append(r.Phases, *newResult("warm"))
 	for _, st := range []spectatorStep{
-		{Spectators: 0, Voters: usage{Procs: 3, CPUPercent: 60, WriteBytesPerS: 2.5e6}},
+		{Spectators: 0, Voters: usage{Procs: 3, CPUPercent: 60, WriteBytesPerS: 2.5e6}, VoterStreamBytesPerS: 4000},
 		{Spectators: 20, Watching: 20, Relays: usage{Procs: 1, CPUPercent: 4, RSSMB: 30}, SpectatorBytesPerS: 20 * 1500,
 			FullStreamBytesPerS: 800, Joins: Summary{Count: 20, P50: 2, P99: 9}, Refused: 3},
 	} {
@@ -118,7 +120,7 @@ func TestStepLinesDescribeEachStep(t *testing.T) {
 	lines := StepLines(r)
 	require.Len(t, lines, 2)
 	require.Contains(t, lines[0], "[0 spectators, 0 watching]")
-	require.Contains(t, lines[0], "write 2.50 MB/s")
+	require.Contains(t, lines[0], "write 2.50 MB/s streams 4.0 kB/s")
 	require.NotContains(t, lines[0], "keyframe join")
 	require.Contains(t, lines[1], "[20 spectators, 20 watching]")
 	require.Contains(t, lines[1], "per spectator 1.5 kB/s (full stream 800 B/s)")
@@ -257,6 +259,8 @@ func TestSpectatorStepsThroughARelay(t *testing.T) {
 	require.EqualValues(t, 2, r.Phases[2].Latency["keyframe_join"].Count, "the newcomers of the step")
 	require.Contains(t, r.Figures, "relays_cpu_percent_per_1k_6")
 	require.Contains(t, r.Figures, "voters_cpu_percent_per_1k_4")
+	require.Positive(t, r.Phases[1].Figures["voters_stream_bytes_per_s"], "the node's event stream to the relay")
+	require.Contains(t, r.Figures, "voters_stream_bytes_per_s_per_1k_6")
 	require.Positive(t, r.Figures["bytes_per_s_per_spectator_6"])
 	require.Positive(t, r.Figures["full_stream_bytes_per_s"]+r.Phases[2].Figures["full_stream_bytes_per_s"])
 	require.Len(t, StepLines(r), 3)
