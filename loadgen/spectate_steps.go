@@ -432,9 +432,19 @@ func StepLines(r *Result) []string {
 			continue
 		}
 		f := ph.Figures
-		line := fmt.Sprintf("[%d spectators, %d watching] player p99 %s ms  voters cpu %.1f%% write %s/s streams %s/s  relays cpu %.1f%% rss %.1f MB  loadgen cpu %.1f%%",
-			n, ph.Counts["spectators_watching"], f2(ph.Latency["action_commit"].P99), f["voters_cpu_percent"], byteRate(f["voters_write_bytes_per_s"]), byteRate(f["voters_stream_bytes_per_s"]),
-			f["relays_cpu_percent"], f["relays_rss_mb"], f["loadgen_cpu_percent"])
+		line := fmt.Sprintf("[%d spectators, %d watching] player p99 %s ms", n, ph.Counts["spectators_watching"], f2(ph.Latency["action_commit"].P99))
+		if ph.Counts["voter_processes"] > 0 {
+			line += fmt.Sprintf("  voters cpu %.1f%% rss %.1f MB write %s/s", f["voters_cpu_percent"], f["voters_rss_mb"], byteRate(f["voters_write_bytes_per_s"]))
+		} else {
+			line += "  voters not sampled"
+		}
+		if v, ok := f["voters_stream_bytes_per_s"]; ok {
+			line += fmt.Sprintf(" streams %s/s", byteRate(v))
+		}
+		if ph.Counts["relay_processes"] > 0 {
+			line += fmt.Sprintf("  relays cpu %.1f%% rss %.1f MB", f["relays_cpu_percent"], f["relays_rss_mb"])
+		}
+		line += fmt.Sprintf("  loadgen cpu %.1f%% rss %.1f MB", f["loadgen_cpu_percent"], f["loadgen_rss_mb"])
 		if w := ph.Counts["spectators_watching"]; w > 0 {
 			line += fmt.Sprintf("  per spectator %s/s (full stream %s/s)", byteRate(f["spectators_bytes_per_s"]/float64(w)), byteRate(f["full_stream_bytes_per_s"]))
 		}

@@ -110,7 +110,7 @@ func TestStepLinesDescribeEachStep(t *testing.T) {
 	r.Phases = append(r.Phases, *newResult("warm"))
 	for _, st := range []spectatorStep{
 		{Spectators: 0, Voters: usage{Procs: 3, CPUPercent: 60, WriteBytesPerS: 2.5e6}, VoterStreamBytesPerS: 4000},
-		{Spectators: 20, Watching: 20, Relays: usage{Procs: 1, CPUPercent: 4, RSSMB: 30}, SpectatorBytesPerS: 20 * 1500,
+		{Spectators: 20, Watching: 20, Relays: usage{Procs: 1, CPUPercent: 4, RSSMB: 30}, SpectatorBytesPerS: 20 * 1500, VoterStreamBytesPerS: -1,
 			FullStreamBytesPerS: 800, Joins: Summary{Count: 20, P50: 2, P99: 9}, Refused: 3},
 	} {
 		pr := newResult("step")
@@ -120,12 +120,15 @@ func TestStepLinesDescribeEachStep(t *testing.T) {
 	lines := StepLines(r)
 	require.Len(t, lines, 2)
 	require.Contains(t, lines[0], "[0 spectators, 0 watching]")
-	require.Contains(t, lines[0], "write 2.50 MB/s streams 4.0 kB/s")
+	require.Contains(t, lines[0], "voters cpu 60.0% rss 0.0 MB write 2.50 MB/s streams 4.0 kB/s")
+	require.NotContains(t, lines[0], "relays", "no relay process")
 	require.NotContains(t, lines[0], "keyframe join")
 	require.Contains(t, lines[1], "[20 spectators, 20 watching]")
 	require.Contains(t, lines[1], "per spectator 1.5 kB/s (full stream 800 B/s)")
 	require.Contains(t, lines[1], "keyframe join p50 2.00 p99 9.00 ms")
 	require.Contains(t, lines[1], "relays cpu 4.0% rss 30.0 MB")
+	require.Contains(t, lines[1], "voters not sampled")
+	require.NotContains(t, lines[1], "streams", "not scraped")
 	require.Contains(t, lines[1], "refused 3 times")
 	require.NotContains(t, lines[0], "refused")
 	require.Empty(t, StepLines(newResult("battle")))
