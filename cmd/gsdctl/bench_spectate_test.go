@@ -39,6 +39,25 @@ func TestBenchSpectatorStepsWithRelayProcesses(t *testing.T) {
 	require.Positive(t, r.Figures["bytes_per_s_per_spectator_20"])
 }
 
+// --relays with --spectator-steps keeps the relays inside gsdctl: no
+// relay process is sampled, yet the spectators watch through them.
+func TestBenchSpectatorStepsWithRelaysInside(t *testing.T) {
+	addr := startNode(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	mustRun(t, "--addr", addr, "bench", "--quiet", "--duration", "200ms", "--warmup", "0s",
+		"--players", "10", "--items", "3", "--rate", "200", "--batch", "4", "--conns", "2", "--observers", "1",
+		"--spectator-steps", "3", "--ramp", "50ms", "--relays", "1", "--out", out, "spectator-influx")
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	var rep loadgen.Report
+	require.NoError(t, json.Unmarshal(b, &rep))
+	r := rep.Results[0]
+	require.True(t, r.OK(), "%+v", r.Checks)
+	require.EqualValues(t, 1, r.Params["relays"])
+	require.EqualValues(t, 0, r.Params["relay_processes"])
+	require.EqualValues(t, 3, r.Phases[0].Counts["spectators_watching"])
+}
+
 func TestBenchSpectatorStepsRefusesBadFlags(t *testing.T) {
 	addr := startNode(t)
 	for _, args := range [][]string{
