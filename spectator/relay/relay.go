@@ -89,7 +89,7 @@ func DefaultConfig() Config {
 	return Config{MaxViewers: DefaultMaxViewers, RetryAfter: DefaultRetryAfter, MaxEvents: DefaultMaxEvents,
 		RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax, WriteTimeout: DefaultWriteTimeout,
 		OpenTimeout: DefaultOpenTimeout, IdleTimeout: DefaultIdleTimeout, Pipeline: spectator.DefaultConfig(),
-		Segments: spectator.DefaultSegmentConfig(),
+		Segments:   spectator.DefaultSegmentConfig(),
 		HTTPClient: &http.Client{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
