@@ -215,6 +215,20 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 		defer rs.Stop()
 		nodes = rs.Addrs
 	}
+	// The relay processes are sampled beside the voters and the load
+	// generator, from their start.
+	stopRelaySampler := func() []ProcStat { return nil }
+	if len(rs.Procs) > 0 {
+		rsamp := NewProcSampler(rs.Procs, time.Second)
+		rctx, rcancel := context.WithCancel(ctx)
+		go rsamp.Run(rctx)
+		stopRelaySampler = func() []ProcStat { rcancel(); rsamp.Wait(); return rsamp.Stats() }
+		defer func() {
+			if r.Procs == nil {
+				stopRelaySampler()
+			}
+		}()
+	}
 	if len(nodes) == 0 {
 		return nil, errors.New("spectator-influx: no node or relay for the spectators")
 	}
@@ -315,7 +329,7 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 	<-fdone
 	stop()
 	stop = nil
-	r.Procs = stopSampler()
+	r.Procs = append(stopSampler(), stopRelaySampler()...)
 	if ctx.Err() != nil {
 		return r, ctx.Err()
 	}

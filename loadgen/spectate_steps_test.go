@@ -267,6 +267,11 @@ func TestSpectatorStepsThroughARelay(t *testing.T) {
 	require.Positive(t, r.Figures["bytes_per_s_per_spectator_6"])
 	require.Positive(t, r.Figures["full_stream_bytes_per_s"]+r.Phases[2].Figures["full_stream_bytes_per_s"])
 	require.Len(t, StepLines(r), 3)
+	var names []string
+	for _, p := range r.Procs {
+		names = append(names, p.Name)
+	}
+	require.Contains(t, names, "relay", "the relay process is in the run's process list")
 
 	_, err = SpectatorSteps(context.Background(), tg, smallLoad("st2"), SpectatorStepsParams{Steps: []int{1},
 		Relays: func(context.Context, []string) (RelaySet, error) { return RelaySet{}, errors.New("no relay") }}, Timing{Duration: 100 * time.Millisecond})
