@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gsd-dev/gsd/sink/feed"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/sink/files"
 	"github.com/gsd-dev/gsd/sink/webhook"
 	"github.com/gsd-dev/gsd/store"
@@ -102,17 +102,18 @@ func (a *analyticsOptions) check(dataDir string) error {
 	return errors.Join(err, ferr)
 }
 
-// start runs the analytics exports over st until the returned stop is
+// start runs the analytics exports over st, or over every group of the
+// node's shard map when groups is not nil, until the returned stop is
 // called (a no-op when they are off; idempotent). Like the pg sink they
-// export only while this node leads the group.
-func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+// export a world only while this node leads its group.
+func (a *analyticsOptions) start(dataDir string, st *store.Store, groups *shard.FeedSource, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	var runs []func(context.Context) error
 	wcfg, on, err := a.webhookConfig(dataDir, log)
 	if err != nil {
 		return nil, err
 	}
 	if on {
-		s, err := webhook.New(wcfg, feed.NewStoreSource(st), reg)
+		s, err := webhook.New(wcfg, sinkSource(st, groups), reg)
 		if err != nil {
 			return nil, fmt.Errorf("webhook: %w", err)
 		}
@@ -124,7 +125,7 @@ func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus
 		return nil, err
 	}
 	if on {
-		s, err := files.New(fcfg, feed.NewStoreSource(st), reg)
+		s, err := files.New(fcfg, sinkSource(st, groups), reg)
 		if err != nil {
 			return nil, fmt.Errorf("files export: %w", err)
 		}
