@@ -86,6 +86,9 @@ func (s *FeedSource) Subscribe(world string, from uint64) (Subscription, error) 
 	}
 	old, fence, ok := s.oldHome(world, st)
 	if !ok || from > fence.Seq {
+		if info, ierr := st.World(world); ierr == nil && info.Imported > 0 && !ok {
+			return nil, fmt.Errorf("%w (the world moved to this group; its old home, which holds the events before, is not on this node or dropped it)", err)
+		}
 		return nil, err
 	}
 	head, oerr := old.Subscribe(world, from)

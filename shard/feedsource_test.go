@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/pg"
 	"github.com/gsd-dev/gsd/sink/webhook"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 )
@@ -191,4 +194,144 @@ func TestSinksMirrorTheWorldsOfEveryGroupAndFollowEachGroupsLeader(t *testing.T)
 	if newB, _ := c.leader("b"); newB == leaderB {
 		require.Equal(t, uint64(second), hooks[leaderB].Position("b"), "b's leader goes on exporting b")
 	}
+}
+
+// movingMap is a map source whose placements a test changes (as the
+// meta group's does after a move).
+type movingMap struct{ v atomic.Pointer[View] }
+
+func newMovingMap(m *Map) *movingMap {
+	mm := &movingMap{}
+	mm.v.Store(&View{Map: m})
+	return mm
+}
+
+func (m *movingMap) View() *View { return m.v.Load() }
+
+// publish places world on shard g (a Publish).
+func (m *movingMap) publish(_ context.Context, world string, g uint64) error {
+	next := *m.v.Load().Map
+	next.Worlds = maps.Clone(next.Worlds)
+	next.Worlds[world] = g
+	m.v.Store(&View{Map: &next})
+	return nil
+}
+
+// once reports whether the receiver holds world's events 1 to n, each
+// exactly once, and none after n.
+func (r *hookReceiver) once(world string, n uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if uint64(len(r.got[world])) != n {
+		return false
+	}
+	for seq := uint64(1); seq <= n; seq++ {
+		if r.got[world][seq] != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// After a world moved between two groups of the node, its sink goes on at
+// the new home: a sink that had delivered up to the fence continues from
+// N+1, which the new home holds; one that had not reads the rest up to N
+// from the old home, which still holds the fenced world, then N+1 on from
+// the new one. Either way every event arrives once: no gap, no repeat.
+func TestSinkResumesAMovedWorldAtItsNewHomeWithoutGapOrRepeat(t *testing.T) {
+	for _, caughtUp := range []bool{true, false} {
+		t.Run(map[bool]string{true: "delivered up to the fence", false: "behind at the move"}[caughtUp], func(t *testing.T) {
+			c := newShardCluster(t, 1, Map{
+				Membership: 1,
+				Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n1"}}},
+				Worlds:     map[string]uint64{"arena": 1},
+			})
+			mgr := c.mgrs["n1"]
+			src, _ := mgr.Group(1)
+			dst, _ := mgr.Group(2)
+			waitLeader(t, src)
+			waitLeader(t, dst)
+			mm := newMovingMap(c.smap)
+			b, err := NewBackend(NewRouterWith(mgr, mm))
+			require.NoError(t, err)
+			fs := NewFeedSource(b)
+			r := newHookReceiver(t)
+
+			mustCreateWorld(t, src, "arena")
+			const fence = 10
+			for seq := uint64(1); seq <= fence; seq++ {
+				act(t, src, incr("arena", "p1", seq, "e1"))
+			}
+			var hook *webhook.Sink
+			if caughtUp {
+				hook = startHook(t, r, feed.NewGroupsSource(fs))
+				require.Eventually(t, func() bool { return hook.Position("arena") == fence }, 20*time.Second, 5*time.Millisecond)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			at, err := mgr.MoveWorld(ctx, "arena", 1, 2, mm.publish)
+			cancel()
+			require.NoError(t, err)
+			require.Equal(t, uint64(fence), at)
+			_, err = dst.Subscribe("arena", 1)
+			require.ErrorIs(t, err, store.ErrArchiveGap, "the new home's archive starts after the fence")
+			for seq := uint64(fence + 1); seq <= 2*fence; seq++ {
+				act(t, dst, incr("arena", "p1", seq, "e1"))
+			}
+			if !caughtUp {
+				hook = startHook(t, r, feed.NewGroupsSource(fs))
+			}
+			require.Eventually(t, func() bool { return hook.Position("arena") == 2*fence }, 20*time.Second, 5*time.Millisecond)
+			require.True(t, r.once("arena", 2*fence), "every event of the world once, from both homes")
+		})
+	}
+}
+
+// When the old home no longer holds the fenced world (dropped, or a group
+// this node does not run), the events up to the fence are nowhere on this
+// node: the source reports the gap (store.ErrArchiveGap, which the sinks
+// count and log) rather than skipping them; from N+1 on it reads the new
+// home.
+func TestFeedSourceReportsTheGapOfAMovedWorldWhoseOldHomeIsGone(t *testing.T) {
+	c := newShardCluster(t, 1, Map{
+		Membership: 1,
+		Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n1"}}},
+		Worlds:     map[string]uint64{"arena": 2},
+	})
+	mgr := c.mgrs["n1"]
+	src, _ := mgr.Group(1)
+	dst, _ := mgr.Group(2)
+	waitLeader(t, src)
+	waitLeader(t, dst)
+	mustCreateWorld(t, src, "arena")
+	for seq := uint64(1); seq <= 3; seq++ {
+		act(t, src, incr("arena", "p1", seq, "e1"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := mgr.MoveWorld(ctx, "arena", 1, 2, nil)
+	require.NoError(t, err)
+	b, err := NewBackend(c.routers["n1"])
+	require.NoError(t, err)
+	fs := NewFeedSource(b)
+
+	ev, ok := fs.Event("arena", 2)
+	require.True(t, ok, "event 2 from the old home while it holds the world")
+	require.Equal(t, uint64(2), ev.Seq)
+	info, err := src.World("arena")
+	require.NoError(t, err)
+	_, err = src.DeleteWorld(ctx, "arena", info.Incarnation)
+	require.NoError(t, err)
+
+	_, err = fs.Subscribe("arena", 2)
+	require.ErrorIs(t, err, store.ErrArchiveGap)
+	_, ok = fs.Event("arena", 2)
+	require.False(t, ok)
+	sub, err := fs.Subscribe("arena", 4)
+	require.NoError(t, err, "from the fence's N+1 the new home holds it")
+	act(t, dst, incr("arena", "p1", 4, "e1"))
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer rcancel()
+	evs, err := sub.Next(rctx)
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), evs[0].Seq)
 }

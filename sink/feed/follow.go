@@ -145,6 +145,13 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 			f.stop(w.ID, l)
 			l = nil
 		}
+		if l != nil && l.movedIn(w) {
+			// Its session reads the old home, which gets no event after
+			// the move's fence: go on at the new home (on a later check).
+			f.log.Info("the world moved to another group: following it at its new home", "world", w.ID, "imported", w.Imported)
+			f.stop(w.ID, l)
+			l = nil
+		}
 		if l == nil {
 			if l = f.start(ctx, w.ID); l == nil {
 				continue
@@ -221,6 +228,18 @@ type loop[T Target] struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	inc    atomic.Int64 // the incarnation the session follows; 0: unknown yet
+	// imported is fsm.WorldInfo.Imported of the world's home when the
+	// session began (0: created there); another home imports it at
+	// another index (a world move, shard.Move).
+	imported atomic.Uint64
+	began    atomic.Bool
+}
+
+// movedIn reports whether w, the world this node holds now, lives on
+// another group than the one the loop's session reads (it was imported
+// there since: a world move).
+func (l *loop[T]) movedIn(w fsm.WorldInfo) bool {
+	return l.began.Load() && w.Imported != l.imported.Load()
 }
 
 // recreated reports whether w, the world this node holds now, is another
@@ -254,6 +273,10 @@ func (l *loop[T]) run(ctx context.Context) {
 // session goes on from the stored position until something fails or ctx
 // ends; progressed says whether it delivered anything.
 func (l *loop[T]) session(ctx context.Context) (progressed bool, err error) {
+	if info, err := l.f.src.World(l.world); err == nil {
+		l.imported.Store(info.Imported)
+		l.began.Store(true)
+	}
 	pos, known, err := l.resume(ctx)
 	if err != nil {
 		return false, err
