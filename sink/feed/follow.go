@@ -18,6 +18,9 @@ type FollowConfig struct {
 	// Worlds limits the follower to these worlds; empty follows every
 	// world.
 	Worlds []string
+	// Except are worlds the follower never follows (a sink's own
+	// positions world, feed.PositionsWorld).
+	Except []string
 	// AllNodes follows every world on this node; false (the sinks) only
 	// the worlds whose group this node leads, checked on each check and
 	// again before each batch.
@@ -122,7 +125,7 @@ func (f *Follower[T]) Run(ctx context.Context) error {
 
 // follows reports whether this node should follow world now.
 func (f *Follower[T]) follows(world string) bool {
-	if len(f.cfg.Worlds) > 0 && !slices.Contains(f.cfg.Worlds, world) {
+	if len(f.cfg.Worlds) > 0 && !slices.Contains(f.cfg.Worlds, world) || slices.Contains(f.cfg.Except, world) {
 		return false
 	}
 	return f.cfg.AllNodes || f.src.Leads(world)

@@ -43,9 +43,28 @@ func (e *export) fail(err error, in time.Duration) {
 	}
 }
 
-// Positions returns the checkpoint's position of the world (feed.Target).
-func (e *export) Positions(context.Context) ([]feed.Position, error) {
-	if p, ok := e.s.cp.position(e.world); ok {
+// Positions returns the world's position: the checkpoint's, or the
+// replicated one (Config.Positions) of the incarnation this node holds
+// when it is further (another node led the world's group since)
+// (feed.Target).
+func (e *export) Positions(ctx context.Context) ([]feed.Position, error) {
+	p, ok := e.s.cp.position(e.world)
+	if rep := e.s.cfg.Positions; rep != nil {
+		if inc, known := feed.Incarnation(e.s.src, e.world); known {
+			seq, found, err := rep.Load(ctx, e.world, inc)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", errCheckpoint, err)
+			}
+			if found && (!ok || p.Incarnation != inc || p.Seq < seq) {
+				out := []feed.Position{{Incarnation: inc, Seq: seq}}
+				if ok && p.Incarnation != inc {
+					out = append(out, p)
+				}
+				return out, nil
+			}
+		}
+	}
+	if ok {
 		return []feed.Position{p}, nil
 	}
 	return nil, nil
@@ -109,6 +128,13 @@ func (e *export) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Even
 		// successful write repeats them, which at-least-once allows.
 		e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
 		e.s.log.Error("cannot store the export's position; going on (a restart repeats events)", "world", e.world, "err", err)
+	}
+	if rep := e.s.cfg.Positions; rep != nil {
+		if _, err := rep.Save(ctx, e.world, last, false); err != nil && ctx.Err() == nil {
+			// As above: a failover before the next write repeats events.
+			e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
+			e.s.log.Warn("cannot store the export's replicated position; going on (a failover repeats events)", "world", e.world, "err", err)
+		}
 	}
 	return last, nil
 }
