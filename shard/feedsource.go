@@ -98,6 +98,10 @@ func (s *FeedSource) Subscribe(world string, from uint64) (Subscription, error) 
 	return &movedSub{world: world, head: head, fence: fence.Seq, home: st, next: from}, nil
 }
 
+// Group returns this node's replica of world's group: where the sinks
+// keep the world's replicated positions (sink/feed.Replicated).
+func (s *FeedSource) Group(world string) (*store.Store, error) { return s.b.group(world) }
+
 // PlayerRecords reads world's players' data from its group on this node
 // (sink/pg mirrors it).
 func (s *FeedSource) PlayerRecords(world string) ([]fsm.PlayerRecord, error) {

@@ -254,3 +254,27 @@ func (r *Replicated) nextSeq() uint64 {
 	r.last = max(r.last+1, uint64(max(time.Now().UnixMilli(), 1)))
 	return r.last
 }
+
+// Merge returns ps, a sink's node-local positions of world (newest
+// first), with the replicated position of the incarnation src holds put
+// first when it is further than the local one of that incarnation, or
+// there is none: another node led the world's group since.
+func (r *Replicated) Merge(ctx context.Context, src Source, world string, ps []Position) ([]Position, error) {
+	inc, known := Incarnation(src, world)
+	if !known {
+		return ps, nil
+	}
+	seq, found, err := r.Load(ctx, world, inc)
+	if err != nil || !found {
+		return ps, err
+	}
+	out := []Position{{Incarnation: inc, Seq: seq}}
+	for _, p := range ps {
+		if p.Incarnation != inc {
+			out = append(out, p)
+		} else if p.Seq > seq {
+			out[0] = p
+		}
+	}
+	return out, nil
+}

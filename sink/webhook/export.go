@@ -48,26 +48,17 @@ func (e *export) fail(err error, in time.Duration) {
 // when it is further (another node led the world's group since)
 // (feed.Target).
 func (e *export) Positions(ctx context.Context) ([]feed.Position, error) {
-	p, ok := e.s.cp.position(e.world)
+	var ps []feed.Position
+	if p, ok := e.s.cp.position(e.world); ok {
+		ps = []feed.Position{p}
+	}
 	if rep := e.s.cfg.Positions; rep != nil {
-		if inc, known := feed.Incarnation(e.s.src, e.world); known {
-			seq, found, err := rep.Load(ctx, e.world, inc)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", errCheckpoint, err)
-			}
-			if found && (!ok || p.Incarnation != inc || p.Seq < seq) {
-				out := []feed.Position{{Incarnation: inc, Seq: seq}}
-				if ok && p.Incarnation != inc {
-					out = append(out, p)
-				}
-				return out, nil
-			}
+		var err error
+		if ps, err = rep.Merge(ctx, e.s.src, e.world, ps); err != nil {
+			return nil, fmt.Errorf("%w: %w", errCheckpoint, err)
 		}
 	}
-	if ok {
-		return []feed.Position{p}, nil
-	}
-	return nil, nil
+	return ps, nil
 }
 
 // Resume stores the position a session goes on from when it names
