@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// newStore starts a one-node store and waits until it leads.
+// newStore starts a one-node store and waits until it serves actions.
 func newStore(t *testing.T) *store.Store {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -29,7 +29,12 @@ func newStore(t *testing.T) *store.Store {
 	st, err := store.New(cfg, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	// Leading is not enough: actions wait for the leader's barrier.
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return st.ReadBarrier(ctx) == nil
+	}, 10*time.Second, 10*time.Millisecond)
 	return st
 }
 

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,7 +22,12 @@ import (
 func TestExportResumesFromTheReplicatedPositionAfterTheLeaderIsKilled(t *testing.T) {
 	nodes := newCluster(t, 3)
 	ctx := context.Background()
-	require.NoError(t, nodes[0].CreateWorld(ctx, "w", fsm.Rules{}))
+	require.Eventually(t, func() bool { // once the leader's barrier applied
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		err := nodes[0].CreateWorld(cctx, "w", fsm.Rules{})
+		return err == nil || errors.Is(err, fsm.ErrWorldExists)
+	}, 10*time.Second, 10*time.Millisecond)
 	r := newReceiver(t, nil)
 	const every = 20
 	var sinks []running
