@@ -20,6 +20,9 @@ import (
 type export struct {
 	s     *Sink
 	world string
+	// last is the session's last delivered position (zero: none yet),
+	// stored to the replicated positions when the session ends.
+	last feed.Position
 }
 
 // fail logs and counts a session's failure (feed.Hooks.Fail).
@@ -120,6 +123,7 @@ func (e *export) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Even
 		e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
 		e.s.log.Error("cannot store the export's position; going on (a restart repeats events)", "world", e.world, "err", err)
 	}
+	e.last = last
 	if rep := e.s.cfg.Positions; rep != nil {
 		if _, err := rep.Save(ctx, e.world, last, false); err != nil && ctx.Err() == nil {
 			// As above: a failover before the next write repeats events.
@@ -128,6 +132,25 @@ func (e *export) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Even
 		}
 	}
 	return last, nil
+}
+
+// End stores the session's last delivered position to the replicated
+// positions, so that a clean stop while leading (a shutdown, a sink
+// stopped) leaves nothing for the next leader to repeat; after losing
+// the leadership the write fails, which at-least-once allows
+// (feed.Ender).
+func (e *export) End(error) error {
+	rep, last := e.s.cfg.Positions, e.last
+	e.last = feed.Position{}
+	if rep == nil || last.Seq == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.s.cfg.Timeout)
+	defer cancel()
+	if _, err := rep.Save(ctx, e.world, last, true); err != nil {
+		e.s.log.Debug("cannot store the export's replicated position at the session's end", "world", e.world, "err", err)
+	}
+	return nil
 }
 
 // maxAnswer bounds what is read of an answer's body (to reuse the

@@ -62,8 +62,9 @@ func TestExportResumesFromTheReplicatedPositionAfterTheLeaderIsKilled(t *testing
 			old = i
 		}
 	}
-	sinks[old].stop() // killed: nothing more is stored
+	// Killed: its store goes first, so its sink stores nothing more.
 	require.NoError(t, nodes[old].Close(ctx))
+	sinks[old].stop()
 	require.Eventually(t, func() bool { l := leaderOf(nodes); return l != nodes[old] && l.IsLeader() }, 10*time.Second, 10*time.Millisecond)
 	d, _ := r.world("w")
 	atKill := uint64(len(d))
@@ -110,4 +111,39 @@ func TestExportResumesFromTheReplicatedPositionAfterTheLeaderIsKilled(t *testing
 	require.Greater(t, seq+every+uint64(testConfig(t, "http://x", "x").BatchSize), last, "written at least every %d events", every)
 	_, err = leader.Entity(ctx, feed.PositionsWorld, "nope", store.Stale)
 	require.Error(t, err)
+}
+
+// A sink stopped while its node leads (a clean shutdown) stores its last
+// position on the way out, so the next leader repeats nothing.
+func TestExportStoresTheReplicatedPositionWhenStoppedCleanly(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	require.Eventually(t, func() bool {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		err := st.CreateWorld(cctx, "w", fsm.Rules{})
+		return err == nil || errors.Is(err, fsm.ErrWorldExists)
+	}, 10*time.Second, 10*time.Millisecond)
+	for seq := uint64(1); seq <= 50; seq++ {
+		_, _, err := st.Act(ctx, &fsm.Action{World: "w", Player: "p", Seq: seq, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "hits", By: 1}}})
+		require.NoError(t, err)
+	}
+	r := newReceiver(t, nil)
+	rep := func() *feed.Replicated {
+		rep, err := feed.NewReplicated(feed.ReplicatedConfig{Sink: "webhook", Writer: "n1", Every: 1000, Interval: time.Hour},
+			func(string) (feed.PositionGroup, error) { return st, nil })
+		require.NoError(t, err)
+		return rep
+	}
+	cfg := testConfig(t, r.srv.URL, t.TempDir())
+	cfg.Positions = rep()
+	s := startSink(t, cfg, feed.NewStoreSource(st), nil)
+	require.Eventually(t, func() bool { return s.s.Position("w") == 50 }, 20*time.Second, time.Millisecond)
+	s.stop()
+	inc, ok := feed.Incarnation(feed.NewStoreSource(st), "w")
+	require.True(t, ok)
+	seq, found, err := rep().Load(ctx, "w", inc)
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, uint64(50), seq, "stored at the session's end, not only every 1000 events")
 }
