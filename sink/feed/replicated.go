@@ -88,6 +88,10 @@ type savedPos struct {
 	seq     uint64
 	version uint64 // the field's version (0: absent)
 	at      time.Time
+	// failed is when the last write failed: unforced saves wait
+	// Interval after it (a cluster that cannot take them, e.g. a voter
+	// of an older gsd, is not asked on every batch).
+	failed time.Time
 }
 
 // NewReplicated returns the positions of cfg.Sink, kept in the group
@@ -164,6 +168,9 @@ func (r *Replicated) Save(ctx context.Context, world string, p Position, force b
 	if known && p.Seq <= cur.seq {
 		return false, nil
 	}
+	if known && !force && !cur.failed.IsZero() && time.Since(cur.failed) < r.cfg.Interval {
+		return false, nil
+	}
 	if known && !force && p.Seq-cur.seq < r.cfg.Every && time.Since(cur.at) < r.cfg.Interval {
 		return false, nil
 	}
@@ -173,6 +180,7 @@ func (r *Replicated) Save(ctx context.Context, world string, p Position, force b
 	}
 	if !known {
 		if cur.seq, cur.version, err = r.read(ctx, g, world, p.Incarnation); err != nil {
+			r.failed(key, savedPos{})
 			return false, err
 		}
 	}
@@ -187,11 +195,11 @@ func (r *Replicated) Save(ctx context.Context, world string, p Position, force b
 			return true, nil
 		}
 		if !errors.Is(err, ErrPositionConflict) || attempt > 0 {
-			r.forget(key)
+			r.failed(key, cur)
 			return false, err
 		}
 		if cur.seq, cur.version, err = r.read(ctx, g, world, p.Incarnation); err != nil {
-			r.forget(key)
+			r.failed(key, cur)
 			return false, err
 		}
 	}
@@ -203,10 +211,10 @@ func (r *Replicated) remember(key string, s savedPos) {
 	r.mu.Unlock()
 }
 
-func (r *Replicated) forget(key string) {
-	r.mu.Lock()
-	delete(r.saved, key)
-	r.mu.Unlock()
+// failed remembers a failed write (or read) of key after cur.
+func (r *Replicated) failed(key string, cur savedPos) {
+	cur.failed = time.Now()
+	r.remember(key, cur)
 }
 
 // write sets the entity's seq expecting the field at version (0: absent)

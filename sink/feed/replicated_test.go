@@ -190,6 +190,10 @@ func TestReplicatedPositionOfALongWorldNameAndFailures(t *testing.T) {
 	require.ErrorIs(t, err, boom)
 	_, err = r.Save(ctx, "fresh", feed.Position{Incarnation: 1, Seq: 4}, true)
 	require.ErrorIs(t, err, boom, "the first save reads the stored position")
+	// After a failure, unforced saves wait for the interval.
+	wrote, err := r.Save(ctx, long, feed.Position{Incarnation: 1, Seq: 9}, false)
+	require.NoError(t, err)
+	require.False(t, wrote)
 	g.fail = nil
 	_, err = r.Save(ctx, long, feed.Position{Incarnation: 1, Seq: 4}, true)
 	require.NoError(t, err)
