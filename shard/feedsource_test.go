@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/pgtest"
 	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/pg"
@@ -126,6 +127,23 @@ func mirroredSeqs(dsn, world string) uint64 {
 	return uint64(n)
 }
 
+// mirroredPlayers returns how many players of world the pg sink's
+// database holds (0 when it cannot tell yet).
+func mirroredPlayers(dsn, world string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM gsd.players WHERE world = $1`, world).Scan(&n); err != nil {
+		return 0
+	}
+	return n
+}
+
 // Under a shard map every node runs its sinks over all its groups: each
 // world is mirrored by the leader of its own group, whichever group that
 // is, and when one group's leadership moves, the mirroring of its worlds
@@ -166,12 +184,20 @@ func TestSinksMirrorTheWorldsOfEveryGroupAndFollowEachGroupsLeader(t *testing.T)
 		require.Eventually(t, func() bool { return r.has(w, first) }, 30*time.Second, 5*time.Millisecond, "webhook: world %s", w)
 		require.Eventually(t, func() bool { return mirroredSeqs(dsn, w) == first }, 30*time.Second, 10*time.Millisecond, "pg: world %s", w)
 	}
+	// Player data of a world on group 2 reaches the pg mirror too.
+	_, stB = c.leader("b")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err := stB.Session(ctx, fsm.CmdSessionImport, &fsm.SessionCmd{World: "b", Player: "ann", Data: []fsm.DataItem{{Key: "gold", Value: fsm.Int(7)}}})
+	cancel()
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return mirroredPlayers(dsn, "b") == 1 }, 30*time.Second, 10*time.Millisecond, "pg: b's players")
+
 	leaderA, stA := c.leader("a")
 	leaderB, _ := c.leader("b")
 	require.Equal(t, uint64(first), hooks[leaderA].Position("a"), "a's group leader exports a")
 	require.Equal(t, uint64(first), hooks[leaderB].Position("b"), "b's group leader exports b")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	require.NoError(t, stA.TransferLeadership(ctx))
 	cancel()
 	var newA string
