@@ -40,6 +40,9 @@ func TestACorpusIsTheSameForTheSameSeedAndDiffersForAnother(t *testing.T) {
 	require.Equal(t, n, n2)
 	b, _, _ := digest(t, small(B(40)))
 	require.NotEqual(t, a1, b)
+	c, _, _ := digest(t, small(C(40)))
+	require.NotEqual(t, a1, c)
+	require.NotEqual(t, b, c)
 	count := map[Kind]int{}
 	for _, k := range labels {
 		count[k]++
