@@ -63,10 +63,27 @@ type Source interface {
 	Subscribe(world string, from uint64) (fanout.Subscription, error)
 }
 
+// Evaluator is a Source that evaluates only some of its worlds on this
+// node: those whose group this node leads (a node of a shard map runs
+// several groups, and leads some). A world it does not evaluate is not
+// followed here; its follower keeps its place and its counts, and starts
+// again from there when the node evaluates the world again (leadership
+// came back), so no event counts twice.
+type Evaluator interface {
+	Evaluates(world string) bool
+}
+
 // Runner runs one Detector over every world of a Source: per world a
 // follower from seq 1, started again (from where it stopped) at the next
-// scan when its feed fails, stopped when the world is gone. One Detector
-// for all worlds: a player's counts add up across worlds.
+// scan when its feed fails or when the Source (an Evaluator) evaluates the
+// world here again, stopped when the world is gone or evaluated elsewhere.
+// One Detector for all worlds: a player's counts add up across the worlds
+// it follows.
+//
+// A Runner keeps no state across a restart: a new one follows every world
+// from seq 1 again, so its counts are rebuilt from the node's event
+// archive, as far back as the archive's retention keeps events
+// (docs/ANTICHEAT.md, "Restarts and leadership").
 type Runner struct {
 	d    *Detector
 	src  Source
@@ -139,6 +156,11 @@ func (r *Runner) scan(ctx context.Context) {
 	for _, w := range r.src.Worlds() {
 		live[w.ID] = w
 	}
+	ev, _ := r.src.(Evaluator)
+	here := map[string]bool{}
+	for id := range live {
+		here[id] = ev == nil || ev.Evaluates(id)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ctx.Err() != nil { // Run's select found its ticker and ctx ready
@@ -170,6 +192,12 @@ func (r *Runner) scan(ctx context.Context) {
 			f.next, f.gen, f.inc = 1, f.gen+1, w.Incarnation
 		}
 		f.latest = w.Seq
+		if !here[id] {
+			if f.running {
+				f.cancel() // its follow keeps where it was in f.next
+			}
+			continue
+		}
 		if f.running {
 			continue
 		}

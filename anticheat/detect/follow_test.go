@@ -319,3 +319,49 @@ func TestRunnerFollowsAWorldCreatedAgainFromItsStart(t *testing.T) {
 		})
 	}
 }
+
+// ledSource is a source of which this node evaluates the worlds in leads.
+type ledSource struct {
+	*source
+	mu    sync.Mutex
+	leads map[string]bool
+}
+
+func (s *ledSource) Evaluates(world string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leads[world]
+}
+
+func (s *ledSource) lead(worlds ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leads = map[string]bool{}
+	for _, w := range worlds {
+		s.leads[w] = true
+	}
+}
+
+func TestRunnerFollowsTheWorldsItLeadsAndResumesWhereItStoppedWhenLeadershipComesBack(t *testing.T) {
+	src := &ledSource{source: newSource("a", "b")}
+	src.lead("a")
+	src.transfers("a", "f", "m", 4)
+	src.transfers("b", "g", "n", 3)
+	var log bytes.Buffer
+	r, _, stop := running(t, src, &log)
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 4 }, 10*time.Second, time.Millisecond)
+	require.Empty(t, src.subscriptions("b"), "a world led elsewhere is not followed")
+
+	src.lead("b") // a's leadership moves away, b's comes here
+	require.Equal(t, "a", <-src.ended)
+	require.Eventually(t, func() bool { return transfersSeen(r, "g", "n") == 3 }, 10*time.Second, time.Millisecond)
+	src.transfers("a", "f", "m", 5) // evaluated by a's new leader meanwhile
+
+	src.lead("a", "b") // a's leadership comes back
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 9 }, 10*time.Second, time.Millisecond)
+	stop()
+	require.Equal(t, []uint64{1, 5}, src.subscriptions("a")[:2], "resumed after the last event observed")
+	require.Equal(t, 9, transfersSeen(r, "f", "m"), "nothing counted twice")
+	require.Equal(t, 3, transfersSeen(r, "g", "n"))
+	require.NotContains(t, log.String(), "stopped following", "a world led elsewhere is no failure")
+}
