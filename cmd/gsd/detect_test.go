@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -202,12 +203,13 @@ func TestTheDetectorsDoNotFollowTheModerationWorld(t *testing.T) {
 	require.Equal(t, []fsm.WorldInfo{{ID: "arena"}, {ID: "lobby"}}, got)
 }
 
-// A follower that runs the detectors records its flags on the leader of
-// the moderation world (an internal call); a review sent to the follower
-// is run there too, and every node lists the same record.
-func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
+// With --detect on every node, only the leader of a world's group
+// evaluates it: the flag is raised by the leader, the follower raises
+// nothing; a review sent to the follower is run on the leader, and every
+// node lists the same record.
+func TestOnlyTheLeaderEvaluatesAWorldAndAReviewSentToAFollowerRunsOnTheLeader(t *testing.T) {
 	t.Parallel()
-	n1 := startNode(t, "n1", t.TempDir())
+	n1 := startNode(t, "n1", t.TempDir(), "--detect")
 	n1.waitLeader(t)
 	n2 := startNode(t, "n2", t.TempDir(), "--detect", "--join", n1.http)
 	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
@@ -216,21 +218,15 @@ func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
 	defer cancel()
 	c := n1.client(t)
 	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
-	for i := range uint64(detect.DefaultConfig().Funnel.MinTransfers) {
-		item := wire.String(fmt.Sprintf("gem%d", i))
-		_, err := c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 1, Ops: []wire.Op{client.Add("feeder", "items", item)}})
-		require.NoError(t, err)
-		_, err = c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 2, Ops: []wire.Op{
-			{Kind: wire.OpRemove, Entity: "feeder", Field: "items", Value: item}, client.Add("main", "items", item)}})
-		require.NoError(t, err)
-	}
+	funnel(ctx, t, c, "arena", "feeder", "main")
 	var flags []wire.Flag
 	require.Eventually(t, func() bool {
 		var err error
 		flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
 		return err == nil && len(flags) == 1
 	}, time.Minute, 20*time.Millisecond)
-	require.Equal(t, "n2", flags[0].RaisedBy, "raised by the follower, recorded on the leader")
+	require.Equal(t, "n1", flags[0].RaisedBy, "raised by the leader")
+	require.NotContains(t, string(httpGet(t, n2.http, "/metrics")), `gsd_anticheat_flags_total{detector="funnel"}`, "the follower evaluates nothing")
 	c2 := n2.client(t)
 	rv, err := c2.ReviewFlag(ctx, flags[0].ID, "dismiss", "mia", "friends")
 	require.NoError(t, err)
@@ -239,4 +235,53 @@ func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
 		f, err := c2.Flag(ctx, flags[0].ID)
 		return err == nil && f.State == "dismissed"
 	}, time.Minute, 20*time.Millisecond)
+}
+
+// funnel commits in world Funnel.MinTransfers one-way transfers of an
+// item from feeder to main.
+func funnel(ctx context.Context, t *testing.T, c *client.Client, world, feeder, main string) {
+	t.Helper()
+	for i := range uint64(detect.DefaultConfig().Funnel.MinTransfers) {
+		item := wire.String(fmt.Sprintf("gem%d", i))
+		_, err := c.Act(ctx, world, client.ActionRequest{Player: feeder, Seq: 2*i + 1, Ops: []wire.Op{client.Add(feeder, "items", item)}})
+		require.NoError(t, err)
+		_, err = c.Act(ctx, world, client.ActionRequest{Player: feeder, Seq: 2*i + 2, Ops: []wire.Op{
+			{Kind: wire.OpRemove, Entity: feeder, Field: "items", Value: item}, client.Add(main, "items", item)}})
+		require.NoError(t, err)
+	}
+}
+
+// A node of a shard map runs the detectors over every group it runs:
+// funnels in worlds of two groups (1 and 2, neither the membership
+// group) are both flagged and recorded in the moderation world, wherever
+// the map places it.
+func TestANodeWithAShardMapDetectsInEveryGroup(t *testing.T) {
+	t.Parallel()
+	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
+	n := startNodeAt(t, "s1", t.TempDir(), httpAddr, raftAddr, "--detect", "--shard-map", shardMapFile(t, "s1", raftAddr, httpAddr, 0))
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	for _, w := range []string{"a", "b"} {
+		require.NoError(t, c.CreateWorld(ctx, w, wire.Rules{}))
+		funnel(ctx, t, c, w, "feeder-"+w, "main-"+w)
+	}
+	require.Eventually(t, func() bool {
+		flags, err := c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		if err != nil || len(flags) != 2 {
+			return false
+		}
+		worlds := []string{flags[0].World, flags[1].World}
+		slices.Sort(worlds)
+		return slices.Equal(worlds, []string{"a", "b"})
+	}, time.Minute, 20*time.Millisecond)
+}
+
+func TestTheDetectorsSourceKnowsNoWorldItsGroupsDoNotHold(t *testing.T) {
+	src := detectSource{func() []*store.Store { return nil }}
+	require.Empty(t, src.Worlds())
+	require.False(t, src.Evaluates("arena"))
+	_, err := src.Subscribe("arena", 1)
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 }
