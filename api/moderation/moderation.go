@@ -58,14 +58,26 @@ func (a *API) Register(mux *http.ServeMux) {
 // (their idempotency key's player).
 func (a *API) writer() string { return "gsd.moderation." + a.Backend().Status().ID }
 
-// List handles GET /v1/moderation/flags: every record of this node's
-// moderation world (none while it does not exist), oldest first, filtered
-// by the query's world, detector, player and state (each optional, exact).
+// List handles GET /v1/moderation/flags: the records of this node's
+// moderation world (none while it does not exist), oldest first (by the
+// seq that recorded them, then id), filtered by the query's world,
+// detector, player and state (each optional, exact), a page of limit
+// (paging.go) after the query's cursor, with the next page's cursor.
+// (Each page reads every record: paging bounds the answer, not the reads.)
 func (a *API) List(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state != "" && !slices.Contains([]string{moderation.StateOpen, moderation.StateConfirmed, moderation.StateDismissed, moderation.StateAppealed}, state) {
 		a.WriteError(w, fmt.Errorf("%w: state %q: want open, confirmed, dismissed or appealed", fsm.ErrMalformed, state), false)
+		return
+	}
+	limit, err := parseLimit(q.Get("limit"))
+	var after cursor
+	if err == nil {
+		after, err = parseCursor(q.Get("cursor"))
+	}
+	if err != nil {
+		a.WriteError(w, err, false)
 		return
 	}
 	out := []wire.Flag{}
@@ -94,8 +106,9 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	slices.SortFunc(out, func(x, y wire.Flag) int { return cmp.Compare(x.Raised, y.Raised) })
-	a.WriteJSON(w, http.StatusOK, wire.FlagList{Flags: out})
+	slices.SortFunc(out, func(x, y wire.Flag) int { return cmp.Or(cmp.Compare(x.Raised, y.Raised), cmp.Compare(x.ID, y.ID)) })
+	flags, next := page(out, after, limit)
+	a.WriteJSON(w, http.StatusOK, wire.FlagList{Flags: flags, NextCursor: next})
 }
 
 func match(r moderation.Record, world, detector, player, state string) bool {
