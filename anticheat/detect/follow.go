@@ -53,7 +53,7 @@ func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uin
 
 // ErrFeedGone is what a Source's Subscribe wraps when the feed no longer
 // holds the events asked for (an archive trimmed by retention, a node that
-// joined late): the Runner then skips to the world's newest events.
+// joined late): the Runner then skips to the oldest events it holds.
 var ErrFeedGone = errors.New("gsd/anticheat/detect: the feed no longer holds these events")
 
 // Source is what a Runner follows: the worlds a node holds and their
@@ -209,9 +209,10 @@ func (r *Runner) scan(ctx context.Context) {
 }
 
 // follow follows world id from f.next until ctx ends or its feed fails.
-// When the feed no longer holds f.next (ErrFeedGone), it skips to the
-// events after the world's seq at the last scan: the detectors then miss
-// what came before, which is better than following nothing.
+// When the feed no longer holds f.next (ErrFeedGone: the archive's
+// retention deleted it), it skips to the oldest event the feed still
+// holds: the detectors then miss what came before, which is better than
+// following nothing.
 func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	defer r.wg.Done()
 	r.mu.Lock()
@@ -219,8 +220,9 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	r.mu.Unlock()
 	sub, err := r.src.Subscribe(id, next)
 	if errors.Is(err, ErrFeedGone) && latest >= next {
-		r.log.Warn("anticheat detectors skip events the feed no longer holds", "world", id, "from", next, "to", latest, "err", err)
-		next = latest + 1
+		held := r.oldest(id, next, latest)
+		r.log.Warn("anticheat detectors skip events the feed no longer holds", "world", id, "from", next, "to", held-1, "err", err)
+		next = held
 		sub, err = r.src.Subscribe(id, next)
 	}
 	if err == nil {
@@ -241,4 +243,23 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	if err != nil && !again { // a lasting failure is logged once
 		r.log.Warn("anticheat detectors stopped following a world's feed; retrying", "world", id, "seq", next, "err", err)
 	}
+}
+
+// oldest returns the oldest seq after gone (which the feed no longer
+// holds) up to latest that world's feed still holds, or latest+1 (the
+// next event) when it holds none of them. Retention deletes a world's
+// oldest events first, so the seqs held are those from some seq on: a
+// binary search of Subscribe's answers finds it (a subscription is only
+// a position until read, so the probes are dropped).
+func (r *Runner) oldest(world string, gone, latest uint64) uint64 {
+	lo, hi := gone+1, latest+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if _, err := r.src.Subscribe(world, mid); errors.Is(err, ErrFeedGone) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }

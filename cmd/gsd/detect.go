@@ -102,8 +102,8 @@ func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer,
 // leadership change the new leader's detectors follow the world from
 // where they last stopped, or from seq 1, rebuilding the counts from the
 // archive); a seq the archive no longer holds is detect.ErrFeedGone, so
-// the detectors skip to the newest events instead of waiting for ones
-// that are gone; the moderation world, the detectors' own output, is not
+// the detectors skip to the oldest events it holds instead of waiting for
+// ones that are gone; the moderation world, the detectors' own output, is not
 // theirs to judge. (sink/feed's multi-group source may replace this
 // adapter once both are merged.)
 type detectSource struct{ groups func() []*store.Store }
