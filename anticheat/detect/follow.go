@@ -89,6 +89,8 @@ type Runner struct {
 	src  Source
 	sink Sink
 	log  *slog.Logger
+	// Metrics, when set before Run, counts the events skipped.
+	Metrics *Metrics
 
 	mu     sync.Mutex
 	worlds map[string]*follower
@@ -222,6 +224,9 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	if errors.Is(err, ErrFeedGone) && latest >= next {
 		held := r.oldest(id, next, latest)
 		r.log.Warn("anticheat detectors skip events the feed no longer holds", "world", id, "from", next, "to", held-1, "err", err)
+		if r.Metrics != nil {
+			r.Metrics.skipped.Add(float64(held - next))
+		}
 		next = held
 		sub, err = r.src.Subscribe(id, next)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -303,11 +305,25 @@ func TestRunnerRebuildsFromTheOldestEventTheArchiveStillHolds(t *testing.T) {
 			src.transfers("old", "f", "m", 20)
 			src.held["old"] = held // seqs before it are gone
 			var log bytes.Buffer
-			r, _, stop := running(t, src, &log)
+			c := small()
+			c.Every, c.Scan = 1, time.Millisecond
+			d, err := New(c)
+			require.NoError(t, err)
+			r, err := NewRunner(d, src, &Memory{}, slog.New(slog.NewTextHandler(&log, nil)))
+			require.NoError(t, err)
+			reg := prometheus.NewRegistry()
+			r.Metrics, err = NewMetrics(reg)
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
 			require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == int(21-held) }, 10*time.Second, time.Millisecond)
-			stop()
+			cancel()
+			<-done
 			require.Equal(t, int(21-held), transfersSeen(r, "f", "m"))
 			require.Contains(t, log.String(), fmt.Sprintf("to=%d", held-1))
+			require.Equal(t, float64(held-1), testutil.ToFloat64(r.Metrics.skipped))
 		})
 	}
 }

@@ -83,6 +83,7 @@ func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer,
 	if err != nil {
 		return nil, err
 	}
+	r.Metrics = m
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
