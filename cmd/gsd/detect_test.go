@@ -241,7 +241,14 @@ func TestOnlyTheLeaderEvaluatesAWorldAndAReviewSentToAFollowerRunsOnTheLeader(t 
 // item from feeder to main.
 func funnel(ctx context.Context, t *testing.T, c *client.Client, world, feeder, main string) {
 	t.Helper()
-	for i := range uint64(detect.DefaultConfig().Funnel.MinTransfers) {
+	transfers(ctx, t, c, world, feeder, main, 0, uint64(detect.DefaultConfig().Funnel.MinTransfers))
+}
+
+// transfers commits in world the one-way transfers from to to (the
+// first is 0) of an item from feeder to main, two events each.
+func transfers(ctx context.Context, t *testing.T, c *client.Client, world, feeder, main string, from, to uint64) {
+	t.Helper()
+	for i := from; i < to; i++ {
 		item := wire.String(fmt.Sprintf("gem%d", i))
 		_, err := c.Act(ctx, world, client.ActionRequest{Player: feeder, Seq: 2*i + 1, Ops: []wire.Op{client.Add(feeder, "items", item)}})
 		require.NoError(t, err)
@@ -284,4 +291,35 @@ func TestTheDetectorsSourceKnowsNoWorldItsGroupsDoNotHold(t *testing.T) {
 	require.False(t, src.Evaluates("arena"))
 	_, err := src.Subscribe("arena", 1)
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+}
+
+// A leader change moves a world's evaluation to the new leader, which
+// rebuilds the counts from the world's start: a funnel half committed
+// before the change and half after is flagged by the new leader, with
+// evidence from both halves.
+func TestANewLeaderRebuildsTheCountsAndFlagsWhatSpansTheLeaderChange(t *testing.T) {
+	t.Parallel()
+	n1 := startNode(t, "n1", t.TempDir(), "--detect")
+	n1.waitLeader(t)
+	n2 := startNode(t, "n2", t.TempDir(), "--detect", "--join", n1.http)
+	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n1.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	half := uint64(detect.DefaultConfig().Funnel.MinTransfers) / 2
+	transfers(ctx, t, c, "arena", "feeder", "main", 0, half+1) // seqs 1 to 2(half+1): not yet a funnel
+	require.NoError(t, c.TransferLeadership(ctx))
+	n2.waitStatus(t, "leads", func(s client.Status) bool { return s.Leader == "n2" })
+	c2 := n2.client(t)
+	transfers(ctx, t, c2, "arena", "feeder", "main", half+1, 2*half)
+	var flags []wire.Flag
+	require.Eventually(t, func() bool {
+		var err error
+		flags, err = c2.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		return err == nil && len(flags) == 1
+	}, time.Minute, 20*time.Millisecond)
+	require.Equal(t, "n2", flags[0].RaisedBy, "raised by the new leader")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * (half + 1)}, "evidence from before the leader change")
+	require.NotContains(t, string(httpGet(t, n1.http, "/metrics")), `gsd_anticheat_flags_total{detector="funnel"}`, "the old leader saw too few")
 }
