@@ -111,14 +111,15 @@ type detectSource struct{ groups func() []*store.Store }
 
 var _ detect.Evaluator = detectSource{}
 
-// Worlds returns the worlds of every group, each once (a world being
-// moved is in two groups for a while: the first group's is kept).
+// Worlds returns the worlds of every group, each once: a world that moved
+// to another group stays on the old one, fenced (Moved), until dropped
+// there; only the group it moved to serves it.
 func (s detectSource) Worlds() []fsm.WorldInfo {
 	var out []fsm.WorldInfo
 	seen := map[string]bool{}
 	for _, st := range s.groups() {
 		for _, w := range judged(st.Worlds()) {
-			if !seen[w.ID] {
+			if w.Moved == nil && !seen[w.ID] {
 				seen[w.ID] = true
 				out = append(out, w)
 			}
@@ -127,10 +128,10 @@ func (s detectSource) Worlds() []fsm.WorldInfo {
 	return out
 }
 
-// group returns the first group that holds world.
+// group returns the group that serves world (holds it, not moved away).
 func (s detectSource) group(world string) (*store.Store, error) {
 	for _, st := range s.groups() {
-		if _, err := st.World(world); err == nil {
+		if w, err := st.World(world); err == nil && w.Moved == nil {
 			return st, nil
 		}
 	}

@@ -323,3 +323,61 @@ func TestANewLeaderRebuildsTheCountsAndFlagsWhatSpansTheLeaderChange(t *testing.
 	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * (half + 1)}, "evidence from before the leader change")
 	require.NotContains(t, string(httpGet(t, n1.http, "/metrics")), `gsd_anticheat_flags_total{detector="funnel"}`, "the old leader saw too few")
 }
+
+// oneNodeStore starts a one-node group in-process and waits until it
+// leads.
+func oneNodeStore(t *testing.T, id string) *store.Store {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.ID, cfg.Dir, cfg.RaftAddr, cfg.HTTPAddr = id, t.TempDir(), freeAddr(t), "http-"+id
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	cfg.NoSync, cfg.Bootstrap, cfg.Logger = true, true, slog.New(slog.DiscardHandler)
+	st, err := store.New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	return st
+}
+
+// A world moved from one group of the node to another is followed on the
+// group it moved to only (the old group keeps a fenced copy for a while),
+// from the seq after the move on; a world of any group is found.
+func TestTheDetectorsFollowAMovedWorldOnTheGroupItMovedTo(t *testing.T) {
+	ctx := context.Background()
+	from, to := oneNodeStore(t, "g1"), oneNodeStore(t, "g2")
+	src := detectSource{func() []*store.Store { return []*store.Store{from, to} }}
+	require.NoError(t, from.CreateWorld(ctx, "w", fsm.Rules{}))
+	require.NoError(t, to.CreateWorld(ctx, "other", fsm.Rules{}))
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, _, err := from.Act(ctx, &fsm.Action{World: "w", Player: "p", Seq: seq, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", Value: fsm.Int(1)}}})
+		require.NoError(t, err)
+	}
+	wi, err := from.World("w")
+	require.NoError(t, err)
+	fence, err := from.MoveWorld(ctx, "w", 2, wi.Incarnation)
+	require.NoError(t, err)
+	blob, _, err := from.ExportWorld("w")
+	require.NoError(t, err)
+	_, err = to.ImportWorld(ctx, "w", blob)
+	require.NoError(t, err)
+
+	var ids []string
+	for _, w := range src.Worlds() {
+		require.Nil(t, w.Moved, w.ID)
+		ids = append(ids, w.ID)
+	}
+	slices.Sort(ids)
+	require.Equal(t, []string{"other", "w"}, ids, "each world once")
+	require.True(t, src.Evaluates("w"))
+	require.True(t, src.Evaluates("other"))
+	moved, err := to.World("w")
+	require.NoError(t, err)
+	require.Equal(t, wi.Incarnation, moved.Incarnation, "the same incarnation: a Runner's follower goes on from where it was")
+	_, _, err = to.Act(ctx, &fsm.Action{World: "w", Player: "p", Seq: 4, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", Value: fsm.Int(1)}}})
+	require.NoError(t, err)
+	sub, err := src.Subscribe("w", fence.Seq+1)
+	require.NoError(t, err)
+	evs, err := sub.Next(ctx)
+	require.NoError(t, err)
+	require.Equal(t, fence.Seq+1, evs[0].Seq, "the moved world's next event, from the group it moved to")
+}
