@@ -171,8 +171,14 @@ func (a *API) Record(w http.ResponseWriter, r *http.Request) {
 // detectors' Recorder's moderation.Writer). The leader's refusal of the
 // record itself (400, 422) wraps moderation.ErrInvalid: retrying cannot
 // help. Other answers (an older leader without the route, a credential
-// missing) are retried by the recorder.
+// missing) are retried by the recorder. A record this node already holds
+// is not written again (created false): detectors that rebuilt their
+// counts after a restart or a leadership change raise their old flags
+// again, and each would cost a write that commits a conflict.
 func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
+	if _, err := a.read(ctx, rec.ID); err == nil {
+		return false, nil
+	}
 	var created bool
 	err := a.RouteCall(moderation.World, edge.KindWrite, false, func(g edge.Group) error {
 		var err error

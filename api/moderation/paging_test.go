@@ -92,3 +92,24 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+// A record this node holds is not written again: detectors that rebuilt
+// their counts raise their old flags again, and each would cost a write.
+func TestARecordHeldAlreadyIsNotWrittenAgain(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	created, err := e.api.Raise(ctx, record("speed", "ann"))
+	require.NoError(t, err)
+	require.True(t, created)
+	before, err := e.api.World(moderation.World)
+	require.NoError(t, err)
+	created, err = e.api.Raise(ctx, record("speed", "ann"))
+	require.NoError(t, err)
+	require.False(t, created)
+	after, err := e.api.World(moderation.World)
+	require.NoError(t, err)
+	require.Equal(t, before.Seq, after.Seq, "no write")
+	created, err = e.api.Raise(ctx, record("speed", "bob"))
+	require.NoError(t, err)
+	require.True(t, created, "another suspicion is written")
+}
