@@ -381,3 +381,35 @@ func TestTheDetectorsFollowAMovedWorldOnTheGroupItMovedTo(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, fence.Seq+1, evs[0].Seq, "the moved world's next event, from the group it moved to")
 }
+
+// A node restarted halfway through a funnel rebuilds its detectors'
+// counts from its event archive: the funnel is flagged after the
+// restart, with the uninterrupted run's score and evidence from both
+// halves.
+func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
+	t.Parallel()
+	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	n := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	total := uint64(detect.DefaultConfig().Funnel.MinTransfers)
+	transfers(ctx, t, c, "arena", "feeder", "main", 0, total/2) // not yet a funnel
+	require.Equal(t, 0, n.stop(t))
+
+	again := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	again.waitLeader(t)
+	c = again.client(t)
+	transfers(ctx, t, c, "arena", "feeder", "main", total/2, total)
+	var flags []wire.Flag
+	require.Eventually(t, func() bool {
+		var err error
+		flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		return err == nil && len(flags) == 1
+	}, time.Minute, 20*time.Millisecond)
+	require.Equal(t, float64(total), flags[0].Score, "every transfer counted once")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: total}, "evidence from before the restart")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
+}
