@@ -49,12 +49,12 @@ func (d *detectOptions) detectConfig() (detect.Config, error) {
 	return c, nil
 }
 
-// start runs the detectors over the worlds of the groups returns (the
-// node's groups: one, or those of its shard map) until the returned stop
-// is called (idempotent); with --detect off it does nothing. Their flags are
-// recorded through w (the edge: on the moderation world's leader) as
-// raised by node; a flag still queued at stop is lost here and raised
-// again after a restart, when the detectors follow the feed again.
+// start runs the detectors over the worlds of the stores groups returns
+// (the node's groups: one, or those of its shard map) until the returned
+// stop is called (idempotent); with --detect off it does nothing. Their
+// flags are recorded through w (the edge: on the moderation world's
+// leader) as raised by node; a flag still queued at stop is lost here and
+// raised again after a restart, when the detectors follow the feed again.
 func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	if !d.on && d.config == "" {
 		return func() {}, nil
@@ -104,8 +104,8 @@ func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer,
 // where they last stopped, or from seq 1, rebuilding the counts from the
 // archive); a seq the archive no longer holds is detect.ErrFeedGone, so
 // the detectors skip to the oldest events it holds instead of waiting for
-// ones that are gone; the moderation world, the detectors' own output, is not
-// theirs to judge. (sink/feed's multi-group source may replace this
+// ones that are gone; the moderation world, the detectors' own output, is
+// not theirs to judge. (sink/feed's multi-group source may replace this
 // adapter once both are merged.)
 type detectSource struct{ groups func() []*store.Store }
 
