@@ -144,6 +144,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var router edge.Router
 	var sinkSrc *shard.FeedSource // under a shard map: the sinks follow every group (pgsink.go)
 	expirers := func() []worldExpirer { return []worldExpirer{st} }
+	detectGroups := func() []*store.Store { return []*store.Store{st} }
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -161,6 +162,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		st, backend, router = groups.zero, groups.backend, groups.router
 		sinkSrc = groups.feedSource()
 		expirers = groups.worldExpirers
+		detectGroups = managedGroups(groups.mgr)
 	}
 	stopSink, err := o.pgSink.start(st, sinkSrc, scfg.Retention, reg, log)
 	if err != nil {
@@ -237,7 +239,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	// The detectors record their flags through the edge (on the
 	// moderation world's leader), so they start after it.
-	stopDetect, err := o.detect.start(st, edge.Moderation(), o.id, reg, log)
+	stopDetect, err := o.detect.start(detectGroups, edge.Moderation(), o.id, reg, log)
 	if err != nil {
 		edge.Close()
 		closeStore(st, o.shutdownTimeout, log)
