@@ -186,7 +186,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopExpiry() // on the failure paths below; idempotent
 	stopWorldExpiry := o.worlds.start(expirers, log)
 	defer stopWorldExpiry()
-	stopFlagsHook, err := o.flagsHook.start(o.dataDir, st, o.analytics.webhookURL != "", reg, log)
+	stopFlagsHook, err := o.flagsHook.start(o.dataDir, st, sinkSrc, o.analytics.webhookURL != "", reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
