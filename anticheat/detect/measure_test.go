@@ -183,9 +183,10 @@ func TestPrintTable(t *testing.T) {
 }
 
 // TestDetectorsMeetTheirBoundsOnAHeldOutCorpus runs the default
-// thresholds (fixed on corpus A) over corpus B (held out when they were
-// fixed; corpus C, held out since, is measured once, in docs/ANTICHEAT.md,
-// and misses these bounds for four detectors) with 2,000 honest players
+// thresholds (fixed on corpus A) over corpus B (held out when the first
+// thresholds were fixed, looked at since: a regression test now; corpora
+// C and D, measured once each in docs/ANTICHEAT.md, miss these bounds for
+// some detectors) with 2,000 honest players
 // (and 20 cheaters of each kind): every detector finds at least 85% of
 // the cheaters it targets and flags at most 0.1% of the honest players (2
 // of 2,000). docs/ANTICHEAT.md has the figures at 10,000 honest players.
