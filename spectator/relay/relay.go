@@ -159,18 +159,19 @@ func New(cfg Config) (*Relay, error) {
 		watchers: make(map[string]int), idle: make(map[string]*idleTimer)}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.metrics = newMetrics()
-	err := r.metrics.register(r.reg)
+	if err := r.metrics.register(r.reg); err != nil {
+		r.cancel()
+		return nil, err
+	}
+	cps, err := newCheckpoints(cfg.AuditKeys, r.reg)
 	if err != nil {
 		r.cancel()
 		return nil, err
 	}
+	r.checkpoints = cps
 	// The upstream has cut the events to the relay's view: the relay's
 	// pipelines show all of what they receive (rules with no restricted
 	// field), with the delay a viewer asks on top of the upstream's.
-	if r.checkpoints, err = newCheckpoints(cfg.AuditKeys, r.reg); err != nil {
-		r.cancel()
-		return nil, err
-	}
 	pipe := cfg.Pipeline
 	pipe.Filtered = true // the seqs the view saw nothing of are not sent
 	if r.checkpoints != nil {

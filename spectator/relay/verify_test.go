@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -338,4 +339,94 @@ func TestARelayDropsAnUpstreamThatSendsAForkedCheckpoint(t *testing.T) {
 	_, plain := startRelay(t, up, "", nil)
 	st, _ = getAt(t, plain, "/v1/worlds/arena/audit/checkpoint")
 	require.Equal(t, http.StatusNotFound, st)
+}
+
+// An upstream that gives no checkpoint (no audit key, or a view that
+// hides fields) is followed as before; one whose proof is not a proof is
+// not accepted from, and the next round asks again.
+func TestARelayGoesOnWithoutCheckpointsAndAcceptsNothingUnproven(t *testing.T) {
+	k, v := auditKey(t, "gsd-audit")
+	tr := newTree(t, "arena", "p")
+	tr.grow(2)
+	var mu sync.Mutex
+	note, proof := tr.signed(k), `{"proof":["c2hvcnQ="]}`
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/worlds/arena/events", hang(line(t, 1, 1), line(t, 2, 2)))
+	mux.HandleFunc("GET /v1/worlds/arena/audit/checkpoint", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if note == nil {
+			http.Error(w, `{"code":"no_audit_key","error":"this node holds no audit key"}`, http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write(note)
+	})
+	mux.HandleFunc("GET /v1/worlds/arena/audit/consistency", func(w http.ResponseWriter, _ *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = w.Write([]byte(proof))
+	})
+	ts := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	logs := &strings.Builder{}
+	var logMu sync.Mutex
+	r, base := startRelay(t, ts.URL, "", func(c *Config) {
+		c.AuditKeys, c.CheckpointInterval = []audit.VerifyingKey{v}, 5*time.Millisecond
+		c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logMu, logs}, nil))
+	})
+	readEvents(t, base, "", 1, 2)
+	require.Eventually(t, func() bool { return r.checkpoints.at("arena", 2) != nil }, 10*time.Second, 5*time.Millisecond)
+
+	// The node grows its tree but answers a proof of the wrong size, then
+	// none, then no checkpoint at all: nothing is accepted or refused.
+	tr.grow(4)
+	mu.Lock()
+	note = tr.signed(k)
+	mu.Unlock()
+	require.Eventually(t, func() bool {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return strings.Contains(logs.String(), "no audit checkpoint verified")
+	}, 10*time.Second, 5*time.Millisecond)
+	mu.Lock()
+	proof = `not json`
+	mu.Unlock()
+	st, b := getAt(t, base, "/v1/worlds/arena/audit/consistency?from=2&to=4")
+	require.Equal(t, http.StatusOK, st, "passed on as the upstream said it: the reader checks it")
+	require.Equal(t, "not json", string(b))
+	mu.Lock()
+	note = nil
+	mu.Unlock()
+	st, b = getAt(t, base, "/v1/worlds/lobby/audit/consistency?from=2&to=4")
+	require.Equal(t, http.StatusBadGateway, st, "an upstream's refusal without an error body: %s", b)
+	r.mu.Lock()
+	f := r.follows["arena"]
+	r.mu.Unlock()
+	require.False(t, f.failed(), "still following")
+	require.Equal(t, int64(2), sizeOfNote(t, r.checkpoints.at("arena", 9), v))
+	for _, reason := range []string{ReasonInconsistent, ReasonMalformed} {
+		require.Zero(t, testutil.ToFloat64(r.checkpoints.failures.WithLabelValues(reason)), reason)
+	}
+}
+
+// lockedWriter is a log sink safe for the relay's goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func sizeOfNote(t *testing.T, msg []byte, v audit.VerifyingKey) int64 {
+	t.Helper()
+	cp, _, err := audit.OpenCheckpoint(msg, v)
+	require.NoError(t, err)
+	return cp.Size
 }
