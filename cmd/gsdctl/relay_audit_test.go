@@ -16,6 +16,7 @@ import (
 	"github.com/gsd-dev/gsd/internal/testbin"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Over a real node that signs its audit log: a player's keyframe carries
@@ -49,6 +50,7 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 
 	// The node signs every 50ms: a keyframe joined after that carries the
 	// checkpoint of the 3 events.
+	var joined audit.Checkpoint
 	require.Eventually(t, func() bool {
 		p, err := c.Play(ctx, "arena", client.PlayOptions{Player: "ann", Keyframe: true})
 		require.NoError(t, err)
@@ -61,8 +63,38 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 		cp, _, err := audit.OpenCheckpoint([]byte(kf.Checkpoint), key)
 		require.NoError(t, err)
 		require.LessOrEqual(t, uint64(cp.Size), kf.Seq, "never a checkpoint past the keyframe")
+		joined = cp
 		return cp.Size == 3
 	}, time.Minute, 20*time.Millisecond)
+
+	// What a viewer does with it: a later event is checked against a
+	// later checkpoint, and that one against the keyframe's.
+	for seq := uint64(4); seq <= 5; seq++ {
+		_, err := c.Act(ctx, "arena", client.ActionRequest{Player: "p1", Seq: seq, Ops: []wire.Op{client.Incr("e1", "score", 1)}})
+		require.NoError(t, err)
+	}
+	var later audit.Checkpoint
+	require.Eventually(t, func() bool {
+		msg, err := c.SignAuditCheckpoint(ctx, "arena")
+		require.NoError(t, err)
+		later, _, err = audit.OpenCheckpoint(msg, key)
+		require.NoError(t, err)
+		return later.Size == 5
+	}, time.Minute, 20*time.Millisecond)
+	cons, err := c.AuditConsistency(ctx, "arena", joined.Size, later.Size)
+	require.NoError(t, err)
+	require.NoError(t, audit.CheckConsistency(joined, later, hashesOf(t, cons.Proof)))
+	es, err := c.Events(ctx, "arena", 5)
+	require.NoError(t, err)
+	ev, err := es.Next()
+	require.NoError(t, err)
+	require.NoError(t, es.Close())
+	incl, err := c.AuditProof(ctx, "arena", 5, later.Size)
+	require.NoError(t, err)
+	require.NoError(t, audit.CheckInclusion(later, &ev, hashesOf(t, incl.Proof)))
+	v := wire.Int(99)
+	ev.Changes[0].Value = &v
+	require.Error(t, audit.CheckInclusion(later, &ev, hashesOf(t, incl.Proof)), "a changed event does not check")
 
 	rctx, stop := context.WithCancel(ctx)
 	var out, errOut syncBuffer
@@ -79,7 +111,7 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 		}
 		return base != ""
 	}, 20*time.Second, 5*time.Millisecond, "stdout: %s stderr: %s", &out, &errOut)
-	require.Equal(t, streamLines(t, "http://"+n.http, "arena", 3), streamLines(t, base, "arena", 3))
+	require.Equal(t, streamLines(t, "http://"+n.http, "arena", 5), streamLines(t, base, "arena", 5))
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/v1/worlds/arena/audit/checkpoint")
 		require.NoError(t, err)
@@ -90,7 +122,7 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 		}
 		cp, _, err := audit.OpenCheckpoint(b, key)
 		require.NoError(t, err, "%s", b)
-		return cp.Size == 3
+		return cp.Size == 5
 	}, time.Minute, 20*time.Millisecond, "stderr: %s", &errOut)
 	resp, err := http.Get(base + "/metrics")
 	require.NoError(t, err)
@@ -104,4 +136,15 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("gsdctl relay run did not stop: %s", &errOut)
 	}
+}
+
+// hashesOf converts a proof's hashes from their wire form.
+func hashesOf(t *testing.T, proof [][]byte) []tlog.Hash {
+	t.Helper()
+	out := make([]tlog.Hash, len(proof))
+	for i, h := range proof {
+		require.Len(t, h, tlog.HashSize)
+		out[i] = tlog.Hash(h)
+	}
+	return out
 }
