@@ -255,6 +255,11 @@ func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
 
 // encode makes a frame of a wire frame.
 func encode(typ string, seq uint64, v any) (*Frame, error) {
+	if d, ok := v.(*wire.WatchDelta); ok {
+		if b, ok := appendWatchDelta(nil, d); ok {
+			return &Frame{Type: typ, Seq: seq, Data: b, v: v}, nil
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

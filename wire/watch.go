@@ -49,12 +49,17 @@ type WatchEntity struct {
 // to views that may see every field (docs/ANTICHEAT.md, "Checkpoints in
 // keyframes").
 type Keyframe struct {
-	Type       string                 `json:"type"`
-	World      string                 `json:"world"`
-	Seq        uint64                 `json:"seq"`
-	Time       int64                  `json:"time"`
-	Entities   map[string]WatchEntity `json:"entities"`
-	Checkpoint string                 `json:"checkpoint,omitempty"`
+	Type     string                 `json:"type"`
+	World    string                 `json:"world"`
+	Seq      uint64                 `json:"seq"`
+	Time     int64                  `json:"time"`
+	Entities map[string]WatchEntity `json:"entities"`
+	// Whole marks an "enter" message (play, issue 11) that carries the
+	// connection's whole area of interest: every entity it is interested
+	// in now; the client drops what it holds that is not listed.
+	Whole bool `json:"whole,omitempty"`
+	// Checkpoint: see above (keyframes only).
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
 // WatchDelta is what changed in a view over the events From..Seq (one
