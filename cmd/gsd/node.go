@@ -143,6 +143,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var backend edge.Backend
 	var router edge.Router
 	expirers := func() []worldExpirer { return []worldExpirer{st} }
+	detectGroups := func() []*store.Store { return []*store.Store{st} }
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -159,6 +160,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		defer groups.close(o.shutdownTimeout, log) // the groups other than 0, before the mux
 		st, backend, router = groups.zero, groups.backend, groups.router
 		expirers = groups.worldExpirers
+		detectGroups = managedGroups(groups.mgr)
 	}
 	stopSink, err := o.pgSink.start(st, scfg.Retention, reg, log)
 	if err != nil {
@@ -235,7 +237,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	// The detectors record their flags through the edge (on the
 	// moderation world's leader), so they start after it.
-	stopDetect, err := o.detect.start(st, edge.Moderation(), o.id, reg, log)
+	stopDetect, err := o.detect.start(detectGroups, edge.Moderation(), o.id, reg, log)
 	if err != nil {
 		edge.Close()
 		closeStore(st, o.shutdownTimeout, log)
