@@ -151,14 +151,14 @@ func TestRunRejectsBadFlagsWebhookFlags(t *testing.T) {
 }
 
 func TestFlagsWebhookOffStartsNothingAndFailsOnABadDir(t *testing.T) {
-	stop, err := (&flagsHookOptions{}).start(t.TempDir(), nil, false, prometheus.NewRegistry(), slog.Default())
+	stop, err := (&flagsHookOptions{}).start(t.TempDir(), nil, nil, false, prometheus.NewRegistry(), slog.Default())
 	require.NoError(t, err)
 	stop()
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	t.Setenv(flagsHookSecretEnv, "a-flags-webhook-secret-for-tests")
 	h := &flagsHookOptions{url: "http://127.0.0.1:9/h", keyID: "k"}
-	_, err = h.start(file, nil, false, prometheus.NewRegistry(), slog.Default())
+	_, err = h.start(file, nil, nil, false, prometheus.NewRegistry(), slog.Default())
 	require.ErrorContains(t, err, "--flags-webhook")
 }
 
@@ -412,4 +412,47 @@ func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
 	require.Equal(t, float64(total), flags[0].Score, "every transfer counted once")
 	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: total}, "evidence from before the restart")
 	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
+}
+
+// Under a shard map the flags webhook follows the moderation world
+// wherever the map puts it (here group 2, not the membership group 0):
+// a funnel flagged in a group-1 world is posted.
+func TestTheFlagsWebhookFollowsTheModerationWorldOnItsShard(t *testing.T) {
+	t.Parallel()
+	secret := "a-flags-webhook-secret-for-tests"
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(secret), 0o600))
+	var mu sync.Mutex
+	var posted strings.Builder
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !webhook.Verify([]byte(secret), body, r.Header.Get(webhook.HeaderSignature)) {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		posted.Write(body)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
+	smap := writeFile(t, fmt.Sprintf(`{
+  "membership": 0,
+  "nodes": {"s1": {"raft": %q, "http": %q}},
+  "shards": [{"id": 0, "voters": ["s1"]}, {"id": 1, "voters": ["s1"]}, {"id": 2, "voters": ["s1"]}],
+  "worlds": {"a": 1, %q: 2}
+}`, raftAddr, httpAddr, moderation.World))
+	n := startNodeAt(t, "s1", t.TempDir(), httpAddr, raftAddr, "--detect", "--shard-map", smap,
+		"--flags-webhook", srv.URL, "--flags-webhook-secret-file", secretFile)
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "a", wire.Rules{}))
+	funnel(ctx, t, c, "a", "feeder", "main")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(posted.String(), `"funnel"`) && strings.Contains(posted.String(), moderation.World)
+	}, time.Minute, 20*time.Millisecond, "the flag recorded on group 2 was never posted")
 }
