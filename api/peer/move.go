@@ -92,9 +92,12 @@ func (p *API) importMoved(ctx context.Context, world string, step wire.MoveStep)
 	if err != nil {
 		return err
 	}
-	dst, ok := rt.Group.(shard.MoveTarget)
-	if !rt.Local() || !ok {
+	if !rt.Local() {
 		return fmt.Errorf("%w: this node does not lead group %d", store.ErrNotLeader, step.To)
+	}
+	dst, ok := rt.Group.(shard.MoveTarget)
+	if !ok {
+		return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
 	}
 	return shard.ImportMoved(ctx, dst, world, shard.Export{Incarnation: step.Export.Incarnation, Seq: step.Export.Seq, Data: step.Export.Data})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,9 @@ func (a *app) worldMoveCmd() *cobra.Command {
 		Example: `  gsdctl world move arena --to 2`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageError{errors.New("give the target shard with --to")}
+			}
 			id, err := parseShardID(to)
 			if err != nil {
 				return err
@@ -38,6 +42,5 @@ func (a *app) worldMoveCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the shard id to move the world to")
-	_ = cmd.MarkFlagRequired("to")
 	return cmd
 }
