@@ -37,7 +37,7 @@ func TestWorldMoveCallsTheNode(t *testing.T) {
 	for _, args := range [][]string{{"world", "move", "arena"}, {"world", "move", "arena", "--to", "x"}, {"world", "move", "--to", "2"}} {
 		code, _, errOut := ctl(t, "", append([]string{"--addr", addr}, args...)...)
 		require.Equal(t, 1, code, "%v", args)
-		require.Contains(t, errOut, "usage", "%v", args)
+		require.Contains(t, errOut, "gsdctl: ", "%v", args)
 	}
 	require.Len(t, got, 4, "a command line error sends nothing")
 }
