@@ -115,6 +115,22 @@ func (b metaBackend) GroupRoute(g uint64) (edge.Route, error) {
 	return edgeRoute(loc), nil
 }
 
+// Listed reports whether the meta map lists world (placed or assigned).
+func (b metaBackend) Listed(world string) bool {
+	_, ok := b.r.Map().Worlds[world]
+	return ok
+}
+
+// PlaceNew places world, about to be created, where the meta group
+// places it (a world placed already keeps its shard).
+func (b metaBackend) PlaceNew(ctx context.Context, world string) (uint64, error) {
+	res, err := b.g.Propose(ctx, meta.Command{Op: meta.OpPlaceWorld, World: world})
+	if err != nil {
+		return 0, editError(err)
+	}
+	return res.Shard, nil
+}
+
 // PublishWorld assigns a moved world to its new shard in the meta map.
 func (b metaBackend) PublishWorld(ctx context.Context, world string, shard uint64) error {
 	return editError(b.g.Publish(ctx, world, shard))
