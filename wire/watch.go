@@ -46,6 +46,10 @@ type Keyframe struct {
 	Seq      uint64                 `json:"seq"`
 	Time     int64                  `json:"time"`
 	Entities map[string]WatchEntity `json:"entities"`
+	// Whole marks an "enter" message (play, issue 11) that carries the
+	// connection's whole area of interest: every entity it is interested
+	// in now; the client drops what it holds that is not listed.
+	Whole bool `json:"whole,omitempty"`
 }
 
 // WatchDelta is what changed in a view over the events From..Seq (one
