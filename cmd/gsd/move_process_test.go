@@ -272,6 +272,32 @@ func TestRunThreeNodesWithMetaMoveAWorldUnderWriters(t *testing.T) {
 		w, err := n3.World(ctx, "mv")
 		return err == nil && w.Seq == uint64(len(seqs))
 	}, 30*time.Second, 20*time.Millisecond, "the new home's replica on n3 has every event")
+	// A quiet world (no sessions, so nothing changes its hash between
+	// events): its state hash at the fence is the same at both homes.
+	quiet := uint64(1)
+	_, err = n3.PlaceWorld(ctx, "quiet", &quiet)
+	require.NoError(t, err)
+	require.NoError(t, n3.CreateWorld(ctx, "quiet", wire.Rules{}))
+	for seq := uint64(1); seq <= 5; seq++ {
+		_, err := n3.Act(ctx, "quiet", incr("q", seq, "e-q", 2))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		w, err := n1.World(ctx, "quiet")
+		return err == nil && w.Seq == 5
+	}, 30*time.Second, 20*time.Millisecond, "n1's replica of shard 1 has quiet's events")
+	before5, err := n1.Hash(ctx, "quiet", 5) // n1 runs shard 1
+	require.NoError(t, err)
+	qm, err := n1.MoveWorld(ctx, "quiet", 2)
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), qm.Seq)
+	var after5 client.HashPoint
+	require.Eventually(t, func() bool {
+		after5, err = n3.Hash(ctx, "quiet", 5) // n3 runs shard 2 only
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "quiet's hash at the new home")
+	require.Equal(t, before5, after5, "the state hash at the fence, at both homes")
+
 	// Each player's counter counts its acknowledged actions: at the old
 	// home those up to the fence, at the new home all of them.
 	upTo, all := map[string]int64{}, map[string]int64{}
