@@ -275,6 +275,10 @@ func (p *Play) Overlaps() int64 {
 // opened, at the seq before the first event Next returns, or, after a
 // resume that needed one, that resume's (nil without
 // PlayOptions.Keyframe). Apply events and deltas over it by version.
+// Its Checkpoint, when the node signs the world's audit log and the
+// player may see every field, is the newest signed audit checkpoint at or
+// before its seq: open it with anticheat/audit.OpenCheckpoint and check
+// later events (Client.AuditProof) and checkpoints against it.
 func (p *Play) Keyframe() *wire.Keyframe {
 	p.mu.Lock()
 	defer p.mu.Unlock()
