@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +86,15 @@ type Config struct {
 	// OnCheckpointMismatch is called, on Raft's apply goroutine, when this
 	// replica's hash differs from a checkpoint's; it must not block.
 	OnCheckpointMismatch func(CheckpointMismatch)
+	// HealReplica, when set, turns on automatic healing of a replica whose
+	// state differs from the majority's (checkpoint_heal.go): the leader
+	// removes it, calls HealReplica so that the node moves this group's
+	// data aside and starts it empty, and adds it again. It returns once
+	// the node has taken the order, not once it is back.
+	HealReplica func(ctx context.Context, node fsm.NodeInfo) error
+	// HealCooldown is the least time from the end of one heal of this
+	// group to the start of the next; 0 means DefaultHealCooldown.
+	HealCooldown time.Duration
 
 	// NodeVersions, when set, tells the leader what a voter reads when the
 	// voter has not reported to it and the group's node table does not
@@ -180,6 +190,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointInterval < 0 {
 		errs = append(errs, errors.New("config.CheckpointInterval must be >= 0"))
+	}
+	if c.HealCooldown < 0 {
+		errs = append(errs, errors.New("config.HealCooldown must be >= 0"))
 	}
 	if c.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("config.ApplyTimeout must be > 0"))

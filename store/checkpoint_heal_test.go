@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// followersOf returns the nodes of c other than l.
+func followersOf(c *cluster, l *Store) []*Store {
+	var out []*Store
+	for _, s := range c.nodes {
+		if s != l {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// noticeAt returns the notice of s's event of world at seq, or nil.
+func noticeAt(s *Store, world string, seq uint64) *fsm.Notice {
+	ev, ok := s.Event(world, seq)
+	if !ok {
+		return nil
+	}
+	return ev.Notice
+}
+
+// isVoter reports whether id is a voter in l's configuration.
+func isVoter(t *testing.T, l *Store, id string) bool {
+	f := l.raft.GetConfiguration()
+	require.NoError(t, f.Error())
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == id {
+			return srv.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
+// TestMismatchReportBecomesOneWorldEventOnEveryReplica: the leader records
+// a follower's report as the world's next event, the same on every
+// replica; the same replica's report at a later checkpoint adds none.
+func TestMismatchReportBecomesOneWorldEventOnEveryReplica(t *testing.T) {
+	c := newCluster(t, 3, withCheckpoints)
+	l := c.leader()
+	mustCreateWorld(t, l, "w")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := l.Act(ctx, incr("w", "ann", 1, "e", "hp", 1))
+	require.NoError(t, err)
+	odd := followersOf(c, l)[0]
+	m := CheckpointMismatch{Node: odd.cfg.ID, World: "w", Index: 5, Leader: l.cfg.ID, LeaderHash: 1, Local: 2}
+	down, err := l.ReportMismatch(m)
+	require.NoError(t, err)
+	require.False(t, down)
+	c.waitReplicated()
+	want := &fsm.Notice{Kind: fsm.NoticeCheckpointMismatch, Node: odd.cfg.ID, Index: 5, Leader: l.cfg.ID}
+	for _, s := range c.nodes {
+		require.Equal(t, want, noticeAt(s, "w", 2), "node %s", s.cfg.ID)
+	}
+	c.ensureSameHashes("w")
+
+	m.Index = 9
+	_, err = l.ReportMismatch(m)
+	require.NoError(t, err)
+	c.waitReplicated()
+	seq, err := l.Hash("w", 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), seq.Seq, "one event per world and replica")
+	require.Zero(t, testutil.ToFloat64(l.metrics.heals.WithLabelValues("skipped")), "healing is off")
+	require.True(t, isVoter(t, l, odd.cfg.ID), "without healing the odd replica stays")
+}
+
+// TestMajorityReportIsRecordedNamingTheLeaderBeforeItStepsDown: against a
+// leader that a majority reports, the event names the leader.
+func TestMajorityReportIsRecordedNamingTheLeaderBeforeItStepsDown(t *testing.T) {
+	c := newCluster(t, 3, withCheckpoints)
+	l := c.leader()
+	mustCreateWorld(t, l, "w")
+	for _, f := range followersOf(c, l) {
+		_, err := l.ReportMismatch(CheckpointMismatch{Node: f.cfg.ID, World: "w", Index: 4, Leader: l.cfg.ID, LeaderHash: 1, Local: 2})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return c.waitLeader() != l }, 10*time.Second, 10*time.Millisecond)
+	c.waitReplicated()
+	var found []*fsm.Notice
+	for seq := uint64(1); seq <= 2; seq++ {
+		if n := noticeAt(c.waitLeader(), "w", seq); n != nil {
+			found = append(found, n)
+		}
+	}
+	require.Len(t, found, 2, "one per reporter's finding: the first names the reporter, the majority names the leader")
+	require.Equal(t, l.cfg.ID, found[1].Node)
+}
+
+// TestHealGuardRails: no heal below 3 voters, one heal at a time, a
+// cool-down after one; a heal removes the replica, calls HealReplica and
+// adds it again.
+func TestHealGuardRails(t *testing.T) {
+	t.Run("two voters", func(t *testing.T) {
+		called := make(chan string, 4)
+		c := newCluster(t, 2, func(cfg *Config) {
+			withCheckpoints(cfg)
+			cfg.HealReplica = func(_ context.Context, n fsm.NodeInfo) error { called <- n.ID; return nil }
+		})
+		l := c.leader()
+		odd := followersOf(c, l)[0]
+		_, err := l.ReportMismatch(CheckpointMismatch{Node: odd.cfg.ID, World: "w", Index: 4, Leader: l.cfg.ID, LeaderHash: 1, Local: 2})
+		require.NoError(t, err)
+		require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.heals.WithLabelValues("skipped")))
+		require.Empty(t, called)
+		require.True(t, isVoter(t, l, odd.cfg.ID))
+	})
+	t.Run("in flight and cool-down", func(t *testing.T) {
+		called := make(chan string, 4)
+		release := make(chan struct{})
+		c := newCluster(t, 3, func(cfg *Config) {
+			withCheckpoints(cfg)
+			cfg.HealReplica = func(_ context.Context, n fsm.NodeInfo) error {
+				called <- n.ID
+				<-release
+				return nil
+			}
+		})
+		l := c.leader()
+		fs := followersOf(c, l)
+		report := func(node string, index uint64) {
+			_, err := l.ReportMismatch(CheckpointMismatch{Node: node, World: "w", Index: index, Leader: l.cfg.ID, LeaderHash: 1, Local: 2})
+			require.NoError(t, err)
+		}
+		report(fs[0].cfg.ID, 4)
+		select {
+		case id := <-called:
+			require.Equal(t, fs[0].cfg.ID, id)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no heal started")
+		}
+		require.False(t, isVoter(t, l, fs[0].cfg.ID), "removed before it is told to wipe")
+		report(fs[1].cfg.ID, 5)
+		require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.heals.WithLabelValues("skipped")), "one heal in flight")
+		close(release)
+		require.Eventually(t, func() bool { return testutil.ToFloat64(l.metrics.heals.WithLabelValues("healed")) == 1 },
+			10*time.Second, 10*time.Millisecond)
+		require.True(t, isVoter(t, l, fs[0].cfg.ID), "added again")
+		report(fs[1].cfg.ID, 6)
+		require.Equal(t, 2.0, testutil.ToFloat64(l.metrics.heals.WithLabelValues("skipped")), "cool-down")
+		require.Len(t, called, 0)
+	})
+}
+
+func TestHealCooldownMustNotBeNegative(t *testing.T) {
+	cfg := testConfig(t, "n1", t.TempDir())
+	cfg.HealCooldown = -time.Second
+	require.ErrorContains(t, cfg.Validate(), "HealCooldown")
+}
