@@ -177,7 +177,7 @@ func (s *Store) runHeal(ctx context.Context, node fsm.NodeInfo, addr raft.Server
 		return "failed"
 	}
 	hctx, hcancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
-	healErr := s.cfg.HealReplica(hctx, node)
+	healErr := s.cfg.HealReplica(hctx, s.cfg.GroupID, node)
 	hcancel()
 	if healErr != nil {
 		s.log.Error("checkpoint heal: the odd replica did not take the order to wipe; adding it again as it is", "replica", node.ID, "err", healErr)

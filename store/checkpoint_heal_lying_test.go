@@ -28,7 +28,7 @@ func TestCorruptedReplicaIsHealedAndRejoinsAsAVoter(t *testing.T) {
 	)
 	moved := make(chan string, 1)
 	c, found := mismatchCluster(t, func(cfg *Config) {
-		cfg.HealReplica = func(ctx context.Context, n fsm.NodeInfo) error {
+		cfg.HealReplica = func(ctx context.Context, _ uint64, n fsm.NodeInfo) error {
 			mu.Lock()
 			defer mu.Unlock()
 			for i, s := range c.nodes {

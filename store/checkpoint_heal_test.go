@@ -107,7 +107,7 @@ func TestHealGuardRails(t *testing.T) {
 		called := make(chan string, 4)
 		c := newCluster(t, 2, func(cfg *Config) {
 			withCheckpoints(cfg)
-			cfg.HealReplica = func(_ context.Context, n fsm.NodeInfo) error { called <- n.ID; return nil }
+			cfg.HealReplica = func(_ context.Context, _ uint64, n fsm.NodeInfo) error { called <- n.ID; return nil }
 		})
 		l := c.leader()
 		odd := followersOf(c, l)[0]
@@ -122,7 +122,7 @@ func TestHealGuardRails(t *testing.T) {
 		release := make(chan struct{})
 		c := newCluster(t, 3, func(cfg *Config) {
 			withCheckpoints(cfg)
-			cfg.HealReplica = func(_ context.Context, n fsm.NodeInfo) error {
+			cfg.HealReplica = func(_ context.Context, _ uint64, n fsm.NodeInfo) error {
 				called <- n.ID
 				<-release
 				return nil

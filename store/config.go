@@ -88,10 +88,10 @@ type Config struct {
 	OnCheckpointMismatch func(CheckpointMismatch)
 	// HealReplica, when set, turns on automatic healing of a replica whose
 	// state differs from the majority's (checkpoint_heal.go): the leader
-	// removes it, calls HealReplica so that the node moves this group's
+	// removes it, calls HealReplica (with this group's id) so that the node moves this group's
 	// data aside and starts it empty, and adds it again. It returns once
 	// the node has taken the order, not once it is back.
-	HealReplica func(ctx context.Context, node fsm.NodeInfo) error
+	HealReplica func(ctx context.Context, group uint64, node fsm.NodeInfo) error
 	// HealCooldown is the least time from the end of one heal of this
 	// group to the start of the next; 0 means DefaultHealCooldown.
 	HealCooldown time.Duration
