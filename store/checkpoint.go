@@ -125,7 +125,7 @@ func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 			"leader_hash", wire.HashString(m.LeaderHash), "hash", wire.HashString(m.Local))
 		if !again {
 			s.noteDivergence(m.World, m.Node, m.Index)
-			s.maybeHeal(m.Node, voters)
+			s.maybeHeal(m, voters)
 		}
 		return false, nil
 	}

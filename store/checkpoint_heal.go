@@ -31,7 +31,12 @@ import (
 //     snapshot to a follower that is up to date, hence the wipe.
 //
 // Guard rails: a heal starts only on the leader, for a report in the
-// minority; at most one is in flight per group; none starts within
+// minority, and only once a majority of the voters (the leader
+// included) confirm the leader's hash at that checkpoint
+// (Config.ConfirmMark asks each other voter for its mark): the first
+// report against a lying leader is a minority too, until the others'
+// arrive, and a leader must never heal an honest replica. At most one
+// heal is in flight per group; none starts within
 // Config.HealCooldown of the end of the last one (the healed node is
 // still catching up then); and only with at least 3 voters, so that the
 // voters left after the removal are a majority of the voters before it
@@ -91,9 +96,10 @@ func (s *Store) forgetDivergences(node string) {
 	}
 }
 
-// maybeHeal starts healing node unless healing is off or a guard rail
-// holds it back; voters is the group's voter count.
-func (s *Store) maybeHeal(node string, voters int) {
+// maybeHeal starts healing m's reporter unless healing is off or a guard
+// rail holds it back; voters is the group's voter count.
+func (s *Store) maybeHeal(m CheckpointMismatch, voters int) {
+	node := m.Node
 	if s.cfg.HealReplica == nil {
 		return
 	}
@@ -143,11 +149,12 @@ func (s *Store) maybeHeal(node string, voters int) {
 	if info.ID == "" {
 		info.ID = node
 	}
-	go s.heal(info, addr)
+	go s.heal(m, info, addr)
 }
 
-// heal removes node, has it wipe the group and adds it again.
-func (s *Store) heal(node fsm.NodeInfo, addr raft.ServerAddress) {
+// heal confirms this leader's hash with a majority, then removes node,
+// has it wipe the group and adds it again.
+func (s *Store) heal(m CheckpointMismatch, node fsm.NodeInfo, addr raft.ServerAddress) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -158,14 +165,77 @@ func (s *Store) heal(node fsm.NodeInfo, addr raft.ServerAddress) {
 		case <-ctx.Done():
 		}
 	}()
-	outcome := s.runHeal(ctx, node, addr)
+	ran := s.confirmed(ctx, m)
+	outcome := "skipped"
+	if ran {
+		outcome = s.runHeal(ctx, node, addr)
+	}
 	s.metrics.heals.WithLabelValues(outcome).Inc()
 	if outcome == "healed" {
 		s.forgetDivergences(node.ID)
 	}
 	s.healMu.Lock()
-	s.healing, s.healEnd = "", time.Now()
+	s.healing = ""
+	if ran {
+		s.healEnd = time.Now()
+	}
 	s.healMu.Unlock()
+}
+
+// confirmed reports whether a majority of the voters, this leader
+// included, hold the hash this leader's checkpoint carried at m.Index:
+// only then is m's reporter the odd one for sure.
+func (s *Store) confirmed(ctx context.Context, m CheckpointMismatch) bool {
+	own, known := s.fsm.MarkOf(m.World, m.Index)
+	if !known || own != m.LeaderHash {
+		s.log.Warn("checkpoint heal skipped", "replica", m.Node, "reason", "this leader holds no mark of its own at the checkpoint")
+		return false
+	}
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		s.log.Warn("checkpoint heal skipped", "replica", m.Node, "reason", "no configuration", "err", raftError(err))
+		return false
+	}
+	voters, agree := 0, 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		id := string(srv.ID)
+		switch {
+		case id == s.cfg.ID:
+			agree++
+		case id == m.Node:
+		default:
+			n, ok := s.fsm.Node(id)
+			if !ok {
+				n = fsm.NodeInfo{ID: id}
+			}
+			cctx, ccancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+			h, known, err := s.cfg.ConfirmMark(cctx, s.cfg.GroupID, n, m.World, m.Index)
+			ccancel()
+			if err != nil {
+				s.log.Warn("checkpoint heal: ask a voter for its hash", "voter", id, "err", err)
+			}
+			if err == nil && known && h == m.LeaderHash {
+				agree++
+			}
+		}
+	}
+	if agree <= voters/2 {
+		s.log.Warn("checkpoint heal skipped", "replica", m.Node, "reason", "no majority of the voters confirmed this leader's hash",
+			"confirmed", agree, "voters", voters)
+		return false
+	}
+	return true
+}
+
+// CheckpointMark returns this replica's hash of world at the checkpoint
+// of log index index, when it holds that mark (fsm.FSM.MarkOf): what a
+// healing leader asks the other voters (Config.ConfirmMark).
+func (s *Store) CheckpointMark(world string, index uint64) (uint64, bool) {
+	return s.fsm.MarkOf(world, index)
 }
 
 // runHeal runs the three steps and returns the outcome.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +43,43 @@ func isVoter(t *testing.T, l *Store, id string) bool {
 		}
 	}
 	return false
+}
+
+// confirmIn answers ConfirmMark from the stores of *c (under mu, which
+// guards c.nodes): what the daemon asks over the node-to-node route.
+func confirmIn(c **cluster, mu *sync.Mutex) func(context.Context, uint64, fsm.NodeInfo, string, uint64) (uint64, bool, error) {
+	return func(_ context.Context, _ uint64, n fsm.NodeInfo, world string, index uint64) (uint64, bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range (*c).nodes {
+			if s.cfg.ID == n.ID {
+				h, known := s.CheckpointMark(world, index)
+				return h, known, nil
+			}
+		}
+		return 0, false, errors.New("no such node")
+	}
+}
+
+// markedMismatch waits until every replica holds l's latest checkpoint
+// mark of world and returns node's report against it.
+func markedMismatch(t *testing.T, c *cluster, l *Store, world, node string) CheckpointMismatch {
+	t.Helper()
+	var m CheckpointMismatch
+	require.Eventually(t, func() bool {
+		cp, _, ok := l.fsm.CheckpointOf(world, l.cfg.ID)
+		if !ok || cp.Index == 0 {
+			return false
+		}
+		for _, s := range c.nodes {
+			if _, known := s.CheckpointMark(world, cp.Index); !known {
+				return false
+			}
+		}
+		m = CheckpointMismatch{Node: node, World: world, Index: cp.Index, Leader: l.cfg.ID, LeaderHash: cp.Hash, Local: cp.Hash + 1}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "no checkpoint every replica marked")
+	return m
 }
 
 // TestMismatchReportBecomesOneWorldEventOnEveryReplica: the leader records
@@ -105,9 +144,14 @@ func TestMajorityReportIsRecordedNamingTheLeaderBeforeItStepsDown(t *testing.T) 
 func TestHealGuardRails(t *testing.T) {
 	t.Run("two voters", func(t *testing.T) {
 		called := make(chan string, 4)
-		c := newCluster(t, 2, func(cfg *Config) {
+		var (
+			c  *cluster
+			mu sync.Mutex
+		)
+		c = newCluster(t, 2, func(cfg *Config) {
 			withCheckpoints(cfg)
 			cfg.HealReplica = func(_ context.Context, _ uint64, n fsm.NodeInfo) error { called <- n.ID; return nil }
+			cfg.ConfirmMark = confirmIn(&c, &mu)
 		})
 		l := c.leader()
 		odd := followersOf(c, l)[0]
@@ -120,21 +164,30 @@ func TestHealGuardRails(t *testing.T) {
 	t.Run("in flight and cool-down", func(t *testing.T) {
 		called := make(chan string, 4)
 		release := make(chan struct{})
-		c := newCluster(t, 3, func(cfg *Config) {
+		var (
+			c  *cluster
+			mu sync.Mutex
+		)
+		c = newCluster(t, 3, func(cfg *Config) {
 			withCheckpoints(cfg)
 			cfg.HealReplica = func(_ context.Context, _ uint64, n fsm.NodeInfo) error {
 				called <- n.ID
 				<-release
 				return nil
 			}
+			cfg.ConfirmMark = confirmIn(&c, &mu)
 		})
 		l := c.leader()
 		fs := followersOf(c, l)
+		mustCreateWorld(t, l, "w")
+		m := markedMismatch(t, c, l, "w", fs[0].cfg.ID)
 		report := func(node string, index uint64) {
-			_, err := l.ReportMismatch(CheckpointMismatch{Node: node, World: "w", Index: index, Leader: l.cfg.ID, LeaderHash: 1, Local: 2})
+			r := m
+			r.Node, r.Index = node, index
+			_, err := l.ReportMismatch(r)
 			require.NoError(t, err)
 		}
-		report(fs[0].cfg.ID, 4)
+		report(fs[0].cfg.ID, m.Index)
 		select {
 		case id := <-called:
 			require.Equal(t, fs[0].cfg.ID, id)
@@ -142,20 +195,104 @@ func TestHealGuardRails(t *testing.T) {
 			t.Fatal("no heal started")
 		}
 		require.False(t, isVoter(t, l, fs[0].cfg.ID), "removed before it is told to wipe")
-		report(fs[1].cfg.ID, 5)
+		report(fs[1].cfg.ID, m.Index+1)
 		require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.heals.WithLabelValues("skipped")), "one heal in flight")
 		close(release)
 		require.Eventually(t, func() bool { return testutil.ToFloat64(l.metrics.heals.WithLabelValues("healed")) == 1 },
 			10*time.Second, 10*time.Millisecond)
 		require.True(t, isVoter(t, l, fs[0].cfg.ID), "added again")
-		report(fs[1].cfg.ID, 6)
+		report(fs[1].cfg.ID, m.Index+2)
 		require.Equal(t, 2.0, testutil.ToFloat64(l.metrics.heals.WithLabelValues("skipped")), "cool-down")
 		require.Len(t, called, 0)
 	})
 }
 
-func TestHealCooldownMustNotBeNegative(t *testing.T) {
+func TestHealConfigIsChecked(t *testing.T) {
 	cfg := testConfig(t, "n1", t.TempDir())
 	cfg.HealCooldown = -time.Second
 	require.ErrorContains(t, cfg.Validate(), "HealCooldown")
+	cfg = testConfig(t, "n1", t.TempDir())
+	cfg.HealReplica = func(context.Context, uint64, fsm.NodeInfo) error { return nil }
+	require.ErrorContains(t, cfg.Validate(), "ConfirmMark")
+}
+
+// TestHealNeedsAMajorityToConfirmTheLeadersHash: the first report against
+// a lying leader is a minority too; the leader heals only when the other
+// voters confirm its hash, so it never heals an honest replica.
+func TestHealNeedsAMajorityToConfirmTheLeadersHash(t *testing.T) {
+	called := make(chan string, 4)
+	var (
+		answer struct {
+			sync.Mutex
+			hash  uint64
+			known bool
+			err   error
+		}
+	)
+	c := newCluster(t, 3, func(cfg *Config) {
+		withCheckpoints(cfg)
+		cfg.HealReplica = func(_ context.Context, _ uint64, n fsm.NodeInfo) error { called <- n.ID; return nil }
+		cfg.ConfirmMark = func(context.Context, uint64, fsm.NodeInfo, string, uint64) (uint64, bool, error) {
+			answer.Lock()
+			defer answer.Unlock()
+			return answer.hash, answer.known, answer.err
+		}
+		cfg.HealCooldown = time.Nanosecond
+	})
+	l := c.leader()
+	fs := followersOf(c, l)
+	mustCreateWorld(t, l, "w")
+	m := markedMismatch(t, c, l, "w", fs[0].cfg.ID)
+	skipped := func(want float64) {
+		t.Helper()
+		require.Eventually(t, func() bool { return testutil.ToFloat64(l.metrics.heals.WithLabelValues("skipped")) == want },
+			10*time.Second, 10*time.Millisecond)
+		l.healMu.Lock()
+		defer l.healMu.Unlock()
+		require.Empty(t, l.healing, "no heal in flight after a skip")
+	}
+	for i, a := range []struct {
+		hash  uint64
+		known bool
+		err   error
+	}{
+		{m.LeaderHash + 1, true, nil}, // the other voter differs from the leader: a liar's case
+		{m.LeaderHash, false, nil},    // it has no mark there
+		{m.LeaderHash, true, errors.New("unreachable")},
+	} {
+		answer.Lock()
+		answer.hash, answer.known, answer.err = a.hash, a.known, a.err
+		answer.Unlock()
+		r := m
+		r.Index = m.Index // the same checkpoint: a new reporter each time
+		r.Node = fs[i%2].cfg.ID
+		l.checkMu.Lock()
+		clear(l.reports)
+		l.checkMu.Unlock()
+		_, err := l.ReportMismatch(r)
+		require.NoError(t, err)
+		skipped(float64(i + 1))
+	}
+	// A checkpoint the leader holds no mark of: skipped before asking.
+	r := m
+	r.Index = 1
+	_, err := l.ReportMismatch(r)
+	require.NoError(t, err)
+	skipped(4)
+	require.Empty(t, called)
+	require.True(t, isVoter(t, l, fs[0].cfg.ID))
+	require.True(t, isVoter(t, l, fs[1].cfg.ID))
+
+	// Confirmed: the heal runs.
+	answer.Lock()
+	answer.hash, answer.known, answer.err = m.LeaderHash, true, nil
+	answer.Unlock()
+	l.checkMu.Lock()
+	clear(l.reports)
+	l.checkMu.Unlock()
+	_, err = l.ReportMismatch(m)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(l.metrics.heals.WithLabelValues("healed")) == 1 },
+		10*time.Second, 10*time.Millisecond)
+	require.Equal(t, fs[0].cfg.ID, <-called)
 }

@@ -92,6 +92,11 @@ type Config struct {
 	// data aside and starts it empty, and adds it again. It returns once
 	// the node has taken the order, not once it is back.
 	HealReplica func(ctx context.Context, group uint64, node fsm.NodeInfo) error
+	// ConfirmMark asks another voter for its hash of world at the
+	// checkpoint of log index index (Store.CheckpointMark on that node):
+	// the leader heals only when a majority of the voters, itself
+	// included, confirm the hash it carried. Required with HealReplica.
+	ConfirmMark func(ctx context.Context, group uint64, node fsm.NodeInfo, world string, index uint64) (hash uint64, known bool, err error)
 	// HealCooldown is the least time from the end of one heal of this
 	// group to the start of the next; 0 means DefaultHealCooldown.
 	HealCooldown time.Duration
@@ -193,6 +198,9 @@ func (c Config) Validate() error {
 	}
 	if c.HealCooldown < 0 {
 		errs = append(errs, errors.New("config.HealCooldown must be >= 0"))
+	}
+	if c.HealReplica != nil && c.ConfirmMark == nil {
+		errs = append(errs, errors.New("config.HealReplica needs config.ConfirmMark: a leader heals only what a majority confirms"))
 	}
 	if c.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("config.ApplyTimeout must be > 0"))

@@ -60,3 +60,14 @@ type HealOrder struct {
 type HealAnswer struct {
 	Accepted bool `json:"accepted"`
 }
+
+// CheckpointMark is a replica's hash of a world at the checkpoint of log
+// index Index, as a healing leader asks the other voters for it (GET
+// /internal/v1/groups/{group}/worlds/{world}/checkpoints/{index}): Known
+// is false when the replica holds no mark there.
+type CheckpointMark struct {
+	World string `json:"world"`
+	Index uint64 `json:"index"`
+	Hash  Hash   `json:"hash,omitempty"`
+	Known bool   `json:"known"`
+}

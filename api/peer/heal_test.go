@@ -2,6 +2,8 @@ package peer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -12,11 +14,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// healTaker records the orders a node took.
+// healTaker records the orders a node took and answers questions for
+// marks from marks (world@index → hash).
 type healTaker struct {
-	mu   sync.Mutex
-	got  []string
-	fail error
+	mu       sync.Mutex
+	got      []string
+	fail     error
+	marks    map[string]uint64
+	markFail error
+}
+
+func (h *healTaker) mark(group uint64, world string, index uint64) (uint64, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.markFail != nil {
+		return 0, false, h.markFail
+	}
+	v, ok := h.marks[fmt.Sprintf("%d/%s@%d", group, world, index)]
+	return v, ok, nil
 }
 
 func (h *healTaker) take(group uint64, leader string) error {
@@ -44,9 +59,9 @@ func serveHeal(t *testing.T, self string, opt func(*edge.Config)) (*apitest.Env,
 	}
 	core := apitest.Core(t, apitest.NewFake(), &cfg)
 	p := New(core)
-	h := &healTaker{}
+	h := &healTaker{marks: map[string]uint64{"0/arena@7": 0xab}}
 	mux := http.NewServeMux()
-	p.RegisterHeal(mux, self, h.take)
+	p.RegisterHeal(mux, self, h.take, h.mark)
 	return apitest.Serve(t, core.Handler(mux), nil, nil, nil, nil), p, h
 }
 
@@ -133,4 +148,66 @@ func TestSendHealNeedsTheAcceptance(t *testing.T) {
 	_, lp := serve(t, apitest.NewFake(), nil)
 	err := lp.SendHeal(context.Background(), 0, fsm.NodeInfo{ID: "n3", HTTPAddr: e.TS.Listener.Addr().String()}, "n1")
 	require.ErrorContains(t, err, "did not accept")
+}
+
+func TestMarkRouteNeedsTheSecretAndAnswersTheNodesMark(t *testing.T) {
+	t.Parallel()
+	e, _, h := serveHeal(t, "n3", withSecret)
+	path := InternalMarkPath(0, "arena", 7)
+	require.Equal(t, "/internal/v1/groups/0/worlds/arena/checkpoints/7", path)
+	e.RequireError(http.StatusUnauthorized, edge.CodeUnauthorized, "GET", path, "")
+	node := []string{edge.HeaderForwarded, "1", edge.HeaderClusterKey, apitest.Secret}
+	code, m := e.DoJSON("GET", path, "", node...)
+	require.Equal(t, http.StatusOK, code, "%v", m)
+	require.Equal(t, map[string]any{"world": "arena", "index": float64(7), "hash": "00000000000000ab", "known": true}, m)
+	code, m = e.DoJSON("GET", InternalMarkPath(0, "arena", 8), "", node...)
+	require.Equal(t, http.StatusOK, code, "%v", m)
+	require.Equal(t, map[string]any{"world": "arena", "index": float64(8), "known": false}, m)
+	for p, says := range map[string]string{
+		"/internal/v1/groups/x/worlds/arena/checkpoints/7":  "group must be",
+		"/internal/v1/groups/0/worlds/arena/checkpoints/-7": "index must be",
+		"/internal/v1/groups/0/worlds/%FF/checkpoints/7":    "world must be",
+	} {
+		m := e.RequireError(http.StatusBadRequest, "malformed", "GET", p, "", node...)
+		require.Contains(t, m["error"], says, p)
+	}
+	h.mu.Lock()
+	h.markFail = fsm.ErrNotSupported
+	h.mu.Unlock()
+	e.RequireError(http.StatusUnprocessableEntity, "not_supported", "GET", InternalMarkPath(3, "arena", 7), "", node...)
+}
+
+func TestAskMarkReachesTheNodeByItsAddress(t *testing.T) {
+	t.Parallel()
+	ne, _, h := serveHeal(t, "n3", withSecret)
+	_, lp := serve(t, apitest.NewFake(), withSecret)
+	ctx := context.Background()
+	n3 := fsm.NodeInfo{ID: "n3", HTTPAddr: ne.TS.Listener.Addr().String()}
+	got, known, err := lp.AskMark(ctx, 0, n3, "arena", 7)
+	require.NoError(t, err)
+	require.True(t, known)
+	require.Equal(t, uint64(0xab), got)
+	_, known, err = lp.AskMark(ctx, 0, n3, "arena", 8)
+	require.NoError(t, err)
+	require.False(t, known)
+	_, _, err = lp.AskMark(ctx, 0, fsm.NodeInfo{ID: "n3"}, "arena", 7)
+	require.ErrorContains(t, err, "no HTTP address")
+	h.mu.Lock()
+	h.markFail = errors.New("boom")
+	h.mu.Unlock()
+	_, _, err = lp.AskMark(ctx, 0, n3, "arena", 7)
+	re, ok := err.(*edge.RemoteError)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, http.StatusInternalServerError, re.Status)
+
+	// An answer whose hash does not parse is an error, not a mark.
+	core := apitest.Core(t, apitest.NewFake(), nil)
+	mux := http.NewServeMux()
+	mux.HandleFunc(InternalMarkPattern, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"world":"arena","index":7,"hash":"zz","known":true}`))
+	})
+	be := apitest.Serve(t, core.Handler(mux), nil, nil, nil, nil)
+	_, _, err = lp.AskMark(ctx, 0, fsm.NodeInfo{ID: "n9", HTTPAddr: be.TS.Listener.Addr().String()}, "arena", 7)
+	require.ErrorContains(t, err, "hash must be")
 }

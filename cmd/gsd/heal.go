@@ -52,6 +52,7 @@ type healer struct {
 	log    *slog.Logger
 	cancel context.CancelFunc // ends the node's run
 	peer   atomic.Pointer[peer.API]
+	marks  atomic.Pointer[store.Store] // group 0's, for the other voters' questions
 
 	mu      sync.Mutex
 	ordered bool
@@ -68,8 +69,27 @@ func newHealer(ctx context.Context, self string, log *slog.Logger) (context.Cont
 // apply turns healing on in the store config when on (--checkpoint-heal).
 func (h *healer) apply(cfg *store.Config, on bool) {
 	if on {
-		cfg.HealReplica = h.send
+		cfg.HealReplica, cfg.ConfirmMark = h.send, h.ask
 	}
+}
+
+// ask asks node for its mark (store.Config.ConfirmMark).
+func (h *healer) ask(ctx context.Context, group uint64, node fsm.NodeInfo, world string, index uint64) (uint64, bool, error) {
+	p := h.peer.Load()
+	if p == nil {
+		return 0, false, errors.New("ask for a mark: the node-to-node client is not started yet")
+	}
+	return p.AskMark(ctx, group, node, world, index)
+}
+
+// mark answers another node's question for this node's mark.
+func (h *healer) mark(group uint64, world string, index uint64) (uint64, bool, error) {
+	st := h.marks.Load()
+	if group != 0 || st == nil {
+		return 0, false, fmt.Errorf("%w: checkpoint marks of group %d: only group 0 heals in place", fsm.ErrNotSupported, group)
+	}
+	hash, known := st.CheckpointMark(world, index)
+	return hash, known, nil
 }
 
 // send orders node to heal group (store.Config.HealReplica).
@@ -98,14 +118,18 @@ func (h *healer) take(group uint64, leader string) error {
 	return nil
 }
 
-// handler is srv's handler with the heal order's route.
-func (h *healer) handler(srv *api.Server) http.Handler {
+// handler is srv's handler with the heal order's and the mark
+// question's routes; st is group 0's store.
+func (h *healer) handler(srv *api.Server, st *store.Store) http.Handler {
 	p := peer.New(srv.Core)
 	h.peer.Store(p)
+	h.marks.Store(st)
 	inner := http.NewServeMux()
-	p.RegisterHeal(inner, h.self, h.take)
+	p.RegisterHeal(inner, h.self, h.take, h.mark)
 	top := http.NewServeMux()
-	top.Handle(peer.InternalHealPattern, srv.Core.Handler(inner)) // the access checks of every route
+	wrapped := srv.Core.Handler(inner) // the access checks of every route
+	top.Handle(peer.InternalHealPattern, wrapped)
+	top.Handle(peer.InternalMarkPattern, wrapped)
 	top.Handle("/", srv.Handler())
 	return top
 }

@@ -33,6 +33,13 @@ func TestCheckpointHealFlagNeedsCheckpointsAndSetsTheStoreCallback(t *testing.T)
 	require.NotNil(t, cfg.HealReplica)
 	err := cfg.HealReplica(context.Background(), 0, fsm.NodeInfo{ID: "n2"})
 	require.ErrorContains(t, err, "not started", "before the edge exists")
+	require.NotNil(t, cfg.ConfirmMark)
+	_, _, err = cfg.ConfirmMark(context.Background(), 0, fsm.NodeInfo{ID: "n2"}, "w", 1)
+	require.ErrorContains(t, err, "not started")
+	_, _, err = h.mark(0, "w", 1)
+	require.ErrorIs(t, err, fsm.ErrNotSupported, "no store yet")
+	_, _, err = h.mark(3, "w", 1)
+	require.ErrorIs(t, err, fsm.ErrNotSupported, "a shard map's group")
 }
 
 func TestHealOrderEndsTheRunOnceAndRefusesOtherGroups(t *testing.T) {

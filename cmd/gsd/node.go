@@ -256,7 +256,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	hs := &http.Server{
-		Handler:           heal.handler(edge),
+		Handler:           heal.handler(edge, st),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
