@@ -296,3 +296,43 @@ func TestHealNeedsAMajorityToConfirmTheLeadersHash(t *testing.T) {
 		10*time.Second, 10*time.Millisecond)
 	require.Equal(t, fs[0].cfg.ID, <-called)
 }
+
+// TestDivergenceEventWaitsForEveryVoterToReadLogVersion9: while a voter
+// reads log 8, the leader records no divergence event (a log 8 replica
+// would stop on it); the report is still counted, and once the voter
+// reads log 9 the next report is recorded.
+func TestDivergenceEventWaitsForEveryVoterToReadLogVersion9(t *testing.T) {
+	var log9 sync.Mutex
+	n3reads := fsm.Versions{Log: 8, Snapshot: 8, Wire: 1}
+	c := newCluster(t, 3, func(cfg *Config) {
+		withCheckpoints(cfg)
+		cfg.NodeVersions = func(id string) (fsm.Versions, bool) {
+			log9.Lock()
+			defer log9.Unlock()
+			if id == "n3" {
+				return n3reads, true
+			}
+			return fsm.Supported(), true
+		}
+	})
+	l := c.leader()
+	if l.cfg.ID == "n3" {
+		t.Skip("n3 leads: its own versions are its config's") // the bootstrapping n1 leads
+	}
+	mustCreateWorld(t, l, "w")
+	c.waitReplicated()
+	odd := followersOf(c, l)[0]
+	before := l.raft.LastIndex()
+	_, err := l.ReportMismatch(CheckpointMismatch{Node: odd.cfg.ID, World: "w", Index: 5, Leader: l.cfg.ID, LeaderHash: 1, Local: 2})
+	require.NoError(t, err)
+	require.NotContains(t, proposedSince(t, l, before), fsm.CmdDivergence)
+	require.Equal(t, 1.0, testutil.ToFloat64(l.metrics.mismatchReports.WithLabelValues("minority")))
+
+	log9.Lock()
+	n3reads = fsm.Supported()
+	log9.Unlock()
+	before = l.raft.LastIndex()
+	_, err = l.ReportMismatch(CheckpointMismatch{Node: odd.cfg.ID, World: "w", Index: 6, Leader: l.cfg.ID, LeaderHash: 1, Local: 2})
+	require.NoError(t, err)
+	require.Contains(t, proposedSince(t, l, before), fsm.CmdDivergence, "a refused event is tried again at the next report")
+}
