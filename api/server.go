@@ -79,6 +79,9 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	if cp, ok := cfg.Audit.(interface{ CheckpointAt(string, uint64) []byte }); ok && cfg.Checkpoints == nil {
+		cfg.Checkpoints = cp.CheckpointAt // keyframes carry the audit log's checkpoints
+	}
 	core, err := edge.NewCore(cfg.Config, b, router, reg)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -18,18 +19,42 @@ type FlagFilter struct {
 	World, Detector, Player, State string
 }
 
-// Flags lists the flags that match f, oldest first (a stale read of the
-// answering node).
+// Flags lists every flag that matches f, oldest first (stale reads of
+// the answering nodes), following the list's pages: each flag recorded
+// before the call is listed once, and those recorded during it at most
+// once.
 func (c *Client) Flags(ctx context.Context, f FlagFilter) ([]wire.Flag, error) {
+	all := []wire.Flag{}
+	cursor := ""
+	for {
+		p, err := c.FlagsPage(ctx, f, cursor, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Flags...)
+		if p.NextCursor == "" {
+			return all, nil
+		}
+		cursor = p.NextCursor
+	}
+}
+
+// FlagsPage lists one page of the flags that match f: at most limit (0:
+// the server's default, 100; at most 1000) after cursor ("" for the
+// first page). Its NextCursor, when not "", asks for the next page.
+func (c *Client) FlagsPage(ctx context.Context, f FlagFilter, cursor string, limit int) (wire.FlagList, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"world": f.World, "detector": f.Detector, "player": f.Player, "state": f.State} {
+	for k, v := range map[string]string{"world": f.World, "detector": f.Detector, "player": f.Player, "state": f.State, "cursor": cursor} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
 	var out wire.FlagList
 	err := c.do(ctx, &request{method: http.MethodGet, path: path("moderation", "flags"), query: q}, &out)
-	return out.Flags, err
+	return out, err
 }
 
 // Flag returns one flag with its evidence and history.

@@ -15,7 +15,16 @@ func TestModerationCalls(t *testing.T) {
 	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		switch r.Method + " " + r.URL.Path {
 		case "GET /v1/moderation/flags":
-			w.Write([]byte(`{"flags":[` + flag + `]}`))
+			switch r.URL.Query().Get("cursor") {
+			case "":
+				w.Write([]byte(`{"flags":[` + flag + `]}`))
+			case "c1": // a second page of a paged list
+				w.Write([]byte(`{"flags":[{"id":"flag-3"}],"next_cursor":"c2"}`))
+			case "c2":
+				w.Write([]byte(`{"flags":[{"id":"flag-4"}]}`))
+			default:
+				writeErr(w, http.StatusBadRequest, "malformed", "cursor")
+			}
 		case "GET /v1/moderation/flags/flag-1":
 			w.Write([]byte(flag))
 		case "POST /v1/moderation/flags/flag-1/confirm":
@@ -44,6 +53,33 @@ func TestModerationCalls(t *testing.T) {
 	_, err = c.Flags(ctx, FlagFilter{})
 	require.NoError(t, err)
 	require.Equal(t, "", node.requests()[1].Query)
+
+	// Flags follows the pages; FlagsPage asks for one.
+	p, err := c.FlagsPage(ctx, FlagFilter{Player: "ann"}, "c1", 1)
+	require.NoError(t, err)
+	require.Equal(t, wire.FlagList{Flags: []wire.Flag{{ID: "flag-3"}}, NextCursor: "c2"}, p)
+	require.Equal(t, "cursor=c1&limit=1&player=ann", node.requests()[2].Query)
+	_, err = c.FlagsPage(ctx, FlagFilter{}, "bad", 0)
+	require.Equal(t, "malformed", Code(err))
+	paged := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch r.URL.Query().Get("cursor") {
+		case "":
+			w.Write([]byte(`{"flags":[{"id":"flag-1"},{"id":"flag-2"}],"next_cursor":"c1"}`))
+		case "c1":
+			w.Write([]byte(`{"flags":[{"id":"flag-3"}]}`))
+		default:
+			writeErr(w, http.StatusBadRequest, "malformed", "cursor")
+		}
+	})
+	pc := newTestClient(t, []string{paged.URL})
+	all, err = pc.Flags(ctx, FlagFilter{})
+	require.NoError(t, err)
+	require.Equal(t, []wire.Flag{{ID: "flag-1"}, {ID: "flag-2"}, {ID: "flag-3"}}, all)
+	failing := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		writeErr(w, http.StatusBadRequest, "malformed", "cursor")
+	})
+	_, err = newTestClient(t, []string{failing.URL}).Flags(ctx, FlagFilter{})
+	require.Equal(t, "malformed", Code(err))
 
 	f, err := c.Flag(ctx, "flag-1")
 	require.NoError(t, err)

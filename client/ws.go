@@ -177,6 +177,22 @@ const DeltaStatus = "delta"
 // position. A HeadersOnly Play drops them.
 const EnterStatus = "enter"
 
+// AreaStatus is the Status of the events Next returns for an "enter"
+// message marked whole: everything the player is interested in now (its
+// area, the entities without a position, its team's), each entity whole
+// as for EnterStatus. Drop the entities you hold that are not in it. It
+// comes when the connection (re)attaches to the server's fan-out: after
+// hello and every resume, and when the player changes team.
+const AreaStatus = "area"
+
+// LeaveStatus is the Status of the events Next returns for a "leave"
+// message (a world with an interest grid): one change per entity that is
+// no longer of interest to the player (op "leave", no value): it left the
+// player's area or team. Drop it; if it comes back it comes whole, in an
+// EnterStatus event. It moves no acknowledged position. A HeadersOnly
+// Play drops them.
+const LeaveStatus = "leave"
+
 // KeyframeStatus is the Status of the event Next returns when a Play
 // opened with PlayOptions.Keyframe resumed with a keyframe because the
 // server no longer held the events it missed (4410 archive_gap, e.g. at a
@@ -259,6 +275,10 @@ func (p *Play) Overlaps() int64 {
 // opened, at the seq before the first event Next returns, or, after a
 // resume that needed one, that resume's (nil without
 // PlayOptions.Keyframe). Apply events and deltas over it by version.
+// Its Checkpoint, when the node signs the world's audit log and the
+// player may see every field, is the newest signed audit checkpoint at or
+// before its seq: open it with anticheat/audit.OpenCheckpoint and check
+// later events (Client.AuditProof) and checkpoints against it.
 func (p *Play) Keyframe() *wire.Keyframe {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -69,12 +69,23 @@ func (p *Play) message(conn *websocket.Conn, typ websocket.MessageType, b []byte
 	if err := p.decode(typ, b, &m); err != nil {
 		return err
 	}
-	if m.Type == wire.TypeEnter {
+	switch m.Type {
+	case wire.TypeEnter:
 		var kf wire.Keyframe
 		if err := p.decode(typ, b, &kf); err != nil {
 			return err
 		}
-		return p.queue(item{ev: stateEvent(p.world, &kf, EnterStatus)})
+		status := EnterStatus
+		if kf.Whole {
+			status = AreaStatus
+		}
+		return p.queue(item{ev: stateEvent(p.world, &kf, status)})
+	case wire.TypeLeave:
+		var l wire.Leave
+		if err := p.decode(typ, b, &l); err != nil {
+			return err
+		}
+		return p.queue(item{ev: leaveEvent(p.world, &l)})
 	}
 	return p.handle(conn, &m)
 }
@@ -96,7 +107,7 @@ func (p *Play) handleHeaders(typ websocket.MessageType, b []byte) (done bool, er
 			case wire.TypeDelta:
 				ev := wire.Event{World: p.world, Seq: h.seq, Priority: "bulk", Status: DeltaStatus}
 				return true, p.handleDelta(h.from, ev, !h.entities)
-			case wire.TypeEnter:
+			case wire.TypeEnter, wire.TypeLeave:
 				return true, nil // state, which a headers-only player does not keep
 			}
 			return false, nil // another message: decoded whole
@@ -116,7 +127,7 @@ func (p *Play) handleHeaders(typ websocket.MessageType, b []byte) (done bool, er
 	case wire.TypeDelta:
 		ev := wire.Event{World: p.world, Seq: h.Seq, Priority: "bulk", Status: DeltaStatus}
 		return true, p.handleDelta(h.From, ev, len(h.Entities) == 0)
-	case wire.TypeEnter:
+	case wire.TypeEnter, wire.TypeLeave:
 		return true, nil
 	}
 	return false, nil

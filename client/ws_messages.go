@@ -198,3 +198,13 @@ func stateEvent(world string, kf *wire.Keyframe, status string) wire.Event {
 	}
 	return ev
 }
+
+// leaveEvent is a leave message as Next returns it: one change per entity
+// that left, op "leave".
+func leaveEvent(world string, l *wire.Leave) wire.Event {
+	ev := wire.Event{World: world, Seq: l.Seq, Priority: "bulk", Status: LeaveStatus}
+	for _, id := range l.IDs {
+		ev.Changes = append(ev.Changes, wire.Change{Entity: id, Op: "leave"})
+	}
+	return ev
+}

@@ -243,9 +243,10 @@ func testPlayWithKeyframeStartsFromTheWorldsState(t *testing.T, enc string) {
 	require.Nil(t, plain.Keyframe())
 }
 
-// In a world with an interest grid, entities that come into the player's
-// area reach Next whole, as EnterStatus events; a HeadersOnly Play drops
-// them and sees the events alone.
+// In a world with an interest grid, the player's whole area reaches Next
+// first, as an AreaStatus event, and an entity that walks out as a
+// LeaveStatus event; a HeadersOnly Play drops both and sees the events
+// alone.
 func TestPlayEnterSnapshotsReachNext(t *testing.T) {
 	forEachEncoding(t, func(t *testing.T, enc string) {
 		n := startPlayNode(t)
@@ -260,7 +261,7 @@ func TestPlayEnterSnapshotsReachNext(t *testing.T) {
 		defer p.Close()
 		ev, err := p.Next(ctx)
 		require.NoError(t, err)
-		require.Equal(t, EnterStatus, ev.Status)
+		require.Equal(t, AreaStatus, ev.Status)
 		require.Equal(t, uint64(1), ev.Seq)
 		require.Equal(t, wire.Int(100), *ev.Changes[slices.IndexFunc(ev.Changes, func(c wire.Change) bool { return c.Entity == "gem" && c.Field == "value" })].Value)
 		require.Equal(t, uint64(1), ev.Versions["gem"]["value"])
@@ -268,14 +269,30 @@ func TestPlayEnterSnapshotsReachNext(t *testing.T) {
 		require.Equal(t, []wire.Value{wire.String("shiny")}, tags.Set)
 		require.Nil(t, tags.Value)
 
+		_, err = c.Act(ctx, "g", ActionRequest{Player: "gm", Seq: 2, Ops: []wire.Op{Set("gem", "x", wire.Int(95))}})
+		require.NoError(t, err)
+		ev, err = p.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, LeaveStatus, ev.Status, "the walk out is not sent: the leave says it")
+		require.Equal(t, []wire.Change{{Entity: "gem", Op: "leave"}}, ev.Changes)
+		require.Equal(t, uint64(2), ev.Seq)
+		require.NoError(t, p.Close())
+
 		h, err := c.Play(ctx, "g", PlayOptions{Encoding: enc, Player: "ann", HeadersOnly: true})
 		require.NoError(t, err)
 		defer h.Close()
-		_, err = c.Act(ctx, "g", ActionRequest{Player: "gm", Seq: 2, Ops: []wire.Op{Set("gem", "value", wire.Int(99))}})
+		_, err = c.Act(ctx, "g", ActionRequest{Player: "gm", Seq: 3, Ops: []wire.Op{Set("gem", "x", wire.Int(6))}}) // enters
+		require.NoError(t, err)
+		_, err = c.Act(ctx, "g", ActionRequest{Player: "gm", Seq: 4, Ops: []wire.Op{Set("gem", "x", wire.Int(95))}}) // leaves
+		require.NoError(t, err)
+		_, err = c.Act(ctx, "g", ActionRequest{Player: "gm", Seq: 5, Ops: []wire.Op{Set("ann", "hp", wire.Int(1))}})
 		require.NoError(t, err)
 		ev, err = h.Next(ctx)
 		require.NoError(t, err)
-		require.Equal(t, uint64(2), ev.Seq, "the enter snapshot was dropped")
+		require.Equal(t, uint64(3), ev.Seq, "the area snapshot was dropped")
+		ev, err = h.Next(ctx)
+		require.NoError(t, err)
+		require.Equal(t, uint64(5), ev.Seq, "the enter and leave were dropped")
 	})
 }
 

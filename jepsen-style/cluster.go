@@ -43,6 +43,11 @@ type ClusterConfig struct {
 	Spares   int      // node slots created but not started (for replace)
 	Args     []string // extra flags for every node
 	CoverDir string   // GOCOVERDIR of the processes
+	// Shards > 1 runs the voters with a shard map (gsd --shard-map) of
+	// that many shards, groups 0..Shards-1, each with every voter; Worlds
+	// places worlds on them by name (the others by hash).
+	Shards int
+	Worlds map[string]uint64
 }
 
 // Node is one gsd process slot.
@@ -152,6 +157,12 @@ func newCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if cfg.Shards > 1 {
+		if err := c.writeShardMap(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	for i := range cfg.Voters {
 		var join []string
 		if i > 0 {
@@ -180,6 +191,9 @@ func (c *Cluster) Start(i int, join []string) error {
 		"--http-advertise", n.Ingress.Addr(), "--raft-addr", n.Raft, "--peer-addr-file", n.PeerFile,
 		"--heartbeat-timeout", "400ms", "--election-timeout", "400ms", "--apply-timeout", "3s",
 		"--shutdown-timeout", "5s", "--join-timeout", "60s"}
+	if c.cfg.Shards > 1 {
+		args = append(args, "--shard-map", c.shardMapPath())
+	}
 	args = append(args, c.cfg.Args...)
 	for _, j := range join {
 		args = append(args, "--join", j)
@@ -193,6 +207,43 @@ func (c *Cluster) Start(i int, join []string) error {
 	n.proc, n.started = p, true
 	n.mu.Unlock()
 	return nil
+}
+
+// shardMapPath is where a sharded cluster's map is written.
+func (c *Cluster) shardMapPath() string { return filepath.Join(c.cfg.Dir, "shard-map.json") }
+
+// writeShardMap writes the map of a sharded cluster: the voters with their
+// real Raft addresses (each node dials its peers through its peer file,
+// so every group's traffic goes through the proxies) and HTTP addresses
+// through their ingress proxies; every shard has every voter.
+func (c *Cluster) writeShardMap() error {
+	type node struct {
+		Raft string `json:"raft"`
+		HTTP string `json:"http"`
+	}
+	type shard struct {
+		ID     uint64   `json:"id"`
+		Voters []string `json:"voters"`
+	}
+	m := struct {
+		Membership uint64            `json:"membership"`
+		Nodes      map[string]node   `json:"nodes"`
+		Shards     []shard           `json:"shards"`
+		Worlds     map[string]uint64 `json:"worlds,omitempty"`
+	}{Nodes: map[string]node{}, Worlds: c.cfg.Worlds}
+	var voters []string
+	for _, n := range c.Nodes[:c.cfg.Voters] {
+		m.Nodes[n.ID] = node{Raft: n.Raft, HTTP: n.Ingress.Addr()}
+		voters = append(voters, n.ID)
+	}
+	for id := range uint64(c.cfg.Shards) {
+		m.Shards = append(m.Shards, shard{ID: id, Voters: voters})
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(c.shardMapPath(), b, 0o644)
 }
 
 // Running reports whether node i's process is alive (paused counts).

@@ -34,6 +34,11 @@ type Scenario struct {
 	Tags     string        // build tag of the gsd binary (FailpointsTag for disk faults); "" = normal build
 	Preload  int           // entities (1 KB each) written to world "bulk" before the workload: a large snapshot
 	Play     int           // WebSocket play clients alongside the HTTP workload (play.go); 0 = none
+	// Shards > 1 runs the nodes with a shard map of that many Raft groups
+	// (every voter in each), worlds spread over them: w0 on group 0, w1 on
+	// the last group (shardWorlds). Not with spares: a shard's voters are
+	// fixed by the map, so membership nemeses do not apply.
+	Shards int
 }
 
 // Fault is one nemesis activation.
@@ -121,7 +126,8 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	if err := os.MkdirAll(cover, 0o755); err != nil {
 		return nil, err
 	}
-	c, err := NewCluster(ctx, ClusterConfig{Bin: bin, Dir: dir, Voters: sc.Voters, Spares: sc.Spares, Args: sc.Args, CoverDir: cover})
+	c, err := NewCluster(ctx, ClusterConfig{Bin: bin, Dir: dir, Voters: sc.Voters, Spares: sc.Spares, Args: sc.Args, CoverDir: cover,
+		Shards: sc.Shards, Worlds: shardWorlds(sc.Shards)})
 	if err != nil {
 		return nil, fmt.Errorf("start cluster (logs in %s): %w", dir, err)
 	}
@@ -204,6 +210,9 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 		checked = append(append([]*Op(nil), ops...), pw.Ops()...) // acked play actions exactly once in every feed
 	}
 	feeds := finalChecks(ctx, c, cl, checked, res)
+	if sc.Shards > 1 {
+		checkShards(ctx, c, sc.Shards, res)
+	}
 	if pw != nil {
 		checkPlay(ctx, cl, pw, feeds, res)
 		if err := writeJSON(filepath.Join(dir, "play.json"), pw.Clients); err != nil {

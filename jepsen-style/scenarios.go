@@ -47,6 +47,16 @@ func Matrix() []Scenario {
 		{Name: "large-snapshot-lagging-follower-697", Nemesis: LaggingFollowerLargeSnapshot(4 << 20), Preload: 20000,
 			Args: largeSnapshotArgs, Hold: 4 * time.Second, Quiet: 12 * time.Second},
 		{Name: "partition-flap-695", Nemesis: PartitionLeaderMinority, Hold: 1200 * time.Millisecond, Quiet: 800 * time.Millisecond},
+
+		// Shards (issue 14): two Raft groups over the nodes' one Raft port
+		// each (the mux), w0 on one, w1 on the other; each group elects
+		// its own leader, so "the leader" of a nemesis is group 0's and
+		// group 1's may be elsewhere.
+		{Name: "shards-kill-leader", Nemesis: KillLeader, Shards: 2, Play: 2},
+		{Name: "shards-kill-random", Nemesis: KillRandom, Shards: 2},
+		{Name: "shards-partition-leader-minority", Nemesis: PartitionLeaderMinority, Shards: 2, Play: 2},
+		{Name: "shards-partition-halves-5", Nemesis: PartitionRandomHalves, Voters: 5, Shards: 3},
+		{Name: "shards-pause-random", Nemesis: PauseRandom, Shards: 2},
 	}
 }
 
@@ -63,6 +73,7 @@ func Smoke() []Scenario {
 	return []Scenario{
 		light(Scenario{Name: "smoke-leader-kill", Nemesis: KillLeader}),
 		light(Scenario{Name: "smoke-partition-minority", Nemesis: PartitionLeaderMinority}),
+		light(Scenario{Name: "smoke-shards-kill-random", Nemesis: KillRandom, Shards: 2}),
 		// Every kind of fault once, 1 s each, on five voters and a spare,
 		// disk faults included (gsd built with failpoints). Snapshots on
 		// demand, as in crash-between-steps: with compactArgs every node

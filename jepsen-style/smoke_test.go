@@ -31,6 +31,11 @@ func smoke(t *testing.T, name string) *Result {
 func TestSmokeLeaderKill(t *testing.T)        { smoke(t, "smoke-leader-kill") }
 func TestSmokePartitionMinority(t *testing.T) { smoke(t, "smoke-partition-minority") }
 
+// TestSmokeShardsKillRandom runs two Raft groups per node (a shard map),
+// one world on each, and kills random nodes: both groups recover and the
+// checks hold for each world.
+func TestSmokeShardsKillRandom(t *testing.T) { smoke(t, "smoke-shards-kill-random") }
+
 // TestSmokeRotatingFaults passes through every nemesis kind once; each
 // must also have started and stopped without error.
 func TestSmokeRotatingFaults(t *testing.T) {

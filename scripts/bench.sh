@@ -29,6 +29,12 @@ client4="$BIN/gsdctl bench --quiet --players $PLAY_PLAYERS --rate 50 --bulk-rate
 # one misses critical propagation P99 <= 50 ms (a few minutes).
 P10K_STEPS=${P10K_STEPS:-1000,2000,5000,10000}
 client5="$BIN/gsdctl bench --quiet --steps $P10K_STEPS --warmup 2s --duration 10s --out $OUT/players-10k.json players-10k"
+# Replay speed of a recorded battle (issue 13): REPLAY_PLAYERS players for
+# REPLAY_MINUTES minutes at the players-10k mix, written to a store, then
+# replayed from its archive (spectator/replay_bench_test.go; about 3 minutes).
+REPLAY_PLAYERS=${REPLAY_PLAYERS:-10000}
+REPLAY_MINUTES=${REPLAY_MINUTES:-10}
+replaycmd="GSD_REPLAY_BENCH=$OUT/replay.json GSD_REPLAY_BENCH_PLAYERS=$REPLAY_PLAYERS GSD_REPLAY_BENCH_MINUTES=$REPLAY_MINUTES $GO test -run TestReplaySpeedOfABattle -count=1 -v -timeout 30m ./spectator/"
 gostore="$GO test -run '^\$' -bench 'Commit|RawRaft' -benchtime 20000x ./store/"
 gofsm="$GO test -run '^\$' -bench . -benchmem ./fsm/"
 
@@ -42,6 +48,7 @@ if [ "$PLAY_UDP" = 1 ]; then
 	udp_client=(--client "$OUT/play-udp.json") udp_command=(--command "$client4")
 fi
 echo "== players-10k";      eval "$client5" | tee "$OUT/players-10k.txt" || true # a step missing its goal fails its check, not the suite
+echo "== replay speed";     eval "$replaycmd" | tee "$OUT/replay.txt" | grep -E 'wrote|times_real_time|^(ok|FAIL|---)'
 echo "== go test benchmarks"
 eval "$gostore" | tee "$OUT/gobench-store.txt"
 eval "$gofsm" | tee "$OUT/gobench-fsm.txt"
@@ -55,5 +62,5 @@ if [ -f docs/bench-notes.md ]; then notes=(--notes docs/bench-notes.md); fi
 	--gobench "go test benchmarks: store (BenchmarkCommit / BenchmarkRawRaft, closed loop, one Raft Apply per event for raw raft)=$OUT/gobench-store.txt" \
 	--gobench "go test benchmarks: fsm=$OUT/gobench-fsm.txt" ${notes[@]+"${notes[@]}"} \
 	--command "make bench   # = scripts/bench.sh; results in $OUT" \
-	--command "$storecmd" --command "$client1" --command "$client2" --command "$client3" --command "$client5" ${udp_command[@]+"${udp_command[@]}"} --command "$gostore" --command "$gofsm" \
+	--command "$storecmd" --command "$client1" --command "$client2" --command "$client3" --command "$client5" ${udp_command[@]+"${udp_command[@]}"} --command "$replaycmd" --command "$gostore" --command "$gofsm" \
 	--out "$DOC" --plots "$(dirname "$DOC")/bench"

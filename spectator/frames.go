@@ -50,7 +50,11 @@ type Ticker struct {
 
 // touch is what a tick did to one entity.
 type touch struct {
-	start    []fieldVersion // its fields when the tick began (nil: it did not exist)
+	// Its fields when the tick began (nil: it did not exist); with an
+	// access that restricts nothing only whether it had any (startAny):
+	// every view sees every field, so that is all entityDelta asks.
+	start    []fieldVersion
+	startAny bool
 	startWho who
 	gone     []fieldVersion // its fields when the tick last deleted it
 	goneWho  who
@@ -117,8 +121,12 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 func (t *Ticker) touch(id string) *touch {
 	tc := t.touched[id]
 	if tc == nil {
-		tc = &touch{start: t.state.fieldVersions(id), startWho: t.state.who(t.access, t.teamOf, id),
-			fields: make(map[string]struct{})}
+		tc = &touch{startWho: t.state.who(t.access, t.teamOf, id), fields: make(map[string]struct{})}
+		if t.access.Restricted() {
+			tc.start = t.state.fieldVersions(id)
+		} else if e := t.state.ents[id]; e != nil {
+			tc.startAny = len(e.fields) > 0
+		}
 		t.touched[id] = tc
 	}
 	return tc
@@ -183,7 +191,10 @@ func (t *Ticker) Delta(view View) *wire.WatchDelta {
 
 func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity, bool) {
 	a := t.access
-	_, sawIt := versionOf(a, view, tc.start, tc.startWho)
+	sawIt := tc.startAny
+	if a.Restricted() {
+		_, sawIt = versionOf(a, view, tc.start, tc.startWho)
+	}
 	e := t.state.ents[id]
 	if e == nil { // gone at the tick's end
 		if !sawIt {
@@ -255,6 +266,11 @@ func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
 
 // encode makes a frame of a wire frame.
 func encode(typ string, seq uint64, v any) (*Frame, error) {
+	if d, ok := v.(*wire.WatchDelta); ok {
+		if b, ok := appendWatchDelta(nil, d); ok {
+			return &Frame{Type: typ, Seq: seq, Data: b, v: v}, nil
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

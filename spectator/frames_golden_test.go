@@ -14,7 +14,9 @@ import (
 
 // TestGoldenWatchFrames pins the bytes of the watch frames (wire/watch.go)
 // as a team's viewer gets them: a keyframe, a delta with a replace and a
-// delete, and an aggregated view. A change here is a protocol change.
+// delete, and an aggregated view; then a keyframe with the world's audit
+// checkpoint, as a view that sees every field gets it. A change here is a
+// protocol change.
 func TestGoldenWatchFrames(t *testing.T) {
 	r := fsm.Rules{Fields: map[string]fsm.FieldRule{
 		"side":  {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
@@ -63,6 +65,18 @@ func TestGoldenWatchFrames(t *testing.T) {
 	fs, err := ag.frames("w", tk.State().Seq())
 	require.NoError(t, err)
 	out.Write(append(fs[0].frame.Data, '\n'))
+
+	// A keyframe of a view that sees every field, with the world's signed
+	// audit checkpoint (the note text; its signature here is made up).
+	all, err := NewAccess(fsm.Rules{})
+	require.NoError(t, err)
+	kc := Keyframe(all, tk.State(), nil, View{})
+	AddCheckpoint(kc, all, func(string, uint64) []byte {
+		return []byte("w\n7\nlP4Scs5eZPIHH0H/g0l+mODzoYYjFKysLZh91sJDZfs=\n\n— gsd-audit-2026 8MkayKa9+9rNmaKFlag7tVKShO64vdf2I2yqQpdPgrLvcqDw3GYJX5KH9FwCY6S2GdsIFxfV3xsAyeMidT3aGcQ56Ak=\n")
+	})
+	k, err = encode("keyframe", kc.Seq, kc)
+	require.NoError(t, err)
+	out.Write(append(k.Data, '\n'))
 	golden.Text(t, "watch_frames.ndjson", out.Bytes())
 }
 

@@ -65,6 +65,9 @@ type Config struct {
 	// a node's filtered event stream): its seqs may skip the events the
 	// view saw nothing of, so each event need only come after the last.
 	Filtered bool
+	// Checkpoint gives the keyframes' signed audit checkpoints (nil:
+	// keyframes carry none); see AddCheckpoint for which views get one.
+	Checkpoint CheckpointFunc
 }
 
 // DefaultConfig returns a Config with the defaults; World, Access and
@@ -365,6 +368,7 @@ func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
 func (p *Pipeline) keyframeLocked(view View) (*Frame, error) {
 	s := p.ticker.State()
 	k := Keyframe(p.cfg.Access, s, p.cfg.TeamOf, view)
+	AddCheckpoint(k, p.cfg.Access, p.cfg.Checkpoint)
 	p.keyframes++
 	return p.encodedLocked(encode(wire.TypeKeyframe, k.Seq, k))
 }

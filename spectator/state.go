@@ -230,16 +230,17 @@ func (s *State) str(entity, field string) (string, bool) {
 	return "", false
 }
 
-// fieldVersions returns an entity's fields' names and versions, sorted by
-// name (nil when it does not exist).
+// fieldVersions returns an entity's fields' names and versions, in map
+// order (they are read only for the largest visible version), or nil
+// when it does not exist.
 func (s *State) fieldVersions(entity string) []fieldVersion {
 	e := s.ents[entity]
 	if e == nil {
 		return nil
 	}
 	out := make([]fieldVersion, 0, len(e.fields))
-	for _, n := range sortedKeys(e.fields) {
-		out = append(out, fieldVersion{n, e.fields[n].version})
+	for n, f := range e.fields {
+		out = append(out, fieldVersion{n, f.version})
 	}
 	return out
 }

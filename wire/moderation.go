@@ -42,9 +42,11 @@ type Flag struct {
 	History     []FlagReview `json:"history"`
 }
 
-// FlagList answers GET /v1/moderation/flags.
+// FlagList answers GET /v1/moderation/flags: one page of flags, and
+// the cursor of the next page when there is one.
 type FlagList struct {
-	Flags []Flag `json:"flags"`
+	Flags      []Flag `json:"flags"`
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 // FlagReviewRequest is the body of POST /v1/moderation/flags/{id}/{op}.

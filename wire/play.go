@@ -27,6 +27,8 @@ const (
 	// TypeEnter: entities that came into a connection's area of interest,
 	// whole (a Keyframe of those entities only).
 	TypeEnter = "enter"
+	// TypeLeave: entities that left a connection's area of interest.
+	TypeLeave = "leave"
 	// Either way: a ping is answered with a pong carrying its t.
 	TypePing = "ping"
 	TypePong = "pong"
@@ -149,4 +151,16 @@ type ServerMsg struct {
 	Ticket      string                 `json:"ticket"`
 	Nodes       []string               `json:"nodes"`
 	Incarnation uint64                 `json:"incarnation"`
+}
+
+// Leave is a "leave" message: the ids (sorted) of the entities that left
+// a connection's area of interest, as the node's interest index had them
+// after the world's event Seq. Like "enter" it covers no seq. The key is
+// "ids", not "entities": every other message's "entities" is an object,
+// which clients from before leave messages decode it as.
+type Leave struct {
+	Type  string   `json:"type"`
+	World string   `json:"world"`
+	Seq   uint64   `json:"seq"`
+	IDs   []string `json:"ids"`
 }

@@ -93,10 +93,19 @@ type PlayerDataFile struct {
 type PlayerDataRecord struct {
 	Player string           `json:"player"`
 	Data   map[string]Value `json:"data"`
+	// DataVersion is the data's version in the exporting world
+	// (Session.DataVersion); absent in files exported before versions,
+	// which import as before.
+	DataVersion uint64 `json:"data_version,omitempty"`
 }
 
 // ImportAnswer answers an import: how many players it imported.
 type ImportAnswer struct {
 	World    string `json:"world"`
 	Imported int    `json:"imported"`
+	// Behind lists the players whose data version after the import is
+	// below the file's (the exporting cluster's clock ran ahead of this
+	// one's): a mirror holding the file's version keeps its copy until
+	// the player's data changes again.
+	Behind []string `json:"behind,omitempty"`
 }

@@ -40,12 +40,26 @@ type WatchEntity struct {
 
 // Keyframe is the state of a world a view may see after the event with
 // seq Seq, whose leader time is Time (unix nanoseconds).
+//
+// Checkpoint, when the node keeps the world's audit log and signs it, is
+// the newest signed audit checkpoint (a note: anticheat/audit) of a tree
+// of at most Seq events, never a newer one (it would tell a delayed view
+// how many events came since). A viewer checks later events' inclusion
+// proofs and later checkpoints' consistency against it. It is only sent
+// to views that may see every field (docs/ANTICHEAT.md, "Checkpoints in
+// keyframes").
 type Keyframe struct {
 	Type     string                 `json:"type"`
 	World    string                 `json:"world"`
 	Seq      uint64                 `json:"seq"`
 	Time     int64                  `json:"time"`
 	Entities map[string]WatchEntity `json:"entities"`
+	// Whole marks an "enter" message (play, issue 11) that carries the
+	// connection's whole area of interest: every entity it is interested
+	// in now; the client drops what it holds that is not listed.
+	Whole bool `json:"whole,omitempty"`
+	// Checkpoint: see above (keyframes only).
+	Checkpoint string `json:"checkpoint,omitempty"`
 }
 
 // WatchDelta is what changed in a view over the events From..Seq (one

@@ -109,6 +109,21 @@ func B(honest int) Params {
 	return p
 }
 
+// C returns the second held-out parameters, made after B had been looked
+// at: seed 3 and cheaters unlike A's and B's, each between or beside the
+// two (docs/ANTICHEAT.md, "Corpus C"). The thresholds stay those fixed on A.
+func C(honest int) Params {
+	p := A(honest)
+	p.Seed = 3
+	p.AimAccuracy, p.AimReaction = Span{0.68, 0.88}, Span{70, 190}
+	p.SpeedNear, p.SpeedRest = 0.8, 0.12
+	p.RingSize, p.RingJitter, p.RingLag = 6, 6, 3*time.Millisecond
+	p.TradeMeets, p.TradeAlt = 22, 0.85
+	p.Feeders, p.FeedGifts, p.FeedBack = 4, Span{10, 16}, 0.06
+	p.FarmEvery, p.FarmGold = Span{1, 2.5}, Span{8, 14}
+	return p
+}
+
 // Validate reports Params Generate cannot make a corpus from.
 func (p Params) Validate() error {
 	switch {

@@ -40,6 +40,15 @@ func TestACorpusIsTheSameForTheSameSeedAndDiffersForAnother(t *testing.T) {
 	require.Equal(t, n, n2)
 	b, _, _ := digest(t, small(B(40)))
 	require.NotEqual(t, a1, b)
+	c, _, cLabels := digest(t, small(C(40)))
+	require.NotEqual(t, a1, c)
+	require.NotEqual(t, b, c)
+	cCount := map[Kind]int{}
+	for _, k := range cLabels {
+		cCount[k]++
+	}
+	require.Equal(t, 6, cCount[BotRing], "C's rings have 6 accounts")
+	require.Equal(t, 5, cCount[Funnel], "C's funnels have 4 feeders and the account they feed")
 	count := map[Kind]int{}
 	for _, k := range labels {
 		count[k]++

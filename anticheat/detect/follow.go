@@ -53,7 +53,7 @@ func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uin
 
 // ErrFeedGone is what a Source's Subscribe wraps when the feed no longer
 // holds the events asked for (an archive trimmed by retention, a node that
-// joined late): the Runner then skips to the world's newest events.
+// joined late): the Runner then skips to the oldest events it holds.
 var ErrFeedGone = errors.New("gsd/anticheat/detect: the feed no longer holds these events")
 
 // Source is what a Runner follows: the worlds a node holds and their
@@ -63,15 +63,34 @@ type Source interface {
 	Subscribe(world string, from uint64) (fanout.Subscription, error)
 }
 
+// Evaluator is a Source that evaluates only some of its worlds on this
+// node: those whose group this node leads (a node of a shard map runs
+// several groups, and leads some). A world it does not evaluate is not
+// followed here; its follower keeps its place and its counts, and starts
+// again from there when the node evaluates the world again (leadership
+// came back), so no event counts twice.
+type Evaluator interface {
+	Evaluates(world string) bool
+}
+
 // Runner runs one Detector over every world of a Source: per world a
 // follower from seq 1, started again (from where it stopped) at the next
-// scan when its feed fails, stopped when the world is gone. One Detector
-// for all worlds: a player's counts add up across worlds.
+// scan when its feed fails or when the Source (an Evaluator) evaluates the
+// world here again, stopped when the world is gone or evaluated elsewhere.
+// One Detector for all worlds: a player's counts add up across the worlds
+// it follows.
+//
+// A Runner keeps no state across a restart: a new one follows every world
+// from seq 1 again, so its counts are rebuilt from the node's event
+// archive, as far back as the archive's retention keeps events
+// (docs/ANTICHEAT.md, "Restarts and leadership").
 type Runner struct {
 	d    *Detector
 	src  Source
 	sink Sink
 	log  *slog.Logger
+	// Metrics, when set before Run, counts the events skipped.
+	Metrics *Metrics
 
 	mu     sync.Mutex
 	worlds map[string]*follower
@@ -139,6 +158,11 @@ func (r *Runner) scan(ctx context.Context) {
 	for _, w := range r.src.Worlds() {
 		live[w.ID] = w
 	}
+	ev, _ := r.src.(Evaluator)
+	here := map[string]bool{}
+	for id := range live {
+		here[id] = ev == nil || ev.Evaluates(id)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if ctx.Err() != nil { // Run's select found its ticker and ctx ready
@@ -170,6 +194,12 @@ func (r *Runner) scan(ctx context.Context) {
 			f.next, f.gen, f.inc = 1, f.gen+1, w.Incarnation
 		}
 		f.latest = w.Seq
+		if !here[id] {
+			if f.running {
+				f.cancel() // its follow keeps where it was in f.next
+			}
+			continue
+		}
 		if f.running {
 			continue
 		}
@@ -181,9 +211,10 @@ func (r *Runner) scan(ctx context.Context) {
 }
 
 // follow follows world id from f.next until ctx ends or its feed fails.
-// When the feed no longer holds f.next (ErrFeedGone), it skips to the
-// events after the world's seq at the last scan: the detectors then miss
-// what came before, which is better than following nothing.
+// When the feed no longer holds f.next (ErrFeedGone: the archive's
+// retention deleted it), it skips to the oldest event the feed still
+// holds: the detectors then miss what came before, which is better than
+// following nothing.
 func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	defer r.wg.Done()
 	r.mu.Lock()
@@ -191,8 +222,12 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	r.mu.Unlock()
 	sub, err := r.src.Subscribe(id, next)
 	if errors.Is(err, ErrFeedGone) && latest >= next {
-		r.log.Warn("anticheat detectors skip events the feed no longer holds", "world", id, "from", next, "to", latest, "err", err)
-		next = latest + 1
+		held := r.oldest(id, next, latest)
+		r.log.Warn("anticheat detectors skip events the feed no longer holds", "world", id, "from", next, "to", held-1, "err", err)
+		if r.Metrics != nil {
+			r.Metrics.skipped.Add(float64(held - next))
+		}
+		next = held
 		sub, err = r.src.Subscribe(id, next)
 	}
 	if err == nil {
@@ -213,4 +248,23 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	if err != nil && !again { // a lasting failure is logged once
 		r.log.Warn("anticheat detectors stopped following a world's feed; retrying", "world", id, "seq", next, "err", err)
 	}
+}
+
+// oldest returns the oldest seq after gone (which the feed no longer
+// holds) up to latest that world's feed still holds, or latest+1 (the
+// next event) when it holds none of them. Retention deletes a world's
+// oldest events first, so the seqs held are those from some seq on: a
+// binary search of Subscribe's answers finds it (a subscription is only
+// a position until read, so the probes are dropped).
+func (r *Runner) oldest(world string, gone, latest uint64) uint64 {
+	lo, hi := gone+1, latest+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if _, err := r.src.Subscribe(world, mid); errors.Is(err, ErrFeedGone) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }

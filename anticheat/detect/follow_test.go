@@ -14,6 +14,8 @@ import (
 
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -283,13 +285,47 @@ func TestRunnerSkipsToTheWorldsSeqWhenTheFeedNoLongerHoldsWhereItWas(t *testing.
 	src.held["old"] = 13 // seqs 1..12 are gone
 	var log bytes.Buffer
 	r, _, stop := running(t, src, &log)
-	require.Eventually(t, func() bool { return len(src.subscriptions("old")) == 2 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return slices.Contains(src.subscriptions("old"), 13) }, 10*time.Second, time.Millisecond)
 	src.transfers("old", "f", "m", 10)
 	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 10 }, 10*time.Second, time.Millisecond)
 	stop()
-	require.Equal(t, []uint64{1, 13}, src.subscriptions("old")[:2], "gone at 1: skipped to after the world's seq")
+	subs := src.subscriptions("old")
+	require.Equal(t, uint64(1), subs[0])
+	require.Equal(t, uint64(13), slices.Max(subs), "gone at 1: skipped to after the world's seq")
 	require.Contains(t, log.String(), "skip events the feed no longer holds")
 	require.Equal(t, 10, transfersSeen(r, "f", "m"))
+}
+
+// A restarted node whose archive's retention deleted a world's oldest
+// events rebuilds its counts from the oldest events still held.
+func TestRunnerRebuildsFromTheOldestEventTheArchiveStillHolds(t *testing.T) {
+	for _, held := range []uint64{2, 8, 20} {
+		t.Run(fmt.Sprint(held), func(t *testing.T) {
+			src := newSource("old")
+			src.transfers("old", "f", "m", 20)
+			src.held["old"] = held // seqs before it are gone
+			var log bytes.Buffer
+			c := small()
+			c.Every, c.Scan = 1, time.Millisecond
+			d, err := New(c)
+			require.NoError(t, err)
+			r, err := NewRunner(d, src, &Memory{}, slog.New(slog.NewTextHandler(&log, nil)))
+			require.NoError(t, err)
+			reg := prometheus.NewRegistry()
+			r.Metrics, err = NewMetrics(reg)
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); r.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == int(21-held) }, 10*time.Second, time.Millisecond)
+			cancel()
+			<-done
+			require.Equal(t, int(21-held), transfersSeen(r, "f", "m"))
+			require.Contains(t, log.String(), fmt.Sprintf("to=%d", held-1))
+			require.Equal(t, float64(held-1), testutil.ToFloat64(r.Metrics.skipped))
+		})
+	}
 }
 
 func TestRunnerFollowsAWorldCreatedAgainFromItsStart(t *testing.T) {
@@ -318,4 +354,50 @@ func TestRunnerFollowsAWorldCreatedAgainFromItsStart(t *testing.T) {
 			require.NotContains(t, log.String(), "stopped following", "a stale follower's end is no failure")
 		})
 	}
+}
+
+// ledSource is a source of which this node evaluates the worlds in leads.
+type ledSource struct {
+	*source
+	mu    sync.Mutex
+	leads map[string]bool
+}
+
+func (s *ledSource) Evaluates(world string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leads[world]
+}
+
+func (s *ledSource) lead(worlds ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leads = map[string]bool{}
+	for _, w := range worlds {
+		s.leads[w] = true
+	}
+}
+
+func TestRunnerFollowsTheWorldsItLeadsAndResumesWhereItStoppedWhenLeadershipComesBack(t *testing.T) {
+	src := &ledSource{source: newSource("a", "b")}
+	src.lead("a")
+	src.transfers("a", "f", "m", 4)
+	src.transfers("b", "g", "n", 3)
+	var log bytes.Buffer
+	r, _, stop := running(t, src, &log)
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 4 }, 10*time.Second, time.Millisecond)
+	require.Empty(t, src.subscriptions("b"), "a world led elsewhere is not followed")
+
+	src.lead("b") // a's leadership moves away, b's comes here
+	require.Equal(t, "a", <-src.ended)
+	require.Eventually(t, func() bool { return transfersSeen(r, "g", "n") == 3 }, 10*time.Second, time.Millisecond)
+	src.transfers("a", "f", "m", 5) // evaluated by a's new leader meanwhile
+
+	src.lead("a", "b") // a's leadership comes back
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 9 }, 10*time.Second, time.Millisecond)
+	stop()
+	require.Equal(t, []uint64{1, 5}, src.subscriptions("a")[:2], "resumed after the last event observed")
+	require.Equal(t, 9, transfersSeen(r, "f", "m"), "nothing counted twice")
+	require.Equal(t, 3, transfersSeen(r, "g", "n"))
+	require.NotContains(t, log.String(), "stopped following", "a world led elsewhere is no failure")
 }

@@ -148,11 +148,16 @@ func printRates(w io.Writer, name string, rs []rate, events int) {
 	tw.Flush()
 }
 
-var tableHonest = flag.Int("table.honest", 0, "print the detectors' rates on corpora A and B with this many honest players")
+var (
+	tableHonest  = flag.Int("table.honest", 0, "print the detectors' rates on corpora A, B and C with this many honest players")
+	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B and C")
+)
 
-// TestPrintTable prints the figures of docs/ANTICHEAT.md:
+// TestPrintTable prints the figures of docs/ANTICHEAT.md (corpus C, held
+// out after B had been looked at, was measured once, alone):
 //
 //	go test ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000
+//	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=C
 func TestPrintTable(t *testing.T) {
 	if *tableHonest == 0 {
 		t.Skip("no -table.honest")
@@ -160,7 +165,10 @@ func TestPrintTable(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		p    corpus.Params
-	}{{"A (seed 1, thresholds fixed here)", corpus.A(*tableHonest)}, {"B (seed 2, held out)", corpus.B(*tableHonest)}} {
+	}{{"A (seed 1, thresholds fixed here)", corpus.A(*tableHonest)}, {"B (seed 2, held out)", corpus.B(*tableHonest)}, {"C (seed 3, held out)", corpus.C(*tableHonest)}} {
+		if !strings.Contains(*tableCorpora, c.name[:1]) {
+			continue
+		}
 		rs, kinds, n, spent := measureAll(t, c.p)
 		printRates(os.Stdout, c.name, rs, n)
 		fmt.Printf("detectors: %.0f ns per event, all together (timer included)\n", float64(spent.Nanoseconds())/float64(n))
@@ -174,7 +182,9 @@ func TestPrintTable(t *testing.T) {
 }
 
 // TestDetectorsMeetTheirBoundsOnAHeldOutCorpus runs the default
-// thresholds (fixed on corpus A) over corpus B with 2,000 honest players
+// thresholds (fixed on corpus A) over corpus B (held out when they were
+// fixed; corpus C, held out since, is measured once, in docs/ANTICHEAT.md,
+// and misses these bounds for four detectors) with 2,000 honest players
 // (and 20 cheaters of each kind): every detector finds at least 85% of
 // the cheaters it targets and flags at most 0.1% of the honest players (2
 // of 2,000). docs/ANTICHEAT.md has the figures at 10,000 honest players.

@@ -56,19 +56,32 @@ func (l Log) Flag(f Flag) {
 		slog.Float64("score", f.Score), slog.Any("evidence", f.Evidence))
 }
 
-// Metrics counts flags per detector as gsd_anticheat_flags_total.
-type Metrics struct{ flags *prometheus.CounterVec }
+// Metrics counts flags per detector as gsd_anticheat_flags_total and,
+// given to a Runner, the events its followers skipped because the feed no
+// longer held them as gsd_anticheat_events_skipped_total.
+type Metrics struct {
+	flags   *prometheus.CounterVec
+	skipped prometheus.Counter
+}
 
-// NewMetrics registers the counter with reg.
+// NewMetrics registers the counters with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gsd_anticheat_flags_total",
-		Help: "Anti-cheat flags raised, per detector.",
-	}, []string{"detector"})
-	if err := reg.Register(c); err != nil {
-		return nil, err
+	m := &Metrics{
+		flags: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gsd_anticheat_flags_total",
+			Help: "Anti-cheat flags raised, per detector.",
+		}, []string{"detector"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_anticheat_events_skipped_total",
+			Help: "Committed events the anti-cheat detectors never saw: the event archive no longer held them when a follower (re)started.",
+		}),
 	}
-	return &Metrics{flags: c}, nil
+	for _, c := range []prometheus.Collector{m.flags, m.skipped} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
 // Flag counts f.

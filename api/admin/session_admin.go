@@ -125,18 +125,48 @@ func (a *API) adminSession(w http.ResponseWriter, r *http.Request, path string, 
 func (a *API) ExportData(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
 	a.OnLeader(w, r, world, edge.KindRead, edge.InternalWorldPath(world, "/sessions:export"), nil, func(g edge.Group) error {
-		all, err := g.PlayerData(world)
+		out, err := exportPlayers(g, world)
 		if err != nil {
 			return err
 		}
-		out := wire.PlayerDataFile{Format: PlayerDataFormat, World: world, Players: make([]wire.PlayerDataRecord, 0, len(all))}
-		for p, d := range all {
-			out.Players = append(out.Players, wire.PlayerDataRecord{Player: p, Data: d})
-		}
-		sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
 		a.WriteJSON(w, http.StatusOK, out)
 		return nil
 	})
+}
+
+// playerRecords is a Group that reads players' data with its versions
+// (*store.Store does).
+type playerRecords interface {
+	PlayerRecords(world string) ([]fsm.PlayerRecord, error)
+}
+
+// exportPlayers returns world's players' data file from g, with each
+// player's data version when g reads them.
+func exportPlayers(g edge.Group, world string) (wire.PlayerDataFile, error) {
+	out := wire.PlayerDataFile{Format: PlayerDataFormat, World: world}
+	if pr, ok := g.(playerRecords); ok {
+		recs, err := pr.PlayerRecords(world)
+		if err != nil {
+			return out, err
+		}
+		out.Players = make([]wire.PlayerDataRecord, 0, len(recs))
+		for _, r := range recs { // sorted by player
+			if len(r.Data) > 0 { // a player whose data was emptied has none to export
+				out.Players = append(out.Players, wire.PlayerDataRecord{Player: r.Player, Data: r.Data, DataVersion: r.Version})
+			}
+		}
+		return out, nil
+	}
+	all, err := g.PlayerData(world)
+	if err != nil {
+		return out, err
+	}
+	out.Players = make([]wire.PlayerDataRecord, 0, len(all))
+	for p, d := range all {
+		out.Players = append(out.Players, wire.PlayerDataRecord{Player: p, Data: d})
+	}
+	sort.Slice(out.Players, func(i, j int) bool { return out.Players[i].Player < out.Players[j].Player })
+	return out, nil
 }
 
 // ImportData handles POST /v1/worlds/{world}/sessions:import with a
@@ -176,6 +206,7 @@ func (a *API) ImportData(w http.ResponseWriter, r *http.Request) {
 	a.OnLeader(w, r, world, edge.KindWrite, edge.InternalWorldPath(world, "/sessions:import"), body, func(g edge.Group) error {
 		ctx, cancel := a.RequestContext(r)
 		defer cancel()
+		var behind []string
 		for i, p := range f.Players {
 			c := &fsm.SessionCmd{World: world, Player: p.Player, Data: make([]fsm.DataItem, 0, len(p.Data))}
 			keys := make([]string, 0, len(p.Data))
@@ -186,7 +217,8 @@ func (a *API) ImportData(w http.ResponseWriter, r *http.Request) {
 			for _, k := range keys {
 				c.Data = append(c.Data, fsm.DataItem{Key: k, Value: p.Data[k]})
 			}
-			if _, err := g.Session(ctx, fsm.CmdSessionImport, c); err != nil {
+			info, err := g.Session(ctx, fsm.CmdSessionImport, c)
+			if err != nil {
 				err = fmt.Errorf("player %s (%d imported before it): %w", p.Player, i, err)
 				if i > 0 {
 					// Some imported: answered here, never sent on.
@@ -195,8 +227,11 @@ func (a *API) ImportData(w http.ResponseWriter, r *http.Request) {
 				}
 				return err // nothing imported: sent on if leadership moved
 			}
+			if info.DataVersion < p.DataVersion {
+				behind = append(behind, p.Player)
+			}
 		}
-		a.WriteJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players)})
+		a.WriteJSON(w, http.StatusOK, wire.ImportAnswer{World: world, Imported: len(f.Players), Behind: behind})
 		return nil
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/internal/tracing"
+	"github.com/gsd-dev/gsd/spectator"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -182,6 +183,10 @@ type Config struct {
 	// Tracer traces the action path (internal/tracing); nil leaves tracing
 	// off.
 	Tracer *tracing.Tracer
+	// Checkpoints gives keyframes the worlds' signed audit checkpoints
+	// (docs/ANTICHEAT.md, "Checkpoints in keyframes"); nil: keyframes
+	// carry none. api.New sets it from its Audit when that offers them.
+	Checkpoints spectator.CheckpointFunc
 	// Logger receives the edge's logs.
 	Logger *slog.Logger
 }

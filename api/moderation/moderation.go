@@ -58,14 +58,26 @@ func (a *API) Register(mux *http.ServeMux) {
 // (their idempotency key's player).
 func (a *API) writer() string { return "gsd.moderation." + a.Backend().Status().ID }
 
-// List handles GET /v1/moderation/flags: every record of this node's
-// moderation world (none while it does not exist), oldest first, filtered
-// by the query's world, detector, player and state (each optional, exact).
+// List handles GET /v1/moderation/flags: the records of this node's
+// moderation world (none while it does not exist), oldest first (by the
+// seq that recorded them, then id), filtered by the query's world,
+// detector, player and state (each optional, exact), a page of limit
+// (paging.go) after the query's cursor, with the next page's cursor.
+// (Each page reads every record: paging bounds the answer, not the reads.)
 func (a *API) List(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	if state != "" && !slices.Contains([]string{moderation.StateOpen, moderation.StateConfirmed, moderation.StateDismissed, moderation.StateAppealed}, state) {
 		a.WriteError(w, fmt.Errorf("%w: state %q: want open, confirmed, dismissed or appealed", fsm.ErrMalformed, state), false)
+		return
+	}
+	limit, err := parseLimit(q.Get("limit"))
+	var after cursor
+	if err == nil {
+		after, err = parseCursor(q.Get("cursor"))
+	}
+	if err != nil {
+		a.WriteError(w, err, false)
 		return
 	}
 	out := []wire.Flag{}
@@ -94,8 +106,9 @@ func (a *API) List(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	slices.SortFunc(out, func(x, y wire.Flag) int { return cmp.Compare(x.Raised, y.Raised) })
-	a.WriteJSON(w, http.StatusOK, wire.FlagList{Flags: out})
+	slices.SortFunc(out, func(x, y wire.Flag) int { return cmp.Or(cmp.Compare(x.Raised, y.Raised), cmp.Compare(x.ID, y.ID)) })
+	flags, next := page(out, after, limit)
+	a.WriteJSON(w, http.StatusOK, wire.FlagList{Flags: flags, NextCursor: next})
 }
 
 func match(r moderation.Record, world, detector, player, state string) bool {
@@ -158,8 +171,14 @@ func (a *API) Record(w http.ResponseWriter, r *http.Request) {
 // detectors' Recorder's moderation.Writer). The leader's refusal of the
 // record itself (400, 422) wraps moderation.ErrInvalid: retrying cannot
 // help. Other answers (an older leader without the route, a credential
-// missing) are retried by the recorder.
+// missing) are retried by the recorder. A record this node already holds
+// is not written again (created false): detectors that rebuilt their
+// counts after a restart or a leadership change raise their old flags
+// again, and each would cost a write that commits a conflict.
 func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
+	if _, err := a.read(ctx, rec.ID); err == nil {
+		return false, nil
+	}
 	var created bool
 	err := a.RouteCall(moderation.World, edge.KindWrite, false, func(g edge.Group) error {
 		var err error

@@ -7,19 +7,25 @@ import (
 	"github.com/gsd-dev/gsd/wire"
 )
 
-// Enter snapshots (issue 11): with a grid, a connection learns an entity's
-// fields from the events that change them, so an entity that comes into
-// its area (the player moved, or the entity did) would show only the
-// fields changed after. The hub sends such an entity whole instead, in an
-// "enter" message: every field the connection's view may see, as the
-// node's applied state has it (at or after the connection's position:
-// the versions say which is newer). An attached connection gets its whole
-// area (and the entities without a position) when it attaches, which a
-// new or resumed connection does once it has caught up with the hub; then
-// the entities of the cells its area gains when the player changes cell,
-// and each entity that moves from outside its area into it. Entities that
-// leave the area are not announced (the client may drop what stops
-// changing), and with team interest only (no grid) nothing is sent.
+// Enter and leave (issue 11): with a grid, a connection learns an
+// entity's fields from the events that change them, so an entity that
+// comes into its area (the player moved, or the entity did) would show
+// only the fields changed after. The hub sends such an entity whole
+// instead, in an "enter" message: every field the connection's view may
+// see, as the node's applied state has it (at or after the connection's
+// position: the versions say which is newer). An attached connection gets
+// everything it is interested in when it attaches, which a new or resumed
+// connection does once it has caught up with the hub: its whole area, the
+// entities without a position and, with a team field, its team's entities
+// wherever they are, in an enter marked whole (the client drops what it
+// holds that is not listed). Then the entities of the cells its area gains
+// when the player changes cell, each entity that moves from outside its
+// area into it, and each far entity that joins the player's team; a
+// player who changes team gets a whole enter again. What stops being of
+// interest (its cell left the area, it walked out, or a far entity left
+// the team) is named in a "leave" message, and its changes still pending
+// in the connection's delta are dropped. With team interest only (no
+// grid) neither is sent.
 
 // mover is an entity whose cell changed in the index's last update.
 type mover struct {
@@ -55,19 +61,69 @@ func (ix *interestIndex) unplace(id string, k cellKey, ok bool) {
 	}
 }
 
-// indexed adds e, as it is now, to the cell index (with a grid).
+// indexed adds e, as it is now, to the cell and team indexes (with a grid).
 func (ix *interestIndex) indexed(id string, e *entInterest) {
 	if ix.cfg.Cell > 0 && e.exists {
 		x, y, ok := e.cell(ix.cfg.Cell)
 		ix.place(id, cellKey{x, y}, ok)
+		ix.join(id, e.team)
 	}
 }
 
-// deleted removes e, as it is now, from the cell index.
+// deleted removes e, as it is now, from the cell and team indexes.
 func (ix *interestIndex) deleted(id string, e *entInterest) {
 	if ix.cfg.Cell > 0 && e.exists {
 		x, y, ok := e.cell(ix.cfg.Cell)
 		ix.unplace(id, cellKey{x, y}, ok)
+		ix.quit(id, e.team)
+	}
+}
+
+// join adds entity id to team's members (with a team field).
+func (ix *interestIndex) join(id, team string) {
+	if ix.cfg.Team == "" || team == "" {
+		return
+	}
+	in := ix.teams[team]
+	if in == nil {
+		in = make(map[string]struct{})
+		ix.teams[team] = in
+	}
+	in[id] = struct{}{}
+}
+
+// quit removes entity id from team's members.
+func (ix *interestIndex) quit(id, team string) {
+	if team == "" {
+		return
+	}
+	delete(ix.teams[team], id)
+	if len(ix.teams[team]) == 0 {
+		delete(ix.teams, team)
+	}
+}
+
+// teamSwitch is an entity whose team changed in the index's last update
+// (existed: it was there before; a new entity's event shows it whole).
+type teamSwitch struct {
+	id, from, to string
+	existed      bool
+}
+
+// switched re-indexes e's team after a change from team (existed: it was
+// indexed), recording the switch (with a grid and a team field).
+func (ix *interestIndex) switched(id string, e *entInterest, team string, existed bool) {
+	if ix.cfg.Cell <= 0 || ix.cfg.Team == "" || existed && e.team == team {
+		return
+	}
+	if existed {
+		ix.quit(id, team)
+	} else {
+		team = ""
+	}
+	ix.join(id, e.team)
+	if team != e.team {
+		ix.switches = append(ix.switches, teamSwitch{id: id, from: team, to: e.team, existed: existed && e.born != ix.gen})
 	}
 }
 
@@ -87,7 +143,7 @@ func (ix *interestIndex) moved(id string, e *entInterest, from cellKey, fromOK, 
 		ix.unplace(id, from, fromOK)
 	}
 	ix.place(id, to, toOK)
-	ix.movers = append(ix.movers, mover{id: id, from: from, to: to, fromOK: fromOK && existed, toOK: toOK})
+	ix.movers = append(ix.movers, mover{id: id, from: from, to: to, fromOK: fromOK && existed && e.born != ix.gen, toOK: toOK})
 }
 
 // seedAll indexes a world's entities (the hub's start: an area snapshot
@@ -113,21 +169,28 @@ func inArea(k, c cellKey, r int64) bool {
 	return abs(k.x-c.x) <= r && abs(k.y-c.y) <= r
 }
 
-// entering returns the entities that come into the area of a player whose
-// area was last sent at st and whose cell now is (now, nowOK), from the
-// index's state and its last update's movers: with no area sent yet, the
-// whole area and the global entities.
-func (ix *interestIndex) entering(st enterState, now cellKey, nowOK bool) []string {
+// entering returns the entities that come into the interest of a player
+// whose area was last sent at st and whose cell now is (now, nowOK) and
+// team team, from the index's state and its last update's movers and
+// switches. whole: nothing was sent yet (or the player changed team), so
+// ids are everything the player is interested in: its area, the global
+// entities and its team's.
+func (ix *interestIndex) entering(st enterState, now cellKey, nowOK bool, team string) (ids []string, whole bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	r := int64(ix.cfg.Radius)
-	var ids []string
-	if !st.known {
+	whole = !st.known || st.team != team
+	if whole {
 		for id := range ix.global {
 			ids = append(ids, id)
 		}
+		if ix.cfg.Team != "" && team != "" {
+			for id := range ix.teams[team] {
+				ids = append(ids, id)
+			}
+		}
 	}
-	had := st.known && st.ok
+	had := !whole && st.ok
 	if nowOK && (!had || st.cell != now) {
 		for x := now.x - r; x <= now.x+r; x++ {
 			for y := now.y - r; y <= now.y+r; y++ {
@@ -141,25 +204,109 @@ func (ix *interestIndex) entering(st enterState, now cellKey, nowOK bool) []stri
 			}
 		}
 	}
-	if !had || !nowOK {
-		return ids
+	if whole {
+		return sortedIDs(ids), true
 	}
-	// Movers into the part of the area the player already had, from a
-	// cell outside it (one without a position was global, so known).
-	for _, m := range ix.movers {
-		if m.toOK && inArea(m.to, now, r) && inArea(m.to, st.cell, r) && m.fromOK && !inArea(m.from, st.cell, r) {
-			ids = append(ids, m.id)
+	if had && nowOK {
+		// Movers into the part of the area the player already had, from a
+		// cell outside it (one without a position was global, so known).
+		for _, m := range ix.movers {
+			if m.toOK && inArea(m.to, now, r) && inArea(m.to, st.cell, r) && m.fromOK && !inArea(m.from, st.cell, r) {
+				ids = append(ids, m.id)
+			}
 		}
 	}
-	return ids
+	// Far entities that joined the player's team (near ones are known).
+	for _, sw := range ix.switches {
+		if sw.existed && team != "" && sw.to == team && ix.far(sw.id, now, nowOK, r) {
+			ids = append(ids, sw.id)
+		}
+	}
+	return sortedIDs(ids), false
 }
 
-// enterState is where a member's area stood when the hub last sent it
+// leaving returns the entities that are no longer of interest to a player
+// whose area was last sent at st and whose cell now is (now, nowOK) and
+// team team (the same), from the index's state and its last update's
+// movers and switches: the entities of the cells its area lost, those that
+// walked out of it, and far ones that left its team; never its team's, the
+// global ones or its own (player).
+func (ix *interestIndex) leaving(st enterState, now cellKey, nowOK bool, player, team string) []string {
+	if !st.known || st.team != team {
+		return nil // a whole enter follows: it replaces everything
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	r := int64(ix.cfg.Radius)
+	var ids []string
+	if st.ok && (!nowOK || st.cell != now) {
+		var came map[string]bool // movers from outside the old area: never known
+		for _, m := range ix.movers {
+			if !m.fromOK || !inArea(m.from, st.cell, r) {
+				if came == nil {
+					came = make(map[string]bool)
+				}
+				came[m.id] = true
+			}
+		}
+		for x := st.cell.x - r; x <= st.cell.x+r; x++ {
+			for y := st.cell.y - r; y <= st.cell.y+r; y++ {
+				k := cellKey{x, y}
+				if nowOK && inArea(k, now, r) {
+					continue
+				}
+				for id := range ix.cells[k] {
+					if !came[id] {
+						ids = append(ids, id)
+					}
+				}
+			}
+		}
+	}
+	if st.ok {
+		// Movers from the old area to a cell outside both areas.
+		for _, m := range ix.movers {
+			if m.fromOK && m.toOK && inArea(m.from, st.cell, r) && !inArea(m.to, st.cell, r) && !(nowOK && inArea(m.to, now, r)) {
+				ids = append(ids, m.id)
+			}
+		}
+	}
+	// Far entities that left the player's team.
+	for _, sw := range ix.switches {
+		if team != "" && sw.from == team && ix.far(sw.id, now, nowOK, r) {
+			ids = append(ids, sw.id)
+		}
+	}
+	return slices.DeleteFunc(sortedIDs(ids), func(id string) bool {
+		e := ix.ents[id]
+		return id == player || e != nil && ix.cfg.Team != "" && team != "" && e.team == team
+	})
+}
+
+// far reports whether entity id has a cell outside the area around
+// (now, nowOK) (a player without a cell has no area). ix.mu is held.
+func (ix *interestIndex) far(id string, now cellKey, nowOK bool, r int64) bool {
+	e := ix.ents[id]
+	if e == nil || !e.exists {
+		return false
+	}
+	x, y, ok := e.cell(ix.cfg.Cell)
+	return ok && !(nowOK && inArea(cellKey{x, y}, now, r))
+}
+
+// sortedIDs sorts ids and drops repeats.
+func sortedIDs(ids []string) []string {
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// enterState is what a member's interest was when the hub last sent it
 // (h.mu guards it).
 type enterState struct {
 	known bool    // an area was sent since the member attached
 	cell  cellKey // the player's cell then
 	ok    bool    // the player had a cell
+	team  string  // the player's team then
 }
 
 // snap is one entity as a view sees it, read at world seq seq (nil: gone
@@ -169,41 +316,48 @@ type snap struct {
 	seq uint64
 }
 
-// anyMovers reports whether an entity changed cell in the last update.
+// anyMovers reports whether an entity changed cell or team in the last
+// update.
 func (ix *interestIndex) anyMovers() bool {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.movers) > 0
+	return len(ix.movers) > 0 || len(ix.switches) > 0
 }
 
 // enterAs sends c, whose player's record is me, the entities that came
-// into its area since the hub last looked (h.mu held); false when c's
-// queue is full. moved: an entity changed cell in the batch (without one,
-// and with the player in the cell it was, nothing can have come in).
-// *snaps caches the snapshots of one batch, shared by the members; it is
-// made on the first one.
-func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string]snap) bool {
+// into its interest since the hub last looked, and names those that left
+// it (h.mu held); false when c's queue is full. moved: an entity changed
+// cell or team in the batch (without one, and with the player in the cell
+// and team it was, nothing can have come or gone). *snaps caches the
+// snapshots of one batch, shared by the members; it is made on the first
+// one. seq is the batch's last event.
+func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string]snap, seq uint64) bool {
 	if h.idx.cfg.Cell <= 0 {
 		return true
 	}
 	x, y, ok := me.cell(h.idx.cfg.Cell)
 	now := cellKey{x, y}
-	if c.area.known && !moved && c.area.ok == ok && (!ok || c.area.cell == now) {
+	if c.area.known && !moved && c.area.ok == ok && (!ok || c.area.cell == now) && c.area.team == me.team {
 		return true
 	}
-	ids := h.idx.entering(c.area, now, ok)
-	if c.area.known {
+	gone := h.idx.leaving(c.area, now, ok, c.player, me.team)
+	ids, whole := h.idx.entering(c.area, now, ok, me.team)
+	if !whole {
 		// The player's own entity reaches it always: it walked with it.
 		ids = slices.DeleteFunc(ids, func(id string) bool { return id == c.player })
 	}
-	c.area = enterState{known: true, cell: now, ok: ok}
-	if len(ids) == 0 {
+	c.area = enterState{known: true, cell: now, ok: ok, team: me.team}
+	if len(gone) > 0 && !c.ob.leave(&wire.Leave{Type: wire.TypeLeave, World: h.world, Seq: seq, IDs: gone}) {
+		c.area.known = false // sent whole again once it attaches again
+		return false
+	}
+	if len(ids) == 0 && !whole {
 		return true
 	}
 	if *snaps == nil {
 		*snaps = make(map[string]snap)
 	}
-	msg := &wire.Keyframe{Type: wire.TypeEnter, World: h.world, Entities: make(map[string]wire.WatchEntity, len(ids))}
+	msg := &wire.Keyframe{Type: wire.TypeEnter, World: h.world, Entities: make(map[string]wire.WatchEntity, len(ids)), Whole: whole}
 	for _, id := range ids {
 		sn, seen := (*snaps)[id]
 		if !seen {
@@ -215,7 +369,7 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 			msg.Seq = max(msg.Seq, sn.seq)
 		}
 	}
-	if len(msg.Entities) == 0 {
+	if len(msg.Entities) == 0 && !whole {
 		return true
 	}
 	if !c.ob.enter(msg) {

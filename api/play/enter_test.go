@@ -155,28 +155,34 @@ func TestInterestIndexKeepsCellsAndMovers(t *testing.T) {
 	ix := newInterestIndex(InterestConfig{Cell: 10, X: "x", Y: "y", Radius: 1}, state.lookup)
 	ix.seedAll([]fsm.EntityView{{ID: "rock", Fields: []fsm.FieldView{{Name: "x", Value: fsm.Int(5)}, {Name: "y", Value: fsm.Int(5)}}}, {ID: "flag"}})
 	ix.seedAll([]fsm.EntityView{{ID: "rock", Fields: []fsm.FieldView{{Name: "x", Value: fsm.Int(99)}}}})
-	require.Equal(t, []string{"flag", "rock"}, sorted(ix.entering(enterState{}, cellKey{0, 0}, true)))
+	require.Equal(t, []string{"flag", "rock"}, sorted(enterIDs(ix, enterState{}, cellKey{0, 0}, true)))
 	ev := func(changes ...fsm.Change) []*fsm.Event {
 		return []*fsm.Event{{Status: fsm.StatusApplied, Changes: changes}, {Status: fsm.StatusRejected}}
 	}
 	// flag gets a position far away; rock is deleted; gem appears nearby.
 	ix.update(ev(fsm.Change{Entity: "flag", Field: "x", Value: fsm.Int(95)}, fsm.Change{Entity: "flag", Field: "y", Value: fsm.Int(95)},
 		fsm.Change{Entity: "rock"}, fsm.Change{Entity: "gem", Field: "x", Value: fsm.Int(1)}, fsm.Change{Entity: "gem", Field: "y", Value: fsm.Int(1)}))
-	require.Equal(t, []string{"gem"}, sorted(ix.entering(enterState{}, cellKey{0, 0}, true)), "flag is far, rock gone")
-	require.Equal(t, []string{"flag"}, sorted(ix.entering(enterState{}, cellKey{9, 9}, true)))
+	require.Equal(t, []string{"gem"}, sorted(enterIDs(ix, enterState{}, cellKey{0, 0}, true)), "flag is far, rock gone")
+	require.Equal(t, []string{"flag"}, sorted(enterIDs(ix, enterState{}, cellKey{9, 9}, true)))
 	// gem is new: its own event, which the player gets, shows it whole.
-	require.Empty(t, ix.entering(enterState{known: true, ok: true}, cellKey{0, 0}, true))
+	require.Empty(t, enterIDs(ix, enterState{known: true, ok: true}, cellKey{0, 0}, true))
 	// flag walks in from afar: it enters a kept area.
 	ix.update(ev(fsm.Change{Entity: "flag", Field: "x", Value: fsm.Int(15)}, fsm.Change{Entity: "flag", Field: "y", Value: fsm.Int(5)}))
-	require.Equal(t, []string{"flag"}, sorted(ix.entering(enterState{known: true, ok: true}, cellKey{0, 0}, true)))
+	require.Equal(t, []string{"flag"}, sorted(enterIDs(ix, enterState{known: true, ok: true}, cellKey{0, 0}, true)))
 	// A player without a position has no area: only the global ones.
-	require.Empty(t, ix.entering(enterState{known: true}, cellKey{}, false))
+	require.Empty(t, enterIDs(ix, enterState{known: true}, cellKey{}, false))
 	// Nothing moved in the last update: nothing enters a kept area.
 	ix.update(ev(fsm.Change{Entity: "gem", Field: "hp", Value: fsm.Int(1)}))
-	require.Empty(t, ix.entering(enterState{known: true, ok: true}, cellKey{0, 0}, true))
+	require.Empty(t, enterIDs(ix, enterState{known: true, ok: true}, cellKey{0, 0}, true))
 }
 
 func sorted(s []string) []string {
 	sort.Strings(s)
 	return s
+}
+
+// enterIDs is ix.entering's ids for a player without a team.
+func enterIDs(ix *interestIndex, st enterState, now cellKey, ok bool) []string {
+	ids, _ := ix.entering(st, now, ok, "")
+	return ids
 }

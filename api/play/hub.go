@@ -390,7 +390,7 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 			h.sel, h.selIdx = h.idx.selectForMe(plan, c.player, me, hevs, h.sel, h.selIdx)
 			offered = h.sel
 		}
-		if c.ob.offer(offered, nil) < len(offered) || plan != nil && !h.enterAs(c, me, moved, &snaps) {
+		if c.ob.offer(offered, nil) < len(offered) || plan != nil && !h.enterAs(c, me, moved, &snaps, last) {
 			// Its queue is full: it reads on by itself, and the hub
 			// never waits for it.
 			h.detach(c)
@@ -512,7 +512,7 @@ func (h *hub) attach(c *playConn) (bool, error) {
 	// or everything near a player who just joined.
 	c.area = enterState{}
 	var snaps map[string]snap
-	if h.idx != nil && !h.enterAs(c, h.idx.get(c.player), false, &snaps) {
+	if h.idx != nil && !h.enterAs(c, h.idx.get(c.player), false, &snaps, c.ob.position()) {
 		return false, nil // no room: it reads on by itself and tries again
 	}
 	h.members[c] = memberAttached

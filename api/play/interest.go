@@ -63,13 +63,19 @@ type interestIndex struct {
 	cells  map[cellKey]map[string]struct{}
 	global map[string]struct{}
 	movers []mover
+	// With a grid and a team field: who is in each team, and the
+	// entities whose team changed in the last update (enter.go).
+	teams    map[string]map[string]struct{}
+	switches []teamSwitch
+	gen      uint64 // counts updates
 }
 
 type entInterest struct {
 	x, y       float64
 	hasX, hasY bool
 	team       string
-	exists     bool // the entity was in the state or an event (enter.go)
+	exists     bool   // the entity was in the state or an event (enter.go)
+	born       uint64 // the update (interestIndex.gen) that made it exist; 0: seeded
 }
 
 func (e *entInterest) cell(size float64) (int64, int64, bool) {
@@ -81,7 +87,8 @@ func (e *entInterest) cell(size float64) (int64, int64, bool) {
 
 func newInterestIndex(cfg InterestConfig, lookup func(string) (fsm.EntityView, error)) *interestIndex {
 	return &interestIndex{cfg: cfg, lookup: lookup, ents: make(map[string]*entInterest),
-		cells: make(map[cellKey]map[string]struct{}), global: make(map[string]struct{})}
+		cells: make(map[cellKey]map[string]struct{}), global: make(map[string]struct{}),
+		teams: make(map[string]map[string]struct{})}
 }
 
 func number(v fsm.Value) (float64, bool) {
@@ -123,6 +130,8 @@ func (ix *interestIndex) update(evs []*fsm.Event) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	ix.movers = ix.movers[:0]
+	ix.switches = ix.switches[:0]
+	ix.gen++
 	for _, ev := range evs {
 		if ev.Status != fsm.StatusApplied {
 			continue
@@ -136,6 +145,9 @@ func (ix *interestIndex) update(evs []*fsm.Event) {
 				continue
 			}
 			if c.Field != ix.cfg.Team && (ix.cfg.Cell <= 0 || c.Field != ix.cfg.X && c.Field != ix.cfg.Y) {
+				if ix.cfg.Cell > 0 {
+					ix.known(c.Entity) // a new entity without a position is global
+				}
 				continue
 			}
 			e := ix.ents[c.Entity]
@@ -145,11 +157,29 @@ func (ix *interestIndex) update(evs []*fsm.Event) {
 				ix.indexed(c.Entity, e)
 			}
 			fx, fy, fromOK := e.cell(ix.cfg.Cell)
-			existed := e.exists
+			existed, team := e.exists, e.team
 			ix.set(e, c.Field, c.Value, true)
-			e.exists = true // a change names it: it exists
+			if !existed {
+				e.exists, e.born = true, ix.gen // a change names it: it exists
+			}
 			ix.moved(c.Entity, e, cellKey{fx, fy}, fromOK, existed)
+			ix.switched(c.Entity, e, team, existed)
 		}
+	}
+}
+
+// known indexes an entity a change names that the index has not seen, or
+// had as gone (ix.mu held).
+func (ix *interestIndex) known(id string) {
+	e := ix.ents[id]
+	if e == nil {
+		e = ix.seed(id)
+		ix.ents[id] = e
+		ix.indexed(id, e)
+	}
+	if !e.exists {
+		e.exists, e.born = true, ix.gen
+		ix.indexed(id, e)
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 // so a player joining mid-match needs no HTTP reads, and a resume that
 // asks for one skips the events it missed (and never meets archive_gap).
 // It is not cut by interest: a player gets every entity it may see.
+// A player who may see every field gets the world's signed audit
+// checkpoint in it too (spectator.AddCheckpoint), as the watch's do.
 
 // stateReader is what a backend offers for keyframes: a world's entities
 // at a seq in one read, and the time of an event it holds (store.Store
@@ -50,7 +52,10 @@ func (c *playConn) keyframe() (*wire.Keyframe, error) {
 		if err != nil {
 			return nil, err
 		}
-		return spectator.Keyframe(all, state, nil, spectator.View{}), nil
+		k := spectator.Keyframe(all, state, nil, spectator.View{})
+		// It sees every field: it may have the audit checkpoint.
+		spectator.AddCheckpoint(k, nil, c.s.Config().Checkpoints)
+		return k, nil
 	}
 	return spectator.Keyframe(pv.access, state, c.s.vis.TeamOf(c.world, pv.access), pv.view), nil
 }

@@ -74,6 +74,7 @@ type outFrame struct {
 	shared *sharedFrame // a frame of the hub's shared stream
 
 	enter *wire.Keyframe // an enter message (enter.go): covers nothing
+	leave *wire.Leave    // a leave message (enter.go): covers nothing
 }
 
 // encode writes f in codec k as a frame beginning at from.
@@ -81,6 +82,8 @@ func (f *outFrame) encode(k playCodec, from uint64) ([]byte, error) {
 	switch {
 	case f.enter != nil:
 		return k.marshal(f.enter)
+	case f.leave != nil:
+		return k.marshal(f.leave)
 	case f.shared != nil:
 		return f.shared.encode(k, from)
 	case f.isDelta:
@@ -224,6 +227,23 @@ func (o *outbox) enter(msg *wire.Keyframe) bool {
 		return false
 	}
 	o.frames = append(o.frames, &outFrame{enter: msg})
+	wake(o.signal)
+	return true
+}
+
+// leave queues a leave message and drops the pending delta's changes of
+// the entities it names (sent after it, they would bring them back);
+// false when the queue is full.
+func (o *outbox) leave(msg *wire.Leave) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.frames) >= o.limit {
+		return false
+	}
+	for _, id := range msg.IDs {
+		delete(o.delta, id)
+	}
+	o.frames = append(o.frames, &outFrame{leave: msg})
 	wake(o.signal)
 	return true
 }

@@ -78,6 +78,7 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 		Rules:    func(world string) (fsm.Rules, error) { return rulesOf(b, world) },
 		Pipeline: spectator.DefaultConfig(),
 	}
+	cfg.Pipeline.Checkpoint = core.Config().Checkpoints
 	if sd, ok := b.(seeder); ok {
 		cfg.Seed = func(world string) (*spectator.State, error) { return seed(sd, world) }
 	}

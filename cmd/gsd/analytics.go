@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/files"
 	"github.com/gsd-dev/gsd/sink/webhook"
@@ -36,6 +37,9 @@ type analyticsOptions struct {
 	webhookKeyID      string
 	webhookSecretFile string
 	webhookBatch      int
+
+	positionsEvery    uint64
+	positionsInterval time.Duration
 }
 
 func (a *analyticsOptions) flags(f *pflag.FlagSet) {
@@ -44,6 +48,8 @@ func (a *analyticsOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&a.webhookKeyID, "webhook-key-id", "gsd", "key id sent in X-Gsd-Key-Id with every webhook batch")
 	f.StringVar(&a.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook's HMAC-SHA256 secret (default: $"+webhookSecretEnv+")")
 	f.IntVar(&a.webhookBatch, "webhook-batch", webhook.DefaultConfig().BatchSize, "most events in one webhook batch")
+	f.Uint64Var(&a.positionsEvery, "export-positions-every", 100, "store the webhook's and files export's positions in the cluster (world gsd.sinks) at least every this many events (the files export: at each finished file), so a world's new leader resumes there (at-least-once: it repeats at most these); 0: node-local files only")
+	f.DurationVar(&a.positionsInterval, "export-positions-interval", 5*time.Second, "store the webhook's position in the cluster at least this often while it moves")
 	d := files.DefaultConfig()
 	f.StringVar(&a.exportDir, "export-dir", "", "write committed events into rotating gzip NDJSON files in this directory (relative: in the data dir; default: off; see docs/EVENTS.md)")
 	f.StringSliceVar(&a.exportWorlds, "export-worlds", nil, "worlds exported to --export-dir (comma-separated; default: all)")
@@ -102,17 +108,21 @@ func (a *analyticsOptions) check(dataDir string) error {
 	return errors.Join(err, ferr)
 }
 
-// start runs the analytics exports over st until the returned stop is
+// start runs the analytics exports over st, or over every group of the
+// node's shard map when groups is not nil, until the returned stop is
 // called (a no-op when they are off; idempotent). Like the pg sink they
-// export only while this node leads the group.
-func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+// export a world only while this node leads its group.
+func (a *analyticsOptions) start(dataDir string, st *store.Store, groups *shard.FeedSource, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	var runs []func(context.Context) error
 	wcfg, on, err := a.webhookConfig(dataDir, log)
 	if err != nil {
 		return nil, err
 	}
 	if on {
-		s, err := webhook.New(wcfg, feed.NewStoreSource(st), reg)
+		if wcfg.Positions, err = a.replicated("webhook", st, groups); err != nil {
+			return nil, err
+		}
+		s, err := webhook.New(wcfg, sinkSource(st, groups), reg)
 		if err != nil {
 			return nil, fmt.Errorf("webhook: %w", err)
 		}
@@ -124,7 +134,10 @@ func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus
 		return nil, err
 	}
 	if on {
-		s, err := files.New(fcfg, feed.NewStoreSource(st), reg)
+		if fcfg.Positions, err = a.replicated("files", st, groups); err != nil {
+			return nil, err
+		}
+		s, err := files.New(fcfg, sinkSource(st, groups), reg)
 		if err != nil {
 			return nil, fmt.Errorf("files export: %w", err)
 		}
@@ -144,6 +157,25 @@ func (a *analyticsOptions) start(dataDir string, st *store.Store, reg prometheus
 	}
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); wg.Wait() }) }, nil
+}
+
+// replicated returns sink's replicated positions (feed.Replicated): in
+// each world's own group (st without a shard map); nil with
+// --export-positions-every 0.
+func (a *analyticsOptions) replicated(sink string, st *store.Store, groups *shard.FeedSource) (*feed.Replicated, error) {
+	if a.positionsEvery == 0 {
+		return nil, nil
+	}
+	group := func(string) (feed.PositionGroup, error) { return st, nil }
+	if groups != nil {
+		group = func(world string) (feed.PositionGroup, error) { return groups.Group(world) }
+	}
+	rep, err := feed.NewReplicated(feed.ReplicatedConfig{Sink: sink, Writer: st.Status().ID,
+		Every: a.positionsEvery, Interval: a.positionsInterval}, group)
+	if err != nil {
+		return nil, fmt.Errorf("--export-positions-*: %w", err)
+	}
+	return rep, nil
 }
 
 // webhookSecret returns a webhook's HMAC secret: file's content, trimmed,

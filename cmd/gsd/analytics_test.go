@@ -55,7 +55,7 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 
 	dir := t.TempDir()
 	n := startNode(t, "wh1", dir, "--webhook-url", srv.URL, "--webhook-worlds", "arena",
-		"--webhook-key-id", "studio-1", "--webhook-secret-file", secretFile)
+		"--webhook-key-id", "studio-1", "--webhook-secret-file", secretFile, "--export-positions-every", "1")
 	n.waitLeader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -87,6 +87,16 @@ func TestRunWithWebhookURLPostsSignedBatchesOfSelectedWorlds(t *testing.T) {
 	require.Eventually(t, func() bool {
 		b, err := os.ReadFile(positions)
 		return err == nil && strings.Contains(string(b), `"arena":5`)
+	}, 30*time.Second, 20*time.Millisecond)
+	// The position is replicated too, in the reserved world gsd.sinks.
+	require.Eventually(t, func() bool {
+		ws, err := c.Worlds(ctx)
+		for _, w := range ws {
+			if w.ID == "gsd.sinks" {
+				return err == nil && w.Seq > 0
+			}
+		}
+		return false
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, 0, n.stop(t))
 

@@ -13,21 +13,22 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 )
 
 // detectOptions turns the anti-cheat detectors on (docs/ANTICHEAT.md).
-// They are off by default: one node of a cluster is enough (every node
-// would flag the same players).
+// They are off by default. A node evaluates the worlds of the groups it
+// leads, so give --detect to every node.
 type detectOptions struct {
 	on     bool
 	config string
 }
 
 func (d *detectOptions) flags(f *pflag.FlagSet) {
-	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over every world's committed feed on this node (one node is enough): flags go to the log, gsd_anticheat_flags_total and the moderation world (GET /v1/moderation/flags); nothing is banned (docs/ANTICHEAT.md)")
+	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over the committed feed of every world whose group this node leads (give it to every node): flags go to the log, gsd_anticheat_flags_total and the moderation world (GET /v1/moderation/flags); nothing is banned (docs/ANTICHEAT.md)")
 	f.StringVar(&d.config, "detect-config", "", "JSON file of the detectors' field names and thresholds over their defaults (docs/ANTICHEAT.md); implies --detect")
 }
 
@@ -48,12 +49,13 @@ func (d *detectOptions) detectConfig() (detect.Config, error) {
 	return c, nil
 }
 
-// start runs the detectors over st's worlds until the returned stop is
-// called (idempotent); with --detect off it does nothing. Their flags are
-// recorded through w (the edge: on the moderation world's leader) as
-// raised by node; a flag still queued at stop is lost here and raised
-// again after a restart, when the detectors follow the feed again.
-func (d *detectOptions) start(st *store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+// start runs the detectors over the worlds of the stores groups returns
+// (the node's groups: one, or those of its shard map) until the returned
+// stop is called (idempotent); with --detect off it does nothing. Their
+// flags are recorded through w (the edge: on the moderation world's
+// leader) as raised by node; a flag still queued at stop is lost here and
+// raised again after a restart, when the detectors follow the feed again.
+func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	if !d.on && d.config == "" {
 		return func() {}, nil
 	}
@@ -77,10 +79,11 @@ func (d *detectOptions) start(st *store.Store, w moderation.Writer, node string,
 	if rec.Metrics, err = moderation.NewRecorderMetrics(reg); err != nil {
 		return nil, fmt.Errorf("anticheat metrics: %w", err)
 	}
-	r, err := detect.NewRunner(det, detectSource{storeSource{st}}, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
+	r, err := detect.NewRunner(det, detectSource{groups}, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
 	if err != nil {
 		return nil, err
 	}
+	r.Metrics = m
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
@@ -95,13 +98,51 @@ func (d *detectOptions) start(st *store.Store, w moderation.Writer, node string,
 	}, nil
 }
 
-// detectSource is the node's one group as the detectors' Source: a seq
-// the archive no longer holds is detect.ErrFeedGone, so the detectors skip
-// to the newest events instead of waiting for ones that are gone; the
-// moderation world, the detectors' own output, is not theirs to judge.
-type detectSource struct{ storeSource }
+// detectSource is the node's groups as the detectors' Source: every world
+// of every group, evaluated where its group is led (detect.Evaluator: on a
+// leadership change the new leader's detectors follow the world from
+// where they last stopped, or from seq 1, rebuilding the counts from the
+// archive); a seq the archive no longer holds is detect.ErrFeedGone, so
+// the detectors skip to the oldest events it holds instead of waiting for
+// ones that are gone; the moderation world, the detectors' own output, is
+// not theirs to judge. (sink/feed's multi-group source may replace this
+// adapter once both are merged.)
+type detectSource struct{ groups func() []*store.Store }
 
-func (s detectSource) Worlds() []fsm.WorldInfo { return judged(s.storeSource.Worlds()) }
+var _ detect.Evaluator = detectSource{}
+
+// Worlds returns the worlds of every group, each once: a world that moved
+// to another group stays on the old one, fenced (Moved), until dropped
+// there; only the group it moved to serves it.
+func (s detectSource) Worlds() []fsm.WorldInfo {
+	var out []fsm.WorldInfo
+	seen := map[string]bool{}
+	for _, st := range s.groups() {
+		for _, w := range judged(st.Worlds()) {
+			if w.Moved == nil && !seen[w.ID] {
+				seen[w.ID] = true
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// group returns the group that serves world (holds it, not moved away).
+func (s detectSource) group(world string) (*store.Store, error) {
+	for _, st := range s.groups() {
+		if w, err := st.World(world); err == nil && w.Moved == nil {
+			return st, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, world)
+}
+
+// Evaluates reports whether this node leads the group of world.
+func (s detectSource) Evaluates(world string) bool {
+	st, err := s.group(world)
+	return err == nil && st.IsLeader()
+}
 
 // judged returns ws without the moderation world.
 func judged(ws []fsm.WorldInfo) []fsm.WorldInfo {
@@ -109,8 +150,28 @@ func judged(ws []fsm.WorldInfo) []fsm.WorldInfo {
 }
 
 func (s detectSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
-	sub, err := s.storeSource.Subscribe(world, from)
-	return sub, feedGone(err)
+	st, err := s.group(world)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := st.Subscribe(world, from)
+	if err != nil {
+		return nil, feedGone(err)
+	}
+	return sub, nil
+}
+
+// managedGroups is the groups a shard.Manager runs now.
+func managedGroups(m *shard.Manager) func() []*store.Store {
+	return func() []*store.Store {
+		var out []*store.Store
+		for _, id := range m.Groups() {
+			if st, ok := m.Group(id); ok {
+				out = append(out, st)
+			}
+		}
+		return out
+	}
 }
 
 // feedGone marks store.ErrArchiveGap as detect.ErrFeedGone.

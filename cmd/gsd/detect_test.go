@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -150,14 +151,14 @@ func TestRunRejectsBadFlagsWebhookFlags(t *testing.T) {
 }
 
 func TestFlagsWebhookOffStartsNothingAndFailsOnABadDir(t *testing.T) {
-	stop, err := (&flagsHookOptions{}).start(t.TempDir(), nil, false, prometheus.NewRegistry(), slog.Default())
+	stop, err := (&flagsHookOptions{}).start(t.TempDir(), nil, nil, false, prometheus.NewRegistry(), slog.Default())
 	require.NoError(t, err)
 	stop()
 	file := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(file, nil, 0o600))
 	t.Setenv(flagsHookSecretEnv, "a-flags-webhook-secret-for-tests")
 	h := &flagsHookOptions{url: "http://127.0.0.1:9/h", keyID: "k"}
-	_, err = h.start(file, nil, false, prometheus.NewRegistry(), slog.Default())
+	_, err = h.start(file, nil, nil, false, prometheus.NewRegistry(), slog.Default())
 	require.ErrorContains(t, err, "--flags-webhook")
 }
 
@@ -202,12 +203,13 @@ func TestTheDetectorsDoNotFollowTheModerationWorld(t *testing.T) {
 	require.Equal(t, []fsm.WorldInfo{{ID: "arena"}, {ID: "lobby"}}, got)
 }
 
-// A follower that runs the detectors records its flags on the leader of
-// the moderation world (an internal call); a review sent to the follower
-// is run there too, and every node lists the same record.
-func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
+// With --detect on every node, only the leader of a world's group
+// evaluates it: the flag is raised by the leader, the follower raises
+// nothing; a review sent to the follower is run on the leader, and every
+// node lists the same record.
+func TestOnlyTheLeaderEvaluatesAWorldAndAReviewSentToAFollowerRunsOnTheLeader(t *testing.T) {
 	t.Parallel()
-	n1 := startNode(t, "n1", t.TempDir())
+	n1 := startNode(t, "n1", t.TempDir(), "--detect")
 	n1.waitLeader(t)
 	n2 := startNode(t, "n2", t.TempDir(), "--detect", "--join", n1.http)
 	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
@@ -216,21 +218,15 @@ func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
 	defer cancel()
 	c := n1.client(t)
 	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
-	for i := range uint64(detect.DefaultConfig().Funnel.MinTransfers) {
-		item := wire.String(fmt.Sprintf("gem%d", i))
-		_, err := c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 1, Ops: []wire.Op{client.Add("feeder", "items", item)}})
-		require.NoError(t, err)
-		_, err = c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 2, Ops: []wire.Op{
-			{Kind: wire.OpRemove, Entity: "feeder", Field: "items", Value: item}, client.Add("main", "items", item)}})
-		require.NoError(t, err)
-	}
+	funnel(ctx, t, c, "arena", "feeder", "main")
 	var flags []wire.Flag
 	require.Eventually(t, func() bool {
 		var err error
 		flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
 		return err == nil && len(flags) == 1
 	}, time.Minute, 20*time.Millisecond)
-	require.Equal(t, "n2", flags[0].RaisedBy, "raised by the follower, recorded on the leader")
+	require.Equal(t, "n1", flags[0].RaisedBy, "raised by the leader")
+	require.NotContains(t, string(httpGet(t, n2.http, "/metrics")), `gsd_anticheat_flags_total{detector="funnel"}`, "the follower evaluates nothing")
 	c2 := n2.client(t)
 	rv, err := c2.ReviewFlag(ctx, flags[0].ID, "dismiss", "mia", "friends")
 	require.NoError(t, err)
@@ -239,4 +235,224 @@ func TestAFollowersDetectorsRecordFlagsOnTheLeader(t *testing.T) {
 		f, err := c2.Flag(ctx, flags[0].ID)
 		return err == nil && f.State == "dismissed"
 	}, time.Minute, 20*time.Millisecond)
+}
+
+// funnel commits in world Funnel.MinTransfers one-way transfers of an
+// item from feeder to main.
+func funnel(ctx context.Context, t *testing.T, c *client.Client, world, feeder, main string) {
+	t.Helper()
+	transfers(ctx, t, c, world, feeder, main, 0, uint64(detect.DefaultConfig().Funnel.MinTransfers))
+}
+
+// transfers commits in world the one-way transfers from to to (the
+// first is 0) of an item from feeder to main, two events each.
+func transfers(ctx context.Context, t *testing.T, c *client.Client, world, feeder, main string, from, to uint64) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		item := wire.String(fmt.Sprintf("gem%d", i))
+		_, err := c.Act(ctx, world, client.ActionRequest{Player: feeder, Seq: 2*i + 1, Ops: []wire.Op{client.Add(feeder, "items", item)}})
+		require.NoError(t, err)
+		_, err = c.Act(ctx, world, client.ActionRequest{Player: feeder, Seq: 2*i + 2, Ops: []wire.Op{
+			{Kind: wire.OpRemove, Entity: feeder, Field: "items", Value: item}, client.Add(main, "items", item)}})
+		require.NoError(t, err)
+	}
+}
+
+// A node of a shard map runs the detectors over every group it runs:
+// funnels in worlds of two groups (1 and 2, neither the membership
+// group) are both flagged and recorded in the moderation world, wherever
+// the map places it.
+func TestANodeWithAShardMapDetectsInEveryGroup(t *testing.T) {
+	t.Parallel()
+	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
+	n := startNodeAt(t, "s1", t.TempDir(), httpAddr, raftAddr, "--detect", "--shard-map", shardMapFile(t, "s1", raftAddr, httpAddr, 0))
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	for _, w := range []string{"a", "b"} {
+		require.NoError(t, c.CreateWorld(ctx, w, wire.Rules{}))
+		funnel(ctx, t, c, w, "feeder-"+w, "main-"+w)
+	}
+	require.Eventually(t, func() bool {
+		flags, err := c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		if err != nil || len(flags) != 2 {
+			return false
+		}
+		worlds := []string{flags[0].World, flags[1].World}
+		slices.Sort(worlds)
+		return slices.Equal(worlds, []string{"a", "b"})
+	}, time.Minute, 20*time.Millisecond)
+}
+
+func TestTheDetectorsSourceKnowsNoWorldItsGroupsDoNotHold(t *testing.T) {
+	src := detectSource{func() []*store.Store { return nil }}
+	require.Empty(t, src.Worlds())
+	require.False(t, src.Evaluates("arena"))
+	_, err := src.Subscribe("arena", 1)
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+}
+
+// A leader change moves a world's evaluation to the new leader, which
+// rebuilds the counts from the world's start: a funnel half committed
+// before the change and half after is flagged by the new leader, with
+// evidence from both halves.
+func TestANewLeaderRebuildsTheCountsAndFlagsWhatSpansTheLeaderChange(t *testing.T) {
+	t.Parallel()
+	n1 := startNode(t, "n1", t.TempDir(), "--detect")
+	n1.waitLeader(t)
+	n2 := startNode(t, "n2", t.TempDir(), "--detect", "--join", n1.http)
+	n1.waitStatus(t, "has two voters", func(s client.Status) bool { return len(s.Servers) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n1.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	half := uint64(detect.DefaultConfig().Funnel.MinTransfers) / 2
+	transfers(ctx, t, c, "arena", "feeder", "main", 0, half+1) // seqs 1 to 2(half+1): not yet a funnel
+	require.NoError(t, c.TransferLeadership(ctx))
+	n2.waitStatus(t, "leads", func(s client.Status) bool { return s.Leader == "n2" })
+	c2 := n2.client(t)
+	transfers(ctx, t, c2, "arena", "feeder", "main", half+1, 2*half)
+	var flags []wire.Flag
+	require.Eventually(t, func() bool {
+		var err error
+		flags, err = c2.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		return err == nil && len(flags) == 1
+	}, time.Minute, 20*time.Millisecond)
+	require.Equal(t, "n2", flags[0].RaisedBy, "raised by the new leader")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * (half + 1)}, "evidence from before the leader change")
+	require.NotContains(t, string(httpGet(t, n1.http, "/metrics")), `gsd_anticheat_flags_total{detector="funnel"}`, "the old leader saw too few")
+}
+
+// oneNodeStore starts a one-node group in-process and waits until it
+// leads.
+func oneNodeStore(t *testing.T, id string) *store.Store {
+	t.Helper()
+	cfg := store.DefaultConfig()
+	cfg.ID, cfg.Dir, cfg.RaftAddr, cfg.HTTPAddr = id, t.TempDir(), freeAddr(t), "http-"+id
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	cfg.NoSync, cfg.Bootstrap, cfg.Logger = true, true, slog.New(slog.DiscardHandler)
+	st, err := store.New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close(context.Background()) })
+	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	return st
+}
+
+// A world moved from one group of the node to another is followed on the
+// group it moved to only (the old group keeps a fenced copy for a while),
+// from the seq after the move on; a world of any group is found.
+func TestTheDetectorsFollowAMovedWorldOnTheGroupItMovedTo(t *testing.T) {
+	ctx := context.Background()
+	from, to := oneNodeStore(t, "g1"), oneNodeStore(t, "g2")
+	src := detectSource{func() []*store.Store { return []*store.Store{from, to} }}
+	require.NoError(t, from.CreateWorld(ctx, "w", fsm.Rules{}))
+	require.NoError(t, to.CreateWorld(ctx, "other", fsm.Rules{}))
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, _, err := from.Act(ctx, &fsm.Action{World: "w", Player: "p", Seq: seq, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", Value: fsm.Int(1)}}})
+		require.NoError(t, err)
+	}
+	wi, err := from.World("w")
+	require.NoError(t, err)
+	fence, err := from.MoveWorld(ctx, "w", 2, wi.Incarnation)
+	require.NoError(t, err)
+	blob, _, err := from.ExportWorld("w")
+	require.NoError(t, err)
+	_, err = to.ImportWorld(ctx, "w", blob)
+	require.NoError(t, err)
+
+	var ids []string
+	for _, w := range src.Worlds() {
+		require.Nil(t, w.Moved, w.ID)
+		ids = append(ids, w.ID)
+	}
+	slices.Sort(ids)
+	require.Equal(t, []string{"other", "w"}, ids, "each world once")
+	require.True(t, src.Evaluates("w"))
+	require.True(t, src.Evaluates("other"))
+	moved, err := to.World("w")
+	require.NoError(t, err)
+	require.Equal(t, wi.Incarnation, moved.Incarnation, "the same incarnation: a Runner's follower goes on from where it was")
+	_, _, err = to.Act(ctx, &fsm.Action{World: "w", Player: "p", Seq: 4, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", Value: fsm.Int(1)}}})
+	require.NoError(t, err)
+	sub, err := src.Subscribe("w", fence.Seq+1)
+	require.NoError(t, err)
+	evs, err := sub.Next(ctx)
+	require.NoError(t, err)
+	require.Equal(t, fence.Seq+1, evs[0].Seq, "the moved world's next event, from the group it moved to")
+}
+
+// A node restarted halfway through a funnel rebuilds its detectors'
+// counts from its event archive: the funnel is flagged after the
+// restart, with the uninterrupted run's score and evidence from both
+// halves.
+func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
+	t.Parallel()
+	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	n := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	total := uint64(detect.DefaultConfig().Funnel.MinTransfers)
+	transfers(ctx, t, c, "arena", "feeder", "main", 0, total/2) // not yet a funnel
+	require.Equal(t, 0, n.stop(t))
+
+	again := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	again.waitLeader(t)
+	c = again.client(t)
+	transfers(ctx, t, c, "arena", "feeder", "main", total/2, total)
+	var flags []wire.Flag
+	require.Eventually(t, func() bool {
+		var err error
+		flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+		return err == nil && len(flags) == 1
+	}, time.Minute, 20*time.Millisecond)
+	require.Equal(t, float64(total), flags[0].Score, "every transfer counted once")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: total}, "evidence from before the restart")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
+}
+
+// Under a shard map the flags webhook follows the moderation world
+// wherever the map puts it (here group 2, not the membership group 0):
+// a funnel flagged in a group-1 world is posted.
+func TestTheFlagsWebhookFollowsTheModerationWorldOnItsShard(t *testing.T) {
+	t.Parallel()
+	secret := "a-flags-webhook-secret-for-tests"
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secretFile, []byte(secret), 0o600))
+	var mu sync.Mutex
+	var posted strings.Builder
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !webhook.Verify([]byte(secret), body, r.Header.Get(webhook.HeaderSignature)) {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		posted.Write(body)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
+	smap := writeFile(t, fmt.Sprintf(`{
+  "membership": 0,
+  "nodes": {"s1": {"raft": %q, "http": %q}},
+  "shards": [{"id": 0, "voters": ["s1"]}, {"id": 1, "voters": ["s1"]}, {"id": 2, "voters": ["s1"]}],
+  "worlds": {"a": 1, %q: 2}
+}`, raftAddr, httpAddr, moderation.World))
+	n := startNodeAt(t, "s1", t.TempDir(), httpAddr, raftAddr, "--detect", "--shard-map", smap,
+		"--flags-webhook", srv.URL, "--flags-webhook-secret-file", secretFile)
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "a", wire.Rules{}))
+	funnel(ctx, t, c, "a", "feeder", "main")
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(posted.String(), `"funnel"`) && strings.Contains(posted.String(), moderation.World)
+	}, time.Minute, 20*time.Millisecond, "the flag recorded on group 2 was never posted")
 }

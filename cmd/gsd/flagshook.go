@@ -10,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/gsd-dev/gsd/anticheat/moderation"
-	"github.com/gsd-dev/gsd/sink/feed"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/sink/webhook"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,7 +75,7 @@ func (h *flagsHookOptions) check(dataDir string) error {
 // called (a no-op when off; idempotent). Its gsd_webhook_* metrics (world
 // gsd.moderation) are registered with reg unless the analytics webhook
 // (--webhook-url) has them: then its failures are only logged.
-func (h *flagsHookOptions) start(dataDir string, st *store.Store, analytics bool, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+func (h *flagsHookOptions) start(dataDir string, st *store.Store, groups *shard.FeedSource, analytics bool, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	cfg, on, err := h.config(dataDir, log)
 	if err != nil || !on {
 		return func() {}, err
@@ -86,7 +86,7 @@ func (h *flagsHookOptions) start(dataDir string, st *store.Store, analytics bool
 	if analytics {
 		reg = nil
 	}
-	s, err := webhook.New(cfg, feed.NewStoreSource(st), reg)
+	s, err := webhook.New(cfg, sinkSource(st, groups), reg) // under a shard map, wherever the moderation world is
 	if err != nil {
 		return nil, fmt.Errorf("--flags-webhook: %w", err)
 	}

@@ -145,7 +145,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var st *store.Store
 	var backend edge.Backend
 	var router edge.Router
+	var sinkSrc *shard.FeedSource // under a shard map: the sinks follow every group (pgsink.go)
 	expirers := func() []worldExpirer { return []worldExpirer{st} }
+	detectGroups := func() []*store.Store { return []*store.Store{st} }
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -161,15 +163,17 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		}
 		defer groups.close(o.shutdownTimeout, log) // the groups other than 0, before the mux
 		st, backend, router = groups.zero, groups.backend, groups.router
+		sinkSrc = groups.feedSource()
 		expirers = groups.worldExpirers
+		detectGroups = managedGroups(groups.mgr)
 	}
-	stopSink, err := o.pgSink.start(st, scfg.Retention, reg, log)
+	stopSink, err := o.pgSink.start(st, sinkSrc, scfg.Retention, reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
 	}
 	defer stopSink() // on the failure paths below; idempotent
-	stopAnalytics, err := o.analytics.start(o.dataDir, st, reg, log)
+	stopAnalytics, err := o.analytics.start(o.dataDir, st, sinkSrc, reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
@@ -185,7 +189,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopExpiry() // on the failure paths below; idempotent
 	stopWorldExpiry := o.worlds.start(expirers, log)
 	defer stopWorldExpiry()
-	stopFlagsHook, err := o.flagsHook.start(o.dataDir, st, o.analytics.webhookURL != "", reg, log)
+	stopFlagsHook, err := o.flagsHook.start(o.dataDir, st, sinkSrc, o.analytics.webhookURL != "", reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err
@@ -238,7 +242,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	// The detectors record their flags through the edge (on the
 	// moderation world's leader), so they start after it.
-	stopDetect, err := o.detect.start(st, edge.Moderation(), o.id, reg, log)
+	stopDetect, err := o.detect.start(detectGroups, edge.Moderation(), o.id, reg, log)
 	if err != nil {
 		edge.Close()
 		closeStore(st, o.shutdownTimeout, log)

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/pg"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,16 +53,21 @@ func (p *pgSinkOptions) config(log *slog.Logger) (cfg pg.Config, ok bool, err er
 	return cfg, true, nil
 }
 
-// start runs the sink over st, whose archive keeps events for retention,
+// start runs the sink over st, or over every group of the node's shard
+// map when groups is not nil, whose archives keep events for retention,
 // until the returned stop is called (a no-op when the sink is off;
 // idempotent).
-func (p *pgSinkOptions) start(st *store.Store, retention store.Retention, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+func (p *pgSinkOptions) start(st *store.Store, groups *shard.FeedSource, retention store.Retention, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	cfg, on, err := p.config(log)
 	if err != nil || !on {
 		return func() {}, err
 	}
 	cfg.Retention = retention // to warn before unmirrored events are pruned
-	s, err := pg.New(cfg, pg.NewStoreSource(st), reg)
+	src := pg.NewStoreSource(st)
+	if groups != nil {
+		src = pg.WithPlayers(feed.NewGroupsSource(groups), groups)
+	}
+	s, err := pg.New(cfg, src, reg)
 	if err != nil {
 		return nil, fmt.Errorf("pg sink: %w", err)
 	}
@@ -75,4 +82,25 @@ func (p *pgSinkOptions) start(st *store.Store, retention store.Retention, reg pr
 	log.Info("pg sink on", "schema", cfg.Schema, "worlds", cfg.Worlds)
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }, nil
+}
+
+// feedSource returns the sinks' source over every group the node runs: a
+// world's sink runs on its group's leader (shard.FeedSource).
+func (g *shardGroups) feedSource() *shard.FeedSource {
+	switch b := g.backend.(type) {
+	case *shard.Backend:
+		return shard.NewFeedSource(b)
+	case metaBackend:
+		return shard.NewFeedSource(b.Backend)
+	}
+	return nil
+}
+
+// sinkSource returns what a sink reads: st's one group, or every group of
+// the node's shard map when groups is not nil.
+func sinkSource(st *store.Store, groups *shard.FeedSource) feed.Source {
+	if groups != nil {
+		return feed.NewGroupsSource(groups)
+	}
+	return feed.NewStoreSource(st)
 }

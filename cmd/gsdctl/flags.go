@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -46,32 +47,51 @@ func (a *app) flagsCmd() *cobra.Command {
 }
 
 func (a *app) flagsListCmd(c func() (*client.Client, error)) *cobra.Command {
-	var f client.FlagFilter
+	var (
+		f      client.FlagFilter
+		cursor string
+		limit  int
+		all    bool
+	)
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
-		Short:   "List flags, oldest first",
+		Short:   "List flags, oldest first: a page (--limit, --cursor), or every page with --all",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all && cursor != "" {
+				return usageError{fmt.Errorf("--all lists from the first page: leave out --cursor")}
+			}
 			cl, err := c()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := a.context(cmd)
 			defer cancel()
-			all, err := cl.Flags(ctx, f)
+			var page wire.FlagList
+			if all {
+				page.Flags, err = cl.Flags(ctx, f)
+			} else {
+				page, err = cl.FlagsPage(ctx, f, cursor, limit)
+			}
 			if err != nil {
 				return err
 			}
 			if a.output == "json" {
-				return a.printJSON(map[string]any{"flags": all})
+				return a.printJSON(page)
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tDETECTOR\tPLAYERS\tSCORE\tWORLD\tSTATE\tREVIEWS")
-			for _, f := range all {
+			for _, f := range page.Flags {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%.3g\t%s\t%s\t%d\n", f.ID, f.Detector, strings.Join(f.Players, ","), f.Score, f.World, f.State, len(f.History))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if page.NextCursor != "" {
+				fmt.Fprintf(a.stdout, "more: --cursor %s (or --all)\n", page.NextCursor)
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -79,6 +99,9 @@ func (a *app) flagsListCmd(c func() (*client.Client, error)) *cobra.Command {
 	fl.StringVar(&f.Detector, "detector", "", "only this detector's flags")
 	fl.StringVar(&f.Player, "player", "", "only flags naming this player")
 	fl.StringVar(&f.State, "state", "", "only flags in this state: open, confirmed, dismissed or appealed")
+	fl.IntVar(&limit, "limit", 0, "flags per page, 1 to 1000 (0: the server's default, 100)")
+	fl.StringVar(&cursor, "cursor", "", "the page after this cursor (a previous list's next cursor)")
+	fl.BoolVar(&all, "all", false, "list every page")
 	return cmd
 }
 

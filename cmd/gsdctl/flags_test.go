@@ -49,6 +49,33 @@ func TestCtlFlagsListShowAndReview(t *testing.T) {
 	out = mustRun(t, "--addr", addr, "flags", "list", "--player", "main", "--state", "dismissed")
 	require.Contains(t, out, id)
 
+	// Pages: two more flags, listed two at a time or all at once.
+	for _, p := range []string{"ann", "bob"} {
+		_, err := c.RaiseFlag(context.Background(), wire.FlagRaise{Detector: "speed", Players: []string{p}, Score: 0.9,
+			Evidence: []wire.FlagRef{{World: "arena", Seq: 3}}, World: "arena", Incarnation: 1, RaisedBy: "ops"})
+		require.NoError(t, err)
+	}
+	var page wire.FlagList
+	require.NoError(t, json.Unmarshal([]byte(mustRun(t, "--addr", addr, "-o", "json", "flags", "list", "--limit", "2")), &page))
+	require.Len(t, page.Flags, 2)
+	require.Equal(t, id, page.Flags[0].ID, "oldest first")
+	require.NotEmpty(t, page.NextCursor)
+	out = mustRun(t, "--addr", addr, "flags", "list", "--limit", "2")
+	require.Contains(t, out, "more: --cursor "+page.NextCursor)
+	out = mustRun(t, "--addr", addr, "flags", "list", "--limit", "2", "--cursor", page.NextCursor)
+	require.Contains(t, out, "bob")
+	require.NotContains(t, out, "ann")
+	require.NotContains(t, out, "more:")
+	page = wire.FlagList{}
+	require.NoError(t, json.Unmarshal([]byte(mustRun(t, "--addr", addr, "-o", "json", "flags", "list", "--all")), &page))
+	require.Len(t, page.Flags, 3)
+	require.Empty(t, page.NextCursor)
+	code, _, stderr = ctl(t, "", "--addr", addr, "flags", "list", "--all", "--cursor", "x")
+	require.Equal(t, 1, code, stderr)
+	code, _, stderr = ctl(t, "", "--addr", addr, "flags", "list", "--limit", "5000")
+	require.NotZero(t, code)
+	require.Contains(t, stderr, "limit")
+
 	// Usage errors.
 	code, _, stderr = ctl(t, "", "--addr", addr, "flags", "confirm", id)
 	require.Equal(t, 1, code, stderr)

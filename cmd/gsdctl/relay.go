@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/spectator/relay"
 	"github.com/spf13/cobra"
 )
@@ -31,6 +32,7 @@ func (a *app) relayCmd() *cobra.Command {
 func (a *app) relayRunCmd() *cobra.Command {
 	cfg := relay.DefaultConfig()
 	var listen, tokenFile string
+	var auditKeys []string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Follow an upstream and serve its worlds' watch and event streams until stopped",
@@ -39,7 +41,14 @@ another relay) once per world a viewer asks for, over the upstream's
 event stream cut to the relay's view, and serves
 GET /v1/worlds/{world}/watch and GET /v1/worlds/{world}/events as a node
 does, with /metrics and /healthz. Every viewer of the relay sees what its
-token's class sees: give it the token of the class it is for.`,
+token's class sees: give it the token of the class it is for.
+
+With --audit-key (the cluster's audit public key; twice during a
+rotation) it verifies the upstream's signed audit checkpoints of each
+world it follows (signature, key, append-only growth by consistency
+proofs), drops an upstream that sends a forged, older or forked one
+(gsd_relay_checkpoint_failures_total{reason}), puts what it verified in
+its keyframes and serves it to relays of it.`,
 		Example: `  gsdctl relay run --upstream http://10.0.0.1:7070 --listen :7080 --token-file spectator.jwt
   gsdctl relay run --upstream http://relay-eu:7080 --listen :7081   # a relay of a relay`,
 		Args: cobra.NoArgs,
@@ -71,6 +80,17 @@ token's class sees: give it the token of the class it is for.`,
 			if a.tls.cfg != nil {
 				cfg.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: a.tls.cfg}}
 			}
+			for _, file := range auditKeys {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return usageError{fmt.Errorf("--audit-key: %w", err)}
+				}
+				k, err := audit.ParseVerifyingKey(string(b))
+				if err != nil {
+					return usageError{fmt.Errorf("--audit-key %s: %w", file, err)}
+				}
+				cfg.AuditKeys = append(cfg.AuditKeys, k)
+			}
 			cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
@@ -91,6 +111,8 @@ token's class sees: give it the token of the class it is for.`,
 	f.DurationVar(&cfg.Pipeline.KeyframeInterval, "keyframe-interval", cfg.Pipeline.KeyframeInterval, "how often each view's join keyframe is made anew")
 	f.DurationVar(&cfg.Pipeline.Tick, "tick", cfg.Pipeline.Tick, "how often watchers get a delta")
 	f.IntVar(&cfg.Pipeline.Queue, "viewer-queue", cfg.Pipeline.Queue, "frames a watcher may have waiting; a slower one skips to the next keyframe")
+	f.StringArrayVar(&auditKeys, "audit-key", nil, "the cluster's audit public key file (.pub): verify the upstream's checkpoints with it (repeat during a rotation)")
+	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", relay.DefaultCheckpointInterval, "how often to ask the upstream for a world's newest checkpoint (with --audit-key)")
 	return cmd
 }
 

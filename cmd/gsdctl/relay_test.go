@@ -88,11 +88,15 @@ func TestRelayRunServesTheNodesStreamsUntilStopped(t *testing.T) {
 }
 
 func TestRelayRunRefusesBadFlags(t *testing.T) {
+	notAKey := filepath.Join(t.TempDir(), "bad.pub")
+	require.NoError(t, os.WriteFile(notAKey, []byte("not a key\n"), 0o600))
 	for _, args := range [][]string{
 		{"relay", "run", "--token", "a", "--token-file", "f"},
 		{"relay", "run", "--upstream", "ftp://x"},
 		{"relay", "run", "--max-viewers", "0"},
 		{"relay", "run", "--token-file", "/nonexistent/token"},
+		{"relay", "run", "--audit-key", "/nonexistent/key.pub"},
+		{"relay", "run", "--audit-key", notAKey},
 	} {
 		code, _, errOut := ctl(t, "", args...)
 		require.Equal(t, 1, code, "%v", args)

@@ -12,7 +12,8 @@ import (
 
 // Source is what a sink reads on one node: the worlds, their committed
 // feed and who leads their group. *store.Store serves it through
-// NewStoreSource; the shard manager will serve one per node.
+// NewStoreSource; under a shard map, shard.FeedSource serves every group
+// of the node through NewGroupsSource.
 type Source interface {
 	// Worlds lists the worlds this node knows.
 	Worlds() []fsm.WorldInfo

@@ -18,6 +18,9 @@ type FollowConfig struct {
 	// Worlds limits the follower to these worlds; empty follows every
 	// world.
 	Worlds []string
+	// Except are worlds the follower never follows (a sink's own
+	// positions world, feed.PositionsWorld).
+	Except []string
 	// AllNodes follows every world on this node; false (the sinks) only
 	// the worlds whose group this node leads, checked on each check and
 	// again before each batch.
@@ -122,7 +125,7 @@ func (f *Follower[T]) Run(ctx context.Context) error {
 
 // follows reports whether this node should follow world now.
 func (f *Follower[T]) follows(world string) bool {
-	if len(f.cfg.Worlds) > 0 && !slices.Contains(f.cfg.Worlds, world) {
+	if len(f.cfg.Worlds) > 0 && !slices.Contains(f.cfg.Worlds, world) || slices.Contains(f.cfg.Except, world) {
 		return false
 	}
 	return f.cfg.AllNodes || f.src.Leads(world)
@@ -142,6 +145,13 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 			// may wait for a seq the new incarnation has not reached:
 			// start over (on a later check, once the loop ended).
 			f.log.Info("the world was deleted and created again: following it anew", "world", w.ID)
+			f.stop(w.ID, l)
+			l = nil
+		}
+		if l != nil && l.movedIn(w) {
+			// Its session reads the old home, which gets no event after
+			// the move's fence: go on at the new home (on a later check).
+			f.log.Info("the world moved to another group: following it at its new home", "world", w.ID, "imported", w.Imported)
 			f.stop(w.ID, l)
 			l = nil
 		}
@@ -221,6 +231,18 @@ type loop[T Target] struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	inc    atomic.Int64 // the incarnation the session follows; 0: unknown yet
+	// imported is fsm.WorldInfo.Imported of the world's home when the
+	// session began (0: created there); another home imports it at
+	// another index (a world move, shard.Move).
+	imported atomic.Uint64
+	began    atomic.Bool
+}
+
+// movedIn reports whether w, the world this node holds now, lives on
+// another group than the one the loop's session reads (it was imported
+// there since: a world move).
+func (l *loop[T]) movedIn(w fsm.WorldInfo) bool {
+	return l.began.Load() && w.Imported != l.imported.Load()
 }
 
 // recreated reports whether w, the world this node holds now, is another
@@ -254,6 +276,10 @@ func (l *loop[T]) run(ctx context.Context) {
 // session goes on from the stored position until something fails or ctx
 // ends; progressed says whether it delivered anything.
 func (l *loop[T]) session(ctx context.Context) (progressed bool, err error) {
+	if info, err := l.f.src.World(l.world); err == nil {
+		l.imported.Store(info.Imported)
+		l.began.Store(true)
+	}
 	pos, known, err := l.resume(ctx)
 	if err != nil {
 		return false, err

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/gsd-dev/gsd/sink/feed"
 )
 
 // Config configures a Sink.
@@ -23,6 +25,12 @@ type Config struct {
 	CheckInterval time.Duration
 	// RetryMin and RetryMax bound the backoff after a failure.
 	RetryMin, RetryMax time.Duration
+	// Positions, when not nil, keeps the export's position in the store
+	// each time a file is finished (feed.Replicated), so that a group's
+	// new leader goes on after the old one's last finished file instead
+	// of from its own directory's. The export then never exports
+	// feed.PositionsWorld.
+	Positions *feed.Replicated
 
 	Logger *slog.Logger
 }

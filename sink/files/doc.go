@@ -23,7 +23,8 @@
 //
 // Leadership: only the leader of a world's group writes it, into its own
 // Config.Dir. After a failover the new leader resumes from the files in
-// its own directory; if several nodes share one directory, a file the old
+// its own directory, or after the old leader's last finished file when
+// positions are replicated (Config.Positions); if several nodes share one directory, a file the old
 // leader finished while the new one started can overlap the new one's
 // first file: duplicates then lie only within that one leadership
 // change, and readers de-duplicate by (world, seq).

@@ -64,10 +64,19 @@ func (e *export) fail(err error, in time.Duration) {
 // Positions returns the ends of the world's finished files, per
 // incarnation, after deleting the open files a crash left behind
 // (feed.Target).
-func (e *export) Positions(context.Context) ([]feed.Position, error) {
+// With replicated positions (Config.Positions), the one of the
+// incarnation this node holds comes first when it is further: another
+// node led the world's group since and finished files up to there in its
+// own directory.
+func (e *export) Positions(ctx context.Context) ([]feed.Position, error) {
 	ps, err := positions(e.s.cfg.Dir, e.world)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errWrite, err)
+	}
+	if rep := e.s.cfg.Positions; rep != nil {
+		if ps, err = rep.Merge(ctx, e.s.src, e.world, ps); err != nil {
+			return nil, fmt.Errorf("replicated position: %w", err)
+		}
 	}
 	return ps, nil
 }
@@ -145,6 +154,9 @@ func (e *export) End(error) error {
 	return e.rotate()
 }
 
+// replicatedTimeout bounds the write of a replicated position.
+const replicatedTimeout = 10 * time.Second
+
 // rotate finishes the open file and advances the position to its end.
 func (e *export) rotate() error {
 	f := e.cur
@@ -154,6 +166,17 @@ func (e *export) rotate() error {
 		return fmt.Errorf("%w: %w", errWrite, err)
 	}
 	e.s.setPosition(e.world, f.last)
+	if rep := e.s.cfg.Positions; rep != nil {
+		// A finished file is a position for good: store it now. Failing,
+		// a failover before the next file's end repeats its events.
+		ctx, cancel := context.WithTimeout(context.Background(), replicatedTimeout)
+		_, err := rep.Save(ctx, e.world, feed.Position{Incarnation: f.inc, Seq: f.last}, true)
+		cancel()
+		if err != nil {
+			e.s.m.failures.WithLabelValues(failWrite).Inc()
+			e.s.log.Warn("cannot store the export's replicated position; going on (a failover repeats events)", "world", e.world, "err", err)
+		}
+	}
 	e.s.m.files.Inc()
 	e.s.m.events.Add(float64(f.last - f.first + 1))
 	e.s.log.Debug("file finished", "world", e.world, "file", name)

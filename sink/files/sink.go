@@ -45,8 +45,12 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{cfg: cfg, src: src, m: m, log: cfg.Logger.With("component", "files"), pos: make(map[string]uint64)}
+	var except []string
+	if cfg.Positions != nil {
+		except = []string{feed.PositionsWorld} // its writes would be exported, and write positions again
+	}
 	s.f, err = feed.NewFollower(feed.FollowConfig{
-		Worlds: cfg.Worlds, CheckInterval: cfg.CheckInterval,
+		Worlds: cfg.Worlds, Except: except, CheckInterval: cfg.CheckInterval,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Logger: s.log,
 	}, src, feed.Hooks[*export]{
 		Start: func(world string) *export {

@@ -39,19 +39,26 @@ type PlayerSource interface {
 // NewStoreSource returns the source of a node's one Raft group: its
 // committed feed (feed.NewStoreSource) and its players' data.
 func NewStoreSource(st *store.Store) Source {
-	return storeSource{Source: feed.NewStoreSource(st), players: st}
+	return WithPlayers(feed.NewStoreSource(st), st)
 }
 
-type storeSource struct {
+// WithPlayers returns src whose worlds' player data the sink reads from
+// players: under a shard map, feed.NewGroupsSource and *shard.FeedSource
+// of the node's groups.
+func WithPlayers(src Source, players PlayerSource) Source {
+	return playerSource{Source: src, players: players}
+}
+
+type playerSource struct {
 	Source
-	players *store.Store
+	players PlayerSource
 }
 
-func (s storeSource) PlayerRecords(world string) ([]fsm.PlayerRecord, error) {
+func (s playerSource) PlayerRecords(world string) ([]fsm.PlayerRecord, error) {
 	return s.players.PlayerRecords(world)
 }
 
-func (s storeSource) PlayerDataStamp(world string) (uint64, error) {
+func (s playerSource) PlayerDataStamp(world string) (uint64, error) {
 	return s.players.PlayerDataStamp(world)
 }
 

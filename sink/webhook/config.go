@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/gsd-dev/gsd/sink/feed"
 )
 
 // Config configures a Sink.
@@ -35,6 +37,11 @@ type Config struct {
 	RetryMin, RetryMax time.Duration
 	// Timeout bounds one POST, its answer included.
 	Timeout time.Duration
+	// Positions, when not nil, keeps the export's positions in the store
+	// too (feed.Replicated), so that a group's new leader resumes where
+	// the old one stopped; the checkpoint file in Dir stays this node's
+	// fallback. The export then never exports feed.PositionsWorld.
+	Positions *feed.Replicated
 
 	Logger *slog.Logger
 }

@@ -14,7 +14,9 @@
 // receiver answers 2xx, and only then is the world's position advanced
 // and written to the checkpoint file in Config.Dir. A crash between the
 // 2xx and the checkpoint's write, a leadership change (the new leader
-// resumes from its own checkpoint, which may be older) or a batch whose
+// resumes from the further of its own checkpoint and the replicated
+// position, Config.Positions, written every few events; without it from
+// its own checkpoint, which may be older) or a batch whose
 // 2xx was lost repeats events: receivers de-duplicate by (world,
 // incarnation, seq).
 //

@@ -20,6 +20,9 @@ import (
 type export struct {
 	s     *Sink
 	world string
+	// last is the session's last delivered position (zero: none yet),
+	// stored to the replicated positions when the session ends.
+	last feed.Position
 }
 
 // fail logs and counts a session's failure (feed.Hooks.Fail).
@@ -43,12 +46,22 @@ func (e *export) fail(err error, in time.Duration) {
 	}
 }
 
-// Positions returns the checkpoint's position of the world (feed.Target).
-func (e *export) Positions(context.Context) ([]feed.Position, error) {
+// Positions returns the world's position: the checkpoint's, or the
+// replicated one (Config.Positions) of the incarnation this node holds
+// when it is further (another node led the world's group since)
+// (feed.Target).
+func (e *export) Positions(ctx context.Context) ([]feed.Position, error) {
+	var ps []feed.Position
 	if p, ok := e.s.cp.position(e.world); ok {
-		return []feed.Position{p}, nil
+		ps = []feed.Position{p}
 	}
-	return nil, nil
+	if rep := e.s.cfg.Positions; rep != nil {
+		var err error
+		if ps, err = rep.Merge(ctx, e.s.src, e.world, ps); err != nil {
+			return nil, fmt.Errorf("%w: %w", errCheckpoint, err)
+		}
+	}
+	return ps, nil
 }
 
 // Resume stores the position a session goes on from when it names
@@ -110,7 +123,34 @@ func (e *export) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Even
 		e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
 		e.s.log.Error("cannot store the export's position; going on (a restart repeats events)", "world", e.world, "err", err)
 	}
+	e.last = last
+	if rep := e.s.cfg.Positions; rep != nil {
+		if _, err := rep.Save(ctx, e.world, last, false); err != nil && ctx.Err() == nil {
+			// As above: a failover before the next write repeats events.
+			e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
+			e.s.log.Warn("cannot store the export's replicated position; going on (a failover repeats events)", "world", e.world, "err", err)
+		}
+	}
 	return last, nil
+}
+
+// End stores the session's last delivered position to the replicated
+// positions, so that a clean stop while leading (a shutdown, a sink
+// stopped) leaves nothing for the next leader to repeat; after losing
+// the leadership the write fails, which at-least-once allows
+// (feed.Ender).
+func (e *export) End(error) error {
+	rep, last := e.s.cfg.Positions, e.last
+	e.last = feed.Position{}
+	if rep == nil || last.Seq == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.s.cfg.Timeout)
+	defer cancel()
+	if _, err := rep.Save(ctx, e.world, last, true); err != nil {
+		e.s.log.Debug("cannot store the export's replicated position at the session's end", "world", e.world, "err", err)
+	}
+	return nil
 }
 
 // maxAnswer bounds what is read of an answer's body (to reuse the

@@ -48,7 +48,7 @@ func newCluster(t *testing.T, n int) []*store.Store {
 			require.Eventually(t, func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
-				return leaderOf(nodes).Join(ctx, fsm.NodeInfo{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr}) == nil
+				return leaderOf(nodes).Join(ctx, fsm.NodeInfo{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, Versions: fsm.Supported()}) == nil
 			}, 10*time.Second, 50*time.Millisecond)
 		}
 		nodes = append(nodes, st)

@@ -162,6 +162,7 @@ func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 		f.r.metrics.lag.DeleteLabelValues(f.world)
 		f.r.metrics.seq.DeleteLabelValues(f.world)
 	}()
+	defer f.verify(ctx)() // the upstream's audit checkpoints (verify.go)
 	wait := f.r.cfg.RetryMin
 	for {
 		got, err := f.read(ctx, body)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/spectator"
@@ -78,6 +79,14 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger logs the upstream's drops and refusals.
 	Logger *slog.Logger
+	// AuditKeys, when set, are the cluster's audit public keys: the relay
+	// verifies the upstream's signed checkpoints of each world it follows
+	// and drops an upstream that sends a forged, older or inconsistent
+	// one (verify.go).
+	AuditKeys []audit.VerifyingKey
+	// CheckpointInterval is how often a verifying relay asks for a
+	// world's newest checkpoint (0: DefaultCheckpointInterval).
+	CheckpointInterval time.Duration
 }
 
 // DefaultConfig returns a Config with the defaults; Upstream is left to
@@ -128,6 +137,9 @@ type Relay struct {
 	ctx     context.Context // ends at Close: the viewers' streams end with it
 	cancel  context.CancelFunc
 
+	// checkpoints are the audit checkpoints accepted (nil: no AuditKeys).
+	checkpoints *checkpoints
+
 	mu       sync.Mutex
 	follows  map[string]*follow
 	viewers  int
@@ -151,11 +163,20 @@ func New(cfg Config) (*Relay, error) {
 		r.cancel()
 		return nil, err
 	}
+	cps, err := newCheckpoints(cfg.AuditKeys, r.reg)
+	if err != nil {
+		r.cancel()
+		return nil, err
+	}
+	r.checkpoints = cps
 	// The upstream has cut the events to the relay's view: the relay's
 	// pipelines show all of what they receive (rules with no restricted
 	// field), with the delay a viewer asks on top of the upstream's.
 	pipe := cfg.Pipeline
 	pipe.Filtered = true // the seqs the view saw nothing of are not sent
+	if r.checkpoints != nil {
+		pipe.Checkpoint = r.checkpoints.at // keyframes carry what was verified
+	}
 	hub, err := spectator.NewHub(spectator.HubConfig{
 		Subscribe: r.subscribe,
 		Seed:      r.seed,
@@ -335,6 +356,7 @@ func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/worlds/{world}/watch", r.Watch)
 	mux.HandleFunc("GET /v1/worlds/{world}/events", r.Events)
+	r.registerAudit(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	return mux

@@ -130,11 +130,12 @@ type world struct {
 	mu         sync.Mutex
 	signed     []byte // the newest signed checkpoint, a note
 	signedSize int64
-	running    bool     // a follower goroutine is at work
-	err        error    // why the last follower stopped
-	last       [2]int64 // the log index and time of the last event logged
-	retired    bool     // deleted: its tombstone is written once the follower stopped
-	tombstone  string   // its tombstone's text, once written
+	recent     []signedAt // the newest signed checkpoints, for keyframes (recent.go)
+	running    bool       // a follower goroutine is at work
+	err        error      // why the last follower stopped
+	last       [2]int64   // the log index and time of the last event logged
+	retired    bool       // deleted: its tombstone is written once the follower stopped
+	tombstone  string     // its tombstone's text, once written
 }
 
 // New returns an Auditor of src's worlds, their trees kept in stores.
@@ -434,6 +435,7 @@ func (a *Auditor) sign(w *world, l *audit.Log, force bool) ([]byte, error) {
 		return nil, err
 	}
 	w.signed, w.signedSize = msg, cp.Size
+	w.remember(cp.Size, msg)
 	a.signed.Add(1)
 	return msg, nil
 }

@@ -1,0 +1,154 @@
+package spectator
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Delta frames' JSON without reflection. A pipeline makes a delta per tick
+// and view, and a replay one per step, so encoding/json's reflection, map
+// key sorting and Value.MarshalJSON calls were a third of a replay's CPU.
+// appendWatchDelta writes the bytes json.Marshal writes (struct fields in
+// order, omitempty as tagged, map keys sorted, strings escaped as
+// encoding/json escapes them: a property test compares the two); what it
+// cannot write the same way (a NaN or infinite float, which json.Marshal
+// refuses) it leaves to json.Marshal.
+
+// appendWatchDelta appends d's JSON to b; false when d holds a value only
+// json.Marshal can judge.
+func appendWatchDelta(b []byte, d *wire.WatchDelta) ([]byte, bool) {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, d.Type)
+	b = append(b, `,"world":`...)
+	b = appendJSONString(b, d.World)
+	b = append(b, `,"from":`...)
+	b = strconv.AppendUint(b, d.From, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, d.Seq, 10)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, d.Time, 10)
+	b = append(b, `,"entities":`...)
+	if d.Entities == nil {
+		return append(b, `null}`...), true
+	}
+	b = append(b, '{')
+	var names []string // the fields of one entity, sorted (reused)
+	for i, id := range sortedKeysInto(d.Entities, nil) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, id)
+		b = append(b, ':')
+		var ok bool
+		if b, ok = appendWatchEntity(b, d.Entities[id], &names); !ok {
+			return b, false
+		}
+	}
+	return append(b, "}}"...), true
+}
+
+// sortedKeysInto returns m's keys sorted, in scratch's memory when it has room.
+func sortedKeysInto[V any](m map[string]V, scratch []string) []string {
+	keys := scratch[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func appendWatchEntity(b []byte, e wire.WatchEntity, names *[]string) ([]byte, bool) {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendUint(b, e.Version, 10)
+	if e.Replace {
+		b = append(b, `,"replace":true`...)
+	}
+	if e.Deleted {
+		b = append(b, `,"deleted":true`...)
+	}
+	if len(e.Fields) > 0 {
+		b = append(b, `,"fields":{`...)
+		*names = sortedKeysInto(e.Fields, *names)
+		for i, name := range *names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, name)
+			b = append(b, ':')
+			var ok bool
+			if b, ok = appendWatchField(b, e.Fields[name]); !ok {
+				return b, false
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), true
+}
+
+func appendWatchField(b []byte, f wire.WatchField) ([]byte, bool) {
+	b = append(b, '{')
+	ok := true
+	if f.Value != nil {
+		b = append(b, `"value":`...)
+		if b, ok = appendValue(b, *f.Value); !ok {
+			return b, false
+		}
+		b = append(b, ',')
+	}
+	if len(f.Set) > 0 {
+		b = append(b, `"set":[`...)
+		for i, v := range f.Set {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendValue(b, v); !ok {
+				return b, false
+			}
+		}
+		b = append(b, "],"...)
+	}
+	if f.IsSet {
+		b = append(b, `"is_set":true,`...)
+	}
+	b = append(b, `"version":`...)
+	b = strconv.AppendUint(b, f.Version, 10)
+	return append(b, '}'), true
+}
+
+// appendValue appends v as wire.Value.MarshalJSON writes it.
+func appendValue(b []byte, v wire.Value) ([]byte, bool) {
+	switch v.Kind {
+	case wire.KindInt:
+		return strconv.AppendInt(b, v.Int, 10), true
+	case wire.KindFloat:
+		if math.IsNaN(v.Float) || math.IsInf(v.Float, 0) {
+			return b, false
+		}
+		return strconv.AppendFloat(b, v.Float, 'g', -1, 64), true
+	case wire.KindString:
+		return appendJSONString(b, v.Str), true
+	case wire.KindBool:
+		return strconv.AppendBool(b, v.Int != 0), true
+	}
+	return append(b, "null"...), true
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it: plain
+// printable ASCII as is, anything to escape (quotes, backslashes, control
+// characters, <, > and &, non-ASCII) through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -1,0 +1,230 @@
+package spectator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/freeport"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+)
+
+// Replay speed of a recorded battle (issue 13: "Replay speed (× real
+// time) for a 10-minute, 10,000-player battle"). It runs only when
+// GSD_REPLAY_BENCH names the JSON file to write:
+//
+//	GSD_REPLAY_BENCH=replay.json go test -run TestReplaySpeedOfABattle -timeout 30m -v ./spectator/
+//
+// GSD_REPLAY_BENCH_PLAYERS (default 10000) and GSD_REPLAY_BENCH_MINUTES
+// (default 10) size the battle. The battle is the players-10k mix: every
+// player moves once per battle second (a bulk set of x and y) and attacks
+// once per ten (a critical action: the target's hp down, its own shots
+// up), so 10,000 players for 10 minutes are 6.6 million events. They are
+// written through a real single-node store (its Raft log and event
+// archive) as fast as it takes them, so their leader times span less than
+// the battle's 10 minutes; the replay then reads the archive through the
+// store's Subscribe, as the watch route's replay does, and plays it as a
+// viewer would: a keyframe at the start, then one Advance per 50 ms of
+// battle time (the recorded span cut into minutes × 1,200 steps), and
+// again per second of battle time. "× real time" is the battle's minutes
+// over the replay's wall time. The replay's CPU is the process's during
+// the replay (the writers are done).
+// Nothing here asserts a duration; it asserts that the replay reached the
+// last event and holds every player.
+
+type replayBenchResult struct {
+	Players       int              `json:"players"`
+	BattleMinutes float64          `json:"battle_minutes"`
+	Events        uint64           `json:"events"`
+	WriteSeconds  float64          `json:"write_seconds"`
+	Runs          []replayBenchRun `json:"runs"`
+}
+
+type replayBenchRun struct {
+	StepsPerBattleSecond int     `json:"steps_per_battle_second"`
+	Steps                int     `json:"steps"`
+	ReplaySeconds        float64 `json:"replay_seconds"`
+	ReplayCPU            float64 `json:"replay_cpu_seconds"`
+	TimesRealTime        float64 `json:"times_real_time"`
+	EventsPerSec         float64 `json:"events_per_second"`
+	DeltaBytes           int64   `json:"delta_bytes"`
+	DeltaBytesStep       float64 `json:"delta_bytes_per_step"`
+}
+
+func TestReplaySpeedOfABattle(t *testing.T) {
+	out := os.Getenv("GSD_REPLAY_BENCH")
+	if out == "" {
+		t.Skip("set GSD_REPLAY_BENCH=out.json to measure replay speed")
+	}
+	players := benchEnvInt(t, "GSD_REPLAY_BENCH_PLAYERS", 10000)
+	minutes := benchEnvInt(t, "GSD_REPLAY_BENCH_MINUTES", 10)
+	seconds := minutes * 60
+
+	st := replayBenchStore(t)
+	ctx := context.Background()
+	require.NoError(t, st.CreateWorld(ctx, "battle", fsm.Rules{}))
+
+	// Write the battle: W writers, each its players' actions in battle
+	// order (a writer waits for each answer, so one player's actions
+	// commit in order).
+	const writers = 512
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seq := map[int]uint64{}
+			for s := range seconds {
+				for p := w; p < players; p += writers {
+					id := fmt.Sprintf("p%05d", p)
+					seq[p]++
+					a := &fsm.Action{World: "battle", Player: id, Seq: seq[p], Priority: fsm.PriorityBulk, Ops: []fsm.Op{
+						{Kind: fsm.OpSet, Entity: id, Field: "x", Value: fsm.Int(int64((p*37 + s*7) % 10000))},
+						{Kind: fsm.OpSet, Entity: id, Field: "y", Value: fsm.Int(int64((p*91 + s*3) % 10000))}}}
+					if _, _, err := st.Act(ctx, a); err != nil {
+						errs <- err
+						return
+					}
+					if (p+s)%10 != 0 {
+						continue
+					}
+					seq[p]++
+					target := fmt.Sprintf("p%05d", (p+1+s)%players)
+					a = &fsm.Action{World: "battle", Player: id, Seq: seq[p], Ops: []fsm.Op{
+						{Kind: fsm.OpIncr, Entity: target, Field: "hp", By: -1},
+						{Kind: fsm.OpIncr, Entity: id, Field: "shots", By: 1}}}
+					if _, _, err := st.Act(ctx, a); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	require.NoError(t, <-errs)
+	res := replayBenchResult{Players: players, BattleMinutes: float64(minutes), WriteSeconds: time.Since(start).Seconds()}
+	info, err := st.World("battle")
+	require.NoError(t, err)
+	res.Events = info.Seq
+	first, ok := st.Event("battle", 1)
+	require.True(t, ok)
+	last, ok := st.Event("battle", info.Seq)
+	require.True(t, ok)
+	t.Logf("wrote %d events in %.1f s (leader time span %s)", res.Events, res.WriteSeconds, time.Duration(last.Time-first.Time))
+
+	// Replay it twice: as a viewer that gets a delta per 50 ms of battle
+	// time (20 Hz at 1×), and per second of battle time (what a 20 Hz
+	// display shows of a replay at 20×, or a 60 Hz one at 60×).
+	for _, perSec := range []int{20, 1} {
+		res.Runs = append(res.Runs, replayBattle(t, st, info.Seq, first.Time, last.Time, seconds, perSec, players))
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	require.NoError(t, err)
+	t.Logf("%s", b)
+	require.NoError(t, os.WriteFile(out, b, 0o644))
+}
+
+// replayBattle replays the battle from its start with a delta per
+// 1/perSec of battle time, and checks that it reached the last event and
+// holds every player.
+func replayBattle(t *testing.T, st *store.Store, lastSeq uint64, from, to int64, seconds, perSec, players int) replayBenchRun {
+	ctx := context.Background()
+	access, err := NewAccess(fsm.Rules{})
+	require.NoError(t, err)
+	subscribe := fanout.SubscribeFunc(func(world string, from uint64) (fanout.Subscription, error) {
+		return st.Subscribe(world, from)
+	})
+	run := replayBenchRun{StepsPerBattleSecond: perSec, Steps: seconds * perSec}
+	runtime.GC()
+	cpu0 := processCPU(t)
+	start := time.Now()
+	r, err := NewReplay(ReplayConfig{World: "battle", Access: access, Subscribe: subscribe}, View{})
+	require.NoError(t, err)
+	_, err = r.SeekSeq(ctx, 0)
+	require.NoError(t, err)
+	span := to - from
+	for i := 1; i <= run.Steps; i++ {
+		f, err := r.Advance(ctx, time.Unix(0, from+span*int64(i)/int64(run.Steps)))
+		require.NoError(t, err)
+		if f != nil {
+			run.DeltaBytes += int64(len(f.Data))
+		}
+	}
+	run.ReplaySeconds = time.Since(start).Seconds()
+	run.ReplayCPU = processCPU(t) - cpu0
+	require.Equal(t, lastSeq, r.Seq(), "the replay reached the last event")
+	end, err := r.SeekSeq(ctx, lastSeq)
+	require.NoError(t, err)
+	var k struct {
+		Entities map[string]json.RawMessage `json:"entities"`
+	}
+	require.NoError(t, json.Unmarshal(end.Data, &k))
+	require.Len(t, k.Entities, players, "every player is in the replay's last keyframe")
+	run.TimesRealTime = float64(seconds) / run.ReplaySeconds
+	run.EventsPerSec = float64(lastSeq) / run.ReplaySeconds
+	run.DeltaBytesStep = float64(run.DeltaBytes) / float64(run.Steps)
+	return run
+}
+
+func benchEnvInt(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err, name)
+	require.Positive(t, n, name)
+	return n
+}
+
+// processCPU is the process's user and system CPU so far, in seconds.
+func processCPU(t *testing.T) float64 {
+	var ru syscall.Rusage
+	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// replayBenchStore is a single-node store with fsync off (the replay
+// reads; how fast the battle was written is not the figure).
+func replayBenchStore(t *testing.T) *store.Store {
+	cfg := store.DefaultConfig()
+	cfg.ID = "n1"
+	cfg.Dir = t.TempDir()
+	addr, err := freeport.Addr()
+	require.NoError(t, err)
+	cfg.RaftAddr = addr
+	cfg.HTTPAddr = "127.0.0.1:1"
+	cfg.Bootstrap = true
+	cfg.NoSync = true
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.New(cfg, prometheus.NewRegistry())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, st.Close(ctx))
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !st.LeaderReady() {
+		require.True(t, time.Now().Before(deadline), "no leader")
+		time.Sleep(10 * time.Millisecond)
+	}
+	return st
+}
