@@ -131,8 +131,12 @@ func corruptSet(t *testing.T, dir, entity, field string, from, to int64) {
 // it is stopped, so after its restart its state differs from the
 // majority's and it reports the next checkpoint. It returns the nodes
 // after the report reached the leader (n1), and n3's data dir.
-func healScenario(t *testing.T, extra ...string) (n1, n2, n3 *testNode, dir3 string) {
-	flags := append([]string{"--checkpoint-interval", "50ms"}, extra...)
+func healScenario(t *testing.T, extra ...string) (n1, n2, n3 *testNode, dir3 string, flags []string) {
+	// With the cluster secret: reports, questions and the heal order are
+	// internal calls that carry it.
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
+	require.NoError(t, os.WriteFile(secret, []byte("heal-test-secret-0123456789abcdef0123\n"), 0o600))
+	flags = append([]string{"--checkpoint-interval", "50ms", "--cluster-secret-file", secret}, extra...)
 	n1 = startNode(t, "n1", t.TempDir(), flags...)
 	n1.waitLeader(t)
 	joined := append(flags, "--join", n1.http)
@@ -162,7 +166,7 @@ func healScenario(t *testing.T, extra ...string) (n1, n2, n3 *testNode, dir3 str
 	n1.waitStatus(t, "names n3 as odd", func(s client.Status) bool {
 		return s.LastMismatch != nil && len(s.LastMismatch.Reporters) == 1 && s.LastMismatch.Reporters[0].Node == "n3" && !s.LastMismatch.Majority
 	})
-	return n1, n2, n3, dir3
+	return n1, n2, n3, dir3, flags
 }
 
 // noticeLine waits for the event of world w with a checkpoint_mismatch
@@ -185,7 +189,7 @@ func noticeLine(t *testing.T, addr string) string {
 // voter again with the majority's state.
 func TestCorruptedFollowerIsHealedWithCheckpointHeal(t *testing.T) {
 	t.Parallel()
-	n1, _, n3, dir3 := healScenario(t, "--checkpoint-heal")
+	n1, _, n3, dir3, flags := healScenario(t, "--checkpoint-heal")
 	require.Equal(t, exitHealed, n3.exited(t), "the odd node exits to be restarted empty")
 	requireContains(t, n3.stderr.String(), "checkpoint heal order", "moved aside")
 	aside, err := filepath.Glob(dir3 + ".diverged-*")
@@ -193,7 +197,7 @@ func TestCorruptedFollowerIsHealedWithCheckpointHeal(t *testing.T) {
 	require.Len(t, aside, 1)
 	require.FileExists(t, filepath.Join(aside[0], "raft.db"), "the diverged state is kept")
 
-	n3 = startNodeAt(t, "n3", dir3, n3.http, n3.raft, "--checkpoint-interval", "50ms", "--checkpoint-heal", "--join", n1.http)
+	n3 = startNodeAt(t, "n3", dir3, n3.http, n3.raft, append(flags, "--join", n1.http)...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c1, c3 := n1.client(t), n3.client(t)
@@ -225,7 +229,7 @@ func TestCorruptedFollowerIsHealedWithCheckpointHeal(t *testing.T) {
 // world, the leader's status, and it stays a voter with its state.
 func TestCorruptedFollowerIsOnlyReportedWithoutCheckpointHeal(t *testing.T) {
 	t.Parallel()
-	n1, _, n3, _ := healScenario(t)
+	n1, _, n3, _, _ := healScenario(t)
 	requireContains(t, noticeLine(t, n1.http), `"kind":"checkpoint_mismatch"`, `"node":"n3"`)
 	require.False(t, n3.hasExited())
 	st := n1.waitStatus(t, "three voters", func(s client.Status) bool { return len(s.Servers) == 3 })
