@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/api"
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/peer"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -20,8 +22,10 @@ import (
 
 // Healing a replica whose state differs from the majority's (issue 12,
 // store/checkpoint_heal.go). With --checkpoint-heal, a leader that a
-// follower's checkpoint mismatch report leaves in the majority removes the
-// follower, sends it the heal order (api/peer/heal.go) and adds it again.
+// follower's checkpoint mismatch report leaves in the majority asks the
+// other voters for their hash at the checkpoint (a majority must confirm
+// its own), removes the follower, sends it the heal order
+// (api/peer/heal.go) and adds it again.
 //
 // Every node takes the order (it is an internal route: the cluster secret
 // when set), for group 0: it stops like on SIGTERM, moves the group's
@@ -119,20 +123,27 @@ func (h *healer) take(group uint64, leader string) error {
 }
 
 // handler is srv's handler with the heal order's and the mark
-// question's routes; st is group 0's store.
+// question's routes (under healPrefix, which no other route uses); st is
+// group 0's store.
 func (h *healer) handler(srv *api.Server, st *store.Store) http.Handler {
 	p := peer.New(srv.Core)
 	h.peer.Store(p)
 	h.marks.Store(st)
 	inner := http.NewServeMux()
 	p.RegisterHeal(inner, h.self, h.take, h.mark)
-	top := http.NewServeMux()
-	wrapped := srv.Core.Handler(inner) // the access checks of every route
-	top.Handle(peer.InternalHealPattern, wrapped)
-	top.Handle(peer.InternalMarkPattern, wrapped)
-	top.Handle("/", srv.Handler())
-	return top
+	heal := srv.Core.Handler(inner) // the access checks, metrics and JSON errors of every route
+	rest := srv.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, healPrefix) {
+			heal.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
 }
+
+// healPrefix starts the paths of the heal routes (api/peer/heal.go).
+const healPrefix = edge.InternalPrefix + "/groups/"
 
 // healedFiles are what a group's store keeps in its directory.
 var healedFiles = []string{"raft.db", "events.db", "events.db.compact", "snapshots"}
