@@ -35,7 +35,10 @@ import (
 // included) confirm the leader's hash at that checkpoint
 // (Config.ConfirmMark asks each other voter for its mark): the first
 // report against a lying leader is a minority too, until the others'
-// arrive, and a leader must never heal an honest replica. At most one
+// arrive, and a leader must never heal an honest replica. The answers
+// also show that the voters needed to commit the removal and the re-add
+// are up: a majority of the voters before the removal is at least a
+// majority of those after it. At most one
 // heal is in flight per group; none starts within
 // Config.HealCooldown of the end of the last one (the healed node is
 // still catching up then); and only with at least 3 voters, so that the
