@@ -71,12 +71,21 @@ type Params struct {
 	RingJitter  int64         // ring: each account's delta ± this many units
 	RingLag     time.Duration // ring: each account's move up to this late
 	TradeMeets  int           // win-traders: duels with each other
-	TradeAlt    float64       // win-traders: chance the winner alternates
-	Feeders     int           // funnel: accounts feeding one
-	FeedGifts   Span          // funnel: gifts per feeder
-	FeedBack    float64       // funnel: chance of a gift back per gift
-	FarmEvery   Span          // gold farmer: seconds between extra loot
-	FarmGold    Span          // gold farmer: gold per extra loot
+	// TradeMeetsMax, when above TradeMeets, makes each pair's duels a
+	// draw from [TradeMeets, TradeMeetsMax].
+	TradeMeetsMax int
+	TradeAlt      float64 // win-traders: chance the winner alternates
+	Feeders       int     // funnel: accounts feeding one
+	// FeedersMax, when above Feeders, makes each funnel's feeders a draw
+	// from [Feeders, FeedersMax].
+	FeedersMax int
+	FeedGifts  Span    // funnel: gifts per feeder
+	FeedBack   float64 // funnel: chance of a gift back per gift
+	// FeedBackMax, when above FeedBack, makes each funnel's chance of a
+	// gift back a draw from [FeedBack, FeedBackMax].
+	FeedBackMax float64
+	FarmEvery   Span // gold farmer: seconds between extra loot
+	FarmGold    Span // gold farmer: gold per extra loot
 }
 
 // A returns the parameters thresholds are fixed on: seed 1. Each kind of
@@ -121,6 +130,24 @@ func C(honest int) Params {
 	p.TradeMeets, p.TradeAlt = 22, 0.85
 	p.Feeders, p.FeedGifts, p.FeedBack = 4, Span{10, 16}, 0.06
 	p.FarmEvery, p.FarmGold = Span{1, 2.5}, Span{8, 14}
+	return p
+}
+
+// D returns the third held-out parameters, made after C had been looked
+// at and the detectors changed for it: seed 4 and cheaters unlike A's, B's
+// and C's, some harder than C (speed hackers that jump less, smaller and
+// noisier rings, win-traders who alternate less, funnels of as few as two
+// feeders), some easier (gold farmers like B's). The thresholds stay
+// those fixed on A.
+func D(honest int) Params {
+	p := A(honest)
+	p.Seed = 4
+	p.AimAccuracy, p.AimReaction = Span{0.66, 0.86}, Span{80, 200}
+	p.SpeedNear, p.SpeedRest = 0.7, 0.1
+	p.RingSize, p.RingJitter, p.RingLag = 3, 8, 4*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt = 18, 30, 0.82
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 6, Span{8, 14}, 0, 0.08
+	p.FarmEvery, p.FarmGold = Span{1.5, 3}, Span{5, 10}
 	return p
 }
 
@@ -295,7 +322,11 @@ func (g *gen) cast() map[string]Kind {
 		groups = append(groups, add(WinTrade, 2))
 	}
 	for range p.Funnels {
-		groups = append(groups, add(Funnel, p.Feeders+1))
+		feeders := p.Feeders
+		if p.FeedersMax > feeders {
+			feeders += r.IntN(p.FeedersMax - feeders + 1)
+		}
+		groups = append(groups, add(Funnel, feeders+1))
 	}
 	add(GoldFarm, p.GoldFarmers)
 	ids := r.Perm(len(kinds))
@@ -371,18 +402,26 @@ func (g *gen) group(k Kind, m []*agent) {
 		}
 	case WinTrade:
 		w := r.IntN(2)
-		for i := range g.p.TradeMeets {
+		meets := g.p.TradeMeets
+		if g.p.TradeMeetsMax > meets {
+			meets += r.IntN(g.p.TradeMeetsMax - meets + 1)
+		}
+		for i := range meets {
 			if i > 0 && r.Float64() < g.p.TradeAlt {
 				w = 1 - w
 			}
-			g.duelAt(&g.sched, start+int64(i)*g.session/int64(g.p.TradeMeets)+r.Int64N(second), m[w], m[1-w])
+			g.duelAt(&g.sched, start+int64(i)*g.session/int64(meets)+r.Int64N(second), m[w], m[1-w])
 		}
 	case Funnel:
+		back := g.p.FeedBack
+		if g.p.FeedBackMax > back {
+			back = Span{back, g.p.FeedBackMax}.draw(r)
+		}
 		for _, f := range m[1:] {
 			for range int(g.p.FeedGifts.draw(r)) {
 				t := at()
 				g.giveAt(&g.sched, t, f, m[0])
-				if r.Float64() < g.p.FeedBack {
+				if r.Float64() < back {
 					g.giveAt(&g.sched, t+second, m[0], f)
 				}
 			}

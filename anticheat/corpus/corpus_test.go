@@ -107,3 +107,57 @@ func TestACheatersMovesStayWithinTheLimits(t *testing.T) {
 	})
 	require.NoError(t, err)
 }
+
+func TestDsWinTradersAndFunnelsVaryWithinTheirSpans(t *testing.T) {
+	p := small(D(40))
+	p.WinTraders, p.Funnels, p.Session = 6, 6, time.Minute
+	duels := map[[2]string]int{}
+	givers := map[string]map[string]bool{}
+	var events []*fsm.Event
+	labels, err := Generate(p, func(ev *fsm.Event) { events = append(events, ev) })
+	require.NoError(t, err)
+	for _, ev := range events {
+		var w, l, from, to string
+		for _, c := range ev.Changes {
+			switch {
+			case c.Field == "wins":
+				w = c.Entity
+			case c.Field == "losses":
+				l = c.Entity
+			case c.Field == "items" && c.Op == fsm.OpRemove:
+				from = c.Entity
+			case c.Field == "items" && c.Op == fsm.OpAdd:
+				to = c.Entity
+			}
+		}
+		if labels[w] == WinTrade && labels[l] == WinTrade {
+			duels[[2]string{min(w, l), max(w, l)}]++
+		}
+		if labels[from] == Funnel && labels[to] == Funnel {
+			if givers[to] == nil {
+				givers[to] = map[string]bool{}
+			}
+			givers[to][from] = true
+		}
+	}
+	require.Len(t, duels, 6)
+	sizes := map[int]bool{}
+	for pair, n := range duels {
+		require.GreaterOrEqual(t, n, 18, pair)
+		require.LessOrEqual(t, n, 30, pair)
+		sizes[n] = true
+	}
+	require.Greater(t, len(sizes), 1, "each pair draws its duels")
+	funnels := map[int]bool{}
+	total := 0
+	for to, g := range givers {
+		if len(g) < 2 {
+			continue // a feeder, given back to by the account it feeds
+		}
+		require.LessOrEqual(t, len(g), 6, to)
+		funnels[len(g)] = true
+		total++
+	}
+	require.Equal(t, 6, total, "one account fed per funnel")
+	require.Greater(t, len(funnels), 1, "each funnel draws its feeders")
+}

@@ -65,6 +65,7 @@ func (d *Detector) transfer(from, to string, ref Ref) {
 	if e == nil {
 		e = &edge{k: k}
 		d.edges[k] = e
+		d.into[to] = append(d.into[to], e)
 	}
 	e.n++
 	e.ev.add(ref)

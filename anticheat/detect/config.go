@@ -39,11 +39,14 @@ type Speed struct {
 	Share    float64 // flag at this share of near-limit moves or more
 }
 
-// Jump flags teleport-like moves just under MaxStep.
+// Jump flags teleport-like moves just under MaxStep more often than an
+// honest player makes them: the jumps' binomial z-score against Rate over
+// the player's moves, so that the sample size is in the test.
 type Jump struct {
 	Near     float64 // a move of this share of MaxStep or more is a jump
 	MinMoves int
-	Share    float64 // flag at this share of jumps among moves or more
+	Rate     float64 // an honest player's chance of a jump per move, in (0, 1)
+	Z        float64 // flag at this z-score or more
 }
 
 // Straight flags paths straighter than a hand steers: per Window moves,
@@ -67,11 +70,16 @@ type Reaction struct {
 	Share      float64 // flag at this share of fast reactions or more
 }
 
-// Accuracy flags a hit ratio far above the population's.
+// Accuracy flags aim far better than the population's: the sum of two
+// standardised scores, the hit ratio's robust z-score and (over at least
+// Reaction.MinSamples reactions) the fast reactions' binomial z-score
+// against FastRate. Each near its own threshold is weak evidence; both
+// together are not.
 type Accuracy struct {
 	MinShots   int     // shots before a player counts
 	MinPlayers int     // players counted before anyone is judged
-	Z          float64 // flag at this many standard deviations above the mean
+	FastRate   float64 // an honest player's share of fast reactions, in (0, 1)
+	Z          float64 // flag at this sum of the two scores or more
 }
 
 // Lockstep flags pairs of accounts that move by the same delta (rounded to
@@ -94,17 +102,24 @@ type Economy struct {
 }
 
 // WinTrade flags a pair of players that meet often and whose results
-// alternate (trading wins) or go one way (feeding) beyond chance: a
-// z-score against fair coin flips.
+// alternate (trading wins) or go one way (feeding): the log-likelihood
+// ratio (natural log) of the pair's whole match history under the more
+// likely of two cheating models, the winner alternating with chance Q or
+// one side winning with chance Q, against fair coin flips.
 type WinTrade struct {
 	MinMatches int
 	MinShare   float64 // the pair's meetings over the fewer matches of the two
-	Z          float64
+	Q          float64 // the cheating models' chance, in (0.5, 1)
+	LLR        float64 // flag at this log-likelihood ratio or more
 }
 
-// Funnel flags repeated one-way transfers from one account to another.
+// Funnel flags an account fed by others: its feeders are the accounts that
+// gave it at least MinEach transfers; it is a funnel when they gave it at
+// least MinTransfers more than they got back together, and got at most
+// MaxReverse of what they gave back in total. Each feeder is flagged with it, by pair.
 type Funnel struct {
 	MinTransfers int
+	MinEach      int     // transfers that make an account a feeder
 	MaxReverse   float64 // transfers back, as a share of those forward
 }
 
@@ -136,14 +151,14 @@ func DefaultConfig() Config {
 		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses", Currency: "gold"},
 		Limits:   Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
-		Jump:     Jump{Near: 0.9, MinMoves: 100, Share: 0.1},
+		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
 		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.4},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Z: 3},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, FastRate: 0.1, Z: 4.5},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
-		WinTrade: WinTrade{MinMatches: 8, MinShare: 0.4, Z: 3},
-		Funnel:   Funnel{MinTransfers: 8, MaxReverse: 0.1},
+		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, LLR: 4},
+		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1},
 		Every:    10000,
 		Scan:     time.Second,
 	}
@@ -169,8 +184,12 @@ func (c Config) Validate() error {
 		return bad("lockstep.max_group below 2")
 	case c.Every <= 0 || c.Scan <= 0:
 		return bad("every and scan must be positive")
+	case !(c.Jump.Rate > 0 && c.Jump.Rate < 1) || !(c.Accuracy.FastRate > 0 && c.Accuracy.FastRate < 1):
+		return bad("jump.rate and accuracy.fast_rate must be in (0, 1)")
+	case !(c.WinTrade.Q > 0.5 && c.WinTrade.Q < 1):
+		return bad("wintrade.q must be in (0.5, 1)")
 	}
-	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Jump.Share, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
+	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
 		if s < 0 || s > 1 {
 			return bad("a share outside [0, 1]")
 		}

@@ -107,9 +107,10 @@ type Detector struct {
 	players map[string]*player
 	appear  map[entityRef]int64 // leader time an entity last appeared
 	pairs   map[pairKey]*pair
-	edges   map[pairKey]*edge // a → b, not sorted
-	steps   map[string]*steps // per world: its events' ticks are in order
-	flagged map[string]bool   // detector + players already flagged
+	edges   map[pairKey]*edge  // a → b, not sorted
+	into    map[string][]*edge // by receiver, in the order first seen
+	steps   map[string]*steps  // per world: its events' ticks are in order
+	flagged map[string]bool    // detector + players already flagged
 
 	// What changed since the last evaluation: Evaluate judges only these,
 	// so its cost follows the events, not the players ever seen.
@@ -131,7 +132,7 @@ func New(cfg Config) (*Detector, error) {
 	}
 	return &Detector{
 		cfg: cfg, players: map[string]*player{}, appear: map[entityRef]int64{},
-		pairs: map[pairKey]*pair{}, edges: map[pairKey]*edge{},
+		pairs: map[pairKey]*pair{}, edges: map[pairKey]*edge{}, into: map[string][]*edge{},
 		steps: map[string]*steps{}, flagged: map[string]bool{},
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -86,6 +87,9 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 		"economy window":  func(c *Config) { c.Economy.Window = -1 },
 		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
 		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
+		"jump rate 0":     func(c *Config) { c.Jump.Rate = 0 },
+		"fast rate 1":     func(c *Config) { c.Accuracy.FastRate = 1 },
+		"q of a coin":     func(c *Config) { c.WinTrade.Q = 0.5 },
 	} {
 		c := DefaultConfig()
 		mut(&c)
@@ -117,6 +121,27 @@ func TestSustainedNearMaxSpeedAndJumpsAreFlaggedWithTheirEvidence(t *testing.T) 
 	require.Equal(t, want, speed[0].Evidence, "the last eight near-limit moves, oldest first")
 	require.Equal(t, []string{"jumper"}, players(only(flags, DetJump)))
 	require.Empty(t, f.d.Evaluate(), "a flag is raised once")
+}
+
+func TestJumpsAreJudgedWithTheirSampleSize(t *testing.T) {
+	f := newFeed(t, small()) // 10 moves at least; an honest rate of 5%, z ≥ 3
+	ms := int64(time.Millisecond)
+	walk := func(p string, moves, jumps int) {
+		x := int64(0)
+		for i := range moves + 1 {
+			step := int64(50)
+			if i > 0 && i <= jumps {
+				step = 290 // after a rest of 1 s: a jump
+			}
+			x += step
+			f.move(int64(i)*1000*ms, p, x, 0)
+		}
+	}
+	walk("few", 20, 3)    // 15% of 20 moves: z ≈ 2.1, chance
+	walk("many", 100, 15) // 15% of 100 moves: z ≈ 4.6
+	flags := only(f.d.Evaluate(), DetJump)
+	require.Equal(t, []string{"many"}, players(flags))
+	require.InDelta(t, (15-5)/math.Sqrt(100*0.05*0.95), flags[0].Score, 1e-9)
 }
 
 func TestAMoveMayChangeOneCoordinate(t *testing.T) {
@@ -216,6 +241,36 @@ func TestAnAccuracyFarAboveThePopulationsIsFlagged(t *testing.T) {
 	require.Greater(t, flags[0].Score, 3.0)
 }
 
+func TestAnAimScoreAddsFastReactionsToAHitRatioThatAloneIsNotEnough(t *testing.T) {
+	f := newFeed(t, small()) // 10 shots, 3 players, 3 reactions; z ≥ 3
+	for i, h := range []int{3, 4, 5, 3, 4, 5, 3, 4, 5, 4} {
+		shots(f, "h"+string(rune('a'+i)), 20, h)
+	}
+	ms := int64(time.Millisecond)
+	// 8 hits of 20 shots (0.4 against a median of 0.2: z ≈ 2.7), the
+	// first three on targets that appeared react ms before.
+	aim := func(p string, react int64) {
+		for i := range int64(20) {
+			at := 100*sec + i*sec
+			c := []fsm.Change{set(p, "shot_at", at)}
+			if i < 8 {
+				target := fmt.Sprintf("%s-npc%d", p, i)
+				if i < 3 {
+					f.ev(at-react*ms, "server", set(target, "spawned", at-react*ms))
+				}
+				c = append(c, fsm.Change{Entity: target, Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-1)})
+			}
+			f.ev(at, p, c...)
+		}
+	}
+	aim("fast", 90)  // 3 of 3 fast: + (3 - 0.3) / 0.52
+	aim("slow", 400) // 0 of 3 fast: - 0.3 / 0.52
+	flags := only(f.d.Evaluate(), DetAccuracy)
+	require.Equal(t, []string{"fast"}, players(flags))
+	hitZ := (0.4 - 0.2) / (1.4826 * 0.05)
+	require.InDelta(t, hitZ+(3-0.3)/math.Sqrt(3*0.1*0.9), flags[0].Score, 1e-9)
+}
+
 func TestEqualAccuraciesFlagNoOne(t *testing.T) {
 	f := newFeed(t, small())
 	for i := range 5 {
@@ -283,6 +338,45 @@ func TestWinTradingAndFeedingPairsAreFlaggedAndRivalsAreNot(t *testing.T) {
 	flags := only(f.d.Evaluate(), DetWinTrade)
 	require.Equal(t, []string{"booster+feeder", "t1+t2"}, players(flags))
 	require.Nil(t, f.d.players["self"])
+}
+
+func TestAWinTradersHistoryIsJudgedWholeSoFewMatchesAreNotEnough(t *testing.T) {
+	f := newFeed(t, small()) // 6 matches at least; Q 0.8, LLR ≥ 4
+	play := func(a, b, winners string) {
+		for _, w := range winners {
+			if w == '1' {
+				duel(f, a, b)
+			} else {
+				duel(f, b, a)
+			}
+		}
+	}
+	play("short1", "short2", "121212")       // alternating, but six matches are chance
+	play("long1", "long2", "12121211212121") // 12 alternations of 13
+	play("fair1", "fair2", "12211211221211") // coin flips
+	flags := only(f.d.Evaluate(), DetWinTrade)
+	require.Equal(t, []string{"long1+long2"}, players(flags))
+	require.InDelta(t, 12*math.Log(1.6)+math.Log(0.4), flags[0].Score, 1e-9)
+	require.InDelta(t, 5*math.Log(1.6), tradeLLR(f.d.pairs[pairKey{"short1", "short2"}], 0.8), 1e-9)
+}
+
+func TestAnAccountFedByManyIsAFunnelThoughNoFeederIsOneAlone(t *testing.T) {
+	f := newFeed(t, small()) // 5 transfers together, 2 make a feeder, 10% back
+	for i := range 3 {
+		for _, from := range []string{"f1", "f2", "f3"} {
+			give(f, from, "main", fmt.Sprintf("%s-%d", from, i))
+		}
+		give(f, "g1", "fair", fmt.Sprintf("g1-%d", i))
+		give(f, "g2", "fair", fmt.Sprintf("g2-%d", i))
+	}
+	give(f, "once", "main", "once") // one gift: no feeder
+	give(f, "fair", "g1", "back1")  // 1 back of 6: over 10%
+	flags := only(f.d.Evaluate(), DetFunnel)
+	require.Equal(t, []string{"f1+main", "f2+main", "f3+main"}, players(flags))
+	require.InDelta(t, 9, flags[0].Score, 1e-9)
+	give(f, "f4", "main", "late1")
+	give(f, "f4", "main", "late2")
+	require.Equal(t, []string{"f4+main"}, players(only(f.d.Evaluate(), DetFunnel)), "a feeder found later is flagged then")
 }
 
 func give(f *feed, from, to, item string) {

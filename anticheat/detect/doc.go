@@ -10,14 +10,17 @@
 // hard limits:
 //
 //   - speed: sustained movement near the speed limit;
-//   - jump: teleport-like single moves just under the longest move allowed;
+//   - jump: teleport-like single moves just under the longest move allowed,
+//     more often than an honest rate (a binomial z-score);
 //   - straight: paths straighter than a hand steers;
 //   - reaction: hits that follow a target's appearance inhumanly fast;
-//   - accuracy: a hit ratio far above the population's (robust z-score);
+//   - accuracy: aim far better than the population's (the hit ratio's
+//     robust z-score plus the fast reactions' binomial z-score);
 //   - economy: currency earned with no shot before it (loot without a fight);
 //   - lockstep: accounts that move the same way at the same tick (bot ring);
-//   - wintrade: a pair that meets often and trades wins (or feeds one way);
-//   - funnel: repeated one-way item transfers between the same accounts.
+//   - wintrade: a pair that meets often and trades wins (or feeds one way):
+//     a likelihood ratio over the pair's match history;
+//   - funnel: an account fed one-way item transfers by its feeders.
 //
 // A Detector knows a game only through the field names of its Config
 // (Fields): a move is an event whose player changes their own entity's X

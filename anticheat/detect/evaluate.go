@@ -46,8 +46,13 @@ func (d *Detector) Evaluate() []Flag {
 			}
 		}
 		if a, ok := d.hitRatio(p); ok {
-			if z, ok := d.acc.z(a, c.Accuracy.MinPlayers); ok && z >= c.Accuracy.Z {
-				add(DetAccuracy, z, &p.accuracyEv, p.id)
+			if z, ok := d.acc.z(a, c.Accuracy.MinPlayers); ok {
+				if p.reactions >= c.Reaction.MinSamples && p.reactions > 0 {
+					z += binomialZ(p.fast, p.reactions, c.Accuracy.FastRate)
+				}
+				if z >= c.Accuracy.Z {
+					add(DetAccuracy, z, &p.accuracyEv, p.id)
+				}
 			}
 		}
 		if p.moves >= c.Speed.MinMoves && c.Limits.PerSecond > 0 {
@@ -55,9 +60,9 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetSpeed, s, &p.speedEv, p.id)
 			}
 		}
-		if p.moves >= c.Jump.MinMoves && c.Limits.MaxStep > 0 {
-			if s := float64(p.jumps) / float64(p.moves); s >= c.Jump.Share {
-				add(DetJump, s, &p.jumpEv, p.id)
+		if p.moves >= c.Jump.MinMoves && p.moves > 0 && c.Limits.MaxStep > 0 {
+			if z := binomialZ(p.jumps, p.moves, c.Jump.Rate); z >= c.Jump.Z {
+				add(DetJump, z, &p.jumpEv, p.id)
 			}
 		}
 		if p.windows >= c.Straight.MinWindows {
@@ -80,29 +85,37 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetLockstep, s, &pr.stepEv, a.id, b.id)
 			}
 		}
-		if pr.matches >= c.WinTrade.MinMatches && float64(pr.matches) >= c.WinTrade.MinShare*float64(min(a.matches, b.matches)) {
-			n := float64(pr.matches)
-			oneWay := math.Abs(float64(pr.winsA)-n/2) / math.Sqrt(n/4)
-			t := n - 1
-			alt := (float64(pr.alts) - t/2) / math.Sqrt(t/4)
-			if z := max(oneWay, alt); z >= c.WinTrade.Z {
-				add(DetWinTrade, z, &pr.matchEv, a.id, b.id)
+		if pr.matches >= c.WinTrade.MinMatches && pr.matches > 0 && float64(pr.matches) >= c.WinTrade.MinShare*float64(min(a.matches, b.matches)) {
+			if llr := tradeLLR(pr, c.WinTrade.Q); llr >= c.WinTrade.LLR {
+				add(DetWinTrade, llr, &pr.matchEv, a.id, b.id)
 			}
 		}
 	}
 	d.dirtyPairs = d.dirtyPairs[:0]
+	judged := map[string]bool{}
 	for _, e := range d.dirtyEdges {
 		e.dirty = false
-		k := e.k
-		if e.n < c.Funnel.MinTransfers {
+		to := e.k.b
+		if judged[to] {
 			continue
 		}
-		back := 0
-		if r := d.edges[pairKey{k.b, k.a}]; r != nil {
-			back = r.n
+		judged[to] = true
+		in, back := 0, 0
+		for _, f := range d.into[to] {
+			if f.n >= c.Funnel.MinEach {
+				in += f.n
+				if r := d.edges[pairKey{to, f.k.a}]; r != nil {
+					back += r.n
+				}
+			}
 		}
-		if float64(back) <= c.Funnel.MaxReverse*float64(e.n) {
-			add(DetFunnel, float64(e.n-back), &e.ev, k.a, k.b)
+		if in-back < c.Funnel.MinTransfers || in == 0 || float64(back) > c.Funnel.MaxReverse*float64(in) {
+			continue
+		}
+		for _, f := range d.into[to] {
+			if f.n >= c.Funnel.MinEach {
+				add(DetFunnel, float64(in-back), &f.ev, f.k.a, to)
+			}
 		}
 	}
 	d.dirtyEdges = d.dirtyEdges[:0]
@@ -110,4 +123,23 @@ func (d *Detector) Evaluate() []Flag {
 		return cmp.Or(cmp.Compare(x.Detector, y.Detector), slices.Compare(x.Players, y.Players))
 	})
 	return out
+}
+
+// binomialZ is the z-score of k successes in n trials (n > 0) against a
+// chance p in (0, 1) each: how far above an honest rate a count is, with
+// the sample size in it.
+func binomialZ(k, n int, p float64) float64 {
+	return (float64(k) - float64(n)*p) / math.Sqrt(float64(n)*p*(1-p))
+}
+
+// tradeLLR is the log-likelihood ratio of pr's match history (at least
+// one match) under the more likely cheating model against fair coin
+// flips: trading, each winner after the first alternating with chance q,
+// or feeding, one side winning each match with chance q.
+func tradeLLR(pr *pair, q float64) float64 {
+	yes, no := math.Log(2*q), math.Log(2*(1-q))
+	trade := float64(pr.alts)*yes + float64(pr.matches-1-pr.alts)*no
+	k := max(pr.winsA, pr.matches-pr.winsA)
+	feed := float64(k)*yes + float64(pr.matches-k)*no
+	return max(trade, feed)
 }

@@ -24,8 +24,8 @@ func TestPrintScores(t *testing.T) {
 		t.Skip("no -table.honest")
 	}
 	cfg := detect.DefaultConfig()
-	cfg.Speed.Share, cfg.Jump.Share, cfg.Straight.Share, cfg.Reaction.Share = 0, 0, 0, 0
-	cfg.Accuracy.Z, cfg.WinTrade.Z, cfg.Funnel.MaxReverse, cfg.Economy.Share = -100, -100, 1, 0
+	cfg.Speed.Share, cfg.Jump.Z, cfg.Straight.Share, cfg.Reaction.Share = 0, -1e6, 0, 0
+	cfg.Accuracy.Z, cfg.WinTrade.LLR, cfg.Funnel.MaxReverse, cfg.Economy.Share = -1e6, -1e6, 1, 0
 	cfg.Lockstep.Share = 0
 	cfg.Funnel.MinTransfers = 2
 	d, _ := detect.New(cfg)
