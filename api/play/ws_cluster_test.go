@@ -2,6 +2,7 @@ package play
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -275,9 +276,25 @@ func TestPlayerDataExportsAndImportsIdempotentlyThroughAnyNode(t *testing.T) {
 	want := `{"format":"gsd.players.v1","world":"arena","players":[
 		{"player":"ann","data":{"gold":40,"vip":true}},
 		{"player":"bob","data":{"gold":12,"title":"knight"}}]}`
+	var versions []any // each player's data version, the same on every node
 	for _, n := range nodes {
 		code, _, b := n.env.Do("GET", "/v1/worlds/arena/sessions:export", "")
 		require.Equal(t, 200, code, "%s", b)
+		var file map[string]any
+		require.NoError(t, json.Unmarshal(b, &file))
+		var vs []any
+		for _, p := range file["players"].([]any) {
+			rec := p.(map[string]any)
+			require.Positive(t, rec["data_version"], "%v", rec)
+			vs = append(vs, rec["data_version"])
+			delete(rec, "data_version")
+		}
+		if versions == nil {
+			versions = vs
+		}
+		require.Equal(t, versions, vs, "replicated versions")
+		b, err := json.Marshal(file)
+		require.NoError(t, err)
 		require.JSONEq(t, want, string(b))
 	}
 	// A player who connects finds their data in the welcome.
