@@ -1,0 +1,34 @@
+package play
+
+import (
+	"testing"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// The hub queues a batch's leave before its enter (enterAs), so an entity
+// named by both ends up held by the client. One batch can hold several
+// events of one entity: an entity that comes into the area and goes out
+// again within a batch (or joins the player's team and leaves it again
+// far away) is out of the player's interest at the batch's end, so it
+// must not be entered (it would be held, whole, and never updated again).
+func TestInterestIndexEntersNothingThatLeftAgainInTheBatch(t *testing.T) {
+	ix := newInterestIndex(InterestConfig{Cell: 10, X: "x", Y: "y", Radius: 1, Team: "team"}, fakeEntities{}.lookup)
+	cs := append(pos("ann", 5, 5), fsm.Change{Entity: "ann", Field: "team", Value: fsm.String("red")})
+	cs = append(cs, pos("cat", 95, 5)...)
+	cs = append(cs, append(pos("dog", 95, 95), fsm.Change{Entity: "dog", Field: "team", Value: fsm.String("blue")})...)
+	ix.update(changes(cs...))
+	st := enterState{known: true, cell: cellKey{0, 0}, ok: true, team: "red"}
+
+	// cat walks in and out again; dog joins red and leaves it again, far.
+	ix.update([]*fsm.Event{
+		{Status: fsm.StatusApplied, Changes: []fsm.Change{{Entity: "cat", Field: "x", Value: fsm.Int(15)}}},
+		{Status: fsm.StatusApplied, Changes: []fsm.Change{{Entity: "dog", Field: "team", Value: fsm.String("red")}}},
+		{Status: fsm.StatusApplied, Changes: []fsm.Change{{Entity: "cat", Field: "x", Value: fsm.Int(95)}}},
+		{Status: fsm.StatusApplied, Changes: []fsm.Change{{Entity: "dog", Field: "team", Value: fsm.String("blue")}}},
+	})
+	ids, whole := ix.entering(st, cellKey{0, 0}, true, "red")
+	require.False(t, whole)
+	require.Empty(t, ids, "cat is far and dog is blue at the batch's end")
+}
