@@ -211,14 +211,14 @@ func (ix *interestIndex) entering(st enterState, now cellKey, nowOK bool, team s
 		// Movers into the part of the area the player already had, from a
 		// cell outside it (one without a position was global, so known).
 		for _, m := range ix.movers {
-			if m.toOK && inArea(m.to, now, r) && inArea(m.to, st.cell, r) && m.fromOK && !inArea(m.from, st.cell, r) {
+			if m.toOK && inArea(m.to, now, r) && inArea(m.to, st.cell, r) && m.fromOK && !inArea(m.from, st.cell, r) && ix.near(m.id, now, r) {
 				ids = append(ids, m.id)
 			}
 		}
 	}
 	// Far entities that joined the player's team (near ones are known).
 	for _, sw := range ix.switches {
-		if sw.existed && team != "" && sw.to == team && ix.far(sw.id, now, nowOK, r) {
+		if sw.existed && team != "" && sw.to == team && ix.far(sw.id, now, nowOK, r) && ix.ents[sw.id].team == team {
 			ids = append(ids, sw.id)
 		}
 	}
@@ -292,6 +292,18 @@ func (ix *interestIndex) far(id string, now cellKey, nowOK bool, r int64) bool {
 	}
 	x, y, ok := e.cell(ix.cfg.Cell)
 	return ok && !(nowOK && inArea(cellKey{x, y}, now, r))
+}
+
+// near reports whether entity id has, at the update's end, a cell in the
+// area around now (a mover's to may be a cell it left again within the
+// update). ix.mu is held.
+func (ix *interestIndex) near(id string, now cellKey, r int64) bool {
+	e := ix.ents[id]
+	if e == nil || !e.exists {
+		return false
+	}
+	x, y, ok := e.cell(ix.cfg.Cell)
+	return ok && inArea(cellKey{x, y}, now, r)
 }
 
 // sortedIDs sorts ids and drops repeats.
