@@ -32,3 +32,25 @@ func TestInterestIndexEntersNothingThatLeftAgainInTheBatch(t *testing.T) {
 	require.False(t, whole)
 	require.Empty(t, ids, "cat is far and dog is blue at the batch's end")
 }
+
+// A leave names only entities the player's view may see: with positions
+// visible to the team only, an enemy's id in a leave tells the player
+// that it stood in the cells its area just lost (the enter never named
+// it: its snapshot is cut to nothing).
+func TestLeaveNamesNoEntityThePlayerMayNotSee(t *testing.T) {
+	rules := fsm.Rules{Schema: fsm.Schema{
+		Access: map[string]fsm.FieldAccess{"x": {Visible: "team"}, "y": {Visible: "team"}, "team": {Visible: "team"}},
+		Teams:  fsm.TeamRule{From: "field", Key: "team"},
+	}}
+	g := newGridWorld(t, rules)
+	g.set("ann", "x", 5, "y", 5, "team", "red")
+	g.set("spy", "x", -5, "y", 5, "team", "blue")
+	g.set("rock", "x", -5, "y", 6, "kind", "stone")
+	c := g.join("ann")
+	m := nextMsg(t, c, "enter")
+	require.Equal(t, []string{"ann", "rock"}, ids(fields(t, m)), "the spy is not seen")
+
+	g.set("ann", "x", 25)
+	left, _ := nextLeave(t, c)
+	require.Equal(t, []string{"rock"}, left, "the spy was never seen: naming it tells where it was")
+}
