@@ -353,6 +353,21 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 		return true
 	}
 	gone := h.idx.leaving(c.area, now, ok, c.player, me.team)
+	if h.pv != nil && len(gone) > 0 {
+		// Name only what the view may see: the index has every entity,
+		// and an id the enter never named would tell where it stood.
+		if *snaps == nil {
+			*snaps = make(map[string]snap)
+		}
+		gone = slices.DeleteFunc(gone, func(id string) bool {
+			sn, seen := (*snaps)[id]
+			if !seen {
+				sn = h.snapshot(id)
+				(*snaps)[id] = sn
+			}
+			return sn.we == nil
+		})
+	}
 	ids, whole := h.idx.entering(c.area, now, ok, me.team)
 	if !whole {
 		// The player's own entity reaches it always: it walked with it.
