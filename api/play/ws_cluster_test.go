@@ -2,6 +2,7 @@ package play
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -275,9 +276,26 @@ func TestPlayerDataExportsAndImportsIdempotentlyThroughAnyNode(t *testing.T) {
 	want := `{"format":"gsd.players.v1","world":"arena","players":[
 		{"player":"ann","data":{"gold":40,"vip":true}},
 		{"player":"bob","data":{"gold":12,"title":"knight"}}]}`
+	var versions []any
 	for _, n := range nodes {
 		code, _, b := n.env.Do("GET", "/v1/worlds/arena/sessions:export", "")
 		require.Equal(t, 200, code, "%s", b)
+		// Each player's data_version (the world's, not the file's) is
+		// the same through any node; the rest is the file imported.
+		var got map[string]any
+		require.NoError(t, json.Unmarshal(b, &got))
+		var vs []any
+		for _, p := range got["players"].([]any) {
+			vs = append(vs, p.(map[string]any)["data_version"])
+			require.Positive(t, p.(map[string]any)["data_version"])
+			delete(p.(map[string]any), "data_version")
+		}
+		if versions != nil {
+			require.Equal(t, versions, vs)
+		}
+		versions = vs
+		b, err := json.Marshal(got)
+		require.NoError(t, err)
 		require.JSONEq(t, want, string(b))
 	}
 	// A player who connects finds their data in the welcome.
