@@ -20,7 +20,9 @@
 //     consistency proofs, leaf hashes) from the node's auditor, when
 //     Config.Audit is set;
 //   - api/moderation: the review of anti-cheat flags (list, read, confirm,
-//     dismiss, appeal, record) over the moderation world, for moderators.
+//     dismiss, appeal, record) over the moderation world, for moderators;
+//   - api/relays: the relay registry (list, put, remove, for admins) over
+//     the registry world, and a world's relays for its viewers.
 //
 // Its place in the flow of one action: a handler decodes and validates the
 // request (malformed input is answered 4xx before anything is proposed),

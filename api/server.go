@@ -12,6 +12,7 @@ import (
 	"github.com/gsd-dev/gsd/api/peer"
 	"github.com/gsd-dev/gsd/api/play"
 	"github.com/gsd-dev/gsd/api/public"
+	relaysapi "github.com/gsd-dev/gsd/api/relays"
 	"github.com/gsd-dev/gsd/api/streams"
 	"github.com/gsd-dev/gsd/api/watch"
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,7 @@ type Server struct {
 	watch  *watch.Service   // spectators\' watch route (api/watch)
 	// moderation is the review of anti-cheat flags (api/moderation).
 	moderation *moderationapi.API
+	relays     *relaysapi.API // the relay registry (api/relays)
 }
 
 // New returns a Server over b that sends each world's commands where
@@ -111,6 +113,8 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 	s.play.Register(s.mux)
 	s.watch.Register(s.mux)
 	s.moderation.Register(s.mux)
+	s.relays = relaysapi.New(core)
+	s.relays.Register(s.mux)
 	if cfg.Audit != nil {
 		auditapi.New(core, cfg.Audit).Register(s.mux)
 	}
@@ -121,6 +125,7 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 		Join: s.admin.Join, RemoveNode: s.admin.RemoveNode, TransferLeadership: s.admin.TransferLeadership,
 		Kick: s.admin.Kick, Ban: s.admin.Ban, Unban: s.admin.Unban, ExportData: s.admin.ExportData, ImportData: s.admin.ImportData,
 	})
+	s.peer.RegisterMove(s.mux)
 	return s, nil
 }
 

@@ -47,3 +47,13 @@ func (c *Client) PlaceWorld(ctx context.Context, world string, shard *uint64) (u
 	}
 	return *p.Shard, nil
 }
+
+// MoveWorld moves world to shard to (an admin call, gsd --meta) and
+// answers where its events end at the old home. Safe to call again after
+// an error: a move interrupted after its fence is completed, and a world
+// already on to answers Done.
+func (c *Client) MoveWorld(ctx context.Context, world string, to uint64) (wire.WorldMoved, error) {
+	var m wire.WorldMoved
+	err := c.do(ctx, &request{method: http.MethodPost, path: wire.PathWorldMove(world), body: wire.WorldMove{To: to}, write: true}, &m)
+	return m, err
+}

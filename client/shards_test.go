@@ -59,3 +59,20 @@ func TestShardWriteCalls(t *testing.T) {
 	require.Equal(t, recorded{Method: "DELETE", Path: wire.PathShards + "/4"}, reqs[1])
 	require.Equal(t, recorded{Method: "POST", Path: wire.PathShardWorlds, Body: `{"world":"arena","shard":0}`}, reqs[2])
 }
+
+func TestMoveWorldPostsTheTarget(t *testing.T) {
+	f := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			writeJSON(w, 200, wire.WorldMoved{World: "arena", From: 1, To: 2, Seq: 40})
+			return
+		}
+		writeErr(w, 404, "not_found", "shard 9 is not in the shard map")
+	})
+	c := newTestClient(t, []string{f.Listener.Addr().String()})
+	got, err := c.MoveWorld(context.Background(), "arena", 2)
+	require.NoError(t, err)
+	require.Equal(t, wire.WorldMoved{World: "arena", From: 1, To: 2, Seq: 40}, got)
+	_, err = c.MoveWorld(context.Background(), "arena", 9)
+	require.Equal(t, "not_found", Code(err))
+	require.Equal(t, recorded{Method: "POST", Path: "/v1/cluster/worlds/arena/move", Body: `{"to":2}`}, f.requests()[0])
+}

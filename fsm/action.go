@@ -199,6 +199,7 @@ const (
 	CmdDeleteWorld   // log version 6: removes a world and everything keyed by it
 	CmdMoveWorld     // log version 8: fences a world that moves to another shard
 	CmdImportWorld   // log version 8: installs a world exported by another group
+	CmdDivergence    // log version 9: records a replica's checkpoint mismatch as a world event
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -228,6 +229,7 @@ type Command struct {
 	Delete  *WorldDelete   // CmdDeleteWorld
 	Move    *WorldMove     // CmdMoveWorld
 	Import  *WorldImport   // CmdImportWorld
+	Diverge *Divergence    // CmdDivergence
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

@@ -87,6 +87,21 @@ func (f *FSM) CheckpointOf(world, leader string) (c Checkpoint, current, ok bool
 	return c, current, true
 }
 
+// MarkOf returns this replica's hash of a world at the checkpoint of log
+// index index, when it holds that mark (one of the latest few): what a
+// leader asks the other voters before it heals a replica, so that it
+// heals only when a majority shares its own hash.
+func (f *FSM) MarkOf(world string, index uint64) (uint64, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, m := range f.marks[world] {
+		if m.index == index {
+			return m.hash, true
+		}
+	}
+	return 0, false
+}
+
 // applyCheckpoint compares c with this replica's mark at c.Index and sets
 // a mark at index. It mutates no state.
 func (f *FSM) applyCheckpoint(index uint64, c *Checkpoint) Result {

@@ -171,3 +171,19 @@ func TestCheckpointRoundTripsTheLogAndNeedsLogVersion5(t *testing.T) {
 	_, err = DecodeBatch(enc[:len(enc)-1])
 	require.ErrorIs(t, err, ErrMalformed)
 }
+
+func TestMarkOfIsTheReplicasHashAtACheckpointIndex(t *testing.T) {
+	h := newHarness(t)
+	h.createWorld("w", Rules{})
+	h.event(act("w", "ann", 1, opSet("e", "hp", Int(5))))
+	c, _, ok := h.f.CheckpointOf("w", "n1")
+	require.True(t, ok)
+	require.NoError(t, h.apply(cmdCheckpoint(c))[0].Err)
+	got, known := h.f.MarkOf("w", h.index)
+	require.True(t, known)
+	require.Equal(t, h.hash("w"), got)
+	_, known = h.f.MarkOf("w", h.index-1)
+	require.False(t, known)
+	_, known = h.f.MarkOf("x", h.index)
+	require.False(t, known)
+}

@@ -411,6 +411,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.sessionExpiry(c.Expire)
 		case CmdCheckpoint:
 			e.checkpoint(c.Check)
+		case CmdDivergence:
+			e.divergence(c.Diverge)
 		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
 			e.worldCmd(c)
 		}
@@ -509,10 +511,12 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Expire = d.sessionExpiry()
 		case CmdCheckpoint:
 			c.Check = d.checkpoint()
+		case CmdDivergence:
+			c.Diverge = d.divergence()
 		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
 			d.worldCmd(c)
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdImportWorld)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdDivergence)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {
@@ -565,6 +569,9 @@ func AppendEvent(b []byte, ev *Event) []byte {
 		e.uvarint(c.Version)
 		e.bool(c.Exists)
 	}
+	if ev.Notice != nil {
+		e.notice(ev.Notice)
+	}
 	return e.b
 }
 
@@ -588,6 +595,9 @@ func DecodeEvent(p []byte) (*Event, error) {
 		c.Version = d.uvarint()
 		c.Exists = d.bool()
 		ev.Changes[i] = c
+	}
+	if d.err == nil && len(d.b) != 0 {
+		ev.Notice = d.notice()
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))

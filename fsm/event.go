@@ -51,6 +51,7 @@ type Event struct {
 	Status    Status
 	Reason    string // rejected: a reason code
 	Changes   []Change
+	Notice    *Notice // a system event's record (divergence.go); Player is empty
 }
 
 // Versions returns entity → field → version of the event's changes.
@@ -106,6 +107,9 @@ func (e *Event) Wire() wire.Event {
 		World: e.World, Seq: e.Seq, Index: e.Index, Time: e.Time,
 		Player: e.Player, ClientSeq: e.ClientSeq, Priority: e.Priority.String(),
 		Status: e.Status.String(), Reason: e.Reason,
+	}
+	if n := e.Notice; n != nil {
+		j.Notice = &wire.Notice{Kind: n.Kind, Node: n.Node, Index: n.Index, Leader: n.Leader}
 	}
 	if len(e.Changes) > 0 {
 		j.Versions = e.Versions()

@@ -157,6 +157,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.moveWorld(c.Move)
 		case CmdImportWorld:
 			results[i] = f.importWorld(index, b.Time, c.Import)
+		case CmdDivergence:
+			results[i] = f.applyDivergence(index, b.Time, c.Diverge)
 		}
 	}
 	f.applied = index

@@ -132,7 +132,7 @@ func TestMigrationCommandsRoundTripTheLogAndNeedLogVersion8(t *testing.T) {
 		require.True(t, Supported().Covers(Needs(c)), c.Kind)
 		require.Equal(t, Versions{Log: 8, Snapshot: 7, Wire: 1}, Needs(c))
 	}
-	require.Equal(t, uint32(8), LogVersion)
+	require.LessOrEqual(t, uint32(8), LogVersion)
 }
 
 // migrated builds a world with every kind of state keyed by it, exports

@@ -46,9 +46,11 @@ type Versions = wire.Versions
 //     command needs it (the log's encodings stay), so, as with format 6,
 //     upgrade the followers before the leader: a voter on an older binary
 //     cannot install a format 8 snapshot.
+//   - Log 9 adds CmdDivergence (divergence.go): a checkpoint mismatch
+//     recorded as a world's event, with a notice.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 8
+	LogVersion      uint32 = 9
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -84,6 +86,8 @@ func Needs(c *Command) Versions {
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdDivergence:
+		return Versions{Log: 9, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdMoveWorld, c.Kind == CmdImportWorld:
 		return Versions{Log: 8, Snapshot: 7, Wire: 1}
 	case c.Kind == CmdDeleteWorld:

@@ -104,6 +104,9 @@ func WriteTable(w io.Writer, results []*Result) {
 	for _, r := range results {
 		fmt.Fprintf(w, "\n%s:\n", r.Scenario)
 		fmt.Fprintf(w, "  %s\n", strings.Join(keyFigures(r), "  "))
+		for _, line := range StepLines(r) {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
 		if udp := udpCountsOf(r); len(udp) > 0 {
 			fmt.Fprintf(w, "  %s\n", strings.Join(udp, "  "))
 		}

@@ -58,38 +58,69 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // shard is repeated harmlessly, and an import that committed before the
 // error is recognised (same incarnation, imported) and not redone.
 func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
-	from, err := src.World(world)
+	e, err := FenceAndExport(ctx, src, world, to)
 	if err != nil {
-		return 0, fmt.Errorf("move %s: %w", world, err)
+		return 0, err
 	}
-	fence, err := src.MoveWorld(ctx, world, to, from.Incarnation)
-	if err != nil {
-		return 0, fmt.Errorf("move %s: fence: %w", world, err)
-	}
-	blob, seq, err := src.ExportWorld(world)
-	if err != nil {
-		return 0, fmt.Errorf("move %s: export: %w", world, err)
-	}
-	if seq != fence.Seq {
-		// Only if the world was dropped and created again in between.
-		return 0, fmt.Errorf("move %s: export at seq %d, fenced at %d: %w", world, seq, fence.Seq, ErrMoveRaced)
-	}
-	if _, err := dst.ImportWorld(ctx, world, blob); err != nil {
-		if !errors.Is(err, fsm.ErrWorldExists) {
-			return 0, fmt.Errorf("move %s: import: %w", world, err)
-		}
-		got, gerr := dst.World(world)
-		if gerr != nil || got.Imported == 0 || got.Incarnation != from.Incarnation {
-			return 0, fmt.Errorf("move %s: import: %w (not an earlier import of this world)", world, err)
-		}
-		// A retry: this import committed before.
+	if err := ImportMoved(ctx, dst, world, e); err != nil {
+		return 0, err
 	}
 	if publish != nil {
 		if err := publish(ctx, world, to); err != nil {
 			return 0, fmt.Errorf("move %s: publish: %w", world, err)
 		}
 	}
-	return fence.Seq, nil
+	return e.Seq, nil
+}
+
+// Export is a fenced world's export (Move's steps 1 and 2), what crosses
+// between processes when the two groups' leaders are different nodes.
+type Export struct {
+	Incarnation uint64 // the world's, kept on its new home
+	Seq         uint64 // the world's seq at the fence
+	Data        []byte // fsm's export encoding
+}
+
+// FenceAndExport runs Move's steps 1 and 2 on src, which must lead the
+// world's group: fence world towards shard to (a repeated fence to the
+// same shard answers the first one, so this is safe to call again), then
+// export it.
+func FenceAndExport(ctx context.Context, src MoveSource, world string, to uint64) (Export, error) {
+	from, err := src.World(world)
+	if err != nil {
+		return Export{}, fmt.Errorf("move %s: %w", world, err)
+	}
+	fence, err := src.MoveWorld(ctx, world, to, from.Incarnation)
+	if err != nil {
+		return Export{}, fmt.Errorf("move %s: fence: %w", world, err)
+	}
+	blob, seq, err := src.ExportWorld(world)
+	if err != nil {
+		return Export{}, fmt.Errorf("move %s: export: %w", world, err)
+	}
+	if seq != fence.Seq {
+		// Only if the world was dropped and created again in between.
+		return Export{}, fmt.Errorf("move %s: export at seq %d, fenced at %d: %w", world, seq, fence.Seq, ErrMoveRaced)
+	}
+	return Export{Incarnation: from.Incarnation, Seq: seq, Data: blob}, nil
+}
+
+// ImportMoved runs Move's step 3 on dst, which must lead the target
+// group: an import that committed before (the world there, imported,
+// with e's incarnation) is recognised and not redone.
+func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) error {
+	_, err := dst.ImportWorld(ctx, world, e.Data)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, fsm.ErrWorldExists) {
+		return fmt.Errorf("move %s: import: %w", world, err)
+	}
+	got, gerr := dst.World(world)
+	if gerr != nil || got.Imported == 0 || got.Incarnation != e.Incarnation {
+		return fmt.Errorf("move %s: import: %w (not an earlier import of this world)", world, err)
+	}
+	return nil // a retry: this import committed before
 }
 
 // MoveWorld moves world from group from to group to, both run by this

@@ -103,6 +103,21 @@ func (r *Router) Locate(world string) (Location, error) {
 	if err != nil {
 		return Location{}, err
 	}
+	loc, err := r.locate(v, g)
+	if err != nil && errors.Is(err, ErrUnknownGroup) {
+		return Location{}, fmt.Errorf("%w: world %q is on group %d: %w", store.ErrNotLeader, world, g, ErrUnknownGroup)
+	}
+	return loc, err
+}
+
+// ShardOf returns the shard that holds world in the current map.
+func (r *Router) ShardOf(world string) (uint64, error) { return shardOf(r.src.View(), world) }
+
+// LocateGroup answers where group g's commands go, as Locate does for a
+// world's group: a move's import goes to the target group's leader.
+func (r *Router) LocateGroup(g uint64) (Location, error) { return r.locate(r.src.View(), g) }
+
+func (r *Router) locate(v *View, g uint64) (Location, error) {
 	st, ok := r.mgr.Group(g)
 	if !ok {
 		// Not a replica: only the map's hint knows the leader. A hint
@@ -112,7 +127,7 @@ func (r *Router) Locate(world string) (Location, error) {
 				return Location{Group: g, Node: id, Addr: addr}, nil
 			}
 		}
-		return Location{}, fmt.Errorf("%w: world %q is on group %d: %w", store.ErrNotLeader, world, g, ErrUnknownGroup)
+		return Location{}, fmt.Errorf("%w: group %d: %w", store.ErrNotLeader, g, ErrUnknownGroup)
 	}
 	if st.IsLeader() {
 		return Location{Group: g, Store: st}, nil

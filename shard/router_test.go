@@ -202,6 +202,19 @@ func TestRouterOnANodeWithoutTheShard(t *testing.T) {
 	require.ErrorIs(t, err, store.ErrNotLeader)
 	require.ErrorIs(t, err, ErrUnknownGroup)
 	require.Same(t, c.smap, c.routers["n1"].Map())
+
+	// By group, as a move's import asks: the same answers.
+	_, err = c.routers["n1"].LocateGroup(5)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	require.Eventually(t, func() bool {
+		loc, err := c.routers["n2"].LocateGroup(5)
+		return err == nil && loc.Group == 5 && loc.Store != nil
+	}, 10*time.Second, 5*time.Millisecond, "n2 leads group 5")
+	for world, want := range map[string]uint64{"here": 0, "there": 5} {
+		got, err := c.routers["n1"].ShardOf(world)
+		require.NoError(t, err)
+		require.Equal(t, want, got, world)
+	}
 }
 
 // The Backend reads each world from this node's replica of its group, and

@@ -28,10 +28,12 @@ import (
 // daemon forwards a follower's mismatch to the leader (ReportMismatch);
 // once reports against one of its checkpoints come from a majority of the
 // voters, the leader logs that it is the odd replica and hands leadership
-// to another voter. What remains is manual: remove the odd node, wipe its
-// data directory and add it again, so it installs a snapshot from the
-// majority (hashicorp/raft v1.7.3 cannot push a snapshot to a follower
-// that is up to date).
+// to another voter. Either way the leader records the finding as an event
+// on the world (fsm.CmdDivergence, checkpoint_heal.go). Healing an odd
+// follower is automatic with Config.HealReplica (checkpoint_heal.go), else
+// manual: remove the odd node, wipe its data directory and add it again,
+// so it installs a snapshot from the majority (hashicorp/raft v1.7.3
+// cannot push a snapshot to a follower that is up to date).
 
 // CheckpointMismatch is one replica's finding that its hash of a world at
 // a checkpoint's log index differs from the leader's.
@@ -121,10 +123,17 @@ func (s *Store) ReportMismatch(m CheckpointMismatch) (bool, error) {
 		s.log.Warn("checkpoint mismatch reported: the reporting replica's state differs from this leader's",
 			"replica", m.Node, "world", m.World, "index", m.Index,
 			"leader_hash", wire.HashString(m.LeaderHash), "hash", wire.HashString(m.Local))
+		if !again {
+			s.noteDivergence(m.World, m.Node, m.Index)
+			s.maybeHeal(m, voters)
+		}
 		return false, nil
 	}
 	s.log.Error("checkpoint mismatch reported by a majority: this leader is the odd replica; stepping down",
 		"world", m.World, "index", m.Index, "reporters", n, "voters", voters)
+	if !again {
+		s.noteDivergence(m.World, s.cfg.ID, m.Index)
+	}
 	if err := s.raft.LeadershipTransfer().Error(); err != nil {
 		return false, fmt.Errorf("step down after checkpoint mismatch: %w", raftError(err))
 	}

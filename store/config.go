@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -85,6 +86,20 @@ type Config struct {
 	// OnCheckpointMismatch is called, on Raft's apply goroutine, when this
 	// replica's hash differs from a checkpoint's; it must not block.
 	OnCheckpointMismatch func(CheckpointMismatch)
+	// HealReplica, when set, turns on automatic healing of a replica whose
+	// state differs from the majority's (checkpoint_heal.go): the leader
+	// removes it, calls HealReplica (with this group's id) so that the node moves this group's
+	// data aside and starts it empty, and adds it again. It returns once
+	// the node has taken the order, not once it is back.
+	HealReplica func(ctx context.Context, group uint64, node fsm.NodeInfo) error
+	// ConfirmMark asks another voter for its hash of world at the
+	// checkpoint of log index index (Store.CheckpointMark on that node):
+	// the leader heals only when a majority of the voters, itself
+	// included, confirm the hash it carried. Required with HealReplica.
+	ConfirmMark func(ctx context.Context, group uint64, node fsm.NodeInfo, world string, index uint64) (hash uint64, known bool, err error)
+	// HealCooldown is the least time from the end of one heal of this
+	// group to the start of the next; 0 means DefaultHealCooldown.
+	HealCooldown time.Duration
 
 	// NodeVersions, when set, tells the leader what a voter reads when the
 	// voter has not reported to it and the group's node table does not
@@ -180,6 +195,12 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointInterval < 0 {
 		errs = append(errs, errors.New("config.CheckpointInterval must be >= 0"))
+	}
+	if c.HealCooldown < 0 {
+		errs = append(errs, errors.New("config.HealCooldown must be >= 0"))
+	}
+	if c.HealReplica != nil && c.ConfirmMark == nil {
+		errs = append(errs, errors.New("config.HealReplica needs config.ConfirmMark: a leader heals only what a majority confirms"))
 	}
 	if c.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("config.ApplyTimeout must be > 0"))

@@ -31,7 +31,7 @@ func (capHP) Validate(_ fsm.View, a *fsm.Action, _ int64) error {
 
 // mismatchCluster starts 3 nodes with the hp rule and checkpoints on; it
 // returns the cluster and the channel every node's mismatches go to.
-func mismatchCluster(t *testing.T) (*cluster, chan CheckpointMismatch) {
+func mismatchCluster(t *testing.T, tweaks ...func(*Config)) (*cluster, chan CheckpointMismatch) {
 	found := make(chan CheckpointMismatch, 64)
 	c := newCluster(t, 3, func(cfg *Config) {
 		withCheckpoints(cfg)
@@ -44,6 +44,9 @@ func mismatchCluster(t *testing.T) (*cluster, chan CheckpointMismatch) {
 			case found <- m:
 			default: // the test has what it needs; Apply must not block
 			}
+		}
+		for _, tw := range tweaks {
+			tw(cfg)
 		}
 	})
 	return c, found

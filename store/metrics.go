@@ -28,6 +28,9 @@ type metrics struct {
 	// mismatchReports counts the mismatch reports this leader counted
 	// against its checkpoints, by outcome (checkpoint.go).
 	mismatchReports *prometheus.CounterVec
+	// heals counts the leader's heals of odd replicas, by outcome
+	// (checkpoint_heal.go).
+	heals *prometheus.CounterVec
 	// rejections counts the rejected actions this node answered as leader,
 	// by rule and code, its label pairs bounded (rejections.go).
 	rejections *rejectionCounter
@@ -82,6 +85,9 @@ func newMetrics() *metrics {
 		mismatchReports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gsd_checkpoint_mismatch_reports_total", Help: "Checkpoint mismatch reports this node counted as leader, by what the reporters made of the checkpoint (minority: they are odd; majority: this leader is).",
 		}, []string{"outcome"}),
+		heals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gsd_checkpoint_heals_total", Help: "Heals of a replica whose state differed from the majority's, by outcome (healed: removed, told to wipe, added again; failed: a step failed; skipped: a guard rail held it back).",
+		}, []string{"outcome"}),
 		rejections: newRejectionCounter(prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gsd_action_rejections_total", Help: "Rejected actions this node answered as leader, by the declared action (rule) and the reason code; label pairs past a bound count as other.",
 		}, []string{"rule", "code"}), maxRejectionLabels),
@@ -96,7 +102,7 @@ func newMetrics() *metrics {
 // nothing of this Store stays registered.
 func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	reg = prometheus.WrapRegistererWith(prometheus.Labels{"group": strconv.FormatUint(s.cfg.GroupID, 10)}, reg)
-	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered, m.checkpointMismatches, m.checkpointsCompared, m.mismatchReports, m.rejections.vec,
+	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered, m.checkpointMismatches, m.checkpointsCompared, m.mismatchReports, m.heals, m.rejections.vec,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
 			func() float64 {
 				if r := m.raft.Load(); r != nil {

@@ -44,6 +44,11 @@ type Store struct {
 	checkMu sync.Mutex
 	reports map[checkpointKey]map[string]uint64 // mismatch reporters' hashes per checkpoint of this leader (checkpoint.go)
 	lastMis *wire.MismatchReport                // the last of them, for Status
+	noticed map[string]bool                     // world and node of the divergence events this leader proposed (checkpoint_heal.go)
+
+	healMu  sync.Mutex
+	healing string    // the node a heal is in flight for
+	healEnd time.Time // when the last heal ended
 
 	refill refillState // what the event archive lacks, and refills (refill.go)
 
@@ -75,7 +80,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	if cfg.GroupID != 0 {
 		log = log.With("group", cfg.GroupID)
 	}
-	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), reported: make(map[string]fsm.Versions), reports: make(map[checkpointKey]map[string]uint64)}
+	s := &Store{cfg: cfg, log: log, stop: make(chan struct{}), reported: make(map[string]fsm.Versions), reports: make(map[checkpointKey]map[string]uint64), noticed: make(map[string]bool)}
 	var err error
 	if s.fsm, err = fsm.New(cfg.FSM); err != nil {
 		cfg.closeInjected()

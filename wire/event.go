@@ -42,4 +42,15 @@ type Event struct {
 	Duplicate bool                         `json:"duplicate,omitempty"`
 	Versions  map[string]map[string]uint64 `json:"versions,omitempty"`
 	Changes   []Change                     `json:"changes,omitempty"`
+	Notice    *Notice                      `json:"notice,omitempty"`
+}
+
+// Notice is a system event's record (no player acted): kind
+// "checkpoint_mismatch" says replica Node's state differed from the
+// majority's at the checkpoint of log index Index proposed by Leader.
+type Notice struct {
+	Kind   string `json:"kind"`
+	Node   string `json:"node,omitempty"`
+	Index  uint64 `json:"index,omitempty"`
+	Leader string `json:"leader,omitempty"`
 }

@@ -45,3 +45,29 @@ type MismatchReporter struct {
 	Node string `json:"node"`
 	Hash Hash   `json:"hash"`
 }
+
+// HealOrder is a leader's order to one of its group's replicas, whose
+// state differed from the majority's and which the leader has removed
+// from the group: move the group's data aside, start it empty and wait to
+// be added again (POST /internal/v1/groups/{group}/checkpoints:heal).
+type HealOrder struct {
+	Node   string `json:"node"`   // the replica ordered; a node refuses an order for another
+	Leader string `json:"leader"` // the leader that removed it
+}
+
+// HealAnswer answers a HealOrder: the node took it and restarts the
+// group empty.
+type HealAnswer struct {
+	Accepted bool `json:"accepted"`
+}
+
+// CheckpointMark is a replica's hash of a world at the checkpoint of log
+// index Index, as a healing leader asks the other voters for it (GET
+// /internal/v1/groups/{group}/worlds/{world}/checkpoints/{index}): Known
+// is false when the replica holds no mark there.
+type CheckpointMark struct {
+	World string `json:"world"`
+	Index uint64 `json:"index"`
+	Hash  Hash   `json:"hash,omitempty"`
+	Known bool   `json:"known"`
+}

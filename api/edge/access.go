@@ -36,6 +36,9 @@ import (
 //     the moderator role (anticheat/moderation.Class), an admin token or
 //     the secret; with neither auth nor a secret they are open, as admin
 //     routes are; recording a flag by hand is an admin route;
+//   - the relay registry's routes (list, put, remove) are admin routes; a
+//     world's relays (GET /v1/worlds/{world}/relays) are a read, as the
+//     world's watch is;
 //   - internal routes, which only nodes of the cluster call (the
 //     node-to-node service under InternalPrefix; the former session and
 //     acks paths; any request marked HeaderForwarded) need the secret when
@@ -77,6 +80,7 @@ var routeAccesses = map[string]routeAccess{
 	"POST /v1/cluster/shards":                    accessAdmin,
 	"DELETE /v1/cluster/shards/{id}":             accessAdmin,
 	"POST /v1/cluster/shards/worlds":             accessAdmin,
+	"POST /v1/cluster/worlds/{world}/move":       accessAdmin,
 	"GET /v1/node/archive":                       accessAdmin,
 	"POST /v1/node/archive:check":                accessAdmin,
 	"POST /v1/worlds/{world}/audit/checkpoint":   accessAdmin,
@@ -92,6 +96,9 @@ var routeAccesses = map[string]routeAccess{
 	"GET /v1/moderation/flags/{id}":              accessModerate,
 	"POST /v1/moderation/flags/{id}/{op}":        accessModerate,
 	"POST /v1/moderation/flags":                  accessAdmin,
+	"GET /v1/relays":                             accessAdmin,
+	"POST /v1/relays":                            accessAdmin,
+	"DELETE /v1/relays/{id}":                     accessAdmin,
 }
 
 // publicAccess is the access of the public route an internal pattern

@@ -19,6 +19,9 @@ type Metrics struct {
 	// StreamDetaches counts event streams their fan-out let go because
 	// they read too slowly (package fanout).
 	StreamDetaches prometheus.Counter
+	// StreamBytes counts the bytes of the events event streams wrote
+	// (their lines, not the HTTP framing).
+	StreamBytes prometheus.Counter
 	// RateLimited counts actions the per-player rate limit refused, by
 	// lane (http, play, udp).
 	RateLimited *prometheus.CounterVec
@@ -42,11 +45,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		StreamDetaches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_http_event_stream_detaches_total", Help: "Event streams that fell behind their world's shared fan-out and caught up from their own subscription.",
 		}),
+		StreamBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_http_event_stream_bytes_total", Help: "Bytes of the event lines written to event streams.",
+		}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gsd_edge_rate_limited_total", Help: "Actions the edge's per-player rate limit refused before the log, by lane (http, play, udp).",
 		}, []string{"lane"}),
 	}
-	for _, c := range []prometheus.Collector{m.Requests, m.Latency, m.Forwards, m.Streams, m.StreamDetaches, m.RateLimited} {
+	for _, c := range []prometheus.Collector{m.Requests, m.Latency, m.Forwards, m.Streams, m.StreamDetaches, m.StreamBytes, m.RateLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("api metrics: %w", err)
 		}

@@ -415,11 +415,19 @@ func (u *UDP) drain(k *udpKey) {
 			k.mu.Unlock()
 			return
 		}
+		// A map taken is replaced; an empty one stays with k and is not
+		// this round's: handle may fill it once k.mu is released, and a
+		// round reading it then would propose what the next round
+		// proposes again (an undeclared call was counted twice so).
 		if len(batch) > 0 {
 			k.pending = make(map[fieldKey]udpInput)
+		} else {
+			batch = nil
 		}
 		if len(calls) > 0 {
 			k.calls = make(map[string]udpCall)
+		} else {
+			calls = nil
 		}
 		k.mu.Unlock()
 		if len(batch) > 0 {

@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -35,6 +37,12 @@ func (c *playConn) handshake(msg wire.ClientMsg) (*store.Subscription, error) {
 		return nil, err
 	}
 	c.player = player
+	// A node that runs no replica of the world's shard (placed on other
+	// nodes) cannot feed the connection: it says so at once, before a
+	// session is opened, and the client goes on to a node that can.
+	if _, err := c.s.Backend().World(c.world); errors.Is(err, shard.ErrUnknownGroup) {
+		return nil, fmt.Errorf("%w: this node runs no replica of the shard of world %q: play through a node that does (%v)", store.ErrNotLeader, c.world, err)
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.Config().RequestTimeout)
 	defer cancel()
 	welcome := wire.Welcome{Type: wire.TypeWelcome, World: c.world, Player: player}

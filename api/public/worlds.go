@@ -43,9 +43,13 @@ func (p *API) CreateWorld(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
+	ctx, cancel := p.RequestContext(r)
+	defer cancel()
+	if err := p.placeNew(ctx, r, req.ID); err != nil {
+		p.WriteError(w, err, true)
+		return
+	}
 	p.OnLeader(w, r, req.ID, edge.KindWrite, edge.InternalWorldsPath, body, func(g edge.Group) error {
-		ctx, cancel := p.RequestContext(r)
-		defer cancel()
 		if err := g.CreateWorld(ctx, req.ID, rules); err != nil {
 			return err
 		}

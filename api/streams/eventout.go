@@ -39,6 +39,37 @@ func (o httpOut) Flush() error { return o.rc.Flush() }
 
 func (o httpOut) SetWriteDeadline(t time.Time) error { return o.rc.SetWriteDeadline(t) }
 
+// countedOut counts the bytes written through a streamOut into to, once
+// per flush: one add per line would contend across a thousand streams.
+type countedOut struct {
+	streamOut
+	to interface{ Add(float64) }
+	n  int
+}
+
+func (o *countedOut) Write(p []byte) (int, error) {
+	o.n += len(p)
+	return o.streamOut.Write(p)
+}
+
+func (o *countedOut) WriteChunk(c []byte) error {
+	o.n += len(c)
+	o.add()
+	return o.streamOut.WriteChunk(c)
+}
+
+func (o *countedOut) Flush() error {
+	o.add()
+	return o.streamOut.Flush()
+}
+
+func (o *countedOut) add() {
+	if o.n > 0 {
+		o.to.Add(float64(o.n))
+		o.n = 0
+	}
+}
+
 // rawOut writes an HTTP/1.1 chunked body straight to a hijacked connection,
 // one write (writev) per flush: net/http's own path takes two or more
 // system calls per window above 4 KB (its buffers are 2 and 4 KB), and on a

@@ -85,6 +85,7 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 		}
 		out = httpOut{w: w, rc: rc}
 	}
+	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes}
 	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position(), v: v}
 	st.serve(ctx, sub)
 }

@@ -49,12 +49,10 @@ type Service struct {
 	frames  prometheus.Counter
 	bytes   prometheus.Counter
 
-	// the segmented HTTP variant (chunked.go, segments.go)
-	segCfg    SegmentConfig
-	segMu     sync.Mutex
-	segWG     sync.WaitGroup // running segmenters
-	segs      map[segKey]*segmenter
-	segClosed bool
+	// the segmented HTTP variant (chunked.go, segments.go): replaced
+	// only by SetSegments, before serving
+	segMu sync.Mutex
+	segs  *spectator.Segments
 }
 
 // seeder is what a backend offers to seed a pipeline with the world's
@@ -94,7 +92,12 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Core: core, hub: hub, vis: vis, segCfg: DefaultSegmentConfig(), segs: make(map[segKey]*segmenter),
+	segs, err := spectator.NewSegments(hub, DefaultSegmentConfig(), core.Log())
+	if err != nil {
+		hub.Close()
+		return nil, err
+	}
+	s := &Service{Core: core, hub: hub, vis: vis, segs: segs,
 		viewers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "gsd_watch_viewers", Help: "Open watch connections on this node."}),
 		frames:  prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_frames_total", Help: "Frames written to watch connections."}),
 		bytes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_watch_bytes_total", Help: "Bytes of the frames written to watch connections."}),
@@ -135,12 +138,14 @@ func seed(sd seeder, world string) (*spectator.State, error) {
 // SetSegments configures the segmented HTTP variant; call it before
 // serving (New uses DefaultSegmentConfig).
 func (s *Service) SetSegments(cfg SegmentConfig) error {
-	if err := cfg.Validate(); err != nil {
+	segs, err := spectator.NewSegments(s.hub, cfg, s.Log())
+	if err != nil {
 		return err
 	}
 	s.segMu.Lock()
 	defer s.segMu.Unlock()
-	s.segCfg = cfg
+	s.segs.Close() // nothing cut yet
+	s.segs = segs
 	return nil
 }
 

@@ -80,7 +80,7 @@ func (s *shardOptions) start(dataDir string, scfg store.Config, mux *shard.Mux, 
 		g.router = shardRouter{r}
 		var b *shard.Backend
 		if b, err = shard.NewBackend(r); err == nil {
-			g.backend = metaBackend{Backend: b, g: mg}
+			g.backend = metaBackend{Backend: b, g: mg, r: r}
 		}
 	}
 	if err != nil {
@@ -95,6 +95,45 @@ func (s *shardOptions) start(dataDir string, scfg store.Config, mux *shard.Mux, 
 type metaBackend struct {
 	*shard.Backend
 	g *meta.Group
+	r *shard.Router
+}
+
+// ShardOf is the shard the meta map places world on now.
+func (b metaBackend) ShardOf(world string) (uint64, error) { return b.r.ShardOf(world) }
+
+// GroupRoute is where shard g's commands go (a move's import): this
+// node's group when it leads g, else g's leader; a shard the map does not
+// have is not_found.
+func (b metaBackend) GroupRoute(g uint64) (edge.Route, error) {
+	if _, ok := b.r.Map().Shard(g); !ok {
+		return edge.Route{}, fmt.Errorf("%w: shard %d is not in the shard map", fsm.ErrNotFound, g)
+	}
+	loc, err := b.r.LocateGroup(g)
+	if err != nil {
+		return edge.Route{}, err
+	}
+	return edgeRoute(loc), nil
+}
+
+// Listed reports whether the meta map lists world (placed or assigned).
+func (b metaBackend) Listed(world string) bool {
+	_, ok := b.r.Map().Worlds[world]
+	return ok
+}
+
+// PlaceNew places world, about to be created, where the meta group
+// places it (a world placed already keeps its shard).
+func (b metaBackend) PlaceNew(ctx context.Context, world string) (uint64, error) {
+	res, err := b.g.Propose(ctx, meta.Command{Op: meta.OpPlaceWorld, World: world})
+	if err != nil {
+		return 0, editError(err)
+	}
+	return res.Shard, nil
+}
+
+// PublishWorld assigns a moved world to its new shard in the meta map.
+func (b metaBackend) PublishWorld(ctx context.Context, world string, shard uint64) error {
+	return editError(b.g.Publish(ctx, world, shard))
 }
 
 // CreateShard adds a shard to the meta map; its voters start it.

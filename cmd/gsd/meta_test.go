@@ -75,7 +75,19 @@ func TestRunThreeNodesWithMetaOverMutualTLS(t *testing.T) {
 	runThreeNodesWithMeta(t, newTestCA(t))
 }
 
-func runThreeNodesWithMeta(t *testing.T, ca *testCA) {
+// metaCluster is three gsd processes with --shard-map --meta: shard 1
+// on n1 and n2 (world a), shard 2 on n2 and n3 (world b).
+type metaCluster struct {
+	ids                  []string
+	run                  []*testNode
+	clients              []*client.Client
+	httpAddrs, raftAddrs map[string]string
+	flags                map[string][]string
+}
+
+// startMetaCluster starts the three nodes (with mutual TLS when ca is
+// set) and returns once n1 leads group 0.
+func startMetaCluster(t *testing.T, ca *testCA) *metaCluster {
 	ids := []string{"n1", "n2", "n3"}
 	httpAddrs, raftAddrs := map[string]string{}, map[string]string{}
 	nodes := map[string]any{}
@@ -94,9 +106,7 @@ func runThreeNodesWithMeta(t *testing.T, ca *testCA) {
 	})
 	require.NoError(t, err)
 	smap := writeFile(t, string(b))
-	var run []*testNode
-	var clients []*client.Client
-	flags := map[string][]string{}
+	mc := &metaCluster{ids: ids, httpAddrs: httpAddrs, raftAddrs: raftAddrs, flags: map[string][]string{}}
 	for i, id := range ids {
 		extra := []string{"--shard-map", smap, "--meta"}
 		if ca != nil {
@@ -106,16 +116,24 @@ func runThreeNodesWithMeta(t *testing.T, ca *testCA) {
 			extra = append(extra, "--join", httpAddrs["n1"])
 		}
 		n := startNodeAt(t, id, t.TempDir(), httpAddrs[id], raftAddrs[id], extra...)
-		flags[id] = extra
-		run = append(run, n)
-		clients = append(clients, n.client(t))
+		mc.flags[id] = extra
+		mc.run = append(mc.run, n)
+		c := n.client(t)
 		if ca != nil {
-			clients[i] = ca.client(t, n.http)
+			c = ca.client(t, n.http)
 		}
+		mc.clients = append(mc.clients, c)
 		if i == 0 {
-			waitFor(t, n, clients[0], "leads", func(s client.Status) bool { return s.Leader == "n1" })
+			waitFor(t, n, c, "leads", func(s client.Status) bool { return s.Leader == "n1" })
 		}
 	}
+	return mc
+}
+
+func runThreeNodesWithMeta(t *testing.T, ca *testCA) {
+	mc := startMetaCluster(t, ca)
+	ids, run, clients, httpAddrs, raftAddrs, flags := mc.ids, mc.run, mc.clients, mc.httpAddrs, mc.raftAddrs, mc.flags
+	var err error
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// n3 runs no replica of shard 1 (world a), n1 none of shard 2 (b).

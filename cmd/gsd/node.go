@@ -33,6 +33,8 @@ const exitDiskStall = 3
 
 func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	log := base.With("node", o.id) // the store adds the node id itself
+	// A checkpoint heal order ends the run like a signal (heal.go).
+	ctx, heal := newHealer(ctx, o.id, log)
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -103,6 +105,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	scfg.Retention.MaxAge, scfg.Retention.MaxEventsPerWorld = o.archiveMaxAge, o.archiveMaxEvents
 	scfg.DiskStallTimeout = o.diskStallTimeout
 	o.checks.apply(&scfg)
+	heal.apply(&scfg, o.checks.heal)
 	scfg.OnDiskStall = func(d time.Duration) {
 		// Crash-only: a leader stuck in a disk write keeps its followers
 		// from electing anyone else; exiting lets them. A supervisor
@@ -257,7 +260,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	hs := &http.Server{
-		Handler:           edge.Handler(),
+		Handler:           heal.handler(edge, st),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
@@ -301,6 +304,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	stopTracing() // after the last action's spans
 	if runErr != nil && ctx.Err() == nil {
 		return runErr
+	}
+	if err := heal.finish(groupDir); err != nil {
+		return err
 	}
 	log.Info("gsd node stopped")
 	return nil

@@ -80,6 +80,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &ue) {
 			fmt.Fprintln(stderr, "Run 'gsd --help' for usage.")
 		}
+		if errors.Is(err, errHealed) {
+			return exitHealed // heal.go: restart to rejoin empty
+		}
 		return 1
 	}
 	return 0

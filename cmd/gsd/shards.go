@@ -147,9 +147,14 @@ func (s shardRouter) Route(world string, _ edge.Kind) (edge.Route, error) {
 	if err != nil {
 		return edge.Route{}, err
 	}
+	return edgeRoute(loc), nil
+}
+
+// edgeRoute is loc as the edge's Route.
+func edgeRoute(loc shard.Location) edge.Route {
 	rt := edge.Route{GroupID: strconv.FormatUint(loc.Group, 10), Node: loc.Node, Addr: loc.Addr}
 	if loc.Store != nil { // never a typed nil in the interface
 		rt.Group = loc.Store
 	}
-	return rt, nil
+	return rt
 }

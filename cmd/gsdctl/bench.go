@@ -51,6 +51,7 @@ type benchOptions struct {
 	authKeyFile                           string
 	gsdArgs                               []string
 	p10k                                  loadgen.Players10kParams
+	spectate                              spectateOptions
 	scenarios                             []string // what this run runs (startBenchCluster's node flags)
 }
 
@@ -138,6 +139,7 @@ as JSON (--out) and a latency-percentile plot per scenario (SVG, next to it).`,
 	f.DurationVar(&o.down, "down", 3*time.Second, "failover: restart the killed node after this (0: never)")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator (this process) to this file")
 	addP10kFlags(f, &o)
+	addSpectateFlags(f, &o.spectate)
 	cmd.AddCommand(a.benchReportCmd())
 	return cmd
 }
@@ -226,6 +228,10 @@ func (a *app) runBench(cmd *cobra.Command, o benchOptions, args []string) error 
 		case "conflict-storm":
 			r, err = loadgen.ConflictStorm(ctx, t, loadgen.StormParams{World: p.World, Players: o.stormPlayers, Rounds: o.stormRounds, Batch: o.stormBatch})
 		case "spectator-influx":
+			if o.spectate.stepped() {
+				r, err = runSpectatorSteps(ctx, t, p, o)
+				break
+			}
 			r, err = loadgen.SpectatorInflux(ctx, t, p, loadgen.SpectatorParams{Spectators: o.spectators, Ramp: o.ramp, OnFollowers: !o.spectatorsAll, DecodeEvery: o.spectatorDecodeEvery, Linger: o.spectatorLinger, Nodes: o.spectatorNodes, Relays: benchRelays(o.spectatorRelays)}, o.tm)
 		case "churn":
 			r, err = loadgen.Churn(ctx, t, p, loadgen.ChurnParams{Clients: o.churners, Dwell: o.dwell, Offline: o.offline}, o.tm)

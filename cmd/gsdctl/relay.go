@@ -19,19 +19,20 @@ import (
 // relayCmd runs relays (issue 13): processes that serve watch and event
 // streams from a node's (or another relay's) filtered feed, so that
 // spectators cost the voters one stream per world instead of one each.
-// Only run is built; a registry of relays (add, list, remove) is not.
+// add, list and remove keep the cluster's relay registry (api/relays).
 func (a *app) relayCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "relay",
-		Short: "Run a relay of watch and event streams (docs/PROTOCOL.md, \"Relays\")",
+		Short: "Run relays of watch and event streams and keep the relay registry (docs/PROTOCOL.md, \"Relays\")",
 	}
-	cmd.AddCommand(a.relayRunCmd())
+	cmd.AddCommand(a.relayRunCmd(), a.relayAddCmd(), a.relayListCmd(), a.relayRemoveCmd())
 	return cmd
 }
 
 func (a *app) relayRunCmd() *cobra.Command {
 	cfg := relay.DefaultConfig()
 	var listen, tokenFile string
+	var reg registration
 	var auditKeys []string
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -95,7 +96,10 @@ its keyframes and serves it to relays of it.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
-			return a.runRelay(cmd.Context(), cfg, listen)
+			if err := reg.validate(listen); err != nil {
+				return usageError{err}
+			}
+			return a.runRelay(cmd.Context(), cfg, listen, reg)
 		},
 	}
 	f := cmd.Flags()
@@ -111,13 +115,24 @@ its keyframes and serves it to relays of it.`,
 	f.DurationVar(&cfg.Pipeline.KeyframeInterval, "keyframe-interval", cfg.Pipeline.KeyframeInterval, "how often each view's join keyframe is made anew")
 	f.DurationVar(&cfg.Pipeline.Tick, "tick", cfg.Pipeline.Tick, "how often watchers get a delta")
 	f.IntVar(&cfg.Pipeline.Queue, "viewer-queue", cfg.Pipeline.Queue, "frames a watcher may have waiting; a slower one skips to the next keyframe")
+	f.DurationVar(&cfg.Segments.Duration, "watch-segment", cfg.Segments.Duration, "length of one segment of the watch's HTTP variant (watch/index.json, watch/seg/{n}.ndjson)")
+	f.IntVar(&cfg.Segments.Keep, "watch-segments-kept", cfg.Segments.Keep, "finished segments kept per world and delay")
+	f.DurationVar(&cfg.Segments.Idle, "watch-segment-idle", cfg.Segments.Idle, "stop cutting a world and delay into segments this long after its last request")
+	f.IntVar(&cfg.Segments.Max, "watch-segment-views", cfg.Segments.Max, "worlds and delays cut into segments at once; beyond, 503 with Retry-After")
+	f.BoolVar(&reg.on, "register", false, "keep this relay in the cluster's relay registry (at --addr, with --secret) while it runs: put at each --heartbeat with its viewers, removed at exit")
+	f.StringVar(&reg.id, "id", "", "with --register: the relay's id (default: from --public-url)")
+	f.StringVar(&reg.url, "public-url", "", "with --register: where viewers reach this relay (default: http://<--listen>)")
+	f.StringVar(&reg.region, "region", "", "with --register: the relay's region")
+	f.StringVar(&reg.worlds, "worlds", "", "with --register: the worlds it serves, comma-separated (default: all)")
+	f.DurationVar(&reg.heartbeat, "heartbeat", 10*time.Second, "with --register: how often it says it lives (the registry calls it stale after 30s without)")
 	f.StringArrayVar(&auditKeys, "audit-key", nil, "the cluster's audit public key file (.pub): verify the upstream's checkpoints with it (repeat during a rotation)")
 	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", relay.DefaultCheckpointInterval, "how often to ask the upstream for a world's newest checkpoint (with --audit-key)")
 	return cmd
 }
 
-// runRelay serves a relay on listen until ctx ends.
-func (a *app) runRelay(ctx context.Context, cfg relay.Config, listen string) error {
+// runRelay serves a relay on listen until ctx ends, kept in the registry
+// while it runs when reg says so.
+func (a *app) runRelay(ctx context.Context, cfg relay.Config, listen string, reg registration) error {
 	r, err := relay.New(cfg)
 	if err != nil {
 		return err
@@ -131,6 +146,19 @@ func (a *app) runRelay(ctx context.Context, cfg relay.Config, listen string) err
 	fmt.Fprintf(a.stdout, "relay listening on %s, following %s\n", ln.Addr(), cfg.Upstream)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if reg.on {
+		reg.complete(ln.Addr().String())
+		fmt.Fprintf(a.stdout, "registering as relay %s at %s\n", reg.id, reg.url)
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c := a.client()
+			defer c.Close()
+			reg.run(rctx, c, cfg.MaxViewers, r.Viewers, cfg.Logger)
+		}()
+		defer func() { stop(); <-done }()
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("relay: %w", err)

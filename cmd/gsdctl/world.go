@@ -15,9 +15,9 @@ import (
 func (a *app) worldCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "world",
-		Short: "Create, list and delete worlds, and replace their rules",
+		Short: "Create, list, delete and move worlds, and replace their rules",
 	}
-	cmd.AddCommand(a.worldCreateCmd(), a.worldListCmd(), a.worldDeleteCmd(), a.worldRulesCmd())
+	cmd.AddCommand(a.worldCreateCmd(), a.worldListCmd(), a.worldDeleteCmd(), a.worldRulesCmd(), a.worldMoveCmd())
 	return cmd
 }
 

@@ -74,6 +74,9 @@ type Config struct {
 	// Pipeline is the template of the relay's pipelines (spectator.Config:
 	// tick, keyframe interval, queue per viewer, skew bound).
 	Pipeline spectator.Config
+	// Segments configures the segmented HTTP variant of the watch route
+	// (watch/index.json, watch/seg/{n}.ndjson), cut as a node cuts it.
+	Segments spectator.SegmentConfig
 	// HTTPClient makes the upstream requests (no overall timeout: a
 	// stream lasts).
 	HTTPClient *http.Client
@@ -95,6 +98,7 @@ func DefaultConfig() Config {
 	return Config{MaxViewers: DefaultMaxViewers, RetryAfter: DefaultRetryAfter, MaxEvents: DefaultMaxEvents,
 		RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax, WriteTimeout: DefaultWriteTimeout,
 		OpenTimeout: DefaultOpenTimeout, IdleTimeout: DefaultIdleTimeout, Pipeline: spectator.DefaultConfig(),
+		Segments:   spectator.DefaultSegmentConfig(),
 		HTTPClient: &http.Client{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
@@ -117,6 +121,9 @@ func (c Config) Validate() error {
 	case c.HTTPClient == nil || c.Logger == nil:
 		return errors.New("relay: HTTPClient and Logger are required")
 	}
+	if err := c.Segments.Validate(); err != nil {
+		return fmt.Errorf("relay: Segments: %w", err)
+	}
 	// The pipeline's own fields are set per world; check the rest.
 	p := c.Pipeline
 	p.World, p.Access, p.Subscribe = "w", &spectator.Access{}, func(string, uint64) (fanout.Subscription, error) { return nil, nil }
@@ -132,6 +139,7 @@ type Relay struct {
 	cfg     Config
 	log     *slog.Logger
 	hub     *spectator.Hub
+	segs    *spectator.Segments
 	reg     *prometheus.Registry
 	metrics metrics
 	ctx     context.Context // ends at Close: the viewers' streams end with it
@@ -188,6 +196,7 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	r.hub = hub
+	r.segs, _ = spectator.NewSegments(hub, cfg.Segments, cfg.Logger) // the config is valid
 	return r, nil
 }
 
@@ -350,12 +359,14 @@ func (r *Relay) Viewers() int {
 	return r.viewers
 }
 
-// Handler returns the relay's routes: the watch and event streams, and
-// /metrics and /healthz.
+// Handler returns the relay's routes: the watch and event streams, the
+// watch's segments, and /metrics and /healthz.
 func (r *Relay) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/worlds/{world}/watch", r.Watch)
 	mux.HandleFunc("GET /v1/worlds/{world}/events", r.Events)
+	mux.HandleFunc("GET /v1/worlds/{world}/watch/index.json", r.Index)
+	mux.HandleFunc("GET /v1/worlds/{world}/watch/seg/{seg}", r.Segment)
 	r.registerAudit(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
@@ -377,6 +388,7 @@ func (r *Relay) Close() {
 		it.timer.Stop()
 	}
 	r.mu.Unlock()
+	r.segs.Close()
 	r.hub.Close()
 	for _, f := range follows {
 		f.stop()

@@ -1,0 +1,139 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// worldMover is what a world's move needs of the backend: gsd --meta's,
+// whose map the move's last step changes. Its errors wrap fsm.ErrNotFound
+// (no such shard) or store.ErrNotLeader.
+type worldMover interface {
+	// ShardOf is the shard the node's map places world on now.
+	ShardOf(world string) (uint64, error)
+	// GroupRoute is where group g's commands go: this node's group when
+	// it leads g, else g's leader.
+	GroupRoute(g uint64) (edge.Route, error)
+	// PublishWorld assigns world to shard in the meta map.
+	PublishWorld(ctx context.Context, world string, shard uint64) error
+}
+
+// MoveWorld handles POST /v1/cluster/worlds/{world}/move (gsd --meta):
+// it moves the world to the shard the body names from whatever node
+// receives it (shard.Move's steps, each where it runs): fence and export
+// at the leader of the world's group, import at the leader of the target
+// group, each over the node-to-node service when that leader is another
+// node (api/peer's move route), then publish in the meta group.
+//
+// Every step is safe to repeat, so a move that failed after its fence
+// (the world refusing writes with world_moved, the map not yet changed)
+// is completed by calling again: the fence says where the world goes, a
+// repeated fence answers the first, and an import that committed before
+// is recognised. A world the map already places on the target answers
+// done.
+func (a *API) MoveWorld(w http.ResponseWriter, r *http.Request) {
+	world := r.PathValue("world")
+	if err := edge.CheckName("world", world); err != nil {
+		a.WriteError(w, err, true)
+		return
+	}
+	m, ok := a.Backend().(worldMover)
+	if !ok {
+		a.WriteError(w, fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported), true)
+		return
+	}
+	var body wire.WorldMove
+	if !a.ReadJSON(w, r, a.Config().MaxBodyBytes, &body) {
+		return
+	}
+	ctx, cancel := a.RequestContext(r)
+	defer cancel()
+	got, err := a.moveWorld(ctx, m, world, body.To)
+	if err != nil {
+		a.WriteError(w, err, true)
+		return
+	}
+	a.WriteJSON(w, http.StatusOK, got)
+}
+
+func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint64) (wire.WorldMoved, error) {
+	from, err := m.ShardOf(world)
+	if err != nil {
+		return wire.WorldMoved{}, err
+	}
+	// The target must be a shard of the map before anything is fenced:
+	// a world fenced towards nowhere would refuse writes until moved.
+	dst, err := m.GroupRoute(to)
+	if err != nil {
+		return wire.WorldMoved{}, err
+	}
+	if from == to {
+		return wire.WorldMoved{World: world, From: to, To: to, Done: true}, nil
+	}
+	e, err := a.exportMoved(ctx, world, to)
+	if err != nil {
+		return wire.WorldMoved{}, err
+	}
+	if err := a.importMoved(ctx, dst, world, to, e); err != nil {
+		return wire.WorldMoved{}, err
+	}
+	if err := m.PublishWorld(ctx, world, to); err != nil {
+		return wire.WorldMoved{}, fmt.Errorf("move %s: publish: %w", world, err)
+	}
+	return wire.WorldMoved{World: world, From: from, To: to, Seq: e.Seq}, nil
+}
+
+// exportMoved fences and exports world at its group's leader.
+func (a *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
+	var e shard.Export
+	err := a.RouteCall(world, edge.KindWrite, false, func(g edge.Group) error {
+		src, ok := g.(shard.MoveSource)
+		if !ok {
+			return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
+		}
+		var err error
+		e, err = shard.FenceAndExport(ctx, src, world, to)
+		return err
+	}, func(rt edge.Route) error {
+		var got wire.WorldExport
+		if err := a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepExport, To: to}, &got); err != nil {
+			return fmt.Errorf("move %s: export at %s: %w", world, rt.Node, err)
+		}
+		e = shard.Export{Incarnation: got.Incarnation, Seq: got.Seq, Data: got.Data}
+		return nil
+	})
+	return e, err
+}
+
+// importMoved imports e on group to through rt, its leader.
+func (a *API) importMoved(ctx context.Context, rt edge.Route, world string, to uint64, e shard.Export) error {
+	if rt.Local() {
+		dst, ok := rt.Group.(shard.MoveTarget)
+		if !ok {
+			return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
+		}
+		return shard.ImportMoved(ctx, dst, world, e)
+	}
+	step := wire.MoveStep{Step: wire.MoveStepImport, To: to, Export: &wire.WorldExport{Incarnation: e.Incarnation, Seq: e.Seq, Data: e.Data}}
+	var ok struct{}
+	if err := a.callMove(ctx, rt, world, step, &ok); err != nil {
+		return fmt.Errorf("move %s: import at %s: %w", world, rt.Node, err)
+	}
+	return nil
+}
+
+func (a *API) callMove(ctx context.Context, rt edge.Route, world string, step wire.MoveStep, out any) error {
+	b, err := json.Marshal(step)
+	if err != nil {
+		return err
+	}
+	return a.CallNode(ctx, rt, http.MethodPost, edge.InternalPrefix+strings.TrimPrefix(wire.PathWorldMove(world), "/v1"), b, "", out)
+}

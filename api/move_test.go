@@ -1,0 +1,82 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+// moveFake is a backend whose map places worlds on shard 1 and knows
+// shards 1 and 2; its groups (the fake) cannot move worlds.
+type moveFake struct {
+	*apitest.Fake
+	routeErr, publishErr error
+	published            []string
+}
+
+func (f *moveFake) ShardOf(world string) (uint64, error) { return 1, nil }
+
+func (f *moveFake) GroupRoute(g uint64) (edge.Route, error) {
+	if g > 2 {
+		return edge.Route{}, fmt.Errorf("%w: shard %d", fsm.ErrNotFound, g)
+	}
+	return edge.Route{GroupID: "2", Group: f.Fake}, f.routeErr
+}
+
+func (f *moveFake) PublishWorld(_ context.Context, world string, shard uint64) error {
+	f.published = append(f.published, fmt.Sprint(world, shard))
+	return f.publishErr
+}
+
+func TestMoveRouteChecksItsInputAndItsBackend(t *testing.T) {
+	t.Parallel()
+	f := &moveFake{Fake: apitest.NewFake()}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	path := wire.PathWorldMove("arena")
+
+	code, _, b := e.Do("POST", path, `{"to":1}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","from":1,"to":1,"seq":0,"done":true}`, string(b), "on shard 1 already")
+	e.RequireError(404, fsm.CodeNotFound, "POST", path, `{"to":9}`, admin...)
+	e.RequireError(422, fsm.CodeNotSupported, "POST", path, `{"to":2}`, admin...)
+	require.Empty(t, f.published, "nothing fenced, nothing published")
+	f.routeErr = fmt.Errorf("%w: no leader of group 2", store.ErrNotLeader)
+	e.RequireError(503, edge.CodeNotLeader, "POST", path, `{"to":2}`, admin...)
+	e.RequireError(400, fsm.CodeMalformed, "POST", path, `{"to":-1}`, admin...)
+	e.RequireError(400, fsm.CodeMalformed, "POST", wire.PathWorldMove(strings.Repeat("w", fsm.MaxNameLen+1)), `{"to":2}`, admin...)
+	e.RequireError(401, edge.CodeUnauthorized, "POST", path, `{"to":2}`)
+
+	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()})
+	static.RequireError(422, fsm.CodeNotSupported, "POST", path, `{"to":2}`)
+}
+
+func TestMovePeerStepIsForNodesAndChecksItsStep(t *testing.T) {
+	t.Parallel()
+	f := &moveFake{Fake: apitest.NewFake()}
+	e := newEnvFor(t, f, withSecret)
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+	path := edge.InternalPrefix + "/cluster/worlds/arena/move"
+
+	e.RequireError(400, fsm.CodeMalformed, "POST", path, `{"step":"drop","to":2}`, peer...)
+	e.RequireError(400, fsm.CodeMalformed, "POST", path, `{"step":"import","to":2}`, peer...)
+	e.RequireError(422, fsm.CodeNotSupported, "POST", path, `{"step":"export","to":2}`, peer...)
+	e.RequireError(422, fsm.CodeNotSupported, "POST", path, `{"step":"import","to":2,"export":{"incarnation":1,"seq":3,"data":""}}`, peer...)
+	e.RequireError(404, fsm.CodeNotFound, "POST", path, `{"step":"import","to":9,"export":{"incarnation":1,"seq":3,"data":""}}`, peer...)
+	f.routeErr = fmt.Errorf("%w: no leader of group 2", store.ErrNotLeader)
+	e.RequireError(503, edge.CodeNotLeader, "POST", path, `{"step":"import","to":2,"export":{"incarnation":1,"seq":3,"data":""}}`, peer...)
+	f.routeErr = nil
+	e.RequireError(400, fsm.CodeMalformed, "POST", edge.InternalPrefix+"/cluster/worlds/"+strings.Repeat("w", fsm.MaxNameLen+1)+"/move", `{"step":"export","to":2}`, peer...)
+	e.RequireError(401, edge.CodeUnauthorized, "POST", path, `{"step":"export","to":2}`)
+
+	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()}, withSecret)
+	static.RequireError(422, fsm.CodeNotSupported, "POST", path, `{"step":"import","to":2,"export":{"incarnation":1,"seq":3,"data":""}}`, peer...)
+}

@@ -1,0 +1,103 @@
+package peer
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// PathMove is the pattern of a move's node-to-node call: the node the
+// admin called (api/admin's move route) runs a move's step here when this
+// node leads the group the step runs on.
+//
+//	POST /internal/v1/cluster/worlds/{world}/move   wire.MoveStep → wire.WorldExport | {}
+const PathMove = "POST " + edge.InternalPrefix + "/cluster/worlds/{world}/move"
+
+// groupRouter is what a move's import needs of the backend: where the
+// target group's commands go (gsd --meta's).
+type groupRouter interface {
+	GroupRoute(g uint64) (edge.Route, error)
+}
+
+// RegisterMove adds the move call to mux.
+func (p *API) RegisterMove(mux *http.ServeMux) {
+	mux.HandleFunc(PathMove, p.internalOnly(p.Move))
+}
+
+// Move handles a move's step on this node: "export" fences the world on
+// its group, which this node must lead, and answers its export; "import"
+// imports the export on the group the step names, which this node must
+// lead. Either is refused not_leader otherwise, never sent on; both are
+// safe to repeat (shard.FenceAndExport, shard.ImportMoved).
+func (p *API) Move(w http.ResponseWriter, r *http.Request) {
+	world := r.PathValue("world")
+	if err := edge.CheckName("world", world); err != nil {
+		p.WriteError(w, err, true)
+		return
+	}
+	var step wire.MoveStep
+	if !p.ReadJSON(w, r, p.Config().MaxBatchBodyBytes, &step) {
+		return
+	}
+	ctx, cancel := p.RequestContext(r)
+	defer cancel()
+	var err error
+	switch step.Step {
+	case wire.MoveStepExport:
+		var e shard.Export
+		if e, err = p.exportMoved(ctx, world, step.To); err == nil {
+			p.WriteJSON(w, http.StatusOK, wire.WorldExport{Incarnation: e.Incarnation, Seq: e.Seq, Data: e.Data})
+			return
+		}
+	case wire.MoveStepImport:
+		if err = p.importMoved(ctx, world, step); err == nil {
+			p.WriteJSON(w, http.StatusOK, struct{}{})
+			return
+		}
+	default:
+		err = fmt.Errorf("%w: move step %q (want %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport)
+	}
+	p.WriteError(w, err, true)
+}
+
+func (p *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
+	var e shard.Export
+	err := p.RouteCall(world, edge.KindWrite, true, func(g edge.Group) error {
+		src, ok := g.(shard.MoveSource)
+		if !ok {
+			return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
+		}
+		var err error
+		e, err = shard.FenceAndExport(ctx, src, world, to)
+		return err
+	}, nil)
+	return e, err
+}
+
+func (p *API) importMoved(ctx context.Context, world string, step wire.MoveStep) error {
+	if step.Export == nil {
+		return fmt.Errorf("%w: an import step without its export", fsm.ErrMalformed)
+	}
+	gr, ok := p.Backend().(groupRouter)
+	if !ok {
+		return fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported)
+	}
+	rt, err := gr.GroupRoute(step.To)
+	if err != nil {
+		return err
+	}
+	if !rt.Local() {
+		return fmt.Errorf("%w: this node does not lead group %d", store.ErrNotLeader, step.To)
+	}
+	dst, ok := rt.Group.(shard.MoveTarget)
+	if !ok {
+		return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
+	}
+	return shard.ImportMoved(ctx, dst, world, shard.Export{Incarnation: step.Export.Incarnation, Seq: step.Export.Seq, Data: step.Export.Data})
+}

@@ -1,0 +1,51 @@
+package wire
+
+import "net/url"
+
+// PathWorldMove is the admin route that moves a world to another shard
+// (issue 14, gsd --meta): POST a WorldMove, answered a WorldMoved.
+func PathWorldMove(world string) string {
+	return "/v1/cluster/worlds/" + url.PathEscape(world) + "/move"
+}
+
+// WorldMove is the body of POST /v1/cluster/worlds/{world}/move: the
+// shard the world goes to.
+type WorldMove struct {
+	To uint64 `json:"to"`
+}
+
+// WorldMoved answers a move: the world is on shard To, its events up to
+// Seq were committed at its old home From, the next one commits on To.
+// Done says the world was on To already (a repeated call, or no move).
+type WorldMoved struct {
+	World string `json:"world"`
+	From  uint64 `json:"from"`
+	To    uint64 `json:"to"`
+	Seq   uint64 `json:"seq"`
+	Done  bool   `json:"done,omitempty"`
+}
+
+// MoveStep is the body of a move's node-to-node call (POST
+// /internal/v1/cluster/worlds/{world}/move) to the leader of one of the
+// two groups: Step "export" fences the world on its group towards To and
+// answers its export; Step "import" imports Export (Data from an export
+// of the world with Incarnation) on the group To.
+type MoveStep struct {
+	Step   string       `json:"step"`
+	To     uint64       `json:"to"`
+	Export *WorldExport `json:"export,omitempty"`
+}
+
+// A MoveStep's steps.
+const (
+	MoveStepExport = "export"
+	MoveStepImport = "import"
+)
+
+// WorldExport is a fenced world's export: its incarnation, its seq at the
+// fence and its state (fsm's export encoding).
+type WorldExport struct {
+	Incarnation uint64 `json:"incarnation"`
+	Seq         uint64 `json:"seq"`
+	Data        []byte `json:"data"`
+}

@@ -1,0 +1,18 @@
+package wire
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestWorldMoveJSON(t *testing.T) {
+	require.Equal(t, "/v1/cluster/worlds/a%2Fb/move", PathWorldMove("a/b"))
+	b, err := json.Marshal(MoveStep{Step: MoveStepImport, To: 2, Export: &WorldExport{Incarnation: 7, Seq: 40, Data: []byte{1, 2}}})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"step":"import","to":2,"export":{"incarnation":7,"seq":40,"data":"AQI="}}`, string(b))
+	b, err = json.Marshal(WorldMoved{World: "w", From: 1, To: 2, Seq: 40})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"world":"w","from":1,"to":2,"seq":40}`, string(b), "done only when set")
+}
