@@ -1,6 +1,7 @@
 package play
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -53,4 +54,32 @@ func TestLeaveNamesNoEntityThePlayerMayNotSee(t *testing.T) {
 	g.set("ann", "x", 25)
 	left, _ := nextLeave(t, c)
 	require.Equal(t, []string{"rock"}, left, "the spy was never seen: naming it tells where it was")
+}
+
+// A team mate far away that leaves the player's team is named in a leave
+// even when the player may see nothing of it any more: the player held
+// it (its team's fields), and the team change itself does not reach the
+// player (far, of another team), so without the leave the client keeps
+// a stale team mate.
+func TestLeaveNamesAFarTeamMateThatLeftTheTeamUnderFog(t *testing.T) {
+	rules := fsm.Rules{Schema: fsm.Schema{
+		Access: map[string]fsm.FieldAccess{"x": {Visible: "team"}, "y": {Visible: "team"}, "team": {Visible: "team"}},
+		Teams:  fsm.TeamRule{From: "field", Key: "team"},
+	}}
+	g := newGridWorld(t, rules)
+	g.set("ann", "x", 5, "y", 5, "team", "red")
+	g.set("bob", "x", 95, "y", 95, "team", "red")
+	g.set("rock", "x", -5, "y", 6, "kind", "stone")
+	c := g.join("ann")
+	m := nextMsg(t, c, "enter")
+	require.Equal(t, []string{"ann", "bob", "rock"}, ids(fields(t, m)))
+
+	g.set("bob", "team", "blue")
+	g.set("ann", "x", 25) // rock's cell leaves the area: a leave to wait for
+	var left []string
+	for !slices.Contains(left, "rock") {
+		l, _ := nextLeave(t, c)
+		left = append(left, l...)
+	}
+	require.Contains(t, left, "bob")
 }
