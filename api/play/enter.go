@@ -283,6 +283,16 @@ func (ix *interestIndex) leaving(st enterState, now cellKey, nowOK bool, player,
 	})
 }
 
+// leftTeam reports whether entity id left team in the last update.
+func (ix *interestIndex) leftTeam(id, team string) bool {
+	if team == "" {
+		return false
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return slices.ContainsFunc(ix.switches, func(sw teamSwitch) bool { return sw.id == id && sw.from == team })
+}
+
 // far reports whether entity id has a cell outside the area around
 // (now, nowOK) (a player without a cell has no area). ix.mu is held.
 func (ix *interestIndex) far(id string, now cellKey, nowOK bool, r int64) bool {
@@ -356,10 +366,15 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 	if h.pv != nil && len(gone) > 0 {
 		// Name only what the view may see: the index has every entity,
 		// and an id the enter never named would tell where it stood.
+		// A team mate that left the team was seen (its team's fields):
+		// it is named whatever the view sees of it now.
 		if *snaps == nil {
 			*snaps = make(map[string]snap)
 		}
 		gone = slices.DeleteFunc(gone, func(id string) bool {
+			if h.idx.leftTeam(id, c.area.team) {
+				return false
+			}
 			sn, seen := (*snaps)[id]
 			if !seen {
 				sn = h.snapshot(id)
