@@ -211,14 +211,14 @@ func (ix *interestIndex) entering(st enterState, now cellKey, nowOK bool, team s
 		// Movers into the part of the area the player already had, from a
 		// cell outside it (one without a position was global, so known).
 		for _, m := range ix.movers {
-			if m.toOK && inArea(m.to, now, r) && inArea(m.to, st.cell, r) && m.fromOK && !inArea(m.from, st.cell, r) {
+			if m.toOK && inArea(m.to, now, r) && inArea(m.to, st.cell, r) && m.fromOK && !inArea(m.from, st.cell, r) && ix.near(m.id, now, r) {
 				ids = append(ids, m.id)
 			}
 		}
 	}
 	// Far entities that joined the player's team (near ones are known).
 	for _, sw := range ix.switches {
-		if sw.existed && team != "" && sw.to == team && ix.far(sw.id, now, nowOK, r) {
+		if sw.existed && team != "" && sw.to == team && ix.far(sw.id, now, nowOK, r) && ix.ents[sw.id].team == team {
 			ids = append(ids, sw.id)
 		}
 	}
@@ -283,6 +283,16 @@ func (ix *interestIndex) leaving(st enterState, now cellKey, nowOK bool, player,
 	})
 }
 
+// leftTeam reports whether entity id left team in the last update.
+func (ix *interestIndex) leftTeam(id, team string) bool {
+	if team == "" {
+		return false
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return slices.ContainsFunc(ix.switches, func(sw teamSwitch) bool { return sw.id == id && sw.from == team })
+}
+
 // far reports whether entity id has a cell outside the area around
 // (now, nowOK) (a player without a cell has no area). ix.mu is held.
 func (ix *interestIndex) far(id string, now cellKey, nowOK bool, r int64) bool {
@@ -292,6 +302,18 @@ func (ix *interestIndex) far(id string, now cellKey, nowOK bool, r int64) bool {
 	}
 	x, y, ok := e.cell(ix.cfg.Cell)
 	return ok && !(nowOK && inArea(cellKey{x, y}, now, r))
+}
+
+// near reports whether entity id has, at the update's end, a cell in the
+// area around now (a mover's to may be a cell it left again within the
+// update). ix.mu is held.
+func (ix *interestIndex) near(id string, now cellKey, r int64) bool {
+	e := ix.ents[id]
+	if e == nil || !e.exists {
+		return false
+	}
+	x, y, ok := e.cell(ix.cfg.Cell)
+	return ok && inArea(cellKey{x, y}, now, r)
 }
 
 // sortedIDs sorts ids and drops repeats.
@@ -341,6 +363,26 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 		return true
 	}
 	gone := h.idx.leaving(c.area, now, ok, c.player, me.team)
+	if h.pv != nil && len(gone) > 0 {
+		// Name only what the view may see: the index has every entity,
+		// and an id the enter never named would tell where it stood.
+		// A team mate that left the team was seen (its team's fields):
+		// it is named whatever the view sees of it now.
+		if *snaps == nil {
+			*snaps = make(map[string]snap)
+		}
+		gone = slices.DeleteFunc(gone, func(id string) bool {
+			if h.idx.leftTeam(id, c.area.team) {
+				return false
+			}
+			sn, seen := (*snaps)[id]
+			if !seen {
+				sn = h.snapshot(id)
+				(*snaps)[id] = sn
+			}
+			return sn.we == nil
+		})
+	}
 	ids, whole := h.idx.entering(c.area, now, ok, me.team)
 	if !whole {
 		// The player's own entity reaches it always: it walked with it.

@@ -47,7 +47,8 @@ type ReplicatedConfig struct {
 	// Sink names the sink whose positions these are ("webhook", "files").
 	Sink string
 	// Writer is this node's id; the actions' player is
-	// "gsd.sinks.<Writer>".
+	// "gsd.sinks.<Writer>.<Sink>" (each sink draws its own action seqs,
+	// so two sinks of a node must not act as one player).
 	Writer string
 	// Every and Interval bound how often a position is written: once
 	// Every events were delivered since the last write, or Interval
@@ -228,7 +229,7 @@ func (r *Replicated) write(ctx context.Context, g PositionGroup, entity string, 
 	if version > 0 {
 		expect = fsm.Expect{Mode: fsm.ExpectVersion, Version: version}
 	}
-	a := &fsm.Action{World: PositionsWorld, Player: "gsd.sinks." + r.cfg.Writer, Seq: r.nextSeq(), Role: fsm.RoleServer,
+	a := &fsm.Action{World: PositionsWorld, Player: "gsd.sinks." + r.cfg.Writer + "." + r.cfg.Sink, Seq: r.nextSeq(), Role: fsm.RoleServer,
 		Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: entity, Field: positionField, Value: fsm.Int(int64(seq)), Expect: expect}}}
 	ev, _, err := g.Act(ctx, a)
 	if errors.Is(err, fsm.ErrUnknownWorld) {
