@@ -14,6 +14,8 @@ import (
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/sink/feed"
+	"github.com/gsd-dev/gsd/spectator/registry"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -144,9 +146,16 @@ func (s detectSource) Evaluates(world string) bool {
 	return err == nil && st.IsLeader()
 }
 
-// judged returns ws without the moderation world.
+// judged returns ws without the worlds of gsd's own records: flags,
+// sinks' positions, relays.
 func judged(ws []fsm.WorldInfo) []fsm.WorldInfo {
-	return slices.DeleteFunc(ws, func(w fsm.WorldInfo) bool { return w.ID == moderation.World })
+	return slices.DeleteFunc(ws, func(w fsm.WorldInfo) bool {
+		switch w.ID {
+		case moderation.World, feed.PositionsWorld, registry.World: // gsd's own records, not play
+			return true
+		}
+		return false
+	})
 }
 
 func (s detectSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {

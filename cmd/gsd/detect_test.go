@@ -22,7 +22,9 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/moderation"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/webhook"
+	"github.com/gsd-dev/gsd/spectator/registry"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -199,7 +201,7 @@ func TestAnArchiveGapIsAFeedGoneForTheDetectors(t *testing.T) {
 }
 
 func TestTheDetectorsDoNotFollowTheModerationWorld(t *testing.T) {
-	got := judged([]fsm.WorldInfo{{ID: "arena"}, {ID: moderation.World}, {ID: "lobby"}})
+	got := judged([]fsm.WorldInfo{{ID: "arena"}, {ID: moderation.World}, {ID: feed.PositionsWorld}, {ID: "lobby"}, {ID: registry.World}})
 	require.Equal(t, []fsm.WorldInfo{{ID: "arena"}, {ID: "lobby"}}, got)
 }
 
