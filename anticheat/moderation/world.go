@@ -56,14 +56,8 @@ var fields = map[string]fsm.FieldRule{
 // only by servers and admins ("write": "server"); the viewer class Class
 // sees hidden fields.
 func Rules() fsm.Rules {
-	r := fsm.Rules{Strict: true, Fields: map[string]fsm.FieldRule{}, Schema: fsm.Schema{
-		Access:  map[string]fsm.FieldAccess{},
-		Viewers: map[string]fsm.ViewerRule{Class: {Sees: []string{"hidden"}}},
-	}}
-	for name, f := range fields {
-		r.Fields[name] = f
-		r.Schema.Access[name] = fsm.FieldAccess{Write: "server", Visible: "hidden"}
-	}
+	r := fsm.RecordRules(fields)
+	r.Schema.Viewers = map[string]fsm.ViewerRule{Class: {Sees: []string{"hidden"}}}
 	return r
 }
 

@@ -29,10 +29,7 @@ const positionField = "seq"
 // PositionsRules returns PositionsWorld's rules: strict (the seq field
 // only), hidden from players and the public, written by servers only.
 func PositionsRules() fsm.Rules {
-	return fsm.Rules{Strict: true,
-		Fields: map[string]fsm.FieldRule{positionField: {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative}},
-		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{positionField: {Write: "server", Visible: "hidden"}}},
-	}
+	return fsm.RecordRules(map[string]fsm.FieldRule{positionField: {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative}})
 }
 
 // PositionGroup is a world's Raft group on this node: *store.Store.

@@ -72,14 +72,7 @@ var fields = map[string]fsm.FieldRule{
 
 // Rules returns World's rules: strict, every field hidden from players
 // and the public and written only by servers and admins.
-func Rules() fsm.Rules {
-	r := fsm.Rules{Strict: true, Fields: map[string]fsm.FieldRule{}, Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{}}}
-	for name, f := range fields {
-		r.Fields[name] = f
-		r.Schema.Access[name] = fsm.FieldAccess{Write: "server", Visible: "hidden"}
-	}
-	return r
-}
+func Rules() fsm.Rules { return fsm.RecordRules(fields) }
 
 // CheckWorld returns nil when wi, a world named World, has World's rules
 // (compared in their JSON form), else ErrNotRegistry.
