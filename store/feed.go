@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -106,8 +105,9 @@ func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
 		// An imported world's events on this group start after its
-		// import, whatever its incarnation on the group it came from.
-		f.present[w.ID] = cmp.Or(w.Imported, w.Incarnation)
+		// import, whatever its incarnation on the group it came from;
+		// those from before it (FillMoved) carry the old group's.
+		f.present[w.ID] = archiveFloor(w)
 	}
 	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return !restored(f.present, ev) })
 	f.lastIndex = max(f.lastIndex, applied)

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// ErrMovedEvents reports events refused for a moved world's archive
+// (FillMoved): not the world's, not its incarnation's, not consecutive,
+// beyond the fence, or an event at the fence that is not the one the
+// world's hash history names.
+var ErrMovedEvents = errors.New("gsd/store: events refused for a moved world's archive")
+
+// FillMoved stores events of a world imported on this group (shard.Move)
+// from before its import: its events up to fence, the seq at which its
+// old group fenced it, carry the old group's log indexes and were
+// committed there, so the feed never archives them here. shard copies
+// them from a node of the old group page by page; once they are stored a
+// subscription from a seq up to fence reads them here instead of getting
+// ErrArchiveGap. Events held already are skipped (never rewritten). It
+// returns how many it stored.
+//
+// events must be consecutive seqs of world, of its incarnation (log index
+// at or after it), none beyond fence; the event at fence, when among
+// them, must carry the log index the world's hash history holds for
+// fence (when it still holds it). Anything else is refused whole with
+// ErrMovedEvents, and nothing is stored.
+func (s *Store) FillMoved(world string, fence uint64, events []*fsm.Event) (int, error) {
+	w, err := s.fsm.World(world)
+	if err != nil {
+		return 0, err
+	}
+	if w.Imported == 0 {
+		return 0, fmt.Errorf("%w: world %s was not moved to this group", ErrMovedEvents, world)
+	}
+	if fence == 0 || fence > w.Seq {
+		return 0, fmt.Errorf("%w: fence at seq %d, world %s at %d", ErrMovedEvents, fence, world, w.Seq)
+	}
+	for i, ev := range events {
+		switch {
+		case ev == nil || ev.World != world:
+			return 0, fmt.Errorf("%w: event %d is not world %s's", ErrMovedEvents, i, world)
+		case i > 0 && ev.Seq != events[i-1].Seq+1:
+			return 0, fmt.Errorf("%w: seq %d after %d", ErrMovedEvents, ev.Seq, events[i-1].Seq)
+		case ev.Seq == 0 || ev.Seq > fence:
+			return 0, fmt.Errorf("%w: seq %d beyond the fence at %d", ErrMovedEvents, ev.Seq, fence)
+		case ev.Index < w.Incarnation:
+			return 0, fmt.Errorf("%w: seq %d at log index %d, before the incarnation %d", ErrMovedEvents, ev.Seq, ev.Index, w.Incarnation)
+		case ev.Seq == fence:
+			if p, err := s.fsm.Hash(world, fence); err == nil && p.Index != ev.Index {
+				return 0, fmt.Errorf("%w: seq %d at log index %d, the fence's is %d", ErrMovedEvents, fence, ev.Index, p.Index)
+			}
+		}
+	}
+	return s.arch.fill(world, events, func() (uint64, bool) {
+		now, err := s.fsm.World(world)
+		return w.Incarnation, err == nil && now.Incarnation == w.Incarnation && now.Imported == w.Imported
+	})
+}
+
+// archiveFloor is the lowest log index of w's events this node's archive
+// may hold (what a restore reconciles the archive with): firstIndex, but
+// for an imported world also its events from before its import (the old
+// group's log indexes, from its incarnation on), which FillMoved stores.
+func archiveFloor(w fsm.WorldInfo) uint64 {
+	if w.Imported > 0 && w.Incarnation > 0 {
+		return min(w.Imported, w.Incarnation)
+	}
+	return cmp.Or(w.Imported, w.Incarnation)
+}
