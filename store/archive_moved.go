@@ -71,3 +71,13 @@ func archiveFloor(w fsm.WorldInfo) uint64 {
 	}
 	return cmp.Or(w.Imported, w.Incarnation)
 }
+
+// ArchiveHoles returns the ranges of world's seqs from 1 to to that this
+// node's archive does not hold, whatever retention deleted: what a moved
+// world's copy (FillMoved) still lacks up to its fence.
+func (s *Store) ArchiveHoles(world string, to uint64) ([]Range, error) {
+	if to == 0 {
+		return nil, nil
+	}
+	return s.arch.holes(world, 0, to)
+}

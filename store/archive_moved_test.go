@@ -133,3 +133,18 @@ func TestArchiveFloorAdmitsAnImportedWorldsEventsFromBothGroups(t *testing.T) {
 	require.Equal(t, uint64(3), archiveFloor(fsm.WorldInfo{Incarnation: 3, Imported: 9}))
 	require.Equal(t, uint64(3), archiveFloor(fsm.WorldInfo{Incarnation: 9, Imported: 3}))
 }
+
+func TestArchiveHolesNamesWhatAMovedWorldsCopyLacks(t *testing.T) {
+	t.Parallel()
+	l, d, _, fence := movedWorld(t)
+	old, err := l.arch.read("arena", 1, 100)
+	require.NoError(t, err)
+	_, err = d.FillMoved("arena", fence, old[1:3])
+	require.NoError(t, err)
+	holes, err := d.ArchiveHoles("arena", fence)
+	require.NoError(t, err)
+	require.Equal(t, []Range{{World: "arena", From: 1, To: 1}, {World: "arena", From: 4, To: 5}}, holes)
+	holes, err = d.ArchiveHoles("arena", 0)
+	require.NoError(t, err)
+	require.Empty(t, holes)
+}
