@@ -1,0 +1,129 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// A moved world's events up to its fence N were committed on its old
+// group; the new home's archive starts at N+1 (store.FillMoved). Every
+// node of the new group that also runs the old one copies them from its
+// own replica of the old group (CopyMovedArchives), so a subscription
+// from a seq up to N then reads them at the new home; until then it gets
+// store.ErrArchiveGap. See DESIGN.md (Migration).
+
+// ArchivePages fetches up to max consecutive archived events of one world
+// from seq from on (ArchiveOf: a replica of the old group).
+type ArchivePages func(ctx context.Context, from uint64, max int) ([]*fsm.Event, error)
+
+// MovedArchive is the new home of a moved world; *store.Store has these
+// methods.
+type MovedArchive interface {
+	FillMoved(world string, fence uint64, events []*fsm.Event) (int, error)
+	ArchiveHoles(world string, to uint64) ([]store.Range, error)
+}
+
+// ArchiveRecordsReader serves archived events as their encodings;
+// *store.Store and Backend have it.
+type ArchiveRecordsReader interface {
+	ArchiveRecords(world string, from uint64, limit, maxBytes int) (uint64, [][]byte, error)
+}
+
+// archivePageBytes bounds one page's records (as api/peer's route does).
+const archivePageBytes = 1 << 20
+
+// ArchiveOf reads world's archived events from r, page by page.
+func ArchiveOf(r ArchiveRecordsReader, world string) ArchivePages {
+	return func(_ context.Context, from uint64, max int) ([]*fsm.Event, error) {
+		first, recs, err := r.ArchiveRecords(world, from, max, archivePageBytes)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*fsm.Event, 0, len(recs))
+		for i, rec := range recs {
+			ev, err := fsm.DecodeEvent(rec)
+			if err != nil {
+				return nil, fmt.Errorf("archive of %s, seq %d: %w", world, first+uint64(i), err)
+			}
+			out = append(out, ev)
+		}
+		return out, nil
+	}
+}
+
+// ErrOldHomeLacks: the old home no longer holds a moved world's event
+// that its new home lacks (retention deleted it there, or the world was
+// dropped): subscriptions from before it keep getting archive_gap.
+var ErrOldHomeLacks = errors.New("gsd/shard: the moved world's old home does not hold the events")
+
+// CopyMovedArchive copies world's events up to fence that dst lacks from
+// the old home (pages), page events at a time, and returns how many it
+// stored. Each page must start at the seq asked for; dst checks and
+// stores it (store.FillMoved), and a page it refuses stops the copy with
+// nothing of it stored. Safe to call again: what dst holds is not fetched.
+func CopyMovedArchive(ctx context.Context, dst MovedArchive, pages ArchivePages, world string, fence uint64, page int) (int, error) {
+	if page < 1 {
+		return 0, fmt.Errorf("copy moved archive of %s: page %d must be >= 1", world, page)
+	}
+	holes, err := dst.ArchiveHoles(world, fence)
+	if err != nil {
+		return 0, fmt.Errorf("copy moved archive of %s: %w", world, err)
+	}
+	stored := 0
+	for _, h := range holes {
+		for from := h.From; from <= h.To; {
+			if err := ctx.Err(); err != nil {
+				return stored, err
+			}
+			evs, err := pages(ctx, from, int(min(uint64(page), h.To-from+1)))
+			if err != nil {
+				return stored, fmt.Errorf("copy moved archive of %s from seq %d: %w", world, from, err)
+			}
+			if len(evs) == 0 || evs[0] == nil || evs[0].Seq != from {
+				return stored, fmt.Errorf("copy moved archive of %s: seq %d: %w", world, from, ErrOldHomeLacks)
+			}
+			n, err := dst.FillMoved(world, fence, evs)
+			stored += n
+			if err != nil {
+				return stored, fmt.Errorf("copy moved archive of %s from seq %d: %w", world, from, err)
+			}
+			from += uint64(len(evs))
+		}
+	}
+	return stored, nil
+}
+
+// CopyMovedArchives copies, for every world moved to a group this node
+// runs from another group this node runs (still fenced there, same
+// incarnation), the events up to the fence that the new home's archive
+// lacks (CopyMovedArchive from this node's replica of the old group). It
+// returns how many events it stored; a world it could not complete is in
+// the error, and the others are copied anyway.
+func (b *Backend) CopyMovedArchives(ctx context.Context, page int) (int, error) {
+	fs := &FeedSource{b: b}
+	stored := 0
+	var errs []error
+	for _, g := range b.r.mgr.Groups() {
+		home, ok := b.r.mgr.Group(g)
+		if !ok {
+			continue
+		}
+		for _, w := range home.Worlds() {
+			if w.Imported == 0 {
+				continue
+			}
+			old, fence, ok := fs.oldHome(w.ID, home)
+			if !ok {
+				continue
+			}
+			n, err := CopyMovedArchive(ctx, home, ArchiveOf(old, w.ID), w.ID, fence.Seq, page)
+			stored += n
+			errs = append(errs, err)
+		}
+	}
+	return stored, errors.Join(errs...)
+}
