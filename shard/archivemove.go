@@ -33,6 +33,10 @@ type ArchiveRecordsReader interface {
 	ArchiveRecords(world string, from uint64, limit, maxBytes int) (uint64, [][]byte, error)
 }
 
+// MovedArchivePage is how many events a moved world's copy fetches per
+// page.
+const MovedArchivePage = 256
+
 // archivePageBytes bounds one page's records (as api/peer's route does).
 const archivePageBytes = 1 << 20
 

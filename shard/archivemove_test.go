@@ -119,41 +119,32 @@ func TestCopyMovedArchiveRefusesACorruptOrMissingPage(t *testing.T) {
 	require.NoError(t, ImportMoved(ctx, dst, "arena", e))
 	old := history(t, src, "arena", 1, e.Seq)
 
-	for name, mut := range map[string]func(uint64, []*fsm.Event) []*fsm.Event{
-		"an earlier incarnation's event": func(_ uint64, p []*fsm.Event) []*fsm.Event { p[len(p)-1].Index = 0; return p },
-		"a gap":                          func(_ uint64, p []*fsm.Event) []*fsm.Event { return append(p[:1:1], p[2:]...) },
-		"a forged event at the fence": func(from uint64, p []*fsm.Event) []*fsm.Event {
-			if from+uint64(len(p)) > e.Seq {
-				p[len(p)-1].Index++
+	// Pages of 3: seqs 1 to 3 are fine, the page of 4 to 6 (6 is the
+	// fence) is not.
+	bad := func(mut func([]*fsm.Event) []*fsm.Event) func(uint64, []*fsm.Event) []*fsm.Event {
+		return func(from uint64, p []*fsm.Event) []*fsm.Event {
+			if from == 4 {
+				return mut(p)
 			}
 			return p
-		},
-		"a missing page": func(from uint64, p []*fsm.Event) []*fsm.Event {
-			if from > 3 {
-				return nil
-			}
-			return p
-		},
-		"a later page": func(from uint64, p []*fsm.Event) []*fsm.Event {
-			if from > 3 {
-				return p[1:]
-			}
-			return p
-		},
-	} {
-		before, err := dst.ArchiveHoles("arena", e.Seq)
-		require.NoError(t, err)
-		_, cerr := CopyMovedArchive(ctx, dst, fakeOldHome(old, mut), "arena", e.Seq, 3)
-		require.Error(t, cerr, name)
-		after, err := dst.ArchiveHoles("arena", e.Seq)
-		require.NoError(t, err)
-		require.NotEmpty(t, after, name)
-		if name == "a missing page" || name == "a later page" {
-			require.ErrorIs(t, cerr, ErrOldHomeLacks, name)
-			continue
 		}
-		require.ErrorIs(t, cerr, store.ErrMovedEvents, name)
-		require.Equal(t, before, after, "%s: nothing of a refused page is stored", name)
+	}
+	for name, c := range map[string]struct {
+		mut  func(uint64, []*fsm.Event) []*fsm.Event
+		want error
+	}{
+		"an earlier incarnation's event": {bad(func(p []*fsm.Event) []*fsm.Event { p[1].Index = 0; return p }), store.ErrMovedEvents},
+		"a gap":                          {bad(func(p []*fsm.Event) []*fsm.Event { return append(p[:1:1], p[2:]...) }), store.ErrMovedEvents},
+		"a forged event at the fence":    {bad(func(p []*fsm.Event) []*fsm.Event { p[2].Index++; return p }), store.ErrMovedEvents},
+		"another world's event":          {bad(func(p []*fsm.Event) []*fsm.Event { p[0].World = "other"; return p }), store.ErrMovedEvents},
+		"a missing page":                 {bad(func([]*fsm.Event) []*fsm.Event { return nil }), ErrOldHomeLacks},
+		"a later page":                   {bad(func(p []*fsm.Event) []*fsm.Event { return p[1:] }), ErrOldHomeLacks},
+	} {
+		_, err := CopyMovedArchive(ctx, dst, fakeOldHome(old, c.mut), "arena", e.Seq, 3)
+		require.ErrorIs(t, err, c.want, name)
+		holes, err := dst.ArchiveHoles("arena", e.Seq)
+		require.NoError(t, err)
+		require.Equal(t, []store.Range{{World: "arena", From: 4, To: 6}}, holes, "%s: nothing of the refused page is stored", name)
 	}
 	_, err = dst.Subscribe("arena", 4)
 	require.ErrorIs(t, err, store.ErrArchiveGap)
@@ -162,6 +153,31 @@ func TestCopyMovedArchiveRefusesACorruptOrMissingPage(t *testing.T) {
 
 	n, err := CopyMovedArchive(ctx, dst, ArchiveOf(src, "arena"), "arena", e.Seq, 4)
 	require.NoError(t, err)
-	require.Equal(t, 3, n, "the rest: 1 to 3 came before the missing page")
+	require.Equal(t, 3, n, "the rest: 1 to 3 came before the refused page")
 	require.Equal(t, old, history(t, dst, "arena", 1, e.Seq))
+}
+
+// A move between two groups of this node (Manager.MoveWorld) copies the
+// world's events before the fence to the new home as it returns.
+func TestManagerMoveWorldCopiesTheArchiveToTheNewHome(t *testing.T) {
+	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
+	for _, g := range []uint64{1, 2} {
+		st, err := m.Open(g, GroupOptions{Bootstrap: true})
+		require.NoError(t, err)
+		waitLeader(t, st)
+	}
+	src, _ := m.Group(1)
+	dst, _ := m.Group(2)
+	mustCreateWorld(t, src, "arena")
+	for seq := uint64(1); seq <= 3; seq++ {
+		act(t, src, incr("arena", "p1", seq, "e1"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	seq, err := m.MoveWorld(ctx, "arena", 1, 2, nil)
+	require.NoError(t, err)
+	act(t, dst, incr("arena", "p1", 4, "e1"))
+	got := history(t, dst, "arena", 1, seq+1)
+	require.Equal(t, history(t, src, "arena", 1, seq), got[:seq])
+	require.Equal(t, seq+1, got[seq].Seq)
 }

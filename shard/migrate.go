@@ -126,6 +126,10 @@ func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) er
 // MoveWorld moves world from group from to group to, both run by this
 // node (see Move). Their stores propose only where they lead: a group led
 // elsewhere answers store.ErrNotLeader, and nothing further happens.
+// Once moved, this node's replica of the new home copies the world's
+// events up to the fence from the old one (CopyMovedArchive), after the
+// publish so that the freeze does not wait for it; a copy that fails is
+// logged and left to the next Backend.CopyMovedArchives.
 func (m *Manager) MoveWorld(ctx context.Context, world string, from, to uint64, publish Publish) (uint64, error) {
 	src, ok := m.Group(from)
 	if !ok {
@@ -135,5 +139,12 @@ func (m *Manager) MoveWorld(ctx context.Context, world string, from, to uint64, 
 	if !ok {
 		return 0, fmt.Errorf("move %s: group %d: %w", world, to, ErrUnknownGroup)
 	}
-	return Move(ctx, src, dst, world, to, publish)
+	seq, err := Move(ctx, src, dst, world, to, publish)
+	if err != nil {
+		return 0, err
+	}
+	if n, err := CopyMovedArchive(ctx, dst, ArchiveOf(src, world), world, seq, MovedArchivePage); err != nil {
+		m.log.Warn("moved world's archive not copied yet; retried by the next sweep", "world", world, "fence", seq, "copied", n, "err", err)
+	}
+	return seq, nil
 }
