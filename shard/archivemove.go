@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -106,7 +108,8 @@ func CopyMovedArchive(ctx context.Context, dst MovedArchive, pages ArchivePages,
 // incarnation), the events up to the fence that the new home's archive
 // lacks (CopyMovedArchive from this node's replica of the old group). It
 // returns how many events it stored; a world it could not complete is in
-// the error, and the others are copied anyway.
+// the error, and the others are copied anyway. A world copied completely
+// is not looked at again (until the node restarts).
 func (b *Backend) CopyMovedArchives(ctx context.Context, page int) (int, error) {
 	fs := &FeedSource{b: b}
 	stored := 0
@@ -117,7 +120,7 @@ func (b *Backend) CopyMovedArchives(ctx context.Context, page int) (int, error) 
 			continue
 		}
 		for _, w := range home.Worlds() {
-			if w.Imported == 0 {
+			if w.Imported == 0 || b.copied.isDone(g, w) {
 				continue
 			}
 			old, fence, ok := fs.oldHome(w.ID, home)
@@ -126,8 +129,61 @@ func (b *Backend) CopyMovedArchives(ctx context.Context, page int) (int, error) 
 			}
 			n, err := CopyMovedArchive(ctx, home, ArchiveOf(old, w.ID), w.ID, fence.Seq, page)
 			stored += n
-			errs = append(errs, err)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			b.copied.mark(g, w)
 		}
 	}
 	return stored, errors.Join(errs...)
+}
+
+// RunMovedArchives runs CopyMovedArchives every interval until ctx ends,
+// logging what it copied and what it could not.
+func (b *Backend) RunMovedArchives(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := b.CopyMovedArchives(ctx, MovedArchivePage)
+		if n > 0 {
+			b.r.mgr.log.Info("copied moved worlds' events from their old homes", "events", n)
+		}
+		if err != nil && ctx.Err() == nil {
+			b.r.mgr.log.Warn("moved worlds' events not all copied from their old homes; retrying", "err", err, "in", interval)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// movedCopies are the imports (group, world, import index) whose events
+// before the fence this node copied completely.
+type movedCopies struct {
+	mu   sync.Mutex
+	done map[movedKey]bool
+}
+
+type movedKey struct {
+	group    uint64
+	world    string
+	imported uint64
+}
+
+func (c *movedCopies) isDone(g uint64, w fsm.WorldInfo) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done[movedKey{g, w.ID, w.Imported}]
+}
+
+func (c *movedCopies) mark(g uint64, w fsm.WorldInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(map[movedKey]bool)
+	}
+	c.done[movedKey{g, w.ID, w.Imported}] = true
 }

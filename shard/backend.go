@@ -17,8 +17,9 @@ import (
 // table's). A world whose group this node does not run answers
 // store.ErrNotLeader (and ErrUnknownGroup), as the Router does.
 type Backend struct {
-	r    *Router
-	home *store.Store
+	r      *Router
+	home   *store.Store
+	copied movedCopies // archivemove.go
 }
 
 // NewBackend returns the Backend of r's node; the node must run r's

@@ -148,6 +148,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var sinkSrc *shard.FeedSource // under a shard map: the sinks follow every group (pgsink.go)
 	expirers := func() []worldExpirer { return []worldExpirer{st} }
 	detectGroups := func() []*store.Store { return []*store.Store{st} }
+	stopMoved := func() {} // moved worlds' archive copy (archivemove.go)
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -162,6 +163,8 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 			return fmt.Errorf("start store: %w", err)
 		}
 		defer groups.close(o.shutdownTimeout, log) // the groups other than 0, before the mux
+		stopMoved = startMovedArchives(groups.backend)
+		defer stopMoved() // on the failure paths below; idempotent
 		st, backend, router = groups.zero, groups.backend, groups.router
 		sinkSrc = groups.feedSource()
 		expirers = groups.worldExpirers
@@ -292,6 +295,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	stopReport()
 	stopRefill()
+	stopMoved()
 	stopSink() // before the store hands leadership on and closes
 	stopAnalytics()
 	stopFlagsHook()
