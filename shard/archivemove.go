@@ -104,13 +104,15 @@ func CopyMovedArchive(ctx context.Context, dst MovedArchive, pages ArchivePages,
 }
 
 // CopyMovedArchives copies, for every world moved to a group this node
-// runs from another group this node runs (still fenced there, same
-// incarnation), the events up to the fence that the new home's archive
-// lacks (CopyMovedArchive from this node's replica of the old group). It
-// returns how many events it stored; a world it could not complete is in
-// the error, and the others are copied anyway. A world copied completely
-// is not looked at again (until the node restarts).
-func (b *Backend) CopyMovedArchives(ctx context.Context, page int) (int, error) {
+// runs, the events up to the fence that the new home's archive here
+// lacks: from this node's replica of the old group when it runs it (still
+// fenced there, same incarnation), else, when peers is not nil, from
+// another node of the new group that holds them (its own copy), through
+// peers (api/edge's client: api/peer's archive route). It returns how
+// many events it stored; a world it could not complete is in the error,
+// and the others are copied anyway. A world copied completely is not
+// looked at again (until the node restarts).
+func (b *Backend) CopyMovedArchives(ctx context.Context, peers store.RefillPeers, page int) (int, error) {
 	fs := &FeedSource{b: b}
 	stored := 0
 	var errs []error
@@ -123,11 +125,15 @@ func (b *Backend) CopyMovedArchives(ctx context.Context, page int) (int, error) 
 			if w.Imported == 0 || b.copied.isDone(g, w) {
 				continue
 			}
-			old, fence, ok := fs.oldHome(w.ID, home)
-			if !ok {
+			var n int
+			var err error
+			if old, fence, ok := fs.oldHome(w.ID, home); ok {
+				n, err = CopyMovedArchive(ctx, home, ArchiveOf(old, w.ID), w.ID, fence.Seq, page)
+			} else if peers != nil {
+				n, err = b.copyFromPeers(ctx, peers, g, home, w, page)
+			} else {
 				continue
 			}
-			n, err := CopyMovedArchive(ctx, home, ArchiveOf(old, w.ID), w.ID, fence.Seq, page)
 			stored += n
 			if err != nil {
 				errs = append(errs, err)
@@ -139,18 +145,60 @@ func (b *Backend) CopyMovedArchives(ctx context.Context, page int) (int, error) 
 	return stored, errors.Join(errs...)
 }
 
+// copyFromPeers copies an imported world's events before its import from
+// the first other node of group g that holds them. The fence is where
+// this node's archive of the world starts: its first hole, from seq 1 on,
+// ends at the fence (the feed archives from the fence's N+1; with nothing
+// after the import, N is the world's seq); FillMoved checks the event at
+// the fence against the imported hash history.
+func (b *Backend) copyFromPeers(ctx context.Context, peers store.RefillPeers, g uint64, home *store.Store, w fsm.WorldInfo, page int) (int, error) {
+	holes, err := home.ArchiveHoles(w.ID, w.Seq)
+	if err != nil || len(holes) == 0 || holes[0].From != 1 {
+		return 0, err // held (or a hole retention left: not a move's)
+	}
+	fence := holes[0].To
+	m := b.r.Map()
+	sh, ok := m.Shard(g)
+	if !ok {
+		return 0, fmt.Errorf("copy moved archive of %s: group %d: %w", w.ID, g, ErrUnknownGroup)
+	}
+	var errs []error
+	for _, id := range sh.Voters {
+		node, ok := m.Nodes[id]
+		if id == b.r.mgr.cfg.Store.ID || !ok || node.HTTP == "" {
+			continue
+		}
+		info := fsm.NodeInfo{ID: id, HTTPAddr: node.HTTP}
+		pages := func(ctx context.Context, from uint64, max int) ([]*fsm.Event, error) {
+			return peers.FetchArchive(ctx, info, w.ID, from, max)
+		}
+		n, err := CopyMovedArchive(ctx, home, pages, w.ID, fence, page)
+		if err == nil {
+			return n, nil
+		}
+		errs = append(errs, fmt.Errorf("node %s: %w", id, err))
+		if n > 0 { // what it stored is held: the next node goes on from there
+			return n, errors.Join(errs...)
+		}
+	}
+	if len(errs) == 0 {
+		return 0, fmt.Errorf("copy moved archive of %s: no other node of group %d to copy from: %w", w.ID, g, ErrOldHomeLacks)
+	}
+	return 0, errors.Join(errs...)
+}
+
 // RunMovedArchives runs CopyMovedArchives every interval until ctx ends,
 // logging what it copied and what it could not.
-func (b *Backend) RunMovedArchives(ctx context.Context, interval time.Duration) {
+func (b *Backend) RunMovedArchives(ctx context.Context, peers store.RefillPeers, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := b.CopyMovedArchives(ctx, MovedArchivePage)
+		n, err := b.CopyMovedArchives(ctx, peers, MovedArchivePage)
 		if n > 0 {
-			b.r.mgr.log.Info("copied moved worlds' events from their old homes", "events", n)
+			b.r.mgr.log.Info("copied moved worlds' events from before their moves", "events", n)
 		}
 		if err != nil && ctx.Err() == nil {
-			b.r.mgr.log.Warn("moved worlds' events not all copied from their old homes; retrying", "err", err, "in", interval)
+			b.r.mgr.log.Warn("moved worlds' events from before their moves not all copied; retrying", "err", err, "in", interval)
 		}
 		select {
 		case <-ctx.Done():

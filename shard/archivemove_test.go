@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -63,19 +64,19 @@ func TestMovedWorldsArchiveFollowsItToEveryNodeOfItsNewHome(t *testing.T) {
 		if id == "n1" { // sweep by sweep
 			var stored int
 			require.Eventually(t, func() bool { // once the old home's replica applied the fence
-				n, err := b.CopyMovedArchives(ctx, 2)
+				n, err := b.CopyMovedArchives(ctx, nil, 2)
 				stored += n
 				holes, herr := home.ArchiveHoles("arena", fence)
 				return err == nil && herr == nil && len(holes) == 0
 			}, 10*time.Second, 10*time.Millisecond)
 			require.Equal(t, 5, stored, "node %s", id)
-			n, err := b.CopyMovedArchives(ctx, 2)
+			n, err := b.CopyMovedArchives(ctx, nil, 2)
 			require.NoError(t, err)
 			require.Zero(t, n, "node %s: a second sweep copies nothing", id)
 		} else { // as gsd runs it
 			rctx, stop := context.WithCancel(ctx)
 			done := make(chan struct{})
-			go func() { defer close(done); b.RunMovedArchives(rctx, 10*time.Millisecond) }()
+			go func() { defer close(done); b.RunMovedArchives(rctx, nil, 10*time.Millisecond) }()
 			require.Eventually(t, func() bool {
 				holes, err := home.ArchiveHoles("arena", fence)
 				return err == nil && len(holes) == 0
@@ -192,4 +193,73 @@ func TestManagerMoveWorldCopiesTheArchiveToTheNewHome(t *testing.T) {
 	got := history(t, dst, "arena", 1, seq+1)
 	require.Equal(t, history(t, src, "arena", 1, seq), got[:seq])
 	require.Equal(t, seq+1, got[seq].Seq)
+}
+
+// backendPeers fetches archive pages from other nodes' Backends, as
+// api/peer's archive route serves them.
+type backendPeers map[string]*Backend
+
+func (p backendPeers) FetchArchive(ctx context.Context, node fsm.NodeInfo, world string, from uint64, max int) ([]*fsm.Event, error) {
+	b, ok := p[node.ID]
+	if !ok {
+		return nil, fmt.Errorf("node %s unreachable", node.ID)
+	}
+	return ArchiveOf(b, world)(ctx, from, max)
+}
+
+// A node of the new home that does not run the old group copies the
+// events before the fence from another node of the new home once that
+// one copied them from its replica of the old group.
+func TestMovedWorldsArchiveReachesANodeWithoutTheOldGroupThroughItsPeers(t *testing.T) {
+	c := newShardCluster(t, 2, Map{
+		Membership: 2,
+		Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n1", "n2"}}},
+		Worlds:     map[string]uint64{"arena": 2}, // the map as published
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, g := range []uint64{1, 2} {
+		l := groupLeader(t, c, g)
+		for _, r := range c.replicas(g) {
+			require.NoError(t, l.Join(ctx, r.Self()))
+		}
+	}
+	src := groupLeader(t, c, 1)
+	mustCreateWorld(t, src, "arena")
+	for seq := uint64(1); seq <= 5; seq++ {
+		act(t, src, incr("arena", "p1", seq, "e1"))
+	}
+	fence, err := Move(ctx, src, groupLeader(t, c, 2), "arena", 2, nil)
+	require.NoError(t, err)
+	for seq := uint64(6); seq <= 8; seq++ {
+		act(t, groupLeader(t, c, 2), incr("arena", "p1", seq, "e1"))
+	}
+	peers := backendPeers{}
+	for _, id := range c.ids {
+		b, err := NewBackend(c.routers[id])
+		require.NoError(t, err)
+		peers[id] = b
+	}
+	home, _ := c.mgrs["n2"].Group(2)
+	require.Eventually(t, func() bool { w, err := home.World("arena"); return err == nil && w.Seq == 8 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { // the feed archived 6 to 8
+		holes, err := home.ArchiveHoles("arena", 8)
+		return err == nil && len(holes) == 1 && holes[0].To == fence
+	}, 10*time.Second, 5*time.Millisecond)
+
+	_, err = peers["n2"].CopyMovedArchives(ctx, peers, 2)
+	require.ErrorIs(t, err, ErrOldHomeLacks, "n1 has not copied them yet")
+	_, err = peers["n2"].CopyMovedArchives(ctx, backendPeers{}, 2)
+	require.Error(t, err, "n1 unreachable")
+	_, err = home.Subscribe("arena", 1)
+	require.ErrorIs(t, err, store.ErrArchiveGap)
+
+	n, err := peers["n1"].CopyMovedArchives(ctx, nil, 2)
+	require.NoError(t, err)
+	require.Equal(t, 5, n, "n1 from its replica of the old group")
+	n, err = peers["n2"].CopyMovedArchives(ctx, peers, 2)
+	require.NoError(t, err)
+	require.Equal(t, 5, n, "n2 from n1")
+	require.Equal(t, history(t, src, "arena", 1, fence), history(t, home, "arena", 1, fence))
+	require.Equal(t, uint64(8), history(t, home, "arena", 1, 8)[7].Seq)
 }

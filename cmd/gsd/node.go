@@ -148,7 +148,6 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var sinkSrc *shard.FeedSource // under a shard map: the sinks follow every group (pgsink.go)
 	expirers := func() []worldExpirer { return []worldExpirer{st} }
 	detectGroups := func() []*store.Store { return []*store.Store{st} }
-	stopMoved := func() {} // moved worlds' archive copy (archivemove.go)
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -163,8 +162,6 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 			return fmt.Errorf("start store: %w", err)
 		}
 		defer groups.close(o.shutdownTimeout, log) // the groups other than 0, before the mux
-		stopMoved = startMovedArchives(groups.backend)
-		defer stopMoved() // on the failure paths below; idempotent
 		st, backend, router = groups.zero, groups.backend, groups.router
 		sinkSrc = groups.feedSource()
 		expirers = groups.worldExpirers
@@ -256,6 +253,9 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopMismatches() // on the failure paths below; idempotent
 	stopRefill := o.archive.start(st, edge, aud, log)
 	defer stopRefill() // on the failure paths below; idempotent
+	// A moved world's events before its move, to its new home (archivemove.go).
+	stopMoved := startMovedArchives(backend, edge)
+	defer stopMoved() // on the failure paths below; idempotent
 	lane, err := o.udp.start(edge, reg, log)
 	if err != nil {
 		edge.Close()
