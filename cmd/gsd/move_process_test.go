@@ -167,6 +167,28 @@ func moveStep(ctx context.Context, addr, world string, step wire.MoveStep) (int,
 // and is completed by calling again; every acknowledged action is in
 // the world exactly once, at its seq; the state hash at the fence is the
 // same at the old and the new home.
+// streamFrom reads world's event stream from seq from through c, n events
+// at most, and returns their seqs: fewer when the stream ends early (an
+// archive_gap at the node) or takes longer than a few seconds.
+func streamFrom(ctx context.Context, c *client.Client, world string, from, n uint64) []uint64 {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := c.Events(sctx, world, from)
+	if err != nil {
+		return nil
+	}
+	defer s.Close()
+	var out []uint64
+	for uint64(len(out)) < n {
+		ev, err := s.Next()
+		if err != nil {
+			return out
+		}
+		out = append(out, ev.Seq)
+	}
+	return out
+}
+
 func TestRunThreeNodesWithMetaMoveAWorldUnderWriters(t *testing.T) {
 	t.Parallel()
 	mc := startMetaCluster(t, nil)
@@ -272,6 +294,18 @@ func TestRunThreeNodesWithMetaMoveAWorldUnderWriters(t *testing.T) {
 		w, err := n3.World(ctx, "mv")
 		return err == nil && w.Seq == uint64(len(seqs))
 	}, 30*time.Second, 20*time.Millisecond, "the new home's replica on n3 has every event")
+	// The events before the move followed the world: n3 runs shard 2
+	// only and streams the world from seq 1 once it copied them from n2
+	// (which copied them from its replica of shard 1); until then it
+	// answers archive_gap.
+	var streamed []uint64
+	require.Eventually(t, func() bool {
+		streamed = streamFrom(ctx, n3, "mv", 1, uint64(len(seqs)))
+		return uint64(len(streamed)) == uint64(len(seqs))
+	}, 30*time.Second, 100*time.Millisecond, "n3 streams mv from seq 1 (got %d of %d events)", len(streamed), len(seqs))
+	for i, seq := range streamed {
+		require.Equal(t, uint64(i+1), seq, "every event once, in order")
+	}
 	// A quiet world (no sessions, so nothing changes its hash between
 	// events): its state hash at the fence is the same at both homes.
 	quiet := uint64(1)
