@@ -63,6 +63,7 @@ func TestFillMovedLetsTheNewHomeServeTheEventsBeforeTheMove(t *testing.T) {
 	l, d, dst, fence := movedWorld(t)
 	_, err := d.Subscribe("arena", 1)
 	require.ErrorIs(t, err, ErrArchiveGap, "before the copy")
+	require.ErrorContains(t, err, "retry", "a hint that the gap closes")
 
 	old, err := l.arch.read("arena", 1, 100)
 	require.NoError(t, err)

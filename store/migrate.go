@@ -41,8 +41,9 @@ func (s *Store) ExportWorld(world string) ([]byte, uint64, error) { return s.fsm
 // ImportWorld proposes one fsm.CmdImportWorld with a blob from
 // ExportWorld: the world is installed on this group, its seq going on
 // from the export's, and returned as installed. This group's event feed
-// holds the world's events from the next seq on; earlier ones stay in the
-// old group's archive (a subscription from before answers ErrArchiveGap).
+// holds the world's events from the next seq on; earlier ones are in the
+// old group's archive until shard copies them here (FillMoved; a
+// subscription from before answers ErrArchiveGap until then).
 // Errors: fsm.ErrWorldExists, fsm.ErrMalformed for a blob that does not
 // decode or check out, ErrVersionGate, ErrNotLeader, ErrOutcomeUnknown.
 func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm.WorldInfo, error) {

@@ -228,6 +228,11 @@ func (s *Store) Subscribe(world string, from uint64) (*Subscription, error) {
 		if err != nil {
 			return nil, err
 		}
+		if ev == nil && w.Imported > 0 {
+			// A seq from before the world moved here: the node copies
+			// those from the old home (shard.CopyMovedArchives).
+			return nil, fmt.Errorf("%w: world %s seq %d (the world moved to this group; events from before its move are copied here from its old home shortly: retry)", ErrArchiveGap, world, from)
+		}
 		if ev == nil {
 			return nil, fmt.Errorf("%w: world %s seq %d", ErrArchiveGap, world, from)
 		}
