@@ -19,12 +19,12 @@ import (
 // import the sinks).
 //
 // A world that moved (Move) continues at its new home at the fence's
-// seq N+1, and the new home's archive starts there: events up to N are
-// held by the old home only. A sink that had not delivered up to N reads
-// the rest from the old home when this node runs that group and it still
-// holds the fenced world (Subscribe); otherwise the new home answers
-// store.ErrArchiveGap, which the sinks count and report (their
-// archive_gap metrics).
+// seq N+1, and the new home's archive starts there until this node
+// copied events up to N into it (CopyMovedArchives). Until then a sink
+// that had not delivered up to N reads the rest from the old home when
+// this node runs that group and it still holds the fenced world
+// (Subscribe); otherwise the new home answers store.ErrArchiveGap, which
+// the sinks count and report (their archive_gap metrics).
 type FeedSource struct{ b *Backend }
 
 // NewFeedSource returns the sinks' source over b's groups.
