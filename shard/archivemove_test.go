@@ -263,3 +263,25 @@ func TestMovedWorldsArchiveReachesANodeWithoutTheOldGroupThroughItsPeers(t *test
 	require.Equal(t, history(t, src, "arena", 1, fence), history(t, home, "arena", 1, fence))
 	require.Equal(t, uint64(8), history(t, home, "arena", 1, 8)[7].Seq)
 }
+
+// recordsReader answers fixed records, or an error.
+type recordsReader struct {
+	recs [][]byte
+	err  error
+}
+
+func (r recordsReader) ArchiveRecords(string, uint64, int, int) (uint64, [][]byte, error) {
+	return 1, r.recs, r.err
+}
+
+func TestArchiveOfRefusesRecordsThatDoNotDecode(t *testing.T) {
+	ctx := context.Background()
+	ev := &fsm.Event{World: "arena", Seq: 1, Index: 3}
+	got, err := ArchiveOf(recordsReader{recs: [][]byte{fsm.EncodeEvent(ev)}}, "arena")(ctx, 1, 5)
+	require.NoError(t, err)
+	require.Equal(t, []*fsm.Event{ev}, got)
+	_, err = ArchiveOf(recordsReader{recs: [][]byte{fsm.EncodeEvent(ev), []byte("junk")}}, "arena")(ctx, 1, 5)
+	require.ErrorIs(t, err, fsm.ErrMalformed)
+	_, err = ArchiveOf(recordsReader{err: store.ErrClosed}, "arena")(ctx, 1, 5)
+	require.ErrorIs(t, err, store.ErrClosed)
+}
