@@ -60,7 +60,11 @@ type Straight struct {
 	Share      float64 // flag at this share of straight windows or more
 }
 
-// Reaction flags hits that follow a target's appearance inhumanly fast.
+// Reaction flags reactions to a target's appearance inhumanly fast more
+// often than an honest player: the fast reactions' binomial z-score
+// against Accuracy.FastRate over the player's reactions, so that the
+// sample size is in the test. A reaction is timed from the appearance to
+// the player's first shot since, on the first hit on the target.
 type Reaction struct {
 	Fast time.Duration // a reaction this short or shorter is fast
 	// Window is the longest reaction counted; an appearance older than it
@@ -68,7 +72,7 @@ type Reaction struct {
 	// appearances take.
 	Window     time.Duration
 	MinSamples int
-	Share      float64 // flag at this share of fast reactions or more
+	Z          float64 // flag at this z-score or more
 }
 
 // Accuracy flags aim far better than the population's: the sum of two
@@ -161,7 +165,7 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.55},
+		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Z: 6},
 		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, FastRate: 0.1, Z: 7.5},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
@@ -199,7 +203,7 @@ func (c Config) Validate() error {
 	case !(c.WinTrade.HonestShare > 0 && c.WinTrade.HonestShare < c.WinTrade.Share && c.WinTrade.Share < 1):
 		return bad("wintrade shares must be 0 < honest_share < share < 1")
 	}
-	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
+	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Straight.Min, c.Straight.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
 		if s < 0 || s > 1 {
 			return bad("a share outside [0, 1]")
 		}

@@ -70,6 +70,7 @@ func small() Config {
 	c := DefaultConfig()
 	c.Speed.MinMoves, c.Jump.MinMoves, c.Straight.MinWindows = 10, 10, 2
 	c.Reaction.MinSamples, c.Accuracy.MinShots, c.Accuracy.MinPlayers = 3, 10, 3
+	c.Reaction.Z = 3 // 3 fast reactions of 3: z = 5.2
 	c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 5, 6, 5
 	return c
 }

@@ -71,7 +71,7 @@ func (d *Detector) Evaluate() []Flag {
 			}
 		}
 		if p.reactions >= c.Reaction.MinSamples && p.reactions > 0 {
-			if s := float64(p.fast) / float64(p.reactions); s >= c.Reaction.Share {
+			if s := binomialZ(p.fast, p.reactions, c.Accuracy.FastRate); s >= c.Reaction.Z {
 				add(DetReaction, s, &p.reactEv, p.id)
 			}
 		}
