@@ -75,7 +75,10 @@ type Params struct {
 	// draw from [TradeMeets, TradeMeetsMax].
 	TradeMeetsMax int
 	TradeAlt      float64 // win-traders: chance the winner alternates
-	Feeders       int     // funnel: accounts feeding one
+	// TradeOthers, when set, is how often (at least; up to twice that) a
+	// win-trader duels someone else: 20 s when unset.
+	TradeOthers time.Duration
+	Feeders     int // funnel: accounts feeding one
 	// FeedersMax, when above Feeders, makes each funnel's feeders a draw
 	// from [Feeders, FeedersMax].
 	FeedersMax int
@@ -86,6 +89,10 @@ type Params struct {
 	FeedBackMax float64
 	FarmEvery   Span // gold farmer: seconds between extra loot
 	FarmGold    Span // gold farmer: gold per extra loot
+	// FriendMeets and FriendMeetsMax, when FriendMeets is set, are the
+	// range of duels two friends have with each other (6 to 14 when
+	// unset): honest pairs that meet often, for the win-trading detector.
+	FriendMeets, FriendMeetsMax int
 }
 
 // A returns the parameters thresholds are fixed on: seed 1. Each kind of
@@ -151,6 +158,27 @@ func D(honest int) Params {
 	return p
 }
 
+// E returns the fourth held-out parameters, made after D had been looked
+// at and the jump, reaction and wintrade detectors changed for it: seed 5
+// and cheaters unlike A's to D's, some harder than D (aimbots reacting in
+// up to 220 ms, win-traders from 16 duels, gold farmers with less loot,
+// win-traders who duel others every 8 to 16 s, friends who duel each
+// other up to 20 times), some easier (aimbots
+// hitting more, speed hackers near the limit more often, larger rings).
+// The thresholds stay those fixed on A.
+func E(honest int) Params {
+	p := A(honest)
+	p.Seed = 5
+	p.AimAccuracy, p.AimReaction = Span{0.7, 0.9}, Span{90, 220}
+	p.SpeedNear, p.SpeedRest = 0.85, 0.14
+	p.RingSize, p.RingJitter, p.RingLag = 7, 5, 3*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 16, 26, 0.85, 8*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 3, 5, Span{9, 15}, 0, 0.05
+	p.FarmEvery, p.FarmGold = Span{2, 3.5}, Span{4, 8}
+	p.FriendMeets, p.FriendMeetsMax = 8, 20
+	return p
+}
+
 // Validate reports Params Generate cannot make a corpus from.
 func (p Params) Validate() error {
 	switch {
@@ -160,6 +188,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: session under 10s", ErrParams)
 	case p.RingSize < 2 && p.Rings > 0, p.Feeders < 1 && p.Funnels > 0:
 		return fmt.Errorf("%w: a ring needs 2 accounts, a funnel a feeder", ErrParams)
+	case p.FriendMeets < 0 || p.FriendMeets > 0 && p.FriendMeetsMax < p.FriendMeets:
+		return fmt.Errorf("%w: friends' duels: a negative count or a range that ends before it starts", ErrParams)
 	}
 	return nil
 }
@@ -368,7 +398,7 @@ func (g *gen) newAgent(id string, k Kind, start int64) *agent {
 	case SpeedHack:
 		a.rest = g.p.SpeedRest
 	case WinTrade:
-		a.duelEvery = 20 * second
+		a.duelEvery = cmp.Or(int64(g.p.TradeOthers), 20*second)
 	}
 	sk := skills[a.level]
 	a.acc = min(max(sk.acc+0.04*r.NormFloat64(), 0.02), 0.98)
@@ -427,7 +457,11 @@ func (g *gen) group(k Kind, m []*agent) {
 			}
 		}
 	default: // friends
-		for range 6 + r.IntN(9) {
+		lo, hi := 6, 14
+		if g.p.FriendMeets > 0 {
+			lo, hi = g.p.FriendMeets, g.p.FriendMeetsMax
+		}
+		for range lo + r.IntN(hi-lo+1) {
 			w := r.IntN(2)
 			g.duelAt(&g.sched, at(), m[w], m[1-w])
 		}

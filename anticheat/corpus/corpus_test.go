@@ -68,6 +68,8 @@ func TestBadParamsAreRefused(t *testing.T) {
 		"session": func(p *Params) { p.Session = time.Second },
 		"ring":    func(p *Params) { p.RingSize = 1 },
 		"funnel":  func(p *Params) { p.Feeders = 0 },
+		"friends": func(p *Params) { p.FriendMeets, p.FriendMeetsMax = 8, 7 },
+		"meets":   func(p *Params) { p.FriendMeets = -1 },
 	} {
 		p := A(10)
 		mut(&p)
@@ -160,4 +162,65 @@ func TestDsWinTradersAndFunnelsVaryWithinTheirSpans(t *testing.T) {
 	}
 	require.Equal(t, 6, total, "one account fed per funnel")
 	require.Greater(t, len(funnels), 1, "each funnel draws its feeders")
+}
+
+func TestEsFriendsDuelEachOtherWithinTheirSpan(t *testing.T) {
+	p := small(E(40))
+	p.Session = time.Minute
+	e, _, labels := digest(t, p)
+	d, _, _ := digest(t, small(D(40)))
+	require.NotEqual(t, d, e)
+	count := map[Kind]int{}
+	for _, k := range labels {
+		count[k]++
+	}
+	require.Equal(t, 7, count[BotRing], "E's rings have 7 accounts")
+	duels := map[[2]string]int{}
+	_, err := Generate(p, func(ev *fsm.Event) {
+		var w, l string
+		for _, c := range ev.Changes {
+			switch c.Field {
+			case "wins":
+				w = c.Entity
+			case "losses":
+				l = c.Entity
+			}
+		}
+		if w != "" && labels[w].Honest() && labels[l].Honest() {
+			duels[[2]string{min(w, l), max(w, l)}]++
+		}
+	})
+	require.NoError(t, err)
+	// Friends meet 8 to 20 times; random opponents once or twice.
+	friends := 0
+	for pair, n := range duels {
+		if n >= 8 {
+			friends++
+			require.LessOrEqual(t, n, 20+2, pair)
+		}
+	}
+	require.Equal(t, 2, friends, "a tenth of 40 honest players in pairs")
+	p.FriendMeets, p.FriendMeetsMax = 30, 30
+	_, err = Generate(p, func(ev *fsm.Event) {
+		var w, l string
+		for _, c := range ev.Changes {
+			switch c.Field {
+			case "wins":
+				w = c.Entity
+			case "losses":
+				l = c.Entity
+			}
+		}
+		if w != "" && labels[w].Honest() && labels[l].Honest() {
+			duels[[2]string{min(w, l), max(w, l)}]--
+		}
+	})
+	require.NoError(t, err)
+	thirty := 0
+	for _, n := range duels {
+		if n <= -30+20 { // 30 duels now, at most 20 before
+			thirty++
+		}
+	}
+	require.Equal(t, 2, thirty, "each pair of friends duels FriendMeets times")
 }

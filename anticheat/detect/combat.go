@@ -5,8 +5,16 @@ import (
 	"slices"
 )
 
-// shoot counts a shot of p, a hit when target is set, and the reaction to
-// the target's appearance on the first hit after it.
+// shotMemory is how many of a player's last shots are kept to time a
+// reaction: a miss names no target, so the first hit on a target names
+// it for the shots before it.
+const shotMemory = 8
+
+// shoot counts a shot of p, a hit when target is set, and, on the first
+// hit on a target after its appearance, the reaction to it: the time from
+// the appearance to p's first shot since (a miss names no target, so the
+// shots before the first hit are taken to be at it; an aimbot whose first
+// shot misses is not slow).
 func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	d.touch(p)
 	p.shots++
@@ -14,6 +22,8 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 		d.accCount++
 	}
 	p.shot, p.lastShot = true, max(at, p.lastShot)
+	p.shotAt[p.shotN%shotMemory] = at
+	p.shotN++
 	if target == "" {
 		return
 	}
@@ -25,10 +35,22 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	}
 	p.reactedTo, p.reactedAt = target, t
 	p.reactions++
-	if at-t <= int64(d.cfg.Reaction.Fast) {
+	if firstShotSince(p, t)-t <= int64(d.cfg.Reaction.Fast) {
 		p.fast++
 		p.reactEv.add(ref)
 	}
+}
+
+// firstShotSince returns the earliest of p's remembered shots at or after
+// t (p's latest shot is one: the hit).
+func firstShotSince(p *player, t int64) int64 {
+	first := p.lastShot
+	for i := range min(p.shotN, shotMemory) {
+		if s := p.shotAt[i]; s >= t && s < first {
+			first = s
+		}
+	}
+	return first
 }
 
 // hitRatio returns p's hit ratio and whether p shot enough to be judged.

@@ -41,7 +41,8 @@ type Speed struct {
 
 // Jump flags teleport-like moves just under MaxStep more often than an
 // honest player makes them: the jumps' binomial z-score against Rate over
-// the player's moves, so that the sample size is in the test.
+// the player's moves, so that the sample size is in the test. A jump is a
+// move of Near × MaxStep or more after a pause long enough for one.
 type Jump struct {
 	Near     float64 // a move of this share of MaxStep or more is a jump
 	MinMoves int
@@ -59,7 +60,11 @@ type Straight struct {
 	Share      float64 // flag at this share of straight windows or more
 }
 
-// Reaction flags hits that follow a target's appearance inhumanly fast.
+// Reaction flags reactions to a target's appearance inhumanly fast more
+// often than an honest player: the fast reactions' binomial z-score
+// against Accuracy.FastRate over the player's reactions, so that the
+// sample size is in the test. A reaction is timed from the appearance to
+// the player's first shot since, on the first hit on the target.
 type Reaction struct {
 	Fast time.Duration // a reaction this short or shorter is fast
 	// Window is the longest reaction counted; an appearance older than it
@@ -67,7 +72,7 @@ type Reaction struct {
 	// appearances take.
 	Window     time.Duration
 	MinSamples int
-	Share      float64 // flag at this share of fast reactions or more
+	Z          float64 // flag at this z-score or more
 }
 
 // Accuracy flags aim far better than the population's: the sum of two
@@ -102,15 +107,22 @@ type Economy struct {
 }
 
 // WinTrade flags a pair of players that meet often and whose results
-// alternate (trading wins) or go one way (feeding): the log-likelihood
-// ratio (natural log) of the pair's whole match history under the more
-// likely of two cheating models, the winner alternating with chance Q or
-// one side winning with chance Q, against fair coin flips.
+// alternate (trading wins) or go one way (feeding). The score is a
+// log-likelihood ratio (natural log) of two kinds of evidence added: the
+// pair's results, under the more likely of two cheating models (the
+// winner alternating with chance Q, or one side winning with chance Q)
+// against fair coin flips; and each of the two accounts' opponents, a
+// cheating pair playing each other in Share of their matches against
+// friends who do in HonestShare. The results must favour cheating on
+// their own (a positive ratio): two friends who play only each other are
+// not traders.
 type WinTrade struct {
-	MinMatches int
-	MinShare   float64 // the pair's meetings over the fewer matches of the two
-	Q          float64 // the cheating models' chance, in (0.5, 1)
-	LLR        float64 // flag at this log-likelihood ratio or more
+	MinMatches  int
+	MinShare    float64 // the pair's meetings over the fewer matches of the two
+	Q           float64 // the cheating models' chance, in (0.5, 1)
+	Share       float64 // a cheating pair's share of each account's matches, in (0, 1)
+	HonestShare float64 // friends' share of each other's matches, in (0, Share)
+	LLR         float64 // flag at this log-likelihood ratio or more
 }
 
 // Funnel flags an account fed by others: its feeders are the accounts that
@@ -153,11 +165,11 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Share: 0.4},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, FastRate: 0.1, Z: 4.5},
+		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Z: 6},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, FastRate: 0.1, Z: 7.5},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
-		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, LLR: 4},
+		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
 		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1},
 		Every:    10000,
 		Scan:     time.Second,
@@ -188,8 +200,10 @@ func (c Config) Validate() error {
 		return bad("jump.rate and accuracy.fast_rate must be in (0, 1)")
 	case !(c.WinTrade.Q > 0.5 && c.WinTrade.Q < 1):
 		return bad("wintrade.q must be in (0.5, 1)")
+	case !(c.WinTrade.HonestShare > 0 && c.WinTrade.HonestShare < c.WinTrade.Share && c.WinTrade.Share < 1):
+		return bad("wintrade shares must be 0 < honest_share < share < 1")
 	}
-	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Straight.Min, c.Straight.Share, c.Reaction.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
+	for _, s := range []float64{c.Speed.NearMax, c.Speed.Share, c.Jump.Near, c.Straight.Min, c.Straight.Share, c.Economy.Share, c.Lockstep.Share, c.WinTrade.MinShare, c.Funnel.MaxReverse} {
 		if s < 0 || s > 1 {
 			return bad("a share outside [0, 1]")
 		}

@@ -79,6 +79,8 @@ type player struct {
 	shots, hits         int
 	reactions, fast     int
 	reactedTo           string
+	shotAt              [shotMemory]int64 // leader times of the last shots
+	shotN               int
 	reactedAt           int64
 	reactEv, accuracyEv refs
 	matches             int

@@ -22,7 +22,7 @@ func TestAnyEventStreamGivesWellFormedFlags(t *testing.T) {
 		c.Reaction.MinSamples, c.Accuracy.MinShots, c.Accuracy.MinPlayers = 1, 1, 1
 		c.Economy.MinSamples, c.Economy.Share = 1, 0
 		c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 1, 1, 1
-		c.Speed.Share, c.Jump.Z, c.Straight.Share, c.Reaction.Share = 0, -1e6, 0, 0
+		c.Speed.Share, c.Jump.Z, c.Straight.Share, c.Reaction.Z = 0, -1e6, 0, -1e6
 		c.Accuracy.Z, c.WinTrade.LLR, c.Lockstep.Share = -1e6, -1e6, 0
 		d, err := New(c)
 		if err != nil {

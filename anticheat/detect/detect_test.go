@@ -70,6 +70,7 @@ func small() Config {
 	c := DefaultConfig()
 	c.Speed.MinMoves, c.Jump.MinMoves, c.Straight.MinWindows = 10, 10, 2
 	c.Reaction.MinSamples, c.Accuracy.MinShots, c.Accuracy.MinPlayers = 3, 10, 3
+	c.Reaction.Z = 3 // 3 fast reactions of 3: z = 5.2
 	c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 5, 6, 5
 	return c
 }
@@ -90,6 +91,8 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 		"jump rate 0":     func(c *Config) { c.Jump.Rate = 0 },
 		"fast rate 1":     func(c *Config) { c.Accuracy.FastRate = 1 },
 		"q of a coin":     func(c *Config) { c.WinTrade.Q = 0.5 },
+		"honest share":    func(c *Config) { c.WinTrade.HonestShare = c.WinTrade.Share },
+		"share 1":         func(c *Config) { c.WinTrade.Share = 1 },
 	} {
 		c := DefaultConfig()
 		mut(&c)
@@ -98,21 +101,26 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 	}
 }
 
-func TestSustainedNearMaxSpeedAndJumpsAreFlaggedWithTheirEvidence(t *testing.T) {
+func TestSustainedNearMaxSpeedAndJumpsAfterPausesAreFlaggedWithTheirEvidence(t *testing.T) {
 	f := newFeed(t, small())
 	var last []uint64
 	for i := range int64(12) {
 		// 300 ms apart: the limit is 10 + 150 = 160 units; the cheater
-		// moves 155, the walker 60.
+		// moves 155, the walker 60, and zip 290 (over the limit: fast,
+		// but no jump without a pause long enough for one).
 		at := i * 300 * int64(time.Millisecond)
 		last = append(last, f.move(at, "fast", 155*i, 0))
 		f.move(at, "walker", 0, 60*i)
-		// after a rest of 1 s, a 290-unit jump (of 300 allowed)
-		f.move(at, "jumper", 290*i, 0)
+		f.move(at, "zip", 0, 290*i)
+	}
+	for i := range int64(12) {
+		// 1 s apart: the limit is 510 units, enough for a jump: the
+		// jumper moves 290 (of 300 allowed).
+		f.move(10*sec+i*sec, "jumper", 290*i, 0)
 	}
 	flags := f.d.Evaluate()
 	speed := only(flags, DetSpeed)
-	require.Equal(t, []string{"fast", "jumper"}, players(speed))
+	require.Equal(t, []string{"fast", "zip"}, players(speed))
 	require.InDelta(t, 1, speed[0].Score, 1e-9)
 	var want []Ref
 	for _, s := range last[len(last)-evidenceLen:] {
@@ -120,11 +128,12 @@ func TestSustainedNearMaxSpeedAndJumpsAreFlaggedWithTheirEvidence(t *testing.T) 
 	}
 	require.Equal(t, want, speed[0].Evidence, "the last eight near-limit moves, oldest first")
 	require.Equal(t, []string{"jumper"}, players(only(flags, DetJump)))
+	require.Zero(t, f.d.players["zip"].jumps)
 	require.Empty(t, f.d.Evaluate(), "a flag is raised once")
 }
 
 func TestJumpsAreJudgedWithTheirSampleSize(t *testing.T) {
-	f := newFeed(t, small()) // 10 moves at least; an honest rate of 5%, z ≥ 3
+	f := newFeed(t, small()) // 10 moves at least; an honest rate of 5%, z ≥ 2.5
 	ms := int64(time.Millisecond)
 	walk := func(p string, moves, jumps int) {
 		x := int64(0)
@@ -193,6 +202,45 @@ func TestFastReactionsToAppearancesAreFlagged(t *testing.T) {
 	require.Zero(t, f.d.players["human"].fast)
 	require.Equal(t, 4, f.d.players["bot"].reactions)
 	require.Equal(t, 8, f.d.players["bot"].hits)
+}
+
+func TestAReactionIsTimedToTheFirstShotNotTheFirstHit(t *testing.T) {
+	f := newFeed(t, small()) // 3 reactions at least; fast is 150 ms
+	ms := int64(time.Millisecond)
+	hit := func(at int64, p, target string) {
+		f.ev(at, p, fsm.Change{Entity: target, Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-10)}, set(p, "shot_at", at))
+	}
+	miss := func(at int64, p string) { f.ev(at, p, set(p, "shot_at", at)) }
+	for i := range int64(4) {
+		t0 := 10*sec + i*10*sec
+		a, b := fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i)
+		miss(t0-2*sec, "bot") // before the appearance: not a shot at it
+		miss(t0-2*sec, "human")
+		f.ev(t0, "server", set(a, "spawned", t0), set(b, "spawned", t0))
+		// The aimbot fires at 100 ms and misses, hits at 320 ms; the
+		// human fires at 400 ms and hits at once.
+		miss(t0+100*ms, "bot")
+		hit(t0+320*ms, "bot", a)
+		hit(t0+400*ms, "human", b)
+	}
+	flags := only(f.d.Evaluate(), DetReaction)
+	require.Equal(t, []string{"bot"}, players(flags))
+	require.Equal(t, 4, f.d.players["bot"].fast)
+	require.Zero(t, f.d.players["human"].fast)
+}
+
+func TestAReactionAfterMoreShotsThanRememberedIsTimedToTheOldestRemembered(t *testing.T) {
+	f := newFeed(t, small())
+	ms := int64(time.Millisecond)
+	f.ev(0, "server", set("a", "spawned", 0))
+	for i := range int64(shotMemory + 2) {
+		f.ev(100*ms+i*50*ms, "p", set("p", "shot_at", 0)) // misses from 100 ms
+	}
+	at := 100*ms + (shotMemory+2)*50*ms
+	f.ev(at, "p", fsm.Change{Entity: "a", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-10)}, set("p", "shot_at", at))
+	p := f.d.players["p"]
+	require.Equal(t, 1, p.reactions)
+	require.Zero(t, p.fast, "the shots from 100 to 200 ms are forgotten: 250 ms is the first remembered")
 }
 
 func TestAppearancesOlderThanTheWindowAreForgottenAndNotReactedTo(t *testing.T) {
@@ -328,11 +376,13 @@ func TestWinTradingAndFeedingPairsAreFlaggedAndRivalsAreNot(t *testing.T) {
 			duel(f, "t2", "t1")
 		}
 		duel(f, "feeder", "booster") // one way
-		if i%3 == 0 {                // rivals: neither
+		if i%3 == 0 {                // rivals: neither, and they duel others too
 			duel(f, "r1", "r2")
 		} else {
 			duel(f, "r2", "r1")
 		}
+		duel(f, "r1", fmt.Sprintf("o%d", i))
+		duel(f, fmt.Sprintf("o%d", i), "r2")
 	}
 	duel(f, "self", "self") // not a match
 	flags := only(f.d.Evaluate(), DetWinTrade)
@@ -340,9 +390,9 @@ func TestWinTradingAndFeedingPairsAreFlaggedAndRivalsAreNot(t *testing.T) {
 	require.Nil(t, f.d.players["self"])
 }
 
-func TestAWinTradersHistoryIsJudgedWholeSoFewMatchesAreNotEnough(t *testing.T) {
-	f := newFeed(t, small()) // 6 matches at least; Q 0.8, LLR ≥ 4
-	play := func(a, b, winners string) {
+func TestWinTradeWeighsResultsAndOpponentsTogether(t *testing.T) {
+	f := newFeed(t, small()) // 6 matches at least; Q 0.8, shares 0.9 and 0.5, LLR ≥ 0
+	play := func(a, b, winners string, others int) {
 		for _, w := range winners {
 			if w == '1' {
 				duel(f, a, b)
@@ -350,14 +400,22 @@ func TestAWinTradersHistoryIsJudgedWholeSoFewMatchesAreNotEnough(t *testing.T) {
 				duel(f, b, a)
 			}
 		}
+		for i := range others {
+			duel(f, a, fmt.Sprintf("%s-o%d", a, i))
+			duel(f, fmt.Sprintf("%s-o%d", b, i), b)
+		}
 	}
-	play("short1", "short2", "121212")       // alternating, but six matches are chance
-	play("long1", "long2", "12121211212121") // 12 alternations of 13
-	play("fair1", "fair2", "12211211221211") // coin flips
+	play("trade1", "trade2", "121212121212", 2) // alternating, and mostly each other
+	play("busy1", "busy2", "121212121212", 14)  // alternating, but among many others: friends
+	play("only1", "only2", "12211211221211", 0) // only each other, but coin flips
 	flags := only(f.d.Evaluate(), DetWinTrade)
-	require.Equal(t, []string{"long1+long2"}, players(flags))
-	require.InDelta(t, 12*math.Log(1.6)+math.Log(0.4), flags[0].Score, 1e-9)
-	require.InDelta(t, 5*math.Log(1.6), tradeLLR(f.d.pairs[pairKey{"short1", "short2"}], 0.8), 1e-9)
+	require.Equal(t, []string{"trade1+trade2"}, players(flags))
+	with, other := math.Log(0.9/0.5), math.Log(0.1/0.5)
+	require.InDelta(t, 11*math.Log(1.6)+24*with+4*other, flags[0].Score, 1e-9)
+	cfg := DefaultConfig()
+	w := &cfg.WinTrade
+	require.InDelta(t, 11*math.Log(1.6)+24*with+28*other, tradeLLR(f.d.pairs[pairKey{"busy1", "busy2"}], w), 1e-9)
+	require.InDelta(t, 8*math.Log(1.6)+5*math.Log(0.4), tradeLLR(f.d.pairs[pairKey{"only1", "only2"}], w), 1e-9, "the results alone")
 }
 
 func TestAnAccountFedByManyIsAFunnelThoughNoFeederIsOneAlone(t *testing.T) {

@@ -71,7 +71,7 @@ func (d *Detector) Evaluate() []Flag {
 			}
 		}
 		if p.reactions >= c.Reaction.MinSamples && p.reactions > 0 {
-			if s := float64(p.fast) / float64(p.reactions); s >= c.Reaction.Share {
+			if s := binomialZ(p.fast, p.reactions, c.Accuracy.FastRate); s >= c.Reaction.Z {
 				add(DetReaction, s, &p.reactEv, p.id)
 			}
 		}
@@ -86,7 +86,7 @@ func (d *Detector) Evaluate() []Flag {
 			}
 		}
 		if pr.matches >= c.WinTrade.MinMatches && pr.matches > 0 && float64(pr.matches) >= c.WinTrade.MinShare*float64(min(a.matches, b.matches)) {
-			if llr := tradeLLR(pr, c.WinTrade.Q); llr >= c.WinTrade.LLR {
+			if llr := tradeLLR(pr, &c.WinTrade); llr >= c.WinTrade.LLR {
 				add(DetWinTrade, llr, &pr.matchEv, a.id, b.id)
 			}
 		}
@@ -134,12 +134,21 @@ func binomialZ(k, n int, p float64) float64 {
 
 // tradeLLR is the log-likelihood ratio of pr's match history (at least
 // one match) under the more likely cheating model against fair coin
-// flips: trading, each winner after the first alternating with chance q,
-// or feeding, one side winning each match with chance q.
-func tradeLLR(pr *pair, q float64) float64 {
-	yes, no := math.Log(2*q), math.Log(2*(1-q))
+// flips (trading, each winner after the first alternating with chance q,
+// or feeding, one side winning each match with chance q), plus, when that
+// is positive, the ratio of the two accounts' opponents under a cheating
+// pair's share of their matches against friends'.
+func tradeLLR(pr *pair, w *WinTrade) float64 {
+	yes, no := math.Log(2*w.Q), math.Log(2*(1-w.Q))
 	trade := float64(pr.alts)*yes + float64(pr.matches-1-pr.alts)*no
 	k := max(pr.winsA, pr.matches-pr.winsA)
 	feed := float64(k)*yes + float64(pr.matches-k)*no
-	return max(trade, feed)
+	results := max(trade, feed)
+	if results <= 0 {
+		return results
+	}
+	with, other := math.Log(w.Share/w.HonestShare), math.Log((1-w.Share)/(1-w.HonestShare))
+	m := float64(pr.matches)
+	opponents := 2*m*with + float64(pr.a.matches+pr.b.matches-2*pr.matches)*other
+	return results + opponents
 }

@@ -28,11 +28,15 @@ func (d *Detector) move(p *player, at int64, s seen, ref Ref) {
 	p.moves++
 	d.touch(p)
 	l := &d.cfg.Limits
-	if limit := float64(l.Slack) + float64(l.PerSecond)*float64(el)/1e9; limit > 0 && dist >= d.cfg.Speed.NearMax*limit {
+	limit := float64(l.Slack) + float64(l.PerSecond)*float64(el)/1e9
+	if limit > 0 && dist >= d.cfg.Speed.NearMax*limit {
 		p.near++
 		p.speedEv.add(ref)
 	}
-	if l.MaxStep > 0 && dist >= d.cfg.Jump.Near*float64(l.MaxStep) {
+	// A jump is a move of Near × MaxStep or more after a pause long
+	// enough for one (the limit allows it): a longer move sooner is over
+	// the limit, which the hard check rejects, not a jump.
+	if jump := d.cfg.Jump.Near * float64(l.MaxStep); l.MaxStep > 0 && limit >= jump && dist >= jump {
 		p.jumps++
 		p.jumpEv.add(ref)
 	}

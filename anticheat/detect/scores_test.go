@@ -24,7 +24,7 @@ func TestPrintScores(t *testing.T) {
 		t.Skip("no -table.honest")
 	}
 	cfg := detect.DefaultConfig()
-	cfg.Speed.Share, cfg.Jump.Z, cfg.Straight.Share, cfg.Reaction.Share = 0, -1e6, 0, 0
+	cfg.Speed.Share, cfg.Jump.Z, cfg.Straight.Share, cfg.Reaction.Z = 0, -1e6, 0, -1e6
 	cfg.Accuracy.Z, cfg.WinTrade.LLR, cfg.Funnel.MaxReverse, cfg.Economy.Share = -1e6, -1e6, 1, 0
 	cfg.Lockstep.Share = 0
 	cfg.Funnel.MinTransfers = 2
