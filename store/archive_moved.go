@@ -62,9 +62,12 @@ func (s *Store) FillMoved(world string, fence uint64, events []*fsm.Event) (int,
 }
 
 // archiveFloor is the lowest log index of w's events this node's archive
-// may hold (what a restore reconciles the archive with): firstIndex, but
-// for an imported world also its events from before its import (the old
-// group's log indexes, from its incarnation on), which FillMoved stores.
+// may hold (what a restore reconciles the archive with, and what a refill
+// takes): its incarnation, the log index of its creation; for an imported
+// world, whose incarnation is the old group's log index (which may lie
+// beyond this group's log), also its import index: its events here come
+// after the import, those from before it (FillMoved, or a refill from a
+// peer that has them) from its incarnation on, with the old group's.
 func archiveFloor(w fsm.WorldInfo) uint64 {
 	if w.Imported > 0 && w.Incarnation > 0 {
 		return min(w.Imported, w.Incarnation)

@@ -149,3 +149,58 @@ func TestArchiveHolesNamesWhatAMovedWorldsCopyLacks(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, holes)
 }
+
+// A node of the new home can also get a moved world's events from before
+// the move through its refiller, from two peers of its group that copied
+// them and answer the same: they are of the world's incarnation, not
+// malformed pages.
+func TestRefillTakesAMovedWorldsEventsFromBeforeTheMoveFromPeersThatCopiedThem(t *testing.T) {
+	t.Parallel()
+	src := newCluster(t, 1, nil)
+	l := src.leader()
+	mustCreateWorld(t, l, "arena")
+	for seq := uint64(1); seq <= 5; seq++ {
+		_, _, err := l.Act(ctxT(t), incr("arena", "ann", seq, "e", "c", 1))
+		require.NoError(t, err)
+	}
+	fence, err := l.MoveWorld(ctxT(t), "arena", 2, 0)
+	require.NoError(t, err)
+	blob, _, err := l.ExportWorld("arena")
+	require.NoError(t, err)
+	require.NoError(t, l.feed.waitArchived(l.adapter.appliedIndex()))
+	old, err := l.arch.read("arena", 1, 100)
+	require.NoError(t, err)
+
+	dst := newCluster(t, 3, nil)
+	d := dst.leader()
+	for _, s := range dst.nodes {
+		require.NoError(t, d.Join(ctxT(t), s.Self()))
+	}
+	mustCreateWorld(t, d, "filler")
+	for seq := uint64(1); seq <= 20; seq++ { // push the import index up
+		_, _, err := d.Act(ctxT(t), incr("filler", "p", seq, "e", "c", 1))
+		require.NoError(t, err)
+	}
+	info, err := d.ImportWorld(ctxT(t), "arena", blob)
+	require.NoError(t, err)
+	require.Greater(t, info.Imported, info.Incarnation)
+	_, _, err = d.Act(ctxT(t), incr("arena", "ann", 6, "e", "c", 1))
+	require.NoError(t, err)
+	dst.waitReplicated()
+	victim := (indexOf(dst, d) + 1) % 3
+	for i, s := range dst.nodes {
+		require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
+		if i != victim {
+			_, err := s.FillMoved("arena", fence.Seq, old)
+			require.NoError(t, err)
+		}
+	}
+	v := dst.nodes[victim]
+	cfg := DefaultRefillConfig()
+	cfg.Peers = peersOf(dst)
+	require.NoError(t, v.refillOnce(ctxT(t), cfg))
+	st := v.ArchiveStatus()
+	require.Zero(t, st.Refused)
+	require.Equal(t, uint64(5), st.Verified[VerifiedByTwoPeers])
+	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, readAll(t, v, "arena", 6))
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -270,7 +269,7 @@ func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.N
 		}
 		n, err := s.arch.fill(r.World, evs, func() (uint64, bool) {
 			w, err := s.fsm.World(r.World)
-			return firstIndex(w), err == nil
+			return archiveFloor(w), err == nil
 		})
 		if err != nil {
 			return stored, fmt.Errorf("store refilled events: %w", err)
@@ -413,7 +412,7 @@ func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo,
 	}
 	var inc uint64 // events from before the world's creation are another incarnation's
 	if w, err := s.fsm.World(world); err == nil {
-		inc = firstIndex(w)
+		inc = archiveFloor(w)
 	}
 	for i, ev := range evs {
 		if ev == nil || ev.World != world || ev.Seq < from || (i > 0 && ev.Seq != evs[i-1].Seq+1) || ev.Index < inc {
@@ -538,9 +537,3 @@ func (s *Store) checkArchiveOnOpen() {
 			"world", r.World, "from", r.From, "to", r.To, "events", r.Len())
 	}
 }
-
-// firstIndex is the lowest log index of w's events on this group: its
-// import's for an imported world (its incarnation is the old group's log
-// index of its creation, which may lie beyond this group's log), else its
-// incarnation, as the feed's reset counts it.
-func firstIndex(w fsm.WorldInfo) uint64 { return cmp.Or(w.Imported, w.Incarnation) }
