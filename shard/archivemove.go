@@ -188,17 +188,27 @@ func (b *Backend) copyFromPeers(ctx context.Context, peers store.RefillPeers, g 
 }
 
 // RunMovedArchives runs CopyMovedArchives every interval until ctx ends,
-// logging what it copied and what it could not.
+// logging what it copied and what it could not: a warning when that
+// changes, so a copy that cannot complete (its old home dropped first)
+// does not warn every interval.
 func (b *Backend) RunMovedArchives(ctx context.Context, peers store.RefillPeers, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last string
 	for {
 		n, err := b.CopyMovedArchives(ctx, peers, MovedArchivePage)
 		if n > 0 {
 			b.r.mgr.log.Info("copied moved worlds' events from before their moves", "events", n)
 		}
-		if err != nil && ctx.Err() == nil {
-			b.r.mgr.log.Warn("moved worlds' events from before their moves not all copied; retrying", "err", err, "in", interval)
+		switch {
+		case err == nil:
+			last = ""
+		case ctx.Err() != nil:
+		case err.Error() != last || n > 0:
+			last = err.Error()
+			b.r.mgr.log.Warn("moved worlds' events from before their moves not all copied; retrying", "err", err, "every", interval)
+		default:
+			b.r.mgr.log.Debug("moved worlds' events from before their moves still not all copied", "err", err)
 		}
 		select {
 		case <-ctx.Done():

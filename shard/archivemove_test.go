@@ -3,6 +3,9 @@ package shard
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,10 +214,15 @@ func (p backendPeers) FetchArchive(ctx context.Context, node fsm.NodeInfo, world
 // events before the fence from another node of the new home once that
 // one copied them from its replica of the old group.
 func TestMovedWorldsArchiveReachesANodeWithoutTheOldGroupThroughItsPeers(t *testing.T) {
-	c := newShardCluster(t, 2, Map{
+	logs := &sweepLogs{}
+	c := newShardClusterWith(t, 2, Map{
 		Membership: 2,
 		Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n1", "n2"}}},
 		Worlds:     map[string]uint64{"arena": 2}, // the map as published
+	}, func(cfg *store.Config) {
+		if cfg.ID == "n2" {
+			cfg.Logger = slog.New(logs)
+		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -253,6 +261,15 @@ func TestMovedWorldsArchiveReachesANodeWithoutTheOldGroupThroughItsPeers(t *test
 	require.Error(t, err, "n1 unreachable")
 	_, err = home.Subscribe("arena", 1)
 	require.ErrorIs(t, err, store.ErrArchiveGap)
+	// The sweep warns once about a copy that keeps failing the same way.
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); peers["n2"].RunMovedArchives(rctx, backendPeers{}, time.Millisecond) }()
+	require.Eventually(t, func() bool { _, again := logs.counts(); return again >= 3 }, 10*time.Second, time.Millisecond)
+	stop()
+	<-done
+	warned, _ := logs.counts()
+	require.Equal(t, 1, warned)
 
 	n, err := peers["n1"].CopyMovedArchives(ctx, nil, 2)
 	require.NoError(t, err)
@@ -284,4 +301,31 @@ func TestArchiveOfRefusesRecordsThatDoNotDecode(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrMalformed)
 	_, err = ArchiveOf(recordsReader{err: store.ErrClosed}, "arena")(ctx, 1, 5)
 	require.ErrorIs(t, err, store.ErrClosed)
+}
+
+// sweepLogs counts the sweep's warnings and repeated failures.
+type sweepLogs struct {
+	mu            sync.Mutex
+	warned, again int
+}
+
+func (l *sweepLogs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *sweepLogs) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *sweepLogs) WithGroup(string) slog.Handler            { return l }
+func (l *sweepLogs) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case strings.Contains(r.Message, "not all copied") && r.Level == slog.LevelWarn:
+		l.warned++
+	case strings.Contains(r.Message, "still not all copied"):
+		l.again++
+	}
+	return nil
+}
+
+func (l *sweepLogs) counts() (warned, again int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.warned, l.again
 }
