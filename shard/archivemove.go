@@ -12,11 +12,12 @@ import (
 )
 
 // A moved world's events up to its fence N were committed on its old
-// group; the new home's archive starts at N+1 (store.FillMoved). Every
-// node of the new group that also runs the old one copies them from its
-// own replica of the old group (CopyMovedArchives), so a subscription
-// from a seq up to N then reads them at the new home; until then it gets
-// store.ErrArchiveGap. See DESIGN.md (Migration).
+// group; the new home's archive starts at N+1. Every node of the new
+// group copies them into its archive (CopyMovedArchives; store.FillMoved
+// checks each page): from its own replica of the old group when it runs
+// it, else from another node of the new group that has them. A
+// subscription from a seq up to N then reads them at the new home; until
+// then it gets store.ErrArchiveGap. See DESIGN.md (Migration).
 
 // ArchivePages fetches up to max consecutive archived events of one world
 // from seq from on (ArchiveOf: a replica of the old group).
