@@ -40,7 +40,8 @@ type ArchiveRecordsReader interface {
 // page.
 const MovedArchivePage = 256
 
-// archivePageBytes bounds one page's records (as api/peer's route does).
+// archivePageBytes bounds one local page's records (api/peer's route
+// bounds a remote one by edge.ArchivePageBytes).
 const archivePageBytes = 1 << 20
 
 // ArchiveOf reads world's archived events from r, page by page.
