@@ -51,6 +51,12 @@ var eventsBucket = []byte("events")
 // refill (refill.go).
 var prunedBucket = []byte("pruned")
 
+// movedBucket holds, per world imported on this group, the incarnation
+// whose events from before the import this archive holds (FillMoved, a
+// refill): a restore's reconcile keeps those, whose log indexes are the
+// old group's (archive_moved.go).
+var movedBucket = []byte("moved")
+
 // maxArena bounds the write arena kept between writes.
 const maxArena = 4 << 20
 
@@ -105,6 +111,9 @@ func openArchive(path string, log *slog.Logger) (*archive, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(prunedBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(movedBucket); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(eventsBucket)
@@ -338,6 +347,9 @@ func (a *archive) deleteWorlds(worlds []string) error {
 			if err := tx.Bucket(prunedBucket).Delete([]byte(w)); err != nil {
 				return fmt.Errorf("archive: delete world %s: %w", w, err)
 			}
+			if err := tx.Bucket(movedBucket).Delete([]byte(w)); err != nil {
+				return fmt.Errorf("archive: delete world %s: %w", w, err)
+			}
 		}
 		return nil
 	})
@@ -389,6 +401,9 @@ func (a *archive) reconcile(present map[string]uint64) error {
 				return fmt.Errorf("archive: delete world %s: %w", k, err)
 			}
 			if err := tx.Bucket(prunedBucket).Delete(k); err != nil {
+				return fmt.Errorf("archive: delete world %s: %w", k, err)
+			}
+			if err := tx.Bucket(movedBucket).Delete(k); err != nil {
 				return fmt.Errorf("archive: delete world %s: %w", k, err)
 			}
 		}

@@ -2,10 +2,12 @@ package store
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/gsd-dev/gsd/fsm"
+	bolt "go.etcd.io/bbolt"
 )
 
 // ErrMovedEvents reports events refused for a moved world's archive
@@ -55,24 +57,63 @@ func (s *Store) FillMoved(world string, fence uint64, events []*fsm.Event) (int,
 			}
 		}
 	}
+	// The mark first: one without the events is harmless, events without
+	// it would not survive a restore.
+	if err := s.arch.markMoved(world, w.Incarnation); err != nil {
+		return 0, err
+	}
 	return s.arch.fill(world, events, func() (uint64, bool) {
 		now, err := s.fsm.World(world)
 		return w.Incarnation, err == nil && now.Incarnation == w.Incarnation && now.Imported == w.Imported
 	})
 }
 
-// archiveFloor is the lowest log index of w's events this node's archive
-// may hold (what a restore reconciles the archive with, and what a refill
-// takes): its incarnation, the log index of its creation; for an imported
-// world, whose incarnation is the old group's log index (which may lie
-// beyond this group's log), also its import index: its events here come
-// after the import, those from before it (FillMoved, or a refill from a
-// peer that has them) from its incarnation on, with the old group's.
+// archiveFloor is the lowest log index of w's events a refill takes: its
+// incarnation, the log index of its creation; for an imported world,
+// whose incarnation is the old group's log index (which may lie beyond
+// this group's log), also its import index: its events here come after
+// the import, those from before it (FillMoved, or a refill from a peer
+// that has them) from its incarnation on, with the old group's.
 func archiveFloor(w fsm.WorldInfo) uint64 {
 	if w.Imported > 0 && w.Incarnation > 0 {
 		return min(w.Imported, w.Incarnation)
 	}
 	return cmp.Or(w.Imported, w.Incarnation)
+}
+
+// restoreFloor is the lowest log index of w's archived events a
+// restore's reconcile keeps: for an imported world its import index,
+// unless the archive is marked as holding its events from before the
+// import for its incarnation (archiveFloor then). Without the mark, an
+// earlier incarnation's events on this group, of a node that missed its
+// delete, could pass for copied ones.
+func (a *archive) restoreFloor(w fsm.WorldInfo) uint64 {
+	if w.Imported > 0 {
+		if inc, err := a.movedMark(w.ID); err == nil && inc == w.Incarnation {
+			return archiveFloor(w)
+		}
+		return w.Imported
+	}
+	return w.Incarnation
+}
+
+// markMoved records that the archive holds world's events from before
+// its import for incarnation inc.
+func (a *archive) markMoved(world string, inc uint64) error {
+	return a.update(func(tx *bolt.Tx) error { return tx.Bucket(movedBucket).Put([]byte(world), seqKey(inc)) })
+}
+
+// movedMark returns the incarnation markMoved recorded for world (0:
+// none).
+func (a *archive) movedMark(world string) (uint64, error) {
+	var inc uint64
+	err := a.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(movedBucket).Get([]byte(world)); len(v) == 8 {
+			inc = binary.BigEndian.Uint64(v)
+		}
+		return nil
+	})
+	return inc, err
 }
 
 // ArchiveHoles returns the ranges of world's seqs from 1 to to that this
@@ -83,4 +124,15 @@ func (s *Store) ArchiveHoles(world string, to uint64) ([]Range, error) {
 		return nil, nil
 	}
 	return s.arch.holes(world, 0, to)
+}
+
+// markMovedRefill marks world's archive as holding its events from before
+// its import (markMoved) when a refill is about to store some: events of
+// an imported world below its import index.
+func (s *Store) markMovedRefill(world string, evs []*fsm.Event) error {
+	w, err := s.fsm.World(world)
+	if err != nil || w.Imported == 0 || len(evs) == 0 || evs[0].Index >= w.Imported {
+		return nil
+	}
+	return s.arch.markMoved(world, w.Incarnation)
 }

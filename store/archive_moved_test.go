@@ -204,3 +204,37 @@ func TestRefillTakesAMovedWorldsEventsFromBeforeTheMoveFromPeersThatCopiedThem(t
 	require.Equal(t, uint64(5), st.Verified[VerifiedByTwoPeers])
 	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, readAll(t, v, "arena", 6))
 }
+
+// A restore keeps an imported world's archived events from before its
+// import only when the archive is marked as holding them for the world's
+// incarnation: otherwise events below the import index are an earlier
+// incarnation's that a node which missed its delete still holds.
+func TestRestoreFloorKeepsCopiedEventsOnlyForTheMarkedIncarnation(t *testing.T) {
+	a := openTestArchive(t)
+	w := fsm.WorldInfo{ID: "w", Incarnation: 3, Imported: 10}
+	require.Equal(t, uint64(10), a.restoreFloor(w), "unmarked")
+	require.NoError(t, a.markMoved("w", 2))
+	require.Equal(t, uint64(10), a.restoreFloor(w), "marked for another incarnation")
+	require.NoError(t, a.markMoved("w", 3))
+	require.Equal(t, uint64(3), a.restoreFloor(w), "marked for this one")
+	require.Equal(t, uint64(7), a.restoreFloor(fsm.WorldInfo{ID: "x", Incarnation: 7}), "created here")
+
+	stale := evs("w", 1, 4)
+	for _, ev := range stale {
+		ev.Index = 5 // an earlier incarnation's, on this group
+	}
+	require.NoError(t, a.write(stale))
+	require.NoError(t, a.reconcile(map[string]uint64{"w": a.restoreFloor(w)}))
+	held, err := a.read("w", 1, 10)
+	require.NoError(t, err)
+	require.Len(t, held, 4, "marked: kept")
+	require.NoError(t, a.deleteWorlds([]string{"w"}))
+	mark, err := a.movedMark("w")
+	require.NoError(t, err)
+	require.Zero(t, mark, "a delete drops the mark")
+	require.NoError(t, a.write(stale))
+	require.NoError(t, a.reconcile(map[string]uint64{"w": a.restoreFloor(w)}))
+	held, err = a.read("w", 1, 10)
+	require.NoError(t, err)
+	require.Empty(t, held, "unmarked: an earlier incarnation's, dropped")
+}

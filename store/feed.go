@@ -93,6 +93,13 @@ func (f *feed) tailLocked(world string, next uint64) *tail {
 // the ones the state held before the restore and the restored one lacks
 // or holds in another incarnation.
 func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
+	present := make(map[string]uint64, len(worlds)) // read before the lock: it reads the archive
+	for _, w := range worlds {
+		// An imported world's events on this group start after its
+		// import, whatever its incarnation on the group it came from;
+		// those from before it (FillMoved) carry the old group's.
+		present[w.ID] = f.arch.restoreFloor(w)
+	}
 	f.mu.Lock()
 	for _, w := range gone {
 		f.gens[w]++
@@ -101,13 +108,9 @@ func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
 		close(t.changed)
 	}
 	f.tails = make(map[string]*tail, len(worlds))
-	f.present = make(map[string]uint64, len(worlds))
+	f.present = present
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
-		// An imported world's events on this group start after its
-		// import, whatever its incarnation on the group it came from;
-		// those from before it (FillMoved) carry the old group's.
-		f.present[w.ID] = archiveFloor(w)
 	}
 	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return !restored(f.present, ev) })
 	f.lastIndex = max(f.lastIndex, applied)

@@ -267,6 +267,9 @@ func (s *Store) refillRange(ctx context.Context, cfg RefillConfig, peers []fsm.N
 		if err != nil {
 			return stored, err
 		}
+		if err := s.markMovedRefill(r.World, evs); err != nil {
+			return stored, err
+		}
 		n, err := s.arch.fill(r.World, evs, func() (uint64, bool) {
 			w, err := s.fsm.World(r.World)
 			return archiveFloor(w), err == nil
