@@ -1,0 +1,90 @@
+package corpus
+
+import "time"
+
+// The corpora: A fixed the thresholds; B, C, D and E were held out in
+// turn (docs/ANTICHEAT.md says which detector version each measured).
+
+// A returns the parameters thresholds are fixed on: seed 1. Each kind of
+// cheater is about 1% of the honest players (20 at least): 1% aimbots, 1%
+// speed hackers, and about as many accounts in rings, win-trading pairs
+// and funnels.
+func A(honest int) Params {
+	n := max(honest/100, 20)
+	return Params{
+		Seed: 1, Honest: honest, Concurrent: 200, Session: time.Minute, Friends: 0.1,
+		Aimbots: n, SpeedHackers: n, Rings: n / 5, WinTraders: n / 2, Funnels: n / 6,
+		AimAccuracy: Span{0.75, 0.95}, AimReaction: Span{40, 120},
+		SpeedNear: 0.9, SpeedRest: 0.25,
+		RingSize: 5, TradeMeets: 20, TradeAlt: 1,
+		Feeders: 5, FeedGifts: Span{12, 20},
+		GoldFarmers: n, FarmEvery: Span{0.5, 1}, FarmGold: Span{10, 20},
+	}
+}
+
+// B returns the held-out parameters: another seed, other cheaters.
+func B(honest int) Params {
+	p := A(honest)
+	p.Seed = 2
+	p.AimAccuracy, p.AimReaction = Span{0.7, 0.9}, Span{60, 170}
+	p.SpeedNear, p.SpeedRest = 0.75, 0.18
+	p.RingSize, p.RingJitter, p.RingLag = 4, 4, 2*time.Millisecond
+	p.TradeMeets, p.TradeAlt = 25, 0.9
+	p.Feeders, p.FeedGifts, p.FeedBack = 3, Span{12, 18}, 0.04
+	p.FarmEvery, p.FarmGold = Span{1.5, 3}, Span{6, 12}
+	return p
+}
+
+// C returns the second held-out parameters, made after B had been looked
+// at: seed 3 and cheaters unlike A's and B's, each between or beside the
+// two (docs/ANTICHEAT.md, "Corpus C"). The thresholds stay those fixed on A.
+func C(honest int) Params {
+	p := A(honest)
+	p.Seed = 3
+	p.AimAccuracy, p.AimReaction = Span{0.68, 0.88}, Span{70, 190}
+	p.SpeedNear, p.SpeedRest = 0.8, 0.12
+	p.RingSize, p.RingJitter, p.RingLag = 6, 6, 3*time.Millisecond
+	p.TradeMeets, p.TradeAlt = 22, 0.85
+	p.Feeders, p.FeedGifts, p.FeedBack = 4, Span{10, 16}, 0.06
+	p.FarmEvery, p.FarmGold = Span{1, 2.5}, Span{8, 14}
+	return p
+}
+
+// D returns the third held-out parameters, made after C had been looked
+// at and the detectors changed for it: seed 4 and cheaters unlike A's, B's
+// and C's, some harder than C (speed hackers that jump less, smaller and
+// noisier rings, win-traders who alternate less, funnels of as few as two
+// feeders), some easier (gold farmers like B's). The thresholds stay
+// those fixed on A.
+func D(honest int) Params {
+	p := A(honest)
+	p.Seed = 4
+	p.AimAccuracy, p.AimReaction = Span{0.66, 0.86}, Span{80, 200}
+	p.SpeedNear, p.SpeedRest = 0.7, 0.1
+	p.RingSize, p.RingJitter, p.RingLag = 3, 8, 4*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt = 18, 30, 0.82
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 6, Span{8, 14}, 0, 0.08
+	p.FarmEvery, p.FarmGold = Span{1.5, 3}, Span{5, 10}
+	return p
+}
+
+// E returns the fourth held-out parameters, made after D had been looked
+// at and the jump, reaction and wintrade detectors changed for it: seed 5
+// and cheaters unlike A's to D's, some harder than D (aimbots reacting in
+// up to 220 ms, win-traders from 16 duels, gold farmers with less loot,
+// win-traders who duel others every 8 to 16 s, friends who duel each
+// other up to 20 times), some easier (aimbots
+// hitting more, speed hackers near the limit more often, larger rings).
+// The thresholds stay those fixed on A.
+func E(honest int) Params {
+	p := A(honest)
+	p.Seed = 5
+	p.AimAccuracy, p.AimReaction = Span{0.7, 0.9}, Span{90, 220}
+	p.SpeedNear, p.SpeedRest = 0.85, 0.14
+	p.RingSize, p.RingJitter, p.RingLag = 7, 5, 3*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 16, 26, 0.85, 8*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 3, 5, Span{9, 15}, 0, 0.05
+	p.FarmEvery, p.FarmGold = Span{2, 3.5}, Span{4, 8}
+	p.FriendMeets, p.FriendMeetsMax = 8, 20
+	return p
+}
