@@ -81,6 +81,17 @@ type Export struct {
 	Data        []byte // fsm's export encoding
 }
 
+// FenceAndExportOn is FenceAndExport on g, a node's group as the edge
+// hands it (the leader's *store.Store): fsm.ErrNotSupported when g cannot
+// move worlds.
+func FenceAndExportOn(ctx context.Context, g any, world string, to uint64) (Export, error) {
+	src, ok := g.(MoveSource)
+	if !ok {
+		return Export{}, fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
+	}
+	return FenceAndExport(ctx, src, world, to)
+}
+
 // FenceAndExport runs Move's steps 1 and 2 on src, which must lead the
 // world's group: fence world towards shard to (a repeated fence to the
 // same shard answers the first one, so this is safe to call again), then

@@ -446,3 +446,9 @@ func TestMoveCutAfterItsFenceIsCompletedByCallingAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, e.Seq, seq)
 }
+
+// FenceAndExportOn refuses a group that cannot move worlds.
+func TestFenceAndExportOnRefusesAGroupThatCannotMove(t *testing.T) {
+	_, err := FenceAndExportOn(context.Background(), struct{}{}, "w", 2)
+	require.ErrorIs(t, err, fsm.ErrNotSupported)
+}

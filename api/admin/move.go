@@ -95,12 +95,8 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 func (a *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
 	var e shard.Export
 	err := a.RouteCall(world, edge.KindWrite, false, func(g edge.Group) error {
-		src, ok := g.(shard.MoveSource)
-		if !ok {
-			return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
-		}
 		var err error
-		e, err = shard.FenceAndExport(ctx, src, world, to)
+		e, err = shard.FenceAndExportOn(ctx, g, world, to)
 		return err
 	}, func(rt edge.Route) error {
 		var got wire.WorldExport

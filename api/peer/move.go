@@ -69,12 +69,8 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 func (p *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
 	var e shard.Export
 	err := p.RouteCall(world, edge.KindWrite, true, func(g edge.Group) error {
-		src, ok := g.(shard.MoveSource)
-		if !ok {
-			return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
-		}
 		var err error
-		e, err = shard.FenceAndExport(ctx, src, world, to)
+		e, err = shard.FenceAndExportOn(ctx, g, world, to)
 		return err
 	}, nil)
 	return e, err
