@@ -50,7 +50,7 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		except = []string{feed.PositionsWorld} // its writes would be exported, and write positions again
 	}
 	s.f, err = feed.NewFollower(feed.FollowConfig{
-		Worlds: cfg.Worlds, Except: except, CheckInterval: cfg.CheckInterval,
+		Worlds: cfg.Worlds, Reserved: cfg.Reserved, Except: except, CheckInterval: cfg.CheckInterval,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Logger: s.log,
 	}, src, feed.Hooks[*export]{
 		Start: func(world string) *export {
