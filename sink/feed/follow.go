@@ -184,6 +184,22 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 	if f.h.Followed != nil {
 		f.h.Followed(len(f.loops))
 	}
+	if f.h.Checked != nil {
+		following := make(map[string]int64, len(f.loops)+len(f.stopping))
+		add := func(id string, inc int64) {
+			if prev, ok := following[id]; ok && prev != inc {
+				inc = 0 // a session ending beside a new one: keep all
+			}
+			following[id] = inc
+		}
+		for id, l := range f.stopping {
+			add(id, l.inc.Load())
+		}
+		for id, l := range f.loops {
+			add(id, l.inc.Load())
+		}
+		f.h.Checked(ctx, following)
+	}
 }
 
 // start starts world's loop, unless its previous loop is still ending (a

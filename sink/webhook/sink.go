@@ -69,6 +69,7 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		},
 		Stop:     func(world string, _ *export) { s.m.forget(world) },
 		Followed: func(n int) { s.m.worlds.Set(float64(n)) },
+		Checked:  feed.PruneHook(cfg.Positions, src, s.log),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
