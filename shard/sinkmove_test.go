@@ -9,6 +9,7 @@ import (
 	"github.com/gsd-dev/gsd/internal/pgtest"
 	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/sink/pg"
+	"github.com/gsd-dev/gsd/sink/webhook"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -85,6 +86,75 @@ func TestPGMirrorFollowsAWorldMovedToAShardOnAnotherNode(t *testing.T) {
 			require.Zero(t, counter(t, regs["n2"], "gsd_pgsink_errors_total", "kind", "incarnation"), "the new node trusted the stored position")
 		})
 	}
+}
+
+// The webhook export across the same move is at least once, not exactly
+// once: its positions (the node's file, and gsd.sinks of the world's
+// group) do not travel with the world, so the new home's node, which has
+// neither, sends the events up to the fence again once its archive holds
+// them. Nothing is missing, and each event after the fence comes once.
+func TestWebhookExportFollowsAWorldMovedToAShardOnAnotherNodeAtLeastOnce(t *testing.T) {
+	c := newShardCluster(t, 2, Map{
+		Membership: 3, // on both nodes, holding no world
+		Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n2"}}, {ID: 3, Voters: []string{"n1", "n2"}}},
+		Worlds:     map[string]uint64{"arena": 1},
+	})
+	src, _ := c.mgrs["n1"].Group(1)
+	dst, _ := c.mgrs["n2"].Group(2)
+	waitLeader(t, src)
+	waitLeader(t, dst)
+	mm := newMovingMap(c.smap)
+	r := newHookReceiver(t)
+	for _, id := range c.ids {
+		b, err := NewBackend(NewRouterWith(c.mgrs[id], mm))
+		require.NoError(t, err)
+		fs := NewFeedSource(b)
+		rep, err := feed.NewReplicated(feed.ReplicatedConfig{Sink: "webhook", Writer: id, Every: 1, Interval: time.Millisecond},
+			func(w string) (feed.PositionGroup, error) { return fs.Group(w) })
+		require.NoError(t, err)
+		startHookWith(t, r, feed.NewGroupsSource(fs), rep)
+	}
+	mustCreateWorld(t, src, "arena")
+	const fence = 20
+	for seq := uint64(1); seq <= fence; seq++ {
+		act(t, src, incr("arena", "p1", seq, "e1"))
+	}
+	require.Eventually(t, func() bool { return r.once("arena", fence) }, 30*time.Second, 10*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	at, err := Move(ctx, src, dst, "arena", 2, mm.publish)
+	require.NoError(t, err)
+	_, err = CopyMovedArchive(ctx, dst, ArchiveOf(src, "arena"), "arena", at, MovedArchivePage)
+	require.NoError(t, err)
+	cancel()
+	for seq := uint64(fence + 1); seq <= 2*fence; seq++ {
+		act(t, dst, incr("arena", "p1", seq, "e1"))
+	}
+	require.Eventually(t, func() bool { return r.has("arena", 2*fence) }, 30*time.Second, 10*time.Millisecond)
+	require.False(t, r.beyond("arena", 2*fence))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for seq := uint64(1); seq <= 2*fence; seq++ {
+		n := r.got["arena"][seq]
+		if seq > fence {
+			require.Equal(t, 1, n, "event %d after the fence", seq)
+		} else {
+			require.LessOrEqual(t, n, 2, "event %d up to the fence: once per home at most", seq)
+		}
+	}
+}
+
+// startHookWith is startHook with replicated positions.
+func startHookWith(t *testing.T, r *hookReceiver, src feed.Source, rep *feed.Replicated) *webhook.Sink {
+	t.Helper()
+	cfg := webhook.DefaultConfig()
+	cfg.URL, cfg.KeyID, cfg.Secret, cfg.Dir = r.srv.URL, "k1", hookSecret, t.TempDir()
+	cfg.BatchSize, cfg.Linger, cfg.CheckInterval = 16, time.Millisecond, 10*time.Millisecond
+	cfg.RetryMin, cfg.RetryMax, cfg.Timeout = time.Millisecond, 20*time.Millisecond, 2*time.Second
+	cfg.Logger, cfg.Positions = slog.New(slog.DiscardHandler), rep
+	s, err := webhook.New(cfg, src, nil)
+	require.NoError(t, err)
+	runUntilCleanup(t, s.Run)
+	return s
 }
 
 // mirroredRows returns the pg mirror's row count of world and its
