@@ -193,8 +193,8 @@ func (c Config) Validate() error {
 		return bad("straight.window below 2")
 	case c.Reaction.Median <= 0 || !(c.Reaction.Sigma > 0):
 		return bad("reaction median and sigma must be positive")
-	case c.Reaction.Window <= 0:
-		return bad("reaction window must be positive")
+	case c.Reaction.Window < 0:
+		return bad("reaction window is negative")
 	case c.Accuracy.MinShots < 1:
 		return bad("accuracy.min_shots below 1")
 	case c.Economy.Window < 0:

@@ -82,7 +82,7 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 		"negative limit":  func(c *Config) { c.Limits.MaxStep = -1 },
 		"window":          func(c *Config) { c.Straight.Window = 1 },
 		"tick":            func(c *Config) { c.Lockstep.Tick = 0 },
-		"reaction window": func(c *Config) { c.Reaction.Window = 0 },
+		"reaction window": func(c *Config) { c.Reaction.Window = -1 },
 		"median":          func(c *Config) { c.Reaction.Median = 0 },
 		"sigma":           func(c *Config) { c.Reaction.Sigma = 0 },
 		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
