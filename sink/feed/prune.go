@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -85,8 +86,8 @@ func (r *Replicated) ledGroups(src Source) []pruneGroup {
 			continue
 		}
 		pg, ok := g.(pruneGroup)
-		if !ok || seen[pg] {
-			continue
+		if !ok || !reflect.TypeOf(pg).Comparable() || seen[pg] {
+			continue // a group that cannot be told apart is not pruned
 		}
 		seen[pg] = true
 		if pg.IsLeader() {

@@ -35,3 +35,30 @@ func TestPruneForgetsTheInMemoryPositionsOfWorldsNoLongerFollowed(t *testing.T) 
 	require.NoError(t, err)
 	require.Empty(t, r.saved)
 }
+
+// uncomparable is a led group that cannot be a map key (a slice field).
+type uncomparable struct {
+	PositionGroup
+	worlds []fsm.WorldInfo
+}
+
+func (u uncomparable) Worlds() []fsm.WorldInfo { return u.worlds }
+func (u uncomparable) Entities(string) ([]fsm.EntityView, uint64, error) {
+	panic("not read: the group is skipped")
+}
+func (u uncomparable) IsLeader() bool { return true }
+
+// oneWorld is a Source of one world.
+type oneWorld struct{ Source }
+
+func (oneWorld) Worlds() []fsm.WorldInfo { return []fsm.WorldInfo{{ID: "w", Incarnation: 3}} }
+
+func TestPruneSkipsAGroupItCannotTellApartInsteadOfPanicking(t *testing.T) {
+	g := uncomparable{worlds: []fsm.WorldInfo{{ID: "w", Incarnation: 3}}}
+	r, err := NewReplicated(ReplicatedConfig{Sink: "webhook", Writer: "n1", Every: 1, Interval: time.Nanosecond},
+		func(string) (PositionGroup, error) { return g, nil })
+	require.NoError(t, err)
+	n, err := r.Prune(context.Background(), oneWorld{}, nil)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
