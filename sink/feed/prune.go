@@ -200,7 +200,9 @@ func (r *Replicated) remove(ctx context.Context, g pruneGroup, e fsm.EntityView)
 
 // PruneHook returns the Hooks.Checked of a sink that keeps its positions
 // in r (nil when r is nil): Prune after each check, logging what it
-// removed and a failure (retried on the next Interval).
+// removed and a failure (retried on the next Interval). r must be the
+// positions of this one follower's sink: what the follower does not
+// follow is pruned.
 func PruneHook(r *Replicated, src Source, log *slog.Logger) func(context.Context, map[string]int64) {
 	if r == nil {
 		return nil
