@@ -44,6 +44,7 @@ type Ticker struct {
 	teamOf  TeamFunc
 	from    uint64 // first seq of the tick; 0: no event yet
 	touched map[string]*touch
+	free    []*touch    // touches of past ticks, to use again
 	keep    bool        // keep the tick's events, prepared for filtering
 	events  []*Prepared // the tick's events, when keep
 }
@@ -92,7 +93,7 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 		}
 		if c.Field == "" {
 			if _, ok := t.state.ents[c.Entity]; ok {
-				tc.gone = t.state.fieldVersions(c.Entity)
+				tc.gone = t.state.appendFieldVersions(tc.gone[:0], c.Entity)
 				tc.goneWho = t.state.who(t.access, t.teamOf, c.Entity)
 				tc.deleted = true
 				clear(tc.fields)
@@ -117,14 +118,22 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 }
 
 // touch returns what the tick did to an entity, recording how it was
-// before the tick's first change to it.
+// before the tick's first change to it. Touches are used again tick after
+// tick (a replay touches thousands a second): their maps and slices keep
+// their memory.
 func (t *Ticker) touch(id string) *touch {
 	tc := t.touched[id]
 	if tc == nil {
-		tc = &touch{startWho: t.state.who(t.access, t.teamOf, id), fields: make(map[string]struct{})}
+		if n := len(t.free); n > 0 {
+			tc, t.free = t.free[n-1], t.free[:n-1]
+		} else {
+			tc = &touch{fields: make(map[string]struct{})}
+		}
+		e := t.state.ents[id]
+		tc.startWho = t.state.whoOf(t.access, t.teamOf, id, e)
 		if t.access.Restricted() {
-			tc.start = t.state.fieldVersions(id)
-		} else if e := t.state.ents[id]; e != nil {
+			tc.start = t.state.appendFieldVersions(tc.start[:0], id)
+		} else if e != nil {
 			tc.startAny = len(e.fields) > 0
 		}
 		t.touched[id] = tc
@@ -138,6 +147,11 @@ func (t *Ticker) Pending() bool { return t.from != 0 }
 // Reset starts the next tick.
 func (t *Ticker) Reset() {
 	t.from = 0
+	for _, tc := range t.touched {
+		clear(tc.fields)
+		*tc = touch{start: tc.start[:0], gone: tc.gone[:0], fields: tc.fields}
+		t.free = append(t.free, tc)
+	}
 	clear(t.touched)
 	clear(t.events)
 	t.events = t.events[:0]
@@ -176,9 +190,10 @@ func (t *Ticker) Delta(view View) *wire.WatchDelta {
 		return nil
 	}
 	view = t.access.bound(view, t.state, t.teamOf)
-	ents := make(map[string]wire.WatchEntity)
+	ents := make(map[string]wire.WatchEntity, len(t.touched))
+	var vals []fsm.Value
 	for id, tc := range t.touched {
-		if we, ok := t.entityDelta(view, id, tc); ok {
+		if we, ok := t.entityDelta(view, id, tc, &vals); ok {
 			ents[id] = we
 		}
 	}
@@ -189,7 +204,9 @@ func (t *Ticker) Delta(view View) *wire.WatchDelta {
 		Time: t.state.time, Entities: ents}
 }
 
-func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity, bool) {
+// entityDelta returns view's delta of one touched entity; its fields'
+// values are taken from *vals, a slab the delta's entities share.
+func (t *Ticker) entityDelta(view View, id string, tc *touch, vals *[]fsm.Value) (wire.WatchEntity, bool) {
 	a := t.access
 	sawIt := tc.startAny
 	if a.Restricted() {
@@ -203,11 +220,20 @@ func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity,
 		v, _ := versionOf(a, view, tc.gone, tc.goneWho)
 		return wire.WatchEntity{Deleted: true, Version: v}, true
 	}
-	w := t.state.who(a, t.teamOf, id)
+	w := t.state.whoOf(a, t.teamOf, id, e)
 	// A delete (then a new entity), or a change of owner or team, makes
 	// the view's picture of the entity wrong as a whole: send all it may
 	// see now.
 	replace := tc.deleted || w != tc.startWho
+	if !replace && !a.Restricted() {
+		// Every field is visible: the changed ones and the entity's
+		// version, without a look at the others.
+		we := wire.WatchEntity{Version: e.version, Fields: make(map[string]wire.WatchField, len(tc.fields))}
+		for name := range tc.fields {
+			we.Fields[name] = watchFieldIn(e.fields[name], vals)
+		}
+		return we, len(we.Fields) > 0
+	}
 	we := wire.WatchEntity{Replace: replace && sawIt, Fields: make(map[string]wire.WatchField)}
 	for name, f := range e.fields {
 		if !a.visible(view, name, w) {
@@ -215,7 +241,7 @@ func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity,
 		}
 		we.Version = max(we.Version, f.version)
 		if _, ch := tc.fields[name]; ch || replace {
-			we.Fields[name] = watchField(f)
+			we.Fields[name] = watchFieldIn(f, vals)
 		}
 	}
 	return we, len(we.Fields) > 0 || we.Replace
@@ -232,6 +258,20 @@ func versionOf(a *Access, view View, fields []fieldVersion, w who) (uint64, bool
 		}
 	}
 	return v, ok
+}
+
+// watchFieldIn is watchField with the value in *vals: a slab of values,
+// a new one when full (a frame made from it is kept), so that a delta of
+// thousands of fields makes a few allocations, not one per field.
+func watchFieldIn(f *fieldState, vals *[]fsm.Value) wire.WatchField {
+	if f.isSet {
+		return watchField(f)
+	}
+	if len(*vals) == cap(*vals) {
+		*vals = make([]fsm.Value, 0, 256)
+	}
+	*vals = append(*vals, f.value)
+	return wire.WatchField{Value: &(*vals)[len(*vals)-1], Version: f.version}
 }
 
 func watchField(f *fieldState) wire.WatchField {
