@@ -18,7 +18,8 @@ type Frame struct {
 	Seq  uint64 // the last seq it reflects
 	Data []byte // JSON
 
-	v       any // the wire value, for Msgpack
+	v       any        // the wire value, for Msgpack
+	wire    func() any // or what makes it, when v is nil
 	once    sync.Once
 	msgpack []byte
 	err     error
@@ -27,7 +28,12 @@ type Frame struct {
 // Msgpack returns the frame in the binary codec of the play protocol
 // (wire.MarshalMsgpack: the JSON form's keys, canonical bytes).
 func (f *Frame) Msgpack() ([]byte, error) {
-	f.once.Do(func() { f.msgpack, f.err = wire.MarshalMsgpack(f.v) })
+	f.once.Do(func() {
+		if f.v == nil && f.wire != nil {
+			f.v = f.wire()
+		}
+		f.msgpack, f.err = wire.MarshalMsgpack(f.v)
+	})
 	return f.msgpack, f.err
 }
 
@@ -59,8 +65,54 @@ type touch struct {
 	startWho who
 	gone     []fieldVersion // its fields when the tick last deleted it
 	goneWho  who
-	deleted  bool                // the tick deleted it (and maybe made it again)
-	fields   map[string]struct{} // fields changed since its last delete in the tick
+	deleted  bool     // the tick deleted it (and maybe made it again)
+	fields   fieldSet // fields changed since its last delete in the tick
+}
+
+// fieldSet is the names of the fields a tick changed of one entity: a
+// slice, searched in order, while they are few (they are, but for a tick
+// that writes many fields of one entity), and a map beside it beyond.
+type fieldSet struct {
+	names []string
+	m     map[string]struct{}
+}
+
+// fieldSetMax is the most names a fieldSet searches in order.
+const fieldSetMax = 16
+
+func (fs *fieldSet) add(name string) {
+	if fs.has(name) {
+		return
+	}
+	fs.names = append(fs.names, name)
+	switch {
+	case fs.m != nil:
+		fs.m[name] = struct{}{}
+	case len(fs.names) > fieldSetMax:
+		fs.m = make(map[string]struct{}, 2*len(fs.names))
+		for _, n := range fs.names {
+			fs.m[n] = struct{}{}
+		}
+	}
+}
+
+func (fs *fieldSet) has(name string) bool {
+	if fs.m != nil {
+		_, ok := fs.m[name]
+		return ok
+	}
+	for _, n := range fs.names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// reset empties fs, keeping its slice's memory.
+func (fs *fieldSet) reset() {
+	clear(fs.names) // the strings may go
+	fs.names, fs.m = fs.names[:0], nil
 }
 
 // NewTicker returns a ticker that keeps s under a.
@@ -96,11 +148,11 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 				tc.gone = t.state.appendFieldVersions(tc.gone[:0], c.Entity)
 				tc.goneWho = t.state.who(t.access, t.teamOf, c.Entity)
 				tc.deleted = true
-				clear(tc.fields)
+				tc.fields.reset()
 			}
 			return
 		}
-		tc.fields[c.Field] = struct{}{}
+		tc.fields.add(c.Field)
 	}
 	if t.keep {
 		p, err := prepareEvent(t.access, t.state, t.teamOf, ev, each)
@@ -127,7 +179,7 @@ func (t *Ticker) touch(id string) *touch {
 		if n := len(t.free); n > 0 {
 			tc, t.free = t.free[n-1], t.free[:n-1]
 		} else {
-			tc = &touch{fields: make(map[string]struct{})}
+			tc = &touch{}
 		}
 		e := t.state.ents[id]
 		tc.startWho = t.state.whoOf(t.access, t.teamOf, id, e)
@@ -148,7 +200,7 @@ func (t *Ticker) Pending() bool { return t.from != 0 }
 func (t *Ticker) Reset() {
 	t.from = 0
 	for _, tc := range t.touched {
-		clear(tc.fields)
+		tc.fields.reset()
 		*tc = touch{start: tc.start[:0], gone: tc.gone[:0], fields: tc.fields}
 		t.free = append(t.free, tc)
 	}
@@ -186,27 +238,34 @@ func (t *Ticker) Resync(view View) bool {
 // Delta returns view's delta for the tick, or nil when the tick changed
 // nothing the view may see.
 func (t *Ticker) Delta(view View) *wire.WatchDelta {
+	if d := t.tickDelta(view); d != nil {
+		return d.wire()
+	}
+	return nil
+}
+
+// tickDelta returns view's delta for the tick in slices, its entities in
+// id order, or nil when the tick changed nothing the view may see.
+func (t *Ticker) tickDelta(view View) *tickDelta {
 	if t.from == 0 {
 		return nil
 	}
 	view = t.access.bound(view, t.state, t.teamOf)
-	ents := make(map[string]wire.WatchEntity, len(t.touched))
-	var vals []fsm.Value
+	d := &tickDelta{world: t.state.world, from: t.from, seq: t.state.seq, time: t.state.time,
+		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, 2*len(t.touched)+8)}
 	for id, tc := range t.touched {
-		if we, ok := t.entityDelta(view, id, tc, &vals); ok {
-			ents[id] = we
-		}
+		t.entityDelta(d, view, id, tc)
 	}
-	if len(ents) == 0 {
+	if len(d.ents) == 0 {
 		return nil
 	}
-	return &wire.WatchDelta{Type: wire.TypeWatchDelta, World: t.state.world, From: t.from, Seq: t.state.seq,
-		Time: t.state.time, Entities: ents}
+	d.sort()
+	return d
 }
 
-// entityDelta returns view's delta of one touched entity; its fields'
-// values are taken from *vals, a slab the delta's entities share.
-func (t *Ticker) entityDelta(view View, id string, tc *touch, vals *[]fsm.Value) (wire.WatchEntity, bool) {
+// entityDelta appends view's delta of one touched entity to d, if the
+// view may see a change of it.
+func (t *Ticker) entityDelta(d *tickDelta, view View, id string, tc *touch) {
 	a := t.access
 	sawIt := tc.startAny
 	if a.Restricted() {
@@ -214,37 +273,42 @@ func (t *Ticker) entityDelta(view View, id string, tc *touch, vals *[]fsm.Value)
 	}
 	e := t.state.ents[id]
 	if e == nil { // gone at the tick's end
-		if !sawIt {
-			return wire.WatchEntity{}, false
+		if sawIt {
+			v, _ := versionOf(a, view, tc.gone, tc.goneWho)
+			d.ents = append(d.ents, deltaEntity{id: id, deleted: true, version: v, lo: len(d.fields), hi: len(d.fields)})
 		}
-		v, _ := versionOf(a, view, tc.gone, tc.goneWho)
-		return wire.WatchEntity{Deleted: true, Version: v}, true
+		return
 	}
 	w := t.state.whoOf(a, t.teamOf, id, e)
 	// A delete (then a new entity), or a change of owner or team, makes
 	// the view's picture of the entity wrong as a whole: send all it may
 	// see now.
 	replace := tc.deleted || w != tc.startWho
+	de := deltaEntity{id: id, replace: replace && sawIt, lo: len(d.fields)}
 	if !replace && !a.Restricted() {
 		// Every field is visible: the changed ones and the entity's
 		// version, without a look at the others.
-		we := wire.WatchEntity{Version: e.version, Fields: make(map[string]wire.WatchField, len(tc.fields))}
-		for name := range tc.fields {
-			we.Fields[name] = watchFieldIn(e.fields[name], vals)
+		de.version = e.version
+		for _, name := range tc.fields.names {
+			d.fields = append(d.fields, newDeltaField(name, e.fields[name]))
 		}
-		return we, len(we.Fields) > 0
+	} else {
+		for name, f := range e.fields {
+			if !a.visible(view, name, w) {
+				continue
+			}
+			de.version = max(de.version, f.version)
+			if replace || tc.fields.has(name) {
+				d.fields = append(d.fields, newDeltaField(name, f))
+			}
+		}
 	}
-	we := wire.WatchEntity{Replace: replace && sawIt, Fields: make(map[string]wire.WatchField)}
-	for name, f := range e.fields {
-		if !a.visible(view, name, w) {
-			continue
-		}
-		we.Version = max(we.Version, f.version)
-		if _, ch := tc.fields[name]; ch || replace {
-			we.Fields[name] = watchFieldIn(f, vals)
-		}
+	de.hi = len(d.fields)
+	if de.hi > de.lo || de.replace {
+		d.ents = append(d.ents, de)
+	} else {
+		d.fields = d.fields[:de.lo]
 	}
-	return we, len(we.Fields) > 0 || we.Replace
 }
 
 // versionOf returns the largest version among fields the view may see,
@@ -258,20 +322,6 @@ func versionOf(a *Access, view View, fields []fieldVersion, w who) (uint64, bool
 		}
 	}
 	return v, ok
-}
-
-// watchFieldIn is watchField with the value in *vals: a slab of values,
-// a new one when full (a frame made from it is kept), so that a delta of
-// thousands of fields makes a few allocations, not one per field.
-func watchFieldIn(f *fieldState, vals *[]fsm.Value) wire.WatchField {
-	if f.isSet {
-		return watchField(f)
-	}
-	if len(*vals) == cap(*vals) {
-		*vals = make([]fsm.Value, 0, 256)
-	}
-	*vals = append(*vals, f.value)
-	return wire.WatchField{Value: &(*vals)[len(*vals)-1], Version: f.version}
 }
 
 func watchField(f *fieldState) wire.WatchField {

@@ -97,11 +97,11 @@ func (r *Replay) Advance(ctx context.Context, t time.Time) (*Frame, error) {
 	if r.tk.Resync(r.view) {
 		return r.keyframe(err) // its player changed team: the whole picture
 	}
-	d := r.tk.Delta(r.view)
+	d := r.tk.tickDelta(r.view)
 	if d == nil {
 		return nil, err
 	}
-	f, encErr := encode(wire.TypeWatchDelta, d.Seq, d)
+	f, encErr := d.frame()
 	if encErr != nil {
 		return nil, encErr
 	}
