@@ -51,6 +51,8 @@ type Ticker struct {
 	from    uint64 // first seq of the tick; 0: no event yet
 	touched map[string]*touch
 	free    []*touch    // touches of past ticks, to use again
+	lastID  string      // the entity last touched in the tick
+	last    *touch      // its touch, or nil
 	keep    bool        // keep the tick's events, prepared for filtering
 	events  []*Prepared // the tick's events, when keep
 }
@@ -174,6 +176,9 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 // tick (a replay touches thousands a second): their maps and slices keep
 // their memory.
 func (t *Ticker) touch(id string) *touch {
+	if t.last != nil && t.lastID == id {
+		return t.last
+	}
 	tc := t.touched[id]
 	if tc == nil {
 		if n := len(t.free); n > 0 {
@@ -181,7 +186,7 @@ func (t *Ticker) touch(id string) *touch {
 		} else {
 			tc = &touch{}
 		}
-		e := t.state.ents[id]
+		e := t.state.entity(id)
 		tc.startWho = t.state.whoOf(t.access, t.teamOf, id, e)
 		if t.access.Restricted() {
 			tc.start = t.state.appendFieldVersions(tc.start[:0], id)
@@ -190,6 +195,7 @@ func (t *Ticker) touch(id string) *touch {
 		}
 		t.touched[id] = tc
 	}
+	t.lastID, t.last = id, tc
 	return tc
 }
 
@@ -198,7 +204,7 @@ func (t *Ticker) Pending() bool { return t.from != 0 }
 
 // Reset starts the next tick.
 func (t *Ticker) Reset() {
-	t.from = 0
+	t.from, t.last = 0, nil
 	for _, tc := range t.touched {
 		tc.fields.reset()
 		*tc = touch{start: tc.start[:0], gone: tc.gone[:0], fields: tc.fields}

@@ -20,6 +20,23 @@ type State struct {
 	ents  map[string]*entState
 	owned map[string]map[string]bool // player → entities whose owner field names it
 	gaps  bool                       // a filtered feed: seqs may skip (Config.Filtered)
+
+	// The entity last looked up by entity: an event's changes are mostly
+	// to one entity, and a search of thousands costs a cache miss.
+	lastID  string
+	lastEnt *entState
+}
+
+// entity returns an entity's state, or nil when it does not exist.
+func (s *State) entity(id string) *entState {
+	if s.lastEnt != nil && s.lastID == id {
+		return s.lastEnt
+	}
+	e := s.ents[id]
+	if e != nil {
+		s.lastID, s.lastEnt = id, e
+	}
+	return e
 }
 
 type entState struct {
@@ -164,6 +181,9 @@ func (s *State) change(c *fsm.Change) {
 	if c.Field == "" {
 		old, _ := s.str(c.Entity, OwnerField)
 		delete(s.ents, c.Entity)
+		if s.lastID == c.Entity {
+			s.lastEnt = nil
+		}
 		s.own(c.Entity, old)
 		return
 	}
@@ -171,10 +191,11 @@ func (s *State) change(c *fsm.Change) {
 		old, _ := s.str(c.Entity, OwnerField)
 		defer s.own(c.Entity, old)
 	}
-	e := s.ents[c.Entity]
+	e := s.entity(c.Entity)
 	if e == nil {
 		e = &entState{fields: make(map[string]*fieldState)}
 		s.ents[c.Entity] = e
+		s.lastID, s.lastEnt = c.Entity, e
 	}
 	f := e.fields[c.Field]
 	if f == nil {
@@ -239,7 +260,7 @@ type who struct {
 
 // who returns an entity's owner and team under a.
 func (s *State) who(a *Access, teamOf TeamFunc, entity string) who {
-	return s.whoOf(a, teamOf, entity, s.ents[entity])
+	return s.whoOf(a, teamOf, entity, s.entity(entity))
 }
 
 // whoOf is who of an entity whose state is e (nil: it does not exist).
@@ -269,7 +290,7 @@ var noEntity entState
 
 // str returns an entity's string field.
 func (s *State) str(entity, field string) (string, bool) {
-	if e := s.ents[entity]; e != nil {
+	if e := s.entity(entity); e != nil {
 		return e.str(field)
 	}
 	return "", false
