@@ -50,6 +50,7 @@ type Ticker struct {
 	teamOf  TeamFunc
 	from    uint64 // first seq of the tick; 0: no event yet
 	touched map[string]*touch
+	list    []*touch    // the touched ones in the order touched (a walk of a slice, not a map)
 	free    []*touch    // touches of past ticks, to use again
 	lastID  string      // the entity last touched in the tick
 	last    *touch      // its touch, or nil
@@ -59,6 +60,10 @@ type Ticker struct {
 
 // touch is what a tick did to one entity.
 type touch struct {
+	id string
+	// Its state when the tick began, if it existed and the tick did not
+	// delete it: the state it has at the tick's end, found without a search.
+	ent *entState
 	// Its fields when the tick began (nil: it did not exist); with an
 	// access that restricts nothing only whether it had any (startAny):
 	// every view sees every field, so that is all entityDelta asks.
@@ -187,6 +192,7 @@ func (t *Ticker) touch(id string) *touch {
 			tc = &touch{}
 		}
 		e := t.state.entity(id)
+		tc.id, tc.ent = id, e
 		tc.startWho = t.state.whoOf(t.access, t.teamOf, id, e)
 		if t.access.Restricted() {
 			tc.start = t.state.appendFieldVersions(tc.start[:0], id)
@@ -194,6 +200,7 @@ func (t *Ticker) touch(id string) *touch {
 			tc.startAny = len(e.fields) > 0
 		}
 		t.touched[id] = tc
+		t.list = append(t.list, tc)
 	}
 	t.lastID, t.last = id, tc
 	return tc
@@ -205,11 +212,13 @@ func (t *Ticker) Pending() bool { return t.from != 0 }
 // Reset starts the next tick.
 func (t *Ticker) Reset() {
 	t.from, t.last = 0, nil
-	for _, tc := range t.touched {
+	for _, tc := range t.list {
 		tc.fields.reset()
 		*tc = touch{start: tc.start[:0], gone: tc.gone[:0], fields: tc.fields}
 		t.free = append(t.free, tc)
 	}
+	clear(t.list)
+	t.list = t.list[:0]
 	clear(t.touched)
 	clear(t.events)
 	t.events = t.events[:0]
@@ -259,8 +268,8 @@ func (t *Ticker) tickDelta(view View) *tickDelta {
 	view = t.access.bound(view, t.state, t.teamOf)
 	d := &tickDelta{world: t.state.world, from: t.from, seq: t.state.seq, time: t.state.time,
 		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, 2*len(t.touched)+8)}
-	for id, tc := range t.touched {
-		t.entityDelta(d, view, id, tc)
+	for _, tc := range t.list {
+		t.entityDelta(d, view, tc)
 	}
 	if len(d.ents) == 0 {
 		return nil
@@ -271,13 +280,17 @@ func (t *Ticker) tickDelta(view View) *tickDelta {
 
 // entityDelta appends view's delta of one touched entity to d, if the
 // view may see a change of it.
-func (t *Ticker) entityDelta(d *tickDelta, view View, id string, tc *touch) {
+func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
+	id := tc.id
 	a := t.access
 	sawIt := tc.startAny
 	if a.Restricted() {
 		_, sawIt = versionOf(a, view, tc.start, tc.startWho)
 	}
-	e := t.state.ents[id]
+	e := tc.ent
+	if e == nil || tc.deleted {
+		e = t.state.ents[id]
+	}
 	if e == nil { // gone at the tick's end
 		if sawIt {
 			v, _ := versionOf(a, view, tc.gone, tc.goneWho)
