@@ -3,6 +3,7 @@ package spectator
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -61,4 +62,22 @@ func TestADeltaOfManyFieldsOfOneEntityHoldsEachOnce(t *testing.T) {
 	tk.Reset()
 	require.NoError(t, tk.Apply(g.act("ann", set("ann", "f01", fsm.Int(-1)))))
 	require.Len(t, tk.Delta(View{}).Entities["ann"].Fields, 1, "a touch used again starts empty")
+}
+
+// A delta's entities are in the order of their ids' bytes, whatever
+// their length and however they start.
+func TestADeltasEntitiesAreInIdOrder(t *testing.T) {
+	ids := []string{"b", "a\x00", "a", "abcdefgh", "abcdefghZ", "abcdefgh\x00", "abcdefgi", "\xff", "A", ""}
+	d := &tickDelta{world: "w"}
+	for _, id := range ids {
+		d.ents = append(d.ents, deltaEntity{id: id})
+	}
+	d.sort()
+	got := make([]string, 0, len(ids))
+	for _, e := range d.ents {
+		got = append(got, e.id)
+	}
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	require.Equal(t, want, got)
 }
