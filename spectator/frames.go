@@ -253,15 +253,16 @@ func (t *Ticker) Resync(view View) bool {
 // Delta returns view's delta for the tick, or nil when the tick changed
 // nothing the view may see.
 func (t *Ticker) Delta(view View) *wire.WatchDelta {
-	if d := t.tickDelta(view); d != nil {
-		return d.wire()
+	if d := t.tickDelta(view, false); d != nil {
+		return d.wire() // a map: no need to sort
 	}
 	return nil
 }
 
-// tickDelta returns view's delta for the tick in slices, its entities in
-// id order, or nil when the tick changed nothing the view may see.
-func (t *Ticker) tickDelta(view View) *tickDelta {
+// tickDelta returns view's delta for the tick in slices (sorted for its
+// JSON when sorted), or nil when the tick changed nothing the view may
+// see.
+func (t *Ticker) tickDelta(view View, sorted bool) *tickDelta {
 	if t.from == 0 {
 		return nil
 	}
@@ -274,7 +275,9 @@ func (t *Ticker) tickDelta(view View) *tickDelta {
 	if len(d.ents) == 0 {
 		return nil
 	}
-	d.sort()
+	if sorted {
+		d.sort()
+	}
 	return d
 }
 

@@ -80,7 +80,7 @@ func (d *tickDelta) wire() *wire.WatchDelta {
 	return &wire.WatchDelta{Type: wire.TypeWatchDelta, World: d.world, From: d.from, Seq: d.seq, Time: d.time, Entities: ents}
 }
 
-// frame encodes d as a delta frame.
+// frame encodes d, sorted, as a delta frame.
 func (d *tickDelta) frame() (*Frame, error) {
 	if b, ok := d.appendJSON(make([]byte, 0, d.sizeHint())); ok {
 		return &Frame{Type: wire.TypeWatchDelta, Seq: d.seq, Data: b, wire: func() any { return d.wire() }}, nil

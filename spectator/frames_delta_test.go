@@ -24,7 +24,7 @@ func TestTickDeltaFrameIsItsWireFormsEncoding(t *testing.T) {
 	require.NoError(t, tk.Apply(g.act("bob", add("bob", "tags", fsm.String("a")), del("bob"), set("bob", "x", fsm.Int(2)))))
 	require.NoError(t, tk.Apply(g.act("cat", set("cat", "x", fsm.Int(1)), del("cat"))))
 	for _, view := range []View{{}, resolve(t, a, Viewer{Team: "red"}), {sees: 0xff}} {
-		d := tk.tickDelta(view)
+		d := tk.tickDelta(view, true)
 		require.NotNil(t, d)
 		f, err := d.frame()
 		require.NoError(t, err)

@@ -97,7 +97,7 @@ func (r *Replay) Advance(ctx context.Context, t time.Time) (*Frame, error) {
 	if r.tk.Resync(r.view) {
 		return r.keyframe(err) // its player changed team: the whole picture
 	}
-	d := r.tk.tickDelta(r.view)
+	d := r.tk.tickDelta(r.view, true)
 	if d == nil {
 		return nil, err
 	}
