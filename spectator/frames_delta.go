@@ -1,6 +1,7 @@
 package spectator
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,12 +57,80 @@ func (f *deltaField) watch() wire.WatchField {
 // sort puts the entities in id order and each one's fields in name
 // order, the order of the JSON's keys.
 func (d *tickDelta) sort() {
-	slices.SortFunc(d.ents, func(a, b deltaEntity) int { return strings.Compare(a.id, b.id) })
+	sortByID(d.ents)
 	for _, e := range d.ents {
 		if e.hi-e.lo > 1 {
 			slices.SortFunc(d.fields[e.lo:e.hi], func(a, b deltaField) int { return strings.Compare(a.name, b.name) })
 		}
 	}
+}
+
+// idKey is an entity's place in a sort: eight bytes of its id, big
+// endian, and its index.
+type idKey struct {
+	key uint64
+	i   int
+}
+
+// sortByID puts ents (of distinct ids) in id byte order. A replay's
+// delta holds thousands; it sorts 16-byte keys, each eight bytes of an id
+// from where the ids begin to differ, rather than the entities: mostly
+// an integer compare rather than a string one, and a third of the bytes
+// moved. Keys that tie compare their ids.
+func sortByID(ents []deltaEntity) {
+	if len(ents) < 2 {
+		return
+	}
+	skip := len(ents[0].id) // the prefix every id shares
+	for _, e := range ents[1:] {
+		n := min(skip, len(e.id))
+		i := 0
+		for i < n && e.id[i] == ents[0].id[i] {
+			i++
+		}
+		skip = i
+	}
+	keys := make([]idKey, len(ents))
+	for i := range ents {
+		keys[i] = idKey{key: idWord(ents[i].id[skip:]), i: i}
+	}
+	slices.SortFunc(keys, func(a, b idKey) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return strings.Compare(ents[a.i].id, ents[b.i].id)
+	})
+	// Move each entity to its place, cycle by cycle: ents[j] takes
+	// ents[keys[j].i]; a key whose move is done is -1.
+	for start := range keys {
+		if keys[start].i < 0 {
+			continue
+		}
+		held := ents[start]
+		for cur := start; ; {
+			src := keys[cur].i
+			keys[cur].i = -1
+			if src == start {
+				ents[cur] = held
+				break
+			}
+			ents[cur] = ents[src]
+			cur = src
+		}
+	}
+}
+
+// idWord is s's first eight bytes, big endian, zeros past its end: words
+// that differ order as their strings do.
+func idWord(s string) uint64 {
+	var w uint64
+	for i := range 8 {
+		w <<= 8
+		if i < len(s) {
+			w |= uint64(s[i])
+		}
+	}
+	return w
 }
 
 // wire returns d as a wire.WatchDelta.
