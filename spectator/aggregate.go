@@ -123,7 +123,7 @@ func (g *aggregate) update(s *State, ag *Aggregates, teamOf TeamFunc, id string)
 	var now member
 	has := false
 	if e := s.ents[id]; e != nil {
-		if f := e.fields[g.rule.Field]; f != nil && (!f.isSet || g.rule.Kind == "count" || g.rule.Kind == "heatmap") {
+		if f := e.field(g.rule.Field); f != nil && (!f.isSet || g.rule.Kind == "count" || g.rule.Kind == "heatmap") {
 			has = true
 			now.value = f.value
 			switch g.rule.By {
@@ -246,7 +246,7 @@ func (g *aggregate) compute(grp string) (wire.Value, bool) {
 func cell(e *entState, grid fsm.InterestRule) (string, bool) {
 	var at [2]int64
 	for i, name := range []string{grid.X, grid.Y} {
-		f := e.fields[name]
+		f := e.field(name)
 		if f == nil || f.isSet {
 			return "", false
 		}

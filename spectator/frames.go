@@ -312,10 +312,11 @@ func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
 		// version, without a look at the others.
 		de.version = e.version
 		for _, name := range tc.fields.names {
-			d.fields = append(d.fields, newDeltaField(name, e.fields[name]))
+			d.fields = append(d.fields, newDeltaField(name, e.field(name)))
 		}
 	} else {
-		for name, f := range e.fields {
+		for _, nf := range e.fields {
+			name, f := nf.name, nf.f
 			if !a.visible(view, name, w) {
 				continue
 			}
@@ -363,7 +364,8 @@ func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
 	for id, e := range s.ents {
 		w := s.who(a, teamOf, id)
 		we := wire.WatchEntity{Fields: make(map[string]wire.WatchField, len(e.fields))}
-		for name, f := range e.fields {
+		for _, nf := range e.fields {
+			name, f := nf.name, nf.f
 			if a.visible(view, name, w) {
 				we.Fields[name] = watchField(f)
 				we.Version = max(we.Version, f.version)
