@@ -267,8 +267,15 @@ func (t *Ticker) tickDelta(view View, sorted bool) *tickDelta {
 		return nil
 	}
 	view = t.access.bound(view, t.state, t.teamOf)
+	// The fields it changed are the fields of most deltas (all but a
+	// replaced entity's): room for them at once, not a grown copy (a
+	// replay's delta holds thousands).
+	nf := 8
+	for _, tc := range t.list {
+		nf += len(tc.fields.names)
+	}
 	d := &tickDelta{world: t.state.world, from: t.from, seq: t.state.seq, time: t.state.time,
-		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, 2*len(t.touched)+8)}
+		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, nf)}
 	for _, tc := range t.list {
 		t.entityDelta(d, view, tc)
 	}
