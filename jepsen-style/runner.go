@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -208,6 +209,9 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	checked := ops
 	if pw != nil {
 		checked = append(append([]*Op(nil), ops...), pw.Ops()...) // acked play actions exactly once in every feed
+	}
+	if pr, ok := nem.(interface{ Ops() []*Op }); ok {
+		checked = append(slices.Clone(checked), pr.Ops()...) // a nemesis' own writes (the move's probes)
 	}
 	feeds := finalChecks(ctx, c, cl, checked, res)
 	if sc.Shards > 1 {
