@@ -443,7 +443,7 @@ func moveStep(ctx context.Context, addr, world string, step wire.MoveStep) (wire
 	}
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(sctx, http.MethodPost, "http://"+addr+"/internal"+wire.PathWorldMove(world)[len("/v1"):], bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(sctx, http.MethodPost, "http://"+addr+"/internal"+wire.PathWorldMove(world), bytes.NewReader(b))
 	if err != nil {
 		return out, err
 	}
