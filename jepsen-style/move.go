@@ -40,7 +40,9 @@ var moveFaults = []string{MoveKillSource, MoveKillTarget, MovePartitionSource}
 type worldMove struct {
 	world    string
 	from, to uint64
-	fence    uint64 // the world's seq at the fence: its last event at the old home
+	fence    uint64    // the world's seq at the fence: its last event at the old home
+	hash     wire.Hash // the old home's state hash at the fence (read at the source leader)
+	hashErr  error
 }
 
 // moveNemesis moves w0 and w1 in turn. Start fences the world on its
@@ -74,6 +76,17 @@ type moveNemesis struct {
 // moveFaults, or "rotate" for each in turn).
 func MoveUnder(fault string) func() Nemesis {
 	return func() Nemesis { return &moveNemesis{fault: fault} }
+}
+
+// hasPlay reports whether a play client of the run plays in world
+// (play client i is in worlds[i%len(worlds)]).
+func (e *Env) hasPlay(world string) bool {
+	for i := range e.Play {
+		if worlds[i%len(worlds)] == world {
+			return true
+		}
+	}
+	return false
 }
 
 // Problemf records a problem of the run found by a nemesis.
@@ -182,6 +195,10 @@ func (m *moveNemesis) Start(ctx context.Context, e *Env) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("fence %s on shard %d: %w", world, mv.from, err)
 	}
+	hctx, hcancel := context.WithTimeout(ctx, 2*time.Second)
+	h, err := e.C.Direct(src).Hash(hctx, world, mv.fence)
+	hcancel()
+	mv.hash, mv.hashErr = h.Hash, err
 	m.cur, m.done = mv, false
 	m.visited[world][to] = true // fenced towards to: it can only go there now
 
@@ -311,6 +328,7 @@ func (m *moveNemesis) Stop(ctx context.Context, e *Env) error {
 		return errors.Join(append(errs, err)...)
 	}
 	m.checkMoved(e, mv, got, m.done)
+	m.checkHash(ctx, e, mv)
 	m.home[mv.world] = mv.to
 	m.moved = append(m.moved, *mv)
 	// Every live node's map places the world on its new home.
@@ -334,6 +352,37 @@ func (m *moveNemesis) Stop(ctx context.Context, e *Env) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkHash compares the world's state hash at the fence's seq N at the
+// old home (read right after the fence) with the new home's: equal, unless
+// session commands (opens, acks, closes: they change the hash without an
+// event) ran between event N and the fence, which only a world with play
+// clients has. The old home answers its live hash for N, the new home its
+// hash history's entry recorded at event N (shard/DESIGN.md, "A finding
+// on the way"); a difference in a world without sessions is a problem.
+func (m *moveNemesis) checkHash(ctx context.Context, e *Env, mv *worldMove) {
+	if mv.hashErr != nil {
+		e.Notef("move %s: the old home's hash at seq %d not read: %v", mv.world, mv.fence, mv.hashErr)
+		return
+	}
+	var after wire.Hash
+	err := poll(ctx, 30*time.Second, func() error {
+		h, err := e.C.Direct(m.via(e, -1)).Hash(ctx, mv.world, mv.fence)
+		after = h.Hash
+		return err
+	})
+	switch {
+	case err != nil:
+		e.Problemf("move %s: the new home's hash at seq %d not read: %v", mv.world, mv.fence, err)
+	case after == mv.hash:
+		e.Notef("move %s: hash at seq %d equal at the old and the new home (%s)", mv.world, mv.fence, after)
+	case !e.hasPlay(mv.world):
+		e.Problemf("move %s: hash at seq %d is %s at the old home, %s at the new home (a world without sessions)", mv.world, mv.fence, mv.hash, after)
+	default:
+		e.Notef("move %s: hash at seq %d is %s at the old home, %s at the new home: session commands between event %d and the fence (a world with play clients)",
+			mv.world, mv.fence, mv.hash, after, mv.fence)
+	}
 }
 
 // checkMoved checks a move's answer: the first call that completes it

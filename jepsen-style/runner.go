@@ -166,7 +166,7 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 		go func() { defer wg.Done(); pw.Run(wctx) }()
 	}
 
-	env := &Env{C: c, Rng: rand.New(rand.NewPCG(seed, 0x6e656d)), Log: logf, res: res}
+	env := &Env{C: c, Rng: rand.New(rand.NewPCG(seed, 0x6e656d)), Log: logf, Play: sc.Play, res: res}
 	nem := sc.Nemesis()
 	end := time.Now().Add(sc.Duration)
 	pause(ctx, 2*time.Second) // warm-up with no fault
