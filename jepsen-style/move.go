@@ -413,35 +413,51 @@ func (m *moveNemesis) Wait() {
 	for _, mv := range m.moved {
 		last[mv.world] = mv
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	for _, w := range worlds {
 		mv, ok := last[w]
 		if !ok {
 			continue
 		}
+		// One bound per world for all its nodes: a node that never gets
+		// there must not eat another's time.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		pending := map[int]string{}
 		for i := range e.C.Nodes {
-			if !e.C.Running(i) || e.C.Paused(i) {
-				continue
+			if e.C.Running(i) && !e.C.Paused(i) {
+				pending[i] = "not read"
 			}
-			var got int
-			err := poll(ctx, 60*time.Second, func() error {
+		}
+		first := true
+		_ = poll(ctx, 60*time.Second, func() error {
+			if !first {
+				pause(ctx, 500*time.Millisecond) // whole feeds: not every 50 ms
+			}
+			first = false
+			for i := range pending {
 				evs, err := readFeed(ctx, e.C.Direct(i), w, mv.fence)
-				got = len(evs)
-				if err != nil {
-					return err
-				}
-				for k, ev := range evs {
-					if ev.Seq != uint64(k+1) {
-						return fmt.Errorf("event %d of the feed has seq %d", k+1, ev.Seq)
+				if err == nil {
+					for k, ev := range evs {
+						if ev.Seq != uint64(k+1) {
+							err = fmt.Errorf("event %d of the feed has seq %d", k+1, ev.Seq)
+							break
+						}
 					}
 				}
-				return nil
-			})
-			if err != nil {
-				e.Problemf("move %s: %s does not stream its events 1..%d (before its move to shard %d) 60 s later: %d events, %v",
-					w, e.C.Nodes[i].ID, mv.fence, mv.to, got, err)
+				if err != nil {
+					pending[i] = fmt.Sprintf("%d events, %v", len(evs), err)
+					continue
+				}
+				delete(pending, i)
 			}
+			if len(pending) > 0 {
+				return fmt.Errorf("%d nodes left", len(pending))
+			}
+			return nil
+		})
+		cancel()
+		for i, why := range pending {
+			e.Problemf("move %s: %s does not stream its events 1..%d (before its move to shard %d) 60 s later: %s",
+				w, e.C.Nodes[i].ID, mv.fence, mv.to, why)
 		}
 	}
 }
