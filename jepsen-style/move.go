@@ -531,3 +531,40 @@ func moveStep(ctx context.Context, addr, world string, step wire.MoveStep) (wire
 	}
 	return out, nil
 }
+
+// CheckPlay looks at the play sessions of each moved world (after the
+// play checks, which hold every session to no gap and no duplicate): a
+// session with events on both sides of a move's fence N crossed the move
+// by resuming at the new home from a seq up to N, and must have got the
+// events it missed there as events, not a keyframe (the play workload
+// does not ask for keyframes, so a resume the new home cannot serve ends
+// the session with 4410 archive_gap: noted with the session's end).
+func (m *moveNemesis) CheckPlay(pw *PlayWorkload, r *Result) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, mv := range m.moved {
+		crossed, ended := 0, 0
+		for _, pc := range pw.Clients {
+			if pc.World != mv.world {
+				continue
+			}
+			for _, s := range pc.Sessions {
+				before, after, keyframe := false, false, false
+				for _, ev := range s.Events {
+					before = before || ev.Seq <= mv.fence
+					after = after || ev.Seq > mv.fence
+					keyframe = keyframe || ev.Status == client.KeyframeStatus
+				}
+				switch {
+				case before && after && keyframe:
+					r.Problems = append(r.Problems, fmt.Sprintf("move %s at seq %d: play session %s of %s crossed it with a keyframe", mv.world, mv.fence, s.ID, pc.Player))
+				case before && after:
+					crossed++
+				case before && s.End != "":
+					ended++
+				}
+			}
+		}
+		r.Notes = append(r.Notes, fmt.Sprintf("move %s at seq %d: %d play sessions crossed it without a keyframe, %d ended at or before it", mv.world, mv.fence, crossed, ended))
+	}
+}

@@ -219,6 +219,9 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	}
 	if pw != nil {
 		checkPlay(ctx, cl, pw, feeds, res)
+		if mc, ok := nem.(interface{ CheckPlay(*PlayWorkload, *Result) }); ok {
+			mc.CheckPlay(pw, res) // sessions across a world's move
+		}
 		if err := writeJSON(filepath.Join(dir, "play.json"), pw.Clients); err != nil {
 			return nil, err
 		}
