@@ -2,6 +2,7 @@ package jepsen
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,10 +32,15 @@ const (
 	MoveKillSource      = "kill-source"      // kill -9 the source group's leader right after the fence
 	MoveKillTarget      = "kill-target"      // kill -9 the target group's leader right after the fence
 	MovePartitionSource = "partition-source" // cut the source group's leader off (Raft) right after the fence
+	// MoveKillSourceMidMove kills -9 the source group's leader while a
+	// whole move runs (the admin route, from another node): the fence may
+	// or may not have committed, so there is no probe and no hash at the
+	// fence; the resumed move must complete either way.
+	MoveKillSourceMidMove = "kill-source-mid-move"
 )
 
 // moveFaults are the faults MoveUnder("rotate") cycles through.
-var moveFaults = []string{MoveKillSource, MoveKillTarget, MovePartitionSource}
+var moveFaults = []string{MoveKillSource, MoveKillTarget, MovePartitionSource, MoveKillSourceMidMove}
 
 // worldMove is one move the nemesis made.
 type worldMove struct {
@@ -176,6 +182,9 @@ func (m *moveNemesis) Start(ctx context.Context, e *Env) (string, error) {
 		return "no move left", nil
 	}
 	mv := &worldMove{world: world, from: m.home[world], to: to}
+	if fault == MoveKillSourceMidMove {
+		return m.killMidMove(ctx, e, mv)
+	}
 
 	// The fence (and export) at the source group's leader: a move cut
 	// off after its first step.
@@ -242,6 +251,47 @@ func (m *moveNemesis) Start(ctx context.Context, e *Env) (string, error) {
 		desc += fmt.Sprintf("; the move during the fault: %s", client.Code(err))
 	}
 	return desc, nil
+}
+
+// killMidMove starts the whole move through a node other than the source
+// group's leader and kills that leader a few milliseconds later, then
+// waits (up to 10 s) for the move's answer.
+func (m *moveNemesis) killMidMove(ctx context.Context, e *Env, mv *worldMove) (string, error) {
+	src, err := pollLeader(ctx, e.C, mv.from)
+	if err != nil {
+		return "", err
+	}
+	m.cur, m.done = mv, false
+	m.visited[mv.world][mv.to] = true // the fence may commit
+	mv.hashErr = errors.New("no hash at the fence: the fault hit the move before its answer")
+	type answer struct {
+		got wire.WorldMoved
+		err error
+	}
+	done := make(chan answer, 1)
+	mc := mover(e.C, m.via(e, src))
+	go func() {
+		mctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		got, err := mc.MoveWorld(mctx, mv.world, mv.to)
+		done <- answer{got, err}
+	}()
+	pause(ctx, time.Duration(e.Rng.IntN(30))*time.Millisecond) // pacing: somewhere in the move
+	kerr := e.C.Kill(src)
+	a := <-done
+	mc.Close()
+	desc := fmt.Sprintf("move %s shard %d -> %d, kill -9 %s (the source shard's leader) during it", mv.world, mv.from, mv.to, e.C.Nodes[src].ID)
+	if kerr != nil {
+		return desc, kerr
+	}
+	m.killed = []int{src}
+	if a.err == nil {
+		mv.fence = a.got.Seq
+		m.done = true
+		m.checkMoved(e, mv, a.got, false)
+		return desc + fmt.Sprintf("; the move completed (fenced at seq %d)", mv.fence), nil
+	}
+	return desc + fmt.Sprintf("; the move: %s", cmp.Or(client.Code(a.err), a.err.Error())), nil
 }
 
 // probe writes to the fenced world through a node the fault spares
@@ -326,6 +376,9 @@ func (m *moveNemesis) Stop(ctx context.Context, e *Env) error {
 	if err != nil {
 		e.Problemf("move %s to shard %d: not completed 60 s after the fault: %v", mv.world, mv.to, last)
 		return errors.Join(append(errs, err)...)
+	}
+	if mv.fence == 0 && !got.Done {
+		mv.fence = got.Seq // the fence's seq was not known before the fault
 	}
 	m.checkMoved(e, mv, got, m.done)
 	m.checkHash(ctx, e, mv)
