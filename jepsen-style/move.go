@@ -32,6 +32,7 @@ const (
 	MoveKillSource      = "kill-source"      // kill -9 the source group's leader right after the fence
 	MoveKillTarget      = "kill-target"      // kill -9 the target group's leader right after the fence
 	MovePartitionSource = "partition-source" // cut the source group's leader off (Raft) right after the fence
+	MovePauseSource     = "pause-source"     // SIGSTOP the source group's leader right after the fence (SIGCONT at the end)
 	// MoveKillSourceMidMove kills -9 the source group's leader while a
 	// whole move runs (the admin route, from another node): the fence may
 	// or may not have committed, so there is no probe and no hash at the
@@ -40,7 +41,7 @@ const (
 )
 
 // moveFaults are the faults MoveUnder("rotate") cycles through.
-var moveFaults = []string{MoveKillSource, MoveKillTarget, MovePartitionSource, MoveKillSourceMidMove}
+var moveFaults = []string{MoveKillSource, MoveKillTarget, MovePartitionSource, MoveKillSourceMidMove, MovePauseSource}
 
 // worldMove is one move the nemesis made.
 type worldMove struct {
@@ -73,6 +74,7 @@ type moveNemesis struct {
 	cur     *worldMove
 	done    bool // cur completed during the fault
 	killed  []int
+	paused  []int
 	probes  []*Op
 	moved   []worldMove
 	env     *Env // for Wait
@@ -214,7 +216,7 @@ func (m *moveNemesis) Start(ctx context.Context, e *Env) (string, error) {
 	var victim int
 	desc := fmt.Sprintf("move %s shard %d -> %d (fenced at seq %d), ", world, mv.from, to, mv.fence)
 	switch fault {
-	case MoveKillSource, MovePartitionSource:
+	case MoveKillSource, MovePartitionSource, MovePauseSource:
 		victim = src
 	case MoveKillTarget:
 		if victim, err = pollLeader(ctx, e.C, to); err != nil {
@@ -223,11 +225,18 @@ func (m *moveNemesis) Start(ctx context.Context, e *Env) (string, error) {
 	default:
 		return desc, fmt.Errorf("unknown move fault %q", fault)
 	}
-	if fault == MovePartitionSource {
+	switch fault {
+	case MovePartitionSource:
 		rest := e.others(e.live(ctx), victim)
 		partition(e.C, []int{victim}, rest)
 		desc += fmt.Sprintf("partition [%s] | [%s] (shard %d's leader)", e.C.Nodes[victim].ID, ids(e.C, rest), mv.from)
-	} else {
+	case MovePauseSource:
+		if err := e.C.Pause(victim); err != nil {
+			return desc, err
+		}
+		m.paused = []int{victim}
+		desc += fmt.Sprintf("SIGSTOP %s (shard %d's leader)", e.C.Nodes[victim].ID, mv.from)
+	default:
 		if err := e.C.Kill(victim); err != nil {
 			return desc, err
 		}
@@ -356,6 +365,12 @@ func (m *moveNemesis) Stop(ctx context.Context, e *Env) error {
 		}
 	}
 	m.killed = nil
+	for _, i := range m.paused {
+		if err := e.C.Resume(i); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m.paused = nil
 	e.C.HealNetwork()
 	mv := m.cur
 	if mv == nil {

@@ -66,6 +66,7 @@ func Matrix() []Scenario {
 		{Name: "shards-move-kill-target-leader", Nemesis: MoveUnder(MoveKillTarget), Shards: 4, Args: metaArgs},
 		{Name: "shards-move-partition-source-leader", Nemesis: MoveUnder(MovePartitionSource), Shards: 4, Args: metaArgs, Play: 2},
 		{Name: "shards-move-kill-source-mid-move", Nemesis: MoveUnder(MoveKillSourceMidMove), Shards: 4, Args: metaArgs},
+		{Name: "shards-move-pause-source-leader", Nemesis: MoveUnder(MovePauseSource), Shards: 4, Args: metaArgs, Play: 2},
 	}
 }
 

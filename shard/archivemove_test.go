@@ -376,3 +376,31 @@ func TestWorldMovedTwiceCopiesTheArchiveOfBothOldHomes(t *testing.T) {
 	require.Equal(t, history(t, g2, "arena", 1, second), got[:second], "every event before the second move, from both old homes")
 	require.Equal(t, second+1, got[second].Seq)
 }
+
+// A move routed by a stale map can reach the export step at the world's
+// new home: fencing it there, towards the shard it is on, would refuse
+// every write to it for good. The export refuses (world_exists: the
+// world is on the target already) and leaves the world writable. Found by the fault suite
+// (shards-move-pause-source-leader: after the move completed, a call
+// through the resumed old leader, whose map was stale, fenced w1 on its
+// new home at seq 992 and the world took no write after that).
+func TestFenceAndExportRefusesToFenceAWorldOnTheShardItMovesTo(t *testing.T) {
+	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
+	for _, g := range []uint64{1, 2} {
+		st, err := m.Open(g, GroupOptions{Bootstrap: true})
+		require.NoError(t, err)
+		waitLeader(t, st)
+	}
+	src, _ := m.Group(1)
+	dst, _ := m.Group(2)
+	mustCreateWorld(t, src, "arena")
+	act(t, src, incr("arena", "p1", 1, "e1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := m.MoveWorld(ctx, "arena", 1, 2, nil)
+	require.NoError(t, err)
+
+	_, err = FenceAndExportOn(ctx, dst, "arena", 2)
+	require.ErrorIs(t, err, fsm.ErrWorldExists)
+	act(t, dst, incr("arena", "p1", 2, "e1")) // still writable at its new home
+}
