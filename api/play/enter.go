@@ -383,6 +383,9 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 			return sn.we == nil
 		})
 	}
+	if g := h.groupOf[c]; g != nil && len(gone) > 0 {
+		g.dropGone(gone) // its pending delta is its group's (cells.go)
+	}
 	ids, whole := h.idx.entering(c.area, now, ok, me.team)
 	if !whole {
 		// The player's own entity reaches it always: it walked with it.

@@ -219,12 +219,20 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 	return n
 }
 
-// enter queues an enter message; false when the queue is full.
+// enter queues an enter message; false when the queue is full. A whole
+// one drops the pending delta's changes of the entities it does not list
+// (the client drops them: sent after it, they would bring them back).
 func (o *outbox) enter(msg *wire.Keyframe) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.frames) >= o.limit {
 		return false
+	}
+	if msg.Whole {
+		maps.DeleteFunc(o.delta, func(id string, _ *entityDelta) bool {
+			_, listed := msg.Entities[id]
+			return !listed
+		})
 	}
 	o.frames = append(o.frames, &outFrame{enter: msg})
 	wake(o.signal)
