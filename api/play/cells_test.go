@@ -351,3 +351,52 @@ func lagging(o *outbox) bool {
 	defer o.mu.Unlock()
 	return o.deltas >= sharedLagDeltas-1
 }
+
+// A member that falls behind its cell's stream, its queue full of the
+// stream's events frames or holding sharedLagDeltas of its delta frames,
+// goes on alone from the stream's position with a copy of its pending
+// delta, catches up by itself and joins again: it gets every critical
+// event once and every field's latest value, like the member that kept up.
+func TestCellMemberThatFallsBehindGoesOnAloneAndMissesNothing(t *testing.T) {
+	for _, full := range []string{"events", "deltas"} {
+		t.Run(full, func(t *testing.T) {
+			state := fakeEntities{"ann": {"x": fsm.Int(5), "y": fsm.Int(5)}, "bea": {"x": fsm.Int(6), "y": fsm.Int(6)}, "rock": {"x": fsm.Int(7), "y": fsm.Int(7)}}
+			h, conns := cellsHub(t, state, 1, "ann", "bea")
+			ann, bea := conns["ann"], conns["bea"]
+			if full == "events" {
+				ann.ob.limit = 2
+			}
+			l := &fanLog{t: t, h: h}
+			h.tick()
+			require.Equal(t, memberCell, l.member(ann))
+			slow, fast := &cellClient{fields: map[string]map[string]verValue{}}, &cellClient{fields: map[string]map[string]verValue{}}
+			for i := range 6 {
+				l.batch(move("rock", int64(i)), hit("rock"))
+				h.tick()
+				fast.read(t, mustTake(t, bea.ob))
+				if l.member(ann) == memberDetached {
+					break
+				}
+			}
+			require.Equal(t, memberDetached, l.member(ann), "it fell behind")
+			require.Equal(t, memberCell, l.member(bea), "the other stays")
+			l.batch(move("rock", 9), hit("rock"))
+			for l.member(ann) == memberDetached {
+				slow.read(t, mustTake(t, ann.ob))
+				require.True(t, l.catchUp(ann))
+				_, err := h.attach(ann)
+				require.NoError(t, err)
+			}
+			slow.read(t, mustTake(t, ann.ob))
+			h.tick()
+			require.Equal(t, memberCell, l.member(ann), "it joins again")
+			l.batch(move("rock", 10), hit("rock"))
+			h.tick()
+			slow.read(t, mustTake(t, ann.ob))
+			fast.read(t, mustTake(t, bea.ob))
+			require.Equal(t, fast.events, slow.events)
+			require.Equal(t, fast.fields["rock"]["x"].v, slow.fields["rock"]["x"].v)
+			require.Equal(t, "10", slow.fields["rock"]["x"].v)
+		})
+	}
+}
