@@ -3,6 +3,9 @@ package play
 import (
 	"math"
 	"slices"
+	"sync"
+
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Frames shared per interest cell (issue 11): with a grid, the attached
@@ -43,6 +46,10 @@ type cellGroup struct {
 	batch uint64 // the hub's batch the share is of (0: none)
 	sel   []*hubEvent
 	idx   []int
+	// What came into and left its members' interest in the hub's batch
+	// diffAt, the same for all of them, and its messages (enter.go).
+	diff   areaChange
+	diffAt uint64
 }
 
 // areaShare appends to idx (reset) the events of p that every player
@@ -266,4 +273,29 @@ func (o *outbox) owe(written uint64) {
 	o.mu.Lock()
 	o.written = min(o.written, written)
 	o.mu.Unlock()
+}
+
+// sharedMsg is an enter or leave message, encoded once per codec for all
+// the connections that queue it (the members of a cell group).
+type sharedMsg struct {
+	enter *wire.Keyframe
+	leave *wire.Leave
+	enc   [2]struct {
+		once sync.Once
+		b    []byte
+		err  error
+	}
+}
+
+func (m *sharedMsg) encode(k playCodec) ([]byte, error) {
+	var v any = m.enter
+	if m.leave != nil {
+		v = m.leave
+	}
+	if int(k) >= len(m.enc) {
+		return k.marshal(v)
+	}
+	e := &m.enc[k]
+	e.once.Do(func() { e.b, e.err = k.marshal(v) })
+	return e.b, e.err
 }

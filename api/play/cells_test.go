@@ -107,6 +107,22 @@ func TestCellMembersShareFramesByteForByteAndOnlyWithTheirTeam(t *testing.T) {
 			require.Contains(t, string(ann[2]), `"flag"`)
 			require.Contains(t, string(cid[2]), `"near"`)
 		}
+
+		// What comes into and leaves the cell's area: one message for all.
+		l.batch(&fsm.Event{Player: "gm", Priority: fsm.PriorityCritical, Changes: []fsm.Change{
+			{Entity: "near", Field: "x", Op: fsm.OpSet, Value: fsm.Int(55)},
+			{Entity: "base", Field: "x", Op: fsm.OpSet, Value: fsm.Int(15)},
+			{Entity: "base", Field: "y", Op: fsm.OpSet, Value: fsm.Int(5)}}})
+		ann, bea = mustTake(t, conns["ann"].ob), mustTake(t, conns["bea"].ob)
+		require.Len(t, ann, 3, "the events frame, the leave and the enter")
+		if codec == codecJSON {
+			require.Contains(t, string(ann[1]), `"leave"`)
+			require.Contains(t, string(ann[2]), `"enter"`)
+		}
+		require.Equal(t, ann, bea, "byte for byte")
+		for i := range ann {
+			require.Same(t, &ann[i][0], &bea[i][0], "encoded once")
+		}
 	}
 }
 
