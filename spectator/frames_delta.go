@@ -1,7 +1,7 @@
 package spectator
 
 import (
-	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,20 +65,18 @@ func (d *tickDelta) sort() {
 	}
 }
 
-// idKey is an entity's place in a sort: eight bytes of its id, big
-// endian, and its index.
-type idKey struct {
-	key uint64
-	i   int
-}
-
 // sortByID puts ents (of distinct ids) in id byte order. A replay's
-// delta holds thousands; it sorts 16-byte keys, each eight bytes of an id
-// from where the ids begin to differ, rather than the entities: mostly
-// an integer compare rather than a string one, and a third of the bytes
-// moved. Keys that tie compare their ids.
+// delta holds thousands; it sorts one word per entity rather than the
+// entities: six bytes of its id, from where the ids begin to differ, and
+// its index, compared as integers rather than strings, and a sixth of
+// the bytes moved. Entities whose six bytes tie compare their ids. More
+// entities than an index fits in sort as they are.
 func sortByID(ents []deltaEntity) {
 	if len(ents) < 2 {
+		return
+	}
+	if len(ents) > maxKeyed {
+		slices.SortFunc(ents, func(a, b deltaEntity) int { return strings.Compare(a.id, b.id) })
 		return
 	}
 	skip := len(ents[0].id) // the prefix every id shares
@@ -90,26 +88,34 @@ func sortByID(ents []deltaEntity) {
 		}
 		skip = i
 	}
-	keys := make([]idKey, len(ents))
+	keys := make([]uint64, len(ents))
 	for i := range ents {
-		keys[i] = idKey{key: idWord(ents[i].id[skip:]), i: i}
+		keys[i] = idWord(ents[i].id[skip:])&^maxKeyed | uint64(i)
 	}
-	slices.SortFunc(keys, func(a, b idKey) int {
-		if c := cmp.Compare(a.key, b.key); c != 0 {
-			return c
+	slices.Sort(keys)
+	for lo := 0; lo < len(keys); { // runs that tie: by id
+		hi := lo + 1
+		for hi < len(keys) && keys[hi]&^maxKeyed == keys[lo]&^maxKeyed {
+			hi++
 		}
-		return strings.Compare(ents[a.i].id, ents[b.i].id)
-	})
+		if hi-lo > 1 {
+			slices.SortFunc(keys[lo:hi], func(a, b uint64) int {
+				return strings.Compare(ents[a&maxKeyed].id, ents[b&maxKeyed].id)
+			})
+		}
+		lo = hi
+	}
 	// Move each entity to its place, cycle by cycle: ents[j] takes
-	// ents[keys[j].i]; a key whose move is done is -1.
+	// ents[keys[j]&maxKeyed]; a key whose move is done is moved.
+	const moved = math.MaxUint64 // an index past maxKeyed
 	for start := range keys {
-		if keys[start].i < 0 {
+		if keys[start] == moved {
 			continue
 		}
 		held := ents[start]
 		for cur := start; ; {
-			src := keys[cur].i
-			keys[cur].i = -1
+			src := int(keys[cur] & maxKeyed)
+			keys[cur] = moved
 			if src == start {
 				ents[cur] = held
 				break
@@ -119,6 +125,10 @@ func sortByID(ents []deltaEntity) {
 		}
 	}
 }
+
+// maxKeyed is the most entities sortByID sorts by key, less one: their
+// indexes fit in a key's low 16 bits, one value to spare.
+const maxKeyed = 1<<16 - 1
 
 // idWord is s's first eight bytes, big endian, zeros past its end: words
 // that differ order as their strings do.

@@ -106,3 +106,18 @@ func TestSortByIDOrdersAsTheIdsBytes(t *testing.T) {
 		require.Len(t, ents, len(ids))
 	})
 }
+
+// A delta of more entities than sortByID's keys can index is sorted all
+// the same.
+func TestSortByIDSortsMoreEntitiesThanItsKeysIndex(t *testing.T) {
+	const n = maxKeyed + 1
+	ents := make([]deltaEntity, n)
+	for i := range ents {
+		ents[i] = deltaEntity{id: fmt.Sprintf("e%06d", i*7919%n), lo: i * 7919 % n} // a permutation
+	}
+	sortByID(ents)
+	for i, e := range ents {
+		require.Equal(t, fmt.Sprintf("e%06d", i), e.id)
+		require.Equal(t, i, e.lo, "an entity moves whole")
+	}
+}
