@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeMover serves the shard map and the move route over it: a move
+// relists the world on its target, except for the world named fail,
+// which is refused.
+type fakeMover struct {
+	mu    sync.Mutex
+	m     wire.ShardMap
+	fail  string
+	moves []string
+}
+
+func (f *fakeMover) serve(t *testing.T) string {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet && r.URL.Path == wire.PathShards {
+			_ = json.NewEncoder(w).Encode(f.m)
+			return
+		}
+		world, ok := strings.CutPrefix(r.URL.Path, "/v1/cluster/worlds/")
+		world, ok2 := strings.CutSuffix(world, "/move")
+		if r.Method != http.MethodPost || !ok || !ok2 {
+			http.NotFound(w, r)
+			return
+		}
+		var body wire.WorldMove
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		f.moves = append(f.moves, world+"→"+itoa(body.To))
+		if world == f.fail {
+			w.WriteHeader(409)
+			_, _ = w.Write([]byte(`{"code":"conflict","error":"world fenced towards another shard"}`))
+			return
+		}
+		from := f.m.Worlds[world]
+		for i := range f.m.Shards {
+			switch f.m.Shards[i].ID {
+			case from:
+				f.m.Shards[i].Worlds--
+			case body.To:
+				f.m.Shards[i].Worlds++
+			}
+		}
+		f.m.Worlds[world] = body.To
+		_ = json.NewEncoder(w).Encode(wire.WorldMoved{World: world, From: from, To: body.To, Seq: 7})
+	}))
+	t.Cleanup(ts.Close)
+	return ts.Listener.Addr().String()
+}
+
+func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+func unevenMap() wire.ShardMap {
+	return wire.ShardMap{Meta: true,
+		Shards: []wire.ShardInfo{{ID: 1, Worlds: 4, Players: 8}, {ID: 2}, {ID: 3, Worlds: 1}},
+		Worlds: map[string]uint64{"a": 1, "b": 1, "c": 1, "d": 1, "e": 3}}
+}
+
+func TestPlacementRebalanceDryRunMovesNothing(t *testing.T) {
+	f := &fakeMover{m: unevenMap()}
+	addr := f.serve(t)
+	out := mustRun(t, "--addr", addr, "placement", "rebalance", "--dry-run")
+	require.Contains(t, out, "1/2: would move world a from shard 1 to shard 2 (then shard 1: 3 worlds, 6 players, 0 events/s; then shard 2: 1 worlds, 2 players, 0 events/s)")
+	require.Contains(t, out, "2/2: would move world b from shard 1 to shard 3")
+	out = mustRun(t, "--addr", addr, "-o", "json", "placement", "rebalance", "--dry-run", "--max-moves", "1")
+	var steps []planStep
+	require.NoError(t, json.Unmarshal([]byte(out), &steps))
+	require.Equal(t, []planStep{{World: "a", From: 1, To: 2}}, steps)
+	require.Empty(t, f.moves)
+}
+
+func TestPlacementRebalanceMovesOneWorldAtATime(t *testing.T) {
+	f := &fakeMover{m: unevenMap()}
+	addr := f.serve(t)
+	out := mustRun(t, "--addr", addr, "placement", "rebalance")
+	require.Contains(t, out, "1/2: world a moved from shard 1 to shard 2 after seq 7")
+	require.Contains(t, out, "2/2: world b moved from shard 1 to shard 3 after seq 7")
+	require.Equal(t, []string{"a→2", "b→3"}, f.moves)
+	require.Contains(t, mustRun(t, "--addr", addr, "placement", "rebalance"), "nothing to move", "balanced now")
+	require.Len(t, f.moves, 2)
+}
+
+func TestPlacementRebalanceStopsAtAFailedMove(t *testing.T) {
+	f := &fakeMover{m: unevenMap(), fail: "a"}
+	addr := f.serve(t)
+	code, _, errOut := ctl(t, "", "--addr", addr, "placement", "rebalance")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "move 1/2, world a from shard 1 to shard 2")
+	require.Contains(t, errOut, "fenced towards another shard")
+	require.Contains(t, errOut, "gsdctl world move a --to 2")
+	require.Equal(t, []string{"a→2"}, f.moves, "nothing after the failed move")
+}
+
+func TestShardDrainEmptiesTheShard(t *testing.T) {
+	f := &fakeMover{m: unevenMap()}
+	addr := f.serve(t)
+	out := mustRun(t, "--addr", addr, "shard", "drain", "1")
+	require.Contains(t, out, "4/4: world d moved from shard 1")
+	require.Contains(t, out, "shard 1 lists no worlds: gsdctl shard remove 1 removes it")
+	for w, g := range f.m.Worlds {
+		require.NotEqual(t, uint64(1), g, "world %s", w)
+	}
+	require.Len(t, f.moves, 4)
+}
+
+func TestShardDrainRefusesTheLastShardAndStaticMaps(t *testing.T) {
+	f := &fakeMover{m: wire.ShardMap{Meta: true, Shards: []wire.ShardInfo{{ID: 1, Worlds: 1}}, Worlds: map[string]uint64{"a": 1}}}
+	addr := f.serve(t)
+	code, _, errOut := ctl(t, "", "--addr", addr, "shard", "drain", "1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "the last shard")
+	code, _, errOut = ctl(t, "", "--addr", addr, "shard", "drain", "9")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "no shard 9")
+
+	static := &fakeMover{m: unevenMap()}
+	static.m.Meta = false
+	code, _, errOut = ctl(t, "", "--addr", static.serve(t), "placement", "rebalance")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "needs gsd --meta")
+
+	for _, args := range [][]string{{"shard", "drain"}, {"shard", "drain", "x"}, {"placement", "rebalance", "--max-moves", "-1"}} {
+		code, _, errOut := ctl(t, "", append([]string{"--addr", addr}, args...)...)
+		require.Equal(t, 1, code, "%v", args)
+		require.Contains(t, errOut, "gsdctl: ", "%v", args)
+	}
+	require.Empty(t, f.moves)
+	require.Empty(t, static.moves)
+}
