@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -26,7 +25,7 @@ shards to those with the most headroom (fewest worlds, then players, then
 events/s: placement's measure; load is reported per shard, so a world
 counts for an even share of its shard's), never leaving a target busier
 than its source, and runs them one at a time through the move route,
-printing each. A failed move stops the run: moves are resumable, so finish
+printing each (--timeout bounds each move). A failed move stops the run: moves are resumable, so finish
 it with the "world move" the message names, then run rebalance again.
 Only worlds the map lists are moved.`,
 		Example: `  gsdctl placement rebalance --dry-run
@@ -36,9 +35,7 @@ Only worlds the map lists are moved.`,
 			if maxMoves < 0 {
 				return usageError{fmt.Errorf("--max-moves %d: want 0 (no limit) or more", maxMoves)}
 			}
-			ctx, cancel := a.context(cmd)
-			defer cancel()
-			return a.planAndMove(ctx, dry, func(m wire.ShardMap) ([]plan.Move, error) {
+			return a.planAndMove(cmd, dry, func(m wire.ShardMap) ([]plan.Move, error) {
 				return plan.Rebalance(shardLoads(m), m.Worlds, maxMoves)
 			})
 		},
@@ -69,9 +66,7 @@ shard their name hashes to) are not seen and not moved.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.context(cmd)
-			defer cancel()
-			err = a.planAndMove(ctx, dry, func(m wire.ShardMap) ([]plan.Move, error) {
+			err = a.planAndMove(cmd, dry, func(m wire.ShardMap) ([]plan.Move, error) {
 				return plan.Drain(shardLoads(m), m.Worlds, id)
 			})
 			if err == nil && !dry && a.output != "json" {
@@ -96,10 +91,12 @@ func shardLoads(m wire.ShardMap) []plan.Load {
 // planAndMove reads the shard map, plans with makePlan, prints the plan
 // (dry) or runs its moves one at a time, printing each; the first failed
 // move stops the run. With -o json it prints the plan (dry) or the moves
-// made.
-func (a *app) planAndMove(ctx context.Context, dry bool, makePlan func(wire.ShardMap) ([]plan.Move, error)) error {
+// made. --timeout bounds reading the map, and then each move.
+func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.ShardMap) ([]plan.Move, error)) error {
 	c := a.client()
+	ctx, cancel := a.context(cmd)
 	m, err := c.Shards(ctx)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -125,7 +122,9 @@ func (a *app) planAndMove(ctx context.Context, dry bool, makePlan func(wire.Shar
 	}
 	done := []wire.WorldMoved{}
 	for i, s := range steps {
+		ctx, cancel := a.context(cmd)
 		moved, err := c.MoveWorld(ctx, s.World, s.To)
+		cancel()
 		if err != nil {
 			return fmt.Errorf("move %d/%d, world %s from shard %d to shard %d: %w\n"+
 				"moves are resumable: finish it with `gsdctl world move %s --to %d`, then run this again",
