@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 
+	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/shard/meta/plan"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
@@ -126,9 +129,8 @@ func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.Shard
 		moved, err := c.MoveWorld(ctx, s.World, s.To)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("move %d/%d, world %s from shard %d to shard %d: %w\n"+
-				"moves are resumable: finish it with `gsdctl world move %s --to %d`, then run this again",
-				i+1, len(steps), s.World, s.From, s.To, err, s.World, s.To)
+			return fmt.Errorf("move %d/%d, world %s from shard %d to shard %d: %w\n%s",
+				i+1, len(steps), s.World, s.From, s.To, err, resumeHint(err, s))
 		}
 		done = append(done, moved)
 		if a.output == "json" {
@@ -168,4 +170,24 @@ func planJSON(steps []plan.Move) []planStep {
 // loadText is a shard's expected load after a step.
 func loadText(l plan.Load) string {
 	return fmt.Sprintf("then shard %d: %d worlds, %d players, %d events/s", l.ID, l.Worlds, l.Players, l.Events)
+}
+
+// fencedTo finds the shard in a world_moved refusal's message
+// ("... W moved to shard S at seq N").
+var fencedTo = regexp.MustCompile(`moved to shard (\d+) at seq`)
+
+// resumeHint tells how to finish a failed step. A world fenced towards
+// another shard (an earlier move that did not finish, which a re-run's
+// plan sent elsewhere) can only go there.
+func resumeHint(err error, s plan.Move) string {
+	to := strconv.FormatUint(s.To, 10)
+	if client.Code(err) == client.CodeWorldMoved {
+		to = "SHARD"
+		if m := fencedTo.FindStringSubmatch(err.Error()); m != nil {
+			to = m[1]
+		}
+		return fmt.Sprintf("an earlier move fenced world %s towards shard %s: finish it with `gsdctl world move %s --to %s`, then run this again",
+			s.World, to, s.World, to)
+	}
+	return fmt.Sprintf("moves are resumable: finish it with `gsdctl world move %s --to %s`, then run this again", s.World, to)
 }

@@ -16,10 +16,11 @@ import (
 // relists the world on its target, except for the world named fail,
 // which is refused.
 type fakeMover struct {
-	mu    sync.Mutex
-	m     wire.ShardMap
-	fail  string
-	moves []string
+	mu     sync.Mutex
+	m      wire.ShardMap
+	fail   string
+	fenced string // a world an earlier move fenced towards shard 7
+	moves  []string
 }
 
 func (f *fakeMover) serve(t *testing.T) string {
@@ -47,6 +48,11 @@ func (f *fakeMover) serve(t *testing.T) string {
 		if world == f.fail {
 			w.WriteHeader(409)
 			_, _ = w.Write([]byte(`{"code":"conflict","error":"world fenced towards another shard"}`))
+			return
+		}
+		if world == f.fenced {
+			w.WriteHeader(421)
+			_, _ = w.Write([]byte(`{"code":"world_moved","error":"gsd/fsm: world moved: ` + world + ` moved to shard 7 at seq 40"}`))
 			return
 		}
 		from := f.m.Worlds[world]
@@ -106,6 +112,16 @@ func TestPlacementRebalanceStopsAtAFailedMove(t *testing.T) {
 	require.Contains(t, errOut, "fenced towards another shard")
 	require.Contains(t, errOut, "gsdctl world move a --to 2")
 	require.Equal(t, []string{"a→2"}, f.moves, "nothing after the failed move")
+}
+
+func TestPlacementRebalanceNamesTheShardAnEarlierMoveFencedTowards(t *testing.T) {
+	f := &fakeMover{m: unevenMap(), fenced: "a"}
+	addr := f.serve(t)
+	code, _, errOut := ctl(t, "", "--addr", addr, "--timeout", "1s", "placement", "rebalance")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "move 1/2, world a from shard 1 to shard 2")
+	require.Contains(t, errOut, "an earlier move fenced world a towards shard 7: finish it with `gsdctl world move a --to 7`")
+	require.NotContains(t, f.moves, "b→3", "nothing after the failed move")
 }
 
 func TestShardDrainEmptiesTheShard(t *testing.T) {

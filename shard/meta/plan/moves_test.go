@@ -138,6 +138,14 @@ func TestRebalanceProperties(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Each step lowers the sum of squared world counts by 2 or more.
+		squares := 0
+		for _, c := range count(shards, worlds) {
+			squares += c * c
+		}
+		if len(plan) > squares/2 {
+			t.Fatalf("%d steps from a sum of squares of %d", len(plan), squares)
+		}
 		for _, m := range plan {
 			if Compare(m.ToAfter, m.FromAfter) > 0 {
 				t.Fatalf("step %+v leaves the target busier than the source", m)
