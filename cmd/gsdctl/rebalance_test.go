@@ -101,6 +101,11 @@ func TestPlacementRebalanceMovesOneWorldAtATime(t *testing.T) {
 	require.Equal(t, []string{"a→2", "b→3"}, f.moves)
 	require.Contains(t, mustRun(t, "--addr", addr, "placement", "rebalance"), "nothing to move", "balanced now")
 	require.Len(t, f.moves, 2)
+
+	g := &fakeMover{m: unevenMap()}
+	var done []wire.WorldMoved
+	require.NoError(t, json.Unmarshal([]byte(mustRun(t, "--addr", g.serve(t), "-o", "json", "placement", "rebalance", "--max-moves", "1")), &done))
+	require.Equal(t, []wire.WorldMoved{{World: "a", From: 1, To: 2, Seq: 7}}, done)
 }
 
 func TestPlacementRebalanceStopsAtAFailedMove(t *testing.T) {
