@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/shard/meta/plan"
@@ -38,8 +41,9 @@ Only worlds the map lists are moved.`,
 			if maxMoves < 0 {
 				return usageError{fmt.Errorf("--max-moves %d: want 0 (no limit) or more", maxMoves)}
 			}
-			return a.planAndMove(cmd, dry, func(m wire.ShardMap) ([]plan.Move, error) {
-				return plan.Rebalance(shardLoads(m), m.Worlds, maxMoves)
+			return a.planAndMove(cmd, dry, func(m wire.ShardMap) ([]plan.Move, map[string]uint64, error) {
+				steps, err := plan.Rebalance(shardLoads(m), m.Worlds, maxMoves)
+				return steps, nil, err
 			})
 		},
 	}
@@ -59,8 +63,11 @@ func (a *app) shardDrainCmd() *cobra.Command {
 shards, one at a time, each to the shard placement would put a new world on;
 then "shard remove ID" succeeds. It refuses the last shard. A failed move
 stops the run: finish it with the "world move" the message names, then run
-drain again. Worlds the map does not list (created before placement, on the
-shard their name hashes to) are not seen and not moved.`,
+drain again. Worlds the map does not list (created before placement, living
+where their name hashes) are found by listing every node's worlds: those on
+ID are moved too, and the others are listed where they are first, because
+removing a shard changes where unlisted worlds hash. Run no other moves
+meanwhile.`,
 		Example: `  gsdctl shard drain 3 --dry-run
   gsdctl shard drain 3 && gsdctl shard remove 3`,
 		Args: cobra.ExactArgs(1),
@@ -69,8 +76,21 @@ shard their name hashes to) are not seen and not moved.`,
 			if err != nil {
 				return err
 			}
-			err = a.planAndMove(cmd, dry, func(m wire.ShardMap) ([]plan.Move, error) {
-				return plan.Drain(shardLoads(m), m.Worlds, id)
+			err = a.planAndMove(cmd, dry, func(m wire.ShardMap) ([]plan.Move, map[string]uint64, error) {
+				unlisted, err := a.unlistedWorlds(cmd, m)
+				if err != nil {
+					return nil, nil, err
+				}
+				worlds, pins := maps.Clone(m.Worlds), map[string]uint64{}
+				for w, g := range unlisted {
+					if g == id {
+						worlds[w] = g // moved, and listed by the move
+					} else {
+						pins[w] = g
+					}
+				}
+				steps, err := plan.Drain(shardLoads(m), worlds, id)
+				return steps, pins, err
 			})
 			if err == nil && !dry && a.output != "json" {
 				fmt.Fprintf(a.stdout, "shard %d lists no worlds: gsdctl shard remove %d removes it\n", id, id)
@@ -91,11 +111,52 @@ func shardLoads(m wire.ShardMap) []plan.Load {
 	return out
 }
 
+// gsdRecords starts the names of gsd's own record worlds (gsd.sinks,
+// gsd.moderation, gsd.relays): gsd keeps them in the groups it writes
+// them to, so a drain neither moves nor lists them.
+const gsdRecords = "gsd."
+
+// unlistedWorlds asks every node of m for the worlds it holds and
+// returns those m does not list (gsd's own records aside), each with the
+// shard its name hashes to.
+// A node lists the worlds of the groups it runs that live there (moved
+// worlds' fenced copies are not listed), so every world is on some
+// voter. A node that does not answer fails the call: a world missed
+// there would be stranded by the shard's removal.
+func (a *app) unlistedWorlds(cmd *cobra.Command, m wire.ShardMap) (map[string]uint64, error) {
+	ids := make([]uint64, len(m.Shards))
+	for i, s := range m.Shards {
+		ids[i] = s.ID
+	}
+	out := map[string]uint64{}
+	for _, n := range m.Nodes {
+		c := a.clientFor([]string{n.HTTP})
+		ctx, cancel := a.context(cmd)
+		worlds, err := c.Worlds(ctx)
+		cancel()
+		c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("list the worlds of node %s (to find those the map does not list): %w", n.ID, err)
+		}
+		for _, w := range worlds {
+			if strings.HasPrefix(w.ID, gsdRecords) {
+				continue
+			}
+			if _, listed := m.Worlds[w.ID]; !listed {
+				out[w.ID], _ = plan.Hashed(w.ID, ids)
+			}
+		}
+	}
+	return out, nil
+}
+
 // planAndMove reads the shard map, plans with makePlan, prints the plan
-// (dry) or runs its moves one at a time, printing each; the first failed
-// move stops the run. With -o json it prints the plan (dry) or the moves
-// made. --timeout bounds reading the map, and then each move.
-func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.ShardMap) ([]plan.Move, error)) error {
+// (dry) or runs it, printing each step: it first lists the pinned worlds
+// on the shard they live on (a pin moves nothing), then runs the moves
+// one at a time; the first failure stops the run. With -o json it prints
+// the plan (dry) or the moves made. --timeout bounds reading the map, and
+// then each call.
+func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.ShardMap) ([]plan.Move, map[string]uint64, error)) error {
 	c := a.client()
 	ctx, cancel := a.context(cmd)
 	m, err := c.Shards(ctx)
@@ -106,13 +167,17 @@ func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.Shard
 	if !m.Meta {
 		return errors.New("the shard map is a static file: moving worlds needs gsd --meta")
 	}
-	steps, err := makePlan(m)
+	steps, pins, err := makePlan(m)
 	if err != nil {
 		return err
 	}
+	pinned := slices.Sorted(maps.Keys(pins))
 	if dry {
 		if a.output == "json" {
-			return a.printJSON(planJSON(steps))
+			return a.printJSON(planJSON(steps, pins))
+		}
+		for _, w := range pinned {
+			fmt.Fprintf(a.stdout, "would list world %s on shard %d, where its name hashes now\n", w, pins[w])
 		}
 		if len(steps) == 0 {
 			fmt.Fprintln(a.stdout, "nothing to move")
@@ -122,6 +187,18 @@ func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.Shard
 				i+1, len(steps), s.World, s.From, s.To, loadText(s.FromAfter), loadText(s.ToAfter))
 		}
 		return nil
+	}
+	for _, w := range pinned {
+		ctx, cancel := a.context(cmd)
+		g := pins[w]
+		_, err := c.PlaceWorld(ctx, w, &g)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("list world %s on shard %d, where its name hashes: %w", w, g, err)
+		}
+		if a.output != "json" {
+			fmt.Fprintf(a.stdout, "world %s: listed on shard %d, where its name hashes\n", w, g)
+		}
 	}
 	done := []wire.WorldMoved{}
 	for i, s := range steps {
@@ -159,10 +236,17 @@ type planStep struct {
 	To    uint64 `json:"to"`
 }
 
-func planJSON(steps []plan.Move) []planStep {
-	out := make([]planStep, len(steps))
+// planOut is a plan as -o json prints it: the moves, and the worlds
+// listed where they are (a drain's pins).
+type planOut struct {
+	Moves []planStep        `json:"moves"`
+	Pins  map[string]uint64 `json:"pins,omitempty"`
+}
+
+func planJSON(steps []plan.Move, pins map[string]uint64) planOut {
+	out := planOut{Moves: make([]planStep, len(steps)), Pins: pins}
 	for i, s := range steps {
-		out[i] = planStep{World: s.World, From: s.From, To: s.To}
+		out.Moves[i] = planStep{World: s.World, From: s.From, To: s.To}
 	}
 	return out
 }

@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/gsd-dev/gsd/shard/meta/plan"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
@@ -21,6 +25,11 @@ type fakeMover struct {
 	fail   string
 	fenced string // a world an earlier move fenced towards shard 7
 	moves  []string
+	// unlisted are worlds the nodes hold that the map does not list
+	// (they hash over shards 1, 2 and 3); noList fails their listing.
+	unlisted []string
+	noList   bool
+	pins     []string
 }
 
 func (f *fakeMover) serve(t *testing.T) string {
@@ -31,6 +40,35 @@ func (f *fakeMover) serve(t *testing.T) string {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method == http.MethodGet && r.URL.Path == wire.PathShards {
 			_ = json.NewEncoder(w).Encode(f.m)
+			return
+		}
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/worlds" {
+			if f.noList {
+				w.WriteHeader(503)
+				_, _ = w.Write([]byte(`{"code":"unavailable","error":"shutting down"}`))
+				return
+			}
+			out := wire.Worlds{}
+			for _, id := range slices.Sorted(maps.Keys(f.m.Worlds)) {
+				out.Worlds = append(out.Worlds, wire.World{ID: id})
+			}
+			for _, id := range f.unlisted {
+				if _, ok := f.m.Worlds[id]; !ok {
+					out.Worlds = append(out.Worlds, wire.World{ID: id})
+				}
+			}
+			_ = json.NewEncoder(w).Encode(out)
+			return
+		}
+		if r.Method == http.MethodPost && r.URL.Path == wire.PathShardWorlds {
+			var p wire.WorldPlacement
+			if err := json.NewDecoder(r.Body).Decode(&p); err != nil || p.Shard == nil {
+				w.WriteHeader(400)
+				return
+			}
+			f.pins = append(f.pins, p.World+"→"+itoa(*p.Shard))
+			f.m.Worlds[p.World] = *p.Shard
+			_ = json.NewEncoder(w).Encode(p)
 			return
 		}
 		world, ok := strings.CutPrefix(r.URL.Path, "/v1/cluster/worlds/")
@@ -55,7 +93,10 @@ func (f *fakeMover) serve(t *testing.T) string {
 			_, _ = w.Write([]byte(`{"code":"world_moved","error":"gsd/fsm: world moved: ` + world + ` moved to shard 7 at seq 40"}`))
 			return
 		}
-		from := f.m.Worlds[world]
+		from, listed := f.m.Worlds[world]
+		if !listed {
+			from, _ = plan.Hashed(world, []uint64{1, 2, 3})
+		}
 		for i := range f.m.Shards {
 			switch f.m.Shards[i].ID {
 			case from:
@@ -86,9 +127,9 @@ func TestPlacementRebalanceDryRunMovesNothing(t *testing.T) {
 	require.Contains(t, out, "1/2: would move world a from shard 1 to shard 2 (then shard 1: 3 worlds, 6 players, 0 events/s; then shard 2: 1 worlds, 2 players, 0 events/s)")
 	require.Contains(t, out, "2/2: would move world b from shard 1 to shard 3")
 	out = mustRun(t, "--addr", addr, "-o", "json", "placement", "rebalance", "--dry-run", "--max-moves", "1")
-	var steps []planStep
-	require.NoError(t, json.Unmarshal([]byte(out), &steps))
-	require.Equal(t, []planStep{{World: "a", From: 1, To: 2}}, steps)
+	var got planOut
+	require.NoError(t, json.Unmarshal([]byte(out), &got))
+	require.Equal(t, planOut{Moves: []planStep{{World: "a", From: 1, To: 2}}}, got)
 	require.Empty(t, f.moves)
 }
 
@@ -139,6 +180,48 @@ func TestShardDrainEmptiesTheShard(t *testing.T) {
 		require.NotEqual(t, uint64(1), g, "world %s", w)
 	}
 	require.Len(t, f.moves, 4)
+}
+
+// hashingTo returns a world name that hashes to shard g of 1, 2 and 3.
+func hashingTo(t *testing.T, g uint64) string {
+	for i := range 1000 {
+		w := fmt.Sprintf("u%d", i)
+		if h, _ := plan.Hashed(w, []uint64{1, 2, 3}); h == g {
+			return w
+		}
+	}
+	t.Fatalf("no name hashes to %d", g)
+	return ""
+}
+
+func TestShardDrainMovesTheUnlistedWorldsOnItAndPinsTheOthers(t *testing.T) {
+	on1, on2 := hashingTo(t, 1), hashingTo(t, 2)
+	f := &fakeMover{m: unevenMap(), unlisted: []string{on1, on2, "gsd.sinks"}}
+	addr := f.serve(t)
+	f.m.Nodes = []wire.ShardNode{{ID: "n1", HTTP: addr}, {ID: "n2", HTTP: addr}}
+
+	out := mustRun(t, "--addr", addr, "shard", "drain", "1", "--dry-run")
+	require.Contains(t, out, "would list world "+on2+" on shard 2, where its name hashes now")
+	require.Contains(t, out, "would move world "+on1+" from shard 1")
+	require.Empty(t, f.pins)
+
+	out = mustRun(t, "--addr", addr, "shard", "drain", "1")
+	require.Contains(t, out, "world "+on2+": listed on shard 2, where its name hashes")
+	require.Contains(t, out, "5/5: world ")
+	require.Equal(t, []string{on2 + "→2"}, f.pins, "gsd's own records are left alone")
+	require.NotContains(t, strings.Join(f.moves, " "), "gsd.sinks")
+	require.Contains(t, f.moves, on1+"→"+itoa(f.m.Worlds[on1]), "the unlisted world on shard 1 moved")
+	for w, g := range f.m.Worlds {
+		require.NotEqual(t, uint64(1), g, "world %s", w)
+	}
+
+	broken := &fakeMover{m: unevenMap(), noList: true}
+	baddr := broken.serve(t)
+	broken.m.Nodes = []wire.ShardNode{{ID: "n1", HTTP: baddr}}
+	code, _, errOut := ctl(t, "", "--addr", baddr, "--timeout", "1s", "shard", "drain", "1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "list the worlds of node n1")
+	require.Empty(t, broken.moves)
 }
 
 func TestShardDrainRefusesTheLastShardAndStaticMaps(t *testing.T) {
