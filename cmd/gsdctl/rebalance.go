@@ -188,6 +188,17 @@ func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.Shard
 		}
 		return nil
 	}
+	if len(pinned) > 0 {
+		// Listing the nodes took a while: a world listed meanwhile (moved,
+		// placed) stays where the map has it now.
+		ctx, cancel := a.context(cmd)
+		now, err := c.Shards(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		pinned = slices.DeleteFunc(pinned, func(w string) bool { _, listed := now.Worlds[w]; return listed })
+	}
 	for _, w := range pinned {
 		ctx, cancel := a.context(cmd)
 		g := pins[w]

@@ -30,6 +30,9 @@ type fakeMover struct {
 	unlisted []string
 	noList   bool
 	pins     []string
+	// meanwhile changes the map before its second read.
+	meanwhile func(*wire.ShardMap)
+	fetches   int
 }
 
 func (f *fakeMover) serve(t *testing.T) string {
@@ -39,6 +42,9 @@ func (f *fakeMover) serve(t *testing.T) string {
 		defer f.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method == http.MethodGet && r.URL.Path == wire.PathShards {
+			if f.fetches++; f.fetches == 2 && f.meanwhile != nil {
+				f.meanwhile(&f.m)
+			}
 			_ = json.NewEncoder(w).Encode(f.m)
 			return
 		}
@@ -214,6 +220,14 @@ func TestShardDrainMovesTheUnlistedWorldsOnItAndPinsTheOthers(t *testing.T) {
 	for w, g := range f.m.Worlds {
 		require.NotEqual(t, uint64(1), g, "world %s", w)
 	}
+
+	// A world listed between the plan and its pin stays where it is.
+	g := &fakeMover{m: unevenMap(), unlisted: []string{on2}, meanwhile: func(m *wire.ShardMap) { m.Worlds[on2] = 3 }}
+	gaddr := g.serve(t)
+	g.m.Nodes = []wire.ShardNode{{ID: "n1", HTTP: gaddr}}
+	mustRun(t, "--addr", gaddr, "shard", "drain", "1")
+	require.Empty(t, g.pins)
+	require.Equal(t, uint64(3), g.m.Worlds[on2])
 
 	broken := &fakeMover{m: unevenMap(), noList: true}
 	baddr := broken.serve(t)
