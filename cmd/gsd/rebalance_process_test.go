@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -78,8 +79,9 @@ func readAny[T any](ctx context.Context, nodes []*client.Client, read func(conte
 
 // gsdctl placement rebalance and gsdctl shard drain, run as an operator
 // would against three real nodes with the meta group: rebalance moves
-// worlds off the crowded shard while writers act on every world, and no
-// acknowledged action is lost or applied twice; drain empties a shard,
+// worlds off the crowded shard while writers act on every world,
+// finishing a move an earlier run left fenced, and no acknowledged
+// action is lost or applied twice; drain empties a shard,
 // each world's state hash at its last seq the same at its new home, and
 // then the shard can be removed.
 func TestRunThreeNodesWithMetaRebalanceAndDrainWithGsdctl(t *testing.T) {
@@ -148,9 +150,22 @@ func TestRunThreeNodesWithMetaRebalanceAndDrainWithGsdctl(t *testing.T) {
 	out, err := ctl("placement", "rebalance", "--dry-run")
 	require.NoError(t, err, out)
 	require.Contains(t, out, "would move world a from shard 1 to shard 3", "the first world by name, to the empty shard")
+	// An earlier run cut off after its first fence: a is fenced towards
+	// shard 3 (the export step alone, at shard 1's leader) and refuses
+	// writes; the run below finishes that move.
+	require.Eventually(t, func() bool {
+		for _, id := range []string{"n1", "n2"} {
+			status, _, err := moveStep(ctx, mc.httpAddrs[id], "a", wire.MoveStep{Step: wire.MoveStepExport, To: 3})
+			if err == nil && status == http.StatusOK {
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond, "fence a towards shard 3")
 	out, err = ctl("placement", "rebalance")
 	require.NoError(t, err, out)
 	t.Logf("rebalance:\n%s", out)
+	require.Contains(t, out, "world a moved from shard 1 to shard 3", "the fenced move finished")
 	moved := strings.Count(out, " moved from shard 1 to shard ")
 	require.GreaterOrEqual(t, moved, 2, "shard 1 gives worlds to 2 and 3")
 	require.Equal(t, moved, strings.Count(out, " moved from shard "), "only shard 1 gives worlds")
