@@ -52,7 +52,6 @@ func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing
 		issue string
 	}{
 		"teams": {`{"teams":{"from":"claim","key":"team"}}`, "issue 13"},
-		"views": {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
 	} {
 		var r Rules
 		err := json.Unmarshal([]byte(tc.json), &r)
@@ -81,6 +80,26 @@ func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
 	var r Rules
 	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","write":"owner","visible":"owner"}}}`), &r))
 	require.Equal(t, Versions{Log: 7, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}))
+}
+
+func TestViewsAreBuiltAndNeedLogVersion10(t *testing.T) {
+	for name, js := range map[string]string{
+		"scoreboard": `{"fields":{"kills":{"type":"int","policy":"counter"}},"views":{"kills":{"kind":"sum","field":"kills","by":"player"}}}`,
+		"feed":       `{"views":{"feed":{"kind":"feed","field":"killed"}}}`,
+		"heatmap":    `{"interest":{"cell":100,"x":"x","y":"y"},"views":{"heat":{"kind":"heatmap","field":"x"}}}`,
+	} {
+		var r Rules
+		require.NoError(t, json.Unmarshal([]byte(js), &r), name)
+		need := Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}})
+		require.Equal(t, Versions{Log: 10, Snapshot: 4, Wire: 1}, need, name)
+		require.Equal(t, need, Needs(&Command{Kind: CmdUpdateRules, Rules: &RulesUpdate{Rules: r}}), name)
+		require.False(t, Versions{Log: 9, Snapshot: SnapshotVersion, Wire: 1}.Covers(need), "a log 9 cluster refuses %s", name)
+		require.True(t, Supported().Covers(need), name)
+	}
+	// The larger snapshot format of actions stays.
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","write":"owner"}},"views":{"hp":{"kind":"max","field":"hp"}}}`), &r))
+	require.Equal(t, Versions{Log: 10, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}))
 }
 
 func TestSchemaDefaultsSpelledOutAreNotSettings(t *testing.T) {
@@ -164,6 +183,10 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		"unknown view kind":             {Views: map[string]ViewRule{"v": {Kind: "median"}}},
 		"unknown view grouping":         {Views: map[string]ViewRule{"v": {Kind: "sum", By: "guild"}}},
 		"bad view field":                {Views: map[string]ViewRule{"v": {Kind: "sum", Field: long}}},
+		"view without field":            {Views: map[string]ViewRule{"v": {Kind: "count"}}},
+		"heatmap without grid":          {Views: map[string]ViewRule{"v": {Kind: "heatmap", Field: "hp"}}},
+		"heatmap by team":               {Interest: InterestRule{Cell: 10, X: "x", Y: "y"}, Views: map[string]ViewRule{"v": {Kind: "heatmap", Field: "hp", By: "team"}}},
+		"feed by player":                {Views: map[string]ViewRule{"v": {Kind: "feed", Field: "hp", By: "player"}}},
 		"unknown team source":           {Teams: TeamRule{From: "dns", Key: "k"}},
 		"team source without key":       {Teams: TeamRule{From: "claim"}},
 		"team key without source":       {Teams: TeamRule{Key: "k"}},

@@ -48,9 +48,11 @@ type Versions = wire.Versions
 //     cannot install a format 8 snapshot.
 //   - Log 9 adds CmdDivergence (divergence.go): a checkpoint mismatch
 //     recorded as a world's event, with a notice.
+//   - Log 10 builds the rules key views (issue 13's aggregated views); a
+//     replica before it refuses rules that set it.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 9
+	LogVersion      uint32 = 10
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -79,6 +81,11 @@ func Needs(c *Command) Versions {
 		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.visibility() {
 		// Issue 13's rules keys: a replica before log 7 refuses them.
 		v.Log, v.Snapshot = 7, max(v.Snapshot, 4)
+	}
+	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.aggregates() ||
+		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.aggregates() {
+		// Issue 13's views: a replica before log 10 refuses them.
+		v.Log, v.Snapshot = 10, max(v.Snapshot, 4)
 	}
 	return v
 }

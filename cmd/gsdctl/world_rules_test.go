@@ -18,7 +18,7 @@ func TestWorldRulesReplacesAWorldsRules(t *testing.T) {
 	code, _, errOut := ctl(t, "", with("world", "rules", "arena", `{}`, "--expect", "2")...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "rules_conflict (HTTP 409)")
-	code, _, errOut = ctl(t, "", with("world", "rules", "arena", `{"views":{"k":{"kind":"count"}}}`)...)
+	code, _, errOut = ctl(t, "", with("world", "rules", "arena", `{"teams":{"from":"claim","key":"side"}}`)...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "not_supported (HTTP 422)")
 	code, _, errOut = ctl(t, "", with("world", "rules", "arena", `{`)...)
