@@ -192,6 +192,27 @@ func (ag *Aggregates) frames(world string, seq uint64) ([]*aggFrame, error) {
 	return out, nil
 }
 
+// current returns, as of seq, every aggregate view may see: its groups'
+// values as the last frames made them (a pipeline updates the aggregates
+// and makes their frames in one step, so no group is dirty between steps),
+// or a feed's items.
+func (ag *Aggregates) current(world string, seq uint64, view View) []wire.ViewFrame {
+	var out []wire.ViewFrame
+	for _, g := range ag.aggs {
+		if !ag.sees(view, g) {
+			continue
+		}
+		f := wire.ViewFrame{Type: wire.TypeView, World: world, Name: g.name, Kind: g.rule.Kind, Seq: seq}
+		if g.rule.Kind == "feed" {
+			f.Feed = slices.Clone(g.feed)
+		} else {
+			f.Groups = maps.Clone(g.values)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // aggFrame is an aggregate's frame, to send to the views that may see it.
 type aggFrame struct {
 	agg   *aggregate

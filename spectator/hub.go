@@ -10,6 +10,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // HubConfig configures a Hub.
@@ -157,6 +158,20 @@ func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
 		return nil, err
 	}
 	return &Watch{hub: h, key: key, p: p, m: m}, nil
+}
+
+// Views returns the aggregated views of world that v may see, as of the
+// seq they are at, from the pipeline of v's delay: a running one, or one
+// started for the call and stopped after it when nobody watches (an
+// undelayed one starts from the seed, the world's current state; a
+// delayed one from what its feed released so far). Errors are Join's.
+func (h *Hub) Views(world string, v Viewer) (uint64, []wire.ViewFrame, error) {
+	w, err := h.join(world, v, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer w.Close()
+	return w.p.Views(w.m.key.view)
 }
 
 // start starts world's pipeline with delay.

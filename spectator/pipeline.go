@@ -335,6 +335,23 @@ func (p *Pipeline) mergeAggsLocked(fs []*aggFrame) {
 	}
 }
 
+// Views returns the aggregated views view may see as of the seq the
+// pipeline's state is at (released events only: a delayed pipeline's
+// views hold nothing the delay holds back), and that seq. After the
+// pipeline stopped it returns its error.
+func (p *Pipeline) Views(view View) (uint64, []wire.ViewFrame, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return 0, nil, p.err
+	}
+	seq := p.ticker.State().Seq()
+	if p.cfg.Aggregates == nil {
+		return seq, nil, nil
+	}
+	return seq, p.cfg.Aggregates.current(p.cfg.World, seq, view), nil
+}
+
 // aggsFor returns the latest frames of the aggregates view may see.
 func (p *Pipeline) aggsFor(view View) []*Frame {
 	var out []*Frame
