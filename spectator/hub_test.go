@@ -276,3 +276,29 @@ func TestHubStopsAPipelineWhoseFirstJoinFailed(t *testing.T) {
 	require.Error(t, err)
 	require.Zero(t, h.Pipelines())
 }
+
+// Hub.Views answers from the pipeline of the viewer's delay, started for
+// the call when none runs and stopped after it; its errors are Join's.
+func TestHubViewsAnswerFromThePipelineOfTheViewersDelay(t *testing.T) {
+	hw := newHubWorld(t)
+	hw.rules.Schema.Views = map[string]fsm.ViewRule{"xs": {Kind: "count", Field: "x"}, "plans": {Kind: "count", Field: "plan"}}
+	h, err := NewHub(hw.config())
+	require.NoError(t, err)
+	defer h.Close()
+	hw.fd.push(hw.g.act("ann", set("ann", "x", fsm.String("1")), set("ann", "plan", fsm.String("rush"))))
+	hw.clk.set(time.Unix(0, hw.g.time))
+
+	tv, err := h.Join("w", Viewer{Class: "tv"})
+	require.NoError(t, err)
+	defer tv.Close()
+	seq, views, err := h.Views("w", Viewer{Class: "tv"})
+	require.NoError(t, err)
+	require.Zero(t, seq, "a minute has not passed")
+	require.Equal(t, []wire.ViewFrame{{Type: wire.TypeView, World: "w", Name: "xs", Kind: "count", Groups: map[string]wire.Value{}}}, views,
+		"plan is a team's: its count is for no spectator")
+	require.Equal(t, 1, h.Pipelines(), "the running pipeline answered")
+
+	_, _, err = h.Views("w", Viewer{Class: "director"})
+	require.ErrorIs(t, err, ErrUnknownClass)
+	require.Equal(t, 1, h.Pipelines(), "nothing left running")
+}
