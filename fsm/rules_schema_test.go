@@ -46,22 +46,6 @@ func TestRulesJSONOfTodaysKeysKeepsItsExactForm(t *testing.T) {
 	require.Equal(t, `{"strict":true,"fair_window":"50ms","fields":{"hp":{"type":"int","policy":"counter"}}}`, string(b))
 }
 
-func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing.T) {
-	for key, tc := range map[string]struct {
-		json  string
-		issue string
-	}{
-		"teams": {`{"teams":{"from":"claim","key":"team"}}`, "issue 13"},
-	} {
-		var r Rules
-		err := json.Unmarshal([]byte(tc.json), &r)
-		require.ErrorIs(t, err, ErrNotSupported, key)
-		require.Equal(t, CodeNotSupported, Code(err))
-		require.ErrorContains(t, err, `"`+key+`"`)
-		require.ErrorContains(t, err, tc.issue)
-	}
-}
-
 func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
 	for name, js := range map[string]string{
 		"visible":    `{"fields":{"hp":{"type":"int","policy":"counter","visible":"team"}}}`,
@@ -82,11 +66,12 @@ func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
 	require.Equal(t, Versions{Log: 7, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}))
 }
 
-func TestViewsAreBuiltAndNeedLogVersion10(t *testing.T) {
+func TestViewsAndClaimTeamsAreBuiltAndNeedLogVersion10(t *testing.T) {
 	for name, js := range map[string]string{
-		"scoreboard": `{"fields":{"kills":{"type":"int","policy":"counter"}},"views":{"kills":{"kind":"sum","field":"kills","by":"player"}}}`,
-		"feed":       `{"views":{"feed":{"kind":"feed","field":"killed"}}}`,
-		"heatmap":    `{"interest":{"cell":100,"x":"x","y":"y"},"views":{"heat":{"kind":"heatmap","field":"x"}}}`,
+		"scoreboard":  `{"fields":{"kills":{"type":"int","policy":"counter"}},"views":{"kills":{"kind":"sum","field":"kills","by":"player"}}}`,
+		"feed":        `{"views":{"feed":{"kind":"feed","field":"killed"}}}`,
+		"heatmap":     `{"interest":{"cell":100,"x":"x","y":"y"},"views":{"heat":{"kind":"heatmap","field":"x"}}}`,
+		"claim teams": `{"teams":{"from":"claim","key":"team"}}`,
 	} {
 		var r Rules
 		require.NoError(t, json.Unmarshal([]byte(js), &r), name)
@@ -118,10 +103,8 @@ func TestSchemaKeysAreStoredInTheirJSONForm(t *testing.T) {
 	require.Contains(t, string(b), `"pos":{"type":"float","policy":"authoritative","write":"owner","visible":"casters","delay":"2s"}`)
 	require.Contains(t, string(b), `"idle_expiry":"1h0m0s"`)
 	var back Rules
-	err = json.Unmarshal(b, &back)
-	require.ErrorIs(t, err, ErrNotSupported, "parsed in full, then refused")
-	// The shape checks pass: only the unbuilt features refuse.
-	require.NoError(t, r.Schema.validate(r.Fields))
+	require.NoError(t, json.Unmarshal(b, &back), "every key is built")
+	require.Equal(t, r.Schema, back.Schema)
 }
 
 func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
