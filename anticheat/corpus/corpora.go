@@ -2,7 +2,7 @@ package corpus
 
 import "time"
 
-// The corpora: A fixed the thresholds; B, C, D and E were held out in
+// The corpora: A fixed the thresholds; B, C, D, E and F were held out in
 // turn (docs/ANTICHEAT.md says which detector version each measured).
 
 // A returns the parameters thresholds are fixed on: seed 1. Each kind of
@@ -86,5 +86,28 @@ func E(honest int) Params {
 	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 3, 5, Span{9, 15}, 0, 0.05
 	p.FarmEvery, p.FarmGold = Span{2, 3.5}, Span{4, 8}
 	p.FriendMeets, p.FriendMeetsMax = 8, 20
+	return p
+}
+
+// F returns the fifth held-out parameters, made after E had been looked
+// at and the reaction and accuracy detectors redesigned for it: seed 6 and
+// cheaters unlike A's to E's, fixed before F was generated. Its aimbots
+// are the hardest yet (hit ratios from 0.64, reactions of 85 to 230 ms);
+// the others sit between or beside earlier corpora's (speed hackers near
+// the limit on 78% of moves and resting before 16%; rings of 5 with ± 7
+// units and up to 5 ms of lag; win-traders alternating 84% over 17 to 28
+// duels, dueling others every 12 to 24 s; funnels of 2 to 5 feeders with
+// 1 to 6% back; friends who duel each other 6 to 18 times). The
+// thresholds stay those fixed on A.
+func F(honest int) Params {
+	p := A(honest)
+	p.Seed = 6
+	p.AimAccuracy, p.AimReaction = Span{0.64, 0.86}, Span{85, 230}
+	p.SpeedNear, p.SpeedRest = 0.78, 0.16
+	p.RingSize, p.RingJitter, p.RingLag = 5, 7, 5*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 17, 28, 0.84, 12*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{10, 16}, 0.01, 0.06
+	p.FarmEvery, p.FarmGold = Span{1.2, 2.8}, Span{5, 9}
+	p.FriendMeets, p.FriendMeetsMax = 6, 18
 	return p
 }

@@ -224,3 +224,18 @@ func TestEsFriendsDuelEachOtherWithinTheirSpan(t *testing.T) {
 	}
 	require.Equal(t, 2, thirty, "each pair of friends duels FriendMeets times")
 }
+
+func TestFIsAnotherSeedWithTheHardestAimbotsYet(t *testing.T) {
+	f := F(40)
+	require.NoError(t, f.Validate())
+	seeds := map[uint64]bool{f.Seed: true}
+	for _, p := range []Params{A(40), B(40), C(40), D(40), E(40)} {
+		require.False(t, seeds[p.Seed], "seed %d used twice", p.Seed)
+		seeds[p.Seed] = true
+		require.Less(t, f.AimAccuracy.Lo, p.AimAccuracy.Lo, "seed %d", p.Seed)
+		require.Greater(t, f.AimReaction.Hi, p.AimReaction.Hi, "seed %d", p.Seed)
+	}
+	e, _, _ := digest(t, small(E(40)))
+	fd, _, _ := digest(t, small(f))
+	require.NotEqual(t, e, fd)
+}

@@ -3,6 +3,7 @@ package detect
 import (
 	"math"
 	"slices"
+	"time"
 )
 
 // shotMemory is how many of a player's last shots are kept to time a
@@ -14,7 +15,7 @@ const shotMemory = 8
 // hit on a target after its appearance, the reaction to it: the time from
 // the appearance to p's first shot since (a miss names no target, so the
 // shots before the first hit are taken to be at it; an aimbot whose first
-// shot misses is not slow).
+// shot misses is not slow), kept as its log against Reaction.Median.
 func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	d.touch(p)
 	p.shots++
@@ -35,10 +36,24 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	}
 	p.reactedTo, p.reactedAt = target, t
 	p.reactions++
-	if firstShotSince(p, t)-t <= int64(d.cfg.Reaction.Fast) {
-		p.fast++
+	// A reaction in the appearance's own instant is as fast as a
+	// millisecond: the log needs a positive time.
+	r := max(firstShotSince(p, t)-t, int64(time.Millisecond))
+	l := math.Log(float64(r) / float64(d.cfg.Reaction.Median))
+	p.logReact += l
+	if l < 0 {
 		p.reactEv.add(ref)
 	}
+}
+
+// reactionZ is the z-score of p's mean log reaction (over at least one)
+// below the log of Reaction.Median, with the sample size in it: the
+// likelihood-ratio test of a log-normal's location at a known spread
+// (Reaction.Sigma), so many reactions a little faster than a quick human's
+// weigh as much as a few much faster.
+func (d *Detector) reactionZ(p *player) float64 {
+	n := float64(p.reactions)
+	return -p.logReact / (d.cfg.Reaction.Sigma * math.Sqrt(n))
 }
 
 // firstShotSince returns the earliest of p's remembered shots at or after
@@ -51,14 +66,6 @@ func firstShotSince(p *player, t int64) int64 {
 		}
 	}
 	return first
-}
-
-// hitRatio returns p's hit ratio and whether p shot enough to be judged.
-func (d *Detector) hitRatio(p *player) (float64, bool) {
-	if p.shots < d.cfg.Accuracy.MinShots {
-		return 0, false
-	}
-	return float64(p.hits) / float64(p.shots), true
 }
 
 // earn counts p's currency at total: an increase since the last sight (in
@@ -82,50 +89,36 @@ func (d *Detector) earn(p *player, at, total int64, ref Ref) {
 	}
 }
 
-// spread is a population's centre and scale, robustly: the median, and
-// the median absolute deviation scaled to a normal standard deviation
-// (1.4826), so that a few extreme players (the cheaters) shift neither.
-type spread struct {
-	n         int
-	mid, unit float64
+// ceiling is the population's hit ratio at Accuracy.Quantile, over n
+// players with enough shots: the rate an aim is tested against. A
+// quantile, not a mean and spread, because honest players of several
+// skill levels make a population of several modes, and the cheaters, a
+// few of it, do not move it.
+type ceiling struct {
+	n    int
+	rate float64
 }
 
-// minUnit is the smallest scale a z-score divides by: below it the
-// population is one value.
-const minUnit = 1e-9
-
-// z returns x's robust z-score, and false when the population is too
-// small (fewer than min) or has no spread.
-func (s spread) z(x float64, min int) (float64, bool) {
-	if s.n < min || s.unit < minUnit {
+// z returns the binomial z-score of hits in shots (at least one) against
+// the ceiling, and false when the population is too small (fewer than
+// min) or its ceiling is no rate to test against (every hit ratio 0 or 1).
+func (c ceiling) z(hits, shots, min int) (float64, bool) {
+	if c.n < min || c.rate <= 0 || c.rate >= 1 {
 		return 0, false
 	}
-	return (x - s.mid) / s.unit, true
+	return binomialZ(hits, shots, c.rate), true
 }
 
-// spreadOf returns the spread of xs (sorted in place).
-func spreadOf(xs []float64) spread {
+// ceilingOf returns the ceiling of xs at quantile q (xs sorted in place).
+func ceilingOf(xs []float64, q float64) ceiling {
 	if len(xs) == 0 {
-		return spread{}
+		return ceiling{}
 	}
 	slices.Sort(xs)
-	mid := median(xs)
-	for i, x := range xs {
-		xs[i] = math.Abs(x - mid)
-	}
-	slices.Sort(xs)
-	return spread{n: len(xs), mid: mid, unit: 1.4826 * median(xs)}
+	return ceiling{n: len(xs), rate: xs[min(int(q*float64(len(xs))), len(xs)-1)]}
 }
 
-func median(sorted []float64) float64 {
-	n := len(sorted)
-	if n%2 == 1 {
-		return sorted[n/2]
-	}
-	return (sorted[n/2-1] + sorted[n/2]) / 2
-}
-
-// populations recomputes the hit ratios' spread from every player when
+// populations recomputes the hit ratios' ceiling from every player when
 // the players who count grew by a tenth since the last time (often while
 // a detector starts, rarely later), or popEvery × Config.Every events
 // went by.
@@ -137,13 +130,13 @@ func (d *Detector) populations() {
 	d.popAt = d.events
 	var acc []float64
 	for _, p := range d.players {
-		if a, ok := d.hitRatio(p); ok {
-			acc = append(acc, a)
+		if p.shots >= d.cfg.Accuracy.MinShots {
+			acc = append(acc, float64(p.hits)/float64(p.shots))
 		}
 	}
-	d.acc = spreadOf(acc)
+	d.acc = ceilingOf(acc, d.cfg.Accuracy.Quantile)
 }
 
 // popEvery is how many evaluation periods (Config.Every events) the
-// population's spread is kept before it is recomputed.
+// population's ceiling is kept before it is recomputed.
 const popEvery = 10

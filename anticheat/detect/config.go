@@ -60,13 +60,19 @@ type Straight struct {
 	Share      float64 // flag at this share of straight windows or more
 }
 
-// Reaction flags reactions to a target's appearance inhumanly fast more
-// often than an honest player: the fast reactions' binomial z-score
-// against Accuracy.FastRate over the player's reactions, so that the
-// sample size is in the test. A reaction is timed from the appearance to
-// the player's first shot since, on the first hit on the target.
+// Reaction flags reactions to a target's appearance faster than a quick
+// human's, over many of them: the z-score of the player's mean log
+// reaction time below ln(Median), √n × (ln Median − mean ln r) / Sigma
+// over the player's n reactions, the likelihood-ratio test of a
+// log-normal's location (a human's reactions are log-normal) with the
+// sample size in it. A reaction is timed from the appearance to the
+// player's first shot since, on the first hit on the target.
 type Reaction struct {
-	Fast time.Duration // a reaction this short or shorter is fast
+	// Median is a quick honest player's median reaction, and Sigma the
+	// spread of one player's reactions around their median (of the log),
+	// both chosen by design, not read off a corpus's scores.
+	Median time.Duration
+	Sigma  float64
 	// Window is the longest reaction counted; an appearance older than it
 	// is forgotten at the next evaluation, which bounds the memory the
 	// appearances take.
@@ -76,14 +82,15 @@ type Reaction struct {
 }
 
 // Accuracy flags aim far better than the population's: the sum of two
-// standardised scores, the hit ratio's robust z-score and (over at least
-// Reaction.MinSamples reactions) the fast reactions' binomial z-score
-// against FastRate. Each near its own threshold is weak evidence; both
-// together are not.
+// standardised scores, the hits' binomial z-score against the
+// population's hit ratio at Quantile (over the players with MinShots
+// shots) and, over at least Reaction.MinSamples reactions, reaction's
+// z-score. Each near its own threshold is weak evidence; both together
+// are not.
 type Accuracy struct {
 	MinShots   int     // shots before a player counts
 	MinPlayers int     // players counted before anyone is judged
-	FastRate   float64 // an honest player's share of fast reactions, in (0, 1)
+	Quantile   float64 // the population's hit ratio tested against, in (0, 1)
 	Z          float64 // flag at this sum of the two scores or more
 }
 
@@ -165,8 +172,8 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Fast: 150 * time.Millisecond, Window: 5 * time.Second, MinSamples: 12, Z: 6},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, FastRate: 0.1, Z: 7.5},
+		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, MinSamples: 12, Z: 5},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 6},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
@@ -184,8 +191,10 @@ func (c Config) Validate() error {
 		return bad("negative limits")
 	case c.Straight.Window < 2:
 		return bad("straight.window below 2")
-	case c.Reaction.Fast < 0 || c.Reaction.Window < c.Reaction.Fast:
-		return bad("reaction window shorter than fast")
+	case c.Reaction.Median <= 0 || !(c.Reaction.Sigma > 0):
+		return bad("reaction median and sigma must be positive")
+	case c.Reaction.Window < 0:
+		return bad("reaction window is negative")
 	case c.Accuracy.MinShots < 1:
 		return bad("accuracy.min_shots below 1")
 	case c.Economy.Window < 0:
@@ -196,8 +205,8 @@ func (c Config) Validate() error {
 		return bad("lockstep.max_group below 2")
 	case c.Every <= 0 || c.Scan <= 0:
 		return bad("every and scan must be positive")
-	case !(c.Jump.Rate > 0 && c.Jump.Rate < 1) || !(c.Accuracy.FastRate > 0 && c.Accuracy.FastRate < 1):
-		return bad("jump.rate and accuracy.fast_rate must be in (0, 1)")
+	case !(c.Jump.Rate > 0 && c.Jump.Rate < 1) || !(c.Accuracy.Quantile > 0 && c.Accuracy.Quantile < 1):
+		return bad("jump.rate and accuracy.quantile must be in (0, 1)")
 	case !(c.WinTrade.Q > 0.5 && c.WinTrade.Q < 1):
 		return bad("wintrade.q must be in (0.5, 1)")
 	case !(c.WinTrade.HonestShare > 0 && c.WinTrade.HonestShare < c.WinTrade.Share && c.WinTrade.Share < 1):

@@ -9,14 +9,14 @@ import (
 )
 
 // durations are the Config's duration fields, by their path of keys.
-var durations = [][]string{{"Reaction", "Fast"}, {"Reaction", "Window"}, {"Economy", "Window"}, {"Lockstep", "Tick"}, {"Scan"}}
+var durations = [][]string{{"Reaction", "Median"}, {"Reaction", "Window"}, {"Economy", "Window"}, {"Lockstep", "Tick"}, {"Scan"}}
 
 // ParseConfig reads a Config from JSON over DefaultConfig: keys are the
 // Go field names (matched without case, as encoding/json does), keys left
 // out keep their defaults, durations are Go duration strings ("20ms") or
 // nanoseconds, and unknown keys are refused. The result is validated.
 //
-//	{"Fields": {"Hit": "health"}, "Reaction": {"Fast": "120ms"}}
+//	{"Fields": {"Hit": "health"}, "Reaction": {"Median": "180ms"}}
 func ParseConfig(data []byte) (Config, error) {
 	var tree map[string]any
 	if err := json.Unmarshal(data, &tree); err != nil {

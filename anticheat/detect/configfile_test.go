@@ -10,7 +10,7 @@ import (
 func TestParseConfigOverlaysTheDefaults(t *testing.T) {
 	c, err := ParseConfig([]byte(`{
 		"Fields": {"Hit": "health", "Wins": ""},
-		"reaction": {"fast": "120ms", "Window": 3000000000},
+		"reaction": {"median": "120ms", "Window": 3000000000},
 		"Lockstep": {"Tick": "10ms", "MinTogether": 20},
 		"Scan": "2s",
 		"Economy": {"Window": "2s"},
@@ -19,7 +19,7 @@ func TestParseConfigOverlaysTheDefaults(t *testing.T) {
 	require.NoError(t, err)
 	want := DefaultConfig()
 	want.Fields.Hit, want.Fields.Wins = "health", ""
-	want.Reaction.Fast, want.Reaction.Window = 120*time.Millisecond, 3*time.Second
+	want.Reaction.Median, want.Reaction.Window = 120*time.Millisecond, 3*time.Second
 	want.Lockstep.Tick, want.Lockstep.MinTogether = 10*time.Millisecond, 20
 	want.Scan, want.Economy.Window = 2*time.Second, 2*time.Second
 	want.Funnel.MinTransfers = 12
@@ -39,6 +39,7 @@ func TestParseConfigRefusesWhatItCannotRun(t *testing.T) {
 		"wrong type":      `{"Reaction": 5}`,
 		"duration object": `{"Scan": {}}`,
 		"invalid":         `{"Speed": {"Share": 2}}`,
+		"renamed":         `{"Reaction": {"Fast": "150ms"}}`, // the statistic before corpus F
 	} {
 		_, err := ParseConfig([]byte(in))
 		require.ErrorIs(t, err, ErrConfig, name)

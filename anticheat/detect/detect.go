@@ -77,7 +77,8 @@ type player struct {
 	speedEv, jumpEv     refs
 	straightEv          refs
 	shots, hits         int
-	reactions, fast     int
+	reactions           int
+	logReact            float64 // sum of ln(reaction / Reaction.Median)
 	reactedTo           string
 	shotAt              [shotMemory]int64 // leader times of the last shots
 	shotN               int
@@ -120,11 +121,11 @@ type Detector struct {
 	dirtyPairs   []*pair
 	dirtyEdges   []*edge
 
-	// The population's hit ratios, robustly: recomputed from every
-	// player at most every popEvery events (a walk of all players).
+	// The population's hit ratio ceiling: recomputed from every player
+	// at most every popEvery events (a walk of all players).
 	events, popAt uint64
 	accCount      int // players with at least MinShots shots
-	acc           spread
+	acc           ceiling
 }
 
 // New returns a Detector.

@@ -70,7 +70,8 @@ func small() Config {
 	c := DefaultConfig()
 	c.Speed.MinMoves, c.Jump.MinMoves, c.Straight.MinWindows = 10, 10, 2
 	c.Reaction.MinSamples, c.Accuracy.MinShots, c.Accuracy.MinPlayers = 3, 10, 3
-	c.Reaction.Z = 3 // 3 fast reactions of 3: z = 5.2
+	c.Reaction.Z = 3 // 3 reactions of 90 ms: z = √3 × ln(200/90) / 0.25 = 5.5
+	c.Accuracy.Z = 3
 	c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 5, 6, 5
 	return c
 }
@@ -81,7 +82,9 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 		"negative limit":  func(c *Config) { c.Limits.MaxStep = -1 },
 		"window":          func(c *Config) { c.Straight.Window = 1 },
 		"tick":            func(c *Config) { c.Lockstep.Tick = 0 },
-		"reaction window": func(c *Config) { c.Reaction.Window = c.Reaction.Fast - 1 },
+		"reaction window": func(c *Config) { c.Reaction.Window = -1 },
+		"median":          func(c *Config) { c.Reaction.Median = 0 },
+		"sigma":           func(c *Config) { c.Reaction.Sigma = 0 },
 		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
 		"every":           func(c *Config) { c.Every = 0 },
 		"min shots":       func(c *Config) { c.Accuracy.MinShots = 0 },
@@ -89,7 +92,7 @@ func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
 		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
 		"jump rate 0":     func(c *Config) { c.Jump.Rate = 0 },
-		"fast rate 1":     func(c *Config) { c.Accuracy.FastRate = 1 },
+		"quantile 1":      func(c *Config) { c.Accuracy.Quantile = 1 },
 		"q of a coin":     func(c *Config) { c.WinTrade.Q = 0.5 },
 		"honest share":    func(c *Config) { c.WinTrade.HonestShare = c.WinTrade.Share },
 		"share 1":         func(c *Config) { c.WinTrade.Share = 1 },
@@ -199,13 +202,14 @@ func TestFastReactionsToAppearancesAreFlagged(t *testing.T) {
 	flags := only(f.d.Evaluate(), DetReaction)
 	require.Equal(t, []string{"bot"}, players(flags))
 	require.Equal(t, 4, f.d.players["human"].reactions)
-	require.Zero(t, f.d.players["human"].fast)
+	require.InDelta(t, 4*math.Log(2), f.d.players["human"].logReact, 1e-9, "400 ms: twice the median")
 	require.Equal(t, 4, f.d.players["bot"].reactions)
+	require.InDelta(t, 2*math.Log(2.5)/0.25, flags[0].Score, 1e-9, "√4 × ln(200/80) / 0.25")
 	require.Equal(t, 8, f.d.players["bot"].hits)
 }
 
 func TestAReactionIsTimedToTheFirstShotNotTheFirstHit(t *testing.T) {
-	f := newFeed(t, small()) // 3 reactions at least; fast is 150 ms
+	f := newFeed(t, small()) // 3 reactions at least; z ≥ 3
 	ms := int64(time.Millisecond)
 	hit := func(at int64, p, target string) {
 		f.ev(at, p, fsm.Change{Entity: target, Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-10)}, set(p, "shot_at", at))
@@ -225,8 +229,8 @@ func TestAReactionIsTimedToTheFirstShotNotTheFirstHit(t *testing.T) {
 	}
 	flags := only(f.d.Evaluate(), DetReaction)
 	require.Equal(t, []string{"bot"}, players(flags))
-	require.Equal(t, 4, f.d.players["bot"].fast)
-	require.Zero(t, f.d.players["human"].fast)
+	require.InDelta(t, 4*math.Log(0.5), f.d.players["bot"].logReact, 1e-9, "100 ms, not 320")
+	require.InDelta(t, 4*math.Log(2), f.d.players["human"].logReact, 1e-9)
 }
 
 func TestAReactionAfterMoreShotsThanRememberedIsTimedToTheOldestRemembered(t *testing.T) {
@@ -240,7 +244,7 @@ func TestAReactionAfterMoreShotsThanRememberedIsTimedToTheOldestRemembered(t *te
 	f.ev(at, "p", fsm.Change{Entity: "a", Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-10)}, set("p", "shot_at", at))
 	p := f.d.players["p"]
 	require.Equal(t, 1, p.reactions)
-	require.Zero(t, p.fast, "the shots from 100 to 200 ms are forgotten: 250 ms is the first remembered")
+	require.InDelta(t, math.Log(250.0/200), p.logReact, 1e-9, "the shots from 100 to 200 ms are forgotten: 250 ms is the first remembered")
 }
 
 func TestAppearancesOlderThanTheWindowAreForgottenAndNotReactedTo(t *testing.T) {
@@ -286,17 +290,22 @@ func TestAnAccuracyFarAboveThePopulationsIsFlagged(t *testing.T) {
 	shots(f, "few", 5, 5) // too few shots to judge
 	flags := only(f.d.Evaluate(), DetAccuracy)
 	require.Equal(t, []string{"aim"}, players(flags))
-	require.Greater(t, flags[0].Score, 3.0)
+	// The 90th percentile of the 11 hit ratios (the 10th of them sorted)
+	// is 5 of 20: 19 hits of 20 against 0.25.
+	require.InDelta(t, 0.25, f.d.acc.rate, 0)
+	require.InDelta(t, (19-5)/math.Sqrt(20*0.25*0.75), flags[0].Score, 1e-9)
 }
 
 func TestAnAimScoreAddsFastReactionsToAHitRatioThatAloneIsNotEnough(t *testing.T) {
-	f := newFeed(t, small()) // 10 shots, 3 players, 3 reactions; z ≥ 3
+	f := newFeed(t, small()) // 10 shots, 3 players, 3 reactions; z ≥ 3 each
 	for i, h := range []int{3, 4, 5, 3, 4, 5, 3, 4, 5, 4} {
-		shots(f, "h"+string(rune('a'+i)), 20, h)
+		shots(f, fmt.Sprintf("h%d", i), 20, h)
+		shots(f, fmt.Sprintf("g%d", i), 20, h)
 	}
 	ms := int64(time.Millisecond)
-	// 8 hits of 20 shots (0.4 against a median of 0.2: z ≈ 2.7), the
-	// first three on targets that appeared react ms before.
+	// 8 hits of 20 shots (against the population's 90th percentile of
+	// 0.25: z = 1.55), the first three on targets that appeared react ms
+	// before.
 	aim := func(p string, react int64) {
 		for i := range int64(20) {
 			at := 100*sec + i*sec
@@ -311,12 +320,24 @@ func TestAnAimScoreAddsFastReactionsToAHitRatioThatAloneIsNotEnough(t *testing.T
 			f.ev(at, p, c...)
 		}
 	}
-	aim("fast", 90)  // 3 of 3 fast: + (3 - 0.3) / 0.52
-	aim("slow", 400) // 0 of 3 fast: - 0.3 / 0.52
-	flags := only(f.d.Evaluate(), DetAccuracy)
-	require.Equal(t, []string{"fast"}, players(flags))
-	hitZ := (0.4 - 0.2) / (1.4826 * 0.05)
-	require.InDelta(t, hitZ+(3-0.3)/math.Sqrt(3*0.1*0.9), flags[0].Score, 1e-9)
+	aim("quick", 150) // reaction: √3 × ln(200/150) / 0.25 = 1.99, under 3 alone
+	aim("slow", 400)
+	flags := f.d.Evaluate()
+	require.Empty(t, only(flags, DetReaction))
+	acc := only(flags, DetAccuracy)
+	require.Equal(t, []string{"quick"}, players(acc))
+	hitZ := (8 - 20*0.25) / math.Sqrt(20*0.25*0.75)
+	require.InDelta(t, hitZ+math.Sqrt(3)*math.Log(200.0/150)/0.25, acc[0].Score, 1e-9)
+}
+
+func TestHitRatiosAllOneOrAllZeroFlagNoOne(t *testing.T) {
+	for _, hits := range []int{0, 20} {
+		f := newFeed(t, small())
+		for i := range 5 {
+			shots(f, fmt.Sprintf("h%d", i), 20, hits)
+		}
+		require.Empty(t, only(f.d.Evaluate(), DetAccuracy), "a game without misses (or hits) has no rate to test against")
+	}
 }
 
 func TestEqualAccuraciesFlagNoOne(t *testing.T) {

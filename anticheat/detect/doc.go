@@ -13,9 +13,10 @@
 //   - jump: teleport-like single moves just under the longest move allowed,
 //     more often than an honest rate (a binomial z-score);
 //   - straight: paths straighter than a hand steers;
-//   - reaction: hits that follow a target's appearance inhumanly fast;
-//   - accuracy: aim far better than the population's (the hit ratio's
-//     robust z-score plus the fast reactions' binomial z-score);
+//   - reaction: reactions to a target's appearance faster than a quick
+//     human's over many of them (a log-normal location z-score);
+//   - accuracy: aim far better than the population's (the hits' binomial
+//     z-score against the population's 90th percentile, plus reaction's);
 //   - economy: currency earned with no shot before it (loot without a fight);
 //   - lockstep: accounts that move the same way at the same tick (bot ring);
 //   - wintrade: a pair that meets often and trades wins (or feeds one way):

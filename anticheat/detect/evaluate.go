@@ -45,10 +45,11 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetEconomy, s, &p.incomeEv, p.id)
 			}
 		}
-		if a, ok := d.hitRatio(p); ok {
-			if z, ok := d.acc.z(a, c.Accuracy.MinPlayers); ok {
-				if p.reactions >= c.Reaction.MinSamples && p.reactions > 0 {
-					z += binomialZ(p.fast, p.reactions, c.Accuracy.FastRate)
+		judgeReactions := p.reactions >= c.Reaction.MinSamples && p.reactions > 0
+		if p.shots >= c.Accuracy.MinShots {
+			if z, ok := d.acc.z(p.hits, p.shots, c.Accuracy.MinPlayers); ok {
+				if judgeReactions {
+					z += d.reactionZ(p)
 				}
 				if z >= c.Accuracy.Z {
 					add(DetAccuracy, z, &p.accuracyEv, p.id)
@@ -70,8 +71,8 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetStraight, s, &p.straightEv, p.id)
 			}
 		}
-		if p.reactions >= c.Reaction.MinSamples && p.reactions > 0 {
-			if s := binomialZ(p.fast, p.reactions, c.Accuracy.FastRate); s >= c.Reaction.Z {
+		if judgeReactions {
+			if s := d.reactionZ(p); s >= c.Reaction.Z {
 				add(DetReaction, s, &p.reactEv, p.id)
 			}
 		}
