@@ -20,7 +20,10 @@ import (
 // from scratch by folding the events up to that seq, written apart from
 // Aggregates. A view is served to a viewer exactly when the viewer's class
 // sees its field on every entity (visible to all, or a visibility its
-// class sees): an aggregate of a field it may not see is never served.
+// class sees); a viewer that sees it on its own team's or its own
+// entities only gets that one group of an aggregate by team or by player
+// (filtering by team); an aggregate of a field it may not see is never
+// served otherwise.
 func TestPropertyViewsEqualTheAggregateRecomputedFromTheEventsTheViewerSaw(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		pw := newPropWorld(t)
@@ -124,8 +127,23 @@ func refViews(pw *propWorld, views map[string]fsm.ViewRule, v propViewer, evs []
 	}
 	out := map[string]wire.ViewFrame{}
 	for name, rule := range views {
+		// Whole when the viewer sees the field on every entity; else, by
+		// team over a team field, or by player over an owner or team
+		// field, the viewer's own group only; else not at all.
+		only, cut := "", false
 		if vis := pw.vis[rule.Field]; vis != "" && !slices.Contains(v.sees, vis) {
-			continue // the viewer may not see the field on some entity
+			team := v.Team
+			if v.Player != "" {
+				team = sides.who(v.Player).team
+			}
+			switch {
+			case rule.By == "team" && vis == "team" && team != "":
+				only, cut = team, true
+			case rule.By == "player" && (vis == "owner" || vis == "team") && v.Player != "":
+				only, cut = v.Player, true
+			default:
+				continue
+			}
 		}
 		f := wire.ViewFrame{Groups: map[string]wire.Value{}}
 		if rule.Kind == "feed" {
@@ -149,7 +167,9 @@ func refViews(pw *propWorld, views map[string]fsm.ViewRule, v propViewer, evs []
 			case "player":
 				grp = w.owner
 			}
-			members[grp] = append(members[grp], val)
+			if !cut || grp == only {
+				members[grp] = append(members[grp], val)
+			}
 		}
 		for grp, vals := range members {
 			switch rule.Kind {
