@@ -302,3 +302,42 @@ func TestHubViewsAnswerFromThePipelineOfTheViewersDelay(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnknownClass)
 	require.Equal(t, 1, h.Pipelines(), "nothing left running")
 }
+
+// A pipeline that answered Views runs on for ViewsLinger, so a caller who
+// polls reads one pipeline that follows the feed; each call renews it, and
+// it stops after the linger, or with the hub.
+func TestHubKeepsAViewsPipelineForItsLinger(t *testing.T) {
+	hw := newHubWorld(t)
+	hw.rules.Schema.Views = map[string]fsm.ViewRule{"xs": {Kind: "count", Field: "x"}}
+	cfg := hw.config()
+	cfg.ViewsLinger = time.Hour
+	h, err := NewHub(cfg)
+	require.NoError(t, err)
+	hw.fd.push(hw.g.act("ann", set("ann", "x", fsm.String("1"))))
+	hw.clk.set(time.Unix(0, hw.g.time))
+	for range 3 {
+		_, _, err := h.Views("w", Viewer{})
+		require.NoError(t, err)
+		require.Equal(t, 1, h.Pipelines(), "kept after the call")
+	}
+	hw.mu.Lock()
+	require.Len(t, hw.froms, 1, "one pipeline answered every call")
+	hw.mu.Unlock()
+	// Its rules changed: the next call holds the new pipeline instead.
+	h.RulesChanged("w")
+	_, _, err = h.Views("w", Viewer{})
+	require.NoError(t, err)
+	require.Equal(t, 1, h.Pipelines())
+	h.Close()
+	require.Zero(t, h.Pipelines())
+	_, _, err = h.Views("w", Viewer{})
+	require.ErrorIs(t, err, ErrClosed)
+
+	cfg.ViewsLinger = time.Millisecond
+	h, err = NewHub(cfg)
+	require.NoError(t, err)
+	defer h.Close()
+	_, _, err = h.Views("w", Viewer{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return h.Pipelines() == 0 }, 10*time.Second, time.Millisecond, "stopped after its linger")
+}

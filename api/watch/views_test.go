@@ -214,3 +214,15 @@ func keys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// A delayed caller who polls its views reads one pipeline that follows
+// the feed (kept for spectator.DefaultViewsLinger after each call), so
+// its views reach the events once the delay released them.
+func TestDelayedViewsReachTheEventsTheDelayReleased(t *testing.T) {
+	t.Parallel()
+	e := newViewsEnv(t)
+	seq := e.earn(t, 2, 100)
+	vs := e.views(t, "?delay=1s", seq)
+	require.Equal(t, fsm.Int(2), vs.Views["score"].Groups[""])
+	require.Equal(t, 1, e.svc.hub.Pipelines(), "the polled pipeline runs on")
+}

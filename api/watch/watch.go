@@ -73,8 +73,9 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 			}
 			return sub, nil
 		},
-		Rules:    func(world string) (fsm.Rules, error) { return rulesOf(b, world) },
-		Pipeline: spectator.DefaultConfig(),
+		Rules:       func(world string) (fsm.Rules, error) { return rulesOf(b, world) },
+		Pipeline:    spectator.DefaultConfig(),
+		ViewsLinger: spectator.DefaultViewsLinger,
 	}
 	cfg.Pipeline.Checkpoint = core.Config().Checkpoints
 	if sd, ok := b.(seeder); ok {
