@@ -71,7 +71,15 @@ func (c *Client) ExportPlayerData(ctx context.Context, world string) (PlayerData
 // own world may differ) and returns how many players it imported. Import is
 // idempotent, so it is retried like an action.
 func (c *Client) ImportPlayerData(ctx context.Context, world string, f PlayerDataFile) (int, error) {
+	out, err := c.ImportPlayerDataAnswer(ctx, world, f)
+	return out.Imported, err
+}
+
+// ImportPlayerDataAnswer is ImportPlayerData with the route's whole
+// answer: also the players whose data version after the import is below
+// the file's (Behind).
+func (c *Client) ImportPlayerDataAnswer(ctx context.Context, world string, f PlayerDataFile) (wire.ImportAnswer, error) {
 	var out wire.ImportAnswer
 	err := c.do(ctx, &request{method: http.MethodPost, path: path("worlds", world, "sessions:import"), body: f, write: true}, &out)
-	return out.Imported, err
+	return out, err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -162,13 +163,53 @@ func (a *app) sessionImportCmd() *cobra.Command {
 			}
 			ctx, cancel := a.context(cmd)
 			defer cancel()
-			n, err := a.client().ImportPlayerData(ctx, args[0], f)
+			ans, err := a.client().ImportPlayerDataAnswer(ctx, args[0], f)
 			if err != nil {
 				return err
 			}
-			return a.printJSON(map[string]any{"ok": true, "world": args[0], "imported": n})
+			rep := importReport(args[0], f, ans)
+			if rep.behind > 0 {
+				fmt.Fprintf(a.stderr, "gsdctl: %d player(s) behind: their data was set, but at a lower data version than the file's "+
+					"(the exporting cluster's clock ran ahead); a mirror (the PostgreSQL sink) holding the file's version keeps its copy "+
+					"until the player's data changes again\n", rep.behind)
+			}
+			return a.printJSON(rep)
 		},
 	}
 	cmd.Flags().StringVar(&file, "file", "-", "the JSON: @FILE, or - (stdin)")
 	return cmd
+}
+
+// importOutput is what session import prints: the route's count and, per
+// player of the file, "applied", or "behind" when the cluster holds its
+// data at a lower data version than the file's (wire.ImportAnswer.Behind).
+type importOutput struct {
+	OK       bool           `json:"ok"`
+	World    string         `json:"world"`
+	Imported int            `json:"imported"`
+	Players  []importedData `json:"players"`
+	behind   int
+}
+
+// importedData is one player's line of importOutput.
+type importedData struct {
+	Player string `json:"player"`
+	Data   string `json:"data"` // applied or behind
+}
+
+func importReport(world string, f client.PlayerDataFile, ans wire.ImportAnswer) importOutput {
+	behind := make(map[string]bool, len(ans.Behind))
+	for _, p := range ans.Behind {
+		behind[p] = true
+	}
+	out := importOutput{OK: true, World: world, Imported: ans.Imported, Players: make([]importedData, 0, len(f.Players))}
+	for _, p := range f.Players {
+		d := importedData{Player: p.Player, Data: "applied"}
+		if behind[p.Player] {
+			d.Data = "behind"
+			out.behind++
+		}
+		out.Players = append(out.Players, d)
+	}
+	return out
 }

@@ -18,13 +18,22 @@ func TestCtlSessionExportImportBanAndPresence(t *testing.T) {
 	for range 2 { // idempotent
 		code, out, errOut := ctl(t, file, with("session", "import", "arena")...)
 		require.Equal(t, 0, code, errOut)
-		require.JSONEq(t, `{"ok":true,"world":"arena","imported":1}`, out)
+		require.JSONEq(t, `{"ok":true,"world":"arena","imported":1,"players":[{"player":"ann","data":"applied"}]}`, out)
 	}
+	// A file whose data version is ahead of what the cluster gives the
+	// player (its clock ran ahead): set, but reported behind.
+	ahead := `{"format":"gsd.players.v1","world":"arena","players":[` +
+		`{"player":"bob","data":{"gold":1},"data_version":9223372036854775807},{"player":"cy","data":{"gold":2}}]}`
+	code, out, errOut := ctl(t, ahead, with("session", "import", "arena")...)
+	require.Equal(t, 0, code, errOut)
+	require.JSONEq(t, `{"ok":true,"world":"arena","imported":2,"players":[{"player":"bob","data":"behind"},{"player":"cy","data":"applied"}]}`, out)
+	require.Contains(t, errOut, "1 player(s) behind")
 	var f client.PlayerDataFile
 	require.NoError(t, json.Unmarshal([]byte(mustRun(t, with("session", "export", "arena")...)), &f))
 	require.Equal(t, client.PlayerDataFormat, f.Format)
+	require.Equal(t, "ann", f.Players[0].Player)
 	require.Equal(t, map[string]wire.Value{"gold": wire.Int(40), "vip": wire.Bool(true)}, f.Players[0].Data)
-	code, _, errOut := ctl(t, "{nope", with("session", "import", "arena")...)
+	code, _, errOut = ctl(t, "{nope", with("session", "import", "arena")...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "player data")
 

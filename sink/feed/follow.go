@@ -21,6 +21,10 @@ type FollowConfig struct {
 	// Except are worlds the follower never follows (a sink's own
 	// positions world, feed.PositionsWorld).
 	Except []string
+	// Reserved follows gsd's own worlds (Reserved: gsd.sinks,
+	// gsd.relays, gsd.moderation) too when Worlds is empty; Worlds that
+	// names one follows it either way.
+	Reserved bool
 	// AllNodes follows every world on this node; false (the sinks) only
 	// the worlds whose group this node leads, checked on each check and
 	// again before each batch.
@@ -125,7 +129,7 @@ func (f *Follower[T]) Run(ctx context.Context) error {
 
 // follows reports whether this node should follow world now.
 func (f *Follower[T]) follows(world string) bool {
-	if len(f.cfg.Worlds) > 0 && !slices.Contains(f.cfg.Worlds, world) || slices.Contains(f.cfg.Except, world) {
+	if !Selected(world, f.cfg.Worlds, f.cfg.Reserved) || slices.Contains(f.cfg.Except, world) {
 		return false
 	}
 	return f.cfg.AllNodes || f.src.Leads(world)
@@ -179,6 +183,22 @@ func (f *Follower[T]) reconcile(ctx context.Context) {
 	}
 	if f.h.Followed != nil {
 		f.h.Followed(len(f.loops))
+	}
+	if f.h.Checked != nil {
+		following := make(map[string]int64, len(f.loops)+len(f.stopping))
+		add := func(id string, inc int64) {
+			if prev, ok := following[id]; ok && prev != inc {
+				inc = 0 // a session ending beside a new one: keep all
+			}
+			following[id] = inc
+		}
+		for id, l := range f.stopping {
+			add(id, l.inc.Load())
+		}
+		for id, l := range f.loops {
+			add(id, l.inc.Load())
+		}
+		f.h.Checked(ctx, following)
 	}
 }
 

@@ -2,8 +2,6 @@ package feed
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -76,9 +74,16 @@ type Replicated struct {
 	cfg   ReplicatedConfig
 	group func(world string) (PositionGroup, error)
 
-	mu    sync.Mutex
-	last  uint64 // the last action seq used
-	saved map[string]savedPos
+	mu     sync.Mutex
+	last   uint64 // the last action seq used
+	saved  map[posKey]savedPos
+	pruned time.Time // when Prune last ran
+}
+
+// posKey names one position: a world's incarnation.
+type posKey struct {
+	world string
+	inc   int64
 }
 
 // savedPos is what this node last wrote or read of one entity.
@@ -101,7 +106,7 @@ func NewReplicated(cfg ReplicatedConfig, group func(world string) (PositionGroup
 	if group == nil {
 		return nil, errors.New("replicated positions: no group")
 	}
-	return &Replicated{cfg: cfg, group: group, saved: make(map[string]savedPos)}, nil
+	return &Replicated{cfg: cfg, group: group, saved: make(map[posKey]savedPos)}, nil
 }
 
 // ErrPositionConflict reports a position another node moved in between
@@ -112,8 +117,7 @@ var ErrPositionConflict = errors.New("gsd/feed: the replicated position changed 
 func (r *Replicated) entity(world string, inc int64) string {
 	id := r.cfg.Sink + "|" + strconv.FormatInt(inc, 10) + "|" + world
 	if len(id) > fsm.MaxNameLen {
-		sum := sha256.Sum256([]byte(world))
-		id = r.cfg.Sink + "|" + strconv.FormatInt(inc, 10) + "|#" + hex.EncodeToString(sum[:])
+		id = r.cfg.Sink + "|" + strconv.FormatInt(inc, 10) + "|#" + worldHash(world)
 	}
 	return id
 }
@@ -130,7 +134,7 @@ func (r *Replicated) Load(ctx context.Context, world string, inc int64) (uint64,
 		return 0, false, err
 	}
 	r.mu.Lock()
-	r.saved[r.entity(world, inc)] = savedPos{seq: seq, version: version, at: time.Now()}
+	r.saved[posKey{world, inc}] = savedPos{seq: seq, version: version, at: time.Now()}
 	r.mu.Unlock()
 	return seq, version > 0, nil
 }
@@ -159,7 +163,7 @@ func (r *Replicated) Save(ctx context.Context, world string, p Position, force b
 	if p.Incarnation == 0 || p.Seq == 0 {
 		return false, nil // nothing to name it by, or nothing delivered
 	}
-	key := r.entity(world, p.Incarnation)
+	key := posKey{world, p.Incarnation}
 	r.mu.Lock()
 	cur, known := r.saved[key]
 	r.mu.Unlock()
@@ -187,7 +191,7 @@ func (r *Replicated) Save(ctx context.Context, world string, p Position, force b
 			r.remember(key, cur)
 			return false, nil // another node stored as far or further
 		}
-		version, err := r.write(ctx, g, key, p.Seq, cur.version)
+		version, err := r.write(ctx, g, r.entity(world, p.Incarnation), p.Seq, cur.version)
 		if err == nil {
 			r.remember(key, savedPos{seq: p.Seq, version: version, at: time.Now()})
 			return true, nil
@@ -203,14 +207,14 @@ func (r *Replicated) Save(ctx context.Context, world string, p Position, force b
 	}
 }
 
-func (r *Replicated) remember(key string, s savedPos) {
+func (r *Replicated) remember(key posKey, s savedPos) {
 	r.mu.Lock()
 	r.saved[key] = s
 	r.mu.Unlock()
 }
 
 // failed remembers a failed write (or read) of key after cur.
-func (r *Replicated) failed(key string, cur savedPos) {
+func (r *Replicated) failed(key posKey, cur savedPos) {
 	cur.failed = time.Now()
 	r.remember(key, cur)
 }

@@ -142,4 +142,10 @@ type Hooks[T Target] struct {
 	// Followed is told how many worlds this node follows after each
 	// check.
 	Followed func(n int)
+	// Checked is told after each check the worlds this node follows or
+	// is still ending a session of, each with the incarnation its
+	// session follows (0: not known yet): what the sink must keep of
+	// its positions (Replicated.Prune). It runs on the follower's
+	// goroutine, so no world starts meanwhile.
+	Checked func(ctx context.Context, following map[string]int64)
 }

@@ -15,6 +15,10 @@ type Config struct {
 	Dir string
 	// Worlds limits the export to these worlds; empty exports every world.
 	Worlds []string
+	// Reserved exports gsd's own worlds (feed.Reserved: gsd.sinks,
+	// gsd.relays, gsd.moderation) too when Worlds is empty; by default
+	// only Worlds that names one exports it.
+	Reserved bool
 	// MaxBytes rotates a file once this many uncompressed bytes are in it.
 	MaxBytes int64
 	// MaxAge rotates a file this long after its first event, so events

@@ -50,7 +50,7 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		except = []string{feed.PositionsWorld} // its writes would be exported, and write positions again
 	}
 	s.f, err = feed.NewFollower(feed.FollowConfig{
-		Worlds: cfg.Worlds, Except: except, CheckInterval: cfg.CheckInterval,
+		Worlds: cfg.Worlds, Reserved: cfg.Reserved, Except: except, CheckInterval: cfg.CheckInterval,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Logger: s.log,
 	}, src, feed.Hooks[*export]{
 		Start: func(world string) *export {
@@ -65,6 +65,7 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		},
 		Stop:     func(world string, _ *export) { s.m.forget(world) },
 		Followed: func(n int) { s.m.worlds.Set(float64(n)) },
+		Checked:  feed.PruneHook(cfg.Positions, src, s.log),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("files export: %w", err)

@@ -20,6 +20,10 @@ type Config struct {
 	Schema string
 	// Worlds limits the mirror to these worlds; empty mirrors every world.
 	Worlds []string
+	// Reserved mirrors gsd's own worlds (feed.Reserved: gsd.sinks,
+	// gsd.relays, gsd.moderation) too when Worlds is empty; by default
+	// only Worlds that names one mirrors it.
+	Reserved bool
 	// BatchSize bounds the events written in one transaction.
 	BatchSize int
 	// Linger is how long the sink waits for more events to fill a batch

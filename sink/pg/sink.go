@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -52,7 +51,7 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg, src: src, m: m, log: cfg.Logger.With("component", "pgsink")}
 	s.f, err = feed.NewFollower(feed.FollowConfig{
-		Worlds: cfg.Worlds, BatchSize: cfg.BatchSize, Linger: cfg.Linger, CheckInterval: cfg.CheckInterval,
+		Worlds: cfg.Worlds, Reserved: cfg.Reserved, BatchSize: cfg.BatchSize, Linger: cfg.Linger, CheckInterval: cfg.CheckInterval,
 		RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax, Logger: s.log,
 	}, src, feed.Hooks[*mirror]{
 		Start: func(world string) *mirror {
@@ -79,9 +78,10 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 }
 
 // follows reports whether this node mirrors world now: a world of
-// Config.Worlds (any when empty) whose group it leads.
+// Config.Worlds (any but gsd's own when empty, feed.Selected) whose group
+// it leads.
 func (s *Sink) follows(world string) bool {
-	return (len(s.cfg.Worlds) == 0 || slices.Contains(s.cfg.Worlds, world)) && s.src.Leads(world)
+	return feed.Selected(world, s.cfg.Worlds, s.cfg.Reserved) && s.src.Leads(world)
 }
 
 // Run mirrors until ctx ends, then stops every world's mirror and returns

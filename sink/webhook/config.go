@@ -24,6 +24,10 @@ type Config struct {
 	Dir string
 	// Worlds limits the export to these worlds; empty exports every world.
 	Worlds []string
+	// Reserved exports gsd's own worlds (feed.Reserved: gsd.sinks,
+	// gsd.relays, gsd.moderation) too when Worlds is empty; by default
+	// only Worlds that names one exports it.
+	Reserved bool
 	// BatchSize bounds the events in one batch.
 	BatchSize int
 	// Linger is how long the sink waits for more events to fill a batch
