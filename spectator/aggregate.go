@@ -242,7 +242,7 @@ func (ag *Aggregates) part(view View, g *aggregate) (string, bool) {
 func (ag *Aggregates) group(s *State, teamOf TeamFunc, g *aggregate, grp string) map[string]wire.Value {
 	var vals []fsm.Value
 	for _, id := range sortedKeys(s.ents) {
-		f := s.ents[id].fields[g.rule.Field]
+		f := s.ents[id].field(g.rule.Field)
 		if f == nil || f.isSet && g.rule.Kind != "count" {
 			continue
 		}
