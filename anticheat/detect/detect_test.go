@@ -535,3 +535,34 @@ func TestThePopulationIsCountedAgainWhenItGrowsByATenth(t *testing.T) {
 	f.d.Evaluate()
 	require.Equal(t, 24, f.d.acc.n, "24 is")
 }
+
+// A Config that Validate accepts must not flag a human by its window
+// alone: Reaction.Window drops every reaction longer than it, so a window
+// not far above Reaction.Median keeps only a human's quicker reactions,
+// and their mean log lies below ln(Median) however human they are. A
+// player reacting in 140 and 300 ms by turns (a geometric mean of 205 ms,
+// above the 200 ms median) is not flagged with the default window; with a
+// 250 ms one (above the median, still) only the 140 ms reactions count.
+func TestAReactionWindowNearTheMedianDoesNotFlagAHuman(t *testing.T) {
+	ms := int64(time.Millisecond)
+	play := func(cfg Config) []string {
+		f := newFeed(t, cfg)
+		for i := range int64(16) {
+			t0 := i * 10 * sec
+			target := fmt.Sprintf("t%d", i)
+			f.ev(t0, "server", set(target, "spawned", t0))
+			r := 140 * ms
+			if i%2 == 1 {
+				r = 300 * ms
+			}
+			f.ev(t0+r, "human", fsm.Change{Entity: target, Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-10)}, set("human", "shot_at", t0+r))
+		}
+		return players(only(f.d.Evaluate(), DetReaction))
+	}
+	require.Empty(t, play(small()), "the default window")
+	cfg := small()
+	cfg.Reaction.Window = 250 * time.Millisecond
+	if cfg.Validate() == nil {
+		require.Empty(t, play(cfg), "a window Validate accepts flags the same human")
+	}
+}
