@@ -78,24 +78,28 @@ func small() Config {
 
 func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 	require.NoError(t, DefaultConfig().Validate())
+	zero := DefaultConfig()
+	zero.Reaction.Window = 0 // only reactions in an appearance's own instant
+	require.NoError(t, zero.Validate())
 	for name, mut := range map[string]func(*Config){
-		"negative limit":  func(c *Config) { c.Limits.MaxStep = -1 },
-		"window":          func(c *Config) { c.Straight.Window = 1 },
-		"tick":            func(c *Config) { c.Lockstep.Tick = 0 },
-		"reaction window": func(c *Config) { c.Reaction.Window = -1 },
-		"median":          func(c *Config) { c.Reaction.Median = 0 },
-		"sigma":           func(c *Config) { c.Reaction.Sigma = 0 },
-		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
-		"every":           func(c *Config) { c.Every = 0 },
-		"min shots":       func(c *Config) { c.Accuracy.MinShots = 0 },
-		"economy window":  func(c *Config) { c.Economy.Window = -1 },
-		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
-		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
-		"jump rate 0":     func(c *Config) { c.Jump.Rate = 0 },
-		"quantile 1":      func(c *Config) { c.Accuracy.Quantile = 1 },
-		"q of a coin":     func(c *Config) { c.WinTrade.Q = 0.5 },
-		"honest share":    func(c *Config) { c.WinTrade.HonestShare = c.WinTrade.Share },
-		"share 1":         func(c *Config) { c.WinTrade.Share = 1 },
+		"negative limit":     func(c *Config) { c.Limits.MaxStep = -1 },
+		"window":             func(c *Config) { c.Straight.Window = 1 },
+		"tick":               func(c *Config) { c.Lockstep.Tick = 0 },
+		"reaction window":    func(c *Config) { c.Reaction.Window = -1 },
+		"window near median": func(c *Config) { c.Reaction.Window = 500 * time.Millisecond }, // below 200 ms × e
+		"median":             func(c *Config) { c.Reaction.Median = 0 },
+		"sigma":              func(c *Config) { c.Reaction.Sigma = 0 },
+		"group":              func(c *Config) { c.Lockstep.MaxGroup = 1 },
+		"every":              func(c *Config) { c.Every = 0 },
+		"min shots":          func(c *Config) { c.Accuracy.MinShots = 0 },
+		"economy window":     func(c *Config) { c.Economy.Window = -1 },
+		"share above 1":      func(c *Config) { c.Speed.Share = 1.5 },
+		"share below 0":      func(c *Config) { c.Funnel.MaxReverse = -0.1 },
+		"jump rate 0":        func(c *Config) { c.Jump.Rate = 0 },
+		"quantile 1":         func(c *Config) { c.Accuracy.Quantile = 1 },
+		"q of a coin":        func(c *Config) { c.WinTrade.Q = 0.5 },
+		"honest share":       func(c *Config) { c.WinTrade.HonestShare = c.WinTrade.Share },
+		"share 1":            func(c *Config) { c.WinTrade.Share = 1 },
 	} {
 		c := DefaultConfig()
 		mut(&c)
