@@ -133,9 +133,10 @@ func TestRunThreeNodesWithMetaRebalanceAndDrainWithGsdctl(t *testing.T) {
 	stopWriters := func() { stopOnce.Do(func() { close(stop) }) }
 	var wg sync.WaitGroup
 	for i, w := range worlds {
-		acks[w] = &moveAcks{}
+		a := &moveAcks{}
+		acks[w] = a
 		c := mc.clients[i%len(mc.clients)]
-		wg.Go(func() { writeThroughMove(ctx, stop, c, w, "p-"+w, acks[w]) })
+		wg.Go(func() { writeThroughMove(ctx, stop, c, w, "p-"+w, a) })
 	}
 	defer func() {
 		stopWriters()
