@@ -167,6 +167,19 @@ func TestProcessClusterWebhookSurvivesLeaderAndReceiverKills(t *testing.T) {
 	for _, p := range nodes {
 		pc.waitStatus(p, "sees three voters and a leader", func(s client.Status) bool { return len(s.Servers) == 3 && s.Leader != "" })
 	}
+	// Until every joined node has reported what it reads, the version
+	// gate refuses the replicated position's writes (a new leader would
+	// then start over at seq 1, which hides a resume that skips): wait.
+	for _, p := range nodes {
+		pc.waitStatus(p, "lists every node's versions", func(s client.Status) bool {
+			for _, n := range s.Nodes {
+				if n.Versions != s.Versions {
+					return false
+				}
+			}
+			return len(s.Nodes) == 3
+		})
+	}
 	cl := client.New([]string{n1.http, n2.http, n3.http}, client.WithBackoff(10*time.Millisecond, 250*time.Millisecond), client.WithAttemptTimeout(5*time.Second))
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
