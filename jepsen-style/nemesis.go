@@ -24,6 +24,8 @@ type Env struct {
 	C   *Cluster
 	Rng *rand.Rand
 	Log func(format string, args ...any)
+	// Play is the run's number of play clients (Scenario.Play).
+	Play int
 
 	res   *Result
 	resMu sync.Mutex

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -165,7 +166,7 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 		go func() { defer wg.Done(); pw.Run(wctx) }()
 	}
 
-	env := &Env{C: c, Rng: rand.New(rand.NewPCG(seed, 0x6e656d)), Log: logf, res: res}
+	env := &Env{C: c, Rng: rand.New(rand.NewPCG(seed, 0x6e656d)), Log: logf, Play: sc.Play, res: res}
 	nem := sc.Nemesis()
 	end := time.Now().Add(sc.Duration)
 	pause(ctx, 2*time.Second) // warm-up with no fault
@@ -209,12 +210,18 @@ func Run(ctx context.Context, sc Scenario, seed uint64, bin, out string, keep bo
 	if pw != nil {
 		checked = append(append([]*Op(nil), ops...), pw.Ops()...) // acked play actions exactly once in every feed
 	}
+	if pr, ok := nem.(interface{ Ops() []*Op }); ok {
+		checked = append(slices.Clone(checked), pr.Ops()...) // a nemesis' own writes (the move's probes)
+	}
 	feeds := finalChecks(ctx, c, cl, checked, res)
 	if sc.Shards > 1 {
 		checkShards(ctx, c, sc.Shards, res)
 	}
 	if pw != nil {
 		checkPlay(ctx, cl, pw, feeds, res)
+		if mc, ok := nem.(interface{ CheckPlay(*PlayWorkload, *Result) }); ok {
+			mc.CheckPlay(pw, res) // sessions across a world's move
+		}
 		if err := writeJSON(filepath.Join(dir, "play.json"), pw.Clients); err != nil {
 			return nil, err
 		}

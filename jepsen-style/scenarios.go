@@ -57,6 +57,16 @@ func Matrix() []Scenario {
 		{Name: "shards-partition-leader-minority", Nemesis: PartitionLeaderMinority, Shards: 2, Play: 2},
 		{Name: "shards-partition-halves-5", Nemesis: PartitionRandomHalves, Voters: 5, Shards: 3},
 		{Name: "shards-pause-random", Nemesis: PauseRandom, Shards: 2},
+		// A world moved between shards under a fault (move.go): the meta
+		// group holds the map (the move's admin route needs it); four
+		// shards leave each world three moves. Each fault fences a world
+		// on its group's leader, then kills or cuts off a leader, probes
+		// the fenced world (421 world_moved), and the move is resumed.
+		{Name: "shards-move-kill-source-leader", Nemesis: MoveUnder(MoveKillSource), Shards: 4, Args: metaArgs, Play: 2},
+		{Name: "shards-move-kill-target-leader", Nemesis: MoveUnder(MoveKillTarget), Shards: 4, Args: metaArgs},
+		{Name: "shards-move-partition-source-leader", Nemesis: MoveUnder(MovePartitionSource), Shards: 4, Args: metaArgs, Play: 2},
+		{Name: "shards-move-kill-source-mid-move", Nemesis: MoveUnder(MoveKillSourceMidMove), Shards: 4, Args: metaArgs},
+		{Name: "shards-move-pause-source-leader", Nemesis: MoveUnder(MovePauseSource), Shards: 4, Args: metaArgs, Play: 2},
 	}
 }
 
@@ -74,6 +84,7 @@ func Smoke() []Scenario {
 		light(Scenario{Name: "smoke-leader-kill", Nemesis: KillLeader}),
 		light(Scenario{Name: "smoke-partition-minority", Nemesis: PartitionLeaderMinority}),
 		light(Scenario{Name: "smoke-shards-kill-random", Nemesis: KillRandom, Shards: 2}),
+		light(Scenario{Name: "smoke-shards-move", Nemesis: MoveUnder("rotate"), Shards: 3, Args: metaArgs}),
 		// Every kind of fault once, 1 s each, on five voters and a spare,
 		// disk faults included (gsd built with failpoints). Snapshots on
 		// demand, as in crash-between-steps: with compactArgs every node

@@ -2,7 +2,6 @@ package jepsen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -38,7 +37,7 @@ func checkShards(ctx context.Context, c *Cluster, shards int, res *Result) {
 		if !c.Running(i) || c.Paused(i) {
 			continue
 		}
-		idx, err := appliedIndexes(ctx, n.HTTP)
+		idx, err := groupGauges(ctx, n.HTTP, "gsd_applied_index")
 		if err != nil {
 			res.Problems = append(res.Problems, fmt.Sprintf("shards: metrics of %s: %v", n.ID, err))
 			continue
@@ -51,8 +50,8 @@ func checkShards(ctx context.Context, c *Cluster, shards int, res *Result) {
 	}
 }
 
-// appliedIndexes reads a node's gsd_applied_index per group label.
-func appliedIndexes(ctx context.Context, addr string) (map[string]uint64, error) {
+// groupGauges reads a node's gauge metric per group label.
+func groupGauges(ctx context.Context, addr, metric string) (map[string]uint64, error) {
 	mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(mctx, http.MethodGet, "http://"+addr+"/metrics", nil)
@@ -69,7 +68,7 @@ func appliedIndexes(ctx context.Context, addr string) (map[string]uint64, error)
 		return nil, err
 	}
 	out := map[string]uint64{}
-	const prefix = `gsd_applied_index{group="`
+	prefix := metric + `{group="`
 	for _, line := range strings.Split(string(b), "\n") {
 		rest, ok := strings.CutPrefix(line, prefix)
 		if !ok {
@@ -81,12 +80,12 @@ func appliedIndexes(ctx context.Context, addr string) (map[string]uint64, error)
 		}
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil {
-			return nil, fmt.Errorf("gsd_applied_index of group %s: %w", g, err)
+			return nil, fmt.Errorf("%s of group %s: %w", metric, g, err)
 		}
 		out[g] = uint64(f)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no gsd_applied_index{group=...} in /metrics")
+		return nil, fmt.Errorf("no %s{group=...} in /metrics", metric)
 	}
 	return out, nil
 }

@@ -2,7 +2,10 @@
 
 package jepsen
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // The smoke slice of the fault matrix runs in make test: three short
 // scenarios, one at a time, each asserting no lost acknowledged write,
@@ -35,6 +38,29 @@ func TestSmokePartitionMinority(t *testing.T) { smoke(t, "smoke-partition-minori
 // one world on each, and kills random nodes: both groups recover and the
 // checks hold for each world.
 func TestSmokeShardsKillRandom(t *testing.T) { smoke(t, "smoke-shards-kill-random") }
+
+// TestSmokeShardsMove moves the workload's worlds between three shards
+// (the meta group's map) while a fault hits each move: the fenced world
+// refuses writes with world_moved, each move completes when resumed, and
+// the checks hold for both worlds across their moves.
+func TestSmokeShardsMove(t *testing.T) {
+	res := smoke(t, "smoke-shards-move")
+	if res == nil {
+		return
+	}
+	moved := 0
+	for _, f := range res.Faults {
+		if f.Err != "" {
+			t.Errorf("fault %q: %s", f.Desc, f.Err)
+		}
+		if strings.HasPrefix(f.Desc, "move ") {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Errorf("no world moved: faults %+v", res.Faults)
+	}
+}
 
 // TestSmokeRotatingFaults passes through every nemesis kind once; each
 // must also have started and stopped without error.

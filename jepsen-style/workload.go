@@ -223,15 +223,7 @@ func (w *Workload) do(runCtx context.Context, cl *client.Client, o *Op) {
 	}
 	ev, err := cl.Act(ctx, o.World, client.ActionRequest{Player: o.Player, Seq: o.Seq, Ops: []wire.Op{op}})
 	if err != nil {
-		o.Err = err.Error()
-		switch s := client.StatusCode(err); {
-		case s >= 400 && s < 500:
-			o.Outcome = Fail
-		case client.IsOutcomeUnknown(err):
-			o.Outcome = Unknown
-		default:
-			o.Outcome = Fail
-		}
+		o.Err, o.Outcome = err.Error(), writeOutcome(err)
 		return
 	}
 	o.Outcome, o.Status, o.WorldSeq = Ok, ev.Status, ev.Seq
@@ -248,6 +240,17 @@ func (w *Workload) do(runCtx context.Context, cl *client.Client, o *Op) {
 			o.RValue = ch.Value.Int
 		}
 	}
+}
+
+// writeOutcome classifies a failed write: unknown when any attempt may
+// have been applied, even if the last one was refused with a 4xx (a
+// timed-out attempt, then 421 world_moved from a fenced world: the first
+// may have committed before the fence); fail otherwise.
+func writeOutcome(err error) string {
+	if client.IsOutcomeUnknown(err) {
+		return Unknown
+	}
+	return Fail
 }
 
 // String describes an op for reports.

@@ -329,3 +329,78 @@ func (l *sweepLogs) counts() (warned, again int) {
 	defer l.mu.Unlock()
 	return l.warned, l.again
 }
+
+// A world moved twice (group 1 -> 2 -> 3) has events committed on two
+// old groups: those of the middle group carry its log indexes, which
+// need not reach the world's incarnation (group 1's index at its
+// creation). The third home copies them all: found by the fault suite
+// (jepsen-style shards-move-kill-target-leader: a node never streamed a
+// twice-moved world from seq 1, "seq 227 at log index 10, before the
+// incarnation 12").
+func TestWorldMovedTwiceCopiesTheArchiveOfBothOldHomes(t *testing.T) {
+	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
+	for _, g := range []uint64{1, 2, 3} {
+		st, err := m.Open(g, GroupOptions{Bootstrap: true})
+		require.NoError(t, err)
+		waitLeader(t, st)
+	}
+	g1, _ := m.Group(1)
+	g2, _ := m.Group(2)
+	g3, _ := m.Group(3)
+	// Group 1's log runs ahead: the world's incarnation there is beyond
+	// every index group 2 reaches in this test.
+	mustCreateWorld(t, g1, "other")
+	for seq := uint64(1); seq <= 20; seq++ {
+		act(t, g1, incr("other", "p1", seq, "e1"))
+	}
+	mustCreateWorld(t, g1, "arena")
+	for seq := uint64(1); seq <= 3; seq++ {
+		act(t, g1, incr("arena", "p1", seq, "e1"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first, err := m.MoveWorld(ctx, "arena", 1, 2, nil)
+	require.NoError(t, err)
+	for seq := uint64(4); seq <= 6; seq++ {
+		act(t, g2, incr("arena", "p1", seq, "e1"))
+	}
+	w, err := g2.World("arena")
+	require.NoError(t, err)
+	last := history(t, g2, "arena", first+1, w.Seq)
+	require.Less(t, last[len(last)-1].Index, w.Incarnation, "the middle group's indexes stay below the incarnation")
+	second, err := m.MoveWorld(ctx, "arena", 2, 3, nil)
+	require.NoError(t, err)
+	require.Equal(t, w.Seq, second)
+	act(t, g3, incr("arena", "p1", 7, "e1"))
+	got := history(t, g3, "arena", 1, second+1)
+	require.Equal(t, history(t, g2, "arena", 1, second), got[:second], "every event before the second move, from both old homes")
+	require.Equal(t, second+1, got[second].Seq)
+}
+
+// A move routed by a stale map can reach the export step at the world's
+// new home: fencing it there, towards the shard it is on, would refuse
+// every write to it for good. The export refuses (world_exists: the
+// world is on the target already) and leaves the world writable. Found by the fault suite
+// (shards-move-pause-source-leader: after the move completed, a call
+// through the resumed old leader, whose map was stale, fenced w1 on its
+// new home at seq 992 and the world took no write after that).
+func TestFenceAndExportRefusesToFenceAWorldOnTheShardItMovesTo(t *testing.T) {
+	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
+	for _, g := range []uint64{1, 2} {
+		st, err := m.Open(g, GroupOptions{Bootstrap: true})
+		require.NoError(t, err)
+		waitLeader(t, st)
+	}
+	src, _ := m.Group(1)
+	dst, _ := m.Group(2)
+	mustCreateWorld(t, src, "arena")
+	act(t, src, incr("arena", "p1", 1, "e1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := m.MoveWorld(ctx, "arena", 1, 2, nil)
+	require.NoError(t, err)
+
+	_, err = FenceAndExportOn(ctx, dst, "arena", 2)
+	require.ErrorIs(t, err, fsm.ErrWorldExists)
+	act(t, dst, incr("arena", "p1", 2, "e1")) // still writable at its new home
+}

@@ -95,8 +95,15 @@ func FenceAndExportOn(ctx context.Context, g any, world string, to uint64) (Expo
 // FenceAndExport runs Move's steps 1 and 2 on src, which must lead the
 // world's group: fence world towards shard to (a repeated fence to the
 // same shard answers the first one, so this is safe to call again), then
-// export it.
+// export it. A src that is shard to's group itself (it has GroupID, as
+// *store.Store does) is refused with fsm.ErrWorldExists, fencing nothing.
 func FenceAndExport(ctx context.Context, src MoveSource, world string, to uint64) (Export, error) {
+	// A stale map can route a move's export to the world's new home (the
+	// move done, the node asked not yet knowing): a fence there, towards
+	// the shard it is on, would refuse every write to the world for good.
+	if g, ok := src.(interface{ GroupID() uint64 }); ok && g.GroupID() == to {
+		return Export{}, fmt.Errorf("move %s: %w on shard %d, the move's target, already (a stale shard map routed the move here)", world, fsm.ErrWorldExists, to)
+	}
 	from, err := src.World(world)
 	if err != nil {
 		return Export{}, fmt.Errorf("move %s: %w", world, err)

@@ -18,7 +18,8 @@ type Frame struct {
 	Seq  uint64 // the last seq it reflects
 	Data []byte // JSON
 
-	v       any // the wire value, for Msgpack
+	v       any        // the wire value, for Msgpack
+	wire    func() any // or what makes it, when v is nil
 	once    sync.Once
 	msgpack []byte
 	err     error
@@ -27,7 +28,12 @@ type Frame struct {
 // Msgpack returns the frame in the binary codec of the play protocol
 // (wire.MarshalMsgpack: the JSON form's keys, canonical bytes).
 func (f *Frame) Msgpack() ([]byte, error) {
-	f.once.Do(func() { f.msgpack, f.err = wire.MarshalMsgpack(f.v) })
+	f.once.Do(func() {
+		if f.v == nil && f.wire != nil {
+			f.v = f.wire()
+		}
+		f.msgpack, f.err = wire.MarshalMsgpack(f.v)
+	})
 	return f.msgpack, f.err
 }
 
@@ -44,12 +50,20 @@ type Ticker struct {
 	teamOf  TeamFunc
 	from    uint64 // first seq of the tick; 0: no event yet
 	touched map[string]*touch
+	list    []*touch    // the touched ones in the order touched (a walk of a slice, not a map)
+	free    []*touch    // touches of past ticks, to use again
+	lastID  string      // the entity last touched in the tick
+	last    *touch      // its touch, or nil
 	keep    bool        // keep the tick's events, prepared for filtering
 	events  []*Prepared // the tick's events, when keep
 }
 
 // touch is what a tick did to one entity.
 type touch struct {
+	id string
+	// Its state when the tick began, if it existed and the tick did not
+	// delete it: the state it has at the tick's end, found without a search.
+	ent *entState
 	// Its fields when the tick began (nil: it did not exist); with an
 	// access that restricts nothing only whether it had any (startAny):
 	// every view sees every field, so that is all entityDelta asks.
@@ -58,8 +72,54 @@ type touch struct {
 	startWho who
 	gone     []fieldVersion // its fields when the tick last deleted it
 	goneWho  who
-	deleted  bool                // the tick deleted it (and maybe made it again)
-	fields   map[string]struct{} // fields changed since its last delete in the tick
+	deleted  bool     // the tick deleted it (and maybe made it again)
+	fields   fieldSet // fields changed since its last delete in the tick
+}
+
+// fieldSet is the names of the fields a tick changed of one entity: a
+// slice, searched in order, while they are few (they are, but for a tick
+// that writes many fields of one entity), and a map beside it beyond.
+type fieldSet struct {
+	names []string
+	m     map[string]struct{}
+}
+
+// fieldSetMax is the most names a fieldSet searches in order.
+const fieldSetMax = 16
+
+func (fs *fieldSet) add(name string) {
+	if fs.has(name) {
+		return
+	}
+	fs.names = append(fs.names, name)
+	switch {
+	case fs.m != nil:
+		fs.m[name] = struct{}{}
+	case len(fs.names) > fieldSetMax:
+		fs.m = make(map[string]struct{}, 2*len(fs.names))
+		for _, n := range fs.names {
+			fs.m[n] = struct{}{}
+		}
+	}
+}
+
+func (fs *fieldSet) has(name string) bool {
+	if fs.m != nil {
+		_, ok := fs.m[name]
+		return ok
+	}
+	for _, n := range fs.names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// reset empties fs, keeping its slice's memory.
+func (fs *fieldSet) reset() {
+	clear(fs.names) // the strings may go
+	fs.names, fs.m = fs.names[:0], nil
 }
 
 // NewTicker returns a ticker that keeps s under a.
@@ -92,14 +152,14 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 		}
 		if c.Field == "" {
 			if _, ok := t.state.ents[c.Entity]; ok {
-				tc.gone = t.state.fieldVersions(c.Entity)
+				tc.gone = t.state.appendFieldVersions(tc.gone[:0], c.Entity)
 				tc.goneWho = t.state.who(t.access, t.teamOf, c.Entity)
 				tc.deleted = true
-				clear(tc.fields)
+				tc.fields.reset()
 			}
 			return
 		}
-		tc.fields[c.Field] = struct{}{}
+		tc.fields.add(c.Field)
 	}
 	if t.keep {
 		p, err := prepareEvent(t.access, t.state, t.teamOf, ev, each)
@@ -117,18 +177,32 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 }
 
 // touch returns what the tick did to an entity, recording how it was
-// before the tick's first change to it.
+// before the tick's first change to it. Touches are used again tick after
+// tick (a replay touches thousands a second): their maps and slices keep
+// their memory.
 func (t *Ticker) touch(id string) *touch {
+	if t.last != nil && t.lastID == id {
+		return t.last
+	}
 	tc := t.touched[id]
 	if tc == nil {
-		tc = &touch{startWho: t.state.who(t.access, t.teamOf, id), fields: make(map[string]struct{})}
+		if n := len(t.free); n > 0 {
+			tc, t.free = t.free[n-1], t.free[:n-1]
+		} else {
+			tc = &touch{}
+		}
+		e := t.state.entity(id)
+		tc.id, tc.ent = id, e
+		tc.startWho = t.state.whoOf(t.access, t.teamOf, id, e)
 		if t.access.Restricted() {
-			tc.start = t.state.fieldVersions(id)
-		} else if e := t.state.ents[id]; e != nil {
+			tc.start = t.state.appendFieldVersions(tc.start[:0], id)
+		} else if e != nil {
 			tc.startAny = len(e.fields) > 0
 		}
 		t.touched[id] = tc
+		t.list = append(t.list, tc)
 	}
+	t.lastID, t.last = id, tc
 	return tc
 }
 
@@ -137,7 +211,14 @@ func (t *Ticker) Pending() bool { return t.from != 0 }
 
 // Reset starts the next tick.
 func (t *Ticker) Reset() {
-	t.from = 0
+	t.from, t.last = 0, nil
+	for _, tc := range t.list {
+		tc.fields.reset()
+		*tc = touch{start: tc.start[:0], gone: tc.gone[:0], fields: tc.fields}
+		t.free = append(t.free, tc)
+	}
+	clear(t.list)
+	t.list = t.list[:0]
 	clear(t.touched)
 	clear(t.events)
 	t.events = t.events[:0]
@@ -172,53 +253,84 @@ func (t *Ticker) Resync(view View) bool {
 // Delta returns view's delta for the tick, or nil when the tick changed
 // nothing the view may see.
 func (t *Ticker) Delta(view View) *wire.WatchDelta {
+	if d := t.tickDelta(view, false); d != nil {
+		return d.wire() // a map: no need to sort
+	}
+	return nil
+}
+
+// tickDelta returns view's delta for the tick in slices (sorted for its
+// JSON when sorted), or nil when the tick changed nothing the view may
+// see.
+func (t *Ticker) tickDelta(view View, sorted bool) *tickDelta {
 	if t.from == 0 {
 		return nil
 	}
 	view = t.access.bound(view, t.state, t.teamOf)
-	ents := make(map[string]wire.WatchEntity)
-	for id, tc := range t.touched {
-		if we, ok := t.entityDelta(view, id, tc); ok {
-			ents[id] = we
-		}
+	d := &tickDelta{world: t.state.world, from: t.from, seq: t.state.seq, time: t.state.time,
+		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, 2*len(t.touched)+8)}
+	for _, tc := range t.list {
+		t.entityDelta(d, view, tc)
 	}
-	if len(ents) == 0 {
+	if len(d.ents) == 0 {
 		return nil
 	}
-	return &wire.WatchDelta{Type: wire.TypeWatchDelta, World: t.state.world, From: t.from, Seq: t.state.seq,
-		Time: t.state.time, Entities: ents}
+	if sorted {
+		d.sort()
+	}
+	return d
 }
 
-func (t *Ticker) entityDelta(view View, id string, tc *touch) (wire.WatchEntity, bool) {
+// entityDelta appends view's delta of one touched entity to d, if the
+// view may see a change of it.
+func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
+	id := tc.id
 	a := t.access
 	sawIt := tc.startAny
 	if a.Restricted() {
 		_, sawIt = versionOf(a, view, tc.start, tc.startWho)
 	}
-	e := t.state.ents[id]
-	if e == nil { // gone at the tick's end
-		if !sawIt {
-			return wire.WatchEntity{}, false
-		}
-		v, _ := versionOf(a, view, tc.gone, tc.goneWho)
-		return wire.WatchEntity{Deleted: true, Version: v}, true
+	e := tc.ent
+	if e == nil || tc.deleted {
+		e = t.state.ents[id]
 	}
-	w := t.state.who(a, t.teamOf, id)
+	if e == nil { // gone at the tick's end
+		if sawIt {
+			v, _ := versionOf(a, view, tc.gone, tc.goneWho)
+			d.ents = append(d.ents, deltaEntity{id: id, deleted: true, version: v, lo: len(d.fields), hi: len(d.fields)})
+		}
+		return
+	}
+	w := t.state.whoOf(a, t.teamOf, id, e)
 	// A delete (then a new entity), or a change of owner or team, makes
 	// the view's picture of the entity wrong as a whole: send all it may
 	// see now.
 	replace := tc.deleted || w != tc.startWho
-	we := wire.WatchEntity{Replace: replace && sawIt, Fields: make(map[string]wire.WatchField)}
-	for name, f := range e.fields {
-		if !a.visible(view, name, w) {
-			continue
+	de := deltaEntity{id: id, replace: replace && sawIt, lo: len(d.fields)}
+	if !replace && !a.Restricted() {
+		// Every field is visible: the changed ones and the entity's
+		// version, without a look at the others.
+		de.version = e.version
+		for _, name := range tc.fields.names {
+			d.fields = append(d.fields, newDeltaField(name, e.fields[name]))
 		}
-		we.Version = max(we.Version, f.version)
-		if _, ch := tc.fields[name]; ch || replace {
-			we.Fields[name] = watchField(f)
+	} else {
+		for name, f := range e.fields {
+			if !a.visible(view, name, w) {
+				continue
+			}
+			de.version = max(de.version, f.version)
+			if replace || tc.fields.has(name) {
+				d.fields = append(d.fields, newDeltaField(name, f))
+			}
 		}
 	}
-	return we, len(we.Fields) > 0 || we.Replace
+	de.hi = len(d.fields)
+	if de.hi > de.lo || de.replace {
+		d.ents = append(d.ents, de)
+	} else {
+		d.fields = d.fields[:de.lo]
+	}
 }
 
 // versionOf returns the largest version among fields the view may see,

@@ -71,7 +71,7 @@ func (r *Replay) Seq() uint64 { return r.tk.State().Seq() }
 // there. Short of it (the world or the delay has not reached it), it
 // returns the keyframe where it stopped and ErrNotReached.
 func (r *Replay) SeekSeq(ctx context.Context, seq uint64) (*Frame, error) {
-	err := r.run(ctx, func(ev *fsm.Event) bool { return ev.Seq <= seq })
+	err := r.run(ctx, false, func(ev *fsm.Event) bool { return ev.Seq <= seq })
 	if err == nil && r.Seq() < seq {
 		err = fmt.Errorf("%w: seq %d (at %d)", ErrNotReached, seq, r.Seq())
 	}
@@ -81,7 +81,7 @@ func (r *Replay) SeekSeq(ctx context.Context, seq uint64) (*Frame, error) {
 // SeekTime moves forward past every event with a leader time up to t and
 // returns the keyframe there.
 func (r *Replay) SeekTime(ctx context.Context, t time.Time) (*Frame, error) {
-	return r.keyframe(r.run(ctx, func(ev *fsm.Event) bool { return ev.Time <= t.UnixNano() }))
+	return r.keyframe(r.run(ctx, false, func(ev *fsm.Event) bool { return ev.Time <= t.UnixNano() }))
 }
 
 // Advance moves forward past every event with a leader time up to t and
@@ -90,18 +90,18 @@ func (r *Replay) SeekTime(ctx context.Context, t time.Time) (*Frame, error) {
 // Short of t for the delay, it returns the delta up to where it stopped
 // and ErrNotReached.
 func (r *Replay) Advance(ctx context.Context, t time.Time) (*Frame, error) {
-	err := r.run(ctx, func(ev *fsm.Event) bool { return ev.Time <= t.UnixNano() })
+	err := r.run(ctx, true, func(ev *fsm.Event) bool { return ev.Time <= t.UnixNano() })
 	if err != nil && !errors.Is(err, ErrNotReached) {
 		return nil, err
 	}
 	if r.tk.Resync(r.view) {
 		return r.keyframe(err) // its player changed team: the whole picture
 	}
-	d := r.tk.Delta(r.view)
+	d := r.tk.tickDelta(r.view, true)
 	if d == nil {
 		return nil, err
 	}
-	f, encErr := encode(wire.TypeWatchDelta, d.Seq, d)
+	f, encErr := d.frame()
 	if encErr != nil {
 		return nil, encErr
 	}
@@ -121,8 +121,10 @@ func (r *Replay) keyframe(err error) (*Frame, error) {
 }
 
 // run applies events while want holds, the delay lets them go, and the
-// feed holds them; it stops at the first that fails any.
-func (r *Replay) run(ctx context.Context, want func(*fsm.Event) bool) error {
+// feed holds them; it stops at the first that fails any. Only for a
+// delta (touch) does it record what they touched: a seek ends in a
+// keyframe, and passes over what it skips at the cost of the state alone.
+func (r *Replay) run(ctx context.Context, touch bool, want func(*fsm.Event) bool) error {
 	r.tk.Reset() // each call's delta is its own
 	cut := r.delay.Cutoff(r.cfg.Now())
 	for {
@@ -141,7 +143,13 @@ func (r *Replay) run(ctx context.Context, want func(*fsm.Event) bool) error {
 		if r.cfg.Delay > 0 && ev.Time > cut {
 			return fmt.Errorf("%w: seq %d is within the delay", ErrNotReached, ev.Seq)
 		}
-		if err := r.tk.Apply(ev); err != nil {
+		var err error
+		if touch {
+			err = r.tk.Apply(ev)
+		} else {
+			err = r.tk.State().Apply(ev)
+		}
+		if err != nil {
 			return err
 		}
 		r.pending = r.pending[1:]

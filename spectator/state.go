@@ -20,10 +20,52 @@ type State struct {
 	ents  map[string]*entState
 	owned map[string]map[string]bool // player → entities whose owner field names it
 	gaps  bool                       // a filtered feed: seqs may skip (Config.Filtered)
+
+	// The entity last looked up by entity: an event's changes are mostly
+	// to one entity, and a search of thousands costs a cache miss.
+	lastID  string
+	lastEnt *entState
+}
+
+// entity returns an entity's state, or nil when it does not exist.
+func (s *State) entity(id string) *entState {
+	if s.lastEnt != nil && s.lastID == id {
+		return s.lastEnt
+	}
+	e := s.ents[id]
+	if e != nil {
+		s.lastID, s.lastEnt = id, e
+	}
+	return e
 }
 
 type entState struct {
 	fields map[string]*fieldState
+	// What deltas and sight read of it for each change, kept so that they
+	// need not search its fields: fields[OwnerField] (nil: none), and the
+	// largest of its fields' versions.
+	owner   *fieldState
+	version uint64
+}
+
+// index sets e's owner and version from its fields.
+func (e *entState) index() {
+	e.owner, e.version = e.fields[OwnerField], 0
+	for _, f := range e.fields {
+		e.version = max(e.version, f.version)
+	}
+}
+
+// str returns e's string field.
+func (e *entState) str(field string) (string, bool) {
+	f := e.owner
+	if field != OwnerField {
+		f = e.fields[field]
+	}
+	if f != nil && !f.isSet && f.value.Kind == fsm.KindString {
+		return f.value.Str, true
+	}
+	return "", false
 }
 
 type fieldState struct {
@@ -68,6 +110,7 @@ func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State 
 			}
 			e.fields[f.Name] = fs
 		}
+		e.index()
 		s.ents[ev.ID] = e
 		s.own(ev.ID, "")
 	}
@@ -94,6 +137,7 @@ func (s *State) Clone() *State {
 			cf.set = slices.Clone(f.set)
 			ce.fields[name] = &cf
 		}
+		ce.index()
 		c.ents[id] = ce
 	}
 	for p, m := range s.owned {
@@ -137,6 +181,9 @@ func (s *State) change(c *fsm.Change) {
 	if c.Field == "" {
 		old, _ := s.str(c.Entity, OwnerField)
 		delete(s.ents, c.Entity)
+		if s.lastID == c.Entity {
+			s.lastEnt = nil
+		}
 		s.own(c.Entity, old)
 		return
 	}
@@ -144,17 +191,27 @@ func (s *State) change(c *fsm.Change) {
 		old, _ := s.str(c.Entity, OwnerField)
 		defer s.own(c.Entity, old)
 	}
-	e := s.ents[c.Entity]
+	e := s.entity(c.Entity)
 	if e == nil {
 		e = &entState{fields: make(map[string]*fieldState)}
 		s.ents[c.Entity] = e
+		s.lastID, s.lastEnt = c.Entity, e
 	}
 	f := e.fields[c.Field]
 	if f == nil {
 		f = &fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove, firstOp: c.Op, kind: c.Value.Kind, kindKnown: true}
 		e.fields[c.Field] = f
+		if c.Field == OwnerField {
+			e.owner = f
+		}
 	}
+	lower := c.Version < f.version
 	f.version = c.Version
+	if lower {
+		e.index() // not seen from the FSM, whose versions only rise; kept right anyway
+	} else {
+		e.version = max(e.version, c.Version)
+	}
 	switch c.Op {
 	case fsm.OpAdd:
 		if i, ok := slices.BinarySearchFunc(f.set, c.Value, fsm.Value.Compare); !ok {
@@ -203,13 +260,21 @@ type who struct {
 
 // who returns an entity's owner and team under a.
 func (s *State) who(a *Access, teamOf TeamFunc, entity string) who {
+	return s.whoOf(a, teamOf, entity, s.entity(entity))
+}
+
+// whoOf is who of an entity whose state is e (nil: it does not exist).
+func (s *State) whoOf(a *Access, teamOf TeamFunc, entity string, e *entState) who {
 	w := who{owner: entity}
-	if v, ok := s.str(entity, OwnerField); ok {
+	if e == nil {
+		e = &noEntity
+	}
+	if v, ok := e.str(OwnerField); ok {
 		w.owner = v
 	}
 	if k := a.TeamField(); k != "" {
 		// Its own team field, else its owner's (when another entity).
-		if v, ok := s.str(entity, k); ok {
+		if v, ok := e.str(k); ok {
 			w.team = v
 		} else if w.owner != entity {
 			w.team, _ = s.str(w.owner, k)
@@ -220,25 +285,34 @@ func (s *State) who(a *Access, teamOf TeamFunc, entity string) who {
 	return w
 }
 
+// noEntity is the state of an entity that does not exist.
+var noEntity entState
+
 // str returns an entity's string field.
 func (s *State) str(entity, field string) (string, bool) {
-	if e := s.ents[entity]; e != nil {
-		if f := e.fields[field]; f != nil && !f.isSet && f.value.Kind == fsm.KindString {
-			return f.value.Str, true
-		}
+	if e := s.entity(entity); e != nil {
+		return e.str(field)
 	}
 	return "", false
 }
 
 // fieldVersions returns an entity's fields' names and versions, in map
-// order (they are read only for the largest visible version), or nil
-// when it does not exist.
+// order, or nil when it does not exist.
 func (s *State) fieldVersions(entity string) []fieldVersion {
+	if e := s.ents[entity]; e != nil {
+		return s.appendFieldVersions(make([]fieldVersion, 0, len(e.fields)), entity)
+	}
+	return nil
+}
+
+// appendFieldVersions appends an entity's fields' names and versions to
+// out, in map order (they are read only for the largest visible
+// version); nothing when it does not exist.
+func (s *State) appendFieldVersions(out []fieldVersion, entity string) []fieldVersion {
 	e := s.ents[entity]
 	if e == nil {
-		return nil
+		return out
 	}
-	out := make([]fieldVersion, 0, len(e.fields))
 	for n, f := range e.fields {
 		out = append(out, fieldVersion{n, f.version})
 	}

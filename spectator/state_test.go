@@ -108,3 +108,20 @@ func TestStateCloneChangesApartAndFilteredTakesGaps(t *testing.T) {
 	require.Empty(t, c.owned)
 	require.True(t, s.owned["p"]["e"], "the clone's delete left the state's owner index alone")
 }
+
+// An entity's version in a delta is its largest field version, kept
+// right even by a change that lowers a field's version (the FSM's only
+// rise, a feed could say otherwise).
+func TestAnEntitysVersionIsItsLargestFieldVersion(t *testing.T) {
+	tk := NewTicker(access(t, nil, nil, fsm.TeamRule{}), NewState("w"), nil)
+	for i, c := range []fsm.Change{
+		{Entity: "e", Field: "x", Op: fsm.OpSet, Value: fsm.Int(1), Version: 5},
+		{Entity: "e", Field: "y", Op: fsm.OpSet, Value: fsm.Int(1), Version: 3},
+		{Entity: "e", Field: "x", Op: fsm.OpSet, Value: fsm.Int(2), Version: 1},
+	} {
+		tk.Reset()
+		require.NoError(t, tk.Apply(&fsm.Event{World: "w", Seq: uint64(i + 1), Status: fsm.StatusApplied, Changes: []fsm.Change{c}}))
+	}
+	require.Equal(t, uint64(3), tk.Delta(View{}).Entities["e"].Version)
+	require.Equal(t, uint64(3), Keyframe(tk.access, tk.State(), nil, View{}).Entities["e"].Version)
+}

@@ -26,7 +26,8 @@ var ErrMovedEvents = errors.New("gsd/store: events refused for a moved world's a
 // returns how many it stored.
 //
 // events must be consecutive seqs of world, of its incarnation (log index
-// at or after it), none beyond fence; the event at fence, when among
+// at or after it, until a later home's events begin: see laterHome),
+// none beyond fence; the event at fence, when among
 // them, must carry the log index the world's hash history holds for
 // fence (when it still holds it). Anything else is refused whole with
 // ErrMovedEvents, and nothing is stored.
@@ -49,7 +50,9 @@ func (s *Store) FillMoved(world string, fence uint64, events []*fsm.Event) (int,
 			return 0, fmt.Errorf("%w: seq %d after %d", ErrMovedEvents, ev.Seq, events[i-1].Seq)
 		case ev.Seq == 0 || ev.Seq > fence:
 			return 0, fmt.Errorf("%w: seq %d beyond the fence at %d", ErrMovedEvents, ev.Seq, fence)
-		case ev.Index < w.Incarnation:
+		case ev.Index == 0:
+			return 0, fmt.Errorf("%w: seq %d at log index 0", ErrMovedEvents, ev.Seq)
+		case ev.Index < w.Incarnation && !s.laterHome(world, w.Incarnation, ev, prev(events, i)):
 			return 0, fmt.Errorf("%w: seq %d at log index %d, before the incarnation %d", ErrMovedEvents, ev.Seq, ev.Index, w.Incarnation)
 		case ev.Seq == fence:
 			if p, err := s.fsm.Hash(world, fence); err == nil && p.Index != ev.Index {
@@ -62,10 +65,41 @@ func (s *Store) FillMoved(world string, fence uint64, events []*fsm.Event) (int,
 	if err := s.arch.markMoved(world, w.Incarnation); err != nil {
 		return 0, err
 	}
+	// The floor was checked above (an event of a later home may lie
+	// below the incarnation).
 	return s.arch.fill(world, events, func() (uint64, bool) {
 		now, err := s.fsm.World(world)
-		return w.Incarnation, err == nil && now.Incarnation == w.Incarnation && now.Imported == w.Imported
+		return 1, err == nil && now.Incarnation == w.Incarnation && now.Imported == w.Imported
 	})
+}
+
+// prev is the event before events[i] in the page, nil for the first.
+func prev(events []*fsm.Event, i int) *fsm.Event {
+	if i == 0 {
+		return nil
+	}
+	return events[i-1]
+}
+
+// laterHome reports whether ev, a moved world's event below its
+// incarnation, was committed on a later home than the world's first group
+// (a world moved more than once: the middle group's events carry that
+// group's log indexes, unrelated to the incarnation). Within one group a
+// world's events have increasing log indexes, so its first group's run
+// from seq 1 is all at or after the incarnation; a later home begins
+// where the index drops. ev is such an event when the event before it
+// (before, or the archive's when before is nil) has a higher index (the
+// drop) or is itself below the incarnation (stored only as a later
+// home's event, by this same rule). Seq 1, or an event whose predecessor
+// is not held, is of the first group: it must be at or after the
+// incarnation.
+func (s *Store) laterHome(world string, incarnation uint64, ev, before *fsm.Event) bool {
+	if before == nil && ev.Seq > 1 {
+		if evs, err := s.arch.read(world, ev.Seq-1, 1); err == nil && len(evs) == 1 && evs[0].Seq == ev.Seq-1 {
+			before = evs[0]
+		}
+	}
+	return before != nil && (before.Index > ev.Index || before.Index < incarnation)
 }
 
 // archiveFloor is the lowest log index of w's events a refill takes: its

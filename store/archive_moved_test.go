@@ -238,3 +238,37 @@ func TestRestoreFloorKeepsCopiedEventsOnlyForTheMarkedIncarnation(t *testing.T) 
 	require.NoError(t, err)
 	require.Empty(t, held, "unmarked: an earlier incarnation's, dropped")
 }
+
+// A world moved more than once reaches its last home with events of a
+// middle group, whose log indexes need not reach the incarnation (the
+// first group's index at its creation). Past the drop of the index they
+// are taken; before it, and on a page whose predecessor is not held, an
+// event below the incarnation is refused; index 0 never is a log index.
+func TestFillMovedTakesALaterHomesEventsBelowTheIncarnation(t *testing.T) {
+	t.Parallel()
+	l, d, _, fence := movedWorld(t)
+	old, err := l.arch.read("arena", 1, 100)
+	require.NoError(t, err)
+	w, err := l.World("arena")
+	require.NoError(t, err)
+	require.Greater(t, w.Incarnation, uint64(1))
+	page := make([]*fsm.Event, len(old))
+	for i, ev := range old {
+		c := *ev
+		page[i] = &c
+	}
+	page[2].Index, page[3].Index = w.Incarnation-1, w.Incarnation-1 // seqs 3 and 4: a middle home's
+	zero := *page[1]
+	zero.Index = 0
+	_, err = d.FillMoved("arena", fence, []*fsm.Event{page[0], &zero})
+	require.ErrorIs(t, err, ErrMovedEvents, "log index 0")
+	_, err = d.FillMoved("arena", fence, page[2:])
+	require.ErrorIs(t, err, ErrMovedEvents, "seq 2 not held: seq 3 counts as the first group's")
+	n, err := d.FillMoved("arena", fence, page[:2])
+	require.NoError(t, err)
+	require.Equal(t, 2, n)
+	n, err = d.FillMoved("arena", fence, page[2:])
+	require.NoError(t, err, "seq 3 drops below seq 2's index: a later home's, and so is seq 4 after it")
+	require.Equal(t, 3, n)
+	require.Equal(t, []uint64{1, 2, 3, 4, 5, 6, 7}, readAll(t, d, "arena", 7))
+}

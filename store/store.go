@@ -355,6 +355,9 @@ func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
 // barrier, so Act takes actions (IsLeader can be true a moment earlier).
 func (s *Store) LeaderReady() bool { return s.IsLeader() && s.ready.Load() }
 
+// GroupID is the Raft group this Store is a member of (Config.GroupID).
+func (s *Store) GroupID() uint64 { return s.cfg.GroupID }
+
 // Ready reports whether this node can serve: it knows a leader.
 func (s *Store) Ready() bool {
 	addr, _ := s.raft.LeaderWithID()

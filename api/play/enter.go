@@ -362,8 +362,62 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 	if c.area.known && !moved && c.area.ok == ok && (!ok || c.area.cell == now) && c.area.team == me.team {
 		return true
 	}
-	gone := h.idx.leaving(c.area, now, ok, c.player, me.team)
-	if h.pv != nil && len(gone) > 0 {
+	d := h.areaDiff(c, now, ok, me.team, snaps)
+	gone := without(d.gone, c.player)
+	if g := h.groupOf[c]; g != nil && len(gone) > 0 {
+		g.dropGone(gone) // its pending delta is its group's (cells.go)
+	}
+	ids, whole := d.ids, d.whole
+	if !whole {
+		// The player's own entity reaches it always: it walked with it.
+		ids = without(ids, c.player)
+	}
+	c.area = enterState{known: true, cell: now, ok: ok, team: me.team}
+	if len(gone) > 0 && !c.ob.leave(d.leaveMsg(h.world, gone, seq)) {
+		c.area.known = false // sent whole again once it attaches again
+		return false
+	}
+	if len(ids) == 0 && !whole {
+		return true
+	}
+	msg := d.enterMsg(h, ids, snaps)
+	if msg == nil {
+		return true
+	}
+	if !c.ob.enter(msg) {
+		c.area.known = false // sent whole again once it attaches again
+		return false
+	}
+	return true
+}
+
+// areaChange is what came into and left the interest of a player whose
+// area was last sent at one enterState and who now stands in one cell and
+// team (enterAs): the same for every player there but for the player's
+// own id, which it may hold; and the messages that say so, made once for
+// the players whose id it does not hold. The members of a cell group share
+// it (cells.go).
+type areaChange struct {
+	gone  []string
+	ids   []string
+	whole bool
+
+	leave   *sharedMsg
+	enter   *sharedMsg
+	entered bool // enter is made (nil: nothing to send)
+}
+
+// areaDiff returns what came into and left c's interest since its area
+// was last sent, with its player now at (now, ok) in team (h.mu held):
+// once per batch for the members of a cell group, whose areas are the
+// same.
+func (h *hub) areaDiff(c *playConn, now cellKey, ok bool, team string, snaps *map[string]snap) *areaChange {
+	g := h.groupOf[c]
+	if g != nil && g.diffAt == h.batches {
+		return &g.diff
+	}
+	d := areaChange{gone: h.idx.leaving(c.area, now, ok, "", team)}
+	if h.pv != nil && len(d.gone) > 0 {
 		// Name only what the view may see: the index has every entity,
 		// and an id the enter never named would tell where it stood.
 		// A team mate that left the team was seen (its team's fields):
@@ -371,7 +425,7 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 		if *snaps == nil {
 			*snaps = make(map[string]snap)
 		}
-		gone = slices.DeleteFunc(gone, func(id string) bool {
+		d.gone = slices.DeleteFunc(d.gone, func(id string) bool {
 			if h.idx.leftTeam(id, c.area.team) {
 				return false
 			}
@@ -383,23 +437,39 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 			return sn.we == nil
 		})
 	}
-	ids, whole := h.idx.entering(c.area, now, ok, me.team)
-	if !whole {
-		// The player's own entity reaches it always: it walked with it.
-		ids = slices.DeleteFunc(ids, func(id string) bool { return id == c.player })
+	d.ids, d.whole = h.idx.entering(c.area, now, ok, team)
+	if g == nil {
+		return &d
 	}
-	c.area = enterState{known: true, cell: now, ok: ok, team: me.team}
-	if len(gone) > 0 && !c.ob.leave(&wire.Leave{Type: wire.TypeLeave, World: h.world, Seq: seq, IDs: gone}) {
-		c.area.known = false // sent whole again once it attaches again
-		return false
+	g.diff, g.diffAt = d, h.batches
+	return &g.diff
+}
+
+// leaveMsg returns the leave message naming gone (d's, or d's without
+// the player's own id) at seq.
+func (d *areaChange) leaveMsg(world string, gone []string, seq uint64) *sharedMsg {
+	if len(gone) == len(d.gone) && d.leave != nil {
+		return d.leave
 	}
-	if len(ids) == 0 && !whole {
-		return true
+	sm := &sharedMsg{leave: &wire.Leave{Type: wire.TypeLeave, World: world, Seq: seq, IDs: gone}}
+	if len(gone) == len(d.gone) {
+		d.leave = sm
+	}
+	return sm
+}
+
+// enterMsg returns the enter message of the entities ids (d's, or d's
+// without the player's own id) as the batch's snapshots have them; nil
+// when it would carry nothing (and is not whole).
+func (d *areaChange) enterMsg(h *hub, ids []string, snaps *map[string]snap) *sharedMsg {
+	mine := len(ids) != len(d.ids)
+	if !mine && d.entered {
+		return d.enter
 	}
 	if *snaps == nil {
 		*snaps = make(map[string]snap)
 	}
-	msg := &wire.Keyframe{Type: wire.TypeEnter, World: h.world, Entities: make(map[string]wire.WatchEntity, len(ids)), Whole: whole}
+	msg := &wire.Keyframe{Type: wire.TypeEnter, World: h.world, Entities: make(map[string]wire.WatchEntity, len(ids)), Whole: d.whole}
 	for _, id := range ids {
 		sn, seen := (*snaps)[id]
 		if !seen {
@@ -411,14 +481,23 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 			msg.Seq = max(msg.Seq, sn.seq)
 		}
 	}
-	if len(msg.Entities) == 0 && !whole {
-		return true
+	var sm *sharedMsg
+	if len(msg.Entities) > 0 || d.whole {
+		sm = &sharedMsg{enter: msg}
 	}
-	if !c.ob.enter(msg) {
-		c.area.known = false // sent whole again once it attaches again
-		return false
+	if !mine {
+		d.enter, d.entered = sm, true
 	}
-	return true
+	return sm
+}
+
+// without returns ids without id: ids itself when it does not hold it,
+// else a copy (ids may be shared).
+func without(ids []string, id string) []string {
+	if !slices.Contains(ids, id) {
+		return ids
+	}
+	return slices.DeleteFunc(slices.Clone(ids), func(x string) bool { return x == id })
 }
 
 // snapshot reads an entity from the node's applied state, cut to the

@@ -46,6 +46,7 @@ const (
 	memberDetached member = iota // from its own subscription (catching up)
 	memberAttached               // from the hub, through its own outbox's offers
 	memberShared                 // from the hub's shared stream
+	memberCell                   // from its interest cell's stream (cells.go)
 )
 
 // hub fans one world's events out to this node's play connections. With
@@ -55,7 +56,8 @@ const (
 // shared stream at the first tick that finds it at the stream's position;
 // one that finds its queue full leaves it (detached) with a copy of the
 // stream's pending delta. With interest on, every attached member gets its
-// own offers.
+// own offers, until a tick finds it where its cell's stream stands
+// (cells.go).
 type hub struct {
 	s      *Service
 	world  string
@@ -85,6 +87,17 @@ type hub struct {
 	// the events it queues.
 	sel    []*hubEvent
 	selIdx []int
+
+	// With a grid, the streams shared per cell (cells.go): each group by
+	// its key, each member's group, the batches offered to them, and the
+	// members that stay in their group for a batch (reused).
+	groups  map[groupKey]*cellGroup
+	groupOf map[*playConn]*cellGroup
+	batches uint64
+	stay    []cellMember
+	// ownOffers keeps every member on its own offers (the tests compare
+	// the cells' streams with them).
+	ownOffers bool
 }
 
 // joinHub registers c with its world's hub, or its view's (views.go),
@@ -126,6 +139,7 @@ func (s *Service) joinHub(c *playConn) (*hub, error) {
 func (s *Service) leaveHub(h *hub, c *playConn) {
 	s.hubMu.Lock()
 	h.mu.Lock()
+	h.dropCell(c)
 	delete(h.members, c)
 	last := len(h.members) == 0
 	h.mu.Unlock()
@@ -378,6 +392,7 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 	if h.idx != nil {
 		plan = h.idx.plan(hevs)
 		moved = h.idx.anyMovers()
+		h.fanCells(plan, hevs, moved, &snaps, last)
 	}
 	for c, m := range h.members {
 		if m != memberAttached {
@@ -487,11 +502,13 @@ func (h *hub) tick() {
 		h.pushShared(h.shared.takeSharedDelta())
 		pos = h.shared.position()
 	}
+	h.tickCells()
 	for c, m := range h.members {
 		switch {
-		case m == memberShared:
+		case m == memberShared, m == memberCell:
 		case m == memberAttached && h.shared != nil && c.ob.join(h.ticks, pos):
 			h.members[c] = memberShared
+		case m == memberAttached && h.joinCell(c):
 		default:
 			c.ob.onTick(h.ticks)
 		}

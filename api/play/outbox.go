@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -73,17 +72,14 @@ type outFrame struct {
 
 	shared *sharedFrame // a frame of the hub's shared stream
 
-	enter *wire.Keyframe // an enter message (enter.go): covers nothing
-	leave *wire.Leave    // a leave message (enter.go): covers nothing
+	msg *sharedMsg // an enter or leave message (enter.go): covers nothing
 }
 
 // encode writes f in codec k as a frame beginning at from.
 func (f *outFrame) encode(k playCodec, from uint64) ([]byte, error) {
 	switch {
-	case f.enter != nil:
-		return k.marshal(f.enter)
-	case f.leave != nil:
-		return k.marshal(f.leave)
+	case f.msg != nil:
+		return f.msg.encode(k)
 	case f.shared != nil:
 		return f.shared.encode(k, from)
 	case f.isDelta:
@@ -219,14 +215,23 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 	return n
 }
 
-// enter queues an enter message; false when the queue is full.
-func (o *outbox) enter(msg *wire.Keyframe) bool {
+// enter queues an enter message; false when the queue is full. A whole
+// one drops the pending delta's changes of the entities it does not list
+// (the client drops them: sent after it, they would bring them back).
+func (o *outbox) enter(sm *sharedMsg) bool {
+	msg := sm.enter
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.frames) >= o.limit {
 		return false
 	}
-	o.frames = append(o.frames, &outFrame{enter: msg})
+	if msg.Whole {
+		maps.DeleteFunc(o.delta, func(id string, _ *entityDelta) bool {
+			_, listed := msg.Entities[id]
+			return !listed
+		})
+	}
+	o.frames = append(o.frames, &outFrame{msg: sm})
 	wake(o.signal)
 	return true
 }
@@ -234,7 +239,8 @@ func (o *outbox) enter(msg *wire.Keyframe) bool {
 // leave queues a leave message and drops the pending delta's changes of
 // the entities it names (sent after it, they would bring them back);
 // false when the queue is full.
-func (o *outbox) leave(msg *wire.Leave) bool {
+func (o *outbox) leave(sm *sharedMsg) bool {
+	msg := sm.leave
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if len(o.frames) >= o.limit {
@@ -243,7 +249,7 @@ func (o *outbox) leave(msg *wire.Leave) bool {
 	for _, id := range msg.IDs {
 		delete(o.delta, id)
 	}
-	o.frames = append(o.frames, &outFrame{leave: msg})
+	o.frames = append(o.frames, &outFrame{msg: sm})
 	wake(o.signal)
 	return true
 }

@@ -1,0 +1,301 @@
+package play
+
+import (
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Frames shared per interest cell (issue 11): with a grid, the attached
+// members whose player stands in the same cell with the same team (a hub
+// serves one view) want the same events, but for their own player's:
+// those of the entities without a position, of their team's entities and
+// of the cells around theirs. Each such group has a stream of its own, an
+// outbox the hub offers the group's share of each batch once (its bulk
+// changes merged once, into one pending delta) and whose frames, encoded
+// once per codec, it queues on every member, as the shared stream does
+// with interest off (hub.go). What stays per member: its enter and leave
+// messages (enter.go), and its own player's events that its group's share
+// lacks (an action of the player on far entities only, a rejection):
+// a member that has one in a batch, whose player changed cell or team, or
+// whose queue has no room for the group's next frame leaves the group
+// before the batch, with a copy of the group's pending delta, and gets its
+// own offers (or reads on alone) until a tick finds its area where a
+// group's stream stands again.
+
+// groupKey names the members that see the same neighbourhood: their
+// player's cell (ok: it has one) and team, as their area was last sent
+// (enterState).
+type groupKey struct {
+	cell cellKey
+	ok   bool
+	team string
+}
+
+func (st enterState) key() groupKey { return groupKey{cell: st.cell, ok: st.ok, team: st.team} }
+
+// cellGroup is one groupKey's stream and members (h.mu guards it).
+type cellGroup struct {
+	key     groupKey
+	ob      *outbox
+	members map[*playConn]struct{}
+
+	// The group's share of the hub's current batch (fanCells), reused.
+	batch uint64 // the hub's batch the share is of (0: none)
+	sel   []*hubEvent
+	idx   []int
+	// What came into and left its members' interest in the hub's batch
+	// diffAt, the same for all of them, and its messages (enter.go).
+	diff   areaChange
+	diffAt uint64
+}
+
+// areaShare appends to idx (reset) the events of p that every player
+// whose cell and team are k's wants, sorted, each once: those without a
+// position, k's team's and those of the cells around k's.
+func (ix *interestIndex) areaShare(p *interestPlan, k groupKey, idx []int) []int {
+	idx = append(idx[:0], p.global...)
+	if ix.cfg.Team != "" && k.team != "" {
+		idx = append(idx, p.byTeam[k.team]...)
+	}
+	if k.ok && len(p.byCell) > 0 {
+		r := int64(ix.cfg.Radius)
+		for x := k.cell.x - r; x <= k.cell.x+r; x++ {
+			for y := k.cell.y - r; y <= k.cell.y+r; y++ {
+				idx = append(idx, p.byCell[cellKey{x, y}]...)
+			}
+		}
+	}
+	slices.Sort(idx)
+	return slices.Compact(idx)
+}
+
+// keyOf is the group of a player whose record is me.
+func (ix *interestIndex) keyOf(me entInterest) groupKey {
+	x, y, ok := me.cell(ix.cfg.Cell)
+	return groupKey{cell: cellKey{x, y}, ok: ok, team: me.team}
+}
+
+// share computes g's share of the hub's batch n, planned as p, once.
+func (g *cellGroup) share(ix *interestIndex, p *interestPlan, hevs []*hubEvent, n uint64) {
+	if g.batch == n {
+		return
+	}
+	g.batch = n
+	g.idx = ix.areaShare(p, g.key, g.idx)
+	g.sel = g.sel[:0]
+	for _, i := range g.idx {
+		g.sel = append(g.sel, hevs[i])
+	}
+}
+
+// covers reports whether g's share holds every event of p that player
+// wants for its own sake (its own, or one touching its entity).
+func (g *cellGroup) covers(p *interestPlan, player string) bool {
+	for _, own := range [2][]int{p.byPlayer[player], p.byEntity[player]} {
+		for _, i := range own {
+			if _, ok := slices.BinarySearch(g.idx, i); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// framed reports whether g's share makes an events frame.
+func (g *cellGroup) framed() bool {
+	return slices.ContainsFunc(g.sel, func(he *hubEvent) bool { return he.frame != nil })
+}
+
+// cellMember is a member of a group that stays in it for a batch.
+type cellMember struct {
+	c  *playConn
+	me entInterest
+}
+
+// fanCells offers a batch, planned as p, to the groups and their members
+// (h.mu held): who leaves its group does so first, from the group's
+// position before the batch, and is offered the batch as an attached
+// member by fanout; then each group's share is offered once, its frames
+// queued on its members, and each member is sent what came into and left
+// its area (a member whose queue has no room for that goes on alone).
+func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved bool, snaps *map[string]snap, last uint64) {
+	if len(h.groupOf) == 0 {
+		return
+	}
+	h.batches++
+	stay := h.stay[:0]
+	for c, g := range h.groupOf {
+		me := h.idx.get(c.player)
+		g.share(h.idx, p, hevs, h.batches)
+		switch {
+		case h.idx.keyOf(me) != g.key || !g.covers(p, c.player):
+			h.leaveGroup(c, g) // attached: fanout offers it the batch
+		case g.framed() && c.ob.behind(false):
+			h.leaveGroup(c, g)
+			h.detach(c)
+		default:
+			stay = append(stay, cellMember{c: c, me: me})
+		}
+	}
+	for _, g := range h.groups {
+		g.share(h.idx, p, hevs, h.batches)
+		g.ob.offer(g.sel, nil) // no limit: it takes them all
+		g.ob.skip(last)
+		sfs := g.ob.takeShared()
+		pos := g.ob.position()
+		for c := range g.members {
+			for _, sf := range sfs {
+				c.ob.push(sf.item, pos)
+			}
+		}
+		clear(g.sel) // the frames hold the events, not this buffer
+	}
+	for _, m := range stay {
+		if !h.enterAs(m.c, m.me, moved, snaps, last) {
+			h.leaveGroup(m.c, h.groupOf[m.c])
+			h.detach(m.c)
+		}
+	}
+	clear(stay)
+	h.stay = stay[:0]
+}
+
+// joinCell makes attached member c a member of the group its area was
+// last sent for, at a tick (h.mu held), if it stands where the group's
+// stream does: its own pending delta is sealed into its queue first
+// (outbox.join). A group is made for its first member.
+func (h *hub) joinCell(c *playConn) bool {
+	if h.ownOffers || h.idx == nil || h.idx.cfg.Cell <= 0 || !c.area.known {
+		return false
+	}
+	k := c.area.key()
+	g := h.groups[k]
+	if g == nil {
+		g = &cellGroup{key: k, ob: newOutbox(math.MaxInt, codecJSON), members: make(map[*playConn]struct{})}
+		g.ob.start(h.next - 1)
+	}
+	if !c.ob.join(h.ticks, g.ob.position()) {
+		return false
+	}
+	// A member whose position moved over filtered events only is owed a
+	// progress frame (outbox.onTick): the stream's next one.
+	g.ob.owe(c.ob.coveredSeq())
+	if h.groups == nil {
+		h.groups = make(map[groupKey]*cellGroup)
+		h.groupOf = make(map[*playConn]*cellGroup)
+	}
+	h.groups[k] = g
+	g.members[c] = struct{}{}
+	h.groupOf[c] = g
+	h.members[c] = memberCell
+	return true
+}
+
+// leaveGroup makes c, a member of g, go on alone as an attached member
+// from g's position, with a copy of g's pending delta (h.mu held); the
+// last member ends the group.
+func (h *hub) leaveGroup(c *playConn, g *cellGroup) {
+	c.ob.resume(g.ob.pending())
+	h.dropCell(c)
+	h.members[c] = memberAttached
+}
+
+// dropCell removes c from its group, if it has one (h.mu held).
+func (h *hub) dropCell(c *playConn) {
+	g := h.groupOf[c]
+	if g == nil {
+		return
+	}
+	delete(g.members, c)
+	delete(h.groupOf, c)
+	if len(g.members) == 0 {
+		delete(h.groups, g.key)
+	}
+}
+
+// tickCells flushes each group's pending delta to its members (h.mu held):
+// a member that already holds sharedLagDeltas delta frames, or has no
+// room, leaves first.
+func (h *hub) tickCells() {
+	for _, g := range h.groups {
+		g.ob.onTick(h.ticks)
+		if g.ob.dueDelta() {
+			for c := range g.members {
+				if c.ob.behind(true) {
+					h.leaveGroup(c, g)
+					h.detach(c)
+				}
+			}
+		}
+		sf := g.ob.takeSharedDelta()
+		if sf == nil {
+			continue
+		}
+		pos := g.ob.position()
+		for c := range g.members {
+			c.ob.push(sf.item, pos)
+		}
+	}
+}
+
+// dropGone drops from g's pending delta the changes of the entities that
+// left its members' interest (gone, as enterAs names them for one member:
+// every member names the same, but for their own players, which a member
+// of g names only when it went and came back within the batch, and then
+// its enter follows).
+func (g *cellGroup) dropGone(gone []string) {
+	g.ob.mu.Lock()
+	defer g.ob.mu.Unlock()
+	for _, id := range gone {
+		if g.ob.delta[id] != nil && !g.hasPlayer(id) {
+			delete(g.ob.delta, id)
+		}
+	}
+}
+
+// hasPlayer reports whether a member of g is player id's connection.
+func (g *cellGroup) hasPlayer(id string) bool {
+	for c := range g.members {
+		if c.player == id {
+			return true
+		}
+	}
+	return false
+}
+
+// owe lowers the covered seq of the stream's last frame to that of a
+// member that joins it, so that the stream's progress frames cover its
+// position for that member too (they are encoded from each member's own).
+func (o *outbox) owe(written uint64) {
+	o.mu.Lock()
+	o.written = min(o.written, written)
+	o.mu.Unlock()
+}
+
+// sharedMsg is an enter or leave message, encoded once per codec for all
+// the connections that queue it (the members of a cell group).
+type sharedMsg struct {
+	enter *wire.Keyframe
+	leave *wire.Leave
+	enc   [2]struct {
+		once sync.Once
+		b    []byte
+		err  error
+	}
+}
+
+func (m *sharedMsg) encode(k playCodec) ([]byte, error) {
+	var v any = m.enter
+	if m.leave != nil {
+		v = m.leave
+	}
+	if int(k) >= len(m.enc) {
+		return k.marshal(v)
+	}
+	e := &m.enc[k]
+	e.once.Do(func() { e.b, e.err = k.marshal(v) })
+	return e.b, e.err
+}
