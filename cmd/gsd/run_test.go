@@ -228,7 +228,7 @@ func TestRunJoinFailsWhenTheClusterRefuses(t *testing.T) {
 	var sent wire.NodeInfo
 	require.NoError(t, json.Unmarshal([]byte(got.Load().(string)), &sent))
 	v := fsm.Supported() // the join names what the node reads (the version gate knows it from the join on)
-	require.Equal(t, wire.NodeInfo{ID: "refused", RaftAddr: n.raft, HTTPAddr: n.http, Region: "eu", Versions: wire.Versions{Log: v.Log, Snapshot: v.Snapshot, Wire: v.Wire}}, sent)
+	require.Equal(t, wire.NodeInfo{ID: "refused", RaftAddr: n.raft, HTTPAddr: n.http, Region: "eu", Versions: wire.Versions(v)}, sent)
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {
