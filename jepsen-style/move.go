@@ -310,6 +310,10 @@ func (m *moveNemesis) probe(ctx context.Context, e *Env, mv *worldMove, victim i
 	op := &Op{ID: -(m.n + 1), Client: -1, Player: player, Seq: 1, World: mv.world, Kind: "probe", Key: "probe", Value: 1}
 	m.probes = append(m.probes, op)
 	var last error
+	// An attempt whose outcome is unknown (a timeout) may have reached a
+	// node that routes the world to its new home and applied there; a
+	// later 421 then says nothing of it, so the probe stays unknown.
+	maybe := false
 	deadline := time.Now().Add(8 * time.Second)
 	for try := 0; time.Now().Before(deadline) && ctx.Err() == nil; try++ {
 		via := m.via(e, victim)
@@ -328,8 +332,12 @@ func (m *moveNemesis) probe(ctx context.Context, e *Env, mv *worldMove, victim i
 				e.Problemf("move %s: world_moved with status %d (want 421)", mv.world, client.StatusCode(err))
 			}
 			op.Outcome, op.Err = Fail, err.Error()
+			if maybe {
+				op.Outcome = Unknown
+			}
 			return
 		}
+		maybe = maybe || client.IsOutcomeUnknown(err)
 		pause(ctx, 100*time.Millisecond)
 	}
 	// No definite answer while the fault runs (the old group without a

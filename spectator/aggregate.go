@@ -123,7 +123,7 @@ func (g *aggregate) update(s *State, ag *Aggregates, teamOf TeamFunc, id string)
 	var now member
 	has := false
 	if e := s.ents[id]; e != nil {
-		if f := e.fields[g.rule.Field]; f != nil && (!f.isSet || g.rule.Kind == "count" || g.rule.Kind == "heatmap") {
+		if f := e.field(g.rule.Field); f != nil && (!f.isSet || g.rule.Kind == "count" || g.rule.Kind == "heatmap") {
 			has = true
 			now.value = f.value
 			switch g.rule.By {
@@ -242,7 +242,7 @@ func (ag *Aggregates) part(view View, g *aggregate) (string, bool) {
 func (ag *Aggregates) group(s *State, teamOf TeamFunc, g *aggregate, grp string) map[string]wire.Value {
 	var vals []fsm.Value
 	for _, id := range sortedKeys(s.ents) {
-		f := s.ents[id].fields[g.rule.Field]
+		f := s.ents[id].field(g.rule.Field)
 		if f == nil || f.isSet && g.rule.Kind != "count" {
 			continue
 		}
@@ -318,7 +318,7 @@ func aggregateOf(kind string, vals []fsm.Value) wire.Value {
 func cell(e *entState, grid fsm.InterestRule) (string, bool) {
 	var at [2]int64
 	for i, name := range []string{grid.X, grid.Y} {
-		f := e.fields[name]
+		f := e.field(name)
 		if f == nil || f.isSet {
 			return "", false
 		}

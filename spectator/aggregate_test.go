@@ -271,7 +271,7 @@ func TestHeatmapIgnoresPositionsThatAreNotNumbers(t *testing.T) {
 		"a string":   {"x": {value: fsm.String("1")}, "y": {value: fsm.Int(1)}},
 		"very small": {"x": {value: fsm.Float(-1e300)}, "y": {value: fsm.Int(1)}},
 	} {
-		_, ok := cell(&entState{fields: fields}, grid)
+		_, ok := cell(newEntState(fields), grid)
 		require.False(t, ok, name)
 	}
 }
