@@ -281,7 +281,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	case len(o.join) > 0 && hasState:
 		log.Info("data dir has raft state: not joining", "join", o.join)
 	case len(o.join) > 0:
-		runErr = join(ctx, o, httpAdvertise, log)
+		runErr = join(ctx, o, httpAdvertise, st.Versions(), log)
 	case hasDB && !hasState:
 		log.Warn("raft.db exists but holds no state and no --join was given: waiting to be added by a leader")
 	}
@@ -345,8 +345,12 @@ func closeStore(st *store.Store, timeout time.Duration, log *slog.Logger) {
 }
 
 // join asks the cluster to add this node, retrying until it is accepted,
-// refused for good, ctx ends or --join-timeout passes.
-func join(ctx context.Context, o *options, httpAdvertise string, log *slog.Logger) error {
+// refused for good, ctx ends or --join-timeout passes. The request carries
+// the versions the node reads, so the node table lists them from the join
+// on: without them the version gate takes the new voter for the oldest
+// binary until its reporter (versions.go) corrects it, and refuses newer
+// commands meanwhile (e.g. the sinks' replicated positions).
+func join(ctx context.Context, o *options, httpAdvertise string, versions fsm.Versions, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, o.joinTimeout)
 	defer cancel()
 	opts := []client.Option{client.WithAttemptTimeout(30 * time.Second), client.WithBackoff(100*time.Millisecond, 2*time.Second)}
@@ -356,7 +360,7 @@ func join(ctx context.Context, o *options, httpAdvertise string, log *slog.Logge
 	}
 	c := client.New(o.join, opts...)
 	defer c.Close()
-	n := fsm.NodeInfo{ID: o.id, RaftAddr: o.raftAdvertise, HTTPAddr: httpAdvertise, Region: o.region}
+	n := fsm.NodeInfo{ID: o.id, RaftAddr: o.raftAdvertise, HTTPAddr: httpAdvertise, Region: o.region, Versions: versions}
 	backoff := 250 * time.Millisecond
 	for {
 		err := c.Join(ctx, n)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -36,6 +37,10 @@ type export struct {
 
 	cur    *file
 	broken bool // cur failed a write: drop it rather than finish it
+	// gap is set while the next event to export is not held on this
+	// node (pruned by retention) and cleared once events come again:
+	// gsd_files_archive_gap.
+	gap atomic.Bool
 }
 
 // fail logs and counts a session's failure (feed.Hooks.Fail).
@@ -53,6 +58,7 @@ func (e *export) fail(err error, in time.Duration) {
 		e.s.m.failures.WithLabelValues(failWrite).Inc()
 		log.Error("cannot write the export's files; retrying from the last finished file", "err", err)
 	case errors.Is(err, store.ErrArchiveGap):
+		e.gap.Store(true)
 		e.s.m.failures.WithLabelValues(failFeed).Inc()
 		log.Error("the next event to export is no longer held on this node (archive retention pruned it); the export waits", "err", err)
 	default:
@@ -108,6 +114,7 @@ func (e *export) Resume(_ context.Context, pos feed.Position) error {
 // size and age; the position is stored when a file is finished
 // (feed.Target).
 func (e *export) Deliver(_ context.Context, pos feed.Position, evs []*fsm.Event) (feed.Position, error) {
+	e.gap.Store(false) // the feed reads past where it stopped
 	for _, ev := range evs {
 		if e.cur == nil {
 			var err error

@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	lagEvents *prometheus.GaugeVec
 	position  *prometheus.GaugeVec
+	gap       *prometheus.GaugeVec
 	worlds    prometheus.Gauge
 	events    prometheus.Counter
 	files     prometheus.Counter
@@ -30,6 +31,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gsd_files_position", Help: "Seq up to which every event of a world is in a finished file.",
 		}, []string{"world"}),
+		gap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gsd_files_archive_gap", Help: "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck.",
+		}, []string{"world"}),
 		worlds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gsd_files_worlds", Help: "Worlds this node exports to files now (those whose group it leads).",
 		}),
@@ -46,7 +50,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.lagEvents, m.position, m.worlds, m.events, m.files, m.failures} {
+	for _, c := range []prometheus.Collector{m.lagEvents, m.position, m.gap, m.worlds, m.events, m.files, m.failures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("files export metrics: %w", err)
 		}
@@ -57,4 +61,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) forget(world string) {
 	m.lagEvents.DeleteLabelValues(world)
 	m.position.DeleteLabelValues(world)
+	m.gap.DeleteLabelValues(world)
+}
+
+// setGap publishes whether world's export is stuck at an archive gap.
+func (m *metrics) setGap(world string, gap bool) {
+	v := 0.0
+	if gap {
+		v = 1
+	}
+	m.gap.WithLabelValues(world).Set(v)
 }

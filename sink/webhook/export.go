@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -23,6 +24,10 @@ type export struct {
 	// last is the session's last delivered position (zero: none yet),
 	// stored to the replicated positions when the session ends.
 	last feed.Position
+	// gap is set while the next event to export is not held on this
+	// node (pruned by retention) and cleared once events come again:
+	// gsd_webhook_archive_gap.
+	gap atomic.Bool
 }
 
 // fail logs and counts a session's failure (feed.Hooks.Fail).
@@ -37,6 +42,7 @@ func (e *export) fail(err error, in time.Duration) {
 		e.s.m.failures.WithLabelValues(failCheckpoint).Inc()
 		log.Error("cannot store the export's position; retrying", "err", err)
 	case errors.Is(err, store.ErrArchiveGap):
+		e.gap.Store(true)
 		e.s.m.failures.WithLabelValues(failFeed).Inc()
 		log.Error("the next event to export is no longer held on this node (archive retention pruned it); "+
 			"the export waits: raise --archive-max-age beyond the receiver's longest outage", "err", err)
@@ -82,6 +88,7 @@ func (e *export) Resume(_ context.Context, pos feed.Position) error {
 // Deliver posts events that follow pos until the receiver accepts them,
 // then stores the new position and returns it (feed.Target).
 func (e *export) Deliver(ctx context.Context, pos feed.Position, evs []*fsm.Event) (feed.Position, error) {
+	e.gap.Store(false) // the feed reads past where it stopped
 	for i, ev := range evs {
 		if ev.Seq != pos.Seq+1+uint64(i) {
 			return pos, fmt.Errorf("%w: world %s: event %d after position %d", errFeedOrder, e.world, ev.Seq, pos.Seq+uint64(i))

@@ -11,6 +11,7 @@ import (
 type metrics struct {
 	lagEvents *prometheus.GaugeVec
 	position  *prometheus.GaugeVec
+	gap       *prometheus.GaugeVec
 	worlds    prometheus.Gauge
 	events    prometheus.Counter
 	batches   prometheus.Counter
@@ -34,6 +35,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gsd_webhook_position", Help: "Seq up to which the receiver accepted every event of a world.",
 		}, []string{"world"}),
+		gap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gsd_webhook_archive_gap", Help: "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck.",
+		}, []string{"world"}),
 		worlds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gsd_webhook_worlds", Help: "Worlds this node exports now (those whose group it leads).",
 		}),
@@ -54,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.lagEvents, m.position, m.worlds, m.events, m.batches, m.postTime, m.failures} {
+	for _, c := range []prometheus.Collector{m.lagEvents, m.position, m.gap, m.worlds, m.events, m.batches, m.postTime, m.failures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("webhook metrics: %w", err)
 		}
@@ -65,4 +69,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) forget(world string) {
 	m.lagEvents.DeleteLabelValues(world)
 	m.position.DeleteLabelValues(world)
+	m.gap.DeleteLabelValues(world)
+}
+
+// setGap publishes whether world's export is stuck at an archive gap.
+func (m *metrics) setGap(world string, gap bool) {
+	v := 0.0
+	if gap {
+		v = 1
+	}
+	m.gap.WithLabelValues(world).Set(v)
 }

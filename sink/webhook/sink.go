@@ -62,7 +62,8 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 			return &export{s: s, world: world}
 		},
 		Fail: func(_ string, e *export, err error, in time.Duration) { e.fail(err, in) },
-		Check: func(world string, _ *export, w fsm.WorldInfo) {
+		Check: func(world string, e *export, w fsm.WorldInfo) {
+			s.m.setGap(world, e.gap.Load())
 			pos := s.cp.get(world)
 			s.m.position.WithLabelValues(world).Set(float64(pos))
 			s.m.lagEvents.WithLabelValues(world).Set(float64(w.Seq - min(pos, w.Seq)))
