@@ -47,6 +47,8 @@ var allRoutes = []struct{ method, path, body, needs string }{
 	{"GET", "/v1/worlds/arena/watch", "", needsAnyToken},
 	{"GET", "/v1/worlds/arena/watch/index.json", "", needsAnyToken},
 	{"GET", "/v1/worlds/arena/watch/seg/1.ndjson", "", needsAnyToken},
+	{"GET", "/v1/worlds/arena/views", "", needsAnyToken},
+	{"GET", "/v1/worlds/arena/views/score", "", needsAnyToken},
 	{"POST", "/v1/worlds", `{"id":"lobby"}`, needsServer},
 	{"PUT", "/v1/worlds/arena/rules", strictBody, needsServer},
 	{"POST", "/v1/cluster/join", `{"id":"n3","raft_addr":"127.0.0.1:1"}`, needsAdmin},
@@ -167,7 +169,7 @@ func TestAuthOnGuardsEveryRoute(t *testing.T) {
 				case !secret:
 				case c.needs == needsSecret:
 					requireServed(t, e, c.method, c.path, c.body, edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1")
-				case strings.Contains(c.path, "/actions"), strings.Contains(c.path, "/watch"):
+				case strings.Contains(c.path, "/actions"), strings.Contains(c.path, "/watch"), strings.Contains(c.path, "/views"):
 					// An action is a player's, a watch a viewer's: the
 					// secret opens the route, the token names who.
 					requireRefused(t, e, http.StatusUnauthorized, c.method, c.path, c.body, edge.HeaderClusterKey, testSecret)

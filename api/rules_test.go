@@ -51,25 +51,21 @@ func TestUpdateRulesRefusesBadInputWithClearCodes(t *testing.T) {
 		path   string
 		body   string
 	}{
-		"not JSON":          {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{`},
-		"unknown key":       {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rulez":{}}`},
-		"unknown rules key": {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"colour":"red"}}`},
-		"bad policy":        {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"policy":"sum"}}}}`},
-		"bad world id":      {400, fsm.CodeMalformed, "/v1/worlds/" + strings.Repeat("w", fsm.MaxNameLen+1) + "/rules", strictBody},
-		"bad schema shape":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
-		"unbuilt key":       {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"views":{"k":{"kind":"count"}}}}`},
-		"unbuilt team key":  {422, fsm.CodeNotSupported, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"claim","key":"side"}}}`},
-		"too large":         {413, edge.CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
+		"not JSON":           {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{`},
+		"unknown key":        {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rulez":{}}`},
+		"unknown rules key":  {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"colour":"red"}}`},
+		"bad policy":         {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"fields":{"hp":{"policy":"sum"}}}}`},
+		"bad world id":       {400, fsm.CodeMalformed, "/v1/worlds/" + strings.Repeat("w", fsm.MaxNameLen+1) + "/rules", strictBody},
+		"bad schema shape":   {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"teams":{"from":"dns","key":"k"}}}`},
+		"view without field": {400, fsm.CodeMalformed, "/v1/worlds/arena/rules", `{"rules":{"views":{"k":{"kind":"count"}}}}`},
+		"too large":          {413, edge.CodeTooLarge, "/v1/worlds/arena/rules", `{"rules":{"mode":"` + strings.Repeat("m", 1<<20) + `"}}`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			m := e.With(t).RequireError(tc.status, tc.code, "PUT", tc.path, tc.body)
-			if tc.code == fsm.CodeNotSupported {
-				require.Contains(t, m["error"], "waits for issue")
-			}
+			e.With(t).RequireError(tc.status, tc.code, "PUT", tc.path, tc.body)
 		})
 	}
 	// World creation parses the same schema and refuses the same way.
-	e.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"w","rules":{"views":{"k":{"kind":"count"}}}}`)
+	e.RequireError(400, fsm.CodeMalformed, "POST", "/v1/worlds", `{"id":"w","rules":{"views":{"k":{"kind":"count"}}}}`)
 }
 
 func TestUpdateRulesAnswersTheStoresRefusals(t *testing.T) {

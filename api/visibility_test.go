@@ -210,9 +210,6 @@ func TestVisibilityRulesOverARealStore(t *testing.T) {
 	res := m["results"].([]any)[0].(map[string]any)
 	require.Equal(t, "conflict", res["status"])
 	require.Len(t, res["changes"], 1)
-	// The teams key from a session source is still refused.
-	code, _, b = n.env.Do("PUT", "/v1/worlds/fog/rules", `{"rules":{"teams":{"from":"claim","key":"team"}}}`, "Authorization", gs)
-	require.Equal(t, 422, code, "%s", b)
 }
 
 // An action whose world this node no longer knows (deleted since it

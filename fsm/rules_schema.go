@@ -357,10 +357,17 @@ func (s Schema) validateViews() error {
 		if err := oneOf("view "+n+" by", v.By, "", "team", "player"); err != nil {
 			return err
 		}
-		if v.Field != "" {
-			if err := checkName("view field", v.Field); err != nil {
-				return err
-			}
+		if err := checkName("view "+n+" field", v.Field); err != nil {
+			return err
+		}
+		// What package spectator cannot make is refused here, not when a
+		// viewer joins: a heatmap counts entities per cell of the interest
+		// grid, and neither it nor a feed is grouped.
+		if v.Kind == "heatmap" && (s.Interest.Cell <= 0 || s.Interest.X == "" || s.Interest.Y == "") {
+			return fmt.Errorf("%w: view %s: a heatmap needs the interest grid (cell, x, y)", ErrMalformed, n)
+		}
+		if (v.Kind == "heatmap" || v.Kind == "feed") && v.By != "" {
+			return fmt.Errorf("%w: view %s: a %s has no by", ErrMalformed, n, v.Kind)
 		}
 	}
 	return nil
@@ -375,31 +382,17 @@ func (s Schema) lifecycle() bool {
 // unsupported refuses the first key set to a non-default value, naming the
 // issue that builds it. Issue 12 built actions, roles and fields' write
 // (log version 3); issue 14 capacity, idle_expiry, mode and labels (log
-// version 6); issue 13 the visibility keys (log version 7). Each issue
-// removes its keys from this list when its feature works, and that is a
-// log format change: a replica that still
-// refuses the key would apply the same entry differently, so the issue
-// raises LogVersion and makes fsm.Needs ask for it wherever the key is set.
-func (s Schema) unsupported() error {
-	for _, k := range []struct {
-		key   string
-		set   bool
-		issue int
-	}{
-		// Issue 13 built fields' visible and delay, teams from a field or
-		// session data, viewers and the interest grid (log version 7). A
-		// team from a token claim needs a replicated record of each
-		// player's claim, which no read path has; aggregated views are
-		// served on the watch stream only, not over HTTP.
-		{"teams", s.Teams.From == "claim", 13},
-		{"views", len(s.Views) > 0, 13},
-	} {
-		if k.set {
-			return fmt.Errorf("%w: rules key %q waits for issue %d", ErrNotSupported, k.key, k.issue)
-		}
-	}
-	return nil
-}
+// version 6); issue 13 the visibility keys (log version 7), views and
+// teams from a token claim (log version 10). Each issue removes its keys
+// from this list when its feature works, and that is a log format change:
+// a replica that still refuses the key would apply the same entry
+// differently, so the issue raises LogVersion and makes fsm.Needs ask for
+// it wherever the key is set. No key waits today.
+func (s Schema) unsupported() error { return nil }
+
+// log10 reports whether s sets a key of issue 13 that a replica before log
+// version 10 refuses: views, or teams from a token claim.
+func (s Schema) log10() bool { return len(s.Views) > 0 || s.Teams.From == "claim" }
 
 // visibility reports whether s sets a key of issue 13 that a replica
 // before log version 7 refuses: a field's visible or delay, teams,

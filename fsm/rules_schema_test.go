@@ -46,23 +46,6 @@ func TestRulesJSONOfTodaysKeysKeepsItsExactForm(t *testing.T) {
 	require.Equal(t, `{"strict":true,"fair_window":"50ms","fields":{"hp":{"type":"int","policy":"counter"}}}`, string(b))
 }
 
-func TestEverySchemaKeyParsesAndIsRefusedAsNotSupportedNamingItsIssue(t *testing.T) {
-	for key, tc := range map[string]struct {
-		json  string
-		issue string
-	}{
-		"teams": {`{"teams":{"from":"claim","key":"team"}}`, "issue 13"},
-		"views": {`{"views":{"kills":{"kind":"count","by":"player"}}}`, "issue 13"},
-	} {
-		var r Rules
-		err := json.Unmarshal([]byte(tc.json), &r)
-		require.ErrorIs(t, err, ErrNotSupported, key)
-		require.Equal(t, CodeNotSupported, Code(err))
-		require.ErrorContains(t, err, `"`+key+`"`)
-		require.ErrorContains(t, err, tc.issue)
-	}
-}
-
 func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
 	for name, js := range map[string]string{
 		"visible":    `{"fields":{"hp":{"type":"int","policy":"counter","visible":"team"}}}`,
@@ -83,6 +66,27 @@ func TestVisibilityKeysAreBuiltAndNeedLogVersion7(t *testing.T) {
 	require.Equal(t, Versions{Log: 7, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}))
 }
 
+func TestViewsAndClaimTeamsAreBuiltAndNeedLogVersion10(t *testing.T) {
+	for name, js := range map[string]string{
+		"scoreboard":  `{"fields":{"kills":{"type":"int","policy":"counter"}},"views":{"kills":{"kind":"sum","field":"kills","by":"player"}}}`,
+		"feed":        `{"views":{"feed":{"kind":"feed","field":"killed"}}}`,
+		"heatmap":     `{"interest":{"cell":100,"x":"x","y":"y"},"views":{"heat":{"kind":"heatmap","field":"x"}}}`,
+		"claim teams": `{"teams":{"from":"claim","key":"team"}}`,
+	} {
+		var r Rules
+		require.NoError(t, json.Unmarshal([]byte(js), &r), name)
+		need := Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}})
+		require.Equal(t, Versions{Log: 10, Snapshot: 4, Wire: 1}, need, name)
+		require.Equal(t, need, Needs(&Command{Kind: CmdUpdateRules, Rules: &RulesUpdate{Rules: r}}), name)
+		require.False(t, Versions{Log: 9, Snapshot: SnapshotVersion, Wire: 1}.Covers(need), "a log 9 cluster refuses %s", name)
+		require.True(t, Supported().Covers(need), name)
+	}
+	// The larger snapshot format of actions stays.
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","write":"owner"}},"views":{"hp":{"kind":"max","field":"hp"}}}`), &r))
+	require.Equal(t, Versions{Log: 10, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}}))
+}
+
 func TestSchemaDefaultsSpelledOutAreNotSettings(t *testing.T) {
 	var r Rules
 	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"hp":{"type":"int","policy":"counter","write":"anyone","visible":"all"},"n":{"policy":"max"}},"interest":{},"teams":{},"capacity":0}`), &r))
@@ -99,10 +103,8 @@ func TestSchemaKeysAreStoredInTheirJSONForm(t *testing.T) {
 	require.Contains(t, string(b), `"pos":{"type":"float","policy":"authoritative","write":"owner","visible":"casters","delay":"2s"}`)
 	require.Contains(t, string(b), `"idle_expiry":"1h0m0s"`)
 	var back Rules
-	err = json.Unmarshal(b, &back)
-	require.ErrorIs(t, err, ErrNotSupported, "parsed in full, then refused")
-	// The shape checks pass: only the unbuilt features refuse.
-	require.NoError(t, r.Schema.validate(r.Fields))
+	require.NoError(t, json.Unmarshal(b, &back), "every key is built")
+	require.Equal(t, r.Schema, back.Schema)
 }
 
 func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
@@ -164,6 +166,10 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		"unknown view kind":             {Views: map[string]ViewRule{"v": {Kind: "median"}}},
 		"unknown view grouping":         {Views: map[string]ViewRule{"v": {Kind: "sum", By: "guild"}}},
 		"bad view field":                {Views: map[string]ViewRule{"v": {Kind: "sum", Field: long}}},
+		"view without field":            {Views: map[string]ViewRule{"v": {Kind: "count"}}},
+		"heatmap without grid":          {Views: map[string]ViewRule{"v": {Kind: "heatmap", Field: "hp"}}},
+		"heatmap by team":               {Interest: InterestRule{Cell: 10, X: "x", Y: "y"}, Views: map[string]ViewRule{"v": {Kind: "heatmap", Field: "hp", By: "team"}}},
+		"feed by player":                {Views: map[string]ViewRule{"v": {Kind: "feed", Field: "hp", By: "player"}}},
 		"unknown team source":           {Teams: TeamRule{From: "dns", Key: "k"}},
 		"team source without key":       {Teams: TeamRule{From: "claim"}},
 		"team key without source":       {Teams: TeamRule{Key: "k"}},

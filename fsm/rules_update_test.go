@@ -74,7 +74,6 @@ func TestRulesUpdateIsRefusedWithAClearCode(t *testing.T) {
 	}{
 		"unknown world":        {cmdRules("nope", 0, Rules{}), ErrUnknownWorld},
 		"invalid rules":        {cmdRules("w", 0, bad), ErrMalformed},
-		"not supported key":    {cmdRules("w", 0, Rules{Fields: counterRules(false).Fields, Schema: Schema{Views: map[string]ViewRule{"k": {Kind: "count"}}}}), ErrNotSupported},
 		"stale expect":         {cmdRules("w", 7, counterRules(false)), ErrRulesConflict},
 		"declared field gone":  {cmdRules("w", 0, Rules{}), ErrRulesIncompatible},
 		"policy changed":       {cmdRules("w", 0, rules(false, map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyMax}})), ErrRulesIncompatible},

@@ -57,7 +57,9 @@ type DataItem struct {
 // Resume, Close, Data, Kick, Ban, Unban, Import). Each kind reads only some
 // fields:
 //
-//	open:   World, ID, Player, TokenHash, Node (holding the connection)
+//	open:   World, ID, Player, TokenHash, Node (holding the connection),
+//	        Data (log version 10: set with the open, as data does; the
+//	        player's team from a token claim)
 //	ack:    World, ID, Seq (last event seq the client processed)
 //	resume: World, ID, Player, TokenHash (of the presented token), Seq, Node
 //	close:  World, ID, Reason
@@ -195,7 +197,20 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		if w.full(c.Player) {
 			return Result{Err: fmt.Errorf("%w: %s holds its capacity of %d sessions", ErrWorldFull, c.World, w.rules.Schema.Capacity)}
 		}
+		// An open's data (log version 10) is the player's team from a token
+		// claim (rules teams.from "claim"), recorded with the open so every
+		// node reads it.
+		d, err := w.mergeData(c.Player, c.Data)
+		if err != nil {
+			return Result{Err: err}
+		}
 		s := &session{id: c.ID, player: c.Player, tokenHash: c.TokenHash, acked: w.seq, opened: now, seen: now, node: c.Node}
+		if len(c.Data) > 0 {
+			if len(d) == 0 {
+				d = nil // no data, as before the open
+			}
+			w.setData(c.Player, d, now)
+		}
 		var replaced string
 		if prev := w.playerSession(c.Player); prev != nil {
 			replaced = prev.id
@@ -234,25 +249,35 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		info := s.info(w)
 		return Result{Session: &info}
 	case CmdSessionData:
-		d := maps.Clone(w.data[s.player])
-		if d == nil {
-			d = make(map[string]Value, len(c.Data))
-		}
-		for _, it := range c.Data {
-			if it.Value.Kind == KindNull {
-				delete(d, it.Key)
-			} else {
-				d[it.Key] = it.Value
-			}
-		}
-		if len(d) > MaxSessionData {
-			return Result{Err: fmt.Errorf("%w: player data over %d keys", ErrMalformed, MaxSessionData)}
+		d, err := w.mergeData(s.player, c.Data)
+		if err != nil {
+			return Result{Err: err}
 		}
 		w.setData(s.player, d, now)
 	}
 	w.putSession(&s)
 	info := s.info(w)
 	return Result{Session: &info}
+}
+
+// mergeData returns the player's data with items applied (a null value
+// deletes its key), without changing w.
+func (w *world) mergeData(player string, items []DataItem) (map[string]Value, error) {
+	d := maps.Clone(w.data[player])
+	if d == nil {
+		d = make(map[string]Value, len(items))
+	}
+	for _, it := range items {
+		if it.Value.Kind == KindNull {
+			delete(d, it.Key)
+		} else {
+			d[it.Key] = it.Value
+		}
+	}
+	if len(d) > MaxSessionData {
+		return nil, fmt.Errorf("%w: player data over %d keys", ErrMalformed, MaxSessionData)
+	}
+	return d, nil
 }
 
 // applyPlayer applies a command addressed by player: ban, unban, import.

@@ -190,6 +190,48 @@ func TestSessionDataSetsAndDeletesKeysWithinTheLimit(t *testing.T) {
 	require.NotContains(t, info.Data, "one-too-many")
 }
 
+// An open may carry data (log version 10: the player's team from a token
+// claim), set with the open as a data command sets it; a null value
+// deletes the key, and an open that would pass the limit is refused whole.
+func TestSessionOpenSetsItsDataWithTheOpen(t *testing.T) {
+	h := newHarness(t)
+	h.createWorld("w", Rules{})
+	open := func(id string, data ...DataItem) Result {
+		return h.session(CmdSessionOpen, SessionCmd{World: "w", ID: id, Player: "ann", TokenHash: tokenHash("t"), Data: data})
+	}
+	r := open("s1", DataItem{"team", String("red")})
+	require.NoError(t, r.Err)
+	require.Equal(t, map[string]Value{"team": String("red")}, r.Session.Data)
+	v := r.Session.DataVersion
+	require.NotZero(t, v)
+	require.NoError(t, h.session(CmdSessionData, SessionCmd{World: "w", ID: "s1", Data: []DataItem{{"gold", Int(3)}}}).Err)
+
+	r = open("s2", DataItem{"team", String("blue")})
+	require.NoError(t, r.Err)
+	require.Equal(t, map[string]Value{"team": String("blue"), "gold": Int(3)}, r.Session.Data, "the other keys stay")
+	r = open("s3", DataItem{"team", Value{}})
+	require.NoError(t, r.Err)
+	require.Equal(t, map[string]Value{"gold": Int(3)}, r.Session.Data, "a token without the claim: no team")
+
+	// Only the team: the open leaves no data behind, as before it.
+	h.session(CmdSessionOpen, SessionCmd{World: "w", ID: "b1", Player: "bob", TokenHash: tokenHash("t"), Data: []DataItem{{"team", Value{}}}})
+	all, err := h.f.PlayerData("w")
+	require.NoError(t, err)
+	require.NotContains(t, all, "bob")
+
+	for i := range MaxSessionData - 1 {
+		require.NoError(t, h.session(CmdSessionData, SessionCmd{World: "w", ID: "s3", Data: []DataItem{{fmt.Sprintf("k%02d", i), Int(1)}}}).Err)
+	}
+	r = open("s4", DataItem{"team", String("red")})
+	require.ErrorIs(t, r.Err, ErrMalformed)
+	_, err = h.f.Session("w", "s4")
+	require.ErrorIs(t, err, ErrSessionUnknown, "refused whole")
+
+	c := cmdSession(CmdSessionOpen, SessionCmd{World: "w", ID: "s5", Player: "ann", Data: []DataItem{{"team", String("red")}}})
+	require.Equal(t, Versions{Log: 10, Snapshot: 3, Wire: 1}, Needs(&c))
+	require.False(t, Versions{Log: 9, Snapshot: SnapshotVersion, Wire: 1}.Covers(Needs(&c)))
+}
+
 func TestSessionReadsOfUnknownWorldsFail(t *testing.T) {
 	h := newHarness(t)
 	_, err := h.f.Session("nope", "s")

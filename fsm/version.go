@@ -48,9 +48,13 @@ type Versions = wire.Versions
 //     cannot install a format 8 snapshot.
 //   - Log 9 adds CmdDivergence (divergence.go): a checkpoint mismatch
 //     recorded as a world's event, with a notice.
+//   - Log 10 builds the rules key views (issue 13's aggregated views) and
+//     teams from a token claim; a replica before it refuses rules that set
+//     them. A session open may carry data (the player's team from the
+//     claim), set with the open.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 9
+	LogVersion      uint32 = 10
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -80,12 +84,22 @@ func Needs(c *Command) Versions {
 		// Issue 13's rules keys: a replica before log 7 refuses them.
 		v.Log, v.Snapshot = 7, max(v.Snapshot, 4)
 	}
+	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.log10() ||
+		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.log10() {
+		// Issue 13's views and teams from a claim: a replica before log
+		// 10 refuses them.
+		v.Log, v.Snapshot = 10, max(v.Snapshot, 4)
+	}
 	return v
 }
 
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdSessionOpen && c.Session != nil && len(c.Session.Data) > 0:
+		// An open's data (a team from a claim): a replica before log 10
+		// would open the session without it.
+		return Versions{Log: 10, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdDivergence:
 		return Versions{Log: 9, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdMoveWorld, c.Kind == CmdImportWorld:

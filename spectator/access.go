@@ -167,9 +167,11 @@ func (a *Access) TeamField() string {
 
 // DataTeam returns the key of players' session data that names their
 // team, or "" when teams do not come from session data (teams.from
-// "data"): the edge's TeamFunc reads it.
+// "data", or "claim": the edge records a token's claim in the session
+// data key of its name at the session's open): the edge's TeamFunc reads
+// it.
 func (a *Access) DataTeam() string {
-	if a.teams.From == "data" {
+	if a.teams.From == "data" || a.teams.From == "claim" {
 		return a.teams.Key
 	}
 	return ""

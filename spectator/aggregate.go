@@ -123,7 +123,7 @@ func (g *aggregate) update(s *State, ag *Aggregates, teamOf TeamFunc, id string)
 	var now member
 	has := false
 	if e := s.ents[id]; e != nil {
-		if f := e.fields[g.rule.Field]; f != nil && (!f.isSet || g.rule.Kind == "count" || g.rule.Kind == "heatmap") {
+		if f := e.field(g.rule.Field); f != nil && (!f.isSet || g.rule.Kind == "count" || g.rule.Kind == "heatmap") {
 			has = true
 			now.value = f.value
 			switch g.rule.By {
@@ -192,6 +192,71 @@ func (ag *Aggregates) frames(world string, seq uint64) ([]*aggFrame, error) {
 	return out, nil
 }
 
+// current returns, as of seq, every aggregate view may see: its groups'
+// values as the last frames made them (a pipeline updates the aggregates
+// and makes their frames in one step, so no group is dirty between steps),
+// or a feed's items; of an aggregate it may see one group of only (part),
+// that group as state has it. view is bound (Access.bound).
+func (ag *Aggregates) current(world string, state *State, teamOf TeamFunc, view View) []wire.ViewFrame {
+	seq := state.Seq()
+	var out []wire.ViewFrame
+	for _, g := range ag.aggs {
+		f := wire.ViewFrame{Type: wire.TypeView, World: world, Name: g.name, Kind: g.rule.Kind, Seq: seq}
+		switch grp, ok := ag.part(view, g); {
+		case ag.sees(view, g) && g.rule.Kind == "feed":
+			f.Feed = slices.Clone(g.feed)
+		case ag.sees(view, g):
+			f.Groups = maps.Clone(g.values)
+		case ok:
+			f.Groups = ag.group(state, teamOf, g, grp)
+		default:
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// part returns the one group of g that a view which may not see g whole
+// may see (filtering by team): its team's, of an aggregate by team over a
+// team-visible field (the view sees that field on every entity of its
+// team, as Access.visible says), or its player's, of one by player over
+// an owner- or team-visible field (the view sees it on every entity its
+// player owns). A heatmap or a feed is never cut so. view is bound
+// (Access.bound); false: no group.
+func (ag *Aggregates) part(view View, g *aggregate) (string, bool) {
+	vis := ag.access.fields[g.rule.Field]
+	switch {
+	case g.rule.By == "team" && vis == VisibleTeam && view.team != "":
+		return view.team, true
+	case g.rule.By == "player" && (vis == VisibleOwner || vis == VisibleTeam) && view.player != "":
+		return view.player, true
+	}
+	return "", false
+}
+
+// group returns g's aggregate of group grp as s has it now (nil when the
+// group is empty), made afresh from s rather than from g's groups: those
+// place an entity by its team when it last changed, and an entity whose
+// owner changed team since is no longer the view's to see.
+func (ag *Aggregates) group(s *State, teamOf TeamFunc, g *aggregate, grp string) map[string]wire.Value {
+	var vals []fsm.Value
+	for _, id := range sortedKeys(s.ents) {
+		f := s.ents[id].field(g.rule.Field)
+		if f == nil || f.isSet && g.rule.Kind != "count" {
+			continue
+		}
+		w := s.who(ag.access, teamOf, id)
+		if g.rule.By == "team" && w.team == grp || g.rule.By == "player" && w.owner == grp {
+			vals = append(vals, f.value)
+		}
+	}
+	if len(vals) == 0 {
+		return nil
+	}
+	return map[string]wire.Value{grp: aggregateOf(g.rule.Kind, vals)}
+}
+
 // aggFrame is an aggregate's frame, to send to the views that may see it.
 type aggFrame struct {
 	agg   *aggregate
@@ -205,15 +270,24 @@ func (g *aggregate) compute(grp string) (wire.Value, bool) {
 		delete(g.groups, grp)
 		return wire.Value{}, false
 	}
-	switch g.rule.Kind {
+	vals := make([]fsm.Value, 0, len(ids))
+	for id := range ids {
+		vals = append(vals, g.members[id].value)
+	}
+	return aggregateOf(g.rule.Kind, vals), true
+}
+
+// aggregateOf returns kind's aggregate of vals (at least one).
+func aggregateOf(kind string, vals []fsm.Value) wire.Value {
+	switch kind {
 	case "count", "heatmap":
-		return fsm.Int(int64(len(ids))), true
+		return fsm.Int(int64(len(vals)))
 	case "sum":
 		var i int64
 		var f float64
 		isFloat := false
-		for id := range ids {
-			switch v := g.members[id].value; v.Kind {
+		for _, v := range vals {
+			switch v.Kind {
 			case fsm.KindInt:
 				i += v.Int // wraps like the counters it sums
 			case fsm.KindFloat:
@@ -225,20 +299,18 @@ func (g *aggregate) compute(grp string) (wire.Value, bool) {
 			if math.IsInf(s, 0) {
 				s = math.Copysign(math.MaxFloat64, s) // JSON has no infinity
 			}
-			return fsm.Float(s), true
+			return fsm.Float(s)
 		}
-		return fsm.Int(i), true
+		return fsm.Int(i)
 	}
-	var best fsm.Value
-	first := true
-	for id := range ids {
-		v := g.members[id].value
+	best := vals[0]
+	for _, v := range vals[1:] {
 		c := v.Compare(best)
-		if first || g.rule.Kind == "max" && c > 0 || g.rule.Kind == "min" && c < 0 {
-			best, first = v, false
+		if kind == "max" && c > 0 || kind == "min" && c < 0 {
+			best = v
 		}
 	}
-	return best, true
+	return best
 }
 
 // cell returns the grid cell ("cx,cy") of an entity's numeric position,
@@ -246,7 +318,7 @@ func (g *aggregate) compute(grp string) (wire.Value, bool) {
 func cell(e *entState, grid fsm.InterestRule) (string, bool) {
 	var at [2]int64
 	for i, name := range []string{grid.X, grid.Y} {
-		f := e.fields[name]
+		f := e.field(name)
 		if f == nil || f.isSet {
 			return "", false
 		}

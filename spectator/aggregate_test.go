@@ -271,7 +271,7 @@ func TestHeatmapIgnoresPositionsThatAreNotNumbers(t *testing.T) {
 		"a string":   {"x": {value: fsm.String("1")}, "y": {value: fsm.Int(1)}},
 		"very small": {"x": {value: fsm.Float(-1e300)}, "y": {value: fsm.Int(1)}},
 	} {
-		_, ok := cell(&entState{fields: fields}, grid)
+		_, ok := cell(newEntState(fields), grid)
 		require.False(t, ok, name)
 	}
 }
@@ -317,4 +317,39 @@ func TestFeedKeepsTheLatestChangesOfItsField(t *testing.T) {
 	require.Len(t, v.Feed, FeedLen, "the latest only")
 	require.Equal(t, "cat", v.Feed[0].Entity)
 	p.Leave(m)
+}
+
+// Pipeline.Views serves the views at the seq the pipeline's state is at:
+// a pipeline without aggregates has none, and a stopped one says why.
+func TestPipelineViewsAtItsSeqAndAfterItStopped(t *testing.T) {
+	r := scoreRules(map[string]fsm.ViewRule{"kills": {Kind: "sum", Field: "kills", By: "team"}}, nil)
+	a, err := NewAccess(r)
+	require.NoError(t, err)
+	g := newGame(t, "w", r.Fields)
+	g.act("ann", set("ann", "side", fsm.String("red")), incr("ann", "kills", 2))
+	e, err := g.f.Entity("w", "ann")
+	require.NoError(t, err)
+	cfg := DefaultConfig()
+	cfg.World, cfg.Access, cfg.Subscribe = "w", a, newFeed().subscribe
+	cfg.Seed = SeedState("w", 1, g.time, []fsm.EntityView{e})
+	p, err := New(cfg)
+	require.NoError(t, err)
+	seq, views, err := p.Views(View{})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), seq)
+	require.Empty(t, views, "no aggregates")
+	p.Close()
+	_, _, err = p.Views(View{})
+	require.ErrorIs(t, err, ErrClosed)
+
+	cfg.Aggregates, err = NewAggregates(a, r)
+	require.NoError(t, err)
+	cfg.Seed = SeedState("w", 1, g.time, []fsm.EntityView{e})
+	p, err = New(cfg)
+	require.NoError(t, err)
+	defer p.Close()
+	seq, views, err = p.Views(View{})
+	require.NoError(t, err)
+	require.Equal(t, []wire.ViewFrame{{Type: wire.TypeView, World: "w", Name: "kills", Kind: "sum", Seq: seq,
+		Groups: map[string]wire.Value{"red": fsm.Int(2)}}}, views)
 }

@@ -267,8 +267,15 @@ func (t *Ticker) tickDelta(view View, sorted bool) *tickDelta {
 		return nil
 	}
 	view = t.access.bound(view, t.state, t.teamOf)
+	// The fields it changed are the fields of most deltas (all but a
+	// replaced entity's): room for them at once, not a grown copy (a
+	// replay's delta holds thousands).
+	nf := 8
+	for _, tc := range t.list {
+		nf += len(tc.fields.names)
+	}
 	d := &tickDelta{world: t.state.world, from: t.from, seq: t.state.seq, time: t.state.time,
-		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, 2*len(t.touched)+8)}
+		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, nf)}
 	for _, tc := range t.list {
 		t.entityDelta(d, view, tc)
 	}
@@ -312,10 +319,11 @@ func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
 		// version, without a look at the others.
 		de.version = e.version
 		for _, name := range tc.fields.names {
-			d.fields = append(d.fields, newDeltaField(name, e.fields[name]))
+			d.fields = append(d.fields, newDeltaField(name, e.field(name)))
 		}
 	} else {
-		for name, f := range e.fields {
+		for _, nf := range e.fields {
+			name, f := nf.name, nf.f
 			if !a.visible(view, name, w) {
 				continue
 			}
@@ -363,7 +371,8 @@ func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
 	for id, e := range s.ents {
 		w := s.who(a, teamOf, id)
 		we := wire.WatchEntity{Fields: make(map[string]wire.WatchField, len(e.fields))}
-		for name, f := range e.fields {
+		for _, nf := range e.fields {
+			name, f := nf.name, nf.f
 			if a.visible(view, name, w) {
 				we.Fields[name] = watchField(f)
 				we.Version = max(we.Version, f.version)

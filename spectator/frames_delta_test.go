@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 )
 
 // A delta made in slices writes the bytes its wire form's encoding
@@ -80,4 +82,42 @@ func TestADeltasEntitiesAreInIdOrder(t *testing.T) {
 	want := slices.Clone(ids)
 	slices.Sort(want)
 	require.Equal(t, want, got)
+}
+
+// Sorted by key, a delta's entities are in id byte order and each keeps
+// its own fields, for ids that share long prefixes or differ only past
+// their eighth differing byte.
+func TestSortByIDOrdersAsTheIdsBytes(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		prefix := rapid.SampledFrom([]string{"", "player-", "p\x00\x00"}).Draw(t, "prefix")
+		ids := rapid.SliceOfNDistinct(rapid.StringOfN(rapid.SampledFrom([]rune{0, 'a', 'b', 0xff}), 0, 12, -1),
+			0, 40, func(s string) string { return s }).Draw(t, "ids")
+		ents := make([]deltaEntity, len(ids))
+		for i, id := range ids {
+			ents[i] = deltaEntity{id: prefix + id, lo: i, hi: i + 1}
+		}
+		sortByID(ents)
+		for i := 1; i < len(ents); i++ {
+			require.Negative(t, strings.Compare(ents[i-1].id, ents[i].id), "in order, each once")
+		}
+		for _, e := range ents {
+			require.Equal(t, prefix+ids[e.lo], e.id, "an entity moves whole")
+		}
+		require.Len(t, ents, len(ids))
+	})
+}
+
+// A delta of more entities than sortByID's keys can index is sorted all
+// the same.
+func TestSortByIDSortsMoreEntitiesThanItsKeysIndex(t *testing.T) {
+	const n = maxKeyed + 1
+	ents := make([]deltaEntity, n)
+	for i := range ents {
+		ents[i] = deltaEntity{id: fmt.Sprintf("e%06d", i*7919%n), lo: i * 7919 % n} // a permutation
+	}
+	sortByID(ents)
+	for i, e := range ents {
+		require.Equal(t, fmt.Sprintf("e%06d", i), e.id)
+		require.Equal(t, i, e.lo, "an entity moves whole")
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // HubConfig configures a Hub.
@@ -29,7 +30,16 @@ type HubConfig struct {
 	// Access, Subscribe, Seed, TeamOf, Aggregates and Delay are set per
 	// pipeline.
 	Pipeline Config
+	// ViewsLinger is how long a pipeline that answered Views is kept
+	// running after the call (each call renews it), so that a caller who
+	// polls its views reads a pipeline that follows the feed rather than
+	// one started anew each time; 0 stops it after the call when nobody
+	// watches.
+	ViewsLinger time.Duration
 }
+
+// DefaultViewsLinger is the ViewsLinger the watch route's hub uses.
+const DefaultViewsLinger = 30 * time.Second
 
 // Hub runs the pipelines of a node's watchers: one per world and delay,
 // started by its first viewer and stopped by its last (fanout.Hub's
@@ -39,7 +49,14 @@ type Hub struct {
 
 	mu     sync.Mutex
 	pipes  map[pipeKey]*hubPipe
+	kept   map[pipeKey]*kept // pipelines held for ViewsLinger
 	closed bool
+}
+
+// kept is a watch that holds a pipeline running after a Views call.
+type kept struct {
+	w     *Watch
+	timer *time.Timer
 }
 
 // hubPipe is a running pipeline and the rules it enforces.
@@ -58,7 +75,7 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if cfg.Subscribe == nil || cfg.Rules == nil {
 		return nil, errors.New("spectator: a hub needs Subscribe and Rules")
 	}
-	return &Hub{cfg: cfg, pipes: make(map[pipeKey]*hubPipe)}, nil
+	return &Hub{cfg: cfg, pipes: make(map[pipeKey]*hubPipe), kept: make(map[pipeKey]*kept)}, nil
 }
 
 // Watch is one viewer's place in a hub.
@@ -159,6 +176,54 @@ func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
 	return &Watch{hub: h, key: key, p: p, m: m}, nil
 }
 
+// Views returns the aggregated views of world that v may see, as of the
+// seq they are at, from the pipeline of v's delay: a running one, or one
+// started for the call (an undelayed one starts from the seed, the world's
+// current state; a delayed one from what its feed released so far, which
+// may be nothing yet), kept running for ViewsLinger after the call.
+// Errors are Join's.
+func (h *Hub) Views(world string, v Viewer) (uint64, []wire.ViewFrame, error) {
+	w, err := h.join(world, v, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer h.keep(w)
+	return w.p.Views(w.m.key.view)
+}
+
+// keep holds w's pipeline running for ViewsLinger, renewing the hold of
+// that pipeline when there is one, and ends w when it is not needed.
+func (h *Hub) keep(w *Watch) {
+	h.mu.Lock()
+	old := h.kept[w.key]
+	if h.closed || h.cfg.ViewsLinger <= 0 || old != nil && old.w.p == w.p {
+		if old != nil && !h.closed {
+			old.timer.Reset(h.cfg.ViewsLinger)
+		}
+		h.mu.Unlock()
+		w.Close()
+		return
+	}
+	k := &kept{w: w}
+	k.timer = time.AfterFunc(h.cfg.ViewsLinger, func() { h.release(w.key, k) })
+	h.kept[w.key] = k
+	h.mu.Unlock()
+	if old != nil { // held a pipeline that stopped since (its rules changed)
+		old.timer.Stop()
+		old.w.Close()
+	}
+}
+
+// release ends the hold k of key's pipeline.
+func (h *Hub) release(key pipeKey, k *kept) {
+	h.mu.Lock()
+	if h.kept[key] == k {
+		delete(h.kept, key)
+	}
+	h.mu.Unlock()
+	k.w.Close()
+}
+
 // start starts world's pipeline with delay.
 func (h *Hub) start(world string, rules fsm.Rules, a *Access, delay time.Duration) (*Pipeline, error) {
 	ag, err := NewAggregates(a, rules)
@@ -207,9 +272,13 @@ func (h *Hub) RulesChanged(world string) {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
-	pipes := h.pipes
-	h.pipes = map[pipeKey]*hubPipe{}
+	pipes, held := h.pipes, h.kept
+	h.pipes, h.kept = map[pipeKey]*hubPipe{}, map[pipeKey]*kept{}
 	h.mu.Unlock()
+	for _, k := range held {
+		k.timer.Stop() // one that fired meanwhile ends its watch too: Close is idempotent
+		k.w.Close()
+	}
 	for _, hp := range pipes {
 		hp.p.Close()
 	}

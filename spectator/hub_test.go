@@ -276,3 +276,68 @@ func TestHubStopsAPipelineWhoseFirstJoinFailed(t *testing.T) {
 	require.Error(t, err)
 	require.Zero(t, h.Pipelines())
 }
+
+// Hub.Views answers from the pipeline of the viewer's delay, started for
+// the call when none runs and stopped after it; its errors are Join's.
+func TestHubViewsAnswerFromThePipelineOfTheViewersDelay(t *testing.T) {
+	hw := newHubWorld(t)
+	hw.rules.Schema.Views = map[string]fsm.ViewRule{"xs": {Kind: "count", Field: "x"}, "plans": {Kind: "count", Field: "plan"}}
+	h, err := NewHub(hw.config())
+	require.NoError(t, err)
+	defer h.Close()
+	hw.fd.push(hw.g.act("ann", set("ann", "x", fsm.String("1")), set("ann", "plan", fsm.String("rush"))))
+	hw.clk.set(time.Unix(0, hw.g.time))
+
+	tv, err := h.Join("w", Viewer{Class: "tv"})
+	require.NoError(t, err)
+	defer tv.Close()
+	seq, views, err := h.Views("w", Viewer{Class: "tv"})
+	require.NoError(t, err)
+	require.Zero(t, seq, "a minute has not passed")
+	require.Equal(t, []wire.ViewFrame{{Type: wire.TypeView, World: "w", Name: "xs", Kind: "count", Groups: map[string]wire.Value{}}}, views,
+		"plan is a team's: its count is for no spectator")
+	require.Equal(t, 1, h.Pipelines(), "the running pipeline answered")
+
+	_, _, err = h.Views("w", Viewer{Class: "director"})
+	require.ErrorIs(t, err, ErrUnknownClass)
+	require.Equal(t, 1, h.Pipelines(), "nothing left running")
+}
+
+// A pipeline that answered Views runs on for ViewsLinger, so a caller who
+// polls reads one pipeline that follows the feed; each call renews it, and
+// it stops after the linger, or with the hub.
+func TestHubKeepsAViewsPipelineForItsLinger(t *testing.T) {
+	hw := newHubWorld(t)
+	hw.rules.Schema.Views = map[string]fsm.ViewRule{"xs": {Kind: "count", Field: "x"}}
+	cfg := hw.config()
+	cfg.ViewsLinger = time.Hour
+	h, err := NewHub(cfg)
+	require.NoError(t, err)
+	hw.fd.push(hw.g.act("ann", set("ann", "x", fsm.String("1"))))
+	hw.clk.set(time.Unix(0, hw.g.time))
+	for range 3 {
+		_, _, err := h.Views("w", Viewer{})
+		require.NoError(t, err)
+		require.Equal(t, 1, h.Pipelines(), "kept after the call")
+	}
+	hw.mu.Lock()
+	require.Len(t, hw.froms, 1, "one pipeline answered every call")
+	hw.mu.Unlock()
+	// Its rules changed: the next call holds the new pipeline instead.
+	h.RulesChanged("w")
+	_, _, err = h.Views("w", Viewer{})
+	require.NoError(t, err)
+	require.Equal(t, 1, h.Pipelines())
+	h.Close()
+	require.Zero(t, h.Pipelines())
+	_, _, err = h.Views("w", Viewer{})
+	require.ErrorIs(t, err, ErrClosed)
+
+	cfg.ViewsLinger = time.Millisecond
+	h, err = NewHub(cfg)
+	require.NoError(t, err)
+	defer h.Close()
+	_, _, err = h.Views("w", Viewer{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return h.Pipelines() == 0 }, 10*time.Second, time.Millisecond, "stopped after its linger")
+}

@@ -272,6 +272,7 @@ func (p *Pipeline) step(now time.Time) error {
 				p.encodedLocked(a.frame, nil)
 			}
 		}
+		parts := map[partKey]*Frame{} // the tick's frames cut to a group, each made once
 		for key, vs := range p.views {
 			f, err := p.tickFrameLocked(key)
 			if err != nil {
@@ -282,8 +283,12 @@ func (p *Pipeline) step(now time.Time) error {
 				p.sendLocked(vs, f)
 			}
 			for _, a := range aggs {
-				if p.cfg.Aggregates.sees(key.view, a.agg) {
-					p.sendLocked(vs, a.frame)
+				f, err := p.aggFrameLocked(key.view, a, parts)
+				if err != nil {
+					return err
+				}
+				if f != nil {
+					p.sendLocked(vs, f)
 				}
 			}
 			vs.cur = nil
@@ -301,7 +306,10 @@ func (p *Pipeline) step(now time.Time) error {
 		}
 	}
 	for key, vs := range p.views {
-		aggs := p.aggsFor(key.view)
+		aggs, err := p.aggsFor(key.view)
+		if err != nil {
+			return err
+		}
 		for m := range vs.members {
 			if !m.lagging || cap(m.ch)-len(m.ch) < 1+len(aggs) {
 				continue
@@ -335,15 +343,69 @@ func (p *Pipeline) mergeAggsLocked(fs []*aggFrame) {
 	}
 }
 
-// aggsFor returns the latest frames of the aggregates view may see.
-func (p *Pipeline) aggsFor(view View) []*Frame {
+// Views returns the aggregated views view may see as of the seq the
+// pipeline's state is at (released events only: a delayed pipeline's
+// views hold nothing the delay holds back), and that seq. After the
+// pipeline stopped it returns its error.
+func (p *Pipeline) Views(view View) (uint64, []wire.ViewFrame, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return 0, nil, p.err
+	}
+	seq := p.ticker.State().Seq()
+	if p.cfg.Aggregates == nil {
+		return seq, nil, nil
+	}
+	view = p.cfg.Access.bound(view, p.ticker.State(), p.cfg.TeamOf)
+	return seq, p.cfg.Aggregates.current(p.cfg.World, p.ticker.State(), p.cfg.TeamOf, view), nil
+}
+
+// aggsFor returns the latest frames of the aggregates view may see, whole
+// or cut to the one group it may see (Aggregates.part).
+func (p *Pipeline) aggsFor(view View) ([]*Frame, error) {
 	var out []*Frame
 	for _, a := range p.aggs {
-		if p.cfg.Aggregates.sees(view, a.agg) {
-			out = append(out, a.frame)
+		f, err := p.aggFrameLocked(view, a, nil)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			out = append(out, f)
 		}
 	}
-	return out
+	return out, nil
+}
+
+// partKey is an aggregate's frame cut to one group.
+type partKey struct {
+	agg   *aggregate
+	group string
+}
+
+// aggFrameLocked returns a's frame for view: whole when view may see it,
+// cut to the group it may see of it (made once per parts, when given),
+// or nil.
+func (p *Pipeline) aggFrameLocked(view View, a *aggFrame, parts map[partKey]*Frame) (*Frame, error) {
+	ag := p.cfg.Aggregates
+	if ag.sees(view, a.agg) {
+		return a.frame, nil
+	}
+	grp, ok := ag.part(p.cfg.Access.bound(view, p.ticker.State(), p.cfg.TeamOf), a.agg)
+	if !ok {
+		return nil, nil
+	}
+	if f := parts[partKey{a.agg, grp}]; f != nil {
+		return f, nil
+	}
+	g := a.agg
+	s := p.ticker.State() // the group as it is now: at its seq
+	f, err := p.encodedLocked(encode(wire.TypeView, s.Seq(), &wire.ViewFrame{Type: wire.TypeView, World: p.cfg.World,
+		Name: g.name, Kind: g.rule.Kind, Seq: s.Seq(), Groups: ag.group(s, p.cfg.TeamOf, g, grp)}))
+	if err == nil && parts != nil {
+		parts[partKey{a.agg, grp}] = f
+	}
+	return f, err
 }
 
 // tickFrameLocked returns the tick's frame for key's viewers: its delta,

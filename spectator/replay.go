@@ -32,8 +32,8 @@ type ReplayConfig struct {
 // there, Advance moves on to a later leader time and gives the delta of
 // what passed. The caller paces it: advancing by N seconds of leader time
 // per second plays at N times real time. It reads the feed with its own
-// subscription and only forward; to seek back, make a new one. Not safe
-// for concurrent use.
+// subscription and only forward, ahead of what it applies (readAhead); to
+// seek back, make a new one. Not safe for concurrent use.
 type Replay struct {
 	cfg     ReplayConfig
 	view    View
@@ -41,6 +41,7 @@ type Replay struct {
 	sub     fanout.Subscription
 	tk      *Ticker
 	pending []*fsm.Event // read, not applied yet
+	ra      *readAhead   // reading on, or nil
 }
 
 // ErrNotReached reports a seek or advance to a point the world (or the
@@ -156,18 +157,29 @@ func (r *Replay) run(ctx context.Context, touch bool, want func(*fsm.Event) bool
 	}
 }
 
-// read reads what the subscription holds now, without waiting for new
-// events.
+// read reads the next events the subscription holds, without waiting for
+// new ones: what was read ahead while the last were applied, else now.
 func (r *Replay) read(ctx context.Context) error {
-	now, cancel := context.WithCancel(ctx)
-	cancel() // what is held comes at once; an empty feed answers at once
-	evs, err := r.sub.Next(now)
-	if err != nil {
-		if ctx.Err() == nil && errors.Is(err, context.Canceled) {
-			return nil // nothing more held
+	for {
+		if r.ra == nil {
+			r.ra = startReadAhead(r.sub)
 		}
-		return err
+		b, ok, err := r.ra.take(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			r.ra = nil // it gave all it read: read on
+			continue
+		}
+		if len(b.evs) == 0 {
+			// The feed's end or an error, when it was read: maybe long
+			// before now. Ask it again, as a read now would.
+			<-r.ra.done
+			r.ra = nil
+			b = readHeld(r.sub)
+		}
+		r.pending = b.evs // run reads only when it applied all
+		return b.err
 	}
-	r.pending = append(r.pending, evs...)
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/gsd-dev/gsd/fsm"
 )
@@ -40,7 +41,10 @@ func (s *State) entity(id string) *entState {
 }
 
 type entState struct {
-	fields map[string]*fieldState
+	// Its fields in name order: an entity has a few, and a search of a
+	// slice finds one with fewer cache misses than a map (a replay
+	// looks one up per change and per delta field).
+	fields []namedField
 	// What deltas and sight read of it for each change, kept so that they
 	// need not search its fields: fields[OwnerField] (nil: none), and the
 	// largest of its fields' versions.
@@ -48,11 +52,55 @@ type entState struct {
 	version uint64
 }
 
+type namedField struct {
+	name string
+	f    *fieldState
+}
+
+// newEntState returns an entity of fields (any order), indexed.
+func newEntState(fields map[string]*fieldState) *entState {
+	e := &entState{fields: make([]namedField, 0, len(fields))}
+	for name, f := range fields {
+		e.fields = append(e.fields, namedField{name, f})
+	}
+	slices.SortFunc(e.fields, func(a, b namedField) int { return strings.Compare(a.name, b.name) })
+	e.index()
+	return e
+}
+
+// field returns e's field name, or nil.
+func (e *entState) field(name string) *fieldState {
+	if i, ok := e.find(name); ok {
+		return e.fields[i].f
+	}
+	return nil
+}
+
+// find returns where field name is in e.fields, or would be.
+func (e *entState) find(name string) (int, bool) {
+	if len(e.fields) <= 8 {
+		// Equality first: cheaper than an order, and a field mostly is
+		// there.
+		for i := range e.fields {
+			if e.fields[i].name == name {
+				return i, true
+			}
+		}
+		for i := range e.fields {
+			if e.fields[i].name > name {
+				return i, false
+			}
+		}
+		return len(e.fields), false
+	}
+	return slices.BinarySearchFunc(e.fields, name, func(nf namedField, name string) int { return strings.Compare(nf.name, name) })
+}
+
 // index sets e's owner and version from its fields.
 func (e *entState) index() {
-	e.owner, e.version = e.fields[OwnerField], 0
-	for _, f := range e.fields {
-		e.version = max(e.version, f.version)
+	e.owner, e.version = e.field(OwnerField), 0
+	for _, nf := range e.fields {
+		e.version = max(e.version, nf.f.version)
 	}
 }
 
@@ -60,7 +108,7 @@ func (e *entState) index() {
 func (e *entState) str(field string) (string, bool) {
 	f := e.owner
 	if field != OwnerField {
-		f = e.fields[field]
+		f = e.field(field)
 	}
 	if f != nil && !f.isSet && f.value.Kind == fsm.KindString {
 		return f.value.Str, true
@@ -96,7 +144,7 @@ func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State 
 	s := NewState(world)
 	s.seq, s.time = seq, t
 	for _, ev := range ents {
-		e := &entState{fields: make(map[string]*fieldState, len(ev.Fields))}
+		fields := make(map[string]*fieldState, len(ev.Fields))
 		for _, f := range ev.Fields {
 			fs := &fieldState{version: f.Version, policy: f.Policy}
 			if f.Policy == fsm.PolicySet {
@@ -108,10 +156,9 @@ func SeedState(world string, seq uint64, t int64, ents []fsm.EntityView) *State 
 			} else {
 				fs.value, fs.kind, fs.kindKnown = f.Value, f.Value.Kind, true
 			}
-			e.fields[f.Name] = fs
+			fields[f.Name] = fs
 		}
-		e.index()
-		s.ents[ev.ID] = e
+		s.ents[ev.ID] = newEntState(fields)
 		s.own(ev.ID, "")
 	}
 	return s
@@ -131,11 +178,11 @@ func (s *State) Clone() *State {
 	c := &State{world: s.world, seq: s.seq, time: s.time, gaps: s.gaps,
 		ents: make(map[string]*entState, len(s.ents)), owned: make(map[string]map[string]bool, len(s.owned))}
 	for id, e := range s.ents {
-		ce := &entState{fields: make(map[string]*fieldState, len(e.fields))}
-		for name, f := range e.fields {
-			cf := *f
-			cf.set = slices.Clone(f.set)
-			ce.fields[name] = &cf
+		ce := &entState{fields: make([]namedField, len(e.fields))}
+		for i, nf := range e.fields {
+			cf := *nf.f
+			cf.set = slices.Clone(cf.set)
+			ce.fields[i] = namedField{nf.name, &cf}
 		}
 		ce.index()
 		c.ents[id] = ce
@@ -193,14 +240,17 @@ func (s *State) change(c *fsm.Change) {
 	}
 	e := s.entity(c.Entity)
 	if e == nil {
-		e = &entState{fields: make(map[string]*fieldState)}
+		e = &entState{fields: make([]namedField, 0, 4)} // its fields come one by one
 		s.ents[c.Entity] = e
 		s.lastID, s.lastEnt = c.Entity, e
 	}
-	f := e.fields[c.Field]
-	if f == nil {
+	var f *fieldState
+	i, ok := e.find(c.Field)
+	if ok {
+		f = e.fields[i].f
+	} else {
 		f = &fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove, firstOp: c.Op, kind: c.Value.Kind, kindKnown: true}
-		e.fields[c.Field] = f
+		e.fields = slices.Insert(e.fields, i, namedField{c.Field, f})
 		if c.Field == OwnerField {
 			e.owner = f
 		}
@@ -296,7 +346,7 @@ func (s *State) str(entity, field string) (string, bool) {
 	return "", false
 }
 
-// fieldVersions returns an entity's fields' names and versions, in map
+// fieldVersions returns an entity's fields' names and versions, in name
 // order, or nil when it does not exist.
 func (s *State) fieldVersions(entity string) []fieldVersion {
 	if e := s.ents[entity]; e != nil {
@@ -306,15 +356,14 @@ func (s *State) fieldVersions(entity string) []fieldVersion {
 }
 
 // appendFieldVersions appends an entity's fields' names and versions to
-// out, in map order (they are read only for the largest visible
-// version); nothing when it does not exist.
+// out, in name order; nothing when it does not exist.
 func (s *State) appendFieldVersions(out []fieldVersion, entity string) []fieldVersion {
 	e := s.ents[entity]
 	if e == nil {
 		return out
 	}
-	for n, f := range e.fields {
-		out = append(out, fieldVersion{n, f.version})
+	for _, nf := range e.fields {
+		out = append(out, fieldVersion{nf.name, nf.f.version})
 	}
 	return out
 }
@@ -342,7 +391,8 @@ var ErrHashUnknown = errors.New("gsd/spectator: entity hash unknown")
 func (s *State) EntityHash(r fsm.Rules) (uint64, error) {
 	var sum uint64
 	for id, e := range s.ents {
-		for name, f := range e.fields {
+		for _, nf := range e.fields {
+			name, f := nf.name, nf.f
 			policy, kind, known := f.policy, f.kind, f.kindKnown
 			if fr, ok := r.Fields[name]; ok {
 				policy, kind, known = fr.Policy, fr.Type, true

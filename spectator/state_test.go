@@ -2,10 +2,13 @@ package spectator
 
 import (
 	"math"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 )
 
 func TestStateFollowsTheFSMThroughEveryOp(t *testing.T) {
@@ -41,10 +44,10 @@ func TestSeedStateSortsSetElements(t *testing.T) {
 	s := SeedState("w", 3, 0, []fsm.EntityView{{ID: "e", Fields: []fsm.FieldView{
 		{Name: "tags", Policy: fsm.PolicySet, Set: []fsm.Value{fsm.String("b"), fsm.String("a")}, Version: 3},
 	}}})
-	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("b")}, s.ents["e"].fields["tags"].set)
+	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("b")}, s.ents["e"].field("tags").set)
 	require.NoError(t, s.Apply(&fsm.Event{World: "w", Seq: 4, Status: fsm.StatusApplied,
 		Changes: []fsm.Change{{Entity: "e", Field: "tags", Op: fsm.OpAdd, Value: fsm.String("ab"), Version: 4}}}))
-	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("ab"), fsm.String("b")}, s.ents["e"].fields["tags"].set)
+	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("ab"), fsm.String("b")}, s.ents["e"].field("tags").set)
 }
 
 func TestStateOwnerAndTeamComeFromTheOwnerFieldTheTeamFieldOrTheEdge(t *testing.T) {
@@ -101,8 +104,8 @@ func TestStateCloneChangesApartAndFilteredTakesGaps(t *testing.T) {
 	require.NoError(t, s.Apply(ev), "seq 3 after seq 1: a filtered feed's gap")
 	require.ErrorIs(t, s.Apply(ev), ErrGap, "a repeat")
 	require.Equal(t, uint64(1), c.Seq())
-	require.Equal(t, []fsm.Value{fsm.String("a")}, c.ents["e"].fields["tags"].set)
-	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("b")}, s.ents["e"].fields["tags"].set)
+	require.Equal(t, []fsm.Value{fsm.String("a")}, c.ents["e"].field("tags").set)
+	require.Equal(t, []fsm.Value{fsm.String("a"), fsm.String("b")}, s.ents["e"].field("tags").set)
 	require.True(t, c.owned["p"]["e"])
 	require.NoError(t, c.Apply(g.act("p", fsm.Op{Kind: fsm.OpDelete, Entity: "e"})))
 	require.Empty(t, c.owned)
@@ -124,4 +127,28 @@ func TestAnEntitysVersionIsItsLargestFieldVersion(t *testing.T) {
 	}
 	require.Equal(t, uint64(3), tk.Delta(View{}).Entities["e"].Version)
 	require.Equal(t, uint64(3), Keyframe(tk.access, tk.State(), nil, View{}).Entities["e"].Version)
+}
+
+// An entity's fields, written in any order and any number, are kept in
+// name order, each once, and each is found by its name; a name it lacks
+// is not.
+func TestStateKeepsAnEntitysFieldsInNameOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		names := rapid.SliceOfN(rapid.StringMatching(`[a-d]{1,3}`), 1, 30).Draw(t, "names")
+		s := NewState("w")
+		want := map[string]int64{}
+		for i, name := range names {
+			want[name] = int64(i)
+			require.NoError(t, s.Apply(&fsm.Event{World: "w", Seq: uint64(i + 1), Status: fsm.StatusApplied,
+				Changes: []fsm.Change{{Entity: "e", Field: name, Op: fsm.OpSet, Value: fsm.Int(int64(i)), Version: uint64(i + 1)}}}))
+		}
+		e := s.ents["e"]
+		require.Len(t, e.fields, len(want))
+		require.True(t, slices.IsSortedFunc(e.fields, func(a, b namedField) int { return strings.Compare(a.name, b.name) }))
+		for name, v := range want {
+			require.Equal(t, fsm.Int(v), e.field(name).value, name)
+		}
+		require.Nil(t, e.field("zz"), "a field it lacks")
+		require.Equal(t, uint64(len(names)), e.version)
+	})
 }

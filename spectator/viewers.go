@@ -100,7 +100,10 @@ func (p *Pipeline) join(key viewKey) (*Member, error) {
 		p.views[key] = vs
 	}
 	m := &Member{key: key, ch: make(chan *Frame, p.cfg.Queue)}
-	aggs := p.aggsFor(view)
+	aggs, err := p.aggsFor(view)
+	if err != nil {
+		return nil, err
+	}
 	if len(vs.since)+1+len(aggs) > p.cfg.Queue {
 		k, err := p.keyframeLocked(view)
 		if err != nil {

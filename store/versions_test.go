@@ -73,8 +73,8 @@ func TestVersionGateHoldsRulesUpdatesUntilEveryVoterReadsThem(t *testing.T) {
 	require.Equal(t, uint64(3), v)
 	_, err = nl.UpdateRules(ctxT(t), "w", strictRules(), 2)
 	require.ErrorIs(t, err, fsm.ErrRulesConflict)
-	_, err = nl.UpdateRules(ctxT(t), "w", fsm.Rules{Schema: fsm.Schema{Views: map[string]fsm.ViewRule{"k": {Kind: "count"}}}}, 0)
-	require.ErrorIs(t, err, fsm.ErrNotSupported)
+	_, err = nl.UpdateRules(ctxT(t), "w", fsm.Rules{Schema: fsm.Schema{Teams: fsm.TeamRule{From: "claim"}}}, 0)
+	require.ErrorIs(t, err, fsm.ErrMalformed)
 }
 
 func TestSingleNodeRecordsItsOwnVersionsAndUpdatesRules(t *testing.T) {

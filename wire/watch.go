@@ -89,6 +89,15 @@ type ViewFrame struct {
 	Feed   []FeedItem       `json:"feed,omitempty"`
 }
 
+// Views answers GET /v1/worlds/{w}/views: the aggregated views the
+// caller's view may see, by name, as of event Seq (each ViewFrame's Seq
+// is that seq too).
+type Views struct {
+	World string               `json:"world"`
+	Seq   uint64               `json:"seq"`
+	Views map[string]ViewFrame `json:"views"`
+}
+
 // FeedItem is one change of a feed view's field (a kill feed's kill): the
 // event's seq, the player who acted, the entity and the field's value
 // after it (for a set field, the element added or removed).

@@ -3,6 +3,7 @@ package detect
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -75,7 +76,9 @@ type Reaction struct {
 	Sigma  float64
 	// Window is the longest reaction counted; an appearance older than it
 	// is forgotten at the next evaluation, which bounds the memory the
-	// appearances take.
+	// appearances take. A positive one is at least Median × exp(4 ×
+	// Sigma) (windowSigmas), so that it cuts off almost none of a quick
+	// human's reactions: the test is of their mean log.
 	Window     time.Duration
 	MinSamples int
 	Z          float64 // flag at this z-score or more
@@ -183,6 +186,10 @@ func DefaultConfig() Config {
 	}
 }
 
+// windowSigmas is how many Sigmas above ln(Median) Reaction.Window lies
+// at least: a quick human's reaction is longer with chance 3e-5.
+const windowSigmas = 4
+
 // Validate reports a Config a Detector cannot run with.
 func (c Config) Validate() error {
 	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrConfig, what) }
@@ -195,6 +202,10 @@ func (c Config) Validate() error {
 		return bad("reaction median and sigma must be positive")
 	case c.Reaction.Window < 0:
 		return bad("reaction window is negative")
+	case c.Reaction.Window > 0 && float64(c.Reaction.Window) < float64(c.Reaction.Median)*math.Exp(windowSigmas*c.Reaction.Sigma):
+		// A window drops the slower reactions: near the median it keeps a
+		// human's quicker ones only, whose mean log is below ln(Median).
+		return bad("reaction window below median × exp(4 × sigma): it would cut off a quick human's slower reactions")
 	case c.Accuracy.MinShots < 1:
 		return bad("accuracy.min_shots below 1")
 	case c.Economy.Window < 0:

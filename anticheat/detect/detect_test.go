@@ -78,24 +78,28 @@ func small() Config {
 
 func TestDefaultConfigIsValidAndBadConfigsAreRefused(t *testing.T) {
 	require.NoError(t, DefaultConfig().Validate())
+	zero := DefaultConfig()
+	zero.Reaction.Window = 0 // only reactions in an appearance's own instant
+	require.NoError(t, zero.Validate())
 	for name, mut := range map[string]func(*Config){
-		"negative limit":  func(c *Config) { c.Limits.MaxStep = -1 },
-		"window":          func(c *Config) { c.Straight.Window = 1 },
-		"tick":            func(c *Config) { c.Lockstep.Tick = 0 },
-		"reaction window": func(c *Config) { c.Reaction.Window = -1 },
-		"median":          func(c *Config) { c.Reaction.Median = 0 },
-		"sigma":           func(c *Config) { c.Reaction.Sigma = 0 },
-		"group":           func(c *Config) { c.Lockstep.MaxGroup = 1 },
-		"every":           func(c *Config) { c.Every = 0 },
-		"min shots":       func(c *Config) { c.Accuracy.MinShots = 0 },
-		"economy window":  func(c *Config) { c.Economy.Window = -1 },
-		"share above 1":   func(c *Config) { c.Speed.Share = 1.5 },
-		"share below 0":   func(c *Config) { c.Funnel.MaxReverse = -0.1 },
-		"jump rate 0":     func(c *Config) { c.Jump.Rate = 0 },
-		"quantile 1":      func(c *Config) { c.Accuracy.Quantile = 1 },
-		"q of a coin":     func(c *Config) { c.WinTrade.Q = 0.5 },
-		"honest share":    func(c *Config) { c.WinTrade.HonestShare = c.WinTrade.Share },
-		"share 1":         func(c *Config) { c.WinTrade.Share = 1 },
+		"negative limit":     func(c *Config) { c.Limits.MaxStep = -1 },
+		"window":             func(c *Config) { c.Straight.Window = 1 },
+		"tick":               func(c *Config) { c.Lockstep.Tick = 0 },
+		"reaction window":    func(c *Config) { c.Reaction.Window = -1 },
+		"window near median": func(c *Config) { c.Reaction.Window = 500 * time.Millisecond }, // below 200 ms × e
+		"median":             func(c *Config) { c.Reaction.Median = 0 },
+		"sigma":              func(c *Config) { c.Reaction.Sigma = 0 },
+		"group":              func(c *Config) { c.Lockstep.MaxGroup = 1 },
+		"every":              func(c *Config) { c.Every = 0 },
+		"min shots":          func(c *Config) { c.Accuracy.MinShots = 0 },
+		"economy window":     func(c *Config) { c.Economy.Window = -1 },
+		"share above 1":      func(c *Config) { c.Speed.Share = 1.5 },
+		"share below 0":      func(c *Config) { c.Funnel.MaxReverse = -0.1 },
+		"jump rate 0":        func(c *Config) { c.Jump.Rate = 0 },
+		"quantile 1":         func(c *Config) { c.Accuracy.Quantile = 1 },
+		"q of a coin":        func(c *Config) { c.WinTrade.Q = 0.5 },
+		"honest share":       func(c *Config) { c.WinTrade.HonestShare = c.WinTrade.Share },
+		"share 1":            func(c *Config) { c.WinTrade.Share = 1 },
 	} {
 		c := DefaultConfig()
 		mut(&c)
@@ -534,4 +538,35 @@ func TestThePopulationIsCountedAgainWhenItGrowsByATenth(t *testing.T) {
 	shots(f, "l3", 20, 5)
 	f.d.Evaluate()
 	require.Equal(t, 24, f.d.acc.n, "24 is")
+}
+
+// A Config that Validate accepts must not flag a human by its window
+// alone: Reaction.Window drops every reaction longer than it, so a window
+// not far above Reaction.Median keeps only a human's quicker reactions,
+// and their mean log lies below ln(Median) however human they are. A
+// player reacting in 140 and 300 ms by turns (a geometric mean of 205 ms,
+// above the 200 ms median) is not flagged with the default window; with a
+// 250 ms one (above the median, still) only the 140 ms reactions count.
+func TestAReactionWindowNearTheMedianDoesNotFlagAHuman(t *testing.T) {
+	ms := int64(time.Millisecond)
+	play := func(cfg Config) []string {
+		f := newFeed(t, cfg)
+		for i := range int64(16) {
+			t0 := i * 10 * sec
+			target := fmt.Sprintf("t%d", i)
+			f.ev(t0, "server", set(target, "spawned", t0))
+			r := 140 * ms
+			if i%2 == 1 {
+				r = 300 * ms
+			}
+			f.ev(t0+r, "human", fsm.Change{Entity: target, Field: "hp", Op: fsm.OpIncr, Value: fsm.Int(-10)}, set("human", "shot_at", t0+r))
+		}
+		return players(only(f.d.Evaluate(), DetReaction))
+	}
+	require.Empty(t, play(small()), "the default window")
+	cfg := small()
+	cfg.Reaction.Window = 250 * time.Millisecond
+	if cfg.Validate() == nil {
+		require.Empty(t, play(cfg), "a window Validate accepts flags the same human")
+	}
 }

@@ -60,6 +60,7 @@ func (s *Core) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd,
 	var info fsm.SessionInfo
 	err := s.RouteCall(c.World, KindSession, false, func(g Group) error {
 		var err error
+		s.ClaimTeam(kind, c, token)
 		info, err = g.Session(ctx, kind, c)
 		return err
 	}, func(rt Route) error {

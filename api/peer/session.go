@@ -58,6 +58,9 @@ func (p *API) SessionCommand(w http.ResponseWriter, r *http.Request) {
 	err = p.RouteCall(c.World, edge.KindSession, true, func(g edge.Group) error {
 		ctx, cancel := p.RequestContext(r)
 		defer cancel()
+		// The forwarded open carries no data: the team comes from the
+		// token the calling node passed on.
+		p.ClaimTeam(kind, c, edge.Bearer(r))
 		info, err := g.Session(ctx, kind, c)
 		if err == nil {
 			p.WriteJSON(w, http.StatusOK, edge.ToSessionJSON(info))

@@ -73,8 +73,9 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 			}
 			return sub, nil
 		},
-		Rules:    func(world string) (fsm.Rules, error) { return rulesOf(b, world) },
-		Pipeline: spectator.DefaultConfig(),
+		Rules:       func(world string) (fsm.Rules, error) { return rulesOf(b, world) },
+		Pipeline:    spectator.DefaultConfig(),
+		ViewsLinger: spectator.DefaultViewsLinger,
 	}
 	cfg.Pipeline.Checkpoint = core.Config().Checkpoints
 	if sd, ok := b.(seeder); ok {
@@ -149,11 +150,13 @@ func (s *Service) SetSegments(cfg SegmentConfig) error {
 	return nil
 }
 
-// Register adds the watch routes to mux: the WebSocket one and the
-// segmented HTTP variant (manifest and segments).
+// Register adds the watch routes to mux: the WebSocket one, the
+// segmented HTTP variant (manifest and segments) and the aggregated views
+// over HTTP (views.go).
 func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/worlds/{world}/watch", s.Watch)
 	s.registerSegments(mux)
+	s.registerViews(mux)
 }
 
 // Close stops the segmenters and the pipelines; call it after the core's

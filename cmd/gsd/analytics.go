@@ -44,7 +44,7 @@ type analyticsOptions struct {
 
 func (a *analyticsOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&a.webhookURL, "webhook-url", "", "POST committed events in signed batches to this URL (default: off; see docs/INTEGRATIONS.md and docs/EVENTS.md)")
-	f.StringSliceVar(&a.webhookWorlds, "webhook-worlds", nil, "worlds the webhook exports (comma-separated; default: all)")
+	f.StringSliceVar(&a.webhookWorlds, "webhook-worlds", nil, "worlds the webhook exports (comma-separated; default: all but gsd's own, gsd.*)")
 	f.StringVar(&a.webhookKeyID, "webhook-key-id", "gsd", "key id sent in X-Gsd-Key-Id with every webhook batch")
 	f.StringVar(&a.webhookSecretFile, "webhook-secret-file", "", "file holding the webhook's HMAC-SHA256 secret (default: $"+webhookSecretEnv+")")
 	f.IntVar(&a.webhookBatch, "webhook-batch", webhook.DefaultConfig().BatchSize, "most events in one webhook batch")
@@ -52,7 +52,7 @@ func (a *analyticsOptions) flags(f *pflag.FlagSet) {
 	f.DurationVar(&a.positionsInterval, "export-positions-interval", 5*time.Second, "store the webhook's position in the cluster at least this often while it moves")
 	d := files.DefaultConfig()
 	f.StringVar(&a.exportDir, "export-dir", "", "write committed events into rotating gzip NDJSON files in this directory (relative: in the data dir; default: off; see docs/EVENTS.md)")
-	f.StringSliceVar(&a.exportWorlds, "export-worlds", nil, "worlds exported to --export-dir (comma-separated; default: all)")
+	f.StringSliceVar(&a.exportWorlds, "export-worlds", nil, "worlds exported to --export-dir (comma-separated; default: all but gsd's own, gsd.*)")
 	f.Int64Var(&a.exportMaxBytes, "export-max-bytes", d.MaxBytes, "rotate an export file after this many uncompressed bytes")
 	f.DurationVar(&a.exportMaxAge, "export-max-age", d.MaxAge, "rotate an export file this long after its first event")
 }

@@ -29,7 +29,7 @@ type pgSinkOptions struct {
 
 func (p *pgSinkOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&p.dsn, "pg-sink-dsn", "", "mirror committed events into this PostgreSQL database (libpq key=value or URL; default: $"+pgSinkEnv+", else off; see docs/INTEGRATIONS.md)")
-	f.StringSliceVar(&p.worlds, "pg-sink-worlds", nil, "worlds the PostgreSQL sink mirrors (comma-separated; default: all)")
+	f.StringSliceVar(&p.worlds, "pg-sink-worlds", nil, "worlds the PostgreSQL sink mirrors (comma-separated; default: all but gsd's own, gsd.*)")
 	f.StringVar(&p.schema, "pg-sink-schema", "gsd", "PostgreSQL schema that holds the sink's tables (created and migrated by gsd)")
 }
 

@@ -37,8 +37,9 @@ const upgradeFromFile = "scripts/upgrade-from.txt"
 // checks only that the node table, which the gate reads, lists the old
 // node's versions until it is replaced.
 var gateProbes = map[uint32]string{
-	6: `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"mode":"upgrade-probe"}`,
-	7: `{"fields":{"hp":{"type":"int","policy":"authoritative","visible":"owner"}}}`,
+	6:  `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"mode":"upgrade-probe"}`,
+	7:  `{"fields":{"hp":{"type":"int","policy":"authoritative","visible":"owner"}}}`,
+	10: `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"views":{"top":{"kind":"max","field":"hp"}}}`,
 }
 
 // upgradeAcks is how many actions are acknowledged in each phase of the

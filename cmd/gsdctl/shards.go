@@ -37,7 +37,7 @@ func (a *app) shardsCmd() *cobra.Command {
 
 // placementCmd is `gsdctl placement`: how worlds and voters are spread.
 func (a *app) placementCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "placement",
 		Short: "Show how worlds spread over shards and voter seats over nodes",
 		Args:  cobra.NoArgs,
@@ -45,6 +45,8 @@ func (a *app) placementCmd() *cobra.Command {
 			return a.withShardMap(cmd, a.printPlacement)
 		},
 	}
+	cmd.AddCommand(a.rebalanceCmd())
+	return cmd
 }
 
 // withShardMap fetches the shard map and prints it as JSON (-o json) or
@@ -112,7 +114,7 @@ func (a *app) printPlacement(m wire.ShardMap) error {
 	return tw.Flush()
 }
 
-// shardCmd is `gsdctl shard create|remove|place`: changes to the meta
+// shardCmd is `gsdctl shard create|remove|place|drain`: changes to the meta
 // group's shard map (gsd --meta; admin calls).
 func (a *app) shardCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "shard", Short: "Change the shard map held by the meta group (gsd --meta)"}
@@ -188,7 +190,7 @@ func (a *app) shardCmd() *cobra.Command {
 		},
 	}
 	place.Flags().StringVar(&on, "on", "", "the shard id to put the world on (default: the meta group places it)")
-	cmd.AddCommand(create, remove, place)
+	cmd.AddCommand(create, remove, place, a.shardDrainCmd())
 	return cmd
 }
 

@@ -3,32 +3,21 @@ package meta
 import (
 	"cmp"
 	"slices"
+
+	"github.com/gsd-dev/gsd/shard/meta/plan"
 )
 
 // ShardLoad is what placement knows of a shard: its worlds (those the map
-// lists on it) and the load its leader last reported.
-type ShardLoad struct {
-	ID      uint64
-	Worlds  int
-	Players uint64
-	Events  uint64 // events per second
-}
+// lists on it) and the load its leader last reported. It is plan's Load,
+// so gsdctl plans moves by the same measure without linking Raft.
+type ShardLoad = plan.Load
 
 // PlaceWorld returns the shard a new world goes to: the one with the most
 // headroom, that is the fewest worlds, then the fewest players, then the
-// fewest events per second, and among equals the lowest id. It is pure
-// and ignores the order of shards, so every replica picks alike. ok is
-// false without shards.
-func PlaceWorld(shards []ShardLoad) (id uint64, ok bool) {
-	if len(shards) == 0 {
-		return 0, false
-	}
-	best := slices.MinFunc(shards, func(a, b ShardLoad) int {
-		return cmp.Or(cmp.Compare(a.Worlds, b.Worlds), cmp.Compare(a.Players, b.Players),
-			cmp.Compare(a.Events, b.Events), cmp.Compare(a.ID, b.ID))
-	})
-	return best.ID, true
-}
+// fewest events per second, and among equals the lowest id (plan.Place).
+// It is pure and ignores the order of shards, so every replica picks
+// alike. ok is false without shards.
+func PlaceWorld(shards []ShardLoad) (id uint64, ok bool) { return plan.Place(shards) }
 
 // NodeSeats is a node as voter placement sees it: its region label and
 // how many shards it is already a voter of.

@@ -127,7 +127,11 @@ func (r *Replicated) pruneGroup(ctx context.Context, src Source, g pruneGroup, f
 		if !ok {
 			continue // another sink's
 		}
-		if h, isHash := strings.CutPrefix(world, "#"); isHash {
+		// A world held or followed by that very name is that world: a
+		// short name that starts with "#" is kept as it is.
+		_, held := worlds[world]
+		_, followed := following[world]
+		if h, isHash := strings.CutPrefix(world, "#"); isHash && !held && !followed {
 			if world, ok = hashed[h]; !ok {
 				world = "" // neither in the group nor followed: deleted
 			}

@@ -239,3 +239,30 @@ func TestFollowerTellsCheckedTheIncarnationsItFollows(t *testing.T) {
 	wait(map[string]int64{"w": src.Incarnation("w")})
 	require.NotEqual(t, inc, src.Incarnation("w"))
 }
+
+func TestPruneKeepsThePositionOfAWorldWhoseNameStartsWithAHash(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	src := feed.NewStoreSource(st)
+	// A short name is kept as it is in the position's entity id, "#" and
+	// all: it is no hash of a long name.
+	require.NoError(t, st.CreateWorld(ctx, "#lobby", fsm.Rules{}))
+	inc, ok := feed.Incarnation(src, "#lobby")
+	require.True(t, ok)
+	r, err := feed.NewReplicated(feed.ReplicatedConfig{Sink: "webhook", Writer: "n1", Every: 1, Interval: time.Nanosecond},
+		func(string) (feed.PositionGroup, error) { return st, nil })
+	require.NoError(t, err)
+	wrote, err := r.Save(ctx, "#lobby", feed.Position{Incarnation: inc, Seq: 3}, true)
+	require.NoError(t, err)
+	require.True(t, wrote)
+
+	// Followed, and held at the incarnation the position names: kept.
+	n, err := r.Prune(ctx, src, map[string]int64{"#lobby": inc})
+	require.NoError(t, err)
+	require.Zero(t, n)
+	// Not followed here but held at that incarnation: kept too.
+	n, err = r.Prune(ctx, src, nil)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	require.Equal(t, []string{posID("webhook", inc, "#lobby")}, positionIDs(t, st))
+}
