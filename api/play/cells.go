@@ -251,7 +251,15 @@ func (h *hub) dropCell(c *playConn) {
 	}
 	delete(g.members, c)
 	delete(h.groupOf, c)
-	if cs := slices.DeleteFunc(h.cellConns[c.player], func(o *playConn) bool { return o == c }); len(cs) > 0 {
+	// A new slice, not one edited in place: fanCells may be ranging over
+	// the old one.
+	var cs []*playConn
+	for _, o := range h.cellConns[c.player] {
+		if o != c {
+			cs = append(cs, o)
+		}
+	}
+	if len(cs) > 0 {
 		h.cellConns[c.player] = cs
 	} else {
 		delete(h.cellConns, c.player)
