@@ -109,35 +109,48 @@ func (g *cellGroup) framed() bool {
 	return slices.ContainsFunc(g.sel, func(he *hubEvent) bool { return he.frame != nil })
 }
 
-// cellMember is a member of a group that stays in it for a batch.
-type cellMember struct {
-	c  *playConn
-	me entInterest
-}
-
 // fanCells offers a batch, planned as p, to the groups and their members
 // (h.mu held): who leaves its group does so first, from the group's
 // position before the batch, and is offered the batch as an attached
 // member by fanout; then each group's share is offered once, its frames
 // queued on its members, and each member is sent what came into and left
 // its area (a member whose queue has no room for that goes on alone).
+//
+// Only some members are looked at one by one: a member's player that no
+// event of the batch touches (by it or on its entity) stands where its
+// group does, as it did when it joined or stayed last, and its group's
+// share covers it; a member whose group's share makes no frame has room
+// for it; and a member whose area (its group's) no mover and no team
+// switch of the batch touches has nothing coming or going.
 func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved bool, snaps *map[string]snap, last uint64) {
 	if len(h.groupOf) == 0 {
 		return
 	}
 	h.batches++
-	stay := h.stay[:0]
-	for c, g := range h.groupOf {
-		me := h.idx.get(c.player)
+	for _, own := range [2]map[string][]int{p.byPlayer, p.byEntity} {
+		for player := range own {
+			for _, c := range h.cellConns[player] {
+				g := h.groupOf[c]
+				if g == nil {
+					continue // it left already, by the other map
+				}
+				g.share(h.idx, p, hevs, h.batches)
+				if h.idx.keyOf(h.idx.get(player)) != g.key || !g.covers(p, player) {
+					h.leaveGroup(c, g) // attached: fanout offers it the batch
+				}
+			}
+		}
+	}
+	for _, g := range h.groups {
 		g.share(h.idx, p, hevs, h.batches)
-		switch {
-		case h.idx.keyOf(me) != g.key || !g.covers(p, c.player):
-			h.leaveGroup(c, g) // attached: fanout offers it the batch
-		case g.framed() && c.ob.behind(false):
-			h.leaveGroup(c, g)
-			h.detach(c)
-		default:
-			stay = append(stay, cellMember{c: c, me: me})
+		if !g.framed() {
+			continue
+		}
+		for c := range g.members {
+			if c.ob.behind(false) {
+				h.leaveGroup(c, g)
+				h.detach(c)
+			}
 		}
 	}
 	for _, g := range h.groups {
@@ -153,14 +166,39 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved bool, snaps *map
 		}
 		clear(g.sel) // the frames hold the events, not this buffer
 	}
-	for _, m := range stay {
-		if !h.enterAs(m.c, m.me, moved, snaps, last) {
-			h.leaveGroup(m.c, h.groupOf[m.c])
-			h.detach(m.c)
+	if !moved {
+		return
+	}
+	for _, g := range h.groups {
+		if !h.idx.touches(g.key) {
+			continue
+		}
+		for c := range g.members {
+			if !h.enterAs(c, h.idx.get(c.player), true, snaps, last) {
+				h.leaveGroup(c, g)
+				h.detach(c)
+			}
 		}
 	}
-	clear(stay)
-	h.stay = stay[:0]
+}
+
+// touches reports whether the index's last update moved an entity into
+// or out of the area of the players whose cell and team are k's, or
+// switched one's team: without, those players' areas lost and gained
+// nothing (enterAs, as long as their own cell and team stay k's).
+func (ix *interestIndex) touches(k groupKey) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if len(ix.switches) > 0 {
+		return true
+	}
+	if !k.ok {
+		return false
+	}
+	r := int64(ix.cfg.Radius)
+	return slices.ContainsFunc(ix.movers, func(m mover) bool {
+		return m.fromOK && inArea(m.from, k.cell, r) || m.toOK && inArea(m.to, k.cell, r)
+	})
 }
 
 // joinCell makes attached member c a member of the group its area was
@@ -186,10 +224,12 @@ func (h *hub) joinCell(c *playConn) bool {
 	if h.groups == nil {
 		h.groups = make(map[groupKey]*cellGroup)
 		h.groupOf = make(map[*playConn]*cellGroup)
+		h.cellConns = make(map[string][]*playConn)
 	}
 	h.groups[k] = g
 	g.members[c] = struct{}{}
 	h.groupOf[c] = g
+	h.cellConns[c.player] = append(h.cellConns[c.player], c)
 	h.members[c] = memberCell
 	return true
 }
@@ -211,6 +251,19 @@ func (h *hub) dropCell(c *playConn) {
 	}
 	delete(g.members, c)
 	delete(h.groupOf, c)
+	// A new slice, not one edited in place: fanCells may be ranging over
+	// the old one.
+	var cs []*playConn
+	for _, o := range h.cellConns[c.player] {
+		if o != c {
+			cs = append(cs, o)
+		}
+	}
+	if len(cs) > 0 {
+		h.cellConns[c.player] = cs
+	} else {
+		delete(h.cellConns, c.player)
+	}
 	if len(g.members) == 0 {
 		delete(h.groups, g.key)
 	}

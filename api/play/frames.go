@@ -134,12 +134,13 @@ func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityD
 // wire.DeltaEntity), entities and fields sorted.
 func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 	var b bytes.Buffer
+	b.Grow(64 + 96*len(d)) // about one entity's id and field: fewer regrowths
 	b.WriteString(`{"type":"delta","from":`)
-	b.WriteString(strconv.FormatUint(from, 10))
+	writeUint(&b, from)
 	b.WriteString(`,"seq":`)
-	b.WriteString(strconv.FormatUint(seq, 10))
+	writeUint(&b, seq)
 	b.WriteString(`,"tick":`)
-	b.WriteString(strconv.FormatUint(tick, 10))
+	writeUint(&b, tick)
 	b.WriteString(`,"entities":{`)
 	ids := make([]string, 0, len(d))
 	for id := range d {
@@ -155,7 +156,7 @@ func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 		ed := d[id]
 		if ed.deleted != 0 {
 			b.WriteString(`"deleted":`)
-			b.WriteString(strconv.FormatUint(ed.deleted, 10))
+			writeUint(&b, ed.deleted)
 			b.WriteByte(',')
 		}
 		b.WriteString(`"fields":{`)
@@ -172,7 +173,7 @@ func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 			b.WriteString(`:{"value":`)
 			b.Write(ed.fields[f].value)
 			b.WriteString(`,"version":`)
-			b.WriteString(strconv.FormatUint(ed.fields[f].version, 10))
+			writeUint(&b, ed.fields[f].version)
 			b.WriteByte('}')
 		}
 		b.WriteString("}}")
@@ -181,7 +182,24 @@ func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 	return b.Bytes()
 }
 
+// writeJSONString writes s as json.Marshal quotes it: as it is when it
+// holds only printable ASCII that Marshal leaves alone (ids and field
+// names, nearly always), else through Marshal (escapes, HTML-safe
+// characters, invalid UTF-8), without allocating in the first case.
 func writeJSONString(b *bytes.Buffer, s string) {
-	q, _ := json.Marshal(s) // a string: never fails
-	b.Write(q)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string: never fails
+			b.Write(q)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
+}
+
+// writeUint writes v in decimal without allocating.
+func writeUint(b *bytes.Buffer, v uint64) {
+	b.Write(strconv.AppendUint(b.AvailableBuffer(), v, 10))
 }

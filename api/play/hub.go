@@ -89,12 +89,12 @@ type hub struct {
 	selIdx []int
 
 	// With a grid, the streams shared per cell (cells.go): each group by
-	// its key, each member's group, the batches offered to them, and the
-	// members that stay in their group for a batch (reused).
-	groups  map[groupKey]*cellGroup
-	groupOf map[*playConn]*cellGroup
-	batches uint64
-	stay    []cellMember
+	// its key, each member's group, the members by player, and the
+	// batches offered to them.
+	groups    map[groupKey]*cellGroup
+	groupOf   map[*playConn]*cellGroup
+	cellConns map[string][]*playConn
+	batches   uint64
 	// ownOffers keeps every member on its own offers (the tests compare
 	// the cells' streams with them).
 	ownOffers bool

@@ -302,9 +302,15 @@ func (o *outbox) onTick(tick uint64) {
 // take returns the encoded frames for the writer, in order: the queued
 // events frames, then the delta if a tick asked for it.
 func (o *outbox) take() ([][]byte, error) {
+	return o.takeAppend(nil)
+}
+
+// takeAppend is take appending to out[:0]: a writer that reuses its
+// slice between takes allocates none per take.
+func (o *outbox) takeAppend(out [][]byte) ([][]byte, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	out := make([][]byte, 0, len(o.frames)+1)
+	out = out[:0]
 	events := 0
 	for _, f := range o.frames {
 		b, err := f.encode(o.codec, o.written+1)

@@ -233,6 +233,7 @@ type playConn struct {
 
 	out      chan []byte   // control messages: welcome, results, pings
 	ob       *outbox       // events: critical frames and coalesced deltas (outbox.go)
+	taken    [][]byte      // the writer's last take, reused (writeQueued)
 	detached chan struct{} // the hub detached this connection (queue full)
 	area     enterState    // its area of interest as last sent (enter.go; the hub's mu)
 	final    chan []byte   // the transfer message, written last (transfer.go)
@@ -518,12 +519,14 @@ func (c *playConn) writeQueued(first []byte, frames bool) bool {
 			return true
 		}
 	}
-	out, err := c.ob.take()
+	out, err := c.ob.takeAppend(c.taken)
+	c.taken = out
 	if err != nil {
 		c.fail(err)
 		return false
 	}
 	c.sent.Store(c.ob.coveredSeq()) // before the client can ack them
+	defer clear(out)                // the frames are written: let them go
 	for _, b := range out {
 		if !c.writeCorked(b) {
 			return false
