@@ -161,6 +161,7 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrWorldFull:         CodeWorldFull,
 		ErrWorldActive:       CodeWorldActive,
 		ErrWorldMoved:        CodeWorldMoved,
+		ErrDataConflict:      CodeDataConflict,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

@@ -69,6 +69,7 @@ var codes = []struct {
 	{ErrSessionDenied, CodeSessionDenied},
 	{ErrSessionKicked, CodeSessionKicked},
 	{ErrBanned, CodeBanned},
+	{ErrDataConflict, CodeDataConflict},
 	{ErrNotSupported, CodeNotSupported},
 	{ErrRulesConflict, CodeRulesConflict},
 	{ErrRulesIncompatible, CodeRulesIncompatible},

@@ -58,6 +58,21 @@ type Schema struct {
 	Mode string `json:"mode,omitempty"`
 	// Labels are free-form key/values a matchmaker filters on (issue 14).
 	Labels map[string]string `json:"labels,omitempty"`
+	// PlayerData says which keys of their own critical data players may
+	// write over play (issue 16).
+	PlayerData PlayerDataRule `json:"player_data,omitzero"`
+}
+
+// PlayerDataRule is who writes players' critical data: game servers and
+// admins write any key; a player writes their own data, and only the keys
+// PlayerWritable names (none when empty).
+type PlayerDataRule struct {
+	PlayerWritable []string `json:"player_writable,omitempty"`
+}
+
+// playerWritable reports whether a player may write key of their own data.
+func (r PlayerDataRule) playerWritable(key string) bool {
+	return slices.Contains(r.PlayerWritable, key)
 }
 
 // FieldAccess is who may write a field and who may see it.
@@ -156,7 +171,7 @@ const (
 func (s Schema) IsZero() bool {
 	return len(s.Access) == 0 && len(s.Actions) == 0 && len(s.Roles) == 0 && s.Teams == (TeamRule{}) &&
 		len(s.Viewers) == 0 && len(s.Views) == 0 && s.Interest == (InterestRule{}) &&
-		s.IdleExpiry == 0 && s.Capacity == 0 && s.Mode == "" && len(s.Labels) == 0
+		s.IdleExpiry == 0 && s.Capacity == 0 && s.Mode == "" && len(s.Labels) == 0 && len(s.PlayerData.PlayerWritable) == 0
 }
 
 func oneOf(what, v string, allowed ...string) error {
@@ -250,6 +265,23 @@ func (s Schema) validate(fields map[string]FieldRule) error {
 		}
 		if len(s.Labels[k]) > maxLabelLen {
 			return fmt.Errorf("%w: label %s: value longer than %d bytes", ErrMalformed, k, maxLabelLen)
+		}
+	}
+	return s.PlayerData.validate()
+}
+
+// validate checks the player-writable keys: data key names, at most
+// MaxSessionData, each once.
+func (r PlayerDataRule) validate() error {
+	if len(r.PlayerWritable) > MaxSessionData {
+		return fmt.Errorf("%w: player_data.player_writable: more than %d keys", ErrMalformed, MaxSessionData)
+	}
+	for i, k := range r.PlayerWritable {
+		if err := checkName("player_data.player_writable key", k); err != nil {
+			return err
+		}
+		if slices.Contains(r.PlayerWritable[:i], k) {
+			return fmt.Errorf("%w: player_data.player_writable: key %q listed twice", ErrMalformed, k)
 		}
 	}
 	return nil
@@ -389,6 +421,10 @@ func (s Schema) lifecycle() bool {
 // differently, so the issue raises LogVersion and makes fsm.Needs ask for
 // it wherever the key is set. No key waits today.
 func (s Schema) unsupported() error { return nil }
+
+// log11 reports whether s sets a key of issue 16 that a replica before log
+// version 11 does not know: player_data.
+func (s Schema) log11() bool { return len(s.PlayerData.PlayerWritable) > 0 }
 
 // log10 reports whether s sets a key of issue 13 that a replica before log
 // version 10 refuses: views, or teams from a token claim.

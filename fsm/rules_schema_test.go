@@ -31,6 +31,7 @@ func fullSchema() Schema {
 		Capacity:   64,
 		Mode:       "ranked",
 		Labels:     map[string]string{"map": "dust"},
+		PlayerData: PlayerDataRule{PlayerWritable: []string{"settings", "loadout"}},
 	}
 }
 
@@ -186,6 +187,9 @@ func TestSchemaShapeErrorsAreMalformed(t *testing.T) {
 		"too many labels":               {Labels: many(maxSchemaItems + 1)},
 		"bad label name":                {Labels: map[string]string{"": "v"}},
 		"long label value":              {Labels: map[string]string{"k": long}},
+		"too many player-writable keys": {PlayerData: PlayerDataRule{PlayerWritable: manyKeys(MaxSessionData + 1)}},
+		"bad player-writable key":       {PlayerData: PlayerDataRule{PlayerWritable: []string{""}}},
+		"player-writable key twice":     {PlayerData: PlayerDataRule{PlayerWritable: []string{"a", "b", "a"}}},
 	} {
 		r := Rules{Fields: map[string]FieldRule{"hp": {Type: KindInt, Policy: PolicyCounter}}, Schema: s}
 		require.ErrorIs(t, r.Validate(), ErrMalformed, what)

@@ -36,6 +36,9 @@ var (
 	ErrSessionKicked = errors.New("gsd/fsm: session kicked")
 	// ErrBanned reports an open or resume by a player banned from the world.
 	ErrBanned = errors.New("gsd/fsm: player banned")
+	// ErrDataConflict reports a data write whose expected data version is
+	// not the player's.
+	ErrDataConflict = errors.New("gsd/fsm: player data version conflict")
 )
 
 // Session reason codes.
@@ -45,6 +48,7 @@ const (
 	CodeSessionDenied  = wire.CodeSessionDenied
 	CodeSessionKicked  = wire.CodeSessionKicked
 	CodeBanned         = wire.CodeBanned
+	CodeDataConflict   = "data_conflict"
 )
 
 // DataItem is one key of a player's critical data; a null Value deletes it.
@@ -63,7 +67,13 @@ type DataItem struct {
 //	ack:    World, ID, Seq (last event seq the client processed)
 //	resume: World, ID, Player, TokenHash (of the presented token), Seq, Node
 //	close:  World, ID, Reason
-//	data:   World, ID, Data
+//	data:   World, Data, Seq (the expected data version; 0: any) and
+//	        ID, Player: a player's own write through their session
+//	        (Player must be the session's, which is not kicked, and
+//	        every key player-writable by the world's rules); Player
+//	        without ID: a game server's or admin's write of any key; ID
+//	        without Player: the session's edge writes any key. Log
+//	        version 11; all keys apply or none.
 //	kick:   World, ID, Reason (required): marks the session kicked; its
 //	        connection closes and it cannot be resumed
 //	ban:    World, Player, Reason (required): bans the player and kicks
@@ -136,15 +146,21 @@ func playerKind(kind CmdKind) bool {
 	return kind == CmdSessionBan || kind == CmdSessionUnban || kind == CmdSessionImport
 }
 
+// byPlayer reports whether c addresses a player rather than a session: the
+// player kinds, and a data write without a session id (a game server's).
+func (c *SessionCmd) byPlayer(kind CmdKind) bool {
+	return playerKind(kind) || kind == CmdSessionData && c.ID == ""
+}
+
 // validate checks a session command's names and data before apply looks at
 // state.
 func (c *SessionCmd) validate(kind CmdKind) error {
-	if !playerKind(kind) {
+	if !c.byPlayer(kind) {
 		if err := checkName("session", c.ID); err != nil {
 			return err
 		}
 	}
-	if kind == CmdSessionOpen || kind == CmdSessionResume || playerKind(kind) {
+	if kind == CmdSessionOpen || kind == CmdSessionResume || c.byPlayer(kind) || kind == CmdSessionData && c.Player != "" {
 		if err := checkName("player", c.Player); err != nil {
 			return err
 		}
@@ -181,7 +197,7 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 	// Every session command may change the sessions hash: the hash point
 	// of the world's current seq follows it.
 	defer w.recordHash(f.cfg.HashHistory)
-	if playerKind(kind) {
+	if c.byPlayer(kind) {
 		return w.applyPlayer(kind, now, c)
 	}
 	if kind == CmdSessionOpen || kind == CmdSessionResume {
@@ -224,7 +240,7 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 	if old == nil {
 		return Result{Err: fmt.Errorf("%w: %s in world %s", ErrSessionUnknown, c.ID, c.World)}
 	}
-	if c.Seq > w.seq {
+	if c.Seq > w.seq && kind != CmdSessionData { // a data write's Seq is a data version
 		return Result{Err: fmt.Errorf("%w: seq %d beyond world seq %d", ErrMalformed, c.Seq, w.seq)}
 	}
 	s := *old
@@ -249,11 +265,14 @@ func (f *FSM) applySession(kind CmdKind, now int64, c *SessionCmd) Result {
 		info := s.info(w)
 		return Result{Session: &info}
 	case CmdSessionData:
-		d, err := w.mergeData(s.player, c.Data)
-		if err != nil {
+		if c.Player != "" {
+			if err := w.playerMayWrite(&s, c); err != nil {
+				return Result{Err: err}
+			}
+		}
+		if err := w.writeData(s.player, c, now); err != nil {
 			return Result{Err: err}
 		}
-		w.setData(s.player, d, now)
 	}
 	w.putSession(&s)
 	info := s.info(w)
@@ -280,7 +299,44 @@ func (w *world) mergeData(player string, items []DataItem) (map[string]Value, er
 	return d, nil
 }
 
-// applyPlayer applies a command addressed by player: ban, unban, import.
+// playerMayWrite checks a player's own write through their session s:
+// the session is theirs and not kicked, and the world's rules make every
+// key player-writable.
+func (w *world) playerMayWrite(s *session, c *SessionCmd) error {
+	if c.Player != s.player {
+		return fmt.Errorf("%w: session %s is %s's, not %s's: a player writes only their own data", ErrForbidden, c.ID, s.player, c.Player)
+	}
+	if s.kicked != "" {
+		return fmt.Errorf("%w: session %s: %s", ErrSessionKicked, c.ID, s.kicked)
+	}
+	for _, it := range c.Data {
+		if !w.rules.Schema.PlayerData.playerWritable(it.Key) {
+			return fmt.Errorf("%w: data key %q is not player-writable in world %s (rules player_data.player_writable)", ErrForbidden, it.Key, w.id)
+		}
+	}
+	return nil
+}
+
+// writeData merges c's data into the player's at leader time now, if the
+// player's data version is the expected one (c.Seq; 0: any). Nothing
+// changes on an error.
+func (w *world) writeData(player string, c *SessionCmd, now int64) error {
+	if c.Seq != 0 && c.Seq != w.dataVer[player] {
+		return fmt.Errorf("%w: player %s has data version %d, not %d", ErrDataConflict, player, w.dataVer[player], c.Seq)
+	}
+	d, err := w.mergeData(player, c.Data)
+	if err != nil {
+		return err
+	}
+	if len(d) == 0 {
+		d = nil // no data, as before any write
+	}
+	w.setData(player, d, now)
+	return nil
+}
+
+// applyPlayer applies a command addressed by player: ban, unban, import,
+// and a game server's data write.
 func (w *world) applyPlayer(kind CmdKind, now int64, c *SessionCmd) Result {
 	info := SessionInfo{World: w.id, Player: c.Player}
 	switch kind {
@@ -305,6 +361,12 @@ func (w *world) applyPlayer(kind CmdKind, now int64, c *SessionCmd) Result {
 			d = nil
 		}
 		w.setData(c.Player, d, now)
+		info.Data = maps.Clone(w.data[c.Player])
+		info.DataVersion = w.dataVer[c.Player]
+	case CmdSessionData:
+		if err := w.writeData(c.Player, c, now); err != nil {
+			return Result{Err: err}
+		}
 		info.Data = maps.Clone(w.data[c.Player])
 		info.DataVersion = w.dataVer[c.Player]
 	}

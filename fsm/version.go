@@ -52,9 +52,15 @@ type Versions = wire.Versions
 //     teams from a token claim; a replica before it refuses rules that set
 //     them. A session open may carry data (the player's team from the
 //     claim), set with the open.
+//   - Log 11 builds the rules key player_data (issue 16: which keys players
+//     write of their own data) and gives CmdSessionData its meaning: a
+//     merge of one player's data, addressed by session (the player's own
+//     write, player-writable keys only) or by player (a game server's),
+//     with an optional expected data version (session.go). A replica
+//     before it refuses the key; no binary before it proposed the kind.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 10
+	LogVersion      uint32 = 11
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -90,12 +96,21 @@ func Needs(c *Command) Versions {
 		// 10 refuses them.
 		v.Log, v.Snapshot = 10, max(v.Snapshot, 4)
 	}
+	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.log11() ||
+		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.log11() {
+		// Issue 16's player_data: a replica before log 11 refuses it.
+		v.Log, v.Snapshot = 11, max(v.Snapshot, 4)
+	}
 	return v
 }
 
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
 	switch {
+	case c.Kind == CmdSessionData:
+		// A player's data write: a replica before log 11 would merge it
+		// without the rules' player-writable keys and expected version.
+		return Versions{Log: 11, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdSessionOpen && c.Session != nil && len(c.Session.Data) > 0:
 		// An open's data (a team from a claim): a replica before log 10
 		// would open the session without it.

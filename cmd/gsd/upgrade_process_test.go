@@ -40,6 +40,7 @@ var gateProbes = map[uint32]string{
 	6:  `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"mode":"upgrade-probe"}`,
 	7:  `{"fields":{"hp":{"type":"int","policy":"authoritative","visible":"owner"}}}`,
 	10: `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"views":{"top":{"kind":"max","field":"hp"}}}`,
+	11: `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"player_data":{"player_writable":["loadout"]}}`,
 }
 
 // upgradeAcks is how many actions are acknowledged in each phase of the
