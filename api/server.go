@@ -124,6 +124,7 @@ func New(cfg Config, b edge.Backend, router edge.Router, reg *prometheus.Registr
 		CreateWorld: s.public.CreateWorld, UpdateRules: s.public.UpdateRules, DeleteWorld: s.admin.DeleteWorld,
 		Join: s.admin.Join, RemoveNode: s.admin.RemoveNode, TransferLeadership: s.admin.TransferLeadership,
 		Kick: s.admin.Kick, Ban: s.admin.Ban, Unban: s.admin.Unban, ExportData: s.admin.ExportData, ImportData: s.admin.ImportData,
+		WritePlayerData: s.admin.WritePlayerData,
 	})
 	s.peer.RegisterMove(s.mux)
 	return s, nil

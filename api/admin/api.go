@@ -20,6 +20,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/worlds/{world}/sessions/{id}/kick", a.Kick)
 	mux.HandleFunc("GET /v1/worlds/{world}/sessions:export", a.ExportData)
 	mux.HandleFunc("POST /v1/worlds/{world}/sessions:import", a.ImportData)
+	mux.HandleFunc("PATCH /v1/worlds/{world}/players/{player}/data", a.WritePlayerData)
 	mux.HandleFunc("GET /v1/worlds/{world}/bans", a.Bans)
 	mux.HandleFunc("POST /v1/worlds/{world}/bans", a.Ban)
 	mux.HandleFunc("DELETE /v1/worlds/{world}/bans/{player}", a.Unban)

@@ -26,9 +26,10 @@ import (
 //   - reads and actions (every route not listed otherwise) need a valid
 //     token of any role with auth on (actions take their player and role
 //     from it), or the secret; with auth off, nothing;
-//   - world creation and rules changes need a server or admin token, or
-//     the secret; with auth off, world creation nothing and rules changes
-//     the secret (when there is one), as before;
+//   - world creation, rules changes and players' data writes need a
+//     server or admin token, or the secret; with auth off, world creation
+//     nothing, rules changes and data writes the secret (when there is
+//     one), as before;
 //   - admin routes (membership, snapshot, backup, kick, ban, unban, player
 //     data export and import, drain, signing an audit checkpoint) need an admin token or the secret; with
 //     neither auth nor a secret they are open, as they always were;
@@ -99,6 +100,9 @@ var routeAccesses = map[string]routeAccess{
 	"GET /v1/relays":                             accessAdmin,
 	"POST /v1/relays":                            accessAdmin,
 	"DELETE /v1/relays/{id}":                     accessAdmin,
+
+	// A game server's write of a player's data: as rules changes.
+	"PATCH /v1/worlds/{world}/players/{player}/data": accessRules,
 }
 
 // publicAccess is the access of the public route an internal pattern
@@ -176,7 +180,7 @@ func (a routeAccess) needs() string {
 	case accessModerate:
 		return fmt.Sprintf("moderation endpoint: send a token of role %q or an admin token, or the cluster secret in %s", moderation.Class, HeaderClusterKey)
 	case accessWorld, accessRules:
-		return fmt.Sprintf("world creation and rules: send a server or admin token (claim %q) or the cluster secret in %s", RoleClaim, HeaderClusterKey)
+		return fmt.Sprintf("world creation, rules and player data writes: send a server or admin token (claim %q) or the cluster secret in %s", RoleClaim, HeaderClusterKey)
 	}
 	return "auth is on: send a token (Authorization: Bearer)"
 }

@@ -44,6 +44,7 @@ import (
 //	DELETE /internal/v1/worlds/{world}/bans/{player}         (none) → wire.SessionInfo
 //	GET    /internal/v1/worlds/{world}/sessions:export       (none) → wire.PlayerDataFile
 //	POST   /internal/v1/worlds/{world}/sessions:import       wire.PlayerDataFile → wire.ImportAnswer
+//	PATCH  /internal/v1/worlds/{world}/players/{player}/data wire.PlayerDataWrite → wire.PlayerData
 //
 // Who may run an admin command is decided once, by the node the admin
 // called: its public route checks the cluster secret or an admin token
@@ -72,6 +73,8 @@ type Handlers struct {
 	CreateWorld, UpdateRules, DeleteWorld    http.HandlerFunc
 	Join, RemoveNode, TransferLeadership     http.HandlerFunc
 	Kick, Ban, Unban, ExportData, ImportData http.HandlerFunc
+
+	WritePlayerData http.HandlerFunc
 }
 
 // Register adds the node-to-node service to mux. The session and acks
@@ -99,6 +102,8 @@ func (p *API) Register(mux *http.ServeMux, h Handlers) {
 		"DELETE /worlds/{world}/bans/{player}":    h.Unban,
 		"GET /worlds/{world}/sessions:export":     h.ExportData,
 		"POST /worlds/{world}/sessions:import":    h.ImportData,
+
+		"PATCH /worlds/{world}/players/{player}/data": h.WritePlayerData,
 	} {
 		method, path, _ := strings.Cut(pattern, " ")
 		mux.HandleFunc(method+" "+edge.InternalPrefix+path, p.internalOnly(h))

@@ -69,6 +69,7 @@ func newServer(cfg nodeConfig, b edge.Backend, router edge.Router, reg *promethe
 		CreateWorld: pub.CreateWorld, UpdateRules: pub.UpdateRules,
 		Join: adm.Join, RemoveNode: adm.RemoveNode, TransferLeadership: adm.TransferLeadership,
 		Kick: adm.Kick, Ban: adm.Ban, Unban: adm.Unban, ExportData: adm.ExportData, ImportData: adm.ImportData,
+		WritePlayerData: adm.WritePlayerData,
 	})
 	return s, nil
 }
