@@ -127,6 +127,8 @@ type Play struct {
 	delivered   uint64 // world seq covered by what Next returned
 	acked       uint64 // last ack sent on the current connection
 	pending     map[uint64]*pendingAct
+	dataSeq     uint64                          // the last data message's seq (playdata.go)
+	pendingData map[uint64]chan wire.DataAnswer // data messages awaiting their answer, by seq
 	resumes     int
 	overlaps    int64  // events received again after a resume, dropped
 	tok         string // the TokenSource's latest token (token.go)

@@ -40,6 +40,8 @@ func (p *Play) handle(conn *websocket.Conn, m *wire.ServerMsg) error {
 			default:
 			}
 		}
+	case wire.TypeData:
+		p.answerData(m)
 	case wire.TypeTransfer:
 		return p.moved(m)
 	case wire.TypePing:

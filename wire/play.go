@@ -17,6 +17,9 @@ const (
 	TypeAction = "action"
 	TypeAck    = "ack"
 	TypeBye    = "bye"
+	// TypeData, either way: a player's write of their own data, and its
+	// answer (DataAnswer).
+	TypeData = "data"
 	// Server to client.
 	TypeWelcome  = "welcome"
 	TypeEvents   = "events"
@@ -49,6 +52,24 @@ type ClientMsg struct {
 	Seq      uint64          `json:"seq,omitempty"`
 	T        int64           `json:"t,omitempty"`
 	Action   json.RawMessage `json:"action,omitempty"`
+	// Data is a data message's keys (a null value deletes its key) and
+	// ExpectVersion its optional expected data version.
+	Data          map[string]Value `json:"data,omitempty"`
+	ExpectVersion uint64           `json:"expect_version,omitempty"`
+}
+
+// DataAnswer answers a data message, with the client's Seq (its own
+// sequence, apart from actions' seqs): applied, the player's data after
+// the write (absent: none) and its version; refused, the error as HTTP
+// would answer it (Status, Code, Error), and nothing changed.
+type DataAnswer struct {
+	Type        string           `json:"type"`
+	Seq         uint64           `json:"seq"`
+	Data        map[string]Value `json:"data,omitempty"`
+	DataVersion uint64           `json:"data_version,omitempty"`
+	Status      int              `json:"status,omitempty"`
+	Code        string           `json:"code,omitempty"`
+	Error       string           `json:"error,omitempty"`
 }
 
 // Welcome answers hello and resume.
@@ -151,6 +172,7 @@ type ServerMsg struct {
 	Ticket      string                 `json:"ticket"`
 	Nodes       []string               `json:"nodes"`
 	Incarnation uint64                 `json:"incarnation"`
+	DataVersion uint64                 `json:"data_version"`
 }
 
 // Leave is a "leave" message: the ids (sorted) of the entities that left

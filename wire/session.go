@@ -43,6 +43,8 @@ type SessionCmd struct {
 	Seq       uint64 `json:"seq,omitempty"`
 	Reason    string `json:"reason,omitempty"`
 	Node      string `json:"node,omitempty"`
+	// Data is a data command's keys (a null value deletes its key).
+	Data map[string]Value `json:"data,omitempty"`
 }
 
 // Ack is one session's ack on the node-internal acks endpoint: the last

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
@@ -58,14 +57,5 @@ func playerDataCmd(world, player string, req wire.PlayerDataWrite) (*fsm.Session
 	if len(req.Data) > fsm.MaxSessionData {
 		return nil, fmt.Errorf("%w: more than %d data keys", fsm.ErrMalformed, fsm.MaxSessionData)
 	}
-	keys := make([]string, 0, len(req.Data))
-	for k := range req.Data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	c := &fsm.SessionCmd{World: world, Player: player, Seq: req.ExpectVersion, Data: make([]fsm.DataItem, 0, len(keys))}
-	for _, k := range keys {
-		c.Data = append(c.Data, fsm.DataItem{Key: k, Value: req.Data[k]})
-	}
-	return c, nil
+	return &fsm.SessionCmd{World: world, Player: player, Seq: req.ExpectVersion, Data: edge.DataItems(req.Data)}, nil
 }

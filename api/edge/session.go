@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/internal/tracing"
@@ -29,6 +31,7 @@ var SessionOps = map[string]fsm.CmdKind{
 	"ack":    fsm.CmdSessionAck,
 	"resume": fsm.CmdSessionResume,
 	"close":  fsm.CmdSessionClose,
+	"data":   fsm.CmdSessionData,
 }
 
 var SessionOpNames = map[fsm.CmdKind]string{
@@ -36,6 +39,32 @@ var SessionOpNames = map[fsm.CmdKind]string{
 	fsm.CmdSessionAck:    "ack",
 	fsm.CmdSessionResume: "resume",
 	fsm.CmdSessionClose:  "close",
+	fsm.CmdSessionData:   "data",
+}
+
+// DataMap is data items as a map (nil for none).
+func DataMap(items []fsm.DataItem) map[string]fsm.Value {
+	if len(items) == 0 {
+		return nil
+	}
+	m := make(map[string]fsm.Value, len(items))
+	for _, it := range items {
+		m[it.Key] = it.Value
+	}
+	return m
+}
+
+// DataItems is a data map as items sorted by key, so that a command's
+// bytes do not depend on map order.
+func DataItems(m map[string]fsm.Value) []fsm.DataItem {
+	if len(m) == 0 {
+		return nil
+	}
+	items := make([]fsm.DataItem, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		items = append(items, fsm.DataItem{Key: k, Value: m[k]})
+	}
+	return items
 }
 
 // ToSessionJSON is a session's wire form.
@@ -65,7 +94,7 @@ func (s *Core) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd,
 		return err
 	}, func(rt Route) error {
 		body, _ := json.Marshal(wire.SessionCmd{ID: c.ID, Player: c.Player, TokenHash: hex.EncodeToString(c.TokenHash[:]),
-			Seq: c.Seq, Reason: c.Reason, Node: c.Node})
+			Seq: c.Seq, Reason: c.Reason, Node: c.Node, Data: DataMap(c.Data)})
 		var out wire.SessionInfo
 		if err := s.CallNode(ctx, rt, http.MethodPost, InternalSessionPath(c.World, SessionOpNames[kind]), body, token, &out); err != nil {
 			return err

@@ -37,14 +37,22 @@ func (p *API) SessionCommand(w http.ResponseWriter, r *http.Request) {
 	if !p.ReadJSON(w, r, p.Config().MaxBodyBytes, &req) {
 		return
 	}
-	c := &fsm.SessionCmd{World: r.PathValue("world"), ID: req.ID, Player: req.Player, Seq: req.Seq, Reason: req.Reason, Node: req.Node}
+	c := &fsm.SessionCmd{World: r.PathValue("world"), ID: req.ID, Player: req.Player, Seq: req.Seq, Reason: req.Reason, Node: req.Node,
+		Data: edge.DataItems(req.Data)}
 	h, err := hex.DecodeString(req.TokenHash)
 	if err != nil || (len(h) != fsm.TokenHashLen && len(h) != 0) {
 		p.WriteError(w, fmt.Errorf("%w: token_hash must be %d hex bytes", fsm.ErrMalformed, fsm.TokenHashLen), true)
 		return
 	}
 	copy(c.TokenHash[:], h)
-	if p.Auth() != nil && (kind == fsm.CmdSessionOpen || kind == fsm.CmdSessionResume) {
+	if kind == fsm.CmdSessionData && (c.Player == "" || c.ID == "") {
+		// Over this route only a player's own write through their session
+		// (checked against the rules' player-writable keys), never a game
+		// server's write of any key.
+		p.WriteError(w, fmt.Errorf("%w: a data command names its session and the session's player", fsm.ErrMalformed), true)
+		return
+	}
+	if p.Auth() != nil && (kind == fsm.CmdSessionOpen || kind == fsm.CmdSessionResume || kind == fsm.CmdSessionData) {
 		id, err := p.Identify(r)
 		if err != nil {
 			p.WriteError(w, err, true)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
@@ -110,4 +111,158 @@ func TestPlayerDataWriteRouteNeedsAServerOrAdminToken(t *testing.T) {
 	s.env.Do("POST", "/v1/worlds", arenaBody)
 	s.env.RequireError(http.StatusUnauthorized, edge.CodeUnauthorized, "PATCH", path, `{"data":{"gold":1}}`)
 	require.Equal(t, map[string]wire.Value{"gold": wire.Int(1)}, patchData(t, s, "arena", "ann", `{"data":{"gold":1}}`, edge.HeaderClusterKey, testSecret).Data)
+}
+
+// loadoutArena lets players write loadout and settings of their own data.
+const loadoutArena = `{"id":"arena","rules":{"fields":{"score":{"type":"int","policy":"counter"}},"player_data":{"player_writable":["loadout","settings"]}}}`
+
+// wsData sends a data message and returns its answer (other messages in
+// between are skipped).
+func wsData(t *testing.T, c *websocket.Conn, msg map[string]any) map[string]any {
+	t.Helper()
+	msg["type"] = "data"
+	wsSend(t, c, msg)
+	for {
+		if m := wsRecv(t, c); m["type"] == "data" {
+			require.EqualValues(t, fmt.Sprint(msg["seq"]), fmt.Sprint(m["seq"]), "the answer names the message's seq")
+			return m
+		}
+	}
+}
+
+// A player writes the player-writable keys of their own data over play,
+// on the leader and through a follower; a message with any other key,
+// naming another player, with too many keys or a stale expected version
+// is refused whole with its code, and the connection stays.
+func TestPlayDataMessageWritesOnlyTheOwnPlayersWritableKeys(t *testing.T) {
+	nodes := startPlayCluster(t, 2, fastPlay)
+	l := nodes[0]
+	code, _, b := l.env.Do("POST", "/v1/worlds", loadoutArena)
+	require.Equal(t, http.StatusCreated, code, "%s", b)
+	patchData(t, l, "arena", "ann", `{"data":{"gold":40}}`) // a game server's key
+
+	for i, n := range nodes {
+		player := []string{"ann", "bob"}[i]
+		c := dialPlay(t, n.env.WSURL("arena"))
+		welcome(t, c, player)
+		m := wsData(t, c, map[string]any{"seq": 1, "data": map[string]any{"loadout": "sniper", "settings": "dark"}})
+		require.Nil(t, m["code"], "%v", m)
+		require.Positive(t, m["data_version"])
+		// Versions are leader times in ns, past float64's exact integers:
+		// read it exactly from the export.
+		v1 := recordOf(t, exportOf(t, n, "arena"), player).DataVersion
+		require.Positive(t, v1)
+
+		refused := map[string]struct {
+			msg  map[string]any
+			code string
+		}{
+			"a key the rules do not list": {map[string]any{"data": map[string]any{"loadout": "rail", "gold": 1e6}}, fsm.CodeForbidden},
+			"another player's data":       {map[string]any{"player": "carl", "data": map[string]any{"loadout": "rail"}}, edge.CodeForbidden},
+			"stale expected version":      {map[string]any{"expect_version": v1 + 1, "data": map[string]any{"loadout": "rail"}}, fsm.CodeDataConflict},
+			"no keys":                     {map[string]any{"data": map[string]any{}}, fsm.CodeMalformed},
+			"too many keys":               {map[string]any{"data": manyData(fsm.MaxSessionData + 1)}, fsm.CodeMalformed},
+			"a long value":                {map[string]any{"data": map[string]any{"loadout": strings.Repeat("x", fsm.MaxStringLen+1)}}, fsm.CodeMalformed},
+		}
+		seq := 2
+		for what, r := range refused {
+			r.msg["seq"] = seq
+			seq++
+			m := wsData(t, c, r.msg)
+			require.Equal(t, r.code, m["code"], "%s: %v", what, m)
+			require.NotEmpty(t, m["error"], what)
+			require.Nil(t, m["data"], what)
+		}
+		// Nothing of the refused messages applied, and the connection
+		// still writes: a delete with the expected version.
+		m = wsData(t, c, map[string]any{"seq": seq, "expect_version": v1, "data": map[string]any{"settings": nil}})
+		require.Nil(t, m["code"], "%v", m)
+		want := map[string]any{"loadout": "sniper"}
+		if player == "ann" {
+			want["gold"] = float64(40)
+		}
+		require.Equal(t, want, m["data"], player)
+		require.Greater(t, recordOf(t, exportOf(t, n, "arena"), player).DataVersion, v1)
+	}
+	for _, n := range nodes {
+		require.Equal(t, []wire.PlayerDataRecord{
+			{Player: "ann", Data: map[string]wire.Value{"gold": wire.Int(40), "loadout": wire.String("sniper")}},
+			{Player: "bob", Data: map[string]wire.Value{"loadout": wire.String("sniper")}},
+		}, withoutVersions(exportOf(t, n, "arena").Players))
+		recs, err := n.st.PlayerRecords("arena")
+		require.NoError(t, err)
+		require.Len(t, recs, 2)
+	}
+}
+
+// recordOf returns player's record of a data file.
+func recordOf(t *testing.T, f wire.PlayerDataFile, player string) wire.PlayerDataRecord {
+	t.Helper()
+	for _, r := range f.Players {
+		if r.Player == player {
+			return r
+		}
+	}
+	t.Fatalf("no data of %s in %v", player, f.Players)
+	return wire.PlayerDataRecord{}
+}
+
+// manyData returns n keys, each 1.
+func manyData(n int) map[string]any {
+	m := make(map[string]any, n)
+	for i := range n {
+		m[fmt.Sprintf("k%d", i)] = 1
+	}
+	return m
+}
+
+// withoutVersions drops the records' versions (they are leader times).
+func withoutVersions(recs []wire.PlayerDataRecord) []wire.PlayerDataRecord {
+	for i := range recs {
+		recs[i].DataVersion = 0
+	}
+	return recs
+}
+
+// The data message in the binary subprotocol: the same keys, types kept.
+func TestPlayDataMessageOverMsgpack(t *testing.T) {
+	n := startLeaderWith(t, fastPlay)
+	n.env.Do("POST", "/v1/worlds", loadoutArena)
+	c := dialProtocols(t, n.env.WSURL("arena"), MsgpackSubprotocol)
+	mpSend(t, c, map[string]any{"type": "hello", "player": "ann"})
+	require.Equal(t, "welcome", mpRecv(t, c)["type"])
+	mpSend(t, c, map[string]any{"type": "data", "seq": 7, "data": map[string]any{"loadout": "sniper", "settings": int64(3)}})
+	m := mpRecvType(t, c, "data")
+	require.EqualValues(t, 7, toU64(t, m["seq"]))
+	require.Nil(t, m["code"], "%v", m)
+	require.Positive(t, toU64(t, m["data_version"]))
+	d := m["data"].(map[string]any)
+	require.Equal(t, "sniper", d["loadout"])
+	require.EqualValues(t, 3, toU64(t, d["settings"]), "an int stays an int")
+
+	mpSend(t, c, map[string]any{"type": "data", "seq": 8, "data": map[string]any{"gold": int64(1)}})
+	m = mpRecvType(t, c, "data")
+	require.Equal(t, fsm.CodeForbidden, m["code"])
+	require.EqualValues(t, 403, toU64(t, m["status"]))
+	require.Equal(t, []wire.PlayerDataRecord{{Player: "ann", Data: map[string]wire.Value{"loadout": wire.String("sniper"), "settings": wire.Int(3)}}},
+		withoutVersions(exportOf(t, n, "arena").Players))
+}
+
+// With auth on, the forwarded data command carries the player's token and
+// the leader checks it names the same player; a player's token writes
+// through a follower.
+func TestPlayDataMessageWithAuthThroughAFollower(t *testing.T) {
+	nodes := startPlayCluster(t, 2, fastPlay, withAuth)
+	l, f := nodes[0], nodes[1]
+	admin := "Bearer " + sign(t, jwt.SigningMethodHS256, keys.HS, edge.AdminClaims{RegisteredClaims: claims("ops"), Admin: true})
+	code, _, b := l.env.Do("POST", "/v1/worlds", loadoutArena, "Authorization", admin)
+	require.Equal(t, http.StatusCreated, code, "%s", b)
+	c := dialPlay(t, f.env.WSURL("arena"))
+	wsSend(t, c, map[string]any{"type": "hello", "token": sign(t, jwt.SigningMethodHS256, keys.HS, claims("ann"))})
+	require.Equal(t, "welcome", wsRecv(t, c)["type"])
+	m := wsData(t, c, map[string]any{"seq": 1, "data": map[string]any{"loadout": "sniper"}})
+	require.Nil(t, m["code"], "%v", m)
+	require.Equal(t, map[string]any{"loadout": "sniper"}, m["data"])
+	m = wsData(t, c, map[string]any{"seq": 2, "player": "bob", "data": map[string]any{"loadout": "sniper"}})
+	require.Equal(t, edge.CodeForbidden, m["code"])
 }

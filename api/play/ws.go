@@ -369,6 +369,23 @@ func (c *playConn) handle(msg wire.ClientMsg) {
 			defer func() { <-c.sem }()
 			c.act(msg.Action, read)
 		})
+	case wire.TypeData:
+		// As an action: one of the connection's writes in flight, so a
+		// drain waits for its answer before the transfer.
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			return
+		}
+		if !c.admitAct() {
+			<-c.sem
+			return
+		}
+		c.wg.Go(func() {
+			defer c.acts.Done()
+			defer func() { <-c.sem }()
+			c.writeData(msg)
+		})
 	case wire.TypeAck:
 		// An ack beyond what was sent is clamped: the client cannot have it.
 		seq := min(msg.Seq, c.sent.Load())

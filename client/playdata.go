@@ -1,0 +1,84 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// ErrDataNotSent reports a data write that did not reach the server: the
+// Play was between connections or the write failed. Nothing changed.
+var ErrDataNotSent = errors.New("gsd/client: data message not sent")
+
+// WriteData writes the player's own critical data over the play
+// connection (a data message): each key of data is set, a null value
+// (wire.Value{}) deletes its key, the others stay. The world's rules say
+// which keys a player may write (player_data.player_writable); one other
+// key refuses the whole write (*Error, code forbidden), as does an
+// expectVersion (when not 0) that is not the player's data version
+// (data_conflict). It returns the player's data after the write and its
+// version.
+//
+// A data message is not sent again after a resume: a write whose
+// connection dropped before the answer returns the Play's error or
+// ctx's, and may or may not have applied (read Data after the next
+// welcome, or write again with an expected version).
+func (p *Play) WriteData(ctx context.Context, data map[string]wire.Value, expectVersion uint64) (map[string]wire.Value, uint64, error) {
+	if len(data) == 0 {
+		return nil, 0, errors.New("gsd/client: a data write names at least one key")
+	}
+	done := make(chan wire.DataAnswer, 1)
+	p.mu.Lock()
+	if p.err != nil {
+		p.mu.Unlock()
+		return nil, 0, p.err
+	}
+	conn := p.conn
+	if conn == nil {
+		p.mu.Unlock()
+		return nil, 0, fmt.Errorf("%w: not connected", ErrDataNotSent)
+	}
+	p.dataSeq++
+	seq := p.dataSeq
+	if p.pendingData == nil {
+		p.pendingData = make(map[uint64]chan wire.DataAnswer)
+	}
+	p.pendingData[seq] = done
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.pendingData, seq)
+		p.mu.Unlock()
+	}()
+	msg := wire.ClientMsg{Type: wire.TypeData, Seq: seq, Data: data, ExpectVersion: expectVersion}
+	if err := p.write(ctx, conn, msg); err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrDataNotSent, err)
+	}
+	select {
+	case a := <-done:
+		if a.Code != "" {
+			return nil, 0, &Error{Status: a.Status, Code: a.Code, Message: a.Error}
+		}
+		return a.Data, a.DataVersion, nil
+	case <-p.done:
+		return nil, 0, p.err
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
+	}
+}
+
+// answerData hands a data message's answer to its WriteData.
+func (p *Play) answerData(m *wire.ServerMsg) {
+	p.mu.Lock()
+	done := p.pendingData[m.Seq]
+	p.mu.Unlock()
+	if done == nil {
+		return // its WriteData gave up
+	}
+	select {
+	case done <- wire.DataAnswer{Type: m.Type, Seq: m.Seq, Data: m.Data, DataVersion: m.DataVersion, Status: m.Status, Code: m.Code, Error: m.Error}:
+	default:
+	}
+}
