@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -81,4 +82,19 @@ func (p *Play) answerData(m *wire.ServerMsg) {
 	case done <- wire.DataAnswer{Type: m.Type, Seq: m.Seq, Data: m.Data, DataVersion: m.DataVersion, Status: m.Status, Code: m.Code, Error: m.Error}:
 	default:
 	}
+}
+
+// WritePlayerData merges data into one player's critical data in world,
+// as a game server (a server or admin token, or the cluster secret): each
+// key is set, a null value (wire.Value{}) deletes its key, the others
+// stay; any key, whether or not the player may write it. With
+// expectVersion not 0 the write applies only while the player's data
+// version is that one (*Error data_conflict otherwise). It returns the
+// player's data after the write and its version. Retried only when it
+// surely did not apply, as a rules change.
+func (c *Client) WritePlayerData(ctx context.Context, world, player string, data map[string]wire.Value, expectVersion uint64) (wire.PlayerData, error) {
+	var out wire.PlayerData
+	body := wire.PlayerDataWrite{Data: data, ExpectVersion: expectVersion}
+	err := c.do(ctx, &request{method: http.MethodPatch, path: path("worlds", world, "players", player, "data"), body: body, mode: retryUnapplied, write: true}, &out)
+	return out, err
 }
