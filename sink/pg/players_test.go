@@ -421,3 +421,27 @@ func TestUnchangedPlayerDataIsNotReadAtEveryCheck(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(6), rows["ann"].Version)
 }
+
+// A game server's merge and a player's own write through their session
+// (fsm.CmdSessionData, log version 11) reach the mirror like imports: the
+// row follows each change at its new version.
+func TestServerAndPlayerDataWritesAreMirrored(t *testing.T) {
+	_, dsn := startPG(t)
+	c := newCluster(t, 1)
+	node := c.nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rules := fsm.Rules{Schema: fsm.Schema{PlayerData: fsm.PlayerDataRule{PlayerWritable: []string{"loadout"}}}}
+	require.NoError(t, node.CreateWorld(ctx, "w", rules))
+	_, err := node.Session(ctx, fsm.CmdSessionOpen, &fsm.SessionCmd{World: "w", ID: "s1", Player: "ann", TokenHash: [fsm.TokenHashLen]byte{1}})
+	require.NoError(t, err)
+	_, err = node.Session(ctx, fsm.CmdSessionData, &fsm.SessionCmd{World: "w", Player: "ann", Data: []fsm.DataItem{{Key: "gold", Value: fsm.Int(40)}}})
+	require.NoError(t, err)
+	runSink(t, testConfig(dsn), NewStoreSource(node))
+	requirePlayersMirrored(t, dsn, node, "w")
+
+	_, err = node.Session(ctx, fsm.CmdSessionData, &fsm.SessionCmd{World: "w", ID: "s1", Player: "ann", Data: []fsm.DataItem{{Key: "loadout", Value: fsm.String("sniper")}}})
+	require.NoError(t, err)
+	requirePlayersMirrored(t, dsn, node, "w")
+	require.Equal(t, map[string]fsm.Value{"gold": fsm.Int(40), "loadout": fsm.String("sniper")}, playersOf(t, node, "w")["ann"].Data)
+}
