@@ -193,6 +193,13 @@ func TestPlayDataMessageWritesOnlyTheOwnPlayersWritableKeys(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, recs, 2)
 	}
+	// The internal session op carries only a player's own write: without
+	// the session or the player (a game server's write of any key) it is
+	// refused, and nothing changes.
+	for _, body := range []string{`{"id":"","player":"ann","data":{"gold":1}}`, `{"id":"s1","data":{"gold":1}}`} {
+		l.env.RequireError(http.StatusBadRequest, fsm.CodeMalformed, "POST", edge.InternalSessionPath("arena", "data"), body, edge.HeaderForwarded, "1")
+	}
+	require.Equal(t, wire.Int(40), recordOf(t, exportOf(t, l, "arena"), "ann").Data["gold"])
 }
 
 // recordOf returns player's record of a data file.
