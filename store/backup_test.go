@@ -43,7 +43,7 @@ func TestBackupRestoresIntoAFreshNodeWithTheSameHashes(t *testing.T) {
 	}
 	_, err := l.Session(ctxT(t), fsm.CmdSessionOpen, &fsm.SessionCmd{World: "arena", ID: "s1", Player: "ann", TokenHash: sha256.Sum256([]byte("t"))})
 	require.NoError(t, err)
-	_, err = l.Session(ctxT(t), fsm.CmdSessionData, &fsm.SessionCmd{World: "arena", ID: "s1", Data: []fsm.DataItem{{Key: "gold", Value: fsm.Int(7)}}})
+	_, err = l.Session(ctxT(t), fsm.CmdSessionImport, &fsm.SessionCmd{World: "arena", Player: "ann", Data: []fsm.DataItem{{Key: "gold", Value: fsm.Int(7)}}})
 	require.NoError(t, err)
 
 	b, data := backupBytes(t, l)
