@@ -1,11 +1,13 @@
 package watch
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -30,7 +32,32 @@ func (s *Service) Views(w http.ResponseWriter, r *http.Request) {
 	for _, v := range views {
 		out.Views[v.Name] = v
 	}
+	if r.URL.Query().Get("rules") == "true" {
+		// What a relay of the caller's view makes these views with.
+		if out.Rules, err = s.viewRules(r); err != nil {
+			s.WriteError(w, err, false)
+			return
+		}
+	}
 	s.WriteJSON(w, http.StatusOK, out)
+}
+
+// viewRules returns, as JSON, the rules a relay of the caller's view
+// makes its aggregated views with (spectator.ViewRules).
+func (s *Service) viewRules(r *http.Request) (json.RawMessage, error) {
+	v, _, err := s.viewer(r)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := rulesOf(s.Backend(), r.PathValue("world"))
+	if err != nil {
+		return nil, err
+	}
+	vr, err := spectator.ViewRules(rules, v)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return json.Marshal(vr)
 }
 
 // View handles GET /v1/worlds/{world}/views/{name}: one aggregated view,
