@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,5 +136,63 @@ func TestRelayServesTheNodesViewsForItsClassAndNoneItMayNotSee(t *testing.T) {
 			require.Equal(t, viewsAt(t, n.url, public, "", more).Views["total"], f)
 			break
 		}
+	}
+}
+
+// viewsUpstream is an upstream whose event stream of arena holds two
+// events (x of e1 and e2) and whose views route answers views.
+func viewsUpstream(t *testing.T, views func(w http.ResponseWriter, r *http.Request)) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/worlds/arena/views", views)
+	mux.HandleFunc("GET /v1/worlds/arena/events", hang(line(t, 1, 4), strings.Replace(line(t, 2, 6), `"e1"`, `"e2"`, 1)))
+	ts := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	return ts.URL
+}
+
+func TestRelayMakesTheViewsItsUpstreamNamesAndAnswersThemOn(t *testing.T) {
+	up := viewsUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Get("rules") != "true" || q.Get("view") != "casters" { // the relay's view
+			refuse(http.StatusBadRequest, `{"code":"malformed","error":"want rules=true&view=casters"}`)(w, r)
+			return
+		}
+		_, _ = io.WriteString(w, `{"world":"arena","seq":0,"views":{},"rules":{"views":{"top":{"kind":"max","field":"x"}}}}`)
+	})
+	_, base := startRelay(t, up, "", func(c *Config) { c.View = "casters" })
+	var vs wire.Views
+	require.Eventually(t, func() bool {
+		st, b := getViews(t, base, "", "/v1/worlds/arena/views?rules=true")
+		require.Equal(t, http.StatusOK, st, "%s", b)
+		vs = wire.Views{}
+		require.NoError(t, json.Unmarshal(b, &vs))
+		return vs.Seq == 2
+	}, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, map[string]wire.Value{"": {Kind: wire.KindInt, Int: 6}}, vs.Views["top"].Groups)
+	require.JSONEq(t, `{"strict":false,"views":{"top":{"kind":"max","field":"x"}}}`, string(vs.Rules), "for a relay of this one")
+
+	for path, want := range map[string]int{"/views/top": 200, "/views/nope": 404, "/views?mode=events": 400, "/views?view=other": 400} {
+		st, b := getViews(t, base, "", "/v1/worlds/arena"+path)
+		require.Equal(t, want, st, "%s: %s", path, b)
+	}
+}
+
+func TestRelayRefusesAWorldWhoseViewsTheUpstreamRefusesOrGarbles(t *testing.T) {
+	for body, want := range map[string]struct {
+		status int
+		answer func(w http.ResponseWriter, r *http.Request)
+	}{
+		"forbidden": {http.StatusForbidden, refuse(http.StatusForbidden, `{"code":"forbidden","error":"not this view"}`)},
+		"not json":  {http.StatusBadRequest, refuse(http.StatusOK, `{"views":`)},
+		"bad rules": {http.StatusBadRequest, refuse(http.StatusOK, `{"views":{},"rules":{"views":{"v":{"kind":"median","field":"x"}}}}`)},
+	} {
+		t.Run(body, func(t *testing.T) {
+			_, base := startRelay(t, viewsUpstream(t, want.answer), "", nil)
+			st, b := getViews(t, base, "", "/v1/worlds/arena/views")
+			require.Equal(t, want.status, st, "%s", b)
+		})
 	}
 }
