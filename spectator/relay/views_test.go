@@ -196,3 +196,26 @@ func TestRelayRefusesAWorldWhoseViewsTheUpstreamRefusesOrGarbles(t *testing.T) {
 		})
 	}
 }
+
+// The relay's segments carry its views too: each opens with the view
+// frame of every view the relay serves, as a node's do.
+func TestRelaySegmentsCarryItsViews(t *testing.T) {
+	up := viewsUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"world":"arena","seq":0,"views":{},"rules":{"views":{"top":{"kind":"max","field":"x"}}}}`)
+	})
+	_, base := startRelay(t, up, "", func(c *Config) { c.Segments = shortSegments })
+	m := manifestUpTo(t, base, "", 2)
+	s := m.Segments[len(m.Segments)-1]
+	resp, b := fetch(t, base+"/v1/worlds/arena/watch/"+s.URL)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", b)
+	var top *wire.ViewFrame
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var f wire.ViewFrame
+		require.NoError(t, json.Unmarshal([]byte(line), &f))
+		if f.Type == wire.TypeView && f.Name == "top" {
+			top = &f
+		}
+	}
+	require.NotNil(t, top, "%s", b)
+	require.Equal(t, map[string]wire.Value{"": {Kind: wire.KindInt, Int: 6}}, top.Groups)
+}
