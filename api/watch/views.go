@@ -17,11 +17,12 @@ func (s *Service) registerViews(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/worlds/{world}/views/{name}", s.View)
 }
 
-// Views handles GET /v1/worlds/{world}/views[?view=CLASS][&delay=D]: every
-// aggregated view of the world's rules that the caller's view may see, as
-// of the seq they are at, from the same pipeline as the watch (the same
-// credential rules, view and delay; a view the caller may not see is
-// left out).
+// Views handles GET /v1/worlds/{world}/views[?view=CLASS][&delay=D][&rules=true]:
+// every aggregated view of the world's rules that the caller's view may
+// see, as of the seq they are at, from the same pipeline as the watch (the
+// same credential rules, view and delay; a view the caller may not see is
+// left out); with rules=true, also the rules a relay of that view makes
+// them with (spectator.ViewRules).
 func (s *Service) Views(w http.ResponseWriter, r *http.Request) {
 	seq, views, err := s.views(r)
 	if err != nil {
