@@ -17,20 +17,30 @@ import (
 // evaluation to Config.Every or more, evaluates and hands the new flags to
 // sink. It returns the error that ended it (ctx's when cancelled).
 func (d *Detector) Follow(ctx context.Context, sub fanout.Subscription, sink Sink) error {
-	_, err := d.follow(ctx, sub, 0, sink, new(atomic.Uint64))
+	_, err := d.follow(ctx, sub, 0, sink, new(atomic.Uint64), nil)
 	return err
 }
+
+// errNotHere ends a Runner's follow of a world this node no longer
+// evaluates (its group's leadership moved between two scans).
+var errNotHere = errors.New("gsd/anticheat/detect: the world is evaluated elsewhere now")
 
 // follow is Follow from seq next on (events before it are skipped: a
 // subscription opened again may start before where the last one ended);
 // it returns the seq after the last event observed, which it also keeps in
-// pos as it goes.
-func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uint64, sink Sink, pos *atomic.Uint64) (uint64, error) {
+// pos as it goes. With here set, each read is observed only while here
+// says this node still evaluates the world: else follow returns
+// errNotHere before observing it, so an old leader never counts (nor
+// flags) the events its successor committed, which the successor counts.
+func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uint64, sink Sink, pos *atomic.Uint64, here func() bool) (uint64, error) {
 	n := 0
 	for {
 		evs, err := sub.Next(ctx)
 		if err != nil {
 			return next, err
+		}
+		if here != nil && !here() {
+			return next, errNotHere
 		}
 		for _, ev := range evs {
 			if ev.Seq < next {
@@ -231,10 +241,14 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 		sub, err = r.src.Subscribe(id, next)
 	}
 	if err == nil {
-		next, err = r.d.follow(ctx, sub, next, r.sink, pos)
+		var here func() bool
+		if ev, ok := r.src.(Evaluator); ok {
+			here = func() bool { return ev.Evaluates(id) }
+		}
+		next, err = r.d.follow(ctx, sub, next, r.sink, pos, here)
 	}
-	if ctx.Err() != nil {
-		err = nil // stopped, not failed
+	if ctx.Err() != nil || errors.Is(err, errNotHere) {
+		err = nil // stopped, not failed (the next scan starts it again here if this node evaluates the world again)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -401,3 +401,40 @@ func TestRunnerFollowsTheWorldsItLeadsAndResumesWhereItStoppedWhenLeadershipCome
 	require.Equal(t, 3, transfersSeen(r, "g", "n"))
 	require.NotContains(t, log.String(), "stopped following", "a world led elsewhere is no failure")
 }
+
+// Leadership checked per read, not only per scan: when a world's
+// leadership moves away between two scans, the old leader observes none
+// of the events its successor commits (the successor counts and flags
+// them), and stops where it was, without calling it a failure.
+func TestRunnerStopsAtTheFirstReadAfterLeadershipMovesAwayBetweenScans(t *testing.T) {
+	src := &ledSource{source: newSource("a")}
+	src.lead("a")
+	src.transfers("a", "f", "m", 2)
+	c := small()
+	c.Every, c.Scan = 1, time.Hour // only Run's first scan
+	d, err := New(c)
+	require.NoError(t, err)
+	var mem Memory
+	var log bytes.Buffer
+	r, err := NewRunner(d, src, &mem, slog.New(slog.NewTextHandler(&log, nil)))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return transfersSeen(r, "f", "m") == 2 }, 10*time.Second, time.Millisecond)
+
+	src.lead() // a's leadership moves away; no scan comes
+	src.transfers("a", "f", "m", 5)
+	require.Eventually(t, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return !r.worlds["a"].running
+	}, 10*time.Second, time.Millisecond, "the follower stops at its next read")
+	require.Equal(t, 2, transfersSeen(r, "f", "m"), "the successor's events are not counted here")
+	r.mu.Lock()
+	require.Equal(t, uint64(3), r.worlds["a"].next, "it keeps its place")
+	require.NoError(t, r.worlds["a"].err)
+	r.mu.Unlock()
+	require.NotContains(t, log.String(), "stopped following", "leadership moving away is no failure")
+}

@@ -235,10 +235,16 @@ func TestRunThreeNodesWithMetaMoveAWorldUnderWriters(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond, "fence mv at shard 1's leader")
 	require.NotZero(t, fenced.Seq)
 	// The client retries world_moved (a router learns the new home); a
-	// short probe gets the refusal back.
-	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := n3.Act(pctx, "mv", incr("probe", 1, "e-probe", 1))
-	pcancel()
+	// short probe gets the refusal back. On a loaded machine a probe can
+	// time out before any answer: it is tried again with the same seq
+	// (nothing can apply at the fenced home) until an answer comes.
+	var err error
+	require.Eventually(t, func() bool {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer pcancel()
+		_, err = n3.Act(pctx, "mv", incr("probe", 1, "e-probe", 1))
+		return err == nil || !client.IsOutcomeUnknown(err)
+	}, 60*time.Second, 10*time.Millisecond, "an answer to the probe")
 	require.Equal(t, "world_moved", client.Code(err), "the old home refuses writes after the fence: %v", err)
 	re, ok := errors.AsType[*client.Error](err)
 	require.True(t, ok)
