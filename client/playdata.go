@@ -23,9 +23,9 @@ var ErrDataNotSent = errors.New("gsd/client: data message not sent")
 // version.
 //
 // A data message is not sent again after a resume: a write whose
-// connection dropped before the answer returns the Play's error or
-// ctx's, and may or may not have applied (read Data after the next
-// welcome, or write again with an expected version).
+// connection ended before the answer returns an *Error with code
+// outcome_unknown, and may or may not have applied (read Data after the
+// next welcome, or write again with an expected version).
 func (p *Play) WriteData(ctx context.Context, data map[string]wire.Value, expectVersion uint64) (map[string]wire.Value, uint64, error) {
 	if len(data) == 0 {
 		return nil, 0, errors.New("gsd/client: a data write names at least one key")
@@ -97,4 +97,18 @@ func (c *Client) WritePlayerData(ctx context.Context, world, player string, data
 	body := wire.PlayerDataWrite{Data: data, ExpectVersion: expectVersion}
 	err := c.do(ctx, &request{method: http.MethodPatch, path: path("worlds", world, "players", player, "data"), body: body, mode: retryUnapplied, write: true}, &out)
 	return out, err
+}
+
+// dropPendingData answers every data write in flight when a connection
+// ends: its message is not sent again, and whether it applied is unknown.
+func (p *Play) dropPendingData() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for seq, done := range p.pendingData {
+		select {
+		case done <- wire.DataAnswer{Type: wire.TypeData, Seq: seq, Status: http.StatusServiceUnavailable, Code: CodeOutcomeUnknown,
+			Error: "gsd/client: the connection ended before the data write's answer"}:
+		default:
+		}
+	}
 }

@@ -56,3 +56,17 @@ func testPlayWriteDataAndTheGameServersWrite(t *testing.T, enc string) {
 	require.NoError(t, err)
 	require.Equal(t, []wire.PlayerDataRecord{{Player: "ann", Data: data, DataVersion: v2}}, f.Players)
 }
+
+// A data write whose connection ends before its answer is answered
+// outcome_unknown (it is not sent again); one without a write in flight
+// is not disturbed.
+func TestDataWritesInFlightWhenTheConnectionEndsAreOutcomeUnknown(t *testing.T) {
+	done := make(chan wire.DataAnswer, 1)
+	p := &Play{pendingData: map[uint64]chan wire.DataAnswer{3: done}}
+	p.dropPendingData()
+	a := <-done
+	require.Equal(t, CodeOutcomeUnknown, a.Code)
+	require.Equal(t, uint64(3), a.Seq)
+	p.dropPendingData() // the channel is full: nothing blocks
+	(&Play{}).dropPendingData()
+}

@@ -43,6 +43,7 @@ func (p *Play) run() {
 		}
 		mark := p.welcomes()
 		err := p.connect(base)
+		p.dropPendingData()
 		if p.ctx.Err() != nil {
 			p.finish(ErrPlayClosed)
 			return
