@@ -420,8 +420,10 @@ func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
 		}
 		return nil, nil
 	}
-	if d := p.ticker.Delta(key.view); d != nil {
-		return p.encodedLocked(encode(wire.TypeWatchDelta, d.Seq, d))
+	// The slice form, sorted, writes its JSON straight (as a replay's
+	// does): no map per entity; the wire form is made only for Msgpack.
+	if d := p.ticker.tickDelta(key.view, true); d != nil {
+		return p.encodedLocked(d.frame())
 	}
 	return nil, nil
 }

@@ -1,5 +1,7 @@
 package wire
 
+import "encoding/json"
+
 // The watch stream (issue 13): what a spectator receives, as the
 // spectator package makes it. Each frame is made and encoded once per view
 // (a viewer class, or a team's or player's view), never per viewer. A
@@ -96,6 +98,11 @@ type Views struct {
 	World string               `json:"world"`
 	Seq   uint64               `json:"seq"`
 	Views map[string]ViewFrame `json:"views"`
+	// Rules, asked with rules=true, are the world's rules a relay of the
+	// caller's view makes these views with (spectator.ViewRules: the
+	// views the view may see whole, and the grid and team field they
+	// need; a rules object as world creation takes it).
+	Rules json.RawMessage `json:"rules,omitempty"`
 }
 
 // FeedItem is one change of a feed view's field (a kill feed's kill): the

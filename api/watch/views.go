@@ -1,11 +1,13 @@
 package watch
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -15,11 +17,12 @@ func (s *Service) registerViews(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/worlds/{world}/views/{name}", s.View)
 }
 
-// Views handles GET /v1/worlds/{world}/views[?view=CLASS][&delay=D]: every
-// aggregated view of the world's rules that the caller's view may see, as
-// of the seq they are at, from the same pipeline as the watch (the same
-// credential rules, view and delay; a view the caller may not see is
-// left out).
+// Views handles GET /v1/worlds/{world}/views[?view=CLASS][&delay=D][&rules=true]:
+// every aggregated view of the world's rules that the caller's view may
+// see, as of the seq they are at, from the same pipeline as the watch (the
+// same credential rules, view and delay; a view the caller may not see is
+// left out); with rules=true, also the rules a relay of that view makes
+// them with (spectator.ViewRules).
 func (s *Service) Views(w http.ResponseWriter, r *http.Request) {
 	seq, views, err := s.views(r)
 	if err != nil {
@@ -30,7 +33,32 @@ func (s *Service) Views(w http.ResponseWriter, r *http.Request) {
 	for _, v := range views {
 		out.Views[v.Name] = v
 	}
+	if r.URL.Query().Get("rules") == "true" {
+		// What a relay of the caller's view makes these views with.
+		if out.Rules, err = s.viewRules(r); err != nil {
+			s.WriteError(w, err, false)
+			return
+		}
+	}
 	s.WriteJSON(w, http.StatusOK, out)
+}
+
+// viewRules returns, as JSON, the rules a relay of the caller's view
+// makes its aggregated views with (spectator.ViewRules).
+func (s *Service) viewRules(r *http.Request) (json.RawMessage, error) {
+	v, _, err := s.viewer(r)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := rulesOf(s.Backend(), r.PathValue("world"))
+	if err != nil {
+		return nil, err
+	}
+	vr, err := spectator.ViewRules(rules, v)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return json.Marshal(vr)
 }
 
 // View handles GET /v1/worlds/{world}/views/{name}: one aggregated view,

@@ -226,3 +226,20 @@ func TestDelayedViewsReachTheEventsTheDelayReleased(t *testing.T) {
 	require.Equal(t, fsm.Int(2), vs.Views["score"].Groups[""])
 	require.Equal(t, 1, e.svc.hub.Pipelines(), "the polled pipeline runs on")
 }
+
+// rules=true adds what a relay of the caller's view makes its views with:
+// only the views that view may see.
+func TestViewsRulesAreCutToTheCallersView(t *testing.T) {
+	t.Parallel()
+	e := newViewsEnv(t)
+	seq := e.earn(t, 1, 1)
+	require.Empty(t, e.views(t, "", seq).Rules, "only when asked")
+	for query, want := range map[string][]string{"?rules=true": {"score"}, "?rules=true&view=caster": {"gold", "score"}} {
+		vs := e.views(t, query, seq)
+		var r fsm.Rules
+		require.NoError(t, json.Unmarshal(vs.Rules, &r), "%s", vs.Rules)
+		require.Equal(t, want, keys(r.Schema.Views), query)
+		require.Empty(t, r.Schema.Access, query)
+		require.NotContains(t, string(vs.Rules), `"hidden"`, query)
+	}
+}

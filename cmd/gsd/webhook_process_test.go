@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,26 +185,7 @@ func TestProcessClusterWebhookSurvivesLeaderAndReceiverKills(t *testing.T) {
 	defer cancel()
 	require.NoError(t, cl.CreateWorld(ctx, "arena", wire.Rules{}))
 
-	// One writer: each action retried with its seq until acknowledged.
-	var acked atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for seq := uint64(1); ; seq++ {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := cl.Act(ctx, "arena", incr("p1", seq, "e1", 1)); err == nil {
-					acked.Add(1)
-					break
-				}
-			}
-		}
-	}()
+	acked, stopWriter := arenaWriter(t, ctx, cl)
 	progress := func(what string) {
 		t.Helper()
 		target := rcv.held("arena") + 50
@@ -237,8 +217,7 @@ func TestProcessClusterWebhookSurvivesLeaderAndReceiverKills(t *testing.T) {
 
 	pc.start(leader, true)
 	pc.waitStatus(leader, "rejoined", func(s client.Status) bool { return s.Leader != "" && len(s.Servers) == 3 })
-	close(stop)
-	<-done
+	stopWriter()
 
 	// The world's events as the cluster serves them, once every node has
 	// applied the same head.

@@ -20,6 +20,9 @@ var (
 	ErrClosed = errors.New("gsd/relay: closed")
 	// ErrBadRequest reports a viewer's query the relay cannot serve.
 	ErrBadRequest = errors.New("gsd/relay: bad request")
+	// ErrNoView reports an aggregated view the relay does not serve (404
+	// not_found, as a node answers one its caller may not see).
+	ErrNoView = errors.New("gsd/relay: no such view")
 )
 
 // UpstreamError is the upstream's refusal, as its error body said it: an
@@ -63,6 +66,8 @@ func status(err error) (int, string) {
 		return http.StatusBadRequest, wire.CodeMalformed
 	case errors.Is(err, ErrFull):
 		return http.StatusServiceUnavailable, wire.CodeOverloaded
+	case errors.Is(err, ErrNoView):
+		return http.StatusNotFound, wire.CodeNotFound
 	case errors.Is(err, ErrGap):
 		return http.StatusGone, wire.CodeArchiveGap
 	case errors.Is(err, ErrClosed):

@@ -34,6 +34,7 @@ import (
 type follow struct {
 	r     *Relay
 	world string
+	rules fsm.Rules // the views the relay makes of the world (views.go); set at open
 
 	mu      sync.Mutex
 	evs     []held           // in seq order
@@ -66,6 +67,13 @@ func (r *Relay) open(ctx context.Context, world string) (*follow, error) {
 	f.cancel = cancel
 	stop := context.AfterFunc(ctx, cancel)
 	body, err := f.connect(fctx)
+	if err == nil {
+		// After the stream opened: rules that change from now on end it
+		// (rules_changed), so these are the ones its events were cut by.
+		if f.rules, err = f.fetchRules(fctx); err != nil {
+			body.Close()
+		}
+	}
 	if !stop() && err == nil {
 		body.Close()
 		err = ctx.Err()
@@ -96,15 +104,9 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("%w: upstream %s: %v", ErrBadRequest, cfg.Upstream, err)
 	}
 	req.Header.Set("Accept", "application/x-ndjson")
-	tok := cfg.Token
-	if cfg.TokenSource != nil {
-		if tok, err = cfg.TokenSource(); err != nil {
-			cancel()
-			return nil, &UpstreamError{Code: wire.CodeUnauthorized, Message: "the relay's token: " + err.Error()}
-		}
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+	if err := f.r.authorize(req); err != nil {
+		cancel()
+		return nil, err
 	}
 	timer := time.AfterFunc(cfg.OpenTimeout, cancel)
 	resp, err := cfg.HTTPClient.Do(req)
@@ -121,16 +123,37 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	if resp.StatusCode != http.StatusOK {
 		defer cancel()
 		defer resp.Body.Close()
-		ue := &UpstreamError{Status: resp.StatusCode}
-		var eb wire.ErrorBody
-		if b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); json.Unmarshal(b, &eb) == nil {
-			ue.Code, ue.Message = eb.Code, eb.Error
-		} else {
-			ue.Message = strings.TrimSpace(string(b))
-		}
-		return nil, ue
+		return nil, upstreamError(resp)
 	}
 	return stream{resp.Body, cancel}, nil
+}
+
+// authorize shows the upstream the relay's token, if it has one.
+func (r *Relay) authorize(req *http.Request) error {
+	tok := r.cfg.Token
+	if r.cfg.TokenSource != nil {
+		var err error
+		if tok, err = r.cfg.TokenSource(); err != nil {
+			return &UpstreamError{Code: wire.CodeUnauthorized, Message: "the relay's token: " + err.Error()}
+		}
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return nil
+}
+
+// upstreamError is the upstream's refusal in resp (not 200), as its error
+// body says it.
+func upstreamError(resp *http.Response) *UpstreamError {
+	ue := &UpstreamError{Status: resp.StatusCode}
+	var eb wire.ErrorBody
+	if b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10)); json.Unmarshal(b, &eb) == nil {
+		ue.Code, ue.Message = eb.Code, eb.Error
+	} else {
+		ue.Message = strings.TrimSpace(string(b))
+	}
+	return ue
 }
 
 // stream is an upstream stream's body; Close ends its request too.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/fanout"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/spectator"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -179,7 +178,8 @@ func New(cfg Config) (*Relay, error) {
 	r.checkpoints = cps
 	// The upstream has cut the events to the relay's view: the relay's
 	// pipelines show all of what they receive (rules with no restricted
-	// field), with the delay a viewer asks on top of the upstream's.
+	// field, and the views the relay's view may see: views.go), with the
+	// delay a viewer asks on top of the upstream's.
 	pipe := cfg.Pipeline
 	pipe.Filtered = true // the seqs the view saw nothing of are not sent
 	if r.checkpoints != nil {
@@ -188,8 +188,11 @@ func New(cfg Config) (*Relay, error) {
 	hub, err := spectator.NewHub(spectator.HubConfig{
 		Subscribe: r.subscribe,
 		Seed:      r.seed,
-		Rules:     func(string) (fsm.Rules, error) { return fsm.Rules{}, nil },
+		Rules:     r.rules, // the views it learned of the upstream (views.go)
 		Pipeline:  pipe,
+		// A caller polling the views route reads a pipeline that
+		// follows the events, as on a node.
+		ViewsLinger: spectator.DefaultViewsLinger,
 	})
 	if err != nil {
 		r.cancel()
@@ -367,6 +370,8 @@ func (r *Relay) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/worlds/{world}/events", r.Events)
 	mux.HandleFunc("GET /v1/worlds/{world}/watch/index.json", r.Index)
 	mux.HandleFunc("GET /v1/worlds/{world}/watch/seg/{seg}", r.Segment)
+	mux.HandleFunc("GET /v1/worlds/{world}/views", r.Views)
+	mux.HandleFunc("GET /v1/worlds/{world}/views/{name}", r.View)
 	r.registerAudit(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })

@@ -41,6 +41,10 @@ type fake struct {
 func newFake(t *testing.T, answers ...func(w http.ResponseWriter, r *http.Request)) string {
 	f := &fake{t: t, answers: answers}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/views") {
+			http.NotFound(w, r) // an upstream without the views route: no views
+			return
+		}
 		f.mu.Lock()
 		a := f.answers[0]
 		if len(f.answers) > 1 {
