@@ -5,9 +5,14 @@ package freeport
 
 import (
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
+	"time"
 )
 
 // The range picked from: below Linux's default ephemeral range (32768 and
@@ -32,13 +37,50 @@ func Addr() (string, error) {
 	return pick(func() int { return low + rand.IntN(high-low) })
 }
 
-// pick tries the ports next gives until one can be bound.
+// pick tries the ports next gives until one is not claimed and can be
+// bound.
 func pick(next func() int) (string, error) {
 	for range tries {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(next()))
+		port := next()
+		if !claim(port) {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if l, err := net.Listen("tcp", addr); err == nil {
 			return addr, l.Close()
 		}
 	}
 	return "", ErrNone
+}
+
+// claimDir holds one file per port picked; claimFor is how long a pick
+// keeps its claim (a server binds its port well within it).
+var (
+	claimDir = filepath.Join(os.TempDir(), "gsd-freeport")
+	claimFor = time.Minute
+)
+
+// claim takes an exclusive flock on port's file for claimFor, so that no
+// other pick, in this process or another (go test runs packages' test
+// binaries side by side, each picking from the same range), hands out the
+// port before the server it was picked for binds it: a port free a moment
+// ago went to two clusters, and a node dialled another test's node. It
+// reports false when another pick holds the port; when no claim can be
+// made at all, the bind check alone decides, as before claims.
+func claim(port int) bool {
+	name := filepath.Join(claimDir, strconv.Itoa(port))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o666)
+	if errors.Is(err, fs.ErrNotExist) {
+		_ = os.MkdirAll(claimDir, 0o777)
+		f, err = os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o666)
+	}
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	time.AfterFunc(claimFor, func() { f.Close() }) // closing the file drops the lock
+	return true
 }

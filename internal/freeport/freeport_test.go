@@ -2,8 +2,11 @@ package freeport
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -30,10 +33,11 @@ func TestAPortInUseIsSkipped(t *testing.T) {
 	require.NoError(t, err)
 	defer l.Close()
 	busy := l.Addr().(*net.TCPAddr).Port
-	free, err := Addr()
+	l2, err := net.Listen("tcp", "127.0.0.1:0") // a port no pick has claimed
 	require.NoError(t, err)
-	_, fp, _ := net.SplitHostPort(free)
-	want, _ := strconv.Atoi(fp)
+	free := l2.Addr().String()
+	want := l2.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l2.Close())
 	ports := []int{busy, busy, want}
 	addr, err := pick(func() int { p := ports[0]; ports = ports[1:]; return p })
 	require.NoError(t, err)
@@ -41,4 +45,31 @@ func TestAPortInUseIsSkipped(t *testing.T) {
 
 	_, err = pick(func() int { return busy })
 	require.ErrorIs(t, err, ErrNone)
+}
+
+func TestAPortClaimedByAnotherPickIsSkippedUntilItsClaimEnds(t *testing.T) {
+	dir, keep := claimDir, claimFor
+	t.Cleanup(func() { claimDir, claimFor = dir, keep })
+	claimDir, claimFor = filepath.Join(t.TempDir(), "claims"), 50*time.Millisecond // made on the first claim
+
+	free, err := Addr()
+	require.NoError(t, err)
+	_, fp, _ := net.SplitHostPort(free)
+	port, _ := strconv.Atoi(fp)
+	require.False(t, claim(port), "claimed by the pick that handed it out")
+	_, err = pick(func() int { return port })
+	require.ErrorIs(t, err, ErrNone, "no other pick hands it out meanwhile")
+	require.Eventually(t, func() bool { return claim(port) }, 10*time.Second, 10*time.Millisecond, "free again once the claim ends")
+}
+
+func TestWithoutClaimsTheBindCheckAloneDecides(t *testing.T) {
+	dir := claimDir
+	t.Cleanup(func() { claimDir = dir })
+	file := filepath.Join(t.TempDir(), "file")
+	require.NoError(t, os.WriteFile(file, nil, 0o600))
+	claimDir = filepath.Join(file, "claims") // under a file: no claim can be made
+	require.True(t, claim(20001))
+	require.True(t, claim(20001))
+	_, err := Addr()
+	require.NoError(t, err)
 }
