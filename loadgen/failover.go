@@ -49,7 +49,7 @@ func Failover(ctx context.Context, t *Target, p LoadParams, fp FailoverParams, t
 		stopSampler()
 		return nil, err
 	}
-	l.keepAcks = true
+	l.keepAcks.Store(true) // the load already runs: atomic
 	if tm.Warmup > 0 {
 		measure(ctx, t, l, "warmup", tm.Warmup)
 	}

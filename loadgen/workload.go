@@ -119,7 +119,7 @@ type load struct {
 	killAt     atomic.Int64 // unix ns; 0 = no fault
 	maxGap     atomic.Int64
 
-	keepAcks bool
+	keepAcks atomic.Bool
 	acksMu   sync.Mutex
 	acks     []ack
 
@@ -319,7 +319,7 @@ func (l *load) settle(m *meter, j job, start time.Time, a client.ActionRequest, 
 	if ev.Duplicate {
 		m.tally.Duplicates.Add(1)
 	}
-	if l.keepAcks {
+	if l.keepAcks.Load() {
 		l.acksMu.Lock()
 		l.acks = append(l.acks, ack{seq: ev.Seq, player: a.Player, clientSeq: a.Seq})
 		l.acksMu.Unlock()
