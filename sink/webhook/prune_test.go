@@ -44,6 +44,9 @@ func TestExportPrunesThePositionsOfDeletedWorldsAndARestartSendsNothingAgain(t *
 	}
 	ids := func() []string {
 		ents, _, err := st.Entities(feed.PositionsWorld)
+		if errors.Is(err, fsm.ErrUnknownWorld) {
+			return nil // no position written yet: the first write creates it
+		}
 		require.NoError(t, err)
 		out := []string{}
 		for _, e := range ents {
