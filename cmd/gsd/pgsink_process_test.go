@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"testing"
 	"time"
 
@@ -104,15 +103,7 @@ func TestProcessClusterPGSinkSurvivesLeaderAndDatabaseKills(t *testing.T) {
 		return len(seqs) == 1
 	}, time.Minute, 20*time.Millisecond, "nodes agree on the head")
 	require.Eventually(t, func() bool { return mirrored() >= int64(head) }, 2*time.Minute, 20*time.Millisecond, "mirror reaches seq %d", head)
-	var events []wire.Event
-	errDone := errors.New("done")
-	require.ErrorIs(t, cl.Follow(ctx, "arena", 1, func(ev wire.Event) error {
-		events = append(events, ev)
-		if ev.Seq >= head {
-			return errDone
-		}
-		return nil
-	}), errDone)
+	events := arenaEvents(t, ctx, cl, head)
 
 	rows, err := conn.Query(ctx, `SELECT seq, raft_index, time_ns, player, client_seq::text, priority, status, reason, changes::text
 		FROM gsd.events WHERE world = 'arena' AND incarnation = $1 ORDER BY seq`, int64(inc)) // the listing's incarnation

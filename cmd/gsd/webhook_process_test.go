@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -241,15 +240,7 @@ func TestProcessClusterWebhookSurvivesLeaderAndReceiverKills(t *testing.T) {
 		return len(seqs) == 1
 	}, time.Minute, 20*time.Millisecond, "nodes agree on the head")
 	require.Eventually(t, func() bool { return rcv.held("arena") >= int(head) }, 2*time.Minute, 20*time.Millisecond, "the receiver holds seq 1..%d", head)
-	var events []wire.Event
-	errDone := errors.New("done")
-	require.ErrorIs(t, cl.Follow(ctx, "arena", 1, func(ev wire.Event) error {
-		events = append(events, ev)
-		if ev.Seq >= head {
-			return errDone
-		}
-		return nil
-	}), errDone)
+	events := arenaEvents(t, ctx, cl, head)
 	require.Len(t, events, int(head))
 
 	rcv.mu.Lock()

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
 )
 
 // arenaWriter is the sink process tests' one writer to "arena": each
@@ -40,4 +43,19 @@ func arenaWriter(t *testing.T, ctx context.Context, cl *client.Client) (acked *a
 	}
 	t.Cleanup(stop)
 	return acked, stop
+}
+
+// arenaEvents reads "arena"'s events 1..head as the cluster serves them.
+func arenaEvents(t *testing.T, ctx context.Context, cl *client.Client, head uint64) []wire.Event {
+	t.Helper()
+	var events []wire.Event
+	errDone := errors.New("done")
+	require.ErrorIs(t, cl.Follow(ctx, "arena", 1, func(ev wire.Event) error {
+		events = append(events, ev)
+		if ev.Seq >= head {
+			return errDone
+		}
+		return nil
+	}), errDone)
+	return events
 }
