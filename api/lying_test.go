@@ -98,7 +98,7 @@ func startLyingNode(t *testing.T, id string, bootstrap bool) *lyingNode {
 // the checkpoint and its reporters.
 func TestLyingLeaderStepsDownByItselfAndAnHonestNodeLeads(t *testing.T) {
 	nodes := []*lyingNode{startLyingNode(t, "n1", true)}
-	require.Eventually(t, nodes[0].st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, nodes[0].st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, id := range []string{"n2", "n3"} {

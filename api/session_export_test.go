@@ -40,7 +40,7 @@ func TestPlayerDataExportCarriesVersionsAndTheImportKeepsThem(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	for _, w := range []string{"arena", "copy"} {
 		code, _, b := n.env.Do("POST", "/v1/worlds", `{"id":"`+w+`"}`)
 		require.Equal(t, http.StatusCreated, code, "%s", b)

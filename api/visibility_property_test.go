@@ -172,7 +172,7 @@ func TestPropertyNoReadPathSendsWhatTheCallersViewMayNotSee(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln, withAuth)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	gs := roleToken(t, "gs", "server", false)
 	tokens := map[string]string{"": roleToken(t, "r", "ref", false)}
 	for _, p := range vpPlayers {

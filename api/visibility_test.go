@@ -169,7 +169,7 @@ func TestVisibilityRulesOverARealStore(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln, withAuth)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	gs := roleToken(t, "gs", fsm.RoleServer, false)
 	code, _, b := n.env.Do("POST", "/v1/worlds", `{"id":"fog","rules":{"fields":{
 		"gold":{"type":"int","policy":"authoritative","visible":"owner"},
@@ -233,7 +233,7 @@ func TestTeamsFromSessionDataDecideWhoSeesTeamFields(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln, withAuth)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	admin := roleToken(t, "ops", "", true)
 	code, _, b := n.env.Do("POST", "/v1/worlds", `{"id":"fog","rules":{"fields":{
 		"plan":{"type":"string","policy":"authoritative","visible":"team"}},
@@ -286,7 +286,7 @@ func TestAWorldCreatedAgainIsCutUnderItsOwnRules(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n := startNodeOn(t, "n1", true, ln, withAuth)
-	require.Eventually(t, n.st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, n.st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	admin := roleToken(t, "ops", "", true)
 	bob := roleToken(t, "bob", "", false)
 	create := func(rules string) {

@@ -61,7 +61,7 @@ func startPlayNode(t *testing.T, tweak ...func(*api.Config)) *playNode {
 		srv.Close()
 		ts.Close()
 	})
-	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	return &playNode{st: st, url: ts.URL}
 }
 

@@ -109,9 +109,6 @@ func (r Rules) compile() (*authority, error) {
 	if err := r.Schema.validate(r.Fields); err != nil {
 		return nil, err
 	}
-	if err := r.Schema.unsupported(); err != nil {
-		return nil, err
-	}
 	return compileAuthority(r)
 }
 

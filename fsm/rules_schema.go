@@ -411,16 +411,14 @@ func (s Schema) lifecycle() bool {
 	return s.IdleExpiry != 0 || s.Capacity != 0 || s.Mode != "" || len(s.Labels) > 0
 }
 
-// unsupported refuses the first key set to a non-default value, naming the
-// issue that builds it. Issue 12 built actions, roles and fields' write
-// (log version 3); issue 14 capacity, idle_expiry, mode and labels (log
-// version 6); issue 13 the visibility keys (log version 7), views and
-// teams from a token claim (log version 10). Each issue removes its keys
-// from this list when its feature works, and that is a log format change:
-// a replica that still refuses the key would apply the same entry
-// differently, so the issue raises LogVersion and makes fsm.Needs ask for
-// it wherever the key is set. No key waits today.
-func (s Schema) unsupported() error { return nil }
+// Every key of the schema is built. Issue 12 built actions, roles and
+// fields' write (log version 3); issue 14 capacity, idle_expiry, mode and
+// labels (log version 6); issue 13 the visibility keys (log version 7),
+// views and teams from a token claim (log version 10); issue 16
+// player_data (log version 11). A new key is a log format change: a
+// replica that does not know the key would apply the same entry
+// differently, so its issue raises LogVersion and makes fsm.Needs ask for
+// it wherever the key is set (the logN methods below).
 
 // log11 reports whether s sets a key of issue 16 that a replica before log
 // version 11 does not know: player_data.

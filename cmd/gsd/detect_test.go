@@ -337,7 +337,7 @@ func oneNodeStore(t *testing.T, id string) *store.Store {
 	st, err := store.New(cfg, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	return st
 }
 

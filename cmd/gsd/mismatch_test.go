@@ -39,7 +39,7 @@ func TestMismatchForwarderIsTheStoresCallbackAndSendsThroughTheEdge(t *testing.T
 		defer cancel()
 		require.NoError(t, st.Close(ctx))
 	})
-	require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 	acfg := api.DefaultConfig()
 	acfg.Logger = log
 	srv, err := api.New(acfg, st, api.NewSingleGroupRouter(st), reg)

@@ -155,7 +155,7 @@ func (c *cluster) leader() *store.Store {
 	var l *store.Store
 	require.Eventually(c.t, func() bool {
 		for _, s := range c.nodes {
-			if s != nil && s.IsLeader() {
+			if s != nil && s.LeaderReady() {
 				l = s
 				return true
 			}

@@ -65,7 +65,7 @@ func TestExportResumesFromTheReplicatedPositionAfterTheLeaderIsKilled(t *testing
 	// Killed: its store goes first, so its sink stores nothing more.
 	require.NoError(t, nodes[old].Close(ctx))
 	sinks[old].stop()
-	require.Eventually(t, func() bool { l := leaderOf(nodes); return l != nodes[old] && l.IsLeader() }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { l := leaderOf(nodes); return l != nodes[old] && l.LeaderReady() }, 10*time.Second, 10*time.Millisecond)
 	d, _ := r.world("w")
 	atKill := uint64(len(d))
 	require.Eventually(t, func() bool { d, _ := r.world("w"); return uint64(len(d)) >= atKill+100 }, 30*time.Second, time.Millisecond)

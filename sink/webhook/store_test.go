@@ -43,7 +43,7 @@ func newCluster(t *testing.T, n int) []*store.Store {
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = st.Close(context.Background()) })
 		if i == 0 {
-			require.Eventually(t, st.IsLeader, 10*time.Second, 10*time.Millisecond)
+			require.Eventually(t, st.LeaderReady, 10*time.Second, 10*time.Millisecond)
 		} else {
 			require.Eventually(t, func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -157,7 +157,7 @@ func TestExportSurvivesLeaderFailoverEveryEventAtLeastOnce(t *testing.T) {
 	require.Eventually(t, func() bool { d, _ := r.world("w"); return len(d) >= 30 }, 30*time.Second, time.Millisecond)
 	old := leaderOf(nodes)
 	require.NoError(t, old.TransferLeadership(ctx))
-	require.Eventually(t, func() bool { l := leaderOf(nodes); return l != old && l.IsLeader() }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { l := leaderOf(nodes); return l != old && l.LeaderReady() }, 10*time.Second, 10*time.Millisecond)
 	act(61, 120)
 	var last uint64
 	require.Eventually(t, func() bool {
