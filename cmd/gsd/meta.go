@@ -178,6 +178,9 @@ func editError(err error) error {
 		return fmt.Errorf("%w: %w", edge.ErrConflict, err)
 	case errors.Is(err, meta.ErrNotLeader):
 		return fmt.Errorf("%w: %w", store.ErrNotLeader, err)
+	case errors.Is(err, meta.ErrBehind):
+		// Applied at the meta leader; this node cannot route by it yet.
+		return fmt.Errorf("%w: %w", edge.ErrUnavailable, err)
 	}
 	return err
 }

@@ -16,4 +16,8 @@ var (
 	// ErrNotLeader: this node does not lead the meta group and cannot
 	// forward the proposal.
 	ErrNotLeader = errors.New("gsd/meta: not the meta group's leader")
+	// ErrBehind: the meta leader applied a proposal, but this node's
+	// replica of the meta group did not apply it in time, so this node
+	// would not route by it yet. Repeating the proposal is safe.
+	ErrBehind = errors.New("gsd/meta: this node's meta replica is behind")
 )

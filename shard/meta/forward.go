@@ -37,8 +37,13 @@ const (
 type forwardAnswer struct {
 	Shard  uint64   `json:"shard,omitempty"`
 	Voters []string `json:"voters,omitempty"`
-	Code   string   `json:"code,omitempty"` // "", bad_command, refused, not_leader, failed
-	Error  string   `json:"error,omitempty"`
+	// Index is the meta log index that applied the proposal, so the
+	// forwarding node can wait for its own replica to apply it. A leader
+	// on an older binary sends none (an older forwarder ignores it: the
+	// answer is decoded without DisallowUnknownFields).
+	Index uint64 `json:"index,omitempty"`
+	Code  string `json:"code,omitempty"` // "", bad_command, refused, not_leader, failed
+	Error string `json:"error,omitempty"`
 }
 
 // codes maps the sentinels to their codes on the wire, and back, most
@@ -54,7 +59,7 @@ var codes = []struct {
 }
 
 func answerOf(res Result, err error) forwardAnswer {
-	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters}
+	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters, Index: res.Index}
 	if err == nil {
 		return a
 	}
@@ -70,7 +75,7 @@ func answerOf(res Result, err error) forwardAnswer {
 
 func (a forwardAnswer) result() (Result, error) {
 	if a.Code == "" {
-		return Result{Shard: a.Shard, Voters: a.Voters}, nil
+		return Result{Shard: a.Shard, Voters: a.Voters, Index: a.Index}, nil
 	}
 	for _, c := range codes {
 		if a.Code == c.code {

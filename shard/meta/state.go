@@ -41,9 +41,11 @@ func NewState() *State {
 
 // Result is what applying a command returns: the shard it concerned (the
 // one place_world picked, or create_shard's) and create_shard's voters.
+// Group.Propose adds the log index that applied it.
 type Result struct {
 	Shard  uint64
 	Voters []string
+	Index  uint64
 }
 
 // apply changes s by c (validated) and reports whether the map view
