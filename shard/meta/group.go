@@ -305,6 +305,9 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	if !g.IsLeader() {
 		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
 	}
+	if err := g.gate(ctx, c); err != nil {
+		return Result{}, err
+	}
 	timeout := g.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl))
