@@ -272,16 +272,24 @@ const snapshotPoll = 20 * time.Millisecond
 func (g *Group) waitApplied(ctx context.Context, index uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.ApplyTimeout)
 	defer cancel()
+	if g.snapshotIndex() >= index {
+		return nil
+	}
 	t := time.NewTicker(snapshotPoll)
 	defer t.Stop()
 	for {
 		changed := g.fsm.changes()
-		if g.fsm.Applied() >= index || g.snapshotIndex() >= index {
+		if g.fsm.Applied() >= index {
 			return nil
 		}
 		select {
 		case <-changed:
 		case <-t.C:
+			// raft.Stats is not cheap: the snapshot index is looked at
+			// only on the ticks.
+			if g.snapshotIndex() >= index {
+				return nil
+			}
 		case <-ctx.Done():
 			return fmt.Errorf("%w: the meta leader applied it at index %d, %s has applied up to %d: %w",
 				ErrBehind, index, g.cfg.ID, max(g.fsm.Applied(), g.snapshotIndex()), ctx.Err())

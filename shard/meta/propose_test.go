@@ -63,10 +63,15 @@ func TestWaitAppliedGivesUpWithErrBehind(t *testing.T) {
 
 	// A snapshot at or after the index counts as applied (a replica that
 	// installs one applies no entry for the indexes it holds).
+	// A barrier is an entry the FSM never sees: the snapshot after it is
+	// past the FSM's last applied index.
+	require.NoError(t, g.raft.Barrier(5*time.Second).Error())
 	require.NoError(t, g.raft.Snapshot().Error())
 	snap := g.snapshotIndex()
-	require.NotZero(t, snap)
-	require.NoError(t, g.waitApplied(context.Background(), snap))
+	require.Greater(t, snap, g.fsm.Applied())
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, g.waitApplied(ctx, snap))
 }
 
 // Apply records each entry's index, whatever its type or outcome, and
