@@ -45,7 +45,7 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetEconomy, s, &p.incomeEv, p.id)
 			}
 		}
-		judgeReactions := p.reactions >= c.Reaction.MinSamples && p.reactions > 0
+		judgeReactions := d.judgesReactions(p)
 		if p.shots >= c.Accuracy.MinShots {
 			if z, ok := d.acc.z(p.hits, p.shots, c.Accuracy.MinPlayers); ok {
 				if judgeReactions {
