@@ -14,11 +14,15 @@ import (
 
 const hour = int64(time.Hour)
 
+// fast is a cheater's reaction in the sessions below: over one session's
+// 12 reactions the reaction score is √12 × ln(200/120) / 0.25 ≈ 7.08,
+// under the default threshold of 8.5; over two sessions an hour apart it
+// is about 9.7.
+const fast = 120 * time.Millisecond
+
 // session returns the events of one session of player p in world, from
 // leader time at: 12 targets appear 10 s apart and p's first shot hits
-// each react after it appears. Over 12 reactions of 150 ms the reaction
-// score is √12 × ln(200/150) / 0.25 ≈ 3.99: under the default threshold
-// of 5 on its own.
+// each react after it appears.
 func session(world, p string, at int64, react time.Duration) []*fsm.Event {
 	var evs []*fsm.Event
 	add := func(t int64, player string, changes ...fsm.Change) {
@@ -34,9 +38,9 @@ func session(world, p string, at int64, react time.Duration) []*fsm.Event {
 	return evs
 }
 
-// perSession is the reaction score of one session of 12 reactions of 150
-// ms at full weight.
-var perSession = math.Sqrt(12) * math.Log(200.0/150) / 0.25
+// perSession is the reaction score of one session of 12 fast reactions
+// at full weight.
+var perSession = math.Sqrt(12) * math.Log(200/fast.Seconds()/1000) / 0.25
 
 func observeAll(d *Detector, evs []*fsm.Event) {
 	for _, ev := range evs {
@@ -47,7 +51,7 @@ func observeAll(d *Detector, evs []*fsm.Event) {
 // historyScore is the reaction score of 12 reactions at full weight and
 // 12 more weighed w (a session older by some half-lives).
 func historyScore(w float64) float64 {
-	return math.Sqrt(12+12*w) * math.Log(200.0/150) / 0.25
+	return math.Sqrt(12+12*w) * math.Log(200/fast.Seconds()/1000) / 0.25
 }
 
 func TestAPlayerUnderTheThresholdInEachSessionIsFlaggedOverTheirSessionsInSeveralWorlds(t *testing.T) {
@@ -55,13 +59,13 @@ func TestAPlayerUnderTheThresholdInEachSessionIsFlaggedOverTheirSessionsInSevera
 	require.NoError(t, err)
 	require.Less(t, perSession, DefaultConfig().Reaction.Z)
 
-	observeAll(d, session("m1", "p", 0, 150*time.Millisecond))
+	observeAll(d, session("m1", "p", 0, fast))
 	require.Empty(t, only(d.Evaluate(), DetReaction), "one session is not enough evidence")
 	require.InDelta(t, perSession, d.reactionZ(d.players["p"]), 1e-2) // faded over its 2 minutes
 
 	// An hour later, another match in another world: the first session
 	// weighs 2^(−1/6) ≈ 0.89 (half-life 6 h).
-	observeAll(d, session("m2", "p", hour, 150*time.Millisecond))
+	observeAll(d, session("m2", "p", hour, fast))
 	flags := only(d.Evaluate(), DetReaction)
 	require.Len(t, flags, 1)
 	require.Equal(t, []string{"p"}, flags[0].Players)
@@ -71,7 +75,7 @@ func TestAPlayerUnderTheThresholdInEachSessionIsFlaggedOverTheirSessionsInSevera
 }
 
 func TestAPlayersHistoryScoresTheSameWhateverOrderItsWorldsAreReadIn(t *testing.T) {
-	one, two := session("m1", "p", 0, 150*time.Millisecond), session("m2", "p", hour, 150*time.Millisecond)
+	one, two := session("m1", "p", 0, fast), session("m2", "p", hour, fast)
 	inOrder, err := New(DefaultConfig())
 	require.NoError(t, err)
 	observeAll(inOrder, one)
@@ -93,10 +97,10 @@ func TestAPlayersHistoryScoresTheSameWhateverOrderItsWorldsAreReadIn(t *testing.
 func TestReactionEvidenceFadesSoAnOldSessionNoLongerAddsUp(t *testing.T) {
 	d, err := New(DefaultConfig())
 	require.NoError(t, err)
-	observeAll(d, session("m1", "p", 0, 150*time.Millisecond))
+	observeAll(d, session("m1", "p", 0, fast))
 	require.Empty(t, only(d.Evaluate(), DetReaction))
 	// Two days later (8 half-lives) the first session weighs 1/256.
-	observeAll(d, session("m2", "p", 48*hour, 150*time.Millisecond))
+	observeAll(d, session("m2", "p", 48*hour, fast))
 	require.Empty(t, only(d.Evaluate(), DetReaction), "evidence of two days ago has faded")
 	require.InDelta(t, historyScore(1.0/256), d.reactionZ(d.players["p"]), 1e-2)
 
@@ -105,15 +109,15 @@ func TestReactionEvidenceFadesSoAnOldSessionNoLongerAddsUp(t *testing.T) {
 	keep.Reaction.HalfLife = 0
 	d, err = New(keep)
 	require.NoError(t, err)
-	observeAll(d, session("m1", "p", 0, 150*time.Millisecond))
-	observeAll(d, session("m2", "p", 48*hour, 150*time.Millisecond))
+	observeAll(d, session("m1", "p", 0, fast))
+	observeAll(d, session("m2", "p", 48*hour, fast))
 	require.Equal(t, []string{"p"}, players(only(d.Evaluate(), DetReaction)))
 }
 
 func TestAPlayerWhoStoppedCheatingIsNotFlaggedByTheirOldSessions(t *testing.T) {
 	d, err := New(DefaultConfig())
 	require.NoError(t, err)
-	observeAll(d, session("m1", "p", 0, 150*time.Millisecond))
+	observeAll(d, session("m1", "p", 0, fast))
 	// A day later, three honest sessions (300 ms): the old evidence
 	// weighs 1/16 and the honest reactions outweigh it.
 	for i, w := range []string{"m2", "m3", "m4"} {
@@ -171,7 +175,7 @@ func TestAPlayersHistoryAcrossWorldsSurvivesARestartAndALeadershipChange(t *test
 	archive := func(worlds ...string) *source {
 		src := newSource(worlds...)
 		for i, w := range worlds {
-			src.events[w] = session(w, "p", int64(i)*hour, 150*time.Millisecond)
+			src.events[w] = session(w, "p", int64(i)*hour, fast)
 		}
 		return src
 	}
@@ -192,7 +196,7 @@ func TestAPlayersHistoryAcrossWorldsSurvivesARestartAndALeadershipChange(t *test
 	require.InDelta(t, score, again, 1e-9)
 
 	src := newSource("m2") // the second session alone
-	src.events["m2"] = session("m2", "p", hour, 150*time.Millisecond)
+	src.events["m2"] = session("m2", "p", hour, fast)
 	alone, _ := historyRun(t, src, 24)
 	require.Empty(t, alone)
 }
