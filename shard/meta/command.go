@@ -28,6 +28,11 @@ const (
 	OpPlaceWorld  Op = "place_world"  // World: the FSM picks the shard (PlaceWorld)
 	OpReport      Op = "report"       // Node leads Leads (group → term) and reports Load
 	OpSeed        Op = "seed"         // Seed's nodes, shards and worlds, into an empty map only
+	// Replacing a voter of a shard (node evacuation, replace.go): the
+	// three steps of one replacement, each a map state.
+	OpReplaceVoter Op = "replace_voter" // Shard: New is to take Node's seat (New joins first)
+	OpVoterReady   Op = "voter_ready"   // Shard: New, joining, has caught up (proposed by New)
+	OpReplaceDone  Op = "replace_done"  // Shard: New is a Raft voter; Node leaves the map (proposed by the shard's leader)
 )
 
 // Command is one change to the meta state. Which fields count depends on
@@ -52,6 +57,10 @@ type Command struct {
 	Leads  map[uint64]uint64 `json:"leads,omitempty"` // group → Raft term in which Node leads it
 	Load   map[uint64]Load   `json:"load,omitempty"`  // shard → its load, from its leader
 	Seed   *shard.Map        `json:"seed,omitempty"`  // a static map (gsd --shard-map) to start from
+	// New is the node that takes Node's seat in Shard (replace_voter,
+	// voter_ready, replace_done). Gated like Expect: only those ops take
+	// it, and the others encode as before.
+	New string `json:"new,omitempty"`
 }
 
 // Load is a shard's load as its leader reports it.
@@ -123,6 +132,7 @@ func (c Command) Validate() error {
 		"node": c.Node != "", "raft": c.Raft != "", "http": c.HTTP != "", "region": c.Region != "",
 		"shard": c.Shard != 0, "voters": c.Voters != nil, "replicas": c.Replicas != 0,
 		"world": c.World != "", "expect": c.Expect != nil, "leads": c.Leads != nil, "load": c.Load != nil, "seed": c.Seed != nil,
+		"new": c.New != "",
 	}
 	var takes []string
 	switch c.Op {
@@ -172,13 +182,21 @@ func (c Command) Validate() error {
 				errs = append(errs, err)
 			}
 		}
+	case OpReplaceVoter, OpReplaceDone:
+		takes = []string{"shard", "node", "new"}
+		need(c.Node != "", "the voter to replace (node) is required")
+		need(c.New != "", "the node taking its seat (new) is required")
+		need(c.Node != c.New || c.Node == "", "node and new are the same node")
+	case OpVoterReady:
+		takes = []string{"shard", "new"}
+		need(c.New != "", "the joining node (new) is required")
 	default:
 		errs = append(errs, fmt.Errorf("unknown op %q", c.Op))
 	}
 	for _, f := range takes {
 		delete(unused, f)
 	}
-	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "expect", "leads", "load", "seed"} {
+	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "expect", "leads", "load", "seed", "new"} {
 		if unused[f] {
 			errs = append(errs, fmt.Errorf("%s does not take %s", c.Op, f))
 		}

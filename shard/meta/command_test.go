@@ -85,6 +85,9 @@ func FuzzDecodeCommand(f *testing.F) {
 		{Op: OpCreateShard, Shard: 1, Replicas: 3},
 		{Op: OpReport, Node: "n", Leads: map[uint64]uint64{1: 2}},
 		{Op: OpAssignWorld, World: "w", Shard: 1, Expect: ptr(2)},
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"},
+		{Op: OpVoterReady, Shard: 1, New: "n4"},
+		{Op: OpReplaceDone, Shard: 0, Node: "n1", New: "n4"},
 	} {
 		b, err := c.Encode()
 		require.NoError(f, err)

@@ -99,6 +99,16 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	}
 	good, _ := EncodeSnapshot(fs.state)
 	f.Add(good)
+	// One with a replacement under way.
+	for _, c := range []Command{
+		{Op: OpAddNode, Node: "n2", Raft: "h:3", HTTP: "h:4"},
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n2"},
+	} {
+		b, _ := c.Encode()
+		fs.Apply(&raft.Log{Type: raft.LogCommand, Data: b})
+	}
+	replacing, _ := EncodeSnapshot(fs.state)
+	f.Add(replacing)
 	f.Add([]byte{snapshotVersion, '{', '}'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := DecodeSnapshot(b)

@@ -36,8 +36,9 @@ const (
 	forwardMagic byte = 0xF8
 	probeMagic   byte = 0xF9
 	// readsLevel is what this binary's DecodeCommand reads: 1 the first
-	// commands, 2 adds assign_world's expect.
-	readsLevel = 2
+	// commands, 2 adds assign_world's expect, 3 the voter replacement
+	// (replace_voter, voter_ready, replace_done and their field new).
+	readsLevel = 3
 	// probeTimeout bounds one member's answer to the gate's probe.
 	probeTimeout = 5 * time.Second
 	// maxForward bounds a request or an answer.
@@ -82,6 +83,10 @@ type probeAnswer struct {
 // needsLevel is the readsLevel a member must have to apply c as this
 // binary does.
 func needsLevel(c Command) int {
+	switch c.Op {
+	case OpReplaceVoter, OpVoterReady, OpReplaceDone:
+		return 3
+	}
 	if c.Expect != nil {
 		return 2
 	}

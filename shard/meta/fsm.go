@@ -32,6 +32,7 @@ type FSM struct {
 	membership uint64
 	state      *State // raft's FSM goroutine only
 	view       atomic.Pointer[shard.View]
+	repl       atomic.Pointer[map[uint64]Replacement] // replacements under way (replace.go)
 
 	// applied is the index of the last entry Apply saw; changed is closed
 	// (and replaced) whenever Apply or Restore ran, so a proposer can wait
@@ -89,6 +90,7 @@ func (f *FSM) View() *shard.View { return f.view.Load() }
 // publish makes the state visible to View: a new map when the topology
 // changed, else the last one with the new hints.
 func (f *FSM) publish(topo bool) {
+	f.publishReplacing()
 	v := &shard.View{Leaders: f.state.leaders(), Players: f.state.players(), Events: f.state.events(), Replicated: true}
 	if old := f.view.Load(); old != nil && !topo {
 		v.Map = old.Map
@@ -173,6 +175,12 @@ func DecodeSnapshot(b []byte) (*State, error) {
 		if m {
 			return nil, fmt.Errorf("%w: snapshot: a table is missing", ErrBadCommand)
 		}
+	}
+	if s.Replacing == nil {
+		s.Replacing = map[uint64]Replacement{} // a snapshot from before replacements
+	}
+	if err := s.checkReplacing(); err != nil {
+		return nil, fmt.Errorf("%w: snapshot: %w", ErrBadCommand, err)
 	}
 	for id, n := range s.Nodes {
 		c := Command{Op: OpAddNode, Node: id, Raft: n.Raft, HTTP: n.HTTP, Region: n.Region}

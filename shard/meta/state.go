@@ -32,12 +32,16 @@ type State struct {
 	Worlds  map[string]uint64   `json:"worlds"` // world → shard, ahead of the hash
 	Leaders map[uint64]Hint     `json:"leaders"`
 	Load    map[uint64]Load     `json:"load"` // shard → its leader's last report
+	// Replacing holds each shard's voter replacement under way
+	// (replace.go). Absent when empty, so a snapshot without one is
+	// what it was before replacements.
+	Replacing map[uint64]Replacement `json:"replacing,omitempty"`
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{Nodes: map[string]Node{}, Shards: map[uint64][]string{}, Worlds: map[string]uint64{},
-		Leaders: map[uint64]Hint{}, Load: map[uint64]Load{}}
+		Leaders: map[uint64]Hint{}, Load: map[uint64]Load{}, Replacing: map[uint64]Replacement{}}
 }
 
 // Result is what applying a command returns: the shard it concerned (the
@@ -66,6 +70,9 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		for _, id := range s.shardIDs() {
 			if slices.Contains(s.Shards[id], c.Node) {
 				return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d", ErrRefused, c.Node, id)
+			}
+			if s.Replacing[id].New == c.Node {
+				return Result{}, false, fmt.Errorf("%w: node %q is joining shard %d", ErrRefused, c.Node, id)
 			}
 		}
 		delete(s.Nodes, c.Node)
@@ -99,6 +106,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		delete(s.Shards, c.Shard)
 		delete(s.Leaders, c.Shard)
 		delete(s.Load, c.Shard)
+		delete(s.Replacing, c.Shard)
 		return Result{Shard: c.Shard}, true, nil
 	case OpAssignWorld:
 		if _, ok := s.Shards[c.Shard]; !ok {
@@ -133,6 +141,8 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		}
 		maps.Copy(s.Worlds, c.Seed.Worlds)
 		return Result{}, true, nil
+	case OpReplaceVoter, OpVoterReady, OpReplaceDone:
+		return s.applyReplace(c)
 	case OpReport:
 		for g, term := range c.Leads {
 			if h, ok := s.Leaders[g]; !ok || term >= h.Term {

@@ -1,0 +1,118 @@
+package meta
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Replacement is a shard's voter replacement under way: New takes Old's
+// seat. The map goes through two states so the shard never has fewer
+// voters than before: first New joins (replace_voter: Old is still a
+// voter, New opens the group without bootstrap and the shard's leader
+// adds it as a nonvoter; New says it caught up, voter_ready; the leader
+// makes it a voter), then Old leaves (replace_done, proposed by the
+// shard's leader once New votes in the group's Raft configuration; the
+// leader then removes Old from that configuration and Old stops the
+// group and deletes its data).
+type Replacement struct {
+	Old   string `json:"old"`
+	New   string `json:"new"`
+	Ready bool   `json:"ready,omitempty"` // New caught up as a nonvoter (voter_ready)
+}
+
+// applyReplace applies replace_voter, voter_ready and replace_done
+// (validated). Refusals wrap ErrRefused, and ErrNotFound for an unknown
+// shard or node. Repeating a step answers as the first time.
+func (s *State) applyReplace(c Command) (Result, bool, error) {
+	voters, ok := s.Shards[c.Shard]
+	if !ok {
+		return Result{}, false, fmt.Errorf("%w: %w: no shard %d", ErrRefused, ErrNotFound, c.Shard)
+	}
+	res := Result{Shard: c.Shard, Voters: slices.Clone(voters)}
+	r, pending := s.Replacing[c.Shard]
+	switch c.Op {
+	case OpReplaceVoter:
+		if pending {
+			if r.Old == c.Node && r.New == c.New {
+				return res, false, nil // the same replacement again
+			}
+			return Result{}, false, fmt.Errorf("%w: shard %d is replacing %s with %s already", ErrRefused, c.Shard, r.Old, r.New)
+		}
+		for _, n := range []string{c.Node, c.New} {
+			if _, ok := s.Nodes[n]; !ok {
+				return Result{}, false, fmt.Errorf("%w: %w: shard %d: no node %q", ErrRefused, ErrNotFound, c.Shard, n)
+			}
+		}
+		if !slices.Contains(voters, c.Node) {
+			return Result{}, false, fmt.Errorf("%w: node %q is not a voter of shard %d", ErrRefused, c.Node, c.Shard)
+		}
+		if slices.Contains(voters, c.New) {
+			return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d already", ErrRefused, c.New, c.Shard)
+		}
+		s.Replacing[c.Shard] = Replacement{Old: c.Node, New: c.New}
+		return res, false, nil
+	case OpVoterReady:
+		if !pending || r.New != c.New {
+			return Result{}, false, fmt.Errorf("%w: node %q is not joining shard %d", ErrRefused, c.New, c.Shard)
+		}
+		r.Ready = true
+		s.Replacing[c.Shard] = r
+		return res, false, nil
+	case OpReplaceDone:
+		if !pending {
+			if slices.Contains(voters, c.New) && !slices.Contains(voters, c.Node) {
+				return res, false, nil // done already
+			}
+			return Result{}, false, fmt.Errorf("%w: shard %d is not replacing a voter", ErrRefused, c.Shard)
+		}
+		if r.Old != c.Node || r.New != c.New {
+			return Result{}, false, fmt.Errorf("%w: shard %d is replacing %s with %s, not %s with %s", ErrRefused, c.Shard, r.Old, r.New, c.Node, c.New)
+		}
+		if !r.Ready {
+			return Result{}, false, fmt.Errorf("%w: shard %d: %s has not caught up yet", ErrRefused, c.Shard, c.New)
+		}
+		next := append(slices.DeleteFunc(slices.Clone(voters), func(v string) bool { return v == c.Node }), c.New)
+		slices.Sort(next)
+		s.Shards[c.Shard] = next
+		delete(s.Replacing, c.Shard)
+		return Result{Shard: c.Shard, Voters: slices.Clone(next)}, true, nil
+	}
+	return Result{}, false, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
+}
+
+// checkReplacing checks a snapshot's replacements: each on a shard, Old
+// a voter of it, New a node that is not.
+func (s *State) checkReplacing() error {
+	for id, r := range s.Replacing {
+		voters, ok := s.Shards[id]
+		switch {
+		case !ok:
+			return fmt.Errorf("replacing: no shard %d", id)
+		case !slices.Contains(voters, r.Old):
+			return fmt.Errorf("replacing: %q is not a voter of shard %d", r.Old, id)
+		case slices.Contains(voters, r.New):
+			return fmt.Errorf("replacing: %q is a voter of shard %d already", r.New, id)
+		}
+		if _, ok := s.Nodes[r.New]; !ok {
+			return fmt.Errorf("replacing: shard %d: no node %q", id, r.New)
+		}
+	}
+	return nil
+}
+
+// Replacements returns the voter replacements under way, by shard, as
+// this replica last applied them.
+func (f *FSM) Replacements() map[uint64]Replacement {
+	if p := f.repl.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// publishReplacing makes the state's replacements visible to
+// Replacements.
+func (f *FSM) publishReplacing() {
+	m := maps.Clone(f.state.Replacing)
+	f.repl.Store(&m)
+}

@@ -1,0 +1,151 @@
+package meta
+
+import (
+	"bytes"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
+	for _, c := range []Command{
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"},
+		{Op: OpVoterReady, Shard: 0, New: "n4"},
+		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"},
+	} {
+		b, err := c.Encode()
+		require.NoError(t, err)
+		got, err := DecodeCommand(b)
+		require.NoError(t, err)
+		require.Equal(t, c, got)
+		require.Equal(t, 3, needsLevel(c), "%s is gated", c.Op)
+	}
+	for name, c := range map[string]Command{
+		"replace without old":   {Op: OpReplaceVoter, Shard: 1, New: "n4"},
+		"replace without new":   {Op: OpReplaceVoter, Shard: 1, Node: "n1"},
+		"replace with itself":   {Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n1"},
+		"replace with a world":  {Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n2", World: "w"},
+		"ready without new":     {Op: OpVoterReady, Shard: 1},
+		"ready with a node":     {Op: OpVoterReady, Shard: 1, New: "n4", Node: "n1"},
+		"done without new":      {Op: OpReplaceDone, Shard: 1, Node: "n1"},
+		"new on another op":     {Op: OpRemoveNode, Node: "n1", New: "n2"},
+		"new on an assign":      {Op: OpAssignWorld, World: "w", Shard: 1, New: "n2"},
+		"done with same nodes":  {Op: OpReplaceDone, Shard: 1, Node: "n2", New: "n2"},
+		"replace with replicas": {Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n2", Replicas: 3},
+	} {
+		_, err := c.Encode()
+		require.ErrorIs(t, err, ErrBadCommand, name)
+	}
+	// The commands before replacements keep their bytes (no "new").
+	b, err := Command{Op: OpRemoveNode, Node: "n1"}.Encode()
+	require.NoError(t, err)
+	require.Equal(t, `{"op":"remove_node","node":"n1"}`, string(b[1:]))
+	require.Equal(t, 1, needsLevel(Command{Op: OpRemoveNode, Node: "n1"}))
+}
+
+// replacing is an FSM with nodes n1..n5 and shard 1 on n1, n2, n3.
+func replacing(t *testing.T) *FSM {
+	t.Helper()
+	f := withNodes(t, 5)
+	mustApply(t, f, Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}})
+	return f
+}
+
+func TestReplaceVoterRefusesWhatItCannotDo(t *testing.T) {
+	f := replacing(t)
+	for name, tc := range map[string]struct {
+		c        Command
+		notFound bool
+		msg      string
+	}{
+		"unknown shard":       {Command{Op: OpReplaceVoter, Shard: 9, Node: "n1", New: "n4"}, true, "no shard 9"},
+		"old not a node":      {Command{Op: OpReplaceVoter, Shard: 1, Node: "x", New: "n4"}, true, `no node "x"`},
+		"new not a node":      {Command{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "x"}, true, `no node "x"`},
+		"old not a voter":     {Command{Op: OpReplaceVoter, Shard: 1, Node: "n4", New: "n5"}, false, `"n4" is not a voter of shard 1`},
+		"new a voter already": {Command{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n2"}, false, `"n2" is a voter of shard 1 already`},
+		"ready, none pending": {Command{Op: OpVoterReady, Shard: 1, New: "n4"}, false, `"n4" is not joining shard 1`},
+		"done, none pending":  {Command{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"}, false, "not replacing a voter"},
+		"ready, no shard":     {Command{Op: OpVoterReady, Shard: 9, New: "n4"}, true, "no shard 9"},
+	} {
+		_, err := applyTo(t, f, tc.c)
+		require.ErrorIs(t, err, ErrRefused, name)
+		if tc.notFound {
+			require.ErrorIs(t, err, ErrNotFound, name)
+		}
+		require.ErrorContains(t, err, tc.msg, name)
+	}
+	require.Empty(t, f.Replacements())
+}
+
+func TestAReplacementGoesThroughTwoMapStates(t *testing.T) {
+	f := replacing(t)
+	res := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2", New: "n4"})
+	require.Equal(t, []string{"n1", "n2", "n3"}, res.Voters, "the old voter stays while the new one joins")
+	require.Equal(t, map[uint64]Replacement{1: {Old: "n2", New: "n4"}}, f.Replacements())
+	again := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2", New: "n4"})
+	require.Equal(t, res, Result{Shard: again.Shard, Voters: again.Voters}, "the same replacement answers as the first time")
+	_, err := applyTo(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n3", New: "n5"})
+	require.ErrorContains(t, err, "replacing n2 with n4 already", "one replacement per shard at a time")
+	_, err = applyTo(t, f, Command{Op: OpRemoveNode, Node: "n4"})
+	require.ErrorContains(t, err, `"n4" is joining shard 1`)
+
+	_, err = applyTo(t, f, Command{Op: OpReplaceDone, Shard: 1, Node: "n2", New: "n4"})
+	require.ErrorContains(t, err, "has not caught up", "not before the joiner is ready")
+	_, err = applyTo(t, f, Command{Op: OpVoterReady, Shard: 1, New: "n5"})
+	require.ErrorContains(t, err, `"n5" is not joining shard 1`)
+	mustApply(t, f, Command{Op: OpVoterReady, Shard: 1, New: "n4"})
+	require.True(t, f.Replacements()[1].Ready)
+	_, err = applyTo(t, f, Command{Op: OpReplaceDone, Shard: 1, Node: "n3", New: "n4"})
+	require.ErrorContains(t, err, "not n3 with n4")
+
+	// A snapshot in between restores the replacement.
+	g := NewFSM(0)
+	b, err := EncodeSnapshot(f.state)
+	require.NoError(t, err)
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(b))))
+	require.Equal(t, f.Replacements(), g.Replacements())
+
+	done := mustApply(t, f, Command{Op: OpReplaceDone, Shard: 1, Node: "n2", New: "n4"})
+	require.Equal(t, []string{"n1", "n3", "n4"}, done.Voters)
+	sh, ok := f.View().Map.Shard(1)
+	require.True(t, ok)
+	require.Equal(t, []string{"n1", "n3", "n4"}, sh.Voters, "the map drops the old voter")
+	require.Empty(t, f.Replacements())
+	again = mustApply(t, f, Command{Op: OpReplaceDone, Shard: 1, Node: "n2", New: "n4"})
+	require.Equal(t, []string{"n1", "n3", "n4"}, again.Voters, "done already answers the same")
+	mustApply(t, f, Command{Op: OpRemoveNode, Node: "n2"})
+
+	// Removing a shard drops its replacement.
+	mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n5"})
+	mustApply(t, f, Command{Op: OpRemoveShard, Shard: 1})
+	require.Empty(t, f.Replacements())
+}
+
+func TestSnapshotsWithoutReplacementsKeepTheirBytesAndBadOnesAreRefused(t *testing.T) {
+	f := replacing(t)
+	b, err := EncodeSnapshot(f.state)
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "replacing", "no replacement: the snapshot reads as before")
+	s, err := DecodeSnapshot(b)
+	require.NoError(t, err)
+	require.NotNil(t, s.Replacing)
+
+	for name, r := range map[uint64]Replacement{
+		9: {Old: "n1", New: "n4"},
+		1: {Old: "n4", New: "n5"},
+	} {
+		f.state.Replacing = map[uint64]Replacement{name: r}
+		b, err := EncodeSnapshot(f.state)
+		require.NoError(t, err)
+		_, err = DecodeSnapshot(b)
+		require.ErrorIs(t, err, ErrBadCommand, "%d %+v", name, r)
+	}
+	for _, r := range []Replacement{{Old: "n1", New: "n2"}, {Old: "n1", New: "x"}} {
+		f.state.Replacing = map[uint64]Replacement{1: r}
+		b, err := EncodeSnapshot(f.state)
+		require.NoError(t, err)
+		_, err = DecodeSnapshot(b)
+		require.ErrorIs(t, err, ErrBadCommand, "%+v", r)
+	}
+}

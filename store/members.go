@@ -1,0 +1,48 @@
+package store
+
+import (
+	"context"
+
+	"github.com/hashicorp/raft"
+)
+
+// Members returns the group's Raft configuration as this node has it and
+// the log index it was written at. A shard changes its voters through
+// these (shard/meta's reconciliation), without the node table, which
+// only the membership group holds (Join, Remove).
+func (s *Store) Members() ([]raft.Server, uint64, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, 0, err
+	}
+	return f.Configuration().Servers, f.Index(), nil
+}
+
+// CommitIndex returns the newest log index this node knows committed.
+func (s *Store) CommitIndex() uint64 { return s.raft.CommitIndex() }
+
+// AddNonvoter adds id as a nonvoter (leader only): it gets the log and
+// votes on nothing until PromoteVoter.
+func (s *Store) AddNonvoter(ctx context.Context, id, addr string) error {
+	if s.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	return raftError(s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.timeout(ctx)).Error())
+}
+
+// PromoteVoter makes id a voter (leader only), a nonvoter already or not.
+func (s *Store) PromoteVoter(ctx context.Context, id, addr string) error {
+	if s.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	return raftError(s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.timeout(ctx)).Error())
+}
+
+// RemoveMember removes id from the Raft configuration (leader only),
+// leaving the node table as it is.
+func (s *Store) RemoveMember(ctx context.Context, id string) error {
+	if s.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	return raftError(s.raft.RemoveServer(raft.ServerID(id), 0, s.timeout(ctx)).Error())
+}
