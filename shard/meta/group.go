@@ -52,9 +52,10 @@ type Config struct {
 	Seed *shard.Map
 	// OpenShards makes the node start, on each report tick, the shards
 	// the map makes it a voter of and it does not run yet (with the
-	// Manager's store template, bootstrapped with the map's voters). A
-	// shard removed from the map, or a node no longer its voter, is not
-	// stopped: its data stays until an operator acts.
+	// Manager's store template, bootstrapped with the map's voters), and
+	// moves voter replacements on (reconcile.go): a node replaced in a
+	// shard stops it and deletes its data. A shard removed from the map
+	// is not stopped: its data stays until an operator acts.
 	OpenShards bool
 	NoSync     bool // skip fsync (tests)
 	Logger     *slog.Logger
@@ -360,6 +361,7 @@ func (g *Group) reportLoop() {
 		}
 		if g.cfg.OpenShards {
 			g.openShards()
+			g.reconcile()
 		}
 		c := g.report(r, time.Now())
 		if c.Leads == nil && c.Load == nil {

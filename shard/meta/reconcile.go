@@ -1,0 +1,203 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/hashicorp/raft"
+)
+
+// stepKind is one thing a shard's leader does to bring the group's Raft
+// configuration to the meta map.
+type stepKind int
+
+const (
+	stepAddNonvoter stepKind = iota + 1 // the joiner is not in the configuration: add it as a nonvoter
+	stepPromote                         // the joiner caught up (voter_ready): make it a voter
+	stepDone                            // the joiner votes: propose replace_done (the map drops the old voter)
+	stepRemove                          // a server the map does not list: RemoveServer
+	stepTransfer                        // this node leads but the map dropped it: hand the leadership on first
+)
+
+// step is one reconciliation step and the node it concerns.
+type step struct {
+	kind stepKind
+	node string
+}
+
+// leaderSteps decides what the leader (self) of a shard does next, given
+// the map's voters, the shard's replacement under way (nil: none) and the
+// group's Raft configuration. While a replacement is under way it only
+// moves the joiner on: nonvoter, then voter once ready, then the map's
+// second state. With none, every server the map does not list leaves
+// the configuration; the leader itself hands its leadership on first,
+// so the removal is a successor's (a leader removing itself steps down
+// without choosing one).
+func leaderSteps(self string, voters []string, r *Replacement, config []raft.Server) []step {
+	suffrage := map[string]raft.ServerSuffrage{}
+	for _, s := range config {
+		suffrage[string(s.ID)] = s.Suffrage
+	}
+	if r != nil {
+		switch s, ok := suffrage[r.New]; {
+		case !ok:
+			return []step{{stepAddNonvoter, r.New}}
+		case s == raft.Voter:
+			return []step{{stepDone, r.New}}
+		case r.Ready:
+			return []step{{stepPromote, r.New}}
+		}
+		return nil // the joiner is catching up
+	}
+	// A voter leaves only while the configuration keeps at least as many
+	// voters as the map lists: a leader whose meta replica is behind
+	// (a map from before the replacement) must not remove the new voter.
+	votes := 0
+	for _, s := range config {
+		if s.Suffrage == raft.Voter {
+			votes++
+		}
+	}
+	var out []step
+	for _, s := range config {
+		id := string(s.ID)
+		if slices.Contains(voters, id) {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			if votes <= len(voters) {
+				continue
+			}
+			votes--
+		}
+		if id == self {
+			return []step{{stepTransfer, id}}
+		}
+		out = append(out, step{stepRemove, id})
+	}
+	return out
+}
+
+// caughtUp reports whether self, joining a group, holds the log up to
+// the configuration that lists it: that entry was appended after
+// everything the group had committed when self was added, so self has
+// it all, and knows it committed.
+func caughtUp(self string, config []raft.Server, configIndex, commit uint64) bool {
+	listed := slices.ContainsFunc(config, func(s raft.Server) bool { return string(s.ID) == self })
+	return listed && configIndex > 0 && commit >= configIndex
+}
+
+// removed reports whether a group's configuration no longer lists self:
+// the node may stop the group and delete its data. An empty
+// configuration (not known yet) is not a removal.
+func removed(self string, config []raft.Server) bool {
+	return len(config) > 0 && !slices.ContainsFunc(config, func(s raft.Server) bool { return string(s.ID) == self })
+}
+
+// reconcile moves this node's part of every voter replacement on (run
+// from the report loop with OpenShards): as a joiner it opens the shard
+// without bootstrap and says when it caught up; as a shard's leader it
+// takes leaderSteps; as a replaced voter it stops the group and deletes
+// its data once the group's configuration no longer lists it.
+func (g *Group) reconcile() {
+	repl := g.fsm.Replacements()
+	m := g.fsm.View().Map
+	for _, id := range slices.Sorted(maps.Keys(repl)) {
+		if r := repl[id]; r.New == g.cfg.ID {
+			g.join(id, r)
+		}
+	}
+	for _, id := range g.mgr.Groups() {
+		sh, isShard := m.Shard(id)
+		st, ok := g.mgr.Group(id)
+		if !isShard || !ok || id == g.cfg.Membership {
+			continue // a group the map does not hold keeps running, as before
+		}
+		config, _, err := st.Members()
+		if err != nil {
+			continue
+		}
+		var r *Replacement
+		if x, ok := repl[id]; ok {
+			r = &x
+		}
+		if st.IsLeader() {
+			for _, s := range leaderSteps(g.cfg.ID, sh.Voters, r, config) {
+				g.take(id, st, m, s)
+			}
+			continue
+		}
+		if !slices.Contains(sh.Voters, g.cfg.ID) && (r == nil || r.New != g.cfg.ID) && removed(g.cfg.ID, config) {
+			ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
+			err := g.mgr.DropGroup(ctx, id)
+			cancel()
+			if err != nil {
+				g.log.Warn("drop a shard this node was replaced in", "shard", id, "err", err)
+			} else {
+				g.log.Info("dropped a shard this node was replaced in: its data is deleted", "shard", id)
+			}
+		}
+	}
+}
+
+// join opens shard id, which this node joins, without bootstrap (it has
+// no Raft state for it: the leader adds it), and proposes voter_ready
+// once it caught up.
+func (g *Group) join(id uint64, r Replacement) {
+	st, ok := g.mgr.Group(id)
+	if !ok {
+		_, err := g.mgr.Open(id, shard.GroupOptions{})
+		if err != nil && !errors.Is(err, shard.ErrGroupTaken) && !errors.Is(err, shard.ErrClosed) {
+			g.log.Warn("open a shard this node joins", "shard", id, "err", err)
+		}
+		return
+	}
+	if r.Ready {
+		return
+	}
+	config, index, err := st.Members()
+	if err != nil || !caughtUp(g.cfg.ID, config, index, st.CommitIndex()) {
+		return
+	}
+	g.proposeStep(Command{Op: OpVoterReady, Shard: id, New: g.cfg.ID})
+}
+
+// take carries out one leader step for shard id.
+func (g *Group) take(id uint64, st *store.Store, m *shard.Map, s step) {
+	ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
+	defer cancel()
+	var err error
+	switch s.kind {
+	case stepAddNonvoter:
+		err = st.AddNonvoter(ctx, s.node, m.Nodes[s.node].Raft)
+	case stepPromote:
+		err = st.PromoteVoter(ctx, s.node, m.Nodes[s.node].Raft)
+	case stepDone:
+		r := g.fsm.Replacements()[id]
+		g.proposeStep(Command{Op: OpReplaceDone, Shard: id, Node: r.Old, New: r.New})
+		return
+	case stepRemove:
+		err = st.RemoveMember(ctx, s.node)
+	case stepTransfer:
+		err = st.TransferLeadership(ctx)
+	}
+	if err != nil {
+		g.log.Warn("replace a shard voter", "shard", id, "step", s.kind, "node", s.node, "err", err)
+		return
+	}
+	g.log.Info("replace a shard voter", "shard", id, "step", s.kind, "node", s.node)
+}
+
+// proposeStep proposes a replacement step; a refusal (a step another
+// node took first) is logged, the next tick looks again.
+func (g *Group) proposeStep(c Command) {
+	ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
+	defer cancel()
+	if _, err := g.Propose(ctx, c); err != nil {
+		g.log.Warn("propose a replacement step", "op", c.Op, "shard", c.Shard, "err", err)
+	}
+}
