@@ -6,20 +6,24 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Members returns the group's Raft configuration as this node has it and
-// the log index it was written at. A shard changes its voters through
+// Members returns the group's latest Raft configuration as this node
+// has it (raft v1.7.3 does not say at which index). A shard changes its voters through
 // these (shard/meta's reconciliation), without the node table, which
 // only the membership group holds (Join, Remove).
-func (s *Store) Members() ([]raft.Server, uint64, error) {
+func (s *Store) Members() ([]raft.Server, error) {
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	return f.Configuration().Servers, f.Index(), nil
+	return f.Configuration().Servers, nil
 }
 
 // CommitIndex returns the newest log index this node knows committed.
 func (s *Store) CommitIndex() uint64 { return s.raft.CommitIndex() }
+
+// LastIndex returns the index of the newest entry in this node's log
+// (or snapshot).
+func (s *Store) LastIndex() uint64 { return s.raft.LastIndex() }
 
 // AddNonvoter adds id as a nonvoter (leader only): it gets the log and
 // votes on nothing until PromoteVoter.

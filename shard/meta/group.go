@@ -117,6 +117,11 @@ type Group struct {
 	logs  *raftboltdb.BoltStore
 	log   *slog.Logger
 
+	// joinMarks is, per shard this node joins, its last log index when
+	// it first saw itself in the shard's configuration (reconcile.go);
+	// the report loop's only.
+	joinMarks map[uint64]uint64
+
 	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -149,7 +154,7 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 
 // start runs Raft for the meta group; it closes l when it fails.
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
-	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership),
+	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), joinMarks: map[uint64]uint64{},
 		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
 	hlog := raftlog.New("raft-meta", g.log)

@@ -82,20 +82,32 @@ func leaderSteps(self string, voters []string, r *Replacement, config []raft.Ser
 	return out
 }
 
-// caughtUp reports whether self, joining a group, holds the log up to
-// the configuration that lists it: that entry was appended after
-// everything the group had committed when self was added, so self has
-// it all, and knows it committed.
-func caughtUp(self string, config []raft.Server, configIndex, commit uint64) bool {
-	listed := slices.ContainsFunc(config, func(s raft.Server) bool { return string(s.ID) == self })
-	return listed && configIndex > 0 && commit >= configIndex
+// listed reports whether config lists self, voter or not.
+func listed(self string, config []raft.Server) bool {
+	return slices.ContainsFunc(config, func(s raft.Server) bool { return string(s.ID) == self })
 }
 
-// removed reports whether a group's configuration no longer lists self:
-// the node may stop the group and delete its data. An empty
-// configuration (not known yet) is not a removal.
-func removed(self string, config []raft.Server) bool {
-	return len(config) > 0 && !slices.ContainsFunc(config, func(s raft.Server) bool { return string(s.ID) == self })
+// caughtUp reports whether a joiner holds, committed, the log up to
+// mark: its last log index when it first saw a configuration listing it
+// (0: not yet). That configuration entry was appended after everything
+// the group had committed when the joiner was added, and it is at or
+// before mark, so the joiner then has all of that. (raft v1.7.3 does not
+// give a configuration's index, so the mark stands in for it.)
+func caughtUp(mark, commit uint64) bool {
+	return mark > 0 && commit >= mark
+}
+
+// removed reports whether a node the map dropped from a group (the
+// replacement done, so the group's leader removes it) may stop the
+// group and delete its data: its configuration no longer lists it, or
+// it knows no leader (leader ""). The leader stops replicating to a
+// server it removes, so the removed node often never gets the entry
+// that removes it; it then loses its leader at its next heartbeat
+// timeout. Stopping while the leader has not removed it yet leaves the
+// configuration one more voter than the map, none of them lost. An
+// empty configuration (not known yet) is not a removal.
+func removed(self string, config []raft.Server, leader string) bool {
+	return len(config) > 0 && (!listed(self, config) || leader == "")
 }
 
 // reconcile moves this node's part of every voter replacement on (run
@@ -117,7 +129,7 @@ func (g *Group) reconcile() {
 		if !isShard || !ok || id == g.cfg.Membership {
 			continue // a group the map does not hold keeps running, as before
 		}
-		config, _, err := st.Members()
+		config, err := st.Members()
 		if err != nil {
 			continue
 		}
@@ -131,7 +143,7 @@ func (g *Group) reconcile() {
 			}
 			continue
 		}
-		if !slices.Contains(sh.Voters, g.cfg.ID) && (r == nil || r.New != g.cfg.ID) && removed(g.cfg.ID, config) {
+		if !slices.Contains(sh.Voters, g.cfg.ID) && (r == nil || r.New != g.cfg.ID) && removed(g.cfg.ID, config, leaderID(st)) {
 			ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
 			err := g.mgr.DropGroup(ctx, id)
 			cancel()
@@ -157,13 +169,19 @@ func (g *Group) join(id uint64, r Replacement) {
 		return
 	}
 	if r.Ready {
+		delete(g.joinMarks, id)
 		return
 	}
-	config, index, err := st.Members()
-	if err != nil || !caughtUp(g.cfg.ID, config, index, st.CommitIndex()) {
-		return
+	if _, ok := g.joinMarks[id]; !ok {
+		config, err := st.Members()
+		if err != nil || !listed(g.cfg.ID, config) {
+			return
+		}
+		g.joinMarks[id] = st.LastIndex()
 	}
-	g.proposeStep(Command{Op: OpVoterReady, Shard: id, New: g.cfg.ID})
+	if caughtUp(g.joinMarks[id], st.CommitIndex()) {
+		g.proposeStep(Command{Op: OpVoterReady, Shard: id, New: g.cfg.ID})
+	}
 }
 
 // take carries out one leader step for shard id.
@@ -200,4 +218,10 @@ func (g *Group) proposeStep(c Command) {
 	if _, err := g.Propose(ctx, c); err != nil {
 		g.log.Warn("propose a replacement step", "op", c.Op, "shard", c.Shard, "err", err)
 	}
+}
+
+// leaderID is the id of st's group's leader as this node knows it.
+func leaderID(st *store.Store) string {
+	id, _ := st.Leader()
+	return id
 }

@@ -49,18 +49,20 @@ func TestTheShardLeaderMovesAReplacementOnOneStepAtATime(t *testing.T) {
 	}
 }
 
-func TestAJoinerIsCaughtUpOnceItCommittedTheConfigurationListingIt(t *testing.T) {
-	three := []string{"n1", "n2", "n3"}
-	require.False(t, caughtUp("n4", nil, 0, 0), "no configuration yet")
-	require.False(t, caughtUp("n4", servers(three), 10, 12), "not listed")
-	require.False(t, caughtUp("n4", servers(three, "n4"), 10, 9), "behind the entry that added it")
-	require.True(t, caughtUp("n4", servers(three, "n4"), 10, 10))
-	require.True(t, caughtUp("n4", servers([]string{"n1", "n4"}), 10, 30))
+func TestAJoinerIsCaughtUpOnceItCommittedItsMark(t *testing.T) {
+	require.False(t, listed("n4", servers([]string{"n1", "n2", "n3"})))
+	require.True(t, listed("n4", servers([]string{"n1"}, "n4")))
+	require.False(t, caughtUp(0, 12), "no mark: not listed yet")
+	require.False(t, caughtUp(10, 9), "behind its mark")
+	require.True(t, caughtUp(10, 10))
+	require.True(t, caughtUp(10, 30))
 }
 
-func TestANodeIsRemovedOnlyWhenAKnownConfigurationLeavesItOut(t *testing.T) {
-	require.False(t, removed("n2", nil), "no configuration known")
-	require.False(t, removed("n2", servers([]string{"n1", "n2"})))
-	require.False(t, removed("n2", servers([]string{"n1"}, "n2")))
-	require.True(t, removed("n2", servers([]string{"n1", "n3", "n4"})))
+func TestANodeIsRemovedWhenItsConfigurationLeavesItOutOrItLostTheLeader(t *testing.T) {
+	require.False(t, removed("n2", nil, ""), "no configuration known")
+	require.False(t, removed("n2", servers([]string{"n1", "n2"}), "n1"))
+	require.False(t, removed("n2", servers([]string{"n1"}, "n2"), "n1"))
+	require.True(t, removed("n2", servers([]string{"n1", "n3", "n4"}), "n1"))
+	require.True(t, removed("n2", servers([]string{"n1", "n2", "n3", "n4"}), ""),
+		"the removing entry never came: the leader stopped replicating to it")
 }
