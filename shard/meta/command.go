@@ -30,7 +30,7 @@ const (
 	OpSeed        Op = "seed"         // Seed's nodes, shards and worlds, into an empty map only
 	// Replacing a voter of a shard (node evacuation, replace.go): the
 	// three steps of one replacement, each a map state.
-	OpReplaceVoter Op = "replace_voter" // Shard: New is to take Node's seat (New joins first)
+	OpReplaceVoter Op = "replace_voter" // Shard: New (empty: the FSM picks, ReplacementFor) is to take Node's seat
 	OpVoterReady   Op = "voter_ready"   // Shard: New, joining, has caught up (proposed by New)
 	OpReplaceDone  Op = "replace_done"  // Shard: New is a Raft voter; Node leaves the map (proposed by the shard's leader)
 )
@@ -185,7 +185,7 @@ func (c Command) Validate() error {
 	case OpReplaceVoter, OpReplaceDone:
 		takes = []string{"shard", "node", "new"}
 		need(c.Node != "", "the voter to replace (node) is required")
-		need(c.New != "", "the node taking its seat (new) is required")
+		need(c.New != "" || c.Op == OpReplaceVoter, "the node taking its seat (new) is required")
 		need(c.Node != c.New || c.Node == "", "node and new are the same node")
 	case OpVoterReady:
 		takes = []string{"shard", "new"}

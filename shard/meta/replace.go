@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -34,10 +35,18 @@ func (s *State) applyReplace(c Command) (Result, bool, error) {
 	switch c.Op {
 	case OpReplaceVoter:
 		if pending {
-			if r.Old == c.Node && r.New == c.New {
-				return res, false, nil // the same replacement again
+			if r.Old == c.Node && (r.New == c.New || c.New == "") {
+				return Result{Shard: c.Shard, Voters: replaced(voters, r.Old, r.New)}, false, nil // the same replacement again
 			}
 			return Result{}, false, fmt.Errorf("%w: shard %d is replacing %s with %s already", ErrRefused, c.Shard, r.Old, r.New)
+		}
+		if c.New == "" {
+			if !slices.Contains(voters, c.Node) {
+				return Result{}, false, fmt.Errorf("%w: node %q is not a voter of shard %d", ErrRefused, c.Node, c.Shard)
+			}
+			if c.New, ok = s.replacementFor(c.Shard, c.Node); !ok {
+				return Result{}, false, fmt.Errorf("%w: no node can take %s's seat in shard %d: every node is a voter of it (a replacement needs more nodes than the shard has voters)", ErrRefused, c.Node, c.Shard)
+			}
 		}
 		for _, n := range []string{c.Node, c.New} {
 			if _, ok := s.Nodes[n]; !ok {
@@ -51,7 +60,7 @@ func (s *State) applyReplace(c Command) (Result, bool, error) {
 			return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d already", ErrRefused, c.New, c.Shard)
 		}
 		s.Replacing[c.Shard] = Replacement{Old: c.Node, New: c.New}
-		return res, false, nil
+		return Result{Shard: c.Shard, Voters: replaced(voters, c.Node, c.New)}, false, nil
 	case OpVoterReady:
 		if !pending || r.New != c.New {
 			return Result{}, false, fmt.Errorf("%w: node %q is not joining shard %d", ErrRefused, c.New, c.Shard)
@@ -72,13 +81,44 @@ func (s *State) applyReplace(c Command) (Result, bool, error) {
 		if !r.Ready {
 			return Result{}, false, fmt.Errorf("%w: shard %d: %s has not caught up yet", ErrRefused, c.Shard, c.New)
 		}
-		next := append(slices.DeleteFunc(slices.Clone(voters), func(v string) bool { return v == c.Node }), c.New)
-		slices.Sort(next)
+		next := replaced(voters, c.Node, c.New)
 		s.Shards[c.Shard] = next
 		delete(s.Replacing, c.Shard)
 		return Result{Shard: c.Shard, Voters: slices.Clone(next)}, true, nil
 	}
 	return Result{}, false, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
+}
+
+// replaced returns voters with old replaced by new, sorted.
+func replaced(voters []string, old, new string) []string {
+	next := append(slices.DeleteFunc(slices.Clone(voters), func(v string) bool { return v == old }), new)
+	slices.Sort(next)
+	return next
+}
+
+// replacementFor picks the node to take old's seat in shard by
+// SpreadVoters' rule, given the voters that stay: a region with the fewest of the
+// shard's voters, then the fewest seats, then the lowest id; never a
+// voter of the shard. False: every node is one.
+func (s *State) replacementFor(shard uint64, old string) (string, bool) {
+	voters := s.Shards[shard]
+	inRegion := map[string]int{}
+	for _, v := range voters {
+		if v != old {
+			inRegion[s.Nodes[v].Region]++
+		}
+	}
+	var best NodeSeats
+	found := false
+	for _, n := range s.seats() {
+		if slices.Contains(voters, n.ID) {
+			continue
+		}
+		if !found || cmp.Or(cmp.Compare(inRegion[n.Region], inRegion[best.Region]), cmp.Compare(n.Seats, best.Seats), cmp.Compare(n.ID, best.ID)) < 0 {
+			best, found = n, true
+		}
+	}
+	return best.ID, found
 }
 
 // checkReplacing checks a snapshot's replacements: each on a shard, Old

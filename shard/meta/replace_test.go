@@ -23,7 +23,6 @@ func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
 	}
 	for name, c := range map[string]Command{
 		"replace without old":   {Op: OpReplaceVoter, Shard: 1, New: "n4"},
-		"replace without new":   {Op: OpReplaceVoter, Shard: 1, Node: "n1"},
 		"replace with itself":   {Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n1"},
 		"replace with a world":  {Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n2", World: "w"},
 		"ready without new":     {Op: OpVoterReady, Shard: 1},
@@ -81,8 +80,12 @@ func TestReplaceVoterRefusesWhatItCannotDo(t *testing.T) {
 func TestAReplacementGoesThroughTwoMapStates(t *testing.T) {
 	f := replacing(t)
 	res := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2", New: "n4"})
-	require.Equal(t, []string{"n1", "n2", "n3"}, res.Voters, "the old voter stays while the new one joins")
+	require.Equal(t, []string{"n1", "n3", "n4"}, res.Voters, "the voters once done")
 	require.Equal(t, map[uint64]Replacement{1: {Old: "n2", New: "n4"}}, f.Replacements())
+	sh, _ := f.View().Map.Shard(1)
+	require.Equal(t, []string{"n1", "n2", "n3"}, sh.Voters, "the old voter stays while the new one joins")
+	picked := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2"})
+	require.Equal(t, res.Voters, picked.Voters, "without new, the pending replacement answers")
 	again := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2", New: "n4"})
 	require.Equal(t, res, Result{Shard: again.Shard, Voters: again.Voters}, "the same replacement answers as the first time")
 	_, err := applyTo(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n3", New: "n5"})
@@ -148,4 +151,29 @@ func TestSnapshotsWithoutReplacementsKeepTheirBytesAndBadOnesAreRefused(t *testi
 		_, err = DecodeSnapshot(b)
 		require.ErrorIs(t, err, ErrBadCommand, "%+v", r)
 	}
+}
+
+func TestWithoutANewNodeTheFSMPicksItBySpread(t *testing.T) {
+	f := NewFSM(0)
+	for _, n := range []struct{ id, region string }{{"a1", "a"}, {"a2", "a"}, {"b1", "b"}, {"b2", "b"}, {"c1", "c"}} {
+		mustApply(t, f, Command{Op: OpAddNode, Node: n.id, Raft: n.id + ":1", HTTP: n.id + ":2", Region: n.region})
+	}
+	mustApply(t, f, Command{Op: OpCreateShard, Shard: 1, Voters: []string{"a1", "b1", "c1"}})
+	mustApply(t, f, Command{Op: OpCreateShard, Shard: 2, Voters: []string{"a2", "b1"}})
+	// c1 leaves shard 1: a and b keep a voter each, so a2 or b2 (one
+	// seat vs none): b2.
+	res := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "c1"})
+	require.Equal(t, []string{"a1", "b1", "b2"}, res.Voters)
+	// b1 leaves shard 2: region b has none left; b2 is joining shard 1
+	// but holds no seat yet, and b is the region with fewest voters.
+	res = mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 2, Node: "b1"})
+	require.Equal(t, []string{"a2", "b2"}, res.Voters)
+
+	full := replacing(t)
+	mustApply(t, full, Command{Op: OpCreateShard, Shard: 2, Voters: []string{"n1", "n2", "n3", "n4", "n5"}})
+	_, err := applyTo(t, full, Command{Op: OpReplaceVoter, Shard: 2, Node: "n1"})
+	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorContains(t, err, "no node can take n1's seat in shard 2")
+	_, err = applyTo(t, full, Command{Op: OpReplaceVoter, Shard: 2, Node: "x"})
+	require.ErrorContains(t, err, `"x" is not a voter of shard 2`)
 }
