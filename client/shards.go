@@ -74,3 +74,14 @@ func (c *Client) MoveWorld(ctx context.Context, world string, to uint64) (wire.W
 	err := c.do(ctx, &request{method: http.MethodPost, path: wire.PathWorldMove(world), body: wire.WorldMove{To: to}, write: true}, &m)
 	return m, err
 }
+
+// ReplaceVoter lists, in the meta map, joiner taking old's seat in shard
+// (empty joiner: the meta group picks it) and answers the pick and the
+// shard's voters once done. The shard's nodes carry it out; the map's
+// voters show when old has left.
+func (c *Client) ReplaceVoter(ctx context.Context, shard uint64, old, joiner string) (wire.VoterReplaced, error) {
+	var r wire.VoterReplaced
+	err := c.do(ctx, &request{method: http.MethodPost, path: wire.PathShardReplace(shard),
+		body: wire.VoterReplace{Old: old, New: joiner}, write: true}, &r)
+	return r, err
+}

@@ -1,5 +1,7 @@
 package wire
 
+import "strconv"
+
 // The admin routes of the cluster's shard map (issue 14): GET the map,
 // POST a shard (ShardCreate), DELETE PathShards/{id}, POST a world's
 // placement (WorldPlacement) to PathShardWorlds.
@@ -59,4 +61,29 @@ type WorldPlacement struct {
 	World  string  `json:"world"`
 	Shard  *uint64 `json:"shard,omitempty"`
 	Expect *uint64 `json:"expect,omitempty"`
+}
+
+// PathShardReplace is POST's path to replace a voter of shard id
+// (VoterReplace): node evacuation, one shard at a time.
+func PathShardReplace(id uint64) string {
+	return PathShards + "/" + strconv.FormatUint(id, 10) + "/replace"
+}
+
+// VoterReplace is the body of POST /v1/cluster/shards/{id}/replace: New
+// takes Old's seat in the shard; without New the meta group picks it
+// (fewest seats, spread over regions, never a voter of the shard). The
+// shard first gains New (it joins, catches up and becomes a voter), then
+// loses Old; the map shows Old among the voters until then.
+type VoterReplace struct {
+	Old string `json:"old"`
+	New string `json:"new,omitempty"`
+}
+
+// VoterReplaced answers a VoterReplace: the node picked and the shard's
+// voters once the replacement is done.
+type VoterReplaced struct {
+	Shard  uint64   `json:"shard"`
+	Old    string   `json:"old"`
+	New    string   `json:"new"`
+	Voters []string `json:"voters"`
 }

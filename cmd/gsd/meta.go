@@ -165,6 +165,16 @@ func (b metaBackend) PlaceWorld(ctx context.Context, p wire.WorldPlacement) (wir
 	return wire.WorldPlacement{World: p.World, Shard: &res.Shard}, nil
 }
 
+// ReplaceVoter lists a voter replacement in the meta map (node
+// evacuation); the shard's nodes carry it out.
+func (b metaBackend) ReplaceVoter(ctx context.Context, shard uint64, r wire.VoterReplace) (wire.VoterReplaced, error) {
+	res, err := b.g.Propose(ctx, meta.Command{Op: meta.OpReplaceVoter, Shard: shard, Node: r.Old, New: r.New})
+	if err != nil {
+		return wire.VoterReplaced{}, editError(err)
+	}
+	return wire.VoterReplaced{Shard: shard, Old: r.Old, New: res.New, Voters: res.Voters}, nil
+}
+
 // editError maps the meta group's errors to the edge's.
 func editError(err error) error {
 	switch {

@@ -135,6 +135,7 @@ func (a *app) subcommands() []*cobra.Command {
 		a.shardsCmd(),
 		a.shardCmd(),
 		a.placementCmd(),
+		a.nodeCmd(),
 	}
 }
 

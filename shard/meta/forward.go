@@ -52,6 +52,7 @@ const (
 type forwardAnswer struct {
 	Shard  uint64   `json:"shard,omitempty"`
 	Voters []string `json:"voters,omitempty"`
+	New    string   `json:"new,omitempty"` // replace_voter's new voter
 	// Index is the meta log index that applied the proposal, so the
 	// forwarding node can wait for its own replica to apply it. A leader
 	// on an older binary sends none (an older forwarder ignores it: the
@@ -162,7 +163,7 @@ func (g *Group) probe(ctx context.Context, addr raft.ServerAddress) (int, error)
 }
 
 func answerOf(res Result, err error) forwardAnswer {
-	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters, Index: res.Index}
+	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters, New: res.New, Index: res.Index}
 	if err == nil {
 		return a
 	}
@@ -178,7 +179,7 @@ func answerOf(res Result, err error) forwardAnswer {
 
 func (a forwardAnswer) result() (Result, error) {
 	if a.Code == "" {
-		return Result{Shard: a.Shard, Voters: a.Voters, Index: a.Index}, nil
+		return Result{Shard: a.Shard, Voters: a.Voters, New: a.New, Index: a.Index}, nil
 	}
 	for _, c := range codes {
 		if a.Code == c.code {

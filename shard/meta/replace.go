@@ -36,7 +36,7 @@ func (s *State) applyReplace(c Command) (Result, bool, error) {
 	case OpReplaceVoter:
 		if pending {
 			if r.Old == c.Node && (r.New == c.New || c.New == "") {
-				return Result{Shard: c.Shard, Voters: replaced(voters, r.Old, r.New)}, false, nil // the same replacement again
+				return Result{Shard: c.Shard, Voters: replaced(voters, r.Old, r.New), New: r.New}, false, nil // the same replacement again
 			}
 			return Result{}, false, fmt.Errorf("%w: shard %d is replacing %s with %s already", ErrRefused, c.Shard, r.Old, r.New)
 		}
@@ -60,7 +60,7 @@ func (s *State) applyReplace(c Command) (Result, bool, error) {
 			return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d already", ErrRefused, c.New, c.Shard)
 		}
 		s.Replacing[c.Shard] = Replacement{Old: c.Node, New: c.New}
-		return Result{Shard: c.Shard, Voters: replaced(voters, c.Node, c.New)}, false, nil
+		return Result{Shard: c.Shard, Voters: replaced(voters, c.Node, c.New), New: c.New}, false, nil
 	case OpVoterReady:
 		if !pending || r.New != c.New {
 			return Result{}, false, fmt.Errorf("%w: node %q is not joining shard %d", ErrRefused, c.New, c.Shard)
@@ -89,9 +89,9 @@ func (s *State) applyReplace(c Command) (Result, bool, error) {
 	return Result{}, false, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
 }
 
-// replaced returns voters with old replaced by new, sorted.
-func replaced(voters []string, old, new string) []string {
-	next := append(slices.DeleteFunc(slices.Clone(voters), func(v string) bool { return v == old }), new)
+// replaced returns voters with old replaced by joiner, sorted.
+func replaced(voters []string, old, joiner string) []string {
+	next := append(slices.DeleteFunc(slices.Clone(voters), func(v string) bool { return v == old }), joiner)
 	slices.Sort(next)
 	return next
 }

@@ -87,7 +87,7 @@ func TestAReplacementGoesThroughTwoMapStates(t *testing.T) {
 	picked := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2"})
 	require.Equal(t, res.Voters, picked.Voters, "without new, the pending replacement answers")
 	again := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2", New: "n4"})
-	require.Equal(t, res, Result{Shard: again.Shard, Voters: again.Voters}, "the same replacement answers as the first time")
+	require.Equal(t, res, again, "the same replacement answers as the first time")
 	_, err := applyTo(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n3", New: "n5"})
 	require.ErrorContains(t, err, "replacing n2 with n4 already", "one replacement per shard at a time")
 	_, err = applyTo(t, f, Command{Op: OpRemoveNode, Node: "n4"})
@@ -164,6 +164,7 @@ func TestWithoutANewNodeTheFSMPicksItBySpread(t *testing.T) {
 	// seat vs none): b2.
 	res := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "c1"})
 	require.Equal(t, []string{"a1", "b1", "b2"}, res.Voters)
+	require.Equal(t, "b2", res.New)
 	// b1 leaves shard 2: region b has none left; b2 is joining shard 1
 	// but holds no seat yet, and b is the region with fewest voters.
 	res = mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 2, Node: "b1"})

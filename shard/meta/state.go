@@ -50,6 +50,7 @@ func NewState() *State {
 type Result struct {
 	Shard  uint64
 	Voters []string
+	New    string // replace_voter's new voter (picked by the FSM when not given)
 	Index  uint64
 }
 

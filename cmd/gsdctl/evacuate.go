@@ -1,0 +1,143 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/spf13/cobra"
+)
+
+// evacuatePoll is how often evacuate reads the map while a shard's
+// replacement is carried out.
+const evacuatePoll = 200 * time.Millisecond
+
+func (a *app) nodeCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "node", Short: "Act on a node of the shard map held by the meta group (gsd --meta)"}
+	var dryRun bool
+	evacuate := &cobra.Command{
+		Use:   "evacuate NODE",
+		Short: "Replace NODE's voter in every shard it votes in, one shard at a time",
+		Long: `evacuate replaces NODE (a node id of the shard map) in every shard it is a
+voter of, one shard at a time: the meta group picks the node that takes its
+seat (the fewest seats, spread over regions, never a voter of the shard), that
+node joins the shard and catches up, becomes a voter, and only then does NODE
+leave the shard and stop its group (deleting its data). So a shard never has
+fewer voters than before. evacuate waits, for each shard, until the map no
+longer lists NODE among its voters (at most --timeout per shard), and stops
+at the first shard that fails; running it again resumes where it stopped.
+It refuses before changing anything when a shard has no node to take the
+seat (a shard needs more nodes than voters). NODE stays a node of the map;
+it holds no shard afterwards.`,
+		Example: `  gsdctl --addr 10.0.0.1:7070 --secret-file cluster.secret node evacuate n3 --dry-run
+  gsdctl node evacuate n3 --timeout 2m`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.evacuate(cmd.Context(), args[0], dryRun)
+		},
+	}
+	evacuate.Flags().BoolVar(&dryRun, "dry-run", false, "print the shards NODE would leave and change nothing")
+	cmd.AddCommand(evacuate)
+	return cmd
+}
+
+// evacuate runs gsdctl node evacuate.
+func (a *app) evacuate(ctx context.Context, node string, dryRun bool) error {
+	c := a.client()
+	defer c.Close()
+	m, err := a.readMap(ctx, c)
+	if err != nil {
+		return err
+	}
+	if !m.Meta {
+		return usageError{errors.New("the shard map is a static file (gsd --shard-map without --meta): voters change through the meta group only")}
+	}
+	shards, err := evacuationPlan(m, node)
+	if err != nil {
+		return err
+	}
+	if len(shards) == 0 {
+		fmt.Fprintf(a.stdout, "node %s votes in no shard: nothing to do\n", node)
+		return nil
+	}
+	for _, s := range shards {
+		if dryRun {
+			fmt.Fprintf(a.stdout, "shard %d: would replace %s (voters %s) with a node the meta group picks\n",
+				s.ID, node, strings.Join(s.Voters, ","))
+			continue
+		}
+		if err := a.evacuateShard(ctx, c, s.ID, node); err != nil {
+			return fmt.Errorf("shard %d: %w (run evacuate again to resume)", s.ID, err)
+		}
+	}
+	return nil
+}
+
+// evacuationPlan returns the shards node votes in, in id order, or an
+// error when node is not in the map or a shard has no node to take its
+// seat (every node votes in it).
+func evacuationPlan(m wire.ShardMap, node string) ([]wire.ShardInfo, error) {
+	if !slices.ContainsFunc(m.Nodes, func(n wire.ShardNode) bool { return n.ID == node }) {
+		return nil, usageError{fmt.Errorf("no node %q in the shard map", node)}
+	}
+	var out []wire.ShardInfo
+	var errs []error
+	for _, s := range m.Shards {
+		if !slices.Contains(s.Voters, node) {
+			continue
+		}
+		if len(m.Nodes) < len(s.Voters)+1 {
+			errs = append(errs, fmt.Errorf("shard %d has %d voters on %d nodes: no node can take %s's seat (add a node first)",
+				s.ID, len(s.Voters), len(m.Nodes), node))
+		}
+		out = append(out, s)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b wire.ShardInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// evacuateShard replaces node in shard id and waits, within --timeout,
+// until the map no longer lists it among the shard's voters.
+func (a *app) evacuateShard(ctx context.Context, c *client.Client, id uint64, node string) error {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	res, err := c.ReplaceVoter(ctx, id, node, "")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "shard %d: %s takes %s's seat\n", id, res.New, node)
+	t := time.NewTicker(evacuatePoll)
+	defer t.Stop()
+	for {
+		m, err := c.Shards(ctx)
+		if err == nil {
+			for _, s := range m.Shards {
+				if s.ID == id && !slices.Contains(s.Voters, node) {
+					fmt.Fprintf(a.stdout, "shard %d: done, voters %s\n", id, strings.Join(s.Voters, ","))
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s is still a voter after %s: %w", node, a.timeout, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// readMap reads the shard map within --timeout.
+func (a *app) readMap(ctx context.Context, c *client.Client) (wire.ShardMap, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	return c.Shards(ctx)
+}

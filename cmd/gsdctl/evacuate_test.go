@@ -1,0 +1,137 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeMeta is a shard map that carries out a voter replacement after the
+// map was read twice since it was asked, and records the calls.
+type fakeMeta struct {
+	mu      sync.Mutex
+	m       wire.ShardMap
+	pending map[uint64]wire.VoterReplaced
+	reads   map[uint64]int
+	calls   []string
+}
+
+func (f *fakeMeta) serve(t *testing.T) string {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == wire.PathShards:
+			for id, p := range f.pending {
+				if f.reads[id]++; f.reads[id] >= 2 {
+					for i := range f.m.Shards {
+						if f.m.Shards[i].ID == id {
+							f.m.Shards[i].Voters = p.Voters
+						}
+					}
+					delete(f.pending, id)
+				}
+			}
+			_ = json.NewEncoder(w).Encode(f.m)
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/replace"):
+			var body wire.VoterReplace
+			require.NoError(t, json.NewDecoder(r.Body).Decode(&body))
+			f.calls = append(f.calls, r.URL.Path+" "+body.Old)
+			require.Empty(t, f.pending, "one shard at a time")
+			var id uint64
+			for _, s := range f.m.Shards {
+				if wire.PathShardReplace(s.ID) == r.URL.Path {
+					id = s.ID
+				}
+			}
+			next := slices.DeleteFunc(slices.Clone(f.shard(id).Voters), func(v string) bool { return v == body.Old })
+			res := wire.VoterReplaced{Shard: id, Old: body.Old, New: "n5", Voters: append(next, "n5")}
+			f.pending[id] = res
+			_ = json.NewEncoder(w).Encode(res)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(ts.Close)
+	return ts.Listener.Addr().String()
+}
+
+func (f *fakeMeta) shard(id uint64) wire.ShardInfo {
+	for _, s := range f.m.Shards {
+		if s.ID == id {
+			return s
+		}
+	}
+	return wire.ShardInfo{}
+}
+
+func newFakeMeta(nodes int, shards ...wire.ShardInfo) *fakeMeta {
+	m := wire.ShardMap{Meta: true, Shards: shards}
+	for i := 1; i <= nodes; i++ {
+		id := "n" + string(rune('0'+i))
+		m.Nodes = append(m.Nodes, wire.ShardNode{ID: id, Raft: id + ":1", HTTP: id + ":2"})
+	}
+	return &fakeMeta{m: m, pending: map[uint64]wire.VoterReplaced{}, reads: map[uint64]int{}}
+}
+
+func TestEvacuateReplacesTheNodeInEachShardOneAtATime(t *testing.T) {
+	f := newFakeMeta(5,
+		wire.ShardInfo{ID: 2, Voters: []string{"n1", "n3", "n4"}},
+		wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2", "n3"}},
+		wire.ShardInfo{ID: 3, Voters: []string{"n2", "n3", "n4"}})
+	addr := f.serve(t)
+
+	out := mustRun(t, "--addr", addr, "node", "evacuate", "n1", "--dry-run")
+	require.Contains(t, out, "shard 1: would replace n1 (voters n1,n2,n3)")
+	require.Contains(t, out, "shard 2: would replace n1 (voters n1,n3,n4)")
+	require.NotContains(t, out, "shard 3")
+	require.Empty(t, f.calls, "a dry run changes nothing")
+
+	out = mustRun(t, "--addr", addr, "node", "evacuate", "n1")
+	require.Equal(t, []string{"/v1/cluster/shards/1/replace n1", "/v1/cluster/shards/2/replace n1"}, f.calls)
+	require.Equal(t, "shard 1: n5 takes n1's seat\nshard 1: done, voters n2,n3,n5\n"+
+		"shard 2: n5 takes n1's seat\nshard 2: done, voters n3,n4,n5\n", out)
+
+	out = mustRun(t, "--addr", addr, "node", "evacuate", "n1")
+	require.Equal(t, "node n1 votes in no shard: nothing to do\n", out)
+}
+
+func TestEvacuateRefusesWithoutAReplacementOrAMetaMap(t *testing.T) {
+	f := newFakeMeta(3, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2", "n3"}})
+	addr := f.serve(t)
+	code, _, errOut := ctl(t, "", "--addr", addr, "node", "evacuate", "n1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "shard 1 has 3 voters on 3 nodes: no node can take n1's seat")
+	require.Empty(t, f.calls)
+
+	code, _, errOut = ctl(t, "", "--addr", addr, "node", "evacuate", "n9")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, `no node "n9" in the shard map`)
+
+	static := newFakeMeta(4, wire.ShardInfo{ID: 1, Voters: []string{"n1"}})
+	static.m.Meta = false
+	code, _, errOut = ctl(t, "", "--addr", static.serve(t), "node", "evacuate", "n1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "static file")
+}
+
+func TestEvacuateStopsAtTheFirstShardThatDoesNotFinish(t *testing.T) {
+	f := newFakeMeta(4, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2", "n3"}}, wire.ShardInfo{ID: 2, Voters: []string{"n1", "n2"}})
+	f.reads[1] = -1 << 30 // shard 1's replacement never finishes
+	addr := f.serve(t)
+	code, out, errOut := ctl(t, "", "--addr", addr, "--timeout", "500ms", "node", "evacuate", "n1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "shard 1: n5 takes n1's seat")
+	require.Contains(t, errOut, "shard 1: n1 is still a voter after 500ms")
+	require.Contains(t, errOut, "run evacuate again to resume")
+	require.Equal(t, []string{"/v1/cluster/shards/1/replace n1"}, f.calls, "shard 2 is not started")
+}
