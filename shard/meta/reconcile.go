@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/gsd-dev/gsd/shard"
-	"github.com/gsd-dev/gsd/store"
 	"github.com/hashicorp/raft"
 )
 
@@ -184,8 +183,20 @@ func (g *Group) join(id uint64, r Replacement) {
 	}
 }
 
+// groupMembers is what reconciliation needs of a shard's group on this
+// node (a store.Store): its Raft configuration and the leader's changes
+// to it.
+type groupMembers interface {
+	Members() ([]raft.Server, error)
+	AddNonvoter(ctx context.Context, id, addr string) error
+	PromoteVoter(ctx context.Context, id, addr string) error
+	RemoveMember(ctx context.Context, id string) error
+	TransferLeadership(ctx context.Context) error
+	Leader() (id, httpAddr string)
+}
+
 // take carries out one leader step for shard id.
-func (g *Group) take(id uint64, st *store.Store, m *shard.Map, s step) {
+func (g *Group) take(id uint64, st groupMembers, m *shard.Map, s step) {
 	ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
 	defer cancel()
 	var err error
@@ -221,7 +232,7 @@ func (g *Group) proposeStep(c Command) {
 }
 
 // leaderID is the id of st's group's leader as this node knows it.
-func leaderID(st *store.Store) string {
+func leaderID(st groupMembers) string {
 	id, _ := st.Leader()
 	return id
 }
