@@ -2,9 +2,14 @@ package meta
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
+	"net"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
 
@@ -177,4 +182,55 @@ func TestWithoutANewNodeTheFSMPicksItBySpread(t *testing.T) {
 	require.ErrorContains(t, err, "no node can take n1's seat in shard 2")
 	_, err = applyTo(t, full, Command{Op: OpReplaceVoter, Shard: 2, Node: "x"})
 	require.ErrorContains(t, err, `"x" is not a voter of shard 2`)
+}
+
+// levelTwoMember answers the gate's probe as a binary from before voter
+// replacements: it reads the group header and the probe byte and
+// answers {"reads":2}.
+func levelTwoMember(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				var b [11]byte // the group header and the probe byte
+				if _, err := io.ReadFull(conn, b[:]); err != nil || b[10] != probeMagic {
+					return
+				}
+				_ = writeFrame(conn, []byte(`{"reads":2}`))
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// A member that reads level 2 (assign's expect, not replacements) closes
+// the gate for replace_voter: refused before it enters the log.
+func TestTheGateRefusesAReplacementWhileAMemberReadsLevelTwo(t *testing.T) {
+	old := levelTwoMember(t)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "old", Address: raft.ServerAddress(old)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	require.Eventually(t, func() bool {
+		_, err = c.group("n1").Propose(ctx, Command{Op: OpReplaceVoter, Shard: 1, Node: "n2", New: "n3"})
+		return !errors.Is(err, ErrNotLeader)
+	}, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, err, ErrGate)
+	require.ErrorContains(t, err, "member old reads 2")
+	require.Empty(t, c.group("n1").fsm.Replacements(), "nothing applied")
+	// A conditional assign (level 2) passes the same member.
+	c.propose("n1", Command{Op: OpAssignWorld, World: "w", Shard: 1, Expect: ptr(c.group("n1").View().Map.ShardOf("w"))})
 }
