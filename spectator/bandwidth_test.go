@@ -105,6 +105,8 @@ type rulerBytes struct {
 	// (flate.BestSpeed): each message alone (no context takeover), or
 	// over one window kept across messages (context takeover)
 	jsonDeflate, jsonDeflateCtx, msgpackDeflate, msgpackDeflateCtx int
+	// gsd.watch.deflate.v1: Frame.Deflate, once per frame (spectators)
+	frameDeflate int
 }
 
 // deflater counts a stream's messages compressed as permessage-deflate
@@ -190,10 +192,17 @@ func fullStream(t testing.TB, evs []*fsm.Event, tick time.Duration) rulerBytes {
 	return s.bytes()
 }
 
+// rulerFrames are the frames a public viewer of evs is sent.
+func rulerFrames(t testing.TB, evs []*fsm.Event) []*Frame {
+	var fs []*Frame
+	spectatorStream(t, evs, func(f *Frame) { fs = append(fs, f) })
+	return fs
+}
+
 // spectatorStream runs evs through a pipeline of the battle's rules and
 // returns the bytes a public viewer, joined before the first event, is
 // sent, and the state it holds after the last frame.
-func spectatorStream(t testing.TB, evs []*fsm.Event) (rulerBytes, *wire.Keyframe, *Pipeline) {
+func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame)) (rulerBytes, *wire.Keyframe, *Pipeline) {
 	a, err := NewAccess(fsm.Rules{Fields: battleFields()})
 	require.NoError(t, err)
 	cfg := DefaultConfig()
@@ -205,9 +214,14 @@ func spectatorStream(t testing.TB, evs []*fsm.Event) (rulerBytes, *wire.Keyframe
 	require.NoError(t, err)
 	s := newRulerStream(t)
 	var state *wire.Keyframe
+	deflated := 0
 	read := func() {
 		for len(m.ch) > 0 {
 			f := <-m.ch
+			if sent != nil {
+				sent(f)
+			}
+			deflated += len(f.Deflate())
 			mp, err := f.Msgpack()
 			require.NoError(t, err)
 			s.message(t, f.Data, mp)
@@ -235,13 +249,15 @@ func spectatorStream(t testing.TB, evs []*fsm.Event) (rulerBytes, *wire.Keyframe
 		require.NoError(t, p.step(now))
 		read()
 	}
-	return s.bytes(), state, p
+	b := s.bytes()
+	b.frameDeflate = deflated
+	return b, state, p
 }
 
 func TestBandwidthRuler(t *testing.T) {
 	evs := battleEvents(t, benchRulerLoad)
 	full := fullStream(t, evs, DefaultConfig().Tick)
-	spec, state, p := spectatorStream(t, evs)
+	spec, state, p := spectatorStream(t, evs, nil)
 	// The viewer's state is the world's: the ruler counts frames that
 	// carry everything.
 	want := Keyframe(p.cfg.Access, p.ticker.State(), nil, View{})
@@ -259,5 +275,7 @@ func TestBandwidthRuler(t *testing.T) {
 	row("msgpack", full.msgpack, spec.msgpack)
 	row("msgpack deflate", full.msgpackDeflate, spec.msgpackDeflate)
 	row("msgpack deflate ctx", full.msgpackDeflateCtx, spec.msgpackDeflateCtx)
+	row("gsd.watch.deflate.v1", full.jsonDeflate, spec.frameDeflate)
 	require.Less(t, spec.json, full.json, "a tick's delta holds no more than its events")
+	require.LessOrEqual(t, 10*spec.frameDeflate, full.json, "issue 13's goal: a spectator stream of at most 10%% of the full event stream's bytes")
 }

@@ -23,6 +23,9 @@ type Frame struct {
 	once    sync.Once
 	msgpack []byte
 	err     error
+
+	deflateOnce sync.Once // frames_codec.go
+	deflated    []byte
 }
 
 // Msgpack returns the frame in the binary codec of the play protocol
