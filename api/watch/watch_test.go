@@ -1,10 +1,13 @@
 package watch
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,6 +140,31 @@ func TestWatchOverMsgpack(t *testing.T) {
 		require.Equal(t, websocket.MessageBinary, mt)
 		var kf wire.Keyframe
 		require.NoError(t, wire.UnmarshalMsgpack(b, &kf))
+		if kf.Type == wire.TypeKeyframe && kf.Seq >= seq {
+			require.EqualValues(t, 5, kf.Entities["e1"].Fields["score"].Value.Int)
+			return
+		}
+	}
+}
+
+// With the deflate subprotocol, frames are binary, each the DEFLATE of
+// the frame's JSON.
+func TestWatchOverDeflate(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	seq := e.hit(t, 5)
+	c := e.dial(t, "", wire.SubprotocolWatchDeflate)
+	require.Equal(t, wire.SubprotocolWatchDeflate, c.Subprotocol())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		mt, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageBinary, mt)
+		js, err := io.ReadAll(flate.NewReader(bytes.NewReader(b)))
+		require.NoError(t, err)
+		var kf wire.Keyframe
+		require.NoError(t, json.Unmarshal(js, &kf), "%s", js)
 		if kf.Type == wire.TypeKeyframe && kf.Seq >= seq {
 			require.EqualValues(t, 5, kf.Entities["e1"].Fields["score"].Value.Int)
 			return
