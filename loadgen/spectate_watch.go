@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,7 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 	start := time.Now()
 	var ws *websocket.Conn
 	for {
-		c, resp, err := websocket.Dial(ctx, addr+"/v1/worlds/"+world+"/watch", &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolJSON}})
+		c, resp, err := websocket.Dial(ctx, addr+"/v1/worlds/"+world+"/watch", &websocket.DialOptions{Subprotocols: watchSubprotocols})
 		if err == nil {
 			ws = c
 			break
@@ -48,6 +49,7 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(-1) // a keyframe holds the whole visible world
+	deflated := ws.Subprotocol() == wire.SubprotocolWatchDeflate
 	first := true
 	head := make([]byte, 64)
 	for {
@@ -58,7 +60,16 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 			}
 			return fmt.Errorf("watch %s on %s: %w", world, addr, err)
 		}
-		k := 0
+		k, counted := 0, false
+		if first && deflated {
+			// Counted as sent (compressed); only its head inflated.
+			var msg bytes.Buffer
+			if _, err := io.Copy(&msg, r); err != nil {
+				return fmt.Errorf("watch %s on %s: first frame: %w", world, addr, err)
+			}
+			n.Add(int64(msg.Len()))
+			r, counted = flate.NewReader(&msg), true
+		}
 		if first {
 			k, err = io.ReadFull(r, head)
 			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -70,6 +81,9 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 			joined(time.Since(start))
 			first = false
 		}
+		if counted {
+			continue
+		}
 		m, err := io.Copy(io.Discard, r)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -80,6 +94,11 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 		n.Add(int64(k) + m)
 	}
 }
+
+// watchSubprotocols are what a spectator asks for: frames deflated once
+// per frame on servers that offer it (docs/PROTOCOL.md, "Watching"),
+// else JSON.
+var watchSubprotocols = []string{wire.SubprotocolWatchDeflate, wire.SubprotocolJSON}
 
 // maxRetryAfter bounds the wait a refusal asks for.
 const maxRetryAfter = 30 * time.Second

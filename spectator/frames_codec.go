@@ -20,9 +20,9 @@ const (
 )
 
 // Subprotocols are the WebSocket subprotocols a watch route offers, in
-// the server's order of preference of equals (the client's own order
-// decides between those it offers).
-var Subprotocols = []string{wire.SubprotocolJSON, wire.SubprotocolMsgpack, wire.SubprotocolWatchDeflate}
+// its order of preference (coder/websocket takes the first of these the
+// client offers): deflate first, then JSON before msgpack as before it.
+var Subprotocols = []string{wire.SubprotocolWatchDeflate, wire.SubprotocolJSON, wire.SubprotocolMsgpack}
 
 // CodecOf is the codec of a negotiated subprotocol ("" or an unknown one:
 // JSON).

@@ -148,13 +148,15 @@ func TestWatchOverMsgpack(t *testing.T) {
 }
 
 // With the deflate subprotocol, frames are binary, each the DEFLATE of
-// the frame's JSON.
+// the frame's JSON; a client that offers it gets it.
 func TestWatchOverDeflate(t *testing.T) {
 	t.Parallel()
 	e := newWatchEnv(t)
 	seq := e.hit(t, 5)
-	c := e.dial(t, "", wire.SubprotocolWatchDeflate)
+	// Offered with JSON, deflate wins; JSON still wins over msgpack.
+	c := e.dial(t, "", wire.SubprotocolJSON, wire.SubprotocolWatchDeflate)
 	require.Equal(t, wire.SubprotocolWatchDeflate, c.Subprotocol())
+	require.Equal(t, wire.SubprotocolJSON, e.dial(t, "", wire.SubprotocolMsgpack, wire.SubprotocolJSON).Subprotocol())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
