@@ -105,8 +105,9 @@ type rulerBytes struct {
 	// (flate.BestSpeed): each message alone (no context takeover), or
 	// over one window kept across messages (context takeover)
 	jsonDeflate, jsonDeflateCtx, msgpackDeflate, msgpackDeflateCtx int
-	// gsd.watch.deflate.v1: Frame.Deflate, once per frame (spectators)
-	frameDeflate int
+	// gsd.watch.deflate.v1: Frame.Deflate, once per frame (spectators),
+	// and with versions=false, raw and deflated
+	frameDeflate, lean, leanDeflate int
 }
 
 // deflater counts a stream's messages compressed as permessage-deflate
@@ -214,7 +215,7 @@ func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame)) (rulerBy
 	require.NoError(t, err)
 	s := newRulerStream(t)
 	var state *wire.Keyframe
-	deflated := 0
+	var deflated, lean, leanDeflated int
 	read := func() {
 		for len(m.ch) > 0 {
 			f := <-m.ch
@@ -222,6 +223,8 @@ func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame)) (rulerBy
 				sent(f)
 			}
 			deflated += len(f.Deflate())
+			lean += len(f.Lean())
+			leanDeflated += len(f.LeanDeflate())
 			mp, err := f.Msgpack()
 			require.NoError(t, err)
 			s.message(t, f.Data, mp)
@@ -250,7 +253,7 @@ func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame)) (rulerBy
 		read()
 	}
 	b := s.bytes()
-	b.frameDeflate = deflated
+	b.frameDeflate, b.lean, b.leanDeflate = deflated, lean, leanDeflated
 	return b, state, p
 }
 
@@ -276,6 +279,8 @@ func TestBandwidthRuler(t *testing.T) {
 	row("msgpack deflate", full.msgpackDeflate, spec.msgpackDeflate)
 	row("msgpack deflate ctx", full.msgpackDeflateCtx, spec.msgpackDeflateCtx)
 	row("gsd.watch.deflate.v1", full.jsonDeflate, spec.frameDeflate)
+	row("json versions=false", full.json, spec.lean)
+	row("deflate versions=false", full.jsonDeflate, spec.leanDeflate)
 	require.Less(t, spec.json, full.json, "a tick's delta holds no more than its events")
 	require.LessOrEqual(t, 10*spec.frameDeflate, full.json, "issue 13's goal: a spectator stream of at most 10%% of the full event stream's bytes")
 }

@@ -40,6 +40,10 @@ func CodecOf(subprotocol string) Codec {
 // binary message. Each encoding is made once per frame, for all viewers.
 func (f *Frame) Encoded(c Codec) ([]byte, bool, error) {
 	switch c {
+	case CodecJSON | CodecLean:
+		return f.Lean(), false, nil
+	case CodecDeflate | CodecLean:
+		return f.LeanDeflate(), true, nil
 	case CodecMsgpack:
 		b, err := f.Msgpack()
 		return b, true, err
@@ -62,16 +66,19 @@ var deflaters = sync.Pool{New: func() any {
 // bandwidth ruler (bandwidth_test.go) a higher level saves little on
 // frames of a few kB and costs the CPU of every tick.
 func (f *Frame) Deflate() []byte {
-	f.deflateOnce.Do(func() {
-		var buf bytes.Buffer
-		buf.Grow(len(f.Data)/3 + 64)
-		w := deflaters.Get().(*flate.Writer)
-		w.Reset(&buf)
-		// Writes to a bytes.Buffer do not fail.
-		_, _ = w.Write(f.Data)
-		_ = w.Close()
-		deflaters.Put(w)
-		f.deflated = buf.Bytes()
-	})
+	f.deflateOnce.Do(func() { f.deflated = deflate(f.Data) })
 	return f.deflated
+}
+
+// deflate returns the raw DEFLATE of b, a whole stream.
+func deflate(b []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(b)/3 + 64)
+	w := deflaters.Get().(*flate.Writer)
+	w.Reset(&buf)
+	// Writes to a bytes.Buffer do not fail.
+	_, _ = w.Write(b)
+	_ = w.Close()
+	deflaters.Put(w)
+	return buf.Bytes()
 }

@@ -78,3 +78,18 @@ func BenchmarkFrameDeflate(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/float64(b.N), "B/frame")
 }
+
+// BenchmarkFrameLeanDeflate: as BenchmarkFrameDeflate, for versions=false
+// (the versions stripped, then deflated); ns/op is per frame.
+func BenchmarkFrameLeanDeflate(b *testing.B) {
+	frames := rulerFrames(b, battleEvents(b, benchRulerLoad))
+	var n int
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		f := frames[i%len(frames)]
+		g := &Frame{Type: f.Type, Seq: f.Seq, Data: f.Data}
+		n += len(g.LeanDeflate())
+	}
+	b.ReportMetric(float64(n)/float64(b.N), "B/frame")
+}

@@ -54,11 +54,19 @@ func (r *Relay) checkView(req *http.Request) error {
 // as a node does: a keyframe, then a delta per tick (or filtered events),
 // over WebSocket, JSON text messages or, with the gsd.msgpack.v1
 // subprotocol, binary ones (gsd.watch.deflate.v1: the JSON deflated,
-// once per frame for all viewers). delay= raises the upstream's delay (the relay
+// once per frame for all viewers; versions=false leaves the versions out
+// of keyframes and deltas). delay= raises the upstream's delay (the relay
 // holds the events it receives that long more).
 func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 	world := req.PathValue("world")
 	v, events, err := r.viewer(req)
+	var lean bool
+	if err == nil {
+		lean, err = spectator.ParseVersions(req.URL.Query().Get("versions"), events, spectator.Offered(req.Header.Values("Sec-WebSocket-Protocol")))
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	}
 	if err == nil {
 		err = r.admit(world)
 	}
@@ -87,6 +95,9 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 	}
 	defer ws.CloseNow()
 	codec := spectator.CodecOf(ws.Subprotocol())
+	if lean {
+		codec |= spectator.CodecLean
+	}
 	ctx := ws.CloseRead(req.Context()) // the viewer says nothing; its close ends ctx
 	defer context.AfterFunc(r.ctx, func() { ws.Close(websocket.StatusGoingAway, "relay closing") })()
 	for {
