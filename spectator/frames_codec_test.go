@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -92,4 +93,31 @@ func BenchmarkFrameLeanDeflate(b *testing.B) {
 		n += len(g.LeanDeflate())
 	}
 	b.ReportMetric(float64(n)/float64(b.N), "B/frame")
+}
+
+// Viewers of one frame ask for its encodings at once: each is made once
+// and all get the same bytes.
+func TestFrameEncodingsAreMadeOnceForConcurrentViewers(t *testing.T) {
+	f := &Frame{Type: wire.TypeWatchDelta, Data: []byte(`{"type":"delta","entities":{"a":{"version":2,"fields":{"x":{"value":1,"version":2}}}}}`)}
+	codecs := []Codec{CodecJSON, CodecDeflate, CodecJSON | CodecLean, CodecDeflate | CodecLean}
+	got := make([][][]byte, 8)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Go(func() {
+			for _, c := range codecs {
+				b, _, err := f.Encoded(c)
+				if err == nil {
+					got[i] = append(got[i], b)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range got {
+		require.Len(t, got[i], len(codecs))
+		for j := range codecs {
+			require.Same(t, &got[0][j][0], &got[i][j][0])
+		}
+	}
+	require.Equal(t, `{"type":"delta","entities":{"a":{"fields":{"x":{"value":1}}}}}`, string(inflate(t, got[0][3])))
 }
