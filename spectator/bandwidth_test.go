@@ -281,6 +281,12 @@ func TestBandwidthRuler(t *testing.T) {
 	row("gsd.watch.deflate.v1", full.jsonDeflate, spec.frameDeflate)
 	row("json versions=false", full.json, spec.lean)
 	row("deflate versions=false", full.jsonDeflate, spec.leanDeflate)
+	// A late joiner's (or a slow viewer's) keyframe of the world then.
+	kf, err := encode(wire.TypeKeyframe, want.Seq, want)
+	require.NoError(t, err)
+	t.Logf("a keyframe of the world at the end: json %d B, deflate %d B, deflate versions=false %d B", len(kf.Data), len(kf.Deflate()), len(kf.LeanDeflate()))
+	require.Less(t, len(kf.LeanDeflate()), len(kf.Deflate()))
+	require.Less(t, len(kf.Deflate()), len(kf.Data))
 	require.Less(t, spec.json, full.json, "a tick's delta holds no more than its events")
 	require.LessOrEqual(t, 10*spec.frameDeflate, full.json, "issue 13's goal: a spectator stream of at most 10%% of the full event stream's bytes")
 }
