@@ -196,14 +196,14 @@ func fullStream(t testing.TB, evs []*fsm.Event, tick time.Duration) rulerBytes {
 // rulerFrames are the frames a public viewer of evs is sent.
 func rulerFrames(t testing.TB, evs []*fsm.Event) []*Frame {
 	var fs []*Frame
-	spectatorStream(t, evs, func(f *Frame) { fs = append(fs, f) })
+	spectatorStream(t, evs, func(f *Frame) { fs = append(fs, f) }, nil)
 	return fs
 }
 
 // spectatorStream runs evs through a pipeline of the battle's rules and
 // returns the bytes a public viewer, joined before the first event, is
 // sent, and the state it holds after the last frame.
-func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame)) (rulerBytes, *wire.Keyframe, *Pipeline) {
+func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame), stepped func(*Pipeline)) (rulerBytes, *wire.Keyframe, *Pipeline) {
 	a, err := NewAccess(fsm.Rules{Fields: battleFields()})
 	require.NoError(t, err)
 	cfg := DefaultConfig()
@@ -251,6 +251,9 @@ func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame)) (rulerBy
 		next = i
 		require.NoError(t, p.step(now))
 		read()
+		if stepped != nil {
+			stepped(p)
+		}
 	}
 	b := s.bytes()
 	b.frameDeflate, b.lean, b.leanDeflate = deflated, lean, leanDeflated
@@ -260,7 +263,7 @@ func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame)) (rulerBy
 func TestBandwidthRuler(t *testing.T) {
 	evs := battleEvents(t, benchRulerLoad)
 	full := fullStream(t, evs, DefaultConfig().Tick)
-	spec, state, p := spectatorStream(t, evs, nil)
+	spec, state, p := spectatorStream(t, evs, nil, nil)
 	// The viewer's state is the world's: the ruler counts frames that
 	// carry everything.
 	want := Keyframe(p.cfg.Access, p.ticker.State(), nil, View{})
@@ -281,6 +284,36 @@ func TestBandwidthRuler(t *testing.T) {
 	row("gsd.watch.deflate.v1", full.jsonDeflate, spec.frameDeflate)
 	row("json versions=false", full.json, spec.lean)
 	row("deflate versions=false", full.jsonDeflate, spec.leanDeflate)
+	// The HTTP segments' bytes: the same frames as NDJSON, cut every
+	// 2 s (the default), each opening with a keyframe, gzipped for a
+	// client that accepts gzip.
+	var segs []*Segment
+	cur := &Segment{}
+	steps := 0
+	spectatorStream(t, evs, func(f *Frame) {
+		if steps > 0 { // the join keyframe is the first segment's
+			cur.Data = append(append(cur.Data, f.Data...), '\n')
+		}
+	}, func(p *Pipeline) {
+		steps++
+		if steps%int(DefaultSegmentDuration/p.cfg.Tick) == 1 {
+			if len(cur.Data) > 0 {
+				segs = append(segs, cur)
+			}
+			kf, err := encode(wire.TypeKeyframe, p.ticker.State().Seq(), Keyframe(p.cfg.Access, p.ticker.State(), nil, View{}))
+			require.NoError(t, err)
+			cur = &Segment{Data: append(kf.Data, '\n')}
+		}
+	})
+	segs = append(segs, cur)
+	var plain, gzipped int
+	for _, sg := range segs {
+		gz, _ := sg.Gzip()
+		plain, gzipped = plain+len(sg.Data), gzipped+len(gz)
+	}
+	t.Logf("as %d HTTP segments of %s: NDJSON %.1f%%, gzipped %.1f%% of full NDJSON", len(segs), DefaultSegmentDuration, 100*float64(plain)/float64(full.json), 100*float64(gzipped)/float64(full.json))
+	require.Less(t, gzipped, plain/3)
+
 	// A late joiner's (or a slow viewer's) keyframe of the world then.
 	kf, err := encode(wire.TypeKeyframe, want.Seq, want)
 	require.NoError(t, err)
