@@ -241,6 +241,48 @@ func TestWatchFramesReadsDeflatedFramesAndCountsTheirBytes(t *testing.T) {
 	require.Error(t, err)
 }
 
+// A spectator asks for frames without versions, and joins without them
+// on a server that refuses versions= (an older gsd).
+func TestWatchFramesAsksForNoVersionsAndFallsBack(t *testing.T) {
+	kf := `{"type":"keyframe","world":"w","seq":1}`
+	inner := watchServer(t, kf)
+	var asked, plain atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("versions") == "false" {
+			asked.Add(1)
+			http.Error(w, `{"code":"malformed"}`, http.StatusBadRequest)
+			return
+		}
+		plain.Add(1)
+		http.Redirect(w, r, inner+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(ts.Close)
+	var n atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	joined := make(chan struct{})
+	go func() {
+		done <- watchFrames(ctx, ts.URL, "w", &n, func(time.Duration) { close(joined) }, func() { t.Error("refused") })
+	}()
+	select {
+	case <-joined:
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.EqualValues(t, 1, asked.Load())
+	require.EqualValues(t, 1, plain.Load())
+
+	// Refused again without versions=: an error, not a loop.
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"code":"malformed"}`, http.StatusBadRequest)
+	}))
+	t.Cleanup(bad.Close)
+	err := watchFrames(context.Background(), bad.URL, "w", &n, func(time.Duration) {}, func() {})
+	require.ErrorContains(t, err, "400")
+}
+
 // A full server's 503 is counted and tried again after its Retry-After;
 // another refusal is an error.
 func TestWatchFramesRetriesAFullServer(t *testing.T) {

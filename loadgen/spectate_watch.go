@@ -18,7 +18,8 @@ import (
 )
 
 // watchFrames follows world's watch route on addr (a node or a relay) as
-// a spectator does: a keyframe first, then a delta per tick. A full
+// a spectator does: a keyframe first, then a delta per tick, deflated
+// and without versions where the server offers them. A full
 // server's refusal (503 with Retry-After) is counted through refused and
 // tried again after the time it asks (at most maxRetryAfter). It reports
 // the time from the first dial to the first frame through joined (once,
@@ -32,14 +33,19 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 	}
 	start := time.Now()
 	var ws *websocket.Conn
+	query := "?versions=false" // a spectator writes nothing: no versions
 	for {
-		c, resp, err := websocket.Dial(ctx, addr+"/v1/worlds/"+world+"/watch", &websocket.DialOptions{Subprotocols: watchSubprotocols})
+		c, resp, err := websocket.Dial(ctx, addr+"/v1/worlds/"+world+"/watch"+query, &websocket.DialOptions{Subprotocols: watchSubprotocols})
 		if err == nil {
 			ws = c
 			break
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if resp != nil && resp.StatusCode == http.StatusBadRequest && query != "" {
+			query = "" // a server without versions=: frames with versions
+			continue
 		}
 		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 			return fmt.Errorf("watch %s on %s: %w", world, addr, err)
