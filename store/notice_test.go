@@ -29,6 +29,13 @@ func newQuietLeaderCluster(t *testing.T, tweak func(*Config)) (*cluster, *Store)
 		require.NoError(t, l.raft.LeadershipTransferToServer(raft.ServerID(n2.cfg.ID), n2.transport.LocalAddr()).Error())
 	}
 	require.Eventually(t, n2.LeaderReady, 10*time.Second, 10*time.Millisecond, "n2 leads")
+	// A new leader records its own addresses (registerSelf: the joins
+	// left out the region): wait for that entry, so that it does not land
+	// among a test's entries.
+	require.Eventually(t, func() bool {
+		n, ok := n2.fsm.Node(n2.cfg.ID)
+		return ok && sameAddrs(n, n2.Self())
+	}, 10*time.Second, 10*time.Millisecond, "n2 recorded its addresses")
 	mustCreateWorld(t, n2, "w")
 	return c, n2
 }
