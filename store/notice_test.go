@@ -132,33 +132,43 @@ func TestABurstOfBatchesSendsOneNoticeAtItsEnd(t *testing.T) {
 	require.LessOrEqual(t, sent, 2.0, "not one notice per entry")
 }
 
-// A leader that loses leadership with a notice outstanding goes on: the
-// notice fails with the lost leadership, and the new leader's lone actions
-// reach its followers with notices of its own.
+// A leader that loses leadership with a notice outstanding goes on: with
+// both followers stopped, a notice n2 proposes cannot commit; n2 steps
+// down once its lease runs out, which answers the notice. Led by n2 again,
+// its lone actions still reach the followers, so its notice goroutine was
+// not left waiting.
 func TestLosingLeadershipWithANoticeOutstandingIsHarmless(t *testing.T) {
 	t.Parallel()
-	c, l := newQuietLeaderCluster(t, nil)
+	c, l := newQuietLeaderCluster(t, func(cfg *Config) {
+		if cfg.ID == "n2" { // a lease long enough to propose in
+			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, 3*time.Second
+		}
+	})
 	_, _, err := l.Act(ctxT(t), incr("w", "p1", 1, "e", "c", 1))
 	require.NoError(t, err)
-	// Hand leadership on right away: the lone action's notice is likely
-	// still outstanding, and is answered by the lost leadership if so.
-	n3 := c.nodes[2]
-	require.NoError(t, l.raft.LeadershipTransferToServer(raft.ServerID(n3.cfg.ID), n3.transport.LocalAddr()).Error())
-	require.Eventually(t, n3.LeaderReady, 10*time.Second, 10*time.Millisecond, "n3 leads")
-	_, _, err = n3.Act(ctxT(t), incr("w", "p1", 2, "e", "c", 1))
-	require.NoError(t, err)
-	for _, s := range c.nodes {
-		require.Eventually(t, func() bool { return scoreOn(s, "w") == 2 }, 5*time.Second, 5*time.Millisecond,
-			"%s applied the new leader's lone action", s.cfg.ID)
+	c.waitReplicated()
+	c.crash(0)
+	c.crash(2)
+	before := testutil.ToFloat64(l.metrics.commitNotices)
+	require.True(t, l.IsLeader(), "n2 still leads on its lease")
+	l.batcher.askNotice()
+	require.Eventually(t, func() bool { return testutil.ToFloat64(l.metrics.commitNotices) == before+1 }, 5*time.Second, time.Millisecond,
+		"n2 proposed a notice no follower can take")
+	require.Eventually(t, func() bool { return !l.IsLeader() }, 10*time.Second, 10*time.Millisecond, "n2 steps down")
+
+	c.restart(0)
+	c.restart(2)
+	if ld := c.leader(); ld != l {
+		require.NoError(t, ld.raft.LeadershipTransferToServer(raft.ServerID(l.cfg.ID), l.transport.LocalAddr()).Error())
 	}
-	// The old leader's batcher still works once it leads again.
-	require.NoError(t, n3.raft.LeadershipTransferToServer(raft.ServerID(l.cfg.ID), l.transport.LocalAddr()).Error())
-	require.Eventually(t, l.LeaderReady, 10*time.Second, 10*time.Millisecond, "n2 leads again")
-	_, _, err = l.Act(ctxT(t), incr("w", "p1", 3, "e", "c", 1))
-	require.NoError(t, err)
-	for _, s := range c.nodes {
-		require.Eventually(t, func() bool { return scoreOn(s, "w") == 3 }, 5*time.Second, 5*time.Millisecond,
-			"%s applied the lone action after leading again", s.cfg.ID)
+	require.Eventually(t, l.LeaderReady, 20*time.Second, 10*time.Millisecond, "n2 leads again")
+	for seq := uint64(2); seq <= 3; seq++ {
+		_, _, err = l.Act(ctxT(t), incr("w", "p1", seq, "e", "c", 1))
+		require.NoError(t, err)
+		for _, s := range c.nodes {
+			require.Eventually(t, func() bool { return scoreOn(s, "w") == int64(seq) }, 5*time.Second, 5*time.Millisecond,
+				"%s applied lone action %d after n2 led again", s.cfg.ID, seq)
+		}
 	}
 }
 
