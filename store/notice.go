@@ -41,10 +41,11 @@ func (b *batcher) notices() {
 			return
 		case <-b.notice:
 		}
-		// A batch in flight carries the commit index; a node that is no
-		// longer leader has no commit to tell (and raft answers a barrier
-		// proposed after its shutdown only by chance).
-		if len(b.sem) > 0 || b.raft.State() != raft.Leader {
+		// A batch in flight, or one about to be proposed from the lanes,
+		// carries the commit index; a node that is no longer leader has no
+		// commit to tell (and raft answers a barrier proposed after its
+		// shutdown only by chance).
+		if len(b.sem) > 0 || len(b.critical) > 0 || len(b.bulk) > 0 || b.raft.State() != raft.Leader {
 			continue
 		}
 		f := b.raft.Barrier(b.timeout)
