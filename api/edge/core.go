@@ -31,6 +31,9 @@ type Core struct {
 	auth    *Authenticator // nil: auth off
 	wire    *WireCache     // encoded events shared by streams and plays
 	limiter *playerLimiter // nil: no per-player rate limit (ratelimit.go)
+	// oldActRoute: leaders (by address) found without the compact act
+	// route, and when (actforward.go).
+	oldActRoute sync.Map
 
 	// closing is cancelled by Close; open streams end on it.
 	closing context.Context
