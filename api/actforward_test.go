@@ -316,3 +316,40 @@ func TestForwardedPlayActionFollowsALeaderChangeAndNeverResendsAnUnknownOutcome(
 	_, code = edge.Classify(err, true)
 	require.Equal(t, edge.CodeOutcomeUnknown, code, "%v", err)
 }
+
+func TestActRouteRefusesWhatItCannotServe(t *testing.T) {
+	t.Parallel()
+	path := edge.InternalActRoutePath("arena")
+	fwd := []string{edge.HeaderForwarded, "1"}
+	f := apitest.NewFake()
+	require.NoError(t, f.CreateWorld(context.Background(), "arena", fsm.Rules{}))
+	e := newEnv(t, f, func(c *Config) { c.MaxBatchActions = 2; c.MaxBodyBytes, c.MaxBatchBodyBytes = 4096, 4096 })
+	a, _ := playAction("arena", "p1", 1)
+	e.RequireError(413, edge.CodeTooLarge, "POST", path, actRouteBody(a, a, a), fwd...)
+	e.RequireError(413, edge.CodeTooLarge, "POST", path, strings.Repeat("x", 5000), fwd...)
+
+	// A node that does not lead refuses, never sends on.
+	f.SetLeader("n9", "127.0.0.1:1")
+	f.LeaderFlag.Store(false)
+	e.RequireError(503, edge.CodeNotLeader, "POST", path, actRouteBody(a), fwd...)
+	require.Zero(t, f.Acts)
+}
+
+func TestFollowerRefusesAnUndecodableActRouteAnswer(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{`{"results":[]}`, `not json`} {
+		bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(body))
+		}))
+		t.Cleanup(bad.Close)
+		ff := apitest.NewFake()
+		ff.LeaderFlag.Store(false)
+		ff.ActErr = store.ErrNotLeader
+		ff.SetLeader("n1", bad.URL)
+		follower := newEnv(t, ff)
+		a, raw := playAction("arena", "p1", 1)
+		_, err := follower.srv.ActOnLeader(context.Background(), a, raw, "")
+		require.ErrorIs(t, err, edge.ErrInternal, body)
+		require.Contains(t, err.Error(), "undecodable answer")
+	}
+}
