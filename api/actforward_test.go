@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -352,4 +354,104 @@ func TestFollowerRefusesAnUndecodableActRouteAnswer(t *testing.T) {
 		require.ErrorIs(t, err, edge.ErrInternal, body)
 		require.Contains(t, err.Error(), "undecodable answer")
 	}
+}
+
+// blockingLeader makes leader's group hold every action until release is
+// closed, counting them in arrived, and answer each with its own event.
+func blockingLeader(t *testing.T, leader *testEnv) (arrived *atomic.Int32, release chan struct{}) {
+	t.Helper()
+	arrived, release = new(atomic.Int32), make(chan struct{})
+	var seq atomic.Uint64
+	leader.Fake.Set(func(f *apitest.Fake) {
+		f.ActHook = func(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+			arrived.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, false, store.ErrOutcomeUnknown
+			}
+			return &fsm.Event{World: a.World, Seq: seq.Add(1), Player: a.Player, ClientSeq: a.Seq, Status: fsm.StatusApplied}, false, nil
+		}
+	})
+	return arrived, release
+}
+
+func TestFollowerSharesCallsAmongPlayActionsDueAtOnce(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t)
+	arrived, release := blockingLeader(t, leader)
+	forwarded := func() int {
+		leader.Fake.Mu.Lock()
+		defer leader.Fake.Mu.Unlock()
+		return leader.Fake.Forwarded
+	}
+	type answer struct {
+		player string
+		ev     wire.Event
+		err    error
+	}
+	answers := make(chan answer, 64)
+	act := func(ctx context.Context, player string) {
+		a, raw := playAction("arena", player, 1)
+		ev, err := follower.srv.ActOnLeader(ctx, a, raw, "")
+		answers <- answer{player, ev, err}
+	}
+	// As many calls as may be in flight, one action each (each caller
+	// comes when the calls before it are held), held.
+	for i := range 4 {
+		go act(context.Background(), fmt.Sprintf("p%d", i))
+		require.Eventually(t, func() bool { return arrived.Load() == int32(i+1) }, 10*time.Second, time.Millisecond)
+	}
+	require.Equal(t, 4, forwarded())
+
+	// An action whose caller gives up while it waits is never sent.
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	act(cancelled, "gone")
+	gone := <-answers
+	_, code := edge.Classify(gone.err, true)
+	require.Equal(t, edge.CodeOutcomeUnknown, code, "%v", gone.err)
+
+	// The actions that arrive meanwhile wait, and go in fewer calls.
+	for i := 4; i < 40; i++ {
+		go act(context.Background(), fmt.Sprintf("p%d", i))
+	}
+	close(release)
+	seqs := map[uint64]bool{}
+	for range 40 {
+		a := <-answers
+		require.NoError(t, a.err, a.player)
+		require.Equal(t, a.player, a.ev.Player, "each caller gets its own action's event")
+		require.Equal(t, uint64(1), a.ev.ClientSeq)
+		require.False(t, seqs[a.ev.Seq], "one event per action")
+		seqs[a.ev.Seq] = true
+	}
+	require.Equal(t, int32(40), arrived.Load(), "the abandoned action never reached the leader")
+	require.LessOrEqual(t, forwarded(), 40)
+	t.Logf("40 actions in %d calls", forwarded())
+}
+
+func TestFollowerCloseEndsItsForwardedPlayActions(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t)
+	arrived, release := blockingLeader(t, leader)
+	t.Cleanup(func() { close(release) })
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			a, raw := playAction("arena", fmt.Sprintf("p%d", i), 1)
+			_, err := follower.srv.ActOnLeader(context.Background(), a, raw, "")
+			errs <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return arrived.Load() == 4 }, 10*time.Second, time.Millisecond)
+	follower.srv.Close() // cancels the calls in flight and waits for their senders
+	for range 4 {
+		_, code := edge.Classify(<-errs, true)
+		require.Equal(t, edge.CodeOutcomeUnknown, code)
+	}
+	a, raw := playAction("arena", "late", 1)
+	_, err := follower.srv.ActOnLeader(context.Background(), a, raw, "")
+	_, code := edge.Classify(err, true)
+	require.Equal(t, edge.CodeUnavailable, code, "%v", err)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -82,4 +83,28 @@ func BenchmarkFollowerActOnLeader(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkFollowerActOnLeaderParallel is many play connections' actions
+// forwarded at once (16 per core): the case where calls are shared.
+func BenchmarkFollowerActOnLeaderParallel(b *testing.B) {
+	f := benchPair(b)
+	ctx := context.Background()
+	var seq atomic.Uint64
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n := seq.Add(1)
+			raw := strconv.AppendUint([]byte(`{"seq":`), n, 10)
+			raw = append(raw, `,"ops":[{"op":"set","entity":"p1","field":"x","value":12}]}`...)
+			a := &fsm.Action{World: "arena", Player: "p1", Seq: n, Priority: fsm.PriorityCritical,
+				Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "p1", Field: "x", Value: fsm.Int(12)}}}
+			if _, err := f.ActOnLeader(ctx, a, raw, ""); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

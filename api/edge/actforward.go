@@ -77,11 +77,18 @@ type ActRouteResult struct {
 	Error  string      `json:"error,omitempty"`
 }
 
-// actRemote runs a on the leader rt names: by the compact act route, or
-// by the old one for a leader without it.
-func (s *Core) actRemote(ctx context.Context, rt Route, a *fsm.Action, raw json.RawMessage, token string) (wire.Event, error) {
+// actRemote runs a on the leader rt names: by the compact act route
+// (batched with other actions for the same leader and world unless solo),
+// or by the old one for a leader without it.
+func (s *Core) actRemote(ctx context.Context, rt Route, a *fsm.Action, raw json.RawMessage, token string, solo bool) (wire.Event, error) {
 	if t, ok := s.oldActRoute.Load(rt.Addr); !ok || time.Since(t.(time.Time)) > oldActRouteRecheck {
-		ev, err := s.actRoute(ctx, rt, a, token)
+		var ev wire.Event
+		var err error
+		if solo || !s.batchable() {
+			ev, err = s.actAlone(ctx, rt, a, token)
+		} else {
+			ev, err = s.actBatched(ctx, rt, a)
+		}
 		if !errors.Is(err, errNoActRoute) {
 			return ev, err
 		}
@@ -94,17 +101,31 @@ func (s *Core) actRemote(ctx context.Context, rt Route, a *fsm.Action, raw json.
 // errNoActRoute: the leader answered 404 without HeaderActRoute.
 var errNoActRoute = errors.New("gsd/api: leader has no compact act route")
 
-// actRoute makes the compact act route's call for one action.
-func (s *Core) actRoute(ctx context.Context, rt Route, a *fsm.Action, token string) (wire.Event, error) {
-	body := fsm.EncodeBatch(&fsm.Batch{Commands: []fsm.Command{{Kind: fsm.CmdAction, Action: a}}})
+// actAlone makes the compact act route's call for a alone, under ctx.
+func (s *Core) actAlone(ctx context.Context, rt Route, a *fsm.Action, token string) (wire.Event, error) {
+	results, err := s.postActs(ctx, rt, []*fsm.Action{a}, token)
+	if err != nil {
+		return wire.Event{}, err
+	}
+	return results[0].outcome()
+}
+
+// postActs makes one compact act route call for actions, all of one
+// world, and returns one result per action. token goes along for a
+// leader that does not trust this node's call (actforward's comment).
+func (s *Core) postActs(ctx context.Context, rt Route, actions []*fsm.Action, token string) ([]ActRouteResult, error) {
+	b := &fsm.Batch{Commands: make([]fsm.Command, len(actions))}
+	for i, a := range actions {
+		b.Commands[i] = fsm.Command{Kind: fsm.CmdAction, Action: a}
+	}
 	var out ActRouteAnswer
-	err := s.sendTyped(ctx, rt, http.MethodPost, InternalActRoutePath(a.World), body, ContentTypeBatch, token, func(_ int, r io.Reader) error {
-		b, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxBatchBodyBytes))
+	err := s.sendTyped(ctx, rt, http.MethodPost, InternalActRoutePath(actions[0].World), fsm.EncodeBatch(b), ContentTypeBatch, token, func(_ int, r io.Reader) error {
+		body, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxBatchBodyBytes))
 		if err != nil {
 			return ForwardError(rt.Node, err, true)
 		}
-		if err := json.Unmarshal(b, &out); err != nil || len(out.Results) != 1 {
-			return fmt.Errorf("%w: leader %s: undecodable answer (%d results): %v", ErrInternal, rt.Node, len(out.Results), err)
+		if err := json.Unmarshal(body, &out); err != nil || len(out.Results) != len(actions) {
+			return fmt.Errorf("%w: leader %s: undecodable answer (%d results for %d actions): %v", ErrInternal, rt.Node, len(out.Results), len(actions), err)
 		}
 		return nil
 	}, func(status int, h http.Header) error {
@@ -113,14 +134,15 @@ func (s *Core) actRoute(ctx context.Context, rt Route, a *fsm.Action, token stri
 		}
 		return nil
 	})
-	if err != nil {
-		return wire.Event{}, err
+	return out.Results, err
+}
+
+// outcome is r as ActOnLeader answers: the event, or the leader's error.
+func (r ActRouteResult) outcome() (wire.Event, error) {
+	if r.Event == nil {
+		return wire.Event{}, &RemoteError{Status: r.Status, Code: r.Code, Msg: r.Error}
 	}
-	res := out.Results[0]
-	if res.Event == nil {
-		return wire.Event{}, &RemoteError{Status: res.Status, Code: res.Code, Msg: res.Error}
-	}
-	return *res.Event, nil
+	return *r.Event, nil
 }
 
 // actOldRoute sends the action as the public action route's body to its

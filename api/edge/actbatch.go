@@ -1,0 +1,156 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Play actions that a follower forwards to the same leader for the same
+// world share compact act route calls when many are due at once: each
+// waits in its (leader, world) queue, and up to actSenders senders each
+// take what is waiting and send it as one call. Below that many calls in
+// flight an action goes out at once, alone, as before; above it, the
+// actions that arrive while the calls are in flight go together in the
+// next, so a loaded follower makes fewer, larger calls and the leader
+// parses fewer requests (its group's batcher packs them as it packs
+// concurrent actions). Each caller still waits on its own context: one
+// that gives up before its action was taken is never sent; after, its
+// outcome is unknown, as with a call of its own. A call's failure is each
+// of its actions' (not_leader before it left, outcome_unknown after).
+//
+// Only calls the leader trusts without a token are shared (a cluster
+// secret or mutual TLS, or auth off): one call carries one token.
+
+// actSenders bounds the compact act route calls in flight to one leader
+// for one world.
+const actSenders = 4
+
+// actQueue is the actions waiting for one leader and world.
+type actQueue struct {
+	mu      sync.Mutex
+	pending []*pendingAct
+	senders int // running senders
+}
+
+// pendingAct is one waiting action and where its outcome goes.
+type pendingAct struct {
+	a     *fsm.Action
+	state atomic.Int32 // actWaiting, then actTaken or actAbandoned
+	done  chan actOutcome
+}
+
+const (
+	actWaiting int32 = iota
+	actTaken
+	actAbandoned
+)
+
+type actOutcome struct {
+	ev  wire.Event
+	err error
+}
+
+// batchable reports whether this node's compact act route calls need no
+// player's token, so that one call may carry several players' actions.
+func (s *Core) batchable() bool {
+	return len(s.cfg.ClusterSecret) > 0 || s.cfg.PeerTLS != nil || s.auth == nil
+}
+
+// actBatched queues a for the leader rt names and waits for its outcome
+// or ctx.
+func (s *Core) actBatched(ctx context.Context, rt Route, a *fsm.Action) (wire.Event, error) {
+	v, _ := s.actQueues.LoadOrStore(rt.Addr+"\x00"+a.World, new(actQueue))
+	q := v.(*actQueue)
+	p := &pendingAct{a: a, done: make(chan actOutcome, 1)}
+	q.mu.Lock()
+	q.pending = append(q.pending, p)
+	start := q.senders < actSenders
+	if start {
+		q.senders++
+	}
+	q.mu.Unlock()
+	if start && !s.goSender(func() { s.sendActs(rt, q) }) {
+		q.mu.Lock()
+		q.senders--
+		q.mu.Unlock()
+		if p.state.CompareAndSwap(actWaiting, actAbandoned) {
+			return wire.Event{}, fmt.Errorf("%w: node closing", store.ErrClosed)
+		}
+	}
+	select {
+	case o := <-p.done:
+		return o.ev, o.err
+	case <-ctx.Done():
+		p.state.CompareAndSwap(actWaiting, actAbandoned) // not sent if not yet taken
+		return wire.Event{}, ForwardError(rt.Node, ctx.Err(), true)
+	}
+}
+
+// goSender runs f on a goroutine that Close waits for, unless the node is
+// closing.
+func (s *Core) goSender(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.actSenders.Go(f)
+	return true
+}
+
+// sendActs sends q's waiting actions, as many per call as one call may
+// carry, until none is waiting.
+func (s *Core) sendActs(rt Route, q *actQueue) {
+	for {
+		batch := q.take(s.cfg.MaxBatchActions)
+		if batch == nil {
+			return
+		}
+		actions := make([]*fsm.Action, len(batch))
+		for i, p := range batch {
+			actions[i] = p.a
+		}
+		// The call serves many callers: it ends with its own deadline
+		// (sendTyped) or when the node closes, not with any one caller.
+		results, err := s.postActs(s.closing, rt, actions, "")
+		for i, p := range batch {
+			o := actOutcome{err: err}
+			if err == nil {
+				o.ev, o.err = results[i].outcome()
+			}
+			p.done <- o
+		}
+	}
+}
+
+// take removes and returns up to max waiting actions, marked taken (those
+// their callers abandoned are dropped), or nil, having counted this
+// sender out, when none is waiting.
+func (q *actQueue) take(max int) []*pendingAct {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var batch []*pendingAct
+	n := 0
+	for _, p := range q.pending {
+		n++
+		if p.state.CompareAndSwap(actWaiting, actTaken) {
+			batch = append(batch, p)
+			if len(batch) == max {
+				break
+			}
+		}
+	}
+	clear(q.pending[:n]) // the backing array outlives them
+	q.pending = q.pending[n:]
+	if len(batch) == 0 {
+		q.senders--
+		return nil
+	}
+	return batch
+}
