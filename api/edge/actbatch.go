@@ -41,6 +41,7 @@ type actQueue struct {
 // pendingAct is one waiting action and where its outcome goes.
 type pendingAct struct {
 	a     *fsm.Action
+	ctx   context.Context // the caller's: its values (the trace context) go along
 	state atomic.Int32 // actWaiting, then actTaken or actAbandoned
 	done  chan actOutcome
 }
@@ -67,7 +68,7 @@ func (s *Core) batchable() bool {
 func (s *Core) actBatched(ctx context.Context, rt Route, a *fsm.Action) (wire.Event, error) {
 	v, _ := s.actQueues.LoadOrStore(rt.Addr+"\x00"+a.World, new(actQueue))
 	q := v.(*actQueue)
-	p := &pendingAct{a: a, done: make(chan actOutcome, 1)}
+	p := &pendingAct{a: a, ctx: ctx, done: make(chan actOutcome, 1)}
 	q.mu.Lock()
 	q.pending = append(q.pending, p)
 	start := q.senders < actSenders
@@ -118,7 +119,14 @@ func (s *Core) sendActs(rt Route, q *actQueue) {
 		}
 		// The call serves many callers: it ends with its own deadline
 		// (sendTyped) or when the node closes, not with any one caller.
-		results, err := s.postActs(s.closing, rt, actions, "")
+		// It carries the first one's values: an unsampled trace context
+		// (a sampled action goes alone), so that the leader does not
+		// sample on its own what this node's edge did not.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+		stop := context.AfterFunc(s.closing, cancel)
+		results, err := s.postActs(ctx, rt, actions, "")
+		stop()
+		cancel()
 		for i, p := range batch {
 			o := actOutcome{err: err}
 			if err == nil {
