@@ -42,7 +42,7 @@ type actQueue struct {
 type pendingAct struct {
 	a     *fsm.Action
 	ctx   context.Context // the caller's: its values (the trace context) go along
-	state atomic.Int32 // actWaiting, then actTaken or actAbandoned
+	state atomic.Int32    // actWaiting, then actTaken or actAbandoned
 	done  chan actOutcome
 }
 
