@@ -83,6 +83,10 @@ func TestShardWriteRoutesChangeTheMetaMap(t *testing.T) {
 	code, _, b = e.Do("POST", wire.PathShardWorlds, `{"world":"arena","shard":0}`, admin...)
 	require.Equal(t, 200, code, "%s", b)
 	require.JSONEq(t, `{"world":"arena","shard":0}`, string(b), "shard 0 is a shard")
+	code, _, b = e.Do("POST", wire.PathShardWorlds, `{"world":"arena","shard":2,"expect":0}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","shard":2,"expect":0}`, string(b), "the condition reaches the backend")
+	e.RequireError(400, fsm.CodeMalformed, "POST", wire.PathShardWorlds, `{"world":"arena","expect":1}`, admin...)
 
 	e.RequireError(400, fsm.CodeMalformed, "POST", wire.PathShards, `{"id":4,"colour":1}`, admin...)
 	e.RequireError(400, fsm.CodeMalformed, "DELETE", wire.PathShards+"/x", "", admin...)
@@ -94,6 +98,8 @@ func TestShardWriteRoutesChangeTheMetaMap(t *testing.T) {
 	e.RequireError(409, edge.CodeConflict, "POST", wire.PathShards, `{"id":4,"replicas":2}`, admin...)
 	f.err = fmt.Errorf("remove: %w", fsm.ErrNotFound)
 	e.RequireError(404, fsm.CodeNotFound, "DELETE", wire.PathShards+"/9", "", admin...)
+	f.err = fmt.Errorf("pin: %w", store.ErrVersionGate)
+	e.RequireError(409, edge.CodeVersionGate, "POST", wire.PathShardWorlds, `{"world":"arena","shard":2,"expect":2}`, admin...)
 	f.err = fmt.Errorf("place: %w", store.ErrNotLeader)
 	e.RequireError(503, edge.CodeNotLeader, "POST", wire.PathShardWorlds, `{"world":"arena"}`, admin...)
 

@@ -20,8 +20,11 @@ func testPlayWriteDataAndTheGameServersWrite(t *testing.T, enc string) {
 	c := New([]string{n.url}, WithBackoff(5*time.Millisecond, 50*time.Millisecond))
 	defer c.Close()
 	ctx := playCtx(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
-	_, err := c.UpdateRules(ctx, "arena", json.RawMessage(`{"player_data":{"player_writable":["loadout","settings"]}}`), 0)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{PlayerData: &wire.PlayerDataRule{PlayerWritable: []string{"loadout"}}}))
+	all, err := c.Worlds(ctx)
+	require.NoError(t, err)
+	require.Equal(t, &wire.PlayerDataRule{PlayerWritable: []string{"loadout"}}, all[0].Rules.PlayerData, "listings carry the key")
+	_, err = c.UpdateRules(ctx, "arena", json.RawMessage(`{"player_data":{"player_writable":["loadout","settings"]}}`), 0)
 	require.NoError(t, err)
 
 	// The game server sets a key the player may not write.

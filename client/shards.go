@@ -48,6 +48,23 @@ func (c *Client) PlaceWorld(ctx context.Context, world string, shard *uint64) (u
 	return *p.Shard, nil
 }
 
+// AssignWorldIf puts world on shard only while it is on shard expect now
+// (listed in the map, or where its name hashes) and returns the shard:
+// else a conflict error, nothing changed. Every meta member must read it
+// (else version_gate); a node before it answers malformed.
+func (c *Client) AssignWorldIf(ctx context.Context, world string, shard, expect uint64) (uint64, error) {
+	var p wire.WorldPlacement
+	err := c.do(ctx, &request{method: http.MethodPost, path: wire.PathShardWorlds,
+		body: wire.WorldPlacement{World: world, Shard: &shard, Expect: &expect}, write: true}, &p)
+	if err == nil && p.Shard == nil {
+		err = fmt.Errorf("gsd/client: placement of %q answered no shard", world)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return *p.Shard, nil
+}
+
 // MoveWorld moves world to shard to (an admin call, gsd --meta) and
 // answers where its events end at the old home. Safe to call again after
 // an error: a move interrupted after its fence is completed, and a world

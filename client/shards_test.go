@@ -76,3 +76,26 @@ func TestMoveWorldPostsTheTarget(t *testing.T) {
 	require.Equal(t, "not_found", Code(err))
 	require.Equal(t, recorded{Method: "POST", Path: "/v1/cluster/worlds/arena/move", Body: `{"to":2}`}, f.requests()[0])
 }
+
+func TestAssignWorldIfSendsTheExpectedShard(t *testing.T) {
+	f := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		switch n {
+		case 1:
+			writeJSON(w, 200, map[string]any{"world": "arena", "shard": 2})
+		case 2:
+			writeJSON(w, 200, map[string]any{"world": "arena"})
+		default:
+			writeErr(w, 409, "conflict", "gsd/meta: the world is not on the expected shard")
+		}
+	})
+	c := newTestClient(t, []string{f.Listener.Addr().String()})
+	ctx := context.Background()
+	got, err := c.AssignWorldIf(ctx, "arena", 2, 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), got)
+	_, err = c.AssignWorldIf(ctx, "arena", 2, 0)
+	require.ErrorContains(t, err, "answered no shard")
+	_, err = c.AssignWorldIf(ctx, "arena", 2, 0)
+	require.Equal(t, "conflict", Code(err))
+	require.Equal(t, recorded{Method: "POST", Path: wire.PathShardWorlds, Body: `{"world":"arena","shard":2,"expect":0}`}, f.requests()[0])
+}

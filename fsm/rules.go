@@ -178,16 +178,18 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-// Wire returns the rules' wire form for clients (wire.Rules). It spells
-// out the fields (with their write access), strictness, fairness, actions
-// and roles; the schema's other keys are not in it yet: Validate refuses
-// every one set to a non-default value until the issue that builds it,
-// which then adds it to wire.Rules. For the rules a world can hold, its
-// JSON is MarshalJSON's.
+// Wire returns the rules' wire form for clients (wire.Rules): the fields
+// (with their write access), strictness, fairness, actions, roles, the
+// lifecycle keys and player_data. The spectator keys (fields' visibility
+// and delay, teams, viewers, views, interest) are not in it: a client sets
+// them with the rules' JSON (PUT .../rules), and listings leave them out.
 func (r Rules) Wire() wire.Rules {
 	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag),
 		Actions: r.Schema.Actions, Roles: r.Schema.Roles,
 		Capacity: r.Schema.Capacity, IdleExpiry: durationString(time.Duration(r.Schema.IdleExpiry)), Mode: r.Schema.Mode, Labels: r.Schema.Labels}
+	if pw := r.Schema.PlayerData.PlayerWritable; len(pw) > 0 {
+		j.PlayerData = &wire.PlayerDataRule{PlayerWritable: pw}
+	}
 	if len(r.Fields) > 0 {
 		j.Fields = make(map[string]wire.FieldRule, len(r.Fields))
 		for n, f := range r.Fields {

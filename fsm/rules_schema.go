@@ -13,20 +13,19 @@ import (
 	"github.com/gsd-dev/gsd/wire"
 )
 
-// ErrNotSupported reports a rules key of schema v1 whose feature is not
-// built yet: the key is parsed and validated, but a world may not set it.
+// ErrNotSupported reports a feature this node does not have (a backend
+// without backups or an archive, a route an older peer lacks). Rules keys
+// once answered it until their issue built them; none does now.
 var ErrNotSupported = errors.New("gsd/fsm: not supported yet")
 
 // CodeNotSupported is ErrNotSupported's code.
 const CodeNotSupported = "not_supported"
 
-// Schema holds the keys of rules schema v1 (docs/RULES.md) whose features
-// land with later issues: authority (12), spectators (13) and shards (14).
-// They are parsed, shallowly validated (names, types, enumerations, bounds),
-// stored, encoded and hashed with the rules, but Rules.Validate refuses any
-// of them set to a non-default value with ErrNotSupported until its issue
-// makes it work. Defaults are zero values, so a Schema that is all defaults
-// is the zero Schema and encodes to nothing.
+// Schema holds the keys of rules schema v1 (docs/RULES.md) beyond fields,
+// strictness and fairness: authority (issue 12), spectators (13), shards'
+// lifecycle (14) and player data (16). They are parsed, validated, stored,
+// encoded and hashed with the rules. Defaults are zero values, so a Schema
+// that is all defaults is the zero Schema and encodes to nothing.
 type Schema struct {
 	// Access is each declared field's write permission and visibility; in
 	// JSON it sits in the field's own object ("write", "visible", "delay").

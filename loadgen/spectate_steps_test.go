@@ -262,7 +262,15 @@ func TestSpectatorStepsThroughARelay(t *testing.T) {
 	require.EqualValues(t, 2, r.Phases[2].Latency["keyframe_join"].Count, "the newcomers of the step")
 	require.Contains(t, r.Figures, "relays_cpu_percent_per_1k_6")
 	require.Contains(t, r.Figures, "voters_cpu_percent_per_1k_4")
-	require.Positive(t, r.Phases[1].Figures["voters_stream_bytes_per_s"], "the node's event stream to the relay")
+	// The node's event stream to the relay: scraped in every step, and
+	// something written over the run (one 300 ms step under load may see
+	// no flush).
+	var streamed float64
+	for _, ph := range r.Phases {
+		require.Contains(t, ph.Figures, "voters_stream_bytes_per_s")
+		streamed += ph.Figures["voters_stream_bytes_per_s"]
+	}
+	require.Positive(t, streamed, "the node's event stream to the relay")
 	require.Contains(t, r.Figures, "voters_stream_bytes_per_s_per_1k_6")
 	require.Positive(t, r.Figures["bytes_per_s_per_spectator_6"])
 	require.Positive(t, r.Figures["full_stream_bytes_per_s"]+r.Phases[2].Figures["full_stream_bytes_per_s"])

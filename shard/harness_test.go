@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -79,13 +80,15 @@ func waitLeader(t testing.TB, st *store.Store) {
 }
 
 // mustCreateWorld creates world on st, retrying while the new leader is
-// not ready yet.
+// not ready yet. A world that exists on a retry was created by an earlier
+// attempt whose answer timed out (tests create each world once).
 func mustCreateWorld(t testing.TB, st *store.Store, world string) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		return st.CreateWorld(ctx, world, fsm.Rules{}) == nil
+		err := st.CreateWorld(ctx, world, fsm.Rules{})
+		return err == nil || errors.Is(err, fsm.ErrWorldExists)
 	}, 10*time.Second, 10*time.Millisecond, "create world %s", world)
 }
 

@@ -82,6 +82,25 @@ func (c *shardCluster) leader(world string) (string, *store.Store) {
 	return id, st
 }
 
+// createWorld creates world on the leader the routers name at each
+// attempt, so an election under load between attempts does not stall it.
+func (c *shardCluster) createWorld(world string) {
+	c.t.Helper()
+	require.Eventually(c.t, func() bool {
+		for _, n := range c.ids {
+			loc, err := c.routers[n].Locate(world)
+			if err != nil || loc.Store == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err = loc.Store.CreateWorld(ctx, world, fsm.Rules{})
+			cancel()
+			return err == nil || errors.Is(err, fsm.ErrWorldExists)
+		}
+		return false
+	}, 20*time.Second, 10*time.Millisecond, "create world %s", world)
+}
+
 // act runs world's next action on the leader its routers name, retrying
 // while leadership settles, and returns the event.
 func (c *shardCluster) act(world string, seq uint64) *fsm.Event {
@@ -123,10 +142,8 @@ func TestTwoShardsOnThreeNodesProgressIndependently(t *testing.T) {
 	for _, g := range []uint64{1, 2} {
 		require.Len(t, c.replicas(g), 3)
 	}
-	_, la := c.leader("wa")
-	mustCreateWorld(t, la, "wa")
-	_, lb := c.leader("wb")
-	mustCreateWorld(t, lb, "wb")
+	c.createWorld("wa")
+	c.createWorld("wb")
 	var evA, evB *fsm.Event
 	for seq := uint64(1); seq <= 5; seq++ {
 		evA = c.act("wa", seq)

@@ -49,7 +49,14 @@ type ShardCreate struct {
 // /v1/cluster/shards/worlds: World on Shard; without Shard, the meta
 // group places the world (on the shard with the most headroom) and the
 // answer says where.
+//
+// With Expect (and Shard), the world goes on Shard only while it is on
+// shard Expect now, listed or where its name hashes: else 409 conflict,
+// nothing changed (gsdctl shard drain's pins, so a concurrent move is
+// never overwritten). It needs every meta member on a binary that reads
+// it (else 409 version_gate); an older node refuses the field (400).
 type WorldPlacement struct {
-	World string  `json:"world"`
-	Shard *uint64 `json:"shard,omitempty"`
+	World  string  `json:"world"`
+	Shard  *uint64 `json:"shard,omitempty"`
+	Expect *uint64 `json:"expect,omitempty"`
 }

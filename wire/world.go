@@ -45,6 +45,14 @@ type Rules struct {
 	IdleExpiry string            `json:"idle_expiry,omitempty"`
 	Mode       string            `json:"mode,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
+	// PlayerData names the keys of their own critical data players may
+	// write over play (log version 11; docs/RULES.md). Nil: none.
+	PlayerData *PlayerDataRule `json:"player_data,omitempty"`
+}
+
+// PlayerDataRule is Rules' player_data key.
+type PlayerDataRule struct {
+	PlayerWritable []string `json:"player_writable,omitempty"`
 }
 
 // Check reports what the rules' wire form cannot mean: an unknown policy or

@@ -3,7 +3,8 @@ package corpus
 import "time"
 
 // The corpora: A fixed the thresholds; B, C, D, E and F were held out in
-// turn (docs/ANTICHEAT.md says which detector version each measured).
+// turn (docs/ANTICHEAT.md says which detector version each measured); S
+// is A in sessions, G held out in sessions.
 
 // A returns the parameters thresholds are fixed on: seed 1. Each kind of
 // cheater is about 1% of the honest players (20 at least): 1% aimbots, 1%
@@ -109,5 +110,42 @@ func F(honest int) Params {
 	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{10, 16}, 0.01, 0.06
 	p.FarmEvery, p.FarmGold = Span{1.2, 2.8}, Span{5, 9}
 	p.FriendMeets, p.FriendMeetsMax = 6, 18
+	return p
+}
+
+// S returns A in sessions: A's seed and cheaters, every player playing 3
+// to 5 sessions (Params.Sessions), one per round, each round in its own
+// world. It is a development corpus: the thresholds of the detectors
+// whose evidence adds up over a player's sessions are fixed on it
+// (docs/ANTICHEAT.md, "Evidence across sessions").
+func S(honest int) Params {
+	p := A(honest)
+	p.Sessions, p.SessionsMax = 3, 5
+	return p
+}
+
+// G returns the sixth held-out parameters, the first in sessions, made
+// after the reaction detector's evidence was made to add up over a
+// player's sessions (Reaction.HalfLife) and fixed before G was
+// generated: seed 7, every player playing 3 to 5 sessions as in S, and
+// cheaters unlike A's to F's: aimbots reacting in 95 to 240 ms (the
+// slowest yet) and hitting 0.62 to 0.84 (the lowest yet); speed hackers
+// near the limit on 80% of moves and resting before 15%; rings of 4 with
+// ± 6 units and up to 4 ms of lag; win-traders alternating 86% over 18 to
+// 27 duels a session, dueling others every 10 to 20 s; funnels of 2 to 5
+// feeders giving 10 to 15 gifts a session, with 2 to 6% back; gold
+// farmers looting 5 to 10 every 1.4 to 3 s; friends who duel each other 7
+// to 16 times a session. The thresholds stay those fixed on A and S.
+func G(honest int) Params {
+	p := A(honest)
+	p.Seed = 7
+	p.Sessions, p.SessionsMax = 3, 5
+	p.AimAccuracy, p.AimReaction = Span{0.62, 0.84}, Span{95, 240}
+	p.SpeedNear, p.SpeedRest = 0.8, 0.15
+	p.RingSize, p.RingJitter, p.RingLag = 4, 6, 4*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 18, 27, 0.86, 10*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{10, 15}, 0.02, 0.06
+	p.FarmEvery, p.FarmGold = Span{1.4, 3}, Span{5, 10}
+	p.FriendMeets, p.FriendMeetsMax = 7, 16
 	return p
 }

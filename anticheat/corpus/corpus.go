@@ -93,6 +93,15 @@ type Params struct {
 	// range of duels two friends have with each other (6 to 14 when
 	// unset): honest pairs that meet often, for the win-trading detector.
 	FriendMeets, FriendMeetsMax int
+	// Sessions and SessionsMax, when Sessions is above 1, make every
+	// player play a draw from [Sessions, SessionsMax] sessions (a group's
+	// members as many as its first), one per round: a round lasts as long
+	// as the one-session corpus's day and is played in its own world
+	// (arena1, arena2, …), and a player keeps their skill, aim, reaction
+	// and place from one session to the next, and their group (a ring, a
+	// pair, a funnel). With Sessions at 0 or 1 every player plays one
+	// session in World, as in corpora A to F.
+	Sessions, SessionsMax int
 }
 
 // Validate reports Params Generate cannot make a corpus from.
@@ -106,6 +115,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: a ring needs 2 accounts, a funnel a feeder", ErrParams)
 	case p.FriendMeets < 0 || p.FriendMeets > 0 && p.FriendMeetsMax < p.FriendMeets:
 		return fmt.Errorf("%w: friends' duels: a negative count or a range that ends before it starts", ErrParams)
+	case p.Sessions < 0 || p.Sessions > 1 && p.SessionsMax < p.Sessions:
+		return fmt.Errorf("%w: sessions: a negative count or a range that ends before it starts", ErrParams)
 	}
 	return nil
 }
@@ -124,8 +135,10 @@ var skills = [...]skill{{0.15, 450}, {0.25, 350}, {0.35, 280}, {0.45, 220}}
 type agent struct {
 	id    string
 	kind  Kind
-	start int64 // session start, ns from the corpus's start
-	level int   // skill index 0..3, for duels
+	world string
+	prev  *agent // the player's session before this one, until it is left
+	start int64  // session start, ns from the corpus's start
+	level int    // skill index 0..3, for duels
 	// movement
 	x, y, heading float64
 	last, next    int64
@@ -147,6 +160,7 @@ type agent struct {
 type pending struct {
 	at      int64
 	order   int
+	world   string
 	player  string
 	changes []fsm.Change
 }
@@ -185,7 +199,7 @@ func Generate(p Params, emit func(*fsm.Event)) (map[string]Kind, error) {
 	for _, a := range g.agents {
 		end = max(end, a.start+g.session)
 	}
-	seq := uint64(0)
+	seqs := map[string]uint64{}
 	for slice := second; ; slice += second {
 		for _, a := range g.agents {
 			if a.start < slice && a.start+g.session > slice-second {
@@ -213,8 +227,9 @@ func Generate(p Params, emit func(*fsm.Event)) (map[string]Kind, error) {
 					c.Value = fsm.Int(g.totals[k])
 				}
 			}
-			seq++
-			emit(&fsm.Event{World: World, Seq: seq, Index: seq, Time: t0 + e.at, Player: e.player, ClientSeq: seq, Status: fsm.StatusApplied, Changes: e.changes})
+			seqs[e.world]++
+			seq := seqs[e.world]
+			emit(&fsm.Event{World: e.world, Seq: seq, Index: seq, Time: t0 + e.at, Player: e.player, ClientSeq: seq, Status: fsm.StatusApplied, Changes: e.changes})
 			n++
 		}
 		g.out = slices.Delete(g.out, 0, n)
@@ -226,9 +241,9 @@ func Generate(p Params, emit func(*fsm.Event)) (map[string]Kind, error) {
 
 func byTime(a, b pending) int { return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.order, b.order)) }
 
-func (g *gen) emit(to *[]pending, at int64, player string, changes ...fsm.Change) {
+func (g *gen) emit(to *[]pending, at int64, world, player string, changes ...fsm.Change) {
 	g.order++
-	*to = append(*to, pending{at: at, order: g.order, player: player, changes: changes})
+	*to = append(*to, pending{at: at, order: g.order, world: world, player: player, changes: changes})
 }
 
 func set(entity, field string, v int64) fsm.Change {
@@ -296,6 +311,9 @@ func (g *gen) cast() map[string]Kind {
 		}
 		g.group(lead.kind, members)
 	}
+	if p.Sessions > 1 {
+		g.rounds(day, groups)
+	}
 	slices.SortStableFunc(g.honest, func(a, b *agent) int { return cmp.Compare(a.start, b.start) })
 	slices.SortFunc(g.sched, byTime)
 	return labels
@@ -303,7 +321,7 @@ func (g *gen) cast() map[string]Kind {
 
 func (g *gen) newAgent(id string, k Kind, start int64) *agent {
 	r := g.r
-	a := &agent{id: id, kind: k, level: 1, pace: 0.5 + 0.35*r.Float64(), turn: 0.25 + 0.45*r.Float64(),
+	a := &agent{id: id, kind: k, world: g.world(0), level: 1, pace: 0.5 + 0.35*r.Float64(), turn: 0.25 + 0.45*r.Float64(),
 		rest: 0.01 + 0.04*r.Float64(), heading: 2 * math.Pi * r.Float64(), duelEvery: 4 * second}
 	g.begin(a, start)
 	switch k {
@@ -389,13 +407,13 @@ func (g *gen) group(k Kind, m []*agent) {
 }
 
 func (g *gen) duelAt(to *[]pending, t int64, w, l *agent) {
-	g.emit(to, t, "server", incr(w.id, "wins", 1), incr(l.id, "losses", 1))
+	g.emit(to, t, w.world, "server", incr(w.id, "wins", 1), incr(l.id, "losses", 1))
 }
 
 func (g *gen) giveAt(to *[]pending, t int64, from, to2 *agent) {
 	g.item++
 	item := fsm.String(fmt.Sprintf("i%d", g.item))
-	g.emit(to, t, from.id,
+	g.emit(to, t, from.world, from.id,
 		fsm.Change{Entity: from.id, Field: "items", Op: fsm.OpRemove, Value: item},
 		fsm.Change{Entity: to2.id, Field: "items", Op: fsm.OpAdd, Value: item})
 }
@@ -423,7 +441,7 @@ func (g *gen) act(a *agent, until int64) {
 		}
 	}
 	for ; a.kind == GoldFarm && a.farm < until; a.farm += int64(g.p.FarmEvery.draw(r) * float64(second)) {
-		g.emit(&g.out, a.farm, a.id, incr(a.id, "gold", int64(g.p.FarmGold.draw(r))))
+		g.emit(&g.out, a.farm, a.world, a.id, incr(a.id, "gold", int64(g.p.FarmGold.draw(r))))
 	}
 	for ; a.gift < until; a.gift += 20*second + r.Int64N(40*second) {
 		if o := g.opponent(a, a.gift); o != nil {
@@ -476,6 +494,9 @@ func (g *gen) moves(a *agent, until int64) {
 			movers = []*agent{a}
 		}
 		for _, m := range movers {
+			if m.prev != nil { // the player's first move of this session: from where they left
+				m.x, m.y, m.heading, m.prev = m.prev.x, m.prev.y, m.prev.heading, nil
+			}
 			at := t
 			jx, jy := 0.0, 0.0
 			if m != a {
@@ -488,7 +509,7 @@ func (g *gen) moves(a *agent, until int64) {
 			}
 			m.x += dx + jx
 			m.y += dy + jy
-			g.emit(&g.out, at, m.id, set(m.id, "x", int64(m.x)), set(m.id, "y", int64(m.y)), set(m.id, "moved_at", t0+at))
+			g.emit(&g.out, at, m.world, m.id, set(m.id, "x", int64(m.x)), set(m.id, "y", int64(m.y)), set(m.id, "moved_at", t0+at))
 		}
 		a.moves++
 		a.last = t
@@ -505,7 +526,7 @@ func (g *gen) fight(a *agent, t int64) {
 	r := g.r
 	g.npc++
 	npc := fmt.Sprintf("npc%d", g.npc)
-	g.emit(&g.out, t, "server", set(npc, "spawned", t0+t))
+	g.emit(&g.out, t, a.world, "server", set(npc, "spawned", t0+t))
 	react := a.react * math.Exp(0.25*r.NormFloat64())
 	if a.kind == Aimbot {
 		react = g.p.AimReaction.draw(r)
@@ -515,12 +536,71 @@ func (g *gen) fight(a *agent, t int64) {
 	for i := range int64(4 + r.IntN(5)) {
 		at := first + i*220*ms
 		if r.Float64() < a.acc {
-			g.emit(&g.out, at, a.id, incr(npc, "hp", -10), set(a.id, "shot_at", t0+at))
+			g.emit(&g.out, at, a.world, a.id, incr(npc, "hp", -10), set(a.id, "shot_at", t0+at))
 		} else {
-			g.emit(&g.out, at, a.id, set(a.id, "shot_at", t0+at))
+			g.emit(&g.out, at, a.world, a.id, set(a.id, "shot_at", t0+at))
 		}
 		last = at
 	}
 	loot := float64(5+r.IntN(11)) * (1 + 0.2*float64(a.level)) * a.luck
-	g.emit(&g.out, last+300*ms, a.id, incr(a.id, "gold", int64(loot)))
+	g.emit(&g.out, last+300*ms, a.world, a.id, incr(a.id, "gold", int64(loot)))
+}
+
+// world returns the world of round s: World, or arena(s+1) in sessions.
+func (g *gen) world(s int) string {
+	if g.p.Sessions > 1 {
+		return fmt.Sprintf("%s%d", World, s+1)
+	}
+	return World
+}
+
+// rounds gives every player their further sessions (Params.Sessions): the
+// players' counts are drawn in the cast's order, a group's members play as
+// many as its first; round s (from 0) lasts day from s × day and is
+// played in world arena(s+1). A player's session of round s starts at a
+// draw within the round, their group's members' at its first's, and
+// carries on their skill, aim and reaction, and their place, from their
+// session before.
+func (g *gen) rounds(day int64, groups [][]int) {
+	p, r := g.p, g.r
+	first := slices.Clone(g.agents)
+	counts := make([]int, len(first))
+	for i := range counts {
+		counts[i] = p.Sessions + r.IntN(max(p.SessionsMax, p.Sessions)-p.Sessions+1)
+	}
+	for _, grp := range groups {
+		for _, j := range grp[1:] {
+			counts[j] = counts[grp[0]]
+		}
+	}
+	last := first
+	for s := 1; s < slices.Max(counts); s++ {
+		round := make([]*agent, len(first))
+		for i, prev := range last {
+			if counts[i] <= s {
+				continue
+			}
+			a := *prev
+			a.ring, a.follower, a.prev, a.world = nil, false, prev, g.world(s)
+			g.begin(&a, int64(s)*day+r.Int64N(day-g.session+1))
+			round[i] = &a
+			g.agents = append(g.agents, &a)
+			if a.kind.Honest() {
+				g.honest = append(g.honest, &a)
+			}
+		}
+		for _, grp := range groups {
+			if counts[grp[0]] <= s {
+				continue
+			}
+			lead := round[grp[0]]
+			var members []*agent
+			for _, j := range grp {
+				g.begin(round[j], lead.start)
+				members = append(members, round[j])
+			}
+			g.group(lead.kind, members)
+		}
+		last = round
+	}
 }

@@ -239,3 +239,108 @@ func TestFIsAnotherSeedWithTheHardestAimbotsYet(t *testing.T) {
 	fd, _, _ := digest(t, small(f))
 	require.NotEqual(t, e, fd)
 }
+
+// sessions generates p's corpus and returns, per player, the worlds they
+// acted in, checking that each world's seqs count from 1 and leader time
+// never goes back.
+func sessions(t *testing.T, p Params) (map[string]map[string]bool, map[string]Kind) {
+	seqs := map[string]uint64{}
+	var last int64
+	worlds := map[string]map[string]bool{}
+	labels, err := Generate(p, func(ev *fsm.Event) {
+		seqs[ev.World]++
+		require.Equal(t, seqs[ev.World], ev.Seq, ev.World)
+		require.GreaterOrEqual(t, ev.Time, last)
+		last = ev.Time
+		if ev.Player != "server" {
+			if worlds[ev.Player] == nil {
+				worlds[ev.Player] = map[string]bool{}
+			}
+			worlds[ev.Player][ev.World] = true
+		}
+	})
+	require.NoError(t, err)
+	return worlds, labels
+}
+
+func TestPlayersOfACorpusInSessionsPlayOneSessionPerRoundEachInItsWorld(t *testing.T) {
+	p := small(S(40))
+	worlds, labels := sessions(t, p)
+	counts := map[int]int{}
+	for id, k := range labels {
+		if k == BotRing {
+			continue // a ring's members only move
+		}
+		n := len(worlds[id])
+		require.GreaterOrEqual(t, n, p.Sessions, id)
+		require.LessOrEqual(t, n, p.SessionsMax, id)
+		counts[n]++
+		for w := range worlds[id] {
+			require.Contains(t, []string{"arena1", "arena2", "arena3", "arena4", "arena5"}, w)
+		}
+		require.True(t, worlds[id]["arena1"] && worlds[id]["arena2"] && worlds[id]["arena3"], "rounds in order: %v", worlds[id])
+	}
+	require.Len(t, counts, 3, "3, 4 and 5 sessions all drawn: %v", counts)
+
+	again, _ := sessions(t, p)
+	require.Equal(t, worlds, again, "the same seed makes the same corpus")
+	g, _ := sessions(t, small(G(40)))
+	require.NotEqual(t, worlds, g)
+}
+
+func TestAGroupPlaysItsSessionsTogetherAndAPlayerGoesOnFromWhereTheyLeft(t *testing.T) {
+	p := small(S(40))
+	type at struct{ x, y int64 }
+	first, last := map[string]at{}, map[string]at{} // player+world → position
+	ringWorlds := map[string]map[string]bool{}
+	labels, err := Generate(p, func(ev *fsm.Event) {
+		x, y, ok := int64(0), int64(0), false
+		for _, c := range ev.Changes {
+			switch {
+			case c.Entity == ev.Player && c.Field == "x":
+				x, ok = c.Value.Int, true
+			case c.Entity == ev.Player && c.Field == "y":
+				y = c.Value.Int
+			}
+		}
+		if !ok {
+			return
+		}
+		k := ev.Player + " " + ev.World
+		if _, seen := first[k]; !seen {
+			first[k] = at{x, y}
+		}
+		last[k] = at{x, y}
+		if ringWorlds[ev.Player] == nil {
+			ringWorlds[ev.Player] = map[string]bool{}
+		}
+		ringWorlds[ev.Player][ev.World] = true
+	})
+	require.NoError(t, err)
+	var ring []string
+	for id, k := range labels {
+		if k == BotRing {
+			ring = append(ring, id)
+		}
+		for s := 2; s <= 5; s++ {
+			now, ok := first[fmt.Sprintf("%s arena%d", id, s)]
+			if !ok {
+				continue
+			}
+			before := last[fmt.Sprintf("%s arena%d", id, s-1)]
+			require.LessOrEqual(t, max(now.x-before.x, before.x-now.x, now.y-before.y, before.y-now.y), int64(MaxStep+2*p.RingJitter), "%s: session %d starts where %d ended", id, s, s-1)
+		}
+	}
+	require.Len(t, ring, p.RingSize)
+	for _, id := range ring[1:] {
+		require.Equal(t, ringWorlds[ring[0]], ringWorlds[id], "a ring plays its sessions together")
+	}
+}
+
+func TestBadSessionsAreRefused(t *testing.T) {
+	p := S(40)
+	p.SessionsMax = 2
+	require.ErrorIs(t, p.Validate(), ErrParams)
+	p.Sessions = -1
+	require.ErrorIs(t, p.Validate(), ErrParams)
+}

@@ -14,7 +14,9 @@
 //
 // Every player plays one session (a minute by default); Concurrent of
 // them play at once, so a corpus of many players is a long day of a busy
-// server, not a crowd in one instant. Generate emits the events in leader
+// server, not a crowd in one instant.With Params.Sessions above 1
+// every player plays several sessions, one per round of such a day, each
+// round in its own world (S and G). Generate emits the events in leader
 // time order, numbered from seq 1, and returns each player's label.
 // Players' ids say nothing of their label.
 //

@@ -41,19 +41,47 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	r := max(firstShotSince(p, t)-t, int64(time.Millisecond))
 	l := math.Log(float64(r) / float64(d.cfg.Reaction.Median))
 	p.logReact += l
+	d.weigh(p, at, l)
 	if l < 0 {
 		p.reactEv.add(ref)
 	}
 }
 
-// reactionZ is the z-score of p's mean log reaction (over at least one)
-// below the log of Reaction.Median, with the sample size in it: the
-// likelihood-ratio test of a log-normal's location at a known spread
+// weigh adds a reaction of log l at leader time at to p's weighed
+// evidence: every reaction weighs 2^(−age / Reaction.HalfLife), its age
+// taken from p's newest reaction, so the sums kept are those at the newest
+// one whatever order p's worlds are read in (a Runner follows them side by
+// side; a restart reads each from its start).
+func (d *Detector) weigh(p *player, at int64, l float64) {
+	w := 1.0
+	if h := float64(d.cfg.Reaction.HalfLife); h > 0 {
+		if at > p.reactAt {
+			f := math.Exp2(-float64(at-p.reactAt) / h)
+			p.reactW, p.reactWLog, p.reactAt = f*p.reactW, f*p.reactWLog, at
+		} else {
+			w = math.Exp2(-float64(p.reactAt-at) / h)
+		}
+	}
+	p.reactW += w
+	p.reactWLog += w * l
+}
+
+// reactionZ is the z-score of p's mean log reaction (over a positive
+// weight) below the log of Reaction.Median, with the sample size in it:
+// the likelihood-ratio test of a log-normal's location at a known spread
 // (Reaction.Sigma), so many reactions a little faster than a quick human's
-// weigh as much as a few much faster.
+// weigh as much as a few much faster. Over weighed reactions (weights w ≤
+// 1) it is Σ w ln(r/Median) / (Sigma × √Σ w): at most the exact weighed
+// test's (whose denominator is √Σ w²), so fading never adds evidence.
 func (d *Detector) reactionZ(p *player) float64 {
-	n := float64(p.reactions)
-	return -p.logReact / (d.cfg.Reaction.Sigma * math.Sqrt(n))
+	return -p.reactWLog / (d.cfg.Reaction.Sigma * math.Sqrt(p.reactW))
+}
+
+// judgesReactions reports whether p has Reaction.MinSamples reactions,
+// counted with their weights (rounded: a session's reactions, a few
+// minutes old, weigh just under one each).
+func (d *Detector) judgesReactions(p *player) bool {
+	return p.reactW > 0 && math.Round(p.reactW) >= float64(d.cfg.Reaction.MinSamples)
 }
 
 // firstShotSince returns the earliest of p's remembered shots at or after

@@ -79,8 +79,15 @@ type Reaction struct {
 	// appearances take. A positive one is at least Median × exp(4 ×
 	// Sigma) (windowSigmas), so that it cuts off almost none of a quick
 	// human's reactions: the test is of their mean log.
-	Window     time.Duration
-	MinSamples int
+	Window time.Duration
+	// HalfLife is how fast a player's reaction evidence fades: each
+	// reaction weighs 2^(−age / HalfLife), its age taken from the
+	// player's newest reaction (leader time), so the evidence adds up
+	// over a player's sessions and worlds and a player who stopped
+	// cheating is not flagged for ever. 0 keeps every reaction at full
+	// weight.
+	HalfLife   time.Duration
+	MinSamples int     // reactions (counted with their weights, rounded)
 	Z          float64 // flag at this z-score or more
 }
 
@@ -175,8 +182,8 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, MinSamples: 12, Z: 5},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 6},
+		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLife: 6 * time.Hour, MinSamples: 12, Z: 8.5},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 9},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
@@ -200,8 +207,8 @@ func (c Config) Validate() error {
 		return bad("straight.window below 2")
 	case c.Reaction.Median <= 0 || !(c.Reaction.Sigma > 0):
 		return bad("reaction median and sigma must be positive")
-	case c.Reaction.Window < 0:
-		return bad("reaction window is negative")
+	case c.Reaction.Window < 0 || c.Reaction.HalfLife < 0:
+		return bad("reaction window or half-life is negative")
 	case c.Reaction.Window > 0 && float64(c.Reaction.Window) < float64(c.Reaction.Median)*math.Exp(windowSigmas*c.Reaction.Sigma):
 		// A window drops the slower reactions: near the median it keeps a
 		// human's quicker ones only, whose mean log is below ln(Median).

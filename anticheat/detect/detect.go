@@ -79,6 +79,8 @@ type player struct {
 	shots, hits         int
 	reactions           int
 	logReact            float64 // sum of ln(reaction / Reaction.Median)
+	reactW, reactWLog   float64 // the same, each reaction weighed by its age (Reaction.HalfLife)
+	reactAt             int64   // leader time of the newest reaction: the ages' origin
 	reactedTo           string
 	shotAt              [shotMemory]int64 // leader times of the last shots
 	shotN               int

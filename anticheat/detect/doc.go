@@ -14,7 +14,9 @@
 //     more often than an honest rate (a binomial z-score);
 //   - straight: paths straighter than a hand steers;
 //   - reaction: reactions to a target's appearance faster than a quick
-//     human's over many of them (a log-normal location z-score);
+//     human's over many of them (a log-normal location z-score), over a
+//     player's sessions and worlds, older reactions weighing less
+//     (Reaction.HalfLife);
 //   - accuracy: aim far better than the population's (the hits' binomial
 //     z-score against the population's 90th percentile, plus reaction's);
 //   - economy: currency earned with no shot before it (loot without a fight);

@@ -16,13 +16,16 @@ func (d *Detector) Evaluate() []Flag {
 		d.flushSteps(st)
 	}
 	// Forget appearances no reaction can follow any more: older than the
-	// window before the newest.
-	var newest int64
-	for _, t := range d.appear {
-		newest = max(newest, t)
+	// window before their world's newest. Per world: a Runner reads worlds
+	// side by side, one far ahead of another in leader time while it
+	// rebuilds from the archive, and the lagging world's appearances must
+	// stay until its own hits come.
+	newest := map[string]int64{}
+	for e, t := range d.appear {
+		newest[e.world] = max(newest[e.world], t)
 	}
 	for e, t := range d.appear {
-		if newest-t > int64(d.cfg.Reaction.Window) {
+		if newest[e.world]-t > int64(d.cfg.Reaction.Window) {
 			delete(d.appear, e)
 		}
 	}
@@ -45,7 +48,7 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetEconomy, s, &p.incomeEv, p.id)
 			}
 		}
-		judgeReactions := p.reactions >= c.Reaction.MinSamples && p.reactions > 0
+		judgeReactions := d.judgesReactions(p)
 		if p.shots >= c.Accuracy.MinShots {
 			if z, ok := d.acc.z(p.hits, p.shots, c.Accuracy.MinPlayers); ok {
 				if judgeReactions {

@@ -150,7 +150,7 @@ func printRates(w io.Writer, name string, rs []rate, events int) {
 
 var (
 	tableHonest  = flag.Int("table.honest", 0, "print the detectors' rates on corpora A to F with this many honest players")
-	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E and F")
+	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E, F, S and G")
 )
 
 // TestPrintTable prints the figures of docs/ANTICHEAT.md (corpus D, held
@@ -162,6 +162,12 @@ var (
 //	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=D
 //	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=E
 //	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=F
+//
+// S and G are in sessions (each player 3 to 5): G, held out after the
+// reaction evidence was made to add up over a player's sessions, was
+// measured once, alone:
+//
+//	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=G
 func TestPrintTable(t *testing.T) {
 	if *tableHonest == 0 {
 		t.Skip("no -table.honest")
@@ -169,7 +175,8 @@ func TestPrintTable(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		p    corpus.Params
-	}{{"A (seed 1, thresholds fixed here)", corpus.A(*tableHonest)}, {"B (seed 2, held out)", corpus.B(*tableHonest)}, {"C (seed 3, held out)", corpus.C(*tableHonest)}, {"D (seed 4, held out)", corpus.D(*tableHonest)}, {"E (seed 5, held out for the detectors before F)", corpus.E(*tableHonest)}, {"F (seed 6, held out)", corpus.F(*tableHonest)}} {
+	}{{"A (seed 1, thresholds fixed here)", corpus.A(*tableHonest)}, {"B (seed 2, held out)", corpus.B(*tableHonest)}, {"C (seed 3, held out)", corpus.C(*tableHonest)}, {"D (seed 4, held out)", corpus.D(*tableHonest)}, {"E (seed 5, held out for the detectors before F)", corpus.E(*tableHonest)}, {"F (seed 6, held out)", corpus.F(*tableHonest)},
+		{"S (seed 1: A in 3 to 5 sessions a player; thresholds of history fixed here)", corpus.S(*tableHonest)}, {"G (seed 7, in 3 to 5 sessions a player, held out)", corpus.G(*tableHonest)}} {
 		if !strings.Contains(*tableCorpora, c.name[:1]) {
 			continue
 		}

@@ -1,6 +1,7 @@
 package detect_test
 
 import (
+	"flag"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,14 +12,18 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 )
 
+var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads: A, or S (A in sessions)")
+
 // TestPrintScores prints, per detector on corpus A with every threshold off
 // (each player's highest score over evaluations every Config.Every events),
 // the honest players' scores (99th, 99.9th percentile, the third largest,
 // max) and the targeted cheaters' (min, 5th percentile, median): each
 // threshold of DefaultConfig is the smallest round value above the third
-// largest honest score (docs/ANTICHEAT.md).
+// largest honest score (docs/ANTICHEAT.md). With -scores.corpus=S, the
+// same on corpus S (A in sessions).
 //
 //	go test ./anticheat/detect -run TestPrintScores -v -args -table.honest=10000
+//	go test -count=1 -p 1 ./anticheat/detect -run TestPrintScores -v -args -table.honest=10000 -scores.corpus=S
 func TestPrintScores(t *testing.T) {
 	if *tableHonest == 0 {
 		t.Skip("no -table.honest")
@@ -46,7 +51,11 @@ func TestPrintScores(t *testing.T) {
 		}
 	}
 	n := 0
-	labels, _ := corpus.Generate(corpus.A(*tableHonest), func(ev *fsm.Event) {
+	p := corpus.A(*tableHonest)
+	if *scoresCorpus == "S" {
+		p = corpus.S(*tableHonest)
+	}
+	labels, _ := corpus.Generate(p, func(ev *fsm.Event) {
 		d.Observe(ev)
 		if n++; n%cfg.Every == 0 {
 			evaluate()

@@ -91,9 +91,10 @@ func (a *API) RemoveShard(w http.ResponseWriter, r *http.Request) {
 }
 
 // PlaceWorld handles POST /v1/cluster/shards/worlds: a world on the shard
-// named, or, without one, where the meta group places it. Place a world
-// before creating it: a world created first lives on the shard its name
-// hashes to.
+// named, or, without one, where the meta group places it; with expect
+// (and a shard), only while the world is on shard expect now (else
+// conflict). Place a world before creating it: a world created first
+// lives on the shard its name hashes to.
 func (a *API) PlaceWorld(w http.ResponseWriter, r *http.Request) {
 	e, ok := a.shardEditor(w)
 	if !ok {
@@ -105,6 +106,10 @@ func (a *API) PlaceWorld(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := edge.CheckName("world", p.World); err != nil {
 		a.WriteError(w, err, true)
+		return
+	}
+	if p.Expect != nil && p.Shard == nil {
+		a.WriteError(w, fmt.Errorf("%w: expect needs a shard: a placement by headroom keeps a placed world where it is", fsm.ErrMalformed), true)
 		return
 	}
 	ctx, cancel := a.RequestContext(r)

@@ -151,12 +151,12 @@ func (b metaBackend) RemoveShard(ctx context.Context, id uint64) error {
 	return editError(err)
 }
 
-// PlaceWorld puts a world on the shard named, or where the meta group
-// places it.
+// PlaceWorld puts a world on the shard named (with Expect, only while it
+// is on shard Expect), or where the meta group places it.
 func (b metaBackend) PlaceWorld(ctx context.Context, p wire.WorldPlacement) (wire.WorldPlacement, error) {
 	c := meta.Command{Op: meta.OpPlaceWorld, World: p.World}
 	if p.Shard != nil {
-		c = meta.Command{Op: meta.OpAssignWorld, World: p.World, Shard: *p.Shard}
+		c = meta.Command{Op: meta.OpAssignWorld, World: p.World, Shard: *p.Shard, Expect: p.Expect}
 	}
 	res, err := b.g.Propose(ctx, c)
 	if err != nil {
@@ -178,6 +178,11 @@ func editError(err error) error {
 		return fmt.Errorf("%w: %w", edge.ErrConflict, err)
 	case errors.Is(err, meta.ErrNotLeader):
 		return fmt.Errorf("%w: %w", store.ErrNotLeader, err)
+	case errors.Is(err, meta.ErrGate):
+		return fmt.Errorf("%w: %w", store.ErrVersionGate, err)
+	case errors.Is(err, meta.ErrBehind):
+		// Applied at the meta leader; this node cannot route by it yet.
+		return fmt.Errorf("%w: %w", edge.ErrUnavailable, err)
 	}
 	return err
 }

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/shard/meta"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
@@ -206,4 +211,24 @@ func runThreeNodesWithMeta(t *testing.T, ca *testCA) {
 	for _, n := range run[:2] {
 		require.Equal(t, 0, n.stop(t))
 	}
+}
+
+// The meta group's errors reach clients as the edge's: a gated command
+// as version_gate, a replica that did not catch up as unavailable, a
+// conditional assign refused as conflict.
+func TestEditErrorMapsTheMetaGroupsErrors(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want error
+	}{
+		{fmt.Errorf("%w: member n3 reads 1", meta.ErrGate), store.ErrVersionGate},
+		{fmt.Errorf("%w: at 9, applied 7", meta.ErrBehind), edge.ErrUnavailable},
+		{fmt.Errorf("%w: %w: w is on 2", meta.ErrRefused, meta.ErrElsewhere), edge.ErrConflict},
+		{fmt.Errorf("%w: no shard", meta.ErrNotFound), fsm.ErrNotFound},
+	} {
+		got := editError(c.err)
+		require.ErrorIs(t, got, c.want, "%v", c.err)
+		require.ErrorIs(t, got, c.err)
+	}
+	require.NoError(t, editError(nil))
 }

@@ -236,14 +236,15 @@ func TestRunThreeNodesWithMetaMoveAWorldUnderWriters(t *testing.T) {
 	require.NotZero(t, fenced.Seq)
 	// The client retries world_moved (a router learns the new home); a
 	// short probe gets the refusal back. On a loaded machine a probe can
-	// time out before any answer: it is tried again with the same seq
-	// (nothing can apply at the fenced home) until an answer comes.
+	// time out before any answer, or meet shard 1 between leaders
+	// (not_leader): it is tried again with the same seq (nothing can
+	// apply at the fenced home) until the home answers.
 	var err error
 	require.Eventually(t, func() bool {
 		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer pcancel()
 		_, err = n3.Act(pctx, "mv", incr("probe", 1, "e-probe", 1))
-		return err == nil || !client.IsOutcomeUnknown(err)
+		return err == nil || (!client.IsOutcomeUnknown(err) && client.Code(err) != "not_leader")
 	}, 60*time.Second, 10*time.Millisecond, "an answer to the probe")
 	require.Equal(t, "world_moved", client.Code(err), "the old home refuses writes after the fence: %v", err)
 	re, ok := errors.AsType[*client.Error](err)
@@ -317,13 +318,9 @@ func TestRunThreeNodesWithMetaMoveAWorldUnderWriters(t *testing.T) {
 	quiet := uint64(1)
 	_, err = n3.PlaceWorld(ctx, "quiet", &quiet)
 	require.NoError(t, err)
-	// n3's copy of the map applies the placement a moment after the meta
-	// leader committed it (n3 may not lead the meta group): until then it
-	// routes quiet by its hash, to shard 2.
-	require.Eventually(t, func() bool {
-		m, err := n3.Shards(ctx)
-		return err == nil && m.Worlds["quiet"] == quiet
-	}, 30*time.Second, 20*time.Millisecond, "n3's map lists quiet on shard 1")
+	// n3 may not lead the meta group: its placement answers once n3's own
+	// copy of the map lists quiet (else n3 would route it by its hash, to
+	// shard 2), so the creation right after it goes to shard 1.
 	require.NoError(t, n3.CreateWorld(ctx, "quiet", wire.Rules{}))
 	for seq := uint64(1); seq <= 5; seq++ {
 		_, err := n3.Act(ctx, "quiet", incr("q", seq, "e-q", 2))

@@ -60,6 +60,26 @@ func TestRunThreeNodesWithMetaCreatePlacesNewWorlds(t *testing.T) {
 		}, 30*time.Second, 20*time.Millisecond, "act on fresh: %v", err)
 	}
 
+	// Read-your-placement: a creation through any node (two of them do
+	// not lead the meta group) places the world, and the very next
+	// request through that node reaches it, with no wait in between (the
+	// placement answers once the node's own copy of the map lists it).
+	// A placement likewise: the node's map (GET /v1/cluster/shards answers
+	// this node's own copy) lists the world as soon as it answered.
+	for i, c := range mc.clients {
+		world := "next-" + mc.ids[i]
+		require.NoError(t, c.CreateWorld(ctx, world, wire.Rules{}))
+		_, err = c.Act(ctx, world, incr("p1", 1, "e1", 1))
+		require.NoError(t, err, "act on %s through %s right after its creation", world, mc.ids[i])
+
+		world = "placed-" + mc.ids[i]
+		placed, err := c.PlaceWorld(ctx, world, nil)
+		require.NoError(t, err)
+		m, err := c.Shards(ctx)
+		require.NoError(t, err)
+		require.Equal(t, placed, m.Worlds[world], "%s's map lists %s right after placing it", mc.ids[i], world)
+	}
+
 	// "old" created as before placement (the internal creation call, which
 	// places nothing, at the leader of the shard its name hashes to).
 	require.Eventually(t, func() bool {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/shard/meta/plan"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
@@ -209,6 +211,32 @@ func TestRunThreeNodesWithMetaRebalanceAndDrainWithGsdctl(t *testing.T) {
 		require.NoError(t, err, w)
 	}
 	require.NotEmpty(t, onOne)
+	// A world the map does not list, living where its name hashes on
+	// another shard: drain pins it there, conditionally (every meta member
+	// reads the condition, so the gate opens).
+	var unlisted string
+	var hashed uint64
+	for i := 0; unlisted == ""; i++ {
+		w := fmt.Sprintf("u%d", i)
+		if hashed, _ = plan.Hashed(w, []uint64{1, 2, 3}); hashed != 1 {
+			unlisted = w
+		}
+	}
+	require.Eventually(t, func() bool {
+		for _, id := range mc.ids {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+mc.httpAddrs[id]+"/internal/v1/worlds", strings.NewReader(`{"id":"`+unlisted+`"}`))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Gsd-Forwarded", "1")
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					return true
+				}
+			}
+		}
+		return false
+	}, 30*time.Second, 20*time.Millisecond, "create %s unplaced", unlisted)
 	out, err = ctl("shard", "remove", "1")
 	require.Error(t, err, "shard 1 still lists worlds: %s", out)
 	require.Contains(t, out, "still holds")
@@ -217,6 +245,8 @@ func TestRunThreeNodesWithMetaRebalanceAndDrainWithGsdctl(t *testing.T) {
 	t.Logf("drain:\n%s", out)
 	require.Equal(t, len(onOne), strings.Count(out, " moved from shard 1 to shard "))
 	require.Contains(t, out, "shard 1 lists no worlds")
+	require.Contains(t, out, fmt.Sprintf("world %s: listed on shard %d, where its name hashes", unlisted, hashed))
+	require.NotContains(t, out, "unconditionally")
 	require.Eventually(t, func() bool {
 		m, err = n3.Shards(ctx)
 		return err == nil && !slices.ContainsFunc(onOne, func(w string) bool { return m.Worlds[w] == 1 })

@@ -220,10 +220,20 @@ func checkGateBefore(ctx context.Context, t *testing.T, pc *procCluster, cl *cli
 	defer oc.Close()
 	h, err := nc.Hash(ctx, "arena", 0)
 	require.NoError(t, err)
+	// The hash after event N covers the session commands (play opens and
+	// acks) applied before event N+1, so a node still at N may not have
+	// them all yet: both answers are read again until both nodes are
+	// past N.
 	require.Eventually(t, func() bool {
 		got, err := oc.Hash(ctx, "arena", h.Seq)
 		require.True(t, err == nil || client.Code(err) == wire.CodeSeqUnknown, "%v", err) // not there yet
-		return err == nil && got == h
+		if err != nil {
+			return false
+		}
+		if h, err = nc.Hash(ctx, "arena", h.Seq); err != nil {
+			return false
+		}
+		return got == h
 	}, time.Minute, 20*time.Millisecond, "%s on the old binary reaches %s's hash at seq %d", last.id, nodes[0].id, h.Seq)
 	if newV.Log == oldV.Log {
 		t.Logf("the recorded commit reads log version %d, as this binary does: no command waits for the last node; "+

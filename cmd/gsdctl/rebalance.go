@@ -66,8 +66,11 @@ stops the run: finish it with the "world move" the message names, then run
 drain again. Worlds the map does not list (created before placement, living
 where their name hashes) are found by listing every node's worlds: those on
 ID are moved too, and the others are listed where they are first, because
-removing a shard changes where unlisted worlds hash. Run no other moves
-meanwhile.`,
+removing a shard changes where unlisted worlds hash. Such a pin applies only
+while the world is still where the drain found it: a world moved or placed
+meanwhile is left where the map has it (reported, and the drain goes on), so
+a concurrent move is never undone. With a meta member on an older gsd the
+pins are unconditional (a warning says so): run no other moves then.`,
 		Example: `  gsdctl shard drain 3 --dry-run
   gsdctl shard drain 3 && gsdctl shard remove 3`,
 		Args: cobra.ExactArgs(1),
@@ -92,10 +95,27 @@ meanwhile.`,
 				steps, err := plan.Drain(shardLoads(m), worlds, id)
 				return steps, pins, err
 			})
-			if err == nil && !dry && a.output != "json" {
-				fmt.Fprintf(a.stdout, "shard %d lists no worlds: gsdctl shard remove %d removes it\n", id, id)
+			if err != nil || dry || a.output == "json" {
+				return err
 			}
-			return err
+			// A world moved there meanwhile keeps the shard (its removal
+			// is refused): say so rather than promise the removal.
+			c := a.client()
+			defer c.Close()
+			ctx, cancel := a.context(cmd)
+			m, err := c.Shards(ctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+			for _, s := range m.Shards {
+				if s.ID == id && s.Worlds > 0 {
+					fmt.Fprintf(a.stdout, "shard %d lists %d worlds again (moved or placed there meanwhile): run drain again\n", id, s.Worlds)
+					return nil
+				}
+			}
+			fmt.Fprintf(a.stdout, "shard %d lists no worlds: gsdctl shard remove %d removes it\n", id, id)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "print the plan and move nothing")
@@ -200,14 +220,18 @@ func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.Shard
 		pinned = slices.DeleteFunc(pinned, func(w string) bool { _, listed := now.Worlds[w]; return listed })
 	}
 	for _, w := range pinned {
-		ctx, cancel := a.context(cmd)
 		g := pins[w]
-		_, err := c.PlaceWorld(ctx, w, &g)
-		cancel()
-		if err != nil {
+		err := a.pin(cmd, c, w, g)
+		switch {
+		case client.Code(err) == wire.CodeConflict:
+			// Listed elsewhere since (a move or a placement): it no longer
+			// hashes, which is what the pin was for; the drain goes on.
+			if a.output != "json" {
+				fmt.Fprintf(a.stdout, "world %s: not listed on shard %d: it is no longer there (moved or placed meanwhile), left where the map has it\n", w, g)
+			}
+		case err != nil:
 			return fmt.Errorf("list world %s on shard %d, where its name hashes: %w", w, g, err)
-		}
-		if a.output != "json" {
+		case a.output != "json":
 			fmt.Fprintf(a.stdout, "world %s: listed on shard %d, where its name hashes\n", w, g)
 		}
 	}
@@ -238,6 +262,32 @@ func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.Shard
 		fmt.Fprintln(a.stdout, "nothing to move")
 	}
 	return nil
+}
+
+// codeVersionGate is the edge's answer to a change some member's binary
+// does not read (api/edge's CodeVersionGate).
+const codeVersionGate = "version_gate"
+
+// pin lists world on shard g, where it lives, only while it is still
+// there (a conditional assign: a move published since is not undone,
+// and the pin answers conflict). When the cluster cannot take the
+// condition yet (a meta member on an older gsd: version_gate; the node
+// asked on an older gsd: malformed, about the expect field), it pins
+// unconditionally, as gsdctl did before, and says so on stderr: a move
+// run concurrently could then be overwritten.
+func (a *app) pin(cmd *cobra.Command, c *client.Client, world string, g uint64) error {
+	ctx, cancel := a.context(cmd)
+	_, err := c.AssignWorldIf(ctx, world, g, g)
+	cancel()
+	code := client.Code(err)
+	if code != codeVersionGate && (code != wire.CodeMalformed || !strings.Contains(err.Error(), `"expect"`)) {
+		return err
+	}
+	fmt.Fprintf(a.stderr, "gsdctl: world %s: the cluster cannot pin it conditionally yet (%v); pinning it unconditionally: run no other moves during the drain\n", world, err)
+	ctx, cancel = a.context(cmd)
+	defer cancel()
+	_, err = c.PlaceWorld(ctx, world, &g)
+	return err
 }
 
 // planStep is one step of a plan as -o json prints it.

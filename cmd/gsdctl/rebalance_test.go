@@ -30,9 +30,17 @@ type fakeMover struct {
 	unlisted []string
 	noList   bool
 	pins     []string
-	// meanwhile changes the map before its second read.
+	// meanwhile changes the map before its second read, atPin before a
+	// pin is judged.
 	meanwhile func(*wire.ShardMap)
+	atPin     func(*wire.ShardMap)
 	fetches   int
+	// gate answers a conditional pin version_gate (a meta member on an
+	// older gsd), old malformed (the node asked is on one).
+	gate, old bool
+	// pinNotFound answers every pin not_found.
+	pinNotFound bool
+	tries       []string // every pin asked for, conditional ones with "?"
 }
 
 func (f *fakeMover) serve(t *testing.T) string {
@@ -71,6 +79,37 @@ func (f *fakeMover) serve(t *testing.T) string {
 			if err := json.NewDecoder(r.Body).Decode(&p); err != nil || p.Shard == nil {
 				w.WriteHeader(400)
 				return
+			}
+			if f.atPin != nil {
+				f.atPin(&f.m)
+			}
+			if f.pinNotFound {
+				w.WriteHeader(404)
+				_, _ = w.Write([]byte(`{"code":"not_found","error":"gsd/meta: no shard 2"}`))
+				return
+			}
+			if p.Expect != nil {
+				f.tries = append(f.tries, p.World+"→"+itoa(*p.Shard)+"?"+itoa(*p.Expect))
+				at, listed := f.m.Worlds[p.World]
+				if !listed {
+					at, _ = plan.Hashed(p.World, []uint64{1, 2, 3})
+				}
+				switch {
+				case f.old:
+					w.WriteHeader(400)
+					_, _ = w.Write([]byte(`{"code":"malformed","error":"json: unknown field \"expect\""}`))
+					return
+				case f.gate:
+					w.WriteHeader(409)
+					_, _ = w.Write([]byte(`{"code":"version_gate","error":"member n3 reads 1"}`))
+					return
+				case at != *p.Expect:
+					w.WriteHeader(409)
+					_, _ = w.Write([]byte(`{"code":"conflict","error":"gsd/meta: the world is not on the expected shard"}`))
+					return
+				}
+			} else {
+				f.tries = append(f.tries, p.World+"→"+itoa(*p.Shard))
 			}
 			f.pins = append(f.pins, p.World+"→"+itoa(*p.Shard))
 			f.m.Worlds[p.World] = *p.Shard
@@ -215,6 +254,7 @@ func TestShardDrainMovesTheUnlistedWorldsOnItAndPinsTheOthers(t *testing.T) {
 	require.Contains(t, out, "world "+on2+": listed on shard 2, where its name hashes")
 	require.Contains(t, out, "5/5: world ")
 	require.Equal(t, []string{on2 + "→2"}, f.pins, "gsd's own records are left alone")
+	require.Equal(t, []string{on2 + "→2?2"}, f.tries, "pinned only while it is on shard 2")
 	require.NotContains(t, strings.Join(f.moves, " "), "gsd.sinks")
 	require.Contains(t, f.moves, on1+"→"+itoa(f.m.Worlds[on1]), "the unlisted world on shard 1 moved")
 	for w, g := range f.m.Worlds {
@@ -228,6 +268,19 @@ func TestShardDrainMovesTheUnlistedWorldsOnItAndPinsTheOthers(t *testing.T) {
 	mustRun(t, "--addr", gaddr, "shard", "drain", "1")
 	require.Empty(t, g.pins)
 	require.Equal(t, uint64(3), g.m.Worlds[on2])
+
+	// A move published between that read and the pin: the pin, which
+	// expects the world where its name hashes, is refused and reported,
+	// the move stays, and the drain goes on.
+	h := &fakeMover{m: unevenMap(), unlisted: []string{on2}, atPin: func(m *wire.ShardMap) { m.Worlds[on2] = 3 }}
+	haddr := h.serve(t)
+	h.m.Nodes = []wire.ShardNode{{ID: "n1", HTTP: haddr}}
+	out = mustRun(t, "--addr", haddr, "shard", "drain", "1")
+	require.Equal(t, []string{on2 + "→2?2"}, h.tries)
+	require.Empty(t, h.pins)
+	require.Equal(t, uint64(3), h.m.Worlds[on2], "the concurrent move stays")
+	require.Contains(t, out, "world "+on2+": not listed on shard 2: it is no longer there")
+	require.Contains(t, out, "4/4: world ", "the drain went on")
 
 	broken := &fakeMover{m: unevenMap(), noList: true}
 	baddr := broken.serve(t)
@@ -261,4 +314,34 @@ func TestShardDrainRefusesTheLastShardAndStaticMaps(t *testing.T) {
 	}
 	require.Empty(t, f.moves)
 	require.Empty(t, static.moves)
+}
+
+// A cluster that cannot take a conditional pin yet (a meta member, or the
+// node asked, on an older gsd) gets the unconditional one, with a
+// warning; any other failed pin stops the drain before it moves anything.
+func TestShardDrainPinsUnconditionallyWhenTheClusterCannotYet(t *testing.T) {
+	on2 := hashingTo(t, 2)
+	for name, f := range map[string]*fakeMover{
+		"gate": {m: unevenMap(), unlisted: []string{on2}, gate: true},
+		"old":  {m: unevenMap(), unlisted: []string{on2}, old: true},
+	} {
+		addr := f.serve(t)
+		f.m.Nodes = []wire.ShardNode{{ID: "n1", HTTP: addr}}
+		code, out, errOut := ctl(t, "", "--addr", addr, "shard", "drain", "1")
+		require.Equal(t, 0, code, "%s: %s", name, errOut)
+		require.Equal(t, []string{on2 + "→2?2", on2 + "→2"}, f.tries, name)
+		require.Equal(t, []string{on2 + "→2"}, f.pins, name)
+		require.Contains(t, errOut, "pinning it unconditionally: run no other moves during the drain", name)
+		require.Contains(t, out, "world "+on2+": listed on shard 2", name)
+	}
+
+	bad := &fakeMover{m: unevenMap(), unlisted: []string{on2}, pinNotFound: true}
+	addr := bad.serve(t)
+	bad.m.Nodes = []wire.ShardNode{{ID: "n1", HTTP: addr}}
+	code, _, errOut := ctl(t, "", "--addr", addr, "--timeout", "1s", "shard", "drain", "1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "list world "+on2+" on shard 2, where its name hashes")
+	require.Contains(t, errOut, "no shard 2")
+	require.Empty(t, bad.pins)
+	require.Empty(t, bad.moves, "a failed pin stops the drain before its moves")
 }

@@ -17,10 +17,10 @@ import (
 func (a *app) sessionCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "session",
-		Short: "List, kick and ban players' sessions; export and import their data",
+		Short: "List, kick and ban players' sessions; export, import and write their data",
 	}
 	cmd.AddCommand(a.sessionListCmd(), a.sessionKickCmd(), a.sessionBanCmd(), a.sessionUnbanCmd(),
-		a.sessionBansCmd(), a.sessionExportCmd(), a.sessionImportCmd())
+		a.sessionBansCmd(), a.sessionExportCmd(), a.sessionImportCmd(), a.sessionDataCmd())
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	"github.com/gsd-dev/gsd/client"
@@ -49,4 +50,39 @@ func TestCtlSessionExportImportBanAndPresence(t *testing.T) {
 	code, _, errOut = ctl(t, "", with("session", "kick", "arena", "nope", "--reason", "x")...)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "session_unknown")
+}
+
+func TestCtlSessionDataMergesDeletesAndChecksTheVersion(t *testing.T) {
+	addr := startNode(t)
+	with := func(args ...string) []string { return append([]string{"--addr", addr, "--timeout", "30s"}, args...) }
+	mustRun(t, with("world", "create", "arena")...)
+
+	var first wire.PlayerData
+	require.NoError(t, json.Unmarshal([]byte(mustRun(t, with("session", "data", "arena", "ann", "--json", `{"gold":40,"title":"rookie"}`)...)), &first))
+	require.Equal(t, map[string]wire.Value{"gold": wire.Int(40), "title": wire.String("rookie")}, first.Data)
+	require.NotZero(t, first.DataVersion)
+
+	// From stdin, conditional on the version just read: gold changes,
+	// title goes, nothing else is touched.
+	var second wire.PlayerData
+	code, out, errOut := ctl(t, `{"gold":41,"title":null}`, with("session", "data", "arena", "ann", "--expect-version", strconv.FormatUint(first.DataVersion, 10))...)
+	require.Equal(t, 0, code, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &second))
+	require.Equal(t, map[string]wire.Value{"gold": wire.Int(41)}, second.Data)
+	require.Greater(t, second.DataVersion, first.DataVersion)
+
+	// A stale version changes nothing.
+	code, _, errOut = ctl(t, "", with("session", "data", "arena", "ann", "--json", `{"gold":0}`, "--expect-version", strconv.FormatUint(first.DataVersion, 10))...)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "data_conflict")
+	var f client.PlayerDataFile
+	require.NoError(t, json.Unmarshal([]byte(mustRun(t, with("session", "export", "arena")...)), &f))
+	require.Equal(t, map[string]wire.Value{"gold": wire.Int(41)}, f.Players[0].Data)
+
+	for _, bad := range []string{"", "{}", `{"gold":1} {}`, "[1]"} {
+		code, _, errOut = ctl(t, bad, with("session", "data", "arena", "ann")...)
+		require.Equal(t, 1, code, "input %q: %s", bad, errOut)
+		require.Contains(t, errOut, "for usage", bad)
+		require.Contains(t, errOut, "data", bad)
+	}
 }

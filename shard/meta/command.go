@@ -24,7 +24,7 @@ const (
 	OpRemoveNode  Op = "remove_node"  // Node: refused while it is a shard's voter
 	OpCreateShard Op = "create_shard" // Shard, and Voters or Replicas (the FSM spreads them)
 	OpRemoveShard Op = "remove_shard" // Shard: refused while the map lists worlds on it
-	OpAssignWorld Op = "assign_world" // World on Shard
+	OpAssignWorld Op = "assign_world" // World on Shard; with Expect, only while World is on shard Expect
 	OpPlaceWorld  Op = "place_world"  // World: the FSM picks the shard (PlaceWorld)
 	OpReport      Op = "report"       // Node leads Leads (group → term) and reports Load
 	OpSeed        Op = "seed"         // Seed's nodes, shards and worlds, into an empty map only
@@ -33,18 +33,25 @@ const (
 // Command is one change to the meta state. Which fields count depends on
 // Op (see the Op constants); the others must be empty.
 type Command struct {
-	Op       Op                `json:"op"`
-	Node     string            `json:"node,omitempty"`
-	Raft     string            `json:"raft,omitempty"`
-	HTTP     string            `json:"http,omitempty"`
-	Region   string            `json:"region,omitempty"`
-	Shard    uint64            `json:"shard,omitempty"`
-	Voters   []string          `json:"voters,omitempty"`
-	Replicas int               `json:"replicas,omitempty"`
-	World    string            `json:"world,omitempty"`
-	Leads    map[uint64]uint64 `json:"leads,omitempty"` // group → Raft term in which Node leads it
-	Load     map[uint64]Load   `json:"load,omitempty"`  // shard → its load, from its leader
-	Seed     *shard.Map        `json:"seed,omitempty"`  // a static map (gsd --shard-map) to start from
+	Op       Op       `json:"op"`
+	Node     string   `json:"node,omitempty"`
+	Raft     string   `json:"raft,omitempty"`
+	HTTP     string   `json:"http,omitempty"`
+	Region   string   `json:"region,omitempty"`
+	Shard    uint64   `json:"shard,omitempty"`
+	Voters   []string `json:"voters,omitempty"`
+	Replicas int      `json:"replicas,omitempty"`
+	World    string   `json:"world,omitempty"`
+	// Expect makes assign_world conditional: refused (ErrElsewhere) unless
+	// the world is on shard Expect now, listed or hashed. A replica on a
+	// binary before it refuses the field (DecodeCommand is strict) while
+	// newer ones apply it, so the leader proposes it only once every
+	// member reads it (Group's gate, forward.go); without it the entry's
+	// bytes are what they were.
+	Expect *uint64           `json:"expect,omitempty"`
+	Leads  map[uint64]uint64 `json:"leads,omitempty"` // group → Raft term in which Node leads it
+	Load   map[uint64]Load   `json:"load,omitempty"`  // shard → its load, from its leader
+	Seed   *shard.Map        `json:"seed,omitempty"`  // a static map (gsd --shard-map) to start from
 }
 
 // Load is a shard's load as its leader reports it.
@@ -115,7 +122,7 @@ func (c Command) Validate() error {
 	unused := map[string]bool{
 		"node": c.Node != "", "raft": c.Raft != "", "http": c.HTTP != "", "region": c.Region != "",
 		"shard": c.Shard != 0, "voters": c.Voters != nil, "replicas": c.Replicas != 0,
-		"world": c.World != "", "leads": c.Leads != nil, "load": c.Load != nil, "seed": c.Seed != nil,
+		"world": c.World != "", "expect": c.Expect != nil, "leads": c.Leads != nil, "load": c.Load != nil, "seed": c.Seed != nil,
 	}
 	var takes []string
 	switch c.Op {
@@ -146,7 +153,7 @@ func (c Command) Validate() error {
 	case OpRemoveShard:
 		takes = []string{"shard"}
 	case OpAssignWorld:
-		takes = []string{"world", "shard"}
+		takes = []string{"world", "shard", "expect"}
 		need(c.World != "", "a world name is required")
 	case OpPlaceWorld:
 		takes = []string{"world"}
@@ -171,7 +178,7 @@ func (c Command) Validate() error {
 	for _, f := range takes {
 		delete(unused, f)
 	}
-	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "leads", "load", "seed"} {
+	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "expect", "leads", "load", "seed"} {
 		if unused[f] {
 			errs = append(errs, fmt.Errorf("%s does not take %s", c.Op, f))
 		}

@@ -16,6 +16,8 @@ func TestCommandRoundTripsThroughItsEncoding(t *testing.T) {
 		{Op: OpCreateShard, Shard: 0, Replicas: 3},
 		{Op: OpRemoveShard, Shard: 3},
 		{Op: OpAssignWorld, World: "w", Shard: 3},
+		{Op: OpAssignWorld, World: "w", Shard: 3, Expect: ptr(0)},
+		{Op: OpAssignWorld, World: "w", Shard: 0, Expect: ptr(7)},
 		{Op: OpPlaceWorld, World: "w"},
 		{Op: OpReport, Node: "n1", Leads: map[uint64]uint64{0: 4, shard.MetaGroup: 2}, Load: map[uint64]Load{3: {Players: 10, Events: 5}}},
 	} {
@@ -82,6 +84,7 @@ func FuzzDecodeCommand(f *testing.F) {
 		{Op: OpAddNode, Node: "n1", Raft: "h:1", HTTP: "h:2"},
 		{Op: OpCreateShard, Shard: 1, Replicas: 3},
 		{Op: OpReport, Node: "n", Leads: map[uint64]uint64{1: 2}},
+		{Op: OpAssignWorld, World: "w", Shard: 1, Expect: ptr(2)},
 	} {
 		b, err := c.Encode()
 		require.NoError(f, err)

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,8 +26,20 @@ import (
 //
 // After the magic: the request is a uint32 length (big endian) and the
 // encoded Command; the answer a uint32 length and forwardAnswer as JSON.
+//
+// A connection that starts with probeMagic asks which meta commands the
+// member reads (the gate): the answer is a uint32 length and probeAnswer
+// as JSON. A member on a binary before the probe hands the connection to
+// Raft, which closes it on the unknown RPC type: the prober reads it as
+// "does not read them".
 const (
 	forwardMagic byte = 0xF8
+	probeMagic   byte = 0xF9
+	// readsLevel is what this binary's DecodeCommand reads: 1 the first
+	// commands, 2 adds assign_world's expect.
+	readsLevel = 2
+	// probeTimeout bounds one member's answer to the gate's probe.
+	probeTimeout = 5 * time.Second
 	// maxForward bounds a request or an answer.
 	maxForward = 1 << 20
 	// peekTimeout bounds how long an accepted connection may take to
@@ -37,8 +51,13 @@ const (
 type forwardAnswer struct {
 	Shard  uint64   `json:"shard,omitempty"`
 	Voters []string `json:"voters,omitempty"`
-	Code   string   `json:"code,omitempty"` // "", bad_command, refused, not_leader, failed
-	Error  string   `json:"error,omitempty"`
+	// Index is the meta log index that applied the proposal, so the
+	// forwarding node can wait for its own replica to apply it. A leader
+	// on an older binary sends none (an older forwarder ignores it: the
+	// answer is decoded without DisallowUnknownFields).
+	Index uint64 `json:"index,omitempty"`
+	Code  string `json:"code,omitempty"` // "", bad_command, refused, not_leader, failed
+	Error string `json:"error,omitempty"`
 }
 
 // codes maps the sentinels to their codes on the wire, and back, most
@@ -49,12 +68,96 @@ var codes = []struct {
 }{
 	{"bad_command", []error{ErrBadCommand}},
 	{"not_found", []error{ErrRefused, ErrNotFound}},
+	{"elsewhere", []error{ErrRefused, ErrElsewhere}},
 	{"refused", []error{ErrRefused}},
 	{"not_leader", []error{ErrNotLeader}},
+	{"version_gate", []error{ErrGate}},
+}
+
+// probeAnswer is a member's answer to the gate's probe.
+type probeAnswer struct {
+	Reads int `json:"reads"` // readsLevel
+}
+
+// needsLevel is the readsLevel a member must have to apply c as this
+// binary does.
+func needsLevel(c Command) int {
+	if c.Expect != nil {
+		return 2
+	}
+	return 1
+}
+
+// gate refuses, with ErrGate, a command that some member of the meta
+// group would not decode: an older replica would refuse the entry while
+// newer ones apply it, and their maps would differ. The members are the
+// Raft configuration's servers and the configured ones (nonvoters the
+// leader has not added yet); each is asked (probe), so a member that
+// does not answer closes the gate too.
+func (g *Group) gate(ctx context.Context, c Command) error {
+	need := needsLevel(c)
+	if need <= 1 {
+		return nil // every binary reads it
+	}
+	addrs := map[raft.ServerID]raft.ServerAddress{}
+	for _, srv := range g.cfg.Servers {
+		addrs[srv.ID] = srv.Address
+	}
+	f := g.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("%w: meta configuration: %w", ErrNotLeader, err)
+	}
+	for _, srv := range f.Configuration().Servers {
+		addrs[srv.ID] = srv.Address
+	}
+	for _, id := range slices.Sorted(maps.Keys(addrs)) {
+		if string(id) == g.cfg.ID {
+			continue
+		}
+		reads, err := g.probe(ctx, addrs[id])
+		if err != nil {
+			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s did not answer (an older gsd, or down): %w: upgrade or restart it first",
+				ErrGate, c.Op, need, id, err)
+		}
+		if reads < need {
+			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s reads %d: upgrade it first", ErrGate, c.Op, need, id, reads)
+		}
+	}
+	return nil
+}
+
+// probe asks the member at addr which meta commands it reads.
+func (g *Group) probe(ctx context.Context, addr raft.ServerAddress) (int, error) {
+	deadline := time.Now().Add(probeTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn, err := g.layer.Dial(addr, time.Until(deadline))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := conn.Write([]byte{probeMagic}); err != nil {
+		return 0, err
+	}
+	b, err := readFrame(conn)
+	if err != nil {
+		return 0, err
+	}
+	var a probeAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return 0, fmt.Errorf("bad probe answer: %w", err)
+	}
+	return a.Reads, nil
 }
 
 func answerOf(res Result, err error) forwardAnswer {
-	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters}
+	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters, Index: res.Index}
 	if err == nil {
 		return a
 	}
@@ -70,7 +173,7 @@ func answerOf(res Result, err error) forwardAnswer {
 
 func (a forwardAnswer) result() (Result, error) {
 	if a.Code == "" {
-		return Result{Shard: a.Shard, Voters: a.Voters}, nil
+		return Result{Shard: a.Shard, Voters: a.Voters, Index: a.Index}, nil
 	}
 	for _, c := range codes {
 		if a.Code == c.code {
@@ -253,8 +356,17 @@ func (s *splitLayer) route(c net.Conn) {
 		c.Close()
 		return
 	}
-	if first[0] == forwardMagic {
+	switch first[0] {
+	case forwardMagic:
 		s.serve(c)
+		s.untrack(c)
+		c.Close()
+		return
+	case probeMagic:
+		ab, _ := json.Marshal(probeAnswer{Reads: readsLevel}) // an int: cannot fail
+		if c.SetDeadline(time.Now().Add(peekTimeout)) == nil {
+			_ = writeFrame(c, ab)
+		}
 		s.untrack(c)
 		c.Close()
 		return

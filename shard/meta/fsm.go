@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gsd-dev/gsd/shard"
@@ -31,6 +32,13 @@ type FSM struct {
 	membership uint64
 	state      *State // raft's FSM goroutine only
 	view       atomic.Pointer[shard.View]
+
+	// applied is the index of the last entry Apply saw; changed is closed
+	// (and replaced) whenever Apply or Restore ran, so a proposer can wait
+	// for this replica to catch up with an index the leader answered.
+	applied atomic.Uint64
+	mu      sync.Mutex
+	changed chan struct{}
 }
 
 var (
@@ -47,9 +55,32 @@ type Applied struct {
 // NewFSM returns an empty FSM whose map names membership as the group
 // holding the node table (gsd's group 0).
 func NewFSM(membership uint64) *FSM {
-	f := &FSM{membership: membership, state: NewState()}
+	f := &FSM{membership: membership, state: NewState(), changed: make(chan struct{})}
 	f.publish(true)
 	return f
+}
+
+// Applied returns the log index of the last entry this replica applied
+// (0 before the first; a Restore does not change it: raft's snapshot
+// index says what a restored state holds).
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
+
+// changes returns a channel closed at the next Apply or Restore.
+func (f *FSM) changes() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+// notify records index (0: a Restore) and wakes the waiters of changes.
+func (f *FSM) notify(index uint64) {
+	if index > f.applied.Load() {
+		f.applied.Store(index) // raft's FSM goroutine is the only writer
+	}
+	f.mu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
 }
 
 // View returns the current shard map and leader hints.
@@ -70,6 +101,7 @@ func (f *FSM) publish(topo bool) {
 // Apply applies one log entry and returns *Applied. Entries that are not
 // commands (raft's own configuration changes, barriers) change nothing.
 func (f *FSM) Apply(l *raft.Log) any {
+	defer f.notify(l.Index)
 	if l.Type != raft.LogCommand {
 		return &Applied{}
 	}
@@ -111,6 +143,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.state = s
 	f.publish(true)
+	f.notify(0)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -223,14 +224,28 @@ func (g *Group) Leader() string {
 
 // Propose applies c through the meta group and returns its result: on
 // this node when it leads, else forwarded to the leader over the meta
-// group's Layer (forward.go). The errors wrap ErrBadCommand (c is
-// invalid), ErrRefused (the state refuses it) or ErrNotLeader (no leader
-// known or reachable; when the leadership was lost or the answer did not
-// come while c was in flight, c may have applied all the same).
+// group's Layer (forward.go). Either way it returns once this node's
+// replica has applied c (read-your-placement: the next request through
+// this node routes by it). The errors wrap ErrBadCommand (c is invalid),
+// ErrRefused (the state refuses it), ErrNotLeader (no leader known or
+// reachable; when the leadership was lost or the answer did not come
+// while c was in flight, c may have applied all the same) or ErrBehind
+// (c applied at the leader, not here within ctx or ApplyTimeout).
 // Repeating a command is safe: add_node, assign_world and place_world
 // answer as the first time, create_shard and the removals are refused
 // as done.
 func (g *Group) Propose(ctx context.Context, c Command) (Result, error) {
+	res, err := g.propose(ctx, c)
+	if err != nil || res.Index == 0 {
+		// Index 0: a leader on an older binary answered; nothing to wait for.
+		return res, err
+	}
+	return res, g.waitApplied(ctx, res.Index)
+}
+
+// propose is Propose without waiting for this node's replica: the
+// reports', which only the leader's routing hints need.
+func (g *Group) propose(ctx context.Context, c Command) (Result, error) {
 	if err := c.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -244,6 +259,51 @@ func (g *Group) Propose(ctx context.Context, c Command) (Result, error) {
 	return g.forward(ctx, addr, c)
 }
 
+// snapshotPoll is how often waitApplied also looks at raft's snapshot
+// index: a replica that installs a snapshot holding the index applies
+// no entry for it, and raft records the snapshot's index only after the
+// FSM's Restore returned.
+const snapshotPoll = 20 * time.Millisecond
+
+// waitApplied waits until this node's replica has applied the entry at
+// index: Apply has seen it, or a snapshot at or after it was restored
+// (or taken, which this replica does only of what it applied). It gives
+// up with ErrBehind when ctx ends or after ApplyTimeout.
+func (g *Group) waitApplied(ctx context.Context, index uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.ApplyTimeout)
+	defer cancel()
+	if g.snapshotIndex() >= index {
+		return nil
+	}
+	t := time.NewTicker(snapshotPoll)
+	defer t.Stop()
+	for {
+		changed := g.fsm.changes()
+		if g.fsm.Applied() >= index {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			// raft.Stats is not cheap: the snapshot index is looked at
+			// only on the ticks.
+			if g.snapshotIndex() >= index {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the meta leader applied it at index %d, %s has applied up to %d: %w",
+				ErrBehind, index, g.cfg.ID, max(g.fsm.Applied(), g.snapshotIndex()), ctx.Err())
+		}
+	}
+}
+
+// snapshotIndex is the index of raft's last snapshot on this node, taken
+// or installed (0 when none).
+func (g *Group) snapshotIndex() uint64 {
+	i, _ := strconv.ParseUint(g.raft.Stats()["last_snapshot_index"], 10, 64)
+	return i
+}
+
 // apply applies c on this node, which must lead the meta group.
 func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	b, err := c.Encode()
@@ -252,6 +312,9 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	}
 	if !g.IsLeader() {
 		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
+	}
+	if err := g.gate(ctx, c); err != nil {
+		return Result{}, err
 	}
 	timeout := g.cfg.ApplyTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -268,7 +331,9 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("meta apply: unexpected response %T", f.Response())
 	}
-	return a.Result, a.Err
+	res := a.Result
+	res.Index = f.Index()
+	return res, a.Err
 }
 
 // reportLoop tells the meta group, every ReportInterval, which groups
@@ -301,7 +366,7 @@ func (g *Group) reportLoop() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
-		_, err := g.Propose(ctx, c)
+		_, err := g.propose(ctx, c)
 		cancel()
 		if err != nil {
 			g.log.Debug("meta report", "err", err)

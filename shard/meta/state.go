@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/shard/meta/plan"
 )
 
 // Node is a cluster node as the meta group records it.
@@ -41,9 +42,11 @@ func NewState() *State {
 
 // Result is what applying a command returns: the shard it concerned (the
 // one place_world picked, or create_shard's) and create_shard's voters.
+// Group.Propose adds the log index that applied it.
 type Result struct {
 	Shard  uint64
 	Voters []string
+	Index  uint64
 }
 
 // apply changes s by c (validated) and reports whether the map view
@@ -101,6 +104,11 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		if _, ok := s.Shards[c.Shard]; !ok {
 			return Result{}, false, fmt.Errorf("%w: %w: world %q: no shard %d", ErrRefused, ErrNotFound, c.World, c.Shard)
 		}
+		if c.Expect != nil {
+			if at := s.shardOf(c.World); at != *c.Expect {
+				return Result{}, false, fmt.Errorf("%w: %w: world %q is on shard %d, not %d", ErrRefused, ErrElsewhere, c.World, at, *c.Expect)
+			}
+		}
 		s.Worlds[c.World] = c.Shard
 		return Result{Shard: c.Shard}, true, nil
 	case OpPlaceWorld:
@@ -139,6 +147,17 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		return Result{}, false, nil
 	}
 	return Result{}, false, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
+}
+
+// shardOf returns the shard world is on: the one the map lists it on,
+// else the one its name hashes to (shard.Map.ShardOf's rule). The state
+// holds shards.
+func (s *State) shardOf(world string) uint64 {
+	if g, ok := s.Worlds[world]; ok {
+		return g
+	}
+	g, _ := plan.Hashed(world, s.shardIDs())
+	return g
 }
 
 // shardIDs returns the shard ids in order.

@@ -48,6 +48,12 @@ func TestMirrorEqualsWorldAndSkipsWorldsNotListed(t *testing.T) {
 	require.Equal(t, 2.0, r.gauge("gsd_pgsink_worlds"))
 	require.Equal(t, float64(SchemaVersion), r.gauge("gsd_pgsink_schema_version"))
 	require.Equal(t, 304.0, r.gauge("gsd_pgsink_events_inserted_total"))
+	// Batching: w2's backlog of 300 goes in transactions of at most
+	// BatchSize (64), so at least 5 of them plus w1's and seq 301's, and
+	// not one per event (a loose upper bound: reads may split a batch).
+	batches := r.gauge("gsd_pgsink_batches_total")
+	require.GreaterOrEqual(t, batches, 7.0, "no transaction holds more than BatchSize events")
+	require.LessOrEqual(t, batches, 12.0, "the backlog is written in batches, not event by event")
 	require.Positive(t, r.histogramCount("gsd_pgsink_write_seconds"))
 	require.Zero(t, r.gauge("gsd_pgsink_lag_seconds", "world", "w1"))
 
