@@ -455,3 +455,25 @@ func TestFollowerCloseEndsItsForwardedPlayActions(t *testing.T) {
 	_, code := edge.Classify(err, true)
 	require.Equal(t, edge.CodeUnavailable, code, "%v", err)
 }
+
+func TestForwardedPlayActionWithoutAPeerCredentialCarriesItsPlayersToken(t *testing.T) {
+	t.Parallel()
+	// Auth on, no cluster secret: the leader trusts no caller's identity,
+	// so each action goes alone with its player's token, which must name
+	// the action's player.
+	leader, follower := newPair(t, withAuth)
+	ctx := context.Background()
+	p1 := sign(t, jwt.SigningMethodHS256, keys.HS, edge.AdminClaims{RegisteredClaims: claims("p1"), Role: "scout"})
+	a, raw := playAction("arena", "p1", 1)
+	a.Role = "scout"
+	ev, err := follower.srv.ActOnLeader(ctx, a, raw, p1)
+	require.NoError(t, err)
+	require.Equal(t, "p1", ev.Player)
+	require.Equal(t, "scout", leader.Fake.LastAction.Role)
+
+	a, raw = playAction("arena", "p2", 1)
+	_, err = follower.srv.ActOnLeader(ctx, a, raw, p1)
+	status, code := edge.Classify(err, true)
+	require.Equal(t, []any{http.StatusForbidden, edge.CodeForbidden}, []any{status, code}, "%v", err)
+	require.Equal(t, 1, leader.Fake.Acts, "the forged action acted nothing")
+}
