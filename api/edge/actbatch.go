@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -12,14 +13,15 @@ import (
 )
 
 // Play actions that a follower forwards to the same leader for the same
-// world share compact act route calls when many are due at once: each
-// waits in its (leader, world) queue, and up to actSenders senders each
-// take what is waiting and send it as one call. Below that many calls in
-// flight an action goes out at once, alone, as before; above it, the
-// actions that arrive while the calls are in flight go together in the
-// next, so a loaded follower makes fewer, larger calls and the leader
-// parses fewer requests (its group's batcher packs them as it packs
-// concurrent actions). Each caller still waits on its own context: one
+// world share compact act route calls when many are due at once. Below
+// actSenders calls in flight an action goes out at once, alone, from its
+// caller's goroutine, as before; at it, actions wait in their (leader,
+// world) queue, and a caller whose call ends hands what waits, and its
+// place, to a sender goroutine, which sends it as one call and keeps
+// taking what waits until nothing does. So a loaded follower makes fewer,
+// larger calls and the leader parses fewer requests (its group's batcher
+// packs them as it packs concurrent actions), and an idle one pays
+// nothing more than one call per action. Each caller still waits on its own context: one
 // that gives up before its action was taken is never sent; after, its
 // outcome is unknown, as with a call of its own. A call's failure is each
 // of its actions' (not_leader before it left, outcome_unknown after).
@@ -63,33 +65,49 @@ func (s *Core) batchable() bool {
 	return len(s.cfg.ClusterSecret) > 0 || s.cfg.PeerTLS != nil || s.auth == nil
 }
 
-// actBatched queues a for the leader rt names and waits for its outcome
-// or ctx.
+// actBatched runs a on the leader rt names: in a call of its own, from
+// this goroutine and under ctx, while fewer than actSenders calls are in
+// flight for its leader and world; else it waits in their queue for a
+// shared call, until its outcome or ctx.
 func (s *Core) actBatched(ctx context.Context, rt Route, a *fsm.Action) (wire.Event, error) {
 	v, _ := s.actQueues.LoadOrStore(rt.Addr+"\x00"+a.World, new(actQueue))
 	q := v.(*actQueue)
-	p := &pendingAct{a: a, ctx: ctx, done: make(chan actOutcome, 1)}
 	q.mu.Lock()
-	q.pending = append(q.pending, p)
-	start := q.senders < actSenders
-	if start {
+	if q.senders < actSenders {
 		q.senders++
-	}
-	q.mu.Unlock()
-	if start && !s.goSender(func() { s.sendActs(rt, q) }) {
-		q.mu.Lock()
-		q.senders--
 		q.mu.Unlock()
-		if p.state.CompareAndSwap(actWaiting, actAbandoned) {
-			return wire.Event{}, fmt.Errorf("%w: node closing", store.ErrClosed)
-		}
+		ev, err := s.actAlone(ctx, rt, a, "")
+		s.senderDone(rt, q)
+		return ev, err
 	}
+	p := &pendingAct{a: a, ctx: ctx, done: make(chan actOutcome, 1)}
+	q.pending = append(q.pending, p)
+	q.mu.Unlock()
 	select {
 	case o := <-p.done:
 		return o.ev, o.err
 	case <-ctx.Done():
 		p.state.CompareAndSwap(actWaiting, actAbandoned) // not sent if not yet taken
 		return wire.Event{}, ForwardError(rt.Node, ctx.Err(), true)
+	}
+}
+
+// senderDone counts out a caller that sent its own action, unless actions
+// wait: then it hands them, and its place, to a sender goroutine (on a
+// closing node they fail instead).
+func (s *Core) senderDone(rt Route, q *actQueue) {
+	q.mu.Lock()
+	waiting := len(q.pending) > 0
+	if !waiting {
+		q.senders--
+	}
+	q.mu.Unlock()
+	if waiting && !s.goSender(func() { s.sendActs(rt, q) }) {
+		for batch := q.take(math.MaxInt); batch != nil; batch = q.take(math.MaxInt) {
+			for _, p := range batch {
+				p.done <- actOutcome{err: fmt.Errorf("%w: node closing", store.ErrClosed)}
+			}
+		}
 	}
 }
 

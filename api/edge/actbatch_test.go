@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
 )
 
@@ -25,4 +26,18 @@ func TestActQueueTakeSkipsAbandonedActionsAndBoundsACall(t *testing.T) {
 	require.Nil(t, q.take(2))
 	require.Zero(t, q.senders, "a sender that finds none stops")
 	require.Empty(t, q.pending)
+}
+
+func TestActionsWaitingOnAClosingNodeFail(t *testing.T) {
+	s := &Core{closed: true}
+	q := &actQueue{senders: 1}
+	p := &pendingAct{a: &fsm.Action{Seq: 1}, done: make(chan actOutcome, 1)}
+	q.pending = append(q.pending, p)
+	s.senderDone(Route{Node: "n1"}, q) // the last caller's own call ended
+	o := <-p.done
+	require.ErrorIs(t, o.err, store.ErrClosed)
+	require.Zero(t, q.senders)
+	require.Empty(t, q.pending)
+
+	s.senderDone(Route{Node: "n1"}, &actQueue{senders: 1}) // nothing waits
 }
