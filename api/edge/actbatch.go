@@ -21,10 +21,12 @@ import (
 // taking what waits until nothing does. So a loaded follower makes fewer,
 // larger calls and the leader parses fewer requests (its group's batcher
 // packs them as it packs concurrent actions), and an idle one pays
-// nothing more than one call per action. Each caller still waits on its own context: one
-// that gives up before its action was taken is never sent; after, its
-// outcome is unknown, as with a call of its own. A call's failure is each
-// of its actions' (not_leader before it left, outcome_unknown after).
+// nothing more than one call per action. A waiting caller still waits on
+// its own context: one that gives up before its action was taken is never
+// sent; after, its outcome is unknown, as with a call of its own. A
+// call's failure is each of its actions' (not_leader before it left,
+// outcome_unknown after). The queues are kept per (leader address, world)
+// once used: a few dozen bytes each.
 //
 // Only calls the leader trusts without a token are shared (a cluster
 // secret or mutual TLS, or auth off): one call carries one token.
