@@ -254,7 +254,7 @@ func (c *shardCluster) batches() (entries, commands float64) {
 //	go test -run TestIdleGroupsCost -v -timeout 30m ./shard/
 //
 // GSD_SHARD_IDLE_COMMIT_TIMEOUT sets Raft's CommitTimeout (default the
-// store's, 5ms): an idle leader sends every follower an empty append
+// store's, 50ms): an idle leader sends every follower an empty append
 // each CommitTimeout, which is most of an idle group's cost.
 //
 // Nothing here asserts a duration or a rate.

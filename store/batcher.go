@@ -73,6 +73,10 @@ type batcher struct {
 	bulk     chan *proposal
 	sem      chan struct{} // one token per batch in flight
 	waiting  chan inflight
+	notice   chan struct{} // a commit notice asked for (notice.go)
+	// alone reports whether the group has no member but this node: then
+	// nobody needs a commit notice (nil: the batcher asks for none).
+	alone func() bool
 
 	// fairness returns a world's fair-resolution settings (nil: no world
 	// is fair); fair holds the fair worlds' critical actions (fair.go).
@@ -100,12 +104,14 @@ func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics
 		bulk:     make(chan *proposal, cfg.QueueSize),
 		sem:      make(chan struct{}, cfg.MaxInflight),
 		waiting:  make(chan inflight, cfg.MaxInflight),
+		notice:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		fair:     newFairHold(),
 	}
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.run()
 	go b.wait()
+	go b.notices()
 	return b
 }
 
@@ -354,6 +360,7 @@ func (b *batcher) wait() {
 			}
 			p.done <- o
 		}
+		b.askNotice()
 	}
 }
 

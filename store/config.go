@@ -143,7 +143,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond, // followers hear of idle commits from commit notices (notice.go)
 		ApplyTimeout:       10 * time.Second,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   30 * time.Second,

@@ -120,6 +120,14 @@ func (a *fsmAdapter) serverAddr(id raft.ServerID) (raft.ServerAddress, bool) {
 	return addr, ok
 }
 
+// alone reports whether the latest configuration seen has one member (or
+// none yet): nobody else follows this node's log.
+func (a *fsmAdapter) alone() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.servers) <= 1
+}
+
 // appliedIndex returns the index of the last entry applied to the FSM.
 func (a *fsmAdapter) appliedIndex() uint64 {
 	a.mu.Lock()

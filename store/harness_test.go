@@ -106,11 +106,14 @@ func (c *cluster) waitLeader() *Store {
 	return l
 }
 
-// waitReplicated waits until every live node applied the leader's last index.
+// waitReplicated waits until every live node applied the leader's last
+// entry that reaches the FSM (a trailing commit notice or leader barrier
+// never does: notice.go).
 func (c *cluster) waitReplicated() {
 	c.t.Helper()
 	l := c.waitLeader()
-	want := l.raft.LastIndex()
+	want, err := l.lastAppliable(l.raft.LastIndex())
+	require.NoError(c.t, err)
 	require.Eventually(c.t, func() bool {
 		for _, s := range c.nodes {
 			if s != nil && !s.isClosed() && s.adapter.appliedIndex() < want {

@@ -20,6 +20,9 @@ type metrics struct {
 	isLeader      prometheus.Gauge
 	diskStall     prometheus.Gauge
 	fairHeld      prometheus.Counter
+	// commitNotices counts the barriers this leader proposed so that
+	// followers learn a commit at once (notice.go).
+	commitNotices prometheus.Counter
 	fairReordered prometheus.Counter
 	// checkpointMismatches counts checkpoints whose leader hash differed
 	// from this replica's (checkpoint.go).
@@ -73,6 +76,9 @@ func newMetrics() *metrics {
 		fairHeld: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_fair_held_total", Help: "Critical actions of fair worlds the leader held for their fair window.",
 		}),
+		commitNotices: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gsd_commit_notices_total", Help: "Barriers the leader proposed after a commit with nothing else in flight, so that followers learn the commit at once.",
+		}),
 		fairReordered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_fair_reordered_total", Help: "Held actions proposed at another position than their arrival order.",
 		}),
@@ -102,7 +108,7 @@ func newMetrics() *metrics {
 // nothing of this Store stays registered.
 func (m *metrics) register(reg prometheus.Registerer, s *Store) error {
 	reg = prometheus.WrapRegistererWith(prometheus.Labels{"group": strconv.FormatUint(s.cfg.GroupID, 10)}, reg)
-	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered, m.checkpointMismatches, m.checkpointsCompared, m.mismatchReports, m.heals, m.rejections.vec,
+	cs := []prometheus.Collector{m.batchSize, m.batchBytes, m.commitLatency, m.actLatency, m.actions, m.leaderChanges, m.isLeader, m.diskStall, m.fairHeld, m.fairReordered, m.commitNotices, m.checkpointMismatches, m.checkpointsCompared, m.mismatchReports, m.heals, m.rejections.vec,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_commit_index", Help: "Raft commit index."},
 			func() float64 {
 				if r := m.raft.Load(); r != nil {

@@ -178,6 +178,22 @@ func (s *Store) lastAppliable(ci uint64) (uint64, error) {
 	return applied, nil
 }
 
+// appliedThrough returns the index through which this node has applied
+// its log: the FSM's applied index, or past it raft's, when every entry in
+// between is one raft never hands to the FSM (a no-op, a leader barrier, a
+// trailing commit notice: notice.go). Otherwise a quiet group's applied
+// index would stay one short of its commit index.
+func (s *Store) appliedThrough() uint64 {
+	applied, through := s.adapter.appliedIndex(), s.raft.AppliedIndex()
+	if through <= applied {
+		return applied
+	}
+	if last, err := s.lastAppliable(through); err != nil || last > applied {
+		return applied // an entry the FSM is still applying, or an unreadable log
+	}
+	return through
+}
+
 // Entity reads one entity at the given consistency.
 func (s *Store) Entity(ctx context.Context, world, id string, c Consistency) (fsm.EntityView, error) {
 	if c == Linearizable {
@@ -258,7 +274,7 @@ func (s *Store) Status() Status {
 	lid, lhttp := s.Leader()
 	st := Status{
 		ID: s.cfg.ID, State: stateName(s.raft.State()), Leader: lid, LeaderHTTP: lhttp,
-		Term: s.raft.CurrentTerm(), AppliedIndex: s.adapter.appliedIndex(),
+		Term: s.raft.CurrentTerm(), AppliedIndex: s.appliedThrough(),
 		CommitIndex: s.raft.CommitIndex(), LastIndex: s.raft.LastIndex(), Region: s.cfg.Region,
 		Nodes: s.fsm.Nodes(), Versions: s.Versions(), LastMismatch: s.lastMismatch(),
 	}

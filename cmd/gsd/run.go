@@ -143,7 +143,7 @@ cluster from that data and ignores --join.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s)")
 	f.DurationVar(&o.electionTimeout, "election-timeout", 0, "Raft election timeout (default 1s)")
-	f.DurationVar(&o.commitTimeout, "commit-timeout", 0, "how soon a follower hears of a commit when no new entries flow (Raft CommitTimeout; default 5ms, at least 1ms): lower shortens followers' fan-out at the cost of empty appends while quiet (docs/OPERATIONS.md)")
+	f.DurationVar(&o.commitTimeout, "commit-timeout", 0, "how often an idle leader sends followers an empty append with its commit index (Raft CommitTimeout; default 50ms, at least 1ms); a lone commit is told at once by a commit notice (docs/OPERATIONS.md)")
 	f.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 8192)")
 	f.DurationVar(&o.snapshotInterval, "snapshot-interval", 0, "how often to check the snapshot threshold (default 30s)")
 	f.Uint64Var(&o.trailingLogs, "trailing-logs", 0, "log entries kept after a snapshot for slow followers (default 10240)")
