@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+// Replacing a voter through the admin route with three gsd processes:
+// shard 1 (n1, n2) gets n3, the only node that is not its voter, in n1's
+// place; world a goes on at the next seq through every node, and n1
+// deletes shard 1's data.
+func TestRunThreeNodesWithMetaReplaceAVoter(t *testing.T) {
+	t.Parallel()
+	mc := startMetaCluster(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	c := mc.clients[2]
+	require.Eventually(t, func() bool {
+		err := c.CreateWorld(ctx, "a", wire.Rules{})
+		return err == nil || client.Code(err) == "world_exists"
+	}, 30*time.Second, 20*time.Millisecond, "create a")
+	seq := uint64(0)
+	act := func(via *client.Client) {
+		t.Helper()
+		seq++
+		var ev wire.Event
+		var err error
+		require.Eventually(t, func() bool {
+			ev, err = via.Act(ctx, "a", incr("p1", seq, "e1", 1))
+			return err == nil
+		}, 30*time.Second, 20*time.Millisecond, "act %d on a: %v", seq, err)
+		require.Equal(t, seq, ev.Seq, "the world's seq continues: nothing lost or doubled")
+	}
+	for range 3 {
+		act(c)
+	}
+
+	_, err := c.ReplaceVoter(ctx, 1, "n3", "")
+	require.Equal(t, "conflict", client.Code(err), "n3 is not a voter of shard 1: %v", err)
+	_, err = c.ReplaceVoter(ctx, 9, "n1", "")
+	require.Equal(t, "not_found", client.Code(err), "%v", err)
+	_, err = c.ReplaceVoter(ctx, 2, "n2", "n1x")
+	require.Equal(t, "not_found", client.Code(err), "%v", err)
+	res, err := c.ReplaceVoter(ctx, 1, "n1", "")
+	require.NoError(t, err)
+	require.Equal(t, wire.VoterReplaced{Shard: 1, Old: "n1", New: "n3", Voters: []string{"n2", "n3"}}, res)
+
+	require.Eventually(t, func() bool {
+		m, err := c.Shards(ctx)
+		if err != nil {
+			return false
+		}
+		i := slices.IndexFunc(m.Shards, func(s wire.ShardInfo) bool { return s.ID == 1 })
+		return i >= 0 && slices.Equal(m.Shards[i].Voters, []string{"n2", "n3"})
+	}, 60*time.Second, 20*time.Millisecond, "the map drops n1 from shard 1")
+	for _, via := range mc.clients {
+		act(via)
+	}
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(mc.run[0].dir, "groups", "1"))
+		return os.IsNotExist(err)
+	}, 60*time.Second, 20*time.Millisecond, "n1 deletes shard 1's data")
+	act(mc.clients[0])
+}
