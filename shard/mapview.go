@@ -27,7 +27,7 @@ func (b *Backend) ShardMap() wire.ShardMap {
 	}
 	for _, s := range v.Map.Shards {
 		out.Shards = append(out.Shards, wire.ShardInfo{ID: s.ID, Voters: slices.Clone(s.Voters), Leader: v.Leaders[s.ID],
-			Worlds: worlds[s.ID], Players: v.Players[s.ID], Events: v.Events[s.ID]})
+			Worlds: worlds[s.ID], Players: v.Players[s.ID], Events: v.Events[s.ID], Joining: v.Joining[s.ID]})
 	}
 	return out
 }

@@ -32,6 +32,10 @@ type View struct {
 	Events map[uint64]uint64
 	// Replicated says the map is the meta group's (else a static file).
 	Replicated bool
+	// Joining names, by shard, the node taking a voter's seat while the
+	// replacement is under way (shard/meta's replace_voter); nil for a
+	// static map.
+	Joining map[uint64]string
 }
 
 // MapSource gives the Router the current shard map. View is on the path

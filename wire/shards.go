@@ -36,6 +36,9 @@ type ShardInfo struct {
 	Worlds  int      `json:"worlds"`           // worlds the map lists on it
 	Players uint64   `json:"players"`          // as its leader last reported
 	Events  uint64   `json:"events_per_sec"`   // likewise
+	// Joining is the node taking a voter's seat while a replacement is
+	// under way (POST PathShardReplace); the old voter is still listed.
+	Joining string `json:"joining,omitempty"`
 }
 
 // ShardCreate is the body of POST /v1/cluster/shards: a new shard with

@@ -59,7 +59,11 @@ func TestRunThreeNodesWithMetaReplaceAVoter(t *testing.T) {
 			return false
 		}
 		i := slices.IndexFunc(m.Shards, func(s wire.ShardInfo) bool { return s.ID == 1 })
-		return i >= 0 && slices.Equal(m.Shards[i].Voters, []string{"n2", "n3"})
+		if i >= 0 && m.Shards[i].Joining != "" {
+			require.Equal(t, "n3", m.Shards[i].Joining, "the map shows the joiner")
+			require.Contains(t, m.Shards[i].Voters, "n1", "n1 votes while n3 joins")
+		}
+		return i >= 0 && slices.Equal(m.Shards[i].Voters, []string{"n2", "n3"}) && m.Shards[i].Joining == ""
 	}, 60*time.Second, 20*time.Millisecond, "the map drops n1 from shard 1")
 	for _, via := range mc.clients {
 		act(via)

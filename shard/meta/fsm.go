@@ -91,7 +91,8 @@ func (f *FSM) View() *shard.View { return f.view.Load() }
 // changed, else the last one with the new hints.
 func (f *FSM) publish(topo bool) {
 	f.publishReplacing()
-	v := &shard.View{Leaders: f.state.leaders(), Players: f.state.players(), Events: f.state.events(), Replicated: true}
+	v := &shard.View{Leaders: f.state.leaders(), Players: f.state.players(), Events: f.state.events(), Replicated: true,
+		Joining: f.state.joining()}
 	if old := f.view.Load(); old != nil && !topo {
 		v.Map = old.Map
 	} else {

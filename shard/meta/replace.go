@@ -141,6 +141,15 @@ func (s *State) checkReplacing() error {
 	return nil
 }
 
+// joining returns each shard's joiner, for shard.View.
+func (s *State) joining() map[uint64]string {
+	out := make(map[uint64]string, len(s.Replacing))
+	for id, r := range s.Replacing {
+		out[id] = r.New
+	}
+	return out
+}
+
 // Replacements returns the voter replacements under way, by shard, as
 // this replica last applied them.
 func (f *FSM) Replacements() map[uint64]Replacement {
