@@ -84,8 +84,7 @@ type probeAnswer struct {
 // needsLevel is the readsLevel a member must have to apply c as this
 // binary does.
 func needsLevel(c Command) int {
-	switch c.Op {
-	case OpReplaceVoter, OpVoterReady, OpReplaceDone:
+	if isReplace(c.Op) {
 		return 3
 	}
 	if c.Expect != nil {

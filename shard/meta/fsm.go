@@ -112,6 +112,11 @@ func (f *FSM) Apply(l *raft.Log) any {
 	if err != nil {
 		return &Applied{Err: err}
 	}
+	if isReplace(c.Op) && c.Shard == f.membership {
+		// The membership group holds the node table and every node; its
+		// members change through join and remove, never a replacement.
+		return &Applied{Err: fmt.Errorf("%w: shard %d is the membership group: its members change by join and remove", ErrRefused, c.Shard)}
+	}
 	res, topo, err := f.state.apply(c)
 	if err != nil {
 		return &Applied{Err: err}

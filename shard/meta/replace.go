@@ -22,6 +22,11 @@ type Replacement struct {
 	Ready bool   `json:"ready,omitempty"` // New caught up as a nonvoter (voter_ready)
 }
 
+// isReplace reports whether op is one of a voter replacement's steps.
+func isReplace(op Op) bool {
+	return op == OpReplaceVoter || op == OpVoterReady || op == OpReplaceDone
+}
+
 // applyReplace applies replace_voter, voter_ready and replace_done
 // (validated). Refusals wrap ErrRefused, and ErrNotFound for an unknown
 // shard or node. Repeating a step answers as the first time.

@@ -58,6 +58,10 @@ func replacing(t *testing.T) *FSM {
 
 func TestReplaceVoterRefusesWhatItCannotDo(t *testing.T) {
 	f := replacing(t)
+	mustApply(t, f, Command{Op: OpCreateShard, Shard: 0, Voters: []string{"n1", "n2", "n3"}})
+	_, err := applyTo(t, f, Command{Op: OpReplaceVoter, Shard: 0, Node: "n1", New: "n4"})
+	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorContains(t, err, "shard 0 is the membership group")
 	for name, tc := range map[string]struct {
 		c        Command
 		notFound bool
