@@ -67,6 +67,12 @@ func (a *app) evacuate(ctx context.Context, node string, dryRun bool) error {
 		return nil
 	}
 	for _, s := range shards {
+		if s.ID == 0 {
+			// gsd's membership group: it holds the node table, and its
+			// members change by join and remove (the meta group refuses).
+			fmt.Fprintf(a.stdout, "shard 0: the membership group: not replaced (gsdctl remove %s takes the node out of it)\n", node)
+			continue
+		}
 		if dryRun {
 			fmt.Fprintf(a.stdout, "shard %d: would replace %s (voters %s) with a node the meta group picks\n",
 				s.ID, node, strings.Join(s.Voters, ","))
@@ -92,7 +98,7 @@ func evacuationPlan(m wire.ShardMap, node string) ([]wire.ShardInfo, error) {
 		if !slices.Contains(s.Voters, node) {
 			continue
 		}
-		if len(m.Nodes) < len(s.Voters)+1 {
+		if len(m.Nodes) < len(s.Voters)+1 && s.ID != 0 {
 			errs = append(errs, fmt.Errorf("shard %d has %d voters on %d nodes: no node can take %s's seat (add a node first)",
 				s.ID, len(s.Voters), len(m.Nodes), node))
 		}

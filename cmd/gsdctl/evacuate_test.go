@@ -105,6 +105,14 @@ func TestEvacuateReplacesTheNodeInEachShardOneAtATime(t *testing.T) {
 	require.Equal(t, "node n1 votes in no shard: nothing to do\n", out)
 }
 
+func TestEvacuateLeavesTheMembershipGroupAlone(t *testing.T) {
+	f := newFakeMeta(3, wire.ShardInfo{ID: 0, Voters: []string{"n1", "n2", "n3"}}, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2"}})
+	out := mustRun(t, "--addr", f.serve(t), "node", "evacuate", "n1")
+	require.Equal(t, "shard 0: the membership group: not replaced (gsdctl remove n1 takes the node out of it)\n"+
+		"shard 1: n5 takes n1's seat\nshard 1: done, voters n2,n5\n", out)
+	require.Equal(t, []string{"/v1/cluster/shards/1/replace n1"}, f.calls)
+}
+
 func TestEvacuateRefusesWithoutAReplacementOrAMetaMap(t *testing.T) {
 	f := newFakeMeta(3, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2", "n3"}})
 	addr := f.serve(t)
