@@ -88,8 +88,8 @@ func (c *metaCluster) configVoters(shardID uint64) int {
 	return 0
 }
 
-// Evacuating n1 from two shards under writers: each shard's voter is
-// replaced one shard at a time, the map and the Raft configurations never
+// Evacuating n1 from two shards under writers (n1 leading shard 1): each
+// shard's voter is replaced one shard at a time, the map and the Raft configurations never
 // hold fewer than 3 voters, no acknowledged write is lost, the new voters
 // agree on every world's state, and n1 no longer runs the shards nor
 // keeps their data.
@@ -141,6 +141,22 @@ func TestEvacuatingANodeReplacesItsVoterInEveryShardUnderWriters(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return writers[0].acked.Load() > 20 && writers[1].acked.Load() > 20
 	}, 20*time.Second, 5*time.Millisecond, "the writers write")
+
+	// n1 leads shard 1, so its replacement also hands the leadership on.
+	require.Eventually(t, func() bool {
+		st, ok := c.mgrs["n1"].Group(1)
+		if ok && st.IsLeader() {
+			return true
+		}
+		for _, id := range []string{"n2", "n3"} {
+			if st, ok := c.mgrs[id].Group(1); ok && st.IsLeader() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				_ = st.TransferLeadership(ctx)
+				cancel()
+			}
+		}
+		return false
+	}, 20*time.Second, 20*time.Millisecond, "n1 leads shard 1")
 
 	// Evacuate n1: shard 1 gets n4, shard 2 gets n2, one at a time.
 	for _, r := range []Command{

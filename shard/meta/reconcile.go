@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 
@@ -21,6 +22,23 @@ const (
 	stepRemove                          // a server the map does not list: RemoveServer
 	stepTransfer                        // this node leads but the map dropped it: hand the leadership on first
 )
+
+// String names the step in logs.
+func (k stepKind) String() string {
+	switch k {
+	case stepAddNonvoter:
+		return "add_nonvoter"
+	case stepPromote:
+		return "promote"
+	case stepDone:
+		return "replace_done"
+	case stepRemove:
+		return "remove"
+	case stepTransfer:
+		return "transfer_leadership"
+	}
+	return fmt.Sprintf("step(%d)", int(k))
+}
 
 // step is one reconciliation step and the node it concerns.
 type step struct {

@@ -66,3 +66,10 @@ func TestANodeIsRemovedWhenItsConfigurationLeavesItOutOrItLostTheLeader(t *testi
 	require.True(t, removed("n2", servers([]string{"n1", "n2", "n3", "n4"}), ""),
 		"the removing entry never came: the leader stopped replicating to it")
 }
+
+func TestStepKindsHaveNames(t *testing.T) {
+	for k, want := range map[stepKind]string{stepAddNonvoter: "add_nonvoter", stepPromote: "promote", stepDone: "replace_done",
+		stepRemove: "remove", stepTransfer: "transfer_leadership", 0: "step(0)"} {
+		require.Equal(t, want, k.String())
+	}
+}
