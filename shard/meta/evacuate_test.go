@@ -92,7 +92,8 @@ func (c *metaCluster) configVoters(shardID uint64) int {
 // shard's voter is replaced one shard at a time, the map and the Raft configurations never
 // hold fewer than 3 voters, no acknowledged write is lost, the new voters
 // agree on every world's state, and n1 no longer runs the shards nor
-// keeps their data.
+// keeps their data; n1 re-added to shard 1 afterwards starts clean and
+// catches up.
 func TestEvacuatingANodeReplacesItsVoterInEveryShardUnderWriters(t *testing.T) {
 	c := newMetaCluster(t, 5)
 	c.addNodes()
@@ -221,4 +222,31 @@ func TestEvacuatingANodeReplacesItsVoterInEveryShardUnderWriters(t *testing.T) {
 			return len(seqs) == 3 && seqs[0] == seqs[1] && seqs[1] == seqs[2] && hashes[0] == hashes[1] && hashes[1] == hashes[2]
 		}, 20*time.Second, 5*time.Millisecond, fmt.Sprintf("the voters of shard %d agree on %s", s, wr.world))
 	}
+
+	// n1 comes back to shard 1 (in n4's place): its old data is gone, so
+	// it starts clean from the leader's log and ends with the same state.
+	c.propose("n3", Command{Op: OpReplaceVoter, Shard: 1, Node: "n4", New: "n1"})
+	require.Eventually(t, func() bool {
+		sh, _ := c.group("n3").View().Map.Shard(1)
+		return slices.Equal(sh.Voters, []string{"n1", "n2", "n3"})
+	}, 30*time.Second, 5*time.Millisecond, "n1 takes n4's seat in shard 1")
+	require.Eventually(t, func() bool {
+		var hashes []uint64
+		for _, id := range []string{"n1", "n2", "n3"} {
+			st, ok := c.mgrs[id].Group(1)
+			if !ok {
+				return false
+			}
+			for _, w := range st.Worlds() {
+				if w.ID == "a" {
+					hashes = append(hashes, w.Hash)
+				}
+			}
+		}
+		return len(hashes) == 3 && hashes[0] == hashes[1] && hashes[1] == hashes[2]
+	}, 20*time.Second, 5*time.Millisecond, "n1 re-added holds shard 1's state")
+	require.Eventually(t, func() bool {
+		_, runs := c.mgrs["n4"].Group(1)
+		return !runs && !c.mgrs["n4"].HasGroupData(1)
+	}, 30*time.Second, 5*time.Millisecond, "n4 drops shard 1")
 }
