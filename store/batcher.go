@@ -83,6 +83,10 @@ type batcher struct {
 	fairness func(world string) fsm.Fairness
 	fair     *fairHold
 
+	// budget, when set, is the node's bound on entries in flight over all
+	// its groups (budget.go); sem is this group's own.
+	budget *Budget
+
 	// proposals recycles proposals and their done channels: at 100k
 	// actions/s they were two of the leader's allocations per action. A
 	// proposal goes back only after its caller received its outcome: done
@@ -239,65 +243,65 @@ func (b *batcher) run() {
 	var carry *proposal // a fair group's part that did not fit the last batch
 	for {
 		first := carry
-		carry = nil
 		if first == nil {
 			first = b.next(true)
 		}
 		if first == nil {
 			return
 		}
-		batch := addTo(nil, first)
-		bytes := first.size
-		full := func() bool { return len(batch) >= b.cfg.MaxActions || bytes >= b.cfg.MaxBytes }
-		// A part goes into an entry whole; one that would take the batch
-		// over its limits starts the next batch instead.
-		fits := func(p *proposal) bool {
-			return p.group == nil || (len(batch)+len(p.group) <= b.cfg.MaxActions && bytes+p.size <= b.cfg.MaxBytes)
-		}
-		for !full() {
+		g := &gathering{maxActions: b.cfg.MaxActions, maxLen: b.cfg.MaxBytes}
+		g.add(first)
+		for !g.full() {
 			p := b.next(false)
 			if p == nil {
 				break
 			}
-			if !fits(p) {
-				carry = p
-				break
-			}
-			batch, bytes = addTo(batch, p), bytes+p.size
+			g.add(p)
 		}
-		if carry == nil && !full() && len(b.sem) > 0 && b.cfg.MaxWait > 0 {
-			timer := time.NewTimer(b.cfg.MaxWait)
-		gather:
-			for !full() {
-				var p *proposal
-				select {
-				case p = <-b.critical:
-				case p = <-b.bulk:
-				case <-timer.C:
-					break gather
-				case <-b.stop:
-					break gather
-				}
-				if !fits(p) {
-					carry = p
-					break
-				}
-				batch, bytes = addTo(batch, p), bytes+p.size
-			}
-			timer.Stop()
+		if !g.full() && len(b.sem) > 0 && b.cfg.MaxWait > 0 {
+			b.linger(g)
 		}
-		select {
-		case b.sem <- struct{}{}:
-		case <-b.stop:
-			for _, p := range batch {
-				p.done <- outcome{err: ErrNotLeader}
-			}
-			if carry != nil {
-				carry.fail(ErrNotLeader)
-			}
+		// Wait for the group's slot, then the node's: both gather.
+		if !b.takeSlot(b.sem, g) {
+			b.failGathered(g)
 			return
 		}
-		b.propose(batch)
+		if b.budget != nil && !b.takeSlot(b.budget.tokens, g) {
+			<-b.sem
+			b.failGathered(g)
+			return
+		}
+		carry = g.carry
+		b.propose(g.batch)
+	}
+}
+
+// linger gathers for up to MaxWait while earlier entries are in flight.
+func (b *batcher) linger(g *gathering) {
+	timer := time.NewTimer(b.cfg.MaxWait)
+	defer timer.Stop()
+	for !g.full() {
+		select {
+		case p := <-b.critical:
+			g.add(p)
+		case p := <-b.bulk:
+			g.add(p)
+		case <-timer.C:
+			return
+		case <-b.stop:
+			return
+		}
+	}
+}
+
+// failGathered answers a batch that will never be proposed (the batcher
+// stops), and the part it carries.
+func (b *batcher) failGathered(g *gathering) {
+	for _, p := range g.batch {
+		p.done <- outcome{err: ErrNotLeader}
+	}
+	if g.carry != nil {
+		g.carry.fail(ErrNotLeader)
 	}
 }
 
@@ -334,6 +338,9 @@ func (b *batcher) wait() {
 	defer b.wg.Done()
 	for in := range b.waiting {
 		err := in.fut.Error()
+		if b.budget != nil {
+			<-b.budget.tokens
+		}
 		<-b.sem
 		now := time.Now()
 		b.metrics.commitLatency.Observe(now.Sub(in.start).Seconds())
