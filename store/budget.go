@@ -36,6 +36,7 @@ type gathering struct {
 	batch              []*proposal
 	bytes              int
 	carry              *proposal
+	critical           bool // it holds a critical action (see isBulk)
 	maxActions, maxLen int
 }
 
@@ -52,6 +53,7 @@ func (g *gathering) add(p *proposal) {
 		return
 	}
 	g.batch, g.bytes = addTo(g.batch, p), g.bytes+p.size
+	g.critical = g.critical || p.group != nil || !isBulk(p)
 }
 
 // takeSlot sends a token to slot (the group's in-flight bound, or the

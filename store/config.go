@@ -139,6 +139,11 @@ type BatchConfig struct {
 	MaxBytes    int           // encoded bytes per log entry
 	MaxWait     time.Duration // how long to gather while earlier batches are in flight
 	MaxInflight int           // proposals in flight at once
+	// PipelineMin is the least actions a batch carries to be proposed
+	// while the group's earlier entries are in flight (a critical batch
+	// behind bulk entries only goes regardless); a smaller one waits for
+	// them to commit. 0 pipelines every batch.
+	PipelineMin int
 	// NodeInflight is the size of the Budget shard.Manager shares among a
 	// node's groups: entries in flight over all of them (0: no node-wide
 	// bound). The default, the node's GOMAXPROCS but at least 2, keeps
@@ -197,7 +202,7 @@ func (c Config) Validate() error {
 	if len(c.Voters) > 0 && !slices.ContainsFunc(c.Voters, func(v raft.Server) bool { return string(v.ID) == c.ID }) {
 		errs = append(errs, fmt.Errorf("config.Voters does not name this node (%s)", c.ID))
 	}
-	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 || c.Batch.NodeInflight < 0 {
+	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 || c.Batch.NodeInflight < 0 || c.Batch.PipelineMin < 0 {
 		errs = append(errs, fmt.Errorf("bad batch config %+v", c.Batch))
 	}
 	if c.TailSize < 1 {
