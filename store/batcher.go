@@ -85,8 +85,8 @@ type batcher struct {
 	// submitted counts proposals queued (submit), so that free can tell
 	// whether callers are still coming back.
 	submitted atomic.Uint64
-	waiting    chan inflight
-	notice     chan struct{} // a commit notice asked for (notice.go)
+	waiting   chan inflight
+	notice    chan struct{} // a commit notice asked for (notice.go)
 	// alone reports whether the group has no member but this node: then
 	// nobody needs a commit notice (nil: the batcher asks for none).
 	alone func() bool
