@@ -427,7 +427,7 @@ func (b *batcher) wait() {
 // in flight. A yield, not a timer: nobody waits for a caller that does
 // not come back.
 func (b *batcher) free(in inflight) {
-	for range len(in.props) {
+	for range min(len(in.props), maxYields) {
 		queued := b.submitted.Load()
 		runtime.Gosched()
 		if b.submitted.Load() == queued {
@@ -446,6 +446,11 @@ func (b *batcher) free(in inflight) {
 	default: // a wake-up is pending already
 	}
 }
+
+// maxYields bounds free's yields per entry: one lets the callers it woke
+// run (they wait on this core's run queue), and under a steady stream of
+// arrivals more would only hold the slot.
+const maxYields = 3
 
 // isBulk reports whether p is a bulk action (everything else, commands
 // other than actions included, counts as critical).
