@@ -24,6 +24,8 @@ import (
 var internalCalls = []struct{ method, pattern, path, body string }{
 	{"POST", "/worlds/{world}/actions", "/worlds/arena/actions", incrBody},
 	{"POST", "/worlds/{world}/actions:batch", "/worlds/arena/actions:batch", `{"actions":[` + incrBody + `]}`},
+	{"POST", "/worlds/{world}/actions:forward", "/worlds/arena/actions:forward", actRouteBody(&fsm.Action{World: "arena", Player: "p1", Seq: 2,
+		Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e1", Field: "score", By: 1}}})},
 	{"GET", "/worlds/{world}/entities/{entity}", "/worlds/arena/entities/e1", ""},
 	{"POST", "/worlds/{world}/sessions/{op}", "/worlds/arena/sessions/open", `{"id":"s1","player":"p1"}`},
 	{"POST", "/sessions:acks", "/sessions:acks", `{"acks":[{"world":"arena","id":"s1","seq":1}]}`},
@@ -120,7 +122,8 @@ func TestNodeToNodeCallsUseTheInternalRoutesNotThePublicOnes(t *testing.T) {
 	require.Equal(t, 1, n)
 
 	for pattern, want := range map[string]float64{
-		"POST " + edge.InternalPrefix + "/worlds/{world}/actions":          2,
+		"POST " + edge.InternalPrefix + "/worlds/{world}/actions":          1,
+		"POST " + edge.InternalPrefix + "/worlds/{world}/actions:forward":  1, // a play action (ActOnLeader)
 		"POST " + edge.InternalPrefix + "/worlds/{world}/actions:batch":    1,
 		"GET " + edge.InternalPrefix + "/worlds/{world}/entities/{entity}": 1,
 		"POST " + edge.InternalPrefix + "/worlds/{world}/sessions/{op}":    1,
@@ -292,4 +295,13 @@ func TestAdminCommandsAreAuthorizedWhereTheAdminCalledAndRunOnTheLeader(t *testi
 	require.Equal(t, 201, code, "%s", b)
 	follower.RequireError(503, edge.CodeNotLeader, "POST", "/v1/worlds", `{"id":"hall"}`, edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret)
 	require.Equal(t, 3, leader.Fake.Forwarded)
+}
+
+// actRouteBody is the compact act route's body for actions.
+func actRouteBody(actions ...*fsm.Action) string {
+	b := &fsm.Batch{}
+	for _, a := range actions {
+		b.Commands = append(b.Commands, fsm.Command{Kind: fsm.CmdAction, Action: a})
+	}
+	return string(fsm.EncodeBatch(b))
 }

@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
 	"net/http"
@@ -178,6 +180,107 @@ func TestWatchFramesTimesTheKeyframeAndCountsBytes(t *testing.T) {
 	require.ErrorContains(t, err, "watch w on")
 	require.True(t, isKeyframe([]byte(`{"type":"keyframe"`)))
 	require.False(t, isKeyframe([]byte(`{"type":"keyframes"`)))
+}
+
+// deflated is the raw DEFLATE of s, as gsd.watch.deflate.v1 sends frames.
+func deflated(t *testing.T, s string) []byte {
+	var b bytes.Buffer
+	w, err := flate.NewWriter(&b, flate.BestSpeed)
+	require.NoError(t, err)
+	_, err = w.Write([]byte(s))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return b.Bytes()
+}
+
+// deflateWatchServer answers the watch route in gsd.watch.deflate.v1 with
+// frames, then holds the connection until the client goes.
+func deflateWatchServer(t *testing.T, frames ...[]byte) string {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.SubprotocolWatchDeflate}})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		if ws.Subprotocol() != wire.SubprotocolWatchDeflate {
+			ws.Close(websocket.StatusPolicyViolation, "deflate only")
+			return
+		}
+		for _, f := range frames {
+			if ws.Write(r.Context(), websocket.MessageBinary, f) != nil {
+				return
+			}
+		}
+		_, _, _ = ws.Read(r.Context())
+	}))
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
+
+// A spectator asks for deflated frames, recognises the keyframe inside
+// the first one, and counts the bytes sent (compressed).
+func TestWatchFramesReadsDeflatedFramesAndCountsTheirBytes(t *testing.T) {
+	kf := deflated(t, `{"type":"keyframe","world":"w","seq":3,"entities":{"a":{"version":1,"fields":{"hp":{"value":`+strings.Repeat("9", 100)+`}}}}}`)
+	delta := deflated(t, `{"type":"delta","world":"w","seq":4}`)
+	url := deflateWatchServer(t, kf, delta)
+	var n atomic.Int64
+	joined := make(chan time.Duration, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- watchFrames(ctx, url, "w", &n, func(d time.Duration) { joined <- d }, func() { t.Error("refused") })
+	}()
+	<-joined
+	require.Eventually(t, func() bool { return n.Load() == int64(len(kf)+len(delta)) }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+
+	err := watchFrames(context.Background(), deflateWatchServer(t, delta), "w", &n, func(time.Duration) { t.Error("joined on a delta") }, func() {})
+	require.ErrorContains(t, err, "not a keyframe")
+	err = watchFrames(context.Background(), deflateWatchServer(t, []byte("not deflate")), "w", &n, func(time.Duration) { t.Error("joined on garbage") }, func() {})
+	require.Error(t, err)
+}
+
+// A spectator asks for frames without versions, and joins without them
+// on a server that refuses versions= (an older gsd).
+func TestWatchFramesAsksForNoVersionsAndFallsBack(t *testing.T) {
+	kf := `{"type":"keyframe","world":"w","seq":1}`
+	inner := watchServer(t, kf)
+	var asked, plain atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("versions") == "false" {
+			asked.Add(1)
+			http.Error(w, `{"code":"malformed"}`, http.StatusBadRequest)
+			return
+		}
+		plain.Add(1)
+		http.Redirect(w, r, inner+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(ts.Close)
+	var n atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	joined := make(chan struct{})
+	go func() {
+		done <- watchFrames(ctx, ts.URL, "w", &n, func(time.Duration) { close(joined) }, func() { t.Error("refused") })
+	}()
+	select {
+	case <-joined:
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.EqualValues(t, 1, asked.Load())
+	require.EqualValues(t, 1, plain.Load())
+
+	// Refused again without versions=: an error, not a loop.
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"code":"malformed"}`, http.StatusBadRequest)
+	}))
+	t.Cleanup(bad.Close)
+	err := watchFrames(context.Background(), bad.URL, "w", &n, func(time.Duration) {}, func() {})
+	require.ErrorContains(t, err, "400")
 }
 
 // A full server's 503 is counted and tried again after its Retry-After;

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +18,8 @@ import (
 )
 
 // watchFrames follows world's watch route on addr (a node or a relay) as
-// a spectator does: a keyframe first, then a delta per tick. A full
+// a spectator does: a keyframe first, then a delta per tick, deflated
+// and without versions where the server offers them. A full
 // server's refusal (503 with Retry-After) is counted through refused and
 // tried again after the time it asks (at most maxRetryAfter). It reports
 // the time from the first dial to the first frame through joined (once,
@@ -31,14 +33,19 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 	}
 	start := time.Now()
 	var ws *websocket.Conn
+	query := "?versions=false" // a spectator writes nothing: no versions
 	for {
-		c, resp, err := websocket.Dial(ctx, addr+"/v1/worlds/"+world+"/watch", &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolJSON}})
+		c, resp, err := websocket.Dial(ctx, addr+"/v1/worlds/"+world+"/watch"+query, &websocket.DialOptions{Subprotocols: watchSubprotocols})
 		if err == nil {
 			ws = c
 			break
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if resp != nil && resp.StatusCode == http.StatusBadRequest && query != "" {
+			query = "" // a server without versions=: frames with versions
+			continue
 		}
 		if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 			return fmt.Errorf("watch %s on %s: %w", world, addr, err)
@@ -48,6 +55,7 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(-1) // a keyframe holds the whole visible world
+	deflated := ws.Subprotocol() == wire.SubprotocolWatchDeflate
 	first := true
 	head := make([]byte, 64)
 	for {
@@ -58,7 +66,16 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 			}
 			return fmt.Errorf("watch %s on %s: %w", world, addr, err)
 		}
-		k := 0
+		k, counted := 0, false
+		if first && deflated {
+			// Counted as sent (compressed); only its head inflated.
+			var msg bytes.Buffer
+			if _, err := io.Copy(&msg, r); err != nil {
+				return fmt.Errorf("watch %s on %s: first frame: %w", world, addr, err)
+			}
+			n.Add(int64(msg.Len()))
+			r, counted = flate.NewReader(&msg), true
+		}
 		if first {
 			k, err = io.ReadFull(r, head)
 			if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -70,6 +87,9 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 			joined(time.Since(start))
 			first = false
 		}
+		if counted {
+			continue
+		}
 		m, err := io.Copy(io.Discard, r)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -80,6 +100,11 @@ func watchFrames(ctx context.Context, addr, world string, n *atomic.Int64, joine
 		n.Add(int64(k) + m)
 	}
 }
+
+// watchSubprotocols are what a spectator asks for: frames deflated once
+// per frame on servers that offer it (docs/PROTOCOL.md, "Watching"),
+// else JSON.
+var watchSubprotocols = []string{wire.SubprotocolWatchDeflate, wire.SubprotocolJSON}
 
 // maxRetryAfter bounds the wait a refusal asks for.
 const maxRetryAfter = 30 * time.Second

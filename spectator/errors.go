@@ -19,6 +19,9 @@ var (
 	// ErrRulesChanged ends the viewers of a pipeline whose world's rules
 	// changed: they join again under the new rules.
 	ErrRulesChanged = errors.New("gsd/spectator: the world's rules changed")
+	// ErrBadCodec reports a watch query's codec option (versions=) that
+	// is malformed or cannot be served in the subprotocols offered.
+	ErrBadCodec = errors.New("gsd/spectator: bad codec option")
 	// ErrClosed reports a pipeline that has stopped.
 	ErrClosed = errors.New("gsd/spectator: closed")
 )

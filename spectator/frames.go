@@ -23,6 +23,12 @@ type Frame struct {
 	once    sync.Once
 	msgpack []byte
 	err     error
+
+	deflateOnce sync.Once // frames_codec.go
+	deflated    []byte
+	// without versions (frames_lean.go)
+	leanOnce, leanDeflateOnce sync.Once
+	lean, leanDeflated        []byte
 }
 
 // Msgpack returns the frame in the binary codec of the play protocol

@@ -78,6 +78,9 @@ type Segment struct {
 	First, Last uint64 // the seqs of its opening keyframe and its last frame
 	Data        []byte
 	ETag        string
+
+	gzOnce sync.Once // segments_gzip.go
+	gz     []byte
 }
 
 // Segments cuts views of a hub's worlds into segments, one Cutter per

@@ -64,7 +64,8 @@ func (c *Cutter) ServeIndex(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeSegment answers r with c's segment n (GET .../watch/seg/{n}.ndjson)
-// as NDJSON, immutable (an ETag, a long max-age); one not finished yet is
+// as NDJSON, immutable (an ETag, a long max-age), gzipped for a client
+// that accepts gzip (an ETag of its own); one not finished yet is
 // 425 with Retry-After, one no longer kept (or never cut) 410.
 func (c *Cutter) ServeSegment(w http.ResponseWriter, r *http.Request, n int64) {
 	segs, cur := c.Snapshot()
@@ -91,14 +92,22 @@ func (c *Cutter) ServeSegment(w http.ResponseWriter, r *http.Request, n int64) {
 	h := w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", SegmentCacheControl(c.key.Viewer, 365*24*time.Hour, true))
-	h.Set("ETag", seg.ETag)
-	if r.Header.Get("If-None-Match") == seg.ETag {
+	h.Add("Vary", "Accept-Encoding")
+	data, etag, gz := seg.Data, seg.ETag, acceptsGzip(r)
+	if gz {
+		data, etag = seg.Gzip()
+	}
+	h.Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(seg.Data)))
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(seg.Data)
+	_, _ = w.Write(data)
 }
 
 // writeJSON answers v as JSON with status.

@@ -114,3 +114,9 @@ type FeedItem struct {
 	Entity string `json:"entity"`
 	Value  Value  `json:"value"`
 }
+
+// SubprotocolWatchDeflate is the watch stream's compressed WebSocket
+// subprotocol: each frame a binary message holding the raw DEFLATE
+// (RFC 1951) of its JSON form, compressed once per frame for all its
+// viewers (permessage-deflate would compress it again per connection).
+const SubprotocolWatchDeflate = "gsd.watch.deflate.v1"

@@ -31,6 +31,13 @@ type Core struct {
 	auth    *Authenticator // nil: auth off
 	wire    *WireCache     // encoded events shared by streams and plays
 	limiter *playerLimiter // nil: no per-player rate limit (ratelimit.go)
+	// oldActRoute: leaders (by address) found without the compact act
+	// route, and when (actforward.go).
+	oldActRoute sync.Map
+	// actQueues: play actions waiting for the compact act route, by
+	// leader address and world; actSenders: their senders (actbatch.go).
+	actQueues  sync.Map
+	actSenders sync.WaitGroup
 
 	// closing is cancelled by Close; open streams end on it.
 	closing context.Context
@@ -93,13 +100,15 @@ func (s *Core) Closing() context.Context { return s.closing }
 func (s *Core) StreamDone() { s.streams.Done() }
 
 // Close refuses new streams, ends the open ones and waits for their
-// handlers to return.
+// handlers to return, and for the senders of forwarded play actions
+// (their calls are cancelled).
 func (s *Core) Close() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	s.cancel()
 	s.streams.Wait()
+	s.actSenders.Wait()
 }
 
 // CloseIdle drops the idle node-to-node connections.

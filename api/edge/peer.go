@@ -85,11 +85,22 @@ func (s *Core) CallNode(ctx context.Context, rt Route, method, path string, body
 // *RemoteError; a failed round trip the error ForwardError gives (for a
 // write, outcome_unknown once the request may have left).
 func (s *Core) send(ctx context.Context, rt Route, method, path string, body []byte, token string, answer func(status int, body io.Reader) error) error {
+	return s.sendTyped(ctx, rt, method, path, body, "", token, answer, nil)
+}
+
+// sendTyped is send with a body of contentType (JSON when empty) and a
+// look at a non-2xx answer's status and headers first: an error refused
+// returns is the call's.
+func (s *Core) sendTyped(ctx context.Context, rt Route, method, path string, body []byte, contentType, token string,
+	answer func(status int, body io.Reader) error, refused func(status int, h http.Header) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ForwardTimeout)
 	defer cancel()
 	req, err := s.PeerRequest(ctx, method, s.peerURL(rt.Addr)+path, body)
 	if err != nil {
 		return fmt.Errorf("%w: leader %s has a bad address %q: %v", store.ErrNotLeader, rt.Node, rt.Addr, err)
+	}
+	if contentType != "" && len(body) > 0 {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -107,6 +118,11 @@ func (s *Core) send(ctx context.Context, rt Route, method, path string, body []b
 	s.metrics.Forwards.WithLabelValues("ok").Inc()
 	if resp.StatusCode/100 == 2 {
 		return answer(resp.StatusCode, resp.Body)
+	}
+	if refused != nil {
+		if err := refused(resp.StatusCode, resp.Header); err != nil {
+			return err
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, s.cfg.MaxBodyBytes))
 	if err != nil {

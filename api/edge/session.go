@@ -105,14 +105,16 @@ func (s *Core) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd,
 	return info, err
 }
 
-// actOnLeader runs a play connection's action on the world's leader: here
-// when this node leads, else by an internal call.
+// ActOnLeader runs a play connection's action on the world's leader: here
+// when this node leads, else by the compact act route (actforward.go).
 func (s *Core) ActOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage, token string) (ev wire.Event, err error) {
+	traced := false
 	if s.cfg.Tracer != nil {
 		var span tracing.Span
 		ctx, span = s.cfg.Tracer.Start(ctx, spanPlayAct)
 		s.cfg.Tracer.Await(actKey(a), span)
 		defer func() { s.endActSpan(span, a, ev, err) }()
+		traced = span.Recording()
 	}
 	err = s.RouteCall(a.World, KindWrite, false, func(g Group) error {
 		e, dup, err := g.Act(ctx, a)
@@ -121,13 +123,9 @@ func (s *Core) ActOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessa
 		}
 		return err
 	}, func(rt Route) error {
-		// The client may leave out the player; the leader needs it (auth
-		// off) or checks it against the token (auth on).
-		var req ActionRequest
-		_ = json.Unmarshal(raw, &req) // DecodeAction has accepted raw
-		req.Player = a.Player
-		body, _ := json.Marshal(req)
-		return s.CallNode(ctx, rt, http.MethodPost, InternalActPath(a.World), body, token, &ev)
+		// A sampled action goes alone, so its forward is its own span.
+		ev, err = s.actRemote(ctx, rt, a, raw, token, traced) // actforward.go
+		return err
 	})
 	return ev, err
 }

@@ -25,6 +25,8 @@ var tracedRoutes = map[string]bool{
 	"POST /v1/worlds/{world}/actions:batch":                    true,
 	"POST " + InternalPrefix + "/worlds/{world}/actions":       true,
 	"POST " + InternalPrefix + "/worlds/{world}/actions:batch": true,
+	// The compact act route, by which followers forward play actions.
+	"POST " + InternalPrefix + "/worlds/{world}/actions:forward": true,
 }
 
 // Span names of the edge (the HTTP routes' spans are named by the route).

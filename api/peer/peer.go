@@ -23,6 +23,7 @@ import (
 //
 //	POST /internal/v1/worlds/{world}/actions        ActionRequest → wire.Event
 //	POST /internal/v1/worlds/{world}/actions:batch  batchRequest → batchResponse
+//	POST /internal/v1/worlds/{world}/actions:forward  fsm.EncodeBatch of actions → edge.ActRouteAnswer (act.go)
 //	GET  /internal/v1/worlds/{world}/entities/{id}  (none) → entityJSON (linearizable)
 //	POST /internal/v1/worlds/{world}/sessions/{op}  sessionCmdJSON → sessionJSON
 //	POST /internal/v1/sessions:acks                 acksJSON → acksAnswer
@@ -85,6 +86,7 @@ type Handlers struct {
 func (p *API) Register(mux *http.ServeMux, h Handlers) {
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/actions", p.internalOnly(h.Act))
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/actions:batch", p.internalOnly(h.ActBatch))
+	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/actions:forward", p.ActRoute)
 	mux.HandleFunc("GET "+edge.InternalPrefix+"/worlds/{world}/entities/{entity}", p.internalOnly(h.LinearizableEntity))
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/worlds/{world}/sessions/{op}", p.SessionCommand)
 	mux.HandleFunc("POST "+edge.InternalPrefix+"/sessions:acks", p.SessionAcks)

@@ -60,11 +60,11 @@ func requireChild(t *testing.T, parent, child sdktrace.ReadOnlySpan) {
 }
 
 // requireLeaderStages requires the leader's spans of a forwarded action:
-// the internal request under the follower's forward, and the batcher's
-// queue wait and the commit under the request.
-func requireLeaderStages(t *testing.T, spans map[string]sdktrace.ReadOnlySpan) {
+// the internal request of route under the follower's forward, and the
+// batcher's queue wait and the commit under the request.
+func requireLeaderStages(t *testing.T, spans map[string]sdktrace.ReadOnlySpan, route string) {
 	t.Helper()
-	fwd, in := spans["gsd.forward"], spans["POST /internal/v1/worlds/{world}/actions"]
+	fwd, in := spans["gsd.forward"], spans[route]
 	require.Equal(t, trace.SpanKindClient, fwd.SpanKind())
 	requireChild(t, fwd, in)
 	require.True(t, in.Parent().IsRemote(), "the leader's span continues the follower's trace")
@@ -109,7 +109,7 @@ func TestTracingFollowsAnActionFromAFollowersEdgeThroughTheLeadersCommit(t *test
 	root := spans["POST /v1/worlds/{world}/actions"]
 	require.False(t, root.Parent().IsValid(), "the edge's span is the root")
 	requireChild(t, root, spans["gsd.forward"])
-	requireLeaderStages(t, spans)
+	requireLeaderStages(t, spans, "POST /internal/v1/worlds/{world}/actions")
 
 	// A play action on the follower: the same shape under the play span.
 	c := dialPlay(t, f.env.WSURL("arena"))
@@ -124,7 +124,7 @@ func TestTracingFollowsAnActionFromAFollowersEdgeThroughTheLeadersCommit(t *test
 	require.Equal(t, int64(2), attr(act, "gsd.seq").AsInt64(), "its event is found by world and seq")
 	require.Equal(t, "arena", attr(act, "gsd.world").AsString())
 	requireChild(t, act, spans["gsd.forward"])
-	requireLeaderStages(t, spans)
+	requireLeaderStages(t, spans, "POST /internal/v1/worlds/{world}/actions:forward") // the compact act route
 	// Its event's fan-out by the follower's hub, one span for the node.
 	offer := spans["gsd.fanout.offer"]
 	requireChild(t, act, offer)

@@ -3,6 +3,7 @@ package watch
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -189,11 +190,12 @@ func TestSegmentsAreImmutableAndCacheable(t *testing.T) {
 
 	s := m.Segments[len(m.Segments)-1]
 	path := "/v1/worlds/arena/watch/" + s.URL
-	r1, b1 := e.get(t, path)
+	identity := []string{"Accept-Encoding", "identity"} // else Go's client asks for gzip
+	r1, b1 := e.get(t, path, identity...)
 	for range 3 {
 		e.hit(t, 1) // later events change no finished segment
 	}
-	r2, b2 := e.get(t, path)
+	r2, b2 := e.get(t, path, identity...)
 	require.Equal(t, http.StatusOK, r1.StatusCode)
 	require.Equal(t, b1, b2)
 	require.Equal(t, "public, max-age=31536000, immutable", r1.Header.Get("Cache-Control"))
@@ -202,9 +204,33 @@ func TestSegmentsAreImmutableAndCacheable(t *testing.T) {
 	require.Equal(t, etag, r2.Header.Get("ETag"))
 	require.Equal(t, strconv.Itoa(len(b1)), r1.Header.Get("Content-Length"))
 
-	r3, b3 := e.get(t, path, "If-None-Match", etag)
+	r3, b3 := e.get(t, path, "If-None-Match", etag, identity[0], identity[1])
 	require.Equal(t, http.StatusNotModified, r3.StatusCode)
 	require.Empty(t, b3)
+
+	// Gzipped for a client that accepts it, once: an ETag of its own.
+	rz, bz := e.get(t, path, "Accept-Encoding", "br;q=1, gzip;q=0.5")
+	require.Equal(t, http.StatusOK, rz.StatusCode)
+	require.Equal(t, "gzip", rz.Header.Get("Content-Encoding"))
+	require.Equal(t, "Accept-Encoding", rz.Header.Get("Vary"))
+	require.Equal(t, strconv.Itoa(len(bz)), rz.Header.Get("Content-Length"))
+	require.Less(t, len(bz), len(b1)+32)
+	zr, err := gzip.NewReader(bytes.NewReader(bz))
+	require.NoError(t, err)
+	plain, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	require.Equal(t, b1, plain)
+	zetag := rz.Header.Get("ETag")
+	require.NotEqual(t, etag, zetag)
+	rz2, bz2 := e.get(t, path, "Accept-Encoding", "gzip")
+	require.Equal(t, bz, bz2)
+	require.Equal(t, zetag, rz2.Header.Get("ETag"))
+	r4, _ := e.get(t, path, "If-None-Match", zetag, "Accept-Encoding", "gzip")
+	require.Equal(t, http.StatusNotModified, r4.StatusCode)
+	r5, b5 := e.get(t, path, "If-None-Match", zetag, "Accept-Encoding", "gzip;q=0")
+	require.Equal(t, http.StatusOK, r5.StatusCode, "gzip refused: the plain one, whose ETag differs")
+	require.Empty(t, r5.Header.Get("Content-Encoding"))
+	require.Equal(t, b1, b5)
 
 	// A viewer class is not for shared caches.
 	e.hit(t, 1)

@@ -27,7 +27,6 @@ import (
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/spectator"
-	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -166,16 +165,22 @@ func (s *Service) Close() {
 	s.hub.Close()
 }
 
-// Watch handles GET /v1/worlds/{world}/watch[?view=CLASS][&delay=D][&mode=events].
+// Watch handles GET /v1/worlds/{world}/watch[?view=CLASS][&delay=D][&mode=events][&versions=false].
 // Errors before the upgrade are JSON answers: an unknown world (404), a
 // bad view, delay or mode (400), a missing or bad token with auth on
 // (401). After it, frames are text messages (JSON) or, with the
-// gsd.msgpack.v1 subprotocol, binary ones.
+// gsd.msgpack.v1 subprotocol, binary ones (with gsd.watch.deflate.v1,
+// binary DEFLATE of the JSON, compressed once per frame). versions=false
+// leaves the versions out of keyframes and deltas (JSON and deflate).
 func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
 	v, events, err := s.viewer(r)
+	var lean bool
+	if err == nil {
+		lean, err = spectator.ParseVersions(r.URL.Query().Get("versions"), events, spectator.Offered(r.Header.Values("Sec-WebSocket-Protocol")))
+	}
 	if err != nil {
-		s.WriteError(w, err, false)
+		s.WriteError(w, classify(err), false)
 		return
 	}
 	if !s.OpenStream() {
@@ -201,14 +206,17 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer wt.Close()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wire.SubprotocolJSON, wire.SubprotocolMsgpack}})
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
 	if err != nil {
 		return // Accept has answered
 	}
 	defer ws.CloseNow()
 	s.viewers.Inc()
 	defer s.viewers.Dec()
-	binary := ws.Subprotocol() == wire.SubprotocolMsgpack
+	codec := spectator.CodecOf(ws.Subprotocol())
+	if lean {
+		codec |= spectator.CodecLean
+	}
 	ctx := ws.CloseRead(r.Context()) // the client says nothing; its close ends ctx
 	defer context.AfterFunc(s.Closing(), func() { ws.Close(websocket.StatusGoingAway, "server closing") })()
 	for {
@@ -229,21 +237,21 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if err := s.write(ctx, ws, f, binary); err != nil {
+		if err := s.write(ctx, ws, f, codec); err != nil {
 			return
 		}
 	}
 }
 
 // write sends one frame within the stream write timeout.
-func (s *Service) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, binary bool) error {
-	typ, data := websocket.MessageText, f.Data
+func (s *Service) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, codec spectator.Codec) error {
+	data, binary, err := f.Encoded(codec)
+	if err != nil {
+		ws.Close(websocket.StatusInternalError, edge.CodeInternal)
+		return err
+	}
+	typ := websocket.MessageText
 	if binary {
-		var err error
-		if data, err = f.Msgpack(); err != nil {
-			ws.Close(websocket.StatusInternalError, edge.CodeInternal)
-			return err
-		}
 		typ = websocket.MessageBinary
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.Config().StreamWriteTimeout)
@@ -299,7 +307,8 @@ func (s *Service) viewer(r *http.Request) (spectator.Viewer, bool, error) {
 // classify maps the spectator package's refusals to the edge's errors.
 func classify(err error) error {
 	switch {
-	case errors.Is(err, spectator.ErrUnknownClass), errors.Is(err, spectator.ErrBadDelay), errors.Is(err, spectator.ErrBadRules):
+	case errors.Is(err, spectator.ErrUnknownClass), errors.Is(err, spectator.ErrBadDelay), errors.Is(err, spectator.ErrBadRules),
+		errors.Is(err, spectator.ErrBadCodec):
 		return fmt.Errorf("%w: %v", fsm.ErrMalformed, err)
 	}
 	return err

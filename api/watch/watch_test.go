@@ -1,10 +1,13 @@
 package watch
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -144,6 +147,72 @@ func TestWatchOverMsgpack(t *testing.T) {
 	}
 }
 
+// With the deflate subprotocol, frames are binary, each the DEFLATE of
+// the frame's JSON; a client that offers it gets it.
+func TestWatchOverDeflate(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	seq := e.hit(t, 5)
+	// Offered with JSON, deflate wins; JSON still wins over msgpack.
+	c := e.dial(t, "", wire.SubprotocolJSON, wire.SubprotocolWatchDeflate)
+	require.Equal(t, wire.SubprotocolWatchDeflate, c.Subprotocol())
+	require.Equal(t, wire.SubprotocolJSON, e.dial(t, "", wire.SubprotocolMsgpack, wire.SubprotocolJSON).Subprotocol())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		mt, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageBinary, mt)
+		js, err := io.ReadAll(flate.NewReader(bytes.NewReader(b)))
+		require.NoError(t, err)
+		var kf wire.Keyframe
+		require.NoError(t, json.Unmarshal(js, &kf), "%s", js)
+		if kf.Type == wire.TypeKeyframe && kf.Seq >= seq {
+			require.EqualValues(t, 5, kf.Entities["e1"].Fields["score"].Value.Int)
+			return
+		}
+	}
+}
+
+// With versions=false, keyframes and deltas come without versions, in
+// JSON or deflated; msgpack alone cannot carry them and is refused.
+func TestWatchWithoutVersions(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	seq := e.hit(t, 5)
+	c := e.dial(t, "?versions=false", wire.SubprotocolWatchDeflate)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		mt, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageBinary, mt)
+		js, err := io.ReadAll(flate.NewReader(bytes.NewReader(b)))
+		require.NoError(t, err)
+		require.NotContains(t, string(js), `"version":`)
+		var kf wire.Keyframe
+		require.NoError(t, json.Unmarshal(js, &kf), "%s", js)
+		if kf.Type == wire.TypeKeyframe && kf.Seq >= seq {
+			require.EqualValues(t, 5, kf.Entities["e1"].Fields["score"].Value.Int)
+			break
+		}
+	}
+	// In JSON, the deltas too.
+	j := e.dial(t, "?versions=false")
+	next(t, j, wire.TypeKeyframe, 0)
+	seq = e.hit(t, 1)
+	d := next(t, j, wire.TypeWatchDelta, seq)
+	require.EqualValues(t, 6, score(t, d))
+	ent := d["entities"].(map[string]any)["e1"].(map[string]any)
+	require.NotContains(t, ent, "version")
+	require.NotContains(t, ent["fields"].(map[string]any)["score"], "version")
+
+	url := "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/v1/worlds/arena/watch?versions=false"
+	_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolMsgpack}})
+	require.Error(t, err)
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+}
+
 // Bad requests are answered before the upgrade, in JSON.
 func TestWatchRefusesBadRequests(t *testing.T) {
 	t.Parallel()
@@ -158,6 +227,8 @@ func TestWatchRefusesBadRequests(t *testing.T) {
 		"long delay":    {"/v1/worlds/arena/watch?delay=301s", 400, fsm.CodeMalformed},
 		"bad mode":      {"/v1/worlds/arena/watch?mode=replay", 400, fsm.CodeMalformed},
 		"unknown class": {"/v1/worlds/arena/watch?view=coach", 400, fsm.CodeMalformed},
+		"bad versions":  {"/v1/worlds/arena/watch?versions=no", 400, fsm.CodeMalformed},
+		"lean events":   {"/v1/worlds/arena/watch?mode=events&versions=false", 400, fsm.CodeMalformed},
 	} {
 		resp, err := http.Get(e.ts.URL + tc.path)
 		require.NoError(t, err, name)

@@ -29,13 +29,9 @@ unknown. A repeat prints the original event with "duplicate": true.`,
   echo '{"player":"p1","seq":2,"ops":[{"op":"set","entity":"door","field":"open","value":true,"expect":"*"}]}' | gsdctl act arena`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src := jsonArg
-			if src == "" {
-				src = "-"
-			}
-			b, err := a.readArg(src)
+			b, err := a.readJSONFlag(jsonArg, "action")
 			if err != nil {
-				return fmt.Errorf("read action: %w", err)
+				return err
 			}
 			act, err := parseAction(b)
 			if err != nil {

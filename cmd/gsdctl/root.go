@@ -164,6 +164,19 @@ func (a *app) printJSON(v any) error {
 
 // readArg returns s, or the contents of file f when s is "@f", or stdin when
 // s is "-".
+// readJSONFlag reads a --json flag's value (stdin when empty), naming
+// what it reads in the error.
+func (a *app) readJSONFlag(flag, what string) ([]byte, error) {
+	if flag == "" {
+		flag = "-"
+	}
+	b, err := a.readArg(flag)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return b, nil
+}
+
 func (a *app) readArg(s string) ([]byte, error) {
 	switch {
 	case s == "-":

@@ -34,13 +34,9 @@ server or admin token; players write their own keys over play.`,
   echo '{"loadout":"sniper"}' | gsdctl session data arena ann --expect-version 1733500000000000001`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			src := jsonArg
-			if src == "" {
-				src = "-"
-			}
-			b, err := a.readArg(src)
+			b, err := a.readJSONFlag(jsonArg, "data")
 			if err != nil {
-				return fmt.Errorf("read data: %w", err)
+				return err
 			}
 			data, err := parseDataKeys(b)
 			if err != nil {

@@ -53,11 +53,20 @@ func (r *Relay) checkView(req *http.Request) error {
 // Watch handles GET /v1/worlds/{world}/watch[?view=CLASS][&delay=D][&mode=events]
 // as a node does: a keyframe, then a delta per tick (or filtered events),
 // over WebSocket, JSON text messages or, with the gsd.msgpack.v1
-// subprotocol, binary ones. delay= raises the upstream's delay (the relay
+// subprotocol, binary ones (gsd.watch.deflate.v1: the JSON deflated,
+// once per frame for all viewers; versions=false leaves the versions out
+// of keyframes and deltas). delay= raises the upstream's delay (the relay
 // holds the events it receives that long more).
 func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 	world := req.PathValue("world")
 	v, events, err := r.viewer(req)
+	var lean bool
+	if err == nil {
+		lean, err = spectator.ParseVersions(req.URL.Query().Get("versions"), events, spectator.Offered(req.Header.Values("Sec-WebSocket-Protocol")))
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrBadRequest, err)
+		}
+	}
 	if err == nil {
 		err = r.admit(world)
 	}
@@ -80,12 +89,15 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer wt.Close()
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: []string{wire.SubprotocolJSON, wire.SubprotocolMsgpack}})
+	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
 	if err != nil {
 		return // Accept has answered
 	}
 	defer ws.CloseNow()
-	binary := ws.Subprotocol() == wire.SubprotocolMsgpack
+	codec := spectator.CodecOf(ws.Subprotocol())
+	if lean {
+		codec |= spectator.CodecLean
+	}
 	ctx := ws.CloseRead(req.Context()) // the viewer says nothing; its close ends ctx
 	defer context.AfterFunc(r.ctx, func() { ws.Close(websocket.StatusGoingAway, "relay closing") })()
 	for {
@@ -100,7 +112,7 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if err := r.write(ctx, ws, f, binary); err != nil {
+		if err := r.write(ctx, ws, f, codec); err != nil {
 			return
 		}
 	}
@@ -131,14 +143,14 @@ func (r *Relay) viewer(req *http.Request) (spectator.Viewer, bool, error) {
 }
 
 // write sends one frame within the write timeout.
-func (r *Relay) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, binary bool) error {
-	typ, data := websocket.MessageText, f.Data
+func (r *Relay) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, codec spectator.Codec) error {
+	data, binary, err := f.Encoded(codec)
+	if err != nil {
+		ws.Close(websocket.StatusInternalError, wire.CodeInternal)
+		return err
+	}
+	typ := websocket.MessageText
 	if binary {
-		var err error
-		if data, err = f.Msgpack(); err != nil {
-			ws.Close(websocket.StatusInternalError, wire.CodeInternal)
-			return err
-		}
 		typ = websocket.MessageBinary
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -206,6 +208,67 @@ func TestRelayWatchSpeaksMsgpackAndDelays(t *testing.T) {
 	require.Equal(t, wire.TypeKeyframe, k.Type)
 	require.Zero(t, k.Seq)
 	require.Empty(t, k.Entities)
+}
+
+// A relay's watch serves deflated JSON to viewers that ask for it: the
+// same frames as its JSON viewers get.
+func TestRelayWatchSpeaksDeflate(t *testing.T) {
+	up := newFake(t, hang(line(t, 1, 1), line(t, 2, 2)))
+	_, base := startRelay(t, up, "", nil)
+	opts := &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolWatchDeflate}}
+	c, _, err := websocket.Dial(t.Context(), "ws"+strings.TrimPrefix(base, "http")+"/v1/worlds/arena/watch", opts)
+	require.NoError(t, err)
+	defer c.CloseNow()
+	var k *wire.Keyframe
+	for k == nil || k.Seq < 2 {
+		typ, b, err := c.Read(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageBinary, typ)
+		js, err := io.ReadAll(flate.NewReader(bytes.NewReader(b)))
+		require.NoError(t, err)
+		if k == nil {
+			k = new(wire.Keyframe)
+			require.NoError(t, json.Unmarshal(js, k), "%s", js)
+			require.Equal(t, wire.TypeKeyframe, k.Type, "the first frame")
+			continue
+		}
+		var d wire.WatchDelta
+		require.NoError(t, json.Unmarshal(js, &d), "%s", js)
+		if d.Type == wire.TypeWatchDelta {
+			spectator.ApplyDelta(k, &d)
+		}
+	}
+	require.EqualValues(t, 2, k.Seq)
+	require.EqualValues(t, 2, k.Entities["e1"].Fields["x"].Value.Int)
+}
+
+// A relay's watch leaves the versions out with versions=false, and
+// refuses a bad versions= before the upgrade.
+func TestRelayWatchWithoutVersions(t *testing.T) {
+	up := newFake(t, hang(line(t, 1, 1), line(t, 2, 2)))
+	_, base := startRelay(t, up, "", nil)
+	c := dial(t, base, "", "?versions=false")
+	var k *wire.Keyframe
+	for k == nil || k.Seq < 2 {
+		_, js, err := c.Read(t.Context())
+		require.NoError(t, err)
+		require.NotContains(t, string(js), `"version":`)
+		if k == nil {
+			k = new(wire.Keyframe)
+			require.NoError(t, json.Unmarshal(js, k), "%s", js)
+			continue
+		}
+		var d wire.WatchDelta
+		require.NoError(t, json.Unmarshal(js, &d), "%s", js)
+		if d.Type == wire.TypeWatchDelta {
+			spectator.ApplyDelta(k, &d)
+		}
+	}
+	require.EqualValues(t, 2, k.Entities["e1"].Fields["x"].Value.Int)
+
+	code, body := get(t, base+"/v1/worlds/arena/watch?versions=maybe")
+	require.Equal(t, http.StatusBadRequest, code, "%s", body)
+	require.Contains(t, body, "versions")
 }
 
 // An event stream with linger writes what it holds, waits, writes more.

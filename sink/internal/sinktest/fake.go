@@ -67,16 +67,27 @@ func (f *Source) Edit(id string) *World {
 // Add appends n events to world (created if new); their leader times
 // are time+seq.
 func (f *Source) Add(world string, n int, time int64) {
+	f.Update(func() { f.add(world, n, time) })
+}
+
+// AddPruned is Add and SetLow(world, low) at once: no subscriber sees
+// the new events before the prune.
+func (f *Source) AddPruned(world string, n int, time int64, low uint64) {
 	f.Update(func() {
-		w := f.Edit(world)
-		for range n {
-			seq := uint64(len(w.Events) + 1)
-			f.index++
-			w.Events = append(w.Events, &fsm.Event{World: world, Seq: seq, Index: f.index, Time: time + int64(seq),
-				Player: "p", ClientSeq: seq, Status: fsm.StatusApplied, Priority: fsm.PriorityCritical,
-				Changes: []fsm.Change{{Entity: "e", Field: "n", Op: fsm.OpIncr, Value: fsm.Value{Kind: fsm.KindInt, Int: int64(seq)}, Version: seq}}})
-		}
+		f.add(world, n, time)
+		f.Edit(world).Low = low
 	})
+}
+
+func (f *Source) add(world string, n int, time int64) {
+	w := f.Edit(world)
+	for range n {
+		seq := uint64(len(w.Events) + 1)
+		f.index++
+		w.Events = append(w.Events, &fsm.Event{World: world, Seq: seq, Index: f.index, Time: time + int64(seq),
+			Player: "p", ClientSeq: seq, Status: fsm.StatusApplied, Priority: fsm.PriorityCritical,
+			Changes: []fsm.Change{{Entity: "e", Field: "n", Op: fsm.OpIncr, Value: fsm.Value{Kind: fsm.KindInt, Int: int64(seq)}, Version: seq}}})
+	}
 }
 
 // Recreate deletes world and creates it again (at the next log index)
