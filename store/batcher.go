@@ -318,6 +318,9 @@ func (b *batcher) gather(g *gathering) {
 			timer = time.NewTimer(b.cfg.MaxWait)
 			expired = timer.C
 		}
+		if b.takeCritical(g) {
+			continue
+		}
 		select {
 		case p := <-b.critical:
 			g.add(p)
@@ -329,6 +332,19 @@ func (b *batcher) gather(g *gathering) {
 		case <-b.stop:
 			return
 		}
+	}
+}
+
+// takeCritical adds a queued critical action to the batch, if there is
+// one: with both lanes ready a select picks either, and critical actions
+// go first.
+func (b *batcher) takeCritical(g *gathering) bool {
+	select {
+	case p := <-b.critical:
+		g.add(p)
+		return true
+	default:
+		return false
 	}
 }
 

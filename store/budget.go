@@ -69,6 +69,9 @@ func (b *batcher) takeSlot(slot chan struct{}, g *gathering) bool {
 		}
 		var critical, bulk chan *proposal
 		if !g.full() {
+			if b.takeCritical(g) {
+				continue
+			}
 			critical, bulk = b.critical, b.bulk
 		}
 		select {
