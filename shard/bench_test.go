@@ -51,6 +51,7 @@ type shardBenchRun struct {
 	CPUPerEvent float64 `json:"cpu_us_per_event"`
 	Entries     float64 `json:"log_entries"`            // proposed by the groups' leaders during the run
 	MeanBatch   float64 `json:"mean_actions_per_entry"` // actions per log entry
+	EntriesPer  float64 `json:"log_entries_per_event"`  // log entries over counted events: what per-entry costs scale with
 	FirstError  string  `json:"first_error,omitempty"`
 }
 
@@ -103,8 +104,8 @@ func TestShardScalingSuite(t *testing.T) {
 			var r shardBenchRun
 			t.Run(fmt.Sprintf("shards=%d/writers=%d", s, w), func(t *testing.T) {
 				r = runShardBench(t, s, w, dur)
-				t.Logf("shards=%d writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  %.1f µs CPU/event  %.1f actions/entry  (%d events, %d errors)",
-					s, w, r.Rate, r.P50, r.P99, r.CPUPerEvent, r.MeanBatch, r.Events, r.Errors)
+				t.Logf("shards=%d writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  %.1f µs CPU/event  %.1f actions/entry  %.4f entries/event  (%d events, %d errors)",
+					s, w, r.Rate, r.P50, r.P99, r.CPUPerEvent, r.MeanBatch, r.EntriesPer, r.Events, r.Errors)
 			})
 			rep.Runs = append(rep.Runs, r)
 			if i == 0 {
@@ -208,6 +209,7 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 	run.P50, run.P99, run.Max = ms(hist.ValueAtQuantile(50)), ms(hist.ValueAtQuantile(99)), ms(hist.Max())
 	if run.Events > 0 {
 		run.CPUPerEvent = run.CPUSecs * 1e6 / float64(run.Events)
+		run.EntriesPer = run.Entries / float64(run.Events)
 	}
 	if e, ok := firstErr.Load().(string); ok {
 		run.FirstError = e

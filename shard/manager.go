@@ -23,7 +23,8 @@ type ManagerConfig struct {
 	// Store is the template of every group's store.Config: node identity
 	// (ID, HTTPAddr, Region), timeouts, batching, FSM and Logger. The
 	// Manager sets Dir, GroupID, StreamLayer, Bootstrap and Voters per
-	// group; RaftAddr, Advertise and Transport must be empty (the groups
+	// group, and gives all groups one store.Budget of Batch.NodeInflight
+	// entries unless Store.Budget is set; RaftAddr, Advertise and Transport must be empty (the groups
 	// share the Mux).
 	Store store.Config
 	// Membership is the group whose node table every node reports its
@@ -101,6 +102,15 @@ func NewManager(cfg ManagerConfig, mux *Mux, reg prometheus.Registerer) (*Manage
 	}
 	if mux == nil {
 		return nil, errors.New("shard manager: a mux is required")
+	}
+	if cfg.Store.Budget == nil && cfg.Store.Batch.NodeInflight > 0 {
+		// One budget for all the node's groups: entries in flight cost
+		// the node alike whichever group proposed them (store/budget.go).
+		b, err := store.NewBudget(cfg.Store.Batch.NodeInflight)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Store.Budget = b
 	}
 	log := cfg.Store.Logger.With("node", cfg.Store.ID)
 	moved, err := MigrateLegacyLayout(cfg.DataDir)

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -54,9 +56,10 @@ type outcome struct {
 
 // inflight is one proposed batch whose future the waiter resolves.
 type inflight struct {
-	fut   raft.ApplyFuture
-	props []*proposal
-	start time.Time
+	fut      raft.ApplyFuture
+	props    []*proposal
+	start    time.Time
+	critical bool // it carries a critical action (or another command)
 }
 
 // batcher groups proposals from all callers into log entries: critical lane
@@ -72,8 +75,18 @@ type batcher struct {
 	critical chan *proposal
 	bulk     chan *proposal
 	sem      chan struct{} // one token per batch in flight
-	waiting  chan inflight
-	notice   chan struct{} // a commit notice asked for (notice.go)
+	// committed wakes a batch waiting for the entries in flight (gather):
+	// the waiter sends after each slot it frees.
+	committed chan struct{}
+	// critFlight counts the entries in flight that carry a critical
+	// action: a small critical batch waits only behind those, never
+	// behind bulk entries.
+	critFlight atomic.Int32
+	// submitted counts proposals queued (submit), so that free can tell
+	// whether callers are still coming back.
+	submitted atomic.Uint64
+	waiting   chan inflight
+	notice    chan struct{} // a commit notice asked for (notice.go)
 	// alone reports whether the group has no member but this node: then
 	// nobody needs a commit notice (nil: the batcher asks for none).
 	alone func() bool
@@ -82,6 +95,10 @@ type batcher struct {
 	// is fair); fair holds the fair worlds' critical actions (fair.go).
 	fairness func(world string) fsm.Fairness
 	fair     *fairHold
+
+	// budget, when set, is the node's bound on entries in flight over all
+	// its groups (budget.go); sem is this group's own.
+	budget *Budget
 
 	// proposals recycles proposals and their done channels: at 100k
 	// actions/s they were two of the leader's allocations per action. A
@@ -100,13 +117,14 @@ type batcher struct {
 func newBatcher(cfg BatchConfig, r *raft.Raft, timeout time.Duration, m *metrics) *batcher {
 	b := &batcher{
 		cfg: cfg, raft: r, timeout: timeout, metrics: m,
-		critical: make(chan *proposal, cfg.QueueSize),
-		bulk:     make(chan *proposal, cfg.QueueSize),
-		sem:      make(chan struct{}, cfg.MaxInflight),
-		waiting:  make(chan inflight, cfg.MaxInflight),
-		notice:   make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		fair:     newFairHold(),
+		critical:  make(chan *proposal, cfg.QueueSize),
+		bulk:      make(chan *proposal, cfg.QueueSize),
+		sem:       make(chan struct{}, cfg.MaxInflight),
+		committed: make(chan struct{}, 1),
+		waiting:   make(chan inflight, cfg.MaxInflight),
+		notice:    make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		fair:      newFairHold(),
 	}
 	b.wg.Add(3)
 	go b.run()
@@ -148,6 +166,7 @@ func (b *batcher) submit(ctx context.Context, cmd fsm.Command, prio fsm.Priority
 		}
 	}
 	b.mu.RUnlock()
+	b.submitted.Add(1)
 	var o outcome
 	if ctx.Done() == nil {
 		o = <-p.done // cannot be cancelled: a plain receive, not a select
@@ -239,65 +258,112 @@ func (b *batcher) run() {
 	var carry *proposal // a fair group's part that did not fit the last batch
 	for {
 		first := carry
-		carry = nil
 		if first == nil {
 			first = b.next(true)
 		}
 		if first == nil {
 			return
 		}
-		batch := addTo(nil, first)
-		bytes := first.size
-		full := func() bool { return len(batch) >= b.cfg.MaxActions || bytes >= b.cfg.MaxBytes }
-		// A part goes into an entry whole; one that would take the batch
-		// over its limits starts the next batch instead.
-		fits := func(p *proposal) bool {
-			return p.group == nil || (len(batch)+len(p.group) <= b.cfg.MaxActions && bytes+p.size <= b.cfg.MaxBytes)
-		}
-		for !full() {
+		g := &gathering{maxActions: b.cfg.MaxActions, maxLen: b.cfg.MaxBytes}
+		g.add(first)
+		for !g.full() {
 			p := b.next(false)
 			if p == nil {
 				break
 			}
-			if !fits(p) {
-				carry = p
-				break
-			}
-			batch, bytes = addTo(batch, p), bytes+p.size
+			g.add(p)
 		}
-		if carry == nil && !full() && len(b.sem) > 0 && b.cfg.MaxWait > 0 {
-			timer := time.NewTimer(b.cfg.MaxWait)
-		gather:
-			for !full() {
-				var p *proposal
-				select {
-				case p = <-b.critical:
-				case p = <-b.bulk:
-				case <-timer.C:
-					break gather
-				case <-b.stop:
-					break gather
-				}
-				if !fits(p) {
-					carry = p
-					break
-				}
-				batch, bytes = addTo(batch, p), bytes+p.size
-			}
-			timer.Stop()
-		}
-		select {
-		case b.sem <- struct{}{}:
-		case <-b.stop:
-			for _, p := range batch {
-				p.done <- outcome{err: ErrNotLeader}
-			}
-			if carry != nil {
-				carry.fail(ErrNotLeader)
-			}
+		b.gather(g)
+		// Wait for the group's slot, then the node's: both gather.
+		if !b.takeSlot(b.sem, g) {
+			b.failGathered(g)
 			return
 		}
-		b.propose(batch)
+		if b.budget != nil && !b.takeSlot(b.budget.tokens, g) {
+			<-b.sem
+			b.failGathered(g)
+			return
+		}
+		carry = g.carry
+		b.propose(g.batch)
+	}
+}
+
+// gather adds to a batch that is not full while earlier entries of the
+// group are in flight; with none in flight the batch goes at once (an
+// idle group's action waits for nothing). A batch that may pipeline (see
+// mayPipeline) lingers for up to MaxWait, as entries commit meanwhile. A
+// smaller one waits for the entries in flight to commit, however long
+// that takes: a group whose entries carry few actions makes them one at a
+// time, each carrying all that arrived meanwhile, instead of a pipeline
+// of small ones (each entry costs every follower an append, a log write
+// and an FSM dispatch whatever it carries).
+func (b *batcher) gather(g *gathering) {
+	var (
+		timer   *time.Timer
+		expired <-chan time.Time
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for !g.full() && len(b.sem) > 0 {
+		// mayPipeline only turns true while the batch waits (it grows; only
+		// this goroutine proposes), so the timer, once started, holds.
+		if timer == nil && b.mayPipeline(g) {
+			if b.cfg.MaxWait == 0 {
+				return
+			}
+			timer = time.NewTimer(b.cfg.MaxWait)
+			expired = timer.C
+		}
+		if b.takeCritical(g) {
+			continue
+		}
+		select {
+		case p := <-b.critical:
+			g.add(p)
+		case p := <-b.bulk:
+			g.add(p)
+		case <-b.committed:
+		case <-expired:
+			return
+		case <-b.stop:
+			return
+		}
+	}
+}
+
+// takeCritical adds a queued critical action to the batch, if there is
+// one: with both lanes ready a select picks either, and critical actions
+// go first.
+func (b *batcher) takeCritical(g *gathering) bool {
+	select {
+	case p := <-b.critical:
+		g.add(p)
+		return true
+	default:
+		return false
+	}
+}
+
+// mayPipeline reports whether the batch may go while entries are in
+// flight: it carries PipelineMin actions or more, or it carries a critical
+// action and only bulk entries are in flight (critical actions never wait
+// behind bulk ones).
+func (b *batcher) mayPipeline(g *gathering) bool {
+	return len(g.batch) >= b.cfg.PipelineMin || (g.critical && b.critFlight.Load() == 0)
+}
+
+// failGathered answers a batch that will never be proposed (the batcher
+// stops), and the part it carries.
+func (b *batcher) failGathered(g *gathering) {
+	for _, p := range g.batch {
+		p.done <- outcome{err: ErrNotLeader}
+	}
+	if g.carry != nil {
+		g.carry.fail(ErrNotLeader)
 	}
 }
 
@@ -309,8 +375,7 @@ func (b *batcher) propose(batch []*proposal) {
 	ordered := make([]*proposal, 0, len(batch))
 	for pass := 0; pass < 2; pass++ {
 		for _, p := range batch {
-			bulk := p.cmd.Kind == fsm.CmdAction && p.cmd.Action.Priority == fsm.PriorityBulk
-			if bulk == (pass == 1) {
+			if isBulk(p) == (pass == 1) {
 				cmds = append(cmds, p.cmd)
 				ordered = append(ordered, p)
 			}
@@ -326,7 +391,11 @@ func (b *batcher) propose(batch []*proposal) {
 			p.proposed, p.batch = start, len(cmds)
 		}
 	}
-	b.waiting <- inflight{fut: fut, props: ordered, start: start}
+	critical := len(ordered) > 0 && !isBulk(ordered[0])
+	if critical {
+		b.critFlight.Add(1)
+	}
+	b.waiting <- inflight{fut: fut, props: ordered, start: start, critical: critical}
 }
 
 // wait resolves proposed batches in log order.
@@ -334,7 +403,6 @@ func (b *batcher) wait() {
 	defer b.wg.Done()
 	for in := range b.waiting {
 		err := in.fut.Error()
-		<-b.sem
 		now := time.Now()
 		b.metrics.commitLatency.Observe(now.Sub(in.start).Seconds())
 		for _, p := range in.props {
@@ -347,21 +415,63 @@ func (b *batcher) wait() {
 			for _, p := range in.props {
 				p.done <- outcome{err: err}
 			}
-			continue
-		}
-		res, _ := in.fut.Response().([]fsm.Result)
-		idx := in.fut.Index()
-		for i, p := range in.props {
-			o := outcome{index: idx}
-			if i < len(res) {
-				o.res = res[i]
-			} else {
-				o.err = ErrOutcomeUnknown
+		} else {
+			res, _ := in.fut.Response().([]fsm.Result)
+			idx := in.fut.Index()
+			for i, p := range in.props {
+				o := outcome{index: idx}
+				if i < len(res) {
+					o.res = res[i]
+				} else {
+					o.err = ErrOutcomeUnknown
+				}
+				p.done <- o
 			}
-			p.done <- o
 		}
-		b.askNotice()
+		b.free(in)
+		if err == nil {
+			b.askNotice()
+		}
 	}
+}
+
+// free gives an answered entry's slots back and wakes a batch waiting for
+// them. It yields first, so that callers just answered can queue their
+// next actions and a batch waiting for this commit (gather) carries them
+// too, instead of them making the next small entry on their own: closed
+// loops of writers would otherwise settle into two halves that take turns
+// in flight. A yield, not a timer: nobody waits for a caller that does
+// not come back.
+func (b *batcher) free(in inflight) {
+	for range min(len(in.props), maxYields) {
+		queued := b.submitted.Load()
+		runtime.Gosched()
+		if b.submitted.Load() == queued {
+			break // nobody queued meanwhile
+		}
+	}
+	if in.critical {
+		b.critFlight.Add(-1)
+	}
+	if b.budget != nil {
+		<-b.budget.tokens
+	}
+	<-b.sem
+	select {
+	case b.committed <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// maxYields bounds free's yields per entry: one lets the callers it woke
+// run (they wait on this core's run queue), and under a steady stream of
+// arrivals more would only hold the slot.
+const maxYields = 3
+
+// isBulk reports whether p is a bulk action (everything else, commands
+// other than actions included, counts as critical).
+func isBulk(p *proposal) bool {
+	return p.cmd.Kind == fsm.CmdAction && p.cmd.Action.Priority == fsm.PriorityBulk
 }
 
 // proposeError maps raft's errors: only a proposal raft refused before

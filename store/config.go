@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"time"
 
@@ -58,7 +59,12 @@ type Config struct {
 	SnapshotRetain    int
 
 	Batch BatchConfig
-	FSM   fsm.Config
+	// Budget, when set, bounds the entries in flight over every group
+	// given the same Budget (budget.go): shard.Manager gives each node's
+	// groups one of Batch.NodeInflight entries. Nil: only
+	// Batch.MaxInflight bounds this group's.
+	Budget *Budget
+	FSM    fsm.Config
 
 	// TailSize is how many recent events per world stay in memory for
 	// subscribers (more while the archive writer catches up).
@@ -133,7 +139,18 @@ type BatchConfig struct {
 	MaxBytes    int           // encoded bytes per log entry
 	MaxWait     time.Duration // how long to gather while earlier batches are in flight
 	MaxInflight int           // proposals in flight at once
-	QueueSize   int           // pending actions per lane before ErrOverloaded
+	// PipelineMin is the least actions a batch carries to be proposed
+	// while the group's earlier entries are in flight (a critical batch
+	// behind bulk entries only goes regardless); a smaller one waits for
+	// them to commit. 0 pipelines every batch.
+	PipelineMin int
+	// NodeInflight is the size of the Budget shard.Manager shares among a
+	// node's groups: entries in flight over all of them (0: no node-wide
+	// bound). The default, the node's GOMAXPROCS but at least 2, keeps
+	// one core's worth of entries per core: per-entry work is CPU, and a
+	// group waiting for the budget gathers a bigger entry meanwhile.
+	NodeInflight int
+	QueueSize    int // pending actions per lane before ErrOverloaded
 }
 
 // DefaultConfig returns LAN defaults.
@@ -150,11 +167,12 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		Batch: BatchConfig{
-			MaxActions:  512,
-			MaxBytes:    1 << 20,
-			MaxWait:     time.Millisecond,
-			MaxInflight: 16,
-			QueueSize:   65536,
+			MaxActions:   512,
+			MaxBytes:     1 << 20,
+			MaxWait:      time.Millisecond,
+			MaxInflight:  16,
+			NodeInflight: max(2, runtime.GOMAXPROCS(0)),
+			QueueSize:    65536,
 		},
 		FSM:      fsm.DefaultConfig(),
 		TailSize: 4096,
@@ -184,7 +202,7 @@ func (c Config) Validate() error {
 	if len(c.Voters) > 0 && !slices.ContainsFunc(c.Voters, func(v raft.Server) bool { return string(v.ID) == c.ID }) {
 		errs = append(errs, fmt.Errorf("config.Voters does not name this node (%s)", c.ID))
 	}
-	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 {
+	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 || c.Batch.NodeInflight < 0 || c.Batch.PipelineMin < 0 {
 		errs = append(errs, fmt.Errorf("bad batch config %+v", c.Batch))
 	}
 	if c.TailSize < 1 {

@@ -113,6 +113,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Store, error) {
 	s.checkArchiveOnOpen()
 	s.batcher = newBatcher(cfg.Batch, s.raft, cfg.ApplyTimeout, s.metrics)
 	s.batcher.fairness = s.fsm.Fair
+	s.batcher.budget = cfg.Budget
 	s.batcher.alone = s.adapter.alone
 	s.wg.Add(2)
 	go s.watchLeadership()

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+func TestNewBudgetRefusesLessThanOneEntry(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, -1} {
+		_, err := NewBudget(n)
+		require.ErrorContains(t, err, "at least one entry", "n=%d", n)
+	}
+	b, err := NewBudget(3)
+	require.NoError(t, err)
+	require.Equal(t, 3, b.Size())
+	require.Zero(t, b.InUse())
+}
+
+func TestConfigRefusesANegativeNodeInflight(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "n1", t.TempDir())
+	cfg.Batch.NodeInflight = -1
+	require.ErrorContains(t, cfg.Validate(), "bad batch config")
+	require.GreaterOrEqual(t, DefaultConfig().Batch.NodeInflight, 2)
+}
+
+// budgetPair is two one-node groups whose batchers share one budget.
+func budgetPair(t *testing.T, size int, tweak func(*Config)) (*Budget, [2]*Store) {
+	t.Helper()
+	budget, err := NewBudget(size)
+	require.NoError(t, err)
+	var stores [2]*Store
+	for i := range stores {
+		stores[i] = newCluster(t, 1, func(cfg *Config) {
+			cfg.Budget = budget
+			if tweak != nil {
+				tweak(cfg)
+			}
+		}).leader()
+		mustCreateWorld(t, stores[i], "w")
+	}
+	return budget, stores
+}
+
+// queue puts n critical actions straight into s's critical lane and
+// returns them.
+func queue(s *Store, prefix string, n int) []*proposal {
+	ps := make([]*proposal, n)
+	for i := range ps {
+		ps[i] = newTestProposal(incr("w", name(prefix, i), 1, "e", "c", 1))
+		s.batcher.critical <- ps[i]
+	}
+	return ps
+}
+
+// While the node's budget is spent no group proposes: each group's
+// batcher gathers everything queued meanwhile, so once the budget frees
+// each group's actions share one entry (without a shared budget the first
+// action of each group would have gone out alone at once).
+func TestGroupsSharingASpentBudgetGatherIntoOneEntryEach(t *testing.T) {
+	t.Parallel()
+	budget, stores := budgetPair(t, 1, nil)
+	budget.tokens <- struct{}{} // the node's only entry in flight
+	const n = 20
+	var props [2][]*proposal
+	for i, s := range stores {
+		props[i] = queue(s, fmt.Sprintf("s%dp", i), n)
+	}
+	for _, s := range stores {
+		require.Eventually(t, func() bool { return len(s.batcher.critical) == 0 }, 10*time.Second, time.Millisecond,
+			"the batcher took the queued actions")
+	}
+	<-budget.tokens
+	for i := range stores {
+		var index uint64
+		for _, p := range props[i] {
+			o := <-p.done
+			require.NoError(t, o.err)
+			require.Equal(t, fsm.StatusApplied, o.res.Event.Status)
+			if index == 0 {
+				index = o.res.Event.Index
+			}
+			require.Equal(t, index, o.res.Event.Index, "store %d: one entry for all %d actions", i, n)
+		}
+	}
+	require.Eventually(t, func() bool { return budget.InUse() == 0 }, 10*time.Second, time.Millisecond,
+		"every committed entry gave its slot back")
+}
+
+// A group waiting for its own in-flight slot (MaxInflight) gathers too.
+func TestBatcherGathersWhileItsInflightSlotsAreTaken(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cfg *Config) { cfg.Batch.MaxInflight = 1 })
+	l := c.leader()
+	mustCreateWorld(t, l, "w")
+	l.batcher.sem <- struct{}{}
+	ps := queue(l, "p", 10)
+	require.Eventually(t, func() bool { return len(l.batcher.critical) == 0 }, 10*time.Second, time.Millisecond)
+	<-l.batcher.sem
+	var index uint64
+	for _, p := range ps {
+		o := <-p.done
+		require.NoError(t, o.err)
+		if index == 0 {
+			index = o.res.Event.Index
+		}
+		require.Equal(t, index, o.res.Event.Index, "one entry")
+	}
+}
+
+// One writer never waits for a linger: with nothing in flight its action
+// is proposed at once, even with MaxWait an hour and a shared budget.
+func TestSingleWriterIsProposedAtOnceWithASharedBudget(t *testing.T) {
+	t.Parallel()
+	_, stores := budgetPair(t, 1, func(cfg *Config) { cfg.Batch.MaxWait = time.Hour })
+	for seq := uint64(1); seq <= 20; seq++ {
+		ev, _, err := stores[seq%2].Act(ctxT(t), incr("w", "p", seq/2+1, "e", "c", 1))
+		require.NoError(t, err)
+		require.Equal(t, fsm.StatusApplied, ev.Status)
+	}
+}
+
+// Closing a group while it waits for the budget answers what it gathered
+// (never proposed) and frees its own slot.
+func TestClosingAGroupWaitingForTheBudgetAnswersItsBatch(t *testing.T) {
+	t.Parallel()
+	budget, stores := budgetPair(t, 1, nil)
+	budget.tokens <- struct{}{}
+	ps := queue(stores[0], "p", 3)
+	require.Eventually(t, func() bool { return len(stores[0].batcher.critical) == 0 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, stores[0].Close(ctxT(t)))
+	for _, p := range ps {
+		require.ErrorIs(t, (<-p.done).err, ErrNotLeader)
+	}
+	require.Equal(t, 1, budget.InUse(), "the closed group took no slot of the budget")
+	<-budget.tokens
+	ev, _, err := stores[1].Act(ctxT(t), incr("w", "q", 1, "e", "c", 1))
+	require.NoError(t, err)
+	require.Equal(t, fsm.StatusApplied, ev.Status)
+}
+
+// Many writers over two groups sharing a budget all get their own events,
+// and the slots all come back.
+func TestGroupsSharingABudgetAnswerConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	budget, stores := budgetPair(t, 2, nil)
+	const writers, each = 16, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*writers)
+	for i, s := range stores {
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				player := fmt.Sprintf("s%dp%d", i, w)
+				for seq := uint64(1); seq <= each; seq++ {
+					ev, _, err := s.Act(ctxT(t), incr("w", player, seq, "e", "c", 1))
+					if err == nil && (ev.Player != player || ev.ClientSeq != seq) {
+						err = fmt.Errorf("%s seq %d got %s seq %d", player, seq, ev.Player, ev.ClientSeq)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return budget.InUse() == 0 }, 10*time.Second, time.Millisecond)
+}
