@@ -32,6 +32,14 @@ func (c *Client) RemoveShard(ctx context.Context, id uint64) error {
 	return c.do(ctx, &request{method: http.MethodDelete, path: wire.PathShards + "/" + strconv.FormatUint(id, 10), write: true}, nil)
 }
 
+// RemoveMapNode removes node from the meta group's map (an admin call,
+// gsd --meta), after evacuating it: refused (conflict, naming the shards)
+// while it is a shard's voter, not_found for a node the map does not
+// hold. It does not take the node out of group 0 (Remove does).
+func (c *Client) RemoveMapNode(ctx context.Context, node string) error {
+	return c.do(ctx, &request{method: http.MethodDelete, path: wire.PathShardNode(node), write: true}, nil)
+}
+
 // PlaceWorld puts world on shard, or, with shard nil, on the shard the
 // meta group places it on, and returns that shard. Place a world before
 // creating it.

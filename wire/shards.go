@@ -1,14 +1,23 @@
 package wire
 
-import "strconv"
+import (
+	"net/url"
+	"strconv"
+)
 
 // The admin routes of the cluster's shard map (issue 14): GET the map,
 // POST a shard (ShardCreate), DELETE PathShards/{id}, POST a world's
-// placement (WorldPlacement) to PathShardWorlds.
+// placement (WorldPlacement) to PathShardWorlds, DELETE a node from the
+// map at PathShardNode.
 const (
 	PathShards      = "/v1/cluster/shards"
 	PathShardWorlds = "/v1/cluster/shards/worlds"
+	PathShardNodes  = "/v1/cluster/shards/nodes"
 )
+
+// PathShardNode is DELETE's path to remove node id from the meta map
+// (after evacuating it): refused while it is a shard's voter.
+func PathShardNode(id string) string { return PathShardNodes + "/" + url.PathEscape(id) }
 
 // ShardMap is the cluster's shard map as a node sees it (GET
 // /v1/cluster/shards): from the meta group with gsd --meta, else the

@@ -26,6 +26,7 @@ type shardEditor interface {
 	CreateShard(ctx context.Context, c wire.ShardCreate) (wire.ShardInfo, error)
 	RemoveShard(ctx context.Context, id uint64) error
 	PlaceWorld(ctx context.Context, p wire.WorldPlacement) (wire.WorldPlacement, error)
+	RemoveMapNode(ctx context.Context, id string) error
 }
 
 // Shards handles GET /v1/cluster/shards: the node's shard map (from the
@@ -120,4 +121,28 @@ func (a *API) PlaceWorld(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.WriteJSON(w, http.StatusOK, got)
+}
+
+// RemoveMapNode handles DELETE /v1/cluster/shards/nodes/{id}: the node
+// leaves the meta map (after gsdctl node evacuate); refused (conflict,
+// naming the shards) while it is a shard's voter or joining one, and
+// not_found for a node the map does not hold. The node's membership of
+// group 0 is DELETE /v1/cluster/nodes/{id}'s.
+func (a *API) RemoveMapNode(w http.ResponseWriter, r *http.Request) {
+	e, ok := a.shardEditor(w)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	if err := edge.CheckName("node", id); err != nil {
+		a.WriteError(w, err, true)
+		return
+	}
+	ctx, cancel := a.RequestContext(r)
+	defer cancel()
+	if err := e.RemoveMapNode(ctx, id); err != nil {
+		a.WriteError(w, err, true)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -151,6 +151,12 @@ func (b metaBackend) RemoveShard(ctx context.Context, id uint64) error {
 	return editError(err)
 }
 
+// RemoveMapNode removes a node that is no shard's voter from the meta map.
+func (b metaBackend) RemoveMapNode(ctx context.Context, id string) error {
+	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpRemoveNode, Node: id})
+	return editError(err)
+}
+
 // PlaceWorld puts a world on the shard named (with Expect, only while it
 // is on shard Expect), or where the meta group places it.
 func (b metaBackend) PlaceWorld(ctx context.Context, p wire.WorldPlacement) (wire.WorldPlacement, error) {

@@ -20,7 +20,7 @@ const evacuatePoll = 200 * time.Millisecond
 
 func (a *app) nodeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Act on a node of the shard map held by the meta group (gsd --meta)"}
-	var dryRun bool
+	var dryRun, remove bool
 	evacuate := &cobra.Command{
 		Use:   "evacuate NODE",
 		Short: "Replace NODE's voter in every shard it votes in, one shard at a time",
@@ -33,22 +33,25 @@ fewer voters than before. evacuate waits, for each shard, until the map no
 longer lists NODE among its voters (at most --timeout per shard), and stops
 at the first shard that fails; running it again resumes where it stopped.
 It refuses before changing anything when a shard has no node to take the
-seat (a shard needs more nodes than voters). NODE stays a node of the map;
-it holds no shard afterwards.`,
+seat (a shard needs more nodes than voters). NODE stays a node of the map
+and holds no shard afterwards; with --remove, evacuate then removes it from
+the map (as node remove does).`,
 		Example: `  gsdctl --addr 10.0.0.1:7070 --secret-file cluster.secret node evacuate n3 --dry-run
-  gsdctl node evacuate n3 --timeout 2m`,
+  gsdctl node evacuate n3 --timeout 2m --remove`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.evacuate(cmd.Context(), args[0], dryRun)
+			return a.evacuate(cmd.Context(), args[0], dryRun, remove)
 		},
 	}
 	evacuate.Flags().BoolVar(&dryRun, "dry-run", false, "print the shards NODE would leave and change nothing")
-	cmd.AddCommand(evacuate)
+	evacuate.Flags().BoolVar(&remove, "remove", false, "after every shard is evacuated, remove NODE from the shard map")
+	cmd.AddCommand(evacuate, a.nodeRemoveCmd())
 	return cmd
 }
 
-// evacuate runs gsdctl node evacuate.
-func (a *app) evacuate(ctx context.Context, node string, dryRun bool) error {
+// evacuate runs gsdctl node evacuate; with remove, it then removes the
+// node from the map.
+func (a *app) evacuate(ctx context.Context, node string, dryRun, remove bool) error {
 	c := a.client()
 	defer c.Close()
 	m, err := a.readMap(ctx, c)
@@ -62,9 +65,8 @@ func (a *app) evacuate(ctx context.Context, node string, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	if len(shards) == 0 {
+	if len(shards) == 0 && !remove {
 		fmt.Fprintf(a.stdout, "node %s votes in no shard: nothing to do\n", node)
-		return nil
 	}
 	for _, s := range shards {
 		if s.ID == 0 {
@@ -82,6 +84,49 @@ func (a *app) evacuate(ctx context.Context, node string, dryRun bool) error {
 			return fmt.Errorf("shard %d: %w (run evacuate again to resume)", s.ID, err)
 		}
 	}
+	switch {
+	case !remove:
+		return nil
+	case dryRun:
+		fmt.Fprintf(a.stdout, "would remove %s from the shard map\n", node)
+		return nil
+	}
+	return a.removeMapNode(ctx, c, node)
+}
+
+func (a *app) nodeRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NODE",
+		Short: "Remove NODE, a voter of no shard (evacuate it first), from the shard map",
+		Long: `remove takes NODE out of the meta group's shard map (gsd --meta), so the meta
+group no longer places voters on it. The map refuses while NODE is a voter
+of a shard or joining one (it names the shards: run node evacuate NODE
+first). It does not take NODE out of gsd's membership group (group 0): it
+prints the commands that do. A meta group member on NODE stays one
+(changing the meta group's members is not built).`,
+		Example: `  gsdctl --secret-file cluster.secret node remove n3`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client()
+			defer c.Close()
+			return a.removeMapNode(cmd.Context(), c, args[0])
+		},
+	}
+}
+
+// removeMapNode removes node from the shard map within --timeout and
+// says what is left to take it out of the cluster. It does not remove
+// the node from group 0 itself: that is safe only when the node is
+// neither group 0's leader nor its last voter, which gsdctl remove's
+// operator checks (gsdctl status).
+func (a *app) removeMapNode(ctx context.Context, c *client.Client, node string) error {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	if err := c.RemoveMapNode(ctx, node); err != nil {
+		return fmt.Errorf("remove %s from the shard map: %w", node, err)
+	}
+	fmt.Fprintf(a.stdout, "node %s removed from the shard map\n", node)
+	fmt.Fprintf(a.stdout, "it is still a member of group 0: check gsdctl status (if %s leads, run gsdctl transfer-leader first), then run gsdctl remove %s\n", node, node)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -57,12 +58,41 @@ func (f *fakeMeta) serve(t *testing.T) string {
 			res := wire.VoterReplaced{Shard: id, Old: body.Old, New: "n5", Voters: append(next, "n5")}
 			f.pending[id] = res
 			_ = json.NewEncoder(w).Encode(res)
+		case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, wire.PathShardNodes+"/"):
+			f.calls = append(f.calls, "DELETE "+r.URL.Path)
+			f.removeNode(w, strings.TrimPrefix(r.URL.Path, wire.PathShardNodes+"/"))
 		default:
 			http.NotFound(w, r)
 		}
 	}))
 	t.Cleanup(ts.Close)
 	return ts.Listener.Addr().String()
+}
+
+// removeNode answers DELETE /v1/cluster/shards/nodes/{id} as the meta
+// group does: conflict naming the shards while node votes in one,
+// not_found for a node the map does not hold.
+func (f *fakeMeta) removeNode(w http.ResponseWriter, node string) {
+	var voter []uint64
+	for _, s := range f.m.Shards {
+		if slices.Contains(s.Voters, node) {
+			voter = append(voter, s.ID)
+		}
+	}
+	i := slices.IndexFunc(f.m.Nodes, func(n wire.ShardNode) bool { return n.ID == node })
+	refuse := func(status int, code, msg string) {
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"code": code, "error": msg})
+	}
+	switch {
+	case i < 0:
+		refuse(http.StatusNotFound, "not_found", fmt.Sprintf("gsd/meta: refused: gsd/meta: no such node or shard: no node %q", node))
+	case len(voter) > 0:
+		refuse(http.StatusConflict, "conflict", fmt.Sprintf("gsd/meta: refused: node %q is a voter of shards %v", node, voter))
+	default:
+		f.m.Nodes = slices.Delete(f.m.Nodes, i, i+1)
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 func (f *fakeMeta) shard(id uint64) wire.ShardInfo {
@@ -142,4 +172,55 @@ func TestEvacuateStopsAtTheFirstShardThatDoesNotFinish(t *testing.T) {
 	require.Contains(t, errOut, "shard 1: n1 is still a voter after 500ms")
 	require.Contains(t, errOut, "run evacuate again to resume")
 	require.Equal(t, []string{"/v1/cluster/shards/1/replace n1"}, f.calls, "shard 2 is not started")
+}
+
+func TestEvacuateWithRemoveTakesTheNodeOutOfTheMapAfterItsShards(t *testing.T) {
+	f := newFakeMeta(4, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2", "n3"}}, wire.ShardInfo{ID: 2, Voters: []string{"n2", "n3"}})
+	addr := f.serve(t)
+
+	out := mustRun(t, "--addr", addr, "node", "evacuate", "n1", "--remove", "--dry-run")
+	require.Equal(t, "shard 1: would replace n1 (voters n1,n2,n3) with a node the meta group picks\n"+
+		"would remove n1 from the shard map\n", out)
+	require.Empty(t, f.calls, "a dry run changes nothing")
+
+	out = mustRun(t, "--addr", addr, "node", "evacuate", "n1", "--remove")
+	require.Equal(t, []string{"/v1/cluster/shards/1/replace n1", "DELETE /v1/cluster/shards/nodes/n1"}, f.calls,
+		"the node leaves the map only after its last shard")
+	require.Equal(t, "shard 1: n5 takes n1's seat\nshard 1: done, voters n2,n3,n5\n"+
+		"node n1 removed from the shard map\n"+
+		"it is still a member of group 0: check gsdctl status (if n1 leads, run gsdctl transfer-leader first), then run gsdctl remove n1\n", out)
+	require.False(t, slices.ContainsFunc(f.m.Nodes, func(n wire.ShardNode) bool { return n.ID == "n1" }))
+
+	// A node that votes in no shard goes at once; run again, it is gone.
+	out = mustRun(t, "--addr", addr, "node", "evacuate", "n4", "--remove")
+	require.Contains(t, out, "node n4 removed from the shard map\n")
+	code, _, errOut := ctl(t, "", "--addr", addr, "node", "evacuate", "n4", "--remove")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, `no node "n4" in the shard map`)
+}
+
+func TestEvacuateWithRemoveStopsBeforeRemovingWhenAShardFails(t *testing.T) {
+	f := newFakeMeta(4, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2", "n3"}})
+	f.reads[1] = -1 << 30 // shard 1's replacement never finishes
+	code, _, errOut := ctl(t, "", "--addr", f.serve(t), "--timeout", "500ms", "node", "evacuate", "n1", "--remove")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "run evacuate again to resume")
+	require.Equal(t, []string{"/v1/cluster/shards/1/replace n1"}, f.calls, "n1 is not removed while it votes")
+}
+
+func TestNodeRemoveIsRefusedWhileTheNodeVotesAndForAnUnknownNode(t *testing.T) {
+	f := newFakeMeta(4, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2"}}, wire.ShardInfo{ID: 3, Voters: []string{"n1", "n3"}})
+	addr := f.serve(t)
+	code, _, errOut := ctl(t, "", "--addr", addr, "node", "remove", "n1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, `remove n1 from the shard map`)
+	require.Contains(t, errOut, `node "n1" is a voter of shards [1 3]`)
+	code, _, errOut = ctl(t, "", "--addr", addr, "node", "remove", "n9")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "not_found")
+
+	out := mustRun(t, "--addr", addr, "node", "remove", "n4")
+	require.Contains(t, out, "node n4 removed from the shard map\n")
+	require.Contains(t, out, "gsdctl remove n4")
+	require.Equal(t, []string{"DELETE /v1/cluster/shards/nodes/n1", "DELETE /v1/cluster/shards/nodes/n9", "DELETE /v1/cluster/shards/nodes/n4"}, f.calls)
 }

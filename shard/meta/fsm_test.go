@@ -86,8 +86,11 @@ func TestShardsWorldsAndNodesChangeTheMap(t *testing.T) {
 	require.ErrorContains(t, err, "still holds 1 worlds")
 	_, err = applyTo(t, f, Command{Op: OpRemoveNode, Node: "n5"})
 	require.ErrorIs(t, err, ErrRefused, "n5 is a voter")
+	require.NotErrorIs(t, err, ErrNotFound)
+	require.ErrorContains(t, err, `node "n5" is a voter of shards [2 7]`, "the refusal names every shard left to evacuate")
 	_, err = applyTo(t, f, Command{Op: OpRemoveNode, Node: "n9"})
 	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorIs(t, err, ErrNotFound)
 
 	mustApply(t, f, Command{Op: OpAssignWorld, World: "a", Shard: 1})
 	mustApply(t, f, Command{Op: OpRemoveShard, Shard: 7})

@@ -101,7 +101,7 @@ func TestAReplacementGoesThroughTwoMapStates(t *testing.T) {
 	_, err := applyTo(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n3", New: "n5"})
 	require.ErrorContains(t, err, "replacing n2 with n4 already", "one replacement per shard at a time")
 	_, err = applyTo(t, f, Command{Op: OpRemoveNode, Node: "n4"})
-	require.ErrorContains(t, err, `"n4" is joining shard 1`)
+	require.ErrorContains(t, err, `"n4" is joining shards [1]`)
 
 	_, err = applyTo(t, f, Command{Op: OpReplaceDone, Shard: 1, Node: "n2", New: "n4"})
 	require.ErrorContains(t, err, "has not caught up", "not before the joiner is ready")

@@ -68,13 +68,22 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		if _, ok := s.Nodes[c.Node]; !ok {
 			return Result{}, false, fmt.Errorf("%w: %w: no node %q", ErrRefused, ErrNotFound, c.Node)
 		}
+		// Name every shard that holds the node, so one refusal tells the
+		// operator all that is left to evacuate.
+		var voter, joining []uint64
 		for _, id := range s.shardIDs() {
 			if slices.Contains(s.Shards[id], c.Node) {
-				return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d", ErrRefused, c.Node, id)
+				voter = append(voter, id)
 			}
 			if s.Replacing[id].New == c.Node {
-				return Result{}, false, fmt.Errorf("%w: node %q is joining shard %d", ErrRefused, c.Node, id)
+				joining = append(joining, id)
 			}
+		}
+		if len(voter) > 0 {
+			return Result{}, false, fmt.Errorf("%w: node %q is a voter of shards %v", ErrRefused, c.Node, voter)
+		}
+		if len(joining) > 0 {
+			return Result{}, false, fmt.Errorf("%w: node %q is joining shards %v", ErrRefused, c.Node, joining)
 		}
 		delete(s.Nodes, c.Node)
 		return Result{}, true, nil
