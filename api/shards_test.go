@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -43,7 +45,33 @@ type editFake struct {
 	shardFake
 	created []wire.ShardCreate
 	removed []uint64
+	gone    []string
 	err     error
+}
+
+// RemoveMapNode refuses as the meta group does (cmd/gsd's editError
+// maps its refusals): a voter is a conflict naming its shards, a node
+// the map does not hold not_found.
+func (f *editFake) RemoveMapNode(_ context.Context, id string) error {
+	if f.err != nil {
+		return f.err
+	}
+	var voter []uint64
+	for _, s := range f.m.Shards {
+		if slices.Contains(s.Voters, id) {
+			voter = append(voter, s.ID)
+		}
+	}
+	i := slices.IndexFunc(f.m.Nodes, func(n wire.ShardNode) bool { return n.ID == id })
+	switch {
+	case i < 0:
+		return fmt.Errorf("%w: no node %q", fsm.ErrNotFound, id)
+	case len(voter) > 0:
+		return fmt.Errorf("%w: node %q is a voter of shards %v", edge.ErrConflict, id, voter)
+	}
+	f.m.Nodes = slices.Delete(f.m.Nodes, i, i+1)
+	f.gone = append(f.gone, id)
+	return nil
 }
 
 func (f *editFake) CreateShard(_ context.Context, c wire.ShardCreate) (wire.ShardInfo, error) {
@@ -107,4 +135,33 @@ func TestShardWriteRoutesChangeTheMetaMap(t *testing.T) {
 	static.RequireError(422, fsm.CodeNotSupported, "POST", wire.PathShards, `{"id":1,"replicas":1}`)
 	static.RequireError(422, fsm.CodeNotSupported, "DELETE", wire.PathShards+"/1", "")
 	static.RequireError(422, fsm.CodeNotSupported, "POST", wire.PathShardWorlds, `{"world":"w"}`)
+}
+
+func TestTheRemoveNodeRouteTakesAnEvacuatedNodeOutOfTheMetaMap(t *testing.T) {
+	t.Parallel()
+	f := &editFake{shardFake: shardFake{Fake: apitest.NewFake(), m: wire.ShardMap{Meta: true,
+		Nodes:  []wire.ShardNode{{ID: "n1"}, {ID: "n2"}, {ID: "n3"}},
+		Shards: []wire.ShardInfo{{ID: 1, Voters: []string{"n1", "n2"}}, {ID: 4, Voters: []string{"n1", "n3"}}}}}}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+
+	code, _, b := e.Do("DELETE", wire.PathShardNode("n1"), "", admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), `"code":"conflict"`)
+	require.Contains(t, string(b), `is a voter of shards [1 4]`, "the refusal names the shards left to evacuate")
+	e.RequireError(404, fsm.CodeNotFound, "DELETE", wire.PathShardNode("n9"), "", admin...)
+	e.RequireError(401, edge.CodeUnauthorized, "DELETE", wire.PathShardNode("n1"), "")
+	e.RequireError(400, fsm.CodeMalformed, "DELETE", wire.PathShardNode(strings.Repeat("n", fsm.MaxNameLen+1)), "", admin...)
+
+	// Evacuated: n1 votes in no shard, so the map lets it go.
+	f.m.Shards = []wire.ShardInfo{{ID: 1, Voters: []string{"n2", "n3"}}, {ID: 4, Voters: []string{"n2", "n3"}}}
+	code, _, b = e.Do("DELETE", wire.PathShardNode("n1"), "", admin...)
+	require.Equal(t, 204, code, "%s", b)
+	require.Equal(t, []string{"n1"}, f.gone)
+	e.RequireError(404, fsm.CodeNotFound, "DELETE", wire.PathShardNode("n1"), "", admin...)
+
+	f.err = fmt.Errorf("remove: %w", store.ErrNotLeader)
+	e.RequireError(503, edge.CodeNotLeader, "DELETE", wire.PathShardNode("n2"), "", admin...)
+	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()})
+	static.RequireError(422, fsm.CodeNotSupported, "DELETE", wire.PathShardNode("n1"), "")
 }

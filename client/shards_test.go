@@ -99,3 +99,22 @@ func TestAssignWorldIfSendsTheExpectedShard(t *testing.T) {
 	require.Equal(t, "conflict", Code(err))
 	require.Equal(t, recorded{Method: "POST", Path: wire.PathShardWorlds, Body: `{"world":"arena","shard":2,"expect":0}`}, f.requests()[0])
 }
+
+func TestRemoveMapNodeDeletesTheNodeFromTheMetaMap(t *testing.T) {
+	f := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			w.WriteHeader(204)
+			return
+		}
+		writeErr(w, 409, "conflict", `gsd/meta: refused: node "n1" is a voter of shards [1 4]`)
+	})
+	c := newTestClient(t, []string{f.Listener.Addr().String()})
+	ctx := context.Background()
+	require.NoError(t, c.RemoveMapNode(ctx, "n3"))
+	err := c.RemoveMapNode(ctx, "n1")
+	require.Equal(t, "conflict", Code(err))
+	require.ErrorContains(t, err, "voter of shards [1 4]")
+	reqs := f.requests()
+	require.Equal(t, recorded{Method: "DELETE", Path: wire.PathShardNodes + "/n3"}, reqs[0])
+	require.Equal(t, recorded{Method: "DELETE", Path: "/v1/cluster/shards/nodes/n1"}, reqs[1])
+}
