@@ -16,7 +16,8 @@ import (
 // Replacing a voter through the admin route with three gsd processes:
 // shard 1 (n1, n2) gets n3, the only node that is not its voter, in n1's
 // place; world a goes on at the next seq through every node, and n1
-// deletes shard 1's data.
+// deletes shard 1's data. Then n1 leaves the map, and writes still go
+// through every node.
 func TestRunThreeNodesWithMetaReplaceAVoter(t *testing.T) {
 	t.Parallel()
 	mc := startMetaCluster(t, nil)
@@ -73,4 +74,19 @@ func TestRunThreeNodesWithMetaReplaceAVoter(t *testing.T) {
 		return os.IsNotExist(err)
 	}, 60*time.Second, 20*time.Millisecond, "n1 deletes shard 1's data")
 	act(mc.clients[0])
+
+	// Evacuated, n1 leaves the map; a voter is refused, naming its shards.
+	err = c.RemoveMapNode(ctx, "n2")
+	require.Equal(t, "conflict", client.Code(err), "%v", err)
+	require.ErrorContains(t, err, "voter of shards [1 2]")
+	require.Equal(t, "not_found", client.Code(c.RemoveMapNode(ctx, "n9")))
+	require.NoError(t, mc.clients[1].RemoveMapNode(ctx, "n1"))
+	require.Eventually(t, func() bool {
+		m, err := c.Shards(ctx)
+		return err == nil && !slices.ContainsFunc(m.Nodes, func(n wire.ShardNode) bool { return n.ID == "n1" })
+	}, 30*time.Second, 20*time.Millisecond, "the map drops n1")
+	require.Equal(t, "not_found", client.Code(c.RemoveMapNode(ctx, "n1")), "removed already")
+	for _, via := range mc.clients {
+		act(via)
+	}
 }
