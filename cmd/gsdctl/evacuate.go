@@ -87,6 +87,10 @@ func (a *app) evacuate(ctx context.Context, node string, dryRun, remove bool) er
 	switch {
 	case !remove:
 		return nil
+	case slices.ContainsFunc(shards, func(s wire.ShardInfo) bool { return s.ID == 0 }):
+		// The map's shard 0 lists the membership group's voters as
+		// seeded; no replacement changes them, so the map keeps NODE.
+		return fmt.Errorf("not removed from the shard map: it lists %s as a voter of shard 0, the membership group, which evacuate does not replace", node)
 	case dryRun:
 		fmt.Fprintf(a.stdout, "would remove %s from the shard map\n", node)
 		return nil

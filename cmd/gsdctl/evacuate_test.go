@@ -224,3 +224,12 @@ func TestNodeRemoveIsRefusedWhileTheNodeVotesAndForAnUnknownNode(t *testing.T) {
 	require.Contains(t, out, "gsdctl remove n4")
 	require.Equal(t, []string{"DELETE /v1/cluster/shards/nodes/n1", "DELETE /v1/cluster/shards/nodes/n9", "DELETE /v1/cluster/shards/nodes/n4"}, f.calls)
 }
+
+func TestEvacuateWithRemoveKeepsANodeThatShardZeroLists(t *testing.T) {
+	f := newFakeMeta(4, wire.ShardInfo{ID: 0, Voters: []string{"n1", "n2", "n3"}}, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2"}})
+	code, out, errOut := ctl(t, "", "--addr", f.serve(t), "node", "evacuate", "n1", "--remove")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, out, "shard 1: done, voters n2,n5", "the other shards are evacuated")
+	require.Contains(t, errOut, "not removed from the shard map: it lists n1 as a voter of shard 0, the membership group")
+	require.Equal(t, []string{"/v1/cluster/shards/1/replace n1"}, f.calls, "no removal is tried")
+}
