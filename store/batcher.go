@@ -60,6 +60,7 @@ type inflight struct {
 	props    []*proposal
 	start    time.Time
 	critical bool // it carries a critical action (or another command)
+	budgeted bool // it holds a token of the node's Budget
 }
 
 // batcher groups proposals from all callers into log entries: critical lane
@@ -279,13 +280,18 @@ func (b *batcher) run() {
 			b.failGathered(g)
 			return
 		}
-		if b.budget != nil && !b.takeSlot(b.budget.tokens, g) {
+		// The node's budget bounds a group's entries beyond its first in
+		// flight, bulk only: a group whose quorum is slow or gone holds
+		// tokens until it steps down, and must not stall the node's other
+		// groups' next entry, or anyone's critical actions.
+		budgeted := b.budget != nil && !g.critical && len(b.sem) > 1
+		if budgeted && !b.takeSlot(b.budget.tokens, g) {
 			<-b.sem
 			b.failGathered(g)
 			return
 		}
 		carry = g.carry
-		b.propose(g.batch)
+		b.propose(g.batch, budgeted)
 	}
 }
 
@@ -367,7 +373,7 @@ func (b *batcher) failGathered(g *gathering) {
 	}
 }
 
-func (b *batcher) propose(batch []*proposal) {
+func (b *batcher) propose(batch []*proposal, budgeted bool) {
 	// Critical actions first inside the entry too: the FSM applies in order.
 	// A fair group's members are adjacent critical actions: they keep their
 	// order.
@@ -395,7 +401,7 @@ func (b *batcher) propose(batch []*proposal) {
 	if critical {
 		b.critFlight.Add(1)
 	}
-	b.waiting <- inflight{fut: fut, props: ordered, start: start, critical: critical}
+	b.waiting <- inflight{fut: fut, props: ordered, start: start, critical: critical, budgeted: budgeted}
 }
 
 // wait resolves proposed batches in log order.
@@ -443,6 +449,9 @@ func (b *batcher) wait() {
 // in flight. A yield, not a timer: nobody waits for a caller that does
 // not come back.
 func (b *batcher) free(in inflight) {
+	if in.budgeted {
+		<-b.budget.tokens // before the yields: other groups need not wait for them
+	}
 	for range min(len(in.props), maxYields) {
 		queued := b.submitted.Load()
 		runtime.Gosched()
@@ -452,9 +461,6 @@ func (b *batcher) free(in inflight) {
 	}
 	if in.critical {
 		b.critFlight.Add(-1)
-	}
-	if b.budget != nil {
-		<-b.budget.tokens
 	}
 	<-b.sem
 	select {

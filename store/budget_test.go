@@ -59,6 +59,27 @@ func queue(s *Store, prefix string, n int) []*proposal {
 	return ps
 }
 
+// queueBulk puts n bulk actions straight into s's bulk lane and returns
+// them. The budget bounds bulk entries beyond a group's first in flight,
+// so the budget tests hold one of the group's own slots first (busy).
+func queueBulk(s *Store, prefix string, n int) []*proposal {
+	ps := make([]*proposal, n)
+	for i := range ps {
+		a := incr("w", name(prefix, i), 1, "e", "c", 1)
+		a.Priority = fsm.PriorityBulk
+		ps[i] = newTestProposal(a)
+		s.batcher.bulk <- ps[i]
+	}
+	return ps
+}
+
+// busy takes one of s's in-flight slots, as an entry in flight would,
+// until the test ends.
+func busy(t *testing.T, s *Store) {
+	s.batcher.sem <- struct{}{}
+	t.Cleanup(func() { <-s.batcher.sem })
+}
+
 // While the node's budget is spent no group proposes: each group's
 // batcher gathers everything queued meanwhile, so once the budget frees
 // each group's actions share one entry (without a shared budget the first
@@ -70,10 +91,11 @@ func TestGroupsSharingASpentBudgetGatherIntoOneEntryEach(t *testing.T) {
 	const n = 20
 	var props [2][]*proposal
 	for i, s := range stores {
-		props[i] = queue(s, fmt.Sprintf("s%dp", i), n)
+		busy(t, s)
+		props[i] = queueBulk(s, fmt.Sprintf("s%dp", i), n)
 	}
 	for _, s := range stores {
-		require.Eventually(t, func() bool { return len(s.batcher.critical) == 0 }, 10*time.Second, time.Millisecond,
+		require.Eventually(t, func() bool { return len(s.batcher.bulk) == 0 }, 10*time.Second, time.Millisecond,
 			"the batcher took the queued actions")
 	}
 	<-budget.tokens
@@ -132,8 +154,9 @@ func TestClosingAGroupWaitingForTheBudgetAnswersItsBatch(t *testing.T) {
 	t.Parallel()
 	budget, stores := budgetPair(t, 1, nil)
 	budget.tokens <- struct{}{}
-	ps := queue(stores[0], "p", 3)
-	require.Eventually(t, func() bool { return len(stores[0].batcher.critical) == 0 }, 10*time.Second, time.Millisecond)
+	stores[0].batcher.sem <- struct{}{} // an entry in flight (Close answers what is queued)
+	ps := queueBulk(stores[0], "p", 3)
+	require.Eventually(t, func() bool { return len(stores[0].batcher.bulk) == 0 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, stores[0].Close(ctxT(t)))
 	for _, p := range ps {
 		require.ErrorIs(t, (<-p.done).err, ErrNotLeader)
@@ -143,6 +166,26 @@ func TestClosingAGroupWaitingForTheBudgetAnswersItsBatch(t *testing.T) {
 	ev, _, err := stores[1].Act(ctxT(t), incr("w", "q", 1, "e", "c", 1))
 	require.NoError(t, err)
 	require.Equal(t, fsm.StatusApplied, ev.Status)
+}
+
+// A spent budget (another group's entries holding every token, as a
+// group whose quorum is gone does until it steps down) stalls neither a
+// group's first entry in flight nor a critical action behind bulk ones.
+func TestASpentBudgetStallsNoGroupsFirstEntryAndNoCriticalAction(t *testing.T) {
+	t.Parallel()
+	budget, stores := budgetPair(t, 1, nil)
+	budget.tokens <- struct{}{} // held for the whole test
+	s := stores[0]
+	bulk := incr("w", "b", 1, "e", "c", 1)
+	bulk.Priority = fsm.PriorityBulk
+	ev, _, err := s.Act(ctxT(t), bulk)
+	require.NoError(t, err, "a bulk action with nothing else of its group in flight")
+	require.Equal(t, fsm.StatusApplied, ev.Status)
+	busy(t, s) // now another entry of the group is in flight
+	ev, _, err = s.Act(ctxT(t), incr("w", "c", 1, "e", "c", 1))
+	require.NoError(t, err, "a critical action")
+	require.Equal(t, fsm.StatusApplied, ev.Status)
+	require.Equal(t, 1, budget.InUse())
 }
 
 // Many writers over two groups sharing a budget all get their own events,
