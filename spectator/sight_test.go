@@ -135,7 +135,12 @@ func TestPropertyEntityReadsAndAnswersShowExactlyWhatTheViewMaySee(t *testing.T)
 				for _, c := range got.Changes {
 					if c.Field == "" {
 						if _, ok := lookup(c.Entity); ok {
-							pw.checkVersion(t, v, c.Entity, c.Version, pw.who(c.Entity), "an entity-level change")
+							// Version 0 is a delete the same action's later
+							// ops undid (the entity exists again): it names
+							// no field's version.
+							if c.Version != 0 {
+								pw.checkVersion(t, v, c.Entity, c.Version, pw.who(c.Entity), "an entity-level change")
+							}
 						} else if pw.a.Restricted() {
 							// Unrestricted, the answer is the event as it is:
 							// no hidden field's version to keep out.
