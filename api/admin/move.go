@@ -47,7 +47,7 @@ func (a *API) MoveWorld(w http.ResponseWriter, r *http.Request) {
 	}
 	m, ok := a.Backend().(worldMover)
 	if !ok {
-		a.WriteError(w, fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported), true)
+		a.notMeta(w)
 		return
 	}
 	var body wire.WorldMove

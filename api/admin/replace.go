@@ -2,12 +2,9 @@ package admin
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/gsd-dev/gsd/api/edge"
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -28,12 +25,11 @@ type voterReplacer interface {
 func (a *API) ReplaceVoter(w http.ResponseWriter, r *http.Request) {
 	e, ok := a.Backend().(voterReplacer)
 	if !ok {
-		a.WriteError(w, fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported), true)
+		a.notMeta(w)
 		return
 	}
-	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
-	if err != nil {
-		a.WriteError(w, fmt.Errorf("%w: shard id %q", fsm.ErrMalformed, r.PathValue("id")), true)
+	id, ok := a.shardID(w, r)
+	if !ok {
 		return
 	}
 	var body wire.VoterReplace

@@ -44,9 +44,24 @@ func (a *API) Shards(w http.ResponseWriter, r *http.Request) {
 func (a *API) shardEditor(w http.ResponseWriter) (shardEditor, bool) {
 	e, ok := a.Backend().(shardEditor)
 	if !ok {
-		a.WriteError(w, fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported), true)
+		a.notMeta(w)
 	}
 	return e, ok
+}
+
+// notMeta answers a map change on a node whose backend cannot make it.
+func (a *API) notMeta(w http.ResponseWriter) {
+	a.WriteError(w, fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported), true)
+}
+
+// shardID reads the route's shard id, answering 400 when it is not one.
+func (a *API) shardID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		a.WriteError(w, fmt.Errorf("%w: shard id %q", fsm.ErrMalformed, r.PathValue("id")), true)
+		return 0, false
+	}
+	return id, true
 }
 
 // CreateShard handles POST /v1/cluster/shards: a new shard in the meta
@@ -77,9 +92,8 @@ func (a *API) RemoveShard(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
-	if err != nil {
-		a.WriteError(w, fmt.Errorf("%w: shard id %q", fsm.ErrMalformed, r.PathValue("id")), true)
+	id, ok := a.shardID(w, r)
+	if !ok {
 		return
 	}
 	ctx, cancel := a.RequestContext(r)
