@@ -25,10 +25,13 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	p.shot, p.lastShot = true, max(at, p.lastShot)
 	p.shotAt[p.shotN%shotMemory] = at
 	p.shotN++
+	s := d.sessionOf(p, ref.World, at)
+	s.shots++
 	if target == "" {
 		return
 	}
 	p.hits++
+	s.hits++
 	p.accuracyEv.add(ref)
 	t, ok := d.appear[entityRef{ref.World, target}]
 	if !ok || at-t > int64(d.cfg.Reaction.Window) || (p.reactedTo == target && p.reactedAt == t) {
@@ -41,6 +44,9 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	r := max(firstShotSince(p, t)-t, int64(time.Millisecond))
 	l := math.Log(float64(r) / float64(d.cfg.Reaction.Median))
 	p.logReact += l
+	s.reactions++
+	s.logReact += l
+	p.switchEv.add(ref)
 	d.weigh(p, at, l)
 	if l < 0 {
 		p.reactEv.add(ref)

@@ -14,6 +14,7 @@ const (
 	DetStraight = "straight"
 	DetReaction = "reaction"
 	DetAccuracy = "accuracy"
+	DetSwitch   = "switch"
 	DetEconomy  = "economy"
 	DetLockstep = "lockstep"
 	DetWinTrade = "wintrade"
@@ -21,7 +22,7 @@ const (
 )
 
 // Detectors lists every detector's name.
-var Detectors = []string{DetSpeed, DetJump, DetStraight, DetReaction, DetAccuracy, DetEconomy, DetLockstep, DetWinTrade, DetFunnel}
+var Detectors = []string{DetSpeed, DetJump, DetStraight, DetReaction, DetAccuracy, DetSwitch, DetEconomy, DetLockstep, DetWinTrade, DetFunnel}
 
 // Ref names one committed event.
 type Ref struct {
@@ -94,7 +95,10 @@ type player struct {
 	gold                int64  // the currency's last value seen
 	incomes, unearned   int    // increments of it, and those after no shot
 	incomeEv            refs
-	dirty               bool // counted since the last evaluation
+	dirty               bool           // counted since the last evaluation
+	sessions            []sessionStats // by start: what Switch compares
+	cur                 int            // the session last counted in
+	switchEv            refs
 }
 
 type pairKey struct{ a, b string } // a < b
@@ -128,6 +132,8 @@ type Detector struct {
 	events, popAt uint64
 	accCount      int // players with at least MinShots shots
 	acc           ceiling
+
+	discard sessionStats // a session older than every one kept is counted here
 }
 
 // New returns a Detector.

@@ -23,6 +23,7 @@ var targets = map[string][]corpus.Kind{
 	detect.DetStraight: {corpus.BotRing},
 	detect.DetReaction: {corpus.Aimbot},
 	detect.DetAccuracy: {corpus.Aimbot},
+	detect.DetSwitch:   {corpus.Aimbot},
 	detect.DetEconomy:  {corpus.GoldFarm},
 	detect.DetLockstep: {corpus.BotRing},
 	detect.DetWinTrade: {corpus.WinTrade},

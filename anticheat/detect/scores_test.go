@@ -12,7 +12,7 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 )
 
-var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads: A, or S (A in sessions)")
+var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads: A, S (A in sessions) or W (aimbots who switch on partway)")
 
 // TestPrintScores prints, per detector on corpus A with every threshold off
 // (each player's highest score over evaluations every Config.Every events),
@@ -32,7 +32,7 @@ func TestPrintScores(t *testing.T) {
 	cfg.Speed.Share, cfg.Jump.Z, cfg.Straight.Share, cfg.Reaction.Z = 0, -1e6, 0, -1e6
 	cfg.Accuracy.Z, cfg.WinTrade.LLR, cfg.Funnel.MaxReverse, cfg.Economy.Share = -1e6, -1e6, 1, 0
 	cfg.Lockstep.Share = 0
-	cfg.Funnel.MinTransfers = 2
+	cfg.Funnel.MinTransfers, cfg.Funnel.LLR = 2, -1e6
 	d, _ := detect.New(cfg)
 	// Each player's (or pair's) highest score over the evaluations a
 	// Follow would make, every cfg.Every events: a threshold judges them
@@ -51,10 +51,7 @@ func TestPrintScores(t *testing.T) {
 		}
 	}
 	n := 0
-	p := corpus.A(*tableHonest)
-	if *scoresCorpus == "S" {
-		p = corpus.S(*tableHonest)
-	}
+	p := map[string]func(int) corpus.Params{"A": corpus.A, "S": corpus.S, "W": corpus.W}[*scoresCorpus](*tableHonest)
 	labels, _ := corpus.Generate(p, func(ev *fsm.Event) {
 		d.Observe(ev)
 		if n++; n%cfg.Every == 0 {
