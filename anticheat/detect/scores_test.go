@@ -32,7 +32,7 @@ func TestPrintScores(t *testing.T) {
 	cfg.Speed.Share, cfg.Jump.Z, cfg.Straight.Share, cfg.Reaction.Z = 0, -1e6, 0, -1e6
 	cfg.Accuracy.Z, cfg.WinTrade.LLR, cfg.Funnel.MaxReverse, cfg.Economy.Share = -1e6, -1e6, 1, 0
 	cfg.Lockstep.Share = 0
-	cfg.Funnel.MinTransfers, cfg.Funnel.LLR = 2, -1e6
+	cfg.Funnel.MinTransfers, cfg.Funnel.LLR, cfg.Switch.Z = 2, -1e6, -1e6
 	d, _ := detect.New(cfg)
 	// Each player's (or pair's) highest score over the evaluations a
 	// Follow would make, every cfg.Every events: a threshold judges them
