@@ -221,9 +221,18 @@ func TestDetectorsMeetTheirBoundsOnAHeldOutCorpus(t *testing.T) {
 // A with 1,000 honest players (about 400,000 events):
 //
 //	go test ./anticheat/detect -run '^$' -bench PerEvent -benchtime 3x
-func BenchmarkDetectorsPerEvent(b *testing.B) {
+func BenchmarkDetectorsPerEvent(b *testing.B) { benchmarkPerEvent(b, corpus.A(1000)) }
+
+// BenchmarkDetectorsPerEventInSessions is the same on corpus S (players in
+// 3 to 5 sessions, where switch compares sessions) with 300 honest
+// players (about 480,000 events):
+//
+//	go test ./anticheat/detect -run '^$' -bench PerEventInSessions -benchtime 3x -benchmem
+func BenchmarkDetectorsPerEventInSessions(b *testing.B) { benchmarkPerEvent(b, corpus.S(300)) }
+
+func benchmarkPerEvent(b *testing.B, p corpus.Params) {
 	var evs []*fsm.Event
-	_, err := corpus.Generate(corpus.A(1000), func(ev *fsm.Event) { evs = append(evs, ev) })
+	_, err := corpus.Generate(p, func(ev *fsm.Event) { evs = append(evs, ev) })
 	require.NoError(b, err)
 	every := detect.DefaultConfig().Every
 	b.ResetTimer()
