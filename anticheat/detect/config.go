@@ -86,7 +86,13 @@ type Reaction struct {
 	// over a player's sessions and worlds and a player who stopped
 	// cheating is not flagged for ever. 0 keeps every reaction at full
 	// weight.
-	HalfLife   time.Duration
+	HalfLife time.Duration
+	// Busy: a reaction to a target is not timed when the player shot
+	// within Busy before it appeared, or hit another target since: their
+	// shots after it appeared may be at what they were already fighting
+	// (a miss names no target), which would read as a reaction of a few
+	// milliseconds. 0 times every reaction but the second kind.
+	Busy       time.Duration
 	MinSamples int     // reactions (counted with their weights, rounded)
 	Z          float64 // flag at this z-score or more
 }
@@ -213,9 +219,9 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLife: 6 * time.Hour, MinSamples: 12, Z: 8.5},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 9},
-		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 6},
+		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLife: 6 * time.Hour, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 8.5},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 8.5},
+		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 5},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
@@ -239,8 +245,8 @@ func (c Config) Validate() error {
 		return bad("straight.window below 2")
 	case c.Reaction.Median <= 0 || !(c.Reaction.Sigma > 0):
 		return bad("reaction median and sigma must be positive")
-	case c.Reaction.Window < 0 || c.Reaction.HalfLife < 0:
-		return bad("reaction window or half-life is negative")
+	case c.Reaction.Window < 0 || c.Reaction.HalfLife < 0 || c.Reaction.Busy < 0:
+		return bad("reaction window, half-life or busy is negative")
 	case c.Reaction.Window > 0 && float64(c.Reaction.Window) < float64(c.Reaction.Median)*math.Exp(windowSigmas*c.Reaction.Sigma):
 		// A window drops the slower reactions: near the median it keeps a
 		// human's quicker ones only, whose mean log is below ln(Median).

@@ -83,7 +83,10 @@ type player struct {
 	reactW, reactWLog   float64 // the same, each reaction weighed by its age (Reaction.HalfLife)
 	reactAt             int64   // leader time of the newest reaction: the ages' origin
 	reactedTo           string
-	shotAt              [shotMemory]int64 // leader times of the last shots
+	hit                 entityRef          // the target of p's last hit
+	hitAt               int64              // and its leader time
+	shotAt              [shotMemory]int64  // leader times of the last shots
+	shotIn              [shotMemory]string // and their worlds
 	shotN               int
 	reactedAt           int64
 	reactEv, accuracyEv refs
