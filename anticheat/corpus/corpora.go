@@ -5,7 +5,7 @@ import "time"
 // The corpora: A fixed the thresholds; B, C, D, E and F were held out in
 // turn (docs/ANTICHEAT.md says which detector version each measured); S
 // is A in sessions, G held out in sessions; W has aimbots who switch on
-// partway, H is held out for them.
+// partway, H and J are held out for them.
 
 // A returns the parameters thresholds are fixed on: seed 1. Each kind of
 // cheater is about 1% of the honest players (20 at least): 1% aimbots, 1%
@@ -194,6 +194,36 @@ func H(honest int) Params {
 	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 18, 26, 0.85, 12*time.Second
 	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{10, 16}, 0.01, 0.05
 	p.FarmEvery, p.FarmGold = Span{1.3, 2.8}, Span{5, 9}
+	p.FriendMeets, p.FriendMeetsMax = 6, 16
+	return p
+}
+
+// J returns the second held-out corpus of cheaters who switch on
+// partway, made after H had been looked at and the reaction timing
+// changed for it (docs/ANTICHEAT.md, "The timing of a busy player's
+// reactions"), fixed and committed before it was generated: seed 10,
+// every player in 4 to 8 sessions, every aimbot honest for its first 1 to
+// 5 sessions and then hitting 0.60 to 0.82 and reacting in 100 to 245 ms
+// (between W's and H's); honest players improve as in W and H (30% of
+// them, 0 to 3% a session). The other cheaters sit between or beside
+// earlier corpora's: speed hackers near the limit on 80% of moves and
+// resting before 14%; rings of 4 with ± 6 units and up to 4 ms of lag;
+// win-traders alternating 85% over 17 to 27 duels a session, dueling
+// others every 10 to 20 s; funnels of 2 to 5 feeders giving 9 to 15
+// gifts a session, with 1 to 6% back; gold farmers looting 5 to 10 every
+// 1.2 to 3 s; friends who duel each other 6 to 16 times a session.
+func J(honest int) Params {
+	p := A(honest)
+	p.Seed = 10
+	p.Sessions, p.SessionsMax = 4, 8
+	p.SwitchAfter, p.SwitchAfterMax = 1, 5
+	p.Improvers, p.Improve = 0.3, Span{0, 0.03}
+	p.AimAccuracy, p.AimReaction = Span{0.60, 0.82}, Span{100, 245}
+	p.SpeedNear, p.SpeedRest = 0.8, 0.14
+	p.RingSize, p.RingJitter, p.RingLag = 4, 6, 4*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 17, 27, 0.85, 10*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{9, 15}, 0.01, 0.06
+	p.FarmEvery, p.FarmGold = Span{1.2, 3}, Span{5, 10}
 	p.FriendMeets, p.FriendMeetsMax = 6, 16
 	return p
 }

@@ -415,7 +415,7 @@ func TestAnImproverOfWReactsFasterAndHitsMoreEachSession(t *testing.T) {
 	require.InDelta(t, p.Improvers, float64(improvers)/float64(honest), 0.08)
 }
 
-func TestWAndHAreReproducibleAndUnlikeTheOtherCorpora(t *testing.T) {
+func TestWHAndJAreReproducibleAndUnlikeTheOtherCorpora(t *testing.T) {
 	w1, n, _ := digest(t, small(W(40)))
 	w2, n2, _ := digest(t, small(W(40)))
 	require.Equal(t, w1, w2)
@@ -427,7 +427,10 @@ func TestWAndHAreReproducibleAndUnlikeTheOtherCorpora(t *testing.T) {
 	require.NotEqual(t, w1, s)
 	require.NotEqual(t, h, g)
 	seeds := map[uint64]bool{}
-	for _, p := range []Params{A(40), B(40), C(40), D(40), E(40), F(40), G(40), W(40), H(40)} {
+	j, _, _ := digest(t, small(J(40)))
+	require.NotEqual(t, h, j)
+	require.NotEqual(t, w1, j)
+	for _, p := range []Params{A(40), B(40), C(40), D(40), E(40), F(40), G(40), W(40), H(40), J(40)} {
 		require.False(t, seeds[p.Seed], "seed %d used twice", p.Seed)
 		seeds[p.Seed] = true
 	}
@@ -450,4 +453,5 @@ func TestBadSwitchAndImprovementAreRefused(t *testing.T) {
 	}
 	require.NoError(t, W(40).Validate())
 	require.NoError(t, H(40).Validate())
+	require.NoError(t, J(40).Validate())
 }
