@@ -12,7 +12,7 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 )
 
-var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads: A, S (A in sessions) or W (aimbots who switch on partway)")
+var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads, A to J (thresholds are fixed on A, S and W only)")
 
 // TestPrintScores prints, per detector on corpus A with every threshold off
 // (each player's highest score over evaluations every Config.Every events),
@@ -51,7 +51,12 @@ func TestPrintScores(t *testing.T) {
 		}
 	}
 	n := 0
-	p := map[string]func(int) corpus.Params{"A": corpus.A, "S": corpus.S, "W": corpus.W}[*scoresCorpus](*tableHonest)
+	mk, ok := map[string]func(int) corpus.Params{"A": corpus.A, "B": corpus.B, "C": corpus.C, "D": corpus.D, "E": corpus.E, "F": corpus.F,
+		"S": corpus.S, "G": corpus.G, "W": corpus.W, "H": corpus.H, "J": corpus.J}[*scoresCorpus]
+	if !ok {
+		t.Fatalf("no corpus %q", *scoresCorpus)
+	}
+	p := mk(*tableHonest)
 	labels, _ := corpus.Generate(p, func(ev *fsm.Event) {
 		d.Observe(ev)
 		if n++; n%cfg.Every == 0 {
