@@ -296,10 +296,12 @@ type seeder interface {
 // seeded with the world's state on this node when seed is set and the
 // backend can read it (most readers start near the head), else from the
 // world's start (a reader behind the shared ones: spectator.ErrTooOld).
+// A state read after a rules update later than a's is no seed: the
+// events would start past the update's event, where they end.
 func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *spectator.Events {
 	state := spectator.NewState(world)
 	if sd, ok := v.b.(seeder); ok && seed {
-		if ents, seq, err := sd.Entities(world); err == nil && seq > 0 {
+		if ents, seq, err := sd.Entities(world); err == nil && seq > 0 && v.still(world, a) {
 			state = spectator.SeedState(world, seq, 0, ents) // time: only delays read it, and they read events'
 		}
 	}
@@ -311,6 +313,14 @@ func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *sp
 		return sub, nil
 	}
 	return spectator.NewEvents(a, state, v.TeamOf(world, a), subscribe, PreparedKeep)
+}
+
+// still reports whether world's rules on this node are still a's (or a's
+// version is unknown): read after a state, it says that the state holds
+// no later rules update.
+func (v *Visibility) still(world string, a *spectator.Access) bool {
+	info, err := WorldInfo(v.b, world)
+	return a.Version() == 0 || err == nil && info.RulesVersion == a.Version()
 }
 
 // RulesVersion returns world's rules on this node, at most RulesTTL old
