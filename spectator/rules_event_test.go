@@ -179,3 +179,27 @@ func TestHubStartsAPipelineUnderTheNewRulesAfterAnUpdate(t *testing.T) {
 	require.NotContains(t, string(f.Data), "after")
 	require.NoError(t, w2.Err(), "the new pipeline passes its own rules' update")
 }
+
+// TestHubRefusesAPipelineWhoseSeedIsPastARulesUpdate: the seed is read
+// after the rules; an update between the two would leave the pipeline
+// past the update's event under the old rules, so the join is refused
+// (ErrRulesChanged: join again) and nothing is left running.
+func TestHubRefusesAPipelineWhoseSeedIsPastARulesUpdate(t *testing.T) {
+	g := newGame(t, "w", strFields("pos", "mine"))
+	fd := newFeed()
+	fd.push(g.act("ann", set("ann", "mine", fsm.String("before"))))
+	version := uint64(0)
+	cfg := HubConfig{Subscribe: fd.subscribe,
+		RulesAt: func(string) (fsm.Rules, uint64, error) {
+			version++ // an update lands between the rules' read and the seed's
+			return fsm.Rules{Fields: strFields("pos", "mine")}, version, nil
+		},
+		Seed:     func(string) (*State, error) { return SeedState("w", 1, t0, nil), nil },
+		Pipeline: DefaultConfig()}
+	h, err := NewHub(cfg)
+	require.NoError(t, err)
+	defer h.Close()
+	_, err = h.Join("w", Viewer{})
+	require.ErrorIs(t, err, ErrRulesChanged)
+	require.Zero(t, h.Pipelines())
+}
