@@ -88,7 +88,7 @@ func TestEventStreamSwitchesRulesAtTheUpdatesEvent(t *testing.T) {
 			require.Contains(t, l.raw, "rules changed")
 			require.False(t, sc.Scan(), "the stream ended: %s", sc.Text())
 
-			again := e.openFrom(t, 3, "", token(t, "cat", ""))
+			again := e.openFrom(t, 1, "", token(t, "cat", "")) // past its own rules' update
 			setGold(t, node, 100, 1) // seq 23: gold again, nothing for cat
 			a := &fsm.Action{World: "fog", Player: "gm", Seq: 101, Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "tick", Value: fsm.Int(5)}}}
 			_, _, err = node.Act(context.Background(), a)
@@ -97,6 +97,9 @@ func TestEventStreamSwitchesRulesAtTheUpdatesEvent(t *testing.T) {
 				l := next(t, again)
 				require.Empty(t, l.Code, l.raw)
 				require.NotContains(t, l.raw, `"gold"`)
+				if l.Seq == 2 {
+					require.Contains(t, l.raw, `"kind":"rules"`)
+				}
 				if l.Seq == 24 {
 					require.Contains(t, l.raw, `"tick"`)
 					break
@@ -104,4 +107,47 @@ func TestEventStreamSwitchesRulesAtTheUpdatesEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEventStreamOfAnOpenWorldGoesOnPastAnUpdateThatRestrictsNothing: a
+// stream that sends every event goes on past the event of an update
+// whose rules still restrict nothing.
+func TestEventStreamOfAnOpenWorldGoesOnPastAnUpdateThatRestrictsNothing(t *testing.T) {
+	e, node := newRulesEnv(t, goldRules("", ""))
+	setGold(t, node, 1, 10)
+	sc := e.open(t, "", token(t, "cat", ""))
+	require.Contains(t, next(t, sc).raw, `"gold"`)
+	open := goldRules("", "")
+	open.Strict = true
+	_, err := node.UpdateRules(context.Background(), "fog", open, 1)
+	require.NoError(t, err)
+	setGold(t, node, 2, 11)
+	require.Contains(t, next(t, sc).raw, `"kind":"rules"`)
+	l := next(t, sc)
+	require.Equal(t, uint64(3), l.Seq, l.raw)
+	require.Contains(t, l.raw, `"gold"`)
+}
+
+// TestDelayedEventStreamEndsAtTheRulesUpdatesEvent: a delayed view's
+// stream (it reads the feed on its own, through the delay) writes the
+// update's event and ends there too.
+func TestDelayedEventStreamEndsAtTheRulesUpdatesEvent(t *testing.T) {
+	delayed := func(visible string) fsm.Rules {
+		r := goldRules(visible, "hidden")
+		r.Schema.Viewers = map[string]fsm.ViewerRule{"caster": {Delay: fsm.Duration(10 * time.Millisecond)}}
+		return r
+	}
+	e, node := newRulesEnv(t, delayed(""))
+	setGold(t, node, 1, 10)
+	sc := e.openFrom(t, 1, "&view=caster", token(t, "c1", "caster"))
+	require.Contains(t, next(t, sc).raw, `"gold"`)
+	_, err := node.UpdateRules(context.Background(), "fog", delayed("hidden"), 1)
+	require.NoError(t, err)
+	for i := range 5 {
+		setGold(t, node, uint64(i+2), 777)
+	}
+	require.Contains(t, next(t, sc).raw, `"kind":"rules"`)
+	l := next(t, sc)
+	require.Equal(t, edge.CodeUnavailable, l.Code, l.raw)
+	require.Contains(t, l.raw, "rules changed")
 }
