@@ -89,7 +89,7 @@ func TestEventStreamSwitchesRulesAtTheUpdatesEvent(t *testing.T) {
 			require.False(t, sc.Scan(), "the stream ended: %s", sc.Text())
 
 			again := e.openFrom(t, 1, "", token(t, "cat", "")) // past its own rules' update
-			setGold(t, node, 100, 1) // seq 23: gold again, nothing for cat
+			setGold(t, node, 100, 1)                           // seq 23: gold again, nothing for cat
 			a := &fsm.Action{World: "fog", Player: "gm", Seq: 101, Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "tick", Value: fsm.Int(5)}}}
 			_, _, err = node.Act(context.Background(), a)
 			require.NoError(t, err)
