@@ -30,7 +30,11 @@ import (
 // resume), the world's hub when the new rules restrict a field or change
 // its interest grid (rulesCut), so each connection resumes in the hub its
 // view now needs and no event after the update is cut under the old
-// rules. Updates without the event (a cluster still at log 11) are found
+// rules. A connection of a view's hub that reads alone (detached,
+// pusher.go) ends there too: its prepared events refuse what follows.
+// One of the world's hub that reads alone is not cut at the event: it
+// ends when the hub meets the update (h.fail reaches detached members),
+// and may be sent events past it until then. Updates without the event (a cluster still at log 11) are found
 // by polling: each hub checks its world's rules version before each
 // batch (edge.RulesTTL old at most) and ends the same way.
 //
