@@ -367,6 +367,11 @@ func (s *splitLayer) route(c net.Conn) {
 		s.untrack(c)
 		c.Close()
 		return
+	case lastMagic:
+		s.serveLast(c)
+		s.untrack(c)
+		c.Close()
+		return
 	case probeMagic:
 		ab, _ := json.Marshal(probeAnswer{Reads: readsLevel}) // an int: cannot fail
 		if c.SetDeadline(time.Now().Add(peekTimeout)) == nil {

@@ -117,10 +117,13 @@ type Group struct {
 	logs  *raftboltdb.BoltStore
 	log   *slog.Logger
 
-	// joinMarks is, per shard this node joins, its last log index when
-	// it first saw itself in the shard's configuration (reconcile.go);
-	// the report loop's only.
+	// joinMarks is, per shard this node joins, the shard leader's last
+	// log index when this node last asked (catchup.go); the report
+	// loop's only.
 	joinMarks map[uint64]uint64
+	// askLast asks a shard's leader for its last log index (leaderLast;
+	// tests stand in for it).
+	askLast func(ctx context.Context, shard uint64, leader string) (uint64, error)
 
 	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
 	cancel    context.CancelFunc
@@ -156,6 +159,7 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), joinMarks: map[uint64]uint64{},
 		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)

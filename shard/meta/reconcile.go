@@ -104,14 +104,11 @@ func listed(self string, config []raft.Server) bool {
 	return slices.ContainsFunc(config, func(s raft.Server) bool { return string(s.ID) == self })
 }
 
-// caughtUp reports whether a joiner holds, committed, the log up to
-// mark: its last log index when it first saw a configuration listing it
-// (0: not yet). That configuration entry was appended after everything
-// the group had committed when the joiner was added, and it is at or
-// before mark, so the joiner then has all of that. (raft v1.7.3 does not
-// give a configuration's index, so the mark stands in for it.)
-func caughtUp(mark, commit uint64) bool {
-	return mark > 0 && commit >= mark
+// caughtUp reports whether a joiner that has applied the log up to
+// applied holds everything up to mark, the shard leader's last index
+// when it asked (0: not asked yet).
+func caughtUp(mark, applied uint64) bool {
+	return mark > 0 && applied >= mark
 }
 
 // removed reports whether a node the map dropped from a group (the
@@ -175,7 +172,7 @@ func (g *Group) reconcile() {
 
 // join opens shard id, which this node joins, without bootstrap (it has
 // no Raft state for it: the leader adds it), and proposes voter_ready
-// once it caught up.
+// once it caught up with the shard's leader (joinerCaughtUp).
 func (g *Group) join(id uint64, r Replacement) {
 	st, ok := g.mgr.Group(id)
 	if !ok {
@@ -189,14 +186,7 @@ func (g *Group) join(id uint64, r Replacement) {
 		delete(g.joinMarks, id)
 		return
 	}
-	if _, ok := g.joinMarks[id]; !ok {
-		config, err := st.Members()
-		if err != nil || !listed(g.cfg.ID, config) {
-			return
-		}
-		g.joinMarks[id] = st.LastIndex()
-	}
-	if caughtUp(g.joinMarks[id], st.CommitIndex()) {
+	if g.joinerCaughtUp(id, st) {
 		g.proposeStep(Command{Op: OpVoterReady, Shard: id, New: g.cfg.ID})
 	}
 }

@@ -1,0 +1,107 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/store"
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeJoiner is a joining replica as joinerCaughtUp sees it.
+type fakeJoiner struct {
+	config []raft.Server
+	status store.Status
+	leader string
+}
+
+func (f *fakeJoiner) Members() ([]raft.Server, error) { return f.config, nil }
+func (f *fakeJoiner) Status() store.Status            { return f.status }
+func (f *fakeJoiner) Leader() (string, string)        { return f.leader, "" }
+
+// bareGroup is a Group with only what joinerCaughtUp uses; ask stands in
+// for the shard leader's answers.
+func bareGroup(id string, ask func(ctx context.Context, shard uint64, leader string) (uint64, error)) *Group {
+	return &Group{cfg: Config{ID: id}, joinMarks: map[uint64]uint64{}, log: testLogger(), stopCtx: context.Background(), askLast: ask}
+}
+
+// A joiner that holds the entry that added it, but not the thousands the
+// leader wrote after it, is not ready: its own log (last index and
+// commit index as it knows them) said it was, which let the leader
+// promote a voter far behind.
+func TestAJoinerFarBehindTheShardLeaderIsNotReady(t *testing.T) {
+	leaderLast, asks := uint64(10_000), 0
+	g := bareGroup("n4", func(_ context.Context, shard uint64, leader string) (uint64, error) {
+		require.Equal(t, uint64(7), shard)
+		require.Equal(t, "n1", leader)
+		asks++
+		return leaderLast, nil
+	})
+	j := &fakeJoiner{config: servers([]string{"n1", "n2", "n3"}), leader: "n1"}
+	j.status = store.Status{AppliedIndex: 100, LastIndex: 100, CommitIndex: 10_000}
+	require.False(t, g.joinerCaughtUp(7, j), "not in the configuration yet")
+	require.Zero(t, asks, "nothing is asked before the configuration lists the joiner")
+
+	j.config = servers([]string{"n1", "n2", "n3"}, "n4")
+	require.False(t, g.joinerCaughtUp(7, j), "applied 100 of the leader's 10,000")
+	require.Equal(t, 1, asks)
+
+	// It applied up to the mark while the leader went on: ready, on
+	// the mark it asked for, without asking again.
+	leaderLast = 10_500
+	j.status = store.Status{AppliedIndex: 10_000, LastIndex: 10_100, CommitIndex: 10_400}
+	require.True(t, g.joinerCaughtUp(7, j))
+	require.Equal(t, 1, asks)
+}
+
+func TestAJoinerIsNotReadyWhileItCannotAskTheLeader(t *testing.T) {
+	failing := bareGroup("n4", func(context.Context, uint64, string) (uint64, error) {
+		return 0, errors.New("down")
+	})
+	j := &fakeJoiner{config: servers([]string{"n1"}, "n4"), leader: "n1", status: store.Status{AppliedIndex: 5, LastIndex: 5, CommitIndex: 5}}
+	require.False(t, failing.joinerCaughtUp(1, j), "the leader does not answer")
+
+	never := bareGroup("n4", func(context.Context, uint64, string) (uint64, error) {
+		t.Fatal("asked without a leader to ask")
+		return 0, nil
+	})
+	j.leader = ""
+	require.False(t, never.joinerCaughtUp(1, j), "no leader known")
+	j.leader = "n4"
+	require.False(t, never.joinerCaughtUp(1, j), "a joiner never leads")
+}
+
+// The ask goes over the meta Layer to the node that leads the shard,
+// which answers its last log index; a node that does not lead it, or
+// does not run it, answers an error.
+func TestAShardsLeaderAnswersItsLastIndexToAJoiner(t *testing.T) {
+	c := newMetaCluster(t, 4)
+	c.addNodes()
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}})
+	c.propose("n1", Command{Op: OpAssignWorld, World: "w", Shard: 1})
+	leader := c.shardLeader("w")
+	st, ok := c.mgrs[leader].Group(1)
+	require.True(t, ok)
+	before := st.LastIndex()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	last, err := c.group("n4").leaderLast(ctx, 1, leader)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, last, before)
+	require.LessOrEqual(t, last, st.LastIndex())
+
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if id == leader {
+			continue
+		}
+		_, err := c.group("n4").leaderLast(ctx, 1, id)
+		require.ErrorContains(t, err, "does not lead shard 1")
+	}
+	_, err = c.group("n1").leaderLast(ctx, 1, "n4")
+	require.ErrorContains(t, err, "does not run shard 1")
+	_, err = c.group("n1").leaderLast(ctx, 1, "n9")
+	require.ErrorIs(t, err, ErrNotFound)
+}
