@@ -45,7 +45,7 @@ func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
 	b, err := Command{Op: OpRemoveNode, Node: "n1"}.Encode()
 	require.NoError(t, err)
 	require.Equal(t, `{"op":"remove_node","node":"n1"}`, string(b[1:]))
-	require.Equal(t, 1, needsLevel(Command{Op: OpRemoveNode, Node: "n1"}))
+	require.Equal(t, 4, needsLevel(Command{Op: OpRemoveNode, Node: "n1"}))
 }
 
 // replacing is an FSM with nodes n1..n5 and shard 1 on n1, n2, n3.
