@@ -24,6 +24,10 @@ func (s *shardOptions) metaFlags(f *pflag.FlagSet) {
 		"seeded once from the file (later edits of the file change nothing), so every node routes every world; "+
 		"the map's first nodes by id are its voters (5, or 3 with fewer than 5 nodes), the others nonvoters; "+
 		"every node of the map must start with the same file")
+	f.IntVar(&s.voters, "meta-voters", meta.DefaultConfig().Voters, "with --meta: the meta group's members follow the map: "+
+		"its leader adds every node of the map as a member, keeps this many voters (odd from 3 on, spread over regions; "+
+		"all nodes when fewer), promoting members once caught up, and removes the nodes removed from the map "+
+		"(gsdctl node remove); 0: the members stay as the file formed them")
 }
 
 // checkMeta checks --meta against the loaded map (nil without --shard-map).
@@ -33,6 +37,9 @@ func (s *shardOptions) checkMeta(id string, m *shard.Map) error {
 	}
 	if m == nil {
 		return errors.New("--meta needs --shard-map")
+	}
+	if s.voters < 0 {
+		return fmt.Errorf("--meta-voters %d: want 0 or more", s.voters)
 	}
 	if _, ok := m.Nodes[id]; !ok {
 		return fmt.Errorf("--meta: node %s is not in the shard map's nodes", id)
@@ -74,6 +81,7 @@ func (s *shardOptions) start(dataDir string, scfg store.Config, mux *shard.Mux, 
 	cfg.ID, cfg.Bootstrap, cfg.Servers, cfg.Seed, cfg.OpenShards = scfg.ID, true, metaServers(s.m), s.m, true
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout
 	cfg.ApplyTimeout, cfg.NoSync, cfg.Logger = scfg.ApplyTimeout, scfg.NoSync, scfg.Logger
+	cfg.Voters = s.voters
 	mg, err := meta.Open(g.mgr, cfg)
 	if err == nil {
 		r := shard.NewRouterWith(g.mgr, mg)
