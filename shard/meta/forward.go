@@ -38,8 +38,9 @@ const (
 	// readsLevel is what this binary's DecodeCommand reads: 1 the first
 	// commands, 2 adds assign_world's expect, 3 the voter replacement
 	// (replace_voter, voter_ready, replace_done and their field new), 4
-	// remove_node's record of the removed node (State.Removed, in
-	// snapshots, which an older binary refuses to restore).
+	// what remove_node and replace_voter record in the state
+	// (State.Removed, Replacement.Since: in snapshots, which an older
+	// binary refuses to restore).
 	readsLevel = 4
 	// probeTimeout bounds one member's answer to the gate's probe.
 	probeTimeout = 5 * time.Second
@@ -90,11 +91,8 @@ type probeAnswer struct {
 // needsLevel is the readsLevel a member must have to apply c as this
 // binary does.
 func needsLevel(c Command) int {
-	if c.Op == OpRemoveNode {
+	if c.Op == OpRemoveNode || isReplace(c.Op) {
 		return 4
-	}
-	if isReplace(c.Op) {
-		return 3
 	}
 	if c.Expect != nil {
 		return 2

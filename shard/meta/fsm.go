@@ -120,7 +120,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		// members change through join and remove, never a replacement.
 		return &Applied{Err: fmt.Errorf("%w: shard %d is the membership group: its members change by join and remove", ErrRefused, c.Shard)}
 	}
-	res, topo, err := f.state.apply(c)
+	res, topo, err := f.state.apply(c, l.Index)
 	if err != nil {
 		return &Applied{Err: err}
 	}

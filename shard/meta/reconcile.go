@@ -171,12 +171,33 @@ func (g *Group) reconcile() {
 }
 
 // join opens shard id, which this node joins, without bootstrap (it has
-// no Raft state for it: the leader adds it), and proposes voter_ready
+// no Raft state for it: the leader adds it; a directory left from
+// earlier is set aside first, joindir.go), and proposes voter_ready
 // once it caught up with the shard's leader (joinerCaughtUp).
 func (g *Group) join(id uint64, r Replacement) {
 	st, ok := g.mgr.Group(id)
+	if ok && !r.Ready {
+		// A group this node runs but did not open for this join (a
+		// removed shard's, with the same id) is not the joiner's.
+		ours, err := g.joinedHere(id, r)
+		if err == nil && !ours {
+			err = g.setAsideRunning(id, r)
+		}
+		if err != nil || !ours {
+			if err != nil {
+				g.log.Warn("set aside a shard's directory left from earlier", "shard", id, "err", err)
+			}
+			return
+		}
+	}
 	if !ok {
-		_, err := g.mgr.Open(id, shard.GroupOptions{})
+		var err error
+		if !r.Ready { // never set aside the data of a joiner that may vote
+			err = g.prepareJoin(id, r)
+		}
+		if err == nil {
+			_, err = g.mgr.Open(id, shard.GroupOptions{})
+		}
 		if err != nil && !errors.Is(err, shard.ErrGroupTaken) && !errors.Is(err, shard.ErrClosed) {
 			g.log.Warn("open a shard this node joins", "shard", id, "err", err)
 		}

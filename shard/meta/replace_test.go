@@ -24,7 +24,7 @@ func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
 		got, err := DecodeCommand(b)
 		require.NoError(t, err)
 		require.Equal(t, c, got)
-		require.Equal(t, 3, needsLevel(c), "%s is gated", c.Op)
+		require.Equal(t, 4, needsLevel(c), "%s is gated", c.Op)
 	}
 	for name, c := range map[string]Command{
 		"replace without old":   {Op: OpReplaceVoter, Shard: 1, New: "n4"},

@@ -61,12 +61,12 @@ type Result struct {
 	Index  uint64
 }
 
-// apply changes s by c (validated) and reports whether the map view
+// apply changes s by c (validated; at meta log index index) and reports whether the map view
 // changes (reports change only hints and load). A refused command leaves
 // s as it was and returns an error wrapping ErrRefused (and ErrNotFound
 // when it names a node or shard that does not exist); refusals are
 // decided by the state alone, so every replica refuses alike.
-func (s *State) apply(c Command) (res Result, topo bool, err error) {
+func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error) {
 	switch c.Op {
 	case OpAddNode:
 		s.Nodes[c.Node] = Node{Raft: c.Raft, HTTP: c.HTTP, Region: c.Region}
@@ -161,7 +161,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		maps.Copy(s.Worlds, c.Seed.Worlds)
 		return Result{}, true, nil
 	case OpReplaceVoter, OpVoterReady, OpReplaceDone:
-		return s.applyReplace(c)
+		return s.applyReplace(c, index)
 	case OpReport:
 		for g, term := range c.Leads {
 			if h, ok := s.Leaders[g]; !ok || term >= h.Term {
