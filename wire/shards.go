@@ -7,8 +7,8 @@ import (
 
 // The admin routes of the cluster's shard map (issue 14): GET the map,
 // POST a shard (ShardCreate), DELETE PathShards/{id}, POST a world's
-// placement (WorldPlacement) to PathShardWorlds, DELETE a node from the
-// map at PathShardNode.
+// placement (WorldPlacement) to PathShardWorlds, POST a node to the map
+// (ShardNode) at PathShardNodes, DELETE one at PathShardNode.
 const (
 	PathShards      = "/v1/cluster/shards"
 	PathShardWorlds = "/v1/cluster/shards/worlds"
@@ -34,6 +34,9 @@ type ShardNode struct {
 	ID   string `json:"id"`
 	Raft string `json:"raft"`
 	HTTP string `json:"http"`
+	// Region is a label for voter placement, given when the node is
+	// added (POST PathShardNodes); the map's view does not show it yet.
+	Region string `json:"region,omitempty"`
 }
 
 // ShardInfo is one shard: its voters, its last known leader and what

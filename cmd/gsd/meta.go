@@ -28,11 +28,16 @@ func (s *shardOptions) metaFlags(f *pflag.FlagSet) {
 		"its leader adds every node of the map as a member, keeps this many voters (odd from 3 on, spread over regions; "+
 		"all nodes when fewer), promoting members once caught up, and removes the nodes removed from the map "+
 		"(gsdctl node remove); 0: the members stay as the file formed them")
+	f.BoolVar(&s.join, "meta-join", false, "with --meta: this node joins a meta group that runs already instead of forming one "+
+		"from the file: it waits until the meta group's leader adds it, after gsdctl node add (its file must list it)")
 }
 
 // checkMeta checks --meta against the loaded map (nil without --shard-map).
 func (s *shardOptions) checkMeta(id string, m *shard.Map) error {
 	if !s.meta {
+		if s.join {
+			return errors.New("--meta-join needs --meta")
+		}
 		return nil
 	}
 	if m == nil {
@@ -78,7 +83,7 @@ func (s *shardOptions) start(dataDir string, scfg store.Config, mux *shard.Mux, 
 		return g, err
 	}
 	cfg := meta.DefaultConfig()
-	cfg.ID, cfg.Bootstrap, cfg.Servers, cfg.Seed, cfg.OpenShards = scfg.ID, true, metaServers(s.m), s.m, true
+	cfg.ID, cfg.Bootstrap, cfg.Servers, cfg.Seed, cfg.OpenShards = scfg.ID, !s.join, metaServers(s.m), s.m, true
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout
 	cfg.ApplyTimeout, cfg.NoSync, cfg.Logger = scfg.ApplyTimeout, scfg.NoSync, scfg.Logger
 	cfg.Voters = s.voters
@@ -162,6 +167,12 @@ func (b metaBackend) RemoveShard(ctx context.Context, id uint64) error {
 // RemoveMapNode removes a node that is no shard's voter from the meta map.
 func (b metaBackend) RemoveMapNode(ctx context.Context, id string) error {
 	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpRemoveNode, Node: id})
+	return editError(err)
+}
+
+// AddMapNode adds a node to the meta map (or changes its addresses).
+func (b metaBackend) AddMapNode(ctx context.Context, n wire.ShardNode) error {
+	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpAddNode, Node: n.ID, Raft: n.Raft, HTTP: n.HTTP, Region: n.Region})
 	return editError(err)
 }
 
