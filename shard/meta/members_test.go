@@ -2,11 +2,13 @@ package meta
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
@@ -203,4 +205,36 @@ func TestRemovedNodesAreKeptUntilAddedAgain(t *testing.T) {
 	require.NoError(t, err)
 	_, err = DecodeSnapshot(b)
 	require.ErrorIs(t, err, ErrBadCommand)
+}
+
+// Membership steps are decided from the map and the configuration as
+// they are: a removal the old leader never took (it went down right
+// after remove_node) is taken by its successor.
+func TestANewMetaLeaderFinishesARemovalTheOldOneDidNotTake(t *testing.T) {
+	c := newMetaClusterWith(t, 5, func(cfg *Config) { cfg.ReportInterval = 0 }) // no loop: the test takes the steps
+	c.addNodes()
+	old := c.metaLeader()
+	gone := "n5"
+	if old == gone {
+		gone = "n4"
+	}
+	c.propose(old, Command{Op: OpRemoveNode, Node: gone})
+	require.NoError(t, c.mgrs[old].CloseGroup(context.Background(), shard.MetaGroup))
+	c.mu.Lock()
+	delete(c.groups, old)
+	c.mu.Unlock()
+
+	next := c.metaLeader()
+	g := c.group(next)
+	require.Eventually(t, func() bool { return g.fsm.members().removed[gone] }, 10*time.Second, 5*time.Millisecond)
+	g.followMap()
+	var left []string
+	for _, id := range c.ids {
+		if id != gone {
+			left = append(left, id)
+		}
+	}
+	c.waitMetaMembers(left, nil)
+	g.followMap()
+	c.waitMetaMembers(left, nil) // nothing more to do: the old leader stays, down, a voter the map lists
 }
