@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
 
 	"github.com/hashicorp/raft"
 )
@@ -126,7 +127,26 @@ func (g *Group) followMap() {
 	for id, n := range m.nodes {
 		addr[id] = raft.ServerAddress(n.Raft)
 	}
-	for _, s := range memberSteps(g.cfg.ID, m, config, func(id string) bool { return g.nonvoterCaughtUp(id, addr[id]) }, g.cfg.Voters) {
+	// Promotion needs to know which nonvoters caught up: ask them all
+	// at once, and only then (a member that does not answer costs the
+	// tick up to probeTimeout, not that many times over).
+	have := 0
+	var nonvoters []string
+	for _, s := range config {
+		if _, ok := m.nodes[string(s.ID)]; !ok {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			have++
+		} else {
+			nonvoters = append(nonvoters, string(s.ID))
+		}
+	}
+	var caught map[string]bool
+	if have < metaVoters(g.cfg.Voters, len(m.nodes)) {
+		caught = g.caughtNonvoters(nonvoters, addr)
+	}
+	for _, s := range memberSteps(g.cfg.ID, m, config, func(id string) bool { return caught[id] }, g.cfg.Voters) {
 		var err error
 		switch s.kind {
 		case stepAddNonvoter:
@@ -147,23 +167,40 @@ func (g *Group) followMap() {
 	}
 }
 
-// nonvoterCaughtUp reports whether the meta nonvoter id has applied the
-// log up to this leader's last index when it was last asked; it asks
-// again (the probe, which answers the member's applied index), so a
-// nonvoter is promoted once it trails by at most one report interval.
-// A member on an older binary answers no index and is never promoted.
-func (g *Group) nonvoterCaughtUp(id string, addr raft.ServerAddress) bool {
+// caughtNonvoters returns which of the meta nonvoters ids have applied
+// the log up to this leader's last index when they were last asked. It
+// asks them again, at once (the probe, which answers the member's
+// applied index), so a nonvoter is promoted once it trails by at most
+// one report interval. A member on an older binary answers no index
+// and is never promoted.
+func (g *Group) caughtNonvoters(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
 	ctx, cancel := context.WithTimeout(g.stopCtx, probeTimeout)
 	defer cancel()
 	last := g.raft.LastIndex()
-	a, err := g.probeMember(ctx, addr)
-	if err != nil {
-		g.log.Debug("ask a meta nonvoter how far it applied", "node", id, "err", err)
-		return false
+	applied := make([]uint64, len(ids))
+	answered := make([]bool, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			a, err := g.probeMember(ctx, addr[id])
+			if err != nil {
+				g.log.Debug("ask a meta nonvoter how far it applied", "node", id, "err", err)
+				return
+			}
+			applied[i], answered[i] = a.Applied, true
+		})
 	}
-	mark, ok := g.memberMarks[id]
-	g.memberMarks[id] = last
-	return ok && a.Applied >= mark
+	wg.Wait()
+	out := map[string]bool{}
+	for i, id := range ids {
+		if !answered[i] {
+			continue
+		}
+		mark, ok := g.memberMarks[id]
+		g.memberMarks[id] = last
+		out[id] = ok && applied[i] >= mark
+	}
+	return out
 }
 
 // appliedIndex is how far this replica applied the meta log: raft's

@@ -238,3 +238,21 @@ func TestANewMetaLeaderFinishesARemovalTheOldOneDidNotTake(t *testing.T) {
 	g.followMap()
 	c.waitMetaMembers(left, nil) // nothing more to do: the old leader stays, down, a voter the map lists
 }
+
+// A member is caught up once it applied the leader's last index of the
+// previous ask; one that does not answer never is.
+func TestANonvoterIsCaughtUpOnceItAppliedThePreviousMark(t *testing.T) {
+	c := newMetaCluster(t, 3)
+	c.addNodes()
+	leader := c.metaLeader()
+	g := c.group(leader)
+	other := "n1"
+	if other == leader {
+		other = "n2"
+	}
+	addr := map[string]raft.ServerAddress{other: raft.ServerAddress(c.muxes[other].Addr().String()), "gone": raft.ServerAddress(freeAddr(t))}
+	ids := []string{other, "gone"}
+	require.Equal(t, map[string]bool{other: false}, g.caughtNonvoters(ids, addr), "no mark yet; gone does not answer")
+	require.Eventually(t, func() bool { return g.caughtNonvoters(ids, addr)[other] }, 10*time.Second, 10*time.Millisecond)
+	require.NotContains(t, g.caughtNonvoters(ids, addr), "gone")
+}
