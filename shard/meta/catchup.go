@@ -9,7 +9,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/gsd-dev/gsd/store"
 	"github.com/hashicorp/raft"
 )
 
@@ -35,23 +34,21 @@ type lastAnswer struct {
 // store.Store).
 type joiner interface {
 	Members() ([]raft.Server, error)
-	Status() store.Status
 	Leader() (id, httpAddr string)
 }
 
 // joinerCaughtUp reports whether this node, joining shard id with
-// replica st, has applied the log up to its mark: the shard leader's
+// replica st, which applied the log up to applied, has reached its mark: the shard leader's
 // last index when this node last asked. When it has not, it asks again
 // for the next tick's look, so the mark trails the leader by at most one
 // report interval's writes and a joiner far behind is never ready.
 // It asks only once the configuration lists this node: that entry is
 // then in the leader's log, so the mark is at or after it.
-func (g *Group) joinerCaughtUp(id uint64, st joiner) bool {
+func (g *Group) joinerCaughtUp(id uint64, st joiner, applied uint64) bool {
 	config, err := st.Members()
 	if err != nil || !listed(g.cfg.ID, config) {
 		return false
 	}
-	applied := st.Status().AppliedIndex
 	if mark, ok := g.joinMarks[id]; ok && caughtUp(mark, applied) {
 		return true
 	}

@@ -11,7 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// fakeJoiner is a joining replica as joinerCaughtUp sees it.
+// fakeJoiner is a joining replica as joinerCaughtUp sees it, with the
+// indexes a store.Status has.
 type fakeJoiner struct {
 	config []raft.Server
 	status store.Status
@@ -19,8 +20,12 @@ type fakeJoiner struct {
 }
 
 func (f *fakeJoiner) Members() ([]raft.Server, error) { return f.config, nil }
-func (f *fakeJoiner) Status() store.Status            { return f.status }
 func (f *fakeJoiner) Leader() (string, string)        { return f.leader, "" }
+
+// caughtUp asks g as join does.
+func (f *fakeJoiner) caughtUp(g *Group, id uint64) bool {
+	return g.joinerCaughtUp(id, f, f.status.AppliedIndex)
+}
 
 // bareGroup is a Group with only what joinerCaughtUp uses; ask stands in
 // for the shard leader's answers.
@@ -42,18 +47,18 @@ func TestAJoinerFarBehindTheShardLeaderIsNotReady(t *testing.T) {
 	})
 	j := &fakeJoiner{config: servers([]string{"n1", "n2", "n3"}), leader: "n1"}
 	j.status = store.Status{AppliedIndex: 100, LastIndex: 100, CommitIndex: 10_000}
-	require.False(t, g.joinerCaughtUp(7, j), "not in the configuration yet")
+	require.False(t, j.caughtUp(g, 7), "not in the configuration yet")
 	require.Zero(t, asks, "nothing is asked before the configuration lists the joiner")
 
 	j.config = servers([]string{"n1", "n2", "n3"}, "n4")
-	require.False(t, g.joinerCaughtUp(7, j), "applied 100 of the leader's 10,000")
+	require.False(t, j.caughtUp(g, 7), "applied 100 of the leader's 10,000")
 	require.Equal(t, 1, asks)
 
 	// It applied up to the mark while the leader went on: ready, on
 	// the mark it asked for, without asking again.
 	leaderLast = 10_500
 	j.status = store.Status{AppliedIndex: 10_000, LastIndex: 10_100, CommitIndex: 10_400}
-	require.True(t, g.joinerCaughtUp(7, j))
+	require.True(t, j.caughtUp(g, 7))
 	require.Equal(t, 1, asks)
 }
 
@@ -62,16 +67,16 @@ func TestAJoinerIsNotReadyWhileItCannotAskTheLeader(t *testing.T) {
 		return 0, errors.New("down")
 	})
 	j := &fakeJoiner{config: servers([]string{"n1"}, "n4"), leader: "n1", status: store.Status{AppliedIndex: 5, LastIndex: 5, CommitIndex: 5}}
-	require.False(t, failing.joinerCaughtUp(1, j), "the leader does not answer")
+	require.False(t, j.caughtUp(failing, 1), "the leader does not answer")
 
 	never := bareGroup("n4", func(context.Context, uint64, string) (uint64, error) {
 		t.Fatal("asked without a leader to ask")
 		return 0, nil
 	})
 	j.leader = ""
-	require.False(t, never.joinerCaughtUp(1, j), "no leader known")
+	require.False(t, j.caughtUp(never, 1), "no leader known")
 	j.leader = "n4"
-	require.False(t, never.joinerCaughtUp(1, j), "a joiner never leads")
+	require.False(t, j.caughtUp(never, 1), "a joiner never leads")
 }
 
 // The ask goes over the meta Layer to the node that leads the shard,

@@ -207,7 +207,7 @@ func (g *Group) join(id uint64, r Replacement) {
 		delete(g.joinMarks, id)
 		return
 	}
-	if g.joinerCaughtUp(id, st) {
+	if g.joinerCaughtUp(id, st, st.Status().AppliedIndex) {
 		g.proposeStep(Command{Op: OpVoterReady, Shard: id, New: g.cfg.ID})
 	}
 }
