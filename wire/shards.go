@@ -27,6 +27,17 @@ type ShardMap struct {
 	Nodes  []ShardNode       `json:"nodes"`
 	Shards []ShardInfo       `json:"shards"`
 	Worlds map[string]uint64 `json:"worlds"` // listed worlds; others hash over the shards
+	// MetaMembers is the meta group's own Raft configuration as this
+	// node knows it (gsd --meta; absent with a static map): it follows
+	// the map's nodes.
+	MetaMembers []MetaMember `json:"meta_members,omitempty"`
+}
+
+// MetaMember is a member of the meta group's Raft configuration: a voter,
+// or a nonvoter that gets the map without voting on it.
+type MetaMember struct {
+	ID    string `json:"id"`
+	Voter bool   `json:"voter"`
 }
 
 // ShardNode is one node of the shard map.

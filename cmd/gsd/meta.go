@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
@@ -109,6 +110,20 @@ type metaBackend struct {
 	*shard.Backend
 	g *meta.Group
 	r *shard.Router
+}
+
+// ShardMap is the shard Backend's map with the meta group's own members.
+func (b metaBackend) ShardMap() wire.ShardMap {
+	m := b.Backend.ShardMap()
+	servers, err := b.g.Members()
+	if err != nil {
+		return m
+	}
+	for _, s := range servers {
+		m.MetaMembers = append(m.MetaMembers, wire.MetaMember{ID: string(s.ID), Voter: s.Suffrage == raft.Voter})
+	}
+	slices.SortFunc(m.MetaMembers, func(a, b wire.MetaMember) int { return strings.Compare(a.ID, b.ID) })
+	return m
 }
 
 // ShardOf is the shard the meta map places world on now.

@@ -45,6 +45,7 @@ func TestRunAFourthNodeJoinsTheMetaGroupWhenAddedToTheMap(t *testing.T) {
 	m, err := c.Shards(ctx)
 	require.NoError(t, err)
 	require.Len(t, m.Nodes, 3, "n4 is not in the meta map yet")
+	require.Equal(t, []wire.MetaMember{{ID: "n1", Voter: true}, {ID: "n2", Voter: true}, {ID: "n3", Voter: true}}, m.MetaMembers)
 
 	require.Equal(t, "malformed", client.Code(c.AddMapNode(ctx, wire.ShardNode{ID: "n4", Raft: "nope", HTTP: http4})))
 	require.Eventually(t, func() bool {
@@ -54,6 +55,11 @@ func TestRunAFourthNodeJoinsTheMetaGroupWhenAddedToTheMap(t *testing.T) {
 		m, err := c4.Shards(ctx)
 		return err == nil && m.Meta && len(m.Nodes) == 4 && slices.ContainsFunc(m.Nodes, func(n wire.ShardNode) bool { return n.ID == "n4" })
 	}, 30*time.Second, 20*time.Millisecond, "n4's replica of the meta group has the map")
+	// With 4 nodes the meta group keeps 3 voters: n4 is a nonvoter.
+	require.Eventually(t, func() bool {
+		m, err := c.Shards(ctx)
+		return err == nil && slices.Contains(m.MetaMembers, wire.MetaMember{ID: "n4"})
+	}, 30*time.Second, 20*time.Millisecond, "n4 is a member of the meta group")
 	var ev wire.Event
 	require.Eventually(t, func() bool {
 		ev, err = c4.Act(ctx, "a", incr("p1", 1, "e1", 1))

@@ -236,6 +236,16 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 // View returns the current shard map and leader hints (the FSM's).
 func (g *Group) View() *shard.View { return g.fsm.View() }
 
+// Members returns the meta group's Raft configuration as this node
+// knows it (its latest, committed or not).
+func (g *Group) Members() ([]raft.Server, error) {
+	f := g.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
 // IsLeader reports whether this node leads the meta group.
 func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
 
