@@ -26,8 +26,8 @@ func (s *shardOptions) metaFlags(f *pflag.FlagSet) {
 		"the map's first nodes by id are its voters (5, or 3 with fewer than 5 nodes), the others nonvoters; "+
 		"every node of the map must start with the same file")
 	f.IntVar(&s.voters, "meta-voters", meta.DefaultConfig().Voters, "with --meta: the meta group's members follow the map: "+
-		"its leader adds every node of the map as a member, keeps this many voters (odd from 3 on, spread over regions; "+
-		"all nodes when fewer), promoting members once caught up, and removes the nodes removed from the map "+
+		"its leader adds every node of the map as a member, promotes members up to this many voters (odd from 3 on, spread over regions; "+
+		"all nodes when fewer; none is demoted), once caught up, and removes the nodes removed from the map "+
 		"(gsdctl node remove); 0: the members stay as the file formed them")
 	f.BoolVar(&s.join, "meta-join", false, "with --meta: this node joins a meta group that runs already instead of forming one "+
 		"from the file: it waits until the meta group's leader adds it, after gsdctl node add (its file must list it)")
