@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,20 +47,32 @@ func TestAJoinerSetsAsideADirectoryLeftFromEarlier(t *testing.T) {
 			}
 
 			c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}})
-			var lst *store.Store
-			require.Eventually(t, func() bool {
-				for _, id := range []string{"n1", "n2", "n3"} {
-					if st, ok := c.mgrs[id].Group(1); ok && st.IsLeader() && st.CreateWorld(ctx, "w", fsm.Rules{}) == nil {
-						lst = st
-						return true
+			// A shard 1 leader among its voters, asked again on every try:
+			// a new group may change leaders (a retried seq applies once).
+			onLeader := func(what string, do func(st *store.Store) error) {
+				t.Helper()
+				require.Eventually(t, func() bool {
+					for _, id := range []string{"n1", "n2", "n3"} {
+						if st, ok := c.mgrs[id].Group(1); ok && st.IsLeader() && do(st) == nil {
+							return true
+						}
 					}
+					return false
+				}, 10*time.Second, 5*time.Millisecond, what)
+			}
+			onLeader("create w", func(st *store.Store) error {
+				err := st.CreateWorld(ctx, "w", fsm.Rules{})
+				if errors.Is(err, fsm.ErrWorldExists) {
+					return nil
 				}
-				return false
-			}, 10*time.Second, 5*time.Millisecond, "shard 1 has a leader")
+				return err
+			})
 			for seq := uint64(1); seq <= 5; seq++ {
 				a := &fsm.Action{World: "w", Player: "p", Seq: seq, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "n", By: 1}}}
-				_, _, err := lst.Act(ctx, a)
-				require.NoError(t, err)
+				onLeader(fmt.Sprintf("act %d", seq), func(st *store.Store) error {
+					_, _, err := st.Act(ctx, a)
+					return err
+				})
 			}
 
 			res := c.propose("n1", Command{Op: OpReplaceVoter, Shard: 1, Node: "n3", New: "n4"})
