@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,25 +88,27 @@ func TestAShardsLeaderAnswersItsLastIndexToAJoiner(t *testing.T) {
 	c.addNodes()
 	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}})
 	c.propose("n1", Command{Op: OpAssignWorld, World: "w", Shard: 1})
-	leader := c.shardLeader("w")
-	st, ok := c.mgrs[leader].Group(1)
-	require.True(t, ok)
-	before := st.LastIndex()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	last, err := c.group("n4").leaderLast(ctx, 1, leader)
-	require.NoError(t, err)
-	require.GreaterOrEqual(t, last, before)
-	require.LessOrEqual(t, last, st.LastIndex())
+	var leader string
+	require.Eventually(t, func() bool { // asked again should the leadership move meanwhile
+		leader = c.shardLeader("w")
+		st, _ := c.mgrs[leader].Group(1)
+		before := st.LastIndex()
+		last, err := c.group("n4").leaderLast(ctx, 1, leader)
+		return err == nil && last >= before && last <= st.LastIndex()
+	}, 10*time.Second, 10*time.Millisecond, "the leader answers its last index")
 
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if id == leader {
-			continue
+	require.Eventually(t, func() bool { // a follower answers it does not lead
+		for _, id := range []string{"n1", "n2", "n3"} {
+			if st, _ := c.mgrs[id].Group(1); !st.IsLeader() {
+				_, err := c.group("n4").leaderLast(ctx, 1, id)
+				return err != nil && strings.Contains(err.Error(), "does not lead shard 1")
+			}
 		}
-		_, err := c.group("n4").leaderLast(ctx, 1, id)
-		require.ErrorContains(t, err, "does not lead shard 1")
-	}
-	_, err = c.group("n1").leaderLast(ctx, 1, "n4")
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	_, err := c.group("n1").leaderLast(ctx, 1, "n4")
 	require.ErrorContains(t, err, "does not run shard 1")
 	_, err = c.group("n1").leaderLast(ctx, 1, "n9")
 	require.ErrorIs(t, err, ErrNotFound)
