@@ -78,6 +78,11 @@ func memberSteps(self string, m members, config []raft.Server, caught func(id st
 			candidates = append(candidates, id)
 		}
 	}
+	for _, s := range config {
+		if n, ok := nodes[string(s.ID)]; ok && string(s.Address) != n.Raft {
+			out = append(out, step{stepAddress, string(s.ID)}) // add_node again with another address
+		}
+	}
 	target := metaVoters(want, len(nodes))
 	if have < target {
 		candidates = slices.DeleteFunc(candidates, func(id string) bool { return !caught(id) })
@@ -158,6 +163,10 @@ func (g *Group) followMap() {
 			delete(g.memberMarks, s.node)
 		case stepTransfer:
 			err = g.raft.LeadershipTransfer().Error()
+		case stepAddress:
+			// Adding a member that is one already takes the new address
+			// and keeps its suffrage (AddNonvoter never demotes a voter).
+			err = g.raft.AddNonvoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
 		}
 		if err != nil {
 			g.log.Warn("change the meta group's members", "step", s.kind, "node", s.node, "err", err)

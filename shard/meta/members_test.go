@@ -80,6 +80,9 @@ func TestTheMetaLeaderBringsItsMembersToTheMapOneStepAtATime(t *testing.T) {
 			[]step{{stepRemove, "n5"}}},
 		"a removed leader hands its leadership on": {"n3", nodesOf("n1", "n2"), removedOf("n3"), servers([]string{"n1", "n2", "n3"}), all,
 			[]step{{stepTransfer, "n3"}}},
+		"a member whose address the map changed takes the new one": {"n1", nodesOf("n1", "n2", "n3"), nil,
+			[]raft.Server{{ID: "n1", Address: "n1:1", Suffrage: raft.Voter}, {ID: "n2", Address: "old:9", Suffrage: raft.Voter}, {ID: "n3", Address: "n3:1", Suffrage: raft.Voter}}, all,
+			[]step{{stepAddress, "n2"}}},
 		"a removed leader with no listed voter to take over stays": {"n3", nodesOf("n1"), removedOf("n2", "n3"), servers([]string{"n2", "n3"}, "n1"), all, nil},
 	} {
 		require.Equal(t, tc.want, memberSteps(tc.self, members{nodes: tc.nodes, removed: tc.removed}, tc.config, tc.caught, 5), name)

@@ -21,6 +21,7 @@ const (
 	stepDone                            // the joiner votes: propose replace_done (the map drops the old voter)
 	stepRemove                          // a server the map does not list: RemoveServer
 	stepTransfer                        // this node leads but the map dropped it: hand the leadership on first
+	stepAddress                         // a member's address is not the map's: take the map's (meta members only)
 )
 
 // String names the step in logs.
@@ -36,6 +37,8 @@ func (k stepKind) String() string {
 		return "remove"
 	case stepTransfer:
 		return "transfer_leadership"
+	case stepAddress:
+		return "address"
 	}
 	return fmt.Sprintf("step(%d)", int(k))
 }

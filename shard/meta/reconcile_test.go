@@ -69,7 +69,7 @@ func TestANodeIsRemovedWhenItsConfigurationLeavesItOutOrItLostTheLeader(t *testi
 
 func TestStepKindsHaveNames(t *testing.T) {
 	for k, want := range map[stepKind]string{stepAddNonvoter: "add_nonvoter", stepPromote: "promote", stepDone: "replace_done",
-		stepRemove: "remove", stepTransfer: "transfer_leadership", 0: "step(0)"} {
+		stepRemove: "remove", stepTransfer: "transfer_leadership", stepAddress: "address", 0: "step(0)"} {
 		require.Equal(t, want, k.String())
 	}
 }
