@@ -130,6 +130,12 @@ func (g *Group) gate(ctx context.Context, c Command) error {
 		if string(id) == g.cfg.ID {
 			continue
 		}
+		if c.Op == OpRemoveNode && string(id) == c.Node {
+			// The node leaves, most often down: whether it reads the
+			// record of its removal does not matter, and waiting for it
+			// would keep a dead node in the map and the meta group.
+			continue
+		}
 		a, err := g.probeMember(ctx, addrs[id])
 		reads := a.Reads
 		if err != nil {
