@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"syscall"
@@ -29,7 +30,9 @@ import (
 //	GSD_REPLAY_BENCH=replay.json go test -run TestReplaySpeedOfABattle -timeout 30m -v ./spectator/
 //
 // GSD_REPLAY_BENCH_PLAYERS (default 10000) and GSD_REPLAY_BENCH_MINUTES
-// (default 10) size the battle. The battle is the players-10k mix: every
+// (default 10) size the battle; GSD_REPLAY_BENCH_PROFILE=prefix writes the
+// first run's CPU profile to prefix.cpu, and the allocations of a third
+// run like the first to prefix.allocs (go tool pprof -sample_index=alloc_space). The battle is the players-10k mix: every
 // player moves once per battle second (a bulk set of x and y) and attacks
 // once per ten (a critical action: the target's hp down, its own shots
 // up), so 10,000 players for 10 minutes are 6.6 million events. They are
@@ -62,6 +65,12 @@ type replayBenchRun struct {
 	EventsPerSec         float64 `json:"events_per_second"`
 	DeltaBytes           int64   `json:"delta_bytes"`
 	DeltaBytesStep       float64 `json:"delta_bytes_per_step"`
+	// Allocations during the replay (the process's: the writers are
+	// done), per event: counts that depend less on the machine's load.
+	Allocs             uint64  `json:"allocs"`
+	AllocBytes         uint64  `json:"alloc_bytes"`
+	AllocsPerEvent     float64 `json:"allocs_per_event"`
+	AllocBytesPerEvent float64 `json:"alloc_bytes_per_event"`
 }
 
 func TestReplaySpeedOfABattle(t *testing.T) {
@@ -132,8 +141,21 @@ func TestReplaySpeedOfABattle(t *testing.T) {
 	// Replay it twice: as a viewer that gets a delta per 50 ms of battle
 	// time (20 Hz at 1×), and per second of battle time (what a 20 Hz
 	// display shows of a replay at 20×, or a 60 Hz one at 60×).
-	for _, perSec := range []int{20, 1} {
+	prefix := os.Getenv("GSD_REPLAY_BENCH_PROFILE")
+	for i, perSec := range []int{20, 1} {
+		stop := func() {}
+		if prefix != "" && i == 0 {
+			stop = replayBenchCPUProfile(t, prefix+".cpu")
+		}
 		res.Runs = append(res.Runs, replayBattle(t, st, info.Seq, first.Time, last.Time, seconds, perSec, players))
+		stop()
+	}
+	if prefix != "" {
+		// Allocations in a run of their own: sampling them all skews a
+		// CPU profile.
+		stop := replayBenchAllocProfile(t, prefix+".allocs")
+		replayBattle(t, st, info.Seq, first.Time, last.Time, seconds, 20, players)
+		stop()
 	}
 	b, err := json.MarshalIndent(res, "", "  ")
 	require.NoError(t, err)
@@ -153,6 +175,8 @@ func replayBattle(t *testing.T, st *store.Store, lastSeq uint64, from, to int64,
 	})
 	run := replayBenchRun{StepsPerBattleSecond: perSec, Steps: seconds * perSec}
 	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	cpu0 := processCPU(t)
 	start := time.Now()
 	r, err := NewReplay(ReplayConfig{World: "battle", Access: access, Subscribe: subscribe}, View{})
@@ -169,6 +193,8 @@ func replayBattle(t *testing.T, st *store.Store, lastSeq uint64, from, to int64,
 	}
 	run.ReplaySeconds = time.Since(start).Seconds()
 	run.ReplayCPU = processCPU(t) - cpu0
+	runtime.ReadMemStats(&m1)
+	run.Allocs, run.AllocBytes = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc
 	require.Equal(t, lastSeq, r.Seq(), "the replay reached the last event")
 	end, err := r.SeekSeq(ctx, lastSeq)
 	require.NoError(t, err)
@@ -180,7 +206,37 @@ func replayBattle(t *testing.T, st *store.Store, lastSeq uint64, from, to int64,
 	run.TimesRealTime = float64(seconds) / run.ReplaySeconds
 	run.EventsPerSec = float64(lastSeq) / run.ReplaySeconds
 	run.DeltaBytesStep = float64(run.DeltaBytes) / float64(run.Steps)
+	run.AllocsPerEvent = float64(run.Allocs) / float64(lastSeq)
+	run.AllocBytesPerEvent = float64(run.AllocBytes) / float64(lastSeq)
 	return run
+}
+
+// replayBenchCPUProfile starts a CPU profile to path; the func it returns
+// stops it.
+func replayBenchCPUProfile(t *testing.T, path string) func() {
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	require.NoError(t, pprof.StartCPUProfile(f))
+	return func() {
+		pprof.StopCPUProfile()
+		require.NoError(t, f.Close())
+	}
+}
+
+// replayBenchAllocProfile samples allocations finely from now; the func
+// it returns writes them to path (what the process allocated before, at
+// the coarse default rate, is a small part).
+func replayBenchAllocProfile(t *testing.T, path string) func() {
+	rate := runtime.MemProfileRate
+	runtime.MemProfileRate = 4096
+	return func() {
+		runtime.GC() // the profile holds what the last GC saw
+		f, err := os.Create(path)
+		require.NoError(t, err)
+		require.NoError(t, pprof.Lookup("allocs").WriteTo(f, 0))
+		require.NoError(t, f.Close())
+		runtime.MemProfileRate = rate
+	}
 }
 
 func benchEnvInt(t *testing.T, name string, def int) int {
