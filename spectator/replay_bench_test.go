@@ -284,3 +284,98 @@ func replayBenchStore(t *testing.T) *store.Store {
 	}
 	return st
 }
+
+// BenchmarkReplayApply is the replay's own side of TestReplaySpeedOfABattle
+// (its state, touches and deltas; not the archive's reads), on the same
+// mix in memory: 10,000 players for 10 battle seconds, a delta per 50 ms.
+// The feed decodes the archive's encoding of the events, 256 a batch, as
+// the store's subscription does (each event with strings of its own), so
+// the replay reads ahead as it does from a store.
+//
+//	go test -run X -bench ReplayApply -benchtime 5x -count 3 ./spectator
+func BenchmarkReplayApply(b *testing.B) {
+	const players, seconds, perSec = 10000, 10, 20
+	evs := battleMix(b, players, seconds)
+	access, err := NewAccess(fsm.Rules{})
+	require.NoError(b, err)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		sub := &encodedSub{evs: evs}
+		subscribe := func(string, uint64) (fanout.Subscription, error) { return sub, nil }
+		r, err := NewReplay(ReplayConfig{World: "battle", Access: access, Subscribe: subscribe}, View{})
+		require.NoError(b, err)
+		for i := 1; i <= seconds*perSec; i++ {
+			if _, err := r.Advance(ctx, time.Unix(0, int64(i)*int64(time.Second)/perSec)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		require.Equal(b, uint64(len(evs)), r.Seq())
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(evs)), "ns/event")
+}
+
+// encodedSub is a subscription to events in the archive's encoding: it
+// decodes up to 256 a call, and holds no more after the last.
+type encodedSub struct {
+	evs [][]byte
+	mu  sync.Mutex
+}
+
+func (s *encodedSub) Next(ctx context.Context) ([]*fsm.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.evs) == 0 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	n := min(256, len(s.evs))
+	out := make([]*fsm.Event, n)
+	for i, p := range s.evs[:n] {
+		ev, err := fsm.DecodeEvent(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = ev
+	}
+	s.evs = s.evs[n:]
+	return out, nil
+}
+
+// battleMix is TestReplaySpeedOfABattle's battle as its events in the
+// archive's encoding: each second every player moves (x and y) and one in
+// ten attacks (the target's hp down, its own shots up), spread evenly
+// over the second.
+func battleMix(b *testing.B, players, seconds int) [][]byte {
+	var evs [][]byte
+	version := map[string]uint64{}
+	value := map[string]int64{}
+	change := func(entity, field string, op fsm.OpKind, v int64) fsm.Change {
+		k := entity + "." + field
+		version[k]++
+		if op == fsm.OpIncr {
+			v += value[k]
+		}
+		value[k] = v
+		return fsm.Change{Entity: entity, Field: field, Op: op, Value: fsm.Int(v), Version: version[k]}
+	}
+	for s := range seconds {
+		var sec []*fsm.Event
+		for p := range players {
+			id := fmt.Sprintf("p%05d", p)
+			sec = append(sec, &fsm.Event{Player: id, Changes: []fsm.Change{
+				change(id, "x", fsm.OpSet, int64((p*37+s*7)%10000)), change(id, "y", fsm.OpSet, int64((p*91+s*3)%10000))}})
+			if (p+s)%10 == 0 {
+				target := fmt.Sprintf("p%05d", (p+1+s)%players)
+				sec = append(sec, &fsm.Event{Player: id, Changes: []fsm.Change{
+					change(target, "hp", fsm.OpIncr, -1), change(id, "shots", fsm.OpIncr, 1)}})
+			}
+		}
+		for i, ev := range sec {
+			ev.World, ev.Seq, ev.Status = "battle", uint64(len(evs)+1), fsm.StatusApplied
+			ev.Time = int64(s)*int64(time.Second) + int64(i+1)*int64(time.Second)/int64(len(sec)+1)
+			evs = append(evs, fsm.EncodeEvent(ev))
+		}
+	}
+	return evs
+}
