@@ -50,6 +50,9 @@ type entState struct {
 	// largest of its fields' versions.
 	owner   *fieldState
 	version uint64
+	// The touch of it in a Ticker's tick, if the ticker's touch says so
+	// (Ticker.touched): found with its state, not searched for.
+	touch *touch
 }
 
 type namedField struct {
