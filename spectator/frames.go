@@ -18,29 +18,36 @@ type Frame struct {
 	Seq  uint64 // the last seq it reflects
 	Data []byte // JSON
 
-	v       any        // the wire value, for Msgpack
-	wire    func() any // or what makes it, when v is nil
-	once    sync.Once
-	msgpack []byte
-	err     error
+	v         any        // the wire value, for Msgpack
+	wire      func() any // or what makes it, when v is nil
+	valueOnce sync.Once
+	once      sync.Once
+	msgpack   []byte
+	err       error
 
 	deflateOnce sync.Once // frames_codec.go
 	deflated    []byte
 	// without versions (frames_lean.go)
-	leanOnce, leanDeflateOnce sync.Once
-	lean, leanDeflated        []byte
+	leanOnce, leanDeflateOnce, leanMsgpackOnce sync.Once
+	lean, leanDeflated, leanMsgpack            []byte
+	leanMsgpackErr                             error
 }
 
 // Msgpack returns the frame in the binary codec of the play protocol
 // (wire.MarshalMsgpack: the JSON form's keys, canonical bytes).
 func (f *Frame) Msgpack() ([]byte, error) {
-	f.once.Do(func() {
+	f.once.Do(func() { f.msgpack, f.err = wire.MarshalMsgpack(f.value()) })
+	return f.msgpack, f.err
+}
+
+// value returns the frame's wire value, made once when it is made late.
+func (f *Frame) value() any {
+	f.valueOnce.Do(func() {
 		if f.v == nil && f.wire != nil {
 			f.v = f.wire()
 		}
-		f.msgpack, f.err = wire.MarshalMsgpack(f.v)
 	})
-	return f.msgpack, f.err
+	return f.v
 }
 
 // Ticker coalesces the events of one tick into per-view deltas: it applies

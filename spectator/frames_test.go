@@ -157,6 +157,15 @@ func TestTickerTouchesAreTheTicksOwn(t *testing.T) {
 	// bob takes the touch ann had (the last freed), then ann is touched.
 	require.NoError(t, tk.Apply(g.act("bob", set("bob", "x", fsm.String("2")))))
 	require.NoError(t, tk.Apply(g.act("ann", set("ann", "x", fsm.String("2")))))
+	var ids []string
+	for id := range tk.touchedIDs {
+		ids = append(ids, id)
+	}
+	require.Equal(t, []string{"bob", "ann"}, ids, "in the order touched")
+	for id := range tk.touchedIDs {
+		require.Equal(t, "bob", id)
+		break
+	}
 	d := tk.Delta(View{})
 	require.Len(t, d.Entities, 2)
 	require.Equal(t, ptr(fsm.String("2")), d.Entities["ann"].Fields["x"].Value)
