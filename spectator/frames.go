@@ -175,7 +175,6 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 				tc.deleted = true
 				tc.fields.reset()
 				t.byID[c.Entity] = tc // its state goes
-
 			}
 			return
 		}
