@@ -3,6 +3,7 @@ package spectator
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -366,10 +367,24 @@ func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
 	de := deltaEntity{id: id, replace: replace && sawIt, lo: len(d.fields)}
 	if !replace && !a.Restricted() {
 		// Every field is visible: the changed ones and the entity's
-		// version, without a look at the others.
+		// version, without a look at the others; in name order (the
+		// JSON's), so that the delta need not sort them: a walk of the
+		// entity's fields, or of the changed ones, sorted, when they are
+		// few of many.
 		de.version = e.version
-		for _, name := range tc.fields.names {
-			d.fields = append(d.fields, newDeltaField(name, e.field(name)))
+		if names := tc.fields.names; len(names) > 1 && len(e.fields) <= 4*len(names) {
+			for _, nf := range e.fields {
+				if tc.fields.has(nf.name) {
+					d.fields = append(d.fields, newDeltaField(nf.name, nf.f))
+				}
+			}
+		} else {
+			for _, name := range names {
+				d.fields = append(d.fields, newDeltaField(name, e.field(name)))
+			}
+			if len(names) > 1 {
+				slices.SortFunc(d.fields[de.lo:], func(a, b deltaField) int { return strings.Compare(a.name, b.name) })
+			}
 		}
 	} else {
 		for _, nf := range e.fields {
