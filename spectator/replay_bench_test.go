@@ -292,10 +292,16 @@ func replayBenchStore(t *testing.T) *store.Store {
 // batch, as the store's subscription does (each event with strings of
 // its own), and the replay reads ahead as from a store; "decoded": the
 // events are decoded before the clock starts, so it measures the
-// replay's own work, the critical path on two cores. cpu-ns/event is the
-// process's CPU, which a busy machine disturbs less than the wall time.
+// replay's own work, the critical path on two cores (its GC also marks
+// the events not given yet, so compare its allocations, not its GC).
+// cpu-ns/event is the process's CPU, which a busy machine disturbs less
+// than the wall time, but still by tens of percent; instruction counts
+// under cachegrind do not depend on the load (the GC's vary by a few
+// percent from run to run: compare the spectator functions').
 //
 //	go test -run X -bench ReplayApply -benchtime 5x -count 3 ./spectator
+//	go test -c -o replay.test ./spectator && valgrind --tool=cachegrind \
+//	    ./replay.test -test.run X -test.bench ReplayApply/encoded -test.benchtime 2x
 func BenchmarkReplayApply(b *testing.B) {
 	const players, seconds, perSec = 10000, 10, 20
 	evs := battleMix(b, players, seconds)
