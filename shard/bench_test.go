@@ -98,6 +98,9 @@ func TestShardScalingSuite(t *testing.T) {
 		Workload:  "writer w: incr e<w%1000>.score by 1 in world w%S (on shard w%S) as player p<w>, next seq after its answer (closed loop)",
 		RateRatio: map[string]float64{},
 	}
+	if s := os.Getenv("GSD_SHARD_BENCH_PIPELINE_MIN"); s != "" {
+		rep.Command = "GSD_SHARD_BENCH_PIPELINE_MIN=" + s + " " + rep.Command
+	}
 	for _, w := range writers {
 		var first, last shardBenchRun
 		for i, s := range shards {
@@ -145,6 +148,9 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
 		cfg.ApplyTimeout = d.ApplyTimeout
 		cfg.NoSync = false
+		if pm := envInts(t, "GSD_SHARD_BENCH_PIPELINE_MIN", nil); len(pm) == 1 {
+			cfg.Batch.PipelineMin = pm[0]
+		}
 	})
 	leaders := make([]*store.Store, shards)
 	for i, w := range worlds {
