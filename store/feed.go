@@ -210,7 +210,7 @@ const maxPendingReuse = 1 << 16
 // read the tail, which keeps every event the archive does not hold yet.
 // A group applying an entry less often than this writes as before, one
 // round per entry, at once.
-const archiveInterval = 20 * time.Millisecond
+const archiveInterval = 50 * time.Millisecond
 
 // writer moves pending events to the archive, one transaction per round,
 // rounds at least archiveInterval apart.
