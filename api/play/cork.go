@@ -39,6 +39,10 @@ type corkConn struct {
 	corked bool
 	buf    []byte
 	err    error // a failed flush: every later write fails with it
+
+	// What went to the socket: write calls and their bytes (the
+	// writers' ruler, writers_ruler_test.go, counts per delivery).
+	writes, bytes uint64
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
@@ -68,10 +72,26 @@ func (c *corkConn) write(p []byte) (int, error) {
 		}
 	}
 	n, err := c.Conn.Write(p)
+	c.writes++
+	c.bytes += uint64(n)
 	if err != nil {
 		c.err = err
 	}
 	return n, err
+}
+
+// written returns the write calls made to the socket and their bytes.
+func (c *corkConn) written() (writes, bytes uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes, c.bytes
+}
+
+// idle reports whether no batch is corked (none is being written).
+func (c *corkConn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.corked
 }
 
 // flush writes the corked bytes. c.mu is held.

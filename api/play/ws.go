@@ -250,6 +250,7 @@ type playConn struct {
 	lastRead atomic.Int64  // unix ns of the last message read
 	rtt      atomic.Int64  // last measured round trip, ns
 	bye      atomic.Bool   // the client said bye: its session closes next
+	wakes    atomic.Uint64 // the writer's wakes (the writers' ruler counts them)
 
 	// The watcher's (ws_watch.go): when the next ping is due, and a ping
 	// waiting for room in out since pingSince.
@@ -494,6 +495,7 @@ func (c *playConn) writer() {
 		case <-c.ob.signal:
 			frames = true
 		}
+		c.wakes.Add(1)
 		if !c.writeBatch(first, frames) {
 			return
 		}
