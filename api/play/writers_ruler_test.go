@@ -2,6 +2,7 @@ package play
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -63,6 +64,8 @@ type rulerClient struct {
 	conn  net.Conn
 	bytes atomic.Uint64 // the frames read (the upgrade's response aside)
 	msgs  atomic.Uint64
+	// By the message's type (JSON): events, delta, enter, leave, other.
+	types [5]atomic.Uint64
 	done  chan struct{}
 }
 
@@ -98,6 +101,10 @@ func (rc *rulerClient) read() {
 			}
 			n, size = binary.BigEndian.Uint64(hdr[:8]), size+8
 		}
+		if fin && hdr[0]&0x0f != 0x8 { // not the close frame
+			head, _ := br.Peek(min(int(n), 24))
+			rc.types[messageType(head)].Add(1)
+		}
 		if _, err := br.Discard(int(n)); err != nil {
 			return
 		}
@@ -106,6 +113,19 @@ func (rc *rulerClient) read() {
 		}
 		rc.bytes.Add(size + n)
 	}
+}
+
+var rulerTypes = []string{"events", "delta", "enter", "leave"}
+
+// messageType is the index in rulerTypes of a JSON message that starts
+// with head, len(rulerTypes) for another.
+func messageType(head []byte) int {
+	for i, t := range rulerTypes {
+		if bytes.HasPrefix(head, []byte(`{"type":"`+t+`"`)) {
+			return i
+		}
+	}
+	return len(rulerTypes)
 }
 
 // rulerConns are n play connections over loopback with their writers
@@ -172,7 +192,8 @@ func rulerIdle(tb testing.TB, conns []*playConn, clients []*rulerClient) {
 	for i, c := range conns {
 		for {
 			c.ob.mu.Lock()
-			pending := len(c.ob.frames) > 0 || c.ob.due
+			// Lazy frames wait for a wake (the tick's at the latest).
+			pending := len(c.ob.frames) > 0 && !c.ob.lazy || c.ob.due
 			c.ob.mu.Unlock()
 			if !pending && c.cork.idle() {
 				_, sent := c.cork.written()
@@ -198,9 +219,10 @@ type rulerCounts struct {
 	wakes, msgs      uint64
 	mallocs, allocB  uint64
 	cpu              time.Duration // the process's user + system time
-	ticks            int
+	ticks, conns     int
 	wall             time.Duration
 	writesPerConnTck float64
+	types            [5]uint64 // messages by type (rulerTypes, other)
 }
 
 func cpuTime() time.Duration {
@@ -332,6 +354,12 @@ func (r *playRuler) run(tb testing.TB, ticks int) rulerCounts {
 		rc.moves += len(evs) - 1
 	}
 	sent0 := testutil.ToFloat64(r.h.s.playMetrics.sent)
+	var types0 [5]uint64
+	for i := range types0 {
+		for _, cl := range r.clients {
+			types0[i] += cl.types[i].Load()
+		}
+	}
 	w0, b0, k0, m0 := rulerTotals(r.conns, r.clients)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
@@ -352,7 +380,13 @@ func (r *playRuler) run(tb testing.TB, ticks int) rulerCounts {
 	w1, b1, k1, m1 := rulerTotals(r.conns, r.clients)
 	rc.writes, rc.bytes, rc.wakes, rc.msgs = w1-w0, b1-b0, k1-k0, m1-m0
 	rc.mallocs, rc.allocB = ms1.Mallocs-ms0.Mallocs, ms1.TotalAlloc-ms0.TotalAlloc
-	rc.ticks = ticks
+	rc.ticks, rc.conns = ticks, len(r.conns)
+	for i := range rc.types {
+		for _, cl := range r.clients {
+			rc.types[i] += cl.types[i].Load()
+		}
+		rc.types[i] -= types0[i]
+	}
 	rc.crit = int(testutil.ToFloat64(r.h.s.playMetrics.sent) - sent0)
 	rc.writesPerConnTck = float64(rc.writes) / float64(ticks*len(r.conns))
 	for _, c := range r.conns {
@@ -364,11 +398,16 @@ func (r *playRuler) run(tb testing.TB, ticks int) rulerCounts {
 // per divides x by the critical deliveries.
 func (rc rulerCounts) per(x float64) float64 { return x / float64(max(rc.crit, 1)) }
 
+func (rc rulerCounts) perConnTick(typ int) float64 {
+	return float64(rc.types[typ]) / float64(rc.ticks*rc.conns)
+}
+
 func (rc rulerCounts) String() string {
-	return fmt.Sprintf("%d critical deliveries (%d moves in the world); per critical delivery: %.3f writes, %.3f wakes, %.3f messages, %.1f allocs, %.0f B allocated, %.0f B on the wire, %.2f µs CPU (rough: this process, clients included); writes per connection per tick %.2f",
+	return fmt.Sprintf("%d critical deliveries (%d moves in the world); per critical delivery: %.3f writes, %.3f wakes, %.3f messages, %.1f allocs, %.0f B allocated, %.0f B on the wire, %.2f µs CPU (rough: this process, clients included); writes per connection per tick %.2f; messages per connection per tick: %.2f events, %.2f delta, %.2f enter, %.2f leave, %.2f other",
 		rc.crit, rc.moves, rc.per(float64(rc.writes)), rc.per(float64(rc.wakes)), rc.per(float64(rc.msgs)),
 		rc.per(float64(rc.mallocs)), rc.per(float64(rc.allocB)), rc.per(float64(rc.bytes)),
-		rc.per(float64(rc.cpu.Microseconds())), rc.writesPerConnTck)
+		rc.per(float64(rc.cpu.Microseconds())), rc.writesPerConnTck,
+		rc.perConnTick(0), rc.perConnTick(1), rc.perConnTick(2), rc.perConnTick(3), rc.perConnTick(4))
 }
 
 // rulerPlayers is GSD_PLAY_RULER_PLAYERS, else def.
