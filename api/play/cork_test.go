@@ -26,6 +26,8 @@ type countConn struct {
 	mu     sync.Mutex
 	writes [][]byte
 	err    error // returned by every write when set
+	// deadlines counts SetWriteDeadline calls.
+	deadlines int
 }
 
 func (c *countConn) Write(p []byte) (int, error) {
@@ -42,6 +44,9 @@ func (c *countConn) Write(p []byte) (int, error) {
 }
 
 func (c *countConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadlines++
+	c.mu.Unlock()
 	if c.Conn == nil {
 		return nil
 	}
@@ -327,4 +332,78 @@ func TestWriteBatchFailuresEndTheConnection(t *testing.T) {
 			require.ErrorIs(t, cc.c.err, edge.ErrSlowConsumer)
 		})
 	}
+}
+
+// writeMessage writes the very bytes the library writes for a message,
+// in one frame of each header size, text and binary, and a client of
+// the library reads them back.
+func TestCorkWriteMessageWritesTheLibrarysFrame(t *testing.T) {
+	cc := newCorkedConn(t)
+	cc.client.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range []int{0, 1, 125, 126, 1000, 65535, 65536, 70000} {
+		for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
+			p := bytes.Repeat([]byte{'a' + byte(n%26)}, n)
+			before := len(cc.under.written())
+			require.NoError(t, cc.c.ws.Write(ctx, typ, p))
+			require.NoError(t, cc.c.cork.writeMessage(cc.c.ctx, typ, p))
+			w := cc.under.written()[before:]
+			lib := bytes.Join(w[:len(w)-1], nil) // the library may write a big frame in pieces
+			require.Equal(t, lib, w[len(w)-1], "%d bytes of type %v: one write, the library's bytes", n, typ)
+			for range 2 {
+				gotTyp, got, err := cc.client.Read(ctx)
+				require.NoError(t, err)
+				require.Equal(t, typ, gotTyp)
+				require.Equal(t, p, got)
+			}
+		}
+	}
+}
+
+// A corked message waits for uncork; a connection that is ending takes
+// no more messages (its close frame may follow), nor one whose socket
+// failed.
+func TestCorkWriteMessageCorksAndRefuses(t *testing.T) {
+	under := &countConn{}
+	c := &corkConn{Conn: under}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cork()
+	require.NoError(t, c.writeMessage(ctx, websocket.MessageText, []byte("hi")))
+	require.Empty(t, under.written())
+	require.NoError(t, c.uncork())
+	require.Equal(t, [][]byte{{0x81, 2, 'h', 'i'}}, under.written())
+
+	cancel()
+	require.ErrorIs(t, c.writeMessage(ctx, websocket.MessageText, []byte("late")), net.ErrClosed)
+	require.Len(t, under.written(), 1)
+
+	boom := errors.New("boom")
+	failed := &corkConn{Conn: &countConn{err: boom}}
+	require.ErrorIs(t, failed.writeMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom)
+	require.ErrorIs(t, failed.writeMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom, "it sticks")
+}
+
+// The write deadline is set again only once the last one set is
+// timeout/deadlineSlack old: writes close together share it.
+func TestCorkConnSetsTheWriteDeadlineOncePerSlack(t *testing.T) {
+	under := &countConn{}
+	c := &corkConn{Conn: under, timeout: time.Hour}
+	deadlines := func() int {
+		under.mu.Lock()
+		defer under.mu.Unlock()
+		return under.deadlines
+	}
+	for range 3 {
+		_, err := c.Write([]byte("x"))
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, deadlines(), "three writes within an hour/16 share one deadline")
+	c.mu.Lock()
+	c.setAt = c.setAt.Add(-time.Hour / deadlineSlack)
+	c.mu.Unlock()
+	_, err := c.Write([]byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, 2, deadlines(), "a write once the deadline is hour/16 old sets it again")
+	require.Len(t, under.written(), 4)
 }
