@@ -280,9 +280,10 @@ func TestWriteBatchSendsControlThenFramesInOneWrite(t *testing.T) {
 	c.ob.start(10)
 	c.ob.offer(hubEvents(t, critEv(11, "e1")), nil)
 	<-c.ob.signal
+	c.out <- []byte(`{"type":"result"}`)
 	c.out <- []byte(`{"type":"pong"}`)
 	before := len(cc.under.written())
-	require.True(t, c.writeBatch([]byte(`{"type":"result"}`), true))
+	require.True(t, c.writeBatch())
 	require.Len(t, cc.under.written(), before+1, "one write for the batch")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -298,36 +299,35 @@ func TestWriteBatchSendsControlThenFramesInOneWrite(t *testing.T) {
 }
 
 // A socket that fails the batch's write cuts the connection off as a slow
-// consumer; so does a library that refuses a message (a closed conn).
+// consumer; so does a closed socket, and a connection that is ending
+// refuses the message.
 func TestWriteBatchFailuresEndTheConnection(t *testing.T) {
 	boom := errors.New("boom")
-	for name, setup := range map[string]func(cc *corkedConn) ([]byte, bool){
-		"the socket write": func(cc *corkedConn) ([]byte, bool) {
+	for name, setup := range map[string]func(cc *corkedConn){
+		"the socket write": func(cc *corkedConn) {
 			cc.under.mu.Lock()
 			cc.under.err = boom
 			cc.under.mu.Unlock()
-			return []byte(`{"type":"pong"}`), false
+			cc.c.out <- []byte(`{"type":"pong"}`)
 		},
-		"the first message": func(cc *corkedConn) ([]byte, bool) {
-			cc.c.ws.CloseNow()
-			return []byte(`{"type":"pong"}`), false
-		},
-		"a queued control message": func(cc *corkedConn) ([]byte, bool) {
+		"a closed conn": func(cc *corkedConn) {
 			cc.c.out <- []byte(`{"type":"pong"}`)
 			cc.c.ws.CloseNow()
-			return nil, false
 		},
-		"a frame": func(cc *corkedConn) ([]byte, bool) {
+		"an ending connection": func(cc *corkedConn) {
+			cc.c.cancel() // its close frame may follow: no message after it
+			cc.c.out <- []byte(`{"type":"pong"}`)
+		},
+		"a frame": func(cc *corkedConn) {
 			cc.c.ob.start(10)
 			cc.c.ob.offer(hubEvents(t, critEv(11, "e1")), nil)
 			cc.c.ws.CloseNow()
-			return nil, false // the outbox signals
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cc := newCorkedConn(t)
-			first, frames := setup(cc)
-			require.False(t, cc.c.writeBatch(first, frames))
+			setup(cc)
+			require.False(t, cc.c.writeBatch())
 			require.Error(t, cc.c.ctx.Err(), "the connection ends")
 			require.ErrorIs(t, cc.c.err, edge.ErrSlowConsumer)
 		})
