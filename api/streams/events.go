@@ -23,11 +23,16 @@ import (
 // event it may see nothing of is left out, and a delayed view gets each
 // event only once it is older than the delay. view=CLASS names a viewer
 // class; with auth off, player=P the viewing player (edge.Sight).
+// compress=gzip with Accept-Encoding: gzip gzips the stream (eventgzip.go).
 func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	var linger time.Duration
+	var gz bool
 	from, err := edge.ParseSeq(r, "from")
 	if err == nil {
 		linger, err = parseLinger(r)
+	}
+	if err == nil {
+		gz, err = wantsGzip(r)
 	}
 	if err != nil {
 		s.WriteError(w, err, false)
@@ -71,6 +76,12 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
+	if r.URL.Query().Has("compress") {
+		h.Set("Vary", "Accept-Encoding")
+	}
+	if gz {
+		h.Set("Content-Encoding", "gzip")
+	}
 	var out streamOut
 	if raw, end, ok := hijackStream(w, r, rc, s.Config().StreamWriteTimeout, cancel); ok {
 		defer end()
@@ -85,7 +96,12 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 		}
 		out = httpOut{w: w, rc: rc}
 	}
-	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes}
+	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes} // bytes sent: compressed ones
+	if gz {
+		zo := newGzipOut(out)
+		defer zo.Close() // before the body's end
+		out = zo
+	}
 	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position(), v: v}
 	st.serve(ctx, sub)
 }
