@@ -22,6 +22,8 @@ import (
 // it, writes every message it has (control messages, then the outbox's
 // frames) and uncorks, which sends them all in one write. Under load more
 // piles up between two wakes, so a busy node makes fewer, bigger writes.
+// The writer frames its messages itself (writeMessage) rather than going
+// through the library's write path for each.
 //
 // The socket gets to the library through the upgrade: corkHijack hands
 // websocket.Accept the corkConn when it hijacks the HTTP connection.
