@@ -74,6 +74,18 @@ func (f *editFake) RemoveMapNode(_ context.Context, id string) error {
 	return nil
 }
 
+// AddMapNode refuses a bad address as the meta group does (malformed).
+func (f *editFake) AddMapNode(_ context.Context, n wire.ShardNode) error {
+	if f.err != nil {
+		return f.err
+	}
+	if !strings.Contains(n.Raft, ":") {
+		return fmt.Errorf("%w: raft address %q", fsm.ErrMalformed, n.Raft)
+	}
+	f.m.Nodes = append(f.m.Nodes, n)
+	return nil
+}
+
 func (f *editFake) CreateShard(_ context.Context, c wire.ShardCreate) (wire.ShardInfo, error) {
 	f.created = append(f.created, c)
 	return wire.ShardInfo{ID: c.ID, Voters: []string{"n1", "n2"}}, f.err
@@ -164,4 +176,25 @@ func TestTheRemoveNodeRouteTakesAnEvacuatedNodeOutOfTheMetaMap(t *testing.T) {
 	e.RequireError(503, edge.CodeNotLeader, "DELETE", wire.PathShardNode("n2"), "", admin...)
 	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()})
 	static.RequireError(422, fsm.CodeNotSupported, "DELETE", wire.PathShardNode("n1"), "")
+}
+
+// A node joins the meta map through the add route (id, addresses,
+// region), which an admin only may call.
+func TestTheAddNodeRouteAddsANodeToTheMetaMap(t *testing.T) {
+	t.Parallel()
+	f := &editFake{shardFake: shardFake{Fake: apitest.NewFake(), m: wire.ShardMap{Meta: true}}}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+
+	code, _, b := e.Do("POST", wire.PathShardNodes, `{"id":"n4","raft":"h:7000","http":"h:8080","region":"eu"}`, admin...)
+	require.Equal(t, 204, code, "%s", b)
+	require.Equal(t, []wire.ShardNode{{ID: "n4", Raft: "h:7000", HTTP: "h:8080", Region: "eu"}}, f.m.Nodes)
+	e.RequireError(400, fsm.CodeMalformed, "POST", wire.PathShardNodes, `{"id":"n5","raft":"nope","http":"h:8080"}`, admin...)
+	e.RequireError(400, fsm.CodeMalformed, "POST", wire.PathShardNodes, `{"id":"","raft":"h:1","http":"h:2"}`, admin...)
+	e.RequireError(400, fsm.CodeMalformed, "POST", wire.PathShardNodes, `{"id":"n5","colour":1}`, admin...)
+	e.RequireError(401, edge.CodeUnauthorized, "POST", wire.PathShardNodes, `{"id":"n5","raft":"h:1","http":"h:2"}`)
+	f.err = fmt.Errorf("add: %w", store.ErrNotLeader)
+	e.RequireError(503, edge.CodeNotLeader, "POST", wire.PathShardNodes, `{"id":"n5","raft":"h:1","http":"h:2"}`, admin...)
+	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()})
+	static.RequireError(422, fsm.CodeNotSupported, "POST", wire.PathShardNodes, `{"id":"n5","raft":"h:1","http":"h:2"}`)
 }

@@ -40,6 +40,14 @@ func (c *Client) RemoveMapNode(ctx context.Context, node string) error {
 	return c.do(ctx, &request{method: http.MethodDelete, path: wire.PathShardNode(node), write: true}, nil)
 }
 
+// AddMapNode adds node n to the meta group's map (an admin call, gsd
+// --meta), or changes its addresses there: the meta group then takes it
+// into its own members (a node started with gsd --meta-join waits for
+// that). A bad address is malformed.
+func (c *Client) AddMapNode(ctx context.Context, n wire.ShardNode) error {
+	return c.do(ctx, &request{method: http.MethodPost, path: wire.PathShardNodes, body: n, write: true}, nil)
+}
+
 // PlaceWorld puts world on shard, or, with shard nil, on the shard the
 // meta group places it on, and returns that shard. Place a world before
 // creating it.

@@ -129,7 +129,12 @@ type Chunk struct {
 	first uint64
 	offs  []int
 	data  []byte
+	rules []rulesMark // its rules updates' events (RulesUpdate), in seq order
 }
+
+// rulesMark is a rules update's event in a chunk: its seq and the rules
+// version it starts.
+type rulesMark struct{ seq, version uint64 }
 
 // NewChunk returns the chunk of the events from seq first on, encoded by
 // enc.
@@ -140,7 +145,31 @@ func NewChunk(enc Encoder, first uint64, evs []*fsm.Event) (*Chunk, error) {
 		return nil, err
 	}
 	c.offs = append(c.offs, len(c.data))
+	for _, ev := range evs {
+		if n := ev.Notice; n != nil && n.Kind == fsm.NoticeRules {
+			c.rules = append(c.rules, rulesMark{ev.Seq, n.RulesVersion})
+		}
+	}
 	return c, nil
+}
+
+// RulesUpdate returns the first rules update's event in the chunk from
+// seq from on (a notice of kind fsm.NoticeRules, log version 12): its seq
+// and the rules version it starts. A reader that cuts by rules writes
+// the chunk up to it (Span) and switches rules there.
+func (c *Chunk) RulesUpdate(from uint64) (seq, version uint64, ok bool) {
+	for _, m := range c.rules {
+		if m.seq >= from {
+			return m.seq, m.version, true
+		}
+	}
+	return 0, 0, false
+}
+
+// Span returns the chunk's bytes of the events from seq from to before
+// seq end; both must lie within [First, End].
+func (c *Chunk) Span(from, end uint64) []byte {
+	return c.data[c.offs[from-c.first]:c.offs[end-c.first]]
 }
 
 // First returns the seq of the chunk's first event.

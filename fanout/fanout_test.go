@@ -367,6 +367,8 @@ func TestNewChunk(t *testing.T) {
 	require.EqualValues(t, 4, c.First())
 	require.EqualValues(t, 6, c.End())
 	require.Equal(t, "5\n", string(c.From(5)))
+	_, _, ok := c.RulesUpdate(4)
+	require.False(t, ok)
 	_, err = NewChunk(func([]byte, []int, []*fsm.Event) ([]byte, []int, error) {
 		return nil, nil, errors.New("unencodable")
 	}, 1, []*fsm.Event{{Seq: 1}})
@@ -491,4 +493,24 @@ func TestFansHandEveryMemberTheBatchPreparedOncePerWindow(t *testing.T) {
 	require.EqualValues(t, 1, prepared.Load())
 	fans.Detach(a)
 	fans.Detach(b)
+}
+
+func TestChunkNamesItsRulesUpdatesAndSpans(t *testing.T) {
+	t.Parallel()
+	rules := func(seq, v uint64) *fsm.Event {
+		return &fsm.Event{Seq: seq, Notice: &fsm.Notice{Kind: fsm.NoticeRules, RulesVersion: v}}
+	}
+	c, err := NewChunk(seqLines, 4, []*fsm.Event{{Seq: 4}, rules(5, 2),
+		{Seq: 6, Notice: &fsm.Notice{Kind: fsm.NoticeCheckpointMismatch}}, rules(7, 3), {Seq: 8}})
+	require.NoError(t, err)
+	for _, tc := range []struct{ from, seq, version uint64 }{{4, 5, 2}, {5, 5, 2}, {6, 7, 3}, {7, 7, 3}} {
+		seq, v, ok := c.RulesUpdate(tc.from)
+		require.True(t, ok, "from %d", tc.from)
+		require.Equal(t, [2]uint64{tc.seq, tc.version}, [2]uint64{seq, v})
+	}
+	_, _, ok := c.RulesUpdate(8)
+	require.False(t, ok)
+	require.Equal(t, "4\n5\n", string(c.Span(4, 6)))
+	require.Equal(t, "6\n7\n8\n", string(c.Span(6, 9)))
+	require.Empty(t, c.Span(6, 6))
 }

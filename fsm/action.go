@@ -200,6 +200,9 @@ const (
 	CmdMoveWorld     // log version 8: fences a world that moves to another shard
 	CmdImportWorld   // log version 8: installs a world exported by another group
 	CmdDivergence    // log version 9: records a replica's checkpoint mismatch as a world event
+	// CmdUpdateRulesEvent (log version 12) is CmdUpdateRules that also
+	// records the update as the world's event (rules_update.go).
+	CmdUpdateRulesEvent
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -223,7 +226,7 @@ type Command struct {
 	Node    *NodeInfo      // CmdPutNode, and CmdRemoveNode (ID only)
 	Session *SessionCmd    // CmdSession* but CmdSessionAcks
 	Acks    []SessionAck   // CmdSessionAcks
-	Rules   *RulesUpdate   // CmdUpdateRules
+	Rules   *RulesUpdate   // CmdUpdateRules, CmdUpdateRulesEvent
 	Expire  *SessionExpiry // CmdSessionExpire
 	Check   *Checkpoint    // CmdCheckpoint
 	Delete  *WorldDelete   // CmdDeleteWorld

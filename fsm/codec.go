@@ -403,7 +403,7 @@ func appendBatch(e *encoder, b *Batch) []byte {
 		case CmdNodeVersions:
 			e.str(c.Node.ID)
 			e.versions(c.Node.Versions)
-		case CmdUpdateRules:
+		case CmdUpdateRules, CmdUpdateRulesEvent:
 			e.str(c.Rules.World)
 			e.uvarint(c.Rules.Expect)
 			e.rules(c.Rules.Rules)
@@ -505,7 +505,7 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Acks = d.sessionAcks()
 		case CmdNodeVersions:
 			c.Node = &NodeInfo{ID: d.str(), Versions: d.versions()}
-		case CmdUpdateRules:
+		case CmdUpdateRules, CmdUpdateRulesEvent:
 			c.Rules = &RulesUpdate{World: d.str(), Expect: d.uvarint(), Rules: d.rules()}
 		case CmdSessionExpire:
 			c.Expire = d.sessionExpiry()
@@ -516,7 +516,7 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
 			d.worldCmd(c)
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdDivergence)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdUpdateRulesEvent)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

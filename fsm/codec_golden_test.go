@@ -107,6 +107,8 @@ func goldenBatches() []struct {
 		{"delete_world", []Command{{Kind: CmdDeleteWorld, Delete: &WorldDelete{World: "w1", Incarnation: 42, IdleAfter: int64(10 * time.Minute)}}}},
 		{"move_world", []Command{{Kind: CmdMoveWorld, Move: &WorldMove{World: "w1", Shard: 3, Incarnation: 42}}}},
 		{"import_world", []Command{{Kind: CmdImportWorld, Import: &WorldImport{World: "w1", Data: []byte("GSDWRLD\x01 a world")}}}},
+		{"update_rules", []Command{{Kind: CmdUpdateRules, Rules: &RulesUpdate{World: "w1", Expect: 3, Rules: goldenRules()}}}},
+		{"update_rules_event", []Command{{Kind: CmdUpdateRulesEvent, Rules: &RulesUpdate{World: "w1", Expect: 3, Rules: goldenRules()}}}},
 		{"session_acks", []Command{{Kind: CmdSessionAcks, Acks: []SessionAck{{World: "w1", ID: "s-1", Seq: 7}, {World: "w2", ID: "s-9", Seq: 1 << 33}}}}},
 		{"mixed", []Command{
 			{Kind: CmdCreateWorld, World: &WorldSpec{ID: "w1", Origin: "eu-west", Rules: goldenRules()}},
@@ -160,7 +162,9 @@ func goldenArchiveEvents() map[string]*Event {
 	}
 	rejected := base(StatusRejected)
 	rejected.Reason = CodePolicyViolation
-	return map[string]*Event{"applied": applied, "conflict": conflict, "rejected": rejected}
+	rules := &Event{World: "w1", Seq: 43, Index: 1008, Time: goldenBatchTime, Status: StatusApplied,
+		Notice: &Notice{Kind: NoticeRules, RulesVersion: 5}}
+	return map[string]*Event{"applied": applied, "conflict": conflict, "rejected": rejected, "rules_notice": rules}
 }
 
 func TestGoldenEventArchiveRecord(t *testing.T) {

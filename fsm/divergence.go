@@ -42,10 +42,13 @@ func (c *Divergence) Validate() error {
 // Notice is a system event's record: what the cluster noticed about a
 // world (no player acted; Event.Player is empty).
 type Notice struct {
-	Kind   string // NoticeCheckpointMismatch
+	Kind   string // NoticeCheckpointMismatch, NoticeRules
 	Node   string
 	Index  uint64
 	Leader string
+	// RulesVersion is, for NoticeRules, the world's rules version from
+	// this event on.
+	RulesVersion uint64
 }
 
 // applyDivergence records c as the world's next event, at log index index
@@ -80,19 +83,33 @@ func (d *decoder) divergence() *Divergence {
 }
 
 // notice appends an event's notice to the archive encoding: a flag byte,
-// then its fields; events without one end before it.
+// then its fields; events without one end before it. Flag 2 (log 12's
+// rules notice) adds the rules version; a notice without one keeps flag
+// 1 and its bytes.
 func (e *encoder) notice(n *Notice) {
-	e.byte(1)
+	flag := byte(1)
+	if n.RulesVersion != 0 {
+		flag = 2
+	}
+	e.byte(flag)
 	e.str(n.Kind)
 	e.str(n.Node)
 	e.uvarint(n.Index)
 	e.str(n.Leader)
+	if flag == 2 {
+		e.uvarint(n.RulesVersion)
+	}
 }
 
 func (d *decoder) notice() *Notice {
-	if d.byte() != 1 {
+	flag := d.byte()
+	if flag != 1 && flag != 2 {
 		d.fail("unknown event notice flag")
 		return nil
 	}
-	return &Notice{Kind: d.str(), Node: d.str(), Index: d.uvarint(), Leader: d.str()}
+	n := &Notice{Kind: d.str(), Node: d.str(), Index: d.uvarint(), Leader: d.str()}
+	if flag == 2 {
+		n.RulesVersion = d.uvarint()
+	}
+	return n
 }

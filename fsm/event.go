@@ -51,7 +51,7 @@ type Event struct {
 	Status    Status
 	Reason    string // rejected: a reason code
 	Changes   []Change
-	Notice    *Notice // a system event's record (divergence.go); Player is empty
+	Notice    *Notice // a system event's record (divergence.go, rules_update.go); Player is empty
 }
 
 // Versions returns entity → field → version of the event's changes.
@@ -109,7 +109,7 @@ func (e *Event) Wire() wire.Event {
 		Status: e.Status.String(), Reason: e.Reason,
 	}
 	if n := e.Notice; n != nil {
-		j.Notice = &wire.Notice{Kind: n.Kind, Node: n.Node, Index: n.Index, Leader: n.Leader}
+		j.Notice = &wire.Notice{Kind: n.Kind, Node: n.Node, Index: n.Index, Leader: n.Leader, RulesVersion: n.RulesVersion}
 	}
 	if len(e.Changes) > 0 {
 		j.Versions = e.Versions()

@@ -145,8 +145,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			n := f.nodes[c.Node.ID]
 			n.ID, n.Versions = c.Node.ID, c.Node.Versions
 			f.nodes[n.ID] = n
-		case CmdUpdateRules:
-			results[i] = f.updateRules(c.Rules)
+		case CmdUpdateRules, CmdUpdateRulesEvent:
+			results[i] = f.updateRules(index, b.Time, c.Rules, c.Kind == CmdUpdateRulesEvent)
 		case CmdSessionExpire:
 			results[i] = f.applyExpire(b.Time, c.Expire)
 		case CmdCheckpoint:

@@ -27,15 +27,32 @@ const (
 // RulesUpdate replaces a world's rules (CmdUpdateRules, log version 2).
 // Expect, when not 0, is the rules version it replaces: the update is
 // refused with ErrRulesConflict if another came first.
+//
+// Carried by CmdUpdateRulesEvent (log version 12), the same update is
+// also the world's next event: seq + 1, no player, no changes, a Notice
+// of kind NoticeRules with the new rules version. Every reader of the
+// feed (event streams, watch pipelines, play views, relays, the archive)
+// then sees the change at its exact seq: the events before it are cut
+// under the old rules, those after it under the new. The kind is a kind
+// of its own, not a flag in the payload, so that a log 11 replica cannot
+// read it as an update without the event (its seqs would differ): it
+// stops at the kind it does not read, and the version gate keeps the
+// leader from proposing it until every voter reads log 12; until then
+// the leader proposes CmdUpdateRules, whose bytes are as before.
 type RulesUpdate struct {
 	World  string
 	Expect uint64
 	Rules  Rules
 }
 
+// NoticeRules is the kind of a rules update's notice (CmdUpdateRulesEvent).
+const NoticeRules = "rules"
+
 // updateRules applies a rules update, all or nothing: every check runs
-// before anything changes. The world's rules version rises by one.
-func (f *FSM) updateRules(u *RulesUpdate) Result {
+// before anything changes. The world's rules version rises by one; with
+// event set (CmdUpdateRulesEvent) the update is also the world's next
+// event, at log index index and leader time now.
+func (f *FSM) updateRules(index uint64, now int64, u *RulesUpdate, event bool) Result {
 	w, err := f.writable(u.World)
 	if err != nil {
 		return Result{Err: err}
@@ -54,7 +71,17 @@ func (f *FSM) updateRules(u *RulesUpdate) Result {
 	w.rulesVersion++
 	w.rulesSum = rulesHash(w.rulesVersion, w.rules)
 	f.publishView()
-	return Result{RulesVersion: w.rulesVersion}
+	res := Result{RulesVersion: w.rulesVersion}
+	if event {
+		w.seq++
+		w.index = index
+		now = max(now, w.clock)
+		w.clock = now
+		res.Event = &Event{World: u.World, Seq: w.seq, Index: index, Time: now, Status: StatusApplied,
+			Notice: &Notice{Kind: NoticeRules, RulesVersion: w.rulesVersion}}
+		w.recordHash(f.cfg.HashHistory)
+	}
+	return res
 }
 
 // compatible checks that new rules keep every field the world may already

@@ -58,9 +58,14 @@ type Versions = wire.Versions
 //     write, player-writable keys only) or by player (a game server's),
 //     with an optional expected data version (session.go). A replica
 //     before it refuses the key; no binary before it proposed the kind.
+//   - Log 12 adds CmdUpdateRulesEvent (rules_update.go): a rules update
+//     that is also the world's event, with a notice of kind "rules", so
+//     that the read paths switch rules at its seq. A leader proposes it
+//     only when every voter reads log 12, else CmdUpdateRules as before
+//     (the read paths then learn of the update by polling).
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 11
+	LogVersion      uint32 = 12
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -81,28 +86,36 @@ func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
 func Needs(c *Command) Versions {
 	v := needs(c)
 	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.lifecycle() ||
-		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.lifecycle() {
+		c.Kind.rules() && c.Rules.Rules.Schema.lifecycle() {
 		// Issue 14's rules keys: a log 5 replica refuses them.
 		v.Log, v.Snapshot = 6, max(v.Snapshot, 4)
 	}
 	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.visibility() ||
-		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.visibility() {
+		c.Kind.rules() && c.Rules.Rules.Schema.visibility() {
 		// Issue 13's rules keys: a replica before log 7 refuses them.
 		v.Log, v.Snapshot = 7, max(v.Snapshot, 4)
 	}
 	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.log10() ||
-		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.log10() {
+		c.Kind.rules() && c.Rules.Rules.Schema.log10() {
 		// Issue 13's views and teams from a claim: a replica before log
 		// 10 refuses them.
 		v.Log, v.Snapshot = 10, max(v.Snapshot, 4)
 	}
 	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.log11() ||
-		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.log11() {
+		c.Kind.rules() && c.Rules.Rules.Schema.log11() {
 		// Issue 16's player_data: a replica before log 11 refuses it.
 		v.Log, v.Snapshot = 11, max(v.Snapshot, 4)
 	}
+	if c.Kind == CmdUpdateRulesEvent {
+		// The update's event: a replica before log 12 cannot decode the
+		// kind.
+		v.Log = 12
+	}
 	return v
 }
+
+// rules reports a rules update's kind, with or without its event.
+func (k CmdKind) rules() bool { return k == CmdUpdateRules || k == CmdUpdateRulesEvent }
 
 func needs(c *Command) Versions {
 	v2 := Versions{Log: 2, Snapshot: 4, Wire: 1}
@@ -128,9 +141,9 @@ func needs(c *Command) Versions {
 	case c.Kind == CmdAction && (c.Action.Name != "" || len(c.Action.Params) > 0 || c.Action.Role != ""):
 		return Versions{Log: 3, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdCreateWorld && c.World.Rules.Schema.authority(),
-		c.Kind == CmdUpdateRules && c.Rules.Rules.Schema.authority():
+		c.Kind.rules() && c.Rules.Rules.Schema.authority():
 		return Versions{Log: 3, Snapshot: 5, Wire: 1}
-	case c.Kind == CmdUpdateRules, c.Kind == CmdNodeVersions:
+	case c.Kind.rules(), c.Kind == CmdNodeVersions:
 		// A rules update may make a snapshot carry a rules version, a
 		// versions report makes it carry the nodes' versions: both need
 		// snapshot format 4 too.

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -34,4 +35,38 @@ func TestDropGroupDeletesTheGroupsData(t *testing.T) {
 	servers, err := again.Members()
 	require.NoError(t, err)
 	require.Empty(t, servers, "no configuration: it waits to be added")
+}
+
+// A group's data set aside moves to a sibling directory, kept, and the
+// group opens clean; a running group, or a bad suffix, is refused.
+func TestSetAsideMovesTheGroupsDataToASibling(t *testing.T) {
+	ctx := context.Background()
+	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
+	to, err := m.SetAside(3, "old")
+	require.NoError(t, err)
+	require.Empty(t, to, "no directory: nothing to set aside")
+
+	st, err := m.Open(3, GroupOptions{Bootstrap: true})
+	require.NoError(t, err)
+	waitLeader(t, st)
+	mustCreateWorld(t, st, "w")
+	_, err = m.SetAside(3, "old")
+	require.ErrorIs(t, err, ErrGroupTaken, "a running group is never moved")
+	require.NoError(t, m.CloseGroup(ctx, 3))
+	_, err = m.SetAside(3, "../x")
+	require.ErrorContains(t, err, "bad suffix")
+
+	to, err = m.SetAside(3, "old")
+	require.NoError(t, err)
+	require.Equal(t, m.DataDir(3)+".old", to)
+	require.FileExists(t, filepath.Join(to, "raft.db"))
+	require.False(t, m.HasGroupData(3))
+
+	again, err := m.Open(3, GroupOptions{})
+	require.NoError(t, err)
+	require.Empty(t, again.Worlds(), "opened clean")
+	require.NoError(t, m.CloseGroup(ctx, 3))
+	to, err = m.SetAside(3, "old")
+	require.NoError(t, err)
+	require.Equal(t, m.DataDir(3)+".old.2", to, "the first is kept")
 }

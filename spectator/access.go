@@ -88,6 +88,7 @@ type class struct {
 // from a field and it has one, otherwise its owner's team. Entities and
 // fields the rules do not declare are visible to all.
 type Access struct {
+	version     uint64                // the rules version (NewAccessAt); 0: unknown
 	fields      map[string]Visibility // restricted fields only
 	casterDelay time.Duration         // the longest delay of a "casters" field
 	teams       fsm.TeamRule

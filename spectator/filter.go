@@ -1,6 +1,8 @@
 package spectator
 
 import (
+	"fmt"
+
 	"github.com/gsd-dev/gsd/fsm"
 )
 
@@ -18,6 +20,7 @@ type Filter struct {
 	access *Access
 	state  *State
 	teamOf TeamFunc
+	ended  uint64 // the seq of the rules update that ends access (Access.ends)
 }
 
 // NewFilter returns a filter under a that keeps s (the state before the
@@ -39,9 +42,19 @@ type Prepared struct {
 }
 
 // Prepare applies the next event to the state and prepares it for
-// filtering. An event out of order is ErrGap and changes nothing.
+// filtering. An event out of order is ErrGap and changes nothing. After
+// the event of a rules update later than the filter's rules (NewAccessAt)
+// every event is ErrRulesChanged: the events after the update are the
+// new rules' to cut.
 func (f *Filter) Prepare(ev *fsm.Event) (*Prepared, error) {
-	return prepareEvent(f.access, f.state, f.teamOf, ev, nil)
+	if f.ended != 0 {
+		return nil, fmt.Errorf("%w: at seq %d of world %s", ErrRulesChanged, f.ended, f.state.world)
+	}
+	p, err := prepareEvent(f.access, f.state, f.teamOf, ev, nil)
+	if err == nil && f.access.ends(ev) {
+		f.ended = ev.Seq
+	}
+	return p, err
 }
 
 // prepareEvent applies ev to s and prepares it for filtering under a;
@@ -94,7 +107,8 @@ func prepareEvent(a *Access, s *State, teamOf TeamFunc, ev *fsm.Event, each func
 // entity's fields the view may see, or is gone when there is none. An
 // event of another player with nothing left to show is dropped whole
 // (a rejection too: that someone tried, and why, may be about a hidden
-// field), and other players' client seqs are zeroed (they count that
+// field; a rules update's event, which holds no field, is kept), and
+// other players' client seqs are zeroed (they count that
 // player's actions, hidden ones too). The viewer's own events always
 // come, with their status and reason. Without restricted fields the event
 // is returned as it is.
@@ -124,8 +138,8 @@ func filterEvent(a *Access, p *Prepared, view View) *fsm.Event {
 		}
 		out.Changes = append(out.Changes, c)
 	}
-	if len(out.Changes) == 0 && !own {
-		return nil
+	if _, rules := RulesUpdate(ev); len(out.Changes) == 0 && !own && !rules {
+		return nil // a rules update's event shows to all: it holds no field
 	}
 	if !own {
 		out.ClientSeq = 0

@@ -17,8 +17,14 @@ import (
 type HubConfig struct {
 	// Subscribe opens a world's feed (required).
 	Subscribe fanout.SubscribeFunc
-	// Rules returns a world's current rules (required).
+	// Rules returns a world's current rules (required unless RulesAt is
+	// set).
 	Rules func(world string) (fsm.Rules, error)
+	// RulesAt, when set, is used instead of Rules: the world's current
+	// rules and their version, read at once. A pipeline that knows its
+	// rules version stops at the event of a later rules update
+	// (NewAccessAt), exactly where the old rules end.
+	RulesAt func(world string) (fsm.Rules, uint64, error)
 	// Seed returns a state to start a world's pipeline from (a read of the
 	// store's state at a seq, with that event's leader time); nil, or a
 	// seed the delay refuses, starts from the world's first event.
@@ -72,7 +78,7 @@ type pipeKey struct {
 
 // NewHub returns a Hub; it starts nothing until a viewer joins.
 func NewHub(cfg HubConfig) (*Hub, error) {
-	if cfg.Subscribe == nil || cfg.Rules == nil {
+	if cfg.Subscribe == nil || cfg.Rules == nil && cfg.RulesAt == nil {
 		return nil, errors.New("spectator: a hub needs Subscribe and Rules")
 	}
 	return &Hub{cfg: cfg, pipes: make(map[pipeKey]*hubPipe), kept: make(map[pipeKey]*kept)}, nil
@@ -119,12 +125,21 @@ func (h *Hub) Join(world string, v Viewer) (*Watch, error) { return h.join(world
 // (Pipeline.JoinEvents).
 func (h *Hub) JoinEvents(world string, v Viewer) (*Watch, error) { return h.join(world, v, true) }
 
+// rules returns world's current rules and, with RulesAt, their version.
+func (h *Hub) rules(world string) (fsm.Rules, uint64, error) {
+	if h.cfg.RulesAt != nil {
+		return h.cfg.RulesAt(world)
+	}
+	r, err := h.cfg.Rules(world)
+	return r, 0, err
+}
+
 func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
-	rules, err := h.cfg.Rules(world)
+	rules, version, err := h.rules(world)
 	if err != nil {
 		return nil, err
 	}
-	a, err := NewAccess(rules)
+	a, err := NewAccessAt(rules, version)
 	if err != nil {
 		return nil, err
 	}
@@ -142,9 +157,10 @@ func (h *Hub) join(world string, v Viewer, events bool) (*Watch, error) {
 	if h.closed {
 		return nil, ErrClosed
 	}
-	// A world's rules changed (an update is not in the feed): its
-	// pipelines enforce the old ones, so they end, and their viewers with
-	// them (ErrRulesChanged: join again).
+	// A world's rules changed (an update the pipelines did not meet in
+	// the feed: log 11's, or one this join read first): its pipelines
+	// enforce the old ones, so they end, and their viewers with them
+	// (ErrRulesChanged: join again).
 	for k, hp := range h.pipes {
 		if k.world == world && !bytes.Equal(hp.rules, rb) {
 			hp.p.stop(ErrRulesChanged)
@@ -243,6 +259,14 @@ func (h *Hub) start(world string, rules fsm.Rules, a *Access, delay time.Duratio
 		}
 		cfg.Seed = s
 		p, err := New(cfg)
+		if err == nil && a.version != 0 {
+			// The seed is read after the rules: an update between the two
+			// is behind the pipeline's feed, where it would not meet it.
+			if _, now, rerr := h.rules(world); rerr != nil || now != a.version {
+				p.Close()
+				return nil, fmt.Errorf("%w: world %s while its pipeline started", ErrRulesChanged, world)
+			}
+		}
 		if !errors.Is(err, ErrSeedTooNew) {
 			return p, err
 		}

@@ -246,17 +246,27 @@ func (p *Pipeline) loop(ctx context.Context, evs <-chan []*fsm.Event, errs <-cha
 }
 
 // step releases what the delay lets go at now, makes the tick's deltas and,
-// when due, new keyframes, and serves lagging viewers.
+// when due, new keyframes, and serves lagging viewers. The event of a
+// rules update later than the pipeline's rules (NewAccessAt, RulesUpdate)
+// is the last it applies: the tick's frames up to it go out under its
+// rules, then it stops with ErrRulesChanged (its viewers join again,
+// under the new rules), so no event after the update is cut under the
+// old rules.
 func (p *Pipeline) step(now time.Time) error {
 	released := p.delay.Release(now)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var end error
 	for _, ev := range released {
 		if err := p.ticker.Apply(ev); err != nil {
 			return err
 		}
 		if ag := p.cfg.Aggregates; ag != nil {
 			ag.observe(ev)
+		}
+		if p.cfg.Access.ends(ev) {
+			end = fmt.Errorf("%w: at seq %d of world %s", ErrRulesChanged, ev.Seq, p.cfg.World)
+			break
 		}
 	}
 	if p.ticker.Pending() {
@@ -294,6 +304,9 @@ func (p *Pipeline) step(now time.Time) error {
 			vs.cur = nil
 		}
 		p.ticker.Reset()
+	}
+	if end != nil {
+		return end
 	}
 	if now.Sub(p.lastKey) >= p.cfg.KeyframeInterval {
 		p.lastKey = now

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -129,15 +130,26 @@ func (s *Store) flushReports(ctx context.Context) error {
 
 // UpdateRules replaces a world's rules through the log and returns the
 // world's new rules version. expect, when not 0, is the rules version the
-// update replaces. Errors: fsm errors for bad rules (ErrNotSupported for
-// keys not built yet), an unknown world, a stale expect or rules the
-// world's state would not satisfy; ErrVersionGate while a voter does not
-// read rules updates; ErrNotLeader, ErrOutcomeUnknown as for any write.
+// update replaces. Once every voter reads log 12 the update is also the
+// world's event (fsm.CmdUpdateRulesEvent), so that the feed's readers
+// switch rules at its seq; before, it is the update alone, as log 11
+// wrote it, and the readers learn of it by polling. Errors: fsm errors
+// for bad rules (ErrNotSupported for keys not built yet), an unknown
+// world, a stale expect or rules the world's state would not satisfy;
+// ErrVersionGate while a voter does not read rules updates; ErrNotLeader,
+// ErrOutcomeUnknown as for any write.
 func (s *Store) UpdateRules(ctx context.Context, world string, rules fsm.Rules, expect uint64) (uint64, error) {
 	if err := rules.Validate(); err != nil {
 		return 0, err
 	}
-	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdUpdateRules, Rules: &fsm.RulesUpdate{World: world, Expect: expect, Rules: rules}})
+	cmd := fsm.Command{Kind: fsm.CmdUpdateRulesEvent, Rules: &fsm.RulesUpdate{World: world, Expect: expect, Rules: rules}}
+	o, err := s.propose(ctx, cmd)
+	if errors.Is(err, ErrVersionGate) {
+		// Some voter reads less than log 12 (the gate wrote nothing):
+		// the update without its event, gated again.
+		cmd.Kind = fsm.CmdUpdateRules
+		o, err = s.propose(ctx, cmd)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -126,4 +127,71 @@ func TestVersionGateAsksNodeVersionsForVotersThatDidNotReport(t *testing.T) {
 	n, ok := l.Node(l.cfg.ID)
 	require.True(t, ok)
 	require.Equal(t, l.Self().RaftAddr, n.RaftAddr)
+}
+
+// TestRulesUpdateIsAnEventOnceEveryVoterReadsLog12: while a voter reads
+// log 11 the leader proposes the update without its event (it applies,
+// the world's seq stays); once that voter reads 12, the update is the
+// world's next event in the feed, with its rules version.
+func TestRulesUpdateIsAnEventOnceEveryVoterReadsLog12(t *testing.T) {
+	t.Parallel()
+	log11 := fsm.Supported()
+	log11.Log = 11
+	var mu sync.Mutex
+	old := "" // the follower that reads log 11
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.NodeVersions = func(id string) (fsm.Versions, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			if id == old {
+				return log11, true
+			}
+			return fsm.Supported(), true
+		}
+	})
+	l := c.leader()
+	require.NoError(t, l.CreateWorld(ctxT(t), "w", fsm.Rules{}))
+	c.waitReplicated()
+	for _, s := range c.nodes {
+		s.reportMu.Lock()
+		clear(s.reported) // the leader asks NodeVersions
+		s.reportMu.Unlock()
+		if s != l {
+			mu.Lock()
+			old = s.cfg.ID
+			mu.Unlock()
+		}
+	}
+	sub, err := l.Subscribe("w", 1)
+	require.NoError(t, err)
+
+	last := l.raft.LastIndex()
+	v, err := l.UpdateRules(ctxT(t), "w", strictRules(), 1)
+	require.NoError(t, err, "a log 11 voter still takes rules updates")
+	require.Equal(t, uint64(2), v)
+	kinds := proposedSince(t, l, last)
+	require.Contains(t, kinds, fsm.CmdUpdateRules)
+	require.NotContains(t, kinds, fsm.CmdUpdateRulesEvent)
+	c.waitReplicated()
+	c.ensureSameHashes("w")
+	w, err := l.fsm.World("w")
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), w.Seq, "no event")
+
+	mu.Lock()
+	old = "" // upgraded
+	mu.Unlock()
+	last = l.raft.LastIndex()
+	v, err = l.UpdateRules(ctxT(t), "w", strictRules(), 2)
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), v)
+	require.Contains(t, proposedSince(t, l, last), fsm.CmdUpdateRulesEvent)
+	evs, err := sub.Next(ctxT(t))
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, uint64(1), evs[0].Seq)
+	require.Empty(t, evs[0].Player)
+	require.Equal(t, &fsm.Notice{Kind: fsm.NoticeRules, RulesVersion: 3}, evs[0].Notice)
+	c.waitReplicated()
+	c.ensureSameHashes("w")
 }

@@ -47,10 +47,13 @@ type Event struct {
 
 // Notice is a system event's record (no player acted): kind
 // "checkpoint_mismatch" says replica Node's state differed from the
-// majority's at the checkpoint of log index Index proposed by Leader.
+// majority's at the checkpoint of log index Index proposed by Leader;
+// kind "rules" says the world's rules changed at this event, to rules
+// version RulesVersion (the events after it are cut under them).
 type Notice struct {
-	Kind   string `json:"kind"`
-	Node   string `json:"node,omitempty"`
-	Index  uint64 `json:"index,omitempty"`
-	Leader string `json:"leader,omitempty"`
+	Kind         string `json:"kind"`
+	Node         string `json:"node,omitempty"`
+	Index        uint64 `json:"index,omitempty"`
+	Leader       string `json:"leader,omitempty"`
+	RulesVersion uint64 `json:"rules_version,omitempty"`
 }

@@ -7,8 +7,8 @@ import (
 
 // The admin routes of the cluster's shard map (issue 14): GET the map,
 // POST a shard (ShardCreate), DELETE PathShards/{id}, POST a world's
-// placement (WorldPlacement) to PathShardWorlds, DELETE a node from the
-// map at PathShardNode.
+// placement (WorldPlacement) to PathShardWorlds, POST a node to the map
+// (ShardNode) at PathShardNodes, DELETE one at PathShardNode.
 const (
 	PathShards      = "/v1/cluster/shards"
 	PathShardWorlds = "/v1/cluster/shards/worlds"
@@ -27,6 +27,17 @@ type ShardMap struct {
 	Nodes  []ShardNode       `json:"nodes"`
 	Shards []ShardInfo       `json:"shards"`
 	Worlds map[string]uint64 `json:"worlds"` // listed worlds; others hash over the shards
+	// MetaMembers is the meta group's own Raft configuration as this
+	// node knows it (gsd --meta; absent with a static map): it follows
+	// the map's nodes.
+	MetaMembers []MetaMember `json:"meta_members,omitempty"`
+}
+
+// MetaMember is a member of the meta group's Raft configuration: a voter,
+// or a nonvoter that gets the map without voting on it.
+type MetaMember struct {
+	ID    string `json:"id"`
+	Voter bool   `json:"voter"`
 }
 
 // ShardNode is one node of the shard map.
@@ -34,6 +45,9 @@ type ShardNode struct {
 	ID   string `json:"id"`
 	Raft string `json:"raft"`
 	HTTP string `json:"http"`
+	// Region is a label for voter placement, given when the node is
+	// added (POST PathShardNodes); the map's view does not show it yet.
+	Region string `json:"region,omitempty"`
 }
 
 // ShardInfo is one shard: its voters, its last known leader and what

@@ -4,7 +4,8 @@ import "time"
 
 // The corpora: A fixed the thresholds; B, C, D, E and F were held out in
 // turn (docs/ANTICHEAT.md says which detector version each measured); S
-// is A in sessions, G held out in sessions.
+// is A in sessions, G held out in sessions; W has aimbots who switch on
+// partway, H and J are held out for them.
 
 // A returns the parameters thresholds are fixed on: seed 1. Each kind of
 // cheater is about 1% of the honest players (20 at least): 1% aimbots, 1%
@@ -147,5 +148,82 @@ func G(honest int) Params {
 	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{10, 15}, 0.02, 0.06
 	p.FarmEvery, p.FarmGold = Span{1.4, 3}, Span{5, 10}
 	p.FriendMeets, p.FriendMeetsMax = 7, 16
+	return p
+}
+
+// W returns the development corpus of cheaters who switch on partway
+// (Params.SwitchAfter): seed 8, every player in 4 to 7 sessions, every
+// aimbot honest (of a skill level drawn uniformly) for its first 1 to 4
+// sessions and an aimbot as G's (hit ratio 0.62 to 0.84, reactions of 95
+// to 240 ms) in every later one; 30% of the honest players improve by 0
+// to 3% a session (Params.Improvers). The other cheaters are S's (A's,
+// cheating in every session). The thresholds of the detector that
+// compares a player with their own earlier sessions are fixed on it
+// (docs/ANTICHEAT.md, "Cheaters who switch on partway").
+func W(honest int) Params {
+	p := S(honest)
+	p.Seed = 8
+	p.Sessions, p.SessionsMax = 4, 7
+	p.SwitchAfter, p.SwitchAfterMax = 1, 4
+	p.Improvers, p.Improve = 0.3, Span{0, 0.03}
+	p.AimAccuracy, p.AimReaction = Span{0.62, 0.84}, Span{95, 240}
+	return p
+}
+
+// H returns the held-out corpus of cheaters who switch on partway, fixed
+// and committed before it was generated: seed 9, every player in 5 to 8
+// sessions, every aimbot honest for its first 2 to 5 sessions and then
+// weaker than W's and G's (hit ratio 0.58 to 0.80, reactions of 110 to
+// 250 ms, a geometric mean of about 175 ms); honest players improve as
+// in W (30% of them, 0 to 3% a session). The other cheaters sit beside
+// earlier corpora's: speed hackers near the limit on 82% of moves and
+// resting before 13%; rings of 5 with ± 5 units and up to 3 ms of lag;
+// win-traders alternating 85% over 18 to 26 duels a session, dueling
+// others every 12 to 24 s; funnels of 2 to 5 feeders giving 10 to 16
+// gifts a session, with 1 to 5% back; gold farmers looting 5 to 9 every
+// 1.3 to 2.8 s; friends who duel each other 6 to 16 times a session.
+func H(honest int) Params {
+	p := A(honest)
+	p.Seed = 9
+	p.Sessions, p.SessionsMax = 5, 8
+	p.SwitchAfter, p.SwitchAfterMax = 2, 5
+	p.Improvers, p.Improve = 0.3, Span{0, 0.03}
+	p.AimAccuracy, p.AimReaction = Span{0.58, 0.80}, Span{110, 250}
+	p.SpeedNear, p.SpeedRest = 0.82, 0.13
+	p.RingSize, p.RingJitter, p.RingLag = 5, 5, 3*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 18, 26, 0.85, 12*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{10, 16}, 0.01, 0.05
+	p.FarmEvery, p.FarmGold = Span{1.3, 2.8}, Span{5, 9}
+	p.FriendMeets, p.FriendMeetsMax = 6, 16
+	return p
+}
+
+// J returns the second held-out corpus of cheaters who switch on
+// partway, made after H had been looked at and the reaction timing
+// changed for it (docs/ANTICHEAT.md, "The timing of a busy player's
+// reactions"), fixed and committed before it was generated: seed 10,
+// every player in 4 to 8 sessions, every aimbot honest for its first 1 to
+// 5 sessions and then hitting 0.60 to 0.82 and reacting in 100 to 245 ms
+// (between W's and H's); honest players improve as in W and H (30% of
+// them, 0 to 3% a session). The other cheaters sit between or beside
+// earlier corpora's: speed hackers near the limit on 80% of moves and
+// resting before 14%; rings of 4 with ± 6 units and up to 4 ms of lag;
+// win-traders alternating 85% over 17 to 27 duels a session, dueling
+// others every 10 to 20 s; funnels of 2 to 5 feeders giving 9 to 15
+// gifts a session, with 1 to 6% back; gold farmers looting 5 to 10 every
+// 1.2 to 3 s; friends who duel each other 6 to 16 times a session.
+func J(honest int) Params {
+	p := A(honest)
+	p.Seed = 10
+	p.Sessions, p.SessionsMax = 4, 8
+	p.SwitchAfter, p.SwitchAfterMax = 1, 5
+	p.Improvers, p.Improve = 0.3, Span{0, 0.03}
+	p.AimAccuracy, p.AimReaction = Span{0.60, 0.82}, Span{100, 245}
+	p.SpeedNear, p.SpeedRest = 0.8, 0.14
+	p.RingSize, p.RingJitter, p.RingLag = 4, 6, 4*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 17, 27, 0.85, 10*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{9, 15}, 0.01, 0.06
+	p.FarmEvery, p.FarmGold = Span{1.2, 3}, Span{5, 10}
+	p.FriendMeets, p.FriendMeetsMax = 6, 16
 	return p
 }

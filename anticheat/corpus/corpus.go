@@ -102,6 +102,19 @@ type Params struct {
 	// pair, a funnel). With Sessions at 0 or 1 every player plays one
 	// session in World, as in corpora A to F.
 	Sessions, SessionsMax int
+	// SwitchAfter and SwitchAfterMax, when SwitchAfter is set (in
+	// sessions only), make every aimbot switch on partway: it plays its
+	// first k sessions, k a draw from [SwitchAfter, SwitchAfterMax], as
+	// an honest player of a skill level drawn uniformly, and cheats (aim
+	// and reaction from AimAccuracy and AimReaction) in every session
+	// after (at least one: it plays at least k+1 sessions).
+	SwitchAfter, SwitchAfterMax int
+	// Improvers is the share of honest players who get better from one
+	// session to the next, as real players do: each draws a rate x from
+	// Improve and, at each session after their first, reacts 1 − x times
+	// as long and hits 1 + x times as often as in the one before.
+	Improvers float64
+	Improve   Span
 }
 
 // Validate reports Params Generate cannot make a corpus from.
@@ -117,6 +130,10 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: friends' duels: a negative count or a range that ends before it starts", ErrParams)
 	case p.Sessions < 0 || p.Sessions > 1 && p.SessionsMax < p.Sessions:
 		return fmt.Errorf("%w: sessions: a negative count or a range that ends before it starts", ErrParams)
+	case p.SwitchAfter < 0 || p.SwitchAfter > 0 && (p.Sessions < 2 || p.SwitchAfterMax < p.SwitchAfter):
+		return fmt.Errorf("%w: switch: a negative count, a range that ends before it starts, or no sessions to switch in", ErrParams)
+	case p.Improvers < 0 || p.Improvers > 1 || p.Improve.Lo < 0 || p.Improve.Hi < p.Improve.Lo || p.Improve.Hi >= 1:
+		return fmt.Errorf("%w: improvers: a share outside [0, 1] or a rate outside [0, 1)", ErrParams)
 	}
 	return nil
 }
@@ -154,6 +171,12 @@ type agent struct {
 	engage, duel int64
 	duelEvery    int64
 	gift         int64
+	// sessions: the round this session is of, the round an aimbot
+	// switches on in (0: it cheats from the start) and the hit ratio it
+	// then has, an honest improver's rate per session
+	session, switchAt int
+	cheatAcc          float64
+	improve           float64
 }
 
 // pending is an event before its seq is known.
@@ -340,6 +363,16 @@ func (g *gen) newAgent(id string, k Kind, start int64) *agent {
 	a.luck = math.Exp(0.15 * r.NormFloat64())
 	if k == Aimbot {
 		a.acc = g.p.AimAccuracy.draw(r)
+	}
+	if k == Aimbot && g.p.SwitchAfter > 0 {
+		a.switchAt = g.p.SwitchAfter + r.IntN(g.p.SwitchAfterMax-g.p.SwitchAfter+1)
+		a.level, a.cheatAcc = r.IntN(4), a.acc
+		sk = skills[a.level]
+		a.acc = min(max(sk.acc+0.04*r.NormFloat64(), 0.02), 0.98)
+		a.react = sk.react * math.Exp(0.1*r.NormFloat64())
+	}
+	if k.Honest() && g.p.Improvers > 0 && r.Float64() < g.p.Improvers {
+		a.improve = g.p.Improve.draw(r)
 	}
 	return a
 }
@@ -528,7 +561,7 @@ func (g *gen) fight(a *agent, t int64) {
 	npc := fmt.Sprintf("npc%d", g.npc)
 	g.emit(&g.out, t, a.world, "server", set(npc, "spawned", t0+t))
 	react := a.react * math.Exp(0.25*r.NormFloat64())
-	if a.kind == Aimbot {
+	if a.kind == Aimbot && a.session >= a.switchAt {
 		react = g.p.AimReaction.draw(r)
 	}
 	first := t + int64(react*float64(ms))

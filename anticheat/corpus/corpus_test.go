@@ -11,17 +11,20 @@ import (
 )
 
 // digest generates p's corpus and returns a hash of its events, their
-// count and the labels, checking the events' order on the way.
+// count and the labels, checking the events' order on the way (each
+// world's seqs count from 1).
 func digest(t *testing.T, p Params) (uint64, int, map[string]Kind) {
 	h := fnv.New64a()
 	n := 0
+	seqs := map[string]uint64{}
 	var last int64
 	labels, err := Generate(p, func(ev *fsm.Event) {
 		n++
-		require.Equal(t, uint64(n), ev.Seq)
+		seqs[ev.World]++
+		require.Equal(t, seqs[ev.World], ev.Seq)
 		require.GreaterOrEqual(t, ev.Time, last, "leader time never goes back")
 		last = ev.Time
-		fmt.Fprintf(h, "%d %d %s %v\n", ev.Seq, ev.Time, ev.Player, ev.Changes)
+		fmt.Fprintf(h, "%s %d %d %s %v\n", ev.World, ev.Seq, ev.Time, ev.Player, ev.Changes)
 	})
 	require.NoError(t, err)
 	return h.Sum64(), n, labels
@@ -343,4 +346,112 @@ func TestBadSessionsAreRefused(t *testing.T) {
 	require.ErrorIs(t, p.Validate(), ErrParams)
 	p.Sessions = -1
 	require.ErrorIs(t, p.Validate(), ErrParams)
+}
+
+// cast makes p's players and their sessions without their events, and
+// returns each player's sessions in round order.
+func cast(p Params) map[string][]*agent {
+	g := &gen{p: p, r: p.rng(), session: int64(p.Session), totals: map[string]int64{}}
+	g.cast()
+	out := map[string][]*agent{}
+	for _, a := range g.agents {
+		out[a.id] = append(out[a.id], a)
+	}
+	return out
+}
+
+func TestAnAimbotOfWPlaysHonestlyForItsFirstSessionsThenCheatsInEveryLaterOne(t *testing.T) {
+	p := small(W(40))
+	p.Aimbots = 40
+	switches := map[int]int{}
+	for id, ss := range cast(p) {
+		a := ss[0]
+		if a.kind != Aimbot {
+			continue
+		}
+		k := a.switchAt
+		require.GreaterOrEqual(t, k, p.SwitchAfter, id)
+		require.LessOrEqual(t, k, p.SwitchAfterMax, id)
+		require.Greater(t, len(ss), k, "%s cheats in at least one session", id)
+		switches[k]++
+		for s, x := range ss {
+			require.Equal(t, s, x.session)
+			if s < k {
+				require.Equal(t, a.acc, x.acc, "%s session %d: honest aim", id)
+				require.Less(t, x.acc, 0.6)
+			} else {
+				require.Equal(t, a.cheatAcc, x.acc, "%s session %d: the aimbot's aim", id)
+				require.GreaterOrEqual(t, x.acc, p.AimAccuracy.Lo)
+				require.LessOrEqual(t, x.acc, p.AimAccuracy.Hi)
+			}
+		}
+	}
+	require.Len(t, switches, 4, "switch points 1 to 4 all drawn: %v", switches)
+}
+
+func TestAnImproverOfWReactsFasterAndHitsMoreEachSession(t *testing.T) {
+	p := small(W(40))
+	p.Honest = 400
+	improvers, honest := 0, 0
+	for id, ss := range cast(p) {
+		a := ss[0]
+		if !a.kind.Honest() {
+			continue
+		}
+		honest++
+		if a.improve == 0 {
+			for _, x := range ss {
+				require.Equal(t, a.react, x.react, id)
+			}
+			continue
+		}
+		improvers++
+		require.LessOrEqual(t, a.improve, p.Improve.Hi)
+		for s := 1; s < len(ss); s++ {
+			require.InDelta(t, ss[s-1].react*(1-a.improve), ss[s].react, 1e-9, id)
+			require.InDelta(t, min(ss[s-1].acc*(1+a.improve), 0.98), ss[s].acc, 1e-9, id)
+		}
+	}
+	require.InDelta(t, p.Improvers, float64(improvers)/float64(honest), 0.08)
+}
+
+func TestWHAndJAreReproducibleAndUnlikeTheOtherCorpora(t *testing.T) {
+	w1, n, _ := digest(t, small(W(40)))
+	w2, n2, _ := digest(t, small(W(40)))
+	require.Equal(t, w1, w2)
+	require.Equal(t, n, n2)
+	h, _, _ := digest(t, small(H(40)))
+	s, _, _ := digest(t, small(S(40)))
+	g, _, _ := digest(t, small(G(40)))
+	require.NotEqual(t, w1, h)
+	require.NotEqual(t, w1, s)
+	require.NotEqual(t, h, g)
+	seeds := map[uint64]bool{}
+	j, _, _ := digest(t, small(J(40)))
+	require.NotEqual(t, h, j)
+	require.NotEqual(t, w1, j)
+	for _, p := range []Params{A(40), B(40), C(40), D(40), E(40), F(40), G(40), W(40), H(40), J(40)} {
+		require.False(t, seeds[p.Seed], "seed %d used twice", p.Seed)
+		seeds[p.Seed] = true
+	}
+	require.Less(t, H(40).AimAccuracy.Hi, W(40).AimAccuracy.Hi, "H's aimbots are weaker")
+}
+
+func TestBadSwitchAndImprovementAreRefused(t *testing.T) {
+	for name, mut := range map[string]func(*Params){
+		"negative switch":   func(p *Params) { p.SwitchAfter = -1 },
+		"switch range":      func(p *Params) { p.SwitchAfterMax = 0 },
+		"switch, 1 session": func(p *Params) { p.Sessions, p.SessionsMax = 1, 1 },
+		"improvers":         func(p *Params) { p.Improvers = 1.5 },
+		"negative rate":     func(p *Params) { p.Improve.Lo = -0.1 },
+		"rate range":        func(p *Params) { p.Improve = Span{0.2, 0.1} },
+		"rate of 1":         func(p *Params) { p.Improve.Hi = 1 },
+	} {
+		p := W(40)
+		mut(&p)
+		require.ErrorIs(t, p.Validate(), ErrParams, name)
+	}
+	require.NoError(t, W(40).Validate())
+	require.NoError(t, H(40).Validate())
+	require.NoError(t, J(40).Validate())
 }

@@ -19,7 +19,8 @@ func (g *gen) world(s int) string {
 // played in world arena(s+1). A player's session of round s starts at a
 // draw within the round, their group's members' at its first's, and
 // carries on their skill, aim and reaction, and their place, from their
-// session before.
+// session before; an improver gets better (Params.Improvers) and an
+// aimbot switches on in its round (Params.SwitchAfter).
 func (g *gen) rounds(day int64, groups [][]int) {
 	p, r := g.p, g.r
 	first := slices.Clone(g.agents)
@@ -32,6 +33,11 @@ func (g *gen) rounds(day int64, groups [][]int) {
 			counts[j] = counts[grp[0]]
 		}
 	}
+	for i, a := range first {
+		if a.switchAt > 0 {
+			counts[i] = max(counts[i], a.switchAt+1)
+		}
+	}
 	last := first
 	for s := 1; s < slices.Max(counts); s++ {
 		round := make([]*agent, len(first))
@@ -40,7 +46,14 @@ func (g *gen) rounds(day int64, groups [][]int) {
 				continue
 			}
 			a := *prev
-			a.ring, a.follower, a.prev, a.world = nil, false, prev, g.world(s)
+			a.ring, a.follower, a.prev, a.world, a.session = nil, false, prev, g.world(s), s
+			if a.improve > 0 {
+				a.react *= 1 - a.improve
+				a.acc = min(a.acc*(1+a.improve), 0.98)
+			}
+			if a.switchAt > 0 && s == a.switchAt {
+				a.acc = a.cheatAcc
+			}
 			g.begin(&a, int64(s)*day+r.Int64N(day-g.session+1))
 			round[i] = &a
 			g.agents = append(g.agents, &a)

@@ -78,7 +78,7 @@ func TestAnAccountFedByManyIsAFunnelThoughNoFeederIsOneAlone(t *testing.T) {
 	give(f, "fair", "g1", "back1")  // 1 back of 6: over 10%
 	flags := only(f.d.Evaluate(), DetFunnel)
 	require.Equal(t, []string{"f1+main", "f2+main", "f3+main"}, players(flags))
-	require.InDelta(t, 9, flags[0].Score, 1e-9)
+	require.InDelta(t, 9*math.Log(1.8), flags[0].Score, 1e-9, "9 forward, none back")
 	give(f, "f4", "main", "late1")
 	give(f, "f4", "main", "late2")
 	require.Equal(t, []string{"f4+main"}, players(only(f.d.Evaluate(), DetFunnel)), "a feeder found later is flagged then")
@@ -105,5 +105,38 @@ func TestRepeatedOneWayTransfersAreFlaggedAndTradesAreNot(t *testing.T) {
 	give(f, "feeder", "main", "again")
 	flags = only(f.d.Evaluate(), DetFunnel)
 	require.Equal(t, []string{"feeder+main"}, players(flags))
-	require.InDelta(t, 9, flags[0].Score, 1e-9)
+	require.InDelta(t, 10*math.Log(1.8)+math.Log(0.2), flags[0].Score, 1e-9, "10 forward, 1 back")
+}
+
+// Friends give each other gifts either way, and a coin flip's run of 8
+// one way (the counts' rule) comes by chance to a few of many pairs at
+// some point of a long history; the default needs the directions'
+// log-likelihood ratio at 6.5: 12 one way (12 ln 1.8 ≈ 7.05), not 8
+// (4.70) nor 11 and 1 back (4.86).
+func TestAShortOneWayRunBetweenFriendsIsNotAFunnelAndALongOneIs(t *testing.T) {
+	f := newFeed(t, DefaultConfig())
+	for i := range 8 {
+		give(f, "ann", "bob", fmt.Sprintf("a%d", i))
+	}
+	for i := range 11 {
+		give(f, "cat", "dan", fmt.Sprintf("c%d", i))
+	}
+	give(f, "dan", "cat", "back")
+	require.Empty(t, only(f.d.Evaluate(), DetFunnel))
+	for i := range 4 {
+		give(f, "ann", "bob", fmt.Sprintf("more%d", i))
+	}
+	flags := only(f.d.Evaluate(), DetFunnel)
+	require.Equal(t, []string{"ann+bob"}, players(flags))
+	require.InDelta(t, funnelLLR(12, 0, 0.1), flags[0].Score, 1e-9)
+	require.GreaterOrEqual(t, flags[0].Score, DefaultConfig().Funnel.LLR)
+}
+
+func TestAFunnelModelWithoutAChanceOfGiftsBackIsRefused(t *testing.T) {
+	for _, back := range []float64{0, 0.5, -1} {
+		c := DefaultConfig()
+		c.Funnel.Back = back
+		_, err := New(c)
+		require.ErrorIs(t, err, ErrConfig, back)
+	}
 }

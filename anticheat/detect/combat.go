@@ -15,7 +15,8 @@ const shotMemory = 8
 // hit on a target after its appearance, the reaction to it: the time from
 // the appearance to p's first shot since (a miss names no target, so the
 // shots before the first hit are taken to be at it; an aimbot whose first
-// shot misses is not slow), kept as its log against Reaction.Median.
+// shot misses is not slow), kept as its log against Reaction.Median; not
+// timed when p was busy with another target (Reaction.Busy).
 func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	d.touch(p)
 	p.shots++
@@ -23,24 +24,38 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 		d.accCount++
 	}
 	p.shot, p.lastShot = true, max(at, p.lastShot)
-	p.shotAt[p.shotN%shotMemory] = at
+	p.shotAt[p.shotN%shotMemory], p.shotIn[p.shotN%shotMemory] = at, ref.World
 	p.shotN++
+	s := d.sessionOf(p, ref.World, at)
+	s.shots++
 	if target == "" {
 		return
 	}
 	p.hits++
+	s.hits++
 	p.accuracyEv.add(ref)
-	t, ok := d.appear[entityRef{ref.World, target}]
+	hit, prev, prevAt := entityRef{ref.World, target}, p.hit, p.hitAt
+	p.hit, p.hitAt = hit, at
+	t, ok := d.appear[hit]
 	if !ok || at-t > int64(d.cfg.Reaction.Window) || (p.reactedTo == target && p.reactedAt == t) {
 		return
 	}
 	p.reactedTo, p.reactedAt = target, t
+	if prev.world == hit.world && prev != hit && prevAt >= t || d.cfg.Reaction.Busy > 0 && lastShotBefore(p, t, ref.World) > t-int64(d.cfg.Reaction.Busy) {
+		// p hit another target since this one appeared, or was shooting
+		// when it appeared: the shots since may be at the other one (a
+		// miss names no target), so this reaction cannot be timed.
+		return
+	}
 	p.reactions++
 	// A reaction in the appearance's own instant is as fast as a
 	// millisecond: the log needs a positive time.
 	r := max(firstShotSince(p, t)-t, int64(time.Millisecond))
 	l := math.Log(float64(r) / float64(d.cfg.Reaction.Median))
 	p.logReact += l
+	s.reactions++
+	s.logReact += l
+	p.switchEv.add(ref)
 	d.weigh(p, at, l)
 	if l < 0 {
 		p.reactEv.add(ref)
@@ -168,3 +183,15 @@ func (d *Detector) populations() {
 // popEvery is how many evaluation periods (Config.Every events) the
 // population's ceiling is kept before it is recomputed.
 const popEvery = 10
+
+// lastShotBefore returns the latest of p's remembered shots in world
+// before t, or MinInt64.
+func lastShotBefore(p *player, t int64, world string) int64 {
+	last := int64(math.MinInt64)
+	for i := range min(p.shotN, shotMemory) {
+		if s := p.shotAt[i]; s < t && s > last && p.shotIn[i] == world {
+			last = s
+		}
+	}
+	return last
+}

@@ -86,7 +86,13 @@ type Reaction struct {
 	// over a player's sessions and worlds and a player who stopped
 	// cheating is not flagged for ever. 0 keeps every reaction at full
 	// weight.
-	HalfLife   time.Duration
+	HalfLife time.Duration
+	// Busy: a reaction to a target is not timed when the player shot
+	// within Busy before it appeared, or hit another target since: their
+	// shots after it appeared may be at what they were already fighting
+	// (a miss names no target), which would read as a reaction of a few
+	// milliseconds. 0 times every reaction but the second kind.
+	Busy       time.Duration
 	MinSamples int     // reactions (counted with their weights, rounded)
 	Z          float64 // flag at this z-score or more
 }
@@ -102,6 +108,27 @@ type Accuracy struct {
 	MinPlayers int     // players counted before anyone is judged
 	Quantile   float64 // the population's hit ratio tested against, in (0, 1)
 	Z          float64 // flag at this sum of the two scores or more
+}
+
+// Switch flags a player whose aim changed between their sessions (each
+// world a player plays in is a session) more than an honest player's
+// improvement allows: an aimbot switched on partway. The score is a
+// change point's: over every split of the player's sessions, in the
+// order they started, into earlier and later ones, the later ones' drop
+// in mean log reaction time and rise in hit ratio against the earlier
+// ones', each less its drift per session between the two sides' middles
+// and standardised, added; the largest over the splits. A player is
+// judged against their own history, not a population's reference, so a
+// fast honest player is no outlier.
+type Switch struct {
+	// Drift and AccDrift are the fastest improvement per session an
+	// honest player shows: of the log reaction time (0.03: 3% faster a
+	// session) and of the hit ratio; chosen by design.
+	Drift, AccDrift float64
+	MinReactions    int     // reactions on each side of a split
+	MinShots        int     // shots on each side of a split
+	Sessions        int     // sessions kept per player, the latest by start (at least 2)
+	Z               float64 // flag at this score or more
 }
 
 // Lockstep flags pairs of accounts that move by the same delta (rounded to
@@ -144,12 +171,21 @@ type WinTrade struct {
 
 // Funnel flags an account fed by others: its feeders are the accounts that
 // gave it at least MinEach transfers; it is a funnel when they gave it at
-// least MinTransfers more than they got back together, and got at most
-// MaxReverse of what they gave back in total. Each feeder is flagged with it, by pair.
+// least MinTransfers more than they got back together, got at most
+// MaxReverse of what they gave back in total, and the directions of those
+// transfers are evidence of feeding: their log-likelihood ratio (natural
+// log) under a funnel, where each transfer between it and a feeder goes
+// back with chance Back, against friends, where either way is a coin
+// flip, is at least LLR. Under friends that ratio is a martingale, so the
+// chance that it ever reaches LLR, however often it is evaluated as a
+// pair's transfers grow, is at most e^−LLR (Ville's inequality); the
+// counts alone have no such bound. Each feeder is flagged with it, by pair.
 type Funnel struct {
 	MinTransfers int
 	MinEach      int     // transfers that make an account a feeder
 	MaxReverse   float64 // transfers back, as a share of those forward
+	Back         float64 // a funnel's chance of a transfer back, in (0, 0.5)
+	LLR          float64 // flag at this log-likelihood ratio or more
 }
 
 // Config configures a Detector. Thresholds were fixed on corpus seed A
@@ -162,6 +198,7 @@ type Config struct {
 	Straight Straight
 	Reaction Reaction
 	Accuracy Accuracy
+	Switch   Switch
 	Economy  Economy
 	Lockstep Lockstep
 	WinTrade WinTrade
@@ -182,12 +219,13 @@ func DefaultConfig() Config {
 		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLife: 6 * time.Hour, MinSamples: 12, Z: 8.5},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 9},
+		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLife: 6 * time.Hour, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 8.5},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 8.5},
+		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 5},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
-		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1},
+		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1, Back: 0.1, LLR: 6.5},
 		Every:    10000,
 		Scan:     time.Second,
 	}
@@ -207,14 +245,16 @@ func (c Config) Validate() error {
 		return bad("straight.window below 2")
 	case c.Reaction.Median <= 0 || !(c.Reaction.Sigma > 0):
 		return bad("reaction median and sigma must be positive")
-	case c.Reaction.Window < 0 || c.Reaction.HalfLife < 0:
-		return bad("reaction window or half-life is negative")
+	case c.Reaction.Window < 0 || c.Reaction.HalfLife < 0 || c.Reaction.Busy < 0:
+		return bad("reaction window, half-life or busy is negative")
 	case c.Reaction.Window > 0 && float64(c.Reaction.Window) < float64(c.Reaction.Median)*math.Exp(windowSigmas*c.Reaction.Sigma):
 		// A window drops the slower reactions: near the median it keeps a
 		// human's quicker ones only, whose mean log is below ln(Median).
 		return bad("reaction window below median × exp(4 × sigma): it would cut off a quick human's slower reactions")
 	case c.Accuracy.MinShots < 1:
 		return bad("accuracy.min_shots below 1")
+	case c.Switch.Sessions < 2 || c.Switch.Drift < 0 || c.Switch.AccDrift < 0:
+		return bad("switch.sessions below 2 or a negative drift")
 	case c.Economy.Window < 0:
 		return bad("economy.window is negative")
 	case c.Lockstep.Tick <= 0 || c.Lockstep.Quantum <= 0:
@@ -227,6 +267,8 @@ func (c Config) Validate() error {
 		return bad("jump.rate and accuracy.quantile must be in (0, 1)")
 	case !(c.WinTrade.Q > 0.5 && c.WinTrade.Q < 1):
 		return bad("wintrade.q must be in (0.5, 1)")
+	case !(c.Funnel.Back > 0 && c.Funnel.Back < 0.5):
+		return bad("funnel.back must be in (0, 0.5)")
 	case !(c.WinTrade.HonestShare > 0 && c.WinTrade.HonestShare < c.WinTrade.Share && c.WinTrade.Share < 1):
 		return bad("wintrade shares must be 0 < honest_share < share < 1")
 	}

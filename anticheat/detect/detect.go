@@ -14,6 +14,7 @@ const (
 	DetStraight = "straight"
 	DetReaction = "reaction"
 	DetAccuracy = "accuracy"
+	DetSwitch   = "switch"
 	DetEconomy  = "economy"
 	DetLockstep = "lockstep"
 	DetWinTrade = "wintrade"
@@ -21,7 +22,7 @@ const (
 )
 
 // Detectors lists every detector's name.
-var Detectors = []string{DetSpeed, DetJump, DetStraight, DetReaction, DetAccuracy, DetEconomy, DetLockstep, DetWinTrade, DetFunnel}
+var Detectors = []string{DetSpeed, DetJump, DetStraight, DetReaction, DetAccuracy, DetSwitch, DetEconomy, DetLockstep, DetWinTrade, DetFunnel}
 
 // Ref names one committed event.
 type Ref struct {
@@ -82,7 +83,10 @@ type player struct {
 	reactW, reactWLog   float64 // the same, each reaction weighed by its age (Reaction.HalfLife)
 	reactAt             int64   // leader time of the newest reaction: the ages' origin
 	reactedTo           string
-	shotAt              [shotMemory]int64 // leader times of the last shots
+	hit                 entityRef          // the target of p's last hit
+	hitAt               int64              // and its leader time
+	shotAt              [shotMemory]int64  // leader times of the last shots
+	shotIn              [shotMemory]string // and their worlds
 	shotN               int
 	reactedAt           int64
 	reactEv, accuracyEv refs
@@ -94,7 +98,10 @@ type player struct {
 	gold                int64  // the currency's last value seen
 	incomes, unearned   int    // increments of it, and those after no shot
 	incomeEv            refs
-	dirty               bool // counted since the last evaluation
+	dirty               bool           // counted since the last evaluation
+	sessions            []sessionStats // by start: what Switch compares
+	cur                 int            // the session last counted in
+	switchEv            refs
 }
 
 type pairKey struct{ a, b string } // a < b
@@ -128,6 +135,8 @@ type Detector struct {
 	events, popAt uint64
 	accCount      int // players with at least MinShots shots
 	acc           ceiling
+
+	discard sessionStats // a session older than every one kept is counted here
 }
 
 // New returns a Detector.

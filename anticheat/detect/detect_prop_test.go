@@ -24,6 +24,7 @@ func TestAnyEventStreamGivesWellFormedFlags(t *testing.T) {
 		c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 1, 1, 1
 		c.Speed.Share, c.Jump.Z, c.Straight.Share, c.Reaction.Z = 0, -1e6, 0, -1e6
 		c.Accuracy.Z, c.WinTrade.LLR, c.Lockstep.Share = -1e6, -1e6, 0
+		c.Switch.MinReactions, c.Switch.MinShots, c.Switch.Z, c.Funnel.LLR = 1, 1, -1e6, -1e6
 		d, err := New(c)
 		if err != nil {
 			t.Fatal(err)

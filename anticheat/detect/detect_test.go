@@ -74,6 +74,7 @@ func small() Config {
 	c.Accuracy.Z = 3
 	c.Reaction.HalfLife = 0 // the scores below are exact, not faded over seconds
 	c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 5, 6, 5
+	c.Funnel.LLR = 0 // the counts decide: 5 transfers (5 ln 1.8 ≈ 2.9)
 	return c
 }
 

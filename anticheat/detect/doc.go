@@ -19,11 +19,15 @@
 //     (Reaction.HalfLife);
 //   - accuracy: aim far better than the population's (the hits' binomial
 //     z-score against the population's 90th percentile, plus reaction's);
+//   - switch: aim that changed between a player's sessions (worlds) more
+//     than an honest player improves: a change point against their own
+//     earlier sessions (an aimbot switched on partway);
 //   - economy: currency earned with no shot before it (loot without a fight);
 //   - lockstep: accounts that move the same way at the same tick (bot ring);
 //   - wintrade: a pair that meets often and trades wins (or feeds one way):
 //     a likelihood ratio over the pair's match history;
-//   - funnel: an account fed one-way item transfers by its feeders.
+//   - funnel: an account fed one-way item transfers by its feeders (a
+//     likelihood ratio of the transfers' directions, against friends').
 //
 // A Detector knows a game only through the field names of its Config
 // (Fields): a move is an event whose player changes their own entity's X

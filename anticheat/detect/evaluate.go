@@ -59,6 +59,11 @@ func (d *Detector) Evaluate() []Flag {
 				}
 			}
 		}
+		if len(p.sessions) > 1 {
+			if z, ok := d.switchZ(p); ok && z >= c.Switch.Z {
+				add(DetSwitch, z, &p.switchEv, p.id)
+			}
+		}
 		if p.moves >= c.Speed.MinMoves && c.Limits.PerSecond > 0 {
 			if s := float64(p.near) / float64(p.moves); s >= c.Speed.Share {
 				add(DetSpeed, s, &p.speedEv, p.id)
@@ -116,9 +121,13 @@ func (d *Detector) Evaluate() []Flag {
 		if in-back < c.Funnel.MinTransfers || in == 0 || float64(back) > c.Funnel.MaxReverse*float64(in) {
 			continue
 		}
+		llr := funnelLLR(in, back, c.Funnel.Back)
+		if llr < c.Funnel.LLR {
+			continue
+		}
 		for _, f := range d.into[to] {
 			if f.n >= c.Funnel.MinEach {
-				add(DetFunnel, float64(in-back), &f.ev, f.k.a, to)
+				add(DetFunnel, llr, &f.ev, f.k.a, to)
 			}
 		}
 	}
@@ -155,4 +164,12 @@ func tradeLLR(pr *pair, w *WinTrade) float64 {
 	m := float64(pr.matches)
 	opponents := 2*m*with + float64(pr.a.matches+pr.b.matches-2*pr.matches)*other
 	return results + opponents
+}
+
+// funnelLLR is the log-likelihood ratio of in transfers to an account
+// and back transfers from it (to its feeders) under a funnel, each
+// transfer going back with chance q in (0, 0.5), against friends, each
+// either way with chance one half.
+func funnelLLR(in, back int, q float64) float64 {
+	return float64(in)*math.Log(2*(1-q)) + float64(back)*math.Log(2*q)
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 )
 
-var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads: A, or S (A in sessions)")
+var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads, A to J (thresholds are fixed on A, S and W only)")
 
 // TestPrintScores prints, per detector on corpus A with every threshold off
 // (each player's highest score over evaluations every Config.Every events),
@@ -32,7 +32,7 @@ func TestPrintScores(t *testing.T) {
 	cfg.Speed.Share, cfg.Jump.Z, cfg.Straight.Share, cfg.Reaction.Z = 0, -1e6, 0, -1e6
 	cfg.Accuracy.Z, cfg.WinTrade.LLR, cfg.Funnel.MaxReverse, cfg.Economy.Share = -1e6, -1e6, 1, 0
 	cfg.Lockstep.Share = 0
-	cfg.Funnel.MinTransfers = 2
+	cfg.Funnel.MinTransfers, cfg.Funnel.LLR, cfg.Switch.Z = 2, -1e6, -1e6
 	d, _ := detect.New(cfg)
 	// Each player's (or pair's) highest score over the evaluations a
 	// Follow would make, every cfg.Every events: a threshold judges them
@@ -51,10 +51,12 @@ func TestPrintScores(t *testing.T) {
 		}
 	}
 	n := 0
-	p := corpus.A(*tableHonest)
-	if *scoresCorpus == "S" {
-		p = corpus.S(*tableHonest)
+	mk, ok := map[string]func(int) corpus.Params{"A": corpus.A, "B": corpus.B, "C": corpus.C, "D": corpus.D, "E": corpus.E, "F": corpus.F,
+		"S": corpus.S, "G": corpus.G, "W": corpus.W, "H": corpus.H, "J": corpus.J}[*scoresCorpus]
+	if !ok {
+		t.Fatalf("no corpus %q", *scoresCorpus)
 	}
+	p := mk(*tableHonest)
 	labels, _ := corpus.Generate(p, func(ev *fsm.Event) {
 		d.Observe(ev)
 		if n++; n%cfg.Every == 0 {

@@ -27,6 +27,7 @@ type shardEditor interface {
 	RemoveShard(ctx context.Context, id uint64) error
 	PlaceWorld(ctx context.Context, p wire.WorldPlacement) (wire.WorldPlacement, error)
 	RemoveMapNode(ctx context.Context, id string) error
+	AddMapNode(ctx context.Context, n wire.ShardNode) error
 }
 
 // Shards handles GET /v1/cluster/shards: the node's shard map (from the
@@ -155,6 +156,32 @@ func (a *API) RemoveMapNode(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := a.RequestContext(r)
 	defer cancel()
 	if err := e.RemoveMapNode(ctx, id); err != nil {
+		a.WriteError(w, err, true)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// AddMapNode handles POST /v1/cluster/shards/nodes: a node (id, raft and
+// http addresses, region) joins the meta map, or changes its addresses
+// there; the meta group then adds it to its own members and placement
+// may give it voters. A bad address is malformed.
+func (a *API) AddMapNode(w http.ResponseWriter, r *http.Request) {
+	e, ok := a.shardEditor(w)
+	if !ok {
+		return
+	}
+	var n wire.ShardNode
+	if !a.ReadJSON(w, r, a.Config().MaxBodyBytes, &n) {
+		return
+	}
+	if err := edge.CheckName("node", n.ID); err != nil {
+		a.WriteError(w, err, true)
+		return
+	}
+	ctx, cancel := a.RequestContext(r)
+	defer cancel()
+	if err := e.AddMapNode(ctx, n); err != nil {
 		a.WriteError(w, err, true)
 		return
 	}

@@ -119,8 +119,16 @@ func ViewOf(a *spectator.Access, g Sight) (view spectator.View, delay time.Durat
 // prepared events (spectator.Events, one per world and rules version,
 // kept while some reader holds it), and the worlds' rules versions, at
 // most RulesTTL old. Safe for concurrent use.
+//
+// A rules update is the world's event once every voter reads log 12
+// (fsm.CmdUpdateRulesEvent): the compiled rules know their version
+// (spectator.NewAccessAt), so prepared events end exactly at a later
+// update's event and the read paths switch rules there (spectator's
+// rulesevent.go). RulesVersion's poll stays for updates without the
+// event (a cluster still at log 11).
 type Visibility struct {
-	b Backend
+	b   Backend
+	ttl time.Duration // RulesTTL unless set (SetRulesTTL)
 
 	mu       sync.Mutex
 	access   map[string]compiledAccess
@@ -131,8 +139,8 @@ type Visibility struct {
 }
 
 // RulesTTL bounds how old the rules versions RulesVersion answers may
-// be: rules updates are not in the feed, so a reader that checks before
-// each write ends within this long after an update.
+// be: a rules update a log 11 cluster writes is not in the feed, so a
+// reader that checks before each write ends within this long after it.
 const RulesTTL = 50 * time.Millisecond
 
 // PreparedKeep is how many prepared events a world's shared Events holds
@@ -180,7 +188,16 @@ type sharedPrepared struct {
 
 // NewVisibility returns the shared visibility state of the read paths
 // over b.
-func NewVisibility(b Backend) *Visibility { return &Visibility{b: b} }
+func NewVisibility(b Backend) *Visibility { return &Visibility{b: b, ttl: RulesTTL} }
+
+// SetRulesTTL sets how old RulesVersion's answers may be (RulesTTL by
+// default); tests set a long one to show that the read paths switch
+// rules at the update's event, not at the poll.
+func (v *Visibility) SetRulesTTL(d time.Duration) {
+	v.mu.Lock()
+	v.ttl = d
+	v.mu.Unlock()
+}
 
 // Access returns world's compiled rules and its summary on this node.
 func (v *Visibility) Access(world string) (*spectator.Access, fsm.WorldInfo, error) {
@@ -193,7 +210,7 @@ func (v *Visibility) Access(world string) (*spectator.Access, fsm.WorldInfo, err
 	if ca, ok := v.access[world]; ok && ca.version == RulesOf(info) {
 		return ca.access, info, nil
 	}
-	a, err := spectator.NewAccess(info.Rules)
+	a, err := spectator.NewAccessAt(info.Rules, info.RulesVersion)
 	if err != nil {
 		return nil, info, fmt.Errorf("%w: world %s: %v", ErrInternal, world, err)
 	}
@@ -279,10 +296,12 @@ type seeder interface {
 // seeded with the world's state on this node when seed is set and the
 // backend can read it (most readers start near the head), else from the
 // world's start (a reader behind the shared ones: spectator.ErrTooOld).
+// A state read after a rules update later than a's is no seed: the
+// events would start past the update's event, where they end.
 func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *spectator.Events {
 	state := spectator.NewState(world)
 	if sd, ok := v.b.(seeder); ok && seed {
-		if ents, seq, err := sd.Entities(world); err == nil && seq > 0 {
+		if ents, seq, err := sd.Entities(world); err == nil && seq > 0 && v.still(world, a) {
 			state = spectator.SeedState(world, seq, 0, ents) // time: only delays read it, and they read events'
 		}
 	}
@@ -296,6 +315,14 @@ func (v *Visibility) NewEvents(a *spectator.Access, world string, seed bool) *sp
 	return spectator.NewEvents(a, state, v.TeamOf(world, a), subscribe, PreparedKeep)
 }
 
+// still reports whether world's rules on this node are still a's (or a's
+// version is unknown): read after a state, it says that the state holds
+// no later rules update.
+func (v *Visibility) still(world string, a *spectator.Access) bool {
+	info, err := WorldInfo(v.b, world)
+	return a.Version() == 0 || err == nil && info.RulesVersion == a.Version()
+}
+
 // RulesVersion returns world's rules on this node, at most RulesTTL old
 // and never older than known (the rules a reader started under, read
 // since: rules the cache lacks read the node's state again); false when
@@ -305,7 +332,7 @@ func (v *Visibility) RulesVersion(world string, known RulesRef) (RulesRef, bool)
 	defer v.mu.Unlock()
 	ver, ok := v.rules[world]
 	older := ver.Incarnation < known.Incarnation || ver.Incarnation == known.Incarnation && ver.Version < known.Version
-	if now := time.Now(); v.rules == nil || !ok || older || now.Sub(v.rulesAt) >= RulesTTL {
+	if now := time.Now(); v.rules == nil || !ok || older || now.Sub(v.rulesAt) >= v.ttl {
 		infos := v.b.Worlds()
 		v.rules = make(map[string]RulesRef, len(infos))
 		for _, w := range infos {

@@ -117,3 +117,49 @@ func TestViewOfSaysWhenToFilter(t *testing.T) {
 	_, _, _, err = edge.ViewOf(a, edge.Sight{Viewer: spectator.Viewer{Class: "nobody"}})
 	require.ErrorIs(t, err, fsm.ErrMalformed)
 }
+
+// Prepared events under rules version 1 are not seeded with a state read
+// after a later rules update (log version 12): they would start past the
+// update's event and cut what follows under the old rules. Unseeded, they
+// read from the world's start and end at the update's event; under the
+// new rules they are seeded and go on.
+func TestNewEventsSeedsNoStatePastALaterRulesUpdate(t *testing.T) {
+	st := apitest.StartStore(t)
+	ctx := t.Context()
+	gold := func(visible string) fsm.Rules {
+		r := fsm.Rules{Fields: map[string]fsm.FieldRule{"gold": {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative}}}
+		if visible != "" {
+			r.Schema.Access = map[string]fsm.FieldAccess{"gold": {Visible: visible}}
+		}
+		return r
+	}
+	require.NoError(t, st.CreateWorld(ctx, "w", gold("")))
+	set := func(seq uint64) *fsm.Event {
+		ev, _, err := st.Act(ctx, &fsm.Action{World: "w", Player: "gm", Seq: seq,
+			Ops: []fsm.Op{{Kind: fsm.OpSet, Entity: "ann", Field: "gold", Value: fsm.Int(int64(seq))}}})
+		require.NoError(t, err)
+		return ev
+	}
+	set(1)
+	vis := edge.NewVisibility(st)
+	old, _, err := vis.Access("w")
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), old.Version())
+	_, err = st.UpdateRules(ctx, "w", gold("hidden"), 1)
+	require.NoError(t, err)
+	set(2) // seq 3
+	sub, err := st.Subscribe("w", 3)
+	require.NoError(t, err)
+	evs, err := sub.Next(ctx)
+	require.NoError(t, err)
+	_, err = vis.NewEvents(old, "w", true).Prepare(evs[0])
+	require.ErrorIs(t, err, spectator.ErrRulesChanged)
+
+	now, _, err := vis.Access("w")
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), now.Version())
+	e := vis.NewEvents(now, "w", true)
+	p, err := e.Prepare(set(3))
+	require.NoError(t, err, "seeded at seq 3, under the new rules")
+	require.Nil(t, e.Event(p, spectator.View{}), "gold is hidden")
+}

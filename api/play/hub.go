@@ -283,6 +283,12 @@ func (h *hub) follow(batches <-chan *playBatch, sub **store.Subscription) bool {
 		}
 		if evs, hevs := b.from(h.position()); len(evs) > 0 {
 			err := h.checkRules()
+			var end error // a rules update's event ends h after it (views.go)
+			if err == nil {
+				var n int
+				n, end = h.rulesCut(evs)
+				evs, hevs = evs[:n], hevs[:n]
+			}
 			if err == nil && h.pv != nil {
 				hevs, err = h.prepare(evs, &h.own, h.s.cfg.CoalesceBulk)
 			}
@@ -291,6 +297,10 @@ func (h *hub) follow(batches <-chan *playBatch, sub **store.Subscription) bool {
 				return false
 			}
 			h.fanout(evs, hevs)
+			if end != nil {
+				h.fail(end)
+				return false
+			}
 		}
 	}
 }
@@ -326,7 +336,11 @@ func (h *hub) readOwn(sub **store.Subscription) bool {
 	if err == nil {
 		err = h.checkRules()
 	}
+	var end error // a rules update's event ends h after it (views.go)
 	if err == nil {
+		var n int
+		n, end = h.rulesCut(evs)
+		evs = evs[:n]
 		hevs, err = h.prepare(evs, &h.own, h.s.cfg.CoalesceBulk)
 	}
 	if err != nil {
@@ -334,6 +348,10 @@ func (h *hub) readOwn(sub **store.Subscription) bool {
 		return false
 	}
 	h.fanout(evs, hevs)
+	if end != nil {
+		h.fail(end)
+		return false
+	}
 	return true
 }
 

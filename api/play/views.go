@@ -2,6 +2,7 @@ package play
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -23,11 +24,19 @@ import (
 // connection never gets a byte of what its view may not see. An event the
 // view sees nothing of moves the connection's position without a frame.
 //
-// Rules updates are not in the feed: each hub checks its world's rules
-// version before each batch (edge.RulesTTL old at most). A view's hub
-// ends its connections (going away: resume) on any change, the world's
-// hub when the new rules restrict a field or change its interest grid,
-// so each connection resumes in the hub its view now needs.
+// A rules update is the world's event once every voter reads log 12
+// (spectator.RulesUpdate): a hub offers the events up to it, it included,
+// under its rules, then a view's hub ends its connections (going away:
+// resume), the world's hub when the new rules restrict a field or change
+// its interest grid (rulesCut), so each connection resumes in the hub its
+// view now needs and no event after the update is cut under the old
+// rules. A connection of a view's hub that reads alone (detached,
+// pusher.go) ends there too: its prepared events refuse what follows.
+// One of the world's hub that reads alone is not cut at the event: it
+// ends when the hub meets the update (h.fail reaches detached members),
+// and may be sent events past it until then. Updates without the event (a cluster still at log 11) are found
+// by polling: each hub checks its world's rules version before each
+// batch (edge.RulesTTL old at most) and ends the same way.
 //
 // A world's rules may set its interest grid (rules key interest, with
 // the team field of teams.from "field"); a world that sets none takes the
@@ -77,6 +86,9 @@ func (h *hub) prepare(evs []*fsm.Event, own **spectator.Events, coalesce bool) (
 	kept := make([]bool, len(evs))
 	for i, ev := range evs {
 		out, err := h.s.vis.Cut(h.events, own, h.pv.access, h.pv.view, ev)
+		if errors.Is(err, spectator.ErrRulesChanged) {
+			return nil, errRulesChanged // past a rules update (a detached connection's read)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -124,6 +136,31 @@ func (h *hub) checkRules() error {
 		}
 	}
 	return errRulesChanged
+}
+
+// rulesCut returns how many of evs h offers under its rules: all of
+// them, or those up to the event of a rules update after h's rules, it
+// included; end is then what ends h after them (errRulesChanged), or nil
+// when h goes on under the new rules (the world's hub, whose rules at the
+// update's version restrict no field and keep its interest grid, as
+// checkRules). Only the hub's run goroutine calls it: it moves h.rules.
+func (h *hub) rulesCut(evs []*fsm.Event) (n int, end error) {
+	for i, ev := range evs {
+		version, ok := spectator.RulesUpdate(ev)
+		if !ok || version <= h.rules.Version {
+			continue
+		}
+		if h.pv == nil {
+			a, info, err := h.s.vis.Access(h.world)
+			if err == nil && !a.Restricted() && info.RulesVersion == version && info.Incarnation == h.rules.Incarnation &&
+				h.s.interestOf(info.Rules) == h.interest {
+				h.rules = edge.RulesOf(info)
+				continue
+			}
+		}
+		return i + 1, errRulesChanged
+	}
+	return len(evs), nil
 }
 
 // interestOf returns the interest config of a world's connections: its

@@ -10,6 +10,7 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/store"
 )
 
@@ -181,15 +182,31 @@ func (st *eventStream) follow(ctx context.Context, chunks <-chan *fanout.Chunk, 
 		if !st.readUpTo(ctx, c.First(), sub) {
 			return false
 		}
-		var err error
-		if st.next < c.End() {
-			err = st.out.WriteChunk(c.From(st.next))
-			st.next = c.End()
-		} else {
-			err = st.out.Flush()
+		if st.next >= c.End() {
+			if st.out.Flush() != nil {
+				return false
+			}
+			continue
 		}
-		if err != nil {
-			return false
+		for st.next < c.End() {
+			// Up to a rules update's event, it included: the stream
+			// switches rules there (passRules).
+			end, version, rules := c.End(), uint64(0), false
+			if st.v != nil {
+				var seq uint64
+				if seq, version, rules = c.RulesUpdate(st.next); rules {
+					end = seq + 1
+				}
+			}
+			if st.out.WriteChunk(c.Span(st.next, end)) != nil {
+				return false
+			}
+			st.next = end
+			if rules {
+				if err := st.v.passRules(st.s, version); err != nil {
+					return st.write(ctx, nil, err)
+				}
+			}
 		}
 	}
 }
@@ -291,6 +308,12 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 		}
 		if _, err := st.out.Write(line); err != nil {
 			return false
+		}
+		if version, ok := spectator.RulesUpdate(ev); ok && st.v != nil {
+			if err := st.v.passRules(st.s, version); err != nil {
+				st.next = ev.Seq + 1
+				return st.write(ctx, nil, err)
+			}
 		}
 	}
 	return true

@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -29,10 +30,14 @@ import (
 // than the delay in the leader's time (spectator.Delay, with its skew
 // bound).
 //
-// Rules updates are not in the feed: a stream that is not everything's
-// checks its world's rules version (edge.RulesTTL old at most) before each
-// write and ends with a rules_changed error line (unavailable, 503: open
-// it again from the next seq) when they changed.
+// A rules update is the world's event once every voter reads log 12
+// (spectator.RulesUpdate): a stream that is not everything's writes the
+// events up to it, it included, and ends there with a rules_changed error
+// line (unavailable, 503: open it again from the next seq), so no event
+// after the update is cut under the old rules (passRules). Updates
+// without the event (a cluster still at log 11) are found by polling: the
+// stream checks its world's rules version (edge.RulesTTL old at most)
+// before each write and ends the same way when they changed.
 
 // ErrRulesChanged ends a filtered stream whose world's rules changed.
 var ErrRulesChanged = fmt.Errorf("%w: %w: open the stream again from the next seq", edge.ErrUnavailable, spectator.ErrRulesChanged)
@@ -159,10 +164,32 @@ func (v *viewed) line(s *Service, ev *fsm.Event) ([]byte, error) {
 		return s.Wire().Line(ev)
 	}
 	out, err := s.views.vis.Cut(v.events, &v.own, v.access, v.view, ev)
+	if errors.Is(err, spectator.ErrRulesChanged) {
+		return nil, ErrRulesChanged // past an update passRules did not see written
+	}
 	if err != nil || out == nil {
 		return nil, err
 	}
 	return appendLine(nil, out)
+}
+
+// passRules returns nil when v's stream goes on past the event of a
+// rules update to version (spectator.RulesUpdate), else ErrRulesChanged:
+// it goes on past an update to its own rules or older ones, and a stream
+// that sends every event past one whose rules, the world's now, restrict
+// no field (as checkRules).
+func (v *viewed) passRules(s *Service, version uint64) error {
+	if version <= v.version.Version {
+		return nil
+	}
+	if !v.filter && v.key.view == (spectator.View{}) {
+		a, info, err := s.views.vis.Access(v.key.world)
+		if err == nil && !a.Restricted() && info.RulesVersion == version && info.Incarnation == v.version.Incarnation {
+			v.version = edge.RulesOf(info)
+			return nil
+		}
+	}
+	return ErrRulesChanged
 }
 
 // checkRules returns ErrRulesChanged when v's world's rules changed (or

@@ -50,7 +50,7 @@ func (s *Service) viewRules(r *http.Request) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules, err := rulesOf(s.Backend(), r.PathValue("world"))
+	rules, _, err := rulesOf(s.Backend(), r.PathValue("world"))
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,7 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 			}
 			return sub, nil
 		},
-		Rules:       func(world string) (fsm.Rules, error) { return rulesOf(b, world) },
+		RulesAt:     func(world string) (fsm.Rules, uint64, error) { return rulesOf(b, world) },
 		Pipeline:    spectator.DefaultConfig(),
 		ViewsLinger: spectator.DefaultViewsLinger,
 	}
@@ -111,14 +111,15 @@ func New(core *edge.Core, reg prometheus.Registerer) (*Service, error) {
 	return s, nil
 }
 
-// rulesOf returns world's rules in this node's applied state.
-func rulesOf(b edge.Backend, world string) (fsm.Rules, error) {
+// rulesOf returns world's rules in this node's applied state, and their
+// version: a pipeline stops at the event of a later rules update.
+func rulesOf(b edge.Backend, world string) (fsm.Rules, uint64, error) {
 	for _, w := range b.Worlds() {
 		if w.ID == world {
-			return w.Rules, nil
+			return w.Rules, w.RulesVersion, nil
 		}
 	}
-	return fsm.Rules{}, fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, world)
+	return fsm.Rules{}, 0, fmt.Errorf("%w: world %s", fsm.ErrUnknownWorld, world)
 }
 
 // seed reads world's state on this node: nil (start from the first event)
@@ -188,9 +189,12 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.StreamDone()
-	// Rules updates are not in the feed: the watch checks the world's
-	// rules version before each frame and ends the world's pipelines when
-	// it changed (their watchers join again under the new rules).
+	// A rules update is the world's event (log version 12): the pipeline
+	// sends the frames up to it and stops (spectator.ErrRulesChanged,
+	// closed with CloseRulesChanged: join again under the new rules). An
+	// update without the event (a cluster still at log 11) is found by
+	// polling: the watch checks the world's rules version before each
+	// frame and ends the world's pipelines when it changed.
 	_, info, err := s.vis.Access(world)
 	if err != nil {
 		s.WriteError(w, classify(err), false)

@@ -381,3 +381,41 @@ func TestWatchClosesWhenTheRulesChange(t *testing.T) {
 	k := next(t, c, wire.TypeKeyframe, 2)
 	require.NotContains(t, k["entities"], "e1")
 }
+
+// With log version 12 a rules update is the world's event: the watch's
+// pipeline sends the frames up to it and closes with 4409 there, though
+// the rules poll still answers the old version (an hour's TTL), so no
+// frame made under the old rules shows a field the update hid.
+func TestWatchClosesAtTheRulesUpdatesEventNotAtThePoll(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	e.svc.vis.SetRulesTTL(time.Hour)
+	e.hit(t, 1)
+	c := e.dial(t, "")
+	next(t, c, wire.TypeKeyframe, 1)
+	ev := e.dial(t, "?mode=events")
+	next(t, ev, wire.TypeKeyframe, 1)
+	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{"score": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}},
+		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"score": {Visible: "hidden"}}}}
+	v, err := e.st.UpdateRules(context.Background(), "arena", rules, 0)
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), v)
+	for range 10 {
+		e.hit(t, 1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, c := range []*websocket.Conn{c, ev} {
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				require.Equal(t, CloseRulesChanged, websocket.CloseStatus(err), "%v", err)
+				break
+			}
+			require.NotContains(t, string(b), `"score"`, "a frame under the old rules after the update")
+		}
+	}
+	c = e.dial(t, "")
+	k := next(t, c, wire.TypeKeyframe, 12)
+	require.NotContains(t, k["entities"], "e1")
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -76,7 +77,7 @@ func TestANodeWithDetectRecordsAFunnelAndPostsItAndItsReview(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
-	for i := range uint64(detect.DefaultConfig().Funnel.MinTransfers) {
+	for i := range funnelTransfers() {
 		item := wire.String(fmt.Sprintf("gem%d", i))
 		_, err := c.Act(ctx, "arena", client.ActionRequest{Player: "feeder", Seq: 2*i + 1, Ops: []wire.Op{client.Add("feeder", "items", item)}})
 		require.NoError(t, err)
@@ -239,11 +240,19 @@ func TestOnlyTheLeaderEvaluatesAWorldAndAReviewSentToAFollowerRunsOnTheLeader(t 
 	}, time.Minute, 20*time.Millisecond)
 }
 
-// funnel commits in world Funnel.MinTransfers one-way transfers of an
-// item from feeder to main.
+// funnel commits in world funnelTransfers() one-way transfers of an item
+// from feeder to main.
 func funnel(ctx context.Context, t *testing.T, c *client.Client, world, feeder, main string) {
 	t.Helper()
-	transfers(ctx, t, c, world, feeder, main, 0, uint64(detect.DefaultConfig().Funnel.MinTransfers))
+	transfers(ctx, t, c, world, feeder, main, 0, funnelTransfers())
+}
+
+// funnelTransfers is how many one-way transfers make a funnel by the
+// default config: both the count (Funnel.MinTransfers) and the
+// directions' log-likelihood ratio (Funnel.LLR, ln(2(1 − Back)) each).
+func funnelTransfers() uint64 {
+	fc := detect.DefaultConfig().Funnel
+	return uint64(max(fc.MinTransfers, int(math.Ceil(fc.LLR/math.Log(2*(1-fc.Back))))))
 }
 
 // transfers commits in world the one-way transfers from to to (the
@@ -309,7 +318,7 @@ func TestANewLeaderRebuildsTheCountsAndFlagsWhatSpansTheLeaderChange(t *testing.
 	defer cancel()
 	c := n1.client(t)
 	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
-	half := uint64(detect.DefaultConfig().Funnel.MinTransfers) / 2
+	half := funnelTransfers() / 2
 	transfers(ctx, t, c, "arena", "feeder", "main", 0, half+1) // seqs 1 to 2(half+1): not yet a funnel
 	require.NoError(t, c.TransferLeadership(ctx))
 	n2.waitStatus(t, "leads", func(s client.Status) bool { return s.Leader == "n2" })
@@ -397,7 +406,7 @@ func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
 	defer cancel()
 	c := n.client(t)
 	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
-	total := uint64(detect.DefaultConfig().Funnel.MinTransfers)
+	total := funnelTransfers()
 	transfers(ctx, t, c, "arena", "feeder", "main", 0, total/2) // not yet a funnel
 	require.Equal(t, 0, n.stop(t))
 
@@ -411,7 +420,8 @@ func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
 		flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
 		return err == nil && len(flags) == 1
 	}, time.Minute, 20*time.Millisecond)
-	require.Equal(t, float64(total), flags[0].Score, "every transfer counted once")
+	back := detect.DefaultConfig().Funnel.Back
+	require.InDelta(t, float64(total)*math.Log(2*(1-back)), flags[0].Score, 1e-9, "every transfer counted once (ln 1.8 each)")
 	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: total}, "evidence from before the restart")
 	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
 }

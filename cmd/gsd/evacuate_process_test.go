@@ -86,6 +86,11 @@ func TestRunThreeNodesWithMetaReplaceAVoter(t *testing.T) {
 		return err == nil && !slices.ContainsFunc(m.Nodes, func(n wire.ShardNode) bool { return n.ID == "n1" })
 	}, 30*time.Second, 20*time.Millisecond, "the map drops n1")
 	require.Equal(t, "not_found", client.Code(c.RemoveMapNode(ctx, "n1")), "removed already")
+	// n1 also leaves the meta group's own members: no dead meta voter.
+	require.Eventually(t, func() bool {
+		m, err := mc.clients[1].Shards(ctx)
+		return err == nil && slices.Equal(m.MetaMembers, []wire.MetaMember{{ID: "n2", Voter: true}, {ID: "n3", Voter: true}})
+	}, 30*time.Second, 20*time.Millisecond, "n1 leaves the meta group")
 	for _, via := range mc.clients {
 		act(via)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
@@ -24,15 +25,27 @@ func (s *shardOptions) metaFlags(f *pflag.FlagSet) {
 		"seeded once from the file (later edits of the file change nothing), so every node routes every world; "+
 		"the map's first nodes by id are its voters (5, or 3 with fewer than 5 nodes), the others nonvoters; "+
 		"every node of the map must start with the same file")
+	f.IntVar(&s.voters, "meta-voters", meta.DefaultConfig().Voters, "with --meta: the meta group's members follow the map: "+
+		"its leader adds every node of the map as a member, promotes members up to this many voters (odd from 3 on, spread over regions; "+
+		"all nodes when fewer; none is demoted), once caught up, and removes the nodes removed from the map "+
+		"(gsdctl node remove); 0: the members stay as the file formed them")
+	f.BoolVar(&s.join, "meta-join", false, "with --meta: this node joins a meta group that runs already instead of forming one "+
+		"from the file: it waits until the meta group's leader adds it, after gsdctl node add (its file must list it)")
 }
 
 // checkMeta checks --meta against the loaded map (nil without --shard-map).
 func (s *shardOptions) checkMeta(id string, m *shard.Map) error {
 	if !s.meta {
+		if s.join {
+			return errors.New("--meta-join needs --meta")
+		}
 		return nil
 	}
 	if m == nil {
 		return errors.New("--meta needs --shard-map")
+	}
+	if s.voters < 0 {
+		return fmt.Errorf("--meta-voters %d: want 0 or more", s.voters)
 	}
 	if _, ok := m.Nodes[id]; !ok {
 		return fmt.Errorf("--meta: node %s is not in the shard map's nodes", id)
@@ -71,9 +84,10 @@ func (s *shardOptions) start(dataDir string, scfg store.Config, mux *shard.Mux, 
 		return g, err
 	}
 	cfg := meta.DefaultConfig()
-	cfg.ID, cfg.Bootstrap, cfg.Servers, cfg.Seed, cfg.OpenShards = scfg.ID, true, metaServers(s.m), s.m, true
+	cfg.ID, cfg.Bootstrap, cfg.Servers, cfg.Seed, cfg.OpenShards = scfg.ID, !s.join, metaServers(s.m), s.m, true
 	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = scfg.HeartbeatTimeout, scfg.ElectionTimeout, scfg.LeaderLeaseTimeout
 	cfg.ApplyTimeout, cfg.NoSync, cfg.Logger = scfg.ApplyTimeout, scfg.NoSync, scfg.Logger
+	cfg.Voters = s.voters
 	mg, err := meta.Open(g.mgr, cfg)
 	if err == nil {
 		r := shard.NewRouterWith(g.mgr, mg)
@@ -96,6 +110,20 @@ type metaBackend struct {
 	*shard.Backend
 	g *meta.Group
 	r *shard.Router
+}
+
+// ShardMap is the shard Backend's map with the meta group's own members.
+func (b metaBackend) ShardMap() wire.ShardMap {
+	m := b.Backend.ShardMap()
+	servers, err := b.g.Members()
+	if err != nil {
+		return m
+	}
+	for _, s := range servers {
+		m.MetaMembers = append(m.MetaMembers, wire.MetaMember{ID: string(s.ID), Voter: s.Suffrage == raft.Voter})
+	}
+	slices.SortFunc(m.MetaMembers, func(a, b wire.MetaMember) int { return strings.Compare(a.ID, b.ID) })
+	return m
 }
 
 // ShardOf is the shard the meta map places world on now.
@@ -154,6 +182,12 @@ func (b metaBackend) RemoveShard(ctx context.Context, id uint64) error {
 // RemoveMapNode removes a node that is no shard's voter from the meta map.
 func (b metaBackend) RemoveMapNode(ctx context.Context, id string) error {
 	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpRemoveNode, Node: id})
+	return editError(err)
+}
+
+// AddMapNode adds a node to the meta map (or changes its addresses).
+func (b metaBackend) AddMapNode(ctx context.Context, n wire.ShardNode) error {
+	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpAddNode, Node: n.ID, Raft: n.Raft, HTTP: n.HTTP, Region: n.Region})
 	return editError(err)
 }
 

@@ -55,8 +55,10 @@ func TestRunRejectsMetaWithoutAUsableMap(t *testing.T) {
 		args []string
 		want string
 	}{
-		"no map":          {[]string{"--meta"}, "--meta needs --shard-map"},
-		"node not in map": {[]string{"--meta", "--shard-map", writeFile(t, `{"nodes": {"x": {"raft": "127.0.0.1:1", "http": "127.0.0.1:2"}}, "shards": [{"id": 1, "voters": ["x"]}]}`)}, "not in the shard map's nodes"},
+		"no map":               {[]string{"--meta"}, "--meta needs --shard-map"},
+		"join without meta":    {[]string{"--meta-join"}, "--meta-join needs --meta"},
+		"node not in map":      {[]string{"--meta", "--shard-map", writeFile(t, `{"nodes": {"x": {"raft": "127.0.0.1:1", "http": "127.0.0.1:2"}}, "shards": [{"id": 1, "voters": ["x"]}]}`)}, "not in the shard map's nodes"},
+		"negative meta voters": {[]string{"--meta", "--meta-voters", "-1", "--shard-map", writeFile(t, `{"nodes": {"s1": {"raft": "`+raftAddr+`", "http": "127.0.0.1:2"}}, "shards": [{"id": 0, "voters": ["s1"]}]}`)}, "--meta-voters -1: want 0 or more"},
 	} {
 		var stderr bytes.Buffer
 		args := append([]string{"--id", "s1", "--raft-addr", raftAddr, "--data-dir", t.TempDir()}, tc.args...)

@@ -21,6 +21,8 @@ import (
 type shardOptions struct {
 	mapFile string
 	meta    bool       // --meta (meta.go)
+	voters  int        // --meta-voters (meta.go)
+	join    bool       // --meta-join (meta.go)
 	m       *shard.Map // loaded by options.complete
 }
 

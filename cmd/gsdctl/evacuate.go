@@ -45,7 +45,7 @@ the map (as node remove does).`,
 	}
 	evacuate.Flags().BoolVar(&dryRun, "dry-run", false, "print the shards NODE would leave and change nothing")
 	evacuate.Flags().BoolVar(&remove, "remove", false, "after every shard is evacuated, remove NODE from the shard map")
-	cmd.AddCommand(evacuate, a.nodeRemoveCmd())
+	cmd.AddCommand(evacuate, a.nodeRemoveCmd(), a.nodeAddCmd())
 	return cmd
 }
 
@@ -106,8 +106,10 @@ func (a *app) nodeRemoveCmd() *cobra.Command {
 group no longer places voters on it. The map refuses while NODE is a voter
 of a shard or joining one (it names the shards: run node evacuate NODE
 first). It does not take NODE out of gsd's membership group (group 0): it
-prints the commands that do. A meta group member on NODE stays one
-(changing the meta group's members is not built).`,
+prints the commands that do. NODE also leaves the meta group: its leader
+takes it out of the group's members at its next report (handing the
+leadership on first when NODE leads, and promoting a caught-up member first
+when NODE votes; gsd --meta-voters).`,
 		Example: `  gsdctl --secret-file cluster.secret node remove n3`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -130,6 +132,7 @@ func (a *app) removeMapNode(ctx context.Context, c *client.Client, node string) 
 		return fmt.Errorf("remove %s from the shard map: %w", node, err)
 	}
 	fmt.Fprintf(a.stdout, "node %s removed from the shard map\n", node)
+	fmt.Fprintf(a.stdout, "the meta group's leader takes it out of the meta group's members (unless gsd runs with --meta-voters 0)\n")
 	fmt.Fprintf(a.stdout, "it is still a member of group 0: check gsdctl status (if %s leads, run gsdctl transfer-leader first), then run gsdctl remove %s\n", node, node)
 	return nil
 }

@@ -188,6 +188,7 @@ func TestEvacuateWithRemoveTakesTheNodeOutOfTheMapAfterItsShards(t *testing.T) {
 		"the node leaves the map only after its last shard")
 	require.Equal(t, "shard 1: n5 takes n1's seat\nshard 1: done, voters n2,n3,n5\n"+
 		"node n1 removed from the shard map\n"+
+		"the meta group's leader takes it out of the meta group's members (unless gsd runs with --meta-voters 0)\n"+
 		"it is still a member of group 0: check gsdctl status (if n1 leads, run gsdctl transfer-leader first), then run gsdctl remove n1\n", out)
 	require.False(t, slices.ContainsFunc(f.m.Nodes, func(n wire.ShardNode) bool { return n.ID == "n1" }))
 

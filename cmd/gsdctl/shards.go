@@ -82,6 +82,18 @@ func (a *app) printShards(m wire.ShardMap) error {
 	for _, n := range m.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.ID, n.Raft, n.HTTP)
 	}
+	if len(m.MetaMembers) > 0 {
+		var voters, nonvoters []string
+		for _, mm := range m.MetaMembers {
+			if mm.Voter {
+				voters = append(voters, mm.ID)
+			} else {
+				nonvoters = append(nonvoters, mm.ID)
+			}
+		}
+		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "meta group: voters %s; nonvoters %s\n", dash(strings.Join(voters, ",")), dash(strings.Join(nonvoters, ",")))
+	}
 	return tw.Flush()
 }
 

@@ -28,14 +28,16 @@ func shardMapServer(t *testing.T, m wire.ShardMap) string {
 
 func TestShardsPlacementAndWorldsPrintTheShardMap(t *testing.T) {
 	addr := shardMapServer(t, wire.ShardMap{Meta: true,
-		Nodes:  []wire.ShardNode{{ID: "n1", Raft: "h:1", HTTP: "h:2"}, {ID: "n2", Raft: "h:3", HTTP: "h:4"}, {ID: "n3", Raft: "h:5", HTTP: "h:6"}},
-		Shards: []wire.ShardInfo{{ID: 1, Voters: []string{"n1", "n2"}, Leader: "n2", Worlds: 2, Players: 9, Events: 30}, {ID: 2, Voters: []string{"n1"}}},
-		Worlds: map[string]uint64{"b": 1, "a": 1}})
+		Nodes:       []wire.ShardNode{{ID: "n1", Raft: "h:1", HTTP: "h:2"}, {ID: "n2", Raft: "h:3", HTTP: "h:4"}, {ID: "n3", Raft: "h:5", HTTP: "h:6"}},
+		Shards:      []wire.ShardInfo{{ID: 1, Voters: []string{"n1", "n2"}, Leader: "n2", Worlds: 2, Players: 9, Events: 30}, {ID: 2, Voters: []string{"n1"}}},
+		Worlds:      map[string]uint64{"b": 1, "a": 1},
+		MetaMembers: []wire.MetaMember{{ID: "n1", Voter: true}, {ID: "n2", Voter: true}, {ID: "n3"}}})
 	out := mustRun(t, "--addr", addr, "shards")
 	require.Regexp(t, `SHARD\s+VOTERS\s+LEADER\s+WORLDS\s+PLAYERS\s+\(map: meta group\)`, out)
 	require.Regexp(t, `1\s+n1,n2\s+n2\s+2\s+9`, out)
 	require.Regexp(t, `2\s+n1\s+-\s+0\s+0`, out)
 	require.Regexp(t, `n3\s+h:5\s+h:6`, out)
+	require.Contains(t, out, "meta group: voters n1,n2; nonvoters n3\n")
 
 	out = mustRun(t, "--addr", addr, "shards", "worlds")
 	require.Regexp(t, `(?s)WORLD\s+SHARD\s+a\s+1\s+b\s+1`, out)

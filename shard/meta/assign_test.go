@@ -170,6 +170,31 @@ func TestTheGateRefusesAConditionalAssignWhileAMemberCannotReadIt(t *testing.T) 
 	c.propose("n2", Command{Op: OpAssignWorld, World: "w", Shard: 1})
 }
 
+// Removing the member that does not answer (down) passes the gate: it
+// leaves, so whether it reads the removal does not matter; removing
+// another node still waits for it.
+func TestRemovingTheMemberThatDoesNotAnswerPassesTheGate(t *testing.T) {
+	old := oldMember(t)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "old", Address: raft.ServerAddress(old)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "old", Raft: old, HTTP: "h:2"})
+	leader := c.metaLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	require.Eventually(t, func() bool {
+		_, err = c.group(leader).Propose(ctx, Command{Op: OpRemoveNode, Node: "n3"})
+		return !errors.Is(err, ErrNotLeader)
+	}, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, err, ErrGate)
+	require.ErrorContains(t, err, `member old did not answer`)
+
+	c.propose("n2", Command{Op: OpRemoveNode, Node: "old"})
+	require.True(t, c.group("n2").fsm.members().removed["old"])
+}
+
 func indexOf(ids []string, id string) int {
 	for i, x := range ids {
 		if x == id {

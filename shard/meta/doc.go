@@ -21,5 +21,9 @@
 // shard.MetaGroup, proposals (forwarded to the meta leader over the same
 // Layer), a reporter that tells the meta group which groups this node
 // leads, the opening of the shards the map gives the node, and the seed
-// of an empty map from a static one (gsd --shard-map --meta).
+// of an empty map from a static one (gsd --shard-map --meta). From the
+// same loop the meta leader keeps the group's own members to the map's
+// nodes (members.go), and shard voter replacements move on
+// (reconcile.go; a joiner catches up with the shard's leader,
+// catchup.go, and starts from a clean directory, joindir.go).
 package meta

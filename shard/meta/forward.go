@@ -37,8 +37,11 @@ const (
 	probeMagic   byte = 0xF9
 	// readsLevel is what this binary's DecodeCommand reads: 1 the first
 	// commands, 2 adds assign_world's expect, 3 the voter replacement
-	// (replace_voter, voter_ready, replace_done and their field new).
-	readsLevel = 3
+	// (replace_voter, voter_ready, replace_done and their field new), 4
+	// what remove_node and replace_voter record in the state
+	// (State.Removed, Replacement.Since: in snapshots, which an older
+	// binary refuses to restore).
+	readsLevel = 4
 	// probeTimeout bounds one member's answer to the gate's probe.
 	probeTimeout = 5 * time.Second
 	// maxForward bounds a request or an answer.
@@ -79,13 +82,17 @@ var codes = []struct {
 // probeAnswer is a member's answer to the gate's probe.
 type probeAnswer struct {
 	Reads int `json:"reads"` // readsLevel
+	// Applied is how far the member applied the meta log, for the
+	// leader's promotion of a nonvoter (members.go); a member on an
+	// older binary sends none.
+	Applied uint64 `json:"applied,omitempty"`
 }
 
 // needsLevel is the readsLevel a member must have to apply c as this
 // binary does.
 func needsLevel(c Command) int {
-	if isReplace(c.Op) {
-		return 3
+	if c.Op == OpRemoveNode || isReplace(c.Op) {
+		return 4
 	}
 	if c.Expect != nil {
 		return 2
@@ -105,7 +112,11 @@ func (g *Group) gate(ctx context.Context, c Command) error {
 		return nil // every binary reads it
 	}
 	addrs := map[raft.ServerID]raft.ServerAddress{}
+	removed := g.fsm.members().removed
 	for _, srv := range g.cfg.Servers {
+		if g.cfg.Voters > 0 && removed[string(srv.ID)] {
+			continue // removed from the map: the leader removes it, never adds it
+		}
 		addrs[srv.ID] = srv.Address
 	}
 	f := g.raft.GetConfiguration()
@@ -119,7 +130,14 @@ func (g *Group) gate(ctx context.Context, c Command) error {
 		if string(id) == g.cfg.ID {
 			continue
 		}
-		reads, err := g.probe(ctx, addrs[id])
+		if c.Op == OpRemoveNode && string(id) == c.Node {
+			// The node leaves, most often down: whether it reads the
+			// record of its removal does not matter, and waiting for it
+			// would keep a dead node in the map and the meta group.
+			continue
+		}
+		a, err := g.probeMember(ctx, addrs[id])
+		reads := a.Reads
 		if err != nil {
 			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s did not answer (an older gsd, or down): %w: upgrade or restart it first",
 				ErrGate, c.Op, need, id, err)
@@ -131,34 +149,35 @@ func (g *Group) gate(ctx context.Context, c Command) error {
 	return nil
 }
 
-// probe asks the member at addr which meta commands it reads.
-func (g *Group) probe(ctx context.Context, addr raft.ServerAddress) (int, error) {
+// probeMember asks the member at addr which meta commands it reads and
+// how far it applied the meta log.
+func (g *Group) probeMember(ctx context.Context, addr raft.ServerAddress) (probeAnswer, error) {
 	deadline := time.Now().Add(probeTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
 	conn, err := g.layer.Dial(addr, time.Until(deadline))
 	if err != nil {
-		return 0, err
+		return probeAnswer{}, err
 	}
 	defer conn.Close()
 	if err := conn.SetDeadline(deadline); err != nil {
-		return 0, err
+		return probeAnswer{}, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := conn.Write([]byte{probeMagic}); err != nil {
-		return 0, err
+		return probeAnswer{}, err
 	}
 	b, err := readFrame(conn)
 	if err != nil {
-		return 0, err
+		return probeAnswer{}, err
 	}
 	var a probeAnswer
 	if err := json.Unmarshal(b, &a); err != nil {
-		return 0, fmt.Errorf("bad probe answer: %w", err)
+		return probeAnswer{}, fmt.Errorf("bad probe answer: %w", err)
 	}
-	return a.Reads, nil
+	return a, nil
 }
 
 func answerOf(res Result, err error) forwardAnswer {
@@ -367,8 +386,13 @@ func (s *splitLayer) route(c net.Conn) {
 		s.untrack(c)
 		c.Close()
 		return
+	case lastMagic:
+		s.serveLast(c)
+		s.untrack(c)
+		c.Close()
+		return
 	case probeMagic:
-		ab, _ := json.Marshal(probeAnswer{Reads: readsLevel}) // an int: cannot fail
+		ab, _ := json.Marshal(probeAnswer{Reads: readsLevel, Applied: s.g.appliedIndex()}) // numbers: cannot fail
 		if c.SetDeadline(time.Now().Add(peekTimeout)) == nil {
 			_ = writeFrame(c, ab)
 		}

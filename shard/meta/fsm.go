@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -33,6 +34,7 @@ type FSM struct {
 	state      *State // raft's FSM goroutine only
 	view       atomic.Pointer[shard.View]
 	repl       atomic.Pointer[map[uint64]Replacement] // replacements under way (replace.go)
+	memberSet  atomic.Pointer[members]                // the map's nodes and removed nodes (members.go)
 
 	// applied is the index of the last entry Apply saw; changed is closed
 	// (and replaced) whenever Apply or Restore ran, so a proposer can wait
@@ -97,6 +99,7 @@ func (f *FSM) publish(topo bool) {
 		v.Map = old.Map
 	} else {
 		v.Map = f.state.Map(f.membership)
+		f.memberSet.Store(&members{nodes: maps.Clone(f.state.Nodes), removed: maps.Clone(f.state.Removed)})
 	}
 	f.view.Store(v)
 }
@@ -117,7 +120,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		// members change through join and remove, never a replacement.
 		return &Applied{Err: fmt.Errorf("%w: shard %d is the membership group: its members change by join and remove", ErrRefused, c.Shard)}
 	}
-	res, topo, err := f.state.apply(c)
+	res, topo, err := f.state.apply(c, l.Index)
 	if err != nil {
 		return &Applied{Err: err}
 	}
@@ -184,6 +187,14 @@ func DecodeSnapshot(b []byte) (*State, error) {
 	}
 	if s.Replacing == nil {
 		s.Replacing = map[uint64]Replacement{} // a snapshot from before replacements
+	}
+	if s.Removed == nil {
+		s.Removed = map[string]bool{} // a snapshot from before removals were kept
+	}
+	for id := range s.Removed {
+		if _, ok := s.Nodes[id]; ok {
+			return nil, fmt.Errorf("%w: snapshot: node %q is listed and removed", ErrBadCommand, id)
+		}
 	}
 	if err := s.checkReplacing(); err != nil {
 		return nil, fmt.Errorf("%w: snapshot: %w", ErrBadCommand, err)

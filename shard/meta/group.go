@@ -57,8 +57,14 @@ type Config struct {
 	// shard stops it and deletes its data. A shard removed from the map
 	// is not stopped: its data stays until an operator acts.
 	OpenShards bool
-	NoSync     bool // skip fsync (tests)
-	Logger     *slog.Logger
+	// Voters, when positive, makes the meta leader keep the group's own
+	// members to the map's nodes from the report loop (members.go):
+	// every node a member, at most Voters of them voters (odd from 3 on,
+	// spread over regions), a node removed from the map removed from the
+	// group. 0: the members stay as formed (Servers).
+	Voters int
+	NoSync bool // skip fsync (tests)
+	Logger *slog.Logger
 }
 
 // suffrage returns this node's suffrage in Servers.
@@ -72,11 +78,11 @@ func (c Config) suffrage() raft.ServerSuffrage {
 }
 
 // DefaultConfig returns the meta group's defaults: raft's LAN timeouts,
-// reports every 2 s.
+// reports every 2 s, members that follow the map with 5 voters.
 func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond,
-		ApplyTimeout: 10 * time.Second, ReportInterval: 2 * time.Second,
+		ApplyTimeout: 10 * time.Second, ReportInterval: 2 * time.Second, Voters: 5,
 	}
 }
 
@@ -98,6 +104,9 @@ func (c Config) Validate() error {
 	if c.ReportInterval < 0 {
 		errs = append(errs, errors.New("ReportInterval must not be negative"))
 	}
+	if c.Voters < 0 {
+		errs = append(errs, errors.New("the meta voters (Voters) must not be negative"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("meta group config: %w", err)
 	}
@@ -117,10 +126,17 @@ type Group struct {
 	logs  *raftboltdb.BoltStore
 	log   *slog.Logger
 
-	// joinMarks is, per shard this node joins, its last log index when
-	// it first saw itself in the shard's configuration (reconcile.go);
-	// the report loop's only.
+	// joinMarks is, per shard this node joins, the shard leader's last
+	// log index when this node last asked (catchup.go); the report
+	// loop's only.
 	joinMarks map[uint64]uint64
+	// askLast asks a shard's leader for its last log index (leaderLast;
+	// tests stand in for it).
+	askLast func(ctx context.Context, shard uint64, leader string) (uint64, error)
+	// memberMarks is, per meta nonvoter, this leader's last log index
+	// when it last asked how far the nonvoter applied (members.go); the
+	// report loop's only.
+	memberMarks map[string]uint64
 
 	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
 	cancel    context.CancelFunc
@@ -155,7 +171,8 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 // start runs Raft for the meta group; it closes l when it fails.
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), joinMarks: map[uint64]uint64{},
-		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+		memberMarks: map[string]uint64{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
@@ -218,6 +235,16 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 
 // View returns the current shard map and leader hints (the FSM's).
 func (g *Group) View() *shard.View { return g.fsm.View() }
+
+// Members returns the meta group's Raft configuration as this node
+// knows it (its latest, committed or not).
+func (g *Group) Members() ([]raft.Server, error) {
+	f := g.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
 
 // IsLeader reports whether this node leads the meta group.
 func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
@@ -359,7 +386,11 @@ func (g *Group) reportLoop() {
 		case <-t.C:
 		}
 		if g.IsLeader() {
-			g.addNonvoters()
+			if g.following() {
+				g.followMap()
+			} else {
+				g.addNonvoters()
+			}
 		}
 		if !seeded {
 			seeded = g.seed()

@@ -21,6 +21,7 @@ const (
 	stepDone                            // the joiner votes: propose replace_done (the map drops the old voter)
 	stepRemove                          // a server the map does not list: RemoveServer
 	stepTransfer                        // this node leads but the map dropped it: hand the leadership on first
+	stepAddress                         // a member's address is not the map's: take the map's (meta members only)
 )
 
 // String names the step in logs.
@@ -36,6 +37,8 @@ func (k stepKind) String() string {
 		return "remove"
 	case stepTransfer:
 		return "transfer_leadership"
+	case stepAddress:
+		return "address"
 	}
 	return fmt.Sprintf("step(%d)", int(k))
 }
@@ -104,14 +107,11 @@ func listed(self string, config []raft.Server) bool {
 	return slices.ContainsFunc(config, func(s raft.Server) bool { return string(s.ID) == self })
 }
 
-// caughtUp reports whether a joiner holds, committed, the log up to
-// mark: its last log index when it first saw a configuration listing it
-// (0: not yet). That configuration entry was appended after everything
-// the group had committed when the joiner was added, and it is at or
-// before mark, so the joiner then has all of that. (raft v1.7.3 does not
-// give a configuration's index, so the mark stands in for it.)
-func caughtUp(mark, commit uint64) bool {
-	return mark > 0 && commit >= mark
+// caughtUp reports whether a joiner that has applied the log up to
+// applied holds everything up to mark, the shard leader's last index
+// when it asked (0: not asked yet).
+func caughtUp(mark, applied uint64) bool {
+	return mark > 0 && applied >= mark
 }
 
 // removed reports whether a node the map dropped from a group (the
@@ -174,12 +174,33 @@ func (g *Group) reconcile() {
 }
 
 // join opens shard id, which this node joins, without bootstrap (it has
-// no Raft state for it: the leader adds it), and proposes voter_ready
-// once it caught up.
+// no Raft state for it: the leader adds it; a directory left from
+// earlier is set aside first, joindir.go), and proposes voter_ready
+// once it caught up with the shard's leader (joinerCaughtUp).
 func (g *Group) join(id uint64, r Replacement) {
 	st, ok := g.mgr.Group(id)
+	if ok && !r.Ready {
+		// A group this node runs but did not open for this join (a
+		// removed shard's, with the same id) is not the joiner's.
+		ours, err := g.joinedHere(id, r)
+		if err == nil && !ours {
+			err = g.setAsideRunning(id, r)
+		}
+		if err != nil || !ours {
+			if err != nil {
+				g.log.Warn("set aside a shard's directory left from earlier", "shard", id, "err", err)
+			}
+			return
+		}
+	}
 	if !ok {
-		_, err := g.mgr.Open(id, shard.GroupOptions{})
+		var err error
+		if !r.Ready { // never set aside the data of a joiner that may vote
+			err = g.prepareJoin(id, r)
+		}
+		if err == nil {
+			_, err = g.mgr.Open(id, shard.GroupOptions{})
+		}
 		if err != nil && !errors.Is(err, shard.ErrGroupTaken) && !errors.Is(err, shard.ErrClosed) {
 			g.log.Warn("open a shard this node joins", "shard", id, "err", err)
 		}
@@ -189,14 +210,7 @@ func (g *Group) join(id uint64, r Replacement) {
 		delete(g.joinMarks, id)
 		return
 	}
-	if _, ok := g.joinMarks[id]; !ok {
-		config, err := st.Members()
-		if err != nil || !listed(g.cfg.ID, config) {
-			return
-		}
-		g.joinMarks[id] = st.LastIndex()
-	}
-	if caughtUp(g.joinMarks[id], st.CommitIndex()) {
+	if g.joinerCaughtUp(id, st, st.Status().AppliedIndex) {
 		g.proposeStep(Command{Op: OpVoterReady, Shard: id, New: g.cfg.ID})
 	}
 }

@@ -49,10 +49,10 @@ func TestTheShardLeaderMovesAReplacementOnOneStepAtATime(t *testing.T) {
 	}
 }
 
-func TestAJoinerIsCaughtUpOnceItCommittedItsMark(t *testing.T) {
+func TestAJoinerIsCaughtUpOnceItAppliedItsMark(t *testing.T) {
 	require.False(t, listed("n4", servers([]string{"n1", "n2", "n3"})))
 	require.True(t, listed("n4", servers([]string{"n1"}, "n4")))
-	require.False(t, caughtUp(0, 12), "no mark: not listed yet")
+	require.False(t, caughtUp(0, 12), "no mark: not asked yet")
 	require.False(t, caughtUp(10, 9), "behind its mark")
 	require.True(t, caughtUp(10, 10))
 	require.True(t, caughtUp(10, 30))
@@ -69,7 +69,7 @@ func TestANodeIsRemovedWhenItsConfigurationLeavesItOutOrItLostTheLeader(t *testi
 
 func TestStepKindsHaveNames(t *testing.T) {
 	for k, want := range map[stepKind]string{stepAddNonvoter: "add_nonvoter", stepPromote: "promote", stepDone: "replace_done",
-		stepRemove: "remove", stepTransfer: "transfer_leadership", 0: "step(0)"} {
+		stepRemove: "remove", stepTransfer: "transfer_leadership", stepAddress: "address", 0: "step(0)"} {
 		require.Equal(t, want, k.String())
 	}
 }

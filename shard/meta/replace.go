@@ -20,6 +20,11 @@ type Replacement struct {
 	Old   string `json:"old"`
 	New   string `json:"new"`
 	Ready bool   `json:"ready,omitempty"` // New caught up as a nonvoter (voter_ready)
+	// Since is the meta log index of the replace_voter that listed it
+	// (0: listed by a gsd before it was kept): New marks the shard's
+	// directory with it, so a directory left from earlier is told apart
+	// from its own (joindir.go).
+	Since uint64 `json:"since,omitempty"`
 }
 
 // isReplace reports whether op is one of a voter replacement's steps.
@@ -30,7 +35,8 @@ func isReplace(op Op) bool {
 // applyReplace applies replace_voter, voter_ready and replace_done
 // (validated). Refusals wrap ErrRefused, and ErrNotFound for an unknown
 // shard or node. Repeating a step answers as the first time.
-func (s *State) applyReplace(c Command) (Result, bool, error) {
+// index is the command's meta log index.
+func (s *State) applyReplace(c Command, index uint64) (Result, bool, error) {
 	voters, ok := s.Shards[c.Shard]
 	if !ok {
 		return Result{}, false, fmt.Errorf("%w: %w: no shard %d", ErrRefused, ErrNotFound, c.Shard)
@@ -64,7 +70,7 @@ func (s *State) applyReplace(c Command) (Result, bool, error) {
 		if slices.Contains(voters, c.New) {
 			return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d already", ErrRefused, c.New, c.Shard)
 		}
-		s.Replacing[c.Shard] = Replacement{Old: c.Node, New: c.New}
+		s.Replacing[c.Shard] = Replacement{Old: c.Node, New: c.New, Since: index}
 		return Result{Shard: c.Shard, Voters: replaced(voters, c.Node, c.New), New: c.New}, false, nil
 	case OpVoterReady:
 		if !pending || r.New != c.New {

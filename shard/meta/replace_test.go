@@ -24,7 +24,7 @@ func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
 		got, err := DecodeCommand(b)
 		require.NoError(t, err)
 		require.Equal(t, c, got)
-		require.Equal(t, 3, needsLevel(c), "%s is gated", c.Op)
+		require.Equal(t, 4, needsLevel(c), "%s is gated", c.Op)
 	}
 	for name, c := range map[string]Command{
 		"replace without old":   {Op: OpReplaceVoter, Shard: 1, New: "n4"},
@@ -45,7 +45,7 @@ func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
 	b, err := Command{Op: OpRemoveNode, Node: "n1"}.Encode()
 	require.NoError(t, err)
 	require.Equal(t, `{"op":"remove_node","node":"n1"}`, string(b[1:]))
-	require.Equal(t, 1, needsLevel(Command{Op: OpRemoveNode, Node: "n1"}))
+	require.Equal(t, 4, needsLevel(Command{Op: OpRemoveNode, Node: "n1"}))
 }
 
 // replacing is an FSM with nodes n1..n5 and shard 1 on n1, n2, n3.

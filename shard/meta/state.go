@@ -36,12 +36,19 @@ type State struct {
 	// (replace.go). Absent when empty, so a snapshot without one is
 	// what it was before replacements.
 	Replacing map[uint64]Replacement `json:"replacing,omitempty"`
+	// Removed holds the nodes remove_node took out of the map (until
+	// add_node lists them again): the meta leader removes them from the
+	// meta group's own configuration (members.go), while a member the
+	// map has not listed yet (nodes added one at a time) stays. Absent
+	// when empty.
+	Removed map[string]bool `json:"removed,omitempty"`
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{Nodes: map[string]Node{}, Shards: map[uint64][]string{}, Worlds: map[string]uint64{},
-		Leaders: map[uint64]Hint{}, Load: map[uint64]Load{}, Replacing: map[uint64]Replacement{}}
+		Leaders: map[uint64]Hint{}, Load: map[uint64]Load{}, Replacing: map[uint64]Replacement{},
+		Removed: map[string]bool{}}
 }
 
 // Result is what applying a command returns: the shard it concerned (the
@@ -54,15 +61,16 @@ type Result struct {
 	Index  uint64
 }
 
-// apply changes s by c (validated) and reports whether the map view
+// apply changes s by c (validated; at meta log index index) and reports whether the map view
 // changes (reports change only hints and load). A refused command leaves
 // s as it was and returns an error wrapping ErrRefused (and ErrNotFound
 // when it names a node or shard that does not exist); refusals are
 // decided by the state alone, so every replica refuses alike.
-func (s *State) apply(c Command) (res Result, topo bool, err error) {
+func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error) {
 	switch c.Op {
 	case OpAddNode:
 		s.Nodes[c.Node] = Node{Raft: c.Raft, HTTP: c.HTTP, Region: c.Region}
+		delete(s.Removed, c.Node)
 		return Result{}, true, nil
 	case OpRemoveNode:
 		if _, ok := s.Nodes[c.Node]; !ok {
@@ -86,6 +94,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 			return Result{}, false, fmt.Errorf("%w: node %q is joining shards %v", ErrRefused, c.Node, joining)
 		}
 		delete(s.Nodes, c.Node)
+		s.Removed[c.Node] = true
 		return Result{}, true, nil
 	case OpCreateShard:
 		if _, ok := s.Shards[c.Shard]; ok {
@@ -152,7 +161,7 @@ func (s *State) apply(c Command) (res Result, topo bool, err error) {
 		maps.Copy(s.Worlds, c.Seed.Worlds)
 		return Result{}, true, nil
 	case OpReplaceVoter, OpVoterReady, OpReplaceDone:
-		return s.applyReplace(c)
+		return s.applyReplace(c, index)
 	case OpReport:
 		for g, term := range c.Leads {
 			if h, ok := s.Leaders[g]; !ok || term >= h.Term {

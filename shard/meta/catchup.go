@@ -1,0 +1,136 @@
+package meta
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A joiner of a shard is caught up when it has applied what the shard's
+// leader held when the joiner last asked: its own log is no measure,
+// since a joiner that first sees itself in the configuration may be far
+// behind the leader still (it holds the entry that added it, not what
+// was written after). The joiner asks the leader over the meta group's
+// Layer: a connection that starts with lastMagic and a shard id (uint64,
+// big endian) is answered, by the node that leads that shard, with a
+// uint32 length and lastAnswer as JSON. A node on an older binary hands
+// the connection to Raft, which closes it: no answer, so the joiner is
+// not ready, as with a leader that is down.
+const lastMagic byte = 0xFA
+
+// lastAnswer is a shard leader's answer to a joiner's ask.
+type lastAnswer struct {
+	Last  uint64 `json:"last,omitempty"` // the leader's last log index
+	Error string `json:"error,omitempty"`
+}
+
+// joiner is what a joining node needs of its replica of the shard (a
+// store.Store).
+type joiner interface {
+	Members() ([]raft.Server, error)
+	Leader() (id, httpAddr string)
+}
+
+// joinerCaughtUp reports whether this node, joining shard id with
+// replica st, which applied the log up to applied, has reached its mark: the shard leader's
+// last index when this node last asked. When it has not, it asks again
+// for the next tick's look, so the mark trails the leader by at most one
+// report interval's writes and a joiner far behind is never ready.
+// It asks only once the configuration lists this node: that entry is
+// then in the leader's log, so the mark is at or after it.
+func (g *Group) joinerCaughtUp(id uint64, st joiner, applied uint64) bool {
+	config, err := st.Members()
+	if err != nil || !listed(g.cfg.ID, config) {
+		return false
+	}
+	if mark, ok := g.joinMarks[id]; ok && caughtUp(mark, applied) {
+		return true
+	}
+	leader, _ := st.Leader()
+	if leader == "" || leader == g.cfg.ID {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(g.stopCtx, probeTimeout)
+	defer cancel()
+	last, err := g.askLast(ctx, id, leader)
+	if err != nil {
+		g.log.Debug("ask a shard's leader for its last index", "shard", id, "leader", leader, "err", err)
+		return false
+	}
+	g.joinMarks[id] = last
+	return caughtUp(last, applied)
+}
+
+// leaderLast asks node leader, by its address in the meta map, for its
+// last log index of shard id (which it must lead).
+func (g *Group) leaderLast(ctx context.Context, id uint64, leader string) (uint64, error) {
+	n, ok := g.fsm.View().Map.Nodes[leader]
+	if !ok {
+		return 0, fmt.Errorf("%w: shard %d's leader %s is not in the meta map", ErrNotFound, id, leader)
+	}
+	deadline := time.Now().Add(probeTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn, err := g.layer.Dial(raft.ServerAddress(n.Raft), time.Until(deadline))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(deadline); err != nil {
+		return 0, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	req := make([]byte, 9)
+	req[0] = lastMagic
+	binary.BigEndian.PutUint64(req[1:], id)
+	if _, err := conn.Write(req); err != nil {
+		return 0, err
+	}
+	b, err := readFrame(conn)
+	if err != nil {
+		return 0, err
+	}
+	var a lastAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return 0, fmt.Errorf("bad answer from %s: %w", leader, err)
+	}
+	if a.Error != "" {
+		return 0, fmt.Errorf("%s: %s", leader, a.Error)
+	}
+	return a.Last, nil
+}
+
+// serveLast answers a joiner's ask (after lastMagic) with this node's
+// last log index of the shard, when it leads it.
+func (s *splitLayer) serveLast(c net.Conn) {
+	if err := c.SetDeadline(time.Now().Add(peekTimeout)); err != nil {
+		return
+	}
+	var b [8]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return
+	}
+	ab, _ := json.Marshal(s.g.lastOf(binary.BigEndian.Uint64(b[:]))) // a number and a string: cannot fail
+	_ = writeFrame(c, ab)
+}
+
+// lastOf is this node's answer for shard id: its last log index when it
+// leads the shard.
+func (g *Group) lastOf(id uint64) lastAnswer {
+	st, ok := g.mgr.Group(id)
+	if !ok {
+		return lastAnswer{Error: fmt.Sprintf("%s does not run shard %d", g.cfg.ID, id)}
+	}
+	if !st.IsLeader() {
+		return lastAnswer{Error: fmt.Sprintf("%s does not lead shard %d", g.cfg.ID, id)}
+	}
+	return lastAnswer{Last: st.LastIndex()}
+}

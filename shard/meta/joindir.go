@@ -1,0 +1,115 @@
+package meta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// A joiner opens the shard's group without bootstrap and expects no
+// Raft state of its own: the leader gives it the shard's snapshot and
+// log. A directory left from earlier (a shard removed and created again
+// with the same id, whose old voters keep their data) would instead be
+// opened as it is, with another group's configuration, term and log.
+// So the joiner marks the directory it starts with the replacement it
+// joins for (joinMarkFile: the shard, itself and Replacement.Since, the
+// meta log index of the replace_voter), written before the group first
+// opens; a directory without that mark is set aside
+// (shard.Manager.SetAside, "<id>.before-join-<since>") and the group
+// opens clean. Its own directory, from before a restart, keeps its
+// mark and is opened again: once the joiner votes, its log counts for
+// the shard's commits and must never be dropped. A replacement from a
+// gsd that did not keep Since (0) is opened as it is, as before.
+const joinMarkFile = "joined"
+
+// joinMark is the content of a joiner's mark.
+type joinMark struct {
+	Shard uint64 `json:"shard"`
+	Node  string `json:"node"`
+	Since uint64 `json:"since"`
+}
+
+// markOf is this node's mark for joining shard id by r.
+func (g *Group) markOf(id uint64, r Replacement) []byte {
+	b, _ := json.Marshal(joinMark{Shard: id, Node: g.cfg.ID, Since: r.Since}) // numbers and a string: cannot fail
+	return b
+}
+
+// joinedHere reports whether shard id's directory on this node is the
+// one this node started for joining by r (or r cannot tell: Since 0).
+func (g *Group) joinedHere(id uint64, r Replacement) (bool, error) {
+	if r.Since == 0 {
+		return true, nil
+	}
+	b, err := os.ReadFile(filepath.Join(g.mgr.DataDir(id), joinMarkFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(b, g.markOf(id, r)), nil
+}
+
+// prepareJoin readies shard id's directory for this node's join by r,
+// before the group opens: a directory that is not the join's own is set
+// aside, and a new one gets the join's mark.
+func (g *Group) prepareJoin(id uint64, r Replacement) error {
+	if r.Since == 0 {
+		return nil
+	}
+	dir := g.mgr.DataDir(id)
+	if _, err := os.Stat(dir); err == nil {
+		ours, err := g.joinedHere(id, r)
+		if err != nil || ours {
+			return err
+		}
+		to, err := g.mgr.SetAside(id, "before-join-"+strconv.FormatUint(r.Since, 10))
+		if err != nil {
+			return err
+		}
+		g.log.Warn("a shard this node joins had a directory left from earlier: set aside, the group starts clean",
+			"shard", id, "moved_to", to)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return writeSynced(filepath.Join(dir, joinMarkFile), g.markOf(id, r))
+}
+
+// setAsideRunning stops shard id's group, which this node runs but did
+// not start for joining by r (a removed shard's group that kept
+// running), and sets its directory aside; the next tick opens the join.
+func (g *Group) setAsideRunning(id uint64, r Replacement) error {
+	ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
+	defer cancel()
+	if err := g.mgr.CloseGroup(ctx, id); err != nil {
+		return fmt.Errorf("stop the group left from earlier: %w", err)
+	}
+	return g.prepareJoin(id, r)
+}
+
+// writeSynced writes b to path and syncs it.
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,237 @@
+package meta
+
+import (
+	"cmp"
+	"context"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// The meta group's own members follow the map's nodes (Config.Voters):
+// its leader, from the report loop, adds every node of the map as a
+// nonvoter, promotes caught-up nonvoters until the group has the voters
+// it keeps (metaVoters), spread over regions, and removes the servers
+// remove_node took out of the map (State.Removed), a voter only while
+// the voters the map lists are as many as it keeps, so a removal never
+// takes the group below them. A member the map does not list and did
+// not remove (a map built one add_node at a time) stays. A leader the
+// map removed hands its leadership on first. Every step is decided from
+// the map and the configuration as they are, so a leader that crashed
+// between steps, or a new one, takes the next step alike.
+
+// metaVoters returns how many voters the meta group keeps with n nodes
+// in the map: at most want, and from 3 on an odd count (an even one
+// survives no more failures than one fewer and needs a larger quorum).
+// With want 5: 5 from 5 nodes on, 3 with 3 or 4, all with fewer, as gsd
+// forms the group (cmd/gsd's metaServers).
+func metaVoters(want, n int) int {
+	v := min(want, n)
+	if v > 2 && v%2 == 0 {
+		v--
+	}
+	return v
+}
+
+// memberSteps decides what the meta leader (self) does next to bring the
+// meta group's configuration to the map's nodes m, keeping want voters
+// at most (metaVoters). caught reports whether a nonvoter caught up with
+// the leader; it is asked only of the nonvoters promotion needs. An
+// empty map (not seeded yet) changes nothing.
+func memberSteps(self string, m members, config []raft.Server, caught func(id string) bool, want int) []step {
+	nodes := m.nodes
+	if len(nodes) == 0 {
+		return nil
+	}
+	if m.removed[self] {
+		// The map dropped the leader: another voter the map lists takes
+		// over, and removes it. Removing itself, a leader steps down
+		// without choosing a successor.
+		if slices.ContainsFunc(config, func(s raft.Server) bool {
+			_, listed := nodes[string(s.ID)]
+			return listed && s.Suffrage == raft.Voter
+		}) {
+			return []step{{stepTransfer, self}}
+		}
+		return nil
+	}
+	in := map[string]raft.ServerSuffrage{}
+	have := 0 // the voters the map lists
+	inRegion := map[string]int{}
+	for _, s := range config {
+		id := string(s.ID)
+		in[id] = s.Suffrage
+		if n, ok := nodes[id]; ok && s.Suffrage == raft.Voter {
+			have++
+			inRegion[n.Region]++
+		}
+	}
+	var out []step
+	var candidates []string
+	for _, id := range slices.Sorted(maps.Keys(nodes)) {
+		switch s, ok := in[id]; {
+		case !ok:
+			out = append(out, step{stepAddNonvoter, id})
+		case s != raft.Voter:
+			candidates = append(candidates, id)
+		}
+	}
+	for _, s := range config {
+		if n, ok := nodes[string(s.ID)]; ok && string(s.Address) != n.Raft {
+			out = append(out, step{stepAddress, string(s.ID)}) // add_node again with another address
+		}
+	}
+	target := metaVoters(want, len(nodes))
+	if have < target {
+		candidates = slices.DeleteFunc(candidates, func(id string) bool { return !caught(id) })
+	} else {
+		candidates = nil
+	}
+	for v := have; v < target && len(candidates) > 0; v++ {
+		// A region with the fewest voters, then the lowest id.
+		best := slices.MinFunc(candidates, func(a, b string) int {
+			return cmp.Or(cmp.Compare(inRegion[nodes[a].Region], inRegion[nodes[b].Region]), cmp.Compare(a, b))
+		})
+		out = append(out, step{stepPromote, best})
+		inRegion[nodes[best].Region]++
+		candidates = slices.DeleteFunc(candidates, func(id string) bool { return id == best })
+	}
+	for _, s := range config {
+		id := string(s.ID)
+		if !m.removed[id] {
+			continue // listed, or not listed yet
+		}
+		if s.Suffrage == raft.Voter && have < target {
+			continue // promote a replacement first
+		}
+		out = append(out, step{stepRemove, id})
+	}
+	return out
+}
+
+// following reports whether the leader keeps the members to the map: it
+// is configured to (Voters) and the map is seeded.
+func (g *Group) following() bool {
+	return g.cfg.Voters > 0 && len(g.fsm.View().Map.Nodes) > 0
+}
+
+// followMap takes the meta leader's membership steps (memberSteps).
+func (g *Group) followMap() {
+	f := g.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	m := g.fsm.members()
+	config := f.Configuration().Servers
+	addr := map[string]raft.ServerAddress{}
+	for _, s := range config {
+		addr[string(s.ID)] = s.Address
+	}
+	for id, n := range m.nodes {
+		addr[id] = raft.ServerAddress(n.Raft)
+	}
+	// Promotion needs to know which nonvoters caught up: ask them all
+	// at once, and only then (a member that does not answer costs the
+	// tick up to probeTimeout, not that many times over).
+	have := 0
+	var nonvoters []string
+	for _, s := range config {
+		if _, ok := m.nodes[string(s.ID)]; !ok {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			have++
+		} else {
+			nonvoters = append(nonvoters, string(s.ID))
+		}
+	}
+	var caught map[string]bool
+	if have < metaVoters(g.cfg.Voters, len(m.nodes)) {
+		caught = g.caughtNonvoters(nonvoters, addr)
+	}
+	for _, s := range memberSteps(g.cfg.ID, m, config, func(id string) bool { return caught[id] }, g.cfg.Voters) {
+		var err error
+		switch s.kind {
+		case stepAddNonvoter:
+			err = g.raft.AddNonvoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
+		case stepPromote:
+			err = g.raft.AddVoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
+		case stepRemove:
+			err = g.raft.RemoveServer(raft.ServerID(s.node), 0, g.cfg.ApplyTimeout).Error()
+			delete(g.memberMarks, s.node)
+		case stepTransfer:
+			err = g.raft.LeadershipTransfer().Error()
+		case stepAddress:
+			// Adding a member that is one already takes the new address
+			// and keeps its suffrage (AddNonvoter never demotes a voter).
+			err = g.raft.AddNonvoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
+		}
+		if err != nil {
+			g.log.Warn("change the meta group's members", "step", s.kind, "node", s.node, "err", err)
+			return // the next tick looks again
+		}
+		g.log.Info("change the meta group's members", "step", s.kind, "node", s.node)
+	}
+}
+
+// caughtNonvoters returns which of the meta nonvoters ids have applied
+// the log up to this leader's last index when they were last asked. It
+// asks them again, at once (the probe, which answers the member's
+// applied index), so a nonvoter is promoted once it trails by at most
+// one report interval. A member on an older binary answers no index
+// and is never promoted.
+func (g *Group) caughtNonvoters(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
+	ctx, cancel := context.WithTimeout(g.stopCtx, probeTimeout)
+	defer cancel()
+	last := g.raft.LastIndex()
+	applied := make([]uint64, len(ids))
+	answered := make([]bool, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() {
+			a, err := g.probeMember(ctx, addr[id])
+			if err != nil {
+				g.log.Debug("ask a meta nonvoter how far it applied", "node", id, "err", err)
+				return
+			}
+			applied[i], answered[i] = a.Applied, true
+		})
+	}
+	wg.Wait()
+	out := map[string]bool{}
+	for i, id := range ids {
+		if !answered[i] {
+			continue
+		}
+		mark, ok := g.memberMarks[id]
+		g.memberMarks[id] = last
+		out[id] = ok && applied[i] >= mark
+	}
+	return out
+}
+
+// appliedIndex is how far this replica applied the meta log: raft's
+// applied index, which counts the configuration entries the FSM never
+// sees (a log that ends with them would leave a nonvoter short of the
+// leader's last index for good), or the FSM's, or the snapshot it
+// restored, whichever is latest.
+func (g *Group) appliedIndex() uint64 {
+	return max(g.fsm.Applied(), g.raft.AppliedIndex(), g.snapshotIndex())
+}
+
+// members is the map's nodes, with their regions, and the nodes
+// remove_node took out of it, as a replica last applied them.
+type members struct {
+	nodes   map[string]Node
+	removed map[string]bool
+}
+
+// members returns the map's nodes and removed nodes.
+func (f *FSM) members() members {
+	if p := f.memberSet.Load(); p != nil {
+		return *p
+	}
+	return members{}
+}
