@@ -172,7 +172,7 @@ func (s *Service) Close() {
 // (401). After it, frames are text messages (JSON) or, with the
 // gsd.msgpack.v1 subprotocol, binary ones (with gsd.watch.deflate.v1,
 // binary DEFLATE of the JSON, compressed once per frame). versions=false
-// leaves the versions out of keyframes and deltas (JSON and deflate).
+// leaves the versions out of keyframes and deltas (in every codec).
 func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
 	v, events, err := s.viewer(r)
