@@ -9,7 +9,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
 )
 
 // A joiner opens the shard's group without bootstrap and expects no
@@ -26,6 +33,19 @@ import (
 // mark and is opened again: once the joiner votes, its log counts for
 // the shard's commits and must never be dropped. A replacement from a
 // gsd that did not keep Since (0) is opened as it is, as before.
+//
+// Nor is a directory set aside, mark or not, while its group's Raft
+// configuration (the running group's, or the last one its files
+// record) lists this node with another of the shard's voters in the map
+// (liveMember): a node that got its replica by bootstrap has no mark,
+// and one replaced out of a shard stays in the configuration until the
+// shard's leader removes it; named the joiner again meanwhile, it would
+// lose a voter's data and come back empty under the same id. It joins
+// with that directory as it is (it is a member already). The shard's
+// group always lists the map's voters (a joiner is added before it
+// votes, an old voter removed after it is replaced), so only a group of
+// none of them, another group's, is set aside. A directory whose
+// configuration cannot be read is kept, and the join waits (logged).
 const joinMarkFile = "joined"
 
 // joinMark is the content of a joiner's mark.
@@ -70,6 +90,14 @@ func (g *Group) prepareJoin(id uint64, r Replacement) error {
 		if err != nil || ours {
 			return err
 		}
+		config, err := diskMembers(dir)
+		if err != nil {
+			return fmt.Errorf("read the configuration of the directory left from earlier: %w", err)
+		}
+		if g.liveMember(id, config) {
+			g.log.Warn("a shard this node joins has a directory whose configuration lists this node: kept as it is", "shard", id)
+			return nil
+		}
 		to, err := g.mgr.SetAside(id, "before-join-"+strconv.FormatUint(r.Since, 10))
 		if err != nil {
 			return err
@@ -95,6 +123,69 @@ func (g *Group) setAsideRunning(id uint64, r Replacement) error {
 		return fmt.Errorf("stop the group left from earlier: %w", err)
 	}
 	return g.prepareJoin(id, r)
+}
+
+// liveMember reports whether config, a Raft configuration of shard id's
+// group on this node, is the shard's own with this node in it: it lists
+// this node and another of the shard's voters in the map.
+func (g *Group) liveMember(id uint64, config []raft.Server) bool {
+	sh, _ := g.fsm.View().Map.Shard(id)
+	return listed(g.cfg.ID, config) && slices.ContainsFunc(sh.Voters, func(v string) bool {
+		return v != g.cfg.ID && listed(v, config)
+	})
+}
+
+// diskMembers returns the Raft configuration last recorded in dir, a
+// group's directory that is not open: the latest configuration entry of
+// its log after its latest snapshot, else that snapshot's. Nil: the
+// directory records none.
+func diskMembers(dir string) (servers []raft.Server, err error) {
+	var from uint64 // the first log index after the snapshot
+	if _, err := os.Stat(filepath.Join(dir, "snapshots")); err == nil {
+		snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 1, hclog.NewNullLogger())
+		if err != nil {
+			return nil, err
+		}
+		metas, err := snaps.List()
+		if err != nil {
+			return nil, err
+		}
+		if len(metas) > 0 {
+			servers, from = metas[0].Configuration.Servers, metas[0].Index+1
+		}
+	}
+	path := filepath.Join(dir, "raft.db")
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return servers, nil
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{Timeout: time.Second}})
+	if err != nil {
+		return nil, err
+	}
+	defer logs.Close()
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return nil, err
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if p := recover(); p != nil { // raft.DecodeConfiguration panics on bytes it cannot decode
+			servers, err = nil, fmt.Errorf("decode a configuration entry: %v", p)
+		}
+	}()
+	for i := last; i >= max(first, from, 1); i-- {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return nil, fmt.Errorf("log entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogConfiguration {
+			return raft.DecodeConfiguration(l.Data).Servers, nil
+		}
+	}
+	return servers, nil
 }
 
 // writeSynced writes b to path and syncs it.

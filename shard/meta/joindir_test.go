@@ -113,7 +113,7 @@ func TestAJoinerKeepsItsOwnDirectory(t *testing.T) {
 	ours, err := g.joinedHere(7, r)
 	require.NoError(t, err)
 	require.True(t, ours)
-	junk := filepath.Join(c.mgrs["n1"].DataDir(7), "raft.db")
+	junk := filepath.Join(c.mgrs["n1"].DataDir(7), "data") // no Raft state: no configuration to keep it
 	require.NoError(t, os.WriteFile(junk, []byte("the join's own"), 0o600))
 	require.NoError(t, g.prepareJoin(7, r))
 	require.FileExists(t, junk, "its own directory is kept")
@@ -130,5 +130,68 @@ func TestAJoinerKeepsItsOwnDirectory(t *testing.T) {
 
 	require.NoError(t, g.prepareJoin(7, other))
 	require.NoFileExists(t, junk, "another replacement's directory is set aside")
-	require.FileExists(t, filepath.Join(c.mgrs["n1"].DataDir(7)+".before-join-43", "raft.db"))
+	require.FileExists(t, filepath.Join(c.mgrs["n1"].DataDir(7)+".before-join-43", "data"))
+}
+
+// A node named the joiner of a shard whose group's Raft configuration
+// still lists it (it got its replica by bootstrap, so its directory has
+// no mark; or it was just replaced out and the shard's leader has not
+// removed it yet) keeps its directory, running or not: setting it aside
+// would take a voter's data.
+func TestAJoinerKeepsADirectoryWhoseConfigurationListsIt(t *testing.T) {
+	c := newMetaClusterWith(t, 2, func(cfg *Config) { cfg.ReportInterval = 0 })
+	c.addNodes()
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2"}})
+	g := c.group("n1")
+	require.Eventually(t, func() bool { _, ok := g.View().Map.Shard(1); return ok }, 10*time.Second, 5*time.Millisecond)
+	ctx := context.Background()
+	var st *store.Store
+	for _, id := range []string{"n2", "n1"} {
+		var err error
+		st, err = c.mgrs[id].Open(1, shard.GroupOptions{Bootstrap: true, Voters: c.servers})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		for _, id := range []string{"n1", "n2"} {
+			if s, ok := c.mgrs[id].Group(1); ok && s.IsLeader() && s.CreateWorld(ctx, "w", fsm.Rules{}) == nil {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { _, ok := worldSeqs(st)["w"]; return ok }, 10*time.Second, 5*time.Millisecond)
+	r := Replacement{Old: "n9", New: "n1", Since: 42}
+
+	g.join(1, r)
+	st, ok := c.mgrs["n1"].Group(1)
+	require.True(t, ok, "n1's directory of shard 1 was set aside while the group's configuration has it a voter")
+	require.Contains(t, worldSeqs(st), "w")
+
+	require.NoError(t, c.mgrs["n1"].CloseGroup(ctx, 1))
+	err := g.prepareJoin(1, r)
+	require.NoError(t, err)
+	dirs, err := filepath.Glob(c.mgrs["n1"].DataDir(1) + ".before-join-*")
+	require.NoError(t, err)
+	require.Empty(t, dirs, "a stopped group whose configuration lists n1 is set aside")
+	st, err = c.mgrs["n1"].Open(1, shard.GroupOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, ok := worldSeqs(st)["w"]; return ok }, 10*time.Second, 5*time.Millisecond, "n1 replays its own log")
+}
+
+// diskMembers reads the configuration a stopped group's files record:
+// none for a directory without Raft state.
+func TestDiskMembersReadsTheLastConfiguration(t *testing.T) {
+	servers, err := diskMembers(t.TempDir())
+	require.NoError(t, err)
+	require.Empty(t, servers)
+	c := newMetaClusterWith(t, 1, func(cfg *Config) { cfg.ReportInterval = 0 })
+	st, err := c.mgrs["n1"].Open(3, shard.GroupOptions{Bootstrap: true})
+	require.NoError(t, err)
+	require.Eventually(t, st.IsLeader, 10*time.Second, 5*time.Millisecond)
+	_, err = st.Snapshot(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, c.mgrs["n1"].CloseGroup(context.Background(), 3))
+	servers, err = diskMembers(c.mgrs["n1"].DataDir(3))
+	require.NoError(t, err)
+	require.True(t, listed("n1", servers))
 }

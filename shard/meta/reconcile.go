@@ -181,8 +181,15 @@ func (g *Group) join(id uint64, r Replacement) {
 	st, ok := g.mgr.Group(id)
 	if ok && !r.Ready {
 		// A group this node runs but did not open for this join (a
-		// removed shard's, with the same id) is not the joiner's.
+		// removed shard's, with the same id) is not the joiner's, unless
+		// its configuration lists this node (joindir.go).
 		ours, err := g.joinedHere(id, r)
+		if err == nil && !ours {
+			var config []raft.Server
+			if config, err = st.Members(); err == nil {
+				ours = g.liveMember(id, config)
+			}
+		}
 		if err == nil && !ours {
 			err = g.setAsideRunning(id, r)
 		}
