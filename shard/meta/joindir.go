@@ -36,11 +36,12 @@ import (
 //
 // Nor is a directory set aside, mark or not, while its group's Raft
 // configuration (the running group's, or the last one its files
-// record) lists this node with another of the shard's voters in the map
-// (liveMember): a node that got its replica by bootstrap has no mark,
-// and one replaced out of a shard stays in the configuration until the
-// shard's leader removes it; named the joiner again meanwhile, it would
-// lose a voter's data and come back empty under the same id. It joins
+// record) lists this node as a voter, with another of the shard's
+// voters in the map (liveMember): a node that got its replica by
+// bootstrap has no mark, and one replaced out of a shard stays in the
+// configuration until the shard's leader removes it; named the joiner
+// again meanwhile, it would lose a voter's data and come back empty
+// under the same id. It joins
 // with that directory as it is (it is a member already). The shard's
 // group always lists the map's voters (a joiner is added before it
 // votes, an old voter removed after it is replaced), so only a group of
@@ -95,7 +96,7 @@ func (g *Group) prepareJoin(id uint64, r Replacement) error {
 			return fmt.Errorf("read the configuration of the directory left from earlier: %w", err)
 		}
 		if g.liveMember(id, config) {
-			g.log.Warn("a shard this node joins has a directory whose configuration lists this node: kept as it is", "shard", id)
+			g.log.Warn("a shard this node joins has a directory whose configuration has this node a voter: kept as it is", "shard", id)
 			return nil
 		}
 		to, err := g.mgr.SetAside(id, "before-join-"+strconv.FormatUint(r.Since, 10))
@@ -126,11 +127,17 @@ func (g *Group) setAsideRunning(id uint64, r Replacement) error {
 }
 
 // liveMember reports whether config, a Raft configuration of shard id's
-// group on this node, is the shard's own with this node in it: it lists
-// this node and another of the shard's voters in the map.
+// group on this node, is the shard's own with this node voting in it:
+// it lists this node as a voter and another of the shard's voters in
+// the map. Only a voter's data counts for the shard's commits; a group
+// left from earlier that the shard's leader reached (it adds the joiner
+// as a nonvoter before the joiner set it aside) lists this node as a
+// nonvoter, and is still set aside.
 func (g *Group) liveMember(id uint64, config []raft.Server) bool {
 	sh, _ := g.fsm.View().Map.Shard(id)
-	return listed(g.cfg.ID, config) && slices.ContainsFunc(sh.Voters, func(v string) bool {
+	return slices.ContainsFunc(config, func(s raft.Server) bool {
+		return string(s.ID) == g.cfg.ID && s.Suffrage == raft.Voter
+	}) && slices.ContainsFunc(sh.Voters, func(v string) bool {
 		return v != g.cfg.ID && listed(v, config)
 	})
 }
