@@ -18,7 +18,8 @@ import (
 // the voters the map lists are as many as it keeps, so a removal never
 // takes the group below them. A member the map does not list and did
 // not remove (a map built one add_node at a time) stays. A leader the
-// map removed hands its leadership on first. Every step is decided from
+// map removed takes the other steps, then hands its leadership to a
+// voter the map lists, which removes it. Every step is decided from
 // the map and the configuration as they are, so a leader that crashed
 // between steps, or a new one, takes the next step alike.
 
@@ -40,35 +41,45 @@ func metaVoters(want, n int) int {
 // at most (metaVoters). caught reports whether a nonvoter caught up with
 // the leader; it is asked only of the nonvoters promotion needs. An
 // empty map (not seeded yet) changes nothing.
+//
+// Removals come first, then adds, address changes and promotions: a
+// step the leader cannot take (an add refused while a removed member
+// still holds its address) must not hold up the others (followMap goes
+// on past a failed step). A leader the map removed takes every other
+// step, promotions too, and then hands its leadership to a voter the map
+// lists (a stepTransfer names it), which removes it: not to any voter,
+// which may be removed too and hand it back.
 func memberSteps(self string, m members, config []raft.Server, caught func(id string) bool, want int) []step {
 	nodes := m.nodes
 	if len(nodes) == 0 {
 		return nil
 	}
-	if m.removed[self] {
-		// The map dropped the leader: another voter the map lists takes
-		// over, and removes it. Removing itself, a leader steps down
-		// without choosing a successor.
-		if slices.ContainsFunc(config, func(s raft.Server) bool {
-			_, listed := nodes[string(s.ID)]
-			return listed && s.Suffrage == raft.Voter
-		}) {
-			return []step{{stepTransfer, self}}
-		}
-		return nil
-	}
 	in := map[string]raft.ServerSuffrage{}
 	have := 0 // the voters the map lists
 	inRegion := map[string]int{}
+	var voters []string // the voters the map lists, sorted
 	for _, s := range config {
 		id := string(s.ID)
 		in[id] = s.Suffrage
 		if n, ok := nodes[id]; ok && s.Suffrage == raft.Voter {
 			have++
 			inRegion[n.Region]++
+			voters = append(voters, id)
 		}
 	}
+	slices.Sort(voters)
+	target := metaVoters(want, len(nodes))
 	var out []step
+	for _, s := range config {
+		id := string(s.ID)
+		if !m.removed[id] || id == self {
+			continue // listed, or not listed yet; a removed leader hands on first
+		}
+		if s.Suffrage == raft.Voter && have < target {
+			continue // promote a replacement first
+		}
+		out = append(out, step{stepRemove, id})
+	}
 	var candidates []string
 	for _, id := range slices.Sorted(maps.Keys(nodes)) {
 		switch s, ok := in[id]; {
@@ -83,7 +94,6 @@ func memberSteps(self string, m members, config []raft.Server, caught func(id st
 			out = append(out, step{stepAddress, string(s.ID)}) // add_node again with another address
 		}
 	}
-	target := metaVoters(want, len(nodes))
 	if have < target {
 		candidates = slices.DeleteFunc(candidates, func(id string) bool { return !caught(id) })
 	} else {
@@ -95,18 +105,14 @@ func memberSteps(self string, m members, config []raft.Server, caught func(id st
 			return cmp.Or(cmp.Compare(inRegion[nodes[a].Region], inRegion[nodes[b].Region]), cmp.Compare(a, b))
 		})
 		out = append(out, step{stepPromote, best})
+		voters = append(voters, best)
 		inRegion[nodes[best].Region]++
 		candidates = slices.DeleteFunc(candidates, func(id string) bool { return id == best })
 	}
-	for _, s := range config {
-		id := string(s.ID)
-		if !m.removed[id] {
-			continue // listed, or not listed yet
-		}
-		if s.Suffrage == raft.Voter && have < target {
-			continue // promote a replacement first
-		}
-		out = append(out, step{stepRemove, id})
+	if m.removed[self] && len(voters) > 0 {
+		// The map dropped the leader: the lowest listed voter (one it
+		// just promoted if none voted before) takes over and removes it.
+		out = append(out, step{stepTransfer, voters[0]})
 	}
 	return out
 }
@@ -151,7 +157,11 @@ func (g *Group) followMap() {
 	if have < metaVoters(g.cfg.Voters, len(m.nodes)) {
 		caught = g.caughtNonvoters(nonvoters, addr)
 	}
+	failed := map[string]bool{}
 	for _, s := range memberSteps(g.cfg.ID, m, config, func(id string) bool { return caught[id] }, g.cfg.Voters) {
+		if failed[s.node] {
+			continue // a handover to a node whose promotion failed
+		}
 		var err error
 		switch s.kind {
 		case stepAddNonvoter:
@@ -162,7 +172,7 @@ func (g *Group) followMap() {
 			err = g.raft.RemoveServer(raft.ServerID(s.node), 0, g.cfg.ApplyTimeout).Error()
 			delete(g.memberMarks, s.node)
 		case stepTransfer:
-			err = g.raft.LeadershipTransfer().Error()
+			err = g.raft.LeadershipTransferToServer(raft.ServerID(s.node), addr[s.node]).Error()
 		case stepAddress:
 			// Adding a member that is one already takes the new address
 			// and keeps its suffrage (AddNonvoter never demotes a voter).
@@ -170,7 +180,8 @@ func (g *Group) followMap() {
 		}
 		if err != nil {
 			g.log.Warn("change the meta group's members", "step", s.kind, "node", s.node, "err", err)
-			return // the next tick looks again
+			failed[s.node] = true
+			continue // the next tick tries it again; the other steps need not wait
 		}
 		g.log.Info("change the meta group's members", "step", s.kind, "node", s.node)
 	}

@@ -78,12 +78,18 @@ func TestTheMetaLeaderBringsItsMembersToTheMapOneStepAtATime(t *testing.T) {
 			[]step{{stepPromote, "n6"}}},
 		"then the removed voter leaves": {"n1", nodesOf("n1", "n2", "n3", "n4", "n6"), removedOf("n5"), servers([]string{"n1", "n2", "n3", "n4", "n5", "n6"}), all,
 			[]step{{stepRemove, "n5"}}},
-		"a removed leader hands its leadership on": {"n3", nodesOf("n1", "n2"), removedOf("n3"), servers([]string{"n1", "n2", "n3"}), all,
-			[]step{{stepTransfer, "n3"}}},
+		"a removed leader hands its leadership to a listed voter": {"n3", nodesOf("n1", "n2"), removedOf("n3"), servers([]string{"n1", "n2", "n3"}), all,
+			[]step{{stepTransfer, "n1"}}},
+		"a removed leader hands on to a listed voter, not a removed one": {"n1", nodesOf("n3", "n4", "n5"), removedOf("n1", "n2"), servers(five), all,
+			[]step{{stepRemove, "n2"}, {stepTransfer, "n3"}}},
 		"a member whose address the map changed takes the new one": {"n1", nodesOf("n1", "n2", "n3"), nil,
 			[]raft.Server{{ID: "n1", Address: "n1:1", Suffrage: raft.Voter}, {ID: "n2", Address: "old:9", Suffrage: raft.Voter}, {ID: "n3", Address: "n3:1", Suffrage: raft.Voter}}, all,
 			[]step{{stepAddress, "n2"}}},
-		"a removed leader with no listed voter to take over stays": {"n3", nodesOf("n1"), removedOf("n2", "n3"), servers([]string{"n2", "n3"}, "n1"), all, nil},
+		"a removed leader with no listed voter promotes one, then hands on": {"n3", nodesOf("n1"), removedOf("n2", "n3"), servers([]string{"n2", "n3"}, "n1"), all,
+			[]step{{stepPromote, "n1"}, {stepTransfer, "n1"}}},
+		"a removed leader with no listed caught-up voter stays": {"n3", nodesOf("n1"), removedOf("n2", "n3"), servers([]string{"n2", "n3"}, "n1"), none, nil},
+		"removals come before adds": {"n1", nodesOf("n1", "n2", "n3", "n9"), removedOf("n4"), servers([]string{"n1", "n2", "n3"}, "n4"), all,
+			[]step{{stepRemove, "n4"}, {stepAddNonvoter, "n9"}}},
 	} {
 		require.Equal(t, tc.want, memberSteps(tc.self, members{nodes: tc.nodes, removed: tc.removed}, tc.config, tc.caught, 5), name)
 	}
@@ -264,4 +270,50 @@ func TestANonvoterIsCaughtUpOnceItAppliedThePreviousMark(t *testing.T) {
 	require.Equal(t, map[string]bool{other: false}, g.caughtNonvoters(ids, addr), "no mark yet; gone does not answer")
 	require.Eventually(t, func() bool { return g.caughtNonvoters(ids, addr)[other] }, 10*time.Second, 10*time.Millisecond)
 	require.NotContains(t, g.caughtNonvoters(ids, addr), "gone")
+}
+
+// A removed leader whose map lists no voter yet promotes the caught-up
+// nonvoters it lists, then hands over (review of members14, bug 4).
+func TestARemovedLeaderWithNoListedVoterPromotesThenHandsOver(t *testing.T) {
+	steps := memberSteps("a", members{nodes: nodesOf("d", "e", "f"), removed: removedOf("a", "b", "c")},
+		servers([]string{"a", "b", "c"}, "d", "e", "f"), func(string) bool { return true }, 5)
+	require.Equal(t, []step{{stepPromote, "d"}, {stepPromote, "e"}, {stepPromote, "f"}, {stepTransfer, "d"}}, steps)
+}
+
+// Two voters removed at once, the leader one of them: the leadership
+// goes to a voter the map lists, which removes both, instead of passing
+// between the two removed ones (review of members14, bug 1).
+func TestTwoRemovedVotersDoNotPassTheLeadershipBackAndForth(t *testing.T) {
+	c := newMetaClusterWith(t, 5, func(cfg *Config) { cfg.ReportInterval = 0 })
+	c.addNodes()
+	if l := c.metaLeader(); l != "n1" {
+		require.NoError(t, c.group(l).raft.LeadershipTransferToServer("n1", c.servers[0].Address).Error())
+	}
+	c.propose("n3", Command{Op: OpRemoveNode, Node: "n1"})
+	c.propose("n3", Command{Op: OpRemoveNode, Node: "n2"})
+	var leaders []string
+	for range 8 {
+		l := c.metaLeader()
+		g := c.group(l)
+		require.Eventually(t, func() bool { r := g.fsm.members().removed; return r["n1"] && r["n2"] }, 10*time.Second, 5*time.Millisecond)
+		leaders = append(leaders, l)
+		g.followMap()
+		if cf := c.metaConfig(); !listed("n1", cf) && !listed("n2", cf) {
+			return
+		}
+	}
+	t.Fatalf("leaders stepping: %v", leaders)
+}
+
+// The same with the report loop on: the meta group ends with the three
+// nodes the map lists.
+func TestTwoRemovedVotersLeaveTheMetaGroupWithTheLoopOn(t *testing.T) {
+	c := newMetaClusterWith(t, 5, func(cfg *Config) { cfg.ReportInterval = 300 * time.Millisecond })
+	c.addNodes()
+	if l := c.metaLeader(); l != "n1" {
+		require.NoError(t, c.group(l).raft.LeadershipTransferToServer("n1", c.servers[0].Address).Error())
+	}
+	c.propose("n3", Command{Op: OpRemoveNode, Node: "n1"})
+	c.propose("n3", Command{Op: OpRemoveNode, Node: "n2"})
+	c.waitMetaMembers([]string{"n3", "n4", "n5"}, nil)
 }
