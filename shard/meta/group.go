@@ -346,7 +346,7 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	if !g.IsLeader() {
 		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
 	}
-	if err := g.gate(ctx, c); err != nil {
+	if err := g.admit(ctx, c); err != nil {
 		return Result{}, err
 	}
 	timeout := g.cfg.ApplyTimeout

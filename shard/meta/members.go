@@ -3,6 +3,7 @@ package meta
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -185,6 +186,25 @@ func (g *Group) followMap() {
 		}
 		g.log.Info("change the meta group's members", "step", s.kind, "node", s.node)
 	}
+}
+
+// admit refuses, on the leader before it proposes, a command the FSM
+// would apply but the meta group's members could not follow: add_node
+// with a Raft address another node of the map has (raft refuses a
+// second member at an address, "found duplicate address in
+// configuration"). It is checked on the leader's replica, not in Apply,
+// so a replica on an older binary applies the same entries. Then the
+// gate.
+func (g *Group) admit(ctx context.Context, c Command) error {
+	if c.Op == OpAddNode {
+		nodes := g.fsm.members().nodes
+		for _, id := range slices.Sorted(maps.Keys(nodes)) {
+			if id != c.Node && nodes[id].Raft == c.Raft {
+				return fmt.Errorf("%w: node %q has the Raft address %s already: remove it first, or give %q another address", ErrRefused, id, c.Raft, c.Node)
+			}
+		}
+	}
+	return g.gate(ctx, c)
 }
 
 // caughtNonvoters returns which of the meta nonvoters ids have applied

@@ -3,6 +3,7 @@ package meta
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"testing"
@@ -316,4 +317,28 @@ func TestTwoRemovedVotersLeaveTheMetaGroupWithTheLoopOn(t *testing.T) {
 	c.propose("n3", Command{Op: OpRemoveNode, Node: "n1"})
 	c.propose("n3", Command{Op: OpRemoveNode, Node: "n2"})
 	c.waitMetaMembers([]string{"n3", "n4", "n5"}, nil)
+}
+
+// A machine rebuilt under a new id at a removed node's Raft address
+// joins the meta group: the removal goes first, and an add raft refuses
+// does not hold it up. add_node refuses an address another node of the
+// map has, with a clear error (review of members14, bug 3).
+func TestANodeAtARemovedNodesAddressJoinsTheMetaGroup(t *testing.T) {
+	c := newMetaCluster(t, 4)
+	c.addNodes()
+	c.waitMetaMembers([]string{"n1", "n2", "n3", "n4"}, nil)
+	n4 := c.servers[3].Address
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	require.Eventually(t, func() bool {
+		_, err = c.group("n1").Propose(ctx, Command{Op: OpAddNode, Node: "n9", Raft: string(n4), HTTP: "http-n9:80"})
+		return !errors.Is(err, ErrNotLeader)
+	}, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorContains(t, err, `node "n4" has the Raft address`)
+
+	c.propose("n1", Command{Op: OpRemoveNode, Node: "n4"})
+	c.propose("n1", Command{Op: OpAddNode, Node: "n9", Raft: string(n4), HTTP: "http-n9:80"})
+	c.waitMetaMembers([]string{"n1", "n2", "n3"}, []string{"n9"})
 }
