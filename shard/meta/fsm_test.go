@@ -239,3 +239,19 @@ func TestSeedFillsAnEmptyMapOnce(t *testing.T) {
 	require.ErrorIs(t, err, ErrRefused, "seeded already")
 	require.Equal(t, uint64(0), f.View().Map.ShardOf("w"), "a second seed undoes nothing")
 }
+
+// A seed into a map remove_node emptied lists the seeded nodes and no
+// longer records them removed, so its snapshot restores (a node both
+// listed and removed is refused) (review of members14, bug 5).
+func TestASeedAfterARemovalListsTheNodeNotRemoved(t *testing.T) {
+	f := withNodes(t, 1)
+	mustApply(t, f, Command{Op: OpRemoveNode, Node: "n1"})
+	require.True(t, f.members().removed["n1"])
+	mustApply(t, f, Command{Op: OpSeed, Seed: &shard.Map{Nodes: map[string]shard.MapNode{"n1": {Raft: "h:1", HTTP: "h:2"}},
+		Shards: []shard.MapShard{{ID: 1, Voters: []string{"n1"}}}}})
+	require.False(t, f.members().removed["n1"])
+	require.Contains(t, f.members().nodes, "n1")
+	g := NewFSM(0)
+	require.NoError(t, g.Restore(io.NopCloser(bytes.NewReader(snapshotOf(t, f)))))
+	require.Equal(t, f.View().Map, g.View().Map)
+}

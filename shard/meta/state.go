@@ -154,6 +154,7 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 		}
 		for id, n := range c.Seed.Nodes {
 			s.Nodes[id] = Node{Raft: n.Raft, HTTP: n.HTTP}
+			delete(s.Removed, id) // listed again, as add_node does
 		}
 		for _, sh := range c.Seed.Shards {
 			s.Shards[sh.ID] = slices.Sorted(slices.Values(sh.Voters))
