@@ -195,6 +195,26 @@ func TestRemovingTheMemberThatDoesNotAnswerPassesTheGate(t *testing.T) {
 	require.True(t, c.group("n2").fsm.members().removed["old"])
 }
 
+// A member remove_node took out of the map that is still in the meta
+// configuration (the leader has not removed it yet) and does not answer
+// does not close the gate: a second dead member can be removed.
+func TestARemovedMemberThatDoesNotAnswerDoesNotCloseTheGate(t *testing.T) {
+	old, old2 := oldMember(t), oldMember(t)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.ReportInterval = 0 // the leader keeps the removed member in its configuration
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "old", Address: raft.ServerAddress(old)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "old", Raft: old, HTTP: "h:2"})
+	c.propose("n1", Command{Op: OpAddNode, Node: "old2", Raft: old2, HTTP: "h:3"})
+	c.propose("n1", Command{Op: OpRemoveNode, Node: "old"})
+	leader := c.metaLeader()
+	require.NoError(t, c.group(leader).raft.AddNonvoter("old2", raft.ServerAddress(old2), 0, 5*time.Second).Error())
+	require.True(t, listed("old", c.metaConfig()), "the removed member is still in the configuration")
+	c.propose(leader, Command{Op: OpRemoveNode, Node: "old2"})
+	require.True(t, c.group(leader).fsm.members().removed["old2"])
+}
+
 func indexOf(ids []string, id string) int {
 	for i, x := range ids {
 		if x == id {

@@ -124,6 +124,13 @@ func (g *Group) gate(ctx context.Context, c Command) error {
 		return fmt.Errorf("%w: meta configuration: %w", ErrNotLeader, err)
 	}
 	for _, srv := range f.Configuration().Servers {
+		if g.cfg.Voters > 0 && removed[string(srv.ID)] {
+			// remove_node took it out of the map; the leader removes it
+			// from the configuration (members.go). Leaving, most often
+			// down, it must not close the gate for the nodes that stay:
+			// a second dead node could not be removed otherwise.
+			continue
+		}
 		addrs[srv.ID] = srv.Address
 	}
 	for _, id := range slices.Sorted(maps.Keys(addrs)) {
