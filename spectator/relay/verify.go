@@ -36,13 +36,16 @@ import (
 // is kept for the relay's life, so that a follow opened again cannot be
 // fed an older history.
 //
-// What a relay cannot check: the events it holds against the leaves. A
-// leaf is the hash of a whole event, and a relay of a view sees no
-// hidden field; and a node gives a world's audit hashes only to callers
-// that may see every field, so a relay whose view hides fields gets no
-// checkpoint at all (its upstream refuses it, and the relay goes on
-// without). What it verifies is that the history it was shown checkpoints
-// of is signed and append-only, and it passes on only what it accepted.
+// The events it holds against the leaves (leaves.go): a leaf is the
+// hash of a whole event, hidden changes included, and a node gives a
+// world's audit hashes only to callers that may see every field; so a
+// relay whose view hides fields gets no checkpoint at all (its upstream
+// refuses it, and the relay goes on without), and a relay that gets
+// checkpoints sees every field of every event. Such a relay hashes each
+// event it receives into the tree's right edge, from seq 1, and compares
+// it with the checkpoints it accepts: events that are not the signed
+// history drop the upstream too (reason leaves). It passes on only what
+// it accepted.
 
 // DefaultCheckpointInterval is how often a verifying relay asks for a
 // world's newest checkpoint: a node signs one every 10 s by default.
