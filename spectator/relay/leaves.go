@@ -21,7 +21,8 @@ import (
 //
 //   - one of exactly the range's size: the roots must be equal;
 //   - one of more events: compared when the range reaches its size (the
-//     event that completes it is checked before the relay holds it);
+//     event that completes it is checked before the relay holds it; the
+//     oldest such one, so that a delayed view gets there);
 //   - one of fewer events (the relay is ahead of the node's signing): the
 //     upstream's consistency proof must tie it to the range as it was at
 //     the previous round (a size the node's tree surely holds by then).
@@ -177,7 +178,11 @@ func (l *leafCheck) round(cp audit.Checkpoint, prove proveFunc) error {
 		defer l.mu.Unlock()
 		return l.compareLocked(cp)
 	case cp.Size > l.rng.size:
-		l.pending = &cp
+		// The oldest not reached yet: a relay whose view is delayed
+		// longer than a round would never reach the newest.
+		if l.pending == nil {
+			l.pending = &cp
+		}
 		l.mu.Unlock()
 		return nil
 	case snap.size < cp.Size:

@@ -252,6 +252,35 @@ func TestLeafCheckWaitsForProofsAndStopsAtAnotherIncarnation(t *testing.T) {
 	require.Equal(t, 2.0, testutil.ToFloat64(c.leavesVerified))
 }
 
+// A checkpoint the range has not reached waits for it, and newer ones
+// do not replace it: a view delayed longer than a round gets there.
+func TestLeafCheckComparesTheOldestCheckpointItHasNotReached(t *testing.T) {
+	c, err := newCheckpoints([]audit.VerifyingKey{mustKey(t)}, prometheus.NewRegistry())
+	require.NoError(t, err)
+	tr := newTree(t, "arena", "p")
+	l := newLeafCheck(c, "arena", slog.New(slog.DiscardHandler))
+	var cps []audit.Checkpoint
+	for n := int64(2); n <= 6; n += 2 {
+		tr.grow(n)
+		cp, err := tr.log.Checkpoint()
+		require.NoError(t, err)
+		cps = append(cps, cp)
+		require.NoError(t, l.round(cp, tr.prove))
+	}
+	require.Zero(t, testutil.ToFloat64(c.leavesVerified))
+	for i, ln := range tr.lines {
+		var w wire.Event
+		require.NoError(t, json.Unmarshal([]byte(ln), &w))
+		require.NoError(t, l.add(&w))
+		if i == 1 {
+			require.Equal(t, 1.0, testutil.ToFloat64(c.leavesVerified), "at 2, the first one")
+		}
+	}
+	require.Equal(t, 1.0, testutil.ToFloat64(c.leavesVerified), "4 and 6 came while 2 waited")
+	require.NoError(t, l.round(cps[2], tr.prove))
+	require.Equal(t, 2.0, testutil.ToFloat64(c.leavesVerified), "6, at the next round")
+}
+
 // rootAt is tr's root at size n.
 func rootAt(t *testing.T, tr *tree, n int64) tlog.Hash {
 	t.Helper()
