@@ -29,9 +29,12 @@ import (
 //
 // A mismatch means the upstream sent events that are not the signed
 // history (one altered, dropped, inserted or reordered): the relay drops
-// the upstream as for a refused checkpoint (reason "leaves"). Only a view
-// that sees every field gets checkpoints, and such a view skips no seq;
-// so a seq the upstream skipped is refused as soon as an accepted
+// the upstream as for a refused checkpoint (reason "leaves"). Only a
+// relay whose events are whole gets checkpoints (a node gives them to
+// anyone for a world that restricts no field, whose events it cuts for
+// no view; for one that does, only to game servers, admins and the
+// cluster secret: edge.Core.GuardHashes), and a whole stream skips no
+// seq; so a seq the upstream skipped is refused as soon as an accepted
 // checkpoint covers it (a filtered relay gets no checkpoint, and checks
 // no leaf). A follow whose first event is not seq 1 (the upstream no
 // longer has the start), or whose checkpoints change incarnation, cannot

@@ -297,3 +297,42 @@ func mustKey(t *testing.T) audit.VerifyingKey {
 	_, v := auditKey(t, "gsd-audit")
 	return v
 }
+
+// The streams a relay gets checkpoints with carry the node's leaves, and
+// only those. A node gives a world's checkpoints to anyone when its rules
+// restrict no field, and then cuts no event of any view: a public
+// class's stream has the leaves of the node's own events (an admin's
+// stream). In a world that restricts fields it gives them only to game
+// servers, admins and the cluster secret (edge.Core.GuardHashes), whose
+// events are whole: even a class that sees every field gets other
+// players' client seqs zeroed, leaves a relay could not check.
+func TestOnlyStreamsThatGetCheckpointsCarryTheNodesLeaves(t *testing.T) {
+	n := startNode(t)
+	n.do(t, http.MethodPost, "/v1/worlds", `{"id":"open","rules":{"fields":{"score":{"type":"int","policy":"counter"}}}}`, http.StatusCreated)
+	leaves := func(b []byte) []tlog.Hash {
+		var out []tlog.Hash
+		for _, ln := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var w wire.Event
+			require.NoError(t, json.Unmarshal([]byte(ln), &w))
+			out = append(out, audit.LeafHash(&w))
+		}
+		return out
+	}
+	for seq := 1; seq <= 3; seq++ {
+		n.do(t, http.MethodPost, "/v1/worlds/open/actions", fmt.Sprintf(`{"seq":%d,"ops":[{"op":"incr","entity":"e%d","field":"score","by":1}]}`, seq, seq), http.StatusOK)
+	}
+	all := leaves(readEventsWorld(t, n.url, n.admin, "open", 1, 3))
+	require.Len(t, all, 3)
+	require.Equal(t, all, leaves(readEventsWorld(t, n.url, token(t, "relay", ""), "open", 1, 3)))
+
+	n.act(t, "e1", 1, "a")
+	n.act(t, "e2", 0, "b")
+	n.seq++
+	n.do(t, http.MethodPost, "/v1/worlds/arena/actions", fmt.Sprintf(`{"seq":%d,"ops":[{"op":"delete","entity":"e2"}]}`, n.seq), http.StatusOK)
+	last := n.act(t, "e3", 3, "c")
+	whole := leaves(readEvents(t, n.url, n.admin, 1, last))
+	require.Len(t, whole, int(last))
+	ref := leaves(readEventsQ(t, n.url, token(t, "relay", "ref"), "&view=ref", 1, last))
+	require.Len(t, ref, int(last), "the ref class sees every field")
+	require.NotEqual(t, whole, ref, "but not the admin's client seqs")
+}

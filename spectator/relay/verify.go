@@ -38,10 +38,10 @@ import (
 //
 // The events it holds against the leaves (leaves.go): a leaf is the
 // hash of a whole event, hidden changes included, and a node gives a
-// world's audit hashes only to callers that may see every field; so a
-// relay whose view hides fields gets no checkpoint at all (its upstream
+// world's audit hashes only to callers that see everything; so a relay
+// whose view hides fields gets no checkpoint at all (its upstream
 // refuses it, and the relay goes on without), and a relay that gets
-// checkpoints sees every field of every event. Such a relay hashes each
+// checkpoints receives every event whole. Such a relay hashes each
 // event it receives into the tree's right edge, from seq 1, and compares
 // it with the checkpoints it accepts: events that are not the signed
 // history drop the upstream too (reason leaves). It passes on only what
