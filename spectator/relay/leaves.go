@@ -166,7 +166,7 @@ func (l *leafCheck) add(e *wire.Event) error {
 func (l *leafCheck) round(cp audit.Checkpoint, prove proveFunc) error {
 	l.mu.Lock()
 	snap := l.snap
-	if l.off == "" && l.gap == 0 {
+	if l.off == "" { // after a gap too: the range before it still checks
 		l.snap = snapshot{size: l.rng.size, root: l.rng.root()}
 	}
 	if l.off != "" || cp.Size == 0 || cp.Size <= l.verified && cp.Incarnation == l.inc || !l.incarnationLocked(cp) {

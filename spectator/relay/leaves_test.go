@@ -281,6 +281,34 @@ func TestLeafCheckComparesTheOldestCheckpointItHasNotReached(t *testing.T) {
 	require.Equal(t, 2.0, testutil.ToFloat64(c.leavesVerified), "6, at the next round")
 }
 
+// After a seq the upstream skipped, the range before it is still
+// checked, and a checkpoint that holds the skipped seq refuses the
+// upstream.
+func TestLeafCheckAfterAGapChecksWhatCameBeforeAndRefusesWhatCoversIt(t *testing.T) {
+	c, err := newCheckpoints([]audit.VerifyingKey{mustKey(t)}, prometheus.NewRegistry())
+	require.NoError(t, err)
+	tr := newTree(t, "arena", "p")
+	tr.grow(6)
+	l := newLeafCheck(c, "arena", slog.New(slog.DiscardHandler))
+	for _, i := range []int{0, 1, 2, 3, 5} { // seq 5 skipped
+		var w wire.Event
+		require.NoError(t, json.Unmarshal([]byte(tr.lines[i]), &w))
+		require.NoError(t, l.add(&w))
+	}
+	require.Equal(t, 1.0, testutil.ToFloat64(c.leavesSkipped.WithLabelValues(skipGap)))
+	three := audit.Checkpoint{Origin: "arena", Size: 3, Root: rootAt(t, tr, 3)}
+	require.NoError(t, l.round(three, tr.prove), "the first round takes a snapshot")
+	require.NoError(t, l.round(three, tr.prove))
+	require.Equal(t, 1.0, testutil.ToFloat64(c.leavesVerified), "3 proven in the 4 before the gap")
+	six, err := tr.log.Checkpoint()
+	require.NoError(t, err)
+	err = l.round(six, tr.prove)
+	var ce *CheckpointError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, ReasonLeaves, ce.Reason)
+	require.Contains(t, ce.Detail, "skipped seq 5")
+}
+
 // rootAt is tr's root at size n.
 func rootAt(t *testing.T, tr *tree, n int64) tlog.Hash {
 	t.Helper()
