@@ -141,7 +141,7 @@ func (l *leafCheck) add(e *wire.Event) error {
 		}
 		l.gap = want
 		if p := l.pending; p != nil && uint64(p.Size) >= want {
-			return l.c.refuse(l.world, ReasonLeaves, fmt.Sprintf("the upstream skipped seq %d, which the signed tree of %d events holds", want, p.Size))
+			return l.failLocked(fmt.Sprintf("the upstream skipped seq %d, which the signed tree of %d events holds", want, p.Size))
 		}
 		// A view that hides fields skips seqs, and gets no checkpoint; a
 		// full view skips none, and its next checkpoint refuses this.
@@ -175,8 +175,8 @@ func (l *leafCheck) round(cp audit.Checkpoint, prove proveFunc) error {
 	}
 	switch {
 	case l.gap != 0 && uint64(cp.Size) >= l.gap:
-		l.mu.Unlock()
-		return l.c.refuse(l.world, ReasonLeaves, fmt.Sprintf("the upstream skipped seq %d, which the signed tree of %d events holds", l.gap, cp.Size))
+		defer l.mu.Unlock()
+		return l.failLocked(fmt.Sprintf("the upstream skipped seq %d, which the signed tree of %d events holds", l.gap, cp.Size))
 	case cp.Size == l.rng.size:
 		defer l.mu.Unlock()
 		return l.compareLocked(cp)
@@ -193,21 +193,22 @@ func (l *leafCheck) round(cp audit.Checkpoint, prove proveFunc) error {
 		return nil // the next round's snapshot is past it
 	}
 	l.mu.Unlock()
-	if snap.size == cp.Size {
-		if snap.root != cp.Root {
-			return l.mismatch(cp)
-		}
-	} else {
+	ok := snap.root == cp.Root
+	if snap.size != cp.Size {
 		p, err := prove(cp.Size, snap.size, cp.Incarnation)
 		if err != nil {
 			return fmt.Errorf("proof of world %s's checkpoint of %d events in the %d received: %w", l.world, cp.Size, snap.size, err)
 		}
-		if tlog.CheckTree(p, snap.size, snap.root, cp.Size, cp.Root) != nil {
-			return l.mismatch(cp)
-		}
+		ok = tlog.CheckTree(p, snap.size, snap.root, cp.Size, cp.Root) == nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	switch {
+	case l.off != "":
+		return nil // refused or stopped meanwhile
+	case !ok:
+		return l.mismatchLocked(cp)
+	}
 	l.verifiedLocked(cp.Size)
 	return nil
 }
@@ -215,7 +216,7 @@ func (l *leafCheck) round(cp audit.Checkpoint, prove proveFunc) error {
 // compareLocked compares the range's root with cp's, of as many events.
 func (l *leafCheck) compareLocked(cp audit.Checkpoint) error {
 	if l.rng.root() != cp.Root {
-		return l.mismatch(cp)
+		return l.mismatchLocked(cp)
 	}
 	l.verifiedLocked(cp.Size)
 	return nil
@@ -226,9 +227,16 @@ func (l *leafCheck) verifiedLocked(size int64) {
 	l.c.leavesVerified.Inc()
 }
 
-// mismatch refuses the upstream whose events are not cp's leaves.
-func (l *leafCheck) mismatch(cp audit.Checkpoint) error {
-	return l.c.refuse(l.world, ReasonLeaves, fmt.Sprintf("the events received do not hash to the signed tree of %d events (root %v)", cp.Size, cp.Root))
+// mismatchLocked refuses the upstream whose events are not cp's leaves.
+func (l *leafCheck) mismatchLocked(cp audit.Checkpoint) error {
+	return l.failLocked(fmt.Sprintf("the events received do not hash to the signed tree of %d events (root %v)", cp.Size, cp.Root))
+}
+
+// failLocked refuses the upstream (counted once: the follow checks no
+// more, and ends).
+func (l *leafCheck) failLocked(detail string) error {
+	l.off, l.pending = ReasonLeaves, nil
+	return l.c.refuse(l.world, ReasonLeaves, detail)
 }
 
 // incarnationLocked binds the range to cp's incarnation, or reports

@@ -307,6 +307,8 @@ func TestLeafCheckAfterAGapChecksWhatCameBeforeAndRefusesWhatCoversIt(t *testing
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, ReasonLeaves, ce.Reason)
 	require.Contains(t, ce.Detail, "skipped seq 5")
+	require.NoError(t, l.round(six, tr.prove), "refused once: the follow ends")
+	require.Equal(t, 1.0, testutil.ToFloat64(c.failures.WithLabelValues(ReasonLeaves)))
 }
 
 // rootAt is tr's root at size n.
