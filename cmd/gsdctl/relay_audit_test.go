@@ -138,6 +138,9 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 	}, time.Minute, 20*time.Millisecond, "stderr: %s", &errOut)
 	require.NotContains(t, string(b), "gsd_relay_checkpoint_failures_total{", "nothing refused")
 	require.NotContains(t, string(b), "gsd_relay_leaf_checks_skipped_total{", "nothing skipped")
+
+	// The same relay behind a proxy that rewrites one event drops it.
+	requireRelayDropsATamperingUpstream(t, ctx, n.http, keyPrefix+".pub")
 	stop()
 	select {
 	case code := <-done:
