@@ -103,8 +103,8 @@ type leafCheck struct {
 	rng      leafRange
 	off      string            // why the follow's leaves are not checked ("": they are)
 	gap      uint64            // the seq the upstream skipped (0: none): the range ends before it
-	bound    bool              // inc is the incarnation of the checkpoints compared
-	inc      uint64            //
+	bound    bool              // the range is of incarnation inc (set by the first round)
+	inc      uint64            // the incarnation of the checkpoints compared
 	pending  *audit.Checkpoint // accepted, of more events than the range: compared when it gets there
 	snap     snapshot          // the range at the previous round
 	verified int64             // the most events verified
