@@ -52,7 +52,12 @@ type shardBenchRun struct {
 	Entries     float64 `json:"log_entries"`            // proposed by the groups' leaders during the run
 	MeanBatch   float64 `json:"mean_actions_per_entry"` // actions per log entry
 	EntriesPer  float64 `json:"log_entries_per_event"`  // log entries over counted events: what per-entry costs scale with
-	FirstError  string  `json:"first_error,omitempty"`
+	// Notices are the commit notices (store/notice.go) the leaders
+	// proposed during the run: raft barriers, log entries that carry no
+	// action but cost each replica a log write as one that does.
+	Notices    float64 `json:"commit_notices"`
+	NoticesPer float64 `json:"commit_notices_per_event"`
+	FirstError string  `json:"first_error,omitempty"`
 }
 
 type shardBenchReport struct {
@@ -98,14 +103,17 @@ func TestShardScalingSuite(t *testing.T) {
 		Workload:  "writer w: incr e<w%1000>.score by 1 in world w%S (on shard w%S) as player p<w>, next seq after its answer (closed loop)",
 		RateRatio: map[string]float64{},
 	}
+	if s := os.Getenv("GSD_SHARD_BENCH_PIPELINE_MIN"); s != "" {
+		rep.Command = "GSD_SHARD_BENCH_PIPELINE_MIN=" + s + " " + rep.Command
+	}
 	for _, w := range writers {
 		var first, last shardBenchRun
 		for i, s := range shards {
 			var r shardBenchRun
 			t.Run(fmt.Sprintf("shards=%d/writers=%d", s, w), func(t *testing.T) {
 				r = runShardBench(t, s, w, dur)
-				t.Logf("shards=%d writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  %.1f µs CPU/event  %.1f actions/entry  %.4f entries/event  (%d events, %d errors)",
-					s, w, r.Rate, r.P50, r.P99, r.CPUPerEvent, r.MeanBatch, r.EntriesPer, r.Events, r.Errors)
+				t.Logf("shards=%d writers=%-5d %9.0f events/s  p50 %7.2fms  p99 %7.2fms  %.1f µs CPU/event  %.1f actions/entry  %.4f entries/event  %.4f notices/event  (%d events, %d errors)",
+					s, w, r.Rate, r.P50, r.P99, r.CPUPerEvent, r.MeanBatch, r.EntriesPer, r.NoticesPer, r.Events, r.Errors)
 			})
 			rep.Runs = append(rep.Runs, r)
 			if i == 0 {
@@ -145,6 +153,9 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.LeaderLeaseTimeout
 		cfg.ApplyTimeout = d.ApplyTimeout
 		cfg.NoSync = false
+		if pm := envInts(t, "GSD_SHARD_BENCH_PIPELINE_MIN", nil); len(pm) == 1 {
+			cfg.Batch.PipelineMin = pm[0]
+		}
 	})
 	leaders := make([]*store.Store, shards)
 	for i, w := range worlds {
@@ -158,7 +169,7 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 	var firstErr atomic.Value
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	entries0, actions0 := c.batches()
+	entries0, actions0, notices0 := c.batches()
 	cpu0 := processCPU()
 	start := time.Now()
 	var end atomic.Int64
@@ -198,8 +209,8 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 		el = e
 	}
 	run.CPUSecs = (processCPU() - cpu0).Seconds()
-	entries, actions := c.batches()
-	run.Entries = entries - entries0
+	entries, actions, notices := c.batches()
+	run.Entries, run.Notices = entries-entries0, notices-notices0
 	if run.Entries > 0 {
 		run.MeanBatch = (actions - actions0) / run.Entries
 	}
@@ -210,6 +221,7 @@ func runShardBench(t *testing.T, shards, writers int, dur time.Duration) shardBe
 	if run.Events > 0 {
 		run.CPUPerEvent = run.CPUSecs * 1e6 / float64(run.Events)
 		run.EntriesPer = run.Entries / float64(run.Events)
+		run.NoticesPer = run.Notices / float64(run.Events)
 	}
 	if e, ok := firstErr.Load().(string); ok {
 		run.FirstError = e
@@ -227,12 +239,17 @@ func processCPU() time.Duration {
 }
 
 // batches sums gsd_batch_commands over every node's groups: log entries
-// proposed and the commands they carried.
-func (c *shardCluster) batches() (entries, commands float64) {
+// proposed and the commands they carried; and gsd_commit_notices_total.
+func (c *shardCluster) batches() (entries, commands, notices float64) {
 	for _, reg := range c.regs {
 		mfs, err := reg.Gather()
 		require.NoError(c.t, err)
 		for _, mf := range mfs {
+			if mf.GetName() == "gsd_commit_notices_total" {
+				for _, m := range mf.GetMetric() {
+					notices += m.GetCounter().GetValue()
+				}
+			}
 			if mf.GetName() != "gsd_batch_commands" {
 				continue
 			}
@@ -242,7 +259,7 @@ func (c *shardCluster) batches() (entries, commands float64) {
 			}
 		}
 	}
-	return entries, commands
+	return entries, commands, notices
 }
 
 // TestIdleGroupsCost measures what idle groups cost (issue 14): three

@@ -53,7 +53,7 @@ func TestAggregatesKeepScoreboardsIncrementally(t *testing.T) {
 		for _, ev := range evs {
 			require.NoError(t, tk.Apply(ev))
 		}
-		ag.update(tk.State(), nil, maps.Keys(tk.touched))
+		ag.update(tk.State(), nil, tk.touchedIDs)
 		tk.Reset()
 		fs, err := ag.frames("w", tk.State().Seq())
 		require.NoError(t, err)
@@ -228,7 +228,7 @@ func TestHeatmapCountsEntitiesPerGridCell(t *testing.T) {
 		for _, ev := range evs {
 			require.NoError(t, tk.Apply(ev))
 		}
-		ag.update(tk.State(), nil, maps.Keys(tk.touched))
+		ag.update(tk.State(), nil, tk.touchedIDs)
 		tk.Reset()
 		fs, err := ag.frames("w", tk.State().Seq())
 		require.NoError(t, err)

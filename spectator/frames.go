@@ -3,6 +3,7 @@ package spectator
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -18,29 +19,36 @@ type Frame struct {
 	Seq  uint64 // the last seq it reflects
 	Data []byte // JSON
 
-	v       any        // the wire value, for Msgpack
-	wire    func() any // or what makes it, when v is nil
-	once    sync.Once
-	msgpack []byte
-	err     error
+	v         any        // the wire value, for Msgpack
+	wire      func() any // or what makes it, when v is nil
+	valueOnce sync.Once
+	once      sync.Once
+	msgpack   []byte
+	err       error
 
 	deflateOnce sync.Once // frames_codec.go
 	deflated    []byte
 	// without versions (frames_lean.go)
-	leanOnce, leanDeflateOnce sync.Once
-	lean, leanDeflated        []byte
+	leanOnce, leanDeflateOnce, leanMsgpackOnce sync.Once
+	lean, leanDeflated, leanMsgpack            []byte
+	leanMsgpackErr                             error
 }
 
 // Msgpack returns the frame in the binary codec of the play protocol
 // (wire.MarshalMsgpack: the JSON form's keys, canonical bytes).
 func (f *Frame) Msgpack() ([]byte, error) {
-	f.once.Do(func() {
+	f.once.Do(func() { f.msgpack, f.err = wire.MarshalMsgpack(f.value()) })
+	return f.msgpack, f.err
+}
+
+// value returns the frame's wire value, made once when it is made late.
+func (f *Frame) value() any {
+	f.valueOnce.Do(func() {
 		if f.v == nil && f.wire != nil {
 			f.v = f.wire()
 		}
-		f.msgpack, f.err = wire.MarshalMsgpack(f.v)
 	})
-	return f.msgpack, f.err
+	return f.v
 }
 
 // Ticker coalesces the events of one tick into per-view deltas: it applies
@@ -51,21 +59,26 @@ func (f *Frame) Msgpack() ([]byte, error) {
 // its latest value (latest-value coalescing of moves). Not safe for
 // concurrent use.
 type Ticker struct {
-	access  *Access
-	state   *State
-	teamOf  TeamFunc
-	from    uint64 // first seq of the tick; 0: no event yet
-	touched map[string]*touch
-	list    []*touch    // the touched ones in the order touched (a walk of a slice, not a map)
-	free    []*touch    // touches of past ticks, to use again
-	lastID  string      // the entity last touched in the tick
-	last    *touch      // its touch, or nil
-	keep    bool        // keep the tick's events, prepared for filtering
-	events  []*Prepared // the tick's events, when keep
+	access *Access
+	state  *State
+	teamOf TeamFunc
+	from   uint64   // first seq of the tick; 0: no event yet
+	list   []*touch // the touched ones in the order touched
+	// A touched entity's state leads to its touch (entState.touch), with
+	// no search of the touched; byID holds the touches it cannot lead to:
+	// of entities that did not exist when touched, or that the tick
+	// deleted (a replay's tick touches thousands, rarely these).
+	byID   map[string]*touch
+	free   []*touch    // touches of past ticks, to use again
+	lastID string      // the entity last touched in the tick
+	last   *touch      // its touch, or nil
+	keep   bool        // keep the tick's events, prepared for filtering
+	events []*Prepared // the tick's events, when keep
 }
 
 // touch is what a tick did to one entity.
 type touch struct {
+	by *Ticker // whose
 	id string
 	// Its state when the tick began, if it existed and the tick did not
 	// delete it: the state it has at the tick's end, found without a search.
@@ -130,7 +143,7 @@ func (fs *fieldSet) reset() {
 
 // NewTicker returns a ticker that keeps s under a.
 func NewTicker(a *Access, s *State, teamOf TeamFunc) *Ticker {
-	return &Ticker{access: a, state: s, teamOf: teamOf, touched: make(map[string]*touch)}
+	return &Ticker{access: a, state: s, teamOf: teamOf, byID: make(map[string]*touch)}
 }
 
 // State returns the state the ticker keeps.
@@ -162,6 +175,7 @@ func (t *Ticker) Apply(ev *fsm.Event) error {
 				tc.goneWho = t.state.who(t.access, t.teamOf, c.Entity)
 				tc.deleted = true
 				tc.fields.reset()
+				t.byID[c.Entity] = tc // its state goes
 			}
 			return
 		}
@@ -190,14 +204,14 @@ func (t *Ticker) touch(id string) *touch {
 	if t.last != nil && t.lastID == id {
 		return t.last
 	}
-	tc := t.touched[id]
+	e := t.state.entity(id)
+	tc := t.touched(id, e)
 	if tc == nil {
 		if n := len(t.free); n > 0 {
 			tc, t.free = t.free[n-1], t.free[:n-1]
 		} else {
-			tc = &touch{}
+			tc = &touch{by: t}
 		}
-		e := t.state.entity(id)
 		tc.id, tc.ent = id, e
 		tc.startWho = t.state.whoOf(t.access, t.teamOf, id, e)
 		if t.access.Restricted() {
@@ -205,11 +219,40 @@ func (t *Ticker) touch(id string) *touch {
 		} else if e != nil {
 			tc.startAny = len(e.fields) > 0
 		}
-		t.touched[id] = tc
+		if e != nil {
+			e.touch = tc
+		} else {
+			t.byID[id] = tc
+		}
 		t.list = append(t.list, tc)
 	}
 	t.lastID, t.last = id, tc
 	return tc
+}
+
+// touched returns the tick's touch of entity id, whose state is e (nil:
+// it does not exist), or nil. A touch leads back to the state it was made
+// for (tc.ent), and a reset one to none, so a touch of a past tick or of
+// another entity is never taken for this tick's.
+func (t *Ticker) touched(id string, e *entState) *touch {
+	if e != nil {
+		if tc := e.touch; tc != nil && tc.ent == e && tc.by == t {
+			return tc
+		}
+	}
+	if len(t.byID) == 0 {
+		return nil
+	}
+	return t.byID[id]
+}
+
+// touchedIDs yields the entities the tick touched.
+func (t *Ticker) touchedIDs(yield func(string) bool) {
+	for _, tc := range t.list {
+		if !yield(tc.id) {
+			return
+		}
+	}
 }
 
 // Pending reports whether events were applied since the last Reset.
@@ -220,12 +263,14 @@ func (t *Ticker) Reset() {
 	t.from, t.last = 0, nil
 	for _, tc := range t.list {
 		tc.fields.reset()
-		*tc = touch{start: tc.start[:0], gone: tc.gone[:0], fields: tc.fields}
+		*tc = touch{by: t, start: tc.start[:0], gone: tc.gone[:0], fields: tc.fields}
 		t.free = append(t.free, tc)
 	}
 	clear(t.list)
 	t.list = t.list[:0]
-	clear(t.touched)
+	if len(t.byID) > 0 {
+		clear(t.byID)
+	}
 	clear(t.events)
 	t.events = t.events[:0]
 }
@@ -252,7 +297,7 @@ func (t *Ticker) Resync(view View) bool {
 	if view.player == "" || !t.access.anyTeam {
 		return false
 	}
-	tc := t.touched[view.player]
+	tc := t.touched(view.player, t.state.entity(view.player))
 	return tc != nil && tc.startWho.team != t.state.who(t.access, t.teamOf, view.player).team
 }
 
@@ -281,7 +326,7 @@ func (t *Ticker) tickDelta(view View, sorted bool) *tickDelta {
 		nf += len(tc.fields.names)
 	}
 	d := &tickDelta{world: t.state.world, from: t.from, seq: t.state.seq, time: t.state.time,
-		ents: make([]deltaEntity, 0, len(t.touched)), fields: make([]deltaField, 0, nf)}
+		ents: make([]deltaEntity, 0, len(t.list)), fields: make([]deltaField, 0, nf)}
 	for _, tc := range t.list {
 		t.entityDelta(d, view, tc)
 	}
@@ -322,10 +367,24 @@ func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
 	de := deltaEntity{id: id, replace: replace && sawIt, lo: len(d.fields)}
 	if !replace && !a.Restricted() {
 		// Every field is visible: the changed ones and the entity's
-		// version, without a look at the others.
+		// version, without a look at the others; in name order (the
+		// JSON's), so that the delta need not sort them: a walk of the
+		// entity's fields, or of the changed ones, sorted, when they are
+		// few of many.
 		de.version = e.version
-		for _, name := range tc.fields.names {
-			d.fields = append(d.fields, newDeltaField(name, e.field(name)))
+		if names := tc.fields.names; len(names) > 1 && len(e.fields) <= 4*len(names) {
+			for _, nf := range e.fields {
+				if tc.fields.has(nf.name) {
+					d.fields = append(d.fields, newDeltaField(nf.name, nf.f))
+				}
+			}
+		} else {
+			for _, name := range names {
+				d.fields = append(d.fields, newDeltaField(name, e.field(name)))
+			}
+			if len(names) > 1 {
+				slices.SortFunc(d.fields[de.lo:], func(a, b deltaField) int { return strings.Compare(a.name, b.name) })
+			}
 		}
 	} else {
 		for _, nf := range e.fields {

@@ -47,6 +47,9 @@ func (f *Frame) Encoded(c Codec) ([]byte, bool, error) {
 	case CodecMsgpack:
 		b, err := f.Msgpack()
 		return b, true, err
+	case CodecMsgpack | CodecLean:
+		b, err := f.LeanMsgpack()
+		return b, true, err
 	case CodecDeflate:
 		return f.Deflate(), true, nil
 	}

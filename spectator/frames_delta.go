@@ -54,15 +54,10 @@ func (f *deltaField) watch() wire.WatchField {
 	return wire.WatchField{Value: &f.value, Version: f.version}
 }
 
-// sort puts the entities in id order and each one's fields in name
-// order, the order of the JSON's keys.
+// sort puts the entities in id order, the order of the JSON's keys (each
+// one's fields are in name order as entityDelta makes them).
 func (d *tickDelta) sort() {
 	sortByID(d.ents)
-	for _, e := range d.ents {
-		if e.hi-e.lo > 1 {
-			slices.SortFunc(d.fields[e.lo:e.hi], func(a, b deltaField) int { return strings.Compare(a.name, b.name) })
-		}
-	}
 }
 
 // sortByID puts ents (of distinct ids) in id byte order. A replay's

@@ -121,3 +121,35 @@ func TestSortByIDSortsMoreEntitiesThanItsKeysIndex(t *testing.T) {
 		require.Equal(t, i, e.lo, "an entity moves whole")
 	}
 }
+
+// A delta of an access that restricts nothing lists each entity's changed
+// fields in name order however they were changed (walking the entity's
+// fields, or sorting the changed ones when they are few of many): its
+// bytes are its wire form's encoding, tick after tick.
+func TestPropertyTickDeltaListsChangedFieldsInNameOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		a, err := NewAccess(fsm.Rules{})
+		require.NoError(t, err)
+		g := newGame(t, "w", nil)
+		tk := NewTicker(a, NewState("w"), nil)
+		for range rapid.IntRange(1, 8).Draw(t, "ticks") {
+			for range rapid.IntRange(1, 6).Draw(t, "events") {
+				var ops []fsm.Op
+				for range rapid.IntRange(1, 5).Draw(t, "ops") {
+					e := fmt.Sprintf("e%d", rapid.IntRange(0, 3).Draw(t, "entity"))
+					f := fmt.Sprintf("f%02d", rapid.IntRange(0, 19).Draw(t, "field"))
+					ops = append(ops, set(e, f, fsm.Int(rapid.Int64Range(0, 9).Draw(t, "value"))))
+				}
+				require.NoError(t, tk.Apply(g.act("p", ops...)))
+			}
+			d := tk.tickDelta(View{}, true)
+			require.NotNil(t, d)
+			f, err := d.frame()
+			require.NoError(t, err)
+			want, err := encode(wire.TypeWatchDelta, d.seq, tk.Delta(View{}))
+			require.NoError(t, err)
+			require.Equal(t, string(want.Data), string(f.Data))
+			tk.Reset()
+		}
+	})
+}

@@ -2,6 +2,7 @@ package spectator
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"testing"
@@ -106,4 +107,31 @@ func TestFramesHaveAMsgpackFormWithTheSameContent(t *testing.T) {
 		require.JSONEq(t, string(line), string(asJSON))
 		t.Logf("%s: %d bytes JSON, %d msgpack", head.Type, len(line), len(mp))
 	}
+}
+
+// TestGoldenLeanMsgpackFrames pins the msgpack bytes, without versions
+// (versions=false), of the golden watch frames: hex, a frame a line.
+func TestGoldenLeanMsgpackFrames(t *testing.T) {
+	var out bytes.Buffer
+	for _, line := range bytes.Split(bytes.TrimSpace(golden.Read(t, "watch_frames.ndjson")), []byte("\n")) {
+		var head struct{ Type string }
+		require.NoError(t, json.Unmarshal(line, &head))
+		var v any
+		switch head.Type {
+		case wire.TypeKeyframe:
+			v = &wire.Keyframe{}
+		case wire.TypeWatchDelta:
+			v = &wire.WatchDelta{}
+		default:
+			v = &wire.ViewFrame{}
+		}
+		require.NoError(t, json.Unmarshal(line, v))
+		f, err := encode(head.Type, 0, v)
+		require.NoError(t, err)
+		b, binary, err := f.Encoded(CodecMsgpack | CodecLean)
+		require.NoError(t, err)
+		require.True(t, binary)
+		out.WriteString(hex.EncodeToString(b) + "\n")
+	}
+	golden.Text(t, "watch_frames_lean.msgpack.hex", out.Bytes())
 }

@@ -3,7 +3,6 @@ package spectator
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -17,14 +16,13 @@ import (
 // wire types reads version 0.
 
 // CodecLean is or-ed into a codec: keyframes and deltas without versions.
-// It goes with CodecJSON and CodecDeflate only.
 const CodecLean Codec = 1 << 4
 
 // ParseVersions reads a watch query's versions= ("", "true": frames carry
-// versions; "false": lean) against the mode (events frames keep theirs)
-// and the subprotocols the client offers (lean is served in JSON and
-// deflate, which the route prefers to msgpack when offered).
-func ParseVersions(s string, events bool, offered []string) (lean bool, err error) {
+// versions; "false": lean) against the mode (events frames keep theirs).
+// Lean is served in every codec; offered (the subprotocols the client
+// offers) is no longer consulted.
+func ParseVersions(s string, events bool, _ []string) (lean bool, err error) {
 	switch s {
 	case "", "true":
 		return false, nil
@@ -34,9 +32,6 @@ func ParseVersions(s string, events bool, offered []string) (lean bool, err erro
 	}
 	if events {
 		return false, fmt.Errorf("%w: versions=false goes with mode=state", ErrBadCodec)
-	}
-	if slices.Contains(offered, wire.SubprotocolMsgpack) && !slices.Contains(offered, wire.SubprotocolJSON) && !slices.Contains(offered, wire.SubprotocolWatchDeflate) {
-		return false, fmt.Errorf("%w: versions=false is served in %s and %s, not %s", ErrBadCodec, wire.SubprotocolJSON, wire.SubprotocolWatchDeflate, wire.SubprotocolMsgpack)
 	}
 	return true, nil
 }
@@ -72,6 +67,86 @@ func (f *Frame) Lean() []byte {
 func (f *Frame) LeanDeflate() []byte {
 	f.leanDeflateOnce.Do(func() { f.leanDeflated = deflate(f.Lean()) })
 	return f.leanDeflated
+}
+
+// LeanMsgpack returns the frame in the binary codec without versions
+// (keyframes and deltas; other frames as Msgpack has them), made once for
+// all viewers: Msgpack's bytes but the "version" entries, with the keys
+// of Lean's JSON.
+func (f *Frame) LeanMsgpack() ([]byte, error) {
+	f.leanMsgpackOnce.Do(func() {
+		if l, ok := leanWire(f.value()); ok {
+			f.leanMsgpack, f.leanMsgpackErr = wire.MarshalMsgpack(l)
+		} else {
+			f.leanMsgpack, f.leanMsgpackErr = f.Msgpack()
+		}
+	})
+	return f.leanMsgpack, f.leanMsgpackErr
+}
+
+// The wire forms of keyframes and deltas (wire/watch.go) without their
+// versions, for LeanMsgpack alone: msgpack writes a struct by its json
+// tags, and a client decodes these into the wire types (version 0).
+// TestLeanWireFormsAreTheWiresWithoutVersions holds them to wire's.
+type (
+	leanField struct {
+		Value *wire.Value  `json:"value,omitempty"`
+		Set   []wire.Value `json:"set,omitempty"`
+		IsSet bool         `json:"is_set,omitempty"`
+	}
+	leanEntity struct {
+		Replace bool                 `json:"replace,omitempty"`
+		Deleted bool                 `json:"deleted,omitempty"`
+		Fields  map[string]leanField `json:"fields,omitempty"`
+	}
+	leanKeyframe struct {
+		Type       string                `json:"type"`
+		World      string                `json:"world"`
+		Seq        uint64                `json:"seq"`
+		Time       int64                 `json:"time"`
+		Entities   map[string]leanEntity `json:"entities"`
+		Whole      bool                  `json:"whole,omitempty"`
+		Checkpoint string                `json:"checkpoint,omitempty"`
+	}
+	leanDelta struct {
+		Type     string                `json:"type"`
+		World    string                `json:"world"`
+		From     uint64                `json:"from"`
+		Seq      uint64                `json:"seq"`
+		Time     int64                 `json:"time"`
+		Entities map[string]leanEntity `json:"entities"`
+	}
+)
+
+// leanWire returns a keyframe's or delta's wire value without versions,
+// and false for any other value.
+func leanWire(v any) (any, bool) {
+	switch v := v.(type) {
+	case *wire.Keyframe:
+		return &leanKeyframe{Type: v.Type, World: v.World, Seq: v.Seq, Time: v.Time, Entities: leanEntities(v.Entities),
+			Whole: v.Whole, Checkpoint: v.Checkpoint}, true
+	case *wire.WatchDelta:
+		return &leanDelta{Type: v.Type, World: v.World, From: v.From, Seq: v.Seq, Time: v.Time, Entities: leanEntities(v.Entities)}, true
+	}
+	return nil, false
+}
+
+func leanEntities(es map[string]wire.WatchEntity) map[string]leanEntity {
+	if es == nil {
+		return nil
+	}
+	out := make(map[string]leanEntity, len(es))
+	for id, e := range es {
+		le := leanEntity{Replace: e.Replace, Deleted: e.Deleted}
+		if e.Fields != nil {
+			le.Fields = make(map[string]leanField, len(e.Fields))
+			for name, f := range e.Fields {
+				le.Fields[name] = leanField{Value: f.Value, Set: f.Set, IsSet: f.IsSet}
+			}
+		}
+		out[id] = le
+	}
+	return out
 }
 
 // versionKey is a version's key in a frame's JSON.

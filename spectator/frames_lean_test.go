@@ -2,6 +2,7 @@ package spectator
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -56,9 +57,61 @@ func TestLeanFramesSayTheSameButVersions(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, binary)
 		require.Equal(t, lean, inflate(t, d))
+
+		// In msgpack: the same content as the lean JSON, and as the frame's
+		// msgpack but the versions.
+		mp, binary, err := f.Encoded(CodecMsgpack | CodecLean)
+		require.NoError(t, err)
+		require.True(t, binary)
+		require.NotContains(t, string(mp), "\xa7version")
+		asJSON, err := wire.MsgpackToJSON(mp)
+		require.NoError(t, err)
+		require.JSONEq(t, string(lean), string(asJSON))
+		full, err := f.Msgpack()
+		require.NoError(t, err)
+		var fromLean, fromFull wire.WatchDelta
+		require.NoError(t, wire.UnmarshalMsgpack(mp, &fromLean))
+		require.NoError(t, wire.UnmarshalMsgpack(full, &fromFull))
+		fromFull.Entities = zeroVersions(fromFull.Entities)
+		require.Equal(t, fromFull, fromLean)
+		require.LessOrEqual(t, len(mp), len(full))
+		again, err := f.LeanMsgpack()
+		require.NoError(t, err)
+		require.Same(t, &mp[0], &again[0], "made once")
 	}
 	view := &Frame{Type: wire.TypeView, Data: []byte(`{"type":"view","version":1}`)}
 	require.Equal(t, view.Data, view.Lean(), "only keyframes and deltas are made lean")
+	vf, err := encode(wire.TypeView, 3, &wire.ViewFrame{Type: wire.TypeView, World: "w", Name: "kills", Kind: "sum", Seq: 3})
+	require.NoError(t, err)
+	lm, err := vf.LeanMsgpack()
+	require.NoError(t, err)
+	m, err := vf.Msgpack()
+	require.NoError(t, err)
+	require.Equal(t, m, lm, "nor in msgpack")
+}
+
+// The lean wire forms have wire's keys but "version", so that a client
+// decodes them into the wire types.
+func TestLeanWireFormsAreTheWiresWithoutVersions(t *testing.T) {
+	keys := func(v any) []string {
+		var out []string
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			if tag := rt.Field(i).Tag.Get("json"); tag != "version" {
+				out = append(out, tag)
+			}
+		}
+		return out
+	}
+	require.Equal(t, keys(wire.WatchField{}), keys(leanField{}))
+	require.Equal(t, keys(wire.WatchEntity{}), keys(leanEntity{}))
+	require.Equal(t, keys(wire.Keyframe{}), keys(leanKeyframe{}))
+	require.Equal(t, keys(wire.WatchDelta{}), keys(leanDelta{}))
+	_, ok := leanWire(&wire.Events{})
+	require.False(t, ok)
+	l, ok := leanWire(&wire.WatchDelta{Type: wire.TypeWatchDelta})
+	require.True(t, ok)
+	require.Nil(t, l.(*leanDelta).Entities, "none stays none")
 }
 
 func TestParseVersionsRefusesWhatCannotBeServed(t *testing.T) {
@@ -77,8 +130,9 @@ func TestParseVersionsRefusesWhatCannotBeServed(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadCodec)
 	_, err = ParseVersions("false", true, nil)
 	require.ErrorIs(t, err, ErrBadCodec)
-	_, err = ParseVersions("false", false, []string{wire.SubprotocolMsgpack})
-	require.ErrorIs(t, err, ErrBadCodec)
+	lean, err = ParseVersions("false", false, []string{wire.SubprotocolMsgpack})
+	require.NoError(t, err)
+	require.True(t, lean, "msgpack alone: lean msgpack")
 
 	require.Equal(t, []string{"a", "b", "c"}, Offered([]string{"a, b", " c ,"}))
 	require.Empty(t, Offered(nil))

@@ -142,3 +142,39 @@ func TestTickerReplacesWhatAPlayerOwnsWhenItsTeamChanges(t *testing.T) {
 	require.True(t, d.Entities["map"].Replace, "its owner gone, it has no team")
 	require.NotContains(t, d.Entities["map"].Fields, "plan")
 }
+
+// An entity's state leads to its touch in the tick: never to a touch of a
+// past tick used again for another entity, nor to another ticker's.
+func TestTickerTouchesAreTheTicksOwn(t *testing.T) {
+	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
+	g := newGame(t, "w", strFields("x"))
+	s := NewState("w")
+	tk := NewTicker(a, s, nil)
+	require.NoError(t, tk.Apply(g.act("ann", set("bob", "x", fsm.String("0")), set("ann", "x", fsm.String("0")))))
+	tk.Reset()
+	require.NoError(t, tk.Apply(g.act("ann", set("bob", "x", fsm.String("1")), set("ann", "x", fsm.String("1")))))
+	tk.Reset()
+	// bob takes the touch ann had (the last freed), then ann is touched.
+	require.NoError(t, tk.Apply(g.act("bob", set("bob", "x", fsm.String("2")))))
+	require.NoError(t, tk.Apply(g.act("ann", set("ann", "x", fsm.String("2")))))
+	var ids []string
+	for id := range tk.touchedIDs {
+		ids = append(ids, id)
+	}
+	require.Equal(t, []string{"bob", "ann"}, ids, "in the order touched")
+	for id := range tk.touchedIDs {
+		require.Equal(t, "bob", id)
+		break
+	}
+	d := tk.Delta(View{})
+	require.Len(t, d.Entities, 2)
+	require.Equal(t, ptr(fsm.String("2")), d.Entities["ann"].Fields["x"].Value)
+	require.Equal(t, ptr(fsm.String("2")), d.Entities["bob"].Fields["x"].Value)
+
+	other := NewTicker(a, s, nil) // another ticker of the same state
+	require.NoError(t, other.Apply(g.act("ann", set("ann", "x", fsm.String("3")))))
+	od := other.Delta(View{})
+	require.NotNil(t, od, "ann's touch is tk's, not other's")
+	require.Equal(t, uint64(5), od.From)
+	require.Equal(t, ptr(fsm.String("3")), od.Entities["ann"].Fields["x"].Value)
+}

@@ -272,7 +272,7 @@ func (p *Pipeline) step(now time.Time) error {
 	if p.ticker.Pending() {
 		var aggs []*aggFrame
 		if ag := p.cfg.Aggregates; ag != nil {
-			ag.update(p.ticker.State(), p.cfg.TeamOf, maps.Keys(p.ticker.touched))
+			ag.update(p.ticker.State(), p.cfg.TeamOf, p.ticker.touchedIDs)
 			var err error
 			if aggs, err = ag.frames(p.cfg.World, p.ticker.State().Seq()); err != nil {
 				return err

@@ -472,6 +472,12 @@ func TestPropertyPipelineFramesShowNothingTheViewMayNotSee(t *testing.T) {
 				pw.viewerWho = team
 				if f.Type != wire.TypeEvents { // each event has its own teams: see below
 					pw.checkBytes(t, viewers[i], f.Data, team)
+					// and the binary codec's bytes, with and without versions
+					for _, c := range []Codec{CodecMsgpack, CodecMsgpack | CodecLean} {
+						b, _, err := f.Encoded(c)
+						require.NoError(t, err)
+						pw.checkBytes(t, viewers[i], b, team)
+					}
 				}
 				switch f.Type {
 				case wire.TypeKeyframe:

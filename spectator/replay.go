@@ -169,15 +169,19 @@ func (r *Replay) read(ctx context.Context) error {
 			return err
 		}
 		if !ok {
-			r.ra = nil // it gave all it read: read on
+			r.ra = r.ra.next // it gave all it read: its successor's, or read on
 			continue
 		}
 		if len(b.evs) == 0 {
 			// The feed's end or an error, when it was read: maybe long
-			// before now. Ask it again, as a read now would.
+			// before now. Ask it again, as a read now would. (A read-ahead
+			// that gives an empty batch did not end full: no successor
+			// reads the feed.)
 			<-r.ra.done
 			r.ra = nil
 			b = readHeld(r.sub)
+		} else {
+			r.ra.chain(r.sub)
 		}
 		r.pending = b.evs // run reads only when it applied all
 		return b.err

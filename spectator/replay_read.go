@@ -16,12 +16,18 @@ import (
 // The goroutine never waits: it reads what the feed holds now until the
 // feed holds nothing more, a read fails, or readAheadBatches batches wait
 // to be taken, and then ends, so a replay that is dropped leaves nothing
-// running and needs no Close. The replay starts another when it has taken
-// what one read.
+// running and needs no Close. One that ended full has a successor (next)
+// started when the replay takes a batch of it, reading on while the
+// replay applies the rest: started only once the replay had taken all,
+// the successor's first read came while the replay waited for it, one
+// batch in six read without overlap when applying is the slower side (a
+// battle's replay).
 type readAhead struct {
 	out  chan readBatch
 	done chan struct{}
 	last readBatch // read when out was full; set before done closes
+	full bool      // it ended with out full and events in last; set before done closes
+	next *readAhead
 }
 
 // readBatch is one read: events, or none (the feed held nothing more
@@ -49,6 +55,7 @@ func (ra *readAhead) loop(sub fanout.Subscription) {
 		case ra.out <- b:
 		default:
 			ra.last = b // full: the replay takes it after out's
+			ra.full = len(b.evs) > 0 && b.err == nil
 			return
 		}
 		if len(b.evs) == 0 {
@@ -66,6 +73,22 @@ func readHeld(sub fanout.Subscription) readBatch {
 		return readBatch{} // nothing more held
 	}
 	return readBatch{evs: evs, err: err}
+}
+
+// chain starts ra's successor on sub if ra ended full and has none: it
+// reads on from where ra stopped (ra reads no more), and its batches come
+// after all of ra's.
+func (ra *readAhead) chain(sub fanout.Subscription) {
+	if ra.next != nil {
+		return
+	}
+	select {
+	case <-ra.done:
+		if ra.full {
+			ra.next = startReadAhead(sub)
+		}
+	default:
+	}
 }
 
 // take returns the next batch the goroutine read, in order, and whether

@@ -98,3 +98,40 @@ func TestReplayWaitingForAReadStopsWithItsContext(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), r.Seq())
 }
+
+// A read-ahead that ended full has its successor reading on as soon as
+// the replay takes a batch of it, not only once the replay took them all
+// (and waited for the successor's first read); the events still come
+// once each and in order.
+func TestReplayReadsOnWhileItTakesAFullReadAhead(t *testing.T) {
+	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
+	g := newGame(t, "w", strFields("x"))
+	fd := newFeed()
+	const n = 4*readAheadBatches + 8
+	for i := range n {
+		fd.push(g.act("ann", set("ann", "x", fsm.String(strconv.Itoa(i)))))
+	}
+	sub := func(world string, from uint64) (fanout.Subscription, error) {
+		s, err := fd.subscribe(world, from)
+		return &oneAtATime{s}, err
+	}
+	r, err := NewReplay(ReplayConfig{World: "w", Access: a, Subscribe: sub}, View{})
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = r.SeekSeq(ctx, 1)
+	require.NoError(t, err)
+	first := r.ra
+	<-first.done // it read until out was full
+	require.True(t, first.full)
+	_, err = r.SeekSeq(ctx, 2)
+	require.NoError(t, err)
+	require.NotNil(t, first.next, "taking a batch of a full read-ahead starts its successor")
+	require.Same(t, first, r.ra, "whose batches come after the rest of first's")
+	for seq := uint64(3); seq <= n; seq++ {
+		_, err := r.SeekSeq(ctx, seq)
+		require.NoError(t, err)
+		require.Equal(t, seq, r.Seq())
+	}
+	_, err = r.SeekSeq(ctx, n+1)
+	require.ErrorIs(t, err, ErrNotReached, "the feed's end")
+}

@@ -50,11 +50,42 @@ type entState struct {
 	// largest of its fields' versions.
 	owner   *fieldState
 	version uint64
+	// Room for its first fields, in the same allocation: an entity made
+	// by changes (a replay's) holds its field list and its first fields'
+	// states here, beside it in memory, rather than in objects of their
+	// own that each cost a replay's change a cache miss (and the GC one
+	// more object to mark). newField hands them out.
+	buf  [entFields]namedField
+	fbuf [entFields]fieldState
+	nf   int // fbuf's used
+	// The touch of it in a Ticker's tick, if the ticker's touch says so
+	// (Ticker.touched): found with its state, not searched for.
+	touch *touch
 }
 
 type namedField struct {
 	name string
 	f    *fieldState
+}
+
+// entFields is the fields an entity made by changes holds in its own
+// allocation: a battle's players have four (x, y, hp, shots).
+const entFields = 4
+
+// newEntity returns an entity with no field, made to grow by changes.
+func newEntity() *entState {
+	e := &entState{}
+	e.fields = e.buf[:0]
+	return e
+}
+
+// newField returns a field state for e, from its own room while it lasts.
+func (e *entState) newField() *fieldState {
+	if e.nf < len(e.fbuf) {
+		e.nf++
+		return &e.fbuf[e.nf-1]
+	}
+	return &fieldState{}
 }
 
 // newEntState returns an entity of fields (any order), indexed.
@@ -240,7 +271,7 @@ func (s *State) change(c *fsm.Change) {
 	}
 	e := s.entity(c.Entity)
 	if e == nil {
-		e = &entState{fields: make([]namedField, 0, 4)} // its fields come one by one
+		e = newEntity() // its fields come one by one
 		s.ents[c.Entity] = e
 		s.lastID, s.lastEnt = c.Entity, e
 	}
@@ -249,7 +280,8 @@ func (s *State) change(c *fsm.Change) {
 	if ok {
 		f = e.fields[i].f
 	} else {
-		f = &fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove, firstOp: c.Op, kind: c.Value.Kind, kindKnown: true}
+		f = e.newField()
+		*f = fieldState{isSet: c.Op == fsm.OpAdd || c.Op == fsm.OpRemove, firstOp: c.Op, kind: c.Value.Kind, kindKnown: true}
 		e.fields = slices.Insert(e.fields, i, namedField{c.Field, f})
 		if c.Field == OwnerField {
 			e.owner = f

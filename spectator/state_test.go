@@ -130,11 +130,11 @@ func TestAnEntitysVersionIsItsLargestFieldVersion(t *testing.T) {
 }
 
 // An entity's fields, written in any order and any number, are kept in
-// name order, each once, and each is found by its name; a name it lacks
-// is not.
+// name order, each once, and each is found by its name (its owner field
+// by its index too); a name it lacks is not.
 func TestStateKeepsAnEntitysFieldsInNameOrder(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		names := rapid.SliceOfN(rapid.StringMatching(`[a-d]{1,3}`), 1, 30).Draw(t, "names")
+		names := rapid.SliceOfN(rapid.StringMatching(`[a-d]{1,3}|owner`), 1, 30).Draw(t, "names")
 		s := NewState("w")
 		want := map[string]int64{}
 		for i, name := range names {
@@ -149,6 +149,10 @@ func TestStateKeepsAnEntitysFieldsInNameOrder(t *testing.T) {
 			require.Equal(t, fsm.Int(v), e.field(name).value, name)
 		}
 		require.Nil(t, e.field("zz"), "a field it lacks")
+		// Its first fields live in its own room, the rest apart; the owner
+		// index holds wherever it is.
+		require.True(t, e.owner == e.field(OwnerField))
+		require.Equal(t, min(len(want), entFields), e.nf)
 		require.Equal(t, uint64(len(names)), e.version)
 	})
 }

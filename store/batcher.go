@@ -107,6 +107,10 @@ type batcher struct {
 	// receives exactly once, and nothing touches a proposal after sending
 	// to done.
 	proposals sync.Pool
+	// cmds is the entry being encoded (propose, on run's goroutine only):
+	// a fresh one per entry was 4% of the bytes the store allocated at
+	// 1,024 writers.
+	cmds []fsm.Command
 
 	mu       sync.RWMutex // submit enqueues under R; close sets closed under W
 	closed   bool
@@ -256,7 +260,8 @@ func (b *batcher) next(block bool) *proposal {
 func (b *batcher) run() {
 	defer b.wg.Done()
 	defer close(b.waiting)
-	var carry *proposal // a fair group's part that did not fit the last batch
+	var carry *proposal      // a fair group's part that did not fit the last batch
+	var gathered []*proposal // the last batch's array, reused: propose copies it
 	for {
 		first := carry
 		if first == nil {
@@ -265,7 +270,7 @@ func (b *batcher) run() {
 		if first == nil {
 			return
 		}
-		g := &gathering{maxActions: b.cfg.MaxActions, maxLen: b.cfg.MaxBytes}
+		g := &gathering{batch: gathered[:0], maxActions: b.cfg.MaxActions, maxLen: b.cfg.MaxBytes}
 		g.add(first)
 		for !g.full() {
 			p := b.next(false)
@@ -292,6 +297,8 @@ func (b *batcher) run() {
 		}
 		carry = g.carry
 		b.propose(g.batch, budgeted)
+		clear(g.batch) // the waiter has its own copy (propose's ordered)
+		gathered = g.batch[:0]
 	}
 }
 
@@ -377,7 +384,7 @@ func (b *batcher) propose(batch []*proposal, budgeted bool) {
 	// Critical actions first inside the entry too: the FSM applies in order.
 	// A fair group's members are adjacent critical actions: they keep their
 	// order.
-	cmds := make([]fsm.Command, 0, len(batch))
+	cmds := b.cmds[:0]
 	ordered := make([]*proposal, 0, len(batch))
 	for pass := 0; pass < 2; pass++ {
 		for _, p := range batch {
@@ -388,13 +395,16 @@ func (b *batcher) propose(batch []*proposal, budgeted bool) {
 		}
 	}
 	data := fsm.EncodeBatch(&fsm.Batch{Time: time.Now().UnixNano(), Commands: cmds})
-	b.metrics.batchSize.Observe(float64(len(cmds)))
+	n := len(cmds)
+	clear(cmds) // the encoding is a copy; let the actions go
+	b.cmds = cmds[:0]
+	b.metrics.batchSize.Observe(float64(n))
 	b.metrics.batchBytes.Observe(float64(len(data)))
 	fut := b.raft.Apply(data, b.timeout)
 	start := time.Now()
 	for _, p := range ordered {
 		if p.traced { // before the send: the waiter answers p after it
-			p.proposed, p.batch = start, len(cmds)
+			p.proposed, p.batch = start, n
 		}
 	}
 	critical := len(ordered) > 0 && !isBulk(ordered[0])

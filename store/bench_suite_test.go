@@ -47,6 +47,9 @@ import (
 // end is waited for and counted in the latencies, while events/s counts
 // the answers that arrived before the end.
 //
+// GSD_STORE_BENCH_PIPELINE_MIN=n sets Batch.PipelineMin (replicated,
+// single and raw-raft alike; default off).
+//
 // Nothing here asserts a duration or a rate.
 
 type suiteRun struct {
@@ -129,6 +132,9 @@ func TestStoreLevelSuite(t *testing.T) {
 		rep.Command = "GSD_STORE_BENCH_OPEN_RATE=" + strconv.FormatFloat(offered, 'f', -1, 64) + " " + rep.Command
 		rep.Workload = fmt.Sprintf("each writer: incr e<writer%%1000>.score by 1 as player p<writer>, next seq on its schedule: %.0f events/s offered by all writers together (open loop; latency from each event's due time)", offered)
 	}
+	if s := os.Getenv("GSD_STORE_BENCH_PIPELINE_MIN"); s != "" {
+		rep.Command = "GSD_STORE_BENCH_PIPELINE_MIN=" + s + " " + rep.Command
+	}
 	for _, w := range writers {
 		for _, mode := range modes {
 			var r suiteRun
@@ -170,7 +176,10 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration, off
 		}
 		// Production timeouts (testConfig's 200 ms elections fire when the
 		// writers saturate both cores).
-		c := newCluster(t, n, suiteTimeouts)
+		c := newCluster(t, n, func(cfg *Config) {
+			suiteTimeouts(cfg)
+			cfg.Batch.PipelineMin = suitePipelineMin(t)
+		})
 		l := c.leader()
 		mustCreateWorld(t, l, world)
 		base := batchCounts(l.metrics)
@@ -183,7 +192,9 @@ func runSuiteMode(t *testing.T, mode string, writers int, dur time.Duration, off
 		n = 3
 		r := newRawGroup(t, n)
 		m := newMetrics()
-		b := newBatcher(DefaultConfig().Batch, r, 10*time.Second, m)
+		bc := DefaultConfig().Batch
+		bc.PipelineMin = suitePipelineMin(t)
+		b := newBatcher(bc, r, 10*time.Second, m)
 		t.Cleanup(b.close)
 		op = func(ctx context.Context, w int, seq uint64) error {
 			a := incr(world, "p"+strconv.Itoa(w), seq, "e"+strconv.Itoa(w%1000), "score", 1)
@@ -336,6 +347,18 @@ func (s *shardedHist) merged() *hdrhistogram.Histogram {
 		all.Merge(s.shards[i].h)
 	}
 	return all
+}
+
+// suitePipelineMin is GSD_STORE_BENCH_PIPELINE_MIN (Batch.PipelineMin),
+// else the default.
+func suitePipelineMin(t *testing.T) int {
+	s := os.Getenv("GSD_STORE_BENCH_PIPELINE_MIN")
+	if s == "" {
+		return DefaultConfig().Batch.PipelineMin
+	}
+	v, err := strconv.Atoi(s)
+	require.NoError(t, err, "GSD_STORE_BENCH_PIPELINE_MIN")
+	return v
 }
 
 // suiteTimeouts sets the store's default (production) Raft timeouts.

@@ -40,7 +40,10 @@ type feed struct {
 	closed    bool
 	stopping  bool // waitArchived gives up: the store is shutting down
 	wake      chan struct{}
-	done      chan struct{}
+	// hurry ends the writer's pause between rounds (archiveInterval):
+	// a snapshot waits for the archive (waitArchived), or the feed closes.
+	hurry chan struct{}
+	done  chan struct{}
 }
 
 // tail is one world's recent events, events[i].Seq == first+i.
@@ -61,7 +64,7 @@ func (t *tail) wake() {
 
 func newFeed(arch *archive, tailSize int, log *slog.Logger) *feed {
 	f := &feed{arch: arch, tailSize: tailSize, log: log, tails: make(map[string]*tail), gens: make(map[string]uint64),
-		wake: make(chan struct{}, 1), done: make(chan struct{})}
+		wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1), done: make(chan struct{})}
 	f.cond = sync.NewCond(&f.mu)
 	go f.writer()
 	return f
@@ -198,10 +201,25 @@ func (f *feed) adopt(world string, next uint64) {
 // publish for reuse (a replay's big rounds are not kept).
 const maxPendingReuse = 1 << 16
 
-// writer moves pending events to the archive, one transaction per round.
+// archiveInterval is the least time between the starts of two archive
+// rounds, unless a snapshot waits for the archive or the feed closes. Each
+// round is a bbolt transaction whose commit writes its dirty pages and
+// the meta page (pwrite, no fsync): a round per applied entry was 14% of
+// the CPU at 4 shards with 64 writers (7 actions per entry), about as
+// much as the events it wrote. Nothing waits for a round: subscribers
+// read the tail, which keeps every event the archive does not hold yet.
+// A group applying an entry less often than this writes as before, one
+// round per entry, at once.
+const archiveInterval = 50 * time.Millisecond
+
+// writer moves pending events to the archive, one transaction per round,
+// rounds at least archiveInterval apart.
 func (f *feed) writer() {
 	defer close(f.done)
 	backoff := 10 * time.Millisecond
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
+	var last time.Time // when the last round started
 	for {
 		f.mu.Lock()
 		for len(f.pending) == 0 && len(f.drops) == 0 && f.present == nil && f.archived == f.lastIndex && !f.closed {
@@ -209,6 +227,20 @@ func (f *feed) writer() {
 			<-f.wake
 			f.mu.Lock()
 		}
+		closing := f.closed
+		f.mu.Unlock()
+		if d := archiveInterval - time.Since(last); d > 0 && !closing {
+			// Gather this interval's entries into the round (Timer.Reset
+			// and Stop leave no stale tick since Go 1.23).
+			pause.Reset(d)
+			select {
+			case <-pause.C:
+			case <-f.hurry:
+				pause.Stop()
+			}
+		}
+		last = time.Now()
+		f.mu.Lock()
 		batch, drops, present, index, closed := f.pending, f.drops, f.present, f.lastIndex, f.closed
 		f.pending, f.drops, f.present = nil, nil, nil
 		f.mu.Unlock()
@@ -333,6 +365,7 @@ func (f *feed) waitArchived(index uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for f.archived < index && f.writeErr == nil && !f.closed && !f.stopping {
+		f.hurryWriter()
 		f.cond.Wait()
 	}
 	if f.writeErr != nil {
@@ -368,12 +401,21 @@ func (f *feed) close() {
 	for _, t := range f.tails {
 		t.wake() // waiting subscribers see closed
 	}
+	f.hurryWriter()
 	f.mu.Unlock()
 	select {
 	case f.wake <- struct{}{}:
 	default:
 	}
 	<-f.done
+}
+
+// hurryWriter ends the writer's pause between rounds, if it is in one.
+func (f *feed) hurryWriter() {
+	select {
+	case f.hurry <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 // event returns one event from the tail or the archive, or nil.

@@ -109,6 +109,18 @@ func (c *cluster) waitLeader() *Store {
 // waitReplicated waits until every live node applied the leader's last
 // entry that reaches the FSM (a trailing commit notice or leader barrier
 // never does: notice.go).
+// waitRegistered waits until leader s has written its own addresses and
+// versions into the node table (registerSelf, which a new leader runs in
+// the background): tests that count entries or watch the batcher must not
+// see those commands land in the middle.
+func waitRegistered(t testing.TB, s *Store) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		n, ok := s.fsm.Node(s.cfg.ID)
+		return ok && sameAddrs(n, s.Self()) && n.Versions == s.Versions()
+	}, 10*time.Second, time.Millisecond, "the leader did not register itself")
+}
+
 func (c *cluster) waitReplicated() {
 	c.t.Helper()
 	l := c.waitLeader()

@@ -149,6 +149,7 @@ func TestSnapshotWithNothingNewReportsTheLatestIndex(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 1, nil)
 	s := c.leader()
+	waitRegistered(t, s) // else its node-table writes may land between the snapshots
 	mustCreateWorld(t, s, "arena")
 	first, err := s.Snapshot(ctxT(t))
 	require.NoError(t, err)

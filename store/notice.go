@@ -1,6 +1,10 @@
 package store
 
-import "github.com/hashicorp/raft"
+import (
+	"runtime"
+
+	"github.com/hashicorp/raft"
+)
 
 // Commit notices: a follower learns the leader's commit index only from the
 // next AppendEntries. Under load the next batch carries it; after the last
@@ -32,6 +36,23 @@ func (b *batcher) askNotice() {
 	}
 }
 
+// yieldToCallers lets the callers that the waiter just answered run
+// before a notice is decided: a closed loop of writers queues its next
+// actions at once, and the entry those make carries the commit index. A
+// notice that goes first is a log entry (a write on every replica) for
+// nothing: before this yield the shard suite made one notice per 1.8
+// entries with 64 writers on one group. As free does, it yields again
+// while callers keep queueing, at most maxYields times.
+func (b *batcher) yieldToCallers() {
+	for range maxYields {
+		queued := b.submitted.Load()
+		runtime.Gosched()
+		if b.submitted.Load() == queued {
+			return
+		}
+	}
+}
+
 // notices proposes the commit notices askNotice asks for, one at a time.
 func (b *batcher) notices() {
 	defer b.wg.Done()
@@ -41,6 +62,7 @@ func (b *batcher) notices() {
 			return
 		case <-b.notice:
 		}
+		b.yieldToCallers()
 		// A batch in flight, or one about to be proposed from the lanes,
 		// carries the commit index; a node that is no longer leader has no
 		// commit to tell (and raft answers a barrier proposed after its

@@ -16,6 +16,7 @@ func inflightLeader(t *testing.T, pipelineMin int) *Store {
 		cfg.Batch.PipelineMin = pipelineMin
 	})
 	l := c.leader()
+	waitRegistered(t, l) // its node-table writes are critical commands
 	mustCreateWorld(t, l, "w")
 	return l
 }

@@ -24,6 +24,11 @@ func TestArchiveRetentionPrunesOldEventsAndSubscribersSeeTheGap(t *testing.T) {
 	// and the newest, so more events are written until seq 30 goes.
 	seq := uint64(40)
 	require.Eventually(t, func() bool {
+		// What is applied is archived (the writer's rounds are paced):
+		// a missing seq 30 is then a pruned one.
+		if err := s.feed.waitArchived(s.adapter.appliedIndex()); err != nil {
+			return false
+		}
 		ev, err := s.arch.get("arena", 30)
 		if err != nil || ev == nil {
 			return err == nil

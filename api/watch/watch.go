@@ -172,7 +172,7 @@ func (s *Service) Close() {
 // (401). After it, frames are text messages (JSON) or, with the
 // gsd.msgpack.v1 subprotocol, binary ones (with gsd.watch.deflate.v1,
 // binary DEFLATE of the JSON, compressed once per frame). versions=false
-// leaves the versions out of keyframes and deltas (JSON and deflate).
+// leaves the versions out of keyframes and deltas (in every codec).
 func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
 	v, events, err := s.viewer(r)
@@ -314,6 +314,10 @@ func classify(err error) error {
 	case errors.Is(err, spectator.ErrUnknownClass), errors.Is(err, spectator.ErrBadDelay), errors.Is(err, spectator.ErrBadRules),
 		errors.Is(err, spectator.ErrBadCodec):
 		return fmt.Errorf("%w: %v", fsm.ErrMalformed, err)
+	case errors.Is(err, spectator.ErrRulesChanged):
+		// A join that met a rules update (the hub's pipeline stopped at
+		// its event): retryable, the next join reads the new rules.
+		return fmt.Errorf("%w: %v: join again", edge.ErrUnavailable, err)
 	}
 	return err
 }

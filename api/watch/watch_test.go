@@ -175,7 +175,7 @@ func TestWatchOverDeflate(t *testing.T) {
 }
 
 // With versions=false, keyframes and deltas come without versions, in
-// JSON or deflated; msgpack alone cannot carry them and is refused.
+// JSON, deflated or msgpack.
 func TestWatchWithoutVersions(t *testing.T) {
 	t.Parallel()
 	e := newWatchEnv(t)
@@ -207,10 +207,22 @@ func TestWatchWithoutVersions(t *testing.T) {
 	require.NotContains(t, ent, "version")
 	require.NotContains(t, ent["fields"].(map[string]any)["score"], "version")
 
-	url := "ws" + strings.TrimPrefix(e.ts.URL, "http") + "/v1/worlds/arena/watch?versions=false"
-	_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolMsgpack}})
-	require.Error(t, err)
-	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	// In msgpack alone, without versions too.
+	m := e.dial(t, "?versions=false", wire.SubprotocolMsgpack)
+	for first := true; ; first = false {
+		mt, b, err := m.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageBinary, mt)
+		require.NotContains(t, string(b), "\xa7version")
+		var f wire.WatchDelta // a keyframe decodes into it too (its keys)
+		require.NoError(t, wire.UnmarshalMsgpack(b, &f))
+		if first {
+			require.Equal(t, wire.TypeKeyframe, f.Type)
+		}
+		if sc, ok := f.Entities["e1"].Fields["score"]; ok && sc.Value.Int == 6 {
+			break
+		}
+	}
 }
 
 // Bad requests are answered before the upgrade, in JSON.
@@ -418,4 +430,16 @@ func TestWatchClosesAtTheRulesUpdatesEventNotAtThePoll(t *testing.T) {
 	c = e.dial(t, "")
 	k := next(t, c, wire.TypeKeyframe, 12)
 	require.NotContains(t, k["entities"], "e1")
+}
+
+// A join refused because the world's rules changed under it (the hub's
+// pipeline stopped at the update's event) is a retryable 503, not a 500;
+// the request errors stay 400.
+func TestClassifyMakesARulesChangeRetryable(t *testing.T) {
+	t.Parallel()
+	status, code := edge.Classify(classify(fmt.Errorf("hub: %w", spectator.ErrRulesChanged)), false)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Equal(t, "unavailable", code)
+	status, _ = edge.Classify(classify(spectator.ErrBadDelay), false)
+	require.Equal(t, http.StatusBadRequest, status)
 }
