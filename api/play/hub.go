@@ -103,10 +103,11 @@ type hub struct {
 // joinHub registers c with its world's hub, or its view's (views.go),
 // starting one if needed.
 func (s *Service) joinHub(c *playConn) (*hub, error) {
-	pv, err := s.viewOf(c)
+	pv, rules, err := s.viewOf(c)
 	if err != nil {
 		return nil, err
 	}
+	c.soloRules = rules // the pusher's, which calls joinHub
 	s.hubMu.Lock()
 	defer s.hubMu.Unlock()
 	h := s.hubs[c.world]

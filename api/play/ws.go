@@ -251,6 +251,9 @@ type playConn struct {
 	rtt      atomic.Int64  // last measured round trip, ns
 	bye      atomic.Bool   // the client said bye: its session closes next
 	wakes    atomic.Uint64 // the writer's wakes (the writers' ruler counts them)
+	// soloRules: the world's rules c joined its hub under, moved by the
+	// updates it reads alone (views.go soloCut; the pusher's only).
+	soloRules edge.RulesRef
 
 	// The watcher's (ws_watch.go): when the next ping is due, and a ping
 	// waiting for room in out since pingSince.
