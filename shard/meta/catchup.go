@@ -28,6 +28,10 @@ const lastMagic byte = 0xFA
 type lastAnswer struct {
 	Last  uint64 `json:"last,omitempty"` // the leader's last log index
 	Error string `json:"error,omitempty"`
+	// Voters are the voters of the shard's Raft configuration as its
+	// leader has it (replace_voter's check, admit); an older leader
+	// sends none.
+	Voters []string `json:"voters,omitempty"`
 }
 
 // joiner is what a joining node needs of its replica of the shard (a
@@ -70,9 +74,17 @@ func (g *Group) joinerCaughtUp(id uint64, st joiner, applied uint64) bool {
 // leaderLast asks node leader, by its address in the meta map, for its
 // last log index of shard id (which it must lead).
 func (g *Group) leaderLast(ctx context.Context, id uint64, leader string) (uint64, error) {
+	a, err := g.askShardLeader(ctx, id, leader)
+	return a.Last, err
+}
+
+// askShardLeader asks node leader, by its address in the meta map, for
+// its answer about shard id (which it must lead): its last log index
+// and its configuration's voters.
+func (g *Group) askShardLeader(ctx context.Context, id uint64, leader string) (lastAnswer, error) {
 	n, ok := g.fsm.View().Map.Nodes[leader]
 	if !ok {
-		return 0, fmt.Errorf("%w: shard %d's leader %s is not in the meta map", ErrNotFound, id, leader)
+		return lastAnswer{}, fmt.Errorf("%w: shard %d's leader %s is not in the meta map", ErrNotFound, id, leader)
 	}
 	deadline := time.Now().Add(probeTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
@@ -80,11 +92,11 @@ func (g *Group) leaderLast(ctx context.Context, id uint64, leader string) (uint6
 	}
 	conn, err := g.layer.Dial(raft.ServerAddress(n.Raft), time.Until(deadline))
 	if err != nil {
-		return 0, err
+		return lastAnswer{}, err
 	}
 	defer conn.Close()
 	if err := conn.SetDeadline(deadline); err != nil {
-		return 0, err
+		return lastAnswer{}, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
@@ -92,20 +104,20 @@ func (g *Group) leaderLast(ctx context.Context, id uint64, leader string) (uint6
 	req[0] = lastMagic
 	binary.BigEndian.PutUint64(req[1:], id)
 	if _, err := conn.Write(req); err != nil {
-		return 0, err
+		return lastAnswer{}, err
 	}
 	b, err := readFrame(conn)
 	if err != nil {
-		return 0, err
+		return lastAnswer{}, err
 	}
 	var a lastAnswer
 	if err := json.Unmarshal(b, &a); err != nil {
-		return 0, fmt.Errorf("bad answer from %s: %w", leader, err)
+		return lastAnswer{}, fmt.Errorf("bad answer from %s: %w", leader, err)
 	}
 	if a.Error != "" {
-		return 0, fmt.Errorf("%s: %s", leader, a.Error)
+		return lastAnswer{}, fmt.Errorf("%s: %s", leader, a.Error)
 	}
-	return a.Last, nil
+	return a, nil
 }
 
 // serveLast answers a joiner's ask (after lastMagic) with this node's
@@ -118,7 +130,7 @@ func (s *splitLayer) serveLast(c net.Conn) {
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		return
 	}
-	ab, _ := json.Marshal(s.g.lastOf(binary.BigEndian.Uint64(b[:]))) // a number and a string: cannot fail
+	ab, _ := json.Marshal(s.g.lastOf(binary.BigEndian.Uint64(b[:]))) // a number and strings: cannot fail
 	_ = writeFrame(c, ab)
 }
 
@@ -132,5 +144,13 @@ func (g *Group) lastOf(id uint64) lastAnswer {
 	if !st.IsLeader() {
 		return lastAnswer{Error: fmt.Sprintf("%s does not lead shard %d", g.cfg.ID, id)}
 	}
-	return lastAnswer{Last: st.LastIndex()}
+	a := lastAnswer{Last: st.LastIndex()}
+	if config, err := st.Members(); err == nil {
+		for _, srv := range config {
+			if srv.Suffrage == raft.Voter {
+				a.Voters = append(a.Voters, string(srv.ID))
+			}
+		}
+	}
+	return a
 }

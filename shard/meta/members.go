@@ -204,7 +204,37 @@ func (g *Group) admit(ctx context.Context, c Command) error {
 			}
 		}
 	}
+	if c.Op == OpReplaceVoter && c.New != "" {
+		if err := g.checkJoiner(ctx, c); err != nil {
+			return err
+		}
+	}
 	return g.gate(ctx, c)
+}
+
+// checkJoiner refuses replace_voter naming as New a node that the
+// shard's Raft configuration, as the shard's leader has it, still holds
+// as a voter although the map does not (a voter just replaced out,
+// which the shard's leader has not removed yet): joining, it would keep
+// its data (joindir.go), but the operator asked for a node the shard is
+// leaving. A leader that does not answer (down, or an older gsd) lets it
+// through. The same replacement again passes (it is answered as the
+// first time). The FSM's own pick (New empty) is not checked here.
+func (g *Group) checkJoiner(ctx context.Context, c Command) error {
+	if r, ok := g.fsm.Replacements()[c.Shard]; ok && r.New == c.New {
+		return nil
+	}
+	v := g.fsm.View()
+	leader := v.Leaders[c.Shard]
+	sh, ok := v.Map.Shard(c.Shard)
+	if leader == "" || !ok || slices.Contains(sh.Voters, c.New) {
+		return nil // no leader known; the FSM refuses a voter of the map
+	}
+	a, err := g.askShardLeader(ctx, c.Shard, leader)
+	if err != nil || !slices.Contains(a.Voters, c.New) || !slices.ContainsFunc(sh.Voters, func(v string) bool { return slices.Contains(a.Voters, v) }) {
+		return nil // not the shard's own group (one left from earlier lists none of its voters)
+	}
+	return fmt.Errorf("%w: node %q is still a voter of shard %d's Raft group (replaced out of it, its leader has not removed it yet): try again once it has, or name another node", ErrRefused, c.New, c.Shard)
 }
 
 // caughtNonvoters returns which of the meta nonvoters ids have applied

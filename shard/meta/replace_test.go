@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
@@ -239,4 +240,39 @@ func TestTheGateRefusesAReplacementWhileAMemberReadsLevelTwo(t *testing.T) {
 	require.Empty(t, c.group("n1").fsm.Replacements(), "nothing applied")
 	// A conditional assign (level 2) passes the same member.
 	c.propose("n1", Command{Op: OpAssignWorld, World: "w", Shard: 1, Expect: ptr(c.group("n1").View().Map.ShardOf("w"))})
+}
+
+// replace_voter naming as the joiner a node the shard's Raft group still
+// has a voter, though the map no longer lists it (replaced out, not yet
+// removed by the shard's leader), is refused with a clear error, asked
+// of the shard's leader (review of members14, bug 2).
+func TestAReplacementRefusesAJoinerTheShardsGroupStillHasAVoter(t *testing.T) {
+	c := newMetaClusterWith(t, 2, func(cfg *Config) { cfg.ReportInterval = 0 })
+	c.addNodes()
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1"}})
+	for _, id := range []string{"n1", "n2"} {
+		_, err := c.mgrs[id].Open(1, shard.GroupOptions{Bootstrap: true, Voters: c.servers})
+		require.NoError(t, err)
+	}
+	var leader string
+	require.Eventually(t, func() bool {
+		for _, id := range []string{"n1", "n2"} {
+			if st, ok := c.mgrs[id].Group(1); ok && st.IsLeader() {
+				leader = id
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond)
+	c.propose("n1", Command{Op: OpReport, Node: leader, Leads: map[uint64]uint64{1: 1}})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	require.Eventually(t, func() bool {
+		_, err = c.group("n1").Propose(ctx, Command{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n2"})
+		return !errors.Is(err, ErrNotLeader)
+	}, 10*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorContains(t, err, `node "n2" is still a voter of shard 1's Raft group`)
+	require.Empty(t, c.group("n1").fsm.Replacements(), "nothing applied")
 }
