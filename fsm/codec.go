@@ -160,6 +160,9 @@ type decoder struct {
 	ops       []Op
 	lastWorld string
 	lastField string
+	// names, when not nil, interns world, player, entity and field names
+	// across entries (decodeScratch.names).
+	names map[string]string
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -227,9 +230,31 @@ func (d *decoder) str() string { return string(d.rawBytes()) }
 func (d *decoder) strLike(last *string) string {
 	b := d.rawBytes()
 	if string(b) != *last { // compared without a copy
-		*last = string(b)
+		*last = d.intern(b)
 	}
 	return *last
+}
+
+// name returns the next player or entity name.
+func (d *decoder) name() string { return d.intern(d.rawBytes()) }
+
+// intern returns b as a string: from d.names when it holds it (no
+// allocation: the lookup converts without a copy), remembered there
+// otherwise. The table is cleared when full, so that names that come and
+// go cannot grow it without bound.
+func (d *decoder) intern(b []byte) string {
+	if d.names == nil || len(b) > MaxNameLen {
+		return string(b)
+	}
+	if s, ok := d.names[string(b)]; ok {
+		return s
+	}
+	if len(d.names) >= maxInterned {
+		clear(d.names)
+	}
+	s := string(b)
+	d.names[s] = s
+	return s
 }
 
 func (d *decoder) bool() bool {
@@ -336,7 +361,7 @@ func (d *decoder) action(left int) *Action {
 	}
 	a := &d.actions[0]
 	d.actions = d.actions[1:]
-	*a = Action{World: d.strLike(&d.lastWorld), Player: d.str(), Seq: d.uvarint(), InputTime: d.varint()}
+	*a = Action{World: d.strLike(&d.lastWorld), Player: d.name(), Seq: d.uvarint(), InputTime: d.varint()}
 	p := d.byte()
 	a.Priority = Priority(p &^ actionFlags)
 	if p&actionDeclared != 0 {
@@ -368,7 +393,7 @@ func (d *decoder) action(left int) *Action {
 		d.ops = d.ops[:len(d.ops)+n]
 	}
 	for i := 0; i < n && d.err == nil; i++ {
-		a.Ops[i] = Op{Kind: OpKind(d.byte()), Entity: d.str(), Field: d.strLike(&d.lastField), Value: d.value(), By: d.varint(), Expect: d.expect()}
+		a.Ops[i] = Op{Kind: OpKind(d.byte()), Entity: d.name(), Field: d.strLike(&d.lastField), Value: d.value(), By: d.varint(), Expect: d.expect()}
 	}
 	return a
 }
@@ -446,12 +471,20 @@ func DecodeBatch(p []byte) (*Batch, error) {
 
 // decodeScratch is space that Apply reuses from one entry to the next for
 // the entry's commands, spans, actions and ops: about half the bytes each
-// replica allocated per action.
+// replica allocated per action. names interns the world, player, entity and
+// field names that recur from entry to entry (a string per action
+// otherwise); a string is immutable, so events and the state may keep the
+// interned copy.
 type decodeScratch struct {
 	batch   decodedBatch
 	actions []Action
 	ops     []Op
+	names   map[string]string
 }
+
+// maxInterned bounds decodeScratch.names: room for every player and
+// entity of a busy group (at most about 8 MiB of names of MaxNameLen).
+const maxInterned = 1 << 16
 
 func decodeBatch(p []byte) (*decodedBatch, error) { return decodeBatchInto(p, nil) }
 
@@ -465,9 +498,11 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 	if !v1 && magic != batchMagic {
 		return nil, fmt.Errorf("%w: not a gsd batch (magic %#x)", ErrMalformed, magic)
 	}
-	out := &decodedBatch{}
+	var out *decodedBatch
 	if s != nil {
 		out = &s.batch
+	} else {
+		out = &decodedBatch{}
 	}
 	out.Time = d.varint()
 	n := d.count(2)
@@ -478,11 +513,10 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			s.actions, s.ops = make([]Action, n), make([]Op, 0, n)
 		}
 		d.actions, d.ops = s.actions[:cap(s.actions)], s.ops[:0]
-		defer func() {
-			if cap(d.ops) > cap(s.ops) { // grown for actions of several ops
-				s.ops = d.ops
-			}
-		}()
+		if s.names == nil {
+			s.names = make(map[string]string)
+		}
+		d.names = s.names
 	}
 	for i := 0; i < n && d.err == nil; i++ {
 		c := &out.Commands[i]
@@ -521,6 +555,9 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))
+	}
+	if s != nil && cap(d.ops) > cap(s.ops) { // grown for actions of several ops
+		s.ops = d.ops
 	}
 	if d.err != nil {
 		return nil, d.err

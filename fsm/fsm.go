@@ -122,11 +122,12 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	results := make([]Result, len(b.Commands))
+	slab := eventSlab(b.Commands)
 	for i := range b.Commands {
 		c := &b.Commands[i]
 		switch c.Kind {
 		case CmdAction:
-			results[i] = f.applyAction(index, b.Time, c.Action, xxhash.Sum64(b.spans[i]))
+			results[i] = f.applyAction(index, b.Time, c.Action, xxhash.Sum64(b.spans[i]), &slab)
 		case CmdCreateWorld:
 			results[i] = f.createWorld(index, b.Time, c.World)
 		case CmdPutNode:
@@ -201,7 +202,27 @@ type planned struct {
 	infer bool  // the op introduces an inferred rule
 }
 
-func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Result {
+// eventSlab returns room for the events of cmds' single-op actions, the
+// common case, in one allocation instead of one per action. Each event
+// takes its own element, never reused: published events stay immutable.
+// A consumer that keeps one event keeps its whole slab alive (one entry's
+// events: the feed keeps events in entry order and drops them alike).
+func eventSlab(cmds []Command) []eventWithChange {
+	n := 0
+	for i := range cmds {
+		if cmds[i].Kind == CmdAction && len(cmds[i].Action.Ops) == 1 {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return make([]eventWithChange, n)
+}
+
+// applyAction applies a. A single-op action takes its event from slab's
+// next element (a duplicate or an error leaves it).
+func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64, slab *[]eventWithChange) Result {
 	w, err := f.writable(a.World)
 	if err != nil {
 		return Result{Err: err}
@@ -234,8 +255,9 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 	)
 	if len(a.Ops) == 1 {
 		// Most actions have one op: the event and its change in one
-		// allocation.
-		ec := &eventWithChange{}
+		// element of the entry's slab.
+		ec := &(*slab)[0]
+		*slab = (*slab)[1:]
 		ev, spare = &ec.ev, ec.ch[:0]
 	} else {
 		ev = &Event{}
