@@ -502,7 +502,7 @@ func (f *FSM) mutate(w *world, pl *planned) Change {
 	c := Change{Entity: o.Entity, Field: o.Field, Op: o.Kind}
 	switch o.Kind {
 	case OpIncr:
-		fl.counter.Add(w.origin, o.By)
+		fl.counter.add(w.origin, o.By)
 		fl.total += o.By
 		changed = true
 		c.Value = fl.current()
