@@ -47,6 +47,7 @@ type FSM struct {
 	gen     uint64       // snapshot generation; shared objects are copied on write
 	applied uint64       // Raft index of the last applied entry
 	planBuf []planned    // scratch for plan, reused across actions
+	slabs   []worldSlab  // the applying entry's events, per world (slab.go)
 	scope   *expr.Scope  // scratch for declared actions' expressions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
@@ -122,12 +123,12 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	results := make([]Result, len(b.Commands))
-	slab := eventSlab(b.Commands)
+	f.prepareSlabs(b.Commands)
 	for i := range b.Commands {
 		c := &b.Commands[i]
 		switch c.Kind {
 		case CmdAction:
-			results[i] = f.applyAction(index, b.Time, c.Action, xxhash.Sum64(b.spans[i]), &slab)
+			results[i] = f.applyAction(index, b.Time, c.Action, xxhash.Sum64(b.spans[i]))
 		case CmdCreateWorld:
 			results[i] = f.createWorld(index, b.Time, c.World)
 		case CmdPutNode:
@@ -162,6 +163,7 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.applyDivergence(index, b.Time, c.Diverge)
 		}
 	}
+	f.releaseSlabs()
 	f.applied = index
 	return results
 }
@@ -202,27 +204,7 @@ type planned struct {
 	infer bool  // the op introduces an inferred rule
 }
 
-// eventSlab returns room for the events of cmds' single-op actions, the
-// common case, in one allocation instead of one per action. Each event
-// takes its own element, never reused: published events stay immutable.
-// A consumer that keeps one event keeps its whole slab alive (one entry's
-// events: the feed keeps events in entry order and drops them alike).
-func eventSlab(cmds []Command) []eventWithChange {
-	n := 0
-	for i := range cmds {
-		if cmds[i].Kind == CmdAction && len(cmds[i].Action.Ops) == 1 {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	return make([]eventWithChange, n)
-}
-
-// applyAction applies a. A single-op action takes its event from slab's
-// next element (a duplicate or an error leaves it).
-func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64, slab *[]eventWithChange) Result {
+func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Result {
 	w, err := f.writable(a.World)
 	if err != nil {
 		return Result{Err: err}
@@ -255,9 +237,8 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64, sl
 	)
 	if len(a.Ops) == 1 {
 		// Most actions have one op: the event and its change in one
-		// element of the entry's slab.
-		ec := &(*slab)[0]
-		*slab = (*slab)[1:]
+		// element of the entry's slab for the world (slab.go).
+		ec := f.takeEvent(a.World)
 		ev, spare = &ec.ev, ec.ch[:0]
 	} else {
 		ev = &Event{}
@@ -275,12 +256,6 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64, sl
 	p.put(record{seq: a.Seq, payload: payload, worldSeq: ev.Seq, status: ev.Status, reason: f.reasons.id(ev.Reason)}, f.cfg.Window, f.gen)
 	w.recordHash(f.cfg.HashHistory)
 	return Result{Event: ev}
-}
-
-// eventWithChange is an event with room for one change.
-type eventWithChange struct {
-	ev Event
-	ch [1]Change
 }
 
 // decide fills ev: rejected, conflict, or applied with its changes. spare,
