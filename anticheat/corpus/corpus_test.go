@@ -455,3 +455,19 @@ func TestBadSwitchAndImprovementAreRefused(t *testing.T) {
 	require.NoError(t, H(40).Validate())
 	require.NoError(t, J(40).Validate())
 }
+
+func TestKIsReproducibleItsAimbotsCheatFromTheStartAndItsSeedIsNew(t *testing.T) {
+	k1, n, _ := digest(t, small(K(40)))
+	k2, n2, _ := digest(t, small(K(40)))
+	require.Equal(t, k1, k2)
+	require.Equal(t, n, n2)
+	j, _, _ := digest(t, small(J(40)))
+	require.NotEqual(t, k1, j)
+	p := K(40)
+	require.NoError(t, p.Validate())
+	require.Zero(t, p.SwitchAfter, "K's aimbots cheat from their first session")
+	require.Greater(t, p.Improvers, 0.0)
+	for _, q := range []Params{A(40), B(40), C(40), D(40), E(40), F(40), G(40), W(40), H(40), J(40)} {
+		require.NotEqual(t, q.Seed, p.Seed)
+	}
+}

@@ -29,8 +29,10 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	s := d.sessionOf(p, ref.World, at)
 	s.shots++
 	if target == "" {
+		p.aimShots.add(at, 0, d.cfg.Accuracy.HalfLife)
 		return
 	}
+	p.aimShots.add(at, 1, d.cfg.Accuracy.HalfLife)
 	p.hits++
 	s.hits++
 	p.accuracyEv.add(ref)
@@ -56,47 +58,82 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	s.reactions++
 	s.logReact += l
 	p.switchEv.add(ref)
-	d.weigh(p, at, l)
+	p.react.add(at, l, d.cfg.Reaction.HalfLife)
+	p.aimReact.add(at, l, d.cfg.Accuracy.HalfLife)
 	if l < 0 {
 		p.reactEv.add(ref)
 	}
 }
 
-// weigh adds a reaction of log l at leader time at to p's weighed
-// evidence: every reaction weighs 2^(−age / Reaction.HalfLife), its age
-// taken from p's newest reaction, so the sums kept are those at the newest
-// one whatever order p's worlds are read in (a Runner follows them side by
-// side; a restart reads each from its start).
-func (d *Detector) weigh(p *player, at int64, l float64) {
-	w := 1.0
-	if h := float64(d.cfg.Reaction.HalfLife); h > 0 {
-		if at > p.reactAt {
-			f := math.Exp2(-float64(at-p.reactAt) / h)
-			p.reactW, p.reactWLog, p.reactAt = f*p.reactW, f*p.reactWLog, at
-		} else {
-			w = math.Exp2(-float64(p.reactAt-at) / h)
-		}
-	}
-	p.reactW += w
-	p.reactWLog += w * l
+// faded is a sum of samples weighed by their age: each weighs
+// 2^(−age / half-life), its age taken from the newest sample's leader
+// time, so the sums kept are those at the newest one whatever order a
+// player's worlds are read in (a Runner follows them side by side; a
+// restart reads each from its start).
+type faded struct {
+	w, sum float64 // Σ weights and Σ weight × sample
+	at     int64   // leader time of the newest sample: the ages' origin
 }
 
-// reactionZ is the z-score of p's mean log reaction (over a positive
+// add adds sample x at leader time at; a half-life of 0 keeps every
+// sample at full weight.
+func (f *faded) add(at int64, x float64, halfLife time.Duration) {
+	w := 1.0
+	if h := float64(halfLife); h > 0 {
+		if at > f.at {
+			k := math.Exp2(-float64(at-f.at) / h)
+			f.w, f.sum, f.at = k*f.w, k*f.sum, at
+		} else {
+			w = math.Exp2(-float64(f.at-at) / h)
+		}
+	}
+	f.w += w
+	f.sum += w * x
+}
+
+// count is the weight of the samples, rounded (a session's samples, a few
+// minutes old, weigh just under one each).
+func (f *faded) count() float64 { return math.Round(f.w) }
+
+// logZ is the z-score of the mean log reaction of r (over a positive
 // weight) below the log of Reaction.Median, with the sample size in it:
 // the likelihood-ratio test of a log-normal's location at a known spread
 // (Reaction.Sigma), so many reactions a little faster than a quick human's
 // weigh as much as a few much faster. Over weighed reactions (weights w ≤
 // 1) it is Σ w ln(r/Median) / (Sigma × √Σ w): at most the exact weighed
 // test's (whose denominator is √Σ w²), so fading never adds evidence.
-func (d *Detector) reactionZ(p *player) float64 {
-	return -p.reactWLog / (d.cfg.Reaction.Sigma * math.Sqrt(p.reactW))
+func (d *Detector) logZ(r *faded) float64 {
+	return -r.sum / (d.cfg.Reaction.Sigma * math.Sqrt(r.w))
 }
 
-// judgesReactions reports whether p has Reaction.MinSamples reactions,
-// counted with their weights (rounded: a session's reactions, a few
-// minutes old, weigh just under one each).
-func (d *Detector) judgesReactions(p *player) bool {
-	return p.reactW > 0 && math.Round(p.reactW) >= float64(d.cfg.Reaction.MinSamples)
+// reactionZ is reaction's score of p: logZ over Reaction.HalfLife.
+func (d *Detector) reactionZ(p *player) float64 { return d.logZ(&p.react) }
+
+// judges reports whether r holds Reaction.MinSamples reactions, counted
+// with their weights.
+func (d *Detector) judges(r *faded) bool {
+	return r.w > 0 && r.count() >= float64(d.cfg.Reaction.MinSamples)
+}
+
+// judgesReactions reports whether reaction judges p.
+func (d *Detector) judgesReactions(p *player) bool { return d.judges(&p.react) }
+
+// aimZ is accuracy's score of p and whether p is judged: the weighed
+// hits' binomial z-score against the population's ceiling over at least
+// Accuracy.MinShots weighed shots, plus, over Reaction.MinSamples weighed
+// reactions, their logZ (both weighed by Accuracy.HalfLife). As logZ, the
+// weighed z-score's denominator is √Σ w, not √Σ w², so fading never adds
+// evidence: an honest player's score is that of their recent shots.
+func (d *Detector) aimZ(p *player) (float64, bool) {
+	a := &p.aimShots
+	if a.w <= 0 || a.count() < float64(d.cfg.Accuracy.MinShots) {
+		return 0, false
+	}
+	z, ok := d.acc.z(a.sum, a.w, d.cfg.Accuracy.MinPlayers)
+	if ok && d.judges(&p.aimReact) {
+		z += d.logZ(&p.aimReact)
+	}
+	return z, ok
 }
 
 // firstShotSince returns the earliest of p's remembered shots at or after
@@ -142,14 +179,15 @@ type ceiling struct {
 	rate float64
 }
 
-// z returns the binomial z-score of hits in shots (at least one) against
-// the ceiling, and false when the population is too small (fewer than
-// min) or its ceiling is no rate to test against (every hit ratio 0 or 1).
-func (c ceiling) z(hits, shots, min int) (float64, bool) {
+// z returns the binomial z-score of hits in shots (positive, both
+// possibly weighed) against the ceiling, and false when the population is
+// too small (fewer than min) or its ceiling is no rate to test against
+// (every hit ratio 0 or 1).
+func (c ceiling) z(hits, shots float64, min int) (float64, bool) {
 	if c.n < min || c.rate <= 0 || c.rate >= 1 {
 		return 0, false
 	}
-	return binomialZ(hits, shots, c.rate), true
+	return (hits - shots*c.rate) / math.Sqrt(shots*c.rate*(1-c.rate)), true
 }
 
 // ceilingOf returns the ceiling of xs at quantile q (xs sorted in place).

@@ -101,13 +101,22 @@ type Reaction struct {
 // standardised scores, the hits' binomial z-score against the
 // population's hit ratio at Quantile (over the players with MinShots
 // shots) and, over at least Reaction.MinSamples reactions, reaction's
-// z-score. Each near its own threshold is weak evidence; both together
-// are not.
+// z-score, both over the player's shots and reactions weighed by their
+// age (HalfLife). Each near its own threshold is weak evidence; both
+// together are not.
 type Accuracy struct {
-	MinShots   int     // shots before a player counts
+	MinShots   int     // shots before a player counts (counted with their weights, rounded)
 	MinPlayers int     // players counted before anyone is judged
 	Quantile   float64 // the population's hit ratio tested against, in (0, 1)
-	Z          float64 // flag at this sum of the two scores or more
+	// HalfLife is how fast a player's aim evidence fades: each shot and
+	// each reaction weighs 2^(−age / HalfLife), its age taken from the
+	// player's newest one (leader time), so an honest player's evidence
+	// does not grow without bound with their history: a player who hits
+	// a little above the population's ratio (a pro who improved) stays a
+	// little above it, where unfaded hits would push their score past any
+	// threshold over enough sessions. 0 keeps every shot at full weight.
+	HalfLife time.Duration
+	Z        float64 // flag at this sum of the two scores or more
 }
 
 // Switch flags a player whose aim changed between their sessions (each
@@ -220,7 +229,7 @@ func DefaultConfig() Config {
 		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
 		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLife: 6 * time.Hour, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 8.5},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, Z: 8.5},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, HalfLife: time.Hour, Z: 9},
 		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 5},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
@@ -251,8 +260,8 @@ func (c Config) Validate() error {
 		// A window drops the slower reactions: near the median it keeps a
 		// human's quicker ones only, whose mean log is below ln(Median).
 		return bad("reaction window below median × exp(4 × sigma): it would cut off a quick human's slower reactions")
-	case c.Accuracy.MinShots < 1:
-		return bad("accuracy.min_shots below 1")
+	case c.Accuracy.MinShots < 1 || c.Accuracy.HalfLife < 0:
+		return bad("accuracy.min_shots below 1 or a negative accuracy.half_life")
 	case c.Switch.Sessions < 2 || c.Switch.Drift < 0 || c.Switch.AccDrift < 0:
 		return bad("switch.sessions below 2 or a negative drift")
 	case c.Economy.Window < 0:

@@ -80,8 +80,9 @@ type player struct {
 	shots, hits         int
 	reactions           int
 	logReact            float64 // sum of ln(reaction / Reaction.Median)
-	reactW, reactWLog   float64 // the same, each reaction weighed by its age (Reaction.HalfLife)
-	reactAt             int64   // leader time of the newest reaction: the ages' origin
+	react               faded   // the same, each reaction weighed by its age (Reaction.HalfLife)
+	aimShots            faded   // shots (weights) and hits (sum), weighed by their age (Accuracy.HalfLife)
+	aimReact            faded   // react, weighed by Accuracy.HalfLife: accuracy's reaction term
 	reactedTo           string
 	hit                 entityRef          // the target of p's last hit
 	hitAt               int64              // and its leader time

@@ -18,7 +18,9 @@
 //     player's sessions and worlds, older reactions weighing less
 //     (Reaction.HalfLife);
 //   - accuracy: aim far better than the population's (the hits' binomial
-//     z-score against the population's 90th percentile, plus reaction's);
+//     z-score against the population's 90th percentile, plus reaction's),
+//     over a player's shots and reactions weighed by their age
+//     (Accuracy.HalfLife), so an honest history's evidence stays bounded;
 //   - switch: aim that changed between a player's sessions (worlds) more
 //     than an honest player improves: a change point against their own
 //     earlier sessions (an aimbot switched on partway);

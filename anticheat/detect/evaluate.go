@@ -48,16 +48,8 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetEconomy, s, &p.incomeEv, p.id)
 			}
 		}
-		judgeReactions := d.judgesReactions(p)
-		if p.shots >= c.Accuracy.MinShots {
-			if z, ok := d.acc.z(p.hits, p.shots, c.Accuracy.MinPlayers); ok {
-				if judgeReactions {
-					z += d.reactionZ(p)
-				}
-				if z >= c.Accuracy.Z {
-					add(DetAccuracy, z, &p.accuracyEv, p.id)
-				}
-			}
+		if z, ok := d.aimZ(p); ok && z >= c.Accuracy.Z {
+			add(DetAccuracy, z, &p.accuracyEv, p.id)
 		}
 		if len(p.sessions) > 1 {
 			if z, ok := d.switchZ(p); ok && z >= c.Switch.Z {
@@ -79,7 +71,7 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetStraight, s, &p.straightEv, p.id)
 			}
 		}
-		if judgeReactions {
+		if d.judgesReactions(p) {
 			if s := d.reactionZ(p); s >= c.Reaction.Z {
 				add(DetReaction, s, &p.reactEv, p.id)
 			}

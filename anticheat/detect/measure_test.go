@@ -151,7 +151,7 @@ func printRates(w io.Writer, name string, rs []rate, events int) {
 
 var (
 	tableHonest  = flag.Int("table.honest", 0, "print the detectors' rates on corpora A to F with this many honest players")
-	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E, F, S, G, W, H and J")
+	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E, F, S, G, W, H, J and K")
 )
 
 // TestPrintTable prints the figures of docs/ANTICHEAT.md (corpus D, held
@@ -179,6 +179,11 @@ var (
 // findings, was measured once, alone:
 //
 //	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=J
+//
+// K, held out after accuracy's hits were weighed by their age
+// (Accuracy.HalfLife), was measured once, alone:
+//
+//	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=K
 func TestPrintTable(t *testing.T) {
 	if *tableHonest == 0 {
 		t.Skip("no -table.honest")
@@ -189,7 +194,8 @@ func TestPrintTable(t *testing.T) {
 	}{{"A (seed 1, thresholds fixed here)", corpus.A(*tableHonest)}, {"B (seed 2, held out)", corpus.B(*tableHonest)}, {"C (seed 3, held out)", corpus.C(*tableHonest)}, {"D (seed 4, held out)", corpus.D(*tableHonest)}, {"E (seed 5, held out for the detectors before F)", corpus.E(*tableHonest)}, {"F (seed 6, held out)", corpus.F(*tableHonest)},
 		{"S (seed 1: A in 3 to 5 sessions a player; thresholds of history fixed here)", corpus.S(*tableHonest)}, {"G (seed 7, in 3 to 5 sessions a player, held out)", corpus.G(*tableHonest)},
 		{"W (seed 8: aimbots switching on after 1 to 4 of 4 to 7 sessions; switch's threshold fixed here)", corpus.W(*tableHonest)}, {"H (seed 9: aimbots switching on after 2 to 5 of 5 to 8 sessions, held out)", corpus.H(*tableHonest)},
-		{"J (seed 10: aimbots switching on after 1 to 5 of 4 to 8 sessions, held out after the busy rule)", corpus.J(*tableHonest)}} {
+		{"J (seed 10: aimbots switching on after 1 to 5 of 4 to 8 sessions, held out after the busy rule)", corpus.J(*tableHonest)},
+		{"K (seed 11: aimbots cheating from the start, 4 to 8 sessions, held out after accuracy's fading)", corpus.K(*tableHonest)}} {
 		if !strings.Contains(*tableCorpora, c.name[:1]) {
 			continue
 		}

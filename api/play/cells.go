@@ -122,7 +122,7 @@ func (g *cellGroup) framed() bool {
 // share covers it; a member whose group's share makes no frame has room
 // for it; and a member whose area (its group's) no mover and no team
 // switch of the batch touches has nothing coming or going.
-func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved bool, snaps *map[string]snap, last uint64) {
+func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved, lazy bool, snaps *map[string]snap, last uint64) {
 	if len(h.groupOf) == 0 {
 		return
 	}
@@ -174,7 +174,7 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved bool, snaps *map
 			continue
 		}
 		for c := range g.members {
-			if !h.enterAs(c, h.idx.get(c.player), true, snaps, last) {
+			if !h.enterAs(c, h.idx.get(c.player), true, snaps, last, lazy) {
 				h.leaveGroup(c, g)
 				h.detach(c)
 			}

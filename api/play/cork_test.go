@@ -26,6 +26,8 @@ type countConn struct {
 	mu     sync.Mutex
 	writes [][]byte
 	err    error // returned by every write when set
+	// deadlines counts SetWriteDeadline calls.
+	deadlines int
 }
 
 func (c *countConn) Write(p []byte) (int, error) {
@@ -42,6 +44,9 @@ func (c *countConn) Write(p []byte) (int, error) {
 }
 
 func (c *countConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadlines++
+	c.mu.Unlock()
 	if c.Conn == nil {
 		return nil
 	}
@@ -275,9 +280,10 @@ func TestWriteBatchSendsControlThenFramesInOneWrite(t *testing.T) {
 	c.ob.start(10)
 	c.ob.offer(hubEvents(t, critEv(11, "e1")), nil)
 	<-c.ob.signal
+	c.out <- []byte(`{"type":"result"}`)
 	c.out <- []byte(`{"type":"pong"}`)
 	before := len(cc.under.written())
-	require.True(t, c.writeBatch([]byte(`{"type":"result"}`), true))
+	require.True(t, c.writeBatch())
 	require.Len(t, cc.under.written(), before+1, "one write for the batch")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -293,38 +299,111 @@ func TestWriteBatchSendsControlThenFramesInOneWrite(t *testing.T) {
 }
 
 // A socket that fails the batch's write cuts the connection off as a slow
-// consumer; so does a library that refuses a message (a closed conn).
+// consumer; so does a closed socket, and a connection that is ending
+// refuses the message.
 func TestWriteBatchFailuresEndTheConnection(t *testing.T) {
 	boom := errors.New("boom")
-	for name, setup := range map[string]func(cc *corkedConn) ([]byte, bool){
-		"the socket write": func(cc *corkedConn) ([]byte, bool) {
+	for name, setup := range map[string]func(cc *corkedConn){
+		"the socket write": func(cc *corkedConn) {
 			cc.under.mu.Lock()
 			cc.under.err = boom
 			cc.under.mu.Unlock()
-			return []byte(`{"type":"pong"}`), false
+			cc.c.out <- []byte(`{"type":"pong"}`)
 		},
-		"the first message": func(cc *corkedConn) ([]byte, bool) {
-			cc.c.ws.CloseNow()
-			return []byte(`{"type":"pong"}`), false
-		},
-		"a queued control message": func(cc *corkedConn) ([]byte, bool) {
+		"a closed conn": func(cc *corkedConn) {
 			cc.c.out <- []byte(`{"type":"pong"}`)
 			cc.c.ws.CloseNow()
-			return nil, false
 		},
-		"a frame": func(cc *corkedConn) ([]byte, bool) {
+		"an ending connection": func(cc *corkedConn) {
+			cc.c.cancel() // its close frame may follow: no message after it
+			cc.c.out <- []byte(`{"type":"pong"}`)
+		},
+		"a frame": func(cc *corkedConn) {
 			cc.c.ob.start(10)
 			cc.c.ob.offer(hubEvents(t, critEv(11, "e1")), nil)
 			cc.c.ws.CloseNow()
-			return nil, false // the outbox signals
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cc := newCorkedConn(t)
-			first, frames := setup(cc)
-			require.False(t, cc.c.writeBatch(first, frames))
+			setup(cc)
+			require.False(t, cc.c.writeBatch())
 			require.Error(t, cc.c.ctx.Err(), "the connection ends")
 			require.ErrorIs(t, cc.c.err, edge.ErrSlowConsumer)
 		})
 	}
+}
+
+// writeMessage writes the very bytes the library writes for a message,
+// in one frame of each header size, text and binary, and a client of
+// the library reads them back.
+func TestCorkWriteMessageWritesTheLibrarysFrame(t *testing.T) {
+	cc := newCorkedConn(t)
+	cc.client.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range []int{0, 1, 125, 126, 1000, 65535, 65536, 70000} {
+		for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
+			p := bytes.Repeat([]byte{'a' + byte(n%26)}, n)
+			before := len(cc.under.written())
+			require.NoError(t, cc.c.ws.Write(ctx, typ, p))
+			require.NoError(t, cc.c.cork.writeMessage(cc.c.ctx, typ, p))
+			w := cc.under.written()[before:]
+			lib := bytes.Join(w[:len(w)-1], nil) // the library may write a big frame in pieces
+			require.Equal(t, lib, w[len(w)-1], "%d bytes of type %v: one write, the library's bytes", n, typ)
+			for range 2 {
+				gotTyp, got, err := cc.client.Read(ctx)
+				require.NoError(t, err)
+				require.Equal(t, typ, gotTyp)
+				require.Equal(t, p, got)
+			}
+		}
+	}
+}
+
+// A corked message waits for uncork; a connection that is ending takes
+// no more messages (its close frame may follow), nor one whose socket
+// failed.
+func TestCorkWriteMessageCorksAndRefuses(t *testing.T) {
+	under := &countConn{}
+	c := &corkConn{Conn: under}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cork()
+	require.NoError(t, c.writeMessage(ctx, websocket.MessageText, []byte("hi")))
+	require.Empty(t, under.written())
+	require.NoError(t, c.uncork())
+	require.Equal(t, [][]byte{{0x81, 2, 'h', 'i'}}, under.written())
+
+	cancel()
+	require.ErrorIs(t, c.writeMessage(ctx, websocket.MessageText, []byte("late")), net.ErrClosed)
+	require.Len(t, under.written(), 1)
+
+	boom := errors.New("boom")
+	failed := &corkConn{Conn: &countConn{err: boom}}
+	require.ErrorIs(t, failed.writeMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom)
+	require.ErrorIs(t, failed.writeMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom, "it sticks")
+}
+
+// The write deadline is set again only once the last one set is
+// timeout/deadlineSlack old: writes close together share it.
+func TestCorkConnSetsTheWriteDeadlineOncePerSlack(t *testing.T) {
+	under := &countConn{}
+	c := &corkConn{Conn: under, timeout: time.Hour}
+	deadlines := func() int {
+		under.mu.Lock()
+		defer under.mu.Unlock()
+		return under.deadlines
+	}
+	for range 3 {
+		_, err := c.Write([]byte("x"))
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, deadlines(), "three writes within an hour/16 share one deadline")
+	c.mu.Lock()
+	c.setAt = c.setAt.Add(-time.Hour / deadlineSlack)
+	c.mu.Unlock()
+	_, err := c.Write([]byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, 2, deadlines(), "a write once the deadline is hour/16 old sets it again")
+	require.Len(t, under.written(), 4)
 }

@@ -346,14 +346,39 @@ func (ix *interestIndex) anyMovers() bool {
 	return len(ix.movers) > 0 || len(ix.switches) > 0
 }
 
+// bulkMoves reports whether only bulk events (those of hevs that make no
+// events frame) moved entities in or out of cells in the index's last
+// update, and none switched team: the enter and leave messages they make
+// can wait for the frames around them (outbox.lazy), as the moves' own
+// changes wait for the tick's delta. A critical event's are sent at once.
+func (ix *interestIndex) bulkMoves(hevs []*hubEvent) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	if len(ix.switches) > 0 {
+		return false
+	}
+	for _, he := range hevs {
+		if he.frame == nil {
+			continue
+		}
+		for _, id := range he.entities {
+			if slices.ContainsFunc(ix.movers, func(m mover) bool { return m.id == id }) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // enterAs sends c, whose player's record is me, the entities that came
 // into its interest since the hub last looked, and names those that left
 // it (h.mu held); false when c's queue is full. moved: an entity changed
 // cell or team in the batch (without one, and with the player in the cell
 // and team it was, nothing can have come or gone). *snaps caches the
 // snapshots of one batch, shared by the members; it is made on the first
-// one. seq is the batch's last event.
-func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string]snap, seq uint64) bool {
+// one. seq is the batch's last event. lazy: the messages do not wake c's
+// writer (outbox.lazy): bulk moves made them.
+func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string]snap, seq uint64, lazy bool) bool {
 	if h.idx.cfg.Cell <= 0 {
 		return true
 	}
@@ -373,7 +398,7 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 		ids = without(ids, c.player)
 	}
 	c.area = enterState{known: true, cell: now, ok: ok, team: me.team}
-	if len(gone) > 0 && !c.ob.leave(d.leaveMsg(h.world, gone, seq)) {
+	if len(gone) > 0 && !c.ob.leave(d.leaveMsg(h.world, gone, seq), lazy) {
 		c.area.known = false // sent whole again once it attaches again
 		return false
 	}
@@ -384,7 +409,7 @@ func (h *hub) enterAs(c *playConn, me entInterest, moved bool, snaps *map[string
 	if msg == nil {
 		return true
 	}
-	if !c.ob.enter(msg) {
+	if !c.ob.enter(msg, lazy) {
 		c.area.known = false // sent whole again once it attaches again
 		return false
 	}

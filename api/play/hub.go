@@ -103,10 +103,11 @@ type hub struct {
 // joinHub registers c with its world's hub, or its view's (views.go),
 // starting one if needed.
 func (s *Service) joinHub(c *playConn) (*hub, error) {
-	pv, err := s.viewOf(c)
+	pv, rules, err := s.viewOf(c)
 	if err != nil {
 		return nil, err
 	}
+	c.soloRules = rules // the pusher's, which calls joinHub
 	s.hubMu.Lock()
 	defer s.hubMu.Unlock()
 	h := s.hubs[c.world]
@@ -406,11 +407,13 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 		plan  *interestPlan
 		snaps map[string]snap // the batch's enter snapshots (enter.go), made when one is
 		moved bool            // an entity changed cell in the batch
+		lazy  bool            // only bulk events moved them (interestIndex.bulkMoves)
 	)
 	if h.idx != nil {
 		plan = h.idx.plan(hevs)
 		moved = h.idx.anyMovers()
-		h.fanCells(plan, hevs, moved, &snaps, last)
+		lazy = moved && h.idx.bulkMoves(hevs)
+		h.fanCells(plan, hevs, moved, lazy, &snaps, last)
 	}
 	for c, m := range h.members {
 		if m != memberAttached {
@@ -423,7 +426,7 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 			h.sel, h.selIdx = h.idx.selectForMe(plan, c.player, me, hevs, h.sel, h.selIdx)
 			offered = h.sel
 		}
-		if c.ob.offer(offered, nil) < len(offered) || plan != nil && !h.enterAs(c, me, moved, &snaps, last) {
+		if c.ob.offer(offered, nil) < len(offered) || plan != nil && !h.enterAs(c, me, moved, &snaps, last, lazy) {
 			// Its queue is full: it reads on by itself, and the hub
 			// never waits for it.
 			h.detach(c)
@@ -530,6 +533,7 @@ func (h *hub) tick() {
 		default:
 			c.ob.onTick(h.ticks)
 		}
+		c.ob.wakeLazy() // after the tick's own wake, if any: one write for both
 	}
 }
 
@@ -547,7 +551,7 @@ func (h *hub) attach(c *playConn) (bool, error) {
 	// or everything near a player who just joined.
 	c.area = enterState{}
 	var snaps map[string]snap
-	if h.idx != nil && !h.enterAs(c, h.idx.get(c.player), false, &snaps, c.ob.position()) {
+	if h.idx != nil && !h.enterAs(c, h.idx.get(c.player), false, &snaps, c.ob.position(), false) {
 		return false, nil // no room: it reads on by itself and tries again
 	}
 	h.members[c] = memberAttached

@@ -42,7 +42,7 @@ func (c *playConn) keyframe() (*wire.Keyframe, error) {
 		at = ev.Time
 	}
 	state := spectator.SeedState(c.world, seq, at, ents)
-	pv, err := c.s.viewOf(c)
+	pv, _, err := c.s.viewOf(c)
 	if err != nil {
 		return nil, err
 	}

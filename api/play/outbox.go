@@ -47,6 +47,11 @@ type outbox struct {
 	tick      uint64
 	written   uint64 // covered seq of the last frame taken by the writer
 	deltas    int    // delta frames queued since the writer last took
+	// lazy: frames were queued without waking the writer (the enter and
+	// leave messages that bulk moves made): its next wake takes them,
+	// the tick's at the latest (wakeLazy), so that they share a socket
+	// write with the frames around them rather than make one of their own.
+	lazy bool
 
 	signal chan struct{} // the writer has work
 	room   chan struct{} // the writer took frames
@@ -185,6 +190,7 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 			if o.open == nil {
 				if len(o.frames) >= o.limit {
 					if queued {
+						o.lazy = false
 						wake(o.signal)
 					}
 					return n
@@ -210,6 +216,7 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 	}
 	o.open = nil
 	if queued {
+		o.lazy = false
 		wake(o.signal)
 	}
 	return n
@@ -218,7 +225,8 @@ func (o *outbox) offer(evs []*hubEvent, want func(*hubEvent) bool) int {
 // enter queues an enter message; false when the queue is full. A whole
 // one drops the pending delta's changes of the entities it does not list
 // (the client drops them: sent after it, they would bring them back).
-func (o *outbox) enter(sm *sharedMsg) bool {
+// lazy: it does not wake the writer (see outbox.lazy).
+func (o *outbox) enter(sm *sharedMsg, lazy bool) bool {
 	msg := sm.enter
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -231,15 +239,35 @@ func (o *outbox) enter(sm *sharedMsg) bool {
 			return !listed
 		})
 	}
-	o.frames = append(o.frames, &outFrame{msg: sm})
-	wake(o.signal)
+	o.queueMsg(sm, lazy)
 	return true
+}
+
+// queueMsg queues an enter or leave message (o.mu held), waking the
+// writer unless lazy.
+func (o *outbox) queueMsg(sm *sharedMsg, lazy bool) {
+	o.frames = append(o.frames, &outFrame{msg: sm})
+	o.lazy = lazy
+	if !lazy {
+		wake(o.signal)
+	}
+}
+
+// wakeLazy wakes the writer for frames queued lazily (the hub's tick).
+func (o *outbox) wakeLazy() {
+	o.mu.Lock()
+	lazy := o.lazy && len(o.frames) > 0
+	o.lazy = false
+	o.mu.Unlock()
+	if lazy {
+		wake(o.signal)
+	}
 }
 
 // leave queues a leave message and drops the pending delta's changes of
 // the entities it names (sent after it, they would bring them back);
-// false when the queue is full.
-func (o *outbox) leave(sm *sharedMsg) bool {
+// false when the queue is full. lazy: as enter's.
+func (o *outbox) leave(sm *sharedMsg, lazy bool) bool {
 	msg := sm.leave
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -249,8 +277,7 @@ func (o *outbox) leave(sm *sharedMsg) bool {
 	for _, id := range msg.IDs {
 		delete(o.delta, id)
 	}
-	o.frames = append(o.frames, &outFrame{msg: sm})
-	wake(o.signal)
+	o.queueMsg(sm, lazy)
 	return true
 }
 
@@ -291,7 +318,7 @@ func (o *outbox) onTick(tick uint64) {
 	o.mu.Lock()
 	o.tick = tick
 	if o.delta != nil || (tick%progressTicks == 0 && o.pos > o.written && len(o.frames) == 0) {
-		o.due = true
+		o.due, o.lazy = true, false
 		o.mu.Unlock()
 		wake(o.signal)
 		return
@@ -329,7 +356,7 @@ func (o *outbox) takeAppend(out [][]byte) ([][]byte, error) {
 	}
 	clear(o.frames)
 	o.frames = o.frames[:0]
-	o.deltas = 0
+	o.deltas, o.lazy = 0, false
 	if o.due {
 		out = append(out, encodeDeltaFrame(o.codec, o.written+1, o.pos, o.tick, o.delta))
 		o.written = o.pos
@@ -407,7 +434,7 @@ func (o *outbox) push(f *outFrame, pos uint64) {
 	if f.shared.body.isDelta {
 		o.deltas++
 	}
-	o.pos = pos
+	o.pos, o.lazy = pos, false
 	o.mu.Unlock()
 	wake(o.signal)
 }
@@ -426,6 +453,7 @@ func (o *outbox) join(tick, pos uint64) bool {
 		o.frames = append(o.frames, &outFrame{isDelta: true, covered: o.pos, tick: tick, delta: o.delta})
 		o.delta, o.deltaFrom, o.due = nil, 0, false
 		o.deltas++
+		o.lazy = false
 		wake(o.signal)
 	}
 	return true

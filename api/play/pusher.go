@@ -40,14 +40,21 @@ func (c *playConn) pusher(sub *store.Subscription) {
 				return
 			}
 			var hevs []*hubEvent
+			var end error // a rules update's event ends c after it (views.go)
 			if err == nil {
-				hevs, err = h.prepare(evs, &own, c.cfg.CoalesceBulk)
+				var n int
+				n, end = c.soloCut(h, evs)
+				hevs, err = h.prepare(evs[:n], &own, c.cfg.CoalesceBulk)
 			}
 			if err != nil {
 				c.fail(err)
 				return
 			}
 			if !c.offerWait(hevs, h.wants(c)) {
+				return
+			}
+			if end != nil {
+				c.fail(end)
 				return
 			}
 		}

@@ -200,6 +200,7 @@ func (c *playConn) transfer(to fsm.NodeInfo) bool {
 	}
 	select {
 	case c.final <- b:
+		c.wakeWriter()
 	default: // a transfer is already on its way
 	}
 	timer := time.NewTimer(c.cfg.WriteTimeout + c.s.Config().RequestTimeout)

@@ -335,7 +335,7 @@ func wsPair(t *testing.T) (server, cl *websocket.Conn) {
 // bareConn is a play connection over ws outside of any handler.
 func bareConn(s *testServer, ws *websocket.Conn) *playConn {
 	c := &playConn{s: s.Service, cfg: s.cfg, ws: ws, world: "arena", out: make(chan []byte, 4),
-		final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, 1)}
+		ob: newOutbox(4, codecJSON), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }

@@ -31,10 +31,9 @@ import (
 // its interest grid (rulesCut), so each connection resumes in the hub its
 // view now needs and no event after the update is cut under the old
 // rules. A connection of a view's hub that reads alone (detached,
-// pusher.go) ends there too: its prepared events refuse what follows.
-// One of the world's hub that reads alone is not cut at the event: it
-// ends when the hub meets the update (h.fail reaches detached members),
-// and may be sent events past it until then. Updates without the event (a cluster still at log 11) are found
+// pusher.go) ends there too: its prepared events refuse what follows;
+// one of the world's hub is cut there by soloCut, against the rules it
+// joined under. Updates without the event (a cluster still at log 11) are found
 // by polling: each hub checks its world's rules version before each
 // batch (edge.RulesTTL old at most) and ends the same way.
 //
@@ -58,22 +57,51 @@ type playView struct {
 }
 
 // viewOf returns c's view in its world: nil when c takes the world's hub
-// (its token's role sees everything, or the world restricts nothing).
+// (its token's role sees everything, or the world restricts nothing);
 // Players see as viewers of the public class.
-func (s *Service) viewOf(c *playConn) (*playView, error) {
+// rules is the world's rules the answer was decided under.
+func (s *Service) viewOf(c *playConn) (*playView, edge.RulesRef, error) {
 	a, info, err := s.vis.Access(c.world)
 	if err != nil {
-		return nil, err
+		return nil, edge.RulesRef{}, err
 	}
+	rules := edge.RulesOf(info)
 	if c.role == fsm.RoleAdmin || c.role == fsm.RoleServer || !a.Restricted() {
-		return nil, nil
+		return nil, rules, nil
 	}
 	view, _, err := a.Resolve(spectator.Viewer{Player: c.player})
 	if err != nil {
-		return nil, err
+		return nil, rules, err
 	}
-	return &playView{access: a, version: edge.RulesOf(info), view: view,
-		key: hubKey{world: c.world, version: edge.RulesOf(info), view: view}}, nil
+	return &playView{access: a, version: rules, view: view,
+		key: hubKey{world: c.world, version: rules, view: view}}, rules, nil
+}
+
+// soloCut returns how many of evs c, reading alone (pusher.go), may be
+// offered: all of them, or those up to the event of a rules update after
+// the rules c joined its hub under, it included; end is then
+// errRulesChanged (c resumes in the hub its view now needs). It matters
+// for a player on the world's hub, whose events are not cut: a view's
+// prepared events refuse what follows an update themselves, and admins
+// and servers see every field. An update to rules that still restrict
+// nothing goes on (as rulesCut). Only c's pusher calls it.
+func (c *playConn) soloCut(h *hub, evs []*fsm.Event) (n int, end error) {
+	if h.pv != nil || c.role == fsm.RoleAdmin || c.role == fsm.RoleServer {
+		return len(evs), nil
+	}
+	for i, ev := range evs {
+		version, ok := spectator.RulesUpdate(ev)
+		if !ok || version <= c.soloRules.Version {
+			continue
+		}
+		a, info, err := c.s.vis.Access(c.world)
+		if err == nil && !a.Restricted() && info.RulesVersion == version && info.Incarnation == c.soloRules.Incarnation {
+			c.soloRules = edge.RulesOf(info)
+			continue
+		}
+		return i + 1, errRulesChanged
+	}
+	return len(evs), nil
 }
 
 // prepare prepares evs for h's connections: each cut to h's view first

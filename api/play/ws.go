@@ -250,6 +250,10 @@ type playConn struct {
 	lastRead atomic.Int64  // unix ns of the last message read
 	rtt      atomic.Int64  // last measured round trip, ns
 	bye      atomic.Bool   // the client said bye: its session closes next
+	wakes    atomic.Uint64 // the writer's wakes (the writers' ruler counts them)
+	// soloRules: the world's rules c joined its hub under, moved by the
+	// updates it reads alone (views.go soloCut; the pusher's only).
+	soloRules edge.RulesRef
 
 	// The watcher's (ws_watch.go): when the next ping is due, and a ping
 	// waiting for room in out since pingSince.
@@ -460,6 +464,7 @@ func (c *playConn) send(v any) bool {
 	}
 	select {
 	case c.out <- b:
+		c.wakeWriter()
 		return true
 	default:
 	}
@@ -467,6 +472,7 @@ func (c *playConn) send(v any) bool {
 	defer t.Stop()
 	select {
 	case c.out <- b:
+		c.wakeWriter()
 		return true
 	case <-t.C:
 		c.fail(fmt.Errorf("%w: outbound queue of %d messages full for %s", edge.ErrSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))
@@ -475,38 +481,45 @@ func (c *playConn) send(v any) bool {
 	return false
 }
 
+// wakeWriter tells the writer it has work: a control message in out,
+// the transfer in final, or the connection's end. Its outbox's frames
+// wake it on the same channel, so the writer waits on one channel, not a
+// select over four (a select costs about as much as the rest of a wake).
+func (c *playConn) wakeWriter() { wake(c.ob.signal) }
+
 // writer writes queued messages: control messages first (so the welcome
 // precedes every event), then the outbox's events frames and, when a tick
 // asked, its delta. Everything it finds at one wake goes out corked, in
-// one write to the socket (cork.go) bounded by WriteTimeout.
+// one write to the socket (cork.go) bounded by WriteTimeout. The transfer
+// message (final) is written last, without the outbox's frames.
 func (c *playConn) writer() {
 	defer c.wg.Done()
+	stop := context.AfterFunc(c.ctx, c.wakeWriter)
+	defer stop()
 	for {
-		var first []byte
-		frames := false
-		select {
-		case <-c.ctx.Done():
+		<-c.ob.signal
+		if c.ctx.Err() != nil {
 			return
+		}
+		select {
 		case b := <-c.final:
 			c.writeFinal(b)
 			return
-		case first = <-c.out:
-		case <-c.ob.signal:
-			frames = true
+		default:
 		}
-		if !c.writeBatch(first, frames) {
+		c.wakes.Add(1)
+		if !c.writeBatch() {
 			return
 		}
 	}
 }
 
-// writeBatch writes first (a control message, if not nil), every other
-// queued control message and, if frames or the outbox signals, the
-// outbox's frames, corked into one write.
-func (c *playConn) writeBatch(first []byte, frames bool) bool {
+// writeBatch writes the queued control messages, then the outbox's
+// frames, corked into one write.
+func (c *playConn) writeBatch() bool {
 	c.cork.cork()
 	c.ob.takenAt = c.ob.takenAt[:0]
-	ok := c.writeQueued(first, frames)
+	ok := c.writeQueued()
 	if err := c.cork.uncork(); err != nil && ok {
 		c.fail(fmt.Errorf("%w: write: %v", edge.ErrSlowConsumer, err))
 		return false
@@ -520,20 +533,10 @@ func (c *playConn) writeBatch(first []byte, frames bool) bool {
 	return ok
 }
 
-func (c *playConn) writeQueued(first []byte, frames bool) bool {
-	if first != nil && !c.writeCorked(first) {
-		return false
-	}
+func (c *playConn) writeQueued() bool {
 	for n := len(c.out); n > 0; n-- {
 		if !c.writeCorked(<-c.out) {
 			return false
-		}
-	}
-	if !frames {
-		select {
-		case <-c.ob.signal:
-		default:
-			return true
 		}
 	}
 	out, err := c.ob.takeAppend(c.taken)

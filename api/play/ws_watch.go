@@ -117,6 +117,7 @@ func (c *playConn) periodic(now time.Time) {
 	select {
 	case c.out <- c.ping:
 		c.ping = nil
+		c.wakeWriter()
 	default:
 		if now.Sub(c.pingSince) >= c.cfg.SlowTimeout {
 			c.fail(fmt.Errorf("%w: outbound queue of %d messages full for %s", edge.ErrSlowConsumer, c.cfg.QueueSize, c.cfg.SlowTimeout))

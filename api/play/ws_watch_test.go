@@ -14,7 +14,7 @@ import (
 // one message and no session to check (it said bye), for the watcher's
 // rounds.
 func watchedConn(t *testing.T, cfg Config) *playConn {
-	c := &playConn{cfg: cfg, codec: codecJSON, out: make(chan []byte, 1), ready: make(chan struct{})}
+	c := &playConn{cfg: cfg, codec: codecJSON, out: make(chan []byte, 1), ob: newOutbox(1, codecJSON), ready: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	t.Cleanup(c.cancel)
 	c.bye.Store(true)

@@ -314,6 +314,10 @@ func classify(err error) error {
 	case errors.Is(err, spectator.ErrUnknownClass), errors.Is(err, spectator.ErrBadDelay), errors.Is(err, spectator.ErrBadRules),
 		errors.Is(err, spectator.ErrBadCodec):
 		return fmt.Errorf("%w: %v", fsm.ErrMalformed, err)
+	case errors.Is(err, spectator.ErrRulesChanged):
+		// A join that met a rules update (the hub's pipeline stopped at
+		// its event): retryable, the next join reads the new rules.
+		return fmt.Errorf("%w: %v: join again", edge.ErrUnavailable, err)
 	}
 	return err
 }

@@ -431,3 +431,15 @@ func TestWatchClosesAtTheRulesUpdatesEventNotAtThePoll(t *testing.T) {
 	k := next(t, c, wire.TypeKeyframe, 12)
 	require.NotContains(t, k["entities"], "e1")
 }
+
+// A join refused because the world's rules changed under it (the hub's
+// pipeline stopped at the update's event) is a retryable 503, not a 500;
+// the request errors stay 400.
+func TestClassifyMakesARulesChangeRetryable(t *testing.T) {
+	t.Parallel()
+	status, code := edge.Classify(classify(fmt.Errorf("hub: %w", spectator.ErrRulesChanged)), false)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Equal(t, "unavailable", code)
+	status, _ = edge.Classify(classify(spectator.ErrBadDelay), false)
+	require.Equal(t, http.StatusBadRequest, status)
+}

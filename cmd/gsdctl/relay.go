@@ -47,7 +47,9 @@ token's class sees: give it the token of the class it is for.
 With --audit-key (the cluster's audit public key; twice during a
 rotation) it verifies the upstream's signed audit checkpoints of each
 world it follows (signature, key, append-only growth by consistency
-proofs), drops an upstream that sends a forged, older or forked one
+proofs) and, when its view sees every field, the events it receives
+against the signed tree's leaves; it drops an upstream that sends a
+forged, older or forked checkpoint or events that are not its leaves
 (gsd_relay_checkpoint_failures_total{reason}), puts what it verified in
 its keyframes and serves it to relays of it.`,
 		Example: `  gsdctl relay run --upstream http://10.0.0.1:7070 --listen :7080 --token-file spectator.jwt

@@ -124,11 +124,23 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 		require.NoError(t, err, "%s", b)
 		return cp.Size == 5
 	}, time.Minute, 20*time.Millisecond, "stderr: %s", &errOut)
-	resp, err := http.Get(base + "/metrics")
-	require.NoError(t, err)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	// The relay (a view that sees every field) checks the events it
+	// received against the node's tree: the 5 leaves hash to its root.
+	verified := regexp.MustCompile(`(?m)^gsd_relay_leaf_checks_total ([0-9.e+]+)$`)
+	var b []byte
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/metrics")
+		require.NoError(t, err)
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := verified.FindSubmatch(b)
+		return m != nil && string(m[1]) != "0"
+	}, time.Minute, 20*time.Millisecond, "stderr: %s", &errOut)
 	require.NotContains(t, string(b), "gsd_relay_checkpoint_failures_total{", "nothing refused")
+	require.NotContains(t, string(b), "gsd_relay_leaf_checks_skipped_total{", "nothing skipped")
+
+	// The same relay behind a proxy that rewrites one event drops it.
+	requireRelayDropsATamperingUpstream(t, ctx, n.http, keyPrefix+".pub")
 	stop()
 	select {
 	case code := <-done:

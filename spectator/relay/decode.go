@@ -64,15 +64,23 @@ func decodeEvent(j *wire.Event) (*fsm.Event, error) {
 // parseLine decodes one NDJSON line: an event (its fsm form), or the
 // upstream's error line as an *UpstreamError.
 func parseLine(line []byte) (*fsm.Event, error) {
+	ev, _, err := parseLineWire(line)
+	return ev, err
+}
+
+// parseLineWire is parseLine that also returns the event as the line
+// says it, whose audit leaf a verifying relay hashes (leaves.go).
+func parseLineWire(line []byte) (*fsm.Event, *wire.Event, error) {
 	var l streamLine
 	if err := json.Unmarshal(line, &l); err != nil {
-		return nil, fmt.Errorf("%w: event line: %v", wire.ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: event line: %v", wire.ErrMalformed, err)
 	}
 	if l.Code != "" {
-		return nil, &UpstreamError{Code: l.Code, Message: l.ErrorBody.Error}
+		return nil, nil, &UpstreamError{Code: l.Code, Message: l.ErrorBody.Error}
 	}
 	if l.Seq == 0 {
-		return nil, nil // not an event (a keep-alive object)
+		return nil, nil, nil // not an event (a keep-alive object)
 	}
-	return decodeEvent(&l.Event)
+	ev, err := decodeEvent(&l.Event)
+	return ev, &l.Event, err
 }

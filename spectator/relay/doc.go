@@ -20,4 +20,10 @@
 // uncompressed: a relay of a relay reads its upstream relay plain. A change
 // of the world's rules ends the follow (what it holds was cut under the
 // old rules); the next viewer follows the world anew.
+//
+// With the cluster's audit keys (Config.AuditKeys) a relay verifies what
+// it receives: the upstream's signed checkpoints (signed, of the world,
+// append-only: verify.go) and, when its events are whole, the events
+// against the signed tree's leaves (leaves.go); either failing drops the
+// upstream.
 package relay

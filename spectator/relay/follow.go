@@ -37,6 +37,8 @@ type follow struct {
 	world string
 	rules fsm.Rules // the views the relay makes of the world (views.go); set at open
 
+	leaves *leafCheck // its events against the audit tree's leaves (leaves.go; nil: not verifying)
+
 	mu      sync.Mutex
 	evs     []held           // in seq order
 	trimmed uint64           // seq of the last event dropped for MaxEvents (0: none)
@@ -63,7 +65,7 @@ type held struct {
 // follow's.
 func (r *Relay) open(ctx context.Context, world string) (*follow, error) {
 	f := &follow{r: r, world: world, next: 1, changed: make(chan struct{}), done: make(chan struct{}),
-		base: spectator.NewState(world).Filtered()}
+		base: spectator.NewState(world).Filtered(), leaves: newLeafCheck(r.checkpoints, world, r.log)}
 	fctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	stop := context.AfterFunc(ctx, cancel)
@@ -241,7 +243,7 @@ func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 				return
 			}
 			rotates := f.r.cfg.TokenSource != nil && errors.As(err, &ue) && ue.Code == wire.CodeUnauthorized
-			if errors.As(err, &ue) && !ue.retryable() && !rotates || errors.Is(err, wire.ErrMalformed) {
+			if errors.As(err, &ue) && !ue.retryable() && !rotates || errors.Is(err, wire.ErrMalformed) || errors.Is(err, ErrCheckpoint) {
 				f.end(err)
 				return
 			}
@@ -278,7 +280,7 @@ func (f *follow) read(ctx context.Context, body io.Reader) (got bool, err error)
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue // keep-alive
 		}
-		ev, err := parseLine(line)
+		ev, wev, err := parseLineWire(line)
 		if err != nil {
 			return got, err
 		}
@@ -287,6 +289,13 @@ func (f *follow) read(ctx context.Context, body io.Reader) (got bool, err error)
 		}
 		if ev.World != f.world {
 			return got, fmt.Errorf("%w: upstream sent an event of world %q on world %q's stream", wire.ErrMalformed, ev.World, f.world)
+		}
+		if f.leaves != nil && ev.Seq >= f.position() {
+			// Before it is held: an event that completes a checkpoint's
+			// tree wrongly is never served.
+			if err := f.leaves.add(wev); err != nil {
+				return got, err
+			}
 		}
 		if f.hold(ev, line) {
 			got = true
@@ -341,6 +350,8 @@ func (f *follow) end(err error) {
 	case errors.Is(err, ErrClosed):
 	case errors.Is(err, spectator.ErrRulesChanged):
 		f.r.log.Info("the world's rules changed: following it anew on the next viewer", "world", f.world)
+	case errors.Is(err, ErrCheckpoint):
+		f.r.log.Warn("upstream sent an audit checkpoint or events the relay refuses: dropping it", "world", f.world, "err", err)
 	default:
 		f.r.log.Warn("upstream refused the stream: following stopped", "world", f.world, "err", err)
 	}

@@ -36,13 +36,16 @@ import (
 // is kept for the relay's life, so that a follow opened again cannot be
 // fed an older history.
 //
-// What a relay cannot check: the events it holds against the leaves. A
-// leaf is the hash of a whole event, and a relay of a view sees no
-// hidden field; and a node gives a world's audit hashes only to callers
-// that may see every field, so a relay whose view hides fields gets no
-// checkpoint at all (its upstream refuses it, and the relay goes on
-// without). What it verifies is that the history it was shown checkpoints
-// of is signed and append-only, and it passes on only what it accepted.
+// The events it holds against the leaves (leaves.go): a leaf is the
+// hash of a whole event, hidden changes included, and a node gives a
+// world's audit hashes only to callers that see everything; so a relay
+// whose view hides fields gets no checkpoint at all (its upstream
+// refuses it, and the relay goes on without), and a relay that gets
+// checkpoints receives every event whole. Such a relay hashes each
+// event it receives into the tree's right edge, from seq 1, and compares
+// it with the checkpoints it accepts: events that are not the signed
+// history drop the upstream too (reason leaves). It passes on only what
+// it accepted.
 
 // DefaultCheckpointInterval is how often a verifying relay asks for a
 // world's newest checkpoint: a node signs one every 10 s by default.
@@ -87,6 +90,10 @@ type checkpoints struct {
 	keys     note.Verifiers
 	failures *prometheus.CounterVec
 
+	// The leaves' checks (leaves.go): sizes verified, follows skipped.
+	leavesVerified prometheus.Counter
+	leavesSkipped  *prometheus.CounterVec
+
 	mu     sync.Mutex
 	worlds map[string][]acceptedCP // sizes ascending, one incarnation's
 }
@@ -112,9 +119,15 @@ func newCheckpoints(keys []audit.VerifyingKey, reg prometheus.Registerer) (*chec
 	}
 	c := &checkpoints{keys: note.VerifierList(vs...), worlds: make(map[string][]acceptedCP),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gsd_relay_checkpoint_failures_total",
-			Help: "Audit checkpoints the relay refused (and dropped the upstream for), by reason."}, []string{"reason"})}
-	if err := reg.Register(c.failures); err != nil {
-		return nil, fmt.Errorf("relay metrics: %w", err)
+			Help: "Audit checkpoints the relay refused (and dropped the upstream for), by reason."}, []string{"reason"}),
+		leavesVerified: prometheus.NewCounter(prometheus.CounterOpts{Name: "gsd_relay_leaf_checks_total",
+			Help: "Sizes at which the events the relay received were verified against a signed checkpoint's tree."}),
+		leavesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "gsd_relay_leaf_checks_skipped_total",
+			Help: "Follows whose events the relay could not check against the audit tree's leaves, by reason."}, []string{"reason"})}
+	for _, m := range []prometheus.Collector{c.failures, c.leavesVerified, c.leavesSkipped} {
+		if err := reg.Register(m); err != nil {
+			return nil, fmt.Errorf("relay metrics: %w", err)
+		}
 	}
 	return c, nil
 }
@@ -229,10 +242,12 @@ func (f *follow) verify(ctx context.Context) (wait func()) {
 		quiet := false // the upstream gives no checkpoint: said once
 		for {
 			err := f.checkOnce(ctx)
+			if err == nil {
+				err = f.checkLeaves(ctx)
+			}
 			switch {
 			case errors.Is(err, ErrCheckpoint):
-				f.r.log.Warn("upstream sent an audit checkpoint the relay refuses: dropping it", "world", f.world, "err", err)
-				f.end(err)
+				f.end(err) // logs it
 				f.cancel()
 				return
 			case err != nil && ctx.Err() == nil && !quiet:
@@ -259,7 +274,22 @@ func (f *follow) checkOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return f.r.checkpoints.check(f.world, msg, func(from, to int64, inc uint64) (tlog.TreeProof, error) {
+	return f.r.checkpoints.check(f.world, msg, f.prover(ctx))
+}
+
+// checkLeaves compares the events f received with the newest checkpoint
+// accepted (leaves.go).
+func (f *follow) checkLeaves(ctx context.Context) error {
+	cp, ok := f.r.checkpoints.latest(f.world)
+	if !ok || f.leaves == nil {
+		return nil
+	}
+	return f.leaves.round(cp, f.prover(ctx))
+}
+
+// prover fetches consistency proofs of f's world from the upstream.
+func (f *follow) prover(ctx context.Context) proveFunc {
+	return func(from, to int64, inc uint64) (tlog.TreeProof, error) {
 		q := url.Values{"from": {strconv.FormatInt(from, 10)}, "to": {strconv.FormatInt(to, 10)}}
 		if inc != 0 {
 			q.Set("incarnation", strconv.FormatUint(inc, 10))
@@ -280,7 +310,7 @@ func (f *follow) checkOnce(ctx context.Context) error {
 			p[i] = tlog.Hash(h)
 		}
 		return p, nil
-	})
+	}
 }
 
 // maxAuditAnswer bounds an audit answer read from the upstream: a

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -35,12 +36,13 @@ func auditKey(t *testing.T, name string) (audit.SigningKey, audit.VerifyingKey) 
 	return s, v
 }
 
-// tree is a world's audit log in memory; tag makes its events differ
-// from another tree's (a fork).
+// tree is a world's audit log in memory and its events' lines; tag
+// makes its events differ from another tree's (a fork).
 type tree struct {
-	t   *testing.T
-	log *audit.Log
-	tag string
+	t     *testing.T
+	log   *audit.Log
+	tag   string
+	lines []string // the event stream's line of each seq, from 1
 }
 
 func newTree(t *testing.T, world, tag string) *tree {
@@ -49,11 +51,22 @@ func newTree(t *testing.T, world, tag string) *tree {
 	return &tree{t: t, log: l, tag: tag}
 }
 
-// grow logs events up to size n.
+// grow logs events up to size n: the event of seq s sets e1.x to s.
 func (tr *tree) grow(n int64) {
 	for s := tr.log.Size() + 1; s <= n; s++ {
-		require.NoError(tr.t, tr.log.Append(&wire.Event{World: tr.log.World(), Seq: uint64(s), Player: tr.tag}))
+		ev := treeEvent(tr.log.World(), tr.tag, uint64(s), s)
+		w := ev.Wire()
+		require.NoError(tr.t, tr.log.Append(&w))
+		b, err := json.Marshal(ev)
+		require.NoError(tr.t, err)
+		tr.lines = append(tr.lines, string(b)+"\n")
 	}
+}
+
+// treeEvent is the event of seq that player sets e1.x to x with.
+func treeEvent(world, player string, seq uint64, x int64) *fsm.Event {
+	return &fsm.Event{World: world, Seq: seq, Index: seq + 10, Time: time.Now().UnixNano(), Player: player,
+		Status: fsm.StatusApplied, Changes: []fsm.Change{{Entity: "e1", Field: "x", Op: fsm.OpSet, Value: fsm.Int(x), Version: seq}}}
 }
 
 // signed returns the note of tr's checkpoint at its size now, signed by k.
@@ -186,17 +199,23 @@ type upstream struct {
 }
 
 func newUpstream(t *testing.T, tr *tree, events int) (*upstream, string) {
+	return newUpstreamOf(t, tr, tr.lines[:events])
+}
+
+// newUpstreamOf is newUpstream whose event stream sends lines; until a
+// note is set it has no checkpoint to give.
+func newUpstreamOf(t *testing.T, tr *tree, lines []string) (*upstream, string) {
 	u := &upstream{t: t, tr: tr}
-	var ls []string
-	for s := 1; s <= events; s++ {
-		ls = append(ls, line(t, uint64(s), int64(s)))
-	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/worlds/arena/events", hang(ls...))
+	mux.HandleFunc("GET /v1/worlds/arena/events", hang(lines...))
 	mux.HandleFunc("GET /v1/worlds/arena/audit/checkpoint", func(w http.ResponseWriter, _ *http.Request) {
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		u.asks++
+		if u.note == nil {
+			http.Error(w, `{"code":"no_audit_key","error":"no checkpoint yet"}`, http.StatusNotFound)
+			return
+		}
 		_, _ = w.Write(u.note)
 	})
 	mux.HandleFunc("GET /v1/worlds/arena/audit/consistency", func(w http.ResponseWriter, r *http.Request) {
@@ -248,7 +267,7 @@ func TestAChainOfRelaysVerifiesAnHonestUpstream(t *testing.T) {
 	u.set(tr.signed(k))
 	verify := func(c *Config) { c.AuditKeys, c.CheckpointInterval = []audit.VerifyingKey{v}, 10*time.Millisecond }
 	a, aURL := startRelay(t, up, "", verify)
-	_, bURL := startRelay(t, aURL, "", func(c *Config) {
+	rb, bURL := startRelay(t, aURL, "", func(c *Config) {
 		verify(c)
 		c.Pipeline.KeyframeInterval = 10 * time.Millisecond
 	})
@@ -262,6 +281,11 @@ func TestAChainOfRelaysVerifiesAnHonestUpstream(t *testing.T) {
 			st, b := getAt(t, base, "/v1/worlds/arena/audit/checkpoint")
 			return st == http.StatusOK && string(b) == string(want)
 		}, 10*time.Second, 5*time.Millisecond, base)
+	}
+	// Each checks the events it received against the tree's leaves: b
+	// serves a's lines as received, with a's checkpoint.
+	for _, r := range []*Relay{a, rb} {
+		require.Eventually(t, func() bool { return testutil.ToFloat64(r.checkpoints.leavesVerified) > 0 }, 10*time.Second, 5*time.Millisecond)
 	}
 
 	// The tree grows (events the relays have not been sent yet): a
@@ -351,7 +375,7 @@ func TestARelayGoesOnWithoutCheckpointsAndAcceptsNothingUnproven(t *testing.T) {
 	var mu sync.Mutex
 	note, proof := tr.signed(k), `{"proof":["c2hvcnQ="]}`
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/worlds/arena/events", hang(line(t, 1, 1), line(t, 2, 2)))
+	mux.HandleFunc("GET /v1/worlds/arena/events", hang(tr.lines...))
 	mux.HandleFunc("GET /v1/worlds/arena/audit/checkpoint", func(w http.ResponseWriter, _ *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
