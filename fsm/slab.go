@@ -15,6 +15,12 @@ package fsm
 // with few actions) saves little. The others allocate per event.
 const maxSlabs = 8
 
+// maxSlabEvents bounds one slab: 119 events of 240 bytes fill the 28,672
+// byte size class within 112 bytes, where a slab of 250 (60,000 bytes, a
+// large object) would round up to 64 KiB. A world with more events in an
+// entry gets several slabs.
+const maxSlabEvents = 119
+
 // eventWithChange is an event with room for one change.
 type eventWithChange struct {
 	ev Event
@@ -24,12 +30,12 @@ type eventWithChange struct {
 // worldSlab is one world's events of the applying entry.
 type worldSlab struct {
 	world string
-	n     int // single-op actions of the world in the entry
-	ev    []eventWithChange
+	n     int               // events to come beyond ev
+	ev    []eventWithChange // the current slab's unused events
 }
 
-// prepareSlabs makes the slabs of cmds' single-op actions. Apply holds
-// f.mu exclusively.
+// prepareSlabs counts, per world, cmds' single-op actions, whose events
+// takeEvent then hands out from slabs. Apply holds f.mu exclusively.
 func (f *FSM) prepareSlabs(cmds []Command) {
 	for i := range cmds {
 		c := &cmds[i]
@@ -41,9 +47,6 @@ func (f *FSM) prepareSlabs(cmds []Command) {
 		} else if len(f.slabs) < maxSlabs {
 			f.slabs = append(f.slabs, worldSlab{world: c.Action.World, n: 1})
 		}
-	}
-	for j := range f.slabs {
-		f.slabs[j].ev = make([]eventWithChange, f.slabs[j].n)
 	}
 }
 
@@ -57,15 +60,23 @@ func (f *FSM) slabOf(world string) int {
 	return -1
 }
 
-// takeEvent returns a fresh event with room for one change for an action
-// of world: the next element of the world's slab, or a new one.
+// takeEvent returns a fresh event with room for one change for a single-op
+// action of world: the next element of the world's slab (made when the
+// action is the first of a slab's), or a new one for a world past
+// maxSlabs. The actions prepareSlabs counted take at most as many.
 func (f *FSM) takeEvent(world string) *eventWithChange {
-	if j := f.slabOf(world); j >= 0 && len(f.slabs[j].ev) > 0 {
-		ec := &f.slabs[j].ev[0]
-		f.slabs[j].ev = f.slabs[j].ev[1:]
-		return ec
+	j := f.slabOf(world)
+	if j < 0 {
+		return &eventWithChange{}
 	}
-	return &eventWithChange{}
+	sl := &f.slabs[j]
+	if len(sl.ev) == 0 {
+		k := min(sl.n, maxSlabEvents)
+		sl.ev, sl.n = make([]eventWithChange, k), sl.n-k
+	}
+	ec := &sl.ev[0]
+	sl.ev = sl.ev[1:]
+	return ec
 }
 
 // releaseSlabs forgets the entry's slabs: the FSM keeps no event.

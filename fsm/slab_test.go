@@ -84,3 +84,24 @@ func TestEventsShareASlabOnlyWithTheirWorlds(t *testing.T) {
 	}
 	require.Empty(t, h.f.slabs, "the FSM keeps no event after Apply")
 }
+
+// A world with more single-op actions in an entry than a slab holds gets
+// several slabs, and every action its own event.
+func TestEventsOfABigEntryFillSeveralSlabs(t *testing.T) {
+	h := newHarness(t)
+	h.createWorld("arena", rules(false, nil))
+	n := 2*maxSlabEvents + 3
+	cmds := make([]Command, n)
+	for i := range cmds {
+		cmds[i] = cmdAction(act("arena", fmt.Sprint("p", i), 1, opIncr("e", "hp", 1)))
+	}
+	res := h.apply(cmds...)
+	size := unsafe.Sizeof(eventWithChange{})
+	for i, r := range res {
+		require.Equal(t, uint64(i+1), r.Event.Seq)
+		require.Equal(t, Int(int64(i+1)), r.Event.Changes[0].Value)
+		if i%maxSlabEvents != 0 {
+			require.Equal(t, uintptr(unsafe.Pointer(res[i-1].Event))+size, uintptr(unsafe.Pointer(r.Event)))
+		}
+	}
+}
