@@ -50,7 +50,9 @@ func (g *gzipLines) next(t *testing.T) string {
 	t.Helper()
 	select {
 	case l, ok := <-g.lines:
-		require.True(t, ok, "the stream ended: %v", g.err)
+		if !ok {
+			t.Fatalf("the stream ended: %v", g.err) // err is read after the close only
+		}
 		return l
 	case <-time.After(10 * time.Second):
 		t.Fatal("no line: the compressed stream was not flushed")

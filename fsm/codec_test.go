@@ -304,3 +304,21 @@ func TestDecodeIntoReusedScratchEqualsAFreshDecode(t *testing.T) {
 		require.Equal(t, fresh.spans, got.spans)
 	}
 }
+
+// Decoding into reused scratch allocates only each action's player and
+// entity names: no decoder, batch, command, action or op, and the world
+// and field names repeat without a copy.
+func TestDecodeIntoScratchAllocatesOnlyNames(t *testing.T) {
+	cmds := make([]Command, 50)
+	for i := range cmds {
+		cmds[i] = cmdAction(act("arena", fmt.Sprint("player-", i), uint64(i+1), opIncr(fmt.Sprint("entity-", i), "hp", 1)))
+	}
+	p := EncodeBatch(&Batch{Time: 1, Commands: cmds})
+	var s decodeScratch
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, err := decodeBatchInto(p, &s); err != nil {
+			t.Fatal(err)
+		}
+	})
+	require.Equal(t, float64(2*len(cmds)+2), allocs, "two names per action, and the entry's world and field name once")
+}

@@ -47,6 +47,7 @@ type FSM struct {
 	gen     uint64       // snapshot generation; shared objects are copied on write
 	applied uint64       // Raft index of the last applied entry
 	planBuf []planned    // scratch for plan, reused across actions
+	slabs   []worldSlab  // the applying entry's events, per world (slab.go)
 	scope   *expr.Scope  // scratch for declared actions' expressions
 	worlds  map[string]*world
 	nodes   map[string]NodeInfo
@@ -122,6 +123,7 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	results := make([]Result, len(b.Commands))
+	f.prepareSlabs(b.Commands)
 	for i := range b.Commands {
 		c := &b.Commands[i]
 		switch c.Kind {
@@ -161,6 +163,7 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.applyDivergence(index, b.Time, c.Diverge)
 		}
 	}
+	f.releaseSlabs()
 	f.applied = index
 	return results
 }
@@ -234,8 +237,8 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 	)
 	if len(a.Ops) == 1 {
 		// Most actions have one op: the event and its change in one
-		// allocation.
-		ec := &eventWithChange{}
+		// element of the entry's slab for the world (slab.go).
+		ec := f.takeEvent(a.World)
 		ev, spare = &ec.ev, ec.ch[:0]
 	} else {
 		ev = &Event{}
@@ -253,12 +256,6 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 	p.put(record{seq: a.Seq, payload: payload, worldSeq: ev.Seq, status: ev.Status, reason: f.reasons.id(ev.Reason)}, f.cfg.Window, f.gen)
 	w.recordHash(f.cfg.HashHistory)
 	return Result{Event: ev}
-}
-
-// eventWithChange is an event with room for one change.
-type eventWithChange struct {
-	ev Event
-	ch [1]Change
 }
 
 // decide fills ev: rejected, conflict, or applied with its changes. spare,
@@ -480,7 +477,7 @@ func (f *FSM) mutate(w *world, pl *planned) Change {
 	c := Change{Entity: o.Entity, Field: o.Field, Op: o.Kind}
 	switch o.Kind {
 	case OpIncr:
-		fl.counter.Add(w.origin, o.By)
+		fl.counter.add(w.origin, o.By)
 		fl.total += o.By
 		changed = true
 		c.Value = fl.current()

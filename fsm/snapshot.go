@@ -219,13 +219,7 @@ func writeEntity(e *encoder, en *entity) {
 		e.uvarint(fl.version)
 		switch fl.policy {
 		case PolicyCounter:
-			reps := fl.counter.Replicas()
-			e.uvarint(uint64(len(reps)))
-			for _, r := range reps {
-				e.str(r)
-				e.uvarint(fl.counter.P[r])
-				e.uvarint(fl.counter.N[r])
-			}
+			writeCounter(e, &fl.counter)
 		case PolicySet:
 			set := fl.set
 			if set == nil {
@@ -386,14 +380,8 @@ func readEntity(d *decoder, id string, gen uint64) *entity {
 		}
 		switch fl.policy {
 		case PolicyCounter:
-			for j, m := 0, d.count(3); j < m && d.err == nil; j++ {
-				r, p, n := d.str(), d.uvarint(), d.uvarint()
-				if fl.counter.P == nil {
-					fl.counter.P, fl.counter.N = map[string]uint64{}, map[string]uint64{}
-				}
-				fl.counter.P[r], fl.counter.N[r] = p, n
-			}
-			fl.total = fl.counter.Value()
+			fl.counter = readCounter(d)
+			fl.total = fl.counter.value()
 		case PolicySet:
 			clock := readDots(d)
 			entries := make(map[Value][]crdt.Dot)

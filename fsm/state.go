@@ -19,8 +19,8 @@ type field struct {
 	kind    Kind // value type; for sets the element type
 	version uint64
 	val     Value
-	counter crdt.PNCounter
-	total   int64 // counter.Value(), kept so reads and hashing skip its maps
+	counter counter
+	total   int64 // counter.value(), kept so reads and hashing skip its entries
 	set     *crdt.ORSet[Value]
 	setSum  uint64 // sum of element hashes, so a set hashes without sorting
 	hash    uint64 // this field's contribution to the world hash
@@ -30,7 +30,7 @@ func (f *field) clone(gen uint64) *field {
 	c := *f
 	c.gen = gen
 	if f.policy == PolicyCounter {
-		c.counter = f.counter.Clone()
+		c.counter = f.counter.clone()
 	}
 	if f.set != nil {
 		c.set = f.set.Clone()

@@ -226,7 +226,7 @@ func TestCtlDescribesServerErrors(t *testing.T) {
 	code, _, errOut := ctl(t, "", "--addr", srv.URL, "status")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "HTTP 418: teapot")
-	code, _, errOut = ctl(t, "", "--addr", srv.URL, "--timeout", "300ms", "act", "w", "--json", `{"player":"p","seq":1,"ops":[{"op":"incr","entity":"e","field":"f","by":1}]}`)
+	code, _, errOut = ctl(t, "", "--addr", srv.URL, "--timeout", "3s", "act", "w", "--json", `{"player":"p","seq":1,"ops":[{"op":"incr","entity":"e","field":"f","by":1}]}`)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "outcome_unknown (HTTP 503): leadership lost")
 	require.Contains(t, errOut, "outcome unknown")
