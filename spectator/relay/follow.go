@@ -103,6 +103,9 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	// NDJSON, read as such): the voters' bytes per relay are a few
 	// percent of the stream's.
 	q.Set("compress", "gzip")
+	if cfg.UpstreamLinger > 0 {
+		q.Set("linger", cfg.UpstreamLinger.String())
+	}
 	u := strings.TrimSuffix(cfg.Upstream, "/") + "/v1/worlds/" + url.PathEscape(f.world) + "/events?" + q.Encode()
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -14,10 +15,15 @@ import (
 // Accept-Encoding: gzip of its own, so that it decodes whatever its
 // client's transport does) and reads it as it reads a plain one; an
 // upstream that answers plain NDJSON (an older node) is read as before.
+// It asks for the default linger (a window of events per write).
 func TestFollowReadsAGzippedUpstreamAndAPlainOne(t *testing.T) {
 	var asked atomic.Int32
 	gzipped := func(ls ...string) func(w http.ResponseWriter, r *http.Request) {
 		return func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("linger") != DefaultUpstreamLinger.String() {
+				http.Error(w, "want the default linger", http.StatusBadRequest)
+				return
+			}
 			if r.URL.Query().Get("compress") != "gzip" || !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 				lines(ls...)(w, r)
 				return
@@ -56,3 +62,15 @@ func TestGunzipBodyNamesABrokenStream(t *testing.T) {
 type nopCloser struct{ *strings.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// UpstreamLinger is a linger the upstream accepts: 0 to 5 s.
+func TestConfigRefusesAnUpstreamLingerTheUpstreamWouldNot(t *testing.T) {
+	for _, d := range []time.Duration{-time.Millisecond, maxLinger + time.Millisecond} {
+		cfg := DefaultConfig()
+		cfg.Upstream, cfg.UpstreamLinger = "http://127.0.0.1:1", d
+		require.ErrorContains(t, cfg.Validate(), "UpstreamLinger", d)
+	}
+	cfg := DefaultConfig()
+	cfg.Upstream, cfg.UpstreamLinger = "http://127.0.0.1:1", 0
+	require.NoError(t, cfg.Validate())
+}
