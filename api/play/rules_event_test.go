@@ -11,22 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// goldRules declares gold; gold shows as visible says and trap as trap
-// says ("": to all).
+// goldRules declares gold and trap (apitest.GoldRules, of this
+// package's tests' kind).
 func goldRules(visible, trap string) fsm.Rules {
-	r := fsm.Rules{Fields: map[string]fsm.FieldRule{
-		"gold": {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
-		"trap": {Type: fsm.KindString, Policy: fsm.PolicyAuthoritative},
-	}}
-	for f, v := range map[string]string{"gold": visible, "trap": trap} {
-		if v != "" {
-			if r.Schema.Access == nil {
-				r.Schema.Access = map[string]fsm.FieldAccess{}
-			}
-			r.Schema.Access[f] = fsm.FieldAccess{Visible: v}
-		}
-	}
-	return r
+	return apitest.GoldRules(fsm.KindString, visible, trap)
 }
 
 // TestPlayHubSwitchesRulesAtTheUpdatesEvent: the world's hub (the world

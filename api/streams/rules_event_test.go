@@ -14,22 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// goldRules declares gold and trap; gold shows as visible says, trap as
-// trap says ("": to all).
+// goldRules declares gold and trap (apitest.GoldRules, of this
+// package's tests' kind).
 func goldRules(visible, trap string) fsm.Rules {
-	r := fsm.Rules{Fields: map[string]fsm.FieldRule{
-		"gold": {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
-		"trap": {Type: fsm.KindInt, Policy: fsm.PolicyAuthoritative},
-	}}
-	for f, v := range map[string]string{"gold": visible, "trap": trap} {
-		if v != "" {
-			if r.Schema.Access == nil {
-				r.Schema.Access = map[string]fsm.FieldAccess{}
-			}
-			r.Schema.Access[f] = fsm.FieldAccess{Visible: v}
-		}
-	}
-	return r
+	return apitest.GoldRules(fsm.KindInt, visible, trap)
 }
 
 // newRulesEnv serves the streams of a real store (rules updates go
