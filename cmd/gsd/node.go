@@ -88,6 +88,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	if o.commitTimeout > 0 {
 		scfg.CommitTimeout = o.commitTimeout
 	}
+	scfg.Batch.PipelineMin = o.pipelineMin
 	// Raft requires the leader lease to fit in the heartbeat timeout.
 	scfg.LeaderLeaseTimeout = min(scfg.LeaderLeaseTimeout, scfg.HeartbeatTimeout)
 	if o.snapshotThreshold > 0 {

@@ -31,6 +31,7 @@ type options struct {
 
 	heartbeatTimeout  time.Duration
 	commitTimeout     time.Duration
+	pipelineMin       int
 	electionTimeout   time.Duration
 	snapshotThreshold uint64
 	snapshotInterval  time.Duration
@@ -143,6 +144,7 @@ cluster from that data and ignores --join.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s)")
 	f.DurationVar(&o.electionTimeout, "election-timeout", 0, "Raft election timeout (default 1s)")
+	f.IntVar(&o.pipelineMin, "batch-pipeline-min", 0, "the least actions a batch carries to be proposed while its group's earlier entries are in flight (a smaller one waits for them: fewer, bigger entries; a critical batch behind bulk entries goes regardless); 0 pipelines every batch (docs/OPERATIONS.md)")
 	f.DurationVar(&o.commitTimeout, "commit-timeout", 0, "how often an idle leader sends followers an empty append with its commit index (Raft CommitTimeout; default 50ms, at least 1ms); a lone commit is told at once by a commit notice (docs/OPERATIONS.md)")
 	f.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 8192)")
 	f.DurationVar(&o.snapshotInterval, "snapshot-interval", 0, "how often to check the snapshot threshold (default 30s)")
@@ -282,6 +284,9 @@ func (o *options) complete() error {
 	}
 	if o.commitTimeout < 0 || o.commitTimeout > 0 && o.commitTimeout < time.Millisecond {
 		errs = append(errs, errors.New("--commit-timeout must be at least 1ms (or 0: the default)"))
+	}
+	if o.pipelineMin < 0 {
+		errs = append(errs, errors.New("--batch-pipeline-min must not be negative"))
 	}
 	if o.joinTimeout <= 0 {
 		errs = append(errs, errors.New("--join-timeout must be positive"))
