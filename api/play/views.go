@@ -94,9 +94,8 @@ func (c *playConn) soloCut(h *hub, evs []*fsm.Event) (n int, end error) {
 		if !ok || version <= c.soloRules.Version {
 			continue
 		}
-		a, info, err := c.s.vis.Access(c.world)
-		if err == nil && !a.Restricted() && info.RulesVersion == version && info.Incarnation == c.soloRules.Incarnation {
-			c.soloRules = edge.RulesOf(info)
+		if rules, _, ok := c.s.unrestrictedAt(c.world, version, c.soloRules.Incarnation); ok {
+			c.soloRules = rules
 			continue
 		}
 		return i + 1, errRulesChanged
@@ -179,16 +178,26 @@ func (h *hub) rulesCut(evs []*fsm.Event) (n int, end error) {
 			continue
 		}
 		if h.pv == nil {
-			a, info, err := h.s.vis.Access(h.world)
-			if err == nil && !a.Restricted() && info.RulesVersion == version && info.Incarnation == h.rules.Incarnation &&
-				h.s.interestOf(info.Rules) == h.interest {
-				h.rules = edge.RulesOf(info)
+			if rules, interest, ok := h.s.unrestrictedAt(h.world, version, h.rules.Incarnation); ok && interest == h.interest {
+				h.rules = rules
 				continue
 			}
 		}
 		return i + 1, errRulesChanged
 	}
 	return len(evs), nil
+}
+
+// unrestrictedAt returns world's rules and the interest config they give
+// when they are rules version version of incarnation and restrict no
+// field (a reader of the world's hub goes on under them); false
+// otherwise, also when the rules have moved past version already.
+func (s *Service) unrestrictedAt(world string, version, incarnation uint64) (edge.RulesRef, InterestConfig, bool) {
+	a, info, err := s.vis.Access(world)
+	if err != nil || a.Restricted() || info.RulesVersion != version || info.Incarnation != incarnation {
+		return edge.RulesRef{}, InterestConfig{}, false
+	}
+	return edge.RulesOf(info), s.interestOf(info.Rules), true
 }
 
 // interestOf returns the interest config of a world's connections: its
