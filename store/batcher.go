@@ -88,6 +88,8 @@ type batcher struct {
 	submitted atomic.Uint64
 	waiting   chan inflight
 	notice    chan struct{} // a commit notice asked for (notice.go)
+	// noticeWaits is 1 while a notice proposed is not answered yet.
+	noticeWaits atomic.Int32
 	// alone reports whether the group has no member but this node: then
 	// nobody needs a commit notice (nil: the batcher asks for none).
 	alone func() bool

@@ -2,6 +2,7 @@ package store
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -73,19 +74,43 @@ func (b *batcher) notices() {
 		f := b.raft.Barrier(b.timeout)
 		b.metrics.commitNotices.Inc()
 		done := make(chan struct{})
+		b.noticeWaits.Add(1)
 		go func() {
 			// The error needs no handling: a notice that fails (leadership
 			// lost, shut down) had nothing left to tell, and a new leader
 			// tells its own commits.
 			_ = f.Error()
+			b.noticeWaits.Add(-1)
 			close(done)
 		}()
 		select {
 		case <-done:
 		case <-b.stop:
-			// Raft still runs while the batcher closes (Store.Close), so
-			// the barrier is answered and its goroutine ends.
+			b.awaitNotice(done)
 			return
+		}
+	}
+}
+
+// awaitNotice waits, while the batcher closes, for the answer to the
+// notice in flight. Raft still runs then (Store.Close stops it after the
+// batcher) and answers it, at the latest by losing leadership; but a
+// barrier that Raft took into its buffered apply channel and had not read
+// when it shut down is never answered in v1.7.3, so returning at once
+// would leave the notice's goroutine waiting forever once Close shuts
+// Raft down. A Raft that is shut down already (a crash in the tests shuts
+// it down before Close) answers nothing more: the wait ends there.
+func (b *batcher) awaitNotice(done <-chan struct{}) {
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-poll.C:
+			if b.raft.State() == raft.Shutdown {
+				return
+			}
 		}
 	}
 }

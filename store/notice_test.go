@@ -172,6 +172,29 @@ func TestLosingLeadershipWithANoticeOutstandingIsHarmless(t *testing.T) {
 	}
 }
 
+// A notice still unanswered when the batcher closes is waited for, with
+// Raft still running, so that it is answered (here by n2's stepping down,
+// its followers stopped): Close shuts Raft down only after, and a barrier
+// Raft had taken in but not read by then would never be answered, leaving
+// the notice's goroutine waiting forever.
+func TestClosingWaitsForTheNoticeInFlight(t *testing.T) {
+	t.Parallel()
+	c, l := newQuietLeaderCluster(t, func(cfg *Config) {
+		if cfg.ID == "n2" { // a lease long enough to propose in
+			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, 3*time.Second
+		}
+	})
+	c.crash(0)
+	c.crash(2)
+	require.True(t, l.IsLeader(), "n2 still leads on its lease")
+	l.batcher.askNotice()
+	require.Eventually(t, func() bool { return l.batcher.noticeWaits.Load() == 1 }, 5*time.Second, time.Millisecond,
+		"n2 proposed a notice no follower can take")
+	l.batcher.close()
+	require.Zero(t, l.batcher.noticeWaits.Load(), "the notice was answered before the batcher closed")
+	require.False(t, l.IsLeader(), "answered by stepping down")
+}
+
 // A single-node group has nobody to tell: its leader proposes no notices.
 func TestASingleNodeGroupSendsNoNotices(t *testing.T) {
 	t.Parallel()

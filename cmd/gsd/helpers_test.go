@@ -116,8 +116,16 @@ func (n *testNode) waitStatus(t *testing.T, what string, ok func(client.Status) 
 		}
 		time.Sleep(20 * time.Millisecond) // poll interval
 	}
-	t.Fatalf("node %s exited (%d) while waiting: %s", n.id, n.code, what)
+	t.Fatalf("node %s exited (%d) while waiting: %s; the end of its log:\n%s", n.id, n.code, what, n.logTail(40))
 	return last
+}
+
+// logTail returns the last k lines of the node's log: the reason a node
+// exited, next to the failure (the whole log, printed at cleanup, can be
+// cut off by whatever shows a long test output).
+func (n *testNode) logTail(k int) string {
+	lines := strings.Split(strings.TrimRight(n.stderr.String(), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-k):], "\n")
 }
 
 func (n *testNode) hasExited() bool {

@@ -181,6 +181,8 @@ func runThreeNodesWithAShardMap(t *testing.T, ca *testCA) {
 		}
 		if i == 0 {
 			waitFor(t, n, clients[0], "leads", func(s client.Status) bool { return s.Leader == "n1" })
+		} else { // a node that exits says why here
+			waitFor(t, n, clients[i], "answers", func(client.Status) bool { return true })
 		}
 	}
 	waitFor(t, run[0], clients[0], "group 0 has three voters", func(s client.Status) bool { return len(s.Servers) == 3 })

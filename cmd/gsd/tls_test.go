@@ -86,7 +86,7 @@ func waitFor(t *testing.T, n *testNode, c *client.Client, what string, ok func(c
 		require.False(t, time.Now().After(deadline), "node %s: %s: last status %+v, err %v", n.id, what, last, err)
 		time.Sleep(20 * time.Millisecond) // poll interval
 	}
-	t.Fatalf("node %s exited (%d) while waiting: %s", n.id, n.code, what)
+	t.Fatalf("node %s exited (%d) while waiting: %s; the end of its log:\n%s", n.id, n.code, what, n.logTail(40))
 }
 
 // TestClusterWithMutualTLSReplicatesAndRefusesOutsiders: two nodes with

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -54,13 +55,26 @@ func pick(next func() int) (string, error) {
 }
 
 // claimDir holds one file per port picked; claimFor is how long a pick
-// keeps its claim (a server binds its port well within it).
+// keeps its claim, 0 for as long as the process lives. A minute was
+// enough for a server to bind its port, but not for a node that a test
+// stops and starts again on the same ports: once the claim had ended,
+// another test binary's pick could hand the port out while the node was
+// down, and one of the two servers then failed to bind it. A process
+// picks a few hundred ports at most (a whole test binary), far fewer
+// than the range holds, and its claims end with it.
 var (
 	claimDir = filepath.Join(os.TempDir(), "gsd-freeport")
-	claimFor = time.Minute
+	claimFor time.Duration
 )
 
-// claim takes an exclusive flock on port's file for claimFor, so that no
+// held keeps the files of the claims made for the process's life open
+// (an unreferenced *os.File is closed by its finalizer).
+var held struct {
+	sync.Mutex
+	files []*os.File
+}
+
+// claim takes an exclusive flock on port's file (for claimFor), so that no
 // other pick, in this process or another (go test runs packages' test
 // binaries side by side, each picking from the same range), hands out the
 // port before the server it was picked for binds it: a port free a moment
@@ -81,6 +95,12 @@ func claim(port int) bool {
 		f.Close()
 		return false
 	}
-	time.AfterFunc(claimFor, func() { f.Close() }) // closing the file drops the lock
+	if claimFor > 0 {
+		time.AfterFunc(claimFor, func() { f.Close() }) // closing the file drops the lock
+		return true
+	}
+	held.Lock()
+	held.files = append(held.files, f)
+	held.Unlock()
 	return true
 }

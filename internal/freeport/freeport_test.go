@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -72,4 +73,24 @@ func TestWithoutClaimsTheBindCheckAloneDecides(t *testing.T) {
 	require.True(t, claim(20001))
 	_, err := Addr()
 	require.NoError(t, err)
+}
+
+// By default a claim lasts as long as the process: a node a test stops
+// and starts again on its ports finds them unclaimed by any other pick
+// however long it was down (the file is kept open, not left to its
+// finalizer).
+func TestAClaimLastsAsLongAsTheProcess(t *testing.T) {
+	require.Zero(t, claimFor, "the default")
+	dir := claimDir
+	t.Cleanup(func() { claimDir = dir })
+	claimDir = filepath.Join(t.TempDir(), "claims")
+	free, err := Addr()
+	require.NoError(t, err)
+	_, fp, _ := net.SplitHostPort(free)
+	port, _ := strconv.Atoi(fp)
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond) // finalizers run on their own goroutine
+	}
+	require.False(t, claim(port), "still claimed")
 }
