@@ -96,14 +96,23 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 		}
 		out = httpOut{w: w, rc: rc}
 	}
-	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes} // bytes sent: compressed ones
-	if gz {
-		zo := newGzipOut(out)
-		defer zo.Close() // before the body's end
-		out = zo
-	}
+	out, closeOut := s.output(out, gz)
+	defer closeOut() // before the body's end
 	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position(), v: v}
 	st.serve(ctx, sub)
+}
+
+// output returns the stream's output over the connection's out: counted
+// (the bytes sent, compressed ones), then gzipped when gz. close ends what
+// the stream wrote (the gzip member's trailer); call it before the body's
+// end.
+func (s *Service) output(out streamOut, gz bool) (_ streamOut, close func()) {
+	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes}
+	if !gz {
+		return out, func() {}
+	}
+	zo := newGzipOut(out)
+	return zo, func() { _ = zo.Close() }
 }
 
 // maxLinger bounds an event stream's linger.
