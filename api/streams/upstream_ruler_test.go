@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -37,16 +39,20 @@ const upstreamWindow = 10
 // relayForm is the encoding a relay's query asks for.
 type relayForm struct {
 	gzip bool
+	lean bool // form=lean
 }
 
 // upstreamBytes streams evs as one relay's stream asked in form, window
 // events per chunk, and returns the bytes the node sent.
-// enc is the fan's encoder of the form's lines.
+// enc is the fan's encoder of whole lines (lean ones have theirs).
 func upstreamBytes(tb testing.TB, s *Service, enc fanout.Encoder, evs []*fsm.Event, window int, form relayForm) []byte {
 	tb.Helper()
 	var sent bufOut
 	out, closeOut := s.output(&sent, form.gzip)
-	st := &eventStream{s: s, out: out, world: relayMixWorld, next: evs[0].Seq}
+	st := &eventStream{s: s, out: out, world: relayMixWorld, next: evs[0].Seq, lean: form.lean}
+	if form.lean {
+		enc = leanNDJSON
+	}
 	ch := make(chan *fanout.Chunk, (len(evs)+window-1)/window)
 	for i := 0; i < len(evs); i += window {
 		c, err := fanout.NewChunk(enc, evs[i].Seq, evs[i:min(i+window, len(evs))])
@@ -59,7 +65,8 @@ func upstreamBytes(tb testing.TB, s *Service, enc fanout.Encoder, evs []*fsm.Eve
 	return sent.Bytes()
 }
 
-// decodeUpstream returns the NDJSON lines a relay reads from sent.
+// decodeUpstream returns the NDJSON lines a relay reads from sent, lean
+// ones rebuilt whole (wire.LeanEvent.Event).
 func decodeUpstream(tb testing.TB, sent []byte, form relayForm) []string {
 	tb.Helper()
 	var rd io.Reader = bytes.NewReader(sent)
@@ -72,7 +79,15 @@ func decodeUpstream(tb testing.TB, sent []byte, form relayForm) []string {
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		lines = append(lines, sc.Text())
+		if !form.lean || bytes.HasPrefix(sc.Bytes(), []byte(`{"world":`)) { // a whole line
+			lines = append(lines, sc.Text())
+			continue
+		}
+		var l wire.LeanEvent
+		require.NoError(tb, json.Unmarshal(sc.Bytes(), &l))
+		whole, err := json.Marshal(l.Event(relayMixWorld))
+		require.NoError(tb, err)
+		lines = append(lines, string(whole))
 	}
 	require.NoError(tb, sc.Err())
 	return lines
@@ -103,7 +118,7 @@ func TestRelayUpstreamRulerSendsEveryLine(t *testing.T) {
 		require.NoError(t, err)
 		want = append(want, string(bytes.TrimSuffix(line, []byte("\n"))))
 	}
-	for _, form := range []relayForm{{}, {gzip: true}} {
+	for _, form := range []relayForm{{}, {gzip: true}, {lean: true}, {gzip: true, lean: true}} {
 		sent := upstreamBytes(t, s, s.Wire().NDJSON, evs, upstreamWindow, form)
 		require.Equal(t, want, decodeUpstream(t, sent, form), "%+v", form)
 		again := upstreamBytes(t, s, new(edge.WireCache).NDJSON, evs, upstreamWindow, form)
@@ -121,7 +136,7 @@ func BenchmarkRelayUpstream(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		form relayForm
-	}{{"plain", relayForm{}}, {"gzip", relayForm{gzip: true}}} {
+	}{{"plain", relayForm{}}, {"gzip", relayForm{gzip: true}}, {"lean", relayForm{lean: true}}, {"lean+gzip", relayForm{gzip: true, lean: true}}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var sent []byte
 			start := cpuTime(b)
