@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/json"
 	"math"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -130,4 +132,28 @@ func TestLeanKeepsItsOwnVersions(t *testing.T) {
 	l := Lean(&e)
 	e.Changes[0].Version = 4
 	require.EqualValues(t, 3, l.Event("w").Changes[0].Version)
+}
+
+// jsonNames returns the JSON names of t's fields.
+func jsonNames(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		out = append(out, name)
+	}
+	return out
+}
+
+// A lean line carries every field of a whole one but world and versions:
+// a field added to Event or Change must be added to the lean form too
+// (else a relay would serve lines without it, and hash other leaves).
+func TestLeanFormCarriesEveryOtherFieldOfAnEvent(t *testing.T) {
+	var whole []string
+	for _, n := range jsonNames(reflect.TypeFor[Event]()) {
+		if n != "world" && n != "versions" {
+			whole = append(whole, n)
+		}
+	}
+	require.Equal(t, whole, jsonNames(reflect.TypeFor[LeanEvent]()))
+	require.Equal(t, jsonNames(reflect.TypeFor[Change]()), jsonNames(reflect.TypeFor[LeanChange]()))
 }
