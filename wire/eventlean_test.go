@@ -157,3 +157,40 @@ func TestLeanFormCarriesEveryOtherFieldOfAnEvent(t *testing.T) {
 	require.Equal(t, whole, jsonNames(reflect.TypeFor[LeanEvent]()))
 	require.Equal(t, jsonNames(reflect.TypeFor[Change]()), jsonNames(reflect.TypeFor[LeanChange]()))
 }
+
+// Each place a string that is not UTF-8, or a float -0, can be in makes
+// LeanExact refuse the event: its lean line would rebuild another line.
+func TestLeanExactRefusesWhatJSONReadsBackOtherwise(t *testing.T) {
+	const bad = "a\xffb"
+	negZero := Float(math.Copysign(0, -1))
+	base := func() Event {
+		v := Int(1)
+		return Event{World: "w", Seq: 2, Player: "p", Status: StatusApplied,
+			Changes: []Change{{Entity: "e", Field: "f", Op: "set", Value: &v, Version: 2}}}
+	}
+	for name, spoil := range map[string]func(e *Event){
+		"player":      func(e *Event) { e.Player = bad },
+		"notice":      func(e *Event) { e.Notice = &Notice{Kind: "rules", Node: bad} },
+		"entity":      func(e *Event) { e.Changes[0].Entity = bad },
+		"value":       func(e *Event) { e.Changes[0].Value = &negZero },
+		"set element": func(e *Event) { e.Changes[0].Set = []Value{Int(1), String(bad)} },
+	} {
+		e := base()
+		require.True(t, LeanExact(&e), name)
+		spoil(&e)
+		require.False(t, LeanExact(&e), name)
+		whole, err := json.Marshal(e)
+		require.NoError(t, err)
+		l := Lean(&e)
+		lean, err := json.Marshal(l)
+		require.NoError(t, err)
+		var back LeanEvent
+		require.NoError(t, json.Unmarshal(lean, &back))
+		rebuilt, err := json.Marshal(back.Event(e.World))
+		require.NoError(t, err)
+		require.NotEqual(t, string(whole), string(rebuilt), name)
+	}
+	e := base()
+	e.Notice = &Notice{Kind: "rules", Node: "n1"}
+	require.True(t, LeanExact(&e), "a notice in UTF-8")
+}
