@@ -103,7 +103,9 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	// plain NDJSON of whole lines, read as such): the voters' bytes per
 	// relay are a few percent of the stream's.
 	q.Set("compress", "gzip")
-	q.Set("form", wire.EventFormLean)
+	if cfg.UpstreamForm == UpstreamFormLean {
+		q.Set("form", wire.EventFormLean)
+	}
 	if cfg.UpstreamLinger > 0 {
 		q.Set("linger", cfg.UpstreamLinger.String())
 	}

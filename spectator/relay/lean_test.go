@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,4 +136,39 @@ func TestParseLeanLine(t *testing.T) {
 	require.Nil(t, line)
 	_, _, _, err = parseLeanLine([]byte(`{"seq":1,"status":"odd"}`), "arena")
 	require.ErrorIs(t, err, wire.ErrMalformed)
+}
+
+// UpstreamFormWhole asks for whole lines (no form=): the upstream sends
+// them, and the relay serves them as received.
+func TestRelayAsksForWholeLinesWhenTold(t *testing.T) {
+	k, _ := auditKey(t, "gsd-audit")
+	tr := newTree(t, "arena", "p")
+	tr.grow(3)
+	var asked atomic.Int32
+	answer := leanAnswer(t, tr.lines)
+	up := leanUpstream(t, tr, k, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("form") {
+			asked.Add(1)
+		}
+		answer(w, r)
+	})
+	r, base := startRelay(t, up, "", func(c *Config) { c.UpstreamForm = UpstreamFormWhole })
+	whole := strings.Join(tr.lines, "")
+	require.Equal(t, whole, string(readEvents(t, base, "", 1, 3)))
+	require.Zero(t, asked.Load(), "no form= asked")
+	require.Equal(t, float64(len(whole)), testutil.ToFloat64(r.metrics.received))
+}
+
+// UpstreamForm is lean or whole.
+func TestConfigRefusesAnUnknownUpstreamForm(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Upstream = "http://127.0.0.1:1"
+	require.Equal(t, UpstreamFormLean, cfg.UpstreamForm)
+	require.NoError(t, cfg.Validate())
+	cfg.UpstreamForm = UpstreamFormWhole
+	require.NoError(t, cfg.Validate())
+	for _, f := range []string{"", "tiny"} {
+		cfg.UpstreamForm = f
+		require.ErrorContains(t, cfg.Validate(), "UpstreamForm")
+	}
 }
