@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"math"
 	"unicode/utf8"
 )
@@ -144,4 +145,119 @@ func (l *LeanEvent) Event(world string) Event {
 		m[c.Field] = c.Version
 	}
 	return e
+}
+
+// AppendLeanLine appends to dst the lean line of whole, the JSON of an
+// Event as json.Marshal writes it (with or without its newline), and
+// reports true; it is json.Marshal(Lean(e)) made from e's line, without
+// decoding it. It reports false, leaving dst as it was, when the lean
+// line might not rebuild whole exactly (whole may hold an escaped U+FFFD,
+// which JSON writes for a string that is not UTF-8, or a float -0; the
+// check errs on the side of false) or whole is not such a line.
+func AppendLeanLine(dst, whole []byte) ([]byte, bool) {
+	const world, seqKey = `{"world":`, `"seq":`
+	if !bytes.HasPrefix(whole, []byte(world)) || bytes.Contains(whole, []byte(`\ufffd`)) {
+		return dst, false
+	}
+	i := skipString(whole, len(world))
+	if i < 0 || i >= len(whole) || whole[i] != ',' || !bytes.HasPrefix(whole[i+1:], []byte(seqKey)) {
+		return dst, false
+	}
+	rest := whole[i+1:] // from "seq":
+	seq := rest[len(seqKey) : len(seqKey)+digits(rest[len(seqKey):])]
+	if len(seq) == 0 {
+		return dst, false
+	}
+	start := len(dst)
+	dst = append(dst, '{')
+	depth, from := 1, 0 // depth: 1 in the event, 2 in changes, 3 in a change
+	for j := 0; j < len(rest); {
+		switch c := rest[j]; c {
+		case '"':
+			end := skipString(rest, j)
+			if end < 0 {
+				return dst[:start], false
+			}
+			if end < len(rest) && rest[end] == ':' {
+				switch key := string(rest[j+1 : end-1]); {
+				case depth == 1 && key == "versions":
+					// Out, with the comma before it.
+					vEnd := skipObject(rest, end+1)
+					if vEnd < 0 {
+						return dst[:start], false
+					}
+					dst, from, end = append(dst, rest[from:j-1]...), vEnd, vEnd
+				case depth == 3 && key == "version":
+					vEnd := end + 1 + digits(rest[end+1:])
+					if bytes.Equal(rest[end+1:vEnd], seq) {
+						dst, from = append(dst, rest[from:j-1]...), vEnd // out, with its comma
+					}
+					end = vEnd
+				}
+			}
+			j = end
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case '-':
+			if j+2 >= len(rest) || rest[j+1] == '0' && !bytes.ContainsAny(rest[j+2:j+3], ".eE0123456789") {
+				return dst[:start], false // a float -0 (or a line cut short)
+			}
+		}
+		j++
+	}
+	return append(dst, rest[from:]...), true
+}
+
+// skipString returns the index after the JSON string that starts at
+// b[i] (a quote), or -1.
+func skipString(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
+		return -1
+	}
+	for k := i + 1; k < len(b); k++ {
+		switch b[k] {
+		case '\\':
+			k++
+		case '"':
+			return k + 1
+		}
+	}
+	return -1
+}
+
+// skipObject returns the index after the JSON object that starts at
+// b[i], or -1.
+func skipObject(b []byte, i int) int {
+	if i >= len(b) || b[i] != '{' {
+		return -1
+	}
+	depth := 0
+	for k := i; k < len(b); k++ {
+		switch b[k] {
+		case '"':
+			if k = skipString(b, k); k < 0 {
+				return -1
+			}
+			k-- // the loop's k++ lands after the string
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth--; depth == 0 {
+				return k + 1
+			}
+		}
+	}
+	return -1
+}
+
+// digits returns the length of b's leading run of ASCII digits.
+func digits(b []byte) int {
+	n := 0
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		n++
+	}
+	return n
 }

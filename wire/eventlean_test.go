@@ -194,3 +194,54 @@ func TestLeanExactRefusesWhatJSONReadsBackOtherwise(t *testing.T) {
 	e.Notice = &Notice{Kind: "rules", Node: "n1"}
 	require.True(t, LeanExact(&e), "a notice in UTF-8")
 }
+
+// AppendLeanLine makes from an event's line the bytes of its lean line
+// (json.Marshal(Lean(e))), appended to what dst holds, newline kept; it
+// refuses no more than what LeanExact refuses, and the lines
+// that hold an escaped U+FFFD as text.
+func TestAppendLeanLineIsTheLeanLineOfTheEvent(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		e := genEvent(t)
+		whole, err := json.Marshal(e)
+		require.NoError(t, err)
+		lean, err := json.Marshal(Lean(&e))
+		require.NoError(t, err)
+		got, ok := AppendLeanLine([]byte("x\n"), append(whole, '\n'))
+		if !ok {
+			require.Equal(t, "x\n", string(got), "dst as it was")
+			require.True(t, !LeanExact(&e) || strings.Contains(string(whole), `\ufffd`), "%s", whole)
+			return
+		}
+		require.True(t, LeanExact(&e), "%s", whole)
+		require.Equal(t, "x\n"+string(lean)+"\n", string(got))
+	})
+}
+
+// Lines that are not an event's as json.Marshal writes them are refused,
+// whatever part is off.
+func TestAppendLeanLineRefusesOtherLines(t *testing.T) {
+	for _, l := range []string{
+		``,
+		`{"seq":1}`,
+		`{"world":`,
+		`{"world":5,"seq":1}`,
+		`{"world":"w`,
+		`{"world":"w"}`,
+		`{"world":"w","index":1}`,
+		`{"world":"w","seq":x}`,
+		`{"world":"w","seq":1,"player":"p`,
+		`{"world":"w","seq":1,"versions":[1],"changes":[]}`,
+		`{"world":"w","seq":1,"versions":{"e":{"x":1}`,
+		`{"world":"w","seq":1,"versions":{"e":"unterminated}`,
+		`{"world":"w","seq":1,"changes":[{"entity":"e","value":-0,"version":1}]}`,
+		`{"world":"w","seq":1,"changes":[{"entity":"e","value":-`,
+		`{"world":"w","seq":1,"player":"\ufffd"}`,
+	} {
+		got, ok := AppendLeanLine([]byte("d"), []byte(l))
+		require.False(t, ok, l)
+		require.Equal(t, "d", string(got), l)
+	}
+	got, ok := AppendLeanLine(nil, []byte(`{"world":"w","seq":12,"versions":{"e":{"x":12,"s\"}":3}},"changes":[{"entity":"e","field":"x","value":-0.5,"version":12},{"entity":"e","field":"s\"}","set":[-1],"version":3}]}`))
+	require.True(t, ok)
+	require.Equal(t, `{"seq":12,"changes":[{"entity":"e","field":"x","value":-0.5},{"entity":"e","field":"s\"}","set":[-1],"version":3}]}`, string(got))
+}

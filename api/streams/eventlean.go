@@ -1,11 +1,11 @@
 package streams
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -16,12 +16,14 @@ import (
 // (wire.LeanEvent: the world, the versions map, a change's version when
 // it is the event's seq; an event it could not rebuild exactly goes
 // whole), which takes a third of the bytes of a gzipped stream off the
-// voters, and a quarter of their CPU for it (BenchmarkRelayUpstream). The answer
+// voters, for less of their CPU (BenchmarkRelayUpstream: the lean line is
+// cut from the whole one, wire.AppendLeanLine, which the node encodes
+// once for every reader and caches). The answer
 // says it with wire.EventFormHeader; a node that does not know form=
 // ignores it and answers whole lines without the header, which the relay
 // reads as before. Lean streams have fans of their own (Service.leanFans,
 // and per view), since their chunks hold other bytes; the lean line is
-// encoded per fan, not cached per event: only relays ask for it.
+// cut per fan, not cached per event: only relays ask for it.
 
 // wantsLean reports whether r asks for the lean form: form=lean. Another
 // form is malformed.
@@ -36,32 +38,49 @@ func wantsLean(r *http.Request) (bool, error) {
 	}
 }
 
-// appendLean appends ev's lean line, or its whole line when the lean one
-// would not rebuild it exactly (wire.LeanExact: the reader knows a whole
-// line by its world).
-func appendLean(b []byte, ev *fsm.Event) ([]byte, error) {
-	j := edge.EventJSON(ev, false)
-	var l []byte
-	var err error
-	if wire.LeanExact(&j) {
-		l, err = json.Marshal(wire.Lean(&j))
-	} else {
-		l, err = json.Marshal(j)
+// appendLeanOf appends the lean line of whole, an event's line (or whole
+// itself when the lean one might not rebuild it exactly: the reader knows
+// a whole line by its world).
+func appendLeanOf(b, whole []byte) []byte {
+	if out, ok := wire.AppendLeanLine(b, whole); ok {
+		return out
 	}
+	return append(b, whole...)
+}
+
+// appendLean appends ev's lean line, made from its whole line encoded
+// here: for events cut to a view, which are copies the node's line cache
+// would only thrash on (appendLine).
+func appendLean(b []byte, ev *fsm.Event) ([]byte, error) {
+	whole, err := appendLine(nil, ev)
 	if err != nil {
 		return b, err
 	}
-	return append(append(b, l...), '\n'), nil
+	return appendLeanOf(b, whole), nil
 }
 
-// leanNDJSON is the lean fans' chunk encoder (fanout.Encoder).
-func leanNDJSON(data []byte, offs []int, evs []*fsm.Event) ([]byte, []int, error) {
-	for _, ev := range evs {
-		offs = append(offs, len(data))
-		var err error
-		if data, err = appendLean(data, ev); err != nil {
-			return nil, nil, err
-		}
+// leanLine returns ev's lean line, made from its whole line in the node's
+// line cache (which players' frames and whole streams share).
+func (s *Service) leanLine(ev *fsm.Event) ([]byte, error) {
+	whole, err := s.Wire().Line(ev)
+	if err != nil {
+		return nil, err
 	}
-	return data, offs, nil
+	return appendLeanOf(nil, whole), nil
+}
+
+// leanNDJSON returns the lean fans' chunk encoder (fanout.Encoder), from
+// the lines cached in wc.
+func leanNDJSON(wc *edge.WireCache) fanout.Encoder {
+	return func(data []byte, offs []int, evs []*fsm.Event) ([]byte, []int, error) {
+		for _, ev := range evs {
+			whole, err := wc.Line(ev)
+			if err != nil {
+				return nil, nil, err
+			}
+			offs = append(offs, len(data))
+			data = appendLeanOf(data, whole)
+		}
+		return data, offs, nil
+	}
 }

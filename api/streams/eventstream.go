@@ -46,7 +46,7 @@ func New(core *edge.Core) (*Service, error) {
 	if s.fans, err = fanout.New(cfg); err != nil {
 		return nil, err
 	}
-	cfg.Encode = leanNDJSON
+	cfg.Encode = leanNDJSON(core.Wire())
 	if s.leanFans, err = fanout.New(cfg); err != nil {
 		s.fans.Close()
 		return nil, err
@@ -321,7 +321,7 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 				return st.write(ctx, nil, err) // the feed failed under the filter
 			}
 		case st.lean:
-			line, err = appendLean(nil, ev)
+			line, err = st.s.leanLine(ev)
 		default:
 			line, err = st.s.Wire().Line(ev)
 		}

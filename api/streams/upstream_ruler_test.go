@@ -46,14 +46,16 @@ type relayForm struct {
 
 // upstreamBytes streams evs as one relay's stream asked in form, window
 // events per chunk, and returns the bytes the node sent.
-// enc is the fan's encoder of whole lines (lean ones have theirs).
-func upstreamBytes(tb testing.TB, s *Service, enc fanout.Encoder, evs []*fsm.Event, window int, form relayForm) []byte {
+// The fan's encoder takes the whole lines from wc (lean ones are cut
+// from them).
+func upstreamBytes(tb testing.TB, s *Service, wc *edge.WireCache, evs []*fsm.Event, window int, form relayForm) []byte {
 	tb.Helper()
 	var sent bufOut
 	out, closeOut := s.output(&sent, form.gzip)
 	st := &eventStream{s: s, out: out, world: relayMixWorld, next: evs[0].Seq, lean: form.lean}
+	enc := wc.NDJSON
 	if form.lean {
-		enc = leanNDJSON
+		enc = leanNDJSON(wc)
 	}
 	ch := make(chan *fanout.Chunk, (len(evs)+window-1)/window)
 	for i := 0; i < len(evs); i += window {
@@ -121,9 +123,9 @@ func TestRelayUpstreamRulerSendsEveryLine(t *testing.T) {
 		want = append(want, string(bytes.TrimSuffix(line, []byte("\n"))))
 	}
 	for _, form := range []relayForm{{}, {gzip: true}, {lean: true}, {gzip: true, lean: true}} {
-		sent := upstreamBytes(t, s, s.Wire().NDJSON, evs, upstreamWindow, form)
+		sent := upstreamBytes(t, s, s.Wire(), evs, upstreamWindow, form)
 		require.Equal(t, want, decodeUpstream(t, sent, form), "%+v", form)
-		again := upstreamBytes(t, s, new(edge.WireCache).NDJSON, evs, upstreamWindow, form)
+		again := upstreamBytes(t, s, new(edge.WireCache), evs, upstreamWindow, form)
 		require.Equal(t, sent, again, "%+v: the same bytes again", form)
 	}
 }
@@ -151,16 +153,17 @@ func BenchmarkRelayUpstream(b *testing.B) {
 		{"plain", relayForm{}, false}, {"gzip", relayForm{gzip: true}, false},
 		{"gzip,lines-cached", relayForm{gzip: true}, true},
 		{"lean", relayForm{lean: true}, false}, {"lean+gzip", relayForm{gzip: true, lean: true}, false},
+		{"lean+gzip,lines-cached", relayForm{gzip: true, lean: true}, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var sent []byte
 			start := cpuTime(b)
 			for range b.N {
-				enc := cached.NDJSON
+				wc := cached
 				if !tc.cached {
-					enc = new(edge.WireCache).NDJSON // a fresh line cache: each run encodes the lines
+					wc = new(edge.WireCache) // a fresh line cache: each run encodes the lines
 				}
-				sent = upstreamBytes(b, s, enc, evs, upstreamWindow, tc.form)
+				sent = upstreamBytes(b, s, wc, evs, upstreamWindow, tc.form)
 			}
 			b.ReportMetric(float64(len(sent))/float64(len(evs)), "B/event")
 			b.ReportMetric(float64(len(sent))/float64(len(evs))*200/1000, "kB/s@200ev/s") // spectator-influx's rate

@@ -168,7 +168,7 @@ func appendLine(b []byte, ev *fsm.Event) ([]byte, error) {
 func (v *viewed) line(s *Service, ev *fsm.Event, lean bool) ([]byte, error) {
 	switch {
 	case !v.filter && lean:
-		return appendLean(nil, ev)
+		return s.leanLine(ev)
 	case !v.filter:
 		return s.Wire().Line(ev)
 	}
