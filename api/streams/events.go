@@ -111,10 +111,10 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 }
 
 // output returns the stream's output over the connection's out: counted
-// (the bytes sent, compressed ones), then gzipped when gz. close ends what
+// (the bytes sent, compressed ones), then gzipped when gz. end ends what
 // the stream wrote (the gzip member's trailer); call it before the body's
 // end.
-func (s *Service) output(out streamOut, gz bool) (_ streamOut, close func()) {
+func (s *Service) output(out streamOut, gz bool) (_ streamOut, end func()) {
 	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes}
 	if !gz {
 		return out, func() {}
