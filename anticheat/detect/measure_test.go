@@ -151,7 +151,7 @@ func printRates(w io.Writer, name string, rs []rate, events int) {
 
 var (
 	tableHonest  = flag.Int("table.honest", 0, "print the detectors' rates on corpora A to F with this many honest players")
-	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E, F, S, G, W, H, J and K")
+	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E, F, S, G, W, H, J, K and L")
 )
 
 // TestPrintTable prints the figures of docs/ANTICHEAT.md (corpus D, held
@@ -184,6 +184,12 @@ var (
 // (Accuracy.HalfLife), was measured once, alone:
 //
 //	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=K
+//
+// L, held out after reaction's and accuracy's samples were weighed by
+// the player's own later samples (half-lives in reactions and shots),
+// was measured once, alone:
+//
+//	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=L
 func TestPrintTable(t *testing.T) {
 	if *tableHonest == 0 {
 		t.Skip("no -table.honest")
@@ -195,7 +201,8 @@ func TestPrintTable(t *testing.T) {
 		{"S (seed 1: A in 3 to 5 sessions a player; thresholds of history fixed here)", corpus.S(*tableHonest)}, {"G (seed 7, in 3 to 5 sessions a player, held out)", corpus.G(*tableHonest)},
 		{"W (seed 8: aimbots switching on after 1 to 4 of 4 to 7 sessions; switch's threshold fixed here)", corpus.W(*tableHonest)}, {"H (seed 9: aimbots switching on after 2 to 5 of 5 to 8 sessions, held out)", corpus.H(*tableHonest)},
 		{"J (seed 10: aimbots switching on after 1 to 5 of 4 to 8 sessions, held out after the busy rule)", corpus.J(*tableHonest)},
-		{"K (seed 11: aimbots cheating from the start, 4 to 8 sessions, held out after accuracy's fading)", corpus.K(*tableHonest)}} {
+		{"K (seed 11: aimbots cheating from the start, 4 to 8 sessions, held out after accuracy's fading)", corpus.K(*tableHonest)},
+		{"L (seed 12: aimbots cheating from the start, 3 to 6 sessions of two minutes, held out after the half-lives in play)", corpus.L(*tableHonest)}} {
 		if !strings.Contains(*tableCorpora, c.name[:1]) {
 			continue
 		}
