@@ -200,8 +200,10 @@ type Funnel struct {
 	LLR          float64 // flag at this log-likelihood ratio or more
 }
 
-// Config configures a Detector. Thresholds were fixed on corpus seed A
-// (docs/ANTICHEAT.md) and measured on a held-out corpus.
+// Config configures a Detector. Thresholds were fixed on development
+// corpora (last on W and S, each above the largest honest score, so that
+// all the detectors together flag few honest players) and measured on a
+// held-out corpus (docs/ANTICHEAT.md).
 type Config struct {
 	Fields   Fields
 	Limits   Limits
@@ -228,16 +230,16 @@ func DefaultConfig() Config {
 	return Config{
 		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses", Currency: "gold"},
 		Limits:   Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
-		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
-		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
+		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.5},
+		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 3},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLifeReactions: 64, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 8.5},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, HalfLifeShots: 200, Z: 9},
-		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 5},
+		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLifeReactions: 64, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 10},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, HalfLifeShots: 200, Z: 9.5},
+		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 6},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
-		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1, Back: 0.1, LLR: 6.5},
+		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1, Back: 0.1, LLR: 8.5},
 		Every:    10000,
 		Scan:     time.Second,
 	}

@@ -16,10 +16,10 @@ const hour = int64(time.Hour)
 
 // fast is a cheater's reaction in the sessions below: over one
 // session's 12 reactions (weighing about 11.3 with the default half-life
-// of 64 reactions) the reaction score is about √11.3 × ln(200/120) / 0.25
-// ≈ 6.9, under the default threshold of 8.5; over two sessions it is
-// about 9.4.
-const fast = 120 * time.Millisecond
+// of 64 reactions) the reaction score is about √11.3 × ln(200/110) / 0.25
+// ≈ 8.0, under the default threshold of 10; over two sessions it is
+// about 11.0.
+const fast = 110 * time.Millisecond
 
 // session returns the events of one session of player p in world, from
 // leader time at: 12 targets appear 10 s apart and p's first shot hits

@@ -225,17 +225,29 @@ func TestPrintTable(t *testing.T) {
 // some detectors) with 2,000 honest players
 // (and 20 cheaters of each kind): every detector finds at least 85% of
 // the cheaters it targets and flags at most 0.1% of the honest players (2
-// of 2,000). docs/ANTICHEAT.md has the figures at 10,000 honest players.
+// of 2,000), but reaction, whose threshold is for a history of several
+// sessions (10): one session of B's aimbots is enough for at least half
+// of them, and every aimbot is flagged by reaction or accuracy.
+// docs/ANTICHEAT.md has the figures at 10,000 honest players.
 func TestDetectorsMeetTheirBoundsOnAHeldOutCorpus(t *testing.T) {
-	rs, _ := measure(t, corpus.B(2000))
+	rs, kinds, _, _ := measureAll(t, corpus.B(2000))
 	for _, r := range rs {
 		if r.detector == detect.DetSwitch { // one session a player: nothing to compare
 			require.Zero(t, r.found+r.falsePos)
 			continue
 		}
 		require.Positive(t, r.targets, r.detector)
-		require.GreaterOrEqual(t, r.detection(), 0.85, "%s detection", r.detector)
+		bound := 0.85
+		if r.detector == detect.DetReaction {
+			bound = 0.5
+		}
+		require.GreaterOrEqual(t, r.detection(), bound, "%s detection", r.detector)
 		require.LessOrEqual(t, r.falsePos, 2, "%s false positives", r.detector)
+	}
+	for _, k := range kinds {
+		if k.detector == string(corpus.Aimbot) {
+			require.Equal(t, k.targets, k.found, "every aimbot flagged by some detector")
+		}
 	}
 }
 
