@@ -158,10 +158,14 @@ func (d *Detector) judges(r *faded) bool {
 	return r.w > 0 && r.count() >= float64(d.cfg.Reaction.MinSamples)
 }
 
-// judgesReactions reports whether reaction judges p.
-func (d *Detector) judgesReactions(p *player) bool {
+// reactionScore is reaction's score of p and whether p is judged (their
+// reactions weigh Reaction.MinSamples).
+func (d *Detector) reactionScore(p *player) (float64, bool) {
 	r := d.reacts(p)
-	return d.judges(&r)
+	if !d.judges(&r) {
+		return 0, false
+	}
+	return d.logZ(&r), true
 }
 
 // aimZ is accuracy's score of p and whether p is judged: the weighed
