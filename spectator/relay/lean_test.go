@@ -172,3 +172,33 @@ func TestConfigRefusesAnUnknownUpstreamForm(t *testing.T) {
 		require.ErrorContains(t, cfg.Validate(), "UpstreamForm")
 	}
 }
+
+// BenchmarkParseUpstreamLine is the relay's CPU per event line received,
+// whole or lean (rebuilt whole: a JSON encoding more).
+func BenchmarkParseUpstreamLine(b *testing.B) {
+	v := wire.Int(512)
+	e := wire.Event{World: "bench", Seq: 40123, Index: 80211, Time: 1796601600502023260, Player: "p100", ClientSeq: 40,
+		Priority: wire.PriorityNameBulk, Status: wire.StatusApplied,
+		Versions: map[string]map[string]uint64{"p100": {"x": 40123, "y": 40123}},
+		Changes: []wire.Change{{Entity: "p100", Field: "x", Op: "set", Value: &v, Version: 40123},
+			{Entity: "p100", Field: "y", Op: "set", Value: &v, Version: 40123}}}
+	whole, err := json.Marshal(e)
+	require.NoError(b, err)
+	lean, ok := wire.AppendLeanLine(nil, whole)
+	require.True(b, ok)
+	b.Run("whole", func(b *testing.B) {
+		for range b.N {
+			if _, _, err := parseLineWire(whole); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("lean", func(b *testing.B) {
+		for range b.N {
+			_, _, line, err := parseLeanLine(lean, "bench")
+			if err != nil || len(line) != len(whole)+1 {
+				b.Fatal(err, string(line))
+			}
+		}
+	})
+}
