@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -99,7 +98,7 @@ func (f *FSM) publish(topo bool) {
 		v.Map = old.Map
 	} else {
 		v.Map = f.state.Map(f.membership)
-		f.memberSet.Store(&members{nodes: maps.Clone(f.state.Nodes), removed: maps.Clone(f.state.Removed)})
+		f.memberSet.Store(f.state.members())
 	}
 	f.view.Store(v)
 }
@@ -190,6 +189,15 @@ func DecodeSnapshot(b []byte) (*State, error) {
 	}
 	if s.Removed == nil {
 		s.Removed = map[string]bool{} // a snapshot from before removals were kept
+	}
+	if s.Down == nil {
+		s.Down = map[string]bool{} // a snapshot from before down marks
+	}
+	if s.Left == nil {
+		s.Left = map[uint64]string{}
+	}
+	if err := s.checkDown(); err != nil {
+		return nil, fmt.Errorf("%w: snapshot: %w", ErrBadCommand, err)
 	}
 	for id := range s.Removed {
 		if _, ok := s.Nodes[id]; ok {

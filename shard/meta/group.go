@@ -427,9 +427,10 @@ func (g *Group) addNonvoters() {
 	for _, s := range f.Configuration().Servers {
 		have[s.ID] = true
 	}
+	m := g.fsm.members()
 	for _, s := range g.cfg.Servers {
-		if s.Suffrage != raft.Nonvoter || have[s.ID] {
-			continue
+		if s.Suffrage != raft.Nonvoter || have[s.ID] || m.leaves(string(s.ID)) {
+			continue // a member, or removed or marked down: never added back
 		}
 		if err := g.raft.AddNonvoter(s.ID, s.Address, 0, g.cfg.ApplyTimeout).Error(); err != nil {
 			g.log.Debug("add meta nonvoter", "id", s.ID, "err", err)
