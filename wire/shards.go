@@ -15,6 +15,20 @@ const (
 	PathShardNodes  = "/v1/cluster/shards/nodes"
 )
 
+// PathShardNodesDown is POST's path to mark nodes of the meta map down
+// (NodesDown): declared dead, they leave the meta group, so the meta
+// group's version gate no longer waits for them and their shards can be
+// evacuated (gsdctl node down, then node evacuate).
+const PathShardNodesDown = PathShardNodes + ":down"
+
+// NodesDown is the body of POST PathShardNodesDown: nodes that are down
+// for good. The meta group refuses one that answers (conflict: alive,
+// evacuate it as it is); give every dead member in one call, since each
+// one closes the version gate for the others.
+type NodesDown struct {
+	Nodes []string `json:"nodes"`
+}
+
 // PathShardNode is DELETE's path to remove node id from the meta map
 // (after evacuating it): refused while it is a shard's voter.
 func PathShardNode(id string) string { return PathShardNodes + "/" + url.PathEscape(id) }

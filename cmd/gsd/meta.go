@@ -185,6 +185,12 @@ func (b metaBackend) RemoveMapNode(ctx context.Context, id string) error {
 	return editError(err)
 }
 
+// MarkNodesDown declares nodes of the meta map dead (mark_down).
+func (b metaBackend) MarkNodesDown(ctx context.Context, d wire.NodesDown) error {
+	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpMarkDown, Nodes: d.Nodes})
+	return editError(err)
+}
+
 // AddMapNode adds a node to the meta map (or changes its addresses).
 func (b metaBackend) AddMapNode(ctx context.Context, n wire.ShardNode) error {
 	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpAddNode, Node: n.ID, Raft: n.Raft, HTTP: n.HTTP, Region: n.Region})

@@ -45,7 +45,7 @@ the map (as node remove does).`,
 	}
 	evacuate.Flags().BoolVar(&dryRun, "dry-run", false, "print the shards NODE would leave and change nothing")
 	evacuate.Flags().BoolVar(&remove, "remove", false, "after every shard is evacuated, remove NODE from the shard map")
-	cmd.AddCommand(evacuate, a.nodeRemoveCmd(), a.nodeAddCmd())
+	cmd.AddCommand(evacuate, a.nodeRemoveCmd(), a.nodeAddCmd(), a.nodeDownCmd())
 	return cmd
 }
 
