@@ -41,6 +41,10 @@ type FSM struct {
 	applied atomic.Uint64
 	mu      sync.Mutex
 	changed chan struct{}
+
+	// beforeApply, when set (tests), runs at the start of every Apply:
+	// it can hold this replica's FSM behind its log.
+	beforeApply atomic.Pointer[func()]
 }
 
 var (
@@ -106,6 +110,9 @@ func (f *FSM) publish(topo bool) {
 // Apply applies one log entry and returns *Applied. Entries that are not
 // commands (raft's own configuration changes, barriers) change nothing.
 func (f *FSM) Apply(l *raft.Log) any {
+	if hook := f.beforeApply.Load(); hook != nil {
+		(*hook)()
+	}
 	defer f.notify(l.Index)
 	if l.Type != raft.LogCommand {
 		return &Applied{}

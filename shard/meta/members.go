@@ -125,7 +125,18 @@ func (g *Group) following() bool {
 }
 
 // followMap takes the meta leader's membership steps (memberSteps).
+// Once per term it first waits for its FSM to apply what earlier
+// leaders committed (a Barrier): a new leader's map can lag its log,
+// and a step decided from it (removing a member that a committed
+// add_node listed again) would be wrong.
 func (g *Group) followMap() {
+	if term := g.raft.CurrentTerm(); term != g.barrierTerm {
+		if err := g.raft.Barrier(g.cfg.ApplyTimeout).Error(); err != nil {
+			g.log.Debug("wait for the meta FSM before changing members", "err", err)
+			return
+		}
+		g.barrierTerm = term
+	}
 	f := g.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
