@@ -54,3 +54,12 @@ func TestTheDownRouteMarksNodesDown(t *testing.T) {
 	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()})
 	static.RequireError(422, fsm.CodeNotSupported, "POST", wire.PathShardNodesDown, `{"nodes":["n3"]}`)
 }
+
+// Adding a node cannot set its down mark: only the down route does.
+func TestAddingANodeCannotMarkItDown(t *testing.T) {
+	t.Parallel()
+	f := &editFake{shardFake: shardFake{Fake: apitest.NewFake()}}
+	e := newEnvFor(t, f, withSecret)
+	e.RequireError(400, fsm.CodeMalformed, "POST", wire.PathShardNodes, `{"id":"n4","raft":"h:1","http":"h:2","down":true}`,
+		edge.HeaderClusterKey, testSecret)
+}

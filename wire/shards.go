@@ -60,8 +60,12 @@ type ShardNode struct {
 	Raft string `json:"raft"`
 	HTTP string `json:"http"`
 	// Region is a label for voter placement, given when the node is
-	// added (POST PathShardNodes); the map's view does not show it yet.
+	// added (POST PathShardNodes); the map's view shows it with gsd
+	// --meta (a static map has none).
 	Region string `json:"region,omitempty"`
+	// Down: the node was declared dead (PathShardNodesDown); it stays in
+	// the map until evacuated and removed. Never set in a POST.
+	Down bool `json:"down,omitempty"`
 }
 
 // ShardInfo is one shard: its voters, its last known leader and what

@@ -112,9 +112,14 @@ type metaBackend struct {
 	r *shard.Router
 }
 
-// ShardMap is the shard Backend's map with the meta group's own members.
+// ShardMap is the shard Backend's map with the meta group's own
+// members, and each node's region and down mark.
 func (b metaBackend) ShardMap() wire.ShardMap {
 	m := b.Backend.ShardMap()
+	info := b.g.Nodes()
+	for i, n := range m.Nodes {
+		m.Nodes[i].Region, m.Nodes[i].Down = info[n.ID].Region, info[n.ID].Down
+	}
 	servers, err := b.g.Members()
 	if err != nil {
 		return m

@@ -82,7 +82,25 @@ func (s *State) checkDown() error {
 func (s *State) members() *members {
 	nodes := maps.Clone(s.Nodes)
 	maps.DeleteFunc(nodes, func(id string, _ Node) bool { return s.Down[id] })
-	return &members{nodes: nodes, removed: maps.Clone(s.Removed), down: maps.Clone(s.Down)}
+	return &members{nodes: nodes, removed: maps.Clone(s.Removed), down: maps.Clone(s.Down), all: maps.Clone(s.Nodes)}
+}
+
+// NodeInfo is a node of the map as the meta group records it beyond the
+// shard map: its region and whether it is marked down.
+type NodeInfo struct {
+	Region string
+	Down   bool
+}
+
+// Nodes returns every node of the map with its region and down mark, as
+// this replica last applied them.
+func (g *Group) Nodes() map[string]NodeInfo {
+	m := g.fsm.members()
+	out := make(map[string]NodeInfo, len(m.all))
+	for id, n := range m.all {
+		out[id] = NodeInfo{Region: n.Region, Down: m.down[id]}
+	}
+	return out
 }
 
 // Down returns the nodes marked down, sorted, as this replica last

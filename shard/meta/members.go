@@ -315,6 +315,7 @@ type members struct {
 	nodes   map[string]Node
 	removed map[string]bool
 	down    map[string]bool
+	all     map[string]Node // every node of the map, marked down or not
 }
 
 // leaves reports whether the meta leader takes id out of the meta
