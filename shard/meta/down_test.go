@@ -40,6 +40,8 @@ func TestMarkDownTakesNodesOfTheMapOnly(t *testing.T) {
 	require.Contains(t, f.View().Map.Nodes, "n2", "still a node of the map")
 	res := mustApply(t, f, Command{Op: OpCreateShard, Shard: 1, Replicas: 3})
 	require.Equal(t, []string{"n1", "n3", "n4"}, res.Voters, "a node marked down gets no seat")
+	_, err = applyTo(t, f, Command{Op: OpCreateShard, Shard: 2, Voters: []string{"n1", "n2"}})
+	require.ErrorContains(t, err, `voter "n2" is marked down`)
 
 	mustApply(t, f, Command{Op: OpAddNode, Node: "n2", Raft: "10.0.0.2:7000", HTTP: "10.0.0.2:8080"})
 	require.Empty(t, f.Down(), "add_node lists it again")

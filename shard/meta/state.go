@@ -128,6 +128,9 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 			if _, ok := s.Nodes[v]; !ok {
 				return Result{}, false, fmt.Errorf("%w: %w: shard %d: voter %q is not a node", ErrRefused, ErrNotFound, c.Shard, v)
 			}
+			if s.Down[v] {
+				return Result{}, false, fmt.Errorf("%w: shard %d: voter %q is marked down", ErrRefused, c.Shard, v)
+			}
 		}
 		slices.Sort(voters)
 		s.Shards[c.Shard] = voters
