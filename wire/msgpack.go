@@ -75,7 +75,7 @@ func decodeValue(d *msgpack.Decoder, rv reflect.Value) error {
 		if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
 			err = fmt.Errorf("%w: a value must be a finite number", ErrMalformed)
 		}
-		v = Float(f)
+		v = Float(unsigned(f))
 	case c == msgpcode.Uint64:
 		var n uint64
 		n, err = d.DecodeUint64()

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // The UDP input packet (docs/PROTOCOL.md, "UDP input lane"). All integers
@@ -333,9 +334,13 @@ func (r *udpReader) value() Value {
 	case KindInt:
 		return Int(int64(r.uint64()))
 	case KindFloat:
-		return Float(math.Float64frombits(r.uint64()))
+		return Float(unsigned(math.Float64frombits(r.uint64())))
 	case KindString:
-		return String(string(r.bytes(int(r.uint16()))))
+		b := r.bytes(int(r.uint16()))
+		if !utf8.Valid(b) { // as the msgpack decoder refuses (a leaf would hash the raw bytes, a JSON reader U+FFFD)
+			break
+		}
+		return String(string(b))
 	case KindBool:
 		switch r.byte() {
 		case 0:

@@ -170,9 +170,20 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return fmt.Errorf("%w: bad number %q", ErrMalformed, b)
 		}
-		*v = Float(f)
+		*v = Float(unsigned(f))
 	}
 	return nil
+}
+
+// unsigned returns f with a zero's sign dropped. A -0 read from a client
+// is stored as 0: the state machine takes them as one value, but an
+// event's line writes -0 as "-0", which a reader (a relay checking the
+// audit leaves) reads as the int 0, whose leaf differs.
+func unsigned(f float64) float64 {
+	if f == 0 {
+		return 0
+	}
+	return f
 }
 
 // Valid reports whether the log entry codec can carry v: a known kind, a

@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -85,6 +87,9 @@ func parseLineWire(line []byte) (*fsm.Event, *wire.Event, error) {
 	return ev, &l.Event, err
 }
 
+// errLeanUnread is a lean line this relay cannot rebuild exactly.
+var errLeanUnread = errors.New("relay: lean line not rebuilt exactly")
+
 // parseLeanLine decodes one line of world's lean stream (form=lean): a
 // lean event (wire.LeanEvent), returned with its whole line as the
 // upstream's whole stream has it (what the relay serves); an event line
@@ -107,6 +112,13 @@ func parseLeanLine(line []byte, world string) (*fsm.Event, *wire.Event, []byte, 
 		return ev, wev, line, err
 	case l.Seq == 0:
 		return nil, nil, nil, nil // not an event (a keep-alive object)
+	}
+	// Rebuilt only when this relay reads every key the line has: one it
+	// does not know (a newer node's field) would be lost from the served
+	// line and from the leaf check, so the follow asks for whole lines.
+	again, err := json.Marshal(&l.LeanEvent)
+	if err != nil || !bytes.Equal(again, bytes.TrimRight(line, "\r\n")) {
+		return nil, nil, nil, fmt.Errorf("%w: event %d", errLeanUnread, l.Seq)
 	}
 	wev := l.LeanEvent.Event(world)
 	whole, err := json.Marshal(&wev)

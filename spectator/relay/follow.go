@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fanout"
@@ -38,6 +39,9 @@ type follow struct {
 	rules fsm.Rules // the views the relay makes of the world (views.go); set at open
 
 	leaves *leafCheck // its events against the audit tree's leaves (leaves.go; nil: not verifying)
+	// whole is set once a lean line could not be rebuilt exactly
+	// (errLeanUnread): the follow asks for whole lines from then on.
+	whole atomic.Bool
 
 	mu      sync.Mutex
 	evs     []held           // in seq order
@@ -103,7 +107,7 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	// plain NDJSON of whole lines, read as such): the voters' bytes per
 	// relay are a few percent of the stream's.
 	q.Set("compress", "gzip")
-	if cfg.UpstreamForm == UpstreamFormLean {
+	if cfg.UpstreamForm != UpstreamFormWhole && !f.whole.Load() {
 		q.Set("form", wire.EventFormLean)
 	}
 	if cfg.UpstreamLinger > 0 {
@@ -139,7 +143,11 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 		defer resp.Body.Close()
 		return nil, upstreamError(resp)
 	}
-	lean := resp.Header.Get(wire.EventFormHeader) == wire.EventFormLean
+	// Lean lines are read as asked for, not as the answer's header says
+	// (a proxy may drop it): a whole line among them names its world and
+	// is read whole (parseLeanLine), so an older node's whole lines read
+	// right too.
+	lean := cfg.UpstreamForm != UpstreamFormWhole && !f.whole.Load()
 	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
 		return stream{&gunzipBody{body: resp.Body}, cancel, lean}, nil
 	}
@@ -249,6 +257,10 @@ func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 				// under the new rules.
 				f.end(fmt.Errorf("%w: %w", spectator.ErrRulesChanged, err))
 				return
+			}
+			if errors.Is(err, errLeanUnread) && !f.whole.Swap(true) {
+				f.r.log.Warn("upstream lean line not rebuilt exactly (a field this relay does not know?): asking for whole lines",
+					"world", f.world, "from", f.position(), "err", err)
 			}
 			rotates := f.r.cfg.TokenSource != nil && errors.As(err, &ue) && ue.Code == wire.CodeUnauthorized
 			if errors.As(err, &ue) && !ue.retryable() && !rotates || errors.Is(err, wire.ErrMalformed) || errors.Is(err, ErrCheckpoint) {

@@ -134,8 +134,10 @@ func TestParseLeanLine(t *testing.T) {
 	require.Nil(t, ev)
 	require.Nil(t, wev)
 	require.Nil(t, line)
+	// A line this relay would not encode the same (here: it leaves out
+	// fields the relay writes) is not rebuilt: the follow asks whole.
 	_, _, _, err = parseLeanLine([]byte(`{"seq":1,"status":"odd"}`), "arena")
-	require.ErrorIs(t, err, wire.ErrMalformed)
+	require.ErrorIs(t, err, errLeanUnread)
 }
 
 // UpstreamFormWhole asks for whole lines (no form=): the upstream sends
@@ -167,7 +169,9 @@ func TestConfigRefusesAnUnknownUpstreamForm(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	cfg.UpstreamForm = UpstreamFormWhole
 	require.NoError(t, cfg.Validate())
-	for _, f := range []string{"", "tiny"} {
+	cfg.UpstreamForm = "" // lean, as a Config built without DefaultConfig has it
+	require.NoError(t, cfg.Validate())
+	for _, f := range []string{"LEAN", "tiny"} {
 		cfg.UpstreamForm = f
 		require.ErrorContains(t, cfg.Validate(), "UpstreamForm")
 	}
@@ -201,4 +205,41 @@ func BenchmarkParseUpstreamLine(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A lean line with a key this relay does not know (a newer node's field)
+// cannot be rebuilt exactly: the relay asks for whole lines from there on
+// and serves the upstream's whole lines, the new key included, byte for
+// byte.
+func TestRelayAsksForWholeLinesWhenALeanLineHasAKeyItDoesNotKnow(t *testing.T) {
+	k, _ := auditKey(t, "gsd-audit")
+	tr := newTree(t, "arena", "p")
+	tr.grow(3)
+	newer := func(l string) string { return `{"tick":42,` + strings.TrimPrefix(l, "{") }
+	whole := append([]string(nil), tr.lines...)
+	whole[1] = newer(whole[1])
+	var leanAsks, wholeAsks atomic.Int32
+	up := leanUpstream(t, tr, k, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("form") != wire.EventFormLean {
+			wholeAsks.Add(1)
+			hang(whole...)(w, r)
+			return
+		}
+		leanAsks.Add(1)
+		w.Header().Set(wire.EventFormHeader, wire.EventFormLean)
+		out := make([]string, len(tr.lines))
+		for i, l := range tr.lines {
+			var e wire.Event
+			require.NoError(t, json.Unmarshal([]byte(l), &e))
+			b, err := json.Marshal(wire.Lean(&e))
+			require.NoError(t, err)
+			out[i] = string(b) + "\n"
+		}
+		out[1] = newer(out[1])
+		hang(out...)(w, r)
+	})
+	_, base := startRelay(t, up, "", nil)
+	require.Equal(t, strings.Join(whole, ""), string(readEvents(t, base, "", 1, 3)))
+	require.Equal(t, int32(1), leanAsks.Load(), "lean once")
+	require.Positive(t, wholeAsks.Load(), "then whole")
 }

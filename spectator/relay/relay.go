@@ -83,7 +83,7 @@ type Config struct {
 	// per tick anyway. 0 asks for none.
 	UpstreamLinger time.Duration
 	// UpstreamForm is the form of the event lines the relay asks its
-	// upstream for: UpstreamFormLean (the default: form=lean, lines
+	// upstream for: UpstreamFormLean (the default, also when empty: form=lean, lines
 	// without what the relay rebuilds exactly, a third fewer bytes from
 	// the voters) or UpstreamFormWhole (whole lines, as relays asked
 	// before the lean form).
@@ -140,7 +140,7 @@ func (c Config) Validate() error {
 		return errors.New("relay: want 0 < RetryMin <= RetryMax")
 	case c.UpstreamLinger < 0 || c.UpstreamLinger > maxLinger:
 		return fmt.Errorf("relay: UpstreamLinger must be from 0 to %s", maxLinger)
-	case c.UpstreamForm != UpstreamFormLean && c.UpstreamForm != UpstreamFormWhole:
+	case c.UpstreamForm != "" && c.UpstreamForm != UpstreamFormLean && c.UpstreamForm != UpstreamFormWhole:
 		return fmt.Errorf("relay: UpstreamForm must be %q or %q, got %q", UpstreamFormLean, UpstreamFormWhole, c.UpstreamForm)
 	case c.WriteTimeout <= 0 || c.OpenTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("relay: WriteTimeout, OpenTimeout and IdleTimeout must be > 0")
