@@ -143,7 +143,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	}
 	replacing, _ := EncodeSnapshot(fs.state)
 	f.Add(replacing)
-	// One with the replacement done (left) and a node marked down.
+	// One with the replacement done and a node marked down.
 	for _, c := range []Command{
 		{Op: OpVoterReady, Shard: 1, New: "n2"},
 		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n2"},

@@ -55,24 +55,11 @@ func (s *State) applyMarkDown(c Command) (Result, bool, error) {
 	return Result{}, changed, nil
 }
 
-// checkDown checks a snapshot's down marks (nodes of the map) and its
-// last replaced-out voters (a node of the map that is not a voter of a
-// shard that exists).
+// checkDown checks a snapshot's down marks: nodes of the map.
 func (s *State) checkDown() error {
 	for n := range s.Down {
 		if _, ok := s.Nodes[n]; !ok {
 			return fmt.Errorf("down: no node %q", n)
-		}
-	}
-	for id, n := range s.Left {
-		voters, ok := s.Shards[id]
-		switch _, node := s.Nodes[n]; {
-		case !ok:
-			return fmt.Errorf("left: no shard %d", id)
-		case !node:
-			return fmt.Errorf("left: shard %d: no node %q", id, n)
-		case slices.Contains(voters, n):
-			return fmt.Errorf("left: %q is a voter of shard %d", n, id)
 		}
 	}
 	return nil

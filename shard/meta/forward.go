@@ -40,9 +40,9 @@ const (
 	// (replace_voter, voter_ready, replace_done and their field new), 4
 	// what remove_node and replace_voter record in the state
 	// (State.Removed, Replacement.Since: in snapshots, which an older
-	// binary refuses to restore), 5 mark_down and its field nodes, and
-	// the FSM's own replacement pick leaving out nodes marked down and
-	// the shard's last replaced-out voter (State.Down, State.Left).
+	// binary refuses to restore), 5 mark_down and its field nodes
+	// (State.Down). The FSM's pick leaving out nodes marked down needs
+	// no level: only mark_down marks one, and every member reads it.
 	readsLevel = 5
 	// probeTimeout bounds one member's answer to the gate's probe.
 	probeTimeout = 5 * time.Second
@@ -94,9 +94,7 @@ type probeAnswer struct {
 // binary does.
 func needsLevel(c Command) int {
 	switch {
-	case c.Op == OpMarkDown, c.Op == OpReplaceDone, c.Op == OpReplaceVoter && c.New == "":
-		// replace_done records State.Left, and the pick reads it: a
-		// replica on level 4 would pick another node.
+	case c.Op == OpMarkDown:
 		return 5
 	case c.Op == OpRemoveNode || isReplace(c.Op):
 		return 4

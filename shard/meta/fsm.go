@@ -200,9 +200,6 @@ func DecodeSnapshot(b []byte) (*State, error) {
 	if s.Down == nil {
 		s.Down = map[string]bool{} // a snapshot from before down marks
 	}
-	if s.Left == nil {
-		s.Left = map[uint64]string{}
-	}
 	if err := s.checkDown(); err != nil {
 		return nil, fmt.Errorf("%w: snapshot: %w", ErrBadCommand, err)
 	}

@@ -15,13 +15,12 @@ import (
 )
 
 func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
-	// Level 5: what reads or records State.Left (the FSM's own pick,
-	// replace_done); 4 the rest.
+	// Level 5: mark_down; 4 the replacement's steps, as before it.
 	for c, level := range map[*Command]int{
 		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"}: 4,
-		{Op: OpReplaceVoter, Shard: 1, Node: "n1"}:            5,
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1"}:            4,
 		{Op: OpVoterReady, Shard: 0, New: "n4"}:               4,
-		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"}:  5,
+		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"}:  4,
 		{Op: OpMarkDown, Nodes: []string{"n1", "n2"}}:         5,
 	} {
 		b, err := c.Encode()

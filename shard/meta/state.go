@@ -47,18 +47,13 @@ type State struct {
 	// of the map and voters of their shards, out of the meta group's
 	// configuration, never picked for a seat. Absent when empty.
 	Down map[string]bool `json:"down,omitempty"`
-	// Left holds, per shard, the voter its last completed replacement
-	// took out (replace_done): the FSM's own pick never names it for
-	// that shard, since the shard's Raft group may still list it as a
-	// voter until its leader removes it. Absent when empty.
-	Left map[uint64]string `json:"left,omitempty"`
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{Nodes: map[string]Node{}, Shards: map[uint64][]string{}, Worlds: map[string]uint64{},
 		Leaders: map[uint64]Hint{}, Load: map[uint64]Load{}, Replacing: map[uint64]Replacement{},
-		Removed: map[string]bool{}, Down: map[string]bool{}, Left: map[uint64]string{}}
+		Removed: map[string]bool{}, Down: map[string]bool{}}
 }
 
 // Result is what applying a command returns: the shard it concerned (the
@@ -106,11 +101,6 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 		}
 		delete(s.Nodes, c.Node)
 		delete(s.Down, c.Node)
-		for id, n := range s.Left {
-			if n == c.Node {
-				delete(s.Left, id)
-			}
-		}
 		s.Removed[c.Node] = true
 		return Result{}, true, nil
 	case OpCreateShard:
@@ -146,7 +136,6 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 		delete(s.Leaders, c.Shard)
 		delete(s.Load, c.Shard)
 		delete(s.Replacing, c.Shard)
-		delete(s.Left, c.Shard)
 		return Result{Shard: c.Shard}, true, nil
 	case OpAssignWorld:
 		if _, ok := s.Shards[c.Shard]; !ok {

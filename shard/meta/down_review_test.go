@@ -1,0 +1,70 @@
+package meta
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// A replacement committed before the upgrade (level 4) and replayed
+// after it by this binary must give the state a replica restoring its
+// level-4 snapshot of the same entries has: otherwise the FSM's next
+// pick differs between them.
+func TestAnOldReplacementPicksAlikeReplayedOrRestored(t *testing.T) {
+	log := []Command{
+		{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}},
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"},
+		{Op: OpVoterReady, Shard: 1, New: "n4"},
+		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"},
+	}
+	// Replica A applied the log on level 4 and restores its snapshot,
+	// which holds only the keys level 4 wrote.
+	a := withNodes(t, 4)
+	for _, c := range log {
+		mustApply(t, a, c)
+	}
+	b, err := EncodeSnapshot(a.state)
+	require.NoError(t, err)
+	var raw map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(b[1:], &raw))
+	for k := range raw {
+		require.Contains(t, []string{"nodes", "shards", "worlds", "leaders", "load", "replacing", "removed"}, k,
+			"a snapshot of level-4 entries holds a key a level-4 member refuses")
+	}
+	a2 := NewFSM(0)
+	require.NoError(t, a2.Restore(io.NopCloser(bytes.NewReader(b))))
+
+	// Replica B replays the entries with this binary.
+	bb := withNodes(t, 4)
+	for _, c := range log {
+		mustApply(t, bb, c)
+	}
+	c := Command{Op: OpReplaceVoter, Shard: 1, Node: "n2"}
+	ra, errA := applyTo(t, a2, c)
+	rb, errB := applyTo(t, bb, c)
+	require.Equal(t, errA == nil, errB == nil, "replicas disagree on the same entry: %v, %v", errA, errB)
+	require.Equal(t, ra.New, rb.New)
+}
+
+// A whole replacement in the old log, its pick (n1, the voter the
+// previous replacement took out) made by level 4: replayed by this
+// binary it gives the map the level-4 replicas have.
+func TestReplayingAnOldPickGivesTheSameMap(t *testing.T) {
+	log := []Command{
+		{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}},
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"},
+		{Op: OpVoterReady, Shard: 1, New: "n4"},
+		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"},
+		{Op: OpReplaceVoter, Shard: 1, Node: "n2"}, // level 4 picked n1
+		{Op: OpVoterReady, Shard: 1, New: "n1"},
+		{Op: OpReplaceDone, Shard: 1, Node: "n2", New: "n1"},
+	}
+	f := withNodes(t, 4)
+	for _, c := range log {
+		mustApply(t, f, c)
+	}
+	require.Equal(t, []string{"n1", "n3", "n4"}, f.state.Shards[1], "what the level-4 replicas' map says")
+}
