@@ -142,7 +142,6 @@ func (g *Group) admitDown(ctx context.Context, c Command) error {
 		if err := g.raft.RemoveServer(raft.ServerID(n), 0, g.cfg.ApplyTimeout).Error(); err != nil {
 			return fmt.Errorf("%w: take %s out of the meta group: %w", ErrNotLeader, n, err)
 		}
-		delete(g.memberMarks, n)
 		g.log.Info("took a node marked down out of the meta group", "node", n)
 	}
 	return nil

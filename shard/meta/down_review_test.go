@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
+	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
 
@@ -67,4 +69,27 @@ func TestReplayingAnOldPickGivesTheSameMap(t *testing.T) {
 		mustApply(t, f, c)
 	}
 	require.Equal(t, []string{"n1", "n3", "n4"}, f.state.Shards[1], "what the level-4 replicas' map says")
+}
+
+// admitDown runs on the proposing goroutine (a request, a forwarded
+// proposal) while the report loop asks the nonvoters how far they
+// applied and keeps a mark for each (memberMarks, the loop's only): the
+// mark of a node marked down is dropped by the loop, never by admitDown
+// (run with -race).
+func TestMarkingDownLeavesTheReportLoopsMarksToIt(t *testing.T) {
+	live, _, asked := countingMember(t, readsLevel) // answers, never caught up: asked every tick
+	dead, _ := fakeMember(t, 0)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.Servers = append(cfg.Servers,
+			raft.Server{Suffrage: raft.Nonvoter, ID: "live", Address: raft.ServerAddress(live)},
+			raft.Server{Suffrage: raft.Nonvoter, ID: "dead", Address: raft.ServerAddress(dead)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "live", Raft: live, HTTP: "h:2"})
+	c.propose("n1", Command{Op: OpAddNode, Node: "dead", Raft: dead, HTTP: "h:3"})
+	c.waitMetaMembers([]string{"n1", "n2", "n3"}, []string{"dead", "live"})
+	// Two asks: the loop kept a mark after the first.
+	require.Eventually(t, func() bool { return asked() >= 2 }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"dead"}}))
+	c.waitMetaMembers([]string{"n1", "n2", "n3"}, []string{"live"})
 }

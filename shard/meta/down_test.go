@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,6 +104,14 @@ func TestTheFSMsPickSkipsNodesMarkedDown(t *testing.T) {
 // stop closes its listener, so it is down from then on.
 func fakeMember(t *testing.T, reads int) (addr string, stop func()) {
 	t.Helper()
+	addr, stop, _ = countingMember(t, reads)
+	return addr, stop
+}
+
+// countingMember is fakeMember that also counts the probes it was sent.
+func countingMember(t *testing.T, reads int) (addr string, stop func(), probes func() int64) {
+	t.Helper()
+	var n atomic.Int64
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
@@ -116,14 +125,18 @@ func fakeMember(t *testing.T, reads int) (addr string, stop func()) {
 				defer conn.Close()
 				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 				var b [11]byte // the group header and the first byte
-				if _, err := io.ReadFull(conn, b[:]); err != nil || b[10] != probeMagic || reads == 0 {
+				if _, err := io.ReadFull(conn, b[:]); err != nil || b[10] != probeMagic {
+					return
+				}
+				n.Add(1)
+				if reads == 0 {
 					return
 				}
 				_ = writeFrame(conn, []byte(`{"reads":`+strconv.Itoa(reads)+`}`))
 			}()
 		}
 	}()
-	return l.Addr().String(), func() { l.Close() }
+	return l.Addr().String(), func() { l.Close() }, n.Load
 }
 
 // proposeAt proposes c at the meta leader until one answers, and returns

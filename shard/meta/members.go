@@ -147,6 +147,10 @@ func (g *Group) followMap() {
 	for _, s := range config {
 		addr[string(s.ID)] = s.Address
 	}
+	// A member taken out (here, or by admitDown on a request's
+	// goroutine, which must not touch the loop's marks) starts afresh
+	// if it is ever added back.
+	maps.DeleteFunc(g.memberMarks, func(id string, _ uint64) bool { _, in := addr[id]; return !in })
 	for id, n := range m.nodes {
 		addr[id] = raft.ServerAddress(n.Raft)
 	}
