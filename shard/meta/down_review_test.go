@@ -93,3 +93,30 @@ func TestMarkingDownLeavesTheReportLoopsMarksToIt(t *testing.T) {
 	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"dead"}}))
 	c.waitMetaMembers([]string{"n1", "n2", "n3"}, []string{"live"})
 }
+
+// With the members left as formed (--meta-voters 0), a configured
+// nonvoter marked down and listed again by add_node comes back only once
+// it answers with this binary's read level: one back on an older gsd
+// would get entries (mark_down among them) it cannot read.
+func TestWithMembersAsFormedANodeBackOnAnOlderGsdIsNotAdded(t *testing.T) {
+	back, stop := fakeMember(t, readsLevel)
+	stop() // down
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.ReportInterval, cfg.Voters = 0, 0
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "back", Address: raft.ServerAddress(back)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "back", Raft: back, HTTP: "h:2"})
+	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"back"}}))
+	require.NoError(t, c.proposeAt(Command{Op: OpAddNode, Node: "back", Raft: back, HTTP: "h:2"}))
+	leader := c.metaLeader()
+	require.Eventually(t, func() bool { return len(c.group(leader).fsm.Down()) == 0 }, 10*time.Second, 5*time.Millisecond)
+
+	_, stop, _ = countingMemberAt(t, back, readsLevel-1) // back, on an older gsd
+	c.group(leader).addNonvoters()
+	require.False(t, listed("back", c.metaConfig()), "added back although it reads an older log")
+	stop()
+	countingMemberAt(t, back, readsLevel) // upgraded
+	c.group(leader).addNonvoters()
+	require.True(t, listed("back", c.metaConfig()), "upgraded, it is added")
+}

@@ -111,8 +111,15 @@ func fakeMember(t *testing.T, reads int) (addr string, stop func()) {
 // countingMember is fakeMember that also counts the probes it was sent.
 func countingMember(t *testing.T, reads int) (addr string, stop func(), probes func() int64) {
 	t.Helper()
+	return countingMemberAt(t, "127.0.0.1:0", reads)
+}
+
+// countingMemberAt is countingMember listening at addr (a member back at
+// its address).
+func countingMemberAt(t *testing.T, at string, reads int) (addr string, stop func(), probes func() int64) {
+	t.Helper()
 	var n atomic.Int64
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", at)
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	go func() {

@@ -419,7 +419,9 @@ func (g *Group) reportLoop() {
 }
 
 // addNonvoters adds the nonvoters of Servers that the meta group's
-// configuration lacks (they cannot bootstrap themselves).
+// configuration lacks (they cannot bootstrap themselves), once they
+// answer the probe with this binary's read level (joinable): one back
+// on an older gsd would get entries it cannot read.
 func (g *Group) addNonvoters() {
 	f := g.raft.GetConfiguration()
 	if f.Error() != nil {
@@ -430,12 +432,22 @@ func (g *Group) addNonvoters() {
 		have[s.ID] = true
 	}
 	m := g.fsm.members()
+	var ids []string
+	addr := map[string]raft.ServerAddress{}
 	for _, s := range g.cfg.Servers {
 		if s.Suffrage != raft.Nonvoter || have[s.ID] || m.leaves(string(s.ID)) {
 			continue // a member, or removed or marked down: never added back
 		}
-		if err := g.raft.AddNonvoter(s.ID, s.Address, 0, g.cfg.ApplyTimeout).Error(); err != nil {
-			g.log.Debug("add meta nonvoter", "id", s.ID, "err", err)
+		ids = append(ids, string(s.ID))
+		addr[string(s.ID)] = s.Address
+	}
+	join := g.joinable(ids, addr)
+	for _, id := range ids {
+		if !join[id] {
+			continue // not answering, or reading an older log (down.go)
+		}
+		if err := g.raft.AddNonvoter(raft.ServerID(id), addr[id], 0, g.cfg.ApplyTimeout).Error(); err != nil {
+			g.log.Debug("add meta nonvoter", "id", id, "err", err)
 		}
 	}
 }
