@@ -40,7 +40,13 @@ import (
 
 // applyMarkDown applies mark_down (validated): every node must be a
 // node of the map; marking a node marked already answers as the first
-// time.
+// time. A replacement whose joiner is marked is dropped: only the
+// joiner says voter_ready, so it could never finish, and it would hold
+// the shard (one replacement at a time) and the joiner (remove_node
+// refuses a joiner) for good. The map's voters are as before it; the
+// shard's leader removes the joiner from the group's configuration as
+// any server the map does not list. mark_down is a level-5 op, so no
+// entry of an older log changes meaning.
 func (s *State) applyMarkDown(c Command) (Result, bool, error) {
 	for _, n := range c.Nodes {
 		if _, ok := s.Nodes[n]; !ok {
@@ -52,6 +58,7 @@ func (s *State) applyMarkDown(c Command) (Result, bool, error) {
 		changed = changed || !s.Down[n]
 		s.Down[n] = true
 	}
+	maps.DeleteFunc(s.Replacing, func(_ uint64, r Replacement) bool { return s.Down[r.New] })
 	return Result{}, changed, nil
 }
 

@@ -120,3 +120,23 @@ func TestWithMembersAsFormedANodeBackOnAnOlderGsdIsNotAdded(t *testing.T) {
 	c.group(leader).addNonvoters()
 	require.True(t, listed("back", c.metaConfig()), "upgraded, it is added")
 }
+
+// The joiner of a replacement under way dies and is marked down: only
+// it could say voter_ready, so the mark drops the replacement, and the
+// shard can be given another joiner and the dead one removed.
+func TestMarkingDownAJoinerDropsItsReplacement(t *testing.T) {
+	f := withNodes(t, 5)
+	mustApply(t, f, Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}})
+	mustApply(t, f, Command{Op: OpCreateShard, Shard: 2, Voters: []string{"n1", "n2", "n3"}})
+	mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"})
+	mustApply(t, f, Command{Op: OpVoterReady, Shard: 1, New: "n4"})
+	mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 2, Node: "n2", New: "n5"})
+	mustApply(t, f, Command{Op: OpMarkDown, Nodes: []string{"n4"}})
+	require.Equal(t, map[uint64]Replacement{2: {Old: "n2", New: "n5"}}, f.Replacements(), "only n4's replacement is dropped")
+	require.Equal(t, map[uint64]string{2: "n5"}, f.View().Joining)
+	require.Equal(t, []string{"n1", "n2", "n3"}, f.state.Shards[1], "the map is as before the replacement")
+
+	res := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n1"})
+	require.Equal(t, "n5", res.New, "another joiner")
+	mustApply(t, f, Command{Op: OpRemoveNode, Node: "n4"})
+}
