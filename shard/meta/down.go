@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,9 +19,11 @@ import (
 // sent no entry and no snapshot:
 //
 //   - The leader takes a target out of the configuration (RemoveServer)
-//     before it proposes mark_down, and only once the target does not
-//     answer the probe (a live member, of any version, is refused: it is
-//     evacuated alive, and the gate waits for it as for any member).
+//     before it proposes mark_down, and only once the target cannot be
+//     reached (a live member, of any version, is refused, also one
+//     that accepts the connection and closes it, as a gsd from before
+//     the probe does: it is evacuated alive, and the gate waits for it
+//     as for any member).
 //     Raft stops replicating to a server as soon as the configuration
 //     entry that removes it is appended, so no entry after it, the mark
 //     included, ever reaches the target.
@@ -135,8 +138,11 @@ func (g *Group) admitDown(ctx context.Context, c Command) error {
 		}
 	}
 	for n, res := range g.probeAll(ctx, probe) {
-		if res.err == nil {
+		switch {
+		case res.err == nil:
 			return fmt.Errorf("%w: node %q answers (it reads level %d): it is not down; evacuate it alive (gsdctl node evacuate), or stop it first", ErrRefused, n, res.a.Reads)
+		case errors.Is(res.err, errNoProbeAnswer):
+			return fmt.Errorf("%w: node %q accepts connections (%w): it is not down (a gsd from before the probe, or stalled); evacuate it alive (gsdctl node evacuate), or stop it first", ErrRefused, n, res.err)
 		}
 	}
 	if err := g.gateExcept(ctx, c, c.Nodes); err != nil {

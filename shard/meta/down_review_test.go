@@ -78,7 +78,7 @@ func TestReplayingAnOldPickGivesTheSameMap(t *testing.T) {
 // (run with -race).
 func TestMarkingDownLeavesTheReportLoopsMarksToIt(t *testing.T) {
 	live, _, asked := countingMember(t, readsLevel) // answers, never caught up: asked every tick
-	dead, _ := fakeMember(t, 0)
+	dead := downMember(t)
 	c := newMetaClusterWith(t, 3, func(cfg *Config) {
 		cfg.Servers = append(cfg.Servers,
 			raft.Server{Suffrage: raft.Nonvoter, ID: "live", Address: raft.ServerAddress(live)},
@@ -99,8 +99,7 @@ func TestMarkingDownLeavesTheReportLoopsMarksToIt(t *testing.T) {
 // it answers with this binary's read level: one back on an older gsd
 // would get entries (mark_down among them) it cannot read.
 func TestWithMembersAsFormedANodeBackOnAnOlderGsdIsNotAdded(t *testing.T) {
-	back, stop := fakeMember(t, readsLevel)
-	stop() // down
+	back := downMember(t)
 	c := newMetaClusterWith(t, 3, func(cfg *Config) {
 		cfg.ReportInterval, cfg.Voters = 0, 0
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "back", Address: raft.ServerAddress(back)})
@@ -112,7 +111,7 @@ func TestWithMembersAsFormedANodeBackOnAnOlderGsdIsNotAdded(t *testing.T) {
 	leader := c.metaLeader()
 	require.Eventually(t, func() bool { return len(c.group(leader).fsm.Down()) == 0 }, 10*time.Second, 5*time.Millisecond)
 
-	_, stop, _ = countingMemberAt(t, back, readsLevel-1) // back, on an older gsd
+	_, stop, _ := countingMemberAt(t, back, readsLevel-1) // back, on an older gsd
 	c.group(leader).addNonvoters()
 	require.False(t, listed("back", c.metaConfig()), "added back although it reads an older log")
 	stop()
@@ -139,4 +138,23 @@ func TestMarkingDownAJoinerDropsItsReplacement(t *testing.T) {
 	res := mustApply(t, f, Command{Op: OpReplaceVoter, Shard: 1, Node: "n1"})
 	require.Equal(t, "n5", res.New, "another joiner")
 	mustApply(t, f, Command{Op: OpRemoveNode, Node: "n4"})
+}
+
+// A member on a gsd from before the probe accepts the connection and
+// closes it: it is alive, so it is not marked down.
+func TestAMemberThatAcceptsTheConnectionIsNotMarkedDown(t *testing.T) {
+	old, stop := fakeMember(t, 0)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "old", Address: raft.ServerAddress(old)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "old", Raft: old, HTTP: "h:2"})
+	err := c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"old"}})
+	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorContains(t, err, `node "old" accepts connections`)
+	require.True(t, listed("old", c.metaConfig()), "still a member")
+	require.Empty(t, c.group(c.metaLeader()).fsm.Down())
+
+	stop()
+	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"old"}}))
 }

@@ -108,6 +108,15 @@ func fakeMember(t *testing.T, reads int) (addr string, stop func()) {
 	return addr, stop
 }
 
+// downMember is the address of a member that is down: nothing listens
+// there.
+func downMember(t *testing.T) string {
+	t.Helper()
+	addr, stop := fakeMember(t, readsLevel)
+	stop()
+	return addr
+}
+
 // countingMember is fakeMember that also counts the probes it was sent.
 func countingMember(t *testing.T, reads int) (addr string, stop func(), probes func() int64) {
 	t.Helper()
@@ -191,8 +200,7 @@ func TestAnAliveMemberOnAnOlderReadLevelIsStillWaitedFor(t *testing.T) {
 // removal waited for the other. Marked down together, both leave the
 // meta group, and then both can be removed.
 func TestTwoDeadMembersAreMarkedDownTogetherThenRemoved(t *testing.T) {
-	a, _ := fakeMember(t, 0)
-	b, _ := fakeMember(t, 0)
+	a, b := downMember(t), downMember(t)
 	c := newMetaClusterWith(t, 3, func(cfg *Config) {
 		cfg.Servers = append(cfg.Servers,
 			raft.Server{Suffrage: raft.Nonvoter, ID: "a", Address: raft.ServerAddress(a)},
@@ -237,7 +245,7 @@ func TestANodeOnAnOlderReadLevelIsNotAddedToTheMetaGroup(t *testing.T) {
 // With the members left as formed (--meta-voters 0), a nonvoter of the
 // first configuration that was marked down is not added back.
 func TestWithMembersAsFormedANodeMarkedDownIsNotAddedBack(t *testing.T) {
-	gone, _ := fakeMember(t, 0)
+	gone := downMember(t)
 	c := newMetaClusterWith(t, 3, func(cfg *Config) {
 		cfg.ReportInterval, cfg.Voters = 0, 0
 		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "gone", Address: raft.ServerAddress(gone)})

@@ -182,23 +182,28 @@ func (g *Group) probeMember(ctx context.Context, addr raft.ServerAddress) (probe
 	}
 	defer conn.Close()
 	if err := conn.SetDeadline(deadline); err != nil {
-		return probeAnswer{}, err
+		return probeAnswer{}, fmt.Errorf("%w: %w", errNoProbeAnswer, err)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	if _, err := conn.Write([]byte{probeMagic}); err != nil {
-		return probeAnswer{}, err
+		return probeAnswer{}, fmt.Errorf("%w: %w", errNoProbeAnswer, err)
 	}
 	b, err := readFrame(conn)
 	if err != nil {
-		return probeAnswer{}, err
+		return probeAnswer{}, fmt.Errorf("%w: %w", errNoProbeAnswer, err)
 	}
 	var a probeAnswer
 	if err := json.Unmarshal(b, &a); err != nil {
-		return probeAnswer{}, fmt.Errorf("bad probe answer: %w", err)
+		return probeAnswer{}, fmt.Errorf("%w: bad probe answer: %w", errNoProbeAnswer, err)
 	}
 	return a, nil
 }
+
+// errNoProbeAnswer is probeMember's error once the dial succeeded: the
+// member accepted the connection (a gsd from before the probe closes
+// it) but gave no answer. Something listens there, so it is not down.
+var errNoProbeAnswer = errors.New("accepted the connection but gave no probe answer")
 
 func answerOf(res Result, err error) forwardAnswer {
 	a := forwardAnswer{Shard: res.Shard, Voters: res.Voters, New: res.New, Index: res.Index}
