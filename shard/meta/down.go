@@ -137,7 +137,13 @@ func (g *Group) admitDown(ctx context.Context, c Command) error {
 			probe[n] = a
 		}
 	}
-	for n, res := range g.probeAll(ctx, probe) {
+	probed := g.probeAll(ctx, probe)
+	if err := ctx.Err(); err != nil {
+		// A probe cut short says nothing about the node: taking it for
+		// down would take a live member out.
+		return fmt.Errorf("probe the nodes to mark down: %w", err)
+	}
+	for n, res := range probed {
 		switch {
 		case res.err == nil:
 			return fmt.Errorf("%w: node %q answers (it reads level %d): it is not down; evacuate it alive (gsdctl node evacuate), or stop it first", ErrRefused, n, res.a.Reads)

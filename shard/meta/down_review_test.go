@@ -2,6 +2,7 @@ package meta
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"testing"
@@ -157,4 +158,22 @@ func TestAMemberThatAcceptsTheConnectionIsNotMarkedDown(t *testing.T) {
 
 	stop()
 	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"old"}}))
+}
+
+// A mark_down whose request ends while the leader probes its nodes is
+// not proposed: a probe cut short says nothing about the node, and
+// taking it for down would take a live member out of the meta group.
+func TestMarkingDownStopsWhenTheRequestEnds(t *testing.T) {
+	live, _ := fakeMember(t, readsLevel)
+	c := newMetaClusterWith(t, 1, func(cfg *Config) {
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "live", Address: raft.ServerAddress(live)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "live", Raft: live, HTTP: "h:2"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	err := c.group(c.metaLeader()).admitDown(ctx, Command{Op: OpMarkDown, Nodes: []string{"live"}})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.True(t, listed("live", c.metaConfig()), "still a member")
 }
