@@ -218,3 +218,26 @@ func (g *Group) joinable(ids []string, addr map[string]raft.ServerAddress) map[s
 	}
 	return out
 }
+
+// checkBack refuses add_node of node while it is marked down and still
+// a voter of a shard: a dead node is wiped before it serves again, and
+// one added back with an empty log while the map still counts it as a
+// voter would vote in its shards' groups with nothing, so writes they
+// committed could be lost. Evacuate it first. It is the leader's check
+// (admit), not Apply's: binaries that read level 5 and apply add_node
+// as before then still agree.
+func (g *Group) checkBack(node string, m members) error {
+	if !m.down[node] {
+		return nil
+	}
+	var seats []uint64
+	for _, sh := range g.fsm.View().Map.Shards {
+		if slices.Contains(sh.Voters, node) {
+			seats = append(seats, sh.ID)
+		}
+	}
+	if len(seats) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: node %q is marked down and still a voter of shards %v: evacuate it first (gsdctl node evacuate %s), then wipe it and add it again", ErrRefused, node, seats, node)
+}

@@ -177,3 +177,36 @@ func TestMarkingDownStopsWhenTheRequestEnds(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.True(t, listed("live", c.metaConfig()), "still a member")
 }
+
+// A node marked down is added back only once it holds no seat: wiped and
+// added while still a voter of a shard, it would vote there with an
+// empty log.
+func TestANodeMarkedDownIsAddedBackOnlyOnceEvacuated(t *testing.T) {
+	gone := downMember(t)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.OpenShards = false
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "gone", Address: raft.ServerAddress(gone)})
+	})
+	c.addNodes()
+	add := Command{Op: OpAddNode, Node: "gone", Raft: gone, HTTP: "h:2"}
+	c.propose("n1", add)
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"gone", "n1", "n2"}})
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 2, Voters: []string{"gone", "n2", "n3"}})
+	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"gone"}}))
+
+	err := c.proposeAt(add)
+	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorContains(t, err, `node "gone" is marked down and still a voter of shards [1 2]: evacuate it first`)
+	require.Equal(t, []string{"gone"}, c.group(c.metaLeader()).fsm.Down(), "still marked")
+
+	for _, s := range []uint64{1, 2} { // evacuated (the steps a joiner and the shard's leader propose)
+		for _, cmd := range []Command{{Op: OpReplaceVoter, Shard: s, Node: "gone", New: "n1"}, {Op: OpVoterReady, Shard: s, New: "n1"}, {Op: OpReplaceDone, Shard: s, Node: "gone", New: "n1"}} {
+			if s == 1 {
+				cmd.New = "n3"
+			}
+			require.NoError(t, c.proposeAt(cmd))
+		}
+	}
+	require.NoError(t, c.proposeAt(add))
+	require.Empty(t, c.group(c.metaLeader()).fsm.Down())
+}

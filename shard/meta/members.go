@@ -218,16 +218,20 @@ func (g *Group) followMap() {
 // would apply but the meta group's members could not follow: add_node
 // with a Raft address another node of the map has (raft refuses a
 // second member at an address, "found duplicate address in
-// configuration"). It is checked on the leader's replica, not in Apply,
-// so a replica on an older binary applies the same entries. Then the
-// gate.
+// configuration"), and add_node of a node marked down that is still a
+// voter of a shard (checkBack). It is checked on the leader's replica,
+// not in Apply, so a replica on an older binary applies the same
+// entries. Then the gate.
 func (g *Group) admit(ctx context.Context, c Command) error {
 	if c.Op == OpAddNode {
-		nodes := g.fsm.members().nodes
-		for _, id := range slices.Sorted(maps.Keys(nodes)) {
-			if id != c.Node && nodes[id].Raft == c.Raft {
+		m := g.fsm.members()
+		for _, id := range slices.Sorted(maps.Keys(m.nodes)) {
+			if id != c.Node && m.nodes[id].Raft == c.Raft {
 				return fmt.Errorf("%w: node %q has the Raft address %s already: remove it first, or give %q another address", ErrRefused, id, c.Raft, c.Node)
 			}
+		}
+		if err := g.checkBack(c.Node, m); err != nil {
+			return err
 		}
 	}
 	if c.Op == OpReplaceVoter && c.New != "" {
