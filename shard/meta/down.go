@@ -132,7 +132,7 @@ func (g *Group) admitDown(ctx context.Context, c Command) error {
 	}
 	probe := map[string]raft.ServerAddress{}
 	for _, n := range c.Nodes {
-		probe[n] = raft.ServerAddress(m.nodes[n].Raft)
+		probe[n] = raft.ServerAddress(m.all[n].Raft) // m.nodes leaves out one marked already
 		if a, ok := addr[n]; ok {
 			probe[n] = a
 		}
@@ -143,8 +143,8 @@ func (g *Group) admitDown(ctx context.Context, c Command) error {
 		// down would take a live member out.
 		return fmt.Errorf("probe the nodes to mark down: %w", err)
 	}
-	for n, res := range probed {
-		switch {
+	for _, n := range slices.Sorted(maps.Keys(probed)) { // the same node named every time
+		switch res := probed[n]; {
 		case res.err == nil:
 			return fmt.Errorf("%w: node %q answers (it reads level %d): it is not down; evacuate it alive (gsdctl node evacuate), or stop it first", ErrRefused, n, res.a.Reads)
 		case errors.Is(res.err, errNoProbeAnswer):

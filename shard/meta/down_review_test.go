@@ -210,3 +210,29 @@ func TestANodeMarkedDownIsAddedBackOnlyOnceEvacuated(t *testing.T) {
 	require.NoError(t, c.proposeAt(add))
 	require.Empty(t, c.group(c.metaLeader()).fsm.Down())
 }
+
+// A node marked already is probed at its address again (the members
+// leave it out, but the map has it): back and alive, it is not marked
+// again. Of several live nodes, the refusal names the lowest id.
+func TestMarkingDownProbesEveryNodeAtItsAddress(t *testing.T) {
+	gone, a, b := downMember(t), downMember(t), downMember(t)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.Servers = append(cfg.Servers, raft.Server{Suffrage: raft.Nonvoter, ID: "gone", Address: raft.ServerAddress(gone)})
+	})
+	c.addNodes()
+	for id, addr := range map[string]string{"gone": gone, "a": a, "b": b} {
+		c.propose("n1", Command{Op: OpAddNode, Node: id, Raft: addr, HTTP: "h:" + id})
+	}
+	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"gone"}}))
+	countingMemberAt(t, gone, readsLevel) // back, not added yet
+	err := c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"gone"}})
+	require.ErrorIs(t, err, ErrRefused)
+	require.ErrorContains(t, err, `node "gone" answers`)
+
+	countingMemberAt(t, a, readsLevel)
+	countingMemberAt(t, b, readsLevel)
+	for range 5 {
+		err := c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"b", "a"}})
+		require.ErrorContains(t, err, `node "a" answers`)
+	}
+}

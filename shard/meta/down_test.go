@@ -293,6 +293,7 @@ func TestADeadNodesShardsAreEvacuatedOnceItIsMarkedDown(t *testing.T) {
 	err := c.proposeAt(Command{Op: OpReplaceVoter, Shard: 1, Node: "n3"})
 	require.ErrorIs(t, err, ErrGate)
 	require.ErrorContains(t, err, "member n3 did not answer")
+	require.ErrorContains(t, err, "mark it down (gsdctl node down n3)")
 
 	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"n3"}}))
 	want := map[uint64][]string{1: {"n1", "n2", "n4"}, 2: {"n1", "n2", "n4"}}

@@ -159,8 +159,8 @@ func (g *Group) gateExcept(ctx context.Context, c Command, skip []string) error 
 		a, err := g.probeMember(ctx, addrs[id])
 		reads := a.Reads
 		if err != nil {
-			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s did not answer (an older gsd, or down): %w: upgrade or restart it first",
-				ErrGate, c.Op, need, id, err)
+			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s did not answer (an older gsd, or down): %w: upgrade or restart it first, or if it is dead for good mark it down (gsdctl node down %s)",
+				ErrGate, c.Op, need, id, err, id)
 		}
 		if reads < need {
 			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s reads %d: upgrade it first", ErrGate, c.Op, need, id, reads)
