@@ -390,6 +390,9 @@ type world struct {
 	// group (0: created here). migrate.go.
 	moved    *Fence
 	imported uint64
+	// salts is the salt table of a world whose audit leaves are salted
+	// (salt.go), by player; nil: leaves of version 1.
+	salts map[string]Salt
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.
