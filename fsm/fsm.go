@@ -197,7 +197,7 @@ func (f *FSM) createWorld(index uint64, now int64, s *WorldSpec) Result {
 		dataVer:  make(map[string]uint64),
 	}
 	if s.Salted {
-		w.salts = make(map[string]Salt)
+		w.salts = make(map[string]saltEntry)
 	}
 	f.worlds[s.ID] = w
 	f.publishView()
@@ -257,6 +257,9 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 	}
 	*ev = Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
 	f.decide(w, a, now, ev, spare)
+	if w.isSalted() {
+		ev.Salted = w.salting(ev)
+	}
 
 	if p == nil {
 		p = &player{gen: f.gen}

@@ -66,6 +66,100 @@ type Salt struct {
 	Since uint64
 }
 
+// saltEntry is a table entry: the salt and the player's salted id,
+// computed once.
+type saltEntry struct {
+	Salt
+	digest [wire.SaltedIDLen]byte
+}
+
+func newSaltEntry(s Salt) saltEntry {
+	return saltEntry{Salt: s, digest: wire.SaltedID(s.Key[:], s.Player)}
+}
+
+// SaltedName is a player id an event names and its salted form,
+// HMAC-SHA256(salt, id) (wire.SaltedID).
+type SaltedName struct {
+	Name   string
+	Digest [wire.SaltedIDLen]byte
+}
+
+// Salting is, for an event of a salted world, the player ids it names
+// (as its player, an entity or a string value) that had a salt when it
+// applied: what its version 2 audit leaf commits to in their place. The
+// event carries it, in the archive too, so that a leaf can be built after
+// the salt was erased (an auditor behind, a tree rebuilt from the
+// archive), with the same bytes on every replica.
+type Salting struct{ Names []SaltedName }
+
+// Lookup answers wire.AppendAuditLeafV2's question for the event: nil
+// salts nothing.
+func (s *Salting) Lookup(name string) ([wire.SaltedIDLen]byte, bool) {
+	if s != nil {
+		for i := range s.Names {
+			if s.Names[i].Name == name {
+				return s.Names[i].Digest, true
+			}
+		}
+	}
+	return [wire.SaltedIDLen]byte{}, false
+}
+
+// salting returns what ev names of w's salted players; nil: none.
+func (w *world) salting(ev *Event) *Salting {
+	var s *Salting
+	add := func(name string) {
+		e, ok := w.salts[name]
+		if !ok {
+			return
+		}
+		if _, dup := s.Lookup(name); dup {
+			return
+		}
+		if s == nil {
+			s = &Salting{}
+		}
+		s.Names = append(s.Names, SaltedName{Name: name, Digest: e.digest})
+	}
+	add(ev.Player)
+	for i := range ev.Changes {
+		c := &ev.Changes[i]
+		add(c.Entity)
+		if c.Value.Kind == KindString {
+			add(c.Value.Str)
+		}
+		for _, v := range c.Set {
+			if v.Kind == KindString {
+				add(v.Str)
+			}
+		}
+	}
+	return s
+}
+
+// saltingFlag starts an archived event's salting, after its notice if
+// any (whose flags are 1 and 2).
+const saltingFlag byte = 3
+
+func (e *encoder) salting(s *Salting) {
+	e.byte(saltingFlag)
+	e.uvarint(uint64(len(s.Names)))
+	for _, n := range s.Names {
+		e.str(n.Name)
+		e.b = append(e.b, n.Digest[:]...)
+	}
+}
+
+func (d *decoder) salting() *Salting {
+	d.byte()
+	s := &Salting{Names: make([]SaltedName, d.count(1+wire.SaltedIDLen))}
+	for i := range s.Names {
+		s.Names[i].Name = d.str()
+		d.salt(&s.Names[i].Digest)
+	}
+	return s
+}
+
 // isSalted reports a world whose audit leaves are version 2.
 func (w *world) isSalted() bool { return w.salts != nil }
 
@@ -98,10 +192,10 @@ func (f *FSM) applySalt(c *SaltCmd) Result {
 	}
 	s, ok := w.salts[c.Player]
 	if !ok {
-		s = Salt{Player: c.Player, Key: c.Key, Since: w.seq + 1}
+		s = newSaltEntry(Salt{Player: c.Player, Key: c.Key, Since: w.seq + 1})
 		w.salts[c.Player] = s
 	}
-	return Result{Salt: &s}
+	return Result{Salt: &s.Salt}
 }
 
 // applyEraseSalt deletes c.Player's salt: ErrNotFound when there is none
@@ -151,7 +245,7 @@ func (f *FSM) Salts(world string) ([]Salt, uint64, error) {
 	}
 	out := make([]Salt, 0, len(w.salts))
 	for _, p := range sortedKeys(w.salts) {
-		out = append(out, w.salts[p])
+		out = append(out, w.salts[p].Salt)
 	}
 	return out, w.incarnation, nil
 }
@@ -206,11 +300,11 @@ func readSalts(d *decoder, w *world) {
 		return
 	}
 	n := d.count(2 + SaltLen)
-	w.salts = make(map[string]Salt, n)
+	w.salts = make(map[string]saltEntry, n)
 	for i := 0; i < n && d.err == nil; i++ {
 		s := Salt{Player: d.str()}
 		d.salt(&s.Key)
 		s.Since = d.uvarint()
-		w.salts[s.Player] = s
+		w.salts[s.Player] = newSaltEntry(s)
 	}
 }

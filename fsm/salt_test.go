@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -197,4 +198,48 @@ func TestASaltedWorldDoesNotMoveYet(t *testing.T) {
 	h := saltedHarness(t)
 	_, _, err := h.f.ExportWorld("w")
 	require.ErrorIs(t, err, ErrNotSupported)
+}
+
+// TestAnEventOfASaltedWorldCarriesTheSaltedIDsItNames: the player, an
+// entity, a string value and a conflict's set elements that are salted
+// players, each once; the archive keeps them, beside a notice too.
+func TestAnEventOfASaltedWorldCarriesTheSaltedIDsItNames(t *testing.T) {
+	h := newHarness(t)
+	require.NoError(t, h.apply(cmdSaltedWorld("w", rules(false, map[string]FieldRule{"tags": {Type: KindString, Policy: PolicySet}, "owner": {Type: KindString, Policy: PolicyAuthoritative}})))[0].Err)
+	h.apply(cmdSalt("w", "alice", 1), cmdSalt("w", "bob", 2))
+	digest := func(p string, key byte) [32]byte { k := saltKey(key); return wire.SaltedID(k[:], p) }
+
+	ev := h.event(act("w", "alice", 1, opSet("bob", "owner", String("alice")), opAdd("bob", "tags", String("bob"))))
+	require.Equal(t, &Salting{Names: []SaltedName{{"alice", digest("alice", 1)}, {"bob", digest("bob", 2)}}}, ev.Salted)
+	d, ok := ev.Salted.Lookup("bob")
+	require.True(t, ok)
+	require.Equal(t, digest("bob", 2), d)
+	_, ok = ev.Salted.Lookup("carol")
+	require.False(t, ok)
+	_, ok = (*Salting)(nil).Lookup("bob")
+	require.False(t, ok)
+
+	h.event(act("w", "bob", 1, opAdd("e", "tags", String("alice")), opSet("e", "owner", String("carol"))))
+	conflict := h.event(act("w", "bob", 2, withExpect(opAdd("e", "tags", String("y")), expectVersion(99))))
+	require.Equal(t, StatusConflict, conflict.Status)
+	require.Equal(t, []SaltedName{{"bob", digest("bob", 2)}, {"alice", digest("alice", 1)}}, conflict.Salted.Names, "the conflict's set names alice")
+
+	rejected := h.do(act("w", "", 1, opIncr("e", "hp", 1))).Event
+	require.Nil(t, rejected.Salted, "names no salted player")
+
+	for _, e := range []*Event{ev, conflict, rejected, {World: "w", Seq: 9, Notice: &Notice{Kind: "rules", RulesVersion: 2}, Salted: ev.Salted}} {
+		back, err := DecodeEvent(EncodeEvent(e))
+		require.NoError(t, err)
+		require.Equal(t, e.Salted, back.Salted)
+		require.Equal(t, e.Notice, back.Notice)
+	}
+	p := EncodeEvent(ev)
+	_, err := DecodeEvent(p[:len(p)-1])
+	require.ErrorIs(t, err, ErrMalformed)
+	_, err = DecodeEvent(append(p, 0))
+	require.ErrorContains(t, err, "trailing")
+
+	plain := newHarness(t)
+	plain.createWorld("w", counterRules(false))
+	require.Nil(t, plain.event(act("w", "alice", 1, opIncr("alice", "hp", 1))).Salted)
 }

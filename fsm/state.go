@@ -392,7 +392,7 @@ type world struct {
 	imported uint64
 	// salts is the salt table of a world whose audit leaves are salted
 	// (salt.go), by player; nil: leaves of version 1.
-	salts map[string]Salt
+	salts map[string]saltEntry
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.

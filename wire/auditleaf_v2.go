@@ -16,24 +16,24 @@ const AuditLeafV2 byte = 0x02
 // The tags of a version 2 identifier, and the value tag of a salted
 // string.
 const (
-	leafIDClear      byte = 0 // followed by str(name)
-	leafIDSalted     byte = 1 // followed by the 32-byte HMAC
-	leafValueSalted  byte = 5 // a string value: followed by the 32-byte HMAC
-	saltedIDLen           = sha256.Size
+	leafIDClear      byte = 0           // followed by str(name)
+	leafIDSalted     byte = 1           // followed by the 32-byte HMAC
+	leafValueSalted  byte = 5           // a string value: followed by the 32-byte HMAC
+	SaltedIDLen           = sha256.Size // the length of a salted id
 	auditSaltLen          = 32
 	maxAuditSaltsSeq      = 1<<63 - 1
 )
 
 // SaltedIDs answers, for one event's leaf, whether a name is a salted
 // player id and its HMAC-SHA256(salt, name) if so. Nil salts nothing.
-type SaltedIDs func(name string) (digest [saltedIDLen]byte, ok bool)
+type SaltedIDs func(name string) (digest [SaltedIDLen]byte, ok bool)
 
 // SaltedID returns HMAC-SHA256(salt, id): what a version 2 leaf commits
 // to in place of a salted player's id.
-func SaltedID(salt []byte, id string) [saltedIDLen]byte {
+func SaltedID(salt []byte, id string) [SaltedIDLen]byte {
 	m := hmac.New(sha256.New, salt)
 	m.Write([]byte(id))
-	var out [saltedIDLen]byte
+	var out [SaltedIDLen]byte
 	m.Sum(out[:0])
 	return out
 }
@@ -170,17 +170,17 @@ func (s *AuditSalts) Digests() map[string]SaltDigest {
 
 // SaltDigest is a player's salted id and the first seq it salts.
 type SaltDigest struct {
-	Digest [saltedIDLen]byte
+	Digest [SaltedIDLen]byte
 	Since  uint64
 }
 
 // SaltedAt returns the SaltedIDs of the leaf of seq: the players whose
 // salt salts it (since at or before it).
 func SaltedAt(digests map[string]SaltDigest, seq uint64) SaltedIDs {
-	return func(name string) ([saltedIDLen]byte, bool) {
+	return func(name string) ([SaltedIDLen]byte, bool) {
 		d, ok := digests[name]
 		if !ok || d.Since > seq {
-			return [saltedIDLen]byte{}, false
+			return [SaltedIDLen]byte{}, false
 		}
 		return d.Digest, true
 	}
