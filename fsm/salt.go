@@ -225,8 +225,13 @@ func (w *world) unsalted(player string) bool {
 }
 
 // NeedsSalt reports whether player must get a salt (CmdSalt) before
-// acting in world: the world is salted and the player has none.
+// acting in world: the world is salted and the player has none. For a
+// world that is not salted it reads only the published view, as Check
+// does, never f.mu.
 func (f *FSM) NeedsSalt(world, player string) bool {
+	if !(*f.view.Load())[world].salted {
+		return false
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	w := f.worlds[world]

@@ -405,10 +405,11 @@ type ruleSet struct {
 	fair     Fairness
 	auth     *authority
 	moved    *Fence
+	salted   bool // the world's audit leaves are salted (salt.go)
 }
 
 func (w *world) ruleSet() ruleSet {
-	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair, auth: w.auth, moved: w.moved}
+	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair, auth: w.auth, moved: w.moved, salted: w.isSalted()}
 }
 
 // rule returns the effective rule of a field: declared, else inferred.
