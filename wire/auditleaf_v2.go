@@ -138,6 +138,12 @@ type AuditSalt struct {
 	Since  uint64 `json:"since"`
 }
 
+// SaltErased answers DELETE /v1/worlds/{world}/audit/salts/{player}.
+type SaltErased struct {
+	World  string `json:"world"`
+	Player string `json:"player"`
+}
+
 // Check refuses a table a verifier cannot use: a salt that is not 32
 // bytes, a player twice or empty, a since of 0.
 func (s *AuditSalts) Check() error {

@@ -106,6 +106,11 @@ var routeAccesses = map[string]routeAccess{
 
 	// A game server's write of a player's data: as rules changes.
 	"PATCH /v1/worlds/{world}/players/{player}/data": accessRules,
+
+	// A salted world's audit salts (docs/ANTICHEAT.md): the table for
+	// verifiers, the erasure of a player's.
+	"GET /v1/worlds/{world}/audit/salts":             accessModerate,
+	"DELETE /v1/worlds/{world}/audit/salts/{player}": accessAdmin,
 }
 
 // publicAccess is the access of the public route an internal pattern

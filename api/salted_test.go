@@ -1,0 +1,42 @@
+package api
+
+import (
+	"testing"
+
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+)
+
+// TestAWorldCreatedWithAuditLeaf2SaltsItsPlayers: POST /v1/worlds with
+// "audit_leaf":2 creates a salted world; a player's first action there
+// draws its salt; other values are refused, and a backend without salts
+// says so.
+func TestAWorldCreatedWithAuditLeaf2SaltsItsPlayers(t *testing.T) {
+	t.Parallel()
+	n := startLeader(t)
+	e := n.env
+	code, m := e.DoJSON("POST", "/v1/worlds", `{"id":"arena","rules":{},"audit_leaf":2}`)
+	require.Equal(t, 201, code, "%v", m)
+	code, m = e.DoJSON("POST", "/v1/worlds", `{"id":"plain","rules":{},"audit_leaf":1}`)
+	require.Equal(t, 201, code, "%v", m)
+	e.RequireError(400, fsm.CodeMalformed, "POST", "/v1/worlds", `{"id":"x","rules":{},"audit_leaf":3}`)
+	e.RequireError(400, fsm.CodeMalformed, "POST", "/v1/worlds", `{"id":"x","rules":{},"audit_leaf":-1}`)
+
+	wi, err := n.st.World("arena")
+	require.NoError(t, err)
+	require.True(t, wi.Salted)
+	wi, err = n.st.World("plain")
+	require.NoError(t, err)
+	require.False(t, wi.Salted)
+
+	code, m = e.DoJSON("POST", "/v1/worlds/arena/actions", `{"player":"alice","seq":1,"ops":[{"op":"incr","entity":"e","field":"hp","by":1}]}`)
+	require.Equal(t, 200, code, "%v", m)
+	salts, _, err := n.st.Salts("arena")
+	require.NoError(t, err)
+	require.Len(t, salts, 1)
+	require.Equal(t, "alice", salts[0].Player)
+
+	fake := newEnv(t, apitest.NewFake())
+	fake.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"arena","rules":{},"audit_leaf":2}`)
+}
