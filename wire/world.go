@@ -94,6 +94,9 @@ var policyNames = []string{PolicyAuthoritative, PolicyCounter, PolicySet, Policy
 type CreateWorld struct {
 	ID    string `json:"id"`
 	Rules Rules  `json:"rules"`
+	// AuditLeaf 2 salts the world's audit leaves per player
+	// (docs/ANTICHEAT.md); 0: version 1.
+	AuditLeaf int `json:"audit_leaf,omitempty"`
 }
 
 // RulesUpdate is the body of PUT /v1/worlds/{world}/rules: the world's new
