@@ -164,6 +164,10 @@ func TestSaltTableSurvivesSnapshotInFormat9(t *testing.T) {
 	got, _, err := r.Salts("w")
 	require.NoError(t, err)
 	require.Equal(t, want, got)
+	require.False(t, r.NeedsSalt("w", "alice"))
+	require.True(t, r.NeedsSalt("w", "carol"), "the restored view knows the world is salted")
+	require.Equal(t, h.event(act("w", "bob", 1, opIncr("bob", "hp", 1))).Salted, restoredEvent(t, r, act("w", "bob", 1, opIncr("bob", "hp", 1))).Salted,
+		"a restored replica gives the next event the same salted ids")
 
 	// A table cut inside a salt is refused.
 	key := saltKey(2)
@@ -242,4 +246,12 @@ func TestAnEventOfASaltedWorldCarriesTheSaltedIDsItNames(t *testing.T) {
 	plain := newHarness(t)
 	plain.createWorld("w", counterRules(false))
 	require.Nil(t, plain.event(act("w", "alice", 1, opIncr("alice", "hp", 1))).Salted)
+}
+
+// restoredEvent applies a on f as the next entry and returns its event.
+func restoredEvent(t *testing.T, f *FSM, a *Action) *Event {
+	t.Helper()
+	res := f.Apply(f.AppliedIndex()+1, EncodeBatch(&Batch{Time: 1, Commands: []Command{cmdAction(a)}}))
+	require.NoError(t, res[0].Err)
+	return res[0].Event
 }
