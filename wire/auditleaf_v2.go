@@ -65,13 +65,13 @@ func AppendAuditLeafV2(dst []byte, e *Event, salted SaltedIDs) []byte {
 	dst = appendLeafString(dst, e.Reason)
 
 	dst = binary.AppendUvarint(dst, uint64(len(e.Versions)))
-	for _, ent := range sortedKeys(e.Versions) {
-		fields := e.Versions[ent]
-		dst = appendLeafID(dst, ent, salted)
-		dst = binary.AppendUvarint(dst, uint64(len(fields)))
-		for _, f := range sortedKeys(fields) {
-			dst = appendLeafString(dst, f)
-			dst = binary.AppendUvarint(dst, fields[f])
+	if len(e.Versions) == 1 { // most events: no sort, no allocation
+		for ent, fields := range e.Versions {
+			dst = appendLeafFields(appendLeafID(dst, ent, salted), fields)
+		}
+	} else {
+		for _, ent := range sortedKeys(e.Versions) {
+			dst = appendLeafFields(appendLeafID(dst, ent, salted), e.Versions[ent])
 		}
 	}
 
