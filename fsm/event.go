@@ -103,9 +103,6 @@ type Result struct {
 	Fence *Fence
 	// Imported is, for CmdImportWorld, the world as installed.
 	Imported *WorldInfo
-	// Salt is, for CmdSalt, the player's salt: the command's, or the one
-	// the player had already.
-	Salt *Salt
 }
 
 // Wire returns the event as clients see it.

@@ -177,7 +177,7 @@ func (f *FSM) saltedWorld(id string) (*world, error) {
 }
 
 // applySalt gives c.Player the salt c.Key unless the player has one
-// already; Result.Salt is the player's salt either way. A fenced world
+// already (then it changes nothing, and is no error). A fenced world
 // takes no new salt (its actions are refused anyway).
 func (f *FSM) applySalt(c *SaltCmd) Result {
 	if err := c.Validate(); err != nil {
@@ -190,12 +190,10 @@ func (f *FSM) applySalt(c *SaltCmd) Result {
 	if w.moved != nil {
 		return Result{Err: &MovedError{*w.moved}}
 	}
-	s, ok := w.salts[c.Player]
-	if !ok {
-		s = newSaltEntry(Salt{Player: c.Player, Key: c.Key, Since: w.seq + 1})
-		w.salts[c.Player] = s
+	if _, ok := w.salts[c.Player]; !ok {
+		w.salts[c.Player] = newSaltEntry(Salt{Player: c.Player, Key: c.Key, Since: w.seq + 1})
 	}
-	return Result{Salt: &s.Salt}
+	return Result{}
 }
 
 // applyEraseSalt deletes c.Player's salt: ErrNotFound when there is none
