@@ -30,6 +30,13 @@ func TestAWorldCreatedWithAuditLeaf2SaltsItsPlayers(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, wi.Salted)
 
+	code, m = e.DoJSON("GET", "/v1/worlds/arena", "")
+	require.Equal(t, 200, code)
+	require.Equal(t, float64(2), m["audit_leaf"], "the summary says the leaves are salted")
+	code, m = e.DoJSON("GET", "/v1/worlds/plain", "")
+	require.Equal(t, 200, code)
+	require.NotContains(t, m, "audit_leaf")
+
 	code, m = e.DoJSON("POST", "/v1/worlds/arena/actions", `{"player":"alice","seq":1,"ops":[{"op":"incr","entity":"e","field":"hp","by":1}]}`)
 	require.Equal(t, 200, code, "%v", m)
 	salts, _, err := n.st.Salts("arena")

@@ -135,6 +135,9 @@ type World struct {
 	// Sessions is how many players' sessions the world holds: what its
 	// rules' capacity bounds and the listing's player filters count.
 	Sessions int `json:"sessions"`
+	// AuditLeaf is 2 for a world whose audit leaves are salted per player
+	// (docs/ANTICHEAT.md); absent: version 1.
+	AuditLeaf int `json:"audit_leaf,omitempty"`
 }
 
 // Worlds answers GET /v1/worlds: a page of worlds sorted by id; Next, when

@@ -120,6 +120,9 @@ func (p *API) worldWire(wi fsm.WorldInfo, all bool) wire.World {
 	w := wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
 		Players: wi.Players, Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion,
 		Incarnation: wi.Incarnation, Sessions: wi.Sessions}
+	if wi.Salted {
+		w.AuditLeaf = 2
+	}
 	if all {
 		w.Hash = wire.Hash(wire.HashString(wi.Hash))
 	} else if a, err := spectator.NewAccess(wi.Rules); err == nil && !a.Restricted() {
