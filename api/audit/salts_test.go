@@ -62,6 +62,9 @@ func TestASaltedWorldsSaltsAreForModeratorsAndAnErasureRemovesOne(t *testing.T) 
 	// The internal route is for nodes only.
 	code, _, _ = e.Do("GET", edge.InternalWorldPath("arena", "/audit/salts"), "", edge.HeaderClusterKey, saltSecret)
 	require.Equal(t, 403, code)
+	code, _, b = e.Do("GET", edge.InternalWorldPath("arena", "/audit/salts"), "", edge.HeaderClusterKey, saltSecret, edge.HeaderForwarded, "1")
+	require.Equal(t, 200, code, "%s", b)
+	require.Contains(t, string(b), `"world":"arena"`)
 }
 
 // TestSaltRoutesOfAGroupWithoutSaltsAreNotSupported: a backend that
