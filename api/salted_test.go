@@ -3,6 +3,7 @@ package api
 import (
 	"testing"
 
+	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
@@ -46,4 +47,24 @@ func TestAWorldCreatedWithAuditLeaf2SaltsItsPlayers(t *testing.T) {
 
 	fake := newEnv(t, apitest.NewFake())
 	fake.RequireError(422, fsm.CodeNotSupported, "POST", "/v1/worlds", `{"id":"arena","rules":{},"audit_leaf":2}`)
+}
+
+// noLogs is a node's audit logs that hold no world: the salt routes need
+// none.
+type noLogs struct{}
+
+func (noLogs) Log(string) (*audit.Log, error)              { return nil, fsm.ErrUnknownWorld }
+func (noLogs) Checkpoint(string) ([]byte, error)           { return nil, fsm.ErrUnknownWorld }
+func (noLogs) Sign(string) ([]byte, error)                 { return nil, fsm.ErrUnknownWorld }
+func (noLogs) LogOf(string, uint64) (*audit.Log, error)    { return nil, fsm.ErrUnknownWorld }
+func (noLogs) CheckpointOf(string, uint64) ([]byte, error) { return nil, fsm.ErrUnknownWorld }
+
+// TestAFollowerRelaysTheSaltRoutesToTheLeader: both run on the leader,
+// whose answer (here: its groups keep no salts) comes back as it is.
+func TestAFollowerRelaysTheSaltRoutesToTheLeader(t *testing.T) {
+	t.Parallel()
+	leader, follower := newPair(t, func(c *Config) { c.Audit = noLogs{} })
+	follower.RequireError(422, fsm.CodeNotSupported, "GET", "/v1/worlds/arena/audit/salts", "")
+	follower.RequireError(422, fsm.CodeNotSupported, "DELETE", "/v1/worlds/arena/audit/salts/p1", "")
+	require.Equal(t, 2, leader.Fake.Forwarded)
 }
