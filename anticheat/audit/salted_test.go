@@ -187,3 +187,23 @@ func b64(h tlog.Hash) string {
 	b, _ := json.Marshal(h[:])
 	return string(b[1 : len(b)-1])
 }
+
+// TestASaltedLogVerifiesRefilledEventsWithTheirSaltings: with each
+// event's salted ids they are the tree's leaves; without them they are
+// not.
+func TestASaltedLogVerifiesRefilledEventsWithTheirSaltings(t *testing.T) {
+	m := newSaltedMatch(t)
+	digests := m.salts.Digests()
+	saltings := make([]wire.SaltedIDs, len(m.evs))
+	for i, e := range m.evs {
+		saltings[i] = wire.SaltedAt(digests, e.Seq)
+	}
+	n, err := m.log.VerifySaltedEvents(m.cp, m.evs, saltings)
+	require.NoError(t, err)
+	require.Equal(t, len(m.evs), n)
+	n, err = m.log.VerifyEvents(m.cp, m.evs...)
+	require.ErrorIs(t, err, ErrProof, "without the salted ids the leaves differ")
+	require.Zero(t, n)
+	_, err = m.log.VerifySaltedEvents(m.cp, m.evs, saltings[1:])
+	require.Error(t, err, "one salting per event")
+}
