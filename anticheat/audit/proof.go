@@ -19,6 +19,13 @@ func CheckInclusion(cp Checkpoint, e *wire.Event, p tlog.RecordProof) error {
 	return checkInclusion(cp, e, LeafHash(e), p)
 }
 
+// CheckSaltedInclusion is CheckInclusion for a salted world's event
+// (leaf version 2): salted says which of its ids are salted, and their
+// HMACs (wire.SaltedAt over the world's salts, GET .../audit/salts).
+func CheckSaltedInclusion(cp Checkpoint, e *wire.Event, salted wire.SaltedIDs, p tlog.RecordProof) error {
+	return checkInclusion(cp, e, LeafHashV2(e, salted), p)
+}
+
 // checkInclusion is CheckInclusion of e whose leaf hash is h.
 func checkInclusion(cp Checkpoint, e *wire.Event, h tlog.Hash, p tlog.RecordProof) error {
 	if e.World != cp.Origin || e.Seq == 0 || int64(e.Seq) > cp.Size {

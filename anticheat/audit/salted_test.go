@@ -207,3 +207,15 @@ func TestASaltedLogVerifiesRefilledEventsWithTheirSaltings(t *testing.T) {
 	_, err = m.log.VerifySaltedEvents(m.cp, m.evs, saltings[1:])
 	require.Error(t, err, "one salting per event")
 }
+
+// TestASaltedEventsInclusionChecksWithItsSalts: a player proving one
+// event of a salted world needs the salts of the ids it names.
+func TestASaltedEventsInclusionChecksWithItsSalts(t *testing.T) {
+	m := newSaltedMatch(t)
+	p, err := m.log.ProveInclusion(5, m.cp.Size)
+	require.NoError(t, err)
+	salted := wire.SaltedAt(m.salts.Digests(), 5)
+	require.NoError(t, CheckSaltedInclusion(m.cp, m.evs[4], salted, p))
+	require.ErrorIs(t, CheckInclusion(m.cp, m.evs[4], p), ErrProof, "its version 1 leaf is not in the tree")
+	require.ErrorIs(t, CheckSaltedInclusion(m.cp, m.evs[3], salted, p), ErrProof)
+}
