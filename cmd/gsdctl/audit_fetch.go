@@ -103,7 +103,7 @@ this machine or any other, with gsdctl audit verify.`,
 				b   []byte
 			}
 			files := []file{{".checkpoint", msg}, {".ndjson", log.Bytes()}, {".leaves", leaves}}
-			salts, err := a.fetchSalts(ctx, cp, inc >= 0)
+			salts, err := a.fetchSalts(ctx, cp)
 			if err != nil {
 				return err
 			}

@@ -18,10 +18,10 @@ import (
 // salt table beside an export, its use by verify, and a player's erasure.
 
 // fetchSalts returns the salt table of cp's world as the .salts file's
-// bytes when cp is a salted world's current checkpoint; nil for other
-// worlds, and for a deleted incarnation (its table went with it).
-func (a *app) fetchSalts(ctx context.Context, cp audit.Checkpoint, old bool) ([]byte, error) {
-	if cp.Leaf != wire.AuditLeafV2 || cp.Tombstone || old {
+// bytes when cp is a salted world's checkpoint; nil for other worlds, and
+// for a deleted incarnation's tombstone (its table went with it).
+func (a *app) fetchSalts(ctx context.Context, cp audit.Checkpoint) ([]byte, error) {
+	if cp.Leaf != wire.AuditLeafV2 || cp.Tombstone {
 		return nil, nil
 	}
 	s, err := a.client().AuditSalts(ctx, cp.Origin)
