@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,4 +94,35 @@ func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerByLeafHashes(t *
 	require.Equal(t, wire.AuditLeafV2, rep.Leaf)
 	n.stop(t)
 	require.NotContains(t, n.stderr.String(), "level=ERROR")
+}
+
+// TestAuditFetchWritesASaltedWorldsSaltsOfTheCheckpointsIncarnation: the
+// salts must be the checkpoint's incarnation's (a world created again
+// has others).
+func TestAuditFetchWritesASaltedWorldsSaltsOfTheCheckpointsIncarnation(t *testing.T) {
+	inc := 5
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/audit/salts") {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"world":"arena","incarnation":%d,"salts":[{"player":"p1","salt":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","since":1}]}`, inc)
+			return
+		}
+		w.Write([]byte("arena\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\nincarnation 5\nleaf 2\n\n— k AAAA\n"))
+	}))
+	defer ts.Close()
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	prefix := filepath.Join(t.TempDir(), "m")
+	out := mustRun(t, "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.Contains(t, out, "salted leaves")
+	b, err := os.ReadFile(prefix + ".salts")
+	require.NoError(t, err)
+	var s wire.AuditSalts
+	require.NoError(t, json.Unmarshal(b, &s))
+	require.NoError(t, s.Check())
+	require.Equal(t, uint64(5), s.Incarnation)
+
+	inc = 6
+	code, _, stderr := ctl(t, "", "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "created again")
 }
