@@ -16,7 +16,16 @@ import (
 // repeated only when the server did nothing; a world that exists answers
 // 409 world_exists.
 func (c *Client) CreateWorld(ctx context.Context, id string, rules wire.Rules) error {
-	body := wire.CreateWorld{ID: id, Rules: rules}
+	return c.createWorld(ctx, wire.CreateWorld{ID: id, Rules: rules})
+}
+
+// CreateSaltedWorld creates a world whose audit leaves are salted per
+// player (leaf version 2, docs/ANTICHEAT.md).
+func (c *Client) CreateSaltedWorld(ctx context.Context, id string, rules wire.Rules) error {
+	return c.createWorld(ctx, wire.CreateWorld{ID: id, Rules: rules, AuditLeaf: 2})
+}
+
+func (c *Client) createWorld(ctx context.Context, body wire.CreateWorld) error {
 	return c.do(ctx, &request{method: http.MethodPost, path: path("worlds"), body: body, mode: retryUnapplied, write: true}, nil)
 }
 

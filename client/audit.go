@@ -56,6 +56,20 @@ func (c *Client) AuditLeavesOf(ctx context.Context, world string, inc uint64, fr
 	return c.auditLeaves(ctx, world, url.Values{"incarnation": {strconv.FormatUint(inc, 10)}}, from, to)
 }
 
+// AuditSalts returns a salted world's salt table (moderators and
+// admins): what gsdctl audit verify needs to recompute its leaves.
+func (c *Client) AuditSalts(ctx context.Context, world string) (wire.AuditSalts, error) {
+	var out wire.AuditSalts
+	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds", world, "audit", "salts")}, &out)
+	return out, err
+}
+
+// EraseAuditSalt deletes player's salt in a salted world (admin): the
+// world's leaves no longer link to the player's id.
+func (c *Client) EraseAuditSalt(ctx context.Context, world, player string) error {
+	return c.do(ctx, &request{method: http.MethodDelete, path: path("worlds", world, "audit", "salts", player), write: true}, nil)
+}
+
 // auditLeavesPage is the most leaf hashes one request asks for (the
 // server's bound).
 const auditLeavesPage = 1 << 16

@@ -203,6 +203,11 @@ const (
 	// CmdUpdateRulesEvent (log version 12) is CmdUpdateRules that also
 	// records the update as the world's event (rules_update.go).
 	CmdUpdateRulesEvent
+	// CmdCreateWorldSalted (log version 13) is CmdCreateWorld of a world
+	// whose audit leaves are version 2, salted per player (salt.go).
+	CmdCreateWorldSalted
+	CmdSalt      // log version 13: a player's audit salt in a salted world
+	CmdEraseSalt // log version 13: deletes a player's audit salt
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -211,6 +216,9 @@ type WorldSpec struct {
 	ID     string
 	Origin string
 	Rules  Rules
+	// Salted makes the world's audit leaves version 2, with a salt per
+	// player (salt.go); its command is CmdCreateWorldSalted.
+	Salted bool
 }
 
 // NodeInfo is a cluster member's addresses, replicated so that any node can
@@ -233,6 +241,7 @@ type Command struct {
 	Move    *WorldMove     // CmdMoveWorld
 	Import  *WorldImport   // CmdImportWorld
 	Diverge *Divergence    // CmdDivergence
+	Salt    *SaltCmd       // CmdSalt, CmdEraseSalt
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

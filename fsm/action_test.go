@@ -162,6 +162,7 @@ func TestCodeMapsEverySentinelAndWrappedErrors(t *testing.T) {
 		ErrWorldActive:       CodeWorldActive,
 		ErrWorldMoved:        CodeWorldMoved,
 		ErrDataConflict:      CodeDataConflict,
+		ErrUnsalted:          CodeUnsalted,
 	}
 	require.Len(t, want, len(codes))
 	for err, code := range want {

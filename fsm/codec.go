@@ -389,7 +389,7 @@ func appendBatch(e *encoder, b *Batch) []byte {
 		switch c.Kind {
 		case CmdAction:
 			e.action(c.Action)
-		case CmdCreateWorld:
+		case CmdCreateWorld, CmdCreateWorldSalted:
 			e.str(c.World.ID)
 			e.str(c.World.Origin)
 			e.rules(c.World.Rules)
@@ -415,6 +415,8 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.divergence(c.Diverge)
 		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
 			e.worldCmd(c)
+		case CmdSalt, CmdEraseSalt:
+			e.saltCmd(c.Salt, c.Kind == CmdSalt)
 		}
 	}
 	return e.b
@@ -494,8 +496,8 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			if d.err == nil {
 				out.spans[i] = start[:len(start)-len(d.b)]
 			}
-		case CmdCreateWorld:
-			c.World = &WorldSpec{ID: d.str(), Origin: d.str(), Rules: d.rules()}
+		case CmdCreateWorld, CmdCreateWorldSalted:
+			c.World = &WorldSpec{ID: d.str(), Origin: d.str(), Rules: d.rules(), Salted: c.Kind == CmdCreateWorldSalted}
 		case CmdPutNode, CmdRemoveNode:
 			c.Node = d.nodeInfo()
 		case CmdSessionOpen, CmdSessionAck, CmdSessionResume, CmdSessionClose, CmdSessionData,
@@ -515,8 +517,10 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Diverge = d.divergence()
 		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
 			d.worldCmd(c)
+		case CmdSalt, CmdEraseSalt:
+			c.Salt = d.saltCmd(c.Kind == CmdSalt)
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdUpdateRulesEvent)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdEraseSalt)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

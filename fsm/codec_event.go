@@ -36,6 +36,9 @@ func AppendEvent(b []byte, ev *Event) []byte {
 	if ev.Notice != nil {
 		e.notice(ev.Notice)
 	}
+	if ev.Salted != nil {
+		e.salting(ev.Salted)
+	}
 	return e.b
 }
 
@@ -60,8 +63,11 @@ func DecodeEvent(p []byte) (*Event, error) {
 		c.Exists = d.bool()
 		ev.Changes[i] = c
 	}
-	if d.err == nil && len(d.b) != 0 {
+	if d.err == nil && len(d.b) != 0 && d.b[0] != saltingFlag {
 		ev.Notice = d.notice()
+	}
+	if d.err == nil && len(d.b) != 0 && d.b[0] == saltingFlag {
+		ev.Salted = d.salting()
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d trailing bytes", len(d.b))

@@ -111,7 +111,7 @@ func TestDivergenceEventRoundTripsTheArchive(t *testing.T) {
 	got, err = DecodeEvent(b)
 	require.NoError(t, err)
 	require.Equal(t, plain, got)
-	_, err = DecodeEvent(append(b, 3))
+	_, err = DecodeEvent(append(b, 4))
 	require.ErrorContains(t, err, "notice flag")
 	_, err = DecodeEvent(append(EncodeEvent(ev), 0))
 	require.ErrorContains(t, err, "trailing")

@@ -79,6 +79,7 @@ var codes = []struct {
 	{ErrWorldFull, CodeWorldFull},
 	{ErrWorldActive, CodeWorldActive},
 	{ErrWorldMoved, CodeWorldMoved},
+	{ErrUnsalted, CodeUnsalted},
 }
 
 // Code returns the reason code of err, or "" when err is not an fsm error.

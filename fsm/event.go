@@ -52,6 +52,10 @@ type Event struct {
 	Reason    string // rejected: a reason code
 	Changes   []Change
 	Notice    *Notice // a system event's record (divergence.go, rules_update.go); Player is empty
+	// Salted is, in a world whose audit leaves are salted, the player
+	// ids the event names and their salted forms (salt.go); nil when it
+	// names none.
+	Salted *Salting
 }
 
 // Versions returns entity → field → version of the event's changes.

@@ -129,7 +129,7 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 		switch c.Kind {
 		case CmdAction:
 			results[i] = f.applyAction(index, b.Time, c.Action, xxhash.Sum64(b.spans[i]))
-		case CmdCreateWorld:
+		case CmdCreateWorld, CmdCreateWorldSalted:
 			results[i] = f.createWorld(index, b.Time, c.World)
 		case CmdPutNode:
 			// The addresses change; the versions the node reported stay.
@@ -161,6 +161,10 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.importWorld(index, b.Time, c.Import)
 		case CmdDivergence:
 			results[i] = f.applyDivergence(index, b.Time, c.Diverge)
+		case CmdSalt:
+			results[i] = f.applySalt(c.Salt)
+		case CmdEraseSalt:
+			results[i] = f.applyEraseSalt(c.Salt)
 		}
 	}
 	f.releaseSlabs()
@@ -181,7 +185,7 @@ func (f *FSM) createWorld(index uint64, now int64, s *WorldSpec) Result {
 	if err != nil {
 		return Result{Err: err}
 	}
-	f.worlds[s.ID] = &world{
+	w := &world{
 		id: s.ID, origin: s.Origin, rules: s.Rules, rulesVersion: 1, auth: auth,
 		incarnation: index, created: now,
 		inferred: make(map[string]FieldRule),
@@ -192,6 +196,10 @@ func (f *FSM) createWorld(index uint64, now int64, s *WorldSpec) Result {
 		bans:     make(map[string]string),
 		dataVer:  make(map[string]uint64),
 	}
+	if s.Salted {
+		w.salts = make(map[string]saltEntry)
+	}
+	f.worlds[s.ID] = w
 	f.publishView()
 	return Result{}
 }
@@ -226,6 +234,10 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 			return Result{Err: fmt.Errorf("%w: player %s seq %d, newest %d", ErrSeqExpired, a.Player, a.Seq, p.maxSeq)}
 		}
 	}
+	if w.unsalted(a.Player) {
+		// Its leaf needs the salt (salt.go): refused before it takes a seq.
+		return Result{Err: fmt.Errorf("%w: player %s in world %s", ErrUnsalted, a.Player, a.World)}
+	}
 
 	w.seq++
 	w.index = index
@@ -245,6 +257,9 @@ func (f *FSM) applyAction(index uint64, now int64, a *Action, payload uint64) Re
 	}
 	*ev = Event{World: a.World, Seq: w.seq, Index: index, Time: now, Player: a.Player, ClientSeq: a.Seq, Priority: a.Priority}
 	f.decide(w, a, now, ev, spare)
+	if w.isSalted() {
+		ev.Salted = w.salting(ev)
+	}
 
 	if p == nil {
 		p = &player{gen: f.gen}

@@ -58,6 +58,9 @@ type WorldInfo struct {
 	// Imported is the log index of the world's import on this group, 0
 	// when it was created here: its events on this group come after it.
 	Imported uint64
+	// Salted reports audit leaves of version 2, salted per player
+	// (salt.go).
+	Salted bool
 }
 
 // HashPoint is a world's state hash after the event with seq Seq.
@@ -102,7 +105,8 @@ func (f *FSM) Entity(worldID, id string) (EntityView, error) {
 func (w *world) info() WorldInfo {
 	return WorldInfo{ID: w.id, Origin: w.origin, Rules: w.rules, Seq: w.seq, Index: w.index,
 		Entities: len(w.entities), Players: len(w.players), Hash: w.stateHash(), RulesVersion: w.rulesVersion,
-		Incarnation: w.incarnation, Sessions: len(w.sessions), Moved: w.moved, Imported: w.imported}
+		Incarnation: w.incarnation, Sessions: len(w.sessions), Moved: w.moved, Imported: w.imported,
+		Salted: w.isSalted()}
 }
 
 // World returns one world's summary.

@@ -15,11 +15,11 @@ package fsm
 // with few actions) saves little. The others allocate per event.
 const maxSlabs = 8
 
-// maxSlabEvents bounds one slab: 119 events of 240 bytes fill the 28,672
-// byte size class within 112 bytes, where a slab of 250 (60,000 bytes, a
+// maxSlabEvents bounds one slab: 115 events of 248 bytes fill the 28,672
+// byte size class within 152 bytes, where a slab of 250 (62,000 bytes, a
 // large object) would round up to 64 KiB. A world with more events in an
 // entry gets several slabs.
-const maxSlabEvents = 119
+const maxSlabEvents = 115
 
 // eventWithChange is an event with room for one change.
 type eventWithChange struct {

@@ -17,8 +17,9 @@ import (
 // (the latest leader time of its actions), version 6 each world's
 // incarnation and creation time (lifecycle.go), version 7 each world's
 // fence and import index (migrate.go), version 8 each world's player data
-// versions (playerdata.go); Restore still reads versions 1 to 7.
-var snapMagic = []byte("GSDSNAP\x08")
+// versions (playerdata.go), version 9 each world's salt flag and table
+// (salt.go); Restore still reads versions 1 to 8.
+var snapMagic = []byte("GSDSNAP\x09")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while
 // the state holds nothing that needs 4 (no node reported its versions, no
@@ -42,7 +43,11 @@ var snapMagic = []byte("GSDSNAP\x08")
 // open in a mixed cluster, and a voter on an older binary cannot install
 // a snapshot from an upgraded leader until it is upgraded (docs/RULES.md:
 // upgrade the followers first).
-const snapVersion byte = 8
+//
+// Version 9 only while a world salts its audit leaves (salt.go): its salt
+// table. Only log version 13 creates such a world, so the gate has made
+// every voter able to read it.
+const snapVersion byte = 9
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -78,6 +83,7 @@ func (f *FSM) Snapshot() *Snapshot {
 		c.data = maps.Clone(w.data)
 		c.bans = maps.Clone(w.bans)
 		c.dataVer = maps.Clone(w.dataVer)
+		c.salts = maps.Clone(w.salts)
 		c.history = nil
 		s.worlds = append(s.worlds, &c)
 	}
@@ -172,11 +178,19 @@ func writeWorld(e *encoder, w *world, version byte, reasons *reasonTable, flush 
 	if version >= 8 {
 		writeDataVersions(e, w)
 	}
+	if version >= 9 {
+		writeSalts(e, w)
+	}
 	return nil
 }
 
 // format is the oldest format version that holds the snapshot's state.
 func (s *Snapshot) format() byte {
+	for _, w := range s.worlds {
+		if w.isSalted() {
+			return 9
+		}
+	}
 	for _, w := range s.worlds {
 		if len(w.dataVer) > 0 {
 			return 8
@@ -351,6 +365,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	}
 	if version >= 8 {
 		readDataVersions(d, w)
+	}
+	if version >= 9 {
+		readSalts(d, w)
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -390,6 +390,9 @@ type world struct {
 	// group (0: created here). migrate.go.
 	moved    *Fence
 	imported uint64
+	// salts is the salt table of a world whose audit leaves are salted
+	// (salt.go), by player; nil: leaves of version 1.
+	salts map[string]saltEntry
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.
@@ -402,10 +405,11 @@ type ruleSet struct {
 	fair     Fairness
 	auth     *authority
 	moved    *Fence
+	salted   bool // the world's audit leaves are salted (salt.go)
 }
 
 func (w *world) ruleSet() ruleSet {
-	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair, auth: w.auth, moved: w.moved}
+	return ruleSet{declared: w.rules.Fields, inferred: w.inferred, strict: w.rules.Strict, fair: w.rules.Fair, auth: w.auth, moved: w.moved, salted: w.isSalted()}
 }
 
 // rule returns the effective rule of a field: declared, else inferred.

@@ -63,9 +63,14 @@ type Versions = wire.Versions
 //     that the read paths switch rules at its seq. A leader proposes it
 //     only when every voter reads log 12, else CmdUpdateRules as before
 //     (the read paths then learn of the update by polling).
+//   - Log 13 adds CmdCreateWorldSalted, CmdSalt and CmdEraseSalt
+//     (salt.go): worlds whose audit leaves are salted per player, their
+//     salt table and its erasure. Snapshot 9 adds each world's salt flag
+//     and table; it is written only while a world is salted, which only
+//     those kinds make.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 12
+	LogVersion      uint32 = 13
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -110,6 +115,11 @@ func Needs(c *Command) Versions {
 		// The update's event: a replica before log 12 cannot decode the
 		// kind.
 		v.Log = 12
+	}
+	if c.Kind == CmdCreateWorldSalted || c.Kind == CmdSalt || c.Kind == CmdEraseSalt {
+		// Salted audit leaves: a replica before log 13 cannot decode the
+		// kinds, nor restore the salt table (snapshot format 9).
+		v.Log, v.Snapshot = 13, 9
 	}
 	return v
 }

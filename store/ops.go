@@ -54,6 +54,9 @@ func (s *Store) Act(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error
 	if err := s.fsm.Check(a); err != nil {
 		return nil, false, err
 	}
+	if err := s.salt(ctx, a.World, a.Player); err != nil {
+		return nil, false, err
+	}
 	// The label now: after the commit, a is cold (at 10,000 writers a
 	// caller waits while thousands of others run).
 	prio, name := a.Priority.String(), a.Name

@@ -105,7 +105,12 @@ func AppendAuditLeaf(dst []byte, e *Event) []byte {
 
 // appendLeafEntity appends an entity's versions by field, fields in order.
 func appendLeafEntity(dst []byte, ent string, fields map[string]uint64) []byte {
-	dst = appendLeafString(dst, ent)
+	return appendLeafFields(appendLeafString(dst, ent), fields)
+}
+
+// appendLeafFields appends an entity's count of fields and their
+// versions, fields in order.
+func appendLeafFields(dst []byte, fields map[string]uint64) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(fields)))
 	if len(fields) == 1 {
 		for f, v := range fields {

@@ -42,6 +42,10 @@ const (
 	// CodeWorldMoved: a write to a world that moved to another shard; the
 	// message names the shard (issue 14).
 	CodeWorldMoved = "world_moved"
+	// CodeUnsalted: an action in a world with salted audit leaves by a
+	// player whose salt was erased meanwhile; a retry draws a new one
+	// (issue 15).
+	CodeUnsalted = "unsalted"
 )
 
 // Codes the server's edge answers with besides the state machine's.

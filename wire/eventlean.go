@@ -11,8 +11,8 @@ import (
 // for the few followers of a whole world that ask for it (relays), so
 // that a voter sends them fewer bytes. Every event line a node sends is
 // Event's JSON, whose world the follower named and whose versions are
-// the versions of its changes (fsm.Event.Versions); and an applied
-// change's version is the seq of its event. So a lean line leaves out
+// the versions of its changes (fsm.Event.Versions); and most applied
+// changes' version is the seq of their event. So a lean line leaves out
 // world and versions, and a change's version when it is the event's seq;
 // LeanEvent.Event puts them back, and the JSON of what it returns is the
 // node's line, byte for byte, so the follower serves and hashes the same

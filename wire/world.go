@@ -94,6 +94,9 @@ var policyNames = []string{PolicyAuthoritative, PolicyCounter, PolicySet, Policy
 type CreateWorld struct {
 	ID    string `json:"id"`
 	Rules Rules  `json:"rules"`
+	// AuditLeaf 2 salts the world's audit leaves per player
+	// (docs/ANTICHEAT.md); 0: version 1.
+	AuditLeaf int `json:"audit_leaf,omitempty"`
 }
 
 // RulesUpdate is the body of PUT /v1/worlds/{world}/rules: the world's new
@@ -132,6 +135,9 @@ type World struct {
 	// Sessions is how many players' sessions the world holds: what its
 	// rules' capacity bounds and the listing's player filters count.
 	Sessions int `json:"sessions"`
+	// AuditLeaf is 2 for a world whose audit leaves are salted per player
+	// (docs/ANTICHEAT.md); absent: version 1.
+	AuditLeaf int `json:"audit_leaf,omitempty"`
 }
 
 // Worlds answers GET /v1/worlds: a page of worlds sorted by id; Next, when

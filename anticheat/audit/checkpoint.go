@@ -25,6 +25,7 @@ var ErrCheckpoint = errors.New("gsd/audit: bad checkpoint")
 // gsd's origin is the world's id. Extension lines follow, in this order:
 //
 //	incarnation <n>                 the world incarnation whose tree it is (not written for 0)
+//	leaf <v>                        the tree's leaf version when not 1 (2: salted, wire.AppendAuditLeafV2)
 //	tombstone <last index> <time>   the final checkpoint of a deleted incarnation
 //
 // A world deleted and created again (fsm.WorldInfo.Incarnation) starts a
@@ -38,6 +39,9 @@ type Checkpoint struct {
 	Size        int64
 	Root        tlog.Hash
 	Incarnation uint64
+	// Leaf is the version of the tree's leaves when not 1 (0: version
+	// 1, and no line): 2 for a salted world.
+	Leaf byte
 	// Tombstone: the incarnation was deleted and its tree ends at Size.
 	// LastIndex and LastTime are the log index and leader time of its last
 	// logged event (0 when the node that signed it did not see it: the
@@ -54,6 +58,9 @@ func (c Checkpoint) Text() string {
 	if c.Incarnation != 0 {
 		s += fmt.Sprintf("incarnation %d\n", c.Incarnation)
 	}
+	if c.Leaf != 0 {
+		s += fmt.Sprintf("leaf %d\n", c.Leaf)
+	}
 	if c.Tombstone {
 		s += fmt.Sprintf("tombstone %d %d\n", c.LastIndex, c.LastTime)
 	}
@@ -61,7 +68,8 @@ func (c Checkpoint) Text() string {
 }
 
 // ParseCheckpoint parses a checkpoint's text. Lines after the third are
-// extensions: gsd's (incarnation, tombstone) are parsed, others ignored.
+// extensions: gsd's (incarnation, leaf, tombstone) are parsed, others
+// ignored.
 func ParseCheckpoint(text string) (Checkpoint, error) {
 	lines := strings.SplitAfter(text, "\n")
 	if len(lines) < 4 || !strings.HasSuffix(text, "\n") {
@@ -84,6 +92,11 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 		case "incarnation":
 			c.Incarnation, err = strconv.ParseUint(rest, 10, 64)
 			ok = err == nil && c.Incarnation != 0 && strconv.FormatUint(c.Incarnation, 10) == rest
+		case "leaf":
+			var v uint64
+			v, err = strconv.ParseUint(rest, 10, 8)
+			c.Leaf = byte(v)
+			ok = err == nil && v >= 2 && strconv.FormatUint(v, 10) == rest
 		case "tombstone":
 			c.Tombstone = true
 			_, err = fmt.Sscanf(rest, "%d %d", &c.LastIndex, &c.LastTime)

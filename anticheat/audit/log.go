@@ -31,16 +31,23 @@ func LeafHash(e *wire.Event) tlog.Hash {
 	return tlog.RecordHash(wire.AppendAuditLeaf(nil, e))
 }
 
+// LeafHashV2 returns the leaf hash of e's version 2 leaf
+// (wire.AppendAuditLeafV2), the ids salted says salted.
+func LeafHashV2(e *wire.Event, salted wire.SaltedIDs) tlog.Hash {
+	return tlog.RecordHash(wire.AppendAuditLeafV2(nil, e, salted))
+}
+
 // Log is one world incarnation's Merkle tree over its committed events:
 // leaf i is the event of seq i+1. It is safe for concurrent use.
 type Log struct {
 	world string
 	inc   uint64
+	leaf  byte // wire.AuditLeafV1 or wire.AuditLeafV2
 
 	mu    sync.RWMutex
 	store HashStore
 	size  int64
-	leaf  []byte        // scratch: 0x00 and a leaf, the input of its hash
+	buf   []byte        // scratch: 0x00 and a leaf, the input of its hash
 	need  []int64       // scratch: the stored hashes a new leaf's subtrees need
 	r     pendingReader // scratch: a batch's hashes (stores copy what they keep)
 }
@@ -63,8 +70,23 @@ func OpenIncarnation(world string, inc uint64, store HashStore) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", world, err)
 	}
-	return &Log{world: world, inc: inc, store: store, size: size}, nil
+	return &Log{world: world, inc: inc, leaf: wire.AuditLeafV1, store: store, size: size}, nil
 }
+
+// OpenSalted returns the log of a salted world's incarnation (fsm's
+// salt table): its leaves are version 2 (wire.AppendAuditLeafV2), and
+// its checkpoints say so.
+func OpenSalted(world string, inc uint64, store HashStore) (*Log, error) {
+	l, err := OpenIncarnation(world, inc, store)
+	if err != nil {
+		return nil, err
+	}
+	l.leaf = wire.AuditLeafV2
+	return l, nil
+}
+
+// LeafVersion returns the version of the log's leaves.
+func (l *Log) LeafVersion() byte { return l.leaf }
 
 // World returns the world the log is of: its checkpoints' origin.
 func (l *Log) World() string { return l.world }
@@ -85,20 +107,38 @@ func (l *Log) Size() int64 {
 // event past the next seq is refused with ErrGap. A refused batch logs
 // nothing, and the store gets each batch in one AppendHashes call.
 func (l *Log) Append(events ...*wire.Event) error {
+	return l.AppendSalted(events, nil)
+}
+
+// AppendSalted is Append for a salted world's log: salted[i] says which
+// ids events[i] salts (fsm.Event.Salted); a nil slice salts nothing. A
+// version 1 log ignores it.
+func (l *Log) AppendSalted(events []*wire.Event, salted []wire.SaltedIDs) error {
+	if salted != nil && len(salted) != len(events) {
+		return fmt.Errorf("audit log %s: %d events, %d saltings", l.world, len(events), len(salted))
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := &l.r
 	r.store, r.base, r.pending = l.store, tlog.StoredHashCount(l.size), r.pending[:0]
 	n := l.size
-	for _, e := range events {
+	for i, e := range events {
 		if e.World != l.world {
 			return fmt.Errorf("%w: %q in the log of %q", ErrWrongWorld, e.World, l.world)
 		}
 		if e.Seq == 0 || e.Seq > uint64(n)+1 {
 			return fmt.Errorf("%w: seq %d after seq %d", ErrGap, e.Seq, n)
 		}
-		l.leaf = wire.AppendAuditLeaf(append(l.leaf[:0], 0), e)
-		h := tlog.Hash(sha256.Sum256(l.leaf)) // tlog.RecordHash, without its allocations
+		if l.leaf == wire.AuditLeafV2 {
+			var s wire.SaltedIDs
+			if salted != nil {
+				s = salted[i]
+			}
+			l.buf = wire.AppendAuditLeafV2(append(l.buf[:0], 0), e, s)
+		} else {
+			l.buf = wire.AppendAuditLeaf(append(l.buf[:0], 0), e)
+		}
+		h := tlog.Hash(sha256.Sum256(l.buf)) // tlog.RecordHash, without its allocations
 		if e.Seq <= uint64(n) {
 			old, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(e.Seq)-1)})
 			if err != nil {
@@ -156,7 +196,11 @@ func (l *Log) Checkpoint() (Checkpoint, error) {
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("audit log %s: root: %w", l.world, err)
 	}
-	return Checkpoint{Origin: l.world, Incarnation: l.inc, Size: l.size, Root: root}, nil
+	c := Checkpoint{Origin: l.world, Incarnation: l.inc, Size: l.size, Root: root}
+	if l.leaf != wire.AuditLeafV1 {
+		c.Leaf = l.leaf
+	}
+	return c, nil
 }
 
 // ProveInclusion returns the proof that the event of seq is in the tree

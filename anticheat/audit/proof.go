@@ -16,10 +16,22 @@ var ErrProof = errors.New("gsd/audit: proof does not check")
 // a player or an auditor holding one event and a signed checkpoint shows
 // that the event was committed as it reads.
 func CheckInclusion(cp Checkpoint, e *wire.Event, p tlog.RecordProof) error {
+	return checkInclusion(cp, e, LeafHash(e), p)
+}
+
+// CheckSaltedInclusion is CheckInclusion for a salted world's event
+// (leaf version 2): salted says which of its ids are salted, and their
+// HMACs (wire.SaltedAt over the world's salts, GET .../audit/salts).
+func CheckSaltedInclusion(cp Checkpoint, e *wire.Event, salted wire.SaltedIDs, p tlog.RecordProof) error {
+	return checkInclusion(cp, e, LeafHashV2(e, salted), p)
+}
+
+// checkInclusion is CheckInclusion of e whose leaf hash is h.
+func checkInclusion(cp Checkpoint, e *wire.Event, h tlog.Hash, p tlog.RecordProof) error {
 	if e.World != cp.Origin || e.Seq == 0 || int64(e.Seq) > cp.Size {
 		return fmt.Errorf("%w: event %s/%d, checkpoint %s of %d events", ErrProof, e.World, e.Seq, cp.Origin, cp.Size)
 	}
-	if err := tlog.CheckRecord(p, cp.Size, cp.Root, int64(e.Seq)-1, LeafHash(e)); err != nil {
+	if err := tlog.CheckRecord(p, cp.Size, cp.Root, int64(e.Seq)-1, h); err != nil {
 		return fmt.Errorf("%w: seq %d in %s of %d events: %v", ErrProof, e.Seq, cp.Origin, cp.Size, err)
 	}
 	return nil

@@ -18,6 +18,18 @@ import (
 // against); an event that is not its seq's leaf is ErrProof; a checkpoint
 // this log does not reach is ErrRange.
 func (l *Log) VerifyEvents(cp Checkpoint, events ...*wire.Event) (int, error) {
+	return l.VerifySaltedEvents(cp, events, nil)
+}
+
+// VerifySaltedEvents is VerifyEvents for a salted world's log: salted[i]
+// says which ids events[i] salts (fsm.Event.Salted), as for AppendSalted.
+// The check covers the leaf only: an event whose salted ids map a name
+// to another player's HMAC would pass, so the caller checks the salted
+// ids against the world's salt table first.
+func (l *Log) VerifySaltedEvents(cp Checkpoint, events []*wire.Event, salted []wire.SaltedIDs) (int, error) {
+	if salted != nil && len(salted) != len(events) {
+		return 0, fmt.Errorf("audit log %s: %d events, %d saltings", l.world, len(events), len(salted))
+	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if cp.Origin != l.world || cp.Incarnation != l.inc {
@@ -44,7 +56,15 @@ func (l *Log) VerifyEvents(cp Checkpoint, events ...*wire.Event) (int, error) {
 		if err != nil {
 			return i, fmt.Errorf("audit log %s: prove seq %d: %w", l.world, e.Seq, err)
 		}
-		if err := CheckInclusion(cp, e, p); err != nil {
+		h := LeafHash(e)
+		if l.leaf == wire.AuditLeafV2 {
+			var s wire.SaltedIDs
+			if salted != nil {
+				s = salted[i]
+			}
+			h = LeafHashV2(e, s)
+		}
+		if err := checkInclusion(cp, e, h, p); err != nil {
 			return i, err
 		}
 	}

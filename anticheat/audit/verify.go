@@ -70,6 +70,11 @@ type Report struct {
 	Beyond     int  // events after the checkpoint's size: not covered by it
 	Named      bool // leaf hashes were given: every changed event is named
 	Problems   []Problem
+	// Unchecked are the seqs of a salted world's events whose player's
+	// salt is not in the table given (erased): with leaf hashes their
+	// place in the log is verified by the leaf of their seq, not their
+	// content (VerifySaltedLog).
+	Unchecked []uint64
 }
 
 // OK reports whether the export holds exactly the checkpoint's events in
@@ -92,6 +97,42 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // is named: an event whose leaf is in the tree is genuine, and the others
 // are modified (their seq's leaf is unmatched) or inserted.
 func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkpoint) (Report, error) {
+	if cp.Leaf != 0 {
+		return Report{Checkpoint: cp}, fmt.Errorf("%w: the leaves of %s are version %d: verify it with the world's salts", ErrCheckpoint, cp.Origin, cp.Leaf)
+	}
+	return verifyLog(r, cp, func(e *wire.Event) (tlog.Hash, bool) { return LeafHash(e), false }, leaves, earlier)
+}
+
+// VerifySaltedLog is VerifyLog for a salted world's log (leaf version 2,
+// wire.AppendAuditLeafV2) with the world incarnation's salt table (GET
+// .../audit/salts, moderators and admins only). An event whose player has
+// no salt in the table (erased, or erased and salted again after it)
+// cannot have its leaf recomputed: with leaf hashes it is verified by the
+// leaf of its seq alone and listed in Report.Unchecked (its place is
+// checked, its content is not); without them its leaf makes the root
+// differ, found but not named. An event that names an erased player only
+// as an entity or a value is reported modified.
+func VerifySaltedLog(r io.Reader, cp Checkpoint, salts *wire.AuditSalts, leaves []tlog.Hash, earlier ...Checkpoint) (Report, error) {
+	if cp.Leaf != 0 && cp.Leaf != wire.AuditLeafV2 {
+		return Report{Checkpoint: cp}, fmt.Errorf("%w: leaf version %d is not built", ErrCheckpoint, cp.Leaf)
+	}
+	if err := salts.Check(); err != nil {
+		return Report{Checkpoint: cp}, fmt.Errorf("salts: %w", err)
+	}
+	if salts.World != cp.Origin || salts.Incarnation != cp.Incarnation {
+		return Report{Checkpoint: cp}, fmt.Errorf("%w: the salts of %s incarnation %d, a checkpoint of %s incarnation %d", ErrCheckpoint, salts.World, salts.Incarnation, cp.Origin, cp.Incarnation)
+	}
+	digests := salts.Digests()
+	return verifyLog(r, cp, func(e *wire.Event) (tlog.Hash, bool) {
+		d, ok := digests[e.Player]
+		erased := e.Player != "" && (!ok || d.Since > e.Seq)
+		return LeafHashV2(e, wire.SaltedAt(digests, e.Seq)), erased
+	}, leaves, earlier)
+}
+
+// verifyLog is VerifyLog with the leaf hash of an event, and whether it
+// can only be verified by its seq's leaf (its player's salt erased).
+func verifyLog(r io.Reader, cp Checkpoint, leafHash func(*wire.Event) (tlog.Hash, bool), leaves []tlog.Hash, earlier []Checkpoint) (Report, error) {
 	rep := Report{Checkpoint: cp, Named: leaves != nil}
 	if cp.Size < 0 || cp.Size > MaxVerifyEvents {
 		return rep, fmt.Errorf("gsd/audit: a checkpoint of %d events, outside the 0 to %d one verification holds", cp.Size, MaxVerifyEvents)
@@ -134,13 +175,15 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkp
 			rep.Beyond++
 			continue
 		}
-		lines = append(lines, logLine{n: n, seq: e.Seq, world: e.World, hash: LeafHash(&e)})
+		h, erased := leafHash(&e)
+		lines = append(lines, logLine{n: n, seq: e.Seq, world: e.World, hash: h, erased: erased})
 	}
 	if err := sc.Err(); err != nil {
 		return rep, fmt.Errorf("read log: %w", err)
 	}
 	if leaves != nil {
-		rep.Problems = append(rep.Problems, named(lines, leaves)...)
+		rep.Problems = append(rep.Problems, named(lines, leaves, &rep.Unchecked)...)
+		slices.Sort(rep.Unchecked)
 	} else {
 		rep.Problems = append(rep.Problems, structural(lines, cp, earlier)...)
 	}
@@ -178,10 +221,15 @@ type logLine struct {
 	seq   uint64
 	world string
 	hash  tlog.Hash
+	// erased: a salted world's event whose player's salt is not known,
+	// so hash is not its leaf's.
+	erased bool
 }
 
 // named finds problems by matching each line's leaf hash to the tree's.
-func named(lines []logLine, leaves []tlog.Hash) []Problem {
+// An unmatched erased line takes its seq's unmatched leaf, its seq added
+// to unchecked.
+func named(lines []logLine, leaves []tlog.Hash, unchecked *[]uint64) []Problem {
 	var out []Problem
 	index := make(map[tlog.Hash]int, len(leaves))
 	for i, h := range leaves {
@@ -210,6 +258,10 @@ func named(lines []logLine, leaves []tlog.Hash) []Problem {
 		i := l.seq - 1
 		if matched[i] == 0 && !claimed[i] {
 			claimed[i] = true
+			if l.erased {
+				*unchecked = append(*unchecked, l.seq)
+				continue
+			}
 			out = append(out, Problem{Kind: Modified, Seq: l.seq, Line: l.n, Detail: "its leaf is not the log's"})
 			continue
 		}

@@ -56,6 +56,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/worlds/{world}/audit/proof", a.Proof)
 	mux.HandleFunc("GET /v1/worlds/{world}/audit/consistency", a.Consistency)
 	mux.HandleFunc("GET /v1/worlds/{world}/audit/leaves", a.Leaves)
+	a.registerSalts(mux)
 }
 
 // Checkpoint answers the world's newest signed checkpoint as note text;

@@ -31,9 +31,11 @@ import (
 //     nothing, rules changes and data writes the secret (when there is
 //     one), as before;
 //   - admin routes (membership, snapshot, backup, kick, ban, unban, player
-//     data export and import, drain, signing an audit checkpoint) need an admin token or the secret; with
+//     data export and import, drain, signing an audit checkpoint, erasing
+//     a player's audit salt) need an admin token or the secret; with
 //     neither auth nor a secret they are open, as they always were;
-//   - moderation routes (the review of anti-cheat flags) need a token of
+//   - moderation routes (the review of anti-cheat flags, a salted world's
+//     audit salts) need a token of
 //     the moderator role (anticheat/moderation.Class), an admin token or
 //     the secret; with neither auth nor a secret they are open, as admin
 //     routes are; recording a flag by hand is an admin route;
@@ -107,6 +109,11 @@ var routeAccesses = map[string]routeAccess{
 
 	// A game server's write of a player's data: as rules changes.
 	"PATCH /v1/worlds/{world}/players/{player}/data": accessRules,
+
+	// A salted world's audit salts (docs/ANTICHEAT.md): the table for
+	// verifiers, the erasure of a player's.
+	"GET /v1/worlds/{world}/audit/salts":             accessModerate,
+	"DELETE /v1/worlds/{world}/audit/salts/{player}": accessAdmin,
 }
 
 // publicAccess is the access of the public route an internal pattern

@@ -130,7 +130,8 @@ func Classify(err error, write bool) (int, string) {
 	case fsm.CodeUnknownWorld, fsm.CodeNotFound, fsm.CodeSeqUnknown, fsm.CodeSessionUnknown, fsm.CodeUnknownAction:
 		return http.StatusNotFound, code
 	case fsm.CodeWorldExists, fsm.CodeSeqReused, fsm.CodeSeqExpired, fsm.CodeSessionExists,
-		fsm.CodeRulesConflict, fsm.CodeRulesIncompatible, fsm.CodeWorldFull, fsm.CodeWorldActive, fsm.CodeDataConflict:
+		fsm.CodeRulesConflict, fsm.CodeRulesIncompatible, fsm.CodeWorldFull, fsm.CodeWorldActive, fsm.CodeDataConflict,
+		fsm.CodeUnsalted:
 		return http.StatusConflict, code
 	case fsm.CodeNotSupported:
 		return http.StatusUnprocessableEntity, code

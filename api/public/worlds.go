@@ -1,6 +1,7 @@
 package public
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -20,6 +21,14 @@ import (
 type createWorldRequest struct {
 	ID    string          `json:"id"`
 	Rules json.RawMessage `json:"rules"`
+	// AuditLeaf 2 salts the world's audit leaves per player
+	// (docs/ANTICHEAT.md); 0 or 1: version 1.
+	AuditLeaf int `json:"audit_leaf,omitempty"`
+}
+
+// saltedCreator creates worlds with salted audit leaves (*store.Store).
+type saltedCreator interface {
+	CreateSaltedWorld(ctx context.Context, id string, rules fsm.Rules) error
 }
 
 // CreateWorld handles POST /v1/worlds.
@@ -43,6 +52,10 @@ func (p *API) CreateWorld(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
+	if req.AuditLeaf < 0 || req.AuditLeaf > 2 {
+		p.WriteError(w, fmt.Errorf("%w: audit_leaf must be 1 or 2, got %d", fsm.ErrMalformed, req.AuditLeaf), true)
+		return
+	}
 	ctx, cancel := p.RequestContext(r)
 	defer cancel()
 	if err := p.placeNew(ctx, r, req.ID); err != nil {
@@ -50,7 +63,15 @@ func (p *API) CreateWorld(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.OnLeader(w, r, req.ID, edge.KindWrite, edge.InternalWorldsPath, body, func(g edge.Group) error {
-		if err := g.CreateWorld(ctx, req.ID, rules); err != nil {
+		create := g.CreateWorld
+		if req.AuditLeaf == 2 {
+			sc, ok := g.(saltedCreator)
+			if !ok {
+				return fmt.Errorf("%w: this node's groups cannot salt audit leaves", fsm.ErrNotSupported)
+			}
+			create = sc.CreateSaltedWorld
+		}
+		if err := create(ctx, req.ID, rules); err != nil {
 			return err
 		}
 		p.WriteJSON(w, http.StatusCreated, map[string]string{"id": req.ID})
@@ -99,6 +120,9 @@ func (p *API) worldWire(wi fsm.WorldInfo, all bool) wire.World {
 	w := wire.World{ID: wi.ID, Origin: wi.Origin, Seq: wi.Seq, Index: wi.Index, Entities: wi.Entities,
 		Players: wi.Players, Rules: wi.Rules.Wire(), RulesVersion: wi.RulesVersion,
 		Incarnation: wi.Incarnation, Sessions: wi.Sessions}
+	if wi.Salted {
+		w.AuditLeaf = 2
+	}
 	if all {
 		w.Hash = wire.Hash(wire.HashString(wi.Hash))
 	} else if a, err := spectator.NewAccess(wi.Rules); err == nil && !a.Restricted() {

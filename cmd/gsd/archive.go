@@ -43,7 +43,7 @@ func (a *archiveOptions) start(st *store.Store, peers store.RefillPeers, aud *au
 	cfg := store.DefaultRefillConfig()
 	cfg.Peers, cfg.Interval = peers, a.refillInterval
 	if aud != nil {
-		cfg.Verifier = auditVerifier{aud}
+		cfg.Verifier = auditVerifier{aud: aud, salts: st.Salts}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -63,7 +63,12 @@ func (a *archiveOptions) start(st *store.Store, peers store.RefillPeers, aud *au
 // applied and kept in its own file (audit.db), apart from the archive.
 // Events past the tree, or of a world without one, are left to the
 // refiller's second-peer check.
-type auditVerifier struct{ aud *auditor.Auditor }
+type auditVerifier struct {
+	aud *auditor.Auditor
+	// salts is a salted world's salt table on this node (store.Salts):
+	// the refilled events' salted ids are checked against it.
+	salts func(world string) ([]fsm.Salt, uint64, error)
+}
 
 func (v auditVerifier) VerifyRefill(world string, evs []*fsm.Event) (int, error) {
 	l, err := v.aud.Log(world)
@@ -79,5 +84,39 @@ func (v auditVerifier) VerifyRefill(world string, evs []*fsm.Event) (int, error)
 		w := e.Wire()
 		ws[i] = &w
 	}
-	return l.VerifyEvents(cp, ws...)
+	if l.LeafVersion() != wire.AuditLeafV2 {
+		return l.VerifyEvents(cp, ws...)
+	}
+	n, salted := v.saltings(world, evs)
+	return l.VerifySaltedEvents(cp, ws[:n], salted)
+}
+
+// saltings returns a salted world's events' salted ids (fsm.Event.Salted)
+// up to the first event whose ids this node's salt table does not
+// confirm: a leaf commits to an id's HMAC, not to the id, so a peer could
+// otherwise pass off another name under a player's HMAC. An event whose
+// salt was erased or drawn again since cannot be confirmed either; it and
+// the rest are left to the refiller's second-peer check.
+func (v auditVerifier) saltings(world string, evs []*fsm.Event) (int, []wire.SaltedIDs) {
+	table, _, err := v.salts(world)
+	if err != nil {
+		return 0, nil
+	}
+	keys := make(map[string][]byte, len(table))
+	for i := range table {
+		keys[table[i].Player] = table[i].Key[:]
+	}
+	out := make([]wire.SaltedIDs, 0, len(evs))
+	for i, e := range evs {
+		if e.Salted != nil {
+			for _, n := range e.Salted.Names {
+				k, ok := keys[n.Name]
+				if !ok || wire.SaltedID(k, n.Name) != n.Digest {
+					return i, out
+				}
+			}
+		}
+		out = append(out, e.Salted.Lookup)
+	}
+	return len(evs), out
 }

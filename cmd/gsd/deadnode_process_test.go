@@ -51,22 +51,7 @@ func TestRunFourNodesWithMetaEvacuateADeadNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	c := clients["n1"]
-	require.Eventually(t, func() bool {
-		err := c.CreateWorld(ctx, "a", wire.Rules{})
-		return err == nil || client.Code(err) == "world_exists"
-	}, 30*time.Second, 20*time.Millisecond, "create a")
-	seq := uint64(0)
-	act := func(via *client.Client) {
-		t.Helper()
-		seq++
-		var ev wire.Event
-		var err error
-		require.Eventually(t, func() bool {
-			ev, err = via.Act(ctx, "a", incr("p1", seq, "e1", 1))
-			return err == nil
-		}, 30*time.Second, 20*time.Millisecond, "act %d on a: %v", seq, err)
-		require.Equal(t, seq, ev.Seq, "the world's seq continues: nothing lost or doubled")
-	}
+	act := createAndAct(ctx, t, c, "a")
 	act(c)
 	require.Eventually(t, func() bool {
 		m, err := c.Shards(ctx)

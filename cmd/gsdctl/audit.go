@@ -20,7 +20,7 @@ func (a *app) auditCmd() *cobra.Command {
 		Use:   "audit",
 		Short: "Audit keys, match log exports and their offline checks",
 	}
-	cmd.AddCommand(a.auditKeygenCmd(), a.auditFetchCmd(), a.auditVerifyCmd())
+	cmd.AddCommand(a.auditKeygenCmd(), a.auditFetchCmd(), a.auditVerifyCmd(), a.auditEraseCmd())
 	return cmd
 }
 
@@ -93,10 +93,14 @@ type auditReport struct {
 	Beyond      int             `json:"beyond"`
 	Named       bool            `json:"named"`
 	Problems    []audit.Problem `json:"problems"`
+	// Leaf is the leaf version when not 1; Unchecked, a salted world's
+	// events verified by their leaf hash only (their player's salt erased).
+	Leaf      byte     `json:"leaf,omitempty"`
+	Unchecked []uint64 `json:"unchecked,omitempty"`
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
-	var logFile, leavesFile string
+	var logFile, leavesFile, saltsFile string
 	var keyFiles, cpFiles []string
 	cmd := &cobra.Command{
 		Use:   "verify --log FILE --checkpoint FILE --key FILE",
@@ -113,6 +117,12 @@ changed event is found by the root hash; earlier checkpoints of the world
 log's leaf hashes (32 bytes each, in seq order) from any copy of the log:
 they are checked against the signed root first. The largest checkpoint is
 the one the log is checked against.
+
+A salted world's log (leaf version 2: its checkpoints say "leaf 2") needs
+the world's salts (--salts, from gsdctl audit fetch): its leaves commit to
+HMAC-SHA256(salt, id) in place of each player id. An event whose player's
+salt was erased is verified by its leaf hash only (with --leaves; listed
+as unchecked): its place in the log is checked, its content is not.
 
 Exit status 0: the log matches. 1: it does not (each problem is listed), or
 an input could not be read.`,
@@ -174,7 +184,7 @@ an input could not be read.`,
 				defer f.Close()
 				log = f
 			}
-			rep, err := audit.VerifyLog(log, cps[0], leaves, cps[1:]...)
+			rep, err := verifyLog(log, cps[0], saltsFile, leaves, cps[1:])
 			if err != nil {
 				return fmt.Errorf("%s: %w", logFile, err)
 			}
@@ -192,6 +202,7 @@ an input could not be read.`,
 	f.StringArrayVar(&cpFiles, "checkpoint", nil, "a signed checkpoint (a note); repeat with earlier ones to narrow down a change")
 	f.StringArrayVar(&keyFiles, "key", nil, "an audit public key file (repeat during a key rotation)")
 	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")
+	f.StringVar(&saltsFile, "salts", "", "a salted world's salt table (JSON, from gsdctl audit fetch)")
 	return cmd
 }
 
@@ -204,7 +215,8 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		}
 		return a.printJSON(auditReport{OK: rep.OK(), World: rep.Checkpoint.Origin, Incarnation: rep.Checkpoint.Incarnation,
 			Tombstone: rep.Checkpoint.Tombstone, Size: rep.Checkpoint.Size, Root: root,
-			Signers: signers, Lines: rep.Lines, Beyond: rep.Beyond, Named: rep.Named, Problems: problems})
+			Signers: signers, Lines: rep.Lines, Beyond: rep.Beyond, Named: rep.Named, Problems: problems,
+			Leaf: rep.Checkpoint.Leaf, Unchecked: rep.Unchecked})
 	}
 	w := a.stdout
 	cp := rep.Checkpoint
@@ -222,6 +234,9 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		fmt.Fprintf(w, ", %d after the checkpoint (not covered)", rep.Beyond)
 	}
 	fmt.Fprintln(w)
+	if len(rep.Unchecked) > 0 {
+		fmt.Fprintf(w, "unchecked: %d event(s) of players whose salt was erased, verified by their leaf hash only: seqs %v\n", len(rep.Unchecked), rep.Unchecked)
+	}
 	for _, p := range rep.Problems {
 		fmt.Fprintln(w, p.String())
 	}

@@ -32,6 +32,10 @@ incarnation's: for a deleted one, its tombstone (the final checkpoint of
 its tree) and its leaf hashes only, since the cluster no longer holds its
 events: check the match log exported before the delete against it.
 
+A salted world's (its checkpoint says "leaf 2") also gets PREFIX.salts, its
+salt table (moderators and admins only), which verify needs. A deleted
+incarnation's salts are gone with it: fetch them before the delete.
+
 Nothing is checked here: check the files with the audit public key, on
 this machine or any other, with gsdctl audit verify.`,
 		Example: `  gsdctl audit fetch arena --out match
@@ -99,6 +103,13 @@ this machine or any other, with gsdctl audit verify.`,
 				b   []byte
 			}
 			files := []file{{".checkpoint", msg}, {".ndjson", log.Bytes()}, {".leaves", leaves}}
+			salts, err := a.fetchSalts(ctx, cp)
+			if err != nil {
+				return err
+			}
+			if salts != nil {
+				files = append(files, file{".salts", salts})
+			}
 			if cp.Tombstone { // no events to export: never overwrite an earlier export
 				files = []file{files[0], files[2]}
 			}
@@ -110,6 +121,10 @@ this machine or any other, with gsdctl audit verify.`,
 			if cp.Tombstone {
 				_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (the tombstone of world %[2]s incarnation %[3]d, deleted at %[4]d events) and %[1]s.leaves\n",
 					prefix, cp.Origin, cp.Incarnation, cp.Size)
+				return err
+			}
+			if salts != nil {
+				_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events, salted leaves), %[1]s.ndjson, %[1]s.leaves and %[1]s.salts\n", prefix, cp.Origin, cp.Size)
 				return err
 			}
 			_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events), %[1]s.ndjson and %[1]s.leaves\n", prefix, cp.Origin, cp.Size)

@@ -23,12 +23,14 @@ func (a *app) worldCmd() *cobra.Command {
 
 func (a *app) worldCreateCmd() *cobra.Command {
 	var rulesArg string
+	var leaf int
 	cmd := &cobra.Command{
 		Use:   "create ID",
 		Short: "Create a world",
 		Example: `  gsdctl world create arena
   gsdctl world create arena --rules '{"strict":true,"fields":{"score":{"policy":"counter"}}}'
-  gsdctl world create arena --rules @rules.json`,
+  gsdctl world create arena --rules @rules.json
+  gsdctl world create arena --audit-leaf 2`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var rules wire.Rules
@@ -44,15 +46,24 @@ func (a *app) worldCreateCmd() *cobra.Command {
 					return usageError{fmt.Errorf("--rules: %w", err)}
 				}
 			}
+			create := a.client().CreateWorld
+			switch leaf {
+			case 1:
+			case 2:
+				create = a.client().CreateSaltedWorld
+			default:
+				return usageError{fmt.Errorf("--audit-leaf must be 1 or 2, got %d", leaf)}
+			}
 			ctx, cancel := a.context(cmd)
 			defer cancel()
-			if err := a.client().CreateWorld(ctx, args[0], rules); err != nil {
+			if err := create(ctx, args[0], rules); err != nil {
 				return err
 			}
 			return a.printJSON(map[string]any{"ok": true, "id": args[0]})
 		},
 	}
 	cmd.Flags().StringVar(&rulesArg, "rules", "", "the world's rules as JSON, @FILE or - (stdin)")
+	cmd.Flags().IntVar(&leaf, "audit-leaf", 1, "the audit leaf version: 2 salts the players' ids per player (docs/ANTICHEAT.md)")
 	return cmd
 }
 

@@ -252,6 +252,27 @@ func TestLeafCheckWaitsForProofsAndStopsAtAnotherIncarnation(t *testing.T) {
 	require.Equal(t, 2.0, testutil.ToFloat64(c.leavesVerified))
 }
 
+// A salted world's checkpoints (leaf 2) stop the checks: the relay
+// cannot build its leaves without the salts.
+func TestLeafCheckStopsAtASaltedWorldsCheckpoint(t *testing.T) {
+	c, err := newCheckpoints([]audit.VerifyingKey{mustKey(t)}, prometheus.NewRegistry())
+	require.NoError(t, err)
+	tr := newTree(t, "arena", "p")
+	tr.grow(2)
+	l := newLeafCheck(c, "arena", slog.New(slog.DiscardHandler))
+	for _, ln := range tr.lines {
+		var w wire.Event
+		require.NoError(t, json.Unmarshal([]byte(ln), &w))
+		require.NoError(t, l.add(&w))
+	}
+	cp, err := tr.log.Checkpoint()
+	require.NoError(t, err)
+	cp.Leaf, cp.Root = wire.AuditLeafV2, tlog.Hash{1} // its root is not the v1 leaves'
+	require.NoError(t, l.round(cp, tr.prove))
+	require.Equal(t, 1.0, testutil.ToFloat64(c.leavesSkipped.WithLabelValues(skipSalted)))
+	require.Equal(t, 0.0, testutil.ToFloat64(c.leavesVerified))
+}
+
 // A checkpoint the range has not reached waits for it, and newer ones
 // do not replace it: a view delayed longer than a round gets there.
 func TestLeafCheckComparesTheOldestCheckpointItHasNotReached(t *testing.T) {

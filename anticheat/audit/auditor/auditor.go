@@ -206,15 +206,16 @@ func (a *Auditor) scan() {
 		}
 	}
 	for _, w := range infos {
-		a.follow(w.ID, w.Incarnation)
+		a.follow(w.ID, w.Incarnation, w.Salted)
 	}
 }
 
 // follow opens the log of world id's incarnation inc if needed and starts
 // its follower unless one runs or the auditor is not running. A world
 // first seen since New gets tombstones for its older stored trees that
-// have none (deleted while the node was down).
-func (a *Auditor) follow(id string, inc uint64) *world {
+// have none (deleted while the node was down). A salted world's log has
+// leaves of version 2.
+func (a *Auditor) follow(id string, inc uint64, salted bool) *world {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	w := a.worlds[id]
@@ -224,7 +225,7 @@ func (a *Auditor) follow(id string, inc uint64) *world {
 		a.buryOlder(id, true, inc)
 	}
 	if w.log == nil {
-		l, err := a.open(id, inc)
+		l, err := a.open(id, inc, salted)
 		if err != nil {
 			w.mu.Lock()
 			again := w.err != nil && w.err.Error() == err.Error()
@@ -251,10 +252,17 @@ func (a *Auditor) follow(id string, inc uint64) *world {
 	return w
 }
 
-func (a *Auditor) open(id string, inc uint64) (*audit.Log, error) {
+// open opens the log of world id's incarnation inc. A deleted
+// incarnation's is opened as version 1 whatever its leaves (the node no
+// longer knows): it only answers proofs and hashes, and its tombstone
+// then has no leaf line (verifiers go by the salts they are given).
+func (a *Auditor) open(id string, inc uint64, salted bool) (*audit.Log, error) {
 	s, err := a.stores.Open(id, inc)
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", id, err)
+	}
+	if salted {
+		return audit.OpenSalted(id, inc, s)
 	}
 	return audit.OpenIncarnation(id, inc, s)
 }
@@ -317,7 +325,7 @@ func (a *Auditor) append(ctx context.Context, w *world) error {
 			evs = append(evs, more...)
 		}
 		batch := conv.convert(evs)
-		if err := w.log.Append(batch...); err != nil {
+		if err := w.log.AppendSalted(batch, conv.saltings(evs)); err != nil {
 			return err
 		}
 		last := batch[len(batch)-1]
@@ -361,7 +369,7 @@ func (a *Auditor) world(id string) (*world, *audit.Log, error) {
 	if i < 0 {
 		return nil, nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
 	}
-	w = a.follow(id, infos[i].Incarnation)
+	w = a.follow(id, infos[i].Incarnation, infos[i].Salted)
 	a.mu.Lock()
 	l = w.log
 	a.mu.Unlock()

@@ -1,6 +1,8 @@
 package auditor
 
 import (
+	"slices"
+
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -18,6 +20,22 @@ type converter struct {
 	values []wire.Value // the changes' values, pointed to
 	exists []bool       // the conflicts' exists flags, pointed to
 	free   []map[string]uint64
+	salt   []wire.SaltedIDs // saltings' result
+}
+
+// saltings returns, for a salted world's events, what each salts
+// (fsm.Event.Salted); nil when none of evs names a salted player, which
+// a log of either version reads as nothing salted. Valid until the next
+// call.
+func (c *converter) saltings(evs []*fsm.Event) []wire.SaltedIDs {
+	if !slices.ContainsFunc(evs, func(e *fsm.Event) bool { return e.Salted != nil }) {
+		return nil // no allocation: most worlds are not salted
+	}
+	c.salt = c.salt[:0]
+	for _, e := range evs {
+		c.salt = append(c.salt, e.Salted.Lookup)
+	}
+	return c.salt
 }
 
 // convert returns evs in wire form.

@@ -21,6 +21,7 @@ type source struct {
 	first   map[string]uint64 // the oldest seq held; 0 means 1
 	incs    map[string]uint64 // each world's incarnation
 	gens    map[string]int    // each world's deletes: a subscription of an older one ends
+	salted  map[string]bool   // worlds whose audit leaves are salted
 	changed chan struct{}
 	subErr  error // Subscribe fails with it
 	subs    int   // Subscribe calls
@@ -28,7 +29,7 @@ type source struct {
 
 func newSource() *source {
 	return &source{events: make(map[string][]*fsm.Event), first: make(map[string]uint64), changed: make(chan struct{}),
-		incs: make(map[string]uint64), gens: make(map[string]int)}
+		incs: make(map[string]uint64), gens: make(map[string]int), salted: make(map[string]bool)}
 }
 
 // recreate deletes world and creates it again as incarnation inc (none: only
@@ -73,7 +74,7 @@ func (s *source) Worlds() []fsm.WorldInfo {
 	defer s.mu.Unlock()
 	var out []fsm.WorldInfo
 	for w, evs := range s.events {
-		out = append(out, fsm.WorldInfo{ID: w, Seq: uint64(len(evs)), Incarnation: s.incs[w]})
+		out = append(out, fsm.WorldInfo{ID: w, Seq: uint64(len(evs)), Incarnation: s.incs[w], Salted: s.salted[w]})
 	}
 	return out
 }

@@ -1,0 +1,94 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// The salt routes of a world whose audit leaves are salted (leaf version
+// 2, docs/ANTICHEAT.md): a verifier's salt table (moderators and admins)
+// and a player's erasure (admins). Both run on the world's leader, as
+// other writes and linearizable reads do; a node that does not lead calls
+// it through the internal route of the same path.
+
+// saltGroup is what the routes need of the group that leads the world
+// (*store.Store implements it).
+type saltGroup interface {
+	Salts(world string) ([]fsm.Salt, uint64, error)
+	EraseSalt(ctx context.Context, world, player string) error
+}
+
+// registerSalts adds the salt routes, public and internal, to mux.
+func (a *API) registerSalts(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/worlds/{world}/audit/salts", a.Salts)
+	mux.HandleFunc("DELETE /v1/worlds/{world}/audit/salts/{player}", a.EraseSalt)
+	mux.HandleFunc("GET "+edge.InternalPrefix+"/worlds/{world}/audit/salts", a.internal(a.Salts))
+	mux.HandleFunc("DELETE "+edge.InternalPrefix+"/worlds/{world}/audit/salts/{player}", a.internal(a.EraseSalt))
+}
+
+func (a *API) internal(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.ForwardedOnly(w, r) {
+			h(w, r)
+		}
+	}
+}
+
+// Salts answers the salt table of a salted world's current incarnation
+// (wire.AuditSalts): what gsdctl audit verify needs to recompute its
+// leaves. Erased players are not in it. 422 not_supported for a world
+// whose leaves are not salted.
+func (a *API) Salts(w http.ResponseWriter, r *http.Request) {
+	world := r.PathValue("world")
+	a.OnLeader(w, r, world, edge.KindRead, edge.InternalWorldPath(world, "/audit/salts"), nil, func(g edge.Group) error {
+		sg, err := salted(g)
+		if err != nil {
+			return err
+		}
+		salts, inc, err := sg.Salts(world)
+		if err != nil {
+			return err
+		}
+		out := wire.AuditSalts{World: world, Incarnation: inc, Salts: make([]wire.AuditSalt, len(salts))}
+		for i, s := range salts {
+			out.Salts[i] = wire.AuditSalt{Player: s.Player, Salt: s.Key[:], Since: s.Since}
+		}
+		a.WriteJSON(w, http.StatusOK, out)
+		return nil
+	})
+}
+
+// EraseSalt deletes a player's salt (fsm.CmdEraseSalt): from then on the
+// leaves that committed to the player's salted id no longer link to it.
+// 404 not_found when the player has no salt.
+func (a *API) EraseSalt(w http.ResponseWriter, r *http.Request) {
+	world, player := r.PathValue("world"), r.PathValue("player")
+	path := edge.InternalWorldPath(world, "/audit/salts/"+url.PathEscape(player))
+	ctx, cancel := a.RequestContext(r)
+	defer cancel()
+	a.OnLeader(w, r, world, edge.KindWrite, path, nil, func(g edge.Group) error {
+		sg, err := salted(g)
+		if err != nil {
+			return err
+		}
+		if err := sg.EraseSalt(ctx, world, player); err != nil {
+			return err
+		}
+		a.WriteJSON(w, http.StatusOK, wire.SaltErased{World: world, Player: player})
+		return nil
+	})
+}
+
+func salted(g edge.Group) (saltGroup, error) {
+	sg, ok := g.(saltGroup)
+	if !ok {
+		return nil, fmt.Errorf("%w: this node's groups keep no audit salts", fsm.ErrNotSupported)
+	}
+	return sg, nil
+}

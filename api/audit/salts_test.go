@@ -1,0 +1,81 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/api/internal/apitest"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+const saltSecret = "0123456789abcdef0123456789abcdef"
+
+// TestASaltedWorldsSaltsAreForModeratorsAndAnErasureRemovesOne: over a
+// real one-node store, the table answers the salt the leader drew; an
+// admin erases it; a world that is not salted says so.
+func TestASaltedWorldsSaltsAreForModeratorsAndAnErasureRemovesOne(t *testing.T) {
+	s := apitest.StartStore(t)
+	ctx := context.Background()
+	require.NoError(t, s.CreateSaltedWorld(ctx, "arena", fsm.Rules{}))
+	require.NoError(t, s.CreateWorld(ctx, "plain", fsm.Rules{}))
+	_, _, err := s.Act(ctx, &fsm.Action{World: "arena", Player: "alice", Seq: 1, Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e", Field: "hp", By: 1}}})
+	require.NoError(t, err)
+	table, inc, err := s.Salts("arena")
+	require.NoError(t, err)
+
+	cfg := apitest.Config()
+	cfg.ClusterSecret = []byte(saltSecret)
+	core := apitest.Core(t, s, &cfg)
+	mux := http.NewServeMux()
+	New(core, &logs{}).Register(mux)
+	e := apitest.Serve(t, core.Handler(mux), nil, nil, nil, nil)
+
+	e.RequireError(401, edge.CodeUnauthorized, "GET", "/v1/worlds/arena/audit/salts", "")
+	code, _, b := e.Do("GET", "/v1/worlds/arena/audit/salts", "", edge.HeaderClusterKey, saltSecret)
+	require.Equal(t, 200, code, "%s", b)
+	var got wire.AuditSalts
+	require.NoError(t, json.Unmarshal(b, &got))
+	require.Equal(t, wire.AuditSalts{World: "arena", Incarnation: inc, Salts: []wire.AuditSalt{{Player: "alice", Salt: table[0].Key[:], Since: 1}}}, got)
+	require.NoError(t, got.Check())
+
+	e.RequireError(401, edge.CodeUnauthorized, "DELETE", "/v1/worlds/arena/audit/salts/alice", "")
+	code, _, b = e.Do("DELETE", "/v1/worlds/arena/audit/salts/alice", "", edge.HeaderClusterKey, saltSecret)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","player":"alice"}`, string(b))
+	code, _, b = e.Do("DELETE", "/v1/worlds/arena/audit/salts/alice", "", edge.HeaderClusterKey, saltSecret)
+	require.Equal(t, 404, code, "%s", b)
+	require.Contains(t, string(b), fsm.CodeNotFound)
+	code, _, b = e.Do("GET", "/v1/worlds/arena/audit/salts", "", edge.HeaderClusterKey, saltSecret)
+	require.Equal(t, 200, code)
+	require.JSONEq(t, `{"world":"arena","incarnation":`+jsonNumber(inc)+`,"salts":[]}`, string(b))
+
+	for _, req := range [][2]string{{"GET", "/v1/worlds/plain/audit/salts"}, {"DELETE", "/v1/worlds/plain/audit/salts/alice"}} {
+		code, _, b = e.Do(req[0], req[1], "", edge.HeaderClusterKey, saltSecret)
+		require.Equal(t, 422, code, "%s", b)
+		require.Contains(t, string(b), fsm.CodeNotSupported)
+	}
+	// The internal route is for nodes only.
+	code, _, _ = e.Do("GET", edge.InternalWorldPath("arena", "/audit/salts"), "", edge.HeaderClusterKey, saltSecret)
+	require.Equal(t, 403, code)
+	code, _, b = e.Do("GET", edge.InternalWorldPath("arena", "/audit/salts"), "", edge.HeaderClusterKey, saltSecret, edge.HeaderForwarded, "1")
+	require.Equal(t, 200, code, "%s", b)
+	require.Contains(t, string(b), `"world":"arena"`)
+}
+
+// TestSaltRoutesOfAGroupWithoutSaltsAreNotSupported: a backend that
+// keeps none (a test's fake) answers 422.
+func TestSaltRoutesOfAGroupWithoutSaltsAreNotSupported(t *testing.T) {
+	e := newEnv(t, false, "")
+	e.RequireError(422, fsm.CodeNotSupported, "GET", "/v1/worlds/arena/audit/salts", "")
+	e.RequireError(422, fsm.CodeNotSupported, "DELETE", "/v1/worlds/arena/audit/salts/p1", "")
+}
+
+func jsonNumber(n uint64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/internal/testbin"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+// Issue 15's salted leaves over a real node: a world created with
+// --audit-leaf 2, fetched with its salts and verified; without them
+// verify refuses; a tampered event is named; a player's salt erased, its
+// events verify by their leaf hashes only.
+func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerByLeafHashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gsd process")
+	}
+	dir := t.TempDir()
+	keyPrefix := filepath.Join(dir, "gsd-audit")
+	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
+	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: freeAddr(t), raft: freeAddr(t), key: keyPrefix + ".key"}
+	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
+	n.start(t)
+	t.Cleanup(func() { n.stop(t) })
+
+	mustRun(t, "--addr", n.http, "world", "create", "arena", "--audit-leaf", "2")
+	code, _, stderr := ctl(t, "", "--addr", n.http, "world", "create", "other", "--audit-leaf", "3")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--audit-leaf must be 1 or 2")
+	c := client.New([]string{n.http})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for seq := uint64(1); seq <= 12; seq++ {
+		p := fmt.Sprintf("p%d", seq%3)
+		_, err := c.Act(ctx, "arena", client.ActionRequest{Player: p, Seq: seq, Ops: []wire.Op{client.Set(p, "hp", wire.Int(int64(seq)))}})
+		require.NoError(t, err)
+	}
+
+	prefix := filepath.Join(dir, "match")
+	cp := fetchAt(t, n.http, prefix, 12, keyPrefix+".pub", true)
+	require.Equal(t, wire.AuditLeafV2, cp.Leaf)
+	var salts wire.AuditSalts
+	b, err := os.ReadFile(prefix + ".salts")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &salts))
+	require.Len(t, salts.Salts, 3)
+	verify := []string{"audit", "verify", "--log", prefix + ".ndjson", "--checkpoint", prefix + ".checkpoint", "--key", keyPrefix + ".pub"}
+	out := mustRun(t, append(verify, "--salts", prefix+".salts", "--leaves", prefix+".leaves")...)
+	require.Contains(t, out, "log: 12 events")
+	require.Contains(t, out, "ok")
+	code, _, stderr = ctl(t, "", verify...)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--salts")
+
+	// Tamper with event 5: named.
+	b, err = os.ReadFile(prefix + ".ndjson")
+	require.NoError(t, err)
+	lines := strings.Split(string(b), "\n")
+	tampered := append([]string(nil), lines...)
+	tampered[4] = strings.Replace(tampered[4], `"value":5`, `"value":50`, 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tampered.ndjson"), []byte(strings.Join(tampered, "\n")), 0o644))
+	tv := append([]string(nil), verify...)
+	tv[3] = filepath.Join(dir, "tampered.ndjson")
+	code, out, _ = ctl(t, "", append(tv, "--salts", prefix+".salts", "--leaves", prefix+".leaves")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "modified: seq 5")
+
+	// Erase p1: the salts fetched now lack it; the export made before
+	// verifies, p1's events (seqs 1, 4, 7, 10) by their leaf hashes only.
+	out = mustRun(t, "--addr", n.http, "audit", "erase", "arena", "p1")
+	require.Contains(t, out, `"player": "p1"`)
+	code, _, stderr = ctl(t, "", "--addr", n.http, "audit", "erase", "arena", "p1")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "not_found")
+	after := filepath.Join(dir, "after")
+	fetchAt(t, n.http, after, 12, keyPrefix+".pub", false)
+	out = mustRun(t, append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves", "-o", "json")...)
+	var rep auditReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.True(t, rep.OK)
+	require.Equal(t, []uint64{1, 4, 7, 10}, rep.Unchecked)
+	require.Equal(t, wire.AuditLeafV2, rep.Leaf)
+	n.stop(t)
+	require.NotContains(t, n.stderr.String(), "level=ERROR")
+}
+
+// TestAuditFetchWritesASaltedWorldsSaltsOfTheCheckpointsIncarnation: the
+// salts must be the checkpoint's incarnation's (a world created again
+// has others).
+func TestAuditFetchWritesASaltedWorldsSaltsOfTheCheckpointsIncarnation(t *testing.T) {
+	inc := 5
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/audit/salts") {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"world":"arena","incarnation":%d,"salts":[{"player":"p1","salt":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=","since":1}]}`, inc)
+			return
+		}
+		w.Write([]byte("arena\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\nincarnation 5\nleaf 2\n\n— k AAAA\n"))
+	}))
+	defer ts.Close()
+	addr := strings.TrimPrefix(ts.URL, "http://")
+	prefix := filepath.Join(t.TempDir(), "m")
+	out := mustRun(t, "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.Contains(t, out, "salted leaves")
+	b, err := os.ReadFile(prefix + ".salts")
+	require.NoError(t, err)
+	var s wire.AuditSalts
+	require.NoError(t, json.Unmarshal(b, &s))
+	require.NoError(t, s.Check())
+	require.Equal(t, uint64(5), s.Incarnation)
+
+	inc = 6
+	code, _, stderr := ctl(t, "", "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "created again")
+}

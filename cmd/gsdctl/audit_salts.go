@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Salted worlds' audit logs (leaf version 2, docs/ANTICHEAT.md): their
+// salt table beside an export, its use by verify, and a player's erasure.
+
+// fetchSalts returns the salt table of cp's world as the .salts file's
+// bytes when cp is a salted world's checkpoint; nil for other worlds, and
+// for a deleted incarnation's tombstone (its table went with it).
+func (a *app) fetchSalts(ctx context.Context, cp audit.Checkpoint) ([]byte, error) {
+	if cp.Leaf != wire.AuditLeafV2 || cp.Tombstone {
+		return nil, nil
+	}
+	s, err := a.client().AuditSalts(ctx, cp.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("salts of %s: %w", cp.Origin, err)
+	}
+	if s.Incarnation != cp.Incarnation {
+		return nil, fmt.Errorf("salts of %s: incarnation %d, the checkpoint's is %d: the world was created again; fetch again", cp.Origin, s.Incarnation, cp.Incarnation)
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	return append(b, '\n'), err
+}
+
+// verifyLog checks log against cp with the salts file, if any: a salted
+// world's checkpoint needs one.
+func verifyLog(log io.Reader, cp audit.Checkpoint, saltsFile string, leaves []tlog.Hash, earlier []audit.Checkpoint) (audit.Report, error) {
+	if saltsFile == "" {
+		if cp.Leaf == wire.AuditLeafV2 {
+			return audit.Report{}, usageError{errors.New("the checkpoint is a salted world's (leaf 2): give its salts with --salts")}
+		}
+		return audit.VerifyLog(log, cp, leaves, earlier...)
+	}
+	b, err := os.ReadFile(saltsFile)
+	if err != nil {
+		return audit.Report{}, usageError{err}
+	}
+	var salts wire.AuditSalts
+	if err := json.Unmarshal(b, &salts); err != nil {
+		return audit.Report{}, fmt.Errorf("%s: %w", saltsFile, err)
+	}
+	return audit.VerifySaltedLog(log, cp, &salts, leaves, earlier...)
+}
+
+func (a *app) auditEraseCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "erase WORLD PLAYER",
+		Short: "Erase a player's audit salt in a salted world (admin)",
+		Long: `Delete PLAYER's salt from a salted world's salt table (leaf version 2):
+its leaves commit to HMAC-SHA256(salt, id), so once the salt is gone (from
+the state and the next snapshot; the log entries and archive records that
+carried it go with their retention) nobody can link the player's id to the
+audit log, while the log stays verifiable: the player's events verify by
+their leaf hashes only. A later action of the player draws a new salt.`,
+		Example: `  gsdctl audit erase arena 7f3c9e`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := a.context(cmd)
+			defer cancel()
+			if err := a.client().EraseAuditSalt(ctx, args[0], args[1]); err != nil {
+				return err
+			}
+			return a.printJSON(wire.SaltErased{World: args[0], Player: args[1]})
+		},
+	}
+}
