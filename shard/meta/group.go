@@ -418,40 +418,6 @@ func (g *Group) reportLoop() {
 	}
 }
 
-// addNonvoters adds the nonvoters of Servers that the meta group's
-// configuration lacks (they cannot bootstrap themselves), once they
-// answer the probe with this binary's read level (joinable): one back
-// on an older gsd would get entries it cannot read.
-func (g *Group) addNonvoters() {
-	f := g.raft.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
-	have := map[raft.ServerID]bool{}
-	for _, s := range f.Configuration().Servers {
-		have[s.ID] = true
-	}
-	m := g.fsm.members()
-	var ids []string
-	addr := map[string]raft.ServerAddress{}
-	for _, s := range g.cfg.Servers {
-		if s.Suffrage != raft.Nonvoter || have[s.ID] || m.leaves(string(s.ID)) {
-			continue // a member, or removed or marked down: never added back
-		}
-		ids = append(ids, string(s.ID))
-		addr[string(s.ID)] = s.Address
-	}
-	join := g.joinable(ids, addr)
-	for _, id := range ids {
-		if !join[id] {
-			continue // not answering, or reading an older log (down.go)
-		}
-		if err := g.raft.AddNonvoter(raft.ServerID(id), addr[id], 0, g.cfg.ApplyTimeout).Error(); err != nil {
-			g.log.Debug("add meta nonvoter", "id", id, "err", err)
-		}
-	}
-}
-
 // seed proposes the seed map and reports whether the meta map holds one
 // (this node's, or another's: every node seeds from the same file).
 func (g *Group) seed() bool {
