@@ -259,7 +259,9 @@ func TestANewMetaLeaderFinishesARemovalTheOldOneDidNotTake(t *testing.T) {
 // A member is caught up once it applied the leader's last index of the
 // previous ask; one that does not answer never is.
 func TestANonvoterIsCaughtUpOnceItAppliedThePreviousMark(t *testing.T) {
-	c := newMetaCluster(t, 3)
+	// No report loop: the marks are its only, and this test asks in its
+	// place.
+	c := newMetaClusterWith(t, 3, func(cfg *Config) { cfg.ReportInterval = 0 })
 	c.addNodes()
 	leader := c.metaLeader()
 	g := c.group(leader)
