@@ -21,11 +21,14 @@ the map and a voter of its shards until they are evacuated; it is given no
 new seat and not taken back into the meta group. Then run node evacuate for
 each NODE, and node remove.
 
-The meta group refuses a NODE that answers (conflict): a node that is alive,
-whatever gsd it runs, is evacuated as it is, or stopped first. Give every
-dead member in one call: each closes the gate for the others. A NODE that
-comes back must be added again (node add): the meta group then takes it
-back once it runs a gsd that reads its log.`,
+The meta group refuses a NODE that answers or accepts the connection
+(conflict): a node that is alive, whatever gsd it runs, is evacuated as it is,
+or stopped first. Give every dead member in one call: each closes the gate
+for the others. A marked NODE keeps its copy of its shards: wipe it only once
+it is evacuated (gsdctl shards lists it in no shard). A NODE that comes back
+must be added again (node add), which is refused while it is still a voter of
+a shard; the meta group then takes it back once it runs a gsd that reads its
+log.`,
 		Example: `  gsdctl --secret-file cluster.secret node down n3
   gsdctl node evacuate n3 --remove`,
 		Args: cobra.MinimumNArgs(1),
