@@ -44,6 +44,10 @@ func TestTheShardLeaderMovesAReplacementOnOneStepAtATime(t *testing.T) {
 		"a stale map never removes a voter below its count": {"n1", three, nil, servers([]string{"n1", "n3", "n4"}), nil},
 		"a nonvoter the map does not list leaves": {"n1", three, nil, servers(three, "n4"),
 			[]step{{stepRemove, "n4"}}},
+		// mark_down dropped the replacement (down.go): the dead joiner
+		// leaves, a voter already or not.
+		"a dropped joiner that votes leaves": {"n1", three, nil, servers([]string{"n1", "n2", "n3", "n4"}),
+			[]step{{stepRemove, "n4"}}},
 	} {
 		require.Equal(t, tc.want, leaderSteps(tc.self, tc.voters, tc.r, tc.config), name)
 	}
