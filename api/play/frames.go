@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -146,7 +146,7 @@ func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 	for id := range d {
 		ids = append(ids, id)
 	}
-	sort.Strings(ids)
+	slices.Sort(ids)
 	for i, id := range ids {
 		if i > 0 {
 			b.WriteByte(',')
@@ -160,20 +160,15 @@ func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 			b.WriteByte(',')
 		}
 		b.WriteString(`"fields":{`)
-		names := make([]string, 0, len(ed.fields))
-		for f := range ed.fields {
-			names = append(names, f)
-		}
-		sort.Strings(names)
-		for j, f := range names {
+		for j, f := range ed.fields { // sorted
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			writeJSONString(&b, f)
+			writeJSONString(&b, f.name)
 			b.WriteString(`:{"value":`)
-			b.Write(ed.fields[f].value)
+			b.Write(f.value)
 			b.WriteString(`,"version":`)
-			writeUint(&b, ed.fields[f].version)
+			writeUint(&b, f.version)
 			b.WriteByte('}')
 		}
 		b.WriteString("}}")

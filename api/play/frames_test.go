@@ -3,8 +3,11 @@ package play
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"testing"
 
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
 
@@ -41,4 +44,52 @@ func TestWriteUintWritesDecimal(t *testing.T) {
 	if got := b.String(); got != "0,7,10,18446744073709551615," {
 		t.Errorf("writeUint wrote %q", got)
 	}
+}
+
+// A delta's entities keep each field's latest value once, sorted by name,
+// whatever order the changes come in: encodeDelta writes what json.Marshal
+// writes for the same changes kept in maps.
+func TestDeltaKeepsEachFieldsLatestValueInOrder(t *testing.T) {
+	type field struct {
+		Value   json.RawMessage `json:"value"`
+		Version uint64          `json:"version"`
+	}
+	type entity struct {
+		Deleted uint64           `json:"deleted,omitempty"`
+		Fields  map[string]field `json:"fields"`
+	}
+	rapid.Check(t, func(t *rapid.T) {
+		o := newOutbox(10, codecJSON)
+		want := map[string]*entity{}
+		n := rapid.IntRange(1, 30).Draw(t, "n")
+		for i := range n {
+			id := rapid.SampledFrom([]string{"p1", "p2", "rock"}).Draw(t, "entity")
+			name := rapid.SampledFrom([]string{"", "x", "y", "hp", "aa", "zz", "name"}).Draw(t, "field")
+			ver := rapid.Uint64Range(1, 20).Draw(t, "version")
+			v := []byte(strconv.Itoa(i))
+			o.merge(&hubEvent{ev: &fsm.Event{Seq: uint64(i + 1)}, delta: []deltaChange{{entity: id, field: name, version: ver, value: v, v: fsm.Int(int64(i))}}})
+			e := want[id]
+			if e == nil {
+				e = &entity{Fields: map[string]field{}}
+				want[id] = e
+			}
+			if name == "" {
+				e.Deleted, e.Fields = ver, map[string]field{}
+				continue
+			}
+			if f, ok := e.Fields[name]; !ok || ver >= f.Version {
+				e.Fields[name] = field{Value: v, Version: ver}
+			}
+		}
+		_, copied, _ := o.pending()
+		ents, err := json.Marshal(want)
+		require.NoError(t, err)
+		wantFrame := `{"type":"delta","from":1,"seq":9,"tick":3,"entities":` + string(ents) + `}`
+		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, o.delta)))
+		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, copied)), "the pending delta's copy")
+		for _, ed := range copied { // the copy shares no memory with the stream's delta
+			ed.set(fieldDelta{name: "a", version: 99, value: []byte("0")})
+		}
+		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, o.delta)), "the stream's delta after its copy changed")
+	})
 }

@@ -3,6 +3,7 @@ package play
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/wire"
@@ -78,15 +79,13 @@ func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byt
 			_ = enc.EncodeMapLen(1)
 		}
 		_ = enc.EncodeString("fields")
-		names := make([]string, 0, len(ed.fields))
-		for f := range ed.fields {
-			names = append(names, f)
+		fields := ed.fields
+		if !slices.IsSortedFunc(fields, func(a, b fieldDelta) int { return wire.CompareMsgpackKeys(a.name, b.name) }) {
+			fields = slices.SortedFunc(slices.Values(fields), func(a, b fieldDelta) int { return wire.CompareMsgpackKeys(a.name, b.name) })
 		}
-		wire.SortMsgpackKeys(names)
-		_ = enc.EncodeMapLen(len(names))
-		for _, f := range names {
-			fd := ed.fields[f]
-			_ = enc.EncodeString(f)
+		_ = enc.EncodeMapLen(len(fields))
+		for _, fd := range fields {
+			_ = enc.EncodeString(fd.name)
 			_ = enc.EncodeMapLen(2)
 			_ = enc.EncodeString("value")
 			_ = enc.Encode(fd.v)

@@ -2,6 +2,8 @@ package play
 
 import (
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,15 +135,49 @@ func (sf *sharedFrame) encode(k playCodec, from uint64) ([]byte, error) {
 	return e.b, e.err
 }
 
+// entityDelta is one entity's pending changes. Its fields are a slice
+// sorted by name, not a map: an entity moves a field or two per tick, and
+// a map per entity per delta (every cell group's and connection's) was a
+// third of the players-10k mix's allocations (issue 11); the encoders walk
+// the fields in order without sorting them.
 type entityDelta struct {
-	deleted uint64 // version of a delete in this delta (0: none)
-	fields  map[string]fieldDelta
+	deleted uint64       // version of a delete in this delta (0: none)
+	fields  []fieldDelta // sorted by name, each once
+	inline  [2]fieldDelta
 }
 
 type fieldDelta struct {
+	name    string
 	version uint64
 	value   []byte // JSON
 	v       fsm.Value
+}
+
+func newEntityDelta() *entityDelta {
+	ed := &entityDelta{}
+	ed.fields = ed.inline[:0]
+	return ed
+}
+
+// set records a field's value unless the delta holds a newer one.
+func (ed *entityDelta) set(f fieldDelta) {
+	i, found := slices.BinarySearchFunc(ed.fields, f.name, func(fd fieldDelta, name string) int {
+		return strings.Compare(fd.name, name)
+	})
+	switch {
+	case !found:
+		ed.fields = slices.Insert(ed.fields, i, f)
+	case f.version >= ed.fields[i].version:
+		ed.fields[i] = f
+	}
+}
+
+// clone returns a copy of ed that shares no memory with it.
+func (ed *entityDelta) clone() *entityDelta {
+	c := newEntityDelta()
+	c.deleted = ed.deleted
+	c.fields = append(c.fields, ed.fields...)
+	return c
 }
 
 func newOutbox(limit int, codec playCodec) *outbox {
@@ -298,17 +334,16 @@ func (o *outbox) merge(he *hubEvent) {
 	for _, c := range he.delta {
 		ed := o.delta[c.entity]
 		if ed == nil {
-			ed = &entityDelta{fields: make(map[string]fieldDelta)}
+			ed = newEntityDelta()
 			o.delta[c.entity] = ed
 		}
 		if c.field == "" { // the entity was deleted: its earlier fields are gone
 			ed.deleted = c.version
 			clear(ed.fields)
+			ed.fields = ed.fields[:0]
 			continue
 		}
-		if f, ok := ed.fields[c.field]; !ok || c.version >= f.version {
-			ed.fields[c.field] = fieldDelta{version: c.version, value: c.value, v: c.v}
-		}
+		ed.set(fieldDelta{name: c.field, version: c.version, value: c.value, v: c.v})
 	}
 }
 
@@ -412,7 +447,7 @@ func (o *outbox) pending() (pos uint64, d map[string]*entityDelta, from uint64) 
 	if o.delta != nil {
 		d = make(map[string]*entityDelta, len(o.delta))
 		for id, ed := range o.delta {
-			d[id] = &entityDelta{deleted: ed.deleted, fields: maps.Clone(ed.fields)}
+			d[id] = ed.clone()
 		}
 	}
 	return o.pos, d, o.deltaFrom
