@@ -341,14 +341,26 @@ type sharedMsg struct {
 }
 
 func (m *sharedMsg) encode(k playCodec) ([]byte, error) {
-	var v any = m.enter
-	if m.leave != nil {
-		v = m.leave
-	}
 	if int(k) >= len(m.enc) {
-		return k.marshal(v)
+		return m.marshal(k)
 	}
 	e := &m.enc[k]
-	e.once.Do(func() { e.b, e.err = k.marshal(v) })
+	e.once.Do(func() { e.b, e.err = m.marshal(k) })
 	return e.b, e.err
+}
+
+// marshal encodes the message in codec k: JSON by hand (enter_json.go).
+func (m *sharedMsg) marshal(k playCodec) ([]byte, error) {
+	switch {
+	case k == codecJSON && m.leave != nil:
+		return appendLeaveJSON(nil, m.leave), nil
+	case k == codecJSON:
+		if b, ok := appendEnterJSON(nil, m.enter); ok {
+			return b, nil
+		}
+	}
+	if m.leave != nil {
+		return k.marshal(m.leave)
+	}
+	return k.marshal(m.enter)
 }

@@ -1,7 +1,6 @@
 package play
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -133,68 +132,65 @@ func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityD
 // {"e":{"deleted":V,"fields":{"f":{"value":X,"version":V}}}}} (entities are
 // wire.DeltaEntity), entities and fields sorted.
 func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
-	var b bytes.Buffer
-	b.Grow(64 + 96*len(d)) // about one entity's id and field: fewer regrowths
-	b.WriteString(`{"type":"delta","from":`)
-	writeUint(&b, from)
-	b.WriteString(`,"seq":`)
-	writeUint(&b, seq)
-	b.WriteString(`,"tick":`)
-	writeUint(&b, tick)
-	b.WriteString(`,"entities":{`)
+	n := 96
 	ids := make([]string, 0, len(d))
-	for id := range d {
+	for id, ed := range d {
 		ids = append(ids, id)
+		n += len(id) + 40
+		for _, f := range ed.fields {
+			n += len(f.field) + len(f.value) + 40
+		}
 	}
 	slices.Sort(ids)
+	b := make([]byte, 0, n)
+	b = append(b, `{"type":"delta","from":`...)
+	b = strconv.AppendUint(b, from, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"tick":`...)
+	b = strconv.AppendUint(b, tick, 10)
+	b = append(b, `,"entities":{`...)
 	for i, id := range ids {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeJSONString(&b, id)
-		b.WriteString(`:{`)
+		b = appendJSONString(b, id)
+		b = append(b, `:{`...)
 		ed := d[id]
 		if ed.deleted != 0 {
-			b.WriteString(`"deleted":`)
-			writeUint(&b, ed.deleted)
-			b.WriteByte(',')
+			b = append(b, `"deleted":`...)
+			b = strconv.AppendUint(b, ed.deleted, 10)
+			b = append(b, ',')
 		}
-		b.WriteString(`"fields":{`)
+		b = append(b, `"fields":{`...)
 		for j, f := range ed.fields { // sorted
 			if j > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			writeJSONString(&b, f.name)
-			b.WriteString(`:{"value":`)
-			b.Write(f.value)
-			b.WriteString(`,"version":`)
-			writeUint(&b, f.version)
-			b.WriteByte('}')
+			b = appendJSONString(b, f.field)
+			b = append(b, `:{"value":`...)
+			b = append(b, f.value...)
+			b = append(b, `,"version":`...)
+			b = strconv.AppendUint(b, f.version, 10)
+			b = append(b, '}')
 		}
-		b.WriteString("}}")
+		b = append(b, "}}"...)
 	}
-	b.WriteString("}}")
-	return b.Bytes()
+	return append(b, "}}"...)
 }
 
-// writeJSONString writes s as json.Marshal quotes it: as it is when it
+// appendJSONString appends s as json.Marshal quotes it: as it is when it
 // holds only printable ASCII that Marshal leaves alone (ids and field
 // names, nearly always), else through Marshal (escapes, HTML-safe
 // characters, invalid UTF-8), without allocating in the first case.
-func writeJSONString(b *bytes.Buffer, s string) {
+func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string: never fails
-			b.Write(q)
-			return
+			return append(b, q...)
 		}
 	}
-	b.WriteByte('"')
-	b.WriteString(s)
-	b.WriteByte('"')
-}
-
-// writeUint writes v in decimal without allocating.
-func writeUint(b *bytes.Buffer, v uint64) {
-	b.Write(strconv.AppendUint(b.AvailableBuffer(), v, 10))
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

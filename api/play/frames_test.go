@@ -1,7 +1,6 @@
 package play
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"testing"
@@ -11,39 +10,25 @@ import (
 	"pgregory.net/rapid"
 )
 
-func TestWriteJSONStringWritesWhatJSONMarshalDoes(t *testing.T) {
+func TestAppendJSONStringWritesWhatJSONMarshalDoes(t *testing.T) {
 	for _, s := range []string{"", "p1", "a b", `q"uote`, `back\slash`, "<tag>&", "tab\there", "nl\n", "\x7f", "é", "\u2028", "\xff\xfe", "emoji 🙂"} {
-		var b bytes.Buffer
-		writeJSONString(&b, s)
+		b := appendJSONString(nil, s)
 		want, err := json.Marshal(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.String() != string(want) {
-			t.Errorf("writeJSONString(%q) = %s, json.Marshal: %s", s, b.String(), want)
+		if string(b) != string(want) {
+			t.Errorf("appendJSONString(%q) = %s, json.Marshal: %s", s, b, want)
 		}
 	}
 	rapid.Check(t, func(t *rapid.T) {
 		s := rapid.OneOf(rapid.String(), rapid.StringMatching(`[ -~]{0,12}`), rapid.Map(rapid.SliceOfN(rapid.Byte(), 0, 8), func(b []byte) string { return string(b) })).Draw(t, "s")
-		var b bytes.Buffer
-		b.WriteString("x") // a buffer that holds something already
-		writeJSONString(&b, s)
+		b := appendJSONString([]byte("x"), s) // a buffer that holds something already
 		want, _ := json.Marshal(s)
-		if b.String() != "x"+string(want) {
-			t.Fatalf("writeJSONString(%q) = %s, json.Marshal: %s", s, b.String()[1:], want)
+		if string(b) != "x"+string(want) {
+			t.Fatalf("appendJSONString(%q) = %s, json.Marshal: %s", s, b[1:], want)
 		}
 	})
-}
-
-func TestWriteUintWritesDecimal(t *testing.T) {
-	var b bytes.Buffer
-	for _, v := range []uint64{0, 7, 10, 18446744073709551615} {
-		writeUint(&b, v)
-		b.WriteByte(',')
-	}
-	if got := b.String(); got != "0,7,10,18446744073709551615," {
-		t.Errorf("writeUint wrote %q", got)
-	}
 }
 
 // A delta's entities keep each field's latest value once, sorted by name,
@@ -88,7 +73,7 @@ func TestDeltaKeepsEachFieldsLatestValueInOrder(t *testing.T) {
 		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, o.delta)))
 		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, copied)), "the pending delta's copy")
 		for _, ed := range copied { // the copy shares no memory with the stream's delta
-			ed.set(fieldDelta{name: "a", version: 99, value: []byte("0")})
+			ed.set(&deltaChange{entity: "x", field: "a", version: 99, value: []byte("0")})
 		}
 		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, o.delta)), "the stream's delta after its copy changed")
 	})

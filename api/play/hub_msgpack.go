@@ -80,12 +80,13 @@ func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byt
 		}
 		_ = enc.EncodeString("fields")
 		fields := ed.fields
-		if !slices.IsSortedFunc(fields, func(a, b fieldDelta) int { return wire.CompareMsgpackKeys(a.name, b.name) }) {
-			fields = slices.SortedFunc(slices.Values(fields), func(a, b fieldDelta) int { return wire.CompareMsgpackKeys(a.name, b.name) })
+		byKey := func(a, b *deltaChange) int { return wire.CompareMsgpackKeys(a.field, b.field) }
+		if !slices.IsSortedFunc(fields, byKey) {
+			fields = slices.SortedFunc(slices.Values(fields), byKey)
 		}
 		_ = enc.EncodeMapLen(len(fields))
 		for _, fd := range fields {
-			_ = enc.EncodeString(fd.name)
+			_ = enc.EncodeString(fd.field)
 			_ = enc.EncodeMapLen(2)
 			_ = enc.EncodeString("value")
 			_ = enc.Encode(fd.v)

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -111,7 +110,9 @@ type sharedFrame struct {
 	from uint64
 	body outFrame  // its content
 	item *outFrame // what the members queue: {covered, shared}
-	enc  [2]struct {
+
+	itemFrame outFrame // item's memory
+	enc       [2]struct {
 		once sync.Once
 		b    []byte
 		err  error
@@ -120,7 +121,8 @@ type sharedFrame struct {
 
 func newSharedFrame(from uint64, body *outFrame) *sharedFrame {
 	sf := &sharedFrame{from: from, body: *body}
-	sf.item = &outFrame{covered: body.covered, shared: sf, at: body.at}
+	sf.itemFrame = outFrame{covered: body.covered, shared: sf, at: body.at}
+	sf.item = &sf.itemFrame // one allocation for both
 	return sf
 }
 
@@ -139,18 +141,13 @@ func (sf *sharedFrame) encode(k playCodec, from uint64) ([]byte, error) {
 // sorted by name, not a map: an entity moves a field or two per tick, and
 // a map per entity per delta (every cell group's and connection's) was a
 // third of the players-10k mix's allocations (issue 11); the encoders walk
-// the fields in order without sorting them.
+// the fields in order without sorting them. Each field is the latest
+// change of it merged, as prepare made it (the frames that hold the
+// change's event keep it alive anyway).
 type entityDelta struct {
-	deleted uint64       // version of a delete in this delta (0: none)
-	fields  []fieldDelta // sorted by name, each once
-	inline  [2]fieldDelta
-}
-
-type fieldDelta struct {
-	name    string
-	version uint64
-	value   []byte // JSON
-	v       fsm.Value
+	deleted uint64         // version of a delete in this delta (0: none)
+	fields  []*deltaChange // sorted by field name, each once
+	inline  [2]*deltaChange
 }
 
 func newEntityDelta() *entityDelta {
@@ -159,16 +156,16 @@ func newEntityDelta() *entityDelta {
 	return ed
 }
 
-// set records a field's value unless the delta holds a newer one.
-func (ed *entityDelta) set(f fieldDelta) {
-	i, found := slices.BinarySearchFunc(ed.fields, f.name, func(fd fieldDelta, name string) int {
-		return strings.Compare(fd.name, name)
+// set records a field's change unless the delta holds a newer one.
+func (ed *entityDelta) set(c *deltaChange) {
+	i, found := slices.BinarySearchFunc(ed.fields, c.field, func(f *deltaChange, name string) int {
+		return strings.Compare(f.field, name)
 	})
 	switch {
 	case !found:
-		ed.fields = slices.Insert(ed.fields, i, f)
-	case f.version >= ed.fields[i].version:
-		ed.fields[i] = f
+		ed.fields = slices.Insert(ed.fields, i, c)
+	case c.version >= ed.fields[i].version:
+		ed.fields[i] = c
 	}
 }
 
@@ -331,7 +328,8 @@ func (o *outbox) merge(he *hubEvent) {
 		o.delta = make(map[string]*entityDelta)
 		o.deltaFrom = he.ev.Seq
 	}
-	for _, c := range he.delta {
+	for i := range he.delta {
+		c := &he.delta[i]
 		ed := o.delta[c.entity]
 		if ed == nil {
 			ed = newEntityDelta()
@@ -343,7 +341,7 @@ func (o *outbox) merge(he *hubEvent) {
 			ed.fields = ed.fields[:0]
 			continue
 		}
-		ed.set(fieldDelta{name: c.field, version: c.version, value: c.value, v: c.v})
+		ed.set(c)
 	}
 }
 
