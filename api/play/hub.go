@@ -89,9 +89,10 @@ type hub struct {
 	selIdx []int
 
 	// With a grid, the streams shared per cell (cells.go): each group by
-	// its key, each member's group, the members by player, and the
+	// its key (and by its cell), each member's group, the members by player, and the
 	// batches offered to them.
 	groups    map[groupKey]*cellGroup
+	groupsAt  map[cellKey][]*cellGroup // the groups with a cell, by it
 	groupOf   map[*playConn]*cellGroup
 	cellConns map[string][]*playConn
 	batches   uint64
