@@ -43,8 +43,9 @@ type outbox struct {
 	frames    []*outFrame // events frames, oldest first
 	open      *outFrame   // the frame the current offer appends to
 	delta     map[string]*entityDelta
-	deltaFrom uint64 // lowest seq merged into delta (0: none pending)
-	due       bool   // the tick asked for a delta (or a progress) frame
+	slab      []entityDelta // the next entities' memory (newEntityDelta)
+	deltaFrom uint64        // lowest seq merged into delta (0: none pending)
+	due       bool          // the tick asked for a delta (or a progress) frame
 	tick      uint64
 	written   uint64 // covered seq of the last frame taken by the writer
 	deltas    int    // delta frames queued since the writer last took
@@ -152,6 +153,19 @@ type entityDelta struct {
 
 func newEntityDelta() *entityDelta {
 	ed := &entityDelta{}
+	ed.fields = ed.inline[:0]
+	return ed
+}
+
+// newEntityDelta returns an empty entity delta from the outbox's slab: a
+// delta's entities are allocated a few at a time (as many as the delta
+// holds so far, up to 16), not one by one.
+func (o *outbox) newEntityDelta() *entityDelta {
+	if len(o.slab) == 0 {
+		o.slab = make([]entityDelta, min(max(2*len(o.delta), 2), 16))
+	}
+	ed := &o.slab[0]
+	o.slab = o.slab[1:]
 	ed.fields = ed.inline[:0]
 	return ed
 }
@@ -332,7 +346,7 @@ func (o *outbox) merge(he *hubEvent) {
 		c := &he.delta[i]
 		ed := o.delta[c.entity]
 		if ed == nil {
-			ed = newEntityDelta()
+			ed = o.newEntityDelta()
 			o.delta[c.entity] = ed
 		}
 		if c.field == "" { // the entity was deleted: its earlier fields are gone
