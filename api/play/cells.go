@@ -332,8 +332,8 @@ func (g *cellGroup) dropGone(gone []string) {
 	g.ob.mu.Lock()
 	defer g.ob.mu.Unlock()
 	for _, id := range gone {
-		if g.ob.delta[id] != nil && !g.hasPlayer(id) {
-			delete(g.ob.delta, id)
+		if g.ob.delta.get(id) != nil && !g.hasPlayer(id) {
+			g.ob.delta.drop(id)
 		}
 	}
 }

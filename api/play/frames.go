@@ -3,7 +3,6 @@ package play
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 
@@ -121,7 +120,7 @@ func encodeEvents(k playCodec, from uint64, f *outFrame) ([]byte, error) {
 }
 
 // encodeDeltaFrame writes a delta frame in codec k.
-func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityDelta) []byte {
+func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d pendingDelta) []byte {
 	if k == codecMsgpack {
 		return encodeDeltaMsgpack(from, seq, tick, d)
 	}
@@ -130,18 +129,15 @@ func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityD
 
 // encodeDelta writes {"type":"delta","from":F,"seq":S,"tick":N,"entities":
 // {"e":{"deleted":V,"fields":{"f":{"value":X,"version":V}}}}} (entities are
-// wire.DeltaEntity), entities and fields sorted.
-func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
+// wire.DeltaEntity), entities and fields sorted (as d holds them).
+func encodeDelta(from, seq, tick uint64, d pendingDelta) []byte {
 	n := 96
-	ids := make([]string, 0, len(d))
-	for id, ed := range d {
-		ids = append(ids, id)
-		n += len(id) + 40
-		for _, f := range ed.fields {
+	for _, e := range d {
+		n += len(e.id) + 40
+		for _, f := range e.ed.fields {
 			n += len(f.field) + len(f.value) + 40
 		}
 	}
-	slices.Sort(ids)
 	b := make([]byte, 0, n)
 	b = append(b, `{"type":"delta","from":`...)
 	b = strconv.AppendUint(b, from, 10)
@@ -150,20 +146,19 @@ func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
 	b = append(b, `,"tick":`...)
 	b = strconv.AppendUint(b, tick, 10)
 	b = append(b, `,"entities":{`...)
-	for i, id := range ids {
+	for i, e := range d {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, id)
+		b = appendJSONString(b, e.id)
 		b = append(b, `:{`...)
-		ed := d[id]
-		if ed.deleted != 0 {
+		if e.ed.deleted != 0 {
 			b = append(b, `"deleted":`...)
-			b = strconv.AppendUint(b, ed.deleted, 10)
+			b = strconv.AppendUint(b, e.ed.deleted, 10)
 			b = append(b, ',')
 		}
 		b = append(b, `"fields":{`...)
-		for j, f := range ed.fields { // sorted
+		for j, f := range e.ed.fields {
 			if j > 0 {
 				b = append(b, ',')
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 )
@@ -32,8 +33,9 @@ func TestAppendJSONStringWritesWhatJSONMarshalDoes(t *testing.T) {
 }
 
 // A delta's entities keep each field's latest value once, sorted by name,
-// whatever order the changes come in: encodeDelta writes what json.Marshal
-// writes for the same changes kept in maps.
+// whatever order the changes come in, and leave and whole enter messages
+// drop entities from it: encodeDelta writes what json.Marshal writes for
+// the same changes kept in maps.
 func TestDeltaKeepsEachFieldsLatestValueInOrder(t *testing.T) {
 	type field struct {
 		Value   json.RawMessage `json:"value"`
@@ -44,11 +46,34 @@ func TestDeltaKeepsEachFieldsLatestValueInOrder(t *testing.T) {
 		Fields  map[string]field `json:"fields"`
 	}
 	rapid.Check(t, func(t *rapid.T) {
-		o := newOutbox(10, codecJSON)
+		o := newOutbox(1000, codecJSON)
 		want := map[string]*entity{}
 		n := rapid.IntRange(1, 30).Draw(t, "n")
+		ids := []string{"p1", "p2", "rock", "tree"}
 		for i := range n {
-			id := rapid.SampledFrom([]string{"p1", "p2", "rock"}).Draw(t, "entity")
+			switch rapid.IntRange(0, 9).Draw(t, "op") {
+			case 0: // a leave message drops what it names
+				gone := rapid.SliceOfDistinct(rapid.SampledFrom(ids), func(id string) string { return id }).Draw(t, "gone")
+				require.True(t, o.leave(&sharedMsg{leave: &wire.Leave{IDs: gone}}, true))
+				for _, id := range gone {
+					delete(want, id)
+				}
+				continue
+			case 1: // a whole enter drops what it does not list
+				listed := rapid.SliceOfDistinct(rapid.SampledFrom(ids), func(id string) string { return id }).Draw(t, "listed")
+				k := &wire.Keyframe{Whole: true, Entities: map[string]wire.WatchEntity{}}
+				for _, id := range listed {
+					k.Entities[id] = wire.WatchEntity{}
+				}
+				require.True(t, o.enter(&sharedMsg{enter: k}, true))
+				for id := range want {
+					if _, ok := k.Entities[id]; !ok {
+						delete(want, id)
+					}
+				}
+				continue
+			}
+			id := rapid.SampledFrom(ids).Draw(t, "entity")
 			name := rapid.SampledFrom([]string{"", "x", "y", "hp", "aa", "zz", "name"}).Draw(t, "field")
 			ver := rapid.Uint64Range(1, 20).Draw(t, "version")
 			v := []byte(strconv.Itoa(i))
@@ -72,8 +97,8 @@ func TestDeltaKeepsEachFieldsLatestValueInOrder(t *testing.T) {
 		wantFrame := `{"type":"delta","from":1,"seq":9,"tick":3,"entities":` + string(ents) + `}`
 		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, o.delta)))
 		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, copied)), "the pending delta's copy")
-		for _, ed := range copied { // the copy shares no memory with the stream's delta
-			ed.set(&deltaChange{entity: "x", field: "a", version: 99, value: []byte("0")})
+		for _, e := range copied { // the copy shares no memory with the stream's delta
+			e.ed.set(&deltaChange{entity: "x", field: "a", version: 99, value: []byte("0")})
 		}
 		require.Equal(t, wantFrame, string(encodeDelta(1, 9, 3, o.delta)), "the stream's delta after its copy changed")
 	})

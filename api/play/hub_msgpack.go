@@ -49,7 +49,7 @@ func encodeEventsMsgpack(from uint64, f *outFrame) ([]byte, error) {
 // msgpack scalar of its own type. Every map's keys, entity ids and field
 // names too, are in the canonical order of wire.MarshalMsgpack
 // (wire.CompareMsgpackKeys).
-func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byte {
+func encodeDeltaMsgpack(from, seq, tick uint64, d pendingDelta) []byte {
 	var buf bytes.Buffer
 	enc := wire.NewMsgpackEncoder(&buf)
 	// Writes to a bytes.Buffer do not fail, nor do the values' encodings
@@ -64,15 +64,11 @@ func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byt
 	_ = enc.EncodeString("type")
 	_ = enc.EncodeString("delta")
 	_ = enc.EncodeString("entities")
-	ids := make([]string, 0, len(d))
-	for id := range d {
-		ids = append(ids, id)
-	}
-	wire.SortMsgpackKeys(ids)
-	_ = enc.EncodeMapLen(len(ids))
-	for _, id := range ids {
-		ed := d[id]
-		_ = enc.EncodeString(id)
+	ents := slices.SortedFunc(slices.Values(d), func(a, b deltaEntry) int { return wire.CompareMsgpackKeys(a.id, b.id) })
+	_ = enc.EncodeMapLen(len(ents))
+	for _, e := range ents {
+		ed := e.ed
+		_ = enc.EncodeString(e.id)
 		if ed.deleted != 0 {
 			_ = enc.EncodeMapLen(2)
 		} else {

@@ -1,9 +1,6 @@
 package play
 
 import (
-	"maps"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,10 +36,10 @@ type outbox struct {
 	codec playCodec
 
 	mu        sync.Mutex
-	pos       uint64      // every event up to pos is queued, merged or filtered
-	frames    []*outFrame // events frames, oldest first
-	open      *outFrame   // the frame the current offer appends to
-	delta     map[string]*entityDelta
+	pos       uint64        // every event up to pos is queued, merged or filtered
+	frames    []*outFrame   // events frames, oldest first
+	open      *outFrame     // the frame the current offer appends to
+	delta     pendingDelta  // nil: none pending
 	slab      []entityDelta // the next entities' memory (newEntityDelta)
 	deltaFrom uint64        // lowest seq merged into delta (0: none pending)
 	due       bool          // the tick asked for a delta (or a progress) frame
@@ -75,7 +72,7 @@ type outFrame struct {
 
 	isDelta bool // a delta frame of delta (nil: a progress frame) at tick
 	tick    uint64
-	delta   map[string]*entityDelta
+	delta   pendingDelta
 
 	shared *sharedFrame // a frame of the hub's shared stream
 
@@ -136,59 +133,6 @@ func (sf *sharedFrame) encode(k playCodec, from uint64) ([]byte, error) {
 	e := &sf.enc[k]
 	e.once.Do(func() { e.b, e.err = sf.body.encode(k, from) })
 	return e.b, e.err
-}
-
-// entityDelta is one entity's pending changes. Its fields are a slice
-// sorted by name, not a map: an entity moves a field or two per tick, and
-// a map per entity per delta (every cell group's and connection's) was a
-// third of the players-10k mix's allocations (issue 11); the encoders walk
-// the fields in order without sorting them. Each field is the latest
-// change of it merged, as prepare made it (the frames that hold the
-// change's event keep it alive anyway).
-type entityDelta struct {
-	deleted uint64         // version of a delete in this delta (0: none)
-	fields  []*deltaChange // sorted by field name, each once
-	inline  [2]*deltaChange
-}
-
-func newEntityDelta() *entityDelta {
-	ed := &entityDelta{}
-	ed.fields = ed.inline[:0]
-	return ed
-}
-
-// newEntityDelta returns an empty entity delta from the outbox's slab: a
-// delta's entities are allocated a few at a time (as many as the delta
-// holds so far, up to 16), not one by one.
-func (o *outbox) newEntityDelta() *entityDelta {
-	if len(o.slab) == 0 {
-		o.slab = make([]entityDelta, min(max(2*len(o.delta), 2), 16))
-	}
-	ed := &o.slab[0]
-	o.slab = o.slab[1:]
-	ed.fields = ed.inline[:0]
-	return ed
-}
-
-// set records a field's change unless the delta holds a newer one.
-func (ed *entityDelta) set(c *deltaChange) {
-	i, found := slices.BinarySearchFunc(ed.fields, c.field, func(f *deltaChange, name string) int {
-		return strings.Compare(f.field, name)
-	})
-	switch {
-	case !found:
-		ed.fields = slices.Insert(ed.fields, i, c)
-	case c.version >= ed.fields[i].version:
-		ed.fields[i] = c
-	}
-}
-
-// clone returns a copy of ed that shares no memory with it.
-func (ed *entityDelta) clone() *entityDelta {
-	c := newEntityDelta()
-	c.deleted = ed.deleted
-	c.fields = append(c.fields, ed.fields...)
-	return c
 }
 
 func newOutbox(limit int, codec playCodec) *outbox {
@@ -281,7 +225,7 @@ func (o *outbox) enter(sm *sharedMsg, lazy bool) bool {
 		return false
 	}
 	if msg.Whole {
-		maps.DeleteFunc(o.delta, func(id string, _ *entityDelta) bool {
+		o.delta.dropIf(func(id string) bool {
 			_, listed := msg.Entities[id]
 			return !listed
 		})
@@ -322,7 +266,7 @@ func (o *outbox) leave(sm *sharedMsg, lazy bool) bool {
 		return false
 	}
 	for _, id := range msg.IDs {
-		delete(o.delta, id)
+		o.delta.drop(id)
 	}
 	o.queueMsg(sm, lazy)
 	return true
@@ -339,15 +283,15 @@ func (o *outbox) skip(seq uint64) {
 // merge folds a bulk event's changes into the pending delta.
 func (o *outbox) merge(he *hubEvent) {
 	if o.delta == nil {
-		o.delta = make(map[string]*entityDelta)
+		o.delta = make(pendingDelta, 0, 4)
 		o.deltaFrom = he.ev.Seq
 	}
 	for i := range he.delta {
 		c := &he.delta[i]
-		ed := o.delta[c.entity]
+		ed := o.delta.get(c.entity)
 		if ed == nil {
 			ed = o.newEntityDelta()
-			o.delta[c.entity] = ed
+			o.delta.add(c.entity, ed)
 		}
 		if c.field == "" { // the entity was deleted: its earlier fields are gone
 			ed.deleted = c.version
@@ -453,16 +397,10 @@ func (o *outbox) takeSharedDelta() *sharedFrame {
 }
 
 // pending returns the stream's position and a copy of its pending delta.
-func (o *outbox) pending() (pos uint64, d map[string]*entityDelta, from uint64) {
+func (o *outbox) pending() (pos uint64, d pendingDelta, from uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.delta != nil {
-		d = make(map[string]*entityDelta, len(o.delta))
-		for id, ed := range o.delta {
-			d[id] = ed.clone()
-		}
-	}
-	return o.pos, d, o.deltaFrom
+	return o.pos, o.delta.clone(), o.deltaFrom
 }
 
 // behind reports whether the queue has no room for another frame, or
@@ -508,7 +446,7 @@ func (o *outbox) join(tick, pos uint64) bool {
 
 // resume makes the connection go on alone after leaving the shared
 // stream: from the stream's position, with its pending delta.
-func (o *outbox) resume(pos uint64, d map[string]*entityDelta, from uint64) {
+func (o *outbox) resume(pos uint64, d pendingDelta, from uint64) {
 	o.mu.Lock()
 	o.pos, o.delta, o.deltaFrom = pos, d, from
 	o.mu.Unlock()
