@@ -170,6 +170,10 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved, lazy bool, snap
 		}
 	}
 	for _, g := range h.groups {
+		if len(g.sel) == 0 {
+			g.ob.skip(last) // nothing to merge or frame
+			continue
+		}
 		g.ob.offer(g.sel, nil) // no limit: it takes them all
 		g.ob.skip(last)
 		sfs := g.ob.takeShared()

@@ -33,10 +33,16 @@ func (d pendingDelta) get(id string) *entityDelta {
 	return nil
 }
 
-// add adds entity id's delta ed (id has none yet).
-func (d *pendingDelta) add(id string, ed *entityDelta) {
-	i, _ := d.find(id)
-	*d = slices.Insert(*d, i, deltaEntry{id: id, ed: ed})
+// entityDelta returns entity id's delta in the pending delta, adding an
+// empty one if it has none (o.mu held, o.delta not nil).
+func (o *outbox) entityDelta(id string) *entityDelta {
+	i, ok := o.delta.find(id)
+	if ok {
+		return o.delta[i].ed
+	}
+	ed := o.newEntityDelta()
+	o.delta = slices.Insert(o.delta, i, deltaEntry{id: id, ed: ed})
+	return ed
 }
 
 // drop drops entity id's delta.

@@ -282,7 +282,19 @@ type interestPlan struct {
 
 // plan sorts hevs by who may want them, from the index's current state.
 func (ix *interestIndex) plan(hevs []*hubEvent) *interestPlan {
-	p := &interestPlan{byPlayer: map[string][]int{}, byEntity: map[string][]int{}, byTeam: map[string][]int{}, byCell: map[cellKey][]int{}}
+	return ix.planInto(nil, hevs)
+}
+
+// planInto is plan in p's maps, cleared (nil: new ones): a hub plans
+// every batch, and its maps keep their room from one to the next.
+func (ix *interestIndex) planInto(p *interestPlan, hevs []*hubEvent) *interestPlan {
+	if p == nil {
+		p = &interestPlan{byPlayer: map[string][]int{}, byEntity: map[string][]int{}, byTeam: map[string][]int{}, byCell: map[cellKey][]int{}}
+	} else {
+		p.global = p.global[:0]
+		p.byPlayer, p.byEntity = reused(p.byPlayer), reused(p.byEntity)
+		p.byTeam, p.byCell = reused(p.byTeam), reused(p.byCell)
+	}
 	for i, he := range hevs {
 		p.byPlayer[he.ev.Player] = append(p.byPlayer[he.ev.Player], i)
 		global := false
@@ -308,6 +320,16 @@ func (ix *interestIndex) plan(hevs []*hubEvent) *interestPlan {
 		}
 	}
 	return p
+}
+
+// reused returns m cleared, or a new map when m held a big batch's keys
+// (clearing costs as much as the room it keeps).
+func reused[K comparable](m map[K][]int) map[K][]int {
+	if len(m) > 256 {
+		return make(map[K][]int)
+	}
+	clear(m)
+	return m
 }
 
 // selectFor appends to out (reset) the events of hevs, planned as p, that

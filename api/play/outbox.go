@@ -283,16 +283,12 @@ func (o *outbox) skip(seq uint64) {
 // merge folds a bulk event's changes into the pending delta.
 func (o *outbox) merge(he *hubEvent) {
 	if o.delta == nil {
-		o.delta = make(pendingDelta, 0, 4)
+		o.delta = make(pendingDelta, 0, 8)
 		o.deltaFrom = he.ev.Seq
 	}
 	for i := range he.delta {
 		c := &he.delta[i]
-		ed := o.delta.get(c.entity)
-		if ed == nil {
-			ed = o.newEntityDelta()
-			o.delta.add(c.entity, ed)
-		}
+		ed := o.entityDelta(c.entity)
 		if c.field == "" { // the entity was deleted: its earlier fields are gone
 			ed.deleted = c.version
 			clear(ed.fields)
