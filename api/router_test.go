@@ -76,13 +76,13 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 
 	// Local success and local errors other than not_leader: no second look.
 	calls := 0
-	err := s.RouteCall("arena", edge.KindWrite, false, func(got edge.Group) error {
+	err := s.RouteCall("arena", edge.KindWrite, edge.NoHop, func(got edge.Group) error {
 		calls++
 		require.Same(t, g, got.(*apitest.Fake))
 		return nil
 	}, remote)
 	require.NoError(t, err)
-	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error { return fsm.ErrSeqReused }, remote)
+	err = s.RouteCall("arena", edge.KindWrite, edge.NoHop, func(edge.Group) error { return fsm.ErrSeqReused }, remote)
 	require.ErrorIs(t, err, fsm.ErrSeqReused)
 	require.Equal(t, 1, calls)
 
@@ -92,13 +92,13 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 		return store.ErrNotLeader
 	}
 	var sentTo edge.Route
-	err = s.RouteCall("arena", edge.KindWrite, false, deposed, func(rt edge.Route) error { sentTo = rt; return nil })
+	err = s.RouteCall("arena", edge.KindWrite, edge.NoHop, deposed, func(rt edge.Route) error { sentTo = rt; return nil })
 	require.NoError(t, err)
 	require.Equal(t, "n2", sentTo.Node)
 
 	// A hop (the command came from another node) is refused, never sent on.
 	tr.Set("arena", edge.Route{GroupID: "g1", Group: g})
-	err = s.RouteCall("arena", edge.KindWrite, true, deposed, remote)
+	err = s.RouteCall("arena", edge.KindWrite, edge.Hop{Forwarded: true}, deposed, remote)
 	require.ErrorIs(t, err, store.ErrNotLeader)
 	require.ErrorContains(t, err, "forwarded request reached a non-leader")
 	require.Equal(t, float64(1), forwards(s, "loop"))
@@ -106,11 +106,11 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 	// Still the leader (not yet ready): the group's own error stays.
 	tr.Set("arena", edge.Route{GroupID: "g1", Group: g})
 	notReady := fmt.Errorf("%w: not ready", store.ErrNotLeader)
-	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error { return notReady }, remote)
+	err = s.RouteCall("arena", edge.KindWrite, edge.NoHop, func(edge.Group) error { return notReady }, remote)
 	require.Same(t, notReady, err)
 
 	// Deposed and no leader known now: not_leader, nothing sent.
-	err = s.RouteCall("arena", edge.KindWrite, false, func(edge.Group) error {
+	err = s.RouteCall("arena", edge.KindWrite, edge.NoHop, func(edge.Group) error {
 		tr.Delete("arena")
 		return store.ErrNotLeader
 	}, remote)
@@ -120,7 +120,7 @@ func TestRouteRetriesOnceWhereTheRouterNowSaysAndRefusesToHopTwice(t *testing.T)
 
 	// The router's other errors are the answer.
 	tr.Errs = map[string]error{"moved": fmt.Errorf("%w: world moved", fsm.ErrNotFound)}
-	err = s.RouteCall("moved", edge.KindRead, false, func(edge.Group) error { return nil }, remote)
+	err = s.RouteCall("moved", edge.KindRead, edge.NoHop, func(edge.Group) error { return nil }, remote)
 	require.ErrorIs(t, err, fsm.ErrNotFound)
 	require.Equal(t, float64(1), forwards(s, "no_leader"))
 }

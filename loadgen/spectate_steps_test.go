@@ -353,14 +353,18 @@ func TestSpectatorStepsThroughARelay(t *testing.T) {
 	require.NotNil(t, rel)
 	require.Equal(t, 1, r.Params["relays"])
 	require.Len(t, r.Phases, 3)
+	// Players' commits are measured in every step; one 300 ms step on a
+	// loaded machine may see none commit, so they are summed.
+	var commits int64
 	for i, n := range []int64{0, 4, 6} {
 		ph := r.Phases[i]
 		require.Equal(t, n, ph.Counts["spectators"])
 		require.Equal(t, n, ph.Counts["spectators_watching"])
 		require.EqualValues(t, 1, ph.Counts["relay_processes"])
 		require.EqualValues(t, 1, ph.Counts["voter_processes"])
-		require.Positive(t, ph.Latency["action_commit"].Count)
+		commits += ph.Latency["action_commit"].Count
 	}
+	require.Positive(t, commits, "the players' actions committed")
 	require.EqualValues(t, 4, r.Phases[1].Latency["keyframe_join"].Count)
 	require.EqualValues(t, 2, r.Phases[2].Latency["keyframe_join"].Count, "the newcomers of the step")
 	require.Contains(t, r.Figures, "relays_cpu_percent_per_1k_6")

@@ -114,6 +114,28 @@ func (r *Router) Locate(world string) (Location, error) {
 	return loc, err
 }
 
+// LocateIn answers as Locate, except that a world the current map does
+// not place by name goes to shard g, when the map has it: the shard a
+// node whose map places the world chose (a placement reaches the nodes'
+// maps at different times, and this node's hash route would pick
+// another shard). A world the map places goes where it says: that is
+// this node's knowledge, and a world moved away is fenced at its old
+// home whichever map is stale.
+func (r *Router) LocateIn(world string, g uint64) (Location, error) {
+	v := r.src.View()
+	if _, placed := v.Map.Worlds[world]; placed || world == "" {
+		return r.Locate(world)
+	}
+	if _, ok := v.Map.Shard(g); !ok {
+		return r.Locate(world)
+	}
+	loc, err := r.locate(v, g)
+	if err != nil && errors.Is(err, ErrUnknownGroup) {
+		return Location{}, fmt.Errorf("%w: world %q is on group %d: %w", store.ErrNotLeader, world, g, ErrUnknownGroup)
+	}
+	return loc, err
+}
+
 // ShardOf returns the shard that holds world in the current map.
 func (r *Router) ShardOf(world string) (uint64, error) { return shardOf(r.src.View(), world) }
 

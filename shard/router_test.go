@@ -234,6 +234,41 @@ func TestRouterOnANodeWithoutTheShard(t *testing.T) {
 	}
 }
 
+// A world this node's map does not place by name goes to the shard a
+// forwarding node named (its map placed the world already); one it
+// places goes where it says, and a shard it does not know is no hint.
+func TestRouterFollowsTheSendersShardForAWorldItsMapDoesNotPlace(t *testing.T) {
+	c := newShardCluster(t, 2, Map{
+		Shards: []MapShard{{ID: 0, Voters: []string{"n1"}}, {ID: 5, Voters: []string{"n2"}}},
+		Worlds: map[string]uint64{"here": 0, "there": 5},
+	})
+	c.leader("here")
+	r := c.routers["n1"]
+	hashed, err := r.ShardOf("fresh")
+	require.NoError(t, err)
+	for _, hint := range []uint64{0, 5} {
+		loc, err := r.LocateIn("fresh", hint)
+		if hint == 0 {
+			require.NoError(t, err)
+			require.Equal(t, uint64(0), loc.Group)
+			require.NotNil(t, loc.Store, "n1 runs shard 0")
+		} else {
+			require.ErrorIs(t, err, ErrUnknownGroup, "shard 5 runs on n2 only")
+		}
+	}
+	loc, err := r.LocateIn("here", 5)
+	require.NoError(t, err, "placed on shard 0 by n1's own map")
+	require.Equal(t, uint64(0), loc.Group)
+	_, err = r.LocateIn("there", 0)
+	require.ErrorIs(t, err, ErrUnknownGroup, "placed on shard 5 by n1's own map")
+	_, errIn := r.LocateIn("fresh", 99)
+	_, errHash := r.Locate("fresh")
+	require.Equal(t, errHash == nil, errIn == nil, "no shard 99: routed by the hash, to shard %d", hashed)
+	loc, err = r.LocateIn("", 5)
+	require.NoError(t, err, "the membership group")
+	require.Equal(t, c.smap.Membership, loc.Group)
+}
+
 // The Backend reads each world from this node's replica of its group, and
 // answers for the node itself from the membership group.
 func TestBackendReadsEachWorldFromItsGroup(t *testing.T) {

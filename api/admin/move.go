@@ -94,7 +94,7 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 // exportMoved fences and exports world at its group's leader.
 func (a *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
 	var e shard.Export
-	err := a.RouteCall(world, edge.KindWrite, false, func(g edge.Group) error {
+	err := a.RouteCall(world, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
 		var err error
 		e, err = shard.FenceAndExportOn(ctx, g, world, to)
 		return err

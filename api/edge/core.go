@@ -134,6 +134,10 @@ const (
 	HeaderForwarded = "X-Gsd-Forwarded"
 	// HeaderLeader names the leader that answered a forwarded request.
 	HeaderLeader = "X-Gsd-Leader"
+	// HeaderGroup names the group a forwarding node routed the request
+	// to (Route.GroupID): the receiver follows it for a world its own
+	// shard map does not place yet (GroupRouter).
+	HeaderGroup = "X-Gsd-Group"
 )
 
 // Config configures a Server.

@@ -48,7 +48,7 @@ func NewForwardClient(cfg Config) *http.Client {
 // route) is run here or refused, never sent on.
 func (s *Core) OnLeader(w http.ResponseWriter, r *http.Request, world string, kind Kind, path string, body []byte, local func(Group) error) {
 	write := kind != KindRead
-	err := s.RouteCall(world, kind, IsForwarded(r), local, func(rt Route) error {
+	err := s.RouteCall(world, kind, HopOf(r), local, func(rt Route) error {
 		return s.Relay(w, r, rt, r.Method, path, body)
 	})
 	if err != nil {

@@ -105,6 +105,9 @@ func (s *Core) sendTyped(ctx context.Context, rt Route, method, path string, bod
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if rt.GroupID != "" {
+		req.Header.Set(HeaderGroup, rt.GroupID)
+	}
 	write := method != http.MethodGet
 	span := traceCall(req, rt, path)
 	defer span.End()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -91,6 +92,40 @@ type Router interface {
 	Route(world string, kind Kind) (Route, error)
 }
 
+// GroupRouter is a Router that can follow the group a forwarding node
+// chose. Shard maps reach nodes at different times: a world placed a
+// moment ago is in the forwarding node's map (it routed by the placement)
+// and maybe not yet in this node's, which would route it by its name's
+// hash, to another shard (a world created there, or an action answered
+// unknown_world). RouteGroup routes world to group when this node's map
+// does not place world by name, and as Route does otherwise: a map that
+// places it is this node's newer knowledge, and a world moved away is
+// fenced at its old home whichever node is stale.
+type GroupRouter interface {
+	Router
+	RouteGroup(world string, kind Kind, group string) (Route, error)
+}
+
+// Hop says where a command came from: Forwarded when another node sent
+// it (it is never sent on again), and the group that node routed it to
+// (HeaderGroup), when it said.
+type Hop struct {
+	Forwarded bool
+	Group     string
+}
+
+// NoHop is a command this node received from a client.
+var NoHop = Hop{}
+
+// HopOf is the hop of r: forwarded when marked HeaderForwarded.
+func HopOf(r *http.Request) Hop {
+	return Hop{Forwarded: IsForwarded(r), Group: r.Header.Get(HeaderGroup)}
+}
+
+// PeerHop is the hop of a request to an internal route, which only
+// other nodes call: forwarded whether marked or not.
+func PeerHop(r *http.Request) Hop { return Hop{Forwarded: true, Group: r.Header.Get(HeaderGroup)} }
+
 // LeaderGroup is a Group that knows its own leadership: *store.Store.
 type LeaderGroup interface {
 	Group
@@ -141,8 +176,8 @@ func (r *SingleGroupRouter) Route(world string, kind Kind) (Route, error) {
 //
 // Nothing was proposed when remote runs: the local group either was not
 // asked or said it does not lead, so sending the command on is safe.
-func (s *Core) RouteCall(world string, kind Kind, hop bool, local func(Group) error, remote func(Route) error) error {
-	rt, err := s.RouteRemote(world, kind)
+func (s *Core) RouteCall(world string, kind Kind, hop Hop, local func(Group) error, remote func(Route) error) error {
+	rt, err := s.routeHop(world, kind, hop)
 	if err != nil {
 		return err
 	}
@@ -151,7 +186,7 @@ func (s *Core) RouteCall(world string, kind Kind, hop bool, local func(Group) er
 		if !errors.Is(err, store.ErrNotLeader) {
 			return err
 		}
-		again, rerr := s.RouteRemote(world, kind)
+		again, rerr := s.routeHop(world, kind, hop)
 		switch {
 		case rerr != nil:
 			return rerr
@@ -160,11 +195,24 @@ func (s *Core) RouteCall(world string, kind Kind, hop bool, local func(Group) er
 		}
 		rt = again
 	}
-	if hop {
+	if hop.Forwarded {
 		s.metrics.Forwards.WithLabelValues("loop").Inc()
 		return fmt.Errorf("%w: a forwarded request reached a non-leader", store.ErrNotLeader)
 	}
 	return remote(rt)
+}
+
+// routeHop asks the router, following the group a forwarding node chose
+// when the router can (GroupRouter).
+func (s *Core) routeHop(world string, kind Kind, hop Hop) (Route, error) {
+	if gr, ok := s.router.(GroupRouter); ok && hop.Forwarded && hop.Group != "" {
+		rt, err := gr.RouteGroup(world, kind, hop.Group)
+		if errors.Is(err, store.ErrNotLeader) {
+			s.metrics.Forwards.WithLabelValues("no_leader").Inc()
+		}
+		return rt, err
+	}
+	return s.RouteRemote(world, kind)
 }
 
 // routeRemote asks the router, counting an unknown leader.

@@ -87,7 +87,7 @@ func (s *Core) NodeID() string { return s.b.Status().ID }
 // along with auth on.
 func (s *Core) Session(ctx context.Context, kind fsm.CmdKind, c *fsm.SessionCmd, token string) (fsm.SessionInfo, error) {
 	var info fsm.SessionInfo
-	err := s.RouteCall(c.World, KindSession, false, func(g Group) error {
+	err := s.RouteCall(c.World, KindSession, NoHop, func(g Group) error {
 		var err error
 		s.ClaimTeam(kind, c, token)
 		info, err = g.Session(ctx, kind, c)
@@ -116,7 +116,7 @@ func (s *Core) ActOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessa
 		defer func() { s.endActSpan(span, a, ev, err) }()
 		traced = span.Recording()
 	}
-	err = s.RouteCall(a.World, KindWrite, false, func(g Group) error {
+	err = s.RouteCall(a.World, KindWrite, NoHop, func(g Group) error {
 		e, dup, err := g.Act(ctx, a)
 		if err == nil {
 			ev = EventJSON(e, dup)
@@ -135,7 +135,7 @@ func (s *Core) ActOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessa
 // else by one internal call.
 func (s *Core) SessionAcks(ctx context.Context, acks []fsm.SessionAck) (int, error) {
 	var n int
-	err := s.RouteCall(acks[0].World, KindSession, false, func(g Group) error {
+	err := s.RouteCall(acks[0].World, KindSession, NoHop, func(g Group) error {
 		var err error
 		n, err = g.SessionAcks(ctx, acks)
 		return err

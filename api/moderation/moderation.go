@@ -180,7 +180,7 @@ func (a *API) Raise(ctx context.Context, rec moderation.Record) (bool, error) {
 		return false, nil
 	}
 	var created bool
-	err := a.RouteCall(moderation.World, edge.KindWrite, false, func(g edge.Group) error {
+	err := a.RouteCall(moderation.World, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
 		var err error
 		created, err = moderation.Raise(ctx, g, a.Backend(), rec, a.writer(), a.seqs.Next())
 		return err

@@ -54,7 +54,7 @@ func (a *API) policy(ctx context.Context, rec moderation.Record, rv moderation.R
 
 // ban bans (or, with ban false, unbans) player from world on its leader.
 func (a *API) ban(ctx context.Context, world, player, reason string, ban bool) error {
-	return a.RouteCall(world, edge.KindWrite, false, func(g edge.Group) error {
+	return a.RouteCall(world, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
 		kind, c := fsm.CmdSessionUnban, &fsm.SessionCmd{World: world, Player: player}
 		if ban {
 			kind, c.Reason = fsm.CmdSessionBan, reason

@@ -27,7 +27,7 @@ func (p *API) ActRoute(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
-	err = p.RouteCall(world, edge.KindWrite, true, func(g edge.Group) error {
+	err = p.RouteCall(world, edge.KindWrite, edge.PeerHop(r), func(g edge.Group) error {
 		results := make([]edge.ActRouteResult, len(actions))
 		p.runActs(r, g, actions, results)
 		p.WriteJSON(w, http.StatusOK, edge.ActRouteAnswer{Results: results})

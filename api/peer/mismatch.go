@@ -53,7 +53,7 @@ func (p *API) CheckpointMismatch(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
-	err = p.RouteCall(m.World, edge.KindWrite, true, func(g edge.Group) error {
+	err = p.RouteCall(m.World, edge.KindWrite, edge.PeerHop(r), func(g edge.Group) error {
 		down, err := reportTo(g, m)
 		if err == nil {
 			p.WriteJSON(w, http.StatusOK, wire.MismatchAnswer{SteppedDown: down})

@@ -68,7 +68,9 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 
 func (p *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
 	var e shard.Export
-	err := p.RouteCall(world, edge.KindWrite, true, func(g edge.Group) error {
+	// A move step names its world's home by the mover's map, which the
+	// move placed: followed as this node's own map says.
+	err := p.RouteCall(world, edge.KindWrite, edge.Hop{Forwarded: true}, func(g edge.Group) error {
 		var err error
 		e, err = shard.FenceAndExportOn(ctx, g, world, to)
 		return err

@@ -63,7 +63,7 @@ func (p *API) SessionCommand(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	err = p.RouteCall(c.World, edge.KindSession, true, func(g edge.Group) error {
+	err = p.RouteCall(c.World, edge.KindSession, edge.PeerHop(r), func(g edge.Group) error {
 		ctx, cancel := p.RequestContext(r)
 		defer cancel()
 		// The forwarded open carries no data: the team comes from the
@@ -104,7 +104,7 @@ func (p *API) SessionAcks(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
-	err := p.RouteCall(acks[0].World, edge.KindSession, true, func(g edge.Group) error {
+	err := p.RouteCall(acks[0].World, edge.KindSession, edge.PeerHop(r), func(g edge.Group) error {
 		ctx, cancel := p.RequestContext(r)
 		defer cancel()
 		n, err := g.SessionAcks(ctx, acks)

@@ -44,7 +44,7 @@ func (p *API) Act(w http.ResponseWriter, r *http.Request) {
 		p.WriteError(w, err, true)
 		return
 	}
-	err = p.RouteCall(a.World, edge.KindWrite, edge.IsForwarded(r), func(g edge.Group) error {
+	err = p.RouteCall(a.World, edge.KindWrite, edge.HopOf(r), func(g edge.Group) error {
 		ctx, cancel := p.RequestContext(r)
 		defer cancel()
 		ev, dup, err := g.Act(ctx, a)
@@ -109,7 +109,7 @@ func (p *API) ActBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	world := r.PathValue("world")
-	err = p.RouteCall(world, edge.KindWrite, edge.IsForwarded(r), func(g edge.Group) error {
+	err = p.RouteCall(world, edge.KindWrite, edge.HopOf(r), func(g edge.Group) error {
 		p.WriteJSON(w, http.StatusOK, p.runBatch(r, g, world, id, sight, req.Actions))
 		return nil
 	}, func(rt edge.Route) error {

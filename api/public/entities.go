@@ -68,7 +68,7 @@ func (p *API) LinearizableEntity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	world, id := r.PathValue("world"), r.PathValue("entity")
-	err = p.RouteCall(world, edge.KindRead, edge.IsForwarded(r), func(g edge.Group) error {
+	err = p.RouteCall(world, edge.KindRead, edge.HopOf(r), func(g edge.Group) error {
 		ctx, cancel := p.RequestContext(r)
 		defer cancel()
 		v, err := g.Entity(ctx, world, id, store.Linearizable)

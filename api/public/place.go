@@ -60,7 +60,7 @@ func (p *API) worldExists(ctx context.Context, world string) (bool, error) {
 		}
 		return nil
 	}
-	err := p.RouteCall(world, edge.KindRead, false, func(g edge.Group) error {
+	err := p.RouteCall(world, edge.KindRead, edge.NoHop, func(g edge.Group) error {
 		_, err := g.Entity(ctx, world, probeEntity, store.Linearizable)
 		return answer(err)
 	}, func(rt edge.Route) error {

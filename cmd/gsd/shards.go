@@ -141,11 +141,26 @@ func (g *shardGroups) close(timeout time.Duration, log *slog.Logger) {
 // shardRouter is the edge's Router over shard.Router.
 type shardRouter struct{ r *shard.Router }
 
-var _ edge.Router = shardRouter{}
+var _ edge.GroupRouter = shardRouter{}
 
 // Route answers where world's commands go; every kind alike for now.
 func (s shardRouter) Route(world string, _ edge.Kind) (edge.Route, error) {
 	loc, err := s.r.Locate(world)
+	if err != nil {
+		return edge.Route{}, err
+	}
+	return edgeRoute(loc), nil
+}
+
+// RouteGroup routes world to group when this node's map does not place
+// world by name (edge.GroupRouter); group is a forwarding node's
+// Route.GroupID. One that is not a shard id routes as Route does.
+func (s shardRouter) RouteGroup(world string, _ edge.Kind, group string) (edge.Route, error) {
+	g, err := strconv.ParseUint(group, 10, 64)
+	if err != nil {
+		return s.Route(world, edge.KindWrite)
+	}
+	loc, err := s.r.LocateIn(world, g)
 	if err != nil {
 		return edge.Route{}, err
 	}
