@@ -73,3 +73,18 @@ func seqsOf(hevs []*hubEvent) []uint64 {
 	}
 	return out
 }
+
+// A reused plan map is cleared, unless it held a big batch's keys: then a
+// new one replaces it (clearing costs as much as the room it keeps).
+func TestReusedPlanMapIsClearedOrReplacedWhenBig(t *testing.T) {
+	small := map[string][]int{"p1": {0}, "p2": {1}}
+	got := reused(small)
+	require.Empty(t, got)
+	require.Empty(t, small, "the same map, cleared")
+	big := map[cellKey][]int{}
+	for i := range 300 {
+		big[cellKey{int64(i), 0}] = []int{i}
+	}
+	require.Empty(t, reused(big))
+	require.Len(t, big, 300, "a new map, the big one left alone")
+}
