@@ -42,9 +42,11 @@ type cellGroup struct {
 	ob      *outbox
 	members map[*playConn]struct{}
 
-	// The group's share of the hub's current batch (shareAll), reused.
+	// The group's share of the hub's current batch (shareAll) and the
+	// frames it made, reused.
 	sel []*hubEvent
 	idx []int
+	sfs []*sharedFrame
 	// What came into and left its members' interest in the hub's batch
 	// diffAt, the same for all of them, and its messages (enter.go).
 	diff   areaChange
@@ -176,14 +178,15 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved, lazy bool, snap
 		}
 		g.ob.offer(g.sel, nil) // no limit: it takes them all
 		g.ob.skip(last)
-		sfs := g.ob.takeShared()
+		g.sfs = g.ob.takeSharedAppend(g.sfs)
 		pos := g.ob.position()
 		for c := range g.members {
-			for _, sf := range sfs {
+			for _, sf := range g.sfs {
 				c.ob.push(sf.item, pos)
 			}
 		}
-		clear(g.sel) // the frames hold the events, not this buffer
+		clear(g.sel) // the frames hold the events, not these buffers
+		clear(g.sfs)
 	}
 	if !moved {
 		return

@@ -34,15 +34,16 @@ func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
 		b = append(b, "null"...)
 	} else {
 		b = append(b, '{')
-		var names []string // one entity's fields, sorted (reused)
-		for i, id := range sortedKeys(k.Entities, nil) {
+		var ids, names [16]string // (room for most messages without allocating)
+		fields := names[:0]       // one entity's fields, sorted (reused)
+		for i, id := range sortedKeys(k.Entities, ids[:0]) {
 			if i > 0 {
 				b = append(b, ',')
 			}
 			b = appendJSONString(b, id)
 			b = append(b, ':')
 			var ok bool
-			if b, ok = appendWatchEntity(b, k.Entities[id], &names); !ok {
+			if b, fields, ok = appendWatchEntity(b, k.Entities[id], fields); !ok {
 				return b, false
 			}
 		}
@@ -90,7 +91,9 @@ func sortedKeys[V any](m map[string]V, scratch []string) []string {
 	return keys
 }
 
-func appendWatchEntity(b []byte, e wire.WatchEntity, names *[]string) ([]byte, bool) {
+// appendWatchEntity appends e's JSON to b, sorting its fields' names in
+// names' memory, which it returns for the next entity.
+func appendWatchEntity(b []byte, e wire.WatchEntity, names []string) ([]byte, []string, bool) {
 	b = append(b, `{"version":`...)
 	b = strconv.AppendUint(b, e.Version, 10)
 	if e.Replace {
@@ -101,8 +104,8 @@ func appendWatchEntity(b []byte, e wire.WatchEntity, names *[]string) ([]byte, b
 	}
 	if len(e.Fields) > 0 {
 		b = append(b, `,"fields":{`...)
-		*names = sortedKeys(e.Fields, *names)
-		for i, name := range *names {
+		names = sortedKeys(e.Fields, names)
+		for i, name := range names {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -110,12 +113,12 @@ func appendWatchEntity(b []byte, e wire.WatchEntity, names *[]string) ([]byte, b
 			b = append(b, ':')
 			var ok bool
 			if b, ok = appendWatchField(b, e.Fields[name]); !ok {
-				return b, false
+				return b, names, false
 			}
 		}
 		b = append(b, '}')
 	}
-	return append(b, '}'), true
+	return append(b, '}'), names, true
 }
 
 func appendWatchField(b []byte, f wire.WatchField) ([]byte, bool) {

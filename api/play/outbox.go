@@ -360,9 +360,15 @@ func (o *outbox) takeAppend(out [][]byte) ([][]byte, error) {
 
 // takeShared returns the events frames the stream's offers queued.
 func (o *outbox) takeShared() []*sharedFrame {
+	return o.takeSharedAppend(nil)
+}
+
+// takeSharedAppend is takeShared appending to out[:0] (a cell group's
+// buffer, reused batch after batch).
+func (o *outbox) takeSharedAppend(out []*sharedFrame) []*sharedFrame {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var out []*sharedFrame
+	out = out[:0]
 	for _, f := range o.frames {
 		out = append(out, newSharedFrame(o.written+1, f))
 		o.written = max(o.written, f.covered)
