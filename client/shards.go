@@ -40,6 +40,14 @@ func (c *Client) RemoveMapNode(ctx context.Context, node string) error {
 	return c.do(ctx, &request{method: http.MethodDelete, path: wire.PathShardNode(node), write: true}, nil)
 }
 
+// MarkNodesDown declares nodes of the meta map dead (an admin call, gsd
+// --meta): they leave the meta group, which then no longer waits for
+// them, so their shards can be evacuated. Refused (conflict) for a node
+// that answers; not_found for a node the map does not hold.
+func (c *Client) MarkNodesDown(ctx context.Context, nodes []string) error {
+	return c.do(ctx, &request{method: http.MethodPost, path: wire.PathShardNodesDown, body: wire.NodesDown{Nodes: nodes}, write: true}, nil)
+}
+
 // AddMapNode adds node n to the meta group's map (an admin call, gsd
 // --meta), or changes its addresses there: the meta group then takes it
 // into its own members (a node started with gsd --meta-join waits for

@@ -184,12 +184,18 @@ func TestClosingWaitsForTheNoticeInFlight(t *testing.T) {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, 3*time.Second
 		}
 	})
+	// No notice from the set-up is in flight: one that committed would
+	// be answered without n2's stepping down.
+	c.waitReplicated()
+	require.Eventually(t, func() bool { return l.batcher.noticeWaits.Load() == 0 }, 5*time.Second, time.Millisecond)
 	c.crash(0)
 	c.crash(2)
 	require.True(t, l.IsLeader(), "n2 still leads on its lease")
+	before := testutil.ToFloat64(l.metrics.commitNotices)
 	l.batcher.askNotice()
-	require.Eventually(t, func() bool { return l.batcher.noticeWaits.Load() == 1 }, 5*time.Second, time.Millisecond,
-		"n2 proposed a notice no follower can take")
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(l.metrics.commitNotices) == before+1 && l.batcher.noticeWaits.Load() == 1
+	}, 5*time.Second, time.Millisecond, "n2 proposed a notice no follower can take")
 	l.batcher.close()
 	require.Zero(t, l.batcher.noticeWaits.Load(), "the notice was answered before the batcher closed")
 	require.False(t, l.IsLeader(), "answered by stepping down")

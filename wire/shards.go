@@ -15,6 +15,20 @@ const (
 	PathShardNodes  = "/v1/cluster/shards/nodes"
 )
 
+// PathShardNodesDown is POST's path to mark nodes of the meta map down
+// (NodesDown): declared dead, they leave the meta group, so the meta
+// group's version gate no longer waits for them and their shards can be
+// evacuated (gsdctl node down, then node evacuate).
+const PathShardNodesDown = PathShardNodes + ":down"
+
+// NodesDown is the body of POST PathShardNodesDown: nodes that are down
+// for good. The meta group refuses one that answers (conflict: alive,
+// evacuate it as it is); give every dead member in one call, since each
+// one closes the version gate for the others.
+type NodesDown struct {
+	Nodes []string `json:"nodes"`
+}
+
 // PathShardNode is DELETE's path to remove node id from the meta map
 // (after evacuating it): refused while it is a shard's voter.
 func PathShardNode(id string) string { return PathShardNodes + "/" + url.PathEscape(id) }
@@ -46,8 +60,12 @@ type ShardNode struct {
 	Raft string `json:"raft"`
 	HTTP string `json:"http"`
 	// Region is a label for voter placement, given when the node is
-	// added (POST PathShardNodes); the map's view does not show it yet.
+	// added (POST PathShardNodes); the map's view shows it with gsd
+	// --meta (a static map has none).
 	Region string `json:"region,omitempty"`
+	// Down: the node was declared dead (PathShardNodesDown); it stays in
+	// the map until evacuated and removed. Never set in a POST.
+	Down bool `json:"down,omitempty"`
 }
 
 // ShardInfo is one shard: its voters, its last known leader and what

@@ -257,3 +257,35 @@ func K(honest int) Params {
 	p.FriendMeets, p.FriendMeetsMax = 6, 16
 	return p
 }
+
+// L returns the held-out corpus for reaction and accuracy weighed by
+// the player's own later samples (the detectors' half-lives in shots and
+// reactions, not leader time), fixed and committed before it was
+// generated: seed 12, every player in 3 to 6 sessions of two minutes
+// (every earlier corpus's are one minute: twice the play between two
+// pauses, which the half-lives in play must not turn into twice the
+// evidence), 30% of the honest players improving by 0 to 3% a session
+// (as W, H, J and K), and aimbots cheating from their first session (as
+// K) with hit ratios of 0.61 to 0.83 and reactions of 95 to 240 ms. The
+// other cheaters sit between or beside earlier corpora's: speed hackers
+// near the limit on 83% of moves and resting before 14%; rings of 6 with
+// ± 5 units and up to 3 ms of lag; win-traders alternating 85% over 18
+// to 27 duels a session, dueling others every 12 to 24 s; funnels of 2 to
+// 5 feeders giving 9 to 15 gifts a session, with 1 to 6% back; gold
+// farmers looting 5 to 9 every 1.4 to 3 s; friends who duel each other
+// 6 to 15 times a session.
+func L(honest int) Params {
+	p := A(honest)
+	p.Seed = 12
+	p.Session = 2 * time.Minute
+	p.Sessions, p.SessionsMax = 3, 6
+	p.Improvers, p.Improve = 0.3, Span{0, 0.03}
+	p.AimAccuracy, p.AimReaction = Span{0.61, 0.83}, Span{95, 240}
+	p.SpeedNear, p.SpeedRest = 0.83, 0.14
+	p.RingSize, p.RingJitter, p.RingLag = 6, 5, 3*time.Millisecond
+	p.TradeMeets, p.TradeMeetsMax, p.TradeAlt, p.TradeOthers = 18, 27, 0.85, 12*time.Second
+	p.Feeders, p.FeedersMax, p.FeedGifts, p.FeedBack, p.FeedBackMax = 2, 5, Span{9, 15}, 0.01, 0.06
+	p.FarmEvery, p.FarmGold = Span{1.4, 3}, Span{5, 9}
+	p.FriendMeets, p.FriendMeetsMax = 6, 15
+	return p
+}

@@ -471,3 +471,20 @@ func TestKIsReproducibleItsAimbotsCheatFromTheStartAndItsSeedIsNew(t *testing.T)
 		require.NotEqual(t, q.Seed, p.Seed)
 	}
 }
+
+func TestLIsReproducibleItsSessionsAreLongerAndItsSeedIsNew(t *testing.T) {
+	l1, n, _ := digest(t, small(L(40)))
+	l2, n2, _ := digest(t, small(L(40)))
+	require.Equal(t, l1, l2)
+	require.Equal(t, n, n2)
+	k, _, _ := digest(t, small(K(40)))
+	require.NotEqual(t, l1, k)
+	p := L(40)
+	require.NoError(t, p.Validate())
+	require.Zero(t, p.SwitchAfter, "L's aimbots cheat from their first session")
+	require.Greater(t, p.Improvers, 0.0)
+	require.Equal(t, 2*K(40).Session, p.Session, "twice the play between two pauses")
+	for _, q := range []Params{A(40), B(40), C(40), D(40), E(40), F(40), G(40), W(40), H(40), J(40), K(40)} {
+		require.NotEqual(t, q.Seed, p.Seed)
+	}
+}

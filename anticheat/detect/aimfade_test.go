@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"testing"
-	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
@@ -25,11 +24,11 @@ func hitSession(world, p string, at int64, n, hits int) []*fsm.Event {
 	return evs
 }
 
-// aimConfig is small's, with accuracy's half-life h: a population whose
-// 90th percentile hit ratio is 0.25 (below).
-func aimConfig(h time.Duration) Config {
+// aimConfig is small's, with accuracy's half-life h shots: a
+// population whose 90th percentile hit ratio is 0.25 (below).
+func aimConfig(h int) Config {
 	c := small()
-	c.Accuracy.HalfLife = h
+	c.Accuracy.HalfLifeShots = h
 	return c
 }
 
@@ -49,6 +48,21 @@ func sessions(d *Detector, p string, n int) {
 	}
 }
 
+// fadedZ is accuracy's hit score against 0.25 of n sessions of 40 shots
+// whose first hits hit, each shot weighing 2^(−k/h), k the shots after
+// it: computed here from the definition, not by the detector's sums.
+func fadedZ(n, hits, h int) float64 {
+	var w, hw float64
+	for k := range 40 * n {
+		x := math.Exp2(-float64(k) / float64(h))
+		w += x
+		if 39-k%40 < hits { // k counts back from the last shot
+			hw += x
+		}
+	}
+	return (hw - 0.25*w) / math.Sqrt(w*0.1875)
+}
+
 func TestAGoodHonestPlayersLongHistoryDoesNotPushAccuracyPastItsThreshold(t *testing.T) {
 	// Unfaded, 20 sessions of 40 shots at 0.35 against 0.25 score
 	// (280 − 200) / √(800 × 0.1875) ≈ 6.53: past the threshold of 3, and
@@ -61,30 +75,39 @@ func TestAGoodHonestPlayersLongHistoryDoesNotPushAccuracyPastItsThreshold(t *tes
 	require.Equal(t, []string{"pro"}, players(flags))
 	require.InDelta(t, 80/math.Sqrt(800*0.1875), flags[0].Score, 1e-9)
 
-	// Weighed by their age (half-life 1 h), the sessions weigh 1, 1/2,
-	// 1/4…: about 80 shots, 28 hits, (28 − 20) / √(80 × 0.1875) ≈ 2.07,
-	// however long the history.
-	d, err := New(aimConfig(time.Hour))
-	require.NoError(t, err)
-	population(d)
-	sessions(d, "pro", 20)
-	require.Empty(t, only(d.Evaluate(), DetAccuracy))
-	z, ok := d.aimZ(d.players["pro"])
-	require.True(t, ok)
-	require.InDelta(t, 8/math.Sqrt(80*0.1875), z, 0.05)
+	// Weighed by the shots after them (half-life 40 shots: a session),
+	// the sessions weigh 1, 1/2, 1/4…: about 58 shots, whose hits (the
+	// first of each session, so the older of it) score ≈ 0.43, the same
+	// after 20 sessions as after 40 (of which the latest 16 are kept,
+	// Switch.Sessions: the older weigh under 2^−16).
+	for _, n := range []int{20, 40} {
+		d, err := New(aimConfig(40))
+		require.NoError(t, err)
+		population(d)
+		sessions(d, "pro", n)
+		require.Empty(t, only(d.Evaluate(), DetAccuracy))
+		z, ok := d.aimZ(d.players["pro"])
+		require.True(t, ok)
+		require.InDelta(t, fadedZ(min(n, DefaultConfig().Switch.Sessions), 14, 40), z, 1e-9)
+		require.Less(t, z, 3.0)
+	}
 }
 
-func TestAnAimbotsSessionScoresAsBeforeUnderAHalfLife(t *testing.T) {
-	// One session of 40 shots and 34 hits: the fading over its 40 s
-	// changes its score by less than a hundredth.
-	for _, h := range []time.Duration{0, time.Hour} {
+func TestAnAimbotsSessionScoresAsItsShotsWeighed(t *testing.T) {
+	// One session of 40 shots and 34 hits: 8.76 unfaded, about 8.3 with
+	// the default half-life of 200 shots (its first shots weigh 0.87).
+	for _, h := range []int{0, DefaultConfig().Accuracy.HalfLifeShots} {
 		d, err := New(aimConfig(h))
 		require.NoError(t, err)
 		population(d)
 		observeAll(d, hitSession("m1", "bot", 0, 40, 34))
 		flags := only(d.Evaluate(), DetAccuracy)
 		require.Equal(t, []string{"bot"}, players(flags), h)
-		require.InDelta(t, 24/math.Sqrt(40*0.1875), flags[0].Score, 0.1, h)
+		want := 24 / math.Sqrt(40*0.1875)
+		if h > 0 {
+			want = fadedZ(1, 34, h)
+		}
+		require.InDelta(t, want, flags[0].Score, 1e-9, h)
 	}
 }
 
@@ -104,16 +127,17 @@ func TestAccuracysFadedScoreIsTheSameWhateverOrderAPlayersWorldsAreReadIn(t *tes
 		d.Evaluate()
 		z, ok := d.aimZ(d.players["p"])
 		require.True(t, ok)
-		require.True(t, d.judges(&d.players["p"].aimReact))
+		r := history(d.players["p"], d.aimKeep, sessionAimReact, sessionShots)
+		require.True(t, d.judges(&r))
 		return z
 	}
 	require.InDelta(t, score(one, two), score(two, one), 1e-9)
 }
 
 func TestAnAccuracyHalfLifeIsReadFromAConfigFileAndANegativeOneRefused(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"Accuracy": {"HalfLife": "2h"}}`))
+	c, err := ParseConfig([]byte(`{"Accuracy": {"HalfLifeShots": 400}}`))
 	require.NoError(t, err)
-	require.Equal(t, 2*time.Hour, c.Accuracy.HalfLife)
-	_, err = ParseConfig([]byte(`{"Accuracy": {"HalfLife": "-1h"}}`))
+	require.Equal(t, 400, c.Accuracy.HalfLifeShots)
+	_, err = ParseConfig([]byte(`{"Accuracy": {"HalfLifeShots": -1}}`))
 	require.ErrorIs(t, err, ErrConfig)
 }

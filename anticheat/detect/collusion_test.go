@@ -111,24 +111,24 @@ func TestRepeatedOneWayTransfersAreFlaggedAndTradesAreNot(t *testing.T) {
 // Friends give each other gifts either way, and a coin flip's run of 8
 // one way (the counts' rule) comes by chance to a few of many pairs at
 // some point of a long history; the default needs the directions'
-// log-likelihood ratio at 6.5: 12 one way (12 ln 1.8 ≈ 7.05), not 8
-// (4.70) nor 11 and 1 back (4.86).
+// log-likelihood ratio at 8.5: 15 one way (15 ln 1.8 ≈ 8.82), not 8
+// (4.70) nor 14 and 1 back (6.62), which the counts would flag.
 func TestAShortOneWayRunBetweenFriendsIsNotAFunnelAndALongOneIs(t *testing.T) {
 	f := newFeed(t, DefaultConfig())
 	for i := range 8 {
 		give(f, "ann", "bob", fmt.Sprintf("a%d", i))
 	}
-	for i := range 11 {
+	for i := range 14 {
 		give(f, "cat", "dan", fmt.Sprintf("c%d", i))
 	}
 	give(f, "dan", "cat", "back")
 	require.Empty(t, only(f.d.Evaluate(), DetFunnel))
-	for i := range 4 {
+	for i := range 7 {
 		give(f, "ann", "bob", fmt.Sprintf("more%d", i))
 	}
 	flags := only(f.d.Evaluate(), DetFunnel)
 	require.Equal(t, []string{"ann+bob"}, players(flags))
-	require.InDelta(t, funnelLLR(12, 0, 0.1), flags[0].Score, 1e-9)
+	require.InDelta(t, funnelLLR(15, 0, 0.1), flags[0].Score, 1e-9)
 	require.GreaterOrEqual(t, flags[0].Score, DefaultConfig().Funnel.LLR)
 }
 

@@ -28,11 +28,12 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	p.shotN++
 	s := d.sessionOf(p, ref.World, at)
 	s.shots++
+	s.aimReact.age(d.aimKeep)
 	if target == "" {
-		p.aimShots.add(at, 0, d.cfg.Accuracy.HalfLife)
+		s.aim.add(0, d.aimKeep)
 		return
 	}
-	p.aimShots.add(at, 1, d.cfg.Accuracy.HalfLife)
+	s.aim.add(1, d.aimKeep)
 	p.hits++
 	s.hits++
 	p.accuracyEv.add(ref)
@@ -58,42 +59,72 @@ func (d *Detector) shoot(p *player, at int64, target string, ref Ref) {
 	s.reactions++
 	s.logReact += l
 	p.switchEv.add(ref)
-	p.react.add(at, l, d.cfg.Reaction.HalfLife)
-	p.aimReact.add(at, l, d.cfg.Accuracy.HalfLife)
+	s.react.add(l, d.reactKeep)
+	s.aimReact.add(l, 1) // at this shot: aged by the shots after it
 	if l < 0 {
 		p.reactEv.add(ref)
 	}
 }
 
-// faded is a sum of samples weighed by their age: each weighs
-// 2^(−age / half-life), its age taken from the newest sample's leader
-// time, so the sums kept are those at the newest one whatever order a
-// player's worlds are read in (a Runner follows them side by side; a
-// restart reads each from its start).
+// faded is a sum of samples weighed by their age in a player's own play:
+// each weighs keep^k, k the samples counted after it (keep = 2^(−1 /
+// half-life in samples)), not by leader time. A session's sums are
+// made in its world's order (a world's events are read in seq order
+// however many worlds a Runner reads side by side), and history adds a
+// player's sessions up in the order they started, so the sums are the
+// same whatever order a player's worlds are read in; a pause weighs
+// nothing, and the weights add up to at most 1 / (1 − keep) (about
+// half-life / ln 2 samples) however much a player plays.
 type faded struct {
 	w, sum float64 // Σ weights and Σ weight × sample
-	at     int64   // leader time of the newest sample: the ages' origin
 }
 
-// add adds sample x at leader time at; a half-life of 0 keeps every
-// sample at full weight.
-func (f *faded) add(at int64, x float64, halfLife time.Duration) {
-	w := 1.0
-	if h := float64(halfLife); h > 0 {
-		if at > f.at {
-			k := math.Exp2(-float64(at-f.at) / h)
-			f.w, f.sum, f.at = k*f.w, k*f.sum, at
-		} else {
-			w = math.Exp2(-float64(f.at-at) / h)
-		}
-	}
-	f.w += w
-	f.sum += w * x
+// add ages the samples by one and adds x at full weight.
+func (f *faded) add(x, keep float64) {
+	f.w = keep*f.w + 1
+	f.sum = keep*f.sum + x
 }
 
-// count is the weight of the samples, rounded (a session's samples, a few
-// minutes old, weigh just under one each).
+// age ages the samples by one sample of another kind (a shot, for
+// accuracy's reactions).
+func (f *faded) age(keep float64) {
+	f.w *= keep
+	f.sum *= keep
+}
+
+// count is the weight of the samples, rounded.
 func (f *faded) count() float64 { return math.Round(f.w) }
+
+// keepOf is the weight a sample keeps per sample after it for a
+// half-life of h samples: 1 (no fading) for 0.
+func keepOf(h int) float64 {
+	if h <= 0 {
+		return 1
+	}
+	return math.Exp2(-1 / float64(h))
+}
+
+// history adds up the sums sum picks of p's sessions, each older session
+// weighed by keep^n, n the samples (counted by n) of the sessions that
+// started after it: the newest session's newest sample weighs 1.
+func history(p *player, keep float64, sum func(*sessionStats) *faded, n func(*sessionStats) int) faded {
+	var out faded
+	m := 1.0
+	for i := len(p.sessions) - 1; i >= 0; i-- {
+		s := &p.sessions[i]
+		f := sum(s)
+		out.w += m * f.w
+		out.sum += m * f.sum
+		m *= math.Pow(keep, float64(n(s)))
+	}
+	return out
+}
+
+func sessionReact(s *sessionStats) *faded    { return &s.react }
+func sessionAim(s *sessionStats) *faded      { return &s.aim }
+func sessionAimReact(s *sessionStats) *faded { return &s.aimReact }
+func sessionReactions(s *sessionStats) int   { return s.reactions }
+func sessionShots(s *sessionStats) int       { return s.shots }
 
 // logZ is the z-score of the mean log reaction of r (over a positive
 // weight) below the log of Reaction.Median, with the sample size in it:
@@ -106,8 +137,20 @@ func (d *Detector) logZ(r *faded) float64 {
 	return -r.sum / (d.cfg.Reaction.Sigma * math.Sqrt(r.w))
 }
 
-// reactionZ is reaction's score of p: logZ over Reaction.HalfLife.
-func (d *Detector) reactionZ(p *player) float64 { return d.logZ(&p.react) }
+// reacts is p's reactions weighed by the reactions after each
+// (Reaction.HalfLifeReactions).
+func (d *Detector) reacts(p *player) faded {
+	if d.reactKeep == 1 { // every reaction of the Detector's life, not only its sessions kept
+		return faded{float64(p.reactions), p.logReact}
+	}
+	return history(p, d.reactKeep, sessionReact, sessionReactions)
+}
+
+// reactionZ is reaction's score of p: logZ over their faded reactions.
+func (d *Detector) reactionZ(p *player) float64 {
+	r := d.reacts(p)
+	return d.logZ(&r)
+}
 
 // judges reports whether r holds Reaction.MinSamples reactions, counted
 // with their weights.
@@ -115,23 +158,34 @@ func (d *Detector) judges(r *faded) bool {
 	return r.w > 0 && r.count() >= float64(d.cfg.Reaction.MinSamples)
 }
 
-// judgesReactions reports whether reaction judges p.
-func (d *Detector) judgesReactions(p *player) bool { return d.judges(&p.react) }
+// reactionScore is reaction's score of p and whether p is judged (their
+// reactions weigh Reaction.MinSamples).
+func (d *Detector) reactionScore(p *player) (float64, bool) {
+	r := d.reacts(p)
+	if !d.judges(&r) {
+		return 0, false
+	}
+	return d.logZ(&r), true
+}
 
 // aimZ is accuracy's score of p and whether p is judged: the weighed
 // hits' binomial z-score against the population's ceiling over at least
 // Accuracy.MinShots weighed shots, plus, over Reaction.MinSamples weighed
-// reactions, their logZ (both weighed by Accuracy.HalfLife). As logZ, the
+// reactions, their logZ (both weighed by the shots after them,
+// Accuracy.HalfLifeShots). As logZ, the
 // weighed z-score's denominator is √Σ w, not √Σ w², so fading never adds
 // evidence: an honest player's score is that of their recent shots.
 func (d *Detector) aimZ(p *player) (float64, bool) {
-	a := &p.aimShots
+	a, r := faded{float64(p.shots), float64(p.hits)}, faded{float64(p.reactions), p.logReact}
+	if d.aimKeep < 1 {
+		a, r = history(p, d.aimKeep, sessionAim, sessionShots), history(p, d.aimKeep, sessionAimReact, sessionShots)
+	}
 	if a.w <= 0 || a.count() < float64(d.cfg.Accuracy.MinShots) {
 		return 0, false
 	}
 	z, ok := d.acc.z(a.sum, a.w, d.cfg.Accuracy.MinPlayers)
-	if ok && d.judges(&p.aimReact) {
-		z += d.logZ(&p.aimReact)
+	if ok && d.judges(&r) {
+		z += d.logZ(&r)
 	}
 	return z, ok
 }

@@ -80,13 +80,15 @@ type Reaction struct {
 	// Sigma) (windowSigmas), so that it cuts off almost none of a quick
 	// human's reactions: the test is of their mean log.
 	Window time.Duration
-	// HalfLife is how fast a player's reaction evidence fades: each
-	// reaction weighs 2^(−age / HalfLife), its age taken from the
-	// player's newest reaction (leader time), so the evidence adds up
-	// over a player's sessions and worlds and a player who stopped
-	// cheating is not flagged for ever. 0 keeps every reaction at full
-	// weight.
-	HalfLife time.Duration
+	// HalfLifeReactions is how fast a player's reaction evidence fades,
+	// in their own play: each reaction weighs 2^(−k / HalfLifeReactions),
+	// k the player's reactions after it (in their sessions ordered by
+	// start), so the evidence adds up over a player's sessions and worlds,
+	// a player who stopped cheating is not flagged for ever, and an
+	// honest player's evidence weighs at most about HalfLifeReactions /
+	// ln 2 reactions however much they play. 0 keeps every reaction at
+	// full weight.
+	HalfLifeReactions int
 	// Busy: a reaction to a target is not timed when the player shot
 	// within Busy before it appeared, or hit another target since: their
 	// shots after it appeared may be at what they were already fighting
@@ -102,21 +104,22 @@ type Reaction struct {
 // population's hit ratio at Quantile (over the players with MinShots
 // shots) and, over at least Reaction.MinSamples reactions, reaction's
 // z-score, both over the player's shots and reactions weighed by their
-// age (HalfLife). Each near its own threshold is weak evidence; both
+// age in shots (HalfLifeShots). Each near its own threshold is weak evidence; both
 // together are not.
 type Accuracy struct {
 	MinShots   int     // shots before a player counts (counted with their weights, rounded)
 	MinPlayers int     // players counted before anyone is judged
 	Quantile   float64 // the population's hit ratio tested against, in (0, 1)
-	// HalfLife is how fast a player's aim evidence fades: each shot and
-	// each reaction weighs 2^(−age / HalfLife), its age taken from the
-	// player's newest one (leader time), so an honest player's evidence
-	// does not grow without bound with their history: a player who hits
-	// a little above the population's ratio (a pro who improved) stays a
-	// little above it, where unfaded hits would push their score past any
-	// threshold over enough sessions. 0 keeps every shot at full weight.
-	HalfLife time.Duration
-	Z        float64 // flag at this sum of the two scores or more
+	// HalfLifeShots is how fast a player's aim evidence fades, in their
+	// own play: each shot and each reaction weighs 2^(−k /
+	// HalfLifeShots), k the player's shots after it (in their sessions
+	// ordered by start), so an honest player's evidence does not grow
+	// without bound with their play: a player who hits a little above
+	// the population's ratio (a pro who improved) stays a little above
+	// it, where unfaded hits would push their score past any threshold
+	// over enough shots. 0 keeps every shot at full weight.
+	HalfLifeShots int
+	Z             float64 // flag at this sum of the two scores or more
 }
 
 // Switch flags a player whose aim changed between their sessions (each
@@ -197,8 +200,10 @@ type Funnel struct {
 	LLR          float64 // flag at this log-likelihood ratio or more
 }
 
-// Config configures a Detector. Thresholds were fixed on corpus seed A
-// (docs/ANTICHEAT.md) and measured on a held-out corpus.
+// Config configures a Detector. Thresholds were fixed on development
+// corpora (last on W and S, each above the largest honest score, so that
+// all the detectors together flag few honest players) and measured on a
+// held-out corpus (docs/ANTICHEAT.md).
 type Config struct {
 	Fields   Fields
 	Limits   Limits
@@ -225,16 +230,16 @@ func DefaultConfig() Config {
 	return Config{
 		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses", Currency: "gold"},
 		Limits:   Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
-		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.45},
-		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 2.5},
+		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.5},
+		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 3},
 		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLife: 6 * time.Hour, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 8.5},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, HalfLife: time.Hour, Z: 9},
-		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 5},
+		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLifeReactions: 64, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 10},
+		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, HalfLifeShots: 200, Z: 9.5},
+		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 6},
 		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
 		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
 		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
-		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1, Back: 0.1, LLR: 6.5},
+		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1, Back: 0.1, LLR: 8.5},
 		Every:    10000,
 		Scan:     time.Second,
 	}
@@ -254,14 +259,14 @@ func (c Config) Validate() error {
 		return bad("straight.window below 2")
 	case c.Reaction.Median <= 0 || !(c.Reaction.Sigma > 0):
 		return bad("reaction median and sigma must be positive")
-	case c.Reaction.Window < 0 || c.Reaction.HalfLife < 0 || c.Reaction.Busy < 0:
+	case c.Reaction.Window < 0 || c.Reaction.HalfLifeReactions < 0 || c.Reaction.Busy < 0:
 		return bad("reaction window, half-life or busy is negative")
 	case c.Reaction.Window > 0 && float64(c.Reaction.Window) < float64(c.Reaction.Median)*math.Exp(windowSigmas*c.Reaction.Sigma):
 		// A window drops the slower reactions: near the median it keeps a
 		// human's quicker ones only, whose mean log is below ln(Median).
 		return bad("reaction window below median × exp(4 × sigma): it would cut off a quick human's slower reactions")
-	case c.Accuracy.MinShots < 1 || c.Accuracy.HalfLife < 0:
-		return bad("accuracy.min_shots below 1 or a negative accuracy.half_life")
+	case c.Accuracy.MinShots < 1 || c.Accuracy.HalfLifeShots < 0:
+		return bad("accuracy.min_shots below 1 or a negative accuracy.half_life_shots")
 	case c.Switch.Sessions < 2 || c.Switch.Drift < 0 || c.Switch.AccDrift < 0:
 		return bad("switch.sessions below 2 or a negative drift")
 	case c.Economy.Window < 0:

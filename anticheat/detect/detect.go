@@ -80,9 +80,6 @@ type player struct {
 	shots, hits         int
 	reactions           int
 	logReact            float64 // sum of ln(reaction / Reaction.Median)
-	react               faded   // the same, each reaction weighed by its age (Reaction.HalfLife)
-	aimShots            faded   // shots (weights) and hits (sum), weighed by their age (Accuracy.HalfLife)
-	aimReact            faded   // react, weighed by Accuracy.HalfLife: accuracy's reaction term
 	reactedTo           string
 	hit                 entityRef          // the target of p's last hit
 	hitAt               int64              // and its leader time
@@ -138,6 +135,10 @@ type Detector struct {
 	acc           ceiling
 
 	discard sessionStats // a session older than every one kept is counted here
+
+	// What a sample keeps of its weight per sample after it:
+	// Reaction.HalfLifeReactions and Accuracy.HalfLifeShots.
+	reactKeep, aimKeep float64
 }
 
 // New returns a Detector.
@@ -149,6 +150,7 @@ func New(cfg Config) (*Detector, error) {
 		cfg: cfg, players: map[string]*player{}, appear: map[entityRef]int64{},
 		pairs: map[pairKey]*pair{}, edges: map[pairKey]*edge{}, into: map[string][]*edge{},
 		steps: map[string]*steps{}, flagged: map[string]bool{},
+		reactKeep: keepOf(cfg.Reaction.HalfLifeReactions), aimKeep: keepOf(cfg.Accuracy.HalfLifeShots),
 	}, nil
 }
 

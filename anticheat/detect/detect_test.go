@@ -72,7 +72,7 @@ func small() Config {
 	c.Reaction.MinSamples, c.Accuracy.MinShots, c.Accuracy.MinPlayers = 3, 10, 3
 	c.Reaction.Z = 3 // 3 reactions of 90 ms: z = √3 × ln(200/90) / 0.25 = 5.5
 	c.Accuracy.Z = 3
-	c.Reaction.HalfLife, c.Accuracy.HalfLife = 0, 0 // the scores below are exact, not faded over seconds
+	c.Reaction.HalfLifeReactions, c.Accuracy.HalfLifeShots = 0, 0 // the scores below are exact, not faded
 	c.Lockstep.MinTogether, c.WinTrade.MinMatches, c.Funnel.MinTransfers = 5, 6, 5
 	c.Funnel.LLR = 0 // the counts decide: 5 transfers (5 ln 1.8 ≈ 2.9)
 	return c

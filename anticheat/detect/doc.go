@@ -15,12 +15,14 @@
 //   - straight: paths straighter than a hand steers;
 //   - reaction: reactions to a target's appearance faster than a quick
 //     human's over many of them (a log-normal location z-score), over a
-//     player's sessions and worlds, older reactions weighing less
-//     (Reaction.HalfLife);
+//     player's sessions and worlds, each reaction weighing less for every
+//     reaction of the player's after it (Reaction.HalfLifeReactions): ages
+//     in the player's own play, not leader time;
 //   - accuracy: aim far better than the population's (the hits' binomial
 //     z-score against the population's 90th percentile, plus reaction's),
-//     over a player's shots and reactions weighed by their age
-//     (Accuracy.HalfLife), so an honest history's evidence stays bounded;
+//     over a player's shots and reactions weighed by the shots after them
+//     (Accuracy.HalfLifeShots), so an honest player's evidence stays
+//     bounded however much they play;
 //   - switch: aim that changed between a player's sessions (worlds) more
 //     than an honest player improves: a change point against their own
 //     earlier sessions (an aimbot switched on partway);

@@ -71,10 +71,8 @@ func (d *Detector) Evaluate() []Flag {
 				add(DetStraight, s, &p.straightEv, p.id)
 			}
 		}
-		if d.judgesReactions(p) {
-			if s := d.reactionZ(p); s >= c.Reaction.Z {
-				add(DetReaction, s, &p.reactEv, p.id)
-			}
+		if s, ok := d.reactionScore(p); ok && s >= c.Reaction.Z {
+			add(DetReaction, s, &p.reactEv, p.id)
 		}
 	}
 	d.dirtyPlayers = d.dirtyPlayers[:0]

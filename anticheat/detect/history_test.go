@@ -14,11 +14,12 @@ import (
 
 const hour = int64(time.Hour)
 
-// fast is a cheater's reaction in the sessions below: over one session's
-// 12 reactions the reaction score is √12 × ln(200/120) / 0.25 ≈ 7.08,
-// under the default threshold of 8.5; over two sessions an hour apart it
-// is about 9.7.
-const fast = 120 * time.Millisecond
+// fast is a cheater's reaction in the sessions below: over one
+// session's 12 reactions (weighing about 11.3 with the default half-life
+// of 64 reactions) the reaction score is about √11.3 × ln(200/110) / 0.25
+// ≈ 8.0, under the default threshold of 10; over two sessions it is
+// about 11.0.
+const fast = 110 * time.Millisecond
 
 // session returns the events of one session of player p in world, from
 // leader time at: 12 targets appear 10 s apart and p's first shot hits
@@ -38,20 +39,30 @@ func session(world, p string, at int64, react time.Duration) []*fsm.Event {
 	return evs
 }
 
-// perSession is the reaction score of one session of 12 fast reactions
-// at full weight.
-var perSession = math.Sqrt(12) * math.Log(200/fast.Seconds()/1000) / 0.25
+// weight is the weight of n reactions in a row, each weighing 2^(−k/h),
+// k the reactions after it (h the default half-life): computed here
+// from the definition, not by the detector's sums.
+func weight(n int) float64 {
+	w := 0.0
+	for k := range n {
+		w += math.Exp2(-float64(k) / float64(DefaultConfig().Reaction.HalfLifeReactions))
+	}
+	return w
+}
+
+// historyScore is the reaction score of n fast reactions in a row, the
+// newest at full weight.
+func historyScore(n int) float64 {
+	return math.Sqrt(weight(n)) * math.Log(200/fast.Seconds()/1000) / 0.25
+}
+
+// perSession is the reaction score of one session of 12 fast reactions.
+var perSession = historyScore(12)
 
 func observeAll(d *Detector, evs []*fsm.Event) {
 	for _, ev := range evs {
 		d.Observe(ev)
 	}
-}
-
-// historyScore is the reaction score of 12 reactions at full weight and
-// 12 more weighed w (a session older by some half-lives).
-func historyScore(w float64) float64 {
-	return math.Sqrt(12+12*w) * math.Log(200/fast.Seconds()/1000) / 0.25
 }
 
 func TestAPlayerUnderTheThresholdInEachSessionIsFlaggedOverTheirSessionsInSeveralWorlds(t *testing.T) {
@@ -61,15 +72,15 @@ func TestAPlayerUnderTheThresholdInEachSessionIsFlaggedOverTheirSessionsInSevera
 
 	observeAll(d, session("m1", "p", 0, fast))
 	require.Empty(t, only(d.Evaluate(), DetReaction), "one session is not enough evidence")
-	require.InDelta(t, perSession, d.reactionZ(d.players["p"]), 1e-2) // faded over its 2 minutes
+	require.InDelta(t, perSession, d.reactionZ(d.players["p"]), 1e-9)
 
-	// An hour later, another match in another world: the first session
-	// weighs 2^(−1/6) ≈ 0.89 (half-life 6 h).
+	// An hour later, another match in another world: the first session's
+	// reactions weigh 2^(−12/64) less, for the second's 12 after them.
 	observeAll(d, session("m2", "p", hour, fast))
 	flags := only(d.Evaluate(), DetReaction)
 	require.Len(t, flags, 1)
 	require.Equal(t, []string{"p"}, flags[0].Players)
-	require.InDelta(t, historyScore(math.Exp2(-1.0/6)), flags[0].Score, 1e-2)
+	require.InDelta(t, historyScore(24), flags[0].Score, 1e-9)
 	require.GreaterOrEqual(t, flags[0].Score, DefaultConfig().Reaction.Z)
 	require.Equal(t, "m2", flags[0].Evidence[len(flags[0].Evidence)-1].World)
 }
@@ -94,23 +105,68 @@ func TestAPlayersHistoryScoresTheSameWhateverOrderItsWorldsAreReadIn(t *testing.
 	require.Equal(t, players(only(inOrder.Evaluate(), DetReaction)), players(only(flags, DetReaction)))
 }
 
-func TestReactionEvidenceFadesSoAnOldSessionNoLongerAddsUp(t *testing.T) {
+func TestAPauseDoesNotFadeAPlayersReactionEvidence(t *testing.T) {
+	// The same two sessions two days apart score as an hour apart: the
+	// ages are counted in the player's reactions, not in leader time.
 	d, err := New(DefaultConfig())
 	require.NoError(t, err)
 	observeAll(d, session("m1", "p", 0, fast))
 	require.Empty(t, only(d.Evaluate(), DetReaction))
-	// Two days later (8 half-lives) the first session weighs 1/256.
 	observeAll(d, session("m2", "p", 48*hour, fast))
-	require.Empty(t, only(d.Evaluate(), DetReaction), "evidence of two days ago has faded")
-	require.InDelta(t, historyScore(1.0/256), d.reactionZ(d.players["p"]), 1e-2)
+	require.Equal(t, []string{"p"}, players(only(d.Evaluate(), DetReaction)))
+	require.InDelta(t, historyScore(24), d.reactionZ(d.players["p"]), 1e-9)
+}
 
-	// Without a half-life the same two sessions are flagged.
+func TestAPlayersReactionEvidenceFadesWithTheirOwnLaterReactions(t *testing.T) {
+	// A fast session followed by sessions of 200 ms (ln 1 = 0: no
+	// evidence either way) weighs 2^(−12n/64) after n of them.
+	d, err := New(DefaultConfig())
+	require.NoError(t, err)
+	observeAll(d, session("m1", "p", 0, fast))
+	for i := range 10 {
+		observeAll(d, session(fmt.Sprintf("n%d", i), "p", int64(i+1)*hour, 200*time.Millisecond))
+	}
+	old := weight(12) * math.Exp2(-120.0/64)
+	want := old * math.Log(200/fast.Seconds()/1000) / (0.25 * math.Sqrt(weight(132)))
+	require.InDelta(t, want, d.reactionZ(d.players["p"]), 1e-9)
+	require.Less(t, want, 1.0)
+
+	// Without a half-life every reaction weighs one.
 	keep := DefaultConfig()
-	keep.Reaction.HalfLife = 0
+	keep.Reaction.HalfLifeReactions = 0
 	d, err = New(keep)
 	require.NoError(t, err)
 	observeAll(d, session("m1", "p", 0, fast))
 	observeAll(d, session("m2", "p", 48*hour, fast))
+	require.InDelta(t, math.Sqrt(24)*math.Log(200/fast.Seconds()/1000)/0.25, d.reactionZ(d.players["p"]), 1e-9)
+}
+
+func TestAFastHonestPlayersLongSessionDoesNotPushReactionPastItsThreshold(t *testing.T) {
+	// 100 sessions' worth of reactions of 170 ms without a break, in one
+	// world: unfaded, √1200 × ln(200/170) / 0.25 ≈ 22.5; weighed by the
+	// reactions after each, about √92 × 0.65 ≈ 6.2, however long the
+	// play (an hour straight, a day straight).
+	var evs []*fsm.Event
+	for i := range 100 {
+		for _, ev := range session("m1", "p", int64(i)*2*int64(time.Minute), 170*time.Millisecond) {
+			ev.Seq = uint64(len(evs) + 1)
+			ev.Changes[0].Entity += fmt.Sprint("-", i) // the target: spawned, or hit
+			evs = append(evs, ev)
+		}
+	}
+	d, err := New(DefaultConfig())
+	require.NoError(t, err)
+	observeAll(d, evs)
+	require.Empty(t, only(d.Evaluate(), DetReaction))
+	limit := math.Sqrt(1/(1-math.Exp2(-1.0/64))) * math.Log(200.0/170) / 0.25
+	require.InDelta(t, limit, d.reactionZ(d.players["p"]), 1e-3)
+	require.Less(t, limit, DefaultConfig().Reaction.Z)
+
+	keep := DefaultConfig()
+	keep.Reaction.HalfLifeReactions = 0
+	d, err = New(keep)
+	require.NoError(t, err)
+	observeAll(d, evs)
 	require.Equal(t, []string{"p"}, players(only(d.Evaluate(), DetReaction)))
 }
 
@@ -118,8 +174,8 @@ func TestAPlayerWhoStoppedCheatingIsNotFlaggedByTheirOldSessions(t *testing.T) {
 	d, err := New(DefaultConfig())
 	require.NoError(t, err)
 	observeAll(d, session("m1", "p", 0, fast))
-	// A day later, three honest sessions (300 ms): the old evidence
-	// weighs 1/16 and the honest reactions outweigh it.
+	// Three honest sessions after (300 ms): the old evidence weighs
+	// 2^(−36/64) and the honest reactions outweigh it.
 	for i, w := range []string{"m2", "m3", "m4"} {
 		observeAll(d, session(w, "p", 24*hour+int64(i)*hour, 300*time.Millisecond))
 	}
@@ -128,10 +184,10 @@ func TestAPlayerWhoStoppedCheatingIsNotFlaggedByTheirOldSessions(t *testing.T) {
 }
 
 func TestAReactionHalfLifeIsReadFromAConfigFileAndANegativeOneRefused(t *testing.T) {
-	c, err := ParseConfig([]byte(`{"Reaction": {"HalfLife": "12h"}}`))
+	c, err := ParseConfig([]byte(`{"Reaction": {"HalfLifeReactions": 128}}`))
 	require.NoError(t, err)
-	require.Equal(t, 12*time.Hour, c.Reaction.HalfLife)
-	_, err = ParseConfig([]byte(`{"Reaction": {"HalfLife": "-1h"}}`))
+	require.Equal(t, 128, c.Reaction.HalfLifeReactions)
+	_, err = ParseConfig([]byte(`{"Reaction": {"HalfLifeReactions": -1}}`))
 	require.ErrorIs(t, err, ErrConfig)
 }
 
@@ -183,7 +239,7 @@ func TestAPlayersHistoryAcrossWorldsSurvivesARestartAndALeadershipChange(t *test
 	before, score := historyRun(t, archive("m1", "m2"), 48)
 	require.Equal(t, []string{"p"}, players(before))
 	require.GreaterOrEqual(t, before[0].Score, z)
-	require.InDelta(t, historyScore(math.Exp2(-1.0/6)), score, 1e-2)
+	require.InDelta(t, historyScore(24), score, 1e-9)
 
 	restarted, again := historyRun(t, archive("m1", "m2"), 48)
 	require.Equal(t, []string{"p"}, players(restarted))

@@ -151,7 +151,7 @@ func printRates(w io.Writer, name string, rs []rate, events int) {
 
 var (
 	tableHonest  = flag.Int("table.honest", 0, "print the detectors' rates on corpora A to F with this many honest players")
-	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E, F, S, G, W, H, J and K")
+	tableCorpora = flag.String("table.corpora", "ABC", "the corpora -table.honest prints, of A, B, C, D, E, F, S, G, W, H, J, K and L")
 )
 
 // TestPrintTable prints the figures of docs/ANTICHEAT.md (corpus D, held
@@ -184,6 +184,12 @@ var (
 // (Accuracy.HalfLife), was measured once, alone:
 //
 //	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=K
+//
+// L, held out after reaction's and accuracy's samples were weighed by
+// the player's own later samples (half-lives in reactions and shots),
+// was measured once, alone:
+//
+//	go test -count=1 -p 1 ./anticheat/detect -run TestPrintTable -v -args -table.honest=10000 -table.corpora=L
 func TestPrintTable(t *testing.T) {
 	if *tableHonest == 0 {
 		t.Skip("no -table.honest")
@@ -195,7 +201,8 @@ func TestPrintTable(t *testing.T) {
 		{"S (seed 1: A in 3 to 5 sessions a player; thresholds of history fixed here)", corpus.S(*tableHonest)}, {"G (seed 7, in 3 to 5 sessions a player, held out)", corpus.G(*tableHonest)},
 		{"W (seed 8: aimbots switching on after 1 to 4 of 4 to 7 sessions; switch's threshold fixed here)", corpus.W(*tableHonest)}, {"H (seed 9: aimbots switching on after 2 to 5 of 5 to 8 sessions, held out)", corpus.H(*tableHonest)},
 		{"J (seed 10: aimbots switching on after 1 to 5 of 4 to 8 sessions, held out after the busy rule)", corpus.J(*tableHonest)},
-		{"K (seed 11: aimbots cheating from the start, 4 to 8 sessions, held out after accuracy's fading)", corpus.K(*tableHonest)}} {
+		{"K (seed 11: aimbots cheating from the start, 4 to 8 sessions, held out after accuracy's fading)", corpus.K(*tableHonest)},
+		{"L (seed 12: aimbots cheating from the start, 3 to 6 sessions of two minutes, held out after the half-lives in play)", corpus.L(*tableHonest)}} {
 		if !strings.Contains(*tableCorpora, c.name[:1]) {
 			continue
 		}
@@ -218,17 +225,29 @@ func TestPrintTable(t *testing.T) {
 // some detectors) with 2,000 honest players
 // (and 20 cheaters of each kind): every detector finds at least 85% of
 // the cheaters it targets and flags at most 0.1% of the honest players (2
-// of 2,000). docs/ANTICHEAT.md has the figures at 10,000 honest players.
+// of 2,000), but reaction, whose threshold is for a history of several
+// sessions (10): one session of B's aimbots is enough for at least half
+// of them, and every aimbot is flagged by reaction or accuracy.
+// docs/ANTICHEAT.md has the figures at 10,000 honest players.
 func TestDetectorsMeetTheirBoundsOnAHeldOutCorpus(t *testing.T) {
-	rs, _ := measure(t, corpus.B(2000))
+	rs, kinds, _, _ := measureAll(t, corpus.B(2000))
 	for _, r := range rs {
 		if r.detector == detect.DetSwitch { // one session a player: nothing to compare
 			require.Zero(t, r.found+r.falsePos)
 			continue
 		}
 		require.Positive(t, r.targets, r.detector)
-		require.GreaterOrEqual(t, r.detection(), 0.85, "%s detection", r.detector)
+		bound := 0.85
+		if r.detector == detect.DetReaction {
+			bound = 0.5
+		}
+		require.GreaterOrEqual(t, r.detection(), bound, "%s detection", r.detector)
 		require.LessOrEqual(t, r.falsePos, 2, "%s false positives", r.detector)
+	}
+	for _, k := range kinds {
+		if k.detector == string(corpus.Aimbot) {
+			require.Equal(t, k.targets, k.found, "every aimbot flagged by some detector")
+		}
 	}
 }
 

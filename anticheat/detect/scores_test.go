@@ -12,7 +12,7 @@ import (
 	"github.com/gsd-dev/gsd/fsm"
 )
 
-var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads, A to K (thresholds are fixed on A, S and W only)")
+var scoresCorpus = flag.String("scores.corpus", "A", "the corpus TestPrintScores reads, A to L (thresholds are fixed on A, S and W only)")
 
 // TestPrintScores prints, per detector on corpus A with every threshold off
 // (each player's highest score over evaluations every Config.Every events),
@@ -52,7 +52,7 @@ func TestPrintScores(t *testing.T) {
 	}
 	n := 0
 	mk, ok := map[string]func(int) corpus.Params{"A": corpus.A, "B": corpus.B, "C": corpus.C, "D": corpus.D, "E": corpus.E, "F": corpus.F,
-		"S": corpus.S, "G": corpus.G, "W": corpus.W, "H": corpus.H, "J": corpus.J, "K": corpus.K}[*scoresCorpus]
+		"S": corpus.S, "G": corpus.G, "W": corpus.W, "H": corpus.H, "J": corpus.J, "K": corpus.K, "L": corpus.L}[*scoresCorpus]
 	if !ok {
 		t.Fatalf("no corpus %q", *scoresCorpus)
 	}

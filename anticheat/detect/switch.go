@@ -10,6 +10,9 @@ type sessionStats struct {
 	reactions   int     // timed reactions
 	logReact    float64 // sum of their ln(reaction / Reaction.Median)
 	shots, hits int
+	react       faded // reactions weighed by the reactions after them in it
+	aim         faded // shots (weights) and hits (sum), weighed by the shots after them in it
+	aimReact    faded // reactions weighed by the shots after them in it: accuracy's reaction term
 }
 
 // sessionOf returns p's session in world, starting one at leader time at

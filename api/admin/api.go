@@ -39,6 +39,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+wire.PathShards+"/{id}/replace", a.ReplaceVoter)
 	mux.HandleFunc("DELETE "+wire.PathShardNodes+"/{id}", a.RemoveMapNode)
 	mux.HandleFunc("POST "+wire.PathShardNodes, a.AddMapNode)
+	mux.HandleFunc("POST "+wire.PathShardNodesDown, a.MarkNodesDown)
 	mux.HandleFunc("POST /v1/cluster/worlds/{world}/move", a.MoveWorld)
 	mux.HandleFunc("GET /healthz", a.Healthz)
 	mux.HandleFunc("GET /readyz", a.Readyz)

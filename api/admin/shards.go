@@ -179,6 +179,10 @@ func (a *API) AddMapNode(w http.ResponseWriter, r *http.Request) {
 		a.WriteError(w, err, true)
 		return
 	}
+	if n.Down {
+		a.WriteError(w, fmt.Errorf("%w: down is not set by adding a node (POST %s does)", fsm.ErrMalformed, wire.PathShardNodesDown), true)
+		return
+	}
 	ctx, cancel := a.RequestContext(r)
 	defer cancel()
 	if err := e.AddMapNode(ctx, n); err != nil {

@@ -84,6 +84,7 @@ var routeAccesses = map[string]routeAccess{
 	"POST /v1/cluster/shards/{id}/replace":       accessAdmin,
 	"DELETE /v1/cluster/shards/nodes/{id}":       accessAdmin,
 	"POST /v1/cluster/shards/nodes":              accessAdmin,
+	"POST /v1/cluster/shards/nodes:down":         accessAdmin,
 	"POST /v1/cluster/worlds/{world}/move":       accessAdmin,
 	"GET /v1/node/archive":                       accessAdmin,
 	"POST /v1/node/archive:check":                accessAdmin,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // Events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
@@ -23,16 +24,20 @@ import (
 // event it may see nothing of is left out, and a delayed view gets each
 // event only once it is older than the delay. view=CLASS names a viewer
 // class; with auth off, player=P the viewing player (edge.Sight).
-// compress=gzip with Accept-Encoding: gzip gzips the stream (eventgzip.go).
+// compress=gzip with Accept-Encoding: gzip gzips the stream (eventgzip.go);
+// form=lean sends lean lines (eventlean.go).
 func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	var linger time.Duration
-	var gz bool
+	var gz, lean bool
 	from, err := edge.ParseSeq(r, "from")
 	if err == nil {
 		linger, err = parseLinger(r)
 	}
 	if err == nil {
 		gz, err = wantsGzip(r)
+	}
+	if err == nil {
+		lean, err = wantsLean(r)
 	}
 	if err != nil {
 		s.WriteError(w, err, false)
@@ -48,7 +53,7 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, err, false)
 		return
 	}
-	v, err := s.sightOf(r, r.PathValue("world"))
+	v, err := s.sightOf(r, r.PathValue("world"), lean)
 	if err == nil && v != nil {
 		if err = s.acquire(v); err == nil {
 			defer s.release(v)
@@ -82,6 +87,9 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	if gz {
 		h.Set("Content-Encoding", "gzip")
 	}
+	if lean {
+		h.Set(wire.EventFormHeader, wire.EventFormLean)
+	}
 	var out streamOut
 	if raw, end, ok := hijackStream(w, r, rc, s.Config().StreamWriteTimeout, cancel); ok {
 		defer end()
@@ -96,14 +104,23 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 		}
 		out = httpOut{w: w, rc: rc}
 	}
-	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes} // bytes sent: compressed ones
-	if gz {
-		zo := newGzipOut(out)
-		defer zo.Close() // before the body's end
-		out = zo
-	}
-	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position(), v: v}
+	out, closeOut := s.output(out, gz)
+	defer closeOut() // before the body's end
+	st := &eventStream{s: s, out: out, world: r.PathValue("world"), linger: linger, next: sub.Position(), v: v, lean: lean}
 	st.serve(ctx, sub)
+}
+
+// output returns the stream's output over the connection's out: counted
+// (the bytes sent, compressed ones), then gzipped when gz. end ends what
+// the stream wrote (the gzip member's trailer); call it before the body's
+// end.
+func (s *Service) output(out streamOut, gz bool) (_ streamOut, end func()) {
+	out = &countedOut{streamOut: out, to: s.Metrics().StreamBytes}
+	if !gz {
+		return out, func() {}
+	}
+	zo := newGzipOut(out)
+	return zo, func() { _ = zo.Close() }
 }
 
 // maxLinger bounds an event stream's linger.

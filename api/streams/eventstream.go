@@ -32,8 +32,9 @@ import (
 // Service serves the event streams over the edge's shared core.
 type Service struct {
 	*edge.Core
-	fans  *fanout.Hub // the streams' shared fan-outs, one per world and linger
-	views views       // the filtered streams' shared parts (views.go)
+	fans     *fanout.Hub // the streams' shared fan-outs, one per world and linger
+	leanFans *fanout.Hub // those of the lean streams (eventlean.go)
+	views    views       // the filtered streams' shared parts (views.go)
 }
 
 // New returns the event streams' service over core.
@@ -43,6 +44,11 @@ func New(core *edge.Core) (*Service, error) {
 	cfg.Encode = core.Wire().NDJSON
 	var err error
 	if s.fans, err = fanout.New(cfg); err != nil {
+		return nil, err
+	}
+	cfg.Encode = leanNDJSON(core.Wire())
+	if s.leanFans, err = fanout.New(cfg); err != nil {
+		s.fans.Close()
 		return nil, err
 	}
 	return s, nil
@@ -74,11 +80,18 @@ func (s *Service) Register(mux *http.ServeMux) {
 }
 
 // Members returns the fans and attached streams of world on this node.
-func (s *Service) Members(world string) (fans, members int) { return s.fans.Members(world) }
+func (s *Service) Members(world string) (fans, members int) {
+	fans, members = s.fans.Members(world)
+	lf, lm := s.leanFans.Members(world)
+	return fans + lf, members + lm
+}
 
 // Close stops the fans; call it after the core's Close has ended the
 // streams (the fans stop with their last stream: it waits for them).
-func (s *Service) Close() { s.fans.Close() }
+func (s *Service) Close() {
+	s.fans.Close()
+	s.leanFans.Close()
+}
 
 // done is a context that is always done: Next with it returns the events
 // already waiting, or an error at once.
@@ -99,6 +112,7 @@ type eventStream struct {
 	linger time.Duration
 	next   uint64  // seq of the next event to write
 	v      *viewed // nil: the caller sees everything (views.go)
+	lean   bool    // lines in the lean form (eventlean.go)
 }
 
 // serve writes events until the client goes away, the server closes or
@@ -110,6 +124,9 @@ func (st *eventStream) serve(ctx context.Context, sub *store.Subscription) {
 		return
 	}
 	fans := st.s.fans
+	if st.lean {
+		fans = st.s.leanFans
+	}
 	if st.v != nil && st.v.fans != nil {
 		fans = st.v.fans
 	}
@@ -298,10 +315,15 @@ func (st *eventStream) write(ctx context.Context, evs []*fsm.Event, err error) b
 	}
 	for _, ev := range evs {
 		var line []byte
-		if st.v == nil {
+		switch {
+		case st.v != nil:
+			if line, err = st.v.line(st.s, ev, st.lean); err != nil {
+				return st.write(ctx, nil, err) // the feed failed under the filter
+			}
+		case st.lean:
+			line, err = st.s.leanLine(ev)
+		default:
 			line, err = st.s.Wire().Line(ev)
-		} else if line, err = st.v.line(st.s, ev); err != nil {
-			return st.write(ctx, nil, err) // the feed failed under the filter
 		}
 		if err != nil {
 			return false

@@ -47,6 +47,7 @@ type viewKey struct {
 	world   string
 	version edge.RulesRef
 	view    spectator.View
+	lean    bool // lean lines (eventlean.go)
 }
 
 type sharedFans struct {
@@ -77,7 +78,7 @@ type viewed struct {
 
 // sightOf resolves a stream's caller under world's rules: nil for a
 // caller who sees everything of every world.
-func (s *Service) sightOf(r *http.Request, world string) (*viewed, error) {
+func (s *Service) sightOf(r *http.Request, world string, lean bool) (*viewed, error) {
 	sight, err := s.Sight(r)
 	if err != nil || sight.All {
 		return nil, err
@@ -91,7 +92,7 @@ func (s *Service) sightOf(r *http.Request, world string) (*viewed, error) {
 		return nil, err
 	}
 	return &viewed{access: a, version: edge.RulesOf(info), filter: filter, view: view, delay: delay,
-		key: viewKey{world: world, version: edge.RulesOf(info), view: view}}, nil
+		key: viewKey{world: world, version: edge.RulesOf(info), view: view, lean: lean}}, nil
 }
 
 // acquire gives v its shared parts: the world's prepared events and, for
@@ -110,7 +111,11 @@ func (s *Service) acquire(v *viewed) error {
 	sf := s.views.fans[v.key]
 	if sf == nil {
 		cfg := s.fanConfig()
-		cfg.Encode = v.events.Encoder(v.view, appendLine)
+		enc := appendLine
+		if v.key.lean {
+			enc = appendLean
+		}
+		cfg.Encode = v.events.Encoder(v.view, enc)
 		hub, err := fanout.New(cfg)
 		if err != nil {
 			s.views.vis.ReleaseEvents(v.key.world, v.version)
@@ -158,9 +163,13 @@ func appendLine(b []byte, ev *fsm.Event) ([]byte, error) {
 	return append(append(b, j...), '\n'), nil
 }
 
-// line returns ev's line as v may see it (nil: nothing of it).
-func (v *viewed) line(s *Service, ev *fsm.Event) ([]byte, error) {
-	if !v.filter {
+// line returns ev's line as v may see it (nil: nothing of it), lean
+// (eventlean.go) or whole.
+func (v *viewed) line(s *Service, ev *fsm.Event, lean bool) ([]byte, error) {
+	switch {
+	case !v.filter && lean:
+		return s.leanLine(ev)
+	case !v.filter:
 		return s.Wire().Line(ev)
 	}
 	out, err := s.views.vis.Cut(v.events, &v.own, v.access, v.view, ev)
@@ -169,6 +178,9 @@ func (v *viewed) line(s *Service, ev *fsm.Event) ([]byte, error) {
 	}
 	if err != nil || out == nil {
 		return nil, err
+	}
+	if lean {
+		return appendLean(nil, out)
 	}
 	return appendLine(nil, out)
 }

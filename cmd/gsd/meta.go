@@ -112,9 +112,14 @@ type metaBackend struct {
 	r *shard.Router
 }
 
-// ShardMap is the shard Backend's map with the meta group's own members.
+// ShardMap is the shard Backend's map with the meta group's own
+// members, and each node's region and down mark.
 func (b metaBackend) ShardMap() wire.ShardMap {
 	m := b.Backend.ShardMap()
+	info := b.g.Nodes()
+	for i, n := range m.Nodes {
+		m.Nodes[i].Region, m.Nodes[i].Down = info[n.ID].Region, info[n.ID].Down
+	}
 	servers, err := b.g.Members()
 	if err != nil {
 		return m
@@ -182,6 +187,12 @@ func (b metaBackend) RemoveShard(ctx context.Context, id uint64) error {
 // RemoveMapNode removes a node that is no shard's voter from the meta map.
 func (b metaBackend) RemoveMapNode(ctx context.Context, id string) error {
 	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpRemoveNode, Node: id})
+	return editError(err)
+}
+
+// MarkNodesDown declares nodes of the meta map dead (mark_down).
+func (b metaBackend) MarkNodesDown(ctx context.Context, d wire.NodesDown) error {
+	_, err := b.g.Propose(ctx, meta.Command{Op: meta.OpMarkDown, Nodes: d.Nodes})
 	return editError(err)
 }
 

@@ -49,12 +49,12 @@ func TestRunAFourthNodeJoinsTheMetaGroupWhenAddedToTheMap(t *testing.T) {
 
 	require.Equal(t, "malformed", client.Code(c.AddMapNode(ctx, wire.ShardNode{ID: "n4", Raft: "nope", HTTP: http4})))
 	require.Eventually(t, func() bool {
-		return c.AddMapNode(ctx, wire.ShardNode{ID: "n4", Raft: raft4, HTTP: http4}) == nil
+		return c.AddMapNode(ctx, wire.ShardNode{ID: "n4", Raft: raft4, HTTP: http4, Region: "eu"}) == nil
 	}, 30*time.Second, 20*time.Millisecond, "add n4 to the meta map")
 	require.Eventually(t, func() bool {
 		m, err := c4.Shards(ctx)
-		return err == nil && m.Meta && len(m.Nodes) == 4 && slices.ContainsFunc(m.Nodes, func(n wire.ShardNode) bool { return n.ID == "n4" })
-	}, 30*time.Second, 20*time.Millisecond, "n4's replica of the meta group has the map")
+		return err == nil && m.Meta && len(m.Nodes) == 4 && slices.ContainsFunc(m.Nodes, func(n wire.ShardNode) bool { return n.ID == "n4" && n.Region == "eu" })
+	}, 30*time.Second, 20*time.Millisecond, "n4's replica of the meta group has the map, with n4's region")
 	// With 4 nodes the meta group keeps 3 voters: n4 is a nonvoter.
 	require.Eventually(t, func() bool {
 		m, err := c.Shards(ctx)

@@ -16,19 +16,22 @@ import (
 
 	"github.com/gsd-dev/gsd/internal/freeport"
 	"github.com/gsd-dev/gsd/loadgen"
+	"github.com/gsd-dev/gsd/spectator/relay"
 	"github.com/spf13/pflag"
 )
 
 // spectateOptions are spectator-influx's step mode: spectators watching
 // in steps, through relays run as processes of their own.
 type spectateOptions struct {
-	steps      string // --spectator-steps, "" for none
-	relayProcs int
+	steps        string // --spectator-steps, "" for none
+	relayProcs   int
+	upstreamForm string // --relay-upstream-form
 }
 
 // addSpectateFlags registers the step mode's flags.
 func addSpectateFlags(f *pflag.FlagSet, o *spectateOptions) {
 	f.StringVar(&o.steps, "spectator-steps", "", "spectator-influx: measure with each of these numbers of spectators watching, in one run (e.g. 0,1000,10000): they watch the watch route (keyframe, then deltas), and the report compares each step with the first per 1,000 spectators")
+	f.StringVar(&o.upstreamForm, "relay-upstream-form", relay.UpstreamFormLean, "spectator-influx with --relay-procs: the relays' --upstream-form (lean or whole), to compare the voters' bytes per relay")
 	f.IntVar(&o.relayProcs, "relay-procs", 0, "spectator-influx: put the spectators on this many relays run as processes of their own (gsdctl relay run), sampled apart from the load generator; implies --spectator-steps 0,<--spectators> unless given")
 }
 
@@ -60,7 +63,7 @@ func runSpectatorSteps(ctx context.Context, t *loadgen.Target, p loadgen.LoadPar
 		if err != nil {
 			return nil, fmt.Errorf("relay processes: %w", err)
 		}
-		sp.Relays = relayProcs(exe, so.relayProcs, slices.Max(steps))
+		sp.Relays = relayProcs(exe, so.relayProcs, slices.Max(steps), "--upstream-form", so.upstreamForm)
 	case o.spectatorRelays > 0:
 		start := benchRelays(o.spectatorRelays)
 		sp.Relays = func(ctx context.Context, upstreams []string) (loadgen.RelaySet, error) {
@@ -92,8 +95,9 @@ const relayStartTimeout = 15 * time.Second
 
 // relayProcs returns what starts n relay processes (exe relay run), each
 // following one of the upstreams in turn on a free loopback port and
-// admitting viewers spectators; they are stopped by their pids.
-func relayProcs(exe string, n, viewers int) func(ctx context.Context, upstreams []string) (loadgen.RelaySet, error) {
+// admitting viewers spectators, with the relay flags args; they are stopped
+// by their pids.
+func relayProcs(exe string, n, viewers int, args ...string) func(ctx context.Context, upstreams []string) (loadgen.RelaySet, error) {
 	return func(ctx context.Context, upstreams []string) (loadgen.RelaySet, error) {
 		var rs loadgen.RelaySet
 		if len(upstreams) == 0 {
@@ -106,7 +110,7 @@ func relayProcs(exe string, n, viewers int) func(ctx context.Context, upstreams 
 			}
 		}
 		for i := range n {
-			p, err := startRelayProc(ctx, exe, "http://"+upstreams[i%len(upstreams)], max(viewers, 1))
+			p, err := startRelayProc(ctx, exe, "http://"+upstreams[i%len(upstreams)], max(viewers, 1), args...)
 			if err != nil {
 				rs.Stop()
 				return loadgen.RelaySet{}, fmt.Errorf("relay %d: %w", i, err)
@@ -128,16 +132,16 @@ type relayProc struct {
 	exited chan struct{}
 }
 
-// startRelayProc starts exe relay run following upstream and waits until
-// it serves.
-func startRelayProc(ctx context.Context, exe, upstream string, viewers int) (*relayProc, error) {
+// startRelayProc starts exe relay run following upstream (with the flags
+// args) and waits until it serves.
+func startRelayProc(ctx context.Context, exe, upstream string, viewers int, args ...string) (*relayProc, error) {
 	addr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
 	p := &relayProc{addr: addr, out: &lockedBuf{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(exe, "relay", "run", "--upstream", upstream, "--listen", addr,
-		"--max-viewers", strconv.Itoa(viewers))
+	p.cmd = exec.Command(exe, append([]string{"relay", "run", "--upstream", upstream, "--listen", addr,
+		"--max-viewers", strconv.Itoa(viewers)}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		return nil, err

@@ -45,7 +45,7 @@ the map (as node remove does).`,
 	}
 	evacuate.Flags().BoolVar(&dryRun, "dry-run", false, "print the shards NODE would leave and change nothing")
 	evacuate.Flags().BoolVar(&remove, "remove", false, "after every shard is evacuated, remove NODE from the shard map")
-	cmd.AddCommand(evacuate, a.nodeRemoveCmd(), a.nodeAddCmd())
+	cmd.AddCommand(evacuate, a.nodeRemoveCmd(), a.nodeAddCmd(), a.nodeDownCmd())
 	return cmd
 }
 
@@ -146,13 +146,30 @@ func evacuationPlan(m wire.ShardMap, node string) ([]wire.ShardInfo, error) {
 	}
 	var out []wire.ShardInfo
 	var errs []error
+	live := 0 // a node marked down takes no seat
+	for _, n := range m.Nodes {
+		if !n.Down {
+			live++
+		}
+	}
 	for _, s := range m.Shards {
 		if !slices.Contains(s.Voters, node) {
 			continue
 		}
-		if len(m.Nodes) < len(s.Voters)+1 && s.ID != 0 {
-			errs = append(errs, fmt.Errorf("shard %d has %d voters on %d nodes: no node can take %s's seat (add a node first)",
-				s.ID, len(s.Voters), len(m.Nodes), node))
+		// The seat goes to a live node that is not a voter of the shard.
+		free := live
+		for _, v := range s.Voters {
+			if slices.ContainsFunc(m.Nodes, func(n wire.ShardNode) bool { return n.ID == v && !n.Down }) {
+				free--
+			}
+		}
+		if free < 1 && s.ID != 0 {
+			down := ""
+			if live < len(m.Nodes) {
+				down = fmt.Sprintf(" (%d marked down)", len(m.Nodes)-live)
+			}
+			errs = append(errs, fmt.Errorf("shard %d has %d voters on %d nodes%s: no node can take %s's seat (add a node first)",
+				s.ID, len(s.Voters), len(m.Nodes), down, node))
 		}
 		out = append(out, s)
 	}

@@ -151,6 +151,16 @@ func TestEvacuateRefusesWithoutAReplacementOrAMetaMap(t *testing.T) {
 	require.Contains(t, errOut, "shard 1 has 3 voters on 3 nodes: no node can take n1's seat")
 	require.Empty(t, f.calls)
 
+	// A node marked down takes no seat; the node evacuated may be one.
+	down := newFakeMeta(4, wire.ShardInfo{ID: 1, Voters: []string{"n1", "n2", "n3"}})
+	down.m.Nodes[3].Down = true
+	code, _, errOut = ctl(t, "", "--addr", down.serve(t), "node", "evacuate", "n1")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errOut, "shard 1 has 3 voters on 4 nodes (1 marked down): no node can take n1's seat")
+	down.m.Nodes[3].Down, down.m.Nodes[0].Down = false, true
+	out := mustRun(t, "--addr", down.serve(t), "node", "evacuate", "n1", "--dry-run")
+	require.Contains(t, out, "shard 1: would replace n1")
+
 	code, _, errOut = ctl(t, "", "--addr", addr, "node", "evacuate", "n9")
 	require.NotEqual(t, 0, code)
 	require.Contains(t, errOut, `no node "n9" in the shard map`)

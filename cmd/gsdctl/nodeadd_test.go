@@ -13,6 +13,12 @@ import (
 func TestNodeAddPutsTheNodeIntoTheShardMap(t *testing.T) {
 	var got []wire.ShardNode
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == wire.PathShards {
+			// The map holds what was added, with regions (gsd --meta).
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(wire.ShardMap{Meta: true, Nodes: got})
+			return
+		}
 		if r.Method != http.MethodPost || r.URL.Path != wire.PathShardNodes {
 			http.NotFound(w, r)
 			return
@@ -45,4 +51,13 @@ func TestNodeAddPutsTheNodeIntoTheShardMap(t *testing.T) {
 	require.NotEqual(t, 0, code)
 	require.Contains(t, errOut, `"raft" not set`)
 	require.Len(t, got, 1)
+
+	// Added again for a new address, n4 keeps its region (it was
+	// cleared: review of dead14); --region "" clears it.
+	out = mustRun(t, "--addr", addr, "node", "add", "n4", "--raft", "10.0.0.9:7000", "--http", "10.0.0.9:8080")
+	require.Contains(t, out, "node n4 keeps its region eu\n")
+	require.Equal(t, wire.ShardNode{ID: "n4", Raft: "10.0.0.9:7000", HTTP: "10.0.0.9:8080", Region: "eu"}, got[1])
+	out = mustRun(t, "--addr", addr, "node", "add", "n4", "--raft", "10.0.0.9:7000", "--http", "10.0.0.9:8080", "--region", "")
+	require.NotContains(t, out, "keeps its region")
+	require.Equal(t, wire.ShardNode{ID: "n4", Raft: "10.0.0.9:7000", HTTP: "10.0.0.9:8080"}, got[2])
 }

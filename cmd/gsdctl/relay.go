@@ -114,6 +114,7 @@ its keyframes and serves it to relays of it.`,
 	f.DurationVar(&cfg.RetryAfter, "retry-after", cfg.RetryAfter, "Retry-After told to viewers refused when full")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "stop following a world nobody watched for this long")
 	f.DurationVar(&cfg.UpstreamLinger, "upstream-linger", cfg.UpstreamLinger, "the linger= asked of the upstream's event stream (events come a window at a time: fewer bytes and writes for the voters; 0: none)")
+	f.StringVar(&cfg.UpstreamForm, "upstream-form", cfg.UpstreamForm, "the form of the upstream's event lines: lean (form=lean: without what the relay rebuilds, fewer bytes for the voters) or whole")
 	f.IntVar(&cfg.MaxEvents, "max-events", cfg.MaxEvents, "events held per world; older positions answer 410 archive_gap")
 	f.DurationVar(&cfg.Pipeline.KeyframeInterval, "keyframe-interval", cfg.Pipeline.KeyframeInterval, "how often each view's join keyframe is made anew")
 	f.DurationVar(&cfg.Pipeline.Tick, "tick", cfg.Pipeline.Tick, "how often watchers get a delta")

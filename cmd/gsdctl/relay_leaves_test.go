@@ -17,17 +17,18 @@ import (
 )
 
 // tamperingProxy forwards to node, rewriting one change's value in the
-// event of seq 2 of every event stream it carries (asked as plain
-// NDJSON); the audit routes pass as they are.
+// event of seq 2 of every event stream it carries (asked uncompressed;
+// lean lines too, whose value may end the change); the audit routes pass
+// as they are.
 func tamperingProxy(t *testing.T, node string) string {
 	t.Helper()
 	u, err := url.Parse("http://" + node)
 	require.NoError(t, err)
-	value := regexp.MustCompile(`"value":[0-9]+,`)
+	value := regexp.MustCompile(`"value":[0-9]+([,}])`)
 	p := &httputil.ReverseProxy{FlushInterval: -1, Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(u)
 		q := r.Out.URL.Query()
-		q.Del("compress") // plain lines, to rewrite
+		q.Del("compress") // uncompressed lines, to rewrite
 		r.Out.URL.RawQuery = q.Encode()
 		r.Out.Header.Del("Accept-Encoding")
 	}}
@@ -42,7 +43,7 @@ func tamperingProxy(t *testing.T, node string) string {
 			for {
 				line, err := rd.ReadString('\n')
 				if strings.Contains(line, `"seq":2,`) {
-					line = value.ReplaceAllString(line, `"value":77,`)
+					line = value.ReplaceAllString(line, `"value":77$1`)
 				}
 				if _, werr := io.WriteString(pw, line); werr != nil || err != nil {
 					pw.CloseWithError(err)

@@ -79,8 +79,15 @@ func (a *app) printShards(m wire.ShardMap) error {
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "NODE\tRAFT\tHTTP")
+	var down []string
 	for _, n := range m.Nodes {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", n.ID, n.Raft, n.HTTP)
+		if n.Down {
+			down = append(down, n.ID)
+		}
+	}
+	if len(down) > 0 {
+		fmt.Fprintf(tw, "marked down (gsdctl node down; evacuate and remove them): %s\n", strings.Join(down, ","))
 	}
 	if len(m.MetaMembers) > 0 {
 		var voters, nonvoters []string

@@ -53,6 +53,15 @@ func TestShardsPlacementAndWorldsPrintTheShardMap(t *testing.T) {
 	require.Len(t, m.Shards, 2)
 }
 
+func TestShardsNamesTheNodesMarkedDown(t *testing.T) {
+	addr := shardMapServer(t, wire.ShardMap{Meta: true,
+		Nodes: []wire.ShardNode{{ID: "n1", Raft: "h:1", HTTP: "h:2"}, {ID: "n3", Raft: "h:5", HTTP: "h:6", Down: true}}})
+	out := mustRun(t, "--addr", addr, "shards")
+	require.Contains(t, out, "marked down (gsdctl node down; evacuate and remove them): n3\n")
+	addr = shardMapServer(t, wire.ShardMap{Meta: true, Nodes: []wire.ShardNode{{ID: "n1", Raft: "h:1", HTTP: "h:2"}}})
+	require.NotContains(t, mustRun(t, "--addr", addr, "shards"), "marked down")
+}
+
 func TestShardsWithoutAShardMapFails(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

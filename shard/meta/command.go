@@ -33,6 +33,10 @@ const (
 	OpReplaceVoter Op = "replace_voter" // Shard: New (empty: the FSM picks, ReplacementFor) is to take Node's seat
 	OpVoterReady   Op = "voter_ready"   // Shard: New, joining, has caught up (proposed by New)
 	OpReplaceDone  Op = "replace_done"  // Shard: New is a Raft voter; Node leaves the map (proposed by the shard's leader)
+	// OpMarkDown declares Nodes dead (down.go): they stay nodes of the
+	// map (and voters of their shards, until evacuated) but leave the
+	// meta group's configuration, so the gate no longer waits for them.
+	OpMarkDown Op = "mark_down" // Nodes
 )
 
 // Command is one change to the meta state. Which fields count depends on
@@ -61,6 +65,9 @@ type Command struct {
 	// voter_ready, replace_done). Gated like Expect: only those ops take
 	// it, and the others encode as before.
 	New string `json:"new,omitempty"`
+	// Nodes are the nodes mark_down declares dead (several at once: each
+	// must not answer while the others are marked). Gated like New.
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // Load is a shard's load as its leader reports it.
@@ -112,6 +119,9 @@ func DecodeCommand(b []byte) (Command, error) {
 	if len(c.Load) == 0 {
 		c.Load = nil
 	}
+	if len(c.Nodes) == 0 {
+		c.Nodes = nil
+	}
 	if err := c.Validate(); err != nil {
 		return Command{}, err
 	}
@@ -132,7 +142,7 @@ func (c Command) Validate() error {
 		"node": c.Node != "", "raft": c.Raft != "", "http": c.HTTP != "", "region": c.Region != "",
 		"shard": c.Shard != 0, "voters": c.Voters != nil, "replicas": c.Replicas != 0,
 		"world": c.World != "", "expect": c.Expect != nil, "leads": c.Leads != nil, "load": c.Load != nil, "seed": c.Seed != nil,
-		"new": c.New != "",
+		"new": c.New != "", "nodes": c.Nodes != nil,
 	}
 	var takes []string
 	switch c.Op {
@@ -190,13 +200,22 @@ func (c Command) Validate() error {
 	case OpVoterReady:
 		takes = []string{"shard", "new"}
 		need(c.New != "", "the joining node (new) is required")
+	case OpMarkDown:
+		takes = []string{"nodes"}
+		need(len(c.Nodes) > 0, "the nodes to mark down (nodes) are required")
+		seen := map[string]bool{}
+		for _, n := range c.Nodes {
+			need(n != "", "an empty node id")
+			need(!seen[n], fmt.Sprintf("node %q listed twice", n))
+			seen[n] = true
+		}
 	default:
 		errs = append(errs, fmt.Errorf("unknown op %q", c.Op))
 	}
 	for _, f := range takes {
 		delete(unused, f)
 	}
-	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "expect", "leads", "load", "seed", "new"} {
+	for _, f := range []string{"node", "raft", "http", "region", "shard", "voters", "replicas", "world", "expect", "leads", "load", "seed", "new", "nodes"} {
 		if unused[f] {
 			errs = append(errs, fmt.Errorf("%s does not take %s", c.Op, f))
 		}

@@ -40,8 +40,10 @@ const (
 	// (replace_voter, voter_ready, replace_done and their field new), 4
 	// what remove_node and replace_voter record in the state
 	// (State.Removed, Replacement.Since: in snapshots, which an older
-	// binary refuses to restore).
-	readsLevel = 4
+	// binary refuses to restore), 5 mark_down and its field nodes, and
+	// the FSM's own replacement pick leaving out nodes marked down and
+	// the shard's last replaced-out voter (State.Down, State.Left).
+	readsLevel = 5
 	// probeTimeout bounds one member's answer to the gate's probe.
 	probeTimeout = 5 * time.Second
 	// maxForward bounds a request or an answer.
@@ -91,7 +93,12 @@ type probeAnswer struct {
 // needsLevel is the readsLevel a member must have to apply c as this
 // binary does.
 func needsLevel(c Command) int {
-	if c.Op == OpRemoveNode || isReplace(c.Op) {
+	switch {
+	case c.Op == OpMarkDown, c.Op == OpReplaceDone, c.Op == OpReplaceVoter && c.New == "":
+		// replace_done records State.Left, and the pick reads it: a
+		// replica on level 4 would pick another node.
+		return 5
+	case c.Op == OpRemoveNode || isReplace(c.Op):
 		return 4
 	}
 	if c.Expect != nil {
@@ -105,17 +112,25 @@ func needsLevel(c Command) int {
 // newer ones apply it, and their maps would differ. The members are the
 // Raft configuration's servers and the configured ones (nonvoters the
 // leader has not added yet); each is asked (probe), so a member that
-// does not answer closes the gate too.
+// does not answer closes the gate too. A node marked down is waited for
+// only while it is in the configuration (down.go).
 func (g *Group) gate(ctx context.Context, c Command) error {
+	return g.gateExcept(ctx, c, nil)
+}
+
+// gateExcept is gate without asking the nodes skip (mark_down's, which
+// admitDown found do not answer and takes out of the configuration).
+func (g *Group) gateExcept(ctx context.Context, c Command, skip []string) error {
 	need := needsLevel(c)
 	if need <= 1 {
 		return nil // every binary reads it
 	}
 	addrs := map[raft.ServerID]raft.ServerAddress{}
-	removed := g.fsm.members().removed
+	m := g.fsm.members()
+	removed := m.removed
 	for _, srv := range g.cfg.Servers {
-		if g.cfg.Voters > 0 && removed[string(srv.ID)] {
-			continue // removed from the map: the leader removes it, never adds it
+		if g.cfg.Voters > 0 && removed[string(srv.ID)] || m.down[string(srv.ID)] {
+			continue // removed from the map or marked down: the leader never adds it
 		}
 		addrs[srv.ID] = srv.Address
 	}
@@ -134,7 +149,7 @@ func (g *Group) gate(ctx context.Context, c Command) error {
 		addrs[srv.ID] = srv.Address
 	}
 	for _, id := range slices.Sorted(maps.Keys(addrs)) {
-		if string(id) == g.cfg.ID {
+		if string(id) == g.cfg.ID || slices.Contains(skip, string(id)) {
 			continue
 		}
 		if c.Op == OpRemoveNode && string(id) == c.Node {

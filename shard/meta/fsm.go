@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -42,6 +41,10 @@ type FSM struct {
 	applied atomic.Uint64
 	mu      sync.Mutex
 	changed chan struct{}
+
+	// beforeApply, when set (tests), runs at the start of every Apply:
+	// it can hold this replica's FSM behind its log.
+	beforeApply atomic.Pointer[func()]
 }
 
 var (
@@ -99,7 +102,7 @@ func (f *FSM) publish(topo bool) {
 		v.Map = old.Map
 	} else {
 		v.Map = f.state.Map(f.membership)
-		f.memberSet.Store(&members{nodes: maps.Clone(f.state.Nodes), removed: maps.Clone(f.state.Removed)})
+		f.memberSet.Store(f.state.members())
 	}
 	f.view.Store(v)
 }
@@ -107,6 +110,9 @@ func (f *FSM) publish(topo bool) {
 // Apply applies one log entry and returns *Applied. Entries that are not
 // commands (raft's own configuration changes, barriers) change nothing.
 func (f *FSM) Apply(l *raft.Log) any {
+	if hook := f.beforeApply.Load(); hook != nil {
+		(*hook)()
+	}
 	defer f.notify(l.Index)
 	if l.Type != raft.LogCommand {
 		return &Applied{}
@@ -190,6 +196,15 @@ func DecodeSnapshot(b []byte) (*State, error) {
 	}
 	if s.Removed == nil {
 		s.Removed = map[string]bool{} // a snapshot from before removals were kept
+	}
+	if s.Down == nil {
+		s.Down = map[string]bool{} // a snapshot from before down marks
+	}
+	if s.Left == nil {
+		s.Left = map[uint64]string{}
+	}
+	if err := s.checkDown(); err != nil {
+		return nil, fmt.Errorf("%w: snapshot: %w", ErrBadCommand, err)
 	}
 	for id := range s.Removed {
 		if _, ok := s.Nodes[id]; ok {

@@ -134,9 +134,11 @@ type Group struct {
 	// tests stand in for it).
 	askLast func(ctx context.Context, shard uint64, leader string) (uint64, error)
 	// memberMarks is, per meta nonvoter, this leader's last log index
-	// when it last asked how far the nonvoter applied (members.go); the
+	// when it last asked how far the nonvoter applied, and barrierTerm
+	// the term this leader last waited for its FSM in (members.go); the
 	// report loop's only.
 	memberMarks map[string]uint64
+	barrierTerm uint64
 
 	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
 	cancel    context.CancelFunc
@@ -427,9 +429,10 @@ func (g *Group) addNonvoters() {
 	for _, s := range f.Configuration().Servers {
 		have[s.ID] = true
 	}
+	m := g.fsm.members()
 	for _, s := range g.cfg.Servers {
-		if s.Suffrage != raft.Nonvoter || have[s.ID] {
-			continue
+		if s.Suffrage != raft.Nonvoter || have[s.ID] || m.leaves(string(s.ID)) {
+			continue // a member, or removed or marked down: never added back
 		}
 		if err := g.raft.AddNonvoter(s.ID, s.Address, 0, g.cfg.ApplyTimeout).Error(); err != nil {
 			g.log.Debug("add meta nonvoter", "id", s.ID, "err", err)
@@ -588,12 +591,4 @@ func (g *Group) Close(ctx context.Context) error {
 		g.closeErr = errors.Join(errs...)
 	})
 	return g.closeErr
-}
-
-// Publish is a shard.Publish for shard.Move: it lists world on shard in
-// the meta map (assign_world), so every node routes the moved world to
-// its new home.
-func (g *Group) Publish(ctx context.Context, world string, shard uint64) error {
-	_, err := g.Propose(ctx, Command{Op: OpAssignWorld, World: world, Shard: shard})
-	return err
 }

@@ -73,7 +73,7 @@ func memberSteps(self string, m members, config []raft.Server, caught func(id st
 	var out []step
 	for _, s := range config {
 		id := string(s.ID)
-		if !m.removed[id] || id == self {
+		if !m.leaves(id) || id == self {
 			continue // listed, or not listed yet; a removed leader hands on first
 		}
 		if s.Suffrage == raft.Voter && have < target {
@@ -110,7 +110,7 @@ func memberSteps(self string, m members, config []raft.Server, caught func(id st
 		inRegion[nodes[best].Region]++
 		candidates = slices.DeleteFunc(candidates, func(id string) bool { return id == best })
 	}
-	if m.removed[self] && len(voters) > 0 {
+	if m.leaves(self) && len(voters) > 0 {
 		// The map dropped the leader: the lowest listed voter (one it
 		// just promoted if none voted before) takes over and removes it.
 		out = append(out, step{stepTransfer, voters[0]})
@@ -125,7 +125,18 @@ func (g *Group) following() bool {
 }
 
 // followMap takes the meta leader's membership steps (memberSteps).
+// Once per term it first waits for its FSM to apply what earlier
+// leaders committed (a Barrier): a new leader's map can lag its log,
+// and a step decided from it (removing a member that a committed
+// add_node listed again) would be wrong.
 func (g *Group) followMap() {
+	if term := g.raft.CurrentTerm(); term != g.barrierTerm {
+		if err := g.raft.Barrier(g.cfg.ApplyTimeout).Error(); err != nil {
+			g.log.Debug("wait for the meta FSM before changing members", "err", err)
+			return
+		}
+		g.barrierTerm = term
+	}
 	f := g.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
@@ -158,10 +169,21 @@ func (g *Group) followMap() {
 	if have < metaVoters(g.cfg.Voters, len(m.nodes)) {
 		caught = g.caughtNonvoters(nonvoters, addr)
 	}
+	steps := memberSteps(g.cfg.ID, m, config, func(id string) bool { return caught[id] }, g.cfg.Voters)
+	var adds []string
+	for _, s := range steps {
+		if s.kind == stepAddNonvoter {
+			adds = append(adds, s.node)
+		}
+	}
+	join := g.joinable(adds, addr)
 	failed := map[string]bool{}
-	for _, s := range memberSteps(g.cfg.ID, m, config, func(id string) bool { return caught[id] }, g.cfg.Voters) {
+	for _, s := range steps {
 		if failed[s.node] {
 			continue // a handover to a node whose promotion failed
+		}
+		if s.kind == stepAddNonvoter && !join[s.node] {
+			continue // not answering, or reading an older log (down.go)
 		}
 		var err error
 		switch s.kind {
@@ -208,6 +230,9 @@ func (g *Group) admit(ctx context.Context, c Command) error {
 		if err := g.checkJoiner(ctx, c); err != nil {
 			return err
 		}
+	}
+	if c.Op == OpMarkDown {
+		return g.admitDown(ctx, c)
 	}
 	return g.gate(ctx, c)
 }
@@ -282,12 +307,20 @@ func (g *Group) appliedIndex() uint64 {
 	return max(g.fsm.Applied(), g.raft.AppliedIndex(), g.snapshotIndex())
 }
 
-// members is the map's nodes, with their regions, and the nodes
-// remove_node took out of it, as a replica last applied them.
+// members is the map's nodes that are not marked down, with their
+// regions, the nodes remove_node took out of it and the nodes marked
+// down, as a replica last applied them. The meta group's members follow
+// nodes; removed and down ones leave it.
 type members struct {
 	nodes   map[string]Node
 	removed map[string]bool
+	down    map[string]bool
+	all     map[string]Node // every node of the map, marked down or not
 }
+
+// leaves reports whether the meta leader takes id out of the meta
+// group's configuration: removed from the map, or marked down.
+func (m members) leaves(id string) bool { return m.removed[id] || m.down[id] }
 
 // members returns the map's nodes and removed nodes.
 func (f *FSM) members() members {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -341,4 +342,45 @@ func TestANodeAtARemovedNodesAddressJoinsTheMetaGroup(t *testing.T) {
 	c.propose("n1", Command{Op: OpRemoveNode, Node: "n4"})
 	c.propose("n1", Command{Op: OpAddNode, Node: "n9", Raft: string(n4), HTTP: "http-n9:80"})
 	c.waitMetaMembers([]string{"n1", "n2", "n3"}, []string{"n9"})
+}
+
+// A new meta leader whose FSM lags its log waits for it before it
+// changes members: from the map it had, it took out a member that a
+// committed add_node had listed again (review of dead14: no Barrier in
+// followMap).
+func TestANewMetaLeaderWaitsForItsMapBeforeChangingMembers(t *testing.T) {
+	x, _ := fakeMember(t, readsLevel)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) { cfg.ReportInterval = 0 })
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "x", Raft: x, HTTP: "h:2"})
+	leader := c.metaLeader()
+	require.NoError(t, c.group(leader).raft.AddNonvoter("x", raft.ServerAddress(x), 0, 5*time.Second).Error())
+	c.propose(leader, Command{Op: OpRemoveNode, Node: "x"})
+	lag := c.ids[(indexOf(c.ids, leader)+1)%3]
+	require.Eventually(t, func() bool { return c.group(lag).fsm.members().removed["x"] }, 10*time.Second, 5*time.Millisecond)
+
+	// lag's FSM stops applying; x is listed again, committed without it.
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release)
+	wait := func() { <-hold }
+	c.group(lag).fsm.beforeApply.Store(&wait)
+	c.propose(leader, Command{Op: OpAddNode, Node: "x", Raft: x, HTTP: "h:2"})
+	require.NoError(t, c.group(leader).raft.LeadershipTransferToServer(raft.ServerID(lag), c.servers[indexOf(c.ids, lag)].Address).Error())
+	require.Eventually(t, func() bool { return c.group(lag).IsLeader() }, 10*time.Second, 5*time.Millisecond)
+	require.True(t, c.group(lag).fsm.members().removed["x"], "lag's map is behind its log")
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.group(lag).followMap()
+	}()
+	select {
+	case <-done: // acted without waiting: what the map said then counts
+	case <-time.After(time.Second):
+	}
+	release()
+	<-done
+	require.True(t, listed("x", c.metaConfig()), "x, listed again, stays a member")
 }

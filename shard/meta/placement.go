@@ -2,6 +2,7 @@ package meta
 
 import (
 	"cmp"
+	"context"
 	"slices"
 
 	"github.com/gsd-dev/gsd/shard/meta/plan"
@@ -61,4 +62,12 @@ func SpreadVoters(nodes []NodeSeats, replicas int) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Publish is a shard.Publish for shard.Move: it lists world on shard in
+// the meta map (assign_world), so every node routes the moved world to
+// its new home.
+func (g *Group) Publish(ctx context.Context, world string, shard uint64) error {
+	_, err := g.Propose(ctx, Command{Op: OpAssignWorld, World: world, Shard: shard})
+	return err
 }

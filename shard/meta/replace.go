@@ -56,7 +56,8 @@ func (s *State) applyReplace(c Command, index uint64) (Result, bool, error) {
 				return Result{}, false, fmt.Errorf("%w: node %q is not a voter of shard %d", ErrRefused, c.Node, c.Shard)
 			}
 			if c.New, ok = s.replacementFor(c.Shard, c.Node); !ok {
-				return Result{}, false, fmt.Errorf("%w: no node can take %s's seat in shard %d: every node is a voter of it (a replacement needs more nodes than the shard has voters)", ErrRefused, c.Node, c.Shard)
+				return Result{}, false, fmt.Errorf("%w: no node can take %s's seat in shard %d: every node is a voter of it, marked down, or (%s) the voter its last replacement took out (a replacement needs more nodes than the shard has voters; name that one with new to take it back)",
+					ErrRefused, c.Node, c.Shard, cmp.Or(s.Left[c.Shard], "none"))
 			}
 		}
 		for _, n := range []string{c.Node, c.New} {
@@ -69,6 +70,9 @@ func (s *State) applyReplace(c Command, index uint64) (Result, bool, error) {
 		}
 		if slices.Contains(voters, c.New) {
 			return Result{}, false, fmt.Errorf("%w: node %q is a voter of shard %d already", ErrRefused, c.New, c.Shard)
+		}
+		if s.Down[c.New] {
+			return Result{}, false, fmt.Errorf("%w: node %q is marked down: add it to the map again first (gsdctl node add)", ErrRefused, c.New)
 		}
 		s.Replacing[c.Shard] = Replacement{Old: c.Node, New: c.New, Since: index}
 		return Result{Shard: c.Shard, Voters: replaced(voters, c.Node, c.New), New: c.New}, false, nil
@@ -95,6 +99,7 @@ func (s *State) applyReplace(c Command, index uint64) (Result, bool, error) {
 		next := replaced(voters, c.Node, c.New)
 		s.Shards[c.Shard] = next
 		delete(s.Replacing, c.Shard)
+		s.Left[c.Shard] = c.Node
 		return Result{Shard: c.Shard, Voters: slices.Clone(next)}, true, nil
 	}
 	return Result{}, false, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)
@@ -110,7 +115,10 @@ func replaced(voters []string, old, joiner string) []string {
 // replacementFor picks the node to take old's seat in shard by
 // SpreadVoters' rule, given the voters that stay: a region with the fewest of the
 // shard's voters, then the fewest seats, then the lowest id; never a
-// voter of the shard. False: every node is one.
+// voter of the shard, a node marked down (seats leaves them out), nor
+// the node the shard's last completed replacement took out (Left: the
+// shard's Raft group may list it as a voter still, and "recently" is
+// what every replica's state says alike). False: no node is left.
 func (s *State) replacementFor(shard uint64, old string) (string, bool) {
 	voters := s.Shards[shard]
 	inRegion := map[string]int{}
@@ -122,7 +130,7 @@ func (s *State) replacementFor(shard uint64, old string) (string, bool) {
 	var best NodeSeats
 	found := false
 	for _, n := range s.seats() {
-		if slices.Contains(voters, n.ID) {
+		if slices.Contains(voters, n.ID) || n.ID == s.Left[shard] {
 			continue
 		}
 		if !found || cmp.Or(cmp.Compare(inRegion[n.Region], inRegion[best.Region]), cmp.Compare(n.Seats, best.Seats), cmp.Compare(n.ID, best.ID)) < 0 {

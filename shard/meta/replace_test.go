@@ -15,17 +15,21 @@ import (
 )
 
 func TestReplaceCommandsRoundTripAndTakeOnlyTheirFields(t *testing.T) {
-	for _, c := range []Command{
-		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"},
-		{Op: OpVoterReady, Shard: 0, New: "n4"},
-		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"},
+	// Level 5: what reads or records State.Left (the FSM's own pick,
+	// replace_done); 4 the rest.
+	for c, level := range map[*Command]int{
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1", New: "n4"}: 4,
+		{Op: OpReplaceVoter, Shard: 1, Node: "n1"}:            5,
+		{Op: OpVoterReady, Shard: 0, New: "n4"}:               4,
+		{Op: OpReplaceDone, Shard: 1, Node: "n1", New: "n4"}:  5,
+		{Op: OpMarkDown, Nodes: []string{"n1", "n2"}}:         5,
 	} {
 		b, err := c.Encode()
 		require.NoError(t, err)
 		got, err := DecodeCommand(b)
 		require.NoError(t, err)
-		require.Equal(t, c, got)
-		require.Equal(t, 4, needsLevel(c), "%s is gated", c.Op)
+		require.Equal(t, *c, got)
+		require.Equal(t, level, needsLevel(*c), "%s is gated", c.Op)
 	}
 	for name, c := range map[string]Command{
 		"replace without old":   {Op: OpReplaceVoter, Shard: 1, New: "n4"},

@@ -42,13 +42,23 @@ type State struct {
 	// map has not listed yet (nodes added one at a time) stays. Absent
 	// when empty.
 	Removed map[string]bool `json:"removed,omitempty"`
+	// Down holds the nodes mark_down declared dead (down.go), until
+	// add_node lists them again or remove_node removes them: still nodes
+	// of the map and voters of their shards, out of the meta group's
+	// configuration, never picked for a seat. Absent when empty.
+	Down map[string]bool `json:"down,omitempty"`
+	// Left holds, per shard, the voter its last completed replacement
+	// took out (replace_done): the FSM's own pick never names it for
+	// that shard, since the shard's Raft group may still list it as a
+	// voter until its leader removes it. Absent when empty.
+	Left map[uint64]string `json:"left,omitempty"`
 }
 
 // NewState returns an empty state.
 func NewState() *State {
 	return &State{Nodes: map[string]Node{}, Shards: map[uint64][]string{}, Worlds: map[string]uint64{},
 		Leaders: map[uint64]Hint{}, Load: map[uint64]Load{}, Replacing: map[uint64]Replacement{},
-		Removed: map[string]bool{}}
+		Removed: map[string]bool{}, Down: map[string]bool{}, Left: map[uint64]string{}}
 }
 
 // Result is what applying a command returns: the shard it concerned (the
@@ -71,6 +81,7 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 	case OpAddNode:
 		s.Nodes[c.Node] = Node{Raft: c.Raft, HTTP: c.HTTP, Region: c.Region}
 		delete(s.Removed, c.Node)
+		delete(s.Down, c.Node) // listed again: the meta leader takes it back, gated by its read level
 		return Result{}, true, nil
 	case OpRemoveNode:
 		if _, ok := s.Nodes[c.Node]; !ok {
@@ -94,6 +105,12 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 			return Result{}, false, fmt.Errorf("%w: node %q is joining shards %v", ErrRefused, c.Node, joining)
 		}
 		delete(s.Nodes, c.Node)
+		delete(s.Down, c.Node)
+		for id, n := range s.Left {
+			if n == c.Node {
+				delete(s.Left, id)
+			}
+		}
 		s.Removed[c.Node] = true
 		return Result{}, true, nil
 	case OpCreateShard:
@@ -111,6 +128,9 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 			if _, ok := s.Nodes[v]; !ok {
 				return Result{}, false, fmt.Errorf("%w: %w: shard %d: voter %q is not a node", ErrRefused, ErrNotFound, c.Shard, v)
 			}
+			if s.Down[v] {
+				return Result{}, false, fmt.Errorf("%w: shard %d: voter %q is marked down", ErrRefused, c.Shard, v)
+			}
 		}
 		slices.Sort(voters)
 		s.Shards[c.Shard] = voters
@@ -126,6 +146,7 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 		delete(s.Leaders, c.Shard)
 		delete(s.Load, c.Shard)
 		delete(s.Replacing, c.Shard)
+		delete(s.Left, c.Shard)
 		return Result{Shard: c.Shard}, true, nil
 	case OpAssignWorld:
 		if _, ok := s.Shards[c.Shard]; !ok {
@@ -163,6 +184,8 @@ func (s *State) apply(c Command, index uint64) (res Result, topo bool, err error
 		return Result{}, true, nil
 	case OpReplaceVoter, OpVoterReady, OpReplaceDone:
 		return s.applyReplace(c, index)
+	case OpMarkDown:
+		return s.applyMarkDown(c)
 	case OpReport:
 		for g, term := range c.Leads {
 			if h, ok := s.Leaders[g]; !ok || term >= h.Term {
@@ -213,8 +236,8 @@ func (s *State) loads() []ShardLoad {
 	return out
 }
 
-// seats returns every node with the number of shards it is a voter of,
-// for SpreadVoters.
+// seats returns every node that is not down with the number of shards
+// it is a voter of, for SpreadVoters.
 func (s *State) seats() []NodeSeats {
 	n := map[string]int{}
 	for _, voters := range s.Shards {
@@ -224,6 +247,9 @@ func (s *State) seats() []NodeSeats {
 	}
 	out := make([]NodeSeats, 0, len(s.Nodes))
 	for id, node := range s.Nodes {
+		if s.Down[id] {
+			continue // declared dead: never given a seat
+		}
 		out = append(out, NodeSeats{ID: id, Region: node.Region, Seats: n[id]})
 	}
 	return out

@@ -84,3 +84,35 @@ func parseLineWire(line []byte) (*fsm.Event, *wire.Event, error) {
 	ev, err := decodeEvent(&l.Event)
 	return ev, &l.Event, err
 }
+
+// parseLeanLine decodes one line of world's lean stream (form=lean): a
+// lean event (wire.LeanEvent), returned with its whole line as the
+// upstream's whole stream has it (what the relay serves); an event line
+// the lean form sends whole (it names its world: wire.LeanExact), as
+// parseLineWire does; or the upstream's error line as an *UpstreamError.
+func parseLeanLine(line []byte, world string) (*fsm.Event, *wire.Event, []byte, error) {
+	var l struct {
+		wire.LeanEvent
+		World string `json:"world"`
+		wire.ErrorBody
+	}
+	if err := json.Unmarshal(line, &l); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: lean event line: %v", wire.ErrMalformed, err)
+	}
+	switch {
+	case l.Code != "":
+		return nil, nil, nil, &UpstreamError{Code: l.Code, Message: l.ErrorBody.Error}
+	case l.World != "":
+		ev, wev, err := parseLineWire(line)
+		return ev, wev, line, err
+	case l.Seq == 0:
+		return nil, nil, nil, nil // not an event (a keep-alive object)
+	}
+	wev := l.LeanEvent.Event(world)
+	whole, err := json.Marshal(&wev)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: event %d: %v", wire.ErrMalformed, wev.Seq, err)
+	}
+	ev, err := decodeEvent(&wev)
+	return ev, &wev, append(whole, '\n'), err
+}

@@ -1,8 +1,9 @@
 // Package relay serves a world's watch and event streams away from the
 // voters (issue 13): a relay follows one upstream (a gsd node, or another
 // relay) per world over the upstream's filtered NDJSON event stream
-// (GET /v1/worlds/{w}/events?from=SEQ&view=CLASS&compress=gzip: gzipped
-// where the upstream offers it, plain otherwise), resumes it by seq after
+// (GET /v1/worlds/{w}/events?from=SEQ&view=CLASS&compress=gzip&form=lean:
+// gzipped and lean where the upstream offers them, plain whole lines
+// otherwise; lean lines are rebuilt whole, wire.LeanEvent), resumes it by seq after
 // a drop, and serves GET /v1/worlds/{w}/watch and GET /v1/worlds/{w}/events
 // to its own viewers through the spectator package's hub and pipelines, so
 // a viewer cannot tell a relay from a node.
@@ -16,8 +17,9 @@
 // The flow: upstream NDJSON → follow (one per world: the events received,
 // in seq order, held in memory up to Config.MaxEvents) → the relay's
 // spectator.Hub (one pipeline per world and delay) → viewers. The events
-// route serves the follow's lines as received (decoded), byte for byte,
-// uncompressed: a relay of a relay reads its upstream relay plain. A change
+// route serves the follow's lines as received (decoded, lean ones rebuilt
+// whole), byte for byte, uncompressed: a relay of a relay reads its
+// upstream relay plain. A change
 // of the world's rules ends the follow (what it holds was cut under the
 // old rules); the next viewer follows the world anew.
 //

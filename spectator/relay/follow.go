@@ -99,10 +99,13 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	if cfg.View != "" {
 		q.Set("view", cfg.View)
 	}
-	// Gzipped (a node before it, or a relay upstream, answers plain
-	// NDJSON, read as such): the voters' bytes per relay are a few
-	// percent of the stream's.
+	// Gzipped and lean (a node before them, or a relay upstream, answers
+	// plain NDJSON of whole lines, read as such): the voters' bytes per
+	// relay are a few percent of the stream's.
 	q.Set("compress", "gzip")
+	if cfg.UpstreamForm == UpstreamFormLean {
+		q.Set("form", wire.EventFormLean)
+	}
 	if cfg.UpstreamLinger > 0 {
 		q.Set("linger", cfg.UpstreamLinger.String())
 	}
@@ -136,10 +139,11 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 		defer resp.Body.Close()
 		return nil, upstreamError(resp)
 	}
+	lean := resp.Header.Get(wire.EventFormHeader) == wire.EventFormLean
 	if strings.EqualFold(resp.Header.Get("Content-Encoding"), "gzip") {
-		return stream{&gunzipBody{body: resp.Body}, cancel}, nil
+		return stream{&gunzipBody{body: resp.Body}, cancel, lean}, nil
 	}
-	return stream{resp.Body, cancel}, nil
+	return stream{resp.Body, cancel, lean}, nil
 }
 
 // gunzipBody decodes a gzipped stream's body. The gzip reader starts at
@@ -196,6 +200,7 @@ func upstreamError(resp *http.Response) *UpstreamError {
 type stream struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+	lean   bool // its lines are lean (wire.LeanEvent)
 }
 
 func (s stream) Close() error {
@@ -266,8 +271,9 @@ func (f *follow) run(ctx context.Context, body io.ReadCloser) {
 }
 
 // read holds the events of one upstream stream until it ends; got says
-// whether it held any.
+// whether it held any. A stream's lean lines are held rebuilt whole.
 func (f *follow) read(ctx context.Context, body io.Reader) (got bool, err error) {
+	s, _ := body.(stream)
 	rd := bufio.NewReaderSize(body, 64<<10)
 	for {
 		line, err := rd.ReadBytes('\n')
@@ -283,7 +289,14 @@ func (f *follow) read(ctx context.Context, body io.Reader) (got bool, err error)
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue // keep-alive
 		}
-		ev, wev, err := parseLineWire(line)
+		n := len(line)
+		var ev *fsm.Event
+		var wev *wire.Event
+		if s.lean {
+			ev, wev, line, err = parseLeanLine(line, f.world)
+		} else {
+			ev, wev, err = parseLineWire(line)
+		}
 		if err != nil {
 			return got, err
 		}
@@ -300,15 +313,16 @@ func (f *follow) read(ctx context.Context, body io.Reader) (got bool, err error)
 				return got, err
 			}
 		}
-		if f.hold(ev, line) {
+		if f.hold(ev, line, n) {
 			got = true
 		}
 	}
 }
 
 // hold appends one event unless the follow holds its seq already (a
-// stream opened again from an older position repeats it).
-func (f *follow) hold(ev *fsm.Event, line []byte) bool {
+// stream opened again from an older position repeats it); n is the bytes
+// of its line as received.
+func (f *follow) hold(ev *fsm.Event, line []byte, n int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if ev.Seq < f.next {
@@ -331,7 +345,7 @@ func (f *follow) hold(ev *fsm.Event, line []byte) bool {
 	}
 	f.r.metrics.lag.WithLabelValues(f.world).Set(time.Since(time.Unix(0, ev.Time)).Seconds())
 	f.r.metrics.seq.WithLabelValues(f.world).Set(float64(ev.Seq))
-	f.r.metrics.received.Add(float64(len(line)))
+	f.r.metrics.received.Add(float64(n))
 	f.notifyLocked()
 	return true
 }

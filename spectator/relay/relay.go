@@ -32,6 +32,13 @@ const (
 	DefaultUpstreamLinger = 50 * time.Millisecond
 )
 
+// The forms a relay may ask its upstream's event lines in
+// (Config.UpstreamForm).
+const (
+	UpstreamFormLean  = "lean"
+	UpstreamFormWhole = "whole"
+)
+
 // Config configures a Relay.
 type Config struct {
 	// Upstream is the base URL of what the relay follows: a gsd node or
@@ -75,6 +82,12 @@ type Config struct {
 	// fewer bytes and writes per relay; the relay's viewers get a delta
 	// per tick anyway. 0 asks for none.
 	UpstreamLinger time.Duration
+	// UpstreamForm is the form of the event lines the relay asks its
+	// upstream for: UpstreamFormLean (the default: form=lean, lines
+	// without what the relay rebuilds exactly, a third fewer bytes from
+	// the voters) or UpstreamFormWhole (whole lines, as relays asked
+	// before the lean form).
+	UpstreamForm string
 	// IdleTimeout is how long the relay keeps following a world nobody
 	// watches (the next viewer after it reads the world from seq 1 again).
 	IdleTimeout time.Duration
@@ -105,9 +118,10 @@ func DefaultConfig() Config {
 	return Config{MaxViewers: DefaultMaxViewers, RetryAfter: DefaultRetryAfter, MaxEvents: DefaultMaxEvents,
 		RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax, WriteTimeout: DefaultWriteTimeout,
 		OpenTimeout: DefaultOpenTimeout, IdleTimeout: DefaultIdleTimeout, UpstreamLinger: DefaultUpstreamLinger,
-		Pipeline:   spectator.DefaultConfig(),
-		Segments:   spectator.DefaultSegmentConfig(),
-		HTTPClient: &http.Client{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		UpstreamForm: UpstreamFormLean,
+		Pipeline:     spectator.DefaultConfig(),
+		Segments:     spectator.DefaultSegmentConfig(),
+		HTTPClient:   &http.Client{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 // Validate reports a Config a Relay cannot run with.
@@ -126,6 +140,8 @@ func (c Config) Validate() error {
 		return errors.New("relay: want 0 < RetryMin <= RetryMax")
 	case c.UpstreamLinger < 0 || c.UpstreamLinger > maxLinger:
 		return fmt.Errorf("relay: UpstreamLinger must be from 0 to %s", maxLinger)
+	case c.UpstreamForm != UpstreamFormLean && c.UpstreamForm != UpstreamFormWhole:
+		return fmt.Errorf("relay: UpstreamForm must be %q or %q, got %q", UpstreamFormLean, UpstreamFormWhole, c.UpstreamForm)
 	case c.WriteTimeout <= 0 || c.OpenTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("relay: WriteTimeout, OpenTimeout and IdleTimeout must be > 0")
 	case c.HTTPClient == nil || c.Logger == nil:
