@@ -42,34 +42,15 @@ type cellGroup struct {
 	ob      *outbox
 	members map[*playConn]struct{}
 
-	// The group's share of the hub's current batch (fanCells), reused.
-	batch uint64 // the hub's batch the share is of (0: none)
-	sel   []*hubEvent
-	idx   []int
+	// The group's share of the hub's current batch (shareAll) and the
+	// frames it made, reused.
+	sel []*hubEvent
+	idx []int
+	sfs []*sharedFrame
 	// What came into and left its members' interest in the hub's batch
 	// diffAt, the same for all of them, and its messages (enter.go).
 	diff   areaChange
 	diffAt uint64
-}
-
-// areaShare appends to idx (reset) the events of p that every player
-// whose cell and team are k's wants, sorted, each once: those without a
-// position, k's team's and those of the cells around k's.
-func (ix *interestIndex) areaShare(p *interestPlan, k groupKey, idx []int) []int {
-	idx = append(idx[:0], p.global...)
-	if ix.cfg.Team != "" && k.team != "" {
-		idx = append(idx, p.byTeam[k.team]...)
-	}
-	if k.ok && len(p.byCell) > 0 {
-		r := int64(ix.cfg.Radius)
-		for x := k.cell.x - r; x <= k.cell.x+r; x++ {
-			for y := k.cell.y - r; y <= k.cell.y+r; y++ {
-				idx = append(idx, p.byCell[cellKey{x, y}]...)
-			}
-		}
-	}
-	slices.Sort(idx)
-	return slices.Compact(idx)
 }
 
 // keyOf is the group of a player whose record is me.
@@ -78,16 +59,54 @@ func (ix *interestIndex) keyOf(me entInterest) groupKey {
 	return groupKey{cell: cellKey{x, y}, ok: ok, team: me.team}
 }
 
-// share computes g's share of the hub's batch n, planned as p, once.
-func (g *cellGroup) share(ix *interestIndex, p *interestPlan, hevs []*hubEvent, n uint64) {
-	if g.batch == n {
+// shareAll computes every group's share of the hub's current batch,
+// planned as p (h.mu held): the events that every player whose cell and
+// team are the group's wants, sorted, each once: those without a
+// position, its team's and those of the cells around its cell. Each
+// event's cell adds it to the groups around that cell (groupsAt) rather
+// than each group looking up every cell around its own: a batch touches
+// a few cells, a grid has a group per cell with players.
+func (h *hub) shareAll(p *interestPlan, hevs []*hubEvent) {
+	team := h.idx.cfg.Team != ""
+	for _, g := range h.groups {
+		g.idx = append(g.idx[:0], p.global...)
+		if team && g.key.team != "" {
+			g.idx = append(g.idx, p.byTeam[g.key.team]...)
+		}
+	}
+	r := int64(h.idx.cfg.Radius)
+	for k, in := range p.byCell {
+		h.groupsAround(k, r, func(g *cellGroup) { g.idx = append(g.idx, in...) })
+	}
+	for _, g := range h.groups {
+		slices.Sort(g.idx)
+		g.idx = slices.Compact(g.idx)
+		g.sel = g.sel[:0]
+		for _, i := range g.idx {
+			g.sel = append(g.sel, hevs[i])
+		}
+	}
+}
+
+// groupsAround calls fn for each group with a cell within r cells of k:
+// through the cells around k, or through the groups when they are fewer.
+func (h *hub) groupsAround(k cellKey, r int64, fn func(*cellGroup)) {
+	if r > 64 || (2*r+1)*(2*r+1) > int64(len(h.groupsAt)) {
+		for at, gs := range h.groupsAt {
+			if inArea(at, k, r) {
+				for _, g := range gs {
+					fn(g)
+				}
+			}
+		}
 		return
 	}
-	g.batch = n
-	g.idx = ix.areaShare(p, g.key, g.idx)
-	g.sel = g.sel[:0]
-	for _, i := range g.idx {
-		g.sel = append(g.sel, hevs[i])
+	for x := k.x - r; x <= k.x+r; x++ {
+		for y := k.y - r; y <= k.y+r; y++ {
+			for _, g := range h.groupsAt[cellKey{x, y}] {
+				fn(g)
+			}
+		}
 	}
 }
 
@@ -127,6 +146,7 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved, lazy bool, snap
 		return
 	}
 	h.batches++
+	h.shareAll(p, hevs)
 	for _, own := range [2]map[string][]int{p.byPlayer, p.byEntity} {
 		for player := range own {
 			for _, c := range h.cellConns[player] {
@@ -134,7 +154,6 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved, lazy bool, snap
 				if g == nil {
 					continue // it left already, by the other map
 				}
-				g.share(h.idx, p, hevs, h.batches)
 				if h.idx.keyOf(h.idx.get(player)) != g.key || !g.covers(p, player) {
 					h.leaveGroup(c, g) // attached: fanout offers it the batch
 				}
@@ -142,7 +161,6 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved, lazy bool, snap
 		}
 	}
 	for _, g := range h.groups {
-		g.share(h.idx, p, hevs, h.batches)
 		if !g.framed() {
 			continue
 		}
@@ -154,17 +172,21 @@ func (h *hub) fanCells(p *interestPlan, hevs []*hubEvent, moved, lazy bool, snap
 		}
 	}
 	for _, g := range h.groups {
-		g.share(h.idx, p, hevs, h.batches)
+		if len(g.sel) == 0 {
+			g.ob.skip(last) // nothing to merge or frame
+			continue
+		}
 		g.ob.offer(g.sel, nil) // no limit: it takes them all
 		g.ob.skip(last)
-		sfs := g.ob.takeShared()
+		g.sfs = g.ob.takeSharedAppend(g.sfs)
 		pos := g.ob.position()
 		for c := range g.members {
-			for _, sf := range sfs {
+			for _, sf := range g.sfs {
 				c.ob.push(sf.item, pos)
 			}
 		}
-		clear(g.sel) // the frames hold the events, not this buffer
+		clear(g.sel) // the frames hold the events, not these buffers
+		clear(g.sfs)
 	}
 	if !moved {
 		return
@@ -221,6 +243,12 @@ func (h *hub) joinCell(c *playConn) bool {
 	// A member whose position moved over filtered events only is owed a
 	// progress frame (outbox.onTick): the stream's next one.
 	g.ob.owe(c.ob.coveredSeq())
+	if h.groups[k] == nil && k.ok {
+		if h.groupsAt == nil {
+			h.groupsAt = make(map[cellKey][]*cellGroup)
+		}
+		h.groupsAt[k.cell] = append(h.groupsAt[k.cell], g)
+	}
 	if h.groups == nil {
 		h.groups = make(map[groupKey]*cellGroup)
 		h.groupOf = make(map[*playConn]*cellGroup)
@@ -266,6 +294,14 @@ func (h *hub) dropCell(c *playConn) {
 	}
 	if len(g.members) == 0 {
 		delete(h.groups, g.key)
+		if g.key.ok {
+			at := slices.DeleteFunc(h.groupsAt[g.key.cell], func(o *cellGroup) bool { return o == g })
+			if len(at) > 0 {
+				h.groupsAt[g.key.cell] = at
+			} else {
+				delete(h.groupsAt, g.key.cell)
+			}
+		}
 	}
 }
 
@@ -303,8 +339,8 @@ func (g *cellGroup) dropGone(gone []string) {
 	g.ob.mu.Lock()
 	defer g.ob.mu.Unlock()
 	for _, id := range gone {
-		if g.ob.delta[id] != nil && !g.hasPlayer(id) {
-			delete(g.ob.delta, id)
+		if g.ob.delta.get(id) != nil && !g.hasPlayer(id) {
+			g.ob.delta.drop(id)
 		}
 	}
 }
@@ -341,14 +377,26 @@ type sharedMsg struct {
 }
 
 func (m *sharedMsg) encode(k playCodec) ([]byte, error) {
-	var v any = m.enter
-	if m.leave != nil {
-		v = m.leave
-	}
 	if int(k) >= len(m.enc) {
-		return k.marshal(v)
+		return m.marshal(k)
 	}
 	e := &m.enc[k]
-	e.once.Do(func() { e.b, e.err = k.marshal(v) })
+	e.once.Do(func() { e.b, e.err = m.marshal(k) })
 	return e.b, e.err
+}
+
+// marshal encodes the message in codec k: JSON by hand (enter_json.go).
+func (m *sharedMsg) marshal(k playCodec) ([]byte, error) {
+	switch {
+	case k == codecJSON && m.leave != nil:
+		return appendLeaveJSON(nil, m.leave), nil
+	case k == codecJSON:
+		if b, ok := appendEnterJSON(nil, m.enter); ok {
+			return b, nil
+		}
+	}
+	if m.leave != nil {
+		return k.marshal(m.leave)
+	}
+	return k.marshal(m.enter)
 }

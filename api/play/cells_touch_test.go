@@ -125,3 +125,29 @@ func TestCellStreamsLookingOnlyAtTouchedMembersMissNothing(t *testing.T) {
 		}
 	})
 }
+
+// groupsAround finds exactly the groups whose cell is within the radius,
+// whether it walks the cells around (many groups) or the groups (few).
+func TestGroupsAroundFindsTheGroupsWithinTheRadius(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		h := &hub{groupsAt: map[cellKey][]*cellGroup{}}
+		var all []*cellGroup
+		for i := range rapid.IntRange(0, 40).Draw(t, "groups") {
+			k := cellKey{rapid.Int64Range(-6, 6).Draw(t, fmt.Sprint("x", i)), rapid.Int64Range(-6, 6).Draw(t, fmt.Sprint("y", i))}
+			g := &cellGroup{key: groupKey{cell: k, ok: true, team: fmt.Sprint(i)}}
+			h.groupsAt[k] = append(h.groupsAt[k], g)
+			all = append(all, g)
+		}
+		at := cellKey{rapid.Int64Range(-8, 8).Draw(t, "at x"), rapid.Int64Range(-8, 8).Draw(t, "at y")}
+		r := rapid.SampledFrom([]int64{0, 1, 2, 100}).Draw(t, "radius")
+		got := map[*cellGroup]int{}
+		h.groupsAround(at, r, func(g *cellGroup) { got[g]++ })
+		want := map[*cellGroup]int{}
+		for _, g := range all {
+			if inArea(g.key.cell, at, r) {
+				want[g] = 1
+			}
+		}
+		require.Equal(t, want, got)
+	})
+}

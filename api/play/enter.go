@@ -543,13 +543,14 @@ func (h *hub) snapshot(id string) snap {
 		}
 	}
 	we := &wire.WatchEntity{Version: v.Version, Fields: make(map[string]wire.WatchField, len(v.Fields))}
-	for _, f := range v.Fields {
+	vals := make([]wire.Value, len(v.Fields)) // the fields' values: one allocation
+	for i, f := range v.Fields {
 		if f.Policy == fsm.PolicySet {
 			we.Fields[f.Name] = wire.WatchField{IsSet: true, Set: f.Set, Version: f.Version}
 			continue
 		}
-		val := f.Value
-		we.Fields[f.Name] = wire.WatchField{Value: &val, Version: f.Version}
+		vals[i] = f.Value
+		we.Fields[f.Name] = wire.WatchField{Value: &vals[i], Version: f.Version}
 	}
 	return snap{we: we, seq: v.Seq}
 }

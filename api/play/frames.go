@@ -1,10 +1,8 @@
 package play
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strconv"
 	"sync"
 
@@ -122,7 +120,7 @@ func encodeEvents(k playCodec, from uint64, f *outFrame) ([]byte, error) {
 }
 
 // encodeDeltaFrame writes a delta frame in codec k.
-func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityDelta) []byte {
+func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d pendingDelta) []byte {
 	if k == codecMsgpack {
 		return encodeDeltaMsgpack(from, seq, tick, d)
 	}
@@ -131,75 +129,63 @@ func encodeDeltaFrame(k playCodec, from, seq, tick uint64, d map[string]*entityD
 
 // encodeDelta writes {"type":"delta","from":F,"seq":S,"tick":N,"entities":
 // {"e":{"deleted":V,"fields":{"f":{"value":X,"version":V}}}}} (entities are
-// wire.DeltaEntity), entities and fields sorted.
-func encodeDelta(from, seq, tick uint64, d map[string]*entityDelta) []byte {
-	var b bytes.Buffer
-	b.Grow(64 + 96*len(d)) // about one entity's id and field: fewer regrowths
-	b.WriteString(`{"type":"delta","from":`)
-	writeUint(&b, from)
-	b.WriteString(`,"seq":`)
-	writeUint(&b, seq)
-	b.WriteString(`,"tick":`)
-	writeUint(&b, tick)
-	b.WriteString(`,"entities":{`)
-	ids := make([]string, 0, len(d))
-	for id := range d {
-		ids = append(ids, id)
+// wire.DeltaEntity), entities and fields sorted (as d holds them).
+func encodeDelta(from, seq, tick uint64, d pendingDelta) []byte {
+	n := 96
+	for _, e := range d {
+		n += len(e.id) + 40
+		for _, f := range e.ed.fields {
+			n += len(f.field) + len(f.value) + 40
+		}
 	}
-	sort.Strings(ids)
-	for i, id := range ids {
+	b := make([]byte, 0, n)
+	b = append(b, `{"type":"delta","from":`...)
+	b = strconv.AppendUint(b, from, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"tick":`...)
+	b = strconv.AppendUint(b, tick, 10)
+	b = append(b, `,"entities":{`...)
+	for i, e := range d {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		writeJSONString(&b, id)
-		b.WriteString(`:{`)
-		ed := d[id]
-		if ed.deleted != 0 {
-			b.WriteString(`"deleted":`)
-			writeUint(&b, ed.deleted)
-			b.WriteByte(',')
+		b = appendJSONString(b, e.id)
+		b = append(b, `:{`...)
+		if e.ed.deleted != 0 {
+			b = append(b, `"deleted":`...)
+			b = strconv.AppendUint(b, e.ed.deleted, 10)
+			b = append(b, ',')
 		}
-		b.WriteString(`"fields":{`)
-		names := make([]string, 0, len(ed.fields))
-		for f := range ed.fields {
-			names = append(names, f)
-		}
-		sort.Strings(names)
-		for j, f := range names {
+		b = append(b, `"fields":{`...)
+		for j, f := range e.ed.fields {
 			if j > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			writeJSONString(&b, f)
-			b.WriteString(`:{"value":`)
-			b.Write(ed.fields[f].value)
-			b.WriteString(`,"version":`)
-			writeUint(&b, ed.fields[f].version)
-			b.WriteByte('}')
+			b = appendJSONString(b, f.field)
+			b = append(b, `:{"value":`...)
+			b = append(b, f.value...)
+			b = append(b, `,"version":`...)
+			b = strconv.AppendUint(b, f.version, 10)
+			b = append(b, '}')
 		}
-		b.WriteString("}}")
+		b = append(b, "}}"...)
 	}
-	b.WriteString("}}")
-	return b.Bytes()
+	return append(b, "}}"...)
 }
 
-// writeJSONString writes s as json.Marshal quotes it: as it is when it
+// appendJSONString appends s as json.Marshal quotes it: as it is when it
 // holds only printable ASCII that Marshal leaves alone (ids and field
 // names, nearly always), else through Marshal (escapes, HTML-safe
 // characters, invalid UTF-8), without allocating in the first case.
-func writeJSONString(b *bytes.Buffer, s string) {
+func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string: never fails
-			b.Write(q)
-			return
+			return append(b, q...)
 		}
 	}
-	b.WriteByte('"')
-	b.WriteString(s)
-	b.WriteByte('"')
-}
-
-// writeUint writes v in decimal without allocating.
-func writeUint(b *bytes.Buffer, v uint64) {
-	b.Write(strconv.AppendUint(b.AvailableBuffer(), v, 10))
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -87,11 +87,13 @@ type hub struct {
 	// the events it queues.
 	sel    []*hubEvent
 	selIdx []int
+	plan   *interestPlan // the batch's (interest on), reused
 
 	// With a grid, the streams shared per cell (cells.go): each group by
-	// its key, each member's group, the members by player, and the
+	// its key (and by its cell), each member's group, the members by player, and the
 	// batches offered to them.
 	groups    map[groupKey]*cellGroup
+	groupsAt  map[cellKey][]*cellGroup // the groups with a cell, by it
 	groupOf   map[*playConn]*cellGroup
 	cellConns map[string][]*playConn
 	batches   uint64
@@ -410,7 +412,8 @@ func (h *hub) fanout(evs []*fsm.Event, hevs []*hubEvent) {
 		lazy  bool            // only bulk events moved them (interestIndex.bulkMoves)
 	)
 	if h.idx != nil {
-		plan = h.idx.plan(hevs)
+		h.plan = h.idx.planInto(h.plan, hevs)
+		plan = h.plan
 		moved = h.idx.anyMovers()
 		lazy = moved && h.idx.bulkMoves(hevs)
 		h.fanCells(plan, hevs, moved, lazy, &snaps, last)

@@ -3,6 +3,7 @@ package play
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/wire"
@@ -48,7 +49,7 @@ func encodeEventsMsgpack(from uint64, f *outFrame) ([]byte, error) {
 // msgpack scalar of its own type. Every map's keys, entity ids and field
 // names too, are in the canonical order of wire.MarshalMsgpack
 // (wire.CompareMsgpackKeys).
-func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byte {
+func encodeDeltaMsgpack(from, seq, tick uint64, d pendingDelta) []byte {
 	var buf bytes.Buffer
 	enc := wire.NewMsgpackEncoder(&buf)
 	// Writes to a bytes.Buffer do not fail, nor do the values' encodings
@@ -63,30 +64,25 @@ func encodeDeltaMsgpack(from, seq, tick uint64, d map[string]*entityDelta) []byt
 	_ = enc.EncodeString("type")
 	_ = enc.EncodeString("delta")
 	_ = enc.EncodeString("entities")
-	ids := make([]string, 0, len(d))
-	for id := range d {
-		ids = append(ids, id)
-	}
-	wire.SortMsgpackKeys(ids)
-	_ = enc.EncodeMapLen(len(ids))
-	for _, id := range ids {
-		ed := d[id]
-		_ = enc.EncodeString(id)
+	ents := slices.SortedFunc(slices.Values(d), func(a, b deltaEntry) int { return wire.CompareMsgpackKeys(a.id, b.id) })
+	_ = enc.EncodeMapLen(len(ents))
+	for _, e := range ents {
+		ed := e.ed
+		_ = enc.EncodeString(e.id)
 		if ed.deleted != 0 {
 			_ = enc.EncodeMapLen(2)
 		} else {
 			_ = enc.EncodeMapLen(1)
 		}
 		_ = enc.EncodeString("fields")
-		names := make([]string, 0, len(ed.fields))
-		for f := range ed.fields {
-			names = append(names, f)
+		fields := ed.fields
+		byKey := func(a, b *deltaChange) int { return wire.CompareMsgpackKeys(a.field, b.field) }
+		if !slices.IsSortedFunc(fields, byKey) {
+			fields = slices.SortedFunc(slices.Values(fields), byKey)
 		}
-		wire.SortMsgpackKeys(names)
-		_ = enc.EncodeMapLen(len(names))
-		for _, f := range names {
-			fd := ed.fields[f]
-			_ = enc.EncodeString(f)
+		_ = enc.EncodeMapLen(len(fields))
+		for _, fd := range fields {
+			_ = enc.EncodeString(fd.field)
 			_ = enc.EncodeMapLen(2)
 			_ = enc.EncodeString("value")
 			_ = enc.Encode(fd.v)

@@ -278,27 +278,62 @@ type interestPlan struct {
 	byEntity map[string][]int
 	byTeam   map[string][]int
 	byCell   map[cellKey][]int
+
+	// A reused plan's lists start in arena (two entries each, room kept
+	// from one batch to the next; used: taken in this batch, wanted: what
+	// the last one would have taken).
+	arena        []int
+	used, wanted int
+}
+
+// planAdd appends event i to key k's list in m: a new list takes its
+// first two entries' room from p's arena, when there is some.
+func planAdd[K comparable](p *interestPlan, m map[K][]int, k K, i int) {
+	s, ok := m[k]
+	if !ok {
+		p.wanted += 2
+		if p.used+2 <= len(p.arena) {
+			s = p.arena[p.used : p.used : p.used+2]
+			p.used += 2
+		}
+	}
+	m[k] = append(s, i)
 }
 
 // plan sorts hevs by who may want them, from the index's current state.
 func (ix *interestIndex) plan(hevs []*hubEvent) *interestPlan {
-	p := &interestPlan{byPlayer: map[string][]int{}, byEntity: map[string][]int{}, byTeam: map[string][]int{}, byCell: map[cellKey][]int{}}
+	return ix.planInto(nil, hevs)
+}
+
+// planInto is plan in p's maps, cleared (nil: new ones): a hub plans
+// every batch, and its maps keep their room from one to the next.
+func (ix *interestIndex) planInto(p *interestPlan, hevs []*hubEvent) *interestPlan {
+	if p == nil {
+		p = &interestPlan{byPlayer: map[string][]int{}, byEntity: map[string][]int{}, byTeam: map[string][]int{}, byCell: map[cellKey][]int{}}
+	} else {
+		p.global = p.global[:0]
+		p.byPlayer, p.byEntity = reused(p.byPlayer), reused(p.byEntity)
+		p.byTeam, p.byCell = reused(p.byTeam), reused(p.byCell)
+		if p.wanted > len(p.arena) && p.wanted <= 4096 {
+			p.arena = make([]int, p.wanted)
+		}
+		p.used, p.wanted = 0, 0
+	}
 	for i, he := range hevs {
-		p.byPlayer[he.ev.Player] = append(p.byPlayer[he.ev.Player], i)
+		planAdd(p, p.byPlayer, he.ev.Player, i)
 		global := false
 		for _, id := range he.entities {
-			p.byEntity[id] = append(p.byEntity[id], i)
+			planAdd(p, p.byEntity, id, i)
 			e := ix.get(id)
 			if ix.cfg.Team != "" && e.team != "" {
-				p.byTeam[e.team] = append(p.byTeam[e.team], i)
+				planAdd(p, p.byTeam, e.team, i)
 			}
 			if ix.cfg.Cell <= 0 {
 				global = global || e.team == ""
 				continue
 			}
 			if x, y, ok := e.cell(ix.cfg.Cell); ok {
-				k := cellKey{x, y}
-				p.byCell[k] = append(p.byCell[k], i)
+				planAdd(p, p.byCell, cellKey{x, y}, i)
 			} else {
 				global = true
 			}
@@ -308,6 +343,16 @@ func (ix *interestIndex) plan(hevs []*hubEvent) *interestPlan {
 		}
 	}
 	return p
+}
+
+// reused returns m cleared, or a new map when m held a big batch's keys
+// (clearing costs as much as the room it keeps).
+func reused[K comparable](m map[K][]int) map[K][]int {
+	if len(m) > 256 {
+		return make(map[K][]int)
+	}
+	clear(m)
+	return m
 }
 
 // selectFor appends to out (reset) the events of hevs, planned as p, that

@@ -11,7 +11,8 @@ import (
 
 // The hub's plan gives each member exactly the events wants gives it, in
 // order: for random worlds (positions, teams, entities without either),
-// random batches and every player, with a grid, teams, both, radius 0–2.
+// random batches and every player, with a grid, teams, both, radius 0–2,
+// in a new plan or one reused from an earlier batch.
 func TestInterestPlanSelectsWhatWantsWants(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		cfg := InterestConfig{X: "x", Y: "y", Radius: rapid.IntRange(0, 2).Draw(t, "radius")}
@@ -37,12 +38,19 @@ func TestInterestPlanSelectsWhatWantsWants(t *testing.T) {
 			}
 		}
 		ix := newInterestIndex(cfg, state.lookup)
-		var hevs []*hubEvent
-		for i := range rapid.IntRange(1, 12).Draw(t, "events") {
-			ents := rapid.SliceOfNDistinct(rapid.SampledFrom(names), 0, 3, rapid.ID[string]).Draw(t, fmt.Sprint("ents", i))
-			hevs = append(hevs, &hubEvent{ev: &fsm.Event{Seq: uint64(i + 1), Player: rapid.SampledFrom(names[:4]).Draw(t, fmt.Sprint("player", i))}, entities: ents})
+		batch := func(label string) []*hubEvent {
+			var hevs []*hubEvent
+			for i := range rapid.IntRange(1, 12).Draw(t, label) {
+				ents := rapid.SliceOfNDistinct(rapid.SampledFrom(names), 0, 3, rapid.ID[string]).Draw(t, fmt.Sprint(label, "ents", i))
+				hevs = append(hevs, &hubEvent{ev: &fsm.Event{Seq: uint64(i + 1), Player: rapid.SampledFrom(names[:4]).Draw(t, fmt.Sprint(label, "player", i))}, entities: ents})
+			}
+			return hevs
 		}
+		hevs := batch("events")
 		plan := ix.plan(hevs)
+		if rapid.Bool().Draw(t, "reused") { // a hub's plan of an earlier batch, reused
+			plan = ix.planInto(ix.plan(batch("earlier")), hevs)
+		}
 		var sel []*hubEvent
 		var idx []int
 		for _, player := range append(names[:4], "stranger") {
@@ -64,4 +72,19 @@ func seqsOf(hevs []*hubEvent) []uint64 {
 		out = append(out, he.ev.Seq)
 	}
 	return out
+}
+
+// A reused plan map is cleared, unless it held a big batch's keys: then a
+// new one replaces it (clearing costs as much as the room it keeps).
+func TestReusedPlanMapIsClearedOrReplacedWhenBig(t *testing.T) {
+	small := map[string][]int{"p1": {0}, "p2": {1}}
+	got := reused(small)
+	require.Empty(t, got)
+	require.Empty(t, small, "the same map, cleared")
+	big := map[cellKey][]int{}
+	for i := range 300 {
+		big[cellKey{int64(i), 0}] = []int{i}
+	}
+	require.Empty(t, reused(big))
+	require.Len(t, big, 300, "a new map, the big one left alone")
 }

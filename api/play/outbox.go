@@ -1,11 +1,9 @@
 package play
 
 import (
-	"maps"
 	"sync"
 	"time"
 
-	"github.com/gsd-dev/gsd/fsm"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -38,12 +36,13 @@ type outbox struct {
 	codec playCodec
 
 	mu        sync.Mutex
-	pos       uint64      // every event up to pos is queued, merged or filtered
-	frames    []*outFrame // events frames, oldest first
-	open      *outFrame   // the frame the current offer appends to
-	delta     map[string]*entityDelta
-	deltaFrom uint64 // lowest seq merged into delta (0: none pending)
-	due       bool   // the tick asked for a delta (or a progress) frame
+	pos       uint64        // every event up to pos is queued, merged or filtered
+	frames    []*outFrame   // events frames, oldest first
+	open      *outFrame     // the frame the current offer appends to
+	delta     pendingDelta  // nil: none pending
+	slab      []entityDelta // the next entities' memory (newEntityDelta)
+	deltaFrom uint64        // lowest seq merged into delta (0: none pending)
+	due       bool          // the tick asked for a delta (or a progress) frame
 	tick      uint64
 	written   uint64 // covered seq of the last frame taken by the writer
 	deltas    int    // delta frames queued since the writer last took
@@ -73,7 +72,7 @@ type outFrame struct {
 
 	isDelta bool // a delta frame of delta (nil: a progress frame) at tick
 	tick    uint64
-	delta   map[string]*entityDelta
+	delta   pendingDelta
 
 	shared *sharedFrame // a frame of the hub's shared stream
 
@@ -109,7 +108,9 @@ type sharedFrame struct {
 	from uint64
 	body outFrame  // its content
 	item *outFrame // what the members queue: {covered, shared}
-	enc  [2]struct {
+
+	itemFrame outFrame // item's memory
+	enc       [2]struct {
 		once sync.Once
 		b    []byte
 		err  error
@@ -118,7 +119,8 @@ type sharedFrame struct {
 
 func newSharedFrame(from uint64, body *outFrame) *sharedFrame {
 	sf := &sharedFrame{from: from, body: *body}
-	sf.item = &outFrame{covered: body.covered, shared: sf, at: body.at}
+	sf.itemFrame = outFrame{covered: body.covered, shared: sf, at: body.at}
+	sf.item = &sf.itemFrame // one allocation for both
 	return sf
 }
 
@@ -131,17 +133,6 @@ func (sf *sharedFrame) encode(k playCodec, from uint64) ([]byte, error) {
 	e := &sf.enc[k]
 	e.once.Do(func() { e.b, e.err = sf.body.encode(k, from) })
 	return e.b, e.err
-}
-
-type entityDelta struct {
-	deleted uint64 // version of a delete in this delta (0: none)
-	fields  map[string]fieldDelta
-}
-
-type fieldDelta struct {
-	version uint64
-	value   []byte // JSON
-	v       fsm.Value
 }
 
 func newOutbox(limit int, codec playCodec) *outbox {
@@ -234,7 +225,7 @@ func (o *outbox) enter(sm *sharedMsg, lazy bool) bool {
 		return false
 	}
 	if msg.Whole {
-		maps.DeleteFunc(o.delta, func(id string, _ *entityDelta) bool {
+		o.delta.dropIf(func(id string) bool {
 			_, listed := msg.Entities[id]
 			return !listed
 		})
@@ -275,7 +266,7 @@ func (o *outbox) leave(sm *sharedMsg, lazy bool) bool {
 		return false
 	}
 	for _, id := range msg.IDs {
-		delete(o.delta, id)
+		o.delta.drop(id)
 	}
 	o.queueMsg(sm, lazy)
 	return true
@@ -292,23 +283,19 @@ func (o *outbox) skip(seq uint64) {
 // merge folds a bulk event's changes into the pending delta.
 func (o *outbox) merge(he *hubEvent) {
 	if o.delta == nil {
-		o.delta = make(map[string]*entityDelta)
+		o.delta = make(pendingDelta, 0, 8)
 		o.deltaFrom = he.ev.Seq
 	}
-	for _, c := range he.delta {
-		ed := o.delta[c.entity]
-		if ed == nil {
-			ed = &entityDelta{fields: make(map[string]fieldDelta)}
-			o.delta[c.entity] = ed
-		}
+	for i := range he.delta {
+		c := &he.delta[i]
+		ed := o.entityDelta(c.entity)
 		if c.field == "" { // the entity was deleted: its earlier fields are gone
 			ed.deleted = c.version
 			clear(ed.fields)
+			ed.fields = ed.fields[:0]
 			continue
 		}
-		if f, ok := ed.fields[c.field]; !ok || c.version >= f.version {
-			ed.fields[c.field] = fieldDelta{version: c.version, value: c.value, v: c.v}
-		}
+		ed.set(c)
 	}
 }
 
@@ -373,9 +360,15 @@ func (o *outbox) takeAppend(out [][]byte) ([][]byte, error) {
 
 // takeShared returns the events frames the stream's offers queued.
 func (o *outbox) takeShared() []*sharedFrame {
+	return o.takeSharedAppend(nil)
+}
+
+// takeSharedAppend is takeShared appending to out[:0] (a cell group's
+// buffer, reused batch after batch).
+func (o *outbox) takeSharedAppend(out []*sharedFrame) []*sharedFrame {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var out []*sharedFrame
+	out = out[:0]
 	for _, f := range o.frames {
 		out = append(out, newSharedFrame(o.written+1, f))
 		o.written = max(o.written, f.covered)
@@ -406,16 +399,10 @@ func (o *outbox) takeSharedDelta() *sharedFrame {
 }
 
 // pending returns the stream's position and a copy of its pending delta.
-func (o *outbox) pending() (pos uint64, d map[string]*entityDelta, from uint64) {
+func (o *outbox) pending() (pos uint64, d pendingDelta, from uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.delta != nil {
-		d = make(map[string]*entityDelta, len(o.delta))
-		for id, ed := range o.delta {
-			d[id] = &entityDelta{deleted: ed.deleted, fields: maps.Clone(ed.fields)}
-		}
-	}
-	return o.pos, d, o.deltaFrom
+	return o.pos, o.delta.clone(), o.deltaFrom
 }
 
 // behind reports whether the queue has no room for another frame, or
@@ -461,7 +448,7 @@ func (o *outbox) join(tick, pos uint64) bool {
 
 // resume makes the connection go on alone after leaving the shared
 // stream: from the stream's position, with its pending delta.
-func (o *outbox) resume(pos uint64, d map[string]*entityDelta, from uint64) {
+func (o *outbox) resume(pos uint64, d pendingDelta, from uint64) {
 	o.mu.Lock()
 	o.pos, o.delta, o.deltaFrom = pos, d, from
 	o.mu.Unlock()

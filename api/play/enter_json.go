@@ -1,0 +1,171 @@
+package play
+
+import (
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// Enter and leave messages' JSON without reflection (issue 11): with a
+// grid, bulk moves make an enter and a leave message for every cell group
+// the mover's cell enters or leaves, each tick, and encoding/json's
+// reflection over a keyframe's maps was about a tenth of the players-10k
+// mix's CPU. appendEnterJSON and appendLeaveJSON write the bytes
+// json.Marshal writes (struct fields in order, omitempty as tagged, map
+// keys sorted, strings escaped as appendJSONString does: a property test
+// compares the two); what they cannot write the same way (a NaN or
+// infinite float, which json.Marshal refuses) they leave to json.Marshal.
+
+// appendEnterJSON appends k's JSON to b; false when k holds a value only
+// json.Marshal can judge.
+func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, k.Type)
+	b = append(b, `,"world":`...)
+	b = appendJSONString(b, k.World)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, k.Seq, 10)
+	b = append(b, `,"time":`...)
+	b = strconv.AppendInt(b, k.Time, 10)
+	b = append(b, `,"entities":`...)
+	if k.Entities == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '{')
+		var ids, names [16]string // (room for most messages without allocating)
+		fields := names[:0]       // one entity's fields, sorted (reused)
+		for i, id := range sortedKeys(k.Entities, ids[:0]) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, id)
+			b = append(b, ':')
+			var ok bool
+			if b, fields, ok = appendWatchEntity(b, k.Entities[id], fields); !ok {
+				return b, false
+			}
+		}
+		b = append(b, '}')
+	}
+	if k.Whole {
+		b = append(b, `,"whole":true`...)
+	}
+	if k.Checkpoint != "" {
+		b = append(b, `,"checkpoint":`...)
+		b = appendJSONString(b, k.Checkpoint)
+	}
+	return append(b, '}'), true
+}
+
+// appendLeaveJSON appends l's JSON to b.
+func appendLeaveJSON(b []byte, l *wire.Leave) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, l.Type)
+	b = append(b, `,"world":`...)
+	b = appendJSONString(b, l.World)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, l.Seq, 10)
+	b = append(b, `,"ids":`...)
+	if l.IDs == nil {
+		return append(b, "null}"...)
+	}
+	b = append(b, '[')
+	for i, id := range l.IDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, id)
+	}
+	return append(b, "]}"...)
+}
+
+// sortedKeys returns m's keys sorted, in scratch's memory when it has room.
+func sortedKeys[V any](m map[string]V, scratch []string) []string {
+	keys := scratch[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// appendWatchEntity appends e's JSON to b, sorting its fields' names in
+// names' memory, which it returns for the next entity.
+func appendWatchEntity(b []byte, e wire.WatchEntity, names []string) ([]byte, []string, bool) {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendUint(b, e.Version, 10)
+	if e.Replace {
+		b = append(b, `,"replace":true`...)
+	}
+	if e.Deleted {
+		b = append(b, `,"deleted":true`...)
+	}
+	if len(e.Fields) > 0 {
+		b = append(b, `,"fields":{`...)
+		names = sortedKeys(e.Fields, names)
+		for i, name := range names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, name)
+			b = append(b, ':')
+			var ok bool
+			if b, ok = appendWatchField(b, e.Fields[name]); !ok {
+				return b, names, false
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), names, true
+}
+
+func appendWatchField(b []byte, f wire.WatchField) ([]byte, bool) {
+	b = append(b, '{')
+	ok := true
+	if f.Value != nil {
+		b = append(b, `"value":`...)
+		if b, ok = appendValue(b, *f.Value); !ok {
+			return b, false
+		}
+		b = append(b, ',')
+	}
+	if len(f.Set) > 0 {
+		b = append(b, `"set":[`...)
+		for i, v := range f.Set {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendValue(b, v); !ok {
+				return b, false
+			}
+		}
+		b = append(b, "],"...)
+	}
+	if f.IsSet {
+		b = append(b, `"is_set":true,`...)
+	}
+	b = append(b, `"version":`...)
+	b = strconv.AppendUint(b, f.Version, 10)
+	return append(b, '}'), true
+}
+
+// appendValue appends v as wire.Value.MarshalJSON writes it; false for a
+// float json.Marshal refuses.
+func appendValue(b []byte, v wire.Value) ([]byte, bool) {
+	switch v.Kind {
+	case wire.KindInt:
+		return strconv.AppendInt(b, v.Int, 10), true
+	case wire.KindFloat:
+		if math.IsNaN(v.Float) || math.IsInf(v.Float, 0) {
+			return b, false
+		}
+		return strconv.AppendFloat(b, v.Float, 'g', -1, 64), true
+	case wire.KindString:
+		return appendJSONString(b, v.Str), true
+	case wire.KindBool:
+		return strconv.AppendBool(b, v.Int != 0), true
+	}
+	return append(b, "null"...), true
+}
