@@ -130,8 +130,11 @@ func TestAnErasedPlayersEventsVerifyByTheirLeafHashesOnly(t *testing.T) {
 	lines := export(t, m.evs)
 
 	rep := m.verify(t, lines, &erased, true)
-	require.True(t, rep.OK(), "%v", rep.Problems)
+	require.Empty(t, rep.Problems)
 	require.Equal(t, []uint64{3, 8}, rep.Unchecked, "p2's events: seqs 3 and 8")
+	require.False(t, rep.OK(), "their content is not verified")
+	rep.AllowUnchecked = true
+	require.True(t, rep.OK())
 
 	require.Equal(t, []string{Modified}, kindsOnly(m.verify(t, lines, &erased, false)), "without leaves the root differs")
 
@@ -218,4 +221,43 @@ func TestASaltedEventsInclusionChecksWithItsSalts(t *testing.T) {
 	require.NoError(t, CheckSaltedInclusion(m.cp, m.evs[4], salted, p))
 	require.ErrorIs(t, CheckInclusion(m.cp, m.evs[4], p), ErrProof, "its version 1 leaf is not in the tree")
 	require.ErrorIs(t, CheckSaltedInclusion(m.cp, m.evs[3], salted, p), ErrProof)
+}
+
+// TestAForgedEventWithAnActorMissingFromTheSaltsIsNotOK: no salt was
+// erased, yet a line whose actor is renamed to an id the table does not
+// hold takes its seq's leaf unchecked, whatever its content: such a
+// report is not OK unless the caller allows unchecked events.
+func TestAForgedEventWithAnActorMissingFromTheSaltsIsNotOK(t *testing.T) {
+	m := newSaltedMatch(t)
+	lines := export(t, m.evs)
+	forged := *m.evs[4]
+	forged.Player = "ghost"
+	forged.ClientSeq = 999
+	forged.Status = "applied"
+	forged.Changes = append([]wire.Change(nil), forged.Changes...)
+	for i := range forged.Changes {
+		v := wire.Int(1 << 40)
+		forged.Changes[i].Value = &v
+	}
+	lines[4] = line(t, forged)
+	rep := m.verify(t, lines, m.salts, true)
+	require.Empty(t, rep.Problems)
+	require.Equal(t, []uint64{5}, rep.Unchecked)
+	require.False(t, rep.OK(), "a forged event with a full salt table verifies OK")
+	rep.AllowUnchecked = true
+	require.True(t, rep.OK(), "the caller that allows unchecked events")
+}
+
+// TestAnErasedPlayersEventMovedIsReportedReordered: an unchecked line's
+// place is checked like any other's.
+func TestAnErasedPlayersEventMovedIsReportedReordered(t *testing.T) {
+	m := newSaltedMatch(t)
+	erased := *m.salts
+	erased.Salts = append(append([]wire.AuditSalt(nil), m.salts.Salts[:2]...), m.salts.Salts[3:]...) // p2 gone: seqs 3 and 8
+	lines := export(t, m.evs)
+	moved := append(append(append([][]byte(nil), lines[:2]...), lines[3:10]...), lines[2]) // seq 3 now after seq 10
+	moved = append(moved, lines[10:]...)
+	rep := m.verify(t, moved, &erased, true)
+	require.Equal(t, []string{"reordered: seq 3 (line 10): out of its place in seq order"}, kinds(rep))
+	require.Equal(t, []uint64{3, 8}, rep.Unchecked)
 }

@@ -73,13 +73,20 @@ type Report struct {
 	// Unchecked are the seqs of a salted world's events whose player's
 	// salt is not in the table given (erased): with leaf hashes their
 	// place in the log is verified by the leaf of their seq, not their
-	// content (VerifySaltedLog).
+	// content (VerifySaltedLog). Anything may be written in such a line,
+	// so they make the report not OK unless AllowUnchecked.
 	Unchecked []uint64
+	// AllowUnchecked is set by the caller that accepts events whose
+	// content is not verified (gsdctl audit verify --allow-unchecked).
+	AllowUnchecked bool
 }
 
 // OK reports whether the export holds exactly the checkpoint's events in
-// order (events after its size aside).
-func (r Report) OK() bool { return len(r.Problems) == 0 }
+// order (events after its size aside), and every one's content was
+// verified (or the caller allows unchecked ones).
+func (r Report) OK() bool {
+	return len(r.Problems) == 0 && (len(r.Unchecked) == 0 || r.AllowUnchecked)
+}
 
 // VerifyLog checks an exported log against a checkpoint (opened, so
 // signed by a trusted key): NDJSON, one event per line as the event stream
@@ -109,7 +116,8 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkp
 // no salt in the table (erased, or erased and salted again after it)
 // cannot have its leaf recomputed: with leaf hashes it is verified by the
 // leaf of its seq alone and listed in Report.Unchecked (its place is
-// checked, its content is not); without them its leaf makes the root
+// checked, its content is not: the report is not OK unless the caller
+// sets AllowUnchecked); without them its leaf makes the root
 // differ, found but not named. An event that names an erased player only
 // as an entity or a value is reported modified.
 func VerifySaltedLog(r io.Reader, cp Checkpoint, salts *wire.AuditSalts, leaves []tlog.Hash, earlier ...Checkpoint) (Report, error) {
@@ -252,14 +260,15 @@ func named(lines []logLine, leaves []tlog.Hash, unchecked *[]uint64) []Problem {
 			lineOf = append(lineOf, l.n)
 		}
 	}
-	out = append(out, reordered(inOrder, lineOf)...)
 	claimed := make([]bool, len(leaves))
+	var placed []lineLeaf // the erased lines that took their seq's leaf
 	for _, l := range unmatched {
 		i := l.seq - 1
 		if matched[i] == 0 && !claimed[i] {
 			claimed[i] = true
 			if l.erased {
 				*unchecked = append(*unchecked, l.seq)
+				placed = append(placed, lineLeaf{line: l.n, leaf: int(i)})
 				continue
 			}
 			out = append(out, Problem{Kind: Modified, Seq: l.seq, Line: l.n, Detail: "its leaf is not the log's"})
@@ -267,8 +276,19 @@ func named(lines []logLine, leaves []tlog.Hash, unchecked *[]uint64) []Problem {
 		}
 		out = append(out, Problem{Kind: Inserted, Seq: l.seq, Line: l.n, Detail: "not an event of the log"})
 	}
+	// An erased line's place is all that is checked of it: it joins the
+	// order check, in line order among the matched ones.
+	for _, p := range placed {
+		k, _ := slices.BinarySearch(lineOf, p.line)
+		lineOf = slices.Insert(lineOf, k, p.line)
+		inOrder = slices.Insert(inOrder, k, p.leaf)
+	}
+	out = append(out, reordered(inOrder, lineOf)...)
 	return append(out, removed(len(leaves), func(i int) bool { return matched[i] != 0 || claimed[i] })...)
 }
+
+// lineLeaf is a line of an export and the leaf it takes.
+type lineLeaf struct{ line, leaf int }
 
 // structural finds problems by the lines' seqs, and a changed content by
 // the roots.

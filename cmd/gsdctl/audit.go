@@ -94,14 +94,17 @@ type auditReport struct {
 	Named       bool            `json:"named"`
 	Problems    []audit.Problem `json:"problems"`
 	// Leaf is the leaf version when not 1; Unchecked, a salted world's
-	// events verified by their leaf hash only (their player's salt erased).
-	Leaf      byte     `json:"leaf,omitempty"`
-	Unchecked []uint64 `json:"unchecked,omitempty"`
+	// events whose content is not verified, only their place (their
+	// player's salt erased); AllowUnchecked, that ok accepts them.
+	Leaf           byte     `json:"leaf,omitempty"`
+	Unchecked      []uint64 `json:"unchecked,omitempty"`
+	AllowUnchecked bool     `json:"allow_unchecked,omitempty"`
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
 	var logFile, leavesFile, saltsFile string
 	var keyFiles, cpFiles []string
+	var allowUnchecked bool
 	cmd := &cobra.Command{
 		Use:   "verify --log FILE --checkpoint FILE --key FILE",
 		Short: "Check an exported match log against a signed checkpoint, offline",
@@ -122,10 +125,14 @@ A salted world's log (leaf version 2: its checkpoints say "leaf 2") needs
 the world's salts (--salts, from gsdctl audit fetch): its leaves commit to
 HMAC-SHA256(salt, id) in place of each player id. An event whose player's
 salt was erased is verified by its leaf hash only (with --leaves; listed
-as unchecked): its place in the log is checked, its content is not.
+as unchecked): its place in the log is checked, its content is not, so
+anything may be written in it (any event whose player is missing from the
+salts is taken as such). The log then does not verify unless
+--allow-unchecked is given.
 
-Exit status 0: the log matches. 1: it does not (each problem is listed), or
-an input could not be read.`,
+Exit status 0: the log matches. 1: it does not (each problem is listed),
+it has unchecked events and --allow-unchecked was not given, or an input
+could not be read.`,
 		Example: `  gsdctl events arena > match.ndjson
   gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key gsd-audit-2026.pub
   gsdctl audit verify --log match.ndjson --checkpoint match.checkpoint --key old.pub --key new.pub --leaves match.leaves -o json
@@ -188,8 +195,12 @@ an input could not be read.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", logFile, err)
 			}
+			rep.AllowUnchecked = allowUnchecked
 			if err := a.printAuditReport(rep, signers); err != nil {
 				return err
+			}
+			if len(rep.Problems) == 0 && !rep.OK() {
+				return fmt.Errorf("%s: content not verified of %d event(s) of players missing from the salts; --allow-unchecked accepts them", logFile, len(rep.Unchecked))
 			}
 			if !rep.OK() {
 				return fmt.Errorf("%s does not match the checkpoint: %d problem(s)", logFile, len(rep.Problems))
@@ -203,6 +214,7 @@ an input could not be read.`,
 	f.StringArrayVar(&keyFiles, "key", nil, "an audit public key file (repeat during a key rotation)")
 	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")
 	f.StringVar(&saltsFile, "salts", "", "a salted world's salt table (JSON, from gsdctl audit fetch)")
+	f.BoolVar(&allowUnchecked, "allow-unchecked", false, "with --salts: accept events of players missing from the salts (erased), whose content is not verified")
 	return cmd
 }
 
@@ -216,7 +228,7 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		return a.printJSON(auditReport{OK: rep.OK(), World: rep.Checkpoint.Origin, Incarnation: rep.Checkpoint.Incarnation,
 			Tombstone: rep.Checkpoint.Tombstone, Size: rep.Checkpoint.Size, Root: root,
 			Signers: signers, Lines: rep.Lines, Beyond: rep.Beyond, Named: rep.Named, Problems: problems,
-			Leaf: rep.Checkpoint.Leaf, Unchecked: rep.Unchecked})
+			Leaf: rep.Checkpoint.Leaf, Unchecked: rep.Unchecked, AllowUnchecked: rep.AllowUnchecked})
 	}
 	w := a.stdout
 	cp := rep.Checkpoint
@@ -235,7 +247,10 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 	}
 	fmt.Fprintln(w)
 	if len(rep.Unchecked) > 0 {
-		fmt.Fprintf(w, "unchecked: %d event(s) of players whose salt was erased, verified by their leaf hash only: seqs %v\n", len(rep.Unchecked), rep.Unchecked)
+		fmt.Fprintf(w, "unchecked: %d event(s) of players missing from the salts (erased), content not verified (only their place in the log): seqs %v\n", len(rep.Unchecked), rep.Unchecked)
+		if !rep.AllowUnchecked {
+			fmt.Fprintln(w, "not ok: unchecked events (--allow-unchecked accepts them)")
+		}
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintln(w, p.String())

@@ -86,7 +86,11 @@ func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerByLeafHashes(t *
 	require.Contains(t, stderr, "not_found")
 	after := filepath.Join(dir, "after")
 	fetchAt(t, n.http, after, 12, keyPrefix+".pub", false)
-	out = mustRun(t, append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves", "-o", "json")...)
+	code, out, stderr = ctl(t, "", append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves")...)
+	require.Equal(t, 1, code, "unchecked events are not accepted by default")
+	require.Contains(t, out, "content not verified")
+	require.Contains(t, stderr, "--allow-unchecked")
+	out = mustRun(t, append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves", "--allow-unchecked", "-o", "json")...)
 	var rep auditReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.True(t, rep.OK)
