@@ -13,6 +13,7 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -48,6 +49,13 @@ type Stores interface {
 	PutTombstone(world string, inc uint64, text string) error
 	// Worlds lists the worlds with a stored tree.
 	Worlds() ([]string, error)
+	// LeafVersion returns the leaf version kept with world's incarnation
+	// inc's tree; 0 when none was (version 1).
+	LeafVersion(world string, inc uint64) (byte, error)
+	// PutLeafVersion keeps the leaf version of world's incarnation inc's
+	// tree, so that a node that restarts after the world's deletion
+	// reopens (and buries) it as what it is.
+	PutLeafVersion(world string, inc uint64, v byte) error
 }
 
 // Config configures an Auditor.
@@ -252,19 +260,32 @@ func (a *Auditor) follow(id string, inc uint64, salted bool) *world {
 	return w
 }
 
-// open opens the log of world id's incarnation inc. A deleted
-// incarnation's is opened as version 1 whatever its leaves (the node no
-// longer knows): it only answers proofs and hashes, and its tombstone
-// then has no leaf line (verifiers go by the salts they are given).
+// open opens the log of world id's incarnation inc; a salted one's leaf
+// version is kept with its tree (openOld reads it).
 func (a *Auditor) open(id string, inc uint64, salted bool) (*audit.Log, error) {
 	s, err := a.stores.Open(id, inc)
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", id, err)
 	}
 	if salted {
+		if err := a.stores.PutLeafVersion(id, inc, wire.AuditLeafV2); err != nil {
+			return nil, fmt.Errorf("audit log %s: %w", id, err)
+		}
 		return audit.OpenSalted(id, inc, s)
 	}
 	return audit.OpenIncarnation(id, inc, s)
+}
+
+// openOld opens the log of world id's deleted incarnation inc with the
+// leaf version kept with its tree, so that its tombstone and checkpoints
+// say "leaf 2" when it was salted. A tree kept before leaf versions were
+// (none stored) opens as version 1.
+func (a *Auditor) openOld(id string, inc uint64) (*audit.Log, error) {
+	v, err := a.stores.LeafVersion(id, inc)
+	if err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", id, err)
+	}
+	return a.open(id, inc, v == wire.AuditLeafV2)
 }
 
 // run appends world's committed events to its log until ctx ends or the

@@ -138,10 +138,12 @@ type stores struct {
 	tombErr error // Tombstone fails with it
 	putErr  error // PutTombstone fails with it
 	listAll error // Worlds fails with it
+	leaves  map[string]byte
+	leafErr error // LeafVersion and PutLeafVersion fail with it
 }
 
 func newStores() *stores {
-	return &stores{m: make(map[string]*flaky), fail: make(map[string]error), tombs: make(map[string]string)}
+	return &stores{m: make(map[string]*flaky), fail: make(map[string]error), tombs: make(map[string]string), leaves: make(map[string]byte)}
 }
 
 func name(world string, inc uint64) string {
@@ -205,6 +207,22 @@ func (s *stores) Worlds() ([]string, error) {
 		}
 	}
 	return out, s.listAll
+}
+
+func (s *stores) LeafVersion(world string, inc uint64) (byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leaves[name(world, inc)], s.leafErr
+}
+
+func (s *stores) PutLeafVersion(world string, inc uint64, v byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leafErr != nil {
+		return s.leafErr
+	}
+	s.leaves[name(world, inc)] = v
+	return nil
 }
 
 func (s *stores) set(f func(s *stores)) {

@@ -1,7 +1,10 @@
 package auditor
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/fsm"
@@ -52,4 +55,69 @@ func TestASaltedWorldsTreeHasVersion2LeavesFromTheEventsSaltings(t *testing.T) {
 	lobby, err := a.Log("lobby")
 	require.NoError(t, err)
 	require.Equal(t, wire.AuditLeafV1, lobby.LeafVersion())
+}
+
+// TestASaltedTombstoneWrittenAfterARestartSaysLeaf2: a salted incarnation
+// deleted while the node was down is reopened with the leaf version kept
+// with its tree, so its tombstone says "leaf 2" as on a node that
+// followed the delete.
+func TestASaltedTombstoneWrittenAfterARestartSaysLeaf2(t *testing.T) {
+	src, st, logs := newSource(), newStores(), &syncBuf{}
+	src.salted["arena"] = true
+	src.add("arena", 3)
+	a, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.Run(ctx) }()
+	waitSize(t, a, "arena", 3)
+	l, err := a.Log("arena")
+	require.NoError(t, err)
+	require.Equal(t, wire.AuditLeafV2, l.LeafVersion())
+	cancel()
+	<-done
+
+	src.recreate("arena", 9) // deleted while down, created again
+	src.salted["arena"] = false
+	b, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	start(t, b)
+	require.Eventually(t, func() bool { return st.tomb("arena", 0) != "" }, 10*time.Second, time.Millisecond)
+	cp, err := audit.ParseCheckpoint(st.tomb("arena", 0))
+	require.NoError(t, err)
+	require.True(t, cp.Tombstone)
+	require.Equal(t, wire.AuditLeafV2, cp.Leaf, "the tombstone of a salted tree says leaf 2: %q", st.tomb("arena", 0))
+	old, err := b.LogOf("arena", 0)
+	require.NoError(t, err)
+	require.Equal(t, wire.AuditLeafV2, old.LeafVersion())
+}
+
+// TestALeafVersionThatCannotBeKeptOrReadFailsTheOpen: a salted tree
+// whose leaf version cannot be kept is not opened (retried at the next
+// scan); an old tree whose version cannot be read is not either.
+func TestALeafVersionThatCannotBeKeptOrReadFailsTheOpen(t *testing.T) {
+	src, st, logs := newSource(), newStores(), &syncBuf{}
+	boom := errors.New("disk full")
+	src.salted["arena"] = true
+	src.add("arena", 3)
+	st.set(func(s *stores) { s.leafErr = boom })
+	a, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	_, err = a.Log("arena")
+	require.ErrorIs(t, err, boom)
+	require.Contains(t, logs.String(), "audit log cannot be opened")
+
+	st.set(func(s *stores) { s.leafErr = nil })
+	b, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	_, err = b.Log("arena")
+	require.NoError(t, err)
+	src.recreate("arena", 9)
+	src.salted["arena"] = false
+	st.set(func(s *stores) { s.leafErr = boom })
+	c, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	_, err = c.LogOf("arena", 0)
+	require.ErrorIs(t, err, boom)
+	require.Contains(t, logs.String(), "audit tree of a deleted incarnation cannot be opened")
 }

@@ -51,7 +51,7 @@ func (a *Auditor) buryOlder(id string, live bool, inc uint64) {
 			continue // read again when asked for
 		}
 		w := &world{id: id, inc: old, retired: true}
-		if w.log, err = a.open(id, old, false); err != nil {
+		if w.log, err = a.openOld(id, old); err != nil {
 			a.log.Error("audit tree of a deleted incarnation cannot be opened", "world", id, "incarnation", old, "err", err)
 			continue
 		}
@@ -96,7 +96,7 @@ func (a *Auditor) incarnation(id string, inc uint64) (*world, error) {
 	if !slices.Contains(incs, inc) {
 		return nil, fmt.Errorf("%w: %s incarnation %d (no audit tree of it on this node)", fsm.ErrUnknownWorld, id, inc)
 	}
-	l, err := a.open(id, inc, false)
+	l, err := a.openOld(id, inc)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,8 @@
 // top-level bucket "gsd.audit.inc", a bucket per world and in it a bucket
 // per incarnation (8 big-endian bytes), each stored hash under its index
 // as 8 big-endian bytes; the texts of deleted incarnations' tombstones
-// under "gsd.audit.tombstones", world, incarnation. The hashes of one
+// under "gsd.audit.tombstones", world, incarnation; a tree's leaf version
+// when not 1 under "gsd.audit.leaf", world, incarnation. The hashes of one
 // Append are written in one transaction, so a crash leaves whole events
 // only, and the tree's size is derived from the last key.
 //
@@ -32,6 +33,7 @@ var (
 	legacyBucket    = []byte("gsd.audit")            // world: hashes (before incarnations)
 	treesBucket     = []byte("gsd.audit.inc")        // world: incarnation: hashes
 	tombstoneBucket = []byte("gsd.audit.tombstones") // world: incarnation: text
+	leafBucket      = []byte("gsd.audit.leaf")       // world: incarnation: leaf version (1 byte)
 )
 
 func incKey(inc uint64) []byte { return binary.BigEndian.AppendUint64(nil, inc) }
@@ -147,6 +149,40 @@ func (t *Trees) PutTombstone(world string, inc uint64, text string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("gsd/audit/boltstore: tombstone of %s incarnation %d: %w", world, inc, err)
+	}
+	return nil
+}
+
+// LeafVersion returns the leaf version kept for world's incarnation inc's
+// tree, 0 when none was.
+func (t *Trees) LeafVersion(world string, inc uint64) (v byte, err error) {
+	err = t.db.View(func(tx *bbolt.Tx) error {
+		if top := tx.Bucket(leafBucket); top != nil {
+			if wb := top.Bucket([]byte(world)); wb != nil {
+				if b := wb.Get(incKey(inc)); len(b) == 1 {
+					v = b[0]
+				}
+			}
+		}
+		return nil
+	})
+	return v, err
+}
+
+// PutLeafVersion keeps the leaf version of world's incarnation inc's tree.
+func (t *Trees) PutLeafVersion(world string, inc uint64, v byte) error {
+	err := t.db.Update(func(tx *bbolt.Tx) error {
+		b, err := nested(tx, leafBucket, []byte(world))
+		if err != nil {
+			return err
+		}
+		if old := b.Get(incKey(inc)); len(old) == 1 && old[0] == v {
+			return nil // kept already: no write
+		}
+		return b.Put(incKey(inc), []byte{v})
+	})
+	if err != nil {
+		return fmt.Errorf("gsd/audit/boltstore: leaf version of %s incarnation %d: %w", world, inc, err)
 	}
 	return nil
 }

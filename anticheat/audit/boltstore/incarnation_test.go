@@ -114,3 +114,34 @@ func TestAFileFromBeforeIncarnationsIsAdoptedByTheWorldsCurrentOne(t *testing.T)
 	require.NoError(t, err)
 	require.Equal(t, []uint64{77, 90}, incs)
 }
+
+// TestATreesLeafVersionIsKeptAcrossAReopen: a salted tree's leaf version
+// outlives the process, so a deleted incarnation reopens as what it was.
+func TestATreesLeafVersionIsKeptAcrossAReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.db")
+	db := openDB(t, path)
+	trees := NewTrees(db)
+	v, err := trees.LeafVersion("arena", 5)
+	require.NoError(t, err)
+	require.Zero(t, v, "none kept")
+	require.NoError(t, trees.PutLeafVersion("arena", 5, 2))
+	require.NoError(t, trees.PutLeafVersion("arena", 5, 2), "kept again: no change")
+	require.NoError(t, db.Close())
+
+	db = openDB(t, path)
+	trees = NewTrees(db)
+	v, err = trees.LeafVersion("arena", 5)
+	require.NoError(t, err)
+	require.Equal(t, byte(2), v)
+	for w, inc := range map[string]uint64{"arena": 6, "lobby": 5} {
+		v, err = trees.LeafVersion(w, inc)
+		require.NoError(t, err)
+		require.Zero(t, v, "%s incarnation %d", w, inc)
+	}
+	// A world taken by a plain key.
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(leafBucket).Put([]byte("taken"), []byte("x")) }))
+	require.Error(t, trees.PutLeafVersion("taken", 1, 2))
+	require.NoError(t, db.Close())
+	_, err = trees.LeafVersion("arena", 5)
+	require.Error(t, err)
+}
