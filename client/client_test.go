@@ -323,6 +323,7 @@ func TestIsRetryable(t *testing.T) {
 		{"bare 503", &Error{Status: 503}, true, false},
 		{"bare 504", &Error{Status: 504}, true, true},
 		{"seq reused", &Error{Status: 409, Code: CodeSeqReused}, false, false},
+		{"unsalted", &Error{Status: 409, Code: CodeUnsalted}, true, false},
 		{"shutting down", &Error{Status: 503, Code: CodeUnavailable}, true, false},
 		{"no leader yet", &Error{Status: 503, Code: CodeNotReady}, true, false},
 		{"read timeout", &Error{Status: 503, Code: CodeTimeout}, true, false},
@@ -379,4 +380,24 @@ func TestActKeepsAnEarlierUnknownOutcomeWhenARetryIsRefused(t *testing.T) {
 		require.Equal(t, later.code, Code(err))
 		require.True(t, IsOutcomeUnknown(err), later.code)
 	}
+}
+
+// TestActRetriesAnActionRefusedUnsalted: a salted world refuses an action
+// whose player's salt was erased while it was sent, before it takes a
+// seq; the retry, same body, draws a new salt.
+func TestActRetriesAnActionRefusedUnsalted(t *testing.T) {
+	node := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, n int) {
+		if n == 1 {
+			writeErr(w, http.StatusConflict, CodeUnsalted, "player p1 in world arena")
+			return
+		}
+		writeJSON(w, http.StatusOK, eventFor("arena", 3, false))
+	})
+	c := newTestClient(t, []string{node.URL})
+	ev, err := c.Act(context.Background(), "arena", testAction(9))
+	require.NoError(t, err)
+	require.Equal(t, uint64(3), ev.Seq)
+	reqs := node.requests()
+	require.Len(t, reqs, 2)
+	require.Equal(t, reqs[0].Body, reqs[1].Body)
 }

@@ -27,6 +27,10 @@ const (
 	// map follows). A refused write was not applied.
 	CodeWorldMoved = wire.CodeWorldMoved
 	CodeSeqUnknown = wire.CodeSeqUnknown
+	// CodeUnsalted: an action in a salted world by a player whose salt was
+	// erased while it was sent; refused before it took a seq, so retried:
+	// the retry draws a new salt.
+	CodeUnsalted = wire.CodeUnsalted
 )
 
 // ErrOutcomeUnknown marks an error returned after a request that may have
@@ -60,11 +64,11 @@ func (e *Error) Error() string {
 }
 
 // retryable reports whether repeating the same request may succeed: every
-// 503 (no leader, shutting down, unknown outcome, read timeout), 429 and
-// gateway errors.
+// 503 (no leader, shutting down, unknown outcome, read timeout), 429,
+// gateway errors, and an action refused unsalted.
 func (e *Error) retryable() bool {
 	switch e.Code {
-	case CodeNotLeader, CodeOutcomeUnknown, CodeOverloaded, CodeUnavailable, CodeNotReady, CodeTimeout, CodeWorldMoved:
+	case CodeNotLeader, CodeOutcomeUnknown, CodeOverloaded, CodeUnavailable, CodeNotReady, CodeTimeout, CodeWorldMoved, CodeUnsalted:
 		return true
 	}
 	switch e.Status {
@@ -110,8 +114,8 @@ func (e *connError) Unwrap() error { return e.err }
 
 // IsRetryable reports whether err is worth retrying unchanged (for an action:
 // with the same seq): a connection error, any 503 (not_leader,
-// outcome_unknown, unavailable, not_ready, timeout), 429 overloaded, or a
-// gateway error.
+// outcome_unknown, unavailable, not_ready, timeout), 429 overloaded, 409
+// unsalted, 421 world_moved, or a gateway error.
 func IsRetryable(err error) bool {
 	if err == nil {
 		return false

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/tlog"
@@ -64,13 +66,24 @@ its leaves commit to HMAC-SHA256(salt, id), so once the salt is gone (from
 the state and the next snapshot; the log entries and archive records that
 carried it go with their retention) nobody can link the player's id to the
 audit log, while the log stays verifiable: the player's events verify by
-their leaf hashes only. A later action of the player draws a new salt.`,
+their leaf hashes only. A later action of the player draws a new salt.
+
+Erasing is idempotent: a player with no salt (erased already, e.g. by an
+erase whose answer was lost and that the client retried, or that never
+acted in the world) exits 0 with a note on stderr.`,
 		Example: `  gsdctl audit erase arena 7f3c9e`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.context(cmd)
 			defer cancel()
-			if err := a.client().EraseAuditSalt(ctx, args[0], args[1]); err != nil {
+			err := a.client().EraseAuditSalt(ctx, args[0], args[1])
+			// fsm's not_found for a player with no salt (a route a node
+			// does not have is not_found too: "no such route").
+			if client.Code(err) == client.CodeNotFound && strings.Contains(err.Error(), "no salt for player") {
+				fmt.Fprintf(a.stderr, "gsdctl: %s has no salt in %s: erased already (or never drawn)\n", args[1], args[0])
+				err = nil
+			}
+			if err != nil {
 				return err
 			}
 			return a.printJSON(wire.SaltErased{World: args[0], Player: args[1]})
