@@ -33,8 +33,10 @@ its tree) and its leaf hashes only, since the cluster no longer holds its
 events: check the match log exported before the delete against it.
 
 A salted world's (its checkpoint says "leaf 2") also gets PREFIX.salts, its
-salt table (moderators and admins only), which verify needs. A deleted
-incarnation's salts are gone with it: fetch them before the delete.
+salt table (moderators and admins only), which verify needs; without that
+role the other files are written and a warning says the salts were not.
+A deleted incarnation's salts are gone with it (the cluster keeps no table
+of a deleted incarnation): fetch them before the delete.
 
 Nothing is checked here: check the files with the audit public key, on
 this machine or any other, with gsdctl audit verify.`,

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,4 +61,41 @@ func TestAuditVerifyChecksTheLogOfADeletedWorldAgainstItsTombstone(t *testing.T)
 	code, _, errOut := ctl(t, "", "audit", "verify", "--log", f.log, "--checkpoint", tomb, "--checkpoint", f.earlier, "--key", f.pub)
 	require.NotZero(t, code)
 	require.Contains(t, errOut, "no earlier checkpoint")
+}
+
+// TestAuditFetchWithoutTheModeratorRoleSavesAllButTheSaltsAndWarns: the
+// checkpoint, log and leaves of a salted world are of use to whoever can
+// fetch its salts later; fetch does not abort for them.
+func TestAuditFetchWithoutTheModeratorRoleSavesAllButTheSaltsAndWarns(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/audit/salts") {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`{"code":"forbidden","error":"moderators and admins only"}`))
+			return
+		}
+		w.Write([]byte("arena\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\nincarnation 5\nleaf 2\n\n— k AAAA\n"))
+	}))
+	defer ts.Close()
+	prefix := filepath.Join(t.TempDir(), "m")
+	code, out, stderr := ctl(t, "", "--addr", strings.TrimPrefix(ts.URL, "http://"), "audit", "fetch", "arena", "--out", prefix)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "salts of arena were not fetched")
+	require.Contains(t, out, "wrote "+prefix+".checkpoint")
+	for _, ext := range []string{".checkpoint", ".ndjson", ".leaves"} {
+		require.FileExists(t, prefix+ext)
+	}
+	require.NoFileExists(t, prefix+".salts")
+}
+
+// TestAuditVerifyRefusesSaltsWithACheckpointWithoutALeafLine: salts with
+// a version 1 checkpoint are a mistake (or a tombstone from before leaf
+// versions were kept): refused, not verified as version 2 silently.
+func TestAuditVerifyRefusesSaltsWithACheckpointWithoutALeafLine(t *testing.T) {
+	f := newAuditFiles(t)
+	salts := filepath.Join(f.dir, "m.salts")
+	require.NoError(t, os.WriteFile(salts, []byte(`{"world":"arena","salts":[]}`), 0o644))
+	code, _, stderr := ctl(t, "", "audit", "verify", "--log", f.log, "--checkpoint", f.checkpoint, "--key", f.pub, "--salts", salts)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, `without a "leaf 2" line`)
 }
