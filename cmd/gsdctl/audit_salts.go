@@ -72,7 +72,9 @@ func (a *app) auditEraseCmd() *cobra.Command {
 		Short: "Erase a player's audit salt in a salted world (admin)",
 		Long: `Delete PLAYER's salt from a salted world's salt table (leaf version 2):
 its leaves commit to HMAC-SHA256(salt, id), so once the salt is gone (from
-the state and the next snapshot; the log entries and archive records that
+the state and the snapshots: each node keeps two, so the salt leaves the
+disk at the second snapshot after the erasure, "gsdctl snapshot" twice on
+every node to hasten it; the log entries and archive records that
 carried it go with their retention) nobody can link the player's id to the
 audit log, while the log stays verifiable: the player's events verify by
 their leaf hashes only. A later action of the player draws a new salt.
