@@ -108,3 +108,26 @@ func TestAuditSaltsCheckRefusesWhatAVerifierCannotUse(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, *testSalts(), back)
 }
+
+// TestOnlyExactIDsAreSaltedFieldNamesAndCompoundIDsStayInClear: the
+// limit docs/ANTICHEAT.md states (and the review found): a field named
+// after a salted player (scores.alice) and a compound id (player:alice)
+// stay in clear in the version 2 leaf, while the player and an entity
+// named exactly by the id are salted.
+func TestOnlyExactIDsAreSaltedFieldNamesAndCompoundIDsStayInClear(t *testing.T) {
+	v := Int(5)
+	e := Event{World: "w", Seq: 1, Player: "alice", Status: "applied",
+		Versions: map[string]map[string]uint64{"scores": {"alice": 1}, "player:alice": {"hp": 1}},
+		Changes: []Change{{Entity: "scores", Field: "alice", Op: "set", Value: &v, Version: 1},
+			{Entity: "player:alice", Field: "hp", Op: "set", Value: &v, Version: 1}}}
+	s := AuditSalts{World: "w", Salts: []AuditSalt{{Player: "alice", Salt: bytes.Repeat([]byte{7}, 32), Since: 1}}}
+	require.NoError(t, s.Check())
+	leaf := AppendAuditLeafV2(nil, &e, SaltedAt(s.Digests(), 1))
+	require.Equal(t, 2, bytes.Count(leaf, []byte("player:alice")), "the compound id, in versions and the change")
+	require.Equal(t, 4, bytes.Count(leaf, []byte("alice")), "the field name twice, the compound id twice; not the player")
+
+	exact := Event{World: "w", Seq: 1, Player: "alice", Status: "applied",
+		Versions: map[string]map[string]uint64{"alice": {"hp": 1}},
+		Changes:  []Change{{Entity: "alice", Field: "hp", Op: "set", Value: &v, Version: 1}}}
+	require.NotContains(t, string(AppendAuditLeafV2(nil, &exact, SaltedAt(s.Digests(), 1))), "alice")
+}
