@@ -114,6 +114,13 @@ func (f *FSM) moveWorld(c *WorldMove) Result {
 	if w.moved != nil && w.moved.Shard != c.Shard {
 		return Result{Err: &MovedError{*w.moved}}
 	}
+	if w.isSalted() {
+		// Refused before the fence, not at the export (ExportWorld): a
+		// fence whose export cannot follow would refuse the world's
+		// writes for good. Only a log-13 replica holds salted worlds, so
+		// every replica that applies this refuses it alike.
+		return Result{Err: fmt.Errorf("%w: world %s salts its audit leaves: moving it is not built", ErrNotSupported, c.World)}
+	}
 	if w.moved == nil {
 		w.moved = &Fence{World: w.id, Shard: c.Shard, Seq: w.seq}
 		f.publishView()

@@ -177,8 +177,8 @@ func (f *FSM) saltedWorld(id string) (*world, error) {
 }
 
 // applySalt gives c.Player the salt c.Key unless the player has one
-// already (then it changes nothing, and is no error). A fenced world
-// takes no new salt (its actions are refused anyway).
+// already (then it changes nothing, and is no error). A salted world is
+// never fenced (moveWorld refuses to).
 func (f *FSM) applySalt(c *SaltCmd) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
@@ -186,9 +186,6 @@ func (f *FSM) applySalt(c *SaltCmd) Result {
 	w, err := f.saltedWorld(c.World)
 	if err != nil {
 		return Result{Err: err}
-	}
-	if w.moved != nil {
-		return Result{Err: &MovedError{*w.moved}}
 	}
 	if _, ok := w.salts[c.Player]; !ok {
 		w.salts[c.Player] = newSaltEntry(Salt{Player: c.Player, Key: c.Key, Since: w.seq + 1})

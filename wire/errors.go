@@ -76,6 +76,9 @@ const (
 	// are (a shard that exists or still holds worlds, a node that is
 	// still a voter; issue 14).
 	CodeConflict = "conflict"
+	// CodeNotSupported: what the node does not do (yet) for this world or
+	// route, e.g. moving a world that salts its audit leaves.
+	CodeNotSupported = "not_supported"
 )
 
 // Codes of the audit routes (docs/API.md, "Audit").

@@ -240,6 +240,12 @@ func (a *app) planAndMove(cmd *cobra.Command, dry bool, makePlan func(wire.Shard
 		ctx, cancel := a.context(cmd)
 		moved, err := c.MoveWorld(ctx, s.World, s.To)
 		cancel()
+		if client.Code(err) == wire.CodeNotSupported {
+			// A world that cannot move (one that salts its audit leaves)
+			// stays where it is, fenced nothing; the others go on.
+			fmt.Fprintf(a.stderr, "%d/%d: world %s left on shard %d: %v\n", i+1, len(steps), s.World, s.From, err)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("move %d/%d, world %s from shard %d to shard %d: %w\n%s",
 				i+1, len(steps), s.World, s.From, s.To, err, resumeHint(err, s))

@@ -20,11 +20,12 @@ import (
 // relists the world on its target, except for the world named fail,
 // which is refused.
 type fakeMover struct {
-	mu     sync.Mutex
-	m      wire.ShardMap
-	fail   string
-	fenced string // a world an earlier move fenced towards shard 7
-	moves  []string
+	mu        sync.Mutex
+	m         wire.ShardMap
+	fail      string
+	fenced    string // a world an earlier move fenced towards shard 7
+	unmovable string // a world whose move is not_supported
+	moves     []string
 	// unlisted are worlds the nodes hold that the map does not list
 	// (they hash over shards 1, 2 and 3); noList fails their listing.
 	unlisted []string
@@ -128,6 +129,11 @@ func (f *fakeMover) serve(t *testing.T) string {
 			return
 		}
 		f.moves = append(f.moves, world+"→"+itoa(body.To))
+		if world == f.unmovable {
+			w.WriteHeader(422)
+			_, _ = w.Write([]byte(`{"code":"not_supported","error":"world salts its audit leaves: moving it is not built"}`))
+			return
+		}
 		if world == f.fail {
 			w.WriteHeader(409)
 			_, _ = w.Write([]byte(`{"code":"conflict","error":"world fenced towards another shard"}`))
@@ -203,6 +209,18 @@ func TestPlacementRebalanceStopsAtAFailedMove(t *testing.T) {
 	require.Contains(t, errOut, "fenced towards another shard")
 	require.Contains(t, errOut, "gsdctl world move a --to 2")
 	require.Equal(t, []string{"a→2"}, f.moves, "nothing after the failed move")
+}
+
+// A world that cannot move (not_supported: a salted one) is left where
+// it is, said on stderr, and the others move.
+func TestPlacementRebalanceLeavesAWorldThatCannotMoveAndGoesOn(t *testing.T) {
+	f := &fakeMover{m: unevenMap(), unmovable: "a"}
+	addr := f.serve(t)
+	code, out, errOut := ctl(t, "", "--addr", addr, "placement", "rebalance")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, errOut, "1/2: world a left on shard 1")
+	require.Contains(t, out, "2/2: world b moved from shard 1 to shard 3 after seq 7")
+	require.Equal(t, []string{"a→2", "b→3"}, f.moves)
 }
 
 func TestPlacementRebalanceNamesTheShardAnEarlierMoveFencedTowards(t *testing.T) {
