@@ -233,6 +233,25 @@ func (f *FSM) NeedsSalt(world, player string) bool {
 	return w != nil && w.unsalted(player)
 }
 
+// Recorded reports whether player's action seq is one world has recorded
+// (a retry of it gets its original result, ahead of the salt check): the
+// leader draws no salt for it, so that an erased player's retry of an
+// action sent before the erasure does not put them back in the table.
+func (f *FSM) Recorded(world, player string, seq uint64) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := f.worlds[world]
+	if w == nil {
+		return false
+	}
+	p := w.players[player]
+	if p == nil || seq > p.maxSeq {
+		return false
+	}
+	_, ok := p.lookup(seq, f.cfg.Window)
+	return ok
+}
+
 // Salts returns a salted world's table, sorted by player, with its
 // incarnation: what a verifier of the world's version 2 leaves needs.
 // ErrNotSupported for a world whose leaves are not salted.

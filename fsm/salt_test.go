@@ -87,6 +87,11 @@ func TestErasingASaltRemovesItFromTheStateAndTheNextSnapshot(t *testing.T) {
 
 	require.NoError(t, h.apply(cmdErase("w", "alice"))[0].Err)
 	require.True(t, h.f.NeedsSalt("w", "alice"))
+	require.True(t, h.f.Recorded("w", "alice", 1), "her retry of seq 1 needs no salt")
+	require.False(t, h.f.Recorded("w", "alice", 2))
+	require.False(t, h.f.Recorded("w", "carol", 1))
+	require.False(t, h.f.Recorded("nowhere", "alice", 1))
+	require.True(t, h.do(act("w", "alice", 1, opIncr("e", "c", 1))).Duplicate, "her retry gets its original result")
 	require.ErrorIs(t, h.do(act("w", "alice", 2, opIncr("e", "c", 1))).Err, ErrUnsalted)
 	require.ErrorIs(t, h.apply(cmdErase("w", "alice"))[0].Err, ErrNotFound, "erased already")
 

@@ -54,7 +54,7 @@ func (s *Store) Act(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error
 	if err := s.fsm.Check(a); err != nil {
 		return nil, false, err
 	}
-	if err := s.salt(ctx, a.World, a.Player); err != nil {
+	if err := s.salt(ctx, a); err != nil {
 		return nil, false, err
 	}
 	// The label now: after the commit, a is cold (at 10,000 writers a

@@ -45,13 +45,15 @@ func (s *Store) EraseSalt(ctx context.Context, world, player string) error {
 // world's incarnation (fsm.FSM.Salts).
 func (s *Store) Salts(world string) ([]fsm.Salt, uint64, error) { return s.fsm.Salts(world) }
 
-// salt proposes a salt for player in world when the world is salted and
-// the player has none: before the player's first action there.
-func (s *Store) salt(ctx context.Context, world, player string) error {
-	if !s.fsm.NeedsSalt(world, player) {
+// salt proposes a salt for a's player in a's world when the world is
+// salted and the player has none: before the player's first action there.
+// A retry of an action the world recorded (from before an erasure) needs
+// none: it gets its original result.
+func (s *Store) salt(ctx context.Context, a *fsm.Action) error {
+	if !s.fsm.NeedsSalt(a.World, a.Player) || s.fsm.Recorded(a.World, a.Player, a.Seq) {
 		return nil
 	}
-	c := &fsm.SaltCmd{World: world, Player: player}
+	c := &fsm.SaltCmd{World: a.World, Player: a.Player}
 	rand.Read(c.Key[:]) // never fails (crypto/rand)
 	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdSalt, Salt: c})
 	if err != nil {

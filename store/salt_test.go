@@ -38,6 +38,12 @@ func TestTheLeaderDrawsAPlayersSaltBeforeItsFirstActionInASaltedWorld(t *testing
 	}
 
 	require.NoError(t, l.EraseSalt(ctxT(t), "w", "alice"))
+	_, dup, err := l.Act(ctxT(t), incr("w", "alice", 2, "e", "hp", 1))
+	require.NoError(t, err)
+	require.True(t, dup, "a retry of an action from before the erasure")
+	none, _, err := l.Salts("w")
+	require.NoError(t, err)
+	require.Empty(t, none, "the retry drew no salt: the erased player is not back in the table")
 	require.ErrorIs(t, l.EraseSalt(ctxT(t), "w", "alice"), fsm.ErrNotFound)
 	require.ErrorIs(t, l.EraseSalt(ctxT(t), "plain", "alice"), fsm.ErrNotSupported)
 	_, _, err = l.Act(ctxT(t), incr("w", "alice", 3, "e", "hp", 1))
