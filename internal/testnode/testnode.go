@@ -92,7 +92,9 @@ func start(t testing.TB, udp bool, opt func(*api.Config)) string {
 		require.NoError(t, st.Close(ctx))
 	})
 	// Asked of the store (with auth on, /v1/status needs a token): it
-	// leads and takes actions.
-	require.Eventually(t, st.LeaderReady, 30*time.Second, 10*time.Millisecond)
+	// leads, takes actions, and has recorded its own addresses in the
+	// node table (a new leader does so a moment after it leads; until
+	// then the status names the leader without its HTTP address).
+	require.Eventually(t, func() bool { return st.LeaderReady() && st.Status().LeaderHTTP != "" }, 30*time.Second, 10*time.Millisecond)
 	return httpAddr
 }
