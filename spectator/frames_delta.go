@@ -178,7 +178,7 @@ func (d *tickDelta) sizeHint() int {
 // false when a value needs json.Marshal's judgement.
 func (d *tickDelta) appendJSON(b []byte) ([]byte, bool) {
 	b = append(b, `{"type":"`+wire.TypeWatchDelta+`","world":`...)
-	b = appendJSONString(b, d.world)
+	b = wire.AppendJSONString(b, d.world)
 	b = append(b, `,"from":`...)
 	b = strconv.AppendUint(b, d.from, 10)
 	b = append(b, `,"seq":`...)
@@ -190,7 +190,7 @@ func (d *tickDelta) appendJSON(b []byte) ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, e.id)
+		b = wire.AppendJSONString(b, e.id)
 		b = append(b, `:{"version":`...)
 		b = strconv.AppendUint(b, e.version, 10)
 		if e.replace {
@@ -205,10 +205,10 @@ func (d *tickDelta) appendJSON(b []byte) ([]byte, bool) {
 				if j > e.lo {
 					b = append(b, ',')
 				}
-				b = appendJSONString(b, d.fields[j].name)
+				b = wire.AppendJSONString(b, d.fields[j].name)
 				b = append(b, ':')
 				var ok bool
-				if b, ok = appendWatchField(b, d.fields[j].watch()); !ok {
+				if b, ok = wire.AppendWatchFieldJSON(b, d.fields[j].watch()); !ok {
 					return b, false
 				}
 			}

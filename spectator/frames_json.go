@@ -1,8 +1,6 @@
 package spectator
 
 import (
-	"encoding/json"
-	"math"
 	"slices"
 	"strconv"
 
@@ -22,9 +20,9 @@ import (
 // json.Marshal can judge.
 func appendWatchDelta(b []byte, d *wire.WatchDelta) ([]byte, bool) {
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, d.Type)
+	b = wire.AppendJSONString(b, d.Type)
 	b = append(b, `,"world":`...)
-	b = appendJSONString(b, d.World)
+	b = wire.AppendJSONString(b, d.World)
 	b = append(b, `,"from":`...)
 	b = strconv.AppendUint(b, d.From, 10)
 	b = append(b, `,"seq":`...)
@@ -41,7 +39,7 @@ func appendWatchDelta(b []byte, d *wire.WatchDelta) ([]byte, bool) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, id)
+		b = wire.AppendJSONString(b, id)
 		b = append(b, ':')
 		var ok bool
 		if b, ok = appendWatchEntity(b, d.Entities[id], &names); !ok {
@@ -77,78 +75,14 @@ func appendWatchEntity(b []byte, e wire.WatchEntity, names *[]string) ([]byte, b
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, name)
+			b = wire.AppendJSONString(b, name)
 			b = append(b, ':')
 			var ok bool
-			if b, ok = appendWatchField(b, e.Fields[name]); !ok {
+			if b, ok = wire.AppendWatchFieldJSON(b, e.Fields[name]); !ok {
 				return b, false
 			}
 		}
 		b = append(b, '}')
 	}
 	return append(b, '}'), true
-}
-
-func appendWatchField(b []byte, f wire.WatchField) ([]byte, bool) {
-	b = append(b, '{')
-	ok := true
-	if f.Value != nil {
-		b = append(b, `"value":`...)
-		if b, ok = appendValue(b, *f.Value); !ok {
-			return b, false
-		}
-		b = append(b, ',')
-	}
-	if len(f.Set) > 0 {
-		b = append(b, `"set":[`...)
-		for i, v := range f.Set {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendValue(b, v); !ok {
-				return b, false
-			}
-		}
-		b = append(b, "],"...)
-	}
-	if f.IsSet {
-		b = append(b, `"is_set":true,`...)
-	}
-	b = append(b, `"version":`...)
-	b = strconv.AppendUint(b, f.Version, 10)
-	return append(b, '}'), true
-}
-
-// appendValue appends v as wire.Value.MarshalJSON writes it.
-func appendValue(b []byte, v wire.Value) ([]byte, bool) {
-	switch v.Kind {
-	case wire.KindInt:
-		return strconv.AppendInt(b, v.Int, 10), true
-	case wire.KindFloat:
-		if math.IsNaN(v.Float) || math.IsInf(v.Float, 0) {
-			return b, false
-		}
-		return strconv.AppendFloat(b, v.Float, 'g', -1, 64), true
-	case wire.KindString:
-		return appendJSONString(b, v.Str), true
-	case wire.KindBool:
-		return strconv.AppendBool(b, v.Int != 0), true
-	}
-	return append(b, "null"...), true
-}
-
-// appendJSONString appends s quoted as encoding/json quotes it: plain
-// printable ASCII as is, anything to escape (quotes, backslashes, control
-// characters, <, > and &, non-ASCII) through json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -1,7 +1,6 @@
 package play
 
 import (
-	"math"
 	"slices"
 	"strconv"
 
@@ -14,7 +13,7 @@ import (
 // reflection over a keyframe's maps was about a tenth of the players-10k
 // mix's CPU. appendEnterJSON and appendLeaveJSON write the bytes
 // json.Marshal writes (struct fields in order, omitempty as tagged, map
-// keys sorted, strings escaped as appendJSONString does: a property test
+// keys sorted, strings escaped as wire.AppendJSONString does: a property test
 // compares the two); what they cannot write the same way (a NaN or
 // infinite float, which json.Marshal refuses) they leave to json.Marshal.
 
@@ -22,9 +21,9 @@ import (
 // json.Marshal can judge.
 func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, k.Type)
+	b = wire.AppendJSONString(b, k.Type)
 	b = append(b, `,"world":`...)
-	b = appendJSONString(b, k.World)
+	b = wire.AppendJSONString(b, k.World)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, k.Seq, 10)
 	b = append(b, `,"time":`...)
@@ -40,7 +39,7 @@ func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, id)
+			b = wire.AppendJSONString(b, id)
 			b = append(b, ':')
 			var ok bool
 			if b, fields, ok = appendWatchEntity(b, k.Entities[id], fields); !ok {
@@ -54,7 +53,7 @@ func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
 	}
 	if k.Checkpoint != "" {
 		b = append(b, `,"checkpoint":`...)
-		b = appendJSONString(b, k.Checkpoint)
+		b = wire.AppendJSONString(b, k.Checkpoint)
 	}
 	return append(b, '}'), true
 }
@@ -62,9 +61,9 @@ func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
 // appendLeaveJSON appends l's JSON to b.
 func appendLeaveJSON(b []byte, l *wire.Leave) []byte {
 	b = append(b, `{"type":`...)
-	b = appendJSONString(b, l.Type)
+	b = wire.AppendJSONString(b, l.Type)
 	b = append(b, `,"world":`...)
-	b = appendJSONString(b, l.World)
+	b = wire.AppendJSONString(b, l.World)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, l.Seq, 10)
 	b = append(b, `,"ids":`...)
@@ -76,7 +75,7 @@ func appendLeaveJSON(b []byte, l *wire.Leave) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, id)
+		b = wire.AppendJSONString(b, id)
 	}
 	return append(b, "]}"...)
 }
@@ -109,63 +108,14 @@ func appendWatchEntity(b []byte, e wire.WatchEntity, names []string) ([]byte, []
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, name)
+			b = wire.AppendJSONString(b, name)
 			b = append(b, ':')
 			var ok bool
-			if b, ok = appendWatchField(b, e.Fields[name]); !ok {
+			if b, ok = wire.AppendWatchFieldJSON(b, e.Fields[name]); !ok {
 				return b, names, false
 			}
 		}
 		b = append(b, '}')
 	}
 	return append(b, '}'), names, true
-}
-
-func appendWatchField(b []byte, f wire.WatchField) ([]byte, bool) {
-	b = append(b, '{')
-	ok := true
-	if f.Value != nil {
-		b = append(b, `"value":`...)
-		if b, ok = appendValue(b, *f.Value); !ok {
-			return b, false
-		}
-		b = append(b, ',')
-	}
-	if len(f.Set) > 0 {
-		b = append(b, `"set":[`...)
-		for i, v := range f.Set {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendValue(b, v); !ok {
-				return b, false
-			}
-		}
-		b = append(b, "],"...)
-	}
-	if f.IsSet {
-		b = append(b, `"is_set":true,`...)
-	}
-	b = append(b, `"version":`...)
-	b = strconv.AppendUint(b, f.Version, 10)
-	return append(b, '}'), true
-}
-
-// appendValue appends v as wire.Value.MarshalJSON writes it; false for a
-// float json.Marshal refuses.
-func appendValue(b []byte, v wire.Value) ([]byte, bool) {
-	switch v.Kind {
-	case wire.KindInt:
-		return strconv.AppendInt(b, v.Int, 10), true
-	case wire.KindFloat:
-		if math.IsNaN(v.Float) || math.IsInf(v.Float, 0) {
-			return b, false
-		}
-		return strconv.AppendFloat(b, v.Float, 'g', -1, 64), true
-	case wire.KindString:
-		return appendJSONString(b, v.Str), true
-	case wire.KindBool:
-		return strconv.AppendBool(b, v.Int != 0), true
-	}
-	return append(b, "null"...), true
 }

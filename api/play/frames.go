@@ -1,13 +1,13 @@
 package play
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync"
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 )
 
 // The play fan-out's events and frames: prepare turns a batch of committed
@@ -150,7 +150,7 @@ func encodeDelta(from, seq, tick uint64, d pendingDelta) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, e.id)
+		b = wire.AppendJSONString(b, e.id)
 		b = append(b, `:{`...)
 		if e.ed.deleted != 0 {
 			b = append(b, `"deleted":`...)
@@ -162,7 +162,7 @@ func encodeDelta(from, seq, tick uint64, d pendingDelta) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, f.field)
+			b = wire.AppendJSONString(b, f.field)
 			b = append(b, `:{"value":`...)
 			b = append(b, f.value...)
 			b = append(b, `,"version":`...)
@@ -172,20 +172,4 @@ func encodeDelta(from, seq, tick uint64, d pendingDelta) []byte {
 		b = append(b, "}}"...)
 	}
 	return append(b, "}}"...)
-}
-
-// appendJSONString appends s as json.Marshal quotes it: as it is when it
-// holds only printable ASCII that Marshal leaves alone (ids and field
-// names, nearly always), else through Marshal (escapes, HTML-safe
-// characters, invalid UTF-8), without allocating in the first case.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string: never fails
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

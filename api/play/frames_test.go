@@ -13,21 +13,21 @@ import (
 
 func TestAppendJSONStringWritesWhatJSONMarshalDoes(t *testing.T) {
 	for _, s := range []string{"", "p1", "a b", `q"uote`, `back\slash`, "<tag>&", "tab\there", "nl\n", "\x7f", "é", "\u2028", "\xff\xfe", "emoji 🙂"} {
-		b := appendJSONString(nil, s)
+		b := wire.AppendJSONString(nil, s)
 		want, err := json.Marshal(s)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if string(b) != string(want) {
-			t.Errorf("appendJSONString(%q) = %s, json.Marshal: %s", s, b, want)
+			t.Errorf("wire.AppendJSONString(%q) = %s, json.Marshal: %s", s, b, want)
 		}
 	}
 	rapid.Check(t, func(t *rapid.T) {
 		s := rapid.OneOf(rapid.String(), rapid.StringMatching(`[ -~]{0,12}`), rapid.Map(rapid.SliceOfN(rapid.Byte(), 0, 8), func(b []byte) string { return string(b) })).Draw(t, "s")
-		b := appendJSONString([]byte("x"), s) // a buffer that holds something already
+		b := wire.AppendJSONString([]byte("x"), s) // a buffer that holds something already
 		want, _ := json.Marshal(s)
 		if string(b) != "x"+string(want) {
-			t.Fatalf("appendJSONString(%q) = %s, json.Marshal: %s", s, b[1:], want)
+			t.Fatalf("wire.AppendJSONString(%q) = %s, json.Marshal: %s", s, b[1:], want)
 		}
 	})
 }

@@ -1,0 +1,38 @@
+package wire
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The appenders write what json.Marshal writes, and refuse what it
+// refuses.
+func TestJSONAppendersWriteWhatMarshalWrites(t *testing.T) {
+	for _, s := range []string{"", "p1", `a"b`, `a\b`, "<&>", "é", "\x01", "\xff"} {
+		want, err := json.Marshal(s)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(AppendJSONString(nil, s)), "%q", s)
+	}
+	one := Int(1)
+	for _, f := range []WatchField{
+		{Version: 3},
+		{Value: &one, Version: 4},
+		{Set: []Value{String("a"), Float(1.5), Bool(true), {}}, IsSet: true, Version: 5},
+	} {
+		want, err := json.Marshal(f)
+		require.NoError(t, err)
+		got, ok := AppendWatchFieldJSON(nil, f)
+		require.True(t, ok)
+		require.Equal(t, string(want), string(got))
+	}
+	nan := Float(math.NaN())
+	_, ok := AppendWatchFieldJSON(nil, WatchField{Value: &nan})
+	require.False(t, ok)
+	_, ok = AppendWatchFieldJSON(nil, WatchField{Set: []Value{Float(math.Inf(1))}})
+	require.False(t, ok)
+	_, err := json.Marshal(WatchField{Value: &nan})
+	require.Error(t, err, "Marshal refuses it too")
+}
