@@ -98,8 +98,8 @@ func (b *batcher) notices() {
 // barrier that Raft took into its buffered apply channel and had not read
 // when it shut down is never answered in v1.7.3, so returning at once
 // would leave the notice's goroutine waiting forever once Close shuts
-// Raft down. A Raft that is shut down already (a crash in the tests shuts
-// it down before Close) answers nothing more: the wait ends there.
+// Raft down. A Raft shut down already (by anything but Close, which stops
+// the batcher first) answers nothing more: the wait ends there.
 func (b *batcher) awaitNotice(done <-chan struct{}) {
 	poll := time.NewTicker(5 * time.Millisecond)
 	defer poll.Stop()
