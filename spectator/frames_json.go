@@ -1,7 +1,6 @@
 package spectator
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -35,54 +34,16 @@ func appendWatchDelta(b []byte, d *wire.WatchDelta) ([]byte, bool) {
 	}
 	b = append(b, '{')
 	var names []string // the fields of one entity, sorted (reused)
-	for i, id := range sortedKeysInto(d.Entities, nil) {
+	for i, id := range wire.SortedKeysInto(d.Entities, nil) {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = wire.AppendJSONString(b, id)
 		b = append(b, ':')
 		var ok bool
-		if b, ok = appendWatchEntity(b, d.Entities[id], &names); !ok {
+		if b, names, ok = wire.AppendWatchEntityJSON(b, d.Entities[id], names); !ok {
 			return b, false
 		}
 	}
 	return append(b, "}}"...), true
-}
-
-// sortedKeysInto returns m's keys sorted, in scratch's memory when it has room.
-func sortedKeysInto[V any](m map[string]V, scratch []string) []string {
-	keys := scratch[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func appendWatchEntity(b []byte, e wire.WatchEntity, names *[]string) ([]byte, bool) {
-	b = append(b, `{"version":`...)
-	b = strconv.AppendUint(b, e.Version, 10)
-	if e.Replace {
-		b = append(b, `,"replace":true`...)
-	}
-	if e.Deleted {
-		b = append(b, `,"deleted":true`...)
-	}
-	if len(e.Fields) > 0 {
-		b = append(b, `,"fields":{`...)
-		*names = sortedKeysInto(e.Fields, *names)
-		for i, name := range *names {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = wire.AppendJSONString(b, name)
-			b = append(b, ':')
-			var ok bool
-			if b, ok = wire.AppendWatchFieldJSON(b, e.Fields[name]); !ok {
-				return b, false
-			}
-		}
-		b = append(b, '}')
-	}
-	return append(b, '}'), true
 }

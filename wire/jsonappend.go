@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -76,4 +77,46 @@ func AppendWatchFieldJSON(b []byte, f WatchField) ([]byte, bool) {
 	b = append(b, `"version":`...)
 	b = strconv.AppendUint(b, f.Version, 10)
 	return append(b, '}'), true
+}
+
+// AppendWatchEntityJSON appends e as json.Marshal writes a WatchEntity,
+// sorting its fields' names in names' memory, which it returns for the
+// next entity; false as AppendValueJSON.
+func AppendWatchEntityJSON(b []byte, e WatchEntity, names []string) ([]byte, []string, bool) {
+	b = append(b, `{"version":`...)
+	b = strconv.AppendUint(b, e.Version, 10)
+	if e.Replace {
+		b = append(b, `,"replace":true`...)
+	}
+	if e.Deleted {
+		b = append(b, `,"deleted":true`...)
+	}
+	if len(e.Fields) > 0 {
+		b = append(b, `,"fields":{`...)
+		names = SortedKeysInto(e.Fields, names)
+		for i, name := range names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, name)
+			b = append(b, ':')
+			var ok bool
+			if b, ok = AppendWatchFieldJSON(b, e.Fields[name]); !ok {
+				return b, names, false
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), names, true
+}
+
+// SortedKeysInto returns m's keys sorted, in scratch's memory when it has
+// room (map keys in json.Marshal's order).
+func SortedKeysInto[V any](m map[string]V, scratch []string) []string {
+	keys := scratch[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

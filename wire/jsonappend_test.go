@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,4 +36,25 @@ func TestJSONAppendersWriteWhatMarshalWrites(t *testing.T) {
 	require.False(t, ok)
 	_, err := json.Marshal(WatchField{Value: &nan})
 	require.Error(t, err, "Marshal refuses it too")
+}
+
+// An entity's JSON as json.Marshal writes it, its fields' names sorted in
+// the scratch given; a field json.Marshal refuses is refused.
+func TestAppendWatchEntityJSONWritesWhatMarshalWrites(t *testing.T) {
+	two := Int(2)
+	for _, e := range []WatchEntity{
+		{Version: 1},
+		{Version: 2, Replace: true, Deleted: true},
+		{Version: 3, Fields: map[string]WatchField{"z": {Value: &two, Version: 3}, "a": {Set: []Value{String("x")}, IsSet: true, Version: 2}}},
+	} {
+		want, err := json.Marshal(e)
+		require.NoError(t, err)
+		got, names, ok := AppendWatchEntityJSON(nil, e, make([]string, 0, 4))
+		require.True(t, ok)
+		require.Equal(t, string(want), string(got))
+		require.True(t, slices.IsSorted(names))
+	}
+	nan := Float(math.NaN())
+	_, _, ok := AppendWatchEntityJSON(nil, WatchEntity{Fields: map[string]WatchField{"f": {Value: &nan}}}, nil)
+	require.False(t, ok)
 }

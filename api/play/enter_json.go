@@ -1,7 +1,6 @@
 package play
 
 import (
-	"slices"
 	"strconv"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -35,14 +34,14 @@ func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
 		b = append(b, '{')
 		var ids, names [16]string // (room for most messages without allocating)
 		fields := names[:0]       // one entity's fields, sorted (reused)
-		for i, id := range sortedKeys(k.Entities, ids[:0]) {
+		for i, id := range wire.SortedKeysInto(k.Entities, ids[:0]) {
 			if i > 0 {
 				b = append(b, ',')
 			}
 			b = wire.AppendJSONString(b, id)
 			b = append(b, ':')
 			var ok bool
-			if b, fields, ok = appendWatchEntity(b, k.Entities[id], fields); !ok {
+			if b, fields, ok = wire.AppendWatchEntityJSON(b, k.Entities[id], fields); !ok {
 				return b, false
 			}
 		}
@@ -78,44 +77,4 @@ func appendLeaveJSON(b []byte, l *wire.Leave) []byte {
 		b = wire.AppendJSONString(b, id)
 	}
 	return append(b, "]}"...)
-}
-
-// sortedKeys returns m's keys sorted, in scratch's memory when it has room.
-func sortedKeys[V any](m map[string]V, scratch []string) []string {
-	keys := scratch[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// appendWatchEntity appends e's JSON to b, sorting its fields' names in
-// names' memory, which it returns for the next entity.
-func appendWatchEntity(b []byte, e wire.WatchEntity, names []string) ([]byte, []string, bool) {
-	b = append(b, `{"version":`...)
-	b = strconv.AppendUint(b, e.Version, 10)
-	if e.Replace {
-		b = append(b, `,"replace":true`...)
-	}
-	if e.Deleted {
-		b = append(b, `,"deleted":true`...)
-	}
-	if len(e.Fields) > 0 {
-		b = append(b, `,"fields":{`...)
-		names = sortedKeys(e.Fields, names)
-		for i, name := range names {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = wire.AppendJSONString(b, name)
-			b = append(b, ':')
-			var ok bool
-			if b, ok = wire.AppendWatchFieldJSON(b, e.Fields[name]); !ok {
-				return b, names, false
-			}
-		}
-		b = append(b, '}')
-	}
-	return append(b, '}'), names, true
 }
