@@ -206,18 +206,18 @@ func (s *Core) RouteCall(world string, kind Kind, hop Hop, local func(Group) err
 // when the router can (GroupRouter).
 func (s *Core) routeHop(world string, kind Kind, hop Hop) (Route, error) {
 	if gr, ok := s.router.(GroupRouter); ok && hop.Forwarded && hop.Group != "" {
-		rt, err := gr.RouteGroup(world, kind, hop.Group)
-		if errors.Is(err, store.ErrNotLeader) {
-			s.metrics.Forwards.WithLabelValues("no_leader").Inc()
-		}
-		return rt, err
+		return s.countNoLeader(gr.RouteGroup(world, kind, hop.Group))
 	}
 	return s.RouteRemote(world, kind)
 }
 
 // routeRemote asks the router, counting an unknown leader.
 func (s *Core) RouteRemote(world string, kind Kind) (Route, error) {
-	rt, err := s.router.Route(world, kind)
+	return s.countNoLeader(s.router.Route(world, kind))
+}
+
+// countNoLeader counts a route that found no known leader.
+func (s *Core) countNoLeader(rt Route, err error) (Route, error) {
 	if errors.Is(err, store.ErrNotLeader) {
 		s.metrics.Forwards.WithLabelValues("no_leader").Inc()
 	}
