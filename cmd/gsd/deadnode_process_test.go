@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -59,22 +60,25 @@ func TestRunFourNodesWithMetaEvacuateADeadNode(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond, "every node is a meta member")
 
 	run[2].stop(t) // n3, for good
-	require.Eventually(t, func() bool {
-		_, err = c.ReplaceVoter(ctx, 1, "n3", "")
-		return client.Code(err) == "version_gate"
-	}, 30*time.Second, 20*time.Millisecond, "the gate waits for the dead n3: %v", err)
-	require.ErrorContains(t, err, "member n3 did not answer")
+	var gateErr error
+	retryUntilNil(t, 30*time.Second, "the gate waits for the dead n3", func() error {
+		_, gateErr = c.ReplaceVoter(ctx, 1, "n3", "")
+		if client.Code(gateErr) != "version_gate" {
+			return fmt.Errorf("want version_gate, got %v", gateErr)
+		}
+		return nil
+	})
+	require.ErrorContains(t, gateErr, "member n3 did not answer")
 	require.Equal(t, "conflict", client.Code(c.MarkNodesDown(ctx, []string{"n2"})), "n2 answers: it is not down")
-	require.Eventually(t, func() bool {
-		err = clients["n2"].MarkNodesDown(ctx, []string{"n3"})
-		return err == nil
-	}, 30*time.Second, 20*time.Millisecond, "mark n3 down: %v", err)
+	retryUntilNil(t, 30*time.Second, "mark n3 down through n2", func() error {
+		return clients["n2"].MarkNodesDown(ctx, []string{"n3"})
+	})
 
 	var res wire.VoterReplaced
-	require.Eventually(t, func() bool {
+	retryUntilNil(t, 30*time.Second, "replace n3 in shard 1", func() (err error) {
 		res, err = c.ReplaceVoter(ctx, 1, "n3", "")
-		return err == nil
-	}, 30*time.Second, 20*time.Millisecond, "replace n3 in shard 1: %v", err)
+		return err
+	})
 	require.Equal(t, "n4", res.New)
 	require.Eventually(t, func() bool {
 		m, err := c.Shards(ctx)

@@ -24,6 +24,24 @@ func freeAddr(t testing.TB) string {
 	return addr
 }
 
+// retryUntilNil calls f every 20 ms until it returns nil and fails the
+// test with f's last error when that takes longer than d (require.Eventually
+// formats its message before it starts, so it cannot show that error).
+func retryUntilNil(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; the last attempt: %v", what, d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // testNode is a gsd node run in-process by run().
 type testNode struct {
 	id, dir, http, raft string
