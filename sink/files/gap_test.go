@@ -16,7 +16,7 @@ func TestFilesRaiseTheArchiveGapAlarmUntilTheEventIsHeld(t *testing.T) {
 	src.SetLow("a", 5) // 1..4 pruned before they were exported
 	dir := t.TempDir()
 	s := startSink(t, testConfig(dir), src)
-	gap := func() float64 { return testutil.ToFloat64(s.s.m.gap.WithLabelValues("a")) }
+	gap := func() float64 { return testutil.ToFloat64(s.s.m.Gap.WithLabelValues("a")) }
 	require.Eventually(t, func() bool { return gap() == 1 }, 20*time.Second, time.Millisecond)
 	require.Empty(t, readFiles(t, dir, "a"), "nothing past a gap is written")
 
@@ -24,5 +24,5 @@ func TestFilesRaiseTheArchiveGapAlarmUntilTheEventIsHeld(t *testing.T) {
 	require.Eventually(t, func() bool { return s.s.Position("a") == 10 }, 20*time.Second, time.Millisecond)
 	require.Eventually(t, func() bool { return gap() == 0 }, 20*time.Second, time.Millisecond)
 	s.stop()
-	require.Zero(t, testutil.CollectAndCount(s.s.m.gap), "a stopped world's gauge is gone")
+	require.Zero(t, testutil.CollectAndCount(s.s.m.Gap), "a stopped world's gauge is gone")
 }

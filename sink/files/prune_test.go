@@ -39,7 +39,7 @@ func TestFilesFinishADeletedWorldsFileAndThenPruneItsPosition(t *testing.T) {
 		ents, err := os.ReadDir(dir)
 		require.NoError(t, err)
 		return len(ents) == 1 && strings.HasPrefix(ents[0].Name(), openPrefix)
-	}, 10*time.Second, time.Millisecond, "the match's events go to an open file")
+	}, 30*time.Second, time.Millisecond, "the match's events go to an open file")
 
 	_, err = st.DeleteWorld(ctx, "match", uint64(inc))
 	require.NoError(t, err)

@@ -1,19 +1,15 @@
 package pg
 
 import (
-	"fmt"
-
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the sink's Prometheus collectors. Per-world series exist
 // only for the worlds this node mirrors now.
 type metrics struct {
-	lagEvents  *prometheus.GaugeVec
+	feed.Gauges
 	lagSeconds *prometheus.GaugeVec
-	position   *prometheus.GaugeVec
-	gap        *prometheus.GaugeVec
-	worlds     prometheus.Gauge
 	inserted   prometheus.Counter
 	batches    prometheus.Counter
 	writeTime  prometheus.Histogram
@@ -34,21 +30,15 @@ const (
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		lagEvents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gsd_pgsink_lag_events", Help: "Committed events of a world this node mirrors that are not in PostgreSQL yet.",
-		}, []string{"world"}),
+		Gauges: feed.NewGauges("gsd_pgsink", feed.GaugeHelp{
+			Lag:      "Committed events of a world this node mirrors that are not in PostgreSQL yet.",
+			Position: "Seq up to which every event of a world is in PostgreSQL.",
+			Gap:      "1 while a world's next unmirrored event is not held on this node (pruned by retention): the mirror is stuck.",
+			Worlds:   "Worlds this node mirrors now (those whose group it leads).",
+		}),
 		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gsd_pgsink_lag_seconds", Help: "Age (by leader time) of the oldest event of a world not in PostgreSQL yet; 0 when caught up.",
 		}, []string{"world"}),
-		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gsd_pgsink_position", Help: "Seq up to which every event of a world is in PostgreSQL.",
-		}, []string{"world"}),
-		gap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gsd_pgsink_archive_gap", Help: "1 while a world's next unmirrored event is not held on this node (pruned by retention): the mirror is stuck.",
-		}, []string{"world"}),
-		worlds: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "gsd_pgsink_worlds", Help: "Worlds this node mirrors now (those whose group it leads).",
-		}),
 		inserted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_pgsink_events_inserted_total", Help: "Event rows inserted (rows already present are not counted).",
 		}),
@@ -72,21 +62,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gsd_pgsink_player_rows_written_total", Help: "Player data rows inserted or replaced by a newer version.",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.lagEvents, m.lagSeconds, m.position, m.gap, m.worlds, m.inserted, m.batches, m.writeTime, m.errors, m.schema, m.playersPending, m.playerRows} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("pg sink metrics: %w", err)
-		}
+	if err := feed.Register(reg, "pg sink", m.Gauges, m.lagSeconds, m.inserted, m.batches, m.writeTime, m.errors, m.schema, m.playersPending, m.playerRows); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
 
 // forget drops a world's series when this node stops mirroring it.
 func (m *metrics) forget(world string) {
-	m.lagEvents.DeleteLabelValues(world)
+	m.Forget(world)
 	m.lagSeconds.DeleteLabelValues(world)
-	m.position.DeleteLabelValues(world)
-	m.gap.DeleteLabelValues(world)
 }

@@ -66,7 +66,7 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 			s.mirrors.CompareAndDelete(world, m)
 			s.m.forget(world)
 		},
-		Followed: func(n int) { s.m.worlds.Set(float64(n)) },
+		Followed: s.m.Followed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pg sink: %w", err)
@@ -144,21 +144,13 @@ func (s *Sink) migrate(ctx context.Context) bool {
 // publish sets a world's gauges from its mirror's position (once the
 // mirror has read it) and the node's seq of the world.
 func (s *Sink) publish(m *mirror, seq uint64, now time.Time) {
-	gap := 0.0
-	if m.gap.Load() {
-		gap = 1
-	}
-	s.m.gap.WithLabelValues(m.world).Set(gap)
 	pos, ok := m.position()
 	if !ok {
+		s.m.SetGap(m.world, m.gap.Load())
 		return
 	}
-	s.m.position.WithLabelValues(m.world).Set(float64(pos))
-	var lag uint64
-	if seq > pos {
-		lag = seq - pos
-	}
-	s.m.lagEvents.WithLabelValues(m.world).Set(float64(lag))
+	s.m.Publish(m.world, pos, seq, m.gap.Load())
+	lag := seq - min(pos, seq)
 	age := 0.0
 	if lag > 0 {
 		if ev, ok := s.src.Event(m.world, pos+1); ok {

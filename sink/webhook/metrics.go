@@ -1,22 +1,18 @@
 package webhook
 
 import (
-	"fmt"
-
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metrics are the sink's Prometheus collectors. Per-world series exist
 // only for the worlds this node exports now.
 type metrics struct {
-	lagEvents *prometheus.GaugeVec
-	position  *prometheus.GaugeVec
-	gap       *prometheus.GaugeVec
-	worlds    prometheus.Gauge
-	events    prometheus.Counter
-	batches   prometheus.Counter
-	postTime  prometheus.Histogram
-	failures  *prometheus.CounterVec
+	feed.Gauges
+	events   prometheus.Counter
+	batches  prometheus.Counter
+	postTime prometheus.Histogram
+	failures *prometheus.CounterVec
 }
 
 // Failure kinds of gsd_webhook_failures_total.
@@ -29,17 +25,11 @@ const (
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		lagEvents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gsd_webhook_lag_events", Help: "Committed events of a world this node exports that the receiver has not accepted yet.",
-		}, []string{"world"}),
-		position: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gsd_webhook_position", Help: "Seq up to which the receiver accepted every event of a world.",
-		}, []string{"world"}),
-		gap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gsd_webhook_archive_gap", Help: "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck.",
-		}, []string{"world"}),
-		worlds: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "gsd_webhook_worlds", Help: "Worlds this node exports now (those whose group it leads).",
+		Gauges: feed.NewGauges("gsd_webhook", feed.GaugeHelp{
+			Lag:      "Committed events of a world this node exports that the receiver has not accepted yet.",
+			Position: "Seq up to which the receiver accepted every event of a world.",
+			Gap:      "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck.",
+			Worlds:   "Worlds this node exports now (those whose group it leads).",
 		}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_webhook_events_total", Help: "Events in batches the receiver accepted (repeats after a restart counted again).",
@@ -55,28 +45,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "gsd_webhook_failures_total", Help: "Failed attempts, by kind (status, transport, checkpoint, feed); each is retried.",
 		}, []string{"kind"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.lagEvents, m.position, m.gap, m.worlds, m.events, m.batches, m.postTime, m.failures} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("webhook metrics: %w", err)
-		}
+	if err := feed.Register(reg, "webhook", m.Gauges, m.events, m.batches, m.postTime, m.failures); err != nil {
+		return nil, err
 	}
 	return m, nil
-}
-
-func (m *metrics) forget(world string) {
-	m.lagEvents.DeleteLabelValues(world)
-	m.position.DeleteLabelValues(world)
-	m.gap.DeleteLabelValues(world)
-}
-
-// setGap publishes whether world's export is stuck at an archive gap.
-func (m *metrics) setGap(world string, gap bool) {
-	v := 0.0
-	if gap {
-		v = 1
-	}
-	m.gap.WithLabelValues(world).Set(v)
 }

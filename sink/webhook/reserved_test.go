@@ -20,7 +20,7 @@ func TestExportLeavesGsdsOwnWorldsOutUnlessReservedIsSet(t *testing.T) {
 	cfg := testConfig(t, r.srv.URL, t.TempDir())
 	s := startSink(t, cfg, src, prometheus.NewRegistry())
 	require.Eventually(t, caughtUp(r, src, "play"), 20*time.Second, time.Millisecond)
-	require.Equal(t, 1.0, testutil.ToFloat64(s.s.m.worlds), "only play is followed")
+	require.Equal(t, 1.0, testutil.ToFloat64(s.s.m.Worlds), "only play is followed")
 	s.stop()
 	got, _ := r.world("gsd.moderation")
 	require.Empty(t, got)

@@ -63,13 +63,10 @@ func New(cfg Config, src Source, reg prometheus.Registerer) (*Sink, error) {
 		},
 		Fail: func(_ string, e *export, err error, in time.Duration) { e.fail(err, in) },
 		Check: func(world string, e *export, w fsm.WorldInfo) {
-			s.m.setGap(world, e.gap.Load())
-			pos := s.cp.get(world)
-			s.m.position.WithLabelValues(world).Set(float64(pos))
-			s.m.lagEvents.WithLabelValues(world).Set(float64(w.Seq - min(pos, w.Seq)))
+			s.m.Publish(world, s.cp.get(world), w.Seq, e.gap.Load())
 		},
-		Stop:     func(world string, _ *export) { s.m.forget(world) },
-		Followed: func(n int) { s.m.worlds.Set(float64(n)) },
+		Stop:     func(world string, _ *export) { s.m.Forget(world) },
+		Followed: s.m.Followed,
 		Checked:  feed.PruneHook(cfg.Positions, src, s.log),
 	})
 	if err != nil {
