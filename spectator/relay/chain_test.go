@@ -213,3 +213,56 @@ func TestRelayEventsAnswersEachFormAsANodeDoes(t *testing.T) {
 		require.Contains(t, body, wire.CodeMalformed, q)
 	}
 }
+
+// A relay that had to fall back to whole lines (its upstream's lean line
+// had a key it does not know: f.whole) still serves a relay downstream
+// correct lines: the line with the new key goes whole on the A → B hop
+// (A cannot cut it: wire.AppendLeanLine), as does one the lean form
+// cannot carry exactly (a float -0), the others lean; B serves the
+// upstream's whole lines byte for byte.
+func TestRelayChainBehindAWholeFallbackServesTheUpstreamsLines(t *testing.T) {
+	k, _ := auditKey(t, "gsd-audit")
+	tr := newTree(t, "arena", "p")
+	tr.grow(4)
+	newer := func(l string) string { return `{"tick":42,` + strings.TrimPrefix(l, "{") }
+	whole := append([]string(nil), tr.lines...)
+	whole[1] = newer(whole[1])
+	whole[3] = strings.Replace(whole[3], `"value":4`, `"value":-0`, 1)
+	require.NotEqual(t, tr.lines[3], whole[3])
+	up := leanUpstream(t, tr, k, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("form") != wire.EventFormLean {
+			hang(whole...)(w, r)
+			return
+		}
+		w.Header().Set(wire.EventFormHeader, wire.EventFormLean)
+		out := make([]string, len(whole))
+		for i, l := range whole {
+			out[i] = string(wire.AppendLeanForm(nil, []byte(l)))
+		}
+		out[1] = newer(string(wire.AppendLeanForm(nil, []byte(tr.lines[1])))) // a lean line with the new key
+		hang(out...)(w, r)
+	})
+	ra, a := startRelay(t, up, "", nil)
+	hop, aHop := newCutter(t, a)
+	_, b := startRelay(t, aHop, "", nil)
+	require.Equal(t, strings.Join(whole, ""), string(readEvents(t, b, "", 1, 4)))
+	ra.mu.Lock()
+	fa := ra.follows["arena"]
+	ra.mu.Unlock()
+	require.True(t, fa.whole.Load(), "A fell back to whole lines")
+	as := hop.recorded()
+	require.Len(t, as, 1, "B never had to ask again")
+	require.Equal(t, wire.EventFormLean, as[0].header.Get(wire.EventFormHeader))
+	var plain []byte
+	require.Eventually(t, func() bool {
+		plain = gunzipSoFar(t, as[0].sent())
+		return bytes.Count(plain, []byte("\n")) == 4
+	}, 10*time.Second, 5*time.Millisecond)
+	sent := strings.SplitAfter(string(plain), "\n")
+	require.Equal(t, whole[1], sent[1], "the line with the new key: whole")
+	require.Equal(t, whole[3], sent[3], "the float -0: whole")
+	for _, i := range []int{0, 2} {
+		require.Equal(t, string(wire.AppendLeanForm(nil, []byte(whole[i]))), sent[i])
+		require.NotContains(t, sent[i], `"world"`)
+	}
+}
