@@ -51,6 +51,23 @@ func rebuildLean(t *testing.T, world string, b []byte) (whole []byte, lean int) 
 	return out.Bytes(), lean
 }
 
+// played is a real node after play with a secret, and the public view's
+// stream of it (want, to seq last) as a relay's token (viewer) reads it.
+type played struct {
+	n      *node
+	viewer string
+	last   uint64
+	want   []byte
+}
+
+func playNode(t *testing.T, secret string) played {
+	t.Helper()
+	p := played{n: startNode(t), viewer: token(t, "relay", "")}
+	p.last = play(t, p.n, secret)
+	p.want = readEvents(t, p.n.url, p.viewer, 1, p.last)
+	return p
+}
+
 // eventBytes is what r counted of its event streams in form and
 // compression.
 func eventBytes(r *Relay, form, compress string) float64 {
@@ -64,14 +81,11 @@ func eventBytes(r *Relay, form, compress string) float64 {
 // on no hop. When the A → B hop drops, B resumes from the seq after the
 // last it holds, and its viewers miss nothing and get nothing twice.
 func TestRelayChainIsGzippedAndLeanOnEveryHopAndResumes(t *testing.T) {
-	n := startNode(t)
-	last := play(t, n, "the-dragon-sleeps")
-	viewer := token(t, "relay", "")
+	p := playNode(t, "the-dragon-sleeps")
+	n, viewer, last, want := p.n, p.viewer, p.last, p.want
 	ra, a := startRelay(t, n.url, viewer, nil)
 	hop, aHop := newCutter(t, a)
 	rb, b := startRelay(t, aHop, "", nil)
-
-	want := readEvents(t, n.url, viewer, 1, last)
 	got := readEvents(t, b, "", 1, last)
 	require.Equal(t, string(want), string(got))
 	for _, s := range [][]byte{want, got} {
@@ -162,11 +176,9 @@ func readLines(t *testing.T, rd io.Reader, n int) []byte {
 // only for compress=gzip with gzip in Accept-Encoding; another value of
 // either is 400 malformed, as on a node.
 func TestRelayEventsAnswersEachFormAsANodeDoes(t *testing.T) {
-	n := startNode(t)
-	last := play(t, n, "the-dragon-sleeps")
-	viewer := token(t, "relay", "")
-	_, a := startRelay(t, n.url, viewer, nil)
-	want := readEvents(t, n.url, viewer, 1, last)
+	p := playNode(t, "the-dragon-sleeps")
+	_, a := startRelay(t, p.n.url, p.viewer, nil)
+	want := p.want
 	count := len(seqs(t, want))
 
 	for _, tc := range []struct {
@@ -221,26 +233,9 @@ func TestRelayEventsAnswersEachFormAsANodeDoes(t *testing.T) {
 // cannot carry exactly (a float -0), the others lean; B serves the
 // upstream's whole lines byte for byte.
 func TestRelayChainBehindAWholeFallbackServesTheUpstreamsLines(t *testing.T) {
-	k, _ := auditKey(t, "gsd-audit")
-	tr := newTree(t, "arena", "p")
-	tr.grow(4)
-	newer := func(l string) string { return `{"tick":42,` + strings.TrimPrefix(l, "{") }
-	whole := append([]string(nil), tr.lines...)
-	whole[1] = newer(whole[1])
-	whole[3] = strings.Replace(whole[3], `"value":4`, `"value":-0`, 1)
-	require.NotEqual(t, tr.lines[3], whole[3])
-	up := leanUpstream(t, tr, k, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("form") != wire.EventFormLean {
-			hang(whole...)(w, r)
-			return
-		}
-		w.Header().Set(wire.EventFormHeader, wire.EventFormLean)
-		out := make([]string, len(whole))
-		for i, l := range whole {
-			out[i] = string(wire.AppendLeanForm(nil, []byte(l)))
-		}
-		out[1] = newer(string(wire.AppendLeanForm(nil, []byte(tr.lines[1])))) // a lean line with the new key
-		hang(out...)(w, r)
+	up, whole, _, _ := newerUpstream(t, 4, func(whole []string) {
+		whole[3] = strings.Replace(whole[3], `"value":4`, `"value":-0`, 1)
+		require.Contains(t, whole[3], `"value":-0`)
 	})
 	ra, a := startRelay(t, up, "", nil)
 	hop, aHop := newCutter(t, a)
