@@ -103,11 +103,10 @@ func (r *Relay) eventsQuery(req *http.Request) (from uint64, linger time.Duratio
 	return from, linger, form, err
 }
 
-// eventsOut writes an event stream's lines in its form: each write's
-// lines (lean ones cut from the held whole lines) go into one buffer,
-// through the stream's own compressor when gzipped, then out with one
-// flush. The compressor cannot be shared (its state spans the stream
-// from where it started), as on a node.
+// eventsOut writes an event stream's lines in its form (lean ones cut
+// from the held whole lines), through the stream's own compressor when
+// gzipped, and flushes each write's. The compressor cannot be shared (its
+// state spans the stream from where it started), as on a node.
 type eventsOut struct {
 	r     *Relay
 	form  spectator.EventForm
@@ -115,7 +114,7 @@ type eventsOut struct {
 	sent  *countWriter // the response's bytes, as they leave
 	w     io.Writer    // sent, or zw over it
 	zw    *gzip.Writer // nil: plain
-	buf   []byte       // the lines of one write
+	buf   []byte       // the line being written
 	bytes prometheus.Counter
 }
 
@@ -130,14 +129,15 @@ func (r *Relay) newEventsOut(w io.Writer, rc *http.ResponseController, form spec
 	return o
 }
 
-// write sends hs's lines in one write and flush.
+// write sends hs's lines, then flushes: one line at a time into the
+// response's buffer or the compressor, so that what a stream keeps is one
+// line, not a batch (a viewer from seq 1 reads up to maxBatch at once).
 func (o *eventsOut) write(hs []held) error {
-	o.buf = o.buf[:0]
 	for _, h := range hs {
-		o.buf = o.form.AppendLine(o.buf, h.line)
-	}
-	if _, err := o.w.Write(o.buf); err != nil {
-		return err
+		o.buf = o.form.AppendLine(o.buf[:0], h.line)
+		if _, err := o.w.Write(o.buf); err != nil {
+			return err
+		}
 	}
 	return o.flush()
 }
