@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -260,4 +261,34 @@ func TestRelayChainBehindAWholeFallbackServesTheUpstreamsLines(t *testing.T) {
 		require.Equal(t, string(wire.AppendLeanForm(nil, []byte(whole[i]))), sent[i])
 		require.NotContains(t, sent[i], `"world"`)
 	}
+}
+
+// failWriter takes ok bytes, then fails every write.
+type failWriter struct{ ok int }
+
+func (f *failWriter) Write(p []byte) (int, error) {
+	if len(p) > f.ok {
+		return 0, io.ErrClosedPipe
+	}
+	f.ok -= len(p)
+	return len(p), nil
+}
+
+// An event stream whose viewer is gone ends at the failed write, plain
+// or gzipped (a failed header, or a failed flush of the compressor), and
+// counts nothing sent.
+func TestRelayEventsOutEndsAtAFailedWrite(t *testing.T) {
+	r := hopRelay(t)
+	hs := chainMix(t, 3, 1)
+	rec := httptest.NewRecorder()
+	for _, ok := range []int{0, 10} { // 10: a gzip header's bytes
+		for _, f := range hopForms {
+			out := r.newEventsOut(&failWriter{ok: ok}, http.NewResponseController(rec), f.form)
+			require.ErrorIs(t, out.write(hs), io.ErrClosedPipe, f.name)
+			out.end()
+			form, compress := f.form.Label()
+			require.Zero(t, eventBytes(r, form, compress), f.name)
+		}
+	}
+	require.Zero(t, testutil.ToFloat64(r.metrics.bytes))
 }
