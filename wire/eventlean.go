@@ -25,9 +25,13 @@ import (
 // and the answer's EventFormHeader.
 const EventFormLean = "lean"
 
+// EventFormWhole is the whole form's name (form=whole, or no form=):
+// every line an Event.
+const EventFormWhole = "whole"
+
 // EventFormHeader names, in an event stream's answer, the form of its
 // lines; absent: whole Event lines (a node that does not know form=, or
-// a relay, answers so).
+// a relay from before chains were lean, answers so).
 const EventFormHeader = "X-Gsd-Event-Form"
 
 // LeanEvent is one line of the lean form: Event without World and
@@ -209,6 +213,16 @@ func AppendLeanLine(dst, whole []byte) ([]byte, bool) {
 		j++
 	}
 	return append(dst, rest[from:]...), true
+}
+
+// AppendLeanForm appends to dst whole's line in the lean form: its lean
+// line (AppendLeanLine), or whole itself when that might not rebuild
+// whole exactly (its reader knows a whole line by its world).
+func AppendLeanForm(dst, whole []byte) []byte {
+	if out, ok := AppendLeanLine(dst, whole); ok {
+		return out
+	}
+	return append(dst, whole...)
 }
 
 // skipString returns the index after the JSON string that starts at

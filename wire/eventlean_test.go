@@ -245,3 +245,12 @@ func TestAppendLeanLineRefusesOtherLines(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, `{"seq":12,"changes":[{"entity":"e","field":"x","value":-0.5},{"entity":"e","field":"s\"}","set":[-1],"version":3}]}`, string(got))
 }
+
+// AppendLeanForm appends the lean line where AppendLeanLine makes one,
+// and the whole line otherwise (its reader knows it by its world).
+func TestAppendLeanFormFallsBackToTheWholeLine(t *testing.T) {
+	whole := `{"world":"w","seq":2,"versions":{"e":{"x":2}},"changes":[{"entity":"e","field":"x","value":1,"version":2}]}` + "\n"
+	require.Equal(t, "d"+`{"seq":2,"changes":[{"entity":"e","field":"x","value":1}]}`+"\n", string(AppendLeanForm([]byte("d"), []byte(whole))))
+	exact := strings.Replace(whole, `"value":1`, `"value":-0`, 1)
+	require.Equal(t, "d"+exact, string(AppendLeanForm([]byte("d"), []byte(exact))))
+}

@@ -1,9 +1,6 @@
 package streams
 
 import (
-	"fmt"
-	"net/http"
-
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
@@ -23,30 +20,8 @@ import (
 // ignores it and answers whole lines without the header, which the relay
 // reads as before. Lean streams have fans of their own (Service.leanFans,
 // and per view), since their chunks hold other bytes; the lean line is
-// cut per fan, not cached per event: only relays ask for it.
-
-// wantsLean reports whether r asks for the lean form: form=lean. Another
-// form is malformed.
-func wantsLean(r *http.Request) (bool, error) {
-	switch v := r.URL.Query().Get("form"); v {
-	case "":
-		return false, nil
-	case wire.EventFormLean:
-		return true, nil
-	default:
-		return false, fmt.Errorf("%w: form must be %s, got %q", fsm.ErrMalformed, wire.EventFormLean, v)
-	}
-}
-
-// appendLeanOf appends the lean line of whole, an event's line (or whole
-// itself when the lean one might not rebuild it exactly: the reader knows
-// a whole line by its world).
-func appendLeanOf(b, whole []byte) []byte {
-	if out, ok := wire.AppendLeanLine(b, whole); ok {
-		return out
-	}
-	return append(b, whole...)
-}
+// cut per fan, not cached per event: only relays ask for it. The form is
+// read by spectator.ParseEventForm, which a relay's events route shares.
 
 // appendLean appends ev's lean line, made from its whole line encoded
 // here: for events cut to a view, which are copies the node's line cache
@@ -56,7 +31,7 @@ func appendLean(b []byte, ev *fsm.Event) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	return appendLeanOf(b, whole), nil
+	return wire.AppendLeanForm(b, whole), nil
 }
 
 // leanLine returns ev's lean line, made from its whole line in the node's
@@ -66,7 +41,7 @@ func (s *Service) leanLine(ev *fsm.Event) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appendLeanOf(nil, whole), nil
+	return wire.AppendLeanForm(nil, whole), nil
 }
 
 // leanNDJSON returns the lean fans' chunk encoder (fanout.Encoder), from
@@ -79,7 +54,7 @@ func leanNDJSON(wc *edge.WireCache) fanout.Encoder {
 				return nil, nil, err
 			}
 			offs = append(offs, len(data))
-			data = appendLeanOf(data, whole)
+			data = wire.AppendLeanForm(data, whole)
 		}
 		return data, offs, nil
 	}

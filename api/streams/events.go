@@ -8,7 +8,7 @@ import (
 
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
-	"github.com/gsd-dev/gsd/wire"
+	"github.com/gsd-dev/gsd/spectator"
 )
 
 // Events handles GET /v1/worlds/{world}/events?from=SEQ: an NDJSON stream of
@@ -25,20 +25,19 @@ import (
 // event only once it is older than the delay. view=CLASS names a viewer
 // class; with auth off, player=P the viewing player (edge.Sight).
 // compress=gzip with Accept-Encoding: gzip gzips the stream (eventgzip.go);
-// form=lean sends lean lines (eventlean.go).
+// form=lean sends lean lines (eventlean.go), form=whole whole ones (as
+// without form=); spectator.ParseEventForm reads both, as a relay does.
 func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	var linger time.Duration
-	var gz, lean bool
+	var form spectator.EventForm
 	from, err := edge.ParseSeq(r, "from")
 	if err == nil {
 		linger, err = parseLinger(r)
 	}
 	if err == nil {
-		gz, err = wantsGzip(r)
+		form, err = spectator.ParseEventForm(r)
 	}
-	if err == nil {
-		lean, err = wantsLean(r)
-	}
+	gz, lean := form.Gzip, form.Lean
 	if err != nil {
 		s.WriteError(w, err, false)
 		return
@@ -81,15 +80,7 @@ func (s *Service) Events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/x-ndjson")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
-	if r.URL.Query().Has("compress") {
-		h.Set("Vary", "Accept-Encoding")
-	}
-	if gz {
-		h.Set("Content-Encoding", "gzip")
-	}
-	if lean {
-		h.Set(wire.EventFormHeader, wire.EventFormLean)
-	}
+	form.SetHeader(h)
 	var out streamOut
 	if raw, end, ok := hijackStream(w, r, rc, s.Config().StreamWriteTimeout, cancel); ok {
 		defer end()

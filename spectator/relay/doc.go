@@ -18,8 +18,9 @@
 // in seq order, held in memory up to Config.MaxEvents) → the relay's
 // spectator.Hub (one pipeline per world and delay) → viewers. The events
 // route serves the follow's lines as received (decoded, lean ones rebuilt
-// whole), byte for byte, uncompressed: a relay of a relay reads its
-// upstream relay plain. A change
+// whole), byte for byte, and in a node's forms (compress=gzip, form=lean:
+// spectator.ParseEventForm; lean lines cut from the held whole ones), so
+// a relay of a relay reads its upstream relay gzipped and lean. A change
 // of the world's rules ends the follow (what it holds was cut under the
 // old rules); the next viewer follows the world anew.
 //

@@ -103,9 +103,9 @@ func (f *follow) connect(ctx context.Context) (io.ReadCloser, error) {
 	if cfg.View != "" {
 		q.Set("view", cfg.View)
 	}
-	// Gzipped and lean (a node before them, or a relay upstream, answers
-	// plain NDJSON of whole lines, read as such): the voters' bytes per
-	// relay are a few percent of the stream's.
+	// Gzipped and lean, from a node or a relay alike (one from before
+	// them answers plain NDJSON of whole lines, read as such): the bytes
+	// per relay are a few percent of the stream's, on every hop of a chain.
 	q.Set("compress", "gzip")
 	if cfg.UpstreamForm != UpstreamFormWhole && !f.whole.Load() {
 		q.Set("form", wire.EventFormLean)

@@ -253,11 +253,50 @@ func watchEvents(t *testing.T, c *websocket.Conn, after, until uint64) []wire.Ev
 	}
 }
 
-// cutter proxies to a node and can drop every stream it carries.
+// cutter proxies to a node and can drop every stream it carries; it
+// records the answers to event stream requests.
 type cutter struct {
 	mu      sync.Mutex
 	cancels map[*http.Request]context.CancelFunc
 	cuts    int
+	answers []*answer
+}
+
+// answer is an event stream's request as the cutter carried it: its
+// query, the answer's header and the body's bytes as sent.
+type answer struct {
+	query  url.Values
+	header http.Header
+	mu     sync.Mutex
+	body   bytes.Buffer
+}
+
+// sent returns the answer's body bytes so far.
+func (a *answer) sent() []byte {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return bytes.Clone(a.body.Bytes())
+}
+
+// recorded returns the event stream answers carried so far.
+func (c *cutter) recorded() []*answer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*answer(nil), c.answers...)
+}
+
+// teeBody copies what is read from a body into an answer.
+type teeBody struct {
+	io.ReadCloser
+	a *answer
+}
+
+func (b teeBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.a.mu.Lock()
+	b.a.body.Write(p[:n])
+	b.a.mu.Unlock()
+	return n, err
 }
 
 func newCutter(t *testing.T, upstream string) (*cutter, string) {
@@ -267,6 +306,17 @@ func newCutter(t *testing.T, upstream string) (*cutter, string) {
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.FlushInterval = -1
 	c := &cutter{cancels: make(map[*http.Request]context.CancelFunc)}
+	p.ModifyResponse = func(resp *http.Response) error {
+		if !strings.HasSuffix(resp.Request.URL.Path, "/events") {
+			return nil
+		}
+		a := &answer{query: resp.Request.URL.Query(), header: resp.Header.Clone()}
+		c.mu.Lock()
+		c.answers = append(c.answers, a)
+		c.mu.Unlock()
+		resp.Body = teeBody{resp.Body, a}
+		return nil
+	}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithCancel(r.Context())
 		c.mu.Lock()

@@ -109,12 +109,10 @@ func TestRelayRefusesAnAlteredLeanEvent(t *testing.T) {
 // the node's stream byte for byte, for fewer bytes received than the
 // node's whole lines.
 func TestRelayFollowsARealNodeInTheLeanForm(t *testing.T) {
-	n := startNode(t)
-	last := play(t, n, "s")
-	viewer := token(t, "relay", "")
-	r, base := startRelay(t, n.url, viewer, nil)
-	want := readEvents(t, n.url, viewer, 1, last)
-	require.Equal(t, string(want), string(readEvents(t, base, "", 1, last)))
+	p := playNode(t, "s")
+	r, base := startRelay(t, p.n.url, p.viewer, nil)
+	want := p.want
+	require.Equal(t, string(want), string(readEvents(t, base, "", 1, p.last)))
 	got := testutil.ToFloat64(r.metrics.received)
 	require.Positive(t, got)
 	require.Less(t, got, float64(len(want)), "lean lines from the node")
@@ -207,19 +205,24 @@ func BenchmarkParseUpstreamLine(b *testing.B) {
 	})
 }
 
-// A lean line with a key this relay does not know (a newer node's field)
-// cannot be rebuilt exactly: the relay asks for whole lines from there on
-// and serves the upstream's whole lines, the new key included, byte for
-// byte.
-func TestRelayAsksForWholeLinesWhenALeanLineHasAKeyItDoesNotKnow(t *testing.T) {
+// newerUpstream serves arena's first n events as a newer node would:
+// seq 2's line has a key this relay does not know (first), asked whole
+// and asked lean (its lean line with the key; the others cut by
+// wire.AppendLeanForm, so that a line the lean form cannot carry goes
+// whole). edit may change the whole lines first (not seq 2's). It
+// returns the upstream, its whole lines and the requests by form.
+func newerUpstream(t *testing.T, n int64, edit func(whole []string)) (url string, whole []string, leanAsks, wholeAsks *atomic.Int32) {
 	k, _ := auditKey(t, "gsd-audit")
 	tr := newTree(t, "arena", "p")
-	tr.grow(3)
+	tr.grow(n)
 	newer := func(l string) string { return `{"tick":42,` + strings.TrimPrefix(l, "{") }
-	whole := append([]string(nil), tr.lines...)
-	whole[1] = newer(whole[1])
-	var leanAsks, wholeAsks atomic.Int32
-	up := leanUpstream(t, tr, k, func(w http.ResponseWriter, r *http.Request) {
+	whole = append([]string(nil), tr.lines...)
+	if edit != nil {
+		edit(whole)
+	}
+	whole[1] = newer(tr.lines[1])
+	leanAsks, wholeAsks = new(atomic.Int32), new(atomic.Int32)
+	url = leanUpstream(t, tr, k, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("form") != wire.EventFormLean {
 			wholeAsks.Add(1)
 			hang(whole...)(w, r)
@@ -227,17 +230,22 @@ func TestRelayAsksForWholeLinesWhenALeanLineHasAKeyItDoesNotKnow(t *testing.T) {
 		}
 		leanAsks.Add(1)
 		w.Header().Set(wire.EventFormHeader, wire.EventFormLean)
-		out := make([]string, len(tr.lines))
-		for i, l := range tr.lines {
-			var e wire.Event
-			require.NoError(t, json.Unmarshal([]byte(l), &e))
-			b, err := json.Marshal(wire.Lean(&e))
-			require.NoError(t, err)
-			out[i] = string(b) + "\n"
+		out := make([]string, len(whole))
+		for i, l := range whole {
+			out[i] = string(wire.AppendLeanForm(nil, []byte(l)))
 		}
-		out[1] = newer(out[1])
+		out[1] = newer(string(wire.AppendLeanForm(nil, []byte(tr.lines[1]))))
 		hang(out...)(w, r)
 	})
+	return url, whole, leanAsks, wholeAsks
+}
+
+// A lean line with a key this relay does not know (a newer node's field)
+// cannot be rebuilt exactly: the relay asks for whole lines from there on
+// and serves the upstream's whole lines, the new key included, byte for
+// byte.
+func TestRelayAsksForWholeLinesWhenALeanLineHasAKeyItDoesNotKnow(t *testing.T) {
+	up, whole, leanAsks, wholeAsks := newerUpstream(t, 3, nil)
 	_, base := startRelay(t, up, "", nil)
 	require.Equal(t, strings.Join(whole, ""), string(readEvents(t, base, "", 1, 3)))
 	require.Equal(t, int32(1), leanAsks.Load(), "lean once")
