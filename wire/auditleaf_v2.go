@@ -123,11 +123,24 @@ func appendLeafValueV2(dst []byte, v Value, salted SaltedIDs) []byte {
 
 // AuditSalts is a salted world incarnation's salt table as a verifier of
 // its version 2 leaves gets it (GET /v1/worlds/{world}/audit/salts, and
-// gsdctl audit fetch's .salts file). An erased player is not in it.
+// gsdctl audit fetch's .salts file). An erased player is not in it; the
+// digests of erased salts that the world kept (log version 14) are in
+// Erased, without the players' ids.
 type AuditSalts struct {
-	World       string      `json:"world"`
-	Incarnation uint64      `json:"incarnation,omitempty"`
-	Salts       []AuditSalt `json:"salts"`
+	World       string            `json:"world"`
+	Incarnation uint64            `json:"incarnation,omitempty"`
+	Salts       []AuditSalt       `json:"salts"`
+	Erased      []AuditErasedSalt `json:"erased,omitempty"`
+}
+
+// AuditErasedSalt is an erased salt's digest, HMAC-SHA256(salt, id): what
+// the leaves of the world's seqs Since to Until committed to in place of
+// its player's id. A stable pseudonym of the player within the range; the
+// id and the salt are gone.
+type AuditErasedSalt struct {
+	Digest []byte `json:"digest"` // 32 bytes; standard base64 in JSON
+	Since  uint64 `json:"since"`
+	Until  uint64 `json:"until"`
 }
 
 // AuditSalt is one player's salt: it salts the leaves of the world's
@@ -145,8 +158,17 @@ type SaltErased struct {
 }
 
 // Check refuses a table a verifier cannot use: a salt that is not 32
-// bytes, a player twice or empty, a since of 0.
+// bytes, a player twice or empty, a since of 0; an erased digest that is
+// not 32 bytes or whose range is empty.
 func (s *AuditSalts) Check() error {
+	for _, e := range s.Erased {
+		switch {
+		case len(e.Digest) != SaltedIDLen:
+			return fmt.Errorf("%w: an erased salt's digest has %d bytes, want %d", ErrMalformed, len(e.Digest), SaltedIDLen)
+		case e.Since == 0 || e.Until < e.Since || e.Until > maxAuditSaltsSeq:
+			return fmt.Errorf("%w: an erased salt's digest of seqs %d to %d", ErrMalformed, e.Since, e.Until)
+		}
+	}
 	seen := make(map[string]bool, len(s.Salts))
 	for _, e := range s.Salts {
 		switch {

@@ -17,7 +17,7 @@ func testSalts() *AuditSalts {
 		{Player: "p2", Salt: salt(2), Since: 301}, // after leafEvent's seq: not salted there
 		{Player: "box", Salt: salt(3), Since: 300},
 		{Player: "x", Salt: salt(4), Since: 10},
-	}}
+	}, Erased: []AuditErasedSalt{{Digest: salt(9), Since: 2, Until: 2}, {Digest: salt(8), Since: 3, Until: 40}}}
 }
 
 // TestSaltedIDIsHMACSHA256: RFC 4231 test case 2.
@@ -92,11 +92,15 @@ func TestAuditLeafV2SaltsOnlyWhatTheTableSaysAtTheSeq(t *testing.T) {
 
 func TestAuditSaltsCheckRefusesWhatAVerifierCannotUse(t *testing.T) {
 	for name, edit := range map[string]func(*AuditSalts){
-		"no player":  func(s *AuditSalts) { s.Salts[0].Player = "" },
-		"twice":      func(s *AuditSalts) { s.Salts[1].Player = "p1" },
-		"short salt": func(s *AuditSalts) { s.Salts[2].Salt = s.Salts[2].Salt[:31] },
-		"since 0":    func(s *AuditSalts) { s.Salts[3].Since = 0 },
-		"since huge": func(s *AuditSalts) { s.Salts[3].Since = 1 << 63 },
+		"no player":      func(s *AuditSalts) { s.Salts[0].Player = "" },
+		"twice":          func(s *AuditSalts) { s.Salts[1].Player = "p1" },
+		"short salt":     func(s *AuditSalts) { s.Salts[2].Salt = s.Salts[2].Salt[:31] },
+		"since 0":        func(s *AuditSalts) { s.Salts[3].Since = 0 },
+		"since huge":     func(s *AuditSalts) { s.Salts[3].Since = 1 << 63 },
+		"short digest":   func(s *AuditSalts) { s.Erased[0].Digest = s.Erased[0].Digest[:31] },
+		"erased since 0": func(s *AuditSalts) { s.Erased[0].Since = 0 },
+		"until < since":  func(s *AuditSalts) { s.Erased[1].Until = 2 },
+		"until huge":     func(s *AuditSalts) { s.Erased[1].Until = 1 << 63 },
 	} {
 		s := testSalts()
 		edit(s)
