@@ -81,15 +81,16 @@ func TestAnErasureKeepsTheDigestOnlyWhenItsCommandSaysSo(t *testing.T) {
 // TestEraseSaltKeepRoundTripsTheLogAndNeedsLogVersion14: a replica before
 // log 14 does not read it; the erasure without it needs log 13 as before.
 func TestEraseSaltKeepRoundTripsTheLogAndNeedsLogVersion14(t *testing.T) {
-	b := &Batch{Time: 5, Commands: []Command{cmdEraseKeep("w", "p")}}
+	log13 := Versions{Log: 13, Snapshot: 9, Wire: 1}
+	b := &Batch{Time: 5, Commands: []Command{cmdEraseKeep("w", "p"), cmdErase("w", "p")}}
 	got, err := DecodeBatch(EncodeBatch(b))
 	require.NoError(t, err)
 	require.Equal(t, b, got)
-	need := Needs(&b.Commands[0])
-	require.Equal(t, Versions{Log: 14, Snapshot: 10, Wire: 1}, need)
-	require.True(t, Supported().Covers(need))
-	require.False(t, (Versions{Log: 13, Snapshot: 9, Wire: 1}).Covers(need))
-	require.Equal(t, Versions{Log: 13, Snapshot: 9, Wire: 1}, Needs(cmdPtr(cmdErase("w", "p"))))
+	for c, want := range map[*Command]Versions{&b.Commands[0]: {Log: 14, Snapshot: 10, Wire: 1}, &b.Commands[1]: log13} {
+		require.Equal(t, want, Needs(c), "kind %d", c.Kind)
+		require.True(t, Supported().Covers(want))
+	}
+	require.False(t, log13.Covers(Needs(&b.Commands[0])), "a log 13 replica does not read it")
 }
 
 // erasedState is a salted world with a kept digest beside an unsalted

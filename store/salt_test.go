@@ -1,7 +1,6 @@
 package store
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -85,31 +84,11 @@ func TestAnErasureWaitsForEveryVoterToReadLogVersion14ToKeepItsDigest(t *testing
 	t.Parallel()
 	log13 := fsm.Supported()
 	log13.Log, log13.Snapshot = 13, 9
-	var mu sync.Mutex
-	old := "" // the follower that reads log 13
-	c := newCluster(t, 3, func(cfg *Config) {
-		cfg.NodeVersions = func(id string) (fsm.Versions, bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			if id == old {
-				return log13, true
-			}
-			return fsm.Supported(), true
-		}
-	})
+	c, mixed := newMixedCluster(t, log13)
 	l := c.leader()
 	require.NoError(t, l.CreateSaltedWorld(ctxT(t), "w", fsm.Rules{}))
 	c.waitReplicated()
-	for _, s := range c.nodes {
-		s.reportMu.Lock()
-		clear(s.reported) // the leader asks NodeVersions
-		s.reportMu.Unlock()
-		if s != l {
-			mu.Lock()
-			old = s.cfg.ID
-			mu.Unlock()
-		}
-	}
+	mixed.downgrade(c) // a follower reads log 13
 	for _, p := range []string{"alice", "bob"} {
 		_, _, err := l.Act(ctxT(t), incr("w", p, 1, "e", "hp", 1))
 		require.NoError(t, err)
@@ -131,9 +110,7 @@ func TestAnErasureWaitsForEveryVoterToReadLogVersion14ToKeepItsDigest(t *testing
 		require.Len(t, tab.Salts, 1)
 	}
 
-	mu.Lock()
-	old = "" // upgraded
-	mu.Unlock()
+	mixed.upgrade()
 	last = l.raft.LastIndex()
 	require.NoError(t, l.EraseSalt(ctxT(t), "w", "bob"))
 	require.Contains(t, proposedSince(t, l, last), fsm.CmdEraseSaltKeep)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -156,7 +157,7 @@ func (h *saltedHasher) unsalted(e *wire.Event, cur wire.SaltedIDs) []string {
 			out = append(out, name)
 		}
 	}
-	for _, ent := range sortedKeys(e.Versions) {
+	for _, ent := range slices.Sorted(maps.Keys(e.Versions)) {
 		add(ent)
 	}
 	for _, c := range e.Changes {
@@ -312,13 +313,4 @@ func (s *erasedSearch) salted(name string) ([wire.SaltedIDLen]byte, bool) {
 		}
 	}
 	return [wire.SaltedIDLen]byte{}, false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

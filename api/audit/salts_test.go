@@ -81,8 +81,3 @@ func TestSaltRoutesOfAGroupWithoutSaltsAreNotSupported(t *testing.T) {
 	e.RequireError(422, fsm.CodeNotSupported, "GET", "/v1/worlds/arena/audit/salts", "")
 	e.RequireError(422, fsm.CodeNotSupported, "DELETE", "/v1/worlds/arena/audit/salts/p1", "")
 }
-
-func jsonNumber(n uint64) string {
-	b, _ := json.Marshal(n)
-	return string(b)
-}
