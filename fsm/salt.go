@@ -28,6 +28,8 @@ import (
 // go with their retention. Without the salt nobody can link the player's
 // id to the leaves that committed HMAC-SHA256(salt, id): the leaf hashes
 // and checkpoints kept for good no longer confirm a guessed id.
+// CmdEraseSaltKeep (log version 14) also keeps the erased salt's digest
+// and the seqs it salted, without the id (salt_erased.go).
 //
 // The table travels in snapshots (format 9) and is not in the state hash
 // (replicas agree on it through the log, as on the incarnation). A salted

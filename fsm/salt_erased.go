@@ -20,9 +20,9 @@ import (
 // its range (every leaf of the range that names the player commits to
 // it), which a verifier needs to recompute those leaves whole but the
 // player's identity (anticheat/audit's VerifySaltedLog); like the salts it
-// is served to moderators and admins only. A salt that salted no seq (the
-// player never acted after it was drawn) keeps nothing: no leaf commits
-// to it.
+// is served to moderators and admins only. A salt that salted no seq (no
+// event of the world committed since it was drawn) keeps nothing: no leaf
+// commits to it.
 //
 // The digests go with the world's incarnation (a deleted world takes
 // them along), travel in snapshots (format 10, written only while a world
