@@ -68,7 +68,8 @@ func (a *API) Salts(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// EraseSalt deletes a player's salt (fsm.CmdEraseSalt): from then on the
+// EraseSalt deletes a player's salt (fsm.CmdEraseSaltKeep, or CmdEraseSalt
+// while a voter reads log 13: store.Store.EraseSalt): from then on the
 // leaves that committed to the player's salted id no longer link to it.
 // 404 not_found when the player has no salt.
 func (a *API) EraseSalt(w http.ResponseWriter, r *http.Request) {
