@@ -113,6 +113,35 @@ func TestAuditSaltsCheckRefusesWhatAVerifierCannotUse(t *testing.T) {
 	require.Equal(t, *testSalts(), back)
 }
 
+// TestAuditSaltsCheckRefusesAnErasedDigestThatIsALiveSaltsID: the
+// forgery the review found (a live player's salted id added to the
+// erased digests, so that their events renamed pass as an erased
+// player's) is refused whether the ranges overlap or not, and so is a
+// digest twice; a genuine table, whose digests are other salts', passes.
+func TestAuditSaltsCheckRefusesAnErasedDigestThatIsALiveSaltsID(t *testing.T) {
+	salt := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	live := SaltedID(salt(1), "p1") // p1 salted from seq 1
+	s := testSalts()
+	s.Erased[1].Digest = live[:] // seqs 3 to 40
+	err := s.Check()
+	require.ErrorIs(t, err, ErrMalformed)
+	require.ErrorContains(t, err, `the erased digest of seqs 3 to 40 is live player "p1"'s salted id`)
+
+	x := SaltedID(salt(4), "x") // x salted from seq 10, the digest's range is 2 to 2
+	s = testSalts()
+	s.Erased[0].Digest = x[:]
+	require.ErrorContains(t, s.Check(), `the erased digest of seqs 2 to 2 is live player "x"'s salted id`)
+
+	s = testSalts()
+	s.Erased[1].Digest = s.Erased[0].Digest
+	require.ErrorContains(t, s.Check(), "the erased digests of seqs 2 to 2 and 3 to 40 are the same")
+
+	s = testSalts()
+	other := SaltedID(salt(5), "p1") // p1's earlier, erased salt
+	s.Erased[1].Digest = other[:]
+	require.NoError(t, s.Check())
+}
+
 // TestOnlyExactIDsAreSaltedFieldNamesAndCompoundIDsStayInClear: the
 // limit docs/ANTICHEAT.md states (and the review found): a field named
 // after a salted player (scores.alice) and a compound id (player:alice)

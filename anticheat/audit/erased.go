@@ -30,17 +30,27 @@ import (
 //     (fewest substitutions first);
 //   - a digest that matched a name in an earlier line is tried first for
 //     it, so a player's later events cost one leaf hash each;
-//   - at most maxErasedTries leaf hashes per event: beyond, the event is
-//     left unchecked (its actor has no salt) or reported modified (as
-//     before digests were kept).
+//   - at most maxErasedTries leaf hashes per event, and no more once the
+//     leaves it hashed reach maxErasedBytes: an assignment left untried
+//     leaves the event unchecked (its actor has no salt) or reported
+//     modified (as before digests were kept). The bytes bound a long
+//     line, whose every leaf is long; the names the search tries are
+//     collected only once the actor's digests were tried alone.
 //
 // Without the leaf hashes only the first assignment is hashed (the
 // learned or first digest in range for the actor, other names in clear):
 // the root says whether all of them were right.
 
-// maxErasedTries bounds the leaf hashes one event may cost (about 0.4 µs
-// each: half a millisecond).
-const maxErasedTries = 1024
+// maxErasedTries and maxErasedBytes bound the leaf hashes one event's
+// search may cost: no leaf is hashed once maxErasedTries were, or once
+// those hashed add up to maxErasedBytes. An event of a few hundred bytes
+// stops at the tries (about 0.4 µs each, BenchmarkErasedSearchBound: half
+// a millisecond), a longer one at the bytes (maxErasedBytes and one
+// leaf: about a millisecond, beyond what its line's decoding costs).
+const (
+	maxErasedTries = 1024
+	maxErasedBytes = 256 << 10
+)
 
 // lineStatus says what a line's hash verifies.
 type lineStatus uint8
@@ -104,7 +114,7 @@ func (h *saltedHasher) leaf(e *wire.Event, match func(tlog.Hash) bool) (tlog.Has
 		return LeafHashV2(e, cur), lineVerified
 	}
 	s := &erasedSearch{h: h, e: e, cur: cur, inRange: inRange, match: match}
-	if s.run(needActor, h.unsalted(e, cur)) {
+	if s.run(needActor) {
 		for _, p := range s.picks {
 			if !slices.Contains(h.learned[p.name], p.digest) {
 				h.learned[p.name] = append(h.learned[p.name], p.digest)
@@ -147,14 +157,21 @@ func (h *saltedHasher) settle(lines []logLine) {
 
 // unsalted returns the distinct names e holds besides its actor (entities
 // and string values) that cur does not salt: those a digest may stand for.
+// Linear in the event's size: a line may hold a million names.
 func (h *saltedHasher) unsalted(e *wire.Event, cur wire.SaltedIDs) []string {
-	var out []string
+	var learned, others []string
+	seen := make(map[string]bool)
 	add := func(name string) {
-		if name == e.Player || slices.Contains(out, name) {
+		if name == e.Player || seen[name] {
 			return
 		}
-		if _, ok := cur(name); !ok {
-			out = append(out, name)
+		seen[name] = true
+		switch _, ok := cur(name); {
+		case ok:
+		case len(h.learned[name]) > 0:
+			learned = append(learned, name)
+		default:
+			others = append(others, name)
 		}
 	}
 	for _, ent := range slices.Sorted(maps.Keys(e.Versions)) {
@@ -173,10 +190,10 @@ func (h *saltedHasher) unsalted(e *wire.Event, cur wire.SaltedIDs) []string {
 	}
 	// Names that took a digest before go first: they are tried with it
 	// among the first single substitutions.
-	slices.SortStableFunc(out, func(a, b string) int {
+	slices.SortStableFunc(learned, func(a, b string) int {
 		return cmp.Compare(len(h.learned[b]), len(h.learned[a]))
 	})
-	return out
+	return append(learned, others...)
 }
 
 // pick is a name and the digest tried in its place.
@@ -194,16 +211,29 @@ type erasedSearch struct {
 	match     func(tlog.Hash) bool
 	picks     []pick
 	tries     int
+	bytes     int       // of the leaves hashed
+	buf       []byte    // the leaf being hashed
 	first     tlog.Hash // the first assignment's hash
 	found     tlog.Hash
-	exhausted bool // stopped by maxErasedTries
+	exhausted bool // an assignment was left untried (maxErasedTries, maxErasedBytes)
 }
 
 // run tries the assignments, fewest substitutions of the other names
 // first, the actor always taking a digest when needActor; it reports a
 // match (always false without leaf hashes, after the first).
-func (s *erasedSearch) run(needActor bool, names []string) bool {
-	for r := 0; r <= min(len(names), len(s.inRange)); r++ {
+func (s *erasedSearch) run(needActor bool) bool {
+	var names []string // collected after the assignments without them
+	digests := len(s.inRange)
+	if needActor {
+		digests-- // one is the actor's
+	}
+	for r := 0; ; r++ {
+		if r == 1 {
+			names = s.h.unsalted(s.e, s.cur)
+		}
+		if r > min(len(names), digests) {
+			return false // no assignment of r names
+		}
 		if !needActor {
 			if s.more(names, 0, r) {
 				return true
@@ -224,20 +254,15 @@ func (s *erasedSearch) run(needActor bool, names []string) bool {
 			return false
 		}
 	}
-	return false
 }
 
 // stop reports that no more assignment is tried: without leaf hashes
-// after the first, with them after maxErasedTries.
+// after the first, with them once one was left untried (try).
 func (s *erasedSearch) stop() bool {
 	if s.match == nil {
 		return s.tries > 0
 	}
-	if s.tries >= maxErasedTries {
-		s.exhausted = true
-		return true
-	}
-	return false
+	return s.exhausted
 }
 
 // more adds r picks for names from the from'th on, each with a digest not
@@ -246,7 +271,7 @@ func (s *erasedSearch) more(names []string, from, r int) bool {
 	if r == 0 {
 		return s.try()
 	}
-	for i := from; i < len(names); i++ {
+	for i := from; i <= len(names)-r; i++ { // r names left to pick
 		for _, d := range s.order(names[i]) {
 			if s.picked(d) {
 				continue
@@ -288,13 +313,22 @@ func (s *erasedSearch) picked(d erasedDigest) bool {
 	return slices.ContainsFunc(s.picks, func(p pick) bool { return p.digest == d })
 }
 
-// try hashes the leaf with the picks and reports a match.
+// try hashes the leaf with the picks and reports a match. Past the
+// bounds it hashes nothing and marks the search exhausted: only an
+// assignment that is there to try does, so one that ends exactly at the
+// bound is not.
 func (s *erasedSearch) try() bool {
-	h := LeafHashV2(s.e, s.salted)
+	if s.tries >= maxErasedTries || s.bytes >= maxErasedBytes {
+		s.exhausted = true
+		return false
+	}
+	s.buf = wire.AppendAuditLeafV2(s.buf[:0], s.e, s.salted)
+	h := tlog.RecordHash(s.buf)
 	if s.tries == 0 {
 		s.first = h
 	}
 	s.tries++
+	s.bytes += len(s.buf)
 	if s.match != nil && s.match(h) {
 		s.found = h
 		return true
