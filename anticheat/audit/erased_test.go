@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/gsd-dev/gsd/wire"
@@ -218,4 +219,107 @@ func TestTheErasedDigestSearchIsBounded(t *testing.T) {
 	rep = m.verify(t, lines, two, false)
 	require.Equal(t, []string{Modified}, kindsOnly(rep), "without leaves, only the first digest in range is hashed")
 	require.Empty(t, rep.Erased)
+}
+
+// TestALiveSaltAddedToTheErasedDigestsIsRefused: the review's forgery.
+// p4's live salt's id added to the erased digests would let p4's events
+// renamed to mallory (seqs 5 and 10) match with it and pass as erased;
+// the salts file is refused as malformed instead, and with p4's salt's
+// since moved past the digest's range too. Without the digest mallory,
+// who has no salt, leaves the renamed events unchecked (not OK), as
+// before digests were kept.
+func TestALiveSaltAddedToTheErasedDigestsIsRefused(t *testing.T) {
+	m := buildSaltedMatch(t, erasedEvents())
+	lines := export(t, m.evs)
+	for _, i := range []int{4, 9} {
+		e := *m.evs[i]
+		require.Equal(t, "p4", e.Player)
+		e.Player = "mallory"
+		lines[i] = line(t, e)
+	}
+	rep := m.verify(t, lines, m.salts, true)
+	require.Empty(t, rep.Problems)
+	require.Equal(t, []uint64{5, 10}, rep.Unchecked)
+	require.Empty(t, rep.Erased)
+	require.False(t, rep.OK())
+
+	p4 := m.salts.Salts[4]
+	require.Equal(t, "p4", p4.Player)
+	d := wire.SaltedID(p4.Salt, "p4")
+	forged := erase(m.salts, 12)
+	forged.Erased = append(forged.Erased, wire.AuditErasedSalt{Digest: d[:], Since: 1, Until: 12})
+	_, err := VerifySaltedLog(ndjson(lines), m.cp, forged, m.leaves)
+	require.ErrorIs(t, err, wire.ErrMalformed)
+	require.ErrorContains(t, err, `salts: gsd/fsm: malformed request: the erased digest of seqs 1 to 12 is live player "p4"'s salted id`)
+
+	forged.Salts[4].Since = 13 // no overlap with the digest's range
+	_, err = VerifySaltedLog(ndjson(lines), m.cp, forged, m.leaves)
+	require.ErrorIs(t, err, wire.ErrMalformed)
+}
+
+// TestTheErasedSearchEndingExactlyAtItsBoundIsNotExhausted: p2's forged
+// seq 8 (no entity, no change: its actor is the only name tried) has
+// exactly maxErasedTries assignments, one per digest in range; all are
+// tried and none matches, and p2 took its digest at seq 3 (its
+// maxErasedTries'th try: p2's digest is last in order, from seq 2):
+// modified. One digest more leaves an assignment untried: unchecked, and
+// seq 3 too.
+func TestTheErasedSearchEndingExactlyAtItsBoundIsNotExhausted(t *testing.T) {
+	m := buildSaltedMatch(t, erasedEvents())
+	lines := export(t, m.evs)
+	forged := *m.evs[7]
+	require.Equal(t, "p2", forged.Player)
+	forged.Versions, forged.Changes = nil, nil
+	lines[7] = line(t, forged)
+	withDecoys := func(n int) *wire.AuditSalts {
+		s := erase(m.salts, 12, "p2")
+		s.Erased[0].Since = 2
+		for i := 0; i < n; i++ {
+			d := wire.SaltedID([]byte{byte(i), byte(i >> 8)}, "decoy")
+			s.Erased = append(s.Erased, wire.AuditErasedSalt{Digest: d[:], Since: 1, Until: 12})
+		}
+		return s
+	}
+	rep := m.verify(t, lines, withDecoys(maxErasedTries-1), true)
+	require.Equal(t, []string{"modified: seq 8 (line 8): its leaf is not the log's"}, kinds(rep))
+	require.Empty(t, rep.Unchecked)
+	require.Equal(t, []uint64{3, 5, 6, 9}, rep.Erased)
+
+	rep = m.verify(t, lines, withDecoys(maxErasedTries), true)
+	require.Equal(t, []uint64{3, 8}, rep.Unchecked)
+}
+
+// TestALongLineStopsTheErasedSearchAtItsBytesBound: p2's seq 3 (its
+// first) holding 40,000 distinct strings (about 400 kB of leaf, more
+// than maxErasedBytes) is hashed once, with the decoy tried first for its
+// actor; the second digest, p2's, which would match, is past the bound:
+// unchecked, far below maxErasedTries. The short events try both. The
+// same event with p2's digest alone in range matches at its first leaf:
+// erased.
+func TestALongLineStopsTheErasedSearchAtItsBytesBound(t *testing.T) {
+	evs := erasedEvents()
+	long := evs[2]
+	require.Equal(t, "p2", long.Player)
+	set := make([]wire.Value, 40_000)
+	for i := range set {
+		set[i] = wire.String(fmt.Sprintf("name-%05d", i))
+	}
+	long.Changes = append(long.Changes, wire.Change{Entity: "e9", Field: "names", Op: "add", Set: set, Version: 3})
+	m := buildSaltedMatch(t, evs)
+	require.Greater(t, len(wire.AppendAuditLeafV2(nil, long, nil)), maxErasedBytes)
+	lines := export(t, m.evs)
+	erased := erase(m.salts, 12, "p2")
+	decoy := wire.SaltedID([]byte("decoy"), "decoy")
+	erased.Erased[0].Since = 2 // after the decoy in the search's order
+	erased.Erased = append(erased.Erased, wire.AuditErasedSalt{Digest: decoy[:], Since: 1, Until: 12})
+
+	rep := m.verify(t, lines, erased, true)
+	require.Empty(t, rep.Problems)
+	require.Equal(t, []uint64{3}, rep.Unchecked, "the bytes bound stopped it after one leaf")
+	require.Equal(t, []uint64{5, 6, 8, 9}, rep.Erased, "short events try both digests")
+
+	rep = m.verify(t, lines, erase(m.salts, 12, "p2"), true)
+	require.Empty(t, rep.Problems)
+	require.Empty(t, rep.Unchecked)
+	require.Equal(t, []uint64{3, 5, 6, 8, 9}, rep.Erased)
 }
