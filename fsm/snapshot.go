@@ -20,7 +20,7 @@ import (
 // fence and import index (migrate.go), version 8 each world's player data
 // versions (playerdata.go), version 9 each world's salt flag and table
 // (salt.go), version 10 each salted world's kept digests of erased salts
-// (salt_erased.go); Restore still reads versions 1 to 9.
+// (salt_erased.go); Restore still reads versions 1 to 10.
 var snapMagic = []byte("GSDSNAP\x0a")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while

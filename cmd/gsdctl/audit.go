@@ -131,6 +131,10 @@ player whose salt was erased is recomputed with the digests of erased
 salts that the salts carry (kept by erasures once every voter reads log
 version 14): a match verifies its content and place, not the erased
 player's identity, and it is listed as erased (the log still verifies).
+The salts are not signed: erased is only as trustworthy as the --salts
+file, so fetch it yourself from a node (gsdctl audit fetch, over TLS).
+A file whose erased digests hold a live player's salted id is refused;
+one that drops the player's salt as well cannot be told from an erasure.
 Names of erased players in other players' events are tried with the
 digests only with --leaves. An event whose player's salt was erased
 without a kept digest is verified by its leaf hash only (with --leaves;
