@@ -34,8 +34,9 @@ import (
 //     leaves it hashed reach maxErasedBytes: an assignment left untried
 //     leaves the event unchecked (its actor has no salt) or reported
 //     modified (as before digests were kept). The bytes bound a long
-//     line, whose every leaf is long; the names the search tries are
-//     collected only once the actor's digests were tried alone.
+//     line, whose every leaf is long; the other names are collected (in
+//     linear time) only once the assignments with none of them were
+//     tried.
 //
 // Without the leaf hashes only the first assignment is hashed (the
 // learned or first digest in range for the actor, other names in clear):
