@@ -208,6 +208,9 @@ const (
 	CmdCreateWorldSalted
 	CmdSalt      // log version 13: a player's audit salt in a salted world
 	CmdEraseSalt // log version 13: deletes a player's audit salt
+	// CmdEraseSaltKeep (log version 14) is CmdEraseSalt that keeps the
+	// erased salt's digest and the seqs it salted (salt_erased.go).
+	CmdEraseSaltKeep
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -241,7 +244,7 @@ type Command struct {
 	Move    *WorldMove     // CmdMoveWorld
 	Import  *WorldImport   // CmdImportWorld
 	Diverge *Divergence    // CmdDivergence
-	Salt    *SaltCmd       // CmdSalt, CmdEraseSalt
+	Salt    *SaltCmd       // CmdSalt, CmdEraseSalt, CmdEraseSaltKeep
 }
 
 // Batch is the payload of one Raft log entry: the leader's time and the

@@ -415,7 +415,7 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.divergence(c.Diverge)
 		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
 			e.worldCmd(c)
-		case CmdSalt, CmdEraseSalt:
+		case CmdSalt, CmdEraseSalt, CmdEraseSaltKeep:
 			e.saltCmd(c.Salt, c.Kind == CmdSalt)
 		}
 	}
@@ -517,10 +517,10 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Diverge = d.divergence()
 		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld:
 			d.worldCmd(c)
-		case CmdSalt, CmdEraseSalt:
+		case CmdSalt, CmdEraseSalt, CmdEraseSaltKeep:
 			c.Salt = d.saltCmd(c.Kind == CmdSalt)
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdEraseSalt)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdEraseSaltKeep)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

@@ -109,6 +109,12 @@ func goldenBatches() []struct {
 		{"import_world", []Command{{Kind: CmdImportWorld, Import: &WorldImport{World: "w1", Data: []byte("GSDWRLD\x01 a world")}}}},
 		{"update_rules", []Command{{Kind: CmdUpdateRules, Rules: &RulesUpdate{World: "w1", Expect: 3, Rules: goldenRules()}}}},
 		{"update_rules_event", []Command{{Kind: CmdUpdateRulesEvent, Rules: &RulesUpdate{World: "w1", Expect: 3, Rules: goldenRules()}}}},
+		// Log version 13's salted worlds and log version 14's erasure that
+		// keeps its digest (salt.go, salt_erased.go).
+		{"create_world_salted", []Command{{Kind: CmdCreateWorldSalted, World: &WorldSpec{ID: "w1", Origin: "eu-west", Salted: true}}}},
+		{"salt", []Command{{Kind: CmdSalt, Salt: &SaltCmd{World: "w1", Player: "alice", Key: saltKey(0xA0)}}}},
+		{"erase_salt", []Command{{Kind: CmdEraseSalt, Salt: &SaltCmd{World: "w1", Player: "alice"}}}},
+		{"erase_salt_keep", []Command{{Kind: CmdEraseSaltKeep, Salt: &SaltCmd{World: "w1", Player: "alice"}}}},
 		{"session_acks", []Command{{Kind: CmdSessionAcks, Acks: []SessionAck{{World: "w1", ID: "s-1", Seq: 7}, {World: "w2", ID: "s-9", Seq: 1 << 33}}}}},
 		{"mixed", []Command{
 			{Kind: CmdCreateWorld, World: &WorldSpec{ID: "w1", Origin: "eu-west", Rules: goldenRules()}},

@@ -163,8 +163,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.applyDivergence(index, b.Time, c.Diverge)
 		case CmdSalt:
 			results[i] = f.applySalt(c.Salt)
-		case CmdEraseSalt:
-			results[i] = f.applyEraseSalt(c.Salt)
+		case CmdEraseSalt, CmdEraseSaltKeep:
+			results[i] = f.applyEraseSalt(c.Salt, c.Kind == CmdEraseSaltKeep)
 		}
 	}
 	f.releaseSlabs()

@@ -195,8 +195,8 @@ func TestDeleteWorldEncodesAndDecodes(t *testing.T) {
 	got, err := DecodeBatch(EncodeBatch(b))
 	require.NoError(t, err)
 	require.Equal(t, b, got)
-	_, err = DecodeBatch([]byte{batchMagic, 0, 1, byte(CmdEraseSalt + 1), 0, 0})
-	require.ErrorContains(t, err, "kinds 1..26")
+	_, err = DecodeBatch([]byte{batchMagic, 0, 1, byte(CmdEraseSaltKeep + 1), 0, 0})
+	require.ErrorContains(t, err, "kinds 1..27")
 }
 
 // TestIncarnationAndCreationTimeSurviveSnapshotInFormat6: a restored

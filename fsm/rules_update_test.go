@@ -178,7 +178,7 @@ func TestRestoreRefusesRulesVersionZeroAndNamesNewerFormats(t *testing.T) {
 }
 
 func TestVersionsCoverAndNeeds(t *testing.T) {
-	require.Equal(t, Versions{Log: LogVersion, Snapshot: 9, Wire: 1}, Supported())
+	require.Equal(t, Versions{Log: LogVersion, Snapshot: 10, Wire: 1}, Supported())
 	require.True(t, Versions{}.IsZero())
 	require.False(t, Baseline().IsZero())
 	require.Equal(t, "log 1, snapshot 3, wire 1", Baseline().String())

@@ -28,6 +28,8 @@ import (
 // go with their retention. Without the salt nobody can link the player's
 // id to the leaves that committed HMAC-SHA256(salt, id): the leaf hashes
 // and checkpoints kept for good no longer confirm a guessed id.
+// CmdEraseSaltKeep (log version 14) also keeps the erased salt's digest
+// and the seqs it salted, without the id (salt_erased.go).
 //
 // The table travels in snapshots (format 9) and is not in the state hash
 // (replicas agree on it through the log, as on the incarnation). A salted
@@ -43,7 +45,8 @@ const CodeUnsalted = wire.CodeUnsalted
 // SaltLen is the length of a player's audit salt.
 const SaltLen = 32
 
-// SaltCmd is the payload of CmdSalt (Key set) and CmdEraseSalt.
+// SaltCmd is the payload of CmdSalt (Key set), CmdEraseSalt and
+// CmdEraseSaltKeep.
 type SaltCmd struct {
 	World  string
 	Player string
@@ -194,8 +197,10 @@ func (f *FSM) applySalt(c *SaltCmd) Result {
 }
 
 // applyEraseSalt deletes c.Player's salt: ErrNotFound when there is none
-// (never drawn, or erased already).
-func (f *FSM) applyEraseSalt(c *SaltCmd) Result {
+// (never drawn, or erased already). With keep (CmdEraseSaltKeep, log
+// version 14) the world keeps the salt's digest and the seqs it salted
+// (salt_erased.go).
+func (f *FSM) applyEraseSalt(c *SaltCmd, keep bool) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
@@ -205,6 +210,9 @@ func (f *FSM) applyEraseSalt(c *SaltCmd) Result {
 	}
 	if _, ok := w.salts[c.Player]; !ok {
 		return Result{Err: fmt.Errorf("%w: no salt for player %s in world %s", ErrNotFound, c.Player, c.World)}
+	}
+	if keep {
+		w.keepErased(w.salts[c.Player])
 	}
 	delete(w.salts, c.Player)
 	return Result{}
@@ -253,20 +261,11 @@ func (f *FSM) Recorded(world, player string, seq uint64) bool {
 }
 
 // Salts returns a salted world's table, sorted by player, with its
-// incarnation: what a verifier of the world's version 2 leaves needs.
-// ErrNotSupported for a world whose leaves are not salted.
+// incarnation (SaltTable without the erased digests). ErrNotSupported for
+// a world whose leaves are not salted.
 func (f *FSM) Salts(world string) ([]Salt, uint64, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	w, err := f.saltedWorld(world)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make([]Salt, 0, len(w.salts))
-	for _, p := range sortedKeys(w.salts) {
-		out = append(out, w.salts[p].Salt)
-	}
-	return out, w.incarnation, nil
+	t, err := f.SaltTable(world)
+	return t.Salts, t.Incarnation, err
 }
 
 func (e *encoder) saltCmd(c *SaltCmd, key bool) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 
 	"github.com/gsd-dev/gsd/fsm/crdt"
 	"github.com/gsd-dev/gsd/wire"
@@ -18,8 +19,9 @@ import (
 // incarnation and creation time (lifecycle.go), version 7 each world's
 // fence and import index (migrate.go), version 8 each world's player data
 // versions (playerdata.go), version 9 each world's salt flag and table
-// (salt.go); Restore still reads versions 1 to 8.
-var snapMagic = []byte("GSDSNAP\x09")
+// (salt.go), version 10 each salted world's kept digests of erased salts
+// (salt_erased.go); Restore still reads versions 1 to 10.
+var snapMagic = []byte("GSDSNAP\x0a")
 
 // snapVersion is the newest format version. WriteTo writes version 3 while
 // the state holds nothing that needs 4 (no node reported its versions, no
@@ -47,7 +49,11 @@ var snapMagic = []byte("GSDSNAP\x09")
 // Version 9 only while a world salts its audit leaves (salt.go): its salt
 // table. Only log version 13 creates such a world, so the gate has made
 // every voter able to read it.
-const snapVersion byte = 9
+//
+// Version 10 only while a salted world keeps the digest of an erased
+// salt (salt_erased.go): only log version 14's CmdEraseSaltKeep keeps
+// one, so again the gate has made every voter able to read it.
+const snapVersion byte = 10
 
 // Snapshot is an immutable view of the FSM at one applied index. Taking it
 // copies only the worlds' index maps; entities, fields and players are shared
@@ -84,6 +90,7 @@ func (f *FSM) Snapshot() *Snapshot {
 		c.bans = maps.Clone(w.bans)
 		c.dataVer = maps.Clone(w.dataVer)
 		c.salts = maps.Clone(w.salts)
+		c.erased = slices.Clip(w.erased) // append-only: the copy sees its length only
 		c.history = nil
 		s.worlds = append(s.worlds, &c)
 	}
@@ -181,11 +188,19 @@ func writeWorld(e *encoder, w *world, version byte, reasons *reasonTable, flush 
 	if version >= 9 {
 		writeSalts(e, w)
 	}
+	if version >= 10 {
+		writeErased(e, w)
+	}
 	return nil
 }
 
 // format is the oldest format version that holds the snapshot's state.
 func (s *Snapshot) format() byte {
+	for _, w := range s.worlds {
+		if len(w.erased) > 0 {
+			return 10
+		}
+	}
 	for _, w := range s.worlds {
 		if w.isSalted() {
 			return 9
@@ -368,6 +383,9 @@ func (f *FSM) readWorld(d *decoder, gen uint64, version byte) (*world, error) {
 	}
 	if version >= 9 {
 		readSalts(d, w)
+	}
+	if version >= 10 {
+		readErased(d, w)
 	}
 	if d.err != nil {
 		return nil, d.err

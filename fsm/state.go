@@ -393,6 +393,9 @@ type world struct {
 	// salts is the salt table of a world whose audit leaves are salted
 	// (salt.go), by player; nil: leaves of version 1.
 	salts map[string]saltEntry
+	// erased are the digests of the world's erased salts that were kept
+	// (salt_erased.go), in the order of their erasures.
+	erased []ErasedSalt
 }
 
 // ruleSet is what plan needs of a world: its declared and inferred rules.

@@ -68,9 +68,16 @@ type Versions = wire.Versions
 //     salt table and its erasure. Snapshot 9 adds each world's salt flag
 //     and table; it is written only while a world is salted, which only
 //     those kinds make.
+//   - Log 14 adds CmdEraseSaltKeep (salt_erased.go): an erasure that
+//     keeps the erased salt's digest HMAC-SHA256(salt, id) and the seqs it
+//     salted, so that the erased player's events still verify. A leader
+//     proposes it only when every voter reads log 14, else CmdEraseSalt as
+//     before (no digest kept). Snapshot 10 adds each salted world's kept
+//     digests; it is written only while a world has one, which only that
+//     kind makes.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 13
+	LogVersion      uint32 = 14
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -120,6 +127,11 @@ func Needs(c *Command) Versions {
 		// Salted audit leaves: a replica before log 13 cannot decode the
 		// kinds, nor restore the salt table (snapshot format 9).
 		v.Log, v.Snapshot = 13, 9
+	}
+	if c.Kind == CmdEraseSaltKeep {
+		// The kept digest: a replica before log 14 cannot decode the
+		// kind, nor restore the digests (snapshot format 10).
+		v.Log, v.Snapshot = 14, 10
 	}
 	return v
 }

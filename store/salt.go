@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -31,10 +32,20 @@ func (s *Store) CreateSaltedWorld(ctx context.Context, id string, rules fsm.Rule
 
 // EraseSalt deletes player's audit salt in a salted world: from then on
 // nobody can link the player's id to the leaves that committed to it.
-// fsm.ErrNotFound when the player has none, fsm.ErrNotSupported for a
-// world whose leaves are not salted.
+// Once every voter reads log 14 the world keeps the erased salt's digest
+// and the seqs it salted (fsm.CmdEraseSaltKeep), so that the player's
+// events still verify but for their identity; before, the erasure keeps
+// nothing, as log 13 wrote it. fsm.ErrNotFound when the player has none,
+// fsm.ErrNotSupported for a world whose leaves are not salted.
 func (s *Store) EraseSalt(ctx context.Context, world, player string) error {
-	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdEraseSalt, Salt: &fsm.SaltCmd{World: world, Player: player}})
+	cmd := fsm.Command{Kind: fsm.CmdEraseSaltKeep, Salt: &fsm.SaltCmd{World: world, Player: player}}
+	o, err := s.propose(ctx, cmd)
+	if errors.Is(err, ErrVersionGate) {
+		// Some voter reads less than log 14 (the gate wrote nothing):
+		// the erasure without its digest, gated again.
+		cmd.Kind = fsm.CmdEraseSalt
+		o, err = s.propose(ctx, cmd)
+	}
 	if err != nil {
 		return err
 	}
@@ -44,6 +55,10 @@ func (s *Store) EraseSalt(ctx context.Context, world, player string) error {
 // Salts returns a salted world's salt table on this replica and the
 // world's incarnation (fsm.FSM.Salts).
 func (s *Store) Salts(world string) ([]fsm.Salt, uint64, error) { return s.fsm.Salts(world) }
+
+// SaltTable returns a salted world's salts and kept digests of erased
+// salts on this replica (fsm.FSM.SaltTable).
+func (s *Store) SaltTable(world string) (fsm.SaltTable, error) { return s.fsm.SaltTable(world) }
 
 // salt proposes a salt for a's player in a's world when the world is
 // salted and the player has none: before the player's first action there.

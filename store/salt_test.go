@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -73,4 +74,55 @@ func TestASaltedWorldWaitsForEveryVoterToReadLog13(t *testing.T) {
 	l := c.leader()
 	require.ErrorIs(t, l.CreateSaltedWorld(ctxT(t), "w", fsm.Rules{}), ErrVersionGate)
 	require.ErrorIs(t, l.EraseSalt(ctxT(t), "w", "p"), ErrVersionGate)
+}
+
+// TestAnErasureWaitsForEveryVoterToReadLogVersion14ToKeepItsDigest: while
+// a voter reads log 13 an erasure keeps nothing (CmdEraseSalt, as log 13
+// wrote it); once every voter reads 14 it keeps the erased salt's digest
+// and seqs (CmdEraseSaltKeep), the same on every replica.
+func TestAnErasureWaitsForEveryVoterToReadLogVersion14ToKeepItsDigest(t *testing.T) {
+	t.Parallel()
+	log13 := fsm.Supported()
+	log13.Log, log13.Snapshot = 13, 9
+	c, mixed := newMixedCluster(t, log13)
+	l := c.leader()
+	require.NoError(t, l.CreateSaltedWorld(ctxT(t), "w", fsm.Rules{}))
+	c.waitReplicated()
+	mixed.downgrade(c) // a follower reads log 13
+	for _, p := range []string{"alice", "bob"} {
+		_, _, err := l.Act(ctxT(t), incr("w", p, 1, "e", "hp", 1))
+		require.NoError(t, err)
+	}
+	before, err := l.SaltTable("w")
+	require.NoError(t, err)
+	require.Len(t, before.Salts, 2)
+
+	last := l.raft.LastIndex()
+	require.NoError(t, l.EraseSalt(ctxT(t), "w", "alice"), "a log 13 voter still takes erasures")
+	kinds := proposedSince(t, l, last)
+	require.Contains(t, kinds, fsm.CmdEraseSalt)
+	require.NotContains(t, kinds, fsm.CmdEraseSaltKeep)
+	c.waitReplicated()
+	for _, s := range c.nodes {
+		tab, err := s.SaltTable("w")
+		require.NoError(t, err)
+		require.Empty(t, tab.Erased, "no digest kept before every voter reads log 14")
+		require.Len(t, tab.Salts, 1)
+	}
+
+	mixed.upgrade()
+	last = l.raft.LastIndex()
+	require.NoError(t, l.EraseSalt(ctxT(t), "w", "bob"))
+	require.Contains(t, proposedSince(t, l, last), fsm.CmdEraseSaltKeep)
+	bob := before.Salts[1]
+	require.Equal(t, "bob", bob.Player)
+	want := []fsm.ErasedSalt{{Digest: wire.SaltedID(bob.Key[:], "bob"), Since: bob.Since, Until: 2}}
+	c.waitReplicated()
+	for _, s := range c.nodes {
+		tab, err := s.SaltTable("w")
+		require.NoError(t, err)
+		require.Equal(t, want, tab.Erased, "every replica keeps bob's digest, from his salt's since to the world's last seq")
+		require.Empty(t, tab.Salts)
+	}
+	c.ensureSameHashes("w")
 }

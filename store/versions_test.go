@@ -1,7 +1,6 @@
 package store
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
@@ -137,31 +136,11 @@ func TestRulesUpdateIsAnEventOnceEveryVoterReadsLog12(t *testing.T) {
 	t.Parallel()
 	log11 := fsm.Supported()
 	log11.Log = 11
-	var mu sync.Mutex
-	old := "" // the follower that reads log 11
-	c := newCluster(t, 3, func(cfg *Config) {
-		cfg.NodeVersions = func(id string) (fsm.Versions, bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			if id == old {
-				return log11, true
-			}
-			return fsm.Supported(), true
-		}
-	})
+	c, mixed := newMixedCluster(t, log11)
 	l := c.leader()
 	require.NoError(t, l.CreateWorld(ctxT(t), "w", fsm.Rules{}))
 	c.waitReplicated()
-	for _, s := range c.nodes {
-		s.reportMu.Lock()
-		clear(s.reported) // the leader asks NodeVersions
-		s.reportMu.Unlock()
-		if s != l {
-			mu.Lock()
-			old = s.cfg.ID
-			mu.Unlock()
-		}
-	}
+	mixed.downgrade(c) // a follower reads log 11
 	sub, err := l.Subscribe("w", 1)
 	require.NoError(t, err)
 
@@ -178,9 +157,7 @@ func TestRulesUpdateIsAnEventOnceEveryVoterReadsLog12(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(0), w.Seq, "no event")
 
-	mu.Lock()
-	old = "" // upgraded
-	mu.Unlock()
+	mixed.upgrade()
 	last = l.raft.LastIndex()
 	v, err = l.UpdateRules(ctxT(t), "w", strictRules(), 2)
 	require.NoError(t, err)

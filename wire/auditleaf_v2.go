@@ -123,11 +123,24 @@ func appendLeafValueV2(dst []byte, v Value, salted SaltedIDs) []byte {
 
 // AuditSalts is a salted world incarnation's salt table as a verifier of
 // its version 2 leaves gets it (GET /v1/worlds/{world}/audit/salts, and
-// gsdctl audit fetch's .salts file). An erased player is not in it.
+// gsdctl audit fetch's .salts file). An erased player is not in it; the
+// digests of erased salts that the world kept (log version 14) are in
+// Erased, without the players' ids.
 type AuditSalts struct {
-	World       string      `json:"world"`
-	Incarnation uint64      `json:"incarnation,omitempty"`
-	Salts       []AuditSalt `json:"salts"`
+	World       string            `json:"world"`
+	Incarnation uint64            `json:"incarnation,omitempty"`
+	Salts       []AuditSalt       `json:"salts"`
+	Erased      []AuditErasedSalt `json:"erased,omitempty"`
+}
+
+// AuditErasedSalt is an erased salt's digest, HMAC-SHA256(salt, id): what
+// the leaves of the world's seqs Since to Until committed to in place of
+// its player's id. A stable pseudonym of the player within the range; the
+// id and the salt are gone.
+type AuditErasedSalt struct {
+	Digest []byte `json:"digest"` // 32 bytes; standard base64 in JSON
+	Since  uint64 `json:"since"`
+	Until  uint64 `json:"until"`
 }
 
 // AuditSalt is one player's salt: it salts the leaves of the world's
@@ -145,8 +158,36 @@ type SaltErased struct {
 }
 
 // Check refuses a table a verifier cannot use: a salt that is not 32
-// bytes, a player twice or empty, a since of 0.
+// bytes, a player twice or empty, a since of 0; an erased digest that is
+// not 32 bytes or whose range is empty.
+//
+// It also refuses a table no world keeps, whose erased digests would let
+// a live player's events pass as an erased player's under another name:
+// a digest twice (a digest is one erased salt's), or a digest equal to
+// HMAC-SHA256(salt, player) of one of its live salts. A world never keeps
+// one: an erased salt leaves the table, and a player salted again gets a
+// new random salt. Whatever the ranges say: a live salt's since moved
+// past the digest's range is the same forgery. This does not make the
+// table authentic (it is not signed, docs/ANTICHEAT.md): a table with the
+// live salt removed as well cannot be told from a genuine erasure.
 func (s *AuditSalts) Check() error {
+	var erased map[[SaltedIDLen]byte]AuditErasedSalt
+	if len(s.Erased) > 0 {
+		erased = make(map[[SaltedIDLen]byte]AuditErasedSalt, len(s.Erased))
+	}
+	for _, e := range s.Erased {
+		switch {
+		case len(e.Digest) != SaltedIDLen:
+			return fmt.Errorf("%w: an erased salt's digest has %d bytes, want %d", ErrMalformed, len(e.Digest), SaltedIDLen)
+		case e.Since == 0 || e.Until < e.Since || e.Until > maxAuditSaltsSeq:
+			return fmt.Errorf("%w: an erased salt's digest of seqs %d to %d", ErrMalformed, e.Since, e.Until)
+		}
+		d := [SaltedIDLen]byte(e.Digest)
+		if x, ok := erased[d]; ok {
+			return fmt.Errorf("%w: the erased digests of seqs %d to %d and %d to %d are the same", ErrMalformed, x.Since, x.Until, e.Since, e.Until)
+		}
+		erased[d] = e
+	}
 	seen := make(map[string]bool, len(s.Salts))
 	for _, e := range s.Salts {
 		switch {
@@ -158,6 +199,9 @@ func (s *AuditSalts) Check() error {
 			return fmt.Errorf("%w: player %q's salt has %d bytes, want %d", ErrMalformed, e.Player, len(e.Salt), auditSaltLen)
 		case e.Since == 0 || e.Since > maxAuditSaltsSeq:
 			return fmt.Errorf("%w: player %q's salt since seq %d", ErrMalformed, e.Player, e.Since)
+		}
+		if x, ok := erased[SaltedID(e.Salt, e.Player)]; ok {
+			return fmt.Errorf("%w: the erased digest of seqs %d to %d is live player %q's salted id: their events would pass as an erased player's", ErrMalformed, x.Since, x.Until, e.Player)
 		}
 		seen[e.Player] = true
 	}

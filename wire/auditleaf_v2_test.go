@@ -17,7 +17,7 @@ func testSalts() *AuditSalts {
 		{Player: "p2", Salt: salt(2), Since: 301}, // after leafEvent's seq: not salted there
 		{Player: "box", Salt: salt(3), Since: 300},
 		{Player: "x", Salt: salt(4), Since: 10},
-	}}
+	}, Erased: []AuditErasedSalt{{Digest: salt(9), Since: 2, Until: 2}, {Digest: salt(8), Since: 3, Until: 40}}}
 }
 
 // TestSaltedIDIsHMACSHA256: RFC 4231 test case 2.
@@ -92,11 +92,15 @@ func TestAuditLeafV2SaltsOnlyWhatTheTableSaysAtTheSeq(t *testing.T) {
 
 func TestAuditSaltsCheckRefusesWhatAVerifierCannotUse(t *testing.T) {
 	for name, edit := range map[string]func(*AuditSalts){
-		"no player":  func(s *AuditSalts) { s.Salts[0].Player = "" },
-		"twice":      func(s *AuditSalts) { s.Salts[1].Player = "p1" },
-		"short salt": func(s *AuditSalts) { s.Salts[2].Salt = s.Salts[2].Salt[:31] },
-		"since 0":    func(s *AuditSalts) { s.Salts[3].Since = 0 },
-		"since huge": func(s *AuditSalts) { s.Salts[3].Since = 1 << 63 },
+		"no player":      func(s *AuditSalts) { s.Salts[0].Player = "" },
+		"twice":          func(s *AuditSalts) { s.Salts[1].Player = "p1" },
+		"short salt":     func(s *AuditSalts) { s.Salts[2].Salt = s.Salts[2].Salt[:31] },
+		"since 0":        func(s *AuditSalts) { s.Salts[3].Since = 0 },
+		"since huge":     func(s *AuditSalts) { s.Salts[3].Since = 1 << 63 },
+		"short digest":   func(s *AuditSalts) { s.Erased[0].Digest = s.Erased[0].Digest[:31] },
+		"erased since 0": func(s *AuditSalts) { s.Erased[0].Since = 0 },
+		"until < since":  func(s *AuditSalts) { s.Erased[1].Until = 2 },
+		"until huge":     func(s *AuditSalts) { s.Erased[1].Until = 1 << 63 },
 	} {
 		s := testSalts()
 		edit(s)
@@ -107,6 +111,35 @@ func TestAuditSaltsCheckRefusesWhatAVerifierCannotUse(t *testing.T) {
 	var back AuditSalts
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, *testSalts(), back)
+}
+
+// TestAuditSaltsCheckRefusesAnErasedDigestThatIsALiveSaltsID: the
+// forgery the review found (a live player's salted id added to the
+// erased digests, so that their events renamed pass as an erased
+// player's) is refused whether the ranges overlap or not, and so is a
+// digest twice; a genuine table, whose digests are other salts', passes.
+func TestAuditSaltsCheckRefusesAnErasedDigestThatIsALiveSaltsID(t *testing.T) {
+	salt := func(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+	live := SaltedID(salt(1), "p1") // p1 salted from seq 1
+	s := testSalts()
+	s.Erased[1].Digest = live[:] // seqs 3 to 40
+	err := s.Check()
+	require.ErrorIs(t, err, ErrMalformed)
+	require.ErrorContains(t, err, `the erased digest of seqs 3 to 40 is live player "p1"'s salted id`)
+
+	x := SaltedID(salt(4), "x") // x salted from seq 10, the digest's range is 2 to 2
+	s = testSalts()
+	s.Erased[0].Digest = x[:]
+	require.ErrorContains(t, s.Check(), `the erased digest of seqs 2 to 2 is live player "x"'s salted id`)
+
+	s = testSalts()
+	s.Erased[1].Digest = s.Erased[0].Digest
+	require.ErrorContains(t, s.Check(), "the erased digests of seqs 2 to 2 and 3 to 40 are the same")
+
+	s = testSalts()
+	other := SaltedID(salt(5), "p1") // p1's earlier, erased salt
+	s.Erased[1].Digest = other[:]
+	require.NoError(t, s.Check())
 }
 
 // TestOnlyExactIDsAreSaltedFieldNamesAndCompoundIDsStayInClear: the

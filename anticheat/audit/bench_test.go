@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -182,5 +183,36 @@ func BenchmarkLeafHashV2(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = LeafHashV2(e, salted)
+	}
+}
+
+// BenchmarkErasedSearchBound is the most one event's erased digest search
+// costs (erased.go): an event whose actor has no salt, with more digests
+// in range than maxErasedTries and none of them its actor's, so that the
+// search stops at its bound. short is an event of the test logs (the
+// tries bound it), long one of 40,000 strings (the bytes bound it).
+func BenchmarkErasedSearchBound(b *testing.B) {
+	var salts wire.AuditSalts
+	for i := 0; i <= maxErasedTries; i++ {
+		d := wire.SaltedID([]byte{byte(i), byte(i >> 8)}, "decoy")
+		salts.Erased = append(salts.Erased, wire.AuditErasedSalt{Digest: d[:], Since: 1, Until: 1})
+	}
+	long := events("arena", 1)[0]
+	set := make([]wire.Value, 40_000)
+	for i := range set {
+		set[i] = wire.String(fmt.Sprintf("name-%05d", i))
+	}
+	long.Changes = append(long.Changes, wire.Change{Entity: "e9", Field: "names", Op: "add", Set: set, Version: 1})
+	for name, e := range map[string]*wire.Event{"short": events("arena", 1)[0], "long": long} {
+		b.Run(name, func(b *testing.B) {
+			never := func(tlog.Hash) bool { return false }
+			b.ReportAllocs()
+			for b.Loop() {
+				h := newSaltedHasher(&salts)
+				if _, status := h.leaf(e, never); status != lineUnchecked {
+					b.Fatalf("status %d, want unchecked", status)
+				}
+			}
+		})
 	}
 }

@@ -23,6 +23,13 @@ type saltedMatch struct {
 
 func newSaltedMatch(t *testing.T) saltedMatch {
 	t.Helper()
+	return buildSaltedMatch(t, events("arena", 12))
+}
+
+// buildSaltedMatch is a salted world's log of evs (by p0..p4, each salted
+// from seq 1).
+func buildSaltedMatch(t *testing.T, evs []*wire.Event) saltedMatch {
+	t.Helper()
 	salts := &wire.AuditSalts{World: "arena", Incarnation: 7}
 	for i, p := range []string{"p0", "p1", "p2", "p3", "p4"} {
 		salts.Salts = append(salts.Salts, wire.AuditSalt{Player: p, Salt: bytes.Repeat([]byte{byte(i + 1)}, 32), Since: 1})
@@ -31,7 +38,6 @@ func newSaltedMatch(t *testing.T) saltedMatch {
 	l, err := OpenSalted("arena", 7, &MemStore{})
 	require.NoError(t, err)
 	require.Equal(t, wire.AuditLeafV2, l.LeafVersion())
-	evs := events("arena", 12)
 	digests := salts.Digests()
 	saltings := make([]wire.SaltedIDs, len(evs))
 	for i, e := range evs {
@@ -40,7 +46,7 @@ func newSaltedMatch(t *testing.T) saltedMatch {
 	require.NoError(t, l.AppendSalted(evs, saltings))
 	cp, err := l.Checkpoint()
 	require.NoError(t, err)
-	leaves, err := l.LeafHashes(1, 12)
+	leaves, err := l.LeafHashes(1, uint64(len(evs)))
 	require.NoError(t, err)
 	return saltedMatch{log: l, evs: evs, salts: salts, cp: cp, leaves: leaves}
 }

@@ -76,6 +76,12 @@ type Report struct {
 	// content (VerifySaltedLog). Anything may be written in such a line,
 	// so they make the report not OK unless AllowUnchecked.
 	Unchecked []uint64
+	// Erased are the seqs of a salted world's events that verified with
+	// the digests of erased salts (wire.AuditSalts.Erased) in place of
+	// the players they name: their content and place are verified, the
+	// identities of those players are not. They do not make the report
+	// not OK.
+	Erased []uint64
 	// AllowUnchecked is set by the caller that accepts events whose
 	// content is not verified (gsdctl audit verify --allow-unchecked).
 	AllowUnchecked bool
@@ -107,19 +113,24 @@ func VerifyLog(r io.Reader, cp Checkpoint, leaves []tlog.Hash, earlier ...Checkp
 	if cp.Leaf != 0 {
 		return Report{Checkpoint: cp}, fmt.Errorf("%w: the leaves of %s are version %d: verify it with the world's salts", ErrCheckpoint, cp.Origin, cp.Leaf)
 	}
-	return verifyLog(r, cp, func(e *wire.Event) (tlog.Hash, bool) { return LeafHash(e), false }, leaves, earlier)
+	return verifyLog(r, cp, func(e *wire.Event, _ func(tlog.Hash) bool) (tlog.Hash, lineStatus) { return LeafHash(e), lineVerified }, nil, leaves, earlier)
 }
 
 // VerifySaltedLog is VerifyLog for a salted world's log (leaf version 2,
 // wire.AppendAuditLeafV2) with the world incarnation's salt table (GET
-// .../audit/salts, moderators and admins only). An event whose player has
-// no salt in the table (erased, or erased and salted again after it)
-// cannot have its leaf recomputed: with leaf hashes it is verified by the
-// leaf of its seq alone and listed in Report.Unchecked (its place is
-// checked, its content is not: the report is not OK unless the caller
-// sets AllowUnchecked); without them its leaf makes the root
-// differ, found but not named. An event that names an erased player only
-// as an entity or a value is reported modified.
+// .../audit/salts, moderators and admins only). An event that names a
+// player whose salt is not in the table at its seq (erased) is recomputed
+// with the kept digests of erased salts whose range covers its seq in
+// place of that player's id (erased.go): a match verifies its content but
+// those identities, and it is listed in Report.Erased. An event whose
+// player has no salt and no digest that can stand for it (erased before
+// digests were kept, or more candidates than the verifier tries) cannot
+// have its leaf recomputed: with leaf hashes it is verified by the leaf of
+// its seq alone and listed in Report.Unchecked (its place is checked, its
+// content is not: the report is not OK unless the caller sets
+// AllowUnchecked); without them its leaf makes the root differ, found but
+// not named. One whose player took a digest covering its seq in another
+// line, and matches with none, is reported modified.
 func VerifySaltedLog(r io.Reader, cp Checkpoint, salts *wire.AuditSalts, leaves []tlog.Hash, earlier ...Checkpoint) (Report, error) {
 	if cp.Leaf != 0 && cp.Leaf != wire.AuditLeafV2 {
 		return Report{Checkpoint: cp}, fmt.Errorf("%w: leaf version %d is not built", ErrCheckpoint, cp.Leaf)
@@ -130,17 +141,15 @@ func VerifySaltedLog(r io.Reader, cp Checkpoint, salts *wire.AuditSalts, leaves 
 	if salts.World != cp.Origin || salts.Incarnation != cp.Incarnation {
 		return Report{Checkpoint: cp}, fmt.Errorf("%w: the salts of %s incarnation %d, a checkpoint of %s incarnation %d", ErrCheckpoint, salts.World, salts.Incarnation, cp.Origin, cp.Incarnation)
 	}
-	digests := salts.Digests()
-	return verifyLog(r, cp, func(e *wire.Event) (tlog.Hash, bool) {
-		d, ok := digests[e.Player]
-		erased := e.Player != "" && (!ok || d.Since > e.Seq)
-		return LeafHashV2(e, wire.SaltedAt(digests, e.Seq)), erased
-	}, leaves, earlier)
+	h := newSaltedHasher(salts)
+	return verifyLog(r, cp, h.leaf, h.settle, leaves, earlier)
 }
 
-// verifyLog is VerifyLog with the leaf hash of an event, and whether it
-// can only be verified by its seq's leaf (its player's salt erased).
-func verifyLog(r io.Reader, cp Checkpoint, leafHash func(*wire.Event) (tlog.Hash, bool), leaves []tlog.Hash, earlier []Checkpoint) (Report, error) {
+// verifyLog is VerifyLog with the leaf hash of an event and what it
+// verifies (leafHash gets match, which says whether a hash is one of the
+// tree's leaves; nil without leaf hashes), and settle, when not nil, to
+// decide the lines' status once all are hashed.
+func verifyLog(r io.Reader, cp Checkpoint, leafHash func(*wire.Event, func(tlog.Hash) bool) (tlog.Hash, lineStatus), settle func([]logLine), leaves []tlog.Hash, earlier []Checkpoint) (Report, error) {
 	rep := Report{Checkpoint: cp, Named: leaves != nil}
 	if cp.Size < 0 || cp.Size > MaxVerifyEvents {
 		return rep, fmt.Errorf("gsd/audit: a checkpoint of %d events, outside the 0 to %d one verification holds", cp.Size, MaxVerifyEvents)
@@ -162,7 +171,18 @@ func verifyLog(r io.Reader, cp Checkpoint, leafHash func(*wire.Event) (tlog.Hash
 			return rep, fmt.Errorf("%w: two checkpoints of %d events with different roots: the log forked", ErrCheckpoint, e.Size)
 		}
 	}
-	var lines []logLine
+	var (
+		lines []logLine
+		index map[tlog.Hash]int // the tree's leaves, with leaf hashes
+		match func(tlog.Hash) bool
+	)
+	if leaves != nil {
+		index = make(map[tlog.Hash]int, len(leaves))
+		for i, h := range leaves {
+			index[h] = i
+		}
+		match = func(h tlog.Hash) bool { _, ok := index[h]; return ok }
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
 	for n := 1; sc.Scan(); n++ {
@@ -183,17 +203,21 @@ func verifyLog(r io.Reader, cp Checkpoint, leafHash func(*wire.Event) (tlog.Hash
 			rep.Beyond++
 			continue
 		}
-		h, erased := leafHash(&e)
-		lines = append(lines, logLine{n: n, seq: e.Seq, world: e.World, hash: h, erased: erased})
+		h, status := leafHash(&e, match)
+		lines = append(lines, logLine{n: n, seq: e.Seq, world: e.World, player: e.Player, hash: h, status: status})
 	}
 	if err := sc.Err(); err != nil {
 		return rep, fmt.Errorf("read log: %w", err)
 	}
+	if settle != nil {
+		settle(lines)
+	}
 	if leaves != nil {
-		rep.Problems = append(rep.Problems, named(lines, leaves, &rep.Unchecked)...)
+		rep.Problems = append(rep.Problems, named(lines, leaves, index, &rep)...)
 		slices.Sort(rep.Unchecked)
+		slices.Sort(rep.Erased)
 	} else {
-		rep.Problems = append(rep.Problems, structural(lines, cp, earlier)...)
+		rep.Problems = append(rep.Problems, structural(lines, cp, earlier, &rep.Erased)...)
 	}
 	slices.SortStableFunc(rep.Problems, func(a, b Problem) int {
 		if c := cmp.Compare(a.Seq, b.Seq); c != 0 {
@@ -225,24 +249,23 @@ func decodeEvent(b []byte) (wire.Event, error) {
 
 // logLine is one event of an export.
 type logLine struct {
-	n     int
-	seq   uint64
-	world string
-	hash  tlog.Hash
-	// erased: a salted world's event whose player's salt is not known,
-	// so hash is not its leaf's.
-	erased bool
+	n      int
+	seq    uint64
+	world  string
+	player string
+	hash   tlog.Hash
+	// status: lineUnchecked for a salted world's event whose leaf could
+	// not be recomputed (hash is not its leaf's); lineErased for one
+	// recomputed with erased salts' digests.
+	status lineStatus
 }
 
-// named finds problems by matching each line's leaf hash to the tree's.
-// An unmatched erased line takes its seq's unmatched leaf, its seq added
-// to unchecked.
-func named(lines []logLine, leaves []tlog.Hash, unchecked *[]uint64) []Problem {
+// named finds problems by matching each line's leaf hash to the tree's
+// (index: each leaf's position). An unmatched unchecked line takes its
+// seq's unmatched leaf, its seq added to rep.Unchecked; a matched line
+// recomputed with erased digests is added to rep.Erased.
+func named(lines []logLine, leaves []tlog.Hash, index map[tlog.Hash]int, rep *Report) []Problem {
 	var out []Problem
-	index := make(map[tlog.Hash]int, len(leaves))
-	for i, h := range leaves {
-		index[h] = i
-	}
 	matched := make([]int, len(leaves)) // the line of the leaf's event
 	var inOrder []int                   // matched leaves in line order
 	var lineOf []int
@@ -258,6 +281,9 @@ func named(lines []logLine, leaves []tlog.Hash, unchecked *[]uint64) []Problem {
 			matched[i] = l.n
 			inOrder = append(inOrder, i)
 			lineOf = append(lineOf, l.n)
+			if l.status == lineErased {
+				rep.Erased = append(rep.Erased, l.seq)
+			}
 		}
 	}
 	claimed := make([]bool, len(leaves))
@@ -266,8 +292,8 @@ func named(lines []logLine, leaves []tlog.Hash, unchecked *[]uint64) []Problem {
 		i := l.seq - 1
 		if matched[i] == 0 && !claimed[i] {
 			claimed[i] = true
-			if l.erased {
-				*unchecked = append(*unchecked, l.seq)
+			if l.status == lineUnchecked {
+				rep.Unchecked = append(rep.Unchecked, l.seq)
 				placed = append(placed, lineLeaf{line: l.n, leaf: int(i)})
 				continue
 			}
@@ -291,8 +317,9 @@ func named(lines []logLine, leaves []tlog.Hash, unchecked *[]uint64) []Problem {
 type lineLeaf struct{ line, leaf int }
 
 // structural finds problems by the lines' seqs, and a changed content by
-// the roots.
-func structural(lines []logLine, cp Checkpoint, earlier []Checkpoint) []Problem {
+// the roots. When the root matches, the lines recomputed with erased
+// digests are added to erased.
+func structural(lines []logLine, cp Checkpoint, earlier []Checkpoint, erased *[]uint64) []Problem {
 	var out []Problem
 	first := make([]int, cp.Size) // position in lines of each seq's first line, +1
 	hashes := make([]tlog.Hash, cp.Size)
@@ -326,6 +353,13 @@ func structural(lines []logLine, cp Checkpoint, earlier []Checkpoint) []Problem 
 	}
 	if complete && !rootOK {
 		out = append(out, changed(lines, first, hashes, cp, earlier))
+	}
+	if rootOK {
+		for i := range first {
+			if l := lines[first[i]-1]; l.status == lineErased {
+				*erased = append(*erased, l.seq)
+			}
+		}
 	}
 	return out
 }

@@ -20,7 +20,7 @@ import (
 // saltGroup is what the routes need of the group that leads the world
 // (*store.Store implements it).
 type saltGroup interface {
-	Salts(world string) ([]fsm.Salt, uint64, error)
+	SaltTable(world string) (fsm.SaltTable, error)
 	EraseSalt(ctx context.Context, world, player string) error
 }
 
@@ -42,7 +42,8 @@ func (a *API) internal(h http.HandlerFunc) http.HandlerFunc {
 
 // Salts answers the salt table of a salted world's current incarnation
 // (wire.AuditSalts): what gsdctl audit verify needs to recompute its
-// leaves. Erased players are not in it. 422 not_supported for a world
+// leaves. Erased players are not in it; the digests of erased salts the
+// world kept are, without their players' ids. 422 not_supported for a world
 // whose leaves are not salted.
 func (a *API) Salts(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
@@ -51,20 +52,24 @@ func (a *API) Salts(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		salts, inc, err := sg.Salts(world)
+		t, err := sg.SaltTable(world)
 		if err != nil {
 			return err
 		}
-		out := wire.AuditSalts{World: world, Incarnation: inc, Salts: make([]wire.AuditSalt, len(salts))}
-		for i, s := range salts {
+		out := wire.AuditSalts{World: world, Incarnation: t.Incarnation, Salts: make([]wire.AuditSalt, len(t.Salts))}
+		for i, s := range t.Salts {
 			out.Salts[i] = wire.AuditSalt{Player: s.Player, Salt: s.Key[:], Since: s.Since}
+		}
+		for _, e := range t.Erased {
+			out.Erased = append(out.Erased, wire.AuditErasedSalt{Digest: e.Digest[:], Since: e.Since, Until: e.Until})
 		}
 		a.WriteJSON(w, http.StatusOK, out)
 		return nil
 	})
 }
 
-// EraseSalt deletes a player's salt (fsm.CmdEraseSalt): from then on the
+// EraseSalt deletes a player's salt (fsm.CmdEraseSaltKeep, or CmdEraseSalt
+// while a voter reads log 13: store.Store.EraseSalt): from then on the
 // leaves that committed to the player's salted id no longer link to it.
 // 404 not_found when the player has no salt.
 func (a *API) EraseSalt(w http.ResponseWriter, r *http.Request) {

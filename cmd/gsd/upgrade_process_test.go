@@ -37,7 +37,9 @@ const upgradeFromFile = "scripts/upgrade-from.txt"
 // checks only that the node table, which the gate reads, lists the old
 // node's versions until it is replaced. Log 12 has none: its command (a
 // rules update that is also the world's event) falls back to the update
-// without the event while a voter reads less, rather than being refused.
+// without the event while a voter reads less, rather than being refused;
+// nor has log 14 (an erasure that keeps its salt's digest falls back to
+// the erasure without it).
 var gateProbes = map[uint32]string{
 	6:  `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"mode":"upgrade-probe"}`,
 	7:  `{"fields":{"hp":{"type":"int","policy":"authoritative","visible":"owner"}}}`,

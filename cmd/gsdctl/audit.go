@@ -95,10 +95,13 @@ type auditReport struct {
 	Problems    []audit.Problem `json:"problems"`
 	// Leaf is the leaf version when not 1; Unchecked, a salted world's
 	// events whose content is not verified, only their place (their
-	// player's salt erased); AllowUnchecked, that ok accepts them.
+	// player's salt erased); AllowUnchecked, that ok accepts them;
+	// Erased, events verified with the digests of erased salts: all but
+	// the identities of the erased players they name.
 	Leaf           byte     `json:"leaf,omitempty"`
 	Unchecked      []uint64 `json:"unchecked,omitempty"`
 	AllowUnchecked bool     `json:"allow_unchecked,omitempty"`
+	Erased         []uint64 `json:"erased,omitempty"`
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
@@ -123,12 +126,22 @@ the one the log is checked against.
 
 A salted world's log (leaf version 2: its checkpoints say "leaf 2") needs
 the world's salts (--salts, from gsdctl audit fetch): its leaves commit to
-HMAC-SHA256(salt, id) in place of each player id. An event whose player's
-salt was erased is verified by its leaf hash only (with --leaves; listed
-as unchecked): its place in the log is checked, its content is not, so
-anything may be written in it (any event whose player is missing from the
-salts is taken as such). The log then does not verify unless
---allow-unchecked is given.
+HMAC-SHA256(salt, id) in place of each player id. An event that names a
+player whose salt was erased is recomputed with the digests of erased
+salts that the salts carry (kept by erasures once every voter reads log
+version 14): a match verifies its content and place, not the erased
+player's identity, and it is listed as erased (the log still verifies).
+The salts are not signed: erased is only as trustworthy as the --salts
+file, so fetch it yourself from a node (gsdctl audit fetch, over TLS).
+A file whose erased digests hold a live player's salted id is refused;
+one that drops the player's salt as well cannot be told from an erasure.
+Names of erased players in other players' events are tried with the
+digests only with --leaves. An event whose player's salt was erased
+without a kept digest is verified by its leaf hash only (with --leaves;
+listed as unchecked): its place in the log is checked, its content is
+not, so anything may be written in it (any event whose player is missing
+from the salts, with no digest that matches, is taken as such). The log
+then does not verify unless --allow-unchecked is given.
 
 Exit status 0: the log matches. 1: it does not (each problem is listed),
 it has unchecked events and --allow-unchecked was not given, or an input
@@ -228,7 +241,7 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		return a.printJSON(auditReport{OK: rep.OK(), World: rep.Checkpoint.Origin, Incarnation: rep.Checkpoint.Incarnation,
 			Tombstone: rep.Checkpoint.Tombstone, Size: rep.Checkpoint.Size, Root: root,
 			Signers: signers, Lines: rep.Lines, Beyond: rep.Beyond, Named: rep.Named, Problems: problems,
-			Leaf: rep.Checkpoint.Leaf, Unchecked: rep.Unchecked, AllowUnchecked: rep.AllowUnchecked})
+			Leaf: rep.Checkpoint.Leaf, Unchecked: rep.Unchecked, AllowUnchecked: rep.AllowUnchecked, Erased: rep.Erased})
 	}
 	w := a.stdout
 	cp := rep.Checkpoint
@@ -246,6 +259,9 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		fmt.Fprintf(w, ", %d after the checkpoint (not covered)", rep.Beyond)
 	}
 	fmt.Fprintln(w)
+	if len(rep.Erased) > 0 {
+		fmt.Fprintf(w, "erased: %d event(s) verified with the digests of erased players' salts (content and place verified, the erased players' identities not): seqs %v\n", len(rep.Erased), rep.Erased)
+	}
 	if len(rep.Unchecked) > 0 {
 		fmt.Fprintf(w, "unchecked: %d event(s) of players missing from the salts (erased), content not verified (only their place in the log): seqs %v\n", len(rep.Unchecked), rep.Unchecked)
 		if !rep.AllowUnchecked {

@@ -21,8 +21,10 @@ import (
 // Issue 15's salted leaves over a real node: a world created with
 // --audit-leaf 2, fetched with its salts and verified; without them
 // verify refuses; a tampered event is named; a player's salt erased, its
-// events verify by their leaf hashes only.
-func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerByLeafHashes(t *testing.T) {
+// events verify with the digest the world kept (OK without
+// --allow-unchecked), and, with salts from before digests were kept, by
+// their leaf hashes only.
+func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerWithItsDigest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a gsd process")
 	}
@@ -77,8 +79,9 @@ func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerByLeafHashes(t *
 	require.Equal(t, 1, code)
 	require.Contains(t, out, "modified: seq 5")
 
-	// Erase p1: the salts fetched now lack it; the export made before
-	// verifies, p1's events (seqs 1, 4, 7, 10) by their leaf hashes only.
+	// Erase p1: the salts fetched now lack it and carry its digest for
+	// seqs 1 to 12; the export made before verifies, p1's events (seqs 1,
+	// 4, 7, 10) with the digest: OK without --allow-unchecked.
 	out = mustRun(t, "--addr", n.http, "audit", "erase", "arena", "p1")
 	require.Contains(t, out, `"player": "p1"`)
 	code, out, stderr = ctl(t, "", "--addr", n.http, "audit", "erase", "arena", "p1")
@@ -87,16 +90,53 @@ func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerByLeafHashes(t *
 	require.Contains(t, stderr, "erased already")
 	after := filepath.Join(dir, "after")
 	fetchAt(t, n.http, after, 12, keyPrefix+".pub", false)
-	code, out, stderr = ctl(t, "", append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves")...)
-	require.Equal(t, 1, code, "unchecked events are not accepted by default")
-	require.Contains(t, out, "content not verified")
-	require.Contains(t, stderr, "--allow-unchecked")
-	out = mustRun(t, append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves", "--allow-unchecked", "-o", "json")...)
+	var erased wire.AuditSalts
+	b, err = os.ReadFile(after + ".salts")
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &erased))
+	require.Len(t, erased.Salts, 2)
+	require.Len(t, erased.Erased, 1)
+	require.Equal(t, [2]uint64{1, 12}, [2]uint64{erased.Erased[0].Since, erased.Erased[0].Until})
+	require.NotContains(t, string(b), `"p1"`, "the salts file names no erased player")
+	out = mustRun(t, append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves")...)
+	require.Contains(t, out, "erased: 4 event(s)")
+	require.Contains(t, out, "ok")
+	require.NotContains(t, out, "unchecked")
+	out = mustRun(t, append(verify, "--salts", after+".salts", "--leaves", prefix+".leaves", "-o", "json")...)
 	var rep auditReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.True(t, rep.OK)
-	require.Equal(t, []uint64{1, 4, 7, 10}, rep.Unchecked)
+	require.Empty(t, rep.Unchecked)
+	require.Equal(t, []uint64{1, 4, 7, 10}, rep.Erased)
 	require.Equal(t, wire.AuditLeafV2, rep.Leaf)
+	out = mustRun(t, append(verify, "--salts", after+".salts")...)
+	require.Contains(t, out, "erased: 4 event(s)", "p1 is named nowhere but as its events' actor and entity: the root verifies without leaves")
+
+	// A tampered event of p1 is named modified, not erased.
+	tampered = append([]string(nil), lines...)
+	tampered[6] = strings.Replace(tampered[6], `"value":7`, `"value":70`, 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tampered.ndjson"), []byte(strings.Join(tampered, "\n")), 0o644))
+	code, out, _ = ctl(t, "", append(tv, "--salts", after+".salts", "--leaves", prefix+".leaves")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "modified: seq 7")
+	require.Contains(t, out, "erased: 3 event(s)")
+
+	// Salts from before digests were kept (an erasure of log 13): p1's
+	// events by their leaf hashes only, not accepted by default.
+	erased.Erased = nil
+	b, err = json.Marshal(erased)
+	require.NoError(t, err)
+	old := filepath.Join(dir, "old.salts")
+	require.NoError(t, os.WriteFile(old, b, 0o644))
+	code, out, stderr = ctl(t, "", append(verify, "--salts", old, "--leaves", prefix+".leaves")...)
+	require.Equal(t, 1, code, "unchecked events are not accepted by default")
+	require.Contains(t, out, "content not verified")
+	require.Contains(t, stderr, "--allow-unchecked")
+	out = mustRun(t, append(verify, "--salts", old, "--leaves", prefix+".leaves", "--allow-unchecked", "-o", "json")...)
+	rep = auditReport{}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.True(t, rep.OK)
+	require.Equal(t, []uint64{1, 4, 7, 10}, rep.Unchecked)
 	n.stop(t)
 	require.NotContains(t, n.stderr.String(), "level=ERROR")
 }

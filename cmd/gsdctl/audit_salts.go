@@ -76,7 +76,11 @@ the state and the snapshots: each node keeps two, so the salt leaves the
 disk at the second snapshot after the erasure, "gsdctl snapshot" twice on
 every node to hasten it; the log entries and archive records that
 carried it go with their retention) nobody can link the player's id to the
-audit log, while the log stays verifiable: the player's events verify by
+audit log, while the log stays verifiable: once every voter reads log
+version 14 the world keeps the salt's digest HMAC-SHA256(salt, id) and the
+seqs it salted (no id, no salt; in the salts moderators fetch), with which
+the player's events verify but for their identity; an erasure made while a
+voter reads log 13 keeps nothing, and the player's events then verify by
 their leaf hashes only. A later action of the player draws a new salt.
 
 Erasing is idempotent: a player with no salt (erased already, e.g. by an
