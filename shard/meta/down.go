@@ -175,7 +175,7 @@ type probed struct {
 // probeAll probes the members at addrs at once (a member that does not
 // answer costs up to probeTimeout, not that many times over).
 func (g *Group) probeAll(ctx context.Context, addrs map[string]raft.ServerAddress) map[string]probed {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, g.probeWait())
 	defer cancel()
 	var mu sync.Mutex
 	out := make(map[string]probed, len(addrs))

@@ -65,6 +65,10 @@ type Config struct {
 	Voters int
 	NoSync bool // skip fsync (tests)
 	Logger *slog.Logger
+
+	// probeTimeout bounds one probe of a member (0: the package's
+	// probeTimeout); tests set a long one to hold a probe open.
+	probeTimeout time.Duration
 }
 
 // suffrage returns this node's suffrage in Servers.

@@ -311,7 +311,7 @@ func (g *Group) checkJoiner(ctx context.Context, c Command) error {
 // one report interval. A member on an older binary answers no index
 // and is never promoted.
 func (g *Group) caughtNonvoters(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
-	ctx, cancel := context.WithTimeout(g.stopCtx, probeTimeout)
+	ctx, cancel := context.WithTimeout(g.stopCtx, g.probeWait())
 	defer cancel()
 	last := g.raft.LastIndex()
 	applied := make([]uint64, len(ids))
