@@ -193,25 +193,25 @@ func (g *Group) probeAll(ctx context.Context, addrs map[string]raft.ServerAddres
 }
 
 // joinable returns which of the nodes ids (at addr) the leader may add
-// to the meta group: those that answer the probe with at least this
-// binary's read level, so that no entry of this log and no snapshot of
-// this state is one they cannot read. A node that does not answer
-// (not started yet, or down) waits for the next tick.
+// to the meta group: those whose latest answer to the prober's probe
+// (prober.go), taken within its keep, has at least this binary's read
+// level, so that no entry of this log and no snapshot of this state is
+// one they cannot read. It does not wait: a node that has not answered
+// yet (just listed, its probe in flight), or whose latest probe failed
+// (not started yet, down, stalled), waits for a later tick.
 func (g *Group) joinable(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
 	if len(ids) == 0 {
 		return nil
 	}
-	probe := map[string]raft.ServerAddress{}
-	for _, id := range ids {
-		probe[id] = addr[id]
-	}
+	res, _ := g.prober.answers(ids, addr)
 	out := map[string]bool{}
-	for id, res := range g.probeAll(g.stopCtx, probe) {
-		switch {
-		case res.err != nil:
-			g.log.Debug("a node to add to the meta group does not answer", "node", id, "err", res.err)
-		case res.a.Reads < readsLevel:
-			g.log.Warn("a node of the map reads an older meta log: not added to the meta group until it is upgraded", "node", id, "reads", res.a.Reads, "need", readsLevel)
+	for _, id := range ids {
+		switch r, ok := res[id]; {
+		case !ok:
+		case r.err != nil:
+			g.log.Debug("a node to add to the meta group does not answer", "node", id, "err", r.err)
+		case r.a.Reads < readsLevel:
+			g.log.Warn("a node of the map reads an older meta log: not added to the meta group until it is upgraded", "node", id, "reads", r.a.Reads, "need", readsLevel)
 		default:
 			out[id] = true
 		}

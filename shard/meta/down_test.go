@@ -236,7 +236,7 @@ func TestANodeOnAnOlderReadLevelIsNotAddedToTheMetaGroup(t *testing.T) {
 	c.propose("n1", Command{Op: OpAddNode, Node: "same", Raft: same, HTTP: "h:3"})
 	leader := c.metaLeader()
 	require.Eventually(t, func() bool { return len(c.group(leader).fsm.members().nodes) == 5 }, 10*time.Second, 5*time.Millisecond)
-	c.group(leader).followMap()
+	withAnswers(t, c.group(leader), c.group(leader).followMap)
 	config := c.metaConfig()
 	require.True(t, listed("same", config))
 	require.False(t, listed("older", config))
@@ -258,7 +258,7 @@ func TestWithMembersAsFormedANodeMarkedDownIsNotAddedBack(t *testing.T) {
 	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"gone"}}))
 	leader = c.metaLeader()
 	require.Eventually(t, func() bool { return len(c.group(leader).fsm.Down()) == 1 }, 10*time.Second, 5*time.Millisecond)
-	c.group(leader).addNonvoters()
+	withAnswers(t, c.group(leader), c.group(leader).addNonvoters)
 	require.False(t, listed("gone", c.metaConfig()), "not added back")
 }
 

@@ -138,11 +138,15 @@ type Group struct {
 	// tests stand in for it).
 	askLast func(ctx context.Context, shard uint64, leader string) (uint64, error)
 	// memberMarks is, per meta nonvoter, this leader's last log index
-	// when it last asked how far the nonvoter applied, and barrierTerm
-	// the term this leader last waited for its FSM in (members.go); the
-	// report loop's only.
-	memberMarks map[string]uint64
+	// when it last took the nonvoter's answer of how far it applied
+	// (with the prober's probe number then), and barrierTerm the term
+	// this leader last waited for its FSM in (members.go); the report
+	// loop's only (the prober's goroutines never touch them).
+	memberMarks map[string]memberMark
 	barrierTerm uint64
+	// prober probes the nodes the report loop decides about, off the
+	// loop (prober.go); its state is behind its own lock.
+	prober *prober
 
 	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
 	cancel    context.CancelFunc
@@ -177,9 +181,11 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 // start runs Raft for the meta group; it closes l when it fails.
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), joinMarks: map[uint64]uint64{},
-		memberMarks: map[string]uint64{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+		memberMarks: map[string]memberMark{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
+	// An answer serves a few ticks at most (a second without reports).
+	g.prober = newProber(g.stopCtx, g.probeMember, max(3*cfg.ReportInterval, time.Second))
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -546,6 +552,7 @@ func (g *Group) Close(ctx context.Context) error {
 	g.closeOnce.Do(func() {
 		g.cancel()
 		g.wg.Wait()
+		g.prober.close() // after the loop: nothing starts a probe any more
 		if g.IsLeader() {
 			done := make(chan error, 1)
 			go func() { done <- g.raft.LeadershipTransfer().Error() }()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 
 	"github.com/hashicorp/raft"
 )
@@ -150,13 +149,12 @@ func (g *Group) followMap() {
 	// A member taken out (here, or by admitDown on a request's
 	// goroutine, which must not touch the loop's marks) starts afresh
 	// if it is ever added back.
-	maps.DeleteFunc(g.memberMarks, func(id string, _ uint64) bool { _, in := addr[id]; return !in })
+	maps.DeleteFunc(g.memberMarks, func(id string, _ memberMark) bool { _, in := addr[id]; return !in })
 	for id, n := range m.nodes {
 		addr[id] = raft.ServerAddress(n.Raft)
 	}
-	// Promotion needs to know which nonvoters caught up: ask them all
-	// at once, and only then (a member that does not answer costs the
-	// tick up to probeTimeout, not that many times over).
+	// Promotion needs to know which nonvoters caught up: ask them only
+	// then (the prober's latest answers; no tick waits for a probe).
 	have := 0
 	var nonvoters []string
 	for _, s := range config {
@@ -305,39 +303,41 @@ func (g *Group) checkJoiner(ctx context.Context, c Command) error {
 }
 
 // caughtNonvoters returns which of the meta nonvoters ids have applied
-// the log up to this leader's last index when they were last asked. It
-// asks them again, at once (the probe, which answers the member's
-// applied index), so a nonvoter is promoted once it trails by at most
-// one report interval. A member on an older binary answers no index
-// and is never promoted.
+// the log up to this leader's last index when they were last asked: an
+// answer of the prober (prober.go) to a probe started after that mark
+// was taken, so the applied index it carries was read on the member
+// after the leader read its last index. Each such answer takes a new
+// mark (this last index, and the prober's number before the probes this
+// call starts), so a nonvoter is promoted once it trails by about one
+// report interval. A nonvoter with no answer since its mark (its probe
+// still in flight, or failed) is not caught up this tick. A member on
+// an older binary answers no index and is never promoted.
 func (g *Group) caughtNonvoters(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
-	ctx, cancel := context.WithTimeout(g.stopCtx, g.probeWait())
-	defer cancel()
-	last := g.raft.LastIndex()
-	applied := make([]uint64, len(ids))
-	answered := make([]bool, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Go(func() {
-			a, err := g.probeMember(ctx, addr[id])
-			if err != nil {
-				g.log.Debug("ask a meta nonvoter how far it applied", "node", id, "err", err)
-				return
-			}
-			applied[i], answered[i] = a.Applied, true
-		})
-	}
-	wg.Wait()
+	last := g.raft.LastIndex() // before the probes answers starts
+	res, seq := g.prober.answers(ids, addr)
 	out := map[string]bool{}
-	for i, id := range ids {
-		if !answered[i] {
+	for _, id := range ids {
+		r, ok := res[id]
+		mark, marked := g.memberMarks[id]
+		if !ok || marked && r.seq <= mark.seq {
+			continue // nothing asked since the mark has answered yet
+		}
+		if r.err != nil {
+			g.log.Debug("ask a meta nonvoter how far it applied", "node", id, "err", r.err)
 			continue
 		}
-		mark, ok := g.memberMarks[id]
-		g.memberMarks[id] = last
-		out[id] = ok && applied[i] >= mark
+		g.memberMarks[id] = memberMark{index: last, seq: seq}
+		out[id] = marked && r.a.Applied >= mark.index
 	}
 	return out
+}
+
+// memberMark is the meta leader's last log index when it last took a
+// nonvoter's answer, and the prober's probe number then: a later answer
+// reflects the nonvoter's applied index after index was read.
+type memberMark struct {
+	index uint64
+	seq   uint64
 }
 
 // appliedIndex is how far this replica applied the meta log: raft's

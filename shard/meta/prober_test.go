@@ -76,3 +76,25 @@ func TestABlackholedNodeDoesNotStallTheMetaLeadersReportLoop(t *testing.T) {
 	c.propose(next, Command{Op: OpRemoveNode, Node: "x"})
 	c.waitMetaMembers([]string{"n1", "n2", "n3"}, nil)
 }
+
+// idle reports whether no probe of p is in flight.
+func (p *prober) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, st := range p.nodes {
+		if st.inflight {
+			return false
+		}
+	}
+	return true
+}
+
+// withAnswers takes step (one of the report loop's member steps:
+// followMap, addNonvoters) as two ticks of the loop would: once, which
+// starts the probes it needs, and again once they answered.
+func withAnswers(t *testing.T, g *Group, step func()) {
+	t.Helper()
+	step()
+	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond, "the prober's probes end")
+	step()
+}
