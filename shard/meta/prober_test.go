@@ -1,6 +1,9 @@
 package meta
 
 import (
+	"context"
+	"errors"
+	"math"
 	"net"
 	"sync"
 	"testing"
@@ -89,12 +92,211 @@ func (p *prober) idle() bool {
 	return true
 }
 
+// started is the number of probes p started.
+func (p *prober) started() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seq
+}
+
 // withAnswers takes step (one of the report loop's member steps:
-// followMap, addNonvoters) as two ticks of the loop would: once, which
-// starts the probes it needs, and again once they answered.
+// followMap, addNonvoters) as the report loop's ticks would, with the
+// answers of probes it started: once the probes in flight ended, the
+// prober forgets what it knows (answers and backoffs from before), the
+// step starts the probes it needs, and once they answered it is taken
+// again.
 func withAnswers(t *testing.T, g *Group, step func()) {
 	t.Helper()
+	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond, "the prober's probes end")
+	g.prober.mu.Lock()
+	clear(g.prober.nodes)
+	g.prober.mu.Unlock()
 	step()
 	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond, "the prober's probes end")
 	step()
+}
+
+// stubProbe stands in for probeMember: each probe waits for an answer
+// (or an error) from the test, or for ctx; calls counts the probes by
+// address.
+type stubProbe struct {
+	next chan probed
+	mu   sync.Mutex
+	n    map[raft.ServerAddress]int
+}
+
+func newStubProbe() *stubProbe {
+	return &stubProbe{next: make(chan probed), n: map[raft.ServerAddress]int{}}
+}
+
+func (s *stubProbe) probe(ctx context.Context, addr raft.ServerAddress) (probeAnswer, error) {
+	s.mu.Lock()
+	s.n[addr]++
+	s.mu.Unlock()
+	select {
+	case r := <-s.next:
+		return r.a, r.err
+	case <-ctx.Done():
+		return probeAnswer{}, ctx.Err()
+	}
+}
+
+func (s *stubProbe) calls(addr raft.ServerAddress) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n[addr]
+}
+
+// testProber is a prober over stub, stopped when the test ends.
+func testProber(t *testing.T, stub *stubProbe) *prober {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := newProber(ctx, stub.probe, time.Hour)
+	t.Cleanup(func() { cancel(); p.close() })
+	return p
+}
+
+// A node has one probe in flight at most: asking again while it is
+// starts none and returns the last answer; the answer starts the next.
+func TestTheProberKeepsOneProbeInFlightPerNode(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	for range 3 {
+		res, _ := p.answers([]string{"a"}, addr)
+		require.Empty(t, res, "no answer yet")
+	}
+	require.Equal(t, uint64(1), p.started(), "one probe started")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 1 }, 10*time.Second, time.Millisecond)
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 7}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	res, mark := p.answers([]string{"a"}, addr)
+	require.Equal(t, uint64(1), mark, "one probe before this call")
+	require.Equal(t, probeAnswer{Reads: readsLevel, Applied: 7}, res["a"].a)
+	require.Equal(t, uint64(1), res["a"].seq)
+	require.NoError(t, res["a"].err)
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond, "the answer lets the next probe start")
+
+	// The same node at another address is another node: the answer from
+	// the old one says nothing of it.
+	res, _ = p.answers([]string{"a"}, map[string]raft.ServerAddress{"a": "a:2"})
+	require.Empty(t, res)
+	require.Eventually(t, func() bool { return stub.calls("a:2") == 1 }, 10*time.Second, time.Millisecond)
+}
+
+// A node whose probe failed is probed again only after a backoff, which
+// doubles with each failure up to a bound; an answer ends it.
+func TestTheProberBacksOffAFailingNode(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	p.backoffMin = time.Hour
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	p.answers([]string{"a"}, addr)
+	stub.next <- probed{err: errors.New("refused")}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	for range 3 {
+		res, _ := p.answers([]string{"a"}, addr)
+		require.ErrorContains(t, res["a"].err, "refused", "the failure is the latest result")
+	}
+	require.Equal(t, uint64(1), p.started(), "not probed again within the backoff")
+
+	p.mu.Lock()
+	p.backoffMin, p.backoffMax = time.Millisecond, time.Millisecond
+	p.nodes[probeKey{"a", "a:1"}].retryAt = time.Time{}
+	p.mu.Unlock()
+	p.answers([]string{"a"}, addr)
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	p.mu.Lock()
+	st := *p.nodes[probeKey{"a", "a:1"}]
+	p.mu.Unlock()
+	require.Zero(t, st.fails, "an answer ends the backoff")
+	require.True(t, st.retryAt.IsZero())
+
+	for _, c := range []struct {
+		fails int
+		want  time.Duration
+	}{{1, 250 * time.Millisecond}, {2, 500 * time.Millisecond}, {5, 4 * time.Second}, {6, 5 * time.Second}, {1000, 5 * time.Second}} {
+		require.Equal(t, c.want, backoff(probeBackoffMin, probeBackoffMax, c.fails), "after %d failures", c.fails)
+	}
+}
+
+// An answer older than keep is not used, and a node not asked for
+// longer than keep is forgotten (unless its probe is in flight).
+func TestTheProberForgetsOldAnswersAndNodes(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	addr := map[string]raft.ServerAddress{"a": "a:1", "b": "b:1"}
+	p.answers([]string{"a", "b"}, addr)
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel}}
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	p.mu.Lock()
+	p.nodes[probeKey{"a", "a:1"}].last.at = time.Now().Add(-2 * time.Hour)
+	p.nodes[probeKey{"b", "b:1"}].asked = time.Now().Add(-2 * time.Hour)
+	p.mu.Unlock()
+	res, _ := p.answers([]string{"a"}, addr)
+	require.Empty(t, res, "a's answer is too old")
+	p.mu.Lock()
+	_, kept := p.nodes[probeKey{"b", "b:1"}]
+	p.mu.Unlock()
+	require.False(t, kept, "b, not asked for, is forgotten")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond, "a is asked again")
+
+	// In flight, a node is kept however long ago it was asked for.
+	p.mu.Lock()
+	p.nodes[probeKey{"a", "a:1"}].asked = time.Now().Add(-2 * time.Hour)
+	p.mu.Unlock()
+	p.answers(nil, addr)
+	p.mu.Lock()
+	_, kept = p.nodes[probeKey{"a", "a:1"}]
+	p.mu.Unlock()
+	require.True(t, kept)
+}
+
+// Closed, the prober starts no probe, and close waits for the probes in
+// flight, which the Group's context ends.
+func TestAClosedProberStartsNoProbe(t *testing.T) {
+	stub := newStubProbe()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := newProber(ctx, stub.probe, time.Hour)
+	p.answers([]string{"a"}, map[string]raft.ServerAddress{"a": "a:1"})
+	cancel()
+	p.close()
+	require.True(t, p.idle())
+	p.answers([]string{"b"}, map[string]raft.ServerAddress{"b": "b:1"})
+	require.Equal(t, uint64(1), p.started(), "only a's probe, before close")
+	require.True(t, p.idle())
+}
+
+// A nonvoter is caught up only on an answer to a probe started after its
+// mark: an answer from before it (the next probe still in flight) does
+// not count, however far ahead it says the nonvoter is.
+func TestANonvoterIsCaughtUpOnlyOnAnAnswerAskedAfterItsMark(t *testing.T) {
+	c := newMetaClusterWith(t, 1, func(cfg *Config) { cfg.ReportInterval = 0 }) // no loop: the test asks in its place
+	g := c.group(c.metaLeader())
+	stub := newStubProbe()
+	g.prober.probe = stub.probe // no probe started yet
+	ids, addr := []string{"x"}, map[string]raft.ServerAddress{"x": "x:1"}
+	answer := func(applied uint64) {
+		stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: applied}}
+		require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond)
+	}
+	require.Empty(t, g.caughtNonvoters(ids, addr), "no answer yet")
+	answer(math.MaxUint64)
+	require.Equal(t, map[string]bool{"x": false}, g.caughtNonvoters(ids, addr), "the first answer takes the mark only")
+	mark := g.memberMarks["x"].index
+	require.Positive(t, mark)
+	require.Empty(t, g.caughtNonvoters(ids, addr), "the answer from before the mark does not count")
+	answer(mark - 1)
+	require.Equal(t, map[string]bool{"x": false}, g.caughtNonvoters(ids, addr), "behind the mark")
+	answer(g.memberMarks["x"].index)
+	require.Equal(t, map[string]bool{"x": true}, g.caughtNonvoters(ids, addr), "at the mark")
+
+	// A failed probe is no answer: not caught up, and the mark stays.
+	before := g.memberMarks["x"]
+	stub.next <- probed{err: errors.New("refused")}
+	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond)
+	require.Empty(t, g.caughtNonvoters(ids, addr))
+	require.Equal(t, before, g.memberMarks["x"])
 }
