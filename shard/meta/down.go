@@ -29,7 +29,8 @@ import (
 //     included, ever reaches the target.
 //   - Nothing adds it back while it is marked down (members.go), and
 //     the leader adds a node to the meta group only once it answers the
-//     probe with this binary's read level (joinable): a node that comes
+//     probe with this binary's read level (joinable: its latest answer
+//     to the prober, a few ticks old at most): a node that comes
 //     back, marked or not, takes the log from where it stopped or a
 //     snapshot only if it reads everything this leader's log can hold.
 //   - Every other member, still in the configuration, must read
