@@ -27,12 +27,20 @@ import (
 //     Raft stops replicating to a server as soon as the configuration
 //     entry that removes it is appended, so no entry after it, the mark
 //     included, ever reaches the target.
-//   - Nothing adds it back while it is marked down (members.go), and
-//     the leader adds a node to the meta group only once it answers the
-//     probe with this binary's read level (joinable: its latest answer
-//     to the prober, a few ticks old at most): a node that comes
-//     back, marked or not, takes the log from where it stopped or a
-//     snapshot only if it reads everything this leader's log can hold.
+//   - Nothing adds it back while it is marked down, and the leader adds
+//     a node to the meta group only on a fresh answer to the probe with
+//     this binary's read level (members.go's addNonvoter: the prober's
+//     answers only nominate it, joinable; the leader then probes it
+//     again right before AddNonvoter and re-reads the down marks and
+//     removals from its FSM, after that probe): a node that comes back,
+//     marked or not, takes the log from where it stopped or a snapshot
+//     only if it reads everything this leader's log can hold, and one
+//     that answered the prober and then died or came back on an older
+//     gsd is not added on that answer.
+//   - No add runs while a mark_down is admitted and proposed (the
+//     leader's markingDown): an add finished before admitDown reads the
+//     configuration is in it, so the node is probed and taken out (or
+//     the mark refused); an add after it sees the mark in the FSM.
 //   - Every other member, still in the configuration, must read
 //     mark_down (level 5) as for any gated command.
 //
@@ -193,13 +201,14 @@ func (g *Group) probeAll(ctx context.Context, addrs map[string]raft.ServerAddres
 	return out
 }
 
-// joinable returns which of the nodes ids (at addr) the leader may add
-// to the meta group: those whose latest answer to the prober's probe
-// (prober.go), taken within its keep, has at least this binary's read
-// level, so that no entry of this log and no snapshot of this state is
-// one they cannot read. It does not wait: a node that has not answered
-// yet (just listed, its probe in flight), or whose latest probe failed
-// (not started yet, down, stalled), waits for a later tick.
+// joinable returns which of the nodes ids (at addr) the leader may try
+// to add to the meta group: those whose latest answer to the prober's
+// probe (prober.go), recent enough, has at least this binary's read
+// level. They are candidates only: addNonvoter adds one on a fresh
+// answer. It does not wait: a node that has not answered yet (just
+// listed, its probe in flight), or whose latest probe failed (not
+// started yet, down, stalled), waits for a later tick, so a blackholed
+// node is never probed on the loop.
 func (g *Group) joinable(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
 	if len(ids) == 0 {
 		return nil

@@ -147,6 +147,11 @@ type Group struct {
 	// prober probes the nodes the report loop decides about, off the
 	// loop (prober.go); its state is behind its own lock.
 	prober *prober
+	// downMu guards markingDown, the mark_down commands being admitted
+	// and proposed on this leader; an add (addNonvoter) holds it from
+	// its checks to its configuration change (members.go).
+	downMu      sync.Mutex
+	markingDown int
 
 	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
 	cancel    context.CancelFunc
@@ -357,6 +362,11 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	}
 	if !g.IsLeader() {
 		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
+	}
+	if c.Op == OpMarkDown {
+		// No add between admitDown's look at the configuration and the
+		// mark's apply (members.go's addNonvoter).
+		defer g.markDown()()
 	}
 	if err := g.admit(ctx, c); err != nil {
 		return Result{}, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -190,7 +191,15 @@ func (g *Group) followMap() {
 		var err error
 		switch s.kind {
 		case stepAddNonvoter:
-			err = g.raft.AddNonvoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
+			// Still a node of the map, not marked down, at this address.
+			var added bool
+			added, err = g.addNonvoter(s.node, addr[s.node], func(m members) bool {
+				n, ok := m.nodes[s.node]
+				return ok && !m.leaves(s.node) && raft.ServerAddress(n.Raft) == addr[s.node]
+			})
+			if err == nil && !added {
+				continue
+			}
 		case stepPromote:
 			err = g.raft.AddVoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
 		case stepRemove:
@@ -240,9 +249,71 @@ func (g *Group) addNonvoters() {
 		if !join[id] {
 			continue // not answering, or reading an older log (down.go)
 		}
-		if err := g.raft.AddNonvoter(raft.ServerID(id), addr[id], 0, g.cfg.ApplyTimeout).Error(); err != nil {
+		if _, err := g.addNonvoter(id, addr[id], func(m members) bool { return !m.leaves(id) }); err != nil {
 			g.log.Debug("add meta nonvoter", "id", id, "err", err)
 		}
+	}
+}
+
+// confirmWait bounds the fresh probe that confirms a node right before
+// the meta leader adds it (addNonvoter): the node answered the prober a
+// moment ago, so it answers fast; one that does not now is not added
+// this tick, and is no candidate until it answers the prober again.
+const confirmWait = 500 * time.Millisecond
+
+// addNonvoter adds node id at addr to the meta group as a nonvoter and
+// reports whether it did. joinable only nominates it (an answer up to a
+// few ticks old); the add needs more, checked right before it:
+//
+//   - no mark_down is being admitted (markingDown): admitDown decides
+//     from the configuration whether to take its nodes out before the
+//     mark, and an add it did not see would put a node back that it is
+//     about to mark;
+//   - want holds of the map as the FSM has it now (not marked down, not
+//     removed), before the probe and after it;
+//   - the node answers a fresh probe (prober.confirm, within
+//     confirmWait) with this binary's read level: one that answered the
+//     prober and then died or came back on an older gsd is not added.
+//
+// downMu is held throughout, so a mark_down admitted next sees the node
+// in the configuration, and one being admitted holds the add off until
+// its mark applied.
+func (g *Group) addNonvoter(id string, addr raft.ServerAddress, want func(members) bool) (bool, error) {
+	g.downMu.Lock()
+	defer g.downMu.Unlock()
+	if g.markingDown > 0 {
+		g.log.Debug("a node to add to the meta group waits: a mark_down is being admitted", "node", id)
+		return false, nil
+	}
+	if !want(g.fsm.members()) {
+		return false, nil
+	}
+	r := g.prober.confirm(id, addr, min(confirmWait, g.probeWait()))
+	switch {
+	case r.err != nil:
+		g.log.Debug("a node to add to the meta group does not answer now", "node", id, "err", r.err)
+		return false, nil
+	case r.a.Reads < readsLevel:
+		g.log.Warn("a node of the map reads an older meta log: not added to the meta group until it is upgraded", "node", id, "reads", r.a.Reads, "need", readsLevel)
+		return false, nil
+	case !want(g.fsm.members()):
+		return false, nil // marked down or removed while it was probed
+	}
+	return true, g.raft.AddNonvoter(raft.ServerID(id), addr, 0, g.cfg.ApplyTimeout).Error()
+}
+
+// markDown tells addNonvoter that a mark_down is being admitted and
+// proposed, until the returned func is called (once it applied, or
+// failed). It waits for an add in progress: admitDown then sees it in
+// the configuration.
+func (g *Group) markDown() (done func()) {
+	g.downMu.Lock()
+	g.markingDown++
+	g.downMu.Unlock()
+	return func() {
+		g.downMu.Lock()
+		g.markingDown--
+		g.downMu.Unlock()
 	}
 }
 
