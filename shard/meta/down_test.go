@@ -243,7 +243,8 @@ func TestANodeOnAnOlderReadLevelIsNotAddedToTheMetaGroup(t *testing.T) {
 }
 
 // With the members left as formed (--meta-voters 0), a nonvoter of the
-// first configuration that was marked down is not added back.
+// first configuration that was marked down is not added back, though it
+// is back at its address and answers as a member of this level would.
 func TestWithMembersAsFormedANodeMarkedDownIsNotAddedBack(t *testing.T) {
 	gone := downMember(t)
 	c := newMetaClusterWith(t, 3, func(cfg *Config) {
@@ -258,6 +259,7 @@ func TestWithMembersAsFormedANodeMarkedDownIsNotAddedBack(t *testing.T) {
 	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"gone"}}))
 	leader = c.metaLeader()
 	require.Eventually(t, func() bool { return len(c.group(leader).fsm.Down()) == 1 }, 10*time.Second, 5*time.Millisecond)
+	countingMemberAt(t, gone, readsLevel) // back, answering: only the down mark keeps it out
 	withAnswers(t, c.group(leader), c.group(leader).addNonvoters)
 	require.False(t, listed("gone", c.metaConfig()), "not added back")
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,8 +222,10 @@ func TestTheProberBacksOffAFailingNode(t *testing.T) {
 	}
 }
 
-// An answer older than keep is not used, and a node not asked for
-// longer than keep is forgotten (unless its probe is in flight).
+// An answer older than keep whose probe was not started at the node's
+// previous ask is not used, and a node neither asked for within keep nor
+// in the last forgetCalls calls is forgotten (unless its probe is in
+// flight).
 func TestTheProberForgetsOldAnswersAndNodes(t *testing.T) {
 	stub := newStubProbe()
 	p := testProber(t, stub)
@@ -233,10 +236,18 @@ func TestTheProberForgetsOldAnswersAndNodes(t *testing.T) {
 	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
 	p.mu.Lock()
 	p.nodes[probeKey{"a", "a:1"}].last.at = time.Now().Add(-2 * time.Hour)
+	p.nodes[probeKey{"a", "a:1"}].asks++ // asked again since, its probe unanswered
 	p.nodes[probeKey{"b", "b:1"}].asked = time.Now().Add(-2 * time.Hour)
 	p.mu.Unlock()
-	res, _ := p.answers([]string{"a"}, addr)
-	require.Empty(t, res, "a's answer is too old")
+	for range forgetCalls {
+		res, _ := p.answers([]string{"a"}, addr)
+		require.Empty(t, res, "a's answer is too old")
+		p.mu.Lock()
+		_, kept := p.nodes[probeKey{"b", "b:1"}]
+		p.mu.Unlock()
+		require.True(t, kept, "b was asked for in the last %d calls", forgetCalls)
+	}
+	p.answers(nil, addr)
 	p.mu.Lock()
 	_, kept := p.nodes[probeKey{"b", "b:1"}]
 	p.mu.Unlock()
@@ -247,11 +258,59 @@ func TestTheProberForgetsOldAnswersAndNodes(t *testing.T) {
 	p.mu.Lock()
 	p.nodes[probeKey{"a", "a:1"}].asked = time.Now().Add(-2 * time.Hour)
 	p.mu.Unlock()
-	p.answers(nil, addr)
+	for range forgetCalls + 1 {
+		p.answers(nil, addr)
+	}
 	p.mu.Lock()
 	_, kept = p.nodes[probeKey{"a", "a:1"}]
 	p.mu.Unlock()
 	require.True(t, kept)
+}
+
+// Asked at intervals longer than keep (a report loop whose ticks are
+// slow), the prober still answers: each ask gets the answer to the probe
+// the previous one started, and the node is not forgotten between them.
+func TestTheProberAnswersAskedMoreThanKeepApart(t *testing.T) {
+	var probes atomic.Int64
+	probe := func(context.Context, raft.ServerAddress) (probeAnswer, error) {
+		probes.Add(1)
+		return probeAnswer{Reads: readsLevel, Applied: uint64(probes.Load())}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := newProber(ctx, probe, time.Millisecond)
+	t.Cleanup(func() { cancel(); p.close() })
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	for i := range 5 {
+		res, _ := p.answers([]string{"a"}, addr)
+		if i == 0 {
+			require.Empty(t, res, "no answer yet")
+		} else {
+			require.Equal(t, uint64(i), res["a"].a.Applied, "ask %d gets the answer to the probe ask %d started", i+1, i)
+		}
+		require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // more than keep: the answer is older than keep
+	}
+}
+
+// A confirmation's result is the node's latest: the background probe in
+// flight while it ran, older, does not replace it when it ends.
+func TestAConfirmationOutranksTheProbeInFlightBeforeIt(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	p.answers([]string{"a"}, addr) // the background probe, held by stub
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 1 }, 10*time.Second, time.Millisecond)
+	done := make(chan probeResult, 1)
+	go func() { done <- p.confirm("a", "a:1", time.Hour) }()
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond)
+	stub.next <- probed{err: errors.New("refused")} // one of the two
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel}}
+	r := <-done
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	res, _ := p.answers([]string{"a"}, addr)
+	require.Equal(t, r.seq, res["a"].seq, "the confirmation's result stays the latest")
+	require.Equal(t, uint64(2), r.seq, "the confirmation started after the background probe")
+	require.Equal(t, r.err, res["a"].err)
 }
 
 // Closed, the prober starts no probe, and close waits for the probes in
