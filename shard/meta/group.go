@@ -189,7 +189,8 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 		memberMarks: map[string]memberMark{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
-	// An answer serves a few ticks at most (a second without reports).
+	// An answer serves a few ticks (a second without reports), or until
+	// the next ask when the ticks are slower (prober.go).
 	g.prober = newProber(g.stopCtx, g.probeMember, max(3*cfg.ReportInterval, time.Second))
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
