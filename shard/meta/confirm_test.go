@@ -97,3 +97,22 @@ func TestNoNodeIsAddedWhileAMarkDownIsBeingAdmitted(t *testing.T) {
 	withAnswers(t, g, g.followMap)
 	require.True(t, listed("x", c.metaConfig()), "added once the mark_down is done")
 }
+
+// addNonvoter reads the map again before the probe and after it: a node
+// marked down or removed by then is not probed, or not added.
+func TestAddNonvoterChecksTheMapBeforeAndAfterItsProbe(t *testing.T) {
+	c := newMetaClusterWith(t, 3, func(cfg *Config) { cfg.ReportInterval = 0 })
+	x, _, probes := countingMember(t, readsLevel)
+	g := c.group(c.metaLeader())
+	added, err := g.addNonvoter("x", raft.ServerAddress(x), func(members) bool { return false })
+	require.NoError(t, err)
+	require.False(t, added)
+	require.Zero(t, probes(), "not probed: the map leaves it out")
+
+	calls := 0
+	added, err = g.addNonvoter("x", raft.ServerAddress(x), func(members) bool { calls++; return calls == 1 })
+	require.NoError(t, err)
+	require.False(t, added, "left out of the map while it was probed")
+	require.Equal(t, int64(1), probes())
+	require.False(t, listed("x", c.metaConfig()))
+}
