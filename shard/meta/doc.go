@@ -23,7 +23,8 @@
 // leads, the opening of the shards the map gives the node, and the seed
 // of an empty map from a static one (gsd --shard-map --meta). From the
 // same loop the meta leader keeps the group's own members to the map's
-// nodes (members.go), and shard voter replacements move on
+// nodes (members.go; the nodes are probed off the loop, prober.go), and
+// shard voter replacements move on
 // (reconcile.go; a joiner catches up with the shard's leader,
 // catchup.go, and starts from a clean directory, joindir.go).
 package meta

@@ -27,11 +27,20 @@ import (
 //     Raft stops replicating to a server as soon as the configuration
 //     entry that removes it is appended, so no entry after it, the mark
 //     included, ever reaches the target.
-//   - Nothing adds it back while it is marked down (members.go), and
-//     the leader adds a node to the meta group only once it answers the
-//     probe with this binary's read level (joinable): a node that comes
-//     back, marked or not, takes the log from where it stopped or a
-//     snapshot only if it reads everything this leader's log can hold.
+//   - Nothing adds it back while it is marked down, and the leader adds
+//     a node to the meta group only on a fresh answer to the probe with
+//     this binary's read level (members.go's addNonvoter: the prober's
+//     answers only nominate it, joinable; the leader then probes it
+//     again right before AddNonvoter and re-reads the down marks and
+//     removals from its FSM, after that probe): a node that comes back,
+//     marked or not, takes the log from where it stopped or a snapshot
+//     only if it reads everything this leader's log can hold, and one
+//     that answered the prober and then died or came back on an older
+//     gsd is not added on that answer.
+//   - No add runs while a mark_down is admitted and proposed (the
+//     leader's markingDown): an add finished before admitDown reads the
+//     configuration is in it, so the node is probed and taken out (or
+//     the mark refused); an add after it sees the mark in the FSM.
 //   - Every other member, still in the configuration, must read
 //     mark_down (level 5) as for any gated command.
 //
@@ -175,7 +184,7 @@ type probed struct {
 // probeAll probes the members at addrs at once (a member that does not
 // answer costs up to probeTimeout, not that many times over).
 func (g *Group) probeAll(ctx context.Context, addrs map[string]raft.ServerAddress) map[string]probed {
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, g.probeWait())
 	defer cancel()
 	var mu sync.Mutex
 	out := make(map[string]probed, len(addrs))
@@ -192,26 +201,27 @@ func (g *Group) probeAll(ctx context.Context, addrs map[string]raft.ServerAddres
 	return out
 }
 
-// joinable returns which of the nodes ids (at addr) the leader may add
-// to the meta group: those that answer the probe with at least this
-// binary's read level, so that no entry of this log and no snapshot of
-// this state is one they cannot read. A node that does not answer
-// (not started yet, or down) waits for the next tick.
+// joinable returns which of the nodes ids (at addr) the leader may try
+// to add to the meta group: those whose latest answer to the prober's
+// probe (prober.go), recent enough, has at least this binary's read
+// level. They are candidates only: addNonvoter adds one on a fresh
+// answer. It does not wait: a node that has not answered yet (just
+// listed, its probe in flight), or whose latest probe failed (not
+// started yet, down, stalled), waits for a later tick, so a blackholed
+// node is never probed on the loop.
 func (g *Group) joinable(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
 	if len(ids) == 0 {
 		return nil
 	}
-	probe := map[string]raft.ServerAddress{}
-	for _, id := range ids {
-		probe[id] = addr[id]
-	}
+	res, _ := g.prober.answers(ids, addr)
 	out := map[string]bool{}
-	for id, res := range g.probeAll(g.stopCtx, probe) {
-		switch {
-		case res.err != nil:
-			g.log.Debug("a node to add to the meta group does not answer", "node", id, "err", res.err)
-		case res.a.Reads < readsLevel:
-			g.log.Warn("a node of the map reads an older meta log: not added to the meta group until it is upgraded", "node", id, "reads", res.a.Reads, "need", readsLevel)
+	for _, id := range ids {
+		switch r, ok := res[id]; {
+		case !ok:
+		case r.err != nil:
+			g.log.Debug("a node to add to the meta group does not answer", "node", id, "err", r.err)
+		case r.a.Reads < readsLevel:
+			g.log.Warn("a node of the map reads an older meta log: not added to the meta group until it is upgraded", "node", id, "reads", r.a.Reads, "need", readsLevel)
 		default:
 			out[id] = true
 		}

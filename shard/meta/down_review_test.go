@@ -113,11 +113,11 @@ func TestWithMembersAsFormedANodeBackOnAnOlderGsdIsNotAdded(t *testing.T) {
 	require.Eventually(t, func() bool { return len(c.group(leader).fsm.Down()) == 0 }, 10*time.Second, 5*time.Millisecond)
 
 	_, stop, _ := countingMemberAt(t, back, readsLevel-1) // back, on an older gsd
-	c.group(leader).addNonvoters()
+	withAnswers(t, c.group(leader), c.group(leader).addNonvoters)
 	require.False(t, listed("back", c.metaConfig()), "added back although it reads an older log")
 	stop()
 	countingMemberAt(t, back, readsLevel) // upgraded
-	c.group(leader).addNonvoters()
+	withAnswers(t, c.group(leader), c.group(leader).addNonvoters)
 	require.True(t, listed("back", c.metaConfig()), "upgraded, it is added")
 }
 

@@ -236,14 +236,15 @@ func TestANodeOnAnOlderReadLevelIsNotAddedToTheMetaGroup(t *testing.T) {
 	c.propose("n1", Command{Op: OpAddNode, Node: "same", Raft: same, HTTP: "h:3"})
 	leader := c.metaLeader()
 	require.Eventually(t, func() bool { return len(c.group(leader).fsm.members().nodes) == 5 }, 10*time.Second, 5*time.Millisecond)
-	c.group(leader).followMap()
+	withAnswers(t, c.group(leader), c.group(leader).followMap)
 	config := c.metaConfig()
 	require.True(t, listed("same", config))
 	require.False(t, listed("older", config))
 }
 
 // With the members left as formed (--meta-voters 0), a nonvoter of the
-// first configuration that was marked down is not added back.
+// first configuration that was marked down is not added back, though it
+// is back at its address and answers as a member of this level would.
 func TestWithMembersAsFormedANodeMarkedDownIsNotAddedBack(t *testing.T) {
 	gone := downMember(t)
 	c := newMetaClusterWith(t, 3, func(cfg *Config) {
@@ -258,7 +259,8 @@ func TestWithMembersAsFormedANodeMarkedDownIsNotAddedBack(t *testing.T) {
 	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"gone"}}))
 	leader = c.metaLeader()
 	require.Eventually(t, func() bool { return len(c.group(leader).fsm.Down()) == 1 }, 10*time.Second, 5*time.Millisecond)
-	c.group(leader).addNonvoters()
+	countingMemberAt(t, gone, readsLevel) // back, answering: only the down mark keeps it out
+	withAnswers(t, c.group(leader), c.group(leader).addNonvoters)
 	require.False(t, listed("gone", c.metaConfig()), "not added back")
 }
 

@@ -172,7 +172,7 @@ func (g *Group) gateExcept(ctx context.Context, c Command, skip []string) error 
 // probeMember asks the member at addr which meta commands it reads and
 // how far it applied the meta log.
 func (g *Group) probeMember(ctx context.Context, addr raft.ServerAddress) (probeAnswer, error) {
-	deadline := time.Now().Add(probeTimeout)
+	deadline := time.Now().Add(g.probeWait())
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
@@ -198,6 +198,15 @@ func (g *Group) probeMember(ctx context.Context, addr raft.ServerAddress) (probe
 		return probeAnswer{}, fmt.Errorf("%w: bad probe answer: %w", errNoProbeAnswer, err)
 	}
 	return a, nil
+}
+
+// probeWait is how long one probe may take: probeTimeout unless a test
+// set another.
+func (g *Group) probeWait() time.Duration {
+	if g.cfg.probeTimeout > 0 {
+		return g.cfg.probeTimeout
+	}
+	return probeTimeout
 }
 
 // errNoProbeAnswer is probeMember's error once the dial succeeded: the

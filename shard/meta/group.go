@@ -65,6 +65,10 @@ type Config struct {
 	Voters int
 	NoSync bool // skip fsync (tests)
 	Logger *slog.Logger
+
+	// probeTimeout bounds one probe of a member (0: the package's
+	// probeTimeout); tests set a long one to hold a probe open.
+	probeTimeout time.Duration
 }
 
 // suffrage returns this node's suffrage in Servers.
@@ -134,11 +138,20 @@ type Group struct {
 	// tests stand in for it).
 	askLast func(ctx context.Context, shard uint64, leader string) (uint64, error)
 	// memberMarks is, per meta nonvoter, this leader's last log index
-	// when it last asked how far the nonvoter applied, and barrierTerm
-	// the term this leader last waited for its FSM in (members.go); the
-	// report loop's only.
-	memberMarks map[string]uint64
+	// when it last took the nonvoter's answer of how far it applied
+	// (with the prober's probe number then), and barrierTerm the term
+	// this leader last waited for its FSM in (members.go); the report
+	// loop's only (the prober's goroutines never touch them).
+	memberMarks map[string]memberMark
 	barrierTerm uint64
+	// prober probes the nodes the report loop decides about, off the
+	// loop (prober.go); its state is behind its own lock.
+	prober *prober
+	// downMu guards markingDown, the mark_down commands being admitted
+	// and proposed on this leader; an add (addNonvoter) holds it from
+	// its checks to its configuration change (members.go).
+	downMu      sync.Mutex
+	markingDown int
 
 	stopCtx   context.Context // cancelled by Close: stops the loop and its proposals
 	cancel    context.CancelFunc
@@ -173,9 +186,12 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 // start runs Raft for the meta group; it closes l when it fails.
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), joinMarks: map[uint64]uint64{},
-		memberMarks: map[string]uint64{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+		memberMarks: map[string]memberMark{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
+	// An answer serves a few ticks (a second without reports), or until
+	// the next ask when the ticks are slower (prober.go).
+	g.prober = newProber(g.stopCtx, g.probeMember, max(3*cfg.ReportInterval, time.Second))
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -347,6 +363,11 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	}
 	if !g.IsLeader() {
 		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
+	}
+	if c.Op == OpMarkDown {
+		// No add between admitDown's look at the configuration and the
+		// mark's apply (members.go's addNonvoter).
+		defer g.markDown()()
 	}
 	if err := g.admit(ctx, c); err != nil {
 		return Result{}, err
@@ -542,6 +563,7 @@ func (g *Group) Close(ctx context.Context) error {
 	g.closeOnce.Do(func() {
 		g.cancel()
 		g.wg.Wait()
+		g.prober.close() // after the loop: nothing starts a probe any more
 		if g.IsLeader() {
 			done := make(chan error, 1)
 			go func() { done <- g.raft.LeadershipTransfer().Error() }()

@@ -111,18 +111,20 @@ func (c *metaCluster) group(id string) *Group {
 }
 
 // propose proposes cmd from node from, retrying while the meta group has
-// no leader.
+// no leader. An attempt may take as long as the group's ApplyTimeout: one
+// cut short while its entry is in flight may commit after all, and the
+// retry of a command refused when done (create_shard) would then fail.
 func (c *metaCluster) propose(from string, cmd Command) Result {
 	c.t.Helper()
 	var res Result
 	require.Eventually(c.t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultConfig().ApplyTimeout)
 		defer cancel()
 		var err error
 		res, err = c.group(from).Propose(ctx, cmd)
 		require.NotErrorIs(c.t, err, ErrRefused)
 		return err == nil
-	}, 10*time.Second, 10*time.Millisecond, "propose %+v from %s", cmd, from)
+	}, 30*time.Second, 10*time.Millisecond, "propose %+v from %s", cmd, from)
 	return res
 }
 

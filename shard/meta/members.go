@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -150,13 +150,12 @@ func (g *Group) followMap() {
 	// A member taken out (here, or by admitDown on a request's
 	// goroutine, which must not touch the loop's marks) starts afresh
 	// if it is ever added back.
-	maps.DeleteFunc(g.memberMarks, func(id string, _ uint64) bool { _, in := addr[id]; return !in })
+	maps.DeleteFunc(g.memberMarks, func(id string, _ memberMark) bool { _, in := addr[id]; return !in })
 	for id, n := range m.nodes {
 		addr[id] = raft.ServerAddress(n.Raft)
 	}
-	// Promotion needs to know which nonvoters caught up: ask them all
-	// at once, and only then (a member that does not answer costs the
-	// tick up to probeTimeout, not that many times over).
+	// Promotion needs to know which nonvoters caught up: ask them only
+	// then (the prober's latest answers; no tick waits for a probe).
 	have := 0
 	var nonvoters []string
 	for _, s := range config {
@@ -192,7 +191,15 @@ func (g *Group) followMap() {
 		var err error
 		switch s.kind {
 		case stepAddNonvoter:
-			err = g.raft.AddNonvoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
+			// Still a node of the map, not marked down, at this address.
+			var added bool
+			added, err = g.addNonvoter(s.node, addr[s.node], func(m members) bool {
+				n, ok := m.nodes[s.node]
+				return ok && !m.leaves(s.node) && raft.ServerAddress(n.Raft) == addr[s.node]
+			})
+			if err == nil && !added {
+				continue
+			}
 		case stepPromote:
 			err = g.raft.AddVoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
 		case stepRemove:
@@ -242,9 +249,71 @@ func (g *Group) addNonvoters() {
 		if !join[id] {
 			continue // not answering, or reading an older log (down.go)
 		}
-		if err := g.raft.AddNonvoter(raft.ServerID(id), addr[id], 0, g.cfg.ApplyTimeout).Error(); err != nil {
+		if _, err := g.addNonvoter(id, addr[id], func(m members) bool { return !m.leaves(id) }); err != nil {
 			g.log.Debug("add meta nonvoter", "id", id, "err", err)
 		}
+	}
+}
+
+// confirmWait bounds the fresh probe that confirms a node right before
+// the meta leader adds it (addNonvoter): the node answered the prober a
+// moment ago, so it answers fast; one that does not now is not added
+// this tick, and is no candidate until it answers the prober again.
+const confirmWait = 500 * time.Millisecond
+
+// addNonvoter adds node id at addr to the meta group as a nonvoter and
+// reports whether it did. joinable only nominates it (an answer up to a
+// few ticks old); the add needs more, checked right before it:
+//
+//   - no mark_down is being admitted (markingDown): admitDown decides
+//     from the configuration whether to take its nodes out before the
+//     mark, and an add it did not see would put a node back that it is
+//     about to mark;
+//   - want holds of the map as the FSM has it now (not marked down, not
+//     removed), before the probe and after it;
+//   - the node answers a fresh probe (prober.confirm, within
+//     confirmWait) with this binary's read level: one that answered the
+//     prober and then died or came back on an older gsd is not added.
+//
+// downMu is held throughout, so a mark_down admitted next sees the node
+// in the configuration, and one being admitted holds the add off until
+// its mark applied.
+func (g *Group) addNonvoter(id string, addr raft.ServerAddress, want func(members) bool) (bool, error) {
+	g.downMu.Lock()
+	defer g.downMu.Unlock()
+	if g.markingDown > 0 {
+		g.log.Debug("a node to add to the meta group waits: a mark_down is being admitted", "node", id)
+		return false, nil
+	}
+	if !want(g.fsm.members()) {
+		return false, nil
+	}
+	r := g.prober.confirm(id, addr, min(confirmWait, g.probeWait()))
+	switch {
+	case r.err != nil:
+		g.log.Debug("a node to add to the meta group does not answer now", "node", id, "err", r.err)
+		return false, nil
+	case r.a.Reads < readsLevel:
+		g.log.Warn("a node of the map reads an older meta log: not added to the meta group until it is upgraded", "node", id, "reads", r.a.Reads, "need", readsLevel)
+		return false, nil
+	case !want(g.fsm.members()):
+		return false, nil // marked down or removed while it was probed
+	}
+	return true, g.raft.AddNonvoter(raft.ServerID(id), addr, 0, g.cfg.ApplyTimeout).Error()
+}
+
+// markDown tells addNonvoter that a mark_down is being admitted and
+// proposed, until the returned func is called (once it applied, or
+// failed). It waits for an add in progress: admitDown then sees it in
+// the configuration.
+func (g *Group) markDown() (done func()) {
+	g.downMu.Lock()
+	g.markingDown++
+	g.downMu.Unlock()
+	return func() {
+		g.downMu.Lock()
+		g.markingDown--
+		g.downMu.Unlock()
 	}
 }
 
@@ -305,39 +374,41 @@ func (g *Group) checkJoiner(ctx context.Context, c Command) error {
 }
 
 // caughtNonvoters returns which of the meta nonvoters ids have applied
-// the log up to this leader's last index when they were last asked. It
-// asks them again, at once (the probe, which answers the member's
-// applied index), so a nonvoter is promoted once it trails by at most
-// one report interval. A member on an older binary answers no index
-// and is never promoted.
+// the log up to this leader's last index when they were last asked: an
+// answer of the prober (prober.go) to a probe started after that mark
+// was taken, so the applied index it carries was read on the member
+// after the leader read its last index. Each such answer takes a new
+// mark (this last index, and the prober's number before the probes this
+// call starts), so a nonvoter is promoted once it trails by about one
+// report interval. A nonvoter with no answer since its mark (its probe
+// still in flight, or failed) is not caught up this tick. A member on
+// an older binary answers no index and is never promoted.
 func (g *Group) caughtNonvoters(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
-	ctx, cancel := context.WithTimeout(g.stopCtx, probeTimeout)
-	defer cancel()
-	last := g.raft.LastIndex()
-	applied := make([]uint64, len(ids))
-	answered := make([]bool, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Go(func() {
-			a, err := g.probeMember(ctx, addr[id])
-			if err != nil {
-				g.log.Debug("ask a meta nonvoter how far it applied", "node", id, "err", err)
-				return
-			}
-			applied[i], answered[i] = a.Applied, true
-		})
-	}
-	wg.Wait()
+	last := g.raft.LastIndex() // before the probes answers starts
+	res, seq := g.prober.answers(ids, addr)
 	out := map[string]bool{}
-	for i, id := range ids {
-		if !answered[i] {
+	for _, id := range ids {
+		r, ok := res[id]
+		mark, marked := g.memberMarks[id]
+		if !ok || marked && r.seq <= mark.seq {
+			continue // nothing asked since the mark has answered yet
+		}
+		if r.err != nil {
+			g.log.Debug("ask a meta nonvoter how far it applied", "node", id, "err", r.err)
 			continue
 		}
-		mark, ok := g.memberMarks[id]
-		g.memberMarks[id] = last
-		out[id] = ok && applied[i] >= mark
+		g.memberMarks[id] = memberMark{index: last, seq: seq}
+		out[id] = marked && r.a.Applied >= mark.index
 	}
 	return out
+}
+
+// memberMark is the meta leader's last log index when it last took a
+// nonvoter's answer, and the prober's probe number then: a later answer
+// reflects the nonvoter's applied index after index was read.
+type memberMark struct {
+	index uint64
+	seq   uint64
 }
 
 // appliedIndex is how far this replica applied the meta log: raft's

@@ -271,6 +271,8 @@ func TestANonvoterIsCaughtUpOnceItAppliedThePreviousMark(t *testing.T) {
 	}
 	addr := map[string]raft.ServerAddress{other: raft.ServerAddress(c.muxes[other].Addr().String()), "gone": raft.ServerAddress(freeAddr(t))}
 	ids := []string{other, "gone"}
+	require.Empty(t, g.caughtNonvoters(ids, addr), "no answer yet: the prober asks")
+	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond)
 	require.Equal(t, map[string]bool{other: false}, g.caughtNonvoters(ids, addr), "no mark yet; gone does not answer")
 	require.Eventually(t, func() bool { return g.caughtNonvoters(ids, addr)[other] }, 10*time.Second, 10*time.Millisecond)
 	require.NotContains(t, g.caughtNonvoters(ids, addr), "gone")
