@@ -15,22 +15,20 @@ type Gauges struct {
 	Worlds             prometheus.Gauge
 }
 
-// GaugeHelp is what a sink's Gauges say in their help texts.
-type GaugeHelp struct {
-	Position, Lag, Gap, Worlds string
-}
+// GaugeSpec is one of a sink's Gauges: its metric name and help.
+type GaugeSpec struct{ Name, Help string }
 
-// NewGauges returns the Gauges named PREFIX_position, PREFIX_lag_events,
-// PREFIX_archive_gap and PREFIX_worlds.
-func NewGauges(prefix string, h GaugeHelp) Gauges {
-	vec := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: prefix + "_" + name, Help: help}, []string{"world"})
+// NewGauges returns the Gauges: position, lag and gap labelled by world,
+// worlds a plain gauge.
+func NewGauges(position, lag, gap, worlds GaugeSpec) Gauges {
+	vec := func(g GaugeSpec) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: g.Name, Help: g.Help}, []string{"world"})
 	}
 	return Gauges{
-		Position: vec("position", h.Position),
-		Lag:      vec("lag_events", h.Lag),
-		Gap:      vec("archive_gap", h.Gap),
-		Worlds:   prometheus.NewGauge(prometheus.GaugeOpts{Name: prefix + "_worlds", Help: h.Worlds}),
+		Position: vec(position),
+		Lag:      vec(lag),
+		Gap:      vec(gap),
+		Worlds:   prometheus.NewGauge(prometheus.GaugeOpts{Name: worlds.Name, Help: worlds.Help}),
 	}
 }
 

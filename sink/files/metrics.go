@@ -21,12 +21,12 @@ const (
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		Gauges: feed.NewGauges("gsd_files", feed.GaugeHelp{
-			Lag:      "Committed events of a world this node exports that are in no finished file yet.",
-			Position: "Seq up to which every event of a world is in a finished file.",
-			Gap:      "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck.",
-			Worlds:   "Worlds this node exports to files now (those whose group it leads).",
-		}),
+		Gauges: feed.NewGauges(
+			feed.GaugeSpec{Name: "gsd_files_position", Help: "Seq up to which every event of a world is in a finished file."},
+			feed.GaugeSpec{Name: "gsd_files_lag_events", Help: "Committed events of a world this node exports that are in no finished file yet."},
+			feed.GaugeSpec{Name: "gsd_files_archive_gap", Help: "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck."},
+			feed.GaugeSpec{Name: "gsd_files_worlds", Help: "Worlds this node exports to files now (those whose group it leads)."},
+		),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_files_events_total", Help: "Events in files this node finished.",
 		}),

@@ -30,12 +30,12 @@ const (
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		Gauges: feed.NewGauges("gsd_pgsink", feed.GaugeHelp{
-			Lag:      "Committed events of a world this node mirrors that are not in PostgreSQL yet.",
-			Position: "Seq up to which every event of a world is in PostgreSQL.",
-			Gap:      "1 while a world's next unmirrored event is not held on this node (pruned by retention): the mirror is stuck.",
-			Worlds:   "Worlds this node mirrors now (those whose group it leads).",
-		}),
+		Gauges: feed.NewGauges(
+			feed.GaugeSpec{Name: "gsd_pgsink_position", Help: "Seq up to which every event of a world is in PostgreSQL."},
+			feed.GaugeSpec{Name: "gsd_pgsink_lag_events", Help: "Committed events of a world this node mirrors that are not in PostgreSQL yet."},
+			feed.GaugeSpec{Name: "gsd_pgsink_archive_gap", Help: "1 while a world's next unmirrored event is not held on this node (pruned by retention): the mirror is stuck."},
+			feed.GaugeSpec{Name: "gsd_pgsink_worlds", Help: "Worlds this node mirrors now (those whose group it leads)."},
+		),
 		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gsd_pgsink_lag_seconds", Help: "Age (by leader time) of the oldest event of a world not in PostgreSQL yet; 0 when caught up.",
 		}, []string{"world"}),

@@ -25,12 +25,12 @@ const (
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		Gauges: feed.NewGauges("gsd_webhook", feed.GaugeHelp{
-			Lag:      "Committed events of a world this node exports that the receiver has not accepted yet.",
-			Position: "Seq up to which the receiver accepted every event of a world.",
-			Gap:      "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck.",
-			Worlds:   "Worlds this node exports now (those whose group it leads).",
-		}),
+		Gauges: feed.NewGauges(
+			feed.GaugeSpec{Name: "gsd_webhook_position", Help: "Seq up to which the receiver accepted every event of a world."},
+			feed.GaugeSpec{Name: "gsd_webhook_lag_events", Help: "Committed events of a world this node exports that the receiver has not accepted yet."},
+			feed.GaugeSpec{Name: "gsd_webhook_archive_gap", Help: "1 while a world's next event to export is not held on this node (pruned by retention): the export is stuck."},
+			feed.GaugeSpec{Name: "gsd_webhook_worlds", Help: "Worlds this node exports now (those whose group it leads)."},
+		),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gsd_webhook_events_total", Help: "Events in batches the receiver accepted (repeats after a restart counted again).",
 		}),
