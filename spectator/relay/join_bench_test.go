@@ -1,0 +1,144 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/wire"
+)
+
+// The join ruler (issue 13, influx13): what a relay spends per spectator
+// joining a world being played, measured by CPU time and allocations, not
+// latency (the machine is shared). Run it by hand:
+//
+//	go test -run '^$' -bench RelayJoin -benchmem -count 5 ./spectator/relay/
+//
+// One op is one spectator joining as loadgen's do (deflate, versions=false)
+// over a real loopback WebSocket connection, reading its keyframe, and
+// leaving; one spectator watches throughout so that the view stays. The
+// clients run in this process: cpu-µs/join is the process's (user +
+// system) time per join, the clients' dial and read included.
+
+// joinWorld is the ruler's world: entities e0.. with x and y set.
+const joinEntities = 1000
+
+// joinEvent is the NDJSON line of event seq setting x and y of entities
+// [from, from+n).
+func joinEvent(seq uint64, from, n int) string {
+	ev := &fsm.Event{World: "arena", Seq: seq, Index: seq + 10, Time: time.Now().UnixNano(), Player: "p",
+		Status: fsm.StatusApplied}
+	for i := from; i < from+n; i++ {
+		e := fmt.Sprintf("e%d", i%joinEntities)
+		ev.Changes = append(ev.Changes,
+			fsm.Change{Entity: e, Field: "x", Op: fsm.OpSet, Value: fsm.Float(float64(seq) + 0.5), Version: seq},
+			fsm.Change{Entity: e, Field: "y", Op: fsm.OpSet, Value: fsm.Float(-float64(seq)), Version: seq})
+	}
+	b, _ := json.Marshal(ev) // an fsm.Event marshals
+	return string(b) + "\n"
+}
+
+// joinUpstream answers an event stream that makes joinEntities entities,
+// then moves 10 of them every 10 ms until the relay goes.
+func joinUpstream(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	seq := uint64(1)
+	for i := 0; i < joinEntities; i += 100 {
+		_, _ = io.WriteString(w, joinEvent(seq, i, 100))
+		seq++
+	}
+	w.(http.Flusher).Flush()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-t.C:
+		}
+		_, _ = io.WriteString(w, joinEvent(seq, int(seq*10), 10))
+		w.(http.Flusher).Flush()
+		seq++
+	}
+}
+
+// joinOne joins as a spectator, reads its keyframe and returns the open
+// connection.
+func joinOne(tb testing.TB, wsURL string) *websocket.Conn {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolWatchDeflate, wire.SubprotocolJSON}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.SetReadLimit(-1)
+	typ, b, err := c.Read(ctx)
+	if err != nil || typ != websocket.MessageBinary || len(b) == 0 {
+		tb.Fatalf("first frame: %v (%d bytes, type %v)", err, len(b), typ)
+	}
+	return c
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRelayJoin: one op is one spectator's join (see above).
+func BenchmarkRelayJoin(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/views") {
+			http.NotFound(w, r) // no views
+			return
+		}
+		joinUpstream(w, r)
+	}))
+	defer up.Close()
+	cfg := DefaultConfig()
+	cfg.Upstream = up.URL
+	cfg.MaxViewers = 1 << 20
+	r, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer func() {
+		r.Close()
+		srv.CloseClientConnections()
+		srv.Close()
+		up.CloseClientConnections()
+	}()
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/worlds/arena/watch?versions=false"
+	anchor := joinOne(b, wsURL)
+	defer anchor.CloseNow()
+	deltas := make(chan struct{}, 1)
+	go func() { // the anchor reads on: a viewer that keeps up
+		for n := 0; ; n++ {
+			if _, _, err := anchor.Read(context.Background()); err != nil {
+				return
+			}
+			if n == 3 {
+				deltas <- struct{}{}
+			}
+		}
+	}()
+	<-deltas // joiners get the keyframe and deltas since
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU()
+	for range b.N {
+		joinOne(b, wsURL).CloseNow()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1e3/float64(b.N), "cpu-µs/join")
+}
