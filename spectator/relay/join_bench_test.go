@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,7 +27,8 @@ import (
 //
 // One op is one spectator joining as loadgen's do (deflate, versions=false)
 // over a real loopback WebSocket connection, reading its keyframe, and
-// leaving; one spectator watches throughout so that the view stays. The
+// leaving; one spectator watches throughout so that the view stays. A
+// joiner's frames are the view's keyframe and joinBacklog deltas. The
 // clients run in this process: cpu-µs/join is the process's (user +
 // system) time per join, the clients' dial and read included.
 
@@ -47,8 +50,14 @@ func joinEvent(seq uint64, from, n int) string {
 	return string(b) + "\n"
 }
 
+// joinBacklog is how many deltas a joiner gets after its keyframe: the
+// mean of a view with the default KeyframeInterval and Tick (5 s, 100 ms).
+const joinBacklog = 25
+
 // joinUpstream answers an event stream that makes joinEntities entities,
-// then moves 10 of them every 10 ms until the relay goes.
+// then moves 10 of them joinBacklog times, 30 ms apart (the ruler's relay
+// ticks every 10 ms: a delta each), then holds the stream until the relay
+// goes: every joiner's frames are the same.
 func joinUpstream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	seq := uint64(1)
@@ -57,9 +66,9 @@ func joinUpstream(w http.ResponseWriter, r *http.Request) {
 		seq++
 	}
 	w.(http.Flusher).Flush()
-	t := time.NewTicker(10 * time.Millisecond)
+	t := time.NewTicker(30 * time.Millisecond)
 	defer t.Stop()
-	for {
+	for range joinBacklog {
 		select {
 		case <-r.Context().Done():
 			return
@@ -69,6 +78,7 @@ func joinUpstream(w http.ResponseWriter, r *http.Request) {
 		w.(http.Flusher).Flush()
 		seq++
 	}
+	<-r.Context().Done()
 }
 
 // joinOne joins as a spectator, reads its keyframe and returns the open
@@ -107,6 +117,8 @@ func BenchmarkRelayJoin(b *testing.B) {
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.MaxViewers = 1 << 20
+	cfg.Pipeline.Tick = 10 * time.Millisecond
+	cfg.Pipeline.KeyframeInterval = time.Hour // the join keyframe stays
 	r, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -121,18 +133,21 @@ func BenchmarkRelayJoin(b *testing.B) {
 	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/worlds/arena/watch?versions=false"
 	anchor := joinOne(b, wsURL)
 	defer anchor.CloseNow()
-	deltas := make(chan struct{}, 1)
-	go func() { // the anchor reads on: a viewer that keeps up
-		for n := 0; ; n++ {
-			if _, _, err := anchor.Read(context.Background()); err != nil {
+	backlog := make(chan struct{})
+	last := uint64(joinEntities/100 + joinBacklog) // the upstream's last seq
+	go func() {                                    // the anchor reads on: a viewer that keeps up
+		for {
+			_, b, err := anchor.Read(context.Background())
+			if err != nil {
 				return
 			}
-			if n == 3 {
-				deltas <- struct{}{}
+			var f struct{ Seq uint64 }
+			if json.NewDecoder(flate.NewReader(bytes.NewReader(b))).Decode(&f) == nil && f.Seq == last {
+				close(backlog)
 			}
 		}
 	}()
-	<-deltas // joiners get the keyframe and deltas since
+	<-backlog // a joiner gets the keyframe and every delta since
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := processCPU()

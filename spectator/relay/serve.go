@@ -89,7 +89,8 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer wt.Close()
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
+	h := &corkHijack{ResponseWriter: w, timeout: r.cfg.WriteTimeout}
+	ws, err := websocket.Accept(h, req, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
 	if err != nil {
 		return // Accept has answered
 	}
@@ -112,10 +113,29 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if err := r.write(ctx, ws, f, codec); err != nil {
+		if err := r.writeQueued(ctx, ws, h.cc, f, wt.Frames(), codec); err != nil {
 			return
 		}
 	}
+}
+
+// writeQueued writes f and every frame queued behind it (a joiner's
+// deltas since its keyframe, a lagging viewer's backlog) in one socket
+// write (cork.go), all within the write timeout.
+func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *corkConn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+	defer cancel()
+	cc.cork()
+	err := r.write(ctx, ws, f, codec)
+	// Only this loop receives: what is buffered now is frames, never the
+	// close (which comes after them).
+	for n := len(frames); err == nil && n > 0; n-- {
+		err = r.write(ctx, ws, <-frames, codec)
+	}
+	if uerr := cc.uncork(); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 // viewer reads a watcher's delay and mode; the view is the relay's.
@@ -142,7 +162,7 @@ func (r *Relay) viewer(req *http.Request) (spectator.Viewer, bool, error) {
 	}
 }
 
-// write sends one frame within the write timeout.
+// write sends one frame (until ctx ends).
 func (r *Relay) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, codec spectator.Codec) error {
 	data, binary, err := f.Encoded(codec)
 	if err != nil {
@@ -153,8 +173,6 @@ func (r *Relay) write(ctx context.Context, ws *websocket.Conn, f *spectator.Fram
 	if binary {
 		typ = websocket.MessageBinary
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
-	defer cancel()
 	if err := ws.Write(ctx, typ, data); err != nil {
 		return err
 	}
