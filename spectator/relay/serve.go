@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/wscork"
 	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -89,7 +90,7 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer wt.Close()
-	h := &corkHijack{ResponseWriter: w, timeout: r.cfg.WriteTimeout}
+	h := &wscork.Hijack{ResponseWriter: w, Timeout: r.cfg.WriteTimeout}
 	ws, err := websocket.Accept(h, req, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
 	if err != nil {
 		return // Accept has answered
@@ -113,26 +114,31 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if err := r.writeQueued(ctx, ws, h.cc, f, wt.Frames(), codec); err != nil {
+		if err := r.writeQueued(ctx, ws, h.Conn, f, wt.Frames(), codec); err != nil {
 			return
 		}
 	}
 }
 
-// writeQueued writes f and every frame queued behind it (a joiner's
-// deltas since its keyframe, a lagging viewer's backlog) in one socket
-// write (cork.go), all within the write timeout.
-func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *corkConn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
+// writeQueued writes f and every frame queued behind it in one socket
+// write (internal/wscork), all within the write timeout. A joiner's
+// frames start with the view's join keyframe and every delta made since
+// (up to KeyframeInterval/Tick of them), and the library flushes each
+// message to the socket: a join cost one write system call per frame,
+// the most of a relay's CPU per join (BenchmarkRelayJoin,
+// docs/BENCHMARKS.md). A viewer that keeps up has one frame at a time:
+// one write, as before; the bytes and their order are the same.
+func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	defer cancel()
-	cc.cork()
+	cc.Cork()
 	err := r.write(ctx, ws, f, codec)
 	// Only this loop receives: what is buffered now is frames, never the
 	// close (which comes after them).
 	for n := len(frames); err == nil && n > 0; n-- {
 		err = r.write(ctx, ws, <-frames, codec)
 	}
-	if uerr := cc.uncork(); err == nil {
+	if uerr := cc.Uncork(); err == nil {
 		err = uerr
 	}
 	return err

@@ -1,0 +1,276 @@
+package wscork
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+// hijacked is a server connection upgraded through Hijack whose socket
+// records its writes, and its client.
+type hijacked struct {
+	ws     *websocket.Conn
+	conn   *Conn
+	under  *Recorder
+	client *websocket.Conn
+}
+
+func newHijacked(t *testing.T) *hijacked {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cl := &RecordingListener{Listener: ln}
+	served := make(chan *hijacked, 1)
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := &Hijack{ResponseWriter: w, Timeout: time.Second}
+		ws, err := websocket.Accept(h, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		served <- &hijacked{ws: ws, conn: h.Conn}
+		<-release
+	}))
+	srv.Listener = cl
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { client.CloseNow() })
+	h := <-served
+	h.under, h.client = cl.Conns()[0], client
+	return h
+}
+
+func TestCorkConnWritesABatchInOneWrite(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under}
+
+	_, err := c.Write([]byte("direct"))
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{[]byte("direct")}, under.Written(), "an uncorked write goes straight to the socket")
+
+	c.Cork()
+	for _, s := range []string{"a", "bb", "ccc"} {
+		n, err := c.Write([]byte(s))
+		require.NoError(t, err)
+		require.Equal(t, len(s), n)
+	}
+	require.Len(t, under.Written(), 1, "corked writes wait for uncork")
+	require.NoError(t, c.Uncork())
+	require.Equal(t, [][]byte{[]byte("direct"), []byte("abbccc")}, under.Written())
+
+	require.NoError(t, c.Uncork(), "uncorking with nothing collected writes nothing")
+	require.Len(t, under.Written(), 2)
+}
+
+func TestCorkConnFlushesAtTheLimit(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under}
+	c.Cork()
+	big := bytes.Repeat([]byte("x"), Limit-1)
+	_, err := c.Write(big)
+	require.NoError(t, err)
+	require.Empty(t, under.Written())
+	_, err = c.Write([]byte("yz")) // past the limit: the batch so far goes out
+	require.NoError(t, err)
+	require.Len(t, under.Written(), 1)
+	require.Len(t, under.Written()[0], Limit+1)
+	_, err = c.Write([]byte("after"))
+	require.NoError(t, err)
+	require.NoError(t, c.Uncork())
+	require.Equal(t, []byte("after"), under.Written()[1])
+
+	// A rare huge batch's buffer is not kept.
+	c.Cork()
+	_, err = c.Write(bytes.Repeat([]byte("x"), 3*Limit))
+	require.NoError(t, err)
+	require.NoError(t, c.Uncork())
+	require.Nil(t, c.buf, "no buffer is held between batches")
+	require.Nil(t, c.held)
+	c.Cork()
+	require.NoError(t, c.Uncork())
+}
+
+func TestCorkConnFailedWriteSticks(t *testing.T) {
+	boom := errors.New("boom")
+	under := &Recorder{err: boom}
+	c := &Conn{Conn: under}
+	c.Cork()
+	_, err := c.Write([]byte("a"))
+	require.NoError(t, err, "a corked write only collects")
+	require.ErrorIs(t, c.Uncork(), boom)
+	_, err = c.Write([]byte("b"))
+	require.ErrorIs(t, err, boom, "a connection whose write failed fails every later write")
+	c.Cork()
+	_, err = c.Write([]byte("c"))
+	require.ErrorIs(t, err, boom)
+}
+
+func TestCorkConnWriteTimesOut(t *testing.T) {
+	a, b := net.Pipe() // nobody reads b: a write blocks until its deadline
+	defer a.Close()
+	defer b.Close()
+	c := &Conn{Conn: a, timeout: time.Millisecond}
+	c.Cork()
+	_, err := c.Write([]byte("stuck"))
+	require.NoError(t, err)
+	require.ErrorIs(t, c.Uncork(), os.ErrDeadlineExceeded)
+
+	// A deadline that cannot be set fails the write the same way.
+	require.NoError(t, a.Close())
+	c2 := &Conn{Conn: a, timeout: time.Millisecond}
+	_, err = c2.Write([]byte("closed"))
+	require.Error(t, err)
+}
+
+// TestCorkHijackSendsMessagesInOneWrite upgrades through Hijack, as
+// the play endpoint does, and writes three messages in one cork: the
+// client reads three messages, and the socket saw one write for them.
+func TestCorkHijackSendsMessagesInOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cl := &RecordingListener{Listener: ln}
+	done := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := &Hijack{ResponseWriter: w, Timeout: time.Second}
+		ws, err := websocket.Accept(h, r, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer ws.CloseNow()
+		h.Conn.Cork()
+		for _, m := range []string{"one", "two", "three"} {
+			if err := ws.Write(context.Background(), websocket.MessageText, []byte(m)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- h.Conn.Uncork()
+		_, _, _ = ws.Read(context.Background()) // until the client closes
+	}))
+	srv.Listener = cl
+	srv.Start()
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	for _, want := range []string{"one", "two", "three"} {
+		_, got, err := conn.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, string(got))
+	}
+	require.NoError(t, <-done)
+	require.Len(t, cl.Conns(), 1)
+	writes := cl.Conns()[0].Written()
+	require.Len(t, writes, 2, "the handshake's response, then one write for the three messages")
+	require.True(t, bytes.HasPrefix(writes[0], []byte("HTTP/1.1 101")))
+	require.NoError(t, conn.Close(websocket.StatusNormalClosure, ""))
+}
+
+func TestCorkHijackWithoutAHijacker(t *testing.T) {
+	rec := httptest.NewRecorder()
+	h := &Hijack{ResponseWriter: rec}
+	_, _, err := h.Hijack()
+	require.Error(t, err)
+	require.Nil(t, h.Conn)
+	require.Same(t, rec, h.Unwrap().(*httptest.ResponseRecorder), "http.ResponseController reaches the server's writer")
+}
+
+func TestCorkConnFailsAWriteWhoseLimitFlushFails(t *testing.T) {
+	boom := errors.New("boom")
+	c := &Conn{Conn: &Recorder{err: boom}}
+	c.Cork()
+	_, err := c.Write(bytes.Repeat([]byte("x"), Limit))
+	require.ErrorIs(t, err, boom)
+}
+
+// writeMessage writes the very bytes the library writes for a message,
+// in one frame of each header size, text and binary, and a client of
+// the library reads them back.
+func TestCorkWriteMessageWritesTheLibrarysFrame(t *testing.T) {
+	cc := newHijacked(t)
+	cc.client.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range []int{0, 1, 125, 126, 1000, 65535, 65536, 70000} {
+		for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
+			p := bytes.Repeat([]byte{'a' + byte(n%26)}, n)
+			before := len(cc.under.Written())
+			require.NoError(t, cc.ws.Write(ctx, typ, p))
+			require.NoError(t, cc.conn.WriteMessage(ctx, typ, p))
+			w := cc.under.Written()[before:]
+			lib := bytes.Join(w[:len(w)-1], nil) // the library may write a big frame in pieces
+			require.Equal(t, lib, w[len(w)-1], "%d bytes of type %v: one write, the library's bytes", n, typ)
+			for range 2 {
+				gotTyp, got, err := cc.client.Read(ctx)
+				require.NoError(t, err)
+				require.Equal(t, typ, gotTyp)
+				require.Equal(t, p, got)
+			}
+		}
+	}
+}
+
+// A corked message waits for uncork; a connection that is ending takes
+// no more messages (its close frame may follow), nor one whose socket
+// failed.
+func TestCorkWriteMessageCorksAndRefuses(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.Cork()
+	require.NoError(t, c.WriteMessage(ctx, websocket.MessageText, []byte("hi")))
+	require.Empty(t, under.Written())
+	require.NoError(t, c.Uncork())
+	require.Equal(t, [][]byte{{0x81, 2, 'h', 'i'}}, under.Written())
+
+	cancel()
+	require.ErrorIs(t, c.WriteMessage(ctx, websocket.MessageText, []byte("late")), net.ErrClosed)
+	require.Len(t, under.Written(), 1)
+
+	boom := errors.New("boom")
+	failed := &Conn{Conn: &Recorder{err: boom}}
+	require.ErrorIs(t, failed.WriteMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom)
+	require.ErrorIs(t, failed.WriteMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom, "it sticks")
+}
+
+// The write deadline is set again only once the last one set is
+// timeout/deadlineSlack old: writes close together share it.
+func TestCorkConnSetsTheWriteDeadlineOncePerSlack(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under, timeout: time.Hour}
+	deadlines := func() int {
+		return under.Deadlines()
+	}
+	for range 3 {
+		_, err := c.Write([]byte("x"))
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, deadlines(), "three writes within an hour/16 share one deadline")
+	c.mu.Lock()
+	c.setAt = c.setAt.Add(-time.Hour / deadlineSlack)
+	c.mu.Unlock()
+	_, err := c.Write([]byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, 2, deadlines(), "a write once the deadline is hour/16 old sets it again")
+	require.Len(t, under.Written(), 4)
+}
