@@ -274,3 +274,31 @@ func TestCorkConnSetsTheWriteDeadlineOncePerSlack(t *testing.T) {
 	require.Equal(t, 2, deadlines(), "a write once the deadline is hour/16 old sets it again")
 	require.Len(t, under.Written(), 4)
 }
+
+// Written counts the socket's write calls and bytes (a corked batch is
+// one), Idle says whether a batch is corked, and an uncorked message
+// leaves no buffer held.
+func TestConnCountsItsWritesAndSaysWhenIdle(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	require.True(t, c.Idle())
+	require.NoError(t, c.WriteMessage(context.Background(), websocket.MessageText, []byte("a")))
+	require.Nil(t, c.held, "an uncorked message's buffer goes back at once")
+	c.Cork()
+	require.False(t, c.Idle())
+	for range 3 {
+		require.NoError(t, c.WriteMessage(context.Background(), websocket.MessageBinary, []byte("bc")))
+	}
+	require.NoError(t, c.Uncork())
+	require.True(t, c.Idle())
+	writes, n := c.Written()
+	require.Equal(t, uint64(2), writes)
+	require.Equal(t, uint64(3+3*4), n)
+	require.Equal(t, 1, under.Deadlines(), "two writes within a second/16 share the deadline")
+
+	boom := errors.New("boom")
+	under.Fail(boom)
+	_, err := c.Write([]byte("x"))
+	require.ErrorIs(t, err, boom, "a Recorder told to fail fails the write")
+	require.Len(t, under.Written(), 2)
+}
