@@ -28,11 +28,12 @@ import (
 // One op is one spectator joining as loadgen's do (deflate, versions=false)
 // over a real loopback WebSocket connection, reading its keyframe, and
 // leaving; one spectator watches throughout so that the view stays. A
-// joiner's frames are the view's keyframe and joinBacklog deltas. The
+// joiner's frames are the view's keyframe and the deltas since (the
+// joinBacklog moves' and those of the first events): the same for all. The
 // clients run in this process: cpu-µs/join is the process's (user +
 // system) time per join, the clients' dial and read included.
 
-// joinWorld is the ruler's world: entities e0.. with x and y set.
+// joinEntities is how many entities the ruler's world has (e0.., x and y).
 const joinEntities = 1000
 
 // joinEvent is the NDJSON line of event seq setting x and y of entities
