@@ -131,11 +131,15 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	defer cancel()
-	cc.Cork()
-	err := r.write(ctx, ws, f, codec)
 	// Only this loop receives: what is buffered now is frames, never the
 	// close (which comes after them).
-	for n := len(frames); err == nil && n > 0; n-- {
+	n := len(frames)
+	if n == 0 { // the frame alone: the library's one write, nothing copied
+		return r.write(ctx, ws, f, codec)
+	}
+	cc.Cork()
+	err := r.write(ctx, ws, f, codec)
+	for ; err == nil && n > 0; n-- {
 		err = r.write(ctx, ws, <-frames, codec)
 	}
 	if uerr := cc.Uncork(); err == nil {
