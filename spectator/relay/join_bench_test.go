@@ -9,6 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,12 +29,14 @@ import (
 //	go test -run '^$' -bench RelayJoin -benchmem -count 5 ./spectator/relay/
 //
 // One op is one spectator joining as loadgen's do (deflate, versions=false)
-// over a real loopback WebSocket connection, reading its keyframe, and
-// leaving; one spectator watches throughout so that the view stays. A
+// over a real loopback WebSocket connection, reading its keyframe and the
+// deltas since, and leaving; one spectator watches throughout so that the view stays. A
 // joiner's frames are the view's keyframe and the deltas since (the
 // joinBacklog moves' and those of the first events): the same for all. The
 // clients run in this process: cpu-µs/join is the process's (user +
-// system) time per join, the clients' dial and read included.
+// system) time per join, the clients' dial and read included; with
+// GSD_RELAY_JOIN_SPLIT=1 they run in a child process, and the figures
+// are the relay's (its upstream's and its one watcher's included).
 
 // joinEntities is how many entities the ruler's world has (e0.., x and y).
 const joinEntities = 1000
@@ -82,9 +87,9 @@ func joinUpstream(w http.ResponseWriter, r *http.Request) {
 	<-r.Context().Done()
 }
 
-// joinOne joins as a spectator, reads its keyframe and returns the open
-// connection.
-func joinOne(tb testing.TB, wsURL string) *websocket.Conn {
+// joinOne joins as a spectator, reads its first n frames (a keyframe
+// first) and returns the open connection.
+func joinOne(tb testing.TB, wsURL string, n int) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolWatchDeflate, wire.SubprotocolJSON}})
@@ -92,9 +97,11 @@ func joinOne(tb testing.TB, wsURL string) *websocket.Conn {
 		tb.Fatal(err)
 	}
 	c.SetReadLimit(-1)
-	typ, b, err := c.Read(ctx)
-	if err != nil || typ != websocket.MessageBinary || len(b) == 0 {
-		tb.Fatalf("first frame: %v (%d bytes, type %v)", err, len(b), typ)
+	for range n {
+		typ, b, err := c.Read(ctx)
+		if err != nil || typ != websocket.MessageBinary || len(b) == 0 {
+			tb.Fatalf("frame: %v (%d bytes, type %v)", err, len(b), typ)
+		}
 	}
 	return c
 }
@@ -132,29 +139,68 @@ func BenchmarkRelayJoin(b *testing.B) {
 		up.CloseClientConnections()
 	}()
 	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/worlds/arena/watch?versions=false"
-	anchor := joinOne(b, wsURL)
+	anchor := joinOne(b, wsURL, 1)
 	defer anchor.CloseNow()
-	backlog := make(chan struct{})
+	frames := make(chan int, 1)                    // how many the anchor read up to the last event
 	last := uint64(joinEntities/100 + joinBacklog) // the upstream's last seq
 	go func() {                                    // the anchor reads on: a viewer that keeps up
-		for {
+		for n := 2; ; n++ {
 			_, b, err := anchor.Read(context.Background())
 			if err != nil {
 				return
 			}
 			var f struct{ Seq uint64 }
 			if json.NewDecoder(flate.NewReader(bytes.NewReader(b))).Decode(&f) == nil && f.Seq == last {
-				close(backlog)
+				frames <- n
 			}
 		}
 	}()
-	<-backlog // a joiner gets the keyframe and every delta since
+	// A joiner gets the same frames: the join keyframe and every delta
+	// since; it reads them all, as a spectator who stays does.
+	n := <-frames
+	split := os.Getenv("GSD_RELAY_JOIN_SPLIT") == "1"
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := processCPU()
-	for range b.N {
-		joinOne(b, wsURL).CloseNow()
+	if split {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRelayJoinClientProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%d", joinChildEnv, wsURL, b.N, n))
+		cmd.Stderr = os.Stderr
+		if out, err := cmd.Output(); err != nil || !strings.Contains(string(out), "PASS") {
+			b.Fatalf("the client process: %v: %s", err, out)
+		}
+	} else {
+		for range b.N {
+			joinOne(b, wsURL, n).CloseNow()
+		}
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((processCPU()-cpu).Nanoseconds())/1e3/float64(b.N), "cpu-µs/join")
+}
+
+// joinChildEnv names the join ruler's client process's relay, joins and
+// frames each reads (wsURL,joins,frames).
+const joinChildEnv = "GSD_RELAY_JOIN_CHILD"
+
+// TestRelayJoinClientProcess is the join ruler's client process when it
+// runs split (GSD_RELAY_JOIN_SPLIT=1: the ruler's CPU and allocations are
+// then the relay's alone, its upstream's and one watcher's included): it
+// joins n spectators one after another, each reading its keyframe.
+func TestRelayJoinClientProcess(t *testing.T) {
+	spec := os.Getenv(joinChildEnv)
+	if spec == "" {
+		t.Skip("the join ruler's client process (GSD_RELAY_JOIN_SPLIT=1 starts it)")
+	}
+	parts := strings.Split(spec, ",")
+	if len(parts) != 3 {
+		t.Fatalf("%s=%q: want wsURL,joins,frames", joinChildEnv, spec)
+	}
+	joins, err1 := strconv.Atoi(parts[1])
+	frames, err2 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s=%q: want wsURL,joins,frames", joinChildEnv, spec)
+	}
+	for range joins {
+		joinOne(t, parts[0], frames).CloseNow()
+	}
 }
