@@ -236,3 +236,26 @@ func (h *Hijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the server's ResponseWriter.
 func (h *Hijack) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// Batch writes first, then every item ch holds now, with write: the items
+// queued behind first (a joiner's deltas behind its keyframe, a lagging
+// viewer's backlog) go out corked, in one socket write; first alone is
+// written uncorked (the library's one write, nothing copied). Only the
+// caller may receive from ch: what it holds then are items, never its
+// close, which comes after them. write must not close the connection: a
+// close waits for the peer's answer to a close frame still in the cork.
+func Batch[T any](c *Conn, first T, ch <-chan T, write func(T) error) error {
+	n := len(ch)
+	if n == 0 {
+		return write(first)
+	}
+	c.Cork()
+	err := write(first)
+	for ; err == nil && n > 0; n-- {
+		err = write(<-ch)
+	}
+	if uerr := c.Uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}

@@ -302,3 +302,40 @@ func TestConnCountsItsWritesAndSaysWhenIdle(t *testing.T) {
 	require.ErrorIs(t, err, boom, "a Recorder told to fail fails the write")
 	require.Len(t, under.Written(), 2)
 }
+
+// Batch writes an item alone straight to the socket, and an item with
+// others queued behind it together with them in one write; it stops at
+// the first failed write, and a failed batch write is its error.
+func TestBatchWritesWhatIsQueuedInOneWrite(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	write := func(s string) error { _, err := c.Write([]byte(s)); return err }
+	ch := make(chan string, 4)
+	require.NoError(t, Batch(c, "a", ch, write))
+	require.Equal(t, [][]byte{[]byte("a")}, under.Written(), "alone: one write, uncorked")
+
+	ch <- "c"
+	ch <- "d"
+	require.NoError(t, Batch(c, "b", ch, write))
+	require.Equal(t, [][]byte{[]byte("a"), []byte("bcd")}, under.Written(), "queued: one write for the three")
+	require.Empty(t, ch)
+	require.True(t, c.Idle())
+
+	boom := errors.New("boom")
+	ch <- "f"
+	ch <- "g"
+	n := 0
+	err := Batch(c, "e", ch, func(s string) error {
+		if n++; n == 2 {
+			return boom
+		}
+		return write(s)
+	})
+	require.ErrorIs(t, err, boom)
+	require.Len(t, ch, 1, "it stops at the failed write")
+	require.Equal(t, []byte("e"), under.Written()[2], "what was written before goes out")
+	require.True(t, c.Idle())
+
+	under.Fail(boom)
+	require.ErrorIs(t, Batch(c, "h", ch, write), boom, "the batch's socket write failed")
+}

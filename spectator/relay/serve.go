@@ -121,32 +121,26 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 }
 
 // writeQueued writes f and every frame queued behind it in one socket
-// write (internal/wscork), all within the write timeout. A joiner's
-// frames start with the view's join keyframe and every delta made since
-// (up to KeyframeInterval/Tick of them), and the library flushes each
-// message to the socket: a join cost one write system call per frame,
-// the most of a relay's CPU per join (BenchmarkRelayJoin,
-// docs/BENCHMARKS.md). A viewer that keeps up has one frame at a time:
-// one write, as before; the bytes and their order are the same.
+// write (wscork.Batch), all within the write timeout. A joiner's frames
+// start with the view's join keyframe and every delta made since (up to
+// KeyframeInterval/Tick of them), and the library flushes each message to
+// the socket: a join cost one write system call per frame, the most of a
+// relay's CPU per join (BenchmarkRelayJoin, docs/BENCHMARKS.md). A viewer
+// that keeps up has one frame at a time: one write, as before; the bytes
+// and their order are the same. A frame it cannot encode closes the
+// connection after the batch.
 func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	defer cancel()
-	// Only this loop receives: what is buffered now is frames, never the
-	// close (which comes after them).
-	n := len(frames)
-	if n == 0 { // the frame alone: the library's one write, nothing copied
-		return r.write(ctx, ws, f, codec)
-	}
-	cc.Cork()
-	err := r.write(ctx, ws, f, codec)
-	for ; err == nil && n > 0; n-- {
-		err = r.write(ctx, ws, <-frames, codec)
-	}
-	if uerr := cc.Uncork(); err == nil {
-		err = uerr
+	err := wscork.Batch(cc, f, frames, func(f *spectator.Frame) error { return r.write(ctx, ws, f, codec) })
+	if errors.Is(err, errEncode) {
+		ws.Close(websocket.StatusInternalError, wire.CodeInternal)
 	}
 	return err
 }
+
+// errEncode is a frame the relay could not encode for its viewer.
+var errEncode = errors.New("relay: encode a frame")
 
 // viewer reads a watcher's delay and mode; the view is the relay's.
 func (r *Relay) viewer(req *http.Request) (spectator.Viewer, bool, error) {
@@ -176,8 +170,7 @@ func (r *Relay) viewer(req *http.Request) (spectator.Viewer, bool, error) {
 func (r *Relay) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, codec spectator.Codec) error {
 	data, binary, err := f.Encoded(codec)
 	if err != nil {
-		ws.Close(websocket.StatusInternalError, wire.CodeInternal)
-		return err
+		return fmt.Errorf("%w: %v", errEncode, err)
 	}
 	typ := websocket.MessageText
 	if binary {
