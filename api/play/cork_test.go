@@ -1,6 +1,7 @@
 package play
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -121,5 +122,32 @@ func TestWriteBatchFailuresEndTheConnection(t *testing.T) {
 			require.Error(t, cc.c.ctx.Err(), "the connection ends")
 			require.ErrorIs(t, cc.c.err, edge.ErrSlowConsumer)
 		})
+	}
+}
+
+// WriteMessage writes the very bytes the library writes for a message,
+// in one frame of each header size, text and binary, and a client of
+// the library reads them back.
+func TestCorkWriteMessageWritesTheLibrarysFrame(t *testing.T) {
+	cc := newCorkedConn(t)
+	cc.client.SetReadLimit(1 << 20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, n := range []int{0, 1, 125, 126, 1000, 65535, 65536, 70000} {
+		for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
+			p := bytes.Repeat([]byte{'a' + byte(n%26)}, n)
+			before := len(cc.under.Written())
+			require.NoError(t, cc.c.ws.Write(ctx, typ, p))
+			require.NoError(t, cc.c.cork.WriteMessage(cc.c.ctx, typ, p))
+			w := cc.under.Written()[before:]
+			lib := bytes.Join(w[:len(w)-1], nil) // the library may write a big frame in pieces
+			require.Equal(t, lib, w[len(w)-1], "%d bytes of type %v: one write, the library's bytes", n, typ)
+			for range 2 {
+				gotTyp, got, err := cc.client.Read(ctx)
+				require.NoError(t, err)
+				require.Equal(t, typ, gotTyp)
+				require.Equal(t, p, got)
+			}
+		}
 	}
 }
