@@ -282,3 +282,24 @@ func TestAppendFrameHeaderLengths(t *testing.T) {
 	require.Equal(t, []byte{0x82, 126, 0xff, 0xff}, appendFrameHeader(nil, websocket.MessageBinary, 65535))
 	require.Equal(t, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}, appendFrameHeader(nil, websocket.MessageText, 65536))
 }
+
+// Connections take their cork buffers from one pool, one after another:
+// each sends only its own bytes.
+func TestConnsSharingThePoolSendOnlyTheirOwnBytes(t *testing.T) {
+	a, b := &Recorder{}, &Recorder{}
+	ca, cb := NewConn(a, time.Second), NewConn(b, time.Second)
+	for i := range 3 {
+		ca.Cork()
+		_, err := ca.Write(bytes.Repeat([]byte("a"), 100+i))
+		require.NoError(t, err)
+		require.NoError(t, ca.Uncork())
+		cb.Cork()
+		_, err = cb.Write([]byte("b"))
+		require.NoError(t, err)
+		require.NoError(t, cb.Uncork())
+	}
+	for i, w := range a.Written() {
+		require.Equal(t, bytes.Repeat([]byte("a"), 100+i), w)
+	}
+	require.Equal(t, [][]byte{[]byte("b"), []byte("b"), []byte("b")}, b.Written())
+}
