@@ -121,7 +121,12 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 }
 
 // writeQueued writes f and every frame queued behind it in one socket
-// write (wscork.Batch), all within the write timeout. A joiner's frames
+// write (wscork.Batch), each frame within the write timeout as when they
+// went one by one (a batch's 64 KiB flushes happen inside the frames'
+// writes; one timeout for the whole batch cut off a viewer on a slow link
+// whose backlog took longer than it, where frame by frame it would have
+// fallen behind and skipped to a keyframe; the socket's own write
+// deadline bounds the last flush, at Uncork). A joiner's frames
 // start with the view's join keyframe and every delta made since (up to
 // KeyframeInterval/Tick of them), and the library flushes each message to
 // the socket: a join cost one write system call per frame, the most of a
@@ -130,9 +135,11 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 // and their order are the same. A frame it cannot encode closes the
 // connection after the batch.
 func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
-	defer cancel()
-	err := wscork.Batch(cc, f, frames, func(f *spectator.Frame) error { return r.write(ctx, ws, f, codec) })
+	err := wscork.Batch(cc, f, frames, func(f *spectator.Frame) error {
+		ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+		defer cancel()
+		return r.write(ctx, ws, f, codec)
+	})
 	if errors.Is(err, errEncode) {
 		ws.Close(websocket.StatusInternalError, wire.CodeInternal)
 	}
