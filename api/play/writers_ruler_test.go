@@ -22,6 +22,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/wscork"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -31,7 +32,7 @@ import (
 // WebSocket sockets, their writers running as in production, fed by a hub
 // that the ruler drives by hand (fanout and tick), so that what it counts
 // per delivered event does not depend on the machine's load: socket write
-// calls (corkConn), writer wakes, allocations and bytes. Its clients read
+// calls (wscork.Conn), writer wakes, allocations and bytes. Its clients read
 // raw frames and only count them, so that the process's CPU is mostly the
 // server's.
 //
@@ -138,12 +139,12 @@ func rulerConns(tb testing.TB, s *Service, n int, k playCodec) ([]*playConn, []*
 	tb.Helper()
 	served := make(chan *playConn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := &corkHijack{ResponseWriter: w, timeout: 10 * time.Second}
+		h := &wscork.Hijack{ResponseWriter: w, Timeout: 10 * time.Second}
 		ws, err := websocket.Accept(h, r, nil)
 		if err != nil {
 			return
 		}
-		c := &playConn{s: s, cfg: s.cfg, ws: ws, cork: h.cc, codec: k, world: "w",
+		c := &playConn{s: s, cfg: s.cfg, ws: ws, cork: h.Conn, codec: k, world: "w",
 			out: make(chan []byte, s.cfg.QueueSize), final: make(chan []byte, 1),
 			ob: newOutbox(s.cfg.QueueSize, k), detached: make(chan struct{}, 1)}
 		c.ob.sent = s.playMetrics.sent
@@ -211,16 +212,16 @@ func rulerIdle(tb testing.TB, conns []*playConn, clients []*rulerClient) {
 			// Lazy frames wait for a wake (the tick's at the latest).
 			pending := len(c.ob.frames) > 0 && !c.ob.lazy || c.ob.due
 			c.ob.mu.Unlock()
-			if !pending && c.cork.idle() {
-				_, sent := c.cork.written()
+			if !pending && c.cork.Idle() {
+				_, sent := c.cork.Written()
 				if clients == nil || clients[i].bytes.Load() == sent {
 					break // (split: the clients' reads are not known)
 				}
 			}
 			require.NoError(tb, c.ctx.Err(), "connection %d ended", i)
 			if time.Now().After(deadline) {
-				_, sent := c.cork.written()
-				tb.Fatalf("connection %d: its writer did not finish within 30s (pending %v, idle %v, wrote %d bytes)", i, pending, c.cork.idle(), sent)
+				_, sent := c.cork.Written()
+				tb.Fatalf("connection %d: its writer did not finish within 30s (pending %v, idle %v, wrote %d bytes)", i, pending, c.cork.Idle(), sent)
 			}
 			<-poll.C
 		}
@@ -252,7 +253,7 @@ func cpuTime() time.Duration {
 // messages their clients read.
 func rulerTotals(conns []*playConn, clients []*rulerClient) (writes, bytes, wakes, msgs uint64) {
 	for i, c := range conns {
-		w, b := c.cork.written()
+		w, b := c.cork.Written()
 		writes, bytes, wakes = writes+w, bytes+b, wakes+c.wakes.Load()
 		if clients != nil {
 			msgs += clients[i].msgs.Load()

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/wscork"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -177,7 +178,7 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 		}
 		headerPlayer = p
 	}
-	h := &corkHijack{ResponseWriter: w, timeout: s.cfg.WriteTimeout}
+	h := &wscork.Hijack{ResponseWriter: w, Timeout: s.cfg.WriteTimeout}
 	ws, err := websocket.Accept(h, r, &websocket.AcceptOptions{
 		Subprotocols:   playSubprotocols(r),
 		OriginPatterns: s.cfg.OriginPatterns,
@@ -191,7 +192,7 @@ func (s *Service) play(w http.ResponseWriter, r *http.Request) {
 	codec, known := codecOf(ws.Subprotocol())
 	c := &playConn{s: s, cfg: s.cfg, ws: ws, world: world, header: edge.Bearer(r), codec: codec, known: known,
 		out: make(chan []byte, s.cfg.QueueSize), final: make(chan []byte, 1), ready: make(chan struct{}), sem: make(chan struct{}, s.cfg.MaxInflight),
-		ob: newOutbox(s.cfg.QueueSize, codec), detached: make(chan struct{}, 1), cork: h.cc}
+		ob: newOutbox(s.cfg.QueueSize, codec), detached: make(chan struct{}, 1), cork: h.Conn}
 	c.headerPlayer = headerPlayer
 	c.ob.sent = s.playMetrics.sent
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -205,7 +206,7 @@ type playConn struct {
 	s      *Service
 	cfg    Config
 	ws     *websocket.Conn
-	cork   *corkConn // ws's socket (cork.go)
+	cork   *wscork.Conn // ws's socket (cork.go)
 	world  string
 	header string    // edge.Bearer token of the upgrade request, if any
 	codec  playCodec // by the negotiated subprotocol (ws_codec.go)
@@ -517,10 +518,10 @@ func (c *playConn) writer() {
 // writeBatch writes the queued control messages, then the outbox's
 // frames, corked into one write.
 func (c *playConn) writeBatch() bool {
-	c.cork.cork()
+	c.cork.Cork()
 	c.ob.takenAt = c.ob.takenAt[:0]
 	ok := c.writeQueued()
-	if err := c.cork.uncork(); err != nil && ok {
+	if err := c.cork.Uncork(); err != nil && ok {
 		c.fail(fmt.Errorf("%w: write: %v", edge.ErrSlowConsumer, err))
 		return false
 	}

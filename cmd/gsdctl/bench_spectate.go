@@ -25,13 +25,15 @@ import (
 type spectateOptions struct {
 	steps        string // --spectator-steps, "" for none
 	relayProcs   int
-	upstreamForm string // --relay-upstream-form
+	upstreamForm string   // --relay-upstream-form
+	relayArgs    []string // --relay-arg
 }
 
 // addSpectateFlags registers the step mode's flags.
 func addSpectateFlags(f *pflag.FlagSet, o *spectateOptions) {
 	f.StringVar(&o.steps, "spectator-steps", "", "spectator-influx: measure with each of these numbers of spectators watching, in one run (e.g. 0,1000,10000): they watch the watch route (keyframe, then deltas), and the report compares each step with the first per 1,000 spectators")
 	f.StringVar(&o.upstreamForm, "relay-upstream-form", relay.UpstreamFormLean, "spectator-influx with --relay-procs: the relays' --upstream-form (lean or whole), to compare the voters' bytes per relay")
+	f.StringArrayVar(&o.relayArgs, "relay-arg", nil, "spectator-influx with --relay-procs: extra flag for every relay process, repeatable (e.g. --relay-arg=--cpuprofile=relay.pprof with one relay: a CPU profile of it during the run)")
 	f.IntVar(&o.relayProcs, "relay-procs", 0, "spectator-influx: put the spectators on this many relays run as processes of their own (gsdctl relay run), sampled apart from the load generator; implies --spectator-steps 0,<--spectators> unless given")
 }
 
@@ -63,7 +65,7 @@ func runSpectatorSteps(ctx context.Context, t *loadgen.Target, p loadgen.LoadPar
 		if err != nil {
 			return nil, fmt.Errorf("relay processes: %w", err)
 		}
-		sp.Relays = relayProcs(exe, so.relayProcs, slices.Max(steps), "--upstream-form", so.upstreamForm)
+		sp.Relays = relayProcs(exe, so.relayProcs, slices.Max(steps), append([]string{"--upstream-form", so.upstreamForm}, so.relayArgs...)...)
 	case o.spectatorRelays > 0:
 		start := benchRelays(o.spectatorRelays)
 		sp.Relays = func(ctx context.Context, upstreams []string) (loadgen.RelaySet, error) {

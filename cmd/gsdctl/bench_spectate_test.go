@@ -17,10 +17,12 @@ import (
 func TestBenchSpectatorStepsWithRelayProcesses(t *testing.T) {
 	addr := startNode(t)
 	t.Setenv(asGsdctl, "1")
-	out := filepath.Join(t.TempDir(), "r.json")
+	dir := t.TempDir()
+	out, prof := filepath.Join(dir, "r.json"), filepath.Join(dir, "relay.pprof")
 	stdout := mustRun(t, "--addr", addr, "bench", "--quiet", "--duration", "300ms", "--warmup", "50ms",
 		"--players", "10", "--items", "3", "--rate", "200", "--batch", "4", "--conns", "2", "--observers", "1",
-		"--spectator-steps", "0,20", "--ramp", "100ms", "--relay-procs", "1", "--out", out, "spectator-influx")
+		"--spectator-steps", "0,20", "--ramp", "100ms", "--relay-procs", "1", "--relay-arg=--cpuprofile="+prof,
+		"--out", out, "spectator-influx")
 	require.Contains(t, stdout, "[20 spectators, 20 watching]")
 	b, err := os.ReadFile(out)
 	require.NoError(t, err)
@@ -37,6 +39,9 @@ func TestBenchSpectatorStepsWithRelayProcesses(t *testing.T) {
 	require.Positive(t, r.Phases[1].Figures["relays_rss_mb"])
 	require.Contains(t, r.Figures, "relays_cpu_percent_per_1k_20")
 	require.Positive(t, r.Figures["bytes_per_s_per_spectator_20"])
+	fi, err := os.Stat(prof)
+	require.NoError(t, err, "--relay-arg reached the relay process")
+	require.Positive(t, fi.Size(), "the relay wrote its CPU profile when stopped")
 }
 
 // --relays with --spectator-steps keeps the relays inside gsdctl: no

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/internal/cpuprofile"
 	"github.com/gsd-dev/gsd/spectator/relay"
 	"github.com/spf13/cobra"
 )
@@ -31,7 +32,7 @@ func (a *app) relayCmd() *cobra.Command {
 
 func (a *app) relayRunCmd() *cobra.Command {
 	cfg := relay.DefaultConfig()
-	var listen, tokenFile string
+	var listen, tokenFile, cpuProfile string
 	var reg registration
 	var auditKeys []string
 	cmd := &cobra.Command{
@@ -101,6 +102,13 @@ its keyframes and serves it to relays of it.`,
 			if err := reg.validate(listen); err != nil {
 				return usageError{err}
 			}
+			if cpuProfile != "" {
+				stop, err := cpuprofile.Start(cpuProfile)
+				if err != nil {
+					return usageError{err}
+				}
+				defer stop()
+			}
 			return a.runRelay(cmd.Context(), cfg, listen, reg)
 		},
 	}
@@ -130,6 +138,7 @@ its keyframes and serves it to relays of it.`,
 	f.StringVar(&reg.worlds, "worlds", "", "with --register: the worlds it serves, comma-separated (default: all)")
 	f.DurationVar(&reg.heartbeat, "heartbeat", 10*time.Second, "with --register: how often it says it lives (the registry calls it stale after 30s without)")
 	f.StringArrayVar(&auditKeys, "audit-key", nil, "the cluster's audit public key file (.pub): verify the upstream's checkpoints with it (repeat during a rotation)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the relay (this process) to this file until it stops")
 	f.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", relay.DefaultCheckpointInterval, "how often to ask the upstream for a world's newest checkpoint (with --audit-key)")
 	return cmd
 }

@@ -59,8 +59,9 @@ func TestRelayRunServesTheNodesStreamsUntilStopped(t *testing.T) {
 	rctx, stop := context.WithCancel(ctx)
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
+	prof := filepath.Join(t.TempDir(), "relay.pprof")
 	go func() {
-		done <- run(rctx, []string{"--addr", node, "relay", "run", "--listen", "127.0.0.1:0"}, strings.NewReader(""), &out, &errOut)
+		done <- run(rctx, []string{"--addr", node, "relay", "run", "--listen", "127.0.0.1:0", "--cpuprofile", prof}, strings.NewReader(""), &out, &errOut)
 	}()
 	listening := regexp.MustCompile(`relay listening on (\S+), following http://` + regexp.QuoteMeta(node))
 	var addr string
@@ -85,6 +86,9 @@ func TestRelayRunServesTheNodesStreamsUntilStopped(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("gsdctl relay run did not stop")
 	}
+	fi, err := os.Stat(prof)
+	require.NoError(t, err)
+	require.Positive(t, fi.Size(), "--cpuprofile wrote the relay's profile when it stopped")
 }
 
 func TestRelayRunRefusesBadFlags(t *testing.T) {
@@ -97,6 +101,7 @@ func TestRelayRunRefusesBadFlags(t *testing.T) {
 		{"relay", "run", "--token-file", "/nonexistent/token"},
 		{"relay", "run", "--audit-key", "/nonexistent/key.pub"},
 		{"relay", "run", "--audit-key", notAKey},
+		{"relay", "run", "--cpuprofile", filepath.Join(t.TempDir(), "no", "such", "x.pprof")},
 	} {
 		code, _, errOut := ctl(t, "", args...)
 		require.Equal(t, 1, code, "%v", args)

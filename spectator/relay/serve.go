@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/wscork"
 	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -89,7 +90,8 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	defer wt.Close()
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
+	h := &wscork.Hijack{ResponseWriter: w, Timeout: r.cfg.WriteTimeout}
+	ws, err := websocket.Accept(h, req, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
 	if err != nil {
 		return // Accept has answered
 	}
@@ -112,11 +114,40 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if err := r.write(ctx, ws, f, codec); err != nil {
+		if err := r.writeQueued(ctx, ws, h.Conn, f, wt.Frames(), codec); err != nil {
 			return
 		}
 	}
 }
+
+// writeQueued writes f and every frame queued behind it in one socket
+// write (wscork.Batch), each frame within the write timeout as when they
+// went one by one (a batch's 64 KiB flushes happen inside the frames'
+// writes; one timeout for the whole batch cut off a viewer on a slow link
+// whose backlog took longer than it, where frame by frame it would have
+// fallen behind and skipped to a keyframe; the socket's own write
+// deadline bounds the last flush, at Uncork). A joiner's frames
+// start with the view's join keyframe and every delta made since (up to
+// KeyframeInterval/Tick of them), and the library flushes each message to
+// the socket: a join cost one write system call per frame, the most of a
+// relay's CPU per join (BenchmarkRelayJoin, docs/BENCHMARKS.md). A viewer
+// that keeps up has one frame at a time: one write, as before; the bytes
+// and their order are the same. A frame it cannot encode closes the
+// connection after the batch.
+func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
+	err := wscork.Batch(cc, f, frames, func(f *spectator.Frame) error {
+		ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+		defer cancel()
+		return r.write(ctx, ws, f, codec)
+	})
+	if errors.Is(err, errEncode) {
+		ws.Close(websocket.StatusInternalError, wire.CodeInternal)
+	}
+	return err
+}
+
+// errEncode is a frame the relay could not encode for its viewer.
+var errEncode = errors.New("relay: encode a frame")
 
 // viewer reads a watcher's delay and mode; the view is the relay's.
 func (r *Relay) viewer(req *http.Request) (spectator.Viewer, bool, error) {
@@ -142,19 +173,16 @@ func (r *Relay) viewer(req *http.Request) (spectator.Viewer, bool, error) {
 	}
 }
 
-// write sends one frame within the write timeout.
+// write sends one frame (until ctx ends).
 func (r *Relay) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, codec spectator.Codec) error {
 	data, binary, err := f.Encoded(codec)
 	if err != nil {
-		ws.Close(websocket.StatusInternalError, wire.CodeInternal)
-		return err
+		return fmt.Errorf("%w: %v", errEncode, err)
 	}
 	typ := websocket.MessageText
 	if binary {
 		typ = websocket.MessageBinary
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
-	defer cancel()
 	if err := ws.Write(ctx, typ, data); err != nil {
 		return err
 	}

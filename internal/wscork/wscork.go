@@ -1,0 +1,261 @@
+// Package wscork corks a WebSocket server connection's socket: each
+// message the library (coder/websocket) writes ends in a flush to the
+// socket, and on loopback or a LAN one write system call costs more than
+// encoding the message (the kernel runs the TCP path and wakes the
+// reader). A writer that has several messages corks the socket, writes
+// them, and uncorks: they go out in one write, the same bytes in the same
+// order. The play writers (api/play: control messages, then an outbox's
+// frames) and a relay's watch (spectator/relay: a joiner's keyframe and
+// the deltas since it) use it.
+//
+// The socket gets to the library through the upgrade: Hijack hands
+// websocket.Accept the Conn when it hijacks the HTTP connection.
+package wscork
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Limit: a cork holding this many bytes writes them out before taking
+// more, so one batch never holds more than about this much memory.
+const Limit = 64 << 10
+
+// Conn is a net.Conn whose writes, while corked, collect in memory and go
+// to the socket together when it is uncorked. Writes from other
+// goroutines (the library's close frame) during a cork join the batch,
+// which the writer always uncorks at once. Between batches it holds no
+// buffer (a server of thousands of connections that each had a big batch
+// once would keep them all): buffers come from a pool.
+type Conn struct {
+	net.Conn
+	// timeout bounds the write of one batch: the socket's write deadline
+	// is set timeout ahead again only once the last one set is
+	// timeout/deadlineSlack old (setting it costs a runtime timer update
+	// per write), so a write has between (1-1/deadlineSlack)·timeout and
+	// timeout.
+	timeout time.Duration
+	setAt   time.Time // when the write deadline was last set
+
+	mu     sync.Mutex
+	corked bool
+	buf    []byte
+	held   *[]byte // buf's holder from bufs, while one is taken
+	err    error   // a failed flush: every later write fails with it
+
+	// What went to the socket: write calls and their bytes (the play
+	// writers' ruler counts per delivery).
+	writes, bytes uint64
+}
+
+// NewConn returns conn corked when asked, its writes bounded by timeout.
+func NewConn(conn net.Conn, timeout time.Duration) *Conn {
+	return &Conn{Conn: conn, timeout: timeout}
+}
+
+// bufs hold the corks' buffers between batches.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// take makes sure c has a buffer. c.mu is held.
+func (c *Conn) take() {
+	if c.held == nil {
+		c.held = bufs.Get().(*[]byte)
+		c.buf = (*c.held)[:0]
+	}
+}
+
+// release gives c's buffer back, unless a rare huge batch grew it. c.mu
+// is held.
+func (c *Conn) release() {
+	if c.held != nil && cap(c.buf) <= 2*Limit {
+		*c.held = c.buf[:0]
+		bufs.Put(c.held)
+	}
+	c.held, c.buf = nil, nil
+}
+
+func (c *Conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if !c.corked {
+		return c.write(p)
+	}
+	c.take()
+	c.buf = append(c.buf, p...)
+	if len(c.buf) >= Limit {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// deadlineSlack: see Conn.timeout.
+const deadlineSlack = 16
+
+// write writes p to the socket within the timeout. c.mu is held.
+func (c *Conn) write(p []byte) (int, error) {
+	if c.timeout > 0 {
+		if now := time.Now(); now.Sub(c.setAt) >= c.timeout/deadlineSlack {
+			if err := c.Conn.SetWriteDeadline(now.Add(c.timeout)); err != nil {
+				c.err = err
+				return 0, err
+			}
+			c.setAt = now
+		}
+	}
+	n, err := c.Conn.Write(p)
+	c.writes++
+	c.bytes += uint64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// Written returns the write calls made to the socket and their bytes.
+func (c *Conn) Written() (writes, bytes uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes, c.bytes
+}
+
+// Idle reports whether no batch is corked (none is being written).
+func (c *Conn) Idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.corked
+}
+
+// flush writes the corked bytes. c.mu is held.
+func (c *Conn) flush() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+// WriteMessage writes one WebSocket data message of type typ carrying p
+// as a single unmasked, uncompressed frame (RFC 6455 5.2), the bytes the
+// library would write for it, straight into the cork (or to the socket
+// when not corked): a writer's messages skip the library's write path
+// (its locks, context checks and bufio flush per message), which costs
+// about as much as copying the frame. The library still writes its
+// control frames (pongs, the close frame) through Write, each in one
+// call, so that frames never interleave; done is the connection's
+// context, cancelled before its close frame is written: a message that
+// finds it cancelled is refused, so that none follows the close frame.
+func (c *Conn) WriteMessage(done context.Context, typ websocket.MessageType, p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
+	}
+	if err := done.Err(); err != nil {
+		return fmt.Errorf("the connection is closing: %w", net.ErrClosed)
+	}
+	c.take()
+	c.buf = appendFrameHeader(c.buf, typ, len(p))
+	c.buf = append(c.buf, p...)
+	if c.corked && len(c.buf) < Limit {
+		return nil
+	}
+	err := c.flush()
+	if !c.corked {
+		c.release()
+	}
+	return err
+}
+
+// appendFrameHeader appends the header of a final, unmasked data frame of
+// type typ with an n-byte payload.
+func appendFrameHeader(b []byte, typ websocket.MessageType, n int) []byte {
+	b = append(b, 0x80|byte(typ))
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, 126), uint16(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, 127), uint64(n))
+}
+
+// Cork makes writes collect until Uncork.
+func (c *Conn) Cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// Uncork writes what the cork collected, in one write.
+func (c *Conn) Uncork() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	err := c.err
+	if err == nil {
+		err = c.flush()
+	}
+	c.release()
+	return err
+}
+
+// Hijack is the ResponseWriter given to websocket.Accept: its Hijack
+// wraps the connection in a Conn (Conn, once hijacked) whose socket
+// writes have Timeout.
+type Hijack struct {
+	http.ResponseWriter
+	Timeout time.Duration
+	Conn    *Conn
+}
+
+// Hijack takes over the HTTP connection as a Conn.
+func (h *Hijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// net/http hands over a fresh writer: nothing is buffered in it.
+	h.Conn = NewConn(conn, h.Timeout)
+	return h.Conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(h.Conn)), nil
+}
+
+// Unwrap lets http.ResponseController reach the server's ResponseWriter.
+func (h *Hijack) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// Batch writes first, then every item ch holds now, with write: the items
+// queued behind first (a joiner's deltas behind its keyframe, a lagging
+// viewer's backlog) go out corked, in one socket write; first alone is
+// written uncorked (the library's one write, nothing copied). Only the
+// caller may receive from ch: what it holds then are items, never its
+// close, which comes after them. write must not close the connection: a
+// close waits for the peer's answer to a close frame still in the cork.
+func Batch[T any](c *Conn, first T, ch <-chan T, write func(T) error) error {
+	n := len(ch)
+	if n == 0 {
+		return write(first)
+	}
+	c.Cork()
+	err := write(first)
+	for ; err == nil && n > 0; n-- {
+		err = write(<-ch)
+	}
+	if uerr := c.Uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}

@@ -1,0 +1,305 @@
+package wscork
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCorkConnWritesABatchInOneWrite(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under}
+
+	_, err := c.Write([]byte("direct"))
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{[]byte("direct")}, under.Written(), "an uncorked write goes straight to the socket")
+
+	c.Cork()
+	for _, s := range []string{"a", "bb", "ccc"} {
+		n, err := c.Write([]byte(s))
+		require.NoError(t, err)
+		require.Equal(t, len(s), n)
+	}
+	require.Len(t, under.Written(), 1, "corked writes wait for uncork")
+	require.NoError(t, c.Uncork())
+	require.Equal(t, [][]byte{[]byte("direct"), []byte("abbccc")}, under.Written())
+
+	require.NoError(t, c.Uncork(), "uncorking with nothing collected writes nothing")
+	require.Len(t, under.Written(), 2)
+}
+
+func TestCorkConnFlushesAtTheLimit(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under}
+	c.Cork()
+	big := bytes.Repeat([]byte("x"), Limit-1)
+	_, err := c.Write(big)
+	require.NoError(t, err)
+	require.Empty(t, under.Written())
+	_, err = c.Write([]byte("yz")) // past the limit: the batch so far goes out
+	require.NoError(t, err)
+	require.Len(t, under.Written(), 1)
+	require.Len(t, under.Written()[0], Limit+1)
+	_, err = c.Write([]byte("after"))
+	require.NoError(t, err)
+	require.NoError(t, c.Uncork())
+	require.Equal(t, []byte("after"), under.Written()[1])
+
+	// A rare huge batch's buffer is not kept.
+	c.Cork()
+	_, err = c.Write(bytes.Repeat([]byte("x"), 3*Limit))
+	require.NoError(t, err)
+	require.NoError(t, c.Uncork())
+	require.Nil(t, c.buf, "no buffer is held between batches")
+	require.Nil(t, c.held)
+	c.Cork()
+	require.NoError(t, c.Uncork())
+}
+
+func TestCorkConnFailedWriteSticks(t *testing.T) {
+	boom := errors.New("boom")
+	under := &Recorder{err: boom}
+	c := &Conn{Conn: under}
+	c.Cork()
+	_, err := c.Write([]byte("a"))
+	require.NoError(t, err, "a corked write only collects")
+	require.ErrorIs(t, c.Uncork(), boom)
+	_, err = c.Write([]byte("b"))
+	require.ErrorIs(t, err, boom, "a connection whose write failed fails every later write")
+	c.Cork()
+	_, err = c.Write([]byte("c"))
+	require.ErrorIs(t, err, boom)
+}
+
+func TestCorkConnWriteTimesOut(t *testing.T) {
+	a, b := net.Pipe() // nobody reads b: a write blocks until its deadline
+	defer a.Close()
+	defer b.Close()
+	c := &Conn{Conn: a, timeout: time.Millisecond}
+	c.Cork()
+	_, err := c.Write([]byte("stuck"))
+	require.NoError(t, err)
+	require.ErrorIs(t, c.Uncork(), os.ErrDeadlineExceeded)
+
+	// A deadline that cannot be set fails the write the same way.
+	require.NoError(t, a.Close())
+	c2 := &Conn{Conn: a, timeout: time.Millisecond}
+	_, err = c2.Write([]byte("closed"))
+	require.Error(t, err)
+}
+
+// TestCorkHijackSendsMessagesInOneWrite upgrades through Hijack, as
+// the play endpoint does, and writes three messages in one cork: the
+// client reads three messages, and the socket saw one write for them.
+func TestCorkHijackSendsMessagesInOneWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	cl := &RecordingListener{Listener: ln}
+	done := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := &Hijack{ResponseWriter: w, Timeout: time.Second}
+		ws, err := websocket.Accept(h, r, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer ws.CloseNow()
+		h.Conn.Cork()
+		for _, m := range []string{"one", "two", "three"} {
+			if err := ws.Write(context.Background(), websocket.MessageText, []byte(m)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- h.Conn.Uncork()
+		_, _, _ = ws.Read(context.Background()) // until the client closes
+	}))
+	srv.Listener = cl
+	srv.Start()
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	for _, want := range []string{"one", "two", "three"} {
+		_, got, err := conn.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, string(got))
+	}
+	require.NoError(t, <-done)
+	require.Len(t, cl.Conns(), 1)
+	writes := cl.Conns()[0].Written()
+	require.Len(t, writes, 2, "the handshake's response, then one write for the three messages")
+	require.True(t, bytes.HasPrefix(writes[0], []byte("HTTP/1.1 101")))
+	require.NoError(t, conn.Close(websocket.StatusNormalClosure, ""))
+}
+
+func TestCorkHijackWithoutAHijacker(t *testing.T) {
+	rec := httptest.NewRecorder()
+	h := &Hijack{ResponseWriter: rec}
+	_, _, err := h.Hijack()
+	require.Error(t, err)
+	require.Nil(t, h.Conn)
+	require.Same(t, rec, h.Unwrap().(*httptest.ResponseRecorder), "http.ResponseController reaches the server's writer")
+}
+
+func TestCorkConnFailsAWriteWhoseLimitFlushFails(t *testing.T) {
+	boom := errors.New("boom")
+	c := &Conn{Conn: &Recorder{err: boom}}
+	c.Cork()
+	_, err := c.Write(bytes.Repeat([]byte("x"), Limit))
+	require.ErrorIs(t, err, boom)
+}
+
+// A corked message waits for uncork; a connection that is ending takes
+// no more messages (its close frame may follow), nor one whose socket
+// failed.
+func TestCorkWriteMessageCorksAndRefuses(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.Cork()
+	require.NoError(t, c.WriteMessage(ctx, websocket.MessageText, []byte("hi")))
+	require.Empty(t, under.Written())
+	require.NoError(t, c.Uncork())
+	require.Equal(t, [][]byte{{0x81, 2, 'h', 'i'}}, under.Written())
+
+	cancel()
+	require.ErrorIs(t, c.WriteMessage(ctx, websocket.MessageText, []byte("late")), net.ErrClosed)
+	require.Len(t, under.Written(), 1)
+
+	boom := errors.New("boom")
+	failed := &Conn{Conn: &Recorder{err: boom}}
+	require.ErrorIs(t, failed.WriteMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom)
+	require.ErrorIs(t, failed.WriteMessage(context.Background(), websocket.MessageBinary, []byte{1}), boom, "it sticks")
+}
+
+// The write deadline is set again only once the last one set is
+// timeout/deadlineSlack old: writes close together share it.
+func TestCorkConnSetsTheWriteDeadlineOncePerSlack(t *testing.T) {
+	under := &Recorder{}
+	c := &Conn{Conn: under, timeout: time.Hour}
+	deadlines := func() int {
+		return under.Deadlines()
+	}
+	for range 3 {
+		_, err := c.Write([]byte("x"))
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, deadlines(), "three writes within an hour/16 share one deadline")
+	c.mu.Lock()
+	c.setAt = c.setAt.Add(-time.Hour / deadlineSlack)
+	c.mu.Unlock()
+	_, err := c.Write([]byte("x"))
+	require.NoError(t, err)
+	require.Equal(t, 2, deadlines(), "a write once the deadline is hour/16 old sets it again")
+	require.Len(t, under.Written(), 4)
+}
+
+// Written counts the socket's write calls and bytes (a corked batch is
+// one), Idle says whether a batch is corked, and an uncorked message
+// leaves no buffer held.
+func TestConnCountsItsWritesAndSaysWhenIdle(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	require.True(t, c.Idle())
+	require.NoError(t, c.WriteMessage(context.Background(), websocket.MessageText, []byte("a")))
+	require.Nil(t, c.held, "an uncorked message's buffer goes back at once")
+	c.Cork()
+	require.False(t, c.Idle())
+	for range 3 {
+		require.NoError(t, c.WriteMessage(context.Background(), websocket.MessageBinary, []byte("bc")))
+	}
+	require.NoError(t, c.Uncork())
+	require.True(t, c.Idle())
+	writes, n := c.Written()
+	require.Equal(t, uint64(2), writes)
+	require.Equal(t, uint64(3+3*4), n)
+	require.Equal(t, 1, under.Deadlines(), "two writes within a second/16 share the deadline")
+
+	boom := errors.New("boom")
+	under.Fail(boom)
+	_, err := c.Write([]byte("x"))
+	require.ErrorIs(t, err, boom, "a Recorder told to fail fails the write")
+	require.Len(t, under.Written(), 2)
+}
+
+// Batch writes an item alone straight to the socket, and an item with
+// others queued behind it together with them in one write; it stops at
+// the first failed write, and a failed batch write is its error.
+func TestBatchWritesWhatIsQueuedInOneWrite(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	write := func(s string) error { _, err := c.Write([]byte(s)); return err }
+	ch := make(chan string, 4)
+	require.NoError(t, Batch(c, "a", ch, write))
+	require.Equal(t, [][]byte{[]byte("a")}, under.Written(), "alone: one write, uncorked")
+
+	ch <- "c"
+	ch <- "d"
+	require.NoError(t, Batch(c, "b", ch, write))
+	require.Equal(t, [][]byte{[]byte("a"), []byte("bcd")}, under.Written(), "queued: one write for the three")
+	require.Empty(t, ch)
+	require.True(t, c.Idle())
+
+	boom := errors.New("boom")
+	ch <- "f"
+	ch <- "g"
+	n := 0
+	err := Batch(c, "e", ch, func(s string) error {
+		if n++; n == 2 {
+			return boom
+		}
+		return write(s)
+	})
+	require.ErrorIs(t, err, boom)
+	require.Len(t, ch, 1, "it stops at the failed write")
+	require.Equal(t, []byte("e"), under.Written()[2], "what was written before goes out")
+	require.True(t, c.Idle())
+
+	under.Fail(boom)
+	require.ErrorIs(t, Batch(c, "h", ch, write), boom, "the batch's socket write failed")
+}
+
+// A frame header carries its payload's length in 7 bits, 16 or 64 (RFC
+// 6455 5.2); api/play's TestCorkWriteMessageWritesTheLibrarysFrame checks
+// the whole frames against the library's.
+func TestAppendFrameHeaderLengths(t *testing.T) {
+	require.Equal(t, []byte{0x81, 125}, appendFrameHeader(nil, websocket.MessageText, 125))
+	require.Equal(t, []byte{0x82, 126, 0, 126}, appendFrameHeader(nil, websocket.MessageBinary, 126))
+	require.Equal(t, []byte{0x82, 126, 0xff, 0xff}, appendFrameHeader(nil, websocket.MessageBinary, 65535))
+	require.Equal(t, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}, appendFrameHeader(nil, websocket.MessageText, 65536))
+}
+
+// Connections take their cork buffers from one pool, one after another:
+// each sends only its own bytes.
+func TestConnsSharingThePoolSendOnlyTheirOwnBytes(t *testing.T) {
+	a, b := &Recorder{}, &Recorder{}
+	ca, cb := NewConn(a, time.Second), NewConn(b, time.Second)
+	for i := range 3 {
+		ca.Cork()
+		_, err := ca.Write(bytes.Repeat([]byte("a"), 100+i))
+		require.NoError(t, err)
+		require.NoError(t, ca.Uncork())
+		cb.Cork()
+		_, err = cb.Write([]byte("b"))
+		require.NoError(t, err)
+		require.NoError(t, cb.Uncork())
+	}
+	for i, w := range a.Written() {
+		require.Equal(t, bytes.Repeat([]byte("a"), 100+i), w)
+	}
+	require.Equal(t, [][]byte{[]byte("b"), []byte("b"), []byte("b")}, b.Written())
+}

@@ -1,0 +1,88 @@
+package relay
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/internal/wscork"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+)
+
+// readUntil reads c's deflated frames until one at seq last, and returns
+// them as sent.
+func readUntil(t *testing.T, c *websocket.Conn, last uint64) [][]byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out [][]byte
+	for {
+		typ, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		require.Equal(t, websocket.MessageBinary, typ)
+		out = append(out, b)
+		var f struct{ Seq uint64 }
+		require.NoError(t, json.NewDecoder(flate.NewReader(bytes.NewReader(b))).Decode(&f))
+		if f.Seq == last {
+			return out
+		}
+	}
+}
+
+// A spectator joining a view with a backlog (the join keyframe and the
+// deltas since) gets it in one socket write after the handshake's, byte
+// for byte what a spectator who watched from the start got.
+func TestRelayWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/views") {
+			http.NotFound(w, r)
+			return
+		}
+		joinUpstream(w, r)
+	}))
+	t.Cleanup(func() {
+		up.CloseClientConnections()
+		up.Close()
+	})
+	cfg := DefaultConfig()
+	cfg.Upstream = up.URL
+	cfg.Pipeline.Tick = 10 * time.Millisecond
+	cfg.Pipeline.KeyframeInterval = time.Hour
+	r, err := New(cfg)
+	require.NoError(t, err)
+	ts := httptest.NewUnstartedServer(r.Handler())
+	ln := &wscork.RecordingListener{Listener: ts.Listener}
+	ts.Listener = ln
+	ts.Start()
+	t.Cleanup(func() {
+		r.Close()
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/worlds/arena/watch?versions=false"
+	dialDeflate := func() *websocket.Conn {
+		c, _, err := websocket.Dial(context.Background(), wsURL, &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolWatchDeflate}})
+		require.NoError(t, err)
+		c.SetReadLimit(-1)
+		t.Cleanup(func() { c.CloseNow() })
+		return c
+	}
+	last := uint64(joinEntities/100 + joinBacklog)
+	watched := readUntil(t, dialDeflate(), last)
+	require.Greater(t, len(watched), joinBacklog/2, "the first spectator got deltas one by one")
+
+	joiner := dialDeflate()
+	conns := ln.Conns()
+	conn := conns[len(conns)-1]
+	got := readUntil(t, joiner, last)
+	require.Equal(t, watched, got, "the same frames, the same bytes")
+	require.Len(t, conn.Written(), 2, "the handshake, then the backlog of %d frames in one write", len(got))
+}
