@@ -164,6 +164,17 @@ var exportMagic = []byte("GSDWRLD\x01")
 // ExportFormat is the newest world export format: 2, for salted worlds.
 const ExportFormat byte = 2
 
+// ImportNeeds returns what a replica must read to import an export of
+// format (WorldImport.Format): log 8 for format 1; log 15 for format 2,
+// which a log 14 replica refuses and whose world needs snapshot format 10.
+// A move asks the target group's voters for it before the fence.
+func ImportNeeds(format byte) Versions {
+	if format == ExportFormat {
+		return Versions{Log: 15, Snapshot: 10, Wire: 1}
+	}
+	return Versions{Log: 8, Snapshot: 7, Wire: 1}
+}
+
 // exportWorldFormats is, by export format, the snapshot format of the
 // world inside it (0: no such export format).
 var exportWorldFormats = [ExportFormat + 1]byte{1: 6, 2: 10}

@@ -139,10 +139,9 @@ func Needs(c *Command) Versions {
 		// kind, nor restore the digests (snapshot format 10).
 		v.Log, v.Snapshot = 14, 10
 	}
-	if c.Kind == CmdMoveWorldSalted || c.Kind == CmdImportWorld && c.Import.Format() == 2 {
-		// A salted world's move: a replica before log 15 cannot decode
-		// the fence's kind, and refuses an export of format 2, whose
-		// world needs snapshot format 10 (migrate.go).
+	if c.Kind == CmdMoveWorldSalted {
+		// A salted world's fence: a replica before log 15 cannot decode
+		// the kind (migrate.go).
 		v.Log, v.Snapshot = 15, 10
 	}
 	return v
@@ -164,7 +163,9 @@ func needs(c *Command) Versions {
 		return Versions{Log: 10, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdDivergence:
 		return Versions{Log: 9, Snapshot: 3, Wire: 1}
-	case c.Kind == CmdMoveWorld, c.Kind == CmdImportWorld, c.Kind == CmdMoveWorldSalted:
+	case c.Kind == CmdImportWorld:
+		return ImportNeeds(c.Import.Format())
+	case c.Kind == CmdMoveWorld, c.Kind == CmdMoveWorldSalted:
 		return Versions{Log: 8, Snapshot: 7, Wire: 1}
 	case c.Kind == CmdDeleteWorld:
 		return Versions{Log: 6, Snapshot: 3, Wire: 1}

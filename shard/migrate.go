@@ -52,12 +52,19 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // it with a world delete on src once every node routes to dst; from then
 // on a stale write there answers unknown_world.
 //
+// Before step 1, CheckTarget asks dst's version gate whether its voters
+// read the world's import (a salted world's needs log 15): a move dst
+// would refuse fences nothing.
+//
 // Writes to the world are refused from the fence's commit until dst's
 // import commits and the routers learn of it: that is the freeze
 // players see. Move is safe to retry after any error: a fence to the same
 // shard is repeated harmlessly, and an import that committed before the
 // error is recognised (same incarnation, imported) and not redone.
 func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
+	if err := CheckTarget(src, dst, world); err != nil {
+		return 0, err
+	}
 	e, err := FenceAndExport(ctx, src, world, to)
 	if err != nil {
 		return 0, err
@@ -71,6 +78,33 @@ func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to 
 		}
 	}
 	return e.Seq, nil
+}
+
+// ImportGate is what a target that gates its commands by its voters'
+// versions has (*store.Store): store.ErrVersionGate when a voter would not
+// read the import of a world, salted or not, moving there.
+type ImportGate interface {
+	ImportGate(salted bool) error
+}
+
+// CheckTarget refuses, before anything is fenced, the move of world from
+// src to dst when dst's voters would not read its import: a salted
+// world's export (fsm export format 2) needs every one at log 15, and a
+// fence whose import cannot land would refuse the world's writes until
+// they are upgraded. A dst without ImportGate is not checked.
+func CheckTarget(src MoveSource, dst any, world string) error {
+	g, ok := dst.(ImportGate)
+	if !ok {
+		return nil
+	}
+	from, err := src.World(world)
+	if err != nil {
+		return fmt.Errorf("move %s: %w", world, err)
+	}
+	if err := g.ImportGate(from.Salted); err != nil {
+		return fmt.Errorf("move %s: the target cannot import it, nothing fenced: %w", world, err)
+	}
+	return nil
 }
 
 // Export is a fenced world's export (Move's steps 1 and 2), what crosses
