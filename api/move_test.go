@@ -80,3 +80,81 @@ func TestMovePeerStepIsForNodesAndChecksItsStep(t *testing.T) {
 	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()}, withSecret)
 	static.RequireError(422, fsm.CodeNotSupported, "POST", path, `{"step":"import","to":2,"export":{"incarnation":1,"seq":3,"data":""}}`, peer...)
 }
+
+// saltedMoveFake is a moveFake whose one group holds a salted world it
+// fences and exports, and whose shard 2 is target.
+type saltedMoveFake struct {
+	*moveFake
+	target *gateTarget
+	fenced bool
+}
+
+func (f *saltedMoveFake) World(id string) (fsm.WorldInfo, error) {
+	return fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: true}, nil
+}
+
+func (f *saltedMoveFake) MoveWorld(_ context.Context, world string, shard, _ uint64) (fsm.Fence, error) {
+	f.fenced = true
+	return fsm.Fence{World: world, Shard: shard, Seq: 5}, nil
+}
+
+func (f *saltedMoveFake) ExportWorld(string) ([]byte, uint64, error) {
+	return []byte("GSDWRLD\x02"), 5, nil
+}
+
+func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
+	if g != 2 {
+		return f.moveFake.GroupRoute(g)
+	}
+	return edge.Route{GroupID: "2", Group: f.target}, nil
+}
+
+// gateTarget is a target group whose version gate answers gate.
+type gateTarget struct {
+	*apitest.Fake
+	gate     error
+	imported bool
+}
+
+func (g *gateTarget) ImportGate(bool) error { return g.gate }
+
+func (g *gateTarget) World(id string) (fsm.WorldInfo, error) {
+	return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
+}
+
+func (g *gateTarget) ImportWorld(_ context.Context, world string, _ []byte) (fsm.WorldInfo, error) {
+	g.imported = true
+	return fsm.WorldInfo{ID: world}, nil
+}
+
+// TestASaltedWorldsMoveToATargetThatCannotImportItFencesNothing: the
+// admin route asks the target's leader (its "check" step) before the
+// fence, and a salted world is refused version_gate when the target's
+// gate says its voters do not read log 15; the peer's export step
+// refuses it likewise when told so, and its check step answers the
+// target's gate.
+func TestASaltedWorldsMoveToATargetThatCannotImportItFencesNothing(t *testing.T) {
+	t.Parallel()
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake(), gate: fmt.Errorf("%w: voter n3 reads log 14", store.ErrVersionGate)}}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+	path := edge.InternalPrefix + "/cluster/worlds/arena/move"
+
+	e.RequireError(409, edge.CodeVersionGate, "POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	e.RequireError(409, edge.CodeVersionGate, "POST", path, `{"step":"check","to":2}`, peer...)
+	e.RequireError(409, edge.CodeVersionGate, "POST", path, `{"step":"export","to":2,"unsalted":"voter n3 reads log 14"}`, peer...)
+	require.False(t, f.fenced, "nothing fenced")
+	require.False(t, f.target.imported)
+	require.Empty(t, f.published)
+
+	f.target.gate = nil
+	code, _, b := e.Do("POST", path, `{"step":"check","to":2}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	code, _, b = e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":5}`, string(b))
+	require.True(t, f.fenced)
+	require.True(t, f.target.imported)
+	require.Equal(t, []string{"arena2"}, f.published)
+}
