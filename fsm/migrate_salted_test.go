@@ -40,6 +40,17 @@ func TestASaltedWorldsFenceNeedsLogVersion15(t *testing.T) {
 	// A retried fence answers the first (either kind once fenced).
 	require.Equal(t, *r.Fence, *h.apply(cmdMoveSalted(WorldMove{World: "w", Shard: 2}))[0].Fence)
 
+	// The table is frozen with the world, so that every replica exports
+	// it alike and an erasure goes to the new home.
+	before, err := h.f.SaltTable("w")
+	require.NoError(t, err)
+	for _, c := range []Command{cmdSalt("w", "dave", 0xD0), cmdEraseKeep("w", "bob"), cmdErase("w", "bob")} {
+		requireMoved(t, h.apply(c)[0].Err, *r.Fence)
+	}
+	after, err := h.f.SaltTable("w")
+	require.NoError(t, err)
+	require.Equal(t, before, after)
+
 	h.createWorld("plain2", Rules{})
 	require.NoError(t, h.apply(cmdMoveSalted(WorldMove{World: "plain2", Shard: 2}))[0].Err, "an unsalted world too")
 

@@ -183,3 +183,30 @@ func TestMovingASaltedWorldToAGroupWithALog14VoterFencesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), seq)
 }
+
+// TestASaltedWorldFencedAlreadyIsExportedWhateverTheTargetSays: a move
+// retried after its fence (the world refuses writes already) goes on to
+// the export, and the import tells the target's refusal again; an
+// unsalted world is never held back by it.
+func TestASaltedWorldFencedAlreadyIsExportedWhateverTheTargetSays(t *testing.T) {
+	ctx := context.Background()
+	refused := Unimportable("voter n3 reads log 14")
+	require.ErrorIs(t, refused, store.ErrVersionGate)
+	require.NoError(t, Unimportable(""))
+
+	fence := fsm.Fence{World: "w", Shard: 2, Seq: 9}
+	src := &fakeGroup{world: fsm.WorldInfo{ID: "w", Salted: true}, fence: fence, exportSeq: 9}
+	_, err := FenceAndExportFor(ctx, src, "w", 2, refused)
+	require.ErrorIs(t, err, store.ErrVersionGate)
+	require.ErrorContains(t, err, "nothing fenced")
+
+	src.world.Moved = &fence
+	e, err := FenceAndExportFor(ctx, src, "w", 2, refused)
+	require.NoError(t, err)
+	require.Equal(t, uint64(9), e.Seq)
+
+	src.world = fsm.WorldInfo{ID: "w"}
+	_, err = FenceAndExportFor(ctx, src, "w", 2, refused)
+	require.NoError(t, err, "an unsalted world")
+	require.NoError(t, SaltedImportGate(&fakeGroup{}), "a target without a gate is not asked")
+}
