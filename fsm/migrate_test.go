@@ -162,14 +162,7 @@ func TestExportImportCarriesTheWorldAndItsSeqGoesOn(t *testing.T) {
 	r := th.apply(cmdImport("w", blob))[0]
 	require.NoError(t, r.Err)
 	require.Equal(t, uint64(101), r.Imported.Imported)
-	require.Nil(t, r.Imported.Moved, "the fence stays behind")
-
-	src, err := h.f.World("w")
-	require.NoError(t, err)
-	dst, err := th.f.World("w")
-	require.NoError(t, err)
-	src.Moved, src.Imported = nil, 101
-	require.Equal(t, src, dst, "seq, hash, incarnation, rules")
+	requireImportedAs(t, h.f, th.f, 101)
 	for _, e := range []string{"e1", "e2", "e3"} {
 		sv, serr := h.f.Entity("w", e)
 		dv, derr := th.f.Entity("w", e)
@@ -475,6 +468,20 @@ func FuzzImportWorld(f *testing.F) {
 
 // withoutDataVersions returns sessions with their data versions zeroed: an
 // import gives the data new ones (playerdata.go).
+// requireImportedAs checks that world w of dst, imported at log index
+// imported from src, is src's (seq, state hash, incarnation, rules, salt
+// flag) without the fence, which stays behind.
+func requireImportedAs(t *testing.T, src, dst *FSM, imported uint64) {
+	t.Helper()
+	want, err := src.World("w")
+	require.NoError(t, err)
+	got, err := dst.World("w")
+	require.NoError(t, err)
+	require.NotNil(t, want.Moved)
+	want.Moved, want.Imported = nil, imported
+	require.Equal(t, want, got)
+}
+
 func withoutDataVersions(ss []SessionInfo) []SessionInfo {
 	for i := range ss {
 		ss[i].DataVersion = 0

@@ -15,11 +15,7 @@ import (
 // salted world is fenced and its export imports, on every replica alike.
 func TestASaltedWorldsMoveWaitsForEveryVoterToReadLogVersion15(t *testing.T) {
 	t.Parallel()
-	log14 := fsm.Supported()
-	log14.Log, log14.Snapshot = 14, 10
-	c, mixed := newMixedCluster(t, log14)
-	l := c.leader()
-	require.NoError(t, l.CreateSaltedWorld(ctxT(t), "w", fsm.Rules{}))
+	c, mixed, l := saltedMixedCluster(t, 14, 10)
 	mustCreateWorld(t, l, "plain")
 	_, _, err := l.Act(ctxT(t), incr("w", "alice", 1, "e", "hp", 1))
 	require.NoError(t, err)
