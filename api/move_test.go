@@ -2,8 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -86,6 +90,7 @@ func TestMovePeerStepIsForNodesAndChecksItsStep(t *testing.T) {
 type saltedMoveFake struct {
 	*moveFake
 	target *gateTarget
+	remote string // when set, shard 2's leader is another node there
 	fenced bool
 }
 
@@ -103,8 +108,11 @@ func (f *saltedMoveFake) ExportWorld(string) ([]byte, uint64, error) {
 }
 
 func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
-	if g != 2 {
+	switch {
+	case g != 2:
 		return f.moveFake.GroupRoute(g)
+	case f.remote != "":
+		return edge.Route{GroupID: "2", Node: "n2", Addr: f.remote}, nil
 	}
 	return edge.Route{GroupID: "2", Group: f.target}, nil
 }
@@ -156,5 +164,92 @@ func TestASaltedWorldsMoveToATargetThatCannotImportItFencesNothing(t *testing.T)
 	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":5}`, string(b))
 	require.True(t, f.fenced)
 	require.True(t, f.target.imported)
+	require.Equal(t, []string{"arena2"}, f.published)
+}
+
+// TestASaltedWorldsMoveAsksARemoteTargetFirst: shard 2's leader is
+// another node; its check step's refusal (version_gate), or a malformed
+// answer from a binary that knows no check step, refuses the salted
+// world before its fence; any other error (no leader) ends the move
+// before the fence too.
+func TestASaltedWorldsMoveAsksARemoteTargetFirst(t *testing.T) {
+	t.Parallel()
+	var (
+		mu     sync.Mutex
+		answer wire.ErrorBody
+		status int
+		steps  []string
+	)
+	set := func(s int, a wire.ErrorBody) { mu.Lock(); status, answer = s, a; mu.Unlock() }
+	n2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var step wire.MoveStep
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, step.Step)
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(answer)
+	}))
+	t.Cleanup(n2.Close)
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake()}, remote: n2.URL}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	path := wire.PathWorldMove("arena")
+
+	set(409, wire.ErrorBody{Code: edge.CodeVersionGate, Error: "voter n3 reads log 14"})
+	code, _, b := e.Do("POST", path, `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), "voter n3 reads log 14")
+	set(400, wire.ErrorBody{Code: fsm.CodeMalformed, Error: `move step "check"`})
+	code, _, b = e.Do("POST", path, `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), "before log version 15")
+	set(503, wire.ErrorBody{Code: edge.CodeNotLeader, Error: "no leader"})
+	e.RequireError(503, edge.CodeNotLeader, "POST", path, `{"to":2}`, admin...)
+	mu.Lock()
+	require.Equal(t, []string{"check", "check", "check"}, steps, "no import asked")
+	mu.Unlock()
+	require.False(t, f.fenced, "nothing fenced")
+	require.Empty(t, f.published)
+}
+
+// TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore: both groups' leaders
+// are another node on a binary before log 15, which knows neither the
+// check step nor the export step's "unsalted" (it decodes strictly): the
+// export is asked again without it, and the move goes on.
+func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		steps []string
+	)
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var step map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, fmt.Sprintf("%v %v", step["step"], step["unsalted"] != nil))
+		switch {
+		case step["step"] == "check" || step["unsalted"] != nil:
+			w.WriteHeader(400)
+			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: "unknown field or step"})
+		case step["step"] == "export":
+			_ = json.NewEncoder(w).Encode(wire.WorldExport{Incarnation: 3, Seq: 7, Data: []byte("GSDWRLD\x01")})
+		default:
+			_ = json.NewEncoder(w).Encode(struct{}{})
+		}
+	}))
+	t.Cleanup(old.Close)
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake()}, remote: old.URL}
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n2", old.URL)
+	e := newEnvFor(t, f, withSecret)
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, edge.HeaderClusterKey, testSecret)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"check false", "export true", "export false", "import false"}, steps)
 	require.Equal(t, []string{"arena2"}, f.published)
 }

@@ -134,7 +134,15 @@ func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted
 		return err
 	}, func(rt edge.Route) error {
 		var got wire.WorldExport
-		if err := a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepExport, To: to, Unsalted: unsalted}, &got); err != nil {
+		step := wire.MoveStep{Step: wire.MoveStepExport, To: to, Unsalted: unsalted}
+		err := a.callMove(ctx, rt, world, step, &got)
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed && unsalted != "" {
+			// A leader on a binary before log 15 knows no "unsalted" (it
+			// decodes strictly) and fences no salted world either.
+			step.Unsalted = ""
+			err = a.callMove(ctx, rt, world, step, &got)
+		}
+		if err != nil {
 			return fmt.Errorf("move %s: export at %s: %w", world, rt.Node, err)
 		}
 		e = shard.Export{Incarnation: got.Incarnation, Seq: got.Seq, Data: got.Data}
