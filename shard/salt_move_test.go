@@ -134,6 +134,25 @@ func TestASaltedWorldMovesAndItsAuditLogVerifiesAcrossTheMove(t *testing.T) {
 	n, err := tree.VerifySaltedEvents(cp, wires, salted)
 	require.NoError(t, err)
 	require.Equal(t, len(wires), n)
+	// What the refill's verifier confirms first (cmd/gsd archive.go): the
+	// new home's table gives every salted id of the old home's events but
+	// the erased player's its digest.
+	keys := map[string][]byte{}
+	for _, s := range auditSalts(t, dst).Salts {
+		keys[s.Player] = s.Salt
+	}
+	confirmed := 0
+	for _, e := range evs[:seq] {
+		for _, n := range e.Salted.Names {
+			if k, ok := keys[n.Name]; ok {
+				require.Equal(t, wire.SaltedID(k, n.Name), n.Digest, "seq %d, %s", e.Seq, n.Name)
+				confirmed++
+			} else {
+				require.Equal(t, "carol", n.Name, "only the erased player has no salt")
+			}
+		}
+	}
+	require.Positive(t, confirmed)
 }
 
 // requireMovedAway checks that st refuses writes to w with world_moved.
