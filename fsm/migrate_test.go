@@ -452,6 +452,12 @@ func FuzzImportWorld(f *testing.F) {
 	blob, _ := h.export("w")
 	f.Add(blob)
 	f.Add(exportMagic)
+	salted := newHarness(f) // export format 2
+	salted.apply(cmdSaltedWorld("w", counterRules(false)), cmdSalt("w", "ann", 1), cmdSalt("w", "bob", 2))
+	salted.event(act("w", "ann", 1, opIncr("bob", "c", 1)))
+	salted.apply(cmdEraseKeep("w", "bob"))
+	blob, _ = salted.export("w")
+	f.Add(blob)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		th := newHarness(t)
 		r := th.apply(cmdImport("w", data))[0]
@@ -466,8 +472,6 @@ func FuzzImportWorld(f *testing.F) {
 	})
 }
 
-// withoutDataVersions returns sessions with their data versions zeroed: an
-// import gives the data new ones (playerdata.go).
 // requireImportedAs checks that world w of dst, imported at log index
 // imported from src, is src's (seq, state hash, incarnation, rules, salt
 // flag) without the fence, which stays behind.
@@ -482,6 +486,8 @@ func requireImportedAs(t *testing.T, src, dst *FSM, imported uint64) {
 	require.Equal(t, want, got)
 }
 
+// withoutDataVersions returns sessions with their data versions zeroed: an
+// import gives the data new ones (playerdata.go).
 func withoutDataVersions(ss []SessionInfo) []SessionInfo {
 	for i := range ss {
 		ss[i].DataVersion = 0
