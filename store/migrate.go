@@ -14,18 +14,30 @@ import (
 // world whose audit leaves are salted: from its commit on, every write to
 // world on this group is refused with an *fsm.MovedError naming shard.
 // It returns the fence, whose Seq is the world's last seq here. A repeated
-// fence to the same shard returns the first one (a retried move).
-// incarnation, when not 0, must be the world's. Errors: fsm.ErrUnknownWorld,
-// fsm.ErrWorldMoved when the world moved to another shard, ErrVersionGate
-// while a voter does not read log version 8 (15 for a salted world),
-// ErrNotLeader, ErrOutcomeUnknown.
+// fence to the same shard returns the first one (a retried move) without
+// proposing it again: a fence, once applied, does not change, and the
+// repeated command would change nothing on any replica, while its version
+// gate (log 15 for a salted world) could hold back the retry for good once
+// an older voter joined after the fence. incarnation, when not 0, must be
+// the world's. Errors: fsm.ErrUnknownWorld, fsm.ErrWorldMoved when the
+// world moved to another shard, ErrVersionGate while a voter does not read
+// log version 8 (15 for a salted world), ErrNotLeader, ErrOutcomeUnknown.
 func (s *Store) MoveWorld(ctx context.Context, world string, shard, incarnation uint64) (fsm.Fence, error) {
 	c := &fsm.WorldMove{World: world, Shard: shard, Incarnation: incarnation}
 	if err := c.Validate(); err != nil {
 		return fsm.Fence{}, err
 	}
+	w, err := s.fsm.World(world)
+	if err == nil && w.Moved != nil && (incarnation == 0 || incarnation == w.Incarnation) {
+		// What the fsm answers a repeated fence (moveWorld), from the
+		// applied state, which holds it already.
+		if w.Moved.Shard != shard {
+			return fsm.Fence{}, &fsm.MovedError{Fence: *w.Moved}
+		}
+		return *w.Moved, nil
+	}
 	kind := fsm.CmdMoveWorld
-	if w, err := s.fsm.World(world); err == nil && w.Salted {
+	if err == nil && w.Salted {
 		// Only log 15 fences a salted world; were the world re-created
 		// unsalted before this applies, the kind fences it alike.
 		kind = fsm.CmdMoveWorldSalted

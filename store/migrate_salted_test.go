@@ -56,3 +56,38 @@ func TestASaltedWorldsMoveWaitsForEveryVoterToReadLogVersion15(t *testing.T) {
 		require.Equal(t, blob, b, "every replica that applied the fence exports the same bytes")
 	}
 }
+
+// TestARetriedSaltedFenceNeedsNoLog15VoterOnceApplied: a move retried
+// after its fence (a log 14 voter joined the world's group since) gets
+// the fence it had without proposing it again, so its export goes on; a
+// fence towards another shard is refused world_moved as the fsm would.
+func TestARetriedSaltedFenceNeedsNoLog15VoterOnceApplied(t *testing.T) {
+	t.Parallel()
+	c, mixed, l := saltedMixedCluster(t, 14, 10)
+	_, _, err := l.Act(ctxT(t), incr("w", "alice", 1, "e", "hp", 1))
+	require.NoError(t, err)
+	f, err := l.MoveWorld(ctxT(t), "w", 2, 0)
+	require.NoError(t, err)
+	c.waitReplicated()
+	mixed.downgrade(c) // a follower reads log 14 from now on
+	require.ErrorIs(t, l.ImportGate(true), ErrVersionGate, "the group's gate refuses log 15 commands now")
+
+	last := l.raft.LastIndex()
+	info, err := l.World("w")
+	require.NoError(t, err)
+	again, err := l.MoveWorld(ctxT(t), "w", 2, info.Incarnation)
+	require.NoError(t, err, "the retry is not held back by the gate")
+	require.Equal(t, f, again, "the first fence")
+	_, err = l.MoveWorld(ctxT(t), "w", 3, 0)
+	var moved *fsm.MovedError
+	require.ErrorAs(t, err, &moved)
+	require.Equal(t, f, moved.Fence, "fenced towards shard 2")
+	require.Empty(t, proposedSince(t, l, last), "nothing was proposed")
+	blob, seq, err := l.ExportWorld("w")
+	require.NoError(t, err)
+	require.Equal(t, f.Seq, seq)
+	require.Equal(t, fsm.ExportFormat, (&fsm.WorldImport{World: "w", Data: blob}).Format())
+
+	_, err = l.MoveWorld(ctxT(t), "w", 2, info.Incarnation+1)
+	require.ErrorIs(t, err, ErrVersionGate, "another incarnation's fence is proposed, and gated, as before")
+}
