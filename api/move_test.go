@@ -92,10 +92,11 @@ type saltedMoveFake struct {
 	target *gateTarget
 	remote string // when set, shard 2's leader is another node there
 	fenced bool
+	plain  bool // when set, the world is not salted
 }
 
 func (f *saltedMoveFake) World(id string) (fsm.WorldInfo, error) {
-	return fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: true}, nil
+	return fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: !f.plain}, nil
 }
 
 func (f *saltedMoveFake) MoveWorld(_ context.Context, world string, shard, _ uint64) (fsm.Fence, error) {
@@ -104,6 +105,9 @@ func (f *saltedMoveFake) MoveWorld(_ context.Context, world string, shard, _ uin
 }
 
 func (f *saltedMoveFake) ExportWorld(string) ([]byte, uint64, error) {
+	if f.plain {
+		return []byte("GSDWRLD\x01"), 5, nil
+	}
 	return []byte("GSDWRLD\x02"), 5, nil
 }
 
@@ -215,8 +219,8 @@ func TestASaltedWorldsMoveAsksARemoteTargetFirst(t *testing.T) {
 
 // TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore: both groups' leaders
 // are another node on a binary before log 15, which knows neither the
-// check step nor the export step's "unsalted" (it decodes strictly): the
-// export is asked again without it, and the move goes on.
+// check step nor the export step's "checked" and "unsalted" (it decodes
+// strictly): the export is asked again without them, and the move goes on.
 func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	t.Parallel()
 	var (
@@ -228,9 +232,9 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&step)
 		mu.Lock()
 		defer mu.Unlock()
-		steps = append(steps, fmt.Sprintf("%v %v", step["step"], step["unsalted"] != nil))
+		steps = append(steps, fmt.Sprintf("%v %v %v", step["step"], step["checked"] != nil, step["unsalted"] != nil))
 		switch {
-		case step["step"] == "check" || step["unsalted"] != nil:
+		case step["step"] == "check" || step["checked"] != nil || step["unsalted"] != nil:
 			w.WriteHeader(400)
 			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: "unknown field or step"})
 		case step["step"] == "export":
@@ -250,6 +254,38 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []string{"check false", "export true", "export false", "import false"}, steps)
+	require.Equal(t, []string{"check false false", "export true true", "export false false", "import false false"}, steps)
 	require.Equal(t, []string{"arena2"}, f.published)
+}
+
+// TestAnOlderAdminsExportStepFencesNoSaltedWorld: an admin node on a
+// binary before log 15 sends the export step without asking the target
+// first ({"step":"export","to":2}, no "checked"): the salted world is
+// refused version_gate before its fence (the target would refuse its
+// import), so it takes writes; the same step checked goes on, and an
+// unsalted world's export is answered as before.
+func TestAnOlderAdminsExportStepFencesNoSaltedWorld(t *testing.T) {
+	t.Parallel()
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake(), gate: fmt.Errorf("%w: voter n3 reads log 14", store.ErrVersionGate)}}
+	e := newEnvFor(t, f, withSecret)
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+	path := edge.InternalPrefix + "/cluster/worlds/arena/move"
+
+	code, _, b := e.Do("POST", path, `{"step":"export","to":2}`, peer...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), edge.CodeVersionGate)
+	require.Contains(t, string(b), "call the move through an upgraded node")
+	require.False(t, f.fenced, "nothing fenced: the world takes writes")
+	require.False(t, f.target.imported)
+
+	code, _, b = e.Do("POST", path, `{"step":"export","to":2,"checked":true}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	require.True(t, f.fenced, "checked, and the target said yes")
+
+	f.fenced = false
+	f.plain = true
+	code, _, b = e.Do("POST", path, `{"step":"export","to":2}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"incarnation":3,"seq":5,"data":"R1NEV1JMRAE="}`, string(b), "an unsalted world's export, format 1")
+	require.True(t, f.fenced)
 }

@@ -31,13 +31,17 @@ type WorldMoved struct {
 // answers its export; Step "import" imports Export (Data from an export
 // of the world with Incarnation) on the group To; Step "check" (log
 // version 15) answers {} when the group To would import a salted world,
-// else the error its version gate gives. An export step's Unsalted, when
-// set, is why the target would not (a check's error): a salted world is
-// then refused before its fence.
+// else the error its version gate gives. An export step's Checked says
+// the target was asked (a log 15 admin sets it on every export step), and
+// Unsalted, when set, is why the target would not (a check's error): a
+// salted world not fenced yet is refused before its fence when Unsalted
+// is set, and when Checked is not (an older admin's step, whose target
+// nobody asked).
 type MoveStep struct {
 	Step     string       `json:"step"`
 	To       uint64       `json:"to"`
 	Export   *WorldExport `json:"export,omitempty"`
+	Checked  bool         `json:"checked,omitempty"`
 	Unsalted string       `json:"unsalted,omitempty"`
 }
 

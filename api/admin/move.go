@@ -124,8 +124,9 @@ func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to u
 	return "", fmt.Errorf("move %s: check at the target: %w", world, err)
 }
 
-// exportMoved fences and exports world at its group's leader; unsalted,
-// when set, is why the target would not import a salted world.
+// exportMoved fences and exports world at its group's leader, the target
+// checked (checkTarget); unsalted, when set, is why the target would not
+// import a salted world.
 func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted string) (shard.Export, error) {
 	var e shard.Export
 	err := a.RouteCall(world, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
@@ -134,12 +135,14 @@ func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted
 		return err
 	}, func(rt edge.Route) error {
 		var got wire.WorldExport
-		step := wire.MoveStep{Step: wire.MoveStepExport, To: to, Unsalted: unsalted}
+		step := wire.MoveStep{Step: wire.MoveStepExport, To: to, Checked: true, Unsalted: unsalted}
 		err := a.callMove(ctx, rt, world, step, &got)
-		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed && unsalted != "" {
-			// A leader on a binary before log 15 knows no "unsalted" (it
-			// decodes strictly) and fences no salted world either.
-			step.Unsalted = ""
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed {
+			// A leader on a binary before log 15 knows neither "checked"
+			// nor "unsalted" (it decodes strictly) and fences no salted
+			// world either; a log 15 one asked this way refuses a salted
+			// world not fenced yet, as for any export step unchecked.
+			step.Checked, step.Unsalted = false, ""
 			err = a.callMove(ctx, rt, world, step, &got)
 		}
 		if err != nil {

@@ -33,7 +33,7 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 // Move handles a move's step on this node: "export" fences the world on
 // its group, which this node must lead, and answers its export (a salted
 // world refused before its fence when the step says the target would not
-// import it); "import" imports the export on the group the step names,
+// import it, or does not say it was asked); "import" imports the export on the group the step names,
 // which this node must lead; "check" answers whether that group would
 // import a salted world (shard.SaltedImportGate). Each is refused
 // not_leader otherwise, never sent on; all are safe to repeat
@@ -77,8 +77,18 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 	p.WriteError(w, err, true)
 }
 
+// notChecked is why a salted world is refused before its fence when the
+// export step says nothing of the target (no Checked): an admin node on a
+// binary before log 15 sends exactly that, and its target may not import
+// the salted world's export (format 2).
+const notChecked = "nobody asked the move's target whether it imports a salted world (an export step without \"checked\": the admin node runs a binary before log version 15); call the move through an upgraded node"
+
 func (p *API) exportMoved(ctx context.Context, world string, step wire.MoveStep) (shard.Export, error) {
-	salted := shard.Unimportable(step.Unsalted)
+	reason := step.Unsalted
+	if !step.Checked && reason == "" {
+		reason = notChecked
+	}
+	salted := shard.Unimportable(reason)
 	var e shard.Export
 	// A move step names its world's home by the mover's map, which the
 	// move placed: followed as this node's own map says.
