@@ -2,8 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -79,4 +83,209 @@ func TestMovePeerStepIsForNodesAndChecksItsStep(t *testing.T) {
 
 	static := newEnvFor(t, shardFake{Fake: apitest.NewFake()}, withSecret)
 	static.RequireError(422, fsm.CodeNotSupported, "POST", path, `{"step":"import","to":2,"export":{"incarnation":1,"seq":3,"data":""}}`, peer...)
+}
+
+// saltedMoveFake is a moveFake whose one group holds a salted world it
+// fences and exports, and whose shard 2 is target.
+type saltedMoveFake struct {
+	*moveFake
+	target *gateTarget
+	remote string // when set, shard 2's leader is another node there
+	fenced bool
+	plain  bool // when set, the world is not salted
+}
+
+func (f *saltedMoveFake) World(id string) (fsm.WorldInfo, error) {
+	return fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: !f.plain}, nil
+}
+
+func (f *saltedMoveFake) MoveWorld(_ context.Context, world string, shard, _ uint64) (fsm.Fence, error) {
+	f.fenced = true
+	return fsm.Fence{World: world, Shard: shard, Seq: 5}, nil
+}
+
+func (f *saltedMoveFake) ExportWorld(string) ([]byte, uint64, error) {
+	if f.plain {
+		return []byte("GSDWRLD\x01"), 5, nil
+	}
+	return []byte("GSDWRLD\x02"), 5, nil
+}
+
+func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
+	switch {
+	case g != 2:
+		return f.moveFake.GroupRoute(g)
+	case f.remote != "":
+		return edge.Route{GroupID: "2", Node: "n2", Addr: f.remote}, nil
+	}
+	return edge.Route{GroupID: "2", Group: f.target}, nil
+}
+
+// gateTarget is a target group whose version gate answers gate.
+type gateTarget struct {
+	*apitest.Fake
+	gate     error
+	imported bool
+}
+
+func (g *gateTarget) ImportGate(bool) error { return g.gate }
+
+func (g *gateTarget) World(id string) (fsm.WorldInfo, error) {
+	return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
+}
+
+func (g *gateTarget) ImportWorld(_ context.Context, world string, _ []byte) (fsm.WorldInfo, error) {
+	g.imported = true
+	return fsm.WorldInfo{ID: world}, nil
+}
+
+// TestASaltedWorldsMoveToATargetThatCannotImportItFencesNothing: the
+// admin route asks the target's leader (its "check" step) before the
+// fence, and a salted world is refused version_gate when the target's
+// gate says its voters do not read log 15; the peer's export step
+// refuses it likewise when told so, and its check step answers the
+// target's gate.
+func TestASaltedWorldsMoveToATargetThatCannotImportItFencesNothing(t *testing.T) {
+	t.Parallel()
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake(), gate: fmt.Errorf("%w: voter n3 reads log 14", store.ErrVersionGate)}}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+	path := edge.InternalPrefix + "/cluster/worlds/arena/move"
+
+	e.RequireError(409, edge.CodeVersionGate, "POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	e.RequireError(409, edge.CodeVersionGate, "POST", path, `{"step":"check","to":2}`, peer...)
+	e.RequireError(409, edge.CodeVersionGate, "POST", path, `{"step":"export","to":2,"unsalted":"voter n3 reads log 14"}`, peer...)
+	require.False(t, f.fenced, "nothing fenced")
+	require.False(t, f.target.imported)
+	require.Empty(t, f.published)
+
+	f.target.gate = nil
+	code, _, b := e.Do("POST", path, `{"step":"check","to":2}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	code, _, b = e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":5}`, string(b))
+	require.True(t, f.fenced)
+	require.True(t, f.target.imported)
+	require.Equal(t, []string{"arena2"}, f.published)
+}
+
+// TestASaltedWorldsMoveAsksARemoteTargetFirst: shard 2's leader is
+// another node; its check step's refusal (version_gate), or a malformed
+// answer from a binary that knows no check step, refuses the salted
+// world before its fence; any other error (no leader) ends the move
+// before the fence too.
+func TestASaltedWorldsMoveAsksARemoteTargetFirst(t *testing.T) {
+	t.Parallel()
+	var (
+		mu     sync.Mutex
+		answer wire.ErrorBody
+		status int
+		steps  []string
+	)
+	set := func(s int, a wire.ErrorBody) { mu.Lock(); status, answer = s, a; mu.Unlock() }
+	n2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var step wire.MoveStep
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, step.Step)
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(answer)
+	}))
+	t.Cleanup(n2.Close)
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake()}, remote: n2.URL}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	path := wire.PathWorldMove("arena")
+
+	set(409, wire.ErrorBody{Code: edge.CodeVersionGate, Error: "voter n3 reads log 14"})
+	code, _, b := e.Do("POST", path, `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), "voter n3 reads log 14")
+	set(400, wire.ErrorBody{Code: fsm.CodeMalformed, Error: `move step "check"`})
+	code, _, b = e.Do("POST", path, `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), "before log version 15")
+	set(503, wire.ErrorBody{Code: edge.CodeNotLeader, Error: "no leader"})
+	e.RequireError(503, edge.CodeNotLeader, "POST", path, `{"to":2}`, admin...)
+	mu.Lock()
+	require.Equal(t, []string{"check", "check", "check"}, steps, "no import asked")
+	mu.Unlock()
+	require.False(t, f.fenced, "nothing fenced")
+	require.Empty(t, f.published)
+}
+
+// TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore: both groups' leaders
+// are another node on a binary before log 15, which knows neither the
+// check step nor the export step's "checked" and "unsalted" (it decodes
+// strictly): the export is asked again without them, and the move goes on.
+func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		steps []string
+	)
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var step map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, fmt.Sprintf("%v %v %v", step["step"], step["checked"] != nil, step["unsalted"] != nil))
+		switch {
+		case step["step"] == "check" || step["checked"] != nil || step["unsalted"] != nil:
+			w.WriteHeader(400)
+			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: "unknown field or step"})
+		case step["step"] == "export":
+			_ = json.NewEncoder(w).Encode(wire.WorldExport{Incarnation: 3, Seq: 7, Data: []byte("GSDWRLD\x01")})
+		default:
+			_ = json.NewEncoder(w).Encode(struct{}{})
+		}
+	}))
+	t.Cleanup(old.Close)
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake()}, remote: old.URL}
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n2", old.URL)
+	e := newEnvFor(t, f, withSecret)
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, edge.HeaderClusterKey, testSecret)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"check false false", "export true true", "export false false", "import false false"}, steps)
+	require.Equal(t, []string{"arena2"}, f.published)
+}
+
+// TestAnOlderAdminsExportStepFencesNoSaltedWorld: an admin node on a
+// binary before log 15 sends the export step without asking the target
+// first ({"step":"export","to":2}, no "checked"): the salted world is
+// refused version_gate before its fence (the target would refuse its
+// import), so it takes writes; the same step checked goes on, and an
+// unsalted world's export is answered as before.
+func TestAnOlderAdminsExportStepFencesNoSaltedWorld(t *testing.T) {
+	t.Parallel()
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake(), gate: fmt.Errorf("%w: voter n3 reads log 14", store.ErrVersionGate)}}
+	e := newEnvFor(t, f, withSecret)
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+	path := edge.InternalPrefix + "/cluster/worlds/arena/move"
+
+	code, _, b := e.Do("POST", path, `{"step":"export","to":2}`, peer...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), edge.CodeVersionGate)
+	require.Contains(t, string(b), "call the move through an upgraded node")
+	require.False(t, f.fenced, "nothing fenced: the world takes writes")
+	require.False(t, f.target.imported)
+
+	code, _, b = e.Do("POST", path, `{"step":"export","to":2,"checked":true}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	require.True(t, f.fenced, "checked, and the target said yes")
+
+	f.fenced = false
+	f.plain = true
+	code, _, b = e.Do("POST", path, `{"step":"export","to":2}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"incarnation":3,"seq":5,"data":"R1NEV1JMRAE="}`, string(b), "an unsalted world's export, format 1")
+	require.True(t, f.fenced)
 }

@@ -211,6 +211,9 @@ const (
 	// CmdEraseSaltKeep (log version 14) is CmdEraseSalt that keeps the
 	// erased salt's digest and the seqs it salted (salt_erased.go).
 	CmdEraseSaltKeep
+	// CmdMoveWorldSalted (log version 15) is CmdMoveWorld that may also
+	// fence a salted world (migrate.go), whose export is of format 2.
+	CmdMoveWorldSalted
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -241,7 +244,7 @@ type Command struct {
 	Expire  *SessionExpiry // CmdSessionExpire
 	Check   *Checkpoint    // CmdCheckpoint
 	Delete  *WorldDelete   // CmdDeleteWorld
-	Move    *WorldMove     // CmdMoveWorld
+	Move    *WorldMove     // CmdMoveWorld, CmdMoveWorldSalted
 	Import  *WorldImport   // CmdImportWorld
 	Diverge *Divergence    // CmdDivergence
 	Salt    *SaltCmd       // CmdSalt, CmdEraseSalt, CmdEraseSaltKeep

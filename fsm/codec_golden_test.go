@@ -115,6 +115,10 @@ func goldenBatches() []struct {
 		{"salt", []Command{{Kind: CmdSalt, Salt: &SaltCmd{World: "w1", Player: "alice", Key: saltKey(0xA0)}}}},
 		{"erase_salt", []Command{{Kind: CmdEraseSalt, Salt: &SaltCmd{World: "w1", Player: "alice"}}}},
 		{"erase_salt_keep", []Command{{Kind: CmdEraseSaltKeep, Salt: &SaltCmd{World: "w1", Player: "alice"}}}},
+		// Log version 15's fence of a salted world and import of export
+		// format 2 (migrate.go).
+		{"move_world_salted", []Command{{Kind: CmdMoveWorldSalted, Move: &WorldMove{World: "w1", Shard: 3, Incarnation: 42}}}},
+		{"import_world_v2", []Command{{Kind: CmdImportWorld, Import: &WorldImport{World: "w1", Data: []byte("GSDWRLD\x02 a world")}}}},
 		{"session_acks", []Command{{Kind: CmdSessionAcks, Acks: []SessionAck{{World: "w1", ID: "s-1", Seq: 7}, {World: "w2", ID: "s-9", Seq: 1 << 33}}}}},
 		{"mixed", []Command{
 			{Kind: CmdCreateWorld, World: &WorldSpec{ID: "w1", Origin: "eu-west", Rules: goldenRules()}},

@@ -155,8 +155,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.applyCheckpoint(index, c.Check)
 		case CmdDeleteWorld:
 			results[i] = f.deleteWorld(b.Time, c.Delete)
-		case CmdMoveWorld:
-			results[i] = f.moveWorld(c.Move)
+		case CmdMoveWorld, CmdMoveWorldSalted:
+			results[i] = f.moveWorld(c.Move, c.Kind == CmdMoveWorldSalted)
 		case CmdImportWorld:
 			results[i] = f.importWorld(index, b.Time, c.Import)
 		case CmdDivergence:

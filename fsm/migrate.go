@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/gsd-dev/gsd/wire"
 )
@@ -34,6 +35,21 @@ import (
 // import refuses a world that exists on the group (ErrWorldExists) and a
 // blob whose world hash does not match its contents (ErrMalformed). The
 // event archive does not move: the new group's feed starts at N+1.
+//
+// Salted worlds (issue 15, log version 15). An export of format 1 holds
+// the world in snapshot format 6, which has no salt table: a salted
+// world's leaves on the new group need it. So a salted world exports in
+// format 2 ("GSDWRLD\x02"): the world in snapshot format 10, with its
+// salt table and the kept digests of its erased salts, and its player data
+// versions, which the import keeps (format 1 has none: the import stamps
+// each player with data with its leader time, so an expected data version
+// read before the move no longer matches). An unsalted world still
+// exports in format 1, which every log 8 replica imports: its moves need
+// no newer voter. A log 14 replica refuses format 2 (malformed) and
+// refuses to fence a salted world; a log 15 one does neither, so both are
+// gated (Needs): the fence of a salted world is CmdMoveWorldSalted, the
+// import of format 2 needs log 15, and the leader proposes them only once
+// every voter reads it.
 
 // ErrWorldMoved reports a write to a world that moved to another shard;
 // the error is a *MovedError, which names the shard.
@@ -82,10 +98,23 @@ func (c *WorldImport) Validate() error {
 	if err := checkName("world", c.World); err != nil {
 		return err
 	}
-	if !bytes.HasPrefix(c.Data, exportMagic) {
-		return fmt.Errorf("%w: not a gsd world export of format %d", ErrMalformed, exportMagic[len(exportMagic)-1])
+	if c.Format() == 0 {
+		return fmt.Errorf("%w: not a gsd world export of format 1 or %d", ErrMalformed, ExportFormat)
 	}
 	return nil
+}
+
+// Format returns the blob's export format, 0 when it is not a world
+// export this binary reads.
+func (c *WorldImport) Format() byte {
+	p := exportMagic[:len(exportMagic)-1]
+	if len(c.Data) < len(exportMagic) || !bytes.HasPrefix(c.Data, p) {
+		return 0
+	}
+	if v := c.Data[len(p)]; int(v) < len(exportWorldFormats) && exportWorldFormats[v] != 0 {
+		return v
+	}
+	return 0
 }
 
 // writable returns the world a write goes to: ErrUnknownWorld when absent,
@@ -103,7 +132,8 @@ func (f *FSM) writable(id string) (*world, error) {
 
 // moveWorld fences c.World. A repeated fence to the same shard answers the
 // first one's record (a retried move); to another shard it is refused.
-func (f *FSM) moveWorld(c *WorldMove) Result {
+// Only salted (CmdMoveWorldSalted) fences a salted world.
+func (f *FSM) moveWorld(c *WorldMove, salted bool) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
@@ -114,12 +144,11 @@ func (f *FSM) moveWorld(c *WorldMove) Result {
 	if w.moved != nil && w.moved.Shard != c.Shard {
 		return Result{Err: &MovedError{*w.moved}}
 	}
-	if w.isSalted() {
-		// Refused before the fence, not at the export (ExportWorld): a
-		// fence whose export cannot follow would refuse the world's
-		// writes for good. Only a log-13 replica holds salted worlds, so
-		// every replica that applies this refuses it alike.
-		return Result{Err: fmt.Errorf("%w: world %s salts its audit leaves: moving it is not built", ErrNotSupported, c.World)}
+	if w.isSalted() && !salted {
+		// What log 13 and 14 replicas do with CmdMoveWorld, kept so that
+		// every replica applies it alike: a salted world's export is of
+		// format 2, which only a log 15 group imports.
+		return Result{Err: fmt.Errorf("%w: world %s salts its audit leaves: its fence needs log version 15 (CmdMoveWorldSalted)", ErrNotSupported, c.World)}
 	}
 	if w.moved == nil {
 		w.moved = &Fence{World: w.id, Shard: c.Shard, Seq: w.seq}
@@ -132,14 +161,30 @@ func (f *FSM) moveWorld(c *WorldMove) Result {
 // exportMagic starts a world export; the last byte is its format.
 var exportMagic = []byte("GSDWRLD\x01")
 
-// exportWorldFormat is the snapshot format of the world inside an export.
-const exportWorldFormat byte = 6
+// ExportFormat is the newest world export format: 2, for salted worlds.
+const ExportFormat byte = 2
+
+// ImportNeeds returns what a replica must read to import an export of
+// format (WorldImport.Format): log 8 for format 1; log 15 for format 2,
+// which a log 14 replica refuses and whose world needs snapshot format 10.
+// A move asks the target group's voters for it before the fence.
+func ImportNeeds(format byte) Versions {
+	if format == ExportFormat {
+		return Versions{Log: 15, Snapshot: 10, Wire: 1}
+	}
+	return Versions{Log: 8, Snapshot: 7, Wire: 1}
+}
+
+// exportWorldFormats is, by export format, the snapshot format of the
+// world inside it (0: no such export format).
+var exportWorldFormats = [ExportFormat + 1]byte{1: 6, 2: 10}
 
 // ExportWorld returns world id's complete state at its current seq, for
-// CmdImportWorld on another group, and that seq. Like Snapshot it copies
-// only the world's index maps under the lock and encodes outside it, so
-// Apply goes on meanwhile; export a fenced world to move it, since an
-// unfenced one may take writes after the seq returned.
+// CmdImportWorld on another group, and that seq: in export format 2 for
+// a salted world, else 1. Like Snapshot it copies only the world's index
+// maps under the lock and encodes outside it, so Apply goes on meanwhile;
+// export a fenced world to move it, since an unfenced one may take writes
+// after the seq returned.
 func (f *FSM) ExportWorld(id string) ([]byte, uint64, error) {
 	f.mu.Lock()
 	w := f.worlds[id]
@@ -147,11 +192,9 @@ func (f *FSM) ExportWorld(id string) ([]byte, uint64, error) {
 		f.mu.Unlock()
 		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownWorld, id)
 	}
+	format := byte(1)
 	if w.isSalted() {
-		// The export's format (6) has no salt table, and the world's
-		// leaves need it on the new group (salt.go).
-		f.mu.Unlock()
-		return nil, 0, fmt.Errorf("%w: world %s salts its audit leaves: moving it is not built", ErrNotSupported, id)
+		format = ExportFormat
 	}
 	c := *w
 	c.entities = maps.Clone(w.entities)
@@ -159,13 +202,17 @@ func (f *FSM) ExportWorld(id string) ([]byte, uint64, error) {
 	c.sessions = maps.Clone(w.sessions)
 	c.data = maps.Clone(w.data)
 	c.bans = maps.Clone(w.bans)
-	c.dataVer = nil                                    // the export's format (6) does not carry them
+	c.dataVer = maps.Clone(w.dataVer) // written by format 2 only
+	c.salts = maps.Clone(w.salts)
+	c.erased = slices.Clip(w.erased)                   // append-only: the copy sees its length only
+	c.moved, c.imported = nil, 0                       // the group's own, they stay behind
 	c.history = append([]hashPoint(nil), w.history...) // Apply writes it in place
 	f.gen++                                            // as Snapshot: Apply copies before its next write
 	f.mu.Unlock()
 
-	e := &encoder{b: append(make([]byte, 0, 1<<12), exportMagic...)}
-	_ = writeWorld(e, &c, exportWorldFormat, f.reasons, func(bool) error { return nil })
+	e := &encoder{b: append(make([]byte, 0, 1<<12), exportMagic[:len(exportMagic)-1]...)}
+	e.byte(format)
+	_ = writeWorld(e, &c, exportWorldFormats[format], f.reasons, func(bool) error { return nil })
 	points := c.historyPoints()
 	e.uvarint(uint64(len(points)))
 	for _, p := range points {
@@ -195,8 +242,9 @@ func (f *FSM) importWorld(index uint64, now int64, c *WorldImport) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
+	format := c.Format()
 	d := &decoder{b: c.Data[len(exportMagic):]}
-	w, err := f.readWorld(d, f.gen, exportWorldFormat)
+	w, err := f.readWorld(d, f.gen, exportWorldFormats[format])
 	if err != nil {
 		return Result{Err: fmt.Errorf("import world %s: %w", c.World, err)}
 	}
@@ -219,8 +267,10 @@ func (f *FSM) importWorld(index uint64, now int64, c *WorldImport) Result {
 	if _, ok := f.worlds[w.id]; ok {
 		return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, w.id)}
 	}
-	w.imported = index
-	w.stampImported(now)
+	w.moved, w.imported = nil, index
+	if format == 1 {
+		w.stampImported(now) // format 2 carries the versions
+	}
 	f.worlds[w.id] = w
 	f.publishView()
 	info := w.info()
@@ -234,7 +284,7 @@ func (e *encoder) worldCmd(c *Command) {
 	switch c.Kind {
 	case CmdDeleteWorld:
 		e.worldDelete(c.Delete)
-	case CmdMoveWorld:
+	case CmdMoveWorld, CmdMoveWorldSalted:
 		e.worldMove(c.Move)
 	default:
 		e.worldImport(c.Import)
@@ -246,7 +296,7 @@ func (d *decoder) worldCmd(c *Command) {
 	switch c.Kind {
 	case CmdDeleteWorld:
 		c.Delete = d.worldDelete()
-	case CmdMoveWorld:
+	case CmdMoveWorld, CmdMoveWorldSalted:
 		c.Move = d.worldMove()
 	default:
 		c.Import = d.worldImport()

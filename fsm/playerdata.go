@@ -14,8 +14,9 @@ import (
 // The new version is max(old+1, the batch's leader time in unix ns): it
 // rises with every change on every replica alike, and it keeps rising
 // where a counter would start over. A world imported from another group
-// (migrate.go; its export does not carry versions) gives each player with
-// data the import's leader time, which is later than every change made on
+// in export format 1 (migrate.go; it carries no versions) gives each
+// player with data the import's leader time (format 2, a salted world's,
+// carries them and keeps them), which is later than every change made on
 // the old group while the groups' clocks agree; a replica restored from a
 // snapshot older than format 8 holds version 0 for the data it restored
 // until the next change, which then gets the same version everywhere.
@@ -90,7 +91,8 @@ func nextDataVersion(old uint64, now int64) uint64 {
 }
 
 // stampImported gives each player with data in an imported world the
-// import's leader time as its version (the export carries none).
+// import's leader time as its version (an export of format 1 carries
+// none).
 func (w *world) stampImported(now int64) {
 	for p := range w.data {
 		w.putDataVersion(p, nextDataVersion(w.dataVer[p], now))

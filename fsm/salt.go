@@ -33,7 +33,9 @@ import (
 //
 // The table travels in snapshots (format 9) and is not in the state hash
 // (replicas agree on it through the log, as on the incarnation). A salted
-// world does not move between shards yet (ExportWorld refuses it).
+// world moves between shards from log version 15 on (migrate.go): its
+// fence is CmdMoveWorldSalted and its export (format 2) carries the table
+// and the kept digests, so its leaves go on salted alike on the new group.
 
 // ErrUnsalted reports an action in a salted world by a player who has no
 // salt (erased between the leader's salt and the action): retry.
@@ -179,14 +181,26 @@ func (f *FSM) saltedWorld(id string) (*world, error) {
 	return w, nil
 }
 
+// saltWritable is saltedWorld for a command that changes the table: a
+// *MovedError once the world is fenced (log version 15, migrate.go), so
+// that the table at the fence is the one its export carries on every
+// replica, and an erasure reaches the new home (where the edge's retry
+// of world_moved lands) rather than a copy left behind.
+func (f *FSM) saltWritable(id string) (*world, error) {
+	w, err := f.saltedWorld(id)
+	if err == nil && w.moved != nil {
+		return nil, &MovedError{*w.moved}
+	}
+	return w, err
+}
+
 // applySalt gives c.Player the salt c.Key unless the player has one
-// already (then it changes nothing, and is no error). A salted world is
-// never fenced (moveWorld refuses to).
+// already (then it changes nothing, and is no error).
 func (f *FSM) applySalt(c *SaltCmd) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
-	w, err := f.saltedWorld(c.World)
+	w, err := f.saltWritable(c.World)
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -204,7 +218,7 @@ func (f *FSM) applyEraseSalt(c *SaltCmd, keep bool) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
-	w, err := f.saltedWorld(c.World)
+	w, err := f.saltWritable(c.World)
 	if err != nil {
 		return Result{Err: err}
 	}

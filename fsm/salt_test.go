@@ -198,20 +198,6 @@ func TestSaltCommandsRoundTripTheLogAndNeedLogVersion13(t *testing.T) {
 	require.ErrorIs(t, err, ErrMalformed)
 }
 
-// TestASaltedWorldDoesNotMoveYet: its export would lose the table, so
-// its fence is refused (a fence without an export would refuse the
-// world's writes for good), and the world takes writes after.
-func TestASaltedWorldDoesNotMoveYet(t *testing.T) {
-	h := saltedHarness(t)
-	r := h.apply(cmdMove(WorldMove{World: "w", Shard: 2}))[0]
-	require.ErrorIs(t, r.Err, ErrNotSupported)
-	require.Nil(t, r.Fence)
-	require.NoError(t, h.apply(cmdSalt("w", "bob", 1))[0].Err)
-	h.event(act("w", "bob", 1, opIncr("e", "c", 1)))
-	_, _, err := h.f.ExportWorld("w")
-	require.ErrorIs(t, err, ErrNotSupported)
-}
-
 // TestAnEventOfASaltedWorldCarriesTheSaltedIDsItNames: the player, an
 // entity, a string value and a conflict's set elements that are salted
 // players, each once; the archive keeps them, beside a notice too.

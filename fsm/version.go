@@ -75,9 +75,15 @@ type Versions = wire.Versions
 //     before (no digest kept). Snapshot 10 adds each salted world's kept
 //     digests; it is written only while a world has one, which only that
 //     kind makes.
+//   - Log 15 adds CmdMoveWorldSalted and export format 2 (migrate.go):
+//     a salted world's fence, and its export with the salt table, the
+//     kept digests and the player data versions, imported by
+//     CmdImportWorld. A leader proposes either only when every voter
+//     reads log 15; an unsalted world moves as before (CmdMoveWorld,
+//     export format 1).
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 14
+	LogVersion      uint32 = 15
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -133,6 +139,11 @@ func Needs(c *Command) Versions {
 		// kind, nor restore the digests (snapshot format 10).
 		v.Log, v.Snapshot = 14, 10
 	}
+	if c.Kind == CmdMoveWorldSalted {
+		// A salted world's fence: a replica before log 15 cannot decode
+		// the kind (migrate.go).
+		v.Log, v.Snapshot = 15, 10
+	}
 	return v
 }
 
@@ -152,7 +163,9 @@ func needs(c *Command) Versions {
 		return Versions{Log: 10, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdDivergence:
 		return Versions{Log: 9, Snapshot: 3, Wire: 1}
-	case c.Kind == CmdMoveWorld, c.Kind == CmdImportWorld:
+	case c.Kind == CmdImportWorld:
+		return ImportNeeds(c.Import.Format())
+	case c.Kind == CmdMoveWorld, c.Kind == CmdMoveWorldSalted:
 		return Versions{Log: 8, Snapshot: 7, Wire: 1}
 	case c.Kind == CmdDeleteWorld:
 		return Versions{Log: 6, Snapshot: 3, Wire: 1}

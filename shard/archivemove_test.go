@@ -400,7 +400,7 @@ func TestFenceAndExportRefusesToFenceAWorldOnTheShardItMovesTo(t *testing.T) {
 	_, err := m.MoveWorld(ctx, "arena", 1, 2, nil)
 	require.NoError(t, err)
 
-	_, err = FenceAndExportOn(ctx, dst, "arena", 2)
+	_, err = FenceAndExportOn(ctx, dst, "arena", 2, nil)
 	require.ErrorIs(t, err, fsm.ErrWorldExists)
 	act(t, dst, incr("arena", "p1", 2, "e1")) // still writable at its new home
 }

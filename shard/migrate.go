@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
 )
 
 // ErrMoveRaced: the world changed on the source between its fence and its
@@ -52,13 +53,17 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // it with a world delete on src once every node routes to dst; from then
 // on a stale write there answers unknown_world.
 //
+// Before step 1 a salted world's move asks dst's version gate whether
+// its voters read the world's import (export format 2 needs log 15:
+// SaltedImportGate): a move dst would refuse fences nothing.
+//
 // Writes to the world are refused from the fence's commit until dst's
 // import commits and the routers learn of it: that is the freeze
 // players see. Move is safe to retry after any error: a fence to the same
 // shard is repeated harmlessly, and an import that committed before the
 // error is recognised (same incarnation, imported) and not redone.
 func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
-	e, err := FenceAndExport(ctx, src, world, to)
+	e, err := FenceAndExportFor(ctx, src, world, to, SaltedImportGate(dst))
 	if err != nil {
 		return 0, err
 	}
@@ -73,6 +78,23 @@ func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to 
 	return e.Seq, nil
 }
 
+// ImportGate is what a target that gates its commands by its voters'
+// versions has (*store.Store): store.ErrVersionGate when a voter would not
+// read the import of a world, salted or not, moving there.
+type ImportGate interface {
+	ImportGate(salted bool) error
+}
+
+// SaltedImportGate returns why dst would refuse the import of a salted
+// world (store.ErrVersionGate: a voter below log 15, which reads no
+// export of format 2), nil when it would not or has no ImportGate.
+func SaltedImportGate(dst any) error {
+	if g, ok := dst.(ImportGate); ok {
+		return g.ImportGate(true)
+	}
+	return nil
+}
+
 // Export is a fenced world's export (Move's steps 1 and 2), what crosses
 // between processes when the two groups' leaders are different nodes.
 type Export struct {
@@ -81,15 +103,25 @@ type Export struct {
 	Data        []byte // fsm's export encoding
 }
 
-// FenceAndExportOn is FenceAndExport on g, a node's group as the edge
+// Unimportable is the error of a target that would not import a salted
+// world, reason saying why (a step's Unsalted): store.ErrVersionGate;
+// nil for no reason.
+func Unimportable(reason string) error {
+	if reason == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", store.ErrVersionGate, reason)
+}
+
+// FenceAndExportOn is FenceAndExportFor on g, a node's group as the edge
 // hands it (the leader's *store.Store): fsm.ErrNotSupported when g cannot
 // move worlds.
-func FenceAndExportOn(ctx context.Context, g any, world string, to uint64) (Export, error) {
+func FenceAndExportOn(ctx context.Context, g any, world string, to uint64, salted error) (Export, error) {
 	src, ok := g.(MoveSource)
 	if !ok {
 		return Export{}, fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
 	}
-	return FenceAndExport(ctx, src, world, to)
+	return FenceAndExportFor(ctx, src, world, to, salted)
 }
 
 // FenceAndExport runs Move's steps 1 and 2 on src, which must lead the
@@ -98,6 +130,16 @@ func FenceAndExportOn(ctx context.Context, g any, world string, to uint64) (Expo
 // export it. A src that is shard to's group itself (it has GroupID, as
 // *store.Store does) is refused with fsm.ErrWorldExists, fencing nothing.
 func FenceAndExport(ctx context.Context, src MoveSource, world string, to uint64) (Export, error) {
+	return FenceAndExportFor(ctx, src, world, to, nil)
+}
+
+// FenceAndExportFor is FenceAndExport for a target that says, in salted,
+// why it would refuse a salted world's import (SaltedImportGate; nil: it
+// would not): a salted world is then refused with that error before its
+// fence, since a fence whose import cannot land would refuse the world's
+// writes until the target's voters are upgraded. Unsalted worlds are not
+// affected.
+func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uint64, salted error) (Export, error) {
 	// A stale map can route a move's export to the world's new home (the
 	// move done, the node asked not yet knowing): a fence there, towards
 	// the shard it is on, would refuse every write to the world for good.
@@ -107,6 +149,9 @@ func FenceAndExport(ctx context.Context, src MoveSource, world string, to uint64
 	from, err := src.World(world)
 	if err != nil {
 		return Export{}, fmt.Errorf("move %s: %w", world, err)
+	}
+	if from.Salted && from.Moved == nil && salted != nil {
+		return Export{}, fmt.Errorf("move %s: salted, and the target cannot import it (nothing fenced): %w", world, salted)
 	}
 	fence, err := src.MoveWorld(ctx, world, to, from.Incarnation)
 	if err != nil {

@@ -449,6 +449,6 @@ func TestMoveCutAfterItsFenceIsCompletedByCallingAgain(t *testing.T) {
 
 // FenceAndExportOn refuses a group that cannot move worlds.
 func TestFenceAndExportOnRefusesAGroupThatCannotMove(t *testing.T) {
-	_, err := FenceAndExportOn(context.Background(), struct{}{}, "w", 2)
+	_, err := FenceAndExportOn(context.Background(), struct{}{}, "w", 2, nil)
 	require.ErrorIs(t, err, fsm.ErrNotSupported)
 }

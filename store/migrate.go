@@ -10,19 +10,39 @@ import (
 // World migration (issue 14): the group's side of shard.Move. See
 // fsm/migrate.go for what the commands do.
 
-// MoveWorld proposes one fsm.CmdMoveWorld: from its commit on, every write
-// to world on this group is refused with an *fsm.MovedError naming shard.
+// MoveWorld proposes one fsm.CmdMoveWorld, or fsm.CmdMoveWorldSalted for a
+// world whose audit leaves are salted: from its commit on, every write to
+// world on this group is refused with an *fsm.MovedError naming shard.
 // It returns the fence, whose Seq is the world's last seq here. A repeated
-// fence to the same shard returns the first one (a retried move).
-// incarnation, when not 0, must be the world's. Errors: fsm.ErrUnknownWorld,
-// fsm.ErrWorldMoved when the world moved to another shard, ErrVersionGate
-// while a voter does not read log version 8, ErrNotLeader, ErrOutcomeUnknown.
+// fence to the same shard returns the first one (a retried move) without
+// proposing it again: a fence, once applied, does not change, and the
+// repeated command would change nothing on any replica, while its version
+// gate (log 15 for a salted world) could hold back the retry for good once
+// an older voter joined after the fence. incarnation, when not 0, must be
+// the world's. Errors: fsm.ErrUnknownWorld, fsm.ErrWorldMoved when the
+// world moved to another shard, ErrVersionGate while a voter does not read
+// log version 8 (15 for a salted world), ErrNotLeader, ErrOutcomeUnknown.
 func (s *Store) MoveWorld(ctx context.Context, world string, shard, incarnation uint64) (fsm.Fence, error) {
 	c := &fsm.WorldMove{World: world, Shard: shard, Incarnation: incarnation}
 	if err := c.Validate(); err != nil {
 		return fsm.Fence{}, err
 	}
-	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdMoveWorld, Move: c})
+	w, err := s.fsm.World(world)
+	if err == nil && w.Moved != nil && (incarnation == 0 || incarnation == w.Incarnation) {
+		// What the fsm answers a repeated fence (moveWorld), from the
+		// applied state, which holds it already.
+		if w.Moved.Shard != shard {
+			return fsm.Fence{}, &fsm.MovedError{Fence: *w.Moved}
+		}
+		return *w.Moved, nil
+	}
+	kind := fsm.CmdMoveWorld
+	if err == nil && w.Salted {
+		// Only log 15 fences a salted world; were the world re-created
+		// unsalted before this applies, the kind fences it alike.
+		kind = fsm.CmdMoveWorldSalted
+	}
+	o, err := s.propose(ctx, fsm.Command{Kind: kind, Move: c})
 	if err != nil {
 		return fsm.Fence{}, err
 	}
@@ -45,7 +65,9 @@ func (s *Store) ExportWorld(world string) ([]byte, uint64, error) { return s.fsm
 // old group's archive until shard copies them here (FillMoved; a
 // subscription from before answers ErrArchiveGap until then).
 // Errors: fsm.ErrWorldExists, fsm.ErrMalformed for a blob that does not
-// decode or check out, ErrVersionGate, ErrNotLeader, ErrOutcomeUnknown.
+// decode or check out, ErrVersionGate (a salted world's export, format 2,
+// needs every voter at log 15: see ImportGate), ErrNotLeader,
+// ErrOutcomeUnknown.
 func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm.WorldInfo, error) {
 	c := &fsm.WorldImport{World: world, Data: blob}
 	if err := c.Validate(); err != nil {
@@ -62,4 +84,17 @@ func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm
 		return fsm.WorldInfo{}, o.res.Err
 	}
 	return *o.res.Imported, nil
+}
+
+// ImportGate returns ErrVersionGate when a voter of this group would not
+// read the import of a world moving here, salted or not (a salted world's
+// export is of format 2, which needs log 15: fsm.ImportNeeds), else nil.
+// shard.Move asks it before the fence at the world's old home, so that a
+// move this group must refuse fences nothing.
+func (s *Store) ImportGate(salted bool) error {
+	format := byte(1)
+	if salted {
+		format = fsm.ExportFormat
+	}
+	return s.gateNeed(fsm.ImportNeeds(format), fsm.CmdImportWorld)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
 )
 
 // mixedVersions stands for a cluster in a rolling upgrade: once downgrade
@@ -54,4 +55,16 @@ func (m *mixedVersions) upgrade() {
 	m.mu.Lock()
 	m.old = ""
 	m.mu.Unlock()
+}
+
+// saltedMixedCluster is newMixedCluster whose old versions are log and
+// snap, with the salted world "w" created on its leader, which it returns.
+func saltedMixedCluster(t *testing.T, log, snap uint32) (*cluster, *mixedVersions, *Store) {
+	t.Helper()
+	old := fsm.Supported()
+	old.Log, old.Snapshot = log, snap
+	c, mixed := newMixedCluster(t, old)
+	l := c.leader()
+	require.NoError(t, l.CreateSaltedWorld(ctxT(t), "w", fsm.Rules{}))
+	return c, mixed, l
 }

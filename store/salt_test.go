@@ -82,11 +82,7 @@ func TestASaltedWorldWaitsForEveryVoterToReadLog13(t *testing.T) {
 // and seqs (CmdEraseSaltKeep), the same on every replica.
 func TestAnErasureWaitsForEveryVoterToReadLogVersion14ToKeepItsDigest(t *testing.T) {
 	t.Parallel()
-	log13 := fsm.Supported()
-	log13.Log, log13.Snapshot = 13, 9
-	c, mixed := newMixedCluster(t, log13)
-	l := c.leader()
-	require.NoError(t, l.CreateSaltedWorld(ctxT(t), "w", fsm.Rules{}))
+	c, mixed, l := saltedMixedCluster(t, 13, 9)
 	c.waitReplicated()
 	mixed.downgrade(c) // a follower reads log 13
 	for _, p := range []string{"alice", "bob"} {

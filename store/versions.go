@@ -67,8 +67,11 @@ func (s *Store) voterVersions(id string) fsm.Versions {
 func (s *Store) Node(id string) (fsm.NodeInfo, bool) { return s.fsm.Node(id) }
 
 // gate refuses a command that some voter does not read.
-func (s *Store) gate(cmd *fsm.Command) error {
-	need := fsm.Needs(cmd)
+func (s *Store) gate(cmd *fsm.Command) error { return s.gateNeed(fsm.Needs(cmd), cmd.Kind) }
+
+// gateNeed refuses what needs need, a command of kind, when some voter
+// does not read it.
+func (s *Store) gateNeed(need fsm.Versions, kind fsm.CmdKind) error {
 	if fsm.Baseline().Covers(need) {
 		return nil // every binary reads it: no need to look at the voters
 	}
@@ -81,7 +84,7 @@ func (s *Store) gate(cmd *fsm.Command) error {
 			continue
 		}
 		if v := s.voterVersions(string(srv.ID)); !v.Covers(need) {
-			return fmt.Errorf("%w: voter %s reads %s, command kind %d needs %s: upgrade it first", ErrVersionGate, srv.ID, v, cmd.Kind, need)
+			return fmt.Errorf("%w: voter %s reads %s, command kind %d needs %s: upgrade it first", ErrVersionGate, srv.ID, v, kind, need)
 		}
 	}
 	return nil

@@ -29,17 +29,27 @@ type WorldMoved struct {
 // /internal/v1/cluster/worlds/{world}/move) to the leader of one of the
 // two groups: Step "export" fences the world on its group towards To and
 // answers its export; Step "import" imports Export (Data from an export
-// of the world with Incarnation) on the group To.
+// of the world with Incarnation) on the group To; Step "check" (log
+// version 15) answers {} when the group To would import a salted world,
+// else the error its version gate gives. An export step's Checked says
+// the target was asked (a log 15 admin sets it on every export step), and
+// Unsalted, when set, is why the target would not (a check's error): a
+// salted world not fenced yet is refused before its fence when Unsalted
+// is set, and when Checked is not (an older admin's step, whose target
+// nobody asked).
 type MoveStep struct {
-	Step   string       `json:"step"`
-	To     uint64       `json:"to"`
-	Export *WorldExport `json:"export,omitempty"`
+	Step     string       `json:"step"`
+	To       uint64       `json:"to"`
+	Export   *WorldExport `json:"export,omitempty"`
+	Checked  bool         `json:"checked,omitempty"`
+	Unsalted string       `json:"unsalted,omitempty"`
 }
 
 // A MoveStep's steps.
 const (
 	MoveStepExport = "export"
 	MoveStepImport = "import"
+	MoveStepCheck  = "check"
 )
 
 // WorldExport is a fenced world's export: its incarnation, its seq at the

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 )
 
@@ -78,7 +80,11 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 	if from == to {
 		return wire.WorldMoved{World: world, From: to, To: to, Done: true}, nil
 	}
-	e, err := a.exportMoved(ctx, world, to)
+	unsalted, err := a.checkTarget(ctx, dst, world, to)
+	if err != nil {
+		return wire.WorldMoved{}, err
+	}
+	e, err := a.exportMoved(ctx, world, to, unsalted)
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
@@ -91,16 +97,55 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 	return wire.WorldMoved{World: world, From: from, To: to, Seq: e.Seq}, nil
 }
 
-// exportMoved fences and exports world at its group's leader.
-func (a *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
+// checkTarget asks the leader of group to, through rt, whether it would
+// import a salted world (shard.SaltedImportGate), before anything is
+// fenced: it returns why not ("" when it would). A leader on a binary
+// before log 15 has no check step (it answers malformed) and reads no
+// salted export either. Any other error ends the move.
+func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64) (string, error) {
+	var err error
+	if rt.Local() {
+		err = shard.SaltedImportGate(rt.Group)
+	} else {
+		var ok struct{}
+		err = a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepCheck, To: to}, &ok)
+	}
+	re, remote := errors.AsType[*edge.RemoteError](err)
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, store.ErrVersionGate):
+		return err.Error(), nil
+	case remote && re.Code == edge.CodeVersionGate:
+		return re.Msg, nil
+	case remote && re.Code == fsm.CodeMalformed:
+		return fmt.Sprintf("group %d's leader %s has no move check (a binary before log version 15)", to, rt.Node), nil
+	}
+	return "", fmt.Errorf("move %s: check at the target: %w", world, err)
+}
+
+// exportMoved fences and exports world at its group's leader, the target
+// checked (checkTarget); unsalted, when set, is why the target would not
+// import a salted world.
+func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted string) (shard.Export, error) {
 	var e shard.Export
 	err := a.RouteCall(world, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
 		var err error
-		e, err = shard.FenceAndExportOn(ctx, g, world, to)
+		e, err = shard.FenceAndExportOn(ctx, g, world, to, shard.Unimportable(unsalted))
 		return err
 	}, func(rt edge.Route) error {
 		var got wire.WorldExport
-		if err := a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepExport, To: to}, &got); err != nil {
+		step := wire.MoveStep{Step: wire.MoveStepExport, To: to, Checked: true, Unsalted: unsalted}
+		err := a.callMove(ctx, rt, world, step, &got)
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed {
+			// A leader on a binary before log 15 knows neither "checked"
+			// nor "unsalted" (it decodes strictly) and fences no salted
+			// world either; a log 15 one asked this way refuses a salted
+			// world not fenced yet, as for any export step unchecked.
+			step.Checked, step.Unsalted = false, ""
+			err = a.callMove(ctx, rt, world, step, &got)
+		}
+		if err != nil {
 			return fmt.Errorf("move %s: export at %s: %w", world, rt.Node, err)
 		}
 		e = shard.Export{Incarnation: got.Incarnation, Seq: got.Seq, Data: got.Data}

@@ -31,10 +31,13 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 }
 
 // Move handles a move's step on this node: "export" fences the world on
-// its group, which this node must lead, and answers its export; "import"
-// imports the export on the group the step names, which this node must
-// lead. Either is refused not_leader otherwise, never sent on; both are
-// safe to repeat (shard.FenceAndExport, shard.ImportMoved).
+// its group, which this node must lead, and answers its export (a salted
+// world refused before its fence when the step says the target would not
+// import it, or does not say it was asked); "import" imports the export on the group the step names,
+// which this node must lead; "check" answers whether that group would
+// import a salted world (shard.SaltedImportGate). Each is refused
+// not_leader otherwise, never sent on; all are safe to repeat
+// (shard.FenceAndExportFor, shard.ImportMoved).
 func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
 	if err := edge.CheckName("world", world); err != nil {
@@ -51,7 +54,7 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 	switch step.Step {
 	case wire.MoveStepExport:
 		var e shard.Export
-		if e, err = p.exportMoved(ctx, world, step.To); err == nil {
+		if e, err = p.exportMoved(ctx, world, step); err == nil {
 			p.WriteJSON(w, http.StatusOK, wire.WorldExport{Incarnation: e.Incarnation, Seq: e.Seq, Data: e.Data})
 			return
 		}
@@ -60,19 +63,38 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 			p.WriteJSON(w, http.StatusOK, struct{}{})
 			return
 		}
+	case wire.MoveStepCheck:
+		var rt edge.Route
+		if rt, err = p.targetRoute(step.To); err == nil {
+			if err = shard.SaltedImportGate(rt.Group); err == nil {
+				p.WriteJSON(w, http.StatusOK, struct{}{})
+				return
+			}
+		}
 	default:
-		err = fmt.Errorf("%w: move step %q (want %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport)
+		err = fmt.Errorf("%w: move step %q (want %q, %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport, wire.MoveStepCheck)
 	}
 	p.WriteError(w, err, true)
 }
 
-func (p *API) exportMoved(ctx context.Context, world string, to uint64) (shard.Export, error) {
+// notChecked is why a salted world is refused before its fence when the
+// export step says nothing of the target (no Checked): an admin node on a
+// binary before log 15 sends exactly that, and its target may not import
+// the salted world's export (format 2).
+const notChecked = "nobody asked the move's target whether it imports a salted world (an export step without \"checked\": the admin node runs a binary before log version 15); call the move through an upgraded node"
+
+func (p *API) exportMoved(ctx context.Context, world string, step wire.MoveStep) (shard.Export, error) {
+	reason := step.Unsalted
+	if !step.Checked && reason == "" {
+		reason = notChecked
+	}
+	salted := shard.Unimportable(reason)
 	var e shard.Export
 	// A move step names its world's home by the mover's map, which the
 	// move placed: followed as this node's own map says.
 	err := p.RouteCall(world, edge.KindWrite, edge.Hop{Forwarded: true}, func(g edge.Group) error {
 		var err error
-		e, err = shard.FenceAndExportOn(ctx, g, world, to)
+		e, err = shard.FenceAndExportOn(ctx, g, world, step.To, salted)
 		return err
 	}, nil)
 	return e, err
@@ -82,20 +104,29 @@ func (p *API) importMoved(ctx context.Context, world string, step wire.MoveStep)
 	if step.Export == nil {
 		return fmt.Errorf("%w: an import step without its export", fsm.ErrMalformed)
 	}
-	gr, ok := p.Backend().(groupRouter)
-	if !ok {
-		return fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported)
-	}
-	rt, err := gr.GroupRoute(step.To)
+	rt, err := p.targetRoute(step.To)
 	if err != nil {
 		return err
-	}
-	if !rt.Local() {
-		return fmt.Errorf("%w: this node does not lead group %d", store.ErrNotLeader, step.To)
 	}
 	dst, ok := rt.Group.(shard.MoveTarget)
 	if !ok {
 		return fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
 	}
 	return shard.ImportMoved(ctx, dst, world, shard.Export{Incarnation: step.Export.Incarnation, Seq: step.Export.Seq, Data: step.Export.Data})
+}
+
+// targetRoute returns group to, which this node must lead.
+func (p *API) targetRoute(to uint64) (edge.Route, error) {
+	gr, ok := p.Backend().(groupRouter)
+	if !ok {
+		return edge.Route{}, fmt.Errorf("%w: this node's shard map is not the meta group's (gsd --meta)", fsm.ErrNotSupported)
+	}
+	rt, err := gr.GroupRoute(to)
+	if err != nil {
+		return edge.Route{}, err
+	}
+	if !rt.Local() {
+		return edge.Route{}, fmt.Errorf("%w: this node does not lead group %d", store.ErrNotLeader, to)
+	}
+	return rt, nil
 }

@@ -39,7 +39,8 @@ const upgradeFromFile = "scripts/upgrade-from.txt"
 // rules update that is also the world's event) falls back to the update
 // without the event while a voter reads less, rather than being refused;
 // nor has log 14 (an erasure that keeps its salt's digest falls back to
-// the erasure without it).
+// the erasure without it), nor log 15 (a salted world's move, between
+// shards: the test runs one group; store and shard test its gate).
 var gateProbes = map[uint32]string{
 	6:  `{"fields":{"hp":{"type":"int","policy":"authoritative"}},"mode":"upgrade-probe"}`,
 	7:  `{"fields":{"hp":{"type":"int","policy":"authoritative","visible":"owner"}}}`,
