@@ -65,10 +65,8 @@ func TestAnErasureWaitsForEveryNonvoterToReadLogVersion14(t *testing.T) {
 	err := l.gate(keep)
 	require.ErrorIs(t, err, ErrVersionGate)
 	require.ErrorContains(t, err, "non-voter n2 reads log 13")
-	last := l.raft.LastIndex()
-	require.NoError(t, l.EraseSalt(ctxT(t), "w", "alice"), "the erasure as log 13 wrote it")
-	kinds := proposedSince(t, l, last)
-	require.Contains(t, kinds, fsm.CmdEraseSalt)
+	kinds := erase(t, l, "alice")
+	require.Contains(t, kinds, fsm.CmdEraseSalt, "the erasure as log 13 wrote it")
 	require.NotContains(t, kinds, fsm.CmdEraseSaltKeep)
 
 	m.upgrade()
@@ -78,9 +76,15 @@ func TestAnErasureWaitsForEveryNonvoterToReadLogVersion14(t *testing.T) {
 	m.mu.Unlock()
 	require.ErrorIs(t, l.gate(keep), ErrVersionGate)
 	require.NoError(t, l.RemoveMember(ctxT(t), "n2"))
-	last = l.raft.LastIndex()
-	require.NoError(t, l.EraseSalt(ctxT(t), "w", "bob"))
-	require.Contains(t, proposedSince(t, l, last), fsm.CmdEraseSaltKeep, "removed: the gate opens")
+	require.Contains(t, erase(t, l, "bob"), fsm.CmdEraseSaltKeep, "removed: the gate opens")
+}
+
+// erase erases player's salt in world w and returns the kinds it proposed.
+func erase(t *testing.T, l *Store, player string) []fsm.CmdKind {
+	t.Helper()
+	last := l.raft.LastIndex()
+	require.NoError(t, l.EraseSalt(ctxT(t), "w", player))
+	return proposedSince(t, l, last)
 }
 
 // TestJoinRefusesANodeBelowTheGroupsFloor: a joiner gets the whole log
