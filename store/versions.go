@@ -15,14 +15,14 @@ import (
 // some voter's binary does not read would crash that voter, and on restart
 // it would meet the entry again. So every node reports the versions it
 // reads (fsm.Versions), and propose refuses, with ErrVersionGate, a command
-// that some voter's versions do not cover (fsm.Needs).
+// that some member's versions do not cover (fsm.Needs).
 //
 // Reports reach the leader through Join (a node that joins, and the
 // daemon's reporter for nodes that joined before they could report), and
 // the leader's own through its config. The leader keeps them in memory at
 // once, so the gate can open, and replicates them into the node table
 // (fsm.CmdNodeVersions) as soon as every voter reads that command, so that
-// the next leader knows them too. A voter that never reported counts as
+// the next leader knows them too. A member that never reported counts as
 // fsm.Baseline(): the binaries from before the gate.
 //
 // The gate counts every server of the configuration, voters and
