@@ -227,7 +227,11 @@ func TestFollowerForwardsToARealLeader(t *testing.T) {
 	t.Parallel()
 	n1 := startLeader(t)
 	n2 := startNode(t, "n2", false)
-	join := fmt.Sprintf(`{"id":"n2","raft_addr":%q,"http_addr":%q}`, n2.raftAddr, n2.env.TS.Listener.Addr().String())
+	// n2 reports what it reads, as gsd's --join does: the version gate
+	// refuses a joiner below its members' floor.
+	v := n2.st.Versions()
+	join := fmt.Sprintf(`{"id":"n2","raft_addr":%q,"http_addr":%q,"versions":{"log":%d,"snapshot":%d,"wire":%d}}`,
+		n2.raftAddr, n2.env.TS.Listener.Addr().String(), v.Log, v.Snapshot, v.Wire)
 	code, m := n1.env.DoJSON("POST", "/v1/cluster/join", join)
 	require.Equal(t, 200, code, "%v", m)
 	require.Eventually(t, func() bool {

@@ -103,7 +103,7 @@ func TestLyingLeaderStepsDownByItselfAndAnHonestNodeLeads(t *testing.T) {
 	defer cancel()
 	for _, id := range []string{"n2", "n3"} {
 		n := startLyingNode(t, id, false)
-		require.NoError(t, nodes[0].st.Join(ctx, fsm.NodeInfo{ID: id, RaftAddr: n.raftAddr, HTTPAddr: n.env.TS.Listener.Addr().String()}))
+		require.NoError(t, nodes[0].st.Join(ctx, fsm.NodeInfo{ID: id, RaftAddr: n.raftAddr, HTTPAddr: n.env.TS.Listener.Addr().String(), Versions: n.st.Versions()}))
 		nodes = append(nodes, n)
 	}
 	liar := nodes[0]

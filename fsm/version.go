@@ -97,6 +97,20 @@ func Supported() Versions {
 // formats of the binaries from before the version gate.
 func Baseline() Versions { return Versions{Log: 1, Snapshot: 3, Wire: 1} }
 
+// Floor returns the per-component minimum of vs: what every node that
+// reads one of vs reads, and so the most a log entry or snapshot that all
+// of them apply can need. No vs: the zero Versions.
+func Floor(vs ...Versions) Versions {
+	if len(vs) == 0 {
+		return Versions{}
+	}
+	f := vs[0]
+	for _, v := range vs[1:] {
+		f = Versions{Log: min(f.Log, v.Log), Snapshot: min(f.Snapshot, v.Snapshot), Wire: min(f.Wire, v.Wire)}
+	}
+	return f
+}
+
 // Needs returns the versions a replica must read to apply c the way this
 // binary does: the leader proposes c only when every voter's versions
 // cover them. It looks at the content, not only the kind, so that a rules

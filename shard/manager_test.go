@@ -136,7 +136,9 @@ func TestManagerGroupZeroJoinsAClusterOnPlainTCP(t *testing.T) {
 		st, err := newTestManager(t, id, t.TempDir(), mux).Open(0, GroupOptions{})
 		require.NoError(t, err)
 		require.Eventually(t, func() bool {
-			return leaderOf(nodes).Join(ctx, fsm.NodeInfo{ID: id, RaftAddr: mux.Addr().String(), HTTPAddr: "http-" + id + ":80"}) == nil
+			// The joiner reports what it reads, as gsd's --join does: the
+			// version gate refuses a joiner below its members' floor.
+			return leaderOf(nodes).Join(ctx, fsm.NodeInfo{ID: id, RaftAddr: mux.Addr().String(), HTTPAddr: "http-" + id + ":80", Versions: st.Versions()}) == nil
 		}, 10*time.Second, 20*time.Millisecond)
 		nodes = append(nodes, st)
 		muxes = append(muxes, mux)

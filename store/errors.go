@@ -15,7 +15,8 @@ var (
 	ErrClosed = errors.New("gsd/store: closed")
 	// ErrOverloaded reports that the batcher's queue is full.
 	ErrOverloaded = errors.New("gsd/store: overloaded, retry later")
-	// ErrVersionGate reports a command that some voter's binary does not
-	// read: nothing was proposed (versions.go).
-	ErrVersionGate = errors.New("gsd/store: not supported by every voter")
+	// ErrVersionGate reports a command that some member's binary (voter
+	// or not) does not read, or a new member that does not read what the
+	// group's members read: nothing was proposed or added (versions.go).
+	ErrVersionGate = errors.New("gsd/store: not supported by every member")
 )

@@ -78,11 +78,20 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 		require.Eventually(t, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			return c.leader().Join(ctx, fsm.NodeInfo{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr}) == nil
+			return c.add(ctx, cfg) == nil
 		}, 10*time.Second, 50*time.Millisecond)
 	}
 	c.waitReplicated()
 	return c
+}
+
+// add makes cfg's node a voter through the leader, reporting no versions
+// (the baseline, until a test reports them with Join). It skips Join's
+// floor check (versions.go): a test cluster plays nodes on older binaries
+// as if they had joined while every member ran one, as in a rolling
+// upgrade; the floor check has its own tests (joingate_test.go).
+func (c *cluster) add(ctx context.Context, cfg Config) error {
+	return c.leader().addMember(ctx, fsm.NodeInfo{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr})
 }
 
 // leader returns the current ready leader, waiting for one.

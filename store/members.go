@@ -26,20 +26,35 @@ func (s *Store) CommitIndex() uint64 { return s.raft.CommitIndex() }
 func (s *Store) LastIndex() uint64 { return s.raft.LastIndex() }
 
 // AddNonvoter adds id as a nonvoter (leader only): it gets the log and
-// votes on nothing until PromoteVoter.
+// votes on nothing until PromoteVoter. A node that is not a member yet is
+// refused with ErrVersionGate unless what it reads covers the group's
+// floor (versions.go). The leader learns what it reads as for the gate:
+// a shard's joiner has reported to the membership group, whose node table
+// on this node Config.NodeVersions reads; one it knows nothing of counts
+// as the baseline.
 func (s *Store) AddNonvoter(ctx context.Context, id, addr string) error {
-	if s.raft.State() != raft.Leader {
-		return ErrNotLeader
+	if err := s.admitMember(id, addr); err != nil {
+		return err
 	}
 	return raftError(s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.timeout(ctx)).Error())
 }
 
-// PromoteVoter makes id a voter (leader only), a nonvoter already or not.
+// PromoteVoter makes id a voter (leader only), a nonvoter already or not;
+// a node that is not a member yet is checked as by AddNonvoter.
 func (s *Store) PromoteVoter(ctx context.Context, id, addr string) error {
-	if s.raft.State() != raft.Leader {
-		return ErrNotLeader
+	if err := s.admitMember(id, addr); err != nil {
+		return err
 	}
 	return raftError(s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.timeout(ctx)).Error())
+}
+
+// admitMember checks id at addr against the floor (leader only).
+func (s *Store) admitMember(id, addr string) error {
+	servers, err := s.members()
+	if err != nil {
+		return err
+	}
+	return s.admit(servers, id, addr, s.memberVersions(id))
 }
 
 // RemoveMember removes id from the Raft configuration (leader only),

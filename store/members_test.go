@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 )
@@ -13,7 +14,10 @@ import (
 // A shard's leader changes its Raft configuration without the node
 // table: a nonvoter, promoted, then removed; a follower refuses.
 func TestMembersChangeTheConfigurationWithoutTheNodeTable(t *testing.T) {
-	c := newCluster(t, 1, nil)
+	// n2 reports to the membership group, whose table answers here.
+	c := newCluster(t, 1, func(cfg *Config) {
+		cfg.NodeVersions = func(string) (fsm.Versions, bool) { return fsm.Supported(), true }
+	})
 	l := c.leader()
 	cfg := testConfig(t, "n2", filepath.Join(t.TempDir(), "n2"))
 	n2, err := New(cfg, nil) // no bootstrap: it waits to be added

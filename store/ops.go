@@ -304,19 +304,19 @@ func stateName(s raft.RaftState) string {
 // Join adds a voter (leader only). Its addresses go into the node table
 // first, so that every member can reach it and forward to it. The versions
 // it reports (n.Versions; zero: none) feed the version gate (versions.go);
-// a member joining again with the same addresses only reports them.
+// a member joining again with the same addresses only reports them. A
+// new node whose versions (zero: the baseline) do not cover the group's
+// floor is refused with ErrVersionGate before anything is written
+// (versions.go).
 func (s *Store) Join(ctx context.Context, n fsm.NodeInfo) error {
 	if n.ID == "" || n.RaftAddr == "" {
 		return fmt.Errorf("%w: join needs id and raft_addr", fsm.ErrMalformed)
 	}
-	if s.raft.State() != raft.Leader {
-		return ErrNotLeader
-	}
-	f := s.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
+	servers, err := s.members()
+	if err != nil {
 		return err
 	}
-	for _, srv := range f.Configuration().Servers {
+	for _, srv := range servers {
 		if srv.ID == raft.ServerID(n.ID) && srv.Address == raft.ServerAddress(n.RaftAddr) {
 			cur, ok := s.fsm.Node(n.ID)
 			if ok && sameAddrs(cur, n) {
@@ -324,6 +324,15 @@ func (s *Store) Join(ctx context.Context, n fsm.NodeInfo) error {
 			}
 		}
 	}
+	if err := s.admit(servers, n.ID, n.RaftAddr, n.Versions); err != nil {
+		return err // before anything is written: the table and configuration stay
+	}
+	return s.addMember(ctx, n)
+}
+
+// addMember writes n into the node table, adds it as a voter and records
+// its report. Join has checked it against the floor.
+func (s *Store) addMember(ctx context.Context, n fsm.NodeInfo) error {
 	if _, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdPutNode, Node: &n}); err != nil {
 		return err
 	}

@@ -15,15 +15,37 @@ import (
 // some voter's binary does not read would crash that voter, and on restart
 // it would meet the entry again. So every node reports the versions it
 // reads (fsm.Versions), and propose refuses, with ErrVersionGate, a command
-// that some voter's versions do not cover (fsm.Needs).
+// that some member's versions do not cover (fsm.Needs).
 //
 // Reports reach the leader through Join (a node that joins, and the
 // daemon's reporter for nodes that joined before they could report), and
 // the leader's own through its config. The leader keeps them in memory at
 // once, so the gate can open, and replicates them into the node table
 // (fsm.CmdNodeVersions) as soon as every voter reads that command, so that
-// the next leader knows them too. A voter that never reported counts as
+// the next leader knows them too. A member that never reported counts as
 // fsm.Baseline(): the binaries from before the gate.
+//
+// The gate counts every server of the configuration, voters and
+// non-voters alike: a non-voter (a shard's joiner while it catches up,
+// shard/meta/reconcile.go) applies the same log and snapshots, and would
+// crash-loop on an entry it cannot decode just as a voter would. The cost:
+// a non-voter that never reported counts as the baseline, and a dead
+// non-voter closes the gate for newer commands as a dead voter does, until
+// it is removed (shard/meta drops a replacement whose joiner is marked
+// down, and removes the joiner with it: shard/meta/down.go).
+//
+// The gate only looks at the members of the moment, so a member added
+// later would receive the entries and snapshots written before it came.
+// So adding one (Join, AddNonvoter, PromoteVoter) is refused, with
+// ErrVersionGate, unless the new node's versions cover the group's floor:
+// the per-component minimum of what every current member reads
+// (fsm.Floor). Whatever the gate let into the log or a snapshot needed
+// every member of its time, so it is covered by the floor of its time;
+// members are only added when they cover the floor, and a member's
+// versions only grow (an upgrade), so the floor never falls below what the
+// log holds while the leader knows its members' versions. (A member whose
+// versions this leader does not know counts as the baseline and lowers
+// the floor: the node table keeps reports across leaders for that.)
 
 // Versions returns the versions this node reads.
 func (s *Store) Versions() fsm.Versions {
@@ -39,10 +61,10 @@ func (s *Store) Self() fsm.NodeInfo {
 	return fsm.NodeInfo{ID: s.cfg.ID, RaftAddr: s.cfg.Advertise, HTTPAddr: s.cfg.HTTPAddr, Region: s.cfg.Region, Versions: s.Versions()}
 }
 
-// voterVersions returns what the leader knows a voter reads: its own
-// config, else its latest report to this leader, else the node table,
-// else what Config.NodeVersions says, else the baseline.
-func (s *Store) voterVersions(id string) fsm.Versions {
+// memberVersions returns what the leader knows a member (voter or not)
+// reads: its own config, else its latest report to this leader, else the
+// node table, else what Config.NodeVersions says, else the baseline.
+func (s *Store) memberVersions(id string) fsm.Versions {
 	if id == s.cfg.ID {
 		return s.Versions()
 	}
@@ -66,28 +88,69 @@ func (s *Store) voterVersions(id string) fsm.Versions {
 // Node returns id's entry in this replica's node table.
 func (s *Store) Node(id string) (fsm.NodeInfo, bool) { return s.fsm.Node(id) }
 
-// gate refuses a command that some voter does not read.
+// gate refuses a command that some member, voter or not, does not read.
 func (s *Store) gate(cmd *fsm.Command) error { return s.gateNeed(fsm.Needs(cmd), cmd.Kind) }
 
-// gateNeed refuses what needs need, a command of kind, when some voter
-// does not read it.
+// gateNeed refuses what needs need, a command of kind, when some member,
+// voter or not, does not read it.
 func (s *Store) gateNeed(need fsm.Versions, kind fsm.CmdKind) error {
 	if fsm.Baseline().Covers(need) {
-		return nil // every binary reads it: no need to look at the voters
+		return nil // every binary reads it: no need to look at the members
 	}
 	f := s.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return raftError(err)
 	}
 	for _, srv := range f.Configuration().Servers {
-		if srv.Suffrage != raft.Voter {
-			continue
-		}
-		if v := s.voterVersions(string(srv.ID)); !v.Covers(need) {
-			return fmt.Errorf("%w: voter %s reads %s, command kind %d needs %s: upgrade it first", ErrVersionGate, srv.ID, v, kind, need)
+		if v := s.memberVersions(string(srv.ID)); !v.Covers(need) {
+			return fmt.Errorf("%w: %s %s reads %s, command kind %d needs %s: upgrade it first", ErrVersionGate, role(srv.Suffrage), srv.ID, v, kind, need)
 		}
 	}
 	return nil
+}
+
+func role(s raft.ServerSuffrage) string {
+	if s == raft.Voter {
+		return "voter"
+	}
+	return "non-voter"
+}
+
+// admit refuses to add node id at addr, reading v (zero: it reported
+// nothing, so the baseline), when v does not cover the floor of the
+// other members of servers: the log and snapshots it would receive may
+// hold what it cannot read. A server already in servers at addr is a
+// member already (it has the log): nothing to check.
+func (s *Store) admit(servers []raft.Server, id, addr string, v fsm.Versions) error {
+	var others []fsm.Versions
+	for _, srv := range servers {
+		if string(srv.ID) == id {
+			if string(srv.Address) == addr {
+				return nil
+			}
+			continue // the same id at a new address: a new node
+		}
+		others = append(others, s.memberVersions(string(srv.ID)))
+	}
+	if v.IsZero() {
+		v = fsm.Baseline()
+	}
+	if floor := fsm.Floor(others...); !v.Covers(floor) {
+		return fmt.Errorf("%w: node %s reads %s, the group's members all read %s and its log or snapshots may need it: upgrade the node first", ErrVersionGate, id, v, floor)
+	}
+	return nil
+}
+
+// members returns the group's configuration (leader only).
+func (s *Store) members() ([]raft.Server, error) {
+	if s.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, raftError(err)
+	}
+	return f.Configuration().Servers, nil
 }
 
 // report records a node's versions in the leader's memory and replicates

@@ -143,7 +143,7 @@ func newCluster(t *testing.T, n int) *cluster {
 		require.Eventually(t, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			return c.leader().Join(ctx, fsm.NodeInfo{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr}) == nil
+			return c.leader().Join(ctx, fsm.NodeInfo{ID: cfg.ID, RaftAddr: cfg.RaftAddr, HTTPAddr: cfg.HTTPAddr, Versions: fsm.Supported()}) == nil
 		}, 10*time.Second, 50*time.Millisecond)
 	}
 	return c
