@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/wire"
@@ -69,6 +71,18 @@ func (a *app) joinCmd() *cobra.Command {
 			ctx, cancel := a.context(cmd)
 			defer cancel()
 			n := wire.NodeInfo{ID: args[0], RaftAddr: args[1], HTTPAddr: args[2], Region: region}
+			// The join carries what the node reads, as its own --join
+			// does: the group refuses a node that may not read its log
+			// (version_gate), and one that reports nothing counts as the
+			// oldest binary.
+			sctx, scancel := context.WithTimeout(ctx, joinStatusWait)
+			st, err := a.clientFor([]string{n.HTTPAddr}).Status(sctx)
+			scancel()
+			if err == nil && st.ID == n.ID {
+				n.Versions = st.Versions
+			} else {
+				fmt.Fprintf(cmd.ErrOrStderr(), "gsdctl: could not ask node %s at %s what it reads (%s): joining it as the oldest binary\n", n.ID, n.HTTPAddr, joinStatusProblem(st, n.ID, err))
+			}
 			if err := a.client().Join(ctx, n); err != nil {
 				return err
 			}
@@ -77,6 +91,19 @@ func (a *app) joinCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&region, "region", "", "the node's region")
 	return cmd
+}
+
+// joinStatusWait bounds join's question to the joining node (the client
+// retries a refused connection until its context ends): the join itself
+// keeps the rest of --timeout.
+const joinStatusWait = 2 * time.Second
+
+// joinStatusProblem says why a joining node's status gave no versions.
+func joinStatusProblem(st wire.Status, id string, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("it answers as node %q, not %q", st.ID, id)
 }
 
 func (a *app) removeCmd() *cobra.Command {

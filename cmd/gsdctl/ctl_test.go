@@ -176,6 +176,34 @@ func TestCtlMembershipCommandsSendTheRightRequests(t *testing.T) {
 	}, got)
 }
 
+// TestCtlJoinSendsWhatTheJoiningNodeReads: join asks the joining node's
+// status for the versions it reads and sends them with the join (the group
+// refuses a node below its members' floor, and one that reports nothing
+// counts as the oldest binary); a node that does not answer as itself is
+// joined without them, with a warning.
+func TestCtlJoinSendsWhatTheJoiningNodeReads(t *testing.T) {
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/v1/status", r.URL.Path)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":"n2","versions":{"log":14,"snapshot":10,"wire":3}}`))
+	}))
+	defer node.Close()
+	var body []byte
+	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer leader.Close()
+	nodeAddr := strings.TrimPrefix(node.URL, "http://")
+	mustRun(t, "--addr", leader.URL, "join", "n2", "127.0.0.1:7073", nodeAddr)
+	require.JSONEq(t, `{"id":"n2","raft_addr":"127.0.0.1:7073","http_addr":"`+nodeAddr+`","versions":{"log":14,"snapshot":10,"wire":3}}`, string(body))
+
+	code, _, stderr := ctl(t, "", "--addr", leader.URL, "join", "n3", "127.0.0.1:7074", nodeAddr)
+	require.Zero(t, code)
+	require.Contains(t, stderr, `answers as node "n2", not "n3"`)
+	require.JSONEq(t, `{"id":"n3","raft_addr":"127.0.0.1:7074","http_addr":"`+nodeAddr+`"}`, string(body))
+}
+
 func TestCtlRejectsBadUsage(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
