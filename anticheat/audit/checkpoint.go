@@ -136,9 +136,5 @@ func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, []strin
 	if err != nil {
 		return Checkpoint{}, nil, err
 	}
-	names := make([]string, len(n.Sigs))
-	for i, s := range n.Sigs {
-		names[i] = fmt.Sprintf("%s+%08x", s.Name, s.Hash)
-	}
-	return c, names, nil
+	return c, signerNames(n), nil
 }
