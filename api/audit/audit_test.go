@@ -24,6 +24,8 @@ type logs struct {
 	old    map[string]*audit.Log // world#incarnation
 	signer note.Signer           // nil: no key
 	signs  int
+	// saltsErr fails SignSalts.
+	saltsErr error
 }
 
 func (f *logs) Log(world string) (*audit.Log, error) {
@@ -66,6 +68,16 @@ func (f *logs) CheckpointOf(world string, inc uint64) ([]byte, error) {
 	cp, _ := l.Checkpoint()
 	cp.Tombstone = l != f.l[world]
 	return audit.SignCheckpoint(cp, f.signer)
+}
+
+func (f *logs) SignSalts(n audit.SaltsNote) ([]byte, error) {
+	if f.saltsErr != nil {
+		return nil, f.saltsErr
+	}
+	if f.signer == nil {
+		return nil, auditor.ErrNoKey
+	}
+	return audit.SignSalts(n, f.signer)
 }
 
 func (f *logs) Sign(world string) ([]byte, error) {
