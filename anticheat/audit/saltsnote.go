@@ -92,26 +92,14 @@ func SignSalts(s SaltsNote, signers ...note.Signer) ([]byte, error) {
 	if s.World == "" || strings.ContainsAny(s.World, "\n") || s.Size < 0 {
 		return nil, fmt.Errorf("%w: world %q, size %d", ErrSaltsNote, s.World, s.Size)
 	}
-	msg, err := note.Sign(&note.Note{Text: s.Text()}, signers...)
-	if err != nil {
-		return nil, fmt.Errorf("sign salts of %s: %w", s.World, err)
-	}
-	return msg, nil
+	return signText(s.Text(), "salts of "+s.World, signers)
 }
 
 // OpenSalts verifies a signed salts note: at least one signature by one
 // of verifiers (others are ignored), and returns it with the names of the
 // keys that signed it.
 func OpenSalts(msg []byte, verifiers ...note.Verifier) (SaltsNote, []string, error) {
-	n, err := note.Open(msg, note.VerifierList(verifiers...))
-	if err != nil {
-		return SaltsNote{}, nil, fmt.Errorf("%w: %v", ErrSaltsNote, err)
-	}
-	s, err := ParseSaltsNote(n.Text)
-	if err != nil {
-		return SaltsNote{}, nil, err
-	}
-	return s, signerNames(n), nil
+	return openNote(msg, ErrSaltsNote, verifiers, ParseSaltsNote)
 }
 
 // Vouches checks that s is the note of the salts file body of world's
@@ -125,13 +113,4 @@ func (s SaltsNote) Vouches(body []byte, world string, inc uint64) error {
 		return fmt.Errorf("%w: the salts file is not the one signed (its SHA-256 differs)", ErrSaltsNote)
 	}
 	return nil
-}
-
-// signerNames returns the ids, <name>+<hash>, of the keys that signed n.
-func signerNames(n *note.Note) []string {
-	names := make([]string, len(n.Sigs))
-	for i, s := range n.Sigs {
-		names[i] = fmt.Sprintf("%s+%08x", s.Name, s.Hash)
-	}
-	return names
 }

@@ -85,6 +85,18 @@ func (f *logs) Sign(world string) ([]byte, error) {
 	return f.Checkpoint(world)
 }
 
+// testKey returns a new audit key named test.
+func testKey(t *testing.T) (audit.SigningKey, audit.VerifyingKey) {
+	t.Helper()
+	priv, pub, err := audit.GenerateKey("test")
+	require.NoError(t, err)
+	k, err := audit.ParseSigningKey(priv)
+	require.NoError(t, err)
+	v, err := audit.ParseVerifyingKey(pub)
+	require.NoError(t, err)
+	return k, v
+}
+
 func events(world string, n int) []*wire.Event {
 	out := make([]*wire.Event, n)
 	for i := range out {
@@ -112,12 +124,7 @@ func newEnv(t *testing.T, withKey bool, secret string) *env {
 	f := &logs{l: map[string]*audit.Log{"arena": l, "empty": empty}}
 	var pub note.Verifier
 	if withKey {
-		priv, p, err := audit.GenerateKey("test")
-		require.NoError(t, err)
-		k, err := audit.ParseSigningKey(priv)
-		require.NoError(t, err)
-		v, err := audit.ParseVerifyingKey(p)
-		require.NoError(t, err)
+		k, v := testKey(t)
 		f.signer, pub = k, v
 	}
 	cfg := apitest.Config()

@@ -100,12 +100,7 @@ func TestSignedSaltsAreTheTableBytesUnderTheNodesAuditKey(t *testing.T) {
 	l, err := audit.OpenSalted("arena", inc, &audit.MemStore{})
 	require.NoError(t, err)
 	require.NoError(t, l.Append(&wire.Event{World: "arena", Seq: 1, Player: "alice", Priority: "critical", Status: "applied"}))
-	priv, pub, err := audit.GenerateKey("test")
-	require.NoError(t, err)
-	k, err := audit.ParseSigningKey(priv)
-	require.NoError(t, err)
-	v, err := audit.ParseVerifyingKey(pub)
-	require.NoError(t, err)
+	k, v := testKey(t)
 	f := &logs{l: map[string]*audit.Log{"arena": l}, signer: k}
 
 	cfg := apitest.Config()
