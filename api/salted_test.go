@@ -58,6 +58,7 @@ func (noLogs) Checkpoint(string) ([]byte, error)           { return nil, fsm.Err
 func (noLogs) Sign(string) ([]byte, error)                 { return nil, fsm.ErrUnknownWorld }
 func (noLogs) LogOf(string, uint64) (*audit.Log, error)    { return nil, fsm.ErrUnknownWorld }
 func (noLogs) CheckpointOf(string, uint64) ([]byte, error) { return nil, fsm.ErrUnknownWorld }
+func (noLogs) SignSalts(audit.SaltsNote) ([]byte, error)   { return nil, fsm.ErrUnknownWorld }
 
 // TestAFollowerRelaysTheSaltRoutesToTheLeader: both run on the leader,
 // whose answer (here: its groups keep no salts) comes back as it is.
@@ -66,5 +67,6 @@ func TestAFollowerRelaysTheSaltRoutesToTheLeader(t *testing.T) {
 	leader, follower := newPair(t, func(c *Config) { c.Audit = noLogs{} })
 	follower.RequireError(422, fsm.CodeNotSupported, "GET", "/v1/worlds/arena/audit/salts", "")
 	follower.RequireError(422, fsm.CodeNotSupported, "DELETE", "/v1/worlds/arena/audit/salts/p1", "")
-	require.Equal(t, 2, leader.Fake.Forwarded)
+	follower.RequireError(422, fsm.CodeNotSupported, "GET", "/v1/worlds/arena/audit/salts?signed=1", "")
+	require.Equal(t, 3, leader.Fake.Forwarded)
 }

@@ -1,7 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -62,6 +65,30 @@ func (c *Client) AuditSalts(ctx context.Context, world string) (wire.AuditSalts,
 	var out wire.AuditSalts
 	err := c.do(ctx, &request{method: http.MethodGet, path: path("worlds", world, "audit", "salts")}, &out)
 	return out, err
+}
+
+// AuditSaltsSigned returns a salted world's salt table (moderators and
+// admins) as the exact JSON bytes the node served, and the salts note the
+// node signed over them with its audit key (anticheat/audit.OpenSalts
+// reads it): nil when the node holds no key, or is from before signed
+// salts (it answers the table alone).
+func (c *Client) AuditSaltsSigned(ctx context.Context, world string) (table, note []byte, err error) {
+	q := url.Values{"signed": {"1"}}
+	b, err := c.raw(ctx, &request{method: http.MethodGet, path: path("worlds", world, "audit", "salts"), query: q})
+	if err != nil {
+		return nil, nil, err
+	}
+	var s wire.AuditSaltsSigned
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, nil, fmt.Errorf("salts of %s: %w", world, err)
+	}
+	if s.Table == nil { // a node from before: the table alone, unsigned
+		return bytes.TrimSuffix(b, []byte("\n")), nil, nil
+	}
+	if s.Note != "" {
+		note = []byte(s.Note)
+	}
+	return s.Table, note, nil
 }
 
 // EraseAuditSalt deletes player's salt in a salted world (admin): the

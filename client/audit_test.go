@@ -99,3 +99,33 @@ func TestAuditRawAnswersFailOverADeadNode(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "note", string(b))
 }
+
+func TestSignedAuditSaltsComeAsServedAndOlderNodesAnswerUnsigned(t *testing.T) {
+	const table = `{"world":"arena","salts":[]}`
+	var answer string
+	f := newFakeNode(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		if r.URL.Path != "/v1/worlds/arena/audit/salts" || r.URL.Query().Get("signed") != "1" {
+			writeErr(w, 404, "not_found", "no route")
+			return
+		}
+		w.Write([]byte(answer))
+	})
+	c := newTestClient(t, []string{strings.TrimPrefix(f.URL, "http://")})
+	ctx := context.Background()
+	for _, tc := range []struct{ answer, note string }{
+		{`{"table":` + table + `,"note":"gsd audit salts v1\n"}` + "\n", "gsd audit salts v1\n"},
+		{`{"table":` + table + `}` + "\n", ""}, // a node without an audit key
+		{table + "\n", ""},                     // a node from before signed salts
+	} {
+		answer = tc.answer
+		got, note, err := c.AuditSaltsSigned(ctx, "arena")
+		require.NoError(t, err)
+		require.Equal(t, table, string(got), tc.answer)
+		require.Equal(t, tc.note, string(note))
+	}
+	answer = "not json"
+	_, _, err := c.AuditSaltsSigned(ctx, "arena")
+	require.ErrorContains(t, err, "salts of arena")
+	_, _, err = c.AuditSaltsSigned(ctx, "lobby")
+	require.Error(t, err)
+}

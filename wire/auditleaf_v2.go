@@ -168,8 +168,9 @@ type SaltErased struct {
 // one: an erased salt leaves the table, and a player salted again gets a
 // new random salt. Whatever the ranges say: a live salt's since moved
 // past the digest's range is the same forgery. This does not make the
-// table authentic (it is not signed, docs/ANTICHEAT.md): a table with the
-// live salt removed as well cannot be told from a genuine erasure.
+// table authentic: a table with the live salt removed as well cannot be
+// told from a genuine erasure by anything in it; the node's signature of
+// the table's bytes (anticheat/audit.SaltsNote, docs/ANTICHEAT.md) can.
 func (s *AuditSalts) Check() error {
 	var erased map[[SaltedIDLen]byte]AuditErasedSalt
 	if len(s.Erased) > 0 {

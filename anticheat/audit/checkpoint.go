@@ -117,28 +117,42 @@ func SignCheckpoint(c Checkpoint, signers ...note.Signer) ([]byte, error) {
 	if c.Origin == "" || strings.ContainsAny(c.Origin, "\n") {
 		return nil, fmt.Errorf("%w: origin %q", ErrCheckpoint, c.Origin)
 	}
-	msg, err := note.Sign(&note.Note{Text: c.Text()}, signers...)
-	if err != nil {
-		return nil, fmt.Errorf("sign checkpoint of %s: %w", c.Origin, err)
-	}
-	return msg, nil
+	return signText(c.Text(), "checkpoint of "+c.Origin, signers)
 }
 
 // OpenCheckpoint verifies a signed checkpoint: at least one signature by
 // one of verifiers (signatures by other keys are ignored), and returns it
 // with the names of the keys that signed it.
 func OpenCheckpoint(msg []byte, verifiers ...note.Verifier) (Checkpoint, []string, error) {
+	return openNote(msg, ErrCheckpoint, verifiers, ParseCheckpoint)
+}
+
+// signText signs text as a note with every signer; what names it in
+// errors.
+func signText(text, what string, signers []note.Signer) ([]byte, error) {
+	msg, err := note.Sign(&note.Note{Text: text}, signers...)
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", what, err)
+	}
+	return msg, nil
+}
+
+// openNote verifies a note, at least one signature by one of verifiers,
+// parses its text and returns it with the ids, <name>+<hash>, of the keys
+// that signed it; a note that does not verify is bad.
+func openNote[T any](msg []byte, bad error, verifiers []note.Verifier, parse func(string) (T, error)) (T, []string, error) {
+	var zero T
 	n, err := note.Open(msg, note.VerifierList(verifiers...))
 	if err != nil {
-		return Checkpoint{}, nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)
+		return zero, nil, fmt.Errorf("%w: %v", bad, err)
 	}
-	c, err := ParseCheckpoint(n.Text)
+	v, err := parse(n.Text)
 	if err != nil {
-		return Checkpoint{}, nil, err
+		return zero, nil, err
 	}
 	names := make([]string, len(n.Sigs))
 	for i, s := range n.Sigs {
 		names[i] = fmt.Sprintf("%s+%08x", s.Name, s.Hash)
 	}
-	return c, names, nil
+	return v, names, nil
 }

@@ -35,6 +35,9 @@ type Logs interface {
 	// CheckpointOf returns the newest signed checkpoint of world's
 	// incarnation inc: a deleted one's tombstone.
 	CheckpointOf(world string, inc uint64) ([]byte, error)
+	// SignSalts signs a salted world's salts note with the key that
+	// signs its checkpoints (auditor.ErrNoKey: the node has none).
+	SignSalts(n audit.SaltsNote) ([]byte, error)
 }
 
 // MaxLeaves bounds the leaf hashes of one leaves answer (2 MiB).

@@ -24,6 +24,8 @@ type logs struct {
 	old    map[string]*audit.Log // world#incarnation
 	signer note.Signer           // nil: no key
 	signs  int
+	// saltsErr fails SignSalts.
+	saltsErr error
 }
 
 func (f *logs) Log(world string) (*audit.Log, error) {
@@ -68,9 +70,31 @@ func (f *logs) CheckpointOf(world string, inc uint64) ([]byte, error) {
 	return audit.SignCheckpoint(cp, f.signer)
 }
 
+func (f *logs) SignSalts(n audit.SaltsNote) ([]byte, error) {
+	if f.saltsErr != nil {
+		return nil, f.saltsErr
+	}
+	if f.signer == nil {
+		return nil, auditor.ErrNoKey
+	}
+	return audit.SignSalts(n, f.signer)
+}
+
 func (f *logs) Sign(world string) ([]byte, error) {
 	f.signs++
 	return f.Checkpoint(world)
+}
+
+// testKey returns a new audit key named test.
+func testKey(t *testing.T) (audit.SigningKey, audit.VerifyingKey) {
+	t.Helper()
+	priv, pub, err := audit.GenerateKey("test")
+	require.NoError(t, err)
+	k, err := audit.ParseSigningKey(priv)
+	require.NoError(t, err)
+	v, err := audit.ParseVerifyingKey(pub)
+	require.NoError(t, err)
+	return k, v
 }
 
 func events(world string, n int) []*wire.Event {
@@ -100,12 +124,7 @@ func newEnv(t *testing.T, withKey bool, secret string) *env {
 	f := &logs{l: map[string]*audit.Log{"arena": l, "empty": empty}}
 	var pub note.Verifier
 	if withKey {
-		priv, p, err := audit.GenerateKey("test")
-		require.NoError(t, err)
-		k, err := audit.ParseSigningKey(priv)
-		require.NoError(t, err)
-		v, err := audit.ParseVerifyingKey(p)
-		require.NoError(t, err)
+		k, v := testKey(t)
 		f.signer, pub = k, v
 	}
 	cfg := apitest.Config()

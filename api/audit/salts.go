@@ -2,10 +2,14 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
@@ -45,12 +49,32 @@ func (a *API) internal(h http.HandlerFunc) http.HandlerFunc {
 // leaves. Erased players are not in it; the digests of erased salts the
 // world kept are, without their players' ids. 422 not_supported for a world
 // whose leaves are not salted.
+//
+// With ?signed=1 it answers wire.AuditSaltsSigned: the table's JSON bytes
+// and the leader's salts note over them (audit.SaltsNote), signed with the
+// node's audit key, the one that signs its checkpoints; without a key the
+// note is empty (the table is served unsigned, as before).
 func (a *API) Salts(w http.ResponseWriter, r *http.Request) {
 	world := r.PathValue("world")
-	a.OnLeader(w, r, world, edge.KindRead, edge.InternalWorldPath(world, "/audit/salts"), nil, func(g edge.Group) error {
+	signed := r.URL.Query().Get("signed") != ""
+	path := edge.InternalWorldPath(world, "/audit/salts")
+	if signed {
+		path += "?signed=1"
+	}
+	a.OnLeader(w, r, world, edge.KindRead, path, nil, func(g edge.Group) error {
 		sg, err := salted(g)
 		if err != nil {
 			return err
+		}
+		// The log's size is read before the table: the table then holds
+		// the salts of the players of those events (the note says so).
+		var l *audit.Log
+		var size int64
+		if signed {
+			if l, err = a.logs.Log(world); err != nil {
+				return err
+			}
+			size = l.Size()
 		}
 		t, err := sg.SaltTable(world)
 		if err != nil {
@@ -63,9 +87,29 @@ func (a *API) Salts(w http.ResponseWriter, r *http.Request) {
 		for _, e := range t.Erased {
 			out.Erased = append(out.Erased, wire.AuditErasedSalt{Digest: e.Digest[:], Since: e.Since, Until: e.Until})
 		}
-		a.WriteJSON(w, http.StatusOK, out)
-		return nil
+		if !signed {
+			a.WriteJSON(w, http.StatusOK, out)
+			return nil
+		}
+		return a.writeSignedSalts(w, l, size, &out)
 	})
+}
+
+// writeSignedSalts answers out as wire.AuditSaltsSigned, signed when the
+// node has an audit key; l is the world's log and size its size before
+// out was read.
+func (a *API) writeSignedSalts(w http.ResponseWriter, l *audit.Log, size int64, out *wire.AuditSalts) error {
+	if l.Incarnation() != out.Incarnation { // created again meanwhile, or the auditor has not caught up
+		return fmt.Errorf("%w: the salts of %s incarnation %d were read beside the audit log of incarnation %d: ask again",
+			edge.ErrUnavailable, out.World, out.Incarnation, l.Incarnation())
+	}
+	body, _ := json.Marshal(out) // strings, numbers and bytes: cannot fail
+	msg, err := a.logs.SignSalts(audit.NewSaltsNote(out.World, out.Incarnation, size, body))
+	if err != nil && !errors.Is(err, auditor.ErrNoKey) {
+		return err
+	}
+	a.WriteJSON(w, http.StatusOK, wire.AuditSaltsSigned{Table: body, Note: string(msg)})
+	return nil
 }
 
 // EraseSalt deletes a player's salt (fsm.CmdEraseSaltKeep, or CmdEraseSalt

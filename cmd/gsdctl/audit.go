@@ -102,12 +102,15 @@ type auditReport struct {
 	Unchecked      []uint64 `json:"unchecked,omitempty"`
 	AllowUnchecked bool     `json:"allow_unchecked,omitempty"`
 	Erased         []uint64 `json:"erased,omitempty"`
+	// SaltsSigners are the audit keys that signed the --salts file (none:
+	// unsigned, its erased verdicts not authenticated).
+	SaltsSigners []string `json:"salts_signers,omitempty"`
 }
 
 func (a *app) auditVerifyCmd() *cobra.Command {
 	var logFile, leavesFile, saltsFile string
 	var keyFiles, cpFiles []string
-	var allowUnchecked bool
+	var allowUnchecked, requireSigned bool
 	cmd := &cobra.Command{
 		Use:   "verify --log FILE --checkpoint FILE --key FILE",
 		Short: "Check an exported match log against a signed checkpoint, offline",
@@ -131,10 +134,17 @@ player whose salt was erased is recomputed with the digests of erased
 salts that the salts carry (kept by erasures once every voter reads log
 version 14): a match verifies its content and place, not the erased
 player's identity, and it is listed as erased (the log still verifies).
-The salts are not signed: erased is only as trustworthy as the --salts
-file, so fetch it yourself from a node (gsdctl audit fetch, over TLS).
-A file whose erased digests hold a live player's salted id is refused;
-one that drops the player's salt as well cannot be told from an erasure.
+The salts are signed: gsdctl audit fetch writes FILE.sig beside the
+--salts FILE, the node's audit key's signature of its exact bytes, its
+world and incarnation. When FILE.sig is there it must verify under --key
+and name the checkpoint's world and incarnation, or the salts are refused:
+a live player's salt deleted and its digest added to erased (to pass the
+player's events, renamed, as erased), or any byte changed, fails it.
+Without FILE.sig (salts from a node without an audit key, or an older
+one) verify goes on and warns that erased verdicts are not authenticated:
+they are only as trustworthy as the file. --require-signed-salts refuses
+unsigned salts. Even unsigned, a file whose erased digests hold a live
+player's salted id is refused.
 Names of erased players in other players' events are tried with the
 digests only with --leaves. An event whose player's salt was erased
 without a kept digest is verified by its leaf hash only (with --leaves;
@@ -204,12 +214,12 @@ could not be read.`,
 				defer f.Close()
 				log = f
 			}
-			rep, err := verifyLog(log, cps[0], saltsFile, leaves, cps[1:])
+			rep, saltsSigners, err := a.verifyLog(log, cps[0], saltsCheck{saltsFile, verifiers, requireSigned}, leaves, cps[1:])
 			if err != nil {
 				return fmt.Errorf("%s: %w", logFile, err)
 			}
 			rep.AllowUnchecked = allowUnchecked
-			if err := a.printAuditReport(rep, signers); err != nil {
+			if err := a.printAuditReport(rep, signers, saltsSigners); err != nil {
 				return err
 			}
 			if len(rep.Problems) == 0 && !rep.OK() {
@@ -227,11 +237,12 @@ could not be read.`,
 	f.StringArrayVar(&keyFiles, "key", nil, "an audit public key file (repeat during a key rotation)")
 	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")
 	f.StringVar(&saltsFile, "salts", "", "a salted world's salt table (JSON, from gsdctl audit fetch)")
+	f.BoolVar(&requireSigned, "require-signed-salts", false, "with --salts: refuse salts without a signature (FILE.sig, from gsdctl audit fetch)")
 	f.BoolVar(&allowUnchecked, "allow-unchecked", false, "with --salts: accept events of players missing from the salts (erased), whose content is not verified")
 	return cmd
 }
 
-func (a *app) printAuditReport(rep audit.Report, signers []string) error {
+func (a *app) printAuditReport(rep audit.Report, signers, saltsSigners []string) error {
 	root := base64.StdEncoding.EncodeToString(rep.Checkpoint.Root[:])
 	if a.output == "json" {
 		problems := rep.Problems
@@ -241,7 +252,8 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		return a.printJSON(auditReport{OK: rep.OK(), World: rep.Checkpoint.Origin, Incarnation: rep.Checkpoint.Incarnation,
 			Tombstone: rep.Checkpoint.Tombstone, Size: rep.Checkpoint.Size, Root: root,
 			Signers: signers, Lines: rep.Lines, Beyond: rep.Beyond, Named: rep.Named, Problems: problems,
-			Leaf: rep.Checkpoint.Leaf, Unchecked: rep.Unchecked, AllowUnchecked: rep.AllowUnchecked, Erased: rep.Erased})
+			Leaf: rep.Checkpoint.Leaf, Unchecked: rep.Unchecked, AllowUnchecked: rep.AllowUnchecked, Erased: rep.Erased,
+			SaltsSigners: saltsSigners})
 	}
 	w := a.stdout
 	cp := rep.Checkpoint
@@ -259,6 +271,9 @@ func (a *app) printAuditReport(rep audit.Report, signers []string) error {
 		fmt.Fprintf(w, ", %d after the checkpoint (not covered)", rep.Beyond)
 	}
 	fmt.Fprintln(w)
+	if len(saltsSigners) > 0 {
+		fmt.Fprintf(w, "salts: signed by %v\n", saltsSigners)
+	}
 	if len(rep.Erased) > 0 {
 		fmt.Fprintf(w, "erased: %d event(s) verified with the digests of erased players' salts (content and place verified, the erased players' identities not): seqs %v\n", len(rep.Erased), rep.Erased)
 	}

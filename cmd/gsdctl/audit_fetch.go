@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
@@ -33,8 +34,13 @@ its tree) and its leaf hashes only, since the cluster no longer holds its
 events: check the match log exported before the delete against it.
 
 A salted world's (its checkpoint says "leaf 2") also gets PREFIX.salts, its
-salt table (moderators and admins only), which verify needs; without that
-role the other files are written and a warning says the salts were not.
+salt table (moderators and admins only), which verify needs, and
+PREFIX.salts.sig, the node's signature of those exact bytes with its audit
+key (the one that signs checkpoints), which verify checks: edit no byte of
+PREFIX.salts. A node without an audit key (or older) serves the salts
+unsigned: a warning says so, and no PREFIX.salts.sig is written (an
+earlier one is removed). Without the moderator role the other files are
+written and a warning says the salts were not.
 A deleted incarnation's salts are gone with it (the cluster keeps no table
 of a deleted incarnation): fetch them before the delete.
 
@@ -105,12 +111,19 @@ this machine or any other, with gsdctl audit verify.`,
 				b   []byte
 			}
 			files := []file{{".checkpoint", msg}, {".ndjson", log.Bytes()}, {".leaves", leaves}}
-			salts, err := a.fetchSalts(ctx, cp)
+			salts, sig, err := a.fetchSalts(ctx, cp)
 			if err != nil {
 				return err
 			}
 			if salts != nil {
 				files = append(files, file{".salts", salts})
+			}
+			if sig != nil {
+				files = append(files, file{".salts.sig", sig})
+			} else if salts != nil { // an earlier fetch's signature would not vouch for these salts
+				if err := os.Remove(prefix + ".salts.sig"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return err
+				}
 			}
 			if cp.Tombstone { // no events to export: never overwrite an earlier export
 				files = []file{files[0], files[2]}
@@ -125,8 +138,12 @@ this machine or any other, with gsdctl audit verify.`,
 					prefix, cp.Origin, cp.Incarnation, cp.Size)
 				return err
 			}
+			if sig != nil {
+				_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events, salted leaves), %[1]s.ndjson, %[1]s.leaves, %[1]s.salts and %[1]s.salts.sig (the node's signature of the salts)\n", prefix, cp.Origin, cp.Size)
+				return err
+			}
 			if salts != nil {
-				_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events, salted leaves), %[1]s.ndjson, %[1]s.leaves and %[1]s.salts\n", prefix, cp.Origin, cp.Size)
+				_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events, salted leaves), %[1]s.ndjson, %[1]s.leaves and %[1]s.salts (unsigned)\n", prefix, cp.Origin, cp.Size)
 				return err
 			}
 			_, err = fmt.Fprintf(a.stdout, "wrote %[1]s.checkpoint (world %[2]s, %[3]d events), %[1]s.ndjson and %[1]s.leaves\n", prefix, cp.Origin, cp.Size)

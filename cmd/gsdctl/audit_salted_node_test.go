@@ -61,7 +61,9 @@ func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerWithItsDigest(t 
 	verify := []string{"audit", "verify", "--log", prefix + ".ndjson", "--checkpoint", prefix + ".checkpoint", "--key", keyPrefix + ".pub"}
 	out := mustRun(t, append(verify, "--salts", prefix+".salts", "--leaves", prefix+".leaves")...)
 	require.Contains(t, out, "log: 12 events")
+	require.Contains(t, out, "salts: signed by [gsd-audit+")
 	require.Contains(t, out, "ok")
+	saltsSignatureRefusesAForgedErasure(t, dir, prefix, verify)
 	code, _, stderr = ctl(t, "", verify...)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "--salts")
@@ -157,8 +159,15 @@ func TestAuditFetchWritesASaltedWorldsSaltsOfTheCheckpointsIncarnation(t *testin
 	defer ts.Close()
 	addr := strings.TrimPrefix(ts.URL, "http://")
 	prefix := filepath.Join(t.TempDir(), "m")
-	out := mustRun(t, "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.NoError(t, os.WriteFile(prefix+".salts.sig", []byte("an earlier fetch's"), 0o644))
+	code, out, stderr := ctl(t, "", "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	require.Equal(t, 0, code, stderr)
 	require.Contains(t, out, "salted leaves")
+	// A node from before signed salts answers the table alone: written
+	// unsigned, with a warning, and no earlier signature left beside it.
+	require.Contains(t, out, "m.salts (unsigned)")
+	require.Contains(t, stderr, "did not sign the salts of arena")
+	require.NoFileExists(t, prefix+".salts.sig")
 	b, err := os.ReadFile(prefix + ".salts")
 	require.NoError(t, err)
 	var s wire.AuditSalts
@@ -167,7 +176,69 @@ func TestAuditFetchWritesASaltedWorldsSaltsOfTheCheckpointsIncarnation(t *testin
 	require.Equal(t, uint64(5), s.Incarnation)
 
 	inc = 6
-	code, _, stderr := ctl(t, "", "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
+	code, _, stderr = ctl(t, "", "--addr", addr, "audit", "fetch", "arena", "--out", prefix)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "created again")
+}
+
+// saltsSignatureRefusesAForgedErasure: the node signed the salts it
+// served (PREFIX.salts.sig); the forgery the signature is for (a live
+// player's salt deleted and its digest added to erased, the player's
+// events renamed) passes as erased without the signature, and is refused
+// with it.
+func saltsSignatureRefusesAForgedErasure(t *testing.T, dir, prefix string, verify []string) {
+	t.Helper()
+	sig, err := os.ReadFile(prefix + ".salts.sig")
+	require.NoError(t, err, "fetch saves the node's signature of the salts")
+	require.True(t, strings.HasPrefix(string(sig), "gsd audit salts v1\nworld arena\n"), "%s", sig)
+
+	b, err := os.ReadFile(prefix + ".salts")
+	require.NoError(t, err)
+	var salts wire.AuditSalts
+	require.NoError(t, json.Unmarshal(b, &salts))
+	require.Equal(t, "p2", salts.Salts[2].Player)
+	d := wire.SaltedID(salts.Salts[2].Salt, "p2")
+	salts.Erased = append(salts.Erased, wire.AuditErasedSalt{Digest: d[:], Since: salts.Salts[2].Since, Until: 12})
+	salts.Salts = salts.Salts[:2]
+	b, err = json.Marshal(salts)
+	require.NoError(t, err)
+	forged := filepath.Join(dir, "forged")
+	require.NoError(t, os.WriteFile(forged+".salts", b, 0o644))
+	log, err := os.ReadFile(prefix + ".ndjson")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(forged+".ndjson", []byte(strings.ReplaceAll(string(log), `"p2"`, `"mallory"`)), 0o644))
+	fv := append([]string(nil), verify...)
+	fv[3] = forged + ".ndjson"
+
+	// Unsigned, the forgery passes: p2's events, renamed, verify as erased.
+	code, out, stderr := ctl(t, "", append(fv, "--salts", forged+".salts", "--leaves", prefix+".leaves")...)
+	require.Equal(t, 0, code, "%s%s", out, stderr)
+	require.Contains(t, out, "erased: 4 event(s)")
+	require.Contains(t, stderr, "unsigned")
+	require.Contains(t, stderr, "not authenticated")
+	code, _, stderr = ctl(t, "", append(fv, "--salts", forged+".salts", "--leaves", prefix+".leaves", "--require-signed-salts")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--require-signed-salts")
+
+	// With the node's signature beside it: refused.
+	require.NoError(t, os.WriteFile(forged+".salts.sig", sig, 0o644))
+	code, out, stderr = ctl(t, "", append(fv, "--salts", forged+".salts", "--leaves", prefix+".leaves")...)
+	require.Equal(t, 1, code, "%s", out)
+	require.Contains(t, stderr, "bad salts signature")
+	require.Contains(t, stderr, "not the one signed")
+	require.NotContains(t, out, "ok")
+
+	// A signature that does not verify under --key: refused.
+	bad := strings.Replace(string(sig), "size ", "size 1", 1)
+	require.NoError(t, os.WriteFile(forged+".salts.sig", []byte(bad), 0o644))
+	code, _, stderr = ctl(t, "", append(verify, "--salts", forged+".salts")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "forged.salts.sig: gsd/audit: bad salts signature")
+
+	// The genuine salts and signature verify, required or not.
+	out = mustRun(t, append(verify, "--salts", prefix+".salts", "--require-signed-salts", "-o", "json")...)
+	var rep auditReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.True(t, rep.OK)
+	require.Len(t, rep.SaltsSigners, 1)
 }

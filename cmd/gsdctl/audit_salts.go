@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -20,50 +22,100 @@ import (
 // salt table beside an export, its use by verify, and a player's erasure.
 
 // fetchSalts returns the salt table of cp's world as the .salts file's
-// bytes when cp is a salted world's checkpoint; nil for other worlds, for
-// a deleted incarnation's tombstone (its table went with it), and when the
-// caller may not read it (moderators and admins only): then a warning, the
-// other files being of use to whoever can fetch the salts.
-func (a *app) fetchSalts(ctx context.Context, cp audit.Checkpoint) ([]byte, error) {
+// bytes (exactly as the node served and signed them) and the node's
+// signature over them, the .salts.sig file (nil when the node has no audit
+// key or is from before signed salts: then a warning), when cp is a
+// salted world's checkpoint; nil for other worlds, for a deleted
+// incarnation's tombstone (its table went with it), and when the caller
+// may not read it (moderators and admins only): then a warning, the other
+// files being of use to whoever can fetch the salts.
+func (a *app) fetchSalts(ctx context.Context, cp audit.Checkpoint) (table, sig []byte, err error) {
 	if cp.Leaf != wire.AuditLeafV2 || cp.Tombstone {
-		return nil, nil
+		return nil, nil, nil
 	}
-	s, err := a.client().AuditSalts(ctx, cp.Origin)
+	table, sig, err = a.client().AuditSaltsSigned(ctx, cp.Origin)
 	if code := client.Code(err); code == wire.CodeForbidden || code == wire.CodeUnauthorized {
 		fmt.Fprintf(a.stderr, "gsdctl: warning: the salts of %s were not fetched (%v): verify needs them (--salts), fetched by a moderator or admin\n", cp.Origin, err)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("salts of %s: %w", cp.Origin, err)
+		return nil, nil, fmt.Errorf("salts of %s: %w", cp.Origin, err)
+	}
+	var s wire.AuditSalts
+	if err := json.Unmarshal(table, &s); err != nil {
+		return nil, nil, fmt.Errorf("salts of %s: %w", cp.Origin, err)
 	}
 	if s.Incarnation != cp.Incarnation {
-		return nil, fmt.Errorf("salts of %s: incarnation %d, the checkpoint's is %d: the world was created again; fetch again", cp.Origin, s.Incarnation, cp.Incarnation)
+		return nil, nil, fmt.Errorf("salts of %s: incarnation %d, the checkpoint's is %d: the world was created again; fetch again", cp.Origin, s.Incarnation, cp.Incarnation)
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
-	return append(b, '\n'), err
+	if sig == nil {
+		fmt.Fprintf(a.stderr, "gsdctl: warning: the node did not sign the salts of %s (it holds no audit key, or is older): verify will say erased verdicts are not authenticated\n", cp.Origin)
+	}
+	return table, sig, nil
+}
+
+// saltsCheck is how verify takes a salted world's salts: the file, the
+// audit keys its signature (file + ".sig") must verify under, and
+// whether salts without a signature are refused.
+type saltsCheck struct {
+	file          string
+	verifiers     []note.Verifier
+	requireSigned bool
 }
 
 // verifyLog checks log against cp with the salts file, if any: a salted
-// world's checkpoint needs one.
-func verifyLog(log io.Reader, cp audit.Checkpoint, saltsFile string, leaves []tlog.Hash, earlier []audit.Checkpoint) (audit.Report, error) {
-	if saltsFile == "" {
+// world's checkpoint needs one. A salts file with a signature beside it is
+// used only if the signature verifies under the audit keys and vouches
+// for its bytes as cp's world and incarnation's; it returns the keys that
+// signed it (none for unsigned salts, which it warns of).
+func (a *app) verifyLog(log io.Reader, cp audit.Checkpoint, sc saltsCheck, leaves []tlog.Hash, earlier []audit.Checkpoint) (audit.Report, []string, error) {
+	if sc.file == "" {
 		if cp.Leaf == wire.AuditLeafV2 {
-			return audit.Report{}, usageError{errors.New("the checkpoint is a salted world's (leaf 2): give its salts with --salts")}
+			return audit.Report{}, nil, usageError{errors.New("the checkpoint is a salted world's (leaf 2): give its salts with --salts")}
 		}
-		return audit.VerifyLog(log, cp, leaves, earlier...)
+		rep, err := audit.VerifyLog(log, cp, leaves, earlier...)
+		return rep, nil, err
 	}
 	if cp.Leaf != wire.AuditLeafV2 {
-		return audit.Report{}, usageError{errors.New("--salts with a checkpoint without a \"leaf 2\" line: its leaves are not salted (or it is a tombstone written before leaf versions were kept): verify without --salts, or with a checkpoint that says leaf 2")}
+		return audit.Report{}, nil, usageError{errors.New("--salts with a checkpoint without a \"leaf 2\" line: its leaves are not salted (or it is a tombstone written before leaf versions were kept): verify without --salts, or with a checkpoint that says leaf 2")}
 	}
-	b, err := os.ReadFile(saltsFile)
+	b, err := os.ReadFile(sc.file)
 	if err != nil {
-		return audit.Report{}, usageError{err}
+		return audit.Report{}, nil, usageError{err}
+	}
+	signers, err := a.saltsSigners(b, cp, sc)
+	if err != nil {
+		return audit.Report{}, nil, err
 	}
 	var salts wire.AuditSalts
 	if err := json.Unmarshal(b, &salts); err != nil {
-		return audit.Report{}, fmt.Errorf("%s: %w", saltsFile, err)
+		return audit.Report{}, nil, fmt.Errorf("%s: %w", sc.file, err)
 	}
-	return audit.VerifySaltedLog(log, cp, &salts, leaves, earlier...)
+	rep, err := audit.VerifySaltedLog(log, cp, &salts, leaves, earlier...)
+	return rep, signers, err
+}
+
+// saltsSigners checks the signature of the salts file's bytes b, if it
+// has one, and returns the keys that signed it.
+func (a *app) saltsSigners(b []byte, cp audit.Checkpoint, sc saltsCheck) ([]string, error) {
+	sig, err := os.ReadFile(sc.file + ".sig")
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && sc.requireSigned:
+		return nil, fmt.Errorf("%s: unsigned (no %s.sig), refused by --require-signed-salts: fetch the salts from a node with an audit key (gsdctl audit fetch)", sc.file, sc.file)
+	case errors.Is(err, fs.ErrNotExist):
+		fmt.Fprintf(a.stderr, "gsdctl: warning: %s is unsigned (no %s.sig): erased verdicts are not authenticated, only as trustworthy as the file (--require-signed-salts refuses it)\n", sc.file, sc.file)
+		return nil, nil
+	case err != nil:
+		return nil, usageError{err}
+	}
+	sn, signers, err := audit.OpenSalts(sig, sc.verifiers...)
+	if err != nil {
+		return nil, fmt.Errorf("%s.sig: %w", sc.file, err)
+	}
+	if err := sn.Vouches(b, cp.Origin, cp.Incarnation); err != nil {
+		return nil, fmt.Errorf("%s: %w", sc.file, err)
+	}
+	return signers, nil
 }
 
 func (a *app) auditEraseCmd() *cobra.Command {

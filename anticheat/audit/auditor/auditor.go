@@ -444,6 +444,15 @@ func (a *Auditor) Sign(id string) ([]byte, error) {
 	return a.sign(w, l, true)
 }
 
+// SignSalts signs a salted world's salts note (audit.SaltsNote) with the
+// node's audit key(s), as its checkpoints: ErrNoKey on a node without one.
+func (a *Auditor) SignSalts(n audit.SaltsNote) ([]byte, error) {
+	if len(a.cfg.Signers) == 0 {
+		return nil, ErrNoKey
+	}
+	return audit.SignSalts(n, a.cfg.Signers...)
+}
+
 // sign signs w's checkpoint at its size now, unless force is false and
 // the newest signed one has that size already.
 func (a *Auditor) sign(w *world, l *audit.Log, force bool) ([]byte, error) {

@@ -353,3 +353,25 @@ func eventsOf(src *source, world string) []*wire.Event {
 	}
 	return out
 }
+
+func TestSaltsAreSignedWithTheNodesKeysOnly(t *testing.T) {
+	cfg := testConfig(&syncBuf{})
+	sn := audit.NewSaltsNote("arena", 3, 4, []byte(`{"world":"arena"}`))
+
+	a, err := New(cfg, newSource(), newStores())
+	require.NoError(t, err)
+	_, err = a.SignSalts(sn)
+	require.ErrorIs(t, err, ErrNoKey, "a node without an audit key serves its salts unsigned")
+
+	oldK, oldV := key(t, "old")
+	newK, newV := key(t, "new")
+	cfg.Signers = []note.Signer{oldK, newK}
+	b, err := New(cfg, newSource(), newStores())
+	require.NoError(t, err)
+	msg, err := b.SignSalts(sn)
+	require.NoError(t, err)
+	got, signers, err := audit.OpenSalts(msg, oldV, newV)
+	require.NoError(t, err)
+	require.Equal(t, sn, got)
+	require.Len(t, signers, 2, "both keys sign during a rotation")
+}
