@@ -200,3 +200,24 @@ func TestAddNonvoterRefusesAJoinerBelowTheFloor(t *testing.T) {
 	require.NoError(t, l.PromoteVoter(ctxT(t), "n2", cfg.RaftAddr), "a member already")
 	require.Equal(t, raft.Voter, memberIDs(t, l)["n2"])
 }
+
+// TestAJoinerIsJudgedByTheMembershipGroupsVersionsOverAStaleEntry: a
+// shard's own node table learns a node's versions only while the node
+// leads it, so after an upgrade it can hold the node's old ones; the
+// membership group's table (Config.NodeVersions), which every node
+// updates each time it starts, decides.
+func TestAJoinerIsJudgedByTheMembershipGroupsVersionsOverAStaleEntry(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, func(cfg *Config) {
+		cfg.NodeVersions = func(id string) (fsm.Versions, bool) { return fsm.Supported(), id == "n2" }
+	})
+	l := c.leader()
+	_, err := l.propose(ctxT(t), fsm.Command{Kind: fsm.CmdNodeVersions, Node: &fsm.NodeInfo{ID: "n2", Versions: log13()}})
+	require.NoError(t, err)
+	n, ok := l.Node("n2")
+	require.True(t, ok)
+	require.Equal(t, log13(), n.Versions, "the group's own table holds n2's old versions")
+	_, cfg := startNode(t, "n2", fsm.Supported())
+	require.NoError(t, l.AddNonvoter(ctxT(t), "n2", cfg.RaftAddr), "n2 now runs this binary")
+	require.Equal(t, raft.Nonvoter, memberIDs(t, l)["n2"])
+}

@@ -62,8 +62,14 @@ func (s *Store) Self() fsm.NodeInfo {
 }
 
 // memberVersions returns what the leader knows a member (voter or not)
-// reads: its own config, else its latest report to this leader, else the
-// node table, else what Config.NodeVersions says, else the baseline.
+// reads: its own config, else its latest report to this leader, else what
+// Config.NodeVersions says, else this group's node table, else the
+// baseline. Config.NodeVersions (a shard's: the membership group's table,
+// to which every node reports what it runs each time it starts) comes
+// before this group's own table, which learns a node's versions only
+// while that node leads the group: a node that led a shard on an older
+// binary and was upgraded since would otherwise keep its old versions
+// here, and be refused as a joiner for good (or, rolled back, admitted).
 func (s *Store) memberVersions(id string) fsm.Versions {
 	if id == s.cfg.ID {
 		return s.Versions()
@@ -74,13 +80,13 @@ func (s *Store) memberVersions(id string) fsm.Versions {
 	if ok {
 		return v
 	}
-	if n, ok := s.fsm.Node(id); ok && !n.Versions.IsZero() {
-		return n.Versions
-	}
 	if s.cfg.NodeVersions != nil {
 		if v, ok := s.cfg.NodeVersions(id); ok && !v.IsZero() {
 			return v
 		}
+	}
+	if n, ok := s.fsm.Node(id); ok && !n.Versions.IsZero() {
+		return n.Versions
 	}
 	return fsm.Baseline()
 }
