@@ -295,6 +295,14 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 			started++
 		}
 		sleepCtx(ctx, time.Until(rampStart.Add(sp.Ramp)))
+		// The step is measured with its spectators watching: the
+		// newcomers' keyframes may still be on their way when the ramp
+		// ends (on a loaded machine, or a relay that starts following the
+		// world for its first spectator), so wait up to joinGrace for them;
+		// one still without its keyframe then is not counted as watching.
+		for graceEnd := time.Now().Add(joinGrace); watching.Load() < int64(started) && time.Now().Before(graceEnd) && ctx.Err() == nil; {
+			sleepCtx(ctx, 10*time.Millisecond)
+		}
 		l.phase(name)
 		v0, r0, s0 := snapProcs(t.Procs), snapProcs(rs.Procs), snapProcs(self)
 		up0, out0 := relayBytes(ctx, rs.Addrs)
@@ -352,6 +360,10 @@ func SpectatorSteps(ctx context.Context, t *Target, p LoadParams, sp SpectatorSt
 	observerErrors(l, r)
 	return r, nil
 }
+
+// joinGrace bounds the wait, after a step's ramp, for its newcomers'
+// keyframes before the step is measured.
+const joinGrace = 5 * time.Second
 
 // stepInto puts one step's figures on its phase's result.
 func stepInto(pr *Result, st spectatorStep) {
