@@ -66,7 +66,12 @@ func (a *app) joinCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "join ID RAFTADDR HTTPADDR",
 		Short: "Add a node to the cluster as a voter",
-		Args:  cobra.ExactArgs(3),
+		Long: `Add a node to the cluster as a voter. gsdctl first asks the node at
+HTTPADDR what it reads (GET /v1/status, up to 2 s) and sends that with the
+join, as the node's own --join does: the group refuses (version_gate) a
+node that may not read its log. A node that does not answer as ID joins
+as the oldest binary would, with a warning.`,
+		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := a.context(cmd)
 			defer cancel()
