@@ -116,13 +116,7 @@ func fakeOldHome(events []*fsm.Event, mut func(from uint64, page []*fsm.Event) [
 // archive_gap.
 func TestCopyMovedArchiveRefusesACorruptOrMissingPage(t *testing.T) {
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	groups := map[uint64]*store.Store{}
-	for _, g := range []uint64{1, 2} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-		groups[g] = st
-	}
+	groups := bootGroups(t, m, 1, 2)
 	src, dst := groups[1], groups[2]
 	mustCreateWorld(t, src, "arena")
 	for seq := uint64(1); seq <= 6; seq++ {
@@ -177,13 +171,8 @@ func TestCopyMovedArchiveRefusesACorruptOrMissingPage(t *testing.T) {
 // world's events before the fence to the new home as it returns.
 func TestManagerMoveWorldCopiesTheArchiveToTheNewHome(t *testing.T) {
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	for _, g := range []uint64{1, 2} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-	}
-	src, _ := m.Group(1)
-	dst, _ := m.Group(2)
+	groups := bootGroups(t, m, 1, 2)
+	src, dst := groups[1], groups[2]
 	mustCreateWorld(t, src, "arena")
 	for seq := uint64(1); seq <= 3; seq++ {
 		act(t, src, incr("arena", "p1", seq, "e1"))
@@ -339,14 +328,8 @@ func (l *sweepLogs) counts() (warned, again int) {
 // incarnation 12").
 func TestWorldMovedTwiceCopiesTheArchiveOfBothOldHomes(t *testing.T) {
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	for _, g := range []uint64{1, 2, 3} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-	}
-	g1, _ := m.Group(1)
-	g2, _ := m.Group(2)
-	g3, _ := m.Group(3)
+	groups := bootGroups(t, m, 1, 2, 3)
+	g1, g2, g3 := groups[1], groups[2], groups[3]
 	// Group 1's log runs ahead: the world's incarnation there is beyond
 	// every index group 2 reaches in this test.
 	mustCreateWorld(t, g1, "other")
@@ -386,13 +369,8 @@ func TestWorldMovedTwiceCopiesTheArchiveOfBothOldHomes(t *testing.T) {
 // new home at seq 992 and the world took no write after that).
 func TestFenceAndExportRefusesToFenceAWorldOnTheShardItMovesTo(t *testing.T) {
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	for _, g := range []uint64{1, 2} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-	}
-	src, _ := m.Group(1)
-	dst, _ := m.Group(2)
+	groups := bootGroups(t, m, 1, 2)
+	src, dst := groups[1], groups[2]
 	mustCreateWorld(t, src, "arena")
 	act(t, src, incr("arena", "p1", 1, "e1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -68,6 +68,20 @@ func freeAddr(t testing.TB) string {
 	return addr
 }
 
+// bootGroups opens each of ids on m as a group m's node bootstraps alone,
+// and waits until each is a ready leader.
+func bootGroups(t testing.TB, m *Manager, ids ...uint64) map[uint64]*store.Store {
+	t.Helper()
+	out := make(map[uint64]*store.Store, len(ids))
+	for _, g := range ids {
+		st, err := m.Open(g, GroupOptions{Bootstrap: true})
+		require.NoError(t, err)
+		waitLeader(t, st)
+		out[g] = st
+	}
+	return out
+}
+
 // waitLeader waits until st leads and has applied its leader barrier, so
 // that it serves actions (store.Store.Act refuses before).
 func waitLeader(t testing.TB, st *store.Store) {

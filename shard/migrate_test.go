@@ -51,13 +51,7 @@ func history(t *testing.T, st *store.Store, world string, from, to uint64) []*fs
 // run on without a gap, and a write to the old group is refused.
 func TestMoveUnderWritersLosesNothingAndDuplicatesNothing(t *testing.T) {
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	groups := map[uint64]*store.Store{}
-	for _, g := range []uint64{1, 2} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-		groups[g] = st
-	}
+	groups := bootGroups(t, m, 1, 2)
 	src, dst := groups[1], groups[2]
 	mustCreateWorld(t, src, "arena")
 	act(t, src, incr("arena", "seed", 1, "e"))
@@ -275,13 +269,7 @@ func TestMoveFreezeWithManyPlayers(t *testing.T) {
 	}
 	const players, actionsEach, writers = 1000, 5, 8
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	groups := map[uint64]*store.Store{}
-	for _, g := range []uint64{1, 2} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-		groups[g] = st
-	}
+	groups := bootGroups(t, m, 1, 2)
 	src, dst := groups[1], groups[2]
 	mustCreateWorld(t, src, "arena")
 	var setup sync.WaitGroup
@@ -406,13 +394,7 @@ func (s timedDst) ImportWorld(ctx context.Context, w string, b []byte) (fsm.Worl
 // anywhere else.
 func TestMoveCutAfterItsFenceIsCompletedByCallingAgain(t *testing.T) {
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	groups := map[uint64]*store.Store{}
-	for _, g := range []uint64{1, 2, 3} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-		groups[g] = st
-	}
+	groups := bootGroups(t, m, 1, 2, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, groups[1].CreateWorld(ctx, "w", fsm.Rules{}))

@@ -69,13 +69,8 @@ func wireEvents(evs []*fsm.Event) ([]*wire.Event, []wire.SaltedIDs) {
 // events against it.
 func TestASaltedWorldMovesAndItsAuditLogVerifiesAcrossTheMove(t *testing.T) {
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	for _, g := range []uint64{1, 2} {
-		st, err := m.Open(g, GroupOptions{Bootstrap: true})
-		require.NoError(t, err)
-		waitLeader(t, st)
-	}
-	src, _ := m.Group(1)
-	dst, _ := m.Group(2)
+	groups := bootGroups(t, m, 1, 2)
+	src, dst := groups[1], groups[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, src.CreateSaltedWorld(ctx, "w", fsm.Rules{}))
