@@ -53,14 +53,16 @@ func key(t *testing.T, name string) (audit.SigningKey, audit.VerifyingKey) {
 	return s, v
 }
 
-// start runs a over its source until the test ends.
-func start(t *testing.T, a *Auditor) {
-	t.Helper()
+// run runs a over its source until stop, which waits for Run to return.
+func run(a *Auditor) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	return func() { cancel(); <-done }
 }
+
+// start runs a over its source until the test ends.
+func start(t *testing.T, a *Auditor) { t.Cleanup(run(a)) }
 
 func waitSize(t *testing.T, a *Auditor, world string, n int64) {
 	t.Helper()
@@ -129,12 +131,9 @@ func TestARestartedAuditorResumesFromItsStoredSize(t *testing.T) {
 	src.add("arena", 5)
 	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
+	stop := run(a)
 	waitSize(t, a, "arena", 5)
-	cancel()
-	<-done
+	stop()
 
 	// The old events are pruned from the feed: a resume from the stored
 	// size needs none of them.
@@ -159,12 +158,9 @@ func TestAStateRestoredToAnotherHistoryStopsTheLogInsteadOfForkingIt(t *testing.
 	src.add("arena", 5)
 	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
+	stop := run(a)
 	waitSize(t, a, "arena", 5)
-	cancel()
-	<-done
+	stop()
 
 	// The node's state goes back to seq 3, and the world goes on
 	// differently from there.

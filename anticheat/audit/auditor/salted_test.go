@@ -1,7 +1,6 @@
 package auditor
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -67,15 +66,12 @@ func TestASaltedTombstoneWrittenAfterARestartSaysLeaf2(t *testing.T) {
 	src.add("arena", 3)
 	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
+	stop := run(a)
 	waitSize(t, a, "arena", 3)
 	l, err := a.Log("arena")
 	require.NoError(t, err)
 	require.Equal(t, wire.AuditLeafV2, l.LeafVersion())
-	cancel()
-	<-done
+	stop()
 
 	src.recreate("arena", 9) // deleted while down, created again
 	src.salted["arena"] = false

@@ -101,12 +101,9 @@ func TestARestartedAuditorServesAndBuriesOlderIncarnations(t *testing.T) {
 	src.add("arena", 4)
 	a, err := New(cfg, src, st)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
+	stop := run(a)
 	waitSize(t, a, "arena", 4)
-	cancel()
-	<-done
+	stop()
 	first := exportOf(t, src, "arena")
 
 	// Deleted and created again while the node was down.
@@ -160,15 +157,12 @@ func TestTombstoneFailuresAreReportedAndLogged(t *testing.T) {
 	st.set(func(s *stores) { s.fail["broken"], s.putErr = boom, boom })
 	a, err := New(cfg, src, st)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
+	stop := run(a)
 	waitSize(t, a, "arena", 3)
 	src.recreate("broken")
 	src.recreate("arena", 9)
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "audit tombstone not written") }, 10*time.Second, time.Millisecond)
-	cancel()
-	<-done
+	stop()
 	// Not written: the deleted incarnation's checkpoint now, unmarked.
 	msg, err := a.CheckpointOf("arena", 0)
 	require.NoError(t, err)
@@ -251,13 +245,10 @@ func TestAWorldDeletedForGoodWhileTheNodeWasDownGetsItsTombstone(t *testing.T) {
 	src.add("lobby", 1)
 	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); a.Run(ctx) }()
+	stop := run(a)
 	waitSize(t, a, "arena", 3)
 	waitSize(t, a, "lobby", 1)
-	cancel()
-	<-done
+	stop()
 
 	src.recreate("arena")
 	b, err := New(testConfig(logs), src, st)
