@@ -32,18 +32,9 @@ func appendWatchDelta(b []byte, d *wire.WatchDelta) ([]byte, bool) {
 	if d.Entities == nil {
 		return append(b, `null}`...), true
 	}
-	b = append(b, '{')
-	var names []string // the fields of one entity, sorted (reused)
-	for i, id := range wire.SortedKeysInto(d.Entities, nil) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = wire.AppendJSONString(b, id)
-		b = append(b, ':')
-		var ok bool
-		if b, names, ok = wire.AppendWatchEntityJSON(b, d.Entities[id], names); !ok {
-			return b, false
-		}
+	b, ok := wire.AppendWatchEntitiesJSON(b, d.Entities)
+	if !ok {
+		return b, false
 	}
-	return append(b, "}}"...), true
+	return append(b, '}'), true
 }

@@ -93,7 +93,7 @@ func AppendWatchEntityJSON(b []byte, e WatchEntity, names []string) ([]byte, []s
 	}
 	if len(e.Fields) > 0 {
 		b = append(b, `,"fields":{`...)
-		names = SortedKeysInto(e.Fields, names)
+		names = sortedKeysInto(e.Fields, names)
 		for i, name := range names {
 			if i > 0 {
 				b = append(b, ',')
@@ -110,9 +110,30 @@ func AppendWatchEntityJSON(b []byte, e WatchEntity, names []string) ([]byte, []s
 	return append(b, '}'), names, true
 }
 
-// SortedKeysInto returns m's keys sorted, in scratch's memory when it has
+// AppendWatchEntitiesJSON appends the object of es (not nil) as
+// json.Marshal writes a keyframe's or a delta's entities: ids sorted, each
+// entity as AppendWatchEntityJSON; false as AppendValueJSON.
+func AppendWatchEntitiesJSON(b []byte, es map[string]WatchEntity) ([]byte, bool) {
+	b = append(b, '{')
+	var ids, names [16]string // (room for most messages without allocating)
+	fields := names[:0]       // one entity's fields, sorted (reused)
+	for i, id := range sortedKeysInto(es, ids[:0]) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, id)
+		b = append(b, ':')
+		var ok bool
+		if b, fields, ok = AppendWatchEntityJSON(b, es[id], fields); !ok {
+			return b, false
+		}
+	}
+	return append(b, '}'), true
+}
+
+// sortedKeysInto returns m's keys sorted, in scratch's memory when it has
 // room (map keys in json.Marshal's order).
-func SortedKeysInto[V any](m map[string]V, scratch []string) []string {
+func sortedKeysInto[V any](m map[string]V, scratch []string) []string {
 	keys := scratch[:0]
 	for k := range m {
 		keys = append(keys, k)

@@ -58,3 +58,22 @@ func TestAppendWatchEntityJSONWritesWhatMarshalWrites(t *testing.T) {
 	_, _, ok := AppendWatchEntityJSON(nil, WatchEntity{Fields: map[string]WatchField{"f": {Value: &nan}}}, nil)
 	require.False(t, ok)
 }
+
+// A map of entities as json.Marshal writes it, ids sorted; an entity
+// json.Marshal refuses is refused.
+func TestAppendWatchEntitiesJSONWritesWhatMarshalWrites(t *testing.T) {
+	two := Int(2)
+	for _, es := range []map[string]WatchEntity{
+		{},
+		{"b": {Version: 1}, "a": {Version: 3, Fields: map[string]WatchField{"z": {Value: &two, Version: 3}, "a": {Version: 2}}}, "c": {Version: 2, Deleted: true}},
+	} {
+		want, err := json.Marshal(es)
+		require.NoError(t, err)
+		got, ok := AppendWatchEntitiesJSON(nil, es)
+		require.True(t, ok)
+		require.Equal(t, string(want), string(got))
+	}
+	nan := Float(math.NaN())
+	_, ok := AppendWatchEntitiesJSON(nil, map[string]WatchEntity{"e": {Fields: map[string]WatchField{"f": {Value: &nan}}}})
+	require.False(t, ok)
+}

@@ -31,21 +31,10 @@ func appendEnterJSON(b []byte, k *wire.Keyframe) ([]byte, bool) {
 	if k.Entities == nil {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, '{')
-		var ids, names [16]string // (room for most messages without allocating)
-		fields := names[:0]       // one entity's fields, sorted (reused)
-		for i, id := range wire.SortedKeysInto(k.Entities, ids[:0]) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = wire.AppendJSONString(b, id)
-			b = append(b, ':')
-			var ok bool
-			if b, fields, ok = wire.AppendWatchEntityJSON(b, k.Entities[id], fields); !ok {
-				return b, false
-			}
+		var ok bool
+		if b, ok = wire.AppendWatchEntitiesJSON(b, k.Entities); !ok {
+			return b, false
 		}
-		b = append(b, '}')
 	}
 	if k.Whole {
 		b = append(b, `,"whole":true`...)
