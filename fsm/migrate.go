@@ -202,7 +202,10 @@ func (f *FSM) ExportWorld(id string) ([]byte, uint64, error) {
 	c.sessions = maps.Clone(w.sessions)
 	c.data = maps.Clone(w.data)
 	c.bans = maps.Clone(w.bans)
-	c.dataVer = maps.Clone(w.dataVer) // written by format 2 only
+	c.dataVer = nil // format 1 does not carry them
+	if format == ExportFormat {
+		c.dataVer = maps.Clone(w.dataVer)
+	}
 	c.salts = maps.Clone(w.salts)
 	c.erased = slices.Clip(w.erased)                   // append-only: the copy sees its length only
 	c.moved, c.imported = nil, 0                       // the group's own, they stay behind
