@@ -254,3 +254,11 @@ func TestDurationJSONIsAGoDurationString(t *testing.T) {
 	require.ErrorIs(t, d.UnmarshalJSON([]byte(`"`)), ErrMalformed)
 	require.ErrorIs(t, d.UnmarshalJSON([]byte(`"later"`)), ErrMalformed)
 }
+
+func TestRulesWireCarriesPlayerWritableDataKeysOnlyWhenSet(t *testing.T) {
+	r := Rules{Schema: Schema{PlayerData: PlayerDataRule{PlayerWritable: []string{"settings", "loadout"}}}}
+	w := r.Wire()
+	require.NotNil(t, w.PlayerData)
+	require.Equal(t, []string{"settings", "loadout"}, w.PlayerData.PlayerWritable)
+	require.Nil(t, Rules{}.Wire().PlayerData, "no player_data key without writable keys")
+}
