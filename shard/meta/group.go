@@ -135,8 +135,12 @@ type Group struct {
 	// loop's only.
 	joinMarks map[uint64]uint64
 	// askLast asks a shard's leader for its last log index (leaderLast;
-	// tests stand in for it).
-	askLast func(ctx context.Context, shard uint64, leader string) (uint64, error)
+	// tests stand in for it); leaderAsks runs those asks off the loop,
+	// one per shard at a time, and proposals the loop's replacement
+	// steps (background.go).
+	askLast    func(ctx context.Context, shard uint64, leader string) (uint64, error)
+	leaderAsks *tasks[uint64, askedLast]
+	proposals  tasks[stepKey, struct{}]
 	// memberMarks is, per meta nonvoter, this leader's last log index
 	// when it last took the nonvoter's answer of how far it applied
 	// (with the prober's probe number then), and barrierTerm the term
@@ -186,12 +190,11 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 // start runs Raft for the meta group; it closes l when it fails.
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), joinMarks: map[uint64]uint64{},
-		memberMarks: map[string]memberMark{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+		leaderAsks: newTasks[uint64, askedLast](), memberMarks: map[string]memberMark{},
+		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
-	// An answer serves a few ticks (a second without reports), or until
-	// the next ask when the ticks are slower (prober.go).
-	g.prober = newProber(g.stopCtx, g.probeMember, max(3*cfg.ReportInterval, time.Second))
+	g.prober = newProber(g.stopCtx, g.probeMember, g.answerKeep())
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -249,6 +252,14 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 		go g.reportLoop()
 	}
 	return g, nil
+}
+
+// answerKeep is how long the report loop uses an answer it asked for
+// in the background: a few ticks (a second without reports); the
+// prober uses its answers until the next ask, too, when the ticks are
+// slower (prober.go).
+func (g *Group) answerKeep() time.Duration {
+	return max(3*g.cfg.ReportInterval, time.Second)
 }
 
 // View returns the current shard map and leader hints (the FSM's).
@@ -386,6 +397,11 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	a, ok := f.Response().(*Applied)
 	if !ok {
 		return Result{}, fmt.Errorf("meta apply: unexpected response %T", f.Response())
+	}
+	if a.Err == nil && (c.Op == OpMarkDown || c.Op == OpRemoveNode) {
+		// Applied here: what the prober knew of the nodes is from before
+		// they left (members.go's followMap forgets them each tick too).
+		g.prober.forget(func(id string) bool { return id == c.Node || slices.Contains(c.Nodes, id) })
 	}
 	res := a.Result
 	res.Index = f.Index()

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"time"
 
@@ -17,9 +18,17 @@ import (
 // it decides about, which starts a probe when none is in flight, and
 // decides with what it has; a node that has not answered yet is not
 // added or promoted this tick, as one that does not answer. An answer
-// only nominates a node to add: the add itself waits for a fresh answer
-// (confirm, members.go's addNonvoter), which a node that answered a
-// moment ago gives fast.
+// only nominates a node to add or to promote: the step itself waits for
+// a fresh answer (confirm, members.go's confirmed), which a node that
+// answered a moment ago gives fast.
+//
+// Answers belong to the leadership that asked for them: lead drops
+// everything known when the leader's term is not the one they were
+// asked in (a leader that lost and won back its leadership, or answers
+// from before a stretch as a follower), and forget drops a node's once
+// the map removed it or marked it down, so an answer from before either
+// never drives a decision after it. A probe in flight then records its
+// result where nobody reads it.
 //
 // Each probe has a number (seq) that grows with the probes started, so
 // the loop can tell an answer asked for after a point (members.go's
@@ -33,7 +42,9 @@ import (
 // within keep nor in the last forgetCalls asks of any node, so one the
 // loop asks for every tick is kept however slow the ticks. admitDown and
 // the gate probe on their request's goroutine and do not use the prober:
-// a request must know whether the node answers now.
+// a request must know whether the node answers now (the loop's own
+// proposals, which pass the gate, run off the loop: reconcile.go's
+// proposeStep).
 
 const (
 	// probeBackoffMin and probeBackoffMax bound the wait before a node
@@ -56,12 +67,14 @@ type prober struct {
 	keep                   time.Duration
 	backoffMin, backoffMax time.Duration
 
-	mu     sync.Mutex
-	seq    uint64 // the last probe's number
-	calls  uint64 // the calls of answers so far
-	closed bool
-	nodes  map[probeKey]*probeState
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	seq     uint64 // the last probe's number
+	calls   uint64 // the calls of answers so far
+	closed  bool
+	term    uint64 // the leadership term nodes' answers were asked in
+	nodes   map[probeKey]*probeState
+	running int // probes in flight, of nodes known or dropped
+	wg      sync.WaitGroup
 }
 
 // probeKey is a node at an address: an answer from an address the node
@@ -127,10 +140,33 @@ func (p *prober) answers(ids []string, addr map[string]raft.ServerAddress) (_ ma
 		}
 		p.seq++
 		st.inflight = true
+		p.running++
 		p.wg.Add(1)
 		go p.run(k, st, p.seq, st.asks)
 	}
 	return out, mark
+}
+
+// lead makes term the leadership term p's answers are asked in: when it
+// is not the term they were asked in so far, p drops every node's state
+// (answers, backoffs), so no answer asked for under an earlier
+// leadership, this node's or before it, counts in this one.
+func (p *prober) lead(term uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if term != p.term {
+		p.term = term
+		p.nodes = map[probeKey]*probeState{}
+	}
+}
+
+// forget drops the state of every node gone says is gone, at any
+// address: one the map removed or marked down is known afresh if it is
+// ever listed again.
+func (p *prober) forget(gone func(id string) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	maps.DeleteFunc(p.nodes, func(k probeKey, _ *probeState) bool { return gone(k.id) })
 }
 
 // state returns what p knows of k, a new state when nothing; p.mu held.
@@ -143,13 +179,16 @@ func (p *prober) state(k probeKey) *probeState {
 	return st
 }
 
-// run probes one node in the background and records the result.
+// run probes one node in the background and records the result in st
+// (which lead or forget may have dropped meanwhile: then nobody reads
+// it).
 func (p *prober) run(k probeKey, st *probeState, seq, ask uint64) {
 	defer p.wg.Done()
 	a, err := p.probe(p.ctx, k.addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st.inflight = false
+	p.running--
 	p.record(st, probeResult{seq: seq, ask: ask, at: time.Now(), a: a, err: err})
 }
 
@@ -171,10 +210,10 @@ func (p *prober) record(st *probeState, r probeResult) {
 
 // confirm probes node id at addr now, on the caller's goroutine, waiting
 // up to wait, and records the result as the node's latest: the meta
-// leader adds a node only on such an answer (members.go), so that one
-// that answered the background probe and then died, or came back on an
-// older gsd, is not added; a node whose confirmation failed is no
-// candidate until it answers again.
+// leader adds or promotes a node only on such an answer (members.go), so
+// that one that answered the background probe and then died, or came
+// back on an older gsd, is not added or promoted; a node whose
+// confirmation failed is no candidate until it answers again.
 func (p *prober) confirm(id string, addr raft.ServerAddress, wait time.Duration) probeResult {
 	p.mu.Lock()
 	p.seq++
@@ -188,7 +227,7 @@ func (p *prober) confirm(id string, addr raft.ServerAddress, wait time.Duration)
 	r := probeResult{seq: seq, ask: ask, at: time.Now(), a: a, err: err}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.record(p.state(probeKey{id, addr}), r)
+	p.record(st, r) // dropped meanwhile (lead, forget): nobody reads it
 	return r
 }
 

@@ -1,0 +1,79 @@
+package meta
+
+import (
+	"sync"
+	"time"
+)
+
+// The report loop's calls that wait on another node run off the loop,
+// as its member probes do (prober.go): a joiner's ask of its shard's
+// leader (catchup.go), and the replacement steps it proposes
+// (reconcile.go's proposeStep), which wait on the meta leader, whose
+// gate probes every member. A node that accepts the connection and
+// never answers would otherwise hold every report, load figure and
+// other shard's step for the ask's or the proposal's timeout, each tick.
+// Each such call runs in the background, one per key at a time, owned
+// by the Group (its wg; Close cancels stopCtx, which ends them); the
+// loop takes the result at a later tick.
+
+// tasks runs calls in the background, at most one per key at a time,
+// and keeps the latest result of each key until it is taken (when
+// made by newTasks; the zero tasks keeps none).
+type tasks[K comparable, R any] struct {
+	mu      sync.Mutex
+	running map[K]bool
+	done    map[K]taskResult[R] // nil: results are not kept
+}
+
+// taskResult is a call's result and when it came.
+type taskResult[R any] struct {
+	v  R
+	at time.Time
+}
+
+// newTasks returns tasks that keep their results.
+func newTasks[K comparable, R any]() *tasks[K, R] {
+	return &tasks[K, R]{done: map[K]taskResult[R]{}}
+}
+
+// start runs f for key k on a goroutine counted by wg, unless one for k
+// is running, and reports whether it started it.
+func (ts *tasks[K, R]) start(wg *sync.WaitGroup, k K, f func() R) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.running[k] {
+		return false
+	}
+	if ts.running == nil {
+		ts.running = map[K]bool{}
+	}
+	ts.running[k] = true
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		v := f()
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		delete(ts.running, k)
+		if ts.done != nil {
+			ts.done[k] = taskResult[R]{v: v, at: time.Now()}
+		}
+	}()
+	return true
+}
+
+// take returns and drops k's result, if one came since the last take.
+func (ts *tasks[K, R]) take(k K) (taskResult[R], bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	r, ok := ts.done[k]
+	delete(ts.done, k)
+	return r, ok
+}
+
+// busy reports whether a call for k is running.
+func (ts *tasks[K, R]) busy(k K) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.running[k]
+}

@@ -1,0 +1,224 @@
+package meta
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+)
+
+// nonvoterMember is a meta member that answers the probe with this
+// binary's read level and the applied index the test sets, until the
+// test makes it go dark: from then on it accepts connections and never
+// answers (blackholed). Its connections close when the test ends.
+type nonvoterMember struct {
+	addr    string
+	applied atomic.Uint64
+	dark    atomic.Bool
+
+	mu   sync.Mutex
+	held []net.Conn // the connections it holds while dark
+}
+
+func newNonvoterMember(t *testing.T) *nonvoterMember {
+	t.Helper()
+	m := &nonvoterMember{}
+	m.applied.Store(math.MaxUint64)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	m.addr = l.Addr().String()
+	var mu sync.Mutex
+	var conns []net.Conn
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			wg.Go(func() { m.serve(conn) })
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return m
+}
+
+func (m *nonvoterMember) serve(conn net.Conn) {
+	var b [11]byte // the group header and the first byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil || b[10] != probeMagic {
+		conn.Close()
+		return
+	}
+	if m.dark.Load() {
+		m.mu.Lock()
+		m.held = append(m.held, conn)
+		m.mu.Unlock()
+		_, _ = io.Copy(io.Discard, conn) // until the prober, light or the test closes it
+		return
+	}
+	_ = writeFrame(conn, fmt.Appendf(nil, `{"reads":%d,"applied":%d}`, readsLevel, m.applied.Load()))
+	conn.Close()
+}
+
+// light makes m answer again: the connections it held close, so the
+// probes on them fail.
+func (m *nonvoterMember) light() {
+	m.dark.Store(false)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.held {
+		c.Close()
+	}
+	m.held = nil
+}
+
+// nonvoterToPromote starts a 3-voter meta group that keeps 5 voters,
+// lists x (a nonvoterMember) and a node that is down in its map, and
+// has the leader add x as a nonvoter: the leader promotes x once it is
+// caught up. The report loop is off: the test takes its ticks.
+func nonvoterToPromote(t *testing.T) (c *metaCluster, g *Group, x *nonvoterMember) {
+	t.Helper()
+	x = newNonvoterMember(t)
+	c = newMetaClusterWith(t, 3, func(cfg *Config) { cfg.ReportInterval, cfg.probeTimeout = 0, time.Hour })
+	c.addNodes()
+	c.propose("n1", Command{Op: OpAddNode, Node: "x", Raft: x.addr, HTTP: "h:x"})
+	c.propose("n1", Command{Op: OpAddNode, Node: "y", Raft: downMember(t), HTTP: "h:y"})
+	g = c.group(c.metaLeader())
+	require.Eventually(t, func() bool { _, ok := g.fsm.members().nodes["y"]; return ok }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, g.raft.AddNonvoter("x", raft.ServerAddress(x.addr), 0, 5*time.Second).Error())
+	return c, g, x
+}
+
+// tick takes one of the meta leader's member ticks (followMap) and waits
+// for the probes it started.
+func tick(t *testing.T, g *Group) {
+	t.Helper()
+	g.followMap()
+	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond, "the prober's probes end")
+}
+
+// voter reports whether the meta configuration holds id as a voter.
+func (c *metaCluster) voter(id string) bool {
+	for _, s := range c.metaConfig() {
+		if string(s.ID) == id {
+			return s.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
+// A nonvoter that answered the prober caught up and then went dark
+// (blackholed: it accepts the connection and never answers) is not
+// promoted on that answer: the leader probes it again right before
+// AddVoter, and a dead voter would cost the group a failure it
+// survives. Answering again, it is promoted.
+func TestANonvoterThatWentDarkAfterAnsweringCaughtUpIsNotPromoted(t *testing.T) {
+	c, g, x := nonvoterToPromote(t)
+	tick(t, g) // x's first probe
+	tick(t, g) // its answer takes x's mark; the next probe answers caught up
+	require.Contains(t, g.memberMarks, "x")
+	require.False(t, c.voter("x"))
+
+	x.dark.Store(true)
+	g.followMap() // x's latest answer says it caught up
+	require.False(t, c.voter("x"), "promoted on its old answer although it is dark")
+
+	x.light()
+	withAnswers(t, g, g.followMap)
+	require.True(t, c.voter("x"), "answering caught up again, it is promoted")
+}
+
+// The fresh answer must have the nonvoter applied up to the mark it was
+// found caught up against: one wiped (or restored from an older
+// snapshot) since its last answer is not promoted.
+func TestANonvoterBehindItsMarkOnTheFreshAnswerIsNotPromoted(t *testing.T) {
+	c, g, x := nonvoterToPromote(t)
+	tick(t, g)
+	tick(t, g)
+	x.applied.Store(g.memberMarks["x"].index - 1)
+	g.followMap()
+	require.False(t, c.voter("x"), "promoted although its fresh answer is behind its mark")
+}
+
+// Answers and marks of an earlier leadership do not promote in a later
+// one: the leader lost its leadership and won it back in a new term,
+// and the nonvoter, which caught up with the log of then, trails the
+// log of now. It is promoted only once it caught up with a mark of the
+// new term.
+func TestAnswersFromAnEarlierLeadershipDoNotPromote(t *testing.T) {
+	c, g, x := nonvoterToPromote(t)
+	tick(t, g)
+	tick(t, g) // x's answer, caught up, waits for the next tick
+	old := g.memberMarks["x"].index
+	x.applied.Store(old) // x applies no more from now on
+	term := g.raft.CurrentTerm()
+
+	id := c.metaLeader()
+	other := c.ids[(indexOf(c.ids, id)+1)%3]
+	require.NoError(t, g.raft.LeadershipTransferToServer(raft.ServerID(other), c.servers[indexOf(c.ids, other)].Address).Error())
+	require.Eventually(t, func() bool { return c.group(other).IsLeader() }, 10*time.Second, 5*time.Millisecond)
+	require.NoError(t, c.group(other).raft.LeadershipTransferToServer(raft.ServerID(id), c.servers[indexOf(c.ids, id)].Address).Error())
+	require.Eventually(t, g.IsLeader, 10*time.Second, 5*time.Millisecond)
+	require.Greater(t, g.raft.CurrentTerm(), term)
+
+	for range 3 {
+		tick(t, g)
+		require.False(t, c.voter("x"), "promoted on answers of an earlier leadership")
+	}
+	require.Greater(t, g.memberMarks["x"].index, old, "the new term's mark is past what x applied")
+	x.applied.Store(math.MaxUint64)
+	tick(t, g)
+	tick(t, g)
+	require.True(t, c.voter("x"), "caught up with the new term's log, it is promoted")
+}
+
+// A node the map removed, or marked down, is known afresh: the answers
+// the prober had of it from before are dropped once the leader applied
+// the command (and at every tick while the map leaves it out), so they
+// cannot drive a step if it is listed again.
+func TestTheProberForgetsANodeTheMapRemovedOrMarkedDown(t *testing.T) {
+	c, g, _ := nonvoterToPromote(t)
+	tick(t, g)
+	has := func(id string) bool {
+		g.prober.mu.Lock()
+		defer g.prober.mu.Unlock()
+		for k := range g.prober.nodes {
+			if k.id == id {
+				return true
+			}
+		}
+		return false
+	}
+	require.True(t, has("x"))
+	require.True(t, has("y"))
+	c.propose(c.metaLeader(), Command{Op: OpRemoveNode, Node: "x"})
+	require.False(t, has("x"), "removed: forgotten once applied")
+	require.True(t, has("y"))
+	require.NoError(t, c.proposeAt(Command{Op: OpMarkDown, Nodes: []string{"y"}}))
+	require.False(t, has("y"), "marked down: forgotten once applied")
+
+	// A tick forgets what a probe in flight then recorded.
+	g.prober.answers([]string{"x"}, map[string]raft.ServerAddress{"x": raft.ServerAddress(freeAddr(t))})
+	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond)
+	require.True(t, has("x"))
+	g.followMap()
+	require.False(t, has("x"), "the map leaves it out")
+}
