@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,4 +222,121 @@ func TestTheProberForgetsANodeTheMapRemovedOrMarkedDown(t *testing.T) {
 	require.True(t, has("x"))
 	g.followMap()
 	require.False(t, has("x"), "the map leaves it out")
+}
+
+// holeMember is a meta member that accepts every connection and never
+// answers (a stalled process, a blackholing proxy); probes counts the
+// connections that asked for the probe (Raft's own are held too).
+// release closes the connections it holds, and every later one, so the
+// probes on them fail.
+type holeMember struct {
+	addr   string
+	probes atomic.Int64
+	mu     sync.Mutex
+	held   []net.Conn
+	gone   bool
+}
+
+func newHoleMember(t *testing.T) *holeMember {
+	t.Helper()
+	h := &holeMember{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	h.addr = l.Addr().String()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				var b [11]byte // the group header and the first byte
+				if _, err := io.ReadFull(conn, b[:]); err == nil && b[10] == probeMagic {
+					h.probes.Add(1)
+				}
+				h.mu.Lock()
+				if h.gone {
+					conn.Close()
+				}
+				h.held = append(h.held, conn)
+				h.mu.Unlock()
+				_, _ = io.Copy(io.Discard, conn)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		l.Close()
+		h.release()
+		wg.Wait()
+	})
+	return h
+}
+
+func (h *holeMember) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gone = true
+	for _, c := range h.held {
+		c.Close()
+	}
+}
+
+// A member of the meta group that accepts the gate's connection and
+// never answers does not hold up the report loop's replacement steps:
+// the joiner's voter_ready, which the gate holds for as long as the
+// probe lasts (here the proposal's timeout, a minute), is proposed in
+// the background, and the loop's ticks go on meanwhile. Before, the
+// tick waited for the gate. Once the member is gone, the next tick's
+// proposal passes the gate and the replacement finishes.
+func TestABlackholedMetaMemberDoesNotHoldUpTheReplacementSteps(t *testing.T) {
+	hole := newHoleMember(t)
+	c := newMetaClusterWith(t, 4, func(cfg *Config) {
+		cfg.ReportInterval, cfg.ApplyTimeout, cfg.probeTimeout = 0, time.Minute, time.Hour
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1", "n2", "n3"}})
+	tickAll := func() {
+		for _, id := range c.ids {
+			c.group(id).openShards()
+			c.group(id).reconcile()
+		}
+	}
+	var leader string
+	require.Eventually(t, func() bool {
+		tickAll()
+		for _, id := range []string{"n1", "n2", "n3"} {
+			if st, ok := c.mgrs[id].Group(1); ok && st.IsLeader() {
+				leader = id
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond, "shard 1 has a leader")
+	old := "n1"
+	if leader == old {
+		old = "n2"
+	}
+	c.propose("n1", Command{Op: OpReplaceVoter, Shard: 1, Node: old, New: "n4"})
+	meta := c.group(c.metaLeader())
+	require.NoError(t, meta.raft.AddNonvoter("hole", raft.ServerAddress(hole.addr), 0, 5*time.Second).Error())
+
+	// Each tick returns while the gate's probe of the hole is held.
+	require.Eventually(t, func() bool {
+		tickAll()
+		return hole.probes.Load() > 0
+	}, 20*time.Second, 5*time.Millisecond, "the joiner's voter_ready waits on the gate's probe of the hole")
+	for range 5 {
+		tickAll()
+	}
+	require.Equal(t, int64(1), hole.probes.Load(), "one proposal of the step at a time")
+	require.False(t, c.group("n4").fsm.Replacements()[1].Ready, "passed the gate without the hole's answer")
+
+	require.NoError(t, meta.raft.RemoveServer("hole", 0, 5*time.Second).Error())
+	hole.release() // the held probe fails: the proposal ends
+	require.Eventually(t, func() bool {
+		tickAll()
+		sh, _ := c.group("n4").View().Map.Shard(1)
+		return slices.Contains(sh.Voters, "n4") && !slices.Contains(sh.Voters, old)
+	}, 20*time.Second, 5*time.Millisecond, "the replacement finishes")
 }
