@@ -70,10 +70,3 @@ func (ts *tasks[K, R]) take(k K) (taskResult[R], bool) {
 	delete(ts.done, k)
 	return r, ok
 }
-
-// busy reports whether a call for k is running.
-func (ts *tasks[K, R]) busy(k K) bool {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.running[k]
-}

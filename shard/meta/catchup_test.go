@@ -41,6 +41,13 @@ func bareGroup(t *testing.T, id string, ask func(ctx context.Context, shard uint
 	return g
 }
 
+// busy reports whether a call for k is running.
+func (ts *tasks[K, R]) busy(k K) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.running[k]
+}
+
 // asked waits until g's ask of shard id's leader ended.
 func asked(t *testing.T, g *Group, id uint64) {
 	t.Helper()

@@ -152,8 +152,9 @@ type Group struct {
 	// loop (prober.go); its state is behind its own lock.
 	prober *prober
 	// downMu guards markingDown, the mark_down commands being admitted
-	// and proposed on this leader; an add (addNonvoter) holds it from
-	// its checks to its configuration change (members.go).
+	// and proposed on this leader; an add or a promotion (confirmed)
+	// holds it from its checks to its configuration change
+	// (members.go).
 	downMu      sync.Mutex
 	markingDown int
 
@@ -376,8 +377,8 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
 	}
 	if c.Op == OpMarkDown {
-		// No add between admitDown's look at the configuration and the
-		// mark's apply (members.go's addNonvoter).
+		// No add or promotion between admitDown's look at the
+		// configuration and the mark's apply (members.go's confirmed).
 		defer g.markDown()()
 	}
 	if err := g.admit(ctx, c); err != nil {
