@@ -70,3 +70,11 @@ func (ts *tasks[K, R]) take(k K) (taskResult[R], bool) {
 	delete(ts.done, k)
 	return r, ok
 }
+
+// answerKeep is how long the report loop uses an answer it asked for
+// in the background: a few ticks (a second without reports); the
+// prober uses its answers until the next ask, too, when the ticks are
+// slower (prober.go).
+func (g *Group) answerKeep() time.Duration {
+	return max(3*g.cfg.ReportInterval, time.Second)
+}

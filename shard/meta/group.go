@@ -152,9 +152,8 @@ type Group struct {
 	// loop (prober.go); its state is behind its own lock.
 	prober *prober
 	// downMu guards markingDown, the mark_down commands being admitted
-	// and proposed on this leader; an add or a promotion (confirmed)
-	// holds it from its checks to its configuration change
-	// (members.go).
+	// and proposed on this leader; an add or promotion (confirmed) holds
+	// it from its checks to its configuration change (members.go).
 	downMu      sync.Mutex
 	markingDown int
 
@@ -253,14 +252,6 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 		go g.reportLoop()
 	}
 	return g, nil
-}
-
-// answerKeep is how long the report loop uses an answer it asked for
-// in the background: a few ticks (a second without reports); the
-// prober uses its answers until the next ask, too, when the ticks are
-// slower (prober.go).
-func (g *Group) answerKeep() time.Duration {
-	return max(3*g.cfg.ReportInterval, time.Second)
 }
 
 // View returns the current shard map and leader hints (the FSM's).
@@ -399,9 +390,7 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("meta apply: unexpected response %T", f.Response())
 	}
-	if a.Err == nil && (c.Op == OpMarkDown || c.Op == OpRemoveNode) {
-		// Applied here: what the prober knew of the nodes is from before
-		// they left (members.go's followMap forgets them each tick too).
+	if a.Err == nil && (c.Op == OpMarkDown || c.Op == OpRemoveNode) { // answers from before they left: prober.go
 		g.prober.forget(func(id string) bool { return id == c.Node || slices.Contains(c.Nodes, id) })
 	}
 	res := a.Result

@@ -319,9 +319,7 @@ func (g *Group) promote(id string, addr raft.ServerAddress, mark uint64) (bool, 
 // nonvoter.
 func (g *Group) nonvoter(id string) bool {
 	f := g.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
+	_ = f.Error() // waits for it; a failed one holds no server: not a nonvoter
 	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
 		return string(s.ID) == id && s.Suffrage != raft.Voter
 	})

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"sync"
@@ -20,13 +21,21 @@ import (
 // connections it accepted. Its connections close when the test ends.
 func stalledMember(t *testing.T) (addr string, accepted func() int) {
 	t.Helper()
+	return serveConns(t, func(conn net.Conn) { _, _ = io.Copy(io.Discard, conn) })
+}
+
+// serveConns accepts connections at a loopback address and serves each
+// on a goroutine of its own; it returns the address and how many
+// connections it accepted. The listener and every connection close when
+// the test ends.
+func serveConns(t *testing.T, serve func(net.Conn)) (addr string, accepted func() int) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var accepting, serving sync.WaitGroup
+	accepting.Go(func() {
 		for {
 			conn, err := l.Accept()
 			if err != nil {
@@ -35,16 +44,18 @@ func stalledMember(t *testing.T) (addr string, accepted func() int) {
 			mu.Lock()
 			conns = append(conns, conn)
 			mu.Unlock()
+			serving.Go(func() { serve(conn) })
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		l.Close()
-		<-done
+		accepting.Wait()
 		mu.Lock()
-		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
+		mu.Unlock()
+		serving.Wait()
 	})
 	return l.Addr().String(), func() int {
 		mu.Lock()

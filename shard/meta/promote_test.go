@@ -32,33 +32,7 @@ func newNonvoterMember(t *testing.T) *nonvoterMember {
 	t.Helper()
 	m := &nonvoterMember{}
 	m.applied.Store(math.MaxUint64)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	m.addr = l.Addr().String()
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-			wg.Go(func() { m.serve(conn) })
-		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	m.addr, _ = serveConns(t, m.serve)
 	return m
 }
 
@@ -240,35 +214,18 @@ type holeMember struct {
 func newHoleMember(t *testing.T) *holeMember {
 	t.Helper()
 	h := &holeMember{}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	h.addr = l.Addr().String()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				var b [11]byte // the group header and the first byte
-				if _, err := io.ReadFull(conn, b[:]); err == nil && b[10] == probeMagic {
-					h.probes.Add(1)
-				}
-				h.mu.Lock()
-				if h.gone {
-					conn.Close()
-				}
-				h.held = append(h.held, conn)
-				h.mu.Unlock()
-				_, _ = io.Copy(io.Discard, conn)
-			})
+	h.addr, _ = serveConns(t, func(conn net.Conn) {
+		var b [11]byte // the group header and the first byte
+		if _, err := io.ReadFull(conn, b[:]); err == nil && b[10] == probeMagic {
+			h.probes.Add(1)
 		}
-	})
-	t.Cleanup(func() {
-		l.Close()
-		h.release()
-		wg.Wait()
+		h.mu.Lock()
+		if h.gone {
+			conn.Close()
+		}
+		h.held = append(h.held, conn)
+		h.mu.Unlock()
+		_, _ = io.Copy(io.Discard, conn)
 	})
 	return h
 }
