@@ -366,3 +366,33 @@ func TestANonvoterIsCaughtUpOnlyOnAnAnswerAskedAfterItsMark(t *testing.T) {
 	require.Empty(t, g.caughtNonvoters(ids, addr))
 	require.Equal(t, before, g.memberMarks["x"])
 }
+
+// A new leadership term drops every answer and backoff of the earlier
+// one, also the one that would serve until the next ask; a probe in
+// flight across the change records its answer where the new term does
+// not read it. The same term again keeps them.
+func TestTheProberDropsTheAnswersOfAnEarlierTerm(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	p.lead(1)
+	p.answers([]string{"a"}, addr)
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 7}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	p.lead(1)
+	res, _ := p.answers([]string{"a"}, addr) // starts the next probe, held by stub
+	require.Equal(t, uint64(7), res["a"].a.Applied, "the same term keeps its answers")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond)
+
+	p.lead(2)
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 8}} // the term-1 probe ends
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	res, _ = p.answers([]string{"a"}, addr)
+	require.Empty(t, res, "an answer asked for in term 1 counts in term 2")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 3 }, 10*time.Second, time.Millisecond, "term 2 probes afresh")
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 9}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	res, _ = p.answers([]string{"a"}, addr)
+	require.Equal(t, uint64(9), res["a"].a.Applied)
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 4 }, 10*time.Second, time.Millisecond)
+}
