@@ -21,14 +21,18 @@ import (
 // made by newTasks; the zero tasks keeps none).
 type tasks[K comparable, R any] struct {
 	mu      sync.Mutex
-	running map[K]bool
+	running map[K]int           // a running call's key: the takes of the key since it started
 	done    map[K]taskResult[R] // nil: results are not kept
 }
 
-// taskResult is a call's result and when it came.
+// taskResult is a call's result, when it came, and how many takes of
+// its key there were since its call started, the one that returns it
+// included: 1 when the caller takes it at the first take after it
+// started the call (the next tick, however slow the ticks).
 type taskResult[R any] struct {
-	v  R
-	at time.Time
+	v     R
+	at    time.Time
+	taken int
 }
 
 // newTasks returns tasks that keep their results.
@@ -41,40 +45,47 @@ func newTasks[K comparable, R any]() *tasks[K, R] {
 func (ts *tasks[K, R]) start(wg *sync.WaitGroup, k K, f func() R) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.running[k] {
+	if _, ok := ts.running[k]; ok {
 		return false
 	}
 	if ts.running == nil {
-		ts.running = map[K]bool{}
+		ts.running = map[K]int{}
 	}
-	ts.running[k] = true
+	ts.running[k] = 0
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		v := f()
 		ts.mu.Lock()
 		defer ts.mu.Unlock()
+		taken := ts.running[k]
 		delete(ts.running, k)
 		if ts.done != nil {
-			ts.done[k] = taskResult[R]{v: v, at: time.Now()}
+			ts.done[k] = taskResult[R]{v: v, at: time.Now(), taken: taken}
 		}
 	}()
 	return true
 }
 
-// take returns and drops k's result, if one came since the last take.
+// take returns and drops k's result, if one came since the last take,
+// and counts the take against the call of k still running.
 func (ts *tasks[K, R]) take(k K) (taskResult[R], bool) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
+	if n, ok := ts.running[k]; ok {
+		ts.running[k] = n + 1
+	}
 	r, ok := ts.done[k]
 	delete(ts.done, k)
+	r.taken++
 	return r, ok
 }
 
 // answerKeep is how long the report loop uses an answer it asked for
-// in the background: a few ticks (a second without reports); the
-// prober uses its answers until the next ask, too, when the ticks are
-// slower (prober.go).
+// in the background: a few ticks (a second without reports), and
+// however old it is when it answers the loop's previous ask (the
+// prober's rule, prober.go; joinerCaughtUp's): a loop whose ticks are
+// slower still gets the answer to what it asked last time.
 func (g *Group) answerKeep() time.Duration {
 	return max(3*g.cfg.ReportInterval, time.Second)
 }

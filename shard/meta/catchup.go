@@ -49,10 +49,17 @@ type joiner interface {
 // answers must not hold up the report loop), and a later tick takes the
 // answer as the new mark, so the mark trails the leader by about one
 // report interval's writes and a joiner far behind is never ready. An
-// answer older than answerKeep when the loop gets to it is dropped: the
-// leader has gone on since. It asks only once the configuration lists
-// this node: that entry is then in the leader's log, so the mark is at
-// or after it.
+// answer is the mark when it is at most answerKeep old, or however old
+// it is when it answers the previous tick's ask: ticks slower than
+// answerKeep (a shard-leader step, a proposal or a configuration change
+// still on the loop) would otherwise drop every answer and never have
+// a mark. An older mark is still an index the leader had reached, a
+// lower bound of its log: a joiner at it trails by about one tick's
+// writes. An answer older than answerKeep to an ask from before the
+// previous tick (the loop went on while it was in flight) is dropped:
+// the leader has gone on since. It asks only once the configuration
+// lists this node: that entry is then in the leader's log, so the mark
+// is at or after it.
 func (g *Group) joinerCaughtUp(id uint64, st joiner, applied uint64) bool {
 	config, err := st.Members()
 	if err != nil || !listed(g.cfg.ID, config) {
@@ -62,7 +69,7 @@ func (g *Group) joinerCaughtUp(id uint64, st joiner, applied uint64) bool {
 		switch {
 		case r.v.err != nil:
 			g.log.Debug("ask a shard's leader for its last index", "shard", id, "leader", r.v.leader, "err", r.v.err)
-		case time.Since(r.at) <= g.answerKeep():
+		case r.taken <= 1 || time.Since(r.at) <= g.answerKeep():
 			g.joinMarks[id] = r.v.last
 		}
 	}

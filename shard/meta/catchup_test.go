@@ -45,7 +45,8 @@ func bareGroup(t *testing.T, id string, ask func(ctx context.Context, shard uint
 func (ts *tasks[K, R]) busy(k K) bool {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	return ts.running[k]
+	_, ok := ts.running[k]
+	return ok
 }
 
 // asked waits until g's ask of shard id's leader ended.
@@ -147,18 +148,63 @@ func TestAStalledShardLeaderDoesNotHoldUpTheJoinersLoop(t *testing.T) {
 	require.True(t, j.caughtUp(g, 1), "the answer, taken on a later tick, is the mark")
 	require.Equal(t, int64(1), asks.Load(), "one ask in flight at a time")
 
-	// An answer the loop gets to only once it is old is no mark: the
-	// leader has gone on since.
+	// An answer older than the loop's keep that answers an ask from
+	// before the previous tick (the loop went on while it was in
+	// flight) is no mark: the leader has gone on since.
+	hold := make(chan struct{})
+	release = hold
 	delete(g.joinMarks, 1)
-	require.False(t, j.caughtUp(g, 1))
+	require.False(t, j.caughtUp(g, 1), "asks again")
+	require.False(t, j.caughtUp(g, 1), "a tick while the ask is in flight")
+	close(hold)
 	asked(t, g, 1)
 	g.leaderAsks.mu.Lock()
 	r := g.leaderAsks.done[1]
 	r.at = r.at.Add(-time.Hour)
 	g.leaderAsks.done[1] = r
 	g.leaderAsks.mu.Unlock()
-	require.False(t, j.caughtUp(g, 1), "an old answer")
+	require.False(t, j.caughtUp(g, 1), "an old answer to an ask two ticks back")
 	require.NotContains(t, g.joinMarks, uint64(1))
+}
+
+// Report ticks slower than the loop's keep (synchronous steps still on
+// the loop) do not keep a joiner from ever becoming ready: the answer
+// to the previous tick's ask is the mark however old it is when the
+// tick takes it, an index the shard leader had reached. Before, every
+// such answer was dropped as too old and the tick asked again: no mark,
+// no voter_ready.
+func TestAJoinerBecomesReadyWhileTheReportTicksAreSlow(t *testing.T) {
+	var leaderLast, asks atomic.Uint64
+	leaderLast.Store(1_000)
+	g := bareGroup(t, "n4", func(context.Context, uint64, string) (uint64, error) {
+		asks.Add(1)
+		return leaderLast.Load(), nil
+	})
+	j := &fakeJoiner{config: servers([]string{"n1"}, "n4"), leader: "n1", status: store.Status{AppliedIndex: 1_000}}
+	slowTick := func() bool { // the tick took far longer than the keep
+		t.Helper()
+		asked(t, g, 1)
+		g.leaderAsks.mu.Lock()
+		if r, ok := g.leaderAsks.done[1]; ok {
+			r.at = r.at.Add(-time.Minute)
+			g.leaderAsks.done[1] = r
+		}
+		g.leaderAsks.mu.Unlock()
+		return j.caughtUp(g, 1)
+	}
+	require.False(t, j.caughtUp(g, 1), "no answer yet")
+	require.True(t, slowTick(), "the answer to the previous tick's ask is its mark, however slow the tick")
+	require.Equal(t, uint64(1), asks.Load())
+
+	// Behind the leader as the ticks go on: each slow tick takes the
+	// answer to the one before as the new mark.
+	leaderLast.Store(2_000)
+	delete(g.joinMarks, 1)
+	require.False(t, j.caughtUp(g, 1), "no mark: asks")
+	require.False(t, slowTick(), "1,000 applied of the leader's 2,000")
+	require.Equal(t, uint64(2_000), g.joinMarks[1])
+	j.status.AppliedIndex = 2_000
+	require.True(t, slowTick(), "at its mark")
 }
 
 // The ask goes over the meta Layer to the node that leads the shard,
