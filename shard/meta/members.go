@@ -273,11 +273,14 @@ func (g *Group) addNonvoters() {
 	}
 }
 
-// confirmWait bounds the fresh probe that confirms a node right before
-// the meta leader adds or promotes it (confirmed): the node answered the
-// prober a moment ago, so it answers fast; one that does not now is not
-// added or promoted this tick, and is no candidate until it answers the
-// prober again.
+// confirmWait is the least the fresh probe that confirms a node right
+// before the meta leader adds or promotes it (confirmed) may take: the
+// node answered the prober a moment ago, so it answers about as fast
+// again; the probe may take twice as long as that answer took, up to
+// the probe timeout (prober.confirm), so a far node (a dial and TLS
+// handshake over a long round trip) is confirmed too. One that does not
+// answer now is not added or promoted this tick, and is no candidate
+// until it answers the prober again.
 const confirmWait = 500 * time.Millisecond
 
 // addNonvoter adds node id at addr to the meta group as a nonvoter and
@@ -335,8 +338,8 @@ func (g *Group) nonvoter(id string) bool {
 //     vote to one) that it is about to mark;
 //   - want holds of the map as the FSM has it now (not marked down, not
 //     removed), before the probe and after it;
-//   - the node answers a fresh probe (prober.confirm, within
-//     confirmWait) with this binary's read level, and ok holds of that
+//   - the node answers a fresh probe (prober.confirm, within twice its
+//     last answer's time, at least confirmWait) with this binary's read level, and ok holds of that
 //     answer: one that answered the prober and then died or came back
 //     on an older gsd gets no step.
 //
@@ -353,7 +356,7 @@ func (g *Group) confirmed(id string, addr raft.ServerAddress, want func(members)
 	if !want(g.fsm.members()) {
 		return false, nil
 	}
-	r := g.prober.confirm(id, addr, min(confirmWait, g.probeWait()))
+	r := g.prober.confirm(id, addr, g.probeWait())
 	switch {
 	case r.err != nil:
 		g.log.Debug("a node of a meta member step does not answer now", "node", id, "err", r.err)

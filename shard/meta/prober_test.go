@@ -304,6 +304,7 @@ func TestTheProberAnswersAskedMoreThanKeepApart(t *testing.T) {
 func TestAConfirmationOutranksTheProbeInFlightBeforeIt(t *testing.T) {
 	stub := newStubProbe()
 	p := testProber(t, stub)
+	p.confirmMin = time.Hour // the stub answers when the test says
 	addr := map[string]raft.ServerAddress{"a": "a:1"}
 	p.answers([]string{"a"}, addr) // the background probe, held by stub
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 1 }, 10*time.Second, time.Millisecond)

@@ -18,11 +18,13 @@ import (
 // nonvoterMember is a meta member that answers the probe with this
 // binary's read level and the applied index the test sets, until the
 // test makes it go dark: from then on it accepts connections and never
-// answers (blackholed). Its connections close when the test ends.
+// answers (blackholed). It answers after delay (a far node). Its
+// connections close when the test ends.
 type nonvoterMember struct {
 	addr    string
 	applied atomic.Uint64
 	dark    atomic.Bool
+	delay   atomic.Int64 // a time.Duration
 
 	mu   sync.Mutex
 	held []net.Conn // the connections it holds while dark
@@ -49,6 +51,7 @@ func (m *nonvoterMember) serve(conn net.Conn) {
 		_, _ = io.Copy(io.Discard, conn) // until the prober, light or the test closes it
 		return
 	}
+	time.Sleep(time.Duration(m.delay.Load())) // a far node's round trips
 	_ = writeFrame(conn, fmt.Appendf(nil, `{"reads":%d,"applied":%d}`, readsLevel, m.applied.Load()))
 	conn.Close()
 }
@@ -119,6 +122,56 @@ func TestANonvoterThatWentDarkAfterAnsweringCaughtUpIsNotPromoted(t *testing.T) 
 	x.light()
 	withAnswers(t, g, g.followMap)
 	require.True(t, c.voter("x"), "answering caught up again, it is promoted")
+}
+
+// farDelay is how long a far node takes to answer a probe: longer than
+// confirmWait, well within the probe timeout.
+const farDelay = 700 * time.Millisecond
+
+// A far nonvoter (its answers take longer than confirmWait: a dial and a
+// TLS handshake over a long round trip) that caught up is promoted: the
+// confirmation waits as long as its answers take. Before, the
+// confirmation gave up after confirmWait however long the background
+// probe's answer took, and the group stayed a voter short for good.
+func TestAFarNonvoterThatCaughtUpIsPromoted(t *testing.T) {
+	c, g, x := nonvoterToPromote(t)
+	x.delay.Store(int64(farDelay))
+	tick(t, g) // x's first probe
+	tick(t, g) // its answer takes x's mark; the next probe answers caught up
+	require.False(t, c.voter("x"))
+	g.followMap()
+	require.True(t, c.voter("x"), "its confirmation gave up before its answer came")
+}
+
+// A far node of the map (its answers take longer than confirmWait) is
+// added as a nonvoter: the confirmation waits as long as its answers
+// take.
+func TestAFarNodeIsAdded(t *testing.T) {
+	x := newNonvoterMember(t)
+	x.delay.Store(int64(farDelay))
+	c := newMetaClusterWith(t, 3, func(cfg *Config) { cfg.ReportInterval, cfg.probeTimeout = 0, time.Hour })
+	c.addNodes()
+	c.waitMetaMembers([]string{"n1", "n2", "n3"}, nil)
+	c.propose("n1", Command{Op: OpAddNode, Node: "x", Raft: x.addr, HTTP: "h:x"})
+	g := c.group(c.metaLeader())
+	require.Eventually(t, func() bool { _, ok := g.fsm.members().nodes["x"]; return ok }, 10*time.Second, 5*time.Millisecond)
+	tick(t, g) // x's probe
+	g.followMap()
+	require.True(t, listed("x", c.metaConfig()), "its confirmation gave up before its answer came")
+}
+
+// A confirmation waits twice as long as the node's last answer took, at
+// least confirmWait (one that answered fast, or never), at most the
+// probe timeout.
+func TestAConfirmationWaitsAsLongAsTheNodesAnswersTake(t *testing.T) {
+	for _, c := range []struct{ took, want time.Duration }{
+		{0, confirmWait},
+		{100 * time.Millisecond, confirmWait},
+		{farDelay, 2 * farDelay},
+		{time.Minute, probeTimeout},
+	} {
+		require.Equal(t, c.want, confirmBudget(c.took, confirmWait, probeTimeout), "last answer in %v", c.took)
+	}
 }
 
 // The fresh answer must have the nonvoter applied up to the mark it was
