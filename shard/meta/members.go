@@ -205,7 +205,7 @@ func (g *Group) followMap() {
 		case stepAddNonvoter:
 			// Still a node of the map, not marked down, at this address.
 			var added bool
-			added, err = g.addNonvoter(s.node, addr[s.node], func(m members) bool {
+			added, err = g.addNonvoter(term, s.node, addr[s.node], func(m members) bool {
 				n, ok := m.nodes[s.node]
 				return ok && !m.leaves(s.node) && raft.ServerAddress(n.Raft) == addr[s.node]
 			})
@@ -214,7 +214,7 @@ func (g *Group) followMap() {
 			}
 		case stepPromote:
 			var promoted bool
-			promoted, err = g.promote(s.node, addr[s.node], marks[s.node].index)
+			promoted, err = g.promote(term, s.node, addr[s.node], marks[s.node].index)
 			if err == nil && !promoted {
 				failed[s.node] = true // no handover to it either
 				continue
@@ -243,7 +243,8 @@ func (g *Group) followMap() {
 // answer the probe with this binary's read level (joinable): one back
 // on an older gsd would get entries it cannot read.
 func (g *Group) addNonvoters() {
-	g.prober.lead(g.raft.CurrentTerm())
+	term := g.raft.CurrentTerm()
+	g.prober.lead(term)
 	f := g.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
@@ -267,7 +268,7 @@ func (g *Group) addNonvoters() {
 		if !join[id] {
 			continue // not answering, or reading an older log (down.go)
 		}
-		if _, err := g.addNonvoter(id, addr[id], func(m members) bool { return !m.leaves(id) }); err != nil {
+		if _, err := g.addNonvoter(term, id, addr[id], func(m members) bool { return !m.leaves(id) }); err != nil {
 			g.log.Debug("add meta nonvoter", "id", id, "err", err)
 		}
 	}
@@ -283,17 +284,19 @@ func (g *Group) addNonvoters() {
 // until it answers the prober again.
 const confirmWait = 500 * time.Millisecond
 
-// addNonvoter adds node id at addr to the meta group as a nonvoter and
-// reports whether it did, on a fresh answer with this binary's read
-// level (confirmed): joinable only nominates it.
-func (g *Group) addNonvoter(id string, addr raft.ServerAddress, want func(members) bool) (bool, error) {
-	return g.confirmed(id, addr, want, func(probeAnswer) bool { return true }, func() error {
+// addNonvoter adds node id at addr to the meta group as a nonvoter, in
+// the leadership term the tick that nominated it began in, and reports
+// whether it did, on a fresh answer with this binary's read level
+// (confirmed): joinable only nominates it.
+func (g *Group) addNonvoter(term uint64, id string, addr raft.ServerAddress, want func(members) bool) (bool, error) {
+	return g.confirmed(term, id, addr, want, func(probeAnswer) bool { return true }, func() error {
 		return g.raft.AddNonvoter(raft.ServerID(id), addr, 0, g.cfg.ApplyTimeout).Error()
 	})
 }
 
-// promote makes the meta nonvoter id at addr a voter and reports whether
-// it did, on a fresh answer (confirmed) that has it applied the log up
+// promote makes the meta nonvoter id at addr a voter, in the leadership
+// term the tick that nominated it began in, and reports whether it did,
+// on a fresh answer (confirmed) that has it applied the log up
 // to mark, the mark caughtNonvoters found it caught up against: the
 // prober's answer that nominated it may be a few ticks old, and a
 // nonvoter that died (or was wiped) since would be a dead voter, one
@@ -301,7 +304,7 @@ func (g *Group) addNonvoter(id string, addr raft.ServerAddress, want func(member
 // not marked down or removed, and a nonvoter of the configuration: a
 // mark_down admitted meanwhile took it out, and AddVoter would put it
 // back.
-func (g *Group) promote(id string, addr raft.ServerAddress, mark uint64) (bool, error) {
+func (g *Group) promote(term uint64, id string, addr raft.ServerAddress, mark uint64) (bool, error) {
 	want := func(m members) bool {
 		n, ok := m.nodes[id]
 		return ok && !m.leaves(id) && raft.ServerAddress(n.Raft) == addr && g.nonvoter(id)
@@ -313,7 +316,7 @@ func (g *Group) promote(id string, addr raft.ServerAddress, mark uint64) (bool, 
 		}
 		return true
 	}
-	return g.confirmed(id, addr, want, caught, func() error {
+	return g.confirmed(term, id, addr, want, caught, func() error {
 		return g.raft.AddVoter(raft.ServerID(id), addr, 0, g.cfg.ApplyTimeout).Error()
 	})
 }
@@ -341,12 +344,17 @@ func (g *Group) nonvoter(id string) bool {
 //   - the node answers a fresh probe (prober.confirm, within twice its
 //     last answer's time, at least confirmWait) with this binary's read level, and ok holds of that
 //     answer: one that answered the prober and then died or came back
-//     on an older gsd gets no step.
+//     on an older gsd gets no step;
+//   - the leadership term is still term, the one the tick that
+//     nominated the node began in (checked after the probe, right
+//     before the step): a leader that lost its leadership and won it
+//     back meanwhile would step on a mark or an answer of the earlier
+//     term, which say nothing of this one's log.
 //
 // downMu is held throughout, so a mark_down admitted next sees the step
 // in the configuration, and one being admitted holds the step off until
 // its mark applied.
-func (g *Group) confirmed(id string, addr raft.ServerAddress, want func(members) bool, ok func(probeAnswer) bool, change func() error) (bool, error) {
+func (g *Group) confirmed(term uint64, id string, addr raft.ServerAddress, want func(members) bool, ok func(probeAnswer) bool, change func() error) (bool, error) {
 	g.downMu.Lock()
 	defer g.downMu.Unlock()
 	if g.markingDown > 0 {
@@ -366,6 +374,9 @@ func (g *Group) confirmed(id string, addr raft.ServerAddress, want func(members)
 		return false, nil
 	case !ok(r.a), !want(g.fsm.members()):
 		return false, nil // behind, or marked down or removed while it was probed
+	case g.raft.CurrentTerm() != term:
+		g.log.Debug("a meta member step waits: the leadership term changed since the tick began", "node", id, "term", term)
+		return false, nil
 	}
 	return true, change()
 }

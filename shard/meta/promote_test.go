@@ -1,6 +1,8 @@
 package meta
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -216,6 +218,87 @@ func TestAnswersFromAnEarlierLeadershipDoNotPromote(t *testing.T) {
 	tick(t, g)
 	tick(t, g)
 	require.True(t, c.voter("x"), "caught up with the new term's log, it is promoted")
+}
+
+// flipOnConfirm makes g's next confirmation probe (the one a member
+// step waits for, on the tick's goroutine: its context has a deadline,
+// the background probes' has none) first hand g's meta leadership to
+// another voter and win it back: a leadership lost and regained within
+// one tick (term N to N+2). It returns the errors of the handovers.
+func flipOnConfirm(t *testing.T, c *metaCluster, g *Group) (errs func() []error) {
+	t.Helper()
+	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond)
+	var mu sync.Mutex
+	var out []error
+	var once sync.Once
+	probe := g.prober.probe
+	wait := func(leader func() bool) error {
+		for range 2000 {
+			if leader() {
+				return nil
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return fmt.Errorf("no leader after the handover")
+	}
+	g.prober.probe = func(ctx context.Context, addr raft.ServerAddress) (probeAnswer, error) {
+		if _, confirming := ctx.Deadline(); confirming {
+			once.Do(func() {
+				id := c.metaLeader()
+				other := c.ids[(indexOf(c.ids, id)+1)%3]
+				err := errors.Join(g.raft.LeadershipTransferToServer(raft.ServerID(other), c.servers[indexOf(c.ids, other)].Address).Error(),
+					wait(c.group(other).IsLeader),
+					c.group(other).raft.LeadershipTransferToServer(raft.ServerID(id), c.servers[indexOf(c.ids, id)].Address).Error(),
+					wait(g.IsLeader))
+				mu.Lock()
+				out = append(out, err)
+				mu.Unlock()
+			})
+		}
+		return probe(ctx, addr)
+	}
+	return func() []error {
+		mu.Lock()
+		defer mu.Unlock()
+		return out
+	}
+}
+
+// A leadership lost and won back within one tick (while the nonvoter's
+// confirmation probe is out) does not promote on the marks and answers
+// of the tick's earlier term: the step checks the term right before
+// AddVoter. The next ticks, in the new term, promote it on a mark of
+// their own.
+func TestALeadershipRegainedWithinATickDoesNotPromoteOnTheEarlierTerm(t *testing.T) {
+	c, g, _ := nonvoterToPromote(t)
+	tick(t, g)
+	tick(t, g) // x's answer, caught up, nominates it at the next tick
+	term := g.raft.CurrentTerm()
+	errs := flipOnConfirm(t, c, g)
+	tick(t, g)
+	require.Equal(t, []error{nil}, errs(), "the leadership went and came back during the confirmation")
+	require.Greater(t, g.raft.CurrentTerm(), term)
+	require.False(t, c.voter("x"), "promoted in a later term on the tick's earlier one")
+	require.Eventually(t, func() bool { tick(t, g); return c.voter("x") }, 20*time.Second, 5*time.Millisecond,
+		"promoted on the new term's mark")
+}
+
+// Nor is a node added in a term later than the one its tick began in.
+func TestALeadershipRegainedWithinATickDoesNotAdd(t *testing.T) {
+	x := newNonvoterMember(t)
+	c := newMetaClusterWith(t, 3, func(cfg *Config) { cfg.ReportInterval, cfg.probeTimeout = 0, time.Hour })
+	c.addNodes()
+	c.waitMetaMembers([]string{"n1", "n2", "n3"}, nil)
+	c.propose("n1", Command{Op: OpAddNode, Node: "x", Raft: x.addr, HTTP: "h:x"})
+	g := c.group(c.metaLeader())
+	require.Eventually(t, func() bool { _, ok := g.fsm.members().nodes["x"]; return ok }, 10*time.Second, 5*time.Millisecond)
+	tick(t, g) // x's probe
+	errs := flipOnConfirm(t, c, g)
+	tick(t, g)
+	require.Equal(t, []error{nil}, errs())
+	require.False(t, listed("x", c.metaConfig()), "added in a later term on the tick's earlier one")
+	require.Eventually(t, func() bool { tick(t, g); return listed("x", c.metaConfig()) }, 20*time.Second, 5*time.Millisecond,
+		"added in the new term")
 }
 
 // A node the map removed, or marked down, is known afresh: the answers
