@@ -397,3 +397,25 @@ func TestTheProberDropsTheAnswersOfAnEarlierTerm(t *testing.T) {
 	require.Equal(t, uint64(9), res["a"].a.Applied)
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 4 }, 10*time.Second, time.Millisecond)
 }
+
+// A probe still in flight when its node is forgotten (the map removed it
+// or marked it down) records its answer where nobody reads it: the node,
+// listed again, is known afresh, with no answer until a probe of its
+// own answers.
+func TestTheProberForgetsANodeWhoseProbeIsInFlight(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	p.answers([]string{"a"}, addr) // held by stub
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 1 }, 10*time.Second, time.Millisecond)
+	p.forget(func(id string) bool { return id == "a" })
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 7}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond, "the forgotten node's probe ends")
+	res, _ := p.answers([]string{"a"}, addr)
+	require.Empty(t, res, "the answer of a probe started before the node was forgotten counts")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond, "probed afresh")
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 8}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	res, _ = p.answers([]string{"a"}, addr)
+	require.Equal(t, uint64(8), res["a"].a.Applied)
+}
