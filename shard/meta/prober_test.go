@@ -386,16 +386,23 @@ func TestTheProberDropsTheAnswersOfAnEarlierTerm(t *testing.T) {
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond)
 
 	p.lead(2)
-	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 8}} // the term-1 probe ends
-	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
-	res, _ = p.answers([]string{"a"}, addr)
+	res = answerThenAsk(t, p, stub, 8) // the term-1 probe ends
 	require.Empty(t, res, "an answer asked for in term 1 counts in term 2")
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 3 }, 10*time.Second, time.Millisecond, "term 2 probes afresh")
-	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 9}}
-	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
-	res, _ = p.answers([]string{"a"}, addr)
+	res = answerThenAsk(t, p, stub, 9)
 	require.Equal(t, uint64(9), res["a"].a.Applied)
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 4 }, 10*time.Second, time.Millisecond)
+}
+
+// answerThenAsk has stub answer node a's probe in flight (at a:1) with
+// applied, waits for the probe to end, and returns p's answers for a
+// (which start its next probe).
+func answerThenAsk(t *testing.T, p *prober, stub *stubProbe, applied uint64) map[string]probeResult {
+	t.Helper()
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: applied}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond, "the probe ends")
+	res, _ := p.answers([]string{"a"}, map[string]raft.ServerAddress{"a": "a:1"})
+	return res
 }
 
 // A probe still in flight when its node is forgotten (the map removed it
@@ -409,13 +416,7 @@ func TestTheProberForgetsANodeWhoseProbeIsInFlight(t *testing.T) {
 	p.answers([]string{"a"}, addr) // held by stub
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 1 }, 10*time.Second, time.Millisecond)
 	p.forget(func(id string) bool { return id == "a" })
-	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 7}}
-	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond, "the forgotten node's probe ends")
-	res, _ := p.answers([]string{"a"}, addr)
-	require.Empty(t, res, "the answer of a probe started before the node was forgotten counts")
+	require.Empty(t, answerThenAsk(t, p, stub, 7), "the answer of a probe started before the node was forgotten counts")
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond, "probed afresh")
-	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 8}}
-	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
-	res, _ = p.answers([]string{"a"}, addr)
-	require.Equal(t, uint64(8), res["a"].a.Applied)
+	require.Equal(t, uint64(8), answerThenAsk(t, p, stub, 8)["a"].a.Applied)
 }
