@@ -42,16 +42,36 @@ type joiner interface {
 }
 
 // joinerCaughtUp reports whether this node, joining shard id with
-// replica st, which applied the log up to applied, has reached its mark: the shard leader's
-// last index when this node last asked. When it has not, it asks again
-// for the next tick's look, so the mark trails the leader by at most one
-// report interval's writes and a joiner far behind is never ready.
-// It asks only once the configuration lists this node: that entry is
-// then in the leader's log, so the mark is at or after it.
+// replica st, which applied the log up to applied, has reached its
+// mark: the shard leader's last index when it answered this node's
+// latest ask. When it has not, it asks again, in the background
+// (background.go: a leader that accepts the connection and never
+// answers must not hold up the report loop), and a later tick takes the
+// answer as the new mark, so the mark trails the leader by about one
+// report interval's writes and a joiner far behind is never ready. An
+// answer is the mark when it is at most answerKeep old, or however old
+// it is when it answers the previous tick's ask: ticks slower than
+// answerKeep (a shard-leader step, a proposal or a configuration change
+// still on the loop) would otherwise drop every answer and never have
+// a mark. An older mark is still an index the leader had reached, a
+// lower bound of its log: a joiner at it trails by about one tick's
+// writes. An answer older than answerKeep to an ask from before the
+// previous tick (the loop went on while it was in flight) is dropped:
+// the leader has gone on since. It asks only once the configuration
+// lists this node: that entry is then in the leader's log, so the mark
+// is at or after it.
 func (g *Group) joinerCaughtUp(id uint64, st joiner, applied uint64) bool {
 	config, err := st.Members()
 	if err != nil || !listed(g.cfg.ID, config) {
 		return false
+	}
+	if r, ok := g.leaderAsks.take(id); ok {
+		switch {
+		case r.v.err != nil:
+			g.log.Debug("ask a shard's leader for its last index", "shard", id, "leader", r.v.leader, "err", r.v.err)
+		case r.taken <= 1 || time.Since(r.at) <= g.answerKeep():
+			g.joinMarks[id] = r.v.last
+		}
 	}
 	if mark, ok := g.joinMarks[id]; ok && caughtUp(mark, applied) {
 		return true
@@ -60,15 +80,21 @@ func (g *Group) joinerCaughtUp(id uint64, st joiner, applied uint64) bool {
 	if leader == "" || leader == g.cfg.ID {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(g.stopCtx, probeTimeout)
-	defer cancel()
-	last, err := g.askLast(ctx, id, leader)
-	if err != nil {
-		g.log.Debug("ask a shard's leader for its last index", "shard", id, "leader", leader, "err", err)
-		return false
-	}
-	g.joinMarks[id] = last
-	return caughtUp(last, applied)
+	g.leaderAsks.start(&g.wg, id, func() askedLast {
+		ctx, cancel := context.WithTimeout(g.stopCtx, probeTimeout)
+		defer cancel()
+		last, err := g.askLast(ctx, id, leader)
+		return askedLast{leader: leader, last: last, err: err}
+	})
+	return false
+}
+
+// askedLast is a shard leader's answer to a joiner's ask, or why there
+// was none.
+type askedLast struct {
+	leader string
+	last   uint64
+	err    error
 }
 
 // leaderLast asks node leader, by its address in the meta map, for its

@@ -104,13 +104,13 @@ func TestAddNonvoterChecksTheMapBeforeAndAfterItsProbe(t *testing.T) {
 	c := newMetaClusterWith(t, 3, func(cfg *Config) { cfg.ReportInterval = 0 })
 	x, _, probes := countingMember(t, readsLevel)
 	g := c.group(c.metaLeader())
-	added, err := g.addNonvoter("x", raft.ServerAddress(x), func(members) bool { return false })
+	added, err := g.addNonvoter(g.raft.CurrentTerm(), "x", raft.ServerAddress(x), func(members) bool { return false })
 	require.NoError(t, err)
 	require.False(t, added)
 	require.Zero(t, probes(), "not probed: the map leaves it out")
 
 	calls := 0
-	added, err = g.addNonvoter("x", raft.ServerAddress(x), func(members) bool { calls++; return calls == 1 })
+	added, err = g.addNonvoter(g.raft.CurrentTerm(), "x", raft.ServerAddress(x), func(members) bool { calls++; return calls == 1 })
 	require.NoError(t, err)
 	require.False(t, added, "left out of the map while it was probed")
 	require.Equal(t, int64(1), probes())

@@ -26,5 +26,6 @@
 // nodes (members.go; the nodes are probed off the loop, prober.go), and
 // shard voter replacements move on
 // (reconcile.go; a joiner catches up with the shard's leader,
-// catchup.go, and starts from a clean directory, joindir.go).
+// catchup.go, and starts from a clean directory, joindir.go; the calls
+// that wait on another node run off the loop, background.go).
 package meta

@@ -29,18 +29,20 @@ import (
 //     included, ever reaches the target.
 //   - Nothing adds it back while it is marked down, and the leader adds
 //     a node to the meta group only on a fresh answer to the probe with
-//     this binary's read level (members.go's addNonvoter: the prober's
+//     this binary's read level (members.go's confirmed: the prober's
 //     answers only nominate it, joinable; the leader then probes it
 //     again right before AddNonvoter and re-reads the down marks and
-//     removals from its FSM, after that probe): a node that comes back,
+//     removals from its FSM, after that probe; a promotion alike): a
+//     node that comes back,
 //     marked or not, takes the log from where it stopped or a snapshot
 //     only if it reads everything this leader's log can hold, and one
 //     that answered the prober and then died or came back on an older
 //     gsd is not added on that answer.
-//   - No add runs while a mark_down is admitted and proposed (the
-//     leader's markingDown): an add finished before admitDown reads the
-//     configuration is in it, so the node is probed and taken out (or
-//     the mark refused); an add after it sees the mark in the FSM.
+//   - No add or promotion runs while a mark_down is admitted and
+//     proposed (the leader's markingDown): one finished before
+//     admitDown reads the configuration is in it, so the node is probed
+//     and taken out (or the mark refused); one after it sees the mark
+//     in the FSM.
 //   - Every other member, still in the configuration, must read
 //     mark_down (level 5) as for any gated command.
 //

@@ -135,8 +135,12 @@ type Group struct {
 	// loop's only.
 	joinMarks map[uint64]uint64
 	// askLast asks a shard's leader for its last log index (leaderLast;
-	// tests stand in for it).
-	askLast func(ctx context.Context, shard uint64, leader string) (uint64, error)
+	// tests stand in for it); leaderAsks runs those asks off the loop,
+	// one per shard at a time, and proposals the loop's replacement
+	// steps (background.go).
+	askLast    func(ctx context.Context, shard uint64, leader string) (uint64, error)
+	leaderAsks *tasks[uint64, askedLast]
+	proposals  tasks[stepKey, struct{}]
 	// memberMarks is, per meta nonvoter, this leader's last log index
 	// when it last took the nonvoter's answer of how far it applied
 	// (with the prober's probe number then), and barrierTerm the term
@@ -148,8 +152,8 @@ type Group struct {
 	// loop (prober.go); its state is behind its own lock.
 	prober *prober
 	// downMu guards markingDown, the mark_down commands being admitted
-	// and proposed on this leader; an add (addNonvoter) holds it from
-	// its checks to its configuration change (members.go).
+	// and proposed on this leader; an add or promotion (confirmed) holds
+	// it from its checks to its configuration change (members.go).
 	downMu      sync.Mutex
 	markingDown int
 
@@ -186,12 +190,11 @@ func Open(mgr *shard.Manager, cfg Config) (*Group, error) {
 // start runs Raft for the meta group; it closes l when it fails.
 func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group, err error) {
 	g := &Group{cfg: cfg, mgr: mgr, fsm: NewFSM(cfg.Membership), joinMarks: map[uint64]uint64{},
-		memberMarks: map[string]memberMark{}, log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
+		leaderAsks: newTasks[uint64, askedLast](), memberMarks: map[string]memberMark{},
+		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
-	// An answer serves a few ticks (a second without reports), or until
-	// the next ask when the ticks are slower (prober.go).
-	g.prober = newProber(g.stopCtx, g.probeMember, max(3*cfg.ReportInterval, time.Second))
+	g.prober = newProber(g.stopCtx, g.probeMember, g.answerKeep())
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
@@ -365,8 +368,8 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %s does not lead", ErrNotLeader, g.cfg.ID)
 	}
 	if c.Op == OpMarkDown {
-		// No add between admitDown's look at the configuration and the
-		// mark's apply (members.go's addNonvoter).
+		// No add or promotion between admitDown's look at the
+		// configuration and the mark's apply (members.go's confirmed).
 		defer g.markDown()()
 	}
 	if err := g.admit(ctx, c); err != nil {
@@ -386,6 +389,9 @@ func (g *Group) apply(ctx context.Context, c Command) (Result, error) {
 	a, ok := f.Response().(*Applied)
 	if !ok {
 		return Result{}, fmt.Errorf("meta apply: unexpected response %T", f.Response())
+	}
+	if a.Err == nil && (c.Op == OpMarkDown || c.Op == OpRemoveNode) { // answers from before they left: prober.go
+		g.prober.forget(func(id string) bool { return id == c.Node || slices.Contains(c.Nodes, id) })
 	}
 	res := a.Result
 	res.Index = f.Index()

@@ -128,15 +128,21 @@ func (g *Group) following() bool {
 // Once per term it first waits for its FSM to apply what earlier
 // leaders committed (a Barrier): a new leader's map can lag its log,
 // and a step decided from it (removing a member that a committed
-// add_node listed again) would be wrong.
+// add_node listed again) would be wrong. A new term also starts the
+// nonvoters' marks and the prober's answers afresh: those of an earlier
+// leadership (this node's, before it lost it) say nothing of this
+// leader's log.
 func (g *Group) followMap() {
-	if term := g.raft.CurrentTerm(); term != g.barrierTerm {
+	term := g.raft.CurrentTerm()
+	if term != g.barrierTerm {
 		if err := g.raft.Barrier(g.cfg.ApplyTimeout).Error(); err != nil {
 			g.log.Debug("wait for the meta FSM before changing members", "err", err)
 			return
 		}
 		g.barrierTerm = term
+		clear(g.memberMarks)
 	}
+	g.prober.lead(term)
 	f := g.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
@@ -148,9 +154,12 @@ func (g *Group) followMap() {
 		addr[string(s.ID)] = s.Address
 	}
 	// A member taken out (here, or by admitDown on a request's
-	// goroutine, which must not touch the loop's marks) starts afresh
-	// if it is ever added back.
-	maps.DeleteFunc(g.memberMarks, func(id string, _ memberMark) bool { _, in := addr[id]; return !in })
+	// goroutine, which must not touch the loop's marks), or one the map
+	// removed or marked down, starts afresh if it is ever added back:
+	// no answer or mark from before counts then (Group.apply forgets
+	// the prober's answers as soon as the leader applies the command).
+	maps.DeleteFunc(g.memberMarks, func(id string, _ memberMark) bool { _, in := addr[id]; return !in || m.leaves(id) })
+	g.prober.forget(m.leaves)
 	for id, n := range m.nodes {
 		addr[id] = raft.ServerAddress(n.Raft)
 	}
@@ -169,6 +178,9 @@ func (g *Group) followMap() {
 		}
 	}
 	var caught map[string]bool
+	// The marks the nonvoters are caught up against: a promotion checks
+	// its fresh answer against the same one (promote).
+	marks := maps.Clone(g.memberMarks)
 	if have < metaVoters(g.cfg.Voters, len(m.nodes)) {
 		caught = g.caughtNonvoters(nonvoters, addr)
 	}
@@ -193,7 +205,7 @@ func (g *Group) followMap() {
 		case stepAddNonvoter:
 			// Still a node of the map, not marked down, at this address.
 			var added bool
-			added, err = g.addNonvoter(s.node, addr[s.node], func(m members) bool {
+			added, err = g.addNonvoter(term, s.node, addr[s.node], func(m members) bool {
 				n, ok := m.nodes[s.node]
 				return ok && !m.leaves(s.node) && raft.ServerAddress(n.Raft) == addr[s.node]
 			})
@@ -201,7 +213,12 @@ func (g *Group) followMap() {
 				continue
 			}
 		case stepPromote:
-			err = g.raft.AddVoter(raft.ServerID(s.node), addr[s.node], 0, g.cfg.ApplyTimeout).Error()
+			var promoted bool
+			promoted, err = g.promote(term, s.node, addr[s.node], marks[s.node].index)
+			if err == nil && !promoted {
+				failed[s.node] = true // no handover to it either
+				continue
+			}
 		case stepRemove:
 			err = g.raft.RemoveServer(raft.ServerID(s.node), 0, g.cfg.ApplyTimeout).Error()
 			delete(g.memberMarks, s.node)
@@ -226,6 +243,8 @@ func (g *Group) followMap() {
 // answer the probe with this binary's read level (joinable): one back
 // on an older gsd would get entries it cannot read.
 func (g *Group) addNonvoters() {
+	term := g.raft.CurrentTerm()
+	g.prober.lead(term)
 	f := g.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
@@ -249,63 +268,123 @@ func (g *Group) addNonvoters() {
 		if !join[id] {
 			continue // not answering, or reading an older log (down.go)
 		}
-		if _, err := g.addNonvoter(id, addr[id], func(m members) bool { return !m.leaves(id) }); err != nil {
+		if _, err := g.addNonvoter(term, id, addr[id], func(m members) bool { return !m.leaves(id) }); err != nil {
 			g.log.Debug("add meta nonvoter", "id", id, "err", err)
 		}
 	}
 }
 
-// confirmWait bounds the fresh probe that confirms a node right before
-// the meta leader adds it (addNonvoter): the node answered the prober a
-// moment ago, so it answers fast; one that does not now is not added
-// this tick, and is no candidate until it answers the prober again.
+// confirmWait is the least the fresh probe that confirms a node right
+// before the meta leader adds or promotes it (confirmed) may take: the
+// node answered the prober a moment ago, so it answers about as fast
+// again; the probe may take twice as long as that answer took, up to
+// the probe timeout (prober.confirm), so a far node (a dial and TLS
+// handshake over a long round trip) is confirmed too. One that does not
+// answer now is not added or promoted this tick, and is no candidate
+// until it answers the prober again.
 const confirmWait = 500 * time.Millisecond
 
-// addNonvoter adds node id at addr to the meta group as a nonvoter and
-// reports whether it did. joinable only nominates it (an answer up to a
-// few ticks old); the add needs more, checked right before it:
+// addNonvoter adds node id at addr to the meta group as a nonvoter, in
+// the leadership term the tick that nominated it began in, and reports
+// whether it did, on a fresh answer with this binary's read level
+// (confirmed): joinable only nominates it.
+func (g *Group) addNonvoter(term uint64, id string, addr raft.ServerAddress, want func(members) bool) (bool, error) {
+	return g.confirmed(term, id, addr, want, func(probeAnswer) bool { return true }, func() error {
+		return g.raft.AddNonvoter(raft.ServerID(id), addr, 0, g.cfg.ApplyTimeout).Error()
+	})
+}
+
+// promote makes the meta nonvoter id at addr a voter, in the leadership
+// term the tick that nominated it began in, and reports whether it did,
+// on a fresh answer (confirmed) that has it applied the log up
+// to mark, the mark caughtNonvoters found it caught up against: the
+// prober's answer that nominated it may be a few ticks old, and a
+// nonvoter that died (or was wiped) since would be a dead voter, one
+// fewer failure the group survives. It must still be a node of the map,
+// not marked down or removed, and a nonvoter of the configuration: a
+// mark_down admitted meanwhile took it out, and AddVoter would put it
+// back.
+func (g *Group) promote(term uint64, id string, addr raft.ServerAddress, mark uint64) (bool, error) {
+	want := func(m members) bool {
+		n, ok := m.nodes[id]
+		return ok && !m.leaves(id) && raft.ServerAddress(n.Raft) == addr && g.nonvoter(id)
+	}
+	caught := func(a probeAnswer) bool {
+		if a.Applied < mark {
+			g.log.Debug("a meta nonvoter to promote is behind its mark now", "node", id, "applied", a.Applied, "mark", mark)
+			return false
+		}
+		return true
+	}
+	return g.confirmed(term, id, addr, want, caught, func() error {
+		return g.raft.AddVoter(raft.ServerID(id), addr, 0, g.cfg.ApplyTimeout).Error()
+	})
+}
+
+// nonvoter reports whether the meta configuration holds id as a
+// nonvoter.
+func (g *Group) nonvoter(id string) bool {
+	f := g.raft.GetConfiguration()
+	_ = f.Error() // waits for it; a failed one holds no server: not a nonvoter
+	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool {
+		return string(s.ID) == id && s.Suffrage != raft.Voter
+	})
+}
+
+// confirmed takes a member step for node id at addr (change: an add or
+// a promotion) and reports whether it did. The prober's answers only
+// nominate a node; the step needs more, checked right before it:
 //
 //   - no mark_down is being admitted (markingDown): admitDown decides
 //     from the configuration whether to take its nodes out before the
-//     mark, and an add it did not see would put a node back that it is
-//     about to mark;
+//     mark, and a step it did not see would put a node back (or give a
+//     vote to one) that it is about to mark;
 //   - want holds of the map as the FSM has it now (not marked down, not
 //     removed), before the probe and after it;
-//   - the node answers a fresh probe (prober.confirm, within
-//     confirmWait) with this binary's read level: one that answered the
-//     prober and then died or came back on an older gsd is not added.
+//   - the node answers a fresh probe (prober.confirm, within twice its
+//     last answer's time, at least confirmWait) with this binary's read level, and ok holds of that
+//     answer: one that answered the prober and then died or came back
+//     on an older gsd gets no step;
+//   - the leadership term is still term, the one the tick that
+//     nominated the node began in (checked after the probe, right
+//     before the step): a leader that lost its leadership and won it
+//     back meanwhile would step on a mark or an answer of the earlier
+//     term, which say nothing of this one's log.
 //
-// downMu is held throughout, so a mark_down admitted next sees the node
-// in the configuration, and one being admitted holds the add off until
+// downMu is held throughout, so a mark_down admitted next sees the step
+// in the configuration, and one being admitted holds the step off until
 // its mark applied.
-func (g *Group) addNonvoter(id string, addr raft.ServerAddress, want func(members) bool) (bool, error) {
+func (g *Group) confirmed(term uint64, id string, addr raft.ServerAddress, want func(members) bool, ok func(probeAnswer) bool, change func() error) (bool, error) {
 	g.downMu.Lock()
 	defer g.downMu.Unlock()
 	if g.markingDown > 0 {
-		g.log.Debug("a node to add to the meta group waits: a mark_down is being admitted", "node", id)
+		g.log.Debug("a meta member step waits: a mark_down is being admitted", "node", id)
 		return false, nil
 	}
 	if !want(g.fsm.members()) {
 		return false, nil
 	}
-	r := g.prober.confirm(id, addr, min(confirmWait, g.probeWait()))
+	r := g.prober.confirm(id, addr, g.probeWait())
 	switch {
 	case r.err != nil:
-		g.log.Debug("a node to add to the meta group does not answer now", "node", id, "err", r.err)
+		g.log.Debug("a node of a meta member step does not answer now", "node", id, "err", r.err)
 		return false, nil
 	case r.a.Reads < readsLevel:
-		g.log.Warn("a node of the map reads an older meta log: not added to the meta group until it is upgraded", "node", id, "reads", r.a.Reads, "need", readsLevel)
+		g.log.Warn("a node of the map reads an older meta log: not added to the meta group or promoted until it is upgraded", "node", id, "reads", r.a.Reads, "need", readsLevel)
 		return false, nil
-	case !want(g.fsm.members()):
-		return false, nil // marked down or removed while it was probed
+	case !ok(r.a), !want(g.fsm.members()):
+		return false, nil // behind, or marked down or removed while it was probed
+	case g.raft.CurrentTerm() != term:
+		g.log.Debug("a meta member step waits: the leadership term changed since the tick began", "node", id, "term", term)
+		return false, nil
 	}
-	return true, g.raft.AddNonvoter(raft.ServerID(id), addr, 0, g.cfg.ApplyTimeout).Error()
+	return true, change()
 }
 
-// markDown tells addNonvoter that a mark_down is being admitted and
+// markDown tells confirmed that a mark_down is being admitted and
 // proposed, until the returned func is called (once it applied, or
-// failed). It waits for an add in progress: admitDown then sees it in
-// the configuration.
+// failed). It waits for an add or a promotion in progress: admitDown
+// then sees it in the configuration.
 func (g *Group) markDown() (done func()) {
 	g.downMu.Lock()
 	g.markingDown++
@@ -382,7 +461,8 @@ func (g *Group) checkJoiner(ctx context.Context, c Command) error {
 // call starts), so a nonvoter is promoted once it trails by about one
 // report interval. A nonvoter with no answer since its mark (its probe
 // still in flight, or failed) is not caught up this tick. A member on
-// an older binary answers no index and is never promoted.
+// an older binary answers no index and is never promoted. Caught up
+// only nominates a nonvoter: promote confirms it on a fresh answer.
 func (g *Group) caughtNonvoters(ids []string, addr map[string]raft.ServerAddress) map[string]bool {
 	last := g.raft.LastIndex() // before the probes answers starts
 	res, seq := g.prober.answers(ids, addr)

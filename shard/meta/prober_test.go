@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"sync"
@@ -20,13 +21,21 @@ import (
 // connections it accepted. Its connections close when the test ends.
 func stalledMember(t *testing.T) (addr string, accepted func() int) {
 	t.Helper()
+	return serveConns(t, func(conn net.Conn) { _, _ = io.Copy(io.Discard, conn) })
+}
+
+// serveConns accepts connections at a loopback address and serves each
+// on a goroutine of its own; it returns the address and how many
+// connections it accepted. The listener and every connection close when
+// the test ends.
+func serveConns(t *testing.T, serve func(net.Conn)) (addr string, accepted func() int) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	var mu sync.Mutex
 	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var accepting, serving sync.WaitGroup
+	accepting.Go(func() {
 		for {
 			conn, err := l.Accept()
 			if err != nil {
@@ -35,16 +44,18 @@ func stalledMember(t *testing.T) (addr string, accepted func() int) {
 			mu.Lock()
 			conns = append(conns, conn)
 			mu.Unlock()
+			serving.Go(func() { serve(conn) })
 		}
-	}()
+	})
 	t.Cleanup(func() {
 		l.Close()
-		<-done
+		accepting.Wait()
 		mu.Lock()
-		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
+		mu.Unlock()
+		serving.Wait()
 	})
 	return l.Addr().String(), func() int {
 		mu.Lock()
@@ -81,16 +92,12 @@ func TestABlackholedNodeDoesNotStallTheMetaLeadersReportLoop(t *testing.T) {
 	c.waitMetaMembers([]string{"n1", "n2", "n3"}, nil)
 }
 
-// idle reports whether no probe of p is in flight.
+// idle reports whether no probe of p is in flight (of a node it knows,
+// or one lead or forget dropped).
 func (p *prober) idle() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, st := range p.nodes {
-		if st.inflight {
-			return false
-		}
-	}
-	return true
+	return p.running == 0
 }
 
 // started is the number of probes p started.
@@ -297,6 +304,7 @@ func TestTheProberAnswersAskedMoreThanKeepApart(t *testing.T) {
 func TestAConfirmationOutranksTheProbeInFlightBeforeIt(t *testing.T) {
 	stub := newStubProbe()
 	p := testProber(t, stub)
+	p.confirmMin = time.Hour // the stub answers when the test says
 	addr := map[string]raft.ServerAddress{"a": "a:1"}
 	p.answers([]string{"a"}, addr) // the background probe, held by stub
 	require.Eventually(t, func() bool { return stub.calls("a:1") == 1 }, 10*time.Second, time.Millisecond)
@@ -358,4 +366,57 @@ func TestANonvoterIsCaughtUpOnlyOnAnAnswerAskedAfterItsMark(t *testing.T) {
 	require.Eventually(t, g.prober.idle, 10*time.Second, time.Millisecond)
 	require.Empty(t, g.caughtNonvoters(ids, addr))
 	require.Equal(t, before, g.memberMarks["x"])
+}
+
+// A new leadership term drops every answer and backoff of the earlier
+// one, also the one that would serve until the next ask; a probe in
+// flight across the change records its answer where the new term does
+// not read it. The same term again keeps them.
+func TestTheProberDropsTheAnswersOfAnEarlierTerm(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	p.lead(1)
+	p.answers([]string{"a"}, addr)
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: 7}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond)
+	p.lead(1)
+	res, _ := p.answers([]string{"a"}, addr) // starts the next probe, held by stub
+	require.Equal(t, uint64(7), res["a"].a.Applied, "the same term keeps its answers")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond)
+
+	p.lead(2)
+	res = answerThenAsk(t, p, stub, 8) // the term-1 probe ends
+	require.Empty(t, res, "an answer asked for in term 1 counts in term 2")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 3 }, 10*time.Second, time.Millisecond, "term 2 probes afresh")
+	res = answerThenAsk(t, p, stub, 9)
+	require.Equal(t, uint64(9), res["a"].a.Applied)
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 4 }, 10*time.Second, time.Millisecond)
+}
+
+// answerThenAsk has stub answer node a's probe in flight (at a:1) with
+// applied, waits for the probe to end, and returns p's answers for a
+// (which start its next probe).
+func answerThenAsk(t *testing.T, p *prober, stub *stubProbe, applied uint64) map[string]probeResult {
+	t.Helper()
+	stub.next <- probed{a: probeAnswer{Reads: readsLevel, Applied: applied}}
+	require.Eventually(t, p.idle, 10*time.Second, time.Millisecond, "the probe ends")
+	res, _ := p.answers([]string{"a"}, map[string]raft.ServerAddress{"a": "a:1"})
+	return res
+}
+
+// A probe still in flight when its node is forgotten (the map removed it
+// or marked it down) records its answer where nobody reads it: the node,
+// listed again, is known afresh, with no answer until a probe of its
+// own answers.
+func TestTheProberForgetsANodeWhoseProbeIsInFlight(t *testing.T) {
+	stub := newStubProbe()
+	p := testProber(t, stub)
+	addr := map[string]raft.ServerAddress{"a": "a:1"}
+	p.answers([]string{"a"}, addr) // held by stub
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 1 }, 10*time.Second, time.Millisecond)
+	p.forget(func(id string) bool { return id == "a" })
+	require.Empty(t, answerThenAsk(t, p, stub, 7), "the answer of a probe started before the node was forgotten counts")
+	require.Eventually(t, func() bool { return stub.calls("a:1") == 2 }, 10*time.Second, time.Millisecond, "probed afresh")
+	require.Equal(t, uint64(8), answerThenAsk(t, p, stub, 8)["a"].a.Applied)
 }

@@ -215,6 +215,7 @@ func (g *Group) join(id uint64, r Replacement) {
 	}
 	if r.Ready {
 		delete(g.joinMarks, id)
+		g.leaderAsks.take(id) // no use now
 		return
 	}
 	if g.joinerCaughtUp(id, st, st.Status().AppliedIndex) {
@@ -260,14 +261,27 @@ func (g *Group) take(id uint64, st groupMembers, m *shard.Map, s step) {
 	g.log.Info("replace a shard voter", "shard", id, "step", s.kind, "node", s.node)
 }
 
-// proposeStep proposes a replacement step; a refusal (a step another
-// node took first) is logged, the next tick looks again.
+// proposeStep proposes a replacement step in the background, unless the
+// same step of the shard is in flight (background.go): the proposal
+// waits on the meta leader, whose gate probes every member (forward.go),
+// and a member that accepts the connection and never answers must not
+// hold up the report loop. A refusal (a step another node took first)
+// or a failure is logged; the next tick looks again.
 func (g *Group) proposeStep(c Command) {
-	ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
-	defer cancel()
-	if _, err := g.Propose(ctx, c); err != nil {
-		g.log.Warn("propose a replacement step", "op", c.Op, "shard", c.Shard, "err", err)
-	}
+	g.proposals.start(&g.wg, stepKey{c.Op, c.Shard}, func() struct{} {
+		ctx, cancel := context.WithTimeout(g.stopCtx, g.cfg.ApplyTimeout)
+		defer cancel()
+		if _, err := g.Propose(ctx, c); err != nil {
+			g.log.Warn("propose a replacement step", "op", c.Op, "shard", c.Shard, "err", err)
+		}
+		return struct{}{}
+	})
+}
+
+// stepKey names a replacement step the loop proposes: its op and shard.
+type stepKey struct {
+	op    Op
+	shard uint64
 }
 
 // leaderID is the id of st's group's leader as this node knows it.
