@@ -24,6 +24,11 @@ type feed struct {
 	cond    *sync.Cond // archived advanced, or closed
 	tails   map[string]*tail
 	pending []*fsm.Event
+	// spare is an empty list, the round before last's, that pending
+	// becomes when the writer takes it: publish goes on appending while
+	// the writer writes, so a list handed back after the round would find
+	// pending started anew (nil: none).
+	spare []*fsm.Event
 	// drops are deleted worlds whose archived events the writer deletes
 	// before it writes pending; gens counts each world's deletes, so a
 	// subscription opened before one ends instead of reading a re-created
@@ -267,8 +272,8 @@ func (f *feed) writer() {
 		}
 		last = time.Now()
 		f.mu.Lock()
-		batch, drops, present, index, closed := f.pending, f.drops, f.present, f.lastIndex, f.closed
-		f.pending, f.drops, f.present = nil, nil, nil
+		batch, drops, present, index, closed := f.takePendingLocked(), f.drops, f.present, f.lastIndex, f.closed
+		f.drops, f.present = nil, nil
 		f.mu.Unlock()
 		if len(batch) > 0 || len(drops) > 0 || present != nil {
 			// Deletes first: batch holds only events published after
@@ -326,12 +331,7 @@ func (f *feed) writer() {
 				t.archived = ev.Seq
 			}
 		}
-		if f.pending == nil && cap(batch) <= maxPendingReuse {
-			// Publish appends to this round's slice again instead of
-			// growing a new one from nothing.
-			clear(batch)
-			f.pending = batch[:0]
-		}
+		f.recycleLocked(batch)
 		for _, t := range f.tails {
 			f.trimLocked(t)
 		}
@@ -340,6 +340,31 @@ func (f *feed) writer() {
 		if closed && len(batch) == 0 {
 			return
 		}
+	}
+}
+
+// takePendingLocked returns the events for the writer's round; publish
+// appends to the spare list meanwhile.
+func (f *feed) takePendingLocked() []*fsm.Event {
+	batch := f.pending
+	f.pending, f.spare = f.spare, nil
+	return batch
+}
+
+// recycleLocked hands a written round's list back, emptied, so that
+// publish appends to it again instead of growing a new list from nothing
+// (at 10,000 writers each round's list grew anew while the round before
+// was written): as pending when nothing was published meanwhile, else as
+// the spare that the next round's take makes pending.
+func (f *feed) recycleLocked(batch []*fsm.Event) {
+	if cap(batch) > maxPendingReuse {
+		return
+	}
+	clear(batch)
+	if f.pending == nil {
+		f.pending = batch[:0]
+	} else {
+		f.spare = batch[:0]
 	}
 }
 

@@ -71,3 +71,35 @@ func TestTailLetsAnArrayFarTooBigForItsEventsGo(t *testing.T) {
 	}
 	require.Equal(t, seq, tl.next())
 }
+
+// TestFeedRecyclesTheWrittenRoundsListForPublish: a round's list, once
+// written, is where publish appends again: at once when nothing was
+// published meanwhile, else after the next round is taken; emptied, and
+// never one past maxPendingReuse.
+func TestFeedRecyclesTheWrittenRoundsListForPublish(t *testing.T) {
+	f := &feed{} // no writer goroutine: the test is the writer
+	f.pending = append(f.pending, evs("w", 1, 3)...)
+	round1 := f.takePendingLocked()
+	require.Len(t, round1, 3)
+	require.Nil(t, f.pending)
+	f.pending = append(f.pending, evs("w", 4, 5)...) // published while round 1 is written
+	f.recycleLocked(round1)
+	require.Equal(t, []uint64{4, 5}, seqs(t, f.pending), "the events published meanwhile stay pending")
+	require.Same(t, &round1[0], &f.spare[:1][0], "round 1's list waits as the spare")
+	require.Nil(t, round1[0], "emptied")
+
+	round2 := f.takePendingLocked()
+	require.Equal(t, []uint64{4, 5}, seqs(t, round2))
+	require.Empty(t, f.pending)
+	require.Same(t, &round1[0], &f.pending[:1][0], "publish appends to round 1's list")
+	require.Nil(t, f.spare)
+	f.pending = nil // as if round 2's take found no spare: nothing to publish into meanwhile
+	f.recycleLocked(round2)
+	require.Same(t, &round2[0], &f.pending[:1][0], "round 2's list is pending at once")
+
+	big := make([]*fsm.Event, 1, maxPendingReuse+1)
+	big[0] = evs("w", 6, 6)[0]
+	f.pending = nil
+	f.recycleLocked(big)
+	require.Nil(t, f.pending, "a list past maxPendingReuse is let go")
+}
