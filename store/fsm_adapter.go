@@ -98,6 +98,11 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 	clear(events) // the feed has them: hold none
 	if cap(events) <= maxEventsReuse {
 		a.events = events[:0]
+	} else {
+		// events outgrew the kept array, which appends filled to its
+		// capacity first: let it go, and the events it still points to.
+		clear(a.events[:cap(a.events)])
+		a.events = nil
 	}
 	return out
 }
