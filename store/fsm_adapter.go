@@ -22,7 +22,15 @@ type fsmAdapter struct {
 
 	// onCheckpoint, when set, gets every applied checkpoint's comparison.
 	onCheckpoint func(*fsm.CheckpointResult)
+
+	// events is ApplyBatch's list of the events to publish, reused (raft
+	// applies on one goroutine; publish copies the list).
+	events []*fsm.Event
 }
+
+// maxEventsReuse bounds the list of events ApplyBatch keeps for the next
+// call (a replay's batches are not kept).
+const maxEventsReuse = 1 << 16
 
 var (
 	_ raft.FSM         = (*fsmAdapter)(nil)
@@ -45,7 +53,7 @@ func (a *fsmAdapter) Apply(l *raft.Log) any {
 // MaxAppendEntries entries).
 func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
-	var events []*fsm.Event
+	events := a.events[:0]
 	published := uint64(0) // the feed has every event of entries up to it
 	for i, l := range logs {
 		var res []fsm.Result
@@ -54,7 +62,7 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 		}
 		if l.Type == raft.LogCommand {
 			res = a.fsm.Apply(l.Index, l.Data)
-			if events == nil {
+			if cap(events) == 0 {
 				events = make([]*fsm.Event, 0, len(res)*(len(logs)-i))
 			}
 			for j := range res {
@@ -74,7 +82,8 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 					// world's events follow.
 					published = max(published, l.Index-1)
 					a.feed.publish(published, events)
-					events = nil
+					clear(events)
+					events = events[:0]
 					a.feed.drop(r.Deleted.ID)
 				}
 			}
@@ -85,6 +94,15 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 		last := logs[len(logs)-1].Index
 		a.feed.publish(last, events)
 		a.setApplied(last)
+	}
+	clear(events) // the feed has them: hold none
+	if cap(events) <= maxEventsReuse {
+		a.events = events[:0]
+	} else {
+		// events outgrew the kept array, which appends filled to its
+		// capacity first: let it go, and the events it still points to.
+		clear(a.events[:cap(a.events)])
+		a.events = nil
 	}
 	return out
 }

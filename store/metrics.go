@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -16,6 +17,12 @@ type metrics struct {
 	commitLatency prometheus.Histogram
 	actLatency    *prometheus.HistogramVec
 	actions       *prometheus.CounterVec
+	// latencyBy and outcomeBy hold actLatency's child per priority and
+	// actions' per event status once used (latency, outcome): WithLabelValues
+	// hashes the label and takes the vector's lock on every call, and Act
+	// made two such calls per action.
+	latencyBy     [2]atomic.Pointer[prometheus.Observer]
+	outcomeBy     [4]atomic.Pointer[prometheus.Counter]
 	leaderChanges prometheus.Counter
 	isLeader      prometheus.Gauge
 	diskStall     prometheus.Gauge
@@ -99,6 +106,33 @@ func newMetrics() *metrics {
 		}, []string{"rule", "code"}), maxRejectionLabels),
 	}
 	return m
+}
+
+// latency returns actLatency's child for priority p.
+func (m *metrics) latency(p fsm.Priority) prometheus.Observer {
+	i := 0
+	if p == fsm.PriorityBulk {
+		i = 1
+	}
+	if o := m.latencyBy[i].Load(); o != nil {
+		return *o
+	}
+	o := m.actLatency.WithLabelValues(p.String())
+	m.latencyBy[i].Store(&o) // a racing caller stores the same child
+	return o
+}
+
+// outcome returns actions' child for an event of status st.
+func (m *metrics) outcome(st fsm.Status) prometheus.Counter {
+	if int(st) >= len(m.outcomeBy) {
+		return m.actions.WithLabelValues(st.String())
+	}
+	if c := m.outcomeBy[st].Load(); c != nil {
+		return *c
+	}
+	c := m.actions.WithLabelValues(st.String())
+	m.outcomeBy[st].Store(&c)
+	return c
 }
 
 // register registers the collectors, and the index gauges of s's adapter

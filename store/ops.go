@@ -59,14 +59,14 @@ func (s *Store) Act(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error
 	}
 	// The label now: after the commit, a is cold (at 10,000 writers a
 	// caller waits while thousands of others run).
-	prio, name := a.Priority.String(), a.Name
+	prio, name := a.Priority, a.Name
 	start := time.Now()
 	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdAction, Action: a})
 	if err != nil {
 		s.metrics.actions.WithLabelValues(outcomeLabel(err)).Inc()
 		return nil, false, err
 	}
-	s.metrics.actLatency.WithLabelValues(prio).Observe(time.Since(start).Seconds())
+	s.metrics.latency(prio).Observe(time.Since(start).Seconds())
 	if o.res.Err != nil {
 		s.metrics.actions.WithLabelValues(fsm.Code(o.res.Err)).Inc()
 		return nil, false, o.res.Err
@@ -79,7 +79,7 @@ func (s *Store) Act(ctx context.Context, a *fsm.Action) (*fsm.Event, bool, error
 		}
 		return ev, true, nil
 	}
-	s.metrics.actions.WithLabelValues(ev.Status.String()).Inc()
+	s.metrics.outcome(ev.Status).Inc()
 	if ev.Status == fsm.StatusRejected {
 		s.metrics.rejections.count(name, ev.Reason)
 	}
