@@ -188,13 +188,15 @@ type fakeGroup struct {
 	exportErr error
 	importErr error
 	imports   int
+	formats   []byte // the export formats asked for
 }
 
 func (f *fakeGroup) World(string) (fsm.WorldInfo, error) { return f.world, f.worldErr }
 func (f *fakeGroup) MoveWorld(context.Context, string, uint64, uint64) (fsm.Fence, error) {
 	return f.fence, f.fenceErr
 }
-func (f *fakeGroup) ExportWorld(string) ([]byte, uint64, error) {
+func (f *fakeGroup) ExportWorld(_ string, format byte) ([]byte, uint64, error) {
+	f.formats = append(f.formats, format)
 	return []byte("blob"), f.exportSeq, f.exportErr
 }
 func (f *fakeGroup) ImportWorld(context.Context, string, []byte) (fsm.WorldInfo, error) {
@@ -337,7 +339,7 @@ func TestMoveFreezeWithManyPlayers(t *testing.T) {
 			}
 		}()
 	}
-	blob, _, err := src.ExportWorld("arena")
+	blob, _, err := src.ExportWorld("arena", fsm.ExportFormat)
 	require.NoError(t, err)
 	start := time.Now()
 	fenced, err := Move(context.Background(), timedSrc{src, t}, timedDst{dst, t}, "arena", 2, func(context.Context, string, uint64) error {
@@ -371,10 +373,10 @@ func (s timedSrc) MoveWorld(ctx context.Context, w string, sh, inc uint64) (fsm.
 	defer func() { s.t.Logf("fence %s", time.Since(st)) }()
 	return s.MoveSource.MoveWorld(ctx, w, sh, inc)
 }
-func (s timedSrc) ExportWorld(w string) ([]byte, uint64, error) {
+func (s timedSrc) ExportWorld(w string, format byte) ([]byte, uint64, error) {
 	st := time.Now()
 	defer func() { s.t.Logf("export %s", time.Since(st)) }()
-	return s.MoveSource.ExportWorld(w)
+	return s.MoveSource.ExportWorld(w, format)
 }
 
 type timedDst struct {
