@@ -81,6 +81,13 @@ func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to 
 	return e.Seq, nil
 }
 
+// *store.Store is what a move's steps take on either side.
+var (
+	_ MoveSource = (*store.Store)(nil)
+	_ MoveTarget = (*store.Store)(nil)
+	_ ImportGate = (*store.Store)(nil)
+)
+
 // ImportGate is what a target that gates its commands by its voters'
 // versions has (*store.Store): store.ErrVersionGate when a voter would not
 // read the import of a world export of format (fsm.ImportNeeds).
