@@ -14,10 +14,12 @@ import (
 // The new version is max(old+1, the batch's leader time in unix ns): it
 // rises with every change on every replica alike, and it keeps rising
 // where a counter would start over. A world imported from another group
-// in export format 1 (migrate.go; it carries no versions) gives each
-// player with data the import's leader time (format 2, a salted world's,
-// carries them and keeps them), which is later than every change made on
-// the old group while the groups' clocks agree; a replica restored from a
+// in export format 1 (migrate.go; it carries no versions: a move towards
+// a group with a voter below log 15) gives each player with data the
+// import's leader time, which is later than every change made on the old
+// group while the groups' clocks agree; format 2 (a salted world's, and
+// any world's moving to a log 15 group) carries them and keeps them, so
+// an expected version read before the move still holds; a replica restored from a
 // snapshot older than format 8 holds version 0 for the data it restored
 // until the next change, which then gets the same version everywhere.
 //
