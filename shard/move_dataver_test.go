@@ -10,6 +10,16 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// twoGroups boots groups 1 and 2 on one node and returns a context for
+// the test's moves (cancelled when it ends) and the two groups' stores.
+func twoGroups(t *testing.T) (context.Context, *store.Store, *store.Store) {
+	t.Helper()
+	groups := bootGroups(t, newTestManager(t, "n1", t.TempDir(), groupMux(t)), 1, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx, groups[1], groups[2]
+}
+
 // writeGold writes player's gold in world on st, expecting data version
 // expect (0: any), and returns the new version.
 func writeGold(ctx context.Context, st *store.Store, world, player string, expect uint64, gold int64) (uint64, error) {
@@ -43,11 +53,7 @@ func dataVersioned(ctx context.Context, t *testing.T, src *store.Store, w string
 // expects the version read before the move applies at the new home the
 // first time (with format 1 it answered data_conflict once per move).
 func TestAnUnsaltedWorldKeepsItsDataVersionsWhenItMovesToALog15Group(t *testing.T) {
-	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	groups := bootGroups(t, m, 1, 2)
-	src, dst := groups[1], groups[2]
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx, src, dst := twoGroups(t)
 	read, before := dataVersioned(ctx, t, src, "w")
 
 	seq, err := Move(ctx, src, dst, "w", 2, nil)
@@ -124,11 +130,7 @@ func TestAnUnsaltedWorldMovesInFormat1ToAGroupWithALog14Voter(t *testing.T) {
 // log 15 and the move asks for format 2, but the source answers format 1
 // (a binary that ignores the format): the move completes, restamping.
 func TestAnOlderSourceThatExportsFormat1StillMovesTheWorld(t *testing.T) {
-	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	groups := bootGroups(t, m, 1, 2)
-	src, dst := groups[1], groups[2]
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx, src, dst := twoGroups(t)
 	read, before := dataVersioned(ctx, t, src, "w")
 	from, err := src.World("w")
 	require.NoError(t, err)
