@@ -138,8 +138,9 @@ func FenceAndExportOn(ctx context.Context, g any, world string, to uint64, gate 
 // FenceAndExport runs Move's steps 1 and 2 on src, which must lead the
 // world's group, for a target that reads export format 2: fence world
 // towards shard to (a repeated fence to the same shard answers the first
-// one, so this is safe to call again), then export it. A src that is shard to's group itself (it has GroupID, as
-// *store.Store does) is refused with fsm.ErrWorldExists, fencing nothing.
+// one, so this is safe to call again), then export it. A src that is
+// shard to's group itself (it has GroupID, as *store.Store does) is
+// refused with fsm.ErrWorldExists, fencing nothing.
 func FenceAndExport(ctx context.Context, src MoveSource, world string, to uint64) (Export, error) {
 	return FenceAndExportFor(ctx, src, world, to, nil)
 }
