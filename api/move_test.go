@@ -127,6 +127,7 @@ type gateTarget struct {
 	*apitest.Fake
 	gate     error
 	imported bool
+	holds    *fsm.WorldInfo // when set, the group's copy of the world
 }
 
 func (g *gateTarget) ImportGate(byte) error { return g.gate }
@@ -138,7 +139,33 @@ var (
 )
 
 func (g *gateTarget) World(id string) (fsm.WorldInfo, error) {
+	if g.holds != nil {
+		return *g.holds, nil
+	}
 	return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
+}
+
+// TestAMoveBackToAShardHoldingTheFencedCopyIsRefusedBeforeTheFence: shard
+// 2 still holds the world's copy from an earlier stay, fenced towards
+// shard 1, which no import replaces: the admin route (its target local)
+// and the peer's check step answer world_exists, and nothing is fenced,
+// imported or published.
+func TestAMoveBackToAShardHoldingTheFencedCopyIsRefusedBeforeTheFence(t *testing.T) {
+	t.Parallel()
+	stale := &fsm.WorldInfo{ID: "arena", Incarnation: 3, Seq: 4, Imported: 9, Moved: &fsm.Fence{World: "arena", Shard: 1, Seq: 4}}
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake(), holds: stale}, plain: true}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), fsm.CodeWorldExists)
+	require.Contains(t, string(b), "fenced copy")
+	e.RequireError(409, fsm.CodeWorldExists, "POST", edge.InternalPrefix+"/cluster/worlds/arena/move", `{"step":"check","to":2}`, peer...)
+	require.False(t, f.fenced, "nothing fenced")
+	require.False(t, f.target.imported)
+	require.Empty(t, f.published)
 }
 
 func (g *gateTarget) ImportWorld(_ context.Context, world string, _ []byte) (fsm.WorldInfo, error) {

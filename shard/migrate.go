@@ -55,7 +55,10 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // it with a world delete on src once every node routes to dst; from then
 // on a stale write there answers unknown_world.
 //
-// Before step 1 the move asks dst's version gate whether its voters read
+// Before step 1 the move refuses, with nothing fenced, a target that
+// holds a copy of the world no import can replace (CheckTargetCopy: an
+// earlier home's fenced copy, the move back C→B→A, A→B). And it asks
+// dst's version gate whether its voters read
 // an export of format 2 (log 15: ExportFormatGate). The answer picks the
 // export's format (step 2), and a salted world, which only format 2
 // holds, is refused with nothing fenced when they do not.
@@ -66,6 +69,9 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // shard is repeated harmlessly, and an import that committed before the
 // error is recognised (same incarnation, imported) and not redone.
 func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
+	if err := CheckTargetCopy(dst, world, to); err != nil {
+		return 0, err
+	}
 	e, err := FenceAndExportFor(ctx, src, world, to, ExportFormatGate(dst))
 	if err != nil {
 		return 0, err
@@ -190,9 +196,41 @@ func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uin
 	return Export{Incarnation: from.Incarnation, Seq: seq, Data: blob}, nil
 }
 
+// CheckTargetCopy returns an error wrapping fsm.ErrWorldExists when dst,
+// the group of shard to, holds a copy of world that the move's import
+// cannot replace, nil when it holds none or one that an earlier attempt
+// of a move imported (not fenced, imported). The copy it refuses is one
+// fenced there when the world moved away (a move back to an earlier
+// home that still holds it: C→B→A, then A→B), or one dst created
+// (imported index 0). A move asks it before the fence at the source
+// (Move; api's check step): a fence whose import must fail would leave
+// the world refusing writes on both shards, each fenced towards the
+// other. A dst that cannot tell (no World) passes.
+func CheckTargetCopy(dst any, world string, to uint64) error {
+	t, ok := dst.(interface {
+		World(id string) (fsm.WorldInfo, error)
+	})
+	if !ok {
+		return nil
+	}
+	got, err := t.World(world)
+	if err != nil {
+		return nil // absent (unknown_world): the import installs it
+	}
+	switch {
+	case got.Moved != nil:
+		return fmt.Errorf("move %s: %w on shard %d, the move's target: its fenced copy from an earlier stay there (fenced towards shard %d at seq %d) is still there, and an import cannot replace it; nothing fenced: move the world to another shard (a move back to a shard that still holds its fenced copy is not supported)", world, fsm.ErrWorldExists, to, got.Moved.Shard, got.Moved.Seq)
+	case got.Imported == 0:
+		return fmt.Errorf("move %s: %w on shard %d, the move's target: created there (incarnation %d), not moved there; nothing fenced", world, fsm.ErrWorldExists, to, got.Incarnation)
+	}
+	return nil
+}
+
 // ImportMoved runs Move's step 3 on dst, which must lead the target
 // group: an import that committed before (the world there, imported,
-// with e's incarnation) is recognised and not redone.
+// not fenced, with e's incarnation) is recognised and not redone. A
+// fenced copy is an earlier stay of the world there (CheckTargetCopy),
+// never this move's import, whatever its incarnation.
 func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) error {
 	_, err := dst.ImportWorld(ctx, world, e.Data)
 	if err == nil {
@@ -202,6 +240,9 @@ func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) er
 		return fmt.Errorf("move %s: import: %w", world, err)
 	}
 	got, gerr := dst.World(world)
+	if gerr == nil && got.Moved != nil {
+		return fmt.Errorf("move %s: import: %w (its fenced copy from an earlier stay there, fenced towards shard %d at seq %d, not an import of this move)", world, err, got.Moved.Shard, got.Moved.Seq)
+	}
 	if gerr != nil || got.Imported == 0 || got.Incarnation != e.Incarnation {
 		return fmt.Errorf("move %s: import: %w (not an earlier import of this world)", world, err)
 	}

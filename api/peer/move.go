@@ -36,7 +36,9 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 // ("checked", no "unsalted"), else in format 1 for an unsalted world (a
 // salted world, which only format 2 holds, refused before its fence);
 // "import" imports the export on the group the step names, which this
-// node must lead; "check" answers whether that group would import an
+// node must lead; "check" answers world_exists when that group holds a
+// copy of the world no import replaces (shard.CheckTargetCopy: its
+// fenced copy from an earlier stay), else whether it would import an
 // export of format 2 (shard.ExportFormatGate). Each is refused
 // not_leader otherwise, never sent on; all are safe to repeat
 // (shard.FenceAndExportFor, shard.ImportMoved).
@@ -68,6 +70,9 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 	case wire.MoveStepCheck:
 		var rt edge.Route
 		if rt, err = p.targetRoute(step.To); err == nil {
+			if err = shard.CheckTargetCopy(rt.Group, world, step.To); err != nil {
+				break
+			}
 			if err = shard.ExportFormatGate(rt.Group); err == nil {
 				p.WriteJSON(w, http.StatusOK, struct{}{})
 				return
