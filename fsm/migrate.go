@@ -54,7 +54,10 @@ import (
 // their data versions move too, else 1, which every log 8 replica
 // imports (restamping the versions as above). The move decides it, not
 // the replica: every replica that applied the fence exports the same
-// bytes for the same request.
+// bytes for the same request, but for one case in format 2: a replica
+// that holds data version 0 for data another holds at T (playerdata.go:
+// restored from a snapshot before format 8, or it applied the change on
+// a binary without versions) exports 0 there, and the import keeps it.
 
 // ErrWorldMoved reports a write to a world that moved to another shard;
 // the error is a *MovedError, which names the shard.
@@ -189,7 +192,8 @@ var exportWorldFormats = [ExportFormat + 1]byte{1: 6, 2: 10}
 // CmdImportWorld on another group, and that seq, in export format: 1, or
 // 2 (ExportFormat), which carries the player data versions and which a
 // salted world needs (ErrNotSupported for 1; ErrMalformed for a format
-// this binary does not write). The caller picks it for the target: 2 only
+// this binary does not write); format 2 carries this replica's versions,
+// 0 where it holds none (see "Unsalted worlds" above). The caller picks it for the target: 2 only
 // when the target's voters read it (ImportNeeds). Like Snapshot it copies
 // only the world's index maps under the lock and encodes outside it, so
 // Apply goes on meanwhile; export a fenced world to move it, since an

@@ -42,7 +42,9 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 //     every write to the world with world_moved naming to.
 //  2. Export the fenced world from src's applied state (it cannot change
 //     any more, so any replica that applied the fence gives the same
-//     bytes for the same format): in export format 2 when dst's voters
+//     world for the same format, and the same bytes but for format 2's
+//     data versions where a replica holds 0 for data another holds at T:
+//     fsm/playerdata.go): in export format 2 when dst's voters
 //     read it (log 15), which keeps the players' data versions, else, for
 //     an unsalted world, in format 1 (the import restamps them).
 //  3. Import it on dst (fsm.CmdImportWorld): seq, idempotency windows,
@@ -162,7 +164,10 @@ func FenceAndExport(ctx context.Context, src MoveSource, world string, to uint64
 // already exports in format 2 all the same: the target tells its
 // refusal at the import, and a retry once it reads log 15 completes the
 // move). The format depends on gate and the fenced world alone, never on
-// the replica, so a retry towards the same target exports the same bytes.
+// the replica, so a retry towards the same target exports the same world
+// in the same format (the same bytes but for format 2's data versions a
+// replica holds as 0; an import that committed is recognised by
+// incarnation, not by bytes).
 func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uint64, gate error) (Export, error) {
 	// A stale map can route a move's export to the world's new home (the
 	// move done, the node asked not yet knowing): a fence there, towards

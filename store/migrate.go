@@ -57,8 +57,10 @@ func (s *Store) MoveWorld(ctx context.Context, world string, shard, incarnation 
 // and which a salted world needs: fsm.FSM.ExportWorld), for ImportWorld
 // on another group, and the seq it reflects. The move picks the format
 // for its target (ImportGate), so once the world is fenced every replica
-// that applied the fence exports the same bytes for the same format: it
-// needs no leader.
+// that applied the fence exports the same world for the same format: it
+// needs no leader. The bytes are the same too, but for the data versions
+// in format 2 of a replica that holds 0 where another holds a version
+// (fsm/playerdata.go: a restore from a snapshot before format 8).
 func (s *Store) ExportWorld(world string, format byte) ([]byte, uint64, error) {
 	return s.fsm.ExportWorld(world, format)
 }

@@ -35,7 +35,9 @@ type WorldMoved struct {
 // An export step's Checked says the target was asked (a log 15 admin sets
 // it on every export step), and Unsalted, when set, is why the target
 // would not (a check's error). Together they pick the export's format,
-// so that every replica of the source answers the same bytes: Checked
+// so that every replica of the source answers the same world in the same
+// format (in format 2 a replica holding a player's data version as 0,
+// restored from a snapshot before format 8, answers 0 there): Checked
 // without Unsalted, format 2 for every world (an unsalted one keeps its
 // data versions); else format 1 for an unsalted world, and a salted world
 // not fenced yet is refused before its fence (an older admin's step,

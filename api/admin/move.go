@@ -100,11 +100,11 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 // checkTarget asks the leader of group to, through rt, whether it would
 // import an export of format 2 (shard.ExportFormatGate: a salted world's,
 // and any world's when it would), before anything is fenced: it returns
-// why not ("" when it would). A target that holds a copy of the world
-// no import replaces (shard.CheckTargetCopy: its fenced copy from an
-// earlier stay, a move back) ends the move with world_exists. A leader on a binary before log 15 has no
+// why not ("" when it would). A leader on a binary before log 15 has no
 // check step (it answers malformed) and reads no format 2 export either.
-// Any other error ends the move.
+// Any other error ends the move, world_exists among them: the target
+// holds a copy of the world no import replaces (shard.CheckTargetCopy:
+// its fenced copy from an earlier stay, a move back).
 func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64) (string, error) {
 	var err error
 	if rt.Local() {
