@@ -209,7 +209,7 @@ func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
 	boom := errors.New("boom")
 	ok := func() (*fakeGroup, *fakeGroup) {
 		return &fakeGroup{world: fsm.WorldInfo{ID: "w", Incarnation: 5}, fence: fsm.Fence{World: "w", Shard: 2, Seq: 9}, exportSeq: 9},
-			&fakeGroup{}
+			&fakeGroup{worldErr: fsm.ErrUnknownWorld}
 	}
 	src, dst := ok()
 	src.worldErr = fsm.ErrUnknownWorld
@@ -242,7 +242,7 @@ func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
 
 	// A retry after an import that committed: recognised, not an error.
 	src, dst = ok()
-	dst.importErr = fsm.ErrWorldExists
+	dst.importErr, dst.worldErr = fsm.ErrWorldExists, nil
 	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 5, Imported: 40}
 	seq, err := Move(ctx, src, dst, "w", 2, nil)
 	require.NoError(t, err)
@@ -251,6 +251,12 @@ func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
 	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 7}
 	_, err = Move(ctx, src, dst, "w", 2, nil)
 	require.ErrorIs(t, err, fsm.ErrWorldExists)
+	require.ErrorContains(t, err, "created there")
+	// An imported world of another incarnation there: refused at the import.
+	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 7, Imported: 40}
+	_, err = Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, fsm.ErrWorldExists)
+	require.ErrorContains(t, err, "not an earlier import")
 
 	src, dst = ok()
 	_, err = Move(ctx, src, dst, "w", 2, func(context.Context, string, uint64) error { return boom })

@@ -100,3 +100,11 @@ func TestAnImportOntoAFencedCopyIsNoEarlierImport(t *testing.T) {
 	require.ErrorIs(t, err, fsm.ErrWorldExists)
 	require.ErrorContains(t, err, "fenced copy")
 }
+
+// TestCheckTargetCopyPassesATargetThatCannotTell: a target without World
+// (no copy to look at) is left to its import.
+func TestCheckTargetCopyPassesATargetThatCannotTell(t *testing.T) {
+	require.NoError(t, CheckTargetCopy(struct{}{}, "w", 2))
+	require.ErrorIs(t, CheckTargetCopy(&fakeGroup{world: fsm.WorldInfo{ID: "w", Imported: 4, Moved: &fsm.Fence{World: "w", Shard: 1}}}, "w", 2), fsm.ErrWorldExists)
+	require.NoError(t, CheckTargetCopy(&fakeGroup{world: fsm.WorldInfo{ID: "w", Imported: 4}}, "w", 2), "an earlier import of the move")
+}
