@@ -3,7 +3,6 @@ package shard
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -45,11 +44,21 @@ func requireMoveBackRefused(ctx context.Context, t *testing.T, a, b *store.Store
 // on A towards B and on B towards A (or, worse, take B's stale fenced
 // copy for this move's import and publish the world to it).
 func TestAMoveBackToAShardThatStillHoldsTheFencedCopyFencesNothing(t *testing.T) {
-	groups := bootGroups(t, newTestManager(t, "n1", t.TempDir(), groupMux(t)), 1, 2, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	c, b, a := groups[1], groups[2], groups[3]
+	ctx, a, b := movedTwice(t)
+	act(t, a, incr("w", "alice", 3, "e"))
 
+	requireMoveBackRefused(ctx, t, a, b, "w", 2)
+}
+
+// movedTwice boots groups 1 (C), 2 (B) and 3 (A) on one node, creates
+// world w on C and moves it C→B→A with an action on each of C and B, and
+// returns a context for the test's moves, A and B (which holds w's copy
+// fenced towards A).
+func movedTwice(t *testing.T) (context.Context, *store.Store, *store.Store) {
+	t.Helper()
+	groups := bootGroups(t, newTestManager(t, "n1", t.TempDir(), groupMux(t)), 1, 2, 3)
+	ctx := moveContext(t)
+	c, b, a := groups[1], groups[2], groups[3]
 	mustCreateWorld(t, c, "w")
 	act(t, c, incr("w", "alice", 1, "e"))
 	_, err := Move(ctx, c, b, "w", 2, nil)
@@ -57,9 +66,7 @@ func TestAMoveBackToAShardThatStillHoldsTheFencedCopyFencesNothing(t *testing.T)
 	act(t, b, incr("w", "alice", 2, "e"))
 	_, err = Move(ctx, b, a, "w", 3, nil)
 	require.NoError(t, err)
-	act(t, a, incr("w", "alice", 3, "e"))
-
-	requireMoveBackRefused(ctx, t, a, b, "w", 2)
+	return ctx, a, b
 }
 
 // TestAMoveBackToTheShardThatCreatedTheWorldFencesNothing (issue 14): the
@@ -82,15 +89,7 @@ func TestAMoveBackToTheShardThatCreatedTheWorldFencesNothing(t *testing.T) {
 // that is fenced: it is an earlier stay of the world there, not this
 // move's import, even with the same incarnation and an imported index.
 func TestAnImportOntoAFencedCopyIsNoEarlierImport(t *testing.T) {
-	groups := bootGroups(t, newTestManager(t, "n1", t.TempDir(), groupMux(t)), 1, 2, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	c, b, a := groups[1], groups[2], groups[3]
-	mustCreateWorld(t, c, "w")
-	_, err := Move(ctx, c, b, "w", 2, nil)
-	require.NoError(t, err)
-	_, err = Move(ctx, b, a, "w", 3, nil)
-	require.NoError(t, err)
+	ctx, a, b := movedTwice(t)
 
 	// The steps a move runs when its check did not see b's copy (an admin
 	// on an older binary asks none): the fence on a is done already.

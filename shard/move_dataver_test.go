@@ -15,9 +15,14 @@ import (
 func twoGroups(t *testing.T) (context.Context, *store.Store, *store.Store) {
 	t.Helper()
 	groups := bootGroups(t, newTestManager(t, "n1", t.TempDir(), groupMux(t)), 1, 2)
+	return moveContext(t), groups[1], groups[2]
+}
+
+// moveContext returns a context for a test's moves, cancelled when it ends.
+func moveContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	return ctx, groups[1], groups[2]
+	return ctx
 }
 
 // writeGold writes player's gold in world on st, expecting data version
