@@ -13,6 +13,7 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -89,10 +90,11 @@ func TestMovePeerStepIsForNodesAndChecksItsStep(t *testing.T) {
 // fences and exports, and whose shard 2 is target.
 type saltedMoveFake struct {
 	*moveFake
-	target *gateTarget
-	remote string // when set, shard 2's leader is another node there
-	fenced bool
-	plain  bool // when set, the world is not salted
+	target  *gateTarget
+	remote  string // when set, shard 2's leader is another node there
+	fenced  bool
+	plain   bool   // when set, the world is not salted
+	formats []byte // the export formats asked for
 }
 
 func (f *saltedMoveFake) World(id string) (fsm.WorldInfo, error) {
@@ -104,11 +106,9 @@ func (f *saltedMoveFake) MoveWorld(_ context.Context, world string, shard, _ uin
 	return fsm.Fence{World: world, Shard: shard, Seq: 5}, nil
 }
 
-func (f *saltedMoveFake) ExportWorld(string) ([]byte, uint64, error) {
-	if f.plain {
-		return []byte("GSDWRLD\x01"), 5, nil
-	}
-	return []byte("GSDWRLD\x02"), 5, nil
+func (f *saltedMoveFake) ExportWorld(_ string, format byte) ([]byte, uint64, error) {
+	f.formats = append(f.formats, format)
+	return append([]byte("GSDWRLD"), format), 5, nil
 }
 
 func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
@@ -121,17 +121,51 @@ func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
 	return edge.Route{GroupID: "2", Group: f.target}, nil
 }
 
-// gateTarget is a target group whose version gate answers gate.
+// gateTarget is a target group whose version gate answers gate (for
+// format 2, the only one a move asks about).
 type gateTarget struct {
 	*apitest.Fake
 	gate     error
 	imported bool
+	holds    *fsm.WorldInfo // when set, the group's copy of the world
 }
 
-func (g *gateTarget) ImportGate(bool) error { return g.gate }
+func (g *gateTarget) ImportGate(byte) error { return g.gate }
+
+var (
+	_ shard.MoveSource = (*saltedMoveFake)(nil)
+	_ shard.ImportGate = (*gateTarget)(nil)
+	_ shard.MoveTarget = (*gateTarget)(nil)
+)
 
 func (g *gateTarget) World(id string) (fsm.WorldInfo, error) {
+	if g.holds != nil {
+		return *g.holds, nil
+	}
 	return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
+}
+
+// TestAMoveBackToAShardHoldingTheFencedCopyIsRefusedBeforeTheFence: shard
+// 2 still holds the world's copy from an earlier stay, fenced towards
+// shard 1, which no import replaces: the admin route (its target local)
+// and the peer's check step answer world_exists, and nothing is fenced,
+// imported or published.
+func TestAMoveBackToAShardHoldingTheFencedCopyIsRefusedBeforeTheFence(t *testing.T) {
+	t.Parallel()
+	stale := &fsm.WorldInfo{ID: "arena", Incarnation: 3, Seq: 4, Imported: 9, Moved: &fsm.Fence{World: "arena", Shard: 1, Seq: 4}}
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake(), holds: stale}, plain: true}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), fsm.CodeWorldExists)
+	require.Contains(t, string(b), "fenced copy")
+	e.RequireError(409, fsm.CodeWorldExists, "POST", edge.InternalPrefix+"/cluster/worlds/arena/move", `{"step":"check","to":2}`, peer...)
+	require.False(t, f.fenced, "nothing fenced")
+	require.False(t, f.target.imported)
+	require.Empty(t, f.published)
 }
 
 func (g *gateTarget) ImportWorld(_ context.Context, world string, _ []byte) (fsm.WorldInfo, error) {
@@ -288,4 +322,38 @@ func TestAnOlderAdminsExportStepFencesNoSaltedWorld(t *testing.T) {
 	require.Equal(t, 200, code, "%s", b)
 	require.JSONEq(t, `{"incarnation":3,"seq":5,"data":"R1NEV1JMRAE="}`, string(b), "an unsalted world's export, format 1")
 	require.True(t, f.fenced)
+}
+
+// TestAnUnsaltedWorldMovesInTheFormatItsTargetReads: the admin route asks
+// the target first, and the answer picks the export format of an
+// unsalted world: 2 (its data versions kept) when the target reads log
+// 15, 1 when its gate refuses. The peer's export step answers format 2
+// only when it says the target was checked and reads it.
+func TestAnUnsaltedWorldMovesInTheFormatItsTargetReads(t *testing.T) {
+	t.Parallel()
+	refused := fmt.Errorf("%w: voter n3 reads log 14", store.ErrVersionGate)
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake(), gate: refused}, plain: true}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+	path := edge.InternalPrefix + "/cluster/worlds/arena/move"
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.True(t, f.target.imported)
+	require.Equal(t, []byte{1}, f.formats, "an older target is never handed format 2")
+	f.target.gate, f.formats = nil, nil
+	code, _, b = e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.Equal(t, []byte{fsm.ExportFormat}, f.formats)
+
+	for step, want := range map[string]string{
+		`{"step":"export","to":2,"checked":true}`:                                    "R1NEV1JMRAI=", // GSDWRLD\x02
+		`{"step":"export","to":2,"checked":true,"unsalted":"voter n3 reads log 14"}`: "R1NEV1JMRAE=", // GSDWRLD\x01
+		`{"step":"export","to":2}`:                                                   "R1NEV1JMRAE=",
+	} {
+		code, _, b := e.Do("POST", path, step, peer...)
+		require.Equal(t, 200, code, "%s", b)
+		require.JSONEq(t, `{"incarnation":3,"seq":5,"data":"`+want+`"}`, string(b), step)
+	}
 }

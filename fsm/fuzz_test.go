@@ -53,7 +53,7 @@ func FuzzDecodeBatch(f *testing.F) {
 	exp := newHarness(f)
 	exp.createWorld("x", Rules{})
 	exp.event(act("x", "ann", 1, opIncr("e", "c", 1)))
-	blob, _ := exp.export("x")
+	blob, _ := exp.export("x", 1)
 	f.Add(EncodeBatch(&Batch{Time: 9, Commands: []Command{
 		cmdMove(WorldMove{World: "w", Shard: 2}), cmdAction(act("w", "p", 1, opIncr("e", "c", 1))),
 		cmdImport("x", blob), cmdImport("w", blob),

@@ -43,13 +43,21 @@ import (
 // salt table and the kept digests of its erased salts, and its player data
 // versions, which the import keeps (format 1 has none: the import stamps
 // each player with data with its leader time, so an expected data version
-// read before the move no longer matches). An unsalted world still
-// exports in format 1, which every log 8 replica imports: its moves need
-// no newer voter. A log 14 replica refuses format 2 (malformed) and
-// refuses to fence a salted world; a log 15 one does neither, so both are
-// gated (Needs): the fence of a salted world is CmdMoveWorldSalted, the
-// import of format 2 needs log 15, and the leader proposes them only once
-// every voter reads it.
+// read before the move no longer matches). A log 14 replica refuses
+// format 2 (malformed) and refuses to fence a salted world; a log 15 one
+// does neither, so both are gated (Needs): the fence of a salted world is
+// CmdMoveWorldSalted, the import of format 2 needs log 15, and the leader
+// proposes them only once every voter reads it.
+//
+// Unsalted worlds (issues 14/15) export in the format the move asks for
+// (ExportWorld's format): 2 when the target group reads log 15, so that
+// their data versions move too, else 1, which every log 8 replica
+// imports (restamping the versions as above). The move decides it, not
+// the replica: every replica that applied the fence exports the same
+// bytes for the same request, but for one case in format 2: a replica
+// that holds data version 0 for data another holds at T (playerdata.go:
+// restored from a snapshot before format 8, or it applied the change on
+// a binary without versions) exports 0 there, and the import keeps it.
 
 // ErrWorldMoved reports a write to a world that moved to another shard;
 // the error is a *MovedError, which names the shard.
@@ -161,7 +169,8 @@ func (f *FSM) moveWorld(c *WorldMove, salted bool) Result {
 // exportMagic starts a world export; the last byte is its format.
 var exportMagic = []byte("GSDWRLD\x01")
 
-// ExportFormat is the newest world export format: 2, for salted worlds.
+// ExportFormat is the newest world export format: 2, which carries the
+// player data versions and a salted world's salt table.
 const ExportFormat byte = 2
 
 // ImportNeeds returns what a replica must read to import an export of
@@ -180,21 +189,28 @@ func ImportNeeds(format byte) Versions {
 var exportWorldFormats = [ExportFormat + 1]byte{1: 6, 2: 10}
 
 // ExportWorld returns world id's complete state at its current seq, for
-// CmdImportWorld on another group, and that seq: in export format 2 for
-// a salted world, else 1. Like Snapshot it copies only the world's index
-// maps under the lock and encodes outside it, so Apply goes on meanwhile;
-// export a fenced world to move it, since an unfenced one may take writes
-// after the seq returned.
-func (f *FSM) ExportWorld(id string) ([]byte, uint64, error) {
+// CmdImportWorld on another group, and that seq, in export format: 1, or
+// 2 (ExportFormat), which carries the player data versions and which a
+// salted world needs (ErrNotSupported for 1; ErrMalformed for a format
+// this binary does not write); format 2 carries this replica's versions,
+// 0 where it holds none (see "Unsalted worlds" above). The caller picks it for the target: 2 only
+// when the target's voters read it (ImportNeeds). Like Snapshot it copies
+// only the world's index maps under the lock and encodes outside it, so
+// Apply goes on meanwhile; export a fenced world to move it, since an
+// unfenced one may take writes after the seq returned.
+func (f *FSM) ExportWorld(id string, format byte) ([]byte, uint64, error) {
+	if int(format) >= len(exportWorldFormats) || exportWorldFormats[format] == 0 {
+		return nil, 0, fmt.Errorf("%w: export format %d (this binary writes 1 to %d)", ErrMalformed, format, ExportFormat)
+	}
 	f.mu.Lock()
 	w := f.worlds[id]
 	if w == nil {
 		f.mu.Unlock()
 		return nil, 0, fmt.Errorf("%w: %s", ErrUnknownWorld, id)
 	}
-	format := byte(1)
-	if w.isSalted() {
-		format = ExportFormat
+	if w.isSalted() && format != ExportFormat {
+		f.mu.Unlock()
+		return nil, 0, fmt.Errorf("%w: world %s salts its audit leaves: it exports in format %d only (its salt table)", ErrNotSupported, id, ExportFormat)
 	}
 	c := *w
 	c.entities = maps.Clone(w.entities)

@@ -73,7 +73,7 @@ func TestASaltedWorldsFenceNeedsLogVersion15(t *testing.T) {
 func TestSaltedWorldExportImportKeepsSaltsDigestsAndDataVersions(t *testing.T) {
 	h := saltedMoveState(t)
 	f := h.apply(cmdMoveSalted(WorldMove{World: "w", Shard: 2}))[0].Fence
-	blob, n := h.export("w")
+	blob, n := h.export("w", ExportFormat)
 	require.Equal(t, f.Seq, n)
 	require.Equal(t, []byte("GSDWRLD\x02"), blob[:len(exportMagic)])
 	imp := cmdImport("w", blob)
@@ -140,7 +140,7 @@ func TestOldWorldExportsStillImport(t *testing.T) {
 	h.openSession("w", "s1", "ann", "t")
 	require.NoError(t, h.session(CmdSessionData, SessionCmd{World: "w", ID: "s1", Data: []DataItem{{Key: "coins", Value: Int(3)}}}).Err)
 	h.fence("w", 2)
-	blob, _ := h.export("w")
+	blob, _ := h.export("w", 1)
 	require.Equal(t, exportMagic, blob[:len(exportMagic)])
 	imp := cmdImport("w", blob)
 	require.Equal(t, Versions{Log: 8, Snapshot: 7, Wire: 1}, Needs(&imp))
@@ -161,7 +161,7 @@ func TestOldWorldExportsStillImport(t *testing.T) {
 // crafted format 2 blob whose world keeps digests but is not salted.
 func TestImportRefusesExportFormatsItDoesNotRead(t *testing.T) {
 	h := saltedMoveState(t)
-	blob, _ := h.export("w")
+	blob, _ := h.export("w", ExportFormat)
 	th := newHarness(t)
 	for _, v := range []byte{0, 3, 0xff} {
 		b := append([]byte(nil), blob...)

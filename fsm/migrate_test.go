@@ -25,10 +25,10 @@ func (h *harness) fence(world string, shard uint64) Fence {
 	return *r.Fence
 }
 
-// export exports a world and requires success.
-func (h *harness) export(world string) ([]byte, uint64) {
+// export exports a world in export format and requires success.
+func (h *harness) export(world string, format byte) ([]byte, uint64) {
 	h.t.Helper()
-	blob, seq, err := h.f.ExportWorld(world)
+	blob, seq, err := h.f.ExportWorld(world, format)
 	require.NoError(h.t, err)
 	return blob, seq
 }
@@ -153,7 +153,7 @@ func TestExportImportCarriesTheWorldAndItsSeqGoesOn(t *testing.T) {
 	require.NoError(t, h.session(CmdSessionBan, SessionCmd{World: "w", Player: "eve", Reason: "cheating"}).Err)
 	h.fence("w", 2)
 
-	blob, n := h.export("w")
+	blob, n := h.export("w", 1)
 	require.Equal(t, uint64(7), n)
 	th := newHarness(t)
 	th.index = 99    // another group's log
@@ -221,7 +221,7 @@ func TestExportIsAConsistentViewWhileApplyGoesOn(t *testing.T) {
 	h.event(act("w", "ann", 1, opIncr("e1", "c", 1)))
 	h.openSession("w", "s1", "ann", "t1")
 	at := h.hash("w")
-	blob, n := h.export("w")
+	blob, n := h.export("w", 1)
 	h.event(act("w", "ann", 2, opIncr("e1", "c", 1)))
 	h.event(act("w", "bob", 1, opIncr("e1", "c", 1)))
 	require.NoError(t, h.session(CmdSessionClose, SessionCmd{World: "w", ID: "s1"}).Err)
@@ -237,8 +237,8 @@ func TestImportRefusesBadBlobs(t *testing.T) {
 	h := newHarness(t)
 	h.createWorld("w", Rules{})
 	h.event(act("w", "ann", 1, opIncr("e1", "c", 1)))
-	blob, _ := h.export("w")
-	_, _, err := h.f.ExportWorld("nope")
+	blob, _ := h.export("w", 1)
+	_, _, err := h.f.ExportWorld("nope", 1)
 	require.ErrorIs(t, err, ErrUnknownWorld)
 
 	th := newHarness(t)
@@ -267,7 +267,7 @@ func exportOf(t *testing.T, mangle func(*world)) []byte {
 	h.createWorld("w", Rules{})
 	h.event(act("w", "ann", 1, opIncr("e1", "c", 1)))
 	mangle(h.f.worlds["w"])
-	blob, _ := h.export("w")
+	blob, _ := h.export("w", 1)
 	return blob
 }
 
@@ -277,7 +277,7 @@ func TestImportIntoAShorterHashHistoryKeepsTheNewest(t *testing.T) {
 	for i := uint64(1); i <= 5; i++ {
 		h.event(act("w", "ann", i, opIncr("e1", "c", 1)))
 	}
-	blob, _ := h.export("w")
+	blob, _ := h.export("w", 1)
 	cfg := DefaultConfig()
 	cfg.HashHistory = 2
 	th := newHarness(t, cfg)
@@ -291,8 +291,9 @@ func TestImportIntoAShorterHashHistoryKeepsTheNewest(t *testing.T) {
 	require.ErrorIs(t, err, ErrSeqUnknown)
 }
 
-// TestExportImportRoundTripsAnyWorld: random world state → export →
-// import on a fresh FSM → the same world hash, the same reads, and the
+// TestExportImportRoundTripsAnyWorld: random world state → export in
+// either format → import on a fresh FSM → the same world hash, the same
+// reads (the data versions too in format 2, risen in format 1), and the
 // same export bytes.
 func TestExportImportRoundTripsAnyWorld(t *testing.T) {
 	players := []string{"ann", "bob", "cat"}
@@ -335,12 +336,13 @@ func TestExportImportRoundTripsAnyWorld(t *testing.T) {
 		if rapid.Bool().Draw(rt, "fenced") {
 			h.fence("w", 1)
 		}
-		blob, n := h.export("w")
+		format := byte(rapid.IntRange(1, int(ExportFormat)).Draw(rt, "format"))
+		blob, n := h.export("w", format)
 		th := newHarness(rapidT{rt})
 		th.index = rapid.Uint64Range(0, 1000).Draw(rt, "index")
 		th.time = h.time
 		require.NoError(rt, th.apply(cmdImport("w", blob))[0].Err)
-		requireImportedVersionsRise(rapidT{rt}, h.f, th.f)
+		requireImportedDataVersions(rapidT{rt}, h.f, th.f, format == ExportFormat)
 		require.Equal(rt, n, th.worldSeq("w"))
 		require.Equal(rt, h.hash("w"), th.hash("w"))
 		for _, e := range entities {
@@ -360,7 +362,7 @@ func TestExportImportRoundTripsAnyWorld(t *testing.T) {
 			require.NoError(rt, derr)
 			require.Equal(rt, sv, dv)
 		}
-		again, m := th.export("w")
+		again, m := th.export("w", format)
 		require.Equal(rt, n, m)
 		require.Equal(rt, blob, again, "export → import → export gives the same bytes")
 	})
@@ -388,7 +390,7 @@ func TestExportRacesApplySafely(t *testing.T) {
 			running = false
 		default:
 		}
-		blob, _, err := h.f.ExportWorld("w")
+		blob, _, err := h.f.ExportWorld("w", byte(1+len(blobs)%2)) // both formats
 		require.NoError(t, err)
 		blobs = append(blobs, blob)
 	}
@@ -414,7 +416,7 @@ func TestImportedWorldAppliesDeclaredActionsAsItsOldHomeWould(t *testing.T) {
 	r := h.apply(Command{Kind: CmdUpdateRules, Rules: &RulesUpdate{World: "a", Rules: arenaRules(t)}})[0]
 	require.NoError(t, r.Err)
 	require.Equal(t, uint64(2), r.RulesVersion)
-	blob, _ := h.export("a")
+	blob, _ := h.export("a", 1)
 
 	th := newHarness(t)
 	th.index, th.time = h.index, h.time
@@ -449,14 +451,16 @@ func FuzzImportWorld(f *testing.F) {
 	h.event(act("w", "ann", 1, opIncr("e1", "c", 1)))
 	h.event(act("w", "bob", 1, opAdd("e2", "s", String("x"))))
 	h.openSession("w", "s1", "ann", "t")
-	blob, _ := h.export("w")
+	blob, _ := h.export("w", 1)
+	f.Add(blob)
+	blob, _ = h.export("w", ExportFormat)
 	f.Add(blob)
 	f.Add(exportMagic)
 	salted := newHarness(f) // export format 2
 	salted.apply(cmdSaltedWorld("w", counterRules(false)), cmdSalt("w", "ann", 1), cmdSalt("w", "bob", 2))
 	salted.event(act("w", "ann", 1, opIncr("bob", "c", 1)))
 	salted.apply(cmdEraseKeep("w", "bob"))
-	blob, _ = salted.export("w")
+	blob, _ = salted.export("w", ExportFormat)
 	f.Add(blob)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		th := newHarness(t)
@@ -465,7 +469,7 @@ func FuzzImportWorld(f *testing.F) {
 			require.NotEmpty(t, Code(r.Err), "a bad blob is a coded error: %v", r.Err)
 			return
 		}
-		again, _ := th.export("w")
+		again, _ := th.export("w", (&WorldImport{Data: data}).Format())
 		g := newHarness(t)
 		require.NoError(t, g.apply(cmdImport("w", again))[0].Err)
 		require.Equal(t, th.hash("w"), g.hash("w"))
@@ -496,13 +500,25 @@ func withoutDataVersions(ss []SessionInfo) []SessionInfo {
 }
 
 // requireImportedVersionsRise checks that every player's data version in
-// world w of dst, which imported it from src, is above src's.
+// world w of dst, which imported it from src in export format 1, is above
+// src's.
 func requireImportedVersionsRise(t testingT, src, dst *FSM) {
+	requireImportedDataVersions(t, src, dst, false)
+}
+
+// requireImportedDataVersions checks the data versions of world w on dst,
+// which imported it from src: src's own when kept (export format 2, the
+// data alike), else each above src's for every player with data.
+func requireImportedDataVersions(t testingT, src, dst *FSM, kept bool) {
 	t.Helper()
 	want, err := src.PlayerRecords("w")
 	require.NoError(t, err)
 	got, err := dst.PlayerRecords("w")
 	require.NoError(t, err)
+	if kept {
+		require.Equal(t, want, got)
+		return
+	}
 	have := map[string]uint64{}
 	for _, r := range got {
 		have[r.Player] = r.Version

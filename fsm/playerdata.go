@@ -14,12 +14,18 @@ import (
 // The new version is max(old+1, the batch's leader time in unix ns): it
 // rises with every change on every replica alike, and it keeps rising
 // where a counter would start over. A world imported from another group
-// in export format 1 (migrate.go; it carries no versions) gives each
-// player with data the import's leader time (format 2, a salted world's,
-// carries them and keeps them), which is later than every change made on
-// the old group while the groups' clocks agree; a replica restored from a
-// snapshot older than format 8 holds version 0 for the data it restored
-// until the next change, which then gets the same version everywhere.
+// in export format 1 (migrate.go; it carries no versions: a move towards
+// a group with a voter below log 15) gives each player with data the
+// import's leader time, which is later than every change made on the old
+// group while the groups' clocks agree; format 2 (a salted world's, and
+// any world's moving to a log 15 group) carries them and keeps them, so
+// an expected version read before the move still holds; a replica
+// restored from a snapshot older than format 8 holds version 0 for the
+// data it restored until the next change, which then gets the same
+// version everywhere. A format 2 export from such a replica carries that
+// 0 and the new home keeps it, so the export's bytes differ from another
+// replica's there (the world does not), and an expected version read
+// from another replica answers data_conflict once, as after format 1.
 //
 // A version stays when the data is emptied, so a re-filled player's data
 // never goes back to a version a mirror already holds. Versions are not in

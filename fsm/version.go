@@ -79,8 +79,10 @@ type Versions = wire.Versions
 //     a salted world's fence, and its export with the salt table, the
 //     kept digests and the player data versions, imported by
 //     CmdImportWorld. A leader proposes either only when every voter
-//     reads log 15; an unsalted world moves as before (CmdMoveWorld,
-//     export format 1).
+//     reads log 15. An unsalted world's fence is CmdMoveWorld as before;
+//     its export is of format 2 too (keeping its data versions) when the
+//     move's target reads log 15, else of format 1 (the move decides,
+//     ExportWorld's format).
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
 	LogVersion      uint32 = 15

@@ -17,7 +17,7 @@ var ErrMoveRaced = errors.New("gsd/shard: world changed during its move")
 type MoveSource interface {
 	World(id string) (fsm.WorldInfo, error)
 	MoveWorld(ctx context.Context, world string, shard, incarnation uint64) (fsm.Fence, error)
-	ExportWorld(world string) ([]byte, uint64, error)
+	ExportWorld(world string, format byte) ([]byte, uint64, error)
 }
 
 // MoveTarget is the group a world joins; *store.Store has these methods.
@@ -42,7 +42,11 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 //     every write to the world with world_moved naming to.
 //  2. Export the fenced world from src's applied state (it cannot change
 //     any more, so any replica that applied the fence gives the same
-//     bytes).
+//     world for the same format, and the same bytes but for format 2's
+//     data versions where a replica holds 0 for data another holds at T:
+//     fsm/playerdata.go): in export format 2 when dst's voters
+//     read it (log 15), which keeps the players' data versions, else, for
+//     an unsalted world, in format 1 (the import restamps them).
 //  3. Import it on dst (fsm.CmdImportWorld): seq, idempotency windows,
 //     sessions, bans, player data and hash history come along.
 //  4. publish(ctx, world, to), when not nil.
@@ -53,9 +57,13 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // it with a world delete on src once every node routes to dst; from then
 // on a stale write there answers unknown_world.
 //
-// Before step 1 a salted world's move asks dst's version gate whether
-// its voters read the world's import (export format 2 needs log 15:
-// SaltedImportGate): a move dst would refuse fences nothing.
+// Before step 1 the move refuses, with nothing fenced, a target that
+// holds a copy of the world no import can replace (CheckTargetCopy: an
+// earlier home's fenced copy, the move back C→B→A, A→B). And it asks
+// dst's version gate whether its voters read
+// an export of format 2 (log 15: ExportFormatGate). The answer picks the
+// export's format (step 2), and a salted world, which only format 2
+// holds, is refused with nothing fenced when they do not.
 //
 // Writes to the world are refused from the fence's commit until dst's
 // import commits and the routers learn of it: that is the freeze
@@ -63,7 +71,10 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // shard is repeated harmlessly, and an import that committed before the
 // error is recognised (same incarnation, imported) and not redone.
 func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
-	e, err := FenceAndExportFor(ctx, src, world, to, SaltedImportGate(dst))
+	if err := CheckTargetCopy(dst, world, to); err != nil {
+		return 0, err
+	}
+	e, err := FenceAndExportFor(ctx, src, world, to, ExportFormatGate(dst))
 	if err != nil {
 		return 0, err
 	}
@@ -78,19 +89,27 @@ func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to 
 	return e.Seq, nil
 }
 
+// *store.Store is what a move's steps take on either side.
+var (
+	_ MoveSource = (*store.Store)(nil)
+	_ MoveTarget = (*store.Store)(nil)
+	_ ImportGate = (*store.Store)(nil)
+)
+
 // ImportGate is what a target that gates its commands by its voters'
 // versions has (*store.Store): store.ErrVersionGate when a voter would not
-// read the import of a world, salted or not, moving there.
+// read the import of a world export of format (fsm.ImportNeeds).
 type ImportGate interface {
-	ImportGate(salted bool) error
+	ImportGate(format byte) error
 }
 
-// SaltedImportGate returns why dst would refuse the import of a salted
-// world (store.ErrVersionGate: a voter below log 15, which reads no
-// export of format 2), nil when it would not or has no ImportGate.
-func SaltedImportGate(dst any) error {
+// ExportFormatGate returns why dst would refuse the import of an export
+// of format 2, fsm.ExportFormat (store.ErrVersionGate: a voter below log
+// 15), nil when it would not or has no ImportGate. A move exports in
+// format 2 only when it is nil (FenceAndExportFor).
+func ExportFormatGate(dst any) error {
 	if g, ok := dst.(ImportGate); ok {
-		return g.ImportGate(true)
+		return g.ImportGate(fsm.ExportFormat)
 	}
 	return nil
 }
@@ -103,9 +122,9 @@ type Export struct {
 	Data        []byte // fsm's export encoding
 }
 
-// Unimportable is the error of a target that would not import a salted
-// world, reason saying why (a step's Unsalted): store.ErrVersionGate;
-// nil for no reason.
+// Unimportable is the error of a target that would not import an export
+// of format 2 (a salted world's), reason saying why (a step's Unsalted):
+// store.ErrVersionGate; nil for no reason.
 func Unimportable(reason string) error {
 	if reason == "" {
 		return nil
@@ -116,30 +135,40 @@ func Unimportable(reason string) error {
 // FenceAndExportOn is FenceAndExportFor on g, a node's group as the edge
 // hands it (the leader's *store.Store): fsm.ErrNotSupported when g cannot
 // move worlds.
-func FenceAndExportOn(ctx context.Context, g any, world string, to uint64, salted error) (Export, error) {
+func FenceAndExportOn(ctx context.Context, g any, world string, to uint64, gate error) (Export, error) {
 	src, ok := g.(MoveSource)
 	if !ok {
 		return Export{}, fmt.Errorf("%w: this node's groups cannot move worlds", fsm.ErrNotSupported)
 	}
-	return FenceAndExportFor(ctx, src, world, to, salted)
+	return FenceAndExportFor(ctx, src, world, to, gate)
 }
 
 // FenceAndExport runs Move's steps 1 and 2 on src, which must lead the
-// world's group: fence world towards shard to (a repeated fence to the
-// same shard answers the first one, so this is safe to call again), then
-// export it. A src that is shard to's group itself (it has GroupID, as
-// *store.Store does) is refused with fsm.ErrWorldExists, fencing nothing.
+// world's group, for a target that reads export format 2: fence world
+// towards shard to (a repeated fence to the same shard answers the first
+// one, so this is safe to call again), then export it. A src that is
+// shard to's group itself (it has GroupID, as *store.Store does) is
+// refused with fsm.ErrWorldExists, fencing nothing.
 func FenceAndExport(ctx context.Context, src MoveSource, world string, to uint64) (Export, error) {
 	return FenceAndExportFor(ctx, src, world, to, nil)
 }
 
-// FenceAndExportFor is FenceAndExport for a target that says, in salted,
-// why it would refuse a salted world's import (SaltedImportGate; nil: it
-// would not): a salted world is then refused with that error before its
-// fence, since a fence whose import cannot land would refuse the world's
-// writes until the target's voters are upgraded. Unsalted worlds are not
-// affected.
-func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uint64, salted error) (Export, error) {
+// FenceAndExportFor is FenceAndExport for a target that says, in gate,
+// why it would refuse the import of an export of format 2
+// (ExportFormatGate; nil: it would not). With gate nil every world
+// exports in format 2, which keeps its players' data versions; else an
+// unsalted world exports in format 1 (the target restamps them), and a
+// salted world, which only format 2 holds, is refused with gate before
+// its fence, since a fence whose import cannot land would refuse the
+// world's writes until the target's voters are upgraded (one fenced
+// already exports in format 2 all the same: the target tells its
+// refusal at the import, and a retry once it reads log 15 completes the
+// move). The format depends on gate and the fenced world alone, never on
+// the replica, so a retry towards the same target exports the same world
+// in the same format (the same bytes but for format 2's data versions a
+// replica holds as 0; an import that committed is recognised by
+// incarnation, not by bytes).
+func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uint64, gate error) (Export, error) {
 	// A stale map can route a move's export to the world's new home (the
 	// move done, the node asked not yet knowing): a fence there, towards
 	// the shard it is on, would refuse every write to the world for good.
@@ -150,14 +179,18 @@ func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uin
 	if err != nil {
 		return Export{}, fmt.Errorf("move %s: %w", world, err)
 	}
-	if from.Salted && from.Moved == nil && salted != nil {
-		return Export{}, fmt.Errorf("move %s: salted, and the target cannot import it (nothing fenced): %w", world, salted)
+	if from.Salted && from.Moved == nil && gate != nil {
+		return Export{}, fmt.Errorf("move %s: salted, and the target cannot import it (nothing fenced): %w", world, gate)
 	}
 	fence, err := src.MoveWorld(ctx, world, to, from.Incarnation)
 	if err != nil {
 		return Export{}, fmt.Errorf("move %s: fence: %w", world, err)
 	}
-	blob, seq, err := src.ExportWorld(world)
+	format := byte(1)
+	if gate == nil || from.Salted {
+		format = fsm.ExportFormat
+	}
+	blob, seq, err := src.ExportWorld(world, format)
 	if err != nil {
 		return Export{}, fmt.Errorf("move %s: export: %w", world, err)
 	}
@@ -168,9 +201,41 @@ func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uin
 	return Export{Incarnation: from.Incarnation, Seq: seq, Data: blob}, nil
 }
 
+// CheckTargetCopy returns an error wrapping fsm.ErrWorldExists when dst,
+// the group of shard to, holds a copy of world that the move's import
+// cannot replace, nil when it holds none or one that an earlier attempt
+// of a move imported (not fenced, imported). The copy it refuses is one
+// fenced there when the world moved away (a move back to an earlier
+// home that still holds it: C→B→A, then A→B), or one dst created
+// (imported index 0). A move asks it before the fence at the source
+// (Move; api's check step): a fence whose import must fail would leave
+// the world refusing writes on both shards, each fenced towards the
+// other. A dst that cannot tell (no World) passes.
+func CheckTargetCopy(dst any, world string, to uint64) error {
+	t, ok := dst.(interface {
+		World(id string) (fsm.WorldInfo, error)
+	})
+	if !ok {
+		return nil
+	}
+	got, err := t.World(world)
+	if err != nil {
+		return nil // absent (unknown_world): the import installs it
+	}
+	switch {
+	case got.Moved != nil:
+		return fmt.Errorf("move %s: %w on shard %d, the move's target: its fenced copy from an earlier stay there (fenced towards shard %d at seq %d) is still there, and an import cannot replace it; nothing fenced: move the world to another shard (a move back to a shard that still holds its fenced copy is not supported)", world, fsm.ErrWorldExists, to, got.Moved.Shard, got.Moved.Seq)
+	case got.Imported == 0:
+		return fmt.Errorf("move %s: %w on shard %d, the move's target: created there (incarnation %d), not moved there; nothing fenced", world, fsm.ErrWorldExists, to, got.Incarnation)
+	}
+	return nil
+}
+
 // ImportMoved runs Move's step 3 on dst, which must lead the target
 // group: an import that committed before (the world there, imported,
-// with e's incarnation) is recognised and not redone.
+// not fenced, with e's incarnation) is recognised and not redone. A
+// fenced copy is an earlier stay of the world there (CheckTargetCopy),
+// never this move's import, whatever its incarnation.
 func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) error {
 	_, err := dst.ImportWorld(ctx, world, e.Data)
 	if err == nil {
@@ -180,6 +245,9 @@ func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) er
 		return fmt.Errorf("move %s: import: %w", world, err)
 	}
 	got, gerr := dst.World(world)
+	if gerr == nil && got.Moved != nil {
+		return fmt.Errorf("move %s: import: %w (its fenced copy from an earlier stay there, fenced towards shard %d at seq %d, not an import of this move)", world, err, got.Moved.Shard, got.Moved.Seq)
+	}
 	if gerr != nil || got.Imported == 0 || got.Incarnation != e.Incarnation {
 		return fmt.Errorf("move %s: import: %w (not an earlier import of this world)", world, err)
 	}

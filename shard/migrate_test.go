@@ -188,13 +188,15 @@ type fakeGroup struct {
 	exportErr error
 	importErr error
 	imports   int
+	formats   []byte // the export formats asked for
 }
 
 func (f *fakeGroup) World(string) (fsm.WorldInfo, error) { return f.world, f.worldErr }
 func (f *fakeGroup) MoveWorld(context.Context, string, uint64, uint64) (fsm.Fence, error) {
 	return f.fence, f.fenceErr
 }
-func (f *fakeGroup) ExportWorld(string) ([]byte, uint64, error) {
+func (f *fakeGroup) ExportWorld(_ string, format byte) ([]byte, uint64, error) {
+	f.formats = append(f.formats, format)
 	return []byte("blob"), f.exportSeq, f.exportErr
 }
 func (f *fakeGroup) ImportWorld(context.Context, string, []byte) (fsm.WorldInfo, error) {
@@ -207,7 +209,7 @@ func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
 	boom := errors.New("boom")
 	ok := func() (*fakeGroup, *fakeGroup) {
 		return &fakeGroup{world: fsm.WorldInfo{ID: "w", Incarnation: 5}, fence: fsm.Fence{World: "w", Shard: 2, Seq: 9}, exportSeq: 9},
-			&fakeGroup{}
+			&fakeGroup{worldErr: fsm.ErrUnknownWorld}
 	}
 	src, dst := ok()
 	src.worldErr = fsm.ErrUnknownWorld
@@ -240,7 +242,7 @@ func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
 
 	// A retry after an import that committed: recognised, not an error.
 	src, dst = ok()
-	dst.importErr = fsm.ErrWorldExists
+	dst.importErr, dst.worldErr = fsm.ErrWorldExists, nil
 	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 5, Imported: 40}
 	seq, err := Move(ctx, src, dst, "w", 2, nil)
 	require.NoError(t, err)
@@ -249,6 +251,12 @@ func TestMoveNamesTheStepThatFailedAndResumesAnImport(t *testing.T) {
 	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 7}
 	_, err = Move(ctx, src, dst, "w", 2, nil)
 	require.ErrorIs(t, err, fsm.ErrWorldExists)
+	require.ErrorContains(t, err, "created there")
+	// An imported world of another incarnation there: refused at the import.
+	dst.world = fsm.WorldInfo{ID: "w", Incarnation: 7, Imported: 40}
+	_, err = Move(ctx, src, dst, "w", 2, nil)
+	require.ErrorIs(t, err, fsm.ErrWorldExists)
+	require.ErrorContains(t, err, "not an earlier import")
 
 	src, dst = ok()
 	_, err = Move(ctx, src, dst, "w", 2, func(context.Context, string, uint64) error { return boom })
@@ -337,7 +345,7 @@ func TestMoveFreezeWithManyPlayers(t *testing.T) {
 			}
 		}()
 	}
-	blob, _, err := src.ExportWorld("arena")
+	blob, _, err := src.ExportWorld("arena", fsm.ExportFormat)
 	require.NoError(t, err)
 	start := time.Now()
 	fenced, err := Move(context.Background(), timedSrc{src, t}, timedDst{dst, t}, "arena", 2, func(context.Context, string, uint64) error {
@@ -371,10 +379,10 @@ func (s timedSrc) MoveWorld(ctx context.Context, w string, sh, inc uint64) (fsm.
 	defer func() { s.t.Logf("fence %s", time.Since(st)) }()
 	return s.MoveSource.MoveWorld(ctx, w, sh, inc)
 }
-func (s timedSrc) ExportWorld(w string) ([]byte, uint64, error) {
+func (s timedSrc) ExportWorld(w string, format byte) ([]byte, uint64, error) {
 	st := time.Now()
 	defer func() { s.t.Logf("export %s", time.Since(st)) }()
-	return s.MoveSource.ExportWorld(w)
+	return s.MoveSource.ExportWorld(w, format)
 }
 
 type timedDst struct {

@@ -158,30 +158,32 @@ func requireMovedAway(t *testing.T, st *store.Store) {
 	require.ErrorIs(t, saltedAct(ctx, st, "alice", 99, "e"), fsm.ErrWorldMoved)
 }
 
-// TestMovingASaltedWorldToAGroupWithALog14VoterFencesNothing: the target
-// would refuse the salted world's export (format 2 needs log 15), so the
-// move is refused with version_gate before the fence and the world takes
-// writes at its old home; an unsalted world moves there as before.
-func TestMovingASaltedWorldToAGroupWithALog14VoterFencesNothing(t *testing.T) {
+// log14Target boots group 1 on a current node and group 2 on a node
+// that reads log 14 (its voter), and returns their stores.
+func log14Target(t *testing.T) (src, dst *store.Store) {
+	t.Helper()
 	m := newTestManager(t, "n1", t.TempDir(), groupMux(t))
-	src, err := m.Open(1, GroupOptions{Bootstrap: true})
-	require.NoError(t, err)
-	waitLeader(t, src)
+	src = bootGroups(t, m, 1)[1]
 	cfg := testStoreConfig("n2")
 	cfg.Versions = fsm.Versions{Log: 14, Snapshot: 10, Wire: 1}
 	old, err := NewManager(ManagerConfig{DataDir: t.TempDir(), Store: cfg}, groupMux(t), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = old.Close(context.Background()) })
-	dst, err := old.Open(2, GroupOptions{Bootstrap: true})
-	require.NoError(t, err)
-	waitLeader(t, dst)
+	return src, bootGroups(t, old, 2)[2]
+}
 
+// TestMovingASaltedWorldToAGroupWithALog14VoterFencesNothing: the target
+// would refuse the salted world's export (format 2 needs log 15), so the
+// move is refused with version_gate before the fence and the world takes
+// writes at its old home; an unsalted world moves there as before.
+func TestMovingASaltedWorldToAGroupWithALog14VoterFencesNothing(t *testing.T) {
+	src, dst := log14Target(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	require.NoError(t, src.CreateSaltedWorld(ctx, "w", fsm.Rules{}))
 	require.NoError(t, saltedAct(ctx, src, "alice", 1, "e"))
 
-	_, err = Move(ctx, src, dst, "w", 2, nil)
+	_, err := Move(ctx, src, dst, "w", 2, nil)
 	require.ErrorIs(t, err, store.ErrVersionGate)
 	require.ErrorContains(t, err, "nothing fenced")
 	info, err := src.World("w")
@@ -200,8 +202,9 @@ func TestMovingASaltedWorldToAGroupWithALog14VoterFencesNothing(t *testing.T) {
 
 // TestASaltedWorldFencedAlreadyIsExportedWhateverTheTargetSays: a move
 // retried after its fence (the world refuses writes already) goes on to
-// the export, and the import tells the target's refusal again; an
-// unsalted world is never held back by it.
+// the export, in format 2, and the import tells the target's refusal
+// again; an unsalted world is never held back by it: the target's answer
+// picks its export format.
 func TestASaltedWorldFencedAlreadyIsExportedWhateverTheTargetSays(t *testing.T) {
 	ctx := context.Background()
 	refused := Unimportable("voter n3 reads log 14")
@@ -214,13 +217,18 @@ func TestASaltedWorldFencedAlreadyIsExportedWhateverTheTargetSays(t *testing.T) 
 	require.ErrorIs(t, err, store.ErrVersionGate)
 	require.ErrorContains(t, err, "nothing fenced")
 
+	require.Empty(t, src.formats, "nothing exported")
 	src.world.Moved = &fence
 	e, err := FenceAndExportFor(ctx, src, "w", 2, refused)
 	require.NoError(t, err)
 	require.Equal(t, uint64(9), e.Seq)
+	require.Equal(t, []byte{fsm.ExportFormat}, src.formats, "a salted world only in format 2")
 
-	src.world = fsm.WorldInfo{ID: "w"}
+	src.world, src.formats = fsm.WorldInfo{ID: "w"}, nil
 	_, err = FenceAndExportFor(ctx, src, "w", 2, refused)
 	require.NoError(t, err, "an unsalted world")
-	require.NoError(t, SaltedImportGate(&fakeGroup{}), "a target without a gate is not asked")
+	_, err = FenceAndExportFor(ctx, src, "w", 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, []byte{1, fsm.ExportFormat}, src.formats, "an unsalted world in format 1 towards a target that refuses format 2, else in 2")
+	require.NoError(t, ExportFormatGate(&fakeGroup{}), "a target without a gate is not asked")
 }

@@ -23,7 +23,7 @@ func movedWorld(t *testing.T) (*Store, *Store, *cluster, uint64) {
 	}
 	fence, err := l.MoveWorld(ctxT(t), "arena", 2, 0)
 	require.NoError(t, err)
-	blob, _, err := l.ExportWorld("arena")
+	blob, _, err := l.ExportWorld("arena", 1)
 	require.NoError(t, err)
 	require.NoError(t, l.feed.waitArchived(l.adapter.appliedIndex()))
 
@@ -165,7 +165,7 @@ func TestRefillTakesAMovedWorldsEventsFromBeforeTheMoveFromPeersThatCopiedThem(t
 	}
 	fence, err := l.MoveWorld(ctxT(t), "arena", 2, 0)
 	require.NoError(t, err)
-	blob, _, err := l.ExportWorld("arena")
+	blob, _, err := l.ExportWorld("arena", 1)
 	require.NoError(t, err)
 	require.NoError(t, l.feed.waitArchived(l.adapter.appliedIndex()))
 	old, err := l.arch.read("arena", 1, 100)

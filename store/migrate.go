@@ -53,10 +53,17 @@ func (s *Store) MoveWorld(ctx context.Context, world string, shard, incarnation 
 }
 
 // ExportWorld returns world's complete state from this node's applied
-// state, for ImportWorld on another group, and the seq it reflects. Once
-// the world is fenced every replica that applied the fence exports the
-// same bytes, so it needs no leader.
-func (s *Store) ExportWorld(world string) ([]byte, uint64, error) { return s.fsm.ExportWorld(world) }
+// state, in export format (1, or 2, which keeps the player data versions
+// and which a salted world needs: fsm.FSM.ExportWorld), for ImportWorld
+// on another group, and the seq it reflects. The move picks the format
+// for its target (ImportGate), so once the world is fenced every replica
+// that applied the fence exports the same world for the same format: it
+// needs no leader. The bytes are the same too, but for the data versions
+// in format 2 of a replica that holds 0 where another holds a version
+// (fsm/playerdata.go: a restore from a snapshot before format 8).
+func (s *Store) ExportWorld(world string, format byte) ([]byte, uint64, error) {
+	return s.fsm.ExportWorld(world, format)
+}
 
 // ImportWorld proposes one fsm.CmdImportWorld with a blob from
 // ExportWorld: the world is installed on this group, its seq going on
@@ -65,8 +72,8 @@ func (s *Store) ExportWorld(world string) ([]byte, uint64, error) { return s.fsm
 // old group's archive until shard copies them here (FillMoved; a
 // subscription from before answers ErrArchiveGap until then).
 // Errors: fsm.ErrWorldExists, fsm.ErrMalformed for a blob that does not
-// decode or check out, ErrVersionGate (a salted world's export, format 2,
-// needs every voter at log 15: see ImportGate), ErrNotLeader,
+// decode or check out, ErrVersionGate (an export of format 2 needs every
+// voter at log 15: see ImportGate), ErrNotLeader,
 // ErrOutcomeUnknown.
 func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm.WorldInfo, error) {
 	c := &fsm.WorldImport{World: world, Data: blob}
@@ -87,14 +94,11 @@ func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm
 }
 
 // ImportGate returns ErrVersionGate when a voter of this group would not
-// read the import of a world moving here, salted or not (a salted world's
-// export is of format 2, which needs log 15: fsm.ImportNeeds), else nil.
-// shard.Move asks it before the fence at the world's old home, so that a
-// move this group must refuse fences nothing.
-func (s *Store) ImportGate(salted bool) error {
-	format := byte(1)
-	if salted {
-		format = fsm.ExportFormat
-	}
+// read the import of a world export of format (fsm.ImportNeeds: format 2,
+// a salted world's and, towards a log 15 group, any world's, needs log
+// 15), else nil. shard.Move asks it for format 2 before the fence at the
+// world's old home: a salted world this group must refuse is then
+// refused with nothing fenced, and an unsalted one moves in format 1.
+func (s *Store) ImportGate(format byte) error {
 	return s.gateNeed(fsm.ImportNeeds(format), fsm.CmdImportWorld)
 }

@@ -26,7 +26,7 @@ func TestRefillTakesTheEventsOfAnImportedWorldAfterItsImport(t *testing.T) {
 	require.NoError(t, err)
 	fence, err := l.MoveWorld(ctxT(t), "arena", 2, 0)
 	require.NoError(t, err)
-	blob, _, err := l.ExportWorld("arena")
+	blob, _, err := l.ExportWorld("arena", 1)
 	require.NoError(t, err)
 
 	dst := newCluster(t, 1, nil)

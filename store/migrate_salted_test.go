@@ -9,9 +9,9 @@ import (
 
 // TestASaltedWorldsMoveWaitsForEveryVoterToReadLogVersion15: while a
 // voter reads log 14 the leader proposes neither the salted world's fence
-// (CmdMoveWorldSalted) nor the import of its export (format 2), and
-// ImportGate says so before any fence; an unsalted world's fence and
-// import (format 1) are not held back. Once every voter reads 15 the
+// (CmdMoveWorldSalted) nor the import of an export of format 2 (an
+// unsalted world's too), and ImportGate says so before any fence; an
+// unsalted world's fence and import of format 1 are not held back. Once every voter reads 15 the
 // salted world is fenced and its export imports, on every replica alike.
 func TestASaltedWorldsMoveWaitsForEveryVoterToReadLogVersion15(t *testing.T) {
 	t.Parallel()
@@ -22,16 +22,20 @@ func TestASaltedWorldsMoveWaitsForEveryVoterToReadLogVersion15(t *testing.T) {
 	c.waitReplicated()
 	mixed.downgrade(c) // a follower reads log 14
 
-	salted, _, err := l.ExportWorld("w")
+	salted, _, err := l.ExportWorld("w", fsm.ExportFormat)
 	require.NoError(t, err)
-	require.ErrorIs(t, l.ImportGate(true), ErrVersionGate)
-	require.NoError(t, l.ImportGate(false))
+	plain2, _, err := l.ExportWorld("plain", fsm.ExportFormat)
+	require.NoError(t, err)
+	require.ErrorIs(t, l.ImportGate(fsm.ExportFormat), ErrVersionGate)
+	require.NoError(t, l.ImportGate(1))
 	last := l.raft.LastIndex()
 	_, err = l.MoveWorld(ctxT(t), "w", 2, 0)
 	require.ErrorIs(t, err, ErrVersionGate)
 	require.ErrorContains(t, err, "needs log 15")
 	_, err = l.ImportWorld(ctxT(t), "v", salted)
 	require.ErrorIs(t, err, ErrVersionGate, "checked before the blob's world")
+	_, err = l.ImportWorld(ctxT(t), "v", plain2)
+	require.ErrorIs(t, err, ErrVersionGate, "an unsalted world's export of format 2 alike")
 	require.Empty(t, proposedSince(t, l, last), "nothing was proposed")
 	_, _, err = l.Act(ctxT(t), incr("w", "alice", 2, "e", "hp", 1))
 	require.NoError(t, err, "the world takes writes")
@@ -40,18 +44,18 @@ func TestASaltedWorldsMoveWaitsForEveryVoterToReadLogVersion15(t *testing.T) {
 	require.Contains(t, proposedSince(t, l, last), fsm.CmdMoveWorld)
 
 	mixed.upgrade()
-	require.NoError(t, l.ImportGate(true))
+	require.NoError(t, l.ImportGate(fsm.ExportFormat))
 	last = l.raft.LastIndex()
 	f, err := l.MoveWorld(ctxT(t), "w", 2, 0)
 	require.NoError(t, err)
 	require.Equal(t, uint64(2), f.Seq)
 	require.Contains(t, proposedSince(t, l, last), fsm.CmdMoveWorldSalted)
-	blob, seq, err := l.ExportWorld("w")
+	blob, seq, err := l.ExportWorld("w", fsm.ExportFormat)
 	require.NoError(t, err)
 	require.Equal(t, f.Seq, seq)
 	c.waitReplicated()
 	for _, s := range c.nodes {
-		b, _, err := s.ExportWorld("w")
+		b, _, err := s.ExportWorld("w", fsm.ExportFormat)
 		require.NoError(t, err)
 		require.Equal(t, blob, b, "every replica that applied the fence exports the same bytes")
 	}
@@ -70,7 +74,7 @@ func TestARetriedSaltedFenceNeedsNoLog15VoterOnceApplied(t *testing.T) {
 	require.NoError(t, err)
 	c.waitReplicated()
 	mixed.downgrade(c) // a follower reads log 14 from now on
-	require.ErrorIs(t, l.ImportGate(true), ErrVersionGate, "the group's gate refuses log 15 commands now")
+	require.ErrorIs(t, l.ImportGate(fsm.ExportFormat), ErrVersionGate, "the group's gate refuses log 15 commands now")
 
 	last := l.raft.LastIndex()
 	info, err := l.World("w")
@@ -83,7 +87,7 @@ func TestARetriedSaltedFenceNeedsNoLog15VoterOnceApplied(t *testing.T) {
 	require.ErrorAs(t, err, &moved)
 	require.Equal(t, f, moved.Fence, "fenced towards shard 2")
 	require.Empty(t, proposedSince(t, l, last), "nothing was proposed")
-	blob, seq, err := l.ExportWorld("w")
+	blob, seq, err := l.ExportWorld("w", fsm.ExportFormat)
 	require.NoError(t, err)
 	require.Equal(t, f.Seq, seq)
 	require.Equal(t, fsm.ExportFormat, (&fsm.WorldImport{World: "w", Data: blob}).Format())

@@ -44,14 +44,20 @@ func TestWorldMovesToAnotherGroupAndItsFeedGoesOn(t *testing.T) {
 	_, err = l.MoveWorld(ctxT(t), "arena", 5, 0)
 	require.ErrorIs(t, err, fsm.ErrWorldMoved, "moved elsewhere already")
 
-	blob, seq, err := l.ExportWorld("arena")
+	blob, seq, err := l.ExportWorld("arena", 1)
 	require.NoError(t, err)
 	require.Equal(t, uint64(3), seq)
+	blob2, _, err := l.ExportWorld("arena", fsm.ExportFormat)
+	require.NoError(t, err)
+	require.NotEqual(t, blob, blob2)
 	src.waitReplicated()
 	for _, s := range src.nodes {
-		b, _, err := s.ExportWorld("arena")
+		b, _, err := s.ExportWorld("arena", 1)
 		require.NoError(t, err)
 		require.Equal(t, blob, b, "node %s", s.cfg.ID)
+		b, _, err = s.ExportWorld("arena", fsm.ExportFormat)
+		require.NoError(t, err)
+		require.Equal(t, blob2, b, "node %s, format 2: the same bytes for the same format", s.cfg.ID)
 	}
 	from, ok := worldInfo(t, l, "arena")
 	require.True(t, ok)
@@ -110,7 +116,7 @@ func TestMigrationCommandsWaitForEveryVoterToReadLogVersion8(t *testing.T) {
 	for _, s := range c.nodes {
 		require.NoError(t, l.Join(ctxT(t), s.Self()))
 	}
-	blob, _, err := l.ExportWorld("arena")
+	blob, _, err := l.ExportWorld("arena", 1)
 	require.NoError(t, err)
 	last := l.raft.LastIndex()
 	_, err = l.MoveWorld(ctxT(t), "arena", 2, 0)

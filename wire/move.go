@@ -30,13 +30,20 @@ type WorldMoved struct {
 // two groups: Step "export" fences the world on its group towards To and
 // answers its export; Step "import" imports Export (Data from an export
 // of the world with Incarnation) on the group To; Step "check" (log
-// version 15) answers {} when the group To would import a salted world,
-// else the error its version gate gives. An export step's Checked says
-// the target was asked (a log 15 admin sets it on every export step), and
-// Unsalted, when set, is why the target would not (a check's error): a
-// salted world not fenced yet is refused before its fence when Unsalted
-// is set, and when Checked is not (an older admin's step, whose target
-// nobody asked).
+// version 15) answers {} when the group To would import a world export
+// of format 2 (a salted world's), else the error its version gate gives.
+// An export step's Checked says the target was asked (a log 15 admin sets
+// it on every export step), and Unsalted, when set, is why the target
+// would not (a check's error). Together they pick the export's format,
+// so that every replica of the source answers the same world in the same
+// format (in format 2 a replica holding a player's data version as 0,
+// restored from a snapshot before format 8, answers 0 there): Checked
+// without Unsalted, format 2 for every world (an unsalted one keeps its
+// data versions); else format 1 for an unsalted world, and a salted world
+// not fenced yet is refused before its fence (an older admin's step,
+// whose target nobody asked, has neither). A source on a binary before
+// this rule answers format 1 for an unsalted world all the same, which
+// every target imports.
 type MoveStep struct {
 	Step     string       `json:"step"`
 	To       uint64       `json:"to"`

@@ -98,14 +98,20 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 }
 
 // checkTarget asks the leader of group to, through rt, whether it would
-// import a salted world (shard.SaltedImportGate), before anything is
-// fenced: it returns why not ("" when it would). A leader on a binary
-// before log 15 has no check step (it answers malformed) and reads no
-// salted export either. Any other error ends the move.
+// import an export of format 2 (shard.ExportFormatGate: a salted world's,
+// and any world's when it would), before anything is fenced: it returns
+// why not ("" when it would). A leader on a binary before log 15 has no
+// check step (it answers malformed) and reads no format 2 export either.
+// Any other error ends the move, world_exists among them: the target
+// holds a copy of the world no import replaces (shard.CheckTargetCopy:
+// its fenced copy from an earlier stay, a move back).
 func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64) (string, error) {
 	var err error
 	if rt.Local() {
-		err = shard.SaltedImportGate(rt.Group)
+		if err := shard.CheckTargetCopy(rt.Group, world, to); err != nil {
+			return "", err
+		}
+		err = shard.ExportFormatGate(rt.Group)
 	} else {
 		var ok struct{}
 		err = a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepCheck, To: to}, &ok)
@@ -126,7 +132,11 @@ func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to u
 
 // exportMoved fences and exports world at its group's leader, the target
 // checked (checkTarget); unsalted, when set, is why the target would not
-// import a salted world.
+// import an export of format 2. The step says so ("checked", and
+// "unsalted" when set), and that decides the export's format at the
+// source: 2 for every world when the target was checked and reads it,
+// else 1 for an unsalted world (shard.FenceAndExportFor), the same on
+// whichever replica leads the source group then.
 func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted string) (shard.Export, error) {
 	var e shard.Export
 	err := a.RouteCall(world, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
@@ -139,9 +149,11 @@ func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted
 		err := a.callMove(ctx, rt, world, step, &got)
 		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed {
 			// A leader on a binary before log 15 knows neither "checked"
-			// nor "unsalted" (it decodes strictly) and fences no salted
-			// world either; a log 15 one asked this way refuses a salted
-			// world not fenced yet, as for any export step unchecked.
+			// nor "unsalted" (it decodes strictly), fences no salted world
+			// and exports an unsalted one in format 1; a log 15 one asked
+			// this way refuses a salted world not fenced yet, as for any
+			// export step unchecked, and exports an unsalted one in
+			// format 1.
 			step.Checked, step.Unsalted = false, ""
 			err = a.callMove(ctx, rt, world, step, &got)
 		}

@@ -31,11 +31,15 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 }
 
 // Move handles a move's step on this node: "export" fences the world on
-// its group, which this node must lead, and answers its export (a salted
-// world refused before its fence when the step says the target would not
-// import it, or does not say it was asked); "import" imports the export on the group the step names,
-// which this node must lead; "check" answers whether that group would
-// import a salted world (shard.SaltedImportGate). Each is refused
+// its group, which this node must lead, and answers its export, in
+// format 2 when the step says the target was asked and reads it
+// ("checked", no "unsalted"), else in format 1 for an unsalted world (a
+// salted world, which only format 2 holds, refused before its fence);
+// "import" imports the export on the group the step names, which this
+// node must lead; "check" answers world_exists when that group holds a
+// copy of the world no import replaces (shard.CheckTargetCopy: its
+// fenced copy from an earlier stay), else whether it would import an
+// export of format 2 (shard.ExportFormatGate). Each is refused
 // not_leader otherwise, never sent on; all are safe to repeat
 // (shard.FenceAndExportFor, shard.ImportMoved).
 func (p *API) Move(w http.ResponseWriter, r *http.Request) {
@@ -66,7 +70,10 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 	case wire.MoveStepCheck:
 		var rt edge.Route
 		if rt, err = p.targetRoute(step.To); err == nil {
-			if err = shard.SaltedImportGate(rt.Group); err == nil {
+			if err = shard.CheckTargetCopy(rt.Group, world, step.To); err != nil {
+				break
+			}
+			if err = shard.ExportFormatGate(rt.Group); err == nil {
 				p.WriteJSON(w, http.StatusOK, struct{}{})
 				return
 			}
@@ -77,10 +84,11 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 	p.WriteError(w, err, true)
 }
 
-// notChecked is why a salted world is refused before its fence when the
-// export step says nothing of the target (no Checked): an admin node on a
+// notChecked is why the export step's target is taken not to read format
+// 2 when the step says nothing of it (no Checked): an admin node on a
 // binary before log 15 sends exactly that, and its target may not import
-// the salted world's export (format 2).
+// an export of format 2. A salted world is then refused before its fence,
+// an unsalted one exports in format 1.
 const notChecked = "nobody asked the move's target whether it imports a salted world (an export step without \"checked\": the admin node runs a binary before log version 15); call the move through an upgraded node"
 
 func (p *API) exportMoved(ctx context.Context, world string, step wire.MoveStep) (shard.Export, error) {
@@ -88,13 +96,13 @@ func (p *API) exportMoved(ctx context.Context, world string, step wire.MoveStep)
 	if !step.Checked && reason == "" {
 		reason = notChecked
 	}
-	salted := shard.Unimportable(reason)
+	gate := shard.Unimportable(reason)
 	var e shard.Export
 	// A move step names its world's home by the mover's map, which the
 	// move placed: followed as this node's own map says.
 	err := p.RouteCall(world, edge.KindWrite, edge.Hop{Forwarded: true}, func(g edge.Group) error {
 		var err error
-		e, err = shard.FenceAndExportOn(ctx, g, world, step.To, salted)
+		e, err = shard.FenceAndExportOn(ctx, g, world, step.To, gate)
 		return err
 	}, nil)
 	return e, err

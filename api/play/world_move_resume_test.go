@@ -33,7 +33,7 @@ func TestResumeAtTheNewHomeFromBeforeTheFence(t *testing.T) {
 	_, err := src.MoveWorld(ctx, "arena", 7, 0)
 	require.NoError(t, err)
 	wsClosed(t, c, 4421, fsm.CodeWorldMoved)
-	blob, _, err := src.ExportWorld("arena")
+	blob, _, err := src.ExportWorld("arena", 1)
 	require.NoError(t, err)
 
 	dst := apitest.StartStore(t)

@@ -367,7 +367,7 @@ func TestTheDetectorsFollowAMovedWorldOnTheGroupItMovedTo(t *testing.T) {
 	require.NoError(t, err)
 	fence, err := from.MoveWorld(ctx, "w", 2, wi.Incarnation)
 	require.NoError(t, err)
-	blob, _, err := from.ExportWorld("w")
+	blob, _, err := from.ExportWorld("w", 1)
 	require.NoError(t, err)
 	_, err = to.ImportWorld(ctx, "w", blob)
 	require.NoError(t, err)
