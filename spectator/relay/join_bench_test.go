@@ -38,19 +38,48 @@ import (
 // GSD_RELAY_JOIN_SPLIT=1 they run in a child process, and the figures
 // are the relay's (its upstream's and its one watcher's included).
 
-// joinEntities is how many entities the ruler's world has (e0.., x and y).
+// joinEntities is how many entities the join ruler's world has (e0..,
+// x and y).
 const joinEntities = 1000
 
-// joinEvent is the NDJSON line of event seq setting x and y of entities
+// joinWorld is a join ruler's world: its entities, made 100 an event,
+// then joinBacklog moves of 10 of them; their values alike for all
+// (they deflate to little) or, spread, as a game's positions are
+// (loadgen's: 0 to 999, and hp 0 to 99).
+type joinWorld struct {
+	entities int
+	spread   bool
+}
+
+var (
+	// joinRulerWorld is BenchmarkRelayJoin's world.
+	joinRulerWorld = joinWorld{entities: joinEntities}
+	// influxWorld is BenchmarkRelayInflux's: a join keyframe of 106 kB
+	// deflated (versions=false), 116 kB with the deltas since.
+	influxWorld = joinWorld{entities: 8000, spread: true}
+)
+
+// made is the seq of the event that made the last entities; last is the
+// last move's.
+func (jw joinWorld) made() uint64 { return uint64(jw.entities / 100) }
+func (jw joinWorld) last() uint64 { return jw.made() + joinBacklog }
+
+// event is the NDJSON line of event seq setting the fields of entities
 // [from, from+n).
-func joinEvent(seq uint64, from, n int) string {
+func (jw joinWorld) event(seq uint64, from, n int) string {
 	ev := &fsm.Event{World: "arena", Seq: seq, Index: seq + 10, Time: time.Now().UnixNano(), Player: "p",
 		Status: fsm.StatusApplied}
 	for i := from; i < from+n; i++ {
-		e := fmt.Sprintf("e%d", i%joinEntities)
+		e := fmt.Sprintf("e%d", i%jw.entities)
+		x, y := fsm.Float(float64(seq)+0.5), fsm.Float(-float64(seq))
+		if jw.spread {
+			h := uint64(i)*2654435761 + seq*40503 // the same for every run
+			x, y = fsm.Int(int64(h%1000)), fsm.Int(int64(h/1000%1000))
+			ev.Changes = append(ev.Changes, fsm.Change{Entity: e, Field: "hp", Op: fsm.OpSet, Value: fsm.Int(int64(h / 1e6 % 100)), Version: seq})
+		}
 		ev.Changes = append(ev.Changes,
-			fsm.Change{Entity: e, Field: "x", Op: fsm.OpSet, Value: fsm.Float(float64(seq) + 0.5), Version: seq},
-			fsm.Change{Entity: e, Field: "y", Op: fsm.OpSet, Value: fsm.Float(-float64(seq)), Version: seq})
+			fsm.Change{Entity: e, Field: "x", Op: fsm.OpSet, Value: x, Version: seq},
+			fsm.Change{Entity: e, Field: "y", Op: fsm.OpSet, Value: y, Version: seq})
 	}
 	b, _ := json.Marshal(ev) // an fsm.Event marshals
 	return string(b) + "\n"
@@ -64,14 +93,25 @@ const joinBacklog = 25
 // then moves 10 of them joinBacklog times, 30 ms apart (the ruler's relay
 // ticks every 10 ms: a delta each), then holds the stream until the relay
 // goes: every joiner's frames are the same.
-func joinUpstream(w http.ResponseWriter, r *http.Request) {
+func joinUpstream(w http.ResponseWriter, r *http.Request) { joinRulerWorld.stream(w, r, nil) }
+
+// stream is joinUpstream's stream of jw; the moves wait for moves to
+// close (nil: they do not).
+func (jw joinWorld) stream(w http.ResponseWriter, r *http.Request, moves <-chan struct{}) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	seq := uint64(1)
-	for i := 0; i < joinEntities; i += 100 {
-		_, _ = io.WriteString(w, joinEvent(seq, i, 100))
+	for i := 0; i < jw.entities; i += 100 {
+		_, _ = io.WriteString(w, jw.event(seq, i, 100))
 		seq++
 	}
 	w.(http.Flusher).Flush()
+	if moves != nil {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-moves:
+		}
+	}
 	t := time.NewTicker(30 * time.Millisecond)
 	defer t.Stop()
 	for range joinBacklog {
@@ -80,7 +120,7 @@ func joinUpstream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-t.C:
 		}
-		_, _ = io.WriteString(w, joinEvent(seq, int(seq*10), 10))
+		_, _ = io.WriteString(w, jw.event(seq, int(seq*10), 10))
 		w.(http.Flusher).Flush()
 		seq++
 	}
@@ -92,18 +132,37 @@ func joinUpstream(w http.ResponseWriter, r *http.Request) {
 func joinOne(tb testing.TB, wsURL string, n int) *websocket.Conn {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolWatchDeflate, wire.SubprotocolJSON}})
+	c, err := dialJoin(ctx, wsURL, n, nil)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return c
+}
+
+// dialJoin is joinOne for goroutines other than the test's, dialling
+// with hc (nil: the default client).
+func dialJoin(ctx context.Context, wsURL string, n int, hc *http.Client) (*websocket.Conn, error) {
+	c, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: hc,
+		Subprotocols: []string{wire.SubprotocolWatchDeflate, wire.SubprotocolJSON}})
+	if err != nil {
+		return nil, err
 	}
 	c.SetReadLimit(-1)
 	for range n {
 		typ, b, err := c.Read(ctx)
 		if err != nil || typ != websocket.MessageBinary || len(b) == 0 {
-			tb.Fatalf("frame: %v (%d bytes, type %v)", err, len(b), typ)
+			c.CloseNow()
+			return nil, fmt.Errorf("frame: %v (%d bytes, type %v)", err, len(b), typ)
 		}
 	}
-	return c
+	return c, nil
+}
+
+// frameSeq returns the seq of a deflated frame (0 if it says none).
+func frameSeq(b []byte) uint64 {
+	var f struct{ Seq uint64 }
+	_ = json.NewDecoder(flate.NewReader(bytes.NewReader(b))).Decode(&f)
+	return f.Seq
 }
 
 func processCPU() time.Duration {
@@ -112,52 +171,97 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkRelayJoin: one op is one spectator's join (see above).
-func BenchmarkRelayJoin(b *testing.B) {
+// startJoinRelay runs the join rulers' relay of joinStream's world,
+// with one spectator watching throughout (the anchor: the view stays),
+// until tb ends; it returns the watch URL and how many frames a joiner
+// gets: the join keyframe and every delta since, the anchor's count up
+// to the upstream's last event. The influx ruler's world (influx) has
+// spread values, and its join keyframe holds most of the world's
+// entities: the relay holds two events (MaxEvents) and follows the
+// world before anyone watches, so that the anchor's pipeline starts from
+// the state after the others; the upstream's moves wait for the anchor.
+func startJoinRelay(tb testing.TB, influx bool) (string, int) {
+	jw, moves := joinRulerWorld, chan struct{}(nil)
+	if influx {
+		jw, moves = influxWorld, make(chan struct{})
+	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/views") {
 			http.NotFound(w, r) // no views
 			return
 		}
-		joinUpstream(w, r)
+		jw.stream(w, r, moves)
 	}))
-	defer up.Close()
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.MaxViewers = 1 << 20
 	cfg.Pipeline.Tick = 10 * time.Millisecond
 	cfg.Pipeline.KeyframeInterval = time.Hour // the join keyframe stays
+	if influx {
+		cfg.MaxEvents = 2
+	}
 	r, err := New(cfg)
 	if err != nil {
-		b.Fatal(err)
+		up.Close()
+		tb.Fatal(err)
 	}
 	srv := httptest.NewServer(r.Handler())
-	defer func() {
+	tb.Cleanup(func() {
 		r.Close()
 		srv.CloseClientConnections()
 		srv.Close()
 		up.CloseClientConnections()
-	}()
+		up.Close()
+	})
 	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/worlds/arena/watch?versions=false"
-	anchor := joinOne(b, wsURL, 1)
-	defer anchor.CloseNow()
-	frames := make(chan int, 1)                    // how many the anchor read up to the last event
-	last := uint64(joinEntities/100 + joinBacklog) // the upstream's last seq
-	go func() {                                    // the anchor reads on: a viewer that keeps up
+	if influx {
+		followed(tb, r, jw.made())
+	}
+	anchor := joinOne(tb, wsURL, 1)
+	if influx {
+		close(moves)
+	}
+	tb.Cleanup(func() { anchor.CloseNow() })
+	frames := make(chan int, 1) // how many the anchor read up to the last event
+	last := jw.last()           // the upstream's last seq
+	go func() {                 // the anchor reads on: a viewer that keeps up
 		for n := 2; ; n++ {
 			_, b, err := anchor.Read(context.Background())
 			if err != nil {
 				return
 			}
-			var f struct{ Seq uint64 }
-			if json.NewDecoder(flate.NewReader(bytes.NewReader(b))).Decode(&f) == nil && f.Seq == last {
+			if frameSeq(b) == last {
 				frames <- n
 			}
 		}
 	}()
 	// A joiner gets the same frames: the join keyframe and every delta
 	// since; it reads them all, as a spectator who stays does.
-	n := <-frames
+	return wsURL, <-frames
+}
+
+// followed makes r follow arena and waits until it holds seq.
+func followed(tb testing.TB, r *Relay, seq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f, err := r.followOf(ctx, "arena")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+	for f.position() <= seq {
+		select {
+		case <-ctx.Done():
+			tb.Fatalf("the relay does not hold seq %d: %v", seq, ctx.Err())
+		case <-poll.C:
+		}
+	}
+}
+
+// BenchmarkRelayJoin: one op is one spectator's join (see above).
+func BenchmarkRelayJoin(b *testing.B) {
+	wsURL, n := startJoinRelay(b, false)
 	split := os.Getenv("GSD_RELAY_JOIN_SPLIT") == "1"
 	b.ReportAllocs()
 	b.ResetTimer()

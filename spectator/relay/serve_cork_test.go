@@ -75,7 +75,7 @@ func TestRelayWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
 		t.Cleanup(func() { c.CloseNow() })
 		return c
 	}
-	last := uint64(joinEntities/100 + joinBacklog)
+	last := joinRulerWorld.last()
 	watched := readUntil(t, dialDeflate(), last)
 	require.Greater(t, len(watched), joinBacklog/2, "the first spectator got deltas one by one")
 
