@@ -510,3 +510,42 @@ func TestPipelineSendsAKeyframeWhenAViewersPlayerChangesTeam(t *testing.T) {
 	require.Empty(t, bob.ch, "red's plan changes reach him no more")
 	require.Empty(t, bobEvents.ch)
 }
+
+// The frames a viewer's writer took from its queue and has not written
+// (Member.InFlight) count as queued: the viewer skips to a keyframe once
+// they and its queue fill it, and gets the keyframe only when there is
+// room beside them.
+func TestPipelineCountsFramesInFlightAsQueued(t *testing.T) {
+	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
+	g := newGame(t, "w", strFields("x"))
+	fd := newFeed()
+	now := time.Unix(0, t0)
+	cfg := DefaultConfig()
+	cfg.World, cfg.Access, cfg.Subscribe = "w", a, fd.subscribe
+	cfg.Now = func() time.Time { return now }
+	cfg.KeyframeInterval, cfg.Queue = time.Hour, 4
+	p, err := newPipeline(cfg) // stepped by hand
+	require.NoError(t, err)
+	m, err := p.Join(View{})
+	require.NoError(t, err)
+	step := func(v string) {
+		p.delay.Push(g.act("ann", set("ann", "x", fsm.String(v))))
+		now = now.Add(time.Second)
+		require.NoError(t, p.step(now))
+	}
+	require.Equal(t, wire.TypeKeyframe, next(t, m).Type) // being written
+	m.InFlight().Store(2)                                // a batch took two more
+	step("a")
+	step("b") // the queue: a, b; with the two in flight, full
+	step("c")
+	require.Equal(t, 1, p.Stats().Skips, "c found the queue full with what is in flight")
+	require.Equal(t, uint64(1), decodeDelta(t, next(t, m)).Seq)
+	require.Equal(t, uint64(2), decodeDelta(t, next(t, m)).Seq)
+	m.InFlight().Store(4) // the batch took them too
+	step("d")
+	require.Empty(t, m.Frames(), "no room beside the four in flight: no keyframe yet")
+	m.InFlight().Store(0) // the batch was written
+	step("e")
+	k := decodeKeyframe(t, next(t, m))
+	require.Equal(t, uint64(5), k.Seq, "room again: the keyframe of the state it missed")
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/wscork"
 	"github.com/gsd-dev/gsd/spectator"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
@@ -37,6 +38,7 @@ type watchEnv struct {
 	st  *store.Store
 	svc *Service
 	ts  *httptest.Server
+	ln  *wscork.RecordingListener // the server's: its connections record their writes
 	seq uint64
 }
 
@@ -50,13 +52,16 @@ func newWatchEnv(t *testing.T) *watchEnv {
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	svc.Register(mux)
-	ts := httptest.NewServer(core.Handler(mux))
+	ts := httptest.NewUnstartedServer(core.Handler(mux))
+	ln := &wscork.RecordingListener{Listener: ts.Listener}
+	ts.Listener = ln
+	ts.Start()
 	t.Cleanup(func() {
 		core.Close()
 		svc.Close()
 		ts.Close()
 	})
-	return &watchEnv{st: st, svc: svc, ts: ts}
+	return &watchEnv{st: st, svc: svc, ts: ts, ln: ln}
 }
 
 // hit adds by to e1's score and returns the event's seq.

@@ -12,24 +12,58 @@ import (
 // writes then go nowhere.
 type Recorder struct {
 	net.Conn
+	gate      *Gate // set: writes after the first wait for it to open
 	mu        sync.Mutex
 	writes    [][]byte
 	err       error // returned by every write when set
 	deadlines int   // SetWriteDeadline calls
 }
 
-// Write records p, then writes it to the Conn (if any).
+// Write records p, then writes it to the Conn (if any), once its gate
+// (if any) is open when it is not the first write.
 func (c *Recorder) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.err != nil {
+		c.mu.Unlock()
 		return 0, c.err
 	}
 	c.writes = append(c.writes, bytes.Clone(p))
+	n := len(c.writes)
+	c.mu.Unlock()
+	if c.gate != nil && n > 1 {
+		c.gate.wait()
+	}
 	if c.Conn == nil {
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
+}
+
+// Gate holds back the writes of the Recorders a RecordingListener
+// accepts while it holds at the gate (HoldAt), after their first (the
+// handshake's answer), until it opens: a peer on a link that takes
+// nothing, for the tests of slow viewers.
+type Gate struct {
+	open    chan struct{}
+	once    sync.Once
+	waiting chan struct{}
+}
+
+// NewGate returns a closed gate.
+func NewGate() *Gate { return &Gate{open: make(chan struct{}), waiting: make(chan struct{}, 1)} }
+
+// Open lets the held writes through, and every later one.
+func (g *Gate) Open() { g.once.Do(func() { close(g.open) }) }
+
+// Waiting receives when a write waits at the gate.
+func (g *Gate) Waiting() <-chan struct{} { return g.waiting }
+
+func (g *Gate) wait() {
+	select {
+	case g.waiting <- struct{}{}:
+	default:
+	}
+	<-g.open
 }
 
 // SetWriteDeadline counts the call and passes it on (if there is a Conn).
@@ -70,6 +104,15 @@ type RecordingListener struct {
 	net.Listener
 	mu    sync.Mutex
 	conns []*Recorder
+	gate  *Gate
+}
+
+// HoldAt makes the connections accepted from now on hold their writes
+// after their first at g (nil: they do not).
+func (l *RecordingListener) HoldAt(g *Gate) {
+	l.mu.Lock()
+	l.gate = g
+	l.mu.Unlock()
 }
 
 // Accept accepts a connection as a Recorder.
@@ -78,10 +121,10 @@ func (l *RecordingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recorder{Conn: c}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := &Recorder{Conn: c, gate: l.gate}
 	l.conns = append(l.conns, r)
-	l.mu.Unlock()
 	return r, nil
 }
 

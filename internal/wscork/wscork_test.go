@@ -411,3 +411,41 @@ func TestBatchCountsTheItemsInTheCork(t *testing.T) {
 	require.Zero(t, inFlight.Load(), "none once the batch is written")
 	require.Equal(t, []byte("split"+"e"), under.Written()[len(under.Written())-1])
 }
+
+// A RecordingListener holding at a gate accepts connections whose writes
+// after the first wait for the gate to open.
+func TestRecordingListenerHoldsWritesAtAGate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	rl := &RecordingListener{Listener: ln}
+	defer rl.Close()
+	gate := NewGate()
+	rl.HoldAt(gate)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := rl.Accept()
+		if err != nil {
+			c = nil
+		}
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server := <-accepted
+	require.NotNil(t, server)
+	defer server.Close()
+	_, err = server.Write([]byte("first"))
+	require.NoError(t, err, "the first write passes")
+	wrote := make(chan error, 1)
+	go func() { _, err := server.Write([]byte("second")); wrote <- err }()
+	<-gate.Waiting()
+	require.Empty(t, wrote, "the second waits")
+	gate.Open()
+	require.NoError(t, <-wrote)
+	got := make([]byte, len("firstsecond"))
+	_, err = io.ReadFull(client, got)
+	require.NoError(t, err)
+	require.Equal(t, "firstsecond", string(got))
+	require.Len(t, rl.Conns(), 1)
+}

@@ -4,64 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/internal/wscork"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
-
-// gatedListener holds back the writes of the connections it accepts
-// while gated is set, after their first (the handshake's answer), until
-// Open; Waiting receives when one such write waits.
-type gatedListener struct {
-	net.Listener
-	gated   atomic.Bool
-	open    chan struct{}
-	once    sync.Once
-	waiting chan struct{}
-}
-
-func newGatedListener(ln net.Listener) *gatedListener {
-	return &gatedListener{Listener: ln, open: make(chan struct{}), waiting: make(chan struct{}, 1)}
-}
-
-// Open lets the held writes through, and every later one.
-func (l *gatedListener) Open() { l.once.Do(func() { close(l.open) }) }
-
-func (l *gatedListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil || !l.gated.Load() {
-		return c, err
-	}
-	return &gatedConn{Conn: c, l: l}, nil
-}
-
-// gatedConn is a connection of a gatedListener accepted while gated. Its
-// writes come one at a time (wscork.Conn's lock).
-type gatedConn struct {
-	net.Conn
-	l      *gatedListener
-	writes int
-}
-
-func (c *gatedConn) Write(p []byte) (int, error) {
-	if c.writes++; c.writes > 1 {
-		select {
-		case c.l.waiting <- struct{}{}:
-		default:
-		}
-		<-c.l.open
-	}
-	return c.Conn.Write(p)
-}
 
 // readFrame reads c's next JSON frame's type and seq.
 func readFrame(t *testing.T, c *websocket.Conn) (string, uint64) {
@@ -115,9 +68,10 @@ func TestRelaySlowViewerSkipsAtTheQueuesBound(t *testing.T) {
 	r, err := New(cfg)
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(r.Handler())
-	gate := newGatedListener(ts.Listener)
-	ts.Listener = gate
+	ln := &wscork.RecordingListener{Listener: ts.Listener}
+	ts.Listener = ln
 	ts.Start()
+	gate := wscork.NewGate()
 	t.Cleanup(func() {
 		gate.Open()
 		r.Close()
@@ -152,10 +106,10 @@ func TestRelaySlowViewerSkipsAtTheQueuesBound(t *testing.T) {
 
 	// The slow viewer joins with the keyframe and the backlog; its
 	// writer takes them in one batch, whose write waits at the gate.
-	gate.gated.Store(true)
+	ln.HoldAt(gate)
 	slow := dialJSON()
 	select {
-	case <-gate.waiting:
+	case <-gate.Waiting():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the slow viewer's write never came")
 	}
