@@ -32,8 +32,9 @@ import (
 // from a child process: each dials, reads its keyframe and the deltas
 // since, and stays until every one has (GSD_RELAY_INFLUX_SLOW=1: none
 // reads before all have dialled, so the relay's writes to them wait on
-// full sockets, as for viewers on slow links: their sockets have small
-// receive buffers). The figures are the
+// full sockets, as for viewers on slow links: their sockets have 16 KiB
+// receive buffers and the relay's 32 KiB send buffers, where on loopback
+// the kernel would take a whole join). The figures are the
 // relay's process: peak-heap-MB, the largest heap (live and not yet
 // swept objects) sampled every millisecond during the op; heap-KB/join,
 // that peak over the heap before the op, per joiner; peak-rss-MB, the
@@ -55,7 +56,11 @@ func BenchmarkRelayInflux(b *testing.B) {
 		joiners = n
 	}
 	slow := os.Getenv("GSD_RELAY_INFLUX_SLOW") == "1"
-	wsURL, frames := startJoinRelay(b, true)
+	sndbuf := 0
+	if slow {
+		sndbuf = 32 << 10
+	}
+	wsURL, frames := startJoinRelayOn(b, true, sndbuf)
 	b.ReportAllocs()
 	var peak, grew uint64
 	for range b.N {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -180,7 +181,11 @@ func processCPU() time.Duration {
 // entities: the relay holds two events (MaxEvents) and follows the
 // world before anyone watches, so that the anchor's pipeline starts from
 // the state after the others; the upstream's moves wait for the anchor.
-func startJoinRelay(tb testing.TB, influx bool) (string, int) {
+func startJoinRelay(tb testing.TB, influx bool) (string, int) { return startJoinRelayOn(tb, influx, 0) }
+
+// startJoinRelayOn is startJoinRelay whose relay's sockets have sndbuf
+// bytes of send buffer (0: the system's).
+func startJoinRelayOn(tb testing.TB, influx bool, sndbuf int) (string, int) {
 	jw, moves := joinRulerWorld, chan struct{}(nil)
 	if influx {
 		jw, moves = influxWorld, make(chan struct{})
@@ -205,7 +210,9 @@ func startJoinRelay(tb testing.TB, influx bool) (string, int) {
 		up.Close()
 		tb.Fatal(err)
 	}
-	srv := httptest.NewServer(r.Handler())
+	srv := httptest.NewUnstartedServer(r.Handler())
+	srv.Listener = sndbufListener{srv.Listener, sndbuf}
+	srv.Start()
 	tb.Cleanup(func() {
 		r.Close()
 		srv.CloseClientConnections()
@@ -238,6 +245,21 @@ func startJoinRelay(tb testing.TB, influx bool) (string, int) {
 	// A joiner gets the same frames: the join keyframe and every delta
 	// since; it reads them all, as a spectator who stays does.
 	return wsURL, <-frames
+}
+
+// sndbufListener sets its connections' send buffers to n bytes (0: it
+// does not).
+type sndbufListener struct {
+	net.Listener
+	n int
+}
+
+func (l sndbufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && l.n > 0 {
+		err = tc.SetWriteBuffer(l.n)
+	}
+	return c, err
 }
 
 // followed makes r follow arena and waits until it holds seq.

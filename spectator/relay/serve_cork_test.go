@@ -37,16 +37,18 @@ func readUntil(t *testing.T, c *websocket.Conn, last uint64) [][]byte {
 	}
 }
 
-// A spectator joining a view with a backlog (the join keyframe and the
-// deltas since) gets it in one socket write after the handshake's, byte
-// for byte what a spectator who watched from the start got.
-func TestRelayWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
+// corkRelay runs a relay of the upstream stream (and no views) whose
+// server's connections record their writes, ticking every 10 ms and with
+// cfg adjusted by opt, until the test ends; it returns the listener and
+// arena's watch URL.
+func corkRelay(t *testing.T, stream http.HandlerFunc, opt func(*Config)) (*wscork.RecordingListener, string) {
+	t.Helper()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/views") {
 			http.NotFound(w, r)
 			return
 		}
-		joinUpstream(w, r)
+		stream(w, r)
 	}))
 	t.Cleanup(func() {
 		up.CloseClientConnections()
@@ -55,7 +57,7 @@ func TestRelayWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Upstream = up.URL
 	cfg.Pipeline.Tick = 10 * time.Millisecond
-	cfg.Pipeline.KeyframeInterval = time.Hour
+	opt(&cfg)
 	r, err := New(cfg)
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(r.Handler())
@@ -67,7 +69,15 @@ func TestRelayWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
 		ts.CloseClientConnections()
 		ts.Close()
 	})
-	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/worlds/arena/watch?versions=false"
+	return ln, "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/worlds/arena/watch"
+}
+
+// A spectator joining a view with a backlog (the join keyframe and the
+// deltas since) gets it in one socket write after the handshake's, byte
+// for byte what a spectator who watched from the start got.
+func TestRelayWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
+	ln, wsURL := corkRelay(t, joinUpstream, func(cfg *Config) { cfg.Pipeline.KeyframeInterval = time.Hour })
+	wsURL += "?versions=false"
 	dialDeflate := func() *websocket.Conn {
 		c, _, err := websocket.Dial(context.Background(), wsURL, &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolWatchDeflate}})
 		require.NoError(t, err)

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -39,11 +37,7 @@ func readFrame(t *testing.T, c *websocket.Conn) (string, uint64) {
 func TestRelaySlowViewerSkipsAtTheQueuesBound(t *testing.T) {
 	const queue, backlog = 6, 4
 	events := make(chan string)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/views") {
-			http.NotFound(w, r)
-			return
-		}
+	ln, wsURL := corkRelay(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.(http.Flusher).Flush()
 		for {
@@ -55,30 +49,12 @@ func TestRelaySlowViewerSkipsAtTheQueuesBound(t *testing.T) {
 				w.(http.Flusher).Flush()
 			}
 		}
-	}))
-	t.Cleanup(func() {
-		up.CloseClientConnections()
-		up.Close()
+	}, func(cfg *Config) {
+		cfg.Pipeline.KeyframeInterval = time.Hour
+		cfg.Pipeline.Queue = queue
 	})
-	cfg := DefaultConfig()
-	cfg.Upstream = up.URL
-	cfg.Pipeline.Tick = 10 * time.Millisecond
-	cfg.Pipeline.KeyframeInterval = time.Hour
-	cfg.Pipeline.Queue = queue
-	r, err := New(cfg)
-	require.NoError(t, err)
-	ts := httptest.NewUnstartedServer(r.Handler())
-	ln := &wscork.RecordingListener{Listener: ts.Listener}
-	ts.Listener = ln
-	ts.Start()
 	gate := wscork.NewGate()
-	t.Cleanup(func() {
-		gate.Open()
-		r.Close()
-		ts.CloseClientConnections()
-		ts.Close()
-	})
-	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/worlds/arena/watch"
+	t.Cleanup(gate.Open) // before the relay closes: its writes wait at the gate
 	dialJSON := func() *websocket.Conn {
 		c, _, err := websocket.Dial(context.Background(), wsURL, nil)
 		require.NoError(t, err)
