@@ -143,7 +143,11 @@ func TestPipelineSkipsASlowViewerToAKeyframe(t *testing.T) {
 	require.Equal(t, uint64(4), decodeDelta(t, next(t, m)).Seq, "and deltas again")
 }
 
-func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
+// steppedPipeline returns a pipeline of world w (x seen by all) with
+// interval and queue that the test steps by hand: step(v) sets ann's x to
+// v and ticks a second later, tick(d) ticks d later.
+func steppedPipeline(t *testing.T, interval time.Duration, queue int) (p *Pipeline, step func(v string), tick func(d time.Duration)) {
+	t.Helper()
 	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
 	g := newGame(t, "w", strFields("x"))
 	fd := newFeed()
@@ -151,17 +155,25 @@ func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.World, cfg.Access, cfg.Subscribe = "w", a, fd.subscribe
 	cfg.Now = func() time.Time { return now }
-	cfg.KeyframeInterval, cfg.Queue = 10*time.Second, 3
-	p, err := newPipeline(cfg) // stepped by hand
+	cfg.KeyframeInterval, cfg.Queue = interval, queue
+	p, err := newPipeline(cfg)
 	require.NoError(t, err)
+	tick = func(d time.Duration) {
+		now = now.Add(d)
+		require.NoError(t, p.step(now))
+	}
+	step = func(v string) {
+		p.delay.Push(g.act("ann", set("ann", "x", fsm.String(v))))
+		tick(time.Second)
+	}
+	return p, step, tick
+}
+
+func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
+	p, step, tick := steppedPipeline(t, 10*time.Second, 3)
 	first, err := p.Join(View{})
 	require.NoError(t, err)
 	keyframes := p.keyframes
-	step := func(v string) {
-		p.delay.Push(g.act("ann", set("ann", "x", fsm.String(v))))
-		now = now.Add(time.Second)
-		require.NoError(t, p.step(now))
-	}
 	step("a")
 	step("b")
 	m, err := p.Join(View{})
@@ -177,8 +189,7 @@ func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
 	require.Equal(t, keyframes+1, p.keyframes)
 	require.Equal(t, uint64(3), decodeKeyframe(t, next(t, m3)).Seq)
 
-	now = now.Add(10 * time.Second)
-	require.NoError(t, p.step(now)) // the interval: a new keyframe per view
+	tick(10 * time.Second) // the interval: a new keyframe per view
 	require.Equal(t, keyframes+2, p.keyframes)
 	m4, err := p.Join(View{})
 	require.NoError(t, err)
@@ -516,23 +527,9 @@ func TestPipelineSendsAKeyframeWhenAViewersPlayerChangesTeam(t *testing.T) {
 // they and its queue fill it, and gets the keyframe only when there is
 // room beside them.
 func TestPipelineCountsFramesInFlightAsQueued(t *testing.T) {
-	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
-	g := newGame(t, "w", strFields("x"))
-	fd := newFeed()
-	now := time.Unix(0, t0)
-	cfg := DefaultConfig()
-	cfg.World, cfg.Access, cfg.Subscribe = "w", a, fd.subscribe
-	cfg.Now = func() time.Time { return now }
-	cfg.KeyframeInterval, cfg.Queue = time.Hour, 4
-	p, err := newPipeline(cfg) // stepped by hand
-	require.NoError(t, err)
+	p, step, _ := steppedPipeline(t, time.Hour, 4)
 	m, err := p.Join(View{})
 	require.NoError(t, err)
-	step := func(v string) {
-		p.delay.Push(g.act("ann", set("ann", "x", fsm.String(v))))
-		now = now.Add(time.Second)
-		require.NoError(t, p.step(now))
-	}
 	require.Equal(t, wire.TypeKeyframe, next(t, m).Type) // being written
 	m.InFlight().Store(2)                                // a batch took two more
 	step("a")

@@ -10,23 +10,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// readThrough reads c's JSON frames until one at seq or later, and
-// returns them as sent.
-func readThrough(t *testing.T, c *websocket.Conn, seq uint64) [][]byte {
+// frames reads c's next n frames, as sent, and returns them with the
+// last one's seq.
+func frames(t *testing.T, c *websocket.Conn, n int) ([][]byte, uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var out [][]byte
-	for {
+	out := make([][]byte, n)
+	var last struct{ Seq uint64 }
+	for i := range out {
 		_, b, err := c.Read(ctx)
 		require.NoError(t, err)
-		out = append(out, b)
-		var f struct{ Seq uint64 }
-		require.NoError(t, json.Unmarshal(b, &f), "%s", b)
-		if f.Seq >= seq {
-			return out
-		}
+		require.NoError(t, json.Unmarshal(b, &last), "%s", b)
+		out[i] = b
 	}
+	return out, last.Seq
 }
 
 // A spectator joining a view with a backlog (the join keyframe and the
@@ -37,18 +35,18 @@ func TestWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
 	t.Parallel()
 	e := newWatchEnv(t)
 	first := e.dial(t, "")
-	watched := readThrough(t, first, 0) // the join keyframe
-	var seq uint64
+	watched, _ := frames(t, first, 1) // the join keyframe
 	for i := range 4 {
-		seq = e.hit(t, int64(i+1))
-		watched = append(watched, readThrough(t, first, seq)...) // a delta each: the pipeline ticked between
+		seq := e.hit(t, int64(i+1))
+		delta, got := frames(t, first, 1) // the pipeline ticked before the next hit
+		require.Equal(t, seq, got)
+		watched = append(watched, delta...)
 	}
-	require.GreaterOrEqual(t, len(watched), 5, "the keyframe and a delta per hit")
 
 	joiner := e.dial(t, "")
 	conns := e.ln.Conns()
 	conn := conns[len(conns)-1]
-	got := readThrough(t, joiner, seq)
+	got, _ := frames(t, joiner, len(watched))
 	require.Equal(t, watched, got, "the same frames, the same bytes")
-	require.Len(t, conn.Written(), 2, "the handshake, then the backlog of %d frames in one write", len(got))
+	require.Len(t, conn.Written(), 2, "the handshake, then the keyframe and its 4 deltas in one write")
 }

@@ -42,7 +42,7 @@ import (
 
 // influxChildEnv names the influx ruler's client process's relay, its
 // joiners, the frames each reads and whether they read late
-// (wsURL,joiners,frames,slow).
+// (wsURL,joiners,frames,slow: 1 or 0).
 const influxChildEnv = "GSD_RELAY_INFLUX_CHILD"
 
 // BenchmarkRelayInflux: one op is an influx of joiners (see above).
@@ -56,9 +56,9 @@ func BenchmarkRelayInflux(b *testing.B) {
 		joiners = n
 	}
 	slow := os.Getenv("GSD_RELAY_INFLUX_SLOW") == "1"
-	sndbuf := 0
+	sndbuf, late := 0, 0
 	if slow {
-		sndbuf = 32 << 10
+		sndbuf, late = 32<<10, 1
 	}
 	wsURL, frames := startJoinRelayOn(b, true, sndbuf)
 	b.ReportAllocs()
@@ -85,7 +85,7 @@ func BenchmarkRelayInflux(b *testing.B) {
 			}
 		}()
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRelayInfluxClientProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%d,%t", influxChildEnv, wsURL, joiners, frames, slow))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,%d,%d", influxChildEnv, wsURL, joiners, frames, late))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		close(stop)
@@ -133,20 +133,8 @@ func peakRSS() uint64 {
 // its frames (the slow ones once all have dialled), and all leave when
 // every one has read them.
 func TestRelayInfluxClientProcess(t *testing.T) {
-	spec := os.Getenv(influxChildEnv)
-	if spec == "" {
-		t.Skip("the influx ruler's client process (BenchmarkRelayInflux starts it)")
-	}
-	parts := strings.Split(spec, ",")
-	if len(parts) != 4 {
-		t.Fatalf("%s=%q: want wsURL,joiners,frames,slow", influxChildEnv, spec)
-	}
-	joiners, err1 := strconv.Atoi(parts[1])
-	frames, err2 := strconv.Atoi(parts[2])
-	slow, err3 := strconv.ParseBool(parts[3])
-	if err1 != nil || err2 != nil || err3 != nil {
-		t.Fatalf("%s=%q: want wsURL,joiners,frames,slow", influxChildEnv, spec)
-	}
+	wsURL, n := childSpec(t, influxChildEnv, 3)
+	joiners, frames, slow := n[0], n[1], n[2] == 1
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var dialled, done sync.WaitGroup
@@ -155,7 +143,7 @@ func TestRelayInfluxClientProcess(t *testing.T) {
 	conns := make([]*websocket.Conn, joiners)
 	for i := range joiners {
 		done.Go(func() {
-			c, err := influxJoin(ctx, parts[0], frames, slow, &dialled)
+			c, err := influxJoin(ctx, wsURL, frames, slow, &dialled)
 			conns[i] = c
 			if err != nil {
 				errs <- err

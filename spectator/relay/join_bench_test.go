@@ -313,20 +313,31 @@ const joinChildEnv = "GSD_RELAY_JOIN_CHILD"
 // then the relay's alone, its upstream's and one watcher's included): it
 // joins n spectators one after another, each reading its keyframe.
 func TestRelayJoinClientProcess(t *testing.T) {
-	spec := os.Getenv(joinChildEnv)
+	wsURL, n := childSpec(t, joinChildEnv, 2)
+	for range n[0] {
+		joinOne(t, wsURL, n[1]).CloseNow()
+	}
+}
+
+// childSpec reads a ruler's client process's spec from env: the watch URL
+// and counts more numbers, comma-separated; without it the test skips
+// (the ruler's benchmark sets it).
+func childSpec(t *testing.T, env string, counts int) (string, []int) {
+	spec := os.Getenv(env)
 	if spec == "" {
-		t.Skip("the join ruler's client process (GSD_RELAY_JOIN_SPLIT=1 starts it)")
+		t.Skipf("a ruler's client process (its benchmark sets %s)", env)
 	}
 	parts := strings.Split(spec, ",")
-	if len(parts) != 3 {
-		t.Fatalf("%s=%q: want wsURL,joins,frames", joinChildEnv, spec)
+	if len(parts) != 1+counts {
+		t.Fatalf("%s=%q: want the watch URL and %d numbers", env, spec, counts)
 	}
-	joins, err1 := strconv.Atoi(parts[1])
-	frames, err2 := strconv.Atoi(parts[2])
-	if err1 != nil || err2 != nil {
-		t.Fatalf("%s=%q: want wsURL,joins,frames", joinChildEnv, spec)
+	n := make([]int, counts)
+	for i, p := range parts[1:] {
+		v, err := strconv.Atoi(p)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", env, spec, err)
+		}
+		n[i] = v
 	}
-	for range joins {
-		joinOne(t, parts[0], frames).CloseNow()
-	}
+	return parts[0], n
 }
