@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/internal/wscork"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,4 +52,31 @@ func TestWatchSendsAJoinersBacklogInOneWrite(t *testing.T) {
 	got, _ := frames(t, joiner, len(watched))
 	require.Equal(t, watched, got, "the same frames, the same bytes")
 	require.Len(t, conn.Written(), 2, "the handshake, then the keyframe and its 4 deltas in one write")
+}
+
+// A watcher whose link takes nothing is cut off by the stream write
+// timeout (each frame's, and each socket write's through the cork), and
+// counted out; the node goes on serving the others.
+func TestWatchCutsOffAViewerWhoseLinkTakesNothing(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnvWith(t, func(c *edge.Config) { c.StreamWriteTimeout = 200 * time.Millisecond })
+	gate := wscork.NewGate()
+	t.Cleanup(gate.Open)
+	e.ln.HoldAt(gate)
+	stuck := e.dial(t, "")
+	<-gate.Waiting() // its keyframe waits at the gate, past the deadline
+	e.ln.HoldAt(nil)
+	require.Eventually(t, func() bool { return testutil.ToFloat64(e.svc.viewers) == 0 }, 20*time.Second, 5*time.Millisecond,
+		"the stuck watcher was cut off")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, err := stuck.Read(ctx)
+	require.Error(t, err, "its connection ended")
+
+	other := e.dial(t, "")
+	_, seq := frames(t, other, 1)
+	require.Zero(t, seq)
+	got := e.hit(t, 3)
+	_, seq = frames(t, other, 1)
+	require.Equal(t, got, seq)
 }

@@ -44,10 +44,20 @@ type watchEnv struct {
 
 func newWatchEnv(t *testing.T) *watchEnv {
 	t.Helper()
+	return newWatchEnvWith(t, nil)
+}
+
+// newWatchEnvWith is newWatchEnv with the edge's config adjusted by opt.
+func newWatchEnvWith(t *testing.T, opt func(*edge.Config)) *watchEnv {
+	t.Helper()
 	st := apitest.StartStore(t)
 	rules := fsm.Rules{Fields: map[string]fsm.FieldRule{"score": {Type: fsm.KindInt, Policy: fsm.PolicyCounter}}}
 	require.NoError(t, st.CreateWorld(context.Background(), "arena", rules))
-	core := apitest.Core(t, st, nil)
+	cfg := apitest.Config()
+	if opt != nil {
+		opt(&cfg)
+	}
+	core := apitest.Core(t, st, &cfg)
 	svc, err := New(core, prometheus.NewRegistry())
 	require.NoError(t, err)
 	mux := http.NewServeMux()

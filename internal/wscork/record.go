@@ -2,7 +2,9 @@ package wscork
 
 import (
 	"bytes"
+	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -15,8 +17,9 @@ type Recorder struct {
 	gate      *Gate // set: writes after the first wait for it to open
 	mu        sync.Mutex
 	writes    [][]byte
-	err       error // returned by every write when set
-	deadlines int   // SetWriteDeadline calls
+	err       error     // returned by every write when set
+	deadlines int       // SetWriteDeadline calls
+	deadline  time.Time // the last one set
 }
 
 // Write records p, then writes it to the Conn (if any), once its gate
@@ -28,10 +31,12 @@ func (c *Recorder) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	c.writes = append(c.writes, bytes.Clone(p))
-	n := len(c.writes)
+	n, deadline := len(c.writes), c.deadline
 	c.mu.Unlock()
 	if c.gate != nil && n > 1 {
-		c.gate.wait()
+		if err := c.gate.wait(deadline); err != nil {
+			return 0, err
+		}
 	}
 	if c.Conn == nil {
 		return len(p), nil
@@ -41,8 +46,8 @@ func (c *Recorder) Write(p []byte) (int, error) {
 
 // Gate holds back the writes of the Recorders a RecordingListener
 // accepts while it holds at the gate (HoldAt), after their first (the
-// handshake's answer), until it opens: a peer on a link that takes
-// nothing, for the tests of slow viewers.
+// handshake's answer), until it opens or their write deadline passes: a
+// peer on a link that takes nothing, for the tests of slow viewers.
 type Gate struct {
 	open    chan struct{}
 	once    sync.Once
@@ -58,18 +63,33 @@ func (g *Gate) Open() { g.once.Do(func() { close(g.open) }) }
 // Waiting receives when a write waits at the gate.
 func (g *Gate) Waiting() <-chan struct{} { return g.waiting }
 
-func (g *Gate) wait() {
+// wait waits for g to open, or until deadline (if set) as a socket's
+// write does.
+func (g *Gate) wait(deadline time.Time) error {
 	select {
 	case g.waiting <- struct{}{}:
 	default:
 	}
-	<-g.open
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-g.open:
+		return nil
+	case <-expired:
+		return fmt.Errorf("a write held at the gate: %w", os.ErrDeadlineExceeded)
+	}
 }
 
-// SetWriteDeadline counts the call and passes it on (if there is a Conn).
+// SetWriteDeadline counts the call, keeps t (a write held at a gate
+// fails at it) and passes it on (if there is a Conn).
 func (c *Recorder) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	c.deadlines++
+	c.deadline = t
 	c.mu.Unlock()
 	if c.Conn == nil {
 		return nil

@@ -449,3 +449,19 @@ func TestRecordingListenerHoldsWritesAtAGate(t *testing.T) {
 	require.Equal(t, "firstsecond", string(got))
 	require.Len(t, rl.Conns(), 1)
 }
+
+// A write held at a gate fails at the connection's write deadline, as a
+// socket's that takes nothing does.
+func TestGateHonoursTheWriteDeadline(t *testing.T) {
+	gate := NewGate()
+	c := &Recorder{gate: gate}
+	_, err := c.Write([]byte("first"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(time.Millisecond)))
+	_, err = c.Write([]byte("held"))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.NoError(t, c.SetWriteDeadline(time.Time{}))
+	gate.Open()
+	_, err = c.Write([]byte("open"))
+	require.NoError(t, err)
+}
