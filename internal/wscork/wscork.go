@@ -62,6 +62,9 @@ type Conn struct {
 	// What went to the socket: write calls and their bytes (the play
 	// writers' ruler counts per delivery).
 	writes, bytes uint64
+
+	two [2][]byte   // a writev's parts (write)
+	vec net.Buffers // over two, consumed by the writev
 }
 
 // NewConn returns conn corked when asked, its writes bounded by timeout.
@@ -99,13 +102,37 @@ func (c *Conn) put(p []byte) error {
 		c.buf = c.buf[:0]
 		return err
 	}
+	c.grow(len(p))
+	c.buf = append(c.buf, p...)
+	return nil
+}
+
+// grow makes sure c has a buffer with room for n more bytes (len(c.buf)+n
+// is at most Limit): it doubles, to Limit at most. c.mu is held.
+func (c *Conn) grow(n int) {
 	c.take()
-	if need > cap(c.buf) { // grow by doubling, to Limit at most
+	if need := len(c.buf) + n; need > cap(c.buf) {
 		b := make([]byte, len(c.buf), min(Limit, max(need, 2*cap(c.buf))))
 		copy(b, c.buf)
 		c.buf = b
 	}
-	c.buf = append(c.buf, p...)
+}
+
+// maxHeader is the longest frame header appendFrameHeader writes.
+const maxHeader = 10
+
+// putHeader adds a data frame's header to the cork, after writing what
+// it holds if the header would take it past Limit. The header goes
+// straight into the buffer: one in a variable of its own would escape to
+// the heap through net.Buffers, an allocation per message. c.mu is held.
+func (c *Conn) putHeader(typ websocket.MessageType, n int) error {
+	if len(c.buf)+maxHeader > Limit {
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	c.grow(maxHeader)
+	c.buf = appendFrameHeader(c.buf, typ, n)
 	return nil
 }
 
@@ -145,10 +172,12 @@ func (c *Conn) write(held, p []byte) (int, error) {
 	if len(held) == 0 {
 		n, err = c.Conn.Write(p)
 	} else {
-		bs := net.Buffers{held, p}
+		c.two = [2][]byte{held, p}
+		c.vec = c.two[:] // in c, not on the heap per write
 		var n64 int64
-		n64, err = bs.WriteTo(c.Conn)
+		n64, err = c.vec.WriteTo(c.Conn)
 		n = int(n64)
+		c.two = [2][]byte{} // keeps no frame
 	}
 	c.writes++
 	c.bytes += uint64(n)
@@ -201,8 +230,7 @@ func (c *Conn) WriteMessage(done context.Context, typ websocket.MessageType, p [
 	if err := done.Err(); err != nil {
 		return fmt.Errorf("the connection is closing: %w", net.ErrClosed)
 	}
-	var hdr [14]byte
-	err := c.put(appendFrameHeader(hdr[:0], typ, len(p)))
+	err := c.putHeader(typ, len(p))
 	if err == nil {
 		err = c.put(p)
 	}

@@ -465,3 +465,26 @@ func TestGateHonoursTheWriteDeadline(t *testing.T) {
 	_, err = c.Write([]byte("open"))
 	require.NoError(t, err)
 }
+
+// A message's header that would take the cork past Limit goes after the
+// cork's bytes are written; a failed write there fails the message.
+func TestWriteMessageHeaderPastTheLimit(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	c.Cork()
+	_, err := c.Write(bytes.Repeat([]byte("x"), Limit-2))
+	require.NoError(t, err)
+	require.NoError(t, c.WriteMessage(context.Background(), websocket.MessageText, []byte("hi")))
+	require.Len(t, under.Written(), 1, "the cork's bytes went before the header")
+	require.LessOrEqual(t, cap(c.buf), Limit)
+	require.NoError(t, c.Uncork())
+	require.Equal(t, []byte{0x81, 2, 'h', 'i'}, under.Written()[1])
+
+	boom := errors.New("boom")
+	c.Cork()
+	_, err = c.Write(bytes.Repeat([]byte("x"), Limit-2))
+	require.NoError(t, err)
+	under.Fail(boom)
+	require.ErrorIs(t, c.WriteMessage(context.Background(), websocket.MessageText, []byte("hi")), boom)
+	require.ErrorIs(t, c.Uncork(), boom)
+}
