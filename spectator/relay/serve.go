@@ -121,9 +121,10 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 }
 
 // writeQueued writes f and every frame queued behind it in one socket
-// write (wscork.Batch), each frame within the write timeout as when they
-// went one by one (a batch's 64 KiB flushes happen inside the frames'
-// writes; one timeout for the whole batch cut off a viewer on a slow link
+// write (wscork.Batch; more when they pass wscork.Limit, 16 KiB: a big
+// frame goes with the bytes corked before it, not copied), each frame
+// within the write timeout as when they went one by one (those writes
+// happen inside the frames' writes; one timeout for the whole batch cut off a viewer on a slow link
 // whose backlog took longer than it, where frame by frame it would have
 // fallen behind and skipped to a keyframe; the socket's own write
 // deadline bounds the last flush, at Uncork). A joiner's frames
