@@ -341,3 +341,18 @@ func TestHubKeepsAViewsPipelineForItsLinger(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return h.Pipelines() == 0 }, 10*time.Second, time.Millisecond, "stopped after its linger")
 }
+
+// A watch's frames in flight are its member's: what its writer stores
+// there counts against its queue.
+func TestHubWatchInFlightIsItsMembers(t *testing.T) {
+	hw := newHubWorld(t)
+	h, err := NewHub(hw.config())
+	require.NoError(t, err)
+	defer h.Close()
+	w, err := h.Join("w", Viewer{})
+	require.NoError(t, err)
+	defer w.Close()
+	w.InFlight().Store(3)
+	require.Same(t, w.m.InFlight(), w.InFlight())
+	require.EqualValues(t, 3, w.m.inFlight.Load())
+}

@@ -3,12 +3,16 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/internal/wscork"
+	"github.com/gsd-dev/gsd/spectator"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 )
@@ -79,4 +83,49 @@ func TestWatchCutsOffAViewerWhoseLinkTakesNothing(t *testing.T) {
 	got := e.hit(t, 3)
 	_, seq = frames(t, other, 1)
 	require.Equal(t, got, seq)
+}
+
+// A rules change found before a frame of a batch closes the watch with
+// 4409 after the frames before it, and ends the world's pipelines.
+func TestWatchBatchStopsAtARulesChange(t *testing.T) {
+	t.Parallel()
+	e := newWatchEnv(t)
+	anchor := e.dial(t, "")
+	frames(t, anchor, 1)
+	for i := range 2 {
+		e.hit(t, int64(i+1))
+		frames(t, anchor, 1) // a delta each
+	}
+	done := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wt, err := e.svc.hub.Join("arena", spectator.Viewer{})
+		if err != nil {
+			done <- err
+			return
+		}
+		defer wt.Close()
+		h := &wscork.Hijack{ResponseWriter: w, Timeout: time.Second}
+		ws, err := websocket.Accept(h, r, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer ws.CloseNow()
+		checks := 0
+		rulesSame := func() bool { checks++; return checks < 2 } // changed before the second frame
+		done <- e.svc.writeQueued(r.Context(), ws, h.Conn, "arena", <-wt.Frames(), wt, spectator.CodecJSON, rulesSame)
+	}))
+	t.Cleanup(srv.Close)
+	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.CloseNow() })
+	kf, _ := frames(t, c, 1)
+	require.Contains(t, string(kf[0]), `"keyframe"`, "the frame before the change went")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, err = c.Read(ctx)
+	require.Equal(t, CloseRulesChanged, websocket.CloseStatus(err), "%v", err)
+	require.ErrorIs(t, <-done, errRulesChanged)
+	require.Eventually(t, func() bool { return e.svc.hub.Pipelines() == 0 }, 20*time.Second, 5*time.Millisecond,
+		"the world's pipelines ended")
 }
