@@ -74,6 +74,7 @@ func TestHubSharesAPipelinePerWorldAndDelay(t *testing.T) {
 	tv, err := h.Join("w", Viewer{Class: "tv"})
 	require.NoError(t, err)
 	require.Equal(t, 2, h.Pipelines(), "a minute's delay: its own")
+	require.Same(t, tv.m.InFlight(), tv.InFlight(), "a watch's frames in flight are its member's")
 
 	k := decodeKeyframe(t, <-red.Frames())
 	if k.Seq == 0 { // joined before the first tick released the event
@@ -340,19 +341,4 @@ func TestHubKeepsAViewsPipelineForItsLinger(t *testing.T) {
 	_, _, err = h.Views("w", Viewer{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return h.Pipelines() == 0 }, 10*time.Second, time.Millisecond, "stopped after its linger")
-}
-
-// A watch's frames in flight are its member's: what its writer stores
-// there counts against its queue.
-func TestHubWatchInFlightIsItsMembers(t *testing.T) {
-	hw := newHubWorld(t)
-	h, err := NewHub(hw.config())
-	require.NoError(t, err)
-	defer h.Close()
-	w, err := h.Join("w", Viewer{})
-	require.NoError(t, err)
-	defer w.Close()
-	w.InFlight().Store(3)
-	require.Same(t, w.m.InFlight(), w.InFlight())
-	require.EqualValues(t, 3, w.m.inFlight.Load())
 }
