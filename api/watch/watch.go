@@ -261,7 +261,8 @@ var (
 // write timeout, as when they went one by one (one timeout for the whole
 // batch would cut off a viewer on a slow link whose backlog outlasts it,
 // where frame by frame it falls behind and skips to a keyframe; the
-// socket's deadline bounds each write of the cork, Limit bytes at most).
+// socket's deadline bounds each write of the cork: at most Limit corked
+// bytes and the one frame that did not fit).
 // The frames the batch took from the queue and has not written count as
 // queued (Watch.InFlight): a slow viewer skips to a keyframe as far
 // behind as frame by frame. The rules are checked before each frame; a

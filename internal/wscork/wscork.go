@@ -172,6 +172,9 @@ func (c *Conn) write(held, p []byte) (int, error) {
 	if len(held) == 0 {
 		n, err = c.Conn.Write(p)
 	} else {
+		// One writev on a *net.TCPConn; a connection without one (a
+		// *tls.Conn) writes the two in turn under c.mu: two TLS records,
+		// the corked bytes first, for a frame past Limit only.
 		c.two = [2][]byte{held, p}
 		c.vec = c.two[:] // in c, not on the heap per write
 		var n64 int64
