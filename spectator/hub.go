@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gsd-dev/gsd/fanout"
@@ -94,6 +95,10 @@ type Watch struct {
 
 // Frames returns the viewer's frames (Member.Frames).
 func (w *Watch) Frames() <-chan *Frame { return w.m.Frames() }
+
+// InFlight is the count of the frames taken from Frames and not yet
+// written (Member.InFlight).
+func (w *Watch) InFlight() *atomic.Int32 { return w.m.InFlight() }
 
 // Err returns why the viewer's frames ended when its pipeline stopped
 // (nil while it runs, ErrClosed after Close).

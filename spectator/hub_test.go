@@ -74,6 +74,7 @@ func TestHubSharesAPipelinePerWorldAndDelay(t *testing.T) {
 	tv, err := h.Join("w", Viewer{Class: "tv"})
 	require.NoError(t, err)
 	require.Equal(t, 2, h.Pipelines(), "a minute's delay: its own")
+	require.Same(t, tv.m.InFlight(), tv.InFlight(), "a watch's frames in flight are its member's")
 
 	k := decodeKeyframe(t, <-red.Frames())
 	if k.Seq == 0 { // joined before the first tick released the event

@@ -324,7 +324,7 @@ func (p *Pipeline) step(now time.Time) error {
 			return err
 		}
 		for m := range vs.members {
-			if !m.lagging || cap(m.ch)-len(m.ch) < 1+len(aggs) {
+			if !m.lagging || m.room() < 1+len(aggs) {
 				continue
 			}
 			if vs.cur == nil {

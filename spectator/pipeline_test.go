@@ -143,7 +143,11 @@ func TestPipelineSkipsASlowViewerToAKeyframe(t *testing.T) {
 	require.Equal(t, uint64(4), decodeDelta(t, next(t, m)).Seq, "and deltas again")
 }
 
-func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
+// steppedPipeline returns a pipeline of world w (x seen by all) with
+// interval and queue that the test steps by hand: step(v) sets ann's x to
+// v and ticks a second later, tick(d) ticks d later.
+func steppedPipeline(t *testing.T, interval time.Duration, queue int) (p *Pipeline, step func(v string), tick func(d time.Duration)) {
+	t.Helper()
 	a := access(t, map[string]string{"x": ""}, nil, fsm.TeamRule{})
 	g := newGame(t, "w", strFields("x"))
 	fd := newFeed()
@@ -151,17 +155,25 @@ func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.World, cfg.Access, cfg.Subscribe = "w", a, fd.subscribe
 	cfg.Now = func() time.Time { return now }
-	cfg.KeyframeInterval, cfg.Queue = 10*time.Second, 3
-	p, err := newPipeline(cfg) // stepped by hand
+	cfg.KeyframeInterval, cfg.Queue = interval, queue
+	p, err := newPipeline(cfg)
 	require.NoError(t, err)
+	tick = func(d time.Duration) {
+		now = now.Add(d)
+		require.NoError(t, p.step(now))
+	}
+	step = func(v string) {
+		p.delay.Push(g.act("ann", set("ann", "x", fsm.String(v))))
+		tick(time.Second)
+	}
+	return p, step, tick
+}
+
+func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
+	p, step, tick := steppedPipeline(t, 10*time.Second, 3)
 	first, err := p.Join(View{})
 	require.NoError(t, err)
 	keyframes := p.keyframes
-	step := func(v string) {
-		p.delay.Push(g.act("ann", set("ann", "x", fsm.String(v))))
-		now = now.Add(time.Second)
-		require.NoError(t, p.step(now))
-	}
 	step("a")
 	step("b")
 	m, err := p.Join(View{})
@@ -177,8 +189,7 @@ func TestPipelineJoinGetsTheLatestKeyframeAndTheDeltasSince(t *testing.T) {
 	require.Equal(t, keyframes+1, p.keyframes)
 	require.Equal(t, uint64(3), decodeKeyframe(t, next(t, m3)).Seq)
 
-	now = now.Add(10 * time.Second)
-	require.NoError(t, p.step(now)) // the interval: a new keyframe per view
+	tick(10 * time.Second) // the interval: a new keyframe per view
 	require.Equal(t, keyframes+2, p.keyframes)
 	m4, err := p.Join(View{})
 	require.NoError(t, err)
@@ -509,4 +520,29 @@ func TestPipelineSendsAKeyframeWhenAViewersPlayerChangesTeam(t *testing.T) {
 	require.NoError(t, p.step(now))
 	require.Empty(t, bob.ch, "red's plan changes reach him no more")
 	require.Empty(t, bobEvents.ch)
+}
+
+// The frames a viewer's writer took from its queue and has not written
+// (Member.InFlight) count as queued: the viewer skips to a keyframe once
+// they and its queue fill it, and gets the keyframe only when there is
+// room beside them.
+func TestPipelineCountsFramesInFlightAsQueued(t *testing.T) {
+	p, step, _ := steppedPipeline(t, time.Hour, 4)
+	m, err := p.Join(View{})
+	require.NoError(t, err)
+	require.Equal(t, wire.TypeKeyframe, next(t, m).Type) // being written
+	m.InFlight().Store(2)                                // a batch took two more
+	step("a")
+	step("b") // the queue: a, b; with the two in flight, full
+	step("c")
+	require.Equal(t, 1, p.Stats().Skips, "c found the queue full with what is in flight")
+	require.Equal(t, uint64(1), decodeDelta(t, next(t, m)).Seq)
+	require.Equal(t, uint64(2), decodeDelta(t, next(t, m)).Seq)
+	m.InFlight().Store(4) // the batch took them too
+	step("d")
+	require.Empty(t, m.Frames(), "no room beside the four in flight: no keyframe yet")
+	m.InFlight().Store(0) // the batch was written
+	step("e")
+	k := decodeKeyframe(t, next(t, m))
+	require.Equal(t, uint64(5), k.Seq, "room again: the keyframe of the state it missed")
 }

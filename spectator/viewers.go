@@ -3,6 +3,8 @@ package spectator
 // A pipeline's viewers: joining (a keyframe, then what the view got
 // since), leaving, what they are sent, and the counts of it.
 
+import "sync/atomic"
+
 // Member is one viewer of a pipeline.
 type Member struct {
 	key     viewKey
@@ -10,7 +12,23 @@ type Member struct {
 	lagging bool // under the pipeline's lock
 	frames  int  // queued to it, under the pipeline's lock
 	bytes   int
+	// inFlight: frames its writer took from ch but has not written to
+	// the socket yet (InFlight); they count as queued.
+	inFlight atomic.Int32
 }
+
+// InFlight is the count of the frames the viewer's writer took from
+// Frames but has not yet written to its socket (a corked batch's,
+// internal/wscork.Batch keeps it): the pipeline counts them as still
+// queued, so that a writer that takes its whole queue into one batch does
+// not let its viewer fall further behind before skipping to a keyframe
+// than one that writes frame by frame (the queue's bound, plus the one
+// frame being written).
+func (m *Member) InFlight() *atomic.Int32 { return &m.inFlight }
+
+// room returns how many more frames m's queue may take: its capacity,
+// less what is queued and what its writer holds in flight.
+func (m *Member) room() int { return cap(m.ch) - len(m.ch) - int(m.inFlight.Load()) }
 
 // Stats counts a pipeline's work, for metrics and the bench: frames
 // encoded (once per view) and their bytes, frames queued to viewers and
@@ -57,7 +75,7 @@ func (p *Pipeline) sendLocked(vs *viewState, f *Frame) {
 		if m.lagging {
 			continue
 		}
-		if len(m.ch) == cap(m.ch) {
+		if m.room() <= 0 {
 			m.lagging = true
 			p.stats.Skips++
 			continue

@@ -26,6 +26,7 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/internal/wscork"
 	"github.com/gsd-dev/gsd/spectator"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -210,7 +211,8 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer wt.Close()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
+	h := &wscork.Hijack{ResponseWriter: w, Timeout: s.Config().StreamWriteTimeout}
+	ws, err := websocket.Accept(h, r, &websocket.AcceptOptions{Subprotocols: spectator.Subprotocols})
 	if err != nil {
 		return // Accept has answered
 	}
@@ -223,6 +225,10 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := ws.CloseRead(r.Context()) // the client says nothing; its close ends ctx
 	defer context.AfterFunc(s.Closing(), func() { ws.Close(websocket.StatusGoingAway, "server closing") })()
+	rulesSame := func() bool {
+		now, ok := s.vis.RulesVersion(world, edge.RulesOf(info))
+		return ok && now == edge.RulesOf(info)
+	}
 	for {
 		var f *spectator.Frame
 		select {
@@ -235,24 +241,58 @@ func (s *Service) Watch(w http.ResponseWriter, r *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if now, ok := s.vis.RulesVersion(world, edge.RulesOf(info)); !ok || now != edge.RulesOf(info) {
-			s.hub.RulesChanged(world)
-			code, reason := closeStatus(spectator.ErrRulesChanged)
-			ws.Close(code, reason)
-			return
-		}
-		if err := s.write(ctx, ws, f, codec); err != nil {
+		if err := s.writeQueued(ctx, ws, h.Conn, world, f, wt, codec, rulesSame); err != nil {
 			return
 		}
 	}
+}
+
+// errRulesChanged: the world's rules changed before a frame (found by
+// polling); errEncode: a frame could not be encoded for its viewer.
+var (
+	errRulesChanged = errors.New("watch: the world's rules changed")
+	errEncode       = errors.New("watch: encode a frame")
+)
+
+// writeQueued writes f and every frame queued behind it (a joiner's join
+// keyframe and the deltas since, a lagging viewer's backlog) in one
+// socket write (wscork.Batch), as a relay's watch does: one write system
+// call per frame was most of a join's cost. Each frame has the stream
+// write timeout, as when they went one by one (one timeout for the whole
+// batch would cut off a viewer on a slow link whose backlog outlasts it,
+// where frame by frame it falls behind and skips to a keyframe; the
+// socket's deadline bounds each write of the cork: at most Limit corked
+// bytes and the one frame that did not fit).
+// The frames the batch took from the queue and has not written count as
+// queued (Watch.InFlight): a slow viewer skips to a keyframe as far
+// behind as frame by frame. The rules are checked before each frame; a
+// change, or a frame that cannot be encoded, closes the connection after
+// the batch (a close waits for the peer's answer to a frame still
+// corked), the frames before it sent.
+func (s *Service) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, world string, f *spectator.Frame,
+	wt *spectator.Watch, codec spectator.Codec, rulesSame func() bool) error {
+	err := wscork.Batch(cc, f, wt.Frames(), wt.InFlight(), func(f *spectator.Frame) error {
+		if !rulesSame() {
+			return errRulesChanged
+		}
+		return s.write(ctx, ws, f, codec)
+	})
+	switch {
+	case errors.Is(err, errRulesChanged):
+		s.hub.RulesChanged(world)
+		code, reason := closeStatus(spectator.ErrRulesChanged)
+		ws.Close(code, reason)
+	case errors.Is(err, errEncode):
+		ws.Close(websocket.StatusInternalError, edge.CodeInternal)
+	}
+	return err
 }
 
 // write sends one frame within the stream write timeout.
 func (s *Service) write(ctx context.Context, ws *websocket.Conn, f *spectator.Frame, codec spectator.Codec) error {
 	data, binary, err := f.Encoded(codec)
 	if err != nil {
-		ws.Close(websocket.StatusInternalError, edge.CodeInternal)
-		return err
+		return fmt.Errorf("%w: %v", errEncode, err)
 	}
 	typ := websocket.MessageText
 	if binary {

@@ -21,14 +21,21 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// Limit: a cork holding this many bytes writes them out before taking
-// more, so one batch never holds more than about this much memory.
-const Limit = 64 << 10
+// Limit bounds the bytes a cork holds: a write that would take it past
+// Limit goes to the socket together with them, in one write (writev on
+// a TCP socket), its own bytes not copied. So a batch's buffer never
+// holds more than Limit, however big its frames (a joiner's keyframe is
+// written from the frame's shared bytes), and a server of thousands of
+// connections corking at once holds at most Limit each. Past 16 KiB,
+// fewer writes save little: one write system call costs about what
+// copying 16 KiB does.
+const Limit = 16 << 10
 
 // Conn is a net.Conn whose writes, while corked, collect in memory and go
 // to the socket together when it is uncorked. Writes from other
@@ -55,6 +62,9 @@ type Conn struct {
 	// What went to the socket: write calls and their bytes (the play
 	// writers' ruler counts per delivery).
 	writes, bytes uint64
+
+	two [2][]byte   // a writev's parts (write)
+	vec net.Buffers // over two, consumed by the writev
 }
 
 // NewConn returns conn corked when asked, its writes bounded by timeout.
@@ -62,7 +72,8 @@ func NewConn(conn net.Conn, timeout time.Duration) *Conn {
 	return &Conn{Conn: conn, timeout: timeout}
 }
 
-// bufs hold the corks' buffers between batches.
+// bufs hold the corks' buffers between batches; none is bigger than
+// Limit (put grows them only that far).
 var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // take makes sure c has a buffer. c.mu is held.
@@ -73,14 +84,56 @@ func (c *Conn) take() {
 	}
 }
 
-// release gives c's buffer back, unless a rare huge batch grew it. c.mu
-// is held.
+// release gives c's buffer back. c.mu is held.
 func (c *Conn) release() {
-	if c.held != nil && cap(c.buf) <= 2*Limit {
+	if c.held != nil {
 		*c.held = c.buf[:0]
 		bufs.Put(c.held)
 	}
 	c.held, c.buf = nil, nil
+}
+
+// put adds p to the cork or, when the cork cannot take it within Limit,
+// writes what the cork holds and p together. c.mu is held.
+func (c *Conn) put(p []byte) error {
+	need := len(c.buf) + len(p)
+	if need > Limit {
+		_, err := c.write(c.buf, p)
+		c.buf = c.buf[:0]
+		return err
+	}
+	c.grow(len(p))
+	c.buf = append(c.buf, p...)
+	return nil
+}
+
+// grow makes sure c has a buffer with room for n more bytes (len(c.buf)+n
+// is at most Limit): it doubles, to Limit at most. c.mu is held.
+func (c *Conn) grow(n int) {
+	c.take()
+	if need := len(c.buf) + n; need > cap(c.buf) {
+		b := make([]byte, len(c.buf), min(Limit, max(need, 2*cap(c.buf))))
+		copy(b, c.buf)
+		c.buf = b
+	}
+}
+
+// maxHeader is the longest frame header appendFrameHeader writes.
+const maxHeader = 10
+
+// putHeader adds a data frame's header to the cork, after writing what
+// it holds if the header would take it past Limit. The header goes
+// straight into the buffer: one in a variable of its own would escape to
+// the heap through net.Buffers, an allocation per message. c.mu is held.
+func (c *Conn) putHeader(typ websocket.MessageType, n int) error {
+	if len(c.buf)+maxHeader > Limit {
+		if err := c.flush(); err != nil {
+			return err
+		}
+	}
+	c.grow(maxHeader)
+	c.buf = appendFrameHeader(c.buf, typ, n)
+	return nil
 }
 
 func (c *Conn) Write(p []byte) (int, error) {
@@ -90,14 +143,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if !c.corked {
-		return c.write(p)
+		return c.write(nil, p)
 	}
-	c.take()
-	c.buf = append(c.buf, p...)
-	if len(c.buf) >= Limit {
-		if err := c.flush(); err != nil {
-			return 0, err
-		}
+	if err := c.put(p); err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
@@ -105,8 +154,10 @@ func (c *Conn) Write(p []byte) (int, error) {
 // deadlineSlack: see Conn.timeout.
 const deadlineSlack = 16
 
-// write writes p to the socket within the timeout. c.mu is held.
-func (c *Conn) write(p []byte) (int, error) {
+// write writes held (the cork's bytes) then p to the socket within the
+// timeout, in one write call: net.Buffers writes both with one writev on
+// a TCP socket, p not copied. c.mu is held.
+func (c *Conn) write(held, p []byte) (int, error) {
 	if c.timeout > 0 {
 		if now := time.Now(); now.Sub(c.setAt) >= c.timeout/deadlineSlack {
 			if err := c.Conn.SetWriteDeadline(now.Add(c.timeout)); err != nil {
@@ -116,7 +167,21 @@ func (c *Conn) write(p []byte) (int, error) {
 			c.setAt = now
 		}
 	}
-	n, err := c.Conn.Write(p)
+	var n int
+	var err error
+	if len(held) == 0 {
+		n, err = c.Conn.Write(p)
+	} else {
+		// One writev on a *net.TCPConn; a connection without one (a
+		// *tls.Conn) writes the two in turn under c.mu: two TLS records,
+		// the corked bytes first, for a frame past Limit only.
+		c.two = [2][]byte{held, p}
+		c.vec = c.two[:] // in c, not on the heap per write
+		var n64 int64
+		n64, err = c.vec.WriteTo(c.Conn)
+		n = int(n64)
+		c.two = [2][]byte{} // keeps no frame
+	}
 	c.writes++
 	c.bytes += uint64(n)
 	if err != nil {
@@ -144,7 +209,7 @@ func (c *Conn) flush() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	_, err := c.write(c.buf)
+	_, err := c.write(nil, c.buf)
 	c.buf = c.buf[:0]
 	return err
 }
@@ -168,16 +233,17 @@ func (c *Conn) WriteMessage(done context.Context, typ websocket.MessageType, p [
 	if err := done.Err(); err != nil {
 		return fmt.Errorf("the connection is closing: %w", net.ErrClosed)
 	}
-	c.take()
-	c.buf = appendFrameHeader(c.buf, typ, len(p))
-	c.buf = append(c.buf, p...)
-	if c.corked && len(c.buf) < Limit {
-		return nil
+	err := c.putHeader(typ, len(p))
+	if err == nil {
+		err = c.put(p)
 	}
-	err := c.flush()
-	if !c.corked {
-		c.release()
+	if c.corked {
+		return err
 	}
+	if err == nil {
+		err = c.flush()
+	}
+	c.release()
 	return err
 }
 
@@ -239,23 +305,61 @@ func (h *Hijack) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // Batch writes first, then every item ch holds now, with write: the items
 // queued behind first (a joiner's deltas behind its keyframe, a lagging
-// viewer's backlog) go out corked, in one socket write; first alone is
-// written uncorked (the library's one write, nothing copied). Only the
-// caller may receive from ch: what it holds then are items, never its
-// close, which comes after them. write must not close the connection: a
-// close waits for the peer's answer to a close frame still in the cork.
-func Batch[T any](c *Conn, first T, ch <-chan T, write func(T) error) error {
+// viewer's backlog) go out corked, in one socket write (or more, each
+// holding at most Limit); first alone is written uncorked (the library's
+// one write, nothing copied). Only the caller may receive from ch: what
+// it holds then are items, never its close, which comes after them.
+// write must not close the connection: a close waits for the peer's
+// answer to a close frame still in the cork.
+//
+// inFlight counts the items Batch took from ch whose bytes are still in
+// the cork, not yet written to the socket (each counted before it leaves
+// ch, 0 once Batch returns): the queue's owner counts them as still
+// queued, so that a batch taking the queue does not let the writer fall
+// further behind than the queue's bound (spectator: a slow viewer skips
+// to a keyframe at the same bound as when it wrote frame by frame). first
+// is not counted: it is the one being written, as an uncorked write's is.
+func Batch[T any](c *Conn, first T, ch <-chan T, inFlight *atomic.Int32, write func(T) error) error {
 	n := len(ch)
 	if n == 0 {
 		return write(first)
 	}
 	c.Cork()
 	err := write(first)
+	var corked int32 // items from ch in the cork
 	for ; err == nil && n > 0; n-- {
+		inFlight.Store(corked + 1)
+		writes := c.socketWrites()
 		err = write(<-ch)
+		corked = c.stillCorked(writes, corked+1)
+		inFlight.Store(corked)
 	}
 	if uerr := c.Uncork(); err == nil {
 		err = uerr
 	}
+	inFlight.Store(0)
 	return err
+}
+
+// socketWrites returns how many writes went to the socket.
+func (c *Conn) socketWrites() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes
+}
+
+// stillCorked returns how many of the k items written into the cork since
+// the socket's writes numbered before still have bytes in it: none when
+// the cork is empty, only the last when the socket was written since
+// (the items before it went then), else all k.
+func (c *Conn) stillCorked(before uint64, k int32) int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case len(c.buf) == 0:
+		return 0
+	case c.writes != before:
+		return 1
+	}
+	return k
 }

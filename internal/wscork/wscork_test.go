@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,32 +40,91 @@ func TestCorkConnWritesABatchInOneWrite(t *testing.T) {
 	require.Len(t, under.Written(), 2)
 }
 
-func TestCorkConnFlushesAtTheLimit(t *testing.T) {
+// A cork never holds more than Limit bytes: a write that would take it
+// past goes to the socket with what it holds, p not copied; a write as big
+// as Limit or more never enters the cork's buffer.
+func TestCorkConnNeverHoldsMoreThanTheLimit(t *testing.T) {
 	under := &Recorder{}
 	c := &Conn{Conn: under}
 	c.Cork()
-	big := bytes.Repeat([]byte("x"), Limit-1)
-	_, err := c.Write(big)
+	_, err := c.Write(bytes.Repeat([]byte("x"), Limit-1))
 	require.NoError(t, err)
 	require.Empty(t, under.Written())
-	_, err = c.Write([]byte("yz")) // past the limit: the batch so far goes out
+	_, err = c.Write([]byte("yz")) // past the limit: the cork's bytes and these go out
 	require.NoError(t, err)
-	require.Len(t, under.Written(), 1)
-	require.Len(t, under.Written()[0], Limit+1)
+	lens := func() (ls []int) {
+		for _, w := range under.Written() {
+			ls = append(ls, len(w))
+		}
+		return ls
+	}
+	// A Recorder is not a TCP socket: net.Buffers writes the two parts one
+	// after the other to it (one writev on TCP, see the test below).
+	require.Equal(t, []int{Limit - 1, 2}, lens())
+	require.Empty(t, c.buf, "the cork is empty")
 	_, err = c.Write([]byte("after"))
 	require.NoError(t, err)
 	require.NoError(t, c.Uncork())
-	require.Equal(t, []byte("after"), under.Written()[1])
+	require.Equal(t, []byte("after"), under.Written()[2])
 
-	// A rare huge batch's buffer is not kept.
+	// A big write in a batch goes straight to the socket, after the bytes
+	// corked before it; the buffer stays within Limit.
 	c.Cork()
-	_, err = c.Write(bytes.Repeat([]byte("x"), 3*Limit))
+	_, err = c.Write([]byte("a"))
+	require.NoError(t, err)
+	big := bytes.Repeat([]byte("b"), 3*Limit)
+	_, err = c.Write(big)
+	require.NoError(t, err)
+	require.LessOrEqual(t, cap(c.buf), Limit)
+	_, err = c.Write([]byte("c"))
 	require.NoError(t, err)
 	require.NoError(t, c.Uncork())
+	require.Equal(t, []int{Limit - 1, 2, 5, 1, 3 * Limit, 1}, lens())
 	require.Nil(t, c.buf, "no buffer is held between batches")
 	require.Nil(t, c.held)
+
+	// A buffer grows by doubling up to Limit, never past it.
 	c.Cork()
+	for range 2 * Limit / 1000 {
+		_, err = c.Write(bytes.Repeat([]byte("d"), 1000))
+		require.NoError(t, err)
+		require.LessOrEqual(t, cap(c.buf), Limit)
+	}
 	require.NoError(t, c.Uncork())
+}
+
+// On a TCP socket the cork's bytes and a write past the limit go out in
+// one write call (writev), in order.
+func TestCorkConnOverflowOnTCPArrivesInOrder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		s, err := ln.Accept()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer s.Close()
+		b, _ := io.ReadAll(s)
+		got <- b
+	}()
+	tcp, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	c := NewConn(tcp, 10*time.Second)
+	c.Cork()
+	head, big := []byte("head"), bytes.Repeat([]byte("z"), 2*Limit)
+	for _, p := range [][]byte{head, big, []byte("tail")} {
+		_, err = c.Write(p)
+		require.NoError(t, err)
+	}
+	require.NoError(t, c.Uncork())
+	require.NoError(t, tcp.Close())
+	writes, n := c.Written()
+	require.Equal(t, uint64(2), writes, "head and big in one write, tail at uncork")
+	require.Equal(t, uint64(len(head)+len(big)+4), n)
+	require.Equal(t, append(append(append([]byte(nil), head...), big...), "tail"...), <-got)
 }
 
 func TestCorkConnFailedWriteSticks(t *testing.T) {
@@ -159,8 +220,9 @@ func TestCorkConnFailsAWriteWhoseLimitFlushFails(t *testing.T) {
 	boom := errors.New("boom")
 	c := &Conn{Conn: &Recorder{err: boom}}
 	c.Cork()
-	_, err := c.Write(bytes.Repeat([]byte("x"), Limit))
+	_, err := c.Write(bytes.Repeat([]byte("x"), Limit+1))
 	require.ErrorIs(t, err, boom)
+	require.ErrorIs(t, c.WriteMessage(context.Background(), websocket.MessageBinary, []byte("x")), boom, "it sticks")
 }
 
 // A corked message waits for uncork; a connection that is ending takes
@@ -244,12 +306,13 @@ func TestBatchWritesWhatIsQueuedInOneWrite(t *testing.T) {
 	c := NewConn(under, time.Second)
 	write := func(s string) error { _, err := c.Write([]byte(s)); return err }
 	ch := make(chan string, 4)
-	require.NoError(t, Batch(c, "a", ch, write))
+	var inFlight atomic.Int32
+	require.NoError(t, Batch(c, "a", ch, &inFlight, write))
 	require.Equal(t, [][]byte{[]byte("a")}, under.Written(), "alone: one write, uncorked")
 
 	ch <- "c"
 	ch <- "d"
-	require.NoError(t, Batch(c, "b", ch, write))
+	require.NoError(t, Batch(c, "b", ch, &inFlight, write))
 	require.Equal(t, [][]byte{[]byte("a"), []byte("bcd")}, under.Written(), "queued: one write for the three")
 	require.Empty(t, ch)
 	require.True(t, c.Idle())
@@ -258,7 +321,7 @@ func TestBatchWritesWhatIsQueuedInOneWrite(t *testing.T) {
 	ch <- "f"
 	ch <- "g"
 	n := 0
-	err := Batch(c, "e", ch, func(s string) error {
+	err := Batch(c, "e", ch, &inFlight, func(s string) error {
 		if n++; n == 2 {
 			return boom
 		}
@@ -266,11 +329,12 @@ func TestBatchWritesWhatIsQueuedInOneWrite(t *testing.T) {
 	})
 	require.ErrorIs(t, err, boom)
 	require.Len(t, ch, 1, "it stops at the failed write")
+	require.Zero(t, inFlight.Load())
 	require.Equal(t, []byte("e"), under.Written()[2], "what was written before goes out")
 	require.True(t, c.Idle())
 
 	under.Fail(boom)
-	require.ErrorIs(t, Batch(c, "h", ch, write), boom, "the batch's socket write failed")
+	require.ErrorIs(t, Batch(c, "h", ch, &inFlight, write), boom, "the batch's socket write failed")
 }
 
 // A frame header carries its payload's length in 7 bits, 16 or 64 (RFC
@@ -302,4 +366,125 @@ func TestConnsSharingThePoolSendOnlyTheirOwnBytes(t *testing.T) {
 		require.Equal(t, bytes.Repeat([]byte("a"), 100+i), w)
 	}
 	require.Equal(t, [][]byte{[]byte("b"), []byte("b"), []byte("b")}, b.Written())
+}
+
+// Batch counts the items it took from the queue whose bytes are still in
+// the cork (each before it leaves the queue): what is queued plus what is
+// in flight stays what was queued, until the socket takes the bytes.
+func TestBatchCountsTheItemsInTheCork(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	ch := make(chan string, 8)
+	for _, s := range []string{"b", "c", "big", "d", "split", "e"} {
+		ch <- s
+	}
+	var inFlight atomic.Int32
+	type seen struct {
+		item            string
+		queued, counted int
+	}
+	var saw []seen
+	err := Batch(c, "a", ch, &inFlight, func(s string) error {
+		saw = append(saw, seen{s, len(ch), int(inFlight.Load())})
+		switch s {
+		case "big": // past the limit: the cork's bytes go with it
+			_, err := c.Write(bytes.Repeat([]byte("x"), Limit+1))
+			return err
+		case "split": // a write past the limit, then a corked one
+			if _, err := c.Write(bytes.Repeat([]byte("y"), Limit+1)); err != nil {
+				return err
+			}
+		}
+		_, err := c.Write([]byte(s))
+		return err
+	})
+	require.NoError(t, err)
+	require.Equal(t, []seen{
+		{"a", 6, 0},     // first: the one being written, as uncorked
+		{"b", 5, 1},     // counted before it left the queue
+		{"c", 4, 2},     // b is in the cork
+		{"big", 3, 3},   // b and c are
+		{"d", 2, 1},     // big took the cork's bytes with it
+		{"split", 1, 2}, // d is in the cork
+		{"e", 0, 2},     // split's first write took d; its tail is corked
+	}, saw)
+	require.Zero(t, inFlight.Load(), "none once the batch is written")
+	require.Equal(t, []byte("split"+"e"), under.Written()[len(under.Written())-1])
+}
+
+// A RecordingListener holding at a gate accepts connections whose writes
+// after the first wait for the gate to open.
+func TestRecordingListenerHoldsWritesAtAGate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	rl := &RecordingListener{Listener: ln}
+	defer rl.Close()
+	gate := NewGate()
+	rl.HoldAt(gate)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := rl.Accept()
+		if err != nil {
+			c = nil
+		}
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server := <-accepted
+	require.NotNil(t, server)
+	defer server.Close()
+	_, err = server.Write([]byte("first"))
+	require.NoError(t, err, "the first write passes")
+	wrote := make(chan error, 1)
+	go func() { _, err := server.Write([]byte("second")); wrote <- err }()
+	<-gate.Waiting()
+	require.Empty(t, wrote, "the second waits")
+	gate.Open()
+	require.NoError(t, <-wrote)
+	got := make([]byte, len("firstsecond"))
+	_, err = io.ReadFull(client, got)
+	require.NoError(t, err)
+	require.Equal(t, "firstsecond", string(got))
+	require.Len(t, rl.Conns(), 1)
+}
+
+// A write held at a gate fails at the connection's write deadline, as a
+// socket's that takes nothing does.
+func TestGateHonoursTheWriteDeadline(t *testing.T) {
+	gate := NewGate()
+	c := &Recorder{gate: gate}
+	_, err := c.Write([]byte("first"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetWriteDeadline(time.Now().Add(time.Millisecond)))
+	_, err = c.Write([]byte("held"))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.NoError(t, c.SetWriteDeadline(time.Time{}))
+	gate.Open()
+	_, err = c.Write([]byte("open"))
+	require.NoError(t, err)
+}
+
+// A message's header that would take the cork past Limit goes after the
+// cork's bytes are written; a failed write there fails the message.
+func TestWriteMessageHeaderPastTheLimit(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	c.Cork()
+	_, err := c.Write(bytes.Repeat([]byte("x"), Limit-2))
+	require.NoError(t, err)
+	require.NoError(t, c.WriteMessage(context.Background(), websocket.MessageText, []byte("hi")))
+	require.Len(t, under.Written(), 1, "the cork's bytes went before the header")
+	require.LessOrEqual(t, cap(c.buf), Limit)
+	require.NoError(t, c.Uncork())
+	require.Equal(t, []byte{0x81, 2, 'h', 'i'}, under.Written()[1])
+
+	boom := errors.New("boom")
+	c.Cork()
+	_, err = c.Write(bytes.Repeat([]byte("x"), Limit-2))
+	require.NoError(t, err)
+	under.Fail(boom)
+	require.ErrorIs(t, c.WriteMessage(context.Background(), websocket.MessageText, []byte("hi")), boom)
+	require.ErrorIs(t, c.Uncork(), boom)
 }

@@ -114,16 +114,17 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 			ws.Close(code, reason)
 			return
 		}
-		if err := r.writeQueued(ctx, ws, h.Conn, f, wt.Frames(), codec); err != nil {
+		if err := r.writeQueued(ctx, ws, h.Conn, f, wt, codec); err != nil {
 			return
 		}
 	}
 }
 
 // writeQueued writes f and every frame queued behind it in one socket
-// write (wscork.Batch), each frame within the write timeout as when they
-// went one by one (a batch's 64 KiB flushes happen inside the frames'
-// writes; one timeout for the whole batch cut off a viewer on a slow link
+// write (wscork.Batch; more when they pass wscork.Limit, 16 KiB: a big
+// frame goes with the bytes corked before it, not copied), each frame
+// within the write timeout as when they went one by one (those writes
+// happen inside the frames' writes; one timeout for the whole batch cut off a viewer on a slow link
 // whose backlog took longer than it, where frame by frame it would have
 // fallen behind and skipped to a keyframe; the socket's own write
 // deadline bounds the last flush, at Uncork). A joiner's frames
@@ -132,10 +133,13 @@ func (r *Relay) Watch(w http.ResponseWriter, req *http.Request) {
 // the socket: a join cost one write system call per frame, the most of a
 // relay's CPU per join (BenchmarkRelayJoin, docs/BENCHMARKS.md). A viewer
 // that keeps up has one frame at a time: one write, as before; the bytes
-// and their order are the same. A frame it cannot encode closes the
-// connection after the batch.
-func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, f *spectator.Frame, frames <-chan *spectator.Frame, codec spectator.Codec) error {
-	err := wscork.Batch(cc, f, frames, func(f *spectator.Frame) error {
+// and their order are the same. The frames a batch took from the queue
+// and has not written count as queued (Watch.InFlight): a slow viewer
+// skips to a keyframe as far behind as when frames went one by one, not
+// twice that. A frame it cannot encode closes the connection after the
+// batch.
+func (r *Relay) writeQueued(ctx context.Context, ws *websocket.Conn, cc *wscork.Conn, f *spectator.Frame, wt *spectator.Watch, codec spectator.Codec) error {
+	err := wscork.Batch(cc, f, wt.Frames(), wt.InFlight(), func(f *spectator.Frame) error {
 		ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 		defer cancel()
 		return r.write(ctx, ws, f, codec)
