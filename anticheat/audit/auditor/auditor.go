@@ -34,6 +34,27 @@ type Source interface {
 	Subscribe(world string, from uint64) (fanout.Subscription, error)
 }
 
+// Placement is what a Source has whose worlds live on several groups of
+// a shard map (cmd/gsd's source over shard.FeedSource). A world moves
+// between groups with its incarnation, so its tree goes on across the
+// move: the auditor only has to follow the feed of its new home.
+//
+// One auditor per node, not one per group: a tree belongs to a world
+// incarnation, not to a group, and a node that runs both groups of a
+// move must not keep two followers (two writers) of the same tree, nor
+// bury the tree at the old home when the world leaves it.
+type Placement interface {
+	// Home names the group world's feed comes from on this node now: a
+	// follower started on another group is stopped and started again
+	// (Source.Subscribe crosses the move from the tree's size on).
+	Home(world string) uint64
+	// Away reports whether world's incarnation inc, which Worlds no
+	// longer lists, still lives: moved (or moving) to a group this node
+	// does not run, rather than deleted. Its tree is kept without a
+	// tombstone, and no longer followed here.
+	Away(world string, inc uint64) bool
+}
+
 // Stores keeps a node's trees, one per world incarnation, and the texts
 // of deleted incarnations' tombstones (boltstore.Trees in the node's data
 // dir).
@@ -142,6 +163,9 @@ type world struct {
 	running    bool       // a follower goroutine is at work
 	err        error      // why the last follower stopped
 	last       [2]int64   // the log index and time of the last event logged
+	home       uint64     // the group its follower reads (Placement), or 0
+	stop       func()     // ends the running follower's feed
+	away       bool       // moved to a group this node does not run: not followed
 	retired    bool       // deleted: its tombstone is written once the follower stopped
 	tombstone  string     // its tombstone's text, once written
 }
@@ -186,24 +210,44 @@ func (a *Auditor) Run(ctx context.Context) {
 }
 
 // scan retires the incarnations of worlds deleted since the last scan
-// (gone, or created again) and starts a follower for every world of the
-// source without a running one.
+// (gone, or created again), stops following those that moved to a group
+// this node does not run (Placement.Away), and starts a follower for
+// every world of the source without a running one.
 func (a *Auditor) scan() {
 	infos := a.src.Worlds()
 	live := make(map[string]uint64, len(infos))
 	for _, w := range infos {
 		live[w.ID] = w.Incarnation
 	}
+	place, _ := a.src.(Placement)
 	a.mu.Lock()
-	var gone []*world
+	var gone, left []*world
 	for id, w := range a.worlds {
-		if inc, ok := live[id]; !ok || inc != w.inc {
-			gone = append(gone, w)
-			delete(a.worlds, id)
-			a.old[tree{id, w.inc}] = w
+		inc, ok := live[id]
+		switch {
+		case ok && inc == w.inc:
+			continue
+		case !ok && place != nil && place.Away(id, w.inc):
+			left = append(left, w) // kept: its tree goes on where it lives now
+			continue
 		}
+		gone = append(gone, w)
+		delete(a.worlds, id)
+		a.old[tree{id, w.inc}] = w
 	}
 	a.mu.Unlock()
+	for _, w := range left {
+		w.mu.Lock()
+		stop, was := w.stop, w.away
+		w.away = true
+		if w.running {
+			stop()
+		}
+		w.mu.Unlock()
+		if !was {
+			a.log.Info("audit log of a world that moved to a group this node does not run: kept, no longer followed here", "world", w.id, "size", w.log.Size())
+		}
+	}
 	for _, w := range gone {
 		w.mu.Lock()
 		w.retired = true
@@ -214,16 +258,28 @@ func (a *Auditor) scan() {
 		}
 	}
 	for _, w := range infos {
-		a.follow(w.ID, w.Incarnation, w.Salted)
+		a.follow(w, a.home(w.ID))
 	}
 }
 
-// follow opens the log of world id's incarnation inc if needed and starts
-// its follower unless one runs or the auditor is not running. A world
-// first seen since New gets tombstones for its older stored trees that
-// have none (deleted while the node was down). A salted world's log has
-// leaves of version 2.
-func (a *Auditor) follow(id string, inc uint64, salted bool) *world {
+// home returns the group world's feed comes from (Placement), 0 for a
+// source of one group.
+func (a *Auditor) home(id string) uint64 {
+	if p, ok := a.src.(Placement); ok {
+		return p.Home(id)
+	}
+	return 0
+}
+
+// follow opens the log of world info's incarnation if needed and starts
+// its follower, reading group home's feed, unless one runs or the auditor
+// is not running; a follower reading another group (the world moved
+// between two groups of this node) is stopped, and the next scan starts
+// it again. A world first seen since New gets tombstones for its older
+// stored trees that have none (deleted while the node was down). A
+// salted world's log has leaves of version 2.
+func (a *Auditor) follow(info fsm.WorldInfo, home uint64) *world {
+	id, inc, salted := info.ID, info.Incarnation, info.Salted
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	w := a.worlds[id]
@@ -250,13 +306,18 @@ func (a *Auditor) follow(id string, inc uint64, salted bool) *world {
 		return w
 	}
 	w.mu.Lock()
-	start := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if start {
-		a.wg.Add(1)
-		go a.run(a.ctx, w)
+	defer w.mu.Unlock()
+	w.away = false
+	if w.running {
+		if w.home != home {
+			w.stop() // it moved: its follower's feed ends at the fence
+		}
+		return w
 	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	w.running, w.home, w.stop = true, home, cancel
+	a.wg.Add(1)
+	go a.run(ctx, cancel, w)
 	return w
 }
 
@@ -290,11 +351,12 @@ func (a *Auditor) openOld(id string, inc uint64) (*audit.Log, error) {
 
 // run appends world's committed events to its log until ctx ends or the
 // feed or the log fails (the next scan starts it again).
-func (a *Auditor) run(ctx context.Context, w *world) {
+func (a *Auditor) run(ctx context.Context, cancel func(), w *world) {
 	defer a.wg.Done()
+	defer cancel() // its context's resources
 	err := a.append(ctx, w)
 	if ctx.Err() != nil || errors.Is(err, fsm.ErrUnknownWorld) {
-		err = nil // stopped, or the world was deleted (the next scan retires it): not failed
+		err = nil // stopped (or moved), or the world was deleted (the next scan retires it): not failed
 	}
 	w.mu.Lock()
 	w.running = false
@@ -390,7 +452,7 @@ func (a *Auditor) world(id string) (*world, *audit.Log, error) {
 	if i < 0 {
 		return nil, nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
 	}
-	w = a.follow(id, infos[i].Incarnation, infos[i].Salted)
+	w = a.follow(infos[i], a.home(id))
 	a.mu.Lock()
 	l = w.log
 	a.mu.Unlock()
@@ -495,11 +557,13 @@ func (a *Auditor) Stats() Stats {
 		if w.log == nil {
 			continue
 		}
-		st.Worlds++
-		st.Events += w.log.Size()
 		w.mu.Lock()
-		if w.err != nil {
-			st.Stalled++
+		if !w.away { // not followed here: counted where it lives now
+			st.Worlds++
+			st.Events += w.log.Size()
+			if w.err != nil {
+				st.Stalled++
+			}
 		}
 		w.mu.Unlock()
 	}

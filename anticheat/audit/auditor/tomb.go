@@ -35,16 +35,21 @@ func (a *Auditor) bury(w *world) {
 // buryOlder, called with a.mu held, writes the tombstones of world id's
 // stored trees that have none, but for incarnation inc when live: deleted
 // while the node was down, so the last event's index and time are not
-// known (0).
+// known (0). A world not live here that moved to a group this node does
+// not run (Placement.Away) is not buried: it was not deleted.
 func (a *Auditor) buryOlder(id string, live bool, inc uint64) {
 	incs, err := a.stores.Incarnations(id)
 	if err != nil {
 		a.log.Error("audit trees of older incarnations not listed", "world", id, "err", err)
 		return
 	}
+	place, _ := a.src.(Placement)
 	for _, old := range incs {
 		if live && old == inc || a.old[tree{id, old}] != nil {
 			continue // the current one, or one retired since New (its follower buries it)
+		}
+		if !live && place != nil && place.Away(id, old) {
+			continue // moved to a group this node does not run: it lives on there
 		}
 		text, err := a.stores.Tombstone(id, old)
 		if err != nil || text != "" {

@@ -234,7 +234,7 @@ func TestAFollowerStillRunningWhenItsWorldIsRetiredBuriesIt(t *testing.T) {
 	a.scan()
 	require.Empty(t, st.tomb("arena", 0), "buried by its follower once it stops")
 	a.wg.Add(1)
-	a.run(context.Background(), w)
+	a.run(context.Background(), func() {}, w)
 	require.Equal(t, "arena\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntombstone 0 0\n", st.tomb("arena", 0))
 	require.NotContains(t, logs.String(), "level=ERROR")
 }

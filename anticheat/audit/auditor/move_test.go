@@ -1,0 +1,222 @@
+package auditor
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/fanout"
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// placed is a node's feed over the groups of a shard map (Placement): a
+// world's home group, and a feed opened at a group the world has left
+// ends its events at the move's fence (the old group refuses every write
+// after it). A world listed away lives on a group this node does not
+// run.
+type placed struct {
+	*source
+	mu     sync.Mutex
+	homes  map[string]uint64
+	fences map[[2]any]uint64 // world and group left: its fence
+	away   map[string]bool
+	asked  map[string]int // Away calls per world
+}
+
+func newPlaced() *placed {
+	return &placed{source: newSource(), homes: map[string]uint64{}, fences: map[[2]any]uint64{}, away: map[string]bool{}, asked: map[string]int{}}
+}
+
+// move moves world from its home to group to at its current seq.
+func (p *placed) move(world string, to uint64) {
+	p.source.mu.Lock()
+	n := uint64(len(p.source.events[world]))
+	p.source.mu.Unlock()
+	p.mu.Lock()
+	p.fences[[2]any{world, p.homes[world]}] = n
+	p.homes[world] = to
+	p.mu.Unlock()
+}
+
+func (p *placed) setAway(world string, away bool) {
+	p.mu.Lock()
+	p.away[world] = away
+	p.mu.Unlock()
+}
+
+// Worlds lists the worlds of the node's groups: not those away.
+func (p *placed) Worlds() []fsm.WorldInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.DeleteFunc(p.source.Worlds(), func(w fsm.WorldInfo) bool { return p.away[w.ID] })
+}
+
+func (p *placed) Home(world string) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.homes[world]
+}
+
+func (p *placed) Away(world string, _ uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.asked[world]++
+	return p.away[world]
+}
+
+func (p *placed) Subscribe(world string, from uint64) (fanout.Subscription, error) {
+	sub, err := p.source.Subscribe(world, from)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	home := p.homes[world]
+	p.mu.Unlock()
+	return &placedSub{p: p, sub: sub, key: [2]any{world, home}}, nil
+}
+
+// placedSub is a feed opened at one group: nothing after the fence once
+// the world left it.
+type placedSub struct {
+	p   *placed
+	sub fanout.Subscription
+	key [2]any
+}
+
+func (s *placedSub) Next(ctx context.Context) ([]*fsm.Event, error) {
+	for {
+		evs, err := s.sub.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.p.mu.Lock()
+		fence, left := s.p.fences[s.key]
+		s.p.mu.Unlock()
+		for i, e := range evs {
+			if left && e.Seq > fence {
+				evs = evs[:i]
+				break
+			}
+		}
+		if len(evs) > 0 {
+			return evs, nil
+		}
+	}
+}
+
+// consistent checks that the tree signed in newer extends the one signed
+// in older, by l's consistency proof.
+func consistent(t *testing.T, l *audit.Log, older, newer []byte, v note.Verifier) {
+	t.Helper()
+	o, _, err := audit.OpenCheckpoint(older, v)
+	require.NoError(t, err)
+	n, _, err := audit.OpenCheckpoint(newer, v)
+	require.NoError(t, err)
+	require.Less(t, o.Size, n.Size)
+	p, err := l.ProveConsistency(o.Size, n.Size)
+	require.NoError(t, err)
+	require.NoError(t, audit.CheckConsistency(o, n, p))
+}
+
+// A world that moves between two groups of the node keeps one tree: its
+// follower, whose feed at the old group ends at the fence, is started
+// again on the new home from the tree's size, and the checkpoints signed
+// before and after the move are consistent.
+func TestAWorldMovedBetweenGroupsOfTheNodeKeepsOneTree(t *testing.T) {
+	src, st, logs := newPlaced(), newStores(), &syncBuf{}
+	s, v := key(t, "gsd-audit")
+	cfg := testConfig(logs)
+	cfg.Signers = []note.Signer{s}
+	src.homes["arena"] = 1
+	src.add("arena", 5)
+	a, err := New(cfg, src, st)
+	require.NoError(t, err)
+	start(t, a)
+	waitSize(t, a, "arena", 5)
+	before, err := a.Sign("arena")
+	require.NoError(t, err)
+
+	src.move("arena", 2)
+	src.add("arena", 4) // committed at the new home
+	waitSize(t, a, "arena", 9)
+	after, err := a.Sign("arena")
+	require.NoError(t, err)
+	l, err := a.Log("arena")
+	require.NoError(t, err)
+	consistent(t, l, before, after, v)
+	verifies(t, exportOf(t, src.source, "arena"), after, v)
+	require.Equal(t, Stats{Worlds: 1, Events: 9, Signed: 2}, a.Stats())
+	require.Empty(t, st.tomb("arena", 0), "moved, not deleted")
+	require.NotContains(t, logs.String(), "stopped following", "a move is not a failure")
+}
+
+// A world that moves to a group this node does not run is no longer
+// followed here, and its tree is kept without a tombstone (it was not
+// deleted: it goes on where it lives now), also across a restart; when
+// it comes back to a group of this node its tree goes on; once it is
+// neither here nor away (deleted), it gets its tombstone.
+func TestAWorldMovedAwayKeepsItsTreeWithoutATombstone(t *testing.T) {
+	src, st, logs := newPlaced(), newStores(), &syncBuf{}
+	s, v := key(t, "gsd-audit")
+	cfg := testConfig(logs)
+	cfg.Signers = []note.Signer{s}
+	src.add("arena", 3)
+	src.add("lobby", 1)
+	a, err := New(cfg, src, st)
+	require.NoError(t, err)
+	stop := run(a)
+	waitSize(t, a, "arena", 3)
+	waitSize(t, a, "lobby", 1)
+	before, err := a.Sign("arena")
+	require.NoError(t, err)
+
+	// Away: the node no longer lists it (its follower's feed, at the
+	// group it left, has nothing more).
+	src.setAway("arena", true)
+	require.Eventually(t, func() bool { return a.Stats().Worlds == 1 }, 10*time.Second, time.Millisecond, "arena is not followed here")
+	require.Empty(t, st.tomb("arena", 0))
+	l, err := a.Log("arena")
+	require.NoError(t, err)
+	require.Equal(t, int64(3), l.Size(), "its tree is kept and served")
+	require.Contains(t, logs.String(), "moved to a group this node does not run")
+	stop()
+
+	// A restart while it is away buries nothing; lobby, deleted for good
+	// meanwhile, gets its tombstone.
+	src.recreate("lobby")
+	a, err = New(cfg, src, st)
+	require.NoError(t, err)
+	stop = run(a)
+	require.Eventually(t, func() bool { return st.tomb("lobby", 0) != "" }, 10*time.Second, time.Millisecond)
+	require.Empty(t, st.tomb("arena", 0))
+
+	// Back on a group of this node, with the events it got meanwhile:
+	// the same tree goes on.
+	src.add("arena", 2)
+	src.setAway("arena", false)
+	waitSize(t, a, "arena", 5)
+	after, err := a.Sign("arena")
+	require.NoError(t, err)
+	l, err = a.Log("arena")
+	require.NoError(t, err)
+	consistent(t, l, before, after, v)
+	verifies(t, exportOf(t, src.source, "arena"), after, v)
+
+	// Away again, then deleted there: the next scans bury it.
+	src.setAway("arena", true)
+	require.Eventually(t, func() bool {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.asked["arena"] > 2
+	}, 10*time.Second, time.Millisecond)
+	require.Empty(t, st.tomb("arena", 0))
+	src.recreate("arena")
+	src.setAway("arena", false)
+	require.Eventually(t, func() bool { return st.tomb("arena", 0) != "" }, 10*time.Second, time.Millisecond)
+	stop()
+}
