@@ -98,6 +98,44 @@ func (s *FeedSource) Subscribe(world string, from uint64) (Subscription, error) 
 	return &movedSub{world: world, head: head, fence: fence.Seq, home: st, next: from}, nil
 }
 
+// Home returns the group the map places world on now (0 while the map
+// has no shards): the group whose feed Subscribe opens. The auditor
+// starts a world's follower again when it changes (a move between two
+// groups of this node).
+func (s *FeedSource) Home(world string) uint64 {
+	g, err := shardOf(s.b.r.src.View(), world)
+	if err != nil {
+		return 0
+	}
+	return g
+}
+
+// Away reports whether world's incarnation inc, which Worlds does not
+// list, lives on elsewhere rather than was deleted: the map places it on
+// a group this node does not run (it moved there), or a group of this
+// node holds it fenced by a move of that incarnation (its new home has
+// not imported it here yet, or this node's map is behind). The auditor
+// keeps such a world's tree without a tombstone.
+func (s *FeedSource) Away(world string, inc uint64) bool {
+	g, err := shardOf(s.b.r.src.View(), world)
+	if err != nil {
+		return false
+	}
+	if _, ok := s.b.r.mgr.Group(g); !ok {
+		return true
+	}
+	for _, id := range s.b.r.mgr.Groups() {
+		st, ok := s.b.r.mgr.Group(id)
+		if !ok {
+			continue
+		}
+		if w, err := st.World(world); err == nil && w.Moved != nil && w.Incarnation == inc {
+			return true
+		}
+	}
+	return false
+}
+
 // Group returns this node's replica of world's group: where the sinks
 // keep the world's replicated positions (sink/feed.Replicated).
 func (s *FeedSource) Group(world string) (*store.Store, error) { return s.b.group(world) }

@@ -15,6 +15,7 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/audit/boltstore"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -58,8 +59,9 @@ func (a *auditOptions) signers() ([]note.Signer, error) {
 }
 
 // start opens the audit trees' file in dir and runs the node's auditor
-// over st until the returned stop is called (idempotent).
-func (a *auditOptions) start(dir string, st *store.Store, reg prometheus.Registerer, log *slog.Logger) (*auditor.Auditor, func(), error) {
+// over st, or under a shard map over every group of this node (groups,
+// not nil), until the returned stop is called (idempotent).
+func (a *auditOptions) start(dir string, st *store.Store, groups *shard.FeedSource, reg prometheus.Registerer, log *slog.Logger) (*auditor.Auditor, func(), error) {
 	signers, err := a.signers()
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +78,11 @@ func (a *auditOptions) start(dir string, st *store.Store, reg prometheus.Registe
 	if a.signInterval > 0 {
 		cfg.SignInterval = a.signInterval
 	}
-	aud, err := auditor.New(cfg, storeSource{st}, boltstore.NewTrees(db))
+	var src auditor.Source = storeSource{st}
+	if groups != nil {
+		src = groupsSource{groups}
+	}
+	aud, err := auditor.New(cfg, src, boltstore.NewTrees(db))
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -109,7 +115,7 @@ func registerAuditMetrics(reg prometheus.Registerer, aud *auditor.Auditor) error
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(aud.Stats()) })
 	}
 	for _, c := range []prometheus.Collector{
-		gauge("gsd_audit_worlds", "Worlds whose audit log this node keeps.", func(s auditor.Stats) float64 { return float64(s.Worlds) }),
+		gauge("gsd_audit_worlds", "Worlds whose audit log this node keeps and follows (of every group it runs).", func(s auditor.Stats) float64 { return float64(s.Worlds) }),
 		gauge("gsd_audit_worlds_stalled", "Worlds whose audit log stopped following the feed (an archive gap; retried every second).",
 			func(s auditor.Stats) float64 { return float64(s.Stalled) }),
 		gauge("gsd_audit_events", "Events in this node's audit logs, all worlds together.", func(s auditor.Stats) float64 { return float64(s.Events) }),
@@ -135,3 +141,26 @@ func (s storeSource) Subscribe(world string, from uint64) (fanout.Subscription, 
 	}
 	return sub, nil
 }
+
+// groupsSource is the auditor's view of a node under a shard map: the
+// worlds of every group the node runs, each followed on the group the map
+// places it on, across its moves (shard.FeedSource reads a moved world's
+// events before the fence from its old home, or from the new home's copy
+// of them). It is an auditor.Placement: a world moved between two groups
+// of the node is followed on its new home, one moved to a group the node
+// does not run keeps its tree without a tombstone.
+type groupsSource struct{ fs *shard.FeedSource }
+
+func (s groupsSource) Worlds() []fsm.WorldInfo { return s.fs.Worlds() }
+
+func (s groupsSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
+	sub, err := s.fs.Subscribe(world, from)
+	if err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
+func (s groupsSource) Home(world string) uint64 { return s.fs.Home(world) }
+
+func (s groupsSource) Away(world string, inc uint64) bool { return s.fs.Away(world, inc) }
