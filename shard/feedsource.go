@@ -110,16 +110,21 @@ func (s *FeedSource) Home(world string) uint64 {
 	return g
 }
 
+// Placed reports whether the map has shards: until then Worlds lists
+// every group's worlds, and nothing says where a world lives.
+func (s *FeedSource) Placed() bool { return len(s.b.r.src.View().Map.Shards) > 0 }
+
 // Away reports whether world's incarnation inc, which Worlds does not
 // list, lives on elsewhere rather than was deleted: the map places it on
 // a group this node does not run (it moved there), or a group of this
 // node holds it fenced by a move of that incarnation (its new home has
-// not imported it here yet, or this node's map is behind). The auditor
-// keeps such a world's tree without a tombstone.
+// not imported it here yet, or this node's map is behind), or the map
+// has no shards yet (nothing is known). The auditor keeps such a world's
+// tree without a tombstone.
 func (s *FeedSource) Away(world string, inc uint64) bool {
 	g, err := shardOf(s.b.r.src.View(), world)
 	if err != nil {
-		return false
+		return true // no shards yet: where it lives is not known, so not deleted
 	}
 	if _, ok := s.b.r.mgr.Group(g); !ok {
 		return true

@@ -60,8 +60,9 @@ func (a *auditOptions) signers() ([]note.Signer, error) {
 
 // start opens the audit trees' file in dir and runs the node's auditor
 // over st, or under a shard map over every group of this node (groups,
-// not nil), until the returned stop is called (idempotent).
-func (a *auditOptions) start(dir string, st *store.Store, groups *shard.FeedSource, reg prometheus.Registerer, log *slog.Logger) (*auditor.Auditor, func(), error) {
+// not nil; stores lists them), until the returned stop is called
+// (idempotent).
+func (a *auditOptions) start(dir string, st *store.Store, groups *shard.FeedSource, stores func() []*store.Store, reg prometheus.Registerer, log *slog.Logger) (*auditor.Auditor, func(), error) {
 	signers, err := a.signers()
 	if err != nil {
 		return nil, nil, err
@@ -78,9 +79,9 @@ func (a *auditOptions) start(dir string, st *store.Store, groups *shard.FeedSour
 	if a.signInterval > 0 {
 		cfg.SignInterval = a.signInterval
 	}
-	var src auditor.Source = storeSource{st}
+	var src auditor.Source = storeSource{st: st, settle: &settling{}}
 	if groups != nil {
-		src = groupsSource{groups}
+		src = groupsSource{fs: groups, stores: stores, settle: &settling{}}
 	}
 	aud, err := auditor.New(cfg, src, boltstore.NewTrees(db))
 	if err != nil {
@@ -130,7 +131,12 @@ func registerAuditMetrics(reg prometheus.Registerer, aud *auditor.Auditor) error
 }
 
 // storeSource is the auditor's view of the node's one group.
-type storeSource struct{ st *store.Store }
+type storeSource struct {
+	st     *store.Store
+	settle *settling
+}
+
+func (s storeSource) Settled() bool { return s.settle.settled([]*store.Store{s.st}) }
 
 func (s storeSource) Worlds() []fsm.WorldInfo { return s.st.Worlds() }
 
@@ -149,7 +155,14 @@ func (s storeSource) Subscribe(world string, from uint64) (fanout.Subscription, 
 // of them). It is an auditor.Placement: a world moved between two groups
 // of the node is followed on its new home, one moved to a group the node
 // does not run keeps its tree without a tombstone.
-type groupsSource struct{ fs *shard.FeedSource }
+type groupsSource struct {
+	fs     *shard.FeedSource
+	stores func() []*store.Store // the node's groups
+	settle *settling
+}
+
+// Settled: the map is known and every group applied its log.
+func (s groupsSource) Settled() bool { return s.fs.Placed() && s.settle.settled(s.stores()) }
 
 func (s groupsSource) Worlds() []fsm.WorldInfo { return s.fs.Worlds() }
 
@@ -164,3 +177,40 @@ func (s groupsSource) Subscribe(world string, from uint64) (fanout.Subscription,
 func (s groupsSource) Home(world string) uint64 { return s.fs.Home(world) }
 
 func (s groupsSource) Away(world string, inc uint64) bool { return s.fs.Away(world, inc) }
+
+// settling tells when a node's groups have applied the log each held
+// when first looked at (the auditor's Settler): after a restart a group
+// lists the worlds created since its last snapshot only once it replayed
+// its log, and the auditor must not take a world missing until then for
+// one deleted while the node was down (it would write it a tombstone).
+// A tail of the log that never commits is overwritten by entries that
+// do, so the applied index gets there.
+type settling struct {
+	mu   sync.Mutex
+	last map[*store.Store]uint64 // each group's last log index when first seen
+	done bool
+}
+
+func (s *settling) settled(groups []*store.Store) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return true
+	}
+	if s.last == nil {
+		s.last = make(map[*store.Store]uint64)
+	}
+	done := true
+	for _, st := range groups {
+		last, ok := s.last[st]
+		if !ok {
+			last = st.LastIndex()
+			s.last[st] = last
+		}
+		if st.Status().AppliedIndex < last {
+			done = false
+		}
+	}
+	s.done = done
+	return done
+}

@@ -55,6 +55,16 @@ type Placement interface {
 	Away(world string, inc uint64) bool
 }
 
+// Settler is what a Source has that can tell when its world list is the
+// node's: after a restart a group lists the worlds created since its
+// last snapshot only once it applied its log again, and a shard map's
+// groups are placed only once the map is known. Until then the auditor
+// neither follows nor buries from the list (a world missing from it may
+// only not be replayed yet); HTTP lookups of a world still follow it.
+type Settler interface {
+	Settled() bool
+}
+
 // Stores keeps a node's trees, one per world incarnation, and the texts
 // of deleted incarnations' tombstones (boltstore.Trees in the node's data
 // dir).
@@ -192,9 +202,15 @@ func (a *Auditor) Run(ctx context.Context) {
 	defer scan.Stop()
 	sign := time.NewTicker(a.cfg.SignInterval)
 	defer sign.Stop()
-	a.buryGone()
+	buried := false
 	for {
-		a.scan()
+		if s, ok := a.src.(Settler); !ok || s.Settled() {
+			if !buried {
+				a.buryGone()
+				buried = true
+			}
+			a.scan()
+		}
 		select {
 		case <-ctx.Done():
 			a.mu.Lock()

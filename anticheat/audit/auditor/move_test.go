@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,4 +220,55 @@ func TestAWorldMovedAwayKeepsItsTreeWithoutATombstone(t *testing.T) {
 	src.setAway("arena", false)
 	require.Eventually(t, func() bool { return st.tomb("arena", 0) != "" }, 10*time.Second, time.Millisecond)
 	stop()
+}
+
+// unsettled is a source whose world list is not the node's yet (its
+// groups have not replayed their logs) until ready.
+type unsettled struct {
+	*source
+	ready atomic.Bool
+	asked atomic.Int64 // Settled calls
+}
+
+func (u *unsettled) Settled() bool {
+	u.asked.Add(1)
+	return u.ready.Load()
+}
+
+// A restarted node's world list lacks the worlds its groups have not
+// replayed yet: until the source settles the auditor neither buries the
+// stored trees of worlds missing from it (it would write a live world a
+// tombstone) nor follows; then it does both.
+func TestTheAuditorWaitsForItsSourceToSettleBeforeBurying(t *testing.T) {
+	src, st, logs := newSource(), newStores(), &syncBuf{}
+	src.add("arena", 3)
+	src.add("gone", 2)
+	a, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	stop := run(a)
+	waitSize(t, a, "arena", 3)
+	waitSize(t, a, "gone", 2)
+	stop()
+
+	src.recreate("gone") // deleted for good while the node was down
+	us := &unsettled{source: src}
+	us.source.mu.Lock()
+	listed := us.source.events["arena"]
+	delete(us.source.events, "arena") // not replayed yet
+	us.source.mu.Unlock()
+	a, err = New(testConfig(logs), us, st)
+	require.NoError(t, err)
+	start(t, a)
+	require.Eventually(t, func() bool { return us.asked.Load() > 3 }, 10*time.Second, time.Millisecond)
+	require.Empty(t, st.tomb("gone", 0))
+	require.Zero(t, a.Stats().Worlds)
+
+	us.source.mu.Lock()
+	us.source.events["arena"] = listed // replayed
+	us.source.mu.Unlock()
+	us.ready.Store(true)
+	require.Eventually(t, func() bool { return st.tomb("gone", 0) != "" }, 10*time.Second, time.Millisecond)
+	src.add("arena", 1)
+	waitSize(t, a, "arena", 4)
+	require.Empty(t, st.tomb("arena", 0))
 }
