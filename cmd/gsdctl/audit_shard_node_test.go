@@ -113,4 +113,5 @@ func TestAuditOfAShardedNodeVerifiesWorldsOfEveryGroupAndAcrossAMove(t *testing.
 	}
 	n.stop(t)
 	require.NotContains(t, n.stderr.String(), "level=ERROR")
+	require.NotContains(t, n.stderr.String(), "tombstone", "no live world is buried at the restart")
 }
