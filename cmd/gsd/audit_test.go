@@ -126,3 +126,36 @@ func TestReplicasKeepTheSameAuditTree(t *testing.T) {
 		require.NoError(t, audit.CheckInclusion(cp1, &ev, proof))
 	}
 }
+
+// A restarted node lists the worlds created since its last snapshot only
+// once it replayed its log: its auditor waits for that before it buries
+// the trees of worlds it no longer holds, so a live world gets no
+// tombstone, and its tree goes on.
+func TestARestartedNodeBuriesNoLiveWorld(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	n := startNode(t, "solo", dir)
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	_, err := c.Act(ctx, "arena", incr("p1", 1, "e1", 1))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := c.AuditProof(ctx, "arena", 1, 1)
+		return err == nil
+	}, time.Minute, 10*time.Millisecond)
+	require.Equal(t, 0, n.stop(t))
+
+	n = startNodeAt(t, "solo", dir, n.http, n.raft)
+	n.waitLeader(t)
+	c = n.client(t)
+	_, err = c.Act(ctx, "arena", incr("p1", 2, "e1", 1))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		p, err := c.AuditProof(ctx, "arena", 2, 2)
+		return err == nil && p.Size == 2
+	}, time.Minute, 10*time.Millisecond)
+	require.NotContains(t, n.stderr.String(), "tombstone")
+}

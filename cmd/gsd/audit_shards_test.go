@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/gsd-dev/gsd/anticheat/audit"
+	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/wire"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// With --shard-map the node's auditor follows the worlds of every group
+// it runs, not group 0's only: the worlds of shards 1 and 2 get proofs
+// and signed checkpoints, the metrics count them, an unknown world is
+// named so, and a restart neither buries a live world (before its group
+// replayed its log, the world was not listed yet) nor loses its tree.
+func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
+	t.Parallel()
+	priv, pub, err := audit.GenerateKey("gsd-audit")
+	require.NoError(t, err)
+	key := writeFile(t, priv)
+	v, err := audit.ParseVerifyingKey(pub)
+	require.NoError(t, err)
+	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	flags := []string{"--shard-map", shardMapFile(t, "s1", raftAddr, httpAddr, 0), "--audit-key", key}
+	n := startNodeAt(t, "s1", dir, httpAddr, raftAddr, flags...)
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	worlds := []string{"old", "a", "b"} // shards 0, 1 and 2
+	for _, w := range worlds {
+		require.NoError(t, c.CreateWorld(ctx, w, wire.Rules{}))
+		for seq := uint64(1); seq <= 3; seq++ {
+			_, err := c.Act(ctx, w, incr("p1", seq, "e1", 1))
+			require.NoError(t, err)
+		}
+	}
+	signed := func(c *client.Client, w string, size int64) audit.Checkpoint {
+		var cp audit.Checkpoint
+		require.Eventually(t, func() bool {
+			msg, err := c.SignAuditCheckpoint(ctx, w)
+			if err != nil {
+				return false
+			}
+			cp, _, err = audit.OpenCheckpoint(msg, v)
+			require.NoError(t, err)
+			return cp.Size == size
+		}, time.Minute, 10*time.Millisecond, "%s audited up to %d", w, size)
+		return cp
+	}
+	before := map[string]audit.Checkpoint{}
+	for _, w := range worlds {
+		before[w] = signed(c, w, 3)
+		p, err := c.AuditProof(ctx, w, 2, 3)
+		require.NoError(t, err)
+		require.Len(t, p.Proof, 2)
+	}
+	requireContains(t, string(httpGet(t, n.http, "/metrics")), "gsd_audit_worlds 3", "gsd_audit_worlds_stalled 0", "gsd_audit_events 9")
+	_, err = c.AuditProof(ctx, "nowhere", 1, 1)
+	require.Equal(t, "unknown_world", client.Code(err), "%v", err)
+
+	require.Equal(t, 0, n.stop(t))
+	n = startNodeAt(t, "s1", dir, httpAddr, raftAddr, flags...)
+	n.waitLeader(t)
+	c = n.client(t)
+	for _, w := range worlds {
+		_, err := c.Act(ctx, w, incr("p1", 4, "e1", 1))
+		require.NoError(t, err)
+		after := signed(c, w, 4)
+		p, err := c.AuditConsistency(ctx, w, 3, 4)
+		require.NoError(t, err)
+		proof := make([]tlog.Hash, len(p.Proof))
+		for i, h := range p.Proof {
+			proof[i] = tlog.Hash(h)
+		}
+		require.NoError(t, audit.CheckConsistency(before[w], after, proof), "%s: the tree goes on after the restart", w)
+	}
+	require.NotContains(t, n.stderr.String(), "tombstone", "no live world is buried at the restart")
+}
