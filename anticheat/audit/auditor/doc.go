@@ -18,6 +18,15 @@
 // when asked (tomb.go). Deleted incarnations stay readable (LogOf,
 // CheckpointOf) while the node keeps their trees.
 //
+// Under a shard map the source spreads the worlds over the node's groups
+// (Placement): a world that moves keeps its incarnation, so its tree goes
+// on; its follower is started again on its new home, and a world that
+// moved to a group the node does not run keeps its tree without a
+// tombstone. A source that can say when its world list is the node's
+// (Settler: a restarted group lists the worlds created since its last
+// snapshot only once it replayed its log) holds the auditor back from
+// burying or following until then.
+//
 // Goroutines: one per followed world and one signer, owned by Run, which
 // returns once they have stopped.
 package auditor
