@@ -22,22 +22,16 @@ import (
 )
 
 // auditSource is cmd/gsd's groupsSource: the auditor's view of a node's
-// groups through its FeedSource.
-type auditSource struct{ fs *FeedSource }
-
-func (s auditSource) Worlds() []fsm.WorldInfo { return s.fs.Worlds() }
+// groups through its FeedSource (Worlds, Home, Away).
+type auditSource struct{ *FeedSource }
 
 func (s auditSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
-	sub, err := s.fs.Subscribe(world, from)
+	sub, err := s.FeedSource.Subscribe(world, from)
 	if err != nil {
 		return nil, err
 	}
 	return sub, nil
 }
-
-func (s auditSource) Home(world string) uint64 { return s.fs.Home(world) }
-
-func (s auditSource) Away(world string, inc uint64) bool { return s.fs.Away(world, inc) }
 
 // startAuditor runs an auditor over b's groups, its trees in a bolt file
 // of its own, until the test ends.

@@ -81,7 +81,7 @@ func (a *auditOptions) start(dir string, st *store.Store, groups *shard.FeedSour
 	}
 	var src auditor.Source = storeSource{st: st, settle: &settling{}}
 	if groups != nil {
-		src = groupsSource{fs: groups, stores: stores, settle: &settling{}}
+		src = groupsSource{FeedSource: groups, stores: stores, settle: &settling{}}
 	}
 	aud, err := auditor.New(cfg, src, boltstore.NewTrees(db))
 	if err != nil {
@@ -141,7 +141,12 @@ func (s storeSource) Settled() bool { return s.settle.settled([]*store.Store{s.s
 func (s storeSource) Worlds() []fsm.WorldInfo { return s.st.Worlds() }
 
 func (s storeSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
-	sub, err := s.st.Subscribe(world, from)
+	return auditFeed(s.st.Subscribe(world, from))
+}
+
+// auditFeed returns a group's subscription as the auditor's, or err (never an
+// interface holding a nil pointer).
+func auditFeed[S fanout.Subscription](sub S, err error) (fanout.Subscription, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -152,32 +157,22 @@ func (s storeSource) Subscribe(world string, from uint64) (fanout.Subscription, 
 // worlds of every group the node runs, each followed on the group the map
 // places it on, across its moves (shard.FeedSource reads a moved world's
 // events before the fence from its old home, or from the new home's copy
-// of them). It is an auditor.Placement: a world moved between two groups
-// of the node is followed on its new home, one moved to a group the node
-// does not run keeps its tree without a tombstone.
+// of them). It is an auditor.Placement (FeedSource's Home and Away): a
+// world moved between two groups of the node is followed on its new
+// home, one moved to a group the node does not run keeps its tree
+// without a tombstone.
 type groupsSource struct {
-	fs     *shard.FeedSource
+	*shard.FeedSource
 	stores func() []*store.Store // the node's groups
 	settle *settling
 }
 
 // Settled: the map is known and every group applied its log.
-func (s groupsSource) Settled() bool { return s.fs.Placed() && s.settle.settled(s.stores()) }
-
-func (s groupsSource) Worlds() []fsm.WorldInfo { return s.fs.Worlds() }
+func (s groupsSource) Settled() bool { return s.Placed() && s.settle.settled(s.stores()) }
 
 func (s groupsSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
-	sub, err := s.fs.Subscribe(world, from)
-	if err != nil {
-		return nil, err
-	}
-	return sub, nil
+	return auditFeed(s.FeedSource.Subscribe(world, from))
 }
-
-func (s groupsSource) Home(world string) uint64 { return s.fs.Home(world) }
-
-func (s groupsSource) Away(world string, inc uint64) bool { return s.fs.Away(world, inc) }
-
 // settling tells when a node's groups have applied the log each held
 // when first looked at (the auditor's Settler): after a restart a group
 // lists the worlds created since its last snapshot only once it replayed

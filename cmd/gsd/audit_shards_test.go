@@ -19,11 +19,7 @@ import (
 // replayed its log, the world was not listed yet) nor loses its tree.
 func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
 	t.Parallel()
-	priv, pub, err := audit.GenerateKey("gsd-audit")
-	require.NoError(t, err)
-	key := writeFile(t, priv)
-	v, err := audit.ParseVerifyingKey(pub)
-	require.NoError(t, err)
+	key, v := auditKey(t)
 	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
 	flags := []string{"--shard-map", shardMapFile(t, "s1", raftAddr, httpAddr, 0), "--audit-key", key}
 	n := startNodeAt(t, "s1", dir, httpAddr, raftAddr, flags...)
@@ -60,7 +56,7 @@ func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
 		require.Len(t, p.Proof, 2)
 	}
 	requireContains(t, string(httpGet(t, n.http, "/metrics")), "gsd_audit_worlds 3", "gsd_audit_worlds_stalled 0", "gsd_audit_events 9")
-	_, err = c.AuditProof(ctx, "nowhere", 1, 1)
+	_, err := c.AuditProof(ctx, "nowhere", 1, 1)
 	require.Equal(t, "unknown_world", client.Code(err), "%v", err)
 
 	require.Equal(t, 0, n.stop(t))

@@ -39,6 +39,17 @@ func TestAuditKeyFlagsAreChecked(t *testing.T) {
 	require.NotZero(t, code)
 }
 
+// auditKey writes a new audit key "gsd-audit" to a file and returns its
+// path and the key's verifier.
+func auditKey(t *testing.T) (string, audit.VerifyingKey) {
+	t.Helper()
+	priv, pub, err := audit.GenerateKey("gsd-audit")
+	require.NoError(t, err)
+	v, err := audit.ParseVerifyingKey(pub)
+	require.NoError(t, err)
+	return writeFile(t, priv), v
+}
+
 // A node without a key keeps the trees and serves proofs; asking it for
 // a signed checkpoint names the missing key.
 func TestANodeWithoutAnAuditKeyServesProofsButSignsNothing(t *testing.T) {
@@ -80,11 +91,7 @@ func TestAuditMetricsRegisterOnce(t *testing.T) {
 // other's signed checkpoint.
 func TestReplicasKeepTheSameAuditTree(t *testing.T) {
 	t.Parallel()
-	priv, pub, err := audit.GenerateKey("gsd-audit")
-	require.NoError(t, err)
-	key := writeFile(t, priv)
-	v, err := audit.ParseVerifyingKey(pub)
-	require.NoError(t, err)
+	key, v := auditKey(t)
 	n1 := startNode(t, "n1", t.TempDir(), "--audit-key", key)
 	n1.waitLeader(t)
 	n2 := startNode(t, "n2", t.TempDir(), "--audit-key", key, "--join", n1.http)

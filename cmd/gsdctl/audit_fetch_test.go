@@ -58,6 +58,24 @@ func (n *auditNode) stop(t *testing.T) {
 	n.cmd = nil
 }
 
+// startAuditNode starts a gsd process in dir/data with a new audit key
+// (dir/gsd-audit.key and .pub) and extra flags, on httpAddr and raftAddr
+// (free ones when ""), stopped when the test ends; it returns the node
+// and the key files' prefix.
+func startAuditNode(t *testing.T, dir, httpAddr, raftAddr string, extra ...string) (*auditNode, string) {
+	t.Helper()
+	keyPrefix := filepath.Join(dir, "gsd-audit")
+	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
+	if httpAddr == "" {
+		httpAddr, raftAddr = freeAddr(t), freeAddr(t)
+	}
+	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: httpAddr, raft: raftAddr, key: keyPrefix + ".key", extra: extra}
+	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
+	n.start(t)
+	t.Cleanup(func() { n.stop(t) })
+	return n, keyPrefix
+}
+
 // fetchAt fetches the world's files (with sign, a checkpoint signed now;
 // else the node's newest) until its checkpoint covers size events, and
 // returns the checkpoint.
@@ -102,12 +120,7 @@ func TestAuditFetchedMatchVerifiesAndATamperedEventIsNamed(t *testing.T) {
 		t.Skip("starts a gsd process")
 	}
 	dir := t.TempDir()
-	keyPrefix := filepath.Join(dir, "gsd-audit")
-	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
-	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: freeAddr(t), raft: freeAddr(t), key: keyPrefix + ".key"}
-	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
-	n.start(t)
-	t.Cleanup(func() { n.stop(t) })
+	n, keyPrefix := startAuditNode(t, dir, "", "")
 
 	c := client.New([]string{n.http})
 	defer c.Close()

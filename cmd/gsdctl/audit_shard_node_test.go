@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/internal/testbin"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
@@ -27,9 +26,6 @@ func TestAuditOfAShardedNodeVerifiesWorldsOfEveryGroupAndAcrossAMove(t *testing.
 		t.Skip("starts a gsd process")
 	}
 	dir := t.TempDir()
-	keyPrefix := filepath.Join(dir, "gsd-audit")
-	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
-	pub := keyPrefix + ".pub"
 	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
 	smap := filepath.Join(dir, "shards.json")
 	require.NoError(t, os.WriteFile(smap, fmt.Appendf(nil, `{
@@ -38,11 +34,8 @@ func TestAuditOfAShardedNodeVerifiesWorldsOfEveryGroupAndAcrossAMove(t *testing.
   "shards": [{"id": 0, "voters": ["n1"]}, {"id": 1, "voters": ["n1"]}, {"id": 2, "voters": ["n1"]}],
   "worlds": {"arena": 1, "mv": 0, "smv": 0}
 }`, raftAddr, httpAddr), 0o644))
-	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: httpAddr, raft: raftAddr, key: keyPrefix + ".key",
-		extra: []string{"--shard-map", smap, "--meta"}}
-	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
-	n.start(t)
-	t.Cleanup(func() { n.stop(t) })
+	n, keyPrefix := startAuditNode(t, dir, httpAddr, raftAddr, "--shard-map", smap, "--meta")
+	pub := keyPrefix + ".pub"
 
 	c := client.New([]string{n.http})
 	defer c.Close()
@@ -101,12 +94,7 @@ func TestAuditOfAShardedNodeVerifiesWorldsOfEveryGroupAndAcrossAMove(t *testing.
 		require.Contains(t, out, "ok")
 
 		// Event 4, from before the move, tampered with: named.
-		b, err := os.ReadFile(post + ".ndjson")
-		require.NoError(t, err)
-		lines := strings.Split(string(b), "\n")
-		require.Contains(t, lines[3], `"seq":4`)
-		lines[3] = strings.Replace(lines[3], `"value":4`, `"value":40`, 1)
-		require.NoError(t, os.WriteFile(post+".ndjson", []byte(strings.Join(lines, "\n")), 0o644))
+		tamperLine(t, post+".ndjson", 4, `"value":4`, `"value":40`)
 		code, out, _ = verify(w, post, "--checkpoint", pre[w]+".checkpoint")
 		require.Equal(t, 1, code)
 		require.Contains(t, out, "modified: seq 4", w)
@@ -114,4 +102,15 @@ func TestAuditOfAShardedNodeVerifiesWorldsOfEveryGroupAndAcrossAMove(t *testing.
 	n.stop(t)
 	require.NotContains(t, n.stderr.String(), "level=ERROR")
 	require.NotContains(t, n.stderr.String(), "tombstone", "no live world is buried at the restart")
+}
+
+// tamperLine replaces old with new in the line of seq in the export file.
+func tamperLine(t *testing.T, file string, seq int, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	lines := strings.Split(string(b), "\n")
+	require.Contains(t, lines[seq-1], fmt.Sprintf(`"seq":%d,`, seq))
+	lines[seq-1] = strings.Replace(lines[seq-1], old, new, 1)
+	require.NoError(t, os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o644))
 }

@@ -53,6 +53,16 @@ func key(t *testing.T, name string) (audit.SigningKey, audit.VerifyingKey) {
 	return s, v
 }
 
+// signingConfig is testConfig with a key "gsd-audit" that signs, and its
+// verifier.
+func signingConfig(t *testing.T, logs *syncBuf) (Config, audit.VerifyingKey) {
+	t.Helper()
+	s, v := key(t, "gsd-audit")
+	cfg := testConfig(logs)
+	cfg.Signers = []note.Signer{s}
+	return cfg, v
+}
+
 // run runs a over its source until stop, which waits for Run to return.
 func run(a *Auditor) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())

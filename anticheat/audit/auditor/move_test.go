@@ -130,9 +130,7 @@ func consistent(t *testing.T, l *audit.Log, older, newer []byte, v note.Verifier
 // before and after the move are consistent.
 func TestAWorldMovedBetweenGroupsOfTheNodeKeepsOneTree(t *testing.T) {
 	src, st, logs := newPlaced(), newStores(), &syncBuf{}
-	s, v := key(t, "gsd-audit")
-	cfg := testConfig(logs)
-	cfg.Signers = []note.Signer{s}
+	cfg, v := signingConfig(t, logs)
 	src.homes["arena"] = 1
 	src.add("arena", 5)
 	a, err := New(cfg, src, st)
@@ -163,9 +161,7 @@ func TestAWorldMovedBetweenGroupsOfTheNodeKeepsOneTree(t *testing.T) {
 // neither here nor away (deleted), it gets its tombstone.
 func TestAWorldMovedAwayKeepsItsTreeWithoutATombstone(t *testing.T) {
 	src, st, logs := newPlaced(), newStores(), &syncBuf{}
-	s, v := key(t, "gsd-audit")
-	cfg := testConfig(logs)
-	cfg.Signers = []note.Signer{s}
+	cfg, v := signingConfig(t, logs)
 	src.add("arena", 3)
 	src.add("lobby", 1)
 	a, err := New(cfg, src, st)
@@ -241,14 +237,7 @@ func (u *unsettled) Settled() bool {
 // tombstone) nor follows; then it does both.
 func TestTheAuditorWaitsForItsSourceToSettleBeforeBurying(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
-	src.add("arena", 3)
-	src.add("gone", 2)
-	a, err := New(testConfig(logs), src, st)
-	require.NoError(t, err)
-	stop := run(a)
-	waitSize(t, a, "arena", 3)
-	waitSize(t, a, "gone", 2)
-	stop()
+	loggedOnce(t, src, st, logs, map[string]int{"arena": 3, "gone": 2})
 
 	src.recreate("gone") // deleted for good while the node was down
 	us := &unsettled{source: src}
@@ -256,7 +245,7 @@ func TestTheAuditorWaitsForItsSourceToSettleBeforeBurying(t *testing.T) {
 	listed := us.source.events["arena"]
 	delete(us.source.events, "arena") // not replayed yet
 	us.source.mu.Unlock()
-	a, err = New(testConfig(logs), us, st)
+	a, err := New(testConfig(logs), us, st)
 	require.NoError(t, err)
 	start(t, a)
 	require.Eventually(t, func() bool { return us.asked.Load() > 3 }, 10*time.Second, time.Millisecond)
