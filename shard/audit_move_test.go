@@ -104,11 +104,11 @@ func TestTheAuditorsFollowEveryGroupsWorldsAndAWorldAcrossItsMove(t *testing.T) 
 	require.NoError(t, err)
 	v, err := audit.ParseVerifyingKey(pub)
 	require.NoError(t, err)
-	auds := map[string]*auditor.Auditor{}
+	auds, feeds := map[string]*auditor.Auditor{}, map[string]*FeedSource{}
 	for _, id := range c.ids {
 		b, err := NewBackend(NewRouterWith(c.mgrs[id], mm))
 		require.NoError(t, err)
-		auds[id] = startAuditor(t, b, s)
+		auds[id], feeds[id] = startAuditor(t, b, s), NewFeedSource(b)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -218,6 +218,48 @@ func TestTheAuditorsFollowEveryGroupsWorldsAndAWorldAcrossItsMove(t *testing.T) 
 	require.NoError(t, err)
 	require.False(t, cp.Tombstone, "moved, not deleted")
 	require.Equal(t, int64(fence), cp.Size)
+	require.True(t, feeds["n2"].Away("lobby", lobby.Incarnation), "placed on a group n2 does not run")
+	require.Equal(t, uint64(1), feeds["n2"].Home("lobby"))
+
+	// Deleted at its new home while its old home still holds it fenced:
+	// n1 cannot tell it from a move under way, so it keeps the tree
+	// unburied until the old home drops it too, then buries it.
+	_, err = src.DeleteWorld(ctx, "lobby", lobby.Incarnation)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return auds["n1"].Stats().Worlds == 2 }, 30*time.Second, 5*time.Millisecond, "n1 no longer follows lobby")
+	require.True(t, feeds["n1"].Away("lobby", lobby.Incarnation), "fenced on group 2")
+	require.False(t, feeds["n1"].Away("lobby", lobby.Incarnation+1), "another incarnation was not fenced")
+	kept, err = auds["n1"].CheckpointOf("lobby", lobby.Incarnation)
+	require.NoError(t, err)
+	cp, _, err = audit.OpenCheckpoint(kept, v)
+	require.NoError(t, err)
+	require.False(t, cp.Tombstone)
+	_, err = groupLeader(t, c, 2).DeleteWorld(ctx, "lobby", lobby.Incarnation)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		msg, err := auds["n1"].CheckpointOf("lobby", lobby.Incarnation)
+		require.NoError(t, err)
+		cp, _, err = audit.OpenCheckpoint(msg, v)
+		require.NoError(t, err)
+		return cp.Tombstone
+	}, 30*time.Second, 5*time.Millisecond, "n1 buries lobby once no group holds it")
+	require.Equal(t, int64(fence+1), cp.Size)
+}
+
+// A map without shards says nothing of where a world lives: Worlds lists
+// every group's, Home is 0, and every world not listed counts as away
+// (the auditor buries nothing on it).
+func TestFeedSourceOfAMapWithoutShardsPlacesNothing(t *testing.T) {
+	c := newShardCluster(t, 1, Map{Membership: 1, Shards: []MapShard{{ID: 1, Voters: []string{"n1"}}}})
+	b, err := NewBackend(NewRouterWith(c.mgrs["n1"], newMovingMap(&Map{Membership: 1})))
+	require.NoError(t, err)
+	fs := NewFeedSource(b)
+	require.False(t, fs.Placed())
+	require.Zero(t, fs.Home("arena"))
+	require.True(t, fs.Away("arena", 1))
+	placed, err := NewBackend(c.routers["n1"])
+	require.NoError(t, err)
+	require.True(t, NewFeedSource(placed).Placed())
 }
 
 // saltsOf is a salt table in the form gsdctl audit verify --salts reads.

@@ -12,6 +12,7 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -165,4 +166,16 @@ func TestARestartedNodeBuriesNoLiveWorld(t *testing.T) {
 		return err == nil && p.Size == 2
 	}, time.Minute, 10*time.Millisecond)
 	require.NotContains(t, n.stderr.String(), "tombstone")
+}
+
+// A group's feed that cannot be opened is the auditor's error, never a
+// subscription holding a nil pointer; a group that applied its log is
+// settled.
+func TestTheAuditSourceOfAGroupAnswersAFeedItCannotOpenWithAnError(t *testing.T) {
+	st := oneNodeStore(t, "a1")
+	src := storeSource{st: st, settle: &settling{}}
+	require.Eventually(t, src.Settled, 10*time.Second, 10*time.Millisecond)
+	sub, err := src.Subscribe("nowhere", 1)
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+	require.Nil(t, sub)
 }
