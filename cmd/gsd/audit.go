@@ -173,6 +173,7 @@ func (s groupsSource) Settled() bool { return s.Placed() && s.settle.settled(s.s
 func (s groupsSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
 	return auditFeed(s.FeedSource.Subscribe(world, from))
 }
+
 // settling tells when a node's groups have applied the log each held
 // when first looked at (the auditor's Settler): after a restart a group
 // lists the worlds created since its last snapshot only once it replayed
