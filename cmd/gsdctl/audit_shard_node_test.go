@@ -92,6 +92,11 @@ func TestAuditOfAShardedNodeVerifiesWorldsOfEveryGroupAndAcrossAMove(t *testing.
 		require.Equal(t, 0, code, "%s: %s%s", w, out, stderr)
 		require.Contains(t, out, "log: 12 events")
 		require.Contains(t, out, "ok")
+		if w == "smv" { // a salts file over the limit is refused, not read
+			code, _, stderr := verify(w, post, "--max-salts-bytes", "10")
+			require.Equal(t, 1, code)
+			require.Contains(t, stderr, "larger than 10 bytes (--max-salts-bytes)")
+		}
 
 		// Event 4, from before the move, tampered with: named.
 		tamperLine(t, post+".ndjson", 4, `"value":4`, `"value":40`)
