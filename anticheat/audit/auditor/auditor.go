@@ -206,14 +206,15 @@ func (a *Auditor) scan() {
 	}
 	place, _ := a.src.(Placement)
 	a.mu.Lock()
-	var gone, left []*world
+	var gone []*world
+	left := map[*world]*audit.Log{} // its log, nil when its store never opened
 	for id, w := range a.worlds {
 		inc, ok := live[id]
 		switch {
 		case ok && inc == w.inc:
 			continue
 		case !ok && place != nil && place.Away(id, w.inc):
-			left = append(left, w) // kept: its tree goes on where it lives now
+			left[w] = w.log // kept: its tree goes on where it lives now
 			continue
 		}
 		gone = append(gone, w)
@@ -221,7 +222,7 @@ func (a *Auditor) scan() {
 		a.old[tree{id, w.inc}] = w
 	}
 	a.mu.Unlock()
-	for _, w := range left {
+	for w, l := range left {
 		w.mu.Lock()
 		stop, was := w.stop, w.away
 		w.away = true
@@ -229,8 +230,8 @@ func (a *Auditor) scan() {
 			stop()
 		}
 		w.mu.Unlock()
-		if !was {
-			a.log.Info("audit log of a world that moved to a group this node does not run: kept, no longer followed here", "world", w.id, "size", w.log.Size())
+		if !was && l != nil {
+			a.log.Info("audit log of a world that moved to a group this node does not run: kept, no longer followed here", "world", w.id, "size", l.Size())
 		}
 	}
 	for _, w := range gone {

@@ -2,7 +2,9 @@ package auditor
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -260,4 +262,26 @@ func TestTheAuditorWaitsForItsSourceToSettleBeforeBurying(t *testing.T) {
 	src.add("arena", 1)
 	waitSize(t, a, "arena", 4)
 	require.Empty(t, st.tomb("arena", 0))
+}
+
+// A world whose tree could not be opened moves away: nothing to keep or
+// stop, and no panic.
+func TestAWorldWhoseTreeNeverOpenedMayMoveAway(t *testing.T) {
+	src, st, logs := newPlaced(), newStores(), &syncBuf{}
+	st.set(func(s *stores) { s.fail["broken"] = errors.New("disk full") })
+	src.add("broken", 2)
+	src.add("arena", 1)
+	a, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	start(t, a)
+	waitSize(t, a, "arena", 1)
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "disk full") }, 10*time.Second, time.Millisecond)
+	src.setAway("broken", true)
+	require.Eventually(t, func() bool {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.asked["broken"] > 2
+	}, 10*time.Second, time.Millisecond)
+	require.NotContains(t, logs.String(), "no longer followed here")
+	require.Empty(t, st.tomb("broken", 0))
 }
