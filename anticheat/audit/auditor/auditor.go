@@ -421,12 +421,23 @@ func (a *Auditor) world(id string) (*world, *audit.Log, error) {
 		l = w.log
 	}
 	a.mu.Unlock()
+	away := false
 	if l != nil {
-		return w, l, nil
+		w.mu.Lock()
+		away = w.away
+		w.mu.Unlock()
+		if !away {
+			return w, l, nil
+		}
 	}
 	infos := a.src.Worlds()
 	i := slices.IndexFunc(infos, func(info fsm.WorldInfo) bool { return info.ID == id })
-	if i < 0 {
+	switch {
+	case i < 0 && away:
+		// Its log goes on where it lives now; this node's tree stops at
+		// the move (LogOf and CheckpointOf still read it).
+		return nil, nil, fmt.Errorf("%w: %s moved to a group this node does not run; its audit log goes on there (this node keeps it up to the move: incarnation %d)", fsm.ErrUnknownWorld, id, w.inc)
+	case i < 0:
 		return nil, nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
 	}
 	w = a.follow(infos[i], a.home(id))

@@ -84,13 +84,17 @@ func (a *Auditor) buryGone() {
 }
 
 // incarnation returns world id's incarnation inc with an open log: the
-// current one, or a deleted one whose tree this node keeps.
+// current one, one that moved to a group this node does not run, or a
+// deleted one whose tree this node keeps.
 func (a *Auditor) incarnation(id string, inc uint64) (*world, error) {
 	if w, _, err := a.world(id); err == nil && w.inc == inc {
 		return w, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if w := a.worlds[id]; w != nil && w.inc == inc && w.log != nil {
+		return w, nil // moved to a group this node does not run: its tree up to the move
+	}
 	if w := a.old[tree{id, inc}]; w != nil && w.log != nil {
 		return w, nil
 	}
