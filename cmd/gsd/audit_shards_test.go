@@ -35,22 +35,9 @@ func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
 			require.NoError(t, err)
 		}
 	}
-	signed := func(c *client.Client, w string, size int64) audit.Checkpoint {
-		var cp audit.Checkpoint
-		require.Eventually(t, func() bool {
-			msg, err := c.SignAuditCheckpoint(ctx, w)
-			if err != nil {
-				return false
-			}
-			cp, _, err = audit.OpenCheckpoint(msg, v)
-			require.NoError(t, err)
-			return cp.Size == size
-		}, time.Minute, 10*time.Millisecond, "%s audited up to %d", w, size)
-		return cp
-	}
 	before := map[string]audit.Checkpoint{}
 	for _, w := range worlds {
-		before[w] = signed(c, w, 3)
+		before[w] = signedAt(ctx, t, c, v, w, 3)
 		p, err := c.AuditProof(ctx, w, 2, 3)
 		require.NoError(t, err)
 		require.Len(t, p.Proof, 2)
@@ -66,7 +53,7 @@ func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
 	for _, w := range worlds {
 		_, err := c.Act(ctx, w, incr("p1", 4, "e1", 1))
 		require.NoError(t, err)
-		after := signed(c, w, 4)
+		after := signedAt(ctx, t, c, v, w, 4)
 		p, err := c.AuditConsistency(ctx, w, 3, 4)
 		require.NoError(t, err)
 		proof := make([]tlog.Hash, len(p.Proof))
