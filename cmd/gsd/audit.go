@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -173,6 +175,25 @@ func (s groupsSource) Settled() bool { return s.Placed() && s.settle.settled(s.s
 func (s groupsSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
 	return auditFeed(s.FeedSource.Subscribe(world, from))
 }
+
+// Worlds lists the worlds of every group of the node but the sinks'
+// positions world (feed.PositionsWorld): every group has one of its own,
+// each a different incarnation under the same name, while a tree is one
+// world incarnation's, so following the one the map happens to place
+// would bury the trees of the others (a node's tree of group 0's from
+// before it had a shard map). It is the sinks' bookkeeping, not play.
+func (s groupsSource) Worlds() []fsm.WorldInfo {
+	return slices.DeleteFunc(s.FeedSource.Worlds(), func(w fsm.WorldInfo) bool { return s.skip(w.ID) })
+}
+
+// Away: a world moved to a group this node does not run, or the sinks'
+// positions world (not followed, not deleted).
+func (s groupsSource) Away(world string, inc uint64) bool {
+	return s.skip(world) || s.FeedSource.Away(world, inc)
+}
+
+// skip reports the worlds the auditor leaves out under a shard map.
+func (groupsSource) skip(world string) bool { return world == feed.PositionsWorld }
 
 // settling tells when a node's groups have applied the log each held
 // when first looked at (the auditor's Settler): after a restart a group

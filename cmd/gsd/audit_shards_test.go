@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/client"
+	"github.com/gsd-dev/gsd/sink/feed"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
@@ -17,11 +19,15 @@ import (
 // and signed checkpoints, the metrics count them, an unknown world is
 // named so, and a restart neither buries a live world (before its group
 // replayed its log, the world was not listed yet) nor loses its tree.
+// The sinks' positions worlds, one per group under one name, are left
+// out.
 func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
 	t.Parallel()
 	key, v := auditKey(t)
 	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
-	flags := []string{"--shard-map", shardMapFile(t, "s1", raftAddr, httpAddr, 0), "--audit-key", key}
+	// The file exports keep their positions in gsd.sinks of each group.
+	flags := []string{"--shard-map", shardMapFile(t, "s1", raftAddr, httpAddr, 0), "--audit-key", key,
+		"--export-dir", "exp", "--export-max-age", "20ms", "--export-positions-every", "1"}
 	n := startNodeAt(t, "s1", dir, httpAddr, raftAddr, flags...)
 	n.waitLeader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -42,8 +48,15 @@ func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, p.Proof, 2)
 	}
+	require.Eventually(t, func() bool {
+		got := finishedRanges(t, filepath.Join(dir, "exp"))
+		return len(got["old"]) == 3 && len(got["a"]) == 3 && len(got["b"]) == 3
+	}, 30*time.Second, 20*time.Millisecond, "every group's worlds are exported, their positions kept in their group's gsd.sinks")
+	_, err := c.World(ctx, feed.PositionsWorld)
+	require.NoError(t, err, "the map's group of gsd.sinks holds one")
+	// old, a and b: not gsd.sinks.
 	requireContains(t, string(httpGet(t, n.http, "/metrics")), "gsd_audit_worlds 3", "gsd_audit_worlds_stalled 0", "gsd_audit_events 9")
-	_, err := c.AuditProof(ctx, "nowhere", 1, 1)
+	_, err = c.AuditProof(ctx, "nowhere", 1, 1)
 	require.Equal(t, "unknown_world", client.Code(err), "%v", err)
 
 	require.Equal(t, 0, n.stop(t))
