@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,11 +53,25 @@ func TestRunWithAShardMapAuditsTheWorldsOfEveryGroup(t *testing.T) {
 		got := finishedRanges(t, filepath.Join(dir, "exp"))
 		return len(got["old"]) == 3 && len(got["a"]) == 3 && len(got["b"]) == 3
 	}, 30*time.Second, 20*time.Millisecond, "every group's worlds are exported, their positions kept in their group's gsd.sinks")
-	_, err := c.World(ctx, feed.PositionsWorld)
-	require.NoError(t, err, "the map's group of gsd.sinks holds one")
-	// old, a and b: not gsd.sinks.
-	requireContains(t, string(httpGet(t, n.http, "/metrics")), "gsd_audit_worlds 3", "gsd_audit_worlds_stalled 0", "gsd_audit_events 9")
-	_, err = c.AuditProof(ctx, "nowhere", 1, 1)
+	require.Eventually(t, func() bool {
+		_, err := c.World(ctx, feed.PositionsWorld)
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "the map's group of gsd.sinks holds one")
+	// A world created now is found by the auditor's scan (no route asks
+	// for it), which lists gsd.sinks too: once late's events are logged,
+	// the node follows old, a, b and late, not gsd.sinks.
+	require.NoError(t, c.CreateWorld(ctx, "late", wire.Rules{}))
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, err := c.Act(ctx, "late", incr("p1", seq, "e1", 1))
+		require.NoError(t, err)
+	}
+	var metrics string
+	require.Eventually(t, func() bool {
+		metrics = string(httpGet(t, n.http, "/metrics"))
+		return strings.Contains(metrics, "gsd_audit_events 12\n")
+	}, 30*time.Second, 20*time.Millisecond, "late is audited")
+	requireContains(t, metrics, "gsd_audit_worlds 4\n", "gsd_audit_worlds_stalled 0\n")
+	_, err := c.AuditProof(ctx, "nowhere", 1, 1)
 	require.Equal(t, "unknown_world", client.Code(err), "%v", err)
 
 	require.Equal(t, 0, n.stop(t))
