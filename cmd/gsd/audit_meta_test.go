@@ -7,7 +7,6 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -28,15 +27,7 @@ func TestRunThreeNodesWithMetaAuditAWorldAcrossItsMove(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	n1, n2, n3 := mc.clients[0], mc.clients[1], mc.clients[2]
-	one := uint64(1)
-	require.Eventually(t, func() bool {
-		got, err := n1.PlaceWorld(ctx, "mv", &one)
-		return err == nil && got == 1
-	}, 30*time.Second, 20*time.Millisecond, "place mv on shard 1")
-	require.Eventually(t, func() bool {
-		err := n1.CreateWorld(ctx, "mv", wire.Rules{})
-		return err == nil || client.Code(err) == "world_exists"
-	}, 30*time.Second, 20*time.Millisecond, "create mv")
+	placeAndCreate(ctx, t, n1, n1, "mv", 1)
 	for seq := uint64(1); seq <= 5; seq++ {
 		_, err := n1.Act(ctx, "mv", incr("p1", seq, "e1", 1))
 		require.NoError(t, err)
