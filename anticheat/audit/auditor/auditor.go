@@ -231,7 +231,7 @@ func (a *Auditor) scan() {
 		}
 		w.mu.Unlock()
 		if !was && l != nil {
-			a.log.Info("audit log of a world that moved to a group this node does not run: kept, no longer followed here", "world", w.id, "size", l.Size())
+			a.log.Info("audit log of a world that moved to a group this node does not run (or is moving, not imported here yet): kept, not followed here unless it is listed again", "world", w.id, "size", l.Size())
 		}
 	}
 	for _, w := range gone {
