@@ -22,7 +22,7 @@ import (
 )
 
 // auditSource is cmd/gsd's groupsSource: the auditor's view of a node's
-// groups through its FeedSource (Worlds, Home, Away).
+// groups through its FeedSource (Worlds, Home, Away, Deleted).
 type auditSource struct{ *FeedSource }
 
 func (s auditSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
@@ -166,7 +166,7 @@ func TestTheAuditorsFollowEveryGroupsWorldsAndAWorldAcrossItsMove(t *testing.T) 
 		require.NoError(t, err)
 		waitAudited(t, auds["n2"], w, 2*fence)
 	}
-	require.Equal(t, auditor.Stats{Worlds: 3, Events: 2*fence + 2*fence + fence, Signed: 0}, auds["n2"].Stats())
+	require.Equal(t, auditor.Stats{Worlds: 3, Events: 2*fence + 2*fence + fence, Signed: 0, Settled: true}, auds["n2"].Stats())
 
 	for _, w := range []string{"arena", "salty"} {
 		after := signedBy(t, auds["n2"], w, v)
@@ -224,27 +224,30 @@ func TestTheAuditorsFollowEveryGroupsWorldsAndAWorldAcrossItsMove(t *testing.T) 
 	require.Equal(t, uint64(1), feeds["n2"].Home("lobby"))
 
 	// Deleted at its new home while its old home still holds it fenced:
-	// n1 cannot tell it from a move under way, so it keeps the tree
-	// unburied until the old home drops it too, then buries it.
+	// n1's group 1 applied the delete of the live world, the evidence the
+	// auditor buries on (the old home's drop later is none); n2, which
+	// runs neither, keeps its tree without a tombstone.
+	require.False(t, feeds["n1"].Deleted("lobby", lobby.Incarnation))
 	_, err = src.DeleteWorld(ctx, "lobby", lobby.Incarnation)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return auds["n1"].Stats().Worlds == 2 }, 30*time.Second, 5*time.Millisecond, "n1 no longer follows lobby")
 	require.True(t, feeds["n1"].Away("lobby", lobby.Incarnation), "fenced on group 2")
 	require.False(t, feeds["n1"].Away("lobby", lobby.Incarnation+1), "another incarnation was not fenced")
-	kept, err = auds["n1"].CheckpointOf("lobby", lobby.Incarnation)
-	require.NoError(t, err)
-	cp, _, err = audit.OpenCheckpoint(kept, v)
-	require.NoError(t, err)
-	require.False(t, cp.Tombstone)
-	_, err = groupLeader(t, c, 2).DeleteWorld(ctx, "lobby", lobby.Incarnation)
-	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		msg, err := auds["n1"].CheckpointOf("lobby", lobby.Incarnation)
 		require.NoError(t, err)
 		cp, _, err = audit.OpenCheckpoint(msg, v)
 		require.NoError(t, err)
 		return cp.Tombstone
-	}, 30*time.Second, 5*time.Millisecond, "n1 buries lobby once no group holds it")
+	}, 30*time.Second, 5*time.Millisecond, "n1 buries lobby once deleted")
+	require.True(t, feeds["n1"].Deleted("lobby", lobby.Incarnation))
+	require.False(t, feeds["n2"].Deleted("lobby", lobby.Incarnation), "n2 runs no group that deleted it")
+	_, err = groupLeader(t, c, 2).DeleteWorld(ctx, "lobby", lobby.Incarnation)
+	require.NoError(t, err)
+	kept, err = auds["n2"].CheckpointOf("lobby", lobby.Incarnation)
+	require.NoError(t, err)
+	cp2, _, err := audit.OpenCheckpoint(kept, v)
+	require.NoError(t, err)
+	require.False(t, cp2.Tombstone, "n2 has no evidence of the deletion")
 	require.Equal(t, int64(fence+1), cp.Size)
 }
 

@@ -141,6 +141,21 @@ func (s *FeedSource) Away(world string, inc uint64) bool {
 	return false
 }
 
+// Deleted reports whether a group of this node applied the deletion of
+// world's incarnation inc while it lived there, not fenced
+// (store.Store.Deleted): positive evidence that the incarnation ended,
+// which neither its absence from Worlds (a group or this node's map may
+// lag) nor a group's drop of it after a move is. The auditor writes a
+// tombstone only then.
+func (s *FeedSource) Deleted(world string, inc uint64) bool {
+	for _, id := range s.b.r.mgr.Groups() {
+		if st, ok := s.b.r.mgr.Group(id); ok && st.Deleted(world, inc) {
+			return true
+		}
+	}
+	return false
+}
+
 // Group returns this node's replica of world's group: where the sinks
 // keep the world's replicated positions (sink/feed.Replicated).
 func (s *FeedSource) Group(world string) (*store.Store, error) { return s.b.group(world) }

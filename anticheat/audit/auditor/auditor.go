@@ -23,6 +23,9 @@ var (
 	ErrNoKey = errors.New("gsd/audit/auditor: no audit key configured on this node")
 	// ErrStopped: the auditor is not running.
 	ErrStopped = errors.New("gsd/audit/auditor: stopped")
+	// ErrNotReady: a lookup of a world before the node's world list
+	// settled (Settler): the node is still replaying its groups' logs.
+	ErrNotReady = errors.New("gsd/audit/auditor: this node is still replaying its logs; its audit logs are not known yet, retry shortly")
 )
 
 // Source is what the auditor reads on one node: the worlds it holds and
@@ -115,12 +118,13 @@ type Auditor struct {
 	stores Stores
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	worlds map[string]*world // the current incarnation of each world
-	old    map[tree]*world   // deleted incarnations, opened since New
-	ctx    context.Context   // Run's; nil before Run and after it returned
-	wg     sync.WaitGroup
-	signed atomic.Uint64 // checkpoints signed
+	mu      sync.Mutex
+	worlds  map[string]*world // the current incarnation of each world
+	old     map[tree]*world   // deleted incarnations, opened since New
+	ctx     context.Context   // Run's; nil before Run and after it returned
+	wg      sync.WaitGroup
+	signed  atomic.Uint64 // checkpoints signed
+	settled atomic.Bool   // the source's world list is the node's (Settler)
 }
 
 // tree names one world incarnation's tree.
@@ -144,7 +148,7 @@ type world struct {
 	last       [2]int64   // the log index and time of the last event logged
 	home       uint64     // the group its follower reads (Placement), or 0
 	stop       func()     // ends the running follower's feed
-	away       bool       // moved to a group this node does not run: not followed
+	away       bool       // not listed here, not known deleted (Placement): kept, not followed
 	retired    bool       // deleted: its tombstone is written once the follower stopped
 	tombstone  string     // its tombstone's text, once written
 }
@@ -158,7 +162,10 @@ func New(cfg Config, src Source, stores Stores) (*Auditor, error) {
 	if src == nil || stores == nil {
 		return nil, errors.New("auditor: nil source or stores")
 	}
-	return &Auditor{cfg: cfg, src: src, stores: stores, log: cfg.Logger, worlds: make(map[string]*world), old: make(map[tree]*world)}, nil
+	a := &Auditor{cfg: cfg, src: src, stores: stores, log: cfg.Logger, worlds: make(map[string]*world), old: make(map[tree]*world)}
+	_, settles := src.(Settler)
+	a.settled.Store(!settles)
+	return a, nil
 }
 
 // Run follows every world's feed and signs checkpoints until ctx ends,
@@ -172,13 +179,18 @@ func (a *Auditor) Run(ctx context.Context) {
 	sign := time.NewTicker(a.cfg.SignInterval)
 	defer sign.Stop()
 	buried := false
+	var waitLogged time.Time
 	for {
 		if s, ok := a.src.(Settler); !ok || s.Settled() {
+			a.settled.Store(true)
 			if !buried {
 				a.buryGone()
 				buried = true
 			}
 			a.scan()
+		} else if time.Since(waitLogged) >= WaitLogEvery {
+			waitLogged = time.Now()
+			a.log.Warn("audit waits for this node's world list: its groups have not replayed their logs yet, or its shard map has no shards; no world is followed or buried until then")
 		}
 		select {
 		case <-ctx.Done():
@@ -195,8 +207,9 @@ func (a *Auditor) Run(ctx context.Context) {
 }
 
 // scan retires the incarnations of worlds deleted since the last scan
-// (gone, or created again), stops following those that moved to a group
-// this node does not run (Placement.Away), and starts a follower for
+// (gone, or created again), stops following those no longer listed here
+// that are not known deleted (Placement: moved, moving, or a group or the
+// map behind; asked about again at every scan), and starts a follower for
 // every world of the source without a running one.
 func (a *Auditor) scan() {
 	infos := a.src.Worlds()
@@ -208,13 +221,24 @@ func (a *Auditor) scan() {
 	a.mu.Lock()
 	var gone []*world
 	left := map[*world]*audit.Log{} // its log, nil when its store never opened
+	if place != nil {
+		for t, w := range a.old { // kept aside while another incarnation is listed: deleted since?
+			if w.keptAside() && place.Deleted(t.id, t.inc) {
+				gone = append(gone, w)
+			}
+		}
+	}
 	for id, w := range a.worlds {
 		inc, ok := live[id]
 		switch {
 		case ok && inc == w.inc:
 			continue
-		case !ok && place != nil && place.Away(id, w.inc):
-			left[w] = w.log // kept: its tree goes on where it lives now
+		case place != nil && !place.Deleted(id, w.inc):
+			left[w] = w.log // kept: never buried on an absence alone
+			if ok {         // another incarnation listed: this one is kept aside
+				delete(a.worlds, id)
+				a.old[tree{id, w.inc}] = w
+			}
 			continue
 		}
 		gone = append(gone, w)
@@ -224,15 +248,18 @@ func (a *Auditor) scan() {
 	a.mu.Unlock()
 	for w, l := range left {
 		w.mu.Lock()
-		stop, was := w.stop, w.away
+		if !w.away && l != nil {
+			why := "not listed on this node now (its group or this node's shard map may be catching up)"
+			if place.Away(w.id, w.inc) {
+				why = "moved or moving to another group (its audit log goes on where it is imported)"
+			}
+			a.log.Info("audit log of a world "+why+": kept without a tombstone, not followed here unless it is listed again", "world", w.id, "incarnation", w.inc, "size", l.Size())
+		}
 		w.away = true
 		if w.running {
-			stop()
+			w.stop()
 		}
 		w.mu.Unlock()
-		if !was && l != nil {
-			a.log.Info("audit log of a world that moved to a group this node does not run (or is moving, not imported here yet): kept, not followed here unless it is listed again", "world", w.id, "size", l.Size())
-		}
 	}
 	for _, w := range gone {
 		w.mu.Lock()
@@ -261,9 +288,14 @@ func (a *Auditor) follow(info fsm.WorldInfo, home uint64) *world {
 	defer a.mu.Unlock()
 	w := a.worlds[id]
 	if w == nil {
-		w = &world{id: id, inc: inc}
+		if kept := a.old[tree{id, inc}]; kept != nil && kept.keptAside() {
+			w = kept // listed again: its tree goes on (one follower, one log per tree)
+			delete(a.old, tree{id, inc})
+		} else {
+			w = &world{id: id, inc: inc}
+			a.buryOlder(id, true, inc)
+		}
 		a.worlds[id] = w
-		a.buryOlder(id, true, inc)
 	}
 	if w.log == nil {
 		l, err := a.open(id, inc, salted)
@@ -296,6 +328,14 @@ func (a *Auditor) follow(info fsm.WorldInfo, home uint64) *world {
 	a.wg.Add(1)
 	go a.run(ctx, cancel, w)
 	return w
+}
+
+// keptAside reports a world incarnation kept without a tombstone and not
+// followed (Placement): not known deleted.
+func (w *world) keptAside() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.away && !w.retired
 }
 
 // open opens the log of world id's incarnation inc; a salted one's leaf
@@ -430,13 +470,20 @@ func (a *Auditor) world(id string) (*world, *audit.Log, error) {
 			return w, l, nil
 		}
 	}
+	if !a.settled.Load() {
+		return nil, nil, fmt.Errorf("%w (world %s)", ErrNotReady, id)
+	}
 	infos := a.src.Worlds()
 	i := slices.IndexFunc(infos, func(info fsm.WorldInfo) bool { return info.ID == id })
 	switch {
 	case i < 0 && away:
-		// Its log goes on where it lives now; this node's tree stops at
-		// the move (LogOf and CheckpointOf still read it).
-		return nil, nil, fmt.Errorf("%w: %s moved to a group this node does not run; its audit log goes on there (this node keeps it up to the move: incarnation %d)", fsm.ErrUnknownWorld, id, w.inc)
+		// Its tree stops here until it is listed again (LogOf and
+		// CheckpointOf still read it).
+		why := "is not listed on this node now (its group or this node's shard map may be catching up)"
+		if p, ok := a.src.(Placement); ok && p.Away(id, w.inc) {
+			why = "moved or is moving to another group; its audit log goes on where it is imported"
+		}
+		return nil, nil, fmt.Errorf("%w: %s %s (this node keeps its tree up to here: incarnation %d)", fsm.ErrUnknownWorld, id, why, w.inc)
 	case i < 0:
 		return nil, nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
 	}
@@ -534,13 +581,16 @@ type Stats struct {
 	Stalled int    // of them, those whose follower stopped on an error (a gap)
 	Events  int64  // events logged, all worlds together
 	Signed  uint64 // checkpoints signed since New
+	// Settled: the source's world list is the node's (Settler); until
+	// then no world is followed or buried.
+	Settled bool
 }
 
 // Stats returns the auditor's figures now.
 func (a *Auditor) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := Stats{Signed: a.signed.Load()}
+	st := Stats{Signed: a.signed.Load(), Settled: a.settled.Load()}
 	for _, w := range a.worlds {
 		if w.log == nil {
 			continue

@@ -206,7 +206,7 @@ func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, st2.Err, errGap)
 	require.Zero(t, st2.Size)
-	require.Equal(t, Stats{Worlds: 1, Stalled: 1}, a.Stats())
+	require.Equal(t, Stats{Worlds: 1, Stalled: 1, Settled: true}, a.Stats())
 	require.Equal(t, 1, strings.Count(logs.String(), "stopped following"), "a lasting failure is logged once")
 
 	// Once the feed holds seq 1 again, it catches up and clears the error.
@@ -218,7 +218,7 @@ func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 		s, err := a.Status("arena")
 		return err == nil && s.Err == nil
 	}, 10*time.Second, time.Millisecond)
-	require.Equal(t, Stats{Worlds: 1, Events: 3}, a.Stats())
+	require.Equal(t, Stats{Worlds: 1, Events: 3, Settled: true}, a.Stats())
 }
 
 func TestFailuresOfTheStoreAndTheFeedAreReported(t *testing.T) {

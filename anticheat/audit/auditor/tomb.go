@@ -35,8 +35,9 @@ func (a *Auditor) bury(w *world) {
 // buryOlder, called with a.mu held, writes the tombstones of world id's
 // stored trees that have none, but for incarnation inc when live: deleted
 // while the node was down, so the last event's index and time are not
-// known (0). A world not live here that moved to a group this node does
-// not run (Placement.Away) is not buried: it was not deleted.
+// known (0). Under a shard map (Placement) only an incarnation known
+// deleted (Placement.Deleted) is buried: one missing from a lagging
+// group's or map's list may live on.
 func (a *Auditor) buryOlder(id string, live bool, inc uint64) {
 	incs, err := a.stores.Incarnations(id)
 	if err != nil {
@@ -48,8 +49,8 @@ func (a *Auditor) buryOlder(id string, live bool, inc uint64) {
 		if live && old == inc || a.old[tree{id, old}] != nil {
 			continue // the current one, or one retired since New (its follower buries it)
 		}
-		if !live && place != nil && place.Away(id, old) {
-			continue // moved to a group this node does not run: it lives on there
+		if place != nil && !place.Deleted(id, old) {
+			continue // under a shard map, buried only on evidence of its deletion
 		}
 		text, err := a.stores.Tombstone(id, old)
 		if err != nil || text != "" {
