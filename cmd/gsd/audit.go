@@ -81,16 +81,17 @@ func (a *auditOptions) start(dir string, st *store.Store, groups *shard.FeedSour
 	if a.signInterval > 0 {
 		cfg.SignInterval = a.signInterval
 	}
-	var src auditor.Source = storeSource{st: st, settle: &settling{}}
+	settle := &settling{log: cfg.Logger}
+	var src auditor.Source = storeSource{st: st, settle: settle}
 	if groups != nil {
-		src = groupsSource{FeedSource: groups, stores: stores, settle: &settling{}}
+		src = groupsSource{FeedSource: groups, stores: stores, settle: settle}
 	}
 	aud, err := auditor.New(cfg, src, boltstore.NewTrees(db))
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
-	if err := registerAuditMetrics(reg, aud); err != nil {
+	if err := registerAuditMetrics(reg, aud, settle); err != nil {
 		db.Close()
 		return nil, nil, err
 	}
@@ -112,8 +113,9 @@ func (a *auditOptions) start(dir string, st *store.Store, groups *shard.FeedSour
 	}, nil
 }
 
-// registerAuditMetrics publishes the auditor's figures, read at each scrape.
-func registerAuditMetrics(reg prometheus.Registerer, aud *auditor.Auditor) error {
+// registerAuditMetrics publishes the auditor's figures and its groups'
+// replay wait, read at each scrape.
+func registerAuditMetrics(reg prometheus.Registerer, aud *auditor.Auditor, settle *settling) error {
 	gauge := func(name, help string, f func(auditor.Stats) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(aud.Stats()) })
 	}
@@ -124,6 +126,15 @@ func registerAuditMetrics(reg prometheus.Registerer, aud *auditor.Auditor) error
 		gauge("gsd_audit_events", "Events in this node's audit logs, all worlds together.", func(s auditor.Stats) float64 { return float64(s.Events) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gsd_audit_checkpoints_signed_total", Help: "Audit checkpoints this node signed."},
 			func() float64 { return float64(aud.Stats().Signed) }),
+		gauge("gsd_audit_settled", "1 once the auditor trusts this node's world list (its groups replayed their logs; under a shard map, the map has shards); 0 while it follows and buries nothing.",
+			func(s auditor.Stats) float64 {
+				if s.Settled {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gsd_audit_groups_unsettled", Help: "Groups of this node whose worlds the auditor does not follow yet: they have not applied their log up to where it was at start (a group without a leader stays here)."},
+			func() float64 { return float64(settle.unsettled()) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("audit metrics: %w", err)
@@ -138,7 +149,7 @@ type storeSource struct {
 	settle *settling
 }
 
-func (s storeSource) Settled() bool { return s.settle.settled([]*store.Store{s.st}) }
+func (s storeSource) Settled() bool { return s.settle.settled([]replayer{s.st}) }
 
 func (s storeSource) Worlds() []fsm.WorldInfo { return s.st.Worlds() }
 
@@ -169,8 +180,14 @@ type groupsSource struct {
 	settle *settling
 }
 
-// Settled: the map is known and every group applied its log.
-func (s groupsSource) Settled() bool { return s.Placed() && s.settle.settled(s.stores()) }
+// Settled: the map is known. Each group's worlds are listed once that
+// group applied its log (Worlds), so one group that cannot (no quorum)
+// holds back the audit of its own worlds only: under a shard map the
+// auditor buries nothing for a world missing from the list (Deleted).
+func (s groupsSource) Settled() bool {
+	s.settle.settled(replayers(s.stores()))
+	return s.Placed()
+}
 
 func (s groupsSource) Subscribe(world string, from uint64) (fanout.Subscription, error) {
 	return auditFeed(s.FeedSource.Subscribe(world, from))
@@ -182,8 +199,18 @@ func (s groupsSource) Subscribe(world string, from uint64) (fanout.Subscription,
 // world incarnation's, so following the one the map happens to place
 // would bury the trees of the others (a node's tree of group 0's from
 // before it had a shard map). It is the sinks' bookkeeping, not play.
+//
+// A world whose group has not applied its log yet (settling) is left out
+// too: its state may be older than the node's (a snapshot's).
 func (s groupsSource) Worlds() []fsm.WorldInfo {
-	return slices.DeleteFunc(s.FeedSource.Worlds(), func(w fsm.WorldInfo) bool { return s.skip(w.ID) })
+	s.settle.settled(replayers(s.stores()))
+	return slices.DeleteFunc(s.FeedSource.Worlds(), func(w fsm.WorldInfo) bool {
+		if s.skip(w.ID) {
+			return true
+		}
+		st, err := s.FeedSource.Group(w.ID)
+		return err != nil || !s.settle.groupSettled(st)
+	})
 }
 
 // Away: a world moved to a group this node does not run, or the sinks'
@@ -195,39 +222,83 @@ func (s groupsSource) Away(world string, inc uint64) bool {
 // skip reports the worlds the auditor leaves out under a shard map.
 func (groupsSource) skip(world string) bool { return world == feed.PositionsWorld }
 
-// settling tells when a node's groups have applied the log each held
-// when first looked at (the auditor's Settler): after a restart a group
-// lists the worlds created since its last snapshot only once it replayed
-// its log, and the auditor must not take a world missing until then for
-// one deleted while the node was down (it would write it a tombstone).
-// A tail of the log that never commits is overwritten by entries that
-// do, so the applied index gets there.
+// settling tells when each of a node's groups has applied the log it
+// held when first looked at (the auditor's Settler): after a restart a
+// group lists the worlds created since its last snapshot only once it
+// replayed its log, and the auditor must not take a world missing until
+// then for one deleted while the node was down (it would write it a
+// tombstone). The wait ends at the group's last index now when that is
+// lower (a tail a new leader truncated never applies). A group that hears
+// no leader applies nothing: it stays unsettled, which the auditor's
+// gsd_audit_groups_unsettled gauge and a log line every
+// auditor.WaitLogEvery show.
 type settling struct {
-	mu   sync.Mutex
-	last map[*store.Store]uint64 // each group's last log index when first seen
-	done bool
+	mu      sync.Mutex
+	last    map[replayer]uint64 // each group's last log index when first seen
+	done    map[replayer]bool
+	waiting int // groups not settled at the last look
+	log     *slog.Logger
+	logged  time.Time
 }
 
-func (s *settling) settled(groups []*store.Store) bool {
+// replayer is one group's replica as settling reads it (*store.Store).
+type replayer interface {
+	LastIndex() uint64
+	Status() store.Status
+}
+
+func replayers(groups []*store.Store) []replayer {
+	out := make([]replayer, len(groups))
+	for i, st := range groups {
+		out[i] = st
+	}
+	return out
+}
+
+// settled reports whether every one of groups has settled.
+func (s *settling) settled(groups []replayer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done {
-		return true
-	}
 	if s.last == nil {
-		s.last = make(map[*store.Store]uint64)
+		s.last, s.done = make(map[replayer]uint64), make(map[replayer]bool)
 	}
-	done := true
+	s.waiting = 0
+	var applied, target uint64
 	for _, st := range groups {
+		if s.done[st] {
+			continue
+		}
 		last, ok := s.last[st]
 		if !ok {
 			last = st.LastIndex()
 			s.last[st] = last
 		}
-		if st.Status().AppliedIndex < last {
-			done = false
+		want := min(last, st.LastIndex())
+		if got := st.Status().AppliedIndex; got < want {
+			s.waiting++
+			applied, target = got, want
+			continue
 		}
+		s.done[st] = true
 	}
-	s.done = done
-	return done
+	if s.waiting > 0 && time.Since(s.logged) >= auditor.WaitLogEvery {
+		s.logged = time.Now()
+		s.log.Warn("audit waits for groups of this node to replay their logs before following their worlds (a group that hears no leader stays here)",
+			"groups", s.waiting, "applied", applied, "target", target)
+	}
+	return s.waiting == 0
+}
+
+// groupSettled reports whether st settled at the last look.
+func (s *settling) groupSettled(st replayer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done[st]
+}
+
+// unsettled is how many groups had not settled at the last look.
+func (s *settling) unsettled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting
 }

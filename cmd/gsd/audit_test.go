@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -83,8 +87,8 @@ func TestAuditMetricsRegisterOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	aud, err := auditor.New(auditor.DefaultConfig(), storeSource{}, testTrees(t))
 	require.NoError(t, err)
-	require.NoError(t, registerAuditMetrics(reg, aud))
-	require.ErrorContains(t, registerAuditMetrics(reg, aud), "audit metrics")
+	require.NoError(t, registerAuditMetrics(reg, aud, &settling{}))
+	require.ErrorContains(t, registerAuditMetrics(reg, aud, &settling{}), "audit metrics")
 }
 
 // Every replica builds the same tree: a follower's checkpoint equals the
@@ -173,9 +177,37 @@ func TestARestartedNodeBuriesNoLiveWorld(t *testing.T) {
 // settled.
 func TestTheAuditSourceOfAGroupAnswersAFeedItCannotOpenWithAnError(t *testing.T) {
 	st := oneNodeStore(t, "a1")
-	src := storeSource{st: st, settle: &settling{}}
+	src := storeSource{st: st, settle: &settling{log: slog.Default()}}
 	require.Eventually(t, src.Settled, 10*time.Second, 10*time.Millisecond)
 	sub, err := src.Subscribe("nowhere", 1)
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 	require.Nil(t, sub)
+}
+
+// replica is a group's replica as settling reads it.
+type replica struct{ last, applied uint64 }
+
+func (r *replica) LastIndex() uint64    { return r.last }
+func (r *replica) Status() store.Status { return store.Status{AppliedIndex: r.applied} }
+
+// The auditor's replay wait is per group (one group behind holds back
+// its own worlds only), ends at the group's last index now when a new
+// leader truncated the tail it had at start, and is signalled: a log
+// line (not at every look) and the unsettled count.
+func TestAuditSettlingIsPerGroupBoundedAndSignalled(t *testing.T) {
+	var logs bytes.Buffer
+	s := &settling{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	behind, done := &replica{last: 10, applied: 4}, &replica{last: 7, applied: 7}
+	require.False(t, s.settled([]replayer{behind, done}))
+	require.True(t, s.groupSettled(done), "a group that applied its log is audited")
+	require.False(t, s.groupSettled(behind))
+	require.Equal(t, 1, s.unsettled())
+	require.Contains(t, logs.String(), "audit waits for groups of this node to replay their logs")
+	require.False(t, s.settled([]replayer{behind, done}))
+	require.Equal(t, 1, strings.Count(logs.String(), "audit waits"), "rate-limited")
+
+	behind.last, behind.applied = 5, 5 // a new leader truncated its tail at 5
+	require.True(t, s.settled([]replayer{behind, done}))
+	require.True(t, s.groupSettled(behind))
+	require.Zero(t, s.unsettled())
 }
