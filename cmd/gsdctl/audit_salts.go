@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
 
@@ -81,7 +82,7 @@ func readSalts(file string, max int64) ([]byte, error) {
 		return nil, usageError{err}
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	b, err := io.ReadAll(io.LimitReader(f, max+min(1, math.MaxInt64-max))) // one byte more tells a larger file, but for the largest limit (no overflow)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,9 @@ func TestVerifyRefusesASaltsFileOverItsSizeLimit(t *testing.T) {
 	_, err = readSalts(file, 99)
 	require.ErrorAs(t, err, new(usageError))
 	require.ErrorContains(t, err, "larger than 99 bytes (--max-salts-bytes)")
+	b, err = readSalts(file, math.MaxInt64) // the largest limit: max+1 must not overflow into reading nothing
+	require.NoError(t, err)
+	require.Len(t, b, 100)
 	_, err = readSalts(file, 0)
 	require.ErrorContains(t, err, "--max-salts-bytes 0")
 	_, err = readSalts(filepath.Dir(file), 100) // a directory opens, and is not read
