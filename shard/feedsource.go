@@ -119,8 +119,8 @@ func (s *FeedSource) Placed() bool { return len(s.b.r.src.View().Map.Shards) > 0
 // a group this node does not run (it moved there), or a group of this
 // node holds it fenced by a move of that incarnation (its new home has
 // not imported it here yet, or this node's map is behind), or the map
-// has no shards yet (nothing is known). The auditor keeps such a world's
-// tree without a tombstone.
+// has no shards yet (nothing is known). The auditor only words its
+// answers with it (moving, or not listed yet); it buries on Deleted.
 func (s *FeedSource) Away(world string, inc uint64) bool {
 	g, err := shardOf(s.b.r.src.View(), world)
 	if err != nil {
