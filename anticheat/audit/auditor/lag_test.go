@@ -200,3 +200,25 @@ func TestALookupBeforeTheSourceSettledBuriesNothing(t *testing.T) {
 	require.True(t, a.Stats().Settled)
 	require.Empty(t, st.tomb("arena", 2))
 }
+
+// A world deleted at its new home before this node's follower left the
+// old one (the move and the delete seen in one scan): that follower,
+// whose feed at the old group holds nothing after the fence, is stopped
+// and the tree buried, rather than waiting there for ever.
+func TestAWorldDeletedRightAfterItMovedIsBuried(t *testing.T) {
+	src, st, logs := newPlaced(), newStores(), &syncBuf{}
+	src.homes["arena"] = 1
+	src.add("arena", 3)
+	a, err := New(testConfig(logs), src, st)
+	require.NoError(t, err)
+	start(t, a)
+	waitSize(t, a, "arena", 3)
+
+	src.mu.Lock() // all at once: moved to group 2, deleted there
+	src.fences[[2]any{"arena", uint64(1)}] = 3
+	src.homes["arena"] = 2
+	src.hidden["arena"] = true
+	src.deleted[tree{"arena", 0}] = true
+	src.mu.Unlock()
+	require.Eventually(t, func() bool { return st.tomb("arena", 0) != "" }, 10*time.Second, time.Millisecond)
+}

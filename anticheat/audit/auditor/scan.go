@@ -61,6 +61,12 @@ func (a *Auditor) scan() {
 		w.mu.Lock()
 		w.retired = true
 		bury := !w.running
+		if w.running && place != nil && w.home != place.Home(w.id) {
+			// Its feed, at a group the world left, holds nothing more:
+			// stopped, it buries the tree (one that drains its feed
+			// buries it when the feed ends at the delete).
+			w.stop()
+		}
 		w.mu.Unlock()
 		if bury {
 			a.bury(w)
