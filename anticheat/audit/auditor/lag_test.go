@@ -42,11 +42,7 @@ func TestARestartedNodeWhoseGroupsLagBuriesNoLiveWorld(t *testing.T) {
 	src.add("arena", 2) // the import, and events at the new home
 	src.hide("arena", false)
 	waitSize(t, a, "arena", 5)
-	after, err := a.Sign("arena")
-	require.NoError(t, err)
-	l, err := a.Log("arena")
-	require.NoError(t, err)
-	consistent(t, l, before, after, v)
+	extends(t, a, src.source, before, v)
 	require.Empty(t, st.tomb("arena", 0))
 }
 
@@ -57,14 +53,9 @@ func TestARestartedNodeWhoseGroupsLagBuriesNoLiveWorld(t *testing.T) {
 // group drops it later (its feed there ends with unknown_world), nothing
 // is buried.
 func TestAMapAheadOfItsGroupsBuriesNoLiveWorld(t *testing.T) {
-	src, st, logs := newPlaced(), newStores(), &syncBuf{}
+	logs := &syncBuf{}
 	cfg, v := signingConfig(t, logs)
-	src.homes["arena"] = 1
-	src.add("arena", 3)
-	a, err := New(cfg, src, st)
-	require.NoError(t, err)
-	start(t, a)
-	waitSize(t, a, "arena", 3)
+	src, st, a := followedOnGroup1(t, cfg, 3)
 	before, err := a.Sign("arena")
 	require.NoError(t, err)
 
@@ -85,12 +76,7 @@ func TestAMapAheadOfItsGroupsBuriesNoLiveWorld(t *testing.T) {
 	waitSize(t, a, "arena", 6)
 	src.scanned(t, 3)
 	require.Empty(t, st.tomb("arena", 0), "the drop after a move is no deletion")
-	after, err := a.Sign("arena")
-	require.NoError(t, err)
-	l, err := a.Log("arena")
-	require.NoError(t, err)
-	consistent(t, l, before, after, v)
-	verifies(t, exportOf(t, src.source, "arena"), after, v)
+	extends(t, a, src.source, before, v)
 }
 
 // (c) A node whose map is behind its groups (restored from an older meta
@@ -98,13 +84,7 @@ func TestAMapAheadOfItsGroupsBuriesNoLiveWorld(t *testing.T) {
 // while the map still places it on group 1. Nothing is buried; once the
 // map catches up the tree goes on.
 func TestAMapBehindItsGroupsBuriesNoLiveWorld(t *testing.T) {
-	src, st, logs := newPlaced(), newStores(), &syncBuf{}
-	src.homes["arena"] = 1
-	src.add("arena", 3)
-	a, err := New(testConfig(logs), src, st)
-	require.NoError(t, err)
-	start(t, a)
-	waitSize(t, a, "arena", 3)
+	src, st, a := followedOnGroup1(t, testConfig(&syncBuf{}), 3)
 
 	src.hide("arena", true) // group 1 dropped it; the map says 1
 	src.endFeeds("arena")
@@ -157,6 +137,21 @@ func TestAnotherIncarnationListedIsNoEvidenceOfADeletion(t *testing.T) {
 	require.Empty(t, st.tomb("arena", 0))
 }
 
+// followedOnGroup1 runs an auditor with cfg, until the test ends, over a
+// placed source whose arena lives on group 1 with n events, once it
+// logged them.
+func followedOnGroup1(t *testing.T, cfg Config, n int) (*placed, *stores, *Auditor) {
+	t.Helper()
+	src, st := newPlaced(), newStores()
+	src.homes["arena"] = 1
+	src.add("arena", n)
+	a, err := New(cfg, src, st)
+	require.NoError(t, err)
+	start(t, a)
+	waitSize(t, a, "arena", int64(n))
+	return src, st, a
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
@@ -206,13 +201,7 @@ func TestALookupBeforeTheSourceSettledBuriesNothing(t *testing.T) {
 // whose feed at the old group holds nothing after the fence, is stopped
 // and the tree buried, rather than waiting there for ever.
 func TestAWorldDeletedRightAfterItMovedIsBuried(t *testing.T) {
-	src, st, logs := newPlaced(), newStores(), &syncBuf{}
-	src.homes["arena"] = 1
-	src.add("arena", 3)
-	a, err := New(testConfig(logs), src, st)
-	require.NoError(t, err)
-	start(t, a)
-	waitSize(t, a, "arena", 3)
+	src, st, _ := followedOnGroup1(t, testConfig(&syncBuf{}), 3)
 
 	src.mu.Lock() // all at once: moved to group 2, deleted there
 	src.fences[[2]any{"arena", uint64(1)}] = 3

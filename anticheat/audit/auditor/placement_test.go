@@ -156,6 +156,18 @@ func (s *placedSub) Next(ctx context.Context) ([]*fsm.Event, error) {
 	}
 }
 
+// extends signs a's arena checkpoint now and checks that it extends the
+// one signed in before and that src's events verify against it.
+func extends(t *testing.T, a *Auditor, src *source, before []byte, v note.Verifier) {
+	t.Helper()
+	after, err := a.Sign("arena")
+	require.NoError(t, err)
+	l, err := a.Log("arena")
+	require.NoError(t, err)
+	consistent(t, l, before, after, v)
+	verifies(t, exportOf(t, src, "arena"), after, v)
+}
+
 // consistent checks that the tree signed in newer extends the one signed
 // in older, by l's consistency proof.
 func consistent(t *testing.T, l *audit.Log, older, newer []byte, v note.Verifier) {
@@ -175,26 +187,16 @@ func consistent(t *testing.T, l *audit.Log, older, newer []byte, v note.Verifier
 // again on the new home from the tree's size, and the checkpoints signed
 // before and after the move are consistent.
 func TestAWorldMovedBetweenGroupsOfTheNodeKeepsOneTree(t *testing.T) {
-	src, st, logs := newPlaced(), newStores(), &syncBuf{}
+	logs := &syncBuf{}
 	cfg, v := signingConfig(t, logs)
-	src.homes["arena"] = 1
-	src.add("arena", 5)
-	a, err := New(cfg, src, st)
-	require.NoError(t, err)
-	start(t, a)
-	waitSize(t, a, "arena", 5)
+	src, st, a := followedOnGroup1(t, cfg, 5)
 	before, err := a.Sign("arena")
 	require.NoError(t, err)
 
 	src.move("arena", 2)
 	src.add("arena", 4) // committed at the new home
 	waitSize(t, a, "arena", 9)
-	after, err := a.Sign("arena")
-	require.NoError(t, err)
-	l, err := a.Log("arena")
-	require.NoError(t, err)
-	consistent(t, l, before, after, v)
-	verifies(t, exportOf(t, src.source, "arena"), after, v)
+	extends(t, a, src.source, before, v)
 	require.Equal(t, Stats{Worlds: 1, Events: 9, Signed: 2, Settled: true}, a.Stats())
 	require.Empty(t, st.tomb("arena", 0), "moved, not deleted")
 	require.NotContains(t, logs.String(), "stopped following", "a move is not a failure")
@@ -251,12 +253,7 @@ func TestAWorldMovedAwayKeepsItsTreeWithoutATombstone(t *testing.T) {
 	src.add("arena", 2)
 	src.setAway("arena", false)
 	waitSize(t, a, "arena", 5)
-	after, err := a.Sign("arena")
-	require.NoError(t, err)
-	l, err = a.Log("arena")
-	require.NoError(t, err)
-	consistent(t, l, before, after, v)
-	verifies(t, exportOf(t, src.source, "arena"), after, v)
+	extends(t, a, src.source, before, v)
 
 	// Away again, then deleted there: the next scans bury it once a
 	// group of this node applied the delete, not before.
