@@ -19,6 +19,7 @@ import (
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -80,7 +81,8 @@ func TestANodeWithoutAnAuditKeyServesProofsButSignsNothing(t *testing.T) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	requireContains(t, string(b), "gsd_audit_worlds 1", "gsd_audit_worlds_stalled 0", "gsd_audit_events 3", "gsd_audit_checkpoints_signed_total 0")
+	requireContains(t, string(b), "gsd_audit_worlds 1", "gsd_audit_worlds_stalled 0", "gsd_audit_events 3", "gsd_audit_checkpoints_signed_total 0",
+		"gsd_audit_settled 1", "gsd_audit_groups_unsettled 0")
 }
 
 func TestAuditMetricsRegisterOnce(t *testing.T) {
@@ -89,6 +91,11 @@ func TestAuditMetricsRegisterOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, registerAuditMetrics(reg, aud, &settling{}))
 	require.ErrorContains(t, registerAuditMetrics(reg, aud, &settling{}), "audit metrics")
+	// Not run: its source (a Settler) has not settled.
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`# HELP gsd_audit_settled 1 once the auditor trusts this node's world list (its groups replayed their logs; under a shard map, the map has shards); 0 while it follows and buries nothing.
+# TYPE gsd_audit_settled gauge
+gsd_audit_settled 0
+`), "gsd_audit_settled"))
 }
 
 // Every replica builds the same tree: a follower's checkpoint equals the
