@@ -120,7 +120,7 @@ type Auditor struct {
 
 	mu      sync.Mutex
 	worlds  map[string]*world // the current incarnation of each world
-	old     map[tree]*world   // deleted incarnations, opened since New
+	old     map[tree]*world   // deleted incarnations opened since New, and those kept aside (scan)
 	ctx     context.Context   // Run's; nil before Run and after it returned
 	wg      sync.WaitGroup
 	signed  atomic.Uint64 // checkpoints signed

@@ -180,6 +180,8 @@ func TestALookupBeforeTheSourceSettledBuriesNothing(t *testing.T) {
 	for _, look := range []func() error{
 		func() error { _, err := a.Checkpoint("arena"); return err },
 		func() error { _, err := a.Log("arena"); return err },
+		func() error { _, err := a.LogOf("arena", 2); return err },
+		func() error { _, err := a.CheckpointOf("arena", 1); return err },
 	} {
 		err := look()
 		require.ErrorIs(t, err, ErrNotReady)

@@ -1,6 +1,7 @@
 package auditor
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -88,8 +89,12 @@ func (a *Auditor) buryGone() {
 // current one, one that moved to a group this node does not run, or a
 // deleted one whose tree this node keeps.
 func (a *Auditor) incarnation(id string, inc uint64) (*world, error) {
-	if w, _, err := a.world(id); err == nil && w.inc == inc {
+	w, _, err := a.world(id)
+	switch {
+	case err == nil && w.inc == inc:
 		return w, nil
+	case errors.Is(err, ErrNotReady):
+		return nil, err // a tree opened now as deleted could be a live one's
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -114,7 +119,7 @@ func (a *Auditor) incarnation(id string, inc uint64) (*world, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", id, err)
 	}
-	w := &world{id: id, inc: inc, log: l, retired: true, tombstone: text}
+	w = &world{id: id, inc: inc, log: l, retired: true, tombstone: text}
 	a.old[tree{id, inc}] = w
 	return w, nil
 }
