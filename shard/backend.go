@@ -76,6 +76,24 @@ func (b *Backend) World(world string) (fsm.WorldInfo, error) {
 	return st.World(world)
 }
 
+// HeldWorld returns world's summary from the group the map places it on,
+// or else from any group of this node that holds a copy (fenced by a move
+// to a group this node does not run): edge.HeldWorlds, so that the audit
+// tree this node keeps of a moved world is guarded by its rules.
+func (b *Backend) HeldWorld(world string) (fsm.WorldInfo, bool) {
+	if w, err := b.World(world); err == nil {
+		return w, true
+	}
+	for _, id := range b.r.mgr.Groups() {
+		if st, ok := b.r.mgr.Group(id); ok {
+			if w, err := st.World(world); err == nil {
+				return w, true
+			}
+		}
+	}
+	return fsm.WorldInfo{}, false
+}
+
 // Entity reads an entity from world's group on this node.
 func (b *Backend) Entity(ctx context.Context, world, id string, c store.Consistency) (fsm.EntityView, error) {
 	st, err := b.group(world)

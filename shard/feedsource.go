@@ -98,6 +98,64 @@ func (s *FeedSource) Subscribe(world string, from uint64) (Subscription, error) 
 	return &movedSub{world: world, head: head, fence: fence.Seq, home: st, next: from}, nil
 }
 
+// Home returns the group the map places world on now (0 while the map
+// has no shards): the group whose feed Subscribe opens. The auditor
+// starts a world's follower again when it changes (a move between two
+// groups of this node).
+func (s *FeedSource) Home(world string) uint64 {
+	g, err := shardOf(s.b.r.src.View(), world)
+	if err != nil {
+		return 0
+	}
+	return g
+}
+
+// Placed reports whether the map has shards: until then Worlds lists
+// every group's worlds, and nothing says where a world lives.
+func (s *FeedSource) Placed() bool { return len(s.b.r.src.View().Map.Shards) > 0 }
+
+// Away reports whether world's incarnation inc, which Worlds does not
+// list, lives on elsewhere rather than was deleted: the map places it on
+// a group this node does not run (it moved there), or a group of this
+// node holds it fenced by a move of that incarnation (its new home has
+// not imported it here yet, or this node's map is behind), or the map
+// has no shards yet (nothing is known). The auditor only words its
+// answers with it (moving, or not listed yet); it buries on Deleted.
+func (s *FeedSource) Away(world string, inc uint64) bool {
+	g, err := shardOf(s.b.r.src.View(), world)
+	if err != nil {
+		return true // no shards yet: where it lives is not known, so not deleted
+	}
+	if _, ok := s.b.r.mgr.Group(g); !ok {
+		return true
+	}
+	for _, id := range s.b.r.mgr.Groups() {
+		st, ok := s.b.r.mgr.Group(id)
+		if !ok {
+			continue
+		}
+		if w, err := st.World(world); err == nil && w.Moved != nil && w.Incarnation == inc {
+			return true
+		}
+	}
+	return false
+}
+
+// Deleted reports whether a group of this node applied the deletion of
+// world's incarnation inc while it lived there, not fenced
+// (store.Store.Deleted): positive evidence that the incarnation ended,
+// which neither its absence from Worlds (a group or this node's map may
+// lag) nor a group's drop of it after a move is. The auditor writes a
+// tombstone only then.
+func (s *FeedSource) Deleted(world string, inc uint64) bool {
+	for _, id := range s.b.r.mgr.Groups() {
+		if st, ok := s.b.r.mgr.Group(id); ok && st.Deleted(world, inc) {
+			return true
+		}
+	}
+	return false
+}
+
 // Group returns this node's replica of world's group: where the sinks
 // keep the world's replicated positions (sink/feed.Replicated).
 func (s *FeedSource) Group(world string) (*store.Store, error) { return s.b.group(world) }

@@ -19,6 +19,7 @@ type fsmAdapter struct {
 	applied uint64
 	waiters map[chan struct{}]uint64
 	servers map[raft.ServerID]raft.ServerAddress // latest configuration seen
+	deleted deletions                            // incarnations deleted while not fenced
 
 	// onCheckpoint, when set, gets every applied checkpoint's comparison.
 	onCheckpoint func(*fsm.CheckpointResult)
@@ -85,6 +86,11 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 					clear(events)
 					events = events[:0]
 					a.feed.drop(r.Deleted.ID)
+					if r.Deleted.Moved == nil { // a fenced world's drop is no deletion: it lives on at its new home
+						a.mu.Lock()
+						a.deleted.add(r.Deleted.ID, r.Deleted.Incarnation)
+						a.mu.Unlock()
+					}
 				}
 			}
 		}

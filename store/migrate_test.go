@@ -99,6 +99,14 @@ func TestWorldMovesToAnotherGroupAndItsFeedGoesOn(t *testing.T) {
 	evs, err = again.Next(ctxT(t))
 	require.NoError(t, err)
 	require.Equal(t, []uint64{4}, seqs(t, evs), "kept across the restore's reconcile")
+
+	// The old group drops the fenced world: no deletion of its
+	// incarnation, which lives on at the new home.
+	_, err = l.DeleteWorld(ctxT(t), "arena", from.Incarnation)
+	require.NoError(t, err)
+	_, ok = worldInfo(t, l, "arena")
+	require.False(t, ok)
+	require.False(t, l.Deleted("arena", from.Incarnation), "a move's drop is not a deletion")
 }
 
 // TestMigrationCommandsWaitForEveryVoterToReadLogVersion8: a voter still

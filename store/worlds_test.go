@@ -70,6 +70,8 @@ func TestDeleteWorldRemovesItsStateAndArchiveOnEveryReplica(t *testing.T) {
 	for _, s := range c.nodes {
 		_, ok := worldInfo(t, s, "arena")
 		require.False(t, ok, "node %s", s.cfg.ID)
+		require.True(t, s.Deleted("arena", first.Incarnation), "node %s saw the incarnation deleted", s.cfg.ID)
+		require.False(t, s.Deleted("arena", first.Incarnation+1), "node %s: only that incarnation", s.cfg.ID)
 		require.Eventually(t, func() bool {
 			_, held := s.Event("arena", 1)
 			return !held

@@ -29,6 +29,9 @@ type logs struct {
 }
 
 func (f *logs) Log(world string) (*audit.Log, error) {
+	if world == "replaying" { // a node whose world list has not settled
+		return nil, fmt.Errorf("%w (world %s)", auditor.ErrNotReady, world)
+	}
 	if l := f.l[world]; l != nil {
 		return l, nil
 	}
@@ -171,6 +174,7 @@ func TestErrorsNameUnknownWorldsMissingKeysAndSeqsBeyondTheLog(t *testing.T) {
 	e.RequireError(404, edge.CodeNoAuditKey, "POST", "/v1/worlds/arena/audit/checkpoint", "")
 	for _, path := range []string{"checkpoint", "proof?seq=1", "consistency?from=1", "leaves"} {
 		e.RequireError(404, fsm.CodeUnknownWorld, "GET", "/v1/worlds/nowhere/audit/"+path, "")
+		e.RequireError(503, edge.CodeNotReady, "GET", "/v1/worlds/replaying/audit/"+path, "")
 	}
 	for _, path := range []string{"proof?seq=11", "proof?seq=3&size=11", "proof?seq=4&size=3",
 		"consistency?from=11", "consistency?from=3&to=11", "consistency?from=4&to=3", "leaves?from=11&to=11", "leaves?from=3&to=2"} {

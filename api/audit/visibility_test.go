@@ -36,3 +36,21 @@ func TestAuditReadsOfAWorldWithHiddenFieldsNeedACallerWhoSeesAll(t *testing.T) {
 		})
 	}
 }
+
+// A world that moved to a group this node does not run is not listed,
+// but the node keeps its audit tree up to the move (?incarnation=N) and
+// a group of it holds the fenced copy: its rules guard that tree too.
+func TestAuditReadsOfAMovedWorldWithHiddenFieldsNeedACallerWhoSeesAll(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	e := newEnv(t, true, secret)
+	e.backend.Mu.Lock()
+	e.backend.Held = map[string]fsm.WorldInfo{"arena": {ID: "arena", Moved: &fsm.Fence{World: "arena", Shard: 2, Seq: 10},
+		Rules: fsm.Rules{Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"hand": {Visible: "owner"}}}}}}
+	e.backend.Mu.Unlock()
+	for _, path := range []string{"checkpoint?incarnation=0", "proof?seq=1&incarnation=0", "leaves?incarnation=0"} {
+		code, _, b := e.Do("GET", "/v1/worlds/arena/audit/"+path, "")
+		require.Equal(t, http.StatusForbidden, code, "%s: %s", path, b)
+		code, _, b = e.Do("GET", "/v1/worlds/arena/audit/"+path, "", edge.HeaderClusterKey, secret)
+		require.Equal(t, http.StatusOK, code, "%s with the secret: %s", path, b)
+	}
+}

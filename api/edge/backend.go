@@ -37,6 +37,15 @@ type Backend interface {
 	Snapshot(ctx context.Context) (uint64, error)
 }
 
+// HeldWorlds is what a Backend over several groups has (shard.Backend):
+// a world's copy on any group of this node, a fenced one included, when
+// Worlds does not list it (it moved to a group this node does not run).
+// The node still serves such a world's audit tree up to the move
+// (?incarnation=N), so GuardHashes applies the copy's rules to it.
+type HeldWorlds interface {
+	HeldWorld(id string) (fsm.WorldInfo, bool)
+}
+
 var (
 	_ Backend     = (*store.Store)(nil)
 	_ LeaderGroup = (*store.Store)(nil)

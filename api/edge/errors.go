@@ -94,7 +94,7 @@ func Classify(err error, write bool) (int, string) {
 		return http.StatusUnauthorized, CodeTicketInvalid
 	case errors.Is(err, ErrNoTarget):
 		return http.StatusConflict, CodeNoTarget
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrNotReady), errors.Is(err, auditor.ErrNotReady):
 		return http.StatusServiceUnavailable, CodeNotReady
 	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrClosed):
 		return http.StatusServiceUnavailable, CodeUnavailable

@@ -380,11 +380,19 @@ func WorldInfo(b Backend, world string) (fsm.WorldInfo, error) {
 // each guess with the rest of the state, which the caller sees. Game
 // servers, admins and the cluster secret's holders (Sight.All) read them
 // as before, as does anyone in a world that restricts nothing. A world
-// this node does not hold is left to the route, which answers for it.
+// that moved away is guarded by the rules of the copy a group of this
+// node still holds (HeldWorlds). A world this node does not hold is left
+// to the route, which answers for it.
 func (s *Core) GuardHashes(r *http.Request, world, what string) error {
 	info, err := WorldInfo(s.Backend(), world)
 	if err != nil {
-		return nil
+		h, ok := s.Backend().(HeldWorlds)
+		if !ok {
+			return nil
+		}
+		if info, ok = h.HeldWorld(world); !ok {
+			return nil
+		}
 	}
 	acc, err := spectator.NewAccess(info.Rules)
 	if err != nil || !acc.Restricted() {

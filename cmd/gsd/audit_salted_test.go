@@ -19,11 +19,7 @@ import (
 // archive with the same root: it never needs the erased salt.
 func TestASaltedWorldsTreeRebuiltAfterAnErasureIsTheSame(t *testing.T) {
 	t.Parallel()
-	priv, pub, err := audit.GenerateKey("gsd-audit")
-	require.NoError(t, err)
-	key := writeFile(t, priv)
-	v, err := audit.ParseVerifyingKey(pub)
-	require.NoError(t, err)
+	key, v := auditKey(t)
 	dir := t.TempDir()
 	n := startNode(t, "n1", dir, "--audit-key", key)
 	n.waitLeader(t)

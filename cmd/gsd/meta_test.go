@@ -93,8 +93,8 @@ type metaCluster struct {
 }
 
 // startMetaCluster starts the three nodes (with mutual TLS when ca is
-// set) and returns once n1 leads group 0.
-func startMetaCluster(t *testing.T, ca *testCA) *metaCluster {
+// set, and more flags) and returns once n1 leads group 0.
+func startMetaCluster(t *testing.T, ca *testCA, more ...string) *metaCluster {
 	ids := []string{"n1", "n2", "n3"}
 	httpAddrs, raftAddrs := map[string]string{}, map[string]string{}
 	nodes := map[string]any{}
@@ -115,7 +115,7 @@ func startMetaCluster(t *testing.T, ca *testCA) *metaCluster {
 	smap := writeFile(t, string(b))
 	mc := &metaCluster{ids: ids, httpAddrs: httpAddrs, raftAddrs: raftAddrs, flags: map[string][]string{}}
 	for i, id := range ids {
-		extra := []string{"--shard-map", smap, "--meta"}
+		extra := append([]string{"--shard-map", smap, "--meta"}, more...)
 		if ca != nil {
 			extra = append(extra, ca.flags(t, id)...)
 		}

@@ -189,21 +189,28 @@ func streamFrom(ctx context.Context, c *client.Client, world string, from, n uin
 	return out
 }
 
+// placeAndCreate places world on shard through placer, then creates it
+// through creator, each tried until it answers (the meta group may be
+// electing).
+func placeAndCreate(ctx context.Context, t *testing.T, placer, creator *client.Client, world string, shard uint64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		got, err := placer.PlaceWorld(ctx, world, &shard)
+		return err == nil && got == shard
+	}, 30*time.Second, 20*time.Millisecond, "place %s on shard %d", world, shard)
+	require.Eventually(t, func() bool {
+		err := creator.CreateWorld(ctx, world, wire.Rules{})
+		return err == nil || client.Code(err) == "world_exists"
+	}, 30*time.Second, 20*time.Millisecond, "create %s", world)
+}
+
 func TestRunThreeNodesWithMetaMoveAWorldUnderWriters(t *testing.T) {
 	t.Parallel()
 	mc := startMetaCluster(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	n1, n3 := mc.clients[0], mc.clients[2]
-	one := uint64(1)
-	require.Eventually(t, func() bool {
-		got, err := n3.PlaceWorld(ctx, "mv", &one)
-		return err == nil && got == 1
-	}, 30*time.Second, 20*time.Millisecond, "place mv on shard 1")
-	require.Eventually(t, func() bool {
-		err := n1.CreateWorld(ctx, "mv", wire.Rules{})
-		return err == nil || client.Code(err) == "world_exists"
-	}, 30*time.Second, 20*time.Millisecond, "create mv")
+	placeAndCreate(ctx, t, n3, n1, "mv", 1)
 
 	var acks moveAcks
 	stop := make(chan struct{})

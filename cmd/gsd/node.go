@@ -180,7 +180,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		return err
 	}
 	defer stopAnalytics() // on the failure paths below; idempotent
-	aud, stopAudit, err := o.audit.start(o.dataDir, st, reg, log)
+	aud, stopAudit, err := o.audit.start(o.dataDir, st, sinkSrc, detectGroups, reg, log)
 	if err != nil {
 		closeStore(st, o.shutdownTimeout, log)
 		return err

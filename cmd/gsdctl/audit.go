@@ -111,6 +111,7 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 	var logFile, leavesFile, saltsFile string
 	var keyFiles, cpFiles []string
 	var allowUnchecked, requireSigned bool
+	var maxSalts int64
 	cmd := &cobra.Command{
 		Use:   "verify --log FILE --checkpoint FILE --key FILE",
 		Short: "Check an exported match log against a signed checkpoint, offline",
@@ -214,7 +215,7 @@ could not be read.`,
 				defer f.Close()
 				log = f
 			}
-			rep, saltsSigners, err := a.verifyLog(log, cps[0], saltsCheck{saltsFile, verifiers, requireSigned}, leaves, cps[1:])
+			rep, saltsSigners, err := a.verifyLog(log, cps[0], saltsCheck{saltsFile, verifiers, requireSigned, maxSalts}, leaves, cps[1:])
 			if err != nil {
 				return fmt.Errorf("%s: %w", logFile, err)
 			}
@@ -237,6 +238,7 @@ could not be read.`,
 	f.StringArrayVar(&keyFiles, "key", nil, "an audit public key file (repeat during a key rotation)")
 	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")
 	f.StringVar(&saltsFile, "salts", "", "a salted world's salt table (JSON, from gsdctl audit fetch)")
+	f.Int64Var(&maxSalts, "max-salts-bytes", DefaultMaxSaltsBytes, "with --salts: the largest salts file read (a larger one is refused; every event is checked against each erased digest it holds)")
 	f.BoolVar(&requireSigned, "require-signed-salts", false, "with --salts: refuse salts without a signature (FILE.sig, from gsdctl audit fetch)")
 	f.BoolVar(&allowUnchecked, "allow-unchecked", false, "with --salts: accept events of players missing from the salts (erased), whose content is not verified")
 	return cmd

@@ -24,6 +24,7 @@ import (
 // auditNode is a gsd process with an audit key.
 type auditNode struct {
 	bin, dir, http, raft, key string
+	extra                     []string // more flags
 	cmd                       *exec.Cmd
 	stderr                    bytes.Buffer
 }
@@ -31,9 +32,10 @@ type auditNode struct {
 func (n *auditNode) start(t *testing.T) {
 	t.Helper()
 	n.stderr.Reset()
-	n.cmd = exec.Command(n.bin, "--id", "n1", "--data-dir", n.dir, "--http-addr", n.http, "--raft-addr", n.raft,
+	args := []string{"--id", "n1", "--data-dir", n.dir, "--http-addr", n.http, "--raft-addr", n.raft,
 		"--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--no-sync", "--disk-stall-timeout", "0",
-		"--audit-key", n.key, "--audit-sign-interval", "50ms")
+		"--audit-key", n.key, "--audit-sign-interval", "50ms"}
+	n.cmd = exec.Command(n.bin, append(args, n.extra...)...)
 	n.cmd.Stderr = &n.stderr
 	require.NoError(t, n.cmd.Start())
 	c := client.New([]string{n.http})
@@ -56,18 +58,46 @@ func (n *auditNode) stop(t *testing.T) {
 	n.cmd = nil
 }
 
+// startAuditNode starts a gsd process in dir/data with a new audit key
+// (dir/gsd-audit.key and .pub) and extra flags, on httpAddr and raftAddr
+// (free ones when ""), stopped when the test ends; it returns the node
+// and the key files' prefix.
+func startAuditNode(t *testing.T, dir, httpAddr, raftAddr string, extra ...string) (*auditNode, string) {
+	t.Helper()
+	keyPrefix := filepath.Join(dir, "gsd-audit")
+	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
+	if httpAddr == "" {
+		httpAddr, raftAddr = freeAddr(t), freeAddr(t)
+	}
+	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: httpAddr, raft: raftAddr, key: keyPrefix + ".key", extra: extra}
+	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
+	n.start(t)
+	t.Cleanup(func() { n.stop(t) })
+	return n, keyPrefix
+}
+
 // fetchAt fetches the world's files (with sign, a checkpoint signed now;
 // else the node's newest) until its checkpoint covers size events, and
 // returns the checkpoint.
 func fetchAt(t *testing.T, addr, prefix string, size int64, pub string, sign bool) audit.Checkpoint {
 	t.Helper()
+	return fetchWorldAt(t, addr, "arena", prefix, size, pub, sign)
+}
+
+// fetchWorldAt is fetchAt of world; a fetch that fails (an archive gap
+// of a world that moved, until its new home copied the events before the
+// move) is tried again.
+func fetchWorldAt(t *testing.T, addr, world, prefix string, size int64, pub string, sign bool) audit.Checkpoint {
+	t.Helper()
 	var cp audit.Checkpoint
-	args := []string{"--addr", addr, "audit", "fetch", "arena", "--out", prefix}
+	args := []string{"--addr", addr, "audit", "fetch", world, "--out", prefix}
 	if sign {
 		args = append(args, "--sign")
 	}
 	require.Eventually(t, func() bool {
-		mustRun(t, args...)
+		if code, _, _ := ctl(t, "", args...); code != 0 {
+			return false
+		}
 		b, err := os.ReadFile(prefix + ".checkpoint")
 		require.NoError(t, err)
 		v, err := os.ReadFile(pub)
@@ -90,12 +120,7 @@ func TestAuditFetchedMatchVerifiesAndATamperedEventIsNamed(t *testing.T) {
 		t.Skip("starts a gsd process")
 	}
 	dir := t.TempDir()
-	keyPrefix := filepath.Join(dir, "gsd-audit")
-	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
-	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: freeAddr(t), raft: freeAddr(t), key: keyPrefix + ".key"}
-	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
-	n.start(t)
-	t.Cleanup(func() { n.stop(t) })
+	n, keyPrefix := startAuditNode(t, dir, "", "")
 
 	c := client.New([]string{n.http})
 	defer c.Close()

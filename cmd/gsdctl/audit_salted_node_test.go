@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/internal/testbin"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
@@ -29,12 +28,7 @@ func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerWithItsDigest(t 
 		t.Skip("starts a gsd process")
 	}
 	dir := t.TempDir()
-	keyPrefix := filepath.Join(dir, "gsd-audit")
-	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
-	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: freeAddr(t), raft: freeAddr(t), key: keyPrefix + ".key"}
-	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
-	n.start(t)
-	t.Cleanup(func() { n.stop(t) })
+	n, keyPrefix := startAuditNode(t, dir, "", "")
 
 	mustRun(t, "--addr", n.http, "world", "create", "arena", "--audit-leaf", "2")
 	code, _, stderr := ctl(t, "", "--addr", n.http, "world", "create", "other", "--audit-leaf", "3")

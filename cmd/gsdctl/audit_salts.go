@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"strings"
 
@@ -61,6 +62,34 @@ type saltsCheck struct {
 	file          string
 	verifiers     []note.Verifier
 	requireSigned bool
+	max           int64 // the largest file read (--max-salts-bytes)
+}
+
+// DefaultMaxSaltsBytes bounds the salts file verify reads by default
+// (--max-salts-bytes): 64 MiB, some 600,000 salts or erased digests. The
+// file is read whole and each event is checked against the erased
+// digests it holds, so a file from an untrusted source must not be able
+// to make verify take any memory and time it likes.
+const DefaultMaxSaltsBytes = 64 << 20
+
+// readSalts reads the salts file, refusing one larger than max bytes.
+func readSalts(file string, max int64) ([]byte, error) {
+	if max < 1 {
+		return nil, usageError{fmt.Errorf("--max-salts-bytes %d: want 1 or more", max)}
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+min(1, math.MaxInt64-max))) // one byte more tells a larger file, but for the largest limit (no overflow)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	if int64(len(b)) > max {
+		return nil, usageError{fmt.Errorf("%s is larger than %d bytes (--max-salts-bytes): raise the limit to read it", file, max)}
+	}
+	return b, nil
 }
 
 // verifyLog checks log against cp with the salts file, if any: a salted
@@ -79,9 +108,9 @@ func (a *app) verifyLog(log io.Reader, cp audit.Checkpoint, sc saltsCheck, leave
 	if cp.Leaf != wire.AuditLeafV2 {
 		return audit.Report{}, nil, usageError{errors.New("--salts with a checkpoint without a \"leaf 2\" line: its leaves are not salted (or it is a tombstone written before leaf versions were kept): verify without --salts, or with a checkpoint that says leaf 2")}
 	}
-	b, err := os.ReadFile(sc.file)
+	b, err := readSalts(sc.file, sc.max)
 	if err != nil {
-		return audit.Report{}, nil, usageError{err}
+		return audit.Report{}, nil, err
 	}
 	signers, err := a.saltsSigners(b, cp, sc)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/internal/testbin"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
@@ -26,12 +25,7 @@ func TestAuditAWorldCreatedAgainKeepsBothMatchesVerifiable(t *testing.T) {
 		t.Skip("starts a gsd process")
 	}
 	dir := t.TempDir()
-	keyPrefix := filepath.Join(dir, "gsd-audit")
-	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
-	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: freeAddr(t), raft: freeAddr(t), key: keyPrefix + ".key"}
-	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
-	n.start(t)
-	t.Cleanup(func() { n.stop(t) })
+	n, keyPrefix := startAuditNode(t, dir, "", "")
 
 	c := client.New([]string{n.http})
 	defer c.Close()

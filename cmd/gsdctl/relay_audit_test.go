@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/client"
-	"github.com/gsd-dev/gsd/internal/testbin"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
@@ -27,12 +25,7 @@ func TestKeyframesAndAVerifyingRelayCarryTheNodesCheckpoints(t *testing.T) {
 		t.Skip("starts a gsd process")
 	}
 	dir := t.TempDir()
-	keyPrefix := filepath.Join(dir, "gsd-audit")
-	mustRun(t, "audit", "keygen", "gsd-audit", "--out", keyPrefix)
-	n := &auditNode{bin: testbin.GSD(t), dir: filepath.Join(dir, "data"), http: freeAddr(t), raft: freeAddr(t), key: keyPrefix + ".key"}
-	t.Setenv("GOCOVERDIR", testbin.CoverDir(t))
-	n.start(t)
-	t.Cleanup(func() { n.stop(t) })
+	n, keyPrefix := startAuditNode(t, dir, "", "")
 	pub, err := os.ReadFile(keyPrefix + ".pub")
 	require.NoError(t, err)
 	key, err := audit.ParseVerifyingKey(string(pub))

@@ -23,6 +23,9 @@ var (
 	ErrNoKey = errors.New("gsd/audit/auditor: no audit key configured on this node")
 	// ErrStopped: the auditor is not running.
 	ErrStopped = errors.New("gsd/audit/auditor: stopped")
+	// ErrNotReady: a lookup of a world before the node's world list
+	// settled (Settler): the node is still replaying its groups' logs.
+	ErrNotReady = errors.New("gsd/audit/auditor: this node is still replaying its logs; its audit logs are not known yet, retry shortly")
 )
 
 // Source is what the auditor reads on one node: the worlds it holds and
@@ -115,12 +118,13 @@ type Auditor struct {
 	stores Stores
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	worlds map[string]*world // the current incarnation of each world
-	old    map[tree]*world   // deleted incarnations, opened since New
-	ctx    context.Context   // Run's; nil before Run and after it returned
-	wg     sync.WaitGroup
-	signed atomic.Uint64 // checkpoints signed
+	mu      sync.Mutex
+	worlds  map[string]*world // the current incarnation of each world
+	old     map[tree]*world   // deleted incarnations opened since New, and those kept aside (scan)
+	ctx     context.Context   // Run's; nil before Run and after it returned
+	wg      sync.WaitGroup
+	signed  atomic.Uint64 // checkpoints signed
+	settled atomic.Bool   // the source's world list is the node's (Settler)
 }
 
 // tree names one world incarnation's tree.
@@ -142,6 +146,9 @@ type world struct {
 	running    bool       // a follower goroutine is at work
 	err        error      // why the last follower stopped
 	last       [2]int64   // the log index and time of the last event logged
+	home       uint64     // the group its follower reads (Placement), or 0
+	stop       func()     // ends the running follower's feed
+	away       bool       // not listed here, not known deleted (Placement): kept, not followed
 	retired    bool       // deleted: its tombstone is written once the follower stopped
 	tombstone  string     // its tombstone's text, once written
 }
@@ -155,7 +162,10 @@ func New(cfg Config, src Source, stores Stores) (*Auditor, error) {
 	if src == nil || stores == nil {
 		return nil, errors.New("auditor: nil source or stores")
 	}
-	return &Auditor{cfg: cfg, src: src, stores: stores, log: cfg.Logger, worlds: make(map[string]*world), old: make(map[tree]*world)}, nil
+	a := &Auditor{cfg: cfg, src: src, stores: stores, log: cfg.Logger, worlds: make(map[string]*world), old: make(map[tree]*world)}
+	_, settles := src.(Settler)
+	a.settled.Store(!settles)
+	return a, nil
 }
 
 // Run follows every world's feed and signs checkpoints until ctx ends,
@@ -168,9 +178,20 @@ func (a *Auditor) Run(ctx context.Context) {
 	defer scan.Stop()
 	sign := time.NewTicker(a.cfg.SignInterval)
 	defer sign.Stop()
-	a.buryGone()
+	buried := false
+	var waitLogged time.Time
 	for {
-		a.scan()
+		if s, ok := a.src.(Settler); !ok || s.Settled() {
+			a.settled.Store(true)
+			if !buried {
+				a.buryGone()
+				buried = true
+			}
+			a.scan()
+		} else if time.Since(waitLogged) >= WaitLogEvery {
+			waitLogged = time.Now()
+			a.log.Warn("audit waits for this node's world list: its groups have not replayed their logs yet, or its shard map has no shards; no world is followed or buried until then")
+		}
 		select {
 		case <-ctx.Done():
 			a.mu.Lock()
@@ -185,52 +206,27 @@ func (a *Auditor) Run(ctx context.Context) {
 	}
 }
 
-// scan retires the incarnations of worlds deleted since the last scan
-// (gone, or created again) and starts a follower for every world of the
-// source without a running one.
-func (a *Auditor) scan() {
-	infos := a.src.Worlds()
-	live := make(map[string]uint64, len(infos))
-	for _, w := range infos {
-		live[w.ID] = w.Incarnation
-	}
-	a.mu.Lock()
-	var gone []*world
-	for id, w := range a.worlds {
-		if inc, ok := live[id]; !ok || inc != w.inc {
-			gone = append(gone, w)
-			delete(a.worlds, id)
-			a.old[tree{id, w.inc}] = w
-		}
-	}
-	a.mu.Unlock()
-	for _, w := range gone {
-		w.mu.Lock()
-		w.retired = true
-		bury := !w.running
-		w.mu.Unlock()
-		if bury {
-			a.bury(w)
-		}
-	}
-	for _, w := range infos {
-		a.follow(w.ID, w.Incarnation, w.Salted)
-	}
-}
-
-// follow opens the log of world id's incarnation inc if needed and starts
-// its follower unless one runs or the auditor is not running. A world
-// first seen since New gets tombstones for its older stored trees that
-// have none (deleted while the node was down). A salted world's log has
-// leaves of version 2.
-func (a *Auditor) follow(id string, inc uint64, salted bool) *world {
+// follow opens the log of world info's incarnation if needed and starts
+// its follower, reading group home's feed, unless one runs or the auditor
+// is not running; a follower reading another group (the world moved
+// between two groups of this node) is stopped, and the next scan starts
+// it again. A world first seen since New gets tombstones for its older
+// stored trees that have none (deleted while the node was down). A
+// salted world's log has leaves of version 2.
+func (a *Auditor) follow(info fsm.WorldInfo, home uint64) *world {
+	id, inc, salted := info.ID, info.Incarnation, info.Salted
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	w := a.worlds[id]
 	if w == nil {
-		w = &world{id: id, inc: inc}
+		if kept := a.old[tree{id, inc}]; kept != nil && kept.keptAside() {
+			w = kept // listed again: its tree goes on (one follower, one log per tree)
+			delete(a.old, tree{id, inc})
+		} else {
+			w = &world{id: id, inc: inc}
+			a.buryOlder(id, true, inc)
+		}
 		a.worlds[id] = w
-		a.buryOlder(id, true, inc)
 	}
 	if w.log == nil {
 		l, err := a.open(id, inc, salted)
@@ -250,13 +246,18 @@ func (a *Auditor) follow(id string, inc uint64, salted bool) *world {
 		return w
 	}
 	w.mu.Lock()
-	start := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if start {
-		a.wg.Add(1)
-		go a.run(a.ctx, w)
+	defer w.mu.Unlock()
+	w.away = false
+	if w.running {
+		if w.home != home {
+			w.stop() // it moved: its follower's feed ends at the fence
+		}
+		return w
 	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	w.running, w.home, w.stop = true, home, cancel
+	a.wg.Add(1)
+	go a.run(ctx, cancel, w)
 	return w
 }
 
@@ -290,11 +291,12 @@ func (a *Auditor) openOld(id string, inc uint64) (*audit.Log, error) {
 
 // run appends world's committed events to its log until ctx ends or the
 // feed or the log fails (the next scan starts it again).
-func (a *Auditor) run(ctx context.Context, w *world) {
+func (a *Auditor) run(ctx context.Context, cancel func(), w *world) {
 	defer a.wg.Done()
+	defer cancel() // its context's resources
 	err := a.append(ctx, w)
 	if ctx.Err() != nil || errors.Is(err, fsm.ErrUnknownWorld) {
-		err = nil // stopped, or the world was deleted (the next scan retires it): not failed
+		err = nil // stopped (or moved), or the world was deleted (the next scan retires it): not failed
 	}
 	w.mu.Lock()
 	w.running = false
@@ -382,15 +384,33 @@ func (a *Auditor) world(id string) (*world, *audit.Log, error) {
 		l = w.log
 	}
 	a.mu.Unlock()
+	away := false
 	if l != nil {
-		return w, l, nil
+		w.mu.Lock()
+		away = w.away
+		w.mu.Unlock()
+		if !away {
+			return w, l, nil
+		}
+	}
+	if !a.settled.Load() {
+		return nil, nil, fmt.Errorf("%w (world %s)", ErrNotReady, id)
 	}
 	infos := a.src.Worlds()
 	i := slices.IndexFunc(infos, func(info fsm.WorldInfo) bool { return info.ID == id })
-	if i < 0 {
+	switch {
+	case i < 0 && away:
+		// Its tree stops here until it is listed again (LogOf and
+		// CheckpointOf still read it).
+		why := "is not listed on this node now (its group or this node's shard map may be catching up)"
+		if p, ok := a.src.(Placement); ok && p.Away(id, w.inc) {
+			why = "moved or is moving to another group; its audit log goes on where it is imported"
+		}
+		return nil, nil, fmt.Errorf("%w: %s %s (this node keeps its tree up to here: incarnation %d)", fsm.ErrUnknownWorld, id, why, w.inc)
+	case i < 0:
 		return nil, nil, fmt.Errorf("%w: %s", fsm.ErrUnknownWorld, id)
 	}
-	w = a.follow(id, infos[i].Incarnation, infos[i].Salted)
+	w = a.follow(infos[i], a.home(id))
 	a.mu.Lock()
 	l = w.log
 	a.mu.Unlock()
@@ -484,22 +504,27 @@ type Stats struct {
 	Stalled int    // of them, those whose follower stopped on an error (a gap)
 	Events  int64  // events logged, all worlds together
 	Signed  uint64 // checkpoints signed since New
+	// Settled: the source's world list is the node's (Settler); until
+	// then no world is followed or buried.
+	Settled bool
 }
 
 // Stats returns the auditor's figures now.
 func (a *Auditor) Stats() Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := Stats{Signed: a.signed.Load()}
+	st := Stats{Signed: a.signed.Load(), Settled: a.settled.Load()}
 	for _, w := range a.worlds {
 		if w.log == nil {
 			continue
 		}
-		st.Worlds++
-		st.Events += w.log.Size()
 		w.mu.Lock()
-		if w.err != nil {
-			st.Stalled++
+		if !w.away { // not followed here: counted where it lives now
+			st.Worlds++
+			st.Events += w.log.Size()
+			if w.err != nil {
+				st.Stalled++
+			}
 		}
 		w.mu.Unlock()
 	}

@@ -53,6 +53,16 @@ func key(t *testing.T, name string) (audit.SigningKey, audit.VerifyingKey) {
 	return s, v
 }
 
+// signingConfig is testConfig with a key "gsd-audit" that signs, and its
+// verifier.
+func signingConfig(t *testing.T, logs *syncBuf) (Config, audit.VerifyingKey) {
+	t.Helper()
+	s, v := key(t, "gsd-audit")
+	cfg := testConfig(logs)
+	cfg.Signers = []note.Signer{s}
+	return cfg, v
+}
+
 // run runs a over its source until stop, which waits for Run to return.
 func run(a *Auditor) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -196,7 +206,7 @@ func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, st2.Err, errGap)
 	require.Zero(t, st2.Size)
-	require.Equal(t, Stats{Worlds: 1, Stalled: 1}, a.Stats())
+	require.Equal(t, Stats{Worlds: 1, Stalled: 1, Settled: true}, a.Stats())
 	require.Equal(t, 1, strings.Count(logs.String(), "stopped following"), "a lasting failure is logged once")
 
 	// Once the feed holds seq 1 again, it catches up and clears the error.
@@ -208,7 +218,7 @@ func TestAWorldWhoseFeedHasAGapReportsItAndIsRetried(t *testing.T) {
 		s, err := a.Status("arena")
 		return err == nil && s.Err == nil
 	}, 10*time.Second, time.Millisecond)
-	require.Equal(t, Stats{Worlds: 1, Events: 3}, a.Stats())
+	require.Equal(t, Stats{Worlds: 1, Events: 3, Settled: true}, a.Stats())
 }
 
 func TestFailuresOfTheStoreAndTheFeedAreReported(t *testing.T) {

@@ -18,6 +18,19 @@
 // when asked (tomb.go). Deleted incarnations stay readable (LogOf,
 // CheckpointOf) while the node keeps their trees.
 //
+// Under a shard map the source spreads the worlds over the node's groups
+// (Placement): a world that moves keeps its incarnation, so its tree goes
+// on; its follower is started again on its new home. The node's map and
+// groups catch up independently, so a world missing from the list may
+// live on: under a shard map a tree is buried only on evidence that a
+// group of the node applied its incarnation's delete
+// (Placement.Deleted); otherwise it is kept without a tombstone, not
+// followed, and asked about again at every scan. A source that can say
+// when its world list is the node's (Settler: a restarted group lists
+// the worlds created since its last snapshot only once it replayed its
+// log) holds the auditor back from burying or following until then, and
+// lookups of worlds it does not follow yet answer ErrNotReady.
+//
 // Goroutines: one per followed world and one signer, owned by Run, which
 // returns once they have stopped.
 package auditor

@@ -47,6 +47,27 @@ func (s *source) recreate(world string, inc ...uint64) {
 	s.changed = make(chan struct{})
 }
 
+// endFeeds ends world's open subscriptions (fsm.ErrUnknownWorld), as a
+// group's drop of a world that moved away ends its feed there, and keeps
+// its events.
+func (s *source) endFeeds(world string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gens[world]++
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// relist lists world as incarnation inc from now on, its events kept.
+func (s *source) relist(world string, inc uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.incs[world] = inc
+	s.gens[world]++
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
 // add commits n events to world (creating it).
 func (s *source) add(world string, n int) { s.addAs(world, n, "p") }
 

@@ -1,6 +1,7 @@
 package auditor
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -35,16 +36,22 @@ func (a *Auditor) bury(w *world) {
 // buryOlder, called with a.mu held, writes the tombstones of world id's
 // stored trees that have none, but for incarnation inc when live: deleted
 // while the node was down, so the last event's index and time are not
-// known (0).
+// known (0). Under a shard map (Placement) only an incarnation known
+// deleted (Placement.Deleted) is buried: one missing from a lagging
+// group's or map's list may live on.
 func (a *Auditor) buryOlder(id string, live bool, inc uint64) {
 	incs, err := a.stores.Incarnations(id)
 	if err != nil {
 		a.log.Error("audit trees of older incarnations not listed", "world", id, "err", err)
 		return
 	}
+	place, _ := a.src.(Placement)
 	for _, old := range incs {
 		if live && old == inc || a.old[tree{id, old}] != nil {
 			continue // the current one, or one retired since New (its follower buries it)
+		}
+		if place != nil && !place.Deleted(id, old) {
+			continue // under a shard map, buried only on evidence of its deletion
 		}
 		text, err := a.stores.Tombstone(id, old)
 		if err != nil || text != "" {
@@ -79,13 +86,21 @@ func (a *Auditor) buryGone() {
 }
 
 // incarnation returns world id's incarnation inc with an open log: the
-// current one, or a deleted one whose tree this node keeps.
+// current one, one that moved to a group this node does not run, or a
+// deleted one whose tree this node keeps.
 func (a *Auditor) incarnation(id string, inc uint64) (*world, error) {
-	if w, _, err := a.world(id); err == nil && w.inc == inc {
+	w, _, err := a.world(id)
+	switch {
+	case err == nil && w.inc == inc:
 		return w, nil
+	case errors.Is(err, ErrNotReady):
+		return nil, err // a tree opened now as deleted could be a live one's
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if w := a.worlds[id]; w != nil && w.inc == inc && w.log != nil {
+		return w, nil // moved to a group this node does not run: its tree up to the move
+	}
 	if w := a.old[tree{id, inc}]; w != nil && w.log != nil {
 		return w, nil
 	}
@@ -104,7 +119,7 @@ func (a *Auditor) incarnation(id string, inc uint64) (*world, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", id, err)
 	}
-	w := &world{id: id, inc: inc, log: l, retired: true, tombstone: text}
+	w = &world{id: id, inc: inc, log: l, retired: true, tombstone: text}
 	a.old[tree{id, inc}] = w
 	return w, nil
 }

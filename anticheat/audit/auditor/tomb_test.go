@@ -40,9 +40,7 @@ func verifies(t *testing.T, log []byte, msg []byte, v note.Verifier) audit.Check
 
 func TestAWorldCreatedAgainGetsANewTreeAndTheOldOneATombstone(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
-	s, v := key(t, "gsd-audit")
-	cfg := testConfig(logs)
-	cfg.Signers = []note.Signer{s}
+	cfg, v := signingConfig(t, logs)
 	src.add("arena", 5)
 	src.add("lobby", 2)
 	a, err := New(cfg, src, st)
@@ -95,9 +93,7 @@ func TestAWorldCreatedAgainGetsANewTreeAndTheOldOneATombstone(t *testing.T) {
 
 func TestARestartedAuditorServesAndBuriesOlderIncarnations(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
-	s, v := key(t, "gsd-audit")
-	cfg := testConfig(logs)
-	cfg.Signers = []note.Signer{s}
+	cfg, v := signingConfig(t, logs)
 	src.add("arena", 4)
 	a, err := New(cfg, src, st)
 	require.NoError(t, err)
@@ -145,9 +141,7 @@ func TestARestartedAuditorServesAndBuriesOlderIncarnations(t *testing.T) {
 
 func TestTombstoneFailuresAreReportedAndLogged(t *testing.T) {
 	src, st, logs := newSource(), newStores(), &syncBuf{}
-	s, _ := key(t, "gsd-audit")
-	cfg := testConfig(logs)
-	cfg.Signers = []note.Signer{s}
+	cfg, _ := signingConfig(t, logs)
 	boom := errors.New("disk full")
 
 	// A deleted world whose tree never opened has nothing to bury; a
@@ -234,21 +228,30 @@ func TestAFollowerStillRunningWhenItsWorldIsRetiredBuriesIt(t *testing.T) {
 	a.scan()
 	require.Empty(t, st.tomb("arena", 0), "buried by its follower once it stops")
 	a.wg.Add(1)
-	a.run(context.Background(), w)
+	a.run(context.Background(), func() {}, w)
 	require.Equal(t, "arena\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\ntombstone 0 0\n", st.tomb("arena", 0))
 	require.NotContains(t, logs.String(), "level=ERROR")
 }
 
-func TestAWorldDeletedForGoodWhileTheNodeWasDownGetsItsTombstone(t *testing.T) {
-	src, st, logs := newSource(), newStores(), &syncBuf{}
-	src.add("arena", 3)
-	src.add("lobby", 1)
+// loggedOnce commits the events of sizes to src and runs an auditor over
+// src until it logged them all, then stops it: the node before a restart.
+func loggedOnce(t *testing.T, src *source, st *stores, logs *syncBuf, sizes map[string]int) {
+	t.Helper()
+	for w, n := range sizes {
+		src.add(w, n)
+	}
 	a, err := New(testConfig(logs), src, st)
 	require.NoError(t, err)
 	stop := run(a)
-	waitSize(t, a, "arena", 3)
-	waitSize(t, a, "lobby", 1)
-	stop()
+	defer stop()
+	for w, n := range sizes {
+		waitSize(t, a, w, int64(n))
+	}
+}
+
+func TestAWorldDeletedForGoodWhileTheNodeWasDownGetsItsTombstone(t *testing.T) {
+	src, st, logs := newSource(), newStores(), &syncBuf{}
+	loggedOnce(t, src, st, logs, map[string]int{"arena": 3, "lobby": 1})
 
 	src.recreate("arena")
 	b, err := New(testConfig(logs), src, st)

@@ -33,6 +33,10 @@ type Fake struct {
 	LastAction *fsm.Action
 	LastRead   store.Consistency
 
+	// Held are worlds a group of the node holds fenced, not listed
+	// (edge.HeldWorlds).
+	Held map[string]fsm.WorldInfo
+
 	// Knobs: a non-nil error is returned by the matching call.
 	ActErr, CreateErr, EntityErr, HashErr, SubErr error
 	JoinErr, RemoveErr, TransferErr, SnapErr      error
@@ -163,6 +167,14 @@ func (f *Fake) UpdateRules(ctx context.Context, world string, rules fsm.Rules, e
 	w.Rules = rules
 	w.rulesVer++
 	return w.rulesVer, nil
+}
+
+// HeldWorld returns a world of Held (edge.HeldWorlds).
+func (f *Fake) HeldWorld(id string) (fsm.WorldInfo, bool) {
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	w, ok := f.Held[id]
+	return w, ok
 }
 
 func (f *Fake) Worlds() []fsm.WorldInfo {
