@@ -85,7 +85,7 @@ type Versions = wire.Versions
 //     ExportWorld's format).
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 15
+	LogVersion      uint32 = 16
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -159,6 +159,11 @@ func Needs(c *Command) Versions {
 		// A salted world's fence: a replica before log 15 cannot decode
 		// the kind (migrate.go).
 		v.Log, v.Snapshot = 15, 10
+	}
+	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.log16() ||
+		c.Kind.rules() && c.Rules.Rules.Schema.log16() {
+		// Issue 13's quantum: a replica before log 16 refuses it.
+		v.Log, v.Snapshot = 16, max(v.Snapshot, 4) // after log 12's event kind, which it raises
 	}
 	return v
 }

@@ -21,6 +21,9 @@ type State struct {
 	ents  map[string]*entState
 	owned map[string]map[string]bool // player → entities whose owner field names it
 	gaps  bool                       // a filtered feed: seqs may skip (Config.Filtered)
+	// quanta are the quantised fields (name → quantum) whose shown values
+	// s keeps for spectators (quantise.go); nil: none.
+	quanta map[string]float64
 
 	// The entity last looked up by entity: an event's changes are mostly
 	// to one entity, and a search of thousands costs a cache miss.
@@ -160,6 +163,12 @@ type fieldState struct {
 	firstOp   fsm.OpKind
 	kind      fsm.Kind
 	kindKnown bool
+
+	// What spectators are shown of a quantised field (quantise.go): the
+	// rounded value, the version of the change that moved it there
+	// (0: not quantised) and the seq it moved at.
+	shown             float64
+	shownVer, shownAt uint64
 }
 
 // NewState returns the empty state of world before its first event.
@@ -305,6 +314,9 @@ func (s *State) change(c *fsm.Change) {
 		}
 	default: // set, incr: the resulting value
 		f.value = c.Value
+	}
+	if s.quanta != nil {
+		s.show(c.Field, f)
 	}
 }
 
