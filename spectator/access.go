@@ -262,6 +262,22 @@ func (a *Access) visible(view View, field string, w who) bool {
 	return false
 }
 
+// mayShow reports whether view may see field on some entity: its
+// visibility is all or a class the view sees, or it is owner- or
+// team-visible and the view has a player or a team.
+func (a *Access) mayShow(view View, field string) bool {
+	vis, ok := a.fields[field]
+	switch {
+	case !ok || view.sees.has(vis):
+		return true
+	case vis == VisibleOwner:
+		return view.player != ""
+	case vis == VisibleTeam:
+		return view.player != "" || view.team != ""
+	}
+	return false
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
