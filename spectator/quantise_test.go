@@ -1,6 +1,7 @@
 package spectator
 
 import (
+	"context"
 	"encoding/json"
 	"math"
 	"testing"
@@ -259,4 +260,24 @@ func TestQuantisedStreamIsKeyframePlusDeltasOfTheQuantisedState(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A replay served to spectators rounds as a live pipeline does: its
+// keyframe at a seq and its deltas show x rounded, a move within the
+// quantum not at all.
+func TestAReplayRoundsAQuantisedField(t *testing.T) {
+	a := newQuantAccess(t, 0.5)
+	g := newGame(t, "w", quantRules(0.5).Fields)
+	fd := newFeed()
+	fd.push(g.act("ann", set("ann", "x", fsm.Float(10.3))))
+	fd.push(g.act("ann", set("ann", "x", fsm.Float(10.6))))
+	fd.push(g.act("ann", set("ann", "x", fsm.Float(11.3))))
+	r, err := NewReplay(ReplayConfig{World: "w", Access: a, Subscribe: fd.subscribe}, View{})
+	require.NoError(t, err)
+	f, err := r.SeekSeq(context.Background(), 2)
+	require.NoError(t, err)
+	require.Equal(t, wire.WatchField{Value: ptr(fsm.Float(10.5)), Version: 1}, decodeKeyframe(t, f).Entities["ann"].Fields["x"])
+	f, err = r.Advance(context.Background(), time.Unix(0, g.time))
+	require.NoError(t, err)
+	require.Equal(t, wire.WatchField{Value: ptr(fsm.Float(11.5)), Version: 3}, decodeDelta(t, f).Entities["ann"].Fields["x"])
 }
