@@ -163,12 +163,14 @@ func TestViewRulesCarryTheQuantaOfTheFieldsTheViewerMaySee(t *testing.T) {
 	r.Fields["hz"] = r.Fields["z"]
 	r.Schema.Access["z"] = fsm.FieldAccess{Visible: "team", Quantum: 2}
 	r.Schema.Access["hz"] = fsm.FieldAccess{Visible: "hidden", Quantum: 3}
+	r.Fields["o"] = r.Fields["z"]
+	r.Schema.Access["o"] = fsm.FieldAccess{Visible: "owner", Quantum: 4}
 	r.Schema.Viewers = map[string]fsm.ViewerRule{"caster": {Sees: []string{"hidden"}}}
 	for _, c := range []struct {
 		v    Viewer
 		want []string
 	}{
-		{Viewer{}, []string{"x"}}, {Viewer{Team: "red"}, []string{"x", "z"}}, {Viewer{Player: "ann"}, []string{"x", "z"}},
+		{Viewer{}, []string{"x"}}, {Viewer{Team: "red"}, []string{"x", "z"}}, {Viewer{Player: "ann"}, []string{"o", "x", "z"}},
 		{Viewer{Class: "caster"}, []string{"hz", "x"}},
 	} {
 		vr, err := ViewRules(r, c.v)
