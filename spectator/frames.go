@@ -394,9 +394,9 @@ func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
 			if !a.visible(view, name, w) {
 				continue
 			}
-			de.version = max(de.version, f.shownVersion())
-			if replace || tc.fields.has(name) && f.movedSince(t.from) {
-				d.fields = append(d.fields, newDeltaField(name, f))
+			de.version = max(de.version, t.state.shownVersion(f))
+			if replace || tc.fields.has(name) && t.state.movedSince(f, t.from) {
+				d.fields = append(d.fields, t.state.deltaField(name, f))
 			}
 		}
 	}
@@ -421,17 +421,16 @@ func versionOf(a *Access, view View, fields []fieldVersion, w who) (uint64, bool
 	return v, ok
 }
 
-// watchField is what a keyframe shows of f: rounded when quantised,
-// unless whole.
-func watchField(f *fieldState, whole bool) wire.WatchField {
+// watchField is what a keyframe shows of f, a field of s: rounded when
+// quantised, unless whole.
+func (s *State) watchField(f *fieldState, whole bool) wire.WatchField {
 	if f.isSet {
 		return wire.WatchField{IsSet: true, Set: slices.Clone(f.set), Version: f.version}
 	}
-	if whole {
-		v := f.value
-		return wire.WatchField{Value: &v, Version: f.version}
+	v, ver := f.value, f.version
+	if !whole {
+		v, ver = s.shownValue(f)
 	}
-	v, ver := f.shownValue()
 	return wire.WatchField{Value: &v, Version: ver}
 }
 
@@ -454,7 +453,7 @@ func keyframe(a *Access, s *State, teamOf TeamFunc, view View, whole bool) *wire
 		for _, nf := range e.fields {
 			name, f := nf.name, nf.f
 			if a.visible(view, name, w) {
-				we.Fields[name] = watchField(f, whole)
+				we.Fields[name] = s.watchField(f, whole)
 				we.Version = max(we.Version, we.Fields[name].Version)
 			}
 		}

@@ -43,8 +43,7 @@ func newDeltaField(name string, f *fieldState) deltaField {
 	if f.isSet {
 		return deltaField{name: name, isSet: true, set: slices.Clone(f.set), version: f.version}
 	}
-	v, ver := f.shownValue() // rounded, for a quantised field
-	return deltaField{name: name, value: v, version: ver}
+	return deltaField{name: name, value: f.value, version: f.version}
 }
 
 // watch returns f as a wire.WatchField, its value in f.

@@ -42,18 +42,26 @@ func Quantise(v, q float64) float64 {
 	return r
 }
 
+// shownField is what spectators are shown of a quantised field: its
+// value rounded, the version of the change that moved it there, and the
+// seq it moved at.
+type shownField struct {
+	value       float64
+	version, at uint64
+}
+
 // quantise makes s keep what spectators are shown of the fields quanta
 // names (name → quantum; none: s keeps nothing of the kind), from its
 // fields' values now: a pipeline's or replay's state, set before its first
 // frame.
 func (s *State) quantise(quanta map[string]float64) {
-	s.quanta = nil
-	if len(quanta) > 0 {
-		s.quanta = quanta
+	s.quanta, s.shown = nil, nil
+	if len(quanta) == 0 {
+		return
 	}
+	s.quanta, s.shown = quanta, make(map[*fieldState]shownField)
 	for _, e := range s.ents {
 		for _, nf := range e.fields {
-			nf.f.shownVer = 0
 			s.show(nf.name, nf.f)
 		}
 	}
@@ -62,38 +70,54 @@ func (s *State) quantise(quanta map[string]float64) {
 // show updates what spectators are shown of field name, f, after its
 // change at s.seq: with a quantum and a float value, its rounded value,
 // moved (with the change's version) only when the rounding differs from
-// the one shown; otherwise nothing (shownVer 0: its value and version
-// show as they are).
+// the one shown; otherwise nothing (its value and version show as they
+// are).
 func (s *State) show(name string, f *fieldState) {
 	q, ok := s.quanta[name]
-	if !ok || f.isSet || f.value.Kind != fsm.KindFloat {
-		f.shownVer = 0
+	if !ok {
 		return
 	}
-	if v := Quantise(f.value.Float, q); f.shownVer == 0 || v != f.shown {
-		f.shown, f.shownVer, f.shownAt = v, f.version, s.seq
+	if f.isSet || f.value.Kind != fsm.KindFloat {
+		delete(s.shown, f)
+		return
+	}
+	v := Quantise(f.value.Float, q)
+	if sh, ok := s.shown[f]; !ok || v != sh.value {
+		s.shown[f] = shownField{value: v, version: f.version, at: s.seq}
 	}
 }
 
 // shownValue returns what spectators are shown of f: its value and
 // version, or, with a quantum, its rounded value and the version of the
 // change that last moved it.
-func (f *fieldState) shownValue() (fsm.Value, uint64) {
-	if f.shownVer != 0 {
-		return fsm.Float(f.shown), f.shownVer
+func (s *State) shownValue(f *fieldState) (fsm.Value, uint64) {
+	if sh, ok := s.shown[f]; ok {
+		return fsm.Float(sh.value), sh.version
 	}
 	return f.value, f.version
 }
 
 // shownVersion is shownValue's version.
-func (f *fieldState) shownVersion() uint64 {
-	if f.shownVer != 0 {
-		return f.shownVer
+func (s *State) shownVersion(f *fieldState) uint64 {
+	if sh, ok := s.shown[f]; ok {
+		return sh.version
 	}
 	return f.version
 }
 
 // movedSince reports whether what spectators are shown of f may have
 // changed at seq from or later: always, but for a quantised field, whose
-// rounded value moved at shownAt.
-func (f *fieldState) movedSince(from uint64) bool { return f.shownVer == 0 || f.shownAt >= from }
+// rounded value moved at its shown seq.
+func (s *State) movedSince(f *fieldState, from uint64) bool {
+	sh, ok := s.shown[f]
+	return !ok || sh.at >= from
+}
+
+// deltaField is what a delta shows of field name, f: newDeltaField,
+// rounded when quantised.
+func (s *State) deltaField(name string, f *fieldState) deltaField {
+	if sh, ok := s.shown[f]; ok {
+		return deltaField{name: name, value: fsm.Float(sh.value), version: sh.version}
+	}
+	return newDeltaField(name, f)
+}

@@ -283,3 +283,22 @@ func TestAReplayRoundsAQuantisedField(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, wire.WatchField{Value: ptr(fsm.Float(11.5)), Version: 3}, decodeDelta(t, f).Entities["ann"].Fields["x"])
 }
+
+// A quantised field's value that is not a float (rules changed under a
+// relay's feed, say) shows as it is; its next float is rounded afresh.
+func TestAQuantisedFieldsValueThatIsNoFloatShowsAsItIs(t *testing.T) {
+	a := newQuantAccess(t, 0.5)
+	s := NewState("w")
+	s.quantise(a.quanta)
+	tk := NewTicker(a, s, nil)
+	step := func(seq uint64, v fsm.Value) map[string]wire.WatchField {
+		tk.Reset()
+		require.NoError(t, tk.Apply(&fsm.Event{World: "w", Seq: seq, Status: fsm.StatusApplied,
+			Changes: []fsm.Change{{Entity: "e", Field: "x", Op: fsm.OpSet, Value: v, Version: seq}}}))
+		return tk.Delta(View{}).Entities["e"].Fields
+	}
+	require.Equal(t, map[string]wire.WatchField{"x": {Value: ptr(fsm.Float(1)), Version: 1}}, step(1, fsm.Float(1.02)))
+	require.Equal(t, map[string]wire.WatchField{"x": {Value: ptr(fsm.Int(5)), Version: 2}}, step(2, fsm.Int(5)))
+	require.Equal(t, map[string]wire.WatchField{"x": {Value: ptr(fsm.Float(5)), Version: 3}}, step(3, fsm.Float(5.04)))
+	require.Equal(t, wire.WatchField{Value: ptr(fsm.Float(5)), Version: 3}, Keyframe(a, s, nil, View{}).Entities["e"].Fields["x"])
+}
