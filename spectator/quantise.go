@@ -12,10 +12,11 @@ import (
 // and replays') show its value rounded to the nearest multiple of the
 // quantum, and a change whose rounded value equals the one shown is not
 // sent: a move within the quantum costs no bytes. What is shown of such a
-// field is kept in the State a pipeline or replay owns (State.shown, beside the fields: a world without quanta pays nothing):
-// the rounded value and the version of the change that last moved it, so
-// that a keyframe made at any point equals the keyframe before it plus the
-// deltas since, versions included. Players' streams, the event stream and
+// field is kept in the State a pipeline or replay owns (State.shown, a
+// map beside the fields: a world without quanta pays nothing): the
+// rounded value and the version of the change that last moved it, so
+// that a keyframe made at any point equals the keyframe before it plus
+// the deltas since, versions included. Players' streams, the event stream and
 // the archive keep full precision: their states are not quantised.
 
 // Quantise returns v rounded to the nearest multiple of q (q > 0, finite),
