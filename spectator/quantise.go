@@ -14,9 +14,11 @@ import (
 // sent: a move within the quantum costs no bytes. What is shown of such a
 // field is kept in the State a pipeline or replay owns (State.shown, a
 // map beside the fields: a world without quanta pays nothing): the
-// rounded value and the version of the change that last moved it, so
+// rounded value and the version of the change that last moved it since
+// the pipeline started (a seeded field starts at its current version), so
 // that a keyframe made at any point equals the keyframe before it plus
-// the deltas since, versions included. Players' streams, the event stream and
+// the deltas since, versions included, within one pipeline; versions are
+// not comparable across pipelines. Players' streams, the event stream and
 // the archive keep full precision: their states are not quantised.
 
 // Quantise returns v rounded to the nearest multiple of q (q > 0, finite),
