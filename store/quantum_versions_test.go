@@ -13,8 +13,7 @@ import (
 // such a voter is in the group.
 func TestQuantumWaitsForEveryVoterToReadLogVersion16(t *testing.T) {
 	t.Parallel()
-	quant := fsm.Rules{Fields: map[string]fsm.FieldRule{"x": {Type: fsm.KindFloat, Policy: fsm.PolicyAuthoritative}},
-		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"x": {Quantum: 0.1}}}}
+	quant := quantRules()
 	old := newCluster(t, 1, func(cfg *Config) { cfg.Versions = fsm.Versions{Log: 15, Snapshot: fsm.SnapshotVersion, Wire: 1} })
 	s := old.leader()
 	require.ErrorIs(t, s.CreateWorld(ctxT(t), "w", quant), ErrVersionGate)
@@ -36,8 +35,7 @@ func TestQuantumWaitsForEveryVoterToReadLogVersion16(t *testing.T) {
 // while ImportGate of the export format alone passes.
 func TestSaltedCreateAndImportOfAQuantumWaitForLogVersion16(t *testing.T) {
 	t.Parallel()
-	quant := fsm.Rules{Fields: map[string]fsm.FieldRule{"x": {Type: fsm.KindFloat, Policy: fsm.PolicyAuthoritative}},
-		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"x": {Quantum: 0.1}}}}
+	quant := quantRules()
 	cur := newCluster(t, 1, nil).leader()
 	require.NoError(t, cur.CreateWorld(ctxT(t), "w", quant))
 	blob, _, err := cur.ExportWorld("w", fsm.ExportFormat)
@@ -60,4 +58,10 @@ func TestSaltedCreateAndImportOfAQuantumWaitForLogVersion16(t *testing.T) {
 	require.NoError(t, other.ImportGateNeeds(fsm.ImportRulesNeeds(1, quant)))
 	_, err = other.ImportWorld(ctxT(t), "w", blob)
 	require.NoError(t, err)
+}
+
+// quantRules are rules whose float field x has a quantum (log 16).
+func quantRules() fsm.Rules {
+	return fsm.Rules{Fields: map[string]fsm.FieldRule{"x": {Type: fsm.KindFloat, Policy: fsm.PolicyAuthoritative}},
+		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"x": {Quantum: 0.1}}}}
 }
