@@ -38,6 +38,7 @@ func TestMovingAQuantumWorldToAGroupWithALog15VoterFencesNothing(t *testing.T) {
 	require.Zero(t, RulesNeeds(src, "absent"), "the fence tells")
 	require.NoError(t, CheckTargetRules(&fakeGroup{}, "q", fsm.ImportRulesNeeds(1, quant)), "a target without a gate is not asked")
 	require.NoError(t, CheckTargetRules(dst, "q", fsm.Versions{}), "nothing to ask")
+	require.NoError(t, CheckTargetRules(src, "q", fsm.ImportRulesNeeds(1, quant)), "a current group reads it")
 }
 
 // requireMoveRefusedUnfenced moves world from src to dst (shard 2) and
