@@ -119,6 +119,11 @@ func goldenBatches() []struct {
 		// format 2 (migrate.go).
 		{"move_world_salted", []Command{{Kind: CmdMoveWorldSalted, Move: &WorldMove{World: "w1", Shard: 3, Incarnation: 42}}}},
 		{"import_world_v2", []Command{{Kind: CmdImportWorld, Import: &WorldImport{World: "w1", Data: []byte("GSDWRLD\x02 a world")}}}},
+		// Log version 16's quantum (rules_schema.go): the rules' schema
+		// block carries it in the field's access.
+		{"update_rules_quantum", []Command{{Kind: CmdUpdateRules, Rules: &RulesUpdate{World: "w1", Expect: 3, Rules: Rules{
+			Fields: map[string]FieldRule{"x": {Type: KindFloat, Policy: PolicyAuthoritative}},
+			Schema: Schema{Access: map[string]FieldAccess{"x": {Quantum: 0.1}}}}}}}},
 		{"session_acks", []Command{{Kind: CmdSessionAcks, Acks: []SessionAck{{World: "w1", ID: "s-1", Seq: 7}, {World: "w2", ID: "s-9", Seq: 1 << 33}}}}},
 		{"mixed", []Command{
 			{Kind: CmdCreateWorld, World: &WorldSpec{ID: "w1", Origin: "eu-west", Rules: goldenRules()}},

@@ -184,6 +184,30 @@ func ImportNeeds(format byte) Versions {
 	return Versions{Log: 8, Snapshot: 7, Wire: 1}
 }
 
+// ImportRulesNeeds returns what a replica must read to import an export
+// of format of a world with rules: ImportNeeds(format), raised to what
+// the rules' keys need (a quantum: log 16), since the import decodes them
+// and a replica that cannot would refuse the import while the others
+// install the world. Needs of CmdImportWorld reads the rules from the
+// export; a move asks the target's voters for it before the fence, from
+// the source's rules.
+func ImportRulesNeeds(format byte, rules Rules) Versions {
+	return ceil(ImportNeeds(format), rulesNeeds(rules.Schema))
+}
+
+// rules returns the rules in the export, not ok when it does not decode
+// that far.
+func (c *WorldImport) rules() (Rules, bool) {
+	if c.Format() == 0 {
+		return Rules{}, false
+	}
+	d := &decoder{b: c.Data[len(exportMagic):]}
+	d.str() // the world
+	d.str() // its origin
+	r := d.rules()
+	return r, d.err == nil
+}
+
 // exportWorldFormats is, by export format, the snapshot format of the
 // world inside it (0: no such export format).
 var exportWorldFormats = [ExportFormat + 1]byte{1: 6, 2: 10}

@@ -156,6 +156,9 @@ type jsonFieldRule struct {
 	Type   string `json:"type"`
 	Policy string `json:"policy"`
 	FieldAccess
+	// Quantum shadows FieldAccess.Quantum: a pointer, so that an explicit
+	// 0 is refused rather than read as "none".
+	Quantum *float64 `json:"quantum,omitempty"`
 }
 
 type jsonRules struct {
@@ -172,7 +175,12 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 	if len(r.Fields) > 0 {
 		j.Fields = make(map[string]jsonFieldRule, len(r.Fields))
 		for n, f := range r.Fields {
-			j.Fields[n] = jsonFieldRule{Type: f.Type.String(), Policy: f.Policy.String(), FieldAccess: r.Schema.Access[n]}
+			a := r.Schema.Access[n]
+			jf := jsonFieldRule{Type: f.Type.String(), Policy: f.Policy.String(), FieldAccess: a}
+			if a.Quantum != 0 {
+				jf.Quantum = &a.Quantum
+			}
+			j.Fields[n] = jf
 		}
 	}
 	return json.Marshal(j)
@@ -180,8 +188,8 @@ func (r Rules) MarshalJSON() ([]byte, error) {
 
 // Wire returns the rules' wire form for clients (wire.Rules): the fields
 // (with their write access), strictness, fairness, actions, roles, the
-// lifecycle keys and player_data. The spectator keys (fields' visibility
-// and delay, teams, viewers, views, interest) are not in it: a client sets
+// lifecycle keys and player_data. The spectator keys (fields' visibility,
+// delay and quantum, teams, viewers, views, interest) are not in it: a client sets
 // them with the rules' JSON (PUT .../rules), and listings leave them out.
 func (r Rules) Wire() wire.Rules {
 	j := wire.Rules{Strict: r.Strict, FairWindow: durationString(r.Fair.Window), MaxLag: durationString(r.Fair.MaxLag),
@@ -215,7 +223,14 @@ func (r *Rules) UnmarshalJSON(b []byte) error {
 		out.Fields = make(map[string]FieldRule, len(j.Fields))
 	}
 	for n, jf := range j.Fields {
-		if a := jf.FieldAccess.normal(); a != (FieldAccess{}) {
+		a := jf.FieldAccess.normal()
+		if jf.Quantum != nil {
+			if *jf.Quantum <= 0 {
+				return fmt.Errorf("%w: field %q: quantum must be a positive finite number", ErrMalformed, n)
+			}
+			a.Quantum = *jf.Quantum
+		}
+		if a != (FieldAccess{}) {
 			if out.Schema.Access == nil {
 				out.Schema.Access = make(map[string]FieldAccess)
 			}

@@ -27,8 +27,9 @@ const CodeNotSupported = "not_supported"
 // encoded and hashed with the rules. Defaults are zero values, so a Schema
 // that is all defaults is the zero Schema and encodes to nothing.
 type Schema struct {
-	// Access is each declared field's write permission and visibility; in
-	// JSON it sits in the field's own object ("write", "visible", "delay").
+	// Access is each declared field's write permission, visibility and
+	// spectators' precision; in JSON it sits in the field's own object
+	// ("write", "visible", "delay", "quantum").
 	Access map[string]FieldAccess `json:"-"`
 	// Actions are the world's declared actions by name (issue 12).
 	Actions map[string]ActionRule `json:"actions,omitempty"`
@@ -84,6 +85,11 @@ type FieldAccess struct {
 	Visible string `json:"visible,omitempty"`
 	// Delay is how long after a change "casters" see it (0..MaxViewDelay).
 	Delay Duration `json:"delay,omitzero"`
+	// Quantum is the precision spectators get of a float field (log
+	// version 16): their streams round its values to the nearest
+	// multiple of it, and a move within it is not sent. 0: full
+	// precision. Players and the event archive always get full precision.
+	Quantum float64 `json:"quantum,omitempty"`
 }
 
 // ActionRule is a declared action (wire.ActionRule: clients send it in
@@ -194,6 +200,21 @@ func checkDelay(what string, d Duration) error {
 	return nil
 }
 
+// checkQuantum checks field n's quantum: 0 (none), or a positive finite
+// number on a float field that is not a set.
+func checkQuantum(n string, q float64, f FieldRule) error {
+	if q == 0 {
+		return nil
+	}
+	if !(q > 0) || math.IsInf(q, 0) {
+		return fmt.Errorf("%w: field %s: quantum must be a positive finite number", ErrMalformed, n)
+	}
+	if f.Type != KindFloat || f.Policy == PolicySet {
+		return fmt.Errorf("%w: field %s: quantum needs a float field that is not a set (it is %s, %s)", ErrMalformed, n, f.Type, f.Policy)
+	}
+	return nil
+}
+
 func checkExpr(what, e string) error {
 	if e == "" || len(e) > maxExprLen {
 		return fmt.Errorf("%w: %s must be 1..%d bytes", ErrMalformed, what, maxExprLen)
@@ -224,6 +245,9 @@ func (s Schema) validate(fields map[string]FieldRule) error {
 		}
 		if a.Delay != 0 && a.Visible != "casters" {
 			return fmt.Errorf("%w: field %s: delay needs visible \"casters\"", ErrMalformed, n)
+		}
+		if err := checkQuantum(n, a.Quantum, fields[n]); err != nil {
+			return err
 		}
 	}
 	if err := s.validateActions(); err != nil {
@@ -414,10 +438,17 @@ func (s Schema) lifecycle() bool {
 // fields' write (log version 3); issue 14 capacity, idle_expiry, mode and
 // labels (log version 6); issue 13 the visibility keys (log version 7),
 // views and teams from a token claim (log version 10); issue 16
-// player_data (log version 11). A new key is a log format change: a
+// player_data (log version 11); issue 13 the fields' quantum (log
+// version 16). A new key is a log format change: a
 // replica that does not know the key would apply the same entry
 // differently, so its issue raises LogVersion and makes fsm.Needs ask for
 // it wherever the key is set (the logN methods below).
+
+// log16 reports whether s sets a key of issue 13 that a replica before log
+// version 16 does not know: a field's quantum.
+func (s Schema) log16() bool {
+	return slices.ContainsFunc(sortedKeys(s.Access), func(n string) bool { return s.Access[n].Quantum != 0 })
+}
 
 // log11 reports whether s sets a key of issue 16 that a replica before log
 // version 11 does not know: player_data.

@@ -262,3 +262,66 @@ func TestRulesWireCarriesPlayerWritableDataKeysOnlyWhenSet(t *testing.T) {
 	require.Equal(t, []string{"settings", "loadout"}, w.PlayerData.PlayerWritable)
 	require.Nil(t, Rules{}.Wire().PlayerData, "no player_data key without writable keys")
 }
+
+// TestQuantumKeyIsBuiltAndNeedsLogVersion16: a float field's quantum (the
+// precision spectators get) is a rules key of its own: a replica before
+// log 16 refuses its schema block, so the leader proposes it only when
+// every voter reads log 16, whichever rules kind carries it.
+func TestQuantumKeyIsBuiltAndNeedsLogVersion16(t *testing.T) {
+	js := `{"strict":false,"fields":{"x":{"type":"float","policy":"authoritative","quantum":0.1},"y":{"type":"float","policy":"max","visible":"team","quantum":0.25}}}`
+	var r Rules
+	require.NoError(t, json.Unmarshal([]byte(js), &r))
+	require.Equal(t, map[string]FieldAccess{"x": {Quantum: 0.1}, "y": {Visible: "team", Quantum: 0.25}}, r.Schema.Access)
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	require.Equal(t, js, string(b), "the key keeps its JSON form")
+
+	want := Versions{Log: 16, Snapshot: 4, Wire: 1}
+	for _, c := range []Command{
+		{Kind: CmdCreateWorld, World: &WorldSpec{Rules: r}},
+		{Kind: CmdUpdateRules, Rules: &RulesUpdate{Rules: r}},
+		{Kind: CmdUpdateRulesEvent, Rules: &RulesUpdate{Rules: r}},
+	} {
+		need := Needs(&c)
+		require.Equal(t, want, need, c.Kind)
+		require.False(t, Versions{Log: 15, Snapshot: SnapshotVersion, Wire: 1}.Covers(need), "a log 15 cluster refuses it")
+		require.True(t, Supported().Covers(need))
+		out, err := DecodeBatch(EncodeBatch(&Batch{Time: 1, Commands: []Command{c}}))
+		require.NoError(t, err)
+		require.Equal(t, c, out.Commands[0], "the quantum round-trips the log")
+	}
+	// Without a quantum the same rules need what they needed before.
+	noQ := r
+	noQ.Schema.Access = map[string]FieldAccess{"y": {Visible: "team"}}
+	require.Equal(t, uint32(7), Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: noQ}}).Log)
+	// With write access too, the snapshot format of actions stays.
+	var w Rules
+	require.NoError(t, json.Unmarshal([]byte(`{"fields":{"x":{"type":"float","policy":"authoritative","write":"owner","quantum":2}}}`), &w))
+	require.Equal(t, Versions{Log: 16, Snapshot: 5, Wire: 1}, Needs(&Command{Kind: CmdCreateWorld, World: &WorldSpec{Rules: w}}))
+	require.Equal(t, uint32(16), LogVersion)
+}
+
+func TestQuantumOfTheWrongFieldOrValueIsMalformed(t *testing.T) {
+	for what, js := range map[string]string{
+		"zero":          `{"fields":{"x":{"type":"float","policy":"authoritative","quantum":0}}}`,
+		"negative":      `{"fields":{"x":{"type":"float","policy":"authoritative","quantum":-0.5}}}`,
+		"a string":      `{"fields":{"x":{"type":"float","policy":"authoritative","quantum":"0.1"}}}`,
+		"an int field":  `{"fields":{"x":{"type":"int","policy":"authoritative","quantum":1}}}`,
+		"a counter":     `{"fields":{"x":{"policy":"counter","quantum":1}}}`,
+		"a set":         `{"fields":{"x":{"type":"float","policy":"set","quantum":1}}}`,
+		"a string type": `{"fields":{"x":{"policy":"authoritative","quantum":1}}}`,
+	} {
+		var r Rules
+		err := json.Unmarshal([]byte(js), &r)
+		require.ErrorIs(t, err, ErrMalformed, what)
+		if what != "a string" {
+			require.Contains(t, err.Error(), "quantum", what)
+		}
+	}
+	float := map[string]FieldRule{"x": {Type: KindFloat, Policy: PolicyAuthoritative}}
+	for what, q := range map[string]float64{"NaN": math.NaN(), "infinite": math.Inf(1), "negative": -1, "-Inf": math.Inf(-1)} {
+		r := Rules{Fields: float, Schema: Schema{Access: map[string]FieldAccess{"x": {Quantum: q}}}}
+		require.ErrorIs(t, r.Validate(), ErrMalformed, what)
+	}
+	require.NoError(t, Rules{Fields: float, Schema: Schema{Access: map[string]FieldAccess{"x": {Quantum: 1e-9}}}}.Validate())
+}

@@ -83,9 +83,17 @@ type Versions = wire.Versions
 //     its export is of format 2 too (keeping its data versions) when the
 //     move's target reads log 15, else of format 1 (the move decides,
 //     ExportWorld's format).
+//   - Log 16 builds the rules key fields.<name>.quantum (issue 13: the
+//     precision spectators' frames round a float field to); a replica
+//     before it refuses rules that set it. Every kind that carries rules
+//     is gated on it: a create, salted or not, a rules update with or
+//     without its event, and an import whose export's rules set it
+//     (ImportRulesNeeds; a move asks the target's voters before the
+//     fence). No new command kind; the snapshot format stays 10 (the key
+//     travels inside the rules' schema block).
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 15
+	LogVersion      uint32 = 16
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -116,51 +124,77 @@ func Floor(vs ...Versions) Versions {
 // Needs returns the versions a replica must read to apply c the way this
 // binary does: the leader proposes c only when every voter's versions
 // cover them. It looks at the content, not only the kind, so that a rules
-// key's format (the schema block) is gated like a command kind.
+// key's format (the schema block) is gated like a command kind: the rules
+// of every kind that carries them (a create, salted or not, a rules
+// update, and an import, whose export holds the world's rules).
 func Needs(c *Command) Versions {
 	v := needs(c)
-	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.lifecycle() ||
-		c.Kind.rules() && c.Rules.Rules.Schema.lifecycle() {
-		// Issue 14's rules keys: a log 5 replica refuses them.
-		v.Log, v.Snapshot = 6, max(v.Snapshot, 4)
-	}
-	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.visibility() ||
-		c.Kind.rules() && c.Rules.Rules.Schema.visibility() {
-		// Issue 13's rules keys: a replica before log 7 refuses them.
-		v.Log, v.Snapshot = 7, max(v.Snapshot, 4)
-	}
-	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.log10() ||
-		c.Kind.rules() && c.Rules.Rules.Schema.log10() {
-		// Issue 13's views and teams from a claim: a replica before log
-		// 10 refuses them.
-		v.Log, v.Snapshot = 10, max(v.Snapshot, 4)
-	}
-	if c.Kind == CmdCreateWorld && c.World.Rules.Schema.log11() ||
-		c.Kind.rules() && c.Rules.Rules.Schema.log11() {
-		// Issue 16's player_data: a replica before log 11 refuses it.
-		v.Log, v.Snapshot = 11, max(v.Snapshot, 4)
-	}
-	if c.Kind == CmdUpdateRulesEvent {
+	switch c.Kind {
+	case CmdUpdateRulesEvent:
 		// The update's event: a replica before log 12 cannot decode the
 		// kind.
 		v.Log = 12
-	}
-	if c.Kind == CmdCreateWorldSalted || c.Kind == CmdSalt || c.Kind == CmdEraseSalt {
+	case CmdCreateWorldSalted, CmdSalt, CmdEraseSalt:
 		// Salted audit leaves: a replica before log 13 cannot decode the
 		// kinds, nor restore the salt table (snapshot format 9).
 		v.Log, v.Snapshot = 13, 9
-	}
-	if c.Kind == CmdEraseSaltKeep {
+	case CmdEraseSaltKeep:
 		// The kept digest: a replica before log 14 cannot decode the
 		// kind, nor restore the digests (snapshot format 10).
 		v.Log, v.Snapshot = 14, 10
-	}
-	if c.Kind == CmdMoveWorldSalted {
+	case CmdMoveWorldSalted:
 		// A salted world's fence: a replica before log 15 cannot decode
 		// the kind (migrate.go).
 		v.Log, v.Snapshot = 15, 10
 	}
+	if r, ok := carriedRules(c); ok {
+		v = ceil(v, rulesNeeds(r.Schema))
+	}
 	return v
+}
+
+// carriedRules returns the rules c carries, if any: a create's (salted
+// or not), a rules update's, or those in an import's export (not ok when
+// the export does not decode that far: every replica refuses it alike).
+func carriedRules(c *Command) (Rules, bool) {
+	switch {
+	case (c.Kind == CmdCreateWorld || c.Kind == CmdCreateWorldSalted) && c.World != nil:
+		return c.World.Rules, true
+	case c.Kind.rules() && c.Rules != nil:
+		return c.Rules.Rules, true
+	case c.Kind == CmdImportWorld && c.Import != nil:
+		return c.Import.rules()
+	}
+	return Rules{}, false
+}
+
+// rulesNeeds returns what a replica must read to decode and apply rules
+// with schema s alike: the log version that built the newest key it sets,
+// with snapshot format 4 (the rules version), or nothing beyond the
+// baseline when it sets none of these keys (needs gates the older ones).
+func rulesNeeds(s Schema) Versions {
+	v := Versions{Log: 1, Snapshot: 3, Wire: 1}
+	for _, k := range []struct {
+		set bool
+		log uint32
+	}{
+		{s.lifecycle(), 6},  // issue 14's keys: a log 5 replica refuses them
+		{s.visibility(), 7}, // issue 13's visibility keys
+		{s.log10(), 10},     // issue 13's views and teams from a claim
+		{s.log11(), 11},     // issue 16's player_data
+		{s.log16(), 16},     // issue 13's quantum
+	} {
+		if k.set {
+			v.Log, v.Snapshot = k.log, 4
+		}
+	}
+	return v
+}
+
+// ceil returns the per-component maximum of a and b: what a replica must
+// read to read both.
+func ceil(a, b Versions) Versions {
+	return Versions{Log: max(a.Log, b.Log), Snapshot: max(a.Snapshot, b.Snapshot), Wire: max(a.Wire, b.Wire)}
 }
 
 // rules reports a rules update's kind, with or without its event.

@@ -65,6 +65,12 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // export's format (step 2), and a salted world, which only format 2
 // holds, is refused with nothing fenced when they do not.
 //
+// It also asks dst's gate whether its voters read the world's rules
+// (CheckTargetRules: a quantum needs log 16 whatever the export's
+// format, fsm.ImportRulesNeeds), and refuses with nothing fenced when
+// they do not: the import would be refused (version_gate) and the world
+// would refuse its writes until they were upgraded.
+//
 // Writes to the world are refused from the fence's commit until dst's
 // import commits and the routers learn of it: that is the freeze
 // players see. Move is safe to retry after any error: a fence to the same
@@ -72,6 +78,9 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // error is recognised (same incarnation, imported) and not redone.
 func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
 	if err := CheckTargetCopy(dst, world, to); err != nil {
+		return 0, err
+	}
+	if err := CheckTargetRules(dst, world, RulesNeeds(src, world)); err != nil {
 		return 0, err
 	}
 	e, err := FenceAndExportFor(ctx, src, world, to, ExportFormatGate(dst))
@@ -94,6 +103,7 @@ var (
 	_ MoveSource = (*store.Store)(nil)
 	_ MoveTarget = (*store.Store)(nil)
 	_ ImportGate = (*store.Store)(nil)
+	_ RulesGate  = (*store.Store)(nil)
 )
 
 // ImportGate is what a target that gates its commands by its voters'
@@ -101,6 +111,45 @@ var (
 // read the import of a world export of format (fsm.ImportNeeds).
 type ImportGate interface {
 	ImportGate(format byte) error
+}
+
+// RulesGate is what a target that gates its commands by its voters'
+// versions has (*store.Store): store.ErrVersionGate when a voter would
+// not read an import that needs need (fsm.ImportRulesNeeds).
+type RulesGate interface {
+	ImportGateNeeds(need fsm.Versions) error
+}
+
+// RulesNeeds returns what the import of world's export needs for its
+// rules beyond what any export format needs (fsm.ImportRulesNeeds of
+// format 1: a quantum, log 16), from src's copy; the zero Versions when
+// nothing more, or when src does not hold the world (the fence tells).
+func RulesNeeds(src MoveSource, world string) fsm.Versions {
+	info, err := src.World(world)
+	if err != nil {
+		return fsm.Versions{}
+	}
+	if need := fsm.ImportRulesNeeds(1, info.Rules); need != fsm.ImportNeeds(1) {
+		return need
+	}
+	return fsm.Versions{}
+}
+
+// CheckTargetRules returns why dst would refuse the import of world,
+// whose rules need need (RulesNeeds; zero: nothing beyond the export's
+// format), wrapping store.ErrVersionGate; nil when it would not, when
+// need is zero or when dst has no RulesGate. A move asks it before the
+// fence (Move; api's check step), so such a world is refused with
+// nothing fenced.
+func CheckTargetRules(dst any, world string, need fsm.Versions) error {
+	g, ok := dst.(RulesGate)
+	if !ok || need.IsZero() {
+		return nil
+	}
+	if err := g.ImportGateNeeds(need); err != nil {
+		return fmt.Errorf("move %s: its rules need %s at the target, which cannot import it (nothing fenced): %w", world, need, err)
+	}
+	return nil
 }
 
 // ExportFormatGate returns why dst would refuse the import of an export

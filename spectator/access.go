@@ -2,6 +2,7 @@ package spectator
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -94,6 +95,9 @@ type Access struct {
 	teams       fsm.TeamRule
 	classes     map[string]class
 	anyTeam     bool // some field is team-visible
+	// quanta are the fields spectators get rounded (name → quantum,
+	// quantise.go); restricted or not.
+	quanta map[string]float64
 }
 
 // NewAccess compiles a world's rules. It checks what it relies on (the
@@ -110,6 +114,15 @@ func NewAccess(r fsm.Rules) (*Access, error) {
 		d := time.Duration(fa.Delay)
 		if d < 0 || d > fsm.MaxViewDelay {
 			return nil, fmt.Errorf("%w: field %s: delay must be 0..%s", ErrBadRules, name, fsm.MaxViewDelay)
+		}
+		if q := fa.Quantum; q != 0 {
+			if !(q > 0) || math.IsInf(q, 0) {
+				return nil, fmt.Errorf("%w: field %s: quantum must be a positive finite number", ErrBadRules, name)
+			}
+			if a.quanta == nil {
+				a.quanta = make(map[string]float64)
+			}
+			a.quanta[name] = q
 		}
 		if v == VisibleAll {
 			continue
@@ -245,6 +258,22 @@ func (a *Access) visible(view View, field string, w who) bool {
 		return view.player != "" && view.player == w.owner
 	case VisibleTeam:
 		return view.player != "" && view.player == w.owner || view.team != "" && view.team == w.team
+	}
+	return false
+}
+
+// mayShow reports whether view may see field on some entity: its
+// visibility is all or a class the view sees, or it is owner- or
+// team-visible and the view has a player or a team.
+func (a *Access) mayShow(view View, field string) bool {
+	vis, ok := a.fields[field]
+	switch {
+	case !ok || view.sees.has(vis):
+		return true
+	case vis == VisibleOwner:
+		return view.player != ""
+	case vis == VisibleTeam:
+		return view.player != "" || view.team != ""
 	}
 	return false
 }

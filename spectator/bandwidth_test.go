@@ -204,7 +204,12 @@ func rulerFrames(t testing.TB, evs []*fsm.Event) []*Frame {
 // returns the bytes a public viewer, joined before the first event, is
 // sent, and the state it holds after the last frame.
 func spectatorStream(t testing.TB, evs []*fsm.Event, sent func(*Frame), stepped func(*Pipeline)) (rulerBytes, *wire.Keyframe, *Pipeline) {
-	a, err := NewAccess(fsm.Rules{Fields: battleFields()})
+	return streamOf(t, fsm.Rules{Fields: battleFields()}, evs, sent, stepped)
+}
+
+// streamOf is spectatorStream under rules r.
+func streamOf(t testing.TB, r fsm.Rules, evs []*fsm.Event, sent func(*Frame), stepped func(*Pipeline)) (rulerBytes, *wire.Keyframe, *Pipeline) {
+	a, err := NewAccess(r)
 	require.NoError(t, err)
 	cfg := DefaultConfig()
 	now := time.Unix(0, evs[0].Time)

@@ -365,7 +365,7 @@ func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
 	// see now.
 	replace := tc.deleted || w != tc.startWho
 	de := deltaEntity{id: id, replace: replace && sawIt, lo: len(d.fields)}
-	if !replace && !a.Restricted() {
+	if !replace && !a.Restricted() && t.state.quanta == nil {
 		// Every field is visible: the changed ones and the entity's
 		// version, without a look at the others; in name order (the
 		// JSON's), so that the delta need not sort them: a walk of the
@@ -387,14 +387,16 @@ func (t *Ticker) entityDelta(d *tickDelta, view View, tc *touch) {
 			}
 		}
 	} else {
+		// A quantised field (quantise.go) is sent only when its rounded
+		// value moved in the tick, with its shown version.
 		for _, nf := range e.fields {
 			name, f := nf.name, nf.f
 			if !a.visible(view, name, w) {
 				continue
 			}
-			de.version = max(de.version, f.version)
-			if replace || tc.fields.has(name) {
-				d.fields = append(d.fields, newDeltaField(name, f))
+			de.version = max(de.version, t.state.shownVersion(f))
+			if replace || tc.fields.has(name) && t.state.movedSince(f, t.from) {
+				d.fields = append(d.fields, t.state.deltaField(name, f))
 			}
 		}
 	}
@@ -419,17 +421,29 @@ func versionOf(a *Access, view View, fields []fieldVersion, w who) (uint64, bool
 	return v, ok
 }
 
-func watchField(f *fieldState) wire.WatchField {
+// watchField is what a keyframe shows of f, a field of s: rounded when
+// quantised, unless whole.
+func (s *State) watchField(f *fieldState, whole bool) wire.WatchField {
 	if f.isSet {
 		return wire.WatchField{IsSet: true, Set: slices.Clone(f.set), Version: f.version}
 	}
-	v := f.value
-	return wire.WatchField{Value: &v, Version: f.version}
+	v, ver := f.value, f.version
+	if !whole {
+		v, ver = s.shownValue(f)
+	}
+	return wire.WatchField{Value: &v, Version: ver}
 }
 
 // Keyframe returns the state view may see: every entity with a field the
-// view may see, with those fields only.
+// view may see, with those fields only. A quantised field (quantise.go)
+// shows as s keeps it for spectators: rounded, when s is a pipeline's or
+// replay's; a state of another's (a player's keyframe) has full precision.
 func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
+	return keyframe(a, s, teamOf, view, false)
+}
+
+// keyframe is Keyframe, with full precision when whole.
+func keyframe(a *Access, s *State, teamOf TeamFunc, view View, whole bool) *wire.Keyframe {
 	view = a.bound(view, s, teamOf)
 	k := &wire.Keyframe{Type: wire.TypeKeyframe, World: s.world, Seq: s.seq, Time: s.time,
 		Entities: make(map[string]wire.WatchEntity, len(s.ents))}
@@ -439,8 +453,8 @@ func Keyframe(a *Access, s *State, teamOf TeamFunc, view View) *wire.Keyframe {
 		for _, nf := range e.fields {
 			name, f := nf.name, nf.f
 			if a.visible(view, name, w) {
-				we.Fields[name] = watchField(f)
-				we.Version = max(we.Version, f.version)
+				we.Fields[name] = s.watchField(f, whole)
+				we.Version = max(we.Version, we.Fields[name].Version)
 			}
 		}
 		if len(we.Fields) > 0 {

@@ -171,6 +171,7 @@ func newPipeline(cfg Config) (*Pipeline, error) {
 		s = NewState(cfg.World)
 	}
 	s.gaps = cfg.Filtered
+	s.quantise(cfg.Access.quanta) // spectators get quantised fields rounded
 	delay := NewDelay(cfg.Delay, cfg.MaxClockSkew)
 	if cfg.Delay > 0 && s.time > delay.Cutoff(cfg.Now()) {
 		// Its keyframes would show what the delay still holds back.
@@ -311,7 +312,7 @@ func (p *Pipeline) step(now time.Time) error {
 	if now.Sub(p.lastKey) >= p.cfg.KeyframeInterval {
 		p.lastKey = now
 		for key, vs := range p.views {
-			k, err := p.keyframeLocked(key.view)
+			k, err := p.keyframeLocked(key)
 			if err != nil {
 				return err
 			}
@@ -328,7 +329,7 @@ func (p *Pipeline) step(now time.Time) error {
 				continue
 			}
 			if vs.cur == nil {
-				k, err := p.keyframeLocked(key.view)
+				k, err := p.keyframeLocked(key)
 				if err != nil {
 					return err
 				}
@@ -425,7 +426,7 @@ func (p *Pipeline) aggFrameLocked(view View, a *aggFrame, parts map[partKey]*Fra
 // or its filtered events; nil when there is nothing for them.
 func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
 	if p.ticker.Resync(key.view) {
-		return p.keyframeLocked(key.view) // its player changed team
+		return p.keyframeLocked(key) // its player changed team
 	}
 	if key.events {
 		if e := p.ticker.Events(key.view); e != nil {
@@ -441,10 +442,12 @@ func (p *Pipeline) tickFrameLocked(key viewKey) (*Frame, error) {
 	return nil, nil
 }
 
-// keyframeLocked makes view's keyframe at the state now.
-func (p *Pipeline) keyframeLocked(view View) (*Frame, error) {
+// keyframeLocked makes key's keyframe at the state now: with quantised
+// fields rounded for deltas' viewers, whole for events' (whose events
+// are whole).
+func (p *Pipeline) keyframeLocked(key viewKey) (*Frame, error) {
 	s := p.ticker.State()
-	k := Keyframe(p.cfg.Access, s, p.cfg.TeamOf, view)
+	k := keyframe(p.cfg.Access, s, p.cfg.TeamOf, key.view, key.events)
 	AddCheckpoint(k, p.cfg.Access, p.cfg.Checkpoint)
 	p.keyframes++
 	return p.encodedLocked(encode(wire.TypeKeyframe, k.Seq, k))

@@ -21,6 +21,12 @@ type State struct {
 	ents  map[string]*entState
 	owned map[string]map[string]bool // player → entities whose owner field names it
 	gaps  bool                       // a filtered feed: seqs may skip (Config.Filtered)
+	// quanta are the quantised fields (name → quantum) whose shown values
+	// s keeps for spectators in shown (quantise.go); nil: none. Beside
+	// the fields, not in them: a world without quanta (and a replay of
+	// it) keeps its fields' states as small as they were.
+	quanta map[string]float64
+	shown  map[*fieldState]shownField
 
 	// The entity last looked up by entity: an event's changes are mostly
 	// to one entity, and a search of thousands costs a cache miss.
@@ -258,6 +264,11 @@ func (s *State) apply(ev *fsm.Event, each func(i int)) error {
 func (s *State) change(c *fsm.Change) {
 	if c.Field == "" {
 		old, _ := s.str(c.Entity, OwnerField)
+		if e := s.ents[c.Entity]; e != nil && s.shown != nil {
+			for _, nf := range e.fields {
+				delete(s.shown, nf.f)
+			}
+		}
 		delete(s.ents, c.Entity)
 		if s.lastID == c.Entity {
 			s.lastEnt = nil
@@ -305,6 +316,9 @@ func (s *State) change(c *fsm.Change) {
 		}
 	default: // set, incr: the resulting value
 		f.value = c.Value
+	}
+	if s.quanta != nil {
+		s.show(c.Field, f)
 	}
 }
 

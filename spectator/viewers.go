@@ -110,7 +110,7 @@ func (p *Pipeline) join(key viewKey) (*Member, error) {
 	}
 	vs := p.views[key]
 	if vs == nil {
-		k, err := p.keyframeLocked(view)
+		k, err := p.keyframeLocked(key)
 		if err != nil {
 			return nil, err
 		}
@@ -123,7 +123,7 @@ func (p *Pipeline) join(key viewKey) (*Member, error) {
 		return nil, err
 	}
 	if len(vs.since)+1+len(aggs) > p.cfg.Queue {
-		k, err := p.keyframeLocked(view)
+		k, err := p.keyframeLocked(key)
 		if err != nil {
 			return nil, err
 		}

@@ -11,7 +11,10 @@ import "github.com/gsd-dev/gsd/fsm"
 // team); no field is restricted in them, since the relay holds only what
 // v may see. A view the relay could not make as the node does is left
 // out: one by team whose teams come from claims or session data (not in
-// the events), one by player when v may not see the owner field. Errors:
+// the events), one by player when v may not see the owner field. They
+// carry too the quantum of each field v may see (fields.<name>.quantum,
+// with the field's type and policy), so that the relay's watch frames
+// round it as the node's do. Errors:
 // the viewer's (ErrUnknownClass, ErrBadDelay) and rules the package
 // cannot enforce (ErrBadRules).
 func ViewRules(r fsm.Rules, v Viewer) (fsm.Rules, error) {
@@ -28,6 +31,19 @@ func ViewRules(r fsm.Rules, v Viewer) (fsm.Rules, error) {
 		return fsm.Rules{}, err
 	}
 	var out fsm.Rules
+	// The quanta of the fields v may see somewhere, with their fields'
+	// rules (a quantum needs a declared float field): the relay's frames
+	// round them as the node's do. A field v never sees is not named.
+	for _, name := range sortedKeys(a.quanta) {
+		if !a.mayShow(view, name) {
+			continue
+		}
+		if out.Fields == nil {
+			out.Fields, out.Schema.Access = map[string]fsm.FieldRule{}, map[string]fsm.FieldAccess{}
+		}
+		out.Fields[name] = r.Fields[name]
+		out.Schema.Access[name] = fsm.FieldAccess{Quantum: a.quanta[name]}
+	}
 	for _, g := range ag.aggs {
 		switch {
 		case !ag.sees(view, g):

@@ -102,3 +102,13 @@ func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm
 func (s *Store) ImportGate(format byte) error {
 	return s.gateNeed(fsm.ImportNeeds(format), fsm.CmdImportWorld)
 }
+
+// ImportGateNeeds returns ErrVersionGate when a voter of this group does
+// not read need, what an import needs (fsm.ImportRulesNeeds: a world
+// whose rules set a quantum needs log 16 whatever the export's format),
+// else nil. shard.Move asks it before the fence at the world's old home,
+// from the source's rules, so that such a world is refused with nothing
+// fenced rather than fenced for an import this group refuses.
+func (s *Store) ImportGateNeeds(need fsm.Versions) error {
+	return s.gateNeed(need, fsm.CmdImportWorld)
+}
