@@ -17,6 +17,12 @@ import (
 // against (beyond the audit tree it trusts, or no tree for the world).
 var ErrUnverifiable = errors.New("gsd/store: events cannot be verified here")
 
+// ErrNotServed reports a peer that cannot serve the archive pages asked
+// for: one that does not run the group, or an older gsd that cannot be
+// asked for a group by name. RefillPeers wrap it; the refiller logs the
+// refusal and asks the other peers, and stores nothing from that one.
+var ErrNotServed = errors.New("gsd/store: the peer does not serve this group's archive")
+
 // RefillVerifier checks events fetched from another node before the
 // archive stores them (the node's audit tree: cmd/gsd wires the auditor).
 type RefillVerifier interface {
@@ -48,7 +54,12 @@ const (
 
 // RefillConfig configures Store.RunRefill.
 type RefillConfig struct {
-	Peers    RefillPeers
+	Peers RefillPeers
+	// Members returns the nodes that hold a replica of this group (this
+	// one may be among them): the peers a refill asks. nil: the nodes in
+	// the group's node table, which is every node for the membership
+	// group (a shard's table lists only the nodes that led it).
+	Members  func() []fsm.NodeInfo
 	Verifier RefillVerifier // nil: two peers' equal answers only
 	Interval time.Duration  // how often the archive is checked again
 	PageSize int            // events fetched per call
@@ -208,8 +219,12 @@ func (s *Store) refillOnce(ctx context.Context, cfg RefillConfig) error {
 		s.setRefillError(err)
 		return err
 	}
+	members := s.fsm.Nodes
+	if cfg.Members != nil {
+		members = cfg.Members
+	}
 	var peers []fsm.NodeInfo
-	for _, n := range s.fsm.Nodes() {
+	for _, n := range members() {
 		if n.ID != s.cfg.ID && n.HTTPAddr != "" {
 			peers = append(peers, n)
 		}
@@ -407,6 +422,10 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 // shape is refused.
 func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, error) {
 	evs, err := cfg.Peers.FetchArchive(ctx, p, world, from, want)
+	if errors.Is(err, ErrNotServed) {
+		s.log.Warn("event archive refill: a peer does not serve this group's archive; asking the others",
+			"peer", p.ID, "world", world, "err", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch from node %s: %w", p.ID, err)
 	}
