@@ -1,6 +1,13 @@
 package shard
 
-import "github.com/gsd-dev/gsd/store"
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
 
 // ArchiveRecords serves world's archived events from this node's replica
 // of its group: what another node refilling its archive fetches
@@ -13,12 +20,77 @@ func (b *Backend) ArchiveRecords(world string, from uint64, limit, maxBytes int)
 	return st.ArchiveRecords(world, from, limit, maxBytes)
 }
 
-// ArchiveStatus is the membership group's archive status (api/admin's
-// archive routes answer for the node's first group, the one gsd refills).
-func (b *Backend) ArchiveStatus() store.ArchiveStatus { return b.home.ArchiveStatus() }
+// GroupArchiveRecords serves world's archived events from this node's
+// replica of group, whichever group the map places world on: what
+// another node refilling its replica of group fetches (api/peer's archive
+// route with the group named). A group this node does not run is not
+// supported here: the asking node asks the group's other voters.
+func (b *Backend) GroupArchiveRecords(group uint64, world string, from uint64, limit, maxBytes int) (uint64, [][]byte, error) {
+	st, ok := b.r.mgr.Group(group)
+	if !ok {
+		return 0, nil, fmt.Errorf("%w: this node does not run group %d: %w", fsm.ErrNotSupported, group, ErrUnknownGroup)
+	}
+	return st.ArchiveRecords(world, from, limit, maxBytes)
+}
 
-// CheckArchive checks the membership group's archive now.
-func (b *Backend) CheckArchive() ([]store.Range, error) { return b.home.CheckArchive() }
+// ArchiveStatus is the archive status of every group this node runs,
+// added up (api/admin's GET /v1/node/archive): every group's missing
+// ranges (each names its world), the counts summed, the oldest of their
+// last checks, and each group's last refill error after its id.
+func (b *Backend) ArchiveStatus() store.ArchiveStatus {
+	out := store.ArchiveStatus{Missing: []store.Range{}}
+	var errs []string
+	for _, st := range b.stores() {
+		s := st.ArchiveStatus()
+		out.Missing = append(out.Missing, s.Missing...)
+		out.MissingEvents += s.MissingEvents
+		out.Refilled += s.Refilled
+		out.Refused += s.Refused
+		for k, v := range s.Verified {
+			if out.Verified == nil {
+				out.Verified = map[string]uint64{}
+			}
+			out.Verified[k] += v
+		}
+		if out.Checked.IsZero() || s.Checked.Before(out.Checked) {
+			out.Checked = s.Checked
+		}
+		if s.Error != "" {
+			errs = append(errs, fmt.Sprintf("group %d: %s", st.GroupID(), s.Error))
+		}
+	}
+	out.Error = strings.Join(errs, "; ")
+	return out
+}
 
-// RefillNow wakes the membership group's refiller.
-func (b *Backend) RefillNow() { b.home.RefillNow() }
+// CheckArchive checks the archive of every group this node runs now.
+func (b *Backend) CheckArchive() ([]store.Range, error) {
+	var out []store.Range
+	var errs []error
+	for _, st := range b.stores() {
+		r, err := st.CheckArchive()
+		out = append(out, r...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("group %d: %w", st.GroupID(), err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// RefillNow wakes the refiller of every group this node runs.
+func (b *Backend) RefillNow() {
+	for _, st := range b.stores() {
+		st.RefillNow()
+	}
+}
+
+// stores returns the Stores of the groups this node runs, by id.
+func (b *Backend) stores() []*store.Store {
+	var out []*store.Store
+	for _, g := range b.r.mgr.Groups() {
+		if st, ok := b.r.mgr.Group(g); ok {
+			out = append(out, st)
+		}
+	}
+	return out
+}

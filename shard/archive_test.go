@@ -4,11 +4,13 @@ import (
 	"testing"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
 )
 
-// Other nodes refill their archives from each world's group on this node;
-// the node's archive status is its membership group's.
+// Other nodes refill their archives from each world's group on this node,
+// or from the group they name; the node's archive status adds up every
+// group's.
 func TestBackendServesEachWorldsArchiveFromItsGroup(t *testing.T) {
 	c := newShardCluster(t, 2, Map{
 		Membership: 1,
@@ -30,9 +32,23 @@ func TestBackendServesEachWorldsArchiveFromItsGroup(t *testing.T) {
 	_, _, err = b.ArchiveRecords("wc", 1, 10, 1<<20)
 	require.ErrorIs(t, err, ErrUnknownGroup)
 
+	first, named, err := b.GroupArchiveRecords(2, "wb", ev.Seq, 10, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, ev.Seq, first)
+	require.Equal(t, recs, named, "group 2's replica, named")
+	_, none, err := b.GroupArchiveRecords(1, "wb", ev.Seq, 10, 1<<20)
+	require.NoError(t, err)
+	require.Empty(t, none, "group 1 holds no event of wb")
+	_, _, err = b.GroupArchiveRecords(3, "wc", 1, 10, 1<<20)
+	require.ErrorIs(t, err, ErrUnknownGroup)
+	require.ErrorIs(t, err, fsm.ErrNotSupported, "answered not_supported: the asker asks the group's other voters")
+
 	missing, err := b.CheckArchive()
 	require.NoError(t, err)
 	require.Empty(t, missing)
-	require.False(t, b.ArchiveStatus().Checked.IsZero())
+	st0 := b.ArchiveStatus()
+	require.False(t, st0.Checked.IsZero())
+	require.Equal(t, []store.Range{}, st0.Missing)
+	require.Empty(t, st0.Error)
 	b.RefillNow() // no refiller runs: nothing waits on it
 }
