@@ -61,7 +61,7 @@ func TestArchiveRefillOffOrBadInterval(t *testing.T) {
 	require.Error(t, a.check())
 	a.refillInterval = 0
 	require.NoError(t, a.check())
-	a.start(nil, nil, nil, slog.Default())() // off: nothing runs
+	a.start(nil, nil, slog.Default())() // off: nothing runs
 }
 
 // saltedWorld is oneWorld with salted audit leaves.
