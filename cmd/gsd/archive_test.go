@@ -3,12 +3,17 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/anticheat/audit"
 	"github.com/gsd-dev/gsd/anticheat/audit/auditor"
 	"github.com/gsd-dev/gsd/fanout"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
+	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
@@ -124,4 +129,71 @@ func TestAuditVerifierChecksASaltedWorldsRefilledIDsAgainstItsSalts(t *testing.T
 	n, err = v.VerifyRefill("arena", evs)
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+// The refillers follow the groups the node runs: one per group, started
+// once (not again every interval), stopped when the group is gone and
+// started again when it comes back. Each refiller here fails at once for
+// want of peers, which it logs: one log per start.
+func TestArchiveRefillersFollowTheGroupsTheNodeRuns(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	g1, g2 := new(store.Store), new(store.Store)
+	var mu sync.Mutex
+	cur, asked := []refillGroup{{st: g1}}, 0
+	groups := func() []refillGroup {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		return cur
+	}
+	set := func(gs ...refillGroup) {
+		mu.Lock()
+		defer mu.Unlock()
+		cur, asked = gs, 0
+	}
+	// waitAsked waits until groups was asked n times since the last set.
+	waitAsked := func(n int) {
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return asked >= n
+		}, 10*time.Second, time.Millisecond)
+	}
+	starts := func() int { return strings.Count(buf.String(), "event archive refiller not started") }
+	// expect waits for n starts in all, then for more intervals, and
+	// checks that no other start followed.
+	expect := func(n int, msg string) {
+		require.Eventually(t, func() bool { return starts() >= n }, 10*time.Second, time.Millisecond, msg)
+		mu.Lock()
+		asked = 0
+		mu.Unlock()
+		waitAsked(5)
+		require.Equal(t, n, starts(), msg)
+	}
+	a := archiveOptions{refillInterval: 5 * time.Millisecond}
+	stop := a.start(groups, nil, log)
+	defer stop()
+	expect(1, "started once, not every interval")
+	set(refillGroup{st: g1}, refillGroup{st: g2})
+	expect(2, "a group opened later gets its refiller")
+	set()
+	waitAsked(2) // a whole pass without g1 and g2: stopped
+	set(refillGroup{st: g1})
+	expect(3, "a group closed and opened again gets a new one")
+	stop()
+	stop() // idempotent
+}
+
+// A shard's refill asks the voters the current map gives it, at the
+// map's HTTP addresses; a group the map no longer has, nobody.
+func TestShardRefillMembersAreTheGroupsVotersInTheMap(t *testing.T) {
+	m := &shard.Map{
+		Nodes:  map[string]shard.MapNode{"n1": {Raft: "127.0.0.1:1", HTTP: "127.0.0.1:2"}, "n2": {Raft: "127.0.0.1:3", HTTP: "https://127.0.0.1:4"}},
+		Shards: []shard.MapShard{{ID: 1, Voters: []string{"n1", "n2"}}},
+	}
+	require.NoError(t, m.Validate())
+	g := &shardGroups{router: shardRouter{shard.NewRouter(nil, m)}}
+	require.Equal(t, []fsm.NodeInfo{{ID: "n1", HTTPAddr: "127.0.0.1:2"}, {ID: "n2", HTTPAddr: "https://127.0.0.1:4"}}, g.voters(1)())
+	require.Empty(t, g.voters(2)())
 }

@@ -163,22 +163,15 @@ func (g *shardGroups) refillGroups(peers groupArchives) func() []refillGroup {
 }
 
 // voters returns the voters of group id in the current shard map, each
-// at its HTTP address in the map, else in group 0's node table (where
-// every node reports it).
+// at its HTTP address in the map (none: the group left the map, and its
+// refiller has no one to ask until it is closed here).
 func (g *shardGroups) voters(id uint64) func() []fsm.NodeInfo {
 	return func() []fsm.NodeInfo {
 		m := g.router.r.Map()
-		sh, ok := m.Shard(id)
-		if !ok {
-			return nil
-		}
+		sh, _ := m.Shard(id)
 		out := make([]fsm.NodeInfo, 0, len(sh.Voters))
 		for _, v := range sh.Voters {
-			n := fsm.NodeInfo{ID: v, HTTPAddr: m.Nodes[v].HTTP}
-			if t, ok := g.zero.Node(v); ok && n.HTTPAddr == "" {
-				n.HTTPAddr = t.HTTPAddr
-			}
-			out = append(out, n)
+			out = append(out, fsm.NodeInfo{ID: v, HTTPAddr: m.Nodes[v].HTTP})
 		}
 		return out
 	}
