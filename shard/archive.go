@@ -39,28 +39,31 @@ func (b *Backend) GroupArchiveRecords(group uint64, world string, from uint64, l
 // last checks, and each group's last refill error after its id.
 func (b *Backend) ArchiveStatus() store.ArchiveStatus {
 	out := store.ArchiveStatus{Missing: []store.Range{}}
-	var errs []string
 	for _, st := range b.stores() {
-		s := st.ArchiveStatus()
-		out.Missing = append(out.Missing, s.Missing...)
-		out.MissingEvents += s.MissingEvents
-		out.Refilled += s.Refilled
-		out.Refused += s.Refused
-		for k, v := range s.Verified {
-			if out.Verified == nil {
-				out.Verified = map[string]uint64{}
-			}
-			out.Verified[k] += v
-		}
-		if out.Checked.IsZero() || s.Checked.Before(out.Checked) {
-			out.Checked = s.Checked
-		}
-		if s.Error != "" {
-			errs = append(errs, fmt.Sprintf("group %d: %s", st.GroupID(), s.Error))
-		}
+		out = addArchiveStatus(out, st.GroupID(), st.ArchiveStatus())
 	}
-	out.Error = strings.Join(errs, "; ")
 	return out
+}
+
+// addArchiveStatus adds group g's status s to sum.
+func addArchiveStatus(sum store.ArchiveStatus, g uint64, s store.ArchiveStatus) store.ArchiveStatus {
+	sum.Missing = append(sum.Missing, s.Missing...)
+	sum.MissingEvents += s.MissingEvents
+	sum.Refilled += s.Refilled
+	sum.Refused += s.Refused
+	for k, v := range s.Verified {
+		if sum.Verified == nil {
+			sum.Verified = map[string]uint64{}
+		}
+		sum.Verified[k] += v
+	}
+	if sum.Checked.IsZero() || s.Checked.Before(sum.Checked) {
+		sum.Checked = s.Checked
+	}
+	if s.Error != "" {
+		sum.Error = strings.TrimPrefix(sum.Error+"; ", "; ") + fmt.Sprintf("group %d: %s", g, s.Error)
+	}
+	return sum
 }
 
 // CheckArchive checks the archive of every group this node runs now.

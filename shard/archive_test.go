@@ -2,6 +2,7 @@ package shard
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
@@ -51,4 +52,22 @@ func TestBackendServesEachWorldsArchiveFromItsGroup(t *testing.T) {
 	require.Equal(t, []store.Range{}, st0.Missing)
 	require.Empty(t, st0.Error)
 	b.RefillNow() // no refiller runs: nothing waits on it
+}
+
+// The node's archive status adds every group's up: ranges, counts, the
+// oldest check, and each group's error after its id.
+func TestArchiveStatusAddsEveryGroupsUp(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
+	sum := store.ArchiveStatus{Missing: []store.Range{}}
+	sum = addArchiveStatus(sum, 0, store.ArchiveStatus{Missing: []store.Range{}, Refilled: 3, Verified: map[string]uint64{"audit": 3}, Checked: t0.Add(time.Second)})
+	sum = addArchiveStatus(sum, 1, store.ArchiveStatus{Missing: []store.Range{{World: "a", From: 1, To: 4}}, MissingEvents: 4,
+		Refilled: 5, Refused: 2, Verified: map[string]uint64{"two_peers": 5}, Checked: t0, Error: "no peer"})
+	sum = addArchiveStatus(sum, 2, store.ArchiveStatus{Checked: t0.Add(time.Minute), Error: "down"})
+	require.Equal(t, store.ArchiveStatus{
+		Missing:       []store.Range{{World: "a", From: 1, To: 4}},
+		MissingEvents: 4, Refilled: 8, Refused: 2,
+		Verified: map[string]uint64{"audit": 3, "two_peers": 5},
+		Checked:  t0,
+		Error:    "group 1: no peer; group 2: down",
+	}, sum)
 }
