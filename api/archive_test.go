@@ -17,18 +17,26 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// A node serves its archived events to the nodes of its cluster, a page at
-// a time, in the bytes it stores; the edge's peer client decodes them.
-func TestArchiveRouteServesStoredEventsToOtherNodes(t *testing.T) {
-	t.Parallel()
+// archivedStore is a one-node store holding world arena with n events.
+func archivedStore(t *testing.T, n uint64) *store.Store {
+	t.Helper()
 	st := apitest.StartStore(t)
 	ctx := context.Background()
 	require.NoError(t, st.CreateWorld(ctx, "arena", fsm.Rules{}))
-	for seq := uint64(1); seq <= 5; seq++ {
+	for seq := uint64(1); seq <= n; seq++ {
 		_, _, err := st.Act(ctx, &fsm.Action{World: "arena", Player: "p1", Seq: seq,
 			Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e1", Field: "score", By: 1}}})
 		require.NoError(t, err)
 	}
+	return st
+}
+
+// A node serves its archived events to the nodes of its cluster, a page at
+// a time, in the bytes it stores; the edge's peer client decodes them.
+func TestArchiveRouteServesStoredEventsToOtherNodes(t *testing.T) {
+	t.Parallel()
+	st := archivedStore(t, 5)
+	ctx := context.Background()
 	e := newEnvFor(t, st, withSecret)
 	node := []string{edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret}
 
@@ -132,14 +140,8 @@ func (g groupArchive) GroupArchiveRecords(group uint64, world string, from uint6
 // answers without naming the group (a gsd from before group addressing).
 func TestArchiveRouteServesTheGroupARequestNames(t *testing.T) {
 	t.Parallel()
-	st := apitest.StartStore(t)
+	st := archivedStore(t, 3)
 	ctx := context.Background()
-	require.NoError(t, st.CreateWorld(ctx, "arena", fsm.Rules{}))
-	for seq := uint64(1); seq <= 3; seq++ {
-		_, _, err := st.Act(ctx, &fsm.Action{World: "arena", Player: "p1", Seq: seq,
-			Ops: []fsm.Op{{Kind: fsm.OpIncr, Entity: "e1", Field: "score", By: 1}}})
-		require.NoError(t, err)
-	}
 	e := newEnvFor(t, groupArchive{st}, withSecret)
 	node := []string{edge.HeaderForwarded, "1", edge.HeaderClusterKey, testSecret}
 	code, _, b := e.Do("GET", edge.InternalArchivePath("arena", 1, 2), "", append(node, edge.HeaderGroup, "7")...)

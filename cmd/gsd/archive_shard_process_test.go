@@ -78,38 +78,19 @@ func TestShardGroupArchiveIsRefilledFromItsVotersAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
-	for seq := uint64(1); seq <= 60; seq++ {
-		_, err := c.Act(ctx, "arena", incr("p1", seq, "e1", int64(seq)))
-		require.NoError(t, err)
-	}
+	actRange(ctx, t, c, "arena", 1, 60)
 	// n2's group-1 snapshot covers most of the events: after the
 	// restart, Raft replays only what follows it.
 	g1 := shard.GroupDir(dirs["n2"], 1)
 	require.Eventually(t, func() bool { return snapshotIndex(t, g1) >= 40 }, time.Minute, 20*time.Millisecond)
 	require.Zero(t, run["n2"].stop(t))
 
-	path := filepath.Join(g1, "events.db")
-	require.FileExists(t, path+".clean")
-	info, err := os.Stat(path)
-	require.NoError(t, err)
-	require.NoError(t, os.Truncate(path, info.Size()/3))
-	for seq := uint64(61); seq <= 70; seq++ {
-		_, err := c.Act(ctx, "arena", incr("p1", seq, "e1", int64(seq)))
-		require.NoError(t, err)
-	}
+	cutArchive(t, filepath.Join(g1, "events.db"))
+	actRange(ctx, t, c, "arena", 61, 70)
 
 	n2 := startNodeAt(t, "n2", dirs["n2"], httpAddrs["n2"], raftAddrs["n2"], flags...)
 	waitFor(t, n2, n2.client(t), "answers", func(client.Status) bool { return true })
-	var st struct {
-		MissingEvents uint64            `json:"missing_events"`
-		Refilled      uint64            `json:"refilled"`
-		Refused       uint64            `json:"refused"`
-		Verified      map[string]uint64 `json:"verified"`
-	}
-	require.Eventually(t, func() bool {
-		require.NoError(t, json.Unmarshal(httpGet(t, n2.http, "/v1/node/archive"), &st))
-		return st.Refilled > 0 && st.MissingEvents == 0
-	}, time.Minute, 20*time.Millisecond, "the node's archive status adds up every group's")
+	st := waitRefilled(t, n2) // the node's archive status adds up every group's
 	require.Zero(t, st.Refused)
 	// The node's auditor follows group 0's worlds only (until audit15):
 	// group 1's worlds have no tree here, so two voters' equal answers
