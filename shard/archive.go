@@ -71,11 +71,9 @@ func (b *Backend) CheckArchive() ([]store.Range, error) {
 	var out []store.Range
 	var errs []error
 	for _, st := range b.stores() {
-		r, err := st.CheckArchive()
+		r, err := st.CheckArchive() // its errors name the world
 		out = append(out, r...)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("group %d: %w", st.GroupID(), err))
-		}
+		errs = append(errs, err)
 	}
 	return out, errors.Join(errs...)
 }
