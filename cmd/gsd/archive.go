@@ -95,13 +95,14 @@ func (a *archiveOptions) run(g refillGroup, aud *auditor.Auditor, log *slog.Logg
 	cfg := store.DefaultRefillConfig()
 	cfg.Peers, cfg.Members, cfg.Interval = g.peers, g.members, a.refillInterval
 	if aud != nil {
-		// Keyed by world, whichever group holds it: the auditor's trees
-		// verify every world it follows. On main it follows group 0's
-		// worlds; the other groups' worlds have no tree there and fall
-		// back to two peers' equal answers. Once the auditor follows
-		// every group (audit15), they verify against it with no change
-		// here.
-		cfg.Verifier = auditVerifier{aud: aud, salts: g.st.Salts}
+		// One per group: the auditor's trees are keyed by world name,
+		// and a name's tree may be another incarnation's than the one
+		// this group holds (the world moved away from group 0, which
+		// keeps its fenced copy and tree, then was deleted and created
+		// again here). The verifier uses a tree only when its
+		// incarnation is this group's world's; otherwise the events
+		// fall back to two peers' equal answers.
+		cfg.Verifier = auditVerifier{aud: aud, world: g.st.World, salts: g.st.Salts}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -139,10 +140,15 @@ func (p groupPeers) FetchArchive(ctx context.Context, node fsm.NodeInfo, world s
 // tree's root. The tree is the node's own, built from the events it
 // applied and kept in its own file (audit.db), apart from the archive.
 // Events past the tree, or of a world without one, are left to the
-// refiller's second-peer check. It is keyed by world, not by group: one
-// verifier serves every group's refiller (archiveOptions.run).
+// refiller's second-peer check. There is one per group's refiller
+// (archiveOptions.run): a tree verifies only the incarnation of its world
+// that the refilling group holds.
 type auditVerifier struct {
 	aud *auditor.Auditor
+	// world is the refilling group's world (store.World): a tree of
+	// another incarnation (a same-named world on another group, or one
+	// deleted since) verifies none of its events.
+	world func(world string) (fsm.WorldInfo, error)
 	// salts is a salted world's salt table on this node (store.Salts):
 	// the refilled events' salted ids are checked against it.
 	salts func(world string) ([]fsm.Salt, uint64, error)
@@ -152,6 +158,9 @@ func (v auditVerifier) VerifyRefill(world string, evs []*fsm.Event) (int, error)
 	l, err := v.aud.Log(world)
 	if err != nil {
 		return 0, nil // no tree here: not verifiable by it
+	}
+	if w, err := v.world(world); err != nil || w.Incarnation != l.Incarnation() {
+		return 0, nil // the tree is of another incarnation than the group's world
 	}
 	cp, err := l.Checkpoint()
 	if err != nil {

@@ -42,7 +42,7 @@ func TestAuditVerifierChecksRefilledEventsAgainstTheNodesTree(t *testing.T) {
 			require.NoError(t, l.Append(&w))
 		}
 	}
-	v := auditVerifier{aud: aud}
+	v := auditVerifier{aud: aud, world: groupWorld(0)}
 	n, err := v.VerifyRefill("arena", evs[:8])
 	require.NoError(t, err)
 	require.Equal(t, 8, n)
@@ -59,6 +59,65 @@ func TestAuditVerifierChecksRefilledEventsAgainstTheNodesTree(t *testing.T) {
 	n, err = v.VerifyRefill("lobby", evs[:1])
 	require.NoError(t, err)
 	require.Zero(t, n, "no tree for the world")
+}
+
+// groupWorld is a refilling group's store.World holding arena at
+// incarnation inc (no other world).
+func groupWorld(inc uint64) func(string) (fsm.WorldInfo, error) {
+	return func(id string) (fsm.WorldInfo, error) {
+		if id != "arena" {
+			return fsm.WorldInfo{}, fsm.ErrUnknownWorld
+		}
+		return fsm.WorldInfo{ID: id, Incarnation: inc}, nil
+	}
+}
+
+// incWorld is oneWorld at incarnation inc.
+type incWorld struct {
+	oneWorld
+	inc uint64
+}
+
+func (w incWorld) Worlds() []fsm.WorldInfo { return []fsm.WorldInfo{{ID: "arena", Incarnation: w.inc}} }
+
+// TestAuditVerifierUsesOnlyATreeOfTheRefillingGroupsIncarnation: the
+// auditor's tree of arena is incarnation 5's (say group 0's fenced copy
+// of a world that moved away); the group refilling holds arena created
+// again at incarnation 9. The tree verifies none of its events: it
+// answers "no tree" (the two-peer check), not a leaf mismatch that would
+// refuse correct events forever. A group without the world at all gets
+// the same answer.
+func TestAuditVerifierUsesOnlyATreeOfTheRefillingGroupsIncarnation(t *testing.T) {
+	aud, err := auditor.New(auditor.DefaultConfig(), incWorld{inc: 5}, testTrees(t))
+	require.NoError(t, err)
+	l, err := aud.Log("arena")
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), l.Incarnation())
+	old := &fsm.Event{World: "arena", Seq: 1, Index: 6, Player: "p1", ClientSeq: 1, Status: fsm.StatusApplied}
+	w := old.Wire()
+	require.NoError(t, l.Append(&w))
+	recreated := &fsm.Event{World: "arena", Seq: 1, Index: 10, Player: "p2", ClientSeq: 1, Status: fsm.StatusApplied}
+
+	v := auditVerifier{aud: aud, world: groupWorld(9)}
+	n, err := v.VerifyRefill("arena", []*fsm.Event{recreated})
+	require.NoError(t, err, "another incarnation's tree must not refuse this one's events")
+	require.Zero(t, n)
+	n, err = v.VerifyRefill("arena", []*fsm.Event{old})
+	require.NoError(t, err)
+	require.Zero(t, n, "nor verify the old incarnation's events into the new one's archive")
+
+	v.world = func(string) (fsm.WorldInfo, error) { return fsm.WorldInfo{}, fsm.ErrUnknownWorld }
+	n, err = v.VerifyRefill("arena", []*fsm.Event{old})
+	require.NoError(t, err)
+	require.Zero(t, n)
+
+	// The same incarnation: the tree is used, and refuses what differs.
+	v.world = groupWorld(5)
+	n, err = v.VerifyRefill("arena", []*fsm.Event{old})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = v.VerifyRefill("arena", []*fsm.Event{recreated})
+	require.ErrorIs(t, err, audit.ErrProof)
 }
 
 func TestArchiveRefillOffOrBadInterval(t *testing.T) {
@@ -100,7 +159,7 @@ func TestAuditVerifierChecksASaltedWorldsRefilledIDsAgainstItsSalts(t *testing.T
 		w := e.Wire()
 		require.NoError(t, l.AppendSalted([]*wire.Event{&w}, []wire.SaltedIDs{e.Salted.Lookup}))
 	}
-	v := auditVerifier{aud: aud, salts: func(string) ([]fsm.Salt, uint64, error) { return table, 0, nil }}
+	v := auditVerifier{aud: aud, world: groupWorld(0), salts: func(string) ([]fsm.Salt, uint64, error) { return table, 0, nil }}
 	n, err := v.VerifyRefill("arena", evs)
 	require.NoError(t, err)
 	require.Equal(t, 6, n)
