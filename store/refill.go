@@ -325,10 +325,12 @@ func (e *goneError) Error() string {
 // When every peer answered, none holds from and none was refused, the
 // error is a *goneError carrying the oldest later page a peer holds,
 // verified: a peer claiming it lacks from must show what it holds instead.
+// A page from from that no other peer confirmed nor contradicted is not
+// refused, but a peer holds from: nothing is given up.
 func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, string, error) {
 	var errs []error
 	var later []*fsm.Event // the page from the oldest seq after from a peer holds
-	laterPeer, answered, refused := -1, 0, false
+	laterPeer, answered, refused, held := -1, 0, false, false
 	for i, p := range peers {
 		evs, err := s.fetchPage(ctx, cfg, p, world, from, want)
 		if err != nil {
@@ -348,10 +350,11 @@ func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm
 		if err == nil {
 			return got, method, nil
 		}
-		refused = true
+		held = true
+		refused = refused || !errors.Is(err, errUnconfirmed)
 		errs = append(errs, err)
 	}
-	if answered == len(peers) && !refused && later != nil {
+	if answered == len(peers) && !refused && !held && later != nil {
 		got, method, err := s.verifyPage(ctx, cfg, peers, laterPeer, world, later)
 		if err == nil {
 			return nil, "", &goneError{from: from, next: later[0].Seq, evs: got, method: method}
@@ -363,7 +366,9 @@ func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm
 
 // verifyPage verifies evs, peers[i]'s answer: by the verifier, or, for
 // what it cannot check, by a second peer's equal answer. It returns the
-// leading events verified, or why none were (counted and logged).
+// leading events verified, or why none were: refused (counted and
+// logged) when they differ from the tree or from another peer's answer,
+// errUnconfirmed when no other peer holds them to compare with.
 func (s *Store) verifyPage(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, i int, world string, evs []*fsm.Event) ([]*fsm.Event, string, error) {
 	p := peers[i]
 	if cfg.Verifier != nil {
@@ -380,17 +385,27 @@ func (s *Store) verifyPage(ctx context.Context, cfg RefillConfig, peers []fsm.No
 	}
 	// Nothing to check against: a second node must answer the same.
 	second, err := s.secondOpinion(ctx, cfg, peers, i, world, evs[0].Seq, evs)
-	if err != nil {
+	if errors.Is(err, errUnconfirmed) {
+		s.log.Warn("event archive refill: no second peer holds these events to confirm them; not stored yet",
+			"peer", p.ID, "world", world, "from", evs[0].Seq, "events", len(evs), "err", err)
+	} else if err != nil {
 		s.refused(p, world, evs, err)
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("node %s: %w", p.ID, err)
 	}
 	return second, VerifiedByTwoPeers, nil
 }
 
 // secondOpinion returns the leading events of evs (node peers[skip]'s
-// answer) that another peer answered byte for byte the same.
+// answer) that another peer answered byte for byte the same. A peer whose
+// answer does not start at from does not hold it (one that has not swept
+// a moved world's events from before its move yet, or pruned them): it
+// has no opinion. The error wraps ErrUnverifiable, and errUnconfirmed
+// unless a peer answered other events from from (a contradiction).
 func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, skip int, world string, from uint64, evs []*fsm.Event) ([]*fsm.Event, error) {
 	var errs []error
+	contradicted := false
 	for j, q := range peers {
 		if j == skip {
 			continue
@@ -400,6 +415,10 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 			errs = append(errs, err)
 			continue
 		}
+		if len(other) == 0 || other[0].Seq != from {
+			errs = append(errs, fmt.Errorf("%w: node %s, seq %d", errNotHeld, q.ID, from))
+			continue
+		}
 		k := 0
 		for k < len(other) && bytes.Equal(fsm.EncodeEvent(evs[k]), fsm.EncodeEvent(other[k])) {
 			k++
@@ -407,10 +426,14 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 		if k > 0 {
 			return evs[:k], nil
 		}
+		contradicted = true
 		errs = append(errs, fmt.Errorf("node %s answered other events", q.ID))
 	}
 	if len(errs) == 0 {
-		return nil, fmt.Errorf("%w: no second node to compare with", ErrUnverifiable)
+		return nil, fmt.Errorf("%w: %w: no second node to compare with", ErrUnverifiable, errUnconfirmed)
+	}
+	if !contradicted {
+		return nil, fmt.Errorf("%w: %w: %w", ErrUnverifiable, errUnconfirmed, errors.Join(errs...))
 	}
 	return nil, fmt.Errorf("%w: %w", ErrUnverifiable, errors.Join(errs...))
 }
@@ -448,6 +471,10 @@ func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo,
 
 // errNotHeld: a peer does not hold the seq asked for.
 var errNotHeld = errors.New("not held")
+
+// errUnconfirmed: no other peer answered the events asked for to compare
+// with (none holds them, or none answered), and none contradicted them.
+var errUnconfirmed = errors.New("unconfirmed")
 
 // errMalformedPage: a peer's page of other seqs or another world.
 var errMalformedPage = errors.New("malformed archive page")

@@ -409,6 +409,37 @@ func TestRefillDoesNotGiveUpWhenAnAnswerWasRefused(t *testing.T) {
 	require.Positive(t, v.ArchiveStatus().MissingEvents)
 }
 
+// Without an audit tree, one peer holds the lost range and the other's
+// answer starts later (it has not swept a moved world's events from
+// before the move yet; pruned here): that is no contradiction. Nothing is
+// refused (no false alarm), nothing given up (a peer holds the range),
+// and the range stays missing for a later refill.
+func TestRefillTakesAPeerAnsweringLaterSeqsAsNotHoldingTheRange(t *testing.T) {
+	t.Parallel()
+	c, victim, _ := damagedCluster(t)
+	v := c.nodes[victim]
+	for i, s := range c.nodes {
+		if i != victim {
+			require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
+			_, err := s.arch.prune(0, 10, 10000)
+			require.NoError(t, err)
+			break
+		}
+	}
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.PageSize = peersOf(c), 8
+	err := v.refillOnce(ctxT(t), cfg)
+	require.ErrorIs(t, err, ErrUnverifiable)
+	require.ErrorIs(t, err, errUnconfirmed)
+	st := v.ArchiveStatus()
+	require.Zero(t, st.Refused, "a peer answering later seqs contradicts nothing")
+	require.Zero(t, st.Refilled)
+	require.Positive(t, st.MissingEvents)
+	floor, err := v.arch.pruned("arena")
+	require.NoError(t, err)
+	require.Zero(t, floor, "nothing given up: a peer holds the range")
+}
+
 // A refill that failed (every peer forging) is retried at once on
 // RefillNow, without waiting for the interval.
 func TestRefillNowRetriesAtOnce(t *testing.T) {
