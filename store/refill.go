@@ -455,7 +455,21 @@ func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo,
 	if len(evs) > want {
 		evs = evs[:want]
 	}
-	var inc uint64 // events from before the world's creation are another incarnation's
+	// Events from before the world's incarnation began on this group are
+	// another incarnation's: a peer that missed its delete and
+	// re-creation holds the earlier one's. An event carries its world's
+	// name and seq and the index of the entry that carried it in the log
+	// of the group that applied it (fsm.Event), but neither its
+	// incarnation nor that group. So the check is exact only for a world
+	// created on this group (every event's index is this log's, at or
+	// after its creation). For an imported world the events from before
+	// its import carry the source group's indexes, which are not ordered
+	// with this log's: the floor (archiveFloor) is a loose bound, and an
+	// earlier incarnation's events from another group may pass it. What
+	// keeps those out is the verification after: the audit tree used is
+	// only this group's incarnation's (cmd/gsd's auditVerifier), and
+	// without it two peers must answer the same bytes.
+	var inc uint64
 	if w, err := s.fsm.World(world); err == nil {
 		inc = archiveFloor(w)
 	}
