@@ -36,17 +36,21 @@ func (b *Backend) GroupArchiveRecords(group uint64, world string, from uint64, l
 // ArchiveStatus is the archive status of every group this node runs,
 // added up (api/admin's GET /v1/node/archive): every group's missing
 // ranges (each names its world), the counts summed, the oldest of their
-// last checks, and each group's last refill error after its id.
+// last checks (zero while a group has not been checked yet: the node's
+// archive as a whole has not been), and each group's last refill error
+// after its id.
 func (b *Backend) ArchiveStatus() store.ArchiveStatus {
 	out := store.ArchiveStatus{Missing: []store.Range{}}
-	for _, st := range b.stores() {
-		out = addArchiveStatus(out, st.GroupID(), st.ArchiveStatus())
+	for i, st := range b.stores() {
+		out = addArchiveStatus(out, i == 0, st.GroupID(), st.ArchiveStatus())
 	}
 	return out
 }
 
-// addArchiveStatus adds group g's status s to sum.
-func addArchiveStatus(sum store.ArchiveStatus, g uint64, s store.ArchiveStatus) store.ArchiveStatus {
+// addArchiveStatus adds group g's status s to sum (first: sum holds no
+// group's yet). The sum's check time does not depend on the order the
+// groups are added in: the oldest, or zero once any group's is.
+func addArchiveStatus(sum store.ArchiveStatus, first bool, g uint64, s store.ArchiveStatus) store.ArchiveStatus {
 	sum.Missing = append(sum.Missing, s.Missing...)
 	sum.MissingEvents += s.MissingEvents
 	sum.Refilled += s.Refilled
@@ -57,7 +61,7 @@ func addArchiveStatus(sum store.ArchiveStatus, g uint64, s store.ArchiveStatus) 
 		}
 		sum.Verified[k] += v
 	}
-	if sum.Checked.IsZero() || s.Checked.Before(sum.Checked) {
+	if first || s.Checked.IsZero() || (!sum.Checked.IsZero() && s.Checked.Before(sum.Checked)) {
 		sum.Checked = s.Checked
 	}
 	if s.Error != "" {

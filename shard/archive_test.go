@@ -59,10 +59,10 @@ func TestBackendServesEachWorldsArchiveFromItsGroup(t *testing.T) {
 func TestArchiveStatusAddsEveryGroupsUp(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
 	sum := store.ArchiveStatus{Missing: []store.Range{}}
-	sum = addArchiveStatus(sum, 0, store.ArchiveStatus{Missing: []store.Range{}, Refilled: 3, Verified: map[string]uint64{"audit": 3}, Checked: t0.Add(time.Second)})
-	sum = addArchiveStatus(sum, 1, store.ArchiveStatus{Missing: []store.Range{{World: "a", From: 1, To: 4}}, MissingEvents: 4,
+	sum = addArchiveStatus(sum, true, 0, store.ArchiveStatus{Missing: []store.Range{}, Refilled: 3, Verified: map[string]uint64{"audit": 3}, Checked: t0.Add(time.Second)})
+	sum = addArchiveStatus(sum, false, 1, store.ArchiveStatus{Missing: []store.Range{{World: "a", From: 1, To: 4}}, MissingEvents: 4,
 		Refilled: 5, Refused: 2, Verified: map[string]uint64{"two_peers": 5}, Checked: t0, Error: "no peer"})
-	sum = addArchiveStatus(sum, 2, store.ArchiveStatus{Checked: t0.Add(time.Minute), Error: "down"})
+	sum = addArchiveStatus(sum, false, 2, store.ArchiveStatus{Checked: t0.Add(time.Minute), Error: "down"})
 	require.Equal(t, store.ArchiveStatus{
 		Missing:       []store.Range{{World: "a", From: 1, To: 4}},
 		MissingEvents: 4, Refilled: 8, Refused: 2,
@@ -70,4 +70,26 @@ func TestArchiveStatusAddsEveryGroupsUp(t *testing.T) {
 		Checked:  t0,
 		Error:    "group 1: no peer; group 2: down",
 	}, sum)
+}
+
+// The summed check time is the same whichever order the groups come in:
+// the oldest, or zero when a group has never been checked (a group just
+// opened here): the node's archive has not been checked as a whole.
+func TestArchiveStatusCheckedDoesNotDependOnTheGroupsOrder(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC)
+	sumOf := func(checks ...time.Time) time.Time {
+		sum := store.ArchiveStatus{}
+		for i, c := range checks {
+			sum = addArchiveStatus(sum, i == 0, uint64(i), store.ArchiveStatus{Checked: c})
+		}
+		return sum.Checked
+	}
+	later := t0.Add(time.Minute)
+	for _, order := range [][]time.Time{{t0, later}, {later, t0}} {
+		require.Equal(t, t0, sumOf(order...))
+	}
+	for _, order := range [][]time.Time{{{}, t0, later}, {t0, {}, later}, {t0, later, {}}} {
+		require.True(t, sumOf(order...).IsZero(), "a group never checked: %v", order)
+	}
+	require.True(t, sumOf().IsZero())
 }
