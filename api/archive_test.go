@@ -180,6 +180,10 @@ func TestArchiveRouteServesTheGroupARequestNames(t *testing.T) {
 			w.WriteHeader(404)
 			_, _ = w.Write([]byte(`{"code":"not_found","error":"no such route"}`))
 		},
+		"unknown world": func(w http.ResponseWriter) {
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"code":"unknown_world","error":"unknown world"}`))
+		},
 		"no group": func(w http.ResponseWriter) {
 			_, _ = w.Write([]byte(`{"world":"arena","from":2,"events":["` + rec + `"]}`))
 		},
@@ -191,6 +195,15 @@ func TestArchiveRouteServesTheGroupARequestNames(t *testing.T) {
 		evs, err := e.srv.FetchGroupArchive(ctx, 7, fsm.NodeInfo{ID: "old", HTTPAddr: ts.Listener.Addr().String()}, "arena", 2, 10)
 		require.ErrorIs(t, err, store.ErrNotServed, name)
 		require.Nil(t, evs, name)
+		// The error, which the refiller logs, says which: a node without
+		// the world in the group, or one that does not serve it.
+		if name == "unknown world" {
+			require.ErrorIs(t, err, fsm.ErrUnknownWorld)
+			require.ErrorContains(t, err, "holds no world arena in group 7")
+		} else {
+			require.NotErrorIs(t, err, fsm.ErrUnknownWorld, name)
+			require.NotContains(t, err.Error(), "holds no world", name)
+		}
 		ts.Close()
 	}
 }

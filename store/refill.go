@@ -446,8 +446,7 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, error) {
 	evs, err := cfg.Peers.FetchArchive(ctx, p, world, from, want)
 	if errors.Is(err, ErrNotServed) {
-		s.log.Warn("event archive refill: a peer does not serve this group's archive; asking the others",
-			"peer", p.ID, "world", world, "err", err)
+		s.log.Warn(notServedMessage(err), "peer", p.ID, "world", world, "err", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch from node %s: %w", p.ID, err)
@@ -481,6 +480,17 @@ func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo,
 		}
 	}
 	return evs, nil
+}
+
+// notServedMessage is the log message for a peer's ErrNotServed: a peer
+// that runs the group but holds no such world in it (fsm.ErrUnknownWorld:
+// not applied its creation or import yet) is told apart from one that does
+// not serve the group's archive at all.
+func notServedMessage(err error) string {
+	if errors.Is(err, fsm.ErrUnknownWorld) {
+		return "event archive refill: a peer holds no such world in this group (yet); asking the others"
+	}
+	return "event archive refill: a peer does not serve this group's archive; asking the others"
 }
 
 // errNotHeld: a peer does not hold the seq asked for.

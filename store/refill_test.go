@@ -409,6 +409,16 @@ func TestRefillDoesNotGiveUpWhenAnAnswerWasRefused(t *testing.T) {
 	require.Positive(t, v.ArchiveStatus().MissingEvents)
 }
 
+// A peer's refusal is logged for what it is: no such world in the group
+// on that peer, or no archive of the group served at all.
+func TestRefillLogsWhyAPeerDidNotServeTheArchive(t *testing.T) {
+	unknown := fmt.Errorf("%w: %w: node n2 holds no world arena in group 3", ErrNotServed, fsm.ErrUnknownWorld)
+	require.Contains(t, notServedMessage(unknown), "holds no such world")
+	require.NotContains(t, notServedMessage(unknown), "does not serve")
+	other := fmt.Errorf("%w: node n2 does not serve group 3 by name", ErrNotServed)
+	require.Contains(t, notServedMessage(other), "does not serve this group's archive")
+}
+
 // Without an audit tree, one peer holds the lost range and the other's
 // answer starts later (it has not swept a moved world's events from
 // before the move yet; pruned here): that is no contradiction. Nothing is

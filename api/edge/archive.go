@@ -60,12 +60,21 @@ func (s *Core) FetchArchive(ctx context.Context, node fsm.NodeInfo, world string
 // does not run the group or serves no archive, and a node from before
 // group addressing (no such route: 404; or a page that does not name the
 // group back, read from the group its map places world on), is refused
-// with store.ErrNotServed, never used: the refiller logs it.
+// with store.ErrNotServed, never used: the refiller logs it. A node that
+// runs the group but holds no such world in it answers unknown_world:
+// store.ErrNotServed and fsm.ErrUnknownWorld, so the log says which.
 func (s *Core) FetchGroupArchive(ctx context.Context, group uint64, node fsm.NodeInfo, world string, from uint64, max int) ([]*fsm.Event, error) {
 	g := strconv.FormatUint(group, 10)
 	page, evs, err := s.fetchArchive(ctx, Route{GroupID: g, Node: node.ID, Addr: node.HTTPAddr}, world, from, max)
+	if re, ok := errors.AsType[*RemoteError](err); ok && re.Code == fsm.CodeUnknownWorld {
+		// A current node that runs the group but holds no such world in
+		// it (its replica has not applied the world's creation or import
+		// yet, or the world left the group): nothing to serve, and not a
+		// node that does not serve the group.
+		return nil, fmt.Errorf("%w: %w: node %s holds no world %s in group %s: %w", store.ErrNotServed, fsm.ErrUnknownWorld, node.ID, world, g, err)
+	}
 	if re, ok := errors.AsType[*RemoteError](err); ok && (re.Status == http.StatusNotFound || re.Code == fsm.CodeNotSupported) {
-		return nil, fmt.Errorf("%w: node %s, group %s: %w", store.ErrNotServed, node.ID, g, err)
+		return nil, fmt.Errorf("%w: node %s does not serve group %s by name: %w", store.ErrNotServed, node.ID, g, err)
 	}
 	if err != nil {
 		return nil, err
