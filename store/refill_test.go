@@ -428,26 +428,46 @@ func TestRefillTakesAPeerAnsweringLaterSeqsAsNotHoldingTheRange(t *testing.T) {
 	t.Parallel()
 	c, victim, _ := damagedCluster(t)
 	v := c.nodes[victim]
+	var pruned, holder fsm.NodeInfo
 	for i, s := range c.nodes {
-		if i != victim {
-			require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
-			_, err := s.arch.prune(0, 10, 10000)
-			require.NoError(t, err)
-			break
+		if i == victim {
+			continue
 		}
+		n := fsm.NodeInfo{ID: c.cfgs[i].ID, HTTPAddr: c.cfgs[i].HTTPAddr}
+		if pruned.ID != "" {
+			holder = n
+			continue
+		}
+		pruned = n
+		require.NoError(t, s.feed.waitArchived(s.adapter.appliedIndex()))
+		_, err := s.arch.prune(0, 10, 10000)
+		require.NoError(t, err)
 	}
+	peers := peersOf(c)
 	cfg := DefaultRefillConfig()
-	cfg.Peers, cfg.PageSize = peersOf(c), 8
-	err := v.refillOnce(ctxT(t), cfg)
-	require.ErrorIs(t, err, ErrUnverifiable)
-	require.ErrorIs(t, err, errUnconfirmed)
-	st := v.ArchiveStatus()
-	require.Zero(t, st.Refused, "a peer answering later seqs contradicts nothing")
-	require.Zero(t, st.Refilled)
-	require.Positive(t, st.MissingEvents)
-	floor, err := v.arch.pruned("arena")
-	require.NoError(t, err)
-	require.Zero(t, floor, "nothing given up: a peer holds the range")
+	cfg.Peers, cfg.PageSize = peers, 8
+	requireUnconfirmed := func(what string) {
+		t.Helper()
+		err := v.refillOnce(ctxT(t), cfg)
+		require.ErrorIs(t, err, ErrUnverifiable, what)
+		require.ErrorIs(t, err, errUnconfirmed, what)
+		st := v.ArchiveStatus()
+		require.Zero(t, st.Refused, what)
+		require.Zero(t, st.Refilled, what)
+		require.Positive(t, st.MissingEvents, what)
+		floor, err := v.arch.pruned("arena")
+		require.NoError(t, err)
+		require.Zero(t, floor, "nothing given up: a peer holds the range (%s)", what)
+	}
+	requireUnconfirmed("a peer answering later seqs contradicts nothing")
+
+	// The second peer down, or none at all: unconfirmed, not refused.
+	peers.mu.Lock()
+	delete(peers.stores, pruned.ID)
+	peers.mu.Unlock()
+	requireUnconfirmed("the other peer down")
+	cfg.Members = func() []fsm.NodeInfo { return []fsm.NodeInfo{holder} }
+	requireUnconfirmed("no other peer")
 }
 
 // A refill that failed (every peer forging) is retried at once on
