@@ -90,7 +90,7 @@ func TestShardGroupArchiveIsRefilledFromItsVotersAfterRestart(t *testing.T) {
 
 	n2 := startNodeAt(t, "n2", dirs["n2"], httpAddrs["n2"], raftAddrs["n2"], flags...)
 	waitFor(t, n2, n2.client(t), "answers", func(client.Status) bool { return true })
-	st := waitRefilled(t, n2) // the node's archive status adds up every group's
+	st := waitRefilled(t, n2, "arena", 70) // the node's archive status adds up every group's
 	require.Zero(t, st.Refused)
 	// The node's auditor follows group 0's worlds only (until audit15):
 	// group 1's worlds have no tree here, so two voters' equal answers
