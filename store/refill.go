@@ -17,6 +17,12 @@ import (
 // against (beyond the audit tree it trusts, or no tree for the world).
 var ErrUnverifiable = errors.New("gsd/store: events cannot be verified here")
 
+// ErrNotServed reports a peer that cannot serve the archive pages asked
+// for: one that does not run the group, or an older gsd that cannot be
+// asked for a group by name. RefillPeers wrap it; the refiller logs the
+// refusal and asks the other peers, and stores nothing from that one.
+var ErrNotServed = errors.New("gsd/store: the peer does not serve this group's archive")
+
 // RefillVerifier checks events fetched from another node before the
 // archive stores them (the node's audit tree: cmd/gsd wires the auditor).
 type RefillVerifier interface {
@@ -48,7 +54,12 @@ const (
 
 // RefillConfig configures Store.RunRefill.
 type RefillConfig struct {
-	Peers    RefillPeers
+	Peers RefillPeers
+	// Members returns the nodes that hold a replica of this group (this
+	// one may be among them): the peers a refill asks. nil: the nodes in
+	// the group's node table, which is every node for the membership
+	// group (a shard's table lists only the nodes that led it).
+	Members  func() []fsm.NodeInfo
 	Verifier RefillVerifier // nil: two peers' equal answers only
 	Interval time.Duration  // how often the archive is checked again
 	PageSize int            // events fetched per call
@@ -208,8 +219,12 @@ func (s *Store) refillOnce(ctx context.Context, cfg RefillConfig) error {
 		s.setRefillError(err)
 		return err
 	}
+	members := s.fsm.Nodes
+	if cfg.Members != nil {
+		members = cfg.Members
+	}
 	var peers []fsm.NodeInfo
-	for _, n := range s.fsm.Nodes() {
+	for _, n := range members() {
 		if n.ID != s.cfg.ID && n.HTTPAddr != "" {
 			peers = append(peers, n)
 		}
@@ -310,10 +325,12 @@ func (e *goneError) Error() string {
 // When every peer answered, none holds from and none was refused, the
 // error is a *goneError carrying the oldest later page a peer holds,
 // verified: a peer claiming it lacks from must show what it holds instead.
+// A page from from that no other peer confirmed nor contradicted is not
+// refused, but a peer holds from: nothing is given up.
 func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, string, error) {
 	var errs []error
 	var later []*fsm.Event // the page from the oldest seq after from a peer holds
-	laterPeer, answered, refused := -1, 0, false
+	laterPeer, answered, refused, held := -1, 0, false, false
 	for i, p := range peers {
 		evs, err := s.fetchPage(ctx, cfg, p, world, from, want)
 		if err != nil {
@@ -333,10 +350,11 @@ func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm
 		if err == nil {
 			return got, method, nil
 		}
-		refused = true
+		held = true
+		refused = refused || !errors.Is(err, errUnconfirmed)
 		errs = append(errs, err)
 	}
-	if answered == len(peers) && !refused && later != nil {
+	if answered == len(peers) && !refused && !held && later != nil {
 		got, method, err := s.verifyPage(ctx, cfg, peers, laterPeer, world, later)
 		if err == nil {
 			return nil, "", &goneError{from: from, next: later[0].Seq, evs: got, method: method}
@@ -348,7 +366,9 @@ func (s *Store) fetchVerified(ctx context.Context, cfg RefillConfig, peers []fsm
 
 // verifyPage verifies evs, peers[i]'s answer: by the verifier, or, for
 // what it cannot check, by a second peer's equal answer. It returns the
-// leading events verified, or why none were (counted and logged).
+// leading events verified, or why none were: refused (counted and
+// logged) when they differ from the tree or from another peer's answer,
+// errUnconfirmed when no other peer holds them to compare with.
 func (s *Store) verifyPage(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, i int, world string, evs []*fsm.Event) ([]*fsm.Event, string, error) {
 	p := peers[i]
 	if cfg.Verifier != nil {
@@ -365,17 +385,27 @@ func (s *Store) verifyPage(ctx context.Context, cfg RefillConfig, peers []fsm.No
 	}
 	// Nothing to check against: a second node must answer the same.
 	second, err := s.secondOpinion(ctx, cfg, peers, i, world, evs[0].Seq, evs)
-	if err != nil {
+	if errors.Is(err, errUnconfirmed) {
+		s.log.Warn("event archive refill: no second peer holds these events to confirm them; not stored yet",
+			"peer", p.ID, "world", world, "from", evs[0].Seq, "events", len(evs), "err", err)
+	} else if err != nil {
 		s.refused(p, world, evs, err)
+	}
+	if err != nil {
 		return nil, "", fmt.Errorf("node %s: %w", p.ID, err)
 	}
 	return second, VerifiedByTwoPeers, nil
 }
 
 // secondOpinion returns the leading events of evs (node peers[skip]'s
-// answer) that another peer answered byte for byte the same.
+// answer) that another peer answered byte for byte the same. A peer whose
+// answer does not start at from does not hold it (one that has not swept
+// a moved world's events from before its move yet, or pruned them): it
+// has no opinion. The error wraps ErrUnverifiable, and errUnconfirmed
+// unless a peer answered other events from from (a contradiction).
 func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm.NodeInfo, skip int, world string, from uint64, evs []*fsm.Event) ([]*fsm.Event, error) {
 	var errs []error
+	contradicted := false
 	for j, q := range peers {
 		if j == skip {
 			continue
@@ -385,6 +415,10 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 			errs = append(errs, err)
 			continue
 		}
+		if len(other) == 0 || other[0].Seq != from {
+			errs = append(errs, fmt.Errorf("%w: node %s, seq %d", errNotHeld, q.ID, from))
+			continue
+		}
 		k := 0
 		for k < len(other) && bytes.Equal(fsm.EncodeEvent(evs[k]), fsm.EncodeEvent(other[k])) {
 			k++
@@ -392,10 +426,14 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 		if k > 0 {
 			return evs[:k], nil
 		}
+		contradicted = true
 		errs = append(errs, fmt.Errorf("node %s answered other events", q.ID))
 	}
 	if len(errs) == 0 {
-		return nil, fmt.Errorf("%w: no second node to compare with", ErrUnverifiable)
+		return nil, fmt.Errorf("%w: %w: no second node to compare with", ErrUnverifiable, errUnconfirmed)
+	}
+	if !contradicted {
+		return nil, fmt.Errorf("%w: %w: %w", ErrUnverifiable, errUnconfirmed, errors.Join(errs...))
 	}
 	return nil, fmt.Errorf("%w: %w", ErrUnverifiable, errors.Join(errs...))
 }
@@ -407,13 +445,30 @@ func (s *Store) secondOpinion(ctx context.Context, cfg RefillConfig, peers []fsm
 // shape is refused.
 func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo, world string, from uint64, want int) ([]*fsm.Event, error) {
 	evs, err := cfg.Peers.FetchArchive(ctx, p, world, from, want)
+	if errors.Is(err, ErrNotServed) {
+		s.log.Warn(notServedMessage(err), "peer", p.ID, "world", world, "err", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch from node %s: %w", p.ID, err)
 	}
 	if len(evs) > want {
 		evs = evs[:want]
 	}
-	var inc uint64 // events from before the world's creation are another incarnation's
+	// Events from before the world's incarnation began on this group are
+	// another incarnation's: a peer that missed its delete and
+	// re-creation holds the earlier one's. An event carries its world's
+	// name and seq and the index of the entry that carried it in the log
+	// of the group that applied it (fsm.Event), but neither its
+	// incarnation nor that group. So the check is exact only for a world
+	// created on this group (every event's index is this log's, at or
+	// after its creation). For an imported world the events from before
+	// its import carry the source group's indexes, which are not ordered
+	// with this log's: the floor (archiveFloor) is a loose bound, and an
+	// earlier incarnation's events from another group may pass it. What
+	// keeps those out is the verification after: the audit tree used is
+	// only this group's incarnation's (cmd/gsd's auditVerifier), and
+	// without it two peers must answer the same bytes.
+	var inc uint64
 	if w, err := s.fsm.World(world); err == nil {
 		inc = archiveFloor(w)
 	}
@@ -427,8 +482,23 @@ func (s *Store) fetchPage(ctx context.Context, cfg RefillConfig, p fsm.NodeInfo,
 	return evs, nil
 }
 
+// notServedMessage is the log message for a peer's ErrNotServed: a peer
+// that runs the group but holds no such world in it (fsm.ErrUnknownWorld:
+// not applied its creation or import yet) is told apart from one that does
+// not serve the group's archive at all.
+func notServedMessage(err error) string {
+	if errors.Is(err, fsm.ErrUnknownWorld) {
+		return "event archive refill: a peer holds no such world in this group (yet); asking the others"
+	}
+	return "event archive refill: a peer does not serve this group's archive; asking the others"
+}
+
 // errNotHeld: a peer does not hold the seq asked for.
 var errNotHeld = errors.New("not held")
+
+// errUnconfirmed: no other peer answered the events asked for to compare
+// with (none holds them, or none answered), and none contradicted them.
+var errUnconfirmed = errors.New("unconfirmed")
 
 // errMalformedPage: a peer's page of other seqs or another world.
 var errMalformedPage = errors.New("malformed archive page")
@@ -439,65 +509,6 @@ func (s *Store) refused(p fsm.NodeInfo, world string, evs []*fsm.Event, err erro
 	s.refill.st.Refused += uint64(len(evs))
 	s.refill.mu.Unlock()
 	s.log.Warn("event archive refill: refused events from a peer", "peer", p.ID, "world", world, "events", len(evs), "err", err)
-}
-
-// ArchiveRecords returns the encodings (fsm.EncodeEvent) of up to limit
-// consecutive events of world from seq first on, about maxBytes at most
-// (always one when one is held): what another node refills its archive
-// with. first is from when this node holds from, else the oldest seq
-// after it that it holds (what retention left); none: it holds nothing
-// at or after from. The archive answers first, the feed's tail for what
-// it does not hold yet.
-func (s *Store) ArchiveRecords(world string, from uint64, limit, maxBytes int) (first uint64, recs [][]byte, err error) {
-	if from == 0 || limit < 1 {
-		return 0, nil, fmt.Errorf("%w: archive records from seq %d, at most %d", fsm.ErrMalformed, from, limit)
-	}
-	first, out, err := s.arch.records(world, from, limit, maxBytes)
-	if err != nil {
-		return 0, nil, err
-	}
-	size := 0
-	for _, r := range out {
-		size += len(r)
-	}
-	next := first + uint64(len(out))
-	if len(out) == 0 {
-		next = max(from, s.feed.tailFirst(world))
-		first = next
-	}
-	for ; len(out) < limit && size < maxBytes; next++ {
-		ev := s.feed.tailEvent(world, next)
-		if ev == nil {
-			break
-		}
-		rec := fsm.EncodeEvent(ev)
-		out = append(out, rec)
-		size += len(rec)
-	}
-	if len(out) == 0 {
-		first = from
-	}
-	return first, out, nil
-}
-
-// tailFirst returns the oldest seq in world's tail (0: no tail).
-func (f *feed) tailFirst(world string) uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if t := f.tails[world]; t != nil {
-		return t.first
-	}
-	return 0
-}
-
-// tailEvent returns the event of seq in world's tail, or nil.
-func (f *feed) tailEvent(world string, seq uint64) *fsm.Event {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if t := f.tails[world]; t != nil && seq >= t.first && seq < t.next() {
-		return t.events[seq-t.first]
-	}
-	return nil
 }
 
 // archiveCollectors are the archive's metrics, read from its status.

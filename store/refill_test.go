@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -48,13 +49,24 @@ type storePeers struct {
 	shift  bool // every answer's seqs one later: events relabelled
 	stale  bool // every answer's events from before the world's creation
 	calls  int
+	// notServed answer ErrNotServed (an older gsd, or a node without the
+	// group); asked counts the calls to each node.
+	notServed map[string]bool
+	asked     map[string]int
 }
 
 func (p *storePeers) FetchArchive(_ context.Context, node fsm.NodeInfo, world string, from uint64, max int) ([]*fsm.Event, error) {
 	p.mu.Lock()
 	s, forge, garble, shift, stale := p.stores[node.ID], p.forge[node.ID], p.garble, p.shift, p.stale
 	p.calls++
+	if p.asked != nil {
+		p.asked[node.ID]++
+	}
+	notServed := p.notServed[node.ID]
 	p.mu.Unlock()
+	if notServed {
+		return nil, fmt.Errorf("%w: node %s answered for another group", ErrNotServed, node.ID)
+	}
 	if s == nil || s.isClosed() {
 		return nil, errors.New("node down")
 	}
@@ -496,4 +508,48 @@ func TestRefillDoesNotGiveUpForPeersShowingRelabelledEvents(t *testing.T) {
 	require.Zero(t, floor, "nothing given up")
 	require.Positive(t, v.ArchiveStatus().Refused)
 	require.Zero(t, v.ArchiveStatus().Refilled)
+}
+
+// A shard's refill asks the nodes its Members name (the group's voters),
+// not its node table; a peer that does not serve the group's archive (an
+// older gsd) is skipped with nothing stored from it or counted as
+// refused, and the others fill the range.
+func TestRefillAsksTheGroupsMembersAndSkipsAPeerThatDoesNotServeIt(t *testing.T) {
+	t.Parallel()
+	c, victim, trees := damagedCluster(t)
+	v := c.nodes[victim]
+	peers := peersOf(c)
+	peers.asked = map[string]int{}
+	var others []fsm.NodeInfo
+	for i, cfg := range c.cfgs {
+		if i != victim {
+			others = append(others, fsm.NodeInfo{ID: cfg.ID, HTTPAddr: cfg.HTTPAddr})
+		}
+	}
+	peers.notServed = map[string]bool{others[0].ID: true}
+	cfg := DefaultRefillConfig()
+	cfg.Peers, cfg.Verifier, cfg.PageSize = peers, auditVerifier{trees}, 16
+	cfg.Members = func() []fsm.NodeInfo {
+		// This node, a member without an address yet, and the two others.
+		return append([]fsm.NodeInfo{{ID: c.cfgs[victim].ID, HTTPAddr: "self"}, {ID: "joining"}}, others...)
+	}
+	require.NoError(t, v.refillOnce(ctxT(t), cfg))
+	st := v.ArchiveStatus()
+	require.Zero(t, st.MissingEvents)
+	require.Positive(t, st.Refilled)
+	require.Zero(t, st.Refused, "a peer that does not serve the group refuses nothing")
+	peers.mu.Lock()
+	require.Positive(t, peers.asked[others[0].ID])
+	require.Positive(t, peers.asked[others[1].ID])
+	require.Zero(t, peers.asked[c.cfgs[victim].ID], "never itself")
+	require.Zero(t, peers.asked["joining"], "nor a node without an address")
+	peers.mu.Unlock()
+
+	// With no member but itself, nothing is asked and nothing changes.
+	c2, victim2, _ := damagedCluster(t)
+	v2 := c2.nodes[victim2]
+	before := v2.ArchiveStatus().MissingEvents
+	cfg.Members = func() []fsm.NodeInfo { return []fsm.NodeInfo{{ID: c2.cfgs[victim2].ID, HTTPAddr: "self"}} }
+	require.ErrorContains(t, v2.refillOnce(ctxT(t), cfg), "no other node to refill from")
+	require.Equal(t, before, v2.ArchiveStatus().MissingEvents)
 }

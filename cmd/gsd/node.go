@@ -149,6 +149,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	var sinkSrc *shard.FeedSource // under a shard map: the sinks follow every group (pgsink.go)
 	expirers := func() []worldExpirer { return []worldExpirer{st} }
 	detectGroups := func() []*store.Store { return []*store.Store{st} }
+	var refillGroups func(groupArchives) func() []refillGroup // under a shard map: every group refills (archive.go)
 	if o.shards.m == nil {
 		if scfg.StreamLayer, err = mux.Listen(0); err != nil {
 			return fmt.Errorf("start store: %w", err)
@@ -167,6 +168,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		sinkSrc = groups.feedSource()
 		expirers = groups.worldExpirers
 		detectGroups = managedGroups(groups.mgr)
+		refillGroups = groups.refillGroups
 	}
 	stopSink, err := o.pgSink.start(st, sinkSrc, scfg.Retention, reg, log)
 	if err != nil {
@@ -252,7 +254,11 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	defer stopDetect() // on the failure paths below; idempotent
 	stopMismatches := startMismatchForwarder(mismatches, edge)
 	defer stopMismatches() // on the failure paths below; idempotent
-	stopRefill := o.archive.start(st, edge, aud, log)
+	refills := func() []refillGroup { return []refillGroup{{st: st, peers: edge}} }
+	if refillGroups != nil {
+		refills = refillGroups(edge)
+	}
+	stopRefill := o.archive.start(refills, aud, log)
 	defer stopRefill() // on the failure paths below; idempotent
 	// A moved world's events before its move, to its new home (archivemove.go).
 	stopMoved := startMovedArchives(backend, edge)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gsd-dev/gsd/api/edge"
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -135,6 +136,44 @@ func (g *shardGroups) close(timeout time.Duration, log *slog.Logger) {
 	defer cancel()
 	if err := g.mgr.Close(ctx); err != nil {
 		log.Error("shard groups close", "err", err)
+	}
+}
+
+// refillGroups returns the node's groups for the archive refillers
+// (archive.go), as they are when it is called: group 0 refills as
+// without a shard map (from the nodes of its node table, every node, by
+// the route older nodes serve too); every other group from its other
+// voters in the current map, each page asked of their replica of that
+// group by name.
+func (g *shardGroups) refillGroups(peers groupArchives) func() []refillGroup {
+	return func() []refillGroup {
+		var out []refillGroup
+		for _, id := range g.mgr.Groups() {
+			st, ok := g.mgr.Group(id)
+			switch {
+			case !ok:
+			case id == 0:
+				out = append(out, refillGroup{st: st, peers: peers})
+			default:
+				out = append(out, refillGroup{st: st, peers: groupPeers{fetch: peers, group: id}, members: g.voters(id)})
+			}
+		}
+		return out
+	}
+}
+
+// voters returns the voters of group id in the current shard map, each
+// at its HTTP address in the map (none: the group left the map, and its
+// refiller has no one to ask until it is closed here).
+func (g *shardGroups) voters(id uint64) func() []fsm.NodeInfo {
+	return func() []fsm.NodeInfo {
+		m := g.router.r.Map()
+		sh, _ := m.Shard(id)
+		out := make([]fsm.NodeInfo, 0, len(sh.Voters))
+		for _, v := range sh.Voters {
+			out = append(out, fsm.NodeInfo{ID: v, HTTPAddr: m.Nodes[v].HTTP})
+		}
+		return out
 	}
 }
 
