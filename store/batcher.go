@@ -109,9 +109,9 @@ type batcher struct {
 	// receives exactly once, and nothing touches a proposal after sending
 	// to done.
 	proposals sync.Pool
-	// cmds is the entry being encoded (propose, on run's goroutine only):
-	// a fresh one per entry was 4% of the bytes the store allocated at
-	// 1,024 writers.
+	// cmds is the entry being encoded (run's scratch for propose, used on
+	// run's goroutine only): a fresh one per entry was 4% of the bytes the
+	// store allocated at 1,024 writers.
 	cmds []fsm.Command
 
 	mu       sync.RWMutex // submit enqueues under R; close sets closed under W
@@ -298,7 +298,7 @@ func (b *batcher) run() {
 			return
 		}
 		carry = g.carry
-		b.propose(g.batch, budgeted)
+		b.propose(g.batch, budgeted, &b.cmds)
 		clear(g.batch) // the waiter has its own copy (propose's ordered)
 		gathered = g.batch[:0]
 	}
@@ -382,11 +382,15 @@ func (b *batcher) failGathered(g *gathering) {
 	}
 }
 
-func (b *batcher) propose(batch []*proposal, budgeted bool) {
+// propose encodes batch as one entry and hands it to Raft, its waiters to
+// wait. scratch holds the entry's commands while it is encoded (kept for
+// the next call): each caller has its own, since a test's propose runs
+// beside run's.
+func (b *batcher) propose(batch []*proposal, budgeted bool, scratch *[]fsm.Command) {
 	// Critical actions first inside the entry too: the FSM applies in order.
 	// A fair group's members are adjacent critical actions: they keep their
 	// order.
-	cmds := b.cmds[:0]
+	cmds := (*scratch)[:0]
 	ordered := make([]*proposal, 0, len(batch))
 	for pass := 0; pass < 2; pass++ {
 		for _, p := range batch {
@@ -399,7 +403,7 @@ func (b *batcher) propose(batch []*proposal, budgeted bool) {
 	data := fsm.EncodeBatch(&fsm.Batch{Time: time.Now().UnixNano(), Commands: cmds})
 	n := len(cmds)
 	clear(cmds) // the encoding is a copy; let the actions go
-	b.cmds = cmds[:0]
+	*scratch = cmds[:0]
 	b.metrics.batchSize.Observe(float64(n))
 	b.metrics.batchBytes.Observe(float64(len(data)))
 	fut := b.raft.Apply(data, b.timeout)

@@ -84,8 +84,9 @@ func TestBatcherPutsCriticalActionsFirstInsideAnEntry(t *testing.T) {
 	prop := newTestProposal
 	bu1, cr1, bu2, cr2 := prop(bulkIncr("w", "b1", 1)), prop(incr("w", "c1", 1, "e", "c", 1)),
 		prop(bulkIncr("w", "b2", 1)), prop(incr("w", "c2", 1, "e", "c", 1))
-	b.sem <- struct{}{} // the waiter returns the slot of every proposed entry
-	b.propose([]*proposal{bu1, cr1, bu2, cr2}, false)
+	b.sem <- struct{}{}    // the waiter returns the slot of every proposed entry
+	var cmds []fsm.Command // its own: run may propose meanwhile (a notice, the node's versions)
+	b.propose([]*proposal{bu1, cr1, bu2, cr2}, false, &cmds)
 
 	seq := map[string]uint64{}
 	var index uint64
