@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,4 +224,57 @@ func indexOf(ids []string, id string) int {
 		}
 	}
 	return -1
+}
+
+// The gate asks every member at once: two members that do not answer
+// are both asked before either probe ends (one after the other, the
+// first would wait for the second until its deadline), and the refusal
+// names the first of them in id order, whatever the timing.
+func TestTheGateAsksEveryMemberAtOnce(t *testing.T) {
+	old1, old2 := oldMember(t), oldMember(t)
+	var mu sync.Mutex
+	entered := map[raft.ServerAddress]bool{}
+	both, closed := make(chan struct{}), false
+	met := atomic.Bool{}
+	wrap := func(p probeFunc) probeFunc {
+		return func(ctx context.Context, addr raft.ServerAddress) (probeAnswer, error) {
+			if addr == raft.ServerAddress(old1) || addr == raft.ServerAddress(old2) {
+				mu.Lock()
+				entered[addr] = true
+				closer := len(entered) == 2 && !closed
+				if closer {
+					closed = true
+					close(both)
+				}
+				mu.Unlock()
+				if !closer {
+					select {
+					case <-both: // the other member was asked while this one waited
+						met.Store(true)
+					case <-ctx.Done():
+					}
+				}
+			}
+			return p(ctx, addr)
+		}
+	}
+	c := newMetaClusterWith(t, 3, func(cfg *Config) {
+		cfg.probeTimeout, cfg.wrapProbe = 2*time.Second, wrap
+		cfg.Servers = append(cfg.Servers,
+			raft.Server{Suffrage: raft.Nonvoter, ID: "old2", Address: raft.ServerAddress(old2)},
+			raft.Server{Suffrage: raft.Nonvoter, ID: "old1", Address: raft.ServerAddress(old1)})
+	})
+	c.addNodes()
+	c.propose("n1", Command{Op: OpCreateShard, Shard: 1, Voters: []string{"n1"}})
+	leader := c.metaLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var err error
+	require.Eventually(t, func() bool {
+		_, err = c.group(leader).Propose(ctx, Command{Op: OpAssignWorld, World: "w", Shard: 1, Expect: ptr(1)})
+		return !errors.Is(err, ErrNotLeader)
+	}, 20*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, err, ErrGate)
+	require.ErrorContains(t, err, `member old1 did not answer`)
+	require.True(t, met.Load(), "both silent members were asked at once")
 }

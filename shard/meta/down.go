@@ -193,7 +193,7 @@ func (g *Group) probeAll(ctx context.Context, addrs map[string]raft.ServerAddres
 	var wg sync.WaitGroup
 	for id, addr := range addrs {
 		wg.Go(func() {
-			a, err := g.probeMember(ctx, addr)
+			a, err := g.probe(ctx, addr)
 			mu.Lock()
 			out[id] = probed{a, err}
 			mu.Unlock()

@@ -146,7 +146,8 @@ func (g *Group) gateExcept(ctx context.Context, c Command, skip []string) error 
 		}
 		addrs[srv.ID] = srv.Address
 	}
-	for _, id := range slices.Sorted(maps.Keys(addrs)) {
+	ask := make(map[string]raft.ServerAddress, len(addrs))
+	for id, addr := range addrs {
 		if string(id) == g.cfg.ID || slices.Contains(skip, string(id)) {
 			continue
 		}
@@ -156,18 +157,27 @@ func (g *Group) gateExcept(ctx context.Context, c Command, skip []string) error 
 			// would keep a dead node in the map and the meta group.
 			continue
 		}
-		a, err := g.probeMember(ctx, addrs[id])
-		reads := a.Reads
-		if err != nil {
+		ask[string(id)] = addr
+	}
+	// Every member at once: members that do not answer cost one probe
+	// wait together, not one each. The first refusal in id order is
+	// reported, so the error names the same member whatever the timing.
+	got := g.probeAll(ctx, ask)
+	for _, id := range slices.Sorted(maps.Keys(ask)) {
+		p := got[id]
+		if p.err != nil {
 			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s did not answer (an older gsd, or down): %w: upgrade or restart it first, or if it is dead for good mark it down (gsdctl node down %s)",
-				ErrGate, c.Op, need, id, err, id)
+				ErrGate, c.Op, need, id, p.err, id)
 		}
-		if reads < need {
-			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s reads %d: upgrade it first", ErrGate, c.Op, need, id, reads)
+		if p.a.Reads < need {
+			return fmt.Errorf("%w: %s needs every meta member to read level %d; member %s reads %d: upgrade it first", ErrGate, c.Op, need, id, p.a.Reads)
 		}
 	}
 	return nil
 }
+
+// probeFunc asks the member at addr which meta commands it reads.
+type probeFunc func(ctx context.Context, addr raft.ServerAddress) (probeAnswer, error)
 
 // probeMember asks the member at addr which meta commands it reads and
 // how far it applied the meta log.

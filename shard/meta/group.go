@@ -69,6 +69,9 @@ type Config struct {
 	// probeTimeout bounds one probe of a member (0: the package's
 	// probeTimeout); tests set a long one to hold a probe open.
 	probeTimeout time.Duration
+	// wrapProbe, when set, wraps the gate's and mark_down's probe of a
+	// member (tests: watch which members are asked at once).
+	wrapProbe func(probeFunc) probeFunc
 }
 
 // suffrage returns this node's suffrage in Servers.
@@ -151,6 +154,10 @@ type Group struct {
 	// prober probes the nodes the report loop decides about, off the
 	// loop (prober.go); its state is behind its own lock.
 	prober *prober
+	// probe asks one member which commands it reads (probeMember; a
+	// test may wrap it before proposing): the gate and mark_down's
+	// admission ask every member at once through it (probeAll).
+	probe probeFunc
 	// downMu guards markingDown, the mark_down commands being admitted
 	// and proposed on this leader; an add or promotion (confirmed) holds
 	// it from its checks to its configuration change (members.go).
@@ -194,6 +201,10 @@ func start(mgr *shard.Manager, l *shard.Layer, dir string, cfg Config) (_ *Group
 		log: cfg.Logger.With("group", "meta", "node", cfg.ID)}
 	g.askLast = g.leaderLast
 	g.stopCtx, g.cancel = context.WithCancel(context.Background())
+	g.probe = g.probeMember
+	if cfg.wrapProbe != nil {
+		g.probe = cfg.wrapProbe(g.probe)
+	}
 	g.prober = newProber(g.stopCtx, g.probeMember, g.answerKeep())
 	hlog := raftlog.New("raft-meta", g.log)
 	g.layer = newSplitLayer(l, g)
