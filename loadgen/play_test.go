@@ -19,8 +19,18 @@ func TestPlayBattle(t *testing.T) {
 	ctx := context.Background()
 	p := smallLoad("play1")
 	p.Players, p.Rate = 4, 200
-	r, err := PlayBattle(ctx, &Target{Addrs: []string{addr}}, p, PlayParams{}, Timing{Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
-	require.NoError(t, err)
+	// A short run on a loaded machine may measure no propagation yet (the
+	// players' first events still in flight when it ends): run it again,
+	// a few times at most, rather than asserting a duration.
+	var r *Result
+	for range 5 {
+		var err error
+		r, err = PlayBattle(ctx, &Target{Addrs: []string{addr}}, p, PlayParams{}, Timing{Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
+		require.NoError(t, err)
+		if r.Latency["propagation"].Count > 0 {
+			break
+		}
+	}
 	require.Equal(t, "play", r.Scenario)
 	require.Equal(t, "client (WebSocket play)", r.Level)
 	require.Positive(t, r.Counts["sent"])
@@ -35,7 +45,7 @@ func TestPlayBattle(t *testing.T) {
 
 	require.Empty(t, r.Phases, "one phase without a bulk rate")
 
-	_, err = PlayBattle(ctx, &Target{Addrs: []string{addr}}, p, PlayParams{BulkRate: -1}, Timing{Duration: time.Millisecond})
+	_, err := PlayBattle(ctx, &Target{Addrs: []string{addr}}, p, PlayParams{BulkRate: -1}, Timing{Duration: time.Millisecond})
 	require.Error(t, err)
 	p.Players = MaxPlayPlayers + 1
 	_, err = PlayBattle(ctx, &Target{Addrs: []string{addr}}, p, PlayParams{}, Timing{Duration: time.Millisecond})

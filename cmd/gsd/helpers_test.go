@@ -9,6 +9,7 @@ import (
 	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/internal/freeport"
 	"github.com/gsd-dev/gsd/internal/syncbuf"
+	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -40,6 +41,24 @@ func retryUntilNil(t *testing.T, d time.Duration, what string, f func() error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// actSure acts once on world through c, sending the action again with
+// the same seq while the answer is retryable (a leader lost on a loaded
+// machine: not_leader, outcome_unknown); the world's idempotency window
+// applies it at most once, and a re-sent one answers with its event.
+func actSure(ctx context.Context, t *testing.T, c *client.Client, world string, a client.ActionRequest) wire.Event {
+	t.Helper()
+	var ev wire.Event
+	retryUntilNil(t, time.Minute, "act "+world, func() error {
+		var err error
+		ev, err = c.Act(ctx, world, a)
+		if err != nil && !client.IsRetryable(err) {
+			t.Fatalf("act %s: %v", world, err)
+		}
+		return err
+	})
+	return ev
 }
 
 // testNode is a gsd node run in-process by run().
