@@ -166,6 +166,43 @@ func TestAMoveBackToAShardWithALog16MemberFencesNothing(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestAMoveBackToAGroupWithOneMemberReadingLog16FencesNothing (issue
+// 14): both shards' groups run on n1 and n2, and n2 reads log 16. The
+// world moves from shard 1 to 2 (log 15 suffices); moving it back to 1,
+// whose fenced copy only a log 17 import replaces, is refused by the gate
+// (version_gate, whichever node leads) before the fence, on every replica
+// of shard 2 the world takes writes, and shard 1's copy stays fenced.
+func TestAMoveBackToAGroupWithOneMemberReadingLog16FencesNothing(t *testing.T) {
+	v16 := fsm.Supported()
+	v16.Log = 16
+	both := []string{"n1", "n2"}
+	c := newShardClusterWith(t, 2, Map{
+		Membership: 1,
+		Shards:     []MapShard{{ID: 1, Voters: both}, {ID: 2, Voters: both}},
+	}, func(cfg *store.Config) {
+		if cfg.ID == "n2" {
+			cfg.Versions = v16
+		}
+	})
+	ctx := moveContext(t)
+	for _, g := range []uint64{1, 2} { // the members report their versions
+		l := groupLeader(t, c, g)
+		for _, r := range c.replicas(g) {
+			require.NoError(t, l.Join(ctx, r.Self()))
+		}
+	}
+	mustCreateWorld(t, groupLeader(t, c, 1), "w")
+	act(t, groupLeader(t, c, 1), incr("w", "alice", 1, "e"))
+	_, err := Move(ctx, groupLeader(t, c, 1), groupLeader(t, c, 2), "w", 2, nil)
+	require.NoError(t, err)
+	act(t, groupLeader(t, c, 2), incr("w", "alice", 2, "e"))
+
+	requireMoveBackRefused(ctx, t, groupLeader(t, c, 2), groupLeader(t, c, 1), "w", 1, store.ErrVersionGate)
+	for _, r := range c.replicas(1) {
+		require.ErrorIs(t, r.MoveBackGate(), store.ErrVersionGate, "whichever replica would lead")
+	}
+}
+
 // TestAnImportOntoAFencedCopyIsNoEarlierImport: ImportMoved, which takes
 // world_exists for an earlier import of the same move when the target's
 // copy has the export's incarnation and was imported, never takes a
