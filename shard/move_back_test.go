@@ -269,3 +269,61 @@ func history1(st *store.Store, world string) ([]*fsm.Event, error) {
 type backGroup struct{ *fakeGroup }
 
 func (*backGroup) MoveBackGate() error { return nil }
+
+// TestAMoveBacksArchiveReachesANodeWithoutTheOldGroup (issue 14): the
+// world was created on shard 2 (n1 and n2) and went to shard 1 (n1 only)
+// and back. n2's archive holds the events of the world's first stay on 2
+// and lacks shard 1's, a hole that does not start at seq 1: n1 copies
+// them from its replica of shard 1, n2 from n1, and both end with every
+// event once.
+func TestAMoveBacksArchiveReachesANodeWithoutTheOldGroup(t *testing.T) {
+	c := newShardCluster(t, 2, Map{
+		Membership: 2,
+		Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n1", "n2"}}},
+		Worlds:     map[string]uint64{"arena": 2},
+	})
+	ctx := moveContext(t)
+	for _, g := range []uint64{1, 2} {
+		l := groupLeader(t, c, g)
+		for _, r := range c.replicas(g) {
+			require.NoError(t, l.Join(ctx, r.Self()))
+		}
+	}
+	mustCreateWorld(t, groupLeader(t, c, 2), "arena")
+	for seq := uint64(1); seq <= 3; seq++ {
+		act(t, groupLeader(t, c, 2), incr("arena", "p1", seq, "e1"))
+	}
+	_, err := Move(ctx, groupLeader(t, c, 2), groupLeader(t, c, 1), "arena", 1, nil)
+	require.NoError(t, err)
+	for seq := uint64(4); seq <= 6; seq++ {
+		act(t, groupLeader(t, c, 1), incr("arena", "p1", seq, "e1"))
+	}
+	fence, err := Move(ctx, groupLeader(t, c, 1), groupLeader(t, c, 2), "arena", 2, nil)
+	require.NoError(t, err)
+	require.Equal(t, uint64(6), fence)
+	act(t, groupLeader(t, c, 2), incr("arena", "p1", 7, "e1"))
+
+	peers := backendPeers{}
+	for _, id := range c.ids {
+		b, err := NewBackend(c.routers[id])
+		require.NoError(t, err)
+		peers[id] = b
+	}
+	home, _ := c.mgrs["n2"].Group(2)
+	require.Eventually(t, func() bool { // its own 1..3 and 7 archived
+		holes, err := home.ArchiveHoles("arena", 7)
+		return err == nil && len(holes) == 1 && holes[0].From == 4 && holes[0].To == fence
+	}, 10*time.Second, 5*time.Millisecond)
+	n, err := peers["n1"].CopyMovedArchives(ctx, nil, 2)
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "n1 from its replica of shard 1")
+	n, err = peers["n2"].CopyMovedArchives(ctx, peers, 2)
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "n2 from n1")
+	old, _ := c.mgrs["n1"].Group(1)
+	got := history(t, home, "arena", 1, 7)
+	for i, ev := range got {
+		require.Equal(t, uint64(i+1), ev.Seq)
+	}
+	require.Equal(t, history(t, old, "arena", 4, fence), got[3:fence], "shard 1's events as it committed them")
+}
