@@ -414,3 +414,47 @@ func TestAnUnsaltedWorldMovesInTheFormatItsTargetReads(t *testing.T) {
 		require.JSONEq(t, `{"incarnation":3,"seq":5,"data":"`+want+`"}`, string(b), step)
 	}
 }
+
+// TestALog17TargetAnswersTheFormatInTheCheckBody: shard 2's leader is
+// another node on this release: asked with "back", it answers the
+// format's refusal in the body ({"unsalted":...}) and the admin takes it
+// as the format's answer, asking nothing again: a salted world is
+// refused version_gate before its fence, an unsalted one moves in
+// format 1.
+func TestALog17TargetAnswersTheFormatInTheCheckBody(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		steps []string
+	)
+	n2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var step wire.MoveStep
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		mu.Lock()
+		steps = append(steps, fmt.Sprintf("%s %v", step.Step, step.Back))
+		mu.Unlock()
+		if step.Step == wire.MoveStepCheck {
+			_ = json.NewEncoder(w).Encode(wire.MoveCheck{Unsalted: "voter n3 reads log 14"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(struct{}{})
+	}))
+	t.Cleanup(n2.Close)
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake()}, remote: n2.URL}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), "voter n3 reads log 14")
+	require.False(t, f.fenced, "nothing fenced")
+
+	f.plain = true
+	code, _, b = e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.True(t, f.fenced)
+	require.Equal(t, []byte{1}, f.formats, "format 1: the target would not read 2")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"check true", "check true", "import false"}, steps)
+}
