@@ -314,11 +314,21 @@ func TestAMoveBacksArchiveReachesANodeWithoutTheOldGroup(t *testing.T) {
 		holes, err := home.ArchiveHoles("arena", 7)
 		return err == nil && len(holes) == 1 && holes[0].From == 4 && holes[0].To == fence
 	}, 10*time.Second, 5*time.Millisecond)
-	n, err := peers["n1"].CopyMovedArchives(ctx, nil, 2)
-	require.NoError(t, err)
+	// As the sweeps do: again until the old home's archive wrote what
+	// they copy.
+	n := 0
+	require.Eventually(t, func() bool {
+		k, err := peers["n1"].CopyMovedArchives(ctx, nil, 2)
+		n += k
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond, "n1 copies from its replica of shard 1")
 	require.Equal(t, 3, n, "n1 from its replica of shard 1")
-	n, err = peers["n2"].CopyMovedArchives(ctx, peers, 2)
-	require.NoError(t, err)
+	n = 0
+	require.Eventually(t, func() bool {
+		k, err := peers["n2"].CopyMovedArchives(ctx, peers, 2)
+		n += k
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond, "n2 copies from n1")
 	require.Equal(t, 3, n, "n2 from n1")
 	old, _ := c.mgrs["n1"].Group(1)
 	got := history(t, home, "arena", 1, 7)
@@ -326,4 +336,73 @@ func TestAMoveBacksArchiveReachesANodeWithoutTheOldGroup(t *testing.T) {
 		require.Equal(t, uint64(i+1), ev.Seq)
 	}
 	require.Equal(t, history(t, old, "arena", 4, fence), got[3:fence], "shard 1's events as it committed them")
+}
+
+// TestAMoveBacksArchiveFillsEveryHoleOnANodeThatSweptNotBetween: the
+// world was created on shard 1 (n1 only), went to shard 2 (n1 and n2),
+// back to 1 and back to 2, and n2 swept at none of these moves: its
+// archive lacks 1..F1 (shard 1's first stay) and F2+1..F3 (its second),
+// two holes. Its copy from n1 fills both (the last hole's end is the
+// copy's fence), not only the first.
+func TestAMoveBacksArchiveFillsEveryHoleOnANodeThatSweptNotBetween(t *testing.T) {
+	c := newShardCluster(t, 2, Map{
+		Membership: 2,
+		Shards:     []MapShard{{ID: 1, Voters: []string{"n1"}}, {ID: 2, Voters: []string{"n1", "n2"}}},
+		Worlds:     map[string]uint64{"arena": 2},
+	})
+	ctx := moveContext(t)
+	for _, g := range []uint64{1, 2} {
+		l := groupLeader(t, c, g)
+		for _, r := range c.replicas(g) {
+			require.NoError(t, l.Join(ctx, r.Self()))
+		}
+	}
+	mustCreateWorld(t, groupLeader(t, c, 1), "arena")
+	seq := uint64(0)
+	actOn := func(g uint64, n int) {
+		for range n {
+			seq++
+			act(t, groupLeader(t, c, g), incr("arena", "p1", seq, "e1"))
+		}
+	}
+	actOn(1, 3)
+	var fences []uint64
+	for _, to := range []uint64{2, 1, 2} {
+		f, err := Move(ctx, groupLeader(t, c, 3-to), groupLeader(t, c, to), "arena", to, nil)
+		require.NoError(t, err)
+		fences = append(fences, f)
+		actOn(to, 2)
+	}
+	require.Equal(t, []uint64{3, 5, 7}, fences)
+
+	peers := backendPeers{}
+	for _, id := range c.ids {
+		b, err := NewBackend(c.routers[id])
+		require.NoError(t, err)
+		peers[id] = b
+	}
+	home, _ := c.mgrs["n2"].Group(2)
+	require.Eventually(t, func() bool { // its own 4..5 and 8..9 archived
+		holes, err := home.ArchiveHoles("arena", seq)
+		return err == nil && len(holes) == 2 && holes[0].From == 1 && holes[0].To == 3 && holes[1].From == 6 && holes[1].To == 7
+	}, 10*time.Second, 5*time.Millisecond)
+	// As the sweeps do: again until the old home's archive wrote what
+	// they copy.
+	require.Eventually(t, func() bool {
+		_, err := peers["n1"].CopyMovedArchives(ctx, nil, 2)
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond, "n1 copies from its replica of shard 1")
+	n := 0
+	require.Eventually(t, func() bool {
+		k, err := peers["n2"].CopyMovedArchives(ctx, peers, 2)
+		n += k
+		return err == nil
+	}, 10*time.Second, 5*time.Millisecond, "n2 copies from n1")
+	require.Equal(t, 5, n, "n2 from n1: 1..3 and 6..7")
+	got := history(t, home, "arena", 1, seq)
+	for i, ev := range got {
+		require.Equal(t, uint64(i+1), ev.Seq)
+	}
+	n1home, _ := c.mgrs["n1"].Group(2)
+	require.Equal(t, history(t, n1home, "arena", 1, seq), got)
 }
