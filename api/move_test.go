@@ -90,11 +90,14 @@ func TestMovePeerStepIsForNodesAndChecksItsStep(t *testing.T) {
 // fences and exports, and whose shard 2 is target.
 type saltedMoveFake struct {
 	*moveFake
-	target  *gateTarget
-	remote  string // when set, shard 2's leader is another node there
-	fenced  bool
-	plain   bool   // when set, the world is not salted
-	formats []byte // the export formats asked for
+	target *gateTarget
+	// targetGroup, when set, is shard 2's group instead of target (a
+	// target with more methods, e.g. a backTarget).
+	targetGroup edge.Group
+	remote      string // when set, shard 2's leader is another node there
+	fenced      bool
+	plain       bool   // when set, the world is not salted
+	formats     []byte // the export formats asked for
 }
 
 func (f *saltedMoveFake) World(id string) (fsm.WorldInfo, error) {
@@ -117,6 +120,8 @@ func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
 		return f.moveFake.GroupRoute(g)
 	case f.remote != "":
 		return edge.Route{GroupID: "2", Node: "n2", Addr: f.remote}, nil
+	case f.targetGroup != nil:
+		return edge.Route{GroupID: "2", Group: f.targetGroup}, nil
 	}
 	return edge.Route{GroupID: "2", Group: f.target}, nil
 }
@@ -168,6 +173,54 @@ func TestAMoveBackToAShardHoldingTheFencedCopyIsRefusedBeforeTheFence(t *testing
 	require.Empty(t, f.published)
 }
 
+// backTarget is a gateTarget that can replace a fenced copy (log 17)
+// once back, its MoveBackGate's answer, is nil.
+type backTarget struct {
+	*gateTarget
+	back error
+}
+
+func (g *backTarget) MoveBackGate() error { return g.back }
+
+// TestAMoveBackToAShardHoldingTheFencedCopyReplacesItOnceItsMembersReadLog17
+// (issue 14): shard 2 holds the world's fenced copy and can replace it.
+// While a member reads log 16 the admin route answers version_gate, the
+// peer's check step version_gate when asked with "back" and world_exists
+// without it (an older admin would take version_gate for the format's
+// answer and fence), and nothing is fenced. Once every member reads 17
+// the move goes on: fence, import, publish.
+func TestAMoveBackToAShardHoldingTheFencedCopyReplacesItOnceItsMembersReadLog17(t *testing.T) {
+	t.Parallel()
+	stale := &fsm.WorldInfo{ID: "arena", Incarnation: 3, Seq: 4, Imported: 9, Moved: &fsm.Fence{World: "arena", Shard: 1, Seq: 4}}
+	target := &backTarget{gateTarget: &gateTarget{Fake: apitest.NewFake(), holds: stale}, back: fmt.Errorf("%w: voter n3 reads log 16", store.ErrVersionGate)}
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: target.gateTarget, plain: true}
+	f.targetGroup = target
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	peer := []string{edge.HeaderClusterKey, testSecret, edge.HeaderForwarded, "1"}
+	path := edge.InternalPrefix + "/cluster/worlds/arena/move"
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), edge.CodeVersionGate)
+	require.Contains(t, string(b), "log version 17")
+	e.RequireError(409, edge.CodeVersionGate, "POST", path, `{"step":"check","to":2,"back":true}`, peer...)
+	e.RequireError(409, fsm.CodeWorldExists, "POST", path, `{"step":"check","to":2}`, peer...)
+	require.False(t, f.fenced, "nothing fenced")
+	require.False(t, target.imported)
+	require.Empty(t, f.published)
+
+	target.back = nil
+	code, _, b = e.Do("POST", path, `{"step":"check","to":2,"back":true}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{}`, string(b), "format 2 readable: nothing to say")
+	code, _, b = e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.True(t, f.fenced)
+	require.True(t, target.imported)
+	require.Equal(t, []string{"arena2"}, f.published)
+}
+
 func (g *gateTarget) ImportWorld(_ context.Context, world string, _ []byte) (fsm.WorldInfo, error) {
 	g.imported = true
 	return fsm.WorldInfo{ID: world}, nil
@@ -189,13 +242,16 @@ func TestASaltedWorldsMoveToATargetThatCannotImportItFencesNothing(t *testing.T)
 
 	e.RequireError(409, edge.CodeVersionGate, "POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
 	e.RequireError(409, edge.CodeVersionGate, "POST", path, `{"step":"check","to":2}`, peer...)
+	code, _, b := e.Do("POST", path, `{"step":"check","to":2,"back":true}`, peer...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"unsalted":"gsd/store: not supported by every member: voter n3 reads log 14"}`, string(b), "asked with back: the format's answer in the body")
 	e.RequireError(409, edge.CodeVersionGate, "POST", path, `{"step":"export","to":2,"unsalted":"voter n3 reads log 14"}`, peer...)
 	require.False(t, f.fenced, "nothing fenced")
 	require.False(t, f.target.imported)
 	require.Empty(t, f.published)
 
 	f.target.gate = nil
-	code, _, b := e.Do("POST", path, `{"step":"check","to":2}`, peer...)
+	code, _, b = e.Do("POST", path, `{"step":"check","to":2}`, peer...)
 	require.Equal(t, 200, code, "%s", b)
 	code, _, b = e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
 	require.Equal(t, 200, code, "%s", b)
@@ -206,10 +262,11 @@ func TestASaltedWorldsMoveToATargetThatCannotImportItFencesNothing(t *testing.T)
 }
 
 // TestASaltedWorldsMoveAsksARemoteTargetFirst: shard 2's leader is
-// another node; its check step's refusal (version_gate), or a malformed
-// answer from a binary that knows no check step, refuses the salted
-// world before its fence; any other error (no leader) ends the move
-// before the fence too.
+// another node; its check step's refusal (version_gate, which a log 17
+// leader asked with "back" answers only for the copy it holds), or a
+// malformed answer from a binary that knows no check step (asked again
+// without "back", malformed again), refuses the salted world before its
+// fence; any other error (no leader) ends the move before the fence too.
 func TestASaltedWorldsMoveAsksARemoteTargetFirst(t *testing.T) {
 	t.Parallel()
 	var (
@@ -245,7 +302,7 @@ func TestASaltedWorldsMoveAsksARemoteTargetFirst(t *testing.T) {
 	set(503, wire.ErrorBody{Code: edge.CodeNotLeader, Error: "no leader"})
 	e.RequireError(503, edge.CodeNotLeader, "POST", path, `{"to":2}`, admin...)
 	mu.Lock()
-	require.Equal(t, []string{"check", "check", "check"}, steps, "no import asked")
+	require.Equal(t, []string{"check", "check", "check", "check"}, steps, "no import asked (malformed: asked again without back)")
 	mu.Unlock()
 	require.False(t, f.fenced, "nothing fenced")
 	require.Empty(t, f.published)
@@ -288,7 +345,7 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []string{"check false false", "export true true", "export false false", "import false false"}, steps)
+	require.Equal(t, []string{"check false false", "check false false", "export true true", "export false false", "import false false"}, steps, "the check asked with back, then without")
 	require.Equal(t, []string{"arena2"}, f.published)
 }
 
@@ -356,4 +413,48 @@ func TestAnUnsaltedWorldMovesInTheFormatItsTargetReads(t *testing.T) {
 		require.Equal(t, 200, code, "%s", b)
 		require.JSONEq(t, `{"incarnation":3,"seq":5,"data":"`+want+`"}`, string(b), step)
 	}
+}
+
+// TestALog17TargetAnswersTheFormatInTheCheckBody: shard 2's leader is
+// another node on this release: asked with "back", it answers the
+// format's refusal in the body ({"unsalted":...}) and the admin takes it
+// as the format's answer, asking nothing again: a salted world is
+// refused version_gate before its fence, an unsalted one moves in
+// format 1.
+func TestALog17TargetAnswersTheFormatInTheCheckBody(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		steps []string
+	)
+	n2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var step wire.MoveStep
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		mu.Lock()
+		steps = append(steps, fmt.Sprintf("%s %v", step.Step, step.Back))
+		mu.Unlock()
+		if step.Step == wire.MoveStepCheck {
+			_ = json.NewEncoder(w).Encode(wire.MoveCheck{Unsalted: "voter n3 reads log 14"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(struct{}{})
+	}))
+	t.Cleanup(n2.Close)
+	f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake()}, remote: n2.URL}
+	e := newEnvFor(t, f, withSecret)
+	admin := []string{edge.HeaderClusterKey, testSecret}
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), "voter n3 reads log 14")
+	require.False(t, f.fenced, "nothing fenced")
+
+	f.plain = true
+	code, _, b = e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.True(t, f.fenced)
+	require.Equal(t, []byte{1}, f.formats, "format 1: the target would not read 2")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"check true", "check true", "import false"}, steps)
 }

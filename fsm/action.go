@@ -214,6 +214,11 @@ const (
 	// CmdMoveWorldSalted (log version 15) is CmdMoveWorld that may also
 	// fence a salted world (migrate.go), whose export is of format 2.
 	CmdMoveWorldSalted
+	// CmdImportWorldBack (log version 17) is CmdImportWorld that may also
+	// replace the world's fenced copy of the same incarnation, fenced at
+	// or before the export's seq: a move back to a shard the world left
+	// (migrate.go).
+	CmdImportWorldBack
 )
 
 // WorldSpec creates a world. Origin names the replica (the shard's region)
@@ -245,7 +250,7 @@ type Command struct {
 	Check   *Checkpoint    // CmdCheckpoint
 	Delete  *WorldDelete   // CmdDeleteWorld
 	Move    *WorldMove     // CmdMoveWorld, CmdMoveWorldSalted
-	Import  *WorldImport   // CmdImportWorld
+	Import  *WorldImport   // CmdImportWorld, CmdImportWorldBack
 	Diverge *Divergence    // CmdDivergence
 	Salt    *SaltCmd       // CmdSalt, CmdEraseSalt, CmdEraseSaltKeep
 }

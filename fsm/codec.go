@@ -413,7 +413,7 @@ func appendBatch(e *encoder, b *Batch) []byte {
 			e.checkpoint(c.Check)
 		case CmdDivergence:
 			e.divergence(c.Diverge)
-		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld, CmdMoveWorldSalted:
+		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld, CmdMoveWorldSalted, CmdImportWorldBack:
 			e.worldCmd(c)
 		case CmdSalt, CmdEraseSalt, CmdEraseSaltKeep:
 			e.saltCmd(c.Salt, c.Kind == CmdSalt)
@@ -515,12 +515,12 @@ func decodeBatchInto(p []byte, s *decodeScratch) (*decodedBatch, error) {
 			c.Check = d.checkpoint()
 		case CmdDivergence:
 			c.Diverge = d.divergence()
-		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld, CmdMoveWorldSalted:
+		case CmdDeleteWorld, CmdMoveWorld, CmdImportWorld, CmdMoveWorldSalted, CmdImportWorldBack:
 			d.worldCmd(c)
 		case CmdSalt, CmdEraseSalt, CmdEraseSaltKeep:
 			c.Salt = d.saltCmd(c.Kind == CmdSalt)
 		default:
-			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdMoveWorldSalted)
+			d.fail("unknown command kind %d (this binary reads log version %d: kinds 1..%d)", c.Kind, LogVersion, CmdImportWorldBack)
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

@@ -158,8 +158,8 @@ func (f *FSM) apply(index uint64, b *decodedBatch) []Result {
 			results[i] = f.deleteWorld(b.Time, c.Delete)
 		case CmdMoveWorld, CmdMoveWorldSalted:
 			results[i] = f.moveWorld(c.Move, c.Kind == CmdMoveWorldSalted)
-		case CmdImportWorld:
-			results[i] = f.importWorld(index, b.Time, c.Import)
+		case CmdImportWorld, CmdImportWorldBack:
+			results[i] = f.importWorld(index, b.Time, c.Import, c.Kind == CmdImportWorldBack)
 		case CmdDivergence:
 			results[i] = f.applyDivergence(index, b.Time, c.Diverge)
 		case CmdSalt:

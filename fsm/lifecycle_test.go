@@ -195,8 +195,8 @@ func TestDeleteWorldEncodesAndDecodes(t *testing.T) {
 	got, err := DecodeBatch(EncodeBatch(b))
 	require.NoError(t, err)
 	require.Equal(t, b, got)
-	_, err = DecodeBatch([]byte{batchMagic, 0, 1, byte(CmdMoveWorldSalted + 1), 0, 0})
-	require.ErrorContains(t, err, "kinds 1..28")
+	_, err = DecodeBatch([]byte{batchMagic, 0, 1, byte(CmdImportWorldBack + 1), 0, 0})
+	require.ErrorContains(t, err, "kinds 1..29")
 }
 
 // TestIncarnationAndCreationTimeSurviveSnapshotInFormat6: a restored

@@ -59,6 +59,21 @@ import (
 // restored from a snapshot before format 8, or it applied the change on
 // a binary without versions) exports 0 there, and the import keeps it.
 
+// Move back (issue 14, log version 17). A group that the world left keeps
+// its copy, fenced, until someone drops it; a move back there (C->B->A,
+// then A->B) cannot import with CmdImportWorld, which never replaces a
+// world. CmdImportWorldBack is the same import but for one case: a copy
+// here that is fenced, of the export's incarnation, fenced at or before
+// the export's seq, is replaced by the export whole (replaceable): the
+// seq goes on from the export's, and nothing of the earlier stay is kept
+// (its sessions, acks, player data, bans, salts, hash history and this
+// replica's checkpoint marks all come from the export or go). A live copy
+// (the move's earlier import: the mover recognises it), a copy of another
+// incarnation and one fenced after the export's seq (the world moved on
+// since: a stale import) are refused with ErrWorldExists, naming why. A
+// log 16 replica cannot decode the kind, so it is gated (Needs); a store
+// proposes it only to replace a fenced copy.
+//
 // ErrWorldMoved reports a write to a world that moved to another shard;
 // the error is a *MovedError, which names the shard.
 var ErrWorldMoved = errors.New("gsd/fsm: world moved")
@@ -280,8 +295,10 @@ func (w *world) historyPoints() []hashPoint {
 }
 
 // importWorld installs an exported world, applied at log index index and
-// leader time now.
-func (f *FSM) importWorld(index uint64, now int64, c *WorldImport) Result {
+// leader time now. With back (CmdImportWorldBack) it may replace the
+// world's copy here when that is a fenced copy the export continues
+// (replaceable); otherwise a world that exists is refused.
+func (f *FSM) importWorld(index uint64, now int64, c *WorldImport, back bool) Result {
 	if err := c.Validate(); err != nil {
 		return Result{Err: err}
 	}
@@ -307,8 +324,16 @@ func (f *FSM) importWorld(index uint64, now int64, c *WorldImport) Result {
 	if d.err != nil {
 		return Result{Err: fmt.Errorf("import world %s: %w", c.World, d.err)}
 	}
-	if _, ok := f.worlds[w.id]; ok {
-		return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, w.id)}
+	if old, ok := f.worlds[w.id]; ok {
+		if !back {
+			return Result{Err: fmt.Errorf("%w: %s", ErrWorldExists, w.id)}
+		}
+		if err := replaceable(old, w); err != nil {
+			return Result{Err: err}
+		}
+		// The earlier stay's own marks go with it (the new state's
+		// checkpoints mark anew); everything else is the export's.
+		delete(f.marks, w.id)
 	}
 	w.moved, w.imported = nil, index
 	if format == 1 {
@@ -318,6 +343,26 @@ func (f *FSM) importWorld(index uint64, now int64, c *WorldImport) Result {
 	f.publishView()
 	info := w.info()
 	return Result{Imported: &info}
+}
+
+// replaceable returns nil when old, the copy of a world this group holds,
+// may be replaced by w, the same world from an export (a move back): old
+// is fenced (only a stay that ended here; a live copy is this move's
+// earlier import or another world, which an import never replaces), of
+// w's incarnation (never an earlier incarnation's leftover), fenced at or
+// before w's seq (w continues it; a later fence means the world moved on
+// from here after the export was made: a stale import). Each refusal
+// wraps ErrWorldExists, naming what differs.
+func replaceable(old, w *world) error {
+	switch {
+	case old.moved == nil:
+		return fmt.Errorf("%w: %s (not fenced here: a move back replaces only a fenced copy)", ErrWorldExists, w.id)
+	case old.incarnation != w.incarnation:
+		return fmt.Errorf("%w: %s incarnation %d here, fenced, and the export is of incarnation %d: a move back replaces only a fenced copy of the same incarnation", ErrWorldExists, w.id, old.incarnation, w.incarnation)
+	case old.moved.Seq > w.seq:
+		return fmt.Errorf("%w: %s fenced here at seq %d, after the export's seq %d (the world moved on from here since: a stale export)", ErrWorldExists, w.id, old.moved.Seq, w.seq)
+	}
+	return nil
 }
 
 // encoding (in batches and snapshots)

@@ -91,9 +91,19 @@ type Versions = wire.Versions
 //     (ImportRulesNeeds; a move asks the target's voters before the
 //     fence). No new command kind; the snapshot format stays 10 (the key
 //     travels inside the rules' schema block).
+//   - Log 17 adds CmdImportWorldBack (migrate.go, "Move back"): an
+//     import that may replace the world's fenced copy of the same
+//     incarnation, fenced at or before the export's seq, so that a world
+//     can move back to a shard that still holds its copy from an earlier
+//     stay. A log 16 replica would refuse such an import (world_exists)
+//     where a log 17 one installs it, so the kind is gated: a store
+//     proposes it only to replace a fenced copy and only once every
+//     voter reads log 17 (MoveBackNeeds; a move asks the target before
+//     the fence). The world's shape is unchanged: the snapshot format
+//     stays 10.
 //   - Wire 1: the node-to-node HTTP calls (api's Gsd-Wire-Version header).
 const (
-	LogVersion      uint32 = 16
+	LogVersion      uint32 = 17
 	SnapshotVersion uint32 = uint32(snapVersion)
 	WireVersion     uint32 = 1
 )
@@ -146,6 +156,10 @@ func Needs(c *Command) Versions {
 		// A salted world's fence: a replica before log 15 cannot decode
 		// the kind (migrate.go).
 		v.Log, v.Snapshot = 15, 10
+	case CmdImportWorldBack:
+		// A move back's import: a replica before log 17 cannot decode
+		// the kind; the export's format needs what it needs (needs).
+		v = ceil(v, MoveBackNeeds())
 	}
 	if r, ok := carriedRules(c); ok {
 		v = ceil(v, rulesNeeds(r.Schema))
@@ -162,7 +176,7 @@ func carriedRules(c *Command) (Rules, bool) {
 		return c.World.Rules, true
 	case c.Kind.rules() && c.Rules != nil:
 		return c.Rules.Rules, true
-	case c.Kind == CmdImportWorld && c.Import != nil:
+	case c.Kind.imports() && c.Import != nil:
 		return c.Import.rules()
 	}
 	return Rules{}, false
@@ -197,6 +211,15 @@ func ceil(a, b Versions) Versions {
 	return Versions{Log: max(a.Log, b.Log), Snapshot: max(a.Snapshot, b.Snapshot), Wire: max(a.Wire, b.Wire)}
 }
 
+// imports reports an import's kind, a move back's or not.
+func (k CmdKind) imports() bool { return k == CmdImportWorld || k == CmdImportWorldBack }
+
+// MoveBackNeeds returns what a replica must read to apply
+// CmdImportWorldBack (log 17), before what its export's format and rules
+// need (ImportRulesNeeds): a move back asks the target's gate for it
+// before the fence at the source.
+func MoveBackNeeds() Versions { return Versions{Log: 17, Snapshot: 7, Wire: 1} }
+
 // rules reports a rules update's kind, with or without its event.
 func (k CmdKind) rules() bool { return k == CmdUpdateRules || k == CmdUpdateRulesEvent }
 
@@ -213,7 +236,7 @@ func needs(c *Command) Versions {
 		return Versions{Log: 10, Snapshot: 3, Wire: 1}
 	case c.Kind == CmdDivergence:
 		return Versions{Log: 9, Snapshot: 3, Wire: 1}
-	case c.Kind == CmdImportWorld:
+	case c.Kind.imports():
 		return ImportNeeds(c.Import.Format())
 	case c.Kind == CmdMoveWorld, c.Kind == CmdMoveWorldSalted:
 		return Versions{Log: 8, Snapshot: 7, Wire: 1}

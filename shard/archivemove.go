@@ -149,16 +149,22 @@ func (b *Backend) CopyMovedArchives(ctx context.Context, peers store.RefillPeers
 
 // copyFromPeers copies an imported world's events before its import from
 // the first other node of group g that holds them. The fence is where
-// this node's archive of the world starts: its first hole, from seq 1 on,
-// ends at the fence (the feed archives from the fence's N+1; with nothing
-// after the import, N is the world's seq); FillMoved checks the event at
+// the last hole in this node's archive of the world ends, and the copy
+// fills every hole up to it: after a first move here the hole from seq 1
+// to the fence (the feed archives from the fence's N+1; with nothing
+// after the import, N is the world's seq); after a move back the other
+// homes' events after those of the world's earlier stay here (C->B->A->B:
+// B holds 1..M, A's M+1..N are the hole), and any hole of that earlier
+// stay's own copy not filled yet. A last hole that is the feed's lag
+// behind the world's seq is this group's own events, which a peer serves
+// alike or not yet (then the next sweep). FillMoved checks the event at
 // the fence against the imported hash history.
 func (b *Backend) copyFromPeers(ctx context.Context, peers store.RefillPeers, g uint64, home *store.Store, w fsm.WorldInfo, page int) (int, error) {
 	holes, err := home.ArchiveHoles(w.ID, w.Seq)
-	if err != nil || len(holes) == 0 || holes[0].From != 1 {
-		return 0, err // held (or a hole retention left: not a move's)
+	if err != nil || len(holes) == 0 {
+		return 0, err // held
 	}
-	fence := holes[0].To
+	fence := holes[len(holes)-1].To
 	m := b.r.Map()
 	sh, ok := m.Shard(g)
 	if !ok {

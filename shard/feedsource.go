@@ -182,11 +182,19 @@ func (s *FeedSource) PlayerDataStamp(world string) (uint64, error) {
 
 // oldHome returns the group of this node that holds world fenced with a
 // move to home's group, of the incarnation home imported, and the fence.
+// Of several (a world that came to home twice: C->B->A->B, C and A both
+// fenced towards B), the latest: the highest fence, the one home's import
+// continues (an earlier one's events up to its fence are home's own, or
+// copied already, at the first import).
 func (s *FeedSource) oldHome(world string, home *store.Store) (*store.Store, fsm.Fence, bool) {
 	info, err := home.World(world)
 	if err != nil || info.Imported == 0 {
 		return nil, fsm.Fence{}, false
 	}
+	var (
+		best  *store.Store
+		fence fsm.Fence
+	)
 	for _, g := range s.b.r.mgr.Groups() {
 		st, ok := s.b.r.mgr.Group(g)
 		if !ok || st == home {
@@ -196,11 +204,11 @@ func (s *FeedSource) oldHome(world string, home *store.Store) (*store.Store, fsm
 		if err != nil || w.Moved == nil || w.Incarnation != info.Incarnation {
 			continue
 		}
-		if gid, ok := s.groupID(home); ok && w.Moved.Shard == gid {
-			return st, *w.Moved, true
+		if gid, ok := s.groupID(home); ok && w.Moved.Shard == gid && (best == nil || w.Moved.Seq > fence.Seq) {
+			best, fence = st, *w.Moved
 		}
 	}
-	return nil, fsm.Fence{}, false
+	return best, fence, best != nil
 }
 
 // groupID returns the id of this node's group st.

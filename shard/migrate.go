@@ -58,8 +58,11 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // on a stale write there answers unknown_world.
 //
 // Before step 1 the move refuses, with nothing fenced, a target that
-// holds a copy of the world no import can replace (CheckTargetCopy: an
-// earlier home's fenced copy, the move back C→B→A, A→B). And it asks
+// holds a copy of the world no import can replace (CheckTargetCopy). An
+// earlier home's fenced copy, the move back C→B→A, A→B, is replaced by
+// the import (log 17, fsm.CmdImportWorldBack) when it is of the world's
+// incarnation and every member of the target reads log 17; else the move
+// is refused there. And it asks
 // dst's version gate whether its voters read
 // an export of format 2 (log 15: ExportFormatGate). The answer picks the
 // export's format (step 2), and a salted world, which only format 2
@@ -77,7 +80,11 @@ type Publish func(ctx context.Context, world string, shard uint64) error
 // shard is repeated harmlessly, and an import that committed before the
 // error is recognised (same incarnation, imported) and not redone.
 func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to uint64, publish Publish) (uint64, error) {
-	if err := CheckTargetCopy(dst, world, to); err != nil {
+	inc := uint64(0)
+	if from, err := src.World(world); err == nil {
+		inc = from.Incarnation
+	}
+	if err := CheckTargetCopy(dst, world, to, inc); err != nil {
 		return 0, err
 	}
 	if err := CheckTargetRules(dst, world, RulesNeeds(src, world)); err != nil {
@@ -100,10 +107,11 @@ func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to 
 
 // *store.Store is what a move's steps take on either side.
 var (
-	_ MoveSource = (*store.Store)(nil)
-	_ MoveTarget = (*store.Store)(nil)
-	_ ImportGate = (*store.Store)(nil)
-	_ RulesGate  = (*store.Store)(nil)
+	_ MoveSource   = (*store.Store)(nil)
+	_ MoveTarget   = (*store.Store)(nil)
+	_ ImportGate   = (*store.Store)(nil)
+	_ RulesGate    = (*store.Store)(nil)
+	_ MoveBackGate = (*store.Store)(nil)
 )
 
 // ImportGate is what a target that gates its commands by its voters'
@@ -250,17 +258,31 @@ func FenceAndExportFor(ctx context.Context, src MoveSource, world string, to uin
 	return Export{Incarnation: from.Incarnation, Seq: seq, Data: blob}, nil
 }
 
-// CheckTargetCopy returns an error wrapping fsm.ErrWorldExists when dst,
-// the group of shard to, holds a copy of world that the move's import
-// cannot replace, nil when it holds none or one that an earlier attempt
-// of a move imported (not fenced, imported). The copy it refuses is one
-// fenced there when the world moved away (a move back to an earlier
-// home that still holds it: C→B→A, then A→B), or one dst created
-// (imported index 0). A move asks it before the fence at the source
-// (Move; api's check step): a fence whose import must fail would leave
-// the world refusing writes on both shards, each fenced towards the
-// other. A dst that cannot tell (no World) passes.
-func CheckTargetCopy(dst any, world string, to uint64) error {
+// MoveBackGate is what a target that can replace a world's fenced copy
+// has (*store.Store): store.ErrVersionGate while a member would not read
+// the import that does it (fsm.CmdImportWorldBack, log 17).
+type MoveBackGate interface {
+	MoveBackGate() error
+}
+
+// CheckTargetCopy returns why dst, the group of shard to, cannot take
+// world by the move's import, nil when it can: it holds no copy, or one
+// that an earlier attempt of this move imported (imported, not fenced),
+// or a fenced copy from an earlier stay there (a move back: C->B->A, then
+// A->B, or a world created on B, moved to A and back) that the import
+// replaces (fsm.CmdImportWorldBack: dst has MoveBackGate and every member
+// reads log 17). inc, when not 0, is the world's incarnation at its
+// current home: a fenced copy of another incarnation (left by a world
+// deleted and created again) is never replaced. The refusals:
+// fsm.ErrWorldExists for a copy dst created and holds live, or a fenced
+// copy of another incarnation, or a target that cannot replace one (no
+// MoveBackGate: a binary before log 17); a fenced copy while a member
+// reads log 16 wraps both fsm.ErrWorldExists and the gate's
+// store.ErrVersionGate (409 version_gate). A move asks it before the
+// fence at the source (Move; api's check step): a fence whose import
+// must fail would leave the world refusing writes on both shards, each
+// fenced towards the other. A dst that cannot tell (no World) passes.
+func CheckTargetCopy(dst any, world string, to, inc uint64) error {
 	t, ok := dst.(interface {
 		World(id string) (fsm.WorldInfo, error)
 	})
@@ -271,11 +293,22 @@ func CheckTargetCopy(dst any, world string, to uint64) error {
 	if err != nil {
 		return nil // absent (unknown_world): the import installs it
 	}
-	switch {
-	case got.Moved != nil:
-		return fmt.Errorf("move %s: %w on shard %d, the move's target: its fenced copy from an earlier stay there (fenced towards shard %d at seq %d) is still there, and an import cannot replace it; nothing fenced: move the world to another shard (a move back to a shard that still holds its fenced copy is not supported)", world, fsm.ErrWorldExists, to, got.Moved.Shard, got.Moved.Seq)
-	case got.Imported == 0:
-		return fmt.Errorf("move %s: %w on shard %d, the move's target: created there (incarnation %d), not moved there; nothing fenced", world, fsm.ErrWorldExists, to, got.Incarnation)
+	if got.Moved == nil {
+		if got.Imported == 0 {
+			return fmt.Errorf("move %s: %w on shard %d, the move's target: created there (incarnation %d), not moved there; nothing fenced", world, fsm.ErrWorldExists, to, got.Incarnation)
+		}
+		return nil // an earlier attempt's import, recognised by ImportMoved
+	}
+	copyOf := fmt.Sprintf("its fenced copy from an earlier stay there (incarnation %d, fenced towards shard %d at seq %d)", got.Incarnation, got.Moved.Shard, got.Moved.Seq)
+	if inc != 0 && inc != got.Incarnation {
+		return fmt.Errorf("move %s: %w on shard %d, the move's target: %s is of another incarnation than the world's %d, and a move back replaces only a copy of the same incarnation; nothing fenced: move the world to another shard", world, fsm.ErrWorldExists, to, copyOf, inc)
+	}
+	g, ok := dst.(MoveBackGate)
+	if !ok {
+		return fmt.Errorf("move %s: %w on shard %d, the move's target: %s, which this target cannot replace; nothing fenced: move the world to another shard", world, fsm.ErrWorldExists, to, copyOf)
+	}
+	if err := g.MoveBackGate(); err != nil {
+		return fmt.Errorf("move %s: %w on shard %d, the move's target: %s; a move back replaces it only once every member of the shard reads log version 17; nothing fenced: %w", world, fsm.ErrWorldExists, to, copyOf, err)
 	}
 	return nil
 }
@@ -283,8 +316,10 @@ func CheckTargetCopy(dst any, world string, to uint64) error {
 // ImportMoved runs Move's step 3 on dst, which must lead the target
 // group: an import that committed before (the world there, imported,
 // not fenced, with e's incarnation) is recognised and not redone. A
-// fenced copy is an earlier stay of the world there (CheckTargetCopy),
-// never this move's import, whatever its incarnation.
+// fenced copy from an earlier stay there is replaced by the import when
+// it may be (store.Store.ImportWorld, fsm.CmdImportWorldBack: same
+// incarnation, fenced at or before e's seq); one that is not replaced is
+// never taken for this move's import, whatever its incarnation.
 func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) error {
 	_, err := dst.ImportWorld(ctx, world, e.Data)
 	if err == nil {
@@ -295,7 +330,7 @@ func ImportMoved(ctx context.Context, dst MoveTarget, world string, e Export) er
 	}
 	got, gerr := dst.World(world)
 	if gerr == nil && got.Moved != nil {
-		return fmt.Errorf("move %s: import: %w (its fenced copy from an earlier stay there, fenced towards shard %d at seq %d, not an import of this move)", world, err, got.Moved.Shard, got.Moved.Seq)
+		return fmt.Errorf("move %s: import: %w (its fenced copy from an earlier stay there, fenced towards shard %d at seq %d, not replaced and not an import of this move)", world, err, got.Moved.Shard, got.Moved.Seq)
 	}
 	if gerr != nil || got.Imported == 0 || got.Incarnation != e.Incarnation {
 		return fmt.Errorf("move %s: import: %w (not an earlier import of this world)", world, err)

@@ -217,12 +217,18 @@ func (f *feed) drop(world string) {
 
 // adopt starts an imported world's tail at next, the seq after the
 // import (fsm.CmdImportWorld): its events on this group begin there, and
-// its subscribers wait there rather than at 1.
+// its subscribers wait there rather than at 1. A move back
+// (fsm.CmdImportWorldBack) finds the tail of the world's earlier stay
+// here, which ended at its fence: it starts over at next too (the events
+// between are the other home's, copied into the archive), and its
+// subscribers wake to read on from there.
 func (f *feed) adopt(world string, next uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if t := f.tails[world]; t != nil && len(t.events) == 0 {
+	if t := f.tails[world]; t != nil && (len(t.events) == 0 || t.next() != next) {
 		t.first, t.archived = next, next-1
+		t.events, t.buf = nil, nil
+		t.wake()
 		return
 	}
 	f.tailLocked(world, next)

@@ -71,19 +71,34 @@ func (s *Store) ExportWorld(world string, format byte) ([]byte, uint64, error) {
 // holds the world's events from the next seq on; earlier ones are in the
 // old group's archive until shard copies them here (FillMoved; a
 // subscription from before answers ErrArchiveGap until then).
+//
+// When this group holds the world fenced (a stay of the world here that
+// ended: a move back), it proposes fsm.CmdImportWorldBack instead, which
+// replaces that copy with the export when it is of the export's
+// incarnation and fenced at or before its seq (else fsm.ErrWorldExists
+// naming why); it needs every member at log 17 (MoveBackGate), else
+// ErrVersionGate and nothing proposed. The archive keeps the events of
+// the earlier stay: the copy from the old home fills only its holes.
 // Errors: fsm.ErrWorldExists, fsm.ErrMalformed for a blob that does not
 // decode or check out, ErrVersionGate (an export of format 2 needs every
-// voter at log 15: see ImportGate), ErrNotLeader,
+// voter at log 15: see ImportGate; a move back log 17), ErrNotLeader,
 // ErrOutcomeUnknown.
 func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm.WorldInfo, error) {
 	c := &fsm.WorldImport{World: world, Data: blob}
 	if err := c.Validate(); err != nil {
 		return fsm.WorldInfo{}, err
 	}
-	if _, err := s.fsm.World(world); err == nil {
-		return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrWorldExists, world)
+	kind := fsm.CmdImportWorld
+	if w, err := s.fsm.World(world); err == nil {
+		if w.Moved == nil {
+			return fsm.WorldInfo{}, fmt.Errorf("%w: %s", fsm.ErrWorldExists, world)
+		}
+		// A move back: only CmdImportWorldBack replaces the fenced copy
+		// (log 17, which the gate asks every member for); the fsm checks
+		// the copy's incarnation and fence against the export's.
+		kind = fsm.CmdImportWorldBack
 	}
-	o, err := s.propose(ctx, fsm.Command{Kind: fsm.CmdImportWorld, Import: c})
+	o, err := s.propose(ctx, fsm.Command{Kind: kind, Import: c})
 	if err != nil {
 		return fsm.WorldInfo{}, err
 	}
@@ -101,6 +116,16 @@ func (s *Store) ImportWorld(ctx context.Context, world string, blob []byte) (fsm
 // refused with nothing fenced, and an unsalted one moves in format 1.
 func (s *Store) ImportGate(format byte) error {
 	return s.gateNeed(fsm.ImportNeeds(format), fsm.CmdImportWorld)
+}
+
+// MoveBackGate returns ErrVersionGate when a member of this group would
+// not read fsm.CmdImportWorldBack (log 17: fsm.MoveBackNeeds), the import
+// that replaces a world's fenced copy here, else nil. A move to this
+// group that finds such a copy asks it before the fence at the world's
+// current home (shard.CheckTargetCopy): with an older member the move is
+// refused there, nothing fenced, as before log 17.
+func (s *Store) MoveBackGate() error {
+	return s.gateNeed(fsm.MoveBackNeeds(), fsm.CmdImportWorldBack)
 }
 
 // ImportGateNeeds returns ErrVersionGate when a voter of this group does

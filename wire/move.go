@@ -44,12 +44,30 @@ type WorldMoved struct {
 // whose target nobody asked, has neither). A source on a binary before
 // this rule answers format 1 for an unsalted world all the same, which
 // every target imports.
+//
+// A check step's Back (log version 17) says the caller tells a move
+// back's refusal from the format answer: the target's leader then answers
+// 200 with a MoveCheck, whose Unsalted is why the group would not import
+// an export of format 2 ("" when it would), and an error only when the
+// move must not go on (409 version_gate too when the group holds the
+// world's fenced copy and a member reads log 16). Without Back (an admin
+// on an older binary, which takes any version_gate for the format's) a
+// refusal of the copy is 409 world_exists. A node on an older binary
+// answers a check step with Back 400 malformed (it decodes strictly).
 type MoveStep struct {
 	Step     string       `json:"step"`
 	To       uint64       `json:"to"`
 	Export   *WorldExport `json:"export,omitempty"`
 	Checked  bool         `json:"checked,omitempty"`
 	Unsalted string       `json:"unsalted,omitempty"`
+	Back     bool         `json:"back,omitempty"`
+}
+
+// MoveCheck answers a check step with Back (MoveStep): Unsalted is why
+// the target group would not import an export of format 2, "" when it
+// would.
+type MoveCheck struct {
+	Unsalted string `json:"unsalted,omitempty"`
 }
 
 // A MoveStep's steps.

@@ -100,21 +100,36 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 // checkTarget asks the leader of group to, through rt, whether it would
 // import an export of format 2 (shard.ExportFormatGate: a salted world's,
 // and any world's when it would), before anything is fenced: it returns
-// why not ("" when it would). A leader on a binary before log 15 has no
-// check step (it answers malformed) and reads no format 2 export either.
-// Any other error ends the move, world_exists among them: the target
-// holds a copy of the world no import replaces (shard.CheckTargetCopy:
-// its fenced copy from an earlier stay, a move back).
+// why not ("" when it would). Any error ends the move, world_exists and
+// version_gate among them: the target holds a copy of the world no
+// import replaces (shard.CheckTargetCopy: one it created, or its fenced
+// copy from an earlier stay while a member reads log 16; a fenced copy
+// every member can replace, log 17, is a move back, which goes on). The
+// remote check says "back" (log 17), so that the format's answer comes
+// in the body and a version_gate is the copy's; a leader on an older
+// binary answers that malformed and is asked as before, where
+// version_gate is the format's answer and a fenced copy world_exists; one
+// before log 15 has no check step at all (malformed again) and reads no
+// format 2 export either.
 func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64) (string, error) {
 	var err error
 	if rt.Local() {
-		if err := shard.CheckTargetCopy(rt.Group, world, to); err != nil {
+		if err := shard.CheckTargetCopy(rt.Group, world, to, 0); err != nil {
 			return "", err
 		}
 		err = shard.ExportFormatGate(rt.Group)
 	} else {
-		var ok struct{}
-		err = a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepCheck, To: to}, &ok)
+		var got wire.MoveCheck
+		err = a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepCheck, To: to, Back: true}, &got)
+		if err == nil {
+			return got.Unsalted, nil
+		}
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed {
+			var ok struct{}
+			err = a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepCheck, To: to}, &ok)
+		} else {
+			return "", fmt.Errorf("move %s: check at the target: %w", world, err)
+		}
 	}
 	re, remote := errors.AsType[*edge.RemoteError](err)
 	switch {

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -36,10 +37,14 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 // ("checked", no "unsalted"), else in format 1 for an unsalted world (a
 // salted world, which only format 2 holds, refused before its fence);
 // "import" imports the export on the group the step names, which this
-// node must lead; "check" answers world_exists when that group holds a
-// copy of the world no import replaces (shard.CheckTargetCopy: its
-// fenced copy from an earlier stay), else whether it would import an
-// export of format 2 (shard.ExportFormatGate). Each is refused
+// node must lead (replacing the world's fenced copy there on a move
+// back, log 17); "check" answers world_exists when that group holds a
+// copy of the world no import replaces (shard.CheckTargetCopy: one it
+// created, a fenced one of another incarnation, or a fenced one while a
+// member reads log 16: then version_gate when the step says "back",
+// world_exists otherwise), else whether it would import an export of
+// format 2 (shard.ExportFormatGate: with "back" a wire.MoveCheck, else
+// {} or version_gate). Each is refused
 // not_leader otherwise, never sent on; all are safe to repeat
 // (shard.FenceAndExportFor, shard.ImportMoved).
 func (p *API) Move(w http.ResponseWriter, r *http.Request) {
@@ -70,10 +75,24 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 	case wire.MoveStepCheck:
 		var rt edge.Route
 		if rt, err = p.targetRoute(step.To); err == nil {
-			if err = shard.CheckTargetCopy(rt.Group, world, step.To); err != nil {
+			if err = shard.CheckTargetCopy(rt.Group, world, step.To, 0); err != nil {
+				if !step.Back {
+					// An older admin takes version_gate for the format's
+					// answer and would fence: it gets world_exists.
+					err = withoutGate(err)
+				}
 				break
 			}
-			if err = shard.ExportFormatGate(rt.Group); err == nil {
+			gate := shard.ExportFormatGate(rt.Group)
+			if step.Back && (gate == nil || errors.Is(gate, store.ErrVersionGate)) {
+				var got wire.MoveCheck
+				if gate != nil {
+					got.Unsalted = gate.Error()
+				}
+				p.WriteJSON(w, http.StatusOK, got)
+				return
+			}
+			if err = gate; err == nil {
 				p.WriteJSON(w, http.StatusOK, struct{}{})
 				return
 			}
@@ -82,6 +101,16 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("%w: move step %q (want %q, %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport, wire.MoveStepCheck)
 	}
 	p.WriteError(w, err, true)
+}
+
+// withoutGate returns err, a refusal of the target's copy, as
+// fsm.ErrWorldExists alone (its message kept): what a check step without
+// Back answers for a move back that the target's version gate refuses.
+func withoutGate(err error) error {
+	if errors.Is(err, store.ErrVersionGate) {
+		return fmt.Errorf("%w: %s", fsm.ErrWorldExists, err.Error())
+	}
+	return err
 }
 
 // notChecked is why the export step's target is taken not to read format
