@@ -16,10 +16,12 @@ import (
 // gets no event after N there; when this node runs a replica of S, the
 // subscription goes on from S's replica here at N+1 as soon as that
 // replica has applied the import (store.Subscription.FollowMoves): its
-// reader sees one seq sequence, and a play connection stays open. A node
-// that runs no replica of S leaves the subscription waiting at the fence,
-// as before: its readers end with world_moved (the play watcher) or when
-// the old group drops the world. A subscription opened at the new home
+// reader sees one seq sequence, and a play connection stays open. On a
+// node that runs no replica of S the subscription ends with world_moved
+// (*fsm.MovedError) once it has read up to N: a play connection closes
+// with 4421 at once, where it waited for a watcher round before, and a
+// spectator or event stream ends likewise (it waited at the fence until
+// the old group dropped the world). A subscription opened at the new home
 // from a seq at or before the fence (a reader that was behind the move)
 // reads the old home up to N first, when this node runs it and it still
 // holds the fenced world, as the sinks' FeedSource does.
@@ -71,11 +73,12 @@ func (b *Backend) follow(sub *store.Subscription, inc uint64) {
 
 // openMoved opens the feed of incarnation inc of a world that moved (f)
 // on this node's replica of its new home, from the fence's seq + 1, once
-// that replica has imported it; nil when this node runs no replica there.
+// that replica has imported it; world_moved when this node runs no
+// replica there.
 func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, inc uint64) (*store.Subscription, error) {
 	st, ok := b.r.mgr.Group(f.Shard)
 	if !ok {
-		return nil, nil
+		return nil, &fsm.MovedError{Fence: f}
 	}
 	wctx, cancel := context.WithTimeout(ctx, followWait)
 	defer cancel()

@@ -83,10 +83,10 @@ func TestABackendSubscriptionFollowsItsWorldToAnotherGroupOfThisNode(t *testing.
 	require.False(t, b.RunsGroup(9))
 }
 
-// A world fenced towards a group this node does not run leaves its
-// subscriptions waiting at the fence, as before (the play watcher closes
-// their connections with world_moved); one fenced towards a group of this
-// node that does not import it within followWait ends with world_moved.
+// A world fenced towards a group this node does not run ends its
+// subscriptions with world_moved once they read up to the fence (a play
+// connection closes with 4421 at once); one fenced towards a group of
+// this node that does not import it within followWait ends likewise.
 func TestABackendSubscriptionWaitsOrEndsWhenItCannotFollow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -95,10 +95,10 @@ func TestABackendSubscriptionWaitsOrEndsWhenItCannotFollow(t *testing.T) {
 	require.NoError(t, err)
 	_, err = FenceAndExport(ctx, src, "arena", 9)
 	require.NoError(t, err)
-	wctx, wcancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	_, err = sub.Next(wctx)
-	wcancel()
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = sub.Next(ctx)
+	var moved *fsm.MovedError
+	require.ErrorAs(t, err, &moved)
+	require.Equal(t, fsm.Fence{World: "arena", Shard: 9, Seq: 1}, moved.Fence)
 
 	defer func(d time.Duration) { followWait = d }(followWait)
 	followWait = 50 * time.Millisecond
@@ -115,7 +115,7 @@ func TestABackendSubscriptionWaitsOrEndsWhenItCannotFollow(t *testing.T) {
 	followWait = time.Minute
 	sub, err = b.Subscribe("arena", 2)
 	require.NoError(t, err)
-	wctx, wcancel = context.WithTimeout(ctx, 50*time.Millisecond)
+	wctx, wcancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	_, err = sub.Next(wctx)
 	wcancel()
 	require.ErrorIs(t, err, context.DeadlineExceeded)
