@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -36,9 +39,9 @@ type wsPlayer struct {
 	done    chan struct{} // closed when the reader ends
 }
 
-// dialPlayer opens a play connection to world through node addr as
-// player, and starts reading it.
-func dialPlayer(ctx context.Context, t *testing.T, addr, world, player string) *wsPlayer {
+// dialPlay opens a play connection to world through node addr as player
+// and returns it with its welcome.
+func dialPlay(ctx context.Context, t *testing.T, addr, world, player string) (*websocket.Conn, wire.ServerMsg) {
 	t.Helper()
 	var ws *websocket.Conn
 	var welcome wire.ServerMsg
@@ -59,10 +62,18 @@ func dialPlayer(ctx context.Context, t *testing.T, addr, world, player string) *
 		}
 		_ = ws.CloseNow()
 		return false
-	}, 30*time.Second, 50*time.Millisecond, "%s plays %s through %s", player, world, addr)
+	}, 60*time.Second, 50*time.Millisecond, "%s plays %s through %s", player, world, addr)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return ws, welcome
+}
+
+// dialPlayer opens a play connection to world through node addr as
+// player, and starts reading it.
+func dialPlayer(ctx context.Context, t *testing.T, addr, world, player string) *wsPlayer {
+	t.Helper()
+	ws, welcome := dialPlay(ctx, t, addr, world, player)
 	p := &wsPlayer{name: player, world: world, ws: ws, start: welcome.Seq, last: welcome.Seq, at: map[uint64]int64{},
 		results: map[uint64]uint64{}, errors: map[string]int{}, answers: make(chan wire.ServerMsg, 16), done: make(chan struct{})}
-	t.Cleanup(func() { _ = ws.CloseNow() })
 	go p.read()
 	return p
 }
@@ -314,4 +325,146 @@ func TestRunThreeNodesPlayersStayConnectedWhileTheirWorldMoves(t *testing.T) {
 	q1.mu.Lock()
 	require.NoError(t, q1.broken)
 	q1.mu.Unlock()
+}
+
+// frameAt is when a watcher received a frame covering seqs from..seq.
+type frameAt struct {
+	from, seq uint64
+	at        int64
+}
+
+// watchFrames reads ws's frames until it ends, recording when each events
+// frame arrived (decoding only its coverage), and closes done.
+func watchFrames(ws *websocket.Conn, frames *[]frameAt, done chan<- error) {
+	for {
+		_, data, err := ws.Read(context.Background())
+		if err != nil {
+			done <- err
+			return
+		}
+		var m struct {
+			Type      string `json:"type"`
+			From, Seq uint64
+		}
+		if json.Unmarshal(data, &m) == nil && m.Type == "events" {
+			*frames = append(*frames, frameAt{m.From, m.Seq, time.Now().UnixNano()})
+		}
+	}
+}
+
+// receivedAt is when frames brought seq (0: never).
+func receivedAt(frames []frameAt, seq uint64) int64 {
+	for _, f := range frames {
+		if f.from <= seq && seq <= f.seq {
+			return f.at
+		}
+	}
+	return 0
+}
+
+// TestMoveFreezeAsPlayersSeeIt (opt-in, GSD_MOVE_BENCH=1) measures the
+// freeze of a world's move as its connected players see it: 3 in-process
+// nodes, the world's old and new shards with a voter on each, players
+// (GSD_MOVE_PLAYERS, default 1,000) connected over WebSocket spread over
+// the nodes, 8 of them acting every tick (50 ms). For each connection the
+// freeze is the time from receiving the fence's event N to receiving
+// N+1, the new home's first; the leader times of N and N+1 are the
+// freeze TestMoveFreezeWithManyPlayers (shard) reports.
+//
+//	GSD_MOVE_BENCH=1 go test -run TestMoveFreezeAsPlayersSeeIt -v ./cmd/gsd/
+func TestMoveFreezeAsPlayersSeeIt(t *testing.T) {
+	if os.Getenv("GSD_MOVE_BENCH") == "" {
+		t.Skip("opt-in: GSD_MOVE_BENCH=1")
+	}
+	players := 1000
+	if n, err := strconv.Atoi(os.Getenv("GSD_MOVE_PLAYERS")); err == nil && n > 0 {
+		players = n
+	}
+	const writers = 8
+	mc := startMetaClusterOf(t, nil, threeShards, map[string]uint64{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	placeAndCreate(ctx, t, mc.clients[2], mc.clients[0], "mv", 1)
+
+	type watcher struct {
+		ws     *websocket.Conn
+		frames []frameAt
+		done   chan error
+	}
+	watchers := make([]*watcher, players)
+	var dials sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range players {
+		dials.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			// A reader that decodes only a frame's coverage: at 1,000
+			// connections the test's own decoding competes with the nodes.
+			ws, _ := dialPlay(ctx, t, mc.httpAddrs[mc.ids[i%len(mc.ids)]], "mv", fmt.Sprintf("v%d", i))
+			w := &watcher{ws: ws, done: make(chan error, 1)}
+			watchers[i] = w
+			go watchFrames(ws, &w.frames, w.done)
+		})
+	}
+	dials.Wait()
+	var acting []*wsPlayer
+	for i := range writers {
+		acting = append(acting, dialPlayer(ctx, t, mc.httpAddrs[mc.ids[i%len(mc.ids)]], "mv", fmt.Sprintf("p%d", i)))
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range acting {
+		wg.Go(func() { p.act(stop, 50*time.Millisecond) })
+	}
+	time.Sleep(2 * time.Second) // a steady stream before the move
+	start := time.Now()
+	var moved wire.WorldMoved
+	require.Eventually(t, func() bool {
+		var err error
+		moved, err = mc.clients[2].MoveWorld(ctx, "mv", 2)
+		return err == nil
+	}, 60*time.Second, 20*time.Millisecond, "move mv to shard 2")
+	took := time.Since(start)
+	require.Eventually(t, func() bool { return acting[0].answeredAfter(moved.Seq) >= 20 }, 60*time.Second, 10*time.Millisecond, "actions after the move")
+	close(stop)
+	wg.Wait()
+	time.Sleep(time.Second) // the last frames reach every watcher
+
+	var freezes []time.Duration
+	closed, missed := 0, 0
+	for _, w := range watchers {
+		// The frames are the watcher goroutine's until it ends.
+		select {
+		case <-w.done:
+			closed++ // ended during the move
+		default:
+			_ = w.ws.CloseNow()
+			<-w.done
+		}
+		last, first := receivedAt(w.frames, moved.Seq), receivedAt(w.frames, moved.Seq+1)
+		if last == 0 || first == 0 {
+			missed++
+			continue
+		}
+		freezes = append(freezes, time.Duration(first-last))
+	}
+	slices.Sort(freezes)
+	require.NotEmpty(t, freezes)
+	q := func(p float64) time.Duration { return freezes[min(len(freezes)-1, int(p*float64(len(freezes))))] }
+	p0 := acting[0]
+	p0.mu.Lock()
+	var lastT, firstT int64
+	for _, ev := range p0.events {
+		switch ev.Seq {
+		case moved.Seq:
+			lastT = ev.Time
+		case moved.Seq + 1:
+			firstT = ev.Time
+		}
+	}
+	p0.mu.Unlock()
+	t.Logf("%d players (%d acting every 50 ms) on 3 nodes; move %s (fence at seq %d); leader time of seq %d to %d: %s",
+		players+writers, writers, took.Round(time.Millisecond), moved.Seq, moved.Seq, moved.Seq+1, time.Duration(firstT-lastT).Round(time.Millisecond))
+	t.Logf("freeze as received (event N to N+1, per connection): median %s, P90 %s, P99 %s, max %s; %d connections closed during the move, %d missed N or N+1",
+		q(0.5).Round(time.Millisecond), q(0.9).Round(time.Millisecond), q(0.99).Round(time.Millisecond), freezes[len(freezes)-1].Round(time.Millisecond), closed, missed)
 }
