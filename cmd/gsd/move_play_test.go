@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gsd-dev/gsd/client"
 	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/stretchr/testify/require"
@@ -201,6 +202,57 @@ func (p *wsPlayer) closeStatus() websocket.StatusCode {
 	return websocket.CloseStatus(p.closed)
 }
 
+// eventFollower reads a world's NDJSON event stream from seq 1.
+type eventFollower struct {
+	mu   sync.Mutex
+	last uint64
+	err  error
+}
+
+// followStream reads world's event stream from seq 1 through node id
+// until it ends.
+func followStream(ctx context.Context, t *testing.T, mc *metaCluster, id, world string) *eventFollower {
+	t.Helper()
+	c := mc.clients[slices.Index(mc.ids, id)]
+	var es *client.EventStream
+	require.Eventually(t, func() bool {
+		var err error
+		es, err = c.Events(ctx, world, 1)
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, "stream %s through %s", world, id)
+	f := &eventFollower{}
+	go func() {
+		defer es.Close()
+		for {
+			ev, err := es.Next()
+			f.mu.Lock()
+			if err != nil {
+				f.err = err
+				f.mu.Unlock()
+				return
+			}
+			if ev.Seq != f.last+1 {
+				f.err = fmt.Errorf("seq %d after %d", ev.Seq, f.last)
+			}
+			f.last = ev.Seq
+			f.mu.Unlock()
+		}
+	}()
+	return f
+}
+
+func (f *eventFollower) upTo() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+func (f *eventFollower) failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 // threeShards is a map whose shards 1 and 2 have a voter on every node
 // and shard 3 only on n1 and n2.
 var threeShards = []map[string]any{
@@ -229,6 +281,8 @@ func TestRunThreeNodesPlayersStayConnectedWhileTheirWorldMoves(t *testing.T) {
 	for i, id := range mc.ids {
 		players = append(players, dialPlayer(ctx, t, mc.httpAddrs[id], "mv", fmt.Sprintf("p%d", i+1)))
 	}
+	// An NDJSON event stream on n3 follows the move too.
+	stream := followStream(ctx, t, mc, "n3", "mv")
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, p := range players {
@@ -307,16 +361,21 @@ func TestRunThreeNodesPlayersStayConnectedWhileTheirWorldMoves(t *testing.T) {
 		}
 	}
 	require.Greater(t, final, moved.Seq, "events after the fence reached the players")
+	require.Eventually(t, func() bool { return stream.upTo() >= final }, 10*time.Second, 5*time.Millisecond, "the event stream on n3 goes on at the new home")
+	require.NoError(t, stream.failed(), "every event once, in order (the client checks gaps)")
 
 	// mv3 moves to shard 3, which n3 does not run: n3's player is closed
 	// with 4421, n1's goes on.
 	q1 := dialPlayer(ctx, t, mc.httpAddrs["n1"], "mv3", "q1")
 	q3 := dialPlayer(ctx, t, mc.httpAddrs["n3"], "mv3", "q3")
+	ended := followStream(ctx, t, mc, "n3", "mv3")
 	require.Eventually(t, func() bool {
 		_, err := mc.clients[0].MoveWorld(ctx, "mv3", 3)
 		return err == nil
 	}, 30*time.Second, 20*time.Millisecond, "move mv3 to shard 3")
 	require.Eventually(t, func() bool { return q3.closeStatus() == 4421 }, 30*time.Second, 10*time.Millisecond, "n3 closes with world_moved")
+	require.Eventually(t, func() bool { return client.Code(ended.failed()) == fsm.CodeWorldMoved }, 30*time.Second, 10*time.Millisecond,
+		"n3's event stream ends with world_moved")
 	stop3 := make(chan struct{})
 	go q1.act(stop3, time.Millisecond)
 	require.Eventually(t, func() bool { return q1.answeredAfter(0) >= 3 }, 30*time.Second, 10*time.Millisecond, "q1 plays on at the new home")
