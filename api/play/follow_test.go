@@ -100,7 +100,9 @@ func TestWatchKeepsAConnectionWhoseWorldMovesToAGroupThisNodeRuns(t *testing.T) 
 		f.Held = map[string]fsm.WorldInfo{"arena": {ID: "arena", Moved: &fsm.Fence{World: "arena", Shard: 7, Seq: 3}}}
 	})
 	require.NoError(t, c.watch(), "in transit to a group this node runs")
-	f.Set(func(f *apitest.Fake) { f.Held["arena"] = fsm.WorldInfo{ID: "arena", Moved: &fsm.Fence{World: "arena", Shard: 9, Seq: 3}} })
+	f.Set(func(f *apitest.Fake) {
+		f.Held["arena"] = fsm.WorldInfo{ID: "arena", Moved: &fsm.Fence{World: "arena", Shard: 9, Seq: 3}}
+	})
 	var moved *fsm.MovedError
 	require.ErrorAs(t, c.watch(), &moved)
 	require.Equal(t, uint64(9), moved.Shard)
