@@ -126,3 +126,34 @@ func TestAFencedSubscriptionWaitsOrFailsAsItsOpenerSays(t *testing.T) {
 	_, err = fails.Next(ctxT(t))
 	require.ErrorIs(t, err, boom)
 }
+
+// A replica restarted from a snapshot taken after the fence knows the
+// fence from its restored state: a subscription past it follows the move
+// at once, as before the restart.
+func TestARestoredFenceIsFollowedAfterARestart(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, nil)
+	src := c.leader()
+	require.NoError(t, src.Join(ctxT(t), src.Self()))
+	mustCreateWorld(t, src, "arena")
+	_, _, err := src.Act(ctxT(t), incr("arena", "ann", 1, "e", "c", 1))
+	require.NoError(t, err)
+	fence, err := src.MoveWorld(ctxT(t), "arena", 2, 0)
+	require.NoError(t, err)
+	_, err = src.Snapshot(ctxT(t))
+	require.NoError(t, err)
+	require.NoError(t, src.Close(context.Background()))
+	src = c.restart(0)
+	c.waitLeader()
+	sub, err := src.Subscribe("arena", fence.Seq+1)
+	require.NoError(t, err)
+	boom := errors.New("followed")
+	var got fsm.Fence
+	sub.FollowMoves(func(_ context.Context, f fsm.Fence) (*Subscription, error) {
+		got = f
+		return nil, boom
+	})
+	_, err = sub.Next(ctxT(t))
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, fence, got)
+}
