@@ -129,7 +129,7 @@ func (b *Backend) CopyMovedArchives(ctx context.Context, peers store.RefillPeers
 			}
 			var n int
 			var err error
-			if old, fence, ok := fs.oldHome(w.ID, home); ok {
+			if old, fence, ok := fs.b.oldHome(w.ID, home); ok {
 				n, err = CopyMovedArchive(ctx, home, ArchiveOf(old, w.ID), w.ID, fence.Seq, page)
 			} else if peers != nil {
 				n, err = b.copyFromPeers(ctx, peers, g, home, w, page)

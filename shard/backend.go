@@ -112,13 +112,14 @@ func (b *Backend) Hash(world string, seq uint64) (fsm.HashPoint, error) {
 	return st.Hash(world, seq)
 }
 
-// Subscribe follows world's events from its group on this node.
+// Subscribe follows world's events from its group on this node, across
+// the world's moves to groups this node runs (follow.go).
 func (b *Backend) Subscribe(world string, from uint64) (*store.Subscription, error) {
 	st, err := b.group(world)
 	if err != nil {
 		return nil, err
 	}
-	return st.Subscribe(world, from)
+	return b.subscribe(st, world, from)
 }
 
 // SessionInfo reads a session of world from its group on this node.

@@ -60,7 +60,7 @@ func (s *FeedSource) Event(world string, seq uint64) (*fsm.Event, bool) {
 	if ev, ok := st.Event(world, seq); ok {
 		return ev, true
 	}
-	if old, fence, ok := s.oldHome(world, st); ok && seq <= fence.Seq {
+	if old, fence, ok := s.b.oldHome(world, st); ok && seq <= fence.Seq {
 		return old.Event(world, seq)
 	}
 	return nil, false
@@ -84,7 +84,7 @@ func (s *FeedSource) Subscribe(world string, from uint64) (Subscription, error) 
 	if !errors.Is(err, store.ErrArchiveGap) {
 		return nil, err
 	}
-	old, fence, ok := s.oldHome(world, st)
+	old, fence, ok := s.b.oldHome(world, st)
 	if !ok || from > fence.Seq {
 		if info, ierr := st.World(world); ierr == nil && info.Imported > 0 && !ok {
 			return nil, fmt.Errorf("%w (the world moved to this group; its old home, which holds the events before, is not on this node or dropped it)", err)
@@ -178,47 +178,6 @@ func (s *FeedSource) PlayerDataStamp(world string) (uint64, error) {
 		return 0, err
 	}
 	return st.PlayerDataStamp(world)
-}
-
-// oldHome returns the group of this node that holds world fenced with a
-// move to home's group, of the incarnation home imported, and the fence.
-// Of several (a world that came to home twice: C->B->A->B, C and A both
-// fenced towards B), the latest: the highest fence, the one home's import
-// continues (an earlier one's events up to its fence are home's own, or
-// copied already, at the first import).
-func (s *FeedSource) oldHome(world string, home *store.Store) (*store.Store, fsm.Fence, bool) {
-	info, err := home.World(world)
-	if err != nil || info.Imported == 0 {
-		return nil, fsm.Fence{}, false
-	}
-	var (
-		best  *store.Store
-		fence fsm.Fence
-	)
-	for _, g := range s.b.r.mgr.Groups() {
-		st, ok := s.b.r.mgr.Group(g)
-		if !ok || st == home {
-			continue
-		}
-		w, err := st.World(world)
-		if err != nil || w.Moved == nil || w.Incarnation != info.Incarnation {
-			continue
-		}
-		if gid, ok := s.groupID(home); ok && w.Moved.Shard == gid && (best == nil || w.Moved.Seq > fence.Seq) {
-			best, fence = st, *w.Moved
-		}
-	}
-	return best, fence, best != nil
-}
-
-// groupID returns the id of this node's group st.
-func (s *FeedSource) groupID(st *store.Store) (uint64, bool) {
-	for _, g := range s.b.r.mgr.Groups() {
-		if got, ok := s.b.r.mgr.Group(g); ok && got == st {
-			return g, true
-		}
-	}
-	return 0, false
 }
 
 // movedSub reads a moved world's events up to its fence from the old home,

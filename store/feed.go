@@ -35,6 +35,10 @@ type feed struct {
 	// world's events as if they followed.
 	drops []string
 	gens  map[string]uint64
+	// fences are the worlds of this group fenced by a move (follow.go):
+	// a subscription that follows moves goes on at the new home once it
+	// has read up to the fence's seq.
+	fences map[string]fsm.Fence
 	// present is, after a restore, the restored worlds and their
 	// incarnations, which the writer reconciles the archive with
 	// (archive.reconcile) before its next write; nil: nothing to do.
@@ -143,8 +147,12 @@ func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
 	}
 	f.tails = make(map[string]*tail, len(worlds))
 	f.present = present
+	f.fences = nil
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
+		if w.Moved != nil {
+			f.setFenceLocked(*w.Moved)
+		}
 	}
 	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return !restored(f.present, ev) })
 	f.lastIndex = max(f.lastIndex, applied)
@@ -205,6 +213,7 @@ func (f *feed) drop(world string) {
 		delete(f.tails, world)
 		close(t.changed)
 	}
+	delete(f.fences, world)
 	f.gens[world]++
 	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return ev.World == world })
 	f.drops = append(f.drops, world)
@@ -225,6 +234,7 @@ func (f *feed) drop(world string) {
 func (f *feed) adopt(world string, next uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	delete(f.fences, world) // a world that moved back here
 	if t := f.tails[world]; t != nil && (len(t.events) == 0 || t.next() != next) {
 		t.first, t.archived = next, next-1
 		t.events, t.buf = nil, nil
@@ -498,10 +508,20 @@ type Subscription struct {
 	world string
 	next  uint64
 	gen   uint64 // the world's deletes when it was opened (feed.gens)
+	// The moves it follows (follow.go): what opens the world's feed at
+	// its new home, and that subscription once opened.
+	open  MoveOpener
+	stay  bool // open found no new home on this node: wait as before
+	moved *Subscription
 }
 
 // Position returns the seq of the event the next Next call returns first.
-func (s *Subscription) Position() uint64 { return s.next }
+func (s *Subscription) Position() uint64 {
+	if s.moved != nil {
+		return s.moved.Position()
+	}
+	return s.next
+}
 
 // maxRead bounds the events one Next call returns.
 const maxRead = 256
@@ -510,6 +530,9 @@ const maxRead = 256
 // returns ErrArchiveGap when the next event is not held on this node.
 func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
 	for {
+		if s.moved != nil {
+			return s.moved.Next(ctx)
+		}
 		s.f.mu.Lock()
 		if s.f.closed {
 			s.f.mu.Unlock()
@@ -522,6 +545,13 @@ func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
 		t := s.f.tailLocked(s.world, 1)
 		switch {
 		case s.next >= t.next():
+			if f, ok := s.f.fences[s.world]; ok && s.open != nil && !s.stay && s.next > f.Seq {
+				s.f.mu.Unlock()
+				if err := s.follow(ctx, f); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			ch := t.changed
 			s.f.mu.Unlock()
 			select {

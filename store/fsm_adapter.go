@@ -74,6 +74,9 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 				if r.Checkpoint != nil && a.onCheckpoint != nil {
 					a.onCheckpoint(r.Checkpoint)
 				}
+				if r.Fence != nil {
+					a.feed.fence(*r.Fence)
+				}
 				if r.Imported != nil {
 					a.feed.adopt(r.Imported.ID, r.Imported.Seq+1)
 				}

@@ -481,7 +481,7 @@ func (u *UDP) apply(c *playConn, a *fsm.Action) string {
 	defer cancel()
 	stop := context.AfterFunc(u.ctx, cancel)
 	defer stop()
-	ev, err := u.s.ActOnLeader(ctx, a, raw, c.token)
+	ev, err := c.actOnLeader(ctx, a, raw) // a moved world's action follows it, as over WebSocket (follow.go)
 	if err != nil {
 		return u.outcome(err)
 	}

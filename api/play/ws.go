@@ -436,7 +436,7 @@ func (c *playConn) act(raw json.RawMessage, read time.Time) {
 	if err == nil {
 		ctx, cancel := context.WithTimeout(c.ctx, c.s.Config().RequestTimeout)
 		var ev wire.Event
-		ev, err = c.s.ActOnLeader(ctx, a, raw, c.token)
+		ev, err = c.actOnLeader(ctx, a, raw) // follow.go
 		cancel()
 		if err == nil {
 			ev, err = c.s.answer(c, ev) // views.go

@@ -181,21 +181,32 @@ func (c *playConn) awaitLocal(ctx context.Context) error {
 // that a resume or a new session on any node, a kick or a ban ends this
 // connection: the session at a later epoch, or gone after it was seen at
 // this one, means another connection holds it. A world that moved to
-// another shard ends it too (world_moved, 4421): the client resumes, and
-// the session, which moved with the world, goes on at its new home.
+// another shard ends it too (world_moved, 4421), unless this node runs
+// the new home (follow.go): the client resumes, and the session, which
+// moved with the world, goes on at its new home.
 func (c *playConn) watch() error {
 	if c.bye.Load() {
 		return nil
 	}
 	if fenced := c.s.fenced.Load(); fenced != nil {
-		if f, ok := (*fenced)[c.world]; ok {
-			// Nothing more comes here: resume where the world lives now.
+		if f, ok := (*fenced)[c.world]; ok && !c.s.follows(f) {
+			// Nothing more comes here: resume where the world lives now
+			// (a node that runs the new home goes on there: follow.go).
 			return &fsm.MovedError{Fence: f}
 		}
 	}
 	info, err := c.s.b.SessionInfo(c.world, c.session)
 	switch {
 	case err != nil:
+		if f, ok := c.s.fenceOf(c.world); ok {
+			// Only a fenced copy is here: the world is on its way to a
+			// group this node runs (its replica imports it next) or
+			// moved to one it does not (the map here names it already).
+			if c.s.follows(f) {
+				return nil
+			}
+			return &fsm.MovedError{Fence: f}
+		}
 		if c.current {
 			return fmt.Errorf("%w: the session was closed or replaced", edge.ErrSessionReplaced)
 		}

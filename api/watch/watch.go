@@ -38,6 +38,11 @@ const (
 	// CloseGone: the feed cannot serve the world from where the pipeline
 	// starts (archive_gap), or the world is gone.
 	CloseGone websocket.StatusCode = 4410
+	// CloseWorldMoved ends a watch whose world moved to a shard this
+	// node runs no replica of, once its frames reached the move's seq
+	// (on a node that runs one, the watch follows the move): watch it
+	// through a node that does.
+	CloseWorldMoved websocket.StatusCode = 4421
 )
 
 // Service serves the watch route over the edge's shared core.
@@ -371,8 +376,11 @@ func closeStatus(err error) (websocket.StatusCode, string) {
 		return CloseRulesChanged, "rules changed: join again"
 	}
 	status, code := edge.Classify(err, false)
-	if status == http.StatusGone || status == http.StatusNotFound {
+	switch status {
+	case http.StatusGone, http.StatusNotFound:
 		return CloseGone, code
+	case http.StatusMisdirectedRequest:
+		return CloseWorldMoved, code
 	}
 	return websocket.StatusInternalError, strings.TrimSpace(code)
 }

@@ -311,6 +311,7 @@ func TestCloseStatusSaysWhyFramesEnded(t *testing.T) {
 		{fmt.Errorf("x: %w", spectator.ErrRulesChanged), CloseRulesChanged},
 		{fmt.Errorf("%w: world arena seq 1", store.ErrArchiveGap), CloseGone},
 		{fmt.Errorf("%w: arena", fsm.ErrUnknownWorld), CloseGone},
+		{&fsm.MovedError{Fence: fsm.Fence{World: "arena", Shard: 2, Seq: 9}}, CloseWorldMoved},
 		{errors.New("disk on fire"), websocket.StatusInternalError},
 	} {
 		status, reason := closeStatus(tc.err)

@@ -95,6 +95,13 @@ type metaCluster struct {
 // startMetaCluster starts the three nodes (with mutual TLS when ca is
 // set, and more flags) and returns once n1 leads group 0.
 func startMetaCluster(t *testing.T, ca *testCA, more ...string) *metaCluster {
+	return startMetaClusterOf(t, ca, []map[string]any{{"id": 1, "voters": []string{"n1", "n2"}}, {"id": 2, "voters": []string{"n2", "n3"}}},
+		map[string]uint64{"a": 1, "b": 2}, more...)
+}
+
+// startMetaClusterOf is startMetaCluster with the seed map's shards and
+// worlds.
+func startMetaClusterOf(t *testing.T, ca *testCA, shards []map[string]any, worlds map[string]uint64, more ...string) *metaCluster {
 	ids := []string{"n1", "n2", "n3"}
 	httpAddrs, raftAddrs := map[string]string{}, map[string]string{}
 	nodes := map[string]any{}
@@ -108,8 +115,8 @@ func startMetaCluster(t *testing.T, ca *testCA, more ...string) *metaCluster {
 	}
 	b, err := json.Marshal(map[string]any{
 		"nodes":  nodes,
-		"shards": []map[string]any{{"id": 1, "voters": []string{"n1", "n2"}}, {"id": 2, "voters": []string{"n2", "n3"}}},
-		"worlds": map[string]uint64{"a": 1, "b": 2},
+		"shards": shards,
+		"worlds": worlds,
 	})
 	require.NoError(t, err)
 	smap := writeFile(t, string(b))

@@ -1,0 +1,150 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/store"
+)
+
+// A world's feed across its moves, for the edge's readers on this node
+// (Backend.Subscribe: play connections and their hubs, spectators, event
+// streams). A world fenced on its group ("moved to shard S at seq N")
+// gets no event after N there; when this node runs a replica of S, the
+// subscription goes on from S's replica here at N+1 as soon as that
+// replica has applied the import (store.Subscription.FollowMoves): its
+// reader sees one seq sequence, and a play connection stays open. On a
+// node that runs no replica of S the subscription ends with world_moved
+// (*fsm.MovedError) once it has read up to N: a play connection closes
+// with 4421 at once, where it waited for a watcher round before, and a
+// spectator or event stream ends likewise (it waited at the fence until
+// the old group dropped the world). A subscription opened at the new home
+// from a seq at or before the fence (a reader that was behind the move)
+// reads the old home up to N first, when this node runs it and it still
+// holds the fenced world, as the sinks' FeedSource does.
+
+// followWait bounds how long a subscription that reached a fence waits
+// for this node's replica of the new home to apply the world's import (a
+// move stopped after its fence, or a target that refused it): then its
+// Next ends with world_moved, and a play connection closes with 4421 as
+// on a node without the new home.
+var followWait = 30 * time.Second
+
+// RunsGroup reports whether this node runs a replica of group g: a play
+// connection of a world that moved there stays open here (api/play).
+func (b *Backend) RunsGroup(g uint64) bool {
+	_, ok := b.r.mgr.Group(g)
+	return ok
+}
+
+// subscribe opens world's feed from seq from on st, its group on this
+// node (or its old home, for seqs up to the fence of a move to st), and
+// makes it follow the world's moves.
+func (b *Backend) subscribe(st *store.Store, world string, from uint64) (*store.Subscription, error) {
+	info, err := st.World(world)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := st.Subscribe(world, from)
+	if errors.Is(err, store.ErrArchiveGap) {
+		if old, fence, ok := b.oldHome(world, st); ok && from <= fence.Seq {
+			if head, oerr := old.Subscribe(world, from); oerr == nil {
+				sub, err = head, nil
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.follow(sub, info.Incarnation)
+	return sub, nil
+}
+
+// follow makes sub, of a world's incarnation inc, go on at the world's
+// new home on this node when it moves.
+func (b *Backend) follow(sub *store.Subscription, inc uint64) {
+	sub.FollowMoves(func(ctx context.Context, f fsm.Fence) (*store.Subscription, error) {
+		return b.openMoved(ctx, f, inc)
+	})
+}
+
+// openMoved opens the feed of incarnation inc of a world that moved (f)
+// on this node's replica of its new home, from the fence's seq + 1, once
+// that replica has imported it; world_moved when this node runs no
+// replica there.
+func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, inc uint64) (*store.Subscription, error) {
+	st, ok := b.r.mgr.Group(f.Shard)
+	if !ok {
+		return nil, &fsm.MovedError{Fence: f}
+	}
+	wctx, cancel := context.WithTimeout(ctx, followWait)
+	defer cancel()
+	// The import usually commits a few milliseconds after the fence (the
+	// move's next steps); its wait is short and bounded.
+	for wait := time.Millisecond; ; wait = min(2*wait, 16*time.Millisecond) {
+		if w, err := st.World(f.World); err == nil && w.Imported > 0 && w.Moved == nil && w.Incarnation == inc {
+			sub, err := st.Subscribe(f.World, f.Seq+1)
+			if err != nil {
+				return nil, err
+			}
+			b.follow(sub, inc)
+			return sub, nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("%w (this node's replica of shard %d has not imported it within %s)", &fsm.MovedError{Fence: f}, f.Shard, followWait)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// oldHome returns the group of this node that holds world fenced with a
+// move to home's group, of the incarnation home imported, and the fence.
+// Of several (a world that came to home twice: C->B->A->B, C and A both
+// fenced towards B), the latest: the highest fence, the one home's import
+// continues (an earlier one's events up to its fence are home's own, or
+// copied already, at the first import).
+func (b *Backend) oldHome(world string, home *store.Store) (*store.Store, fsm.Fence, bool) {
+	info, err := home.World(world)
+	if err != nil || info.Imported == 0 {
+		return nil, fsm.Fence{}, false
+	}
+	gid, ok := b.groupID(home)
+	if !ok {
+		return nil, fsm.Fence{}, false
+	}
+	var (
+		best  *store.Store
+		fence fsm.Fence
+	)
+	for _, g := range b.r.mgr.Groups() {
+		st, ok := b.r.mgr.Group(g)
+		if !ok || st == home {
+			continue
+		}
+		w, err := st.World(world)
+		if err != nil || w.Moved == nil || w.Incarnation != info.Incarnation {
+			continue
+		}
+		if w.Moved.Shard == gid && (best == nil || w.Moved.Seq > fence.Seq) {
+			best, fence = st, *w.Moved
+		}
+	}
+	return best, fence, best != nil
+}
+
+// groupID returns the id of this node's group st.
+func (b *Backend) groupID(st *store.Store) (uint64, bool) {
+	for _, g := range b.r.mgr.Groups() {
+		if got, ok := b.r.mgr.Group(g); ok && got == st {
+			return g, true
+		}
+	}
+	return 0, false
+}

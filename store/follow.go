@@ -1,0 +1,64 @@
+package store
+
+import (
+	"context"
+
+	"github.com/gsd-dev/gsd/fsm"
+)
+
+// A subscription that follows its world's moves (issue 14): a world
+// fenced on this group (fsm.CmdMoveWorld, "moved to shard S at seq N")
+// gets no event after N here, and goes on at its new home from N+1 (its
+// seq is its version). A subscription given a MoveOpener asks it, once it
+// has read every event up to N, for the new home's feed from N+1, and
+// reads on from that one: its reader sees one seq sequence across the
+// move, without a gap or a duplicate. The fence wakes the world's waiting
+// subscribers (feed.fence), so the move is noticed when this replica
+// applies the fence, not by a later poll. A subscription without an
+// opener waits at the fence as before (a fenced world's readers end
+// when its group drops it).
+
+// MoveOpener opens the feed of a world that moved (fence) at its new
+// home, from the fence's seq + 1 on. It returns nil and no error when
+// this node cannot follow the world there (it runs no replica of the new
+// home): the subscription then waits at the fence as one without an
+// opener does. An error ends the subscription's Next with it.
+type MoveOpener func(ctx context.Context, fence fsm.Fence) (*Subscription, error)
+
+// FollowMoves makes s follow its world's moves through open (call it
+// before the first Next; nil: wait at a fence).
+func (s *Subscription) FollowMoves(open MoveOpener) { s.open = open }
+
+// follow asks the opener for the world's feed at its new home, once s has
+// read up to fence.
+func (s *Subscription) follow(ctx context.Context, fence fsm.Fence) error {
+	sub, err := s.open(ctx, fence)
+	switch {
+	case err != nil:
+		return err
+	case sub == nil:
+		s.stay = true
+	default:
+		s.moved = sub
+	}
+	return nil
+}
+
+// fence records world's fence, applied on this group, and wakes the
+// world's waiting subscribers: those that read up to its seq and follow
+// moves go on at the new home.
+func (f *feed) fence(fc fsm.Fence) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setFenceLocked(fc)
+	if t := f.tails[fc.World]; t != nil {
+		t.wake()
+	}
+}
+
+func (f *feed) setFenceLocked(fc fsm.Fence) {
+	if f.fences == nil {
+		f.fences = make(map[string]fsm.Fence)
+	}
+	f.fences[fc.World] = fc
+}
