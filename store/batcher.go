@@ -364,10 +364,14 @@ func (b *batcher) takeCritical(g *gathering) bool {
 }
 
 // mayPipeline reports whether the batch may go while entries are in
-// flight: it carries PipelineMin actions or more, or it carries a critical
-// action and only bulk entries are in flight (critical actions never wait
-// behind bulk ones).
+// flight: it carries PipelineMin actions or more (a batch of bulk actions
+// only: BulkPipelineMin too), or it carries a critical action and only
+// bulk entries are in flight (critical actions never wait behind bulk
+// ones).
 func (b *batcher) mayPipeline(g *gathering) bool {
+	if !g.critical && len(g.batch) < b.cfg.BulkPipelineMin {
+		return false
+	}
 	return len(g.batch) >= b.cfg.PipelineMin || (g.critical && b.critFlight.Load() == 0)
 }
 
