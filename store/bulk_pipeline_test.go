@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/stretchr/testify/require"
 )
 
@@ -120,4 +121,30 @@ func TestConfigRefusesANegativeBulkPipelineMin(t *testing.T) {
 	cfg := testConfig(t, "n1", t.TempDir())
 	cfg.Batch.BulkPipelineMin = -1
 	require.ErrorContains(t, cfg.Validate(), "bad batch config")
+}
+
+// Session acks join a waiting bulk batch without sending it (they may
+// wait as bulk moves do): a bulk move queued after them still joins the
+// same entry, after the one in flight.
+func TestSessionAcksJoinAWaitingBulkBatchWithoutSendingIt(t *testing.T) {
+	t.Parallel()
+	l := bulkLeader(t, 64)
+	b := l.batcher
+	commit := fakeInflight(b, true)
+	p := queueBulkWait(t, l, "a")
+	acks := &proposal{cmd: fsm.Command{Kind: fsm.CmdSessionAcks, Acks: []fsm.SessionAck{{World: "w", ID: "s1", Seq: 1}}},
+		size: 64, done: make(chan outcome, 1)}
+	b.critical <- acks // as propose queues it (critical priority)
+	require.Eventually(t, func() bool { return len(b.critical) == 0 }, 10*time.Second, time.Millisecond)
+	q := queueBulkWait(t, l, "b")
+	requireWaiting(t, p, acks, q)
+	commit()
+	var idx []uint64
+	for _, x := range []*proposal{p, acks, q} {
+		o := <-x.done
+		require.NoError(t, o.err)
+		idx = append(idx, o.index)
+	}
+	require.NotZero(t, idx[0])
+	require.Equal(t, []uint64{idx[0], idx[0], idx[0]}, idx, "one entry, after the one in flight")
 }

@@ -144,14 +144,14 @@ type BatchConfig struct {
 	// behind bulk entries only goes regardless); a smaller one waits for
 	// them to commit. 0 pipelines every batch.
 	PipelineMin int
-	// BulkPipelineMin is PipelineMin for a batch of bulk actions only
-	// (no critical action, no other command): with fewer, it waits for the
-	// group's entries in flight to commit, gathering meanwhile, and goes
-	// at once when a critical action joins it. Bulk changes reach players
-	// coalesced per tick (50 ms), so a commit's wait costs them nothing
-	// seen, while every entry costs each replica a synced log append; a
-	// critical batch never waits for it. 0 leaves bulk batches to
-	// PipelineMin.
+	// BulkPipelineMin is PipelineMin for a batch of bulk actions and
+	// session acks only (no critical action, no other command): with
+	// fewer, it waits for the group's entries in flight to commit,
+	// gathering meanwhile, and goes at once when a critical action joins
+	// it. Bulk changes reach players coalesced per tick (50 ms), so a
+	// commit's wait costs them nothing seen, while every entry costs each
+	// replica a synced log append; a critical batch never waits for it.
+	// 0 leaves such batches to PipelineMin.
 	BulkPipelineMin int
 	// NodeInflight is the size of the Budget shard.Manager shares among a
 	// node's groups: entries in flight over all of them (0: no node-wide
