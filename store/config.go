@@ -150,8 +150,10 @@ type BatchConfig struct {
 	// gathering meanwhile, and goes at once when a critical action joins
 	// it. Bulk changes reach players coalesced per tick (50 ms), so a
 	// commit's wait costs them nothing seen, while every entry costs each
-	// replica a synced log append; a critical batch never waits for it.
-	// 0 leaves such batches to PipelineMin.
+	// replica a log record, an FSM dispatch and a feed batch (not a synced
+	// append of its own: BatchApplyCh writes the entries queued together
+	// in one); a critical batch never waits for it. 0 leaves such batches
+	// to PipelineMin.
 	BulkPipelineMin int
 	// NodeInflight is the size of the Budget shard.Manager shares among a
 	// node's groups: entries in flight over all of them (0: no node-wide
