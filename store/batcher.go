@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ type inflight struct {
 	fut      raft.ApplyFuture
 	props    []*proposal
 	start    time.Time
-	critical bool // it carries a critical action (or another command)
+	critical bool // it carries a critical action (or another command that may not wait: mayWait)
 	budgeted bool // it holds a token of the node's Budget
 }
 
@@ -364,10 +365,14 @@ func (b *batcher) takeCritical(g *gathering) bool {
 }
 
 // mayPipeline reports whether the batch may go while entries are in
-// flight: it carries PipelineMin actions or more, or it carries a critical
-// action and only bulk entries are in flight (critical actions never wait
-// behind bulk ones).
+// flight: it carries PipelineMin actions or more (a batch of bulk actions
+// and acks only, see mayWait: BulkPipelineMin too), or it carries a critical action and only
+// bulk entries are in flight (critical actions never wait behind bulk
+// ones).
 func (b *batcher) mayPipeline(g *gathering) bool {
+	if !g.critical && len(g.batch) < b.cfg.BulkPipelineMin {
+		return false
+	}
 	return len(g.batch) >= b.cfg.PipelineMin || (g.critical && b.critFlight.Load() == 0)
 }
 
@@ -413,7 +418,7 @@ func (b *batcher) propose(batch []*proposal, budgeted bool, scratch *[]fsm.Comma
 			p.proposed, p.batch = start, n
 		}
 	}
-	critical := len(ordered) > 0 && !isBulk(ordered[0])
+	critical := slices.ContainsFunc(ordered, func(p *proposal) bool { return !mayWait(p) })
 	if critical {
 		b.critFlight.Add(1)
 	}
@@ -494,6 +499,14 @@ const maxYields = 3
 // other than actions included, counts as critical).
 func isBulk(p *proposal) bool {
 	return p.cmd.Kind == fsm.CmdAction && p.cmd.Action.Priority == fsm.PriorityBulk
+}
+
+// mayWait reports whether p may wait for the group's entries in flight
+// (BulkPipelineMin): a bulk action, or a batch of session acks (the play
+// connections' resume points, which no caller waits on). Everything else
+// makes its batch critical: it goes as soon as MaxWait allows.
+func mayWait(p *proposal) bool {
+	return isBulk(p) || p.group == nil && p.cmd.Kind == fsm.CmdSessionAcks
 }
 
 // proposeError maps raft's errors: only a proposal raft refused before

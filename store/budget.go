@@ -36,7 +36,7 @@ type gathering struct {
 	batch              []*proposal
 	bytes              int
 	carry              *proposal
-	critical           bool // it holds a critical action (see isBulk)
+	critical           bool // it holds a critical action or another command that may not wait (see mayWait)
 	maxActions, maxLen int
 }
 
@@ -53,7 +53,7 @@ func (g *gathering) add(p *proposal) {
 		return
 	}
 	g.batch, g.bytes = addTo(g.batch, p), g.bytes+p.size
-	g.critical = g.critical || p.group != nil || !isBulk(p)
+	g.critical = g.critical || p.group != nil || !mayWait(p)
 }
 
 // takeSlot sends a token to slot (the group's in-flight bound, or the

@@ -144,6 +144,17 @@ type BatchConfig struct {
 	// behind bulk entries only goes regardless); a smaller one waits for
 	// them to commit. 0 pipelines every batch.
 	PipelineMin int
+	// BulkPipelineMin is PipelineMin for a batch of bulk actions and
+	// session acks only (no critical action, no other command): with
+	// fewer, it waits for the group's entries in flight to commit,
+	// gathering meanwhile, and goes at once when a critical action joins
+	// it. Bulk changes reach players coalesced per tick (50 ms), so a
+	// commit's wait costs them nothing seen, while every entry costs each
+	// replica a log record, an FSM dispatch and a feed batch (not a synced
+	// append of its own: BatchApplyCh writes the entries queued together
+	// in one); a critical batch never waits for it. 0 leaves such batches
+	// to PipelineMin.
+	BulkPipelineMin int
 	// NodeInflight is the size of the Budget shard.Manager shares among a
 	// node's groups: entries in flight over all of them (0: no node-wide
 	// bound). The default, the node's GOMAXPROCS but at least 2, keeps
@@ -167,12 +178,13 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		SnapshotRetain:     2,
 		Batch: BatchConfig{
-			MaxActions:   512,
-			MaxBytes:     1 << 20,
-			MaxWait:      time.Millisecond,
-			MaxInflight:  16,
-			NodeInflight: max(2, runtime.GOMAXPROCS(0)),
-			QueueSize:    65536,
+			MaxActions:      512,
+			MaxBytes:        1 << 20,
+			MaxWait:         time.Millisecond,
+			MaxInflight:     16,
+			BulkPipelineMin: 64,
+			NodeInflight:    max(2, runtime.GOMAXPROCS(0)),
+			QueueSize:       65536,
 		},
 		FSM:      fsm.DefaultConfig(),
 		TailSize: 4096,
@@ -202,7 +214,7 @@ func (c Config) Validate() error {
 	if len(c.Voters) > 0 && !slices.ContainsFunc(c.Voters, func(v raft.Server) bool { return string(v.ID) == c.ID }) {
 		errs = append(errs, fmt.Errorf("config.Voters does not name this node (%s)", c.ID))
 	}
-	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 || c.Batch.NodeInflight < 0 || c.Batch.PipelineMin < 0 {
+	if c.Batch.MaxActions < 1 || c.Batch.MaxBytes < 1024 || c.Batch.MaxInflight < 1 || c.Batch.QueueSize < 1 || c.Batch.MaxWait < 0 || c.Batch.NodeInflight < 0 || c.Batch.PipelineMin < 0 || c.Batch.BulkPipelineMin < 0 {
 		errs = append(errs, fmt.Errorf("bad batch config %+v", c.Batch))
 	}
 	if c.TailSize < 1 {

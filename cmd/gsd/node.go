@@ -89,6 +89,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 		scfg.CommitTimeout = o.commitTimeout
 	}
 	scfg.Batch.PipelineMin = o.pipelineMin
+	scfg.Batch.BulkPipelineMin = o.bulkPipelineMin
 	// Raft requires the leader lease to fit in the heartbeat timeout.
 	scfg.LeaderLeaseTimeout = min(scfg.LeaderLeaseTimeout, scfg.HeartbeatTimeout)
 	if o.snapshotThreshold > 0 {

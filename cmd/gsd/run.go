@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gsd-dev/gsd/store"
 	"github.com/spf13/cobra"
 )
 
@@ -32,6 +33,7 @@ type options struct {
 	heartbeatTimeout  time.Duration
 	commitTimeout     time.Duration
 	pipelineMin       int
+	bulkPipelineMin   int
 	electionTimeout   time.Duration
 	snapshotThreshold uint64
 	snapshotInterval  time.Duration
@@ -145,6 +147,7 @@ cluster from that data and ignores --join.`,
 	f.DurationVar(&o.heartbeatTimeout, "heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s)")
 	f.DurationVar(&o.electionTimeout, "election-timeout", 0, "Raft election timeout (default 1s)")
 	f.IntVar(&o.pipelineMin, "batch-pipeline-min", 0, "the least actions a batch carries to be proposed while its group's earlier entries are in flight (a smaller one waits for them: fewer, bigger entries; a critical batch behind bulk entries goes regardless); 0 pipelines every batch (docs/OPERATIONS.md)")
+	f.IntVar(&o.bulkPipelineMin, "batch-bulk-pipeline-min", store.DefaultConfig().Batch.BulkPipelineMin, "--batch-pipeline-min for a batch of bulk actions only: a smaller one waits for its group's entries in flight to commit (bulk moves join fewer, bigger entries; a critical action that joins it sends it at once); 0 leaves bulk batches to --batch-pipeline-min (docs/OPERATIONS.md)")
 	f.DurationVar(&o.commitTimeout, "commit-timeout", 0, "how often an idle leader sends followers an empty append with its commit index (Raft CommitTimeout; default 50ms, at least 1ms); a lone commit is told at once by a commit notice (docs/OPERATIONS.md)")
 	f.Uint64Var(&o.snapshotThreshold, "snapshot-threshold", 0, "log entries between snapshots (default 8192)")
 	f.DurationVar(&o.snapshotInterval, "snapshot-interval", 0, "how often to check the snapshot threshold (default 30s)")
@@ -287,6 +290,9 @@ func (o *options) complete() error {
 	}
 	if o.pipelineMin < 0 {
 		errs = append(errs, errors.New("--batch-pipeline-min must not be negative"))
+	}
+	if o.bulkPipelineMin < 0 {
+		errs = append(errs, errors.New("--batch-bulk-pipeline-min must not be negative"))
 	}
 	if o.joinTimeout <= 0 {
 		errs = append(errs, errors.New("--join-timeout must be positive"))

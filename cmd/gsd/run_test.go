@@ -252,6 +252,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{"commit timeout under raft's floor", []string{"--commit-timeout", "500us"}, "--commit-timeout must be at least 1ms"},
 		{"negative commit timeout", []string{"--commit-timeout", "-1ms"}, "--commit-timeout must be at least 1ms"},
 		{"negative pipeline minimum", []string{"--batch-pipeline-min", "-1"}, "--batch-pipeline-min must not be negative"},
+		{"negative bulk pipeline minimum", []string{"--batch-bulk-pipeline-min", "-1"}, "--batch-bulk-pipeline-min must not be negative"},
 		{"negative archive age", []string{"--archive-max-age", "-1h"}, "--archive-max-age must not be negative"},
 		{"negative disk stall timeout", []string{"--disk-stall-timeout", "-1s"}, "--disk-stall-timeout must not be negative"},
 		{"zero join timeout", []string{"--join-timeout", "0s"}, "--join-timeout must be positive"},
