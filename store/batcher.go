@@ -273,7 +273,7 @@ func (b *batcher) run() {
 		if first == nil {
 			return
 		}
-		g := &gathering{batch: gathered[:0], maxActions: b.cfg.MaxActions, maxLen: b.cfg.MaxBytes}
+		g := &gathering{batch: gathered[:0], maxActions: b.cfg.MaxActions, maxLen: b.cfg.MaxBytes, acksWait: b.cfg.BulkPipelineMin > 0}
 		g.add(first)
 		for !g.full() {
 			p := b.next(false)
@@ -418,7 +418,7 @@ func (b *batcher) propose(batch []*proposal, budgeted bool, scratch *[]fsm.Comma
 			p.proposed, p.batch = start, n
 		}
 	}
-	critical := slices.ContainsFunc(ordered, func(p *proposal) bool { return !mayWait(p) })
+	critical := slices.ContainsFunc(ordered, func(p *proposal) bool { return !mayWait(p, b.cfg.BulkPipelineMin > 0) })
 	if critical {
 		b.critFlight.Add(1)
 	}
@@ -502,11 +502,15 @@ func isBulk(p *proposal) bool {
 }
 
 // mayWait reports whether p may wait for the group's entries in flight
-// (BulkPipelineMin): a bulk action, or a batch of session acks (the play
-// connections' resume points, which no caller waits on). Everything else
-// makes its batch critical: it goes as soon as MaxWait allows.
-func mayWait(p *proposal) bool {
-	return isBulk(p) || p.group == nil && p.cmd.Kind == fsm.CmdSessionAcks
+// (BulkPipelineMin): a bulk action, or, when acksWait (BulkPipelineMin
+// on), a batch of session acks (the play connections' resume points: a
+// drain transfer, a bye or a connection's end flushes them and waits for
+// their commit, so at most one commit longer). Everything else makes its
+// batch critical: it goes as soon as MaxWait allows. With
+// BulkPipelineMin 0 acks are critical as before it existed: an acks
+// batch never waits for the node's budget.
+func mayWait(p *proposal, acksWait bool) bool {
+	return isBulk(p) || acksWait && p.group == nil && p.cmd.Kind == fsm.CmdSessionAcks
 }
 
 // proposeError maps raft's errors: only a proposal raft refused before

@@ -38,6 +38,7 @@ type gathering struct {
 	carry              *proposal
 	critical           bool // it holds a critical action or another command that may not wait (see mayWait)
 	maxActions, maxLen int
+	acksWait           bool // session acks may wait (BulkPipelineMin > 0; see mayWait)
 }
 
 // full reports whether the batch takes nothing more.
@@ -53,7 +54,7 @@ func (g *gathering) add(p *proposal) {
 		return
 	}
 	g.batch, g.bytes = addTo(g.batch, p), g.bytes+p.size
-	g.critical = g.critical || p.group != nil || !mayWait(p)
+	g.critical = g.critical || p.group != nil || !mayWait(p, g.acksWait)
 }
 
 // takeSlot sends a token to slot (the group's in-flight bound, or the

@@ -226,3 +226,29 @@ func TestGroupsSharingABudgetAnswerConcurrentWriters(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return budget.InUse() == 0 }, 10*time.Second, time.Millisecond)
 }
+
+// With BulkPipelineMin 0 session acks are critical, as before it
+// existed: while the node's budget is spent by another group and this
+// group has an entry in flight, an acks batch still goes (a group's
+// critical entries take no token). Counting acks as waitable there made
+// them wait for the budget (and a critical action that joined them with
+// them), until the group holding it stepped down.
+func TestSessionAcksDoNotWaitForTheBudgetWithBulkPipelineMinOff(t *testing.T) {
+	t.Parallel()
+	budget, stores := budgetPair(t, 1, func(cfg *Config) { cfg.Batch.MaxWait = 0 })
+	s := stores[0]
+	budget.tokens <- struct{}{} // the other group holds the node's only token
+	t.Cleanup(func() { <-budget.tokens })
+	busy(t, s)
+	acks := &proposal{cmd: fsm.Command{Kind: fsm.CmdSessionAcks, Acks: []fsm.SessionAck{{World: "w", ID: "s1", Seq: 1}}},
+		size: 64, done: make(chan outcome, 1)}
+	s.batcher.critical <- acks
+	select {
+	case o := <-acks.done:
+		require.NoError(t, o.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the acks waited for the node's budget")
+	}
+	o := <-queue(s, "c", 1)[0].done
+	require.NoError(t, o.err)
+}

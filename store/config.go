@@ -152,8 +152,11 @@ type BatchConfig struct {
 	// commit's wait costs them nothing seen, while every entry costs each
 	// replica a log record, an FSM dispatch and a feed batch (not a synced
 	// append of its own: BatchApplyCh writes the entries queued together
-	// in one); a critical batch never waits for it. 0 leaves such batches
-	// to PipelineMin.
+	// in one); a critical batch never waits for it. The wait is the
+	// larger of the two minimums (one below PipelineMin changes nothing).
+	// Session acks wait too (a drain transfer, a bye or a connection's
+	// end waits for their commit: at most one commit longer). 0 turns it
+	// off: bulk batches left to PipelineMin, acks critical as before.
 	BulkPipelineMin int
 	// NodeInflight is the size of the Budget shard.Manager shares among a
 	// node's groups: entries in flight over all of them (0: no node-wide
