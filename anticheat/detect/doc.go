@@ -51,6 +51,9 @@
 // moderators' channel, metrics, a log). Nothing is banned: a flag is a
 // lead for a moderator.
 //
-// A Detector keeps its counts in memory: after a restart it rebuilds them
-// by following the world's feed from its first seq again.
+// A Detector keeps its counts in memory. A Runner with Checkpoints saves
+// them with where each world's follower is (checkpoint.go) and starts
+// from them after a restart, so a deleted world's evidence stays and no
+// event counts twice; without a usable checkpoint it rebuilds them by
+// following each world's feed from its first seq again.
 package detect

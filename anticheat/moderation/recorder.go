@@ -48,11 +48,13 @@ func NewRecorder(w Writer, by string, log *slog.Logger) (*Recorder, error) {
 	return &Recorder{w: w, by: by, log: log, RetryMin: 100 * time.Millisecond, RetryMax: 10 * time.Second, wake: make(chan struct{}, 1)}, nil
 }
 
-// Flag queues f's record (detect.Sink). The incarnation is the one of
-// f's world that this node knows now.
+// Flag queues f's record (detect.Sink). The incarnation is f's (that of
+// the world its detectors followed: a flag handed out again from a
+// checkpoint after its world was deleted keeps its record), else the one
+// of f's world that this node knows now.
 func (r *Recorder) Flag(f detect.Flag) {
-	var inc uint64
-	if n := len(f.Evidence); n > 0 {
+	inc := f.Incarnation
+	if n := len(f.Evidence); n > 0 && inc == 0 {
 		if wi, err := r.w.World(f.Evidence[n-1].World); err == nil {
 			inc = wi.Incarnation
 		}

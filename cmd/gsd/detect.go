@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -30,7 +31,7 @@ type detectOptions struct {
 }
 
 func (d *detectOptions) flags(f *pflag.FlagSet) {
-	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over the committed feed of every world whose group this node leads (give it to every node): flags go to the log, gsd_anticheat_flags_total and the moderation world (GET /v1/moderation/flags); nothing is banned (docs/ANTICHEAT.md)")
+	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over the committed feed of every world whose group this node leads (give it to every node): flags go to the log, gsd_anticheat_flags_total and the moderation world (GET /v1/moderation/flags); their counts are kept across restarts in detect.ckpt in the data dir; nothing is banned (docs/ANTICHEAT.md)")
 	f.StringVar(&d.config, "detect-config", "", "JSON file of the detectors' field names and thresholds over their defaults (docs/ANTICHEAT.md); implies --detect")
 }
 
@@ -51,13 +52,19 @@ func (d *detectOptions) detectConfig() (detect.Config, error) {
 	return c, nil
 }
 
+// detectCheckpointFile is the detectors' checkpoint in the data dir.
+const detectCheckpointFile = "detect.ckpt"
+
 // start runs the detectors over the worlds of the stores groups returns
 // (the node's groups: one, or those of its shard map) until the returned
-// stop is called (idempotent); with --detect off it does nothing. Their
-// flags are recorded through w (the edge: on the moderation world's
-// leader) as raised by node; a flag still queued at stop is lost here and
-// raised again after a restart, when the detectors follow the feed again.
-func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+// stop is called (idempotent); with --detect off it does nothing. They
+// keep their checkpoint in dir (detectCheckpointFile: saved every
+// Config.Checkpoint and at stop, restored at start; a damaged one is
+// logged and the counts rebuilt from the archive). Their flags are
+// recorded through w (the edge: on the moderation world's leader) as
+// raised by node; a flag still queued at stop is lost here and handed out
+// again after a restart, from the checkpoint.
+func (d *detectOptions) start(dir string, groups func() []*store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	if !d.on && d.config == "" {
 		return func() {}, nil
 	}
@@ -86,6 +93,7 @@ func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer,
 		return nil, err
 	}
 	r.Metrics = m
+	r.Checkpoints = detect.File{Path: filepath.Join(dir, detectCheckpointFile)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })

@@ -167,7 +167,7 @@ func TestFlagsWebhookOffStartsNothingAndFailsOnABadDir(t *testing.T) {
 
 func TestDetectOffStartsNothingAndItsMetricsRegisterOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	stop, err := (&detectOptions{}).start(nil, nil, "n", reg, slog.Default())
+	stop, err := (&detectOptions{}).start("", nil, nil, "n", reg, slog.Default())
 	require.NoError(t, err)
 	stop()
 	mf, err := reg.Gather()
@@ -175,7 +175,7 @@ func TestDetectOffStartsNothingAndItsMetricsRegisterOnce(t *testing.T) {
 	require.Empty(t, mf)
 	_, err = detect.NewMetrics(reg)
 	require.NoError(t, err)
-	_, err = (&detectOptions{on: true}).start(nil, nil, "n", reg, slog.Default())
+	_, err = (&detectOptions{on: true}).start("", nil, nil, "n", reg, slog.Default())
 	require.ErrorContains(t, err, "anticheat metrics")
 }
 
@@ -185,7 +185,7 @@ func TestDetectConfigIsReadOverTheDefaultsAndBadFilesAreUsageErrors(t *testing.T
 	require.Equal(t, 3, c.Funnel.MinTransfers)
 	require.Equal(t, detect.DefaultConfig().Fields, c.Fields)
 	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeFile(t, `{"Speed": {"Share": 2}}`)} {
-		_, err := (&detectOptions{config: bad}).start(nil, nil, "n", prometheus.NewRegistry(), slog.Default())
+		_, err := (&detectOptions{config: bad}).start("", nil, nil, "n", prometheus.NewRegistry(), slog.Default())
 		require.ErrorAs(t, err, new(usageError))
 	}
 	code := run(context.Background(), []string{"--detect-config", filepath.Join(t.TempDir(), "missing.json")}, &syncBuffer{}, &syncBuffer{})
@@ -393,28 +393,85 @@ func TestTheDetectorsFollowAMovedWorldOnTheGroupItMovedTo(t *testing.T) {
 	require.Equal(t, fence.Seq+1, evs[0].Seq, "the moved world's next event, from the group it moved to")
 }
 
-// A node restarted halfway through a funnel rebuilds its detectors'
-// counts from its event archive: the funnel is flagged after the
-// restart, with the uninterrupted run's score and evidence from both
-// halves.
+// A node restarted halfway through a funnel flags it after the restart,
+// with the uninterrupted run's score and evidence from both halves:
+// from its detectors' checkpoint, or, when that file is damaged, from its
+// event archive (logged; the node runs on).
 func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
 	t.Parallel()
+	for _, damaged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "from its checkpoint", true: "from the archive, its checkpoint damaged"}[damaged], func(t *testing.T) {
+			t.Parallel()
+			dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+			n := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+			n.waitLeader(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c := n.client(t)
+			require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+			total := funnelTransfers()
+			before := total - 4 // not yet a funnel; its last transfers are among the flag's last 8 pieces of evidence
+			transfers(ctx, t, c, "arena", "feeder", "main", 0, before)
+			require.Equal(t, 0, n.stop(t))
+			ckpt := filepath.Join(dir, detectCheckpointFile)
+			b, err := os.ReadFile(ckpt)
+			require.NoError(t, err, "saved at the stop")
+			if damaged {
+				b[len(b)/2] ^= 0x10
+				require.NoError(t, os.WriteFile(ckpt, b, 0o600))
+			}
+
+			again := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+			again.waitLeader(t)
+			c = again.client(t)
+			transfers(ctx, t, c, "arena", "feeder", "main", before, total)
+			var flags []wire.Flag
+			require.Eventually(t, func() bool {
+				var err error
+				flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+				return err == nil && len(flags) == 1
+			}, time.Minute, 20*time.Millisecond)
+			back := detect.DefaultConfig().Funnel.Back
+			require.InDelta(t, float64(total)*math.Log(2*(1-back)), flags[0].Score, 1e-9, "every transfer counted once (ln 1.8 each)")
+			require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * before}, "evidence from before the restart")
+			require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
+			if damaged {
+				require.Contains(t, again.stderr.String(), "checkpoint unusable")
+			}
+		})
+	}
+}
+
+// A funnel whose first transfers were in a match world deleted after
+// the node restarted, the rest in the next match world: the detectors'
+// checkpoint keeps the deleted world's counts, so the funnel is flagged
+// with every transfer, from both worlds. (Rebuilt from the archive alone,
+// the deleted world's transfers would be gone and the last four no
+// funnel.)
+func TestARestartedNodeKeepsTheDetectorsEvidenceOfADeletedMatchWorld(t *testing.T) {
+	t.Parallel()
 	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
-	n := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	n := startNodeAt(t, "d1", dir, httpAddr, raftAddr, "--detect")
 	n.waitLeader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := n.client(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "m1", wire.Rules{}))
 	total := funnelTransfers()
-	before := total - 4 // not yet a funnel; its last transfers are among the flag's last 8 pieces of evidence
-	transfers(ctx, t, c, "arena", "feeder", "main", 0, before)
+	before := total - 4
+	transfers(ctx, t, c, "m1", "feeder", "main", 0, before)
+	observed := fmt.Sprintf("gsd_anticheat_events_observed_total %d\n", 2*before)
+	require.Eventually(t, func() bool { return bytes.Contains(httpGet(t, n.http, "/metrics"), []byte(observed)) },
+		time.Minute, 20*time.Millisecond, "the detectors read the match before the node stops")
 	require.Equal(t, 0, n.stop(t))
 
-	again := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	again := startNodeAt(t, "d1", dir, httpAddr, raftAddr, "--detect")
 	again.waitLeader(t)
 	c = again.client(t)
-	transfers(ctx, t, c, "arena", "feeder", "main", before, total)
+	_, err := c.DeleteWorld(ctx, "m1", 0)
+	require.NoError(t, err)
+	require.NoError(t, c.CreateWorld(ctx, "m2", wire.Rules{}))
+	transfers(ctx, t, c, "m2", "feeder", "main", 0, 4)
 	var flags []wire.Flag
 	require.Eventually(t, func() bool {
 		var err error
@@ -422,9 +479,10 @@ func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
 		return err == nil && len(flags) == 1
 	}, time.Minute, 20*time.Millisecond)
 	back := detect.DefaultConfig().Funnel.Back
-	require.InDelta(t, float64(total)*math.Log(2*(1-back)), flags[0].Score, 1e-9, "every transfer counted once (ln 1.8 each)")
-	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * before}, "evidence from before the restart")
-	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
+	require.InDelta(t, float64(total)*math.Log(2*(1-back)), flags[0].Score, 1e-9, "every transfer counted once, the deleted world's too")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "m1", Seq: 2 * before}, "evidence from the deleted world")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "m2", Seq: 8})
+	require.Equal(t, "m2", flags[0].World)
 }
 
 // Under a shard map the flags webhook follows the moderation world
