@@ -39,7 +39,8 @@ PREFIX.salts.sig, the node's signature of those exact bytes with its audit
 key (the one that signs checkpoints), which verify checks: edit no byte of
 PREFIX.salts. A node without an audit key (or older) serves the salts
 unsigned: a warning says so, and no PREFIX.salts.sig is written (an
-earlier one is removed). Without the moderator role the other files are
+earlier one is removed); verify refuses such salts unless given
+--allow-unsigned-salts. Without the moderator role the other files are
 written and a warning says the salts were not.
 A deleted incarnation's salts are gone with it (the cluster keeps no table
 of a deleted incarnation): fetch them before the delete.
