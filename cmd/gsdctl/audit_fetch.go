@@ -31,7 +31,11 @@ A world deleted and created again has a tree per incarnation (the log
 index of its creation, in gsdctl worlds). --incarnation N fetches that
 incarnation's: for a deleted one, its tombstone (the final checkpoint of
 its tree) and its leaf hashes only, since the cluster no longer holds its
-events: check the match log exported before the delete against it.
+events: check the match log exported before the delete against it. The
+node no longer knows a deleted incarnation's rules (they may have hidden
+fields), so it answers only a caller who sees everything: an admin or
+server token, or the cluster secret (anyone when auth is off and no
+secret is set); others get unknown_world.
 
 A salted world's (its checkpoint says "leaf 2") also gets PREFIX.salts, its
 salt table (moderators and admins only), which verify needs, and
