@@ -135,7 +135,11 @@ func (e *cpEnc) faded(f faded) {
 
 // frame returns the checkpoint: header, strings, body and checksum.
 func (e *cpEnc) frame(fp [8]byte) []byte {
-	out := binary.AppendUvarint([]byte(checkpointMagic), checkpointVersion)
+	n := len(checkpointMagic) + 1 + len(fp) + binary.MaxVarintLen64 + len(e.body) + 4
+	for _, s := range e.strs {
+		n += binary.MaxVarintLen64 + len(s)
+	}
+	out := binary.AppendUvarint(append(make([]byte, 0, n), checkpointMagic...), checkpointVersion)
 	out = append(out, fp[:]...)
 	out = binary.AppendUvarint(out, uint64(len(e.strs)))
 	for _, s := range e.strs {
@@ -148,7 +152,7 @@ func (e *cpEnc) frame(fp [8]byte) []byte {
 
 // encode returns d's checkpoint (under d.mu, right after an evaluation).
 func (d *Detector) encode() []byte {
-	e := &cpEnc{ids: map[string]uint64{}}
+	e := &cpEnc{ids: map[string]uint64{}, body: make([]byte, 0, d.ckptLen)} // about the last one's size: no regrowing
 	e.uint(d.events)
 	e.uint(d.popAt)
 	e.num(d.accCount)
@@ -208,7 +212,9 @@ func (d *Detector) encode() []byte {
 		}
 		e.uint(f.Incarnation)
 	}
-	return e.frame(fingerprint(d.cfg))
+	b := e.frame(fingerprint(d.cfg))
+	d.ckptLen = len(b)
+	return b
 }
 
 func comparePairs(x, y pairKey) int {

@@ -574,3 +574,33 @@ func TestFollowObservesNothingOnceItsContextEnded(t *testing.T) {
 	require.ErrorIs(t, d.Follow(ctx, ignoring(src.events["w"]), &Memory{}), context.Canceled)
 	require.Empty(t, d.edges)
 }
+
+// BenchmarkCheckpoint encodes and restores the state of corpus A's first
+// half (418 players): the time a checkpoint holds the detector's lock,
+// and a restart's.
+func BenchmarkCheckpoint(b *testing.B) {
+	var evs []*fsm.Event
+	_, err := corpus.Generate(corpus.A(300), func(ev *fsm.Event) { evs = append(evs, ev) })
+	require.NoError(b, err)
+	d := newDetector(DefaultConfig())
+	for _, ev := range evs[:len(evs)/2] {
+		_, _, err := d.observeRead(context.Background(), []*fsm.Event{ev}, 0, 1)
+		require.NoError(b, err)
+	}
+	_, ckpt := d.checkpoint(all)
+	b.Run("encode", func(b *testing.B) {
+		for b.Loop() {
+			d.mu.Lock()
+			d.encode()
+			d.mu.Unlock()
+		}
+		b.ReportMetric(float64(len(ckpt)), "bytes")
+	})
+	b.Run("restore", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := newDetector(DefaultConfig()).restore(ckpt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

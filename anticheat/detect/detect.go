@@ -144,6 +144,7 @@ type Detector struct {
 	discard sessionStats // a session older than every one kept is counted here
 
 	observed prometheus.Counter // the events observed, when its Runner has Metrics
+	ckptLen  int                // the last checkpoint's length
 
 	// What a sample keeps of its weight per sample after it:
 	// Reaction.HalfLifeReactions and Accuracy.HalfLifeShots.
