@@ -457,3 +457,12 @@ func decodePlayer(r *cpDec, p *player) {
 			shots: r.num(), hits: r.num(), react: r.faded(), aim: r.faded(), aimReact: r.faded()})
 	}
 }
+
+// mark returns where the Detector last marked world's follower, if it
+// did since the checkpoint that forgot the world's marks (it was gone).
+func (d *Detector) mark(world string) (mark, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m, ok := d.marks[world]
+	return m, ok
+}

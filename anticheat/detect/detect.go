@@ -44,6 +44,11 @@ type Flag struct {
 	// flag handed out again after a restart names the world it was found
 	// in even when that world was deleted since.
 	Incarnation uint64
+	// Restored marks a flag a Runner hands out again at its start, from
+	// its checkpoint: raised (and logged and counted) before the restart.
+	// Log and Metrics skip it; a Recorder records it again (the record
+	// id, hence the record, is the same).
+	Restored bool
 }
 
 // evidenceLen bounds the evidence a flag carries.

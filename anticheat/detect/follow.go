@@ -112,6 +112,16 @@ type Evaluator interface {
 	Evaluates(world string) bool
 }
 
+// Settler is a Source that may list an older state of its worlds for a
+// while after a restart (a node's groups list their last raft snapshot's
+// worlds and seqs until they replayed their log): Settled reports when it
+// no longer does. A Runner with Checkpoints restored from one waits for
+// it before its first scan, so it never takes a world created since the
+// snapshot for one deleted, nor an older seq for a world created again.
+type Settler interface {
+	Settled() bool
+}
+
 // Runner runs one Detector over every world of a Source: per world a
 // follower from seq 1, started again (from where it stopped) at the next
 // scan when its feed fails or when the Source (an Evaluator) evaluates the
@@ -138,6 +148,8 @@ type Runner struct {
 	Metrics *Metrics
 	// Checkpoints, when set before Run, keeps the Detector's checkpoint.
 	Checkpoints Checkpoints
+
+	waited bool // the wait for a Settler was logged
 
 	mu     sync.Mutex
 	worlds map[string]*follower
@@ -188,8 +200,14 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(r.d.cfg.Scan)
 	defer t.Stop()
+	settled := r.Checkpoints == nil
 	for {
-		r.scan(ctx)
+		if !settled {
+			settled = r.settled()
+		}
+		if settled {
+			r.scan(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			r.wg.Wait()
@@ -205,6 +223,20 @@ func (r *Runner) Run(ctx context.Context) {
 			r.save()
 		}
 	}
+}
+
+// settled reports whether r's Source (a Settler) lists its worlds as
+// they are, logging the first wait.
+func (r *Runner) settled() bool {
+	s, ok := r.src.(Settler)
+	if !ok || s.Settled() {
+		return true
+	}
+	if !r.waited {
+		r.waited = true
+		r.log.Info("anticheat detectors wait for this node's groups to replay their logs before following their worlds")
+	}
+	return false
 }
 
 // restore starts r from its last checkpoint: the Detector's state, and a
@@ -234,6 +266,7 @@ func (r *Runner) restore() {
 	}
 	r.mu.Unlock()
 	for _, f := range flags {
+		f.Restored = true
 		r.sink.Flag(f)
 	}
 	r.log.Info("anticheat detectors restored from their checkpoint", "worlds", len(marks), "flags", len(flags))
@@ -305,15 +338,23 @@ func (r *Runner) scan(ctx context.Context) {
 	for id, w := range live {
 		f := r.worlds[id]
 		if f == nil {
+			// New here, or back (its group's snapshot listed it late, it
+			// left this node's groups and came back): from where the
+			// Detector last marked this incarnation, if it did.
 			f = &follower{next: 1, inc: w.Incarnation}
+			if m, ok := r.d.mark(id); ok && w.Incarnation != 0 && m.inc == w.Incarnation {
+				f.next = m.next
+			}
 			r.worlds[id] = f
 		}
-		if w.Incarnation != f.inc || w.Seq+1 < f.seen {
-			// Another incarnation, or a seq that went back (worlds made
-			// before incarnations): the world was deleted and created
-			// again. Follow the new one from its start. (What the old
-			// follower read of the new world before this scan, if it grew
-			// past the old one's seq, counts twice.)
+		if w.Incarnation != f.inc || (w.Incarnation == 0 && w.Seq+1 < f.seen) {
+			// Another incarnation, or, for a world made before
+			// incarnations, a seq that went back: the world was deleted
+			// and created again. Follow the new one from its start. (What
+			// the old follower read of the new world before this scan, if
+			// it grew past the old one's seq, counts twice.) A lower seq
+			// of the same incarnation is a Source that lags (a group
+			// replaying its log): the follower waits for it where it is.
 			if f.running {
 				f.cancel()
 			}

@@ -46,11 +46,16 @@ func (m *Memory) Flags() []Flag {
 	return slices.Clone(m.flags)
 }
 
-// Log writes each flag to a structured log at warning level.
+// Log writes each flag to a structured log at warning level, but for
+// the flags a Runner hands out again from its checkpoint (Flag.Restored:
+// logged before the restart).
 type Log struct{ Logger *slog.Logger }
 
-// Flag logs f.
+// Flag logs f unless it is restored.
 func (l Log) Flag(f Flag) {
+	if f.Restored {
+		return
+	}
 	l.Logger.LogAttrs(context.Background(), slog.LevelWarn, "anticheat flag",
 		slog.String("detector", f.Detector), slog.Any("players", f.Players),
 		slog.Float64("score", f.Score), slog.Any("evidence", f.Evidence))
@@ -97,5 +102,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// Flag counts f.
-func (m *Metrics) Flag(f Flag) { m.flags.WithLabelValues(f.Detector).Inc() }
+// Flag counts f unless it is restored (Flag.Restored: counted before the
+// restart), so gsd_anticheat_flags_total does not count a flag again at
+// each restart.
+func (m *Metrics) Flag(f Flag) {
+	if !f.Restored {
+		m.flags.WithLabelValues(f.Detector).Inc()
+	}
+}

@@ -88,7 +88,8 @@ func (d *detectOptions) start(dir string, groups func() []*store.Store, w modera
 	if rec.Metrics, err = moderation.NewRecorderMetrics(reg); err != nil {
 		return nil, fmt.Errorf("anticheat metrics: %w", err)
 	}
-	r, err := detect.NewRunner(det, detectSource{groups}, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
+	src := detectSource{groups: groups, settle: &settling{log: log, who: "anticheat detectors"}}
+	r, err := detect.NewRunner(det, src, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -115,11 +116,28 @@ func (d *detectOptions) start(dir string, groups func() []*store.Store, w modera
 // archive); a seq the archive no longer holds is detect.ErrFeedGone, so
 // the detectors skip to the oldest events it holds instead of waiting for
 // ones that are gone; the moderation world, the detectors' own output, is
-// not theirs to judge. (sink/feed's multi-group source may replace this
-// adapter once both are merged.)
-type detectSource struct{ groups func() []*store.Store }
+// not theirs to judge. It is a detect.Settler: after a restart the
+// detectors wait, as the auditor does, until every group replayed the log
+// it held at start (until then a group lists its last snapshot's worlds
+// and seqs). (sink/feed's multi-group source may replace this adapter
+// once both are merged.)
+type detectSource struct {
+	groups func() []*store.Store
+	settle *settling
+}
 
-var _ detect.Evaluator = detectSource{}
+var (
+	_ detect.Evaluator = detectSource{}
+	_ detect.Settler   = detectSource{}
+)
+
+// Settled reports whether the node has groups and every one has applied
+// the log it held when first looked at (a node under a shard map has
+// none until it knows the map).
+func (s detectSource) Settled() bool {
+	groups := s.groups()
+	return len(groups) > 0 && s.settle.settled(replayers(groups))
+}
 
 // Worlds returns the worlds of every group, each once: a world that moved
 // to another group stays on the old one, fenced (Moved), until dropped
