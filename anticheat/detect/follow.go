@@ -136,9 +136,9 @@ type Settler interface {
 // saves a checkpoint every Config.Checkpoint and when it stops, and a new
 // one starts from the last: the Detector's counts and flags as they were,
 // each world followed from the seq after the last event the checkpoint
-// counted (a world created again since, from its seq 1), so every event
-// counts once and a deleted world's evidence stays (docs/ANTICHEAT.md,
-// "Restarts and leadership").
+// counted (a world created again since, from its seq 1), once a Source
+// that is a Settler settled, so every event counts once and a deleted
+// world's evidence stays (docs/ANTICHEAT.md, "Restarts and leadership").
 type Runner struct {
 	d    *Detector
 	src  Source
@@ -182,8 +182,9 @@ func NewRunner(d *Detector, src Source, sink Sink, log *slog.Logger) (*Runner, e
 // its followers and returns. Besides every Config.Every events of a world,
 // it evaluates at every scan (Config.Scan), so a quiet world's flags come
 // out too. With Checkpoints, it starts from the last checkpoint (handing
-// the flags it holds to the sink again: a sink that queues may have lost
-// them at the stop) and saves one every Config.Checkpoint and before it
+// the flags it holds to the sink again, marked Restored: a sink that
+// queues may have lost them at the stop), scans only once a Settler
+// source settled, and saves one every Config.Checkpoint and before it
 // returns. A Runner runs once.
 func (r *Runner) Run(ctx context.Context) {
 	if r.Metrics != nil {

@@ -88,7 +88,7 @@ func (d *detectOptions) start(dir string, groups func() []*store.Store, w modera
 	if rec.Metrics, err = moderation.NewRecorderMetrics(reg); err != nil {
 		return nil, fmt.Errorf("anticheat metrics: %w", err)
 	}
-	src := detectSource{groups: groups, settle: &settling{log: log, who: "anticheat detectors"}}
+	src := detectSource{groups: groups, settle: &settling{log: log, who: "anticheat detectors wait"}}
 	r, err := detect.NewRunner(det, src, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
 	if err != nil {
 		return nil, err
