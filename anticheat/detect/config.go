@@ -221,6 +221,9 @@ type Config struct {
 	Every int
 	// Scan is how often a Runner looks for new and deleted worlds.
 	Scan time.Duration
+	// Checkpoint is how often a Runner with Checkpoints saves one (it
+	// also saves one when it stops).
+	Checkpoint time.Duration
 }
 
 // DefaultConfig returns the thresholds of docs/ANTICHEAT.md for the
@@ -228,20 +231,21 @@ type Config struct {
 // items, wins, losses; 500 units/s, 10 of slack, 300 per move at most.
 func DefaultConfig() Config {
 	return Config{
-		Fields:   Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses", Currency: "gold"},
-		Limits:   Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
-		Speed:    Speed{NearMax: 0.9, MinMoves: 100, Share: 0.5},
-		Jump:     Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 3},
-		Straight: Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
-		Reaction: Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLifeReactions: 64, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 10},
-		Accuracy: Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, HalfLifeShots: 200, Z: 9.5},
-		Switch:   Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 6},
-		Economy:  Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
-		Lockstep: Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
-		WinTrade: WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
-		Funnel:   Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1, Back: 0.1, LLR: 8.5},
-		Every:    10000,
-		Scan:     time.Second,
+		Fields:     Fields{X: "x", Y: "y", Shot: "shot_at", Hit: "hp", Appear: "spawned", Items: "items", Wins: "wins", Losses: "losses", Currency: "gold"},
+		Limits:     Limits{PerSecond: 500, Slack: 10, MaxStep: 300},
+		Speed:      Speed{NearMax: 0.9, MinMoves: 100, Share: 0.5},
+		Jump:       Jump{Near: 0.9, MinMoves: 100, Rate: 0.05, Z: 3},
+		Straight:   Straight{Window: 8, MinWindows: 12, Min: 0.99, Share: 0.4},
+		Reaction:   Reaction{Median: 200 * time.Millisecond, Sigma: 0.25, Window: 5 * time.Second, HalfLifeReactions: 64, Busy: 500 * time.Millisecond, MinSamples: 12, Z: 10},
+		Accuracy:   Accuracy{MinShots: 80, MinPlayers: 30, Quantile: 0.9, HalfLifeShots: 200, Z: 9.5},
+		Switch:     Switch{Drift: 0.03, AccDrift: 0.015, MinReactions: 12, MinShots: 80, Sessions: 16, Z: 6},
+		Economy:    Economy{Window: time.Second, MinSamples: 10, Share: 0.05},
+		Lockstep:   Lockstep{Tick: 20 * time.Millisecond, Quantum: 20, MaxGroup: 8, MinTogether: 10, Share: 0.3},
+		WinTrade:   WinTrade{MinMatches: 10, MinShare: 0.4, Q: 0.8, Share: 0.9, HonestShare: 0.5, LLR: 0},
+		Funnel:     Funnel{MinTransfers: 8, MinEach: 2, MaxReverse: 0.1, Back: 0.1, LLR: 8.5},
+		Every:      10000,
+		Scan:       time.Second,
+		Checkpoint: time.Minute,
 	}
 }
 
@@ -275,8 +279,8 @@ func (c Config) Validate() error {
 		return bad("lockstep tick and quantum must be positive")
 	case c.Lockstep.MaxGroup < 2:
 		return bad("lockstep.max_group below 2")
-	case c.Every <= 0 || c.Scan <= 0:
-		return bad("every and scan must be positive")
+	case c.Every <= 0 || c.Scan <= 0 || c.Checkpoint <= 0:
+		return bad("every, scan and checkpoint must be positive")
 	case !(c.Jump.Rate > 0 && c.Jump.Rate < 1) || !(c.Accuracy.Quantile > 0 && c.Accuracy.Quantile < 1):
 		return bad("jump.rate and accuracy.quantile must be in (0, 1)")
 	case !(c.WinTrade.Q > 0.5 && c.WinTrade.Q < 1):

@@ -9,7 +9,7 @@ import (
 )
 
 // durations are the Config's duration fields, by their path of keys.
-var durations = [][]string{{"Reaction", "Median"}, {"Reaction", "Window"}, {"Economy", "Window"}, {"Lockstep", "Tick"}, {"Scan"}}
+var durations = [][]string{{"Reaction", "Median"}, {"Reaction", "Window"}, {"Economy", "Window"}, {"Lockstep", "Tick"}, {"Scan"}, {"Checkpoint"}}
 
 // ParseConfig reads a Config from JSON over DefaultConfig: keys are the
 // Go field names (matched without case, as encoding/json does), keys left

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The detectors' names, as in Flag.Detector and the metrics' label.
@@ -38,6 +39,16 @@ type Flag struct {
 	Players  []string
 	Score    float64
 	Evidence []Ref
+	// Incarnation is the incarnation of the last evidence's world as its
+	// Runner followed it (0: not known, as with Observe and Follow), so a
+	// flag handed out again after a restart names the world it was found
+	// in even when that world was deleted since.
+	Incarnation uint64
+	// Restored marks a flag a Runner hands out again at its start, from
+	// its checkpoint: raised (and logged and counted) before the restart.
+	// Log and Metrics skip it; a Recorder records it again (the record
+	// id, hence the record, is the same).
+	Restored bool
 }
 
 // evidenceLen bounds the evidence a flag carries.
@@ -120,7 +131,8 @@ type Detector struct {
 	edges   map[pairKey]*edge  // a → b, not sorted
 	into    map[string][]*edge // by receiver, in the order first seen
 	steps   map[string]*steps  // per world: its events' ticks are in order
-	flagged map[string]bool    // detector + players already flagged
+	flagged map[string]Flag    // by detector + players: the flags returned
+	marks   map[string]mark    // per world: where its Runner's follower is (checkpoint.go)
 
 	// What changed since the last evaluation: Evaluate judges only these,
 	// so its cost follows the events, not the players ever seen.
@@ -136,6 +148,9 @@ type Detector struct {
 
 	discard sessionStats // a session older than every one kept is counted here
 
+	observed prometheus.Counter // the events observed, when its Runner has Metrics
+	ckptLen  int                // the last checkpoint's length
+
 	// What a sample keeps of its weight per sample after it:
 	// Reaction.HalfLifeReactions and Accuracy.HalfLifeShots.
 	reactKeep, aimKeep float64
@@ -146,12 +161,17 @@ func New(cfg Config) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	return newDetector(cfg), nil
+}
+
+// newDetector returns a Detector of a valid cfg.
+func newDetector(cfg Config) *Detector {
 	return &Detector{
 		cfg: cfg, players: map[string]*player{}, appear: map[entityRef]int64{},
 		pairs: map[pairKey]*pair{}, edges: map[pairKey]*edge{}, into: map[string][]*edge{},
-		steps: map[string]*steps{}, flagged: map[string]bool{},
+		steps: map[string]*steps{}, flagged: map[string]Flag{}, marks: map[string]mark{},
 		reactKeep: keepOf(cfg.Reaction.HalfLifeReactions), aimKeep: keepOf(cfg.Accuracy.HalfLifeShots),
-	}, nil
+	}
 }
 
 func (d *Detector) player(id string) *player {
@@ -187,10 +207,15 @@ func (d *Detector) Observe(ev *fsm.Event) {
 	if ev.Status != fsm.StatusApplied {
 		return
 	}
-	f := &d.cfg.Fields
-	var s seen
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.observe(ev)
+}
+
+// observe is Observe under d.mu, of an applied event.
+func (d *Detector) observe(ev *fsm.Event) {
+	f := &d.cfg.Fields
+	var s seen
 	for i := range ev.Changes {
 		c := &ev.Changes[i]
 		own := c.Entity == ev.Player

@@ -426,6 +426,22 @@ func TestSinksTakeEveryFlag(t *testing.T) {
 	require.InDelta(t, 2, testutil.ToFloat64(m.flags.WithLabelValues(DetFunnel)), 0)
 }
 
+// A flag a Runner hands out again from its checkpoint was logged and
+// counted before the restart: only a sink that records it (Memory here,
+// the moderation Recorder in a node) takes it again.
+func TestLogAndMetricsSkipARestoredFlag(t *testing.T) {
+	var mem Memory
+	var buf bytes.Buffer
+	m, err := NewMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	s := Sinks{&mem, Log{Logger: slog.New(slog.NewTextHandler(&buf, nil))}, m}
+	fl := Flag{Detector: DetFunnel, Players: []string{"a", "b"}, Score: 3, Evidence: []Ref{{"w", 7}}, Restored: true}
+	s.Flag(fl)
+	require.Equal(t, []Flag{fl}, mem.Flags())
+	require.Empty(t, buf.String())
+	require.InDelta(t, 0, testutil.ToFloat64(m.flags.WithLabelValues(DetFunnel)), 0)
+}
+
 // sub returns its batches, then err.
 type sub struct {
 	batches [][]*fsm.Event

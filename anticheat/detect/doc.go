@@ -51,6 +51,15 @@
 // moderators' channel, metrics, a log). Nothing is banned: a flag is a
 // lead for a moderator.
 //
-// A Detector keeps its counts in memory: after a restart it rebuilds them
-// by following the world's feed from its first seq again.
+// A Detector keeps its counts in memory. A Runner with Checkpoints saves
+// them with where each world's follower is (checkpoint.go) and starts
+// from them after a restart, once its Source (a Settler) lists its worlds
+// as they are, so a deleted world's evidence stays and no event counts
+// twice; without a usable checkpoint it rebuilds them by following each
+// world's feed from its first seq again. A world with an incarnation is
+// taken for created again only when its incarnation changes; one missing
+// from the list and back goes on from its mark, unless a checkpoint
+// dropped the mark meanwhile (then from seq 1: counted twice). The flags
+// a checkpoint holds go to the sink again marked Restored (Log and
+// Metrics skip them).
 package detect

@@ -12,6 +12,11 @@ import (
 func (d *Detector) Evaluate() []Flag {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.evaluate()
+}
+
+// evaluate is Evaluate under d.mu.
+func (d *Detector) evaluate() []Flag {
 	for _, st := range d.steps {
 		d.flushSteps(st)
 	}
@@ -33,11 +38,15 @@ func (d *Detector) Evaluate() []Flag {
 	add := func(det string, score float64, ev *refs, players ...string) {
 		slices.Sort(players)
 		key := det + "\x00" + strings.Join(players, "\x00")
-		if d.flagged[key] {
+		if _, ok := d.flagged[key]; ok {
 			return
 		}
-		d.flagged[key] = true
-		out = append(out, Flag{Detector: det, Players: players, Score: score, Evidence: ev.list()})
+		f := Flag{Detector: det, Players: players, Score: score, Evidence: ev.list()}
+		if n := len(f.Evidence); n > 0 {
+			f.Incarnation = d.marks[f.Evidence[n-1].World].inc
+		}
+		d.flagged[key] = f
+		out = append(out, f)
 	}
 	c := &d.cfg
 	d.populations()

@@ -17,7 +17,7 @@ import (
 // evaluation to Config.Every or more, evaluates and hands the new flags to
 // sink. It returns the error that ended it (ctx's when cancelled).
 func (d *Detector) Follow(ctx context.Context, sub fanout.Subscription, sink Sink) error {
-	_, err := d.follow(ctx, sub, 0, sink, new(atomic.Uint64), nil)
+	_, err := d.follow(ctx, sub, 0, 0, sink, new(atomic.Uint64), nil)
 	return err
 }
 
@@ -26,13 +26,14 @@ func (d *Detector) Follow(ctx context.Context, sub fanout.Subscription, sink Sin
 var errNotHere = errors.New("gsd/anticheat/detect: the world is evaluated elsewhere now")
 
 // follow is Follow from seq next on (events before it are skipped: a
-// subscription opened again may start before where the last one ended);
-// it returns the seq after the last event observed, which it also keeps in
-// pos as it goes. With here set, each read is observed only while here
-// says this node still evaluates the world: else follow returns
-// errNotHere before observing it, so an old leader never counts (nor
-// flags) the events its successor committed, which the successor counts.
-func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uint64, sink Sink, pos *atomic.Uint64, here func() bool) (uint64, error) {
+// subscription opened again may start before where the last one ended),
+// as the follower of the world's incarnation inc; it returns the seq
+// after the last event observed, which it also keeps in pos as it goes.
+// With here set, each read is observed only while here says this node
+// still evaluates the world: else follow returns errNotHere before
+// observing it, so an old leader never counts (nor flags) the events its
+// successor committed, which the successor counts.
+func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next, inc uint64, sink Sink, pos *atomic.Uint64, here func() bool) (uint64, error) {
 	n := 0
 	for {
 		evs, err := sub.Next(ctx)
@@ -42,14 +43,11 @@ func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uin
 		if here != nil && !here() {
 			return next, errNotHere
 		}
-		for _, ev := range evs {
-			if ev.Seq < next {
-				continue
-			}
-			d.Observe(ev)
-			next = ev.Seq + 1
-			n++
+		var read int
+		if next, read, err = d.observeRead(ctx, evs, next, inc); err != nil {
+			return next, err
 		}
+		n += read
 		pos.Store(next)
 		if n < d.cfg.Every {
 			continue
@@ -59,6 +57,37 @@ func (d *Detector) follow(ctx context.Context, sub fanout.Subscription, next uin
 			sink.Flag(f)
 		}
 	}
+}
+
+// observeRead observes the events of one read from seq next on as the
+// follower of their world's incarnation inc, marking where it is in
+// d.marks (what a checkpoint keeps), under one hold of d.mu, unless ctx
+// ended: a follower stopped (its world deleted, created again or
+// evaluated elsewhere) marks nothing after its Runner cancelled it, so
+// the marks of the follower that replaces it are never overwritten by
+// its. It returns the seq after the last event read and how many were.
+func (d *Detector) observeRead(ctx context.Context, evs []*fsm.Event, next, inc uint64) (uint64, int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return next, 0, err
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Seq < next {
+			continue
+		}
+		if ev.Status == fsm.StatusApplied {
+			d.observe(ev)
+		}
+		next = ev.Seq + 1
+		d.marks[ev.World] = mark{inc: inc, next: next}
+		n++
+	}
+	if d.observed != nil {
+		d.observed.Add(float64(n))
+	}
+	return next, n, nil
 }
 
 // ErrFeedGone is what a Source's Subscribe wraps when the feed no longer
@@ -83,6 +112,16 @@ type Evaluator interface {
 	Evaluates(world string) bool
 }
 
+// Settler is a Source that may list an older state of its worlds for a
+// while after a restart (a node's groups list their last raft snapshot's
+// worlds and seqs until they replayed their log): Settled reports when it
+// no longer does. A Runner with Checkpoints restored from one waits for
+// it before its first scan, so it never takes a world created since the
+// snapshot for one deleted, nor an older seq for a world created again.
+type Settler interface {
+	Settled() bool
+}
+
 // Runner runs one Detector over every world of a Source: per world a
 // follower from seq 1, started again (from where it stopped) at the next
 // scan when its feed fails or when the Source (an Evaluator) evaluates the
@@ -90,10 +129,16 @@ type Evaluator interface {
 // One Detector for all worlds: a player's counts add up across the worlds
 // it follows.
 //
-// A Runner keeps no state across a restart: a new one follows every world
-// from seq 1 again, so its counts are rebuilt from the node's event
-// archive, as far back as the archive's retention keeps events
-// (docs/ANTICHEAT.md, "Restarts and leadership").
+// Without Checkpoints a Runner keeps no state across a restart: a new one
+// follows every world from seq 1 again, so its counts are rebuilt from
+// the node's event archive, as far back as the archive's retention keeps
+// events, and what a deleted world's events showed is lost. With them it
+// saves a checkpoint every Config.Checkpoint and when it stops, and a new
+// one starts from the last: the Detector's counts and flags as they were,
+// each world followed from the seq after the last event the checkpoint
+// counted (a world created again since, from its seq 1), once a Source
+// that is a Settler settled, so every event counts once and a deleted
+// world's evidence stays (docs/ANTICHEAT.md, "Restarts and leadership").
 type Runner struct {
 	d    *Detector
 	src  Source
@@ -101,6 +146,10 @@ type Runner struct {
 	log  *slog.Logger
 	// Metrics, when set before Run, counts the events skipped.
 	Metrics *Metrics
+	// Checkpoints, when set before Run, keeps the Detector's checkpoint.
+	Checkpoints Checkpoints
+
+	waited bool // the wait for a Settler was logged
 
 	mu     sync.Mutex
 	worlds map[string]*follower
@@ -132,21 +181,122 @@ func NewRunner(d *Detector, src Source, sink Sink, log *slog.Logger) (*Runner, e
 // Run follows every world of the source until ctx ends, then waits for
 // its followers and returns. Besides every Config.Every events of a world,
 // it evaluates at every scan (Config.Scan), so a quiet world's flags come
-// out too. A Runner runs once.
+// out too. With Checkpoints, it starts from the last checkpoint (handing
+// the flags it holds to the sink again, marked Restored: a sink that
+// queues may have lost them at the stop), scans only once a Settler
+// source settled, and saves one every Config.Checkpoint and before it
+// returns. A Runner runs once.
 func (r *Runner) Run(ctx context.Context) {
+	if r.Metrics != nil {
+		r.d.mu.Lock()
+		r.d.observed = r.Metrics.observed
+		r.d.mu.Unlock()
+	}
+	var save <-chan time.Time
+	if r.Checkpoints != nil {
+		r.restore()
+		c := time.NewTicker(r.d.cfg.Checkpoint)
+		defer c.Stop()
+		save = c.C
+	}
 	t := time.NewTicker(r.d.cfg.Scan)
 	defer t.Stop()
+	settled := r.Checkpoints == nil
 	for {
-		r.scan(ctx)
+		if !settled {
+			settled = r.settled()
+		}
+		if settled {
+			r.scan(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			r.wg.Wait()
+			if r.Checkpoints != nil {
+				r.save()
+			}
 			return
 		case <-t.C:
 			for _, f := range r.d.Evaluate() {
 				r.sink.Flag(f)
 			}
+		case <-save:
+			r.save()
 		}
+	}
+}
+
+// settled reports whether r's Source (a Settler) lists its worlds as
+// they are, logging the first wait.
+func (r *Runner) settled() bool {
+	s, ok := r.src.(Settler)
+	if !ok || s.Settled() {
+		return true
+	}
+	if !r.waited {
+		r.waited = true
+		r.log.Info("anticheat detectors wait for this node's groups to replay their logs before following their worlds")
+	}
+	return false
+}
+
+// restore starts r from its last checkpoint: the Detector's state, and a
+// follower per world it marks, at the seq after the last event it
+// counted. A checkpoint that cannot be read is logged and left: the
+// followers then start from seq 1, rebuilding the counts from the
+// archive.
+func (r *Runner) restore() {
+	b, err := r.Checkpoints.Load()
+	if err == nil && b == nil {
+		r.log.Info("anticheat detectors have no checkpoint: their counts are rebuilt from the archive")
+		return
+	}
+	var marks map[string]mark
+	var flags []Flag
+	if err == nil {
+		marks, flags, err = r.d.restore(b)
+	}
+	if err != nil {
+		r.log.Error("anticheat detectors' checkpoint unusable: their counts are rebuilt from the archive instead", "err", err)
+		r.checkpointError("load")
+		return
+	}
+	r.mu.Lock()
+	for w, m := range marks {
+		r.worlds[w] = &follower{next: m.next, inc: m.inc}
+	}
+	r.mu.Unlock()
+	for _, f := range flags {
+		f.Restored = true
+		r.sink.Flag(f)
+	}
+	r.log.Info("anticheat detectors restored from their checkpoint", "worlds", len(marks), "flags", len(flags))
+}
+
+// save checkpoints the Detector (with the marks of the worlds r knows),
+// handing the flags of its evaluation to the sink; a failure is logged
+// (the next save tries again; a restart meanwhile starts from the
+// checkpoint before, replaying the events since).
+func (r *Runner) save() {
+	r.mu.Lock()
+	known := map[string]bool{}
+	for w := range r.worlds {
+		known[w] = true
+	}
+	r.mu.Unlock()
+	flags, b := r.d.checkpoint(func(w string) bool { return known[w] })
+	for _, f := range flags {
+		r.sink.Flag(f)
+	}
+	if err := r.Checkpoints.Save(b); err != nil {
+		r.log.Warn("anticheat detectors' checkpoint not saved", "err", err)
+		r.checkpointError("save")
+	}
+}
+
+func (r *Runner) checkpointError(op string) {
+	if r.Metrics != nil {
+		r.Metrics.checkpoints.WithLabelValues(op).Inc()
 	}
 }
 
@@ -189,15 +339,23 @@ func (r *Runner) scan(ctx context.Context) {
 	for id, w := range live {
 		f := r.worlds[id]
 		if f == nil {
+			// New here, or back (its group's snapshot listed it late, it
+			// left this node's groups and came back): from where the
+			// Detector last marked this incarnation, if it did.
 			f = &follower{next: 1, inc: w.Incarnation}
+			if m, ok := r.d.mark(id); ok && w.Incarnation != 0 && m.inc == w.Incarnation {
+				f.next = m.next
+			}
 			r.worlds[id] = f
 		}
-		if w.Incarnation != f.inc || w.Seq+1 < f.seen {
-			// Another incarnation, or a seq that went back (worlds made
-			// before incarnations): the world was deleted and created
-			// again. Follow the new one from its start. (What the old
-			// follower read of the new world before this scan, if it grew
-			// past the old one's seq, counts twice.)
+		if w.Incarnation != f.inc || (w.Incarnation == 0 && w.Seq+1 < f.seen) {
+			// Another incarnation, or, for a world made before
+			// incarnations, a seq that went back: the world was deleted
+			// and created again. Follow the new one from its start. (What
+			// the old follower read of the new world before this scan, if
+			// it grew past the old one's seq, counts twice.) A lower seq
+			// of the same incarnation is a Source that lags (a group
+			// replaying its log): the follower waits for it where it is.
 			if f.running {
 				f.cancel()
 			}
@@ -228,7 +386,7 @@ func (r *Runner) scan(ctx context.Context) {
 func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 	defer r.wg.Done()
 	r.mu.Lock()
-	next, latest, gen, pos := f.next, f.latest, f.gen, f.pos
+	next, latest, gen, pos, inc := f.next, f.latest, f.gen, f.pos, f.inc
 	r.mu.Unlock()
 	sub, err := r.src.Subscribe(id, next)
 	if errors.Is(err, ErrFeedGone) && latest >= next {
@@ -245,7 +403,7 @@ func (r *Runner) follow(ctx context.Context, id string, f *follower) {
 		if ev, ok := r.src.(Evaluator); ok {
 			here = func() bool { return ev.Evaluates(id) }
 		}
-		next, err = r.d.follow(ctx, sub, next, r.sink, pos, here)
+		next, err = r.d.follow(ctx, sub, next, inc, r.sink, pos, here)
 	}
 	if ctx.Err() != nil || errors.Is(err, errNotHere) {
 		err = nil // stopped, not failed (the next scan starts it again here if this node evaluates the world again)

@@ -48,11 +48,16 @@ func NewRecorder(w Writer, by string, log *slog.Logger) (*Recorder, error) {
 	return &Recorder{w: w, by: by, log: log, RetryMin: 100 * time.Millisecond, RetryMax: 10 * time.Second, wake: make(chan struct{}, 1)}, nil
 }
 
-// Flag queues f's record (detect.Sink). The incarnation is the one of
-// f's world that this node knows now.
+// Flag queues f's record (detect.Sink). The incarnation is f's (that of
+// the world its detectors followed: a flag handed out again from a
+// checkpoint after its world was deleted keeps its record), else the one
+// of f's world that this node knows now. A restored flag's incarnation
+// is never looked up: its 0 is that of a world made before incarnations,
+// which its first record carried, while the world's name may have a new
+// incarnation now (and the record a new id, a duplicate).
 func (r *Recorder) Flag(f detect.Flag) {
-	var inc uint64
-	if n := len(f.Evidence); n > 0 {
+	inc := f.Incarnation
+	if n := len(f.Evidence); n > 0 && inc == 0 && !f.Restored {
 		if wi, err := r.w.World(f.Evidence[n-1].World); err == nil {
 			inc = wi.Incarnation
 		}

@@ -100,6 +100,38 @@ func TestRecorderRecordsFlagsInOrderAndRetriesFailures(t *testing.T) {
 	require.Error(t, err, "registered twice")
 }
 
+// A flag that names its world's incarnation (its detectors followed that
+// incarnation) keeps it, though this node no longer knows the world: a
+// flag handed out again from a checkpoint after its match world was
+// deleted is the record it was before, not a second one.
+func TestRecorderKeepsTheIncarnationAFlagNames(t *testing.T) {
+	g := newFSMGroup(t)
+	r, _, stop := startRecorder(t, &writer{g: g}, nil)
+	defer stop()
+	r.Flag(detect.Flag{Detector: "funnel", Players: []string{"eve", "mal"}, Evidence: []detect.Ref{{World: "gone", Seq: 1}}, Incarnation: 7})
+	require.Eventually(t, func() bool { return r.Pending() == 0 }, 10*time.Second, time.Millisecond)
+	rec := g.record(t, ID("funnel", []string{"eve", "mal"}, "gone", 7))
+	require.Equal(t, uint64(7), rec.Incarnation)
+}
+
+// A restored flag of a world made before incarnations (0) keeps the
+// record id of its first record though the world was created again
+// since (this node knows it as incarnation 42 now): no second record, no
+// second webhook. A new flag of incarnation 0 still takes the world's.
+func TestRecorderNeverLooksUpTheIncarnationOfARestoredFlag(t *testing.T) {
+	g := newFSMGroup(t)
+	r, _, stop := startRecorder(t, &writer{g: g}, nil)
+	defer stop()
+	fl := detect.Flag{Detector: "funnel", Players: []string{"eve", "mal"}, Evidence: []detect.Ref{{World: "arena", Seq: 1}}}
+	restored := fl
+	restored.Restored = true
+	r.Flag(restored)
+	r.Flag(fl)
+	require.Eventually(t, func() bool { return r.Pending() == 0 }, 10*time.Second, time.Millisecond)
+	require.Equal(t, uint64(0), g.record(t, ID("funnel", []string{"eve", "mal"}, "arena", 0)).Incarnation)
+	require.Equal(t, uint64(42), g.record(t, ID("funnel", []string{"eve", "mal"}, "arena", 42)).Incarnation)
+}
+
 func TestRecorderStopsWhileRetrying(t *testing.T) {
 	w := &writer{g: newFSMGroup(t)}
 	for range 1000 {

@@ -58,7 +58,7 @@ func (f *logs) LogOf(world string, inc uint64) (*audit.Log, error) {
 	if l := f.l[world]; l != nil && l.Incarnation() == inc {
 		return l, nil
 	}
-	return nil, fmt.Errorf("%w: %s incarnation %d", fsm.ErrUnknownWorld, world, inc)
+	return nil, auditor.NoTree(world, inc) // as the auditor says it
 }
 
 // CheckpointOf signs a deleted incarnation's final checkpoint as its

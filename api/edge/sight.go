@@ -394,7 +394,54 @@ func (s *Core) GuardHashes(r *http.Request, world, what string) error {
 			return nil
 		}
 	}
-	acc, err := spectator.NewAccess(info.Rules)
+	return s.guardRules(r, world, info.Rules, what)
+}
+
+// GuardIncarnationHashes is GuardHashes for the hashes of world's
+// incarnation inc (?incarnation=N), by the rules of that incarnation
+// where this node knows them: the world it holds now, or the copy a group
+// of it holds after a move (HeldWorlds), when that is incarnation inc. An
+// incarnation whose rules it does not know (deleted, moved away and
+// dropped here, never created) may have restricted fields: only a caller
+// who sees everything (Sight.All: admins, game servers, the cluster
+// secret) passes, or any caller where nothing is closed (auth off and no
+// cluster secret: anyone may ask to see everything); the others get
+// unknown, the error the route answers for an incarnation that never
+// was, so that the answer does not tell whether it existed.
+func (s *Core) GuardIncarnationHashes(r *http.Request, world string, inc uint64, what string, unknown error) error {
+	info, err := WorldInfo(s.Backend(), world)
+	if err != nil || info.Incarnation != inc {
+		h, ok := s.Backend().(HeldWorlds)
+		if ok {
+			info, ok = h.HeldWorld(world)
+		}
+		if !ok || info.Incarnation != inc {
+			return s.guardUnknown(r, unknown)
+		}
+	}
+	return s.guardRules(r, world, info.Rules, what)
+}
+
+// guardUnknown lets r through to hashes of unknown rules only when its
+// caller sees everything, or nothing is closed; else it returns unknown.
+func (s *Core) guardUnknown(r *http.Request, unknown error) error {
+	if s.auth == nil && len(s.cfg.ClusterSecret) == 0 {
+		return nil
+	}
+	sight, err := s.Sight(r)
+	switch {
+	case err != nil:
+		return err
+	case !sight.All:
+		return unknown
+	}
+	return nil
+}
+
+// guardRules refuses r's caller hashes of a world of rules that restrict
+// fields unless it sees everything.
+func (s *Core) guardRules(r *http.Request, world string, rules fsm.Rules, what string) error {
+	acc, err := spectator.NewAccess(rules)
 	if err != nil || !acc.Restricted() {
 		return err
 	}

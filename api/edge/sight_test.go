@@ -1,6 +1,8 @@
 package edge_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -162,4 +164,43 @@ func TestNewEventsSeedsNoStatePastALaterRulesUpdate(t *testing.T) {
 	p, err := e.Prepare(set(3))
 	require.NoError(t, err, "seeded at seq 3, under the new rules")
 	require.Nil(t, e.Event(p, spectator.View{}), "gold is hidden")
+}
+
+// The hashes of an incarnation whose rules this node does not know are
+// for callers who see everything; the others get the error of an
+// incarnation that never was; a credential that does not verify is
+// refused as anywhere. Known rules guard as GuardHashes does.
+func TestGuardIncarnationHashesLetsOnlyWhoSeesAllReadAnIncarnationOfUnknownRules(t *testing.T) {
+	unknown := errors.New("no such incarnation")
+	core := func(auth, secret bool) (*edge.Core, *apitest.Fake) {
+		cfg := apitest.Config()
+		if auth {
+			cfg.Auth = apitest.Auth()
+		}
+		if secret {
+			cfg.ClusterSecret = []byte(apitest.Secret)
+		}
+		b := apitest.NewFake()
+		require.NoError(t, b.CreateWorld(context.Background(), "open", fsm.Rules{}))
+		require.NoError(t, b.CreateWorld(context.Background(), "hidden", fsm.Rules{Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"hand": {Visible: "owner"}}}}))
+		return apitest.Core(t, b, &cfg), b
+	}
+	c, _ := core(true, false)
+	player, admin := bearer(t, "ann", "", false), bearer(t, "ops", "", true)
+	guard := func(world string, inc uint64, hdr ...string) error {
+		return c.GuardIncarnationHashes(sightReq("", hdr...), world, inc, "hashes", unknown)
+	}
+	require.ErrorIs(t, guard("gone", 3, player...), unknown)
+	require.ErrorIs(t, guard("open", 3, player...), unknown, "not the current incarnation: its rules are not known")
+	require.NoError(t, guard("gone", 3, admin...))
+	require.ErrorIs(t, guard("gone", 3), edge.ErrUnauthorized)
+	require.NoError(t, guard("open", 0, player...))
+	require.ErrorIs(t, guard("hidden", 0, player...), edge.ErrForbidden)
+	require.NoError(t, guard("hidden", 0, admin...))
+
+	c, _ = core(false, true) // auth off, a secret: the secret sees all
+	require.ErrorIs(t, guard("gone", 3), unknown)
+	require.NoError(t, guard("gone", 3, edge.HeaderClusterKey, apitest.Secret))
+	c, _ = core(false, false) // nothing closed: anyone may ask for everything
+	require.NoError(t, guard("gone", 3))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -239,6 +240,7 @@ type settling struct {
 	waiting int // groups not settled at the last look
 	log     *slog.Logger
 	logged  time.Time
+	who     string // the log line's subject and verb ("audit waits" when empty)
 }
 
 // replayer is one group's replica as settling reads it (*store.Store).
@@ -283,7 +285,8 @@ func (s *settling) settled(groups []replayer) bool {
 	}
 	if s.waiting > 0 && time.Since(s.logged) >= auditor.WaitLogEvery {
 		s.logged = time.Now()
-		s.log.Warn("audit waits for groups of this node to replay their logs before following their worlds (a group that hears no leader stays here)",
+		who := cmp.Or(s.who, "audit waits")
+		s.log.Warn(who+" for groups of this node to replay their logs before following their worlds (a group that hears no leader stays here)",
 			"groups", s.waiting, "applied", applied, "target", target)
 	}
 	return s.waiting == 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -30,7 +31,7 @@ type detectOptions struct {
 }
 
 func (d *detectOptions) flags(f *pflag.FlagSet) {
-	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over the committed feed of every world whose group this node leads (give it to every node): flags go to the log, gsd_anticheat_flags_total and the moderation world (GET /v1/moderation/flags); nothing is banned (docs/ANTICHEAT.md)")
+	f.BoolVar(&d.on, "detect", false, "run the anti-cheat detectors over the committed feed of every world whose group this node leads (give it to every node): flags go to the log, gsd_anticheat_flags_total and the moderation world (GET /v1/moderation/flags); their counts are kept across restarts in detect.ckpt in the data dir; nothing is banned (docs/ANTICHEAT.md)")
 	f.StringVar(&d.config, "detect-config", "", "JSON file of the detectors' field names and thresholds over their defaults (docs/ANTICHEAT.md); implies --detect")
 }
 
@@ -51,13 +52,19 @@ func (d *detectOptions) detectConfig() (detect.Config, error) {
 	return c, nil
 }
 
+// detectCheckpointFile is the detectors' checkpoint in the data dir.
+const detectCheckpointFile = "detect.ckpt"
+
 // start runs the detectors over the worlds of the stores groups returns
 // (the node's groups: one, or those of its shard map) until the returned
-// stop is called (idempotent); with --detect off it does nothing. Their
-// flags are recorded through w (the edge: on the moderation world's
-// leader) as raised by node; a flag still queued at stop is lost here and
-// raised again after a restart, when the detectors follow the feed again.
-func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+// stop is called (idempotent); with --detect off it does nothing. They
+// keep their checkpoint in dir (detectCheckpointFile: saved every
+// Config.Checkpoint and at stop, restored at start; a damaged one is
+// logged and the counts rebuilt from the archive). Their flags are
+// recorded through w (the edge: on the moderation world's leader) as
+// raised by node; a flag still queued at stop is lost here and handed out
+// again after a restart, from the checkpoint.
+func (d *detectOptions) start(dir string, groups func() []*store.Store, w moderation.Writer, node string, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	if !d.on && d.config == "" {
 		return func() {}, nil
 	}
@@ -81,11 +88,13 @@ func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer,
 	if rec.Metrics, err = moderation.NewRecorderMetrics(reg); err != nil {
 		return nil, fmt.Errorf("anticheat metrics: %w", err)
 	}
-	r, err := detect.NewRunner(det, detectSource{groups}, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
+	src := detectSource{groups: groups, settle: &settling{log: log, who: "anticheat detectors wait"}}
+	r, err := detect.NewRunner(det, src, detect.Sinks{detect.Log{Logger: log}, m, rec}, log)
 	if err != nil {
 		return nil, err
 	}
 	r.Metrics = m
+	r.Checkpoints = detect.File{Path: filepath.Join(dir, detectCheckpointFile)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
@@ -107,11 +116,28 @@ func (d *detectOptions) start(groups func() []*store.Store, w moderation.Writer,
 // archive); a seq the archive no longer holds is detect.ErrFeedGone, so
 // the detectors skip to the oldest events it holds instead of waiting for
 // ones that are gone; the moderation world, the detectors' own output, is
-// not theirs to judge. (sink/feed's multi-group source may replace this
-// adapter once both are merged.)
-type detectSource struct{ groups func() []*store.Store }
+// not theirs to judge. It is a detect.Settler: after a restart the
+// detectors wait, as the auditor does, until every group replayed the log
+// it held at start (until then a group lists its last snapshot's worlds
+// and seqs). (sink/feed's multi-group source may replace this adapter
+// once both are merged.)
+type detectSource struct {
+	groups func() []*store.Store
+	settle *settling
+}
 
-var _ detect.Evaluator = detectSource{}
+var (
+	_ detect.Evaluator = detectSource{}
+	_ detect.Settler   = detectSource{}
+)
+
+// Settled reports whether the node has groups and every one has applied
+// the log it held when first looked at (a node under a shard map has
+// none until it knows the map).
+func (s detectSource) Settled() bool {
+	groups := s.groups()
+	return len(groups) > 0 && s.settle.settled(replayers(groups))
+}
 
 // Worlds returns the worlds of every group, each once: a world that moved
 // to another group stays on the old one, fenced (Moved), until dropped

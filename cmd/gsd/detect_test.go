@@ -13,7 +13,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -167,7 +169,7 @@ func TestFlagsWebhookOffStartsNothingAndFailsOnABadDir(t *testing.T) {
 
 func TestDetectOffStartsNothingAndItsMetricsRegisterOnce(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	stop, err := (&detectOptions{}).start(nil, nil, "n", reg, slog.Default())
+	stop, err := (&detectOptions{}).start("", nil, nil, "n", reg, slog.Default())
 	require.NoError(t, err)
 	stop()
 	mf, err := reg.Gather()
@@ -175,7 +177,7 @@ func TestDetectOffStartsNothingAndItsMetricsRegisterOnce(t *testing.T) {
 	require.Empty(t, mf)
 	_, err = detect.NewMetrics(reg)
 	require.NoError(t, err)
-	_, err = (&detectOptions{on: true}).start(nil, nil, "n", reg, slog.Default())
+	_, err = (&detectOptions{on: true}).start("", nil, nil, "n", reg, slog.Default())
 	require.ErrorContains(t, err, "anticheat metrics")
 }
 
@@ -185,7 +187,7 @@ func TestDetectConfigIsReadOverTheDefaultsAndBadFilesAreUsageErrors(t *testing.T
 	require.Equal(t, 3, c.Funnel.MinTransfers)
 	require.Equal(t, detect.DefaultConfig().Fields, c.Fields)
 	for _, bad := range []string{filepath.Join(t.TempDir(), "missing.json"), writeFile(t, `{"Speed": {"Share": 2}}`)} {
-		_, err := (&detectOptions{config: bad}).start(nil, nil, "n", prometheus.NewRegistry(), slog.Default())
+		_, err := (&detectOptions{config: bad}).start("", nil, nil, "n", prometheus.NewRegistry(), slog.Default())
 		require.ErrorAs(t, err, new(usageError))
 	}
 	code := run(context.Background(), []string{"--detect-config", filepath.Join(t.TempDir(), "missing.json")}, &syncBuffer{}, &syncBuffer{})
@@ -297,8 +299,9 @@ func TestANodeWithAShardMapDetectsInEveryGroup(t *testing.T) {
 }
 
 func TestTheDetectorsSourceKnowsNoWorldItsGroupsDoNotHold(t *testing.T) {
-	src := detectSource{func() []*store.Store { return nil }}
+	src := detectSource{groups: func() []*store.Store { return nil }, settle: &settling{log: slog.Default()}}
 	require.Empty(t, src.Worlds())
+	require.False(t, src.Settled(), "no groups yet (a shard map not known): nothing to trust")
 	require.False(t, src.Evaluates("arena"))
 	_, err := src.Subscribe("arena", 1)
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
@@ -356,7 +359,8 @@ func oneNodeStore(t *testing.T, id string) *store.Store {
 func TestTheDetectorsFollowAMovedWorldOnTheGroupItMovedTo(t *testing.T) {
 	ctx := context.Background()
 	from, to := oneNodeStore(t, "g1"), oneNodeStore(t, "g2")
-	src := detectSource{func() []*store.Store { return []*store.Store{from, to} }}
+	src := detectSource{groups: func() []*store.Store { return []*store.Store{from, to} }, settle: &settling{log: slog.Default()}}
+	require.Eventually(t, src.Settled, time.Minute, 20*time.Millisecond, "both groups applied their logs")
 	require.NoError(t, from.CreateWorld(ctx, "w", fsm.Rules{}))
 	require.NoError(t, to.CreateWorld(ctx, "other", fsm.Rules{}))
 	for seq := uint64(1); seq <= 3; seq++ {
@@ -393,28 +397,90 @@ func TestTheDetectorsFollowAMovedWorldOnTheGroupItMovedTo(t *testing.T) {
 	require.Equal(t, fence.Seq+1, evs[0].Seq, "the moved world's next event, from the group it moved to")
 }
 
-// A node restarted halfway through a funnel rebuilds its detectors'
-// counts from its event archive: the funnel is flagged after the
-// restart, with the uninterrupted run's score and evidence from both
-// halves.
+// A node restarted halfway through a funnel flags it after the restart,
+// with the uninterrupted run's score and evidence from both halves:
+// from its detectors' checkpoint, or, when that file is damaged, from its
+// event archive (logged; the node runs on).
 func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
 	t.Parallel()
+	for _, damaged := range []bool{false, true} {
+		t.Run(map[bool]string{false: "from its checkpoint", true: "from the archive, its checkpoint damaged"}[damaged], func(t *testing.T) {
+			t.Parallel()
+			dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+			n := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+			n.waitLeader(t)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			c := n.client(t)
+			require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+			total := funnelTransfers()
+			before := total - 4 // not yet a funnel; its last transfers are among the flag's last 8 pieces of evidence
+			transfers(ctx, t, c, "arena", "feeder", "main", 0, before)
+			waitObserved(t, n, 2*before, "the detectors read the transfers before the node stops")
+			require.Equal(t, 0, n.stop(t))
+			ckpt := filepath.Join(dir, detectCheckpointFile)
+			b, err := os.ReadFile(ckpt)
+			require.NoError(t, err, "saved at the stop")
+			if damaged {
+				b[len(b)/2] ^= 0x10
+				require.NoError(t, os.WriteFile(ckpt, b, 0o600))
+			}
+
+			again := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+			again.waitLeader(t)
+			c = again.client(t)
+			transfers(ctx, t, c, "arena", "feeder", "main", before, total)
+			var flags []wire.Flag
+			require.Eventually(t, func() bool {
+				var err error
+				flags, err = c.Flags(ctx, client.FlagFilter{Detector: "funnel"})
+				return err == nil && len(flags) == 1
+			}, time.Minute, 20*time.Millisecond)
+			back := detect.DefaultConfig().Funnel.Back
+			require.InDelta(t, float64(total)*math.Log(2*(1-back)), flags[0].Score, 1e-9, "every transfer counted once (ln 1.8 each)")
+			require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * before}, "evidence from before the restart")
+			require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
+			if damaged {
+				require.Contains(t, again.stderr.String(), "checkpoint unusable")
+			} else {
+				require.Regexp(t, `restored from their checkpoint".* worlds=1 `, again.stderr.String(), "the checkpoint's mark of arena used")
+			}
+		})
+	}
+}
+
+// A funnel whose first transfers were in a match world deleted after
+// the node restarted, the rest in the next match world: the detectors'
+// checkpoint keeps the deleted world's counts, so the funnel is flagged
+// with every transfer, from both worlds. (Rebuilt from the archive alone,
+// the deleted world's transfers would be gone and the last four no
+// funnel.)
+func TestARestartedNodeKeepsTheDetectorsEvidenceOfADeletedMatchWorld(t *testing.T) {
+	t.Parallel()
 	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
-	n := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	n := startNodeAt(t, "d1", dir, httpAddr, raftAddr, "--detect")
 	n.waitLeader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c := n.client(t)
-	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	require.NoError(t, c.CreateWorld(ctx, "m1", wire.Rules{}))
 	total := funnelTransfers()
-	before := total - 4 // not yet a funnel; its last transfers are among the flag's last 8 pieces of evidence
-	transfers(ctx, t, c, "arena", "feeder", "main", 0, before)
+	before := total - 4
+	transfers(ctx, t, c, "m1", "feeder", "main", 0, before)
+	waitObserved(t, n, 2*before, "the detectors read the match before the node stops")
 	require.Equal(t, 0, n.stop(t))
 
-	again := startNodeAt(t, "r1", dir, httpAddr, raftAddr, "--detect")
+	again := startNodeAt(t, "d1", dir, httpAddr, raftAddr, "--detect")
 	again.waitLeader(t)
 	c = again.client(t)
-	transfers(ctx, t, c, "arena", "feeder", "main", before, total)
+	require.NoError(t, c.CreateWorld(ctx, "m2", wire.Rules{}))
+	transfers(ctx, t, c, "m2", "feeder", "main", 0, 1)
+	// The detectors scanned m1 after the restart (its delete comes later
+	// than their first scans) and read nothing of it again.
+	waitObserved(t, again, 2, "m2's first transfer, nothing of m1 again")
+	_, err := c.DeleteWorld(ctx, "m1", 0)
+	require.NoError(t, err)
+	transfers(ctx, t, c, "m2", "feeder", "main", 1, 4)
 	var flags []wire.Flag
 	require.Eventually(t, func() bool {
 		var err error
@@ -422,9 +488,57 @@ func TestARestartedNodeRebuildsItsDetectorsFromTheArchive(t *testing.T) {
 		return err == nil && len(flags) == 1
 	}, time.Minute, 20*time.Millisecond)
 	back := detect.DefaultConfig().Funnel.Back
-	require.InDelta(t, float64(total)*math.Log(2*(1-back)), flags[0].Score, 1e-9, "every transfer counted once (ln 1.8 each)")
-	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * before}, "evidence from before the restart")
-	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "arena", Seq: 2 * total}, "and after")
+	require.InDelta(t, float64(total)*math.Log(2*(1-back)), flags[0].Score, 1e-9, "every transfer counted once, the deleted world's too")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "m1", Seq: 2 * before}, "evidence from the deleted world")
+	require.Contains(t, flags[0].Evidence, wire.FlagRef{World: "m2", Seq: 8})
+	require.Equal(t, "m2", flags[0].World)
+}
+
+// waitObserved waits until n's detectors observed at least events since
+// it started (gsd_anticheat_events_observed_total), then requires that
+// they observed exactly that many.
+func waitObserved(t *testing.T, n *testNode, events uint64, msg string) {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^gsd_anticheat_events_observed_total (\d+)$`)
+	var got uint64
+	require.Eventually(t, func() bool {
+		m := re.FindSubmatch(httpGet(t, n.http, "/metrics"))
+		if m == nil {
+			return false
+		}
+		got, _ = strconv.ParseUint(string(m[1]), 10, 64)
+		return got >= events
+	}, time.Minute, 20*time.Millisecond, msg)
+	require.Equal(t, events, got, msg)
+}
+
+// A node whose detectors observed ten events, stopped gracefully and
+// restarted with no new events in that world, observes none of them
+// again: its detectors wait for the group to replay its log (the store
+// takes no snapshot at its stop, so the world is missing until then) and
+// go on from the checkpoint's mark. Events of another world after the
+// restart are observed, once. (Before the fix the metric went to 10
+// again: the world was followed from seq 1.)
+func TestARestartedNodeObservesNoEventTwice(t *testing.T) {
+	t.Parallel()
+	dir, httpAddr, raftAddr := t.TempDir(), freeAddr(t), freeAddr(t)
+	n := startNodeAt(t, "o1", dir, httpAddr, raftAddr, "--detect")
+	n.waitLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := n.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "arena", wire.Rules{}))
+	transfers(ctx, t, c, "arena", "feeder", "main", 0, 5)
+	waitObserved(t, n, 10, "ten events observed before the stop")
+	require.Equal(t, 0, n.stop(t))
+
+	again := startNodeAt(t, "o1", dir, httpAddr, raftAddr, "--detect")
+	again.waitLeader(t)
+	c = again.client(t)
+	require.NoError(t, c.CreateWorld(ctx, "later", wire.Rules{}))
+	transfers(ctx, t, c, "later", "x", "y", 0, 1)
+	waitObserved(t, again, 2, "the new world's two events, none of arena's again")
+	require.Regexp(t, `restored from their checkpoint".* worlds=1 `, again.stderr.String())
 }
 
 // Under a shard map the flags webhook follows the moderation world

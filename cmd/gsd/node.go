@@ -246,7 +246,7 @@ func runNode(ctx context.Context, o *options, base *slog.Logger) error {
 	}
 	// The detectors record their flags through the edge (on the
 	// moderation world's leader), so they start after it.
-	stopDetect, err := o.detect.start(detectGroups, edge.Moderation(), o.id, reg, log)
+	stopDetect, err := o.detect.start(o.dataDir, detectGroups, edge.Moderation(), o.id, reg, log)
 	if err != nil {
 		edge.Close()
 		closeStore(st, o.shutdownTimeout, log)

@@ -110,7 +110,7 @@ type auditReport struct {
 func (a *app) auditVerifyCmd() *cobra.Command {
 	var logFile, leavesFile, saltsFile string
 	var keyFiles, cpFiles []string
-	var allowUnchecked, requireSigned bool
+	var allowUnchecked, allowUnsigned, requireSigned bool
 	var maxSalts int64
 	cmd := &cobra.Command{
 		Use:   "verify --log FILE --checkpoint FILE --key FILE",
@@ -142,10 +142,12 @@ and name the checkpoint's world and incarnation, or the salts are refused:
 a live player's salt deleted and its digest added to erased (to pass the
 player's events, renamed, as erased), or any byte changed, fails it.
 Without FILE.sig (salts from a node without an audit key, or an older
-one) verify goes on and warns that erased verdicts are not authenticated:
-they are only as trustworthy as the file. --require-signed-salts refuses
-unsigned salts. Even unsigned, a file whose erased digests hold a live
-player's salted id is refused.
+one) verify refuses the salts: erased verdicts would not be
+authenticated, only as trustworthy as the file. --allow-unsigned-salts
+accepts them (with a warning). --require-signed-salts, which refused
+them when accepting was the default, is deprecated: it changes nothing
+(and contradicts --allow-unsigned-salts). Even unsigned, a file whose
+erased digests hold a live player's salted id is refused.
 Names of erased players in other players' events are tried with the
 digests only with --leaves. An event whose player's salt was erased
 without a kept digest is verified by its leaf hash only (with --leaves;
@@ -165,6 +167,12 @@ could not be read.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if logFile == "" || len(cpFiles) == 0 || len(keyFiles) == 0 {
 				return usageError{errors.New("--log, --checkpoint and --key are required")}
+			}
+			if requireSigned && allowUnsigned {
+				return usageError{errors.New("--require-signed-salts and --allow-unsigned-salts contradict each other (--require-signed-salts is deprecated: refusing unsigned salts is the default)")}
+			}
+			if requireSigned {
+				fmt.Fprintln(a.stderr, "gsdctl: warning: --require-signed-salts is deprecated and changes nothing: unsigned salts are refused by default (--allow-unsigned-salts accepts them)")
 			}
 			var verifiers []note.Verifier
 			for _, f := range keyFiles {
@@ -215,7 +223,7 @@ could not be read.`,
 				defer f.Close()
 				log = f
 			}
-			rep, saltsSigners, err := a.verifyLog(log, cps[0], saltsCheck{saltsFile, verifiers, requireSigned, maxSalts}, leaves, cps[1:])
+			rep, saltsSigners, err := a.verifyLog(log, cps[0], saltsCheck{saltsFile, verifiers, allowUnsigned, maxSalts}, leaves, cps[1:])
 			if err != nil {
 				return fmt.Errorf("%s: %w", logFile, err)
 			}
@@ -239,7 +247,8 @@ could not be read.`,
 	f.StringVar(&leavesFile, "leaves", "", "the log's leaf hashes, to name changed events")
 	f.StringVar(&saltsFile, "salts", "", "a salted world's salt table (JSON, from gsdctl audit fetch)")
 	f.Int64Var(&maxSalts, "max-salts-bytes", DefaultMaxSaltsBytes, "with --salts: the largest salts file read (a larger one is refused; every event is checked against each erased digest it holds)")
-	f.BoolVar(&requireSigned, "require-signed-salts", false, "with --salts: refuse salts without a signature (FILE.sig, from gsdctl audit fetch)")
+	f.BoolVar(&allowUnsigned, "allow-unsigned-salts", false, "with --salts: accept salts without a signature (no FILE.sig: from a node without an audit key), whose erased verdicts are not authenticated")
+	f.BoolVar(&requireSigned, "require-signed-salts", false, "deprecated, changes nothing: salts without a signature are refused by default")
 	f.BoolVar(&allowUnchecked, "allow-unchecked", false, "with --salts: accept events of players missing from the salts (erased), whose content is not verified")
 	return cmd
 }

@@ -31,7 +31,11 @@ A world deleted and created again has a tree per incarnation (the log
 index of its creation, in gsdctl worlds). --incarnation N fetches that
 incarnation's: for a deleted one, its tombstone (the final checkpoint of
 its tree) and its leaf hashes only, since the cluster no longer holds its
-events: check the match log exported before the delete against it.
+events: check the match log exported before the delete against it. The
+node no longer knows a deleted incarnation's rules (they may have hidden
+fields), so it answers only a caller who sees everything: an admin or
+server token, or the cluster secret (anyone when auth is off and no
+secret is set); others get unknown_world.
 
 A salted world's (its checkpoint says "leaf 2") also gets PREFIX.salts, its
 salt table (moderators and admins only), which verify needs, and
@@ -39,7 +43,8 @@ PREFIX.salts.sig, the node's signature of those exact bytes with its audit
 key (the one that signs checkpoints), which verify checks: edit no byte of
 PREFIX.salts. A node without an audit key (or older) serves the salts
 unsigned: a warning says so, and no PREFIX.salts.sig is written (an
-earlier one is removed). Without the moderator role the other files are
+earlier one is removed); verify refuses such salts unless given
+--allow-unsigned-salts. Without the moderator role the other files are
 written and a warning says the salts were not.
 A deleted incarnation's salts are gone with it (the cluster keeps no table
 of a deleted incarnation): fetch them before the delete.

@@ -124,11 +124,11 @@ func TestASaltedWorldsMatchVerifiesWithItsSaltsAndAnErasedPlayerWithItsDigest(t 
 	require.NoError(t, err)
 	old := filepath.Join(dir, "old.salts")
 	require.NoError(t, os.WriteFile(old, b, 0o644))
-	code, out, stderr = ctl(t, "", append(verify, "--salts", old, "--leaves", prefix+".leaves")...)
+	code, out, stderr = ctl(t, "", append(verify, "--salts", old, "--leaves", prefix+".leaves", "--allow-unsigned-salts")...)
 	require.Equal(t, 1, code, "unchecked events are not accepted by default")
 	require.Contains(t, out, "content not verified")
 	require.Contains(t, stderr, "--allow-unchecked")
-	out = mustRun(t, append(verify, "--salts", old, "--leaves", prefix+".leaves", "--allow-unchecked", "-o", "json")...)
+	out = mustRun(t, append(verify, "--salts", old, "--leaves", prefix+".leaves", "--allow-unchecked", "--allow-unsigned-salts", "-o", "json")...)
 	rep = auditReport{}
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.True(t, rep.OK)
@@ -204,15 +204,29 @@ func saltsSignatureRefusesAForgedErasure(t *testing.T, dir, prefix string, verif
 	fv := append([]string(nil), verify...)
 	fv[3] = forged + ".ndjson"
 
-	// Unsigned, the forgery passes: p2's events, renamed, verify as erased.
+	// Unsigned salts are refused by default: the forgery does not pass.
 	code, out, stderr := ctl(t, "", append(fv, "--salts", forged+".salts", "--leaves", prefix+".leaves")...)
+	require.Equal(t, 1, code, "%s%s", out, stderr)
+	require.Contains(t, stderr, "forged.salts: unsigned (no "+forged+".salts.sig), refused")
+	require.Contains(t, stderr, "--allow-unsigned-salts")
+	require.NotContains(t, out, "ok")
+	// --require-signed-salts (deprecated) changes nothing: refused, and a
+	// warning says it is deprecated.
+	code, _, stderr = ctl(t, "", append(fv, "--salts", forged+".salts", "--leaves", prefix+".leaves", "--require-signed-salts")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "--require-signed-salts is deprecated")
+	require.Contains(t, stderr, "refused")
+	code, _, stderr = ctl(t, "", append(fv, "--salts", forged+".salts", "--require-signed-salts", "--allow-unsigned-salts")...)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "contradict")
+	// Accepted unsigned (--allow-unsigned-salts), the forgery passes: p2's
+	// events, renamed, verify as erased; a warning says the verdicts are
+	// not authenticated.
+	code, out, stderr = ctl(t, "", append(fv, "--salts", forged+".salts", "--leaves", prefix+".leaves", "--allow-unsigned-salts")...)
 	require.Equal(t, 0, code, "%s%s", out, stderr)
 	require.Contains(t, out, "erased: 4 event(s)")
 	require.Contains(t, stderr, "unsigned")
 	require.Contains(t, stderr, "not authenticated")
-	code, _, stderr = ctl(t, "", append(fv, "--salts", forged+".salts", "--leaves", prefix+".leaves", "--require-signed-salts")...)
-	require.Equal(t, 1, code)
-	require.Contains(t, stderr, "--require-signed-salts")
 
 	// With the node's signature beside it: refused.
 	require.NoError(t, os.WriteFile(forged+".salts.sig", sig, 0o644))
@@ -229,8 +243,13 @@ func saltsSignatureRefusesAForgedErasure(t *testing.T, dir, prefix string, verif
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "forged.salts.sig: gsd/audit: bad salts signature")
 
-	// The genuine salts and signature verify, required or not.
-	out = mustRun(t, append(verify, "--salts", prefix+".salts", "--require-signed-salts", "-o", "json")...)
+	// The genuine salts and signature verify, with the deprecated flag or
+	// --allow-unsigned-salts too (it accepts unsigned salts, signed ones
+	// are checked all the same).
+	code, out, stderr = ctl(t, "", append(verify, "--salts", prefix+".salts", "--require-signed-salts", "-o", "json")...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "deprecated")
+	mustRun(t, append(verify, "--salts", prefix+".salts", "--allow-unsigned-salts")...)
 	var rep auditReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.True(t, rep.OK)

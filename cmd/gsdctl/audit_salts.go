@@ -57,11 +57,12 @@ func (a *app) fetchSalts(ctx context.Context, cp audit.Checkpoint) (table, sig [
 
 // saltsCheck is how verify takes a salted world's salts: the file, the
 // audit keys its signature (file + ".sig") must verify under, and
-// whether salts without a signature are refused.
+// whether salts without a signature are accepted (--allow-unsigned-salts;
+// refused by default).
 type saltsCheck struct {
 	file          string
 	verifiers     []note.Verifier
-	requireSigned bool
+	allowUnsigned bool
 	max           int64 // the largest file read (--max-salts-bytes)
 }
 
@@ -96,7 +97,8 @@ func readSalts(file string, max int64) ([]byte, error) {
 // world's checkpoint needs one. A salts file with a signature beside it is
 // used only if the signature verifies under the audit keys and vouches
 // for its bytes as cp's world and incarnation's; it returns the keys that
-// signed it (none for unsigned salts, which it warns of).
+// signed it (none for unsigned salts, which it refuses unless
+// sc.allowUnsigned, and then warns of).
 func (a *app) verifyLog(log io.Reader, cp audit.Checkpoint, sc saltsCheck, leaves []tlog.Hash, earlier []audit.Checkpoint) (audit.Report, []string, error) {
 	if sc.file == "" {
 		if cp.Leaf == wire.AuditLeafV2 {
@@ -129,10 +131,10 @@ func (a *app) verifyLog(log io.Reader, cp audit.Checkpoint, sc saltsCheck, leave
 func (a *app) saltsSigners(b []byte, cp audit.Checkpoint, sc saltsCheck) ([]string, error) {
 	sig, err := os.ReadFile(sc.file + ".sig")
 	switch {
-	case errors.Is(err, fs.ErrNotExist) && sc.requireSigned:
-		return nil, fmt.Errorf("%s: unsigned (no %s.sig), refused by --require-signed-salts: fetch the salts from a node with an audit key (gsdctl audit fetch)", sc.file, sc.file)
+	case errors.Is(err, fs.ErrNotExist) && !sc.allowUnsigned:
+		return nil, fmt.Errorf("%s: unsigned (no %s.sig), refused: fetch the salts from a node with an audit key (gsdctl audit fetch), or accept them with --allow-unsigned-salts (erased verdicts then are only as trustworthy as the file)", sc.file, sc.file)
 	case errors.Is(err, fs.ErrNotExist):
-		fmt.Fprintf(a.stderr, "gsdctl: warning: %s is unsigned (no %s.sig): erased verdicts are not authenticated, only as trustworthy as the file (--require-signed-salts refuses it)\n", sc.file, sc.file)
+		fmt.Fprintf(a.stderr, "gsdctl: warning: %s is unsigned (no %s.sig), accepted by --allow-unsigned-salts: erased verdicts are not authenticated, only as trustworthy as the file\n", sc.file, sc.file)
 		return nil, nil
 	case err != nil:
 		return nil, usageError{err}

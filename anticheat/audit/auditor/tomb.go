@@ -85,6 +85,14 @@ func (a *Auditor) buryGone() {
 	}
 }
 
+// NoTree is the error for an incarnation of world id of which this node
+// has no audit tree (never created, or its tree dropped): the edge answers
+// it, word for word, to a caller who may not learn whether an incarnation
+// whose rules it does not know existed.
+func NoTree(id string, inc uint64) error {
+	return fmt.Errorf("%w: %s incarnation %d (no audit tree of it on this node)", fsm.ErrUnknownWorld, id, inc)
+}
+
 // incarnation returns world id's incarnation inc with an open log: the
 // current one, one that moved to a group this node does not run, or a
 // deleted one whose tree this node keeps.
@@ -109,7 +117,7 @@ func (a *Auditor) incarnation(id string, inc uint64) (*world, error) {
 		return nil, fmt.Errorf("audit log %s: %w", id, err)
 	}
 	if !slices.Contains(incs, inc) {
-		return nil, fmt.Errorf("%w: %s incarnation %d (no audit tree of it on this node)", fsm.ErrUnknownWorld, id, inc)
+		return nil, NoTree(id, inc)
 	}
 	l, err := a.openOld(id, inc)
 	if err != nil {
