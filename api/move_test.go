@@ -95,10 +95,15 @@ type saltedMoveFake struct {
 	fenced  bool
 	plain   bool   // when set, the world is not salted
 	formats []byte // the export formats asked for
+	rules   fsm.Rules
 }
 
 func (f *saltedMoveFake) World(id string) (fsm.WorldInfo, error) {
-	return fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: !f.plain}, nil
+	info := fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: !f.plain, Rules: f.rules}
+	if f.fenced {
+		info.Moved = &fsm.Fence{World: id, Shard: 2, Seq: 5}
+	}
+	return info, nil
 }
 
 func (f *saltedMoveFake) MoveWorld(_ context.Context, world string, shard, _ uint64) (fsm.Fence, error) {
@@ -125,16 +130,24 @@ func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
 // format 2, the only one a move asks about).
 type gateTarget struct {
 	*apitest.Fake
-	gate     error
-	imported bool
-	holds    *fsm.WorldInfo // when set, the group's copy of the world
+	gate      error
+	rulesGate error          // what ImportGateNeeds answers
+	asked     []fsm.Versions // the needs ImportGateNeeds was asked for
+	imported  bool
+	holds     *fsm.WorldInfo // when set, the group's copy of the world
 }
 
 func (g *gateTarget) ImportGate(byte) error { return g.gate }
 
+func (g *gateTarget) ImportGateNeeds(need fsm.Versions) error {
+	g.asked = append(g.asked, need)
+	return g.rulesGate
+}
+
 var (
 	_ shard.MoveSource = (*saltedMoveFake)(nil)
 	_ shard.ImportGate = (*gateTarget)(nil)
+	_ shard.RulesGate  = (*gateTarget)(nil)
 	_ shard.MoveTarget = (*gateTarget)(nil)
 )
 
@@ -262,10 +275,16 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 		steps []string
 	)
 	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var step map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&step)
 		mu.Lock()
 		defer mu.Unlock()
+		if r.Method == http.MethodGet {
+			// The world's rules, read at its group's leader.
+			steps = append(steps, "GET "+r.URL.Path)
+			_ = json.NewEncoder(w).Encode(wire.World{ID: "arena", Seq: 7})
+			return
+		}
+		var step map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&step)
 		steps = append(steps, fmt.Sprintf("%v %v %v", step["step"], step["checked"] != nil, step["unsalted"] != nil))
 		switch {
 		case step["step"] == "check" || step["checked"] != nil || step["unsalted"] != nil:
@@ -288,7 +307,7 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []string{"check false false", "export true true", "export false false", "import false false"}, steps)
+	require.Equal(t, []string{"GET /v1/worlds/arena", "check false false", "export true true", "export false false", "import false false"}, steps)
 	require.Equal(t, []string{"arena2"}, f.published)
 }
 

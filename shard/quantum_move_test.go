@@ -55,3 +55,36 @@ func requireMoveRefusedUnfenced(ctx context.Context, t *testing.T, src, dst *sto
 	_, err = dst.World(world)
 	require.ErrorIs(t, err, fsm.ErrUnknownWorld)
 }
+
+// TestCheckedRulesHoldsTheExportStepToWhatTheTargetWasCheckedFor: a
+// quantum world's export needs log 16 (MoveNeeds, in either format); the
+// source refuses its fence for a target checked for nothing or for less
+// (version_gate, nothing fenced), and lets it go when checked for that,
+// when the world needs nothing more, is absent, or is fenced already.
+func TestCheckedRulesHoldsTheExportStepToWhatTheTargetWasCheckedFor(t *testing.T) {
+	ctx, src, _ := twoGroups(t)
+	quant := fsm.Rules{Fields: map[string]fsm.FieldRule{"x": {Type: fsm.KindFloat, Policy: fsm.PolicyAuthoritative}},
+		Schema: fsm.Schema{Access: map[string]fsm.FieldAccess{"x": {Quantum: 0.5}}}}
+	need := MoveNeeds(quant)
+	require.Equal(t, fsm.ImportRulesNeeds(fsm.ExportFormat, quant), need)
+	require.True(t, need.Covers(fsm.ImportNeeds(fsm.ExportFormat)), "a target that reads them reads format 2")
+	require.Equal(t, uint32(16), need.Log)
+	require.Zero(t, MoveNeeds(fsm.Rules{}))
+	require.NoError(t, src.CreateWorld(ctx, "q", quant))
+	mustCreateWorld(t, src, "plain")
+
+	err := CheckedRules(src, "q", fsm.Versions{})
+	require.ErrorIs(t, err, store.ErrVersionGate)
+	require.ErrorContains(t, err, "call the move through an upgraded node")
+	err = CheckedRules(src, "q", fsm.Versions{Log: 15, Snapshot: 10, Wire: 1})
+	require.ErrorIs(t, err, store.ErrVersionGate)
+	require.ErrorContains(t, err, "checked for log 15")
+	require.NoError(t, CheckedRules(src, "q", need))
+	require.NoError(t, CheckedRules(src, "plain", fsm.Versions{}), "nothing more needed")
+	require.NoError(t, CheckedRules(src, "absent", fsm.Versions{}), "the fence tells")
+	require.NoError(t, CheckedRules(struct{}{}, "q", fsm.Versions{}), "a group that cannot move worlds: the fence tells")
+
+	_, err = FenceAndExport(ctx, src, "q", 2)
+	require.NoError(t, err)
+	require.NoError(t, CheckedRules(src, "q", fsm.Versions{}), "fenced already: the import tells")
+}

@@ -44,12 +44,25 @@ type WorldMoved struct {
 // whose target nobody asked, has neither). A source on a binary before
 // this rule answers format 1 for an unsalted world all the same, which
 // every target imports.
+//
+// Needs (issue 13), set only for a world whose rules need more than any
+// export format does (a quantum: log 16), is what the import of the
+// world's export needs (fsm.ImportRulesNeeds of format 2). On a check
+// step the target's gate answers for it, version_gate when a voter does
+// not read it: the move then ends with nothing fenced. On an export step
+// it says what the target was checked for: the source refuses, before
+// its fence, a world whose rules need more (an older admin's step, which
+// has none). A binary that does not know the key answers malformed (it
+// decodes strictly): for a check step, the move ends with nothing
+// fenced; for an export step, after a check that passed, it is asked
+// again without it.
 type MoveStep struct {
 	Step     string       `json:"step"`
 	To       uint64       `json:"to"`
 	Export   *WorldExport `json:"export,omitempty"`
 	Checked  bool         `json:"checked,omitempty"`
 	Unsalted string       `json:"unsalted,omitempty"`
+	Needs    *Versions    `json:"needs,omitempty"`
 }
 
 // A MoveStep's steps.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -80,11 +81,15 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 	if from == to {
 		return wire.WorldMoved{World: world, From: to, To: to, Done: true}, nil
 	}
-	unsalted, err := a.checkTarget(ctx, dst, world, to)
+	needs, err := a.moveNeeds(ctx, world)
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
-	e, err := a.exportMoved(ctx, world, to, unsalted)
+	unsalted, err := a.checkTarget(ctx, dst, world, to, needs)
+	if err != nil {
+		return wire.WorldMoved{}, err
+	}
+	e, err := a.exportMoved(ctx, world, to, unsalted, needs)
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
@@ -97,6 +102,43 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 	return wire.WorldMoved{World: world, From: from, To: to, Seq: e.Seq}, nil
 }
 
+// moveNeeds returns what the import of world needs when its rules need
+// more than any export format does (shard.MoveNeeds: a quantum, log 16),
+// read from the world's rules at the leader of its group (this node's
+// group, or GET /v1/worlds/{world} there), the zero Versions when
+// nothing more or when the world is unknown there (the fence tells). Any
+// other error ends the move before its fence.
+func (a *API) moveNeeds(ctx context.Context, world string) (fsm.Versions, error) {
+	var rules fsm.Rules
+	err := a.RouteCall(world, edge.KindRead, edge.NoHop, func(g edge.Group) error {
+		if src, ok := g.(shard.MoveSource); ok {
+			if info, err := src.World(world); err == nil {
+				rules = info.Rules
+			}
+		}
+		return nil // a group that cannot move worlds: the export tells
+	}, func(rt edge.Route) error {
+		var got struct {
+			Rules json.RawMessage `json:"rules"`
+		}
+		err := a.CallNode(ctx, rt, http.MethodGet, "/v1/worlds/"+url.PathEscape(world), nil, "", &got)
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeUnknownWorld {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(got.Rules) == 0 {
+			return nil
+		}
+		return rules.UnmarshalJSON(got.Rules)
+	})
+	if err != nil {
+		return fsm.Versions{}, fmt.Errorf("move %s: read its rules at its home: %w", world, err)
+	}
+	return shard.MoveNeeds(rules), nil
+}
+
 // checkTarget asks the leader of group to, through rt, whether it would
 // import an export of format 2 (shard.ExportFormatGate: a salted world's,
 // and any world's when it would), before anything is fenced: it returns
@@ -105,21 +147,40 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 // Any other error ends the move, world_exists among them: the target
 // holds a copy of the world no import replaces (shard.CheckTargetCopy:
 // its fenced copy from an earlier stay, a move back).
-func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64) (string, error) {
+//
+// With needs (moveNeeds: the world's rules need log 16), the step carries
+// them and the target's gate answers for them (shard.CheckTargetRules):
+// any refusal ends the move with nothing fenced, version_gate among them,
+// and so does a leader that does not know the step's needs (it answers
+// malformed: a binary before them), which must not pass silently.
+func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64, needs fsm.Versions) (string, error) {
 	var err error
 	if rt.Local() {
 		if err := shard.CheckTargetCopy(rt.Group, world, to); err != nil {
 			return "", err
 		}
+		if err := shard.CheckTargetRules(rt.Group, world, needs); err != nil {
+			return "", err
+		}
 		err = shard.ExportFormatGate(rt.Group)
 	} else {
 		var ok struct{}
-		err = a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepCheck, To: to}, &ok)
+		step := wire.MoveStep{Step: wire.MoveStepCheck, To: to}
+		if !needs.IsZero() {
+			step.Needs = &needs
+		}
+		err = a.callMove(ctx, rt, world, step, &ok)
 	}
 	re, remote := errors.AsType[*edge.RemoteError](err)
 	switch {
 	case err == nil:
 		return "", nil
+	case !needs.IsZero() && remote && re.Code == fsm.CodeMalformed:
+		return "", fmt.Errorf("move %s: its rules need %s at the target, and group %d's leader %s cannot check that its voters read them (a binary without the move check's needs: %s); nothing fenced: upgrade it first: %w", world, needs, to, rt.Node, re.Msg, store.ErrVersionGate)
+	case !needs.IsZero() && remote && re.Code == edge.CodeVersionGate:
+		return "", fmt.Errorf("move %s: check at the target: %s: %w", world, re.Msg, store.ErrVersionGate)
+	case !needs.IsZero():
+		// The local gate answered for the needs; any refusal ends the move.
 	case errors.Is(err, store.ErrVersionGate):
 		return err.Error(), nil
 	case remote && re.Code == edge.CodeVersionGate:
@@ -136,17 +197,33 @@ func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to u
 // "unsalted" when set), and that decides the export's format at the
 // source: 2 for every world when the target was checked and reads it,
 // else 1 for an unsalted world (shard.FenceAndExportFor), the same on
-// whichever replica leads the source group then.
-func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted string) (shard.Export, error) {
+// whichever replica leads the source group then. needs, when set, is what
+// the target was checked for (checkTarget), which the source holds
+// against its world's rules before the fence (shard.CheckedRules); a
+// source that does not know the step's needs (malformed) is asked again
+// without them, since the target was checked for them.
+func (a *API) exportMoved(ctx context.Context, world string, to uint64, unsalted string, needs fsm.Versions) (shard.Export, error) {
 	var e shard.Export
 	err := a.RouteCall(world, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
+		if err := shard.CheckedRules(g, world, needs); err != nil {
+			return err
+		}
 		var err error
 		e, err = shard.FenceAndExportOn(ctx, g, world, to, shard.Unimportable(unsalted))
 		return err
 	}, func(rt edge.Route) error {
 		var got wire.WorldExport
 		step := wire.MoveStep{Step: wire.MoveStepExport, To: to, Checked: true, Unsalted: unsalted}
+		if !needs.IsZero() {
+			step.Needs = &needs
+		}
 		err := a.callMove(ctx, rt, world, step, &got)
+		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed && step.Needs != nil {
+			// A leader on a binary before the step's needs: the target
+			// was checked for them, and it fences as it did.
+			step.Needs = nil
+			err = a.callMove(ctx, rt, world, step, &got)
+		}
 		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeMalformed {
 			// A leader on a binary before log 15 knows neither "checked"
 			// nor "unsalted" (it decodes strictly), fences no salted world

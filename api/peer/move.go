@@ -38,8 +38,12 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 // "import" imports the export on the group the step names, which this
 // node must lead; "check" answers world_exists when that group holds a
 // copy of the world no import replaces (shard.CheckTargetCopy: its
-// fenced copy from an earlier stay), else whether it would import an
-// export of format 2 (shard.ExportFormatGate). Each is refused
+// fenced copy from an earlier stay), version_gate when the step has
+// needs (a world whose rules need log 16) and a voter of that group does
+// not read them (shard.CheckTargetRules), else whether it would import an
+// export of format 2 (shard.ExportFormatGate); the export step refuses,
+// before the fence, a world whose rules need more than its needs say the
+// target was checked for (shard.CheckedRules). Each is refused
 // not_leader otherwise, never sent on; all are safe to repeat
 // (shard.FenceAndExportFor, shard.ImportMoved).
 func (p *API) Move(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +77,9 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 			if err = shard.CheckTargetCopy(rt.Group, world, step.To); err != nil {
 				break
 			}
+			if err = shard.CheckTargetRules(rt.Group, world, needs(step)); err != nil {
+				break
+			}
 			if err = shard.ExportFormatGate(rt.Group); err == nil {
 				p.WriteJSON(w, http.StatusOK, struct{}{})
 				return
@@ -101,11 +108,22 @@ func (p *API) exportMoved(ctx context.Context, world string, step wire.MoveStep)
 	// A move step names its world's home by the mover's map, which the
 	// move placed: followed as this node's own map says.
 	err := p.RouteCall(world, edge.KindWrite, edge.Hop{Forwarded: true}, func(g edge.Group) error {
+		if err := shard.CheckedRules(g, world, needs(step)); err != nil {
+			return err
+		}
 		var err error
 		e, err = shard.FenceAndExportOn(ctx, g, world, step.To, gate)
 		return err
 	}, nil)
 	return e, err
+}
+
+// needs is step's Needs, the zero Versions when it has none.
+func needs(step wire.MoveStep) fsm.Versions {
+	if step.Needs == nil {
+		return fsm.Versions{}
+	}
+	return *step.Needs
 }
 
 func (p *API) importMoved(ctx context.Context, world string, step wire.MoveStep) error {
