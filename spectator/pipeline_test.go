@@ -522,6 +522,35 @@ func TestPipelineSendsAKeyframeWhenAViewersPlayerChangesTeam(t *testing.T) {
 	require.Empty(t, bobEvents.ch)
 }
 
+// A viewer's queue and what its writer holds never pass the queue's
+// bound: a frame the writer counted in flight but has not taken from the
+// queue yet (internal/wscork.Batch counts before it takes, for an
+// instant) is counted twice, one frame less room, so the viewer may skip
+// to a keyframe one frame early then; once taken it counts once, and a
+// viewer skips only when the queue and its writer's frames fill it.
+func TestPipelineSkipsAViewerAtItsBoundOrAFrameEarlyNeverLate(t *testing.T) {
+	p, step, _ := steppedPipeline(t, time.Hour, 3)
+	early, err := p.Join(View{})
+	require.NoError(t, err)
+	exact, err := p.Join(View{})
+	require.NoError(t, err)
+	for _, m := range []*Member{early, exact} {
+		require.Equal(t, wire.TypeKeyframe, next(t, m).Type) // being written
+	}
+	step("a")
+	step("b")                 // both queues: a, b
+	early.InFlight().Store(1) // its writer counted a, has not taken it yet
+	step("c")
+	require.Equal(t, 1, p.Stats().Skips, "early: two queued and a counted twice, the bound of 3 reached a frame early")
+	require.Len(t, exact.Frames(), 3, "exact: a, b and c fit its queue of 3")
+	step("d")
+	require.Equal(t, 2, p.Stats().Skips, "exact: full, it skips at its bound")
+	for _, m := range []*Member{early, exact} {
+		room := m.room()
+		require.GreaterOrEqual(t, room, 0, "never past the bound")
+	}
+}
+
 // The frames a viewer's writer took from its queue and has not written
 // (Member.InFlight) count as queued: the viewer skips to a keyframe once
 // they and its queue fill it, and gets the keyframe only when there is

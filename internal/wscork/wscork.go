@@ -319,6 +319,17 @@ func (h *Hijack) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // further behind than the queue's bound (spectator: a slow viewer skips
 // to a keyframe at the same bound as when it wrote frame by frame). first
 // is not counted: it is the one being written, as an uncorked write's is.
+//
+// An item is counted before it leaves ch, not after, on purpose (issue
+// 13's review asked): the owner reads len(ch) and the count while Batch
+// runs, and the take cannot change both at once. Counted before, the
+// item is seen in ch, in flight, or for the instant between the count
+// and the take in both: one item less room, so a viewer within one frame
+// of its bound may skip to a keyframe a frame early then, never late.
+// Counted after, it would be seen in neither for an instant, and the
+// owner could queue past its bound. The owner reads ch before the count
+// (spectator.Member.room); TestBatchCountsAnItemBeforeItsSenderSeesItLeaveTheQueue
+// pins what a sender sees.
 func Batch[T any](c *Conn, first T, ch <-chan T, inFlight *atomic.Int32, write func(T) error) error {
 	n := len(ch)
 	if n == 0 {
