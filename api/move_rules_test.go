@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,7 @@ import (
 	"github.com/gsd-dev/gsd/api/edge"
 	"github.com/gsd-dev/gsd/api/internal/apitest"
 	"github.com/gsd-dev/gsd/fsm"
+	"github.com/gsd-dev/gsd/shard"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/gsd-dev/gsd/wire"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,9 +29,22 @@ import (
 // world on shard 1.
 type shardNode struct {
 	*store.Store
-	own       uint64
-	other     string
+	own   uint64
+	other string
+	// home, when set, is where this node's router finds every world's
+	// group's leader (n1's HTTP address, or a proxy in front of it): the
+	// world's home is another node.
+	home      string
 	published []string
+}
+
+func (n *shardNode) IsLeader() bool { return n.home == "" && n.Store.IsLeader() }
+
+func (n *shardNode) Leader() (string, string) {
+	if n.home != "" {
+		return "n1", n.home
+	}
+	return n.Store.Leader()
 }
 
 func (n *shardNode) ShardOf(string) (uint64, error) { return 1, nil }
@@ -53,6 +69,16 @@ func (n *shardNode) PublishWorld(_ context.Context, world string, shard uint64) 
 // cluster secret. It returns n1's node and env and n2's store.
 func twoShardNodes(t *testing.T, v fsm.Versions) (*shardNode, *testEnv, *store.Store) {
 	t.Helper()
+	n1, e1, n2, _ := twoShardNodesAt(t, v, nil)
+	return n1, e1, n2.Store
+}
+
+// twoShardNodesAt is twoShardNodes, also returning n2's node and env;
+// with home set, n2's router finds every world's group's leader at
+// home(n1's HTTP address) (n1, or a proxy in front of it): a move called
+// on n2 has its source on another node and its target here.
+func twoShardNodesAt(t *testing.T, v fsm.Versions, home func(n1 string) string) (*shardNode, *testEnv, *shardNode, *testEnv) {
+	t.Helper()
 	ln1, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ln2, err := net.Listen("tcp", "127.0.0.1:0")
@@ -62,10 +88,13 @@ func twoShardNodes(t *testing.T, v fsm.Versions) (*shardNode, *testEnv, *store.S
 	st2, _ := apitest.StartStoreWith(t, "n2", true, ln2.Addr().String(), reg2, func(c *store.Config) { c.Versions = v })
 	n1 := &shardNode{Store: st1, own: 1, other: ln2.Addr().String()}
 	n2 := &shardNode{Store: st2, own: 2, other: ln1.Addr().String()}
+	if home != nil {
+		n2.home = home(ln1.Addr().String())
+	}
 	e1 := newEnvReg(t, n1, reg1, ln1, withSecret)
-	newEnvReg(t, n2, reg2, ln2, withSecret)
+	e2 := newEnvReg(t, n2, reg2, ln2, withSecret)
 	require.Eventually(t, func() bool { return st1.LeaderReady() && st2.LeaderReady() }, 10*time.Second, 10*time.Millisecond)
-	return n1, e1, st2
+	return n1, e1, n2, e2
 }
 
 // quantumRules set a quantum on float field x: a replica needs log 16 to
@@ -118,6 +147,164 @@ func TestACrossNodeMoveOfAQuantumWorldToALog15ShardFencesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(1), got.Seq)
 	require.Equal(t, []string{"plain2"}, n1.published)
+}
+
+// TestThePublicWorldRouteCannotTellAQuantumWorldsMoveNeeds documents why
+// a move asks the world's home's leader for its needs (the needs step)
+// rather than reading its rules through GET /v1/worlds/{world}: that
+// route answers the rules without the spectator keys (fsm.Rules.Wire), a
+// quantum among them, so the needs read from its answer come out zero.
+func TestThePublicWorldRouteCannotTellAQuantumWorldsMoveNeeds(t *testing.T) {
+	t.Parallel()
+	n1, e1, _ := twoShardNodes(t, fsm.Versions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, n1.CreateWorld(ctx, "q", quantumRules))
+	info, err := n1.World("q")
+	require.NoError(t, err)
+	require.Equal(t, log16, shard.MoveNeeds(info.Rules), "the whole rules need log 16")
+
+	code, _, b := e1.Do("GET", "/v1/worlds/q", "", edge.HeaderClusterKey, testSecret)
+	require.Equal(t, 200, code, "%s", b)
+	var got struct { // wire.World's rules, as fsm reads them
+		Rules json.RawMessage `json:"rules"`
+	}
+	require.NoError(t, json.Unmarshal(b, &got))
+	var rules fsm.Rules
+	require.NoError(t, rules.UnmarshalJSON(got.Rules))
+	require.Zero(t, shard.MoveNeeds(rules), "the public route's rules lose the quantum")
+}
+
+// TestAQuantumWorldMovesFromAnotherNodesShardToALog16Target: the move is
+// called on n2, which leads the target shard (every voter reads log 16);
+// the world's shard is led by n1. The world's needs come from n1 (the
+// needs step), the target is checked for them, n1's export step finds
+// them covered, and the world moves. Before the needs step, n2 read the
+// rules through GET /v1/worlds/q, lost the quantum, sent no needs, and
+// n1 refused the export (409 version_gate "call the move through an
+// upgraded node"): a move that worked on main failed unless called on
+// the source's leader.
+func TestAQuantumWorldMovesFromAnotherNodesShardToALog16Target(t *testing.T) {
+	t.Parallel()
+	n1, e1, n2, e2 := twoShardNodesAt(t, fsm.Versions{}, func(n1 string) string { return n1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	require.NoError(t, n1.CreateWorld(ctx, "q", quantumRules))
+	code, _, b := e1.Do("POST", "/v1/worlds/q/actions", `{"player":"p1","seq":1,"ops":[{"op":"set","entity":"e1","field":"x","value":1.25}]}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+
+	code, _, b = e2.Do("POST", wire.PathWorldMove("q"), `{"to":2}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	require.JSONEq(t, `{"world":"q","from":1,"to":2,"seq":1}`, string(b))
+	got, err := n2.World("q")
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), got.Seq)
+	require.Equal(t, quantumRules.Schema.Access["x"].Quantum, got.Rules.Schema.Access["x"].Quantum, "the whole rules moved")
+	require.Equal(t, []string{"q2"}, n2.published)
+}
+
+// olderSource is a proxy in front of n1 that answers as a node on an
+// older log 16 binary would (before the needs step and CheckedRules):
+// the needs step, and an export step with needs, 400 malformed; an export
+// step without needs fences as that binary did, without holding the
+// world's rules against anything (here: n1 told the needs covered).
+// Everything else goes to n1 unchanged.
+func olderSource(t *testing.T, n1 string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		require.NoError(t, err)
+		if r.Method == http.MethodPost {
+			var step wire.MoveStep
+			require.NoError(t, json.Unmarshal(body, &step))
+			switch {
+			case step.Step == wire.MoveStepNeeds || step.Needs != nil:
+				w.WriteHeader(400)
+				_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: "unknown step or field"})
+				return
+			case step.Step == wire.MoveStepExport:
+				step.Needs = &log16
+				body, err = json.Marshal(step)
+				require.NoError(t, err)
+			}
+		}
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+n1+r.URL.Path, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			w.WriteHeader(502)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		_, _ = io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestAQuantumWorldsMoveFromAnOlderSourceToALog15TargetFencesNothing: a
+// rolling upgrade. The world's shard is led by n1 on an older log 16
+// binary (olderSource), which cannot tell the world's needs and fences
+// without CheckedRules; the move is called on n2, which leads the target
+// shard, whose voter reads log 15. n1 reads log 16, so the world may need
+// it: the target's gate is asked for it and refuses, and nothing is
+// fenced. Before, n2 read the rules through GET /v1/worlds/q (quantum
+// lost), checked the target for format 2 only (log 15: passed), n1
+// fenced, the import was refused, and the world refused writes on both
+// shards.
+func TestAQuantumWorldsMoveFromAnOlderSourceToALog15TargetFencesNothing(t *testing.T) {
+	t.Parallel()
+	n1, e1, n2, e2 := twoShardNodesAt(t, fsm.Versions{Log: 15, Snapshot: 10, Wire: 1}, func(n1 string) string { return olderSource(t, n1) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	require.NoError(t, n1.CreateWorld(ctx, "q", quantumRules))
+
+	code, _, b := e2.Do("POST", wire.PathWorldMove("q"), `{"to":2}`, admin...)
+	info, err := n1.World("q")
+	require.NoError(t, err)
+	require.Nil(t, info.Moved, "nothing fenced (answer %s)", b)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), edge.CodeVersionGate)
+	require.Contains(t, string(b), "cannot tell what the world's rules need")
+	require.Contains(t, string(b), "nothing fenced by this call")
+	_, err = n2.World("q")
+	require.ErrorIs(t, err, fsm.ErrUnknownWorld, "nothing imported")
+	require.Empty(t, n2.published)
+	code, _, b = e1.Do("POST", "/v1/worlds/q/actions", `{"player":"p1","seq":1,"ops":[{"op":"set","entity":"e1","field":"x","value":1.25}]}`, admin...)
+	require.Equal(t, 200, code, "the world takes writes at its old home: %s", b)
+}
+
+// TestAMoveRetriedAfterAnEarlierFenceSaysSo: an earlier attempt, through
+// an admin node that did not check the world's rules, fenced the quantum
+// world towards shard 2, whose voter reads log 15, and its import was
+// refused. A retry through n1 is refused at the check (version_gate), and
+// says the world is fenced already, never "nothing fenced"; through n2,
+// whose source is n1 over the needs step, too.
+func TestAMoveRetriedAfterAnEarlierFenceSaysSo(t *testing.T) {
+	t.Parallel()
+	n1, e1, _, e2 := twoShardNodesAt(t, fsm.Versions{Log: 15, Snapshot: 10, Wire: 1}, func(n1 string) string { return n1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	require.NoError(t, n1.CreateWorld(ctx, "q", quantumRules))
+	code, _, b := e1.Do("POST", "/v1/worlds/q/actions", `{"player":"p1","seq":1,"ops":[{"op":"set","entity":"e1","field":"x","value":1.25}]}`, admin...)
+	require.Equal(t, 200, code, "%s", b)
+	info, err := n1.World("q")
+	require.NoError(t, err)
+	_, err = n1.MoveWorld(ctx, "q", 2, info.Incarnation)
+	require.NoError(t, err)
+
+	for _, e := range []*testEnv{e1, e2} {
+		code, _, b = e.Do("POST", wire.PathWorldMove("q"), `{"to":2}`, admin...)
+		require.Equal(t, 409, code, "%s", b)
+		require.Contains(t, string(b), edge.CodeVersionGate)
+		require.Contains(t, string(b), "already fenced towards shard 2 at seq 1")
+		require.NotContains(t, string(b), "nothing fenced")
+	}
 }
 
 // log16 is what the import of a quantum world needs (shard.MoveNeeds).
@@ -248,46 +435,56 @@ func TestAnExportStepFencesNoQuantumWorldItsTargetWasNotCheckedFor(t *testing.T)
 	require.Len(t, f.target.asked, 1)
 }
 
-// TestAQuantumWorldMovesThroughASourceThatDoesNotKnowTheNeeds: both
-// groups' leaders are another node, which reads the world's rules out
-// (GET /v1/worlds/{world}), passes the check step with its needs, but
-// answers the export step with needs malformed (a binary before them):
-// the target was checked, so the export is asked again without them
-// (still checked) and the move completes.
+// TestAQuantumWorldMovesThroughASourceThatDoesNotKnowTheNeeds: the
+// world's group's leader is another node on an older binary (log 16,
+// before the needs step): it answers the needs step malformed and, asked
+// what it reads (GET /v1/status, wire.Status as a real node sends it),
+// log 16, so the world may need log 16 at the target: the target (a
+// third node) is checked for that and passes; the source answers the
+// export step with needs malformed, is asked again without them (still
+// checked), and the move completes.
 func TestAQuantumWorldMovesThroughASourceThatDoesNotKnowTheNeeds(t *testing.T) {
 	t.Parallel()
 	var (
 		mu    sync.Mutex
 		steps []string
 	)
-	rules, err := json.Marshal(quantumRules)
-	require.NoError(t, err)
-	n2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.Method == http.MethodGet {
-			steps = append(steps, "GET "+r.URL.Path)
-			fmt.Fprintf(w, `{"id":"arena","seq":7,"rules":%s}`, rules)
-			return
-		}
-		var step wire.MoveStep
-		_ = json.NewDecoder(r.Body).Decode(&step)
-		steps = append(steps, fmt.Sprintf("%s %v %v", step.Step, step.Checked, step.Needs != nil))
+	serve := func(node string, answer func(w http.ResponseWriter, step wire.MoveStep)) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.Method == http.MethodGet {
+				steps = append(steps, node+" GET "+r.URL.Path)
+				_ = json.NewEncoder(w).Encode(wire.Status{ID: node, State: "Leader", Versions: log16})
+				return
+			}
+			var step wire.MoveStep
+			_ = json.NewDecoder(r.Body).Decode(&step)
+			steps = append(steps, fmt.Sprintf("%s %s %v %v", node, step.Step, step.Checked, step.Needs))
+			answer(w, step)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	malformed := func(w http.ResponseWriter, msg string) {
+		w.WriteHeader(400)
+		_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: msg})
+	}
+	src := serve("n1", func(w http.ResponseWriter, step wire.MoveStep) {
 		switch {
-		case step.Step == wire.MoveStepExport && step.Needs != nil:
-			w.WriteHeader(400)
-			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: `json: unknown field "needs"`})
-		case step.Step == wire.MoveStepExport:
-			_ = json.NewEncoder(w).Encode(wire.WorldExport{Incarnation: 3, Seq: 7, Data: []byte("GSDWRLD\x02")})
+		case step.Step == wire.MoveStepNeeds:
+			malformed(w, `move step "needs" (want "export", "import" or "check")`)
+		case step.Needs != nil:
+			malformed(w, `json: unknown field "needs"`)
 		default:
-			_ = json.NewEncoder(w).Encode(struct{}{})
+			_ = json.NewEncoder(w).Encode(wire.WorldExport{Incarnation: 3, Seq: 7, Data: []byte("GSDWRLD\x02")})
 		}
-	}))
-	t.Cleanup(n2.Close)
+	})
+	dst := serve("n2", func(w http.ResponseWriter, _ wire.MoveStep) { _ = json.NewEncoder(w).Encode(struct{}{}) })
 	f := quantumMoveFake(&gateTarget{Fake: apitest.NewFake()})
-	f.remote = n2.URL
+	f.remote = dst.URL
 	f.LeaderFlag.Store(false)
-	f.SetLeader("n2", n2.URL)
+	f.SetLeader("n1", src.URL)
 	e := newEnvFor(t, f, withSecret)
 
 	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, edge.HeaderClusterKey, testSecret)
@@ -295,27 +492,31 @@ func TestAQuantumWorldMovesThroughASourceThatDoesNotKnowTheNeeds(t *testing.T) {
 	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []string{"GET /v1/worlds/arena", "check false true", "export true true", "export true false", "import false false"}, steps)
+	need := fmt.Sprint(&log16)
+	require.Equal(t, []string{"n1 needs false <nil>", "n1 GET /v1/status", "n2 check false " + need, "n1 export true " + need, "n1 export true <nil>", "n2 import false <nil>"}, steps)
 	require.Equal(t, []string{"arena2"}, f.published)
 }
 
-// TestAMoveWhoseWorldsRulesCannotBeReadFencesNothing: the world's group's
-// leader is another node that answers the rules' read with an error: the
-// move ends before its check and its fence. A world unknown there goes
-// on to the check (the fence would tell).
-func TestAMoveWhoseWorldsRulesCannotBeReadFencesNothing(t *testing.T) {
+// TestAMoveWhoseWorldsNeedsCannotBeReadFencesNothing: the world's
+// group's leader is another node that answers the needs step with an
+// error: the move ends before its check and its fence. A world unknown
+// there goes on to the check (the fence would tell). One on an older
+// binary that cannot tell, nor say what it reads, ends the move too.
+func TestAMoveWhoseWorldsNeedsCannotBeReadFencesNothing(t *testing.T) {
 	t.Parallel()
 	var (
 		mu     sync.Mutex
 		status int
 		code   string
-		posts  int
+		others int
 	)
 	n2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		if r.Method != http.MethodGet {
-			posts++
+		var step wire.MoveStep
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		if r.Method == http.MethodGet || step.Step != wire.MoveStepNeeds {
+			others++
 		}
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: code, Error: code})
@@ -331,12 +532,21 @@ func TestAMoveWhoseWorldsRulesCannotBeReadFencesNothing(t *testing.T) {
 	status, code = 503, edge.CodeNotLeader
 	e.RequireError(503, edge.CodeNotLeader, "POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
 	mu.Lock()
-	require.Zero(t, posts, "no step asked")
+	require.Zero(t, others, "no other step asked")
 	status, code = 404, fsm.CodeUnknownWorld
 	mu.Unlock()
 	e.RequireError(404, fsm.CodeUnknownWorld, "POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
 	mu.Lock()
-	require.Equal(t, 1, posts, "past the rules' read: the check step asked (and refused here)")
+	require.Equal(t, 1, others, "past the needs step: the check step asked (and refused here)")
+	status, code = 400, fsm.CodeMalformed
+	others = 0
 	mu.Unlock()
+	code2, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 400, code2, "%s", b)
+	require.Contains(t, string(b), "cannot tell what the world's rules need")
+	mu.Lock()
+	require.Equal(t, 1, others, "asked what it reads (refused here), no check step")
+	mu.Unlock()
+	require.False(t, f.fenced)
 	require.Empty(t, f.published)
 }

@@ -266,8 +266,10 @@ func TestASaltedWorldsMoveAsksARemoteTargetFirst(t *testing.T) {
 
 // TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore: both groups' leaders
 // are another node on a binary before log 15, which knows neither the
-// check step nor the export step's "checked" and "unsalted" (it decodes
-// strictly): the export is asked again without them, and the move goes on.
+// needs step, nor the check step, nor the export step's "checked" and
+// "unsalted" (it decodes strictly): asked what it reads, it reads log 14,
+// whose rules need no more than an export of format 2 (no needs for the
+// check); the export is asked again without them, and the move goes on.
 func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	t.Parallel()
 	var (
@@ -278,16 +280,17 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.Method == http.MethodGet {
-			// The world's rules, read at its group's leader.
+			// What the source's leader reads, when it cannot tell the
+			// world's needs.
 			steps = append(steps, "GET "+r.URL.Path)
-			_ = json.NewEncoder(w).Encode(wire.World{ID: "arena", Seq: 7})
+			_ = json.NewEncoder(w).Encode(wire.Status{ID: "n2", Versions: wire.Versions{Log: 14, Snapshot: 9, Wire: 1}})
 			return
 		}
 		var step map[string]any
 		_ = json.NewDecoder(r.Body).Decode(&step)
 		steps = append(steps, fmt.Sprintf("%v %v %v", step["step"], step["checked"] != nil, step["unsalted"] != nil))
 		switch {
-		case step["step"] == "check" || step["checked"] != nil || step["unsalted"] != nil:
+		case step["step"] == "check" || step["step"] == "needs" || step["checked"] != nil || step["unsalted"] != nil || step["needs"] != nil:
 			w.WriteHeader(400)
 			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: "unknown field or step"})
 		case step["step"] == "export":
@@ -307,7 +310,7 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []string{"GET /v1/worlds/arena", "check false false", "export true true", "export false false", "import false false"}, steps)
+	require.Equal(t, []string{"needs false false", "GET /v1/status", "check false false", "export true true", "export false false", "import false false"}, steps)
 	require.Equal(t, []string{"arena2"}, f.published)
 }
 

@@ -70,7 +70,29 @@ const (
 	MoveStepExport = "export"
 	MoveStepImport = "import"
 	MoveStepCheck  = "check"
+	// MoveStepNeeds (issue 13) asks the leader of the world's group, before
+	// the check, what the world's import needs (MoveSource answers it):
+	// only there are the world's rules whole, the public world route
+	// answering them without the spectator keys (a quantum among them).
+	// A binary before it answers malformed (an unknown step) or 404.
+	MoveStepNeeds = "needs"
 )
+
+// MoveSource answers a move's "needs" step: Needs, what the import of the
+// world's export needs when its rules need more than any export format
+// does (absent: nothing more), and Fenced, the world's fence when an
+// earlier attempt of a move fenced it already (absent: not fenced).
+type MoveSource struct {
+	Needs  *Versions  `json:"needs,omitempty"`
+	Fenced *MoveFence `json:"fenced,omitempty"`
+}
+
+// MoveFence is a fenced world's fence: the shard it goes to and its seq
+// at the fence.
+type MoveFence struct {
+	Shard uint64 `json:"shard"`
+	Seq   uint64 `json:"seq"`
+}
 
 // WorldExport is a fenced world's export: its incarnation, its seq at the
 // fence and its state (fsm's export encoding).

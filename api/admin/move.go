@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gsd-dev/gsd/api/edge"
@@ -81,15 +80,15 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 	if from == to {
 		return wire.WorldMoved{World: world, From: to, To: to, Done: true}, nil
 	}
-	needs, err := a.moveNeeds(ctx, world)
+	src, err := a.readSource(ctx, world, to)
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
-	unsalted, err := a.checkTarget(ctx, dst, world, to, needs)
+	unsalted, err := a.checkTarget(ctx, dst, world, to, src)
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
-	e, err := a.exportMoved(ctx, world, to, unsalted, needs)
+	e, err := a.exportMoved(ctx, world, to, unsalted, src.needs())
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
@@ -102,41 +101,92 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 	return wire.WorldMoved{World: world, From: from, To: to, Seq: e.Seq}, nil
 }
 
-// moveNeeds returns what the import of world needs when its rules need
-// more than any export format does (shard.MoveNeeds: a quantum, log 16),
-// read from the world's rules at the leader of its group (this node's
-// group, or GET /v1/worlds/{world} there), the zero Versions when
-// nothing more or when the world is unknown there (the fence tells). Any
-// other error ends the move before its fence.
-func (a *API) moveNeeds(ctx context.Context, world string) (fsm.Versions, error) {
-	var rules fsm.Rules
-	err := a.RouteCall(world, edge.KindRead, edge.NoHop, func(g edge.Group) error {
-		if src, ok := g.(shard.MoveSource); ok {
-			if info, err := src.World(world); err == nil {
-				rules = info.Rules
-			}
+// moveSource is what a move knows of its world at its home before the
+// target's check: what its import needs (shard.SourceState's Needs) and
+// its fence from an earlier attempt, or, when the leader there cannot
+// tell (unknown: a binary before the needs step), the needs its log
+// version allows (shard.NeedsAtMost), its fence unknown.
+type moveSource struct {
+	shard.SourceState
+	unknown bool
+	leader  string // the leader that could not tell
+	reads   fsm.Versions
+}
+
+// needs is what the target is checked for.
+func (s moveSource) needs() fsm.Versions { return s.Needs }
+
+// why says, after a refusal for the needs, where they came from when the
+// world's home could not tell them ("" when it told).
+func (s moveSource) why() string {
+	if !s.unknown {
+		return ""
+	}
+	return fmt.Sprintf(" (the needs are the most a group led by %s can hold: it reads %s and cannot tell what the world's rules need, a binary before the move's needs step; upgrade it, or the target's voters, first)", s.leader, s.reads)
+}
+
+// fenced says what a refusal before this call's fence leaves of the
+// world at its home.
+func (s moveSource) fenced() string {
+	if s.unknown {
+		return fmt.Sprintf("nothing fenced by this call (%s cannot tell whether an earlier attempt fenced the world)", s.leader)
+	}
+	return shard.FenceState(s.Fenced)
+}
+
+// readSource asks the leader of world's group what the world's import
+// needs and whether an earlier attempt fenced it (shard.ReadSource: on
+// this node's group when it leads it, else the needs step there). Only
+// that leader holds the world's whole rules: the public world route
+// answers them without the spectator keys, a quantum among them. A world
+// unknown there, or a group that cannot move worlds, needs nothing (the
+// fence tells). A leader that does not know the step (a binary before
+// it: malformed, or 404 for one before moves) is asked what it reads
+// (GET /v1/status), and the world taken to need what that allows
+// (shard.NeedsAtMost): the target's gate is asked for it all the same.
+// Any other error ends the move before its fence.
+func (a *API) readSource(ctx context.Context, world string, to uint64) (moveSource, error) {
+	var src moveSource
+	err := a.RouteCall(world, edge.KindWrite, edge.NoHop, func(g edge.Group) error {
+		st, err := shard.ReadSource(g, world)
+		if errors.Is(err, fsm.ErrUnknownWorld) || errors.Is(err, fsm.ErrNotSupported) {
+			return nil
 		}
-		return nil // a group that cannot move worlds: the export tells
+		src.SourceState = st
+		return err
 	}, func(rt edge.Route) error {
-		var got struct {
-			Rules json.RawMessage `json:"rules"`
-		}
-		err := a.CallNode(ctx, rt, http.MethodGet, "/v1/worlds/"+url.PathEscape(world), nil, "", &got)
-		if re, ok := errors.AsType[*edge.RemoteError](err); ok && re.Code == fsm.CodeUnknownWorld {
+		var got wire.MoveSource
+		err := a.callMove(ctx, rt, world, wire.MoveStep{Step: wire.MoveStepNeeds, To: to}, &got)
+		re, remote := errors.AsType[*edge.RemoteError](err)
+		switch {
+		case err == nil:
+			if got.Needs != nil {
+				src.Needs = *got.Needs
+			}
+			if got.Fenced != nil {
+				src.Fenced = &fsm.Fence{World: world, Shard: got.Fenced.Shard, Seq: got.Fenced.Seq}
+			}
+			return nil
+		case remote && re.Code == fsm.CodeUnknownWorld:
+			return nil
+		case remote && (re.Code == fsm.CodeMalformed || re.Status == http.StatusNotFound):
+			var st wire.Status
+			if err := a.CallNode(ctx, rt, http.MethodGet, "/v1/status", nil, "", &st); err != nil {
+				return fmt.Errorf("%s cannot tell what the world's rules need (%s), nor what it reads: %w", rt.Node, re.Msg, err)
+			}
+			reads := st.Versions
+			if reads.IsZero() {
+				reads = fsm.Baseline() // a node that reports nothing
+			}
+			src = moveSource{SourceState: shard.SourceState{Needs: shard.NeedsAtMost(reads)}, unknown: true, leader: rt.Node, reads: reads}
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		if len(got.Rules) == 0 {
-			return nil
-		}
-		return rules.UnmarshalJSON(got.Rules)
+		return err
 	})
 	if err != nil {
-		return fsm.Versions{}, fmt.Errorf("move %s: read its rules at its home: %w", world, err)
+		return moveSource{}, fmt.Errorf("move %s: ask its home what its rules need: %w", world, err)
 	}
-	return shard.MoveNeeds(rules), nil
+	return src, nil
 }
 
 // checkTarget asks the leader of group to, through rt, whether it would
@@ -148,19 +198,22 @@ func (a *API) moveNeeds(ctx context.Context, world string) (fsm.Versions, error)
 // holds a copy of the world no import replaces (shard.CheckTargetCopy:
 // its fenced copy from an earlier stay, a move back).
 //
-// With needs (moveNeeds: the world's rules need log 16), the step carries
-// them and the target's gate answers for them (shard.CheckTargetRules):
-// any refusal ends the move with nothing fenced, version_gate among them,
-// and so does a leader that does not know the step's needs (it answers
-// malformed: a binary before them), which must not pass silently.
-func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64, needs fsm.Versions) (string, error) {
+// With needs (readSource: the world's rules need log 16, or its home's
+// leader cannot tell and its log allows that), the step carries them and
+// the target's gate answers for them (shard.CheckTargetRules): any
+// refusal ends the move, version_gate among them, and so does a leader
+// that does not know the step's needs (it answers malformed: a binary
+// before them), which must not pass silently. The refusal says where the
+// world stands: nothing fenced, or fenced already by an earlier attempt.
+func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64, src moveSource) (string, error) {
+	needs := src.needs()
 	var err error
 	if rt.Local() {
 		if err := shard.CheckTargetCopy(rt.Group, world, to); err != nil {
 			return "", err
 		}
 		if err := shard.CheckTargetRules(rt.Group, world, needs); err != nil {
-			return "", err
+			return "", fmt.Errorf("%w%s; %s", err, src.why(), src.fenced())
 		}
 		err = shard.ExportFormatGate(rt.Group)
 	} else {
@@ -176,9 +229,9 @@ func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to u
 	case err == nil:
 		return "", nil
 	case !needs.IsZero() && remote && re.Code == fsm.CodeMalformed:
-		return "", fmt.Errorf("move %s: its rules need %s at the target, and group %d's leader %s cannot check that its voters read them (a binary without the move check's needs: %s); nothing fenced: upgrade it first: %w", world, needs, to, rt.Node, re.Msg, store.ErrVersionGate)
+		return "", fmt.Errorf("move %s: its rules need %s at the target, and group %d's leader %s cannot check that its voters read them (a binary without the move check's needs: %s)%s; %s: upgrade it first: %w", world, needs, to, rt.Node, re.Msg, src.why(), src.fenced(), store.ErrVersionGate)
 	case !needs.IsZero() && remote && re.Code == edge.CodeVersionGate:
-		return "", fmt.Errorf("move %s: check at the target: %s: %w", world, re.Msg, store.ErrVersionGate)
+		return "", fmt.Errorf("move %s: check at the target: %s%s; %s: %w", world, re.Msg, src.why(), src.fenced(), store.ErrVersionGate)
 	case !needs.IsZero():
 		// The local gate answered for the needs; any refusal ends the move.
 	case errors.Is(err, store.ErrVersionGate):

@@ -36,7 +36,10 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 // ("checked", no "unsalted"), else in format 1 for an unsalted world (a
 // salted world, which only format 2 holds, refused before its fence);
 // "import" imports the export on the group the step names, which this
-// node must lead; "check" answers world_exists when that group holds a
+// node must lead; "needs" answers what the world's import needs, from its
+// whole rules, and its fence when an earlier attempt fenced it
+// (shard.ReadSource, wire.MoveSource), on its group, which this node must
+// lead; "check" answers world_exists when that group holds a
 // copy of the world no import replaces (shard.CheckTargetCopy: its
 // fenced copy from an earlier stay), version_gate when the step has
 // needs (a world whose rules need log 16) and a voter of that group does
@@ -71,6 +74,12 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 			p.WriteJSON(w, http.StatusOK, struct{}{})
 			return
 		}
+	case wire.MoveStepNeeds:
+		var src shard.SourceState
+		if src, err = p.readSource(world); err == nil {
+			p.WriteJSON(w, http.StatusOK, sourceAnswer(src))
+			return
+		}
 	case wire.MoveStepCheck:
 		var rt edge.Route
 		if rt, err = p.targetRoute(step.To); err == nil {
@@ -86,7 +95,7 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	default:
-		err = fmt.Errorf("%w: move step %q (want %q, %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport, wire.MoveStepCheck)
+		err = fmt.Errorf("%w: move step %q (want %q, %q, %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport, wire.MoveStepCheck, wire.MoveStepNeeds)
 	}
 	p.WriteError(w, err, true)
 }
@@ -116,6 +125,30 @@ func (p *API) exportMoved(ctx context.Context, world string, step wire.MoveStep)
 		return err
 	}, nil)
 	return e, err
+}
+
+// readSource reads world's shard.SourceState on its group, which this
+// node must lead (the needs step).
+func (p *API) readSource(world string) (shard.SourceState, error) {
+	var src shard.SourceState
+	err := p.RouteCall(world, edge.KindWrite, edge.Hop{Forwarded: true}, func(g edge.Group) error {
+		var err error
+		src, err = shard.ReadSource(g, world)
+		return err
+	}, nil)
+	return src, err
+}
+
+// sourceAnswer is src as the needs step answers it.
+func sourceAnswer(src shard.SourceState) wire.MoveSource {
+	var out wire.MoveSource
+	if !src.Needs.IsZero() {
+		out.Needs = &src.Needs
+	}
+	if src.Fenced != nil {
+		out.Fenced = &wire.MoveFence{Shard: src.Fenced.Shard, Seq: src.Fenced.Seq}
+	}
+	return out
 }
 
 // needs is step's Needs, the zero Versions when it has none.
