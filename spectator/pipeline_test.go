@@ -522,12 +522,14 @@ func TestPipelineSendsAKeyframeWhenAViewersPlayerChangesTeam(t *testing.T) {
 	require.Empty(t, bobEvents.ch)
 }
 
-// A viewer's queue and what its writer holds never pass the queue's
-// bound: a frame the writer counted in flight but has not taken from the
-// queue yet (internal/wscork.Batch counts before it takes, for an
-// instant) is counted twice, one frame less room, so the viewer may skip
-// to a keyframe one frame early then; once taken it counts once, and a
-// viewer skips only when the queue and its writer's frames fill it.
+// Member.room's arithmetic: what is queued and what the writer counts in
+// flight both take room. This test sets the count by hand (no writer
+// runs): as internal/wscork.Batch's count reads for the instant between
+// counting a frame and taking it from the queue, the frame is counted
+// twice, one frame less room, and the viewer skips to a keyframe one
+// frame early; counted once, it skips at its bound. It checks room, not
+// the writer's order of count and take, which
+// TestBatchCountsAnItemBeforeItLeavesTheQueue (internal/wscork) pins.
 func TestPipelineSkipsAViewerAtItsBoundOrAFrameEarlyNeverLate(t *testing.T) {
 	p, step, _ := steppedPipeline(t, time.Hour, 3)
 	early, err := p.Join(View{})
