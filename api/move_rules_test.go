@@ -550,3 +550,49 @@ func TestAMoveWhoseWorldsNeedsCannotBeReadFencesNothing(t *testing.T) {
 	require.False(t, f.fenced)
 	require.Empty(t, f.published)
 }
+
+// TestAMoveThroughASourceBeforeMovesAndReportsAsksWhatItReads: the
+// world's group's leader answers the needs step 404 as a binary without
+// the move route does (net/http's plain 404), and its status reports no
+// versions (a binary from before the version gate: the baseline, log
+// 1): its group holds no rules beyond an export's, so the check carries
+// no needs and the move goes on as before.
+func TestAMoveThroughASourceBeforeMovesAndReportsAsksWhatItReads(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		steps []string
+	)
+	n2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Method == http.MethodGet {
+			steps = append(steps, "GET "+r.URL.Path)
+			_, _ = io.WriteString(w, `{"id":"n2","state":"Leader"}`)
+			return
+		}
+		var step wire.MoveStep
+		_ = json.NewDecoder(r.Body).Decode(&step)
+		steps = append(steps, fmt.Sprintf("%s %v", step.Step, step.Needs))
+		switch step.Step {
+		case wire.MoveStepNeeds:
+			http.NotFound(w, r)
+		case wire.MoveStepExport:
+			_ = json.NewEncoder(w).Encode(wire.WorldExport{Incarnation: 3, Seq: 7, Data: []byte("GSDWRLD\x02")})
+		default:
+			_ = json.NewEncoder(w).Encode(struct{}{})
+		}
+	}))
+	t.Cleanup(n2.Close)
+	f := quantumMoveFake(&gateTarget{Fake: apitest.NewFake()})
+	f.remote = n2.URL
+	f.LeaderFlag.Store(false)
+	f.SetLeader("n2", n2.URL)
+	e := newEnvFor(t, f, withSecret)
+
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, edge.HeaderClusterKey, testSecret)
+	require.Equal(t, 200, code, "%s", b)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"needs <nil>", "GET /v1/status", "check <nil>", "export <nil>", "import <nil>"}, steps)
+}
