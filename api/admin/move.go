@@ -88,7 +88,7 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
-	e, err := a.exportMoved(ctx, world, to, unsalted, src.needs())
+	e, err := a.exportMoved(ctx, world, to, unsalted, src.Needs)
 	if err != nil {
 		return wire.WorldMoved{}, err
 	}
@@ -109,12 +109,9 @@ func (a *API) moveWorld(ctx context.Context, m worldMover, world string, to uint
 type moveSource struct {
 	shard.SourceState
 	unknown bool
-	leader  string // the leader that could not tell
-	reads   fsm.Versions
+	leader  string       // the leader that could not tell
+	reads   fsm.Versions // what it reads (GET /v1/status)
 }
-
-// needs is what the target is checked for.
-func (s moveSource) needs() fsm.Versions { return s.Needs }
 
 // why says, after a refusal for the needs, where they came from when the
 // world's home could not tell them ("" when it told).
@@ -206,7 +203,7 @@ func (a *API) readSource(ctx context.Context, world string, to uint64) (moveSour
 // before them), which must not pass silently. The refusal says where the
 // world stands: nothing fenced, or fenced already by an earlier attempt.
 func (a *API) checkTarget(ctx context.Context, rt edge.Route, world string, to uint64, src moveSource) (string, error) {
-	needs := src.needs()
+	needs := src.Needs
 	var err error
 	if rt.Local() {
 		if err := shard.CheckTargetCopy(rt.Group, world, to); err != nil {
