@@ -22,8 +22,10 @@ import (
 // every check step.
 type strictTarget struct {
 	back, needs bool // the keys its binary knows
-	mu          sync.Mutex
-	checks      []string
+	// refuse, when set, is its answer to a check it decodes (status 409).
+	refuse *wire.ErrorBody
+	mu     sync.Mutex
+	checks []string
 }
 
 func (s *strictTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +41,11 @@ func (s *strictTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if (hasBack && !s.back) || (hasNeeds && !s.needs) {
 		w.WriteHeader(400)
 		_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: "json: unknown field"})
+		return
+	}
+	if s.refuse != nil && step["step"] == wire.MoveStepCheck {
+		w.WriteHeader(409)
+		_ = json.NewEncoder(w).Encode(s.refuse)
 		return
 	}
 	_ = json.NewEncoder(w).Encode(struct{}{}) // {}: a MoveCheck with nothing to say, or an import's answer
@@ -157,4 +164,46 @@ func TestAPeerCheckWithBackAndNeedsAnswersBoth(t *testing.T) {
 	require.JSONEq(t, `{}`, string(b))
 	require.Equal(t, []fsm.Versions{log16, log16, log16}, target.asked)
 	require.False(t, f.fenced, "a check fences nothing")
+}
+
+// TestAnOlderTargetsRefusalIsReadAsBeforeAndAnyRefusalOfNeedsEndsTheMove:
+// a log 15/16 target leader answers back malformed and, asked again
+// without it, version_gate: the format's answer, as before log 17 (an
+// unsalted world moves in format 1, a salted one is refused before its
+// fence). A world with needs is refused by any refusal of this
+// release's target, world_exists among them, with nothing fenced.
+func TestAnOlderTargetsRefusalIsReadAsBeforeAndAnyRefusalOfNeedsEndsTheMove(t *testing.T) {
+	t.Parallel()
+	admin := []string{edge.HeaderClusterKey, testSecret}
+	gate := &wire.ErrorBody{Code: edge.CodeVersionGate, Error: "voter n3 reads log 14"}
+	for _, plain := range []bool{true, false} {
+		target := &strictTarget{refuse: gate}
+		srv := httptest.NewServer(target)
+		t.Cleanup(srv.Close)
+		f := &saltedMoveFake{moveFake: &moveFake{Fake: apitest.NewFake()}, target: &gateTarget{Fake: apitest.NewFake()}, remote: srv.URL, plain: plain}
+		e := newEnvFor(t, f, withSecret)
+		code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+		require.Equal(t, []string{"back=true needs=false", "back=false needs=false"}, target.asked())
+		if plain {
+			require.Equal(t, 200, code, "%s", b)
+			require.Equal(t, []byte{1}, f.formats, "format 1: the target would not read 2")
+			continue
+		}
+		require.Equal(t, 409, code, "%s", b)
+		require.Contains(t, string(b), "voter n3 reads log 14")
+		require.False(t, f.fenced, "nothing fenced")
+	}
+
+	target := &strictTarget{back: true, needs: true, refuse: &wire.ErrorBody{Code: fsm.CodeWorldExists, Error: "group 2 holds the world live"}}
+	srv := httptest.NewServer(target)
+	t.Cleanup(srv.Close)
+	f := quantumMoveFake(&gateTarget{Fake: apitest.NewFake()})
+	f.remote = srv.URL
+	e := newEnvFor(t, f, withSecret)
+	code, _, b := e.Do("POST", wire.PathWorldMove("arena"), `{"to":2}`, admin...)
+	require.Equal(t, 409, code, "%s", b)
+	require.Contains(t, string(b), fsm.CodeWorldExists)
+	require.Equal(t, []string{"back=true needs=true"}, target.asked())
+	require.False(t, f.fenced, "nothing fenced")
+	require.Empty(t, f.published)
 }
