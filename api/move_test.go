@@ -98,10 +98,15 @@ type saltedMoveFake struct {
 	fenced      bool
 	plain       bool   // when set, the world is not salted
 	formats     []byte // the export formats asked for
+	rules       fsm.Rules
 }
 
 func (f *saltedMoveFake) World(id string) (fsm.WorldInfo, error) {
-	return fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: !f.plain}, nil
+	info := fsm.WorldInfo{ID: id, Incarnation: 3, Seq: 5, Salted: !f.plain, Rules: f.rules}
+	if f.fenced {
+		info.Moved = &fsm.Fence{World: id, Shard: 2, Seq: 5}
+	}
+	return info, nil
 }
 
 func (f *saltedMoveFake) MoveWorld(_ context.Context, world string, shard, _ uint64) (fsm.Fence, error) {
@@ -130,16 +135,24 @@ func (f *saltedMoveFake) GroupRoute(g uint64) (edge.Route, error) {
 // format 2, the only one a move asks about).
 type gateTarget struct {
 	*apitest.Fake
-	gate     error
-	imported bool
-	holds    *fsm.WorldInfo // when set, the group's copy of the world
+	gate      error
+	rulesGate error          // what ImportGateNeeds answers
+	asked     []fsm.Versions // the needs ImportGateNeeds was asked for
+	imported  bool
+	holds     *fsm.WorldInfo // when set, the group's copy of the world
 }
 
 func (g *gateTarget) ImportGate(byte) error { return g.gate }
 
+func (g *gateTarget) ImportGateNeeds(need fsm.Versions) error {
+	g.asked = append(g.asked, need)
+	return g.rulesGate
+}
+
 var (
 	_ shard.MoveSource = (*saltedMoveFake)(nil)
 	_ shard.ImportGate = (*gateTarget)(nil)
+	_ shard.RulesGate  = (*gateTarget)(nil)
 	_ shard.MoveTarget = (*gateTarget)(nil)
 )
 
@@ -310,8 +323,10 @@ func TestASaltedWorldsMoveAsksARemoteTargetFirst(t *testing.T) {
 
 // TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore: both groups' leaders
 // are another node on a binary before log 15, which knows neither the
-// check step nor the export step's "checked" and "unsalted" (it decodes
-// strictly): the export is asked again without them, and the move goes on.
+// needs step, nor the check step, nor the export step's "checked" and
+// "unsalted" (it decodes strictly): asked what it reads, it reads log 14,
+// whose rules need no more than an export of format 2 (no needs for the
+// check); the export is asked again without them, and the move goes on.
 func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	t.Parallel()
 	var (
@@ -319,13 +334,20 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 		steps []string
 	)
 	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var step map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&step)
 		mu.Lock()
 		defer mu.Unlock()
+		if r.Method == http.MethodGet {
+			// What the source's leader reads, when it cannot tell the
+			// world's needs.
+			steps = append(steps, "GET "+r.URL.Path)
+			_ = json.NewEncoder(w).Encode(wire.Status{ID: "n2", Versions: wire.Versions{Log: 14, Snapshot: 9, Wire: 1}})
+			return
+		}
+		var step map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&step)
 		steps = append(steps, fmt.Sprintf("%v %v %v", step["step"], step["checked"] != nil, step["unsalted"] != nil))
 		switch {
-		case step["step"] == "check" || step["checked"] != nil || step["unsalted"] != nil:
+		case step["step"] == "check" || step["step"] == "needs" || step["checked"] != nil || step["unsalted"] != nil || step["needs"] != nil:
 			w.WriteHeader(400)
 			_ = json.NewEncoder(w).Encode(wire.ErrorBody{Code: fsm.CodeMalformed, Error: "unknown field or step"})
 		case step["step"] == "export":
@@ -345,7 +367,7 @@ func TestAnUnsaltedWorldMovesBetweenOlderBinariesAsBefore(t *testing.T) {
 	require.JSONEq(t, `{"world":"arena","from":1,"to":2,"seq":7}`, string(b))
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, []string{"check false false", "check false false", "export true true", "export false false", "import false false"}, steps, "the check asked with back, then without")
+	require.Equal(t, []string{"needs false false", "GET /v1/status", "check false false", "check false false", "export true true", "export false false", "import false false"}, steps, "no needs (log 14): the check asked with back, then without")
 	require.Equal(t, []string{"arena2"}, f.published)
 }
 

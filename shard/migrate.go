@@ -88,7 +88,11 @@ func Move(ctx context.Context, src MoveSource, dst MoveTarget, world string, to 
 		return 0, err
 	}
 	if err := CheckTargetRules(dst, world, RulesNeeds(src, world)); err != nil {
-		return 0, err
+		var fence *fsm.Fence
+		if info, ierr := src.World(world); ierr == nil {
+			fence = info.Moved
+		}
+		return 0, fmt.Errorf("%w; %s", err, FenceState(fence))
 	}
 	e, err := FenceAndExportFor(ctx, src, world, to, ExportFormatGate(dst))
 	if err != nil {
@@ -148,14 +152,15 @@ func RulesNeeds(src MoveSource, world string) fsm.Versions {
 // format), wrapping store.ErrVersionGate; nil when it would not, when
 // need is zero or when dst has no RulesGate. A move asks it before the
 // fence (Move; api's check step), so such a world is refused with
-// nothing fenced.
+// nothing fenced; the error does not say so, since only the source knows
+// whether an earlier attempt fenced it (the caller says: FenceState).
 func CheckTargetRules(dst any, world string, need fsm.Versions) error {
 	g, ok := dst.(RulesGate)
 	if !ok || need.IsZero() {
 		return nil
 	}
 	if err := g.ImportGateNeeds(need); err != nil {
-		return fmt.Errorf("move %s: its rules need %s at the target, which cannot import it (nothing fenced): %w", world, need, err)
+		return fmt.Errorf("move %s: its rules need %s at the target, which cannot import it: %w", world, need, err)
 	}
 	return nil
 }

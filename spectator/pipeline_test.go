@@ -522,6 +522,37 @@ func TestPipelineSendsAKeyframeWhenAViewersPlayerChangesTeam(t *testing.T) {
 	require.Empty(t, bobEvents.ch)
 }
 
+// Member.room's arithmetic: what is queued and what the writer counts in
+// flight both take room. This test sets the count by hand (no writer
+// runs): as internal/wscork.Batch's count reads for the instant between
+// counting a frame and taking it from the queue, the frame is counted
+// twice, one frame less room, and the viewer skips to a keyframe one
+// frame early; counted once, it skips at its bound. It checks room, not
+// the writer's order of count and take, which
+// TestBatchCountsAnItemBeforeItLeavesTheQueue (internal/wscork) pins.
+func TestPipelineSkipsAViewerAtItsBoundOrAFrameEarlyNeverLate(t *testing.T) {
+	p, step, _ := steppedPipeline(t, time.Hour, 3)
+	early, err := p.Join(View{})
+	require.NoError(t, err)
+	exact, err := p.Join(View{})
+	require.NoError(t, err)
+	for _, m := range []*Member{early, exact} {
+		require.Equal(t, wire.TypeKeyframe, next(t, m).Type) // being written
+	}
+	step("a")
+	step("b")                 // both queues: a, b
+	early.InFlight().Store(1) // its writer counted a, has not taken it yet
+	step("c")
+	require.Equal(t, 1, p.Stats().Skips, "early: two queued and a counted twice, the bound of 3 reached a frame early")
+	require.Len(t, exact.Frames(), 3, "exact: a, b and c fit its queue of 3")
+	step("d")
+	require.Equal(t, 2, p.Stats().Skips, "exact: full, it skips at its bound")
+	for _, m := range []*Member{early, exact} {
+		room := m.room()
+		require.GreaterOrEqual(t, room, 0, "never past the bound")
+	}
+}
+
 // The frames a viewer's writer took from its queue and has not written
 // (Member.InFlight) count as queued: the viewer skips to a keyframe once
 // they and its queue fill it, and gets the keyframe only when there is

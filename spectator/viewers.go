@@ -27,8 +27,19 @@ type Member struct {
 func (m *Member) InFlight() *atomic.Int32 { return &m.inFlight }
 
 // room returns how many more frames m's queue may take: its capacity,
-// less what is queued and what its writer holds in flight.
-func (m *Member) room() int { return cap(m.ch) - len(m.ch) - int(m.inFlight.Load()) }
+// less what is queued and what its writer holds in flight. It reads the
+// queue first, then the count, in two statements (the order of the
+// operands of one expression is not the language's to promise): the
+// writer counts a frame before it takes it from the queue
+// (internal/wscork.Batch), so a frame is seen queued, in flight, or for
+// an instant in both (one frame less room: a viewer within a frame of its
+// bound may skip to a keyframe one frame early, never late), but never in
+// neither, which would let the queue pass its bound.
+func (m *Member) room() int {
+	queued := len(m.ch)
+	held := int(m.inFlight.Load())
+	return cap(m.ch) - queued - held
+}
 
 // Stats counts a pipeline's work, for metrics and the bench: frames
 // encoded (once per view) and their bytes, frames queued to viewers and

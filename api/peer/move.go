@@ -38,13 +38,20 @@ func (p *API) RegisterMove(mux *http.ServeMux) {
 // salted world, which only format 2 holds, refused before its fence);
 // "import" imports the export on the group the step names, which this
 // node must lead (replacing the world's fenced copy there on a move
-// back, log 17); "check" answers world_exists when that group holds a
-// copy of the world no import replaces (shard.CheckTargetCopy: one it
-// created, a fenced one of another incarnation, or a fenced one while a
-// member reads log 16: then version_gate when the step says "back",
-// world_exists otherwise), else whether it would import an export of
-// format 2 (shard.ExportFormatGate: with "back" a wire.MoveCheck, else
-// {} or version_gate). Each is refused
+// back, log 17); "needs" answers what the world's import needs, from its
+// whole rules, and its fence when an earlier attempt fenced it
+// (shard.ReadSource, wire.MoveSource), on its group, which this node must
+// lead; "check" answers world_exists when that group holds a copy of the
+// world no import replaces (shard.CheckTargetCopy: one it created, a
+// fenced one of another incarnation, or a fenced one while a member reads
+// log 16: then version_gate when the step says "back", world_exists
+// otherwise), version_gate when the step has needs (a world whose rules
+// need log 16) and a voter of that group does not read them
+// (shard.CheckTargetRules), else whether it would import an export of
+// format 2 (shard.ExportFormatGate: with "back" a wire.MoveCheck, else {}
+// or version_gate); the export step refuses, before the fence, a world
+// whose rules need more than its needs say the target was checked for
+// (shard.CheckedRules). Each is refused
 // not_leader otherwise, never sent on; all are safe to repeat
 // (shard.FenceAndExportFor, shard.ImportMoved).
 func (p *API) Move(w http.ResponseWriter, r *http.Request) {
@@ -72,6 +79,12 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 			p.WriteJSON(w, http.StatusOK, struct{}{})
 			return
 		}
+	case wire.MoveStepNeeds:
+		var src shard.SourceState
+		if src, err = p.readSource(world); err == nil {
+			p.WriteJSON(w, http.StatusOK, sourceAnswer(src))
+			return
+		}
 	case wire.MoveStepCheck:
 		var rt edge.Route
 		if rt, err = p.targetRoute(step.To); err == nil {
@@ -81,6 +94,9 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 					// answer and would fence: it gets world_exists.
 					err = withoutGate(err)
 				}
+				break
+			}
+			if err = shard.CheckTargetRules(rt.Group, world, needs(step)); err != nil {
 				break
 			}
 			gate := shard.ExportFormatGate(rt.Group)
@@ -98,7 +114,7 @@ func (p *API) Move(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	default:
-		err = fmt.Errorf("%w: move step %q (want %q, %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport, wire.MoveStepCheck)
+		err = fmt.Errorf("%w: move step %q (want %q, %q, %q or %q)", fsm.ErrMalformed, step.Step, wire.MoveStepExport, wire.MoveStepImport, wire.MoveStepCheck, wire.MoveStepNeeds)
 	}
 	p.WriteError(w, err, true)
 }
@@ -130,11 +146,46 @@ func (p *API) exportMoved(ctx context.Context, world string, step wire.MoveStep)
 	// A move step names its world's home by the mover's map, which the
 	// move placed: followed as this node's own map says.
 	err := p.RouteCall(world, edge.KindWrite, edge.Hop{Forwarded: true}, func(g edge.Group) error {
+		if err := shard.CheckedRules(g, world, needs(step)); err != nil {
+			return err
+		}
 		var err error
 		e, err = shard.FenceAndExportOn(ctx, g, world, step.To, gate)
 		return err
 	}, nil)
 	return e, err
+}
+
+// readSource reads world's shard.SourceState on its group, which this
+// node must lead (the needs step).
+func (p *API) readSource(world string) (shard.SourceState, error) {
+	var src shard.SourceState
+	err := p.RouteCall(world, edge.KindWrite, edge.Hop{Forwarded: true}, func(g edge.Group) error {
+		var err error
+		src, err = shard.ReadSource(g, world)
+		return err
+	}, nil)
+	return src, err
+}
+
+// sourceAnswer is src as the needs step answers it.
+func sourceAnswer(src shard.SourceState) wire.MoveSource {
+	var out wire.MoveSource
+	if !src.Needs.IsZero() {
+		out.Needs = &src.Needs
+	}
+	if src.Fenced != nil {
+		out.Fenced = &wire.MoveFence{Shard: src.Fenced.Shard, Seq: src.Fenced.Seq}
+	}
+	return out
+}
+
+// needs is step's Needs, the zero Versions when it has none.
+func needs(step wire.MoveStep) fsm.Versions {
+	if step.Needs == nil {
+		return fsm.Versions{}
+	}
+	return *step.Needs
 }
 
 func (p *API) importMoved(ctx context.Context, world string, step wire.MoveStep) error {

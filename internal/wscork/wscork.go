@@ -65,6 +65,11 @@ type Conn struct {
 
 	two [2][]byte   // a writev's parts (write)
 	vec net.Buffers // over two, consumed by the writev
+
+	// took, when set (tests), runs in Batch each time an item has left
+	// its queue (take), before the item is written: the tests look at
+	// the queue and the count there.
+	took func()
 }
 
 // NewConn returns conn corked when asked, its writes bounded by timeout.
@@ -319,6 +324,18 @@ func (h *Hijack) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // further behind than the queue's bound (spectator: a slow viewer skips
 // to a keyframe at the same bound as when it wrote frame by frame). first
 // is not counted: it is the one being written, as an uncorked write's is.
+//
+// An item is counted before it leaves ch, not after, on purpose (issue
+// 13's review asked): the owner reads len(ch) and the count while Batch
+// runs, and the take cannot change both at once. Counted before, the
+// item is seen in ch, in flight, or for the instant between the count
+// and the take in both: one item less room, so a viewer within one frame
+// of its bound may skip to a keyframe a frame early then, never late.
+// Counted after, it would be seen in neither for an instant, and the
+// owner could queue past its bound. The owner reads ch before the count
+// (spectator.Member.room). TestBatchCountsAnItemBeforeItLeavesTheQueue
+// pins the order: it looks at the instant each item has left ch (take's
+// hook) and finds it counted.
 func Batch[T any](c *Conn, first T, ch <-chan T, inFlight *atomic.Int32, write func(T) error) error {
 	n := len(ch)
 	if n == 0 {
@@ -330,7 +347,7 @@ func Batch[T any](c *Conn, first T, ch <-chan T, inFlight *atomic.Int32, write f
 	for ; err == nil && n > 0; n-- {
 		inFlight.Store(corked + 1)
 		writes := c.socketWrites()
-		err = write(<-ch)
+		err = write(take(c, ch))
 		corked = c.stillCorked(writes, corked+1)
 		inFlight.Store(corked)
 	}
@@ -339,6 +356,15 @@ func Batch[T any](c *Conn, first T, ch <-chan T, inFlight *atomic.Int32, write f
 	}
 	inFlight.Store(0)
 	return err
+}
+
+// take receives Batch's next item from ch, which holds one.
+func take[T any](c *Conn, ch <-chan T) T {
+	v := <-ch
+	if c.took != nil {
+		c.took()
+	}
+	return v
 }
 
 // socketWrites returns how many writes went to the socket.

@@ -368,6 +368,43 @@ func TestConnsSharingThePoolSendOnlyTheirOwnBytes(t *testing.T) {
 	require.Equal(t, [][]byte{[]byte("b"), []byte("b"), []byte("b")}, b.Written())
 }
 
+// Batch counts an item in flight before it leaves the queue: at the
+// instant each item has left it (take's hook, before the item is
+// written), what is queued plus what is in flight is what Batch took
+// from the queue and has not written, never less, so a queue's owner
+// that checks that sum against its capacity (spectator.Member.room)
+// never lets its writer fall further behind than the bound. Counted
+// after the take (v := <-ch; inFlight.Store(...); write(v)), the hook
+// finds the item in neither, every time. Counted before, for the instant
+// between the count and the take it is seen in both, one item less room:
+// a viewer within one frame of its bound may skip to a keyframe a frame
+// early then, never late. That is the bound Batch keeps on purpose.
+func TestBatchCountsAnItemBeforeItLeavesTheQueue(t *testing.T) {
+	under := &Recorder{}
+	c := NewConn(under, time.Second)
+	ch := make(chan string, 3)
+	for _, s := range []string{"b", "c", "d"} {
+		ch <- s
+	}
+	var inFlight atomic.Int32
+	var sums []int
+	c.took = func() { sums = append(sums, len(ch)+int(inFlight.Load())) }
+	var written []string
+	err := Batch(c, "a", ch, &inFlight, func(s string) error {
+		written = append(written, s)
+		_, err := c.Write([]byte(s))
+		return err
+	})
+	require.NoError(t, err)
+	// b, c, d were queued; as each leaves, the ones taken and not
+	// written (it and those corked before it) and the ones still queued
+	// make 3.
+	require.Equal(t, []int{3, 3, 3}, sums, "each item counted when it leaves the queue")
+	require.Equal(t, []string{"a", "b", "c", "d"}, written)
+	require.Zero(t, inFlight.Load(), "none once the batch is written")
+	require.Equal(t, [][]byte{[]byte("abcd")}, under.Written())
+}
+
 // Batch counts the items it took from the queue whose bytes are still in
 // the cork (each before it leaves the queue): what is queued plus what is
 // in flight stays what was queued, until the socket takes the bytes.

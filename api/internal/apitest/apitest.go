@@ -67,6 +67,13 @@ func StartStore(t testing.TB) *store.Store {
 // t.Cleanup. It returns the store and its Raft address.
 func StartStoreOn(t testing.TB, id string, bootstrap bool, httpAddr string, reg *prometheus.Registry) (*store.Store, string) {
 	t.Helper()
+	return StartStoreWith(t, id, bootstrap, httpAddr, reg, nil)
+}
+
+// StartStoreWith is StartStoreOn with adjust, when not nil, changing the
+// store's config before it starts (the versions a node reads, say).
+func StartStoreWith(t testing.TB, id string, bootstrap bool, httpAddr string, reg *prometheus.Registry, adjust func(*store.Config)) (*store.Store, string) {
+	t.Helper()
 	cfg := store.DefaultConfig()
 	cfg.ID = id
 	cfg.Dir = t.TempDir()
@@ -80,6 +87,9 @@ func StartStoreOn(t testing.TB, id string, bootstrap bool, httpAddr string, reg 
 	cfg.Logger = QuietLogger()
 	if reg == nil {
 		reg = prometheus.NewRegistry()
+	}
+	if adjust != nil {
+		adjust(&cfg)
 	}
 	st, err := store.New(cfg, reg)
 	require.NoError(t, err)
