@@ -66,16 +66,22 @@ func (b *Backend) subscribe(st *store.Store, world string, from uint64) (*store.
 // follow makes sub, of a world's incarnation inc, go on at the world's
 // new home on this node when it moves.
 func (b *Backend) follow(sub *store.Subscription, inc uint64) {
-	sub.FollowMoves(func(ctx context.Context, f fsm.Fence) (*store.Subscription, error) {
-		return b.openMoved(ctx, f, inc)
+	sub.FollowMoves(func(ctx context.Context, f fsm.Fence, from uint64) (*store.Subscription, error) {
+		return b.openMoved(ctx, f, from, inc)
 	})
 }
 
 // openMoved opens the feed of incarnation inc of a world that moved (f)
-// on this node's replica of its new home, from the fence's seq + 1, once
-// that replica has imported it; world_moved when this node runs no
-// replica there.
-func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, inc uint64) (*store.Subscription, error) {
+// on this node's replica of its new home, from seq from (the fence's seq
+// + 1 or later), once that replica has imported it; world_moved when this
+// node runs no replica there.
+//
+// The copy there may be fenced itself: the world moved on (1->2->3), and
+// the subscription follows that fence in turn. Such a copy continues f
+// when its fence is past f's seq; one fenced at or before it is an
+// earlier stay's, left there before the world moved back and away again
+// (A->B->A->B), whose import of f is still to come.
+func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, from, inc uint64) (*store.Subscription, error) {
 	st, ok := b.r.mgr.Group(f.Shard)
 	if !ok {
 		return nil, &fsm.MovedError{Fence: f}
@@ -85,8 +91,8 @@ func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, inc uint64) (*stor
 	// The import usually commits a few milliseconds after the fence (the
 	// move's next steps); its wait is short and bounded.
 	for wait := time.Millisecond; ; wait = min(2*wait, 16*time.Millisecond) {
-		if w, err := st.World(f.World); err == nil && w.Imported > 0 && w.Moved == nil && w.Incarnation == inc {
-			sub, err := st.Subscribe(f.World, f.Seq+1)
+		if w, err := st.World(f.World); err == nil && w.Imported > 0 && w.Incarnation == inc && (w.Moved == nil || w.Moved.Seq > f.Seq) {
+			sub, err := st.Subscribe(f.World, from)
 			if err != nil {
 				return nil, err
 			}
