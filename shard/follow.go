@@ -24,7 +24,13 @@ import (
 // the old group dropped the world). A subscription opened at the new home
 // from a seq at or before the fence (a reader that was behind the move)
 // reads the old home up to N first, when this node runs it and it still
-// holds the fenced world, as the sinks' FeedSource does.
+// holds the fenced world, as the sinks' FeedSource does. A reader several
+// moves behind follows each home's fence in turn (1->2->3), and one that
+// read up to a fence before the world moved away and back follows the
+// stay away first (store: feed.adopt). An action a play connection sent
+// while the world moved is sent again at the new home once this node
+// routes the world there (api/play/follow.go), within the request's time:
+// a publish after it leaves the world_moved refusal (421) as the answer.
 
 // followWait bounds how long a subscription that reached a fence waits
 // for this node's replica of the new home to apply the world's import (a
