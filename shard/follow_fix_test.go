@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gsd-dev/gsd/fsm"
 	"github.com/gsd-dev/gsd/store"
 	"github.com/stretchr/testify/require"
 )
@@ -87,4 +88,28 @@ func TestABackendSubscriptionFromBeyondTheHeadKeepsItsStartAcrossAMove(t *testin
 	}
 	require.Equal(t, []uint64{4}, nextSeqs(t, sub))
 	require.Equal(t, uint64(5), sub.Position())
+}
+
+// The new home's copy fenced at or before the fence a reader follows is
+// an earlier stay's (A->B->A, then fenced towards B again): the reader
+// waits for B's import of this move, not reads that copy.
+func TestABackendSubscriptionDoesNotTakeAnEarlierStaysFencedCopy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	defer func(d time.Duration) { followWait = d }(followWait)
+	followWait = 100 * time.Millisecond
+	b, src, dst := oneNodeTwoShards(t, 1)
+	_, err := Move(ctx, src, dst, "arena", 2, nil)
+	require.NoError(t, err)
+	act(t, dst, incr("arena", "p1", 2, "e1"))
+	_, err = Move(ctx, dst, src, "arena", 1, nil)
+	require.NoError(t, err)
+	act(t, src, incr("arena", "p1", 3, "e1"))
+	sub, err := b.Subscribe("arena", 4)
+	require.NoError(t, err)
+	_, err = FenceAndExport(ctx, src, "arena", 2) // B not importing it (yet)
+	require.NoError(t, err)
+	_, err = sub.Next(ctx)
+	require.ErrorIs(t, err, fsm.ErrWorldMoved)
+	require.ErrorContains(t, err, "has not imported it", "not the earlier stay's copy at seq 2")
 }
