@@ -24,7 +24,13 @@ import (
 // the old group dropped the world). A subscription opened at the new home
 // from a seq at or before the fence (a reader that was behind the move)
 // reads the old home up to N first, when this node runs it and it still
-// holds the fenced world, as the sinks' FeedSource does.
+// holds the fenced world, as the sinks' FeedSource does. A reader several
+// moves behind follows each home's fence in turn (1->2->3), and one that
+// read up to a fence before the world moved away and back follows the
+// stay away first (store: feed.adopt). An action a play connection sent
+// while the world moved is sent again at the new home once this node
+// routes the world there (api/play/follow.go), within the request's time:
+// a publish after it leaves the world_moved refusal (421) as the answer.
 
 // followWait bounds how long a subscription that reached a fence waits
 // for this node's replica of the new home to apply the world's import (a
@@ -66,16 +72,22 @@ func (b *Backend) subscribe(st *store.Store, world string, from uint64) (*store.
 // follow makes sub, of a world's incarnation inc, go on at the world's
 // new home on this node when it moves.
 func (b *Backend) follow(sub *store.Subscription, inc uint64) {
-	sub.FollowMoves(func(ctx context.Context, f fsm.Fence) (*store.Subscription, error) {
-		return b.openMoved(ctx, f, inc)
+	sub.FollowMoves(func(ctx context.Context, f fsm.Fence, from uint64) (*store.Subscription, error) {
+		return b.openMoved(ctx, f, from, inc)
 	})
 }
 
 // openMoved opens the feed of incarnation inc of a world that moved (f)
-// on this node's replica of its new home, from the fence's seq + 1, once
-// that replica has imported it; world_moved when this node runs no
-// replica there.
-func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, inc uint64) (*store.Subscription, error) {
+// on this node's replica of its new home, from seq from (the fence's seq
+// + 1 or later), once that replica has imported it; world_moved when this
+// node runs no replica there.
+//
+// The copy there may be fenced itself: the world moved on (1->2->3), and
+// the subscription follows that fence in turn. Such a copy continues f
+// when its fence is past f's seq; one fenced at or before it is an
+// earlier stay's, left there before the world moved back and away again
+// (A->B->A->B), whose import of f is still to come.
+func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, from, inc uint64) (*store.Subscription, error) {
 	st, ok := b.r.mgr.Group(f.Shard)
 	if !ok {
 		return nil, &fsm.MovedError{Fence: f}
@@ -85,8 +97,8 @@ func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, inc uint64) (*stor
 	// The import usually commits a few milliseconds after the fence (the
 	// move's next steps); its wait is short and bounded.
 	for wait := time.Millisecond; ; wait = min(2*wait, 16*time.Millisecond) {
-		if w, err := st.World(f.World); err == nil && w.Imported > 0 && w.Moved == nil && w.Incarnation == inc {
-			sub, err := st.Subscribe(f.World, f.Seq+1)
+		if w, err := st.World(f.World); err == nil && w.Imported > 0 && w.Incarnation == inc && (w.Moved == nil || w.Moved.Seq > f.Seq) {
+			sub, err := st.Subscribe(f.World, from)
 			if err != nil {
 				return nil, err
 			}

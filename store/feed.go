@@ -39,6 +39,9 @@ type feed struct {
 	// a subscription that follows moves goes on at the new home once it
 	// has read up to the fence's seq.
 	fences map[string]fsm.Fence
+	// left are the stays of worlds on other groups that ended with a
+	// move back here (follow.go).
+	left map[string][]away
 	// present is, after a restore, the restored worlds and their
 	// incarnations, which the writer reconciles the archive with
 	// (archive.reconcile) before its next write; nil: nothing to do.
@@ -147,7 +150,7 @@ func (f *feed) reset(worlds []fsm.WorldInfo, applied uint64, gone ...string) {
 	}
 	f.tails = make(map[string]*tail, len(worlds))
 	f.present = present
-	f.fences = nil
+	f.fences, f.left = nil, nil
 	for _, w := range worlds {
 		f.tailLocked(w.ID, w.Seq+1)
 		if w.Moved != nil {
@@ -214,6 +217,7 @@ func (f *feed) drop(world string) {
 		close(t.changed)
 	}
 	delete(f.fences, world)
+	delete(f.left, world)
 	f.gens[world]++
 	f.pending = slices.DeleteFunc(f.pending, func(ev *fsm.Event) bool { return ev.World == world })
 	f.drops = append(f.drops, world)
@@ -230,10 +234,12 @@ func (f *feed) drop(world string) {
 // (fsm.CmdImportWorldBack) finds the tail of the world's earlier stay
 // here, which ended at its fence: it starts over at next too (the events
 // between are the other home's, copied into the archive), and its
-// subscribers wake to read on from there.
+// subscribers wake to read on from there; one behind the fence follows
+// it to the other home for those until the archive holds them (follow.go).
 func (f *feed) adopt(world string, next uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.leaveLocked(world, next)
 	delete(f.fences, world) // a world that moved back here
 	if t := f.tails[world]; t != nil && (len(t.events) == 0 || t.next() != next) {
 		t.first, t.archived = next, next-1
@@ -574,6 +580,14 @@ func (s *Subscription) Next(ctx context.Context) ([]*fsm.Event, error) {
 			return nil, err
 		}
 		if len(evs) == 0 {
+			if fc, ok := s.f.awayAt(s.world, s.next); ok && s.open != nil && !s.stay {
+				// The world was away then, its events there not copied
+				// here yet: read them at that home.
+				if err := s.follow(ctx, fc); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			return nil, fmt.Errorf("%w: world %s seq %d", ErrArchiveGap, s.world, s.next)
 		}
 		s.next += uint64(len(evs))

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func TestASubscriptionThatFollowsMovesGoesOnAtTheNewHome(t *testing.T) {
 	require.NoError(t, err)
 	fences := make(chan fsm.Fence, 1)
 	imported := make(chan struct{})
-	sub.FollowMoves(func(ctx context.Context, f fsm.Fence) (*Subscription, error) {
+	sub.FollowMoves(func(ctx context.Context, f fsm.Fence, _ uint64) (*Subscription, error) {
 		fences <- f
 		<-imported // as shard's opener waits for the import on this node
 		return dst.Subscribe(f.World, f.Seq+1)
@@ -95,14 +96,14 @@ func TestAFencedSubscriptionWaitsOrFailsAsItsOpenerSays(t *testing.T) {
 	stays, err := src.Subscribe("arena", 4)
 	require.NoError(t, err)
 	asked := 0
-	stays.FollowMoves(func(context.Context, fsm.Fence) (*Subscription, error) {
+	stays.FollowMoves(func(context.Context, fsm.Fence, uint64) (*Subscription, error) {
 		asked++
 		return nil, nil
 	})
 	boom := errors.New("boom")
 	fails, err := src.Subscribe("arena", 2)
 	require.NoError(t, err)
-	fails.FollowMoves(func(context.Context, fsm.Fence) (*Subscription, error) { return nil, boom })
+	fails.FollowMoves(func(context.Context, fsm.Fence, uint64) (*Subscription, error) { return nil, boom })
 	plain, err := src.Subscribe("arena", 4)
 	require.NoError(t, err)
 
@@ -149,11 +150,68 @@ func TestARestoredFenceIsFollowedAfterARestart(t *testing.T) {
 	require.NoError(t, err)
 	boom := errors.New("followed")
 	var got fsm.Fence
-	sub.FollowMoves(func(_ context.Context, f fsm.Fence) (*Subscription, error) {
+	sub.FollowMoves(func(_ context.Context, f fsm.Fence, _ uint64) (*Subscription, error) {
 		got = f
 		return nil, boom
 	})
 	_, err = sub.Next(ctxT(t))
 	require.ErrorIs(t, err, boom)
 	require.Equal(t, fence, got)
+}
+
+// A subscription that read up to the fence of a move away from its group
+// and calls Next only after the world moved back (its tail started over
+// after the other home's events, not in this archive yet) reads those at
+// the other home, through the fence of the stay away, instead of ending
+// with an archive gap; one that does not follow moves ends with it.
+func TestASubscriptionBehindAMoveBackFollowsTheStayAway(t *testing.T) {
+	t.Parallel()
+	f := newFeed(openTestArchive(t), 16, slog.New(slog.DiscardHandler))
+	t.Cleanup(f.close)
+	away := newFeed(openTestArchive(t), 16, slog.New(slog.DiscardHandler))
+	t.Cleanup(away.close)
+	f.publish(2, evs("arena", 1, 2))
+	sub := &Subscription{f: f, world: "arena", next: 1}
+	plain := &Subscription{f: f, world: "arena", next: 3}
+	evs12, err := sub.Next(ctxT(t))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2}, seqsOf(evs12))
+
+	fence := fsm.Fence{World: "arena", Shard: 2, Seq: 2}
+	f.fence(fence)
+	away.publish(3, evs("arena", 3, 4)) // the other home's stay
+	f.adopt("arena", 5)                 // moved back: the tail starts at 5
+	f.publish(5, evs("arena", 5, 5))
+	var got []uint64
+	sub.FollowMoves(func(_ context.Context, fc fsm.Fence, from uint64) (*Subscription, error) {
+		got = append(got, fc.Seq, from)
+		return &Subscription{f: away, world: "arena", next: from}, nil
+	})
+	evs34, err := sub.Next(ctxT(t))
+	require.NoError(t, err)
+	require.Equal(t, []uint64{3, 4}, seqsOf(evs34), "at the other home")
+	require.Equal(t, []uint64{fence.Seq, 3}, got, "through the stay's fence, from its own seq")
+
+	_, err = plain.Next(ctxT(t))
+	require.ErrorIs(t, err, ErrArchiveGap, "without an opener")
+	fails := &Subscription{f: f, world: "arena", next: 3}
+	boom := errors.New("no other home")
+	fails.FollowMoves(func(context.Context, fsm.Fence, uint64) (*Subscription, error) { return nil, boom })
+	_, err = fails.Next(ctxT(t))
+	require.ErrorIs(t, err, boom, "the opener's error ends it")
+	plain.FollowMoves(func(context.Context, fsm.Fence, uint64) (*Subscription, error) { return nil, nil })
+	plain.next = 6 // past the stay away: not in it
+	f.adopt("arena", 8)
+	_, err = plain.Next(ctxT(t))
+	require.ErrorIs(t, err, ErrArchiveGap, "a seq of no stay away")
+
+	f.adopt("arena", 8) // no fence here (a first import): no stay
+	f.fence(fsm.Fence{World: "arena", Shard: 2, Seq: 8})
+	f.adopt("arena", 9) // back at once, nothing away: no stay
+	f.mu.Lock()
+	require.Len(t, f.left["arena"], 1)
+	f.mu.Unlock()
+	f.drop("arena")
+	_, ok := f.awayAt("arena", 3)
+	require.False(t, ok, "dropped with the world")
 }

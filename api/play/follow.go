@@ -52,8 +52,27 @@ func (s *Service) fenceOf(world string) (fsm.Fence, bool) {
 
 // routesTo reports whether this node routes world's writes to group g.
 func (s *Service) routesTo(world string, g uint64) bool {
+	return s.routeOf(world) == strconv.FormatUint(g, 10)
+}
+
+// routeOf returns the group this node routes world's writes to ("": none).
+func (s *Service) routeOf(world string) string {
 	rt, err := s.Router().Route(world, edge.KindWrite)
-	return err == nil && rt.GroupID == strconv.FormatUint(g, 10)
+	if err != nil {
+		return ""
+	}
+	return rt.GroupID
+}
+
+// movedOn reports whether this node now routes world's writes to a group
+// other than refused, one it runs: a world_moved refusal that names no
+// fence (a remote leader's), read when this node's copy is live already
+// (the new home's replica here imported it, the map routes there), has
+// its new home there.
+func (s *Service) movedOn(world, refused string) bool {
+	now := s.routeOf(world)
+	g, err := strconv.ParseUint(now, 10, 64)
+	return now != refused && err == nil && s.follows(fsm.Fence{World: world, Shard: g})
 }
 
 // worldMoved reports whether err is a world_moved refusal, from this
@@ -74,8 +93,14 @@ func worldMoved(err error) (fence fsm.Fence, named, moved bool) {
 // with the same seq, once this node routes the world to its new home
 // (the move's publish), within ctx: the old home applied nothing, and the
 // new home applies it once (the world's idempotency records moved with
-// it). Elsewhere the refusal is the answer (421), as before.
+// it). A refusal that names no fence (a remote leader's) is sent again
+// likewise once this node's copy names the fence and the node routes the
+// world there, or once the node routes the world to another group it
+// runs than the one that refused. Elsewhere the refusal is the answer
+// (421), as before; so it is when the publish comes after ctx's end (the
+// request's time).
 func (c *playConn) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawMessage) (wire.Event, error) {
+	sent := c.s.routeOf(c.world)
 	ev, err := c.s.ActOnLeader(ctx, a, raw, c.token)
 	for wait := time.Millisecond; ; wait = min(2*wait, 16*time.Millisecond) {
 		f, named, moved := worldMoved(err)
@@ -84,7 +109,7 @@ func (c *playConn) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawM
 		}
 		if !named {
 			// The leader refused before this node's replica applied the
-			// fence, or forwarded: this node's copy names it.
+			// fence, or forwarded: this node's copy may name it.
 			f, named = c.s.fenceOf(c.world)
 		}
 		if named && !c.s.follows(f) {
@@ -95,7 +120,8 @@ func (c *playConn) actOnLeader(ctx context.Context, a *fsm.Action, raw json.RawM
 			return ev, err
 		case <-time.After(wait):
 		}
-		if named && c.s.routesTo(c.world, f.Shard) {
+		if named && c.s.routesTo(c.world, f.Shard) || !named && c.s.movedOn(c.world, sent) {
+			sent = c.s.routeOf(c.world)
 			ev, err = c.s.ActOnLeader(ctx, a, raw, c.token)
 		}
 	}

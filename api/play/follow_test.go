@@ -31,7 +31,11 @@ type movingRouter struct {
 }
 
 func (r *movingRouter) Route(string, edge.Kind) (edge.Route, error) {
-	return edge.Route{GroupID: r.gid.Load().(string), Group: r.f}, nil
+	g := r.gid.Load().(string)
+	if g == "" {
+		return edge.Route{}, errors.New("no route")
+	}
+	return edge.Route{GroupID: g, Group: r.f}, nil
 }
 
 // movingService is a play service over a movingFake that runs groups
@@ -149,6 +153,47 @@ func TestAnActionRefusedWorldMovedIsSentAgainAtTheNewHome(t *testing.T) {
 	_, err = c.actOnLeader(ctx, a, nil)
 	require.NoError(t, err)
 	require.Equal(t, int32(2), calls.Load())
+
+	// Nor does this node's copy, by the time it is read: as
+	// shard.Backend.HeldWorld, it is the new home's live one, the map
+	// routing the world there (imported on this node's replica of 7).
+	liveAt := func(gid string) func(error) (*fsm.Event, bool, error) {
+		return func(err error) (*fsm.Event, bool, error) {
+			r.gid.Store(gid)
+			f.Held = map[string]fsm.WorldInfo{"arena": {ID: "arena"}} // under the hook: f.Mu is not held
+			return nil, false, err
+		}
+	}
+	unnamed := func(gid string) {
+		calls.Store(0)
+		r.gid.Store("1")
+		f.Set(func(f *apitest.Fake) {
+			f.Held = map[string]fsm.WorldInfo{"arena": {ID: "arena", Moved: &fence}}
+			f.ActHook = func(_ context.Context, a *fsm.Action) (*fsm.Event, bool, error) {
+				if calls.Add(1) == 1 {
+					return liveAt(gid)(&edge.RemoteError{Status: 421, Code: fsm.CodeWorldMoved})
+				}
+				return &fsm.Event{World: a.World, Seq: 1, Player: a.Player, ClientSeq: a.Seq}, false, nil
+			}
+		})
+	}
+	unnamed("7")
+	_, err = c.actOnLeader(ctx, a, nil)
+	require.NoError(t, err, "routed to another group this node runs: sent again")
+	require.Equal(t, int32(2), calls.Load())
+	for _, gid := range []string{"1", "9"} { // still the refusing group; a group this node does not run
+		unnamed(gid)
+		short, scancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err = c.actOnLeader(short, a, nil)
+		scancel()
+		_, _, moved := worldMoved(err)
+		require.True(t, moved, "routed to %s: %v", gid, err)
+		require.Equal(t, int32(1), calls.Load(), "routed to %s: not sent again", gid)
+	}
+
+	r.gid.Store("") // no route: no new home
+	require.Empty(t, s.routeOf("arena"))
+	require.False(t, s.movedOn("arena", "1"))
 
 	// Moved to a group this node does not run: the refusal, at once.
 	refuse(&fsm.MovedError{Fence: fsm.Fence{World: "arena", Shard: 9}})
