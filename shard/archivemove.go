@@ -107,15 +107,16 @@ func CopyMovedArchive(ctx context.Context, dst MovedArchive, pages ArchivePages,
 
 // CopyMovedArchives copies, for every world moved to a group this node
 // runs, the events up to the fence that the new home's archive here
-// lacks: from this node's replica of the old group when it runs it (still
-// fenced there, same incarnation), else, when peers is not nil, from
-// another node of the new group that holds them (its own copy), through
-// peers (api/edge's client: api/peer's archive route). It returns how
+// lacks (copyMoved, oldhome.go): from this node's replicas of the
+// world's old groups (still fenced there towards it, same incarnation),
+// each for the seqs up to its fence, and, unless the one whose fence the
+// import continues is among them and served every hole, when peers is
+// not nil, from another node of the new group that holds them (its own
+// copy), through peers (api/edge's client: api/peer's archive route). It returns how
 // many events it stored; a world it could not complete is in the error,
 // and the others are copied anyway. A world copied completely is not
 // looked at again (until the node restarts).
 func (b *Backend) CopyMovedArchives(ctx context.Context, peers store.RefillPeers, page int) (int, error) {
-	fs := &FeedSource{b: b}
 	stored := 0
 	var errs []error
 	for _, g := range b.r.mgr.Groups() {
@@ -127,21 +128,15 @@ func (b *Backend) CopyMovedArchives(ctx context.Context, peers store.RefillPeers
 			if w.Imported == 0 || b.copied.isDone(g, w) {
 				continue
 			}
-			var n int
-			var err error
-			if old, fence, ok := fs.b.oldHome(w.ID, home); ok {
-				n, err = CopyMovedArchive(ctx, home, ArchiveOf(old, w.ID), w.ID, fence.Seq, page)
-			} else if peers != nil {
-				n, err = b.copyFromPeers(ctx, peers, g, home, w, page)
-			} else {
-				continue
-			}
+			n, done, err := b.copyMoved(ctx, peers, g, home, w, page)
 			stored += n
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			b.copied.mark(g, w)
+			if done {
+				b.copied.mark(g, w)
+			}
 		}
 	}
 	return stored, errors.Join(errs...)

@@ -117,38 +117,17 @@ func (b *Backend) openMoved(ctx context.Context, f fsm.Fence, from, inc uint64) 
 }
 
 // oldHome returns the group of this node that holds world fenced with a
-// move to home's group, of the incarnation home imported, and the fence.
-// Of several (a world that came to home twice: C->B->A->B, C and A both
-// fenced towards B), the latest: the highest fence, the one home's import
-// continues (an earlier one's events up to its fence are home's own, or
-// copied already, at the first import).
+// move to home's group, of the incarnation home imported, at the seq
+// home's import continues (oldhome.go), and the fence. A world that came
+// to home twice (C->B->A->B) has C fenced towards B too, at an earlier
+// seq: it is no old home of this import (its events after its fence are
+// B's earlier stay's), and on a node that runs C but not A there is none
+// (a copy then takes A's events from a peer).
 func (b *Backend) oldHome(world string, home *store.Store) (*store.Store, fsm.Fence, bool) {
-	info, err := home.World(world)
-	if err != nil || info.Imported == 0 {
-		return nil, fsm.Fence{}, false
+	if homes := b.localHomes(world, home); len(homes) > 0 && homes[0].continues {
+		return homes[0].st, homes[0].fence, true
 	}
-	gid, ok := b.groupID(home)
-	if !ok {
-		return nil, fsm.Fence{}, false
-	}
-	var (
-		best  *store.Store
-		fence fsm.Fence
-	)
-	for _, g := range b.r.mgr.Groups() {
-		st, ok := b.r.mgr.Group(g)
-		if !ok || st == home {
-			continue
-		}
-		w, err := st.World(world)
-		if err != nil || w.Moved == nil || w.Incarnation != info.Incarnation {
-			continue
-		}
-		if w.Moved.Shard == gid && (best == nil || w.Moved.Seq > fence.Seq) {
-			best, fence = st, *w.Moved
-		}
-	}
-	return best, fence, best != nil
+	return nil, fsm.Fence{}, false
 }
 
 // groupID returns the id of this node's group st.

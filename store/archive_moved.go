@@ -116,23 +116,28 @@ func archiveFloor(w fsm.WorldInfo) uint64 {
 }
 
 // restoreFloor is the lowest log index of w's archived events a
-// restore's reconcile keeps: for an imported world its import index,
-// unless the archive is marked as holding its events from before the
-// import for its incarnation (archiveFloor then). Without the mark, an
-// earlier incarnation's events on this group, of a node that missed its
-// delete, could pass for copied ones.
+// restore's reconcile keeps (0: all of them): for an imported world its
+// import index, unless the archive is marked for its incarnation
+// (markMoved: this node applied its import, or stored its events from
+// before the import, and the bucket holds nothing else), which keeps them
+// all. A world moved away from this group and back, or one copied from
+// several homes, holds events below its import index that are its own
+// (the earlier stay's, with this group's indexes; other groups', with
+// theirs): no single floor separates them from an earlier incarnation's.
+// Without the mark, an earlier incarnation's events on this group, of a
+// node that missed its delete, could pass for them.
 func (a *archive) restoreFloor(w fsm.WorldInfo) uint64 {
 	if w.Imported > 0 {
 		if inc, err := a.movedMark(w.ID); err == nil && inc == w.Incarnation {
-			return archiveFloor(w)
+			return 0
 		}
 		return w.Imported
 	}
 	return w.Incarnation
 }
 
-// markMoved records that the archive holds world's events from before
-// its import for incarnation inc.
+// markMoved records that the archive holds only events of world's
+// incarnation inc, those from before its import included.
 func (a *archive) markMoved(world string, inc uint64) error {
 	return a.update(func(tx *bolt.Tx) error { return tx.Bucket(movedBucket).Put([]byte(world), seqKey(inc)) })
 }

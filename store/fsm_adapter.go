@@ -80,6 +80,9 @@ func (a *fsmAdapter) ApplyBatch(logs []*raft.Log) []any {
 				if r.Imported != nil {
 					a.feed.adopt(r.Imported.ID, r.Imported.Seq+1)
 				}
+				if r.Imported != nil {
+					a.feed.imported(*r.Imported)
+				}
 				if r.Deleted != nil {
 					// The deleted incarnation's events go to the feed
 					// first, then the feed drops them all; a re-created
