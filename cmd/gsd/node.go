@@ -370,6 +370,15 @@ func join(ctx context.Context, o *options, httpAdvertise string, versions fsm.Ve
 	defer c.Close()
 	n := fsm.NodeInfo{ID: o.id, RaftAddr: o.raftAdvertise, HTTPAddr: httpAdvertise, Region: o.region, Versions: versions}
 	backoff := 250 * time.Millisecond
+	// telling is the last failure that says why (a refused certificate, a
+	// reset), which the one the deadline cut short would hide.
+	var telling error
+	failed := func(err error) error {
+		if telling != nil && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("join via %v: %w (the last attempt that ended by itself: %v)", o.join, err, telling)
+		}
+		return fmt.Errorf("join via %v: %w", o.join, err)
+	}
 	for {
 		err := c.Join(ctx, n)
 		if err == nil {
@@ -377,7 +386,10 @@ func join(ctx context.Context, o *options, httpAdvertise string, versions fsm.Ve
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("join via %v: %w", o.join, err)
+			return failed(err)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			telling = err
 		}
 		// 4xx answers (other than overload) will not change by retrying.
 		if s := client.StatusCode(err); s >= 400 && s < 500 && s != http.StatusTooManyRequests {
@@ -388,7 +400,7 @@ func join(ctx context.Context, o *options, httpAdvertise string, versions fsm.Ve
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("join via %v: %w", o.join, err)
+			return failed(err)
 		case <-t.C:
 		}
 		backoff = min(backoff*2, 5*time.Second)

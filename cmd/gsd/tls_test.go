@@ -190,7 +190,7 @@ func TestClusterWithMutualTLSReplicatesAndRefusesOutsiders(t *testing.T) {
 
 	// A node whose certificate is of another CA cannot join.
 	other := newTestCA(t)
-	n3 := startNode(t, "n3", t.TempDir(), append(other.flags(t, "n3"), "--join", n1.http, "--join-timeout", "2s")...)
+	n3 := startNode(t, "n3", t.TempDir(), append(other.flags(t, "n3"), "--join", n1.http, "--join-timeout", "5s")...)
 	require.Equal(t, 1, n3.exited(t))
 	requireContains(t, n3.stderr.String(), "gsd: join via", "certificate")
 	// Nor can a node without TLS.
