@@ -44,11 +44,30 @@ func TestSmokeShardsKillRandom(t *testing.T) { smoke(t, "smoke-shards-kill-rando
 // refuses writes with world_moved, each move completes when resumed, and
 // the checks hold for both worlds across their moves.
 func TestSmokeShardsMove(t *testing.T) {
-	res := smoke(t, "smoke-shards-move")
-	if res == nil {
-		return
+	if moved := movesOf(t, smoke(t, "smoke-shards-move")); moved == 0 {
+		t.Errorf("no world moved")
 	}
+}
+
+// TestSmokeShardsMoveBack moves each world back and forth between two
+// shards under faults: from the third fault on each move goes back to
+// the shard the world left (w0's second move to the shard that created
+// it), whose fenced copy the import replaces, and
+// the checks hold for both worlds across all their moves.
+func TestSmokeShardsMoveBack(t *testing.T) {
+	if moved := movesOf(t, smoke(t, "smoke-shards-move-back")); moved < 3 {
+		t.Errorf("%d moves; want at least 3, so that a world moves back to a shard it left", moved)
+	}
+}
+
+// movesOf checks that every fault of res started and stopped without
+// error and counts those that moved a world.
+func movesOf(t *testing.T, res *Result) int {
+	t.Helper()
 	moved := 0
+	if res == nil {
+		return 0
+	}
 	for _, f := range res.Faults {
 		if f.Err != "" {
 			t.Errorf("fault %q: %s", f.Desc, f.Err)
@@ -57,9 +76,7 @@ func TestSmokeShardsMove(t *testing.T) {
 			moved++
 		}
 	}
-	if moved == 0 {
-		t.Errorf("no world moved: faults %+v", res.Faults)
-	}
+	return moved
 }
 
 // TestSmokeRotatingFaults passes through every nemesis kind once; each
