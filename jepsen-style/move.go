@@ -89,7 +89,7 @@ func MoveUnder(fault string) func() Nemesis {
 }
 
 // MoveBackUnder returns a nemesis that moves a world back and forth
-// under fault (one of moveFaults, or "rotate"): its first move goes to
+// under fault (one of moveFaults, or "rotate"): w0's first move goes to
 // another shard at random, each later one back to the shard it came from.
 func MoveBackUnder(fault string) func() Nemesis {
 	return func() Nemesis { return &moveNemesis{fault: fault, back: true} }
@@ -158,11 +158,12 @@ func (m *moveNemesis) init(ctx context.Context, e *Env) error {
 }
 
 // next picks the world to move and its target: w0 and w1 in turn, to a
-// shard the world has not been on, or with back to the shard it came
-// from (another shard at random on its first move).
+// shard the world has not been on; with back, w0 alone (every fault
+// after the first is a move back), to the shard it came from (another
+// shard at random on its first move), while w1 stays where it was made.
 func (m *moveNemesis) next(e *Env) (string, uint64, bool) {
 	if m.back {
-		w := worlds[m.n%len(worlds)]
+		w := worlds[0]
 		if p, ok := m.prev[w]; ok {
 			return w, p, true
 		}

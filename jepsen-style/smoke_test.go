@@ -56,7 +56,7 @@ func TestSmokeShardsMove(t *testing.T) {
 // the checks hold for both worlds across all their moves.
 func TestSmokeShardsMoveBack(t *testing.T) {
 	if moved := movesOf(t, smoke(t, "smoke-shards-move-back")); moved < 3 {
-		t.Errorf("%d moves; want at least 3, so that a world moves back to a shard it left", moved)
+		t.Errorf("%d moves; want at least 3 (A -> B -> A -> B)", moved)
 	}
 }
 
