@@ -49,11 +49,10 @@ func TestSmokeShardsMove(t *testing.T) {
 	}
 }
 
-// TestSmokeShardsMoveBack moves each world back and forth between two
-// shards under faults: from the third fault on each move goes back to
-// the shard the world left (w0's second move to the shard that created
-// it), whose fenced copy the import replaces, and
-// the checks hold for both worlds across all their moves.
+// TestSmokeShardsMoveBack moves w0 back and forth between two shards
+// under faults: its second move goes back to the shard that created it,
+// its third to the shard it left, each import replacing the copy the
+// shard kept fenced, and the checks hold for both worlds.
 func TestSmokeShardsMoveBack(t *testing.T) {
 	if moved := movesOf(t, smoke(t, "smoke-shards-move-back")); moved < 3 {
 		t.Errorf("%d moves; want at least 3 (A -> B -> A -> B)", moved)
