@@ -56,16 +56,21 @@ type worldMove struct {
 // failed action: CheckEvents reports it if any feed has it), and tries
 // to complete the move while the fault runs. Stop heals, then resumes the
 // move until it completes (it is resumable: every step is safe to
-// repeat) and checks its answer and every live node's map. A world
-// never moves back to a shard it left (the old home keeps it fenced), so
-// each world visits each shard once; a fault with no shard left for
-// either world moves nothing and says so.
+// repeat) and checks its answer and every live node's map. Without back,
+// a world never moves to a shard it has been on, so each world visits
+// each shard once and a fault with no shard left for either world moves
+// nothing and says so. With back (MoveBackUnder), a world goes back to
+// the shard it came from (A -> B -> A -> B ..., the first move back
+// being to the shard that created it): the import there replaces the
+// copy that shard kept fenced (fsm log 17, shard/DESIGN.md "A move back").
 type moveNemesis struct {
 	fault string // one of moveFaults, or "rotate"
+	back  bool   // move each world back to the shard it came from
 
 	mu      sync.Mutex
 	n       int
 	home    map[string]uint64
+	prev    map[string]uint64 // with back: the shard the world came from
 	visited map[string]map[uint64]bool
 	shards  []uint64
 	cur     *worldMove
@@ -81,6 +86,13 @@ type moveNemesis struct {
 // moveFaults, or "rotate" for each in turn).
 func MoveUnder(fault string) func() Nemesis {
 	return func() Nemesis { return &moveNemesis{fault: fault} }
+}
+
+// MoveBackUnder returns a nemesis that moves a world back and forth
+// under fault (one of moveFaults, or "rotate"): w0's first move goes to
+// another shard at random, each later one back to the shard it came from.
+func MoveBackUnder(fault string) func() Nemesis {
+	return func() Nemesis { return &moveNemesis{fault: fault, back: true} }
 }
 
 // hasPlay reports whether a play client of the run plays in world
@@ -130,7 +142,7 @@ func (m *moveNemesis) init(ctx context.Context, e *Env) error {
 	if !sm.Meta {
 		return errors.New("the shard map is not the meta group's: run with --meta (metaArgs)")
 	}
-	m.home, m.visited = map[string]uint64{}, map[string]map[uint64]bool{}
+	m.home, m.prev, m.visited = map[string]uint64{}, map[string]uint64{}, map[string]map[uint64]bool{}
 	for _, s := range sm.Shards {
 		m.shards = append(m.shards, s.ID)
 	}
@@ -146,8 +158,26 @@ func (m *moveNemesis) init(ctx context.Context, e *Env) error {
 }
 
 // next picks the world to move and its target: w0 and w1 in turn, to a
-// shard the world has not been on.
+// shard the world has not been on; with back, w0 alone (every fault
+// after the first is a move back), to the shard it came from (another
+// shard at random on its first move), while w1 stays where it was made.
 func (m *moveNemesis) next(e *Env) (string, uint64, bool) {
+	if m.back {
+		w := worlds[0]
+		if p, ok := m.prev[w]; ok {
+			return w, p, true
+		}
+		var other []uint64
+		for _, s := range m.shards {
+			if s != m.home[w] {
+				other = append(other, s)
+			}
+		}
+		if len(other) == 0 {
+			return "", 0, false
+		}
+		return w, other[e.Rng.IntN(len(other))], true
+	}
 	for k := range worlds {
 		w := worlds[(m.n+k)%len(worlds)]
 		var free []uint64
@@ -161,6 +191,13 @@ func (m *moveNemesis) next(e *Env) (string, uint64, bool) {
 		}
 	}
 	return "", 0, false
+}
+
+// settle records a completed move: the world's new home, and the shard it
+// came from (a move back's target).
+func (m *moveNemesis) settle(mv worldMove) {
+	m.home[mv.world], m.prev[mv.world] = mv.to, mv.from
+	m.moved = append(m.moved, mv)
 }
 
 func (m *moveNemesis) Start(ctx context.Context, e *Env) (string, error) {
@@ -402,8 +439,7 @@ func (m *moveNemesis) Stop(ctx context.Context, e *Env) error {
 	}
 	m.checkMoved(e, mv, got, m.done)
 	m.checkHash(ctx, e, mv)
-	m.home[mv.world] = mv.to
-	m.moved = append(m.moved, *mv)
+	m.settle(*mv)
 	// Every live node's map places the world on its new home.
 	for i := range e.C.Nodes {
 		if !e.C.Running(i) {

@@ -67,6 +67,12 @@ func Matrix() []Scenario {
 		{Name: "shards-move-partition-source-leader", Nemesis: MoveUnder(MovePartitionSource), Shards: 4, Args: metaArgs, Play: 2},
 		{Name: "shards-move-kill-source-mid-move", Nemesis: MoveUnder(MoveKillSourceMidMove), Shards: 4, Args: metaArgs},
 		{Name: "shards-move-pause-source-leader", Nemesis: MoveUnder(MovePauseSource), Shards: 4, Args: metaArgs, Play: 2},
+		// Moves back (fsm log 17): w0 goes back and forth between two
+		// shards (A -> B -> A -> B ..., first back to the shard that
+		// created it), each move under the next fault of the rotation; the
+		// import at the old home replaces the copy it kept fenced. w1
+		// stays on its shard.
+		{Name: "shards-move-back", Nemesis: MoveBackUnder("rotate"), Shards: 2, Args: metaArgs, Play: 2},
 	}
 }
 
@@ -85,6 +91,12 @@ func Smoke() []Scenario {
 		light(Scenario{Name: "smoke-partition-minority", Nemesis: PartitionLeaderMinority}),
 		light(Scenario{Name: "smoke-shards-kill-random", Nemesis: KillRandom, Shards: 2}),
 		light(Scenario{Name: "smoke-shards-move", Nemesis: MoveUnder("rotate"), Shards: 3, Args: metaArgs}),
+		// Short faults so that w0 moves at least three times (A -> B -> A -> B).
+		func() Scenario {
+			s := light(Scenario{Name: "smoke-shards-move-back", Nemesis: MoveBackUnder("rotate"), Shards: 2, Args: metaArgs})
+			s.Hold, s.Quiet = time.Second, time.Second
+			return s
+		}(),
 		// Every kind of fault once, 1 s each, on five voters and a spare,
 		// disk faults included (gsd built with failpoints). Snapshots on
 		// demand, as in crash-between-steps: with compactArgs every node
