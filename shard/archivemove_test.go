@@ -22,6 +22,18 @@ func groupLeader(t *testing.T, c *shardCluster, g uint64) *store.Store {
 	return l
 }
 
+// joinReplicas has each of groups' leaders record every replica of its
+// group as a member (Join), so that it knows their versions.
+func joinReplicas(ctx context.Context, t *testing.T, c *shardCluster, groups ...uint64) {
+	t.Helper()
+	for _, g := range groups {
+		l := groupLeader(t, c, g)
+		for _, r := range c.replicas(g) {
+			require.NoError(t, l.Join(ctx, r.Self()))
+		}
+	}
+}
+
 // After a world moved between two groups that both nodes run, each
 // node's copy (Backend.CopyMovedArchives) lets a subscription from seq 1
 // at the new home read every event once, in order: those from before the
@@ -35,12 +47,8 @@ func TestMovedWorldsArchiveFollowsItToEveryNodeOfItsNewHome(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, g := range []uint64{1, 2} { // the voters' versions: a move needs log version 8
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	// The voters' versions: a move needs log version 8
+	joinReplicas(ctx, t, c, 1, 2)
 	src := groupLeader(t, c, 1)
 	mustCreateWorld(t, src, "arena")
 	for seq := uint64(1); seq <= 5; seq++ {
@@ -215,12 +223,7 @@ func TestMovedWorldsArchiveReachesANodeWithoutTheOldGroupThroughItsPeers(t *test
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, g := range []uint64{1, 2} {
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	joinReplicas(ctx, t, c, 1, 2)
 	src := groupLeader(t, c, 1)
 	mustCreateWorld(t, src, "arena")
 	for seq := uint64(1); seq <= 5; seq++ {

@@ -112,12 +112,8 @@ func TestTheAuditorsFollowEveryGroupsWorldsAndAWorldAcrossItsMove(t *testing.T) 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for _, g := range []uint64{1, 2} { // the voters' versions: a move needs log version 8, a salted one 15
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	// The voters' versions: a move needs log version 8, a salted one 15
+	joinReplicas(ctx, t, c, 1, 2)
 	src := groupLeader(t, c, 1)
 	dst := groupLeader(t, c, 2)
 	mustCreateWorld(t, src, "arena")

@@ -28,12 +28,7 @@ func TestAMoveBacksOldHomeIsTheOneItsImportContinues(t *testing.T) {
 		Worlds: map[string]uint64{"arena": 2},
 	})
 	ctx := moveContext(t)
-	for _, g := range []uint64{1, 2, 3} {
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	joinReplicas(ctx, t, c, 1, 2, 3)
 	mustCreateWorld(t, groupLeader(t, c, 1), "arena")
 	seq := uint64(0)
 	actOn := func(g uint64, n int) {

@@ -86,12 +86,8 @@ func TestAWorldMovesAToBToAToBUnderWritersLosingNothing(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	for _, g := range []uint64{1, 2} { // the members' versions: a move back needs log 17
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	// The members' versions: a move back needs log 17
+	joinReplicas(ctx, t, c, 1, 2)
 	mustCreateWorld(t, groupLeader(t, c, 1), "arena")
 	act(t, groupLeader(t, c, 1), incr("arena", "seed", 1, "e"))
 	waitAudited(t, auds["n1"], "arena", 1)

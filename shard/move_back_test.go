@@ -185,12 +185,8 @@ func TestAMoveBackToAGroupWithOneMemberReadingLog16FencesNothing(t *testing.T) {
 		}
 	})
 	ctx := moveContext(t)
-	for _, g := range []uint64{1, 2} { // the members report their versions
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	// The members report their versions.
+	joinReplicas(ctx, t, c, 1, 2)
 	mustCreateWorld(t, groupLeader(t, c, 1), "w")
 	act(t, groupLeader(t, c, 1), incr("w", "alice", 1, "e"))
 	_, err := Move(ctx, groupLeader(t, c, 1), groupLeader(t, c, 2), "w", 2, nil)
@@ -283,12 +279,7 @@ func TestAMoveBacksArchiveReachesANodeWithoutTheOldGroup(t *testing.T) {
 		Worlds:     map[string]uint64{"arena": 2},
 	})
 	ctx := moveContext(t)
-	for _, g := range []uint64{1, 2} {
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	joinReplicas(ctx, t, c, 1, 2)
 	mustCreateWorld(t, groupLeader(t, c, 2), "arena")
 	for seq := uint64(1); seq <= 3; seq++ {
 		act(t, groupLeader(t, c, 2), incr("arena", "p1", seq, "e1"))
@@ -351,12 +342,7 @@ func TestAMoveBacksArchiveFillsEveryHoleOnANodeThatSweptNotBetween(t *testing.T)
 		Worlds:     map[string]uint64{"arena": 2},
 	})
 	ctx := moveContext(t)
-	for _, g := range []uint64{1, 2} {
-		l := groupLeader(t, c, g)
-		for _, r := range c.replicas(g) {
-			require.NoError(t, l.Join(ctx, r.Self()))
-		}
-	}
+	joinReplicas(ctx, t, c, 1, 2)
 	mustCreateWorld(t, groupLeader(t, c, 1), "arena")
 	seq := uint64(0)
 	actOn := func(g uint64, n int) {

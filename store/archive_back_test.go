@@ -20,27 +20,7 @@ func TestARestartAfterAMoveBackKeepsTheEarlierStaysArchive(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 1, func(cfg *Config) { cfg.TrailingLogs = 2 })
 	l := c.leader()
-	mustCreateWorld(t, l, "w")
-	for seq := uint64(1); seq <= 3; seq++ {
-		_, _, err := l.Act(ctxT(t), incr("w", "ann", seq, "e", "c", 1))
-		require.NoError(t, err)
-	}
-	_, err := l.MoveWorld(ctxT(t), "w", 2, 0)
-	require.NoError(t, err)
-	out, _, err := l.ExportWorld("w", fsm.ExportFormat)
-	require.NoError(t, err)
-	a := newCluster(t, 1, nil).leader()
-	require.NoError(t, a.Join(ctxT(t), a.Self()))
-	_, err = a.ImportWorld(ctxT(t), "w", out)
-	require.NoError(t, err)
-	for seq := uint64(4); seq <= 5; seq++ {
-		_, _, err := a.Act(ctxT(t), incr("w", "bob", seq, "e", "c", 1))
-		require.NoError(t, err)
-	}
-	_, err = a.MoveWorld(ctxT(t), "w", 1, 0)
-	require.NoError(t, err)
-	blob, _, err := a.ExportWorld("w", fsm.ExportFormat)
-	require.NoError(t, err)
+	_, _, blob, _ := awayAndBack(t, l)
 	info, err := l.ImportWorld(ctxT(t), "w", blob)
 	require.NoError(t, err)
 	require.Nil(t, info.Moved, "moved back")

@@ -22,29 +22,7 @@ func TestAMoveBackWaitsForEveryMemberToReadLogVersion17(t *testing.T) {
 	old.Log = 16
 	c, mixed := newMixedCluster(t, old)
 	l := c.leader()
-	mustCreateWorld(t, l, "w")
-	for seq := uint64(1); seq <= 3; seq++ {
-		_, _, err := l.Act(ctxT(t), incr("w", "ann", seq, "e", "c", 1))
-		require.NoError(t, err)
-	}
-	fence, err := l.MoveWorld(ctxT(t), "w", 2, 0)
-	require.NoError(t, err)
-	// The world's other home, A: it imports the world, takes two more
-	// events and gives it back.
-	out, _, err := l.ExportWorld("w", fsm.ExportFormat)
-	require.NoError(t, err)
-	a := newCluster(t, 1, nil).leader()
-	require.NoError(t, a.Join(ctxT(t), a.Self()))
-	_, err = a.ImportWorld(ctxT(t), "w", out)
-	require.NoError(t, err)
-	for seq := uint64(4); seq <= 5; seq++ {
-		_, _, err := a.Act(ctxT(t), incr("w", "bob", seq, "e", "c", 1))
-		require.NoError(t, err)
-	}
-	_, err = a.MoveWorld(ctxT(t), "w", 1, 0)
-	require.NoError(t, err)
-	blob, seq, err := a.ExportWorld("w", fsm.ExportFormat)
-	require.NoError(t, err)
+	fence, a, blob, seq := awayAndBack(t, l)
 	require.Equal(t, uint64(5), seq)
 	sub, err := a.Subscribe("w", fence.Seq+1)
 	require.NoError(t, err)
@@ -112,4 +90,34 @@ func TestAMoveBackWaitsForEveryMemberToReadLogVersion17(t *testing.T) {
 		}
 		require.Equal(t, []uint64{1, 2, 3, 4, 5, 6}, seqs, "node %s: every event once, in order", s.cfg.ID)
 	}
+}
+
+// awayAndBack creates world "w" on l with three events, moves it to
+// group 2 (fence), which a new one-node group a imports, takes two more
+// events there (seq 5) and moves back to group 1: it returns the fence
+// at l, the other home, and a's export of the world (blob, at seq).
+func awayAndBack(t *testing.T, l *Store) (fence fsm.Fence, a *Store, blob []byte, seq uint64) {
+	t.Helper()
+	mustCreateWorld(t, l, "w")
+	for seq := uint64(1); seq <= 3; seq++ {
+		_, _, err := l.Act(ctxT(t), incr("w", "ann", seq, "e", "c", 1))
+		require.NoError(t, err)
+	}
+	fence, err := l.MoveWorld(ctxT(t), "w", 2, 0)
+	require.NoError(t, err)
+	out, _, err := l.ExportWorld("w", fsm.ExportFormat)
+	require.NoError(t, err)
+	a = newCluster(t, 1, nil).leader()
+	require.NoError(t, a.Join(ctxT(t), a.Self()))
+	_, err = a.ImportWorld(ctxT(t), "w", out)
+	require.NoError(t, err)
+	for seq := uint64(4); seq <= 5; seq++ {
+		_, _, err := a.Act(ctxT(t), incr("w", "bob", seq, "e", "c", 1))
+		require.NoError(t, err)
+	}
+	_, err = a.MoveWorld(ctxT(t), "w", 1, 0)
+	require.NoError(t, err)
+	blob, seq, err = a.ExportWorld("w", fsm.ExportFormat)
+	require.NoError(t, err)
+	return fence, a, blob, seq
 }
